@@ -1,0 +1,73 @@
+"""``phoneemu`` command line: a thin dispatcher over ``phoneemu.commands.*``.
+
+Each command module exposes ``register(subparsers)``; it adds its parser and sets
+``handler(args) -> int``. Errors of the project print as one line, never a traceback:
+exit 2 for bad input/usage, 1 for a check that failed (the command decides), 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from phoneemu.errors import PhoneEmuError
+
+__all__ = ["build_parser", "main"]
+
+# Order is the order shown in --help.
+_COMMAND_MODULES = (
+    "run", "boot", "phone", "lab", "inspect", "replay", "fleet", "fuzz",
+)
+
+_EPILOG = """\
+quick start:
+  phoneemu run scenarios/                 run the catalogue against the built-in lab cluster
+  phoneemu lab init /tmp/lab --seed 1     make a lab cluster, then: phoneemu lab serve --dir /tmp/lab
+  phoneemu boot --tftp 127.0.0.1:6969 --mac 001122334455 --flash /tmp/ph1
+  phoneemu inspect ITLFile.tlv            decode and verify a trust list
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="phoneemu",
+        description="Emulated IP-phone trust clients (CTL/ITL, signed and encrypted configs, "
+        "TVS, CAPF) and a lab cluster to test them against.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"phoneemu.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"phoneemu.commands.{name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(handler(args))
+    except PhoneEmuError as exc:
+        print(f"phoneemu {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"phoneemu {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+    except OSError as exc:
+        print(f"phoneemu {args.command}: {exc.strerror or exc} ({exc.filename or ''})".rstrip(" ()"),
+              file=sys.stderr)
+        return 2

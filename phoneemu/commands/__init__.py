@@ -1,0 +1,1 @@
+"""One module per ``phoneemu`` command; each exposes ``register(subparsers)``."""

@@ -1,0 +1,197 @@
+"""X.509 certificates: issue, load, and extract the fields trust lists carry (spec §B.2).
+
+* Serial numbers on the wire are big-endian, minimal length, with no DER sign byte
+  (spec §A.2 tag 5, §B.2 tag 6).
+* Distinguished names are written CUCM-style: RDNs most-specific first joined by ``;``
+  (spec §A.7), e.g. ``CN=cucm-pub;OU=TAC;O=Cisco;C=PL``. Matching compares serial and a
+  normalised issuer, so the RFC 4514 ``,`` style also matches (spec §B.4).
+* ``now`` is always passed in; this module never reads the clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from phoneemu.crypto.keys import PrivateKey, PublicKey
+from phoneemu.errors import DecodeError
+
+__all__ = [
+    "CertRequest",
+    "cert_der",
+    "cert_public_key",
+    "cert_signature_bytes",
+    "dn_text",
+    "fingerprint",
+    "issue_certificate",
+    "load_cert_der",
+    "load_certs_pem",
+    "name_from_text",
+    "normalise_dn",
+    "serial_bytes",
+    "serial_from_bytes",
+]
+
+Certificate = x509.Certificate
+
+_ATTR_OIDS = {
+    "CN": NameOID.COMMON_NAME, "OU": NameOID.ORGANIZATIONAL_UNIT_NAME,
+    "O": NameOID.ORGANIZATION_NAME, "L": NameOID.LOCALITY_NAME,
+    "ST": NameOID.STATE_OR_PROVINCE_NAME, "C": NameOID.COUNTRY_NAME,
+    "SERIALNUMBER": NameOID.SERIAL_NUMBER,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CertRequest:
+    """What to put in a certificate; ``issuer``/``issuer_key`` absent means self-signed."""
+
+    subject: str
+    public_key: PublicKey
+    serial: int
+    not_before: dt.datetime
+    not_after: dt.datetime
+    ca: bool = False
+    key_usage: Sequence[str] = ("digital_signature", "key_encipherment")
+    extended_key_usage: Sequence[str] = ("server_auth", "client_auth")
+    san_dns: Sequence[str] = field(default_factory=tuple)
+    san_uri: Sequence[str] = field(default_factory=tuple)
+    hash_name: str = "sha256"
+
+
+def name_from_text(text: str) -> x509.Name:
+    """Parse ``CN=a;OU=b;O=c`` (or ``,``-separated) most-specific-first into an x509.Name."""
+    sep = ";" if ";" in text else ","
+    attrs = []
+    for raw_part in text.split(sep):
+        part = raw_part.strip()
+        if not part:
+            continue
+        key, eq, value = part.partition("=")
+        oid = _ATTR_OIDS.get(key.strip().upper())
+        if not eq or oid is None:
+            raise DecodeError(f"bad DN component {part!r} (use CN=..;OU=..;O=..)", path="subject")
+        attrs.append(x509.NameAttribute(oid, value.strip()))
+    if not attrs:
+        raise DecodeError(f"empty DN {text!r}", path="subject")
+    # Most-specific first in text; X.509 stores least-specific first.
+    return x509.Name(list(reversed(attrs)))
+
+
+def dn_text(name: x509.Name) -> str:
+    """CUCM-style DN text: most-specific RDN first, ``;``-separated (spec §A.7)."""
+    return ";".join(rdn.rfc4514_string() for rdn in reversed(name.rdns))
+
+
+def normalise_dn(text: str) -> str:
+    """Comparable form of a DN written with ``;`` or ``,`` separators, any case/spacing."""
+    sep = ";" if ";" in text else ","
+    return ";".join(p.strip().lower().replace(" ", "") for p in text.split(sep) if p.strip())
+
+
+def serial_bytes(serial: int) -> bytes:
+    """Big-endian, minimal length, no DER sign byte (spec §A.2 tag 5)."""
+    return serial.to_bytes(max(1, (serial.bit_length() + 7) // 8), "big")
+
+
+def serial_from_bytes(raw: bytes) -> int:
+    return int.from_bytes(raw, "big")
+
+
+_KU_ARGS = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+            "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only")
+_EKU = {"server_auth": ExtendedKeyUsageOID.SERVER_AUTH,
+        "client_auth": ExtendedKeyUsageOID.CLIENT_AUTH,
+        "code_signing": ExtendedKeyUsageOID.CODE_SIGNING,
+        "ipsec_end_system": x509.ObjectIdentifier("1.3.6.1.5.5.7.3.5")}
+
+
+def issue_certificate(
+    req: CertRequest,
+    *,
+    issuer_key: PrivateKey,
+    issuer: x509.Certificate | None = None,
+) -> x509.Certificate:
+    """Sign ``req`` with ``issuer_key``; self-signed when ``issuer`` is None."""
+    subject = name_from_text(req.subject)
+    issuer_name = issuer.subject if issuer is not None else subject
+    ku_flags = {k: (k in req.key_usage) for k in _KU_ARGS}
+    if req.ca:
+        ku_flags["key_cert_sign"] = True
+        ku_flags["crl_sign"] = True
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_name)
+        .public_key(req.public_key)
+        .serial_number(req.serial)
+        .not_valid_before(req.not_before)
+        .not_valid_after(req.not_after)
+        .add_extension(x509.BasicConstraints(ca=req.ca, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(**ku_flags), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(req.public_key), critical=False)
+    )
+    if req.extended_key_usage:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([_EKU[e] for e in req.extended_key_usage]), critical=False)
+    sans: list[x509.GeneralName] = [x509.DNSName(d) for d in req.san_dns]
+    sans += [x509.UniformResourceIdentifier(u) for u in req.san_uri]
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    algo: hashes.SHA256 | hashes.SHA384 | hashes.SHA512
+    if req.hash_name == "sha384":
+        algo = hashes.SHA384()
+    elif req.hash_name == "sha512":
+        algo = hashes.SHA512()
+    else:
+        algo = hashes.SHA256()
+    return builder.sign(issuer_key, algo)
+
+
+def cert_der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def load_cert_der(data: bytes, *, path: str = "certificate", tag: int | None = None,
+                  offset: int | None = None) -> x509.Certificate:
+    try:
+        return x509.load_der_x509_certificate(data)
+    except (ValueError, TypeError) as exc:
+        raise DecodeError(f"not a DER X.509 certificate: {exc}", path=path, tag=tag,
+                          offset=offset) from None
+
+
+def load_certs_pem(data: bytes, *, source: str = "pem") -> list[x509.Certificate]:
+    """All certificates in a PEM blob (which may also hold a private key)."""
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError as exc:
+        if b"CERTIFICATE" not in data:
+            return []
+        raise DecodeError(f"cannot load PEM certificates: {exc}", path=source) from None
+    return list(certs)
+
+
+def cert_public_key(cert: x509.Certificate) -> PublicKey:
+    key = cert.public_key()
+    if not isinstance(key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
+        raise DecodeError("certificate key is neither RSA nor EC", path="certificate")
+    return key
+
+
+def cert_signature_bytes(cert: x509.Certificate) -> bytes:
+    """The certificate's own signature value (record tag 8, spec §B.2)."""
+    return cert.signature
+
+
+def fingerprint(cert_or_der: x509.Certificate | bytes, alg: str = "sha1") -> str:
+    """Lower-case hex digest of the DER certificate (``md5``, ``sha1`` or ``sha256``)."""
+    der = cert_or_der if isinstance(cert_or_der, bytes) else cert_der(cert_or_der)
+    return hashlib.new(alg, der, usedforsecurity=False).hexdigest()

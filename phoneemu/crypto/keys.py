@@ -1,0 +1,258 @@
+"""Key generation, serialisation and the public-key encodings of trust-list records.
+
+* Record tag 7 (spec §B.2): RSA keys as DER ``RSAPublicKey`` (PKCS#1), EC keys as the X9.62
+  uncompressed point ``04 || X || Y``.
+* Private keys are written with mode 0600 and never committed.
+* A *seeded* mode makes keys reproducible for tests and lab clusters created with ``--seed``:
+  RSA primes are drawn from a seeded PRNG (our convention, not a standard); this is for
+  labs and tests only and says so in its name.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from phoneemu.errors import DecodeError, EncodeError
+
+__all__ = [
+    "KeySpec",
+    "PrivateKey",
+    "PublicKey",
+    "decode_record_public_key",
+    "encode_record_public_key",
+    "generate_key",
+    "key_description",
+    "key_size_bits",
+    "load_private_key_pem",
+    "load_public_key_spki_der",
+    "private_key_pem",
+    "public_key_spki_der",
+    "write_private_key",
+]
+
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+
+_CURVES: dict[str, type[ec.EllipticCurve]] = {
+    "p256": ec.SECP256R1,
+    "p384": ec.SECP384R1,
+    "p521": ec.SECP521R1,
+}
+_POINT_LEN_TO_CURVE: dict[int, type[ec.EllipticCurve]] = {
+    65: ec.SECP256R1,
+    97: ec.SECP384R1,
+    133: ec.SECP521R1,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeySpec:
+    """``rsa`` with ``bits`` in 512..4096, or ``ec`` with curve p256/p384/p521."""
+
+    kind: str = "rsa"
+    bits: int = 2048
+    curve: str = "p256"
+
+    def __post_init__(self) -> None:
+        if self.kind == "rsa" and self.bits not in (512, 1024, 2048, 3072, 4096):
+            raise EncodeError(f"unsupported RSA size {self.bits}", path="key.bits")
+        if self.kind == "ec" and self.curve not in _CURVES:
+            raise EncodeError(f"unsupported curve {self.curve!r}", path="key.curve")
+        if self.kind not in ("rsa", "ec"):
+            raise EncodeError(f"unknown key kind {self.kind!r} (rsa or ec)", path="key.kind")
+
+    @classmethod
+    def parse(cls, text: str) -> KeySpec:
+        """``rsa2048``, ``rsa-1024``, ``ec-p256``, ``p384`` ... as used in CLI and scenarios."""
+        t = text.lower().replace("-", "").replace("_", "")
+        if t.startswith("rsa") and t[3:].isdigit():
+            return cls(kind="rsa", bits=int(t[3:]))
+        if t.startswith("ec"):
+            t = t[2:]
+        if t in _CURVES:
+            return cls(kind="ec", curve=t)
+        raise EncodeError(f"unknown key spec {text!r} (e.g. rsa2048, ec-p256)", path="key")
+
+    def __str__(self) -> str:
+        return f"rsa{self.bits}" if self.kind == "rsa" else f"ec-{self.curve}"
+
+
+_SMALL_PRIMES = [p for p in range(3, 2000) if all(p % d for d in range(2, int(p**0.5) + 1))]
+
+
+def _probable_prime(n: int, rng: random.Random, rounds: int = 24) -> bool:
+    for p in _SMALL_PRIMES:
+        if n % p == 0:
+            return n == p
+    d, s = n - 1, 0
+    while d % 2 == 0:
+        d //= 2
+        s += 1
+    for _ in range(rounds):
+        a = rng.randrange(2, n - 2)
+        x = pow(a, d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(s - 1):
+            x = x * x % n
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
+
+
+def _seeded_prime(rng: random.Random, bits: int, e: int) -> int:
+    # Bounded: the prime density near 2**bits guarantees success long before this limit.
+    for _ in range(200_000):
+        cand = rng.getrandbits(bits) | (3 << (bits - 2)) | 1
+        if math.gcd(e, cand - 1) == 1 and _probable_prime(cand, rng):
+            return cand
+    raise RuntimeError("prime search exhausted")  # pragma: no cover
+
+
+@lru_cache(maxsize=256)
+def _unsafe_seeded_rsa(seed: str, bits: int) -> rsa.RSAPrivateKey:
+    rng = random.Random(seed)
+    e = 65537
+    while True:
+        p = _seeded_prime(rng, bits // 2, e)
+        q = _seeded_prime(rng, bits - bits // 2, e)
+        if p != q and (p * q).bit_length() == bits:
+            break
+    if p < q:
+        p, q = q, p
+    phi = (p - 1) * (q - 1)
+    d = pow(e, -1, phi)
+    numbers = rsa.RSAPrivateNumbers(
+        p=p, q=q, d=d,
+        dmp1=rsa.rsa_crt_dmp1(d, p), dmq1=rsa.rsa_crt_dmq1(d, q), iqmp=rsa.rsa_crt_iqmp(p, q),
+        public_numbers=rsa.RSAPublicNumbers(e, p * q),
+    )
+    return numbers.private_key(unsafe_skip_rsa_key_validation=False)
+
+
+def generate_key(spec: KeySpec, *, unsafe_seed: str | None = None) -> PrivateKey:
+    """New private key; with ``unsafe_seed`` the key is reproducible (labs and tests only)."""
+    if spec.kind == "rsa":
+        if unsafe_seed is not None:
+            return _unsafe_seeded_rsa(unsafe_seed, spec.bits)
+        return rsa.generate_private_key(public_exponent=65537, key_size=spec.bits)
+    curve = _CURVES[spec.curve]()
+    if unsafe_seed is not None:
+        order = {"p256": 2**256, "p384": 2**384, "p521": 2**521}[spec.curve]
+        scalar = random.Random(unsafe_seed).randrange(1, order // 2)
+        return ec.derive_private_key(scalar, curve)
+    return ec.generate_private_key(curve)
+
+
+def key_size_bits(key: PublicKey | PrivateKey) -> int:
+    return key.key_size if isinstance(key, (rsa.RSAPublicKey, rsa.RSAPrivateKey)) else key.curve.key_size
+
+
+def key_description(key: PublicKey | PrivateKey) -> str:
+    """``RSA 2048`` or ``EC secp256r1``."""
+    if isinstance(key, (rsa.RSAPublicKey, rsa.RSAPrivateKey)):
+        return f"RSA {key.key_size}"
+    return f"EC {key.curve.name}"
+
+
+def encode_record_public_key(key: PublicKey) -> bytes:
+    """Record tag 7 value: PKCS#1 DER for RSA, uncompressed point for EC (spec §B.2)."""
+    if isinstance(key, rsa.RSAPublicKey):
+        return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
+    return key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+
+
+def decode_record_public_key(data: bytes) -> PublicKey:
+    """Inverse of :func:`encode_record_public_key`; raises DecodeError on anything else."""
+    try:
+        if data[:1] == b"\x04" and len(data) in _POINT_LEN_TO_CURVE:
+            return ec.EllipticCurvePublicKey.from_encoded_point(_POINT_LEN_TO_CURVE[len(data)](), data)
+        if data[:1] == b"\x30":
+            key = serialization.load_der_public_key(_pkcs1_to_spki(data))
+            if isinstance(key, rsa.RSAPublicKey):
+                return key
+    except (ValueError, TypeError, IndexError):
+        pass
+    raise DecodeError(f"public key of {len(data)} bytes is neither PKCS#1 RSA nor an EC point",
+                      path="public_key", tag=7)
+
+
+def _pkcs1_to_spki(pkcs1: bytes) -> bytes:
+    """Wrap a PKCS#1 RSAPublicKey in SubjectPublicKeyInfo so cryptography can load it."""
+    alg = bytes.fromhex("300d06092a864886f70d0101010500")
+    bitstring = b"\x00" + pkcs1
+    bs = b"\x03" + _der_len(len(bitstring)) + bitstring
+    body = alg + bs
+    return b"\x30" + _der_len(len(body)) + body
+
+
+def _der_len(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(raw)]) + raw
+
+
+def public_key_spki_der(key: PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.DER,
+                            serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def load_public_key_spki_der(data: bytes) -> PublicKey:
+    try:
+        key = serialization.load_der_public_key(data)
+    except (ValueError, TypeError) as exc:
+        raise DecodeError(f"not a DER SubjectPublicKeyInfo: {exc}", path="public_key") from None
+    if not isinstance(key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
+        raise DecodeError("public key is neither RSA nor EC", path="public_key")
+    return key
+
+
+def private_key_pem(key: PrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def load_private_key_pem(data: bytes, *, source: str = "key") -> PrivateKey:
+    """Load the first private key in a PEM blob (which may also hold certificates)."""
+    start = data.find(b"-----BEGIN ")
+    while start != -1:
+        end_marker = data.find(b"-----END ", start)
+        stop = data.find(b"-----", end_marker + 9) if end_marker != -1 else -1
+        if stop == -1:
+            break
+        block = data[start : stop + 5]
+        if b"PRIVATE KEY" in block[:40]:
+            try:
+                key = serialization.load_pem_private_key(block, password=None)
+            except (ValueError, TypeError) as exc:
+                raise DecodeError(f"cannot load private key: {exc}", path=source) from None
+            if isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+                return key
+            raise DecodeError("private key is neither RSA nor EC", path=source)
+        start = data.find(b"-----BEGIN ", stop + 5)
+    raise DecodeError("no PEM private key found", path=source)
+
+
+def write_private_key(path: Path, key: PrivateKey) -> None:
+    """Write ``key`` as PKCS#8 PEM with mode 0600, atomically (temp file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, private_key_pem(key))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
