@@ -1,0 +1,481 @@
+"""Load and validate scenario files (YAML) before anything runs.
+
+Every mistake is reported as a :class:`ScenarioError` carrying ``file:line`` and the field
+path, e.g. ``scenarios/x.yaml:14 steps[2].admin.op: unknown operation 'regen' (expected one
+of: ...)``. YAML is read with the safe loader only (no object construction).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from phoneemu.errors import ScenarioError
+from phoneemu.scenario.model import ClusterSpec, Expectation, PhoneGroup, Scenario, Step
+
+__all__ = [
+    "ADMIN_OPERATIONS",
+    "CHECKS",
+    "STEP_KINDS",
+    "discover",
+    "load_file",
+    "load_text",
+    "parse_duration",
+]
+
+MAX_FILE_BYTES = 1 << 20
+
+#: admin operation -> allowed argument names (spec §G; lab CLI ``phoneemu lab <op>``).
+ADMIN_OPERATIONS: dict[str, frozenset[str]] = {
+    "regenerate": frozenset({"cert"}),
+    "mixed-mode": frozenset({"on"}),
+    "itl-reset": frozenset({"key"}),
+    "restart-tftp": frozenset(),
+    "restart-tvs": frozenset(),
+    "ctl-reset": frozenset({"key"}),
+    "ctl-update": frozenset(),
+    "rollback": frozenset({"on"}),
+    "add-certs": frozenset({"count"}),
+    "encryption": frozenset({"phones", "on", "mode"}),
+    "signature-algorithm": frozenset({"hash"}),
+    "exchange": frozenset({"with"}),
+    "load": frozenset({"name", "phones", "tamper"}),
+    "capf": frozenset({"phones", "operation", "auth_mode", "auth_string", "key"}),
+    "autoregistration": frozenset({"on"}),
+    "tvs-ttl": frozenset({"seconds"}),
+}
+
+#: expectation check -> allowed values (None = free text / int / bool as documented).
+CHECKS: dict[str, tuple[str, ...] | None] = {
+    "itl": ("installed", "updated", "unchanged", "absent", "empty", "present"),
+    "ctl": ("installed", "updated", "unchanged", "absent", "present"),
+    "config": ("accepted", "rejected", "none"),
+    "config_file": None,
+    "rule": None,
+    "reason": None,
+    "status": None,
+    "lsc": ("present", "absent", "installed", "deleted", "unchanged"),
+    "firmware": ("accepted", "rejected", "unchanged", "none"),
+    "load": None,
+    "locked_out": None,
+    "encrypted": None,
+    "tvs_used": None,
+    "boot": ("ok", "failed"),
+}
+
+STEP_KINDS = (
+    "boot", "reset", "admin", "move", "service", "network", "tamper", "clock",
+    "erase", "factory-reset", "set-key", "capf", "expect",
+)
+
+_MAC = re.compile(r"^[0-9A-Fa-f]{12}$")
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdy]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
+
+
+def parse_duration(value: object) -> int:
+    """``90``, ``90s``, ``10m``, ``2h``, ``3d``, ``25y`` -> seconds; ScenarioError otherwise."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    m = _DURATION.match(str(value)) if isinstance(value, (str, int)) and not isinstance(value, bool) \
+        else None
+    if not m:
+        raise ScenarioError(f"expected a duration like 90s, 10m, 2d or 25y, got {value!r}")
+    return int(m.group(1)) * _UNITS[m.group(2)]
+
+
+class _Node:
+    """A YAML value with the line it started on (1-based)."""
+
+    __slots__ = ("line", "value")
+
+    def __init__(self, value: Any, line: int) -> None:
+        self.value = value
+        self.line = line
+
+
+def _convert(node: yaml.Node, loader: yaml.SafeLoader) -> _Node:
+    line = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, _Node] = {}
+        for k, v in node.value:
+            key = loader.construct_object(k)
+            if not isinstance(key, (str, int)):
+                raise ScenarioError(f"mapping key {key!r} must be a name", line=k.start_mark.line + 1)
+            skey = str(key)
+            if skey in out:
+                raise ScenarioError(f"duplicate key {skey!r}", line=k.start_mark.line + 1)
+            out[skey] = _convert(v, loader)
+        return _Node(out, line)
+    if isinstance(node, yaml.SequenceNode):
+        return _Node([_convert(v, loader) for v in node.value], line)
+    return _Node(loader.construct_object(node), line)
+
+
+def _plain(n: _Node) -> Any:
+    if isinstance(n.value, dict):
+        return {k: _plain(v) for k, v in n.value.items()}
+    if isinstance(n.value, list):
+        return [_plain(v) for v in n.value]
+    return n.value
+
+
+class _Ctx:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def where(self, node: _Node) -> str:
+        return f"{self.path}:{node.line}"
+
+    def fail(self, node: _Node, field: str, message: str) -> ScenarioError:
+        return ScenarioError(message, file=self.path, line=node.line, path=field)
+
+    def mapping(self, node: _Node, field: str, allowed: Iterable[str] | None = None,
+                required: Iterable[str] = ()) -> dict[str, _Node]:
+        if not isinstance(node.value, dict):
+            raise self.fail(node, field, f"expected a mapping, got {type(node.value).__name__}")
+        m: dict[str, _Node] = node.value
+        if allowed is not None:
+            allowed_set = set(allowed)
+            for key, val in m.items():
+                if key not in allowed_set:
+                    raise self.fail(val, f"{field}.{key}",
+                                    f"unknown field (expected one of: {', '.join(sorted(allowed_set))})")
+        for key in required:
+            if key not in m:
+                raise self.fail(node, field, f"missing required field {key!r}")
+        return m
+
+    def string(self, node: _Node, field: str) -> str:
+        if not isinstance(node.value, (str, int)) or isinstance(node.value, bool):
+            raise self.fail(node, field, f"expected text, got {node.value!r}")
+        return str(node.value)
+
+    def integer(self, node: _Node, field: str, lo: int = 0, hi: int = 1 << 31) -> int:
+        v = node.value
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise self.fail(node, field, f"expected an integer in {lo}..{hi}, got {v!r}")
+        return v
+
+    def boolean(self, node: _Node, field: str) -> bool:
+        v = node.value
+        if isinstance(v, bool):
+            return v
+        if v in ("on", "off"):
+            return bool(v == "on")
+        raise self.fail(node, field, f"expected true/false (or on/off), got {v!r}")
+
+    def names(self, node: _Node, field: str) -> tuple[str, ...]:
+        if isinstance(node.value, list):
+            return tuple(self.string(v, f"{field}[{i}]") for i, v in enumerate(node.value))
+        return (self.string(node, field),)
+
+
+def _cluster(ctx: _Ctx, name: str, node: _Node) -> ClusterSpec:
+    field = f"clusters.{name}"
+    if node.value is None:
+        return ClusterSpec(name=name, where=ctx.where(node))
+    m = ctx.mapping(node, field)
+    if "external" in m:
+        ext = ctx.mapping(m["external"], f"{field}.external",
+                          allowed=("tftp", "http_port", "use_http"), required=("tftp",))
+        return ClusterSpec(name=name, where=ctx.where(node), external=_plain(_Node(ext, node.line)))
+    allowed = ("seed", "nodes", "key", "itlrecovery_years", "upgraded", "mixed_mode", "signature_algorithm",
+               "rollback", "extra_certs", "load", "autoregistration", "tvs_ttl", "host", "sbd")
+    opts = ctx.mapping(node, field, allowed=allowed)
+    seed = ctx.integer(opts["seed"], f"{field}.seed") if "seed" in opts else None
+    options = {k: _plain(v) for k, v in opts.items() if k != "seed"}
+    return ClusterSpec(name=name, where=ctx.where(node), seed=seed, options=options)
+
+
+def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec]) -> PhoneGroup:
+    field = f"phones.{name}"
+    allowed = ("cluster", "count", "mac_start", "mac", "profile", "encrypt", "symmetric_key", "capf", "flash")
+    m = ctx.mapping(node, field, allowed=allowed)
+    default_cluster = next(iter(clusters)) if clusters else ""
+    cluster = ctx.string(m["cluster"], f"{field}.cluster") if "cluster" in m else default_cluster
+    if cluster not in clusters:
+        at = m.get("cluster", node)
+        raise ctx.fail(at, f"{field}.cluster",
+                       f"unknown cluster {cluster!r} (defined: {', '.join(clusters) or 'none'})")
+    count = ctx.integer(m["count"], f"{field}.count", 1, 100_000) if "count" in m else 1
+    mac_key = "mac_start" if "mac_start" in m else "mac" if "mac" in m else None
+    mac = "001122330001"
+    if mac_key:
+        mac = ctx.string(m[mac_key], f"{field}.{mac_key}").replace(":", "").replace("-", "").upper()
+        if not _MAC.match(mac):
+            raise ctx.fail(m[mac_key], f"{field}.{mac_key}", f"MAC must be 12 hex digits, got {mac!r}")
+        if int(mac, 16) + count > 1 << 48:
+            raise ctx.fail(m[mac_key], f"{field}.{mac_key}", "MAC range overflows 48 bits")
+    profile = "cp-8861"
+    overrides: dict[str, Any] = {}
+    if "profile" in m:
+        pnode = m["profile"]
+        if isinstance(pnode.value, dict):
+            pm = ctx.mapping(pnode, f"{field}.profile")
+            if "base" in pm:
+                profile = ctx.string(pm["base"], f"{field}.profile.base")
+            overrides = {k: _plain(v) for k, v in pm.items() if k != "base"}
+        else:
+            profile = ctx.string(pnode, f"{field}.profile")
+    encrypt = None
+    if "encrypt" in m:
+        encrypt = ctx.string(m["encrypt"], f"{field}.encrypt")
+        if encrypt not in ("pki", "symmetric", "none"):
+            raise ctx.fail(m["encrypt"], f"{field}.encrypt", "expected pki, symmetric or none")
+        encrypt = None if encrypt == "none" else encrypt
+    capf = None
+    if "capf" in m:
+        cm = ctx.mapping(m["capf"], f"{field}.capf", allowed=("operation", "auth_mode", "auth_string", "key"))
+        capf = {k: _plain(v) for k, v in cm.items()}
+    flash = {}
+    if "flash" in m:
+        fm = ctx.mapping(m["flash"], f"{field}.flash",
+                         allowed=("from_cluster", "itl", "ctl", "symmetric_key", "lsc"))
+        flash = {k: _plain(v) for k, v in fm.items()}
+    return PhoneGroup(
+        name=name, where=ctx.where(node), cluster=cluster, count=count, mac_start=mac, profile=profile,
+        profile_overrides=overrides, encrypt=encrypt,
+        symmetric_key=ctx.string(m["symmetric_key"], f"{field}.symmetric_key") if "symmetric_key" in m
+        else None,
+        capf=capf, flash=flash,
+    )
+
+
+def _phone_refs(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGroup]) -> tuple[str, ...]:
+    refs = ctx.names(node, field)
+    for ref in refs:
+        if ref != "all" and ref not in groups and not _MAC.match(ref.replace(":", "")):
+            raise ctx.fail(node, field, f"unknown phone group {ref!r} (defined: {', '.join(groups)})")
+    return refs
+
+
+def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
+          groups: dict[str, PhoneGroup]) -> Step | Expectation:
+    field = f"steps[{i}]"
+    m = ctx.mapping(node, field)
+    if len(m) != 1:
+        raise ctx.fail(node, field, f"a step has exactly one verb (one of: {', '.join(STEP_KINDS)}); "
+                                    f"got {', '.join(m) or 'none'}")
+    kind, arg = next(iter(m.items()))
+    field = f"{field}.{kind}"
+    where = ctx.where(arg if arg.value is not None else node)
+
+    def cluster_ref(n: _Node, f: str) -> str:
+        name = ctx.string(n, f)
+        if name not in clusters:
+            raise ctx.fail(n, f, f"unknown cluster {name!r} (defined: {', '.join(clusters)})")
+        return name
+
+    if kind in ("boot", "reset", "erase", "factory-reset"):
+        if isinstance(arg.value, dict):
+            am = ctx.mapping(arg, field, allowed=("phones", "times"), required=("phones",))
+            args: dict[str, Any] = {"phones": _phone_refs(ctx, am["phones"], f"{field}.phones", groups)}
+            if "times" in am:
+                args["times"] = ctx.integer(am["times"], f"{field}.times", 1, 100)
+        else:
+            args = {"phones": _phone_refs(ctx, arg, field, groups) if arg.value is not None else ("all",)}
+        return Step(kind=kind, where=where, args=args)
+    if kind == "admin":
+        am = ctx.mapping(arg, field)
+        if "op" not in am:
+            raise ctx.fail(arg, field, "missing required field 'op'")
+        op = ctx.string(am["op"], f"{field}.op")
+        if op not in ADMIN_OPERATIONS:
+            raise ctx.fail(am["op"], f"{field}.op",
+                           f"unknown operation {op!r} (expected one of: {', '.join(ADMIN_OPERATIONS)})")
+        allowed = ADMIN_OPERATIONS[op] | {"op", "cluster"}
+        ctx.mapping(arg, field, allowed=allowed)
+        args = {k: _plain(v) for k, v in am.items()}
+        args["cluster"] = cluster_ref(am["cluster"], f"{field}.cluster") if "cluster" in am \
+            else next(iter(clusters))
+        if "phones" in am:
+            args["phones"] = _phone_refs(ctx, am["phones"], f"{field}.phones", groups)
+        if op == "exchange":
+            if "with" not in am:
+                raise ctx.fail(arg, field, "exchange needs 'with: <cluster>'")
+            cluster_ref(am["with"], f"{field}.with")
+        return Step(kind=kind, where=where, args=args)
+    if kind == "move":
+        am = ctx.mapping(arg, field, allowed=("phones", "to", "keep_trust"), required=("phones", "to"))
+        args = {"phones": _phone_refs(ctx, am["phones"], f"{field}.phones", groups),
+                "to": cluster_ref(am["to"], f"{field}.to"),
+                "keep_trust": ctx.boolean(am["keep_trust"], f"{field}.keep_trust")
+                if "keep_trust" in am else True}
+        return Step(kind=kind, where=where, args=args)
+    if kind == "service":
+        am = ctx.mapping(arg, field, allowed=("cluster", "tvs", "tftp", "http", "capf"))
+        args = {"cluster": cluster_ref(am["cluster"], f"{field}.cluster") if "cluster" in am
+                else next(iter(clusters))}
+        for svc in ("tvs", "tftp", "http", "capf"):
+            if svc in am:
+                state = ctx.string(am[svc], f"{field}.{svc}")
+                if state not in ("start", "stop"):
+                    raise ctx.fail(am[svc], f"{field}.{svc}", "expected start or stop")
+                args[svc] = state
+        if len(args) == 1:
+            raise ctx.fail(arg, field, "name at least one service: tvs, tftp, http or capf")
+        return Step(kind=kind, where=where, args=args)
+    if kind == "network":
+        am = ctx.mapping(arg, field, allowed=("loss", "delay_ms", "seed", "cluster"))
+        args = {}
+        if "loss" in am:
+            loss = am["loss"].value
+            if isinstance(loss, bool) or not isinstance(loss, (int, float)) or not 0 <= loss < 1:
+                raise ctx.fail(am["loss"], f"{field}.loss", f"expected a fraction in [0, 1), got {loss!r}")
+            args["loss"] = float(loss)
+        if "delay_ms" in am:
+            args["delay_ms"] = ctx.integer(am["delay_ms"], f"{field}.delay_ms", 0, 10_000)
+        if "seed" in am:
+            args["seed"] = ctx.integer(am["seed"], f"{field}.seed")
+        args["cluster"] = cluster_ref(am["cluster"], f"{field}.cluster") if "cluster" in am \
+            else next(iter(clusters))
+        return Step(kind=kind, where=where, args=args)
+    if kind == "tamper":
+        am = ctx.mapping(arg, field, allowed=("cluster", "file", "offset"), required=("file",))
+        args = {"file": ctx.string(am["file"], f"{field}.file"),
+                "cluster": cluster_ref(am["cluster"], f"{field}.cluster") if "cluster" in am
+                else next(iter(clusters))}
+        if "offset" in am:
+            args["offset"] = ctx.integer(am["offset"], f"{field}.offset", -(1 << 20), 1 << 20)
+        return Step(kind=kind, where=where, args=args)
+    if kind == "clock":
+        am = ctx.mapping(arg, field, allowed=("advance",), required=("advance",))
+        try:
+            seconds = parse_duration(am["advance"].value)
+        except ScenarioError as exc:
+            raise ctx.fail(am["advance"], f"{field}.advance", exc.message) from None
+        return Step(kind=kind, where=where, args={"advance": seconds})
+    if kind == "set-key":
+        am = ctx.mapping(arg, field, allowed=("phones", "key"), required=("phones", "key"))
+        key = ctx.string(am["key"], f"{field}.key")
+        if not re.fullmatch(r"[0-9A-Fa-f]{32}|[0-9A-Fa-f]{64}", key):
+            raise ctx.fail(am["key"], f"{field}.key", "expected 32 or 64 hex digits")
+        return Step(kind=kind, where=where,
+                    args={"phones": _phone_refs(ctx, am["phones"], f"{field}.phones", groups), "key": key})
+    if kind == "capf":
+        am = ctx.mapping(arg, field, allowed=("phones", "auth_string"), required=("phones",))
+        args = {"phones": _phone_refs(ctx, am["phones"], f"{field}.phones", groups)}
+        if "auth_string" in am:
+            args["auth_string"] = ctx.string(am["auth_string"], f"{field}.auth_string")
+        return Step(kind=kind, where=where, args=args)
+    if kind == "expect":
+        return _expectation(ctx, arg, field, groups)
+    raise ctx.fail(node, field, f"unknown step {kind!r} (expected one of: {', '.join(STEP_KINDS)})")
+
+
+def _expectation(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGroup]) -> Expectation:
+    m = ctx.mapping(node, field, allowed=(*CHECKS, "phones", "xfail", "label"))
+    phones = _phone_refs(ctx, m["phones"], f"{field}.phones", groups) if "phones" in m else ("all",)
+    checks: dict[str, Any] = {}
+    for key, val in m.items():
+        if key in ("phones", "xfail", "label"):
+            continue
+        allowed = CHECKS[key]
+        values = val.value if isinstance(val.value, list) else [val]
+        for v in values:
+            item = v if isinstance(v, _Node) else val
+            if allowed is not None and item.value not in allowed:
+                raise ctx.fail(item, f"{field}.{key}",
+                               f"unknown value {item.value!r} (expected one of: {', '.join(allowed)})")
+        checks[key] = _plain(val)
+    if not checks:
+        raise ctx.fail(node, field, f"an expectation needs at least one check ({', '.join(CHECKS)})")
+    return Expectation(
+        where=ctx.where(node), phones=phones, checks=checks,
+        xfail=ctx.string(m["xfail"], f"{field}.xfail") if "xfail" in m else None,
+        label=ctx.string(m["label"], f"{field}.label") if "label" in m else None,
+    )
+
+
+def load_text(text: str, path: str = "<string>") -> Scenario:
+    """Parse and validate one scenario document; raises ScenarioError with file:line."""
+    ctx = _Ctx(path)
+    loader = yaml.SafeLoader(text)
+    try:
+        root_node = loader.get_single_node()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ScenarioError(f"invalid YAML: {problem}", file=path, line=line) from None
+    except ScenarioError as exc:
+        raise ScenarioError(exc.message, file=path, line=exc.line) from None
+    finally:
+        loader.dispose()
+    if root_node is None:
+        raise ScenarioError("empty scenario file", file=path, line=1)
+    try:
+        root = _convert(root_node, loader)
+    except ScenarioError as exc:
+        raise ScenarioError(exc.message, file=path, line=exc.line) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ScenarioError(f"invalid YAML: {getattr(exc, 'problem', None) or exc}", file=path,
+                            line=line) from None
+    top = ctx.mapping(root, "scenario",
+                      allowed=("name", "description", "reproduces", "tags", "clusters", "phones", "steps"),
+                      required=("reproduces", "phones", "steps"))
+    clusters_node = top.get("clusters")
+    clusters: dict[str, ClusterSpec] = {}
+    if clusters_node is None:
+        clusters["lab"] = ClusterSpec(name="lab", where=ctx.where(root))
+    else:
+        for name, n in ctx.mapping(clusters_node, "clusters").items():
+            clusters[name] = _cluster(ctx, name, n)
+        if not clusters:
+            raise ctx.fail(clusters_node, "clusters", "define at least one cluster")
+    groups: dict[str, PhoneGroup] = {}
+    for name, n in ctx.mapping(top["phones"], "phones").items():
+        if name == "all":
+            raise ctx.fail(n, "phones.all", "'all' is reserved for every phone")
+        groups[name] = _phones(ctx, name, n, clusters)
+    if not groups:
+        raise ctx.fail(top["phones"], "phones", "define at least one phone group")
+    steps_node = top["steps"]
+    if not isinstance(steps_node.value, list) or not steps_node.value:
+        raise ctx.fail(steps_node, "steps", "expected a non-empty list of steps")
+    steps = tuple(_step(ctx, i, n, clusters, groups) for i, n in enumerate(steps_node.value))
+    if not any(isinstance(s, Expectation) for s in steps):
+        raise ctx.fail(steps_node, "steps", "a scenario needs at least one 'expect' step")
+    stem = Path(path).name.removesuffix(".yaml").removesuffix(".yml")
+    tags = ctx.names(top["tags"], "tags") if "tags" in top else ()
+    return Scenario(
+        name=ctx.string(top["name"], "name") if "name" in top else stem,
+        path=path,
+        description=ctx.string(top["description"], "description") if "description" in top else "",
+        reproduces=ctx.string(top["reproduces"], "reproduces"),
+        clusters=clusters, phones=groups, steps=steps, tags=tags,
+    )
+
+
+def load_file(path: Path) -> Scenario:
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ScenarioError(f"file of {size} bytes exceeds the {MAX_FILE_BYTES}-byte limit",
+                                file=str(path))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"not UTF-8 text (byte {exc.start})", file=str(path)) from None
+    except OSError as exc:
+        raise ScenarioError(f"cannot read: {exc.strerror}", file=str(path)) from None
+    return load_text(text, str(path))
+
+
+def discover(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand files and folders (``*.yaml``/``*.yml``, sorted) into scenario files."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml") and q.is_file()))
+        elif p.exists():
+            out.append(p)
+        else:
+            raise ScenarioError("no such file or folder", file=str(p))
+    return out

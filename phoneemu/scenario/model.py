@@ -1,0 +1,88 @@
+"""Scenario data model: clusters, phone groups, ordered steps and expectations (design §3.10).
+
+A scenario is data a voice engineer can read and edit. Every object remembers where it came
+from (``where`` = ``file:line``) so that run-time failures point back at the file too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "ClusterSpec",
+    "Expectation",
+    "PhoneGroup",
+    "Scenario",
+    "Step",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterSpec:
+    """The built-in lab (``external`` is None) or a real cluster at ``external`` addresses."""
+
+    name: str
+    where: str
+    seed: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    external: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PhoneGroup:
+    """``count`` phones with consecutive MACs from ``mac_start`` sharing one profile."""
+
+    name: str
+    where: str
+    cluster: str
+    count: int = 1
+    mac_start: str = "001122330001"
+    profile: str = "cp-8861"
+    profile_overrides: dict[str, Any] = field(default_factory=dict)
+    encrypt: str | None = None
+    symmetric_key: str | None = None
+    capf: dict[str, Any] | None = None
+    flash: dict[str, Any] = field(default_factory=dict)
+
+    def macs(self) -> list[str]:
+        start = int(self.mac_start, 16)
+        return [f"{start + i:012X}" for i in range(self.count)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Step:
+    """One action: ``kind`` is the verb (boot, reset, admin, move, service, network, tamper, clock,
+    erase, factory-reset, capf, expect), ``args`` its validated arguments."""
+
+    kind: str
+    where: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Expectation:
+    """What must be true of every phone in ``phones`` (group names or MACs) at this point.
+
+    ``checks`` maps a check name (itl, ctl, config, rule, reason, status, lsc, firmware,
+    locked_out, ...) to the expected value; a list value means "any of these".
+    ``xfail`` (a reason) marks an expected failure: FAIL becomes XFAIL and PASS becomes XPASS.
+    """
+
+    where: str
+    phones: tuple[str, ...]
+    checks: dict[str, Any]
+    xfail: str | None = None
+    label: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scenario:
+    name: str
+    path: str
+    description: str
+    reproduces: str
+    clusters: dict[str, ClusterSpec]
+    phones: dict[str, PhoneGroup]
+    steps: tuple[Step | Expectation, ...]
+    tags: tuple[str, ...] = ()

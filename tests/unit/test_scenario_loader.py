@@ -1,0 +1,104 @@
+"""Scenario files: valid files load; every mistake names file:line and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from phoneemu.errors import ScenarioError
+from phoneemu.scenario.loader import discover, load_file, load_text, parse_duration
+from phoneemu.scenario.model import Expectation, Step
+
+GOOD = """\
+name: demo
+reproduces: spec G.2
+clusters:
+  lab: {seed: 7}
+  other: {seed: 8}
+phones:
+  sbd: {count: 3, mac_start: "00:11:22:33:44:0a", profile: cp-8861}
+  legacy: {profile: {base: cp-7940, trust_list_limit: 1000}}
+steps:
+  - boot: sbd
+  - admin: {op: regenerate, cert: callmanager}
+  - move: {phones: sbd, to: other}
+  - clock: {advance: 25y}
+  - expect: {phones: [sbd, legacy], itl: [installed, updated], xfail: known gap}
+"""
+
+
+def test_good_file_loads() -> None:
+    s = load_text(GOOD, "demo.yaml")
+    assert s.name == "demo" and s.reproduces == "spec G.2"
+    assert s.phones["sbd"].macs() == ["00112233440A", "00112233440B", "00112233440C"]
+    assert s.phones["legacy"].profile == "cp-7940"
+    assert s.phones["legacy"].profile_overrides == {"trust_list_limit": 1000}
+    kinds = [x.kind if isinstance(x, Step) else "expect" for x in s.steps]
+    assert kinds == ["boot", "admin", "move", "clock", "expect"]
+    admin = s.steps[1]
+    assert isinstance(admin, Step) and admin.args["cluster"] == "lab" and admin.where == "demo.yaml:11"
+    clock = s.steps[3]
+    assert isinstance(clock, Step) and clock.args["advance"] == 25 * 365 * 86400
+    exp = s.steps[4]
+    assert isinstance(exp, Expectation) and exp.xfail == "known gap" and exp.checks["itl"] == [
+        "installed", "updated"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "field", "words"),
+    [
+        ("- boot: sbd", "- bot: sbd", 10, "steps[0].bot", "unknown step"),
+        ("op: regenerate", "op: regen", 11, "steps[1].admin.op", "unknown operation"),
+        ("to: other", "to: nowhere", 12, "steps[2].move.to", "unknown cluster"),
+        ("advance: 25y", "advance: soon", 13, "steps[3].clock.advance", "duration"),
+        ("itl: [installed, updated]", "itl: [installed, instaled]", 14, "steps[4].expect.itl",
+         "unknown value"),
+        ("count: 3", "count: 0", 7, "phones.sbd.count", "integer"),
+        ('"00:11:22:33:44:0a"', "zz", 7, "phones.sbd.mac_start", "12 hex"),
+        ("profile: cp-8861}", "profil: cp-8861}", 7, "phones.sbd.profil", "unknown field"),
+        ("- boot: sbd", "- boot: nobody", 10, "steps[0].boot", "unknown phone group"),
+    ],
+)
+def test_mistakes_name_line_and_field(old: str, new: str, line: int, field: str, words: str) -> None:
+    assert old in GOOD
+    with pytest.raises(ScenarioError) as info:
+        load_text(GOOD.replace(old, new), "demo.yaml")
+    err = info.value
+    assert (err.file, err.line, err.path) == ("demo.yaml", line, field), str(err)
+    assert words in str(err)
+    assert str(err).startswith(f"demo.yaml:{line} {field}")
+
+
+@pytest.mark.parametrize("text", ["", "a: [", "- 1\n- 2", "reproduces: x\nphones: {}\nsteps: []",
+                                  "reproduces: x\nphones: {a: {}}\nsteps:\n  - boot: a",
+                                  "reproduces: x\nreproduces: y\nphones: {a: {}}\nsteps: [{expect: {}}]",
+                                  "!!python/object:os.system x"])
+def test_malformed_documents_raise_scenario_error(text: str) -> None:
+    with pytest.raises(ScenarioError) as info:
+        load_text(text, "bad.yaml")
+    assert info.value.file == "bad.yaml"
+
+
+def test_duration() -> None:
+    assert parse_duration("10m") == 600
+    assert parse_duration(5) == 5
+    assert parse_duration("25y") == 25 * 365 * 86400
+    for bad in (True, "soon", -1, None, "5w"):
+        with pytest.raises(ScenarioError):
+            parse_duration(bad)
+
+
+def test_files_and_discovery(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(GOOD)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.yml").write_text(GOOD)
+    (tmp_path / "notes.txt").write_text("x")
+    found = discover([tmp_path])
+    assert [p.name for p in found] == ["a.yaml", "b.yml"]
+    assert load_file(found[0]).name == "demo"
+    (tmp_path / "bin.yaml").write_bytes(b"\xff\xfe")
+    with pytest.raises(ScenarioError, match="UTF-8"):
+        load_file(tmp_path / "bin.yaml")
+    with pytest.raises(ScenarioError, match="no such"):
+        discover([tmp_path / "missing"])
