@@ -1,0 +1,127 @@
+"""Reports of a run: terminal text, one JSON document, JUnit XML for CI.
+
+JUnit mapping: one ``<testsuite>`` per scenario file, one ``<testcase>`` per expectation;
+FAIL and XPASS are ``<failure>``, ERROR is ``<error>``, XFAIL is ``<skipped>`` with the reason
+(CI systems show it as an expected failure), PASS has no child.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import IO, Any
+from xml.sax.saxutils import escape, quoteattr
+
+from phoneemu.scenario.results import ExpectationResult, Outcome, RunSummary, ScenarioResult
+
+__all__ = ["render_text", "to_json", "write_json", "write_junit"]
+
+_COLOURS = {"PASS": "32", "XFAIL": "33", "FAIL": "31", "XPASS": "35", "ERROR": "31;1"}
+
+
+def _paint(text: str, outcome: str, colour: bool) -> str:
+    return f"\x1b[{_COLOURS[outcome]}m{text}\x1b[0m" if colour else text
+
+
+def _failure_lines(exp: ExpectationResult, timeline_lines: int) -> list[str]:
+    lines: list[str] = []
+    shown: set[str] = set()
+    for c in exp.failures():
+        lines.append(f"      {c.phone}: {c.check}: expected {c.expected!r}, got {c.actual!r}")
+        if c.phone not in shown and exp.timelines.get(c.phone):
+            shown.add(c.phone)
+            lines.append(f"      timeline of {c.phone}:")
+            lines.extend(f"        {t}" for t in exp.timelines[c.phone][-timeline_lines:])
+    return lines
+
+
+def render_text(summary: RunSummary, *, colour: bool = False, verbose: bool = False,
+                timeline_lines: int = 25) -> str:
+    """Per scenario one verdict line; per bad expectation the checks and the phone's timeline."""
+    out: list[str] = []
+    for s in summary.scenarios:
+        o = s.outcome.value
+        out.append(f"{_paint(f'{o:<5}', o, colour)} {s.name}  ({s.path}, {s.phones} phone(s), "
+                   f"{s.duration_s:.2f}s)  reproduces: {s.reproduces}")
+        if s.error:
+            out.append(f"      error: {s.error}")
+        for e in s.expectations:
+            eo = e.outcome
+            if verbose or eo is not Outcome.PASS:
+                note = f" [xfail: {e.xfail}]" if e.xfail else ""
+                out.append(f"  {_paint(f'{eo.value:<5}', eo.value, colour)} {e.label} ({e.where}){note}")
+                if eo in (Outcome.FAIL, Outcome.XFAIL) and (verbose or eo is Outcome.FAIL):
+                    out.extend(_failure_lines(e, timeline_lines))
+    sc, ec = summary.counts(), summary.expectation_counts()
+    order = ("PASS", "XFAIL", "FAIL", "XPASS", "ERROR")
+    out.append("")
+    out.append("scenarios: " + ", ".join(f"{ec_} {k}" for k in order if (ec_ := sc.get(k, 0))))
+    out.append("expectations: " + ", ".join(f"{n} {k}" for k in order if (n := ec.get(k, 0))))
+    passed = sum(ec.get(k, 0) for k in ("PASS", "XFAIL"))
+    failed = sum(ec.get(k, 0) for k in ("FAIL", "XPASS", "ERROR")) + sc.get("ERROR", 0)
+    out.append(f"{passed} passed, {failed} failed in {summary.duration_s:.1f}s")
+    return "\n".join(out)
+
+
+def _scenario_json(s: ScenarioResult) -> dict[str, Any]:
+    return {
+        "name": s.name, "path": s.path, "reproduces": s.reproduces, "outcome": s.outcome.value,
+        "error": s.error, "duration_s": round(s.duration_s, 4), "phones": s.phones, "capture": s.capture,
+        "expectations": [
+            {"where": e.where, "label": e.label, "xfail": e.xfail, "outcome": e.outcome.value,
+             "checks": [{"phone": c.phone, "check": c.check, "expected": c.expected, "actual": c.actual,
+                         "held": c.held} for c in e.checks],
+             "timelines": {p: t for p, t in e.timelines.items() if any(
+                 not c.held and c.phone == p for c in e.checks)}}
+            for e in s.expectations
+        ],
+    }
+
+
+def to_json(summary: RunSummary) -> dict[str, Any]:
+    return {
+        "ok": summary.ok,
+        "duration_s": round(summary.duration_s, 3),
+        "counts": dict(summary.counts()),
+        "expectation_counts": dict(summary.expectation_counts()),
+        "scenarios": [_scenario_json(s) for s in summary.scenarios],
+    }
+
+
+def write_json(summary: RunSummary, path: Path) -> None:
+    path.write_text(json.dumps(to_json(summary), indent=2, default=str) + "\n")
+
+
+def _junit_case(out: IO[str], s: ScenarioResult, e: ExpectationResult) -> None:
+    name = quoteattr(f"{e.label} ({e.where})")
+    out.write(f'    <testcase classname={quoteattr(s.name)} name={name} time="0">\n')
+    o = e.outcome
+    body = "\n".join(_failure_lines(e, 40))
+    if o is Outcome.FAIL:
+        out.write(f'      <failure message="expectation failed">{escape(body)}</failure>\n')
+    elif o is Outcome.XPASS:
+        out.write(f'      <failure message={quoteattr("unexpected pass (xfail: " + str(e.xfail) + ")")}/>\n')
+    elif o is Outcome.XFAIL:
+        out.write(f'      <skipped message={quoteattr("expected failure: " + str(e.xfail))}/>\n')
+    out.write("    </testcase>\n")
+
+
+def write_junit(summary: RunSummary, path: Path) -> None:
+    with path.open("w", encoding="utf-8") as out:
+        out.write('<?xml version="1.0" encoding="UTF-8"?>\n')
+        out.write(f'<testsuites name="phoneemu" time="{summary.duration_s:.3f}">\n')
+        for s in summary.scenarios:
+            tests = max(1, len(s.expectations))
+            fails = sum(1 for e in s.expectations if e.outcome in (Outcome.FAIL, Outcome.XPASS))
+            skips = sum(1 for e in s.expectations if e.outcome is Outcome.XFAIL)
+            errors = 1 if s.error else 0
+            out.write(f"  <testsuite name={quoteattr(s.name)} tests=\"{tests}\" failures=\"{fails}\" "
+                      f"errors=\"{errors}\" skipped=\"{skips}\" time=\"{s.duration_s:.3f}\" "
+                      f"file={quoteattr(s.path)}>\n")
+            if s.error:
+                out.write(f'    <testcase classname={quoteattr(s.name)} name="run" time="0">\n'
+                          f'      <error message={quoteattr(s.error)}/>\n    </testcase>\n')
+            for e in s.expectations:
+                _junit_case(out, s, e)
+            out.write("  </testsuite>\n")
+        out.write("</testsuites>\n")

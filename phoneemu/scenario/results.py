@@ -1,0 +1,103 @@
+"""Verdicts of a scenario run (design §3.10, tlsfuzzer-style expectations).
+
+Per expectation and per phone: PASS when the check holds, FAIL when it does not. An
+expectation marked ``xfail`` turns FAIL into XFAIL (expected failure) and PASS into XPASS
+(an expected failure that unexpectedly passed — the mark is stale). A run fails (non-zero
+exit) on any FAIL or XPASS, or on an ERROR (the scenario could not be run).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["CheckResult", "ExpectationResult", "Outcome", "RunSummary", "ScenarioResult", "combine"]
+
+
+class Outcome(enum.Enum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    XFAIL = "XFAIL"
+    XPASS = "XPASS"
+    ERROR = "ERROR"
+
+    @property
+    def bad(self) -> bool:
+        return self in (Outcome.FAIL, Outcome.XPASS, Outcome.ERROR)
+
+
+def apply_xfail(held: bool, xfail: str | None) -> Outcome:
+    if xfail is None:
+        return Outcome.PASS if held else Outcome.FAIL
+    return Outcome.XPASS if held else Outcome.XFAIL
+
+
+def combine(outcomes: list[Outcome]) -> Outcome:
+    """Worst-first: ERROR > FAIL > XPASS > XFAIL > PASS."""
+    for o in (Outcome.ERROR, Outcome.FAIL, Outcome.XPASS, Outcome.XFAIL):
+        if o in outcomes:
+            return o
+    return Outcome.PASS
+
+
+@dataclass(kw_only=True)
+class CheckResult:
+    """One check on one phone: expected vs actual."""
+
+    phone: str
+    check: str
+    expected: Any
+    actual: Any
+    held: bool
+
+
+@dataclass(kw_only=True)
+class ExpectationResult:
+    where: str
+    label: str
+    xfail: str | None
+    checks: list[CheckResult] = field(default_factory=list)
+    timelines: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def outcome(self) -> Outcome:
+        return apply_xfail(all(c.held for c in self.checks), self.xfail)
+
+    def failures(self) -> list[CheckResult]:
+        return [c for c in self.checks if not c.held]
+
+
+@dataclass(kw_only=True)
+class ScenarioResult:
+    name: str
+    path: str
+    reproduces: str
+    expectations: list[ExpectationResult] = field(default_factory=list)
+    error: str | None = None
+    duration_s: float = 0.0
+    phones: int = 0
+    capture: str | None = None
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.error is not None:
+            return Outcome.ERROR
+        return combine([e.outcome for e in self.expectations])
+
+
+@dataclass(kw_only=True)
+class RunSummary:
+    scenarios: list[ScenarioResult] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    def counts(self) -> Counter[str]:
+        return Counter(s.outcome.value for s in self.scenarios)
+
+    def expectation_counts(self) -> Counter[str]:
+        return Counter(e.outcome.value for s in self.scenarios for e in s.expectations)
+
+    @property
+    def ok(self) -> bool:
+        return not any(s.outcome.bad for s in self.scenarios)
