@@ -98,6 +98,10 @@ class VerifyReason(enum.Enum):
     DECRYPT_FAILED = "decrypt-failed"
     NOT_SIGNED = "not-signed"
     TOO_LARGE = "too-large"
+    TVS_UNREACHABLE = "tvs-unreachable"
+    TVS_UNKNOWN = "tvs-unknown-certificate"
+    NO_CERTIFICATE = "no-certificate"
+    NOT_FOUND = "not-found"
     OTHER = "other"
 
 

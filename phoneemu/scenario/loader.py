@@ -51,8 +51,8 @@ ADMIN_OPERATIONS: dict[str, frozenset[str]] = {
 
 #: expectation check -> allowed values (None = free text / int / bool as documented).
 CHECKS: dict[str, tuple[str, ...] | None] = {
-    "itl": ("installed", "updated", "unchanged", "absent", "empty", "present"),
-    "ctl": ("installed", "updated", "unchanged", "absent", "present"),
+    "itl": ("installed", "updated", "unchanged", "rejected", "absent", "empty", "present"),
+    "ctl": ("installed", "updated", "unchanged", "rejected", "absent", "present"),
     "config": ("accepted", "rejected", "none"),
     "config_file": None,
     "rule": None,
@@ -103,10 +103,10 @@ def _convert(node: yaml.Node, loader: yaml.SafeLoader) -> _Node:
     if isinstance(node, yaml.MappingNode):
         out: dict[str, _Node] = {}
         for k, v in node.value:
-            key = loader.construct_object(k)
-            if not isinstance(key, (str, int)):
-                raise ScenarioError(f"mapping key {key!r} must be a name", line=k.start_mark.line + 1)
-            skey = str(key)
+            # Keys are names: take their source text, so YAML 1.1 booleans like `on` stay "on".
+            if not isinstance(k, yaml.ScalarNode):
+                raise ScenarioError("mapping keys must be plain names", line=k.start_mark.line + 1)
+            skey = str(k.value)
             if skey in out:
                 raise ScenarioError(f"duplicate key {skey!r}", line=k.start_mark.line + 1)
             out[skey] = _convert(v, loader)
@@ -185,7 +185,7 @@ def _cluster(ctx: _Ctx, name: str, node: _Node) -> ClusterSpec:
                           allowed=("tftp", "http_port", "use_http"), required=("tftp",))
         return ClusterSpec(name=name, where=ctx.where(node), external=_plain(_Node(ext, node.line)))
     allowed = ("seed", "nodes", "key", "itlrecovery_years", "upgraded", "mixed_mode", "signature_algorithm",
-               "rollback", "extra_certs", "load", "autoregistration", "tvs_ttl", "host", "sbd")
+               "rollback", "extra_certs", "load", "autoregistration", "tvs_ttl", "host", "sbd", "itl_signer")
     opts = ctx.mapping(node, field, allowed=allowed)
     seed = ctx.integer(opts["seed"], f"{field}.seed") if "seed" in opts else None
     options = {k: _plain(v) for k, v in opts.items() if k != "seed"}
@@ -194,7 +194,8 @@ def _cluster(ctx: _Ctx, name: str, node: _Node) -> ClusterSpec:
 
 def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec]) -> PhoneGroup:
     field = f"phones.{name}"
-    allowed = ("cluster", "count", "mac_start", "mac", "profile", "encrypt", "symmetric_key", "capf", "flash")
+    allowed = ("cluster", "count", "mac_start", "mac", "profile", "encrypt", "symmetric_key", "capf", "flash",
+               "registered")
     m = ctx.mapping(node, field, allowed=allowed)
     default_cluster = next(iter(clusters)) if clusters else ""
     cluster = ctx.string(m["cluster"], f"{field}.cluster") if "cluster" in m else default_cluster
@@ -243,6 +244,7 @@ def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec])
         symmetric_key=ctx.string(m["symmetric_key"], f"{field}.symmetric_key") if "symmetric_key" in m
         else None,
         capf=capf, flash=flash,
+        registered=ctx.boolean(m["registered"], f"{field}.registered") if "registered" in m else True,
     )
 
 

@@ -44,6 +44,8 @@ class PhoneGroup:
     symmetric_key: str | None = None
     capf: dict[str, Any] | None = None
     flash: dict[str, Any] = field(default_factory=dict)
+    #: False: the cluster has no device entry for these phones (autoregistration, §G.10).
+    registered: bool = True
 
     def macs(self) -> list[str]:
         start = int(self.mac_start, 16)

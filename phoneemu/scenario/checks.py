@@ -1,0 +1,137 @@
+"""Expectation checks: how each scenario check reads a phone's last boot report.
+
+One function per check name of ``loader.CHECKS``; each returns the *actual* value to show
+in reports and whether it matches the expected value (a list expected value means "any of").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+__all__ = ["PhoneView", "evaluate"]
+
+
+class PhoneView(Protocol):
+    """What a check may look at: the last boot report and the phone's stored state."""
+
+    @property
+    def report(self) -> Any: ...          # BootReport | None (phone/boot.py)
+
+    def has_trust(self, kind: str) -> bool: ...
+
+    def trust_is_empty(self, kind: str) -> bool: ...
+
+    def has_lsc(self) -> bool: ...
+
+    @property
+    def running_load(self) -> str | None: ...
+
+
+def _any_of(expected: Any) -> list[Any]:
+    return expected if isinstance(expected, list) else [expected]
+
+
+def _trust(kind: str) -> Callable[[PhoneView, Any], tuple[Any, bool]]:
+    def check(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+        r = p.report
+        outcome = r.trust.get(kind, "absent") if r is not None else "absent"
+        present = p.has_trust(kind)
+        empty = present and p.trust_is_empty(kind)
+        held = False
+        for want in _any_of(expected):
+            if want == "present":
+                held |= present
+            elif want == "empty":
+                held |= empty
+            elif want == "absent":
+                held |= not present
+            else:
+                held |= outcome == want
+        actual = outcome if outcome != "unchanged" or not empty else "unchanged (empty)"
+        return actual, held
+    return check
+
+
+def _report_field(name: str) -> Callable[[PhoneView, Any], tuple[Any, bool]]:
+    def check(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+        actual = getattr(p.report, name) if p.report is not None else None
+        return actual, actual in _any_of(expected)
+    return check
+
+
+def _rule(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+    r = p.report
+    rules = [d.rule for d in r.decisions] if r is not None else []
+    deciding = r.deciding.rule if r is not None and r.deciding is not None else None
+    # A rule matches when the deciding rule, or any rule of the boot, equals it or starts with it
+    # (so "G.3" matches "G.3.5-reject-unknown-signer").
+    held = any(rule == w or rule.startswith(f"{w}-") or rule.startswith(f"{w}.")
+               for w in _any_of(expected) for rule in rules)
+    return deciding if deciding is not None else rules, held
+
+
+def _reason(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+    r = p.report
+    reasons = []
+    if r is not None:
+        for d in r.decisions:
+            if not d.accepted:
+                code = d.reason_code.value if d.reason_code is not None else None
+                reasons.append(code or d.reason)
+    held = any(w == x or str(w) in str(x) for w in _any_of(expected) for x in reasons)
+    return reasons, held
+
+
+def _status(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+    statuses = list(p.report.statuses) if p.report is not None else []
+    held = any(str(w).lower() in s.lower() for w in _any_of(expected) for s in statuses)
+    return statuses, held
+
+
+def _lsc(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+    outcome = p.report.lsc if p.report is not None else "absent"
+    present = p.has_lsc()
+    held = False
+    for want in _any_of(expected):
+        held |= (want == "present" and present) or (want == "absent" and not present) or outcome == want
+    return outcome, held
+
+
+def _load(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+    return p.running_load, p.running_load in _any_of(expected)
+
+
+def _bool_field(name: str) -> Callable[[PhoneView, Any], tuple[Any, bool]]:
+    def check(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+        actual = bool(getattr(p.report, name)) if p.report is not None else False
+        return actual, any(actual == bool(w) for w in _any_of(expected))
+    return check
+
+
+def _boot(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+    actual = "ok" if p.report is not None and p.report.ok else "failed"
+    return actual, actual in _any_of(expected)
+
+
+_CHECKS: dict[str, Callable[[PhoneView, Any], tuple[Any, bool]]] = {
+    "itl": _trust("ITL"),
+    "ctl": _trust("CTL"),
+    "config": _report_field("config"),
+    "config_file": _report_field("config_file"),
+    "rule": _rule,
+    "reason": _reason,
+    "status": _status,
+    "lsc": _lsc,
+    "firmware": _report_field("firmware"),
+    "load": _load,
+    "locked_out": _bool_field("locked_out"),
+    "encrypted": _bool_field("encrypted"),
+    "tvs_used": _bool_field("tvs_used"),
+    "boot": _boot,
+}
+
+
+def evaluate(check: str, phone: PhoneView, expected: Any) -> tuple[Any, bool]:
+    """(actual, held) for one check on one phone."""
+    return _CHECKS[check](phone, expected)
