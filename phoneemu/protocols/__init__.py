@@ -1,1 +1,11 @@
-"""protocols."""
+"""Sans-I/O protocol codecs and state machines: TVS (spec §E) and CAPF (spec §F).
+
+Nothing here touches sockets, TLS, event loops or clocks; the I/O shell in ``phoneemu.net`` and
+``phoneemu.lab`` feeds received bytes in and sends the bytes these objects return.
+"""
+
+from __future__ import annotations
+
+from phoneemu.protocols import capf, tvs
+
+__all__ = ["capf", "tvs"]

@@ -1,0 +1,933 @@
+"""CAPF (Certificate Authority Proxy Function) codec and state machines — spec §F, sans-I/O.
+
+Framing (spec §F.2): an 8-byte header ``0x55 | command | session id (uint32 BE) | body length
+(uint16 BE)`` followed by element TLVs (1-byte tag, uint16 length). Commands §F.3, elements §F.4,
+REASON values §F.5. Unknown element tags survive decode → encode.
+
+Element value encodings (§F.4): CERTIFICATE is the wrapper ``0x01 | uint16 len(DER)+2 | 0x00 |
+cert-type | DER``; SHA2_SIGNED_DATA is ``hash code | uint16 len | signature``; SUDI_DATA is a list
+of ``code | uint16 len | value`` (0 SUDI cert, 1 SHA-1 signature, 3 SHA-512 signature); PASSWORD
+and DEVICE_NAME are NUL-terminated.
+
+State machines follow the message sequences of §F.6 (server = CAPF, client = phone). The server
+speaks first with AUTH_REQUEST {VERSION=3, AUTH_TYPE}. Conventions that are **ours** where the
+spec is silent or [UNK]:
+
+* AUTH_TYPE in AUTH_REQUEST: we send the configured mode (capfd always sends 0 and what CUCM sends
+  is [UNK]); the client uses its own configured mode when given, else the server's AUTH_TYPE.
+* Authentication strings: Cisco allows 4..10 digits (§F.7); the daemons accept longer ones, so the
+  server accepts a configured string of 4..16 digits.
+* Auth mode 0 ("none") performs no authentication; the operation still runs.
+* Failure END_SESSION reasons: a failed fetch/delete/store/keygen ends with REASON 7; success
+  ends as §F.6 shows (install 1, fetch 0, delete 1).
+* Certificate modes (3, 4): the server requires CERTIFICATE and at least one of SIGNED_DATA (SHA-1)
+  / SHA2_SIGNED_DATA (SHA-512); every signature present must verify over
+  ``DEVICE_NAME bytes || 0x00 || certificate DER`` (§F.7) and the certificate must pass the
+  lab's ``verify_device_cert`` callable. SUDI_DATA, when present, is checked the same way over
+  ``session id (uint32 LE) || SUDI cert DER`` and its certificate passed to the callable with type MIC.
+
+Errors: an unexpected command in a state → ProtocolError naming state and command; a malformed
+element value → DecodeError naming the element.
+"""
+
+from __future__ import annotations
+
+import enum
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cryptography import x509
+
+from phoneemu.crypto.certs import cert_public_key, load_cert_der
+from phoneemu.crypto.hashes import HashAlg
+from phoneemu.crypto.keys import (
+    KeySpec,
+    PrivateKey,
+    generate_key,
+    key_description,
+    load_public_key_spki_der,
+    public_key_spki_der,
+)
+from phoneemu.crypto.signatures import sign_raw_digest, verify_raw_digest
+from phoneemu.errors import DecodeError, EncodeError, ProtocolError, VerificationError
+from phoneemu.protocols._elements import (
+    MAX_BODY,
+    Element,
+    FrameBuffer,
+    decode_elements,
+    encode_elements,
+    find,
+)
+from phoneemu.wire import Reader, Writer
+
+__all__ = [
+    "CAPF_VERSION",
+    "HEADER_SIZE",
+    "MAX_FRAME",
+    "PROTOCOL_ID",
+    "AuthType",
+    "CapfClientSession",
+    "CapfCommand",
+    "CapfMessage",
+    "CapfResult",
+    "CapfServerSession",
+    "CapfTag",
+    "CertType",
+    "Curve",
+    "Element",
+    "FrameDecoder",
+    "KeyType",
+    "Reason",
+    "SudiData",
+    "auth_data",
+    "decode",
+    "decode_certificate",
+    "decode_cstring",
+    "decode_sha2_signed_data",
+    "decode_sudi_data",
+    "default_generate_key",
+    "encode",
+    "encode_certificate",
+    "encode_cstring",
+    "encode_sha2_signed_data",
+    "encode_sudi_data",
+    "message",
+    "sudi_auth_data",
+]
+
+FMT = "capf"
+PROTOCOL_ID = 0x55
+HEADER_SIZE = 8
+MAX_FRAME = HEADER_SIZE + MAX_BODY
+CAPF_VERSION = 3
+
+
+class CapfCommand(enum.IntEnum):
+    """Spec §F.3."""
+
+    AUTH_REQUEST = 1
+    AUTH_RESPONSE = 2
+    KEY_GENERATE_REQUEST = 3
+    KEY_GENERATE_RESPONSE = 4
+    ENCRYPT_RESPONSE = 5
+    ENCRYPT_REQUEST = 6
+    DECRYPT_REQUEST = 7
+    DECRYPT_RESPONSE = 8
+    STORE_CERTIFICATE_REQUEST = 9
+    STORE_CERTIFICATE_RESPONSE = 10
+    FETCH_CERTIFICATE_REQUEST = 11
+    FETCH_CERTIFICATE_RESPONSE = 12
+    DELETE_CERTIFICATE_REQUEST = 13
+    DELETE_CERTIFICATE_RESPONSE = 14
+    END_SESSION = 15
+    RETRY_LATER = 16
+    REQUEST_IN_PROGRESS = 17
+    STATUS_REQUEST = 18
+    STATUS_RESPONSE = 19
+    ABORT_REQUEST = 20
+    ABORT_RESPONSE = 21
+    SIGN_CERTIFICATE_REQUEST = 22
+    SIGN_CERTIFICATE_RESPONSE = 23
+
+
+class CapfTag(enum.IntEnum):
+    """Spec §F.4."""
+
+    REASON = 1
+    REASON_INFO = 2
+    CERTIFICATE_TYPE = 3
+    CERTIFICATE = 4
+    CERTIFICATE_ID = 5
+    SIGNED_DATA = 6
+    VERSION = 7
+    AUTH_TYPE = 8
+    PUBLIC_KEY = 9
+    KEY_SIZE = 10
+    PASSWORD = 11
+    RETRY_DELAY = 12
+    DEVICE_NAME = 13
+    SUDI_DATA = 16
+    KEY_TYPE = 17
+    CURVE = 18
+    DIGEST_TYPE = 19
+    SHA2_SIGNED_DATA = 20
+
+
+class Reason(enum.IntEnum):
+    """Spec §F.5 (other values [UNK])."""
+
+    NO_ACTION = 0
+    SUCCESS = 1
+    FAILURE = 7
+    UNKNOWN_DEVICE = 9
+
+
+class AuthType(enum.IntEnum):
+    """Spec §F.4 tag 8 / §F.7 ``capfAuthMode``."""
+
+    NONE = 0
+    PASSWORD = 1
+    NULL_STRING = 2
+    LSC = 3
+    MIC = 4
+
+
+class CertType(enum.IntEnum):
+    LSC = 1
+    MIC = 2
+
+
+class KeyType(enum.IntEnum):
+    RSA = 0
+    EC = 1
+
+
+class Curve(enum.IntEnum):
+    """Spec §F.4 tag 18; ``label`` is the KeySpec curve name."""
+
+    P256 = 0
+    P384 = 1
+    P521 = 2
+
+    @property
+    def label(self) -> str:
+        return {0: "p256", 1: "p384", 2: "p521"}[self.value]
+
+    @classmethod
+    def from_label(cls, label: str) -> Curve:
+        for c in cls:
+            if c.label == label:
+                return c
+        raise EncodeError(f"unknown curve {label!r} (p256, p384, p521)", fmt=FMT, path="curve")
+
+
+_NAMES = {t.value: t.name for t in CapfTag}
+_SUDI_CERT, _SUDI_SHA1, _SUDI_SHA512 = 0, 1, 3
+
+
+def _cmd_name(command: int) -> str:
+    try:
+        return CapfCommand(command).name
+    except ValueError:
+        return f"command {command}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CapfMessage:
+    """One CAPF frame; ``elements`` keeps order and unknown tags."""
+
+    command: int
+    session_id: int
+    elements: tuple[Element, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.command not in CapfCommand._value2member_map_:
+            raise EncodeError(f"unknown CAPF command {self.command} (1..23)", fmt=FMT, path="command")
+        if not 0 <= self.session_id <= 0xFFFFFFFF:
+            raise EncodeError(f"session id {self.session_id} does not fit in uint32", fmt=FMT,
+                              path="session_id")
+        body = sum(3 + len(e.value) for e in self.elements)
+        if body > MAX_BODY:
+            raise EncodeError(f"body of {body} bytes exceeds 65535", fmt=FMT, path="elements")
+
+    def get(self, tag: int) -> bytes | None:
+        return find(self.elements, tag)
+
+    def has(self, tag: int) -> bool:
+        return find(self.elements, tag) is not None
+
+    def require(self, tag: CapfTag) -> bytes:
+        """Value of ``tag``; a missing element is a DecodeError naming command and element."""
+        v = self.get(tag)
+        if v is None:
+            raise DecodeError(f"{_cmd_name(self.command)} lacks element {tag.name}", fmt=FMT,
+                              path=tag.name, tag=int(tag))
+        return v
+
+    def u8(self, tag: CapfTag) -> int:
+        v = self.require(tag)
+        if len(v) != 1:
+            raise DecodeError(f"value of {len(v)} bytes, expected 1", fmt=FMT, path=tag.name,
+                              tag=int(tag))
+        return v[0]
+
+    def u16(self, tag: CapfTag) -> int:
+        v = self.require(tag)
+        if len(v) != 2:
+            raise DecodeError(f"value of {len(v)} bytes, expected 2", fmt=FMT, path=tag.name,
+                              tag=int(tag))
+        return int.from_bytes(v, "big")
+
+    def string(self, tag: CapfTag) -> str:
+        return decode_cstring(self.require(tag), field=tag.name, tag=int(tag))
+
+
+def message(command: int, session_id: int, *elements: tuple[int, bytes] | Element) -> CapfMessage:
+    """Shorthand: ``message(CapfCommand.END_SESSION, sid, (CapfTag.REASON, b"\\x01"))``."""
+    els = tuple(e if isinstance(e, Element) else Element(tag=e[0], value=e[1]) for e in elements)
+    return CapfMessage(command=command, session_id=session_id, elements=els)
+
+
+# --- framing -------------------------------------------------------------------------------------
+
+def encode(msg: CapfMessage) -> bytes:
+    """Header (spec §F.2) + element TLVs, as one buffer (capfd: header and body in one send)."""
+    w = Writer(fmt=FMT)
+    w.u8(PROTOCOL_ID, "protocol_id")
+    w.u8(msg.command, "command")
+    w.u32(msg.session_id, "session_id")
+    with w.block16(field="body"):
+        encode_elements(w, msg.elements)
+    return w.getvalue()
+
+
+def _check_header(header: bytes, stream_offset: int, path: str = "header") -> None:
+    if len(header) >= 1 and header[0] != PROTOCOL_ID:
+        raise ProtocolError(f"protocol id 0x{header[0]:02x}, expected 0x55", fmt=FMT,
+                            offset=stream_offset, path=f"{path}.protocol_id")
+    if len(header) >= 2 and header[1] not in CapfCommand._value2member_map_:
+        raise ProtocolError(f"unknown command {header[1]} (1..23)", fmt=FMT, offset=stream_offset + 1,
+                            path=f"{path}.command")
+
+
+def _decode_frame(data: bytes, path: str) -> CapfMessage:
+    r = Reader(data, fmt=FMT, path=path)
+    if len(data) < HEADER_SIZE:
+        raise r.error(f"truncated header: {len(data)} byte(s), need {HEADER_SIZE}", field="header",
+                      offset=0)
+    _check_header(data[:HEADER_SIZE], 0, f"{path}.header" if path else "header")
+    r.seek(1)
+    command = r.u8("header.command")
+    session_id = r.u32("header.session_id")
+    at = r.offset
+    length = r.u16("header.body_length")
+    if length != r.remaining:
+        raise r.error(f"body length {length} but {r.remaining} byte(s) follow the header",
+                      field="header.body_length", offset=at)
+    elements = decode_elements(r.sub(length, "body"), names=_NAMES)
+    return CapfMessage(command=command, session_id=session_id, elements=elements)
+
+
+def decode(data: bytes) -> CapfMessage:
+    """Exactly one message: a short frame or bytes after the body are DecodeErrors."""
+    return _decode_frame(bytes(data), "")
+
+
+class FrameDecoder:
+    """Incremental decoder: ``feed(bytes) -> list[CapfMessage]``; buffers at most one partial frame
+    (``MAX_FRAME`` bytes). Malformed input raises ProtocolError/DecodeError and poisons the decoder."""
+
+    def __init__(self) -> None:
+        self._fb: FrameBuffer[CapfMessage] = FrameBuffer(
+            fmt=FMT, header_size=HEADER_SIZE, body_length_at=6,
+            check_header=_check_header, decode=_decode_frame)
+
+    def feed(self, data: bytes) -> list[CapfMessage]:
+        return self._fb.feed(data)
+
+    def eof(self) -> None:
+        self._fb.eof()
+
+    @property
+    def buffered(self) -> int:
+        return self._fb.buffered
+
+    @property
+    def max_buffered(self) -> int:
+        return self._fb.max_buffered
+
+
+# --- element value codecs ------------------------------------------------------------------------
+
+def _verr(field: str, tag: int | None, text: str, offset: int | None = None) -> DecodeError:
+    return DecodeError(text, fmt=FMT, path=field, tag=tag, offset=offset)
+
+
+def encode_cstring(text: str, *, field: str = "string") -> bytes:
+    raw = text.encode("utf-8")
+    if b"\0" in raw:
+        raise EncodeError(f"{field} contains NUL", fmt=FMT, path=field)
+    return raw + b"\0"
+
+
+def decode_cstring(value: bytes, *, field: str = "string", tag: int | None = None) -> str:
+    """NUL-terminated UTF-8 (an empty string is a single NUL)."""
+    if not value or value[-1] != 0:
+        raise _verr(field, tag, "string is not NUL-terminated")
+    if b"\0" in value[:-1]:
+        raise _verr(field, tag, "string has a NUL before its end", value.index(b"\0"))
+    try:
+        return value[:-1].decode("utf-8")
+    except UnicodeDecodeError:
+        raise _verr(field, tag, "string is not UTF-8") from None
+
+
+def encode_certificate(der: bytes, cert_type: int = CertType.LSC) -> bytes:
+    """CERTIFICATE wrapper (§F.4): ``0x01 | uint16 len(DER)+2 | 0x00 | cert-type | DER``."""
+    if len(der) + 2 > 0xFFFF:
+        raise EncodeError(f"certificate of {len(der)} bytes too long", fmt=FMT, path="CERTIFICATE")
+    if not 0 <= cert_type <= 0xFF:
+        raise EncodeError(f"certificate type {cert_type} out of range", fmt=FMT, path="CERTIFICATE")
+    return b"\x01" + (len(der) + 2).to_bytes(2, "big") + bytes([0, cert_type]) + der
+
+
+def decode_certificate(value: bytes) -> tuple[int, bytes]:
+    """Inverse of :func:`encode_certificate` → (cert type, DER). Bytes 0 and 3 are not checked
+    (readers skip 5 bytes, spec §F.4); the inner length must match."""
+    r = Reader(value, fmt=FMT, path="CERTIFICATE")
+    r.u8("marker", tag=CapfTag.CERTIFICATE)
+    at = r.offset
+    inner = r.u16("length", tag=CapfTag.CERTIFICATE)
+    if inner < 2 or inner != r.remaining:
+        raise r.error(f"inner length {inner} but {r.remaining} byte(s) follow", field="length",
+                      tag=CapfTag.CERTIFICATE, offset=at)
+    r.u8("reserved", tag=CapfTag.CERTIFICATE)
+    cert_type = r.u8("cert_type", tag=CapfTag.CERTIFICATE)
+    return cert_type, r.rest()
+
+
+def encode_sha2_signed_data(signature: bytes, alg: HashAlg = HashAlg.SHA512) -> bytes:
+    """SHA2_SIGNED_DATA (§F.4): ``hash code | uint16 len | signature``."""
+    if len(signature) > 0xFFFF - 3:
+        raise EncodeError("signature too long", fmt=FMT, path="SHA2_SIGNED_DATA")
+    return bytes([int(alg)]) + len(signature).to_bytes(2, "big") + signature
+
+
+def decode_sha2_signed_data(value: bytes) -> tuple[int, bytes]:
+    """→ (hash code, signature); the inner length must fill the value exactly."""
+    r = Reader(value, fmt=FMT, path="SHA2_SIGNED_DATA")
+    code = r.u8("hash_code", tag=CapfTag.SHA2_SIGNED_DATA)
+    n = r.u16("length", tag=CapfTag.SHA2_SIGNED_DATA)
+    sig = r.take(n, "signature", tag=CapfTag.SHA2_SIGNED_DATA)
+    r.expect_end("signature", tag=CapfTag.SHA2_SIGNED_DATA)
+    return code, sig
+
+
+@dataclass(frozen=True, kw_only=True)
+class SudiData:
+    """SUDI_DATA (§F.4): SUDI certificate and its SHA-1 / SHA-512 signed data; unknown parts kept."""
+
+    certificate: bytes | None = None
+    sha1_signature: bytes | None = None
+    sha512_signature: bytes | None = None
+    unknown: tuple[tuple[int, bytes], ...] = ()
+
+
+def encode_sudi_data(sudi: SudiData) -> bytes:
+    w = Writer(fmt=FMT)
+    for code, v in ((_SUDI_CERT, sudi.certificate), (_SUDI_SHA1, sudi.sha1_signature),
+                    (_SUDI_SHA512, sudi.sha512_signature), *sudi.unknown):
+        if v is not None:
+            w.tlv(code, v, field="SUDI_DATA")
+    return w.getvalue()
+
+
+def decode_sudi_data(value: bytes) -> SudiData:
+    r = Reader(value, fmt=FMT, path="SUDI_DATA")
+    parts: dict[int, bytes] = {}
+    unknown: list[tuple[int, bytes]] = []
+    while not r.at_end:
+        code = r.u8("code", tag=CapfTag.SUDI_DATA)
+        n = r.u16("length", tag=CapfTag.SUDI_DATA)
+        v = r.take(n, f"part[{code}]", tag=CapfTag.SUDI_DATA)
+        if code in (_SUDI_CERT, _SUDI_SHA1, _SUDI_SHA512) and code not in parts:
+            parts[code] = v
+        else:
+            unknown.append((code, v))
+    return SudiData(certificate=parts.get(_SUDI_CERT), sha1_signature=parts.get(_SUDI_SHA1),
+                    sha512_signature=parts.get(_SUDI_SHA512), unknown=tuple(unknown))
+
+
+def auth_data(device_name: str, cert_der: bytes) -> bytes:
+    """Signed auth data of §F.7: ``DEVICE_NAME bytes || 0x00 || certificate DER``."""
+    return device_name.encode("utf-8") + b"\0" + cert_der
+
+
+def sudi_auth_data(session_id: int, sudi_cert_der: bytes) -> bytes:
+    """SUDI auth data of §F.7: session id as **little-endian** uint32 || SUDI cert DER."""
+    return session_id.to_bytes(4, "little") + sudi_cert_der
+
+
+def default_generate_key(key_type: str, bits: int, curve: str | None) -> PrivateKey:
+    """Key generator for :class:`CapfClientSession` using crypto.keys (``rsa``/``ec``)."""
+    return generate_key(KeySpec(kind=key_type, bits=bits, curve=curve or "p256"))
+
+
+# --- results ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class CapfResult:
+    """What a session ended with.
+
+    ``outcome``: server side "installed", "fetched", "deleted", "nothing-pending", "bad-auth",
+    "unknown-device", "keygen-failed", "store-failed", "fetch-failed", "delete-failed";
+    client side "installed", "fetched", "deleted", "nothing-pending", "rejected" (``reason`` is the
+    END_SESSION REASON, ``detail`` says why). ``certificate`` is the LSC installed/fetched,
+    ``key`` the client's new private key after an install.
+    """
+
+    outcome: str
+    reason: int | None = None
+    detail: str = ""
+    device_name: str | None = None
+    certificate: bytes | None = None
+    key: PrivateKey | None = None
+
+
+class _Session:
+    """Common plumbing: frame reassembly, session-id check, sequencing errors."""
+
+    role = "capf"
+
+    def __init__(self) -> None:
+        self._decoder = FrameDecoder()
+        self.state = "init"
+        self.session_id: int | None = None
+        self._result: CapfResult | None = None
+        self._error: DecodeError | None = None
+
+    @property
+    def failed(self) -> bool:
+        """True after a DecodeError/ProtocolError: the session cannot continue."""
+        return self._error is not None
+
+    @property
+    def done(self) -> bool:
+        return self._result is not None
+
+    @property
+    def result(self) -> CapfResult | None:
+        return self._result
+
+    def _unexpected(self, msg: CapfMessage) -> ProtocolError:
+        return ProtocolError(f"{self.role}: unexpected {_cmd_name(msg.command)} in state {self.state!r}",
+                             fmt=FMT, path=f"{self.role}.{self.state}", tag=msg.command)
+
+    def receive(self, data: bytes) -> list[bytes]:
+        """Feed bytes from the peer; return the frames to send (each one complete buffer).
+
+        A DecodeError/ProtocolError fails the session for good: every later call raises it again
+        (the I/O shell closes the connection).
+        """
+        if self._error is not None:
+            raise self._error
+        try:
+            return self._receive(data)
+        except DecodeError as exc:
+            self._error = exc
+            self.state = "failed"
+            raise
+
+    def _receive(self, data: bytes) -> list[bytes]:
+        out: list[bytes] = []
+        for msg in self._decoder.feed(data):
+            if self.done:
+                raise ProtocolError(f"{self.role}: {_cmd_name(msg.command)} after the session ended",
+                                    fmt=FMT, path=f"{self.role}.{self.state}", tag=msg.command)
+            if self.session_id is not None and msg.session_id != self.session_id:
+                raise ProtocolError(f"{self.role}: session id {msg.session_id}, expected {self.session_id}",
+                                    fmt=FMT, path=f"{self.role}.{self.state}.session_id")
+            out.extend(encode(m) for m in self._handle(msg))
+        return out
+
+    def _handle(self, msg: CapfMessage) -> list[CapfMessage]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _msg(self, command: CapfCommand, *elements: tuple[int, bytes]) -> CapfMessage:
+        assert self.session_id is not None
+        return message(command, self.session_id, *elements)
+
+
+def _u8(v: int) -> bytes:
+    return bytes([v])
+
+
+# --- server ----------------------------------------------------------------------------------------
+
+VerifyDeviceCert = Callable[[x509.Certificate, int], None]
+"""Raise VerificationError unless the certificate (of CertType) chains to the LSC issuer / MIC CA."""
+IssueLsc = Callable[[str, bytes], bytes]
+"""(device name, SPKI DER) -> LSC DER."""
+
+
+class CapfServerSession(_Session):
+    """CAPF server (cluster side) for one TLS connection.
+
+    ``start()`` returns AUTH_REQUEST; then feed every received chunk to ``receive()`` and send what it
+    returns. ``done`` turns true when END_SESSION has been produced; ``result`` says what happened.
+    """
+
+    role = "capf-server"
+    OPERATIONS = ("install", "fetch", "delete", "none")
+
+    def __init__(
+        self,
+        *,
+        session_id: int,
+        operation: str = "none",
+        auth_mode: int = AuthType.NULL_STRING,
+        auth_string: str = "",
+        key_type: str = "rsa",
+        key_size: int = 2048,
+        curve: str = "p256",
+        verify_device_cert: VerifyDeviceCert | None = None,
+        issue_lsc: IssueLsc | None = None,
+        known_device: Callable[[str], bool] | None = None,
+    ) -> None:
+        super().__init__()
+        if not 0 <= session_id <= 0xFFFFFFFF:
+            raise EncodeError(f"session id {session_id} does not fit in uint32", fmt=FMT,
+                              path="session_id")
+        if operation not in self.OPERATIONS:
+            raise EncodeError(f"operation {operation!r} not in {self.OPERATIONS}", fmt=FMT,
+                              path="operation")
+        if auth_mode not in AuthType._value2member_map_:
+            raise EncodeError(f"auth mode {auth_mode} not in 0..4", fmt=FMT, path="auth_mode")
+        if auth_mode == AuthType.PASSWORD and not (auth_string.isascii() and auth_string.isdigit()
+                                                   and 4 <= len(auth_string) <= 16):
+            raise EncodeError("authentication string must be 4..16 digits", fmt=FMT, path="auth_string")
+        if operation == "install":
+            if key_type == "rsa":
+                KeySpec(kind="rsa", bits=key_size)
+            elif key_type == "ec":
+                Curve.from_label(curve)
+            else:
+                raise EncodeError(f"key type {key_type!r} (rsa or ec)", fmt=FMT, path="key_type")
+            if issue_lsc is None:
+                raise EncodeError("install needs issue_lsc", fmt=FMT, path="issue_lsc")
+        self.session_id = session_id
+        self.operation = operation
+        self.auth_mode = AuthType(auth_mode)
+        self.auth_string = auth_string
+        self.key_type = key_type
+        self.key_size = key_size
+        self.curve = curve
+        self._verify_cert = verify_device_cert
+        self._issue_lsc = issue_lsc
+        self._known = known_device
+        self.device_name: str | None = None
+        self._lsc: bytes | None = None
+
+    def start(self) -> bytes:
+        """AUTH_REQUEST {VERSION=3, AUTH_TYPE} — the server speaks first (§F.1)."""
+        if self.state != "init":
+            raise ProtocolError(f"{self.role}: start() in state {self.state!r}", fmt=FMT,
+                                path=f"{self.role}.{self.state}")
+        self.state = "wait-auth"
+        return encode(self._msg(CapfCommand.AUTH_REQUEST, (CapfTag.VERSION, _u8(CAPF_VERSION)),
+                                (CapfTag.AUTH_TYPE, _u8(self.auth_mode))))
+
+    def _end(self, reason: Reason, outcome: str, detail: str = "", certificate: bytes | None = None
+             ) -> list[CapfMessage]:
+        self.state = "ended"
+        self._result = CapfResult(outcome=outcome, reason=int(reason), detail=detail,
+                                  device_name=self.device_name, certificate=certificate)
+        return [self._msg(CapfCommand.END_SESSION, (CapfTag.REASON, _u8(reason)))]
+
+    def _handle(self, msg: CapfMessage) -> list[CapfMessage]:
+        cmd = msg.command
+        if self.state == "wait-auth" and cmd == CapfCommand.AUTH_RESPONSE:
+            return self._on_auth(msg)
+        if self.state == "wait-keygen" and cmd == CapfCommand.REQUEST_IN_PROGRESS:
+            return []
+        if self.state == "wait-keygen" and cmd == CapfCommand.KEY_GENERATE_RESPONSE:
+            return self._on_keygen(msg)
+        if self.state == "wait-store" and cmd == CapfCommand.STORE_CERTIFICATE_RESPONSE:
+            if msg.u8(CapfTag.REASON) != Reason.SUCCESS:
+                return self._end(Reason.FAILURE, "store-failed", "phone refused the certificate")
+            return self._end(Reason.SUCCESS, "installed", certificate=self._lsc)
+        if self.state == "wait-fetch" and cmd == CapfCommand.FETCH_CERTIFICATE_RESPONSE:
+            if msg.u8(CapfTag.REASON) != Reason.SUCCESS:
+                return self._end(Reason.FAILURE, "fetch-failed", "phone has no certificate")
+            _ctype, der = decode_certificate(msg.require(CapfTag.CERTIFICATE))
+            return self._end(Reason.NO_ACTION, "fetched", certificate=der)
+        if self.state == "wait-delete" and cmd == CapfCommand.DELETE_CERTIFICATE_RESPONSE:
+            if msg.u8(CapfTag.REASON) != Reason.SUCCESS:
+                return self._end(Reason.FAILURE, "delete-failed", "phone could not delete")
+            return self._end(Reason.SUCCESS, "deleted")
+        raise self._unexpected(msg)
+
+    def _on_auth(self, msg: CapfMessage) -> list[CapfMessage]:
+        name = msg.string(CapfTag.DEVICE_NAME)
+        self.device_name = name
+        if self._known is not None and not self._known(name):
+            return self._end(Reason.UNKNOWN_DEVICE, "unknown-device", f"device {name!r} not known")
+        problem = self._authenticate(msg, name)
+        if problem:
+            return self._end(Reason.FAILURE, "bad-auth", problem)
+        if self.operation == "install":
+            self.state = "wait-keygen"
+            if self.key_type == "rsa":
+                return [self._msg(CapfCommand.KEY_GENERATE_REQUEST, (CapfTag.KEY_TYPE, _u8(KeyType.RSA)),
+                                  (CapfTag.KEY_SIZE, self.key_size.to_bytes(2, "big")))]
+            return [self._msg(CapfCommand.KEY_GENERATE_REQUEST, (CapfTag.KEY_TYPE, _u8(KeyType.EC)),
+                              (CapfTag.CURVE, _u8(Curve.from_label(self.curve))))]
+        if self.operation == "fetch":
+            self.state = "wait-fetch"
+            return [self._msg(CapfCommand.FETCH_CERTIFICATE_REQUEST)]
+        if self.operation == "delete":
+            self.state = "wait-delete"
+            return [self._msg(CapfCommand.DELETE_CERTIFICATE_REQUEST)]
+        return self._end(Reason.NO_ACTION, "nothing-pending")
+
+    def _authenticate(self, msg: CapfMessage, name: str) -> str:
+        """Return "" when authenticated, else why not (§F.7)."""
+        mode = self.auth_mode
+        if mode in (AuthType.NONE, AuthType.NULL_STRING):
+            return ""
+        if mode == AuthType.PASSWORD:
+            pw = msg.string(CapfTag.PASSWORD) if msg.has(CapfTag.PASSWORD) else ""
+            if not hmac.compare_digest(pw.encode("utf-8"), self.auth_string.encode("utf-8")):
+                return "authentication string does not match"
+            return ""
+        return self._authenticate_cert(msg, name)
+
+    def _authenticate_cert(self, msg: CapfMessage, name: str) -> str:
+        if not msg.has(CapfTag.CERTIFICATE):
+            return "certificate authentication but no CERTIFICATE"
+        if not (msg.has(CapfTag.SIGNED_DATA) or msg.has(CapfTag.SHA2_SIGNED_DATA)):
+            return "certificate authentication but no signed data"
+        cert_type, der = decode_certificate(msg.require(CapfTag.CERTIFICATE))
+        cert = load_cert_der(der, path="CERTIFICATE", tag=CapfTag.CERTIFICATE)
+        pub = cert_public_key(cert)
+        data = auth_data(name, der)
+        try:
+            sig1 = msg.get(CapfTag.SIGNED_DATA)
+            if sig1 is not None:
+                verify_raw_digest(pub, sig1, data, HashAlg.SHA1)
+            sig2 = msg.get(CapfTag.SHA2_SIGNED_DATA)
+            if sig2 is not None:
+                code, sig = decode_sha2_signed_data(sig2)
+                if code != HashAlg.SHA512:
+                    return f"SHA2 signed data with hash code {code}, expected 3 (SHA-512)"
+                verify_raw_digest(pub, sig, data, HashAlg.SHA512)
+            if self._verify_cert is None:
+                return "no device-certificate verifier configured"
+            self._verify_cert(cert, cert_type)
+            sudi_raw = msg.get(CapfTag.SUDI_DATA)
+            if sudi_raw is not None:
+                problem = self._check_sudi(decode_sudi_data(sudi_raw))
+                if problem:
+                    return problem
+        except VerificationError as exc:
+            return f"certificate authentication failed: {exc.message}"
+        return ""
+
+    def _check_sudi(self, sudi: SudiData) -> str:
+        assert self.session_id is not None and self._verify_cert is not None
+        if sudi.certificate is None or (sudi.sha1_signature is None and sudi.sha512_signature is None):
+            return "SUDI data without certificate or signature"
+        cert = load_cert_der(sudi.certificate, path="SUDI_DATA.certificate", tag=CapfTag.SUDI_DATA)
+        pub = cert_public_key(cert)
+        data = sudi_auth_data(self.session_id, sudi.certificate)
+        if sudi.sha1_signature is not None:
+            verify_raw_digest(pub, sudi.sha1_signature, data, HashAlg.SHA1)
+        if sudi.sha512_signature is not None:
+            verify_raw_digest(pub, sudi.sha512_signature, data, HashAlg.SHA512)
+        self._verify_cert(cert, CertType.MIC)
+        return ""
+
+    def _on_keygen(self, msg: CapfMessage) -> list[CapfMessage]:
+        raw = msg.get(CapfTag.PUBLIC_KEY)
+        if raw is None:
+            reason = msg.get(CapfTag.REASON)
+            return self._end(Reason.FAILURE, "keygen-failed",
+                             f"phone sent no public key (reason {reason[0] if reason else 'none'})")
+        key = load_public_key_spki_der(raw)
+        wanted_ok = (key_description(key) == f"RSA {self.key_size}" if self.key_type == "rsa"
+                     else key_description(key) == f"EC {_CURVE_NAMES[self.curve]}")
+        if not wanted_ok:
+            return self._end(Reason.FAILURE, "keygen-failed",
+                             f"phone generated {key_description(key)}, asked for {self.key_type} "
+                             f"{self.key_size if self.key_type == 'rsa' else self.curve}")
+        assert self._issue_lsc is not None and self.device_name is not None
+        self._lsc = self._issue_lsc(self.device_name, raw)
+        self.state = "wait-store"
+        return [self._msg(CapfCommand.STORE_CERTIFICATE_REQUEST,
+                          (CapfTag.CERTIFICATE_TYPE, _u8(CertType.LSC)),
+                          (CapfTag.CERTIFICATE, encode_certificate(self._lsc, CertType.LSC)))]
+
+
+_CURVE_NAMES = {"p256": "secp256r1", "p384": "secp384r1", "p521": "secp521r1"}
+
+
+# --- client ----------------------------------------------------------------------------------------
+
+GenerateKey = Callable[[str, int, "str | None"], PrivateKey]
+"""(key type "rsa"|"ec", bits, curve "p256"|"p384"|"p521"|None) -> new private key."""
+
+
+class CapfClientSession(_Session):
+    """CAPF client (phone side) for one TLS connection: feed received bytes to ``receive()`` and send
+    what it returns; ``done``/``result`` after END_SESSION.
+
+    ``cert_der``/``cert_key``: the certificate the phone authenticates with in certificate modes (the
+    caller picks LSC or MIC per §F.7 precedence); ``cert_type`` defaults to LSC when it is
+    ``current_lsc``, else MIC. ``auth_mode``: the phone's configured ``capfAuthMode``; None → use the
+    server's AUTH_TYPE. ``send_in_progress``: send REQUEST_IN_PROGRESS before KEY_GENERATE_RESPONSE.
+    """
+
+    role = "capf-client"
+
+    def __init__(
+        self,
+        *,
+        device_name: str,
+        auth_string: str = "",
+        cert_der: bytes | None = None,
+        cert_key: PrivateKey | None = None,
+        cert_type: int | None = None,
+        generate_key: GenerateKey = default_generate_key,
+        current_lsc: bytes | None = None,
+        auth_mode: int | None = None,
+        send_in_progress: bool = False,
+        sudi: SudiData | None = None,
+        sudi_key: PrivateKey | None = None,
+    ) -> None:
+        super().__init__()
+        encode_cstring(device_name, field="device_name")
+        encode_cstring(auth_string, field="auth_string")
+        if (cert_der is None) != (cert_key is None):
+            raise EncodeError("cert_der and cert_key go together", fmt=FMT, path="cert_key")
+        self.device_name = device_name
+        self.auth_string = auth_string
+        self.cert_der = cert_der
+        self.cert_key = cert_key
+        if cert_type is None:
+            cert_type = CertType.LSC if cert_der is not None and cert_der == current_lsc else CertType.MIC
+        self.cert_type = cert_type
+        self._generate_key = generate_key
+        self.current_lsc = current_lsc
+        self.auth_mode = auth_mode
+        self.send_in_progress = send_in_progress
+        self._sudi = sudi
+        self._sudi_key = sudi_key
+        self.state = "wait-auth-request"
+        self._new_key: PrivateKey | None = None
+        self._stored: bytes | None = None
+        self._action: str | None = None
+        self._fetched: bytes | None = None
+
+    def _handle(self, msg: CapfMessage) -> list[CapfMessage]:
+        cmd = msg.command
+        if self.state == "wait-auth-request":
+            if cmd != CapfCommand.AUTH_REQUEST:
+                raise self._unexpected(msg)
+            self.session_id = msg.session_id
+            return [self._auth_response(msg)]
+        if self.state != "wait-command":
+            raise self._unexpected(msg)
+        if cmd == CapfCommand.KEY_GENERATE_REQUEST and self._action is None:
+            return self._on_keygen(msg)
+        if cmd == CapfCommand.STORE_CERTIFICATE_REQUEST and self._action == "keygen":
+            return [self._on_store(msg)]
+        if cmd == CapfCommand.FETCH_CERTIFICATE_REQUEST and self._action is None:
+            self._action = "fetch"
+            if self.current_lsc is None:
+                return [self._msg(CapfCommand.FETCH_CERTIFICATE_RESPONSE,
+                                  (CapfTag.REASON, _u8(Reason.FAILURE)))]
+            self._fetched = self.current_lsc
+            return [self._msg(CapfCommand.FETCH_CERTIFICATE_RESPONSE,
+                              (CapfTag.REASON, _u8(Reason.SUCCESS)),
+                              (CapfTag.CERTIFICATE, encode_certificate(self.current_lsc, CertType.LSC)))]
+        if cmd == CapfCommand.DELETE_CERTIFICATE_REQUEST and self._action is None:
+            self._action = "delete"
+            ok = self.current_lsc is not None
+            return [self._msg(CapfCommand.DELETE_CERTIFICATE_RESPONSE,
+                              (CapfTag.REASON, _u8(Reason.SUCCESS if ok else Reason.FAILURE)))]
+        if cmd == CapfCommand.END_SESSION:
+            self._on_end(msg)
+            return []
+        raise self._unexpected(msg)
+
+    def _auth_response(self, req: CapfMessage) -> CapfMessage:
+        mode = self.auth_mode
+        if mode is None:
+            mode = req.u8(CapfTag.AUTH_TYPE) if req.has(CapfTag.AUTH_TYPE) else AuthType.NONE
+        password = self.auth_string if mode == AuthType.PASSWORD else ""
+        els: list[tuple[int, bytes]] = [
+            (CapfTag.REASON, _u8(Reason.SUCCESS)),
+            (CapfTag.VERSION, _u8(CAPF_VERSION)),
+            (CapfTag.DEVICE_NAME, encode_cstring(self.device_name, field="device_name")),
+            (CapfTag.PASSWORD, encode_cstring(password, field="password")),
+        ]
+        if mode in (AuthType.LSC, AuthType.MIC) and self.cert_der is not None:
+            assert self.cert_key is not None
+            data = auth_data(self.device_name, self.cert_der)
+            els.append((CapfTag.CERTIFICATE, encode_certificate(self.cert_der, self.cert_type)))
+            els.append((CapfTag.SIGNED_DATA, sign_raw_digest(self.cert_key, data, HashAlg.SHA1)))
+            els.append((CapfTag.SHA2_SIGNED_DATA, encode_sha2_signed_data(
+                sign_raw_digest(self.cert_key, data, HashAlg.SHA512))))
+            if self._sudi is not None and self._sudi.certificate is not None and self._sudi_key is not None:
+                assert self.session_id is not None
+                sdata = sudi_auth_data(self.session_id, self._sudi.certificate)
+                sudi = SudiData(certificate=self._sudi.certificate,
+                                sha1_signature=sign_raw_digest(self._sudi_key, sdata, HashAlg.SHA1),
+                                sha512_signature=sign_raw_digest(self._sudi_key, sdata, HashAlg.SHA512))
+                els.append((CapfTag.SUDI_DATA, encode_sudi_data(sudi)))
+        self.state = "wait-command"
+        return self._msg(CapfCommand.AUTH_RESPONSE, *els)
+
+    def _on_keygen(self, msg: CapfMessage) -> list[CapfMessage]:
+        self._action = "keygen"
+        key_type = msg.u8(CapfTag.KEY_TYPE)
+        out: list[CapfMessage] = []
+        if self.send_in_progress:
+            out.append(self._msg(CapfCommand.REQUEST_IN_PROGRESS))
+        try:
+            if key_type == KeyType.RSA:
+                key = self._generate_key("rsa", msg.u16(CapfTag.KEY_SIZE), None)
+            elif key_type == KeyType.EC:
+                code = msg.u8(CapfTag.CURVE)
+                if code not in Curve._value2member_map_:
+                    raise EncodeError(f"unknown curve code {code}", fmt=FMT, path="CURVE")
+                curve = Curve(code)
+                key = self._generate_key("ec", {0: 256, 1: 384, 2: 521}[code], curve.label)
+            else:
+                raise EncodeError(f"unknown key type {key_type}", fmt=FMT, path="KEY_TYPE")
+        except EncodeError:
+            out.append(self._msg(CapfCommand.KEY_GENERATE_RESPONSE, (CapfTag.REASON, _u8(Reason.FAILURE))))
+            return out
+        self._new_key = key
+        out.append(self._msg(CapfCommand.KEY_GENERATE_RESPONSE,
+                             (CapfTag.PUBLIC_KEY, public_key_spki_der(key.public_key()))))
+        return out
+
+    def _on_store(self, msg: CapfMessage) -> CapfMessage:
+        self._action = "store"
+        _ctype, der = decode_certificate(msg.require(CapfTag.CERTIFICATE))
+        ok = False
+        if self._new_key is not None:
+            try:
+                cert = load_cert_der(der, path="CERTIFICATE", tag=CapfTag.CERTIFICATE)
+                ok = public_key_spki_der(cert_public_key(cert)) == public_key_spki_der(
+                    self._new_key.public_key())
+            except DecodeError:
+                ok = False
+        if ok:
+            self._stored = der
+        return self._msg(CapfCommand.STORE_CERTIFICATE_RESPONSE,
+                         (CapfTag.REASON, _u8(Reason.SUCCESS if ok else Reason.FAILURE)))
+
+    def _on_end(self, msg: CapfMessage) -> None:
+        reason = msg.u8(CapfTag.REASON) if msg.has(CapfTag.REASON) else None
+        self.state = "ended"
+        action = self._action
+        r: CapfResult
+        if reason == Reason.UNKNOWN_DEVICE:
+            r = CapfResult(outcome="rejected", reason=reason, detail="unknown-device")
+        elif action == "store" and self._stored is not None and reason == Reason.SUCCESS:
+            r = CapfResult(outcome="installed", reason=reason, certificate=self._stored, key=self._new_key)
+        elif action == "fetch" and self._fetched is not None and reason == Reason.NO_ACTION:
+            r = CapfResult(outcome="fetched", reason=reason, certificate=self._fetched)
+        elif action == "delete" and self.current_lsc is not None and reason == Reason.SUCCESS:
+            r = CapfResult(outcome="deleted", reason=reason, certificate=self.current_lsc)
+        elif action is None and reason == Reason.NO_ACTION:
+            r = CapfResult(outcome="nothing-pending", reason=reason)
+        else:
+            detail = "failure" if reason == Reason.FAILURE else f"reason {reason}"
+            if action is not None:
+                detail = f"{detail} during {action}"
+            r = CapfResult(outcome="rejected", reason=reason, detail=detail)
+        self._result = r

@@ -1,0 +1,520 @@
+"""TVS (Trust Verification Service) message codec and decision helper — spec §E, sans-I/O.
+
+Framing (spec §E.2): a 10-byte header ``0x57 | version 1 | message type | reserved | session id
+(uint32 BE) | body length (uint16 BE)`` followed by element TLVs (1-byte tag, uint16 length).
+
+* Message types (§E.3): 1 VERIFY_REQUEST, 2 VERIFY_RESPONSE, 3 QUERY_REQUEST, 4 QUERY_RESPONSE;
+  anything else is a ProtocolError on decode.
+* Header byte 3 is [UNK] in the spec. **Our choice**: we write 0x00 in requests and responses;
+  decode accepts any value (CUCM sends 0xF7 in responses) and keeps it in ``TvsMessage.reserved``.
+* Elements (§E.4): 1 DEVICE_NAME (one prefix byte, 0x01 as phones send it — its meaning is
+  [UNK], any value is accepted on decode — then the ASCII name with no NUL), 2 CERTIFICATE (DER),
+  3 SUBJECT (NUL-terminated DN string), 7 STATUS (1 byte, 0 valid, 1 invalid),
+  8 ROLES (one byte per role code, §B.3), 9 TTL (uint32 seconds).
+  **Tags 4 ISSUER and 5 SERIAL are [INF]**: the spec infers them by length arithmetic on a
+  truncated CUCM dump (a 22-byte NUL-terminated issuer string and a 19-byte serial); we encode the
+  issuer as a NUL-terminated DN string and the serial as the raw certificate serial bytes.
+* Unknown element tags survive decode → encode unchanged, in order.
+* The session id is echoed by the server; the client checks that the response echoes the
+  request's session id and answers its type (2 for 1, 4 for 3) — :func:`check_response`.
+* Server decision (§E.6): found → STATUS 0 [, CERTIFICATE for QUERY], ROLES, TTL (the CUCM order of
+  §E.4); not found → STATUS 1 only. See :func:`answer`.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from phoneemu.errors import DecodeError, EncodeError, ProtocolError
+from phoneemu.protocols._elements import (
+    MAX_BODY,
+    Element,
+    FrameBuffer,
+    decode_elements,
+    encode_elements,
+    find,
+)
+from phoneemu.wire import Reader, Writer
+
+__all__ = [
+    "DEFAULT_TTL",
+    "HEADER_SIZE",
+    "MAX_FRAME",
+    "PROTOCOL_DISCRIMINATOR",
+    "VERSION",
+    "Element",
+    "FrameDecoder",
+    "QueryKey",
+    "QueryRequest",
+    "TvsClientExchange",
+    "TvsEntry",
+    "TvsLookup",
+    "TvsMessage",
+    "TvsMsgType",
+    "TvsResponse",
+    "TvsServerConnection",
+    "TvsStatus",
+    "TvsTag",
+    "VerifyRequest",
+    "answer",
+    "check_response",
+    "decode",
+    "encode",
+    "is_valid_device_name",
+    "parse_request",
+    "query_request",
+    "response",
+    "validate_device_name",
+    "verify_request",
+]
+
+FMT = "tvs"
+PROTOCOL_DISCRIMINATOR = 0x57
+VERSION = 1
+HEADER_SIZE = 10
+MAX_FRAME = HEADER_SIZE + MAX_BODY
+DEFAULT_TTL = 86400
+DEVICE_NAME_PREFIX = 0x01
+
+
+class TvsMsgType(enum.IntEnum):
+    """Spec §E.3."""
+
+    VERIFY_REQUEST = 1
+    VERIFY_RESPONSE = 2
+    QUERY_REQUEST = 3
+    QUERY_RESPONSE = 4
+
+
+class TvsTag(enum.IntEnum):
+    """Spec §E.4; ISSUER (4) and SERIAL (5) are [INF]."""
+
+    DEVICE_NAME = 1
+    CERTIFICATE = 2
+    SUBJECT = 3
+    ISSUER = 4  # [INF] spec §E.4: inferred by length arithmetic, not seen in a complete dump
+    SERIAL = 5  # [INF] spec §E.4: idem
+    STATUS = 7
+    ROLES = 8
+    TTL = 9
+
+
+class TvsStatus(enum.IntEnum):
+    VALID = 0
+    INVALID = 1
+
+
+_NAMES = {t.value: t.name for t in TvsTag}
+_RESPONSE_FOR = {TvsMsgType.VERIFY_REQUEST: TvsMsgType.VERIFY_RESPONSE,
+                 TvsMsgType.QUERY_REQUEST: TvsMsgType.QUERY_RESPONSE}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TvsMessage:
+    """One TVS frame. ``elements`` keeps order and unknown tags; ``reserved`` is header byte 3."""
+
+    msg_type: int
+    session_id: int
+    elements: tuple[Element, ...] = ()
+    reserved: int = 0
+
+    def __post_init__(self) -> None:
+        if self.msg_type not in TvsMsgType._value2member_map_:
+            raise EncodeError(f"unknown TVS message type {self.msg_type} (1..4)", fmt=FMT,
+                              path="msg_type")
+        if not 0 <= self.session_id <= 0xFFFFFFFF:
+            raise EncodeError(f"session id {self.session_id} does not fit in uint32", fmt=FMT,
+                              path="session_id")
+        if not 0 <= self.reserved <= 0xFF:
+            raise EncodeError(f"reserved byte {self.reserved} out of range", fmt=FMT, path="reserved")
+        body = sum(3 + len(e.value) for e in self.elements)
+        if body > MAX_BODY:
+            raise EncodeError(f"body of {body} bytes exceeds 65535", fmt=FMT, path="elements")
+
+    def get(self, tag: int) -> bytes | None:
+        return find(self.elements, tag)
+
+
+# --- framing -------------------------------------------------------------------------------------
+
+def encode(msg: TvsMessage) -> bytes:
+    """Header (spec §E.2) + element TLVs."""
+    w = Writer(fmt=FMT)
+    w.u8(PROTOCOL_DISCRIMINATOR, "discriminator")
+    w.u8(VERSION, "version")
+    w.u8(msg.msg_type, "msg_type")
+    w.u8(msg.reserved, "reserved")
+    w.u32(msg.session_id, "session_id")
+    with w.block16(field="body"):
+        encode_elements(w, msg.elements)
+    return w.getvalue()
+
+
+def _check_header(header: bytes, stream_offset: int, path: str = "header") -> None:
+    if len(header) >= 1 and header[0] != PROTOCOL_DISCRIMINATOR:
+        raise ProtocolError(f"protocol discriminator 0x{header[0]:02x}, expected 0x57", fmt=FMT,
+                            offset=stream_offset, path=f"{path}.discriminator")
+    if len(header) >= 2 and header[1] != VERSION:
+        raise ProtocolError(f"version {header[1]}, expected 1", fmt=FMT, offset=stream_offset + 1,
+                            path=f"{path}.version")
+    if len(header) >= 3 and header[2] not in TvsMsgType._value2member_map_:
+        raise ProtocolError(f"unknown message type {header[2]} (1..4)", fmt=FMT,
+                            offset=stream_offset + 2, path=f"{path}.msg_type")
+
+
+def _decode_frame(data: bytes, path: str) -> TvsMessage:
+    r = Reader(data, fmt=FMT, path=path)
+    if len(data) < HEADER_SIZE:
+        raise r.error(f"truncated header: {len(data)} byte(s), need {HEADER_SIZE}", field="header",
+                      offset=0)
+    _check_header(data[:HEADER_SIZE], 0, f"{path}.header" if path else "header")
+    r.seek(2)
+    msg_type = r.u8("header.msg_type")
+    reserved = r.u8("header.reserved")
+    session_id = r.u32("header.session_id")
+    at = r.offset
+    length = r.u16("header.body_length")
+    if length != r.remaining:
+        raise r.error(f"body length {length} but {r.remaining} byte(s) follow the header",
+                      field="header.body_length", offset=at)
+    body = r.sub(length, "body")
+    elements = decode_elements(body, names=_NAMES)
+    return TvsMessage(msg_type=msg_type, session_id=session_id, elements=elements, reserved=reserved)
+
+
+def decode(data: bytes) -> TvsMessage:
+    """Exactly one message: a short frame or bytes after the body are DecodeErrors."""
+    return _decode_frame(bytes(data), "")
+
+
+class FrameDecoder:
+    """Incremental decoder: ``feed(bytes) -> list[TvsMessage]``; buffers at most one partial frame
+    (``MAX_FRAME`` bytes). Malformed input raises ProtocolError/DecodeError and poisons the decoder."""
+
+    def __init__(self) -> None:
+        self._fb: FrameBuffer[TvsMessage] = FrameBuffer(
+            fmt=FMT, header_size=HEADER_SIZE, body_length_at=8,
+            check_header=_check_header, decode=_decode_frame)
+
+    def feed(self, data: bytes) -> list[TvsMessage]:
+        return self._fb.feed(data)
+
+    def eof(self) -> None:
+        """Raise DecodeError if the stream ended inside a frame."""
+        self._fb.eof()
+
+    @property
+    def buffered(self) -> int:
+        return self._fb.buffered
+
+    @property
+    def max_buffered(self) -> int:
+        return self._fb.max_buffered
+
+
+# --- device names ---------------------------------------------------------------------------------
+
+_DEVICE_NAME_RE = re.compile(r"CP-[0-9A-Za-z]+-SEP[0-9A-Fa-f]{12}")
+
+
+def is_valid_device_name(name: str) -> bool:
+    """``CP-<model>-SEP<12 hex>`` (spec §E.4, e.g. ``CP-8861-SEPB000B4BA0AEE``)."""
+    return _DEVICE_NAME_RE.fullmatch(name) is not None
+
+
+def validate_device_name(name: str, *, strict: bool = False) -> bool:
+    """Lenient (default): return whether the name has the Cisco shape. Strict: raise ProtocolError.
+
+    tvsd refuses names other than ``CP-dddd-SEP`` + 12 hex digits (spec §E.6); we allow any
+    alphanumeric model when strict.
+    """
+    ok = is_valid_device_name(name)
+    if strict and not ok:
+        raise ProtocolError(f"device name {name!r} is not CP-<model>-SEP<12 hex>", fmt=FMT,
+                            path="DEVICE_NAME", tag=TvsTag.DEVICE_NAME)
+    return ok
+
+
+def _device_name_value(name: str) -> bytes:
+    try:
+        raw = name.encode("ascii")
+    except UnicodeEncodeError:
+        raise EncodeError(f"device name {name!r} is not ASCII", fmt=FMT, path="device_name") from None
+    if b"\0" in raw:
+        raise EncodeError("device name contains NUL", fmt=FMT, path="device_name")
+    return bytes([DEVICE_NAME_PREFIX]) + raw
+
+
+def _cstring_value(text: str, field: str) -> bytes:
+    raw = text.encode("utf-8")
+    if b"\0" in raw:
+        raise EncodeError(f"{field} contains NUL", fmt=FMT, path=field)
+    return raw + b"\0"
+
+
+def _value_error(msg: TvsMessage, tag: TvsTag, text: str) -> DecodeError:
+    return DecodeError(text, fmt=FMT, path=tag.name, tag=int(tag))
+
+
+def _require(msg: TvsMessage, tag: TvsTag) -> bytes:
+    v = msg.get(tag)
+    if v is None:
+        raise ProtocolError(f"{TvsMsgType(msg.msg_type).name} lacks element {tag.name}", fmt=FMT,
+                            path=tag.name, tag=int(tag))
+    return v
+
+
+def _decode_device_name(msg: TvsMessage) -> str:
+    v = _require(msg, TvsTag.DEVICE_NAME)
+    if len(v) < 2:
+        raise _value_error(msg, TvsTag.DEVICE_NAME, f"value of {len(v)} byte(s): need prefix + name")
+    try:
+        return v[1:].decode("ascii")
+    except UnicodeDecodeError:
+        raise _value_error(msg, TvsTag.DEVICE_NAME, "name is not ASCII") from None
+
+
+def _decode_cstring(msg: TvsMessage, tag: TvsTag) -> str:
+    v = _require(msg, tag)
+    if not v or v[-1] != 0 or b"\0" in v[:-1]:
+        raise _value_error(msg, tag, "string is not NUL-terminated (or has an inner NUL)")
+    try:
+        return v[:-1].decode("utf-8")
+    except UnicodeDecodeError:
+        raise _value_error(msg, tag, "string is not UTF-8") from None
+
+
+# --- typed requests and responses -----------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class VerifyRequest:
+    """Parsed VERIFY_REQUEST (type 1): "is this certificate trusted, with which roles?"."""
+
+    session_id: int
+    device_name: str
+    certificate: bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueryRequest:
+    """Parsed QUERY_REQUEST (type 3): "return the certificate with this issuer and serial"."""
+
+    session_id: int
+    device_name: str
+    subject: str
+    issuer: str
+    serial: bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class TvsResponse:
+    """Parsed response (type 2 or 4). ``roles``/``ttl``/``certificate`` are empty/None when absent."""
+
+    session_id: int
+    msg_type: int
+    status: int
+    roles: tuple[int, ...] = ()
+    ttl: int | None = None
+    certificate: bytes | None = None
+
+    @property
+    def valid(self) -> bool:
+        return self.status == TvsStatus.VALID
+
+    @classmethod
+    def from_message(cls, msg: TvsMessage) -> TvsResponse:
+        if msg.msg_type not in (TvsMsgType.VERIFY_RESPONSE, TvsMsgType.QUERY_RESPONSE):
+            raise ProtocolError(f"message type {msg.msg_type} is not a response (2 or 4)", fmt=FMT,
+                                path="msg_type")
+        status = _require(msg, TvsTag.STATUS)
+        if len(status) != 1:
+            raise _value_error(msg, TvsTag.STATUS, f"value of {len(status)} bytes, expected 1")
+        ttl_raw = msg.get(TvsTag.TTL)
+        if ttl_raw is not None and len(ttl_raw) != 4:
+            raise _value_error(msg, TvsTag.TTL, f"value of {len(ttl_raw)} bytes, expected 4")
+        roles = msg.get(TvsTag.ROLES)
+        return cls(
+            session_id=msg.session_id, msg_type=msg.msg_type, status=status[0],
+            roles=tuple(roles) if roles is not None else (),
+            ttl=int.from_bytes(ttl_raw, "big") if ttl_raw is not None else None,
+            certificate=msg.get(TvsTag.CERTIFICATE),
+        )
+
+
+def verify_request(session_id: int, device_name: str, cert_der: bytes) -> TvsMessage:
+    """VERIFY_REQUEST: DEVICE_NAME, CERTIFICATE (spec §E.3/§E.4)."""
+    return TvsMessage(msg_type=TvsMsgType.VERIFY_REQUEST, session_id=session_id, elements=(
+        Element(tag=TvsTag.DEVICE_NAME, value=_device_name_value(device_name)),
+        Element(tag=TvsTag.CERTIFICATE, value=bytes(cert_der)),
+    ))
+
+
+def query_request(session_id: int, device_name: str, subject: str, issuer: str,
+                  serial: bytes) -> TvsMessage:
+    """QUERY_REQUEST: DEVICE_NAME, SUBJECT, ISSUER [INF], SERIAL [INF] — the CUCM order (§E.5)."""
+    return TvsMessage(msg_type=TvsMsgType.QUERY_REQUEST, session_id=session_id, elements=(
+        Element(tag=TvsTag.DEVICE_NAME, value=_device_name_value(device_name)),
+        Element(tag=TvsTag.SUBJECT, value=_cstring_value(subject, "subject")),
+        Element(tag=TvsTag.ISSUER, value=_cstring_value(issuer, "issuer")),
+        Element(tag=TvsTag.SERIAL, value=bytes(serial)),
+    ))
+
+
+def response(request: TvsMessage | VerifyRequest | QueryRequest, *, status: int,
+             roles: Sequence[int] = (), ttl: int | None = None, certificate: bytes | None = None,
+             reserved: int = 0) -> TvsMessage:
+    """Response to ``request`` echoing its session id; elements STATUS, [CERTIFICATE], [ROLES], [TTL]
+    in the order of the CUCM QUERY response (spec §E.4). Roles/TTL/certificate are omitted when
+    ``status`` is not 0 (§E.6: not found → status only)."""
+    if isinstance(request, TvsMessage):
+        req_type = TvsMsgType(request.msg_type)
+    else:
+        req_type = (TvsMsgType.VERIFY_REQUEST if isinstance(request, VerifyRequest)
+                    else TvsMsgType.QUERY_REQUEST)
+    if req_type not in _RESPONSE_FOR:
+        raise EncodeError(f"message type {req_type} is not a request", fmt=FMT, path="request")
+    if not 0 <= status <= 0xFF:
+        raise EncodeError(f"status {status} out of range", fmt=FMT, path="status")
+    elements = [Element(tag=TvsTag.STATUS, value=bytes([status]))]
+    if status == TvsStatus.VALID:
+        if certificate is not None:
+            elements.append(Element(tag=TvsTag.CERTIFICATE, value=bytes(certificate)))
+        for role in roles:
+            if not 0 <= role <= 0xFF:
+                raise EncodeError(f"role {role} does not fit in one byte", fmt=FMT, path="roles")
+        elements.append(Element(tag=TvsTag.ROLES, value=bytes(roles)))
+        if ttl is not None:
+            if not 0 <= ttl <= 0xFFFFFFFF:
+                raise EncodeError(f"ttl {ttl} does not fit in uint32", fmt=FMT, path="ttl")
+            elements.append(Element(tag=TvsTag.TTL, value=ttl.to_bytes(4, "big")))
+    return TvsMessage(msg_type=_RESPONSE_FOR[req_type], session_id=request.session_id,
+                      elements=tuple(elements), reserved=reserved)
+
+
+def parse_request(msg: TvsMessage) -> VerifyRequest | QueryRequest:
+    """Typed view of a request; missing elements → ProtocolError, bad values → DecodeError."""
+    if msg.msg_type == TvsMsgType.VERIFY_REQUEST:
+        return VerifyRequest(session_id=msg.session_id, device_name=_decode_device_name(msg),
+                             certificate=_require(msg, TvsTag.CERTIFICATE))
+    if msg.msg_type == TvsMsgType.QUERY_REQUEST:
+        return QueryRequest(session_id=msg.session_id, device_name=_decode_device_name(msg),
+                            subject=_decode_cstring(msg, TvsTag.SUBJECT),
+                            issuer=_decode_cstring(msg, TvsTag.ISSUER),
+                            serial=_require(msg, TvsTag.SERIAL))
+    raise ProtocolError(f"message type {msg.msg_type} is not a request (1 or 3)", fmt=FMT,
+                        path="msg_type")
+
+
+def check_response(request: TvsMessage, reply: TvsMessage) -> TvsResponse:
+    """Client side: the reply must echo the request's session id and answer its type."""
+    expected = _RESPONSE_FOR.get(TvsMsgType(request.msg_type))
+    if expected is None:
+        raise ProtocolError(f"message type {request.msg_type} is not a request", fmt=FMT,
+                            path="msg_type")
+    if reply.msg_type != expected:
+        raise ProtocolError(f"response type {reply.msg_type}, expected {int(expected)}", fmt=FMT,
+                            path="msg_type")
+    if reply.session_id != request.session_id:
+        raise ProtocolError(f"response session id {reply.session_id}, expected {request.session_id}",
+                            fmt=FMT, path="session_id")
+    return TvsResponse.from_message(reply)
+
+
+# --- server decision ------------------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class TvsEntry:
+    """What the lab knows about a certificate: its DER, its roles (§B.3 codes) and the cache TTL."""
+
+    cert_der: bytes
+    roles: tuple[int, ...]
+    ttl: int = DEFAULT_TTL
+
+
+QueryKey = tuple[str, bytes, str]
+"""(issuer, serial, subject) of a QUERY request."""
+
+TvsLookup = Callable[[bytes | QueryKey], TvsEntry | None]
+"""Called with the certificate DER for VERIFY, or (issuer, serial, subject) for QUERY."""
+
+
+def answer(request: TvsMessage | VerifyRequest | QueryRequest, lookup: TvsLookup, *,
+           reserved: int = 0) -> TvsMessage:
+    """Server side (spec §E.6): look the certificate up and build the response.
+
+    Not found → STATUS 1 only. Found → STATUS 0, CERTIFICATE (QUERY only), ROLES, TTL.
+    """
+    req = parse_request(request) if isinstance(request, TvsMessage) else request
+    if isinstance(req, VerifyRequest):
+        entry = lookup(req.certificate)
+        if entry is None:
+            return response(req, status=TvsStatus.INVALID, reserved=reserved)
+        return response(req, status=TvsStatus.VALID, roles=entry.roles, ttl=entry.ttl,
+                        reserved=reserved)
+    entry = lookup((req.issuer, req.serial, req.subject))
+    if entry is None:
+        return response(req, status=TvsStatus.INVALID, reserved=reserved)
+    return response(req, status=TvsStatus.VALID, roles=entry.roles, ttl=entry.ttl,
+                    certificate=entry.cert_der, reserved=reserved)
+
+
+# --- connection helpers for the I/O shell -----------------------------------------------------------
+
+class TvsClientExchange:
+    """Phone side of one request/response (tvsc: one exchange per TLS connection, §E.1).
+
+    Send ``request_bytes``; feed what arrives to ``receive()`` until it returns the checked
+    :class:`TvsResponse`; call ``eof()`` if the peer closes first (truncation → DecodeError).
+    """
+
+    def __init__(self, request: TvsMessage) -> None:
+        if request.msg_type not in _RESPONSE_FOR:
+            raise EncodeError(f"message type {request.msg_type} is not a request", fmt=FMT,
+                              path="msg_type")
+        self.request = request
+        self.request_bytes = encode(request)
+        self._decoder = FrameDecoder()
+        self.response: TvsResponse | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.response is not None
+
+    def receive(self, data: bytes) -> TvsResponse | None:
+        msgs = self._decoder.feed(data)
+        if not msgs:
+            return None
+        if self.response is not None or len(msgs) > 1:
+            raise ProtocolError("more than one response to a single request", fmt=FMT, path="response")
+        self.response = check_response(self.request, msgs[0])
+        return self.response
+
+    def eof(self) -> None:
+        self._decoder.eof()
+        if self.response is None:
+            raise DecodeError("connection closed before a response arrived", fmt=FMT, path="response")
+
+
+class TvsServerConnection:
+    """TVS side of one connection: ``receive(data) -> list[bytes]`` answers every complete request
+    with :func:`answer`; responses (types 2/4) from the peer are a ProtocolError."""
+
+    def __init__(self, lookup: TvsLookup, *, reserved: int = 0,
+                 strict_device_name: bool = False) -> None:
+        self._lookup = lookup
+        self._reserved = reserved
+        self._strict = strict_device_name
+        self._decoder = FrameDecoder()
+        self.requests: list[VerifyRequest | QueryRequest] = []
+
+    def receive(self, data: bytes) -> list[bytes]:
+        out: list[bytes] = []
+        for msg in self._decoder.feed(data):
+            req = parse_request(msg)
+            validate_device_name(req.device_name, strict=self._strict)
+            self.requests.append(req)
+            out.append(encode(answer(req, self._lookup, reserved=self._reserved)))
+        return out
