@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -161,11 +163,23 @@ def cert_der(cert: x509.Certificate) -> bytes:
 
 def load_cert_der(data: bytes, *, path: str = "certificate", tag: int | None = None,
                   offset: int | None = None) -> x509.Certificate:
-    try:
-        return x509.load_der_x509_certificate(data)
-    except (ValueError, TypeError) as exc:
-        raise DecodeError(f"not a DER X.509 certificate: {exc}", path=path, tag=tag,
-                          offset=offset) from None
+    """Strict DER load: anything cryptography rejects *or warns about* is a DecodeError.
+
+    cryptography only warns today about some RFC 5280 violations (e.g. a negative serial) and
+    will refuse them in a future release; refusing them now keeps behaviour stable.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            cert = x509.load_der_x509_certificate(data)
+            cert.serial_number  # noqa: B018 - parsed lazily; force the checks that warn
+        except (ValueError, TypeError, x509.InvalidVersion) as exc:
+            raise DecodeError(f"not a DER X.509 certificate: {exc}", path=path, tag=tag,
+                              offset=offset) from None
+    if caught:
+        raise DecodeError(f"certificate violates RFC 5280: {caught[0].message}", path=path, tag=tag,
+                          offset=offset)
+    return cert
 
 
 def load_certs_pem(data: bytes, *, source: str = "pem") -> list[x509.Certificate]:
@@ -180,7 +194,10 @@ def load_certs_pem(data: bytes, *, source: str = "pem") -> list[x509.Certificate
 
 
 def cert_public_key(cert: x509.Certificate) -> PublicKey:
-    key = cert.public_key()
+    try:
+        key = cert.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise DecodeError(f"certificate public key cannot be loaded: {exc}", path="certificate") from None
     if not isinstance(key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
         raise DecodeError("certificate key is neither RSA nor EC", path="certificate")
     return key

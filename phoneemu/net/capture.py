@@ -1,0 +1,346 @@
+"""pcap capture of what the emulator sends and receives (classic libpcap format).
+
+Rules:
+
+* Files are classic libpcap (magic ``a1b2c3d4`` written little-endian, version 2.4, microsecond
+  timestamps), ``LINKTYPE_RAW`` (101): each record is a bare IPv4 or IPv6 packet.
+* Packets are faithful: IPv4 header checksum, UDP/TCP checksums over the pseudo-header, correct
+  total/payload lengths, TTL/hop limit 64. A UDP checksum that computes to 0 is sent as 0xFFFF.
+* TCP conversations (TLS on TVS 2445 / CAPF 3804, HTTP 6970) are synthesised by :class:`TcpFlow`:
+  SYN (MSS option), SYN-ACK, ACK; data segments of at most ``mss`` bytes with correct seq/ack, each
+  acknowledged by a pure ACK; FIN/ACK from the closer, FIN/ACK back, final ACK. These are our
+  reconstruction of the stream, not a kernel trace (the TLS key log lets Wireshark decrypt it).
+* :func:`read_pcap` reads what we write (and little/big-endian, micro/nanosecond classic pcap with
+  LINKTYPE_RAW, ETHERNET, IPV4 or IPV6); anything malformed raises DecodeError(fmt="pcap").
+  Packets that are not UDP/TCP over IP are skipped.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from phoneemu.errors import DecodeError, EncodeError
+
+__all__ = [
+    "LINKTYPE_ETHERNET",
+    "LINKTYPE_RAW",
+    "PcapPacket",
+    "PcapWriter",
+    "TcpFlow",
+    "UdpSink",
+    "read_pcap",
+]
+
+LINKTYPE_ETHERNET = 1
+LINKTYPE_RAW = 101
+_LINKTYPE_IPV4 = 228
+_LINKTYPE_IPV6 = 229
+SNAPLEN = 262144
+_PROTO_TCP = 6
+_PROTO_UDP = 17
+
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+
+Endpoint = tuple[str, int]
+
+
+class UdpSink(Protocol):
+    """What a server needs from a capture: record one UDP datagram ``src → dst``."""
+
+    def udp(self, src: Endpoint, dst: Endpoint, payload: bytes, ts: float | None = None) -> None: ...
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    s: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return int(~s & 0xFFFF)
+
+
+def _ip_packet(src: str, dst: str, proto: int, l4: bytearray, *, csum_at: int, ident: int) -> bytes:
+    """Wrap an L4 segment (checksum field zero at ``csum_at``) into an IPv4/IPv6 packet."""
+    try:
+        s = ipaddress.ip_address(src)
+        d = ipaddress.ip_address(dst)
+    except ValueError as exc:
+        raise EncodeError(f"not an IP address: {exc}", path="address") from exc
+    if s.version != d.version:
+        raise EncodeError(f"address families differ: {src} → {dst}", path="dst")
+    if s.version == 4:
+        pseudo = s.packed + d.packed + struct.pack("!BBH", 0, proto, len(l4))
+    else:
+        pseudo = s.packed + d.packed + struct.pack("!IxxxB", len(l4), proto)
+    c = _checksum(pseudo + bytes(l4))
+    if proto == _PROTO_UDP and c == 0:
+        c = 0xFFFF
+    struct.pack_into("!H", l4, csum_at, c)
+    if s.version == 4:
+        hdr = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), ident & 0xFFFF, 0x4000, 64,
+                                    proto, 0, s.packed, d.packed))
+        struct.pack_into("!H", hdr, 10, _checksum(bytes(hdr)))
+        return bytes(hdr) + bytes(l4)
+    return struct.pack("!IHBB16s16s", 0x60000000, len(l4), proto, 64, s.packed, d.packed) + bytes(l4)
+
+
+class PcapWriter:
+    """Append packets to a classic pcap file (LINKTYPE_RAW); thread-safe; ``with PcapWriter(p) as w``."""
+
+    def __init__(self, path: str | Path | BinaryIO, *, clock: Callable[[], float] = time.time) -> None:
+        if isinstance(path, (str, Path)):
+            self._fh: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed in close()
+            self._owned = True
+        else:
+            self._fh = path
+            self._owned = False
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._ident = 0
+        self.count = 0
+        self._fh.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, SNAPLEN, LINKTYPE_RAW))
+
+    def packet(self, ip_packet: bytes, ts: float | None = None) -> None:
+        """Write one raw IP packet record."""
+        t = self._clock() if ts is None else ts
+        sec = int(t)
+        usec = min(round((t - sec) * 1_000_000), 999_999)
+        data = ip_packet[:SNAPLEN]
+        with self._lock:
+            self._fh.write(struct.pack("<IIII", sec, usec, len(data), len(ip_packet)) + data)
+            self.count += 1
+
+    def _next_ident(self) -> int:
+        with self._lock:
+            self._ident = (self._ident + 1) & 0xFFFF
+            return self._ident
+
+    def udp(self, src: Endpoint, dst: Endpoint, payload: bytes, ts: float | None = None) -> None:
+        """One UDP datagram ``src → dst`` (IPv4 or IPv6 from the address text)."""
+        l4 = bytearray(struct.pack("!HHHH", src[1], dst[1], 8 + len(payload), 0) + payload)
+        self.packet(_ip_packet(src[0], dst[0], _PROTO_UDP, l4, csum_at=6, ident=self._next_ident()), ts)
+
+    def tcp(self, src: Endpoint, dst: Endpoint, *, seq: int, ack: int, flags: int, payload: bytes = b"",
+            window: int = 65535, options: bytes = b"", ts: float | None = None) -> None:
+        """One TCP segment; ``options`` must be a multiple of 4 bytes."""
+        if len(options) % 4:
+            raise EncodeError("TCP options must be padded to 4 bytes", path="options")
+        off = (20 + len(options)) // 4
+        l4 = bytearray(struct.pack("!HHIIBBHHH", src[1], dst[1], seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
+                                   off << 4, flags, window, 0, 0) + options + payload)
+        self.packet(_ip_packet(src[0], dst[0], _PROTO_TCP, l4, csum_at=16, ident=self._next_ident()), ts)
+
+    def flush(self) -> None:
+        with self._lock:
+            self._fh.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._owned:
+                self._fh.close()
+            else:
+                self._fh.flush()
+
+    def __enter__(self) -> PcapWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class TcpFlow:
+    """A synthesised TCP conversation between ``client`` and ``server`` written to a PcapWriter."""
+
+    def __init__(self, writer: PcapWriter, client: Endpoint, server: Endpoint, *, mss: int = 1460,
+                 client_isn: int = 0x1000, server_isn: int = 0x2000) -> None:
+        self.w = writer
+        self.client = client
+        self.server = server
+        self.mss = mss
+        self._seq = {True: client_isn, False: server_isn}  # key: from_client
+        self.opened = False
+        self.closed = False
+
+    def _ends(self, from_client: bool) -> tuple[Endpoint, Endpoint]:
+        return (self.client, self.server) if from_client else (self.server, self.client)
+
+    def open(self, ts: float | None = None) -> None:
+        """Three-way handshake."""
+        mss_opt = struct.pack("!BBH", 2, 4, self.mss)
+        c, s = self.client, self.server
+        self.w.tcp(c, s, seq=self._seq[True], ack=0, flags=SYN, options=mss_opt, ts=ts)
+        self._seq[True] += 1
+        self.w.tcp(s, c, seq=self._seq[False], ack=self._seq[True], flags=SYN | ACK, options=mss_opt, ts=ts)
+        self._seq[False] += 1
+        self.w.tcp(c, s, seq=self._seq[True], ack=self._seq[False], flags=ACK, ts=ts)
+        self.opened = True
+
+    def send(self, from_client: bool, data: bytes, ts: float | None = None) -> None:
+        """Data in segments of at most ``mss`` bytes, then a pure ACK from the receiver."""
+        if not self.opened:
+            self.open(ts)
+        if not data:
+            return
+        src, dst = self._ends(from_client)
+        for i in range(0, len(data), self.mss):
+            seg = data[i : i + self.mss]
+            self.w.tcp(src, dst, seq=self._seq[from_client], ack=self._seq[not from_client],
+                       flags=PSH | ACK, payload=seg, ts=ts)
+            self._seq[from_client] += len(seg)
+        self.w.tcp(dst, src, seq=self._seq[not from_client], ack=self._seq[from_client], flags=ACK, ts=ts)
+
+    def client_data(self, data: bytes, ts: float | None = None) -> None:
+        self.send(True, data, ts)
+
+    def server_data(self, data: bytes, ts: float | None = None) -> None:
+        self.send(False, data, ts)
+
+    def close(self, from_client: bool = True, ts: float | None = None) -> None:
+        """FIN/ACK from the closer, FIN/ACK back, last ACK."""
+        if self.closed:
+            return
+        if not self.opened:
+            self.open(ts)
+        a, b = self._ends(from_client)
+        fa, fb = from_client, not from_client
+        self.w.tcp(a, b, seq=self._seq[fa], ack=self._seq[fb], flags=FIN | ACK, ts=ts)
+        self._seq[fa] += 1
+        self.w.tcp(b, a, seq=self._seq[fb], ack=self._seq[fa], flags=FIN | ACK, ts=ts)
+        self._seq[fb] += 1
+        self.w.tcp(a, b, seq=self._seq[fa], ack=self._seq[fb], flags=ACK, ts=ts)
+        self.closed = True
+
+
+# --- reader ---------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class PcapPacket:
+    """One decoded UDP or TCP packet; TCP fields are 0 for UDP."""
+
+    ts: float
+    proto: str  # "udp" | "tcp"
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    payload: bytes
+    seq: int = 0
+    ack: int = 0
+    flags: int = 0
+    index: int = 0
+
+
+def _perr(msg: str, offset: int, path: str) -> DecodeError:
+    return DecodeError(msg, fmt="pcap", offset=offset, path=path)
+
+
+def _decode_ip(pkt: bytes, base: int, ts: float, index: int) -> PcapPacket | None:
+    path = f"packet[{index}]"
+    if len(pkt) < 1:
+        raise _perr("empty IP packet", base, path)
+    version = pkt[0] >> 4
+    if version == 4:
+        if len(pkt) < 20:
+            raise _perr(f"IPv4 header needs 20 bytes, got {len(pkt)}", base, f"{path}.ipv4")
+        ihl = (pkt[0] & 0x0F) * 4
+        total = struct.unpack_from("!H", pkt, 2)[0]
+        if ihl < 20 or total < ihl or total > len(pkt):
+            raise _perr(f"IPv4 lengths ihl={ihl} total={total} do not fit {len(pkt)}", base + 2,
+                        f"{path}.ipv4.total_length")
+        proto = pkt[9]
+        src = str(ipaddress.IPv4Address(pkt[12:16]))
+        dst = str(ipaddress.IPv4Address(pkt[16:20]))
+        l4 = pkt[ihl:total]
+        l4_off = base + ihl
+    elif version == 6:
+        if len(pkt) < 40:
+            raise _perr(f"IPv6 header needs 40 bytes, got {len(pkt)}", base, f"{path}.ipv6")
+        plen = struct.unpack_from("!H", pkt, 4)[0]
+        if 40 + plen > len(pkt):
+            raise _perr(f"IPv6 payload length {plen} exceeds {len(pkt) - 40}", base + 4,
+                        f"{path}.ipv6.payload_length")
+        proto = pkt[6]
+        src = str(ipaddress.IPv6Address(pkt[8:24]))
+        dst = str(ipaddress.IPv6Address(pkt[24:40]))
+        l4 = pkt[40 : 40 + plen]
+        l4_off = base + 40
+    else:
+        raise _perr(f"unknown IP version {version}", base, f"{path}.ip.version")
+    if proto == _PROTO_UDP:
+        if len(l4) < 8:
+            raise _perr("UDP header truncated", l4_off, f"{path}.udp")
+        sport, dport, ulen = struct.unpack_from("!HHH", l4, 0)
+        if ulen < 8 or ulen > len(l4):
+            raise _perr(f"UDP length {ulen} does not fit {len(l4)}", l4_off + 4, f"{path}.udp.length")
+        return PcapPacket(ts=ts, proto="udp", src=src, dst=dst, sport=sport, dport=dport,
+                          payload=bytes(l4[8:ulen]), index=index)
+    if proto == _PROTO_TCP:
+        if len(l4) < 20:
+            raise _perr("TCP header truncated", l4_off, f"{path}.tcp")
+        sport, dport, seq, ack, off, flags = struct.unpack_from("!HHIIBB", l4, 0)
+        hl = (off >> 4) * 4
+        if hl < 20 or hl > len(l4):
+            raise _perr(f"TCP data offset {hl} does not fit {len(l4)}", l4_off + 12,
+                        f"{path}.tcp.data_offset")
+        return PcapPacket(ts=ts, proto="tcp", src=src, dst=dst, sport=sport, dport=dport,
+                          payload=bytes(l4[hl:]), seq=seq, ack=ack, flags=flags, index=index)
+    return None
+
+
+def read_pcap(path: str | Path, *, max_packets: int = 10_000_000) -> Iterator[PcapPacket]:
+    """Yield the UDP/TCP packets of a classic pcap file; malformed input raises DecodeError."""
+    data = Path(path).read_bytes()
+    if len(data) < 24:
+        raise _perr(f"file header needs 24 bytes, got {len(data)}", 0, "header")
+    magic = data[:4]
+    if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
+        end = "<"
+    elif magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
+        end = ">"
+    else:
+        raise _perr(f"bad magic {magic.hex()}", 0, "header.magic")
+    nano = magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
+    major, _minor, _tz, _sig, snaplen, linktype = struct.unpack_from(end + "HHiIII", data, 4)
+    if major != 2:
+        raise _perr(f"unsupported version {major}", 4, "header.version_major")
+    link = linktype & 0x0FFFFFFF
+    if link not in (LINKTYPE_RAW, LINKTYPE_ETHERNET, _LINKTYPE_IPV4, _LINKTYPE_IPV6):
+        raise _perr(f"unsupported link type {link}", 20, "header.linktype")
+    limit = max(snaplen, 65535) if snaplen else SNAPLEN
+    limit = min(limit, SNAPLEN)
+    pos = 24
+    index = 0
+    while pos < len(data):
+        if index >= max_packets:
+            raise _perr(f"more than {max_packets} packets", pos, f"packet[{index}]")
+        if len(data) - pos < 16:
+            raise _perr(f"record header needs 16 bytes, {len(data) - pos} remain", pos, f"packet[{index}]")
+        sec, frac, incl, _orig = struct.unpack_from(end + "IIII", data, pos)
+        if incl > limit:
+            raise _perr(f"captured length {incl} exceeds snaplen {limit}", pos + 8,
+                        f"packet[{index}].incl_len")
+        body_at = pos + 16
+        if incl > len(data) - body_at:
+            raise _perr(f"captured length {incl} exceeds remaining {len(data) - body_at}", pos + 8,
+                        f"packet[{index}].incl_len")
+        ts = sec + frac / (1e9 if nano else 1e6)
+        frame = data[body_at : body_at + incl]
+        ip_at = body_at
+        if link == LINKTYPE_ETHERNET:
+            if len(frame) < 14:
+                raise _perr("Ethernet header truncated", body_at, f"packet[{index}].ethernet")
+            ethertype = struct.unpack_from("!H", frame, 12)[0]
+            frame = frame[14:] if ethertype in (0x0800, 0x86DD) else b""
+            ip_at += 14
+        if frame:
+            pkt = _decode_ip(frame, ip_at, ts, index)
+            if pkt is not None:
+                yield pkt
+        pos = body_at + incl
+        index += 1

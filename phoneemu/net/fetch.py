@@ -1,0 +1,118 @@
+"""The fetcher interface phones download files through (spec §C.6 boot files, §H.1 ports).
+
+Rules:
+
+* :class:`Fetcher`: ``async fetch(name) -> bytes`` where ``name`` is the TFTP file name; failures raise
+  :class:`TransportError` with ``kind`` "not-found" (normal for trust files, §C.6), "timeout",
+  "refused", "unreachable", "too-large", "protocol" or "error".
+* :class:`HttpThenTftpFetcher` asks HTTP port 6970 first and falls back to TFTP when the HTTP
+  connection fails (kinds "unreachable", "timeout", "protocol"; §H.1 "TFTP on failure"). Whether an
+  HTTP 404 also falls back is configurable (``fallback_on_not_found``, default False: our choice).
+* :class:`MemoryFetcher` serves a provider (callable or mapping) through the same interface, with the
+  same name policy as the servers, so the lab can be used in memory (design habit 9).
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable, Mapping
+from typing import Protocol, runtime_checkable
+
+from phoneemu.errors import TransportError
+from phoneemu.net.http import http_get
+from phoneemu.net.tftp_client import DEFAULT_MAX_SIZE, TftpClientPool, tftp_get
+from phoneemu.net.tftp_codec import unsafe_name_reason
+
+__all__ = ["Fetcher", "HttpFetcher", "HttpThenTftpFetcher", "MemoryFetcher", "TftpFetcher"]
+
+
+@runtime_checkable
+class Fetcher(Protocol):
+    async def fetch(self, name: str) -> bytes: ...
+
+
+class TftpFetcher:
+    """TFTP (UDP 69 by default); uses ``pool`` when given (thousands of phones in one loop)."""
+
+    def __init__(self, host: str, port: int = 69, *, blksize: int | None = None, timeout: float = 1.0,
+                 retries: int = 5, tsize: bool = False, max_size: int = DEFAULT_MAX_SIZE,
+                 pool: TftpClientPool | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.blksize = blksize
+        self.timeout = timeout
+        self.retries = retries
+        self.tsize = tsize
+        self.max_size = max_size
+        self.pool = pool
+
+    async def fetch(self, name: str) -> bytes:
+        if self.pool is not None:
+            return await self.pool.get(self.host, self.port, name, blksize=self.blksize, timeout=self.timeout,
+                                       retries=self.retries, tsize=self.tsize, max_size=self.max_size)
+        return await tftp_get(self.host, self.port, name, blksize=self.blksize, timeout=self.timeout,
+                              retries=self.retries, tsize=self.tsize, max_size=self.max_size)
+
+
+class HttpFetcher:
+    """HTTP GET on port 6970 (spec §H.1)."""
+
+    def __init__(self, host: str, port: int = 6970, *, timeout: float = 5.0,
+                 max_size: int = DEFAULT_MAX_SIZE) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.max_size = max_size
+
+    async def fetch(self, name: str) -> bytes:
+        return await http_get(self.host, self.port, name, timeout=self.timeout, max_size=self.max_size)
+
+
+class HttpThenTftpFetcher:
+    """HTTP 6970 first, TFTP when the HTTP connection fails (spec §H.1)."""
+
+    FALLBACK_KINDS = frozenset({"unreachable", "timeout", "protocol"})
+
+    def __init__(self, http: HttpFetcher, tftp: TftpFetcher, *, fallback_on_not_found: bool = False) -> None:
+        self.http = http
+        self.tftp = tftp
+        self.fallback_on_not_found = fallback_on_not_found
+        self.last_transport = ""  # "http" or "tftp": which one answered the last fetch
+
+    async def fetch(self, name: str) -> bytes:
+        try:
+            data = await self.http.fetch(name)
+        except TransportError as exc:
+            if exc.kind in self.FALLBACK_KINDS or (self.fallback_on_not_found and exc.kind == "not-found"):
+                self.last_transport = "tftp"
+                return await self.tftp.fetch(name)
+            self.last_transport = "http"
+            raise
+        self.last_transport = "http"
+        return data
+
+
+class MemoryFetcher:
+    """Serve ``provider(name) -> bytes | None`` (or a mapping) through the Fetcher interface."""
+
+    def __init__(self, provider: Callable[[str], bytes | None] | Mapping[str, bytes], *,
+                 max_size: int = DEFAULT_MAX_SIZE) -> None:
+        if isinstance(provider, Mapping):
+            mapping = provider
+            self._get: Callable[[str], bytes | None] = mapping.get
+        else:
+            self._get = provider
+        self.max_size = max_size
+        self.requests: collections.deque[str] = collections.deque(maxlen=10_000)  # recent names
+
+    async def fetch(self, name: str) -> bytes:
+        self.requests.append(name)
+        reason = unsafe_name_reason(name)
+        if reason is not None:
+            raise TransportError(f"access violation: {reason}", kind="refused", code=2, path=name)
+        data = self._get(name)
+        if data is None:
+            raise TransportError("File not found", kind="not-found", code=1, path=name)
+        if len(data) > self.max_size:
+            raise TransportError(f"larger than {self.max_size} bytes", kind="too-large", path=name)
+        return data

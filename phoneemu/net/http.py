@@ -1,0 +1,281 @@
+"""Minimal asyncio HTTP/1.1 file server and client for the phone download port (spec §H.1, TCP 6970).
+
+Rules:
+
+* Server: GET and HEAD only (other methods → 405); the path is percent-decoded, the query string
+  ignored, one leading ``/`` removed, and the rest is the TFTP file name served by the same provider
+  as TFTP. A name refused by :func:`~phoneemu.net.tftp_codec.unsafe_name_reason` → 403 (logged);
+  missing → 404; a malformed request line or header → 400; a request line plus headers above
+  ``max_header`` bytes (default 8 KiB) → 431. A request body is not accepted (Content-Length > 0 or
+  chunked → 400). Keep-alive follows HTTP/1.1 defaults, bounded by ``max_requests`` per connection
+  and an ``idle_timeout``.
+* Client :func:`http_get`: ``GET`` with ``Connection: close``; 200 → body (bounded by ``max_size``),
+  404 → ``TransportError(kind="not-found", code=404)``, 403 → ``"refused"``, other statuses →
+  ``"error"``; connect failures → ``"unreachable"``; time-outs → ``"timeout"``; malformed answers →
+  ``"protocol"``. Content-Length, chunked and read-to-EOF bodies are accepted (a real cluster may
+  send any of them). A connection handler never lets an exception escape (it is logged with the peer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+from phoneemu.errors import TransportError
+from phoneemu.net.tftp_codec import unsafe_name_reason
+from phoneemu.net.tftp_server import Provider, provider_from
+
+__all__ = ["HttpServer", "http_get"]
+
+_log = logging.getLogger("phoneemu.net.http")
+_REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+            413: "Content Too Large", 431: "Request Header Fields Too Large", 500: "Internal Server Error"}
+
+
+class _BadRequestError(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+class HttpServer:
+    """``async with HttpServer(files, port=0) as srv: srv.port`` — GET/HEAD of the provider's files."""
+
+    def __init__(self, source: Provider | Mapping[str, bytes] | str | Path, host: str = "127.0.0.1",
+                 port: int = 6970, *, max_header: int = 8192, max_file_size: int = 32 * 1024 * 1024,
+                 idle_timeout: float = 10.0, max_requests: int = 100,
+                 on_request: Callable[[tuple[str, int], str, int], None] | None = None) -> None:
+        self.provider = provider_from(source, max_file_size=max_file_size)
+        self.host = host
+        self.requested_port = port
+        self.max_header = max_header
+        self.max_file_size = max_file_size
+        self.idle_timeout = idle_timeout
+        self.max_requests = max_requests
+        self.on_request = on_request
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> HttpServer:
+        self._server = await asyncio.start_server(self._handle, self.host, self.requested_port,
+                                                  limit=self.max_header)
+        return self
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "server not started"
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for w in list(self._writers):
+                w.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> HttpServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peername = writer.get_extra_info("peername")
+        peer = (str(peername[0]), int(peername[1])) if peername else ("?", 0)
+        self._writers.add(writer)
+        try:
+            for _ in range(self.max_requests):
+                try:
+                    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.idle_timeout)
+                except (asyncio.LimitOverrunError, ValueError):
+                    await self._respond(writer, peer, "", 431, b"", head_only=False, keep=False)
+                    return
+                except asyncio.IncompleteReadError as exc:
+                    if exc.partial.strip():
+                        await self._respond(writer, peer, "", 400, b"", head_only=False, keep=False)
+                    return
+                except TimeoutError:
+                    return
+                try:
+                    method, name, keep = self._parse(head)
+                except _BadRequestError as exc:
+                    _log.info("http: %s from %s", exc, peer)
+                    await self._respond(writer, peer, "", exc.status, b"", head_only=False, keep=False)
+                    return
+                status, body = self._lookup(name, peer)
+                await self._respond(writer, peer, name, status, body, head_only=method == "HEAD", keep=keep)
+                if not keep:
+                    return
+        except (ConnectionError, OSError) as exc:
+            _log.debug("http: connection from %s lost: %s", peer, exc)
+        except Exception:
+            _log.exception("http: connection from %s failed", peer)
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    def _parse(self, head: bytes) -> tuple[str, str, bool]:
+        try:
+            text = head.decode("ascii")
+        except UnicodeDecodeError:
+            raise _BadRequestError(400, "non-ASCII request head") from None
+        lines = text.split("\r\n")
+        parts = lines[0].split(" ")
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+            raise _BadRequestError(400, f"malformed request line {lines[0][:80]!r}")
+        method, target, version = parts
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            if not line:
+                continue
+            key, sep, value = line.partition(":")
+            if not sep or not key or key != key.strip() or any(c in key for c in " \t"):
+                raise _BadRequestError(400, f"malformed header {line[:80]!r}")
+            headers[key.lower()] = value.strip()
+        if headers.get("content-length", "0") != "0" or "transfer-encoding" in headers:
+            raise _BadRequestError(400, "request body not accepted")
+        if method not in ("GET", "HEAD"):
+            raise _BadRequestError(405, f"method {method[:16]!r} not allowed")
+        if not target.startswith("/"):
+            raise _BadRequestError(400, "target must start with /")
+        conn = headers.get("connection", "").lower()
+        keep = conn != "close" if version == "HTTP/1.1" else conn == "keep-alive"
+        path = target.split("?", 1)[0]
+        try:
+            name = unquote(path[1:], errors="strict")
+        except UnicodeDecodeError:
+            raise _BadRequestError(400, "path is not UTF-8") from None
+        return method, name, keep
+
+    def _lookup(self, name: str, peer: tuple[str, int]) -> tuple[int, bytes]:
+        reason = unsafe_name_reason(name)
+        if reason is not None:
+            _log.warning("http: refused %r from %s: %s", name, peer, reason)
+            return 403, b""
+        try:
+            data = self.provider(name)
+        except TransportError:
+            return 413, b""
+        except Exception:
+            _log.exception("http: provider failed for %r", name)
+            return 500, b""
+        if data is None:
+            return 404, b""
+        if len(data) > self.max_file_size:
+            return 413, b""
+        return 200, data
+
+    async def _respond(self, writer: asyncio.StreamWriter, peer: tuple[str, int], name: str, status: int,
+                       body: bytes, *, head_only: bool, keep: bool) -> None:
+        if self.on_request is not None:
+            try:
+                self.on_request(peer, name, status)
+            except Exception:
+                _log.exception("http: on_request callback failed")
+        head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+                f"Content-Length: {len(body)}\r\nContent-Type: application/octet-stream\r\n"
+                f"Connection: {'keep-alive' if keep else 'close'}\r\n\r\n").encode("ascii")
+        writer.write(head if head_only else head + body)
+        await writer.drain()
+
+
+async def http_get(host: str, port: int, path: str, *, timeout: float = 5.0,
+                   max_size: int = 16 * 1024 * 1024, max_header: int = 8192) -> bytes:
+    """GET ``path`` (a TFTP name or ``/name``) and return the body; TransportError on failure."""
+    name = path.lstrip("/")
+    try:
+        return await asyncio.wait_for(_get(host, port, name, max_size, max_header), timeout)
+    except TimeoutError:
+        raise TransportError(f"http://{host}:{port}/{name}: timeout after {timeout}s", kind="timeout",
+                             path=name) from None
+
+
+async def _read_chunked(reader: asyncio.StreamReader, name: str, max_size: int) -> bytes:
+    """RFC 9112 §7.1 chunked body, bounded by ``max_size``; trailers are read and dropped."""
+    body = bytearray()
+    try:
+        while True:
+            line = await reader.readuntil(b"\r\n")
+            size_text = line[:-2].split(b";", 1)[0].strip()
+            if not size_text or len(size_text) > 8 or size_text.strip(b"0123456789abcdefABCDEF"):
+                raise TransportError(f"bad chunk size {size_text[:16]!r}", kind="protocol", path=name)
+            size = int(size_text, 16)
+            if size == 0:
+                while (await reader.readuntil(b"\r\n")) != b"\r\n":
+                    pass
+                return bytes(body)
+            if len(body) + size > max_size:
+                raise TransportError(f"body above {max_size} bytes", kind="too-large", path=name)
+            body += await reader.readexactly(size)
+            if await reader.readexactly(2) != b"\r\n":
+                raise TransportError("chunk not followed by CRLF", kind="protocol", path=name)
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+        raise TransportError(f"chunked body truncated or malformed: {exc}", kind="protocol",
+                             path=name) from exc
+
+
+async def _get(host: str, port: int, name: str, max_size: int, max_header: int) -> bytes:
+    try:
+        reader, writer = await asyncio.open_connection(host, port, limit=max_header)
+    except OSError as exc:
+        raise TransportError(f"http://{host}:{port}: cannot connect: {exc}", kind="unreachable",
+                             path=name) from exc
+    try:
+        hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        writer.write(f"GET /{quote(name)} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n"
+                     .encode("ascii"))
+        await writer.drain()
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.LimitOverrunError, ValueError) as exc:
+            raise TransportError(f"response head above {max_header} bytes", kind="protocol",
+                                 path=name) from exc
+        except asyncio.IncompleteReadError as exc:
+            raise TransportError("connection closed before response head", kind="protocol",
+                                 path=name) from exc
+        lines = head.decode("latin-1").split("\r\n")
+        status_parts = lines[0].split(" ", 2)
+        if (len(status_parts) < 2 or not status_parts[0].startswith("HTTP/1.")
+                or not status_parts[1].isdigit()):
+            raise TransportError(f"malformed status line {lines[0][:80]!r}", kind="protocol", path=name)
+        status = int(status_parts[1])
+        headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+        length_text = headers.get("content-length")
+        if status != 200:
+            kind = {404: "not-found", 403: "refused"}.get(status, "error")
+            raise TransportError(f"HTTP {status} for /{name}", kind=kind, code=status, path=name)
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            return await _read_chunked(reader, name, max_size)
+        if length_text is not None:
+            if not length_text.isdigit():
+                raise TransportError(f"bad Content-Length {length_text[:20]!r}", kind="protocol", path=name)
+            length = int(length_text)
+            if length > max_size:
+                raise TransportError(f"body of {length} bytes above {max_size}", kind="too-large", path=name)
+            try:
+                return await reader.readexactly(length)
+            except asyncio.IncompleteReadError as exc:
+                raise TransportError(f"body truncated at {len(exc.partial)} of {length}", kind="protocol",
+                                     path=name) from exc
+        body = await reader.read(max_size + 1)
+        while len(body) <= max_size:
+            more = await reader.read(max_size + 1 - len(body))
+            if not more:
+                break
+            body += more
+        if len(body) > max_size:
+            raise TransportError(f"body above {max_size} bytes", kind="too-large", path=name)
+        return body
+    except (ConnectionError, OSError) as exc:
+        raise TransportError(f"http://{host}:{port}/{name}: {exc}", kind="unreachable", path=name) from exc
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()

@@ -1,0 +1,380 @@
+"""asyncio TFTP client: :func:`tftp_get` and the multiplexing :class:`TftpClientPool` (RFC 1350/2347-2349).
+
+Rules:
+
+* RRQ in octet mode with the requested options (``blksize``, ``tsize=0``); an OACK is checked
+  (only options we asked for, ``blksize`` not above ours, valid values) and acknowledged with ACK 0.
+  A server that ignores options answers DATA 1 directly and 512-byte blocks apply.
+* The server's transfer ID is the address of its first valid answer (OACK, DATA 1 or ERROR); a
+  packet from another port of the server gets ERROR 5 and is otherwise ignored (RFC 1350).
+* Duplicate DATA (our ACK was lost) is re-acknowledged; out-of-window DATA is ignored. On timeout
+  the last packet (RRQ or ACK) is resent, at most ``retries`` times, then ``kind="timeout"``.
+* Errors: ERROR 1 → ``TransportError(kind="not-found", code=1)``, ERROR 2 → ``"refused"``, other
+  codes → ``"error"``; a file bigger than ``max_size`` (by tsize or while receiving) is abandoned
+  with ERROR 3 and ``kind="too-large"`` — memory stays bounded; a malformed answer → ``"protocol"``;
+  an ICMP unreachable reported by the OS → ``"unreachable"``.
+* :class:`TftpClientPool` keeps a bounded set of UDP sockets and reuses them (FIFO) across
+  successful transfers, so thousands of emulated phones in one event loop pay no socket setup per
+  file; a socket whose transfer failed is closed, never reused. A reused socket re-ACKs a late
+  duplicate of its previous transfer's final DATA when that came from the server's own TID (the
+  RFC 1350 dally). Known limit: with a single-socket server (``tid_mode="shared"``) such a late
+  duplicate cannot be told apart from the next transfer's packets; on loopback the window is the
+  flight time of one retransmission.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ipaddress
+import socket
+from typing import Any
+
+from phoneemu.errors import DecodeError, TransportError
+from phoneemu.net._udp import UdpSocket, bound_udp_socket
+from phoneemu.net.tftp_codec import (
+    DEFAULT_BLKSIZE,
+    Error,
+    ErrorCode,
+    OptionAck,
+    ReadRequest,
+    ack_packet,
+    decode,
+    encode,
+    error_packet,
+    negotiated,
+)
+
+__all__ = ["DEFAULT_MAX_SIZE", "TftpClientPool", "client_stats", "tftp_get"]
+
+DEFAULT_MAX_SIZE = 16 * 1024 * 1024
+client_stats = {"retransmits": 0}  # process-wide counters (for benchmarks and tests)
+Addr = tuple[Any, ...]
+
+_KINDS = {ErrorCode.FILE_NOT_FOUND: "not-found", ErrorCode.ACCESS_VIOLATION: "refused"}
+
+
+class _Transfer:
+    __slots__ = (
+        "blksize",
+        "deadline",
+        "expected",
+        "final_pkt",
+        "fut",
+        "got_oack",
+        "last_pkt",
+        "loop",
+        "max_retries",
+        "max_size",
+        "name",
+        "parts",
+        "received",
+        "requested",
+        "retries",
+        "server",
+        "tid",
+        "timeout",
+        "timer",
+        "transport",
+        "want_tsize",
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, transport: UdpSocket, server: Addr,
+                 name: str, *, blksize: int | None, timeout: float, retries: int, tsize: bool,
+                 max_size: int) -> None:
+        self.loop = loop
+        self.transport = transport
+        self.server = server
+        self.name = name
+        self.requested = blksize
+        self.blksize = DEFAULT_BLKSIZE
+        self.timeout = timeout
+        self.max_retries = retries
+        self.want_tsize = tsize
+        self.max_size = max_size
+        self.tid: Addr | None = None
+        self.expected = 1
+        self.got_oack = False
+        self.parts: list[bytes] = []
+        self.final_pkt = b""
+        self.received = 0
+        self.retries = 0
+        self.last_pkt = b""
+        self.deadline = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+        self.fut: asyncio.Future[bytes] = loop.create_future()
+
+    def start(self) -> None:
+        opts: dict[str, str] = {}
+        if self.requested is not None:
+            opts["blksize"] = str(self.requested)
+        if self.want_tsize:
+            opts["tsize"] = "0"
+        self._send(encode(ReadRequest(filename=self.name, mode="octet", options=opts)), self.server)
+        self.timer = self.loop.call_later(self.timeout, self._on_timer)
+
+    def _send(self, pkt: bytes, addr: Addr) -> None:
+        self.last_pkt = pkt
+        self.deadline = self.loop.time() + self.timeout
+        self.transport.sendto(pkt, addr)
+
+    def _fail(self, exc: TransportError, notify: bytes | None = None) -> None:
+        if notify is not None and self.tid is not None:
+            self.transport.sendto(notify, self.tid)
+        self._finish()
+        if not self.fut.done():
+            self.fut.set_exception(exc)
+
+    def _finish(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def on_error(self, exc: Exception) -> None:
+        if isinstance(exc, ConnectionRefusedError):
+            self._fail(TransportError(f"port unreachable ({exc})", kind="unreachable",
+                                      path=self.name))
+
+    def on_datagram(self, buf: bytes, addr: Addr) -> None:
+        if self.fut.done() or addr[0] != self.server[0]:
+            return
+        if self.tid is not None and addr[:2] != self.tid[:2]:
+            self.transport.sendto(error_packet(ErrorCode.UNKNOWN_TID, "unknown transfer ID"), addr)
+            return
+        if len(buf) >= 4 and buf[0] == 0 and buf[1] == 3:  # DATA fast path
+            block = (buf[2] << 8) | buf[3]
+            if self.tid is None:
+                if block != 1:
+                    return  # stale packet; not an answer to our RRQ
+                self.tid = addr
+            if block == self.expected & 0xFFFF:
+                n = len(buf) - 4
+                if n > self.blksize:
+                    self._fail(TransportError(f"DATA {block} has {n} bytes > blksize {self.blksize}",
+                                              kind="protocol", path=self.name),
+                               error_packet(ErrorCode.ILLEGAL_OPERATION, "block too large"))
+                    return
+                self.received += n
+                if self.received > self.max_size:
+                    self._fail(TransportError(f"larger than {self.max_size} bytes",
+                                              kind="too-large", path=self.name),
+                               error_packet(ErrorCode.DISK_FULL, "file too large"))
+                    return
+                self.parts.append(buf[4:])
+                self.retries = 0
+                self._send(ack_packet(block), addr)
+                if n < self.blksize:
+                    self.final_pkt = buf
+                    self._finish()
+                    self.fut.set_result(b"".join(self.parts))
+                else:
+                    self.expected += 1
+            elif block == (self.expected - 1) & 0xFFFF and self.expected > 1:
+                self.transport.sendto(ack_packet(block), addr)  # our ACK was lost
+            return
+        try:
+            pkt = decode(buf)
+        except DecodeError as exc:
+            if self.tid is None:
+                return
+            self._fail(TransportError(f"malformed answer: {exc}", kind="protocol", path=self.name),
+                       error_packet(ErrorCode.ILLEGAL_OPERATION, "malformed packet"))
+            return
+        if isinstance(pkt, Error):
+            if self.tid is None:
+                self.tid = addr
+            kind = _KINDS.get(pkt.code, "error")  # type: ignore[call-overload]
+            self._fail(TransportError(f"TFTP error {pkt.code}: {pkt.message}", kind=kind,
+                                      code=pkt.code, path=self.name))
+            return
+        if isinstance(pkt, OptionAck):
+            if self.expected != 1:
+                return
+            if self.got_oack:
+                if self.tid is not None and addr[:2] == self.tid[:2]:
+                    self.transport.sendto(ack_packet(0), addr)  # our ACK 0 was lost
+                return
+            self.tid = addr
+            self._on_oack(pkt.options)
+            return
+        # ACK/RRQ/WRQ to a client: ignore.
+
+    def _on_oack(self, options: dict[str, str]) -> None:
+        asked = {"blksize"} if self.requested is not None else set()
+        if self.want_tsize:
+            asked.add("tsize")
+        extra = set(options) - asked
+        try:
+            if extra:
+                raise DecodeError(f"server acknowledged options we did not ask for: {sorted(extra)}",
+                                  fmt="tftp", path="oack")
+            opts = negotiated(options)
+            if opts.blksize is not None and self.requested is not None and opts.blksize > self.requested:
+                raise DecodeError(f"blksize {opts.blksize} above requested {self.requested}", fmt="tftp",
+                                  path="oack.blksize")
+        except DecodeError as exc:
+            self._fail(TransportError(f"bad OACK: {exc}", kind="protocol", path=self.name),
+                       error_packet(ErrorCode.OPTION_REFUSED, "option negotiation failed"))
+            return
+        if opts.tsize is not None and opts.tsize > self.max_size:
+            self._fail(TransportError(f"tsize {opts.tsize} larger than {self.max_size}",
+                                      kind="too-large", path=self.name),
+                       error_packet(ErrorCode.OPTION_REFUSED, "file too large"))
+            return
+        if opts.blksize is not None:
+            self.blksize = opts.blksize
+        self.got_oack = True
+        self.retries = 0
+        assert self.tid is not None
+        self._send(ack_packet(0), self.tid)
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        if self.fut.done():
+            return
+        if self.loop.time() < self.deadline:
+            self.timer = self.loop.call_at(self.deadline, self._on_timer)
+            return
+        self.retries += 1
+        if self.retries > self.max_retries:
+            what = "no answer" if self.tid is None else f"stalled at block {self.expected}"
+            self._fail(TransportError(f"timeout ({what} after {self.max_retries} retries)",
+                                      kind="timeout", path=self.name))
+            return
+        client_stats["retransmits"] += 1
+        self._send(self.last_pkt, self.tid if self.tid is not None else self.server)
+        self.timer = self.loop.call_at(self.deadline, self._on_timer)
+
+
+class _Endpoint:
+    """One client UDP socket; dispatches to the transfer currently using it."""
+
+    __slots__ = ("prev_final", "prev_tid", "transfer", "transport")
+
+    def __init__(self, family: int) -> None:
+        self.transfer: _Transfer | None = None
+        self.prev_tid: Addr | None = None  # TID and final DATA of the previous transfer (dally)
+        self.prev_final = b""
+        sock = bound_udp_socket("::" if family == socket.AF_INET6 else "0.0.0.0", 0)
+        self.transport = UdpSocket(asyncio.get_running_loop(), sock, self._on_datagram, self._on_error,
+                                   max_batch=1)
+
+    def _on_datagram(self, data: bytes, addr: Addr) -> None:
+        prev = self.prev_tid
+        if prev is not None and data == self.prev_final and addr[:2] == prev[:2]:
+            # the previous transfer's final DATA again (our last ACK was lost): re-ACK it, as a
+            # dallying RFC 1350 client would. Only for servers that answered from their own TID.
+            self.transport.sendto(ack_packet((data[2] << 8) | data[3]), addr)
+            return
+        t = self.transfer
+        if t is not None:
+            t.on_datagram(data, addr)
+
+    def _on_error(self, exc: OSError) -> None:
+        t = self.transfer
+        if t is not None:
+            t.on_error(exc)
+
+
+async def _resolve(host: str, port: int) -> Addr:
+    try:
+        ip = ipaddress.ip_address(host)
+        return (str(ip), port)
+    except ValueError:
+        pass
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except OSError as exc:
+        raise TransportError(f"cannot resolve {host}: {exc}", kind="unreachable") from exc
+    if not infos:
+        raise TransportError(f"cannot resolve {host}", kind="unreachable")
+    return tuple(infos[0][4][:2])
+
+
+async def _run(ep: _Endpoint, server: Addr, name: str, *, blksize: int | None, timeout: float, retries: int,
+               tsize: bool, max_size: int) -> bytes:
+    t = _Transfer(asyncio.get_running_loop(), ep.transport, server, name, blksize=blksize, timeout=timeout,
+                  retries=retries, tsize=tsize, max_size=max_size)
+    ep.transfer = t
+    ep.prev_tid = None
+    try:
+        t.start()
+        data = await t.fut
+        if t.tid is not None and t.tid[:2] != server[:2]:
+            ep.prev_tid, ep.prev_final = t.tid, t.final_pkt
+        return data
+    finally:
+        t._finish()
+        ep.transfer = None
+
+
+def _family(addr: Addr) -> int:
+    return socket.AF_INET6 if ":" in str(addr[0]) else socket.AF_INET
+
+
+async def tftp_get(host: str, port: int, filename: str, *, blksize: int | None = None, timeout: float = 1.0,
+                   retries: int = 5, tsize: bool = False, max_size: int = DEFAULT_MAX_SIZE) -> bytes:
+    """Download ``filename`` with one fresh UDP socket; TransportError on failure (see module doc)."""
+    server = await _resolve(host, port)
+    ep = _Endpoint(_family(server))
+    try:
+        return await _run(ep, server, filename, blksize=blksize, timeout=timeout, retries=retries,
+                          tsize=tsize, max_size=max_size)
+    finally:
+        ep.transport.close()
+
+
+class TftpClientPool:
+    """Many concurrent TFTP downloads over a bounded, reused set of UDP sockets."""
+
+    def __init__(self, *, max_sockets: int = 1024, blksize: int | None = None, timeout: float = 1.0,
+                 retries: int = 5, tsize: bool = False, max_size: int = DEFAULT_MAX_SIZE) -> None:
+        self.max_sockets = max_sockets
+        self.defaults: dict[str, Any] = {"blksize": blksize, "timeout": timeout, "retries": retries,
+                                         "tsize": tsize, "max_size": max_size}
+        self._sem: asyncio.Semaphore | None = None
+        self._idle: dict[int, collections.deque[_Endpoint]] = {}
+        self._all: set[_Endpoint] = set()
+        self._closed = False
+
+    async def get(self, host: str, port: int, filename: str, **options: Any) -> bytes:
+        """Like :func:`tftp_get`; keyword options override the pool defaults."""
+        if self._closed:
+            raise TransportError("client pool closed", kind="error")
+        opts = {**self.defaults, **options}
+        server = await _resolve(host, port)
+        if self._sem is None:
+            self._sem = asyncio.Semaphore(self.max_sockets)
+        async with self._sem:
+            fam = _family(server)
+            idle = self._idle.setdefault(fam, collections.deque())
+            ep = idle.popleft() if idle else None
+            if ep is None:
+                ep = _Endpoint(fam)
+                self._all.add(ep)
+            ok = False
+            try:
+                data = await _run(ep, server, filename, **opts)
+                ok = True
+                return data
+            finally:
+                if ok and not self._closed:
+                    idle.append(ep)  # FIFO reuse
+                else:  # after a failure late packets of that transfer may follow: never reuse
+                    ep.transport.close()
+                    self._all.discard(ep)
+
+    async def close(self) -> None:
+        self._closed = True
+        for ep in self._all:
+            ep.transport.close()
+        self._all.clear()
+        self._idle.clear()
+        await asyncio.sleep(0)
+
+    async def __aenter__(self) -> TftpClientPool:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,466 @@
+"""Read-only asyncio TFTP server (RFC 1350 + RFC 2347/2348/2349; spec §C.6, §H.1 UDP 69).
+
+Rules:
+
+* Files come from a provider ``get(name) -> bytes | None`` (the lab serves in-memory rebuilt files) or
+  from a root directory. A missing file is answered with ERROR 1 "File not found" — normal for
+  trust files (spec §C.6).
+* Read-only: a WRQ is refused with ERROR 2 (access violation). A name with ``..``, a leading ``/``,
+  a backslash or a NUL/control character is refused with ERROR 2 and logged
+  (:func:`~phoneemu.net.tftp_codec.unsafe_name_reason`).
+* Modes: ``octet`` and ``netascii`` are both served byte for byte (phones ask for octet; no
+  netascii translation — our choice); ``mail`` is refused with ERROR 4.
+* Options (RFC 2347): ``blksize`` (capped at ``max_blksize``), ``timeout`` and ``tsize`` (the real
+  size is returned whatever the RRQ carried) are acknowledged in an OACK; an invalid value is
+  answered with ERROR 8 (our choice; the RFC lets a server ignore it). Unknown options are ignored.
+* Lock-step, windowless: one DATA outstanding; on timeout the last packet is retransmitted, at most
+  ``retries`` times. A duplicate ACK is ignored — never answered with a DATA (no Sorcerer's
+  Apprentice, RFC 1123 §4.2.3.1).
+* Transfer IDs: ``tid_mode="ephemeral"`` (default, RFC 1350: every transfer answers from a new
+  port) or ``"shared"`` (one socket, transfers keyed by the peer address; fewer syscalls and no
+  socket per transfer). ``bench/tftp.py`` measures both.
+* A new RRQ from a peer whose transfer has sent its last block completes that transfer (the
+  final ACK may still be queued on the transfer socket); a byte-identical RRQ before any ACK is a
+  retransmission and is ignored; any other new RRQ from the same peer supersedes the old transfer.
+* Bounded: ``max_transfers`` concurrent transfers (ERROR 0 "server busy" beyond), ``max_file_size``.
+* Hooks: ``loss``/``delay`` injection with a seeded random (each datagram sent or received is
+  dropped with probability ``loss``; each sent datagram is delayed by ``delay`` seconds),
+  ``on_request`` callback receiving a :class:`TftpRequestEvent` once per request with its final
+  outcome, and a ``capture`` sink (:class:`phoneemu.net.capture.UdpSink`) that sees every datagram.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from phoneemu.errors import DecodeError, EncodeError, TransportError
+from phoneemu.net._udp import UdpSocket, bound_udp_socket
+from phoneemu.net.capture import UdpSink
+from phoneemu.net.tftp_codec import (
+    BLKSIZE_MAX,
+    DEFAULT_BLKSIZE,
+    Ack,
+    Data,
+    Error,
+    ErrorCode,
+    ReadRequest,
+    WriteRequest,
+    data_packet,
+    decode,
+    encode,
+    error_packet,
+    negotiated,
+    unsafe_name_reason,
+)
+from phoneemu.net.tftp_codec import OptionAck as _OptionAck
+
+__all__ = ["Provider", "TftpRequestEvent", "TftpServer", "provider_from"]
+
+_log = logging.getLogger("phoneemu.net.tftp")
+
+Provider = Callable[[str], "bytes | None"]
+Addr = tuple[Any, ...]
+Outcome = Literal[
+    "ok", "not-found", "refused", "malformed", "busy", "option-refused", "too-large", "timeout",
+    "aborted", "error",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TftpRequestEvent:
+    """One request and its final outcome, given to the ``on_request`` callback."""
+
+    peer: tuple[str, int]
+    filename: str
+    outcome: Outcome
+    size: int | None = None
+    blksize: int = DEFAULT_BLKSIZE
+    detail: str = ""
+
+
+def provider_from(source: Provider | Mapping[str, bytes] | str | Path, *, max_file_size: int) -> Provider:
+    """A provider from a callable, a mapping of name → bytes, or a root directory."""
+    if isinstance(source, (str, Path)):
+        root = Path(source).resolve()
+
+        def from_dir(name: str) -> bytes | None:
+            p = (root / name).resolve()
+            if not p.is_relative_to(root) or not p.is_file():
+                return None
+            if p.stat().st_size > max_file_size:
+                raise TransportError(f"{name}: larger than {max_file_size}", kind="too-large", path=name)
+            return p.read_bytes()
+
+        return from_dir
+    if isinstance(source, Mapping):
+        mapping = source
+        return mapping.get
+    return source
+
+
+def _peer(addr: Addr) -> tuple[str, int]:
+    return (str(addr[0]), int(addr[1]))
+
+
+class _Transfer:
+    """Server side of one RRQ: sends DATA, waits for its ACK, retransmits on timeout."""
+
+    __slots__ = (
+        "acked", "blksize", "block", "data", "deadline", "done", "filename", "last", "last_pkt", "nblocks",
+        "peer", "request", "retries", "server", "timeout", "timer", "transport",
+    )
+
+    def __init__(self, server: TftpServer, transport: UdpSocket, peer: Addr, *,
+                 request: bytes, filename: str, data: bytes, blksize: int, timeout: float) -> None:
+        self.server = server
+        self.transport = transport
+        self.peer = peer
+        self.request = request
+        self.filename = filename
+        self.data = data
+        self.blksize = blksize
+        self.timeout = timeout
+        self.nblocks = len(data) // blksize + 1  # a final short (possibly empty) block always ends it
+        self.block = 0
+        self.acked = False
+        self.last = False
+        self.last_pkt = b""
+        self.retries = 0
+        self.done = False
+        self.deadline = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+
+    def start(self, oack: bytes | None) -> None:
+        if oack is not None:
+            self._send(oack)  # waits for ACK 0
+        else:
+            self._send_block(1)
+        self.timer = self.server.loop.call_later(self.timeout, self._on_timer)
+
+    def _send(self, pkt: bytes) -> None:
+        self.last_pkt = pkt
+        self.deadline = self.server.loop.time() + self.timeout
+        self.server.send(self.transport, pkt, self.peer)
+
+    def _send_block(self, n: int) -> None:
+        self.block = n
+        off = (n - 1) * self.blksize
+        self.last = n >= self.nblocks
+        self._send(data_packet(n, self.data[off : off + self.blksize]))
+
+    def on_datagram(self, buf: bytes) -> None:
+        if len(buf) == 4 and buf[0] == 0 and buf[1] == 4:
+            ack = (buf[2] << 8) | buf[3]
+            if ack != self.block & 0xFFFF:
+                return  # duplicate or stale ACK: ignored, never answered (no Sorcerer's Apprentice)
+            self.acked = True
+            if self.last:
+                self.finish("ok")
+                return
+            self.retries = 0
+            self._send_block(self.block + 1)
+            return
+        try:
+            pkt = decode(buf)
+        except DecodeError as exc:
+            self.server.send(self.transport, error_packet(ErrorCode.ILLEGAL_OPERATION, str(exc)), self.peer)
+            self.finish("aborted", f"malformed packet from client: {exc}")
+            return
+        if isinstance(pkt, ReadRequest) and buf == self.request:
+            return  # duplicate RRQ while the transfer runs: our retransmission timer covers it
+        if isinstance(pkt, Error):
+            self.finish("aborted", f"client sent error: {pkt}")
+            return
+        self.server.send(self.transport, error_packet(ErrorCode.ILLEGAL_OPERATION, "unexpected packet"),
+                         self.peer)
+        self.finish("aborted", f"unexpected {type(pkt).__name__} during transfer")
+
+    def _on_timer(self) -> None:
+        if self.done:
+            return
+        now = self.server.loop.time()
+        if now < self.deadline:
+            self.timer = self.server.loop.call_at(self.deadline, self._on_timer)
+            return
+        self.retries += 1
+        if self.retries > self.server.retries:
+            self.finish("timeout", f"no ACK for block {self.block} after {self.server.retries} retries")
+            return
+        self.server.retransmits += 1
+        self._send(self.last_pkt)
+        self.timer = self.server.loop.call_at(self.deadline, self._on_timer)
+
+    def finish(self, outcome: Outcome, detail: str = "") -> None:
+        if self.done:
+            return
+        self.done = True
+        if self.timer is not None:
+            self.timer.cancel()
+        self.server.transfer_done(self, outcome, detail)
+
+
+class TftpServer:
+    """Read-only TFTP server; ``async with TftpServer(files) as srv: srv.port``."""
+
+    def __init__(
+        self,
+        source: Provider | Mapping[str, bytes] | str | Path,
+        host: str = "127.0.0.1",
+        port: int = 69,
+        *,
+        timeout: float = 1.0,
+        retries: int = 5,
+        max_transfers: int = 4096,
+        max_file_size: int = 32 * 1024 * 1024,
+        max_blksize: int = BLKSIZE_MAX,
+        tid_mode: Literal["ephemeral", "shared"] = "ephemeral",
+        loss: float = 0.0,
+        delay: float = 0.0,
+        seed: int = 0,
+        on_request: Callable[[TftpRequestEvent], None] | None = None,
+        capture: UdpSink | None = None,
+        rcvbuf: int = 4 * 1024 * 1024,
+    ) -> None:
+        if not 0.0 <= loss < 1.0:
+            raise EncodeError(f"loss {loss} outside [0, 1)", path="loss")
+        if delay < 0.0:
+            raise EncodeError(f"delay {delay} is negative", path="delay")
+        if tid_mode not in ("ephemeral", "shared"):
+            raise EncodeError(f"tid_mode {tid_mode!r} is not 'ephemeral' or 'shared'", path="tid_mode")
+        self.provider = provider_from(source, max_file_size=max_file_size)
+        self.host = host
+        self.requested_port = port
+        self.timeout = timeout
+        self.retries = retries
+        self.max_transfers = max_transfers
+        self.max_file_size = max_file_size
+        self.max_blksize = max(8, min(max_blksize, BLKSIZE_MAX))
+        self.tid_mode = tid_mode
+        self.loss = loss
+        self.delay = delay
+        self.rng = random.Random(seed)
+        self.on_request = on_request
+        self.capture = capture
+        self.rcvbuf = rcvbuf
+        self._transport: UdpSocket | None = None
+        self._by_peer: dict[Addr, _Transfer] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.stats: dict[str, int] = {}  # outcome → count
+        self.retransmits = 0
+
+    # --- lifecycle ------------------------------------------------------------------
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None, "server not started"
+        return self._loop
+
+    async def start(self) -> TftpServer:
+        self._loop = asyncio.get_running_loop()
+        sock = bound_udp_socket(self.host, self.requested_port, rcvbuf=self.rcvbuf)
+        self._transport = UdpSocket(self._loop, sock, self.on_main_datagram, self._on_socket_error)
+        _log.info("tftp: serving on %s:%d (tid_mode=%s)", self.host, self.port, self.tid_mode)
+        return self
+
+    @property
+    def port(self) -> int:
+        assert self._transport is not None, "server not started"
+        return int(self._transport.sockname[1])
+
+    @property
+    def active_transfers(self) -> int:
+        return len(self._by_peer)
+
+    async def close(self) -> None:
+        for t in list(self._by_peer.values()):
+            t.finish("aborted", "server shutting down")
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        await asyncio.sleep(0)  # let transports finish closing
+
+    async def __aenter__(self) -> TftpServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- I/O hooks ------------------------------------------------------------------
+    def drop(self) -> bool:
+        return self.loss > 0.0 and self.rng.random() < self.loss
+
+    def captured(self, src: Addr, transport: UdpSocket, data: bytes) -> None:
+        if self.capture is not None:
+            self.capture.udp(_peer(src), _peer(transport.sockname), data)
+
+    @staticmethod
+    def _on_socket_error(exc: OSError) -> None:
+        _log.debug("tftp: socket error %s", exc)
+
+    def send(self, transport: UdpSocket, pkt: bytes, peer: Addr) -> None:
+        if self.drop():
+            return
+        if self.capture is not None:
+            self.capture.udp(_peer(transport.sockname), _peer(peer), pkt)
+        if self.delay > 0.0:
+            self.loop.call_later(self.delay, self._send_later, transport, pkt, peer)
+        else:
+            transport.sendto(pkt, peer)
+
+    @staticmethod
+    def _send_later(transport: UdpSocket, pkt: bytes, peer: Addr) -> None:
+        if not transport.is_closing():
+            transport.sendto(pkt, peer)
+
+    def _observe(self, peer: Addr, filename: str, outcome: Outcome, *, size: int | None = None,
+                 blksize: int = DEFAULT_BLKSIZE, detail: str = "") -> None:
+        self.stats[outcome] = self.stats.get(outcome, 0) + 1
+        if self.on_request is None:
+            return
+        try:
+            self.on_request(TftpRequestEvent(peer=_peer(peer), filename=filename, outcome=outcome,
+                                             size=size, blksize=blksize, detail=detail))
+        except Exception:
+            _log.exception("tftp: on_request callback failed")
+
+    def _refuse(self, transport: UdpSocket, peer: Addr, code: int, message: str, *,
+                filename: str, outcome: Outcome, detail: str = "") -> None:
+        self.send(transport, error_packet(code, message), peer)
+        self._observe(peer, filename, outcome, detail=detail or message)
+
+    # --- requests -------------------------------------------------------------------
+    def on_main_datagram(self, data: bytes, addr: Addr) -> None:
+        transport = self._transport
+        if transport is None or self.drop():
+            return
+        self.captured(addr, transport, data)
+        t = self._by_peer.get(addr)
+        if t is not None:
+            if not (len(data) >= 2 and data[0] == 0 and data[1] in (1, 2)):
+                if self.tid_mode == "shared":
+                    t.on_datagram(data)
+                    return
+                # ephemeral mode: a stray packet to the main port gets ERROR 5 below
+            elif data == t.request and t.block <= 1 and not t.acked:
+                return  # retransmitted RRQ: the client has not seen our first answer yet
+            elif t.last:
+                # the client has the last block and asks again (its final ACK may still sit in the
+                # transfer socket's queue): the old transfer is complete
+                t.finish("ok", "final ACK implied by a new request")
+            else:
+                t.finish("aborted", "superseded by a new request from the same peer")
+        self._new_request(transport, data, addr)
+
+    def _new_request(self, transport: UdpSocket, data: bytes, addr: Addr) -> None:
+        try:
+            pkt = decode(data)
+        except DecodeError as exc:
+            _log.info("tftp: malformed packet from %s: %s", _peer(addr), exc)
+            self._refuse(transport, addr, ErrorCode.ILLEGAL_OPERATION, f"malformed: {exc}", filename="",
+                         outcome="malformed")
+            return
+        if isinstance(pkt, WriteRequest):
+            self._refuse(transport, addr, ErrorCode.ACCESS_VIOLATION, "read-only server",
+                         filename=pkt.filename, outcome="refused", detail="write request")
+            return
+        if not isinstance(pkt, ReadRequest):
+            if isinstance(pkt, (Data, Ack)):
+                self.send(transport, error_packet(ErrorCode.UNKNOWN_TID, "unknown transfer ID"), addr)
+            return  # stray ERROR/OACK: never answer an error with an error
+        name = pkt.filename
+        reason = unsafe_name_reason(name)
+        if reason is not None:
+            _log.warning("tftp: refused %r from %s: %s", name, _peer(addr), reason)
+            self._refuse(transport, addr, ErrorCode.ACCESS_VIOLATION, "access violation", filename=name,
+                         outcome="refused", detail=reason)
+            return
+        if pkt.mode == "mail":
+            self._refuse(transport, addr, ErrorCode.ILLEGAL_OPERATION, "mail mode not supported",
+                         filename=name, outcome="refused")
+            return
+        if len(self._by_peer) >= self.max_transfers:
+            self._refuse(transport, addr, ErrorCode.NOT_DEFINED, "server busy", filename=name,
+                         outcome="busy")
+            return
+        try:
+            opts = negotiated(pkt.options)
+        except DecodeError as exc:
+            self._refuse(transport, addr, ErrorCode.OPTION_REFUSED, str(exc), filename=name,
+                         outcome="option-refused")
+            return
+        try:
+            content = self.provider(name)
+        except TransportError as exc:
+            self._refuse(transport, addr, ErrorCode.NOT_DEFINED, "file too large", filename=name,
+                         outcome="too-large", detail=str(exc))
+            return
+        except Exception as exc:
+            _log.exception("tftp: provider failed for %r", name)
+            self._refuse(transport, addr, ErrorCode.NOT_DEFINED, "server error", filename=name,
+                         outcome="error", detail=repr(exc))
+            return
+        if content is None:
+            self._refuse(transport, addr, ErrorCode.FILE_NOT_FOUND, "File not found", filename=name,
+                         outcome="not-found")
+            return
+        if len(content) > self.max_file_size:
+            self._refuse(transport, addr, ErrorCode.NOT_DEFINED, "file too large", filename=name,
+                         outcome="too-large")
+            return
+        ack: dict[str, str] = {}
+        blksize = DEFAULT_BLKSIZE
+        timeout = self.timeout
+        if opts.blksize is not None:
+            blksize = min(opts.blksize, self.max_blksize)
+            ack["blksize"] = str(blksize)
+        if opts.timeout is not None:
+            timeout = float(opts.timeout)
+            ack["timeout"] = str(opts.timeout)
+        if opts.tsize is not None:
+            ack["tsize"] = str(len(content))
+        oack = encode(_OptionAck(options=ack)) if ack else None
+        if self.tid_mode == "shared":
+            t = _Transfer(self, transport, addr, request=data, filename=name, data=content, blksize=blksize,
+                          timeout=timeout)
+            self._by_peer[addr] = t
+            t.start(oack)
+        else:
+            try:
+                sock = bound_udp_socket(self.host, 0)
+            except OSError as exc:
+                _log.warning("tftp: no socket for transfer to %s: %s", _peer(addr), exc)
+                self._refuse(transport, addr, ErrorCode.NOT_DEFINED, "server busy", filename=name,
+                             outcome="busy", detail=str(exc))
+                return
+            holder: list[_Transfer] = []
+            tid = UdpSocket(self.loop, sock, lambda d, a: self._on_tid_datagram(holder[0], d, a),
+                            self._on_socket_error, max_batch=1)
+            t = _Transfer(self, tid, addr, request=data, filename=name, data=content, blksize=blksize,
+                          timeout=timeout)
+            holder.append(t)
+            self._by_peer[addr] = t
+            t.start(oack)
+
+    def _on_tid_datagram(self, t: _Transfer, data: bytes, addr: Addr) -> None:
+        """A datagram on a transfer's own socket (RFC 1350 TID); other peers get ERROR 5."""
+        if t.done or self.drop():
+            return
+        self.captured(addr, t.transport, data)
+        if addr[:2] != t.peer[:2]:
+            self.send(t.transport, error_packet(ErrorCode.UNKNOWN_TID, "unknown transfer ID"), addr)
+            return
+        t.on_datagram(data)
+
+    def transfer_done(self, t: _Transfer, outcome: Outcome, detail: str) -> None:
+        if self._by_peer.get(t.peer) is t:
+            del self._by_peer[t.peer]
+        if t.transport is not self._transport:
+            t.transport.close()
+        if outcome != "ok":
+            _log.info("tftp: %s to %s: %s %s", t.filename, _peer(t.peer), outcome, detail)
+        self._observe(t.peer, t.filename, outcome, size=len(t.data), blksize=t.blksize, detail=detail)

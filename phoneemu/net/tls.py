@@ -1,0 +1,289 @@
+"""TLS for TVS (TCP 2445, spec §E.1) and CAPF (TCP 3804, spec §F.1): contexts, servers, connections.
+
+Rules:
+
+* Contexts are built from our objects (private key + x509 chain). The key and chain are written to a
+  private temporary file (mode 0600) only for the duration of ``load_cert_chain`` and then removed.
+* Versions are configurable from TLS 1.0 to 1.3 (7900-series phones speak only TLS 1.0, §E.1/§F.1).
+  OpenSSL 3 refuses TLS < 1.2 at its default security level, so when a version below 1.2 is allowed
+  the cipher string becomes ``DEFAULT:@SECLEVEL=0`` (or the caller's ciphers plus ``@SECLEVEL=0``).
+* Phones check the TVS/CAPF certificate against their ITL entry themselves (§E.1, §G), so the
+  client side offers :func:`client_context_verify_after_handshake` (``CERT_NONE``; the caller MUST
+  compare :func:`peer_certificate_der` with its trust store) besides :func:`client_context` that
+  trusts exactly the given certificates (partial chains allowed, so a pinned leaf is an anchor).
+  Host names are never checked: phones compare certificates, not names.
+* ``keylog_filename`` appends NSS key-log lines so Wireshark can decrypt a capture.
+* :class:`TlsServer` runs a per-connection handler ``async (reader, writer)``; an exception in one
+  connection (handshake failure included) is logged with peer and reason and never stops the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import ssl
+import tempfile
+import warnings
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+from cryptography import x509
+
+from phoneemu.crypto.certs import cert_der
+from phoneemu.crypto.keys import PrivateKey, private_key_pem
+from phoneemu.errors import TransportError
+
+__all__ = [
+    "Handler",
+    "TlsServer",
+    "client_context",
+    "client_context_verify_after_handshake",
+    "open_tls_connection",
+    "peer_certificate_der",
+    "server_context",
+    "tls_version",
+]
+
+_log = logging.getLogger("phoneemu.net.tls")
+
+_VERSIONS = {
+    "1.0": ssl.TLSVersion.TLSv1, "1.1": ssl.TLSVersion.TLSv1_1,
+    "1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3,
+}
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+def tls_version(text: str | ssl.TLSVersion) -> ssl.TLSVersion:
+    """``"1.0"``..``"1.3"`` (or ``"TLSv1.2"``) to :class:`ssl.TLSVersion`."""
+    if isinstance(text, ssl.TLSVersion):
+        return text
+    key = text.lower().removeprefix("tlsv").removeprefix("tls")
+    if key == "1":
+        key = "1.0"
+    if key not in _VERSIONS:
+        raise TransportError(f"unknown TLS version {text!r} (1.0, 1.1, 1.2, 1.3)", kind="error")
+    return _VERSIONS[key]
+
+
+def _pem(cert: x509.Certificate) -> str:
+    return ssl.DER_cert_to_PEM_cert(cert_der(cert))
+
+
+def _configure(ctx: ssl.SSLContext, *, min_version: str | ssl.TLSVersion, max_version: str | ssl.TLSVersion,
+               ciphers: str | None, keylog_filename: str | Path | None) -> None:
+    lo, hi = tls_version(min_version), tls_version(max_version)
+    if lo > hi:
+        raise TransportError(f"TLS min version {lo.name} above max {hi.name}", kind="error")
+    if lo < ssl.TLSVersion.TLSv1_2:
+        ctx.set_ciphers(f"{ciphers or 'DEFAULT'}:@SECLEVEL=0")
+    elif ciphers:
+        ctx.set_ciphers(ciphers)
+    with warnings.catch_warnings():  # TLS 1.0/1.1 are deprecated, and wanted here: old phones (§E.1)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = lo
+        ctx.maximum_version = hi
+    if keylog_filename is not None:
+        ctx.keylog_filename = str(keylog_filename)
+
+
+def _load_chain(ctx: ssl.SSLContext, key: PrivateKey, chain: Sequence[x509.Certificate]) -> None:
+    if not chain:
+        raise TransportError("a certificate chain needs at least one certificate", kind="error")
+    fd, name = tempfile.mkstemp(prefix="phoneemu-tls-", suffix=".pem")  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(private_key_pem(key))
+            for cert in chain:
+                fh.write(_pem(cert).encode("ascii"))
+        ctx.load_cert_chain(name)
+    except ssl.SSLError as exc:
+        raise TransportError(f"cannot load key/certificate: {exc}", kind="tls") from exc
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+
+
+def _chain(certs: x509.Certificate | Sequence[x509.Certificate]) -> list[x509.Certificate]:
+    return [certs] if isinstance(certs, x509.Certificate) else list(certs)
+
+
+def server_context(
+    chain: x509.Certificate | Sequence[x509.Certificate],
+    key: PrivateKey,
+    *,
+    min_version: str | ssl.TLSVersion = "1.2",
+    max_version: str | ssl.TLSVersion = "1.3",
+    ciphers: str | None = None,
+    keylog_filename: str | Path | None = None,
+    client_trust: Sequence[x509.Certificate] | None = None,
+    require_client_cert: bool = False,
+) -> ssl.SSLContext:
+    """Server context presenting ``chain`` (leaf first); optionally asks for a client certificate.
+
+    With ``client_trust`` the client certificate is verified against those certificates
+    (``require_client_cert`` makes it mandatory); without it a client certificate is requested but
+    not verified (``CERT_OPTIONAL`` needs a trust store, so none is requested in that case).
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    _configure(ctx, min_version=min_version, max_version=max_version, ciphers=ciphers,
+               keylog_filename=keylog_filename)
+    _load_chain(ctx, key, _chain(chain))
+    if client_trust:
+        ctx.load_verify_locations(cadata="".join(_pem(c) for c in client_trust))
+        ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+        ctx.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
+    return ctx
+
+
+def client_context(
+    *,
+    trust: Sequence[x509.Certificate],
+    chain: x509.Certificate | Sequence[x509.Certificate] | None = None,
+    key: PrivateKey | None = None,
+    min_version: str | ssl.TLSVersion = "1.2",
+    max_version: str | ssl.TLSVersion = "1.3",
+    ciphers: str | None = None,
+    keylog_filename: str | Path | None = None,
+) -> ssl.SSLContext:
+    """Client context that accepts only servers whose chain reaches one of ``trust`` (names unchecked)."""
+    if not trust:
+        raise TransportError("client_context needs at least one trusted certificate", kind="error")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(cadata="".join(_pem(c) for c in trust))
+    ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    _configure(ctx, min_version=min_version, max_version=max_version, ciphers=ciphers,
+               keylog_filename=keylog_filename)
+    if chain is not None and key is not None:
+        _load_chain(ctx, key, _chain(chain))
+    return ctx
+
+
+def client_context_verify_after_handshake(
+    *,
+    chain: x509.Certificate | Sequence[x509.Certificate] | None = None,
+    key: PrivateKey | None = None,
+    min_version: str | ssl.TLSVersion = "1.2",
+    max_version: str | ssl.TLSVersion = "1.3",
+    ciphers: str | None = None,
+    keylog_filename: str | Path | None = None,
+) -> ssl.SSLContext:
+    """``CERT_NONE`` client context: the caller MUST check :func:`peer_certificate_der` itself.
+
+    This is how phones talk to TVS/CAPF: they compare the presented certificate with their ITL
+    entry (spec §E.1) instead of building a chain.
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    _configure(ctx, min_version=min_version, max_version=max_version, ciphers=ciphers,
+               keylog_filename=keylog_filename)
+    if chain is not None and key is not None:
+        _load_chain(ctx, key, _chain(chain))
+    return ctx
+
+
+def peer_certificate_der(
+    ssl_object: ssl.SSLObject | ssl.SSLSocket | asyncio.StreamWriter | None,
+) -> bytes | None:
+    """DER of the peer's leaf certificate (works in CERT_NONE mode), or None when there is none."""
+    obj = ssl_object
+    if isinstance(obj, asyncio.StreamWriter):
+        obj = obj.get_extra_info("ssl_object")
+    if obj is None:
+        return None
+    der: bytes | None = obj.getpeercert(binary_form=True)
+    return der
+
+
+async def open_tls_connection(host: str, port: int, ctx: ssl.SSLContext, *, timeout: float = 10.0,
+                              server_hostname: str | None = None
+                              ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect and handshake; TransportError kind "unreachable" / "timeout" / "tls"."""
+    try:
+        return await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=ctx, server_hostname=server_hostname or host,
+                                    ssl_handshake_timeout=timeout), timeout)
+    except TimeoutError:
+        raise TransportError(f"{host}:{port}: TLS connect timeout after {timeout}s", kind="timeout") from None
+    except ssl.SSLError as exc:
+        raise TransportError(f"{host}:{port}: TLS handshake failed: {exc.reason or exc}", kind="tls") from exc
+    except OSError as exc:
+        raise TransportError(f"{host}:{port}: cannot connect: {exc}", kind="unreachable") from exc
+
+
+class TlsServer:
+    """``async with TlsServer(handler, ctx, port=0) as srv`` — one isolated handler per connection."""
+
+    def __init__(self, handler: Handler, ctx: ssl.SSLContext | None, host: str = "127.0.0.1",
+                 port: int = 0, *, name: str = "tls", handshake_timeout: float = 10.0,
+                 max_connections: int = 1024) -> None:
+        self.handler = handler
+        self.ctx = ctx
+        self.host = host
+        self.requested_port = port
+        self.name = name
+        self.handshake_timeout = handshake_timeout
+        self.max_connections = max_connections
+        self.errors = 0
+        self.connections = 0
+        self._active: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> TlsServer:
+        kwargs: dict[str, object] = {}
+        if self.ctx is not None:
+            kwargs["ssl_handshake_timeout"] = self.handshake_timeout
+        self._server = await asyncio.start_server(self._on_connect, self.host, self.requested_port,
+                                                  ssl=self.ctx, **kwargs)  # type: ignore[arg-type]
+        return self
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "server not started"
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peername = writer.get_extra_info("peername")
+        peer = f"{peername[0]}:{peername[1]}" if peername else "?"
+        task = asyncio.current_task()
+        if len(self._active) >= self.max_connections:
+            _log.warning("%s: refusing %s: %d connections active", self.name, peer, len(self._active))
+            writer.close()
+            return
+        if task is not None:
+            self._active.add(task)
+        self.connections += 1
+        try:
+            await self.handler(reader, writer)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.errors += 1
+            _log.warning("%s: connection from %s failed: %s: %s", self.name, peer, type(exc).__name__, exc)
+        finally:
+            if task is not None:
+                self._active.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+    async def close(self) -> None:
+        if self._server is None:
+            return
+        self._server.close()
+        for task in list(self._active):
+            task.cancel()
+        if self._active:
+            await asyncio.gather(*self._active, return_exceptions=True)
+        await self._server.wait_closed()
+        self._server = None
+
+    async def __aenter__(self) -> TlsServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,188 @@
+"""Phone side of TVS over TLS: VERIFY and QUERY with failover across the config's servers (spec §E).
+
+Rules:
+
+* Servers are tried in priority order (``<TVS><members><member priority="0..4">``, lower first, up to
+  5, spec §E.1); the first one that completes the exchange answers. A server that cannot be reached,
+  times out, fails the TLS handshake, presents a certificate that ``accept_server`` refuses, or
+  answers with a malformed/mismatched frame is skipped. When none answers:
+  ``TransportError(kind=...)`` with the kind of the last failure — ``"unreachable"``, ``"timeout"``,
+  ``"tls"`` (handshake failure or refused server certificate) or ``"protocol"`` — and every attempt in
+  the message.
+* One request and one response per TLS connection, like tvsc (spec §E.1).
+* The TLS layer does not judge the server: phones compare the certificate TVS presents with the
+  role-21 (TVS) record of their ITL (spec §E.1). The certificate seen is returned
+  (:attr:`TvsReply.server_cert`) and may be checked during failover with ``accept_server``.
+  ``tls=None`` uses a ``CERT_NONE`` context (TLS 1.2 to 1.3) built once per process.
+* Session ids: our convention follows tvsc — a per-process counter starting at 1 (phones used
+  1001, 1002 in CUCM logs; any value is echoed), unless ``session_id`` is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import ssl
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from phoneemu.errors import DecodeError, TransportError
+from phoneemu.net.tls import client_context_verify_after_handshake, open_tls_connection, peer_certificate_der
+from phoneemu.protocols import tvs
+
+__all__ = ["ServerAddress", "TvsReply", "default_tls_context", "tvs_exchange", "tvs_query", "tvs_verify"]
+
+_READ_SIZE = 65536
+_session_ids = itertools.count(1)
+_default_ctx: ssl.SSLContext | None = None
+
+
+class _HasAddress(Protocol):
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def priority(self) -> int: ...
+
+
+ServerAddress = _HasAddress | tuple[str, int]
+"""A :class:`phoneemu.formats.config.Server` (host, port, priority) or a plain ``(host, port)``."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TvsReply:
+    """The checked response plus what the phone saw of the server that gave it."""
+
+    response: tvs.TvsResponse
+    host: str
+    port: int
+    server_cert: bytes | None  # DER of the TLS server certificate (compare with the ITL TVS record)
+    tls: str  # e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384"
+    failures: tuple[str, ...] = ()  # servers tried before this one, and why they failed
+
+    @property
+    def valid(self) -> bool:
+        return self.response.valid
+
+    @property
+    def status(self) -> int:
+        return self.response.status
+
+    @property
+    def roles(self) -> tuple[int, ...]:
+        return self.response.roles
+
+    @property
+    def ttl(self) -> int | None:
+        return self.response.ttl
+
+    @property
+    def certificate(self) -> bytes | None:
+        return self.response.certificate
+
+
+def default_tls_context() -> ssl.SSLContext:
+    """The ``CERT_NONE`` client context used when ``tls`` is None (TLS 1.2 to 1.3)."""
+    global _default_ctx  # noqa: PLW0603 - one context per process: building one costs ~1 ms
+    if _default_ctx is None:
+        _default_ctx = client_context_verify_after_handshake()
+    return _default_ctx
+
+
+def _ordered(servers: Sequence[ServerAddress]) -> list[tuple[str, int]]:
+    keyed: list[tuple[int, int, str, int]] = []
+    for i, s in enumerate(servers):
+        if isinstance(s, tuple):
+            keyed.append((0, i, s[0], s[1]))
+        else:
+            keyed.append((s.priority, i, s.host, s.port))
+    return [(host, port) for _p, _i, host, port in sorted(keyed)]
+
+
+async def _one(host: str, port: int, request: tvs.TvsMessage, *, timeout: float, ctx: ssl.SSLContext,
+               accept_server: Callable[[bytes | None], bool] | None
+               ) -> tuple[tvs.TvsResponse, bytes | None, str]:
+    reader, writer = await open_tls_connection(host, port, ctx, timeout=timeout)
+    try:
+        cert = peer_certificate_der(writer)
+        obj = writer.get_extra_info("ssl_object")
+        cipher = obj.cipher() if obj is not None else None
+        tls_text = f"{obj.version() if obj is not None else '?'} {cipher[0] if cipher else '?'}"
+        if accept_server is not None and not accept_server(cert):
+            raise TransportError(f"{host}:{port}: TVS certificate not accepted (not the ITL TVS record)",
+                                 kind="tls")
+        exchange = tvs.TvsClientExchange(request)
+        writer.write(exchange.request_bytes)
+        await writer.drain()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise TimeoutError
+            data = await asyncio.wait_for(reader.read(_READ_SIZE), left)
+            if not data:
+                exchange.eof()  # raises: closed before a response
+            resp = exchange.receive(data)
+            if resp is not None:
+                return resp, cert, tls_text
+    except TimeoutError:
+        raise TransportError(f"{host}:{port}: no TVS response within {timeout}s", kind="timeout") from None
+    except DecodeError as exc:
+        raise TransportError(f"{host}:{port}: bad TVS response: {exc}", kind="protocol") from exc
+    except ssl.SSLError as exc:
+        raise TransportError(f"{host}:{port}: TLS error: {exc.reason or exc}", kind="tls") from exc
+    except OSError as exc:
+        raise TransportError(f"{host}:{port}: connection lost: {exc}", kind="unreachable") from exc
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+
+async def tvs_exchange(servers: Sequence[ServerAddress], request: tvs.TvsMessage, *, timeout: float = 5.0,
+                       tls: ssl.SSLContext | None = None,
+                       accept_server: Callable[[bytes | None], bool] | None = None) -> TvsReply:
+    """Send ``request`` to the first server that answers (see module docstring)."""
+    order = _ordered(servers)
+    if not order:
+        raise TransportError("no TVS server configured", kind="unreachable")
+    ctx = tls or default_tls_context()
+    failures: list[str] = []
+    last = "unreachable"
+    for host, port in order:
+        try:
+            resp, cert, tls_text = await _one(host, port, request, timeout=timeout, ctx=ctx,
+                                              accept_server=accept_server)
+        except TransportError as exc:
+            failures.append(str(exc))
+            last = exc.kind
+            continue
+        return TvsReply(response=resp, host=host, port=port, server_cert=cert, tls=tls_text,
+                        failures=tuple(failures))
+    raise TransportError("no TVS server answered: " + "; ".join(failures), kind=last)
+
+
+def _sid(session_id: int | None) -> int:
+    return session_id if session_id is not None else next(_session_ids) & 0xFFFFFFFF
+
+
+async def tvs_verify(servers: Sequence[ServerAddress], device_name: str, cert_der: bytes, *,
+                     timeout: float = 5.0, tls: ssl.SSLContext | None = None,
+                     accept_server: Callable[[bytes | None], bool] | None = None,
+                     session_id: int | None = None) -> TvsReply:
+    """VERIFY (spec §E.3/§E.7.1): "is this certificate trusted, with which roles?"."""
+    request = tvs.verify_request(_sid(session_id), device_name, cert_der)
+    return await tvs_exchange(servers, request, timeout=timeout, tls=tls, accept_server=accept_server)
+
+
+async def tvs_query(servers: Sequence[ServerAddress], device_name: str, subject: str, issuer: str,
+                    serial: bytes, *, timeout: float = 5.0, tls: ssl.SSLContext | None = None,
+                    accept_server: Callable[[bytes | None], bool] | None = None,
+                    session_id: int | None = None) -> TvsReply:
+    """QUERY (spec §E.3/§E.7.2): return the certificate with this issuer and serial (+ roles, TTL)."""
+    request = tvs.query_request(_sid(session_id), device_name, subject, issuer, serial)
+    return await tvs_exchange(servers, request, timeout=timeout, tls=tls, accept_server=accept_server)

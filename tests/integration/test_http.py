@@ -1,0 +1,205 @@
+"""HTTP 6970 server and client, fetchers (spec §H.1: HTTP first, TFTP on failure)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable
+from typing import TypeVar
+
+import pytest
+
+from phoneemu.errors import TransportError
+from phoneemu.net.fetch import Fetcher, HttpFetcher, HttpThenTftpFetcher, MemoryFetcher, TftpFetcher
+from phoneemu.net.http import HttpServer, http_get
+from phoneemu.net.tftp import TftpClientPool, TftpServer
+
+T = TypeVar("T")
+HOST = "127.0.0.1"
+FILES = {"ITLFile.tlv": os.urandom(10_240), "SEP001122334455.cnf.xml": b"<device/>", "dir/a b.txt": b"sp"}
+
+
+def run(coro: Awaitable[T]) -> T:
+    async def wrapped() -> T:
+        return await asyncio.wait_for(coro, 10)
+    return asyncio.run(wrapped())
+
+
+async def raw_request(port: int, data: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection(HOST, port)
+    writer.write(data)
+    await writer.drain()
+    out = await asyncio.wait_for(reader.read(), 2)
+    writer.close()
+    await writer.wait_closed()
+    return out
+
+
+def test_get_and_errors() -> None:
+    seen: list[tuple[str, int]] = []
+
+    async def main() -> None:
+        async with HttpServer(FILES, HOST, 0, on_request=lambda _p, n, s: seen.append((n, s))) as srv:
+            assert await http_get(HOST, srv.port, "ITLFile.tlv") == FILES["ITLFile.tlv"]
+            assert await http_get(HOST, srv.port, "/dir/a b.txt") == b"sp"
+            with pytest.raises(TransportError) as ei:
+                await http_get(HOST, srv.port, "CTLFile.tlv")
+            assert (ei.value.kind, ei.value.code) == ("not-found", 404)
+            with pytest.raises(TransportError) as ei:
+                await http_get(HOST, srv.port, "../etc/passwd")
+            assert (ei.value.kind, ei.value.code) == ("refused", 403)
+            with pytest.raises(TransportError) as ei:
+                await http_get(HOST, srv.port, "ITLFile.tlv", max_size=100)
+            assert ei.value.kind == "too-large"
+    run(main())
+    assert ("CTLFile.tlv", 404) in seen and ("../etc/passwd", 403) in seen
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), [
+    (b"GARBAGE\r\n\r\n", b"400"),
+    (b"GET /ITLFile.tlv\r\n\r\n", b"400"),
+    (b"GET /ITLFile.tlv HTTP/1.1\r\nbad header\r\n\r\n", b"400"),
+    (b"POST /x HTTP/1.1\r\nContent-Length: 0\r\n\r\n", b"405"),
+    (b"GET /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", b"400"),
+    (b"GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nConnection: close\r\n\r\n", b"403"),
+    (b"GET /a%5cb HTTP/1.1\r\nConnection: close\r\n\r\n", b"403"),
+    (b"GET /%ff HTTP/1.1\r\n\r\n", b"400"),
+    (b"GET /x HTTP/1.1\r\nX: " + b"a" * 9000 + b"\r\n\r\n", b"431"),
+    (b"\xff\xfe / HTTP/1.1\r\n\r\n", b"400"),
+    (b"GET /ITLFile.tlv HTTP/1.0\r\n\r\n", b"200"),
+])
+def test_malformed_requests(request_bytes: bytes, status: bytes) -> None:
+    async def main() -> None:
+        async with HttpServer(FILES, HOST, 0) as srv:
+            out = await raw_request(srv.port, request_bytes)
+            assert out.split(b" ")[1] == status, out[:100]
+            # the server keeps serving
+            assert await http_get(HOST, srv.port, "ITLFile.tlv") == FILES["ITLFile.tlv"]
+    run(main())
+
+
+def test_head_and_keep_alive() -> None:
+    async def main() -> None:
+        async with HttpServer(FILES, HOST, 0) as srv:
+            reader, writer = await asyncio.open_connection(HOST, srv.port)
+            writer.write(b"HEAD /ITLFile.tlv HTTP/1.1\r\nHost: x\r\n\r\n"
+                         b"GET /SEP001122334455.cnf.xml HTTP/1.1\r\nConnection: close\r\n\r\n")
+            await writer.drain()
+            out = await asyncio.wait_for(reader.read(), 2)
+            writer.close()
+            await writer.wait_closed()
+            first, _, rest = out.partition(b"\r\n\r\n")
+            assert first.startswith(b"HTTP/1.1 200") and b"Content-Length: 10240" in first
+            assert rest.startswith(b"HTTP/1.1 200") and rest.endswith(b"\r\n\r\n<device/>")
+    run(main())
+
+
+def test_fetchers_same_interface() -> None:
+    async def main() -> None:
+        async with TftpServer(FILES, HOST, 0) as tftp, HttpServer(FILES, HOST, 0) as http, \
+                TftpClientPool() as pool:
+            fetchers: list[Fetcher] = [
+                MemoryFetcher(FILES),
+                MemoryFetcher(FILES.get),
+                TftpFetcher(HOST, tftp.port, blksize=1428),
+                TftpFetcher(HOST, tftp.port, pool=pool),
+                HttpFetcher(HOST, http.port),
+                HttpThenTftpFetcher(HttpFetcher(HOST, http.port), TftpFetcher(HOST, tftp.port)),
+            ]
+            for f in fetchers:
+                assert isinstance(f, Fetcher)
+                assert await f.fetch("ITLFile.tlv") == FILES["ITLFile.tlv"]
+                with pytest.raises(TransportError) as ei:
+                    await f.fetch("ITLSEP001122334455.tlv")
+                assert ei.value.kind == "not-found"
+                with pytest.raises(TransportError) as ei:
+                    await f.fetch("../secret")
+                assert ei.value.kind == "refused"
+    run(main())
+
+
+def test_http_then_tftp_falls_back_on_connection_failure() -> None:
+    async def main() -> None:
+        async with TftpServer(FILES, HOST, 0) as tftp:
+            closed = HttpServer(FILES, HOST, 0)
+            await closed.start()
+            dead_port = closed.port
+            await closed.close()
+            f = HttpThenTftpFetcher(HttpFetcher(HOST, dead_port, timeout=1.0), TftpFetcher(HOST, tftp.port))
+            assert await f.fetch("ITLFile.tlv") == FILES["ITLFile.tlv"]
+            assert f.last_transport == "tftp"
+            with pytest.raises(TransportError) as ei:
+                await HttpFetcher(HOST, dead_port).fetch("x")
+            assert ei.value.kind == "unreachable"
+    run(main())
+
+
+def test_http_timeout() -> None:
+    async def main() -> None:
+        async def silent(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            try:
+                await asyncio.sleep(5)
+            finally:
+                w.close()
+        server = await asyncio.start_server(silent, HOST, 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            with pytest.raises(TransportError) as ei:
+                await http_get(HOST, port, "x", timeout=0.1)
+            assert ei.value.kind == "timeout"
+        finally:
+            server.close()
+            await server.wait_closed()
+    run(main())
+
+
+@pytest.mark.parametrize(("response", "result"), [
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n3;x=y\r\nefg\r\n0\r\nT: 1\r\n\r\n",
+     b"abcdefg"),
+    (b"HTTP/1.0 200 OK\r\n\r\nuntil-eof", b"until-eof"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "protocol"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nab", "protocol"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", "protocol"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\nabc", "protocol"),
+    (b"SPDY 200\r\n\r\n", "protocol"),
+    (b"HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n", "error"),
+])
+def test_client_parses_real_world_responses(response: bytes, result: bytes | str) -> None:
+    async def main() -> None:
+        async def canned(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(response)
+                await writer.drain()
+            finally:
+                writer.close()
+        server = await asyncio.start_server(canned, HOST, 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            if isinstance(result, bytes):
+                assert await http_get(HOST, port, "f", timeout=2) == result
+            else:
+                with pytest.raises(TransportError) as ei:
+                    await http_get(HOST, port, "f", timeout=2)
+                assert ei.value.kind == result
+        finally:
+            server.close()
+            await server.wait_closed()
+    run(main())
+
+
+def test_random_requests_never_stop_the_server() -> None:
+    import random
+
+    rng = random.Random(99)
+
+    async def main() -> None:
+        async with HttpServer(FILES, HOST, 0, idle_timeout=0.2) as srv:
+            for _ in range(40):
+                junk = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200)))
+                if rng.random() < 0.5:
+                    junk = b"GET /" + junk + b" HTTP/1.1\r\n"
+                out = await raw_request(srv.port, junk + b"\r\n\r\n")
+                assert out == b"" or out.split(b" ")[1] in (b"200", b"400", b"403", b"404", b"405", b"431")
+            assert await http_get(HOST, srv.port, "ITLFile.tlv") == FILES["ITLFile.tlv"]
+    run(main())

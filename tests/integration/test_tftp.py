@@ -1,0 +1,387 @@
+"""TFTP server and client over real loopback sockets (RFC 1350/2347/2348/2349; spec §C.6)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from phoneemu.errors import TransportError
+from phoneemu.net.capture import PcapWriter, read_pcap
+from phoneemu.net.tftp import TftpClientPool, TftpRequestEvent, TftpServer, tftp_get
+from phoneemu.net.tftp_codec import Ack, Data, Error, OptionAck, ReadRequest, decode, encode
+
+T = TypeVar("T")
+HOST = "127.0.0.1"
+FILES = {
+    "small.txt": b"hello phone\n",
+    "ITLFile.tlv": os.urandom(10_240),
+    "exact512.bin": os.urandom(512 * 4),
+    "exact1428.bin": os.urandom(1428 * 3),
+    "large.bin": os.urandom(300_000),
+    "empty": b"",
+}
+MODES = ["ephemeral", "shared"]
+
+
+def run(coro: Awaitable[T]) -> T:
+    async def wrapped() -> T:
+        return await asyncio.wait_for(coro, 10)
+    return asyncio.run(wrapped())
+
+
+class Recorder:
+    """UdpSink that keeps every datagram the server saw or sent."""
+
+    def __init__(self) -> None:
+        self.packets: list[tuple[tuple[str, int], tuple[str, int], bytes]] = []
+
+    def udp(self, src: tuple[str, int], dst: tuple[str, int], payload: bytes,
+            ts: float | None = None) -> None:
+        self.packets.append((src, dst, payload))
+
+    def sent_by(self, port_ok: Callable[[int], bool]) -> list[Any]:
+        return [decode(p) for s, _d, p in self.packets if port_ok(s[1])]
+
+
+class RawClient:
+    """A hand-driven UDP socket for protocol corner cases."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setblocking(False)
+        self.sock.bind((HOST, 0))
+
+    async def send(self, data: bytes, addr: tuple[str, int]) -> None:
+        await asyncio.get_running_loop().sock_sendto(self.sock, data, addr)
+
+    async def recv(self, timeout: float = 1.0) -> tuple[bytes, tuple[str, int]]:
+        return await asyncio.wait_for(asyncio.get_running_loop().sock_recvfrom(self.sock, 70000), timeout)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("blksize", [None, 512, 1428, 8192, 65464])
+def test_get_all_sizes(mode: str, blksize: int | None) -> None:
+    async def main() -> None:
+        async with TftpServer(FILES, HOST, 0, tid_mode=mode) as srv:  # type: ignore[arg-type]
+            for name, content in FILES.items():
+                assert await tftp_get(HOST, srv.port, name, blksize=blksize, tsize=True) == content, name
+    run(main())
+
+
+def test_options_negotiated_and_capped() -> None:
+    events: list[TftpRequestEvent] = []
+    rec = Recorder()
+
+    async def main() -> None:
+        async with TftpServer(FILES, HOST, 0, max_blksize=1024, on_request=events.append, capture=rec) as srv:
+            data = await tftp_get(HOST, srv.port, "ITLFile.tlv", blksize=4096, tsize=True)
+            assert data == FILES["ITLFile.tlv"]
+            oacks = [p for p in rec.sent_by(lambda _p: True) if isinstance(p, OptionAck)]
+            assert oacks == [OptionAck(options={"blksize": "1024", "tsize": "10240"})]
+            blocks = [p for p in rec.sent_by(lambda _p: True) if isinstance(p, Data)]
+            assert len(blocks) == 11 and all(len(b.data) == 1024 for b in blocks[:-1]) and not blocks[-1].data
+            await asyncio.sleep(0.05)
+    run(main())
+    assert events[-1].outcome == "ok" and events[-1].blksize == 1024 and events[-1].size == 10240
+
+
+def test_no_options_means_512_and_no_oack() -> None:
+    rec = Recorder()
+
+    async def main() -> None:
+        async with TftpServer(FILES, HOST, 0, capture=rec) as srv:
+            assert await tftp_get(HOST, srv.port, "exact512.bin") == FILES["exact512.bin"]
+    run(main())
+    sent = [decode(p) for _s, _d, p in rec.packets]
+    assert not any(isinstance(p, OptionAck) for p in sent)
+    data = [p for p in sent if isinstance(p, Data)]
+    assert [len(p.data) for p in data] == [512, 512, 512, 512, 0]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_not_found_and_traversal_refused_server_keeps_serving(mode: str) -> None:
+    events: list[TftpRequestEvent] = []
+
+    async def main() -> None:
+        async with TftpServer(FILES, HOST, 0, tid_mode=mode, on_request=events.append) as srv:  # type: ignore[arg-type]
+            with pytest.raises(TransportError) as ei:
+                await tftp_get(HOST, srv.port, "CTLSEP001122334455.tlv")
+            assert (ei.value.kind, ei.value.code) == ("not-found", 1)
+            for bad in ("../etc/passwd", "/etc/passwd", "a\\b", "x/../../y"):
+                with pytest.raises(TransportError) as ei:
+                    await tftp_get(HOST, srv.port, bad)
+                assert (ei.value.kind, ei.value.code) == ("refused", 2)
+            assert await tftp_get(HOST, srv.port, "small.txt") == FILES["small.txt"]
+            await asyncio.sleep(0.02)
+    run(main())
+    outcomes = [e.outcome for e in events]
+    assert outcomes[:5] == ["not-found", "refused", "refused", "refused", "refused"]
+    assert outcomes[-1] == "ok"
+
+
+def test_root_directory_source(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "f.bin").write_bytes(b"x" * 1000)
+    (tmp_path.parent / "outside.bin").write_bytes(b"secret")
+    (tmp_path / "link.bin").symlink_to(tmp_path.parent / "outside.bin")
+
+    async def main() -> None:
+        async with TftpServer(tmp_path, HOST, 0) as srv:
+            assert await tftp_get(HOST, srv.port, "sub/f.bin") == b"x" * 1000
+            with pytest.raises(TransportError) as ei:
+                await tftp_get(HOST, srv.port, "link.bin")
+            assert ei.value.kind == "not-found"
+    run(main())
+
+
+def test_wrq_and_malformed_answered_service_continues() -> None:
+    async def main() -> None:
+        async with TftpServer(FILES, HOST, 0) as srv:
+            raw = RawClient()
+            try:
+                await raw.send(b"\x00\x02upload.bin\x00octet\x00", (HOST, srv.port))
+                pkt = decode((await raw.recv())[0])
+                assert isinstance(pkt, Error) and pkt.code == 2
+                for garbage in (b"\x00", b"\x00\x01noterminator", b"\x00\x09zz", b"\x00\x01f\x00bogus\x00"):
+                    await raw.send(garbage, (HOST, srv.port))
+                    pkt = decode((await raw.recv())[0])
+                    assert isinstance(pkt, Error) and pkt.code == 4, garbage
+                await raw.send(encode(Ack(block=3)), (HOST, srv.port))  # stray ACK: unknown TID
+                pkt = decode((await raw.recv())[0])
+                assert isinstance(pkt, Error) and pkt.code == 5
+                await raw.send(b"\x00\x01f\x00octet\x00blksize\x007\x00", (HOST, srv.port))
+                pkt = decode((await raw.recv())[0])
+                assert isinstance(pkt, Error) and pkt.code == 8
+            finally:
+                raw.close()
+            assert await tftp_get(HOST, srv.port, "ITLFile.tlv", blksize=1428) == FILES["ITLFile.tlv"]
+    run(main())
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_duplicate_ack_not_answered(mode: str) -> None:
+    """No Sorcerer's Apprentice: a duplicated ACK gets no second DATA."""
+    async def main() -> None:
+        async with TftpServer(FILES, HOST, 0, tid_mode=mode, timeout=2.0) as srv:  # type: ignore[arg-type]
+            raw = RawClient()
+            try:
+                await raw.send(encode(ReadRequest(filename="exact512.bin")), (HOST, srv.port))
+                d1, tid = await raw.recv()
+                assert decode(d1) == Data(block=1, data=FILES["exact512.bin"][:512])
+                if mode == "ephemeral":
+                    assert tid[1] != srv.port
+                await raw.send(encode(Ack(block=1)), tid)
+                await raw.send(encode(Ack(block=1)), tid)
+                d2, _ = await raw.recv()
+                assert decode(d2) == Data(block=2, data=FILES["exact512.bin"][512:1024])
+                with pytest.raises(TimeoutError):
+                    await raw.recv(timeout=0.3)
+                await raw.send(encode(Error(code=0, message="bye")), tid)
+            finally:
+                raw.close()
+    run(main())
+
+
+def test_wrong_tid_gets_error_5() -> None:
+    async def main() -> None:
+        async with TftpServer(FILES, HOST, 0, timeout=2.0) as srv:
+            raw, other = RawClient(), RawClient()
+            try:
+                await raw.send(encode(ReadRequest(filename="exact512.bin")), (HOST, srv.port))
+                _, tid = await raw.recv()
+                await other.send(encode(Ack(block=1)), tid)
+                pkt = decode((await other.recv())[0])
+                assert isinstance(pkt, Error) and pkt.code == 5
+                await raw.send(encode(Ack(block=1)), tid)  # the real client continues
+                assert decode((await raw.recv())[0]) == Data(block=2, data=FILES["exact512.bin"][512:1024])
+            finally:
+                raw.close()
+                other.close()
+    run(main())
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_retransmission_under_injected_loss(mode: str) -> None:
+    rec = Recorder()
+
+    async def main() -> None:
+        async with TftpServer(FILES, HOST, 0, tid_mode=mode, timeout=0.03, retries=20, loss=0.25, seed=7,  # type: ignore[arg-type]
+                              capture=rec) as srv:
+            data = await tftp_get(HOST, srv.port, "ITLFile.tlv", blksize=512, timeout=0.03, retries=20)
+            assert data == FILES["ITLFile.tlv"]
+    run(main())
+    sent_data = [p for s, _d, p in rec.packets if p[:2] == b"\x00\x03"]
+    assert len(sent_data) > 21  # 21 blocks, some of them retransmitted
+
+
+def test_capture_to_pcap_round_trip(tmp_path: Path) -> None:
+    pcap = tmp_path / "tftp.pcap"
+
+    async def main() -> None:
+        with PcapWriter(pcap) as w:
+            async with TftpServer(FILES, HOST, 0, capture=w) as srv:
+                assert await tftp_get(HOST, srv.port, "ITLFile.tlv", blksize=1428) == FILES["ITLFile.tlv"]
+                await asyncio.sleep(0.02)
+    run(main())
+    pkts = list(read_pcap(pcap))
+    assert all(p.proto == "udp" and p.src == HOST for p in pkts)
+    body = b"".join(p.payload[4:] for p in pkts if p.payload[:2] == b"\x00\x03")
+    assert body == FILES["ITLFile.tlv"]
+    assert pkts[0].payload.startswith(b"\x00\x01ITLFile.tlv\x00")
+
+
+def test_delay_injection_and_observer() -> None:
+    events: list[TftpRequestEvent] = []
+
+    async def main() -> None:
+        async with TftpServer(FILES, HOST, 0, delay=0.01, on_request=events.append) as srv:
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            assert await tftp_get(HOST, srv.port, "exact512.bin", blksize=512) == FILES["exact512.bin"]
+            assert loop.time() - t0 >= 0.05  # 5 DATA packets, each delayed
+            await asyncio.sleep(0.02)
+    run(main())
+    assert [(e.filename, e.outcome) for e in events] == [("exact512.bin", "ok")]
+
+
+def test_timeout_when_server_down() -> None:
+    async def main() -> None:
+        silent = RawClient()  # bound, never answers
+        try:
+            with pytest.raises(TransportError) as ei:
+                await tftp_get(HOST, silent.sock.getsockname()[1], "ITLFile.tlv", timeout=0.05, retries=2)
+            assert ei.value.kind == "timeout"
+        finally:
+            silent.close()
+    run(main())
+
+
+def test_client_refuses_too_large() -> None:
+    async def main() -> None:
+        async with TftpServer(FILES, HOST, 0) as srv:
+            with pytest.raises(TransportError) as ei:
+                await tftp_get(HOST, srv.port, "large.bin", blksize=1428, max_size=50_000)
+            assert ei.value.kind == "too-large"
+            with pytest.raises(TransportError) as ei:
+                await tftp_get(HOST, srv.port, "large.bin", tsize=True, max_size=50_000)
+            assert ei.value.kind == "too-large"
+    run(main())
+
+
+def test_server_limits() -> None:
+    async def main() -> None:
+        async with TftpServer(FILES, HOST, 0, max_file_size=100_000, max_transfers=1, timeout=2.0) as srv:
+            with pytest.raises(TransportError) as ei:
+                await tftp_get(HOST, srv.port, "large.bin")
+            assert ei.value.kind == "error"
+            raw = RawClient()
+            try:
+                await raw.send(encode(ReadRequest(filename="exact512.bin")), (HOST, srv.port))
+                await raw.recv()  # transfer 1 is now open and waits for our ACK
+                with pytest.raises(TransportError, match="busy"):
+                    await tftp_get(HOST, srv.port, "small.txt")
+            finally:
+                raw.close()
+    run(main())
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_pool_many_concurrent(mode: str) -> None:
+    async def main() -> None:
+        async with (
+            TftpServer(FILES, HOST, 0, tid_mode=mode) as srv,  # type: ignore[arg-type]
+            TftpClientPool(max_sockets=32, blksize=1428) as pool,
+        ):
+            names = ["ITLFile.tlv", "small.txt", "exact1428.bin", "empty"] * 50
+            got = await asyncio.gather(*(pool.get(HOST, srv.port, n) for n in names))
+            assert got == [FILES[n] for n in names]
+            with pytest.raises(TransportError):
+                await pool.get(HOST, srv.port, "missing")
+    run(main())
+
+
+def test_ipv6_loopback() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+
+    async def main() -> None:
+        try:
+            srv = await TftpServer(FILES, "::1", 0).start()
+        except OSError:
+            pytest.skip("::1 not available")
+        try:
+            assert await tftp_get("::1", srv.port, "ITLFile.tlv", blksize=1428) == FILES["ITLFile.tlv"]
+        finally:
+            await srv.close()
+    run(main())
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_random_datagrams_never_stop_the_server(mode: str) -> None:
+    import random
+
+    rng = random.Random(1234)
+    events: list[TftpRequestEvent] = []
+
+    async def main() -> None:
+        async with TftpServer(FILES, HOST, 0, tid_mode=mode, timeout=0.2, retries=1,  # type: ignore[arg-type]
+                              on_request=events.append) as srv:
+            raw = RawClient()
+            try:
+                for i in range(300):
+                    op = rng.choice([b"", b"\x00\x01", b"\x00\x02", b"\x00\x03", b"\x00\x04", b"\x00\x05",
+                                     b"\x00\x06", bytes([rng.randrange(256), rng.randrange(256)])])
+                    body = bytes(rng.randrange(256) for _ in range(rng.randrange(40)))
+                    if i % 3 == 0:
+                        body = rng.choice([b"ITLFile.tlv\x00octet\x00", b"small.txt\x00OCTET\x00blksize\x00",
+                                           b"x\x00octet\x00tsize\x00zz\x00"]) + body
+                    await raw.send(op + body, (HOST, srv.port))
+                    with contextlib.suppress(TimeoutError):  # drain any answer
+                        while True:
+                            await raw.recv(timeout=0.001)
+            finally:
+                raw.close()
+            assert await tftp_get(HOST, srv.port, "ITLFile.tlv", blksize=1428) == FILES["ITLFile.tlv"]
+    run(main())
+    assert {e.outcome for e in events} <= {"ok", "not-found", "refused", "malformed", "option-refused",
+                                            "aborted", "timeout"}
+
+
+def test_pool_dally_reacks_late_final_data_and_drops_failed_sockets() -> None:
+    async def main() -> None:
+        listen, tid = RawClient(), RawClient()
+        try:
+            async with TftpClientPool(max_sockets=1) as pool:
+                task = asyncio.create_task(pool.get(HOST, listen.sock.getsockname()[1], "f", timeout=0.5))
+                rrq, client = await listen.recv()
+                assert decode(rrq) == ReadRequest(filename="f")
+                final = encode(Data(block=1, data=b"tiny"))
+                await tid.send(final, client)
+                assert decode((await tid.recv())[0]) == Ack(block=1)
+                assert await task == b"tiny"
+                await tid.send(final, client)  # late duplicate: the reused socket re-ACKs it
+                assert decode((await tid.recv())[0]) == Ack(block=1)
+                # a failing transfer closes its socket: the next one comes from a new port
+                with pytest.raises(TransportError):
+                    await pool.get(HOST, listen.sock.getsockname()[1], "g", timeout=0.02, retries=0)
+                await listen.recv()
+                task = asyncio.create_task(pool.get(HOST, listen.sock.getsockname()[1], "h", timeout=0.5))
+                _, client2 = await listen.recv()
+                assert client2 != client
+                await tid.send(encode(Error(code=1, message="File not found")), client2)
+                with pytest.raises(TransportError):
+                    await task
+        finally:
+            listen.close()
+            tid.close()
+    run(main())

@@ -1,0 +1,194 @@
+"""TLS contexts and server helper (spec §E.1 TVS 2445, §F.1 CAPF 3804) over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ssl
+from collections.abc import Awaitable
+from functools import cache
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from cryptography import x509
+
+from phoneemu.crypto.certs import CertRequest, cert_der, issue_certificate
+from phoneemu.crypto.keys import KeySpec, PrivateKey, generate_key
+from phoneemu.errors import TransportError
+from phoneemu.net.tls import (
+    TlsServer,
+    client_context,
+    client_context_verify_after_handshake,
+    open_tls_connection,
+    peer_certificate_der,
+    server_context,
+    tls_version,
+)
+
+T = TypeVar("T")
+HOST = "127.0.0.1"
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def run(coro: Awaitable[T]) -> T:
+    async def wrapped() -> T:
+        return await asyncio.wait_for(coro, 10)
+    return asyncio.run(wrapped())
+
+
+@cache
+def identity(spec: str, cn: str) -> tuple[PrivateKey, x509.Certificate]:
+    key = generate_key(KeySpec.parse(spec))
+    req = CertRequest(subject=f"CN={cn};OU=lab;O=phoneemu", public_key=key.public_key(),
+                      serial=abs(hash(cn)) % 10**9 + 1, not_before=NOW - dt.timedelta(days=1),
+                      not_after=NOW + dt.timedelta(days=30))
+    cert = issue_certificate(req, issuer_key=key)
+    return key, cert
+
+
+async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    data = await reader.readexactly(5)
+    peer = peer_certificate_der(writer)
+    writer.write(data + (b"C" if peer else b"-"))
+    await writer.drain()
+
+
+async def roundtrip(port: int, ctx: ssl.SSLContext) -> tuple[bytes, bytes | None, str | None]:
+    reader, writer = await open_tls_connection(HOST, port, ctx, timeout=3)
+    try:
+        writer.write(b"hello")
+        await writer.drain()
+        out = await reader.readexactly(6)
+        ssl_obj = writer.get_extra_info("ssl_object")
+        return out, peer_certificate_der(writer), ssl_obj.version() if ssl_obj else None
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+@pytest.mark.parametrize("spec", ["rsa2048", "ec-p256", "ec-p384"])
+def test_handshake_pinned_trust_and_keylog(spec: str, tmp_path: Path) -> None:
+    key, cert = identity(spec, f"tvs-{spec}")
+    keylog = tmp_path / "keys.log"
+
+    async def main() -> None:
+        async with TlsServer(echo, server_context(cert, key), HOST, 0, name="tvs") as srv:
+            ctx = client_context(trust=[cert], keylog_filename=keylog)
+            out, peer, version = await roundtrip(srv.port, ctx)
+            assert out == b"hello-"
+            assert peer == cert_der(cert)
+            assert version == "TLSv1.3"
+    run(main())
+    text = keylog.read_text()
+    assert "CLIENT_HANDSHAKE_TRAFFIC_SECRET" in text and "SERVER_TRAFFIC_SECRET_0" in text
+
+
+def test_untrusted_server_refused_and_verify_after_handshake() -> None:
+    key, cert = identity("ec-p256", "capf")
+    _other_key, other = identity("ec-p256", "impostor")
+
+    async def main() -> None:
+        async with TlsServer(echo, server_context(cert, key), HOST, 0, name="capf") as srv:
+            with pytest.raises(TransportError) as ei:
+                await roundtrip(srv.port, client_context(trust=[other]))
+            assert ei.value.kind == "tls"
+            out, peer, _ = await roundtrip(srv.port, client_context_verify_after_handshake())
+            assert out == b"hello-" and peer == cert_der(cert) and peer != cert_der(other)
+            assert srv.connections >= 1
+    run(main())
+
+
+def test_client_certificate_tls12_and_keylog(tmp_path: Path) -> None:
+    key, cert = identity("rsa2048", "tvs-rsa")
+    lsc_key, lsc = identity("ec-p256", "CP-8861-SEP001122334455")
+    keylog = tmp_path / "k.log"
+
+    async def main() -> None:
+        sctx = server_context(cert, key, client_trust=[lsc], require_client_cert=True, max_version="1.2",
+                              keylog_filename=keylog)
+        async with TlsServer(echo, sctx, HOST, 0) as srv:
+            cctx = client_context(trust=[cert], chain=lsc, key=lsc_key)
+            out, _peer, version = await roundtrip(srv.port, cctx)
+            assert out == b"helloC" and version == "TLSv1.2"
+    run(main())
+    assert "\nCLIENT_RANDOM " in keylog.read_text()
+
+
+def test_tls10_allowed_when_requested() -> None:
+    key, cert = identity("rsa2048", "old-tvs")
+
+    async def main() -> None:
+        sctx = server_context(cert, key, min_version="1.0", max_version="1.0")
+        async with TlsServer(echo, sctx, HOST, 0) as srv:
+            cctx = client_context_verify_after_handshake(min_version="1.0", max_version="1.0")
+            try:
+                out, _peer, version = await roundtrip(srv.port, cctx)
+            except TransportError as exc:  # OpenSSL built without TLS 1.0 at all
+                pytest.skip(f"TLS 1.0 unavailable in this OpenSSL: {exc}")
+            assert out == b"hello-" and version == "TLSv1"
+    run(main())
+
+
+def test_handler_exception_isolated() -> None:
+    key, cert = identity("ec-p256", "tvs-iso")
+    calls = 0
+
+    async def flaky(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("boom in connection 1")
+        await echo(reader, writer)
+
+    async def main() -> None:
+        async with TlsServer(flaky, server_context(cert, key), HOST, 0) as srv:
+            ctx = client_context(trust=[cert])
+            with pytest.raises((asyncio.IncompleteReadError, ConnectionError, ssl.SSLError)):
+                await roundtrip(srv.port, ctx)
+            # a client that fails the handshake does not hurt either
+            reader, writer = await asyncio.open_connection(HOST, srv.port)
+            writer.write(b"this is not TLS\r\n\r\n")
+            await writer.drain()
+            await asyncio.wait_for(reader.read(), 2)
+            writer.close()
+            await writer.wait_closed()
+            out, _, _ = await roundtrip(srv.port, ctx)
+            assert out == b"hello-"
+            assert srv.errors == 1
+    run(main())
+
+
+def test_versions_and_errors() -> None:
+    assert tls_version("1.0") == ssl.TLSVersion.TLSv1
+    assert tls_version("TLSv1.2") == ssl.TLSVersion.TLSv1_2
+    with pytest.raises(TransportError):
+        tls_version("2.0")
+    key, cert = identity("ec-p256", "x")
+    with pytest.raises(TransportError):
+        server_context(cert, key, min_version="1.3", max_version="1.2")
+    with pytest.raises(TransportError):
+        server_context([], key)
+    with pytest.raises(TransportError):
+        client_context(trust=[])
+
+
+def test_connect_refused() -> None:
+    async def main() -> None:
+        srv = await asyncio.start_server(lambda _r, _w: None, HOST, 0)
+        port = srv.sockets[0].getsockname()[1]
+        srv.close()
+        await srv.wait_closed()
+        with pytest.raises(TransportError) as ei:
+            await open_tls_connection(HOST, port, client_context_verify_after_handshake(), timeout=1)
+        assert ei.value.kind == "unreachable"
+    run(main())
+
+
+def test_key_material_not_left_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    key, cert = identity("ec-p256", "tvs-tmp")
+    server_context(cert, key)
+    client_context(trust=[cert], chain=cert, key=key)
+    assert list(tmp_path.iterdir()) == []
