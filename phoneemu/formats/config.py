@@ -1,0 +1,667 @@
+"""Device configuration XML (``SEP<MAC>.cnf.xml``) and config file names (spec §C.2, §C.4, §H.5).
+
+Rules implemented here:
+
+* Parsing uses defusedxml only: a DTD, an entity declaration (entity expansion) or an external
+  reference is refused with a :class:`DecodeError` naming the problem; input above ``limit``
+  (256 KiB by default) is refused with :class:`SizeLimitError` before any parsing.
+* The root element is ``<device>``. The security elements of spec §H.5 become typed fields:
+  ``fullConfig``, ``encrConfig``, ``certHash``, ``capfAuthMode`` (0..4), ``capfList`` (≤5
+  ``<capf><phonePort>/<processNodeName>``), ``TVS`` (≤5 ``<members><member priority="n">
+  <port>/<address>``), ``loadInformation``, ``deviceSecurityMode`` (1..3),
+  ``transportLayerProtocol`` and ``ipAddressMode``. Every other top-level element is kept
+  verbatim in ``extra`` (tag → canonical XML of the whole element) and written back by
+  :func:`build`, so ``parse(build(c)) == c``. A top-level element seen twice is a DecodeError.
+* The stub ("short") config of spec §C.4 is :func:`stub_of`: ``fullConfig=false``,
+  ``encrConfig=true``, ``certHash`` and copies of ``ipAddressMode``, ``loadInformation``,
+  ``capfAuthMode`` and ``capfList``; nothing else.
+* File names (spec §C.2): ``SEP<MAC>.cnf.xml`` plain, ``.sgn`` signed, ``.enc.sgn`` encrypted;
+  ``XmlDefault.cnf.xml`` for auto-registration. A MAC is exactly 12 upper-case hex digits.
+
+Our conventions (spec [UNK] or [INF]):
+
+* ``<deviceName>`` carries :attr:`DeviceConfig.device_name`; CUCM's own element for it is unknown.
+* Values equal to their documented default are omitted when building (absent
+  ``deviceSecurityMode`` means 1, non-secure), except ``fullConfig``, ``capfAuthMode`` and
+  ``encrConfig``, which are always written because the phone reads them from every config (§C.4).
+* Text of the typed elements is stripped of surrounding whitespace when parsing; builders refuse
+  values with surrounding whitespace or characters XML cannot carry (so the round trip holds).
+* Attributes of the root element (e.g. CUCM's ``xsi:type``) are not kept; an undeclared namespace
+  prefix on the root element is tolerated (it is declared before parsing).
+* Comments and processing instructions are dropped.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET  # building and serialising only; parsing goes through defusedxml
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from cryptography import x509
+from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
+from defusedxml.ElementTree import fromstring as _defused_fromstring
+
+from phoneemu.crypto import certs
+from phoneemu.errors import DecodeError, EncodeError, SizeLimitError
+
+__all__ = [
+    "CONFIG_LIMIT",
+    "DEFAULT_CONFIG_NAME",
+    "DEFAULT_LIMIT",
+    "FMT",
+    "MAX_SERVERS",
+    "CallManager",
+    "ConfigFileName",
+    "DeviceConfig",
+    "Server",
+    "build",
+    "call_managers",
+    "config_file_name",
+    "default_config_name",
+    "device_name_for",
+    "device_pool_xml",
+    "normalise_mac",
+    "parse",
+    "parse_config_file_name",
+    "stub_for_certificate",
+    "stub_of",
+    "validate_mac",
+]
+
+FMT = "config"
+CONFIG_LIMIT = 256 * 1024
+DEFAULT_LIMIT = CONFIG_LIMIT
+MAX_SERVERS = 5
+DEFAULT_CONFIG_NAME = "XmlDefault.cnf.xml"
+_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
+
+ConfigKind = Literal["plain", "sgn", "enc"]
+_SUFFIX: dict[str, str] = {"plain": ".cnf.xml", "sgn": ".cnf.xml.sgn", "enc": ".cnf.xml.enc.sgn"}
+_DEVICE_PREFIXES = ("SEP", "ATA")
+_MAC_RE = re.compile(r"[0-9A-F]{12}")
+_NAME_RE = re.compile(r"(SEP|ATA)([0-9A-Za-z]*)(\.cnf\.xml(?:\.enc\.sgn|\.sgn)?)")
+# Characters XML 1.0 cannot carry in text, plus CR (normalised to LF by every parser).
+_BAD_TEXT_RE = re.compile("[\x00-\x08\x0b-\x0d\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_XML_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+
+_KNOWN = frozenset({
+    "deviceName", "fullConfig", "encrConfig", "certHash", "capfAuthMode", "capfList", "TVS",
+    "loadInformation", "deviceSecurityMode", "transportLayerProtocol", "ipAddressMode",
+})
+
+
+# --------------------------------------------------------------------------- names (spec §C.2)
+def validate_mac(mac: str, *, error: type[DecodeError] | type[EncodeError] = EncodeError) -> str:
+    """Return ``mac`` if it is exactly 12 upper-case hex digits, else raise ``error``."""
+    if not isinstance(mac, str) or not _MAC_RE.fullmatch(mac):
+        raise error(f"MAC {mac!r} is not 12 upper-case hex digits (e.g. 0011223344AA)", fmt=FMT,
+                    path="mac")
+    return mac
+
+
+def normalise_mac(text: str) -> str:
+    """Accept ``00:11:22:33:44:aa``, ``0011.2233.44aa``, ``00-11-...`` or bare hex; return upper case."""
+    if not isinstance(text, str):
+        raise EncodeError(f"MAC must be text, got {type(text).__name__}", fmt=FMT, path="mac")
+    bare = re.sub(r"[:.\-\s]", "", text).upper()
+    return validate_mac(bare) if _MAC_RE.fullmatch(bare) else validate_mac(text)
+
+
+def device_name_for(mac: str, *, prefix: str = "SEP") -> str:
+    """``SEP`` + MAC (``ATA`` for ATA 191 devices, spec §C.2)."""
+    if prefix not in _DEVICE_PREFIXES:
+        raise EncodeError(f"device prefix {prefix!r} is not one of {_DEVICE_PREFIXES}", fmt=FMT,
+                          path="prefix")
+    return prefix + validate_mac(mac)
+
+
+def config_file_name(mac: str, kind: ConfigKind = "plain", *, prefix: str = "SEP") -> str:
+    """``SEP<MAC>.cnf.xml`` (plain), ``.cnf.xml.sgn`` (sgn) or ``.cnf.xml.enc.sgn`` (enc)."""
+    if kind not in _SUFFIX:
+        raise EncodeError(f"config kind {kind!r} is not plain, sgn or enc", fmt=FMT, path="kind")
+    return device_name_for(mac, prefix=prefix) + _SUFFIX[kind]
+
+
+def default_config_name(kind: Literal["plain", "sgn"] = "plain") -> str:
+    """``XmlDefault.cnf.xml`` (or ``.sgn``), the auto-registration default config (spec §C.2, §G.10)."""
+    if kind not in ("plain", "sgn"):
+        raise EncodeError(f"default config kind {kind!r} is not plain or sgn", fmt=FMT, path="kind")
+    return DEFAULT_CONFIG_NAME + (".sgn" if kind == "sgn" else "")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfigFileName:
+    """A parsed device config file name: prefix (SEP/ATA), MAC and kind (plain/sgn/enc)."""
+
+    prefix: str
+    mac: str
+    kind: ConfigKind
+
+    @property
+    def device_name(self) -> str:
+        return self.prefix + self.mac
+
+    def __str__(self) -> str:
+        return self.device_name + _SUFFIX[self.kind]
+
+
+def parse_config_file_name(name: str) -> ConfigFileName:
+    """Split ``SEP<MAC>.cnf.xml[.sgn|.enc.sgn]``; anything else (bad MAC included) is a DecodeError."""
+    m = _NAME_RE.fullmatch(name) if isinstance(name, str) else None
+    if m is None:
+        raise DecodeError(f"{name!r} is not SEP<MAC>.cnf.xml[.sgn|.enc.sgn]", fmt=FMT, path="filename")
+    mac = validate_mac(m.group(2), error=DecodeError)
+    kind: ConfigKind = "enc" if m.group(3).endswith(".enc.sgn") else (
+        "sgn" if m.group(3).endswith(".sgn") else "plain")
+    return ConfigFileName(prefix=m.group(1), mac=mac, kind=kind)
+
+
+# --------------------------------------------------------------------------- model
+def _check_text(value: object, path: str, *, allow_empty: bool = True) -> None:
+    if not isinstance(value, str):
+        raise EncodeError(f"expected text, got {type(value).__name__}", fmt=FMT, path=path)
+    if not allow_empty and not value:
+        raise EncodeError("must not be empty", fmt=FMT, path=path)
+    if value != value.strip():
+        raise EncodeError(f"{value!r} has surrounding whitespace", fmt=FMT, path=path)
+    bad = _BAD_TEXT_RE.search(value)
+    if bad:
+        raise EncodeError(f"character U+{ord(bad.group()):04X} cannot be carried in XML text", fmt=FMT,
+                          path=path)
+
+
+def _check_host(value: object, path: str) -> None:
+    _check_text(value, path, allow_empty=False)
+    assert isinstance(value, str)
+    if any(ch.isspace() for ch in value):
+        raise EncodeError(f"host {value!r} contains whitespace", fmt=FMT, path=path)
+
+
+def _check_int(value: object, path: str, lo: int, hi: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise EncodeError(f"{value!r} is not an integer in {lo}..{hi}", fmt=FMT, path=path)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Server:
+    """A CAPF or TVS server: host name or address, port, priority (0 = first)."""
+
+    host: str
+    port: int
+    priority: int = 0
+
+    def __post_init__(self) -> None:
+        _check_host(self.host, "server.host")
+        _check_int(self.port, "server.port", 0, 65535)
+        _check_int(self.priority, "server.priority", 0, 0xFFFF)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallManager:
+    """One ``devicePool/callManagerGroup`` member (spec §H.5); ports may be absent."""
+
+    host: str
+    priority: int = 0
+    sip_port: int | None = None
+    secured_sip_port: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_host(self.host, "callManager.processNodeName")
+        _check_int(self.priority, "callManager.priority", 0, 0xFFFF)
+        for name, port in (("sipPort", self.sip_port), ("securedSipPort", self.secured_sip_port)):
+            if port is not None:
+                _check_int(port, f"callManager.{name}", 0, 65535)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceConfig:
+    """The security-relevant content of a device config (spec §H.5) plus every other element.
+
+    ``extra`` maps a top-level element name to the canonical XML of that whole element. A value
+    that does not start with ``<name`` is taken as plain text and becomes ``<name>text</name>``.
+    ``cert_hash`` ``""`` means a blank ``<certHash/>``; ``None`` means the element is absent.
+    """
+
+    device_name: str | None = None
+    full_config: bool = True
+    encr_config: bool = False
+    cert_hash: str | None = None
+    capf_auth_mode: int = 0
+    capf_servers: tuple[Server, ...] = ()
+    tvs_servers: tuple[Server, ...] = ()
+    load_information: str | None = None
+    device_security_mode: int = 1
+    transport_layer_protocol: int | None = None
+    ip_address_mode: int | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("full_config", "encr_config"):
+            if not isinstance(getattr(self, name), bool):
+                raise EncodeError(f"{name} must be a bool", fmt=FMT, path=name)
+        for name in ("device_name", "cert_hash", "load_information"):
+            value = getattr(self, name)
+            if value is not None:
+                _check_text(value, name, allow_empty=name != "device_name")
+        _check_int(self.capf_auth_mode, "capf_auth_mode", 0, 4)
+        _check_int(self.device_security_mode, "device_security_mode", 1, 3)
+        for name in ("transport_layer_protocol", "ip_address_mode"):
+            if getattr(self, name) is not None:
+                _check_int(getattr(self, name), name, 0, 255)
+        for name in ("capf_servers", "tvs_servers"):
+            servers = tuple(getattr(self, name))
+            if len(servers) > MAX_SERVERS:
+                raise EncodeError(f"{len(servers)} servers, at most {MAX_SERVERS} allowed", fmt=FMT,
+                                  path=name)
+            if not all(isinstance(s, Server) for s in servers):
+                raise EncodeError("entries must be Server objects", fmt=FMT, path=name)
+            if name == "capf_servers":  # a CAPF list has no priority attribute: order is priority
+                servers = tuple(s if s.priority == i else replace(s, priority=i)
+                                for i, s in enumerate(servers))
+            object.__setattr__(self, name, servers)
+        if not isinstance(self.extra, Mapping):
+            raise EncodeError("extra must be a mapping of element name to XML", fmt=FMT, path="extra")
+        object.__setattr__(self, "extra", {k: _canonical_extra(k, v) for k, v in self.extra.items()})
+
+    def __hash__(self) -> int:
+        return hash((self.device_name, self.full_config, self.encr_config, self.cert_hash,
+                     self.capf_auth_mode, self.capf_servers, self.tvs_servers, self.load_information,
+                     self.device_security_mode, self.transport_layer_protocol, self.ip_address_mode,
+                     tuple(sorted(self.extra.items()))))
+
+    @property
+    def is_stub(self) -> bool:
+        """True for a short config (``fullConfig=false``, spec §C.4)."""
+        return not self.full_config
+
+    def extra_text(self, name: str) -> str | None:
+        """Text content of extra element ``name`` (stripped), or None when absent."""
+        xml = self.extra.get(name)
+        if xml is None:
+            return None
+        return "".join(_fromstring(xml.encode(), path=f"extra.{name}").itertext()).strip()
+
+
+def _canonical_extra(name: object, value: object) -> str:
+    path = f"extra.{name}"
+    if not isinstance(name, str) or not _XML_NAME_RE.fullmatch(name):
+        raise EncodeError(f"{name!r} is not a plain XML element name", fmt=FMT, path="extra")
+    if name in _KNOWN or name == "device":
+        raise EncodeError(f"<{name}> is a typed field of DeviceConfig, not an extra element", fmt=FMT,
+                          path=path)
+    if not isinstance(value, str):
+        raise EncodeError(f"expected XML text, got {type(value).__name__}", fmt=FMT, path=path)
+    bad = _BAD_TEXT_RE.search(value.replace("\r", "") if value.startswith("<" + name) else value)
+    if bad:
+        raise EncodeError(f"character U+{ord(bad.group()):04X} cannot be carried in XML", fmt=FMT,
+                          path=path)
+    if not value.startswith("<" + name):
+        el = ET.Element(name)
+        el.text = value
+    else:
+        try:
+            el = _fromstring(value.encode("utf-8"), path=path)
+        except DecodeError as exc:
+            raise EncodeError(f"not well-formed XML: {exc.message}", fmt=FMT, path=path) from None
+        if el.tag != name:
+            raise EncodeError(f"element is <{el.tag}>, expected <{name}>", fmt=FMT, path=path)
+    el.tail = None
+    return ET.tostring(el, encoding="unicode")
+
+
+# --------------------------------------------------------------------------- parsing
+_MAX_DEPTH = 64
+_UNBOUND_PREFIX = 27  # expat XML_ERROR_UNBOUND_PREFIX
+_ROOT_TAG_RE = re.compile(rb"<device(?=[\s/>])[^<>]{0,4096}?>")
+_ATTR_PREFIX_RE = re.compile(rb"\s([A-Za-z_][A-Za-z0-9_.\-]{0,63}):[A-Za-z_][A-Za-z0-9_.\-]*\s*=")
+
+
+def _defused(data: bytes) -> ET.Element:
+    return _defused_fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+
+
+def _translate(exc: Exception, path: str, data: bytes = b"") -> DecodeError:
+    if isinstance(exc, DTDForbidden):
+        if exc.sysid or exc.pubid:
+            what = f"external DTD {exc.sysid or exc.pubid!r} refused (external references are not allowed)"
+        elif b"<!ENTITY" in data:
+            what = "DTD with entity declarations refused (entity expansion is not allowed)"
+        else:
+            what = "document type declaration (DTD) refused"
+        return DecodeError(what, fmt=FMT, path=path)
+    if isinstance(exc, EntitiesForbidden):
+        return DecodeError(f"entity declaration {exc.name!r} refused (entity expansion is not allowed)",
+                           fmt=FMT, path=path)
+    if isinstance(exc, ExternalReferenceForbidden):
+        return DecodeError("external reference refused", fmt=FMT, path=path)
+    if isinstance(exc, ET.ParseError):
+        line, col = getattr(exc, "position", (0, 0))
+        return DecodeError(f"not well-formed XML at line {line} column {col}: {exc}", fmt=FMT, path=path)
+    return DecodeError(f"cannot parse XML: {exc}", fmt=FMT, path=path)
+
+
+_PARSE_ERRORS = (ET.ParseError, ValueError, TypeError, LookupError, RecursionError)
+
+
+def _check_depth(root: ET.Element, path: str) -> None:
+    stack = [(root, 0)]
+    while stack:
+        el, depth = stack.pop()
+        if depth > _MAX_DEPTH:
+            raise DecodeError(f"elements nested deeper than {_MAX_DEPTH} levels", fmt=FMT, path=path)
+        stack.extend((c, depth + 1) for c in el)
+
+
+def _fromstring(data: bytes, *, path: str = "device") -> ET.Element:
+    """defusedxml parse with DTDs, entities and external references all refused; depth bounded."""
+    try:
+        root = _defused(data)
+    except _PARSE_ERRORS as exc:  # defusedxml's refusals are ValueErrors
+        raise _translate(exc, path, data) from None
+    _check_depth(root, path)
+    return root
+
+
+def _declare_root_prefixes(data: bytes) -> bytes | None:
+    """Declare attribute prefixes that the root ``<device>`` uses but never declares (CUCM ``xsi:``)."""
+    m = _ROOT_TAG_RE.search(data, 0, 8192)
+    if m is None:
+        return None
+    tag = m.group()
+    missing = sorted({p for p in _ATTR_PREFIX_RE.findall(tag)
+                      if p not in (b"xml", b"xmlns") and b"xmlns:" + p + b"=" not in tag})
+    if not missing:
+        return None
+    decl = b"".join(b' xmlns:' + p + b'="urn:phoneemu:undeclared:' + p + b'"' for p in missing)
+    at = m.start() + len(b"<device")
+    return data[:at] + decl + data[at:]
+
+
+def _parse_root(data: bytes) -> ET.Element:
+    try:
+        root = _defused(data)
+    except ET.ParseError as exc:
+        patched = _declare_root_prefixes(data) if getattr(exc, "code", None) == _UNBOUND_PREFIX else None
+        if patched is None:
+            raise _translate(exc, "device", data) from None
+        return _fromstring(patched)
+    except _PARSE_ERRORS as exc:
+        raise _translate(exc, "device", data) from None
+    _check_depth(root, "device")
+    return root
+
+
+def _text(el: ET.Element) -> str:
+    return (el.text or "").strip()
+
+
+def _int(el: ET.Element, path: str, lo: int, hi: int) -> int:
+    raw = _text(el)
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 6 or not lo <= int(raw) <= hi:
+        raise DecodeError(f"{raw[:40]!r} is not an integer in {lo}..{hi}", fmt=FMT, path=path)
+    return int(raw)
+
+
+def _bool(el: ET.Element, path: str) -> bool:
+    raw = _text(el).lower()
+    if raw not in ("true", "false"):
+        raise DecodeError(f"{_text(el)[:40]!r} is not true or false", fmt=FMT, path=path)
+    return raw == "true"
+
+
+def _str(el: ET.Element, path: str) -> str:
+    if len(el):
+        raise DecodeError("expected text, found child elements", fmt=FMT, path=path)
+    value = _text(el)
+    bad = _BAD_TEXT_RE.search(value)
+    if bad:
+        raise DecodeError(f"character U+{ord(bad.group()):04X} in text", fmt=FMT, path=path)
+    return value
+
+
+def _only_child(el: ET.Element, name: str, path: str, *, required: bool = True) -> ET.Element | None:
+    found = [c for c in el if c.tag == name]
+    if len(found) > 1:
+        raise DecodeError(f"<{name}> appears {len(found)} times", fmt=FMT, path=f"{path}.{name}")
+    if not found and required:
+        raise DecodeError(f"missing <{name}>", fmt=FMT, path=f"{path}.{name}")
+    return found[0] if found else None
+
+
+def _capf_list(el: ET.Element) -> tuple[Server, ...]:
+    entries = [c for c in el if c.tag == "capf"]
+    if len(entries) > MAX_SERVERS:
+        raise DecodeError(f"{len(entries)} CAPF servers, at most {MAX_SERVERS}", fmt=FMT, path="capfList")
+    out = []
+    for i, capf in enumerate(entries):
+        path = f"capfList.capf[{i}]"
+        port = _only_child(capf, "phonePort", path)
+        host = _only_child(capf, "processNodeName", path)
+        assert port is not None and host is not None
+        out.append(Server(host=_host(host, f"{path}.processNodeName"),
+                          port=_int(port, f"{path}.phonePort", 0, 65535), priority=i))
+    return tuple(out)
+
+
+def _host(el: ET.Element, path: str) -> str:
+    host = _str(el, path)
+    if not host or any(ch.isspace() for ch in host):
+        raise DecodeError(f"{host[:60]!r} is not a host name", fmt=FMT, path=path)
+    return host
+
+
+def _priority(member: ET.Element, index: int, path: str) -> int:
+    raw = member.get("priority")
+    if raw is None:
+        return index
+    raw = raw.strip()
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 5 or int(raw) > 0xFFFF:
+        raise DecodeError(f"priority {raw[:20]!r} is not an integer in 0..65535", fmt=FMT,
+                          path=f"{path}@priority")
+    return int(raw)
+
+
+def _tvs_list(el: ET.Element) -> tuple[Server, ...]:
+    members_el = _only_child(el, "members", "TVS", required=False)
+    members = [] if members_el is None else [c for c in members_el if c.tag == "member"]
+    if len(members) > MAX_SERVERS:
+        raise DecodeError(f"{len(members)} TVS servers, at most {MAX_SERVERS}", fmt=FMT, path="TVS.members")
+    out = []
+    for i, member in enumerate(members):
+        path = f"TVS.members.member[{i}]"
+        port = _only_child(member, "port", path)
+        host = _only_child(member, "address", path)
+        assert port is not None and host is not None
+        out.append(Server(host=_host(host, f"{path}.address"), port=_int(port, f"{path}.port", 0, 65535),
+                          priority=_priority(member, i, path)))
+    return tuple(out)
+
+
+def parse(data: bytes, *, limit: int = CONFIG_LIMIT) -> DeviceConfig:
+    """Parse a device config; malformed or hostile XML is a DecodeError, oversized a SizeLimitError."""
+    try:
+        return _parse(data, limit)
+    except EncodeError as exc:  # a value the model cannot hold is malformed input here
+        raise DecodeError(exc.message, fmt=FMT, path=exc.path) from None
+
+
+def _parse(data: bytes, limit: int) -> DeviceConfig:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise DecodeError(f"expected bytes, got {type(data).__name__}", fmt=FMT)
+    if len(data) > limit:
+        raise SizeLimitError(f"{len(data)} bytes exceeds the {limit}-byte config limit", fmt=FMT)
+    root = _parse_root(bytes(data))
+    if root.tag != "device":
+        raise DecodeError(f"root element is <{root.tag}>, expected <device>", fmt=FMT, path="device")
+    seen: set[str] = set()
+    values: dict[str, object] = {}
+    extra: dict[str, str] = {}
+    for child in root:
+        tag = child.tag
+        if not isinstance(tag, str) or not _XML_NAME_RE.fullmatch(tag):
+            raise DecodeError(f"unsupported element name {str(tag)[:60]!r}", fmt=FMT, path="device")
+        if tag in seen:
+            raise DecodeError(f"<{tag}> appears more than once", fmt=FMT, path=f"device.{tag}")
+        seen.add(tag)
+        path = f"device.{tag}"
+        if tag == "fullConfig":
+            values["full_config"] = _bool(child, path)
+        elif tag == "encrConfig":
+            values["encr_config"] = _bool(child, path)
+        elif tag == "certHash":
+            values["cert_hash"] = _str(child, path)
+        elif tag == "deviceName":
+            values["device_name"] = _str(child, path)
+        elif tag == "loadInformation":
+            values["load_information"] = _str(child, path)
+        elif tag == "capfAuthMode":
+            values["capf_auth_mode"] = _int(child, path, 0, 4)
+        elif tag == "deviceSecurityMode":
+            values["device_security_mode"] = _int(child, path, 1, 3)
+        elif tag == "transportLayerProtocol":
+            values["transport_layer_protocol"] = _int(child, path, 0, 255)
+        elif tag == "ipAddressMode":
+            values["ip_address_mode"] = _int(child, path, 0, 255)
+        elif tag == "capfList":
+            values["capf_servers"] = _capf_list(child)
+        elif tag == "TVS":
+            values["tvs_servers"] = _tvs_list(child)
+        else:
+            child.tail = None
+            extra[tag] = ET.tostring(child, encoding="unicode")
+    return DeviceConfig(**values, extra=extra)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- building
+def _sub(parent: ET.Element, tag: str, text: str) -> ET.Element:
+    el = ET.SubElement(parent, tag)
+    el.text = text
+    return el
+
+
+def build(cfg: DeviceConfig) -> bytes:
+    """UTF-8 XML with declaration; element order: typed fields, extras, then the security block."""
+    if not isinstance(cfg, DeviceConfig):
+        raise EncodeError(f"expected DeviceConfig, got {type(cfg).__name__}", fmt=FMT)
+    root = ET.Element("device")
+    _sub(root, "fullConfig", "true" if cfg.full_config else "false")
+    if cfg.device_name is not None:
+        _sub(root, "deviceName", cfg.device_name)
+    if cfg.ip_address_mode is not None:
+        _sub(root, "ipAddressMode", str(cfg.ip_address_mode))
+    if cfg.load_information is not None:
+        _sub(root, "loadInformation", cfg.load_information)
+    if cfg.device_security_mode != 1:
+        _sub(root, "deviceSecurityMode", str(cfg.device_security_mode))
+    if cfg.transport_layer_protocol is not None:
+        _sub(root, "transportLayerProtocol", str(cfg.transport_layer_protocol))
+    for name, xml in cfg.extra.items():
+        root.append(_fromstring(xml.encode("utf-8"), path=f"extra.{name}"))
+    if cfg.tvs_servers:
+        tvs = ET.SubElement(root, "TVS")
+        members = ET.SubElement(tvs, "members")
+        for s in cfg.tvs_servers:
+            member = ET.SubElement(members, "member", priority=str(s.priority))
+            _sub(member, "port", str(s.port))
+            _sub(member, "address", s.host)
+        ET.indent(tvs, level=1)
+    _sub(root, "capfAuthMode", str(cfg.capf_auth_mode))
+    if cfg.capf_servers:
+        capf_list = ET.SubElement(root, "capfList")
+        for s in cfg.capf_servers:
+            capf = ET.SubElement(capf_list, "capf")
+            _sub(capf, "phonePort", str(s.port))
+            _sub(capf, "processNodeName", s.host)
+        ET.indent(capf_list, level=1)
+    if cfg.cert_hash is not None:
+        _sub(root, "certHash", cfg.cert_hash)
+    _sub(root, "encrConfig", "true" if cfg.encr_config else "false")
+    root.text = "\n  "
+    for child in root:
+        child.tail = "\n  "
+    root[-1].tail = "\n"
+    return (_DECLARATION + ET.tostring(root, encoding="unicode") + "\n").encode("utf-8")
+
+
+def stub_of(cfg: DeviceConfig, cert_hash: str) -> DeviceConfig:
+    """The short config of spec §C.4 that goes with ``SEP<MAC>.cnf.xml.enc.sgn``.
+
+    ``cert_hash`` is the lower-case hex MD5 of the phone certificate used for wrapping.
+    """
+    return DeviceConfig(
+        full_config=False,
+        encr_config=True,
+        cert_hash=cert_hash,
+        ip_address_mode=cfg.ip_address_mode,
+        load_information=cfg.load_information,
+        capf_auth_mode=cfg.capf_auth_mode,
+        capf_servers=cfg.capf_servers,
+    )
+
+
+def stub_for_certificate(cfg: DeviceConfig, phone_cert: x509.Certificate) -> DeviceConfig:
+    """:func:`stub_of` with ``certHash`` = lower-case hex MD5 of the phone's LSC/MIC (spec §C.4)."""
+    return stub_of(cfg, certs.fingerprint(phone_cert, "md5"))
+
+
+# --------------------------------------------------------------------------- call managers (§H.5)
+def call_managers(cfg: DeviceConfig) -> tuple[CallManager, ...]:
+    """The ``devicePool/callManagerGroup/members`` list kept in ``cfg.extra["devicePool"]``.
+
+    A malformed list is a DecodeError naming the element.
+    """
+    try:
+        return _call_managers(cfg)
+    except EncodeError as exc:
+        raise DecodeError(exc.message, fmt=FMT, path=exc.path) from None
+
+
+def _call_managers(cfg: DeviceConfig) -> tuple[CallManager, ...]:
+    xml = cfg.extra.get("devicePool")
+    if xml is None:
+        return ()
+    pool = _fromstring(xml.encode("utf-8"), path="devicePool")
+    group = _only_child(pool, "callManagerGroup", "devicePool", required=False)
+    members_el = None if group is None else _only_child(group, "members", "devicePool.callManagerGroup",
+                                                         required=False)
+    out = []
+    members = [] if members_el is None else [m for m in members_el if m.tag == "member"]
+    for i, member in enumerate(members):
+        path = f"devicePool.callManagerGroup.members.member[{i}]"
+        cm = _only_child(member, "callManager", path)
+        assert cm is not None
+        name = _only_child(cm, "processNodeName", f"{path}.callManager")
+        assert name is not None
+        ports = _only_child(cm, "ports", f"{path}.callManager", required=False)
+        sip = secured = None
+        if ports is not None:
+            p = _only_child(ports, "sipPort", f"{path}.callManager.ports", required=False)
+            sip = None if p is None else _int(p, f"{path}.callManager.ports.sipPort", 0, 65535)
+            p = _only_child(ports, "securedSipPort", f"{path}.callManager.ports", required=False)
+            secured = None if p is None else _int(p, f"{path}.callManager.ports.securedSipPort", 0, 65535)
+        out.append(CallManager(host=_host(name, f"{path}.callManager.processNodeName"),
+                               priority=_priority(member, i, path), sip_port=sip, secured_sip_port=secured))
+    return tuple(out)
+
+
+def device_pool_xml(managers: tuple[CallManager, ...] | list[CallManager]) -> str:
+    """A ``<devicePool>`` element listing ``managers``, for ``DeviceConfig.extra["devicePool"]``."""
+    pool = ET.Element("devicePool")
+    group = ET.SubElement(pool, "callManagerGroup")
+    members = ET.SubElement(group, "members")
+    for cm in managers:
+        if not isinstance(cm, CallManager):
+            raise EncodeError("entries must be CallManager objects", fmt=FMT, path="devicePool")
+        member = ET.SubElement(members, "member", priority=str(cm.priority))
+        node = ET.SubElement(member, "callManager")
+        ports = ET.SubElement(node, "ports")
+        if cm.sip_port is not None:
+            _sub(ports, "sipPort", str(cm.sip_port))
+        if cm.secured_sip_port is not None:
+            _sub(ports, "securedSipPort", str(cm.secured_sip_port))
+        _sub(node, "processNodeName", cm.host)
+    ET.indent(pool, level=1)
+    pool.tail = None
+    return ET.tostring(pool, encoding="unicode")

@@ -1,0 +1,69 @@
+"""Tell the file formats apart from their bytes (and, as a hint, their name).
+
+Rule (ours; the spec gives no magic numbers): every signed format starts with the VERSION TLV
+``01 00 02`` of the common header (spec §A.1). Among those:
+
+* encryption tags 16-27 present → ``enc`` (spec §C.3);
+* FILENAME tag (or the given name) ending ``.tlv`` → ``ctl`` if the base name starts ``CTL``,
+  else ``itl`` (spec §B.1);
+* a body starting with our firmware manifest magic ``PHEMUFW1`` (``formats.firmware``), or a
+  firmware/package name (``.loads``, ``.sbn``, ``.bin``, ``.zz``, ``.img``, ``.tar``, ``.tgz``,
+  ``.tar.gz``, ``.cop.sgn``, ``.sha512``; spec §A.1, §D) → ``firmware``;
+* anything else → ``sgn`` (spec §C.1).
+
+Bytes that are not a signed header but start with ``<`` (after an optional BOM and white space)
+are ``xml``. Anything else is a DecodeError.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from phoneemu.errors import DecodeError
+from phoneemu.formats.header import parse_header
+
+__all__ = ["Kind", "detect"]
+
+Kind = Literal["itl", "ctl", "sgn", "enc", "firmware", "xml"]
+
+_FIRMWARE_MAGIC = b"PHEMUFW1"  # formats.firmware.MAGIC (kept here so detect does not import it)
+_FIRMWARE_SUFFIXES = (".loads", ".sbn", ".bin", ".zz", ".img", ".tar", ".tgz", ".tar.gz", ".cop.sgn",
+                      ".sha512")
+
+
+def _by_name(name: str) -> Kind | None:
+    low = name.replace("\\", "/").rsplit("/", 1)[-1].lower()
+    if low.endswith(".enc.sgn"):
+        return "enc"
+    if low.endswith(".tlv"):
+        return "ctl" if low.startswith("ctl") else "itl"
+    if low.endswith(_FIRMWARE_SUFFIXES):
+        return "firmware"
+    if low.endswith(".sgn"):
+        return "sgn"
+    if low.endswith(".xml"):
+        return "xml"
+    return None
+
+
+def detect(data: bytes, name: str | None = None) -> Kind:
+    """``itl`` / ``ctl`` / ``sgn`` / ``enc`` / ``firmware`` / ``xml``; DecodeError when none fits."""
+    if data[:3] == b"\x01\x00\x02":
+        ph = parse_header(data, fmt="detect")
+        if ph.header.encryption is not None:
+            return "enc"
+        if data[ph.body_offset:ph.body_offset + len(_FIRMWARE_MAGIC)] == _FIRMWARE_MAGIC:
+            return "firmware"
+        kind = _by_name(ph.header.filename)
+        if kind in (None, "xml", "enc"):
+            kind = _by_name(name) if name else None
+        if kind in (None, "xml", "enc"):
+            return "sgn"
+        assert kind is not None
+        return kind
+    text = data[3:] if data[:3] == b"\xef\xbb\xbf" else data
+    if text.lstrip(b" \t\r\n")[:1] == b"<":
+        return "xml"
+    hint = f" (name suggests {_by_name(name)})" if name and _by_name(name) else ""
+    raise DecodeError(f"not a signed header (no VERSION TLV 01 00 02) and not XML{hint}", fmt="detect",
+                      offset=0)

@@ -1,0 +1,644 @@
+"""The common signed-file header of CTL/ITL, ``.sgn``, ``.enc.sgn`` and firmware (spec §A).
+
+Rules implemented here:
+
+* Every TLV is tag (1 byte), length (uint16 BE), value; PADDING (13) is tag-only (spec §0, §A.2).
+* VERSION (1) must be the first TLV and HEADER_LENGTH (2) the second (spec §A.1/§A.2).
+  HEADER_LENGTH counts every byte from offset 0 to the first body byte, signature TLV and
+  padding included; the tags must fill that region exactly.
+* Containers 3, 7, 9, 16, 17, 21 hold nested tags and their length covers them; a nested length
+  overrunning its container, or leftover bytes, is a DecodeError (spec §A.2, design §3.3).
+* Parsing is order-independent: a known leaf tag is accepted wherever a tag may stand (any
+  container), 0x0D padding is accepted anywhere, a known tag seen twice is a DecodeError.
+  Unknown tags are kept (:class:`UnknownTag`) with their position so ``build(parse(b)) == b``.
+* Building follows the Cisco order (spec §A.2): 1, 2, [28], 3(4, 5, 6), 7(8, 9(10, 11)), 12, 14,
+  15, [16(17(18, 19, 20), 21(22, 23, 24, 25)), 26, 27] (spec §C.3), then 0x0D padding to a
+  multiple of 4. Tag 28 right after tag 2 follows certutils (spec §A.2, §A.3a).
+* The signature (tag 12) covers the whole file minus the 3 + len bytes of the signature TLV
+  (spec §A.3). :class:`ParsedHeader` keeps those exact bytes; we never verify a re-serialisation.
+* Hash codes 1/2/3 (spec §A.4) and modulus codes 0-3 (spec §A.5) are checked at verification time
+  (VerificationError UNSUPPORTED_HASH / UNSUPPORTED_KEY); parsing keeps any code. A known modulus
+  code that does not match the verifying key's size means "not this signer": BAD_SIGNATURE.
+
+Our conventions (spec [UNK]):
+
+* EC header signers are [UNK]; we sign with ECDSA/DER (see ``crypto.signatures``) and use modulus
+  codes 0x80 (P-256), 0x81 (P-384), 0x82 (P-521). A 3072-bit RSA key has no code and is refused.
+* SIGNATURE_ALGORITHM (10) is optional when parsing (absent means 0); every other signer and
+  signature tag (4, 5, 6, 8, 11, 12) and FILENAME/TIMESTAMP (14, 15) are required.
+* The layout of a parsed header (order, nesting, padding positions) is kept in
+  ``SignedHeader.layout`` and reused when building, as long as it still names exactly the
+  fields present; otherwise the Cisco order is used. HEADER_LENGTH is always recomputed.
+* A HEADER_LENGTH that is not a multiple of 4 is accepted when parsing (and kept by a round
+  trip); builders in Cisco order always pad to a multiple of 4.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TypeAlias
+
+from cryptography import x509
+
+from phoneemu.crypto import certs, signatures
+from phoneemu.crypto.hashes import hash_alg
+from phoneemu.crypto.keys import PrivateKey, PublicKey, key_size_bits, public_key_spki_der
+from phoneemu.errors import DecodeError, EncodeError, VerificationError, VerifyReason
+from phoneemu.formats._tlv import check_cstring, decode_cstring, encode_cstring
+from phoneemu.wire import Reader, Writer
+
+__all__ = [
+    "CONTAINER_TAGS",
+    "EncryptionInfo",
+    "FileSigner",
+    "HeaderTag",
+    "Layout",
+    "LayoutItem",
+    "ParsedHeader",
+    "SignedHeader",
+    "SignerInfo",
+    "UnknownTag",
+    "build_header",
+    "modulus_code_for_key",
+    "parse_header",
+    "sign_file",
+    "sign_header",
+    "verify_signature",
+]
+
+
+class HeaderTag(enum.IntEnum):
+    """Header tag numbers (spec §A.2, §C.3)."""
+
+    VERSION = 1
+    HEADER_LENGTH = 2
+    SIGNER_INFO = 3
+    SIGNER_NAME = 4
+    SERIAL_NUMBER = 5
+    ISSUER_NAME = 6
+    SIGNATURE_INFO = 7
+    HASH_ALGORITHM = 8
+    SIGNATURE_ALGORITHM_INFO = 9
+    SIGNATURE_ALGORITHM = 10
+    SIGNATURE_MODULUS = 11
+    SIGNATURE = 12
+    PADDING = 13
+    FILENAME = 14
+    TIMESTAMP = 15
+    ENCRYPTION_INFO = 16
+    ENCRYPTION_IV_INFO = 17
+    ENCRYPTION_MODE = 18
+    ENCRYPTION_IV = 19
+    ENCRYPTION_PADDING = 20
+    ENCRYPTION_KEY_INFO = 21
+    ENCRYPTION_KEY_UNKNOWN = 22
+    ENCRYPTION_KEY_SIZE = 23
+    ENCRYPTION_KEY_ALGORITHM = 24
+    ENCRYPTION_KEY = 25
+    ENCRYPTION_HASH_ALGORITHM = 26
+    ENCRYPTION_HASH = 27
+    SIGNER_VERSION = 28
+
+
+T = HeaderTag
+CONTAINER_TAGS: frozenset[int] = frozenset({T.SIGNER_INFO, T.SIGNATURE_INFO, T.SIGNATURE_ALGORITHM_INFO,
+                            T.ENCRYPTION_INFO, T.ENCRYPTION_IV_INFO, T.ENCRYPTION_KEY_INFO})
+_LEAF_TAGS: frozenset[int] = frozenset(int(t) for t in HeaderTag) - CONTAINER_TAGS - {13}
+_FIXED_LEN: dict[int, int] = {int(k): v for k, v in {
+    T.VERSION: 2, T.HEADER_LENGTH: 2, T.HASH_ALGORITHM: 1, T.SIGNATURE_ALGORITHM: 1,
+    T.SIGNATURE_MODULUS: 1, T.TIMESTAMP: 4, T.SIGNER_VERSION: 2, T.ENCRYPTION_MODE: 1,
+    T.ENCRYPTION_PADDING: 2, T.ENCRYPTION_KEY_UNKNOWN: 1, T.ENCRYPTION_KEY_SIZE: 2,
+    T.ENCRYPTION_KEY_ALGORITHM: 1, T.ENCRYPTION_HASH_ALGORITHM: 1}.items()}
+
+#: One position in a header layout: a known tag number, 13 for one padding byte, ``-1`` for the
+#: next :class:`UnknownTag` (in order), or ``(container_tag, children)``.
+LayoutItem: TypeAlias = "int | tuple[int, tuple[LayoutItem, ...]]"
+Layout: TypeAlias = "tuple[LayoutItem, ...]"
+UNKNOWN_SLOT = -1
+
+
+_NAMES: dict[int, str] = {int(t): t.name.lower() for t in HeaderTag}
+
+
+def _name(tag: int) -> str:
+    return _NAMES.get(tag) or f"tag{tag}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnknownTag:
+    """A TLV whose tag we do not know, kept verbatim; ``container`` is its parent tag (0 = top)."""
+
+    tag: int
+    value: bytes
+    container: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.tag <= 255 or self.tag in _LEAF_TAGS or self.tag in CONTAINER_TAGS \
+                or self.tag == T.PADDING:
+            raise EncodeError(f"tag {self.tag} is not an unknown header tag", fmt="header",
+                              path="unknown.tag")
+        if len(self.value) > 0xFFFF:
+            raise EncodeError("value exceeds 65535 bytes", fmt="header", path="unknown.value",
+                              tag=self.tag)
+        if self.container != 0 and self.container not in CONTAINER_TAGS:
+            raise EncodeError(f"container {self.container} is not a container tag", fmt="header",
+                              path="unknown.container", tag=self.tag)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignerInfo:
+    """Tags 4, 5, 6: signer subject DN text, serial bytes (no DER sign byte), issuer DN text."""
+
+    name: str
+    serial: bytes
+    issuer: str
+
+    def __post_init__(self) -> None:
+        check_cstring(self.name, fmt="header", path="signer.name", tag=T.SIGNER_NAME)
+        check_cstring(self.issuer, fmt="header", path="signer.issuer", tag=T.ISSUER_NAME)
+        if len(self.serial) > 0xFFFF:
+            raise EncodeError("serial too long", fmt="header", path="signer.serial", tag=T.SERIAL_NUMBER)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EncryptionInfo:
+    """Encryption tags 16-27 of an ``.enc.sgn`` (spec §C.3); each field None when absent.
+
+    ``mode`` (18), ``key_info_unknown`` (22) and ``key_algorithm`` (24) are [UNK] bytes that
+    certutils writes as 0, 0 and 1.
+    """
+
+    mode: int | None = None
+    iv: bytes | None = None
+    padding: int | None = None
+    key_info_unknown: int | None = None
+    key_size: int | None = None
+    key_algorithm: int | None = None
+    wrapped_key: bytes | None = None
+    hash_alg: int | None = None
+    plaintext_hash: bytes | None = None
+
+    def __post_init__(self) -> None:
+        for name, bits in (("mode", 8), ("padding", 16), ("key_info_unknown", 8), ("key_size", 16),
+                           ("key_algorithm", 8), ("hash_alg", 8)):
+            v = getattr(self, name)
+            if v is not None and not 0 <= v < (1 << bits):
+                raise EncodeError(f"{v} does not fit in {bits} bits", fmt="header",
+                                  path=f"encryption.{name}")
+        for name in ("iv", "wrapped_key", "plaintext_hash"):
+            b = getattr(self, name)
+            if b is not None and len(b) > 0xFFFF:
+                raise EncodeError("value exceeds 65535 bytes", fmt="header", path=f"encryption.{name}")
+
+    def present_tags(self) -> frozenset[int]:
+        return frozenset(tag for tag, name in _ENC_FIELDS.items() if getattr(self, name) is not None)
+
+
+_ENC_FIELDS: dict[int, str] = {
+               T.ENCRYPTION_MODE: "mode", T.ENCRYPTION_IV: "iv", T.ENCRYPTION_PADDING: "padding",
+               T.ENCRYPTION_KEY_UNKNOWN: "key_info_unknown", T.ENCRYPTION_KEY_SIZE: "key_size",
+               T.ENCRYPTION_KEY_ALGORITHM: "key_algorithm", T.ENCRYPTION_KEY: "wrapped_key",
+               T.ENCRYPTION_HASH_ALGORITHM: "hash_alg", T.ENCRYPTION_HASH: "plaintext_hash"}
+_ENC_U8 = frozenset({T.ENCRYPTION_MODE, T.ENCRYPTION_KEY_UNKNOWN, T.ENCRYPTION_KEY_ALGORITHM,
+                     T.ENCRYPTION_HASH_ALGORITHM})
+_ENC_U16 = frozenset({T.ENCRYPTION_PADDING, T.ENCRYPTION_KEY_SIZE})
+
+
+def _version_ok(v: tuple[int, int], path: str) -> None:
+    if len(v) != 2 or not all(0 <= x <= 255 for x in v):
+        raise EncodeError(f"version {v!r} must be two bytes (major, minor)", fmt="header", path=path)
+
+
+#: Document order of each container's trailing unknown tags in the Cisco layout (0 = top level).
+_CANON = {3: 0, 9: 1, 7: 2, 17: 3, 21: 4, 16: 5, 0: 6}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignedHeader:
+    """A parsed or to-be-built signed-file header (spec §A).
+
+    ``layout`` and ``header_length`` describe the byte layout of a parsed header; they take no
+    part in equality (a header built in Cisco order equals its parse).
+    """
+
+    version: tuple[int, int]
+    signer: SignerInfo
+    hash_alg: int
+    signature_algorithm: int = 0
+    modulus_code: int
+    signature: bytes
+    filename: str
+    timestamp: int
+    signer_version: tuple[int, int] | None = None
+    encryption: EncryptionInfo | None = None
+    unknown: tuple[UnknownTag, ...] = ()
+    header_length: int = field(default=0, compare=False)
+    layout: Layout | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.layout is None and self.unknown:
+            # Without a layout, unknown tags go to the end of their container in Cisco order;
+            # keep the tuple in that document order so that parse(build(h)) == h.
+            ordered = tuple(sorted(self.unknown, key=lambda u: _CANON[u.container]))
+            object.__setattr__(self, "unknown", ordered)
+        _version_ok(self.version, "version")
+        if self.signer_version is not None:
+            _version_ok(self.signer_version, "signer_version")
+        for name in ("hash_alg", "signature_algorithm", "modulus_code"):
+            v = getattr(self, name)
+            if not 0 <= v <= 255:
+                raise EncodeError(f"{name} {v} does not fit in one byte", fmt="header", path=name)
+        if not 0 <= self.timestamp <= 0xFFFFFFFF:
+            raise EncodeError(f"timestamp {self.timestamp} does not fit in 32 bits", fmt="header",
+                              path="timestamp", tag=T.TIMESTAMP)
+        if len(self.signature) > 0xFFFF:
+            raise EncodeError("signature exceeds 65535 bytes", fmt="header", path="signature")
+        check_cstring(self.filename, fmt="header", path="filename", tag=T.FILENAME)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParsedHeader:
+    """Result of :func:`parse_header`: the header plus where things are in the input.
+
+    ``signature_span`` is (offset, length) of the whole tag-12 TLV; ``signed_message`` is the
+    input minus that span (spec §A.3), the exact bytes a verifier must check.
+    """
+
+    header: SignedHeader
+    body_offset: int
+    signature_span: tuple[int, int]
+    signed_message: bytes
+
+
+# --------------------------------------------------------------------------- parsing
+class _Walk:
+    __slots__ = ("fmt", "seen", "sig_span", "unknown", "values")
+
+    def __init__(self, fmt: str) -> None:
+        self.fmt = fmt
+        self.seen: set[int] = {T.VERSION, T.HEADER_LENGTH}
+        self.values: dict[int, tuple[bytes, int]] = {}
+        self.unknown: list[UnknownTag] = []
+        self.sig_span = (0, 0)
+
+
+def _walk(r: Reader, st: _Walk, container: int) -> Layout:
+    items: list[LayoutItem] = []
+    while not r.at_end:
+        start = r.offset
+        tag = r.u8("tag")
+        if tag == 13:
+            items.append(13)
+            continue
+        length = r.u16("length", tag=tag)
+        known = tag in _LEAF_TAGS or tag in CONTAINER_TAGS
+        if known:
+            if tag in st.seen:
+                raise DecodeError(f"duplicate tag {tag} ({_name(tag)})", fmt=st.fmt, offset=start,
+                                  path=f"{r.path}.{_name(tag)}", tag=tag)
+            st.seen.add(tag)
+            if tag in CONTAINER_TAGS:
+                sub = r.sub(length, _NAMES[tag], tag=tag)
+                items.append((tag, _walk(sub, st, tag)))
+                continue
+        value = r.take(length, _NAMES.get(tag, "value"), tag=tag)
+        if known:
+            want = _FIXED_LEN.get(tag)
+            if want is not None and length != want:
+                raise DecodeError(f"length {length}, expected {want}", fmt=st.fmt, offset=start,
+                                  path=f"{r.path}.{_name(tag)}", tag=tag)
+            st.values[tag] = (value, start + 3)
+            if tag == 12:
+                st.sig_span = (start, 3 + length)
+            items.append(tag)
+        else:
+            st.unknown.append(UnknownTag(tag=tag, value=value, container=container))
+            items.append(UNKNOWN_SLOT)
+    return tuple(items)
+
+
+def parse_header(data: bytes, *, fmt: str) -> ParsedHeader:
+    """Parse the signed header at the start of ``data`` (spec §A); errors carry ``fmt``."""
+    data = bytes(data)
+    r = Reader(data, fmt=fmt, path="header")
+    if r.u8("version.tag") != T.VERSION:
+        raise DecodeError("the first TLV must be VERSION (tag 1)", fmt=fmt, offset=0, path="header",
+                          tag=data[0])
+    if r.u16("version.length", tag=T.VERSION) != 2:
+        raise DecodeError("VERSION length must be 2", fmt=fmt, offset=1, path="header.version", tag=1)
+    version = tuple(r.take(2, "version", tag=T.VERSION))
+    if r.u8("header_length.tag") != T.HEADER_LENGTH:
+        raise DecodeError("the second TLV must be HEADER_LENGTH (tag 2)", fmt=fmt, offset=5,
+                          path="header", tag=data[5])
+    if r.u16("header_length.length", tag=T.HEADER_LENGTH) != 2:
+        raise DecodeError("HEADER_LENGTH length must be 2", fmt=fmt, offset=6,
+                          path="header.header_length", tag=2)
+    header_length = r.u16("header_length", tag=T.HEADER_LENGTH)
+    if not 10 <= header_length <= len(data):
+        raise DecodeError(f"HEADER_LENGTH {header_length} outside 10..{len(data)} (file size)",
+                          fmt=fmt, offset=8, path="header.header_length", tag=2)
+    st = _Walk(fmt)
+    body = r.sub(header_length - 10, "header")
+    body.path = "header"
+    layout = _walk(body, st, 0)
+
+    def need(tag: int) -> tuple[bytes, int]:
+        got = st.values.get(tag)
+        if got is None:
+            raise DecodeError(f"required tag {tag} ({_name(tag)}) is missing", fmt=fmt,
+                              offset=header_length, path="header", tag=tag)
+        return got
+
+    def text(tag: int) -> str:
+        raw, at = need(tag)
+        return decode_cstring(raw, fmt=fmt, path=f"header.{_name(tag)}", tag=tag, offset=at)
+
+    signer = SignerInfo(name=text(T.SIGNER_NAME), serial=need(T.SERIAL_NUMBER)[0],
+                        issuer=text(T.ISSUER_NAME))
+    enc: EncryptionInfo | None = None
+    enc_tags = st.values.keys() & _ENC_FIELDS.keys()
+    if enc_tags or T.ENCRYPTION_INFO in st.seen:
+        kwargs: dict[str, int | bytes] = {}
+        for tag in enc_tags:
+            raw = st.values[tag][0]
+            kwargs[_ENC_FIELDS[tag]] = int.from_bytes(raw, "big") if tag in _ENC_U8 | _ENC_U16 else raw
+        enc = EncryptionInfo(**kwargs)  # type: ignore[arg-type]
+    sv = st.values.get(T.SIGNER_VERSION)
+    sigalg = st.values.get(T.SIGNATURE_ALGORITHM)
+    header = SignedHeader(
+        version=(version[0], version[1]),
+        signer=signer,
+        hash_alg=need(T.HASH_ALGORITHM)[0][0],
+        signature_algorithm=sigalg[0][0] if sigalg else 0,
+        modulus_code=need(T.SIGNATURE_MODULUS)[0][0],
+        signature=need(T.SIGNATURE)[0],
+        filename=text(T.FILENAME),
+        timestamp=int.from_bytes(need(T.TIMESTAMP)[0], "big"),
+        signer_version=(sv[0][0], sv[0][1]) if sv else None,
+        encryption=enc,
+        unknown=tuple(st.unknown),
+        header_length=header_length,
+        layout=layout,
+    )
+    s_off, s_len = st.sig_span
+    return ParsedHeader(header=header, body_offset=header_length, signature_span=st.sig_span,
+                        signed_message=data[:s_off] + data[s_off + s_len:])
+
+
+# --------------------------------------------------------------------------- building
+def _present(h: SignedHeader) -> set[int]:
+    tags: set[int] = {T.SIGNER_NAME, T.SERIAL_NUMBER, T.ISSUER_NAME, T.HASH_ALGORITHM, T.SIGNATURE_ALGORITHM,
+            T.SIGNATURE_MODULUS, T.SIGNATURE, T.FILENAME, T.TIMESTAMP}
+    if h.signer_version is not None:
+        tags.add(T.SIGNER_VERSION)
+    if h.encryption is not None:
+        tags |= h.encryption.present_tags()
+    return {int(t) for t in tags}
+
+
+def _default_layout(h: SignedHeader) -> Layout:
+    """Cisco order (spec §A.2) with encryption tags as certutils places them (spec §C.3)."""
+    unk: dict[int, list[LayoutItem]] = {}
+    for u in h.unknown:
+        unk.setdefault(u.container, []).append(UNKNOWN_SLOT)
+
+    def box(tag: int, children: Sequence[LayoutItem]) -> tuple[int, tuple[LayoutItem, ...]]:
+        return (tag, (*children, *unk.get(tag, ())))
+
+    items: list[LayoutItem] = []
+    if h.signer_version is not None:
+        items.append(T.SIGNER_VERSION)
+    items.append(box(T.SIGNER_INFO, (T.SIGNER_NAME, T.SERIAL_NUMBER, T.ISSUER_NAME)))
+    items.append(box(T.SIGNATURE_INFO, (T.HASH_ALGORITHM, box(
+        T.SIGNATURE_ALGORITHM_INFO, (T.SIGNATURE_ALGORITHM, T.SIGNATURE_MODULUS)))))
+    items += [T.SIGNATURE, T.FILENAME, T.TIMESTAMP]
+    if h.encryption is not None:
+        present = h.encryption.present_tags()
+        iv = [t for t in (T.ENCRYPTION_MODE, T.ENCRYPTION_IV, T.ENCRYPTION_PADDING) if t in present]
+        key = [t for t in (T.ENCRYPTION_KEY_UNKNOWN, T.ENCRYPTION_KEY_SIZE, T.ENCRYPTION_KEY_ALGORITHM,
+                           T.ENCRYPTION_KEY) if t in present]
+        inner: list[LayoutItem] = []
+        if iv or T.ENCRYPTION_IV_INFO in unk:
+            inner.append(box(T.ENCRYPTION_IV_INFO, iv))
+        if key or T.ENCRYPTION_KEY_INFO in unk:
+            inner.append(box(T.ENCRYPTION_KEY_INFO, key))
+        if inner or T.ENCRYPTION_INFO in unk:
+            items.append(box(T.ENCRYPTION_INFO, inner))
+        items += [t for t in (T.ENCRYPTION_HASH_ALGORITHM, T.ENCRYPTION_HASH) if t in present]
+    items += unk.get(0, [])
+    return tuple(items)
+
+
+def _layout_matches(h: SignedHeader, layout: Layout) -> bool:
+    leaves: list[int] = []
+    unknown_in: list[int] = []
+
+    def scan(items: Layout, container: int) -> None:
+        for it in items:
+            if isinstance(it, tuple):
+                scan(it[1], it[0])
+            elif it == UNKNOWN_SLOT:
+                unknown_in.append(container)
+            elif it != T.PADDING:
+                leaves.append(it)
+
+    scan(layout, 0)
+    present = _present(h)
+    if len(leaves) != len(set(leaves)):
+        return False
+    # SIGNATURE_ALGORITHM may be absent from a parsed layout when its value is the default 0.
+    extra = present - set(leaves)
+    if extra - ({T.SIGNATURE_ALGORITHM} if h.signature_algorithm == 0 else set()):
+        return False
+    return set(leaves) <= present and unknown_in == [u.container for u in h.unknown]
+
+
+def _leaf_value(h: SignedHeader, tag: int) -> bytes:
+    if tag == T.SIGNER_VERSION:
+        assert h.signer_version is not None
+        return bytes(h.signer_version)
+    if tag == T.SIGNER_NAME:
+        return encode_cstring(h.signer.name, fmt="header", path="signer.name", tag=tag)
+    if tag == T.SERIAL_NUMBER:
+        return h.signer.serial
+    if tag == T.ISSUER_NAME:
+        return encode_cstring(h.signer.issuer, fmt="header", path="signer.issuer", tag=tag)
+    if tag == T.HASH_ALGORITHM:
+        return bytes([h.hash_alg])
+    if tag == T.SIGNATURE_ALGORITHM:
+        return bytes([h.signature_algorithm])
+    if tag == T.SIGNATURE_MODULUS:
+        return bytes([h.modulus_code])
+    if tag == T.SIGNATURE:
+        return h.signature
+    if tag == T.FILENAME:
+        return encode_cstring(h.filename, fmt="header", path="filename", tag=tag)
+    if tag == T.TIMESTAMP:
+        return h.timestamp.to_bytes(4, "big")
+    assert h.encryption is not None
+    v = getattr(h.encryption, _ENC_FIELDS[tag])
+    if tag in _ENC_U8:
+        return bytes([v])
+    if tag in _ENC_U16:
+        return int(v).to_bytes(2, "big")
+    return bytes(v)
+
+
+def _emit(w: Writer, h: SignedHeader, items: Layout, unknown: Iterator[UnknownTag],
+          sig_at: list[int]) -> None:
+    for it in items:
+        if isinstance(it, tuple):
+            with w.block16(it[0], field=f"header.{_name(it[0])}"):
+                _emit(w, h, it[1], unknown, sig_at)
+        elif it == T.PADDING:
+            w.u8(T.PADDING)
+        elif it == UNKNOWN_SLOT:
+            u = next(unknown)
+            w.tlv(u.tag, u.value, field=f"header.{_name(u.tag)}")
+        else:
+            if it == T.SIGNATURE:
+                sig_at.append(len(w))
+            w.tlv(it, _leaf_value(h, it), field=f"header.{_name(it)}")
+
+
+def _build(h: SignedHeader) -> tuple[bytes, tuple[int, int]]:
+    layout = h.layout if h.layout is not None and _layout_matches(h, h.layout) else None
+    items = layout if layout is not None else _default_layout(h)
+    w = Writer(fmt="header")
+    w.tlv(T.VERSION, bytes(h.version), field="header.version")
+    w.u8(T.HEADER_LENGTH)
+    w.u16(2)
+    at = len(w)
+    w.u16(0)
+    sig_at: list[int] = []
+    _emit(w, h, items, iter(h.unknown), sig_at)
+    if layout is None:
+        w.raw(bytes([T.PADDING]) * (-len(w) % 4))
+    if len(w) > 0xFFFF:
+        raise EncodeError(f"header of {len(w)} bytes exceeds 65535", fmt="header", path="header")
+    w.patch_u16(at, len(w), "header.header_length")
+    return w.getvalue(), (sig_at[0], 3 + len(h.signature))
+
+
+def build_header(h: SignedHeader) -> bytes:
+    """Serialise ``h`` (its own layout if it still fits, else Cisco order); HEADER_LENGTH recomputed."""
+    return _build(h)[0]
+
+
+# --------------------------------------------------------------------------- signing
+_RSA_CODES = {512: 0, 1024: 1, 2048: 2, 4096: 3}
+_EC_CODES = {256: 0x80, 384: 0x81, 521: 0x82}
+
+
+def modulus_code_for_key(key: PublicKey | PrivateKey) -> int:
+    """Tag 11 code for a key (spec §A.5; EC codes are our convention, see module docstring)."""
+    bits = key_size_bits(key)
+    table = _EC_CODES if hasattr(key, "curve") else _RSA_CODES
+    code = table.get(bits)
+    if code is None:
+        raise EncodeError(f"no signature-modulus code for a {bits}-bit key (spec §A.5)", fmt="header",
+                          path="signer.key", tag=T.SIGNATURE_MODULUS)
+    return code
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileSigner:
+    """A signing key and its certificate; ``info`` is what goes into tags 4, 5, 6."""
+
+    key: PrivateKey
+    cert: x509.Certificate
+
+    def __post_init__(self) -> None:
+        modulus_code_for_key(self.key)
+        mine = public_key_spki_der(self.key.public_key())
+        if mine != public_key_spki_der(certs.cert_public_key(self.cert)):
+            raise EncodeError("the signing key does not belong to the certificate", fmt="header",
+                              path="signer")
+
+    @property
+    def info(self) -> SignerInfo:
+        return SignerInfo(name=certs.dn_text(self.cert.subject),
+                          serial=certs.serial_bytes(self.cert.serial_number),
+                          issuer=certs.dn_text(self.cert.issuer))
+
+    @property
+    def modulus_code(self) -> int:
+        return modulus_code_for_key(self.key)
+
+
+def sign_header(template: SignedHeader, body: bytes, signer: FileSigner, *,
+                signer_info: SignerInfo | None = None) -> bytes:
+    """Sign ``template`` + ``body`` with ``signer`` (spec §A.3) and return the whole file.
+
+    Signer fields, modulus code and signature of the template are replaced; everything else,
+    including a parsed layout, is kept (the fuzzer re-signs mutated files with this).
+    ``signer_info`` overrides the tag 4/5/6 text (hand-assembled vectors with Cisco-style names).
+    """
+    from dataclasses import replace
+
+    sig_len = (key_size_bits(signer.key) + 7) // 8
+    h = replace(template, signer=signer_info or signer.info, modulus_code=signer.modulus_code)
+    alg = hash_alg(h.hash_alg)
+    for _ in range(8):  # an ECDSA signature's length varies; converge in a few rounds
+        h = replace(h, signature=bytes(sig_len))
+        head, (s_off, s_len) = _build(h)
+        msg = head[:s_off] + head[s_off + s_len:] + body
+        sig = signatures.sign(signer.key, msg, alg)
+        if len(sig) == sig_len:
+            return head[:s_off] + head[s_off:s_off + 3] + sig + head[s_off + s_len:] + body
+        sig_len = len(sig)
+    raise EncodeError("signature length did not converge", fmt="header", path="signature")
+
+
+def sign_file(
+    *,
+    version: tuple[int, int],
+    filename: str,
+    timestamp: int,
+    body: bytes,
+    signer: FileSigner,
+    hash_alg: int = 1,
+    signer_version: tuple[int, int] | None = None,
+    encryption: EncryptionInfo | None = None,
+    extra: Sequence[UnknownTag] = (),
+) -> bytes:
+    """Build header + body in Cisco order (spec §A.2), pad to a multiple of 4, sign (spec §A.3)."""
+    template = SignedHeader(version=version, signer=signer.info, hash_alg=hash_alg,
+                            modulus_code=signer.modulus_code, signature=b"", filename=filename,
+                            timestamp=timestamp, signer_version=signer_version, encryption=encryption,
+                            unknown=tuple(extra))
+    return sign_header(template, bytes(body), signer)
+
+
+def verify_signature(parsed: ParsedHeader, key: PublicKey, *, fmt: str, what: str | None = None) -> None:
+    """Check hash code, modulus code and signature over ``parsed.signed_message``; raises, never a bool."""
+    h = parsed.header
+    what = what or "signature"
+    try:
+        alg = hash_alg(h.hash_alg)
+    except VerificationError as exc:
+        raise VerificationError(f"{what}: {exc.message}", reason=VerifyReason.UNSUPPORTED_HASH,
+                                fmt=fmt, path="header.hash_algorithm", tag=T.HASH_ALGORITHM) from None
+    try:
+        expected = modulus_code_for_key(key)
+    except EncodeError:
+        raise VerificationError(f"{what}: unsupported {key_size_bits(key)}-bit signer key",
+                                reason=VerifyReason.UNSUPPORTED_KEY, fmt=fmt, path="signer.key") from None
+    if h.modulus_code not in set(_RSA_CODES.values()) | set(_EC_CODES.values()):
+        raise VerificationError(f"{what}: unknown signature-modulus code {h.modulus_code}",
+                                reason=VerifyReason.UNSUPPORTED_KEY, fmt=fmt,
+                                path="header.signature_modulus", tag=T.SIGNATURE_MODULUS)
+    if h.modulus_code != expected:
+        raise VerificationError(
+            f"{what}: modulus code {h.modulus_code} does not match the signer's "
+            f"{key_size_bits(key)}-bit key (code {expected})",
+            reason=VerifyReason.BAD_SIGNATURE, fmt=fmt, path="header.signature_modulus",
+            tag=T.SIGNATURE_MODULUS)
+    try:
+        signatures.verify(key, h.signature, parsed.signed_message, alg, what=what)
+    except VerificationError as exc:
+        raise VerificationError(exc.message, reason=exc.reason, fmt=fmt, path="header.signature",
+                                tag=T.SIGNATURE) from None
+

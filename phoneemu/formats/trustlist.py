@@ -1,0 +1,492 @@
+"""CTL / ITL trust lists: signed header (spec §A) + a sequence of records (spec §B).
+
+Rules implemented here:
+
+* Every record is a flat TLV sequence whose first TLV is RECORD_LENGTH (tag 1, uint16) giving the
+  size of the whole record **including** that TLV (spec §B.2). Record tags 1-12 are decoded; other
+  tags are kept verbatim (:class:`RecordUnknown`) and their order is kept for round trips.
+* Roles 0, 1, 2, 3, 4, 5, 7, 21 are named (:class:`Role`, spec §B.3); unknown codes are kept as ints.
+* PUBLIC_KEY (tag 7) is PKCS#1 DER for RSA or an uncompressed point for EC (spec §B.2).
+* The signer is the SAST record whose issuer and serial match the header's (spec §B.4); issuer text
+  is compared after ``crypto.certs.normalise_dn``; when no issuer matches, a SAST record with the
+  same serial is accepted (spec §B.4 recommendation). A serial found only in non-SAST records is
+  VerificationError WRONG_ROLE; no serial at all is UNKNOWN_SIGNER.
+* Inputs larger than ``limit`` (64 KiB by default, the phone limit of spec §B.5) are refused with
+  SizeLimitError before any parsing.
+* Records are decoded lazily: :func:`parse` checks the header and the RECORD_LENGTH chain; a
+  record's TLVs are decoded (and checked) the first time it is needed, the certificate only on
+  :meth:`TrustRecord.x509`. ``parse(..., lazy=False)`` decodes everything up front.
+
+Our convention (spec §B.7 [UNK]): the rollback ("empty") ITL keeps the SAST and CAPF records and
+reduces the TVS, TFTP, CCM and CCM+TFTP records to RECORD_LENGTH + DNS_NAME + ROLE + IP_ADDRESS,
+signed as usual (:func:`rollback_records`). :attr:`TrustList.is_empty` recognises it.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import hashlib
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from cryptography import x509
+
+from phoneemu.crypto import certs, keys
+from phoneemu.crypto.keys import PublicKey
+from phoneemu.errors import DecodeError, EncodeError, SizeLimitError, VerificationError, VerifyReason
+from phoneemu.formats._tlv import check_cstring, decode_cstring, encode_cstring
+from phoneemu.formats.header import (
+    FileSigner,
+    ParsedHeader,
+    SignedHeader,
+    parse_header,
+    sign_file,
+    verify_signature,
+)
+from phoneemu.formats.header import build_header as _build_header
+from phoneemu.wire import Reader, Writer
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "RecordTag",
+    "RecordUnknown",
+    "Role",
+    "TrustList",
+    "TrustRecord",
+    "build",
+    "build_record",
+    "empty_record",
+    "parse",
+    "parse_record",
+    "role_text",
+    "rollback_records",
+    "serialise",
+]
+
+FMT = "trustlist"
+DEFAULT_LIMIT = 65536
+
+
+class Role(enum.IntEnum):
+    """Record ROLE ("FUNCTION") codes (spec §B.3)."""
+
+    SAST = 0
+    CCM = 1
+    CCM_TFTP = 2
+    TFTP = 3
+    CAPF = 4
+    SRST = 5
+    APP_SERVER = 7
+    TVS = 21
+
+
+_ROLE_TEXT = {Role.SAST: "System Administrator Security Token", Role.CCM: "CCM",
+              Role.CCM_TFTP: "CCM+TFTP", Role.TFTP: "TFTP", Role.CAPF: "CAPF", Role.SRST: "SRST",
+              Role.APP_SERVER: "APP-SERVER", Role.TVS: "TVS"}
+
+
+def role_text(code: int) -> str:
+    """``show ctl`` text of a role code (spec §B.3, §H.4); unknown codes print as ``Unknown (n)``."""
+    try:
+        return _ROLE_TEXT[Role(code)]
+    except ValueError:
+        return f"Unknown ({code})"
+
+
+class RecordTag(enum.IntEnum):
+    """Record tags (spec §B.2)."""
+
+    RECORD_LENGTH = 1
+    DNS_NAME = 2
+    SUBJECT_NAME = 3
+    ROLE = 4
+    ISSUER_NAME = 5
+    SERIAL_NUMBER = 6
+    PUBLIC_KEY = 7
+    SIGNATURE = 8
+    CERTIFICATE = 9
+    IP_ADDRESS = 10
+    CERTIFICATE_HASH = 11
+    HASH_ALGORITHM = 12
+
+
+R = RecordTag
+_FIELD = {R.DNS_NAME: "dns_name", R.SUBJECT_NAME: "subject", R.ROLE: "role", R.ISSUER_NAME: "issuer",
+          R.SERIAL_NUMBER: "serial", R.PUBLIC_KEY: "public_key", R.SIGNATURE: "signature",
+          R.CERTIFICATE: "certificate", R.IP_ADDRESS: "ip_address", R.CERTIFICATE_HASH: "cert_hash",
+          R.HASH_ALGORITHM: "hash_alg"}
+_BY_NUM: dict[int, str] = {int(k): v for k, v in _FIELD.items()}
+_STRINGS = frozenset({2, 3, 5})
+_CUCM_ORDER = (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)  # spec §B.2 order, then 11, 12
+UNKNOWN_SLOT = -1
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordUnknown:
+    """A record TLV with a tag we do not know (kept verbatim)."""
+
+    tag: int
+    value: bytes
+
+    def __post_init__(self) -> None:
+        if not 13 <= self.tag <= 255 and self.tag != 0:
+            raise EncodeError(f"tag {self.tag} is a known record tag", fmt=FMT, path="record.unknown")
+        if len(self.value) > 0xFFFF:
+            raise EncodeError("value exceeds 65535 bytes", fmt=FMT, path="record.unknown", tag=self.tag)
+
+
+@functools.lru_cache(maxsize=512)
+def _load_cert(der: bytes) -> x509.Certificate:
+    return certs.load_cert_der(der, path="record.certificate", tag=R.CERTIFICATE)
+
+
+@functools.lru_cache(maxsize=512)
+def _load_key(raw: bytes) -> PublicKey:
+    try:
+        return keys.decode_record_public_key(raw)
+    except DecodeError as exc:
+        raise DecodeError(exc.message, fmt=FMT, path="record.public_key", tag=R.PUBLIC_KEY) from None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrustRecord:
+    """One CTL/ITL record (spec §B.2); fields are None when their tag is absent.
+
+    ``order`` (tag numbers, ``-1`` for the next unknown TLV) records a parsed record's TLV order
+    so that it rebuilds byte for byte; it takes no part in equality.
+    """
+
+    role: int
+    dns_name: str | None = None
+    subject: str | None = None
+    issuer: str | None = None
+    serial: bytes | None = None
+    public_key: bytes | None = None
+    signature: bytes | None = None
+    certificate: bytes | None = None
+    ip_address: bytes | None = None
+    cert_hash: bytes | None = None
+    hash_alg: int | None = None
+    unknown: tuple[RecordUnknown, ...] = ()
+    order: tuple[int, ...] | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.role <= 0xFFFF:
+            raise EncodeError(f"role {self.role} does not fit in 16 bits", fmt=FMT, path="record.role")
+        if self.hash_alg is not None and not 0 <= self.hash_alg <= 255:
+            raise EncodeError(f"hash_alg {self.hash_alg} does not fit in a byte", fmt=FMT,
+                              path="record.hash_alg")
+        for name in ("dns_name", "subject", "issuer"):
+            v = getattr(self, name)
+            if v is not None:
+                check_cstring(v, fmt=FMT, path=f"record.{name}")
+        for name in ("serial", "public_key", "signature", "certificate", "ip_address", "cert_hash"):
+            b = getattr(self, name)
+            if b is not None and len(b) > 0xFFFF:
+                raise EncodeError("value exceeds 65535 bytes", fmt=FMT, path=f"record.{name}")
+
+    @classmethod
+    def from_certificate(cls, cert: x509.Certificate, role: int, *, dns_name: str | None = None,
+                         ip: str | bytes | None = None) -> TrustRecord:
+        """A full record for ``cert`` (CUCM field set, spec §B.2)."""
+        return cls(role=int(role), dns_name=dns_name, subject=certs.dn_text(cert.subject),
+                   issuer=certs.dn_text(cert.issuer), serial=certs.serial_bytes(cert.serial_number),
+                   public_key=keys.encode_record_public_key(certs.cert_public_key(cert)),
+                   signature=certs.cert_signature_bytes(cert), certificate=certs.cert_der(cert),
+                   ip_address=_ip_bytes(ip))
+
+    @property
+    def role_name(self) -> str:
+        return role_text(self.role)
+
+    @property
+    def is_empty(self) -> bool:
+        """True for a CUCM "empty" record (spec §B.7): no subject, issuer, serial, key or certificate."""
+        return all(getattr(self, n) is None for n in (
+            "subject", "issuer", "serial", "public_key", "signature", "certificate", "cert_hash"))
+
+    def x509(self) -> x509.Certificate:
+        """The certificate (tag 9), decoded on demand; DecodeError if absent or malformed."""
+        if self.certificate is None:
+            raise DecodeError("record has no certificate", fmt=FMT, path="record.certificate",
+                              tag=R.CERTIFICATE)
+        try:
+            return _load_cert(self.certificate)
+        except DecodeError as exc:
+            raise DecodeError(exc.message, fmt=FMT, path="record.certificate", tag=R.CERTIFICATE) from None
+
+    def public_key_obj(self) -> PublicKey:
+        """The record's key: tag 7 if present, else the certificate's key."""
+        if self.public_key is not None:
+            return _load_key(self.public_key)
+        if self.certificate is not None:
+            return certs.cert_public_key(self.x509())
+        raise DecodeError("record has neither a public key nor a certificate", fmt=FMT,
+                          path="record.public_key", tag=R.PUBLIC_KEY)
+
+    def sha1_fingerprint(self) -> str | None:
+        """Lower-case hex SHA-1 of the certificate DER (what ``show ctl`` prints), None if absent."""
+        if self.certificate is None:
+            return None
+        return hashlib.sha1(self.certificate, usedforsecurity=False).hexdigest()
+
+
+def _ip_bytes(ip: str | bytes | None) -> bytes | None:
+    if ip is None or isinstance(ip, bytes):
+        return ip
+    try:
+        return ipaddress.ip_address(ip).packed
+    except ValueError:
+        raise EncodeError(f"not an IP address: {ip!r}", fmt=FMT, path="record.ip_address") from None
+
+
+def empty_record(role: int, *, dns_name: str | None = None, ip: str | bytes | None = None) -> TrustRecord:
+    """A CUCM "empty" record: RECORD_LENGTH + DNS_NAME + ROLE + IP_ADDRESS (spec §B.7)."""
+    return TrustRecord(role=int(role), dns_name=dns_name, ip_address=_ip_bytes(ip))
+
+
+_BLANKED_ROLES = frozenset({Role.CCM, Role.CCM_TFTP, Role.TFTP, Role.TVS})
+
+
+def rollback_records(records: Iterable[TrustRecord]) -> tuple[TrustRecord, ...]:
+    """Our rollback-ITL convention (spec §B.7 [UNK]): blank TVS/TFTP/CCM/CCM+TFTP, keep the rest."""
+    return tuple(empty_record(r.role, dns_name=r.dns_name, ip=r.ip_address) if r.role in _BLANKED_ROLES
+                 else r for r in records)
+
+
+# --------------------------------------------------------------------------- records
+def parse_record(data: bytes, start: int, end: int, *, index: int = 0) -> TrustRecord:
+    """Decode the record occupying ``data[start:end]`` (RECORD_LENGTH first, spec §B.2)."""
+    path = f"record[{index}]"
+    r = Reader(data, fmt=FMT, start=start, end=end, path=path)
+    if r.u8("tag") != R.RECORD_LENGTH or r.u16("record_length.length", tag=1) != 2:
+        raise DecodeError("a record must start with RECORD_LENGTH (tag 1, length 2)", fmt=FMT,
+                          offset=start, path=path, tag=1)
+    length = r.u16("record_length", tag=1)
+    if length != end - start:
+        raise DecodeError(f"RECORD_LENGTH {length} != record span {end - start}", fmt=FMT,
+                          offset=start + 3, path=f"{path}.record_length", tag=1)
+    values: dict[str, object] = {}
+    order: list[int] = []
+    unknown: list[RecordUnknown] = []
+    while not r.at_end:
+        at = r.offset
+        tag = r.u8("tag")
+        name = _BY_NUM.get(tag)
+        ln = r.u16("length", tag=tag)
+        value = r.take(ln, name or "value", tag=tag)
+        if name is None:
+            if tag == R.RECORD_LENGTH:
+                raise DecodeError("duplicate RECORD_LENGTH", fmt=FMT, offset=at, path=path, tag=tag)
+            unknown.append(RecordUnknown(tag=tag, value=value))
+            order.append(UNKNOWN_SLOT)
+            continue
+        if name in values:
+            raise DecodeError(f"duplicate tag {tag} ({name})", fmt=FMT, offset=at, path=f"{path}.{name}",
+                              tag=tag)
+        order.append(tag)
+        if tag in _STRINGS:
+            values[name] = decode_cstring(value, fmt=FMT, path=f"{path}.{name}", tag=tag, offset=at + 3)
+        elif tag in (R.ROLE, R.HASH_ALGORITHM):
+            want = 2 if tag == R.ROLE else 1
+            if ln != want:
+                raise DecodeError(f"length {ln}, expected {want}", fmt=FMT, offset=at,
+                                  path=f"{path}.{name}", tag=tag)
+            values[name] = int.from_bytes(value, "big")
+        else:
+            values[name] = value
+    if "role" not in values:
+        raise DecodeError("record has no ROLE (tag 4)", fmt=FMT, offset=start, path=path, tag=4)
+    return TrustRecord(**values, unknown=tuple(unknown), order=tuple(order))  # type: ignore[arg-type]
+
+
+def build_record(rec: TrustRecord) -> bytes:
+    """Serialise a record: its parsed TLV order if it still fits, else CUCM order (spec §B.2)."""
+    present = [t for t in _CUCM_ORDER if getattr(rec, _BY_NUM[t]) is not None]
+    order: Sequence[int] = present + [UNKNOWN_SLOT] * len(rec.unknown)
+    if rec.order is not None and sorted(rec.order) == sorted(order):
+        order = rec.order
+    w = Writer(fmt=FMT)
+    w.u8(R.RECORD_LENGTH)
+    w.u16(2)
+    w.u16(0)
+    unknown = iter(rec.unknown)
+    for tag in order:
+        if tag == UNKNOWN_SLOT:
+            u = next(unknown)
+            w.tlv(u.tag, u.value, field=f"record.tag{u.tag}")
+            continue
+        name = _BY_NUM[tag]
+        v = getattr(rec, name)
+        if tag in _STRINGS:
+            raw = encode_cstring(v, fmt=FMT, path=f"record.{name}", tag=tag)
+        elif tag == R.ROLE:
+            raw = v.to_bytes(2, "big")
+        elif tag == R.HASH_ALGORITHM:
+            raw = bytes([v])
+        else:
+            raw = v
+        w.tlv(tag, raw, field=f"record.{name}")
+    if len(w) > 0xFFFF:
+        raise EncodeError(f"record of {len(w)} bytes exceeds 65535", fmt=FMT, path="record")
+    w.patch_u16(3, len(w), "record.record_length")
+    return w.getvalue()
+
+
+# --------------------------------------------------------------------------- the file
+@dataclass(frozen=True, kw_only=True, eq=False)
+class TrustList:
+    """A parsed CTL or ITL; ``raw`` and ``signed_message`` are the exact input bytes (spec §A.3)."""
+
+    kind: Literal["CTL", "ITL"]
+    header: SignedHeader
+    raw: bytes
+    signed_message: bytes
+    body_offset: int
+    signature_span: tuple[int, int]
+    spans: tuple[tuple[int, int], ...]
+    _cache: list[TrustRecord | None] = field(default_factory=list, repr=False)
+
+    def record(self, i: int) -> TrustRecord:
+        """Record ``i``, decoded on first use."""
+        if not self._cache:
+            self._cache.extend([None] * len(self.spans))
+        rec = self._cache[i]
+        if rec is None:
+            start, end = self.spans[i]
+            rec = self._cache[i] = parse_record(self.raw, start, end, index=i)
+        return rec
+
+    @functools.cached_property
+    def records(self) -> tuple[TrustRecord, ...]:
+        return tuple(self.record(i) for i in range(len(self.spans)))
+
+    def __len__(self) -> int:
+        return len(self.spans)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TrustList) and self.raw == other.raw
+
+    def __hash__(self) -> int:
+        return hash(self.raw)
+
+    @property
+    def parsed_header(self) -> ParsedHeader:
+        return ParsedHeader(header=self.header, body_offset=self.body_offset,
+                            signature_span=self.signature_span, signed_message=self.signed_message)
+
+    def signer_index(self) -> int:
+        """Index of the record that signed the file (spec §B.4); VerificationError if none."""
+        signer = self.header.signer
+        want_issuer = certs.normalise_dn(signer.issuer)
+        serial_only: int | None = None
+        other_roles: list[str] = []
+        for i in range(len(self.spans)):
+            rec = self.record(i)
+            if rec.serial != signer.serial:
+                continue
+            if rec.role != Role.SAST:
+                other_roles.append(rec.role_name)
+                continue
+            if rec.issuer is not None and certs.normalise_dn(rec.issuer) == want_issuer:
+                return i
+            if serial_only is None:
+                serial_only = i
+        if serial_only is not None:
+            return serial_only
+        serial = signer.serial.hex(":").upper()
+        if other_roles:
+            raise VerificationError(
+                f"signer serial {serial} is in {', '.join(other_roles)} record(s), not a SAST record",
+                reason=VerifyReason.WRONG_ROLE, fmt=FMT, path="header.signer")
+        raise VerificationError(f"no SAST record for signer {signer.issuer!r} serial {serial}",
+                                reason=VerifyReason.UNKNOWN_SIGNER, fmt=FMT, path="header.signer")
+
+    def signer_record(self) -> TrustRecord:
+        return self.record(self.signer_index())
+
+    def verify_self(self) -> TrustRecord:
+        """Verify with the file's own signer record (spec §B.4, §A.3); returns that record."""
+        rec = self.signer_record()
+        try:
+            key = rec.public_key_obj()
+        except DecodeError as exc:
+            raise VerificationError(f"signer record key unusable: {exc.message}",
+                                    reason=VerifyReason.UNSUPPORTED_KEY, fmt=FMT,
+                                    path="header.signer") from None
+        verify_signature(self.parsed_header, key, fmt=FMT, what=self.kind)
+        return rec
+
+    def verify_with(self, key_or_cert: PublicKey | x509.Certificate) -> None:
+        """Verify with a key (or certificate) the caller trusts."""
+        key = certs.cert_public_key(key_or_cert) if isinstance(key_or_cert, x509.Certificate) \
+            else key_or_cert
+        verify_signature(self.parsed_header, key, fmt=FMT, what=self.kind)
+
+    @property
+    def is_empty(self) -> bool:
+        """Rollback ("empty") ITL, our convention (spec §B.7): no usable TVS/TFTP/CCM record."""
+        recs = self.records
+        return all(r.is_empty for r in recs if r.role in _BLANKED_ROLES) and (
+            not recs or any(r.is_empty for r in recs))
+
+    def md5(self) -> str:
+        return hashlib.md5(self.raw, usedforsecurity=False).hexdigest()
+
+    def sha1(self) -> str:
+        return hashlib.sha1(self.raw, usedforsecurity=False).hexdigest()
+
+
+def _kind_of(filename: str) -> Literal["CTL", "ITL"]:
+    base = filename.rsplit("/", 1)[-1].upper()
+    return "CTL" if base.startswith("CTL") else "ITL"
+
+
+def parse(data: bytes, *, limit: int = DEFAULT_LIMIT, kind: Literal["CTL", "ITL"] | None = None,
+          lazy: bool = True) -> TrustList:
+    """Parse a CTL/ITL. SizeLimitError above ``limit`` before parsing; DecodeError on bad bytes.
+
+    ``kind`` defaults from the header FILENAME (``CTL...`` → CTL, otherwise ITL).
+    """
+    if len(data) > limit:
+        raise SizeLimitError(f"{len(data)} bytes exceeds the {limit}-byte trust-list limit", fmt=FMT,
+                             offset=limit)
+    data = bytes(data)
+    ph = parse_header(data, fmt=FMT)
+    spans: list[tuple[int, int]] = []
+    pos, end = ph.body_offset, len(data)
+    while pos < end:  # the RECORD_LENGTH chain only (records are decoded lazily)
+        if end - pos < 5 or data[pos] != 1 or data[pos + 1] != 0 or data[pos + 2] != 2:
+            raise DecodeError("a record must start with RECORD_LENGTH (tag 1, length 2)", fmt=FMT,
+                              offset=pos, path=f"record[{len(spans)}]", tag=1)
+        length = (data[pos + 3] << 8) | data[pos + 4]
+        if length < 5 or length > end - pos:
+            raise DecodeError(f"RECORD_LENGTH {length} outside 5..{end - pos} (remaining)", fmt=FMT,
+                              offset=pos + 3, path=f"record[{len(spans)}].record_length", tag=1)
+        spans.append((pos, pos + length))
+        pos += length
+    tl = TrustList(kind=kind or _kind_of(ph.header.filename), header=ph.header, raw=data,
+                   signed_message=ph.signed_message, body_offset=ph.body_offset,
+                   signature_span=ph.signature_span, spans=tuple(spans))
+    if not lazy:
+        _ = tl.records
+    return tl
+
+
+def serialise(tl: TrustList) -> bytes:
+    """Re-serialise a parsed trust list without re-signing (``serialise(parse(b)) == b``)."""
+    return _build_header(tl.header) + b"".join(build_record(r) for r in tl.records)
+
+
+def build(*, kind: Literal["CTL", "ITL"], records: Sequence[TrustRecord], signer: FileSigner,
+          timestamp: int, hash_alg: int = 1, filename: str | None = None,
+          signer_version: tuple[int, int] | None = None, version: tuple[int, int] = (1, 2)) -> bytes:
+    """Build and sign a trust list: header 1.2 in Cisco order (spec §A.2, §A.6), records in CUCM order."""
+    if kind not in ("CTL", "ITL"):
+        raise EncodeError(f"kind must be CTL or ITL, not {kind!r}", fmt=FMT, path="kind")
+    body = b"".join(build_record(r) for r in records)
+    return sign_file(version=version, filename=filename or f"{kind}File.tlv", timestamp=timestamp,
+                     body=body, signer=signer, hash_alg=hash_alg, signer_version=signer_version)

@@ -1,0 +1,130 @@
+"""Decisions and events the phone records (spec §G rules, §H.2 status-message bound).
+
+A :class:`Decision` is what every rule in :mod:`phoneemu.phone.rules` returns: the rule's
+name, whether the artefact is accepted, a human reason, the file, the signer, and a stable
+:class:`~phoneemu.errors.VerifyReason` when rejected. Two optional fields drive the I/O shell:
+``needs_tvs`` (ask TVS this :class:`QueryKey`, then call the rule again with the answer) and
+``action`` (e.g. ``"start-capf"``, ``"fetch-encrypted"``, ``"retry"``, ``"use-tcp"``).
+``kind`` says what the decision is about (``"CTL"``, ``"ITL"``, ``"config"``, ``"firmware"``,
+``"transport"``); ``artefact`` carries the accepted object for
+:meth:`phoneemu.phone.store.TrustStore.apply` — the only way anything gets installed.
+
+An :class:`EventLog` keeps the last ``limit`` events (default 200) and, separately, the last
+30 status messages like the phone's Status Messages screen (spec §H.2).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from phoneemu.errors import EncodeError, VerifyReason
+from phoneemu.phone.status import STATUS_MESSAGES_KEPT
+
+__all__ = ["DEFAULT_EVENT_LIMIT", "Decision", "Event", "EventLog", "QueryKey"]
+
+DEFAULT_EVENT_LIMIT = 200
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class QueryKey:
+    """What the phone sends in a TVS QUERY for an unknown signer (spec §E.7.2, §B.4)."""
+
+    subject: str
+    issuer: str
+    serial: bytes
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Decision:
+    """The outcome of one named rule (spec §G); ``rule`` is never empty."""
+
+    rule: str
+    accepted: bool
+    reason: str
+    file: str
+    signer: str | None = None
+    reason_code: VerifyReason | None = None
+    status: str | None = None
+    needs_tvs: QueryKey | None = None
+    action: str | None = None
+    kind: str = ""
+    artefact: object = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.rule:
+            raise EncodeError("a decision must name its rule", path="rule")
+        if self.accepted and self.reason_code is not None:
+            raise EncodeError("an accepting decision carries no reason_code", path="reason_code")
+        if self.accepted and self.needs_tvs is not None:
+            raise EncodeError("an accepting decision cannot still need TVS", path="needs_tvs")
+
+    @property
+    def pending(self) -> bool:
+        """True when the rule cannot decide before the caller asks TVS (``needs_tvs``)."""
+        return self.needs_tvs is not None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Event:
+    """One recorded phone event: a decision, a status message, a transport problem."""
+
+    time: int
+    phone: str
+    kind: str
+    rule: str | None = None
+    file: str | None = None
+    signer: str | None = None
+    reason: str | None = None
+    accepted: bool | None = None
+    detail: str | None = None
+
+    @classmethod
+    def of(cls, decision: Decision, *, time: int, phone: str, kind: str = "decision") -> Event:
+        """The event recording ``decision``."""
+        code = decision.reason_code.value if decision.reason_code is not None else None
+        return cls(time=time, phone=phone, kind=kind, rule=decision.rule, file=decision.file,
+                   signer=decision.signer, reason=decision.reason, accepted=decision.accepted,
+                   detail=code)
+
+
+class EventLog:
+    """The last ``limit`` events and the last 30 status messages (spec §H.2)."""
+
+    __slots__ = ("_events", "_status")
+
+    def __init__(self, limit: int = DEFAULT_EVENT_LIMIT, status_limit: int = STATUS_MESSAGES_KEPT) -> None:
+        if limit < 1 or status_limit < 1:
+            raise EncodeError("event and status limits must be at least 1", path="limit")
+        self._events: deque[Event] = deque(maxlen=limit)
+        self._status: deque[str] = deque(maxlen=status_limit)
+
+    def add(self, event: Event) -> None:
+        self._events.append(event)
+
+    def record(self, decision: Decision, *, time: int, phone: str) -> Event:
+        """Add the event for ``decision`` and its status message, if any; return the event."""
+        ev = Event.of(decision, time=time, phone=phone)
+        self._events.append(ev)
+        if decision.status:
+            self._status.append(decision.status)
+        return ev
+
+    def status(self, text: str) -> None:
+        """Add a status message (oldest dropped beyond the bound)."""
+        self._status.append(text)
+
+    @property
+    def events(self) -> tuple[Event, ...]:
+        return tuple(self._events)
+
+    @property
+    def status_messages(self) -> tuple[str, ...]:
+        return tuple(self._status)
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(tuple(self._events))
+
+    def __len__(self) -> int:
+        return len(self._events)

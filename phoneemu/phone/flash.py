@@ -1,0 +1,246 @@
+"""A phone's flash: the trust store persisted in one directory with crash-safe writes (spec §G.1).
+
+Layout of the directory (ours; real phones keep ``/CTLFile.tlv``, ``/ITLFile.tlv`` + ``.bak``):
+
+* ``CTLFile.tlv``, ``ITLFile.tlv`` — the installed trust lists, byte for byte;
+* ``config.xml`` — plaintext XML of the last accepted config;
+* ``mic.der`` + ``mic.key``, ``lsc.der`` + ``lsc.key`` — certificates (DER) and keys (PEM, mode 0600);
+* ``symmetric.key`` — the manual config key (raw bytes, mode 0600);
+* ``state.json`` — capfAuthMode, running load, config file name and the rule that accepted each file.
+
+Rules:
+
+* Every file is replaced atomically: write ``.<name>.tmp``, flush + fsync, ``os.replace`` onto the
+  name, fsync the directory. A crash at any point leaves the old file or the new one, never a
+  torn mix. Files are written one after the other (``state.json`` last); a crash between two files
+  can leave e.g. a new CTL beside the old ITL, each whole. Stale temp files are removed on load.
+* Key material is created with mode 0600 (never world-readable, even for an instant).
+* Loading re-applies the profile limit: a trust file above it, or one that does not parse, is not
+  loaded (noted in :attr:`Flash.problems`) — the phone boots as if it were absent.
+* :meth:`Flash.erase_trust_lists` removes CTL and ITL ("Erasing CTL and ITL files");
+  :meth:`Flash.factory_reset` removes everything but the MIC.
+
+The TVS certificate cache and the "locked" flag live in RAM only and are not persisted: after a
+reboot the phone re-evaluates its trust lists. Files written before ``state.json`` recorded a rule
+(never the case for files this module wrote) are restored with the rule name ``flash-restore``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from phoneemu.errors import DecodeError, EncodeError
+from phoneemu.formats.trustlist import TrustList
+from phoneemu.phone import status
+from phoneemu.phone.profile import PhoneProfile
+from phoneemu.phone.store import AcceptedConfig, Credential, InternCache, TrustStore
+
+__all__ = ["KEY_FILES", "Flash", "atomic_write"]
+
+CTL_FILE = "CTLFile.tlv"
+ITL_FILE = "ITLFile.tlv"
+CONFIG_FILE = "config.xml"
+STATE_FILE = "state.json"
+#: Files holding secrets; always mode 0600.
+KEY_FILES = frozenset({"mic.key", "lsc.key", "symmetric.key"})
+_ALL = (CTL_FILE, ITL_FILE, CONFIG_FILE, "mic.der", "mic.key", "lsc.der", "lsc.key", "symmetric.key",
+        STATE_FILE)
+_TMP_PREFIX = "."
+_TMP_SUFFIX = ".tmp"
+_MAX_STATE = 64 * 1024
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` atomically (temp + fsync + rename + directory fsync)."""
+    tmp = path.with_name(f"{_TMP_PREFIX}{path.name}{_TMP_SUFFIX}")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        try:
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+class Flash:
+    """One phone's flash directory; :meth:`load` builds a :class:`TrustStore`, :meth:`save` writes one."""
+
+    __slots__ = ("intern", "path", "problems", "profile")
+
+    def __init__(self, path: Path | str, *, profile: PhoneProfile, intern: InternCache | None = None) -> None:
+        self.path = Path(path)
+        self.profile = profile
+        self.intern = intern
+        self.problems: list[str] = []
+
+    def _file(self, name: str) -> Path:
+        return self.path / name
+
+    def _read(self, name: str, limit: int) -> bytes | None:
+        p = self._file(name)
+        try:
+            with p.open("rb") as fh:
+                data = fh.read(limit + 1)
+        except FileNotFoundError:
+            return None
+        if len(data) > limit:
+            self.problems.append(f"{name}: larger than {limit} bytes; not loaded")
+            return None
+        return data
+
+    def _write(self, name: str, data: bytes | None) -> None:
+        p = self._file(name)
+        if data is None:
+            if p.exists():
+                p.unlink()
+                _fsync_dir(self.path)
+            return
+        with contextlib.suppress(FileNotFoundError):
+            if p.read_bytes() == data:
+                return
+        atomic_write(p, data, mode=0o600 if name in KEY_FILES else 0o644)
+
+    def _clean_temps(self) -> None:
+        for p in self.path.glob(f"{_TMP_PREFIX}*{_TMP_SUFFIX}"):
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+    # ------------------------------------------------------------------ load / save
+    def load(self) -> TrustStore:
+        """Read the flash into a new store (missing directory → factory-fresh store without MIC)."""
+        self.problems = []
+        store = TrustStore(profile=self.profile, intern=self.intern)
+        if not self.path.is_dir():
+            return store
+        self._clean_temps()
+        state = self._state()
+        store.mic = self._credential("mic")
+        store.lsc = self._credential("lsc")
+        sym = self._read("symmetric.key", 64)
+        if sym:
+            try:
+                store.set_symmetric_key(sym)
+            except EncodeError as exc:
+                self.problems.append(f"symmetric.key: {exc.message}")
+        ctl = self._trust_list("CTL", store.intern)
+        itl = self._trust_list("ITL", store.intern)
+        cfg: AcceptedConfig | None = None
+        xml = self._read(CONFIG_FILE, 1 << 20)
+        cfg_file = state.get("config_file")
+        if xml is not None and isinstance(cfg_file, str):
+            try:
+                cfg = store.intern.config(xml, file=cfg_file)
+            except DecodeError as exc:
+                self.problems.append(f"{CONFIG_FILE}: {exc}")
+
+        def rule(key: str) -> str | None:
+            v = state.get(key)
+            return v if isinstance(v, str) and v else "flash-restore"
+
+        store.restore(ctl=ctl, itl=itl, config=cfg, ctl_rule=rule("ctl_rule"), itl_rule=rule("itl_rule"),
+                      config_rule=rule("config_rule"))
+        mode = state.get("capf_auth_mode")
+        if isinstance(mode, int) and not isinstance(mode, bool) and 0 <= mode <= 4:
+            store.capf_auth_mode = mode
+        load = state.get("firmware_load")
+        if isinstance(load, str) and load:
+            store.firmware_load = load
+        return store
+
+    def _state(self) -> dict[str, Any]:
+        raw = self._read(STATE_FILE, _MAX_STATE)
+        if raw is None:
+            return {}
+        try:
+            obj = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            self.problems.append(f"{STATE_FILE}: {exc}")
+            return {}
+        return obj if isinstance(obj, dict) else {}
+
+    def _credential(self, stem: str) -> Credential | None:
+        der = self._read(f"{stem}.der", 16384)
+        pem = self._read(f"{stem}.key", 16384)
+        if der is None or pem is None:
+            return None
+        return Credential(cert_der=der, key_pem=pem)
+
+    def _trust_list(self, kind: Literal["CTL", "ITL"], intern: InternCache) -> TrustList | None:
+        name = CTL_FILE if kind == "CTL" else ITL_FILE
+        limit = self.profile.trust_list_limit
+        raw = self._read(name, limit)
+        if raw is None:
+            return None
+        try:
+            return intern.trust_list(raw, kind=kind, limit=limit)
+        except DecodeError as exc:
+            self.problems.append(f"{name}: {exc}; not loaded")
+            return None
+
+    def save(self, store: TrustStore) -> None:
+        """Write ``store`` (each file atomically; unchanged files are not rewritten)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.path, 0o700)
+        self._write(CTL_FILE, store.ctl.raw if store.ctl is not None else None)
+        self._write(ITL_FILE, store.itl.raw if store.itl is not None else None)
+        self._write(CONFIG_FILE, store.config.xml if store.config is not None else None)
+        for stem, cred in (("mic", store.mic), ("lsc", store.lsc)):
+            self._write(f"{stem}.der", cred.cert_der if cred is not None else None)
+            self._write(f"{stem}.key", cred.key_pem if cred is not None else None)
+        self._write("symmetric.key", store.symmetric_key)
+        state = {
+            "capf_auth_mode": store.capf_auth_mode,
+            "firmware_load": store.firmware_load,
+            "config_file": store.config.file if store.config is not None else None,
+            "ctl_rule": store.ctl_rule,
+            "itl_rule": store.itl_rule,
+            "config_rule": store.config_rule,
+        }
+        self._write(STATE_FILE, json.dumps(state, sort_keys=True, indent=1).encode())
+
+    # ------------------------------------------------------------------ admin
+    def erase_trust_lists(self) -> str:
+        """Delete CTL and ITL from flash; returns "Erasing CTL and ITL files" (spec §G.6)."""
+        if self.path.is_dir():
+            self._write(CTL_FILE, None)
+            self._write(ITL_FILE, None)
+        return status.ERASING_CTL_ITL
+
+    def factory_reset(self) -> str:
+        """Remove everything but the MIC (certificate and key)."""
+        if self.path.is_dir():
+            for name in _ALL:
+                if not name.startswith("mic."):
+                    self._write(name, None)
+            self._clean_temps()
+        return status.ERASING_CTL_ITL
+
+    def files(self) -> tuple[str, ...]:
+        """Names present in the flash directory (for tests and the UI)."""
+        if not self.path.is_dir():
+            return ()
+        return tuple(sorted(p.name for p in self.path.iterdir()))

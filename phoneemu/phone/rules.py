@@ -1,0 +1,656 @@
+"""The phone's trust decision rules (spec §G), sans-I/O: each rule is a named function returning a Decision.
+
+Nothing here does I/O or reads a clock: the store, the file bytes, ``now`` (Unix seconds) and any
+TVS answer are passed in. The boot sequence / phone orchestrator (built on top of this module)
+fetches files, calls the entry points, asks TVS when told to, and applies the decision with
+:meth:`phoneemu.phone.store.TrustStore.apply` — the only way anything is installed.
+
+Entry points (one per artefact)::
+
+    decide_trust_list(store, new, *, kind, profile, now, tvs_answer=None, file=None) -> Decision
+    decide_config(store, file_name, data, *, profile, now, tvs_answer=None) -> Decision
+    decide_short_config(store, cfg, *, profile) -> Decision              (spec §G.12 steps 1-2)
+    decide_firmware(store, data, *, profile, now, image_signers) -> Decision   (spec §D)
+    decide_secure_transport(store, cfg, *, profile, attempts) -> Decision     (spec §G.9)
+    decide_auto_registration(store, *, profile, device_config_found, default_config_found)  (§G.10)
+    config_request_names(store, profile, mac) -> tuple[str, ...]              (spec §C.6 row 5)
+
+TVS protocol between rule and caller (two-phase, no callbacks): when a rule needs TVS it returns a
+*pending* decision (``accepted=False``, ``needs_tvs=QueryKey(subject, issuer, serial)``, rule
+``"...-needs-tvs"``). The caller sends a QUERY to the TVS servers of ``store.tvs_servers``, caches
+a certificate answer with ``store.cache_tvs(key, answer, now)``, and calls the same entry point
+again with ``tvs_answer=`` a :class:`~phoneemu.phone.store.TvsAnswer`, ``TvsStatus.NOT_FOUND`` or
+``TvsStatus.UNREACHABLE``. A still-valid cached answer is used without asking. A pending decision
+never installs anything and never locks the phone.
+
+Rule names: ``"<spec section>-<what decided>"``. The complete list:
+
+Trust lists (``decide_trust_list``; kind CTL or ITL):
+  ``G.2-legacy-ignores-itl``      non-SBD phone: the ITL is ignored ("No Trust List installed")
+  ``G.3.1-oversize``              above the profile limit, 64 KiB (spec §B.5) — TOO_LARGE
+  ``G.3.1-malformed``             header or any record does not parse — OTHER
+  ``G.3.1-unsupported-hash``      header hash code the model cannot verify — UNSUPPORTED_HASH
+                                  (checked first, so ``G.3-unsupported-hash`` is never reached)
+  ``G.3-unchanged``               same bytes as the installed file (accepted, nothing changes)
+  ``G.2-first-itl-tofu``          no CTL and no ITL: first ITL accepted unchecked (trust on first use)
+  ``G.2-first-ctl-tofu``          no CTL: first CTL accepted unchecked (spec §G.2 [INF])
+  ``G.3.6-empty-itl-accepts-any`` installed rollback ITL: any new ITL accepted
+  ``G.3.2-signed-by-ctl``         signer is a SAST record of the installed CTL, signature good
+  ``G.3.3-signed-by-itl-sast``    signer is a SAST record of the installed ITL, signature good
+  ``G.3.4-needs-tvs``             pending: ask TVS (QUERY) for the signer
+  ``G.3.4-vouched-by-tvs``        TVS returned the signer with role SAST, signature good
+  ``G.3.4-tvs-wrong-role``        TVS knows the signer but not as SAST — WRONG_ROLE
+  ``G.3.4-tvs-unknown-signer``    TVS does not know the signer — UNKNOWN_SIGNER
+  ``G.3.4-tvs-unreachable``       TVS could not be reached — UNKNOWN_SIGNER
+  ``G.3.5-reject-unknown-signer`` no list knows the signer and TVS is not usable — UNKNOWN_SIGNER
+                                  (WRONG_ROLE when a list has the certificate in another role)
+  ``G.3-bad-signature``           signer known, signature (tampered file) fails — BAD_SIGNATURE
+  ``G.3-unsupported-key``         signer key too big / EC on a non-EC model — UNSUPPORTED_KEY
+  ``G.3-expired-signer``          signer certificate outside its validity at ``now`` — EXPIRED
+
+Configs (``decide_config``; ``.cnf.xml``, ``.sgn``, ``.enc.sgn``):
+  ``G.3.5-locked-ignores-config`` phone locked by a failed trust-list update
+  ``G.4-unsigned-no-trust-list``  no CTL/ITL: unsigned config accepted
+  ``G.4-empty-itl-accepts-unsigned``  rollback ITL (and no CTL): unsigned config accepted
+  ``G.4-unsigned-rejected``       trust list installed: unsigned config refused — NOT_SIGNED
+  ``G.4-signed-unchecked-no-trust-list``  no trust anchor: signature cannot be checked; accepted
+  ``G.4-empty-itl-signature-unchecked``   rollback ITL disables signature checks (spec §G.11)
+  ``G.4-signed-by-ctl-tftp`` / ``G.4-signed-by-itl-tftp`` / ``G.4-vouched-by-tvs``
+  ``G.4-needs-tvs`` / ``G.4-tvs-wrong-role`` / ``G.4-tvs-unknown-signer`` / ``G.4-tvs-unreachable``
+  ``G.4-reject-unknown-signer`` / ``G.4-bad-signature`` / ``G.4-unsupported-hash`` /
+  ``G.4-unsupported-key`` / ``G.4-expired-signer`` / ``G.4-malformed``
+  ``G.12.3-decrypted``            ``.enc.sgn`` decrypted, hash checked, config accepted
+  ``G.12.3-decrypt-failed``       wrong key / hash mismatch — DECRYPT_FAILED or HASH_MISMATCH
+  ``G.12.3-no-key``               no LSC/MIC (PKI) or no manual key (symmetric) — DECRYPT_FAILED
+  ``G.12.3-signer-not-checked``   (in ``reason``) models that ignore the ``.enc.sgn`` signature (§C.3)
+Short config (``decide_short_config``, spec §G.12 steps 1-2):
+  ``G.12.1-plain-config`` / ``G.12.2-cert-hash-match`` / ``G.12.2-cert-hash-mismatch`` /
+  ``G.12.2-wait-auth-string`` / ``G.12.2-symmetric-key-present`` / ``G.12.2-no-symmetric-key``
+Firmware (``decide_firmware``, spec §D; failure keeps the running load):
+  ``D-already-running`` / ``D-signed-by-image-key`` / ``D-unknown-signer`` / ``D-bad-signature`` /
+  ``D-unsupported-hash`` / ``D-unsupported-key`` / ``D-expired-signer`` / ``D-malformed``
+Transport (``decide_secure_transport``, spec §G.9):
+  ``G.9-non-secure`` / ``G.9-tls-with-ctl`` / ``G.9-retry-trust-file`` / ``G.9-fallback-tcp``
+Auto-registration (``decide_auto_registration``, spec §G.10):
+  ``G.10-device-config`` / ``G.10-use-default-config`` / ``G.10-no-config``
+
+How the spec's flows follow (spec §G.5-§G.7):
+
+* Roles (§G.5): trust lists need a SAST signer (installed-list record or TVS role 0); configs a
+  TFTP (3) or CCM+TFTP (2) signer; firmware the model's image-signing certificate.
+* Cluster move (§G.6): a new cluster's ITL is signed by a key no installed list knows; TVS (from
+  the current config) is asked; the old TVS does not know it → ``G.3.4-tvs-unknown-signer`` and
+  the phone is locked. Escapes: the old cluster's rollback ITL (signed by a key the phone trusts)
+  is installed by G.3.3, after which G.3.6 accepts the new cluster's ITL and G.4 unsigned configs;
+  bulk certificate exchange makes the old TVS answer with SAST (G.3.4); erase/factory reset
+  returns the phone to first contact (G.2).
+* ITL reset (§G.7): ``utils itl reset localkey`` serves an ITL signed by the CallManager key.
+  The phone accepts it through G.3.3 because its current ITL carries the CallManager certificate
+  as a SAST record (CUCM 8.x-9.x style, and CUCM lists it as SAST in the ITL); when the current
+  ITL's SAST records are only ITLRecovery, the file is accepted through G.3.4 if TVS vouches for
+  the CallManager certificate with role SAST. Re-signing with ITLRecovery afterwards is G.3.3.
+
+Our conventions (spec [UNK]/[INF]), stated once here:
+
+* Validity: file-signer certificates (installed-list records that carry a certificate, TVS
+  answers, firmware signers) are checked against ``now`` (the lab clock); a record without a
+  certificate has no validity to check. TOFU (G.2) checks nothing. TLS peer certificates (CAPF,
+  TVS) are checked by the TLS layer, not here.
+* Profile limits apply before any trust rule: size (§B.5) and header hash code, even for TOFU
+  (a SHA-1-only model cannot take a SHA-512 ITL); key size/type when a signature is verified.
+* A signer found in a list but whose signature fails is rejected at once (no fall-through to TVS).
+* TVS is usable when the profile has TVS, the last accepted config lists TVS servers and the
+  installed ITL has a non-empty TVS record (spec §E.7.5).
+* The first CTL is accepted on trust even when an ITL is installed (spec §G.2 [INF]); the first ITL
+  only when no CTL is installed (with a CTL, the ITL is authenticated by the CTL, §G.3.2).
+* With no trust anchor at all a signed config's signature is not checked (nothing to check it
+  against); with a rollback ITL and no CTL signature checking is off (spec §G.11).
+* ``certHash`` comparison (§C.4, §G.12) accepts MD5 (32 hex digits) or SHA-1 (40), any case.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Literal, Protocol
+
+from cryptography import x509
+
+from phoneemu.crypto import certs, keys
+from phoneemu.crypto.keys import PublicKey
+from phoneemu.errors import DecodeError, DecryptionError, SizeLimitError, VerificationError, VerifyReason
+from phoneemu.formats import config as config_fmt
+from phoneemu.formats import encrypted, firmware, signed
+from phoneemu.formats.config import DeviceConfig
+from phoneemu.formats.header import ParsedHeader, SignedHeader, verify_signature
+from phoneemu.formats.trustlist import Role, TrustList, TrustRecord
+from phoneemu.phone import status
+from phoneemu.phone.events import Decision, QueryKey
+from phoneemu.phone.profile import PhoneProfile
+from phoneemu.phone.store import AcceptedFirmware, TrustStore, TvsAnswer, TvsResult, TvsStatus
+
+__all__ = [
+    "TFTP_ROLES",
+    "TrustKind",
+    "config_request_names",
+    "decide_auto_registration",
+    "decide_config",
+    "decide_firmware",
+    "decide_secure_transport",
+    "decide_short_config",
+    "decide_trust_list",
+    "query_key",
+    "tvs_usable",
+]
+
+TrustKind = Literal["CTL", "ITL"]
+#: Roles that may sign configs (spec §G.4, §G.5).
+TFTP_ROLES = frozenset({Role.TFTP, Role.CCM_TFTP})
+_SAST = frozenset({Role.SAST})
+_FAILED = status.TRUST_LIST_UPDATE_FAILED
+
+
+# --------------------------------------------------------------------------- helpers
+def query_key(header: SignedHeader) -> QueryKey:
+    """The TVS QUERY key for a file's signer (subject, issuer, serial; spec §E.7.2, §B.4)."""
+    s = header.signer
+    return QueryKey(subject=s.name, issuer=s.issuer, serial=s.serial)
+
+
+def _signer_text(header: SignedHeader) -> str:
+    s = header.signer
+    return f"{s.name} (serial {s.serial.hex().upper()})"
+
+
+def _same_issuer(a: str | None, b: str) -> bool:
+    return a is None or certs.normalise_dn(a) == certs.normalise_dn(b)
+
+
+def _find(tl: TrustList | None, header: SignedHeader,
+          roles: frozenset[int]) -> tuple[TrustRecord | None, bool]:
+    """The record of ``tl`` naming the signer with one of ``roles``; and whether another-role one does."""
+    if tl is None:
+        return None, False
+    signer = header.signer
+    other = False
+    for i in range(len(tl)):
+        try:
+            rec = tl.record(i)
+        except DecodeError:
+            continue
+        if rec.serial != signer.serial or not _same_issuer(rec.issuer, signer.issuer):
+            continue
+        if rec.role in roles:
+            return rec, other
+        other = True
+    return None, other
+
+
+def _key_problem(key: PublicKey, profile: PhoneProfile) -> str | None:
+    desc = keys.key_description(key)
+    if desc.upper().startswith("EC"):
+        return None if profile.ec_support else f"{profile.name} does not support EC keys ({desc})"
+    bits = keys.key_size_bits(key)
+    if bits > profile.max_rsa_bits:
+        return f"{bits}-bit RSA signer key exceeds the {profile.name} limit of {profile.max_rsa_bits} bits"
+    return None
+
+
+def _validity_problem(cert: x509.Certificate, now: int) -> str | None:
+    t = dt.datetime.fromtimestamp(now, tz=dt.UTC)
+    if t < cert.not_valid_before_utc:
+        return f"signer certificate not valid before {cert.not_valid_before_utc.isoformat()}"
+    if t > cert.not_valid_after_utc:
+        return f"signer certificate expired {cert.not_valid_after_utc.isoformat()}"
+    return None
+
+
+def _verify(header: SignedHeader, signed_message: bytes, key: PublicKey, cert: x509.Certificate | None, *,
+            profile: PhoneProfile, now: int, what: str) -> tuple[VerifyReason, str] | None:
+    """Profile limits, validity and signature; the failure (reason, text) or None when good."""
+    if not profile.supports_hash(header.hash_alg):
+        return VerifyReason.UNSUPPORTED_HASH, f"hash code {header.hash_alg} not supported by {profile.name}"
+    problem = _key_problem(key, profile)
+    if problem:
+        return VerifyReason.UNSUPPORTED_KEY, problem
+    if cert is not None:
+        problem = _validity_problem(cert, now)
+        if problem:
+            return VerifyReason.EXPIRED, problem
+    ph = ParsedHeader(header=header, body_offset=header.header_length, signature_span=(0, 0),
+                      signed_message=signed_message)
+    try:
+        verify_signature(ph, key, fmt=what, what=what)
+    except VerificationError as exc:
+        return exc.reason, exc.message
+    return None
+
+
+def _record_key(rec: TrustRecord) -> tuple[PublicKey, x509.Certificate | None] | None:
+    try:
+        cert = rec.x509() if rec.certificate is not None else None
+        return rec.public_key_obj(), cert
+    except DecodeError:
+        return None
+
+
+def tvs_usable(store: TrustStore, profile: PhoneProfile) -> bool:
+    """TVS can be asked: model has TVS, config lists servers, ITL has a TVS record (spec §E.7.5)."""
+    if not profile.tvs_enabled or not store.tvs_servers or store.itl is None:
+        return False
+    return any(not r.is_empty for r in _records(store.itl) if r.role == Role.TVS)
+
+
+def _records(tl: TrustList) -> Iterable[TrustRecord]:
+    for i in range(len(tl)):
+        try:
+            yield tl.record(i)
+        except DecodeError:
+            continue
+
+
+def _tvs_cert(answer: TvsAnswer, header: SignedHeader) -> x509.Certificate | None:
+    """The answered certificate if it is the signer's (serial and issuer match), else None."""
+    try:
+        cert = certs.load_cert_der(answer.cert_der)
+    except DecodeError:
+        return None
+    if certs.serial_bytes(cert.serial_number) != header.signer.serial:
+        return None
+    if not _same_issuer(certs.dn_text(cert.issuer), header.signer.issuer):
+        return None
+    return cert
+
+
+_FAIL_RULE = {
+    VerifyReason.UNSUPPORTED_HASH: "unsupported-hash",
+    VerifyReason.UNSUPPORTED_KEY: "unsupported-key",
+    VerifyReason.EXPIRED: "expired-signer",
+}
+
+
+def _fail_rule(prefix: str, reason: VerifyReason) -> str:
+    return f"{prefix}-{_FAIL_RULE.get(reason, 'bad-signature')}"
+
+
+# --------------------------------------------------------------------------- §G.2/§G.3 trust lists
+def decide_trust_list(store: TrustStore, new: TrustList | bytes, *, kind: TrustKind, profile: PhoneProfile,
+                      now: int, tvs_answer: TvsResult | None = None, file: str | None = None) -> Decision:
+    """Decide a downloaded CTL/ITL (spec §G.2, §G.3, §B.5). See the module docstring for the rules."""
+    fname = file or f"{kind}File.tlv"
+
+    def d(rule: str, accepted: bool, reason: str, *, code: VerifyReason | None = None,
+          signer: str | None = None, st: str | None = None, tl: TrustList | None = None,
+          needs: QueryKey | None = None) -> Decision:
+        shown = (st or None) if st is not None else (None if accepted else _FAILED)
+        return Decision(rule=rule, accepted=accepted, reason=reason, file=fname, signer=signer,
+                        reason_code=code, status=shown,
+                        needs_tvs=needs, kind=kind, artefact=tl,
+                        action="ask-tvs" if needs is not None else None)
+
+    if kind == "ITL" and not profile.sbd:
+        return d("G.2-legacy-ignores-itl", False, f"{profile.name} has no Security By Default: ITL ignored",
+                 st=status.NO_TRUST_LIST)
+    raw = new.raw if isinstance(new, TrustList) else bytes(new)
+    limit = profile.trust_list_limit
+    if len(raw) > limit:
+        return d("G.3.1-oversize", False, f"{len(raw)} bytes exceeds the {limit}-byte trust-list limit",
+                 code=VerifyReason.TOO_LARGE)
+    try:
+        tl = new if isinstance(new, TrustList) and new.kind == kind else \
+            store.intern.trust_list(raw, kind=kind, limit=limit)
+        _ = tl.records  # every record must decode (cached on the shared object)
+    except SizeLimitError as exc:  # pragma: no cover - size checked above
+        return d("G.3.1-oversize", False, exc.message, code=VerifyReason.TOO_LARGE)
+    except DecodeError as exc:
+        return d("G.3.1-malformed", False, str(exc), code=VerifyReason.OTHER)
+    h = tl.header
+    who = _signer_text(h)
+    if not profile.supports_hash(h.hash_alg):
+        return d("G.3.1-unsupported-hash", False, f"hash code {h.hash_alg} not supported by {profile.name}",
+                 code=VerifyReason.UNSUPPORTED_HASH, signer=who)
+    installed = store.trust_list(kind)
+    if installed is not None and installed.raw == tl.raw:
+        return d("G.3-unchanged", True, f"{kind} unchanged", signer=who, st="")
+    # §G.2 trust on first use
+    if kind == "CTL" and store.ctl is None:
+        return d("G.2-first-ctl-tofu", True, "no CTL installed: first CTL accepted without signature check",
+                 signer=who, st=status.installed_message(ctl=True, itl=store.itl is not None), tl=tl)
+    if kind == "ITL" and store.ctl is None and store.itl is None:
+        return d("G.2-first-itl-tofu", True, "no CTL or ITL installed: first ITL accepted without "
+                 "signature check (leap of faith)", signer=who, st=status.ITL_INSTALLED, tl=tl)
+    if kind == "ITL" and store.ctl is None and store.itl_is_empty:
+        return d("G.3.6-empty-itl-accepts-any", True, "installed ITL is the rollback (empty) ITL: any new "
+                 "ITL accepted", signer=who, st=status.TRUST_LIST_UPDATED, tl=tl)
+    # §G.3.2 / §G.3.3 installed lists, SAST records
+    other_role = False
+    for rule, anchor_list in (("G.3.2-signed-by-ctl", store.ctl), ("G.3.3-signed-by-itl-sast", store.itl)):
+        rec, other = _find(anchor_list, h, _SAST)
+        other_role = other_role or other
+        if rec is None:
+            continue
+        got = _record_key(rec)
+        if got is None:
+            return d("G.3-bad-signature", False, "signer record has no usable key",
+                     code=VerifyReason.UNSUPPORTED_KEY, signer=who)
+        fail = _verify(h, tl.signed_message, got[0], got[1], profile=profile, now=now, what=kind)
+        if fail is not None:
+            return d(_fail_rule("G.3", fail[0]), False, fail[1], code=fail[0], signer=who)
+        return d(rule, True, f"signature verified with the SAST record of the installed "
+                 f"{'CTL' if anchor_list is store.ctl else 'ITL'}", signer=who,
+                 st=status.TRUST_LIST_UPDATED, tl=tl)
+    # §G.3.4 TVS
+    if tvs_usable(store, profile):
+        key = query_key(h)
+        answer = tvs_answer if tvs_answer is not None else store.tvs_lookup(key, now)
+        if answer is None:
+            return d("G.3.4-needs-tvs", False, "signer unknown to the installed lists: ask TVS",
+                     signer=who, st="", needs=key)
+        if answer is TvsStatus.UNREACHABLE:
+            return d("G.3.4-tvs-unreachable", False, "TVS unreachable: signer cannot be vouched for",
+                     code=VerifyReason.UNKNOWN_SIGNER, signer=who)
+        cert = _tvs_cert(answer, h) if isinstance(answer, TvsAnswer) else None
+        if cert is None or not isinstance(answer, TvsAnswer):
+            return d("G.3.4-tvs-unknown-signer", False, "TVS does not know the signer",
+                     code=VerifyReason.UNKNOWN_SIGNER, signer=who)
+        if Role.SAST not in answer.roles:
+            return d("G.3.4-tvs-wrong-role", False, f"TVS roles {sorted(answer.roles)} lack SAST (0)",
+                     code=VerifyReason.WRONG_ROLE, signer=who)
+        fail = _verify(h, tl.signed_message, certs.cert_public_key(cert), cert, profile=profile,
+                       now=now, what=kind)
+        if fail is not None:
+            return d(_fail_rule("G.3", fail[0]), False, fail[1], code=fail[0], signer=who)
+        return d("G.3.4-vouched-by-tvs", True, "TVS returned the signer with role SAST; signature verified",
+                 signer=who, st=status.TRUST_LIST_UPDATED, tl=tl)
+    code = VerifyReason.WRONG_ROLE if other_role else VerifyReason.UNKNOWN_SIGNER
+    why = "signer is in the installed lists only with a non-SAST role" if other_role else \
+        "signer unknown to the installed CTL/ITL and TVS not usable"
+    return d("G.3.5-reject-unknown-signer", False, why, code=code, signer=who)
+
+
+# --------------------------------------------------------------------------- §G.4/§G.12 configs
+def _config_kind(file_name: str) -> Literal["plain", "sgn", "enc"]:
+    if file_name.endswith(".enc.sgn"):
+        return "enc"
+    if file_name.endswith(".sgn"):
+        return "sgn"
+    return "plain"
+
+
+def _anchors(store: TrustStore, profile: PhoneProfile) -> Literal["none", "empty", "full"]:
+    itl = store.itl if profile.sbd else None
+    if store.ctl is None and itl is None:
+        return "none"
+    if store.ctl is None and itl is not None and itl.is_empty:
+        return "empty"
+    return "full"
+
+
+def _check_config_signer(store: TrustStore, header: SignedHeader, signed_message: bytes, *,
+                         profile: PhoneProfile, now: int, tvs_answer: TvsResult | None,
+                         file: str) -> Decision | None:
+    """§G.4 signer rules for a signed config; None when the signature is accepted (caller goes on)."""
+    who = _signer_text(header)
+
+    def d(rule: str, reason: str, code: VerifyReason | None, needs: QueryKey | None = None) -> Decision:
+        return Decision(rule=rule, accepted=False, reason=reason, file=file, signer=who, reason_code=code,
+                        needs_tvs=needs, kind="config", action="ask-tvs" if needs is not None else None)
+
+    if not profile.supports_hash(header.hash_alg):
+        return d("G.4-unsupported-hash", f"hash code {header.hash_alg} not supported by {profile.name}",
+                 VerifyReason.UNSUPPORTED_HASH)
+    other_role = False
+    itl = store.itl if profile.sbd else None
+    for anchor in (store.ctl, itl):
+        rec, other = _find(anchor, header, TFTP_ROLES)
+        other_role = other_role or other
+        if rec is None:
+            continue
+        got = _record_key(rec)
+        if got is None:
+            return d("G.4-bad-signature", "signer record has no usable key", VerifyReason.UNSUPPORTED_KEY)
+        fail = _verify(header, signed_message, got[0], got[1], profile=profile, now=now, what="config")
+        if fail is not None:
+            return d(_fail_rule("G.4", fail[0]), fail[1], fail[0])
+        return None
+    if tvs_usable(store, profile):
+        key = query_key(header)
+        answer = tvs_answer if tvs_answer is not None else store.tvs_lookup(key, now)
+        if answer is None:
+            return d("G.4-needs-tvs", "config signer unknown to the installed lists: ask TVS", None, key)
+        if answer is TvsStatus.UNREACHABLE:
+            return d("G.4-tvs-unreachable", "TVS unreachable", VerifyReason.UNKNOWN_SIGNER)
+        cert = _tvs_cert(answer, header) if isinstance(answer, TvsAnswer) else None
+        if cert is None or not isinstance(answer, TvsAnswer):
+            return d("G.4-tvs-unknown-signer", "TVS does not know the config signer",
+                     VerifyReason.UNKNOWN_SIGNER)
+        if not answer.roles & TFTP_ROLES:
+            return d("G.4-tvs-wrong-role", f"TVS roles {sorted(answer.roles)} lack TFTP (3) / CCM+TFTP (2)",
+                     VerifyReason.WRONG_ROLE)
+        fail = _verify(header, signed_message, certs.cert_public_key(cert), cert, profile=profile,
+                       now=now, what="config")
+        if fail is not None:
+            return d(_fail_rule("G.4", fail[0]), fail[1], fail[0])
+        return None
+    code = VerifyReason.WRONG_ROLE if other_role else VerifyReason.UNKNOWN_SIGNER
+    return d("G.4-reject-unknown-signer", "config signer is not a TFTP/CCM+TFTP certificate of the "
+             "installed lists and TVS is not usable", code)
+
+
+def _signer_source(store: TrustStore, header: SignedHeader, profile: PhoneProfile) -> str:
+    if _find(store.ctl, header, TFTP_ROLES)[0] is not None:
+        return "G.4-signed-by-ctl-tftp"
+    if profile.sbd and _find(store.itl, header, TFTP_ROLES)[0] is not None:
+        return "G.4-signed-by-itl-tftp"
+    return "G.4-vouched-by-tvs"
+
+
+def decide_config(store: TrustStore, file_name: str, data: bytes, *, profile: PhoneProfile, now: int,
+                  tvs_answer: TvsResult | None = None) -> Decision:
+    """Decide a downloaded config by its name: plain, ``.sgn`` or ``.enc.sgn`` (spec §G.4, §G.12)."""
+    kind = _config_kind(file_name)
+    trust = _anchors(store, profile)
+
+    def reject(rule: str, reason: str, code: VerifyReason | None, *, signer: str | None = None,
+               action: str | None = None) -> Decision:
+        return Decision(rule=rule, accepted=False, reason=reason, file=file_name, signer=signer,
+                        reason_code=code, kind="config", action=action)
+
+    def accept(rule: str, reason: str, xml: bytes, *, signer: str | None = None) -> Decision:
+        try:
+            acc = store.intern.config(xml, file=file_name)
+        except DecodeError as exc:
+            return reject("G.4-malformed", str(exc), VerifyReason.OTHER, signer=signer)
+        return Decision(rule=rule, accepted=True, reason=reason, file=file_name, signer=signer,
+                        kind="config", artefact=acc)
+
+    if store.locked:
+        return reject("G.3.5-locked-ignores-config", "trust-list update failed: the phone ignores "
+                      "configuration changes", VerifyReason.UNKNOWN_SIGNER)
+    if kind == "plain":
+        if trust == "none":
+            return accept("G.4-unsigned-no-trust-list", "no trust list installed: unsigned config accepted",
+                          data)
+        if trust == "empty":
+            return accept("G.4-empty-itl-accepts-unsigned", "rollback ITL installed: unsigned config "
+                          "accepted", data)
+        return reject("G.4-unsigned-rejected", "a trust list is installed: only signed configs are "
+                      "accepted", VerifyReason.NOT_SIGNED)
+    try:
+        env: signed.SignedFile | encrypted.EncryptedFile = \
+            signed.parse(data) if kind == "sgn" else encrypted.parse(data)
+    except DecodeError as exc:
+        return reject("G.4-malformed", str(exc), VerifyReason.OTHER)
+    who = _signer_text(env.header)
+    check_signer = kind == "sgn" or profile.enc_signer_checked
+    rule, reason = "", ""
+    if trust == "none":
+        rule, reason = "G.4-signed-unchecked-no-trust-list", "no trust anchor: signature not checked"
+    elif trust == "empty":
+        rule, reason = "G.4-empty-itl-signature-unchecked", "rollback ITL: signature checking disabled"
+    elif not check_signer:
+        rule, reason = "G.12.3-decrypted", f"G.12.3-signer-not-checked: {profile.name} ignores the " \
+            ".enc.sgn signature (spec §C.3)"
+    else:
+        bad = _check_config_signer(store, env.header, env.signed_message, profile=profile, now=now,
+                                   tvs_answer=tvs_answer, file=file_name)
+        if bad is not None:
+            return bad
+        rule = _signer_source(store, env.header, profile)
+        reason = "signature verified"
+    if isinstance(env, signed.SignedFile):
+        return accept(rule, reason, env.body, signer=who)
+    return _decrypt_config(store, env, file_name, profile=profile, reason=reason, signer=who, accept=accept,
+                           reject=reject)
+
+
+def _decrypt_config(store: TrustStore, ef: encrypted.EncryptedFile, file_name: str, *, profile: PhoneProfile,
+                    reason: str, signer: str, accept: _Accept, reject: _Reject) -> Decision:
+    """§G.12 step 3: unwrap with LSC/MIC (PKI) or the manual key (symmetric), decrypt, check hash."""
+    capf = "start-capf" if profile.capf and profile.pki_capable else None
+    try:
+        if ef.method == "symmetric":
+            if store.symmetric_key is None:
+                return reject("G.12.3-no-key", "no manual config key set on the phone",
+                              VerifyReason.DECRYPT_FAILED, signer=signer)
+            xml = encrypted.decrypt_symmetric(ef, store.symmetric_key)
+        else:
+            cred = store.credential
+            if cred is None or not profile.pki_capable:
+                return reject("G.12.3-no-key", "no LSC or MIC to unwrap the config key",
+                              VerifyReason.DECRYPT_FAILED, signer=signer, action=capf)
+            xml = encrypted.decrypt_pki(ef, cred.key())
+    except DecryptionError as exc:
+        return reject("G.12.3-decrypt-failed", f"decrypt file failed: {exc.message}", exc.reason,
+                      signer=signer, action=capf)
+    except VerificationError as exc:
+        return reject("G.12.3-decrypt-failed", f"decrypt file failed: {exc.message}",
+                      VerifyReason.DECRYPT_FAILED, signer=signer, action=capf)
+    except DecodeError as exc:
+        return reject("G.12.3-decrypt-failed", f"decrypt file failed: {exc}", VerifyReason.DECRYPT_FAILED,
+                      signer=signer, action=capf)
+    return accept("G.12.3-decrypted", f"decrypted and hash checked; {reason}", xml, signer=signer)
+
+
+class _Accept(Protocol):
+    def __call__(self, rule: str, reason: str, xml: bytes, *, signer: str | None = None) -> Decision: ...
+
+
+class _Reject(Protocol):
+    def __call__(self, rule: str, reason: str, code: VerifyReason | None, *, signer: str | None = None,
+                 action: str | None = None) -> Decision: ...
+
+
+def decide_short_config(store: TrustStore, cfg: DeviceConfig, *, profile: PhoneProfile,
+                        file: str = "short config") -> Decision:
+    """§G.12 steps 1-2: what the short (stub) config tells the phone to do next."""
+    def d(rule: str, accepted: bool, reason: str, *, code: VerifyReason | None = None,
+          action: str | None = None) -> Decision:
+        return Decision(rule=rule, accepted=accepted, reason=reason, file=file, reason_code=code,
+                        kind="config", action=action)
+
+    if not cfg.encr_config:
+        return d("G.12.1-plain-config", True, "encrConfig=false: use this config")
+    if not profile.pki_capable or store.symmetric_key is not None:
+        if store.symmetric_key is None:
+            return d("G.12.2-no-symmetric-key", False, "encrypted config but no manual key set",
+                     code=VerifyReason.DECRYPT_FAILED)
+        return d("G.12.2-symmetric-key-present", True, "manual key set: fetch the encrypted config",
+                 action="fetch-encrypted")
+    want = (cfg.cert_hash or "").strip().lower()
+    cred = store.credential
+    mine = ""
+    if cred is not None and want:
+        mine = cred.fingerprint("sha1" if len(want) == 40 else "md5")
+    if want and mine == want:
+        return d("G.12.2-cert-hash-match", True, "certHash matches the phone certificate: fetch the "
+                 "encrypted config", action="fetch-encrypted")
+    why = "no phone certificate" if cred is None else ("blank certHash" if not want else "certHash mismatch")
+    if cfg.capf_auth_mode == 1:
+        return d("G.12.2-wait-auth-string", False, f"{why}: waiting for a user-entered auth string",
+                 code=VerifyReason.HASH_MISMATCH, action="wait-auth-string")
+    return d("G.12.2-cert-hash-mismatch", False, f"{why}: start a CAPF session",
+             code=VerifyReason.HASH_MISMATCH, action="start-capf" if profile.capf else None)
+
+
+def config_request_names(store: TrustStore, profile: PhoneProfile, mac: str) -> tuple[str, ...]:
+    """Config names to ask for, in order (spec §C.6 row 5; policy per profile)."""
+    base = config_fmt.config_file_name(mac, "plain")
+    trusted = _anchors(store, profile) == "full"
+    names: list[str] = []
+    if profile.config_policy == "plain":
+        return (base,)
+    wants_enc = store.symmetric_key is not None or (
+        store.config is not None and store.config.config.encr_config)
+    if profile.config_policy == "encrypted-first" and wants_enc:
+        names.append(base + ".enc.sgn")
+    names.append(base + ".sgn" if trusted else base)
+    return tuple(names)
+
+
+# --------------------------------------------------------------------------- §D firmware
+def decide_firmware(store: TrustStore, data: bytes, *, profile: PhoneProfile, now: int,
+                    image_signers: Sequence[x509.Certificate], file: str = "firmware") -> Decision:
+    """§D: a load is installed only if signed by an image-signing certificate the model trusts."""
+    def reject(rule: str, reason: str, code: VerifyReason, signer: str | None = None) -> Decision:
+        return Decision(rule=rule, accepted=False, reason=f"{reason}; keeps running load "
+                        f"{store.firmware_load or '(none)'}", file=file, signer=signer, reason_code=code,
+                        kind="firmware")
+    try:
+        img = firmware.parse(data)
+    except DecodeError as exc:
+        return reject("D-malformed", str(exc), VerifyReason.OTHER)
+    who = _signer_text(img.header)
+    if img.load_name == store.firmware_load:
+        return Decision(rule="D-already-running", accepted=True, reason=f"{img.load_name} already running",
+                        file=file, signer=who, kind="firmware")
+    s = img.header.signer
+    cert = next((c for c in image_signers if certs.serial_bytes(c.serial_number) == s.serial
+                 and _same_issuer(certs.dn_text(c.issuer), s.issuer)), None)
+    if cert is None:
+        return reject("D-unknown-signer", "image signer is not one the model trusts",
+                      VerifyReason.UNKNOWN_SIGNER, who)
+    fail = _verify(img.header, img.signed_message, certs.cert_public_key(cert), cert, profile=profile,
+                   now=now, what="firmware")
+    if fail is not None:
+        return reject(_fail_rule("D", fail[0]), fail[1], fail[0], who)
+    return Decision(rule="D-signed-by-image-key", accepted=True,
+                    reason=f"load {img.load_name} authenticated", file=file, signer=who, kind="firmware",
+                    artefact=AcceptedFirmware(load_name=img.load_name))
+
+
+# --------------------------------------------------------------------------- §G.9, §G.10
+def decide_secure_transport(store: TrustStore, cfg: DeviceConfig, *, profile: PhoneProfile,
+                            attempts: int) -> Decision:
+    """§G.9: secure mode needs a CUCM cert in the CTL; without one retry the trust file, then TCP."""
+    def d(rule: str, accepted: bool, reason: str, action: str) -> Decision:
+        return Decision(rule=rule, accepted=accepted, reason=reason, file="", kind="transport", action=action)
+
+    if cfg.device_security_mode <= 1:
+        return d("G.9-non-secure", True, "device security mode non-secure: TCP", "use-tcp")
+    ccm = frozenset({Role.CCM, Role.CCM_TFTP})
+    if store.ctl is not None and any(r.role in ccm and not r.is_empty for r in _records(store.ctl)):
+        return d("G.9-tls-with-ctl", True, "CTL holds a CUCM certificate: TLS", "use-tls")
+    if attempts < profile.secure_mode_attempts:
+        return d("G.9-retry-trust-file", False, f"secure mode without a trust list: attempt {attempts + 1} "
+                 f"of {profile.secure_mode_attempts}", "retry")
+    return d("G.9-fallback-tcp", True, f"no CUCM certificate in a CTL after {attempts} attempts: TCP",
+             "use-tcp")
+
+
+def decide_auto_registration(store: TrustStore, *, profile: PhoneProfile, device_config_found: bool,
+                             default_config_found: bool) -> Decision:
+    """§G.10: fall back to the default config; signed when the phone holds a trust list."""
+    def d(rule: str, accepted: bool, reason: str, file: str, *, st: str | None = None,
+          action: str | None = None) -> Decision:
+        return Decision(rule=rule, accepted=accepted, reason=reason, file=file, kind="config", status=st,
+                        action=action)
+
+    if device_config_found:
+        return d("G.10-device-config", True, "device config found; no auto-registration", "")
+    name = config_fmt.default_config_name("sgn" if _anchors(store, profile) == "full" else "plain")
+    if default_config_found:
+        return d("G.10-use-default-config", True, "no device config: use the default config", name,
+                 action="fetch-default")
+    return d("G.10-no-config", False, "no device config and no default config", name,
+             st=status.cfg_file_not_found("Cfg File"))

@@ -1,0 +1,413 @@
+"""The phone's limited-memory trust store (spec §G.1, §B.5, §E.7.3, §H.2).
+
+State kept per phone (spec §G.1): installed CTL and ITL, the last accepted config (whose
+``<TVS>`` members are the TVS server list), a TVS certificate cache with per-entry expiry,
+MIC, optional LSC, optional symmetric config key, pending CAPF auth mode, running firmware load.
+
+Rules enforced here:
+
+* Nothing is installed except through :meth:`TrustStore.apply` with an **accepting**
+  :class:`~phoneemu.phone.events.Decision` from :mod:`phoneemu.phone.rules`; the rule's name is
+  kept beside the artefact (``ctl_rule``, ``itl_rule``, ``config_rule``) so every installed file
+  traces to a named rule.
+* A trust file larger than the profile's ``trust_list_limit`` (64 KiB, spec §B.5) is never stored
+  (SizeLimitError).
+* A trust-list update flushes the TVS certificate cache (spec §E.7.3). Cache entries expire after
+  the TTL TVS returned (spec §H.2); ``now`` (Unix seconds) is always passed in.
+* A rejected CTL/ITL update (not a pending TVS question, not a legacy phone ignoring the ITL)
+  leaves the old file and marks the phone **locked** (spec §G.3.5): it ignores config changes
+  until a trust list is installed or erased.
+* Factory reset keeps the MIC only (spec §G.6 "reset security settings"); erase removes CTL and
+  ITL ("Erasing CTL and ITL files").
+
+Memory (issue #4 target ≤ 32 KiB per idle phone beyond shared data): the store uses ``__slots__``;
+parsed trust lists and configs are interned in an :class:`InternCache` keyed by the SHA-256 of
+their bytes, so a thousand phones holding the same ITL share one parsed object and one copy of its
+bytes. Credentials are kept as DER/PEM bytes and loaded on demand.
+
+Used by: the boot sequence and phone orchestrator (``phoneemu.phone.boot`` / ``phone``, built on
+top of this API) and :mod:`phoneemu.phone.flash` (persistence).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Literal
+
+from cryptography import x509
+
+from phoneemu.crypto import certs, keys
+from phoneemu.crypto.keys import PrivateKey
+from phoneemu.errors import EncodeError, SizeLimitError
+from phoneemu.formats import config as config_fmt
+from phoneemu.formats import trustlist
+from phoneemu.formats.config import DeviceConfig, Server
+from phoneemu.formats.trustlist import TrustList
+from phoneemu.phone import status
+from phoneemu.phone.events import Decision, QueryKey
+from phoneemu.phone.profile import PhoneProfile
+
+__all__ = [
+    "SHARED_CACHE",
+    "TVS_CACHE_MAX",
+    "AcceptedConfig",
+    "AcceptedFirmware",
+    "Credential",
+    "InternCache",
+    "TrustStore",
+    "TvsAnswer",
+    "TvsResult",
+    "TvsStatus",
+]
+
+#: At most this many TVS cache entries per phone (oldest dropped); bounded whatever TVS says.
+TVS_CACHE_MAX = 32
+_LOCKING_KINDS = frozenset({"CTL", "ITL"})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TvsAnswer:
+    """A TVS QUERY answer (spec §E.6, §E.7.2): the certificate DER, its roles and the cache TTL."""
+
+    cert_der: bytes
+    roles: frozenset[int]
+    ttl: int = 86400
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.ttl <= 2_592_000:
+            raise EncodeError(f"TVS TTL {self.ttl} outside 0..2592000 s (spec §H.2)", path="ttl")
+
+
+class TvsStatus(enum.Enum):
+    """A TVS outcome without a certificate: server unreachable, or certificate unknown to TVS."""
+
+    UNREACHABLE = "unreachable"
+    NOT_FOUND = "not-found"
+
+
+TvsResult = TvsAnswer | TvsStatus
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Credential:
+    """A certificate and its private key kept as bytes (DER certificate, PEM key); loaded on demand."""
+
+    cert_der: bytes
+    key_pem: bytes
+
+    @classmethod
+    def of(cls, cert: x509.Certificate, key: PrivateKey) -> Credential:
+        return cls(cert_der=certs.cert_der(cert), key_pem=keys.private_key_pem(key))
+
+    def cert(self) -> x509.Certificate:
+        return certs.load_cert_der(self.cert_der)
+
+    def key(self) -> PrivateKey:
+        return keys.load_private_key_pem(self.key_pem)
+
+    def fingerprint(self, alg: str = "md5") -> str:
+        """Lower-case hex hash of the certificate DER (``certHash`` is MD5, spec §C.4)."""
+        return certs.fingerprint(self.cert_der, alg)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AcceptedConfig:
+    """A config the rules accepted: the file it came in, its plaintext XML and the parse."""
+
+    file: str
+    xml: bytes
+    config: DeviceConfig
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AcceptedFirmware:
+    """A firmware image the rules authenticated (spec §D); only its load name is kept."""
+
+    load_name: str
+
+
+class InternCache:
+    """Parsed immutable trust lists and configs shared between phones, keyed by SHA-256 of the bytes.
+
+    Bounded LRU (``max_items``); evicting an entry never affects phones already holding it.
+    """
+
+    __slots__ = ("_items", "_max", "hits", "misses")
+
+    def __init__(self, max_items: int = 256) -> None:
+        self._items: OrderedDict[tuple[str, bytes], object] = OrderedDict()
+        self._max = max_items
+        self.hits = 0
+        self.misses = 0
+
+    def _get(self, key: tuple[str, bytes]) -> object | None:
+        obj = self._items.get(key)
+        if obj is not None:
+            self._items.move_to_end(key)
+            self.hits += 1
+        else:
+            self.misses += 1
+        return obj
+
+    def _put(self, key: tuple[str, bytes], obj: object) -> None:
+        self._items[key] = obj
+        if len(self._items) > self._max:
+            self._items.popitem(last=False)
+
+    def trust_list(self, raw: bytes, *, kind: Literal["CTL", "ITL"], limit: int) -> TrustList:
+        """The shared parse of ``raw`` (SizeLimitError above ``limit``, DecodeError when malformed)."""
+        if len(raw) > limit:
+            raise SizeLimitError(f"{len(raw)} bytes exceeds the {limit}-byte trust-list limit",
+                                 fmt="trustlist", offset=limit)
+        key = (kind, hashlib.sha256(raw).digest())
+        got = self._get(key)
+        if isinstance(got, TrustList):
+            return got
+        tl = trustlist.parse(bytes(raw), limit=limit, kind=kind)
+        self._put(key, tl)
+        return tl
+
+    def adopt_trust_list(self, tl: TrustList) -> TrustList:
+        """The shared instance equal to ``tl`` (``tl`` itself becomes the shared one if new)."""
+        key = (tl.kind, hashlib.sha256(tl.raw).digest())
+        got = self._get(key)
+        if isinstance(got, TrustList):
+            return got
+        self._put(key, tl)
+        return tl
+
+    def config(self, xml: bytes, *, file: str) -> AcceptedConfig:
+        """The shared parse of a config's plaintext XML (DecodeError when malformed)."""
+        key = ("config:" + file, hashlib.sha256(xml).digest())
+        got = self._get(key)
+        if isinstance(got, AcceptedConfig):
+            return got
+        acc = AcceptedConfig(file=file, xml=bytes(xml), config=config_fmt.parse(xml))
+        self._put(key, acc)
+        return acc
+
+    def adopt_config(self, acc: AcceptedConfig) -> AcceptedConfig:
+        key = ("config:" + acc.file, hashlib.sha256(acc.xml).digest())
+        got = self._get(key)
+        if isinstance(got, AcceptedConfig):
+            return got
+        self._put(key, acc)
+        return acc
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+#: The process-wide intern cache used unless a store is given its own.
+SHARED_CACHE = InternCache()
+
+
+class TrustStore:
+    """One phone's trust state (spec §G.1); see the module docstring for the rules it enforces."""
+
+    __slots__ = (
+        "_intern",
+        "_tvs_cache",
+        "capf_auth_mode",
+        "config",
+        "config_rule",
+        "ctl",
+        "ctl_rule",
+        "firmware_load",
+        "itl",
+        "itl_rule",
+        "locked",
+        "lsc",
+        "mic",
+        "profile",
+        "symmetric_key",
+    )
+
+    def __init__(self, *, profile: PhoneProfile, mic: Credential | None = None,
+                 intern: InternCache | None = None) -> None:
+        self.profile = profile
+        self._intern = intern if intern is not None else SHARED_CACHE
+        self.mic = mic
+        self.lsc: Credential | None = None
+        self.symmetric_key: bytes | None = None
+        self.capf_auth_mode = 0
+        self.firmware_load: str | None = None
+        self.ctl: TrustList | None = None
+        self.itl: TrustList | None = None
+        self.config: AcceptedConfig | None = None
+        self.ctl_rule: str | None = None
+        self.itl_rule: str | None = None
+        self.config_rule: str | None = None
+        self.locked = False
+        self._tvs_cache: OrderedDict[QueryKey, tuple[TvsAnswer, int]] | None = None
+
+    # ------------------------------------------------------------------ views
+    @property
+    def intern(self) -> InternCache:
+        return self._intern
+
+    @property
+    def tvs_servers(self) -> tuple[Server, ...]:
+        """TVS servers from the last accepted config (spec §G.1)."""
+        return self.config.config.tvs_servers if self.config is not None else ()
+
+    @property
+    def has_trust_list(self) -> bool:
+        return self.ctl is not None or self.itl is not None
+
+    @property
+    def itl_is_empty(self) -> bool:
+        """An installed rollback ("empty") ITL (spec §B.7, §G.3.6)."""
+        return self.itl is not None and self.itl.is_empty
+
+    @property
+    def credential(self) -> Credential | None:
+        """The phone's own certificate for config encryption: LSC if present, else MIC (spec §C.4)."""
+        return self.lsc if self.lsc is not None else self.mic
+
+    def trust_list(self, kind: str) -> TrustList | None:
+        return self.ctl if kind == "CTL" else self.itl if kind == "ITL" else None
+
+    def itl_checksum(self) -> str | None:
+        """The installed ITL's checksum as the phone reports it (MD5 or SHA-1 per model, spec §G.1)."""
+        if self.itl is None:
+            return None
+        return self.itl.md5() if self.profile.status_checksum == "md5" else self.itl.sha1()
+
+    # ------------------------------------------------------------------ TVS cache
+    def tvs_lookup(self, key: QueryKey, now: int) -> TvsAnswer | None:
+        """A cached TVS answer still valid at ``now`` (expired entries are dropped)."""
+        if self._tvs_cache is None:
+            return None
+        hit = self._tvs_cache.get(key)
+        if hit is None:
+            return None
+        answer, expires = hit
+        if now >= expires:
+            del self._tvs_cache[key]
+            return None
+        return answer
+
+    def cache_tvs(self, key: QueryKey, answer: TvsResult, now: int) -> None:
+        """Cache a TVS answer for its TTL (spec §E.7.2, §H.2); statuses and TTL 0 are not cached."""
+        if not isinstance(answer, TvsAnswer) or answer.ttl <= 0:
+            return
+        if self._tvs_cache is None:
+            self._tvs_cache = OrderedDict()
+        self._tvs_cache[key] = (answer, now + answer.ttl)
+        self._tvs_cache.move_to_end(key)
+        while len(self._tvs_cache) > TVS_CACHE_MAX:
+            self._tvs_cache.popitem(last=False)
+
+    def expire_tvs(self, now: int) -> int:
+        """Drop expired cache entries; returns how many remain."""
+        if self._tvs_cache is None:
+            return 0
+        for k in [k for k, (_, exp) in self._tvs_cache.items() if now >= exp]:
+            del self._tvs_cache[k]
+        if not self._tvs_cache:
+            self._tvs_cache = None
+            return 0
+        return len(self._tvs_cache)
+
+    def flush_tvs_cache(self) -> None:
+        """"TVS Certificate cache flush request" after a trust-list update (spec §E.7.3)."""
+        self._tvs_cache = None
+
+    @property
+    def tvs_cache_size(self) -> int:
+        return len(self._tvs_cache) if self._tvs_cache is not None else 0
+
+    # ------------------------------------------------------------------ changes
+    def apply(self, decision: Decision) -> str | None:
+        """Install what an accepting decision carries; note a rejected trust-list update.
+
+        Returns the status message to show (spec §H.3), or None. Raises EncodeError when an
+        accepting decision carries an artefact of the wrong kind, SizeLimitError for a trust list
+        above the profile limit (never stored, spec §B.5).
+        """
+        art = decision.artefact
+        if not decision.accepted:
+            if decision.kind in _LOCKING_KINDS and decision.needs_tvs is None and decision.reason_code:
+                self.locked = True
+            return decision.status
+        if art is None:
+            return decision.status
+        if isinstance(art, TrustList):
+            if decision.kind != art.kind:
+                raise EncodeError(f"decision kind {decision.kind!r} does not match a {art.kind}",
+                                  path="decision.kind")
+            self._install_trust_list(art, decision.rule)
+            return decision.status
+        if isinstance(art, AcceptedConfig):
+            self.config = self._intern.adopt_config(art)
+            self.config_rule = decision.rule
+            self.capf_auth_mode = art.config.capf_auth_mode
+            return decision.status
+        if isinstance(art, AcceptedFirmware):
+            self.firmware_load = art.load_name
+            return decision.status
+        raise EncodeError(f"cannot install a {type(art).__name__}", path="decision.artefact")
+
+    def _install_trust_list(self, tl: TrustList, rule: str) -> None:
+        limit = self.profile.trust_list_limit
+        if len(tl.raw) > limit:
+            raise SizeLimitError(f"{tl.kind} of {len(tl.raw)} bytes exceeds the {limit}-byte limit",
+                                 fmt="trustlist", offset=limit)
+        shared = self._intern.adopt_trust_list(tl)
+        if tl.kind == "CTL":
+            self.ctl, self.ctl_rule = shared, rule
+        else:
+            self.itl, self.itl_rule = shared, rule
+        self.locked = False
+        self.flush_tvs_cache()
+
+    def restore(self, *, ctl: TrustList | None, itl: TrustList | None, config: AcceptedConfig | None,
+                ctl_rule: str | None, itl_rule: str | None, config_rule: str | None) -> None:
+        """Reinstate state read back from flash (rules recorded when it was first accepted)."""
+        limit = self.profile.trust_list_limit
+        for tl in (ctl, itl):
+            if tl is not None and len(tl.raw) > limit:
+                raise SizeLimitError(f"{tl.kind} of {len(tl.raw)} bytes exceeds the {limit}-byte limit",
+                                     fmt="trustlist", offset=limit)
+        self.ctl = self._intern.adopt_trust_list(ctl) if ctl is not None else None
+        self.itl = self._intern.adopt_trust_list(itl) if itl is not None else None
+        self.config = self._intern.adopt_config(config) if config is not None else None
+        self.ctl_rule = ctl_rule if ctl is not None else None
+        self.itl_rule = itl_rule if itl is not None else None
+        self.config_rule = config_rule if config is not None else None
+        if config is not None:
+            self.capf_auth_mode = config.config.capf_auth_mode
+
+    def erase_trust_lists(self) -> str:
+        """Delete CTL and ITL (Settings menu; spec §G.6); returns "Erasing CTL and ITL files"."""
+        self.ctl = self.itl = None
+        self.ctl_rule = self.itl_rule = None
+        self.locked = False
+        self.flush_tvs_cache()
+        return status.ERASING_CTL_ITL
+
+    def factory_reset(self) -> str:
+        """Everything but the MIC is forgotten (spec §G.6 "reset security settings")."""
+        msg = self.erase_trust_lists()
+        self.config = None
+        self.config_rule = None
+        self.lsc = None
+        self.symmetric_key = None
+        self.capf_auth_mode = 0
+        self.firmware_load = None
+        return msg
+
+    def set_symmetric_key(self, key: bytes | None) -> None:
+        """Set (or with 16/32 zero bytes or None, clear) the manual config key (spec §C.5)."""
+        if key is None or not any(key):
+            self.symmetric_key = None
+            return
+        bits = len(key) * 8
+        if bits != self.profile.symmetric_key_bits:
+            raise EncodeError(f"{bits}-bit key; {self.profile.name} takes "
+                              f"{self.profile.symmetric_key_bits}-bit keys", path="symmetric_key")
+        self.symmetric_key = bytes(key)

@@ -1,0 +1,51 @@
+"""Shared fixtures for every test tier.
+
+* ``pki`` (session): a seeded key/certificate factory, the same one that makes tests/vectors/ —
+  ``pki.identity(subject, spec="rsa2048", seed=None, serial=None, issuer=None)`` returns an
+  ``Identity(key, cert)`` (with ``.signer`` a ``formats.header.FileSigner``); ``pki.lab()`` the
+  named lab identities (``itlrecovery``, ``callmanager``, ``tvs``, ``capf``, ``tftp-ec``, ``ca``).
+  Keys are memoised per (spec, seed): ask for ``rsa1024`` where the key size does not matter, it
+  is several times faster to generate.
+* ``vectors`` (session): ``{file name: bytes}`` of tests/vectors/ (the binary vectors only).
+* ``make_vectors`` (session): the tests/vectors/make_vectors.py module itself.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+VECTORS_DIR = Path(__file__).resolve().parent / "vectors"
+
+
+def _load_make_vectors() -> ModuleType:
+    name = "phoneemu_test_make_vectors"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, VECTORS_DIR / "make_vectors.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="session")
+def make_vectors() -> ModuleType:
+    return _load_make_vectors()
+
+
+@pytest.fixture(scope="session")
+def pki() -> ModuleType:
+    """The seeded identity factory (``identity``, ``lab``, ``seeded_key``, ``Identity``)."""
+    return _load_make_vectors()
+
+
+@pytest.fixture(scope="session")
+def vectors() -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(VECTORS_DIR.iterdir())
+            if p.is_file() and p.suffix in (".tlv", ".sgn")}

@@ -1,0 +1,194 @@
+"""Flash persistence: round trip, 0600 keys, erase/factory reset, crash safety (old or new, never torn)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from functools import cache
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from phoneemu.crypto import certs
+from phoneemu.crypto.keys import KeySpec, PrivateKey, generate_key
+from phoneemu.formats import config as config_fmt
+from phoneemu.formats import trustlist
+from phoneemu.formats.config import DeviceConfig, Server
+from phoneemu.formats.header import FileSigner
+from phoneemu.formats.trustlist import Role, TrustRecord
+from phoneemu.phone import rules
+from phoneemu.phone.flash import KEY_FILES, Flash, atomic_write
+from phoneemu.phone.profile import get_profile, profile_from_dict
+from phoneemu.phone.store import Credential, InternCache, TrustStore
+
+NOW = 1_800_000_000
+P = get_profile("cp-8861")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@cache
+def _ident(name: str) -> tuple[PrivateKey, x509.Certificate]:
+    key = generate_key(KeySpec(kind="rsa", bits=1024), unsafe_seed=f"flash-{name}")
+    t = dt.datetime.fromtimestamp(NOW, tz=dt.UTC)
+    req = certs.CertRequest(subject=f"CN={name}", public_key=key.public_key(), serial=len(name) + 3,
+                            not_before=t - dt.timedelta(days=1), not_after=t + dt.timedelta(days=900))
+    return key, certs.issue_certificate(req, issuer_key=key)
+
+
+def _tl(kind: str, ts: int = NOW, n: int = 1) -> bytes:
+    key, cert = _ident("sast")
+    recs = [TrustRecord.from_certificate(cert, Role.SAST)] * n
+    return trustlist.build(kind=kind, records=recs, signer=FileSigner(key=key, cert=cert),  # type: ignore[arg-type]
+                           timestamp=ts)
+
+
+def _booted(tmp_path: Path) -> tuple[Flash, TrustStore]:
+    key, cert = _ident("mic")
+    store = TrustStore(profile=P, mic=Credential.of(cert, key), intern=InternCache())
+    xml = config_fmt.build(DeviceConfig(device_name="SEP001122334455", capf_auth_mode=3,
+                                        tvs_servers=(Server(host="127.0.0.1", port=2445),)))
+    store.apply(rules.decide_config(store, "SEP001122334455.cnf.xml", xml, profile=P, now=NOW))
+    for kind in ("CTL", "ITL"):
+        store.apply(rules.decide_trust_list(store, _tl(kind), kind=kind, profile=P, now=NOW))
+    store.lsc = Credential.of(*_ident("lsc")[::-1])
+    store.firmware_load = "sip88xx.14-2-1"
+    fl = Flash(tmp_path / "phone", profile=P, intern=InternCache())
+    fl.save(store)
+    return fl, store
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    fl, store = _booted(tmp_path)
+    back = fl.load()
+    assert fl.problems == []
+    assert back.ctl is not None and store.ctl is not None and back.ctl.raw == store.ctl.raw
+    assert back.itl is not None and store.itl is not None and back.itl.raw == store.itl.raw
+    assert back.config is not None and store.config is not None and back.config.config == store.config.config
+    assert (back.ctl_rule, back.itl_rule, back.config_rule) == ("G.2-first-ctl-tofu", "G.3.2-signed-by-ctl",
+                                                                 "G.4-unsigned-no-trust-list")
+    assert back.mic == store.mic and back.lsc == store.lsc
+    assert back.capf_auth_mode == 3 and back.firmware_load == "sip88xx.14-2-1"
+    assert back.tvs_servers == store.tvs_servers
+    mtimes = {p.name: p.stat().st_mtime_ns for p in fl.path.iterdir()}
+    fl.save(back)  # unchanged files are not rewritten
+    assert mtimes == {p.name: p.stat().st_mtime_ns for p in fl.path.iterdir()}
+
+
+def test_key_files_are_0600(tmp_path: Path) -> None:
+    fl, store = _booted(tmp_path)
+    sym = TrustStore(profile=get_profile("cp-7942-symmetric"), intern=InternCache())
+    sym.set_symmetric_key(bytes(range(1, 17)))
+    sym.mic = store.mic
+    fl2 = Flash(tmp_path / "sym", profile=sym.profile)
+    fl2.save(sym)
+    assert fl2.load().symmetric_key == bytes(range(1, 17))
+    for f in (fl, fl2):
+        for p in f.path.iterdir():
+            if p.name in KEY_FILES:
+                assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+        assert stat.S_IMODE(f.path.stat().st_mode) == 0o700
+    assert {"mic.key", "lsc.key"} <= set(fl.files()) and "symmetric.key" in fl2.files()
+
+
+def test_erase_and_factory_reset(tmp_path: Path) -> None:
+    fl, _ = _booted(tmp_path)
+    assert fl.erase_trust_lists() == "Erasing CTL and ITL files"
+    back = fl.load()
+    assert back.ctl is None and back.itl is None and back.config is not None
+    fl.factory_reset()
+    assert set(fl.files()) == {"mic.der", "mic.key"}
+    back = fl.load()
+    assert back.mic is not None and back.lsc is None and back.config is None and back.firmware_load is None
+
+
+def test_missing_directory_is_factory_fresh(tmp_path: Path) -> None:
+    s = Flash(tmp_path / "none", profile=P).load()
+    assert s.mic is None and not s.has_trust_list
+
+
+def test_oversize_or_corrupt_files_are_not_loaded(tmp_path: Path) -> None:
+    fl, _ = _booted(tmp_path)
+    (fl.path / "ITLFile.tlv").write_bytes(_tl("ITL", n=4))
+    small = profile_from_dict("cp-8861", {"trust_list_limit": 2048})
+    back = Flash(fl.path, profile=small, intern=InternCache()).load()
+    assert back.itl is None and back.ctl is not None
+    (fl.path / "CTLFile.tlv").write_bytes(b"\x01\x00\x02garbage")
+    (fl.path / "state.json").write_bytes(b"{not json")
+    (fl.path / "config.xml").write_bytes(b"<device")
+    fl2 = Flash(fl.path, profile=P, intern=InternCache())
+    back = fl2.load()
+    assert back.ctl is None and back.itl is not None and back.config is None
+    assert any("CTLFile.tlv" in p for p in fl2.problems) and any("state.json" in p for p in fl2.problems)
+
+
+def test_crash_before_rename_keeps_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fl, store = _booted(tmp_path)
+    old = (fl.path / "ITLFile.tlv").read_bytes()
+    store.apply(rules.decide_trust_list(store, _tl("ITL", NOW + 1), kind="ITL", profile=P, now=NOW))
+
+    def crash(*_: object) -> None:
+        raise OSError("power lost between temp write and rename")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="power lost"):
+        fl.save(store)
+    monkeypatch.undo()
+    assert (fl.path / "ITLFile.tlv").read_bytes() == old
+    assert not [p for p in fl.path.iterdir() if p.name.endswith(".tmp")]
+    fl.save(store)
+    assert (fl.path / "ITLFile.tlv").read_bytes() == _tl("ITL", NOW + 1)
+
+
+def test_crash_mid_write_keeps_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "f.bin"
+    atomic_write(target, b"old" * 1000)
+    real_write = os.write
+
+    def half_write(fd: int, data: bytes | memoryview) -> int:
+        real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError("crash mid-write")
+
+    monkeypatch.setattr(os, "write", half_write)
+    with pytest.raises(OSError, match="mid-write"):
+        atomic_write(target, b"new" * 1000)
+    monkeypatch.undo()
+    assert target.read_bytes() == b"old" * 1000
+
+
+_CHILD = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from phoneemu.phone.flash import atomic_write
+    target, size = Path(sys.argv[1]), int(sys.argv[2])
+    i = 0
+    print("ready", flush=True)
+    while True:
+        atomic_write(target, bytes([65 + i % 26]) * size)
+        i += 1
+""")
+
+
+def test_killed_writer_leaves_old_or_new_never_torn(tmp_path: Path) -> None:
+    """SIGKILL a process that rewrites the file in a loop; every survivor is one whole version."""
+    target, size = tmp_path / "ITLFile.tlv", 1 << 20
+    atomic_write(target, b"@" * size)
+    for delay in (0.05, 0.13, 0.29):
+        proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(target), str(size)],
+                                stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == b"ready"
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        proc.stdout.close()
+        data = target.read_bytes()
+        assert len(data) == size and data == data[:1] * size, f"torn file after kill at {delay}s"
+    Flash(tmp_path, profile=P).load()  # load cleans the stale temp file
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
