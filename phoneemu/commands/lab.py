@@ -1,0 +1,297 @@
+"""``phoneemu lab``: create a lab cluster, add phones, run the admin operations that change trust.
+
+Every operation edits ``DIR/cluster.json``, bumps the generation and rebuilds the served files in
+``DIR/tftp`` (spec §G; see ``phoneemu.lab.cluster``). Errors print as one line.
+``phoneemu lab serve --dir DIR`` (from ``phoneemu.commands.lab_serve``) runs the lab servers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from phoneemu.lab.cluster import LabCluster
+
+__all__ = ["register"]
+
+_EPILOG = """\
+examples:
+  phoneemu lab init /tmp/lab --seed 1                 reproducible cluster (same seed = same files)
+  phoneemu lab phone add /tmp/lab --mac 00:11:22:33:44:55 --encrypt pki
+  phoneemu lab show /tmp/lab --itl                    state summary and 'show itl'
+  phoneemu lab regenerate /tmp/lab itlrecovery        new ITLRecovery: phones need TVS to follow
+  phoneemu lab mixed-mode /tmp/lab on                 serve a CTL
+  phoneemu lab rollback /tmp/lab on                   serve the empty ITL (migration escape)
+  phoneemu lab itlrecovery /tmp/lab export /tmp/ITLRecovery.pem
+  phoneemu lab itl-reset /tmp/lab remotekey --key-file /tmp/ITLRecovery.pem
+  phoneemu lab restart-tftp /tmp/lab                  ITL signed by ITLRecovery again
+  phoneemu lab exchange /tmp/labA /tmp/labB           bulk certificate exchange (TVS of each)
+  phoneemu lab tamper /tmp/lab ITLFile.tlv --offset 100
+  phoneemu lab serve --dir /tmp/lab --tftp-port 6969  run the servers (Ctrl-C stops)
+
+Lab convenience: each phone's MIC key is kept in DIR/phones/<MAC>/mic.key (0600) with mic.pem,
+so an emulated phone can be provisioned with it (a real MIC key never leaves the phone).
+"""
+
+
+def _dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dir", type=Path, metavar="DIR", help="lab cluster directory")
+
+
+def _now(cluster: LabCluster, args: argparse.Namespace) -> int | None:
+    """Seeded clusters run on their lab clock; others follow the real time unless --now is given."""
+    if getattr(args, "now", None) is not None:
+        return int(args.now)
+    return None if cluster.state.seed is not None else int(time.time())
+
+
+def _op(fn: Callable[[LabCluster, argparse.Namespace, int | None], str | None]) \
+        -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        cluster = LabCluster.open(args.dir)
+        msg = fn(cluster, args, _now(cluster, args))
+        if msg:
+            print(msg)
+        print(f"generation {cluster.generation}; ITL md5 {cluster.summary()['itl_md5']}")
+        return 0
+    return handler
+
+
+def _onoff(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("state", choices=("on", "off"), help=what)
+
+
+def register(sub: Any) -> None:
+    lab = sub.add_parser("lab", help="lab cluster: init, phones, admin operations that change trust, serve",
+                         description="A stand-in for the cluster side: PKI, signed files, admin operations.",
+                         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    lab.set_defaults(handler=lambda _args: _help(lab))
+    ops = lab.add_subparsers(dest="lab_command", metavar="OPERATION")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = ops.add_parser(name, help=help_text, description=help_text)
+        _dir(p)
+        p.add_argument("--now", type=int, metavar="UNIX", help="lab-clock time of the operation")
+        return p
+
+    p = ops.add_parser("init", help="create a lab cluster in DIR",
+                       description="Create a lab cluster: keys and certificates, then the served files.")
+    _dir(p)
+    p.add_argument("--seed", type=int, help="deterministic keys and validity (labs and tests only)")
+    p.add_argument("--name", default="lab", help="cluster name (default lab)")
+    p.add_argument("--host", default="127.0.0.1", help="address written in configs and records")
+    p.add_argument("--nodes", type=int, default=1, help="number of nodes (CallManager + TVS each)")
+    p.add_argument("--itlrecovery-years", type=int, help="ITLRecovery validity (default 20, 5 if --upgraded)")
+    p.add_argument("--upgraded", action="store_true", help="an upgraded cluster (5-year ITLRecovery)")
+    p.add_argument("--key", default="rsa2048", help="key of cluster identities (rsa1024/rsa2048/rsa4096)")
+    p.add_argument("--load", help="cluster-wide loadInformation (firmware served as <load>.loads)")
+    p.add_argument("--https-key", metavar="SPEC",
+                   help="add the HTTPS (6971) TFTP identity, e.g. ec-p256 (ITL record, role TFTP)")
+    p.add_argument("--now", type=int, metavar="UNIX", help="start of the lab clock")
+    p.set_defaults(handler=_init)
+
+    p = ops.add_parser("phone", help="phones known to the cluster (add)")
+    phone_ops = p.add_subparsers(dest="phone_command", metavar="ACTION")
+    p.set_defaults(handler=lambda _args: _help(p))
+    pa = phone_ops.add_parser("add", help="add (or update) a phone and issue its MIC")
+    _dir(pa)
+    pa.add_argument("--mac", required=True, help="MAC, e.g. 001122334455 or 00:11:22:33:44:55")
+    pa.add_argument("--model", help="model, e.g. 8861 (default)")
+    pa.add_argument("--encrypt", choices=("pki", "symmetric"), help="config file encryption")
+    pa.add_argument("--symmetric-key", metavar="HEX", help="manual key, 32 or 64 hex digits")
+    pa.add_argument("--capf", choices=("install", "fetch", "delete", "none"), help="pending CAPF operation")
+    pa.add_argument("--auth-mode", type=int, choices=range(5), metavar="0..4",
+                    help="capfAuthMode: 1 string, 2 null string, 3 LSC, 4 MIC")
+    pa.add_argument("--auth-string", metavar="DIGITS", help="CAPF authentication string (4..16 digits)")
+    pa.add_argument("--lsc-key", metavar="SPEC", help="LSC key the phone makes (rsa2048, ec-p256 ...)")
+    pa.add_argument("--now", type=int, metavar="UNIX", help="lab-clock time of the operation")
+    pa.set_defaults(handler=_op(_phone_add))
+
+    p = add("show", "state summary, ITL/CTL checksums; --itl/--ctl print 'show itl'/'show ctl'")
+    p.add_argument("--itl", action="store_true")
+    p.add_argument("--ctl", action="store_true")
+    p.add_argument("--json", action="store_true", help="summary as JSON")
+    p.add_argument("--files", action="store_true", help="list served files with sizes")
+    p.add_argument("--log", action="store_true", help="print the change log")
+    p.set_defaults(handler=_show)
+
+    p = add("regenerate", "regenerate a certificate (callmanager, tvs, itlrecovery, capf; tvs-2 ...)")
+    p.add_argument("cert", metavar="CERT")
+    p.set_defaults(handler=_op(lambda c, a, n: c.regenerate(a.cert, now=n)))
+
+    p = add("mixed-mode", "mixed mode on (serve a CTL) or off (non-secure: CTL with empty CCM+TFTP records)")
+    _onoff(p, "mixed mode")
+    p.set_defaults(handler=_op(lambda c, a, n: c.set_mixed_mode(a.state == "on", now=n)))
+
+    p = add("itl-reset", "utils itl reset localkey|remotekey: ITL signed by CallManager until restart-tftp")
+    p.add_argument("key", choices=("localkey", "remotekey"))
+    p.add_argument("--key-file", type=Path, help="exported recovery key (remotekey)")
+    p.set_defaults(handler=_op(lambda c, a, n: c.itl_reset(a.key, key_file=a.key_file, now=n)))
+
+    p = add("restart-tftp", "TFTP service restart: ITL signed by ITLRecovery again")
+    p.set_defaults(handler=_op(lambda c, a, n: c.restart_tftp(now=n)))
+
+    p = add("restart-tvs", "TVS service restart (logged; a running 'lab serve' restarts its listener)")
+    p.set_defaults(handler=_op(lambda c, a, n: c.restart_tvs(now=n)))
+
+    p = add("ctl-reset", "utils ctl reset localkey: CTL signed by CallManager until ctl-update")
+    p.add_argument("key", choices=("localkey",))
+    p.set_defaults(handler=_op(lambda c, a, n: c.ctl_reset(a.key, now=n)))
+
+    p = add("ctl-update", "utils ctl update CTLFile: CTL signed by ITLRecovery again")
+    p.set_defaults(handler=_op(lambda c, a, n: c.ctl_update(now=n)))
+
+    p = add("rollback", "Prepare Cluster for Rollback to pre-8.0: serve the empty ITL")
+    _onoff(p, "rollback parameter")
+    p.set_defaults(handler=_op(lambda c, a, n: c.set_rollback(a.state == "on", now=n)))
+
+    p = add("add-certs", "add N extra certificates (TVS role) to the ITL, e.g. to cross 64 KB")
+    p.add_argument("--count", type=int, required=True)
+    p.set_defaults(handler=_op(lambda c, a, n: c.add_certs(a.count, now=n)))
+
+    p = add("encryption", "configuration file encryption of a phone on/off")
+    p.add_argument("--mac", required=True, action="append", help="phone MAC (repeatable)")
+    _onoff(p, "encryption")
+    p.add_argument("--mode", choices=("pki", "symmetric"), default="pki")
+    p.add_argument("--symmetric-key", metavar="HEX")
+    p.set_defaults(handler=_op(lambda c, a, n: c.set_encryption(
+        a.mac, a.state == "on", mode=a.mode, symmetric_key=a.symmetric_key, now=n)))
+
+    p = add("signature-algorithm", "TFTP file signature algorithm (enterprise parameter)")
+    p.add_argument("hash", choices=("sha1", "sha512"))
+    p.set_defaults(handler=_op(lambda c, a, n: c.set_signature_algorithm(a.hash, now=n)))
+
+    p = add("upgraded", "mark the cluster upgraded (5-year ITLRecovery from the next regeneration)")
+    _onoff(p, "upgraded flag")
+    p.add_argument("--years", type=int)
+    p.set_defaults(handler=_op(lambda c, a, n: c.set_upgraded(a.state == "on", years=a.years, now=n)))
+
+    p = add("exchange", "bulk certificate exchange with another lab cluster (each TVS vouches for the other)")
+    p.add_argument("other", type=Path, metavar="OTHER_DIR")
+    p.set_defaults(handler=_op(lambda c, a, n: c.exchange_certificates(a.other, now=n)))
+
+    p = add("tamper", "flip one byte of a served file until the next rebuild")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--offset", type=int, help="byte offset (default: last byte; negative from the end)")
+    p.set_defaults(handler=_op(lambda c, a, n: f"flipped byte {c.tamper(a.file, offset=a.offset, now=n)} "
+                               f"of {a.file}"))
+
+    p = add("sbd", "Security By Default for the default config (on: also serve XmlDefault.cnf.xml.sgn)")
+    _onoff(p, "SBD")
+    p.set_defaults(handler=_op(lambda c, a, n: c.set_sbd(a.state == "on", now=n)))
+
+    p = add("autoregistration", "serve the default config XmlDefault.cnf.xml(.sgn) or not")
+    _onoff(p, "autoregistration")
+    p.set_defaults(handler=_op(lambda c, a, n: c.set_autoregistration(a.state == "on", now=n)))
+
+    p = add("tvs-ttl", "TTL TVS returns with its answers (seconds)")
+    p.add_argument("seconds", type=int)
+    p.set_defaults(handler=_op(lambda c, a, n: c.set_tvs_ttl(a.seconds, now=n)))
+
+    p = add("load", "name a firmware load in loadInformation (cluster-wide or --mac)")
+    p.add_argument("name")
+    p.add_argument("--mac", action="append", default=[])
+    p.add_argument("--tamper", action="store_true", help="serve the load with a broken signature")
+    p.set_defaults(handler=_op(lambda c, a, n: c.set_load(a.name, macs=a.mac, tamper=a.tamper, now=n)))
+
+    p = add("capf", "set a pending CAPF operation on phones")
+    p.add_argument("operation", choices=("install", "fetch", "delete", "none"))
+    p.add_argument("--mac", required=True, action="append")
+    p.add_argument("--auth-mode", type=int, choices=range(5), metavar="0..4")
+    p.add_argument("--auth-string", metavar="DIGITS")
+    p.add_argument("--lsc-key", metavar="SPEC")
+    p.set_defaults(handler=_op(lambda c, a, n: c.set_capf(
+        a.mac, a.operation, auth_mode=a.auth_mode, auth_string=a.auth_string, key=a.lsc_key, now=n)))
+
+    p = add("itlrecovery", "export or import the ITLRecovery key (stand-in for ITLRecovery.p12)")
+    p.add_argument("action", choices=("export", "import"))
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.set_defaults(handler=_op(_itlrecovery))
+
+    p = add("clock", "advance the lab clock")
+    p.add_argument("--advance", type=int, required=True, metavar="SECONDS")
+    p.set_defaults(handler=_op(lambda c, a, n: c.advance_clock(a.advance)))
+
+    _register_serve(ops)
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _init(args: argparse.Namespace) -> int:
+    cluster = LabCluster.init(args.dir, seed=args.seed, name=args.name, host=args.host, nodes=args.nodes,
+                              itlrecovery_years=args.itlrecovery_years, upgraded=args.upgraded,
+                              key_spec=args.key, load=args.load, now=args.now, https_key=args.https_key)
+    s = cluster.summary()
+    print(f"lab cluster {s['name']!r} created in {args.dir} (seed {s['seed']}, {s['nodes']} node(s), "
+          f"ITLRecovery {s['itlrecovery_years']} years)")
+    print(f"ITL md5 {s['itl_md5']}  {s['files']} served files in {args.dir / 'tftp'}")
+    return 0
+
+
+def _phone_add(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
+    c.add_phone(a.mac, model=a.model, encrypt=a.encrypt, symmetric_key=a.symmetric_key,
+                capf_operation=a.capf, capf_auth_mode=a.auth_mode, auth_string=a.auth_string,
+                lsc_key=a.lsc_key, now=now)
+    mac = a.mac.replace(":", "").replace("-", "").replace(".", "").upper()
+    return f"phone {mac}: MIC in {c.phone_dir(mac)}/mic.pem (key mic.key, 0600)"
+
+
+def _itlrecovery(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
+    if a.action == "export":
+        c.export_itlrecovery(a.file)
+        return f"ITLRecovery certificate and key written to {a.file} (0600)"
+    c.import_itlrecovery(a.file, now=now)
+    return f"ITLRecovery replaced from {a.file}"
+
+
+def _show(args: argparse.Namespace) -> int:
+    cluster = LabCluster.open(args.dir)
+    s = cluster.summary()
+    if args.json:
+        print(json.dumps(s, indent=2, sort_keys=True))
+    else:
+        for key in ("name", "dir", "host", "seed", "nodes", "generation", "clock", "ports", "mixed_mode",
+                    "itl_signer", "ctl_signer", "rollback", "extra_certs", "signature_algorithm",
+                    "upgraded", "itlrecovery_years", "sbd", "autoregistration", "tvs_ttl", "load",
+                    "tvs_trust"):
+            print(f"{key + ':':<22}{s[key]}")
+        print(f"{'ITL:':<22}{s['itl_length']} bytes  md5 {s['itl_md5']}  sha1 {s['itl_sha1']}")
+        if s["ctl"]:
+            print(f"{'CTL:':<22}md5 {s['ctl_md5']}  sha1 {s['ctl_sha1']}")
+        else:
+            print(f"{'CTL:':<22}none (not in mixed mode)")
+        for mac, ph in s["phones"].items():
+            print(f"phone {mac}: model {ph['model']}, encrypt {ph['encrypt'] or 'off'}, "
+                  f"capf {ph['capf'] or '-'}, LSC {'yes' if ph['lsc'] else 'no'}")
+        if s["tampered"]:
+            print(f"{'tampered:':<22}{s['tampered']}")
+    if args.files:
+        for name, data in sorted(cluster.files().items()):
+            print(f"{len(data):>8}  {name}")
+    if args.log:
+        for e in cluster.state.log:
+            print(f"{e.time}  gen {e.generation:<4} {e.op} {json.dumps(e.args, sort_keys=True)}")
+    if args.itl:
+        print(cluster.show_itl(), end="")
+    if args.ctl:
+        print(cluster.show_ctl(), end="")
+    return 0
+
+
+def _register_serve(ops: Any) -> None:
+    """``lab serve`` comes from :mod:`phoneemu.commands.lab_serve` (the servers' own module) when present."""
+    try:
+        module = importlib.import_module("phoneemu.commands.lab_serve")
+    except ModuleNotFoundError as exc:
+        if exc.name != "phoneemu.commands.lab_serve":
+            raise
+        return
+    module.register_serve(ops)

@@ -1,0 +1,1205 @@
+"""The lab cluster: a CUCM stand-in that builds, signs and serves the files phones download.
+
+Served files (rebuilt from the state after every change, spec §B.5, §B.7, §C, §G, §H.5, §H.6):
+
+* ``ITLFile.tlv``: ITLRecovery (SAST), the TFTP node's CallManager cert (CCM+TFTP and SAST), every
+  TVS cert (TVS), the CAPF cert (CAPF), plus the bulk "extra" certificates (TVS role, see
+  :meth:`LabCluster.add_certs`). Signed by ITLRecovery; by the CallManager key between
+  ``itl reset`` and :meth:`LabCluster.restart_tftp` (spec §G.7).
+* Rollback ("Prepare Cluster for Rollback to pre-8.0", spec §B.7 [UNK] → our convention shared with
+  ``formats.trustlist.rollback_records``): TVS and CCM/TFTP/CCM+TFTP records reduced to
+  RECORD_LENGTH + DNS_NAME + ROLE + IP_ADDRESS, SAST and CAPF intact, signed by the usual signer.
+* ``CTLFile.tlv`` once mixed mode was turned on: SAST ITLRecovery + SAST CallManager, CCM+TFTP per
+  node, CAPF; signed by ITLRecovery, by CallManager after ``ctl reset localkey`` until ``ctl update``.
+  Mixed mode off (non-secure): the CTL stays with its CCM+TFTP records emptied (spec §B.5).
+* ``ITLSEP<MAC>.tlv`` / ``CTLSEP<MAC>.tlv``: the same bytes (internal filename ``ITLFile.tlv`` /
+  ``CTLFile.tlv``). :meth:`LabCluster.files` lists them for known phones; :meth:`LabCluster.get`
+  answers them for any MAC (spec §H.6).
+* ``SEP<MAC>.cnf.xml`` and ``.cnf.xml.sgn`` (TVS and CAPF servers with the cluster host and the
+  ports in the state). Encryption PKI: ``.cnf.xml.enc.sgn`` wrapped to the phone's LSC if it has one,
+  else its MIC, and the stub (``fullConfig=false``, ``certHash`` = MD5 of that certificate) as
+  ``.cnf.xml.sgn`` and ``.cnf.xml`` (spec §C.3, §C.4). Symmetric: ``.cnf.xml.enc.sgn`` only.
+* ``XmlDefault.cnf.xml`` (unsigned, for phones without Security By Default) and, with SBD on,
+  ``XmlDefault.cnf.xml.sgn`` (spec §G.10); absent when autoregistration is off.
+* ``<load>.loads`` firmware for every load named by ``loadInformation`` (signed by the image-signing
+  identity, SHA-512), and the static ``g3-tones.xml`` / ``AppDialRules.xml`` with ``.sgn`` twins.
+
+All files are signed with the state's TFTP signature algorithm (SHA-1 or SHA-512 enterprise
+parameter), except firmware (SHA-512). File timestamps are the lab clock.
+
+Lab conveniences (ours): the MIC key of each phone is kept in ``DIR/phones/<MAC>/mic.key`` (0600)
+with ``mic.pem`` so an emulated phone can be provisioned with it — a real MIC key never leaves the
+phone. LSCs issued by CAPF are recorded in ``DIR/phones/<MAC>/lsc.pem``.
+
+Tampering (:meth:`LabCluster.tamper`) flips one byte of a served file until the next rebuild;
+tampering ``ITLFile.tlv`` / ``CTLFile.tlv`` also tampers the per-device copies (same file).
+
+Our conventions where the spec is silent ([UNK]/[INF]):
+
+* Rebuilds: a cluster-wide change re-signs every file (timestamp = lab clock); a change to one
+  phone (add, encryption, CAPF, LSC) rebuilds only that phone's files, as CUCM re-signs device files
+  when their data changes (spec §C.1).
+* TVS vouches for (roles): ITLRecovery (SAST), each CallManager (SAST, CCM+TFTP), each TVS (TVS),
+  CAPF (CAPF), the extra certificates (TVS), the HTTPS identity (TFTP), and after a bulk exchange the
+  peer's ITLRecovery and CallManager certificates (SAST, TFTP; spec §G.6). TTL from the state
+  (86 400 s default, spec §H.2).
+* ``itl reset remotekey`` first restores the ITLRecovery identity from the exported key file, then
+  behaves like ``localkey`` (ITL signed by CallManager until ``restart_tftp``).
+* ``upgraded`` changes the ITLRecovery validity used by the next regeneration (5 or 20 years);
+  CUCM carries the existing certificate over an upgrade (spec §G.8).
+* ``add_certs`` extra certificates carry role TVS: CUCM lists every TVS certificate of the cluster
+  in the ITL, so they stand for the TVS certificates of a large cluster. They share one key.
+* ``SEP<MAC>.cnf.xml.enc.sgn`` (PKI) is never byte-identical between runs, even seeded: the RSA
+  PKCS#1 v1.5 key wrap pads with fresh randomness. Every other file is deterministic when seeded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import ipaddress
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from cryptography import x509
+
+from phoneemu.crypto import certs, keys
+from phoneemu.crypto.keys import KeySpec, PrivateKey, PublicKey
+from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError, VerificationError, VerifyReason
+from phoneemu.formats import config, encrypted, firmware, signed, trustlist
+from phoneemu.formats.trustlist import Role, TrustRecord
+from phoneemu.lab.pki import Identity, LabPki, cert_pem, node_identity
+from phoneemu.lab.state import (
+    ClusterState,
+    LogEntry,
+    PhoneState,
+    TrustedCert,
+    load_state,
+    save_state,
+)
+from phoneemu.protocols.tvs import TvsEntry
+
+__all__ = [
+    "ADMIN_OPERATIONS",
+    "CapfPending",
+    "LabCluster",
+]
+
+_TRUST_DEVICE_RE = re.compile(r"(ITL|CTL)SEP([0-9A-F]{12})\.tlv")
+_STATIC_FILES = {
+    "g3-tones.xml": b'<?xml version="1.0" encoding="UTF-8"?>\n'
+                    b'<tones><tone name="dial" freq="350,440"/></tones>\n',
+    "AppDialRules.xml": b'<?xml version="1.0" encoding="UTF-8"?>\n<DialRules></DialRules>\n',
+}
+_FIRMWARE_SIZE = 8192
+_CAPF_OPERATIONS = ("install", "fetch", "delete")
+_ENCRYPT_MODES = ("pki", "symmetric")
+_HASHES = {"sha1": 1, "sha-1": 1, "1": 1, "sha512": 3, "sha-512": 3, "3": 3}
+_REGENERATABLE = ("callmanager", "tvs", "itlrecovery", "capf")
+
+#: Admin operation names accepted by :meth:`LabCluster.apply` (same names as the CLI and scenarios).
+ADMIN_OPERATIONS = (
+    "regenerate", "mixed-mode", "itl-reset", "restart-tftp", "restart-tvs", "ctl-reset", "ctl-update",
+    "rollback", "add-certs", "encryption", "signature-algorithm", "exchange", "load", "capf",
+    "autoregistration", "tvs-ttl", "sbd", "upgraded", "tamper", "ports", "clock",
+)
+
+Now = dt.datetime | int | float | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CapfPending:
+    """A CAPF operation waiting for phone ``mac`` (what the CAPF server should do, spec §F)."""
+
+    mac: str
+    operation: str
+    auth_mode: int
+    auth_string: str
+    key_type: str
+    key_size: int
+    curve: str
+
+
+def _unix(now: Now) -> int | None:
+    if now is None:
+        return None
+    if isinstance(now, dt.datetime):
+        return int(now.timestamp())
+    return int(now)
+
+
+def _bool(value: Any, what: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("on", "true", "yes", "1", "off", "false", "no", "0"):
+        return value.lower() in ("on", "true", "yes", "1")
+    raise EncodeError(f"{what} must be on/off, got {value!r}", path=what)
+
+
+def _mac(text: str) -> str:
+    return config.normalise_mac(text)
+
+
+def _ip(host: str) -> str | None:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return host
+
+
+def _flip(data: bytes, offset: int | None) -> tuple[bytes, int]:
+    if not data:
+        raise EncodeError("cannot tamper an empty file", path="tamper")
+    off = len(data) - 1 if offset is None else offset
+    if off < 0:
+        off += len(data)
+    if not 0 <= off < len(data):
+        raise EncodeError(f"offset {offset} outside the file (0..{len(data) - 1})", path="tamper.offset")
+    buf = bytearray(data)
+    buf[off] ^= 0xFF
+    return bytes(buf), off
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+class LabCluster:
+    """One lab cluster rooted at a directory; use :meth:`init` or :meth:`open`."""
+
+    def __init__(self, root: Path, state: ClusterState, pki: LabPki) -> None:
+        self.root = Path(root)
+        self.state = state
+        self.pki = pki
+        self._files: dict[str, bytes] = {}
+        self._tvs: list[tuple[bytes, str, int, str, tuple[int, ...]]] = []
+        self._rand_counter = 0
+        self._mtime: tuple[int, int, int] = (0, 0, 0)
+
+    # ============================================================== creation
+    @classmethod
+    def init(
+        cls,
+        root: str | Path,
+        *,
+        seed: int | None = None,
+        name: str = "lab",
+        host: str = "127.0.0.1",
+        nodes: int = 1,
+        itlrecovery_years: int | None = None,
+        upgraded: bool = False,
+        key_spec: KeySpec | str = "rsa2048",
+        key: str | None = None,
+        now: Now = None,
+        tvs_ttl: int = 86400,
+        sbd: bool = True,
+        load: str | None = None,
+        autoregistration: bool = True,
+        https_key: str | None = None,
+    ) -> LabCluster:
+        """Create a cluster in ``root`` (which must not hold one yet).
+
+        ``itlrecovery_years`` defaults to 20 (fresh) or 5 (``upgraded``), spec §G.8. ``key`` is an
+        alias of ``key_spec`` (scenario option name). ``now`` defaults to the lab epoch when seeded,
+        else the real time; it becomes the lab clock. ``https_key`` (e.g. ``ec-p256``) adds the HTTPS
+        (6971) provisioning identity ``tftp-https``: an EC record with role TFTP in the ITL, which is
+        then written with SIGNER_VERSION 1.1 (spec §G.5, §A.6).
+        """
+        root = Path(root)
+        if (root / "cluster.json").exists():
+            raise PhoneEmuError(f"{root} already holds a lab cluster", path=str(root))
+        spec = KeySpec.parse(key) if key is not None else (
+            KeySpec.parse(key_spec) if isinstance(key_spec, str) else key_spec)
+        if spec.kind != "rsa":
+            raise EncodeError("cluster file signers must be RSA (spec §G.5)", path="key_spec")
+        if not 1 <= nodes <= 8:
+            raise EncodeError(f"nodes must be 1..8, got {nodes}", path="nodes")
+        years = itlrecovery_years if itlrecovery_years is not None else (5 if upgraded else 20)
+        if not 1 <= years <= 30:
+            raise EncodeError(f"ITLRecovery validity {years} years outside 1..30", path="itlrecovery_years")
+        if not name or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,31}", name):
+            raise EncodeError(f"cluster name {name!r}: letters, digits, . _ - (max 32)", path="name")
+        if not 1 <= tvs_ttl <= 2_592_000:
+            raise EncodeError(f"TVS TTL {tvs_ttl} outside 1..2592000 s (spec §H.2)", path="tvs_ttl")
+        if load is not None:
+            firmware.loads_file_name(load)
+        https_spec = KeySpec.parse(https_key) if https_key is not None else None
+        start = _unix(now)
+        if start is None:
+            start = int(dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp()) if seed is not None \
+                else int(time.time())
+        state = ClusterState(name=name, host=host, seed=seed, key_spec=str(spec), nodes=nodes,
+                             itlrecovery_years=years, upgraded=upgraded, clock=start, tvs_ttl=tvs_ttl,
+                             sbd=sbd, load=load, autoregistration=autoregistration,
+                             https_key=str(https_spec) if https_spec is not None else None)
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "private").mkdir(mode=0o700, exist_ok=True)
+        pki = LabPki(root, seed=seed, key_spec=spec, cluster_name=name)
+        for ident in cls._core_names(nodes):
+            years_for = years if ident == "itlrecovery" else None
+            pki.create(ident, now=start, generation=0, years=years_for)
+            state.identity_generations[ident] = 0
+        if https_spec is not None:
+            pki.create("tftp-https", now=start, generation=0, spec=https_spec)
+            state.identity_generations["tftp-https"] = 0
+        cluster = cls(root, state, pki)
+        cluster._commit("init", {"seed": seed, "name": name, "host": host, "nodes": nodes,
+                                 "itlrecovery_years": years, "key": str(spec)}, None, bump=False)
+        return cluster
+
+    @staticmethod
+    def _core_names(nodes: int) -> list[str]:
+        names = ["itlrecovery", "capf", "mfgca", "imagesigning"]
+        for n in range(1, nodes + 1):
+            names += [node_identity("callmanager", n), node_identity("tvs", n)]
+        return names
+
+    @classmethod
+    def open(cls, root: str | Path) -> LabCluster:
+        """Open an existing cluster; served files come from ``DIR/tftp`` (rebuilt if missing)."""
+        root = Path(root)
+        state = load_state(root)
+        try:
+            spec = KeySpec.parse(state.key_spec)
+        except EncodeError as exc:
+            raise DecodeError(exc.message, path=f"{root}/cluster.json:key_spec") from None
+        cluster = cls(root, state, LabPki(root, seed=state.seed, key_spec=spec, cluster_name=state.name))
+        tftp = root / "tftp"
+        if tftp.is_dir() and (tftp / "ITLFile.tlv").exists():
+            cluster._files = {p.name: p.read_bytes() for p in sorted(tftp.iterdir())
+                              if p.is_file() and not p.name.startswith(".")}
+            cluster._index_tvs()
+        else:
+            cluster._rebuild()
+        cluster._mtime = cluster._state_mtime()
+        return cluster
+
+    def _state_mtime(self) -> tuple[int, int, int]:
+        """Identity of the saved state: (inode, mtime ns, size); atomic saves change the inode."""
+        try:
+            st = (self.root / "cluster.json").stat()
+        except OSError:
+            return (0, 0, 0)
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def reload_if_changed(self) -> bool:
+        """Re-read state and files when another process (the CLI) changed them; True if reloaded."""
+        if self._state_mtime() == self._mtime:
+            return False
+        fresh = LabCluster.open(self.root)
+        self.state, self.pki, self._files, self._tvs = fresh.state, fresh.pki, fresh._files, fresh._tvs
+        self._mtime = fresh._mtime
+        return True
+
+    # ============================================================== serving
+    def files(self) -> Mapping[str, bytes]:
+        """A snapshot of every served file by name (per-device trust lists of known phones included)."""
+        return dict(self._files)
+
+    def get(self, name: str) -> bytes | None:
+        """The served file ``name`` or None; per-device trust lists are answered for any MAC."""
+        name = name.lstrip("/")
+        hit = self._files.get(name)
+        if hit is not None:
+            return hit
+        m = _TRUST_DEVICE_RE.fullmatch(name)
+        if m:
+            return self._files.get(f"{m.group(1)}File.tlv")
+        return None
+
+    @property
+    def generation(self) -> int:
+        return self.state.generation
+
+    @property
+    def clock(self) -> int:
+        """The lab clock (Unix seconds)."""
+        return self.state.clock
+
+    # ============================================================== identities
+    def identity(self, name: str) -> Identity:
+        return self.pki.get(name)
+
+    def callmanager(self, node: int = 1) -> Identity:
+        return self.pki.get(node_identity("callmanager", node))
+
+    def tvs_identity(self, node: int = 1) -> Identity:
+        return self.pki.get(node_identity("tvs", node))
+
+    def phone_dir(self, mac: str) -> Path:
+        return self.root / "phones" / _mac(mac)
+
+    def phone_identity(self, mac: str) -> tuple[x509.Certificate, PrivateKey]:
+        """The MIC (certificate, key) the lab issued for ``mac`` (lab convenience, see docstring)."""
+        d = self.phone_dir(mac)
+        try:
+            key = keys.load_private_key_pem((d / "mic.key").read_bytes(), source=str(d / "mic.key"))
+            found = certs.load_certs_pem((d / "mic.pem").read_bytes(), source=str(d / "mic.pem"))
+        except FileNotFoundError:
+            raise PhoneEmuError(f"no phone {_mac(mac)} in this cluster (add it with 'lab phone add')",
+                                path="mac") from None
+        if not found:
+            raise DecodeError("no certificate", path=str(d / "mic.pem"))
+        return found[0], key
+
+    def phone_lsc(self, mac: str) -> x509.Certificate | None:
+        path = self.phone_dir(mac) / "lsc.pem"
+        if not path.exists():
+            return None
+        found = certs.load_certs_pem(path.read_bytes(), source=str(path))
+        return found[0] if found else None
+
+    def phone_cert(self, mac: str) -> x509.Certificate:
+        """The certificate encrypted configs are wrapped to: the LSC if recorded, else the MIC."""
+        return self.phone_lsc(mac) or self.phone_identity(mac)[0]
+
+    # ============================================================== phones
+    def add_phone(
+        self,
+        mac: str,
+        *,
+        model: str | None = None,
+        encrypt: str | None = None,
+        symmetric_key: str | None = None,
+        capf_operation: str | None = None,
+        capf_auth_mode: int | str | None = None,
+        auth_string: str | int | None = None,
+        lsc_key: str | None = None,
+        capf: Mapping[str, Any] | None = None,
+        mic: tuple[x509.Certificate, PrivateKey] | None = None,
+        now: Now = None,
+    ) -> None:
+        """Add phone ``mac`` (or update the options given for a known one) and issue its MIC.
+
+        ``capf`` is the scenario form ``{operation, auth_mode, auth_string, key}``. ``mic`` imports an
+        existing MIC instead of issuing one (a phone that moves between lab clusters). Only this
+        phone's files are rebuilt (CUCM re-signs device files when their data changes, spec §C.1).
+        """
+        self.add_phones([mac], model=model, encrypt=encrypt, symmetric_key=symmetric_key,
+                        capf_operation=capf_operation, capf_auth_mode=capf_auth_mode,
+                        auth_string=auth_string, lsc_key=lsc_key, capf=capf, mic=mic, now=now)
+
+    def add_phones(
+        self,
+        macs: Iterable[str],
+        *,
+        model: str | None = None,
+        encrypt: str | None = None,
+        symmetric_key: str | None = None,
+        capf_operation: str | None = None,
+        capf_auth_mode: int | str | None = None,
+        auth_string: str | int | None = None,
+        lsc_key: str | None = None,
+        capf: Mapping[str, Any] | None = None,
+        mic: tuple[x509.Certificate, PrivateKey] | None = None,
+        now: Now = None,
+    ) -> None:
+        """:meth:`add_phone` for many phones with one state write (fleets)."""
+        mac_list = [_mac(m) for m in macs]
+        if mic is not None and len(mac_list) != 1:
+            raise EncodeError("an imported MIC belongs to exactly one phone", path="mic")
+        self._tick(now)
+        added: list[str] = []
+        for mac in mac_list:
+            if self._add_one(mac, model=model, encrypt=encrypt, symmetric_key=symmetric_key,
+                             capf_operation=capf_operation, capf_auth_mode=capf_auth_mode,
+                             auth_string=auth_string, lsc_key=lsc_key, capf=capf, mic=mic):
+                added.append(mac)
+        op = "phone-add" if added else "phone-update"
+        args: dict[str, Any] = {"macs": mac_list} if len(mac_list) != 1 else {"mac": mac_list[0]}
+        args.update(model=model, encrypt=encrypt, capf=capf_operation or (capf or {}).get("operation"))
+        self._commit(op, args, now, phones=mac_list)
+
+    def _add_one(self, mac: str, *, model: str | None, encrypt: str | None, symmetric_key: str | None,
+                 capf_operation: str | None, capf_auth_mode: int | str | None, auth_string: str | int | None,
+                 lsc_key: str | None, capf: Mapping[str, Any] | None,
+                 mic: tuple[x509.Certificate, PrivateKey] | None) -> bool:
+        if capf:
+            capf_operation = capf.get("operation", capf_operation)
+            capf_auth_mode = capf.get("auth_mode", capf_auth_mode)
+            auth_string = capf.get("auth_string", auth_string)
+            lsc_key = capf.get("key", lsc_key)
+        old = self.state.phones.get(mac)
+        new = old is None
+        ph = PhoneState(mac=mac) if old is None else replace(old)
+        if model is not None:
+            ph.model = _model(model)
+        self._set_encryption(ph, encrypt, symmetric_key, explicit=encrypt is not None)
+        self._set_capf(ph, capf_operation, _auth_mode(capf_auth_mode),
+                       None if auth_string is None else str(auth_string), lsc_key)
+        if new or mic is not None:
+            d = self.phone_dir(mac)
+            d.mkdir(parents=True, exist_ok=True)
+            if mic is None:
+                cert, key = self.pki.issue_mic(mac, model=ph.model, now=self.state.clock,
+                                               spec=KeySpec.parse(self.state.key_spec))
+            else:
+                cert, key = mic
+            keys.write_private_key(d / "mic.key", key)
+            _write_atomic(d / "mic.pem", cert_pem(cert))
+        self.state.phones[mac] = ph
+        return new
+
+    def _set_encryption(self, ph: PhoneState, mode: str | None, key: str | None, *, explicit: bool) -> None:
+        if not explicit:
+            if key is not None:
+                ph.symmetric_key = _hex_key(key)
+            return
+        if mode not in _ENCRYPT_MODES:
+            raise EncodeError(f"encryption mode {mode!r} not one of {_ENCRYPT_MODES}", path="encrypt")
+        if key is not None:
+            ph.symmetric_key = _hex_key(key)
+        if mode == "symmetric" and ph.symmetric_key is None:
+            raise EncodeError("symmetric encryption needs a key (32 or 64 hex digits)", path="symmetric_key")
+        ph.encrypt = mode
+
+    def _set_capf(self, ph: PhoneState, operation: str | None, auth_mode: int | None,
+                  auth_string: str | None, lsc_key: str | None) -> None:
+        if lsc_key is not None:
+            spec = KeySpec.parse(lsc_key)
+            ph.lsc_key = str(spec)
+        if auth_string is not None:
+            if not (auth_string.isascii() and auth_string.isdigit() and 4 <= len(auth_string) <= 16):
+                raise EncodeError("authentication string must be 4..16 digits", path="auth_string")
+            ph.auth_string = auth_string
+        if auth_mode is not None:
+            if not isinstance(auth_mode, int) or not 0 <= auth_mode <= 4:
+                raise EncodeError(f"CAPF auth mode {auth_mode!r} not in 0..4 (spec §H.5)", path="auth_mode")
+            ph.capf_auth_mode = auth_mode
+        if operation is not None:
+            if operation in ("none", ""):
+                ph.capf_operation = None
+                return
+            if operation not in _CAPF_OPERATIONS:
+                raise EncodeError(f"CAPF operation {operation!r} not one of {_CAPF_OPERATIONS}",
+                                  path="capf_operation")
+            ph.capf_operation = operation
+            if auth_mode is None and ph.capf_auth_mode == 0:
+                ph.capf_auth_mode = 1 if ph.auth_string else 2
+        if ph.capf_auth_mode == 1 and ph.capf_operation and not ph.auth_string:
+            raise EncodeError("CAPF auth mode 1 (authentication string) needs --auth-string",
+                              path="auth_string")
+
+    def _phone(self, mac: str) -> PhoneState:
+        ph = self.state.phones.get(_mac(mac))
+        if ph is None:
+            raise PhoneEmuError(f"no phone {_mac(mac)} in this cluster (add it with 'lab phone add')",
+                                path="mac")
+        return ph
+
+    # --- CAPF (used by the CAPF server) --------------------------------------------------------
+    def capf_pending(self, mac: str) -> CapfPending | None:
+        ph = self.state.phones.get(_mac(mac))
+        if ph is None or ph.capf_operation is None:
+            return None
+        spec = KeySpec.parse(ph.lsc_key)
+        return CapfPending(mac=ph.mac, operation=ph.capf_operation, auth_mode=ph.capf_auth_mode,
+                           auth_string=ph.auth_string or "", key_type=spec.kind, key_size=spec.bits,
+                           curve=spec.curve)
+
+    def issue_lsc(self, device_name: str, public_key: bytes | PublicKey, *, now: Now = None,
+                  days: int = 365) -> bytes:
+        """LSC DER for ``device_name`` signed by CAPF (spec §F.9), matching ``protocols.capf.IssueLsc``."""
+        when = _unix(now)
+        if when is None:
+            when = self.state.clock
+        return certs.cert_der(self.pki.issue_lsc(device_name, public_key, now=when, days=days))
+
+    def verify_device_cert(self, cert: x509.Certificate, cert_type: int) -> None:
+        """CAPF: an LSC must chain to CAPF, a MIC to the manufacturing CA (``CertType`` 1/2)."""
+        if cert_type == 1:
+            self.pki.verify_issued(cert, "capf", what="LSC")
+        elif cert_type == 2:
+            self.pki.verify_issued(cert, "mfgca", what="MIC")
+        else:
+            raise VerificationError(f"unknown certificate type {cert_type}", reason=VerifyReason.OTHER)
+
+    def record_lsc(self, mac: str, cert: x509.Certificate | bytes | None, *, now: Now = None) -> None:
+        """Record the LSC CAPF issued to ``mac`` (None = deleted) and clear the pending operation."""
+        ph = self._phone(mac)
+        path = self.phone_dir(ph.mac) / "lsc.pem"
+        if cert is None:
+            path.unlink(missing_ok=True)
+            ph.has_lsc = False
+        else:
+            c = certs.load_cert_der(cert) if isinstance(cert, bytes) else cert
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomic(path, cert_pem(c))
+            ph.has_lsc = True
+        ph.capf_operation = None
+        self._commit("capf-lsc", {"mac": ph.mac, "lsc": cert is not None}, now, phones=[ph.mac])
+
+    def capf_done(self, mac: str, *, now: Now = None) -> None:
+        """Clear the pending CAPF operation of ``mac`` (fetch finished, or delete done)."""
+        ph = self._phone(mac)
+        if ph.capf_operation == "delete":
+            (self.phone_dir(ph.mac) / "lsc.pem").unlink(missing_ok=True)
+            ph.has_lsc = False
+        ph.capf_operation = None
+        self._commit("capf-done", {"mac": ph.mac}, now, phones=[ph.mac])
+
+    # ============================================================== TVS
+    def tvs_lookup(self, key: bytes | tuple[str, bytes, str]) -> TvsEntry | None:
+        """What TVS vouches for: VERIFY by certificate DER, QUERY by (issuer, serial, subject)."""
+        if isinstance(key, bytes):
+            for der, _iss, _ser, _sub, roles in self._tvs:
+                if der == key:
+                    return TvsEntry(cert_der=der, roles=roles, ttl=self.state.tvs_ttl)
+            return None
+        issuer, serial, subject = key
+        want_iss = certs.normalise_dn(issuer)
+        want_ser = certs.serial_from_bytes(serial)
+        want_sub = certs.normalise_dn(subject) if subject else ""
+        for der, iss, ser, sub, roles in self._tvs:
+            if iss == want_iss and ser == want_ser and (not want_sub or sub == want_sub):
+                return TvsEntry(cert_der=der, roles=roles, ttl=self.state.tvs_ttl)
+        return None
+
+    def tvs_trusted(self) -> list[tuple[x509.Certificate, tuple[int, ...]]]:
+        """(certificate, roles) for everything TVS vouches for."""
+        return [(certs.load_cert_der(der), roles) for der, *_rest, roles in self._tvs]
+
+    def _tvs_entries(self) -> list[tuple[Identity | x509.Certificate, tuple[int, ...]]]:
+        out: list[tuple[Identity | x509.Certificate, tuple[int, ...]]] = [
+            (self.pki.get("itlrecovery"), (Role.SAST,)), (self.pki.get("capf"), (Role.CAPF,))]
+        for n in range(1, self.state.nodes + 1):
+            out.append((self.callmanager(n), (Role.SAST, Role.CCM_TFTP)))
+            out.append((self.tvs_identity(n), (Role.TVS,)))
+        out += [(self.pki.get(f"extra-{i}"), (Role.TVS,)) for i in range(1, self.state.extra_certs + 1)]
+        if self.state.https_key is not None:
+            out.append((self.pki.get("tftp-https"), (Role.TFTP,)))
+        for t in self.state.tvs_trust:
+            found = certs.load_certs_pem(t.pem.encode(), source="tvs_trust")
+            out += [(c, tuple(t.roles)) for c in found]
+        return out
+
+    def _index_tvs(self) -> None:
+        index = []
+        for item, roles in self._tvs_entries():
+            cert = item.cert if isinstance(item, Identity) else item
+            index.append((certs.cert_der(cert), certs.normalise_dn(certs.dn_text(cert.issuer)),
+                          cert.serial_number, certs.normalise_dn(certs.dn_text(cert.subject)), roles))
+        self._tvs = index
+
+    # ============================================================== admin operations (spec §G)
+    def regenerate(self, cert: str, *, now: Now = None) -> None:
+        """Regenerate an identity (``callmanager``, ``tvs``, ``itlrecovery``, ``capf``, or ``tvs-2`` ...)."""
+        base = cert.split("-", 1)[0]
+        valid = set(self._core_names(self.state.nodes)) - {"mfgca", "imagesigning"}
+        if base not in _REGENERATABLE or cert not in valid:
+            raise EncodeError(f"cannot regenerate {cert!r}; one of {sorted(valid)}", path="cert")
+        self._tick(now)
+        gen = self.state.identity_generations.get(cert, 0) + 1
+        years = self.state.itlrecovery_years if cert == "itlrecovery" else None
+        self.pki.forget(cert)
+        self.pki.create(cert, now=self.state.clock, generation=gen, years=years)
+        self.state.identity_generations[cert] = gen
+        self._commit("regenerate", {"cert": cert, "identity_generation": gen}, now)
+
+    def set_mixed_mode(self, on: bool, *, now: Now = None) -> None:
+        """Mixed mode on creates/serves the CTL; off keeps it with CCM+TFTP records emptied (§B.5)."""
+        if on:
+            self.state.ctl_exists = True
+        elif not self.state.ctl_exists:
+            raise PhoneEmuError("the cluster has never been in mixed mode (no CTL to make non-secure)")
+        self.state.mixed_mode = on
+        self._commit("mixed-mode", {"on": on}, now)
+
+    def itl_reset(self, key: str = "localkey", *, key_file: str | Path | None = None,
+                  now: Now = None) -> None:
+        """``utils itl reset localkey|remotekey`` (§G.7): the ITL is signed by the CallManager key until
+        :meth:`restart_tftp`. ``remotekey`` first restores the ITLRecovery identity from ``key_file``
+        (made by :meth:`export_itlrecovery`)."""
+        if key not in ("localkey", "remotekey"):
+            raise EncodeError(f"itl reset {key!r}: localkey or remotekey", path="key")
+        if key == "remotekey":
+            if key_file is None:
+                raise EncodeError("itl reset remotekey needs the exported recovery key file", path="key_file")
+            ident = LabPki.read_identity_file(Path(key_file), "itlrecovery")
+            self.pki.store(ident)
+        self.state.itl_signer = "callmanager"
+        self._commit("itl-reset", {"key": key}, now)
+
+    def restart_tftp(self, *, now: Now = None) -> None:
+        """TFTP service restart: the ITL is signed by ITLRecovery again (§G.7)."""
+        self.state.itl_signer = "itlrecovery"
+        self._commit("restart-tftp", {}, now)
+
+    def restart_tvs(self, *, now: Now = None) -> None:
+        """TVS restart: nothing served changes (the servers layer restarts the listener)."""
+        self._commit("restart-tvs", {}, now)
+
+    def ctl_reset(self, key: str = "localkey", *, now: Now = None) -> None:
+        """``utils ctl reset localkey``: the CTL is signed by the CallManager key until ``ctl update``."""
+        if key != "localkey":
+            raise EncodeError(f"ctl reset {key!r}: only localkey", path="key")
+        if not self.state.ctl_exists:
+            raise PhoneEmuError("no CTL: turn mixed mode on first")
+        self.state.ctl_signer = "callmanager"
+        self._commit("ctl-reset", {"key": key}, now)
+
+    def ctl_update(self, *, now: Now = None) -> None:
+        """``utils ctl update CTLFile``: re-sign the CTL with ITLRecovery."""
+        if not self.state.ctl_exists:
+            raise PhoneEmuError("no CTL: turn mixed mode on first")
+        self.state.ctl_signer = "itlrecovery"
+        self._commit("ctl-update", {}, now)
+
+    def set_rollback(self, on: bool, *, now: Now = None) -> None:
+        """Prepare Cluster for Rollback to pre-8.0: serve the empty ITL (§B.7, our convention)."""
+        self.state.rollback = on
+        self._commit("rollback", {"on": on}, now)
+
+    def add_certs(self, count: int, *, now: Now = None) -> None:
+        """Add ``count`` extra certificates to the ITL (and to TVS) with role TVS.
+
+        CUCM lists every TVS certificate of the cluster in the ITL, so a large cluster grows the
+        ITL by one TVS record per node; that is what these stand for. They share one key (only the
+        record size matters: crossing 64 KB / ~39 certificates, spec §B.5) but are distinct
+        certificates with their own subject and serial.
+        """
+        if not isinstance(count, int) or not 1 <= count <= 200:
+            raise EncodeError(f"count must be 1..200, got {count!r}", path="count")
+        self._tick(now)
+        start = self.state.extra_certs
+        for i in range(start + 1, start + count + 1):
+            name = f"extra-{i}"
+            self.pki.create(name, now=self.state.clock, generation=0,
+                            shared_key_of=None if i == 1 else "extra-1")
+            self.state.identity_generations[name] = 0
+        self.state.extra_certs = start + count
+        self._commit("add-certs", {"count": count, "total": self.state.extra_certs}, now)
+
+    def set_encryption(self, macs: Iterable[str], on: bool, *, mode: str = "pki",
+                       symmetric_key: str | None = None, now: Now = None) -> None:
+        """Configuration file encryption per phone (§C.3-C.5)."""
+        macs = [_mac(m) for m in macs]
+        if not macs:
+            raise EncodeError("no phone given", path="macs")
+        updated = {}
+        for mac in macs:
+            ph = replace(self._phone(mac))
+            if on:
+                self._set_encryption(ph, mode, symmetric_key, explicit=True)
+            else:
+                ph.encrypt = None
+            updated[mac] = ph
+        self.state.phones.update(updated)
+        self._commit("encryption", {"macs": macs, "on": on, "mode": mode if on else None}, now, phones=macs)
+
+    def set_signature_algorithm(self, hash_name: str | int, *, now: Now = None) -> None:
+        """TFTP file signature algorithm enterprise parameter: SHA-1 or SHA-512 (§A.4 codes 1/3)."""
+        code = _HASHES.get(str(hash_name).lower())
+        if code is None:
+            raise EncodeError(f"signature algorithm {hash_name!r}: sha1 or sha512", path="hash")
+        self.state.hash_alg = code
+        self._commit("signature-algorithm", {"hash": "sha1" if code == 1 else "sha512"}, now)
+
+    def set_upgraded(self, on: bool, *, years: int | None = None, now: Now = None) -> None:
+        """Mark the cluster as upgraded (5-year ITLRecovery) or fresh (20 years), spec §G.8.
+
+        The validity applies from the next ITLRecovery regeneration (CUCM carries the certificate over).
+        """
+        self.state.upgraded = on
+        self.state.itlrecovery_years = years if years is not None else (5 if on else 20)
+        self._commit("upgraded", {"on": on, "years": self.state.itlrecovery_years}, now)
+
+    def exchange_certificates(self, other: LabCluster | str | Path, *, now: Now = None) -> None:
+        """Bulk certificate exchange (§G.6): each TVS then vouches for the other's CallManager and
+        ITLRecovery certificates with roles SAST + TFTP."""
+        peer = other if isinstance(other, LabCluster) else LabCluster.open(other)
+        if peer.root.resolve() == self.root.resolve():
+            raise PhoneEmuError("cannot exchange certificates with the same cluster")
+        a_certs = self._exported_certs()
+        b_certs = peer._exported_certs()
+        peer._import_trust(b_certs_source=self.state.name, found=a_certs, now=now)
+        self._import_trust(b_certs_source=peer.state.name, found=b_certs, now=now)
+
+    def _exported_certs(self) -> list[x509.Certificate]:
+        out = [self.pki.get("itlrecovery").cert]
+        out += [self.callmanager(n).cert for n in range(1, self.state.nodes + 1)]
+        return out
+
+    def _import_trust(self, *, b_certs_source: str, found: list[x509.Certificate], now: Now) -> None:
+        have = {t.pem for t in self.state.tvs_trust}
+        added = 0
+        for cert in found:
+            pem = cert_pem(cert).decode()
+            if pem not in have:
+                self.state.tvs_trust.append(TrustedCert(pem=pem, roles=[int(Role.SAST), int(Role.TFTP)],
+                                                        source=b_certs_source))
+                added += 1
+        self._commit("exchange", {"with": b_certs_source, "added": added}, now)
+
+    def tamper(self, name: str, *, offset: int | None = None, now: Now = None) -> int:
+        """Flip one byte (default: the last) of served file ``name`` until the next rebuild."""
+        data = self.get(name)
+        if data is None:
+            raise PhoneEmuError(f"no served file {name!r}", path="tamper")
+        tampered, off = _flip(data, offset)
+        targets = [name]
+        if name in ("ITLFile.tlv", "CTLFile.tlv"):
+            prefix = name[:3] + "SEP"
+            targets += [n for n in self._files if n.startswith(prefix)]
+        for t in targets:
+            self._files[t] = tampered
+            self.state.tampered[t] = off
+            self._write_served(t, tampered)
+        self._tick(now)
+        self.state.log.append(LogEntry(time=self.state.clock, generation=self.state.generation,
+                                       op="tamper", args={"file": name, "offset": off}))
+        save_state(self.root, self.state)
+        self._mtime = self._state_mtime()
+        return off
+
+    def set_sbd(self, on: bool, *, now: Now = None) -> None:
+        """Security By Default for the default config: on = also serve ``XmlDefault.cnf.xml.sgn``."""
+        self.state.sbd = on
+        self._commit("sbd", {"on": on}, now)
+
+    def set_autoregistration(self, on: bool, *, now: Now = None) -> None:
+        self.state.autoregistration = on
+        self._commit("autoregistration", {"on": on}, now)
+
+    def set_tvs_ttl(self, seconds: int, *, now: Now = None) -> None:
+        if not isinstance(seconds, int) or not 1 <= seconds <= 2_592_000:
+            raise EncodeError(f"TVS TTL {seconds!r} outside 1..2592000 s (spec §H.2)", path="seconds")
+        self.state.tvs_ttl = seconds
+        self._commit("tvs-ttl", {"seconds": seconds}, now)
+
+    def set_load(self, name: str, *, macs: Iterable[str] = (), tamper: bool = False, now: Now = None) -> None:
+        """Name firmware ``name`` in ``loadInformation`` (cluster-wide, or for ``macs``); ``tamper`` serves
+        a load whose signature does not verify (persistently, unlike :meth:`tamper`)."""
+        firmware.loads_file_name(name)
+        macs = [_mac(m) for m in macs]
+        for mac in macs:
+            self._phone(mac).load = name
+        if not macs:
+            self.state.load = name
+        self.state.loads[name] = bool(tamper)
+        self._commit("load", {"name": name, "macs": macs, "tamper": bool(tamper)}, now)
+
+    def set_capf(self, macs: Iterable[str], operation: str, *, auth_mode: int | str | None = None,
+                 auth_string: str | int | None = None, key: str | None = None, now: Now = None) -> None:
+        """Set a pending CAPF operation (install/fetch/delete/none) on phones (spec §F)."""
+        macs = [_mac(m) for m in macs]
+        if not macs:
+            raise EncodeError("no phone given", path="macs")
+        updated = {}
+        for mac in macs:
+            ph = replace(self._phone(mac))
+            self._set_capf(ph, operation, _auth_mode(auth_mode),
+                           None if auth_string is None else str(auth_string), key)
+            updated[mac] = ph
+        self.state.phones.update(updated)
+        self._commit("capf", {"macs": macs, "operation": operation, "auth_mode": auth_mode}, now, phones=macs)
+
+    def set_ports(self, *, now: Now = None, **ports: int) -> None:
+        """Record the ports the servers really listen on (configs name them, spec §H.5)."""
+        changed = False
+        for svc, port in ports.items():
+            if svc not in ("tftp", "http", "tvs", "capf"):
+                raise EncodeError(f"unknown service {svc!r}", path="ports")
+            if not isinstance(port, int) or not 0 < port < 65536:
+                raise EncodeError(f"port {port!r} for {svc} outside 1..65535", path=f"ports.{svc}")
+            changed |= self.state.ports.get(svc) != port
+            self.state.ports[svc] = port
+        if changed:
+            self._commit("ports", dict(ports), now)
+
+    def advance_clock(self, seconds: int) -> None:
+        """Move the lab clock forward (scenarios: expiry, TTLs); does not rebuild files."""
+        if seconds < 0:
+            raise EncodeError("the lab clock only moves forward", path="seconds")
+        self.state.clock += seconds
+        self.state.log.append(LogEntry(time=self.state.clock, generation=self.state.generation,
+                                       op="clock", args={"advance": seconds}))
+        save_state(self.root, self.state)
+        self._mtime = self._state_mtime()
+
+    def export_itlrecovery(self, path: str | Path) -> None:
+        """``file get tftp ITLRecovery.p12`` stand-in: cert + key PEM, mode 0600 (§G.7)."""
+        self.pki.export_identity("itlrecovery", Path(path))
+        self.state.log.append(LogEntry(time=self.state.clock, generation=self.state.generation,
+                                       op="itlrecovery-export", args={"file": str(path)}))
+        save_state(self.root, self.state)
+
+    def import_itlrecovery(self, path: str | Path, *, now: Now = None) -> None:
+        """Replace the ITLRecovery identity with an exported one."""
+        self.pki.store(LabPki.read_identity_file(Path(path), "itlrecovery"))
+        self._commit("itlrecovery-import", {"file": str(path)}, now)
+
+    def _tamper_op(self, name: str, offset: Any, now: Now) -> None:
+        self.tamper(name, offset=None if offset is None else int(offset), now=now)
+
+    # --- dispatcher (scenarios) ----------------------------------------------------------------
+    def apply(self, op: str, *, now: Now = None, **args: Any) -> None:
+        """Run admin operation ``op`` with scenario-style arguments (see ``scenario.loader``)."""
+        macs = list(args.pop("macs", []) or [])
+        handlers: dict[str, Callable[[], None]] = {
+            "regenerate": lambda: self.regenerate(str(args["cert"]), now=now),
+            "mixed-mode": lambda: self.set_mixed_mode(_bool(args.get("on", True), "on"), now=now),
+            "itl-reset": lambda: self.itl_reset(str(args.get("key", "localkey")),
+                                                key_file=args.get("key_file"), now=now),
+            "restart-tftp": lambda: self.restart_tftp(now=now),
+            "restart-tvs": lambda: self.restart_tvs(now=now),
+            "ctl-reset": lambda: self.ctl_reset(str(args.get("key", "localkey")), now=now),
+            "ctl-update": lambda: self.ctl_update(now=now),
+            "rollback": lambda: self.set_rollback(_bool(args.get("on", True), "on"), now=now),
+            "add-certs": lambda: self.add_certs(int(args["count"]), now=now),
+            "encryption": lambda: self.set_encryption(
+                macs or list(self.state.phones), _bool(args.get("on", True), "on"),
+                mode=str(args.get("mode", "pki")), symmetric_key=args.get("symmetric_key"), now=now),
+            "signature-algorithm": lambda: self.set_signature_algorithm(args["hash"], now=now),
+            "exchange": lambda: self.exchange_certificates(args["other"], now=now),
+            "load": lambda: self.set_load(str(args["name"]), macs=macs, tamper=bool(args.get("tamper")),
+                                          now=now),
+            "capf": lambda: self.set_capf(
+                macs or list(self.state.phones), str(args.get("operation", "install")),
+                auth_mode=args.get("auth_mode"), auth_string=args.get("auth_string"), key=args.get("key"),
+                now=now),
+            "autoregistration": lambda: self.set_autoregistration(_bool(args.get("on", True), "on"), now=now),
+            "tvs-ttl": lambda: self.set_tvs_ttl(int(args["seconds"]), now=now),
+            "sbd": lambda: self.set_sbd(_bool(args.get("on", True), "on"), now=now),
+            "upgraded": lambda: self.set_upgraded(_bool(args.get("on", True), "on"), years=args.get("years"),
+                                                  now=now),
+            "tamper": lambda: self._tamper_op(str(args["file"]), args.get("offset"), now),
+            "ports": lambda: self.set_ports(now=now, **{k: int(v) for k, v in args.items()}),
+            "clock": lambda: self.advance_clock(int(args["advance"])),
+        }
+        handler = handlers.get(op)
+        if handler is None:
+            raise EncodeError(f"unknown lab operation {op!r}; one of {', '.join(ADMIN_OPERATIONS)}",
+                              path="op")
+        try:
+            handler()
+        except KeyError as exc:
+            raise EncodeError(f"{op}: missing argument {exc.args[0]!r}", path=op) from None
+        except (TypeError, ValueError) as exc:
+            raise EncodeError(f"{op}: bad argument: {exc}", path=op) from None
+
+    # ============================================================== state changes
+    def _tick(self, now: Now) -> None:
+        t = _unix(now)
+        if t is not None:
+            self.state.clock = t
+
+    def _commit(self, op: str, args: dict[str, Any], now: Now, *, bump: bool = True,
+                phones: list[str] | None = None) -> None:
+        """Log ``op``, bump the generation, rebuild (all files, or only ``phones``' files), save."""
+        self._tick(now)
+        if bump:
+            self.state.generation += 1
+        self.state.log.append(LogEntry(time=self.state.clock, generation=self.state.generation, op=op,
+                                       args={k: v for k, v in args.items() if v is not None}))
+        if phones is None or "ITLFile.tlv" not in self._files:
+            self._rebuild()
+        else:
+            self._rebuild_phones(phones)
+        save_state(self.root, self.state)
+        self._mtime = self._state_mtime()
+
+    def _rebuild(self) -> None:
+        self._rand_counter = 0
+        self.state.tampered.clear()
+        files = self._build_files()
+        tftp = self.root / "tftp"
+        tftp.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            if self._files.get(name) != data or not (tftp / name).exists():
+                self._write_served(name, data)
+        for p in tftp.iterdir():
+            if p.is_file() and p.name not in files:
+                p.unlink()
+        self._files = files
+        self._index_tvs()
+
+    def _rebuild_phones(self, macs: list[str]) -> None:
+        """Rebuild only the files of ``macs`` (device configs and per-device trust-list copies)."""
+        self._rand_counter = 0
+        tftp = self.root / "tftp"
+        for mac in macs:
+            old = {n for n in self._files if _phone_file(n, mac)}
+            fresh = self._phone_all_files(mac, self._files)
+            for name in old - set(fresh):
+                del self._files[name]
+                self.state.tampered.pop(name, None)
+                (tftp / name).unlink(missing_ok=True)
+            for name, data in fresh.items():
+                self.state.tampered.pop(name, None)
+                if self._files.get(name) != data or not (tftp / name).exists():
+                    self._write_served(name, data)
+                self._files[name] = data
+
+    def _phone_all_files(self, mac: str, base: Mapping[str, bytes]) -> dict[str, bytes]:
+        out = {f"ITLSEP{mac}.tlv": base["ITLFile.tlv"]}
+        if "CTLFile.tlv" in base:
+            out[f"CTLSEP{mac}.tlv"] = base["CTLFile.tlv"]
+        out.update(self._phone_files(self.state.phones[mac], self.callmanager(1).signer))
+        return out
+
+    def _write_served(self, name: str, data: bytes) -> None:
+        tftp = self.root / "tftp"
+        tftp.mkdir(parents=True, exist_ok=True)
+        _write_atomic(tftp / name, data)
+
+    def _rand(self, label: str) -> Callable[[int], bytes]:
+        """Randomness for encrypted files: os.urandom, or a hash stream in seeded mode."""
+        if self.state.seed is None:
+            return os.urandom
+        self._rand_counter += 1
+        base = f"{self.state.seed}:{self.state.generation}:{label}:{self._rand_counter}".encode()
+        blocks = [0]
+
+        def rand(n: int) -> bytes:
+            out = b""
+            while len(out) < n:
+                blocks[0] += 1
+                out += hashlib.sha256(base + blocks[0].to_bytes(4, "big")).digest()
+            return out[:n]
+
+        return rand
+
+    # ============================================================== building
+    def _record(self, ident: Identity, role: int) -> TrustRecord:
+        host = self.state.host
+        return TrustRecord.from_certificate(ident.cert, role, dns_name=host, ip=_ip(host))
+
+    def itl_records(self) -> list[TrustRecord]:
+        """ITL records in our order: ITLRecovery SAST, CallManager SAST and CCM+TFTP, CAPF, TVS..."""
+        cm = self.callmanager(1)
+        recs = [self._record(self.pki.get("itlrecovery"), Role.SAST), self._record(cm, Role.SAST),
+                self._record(cm, Role.CCM_TFTP), self._record(self.pki.get("capf"), Role.CAPF)]
+        recs += [self._record(self.tvs_identity(n), Role.TVS) for n in range(1, self.state.nodes + 1)]
+        if self.state.https_key is not None:
+            recs.append(self._record(self.pki.get("tftp-https"), Role.TFTP))
+        recs += [self._record(self.pki.get(f"extra-{i}"), Role.TVS)
+                 for i in range(1, self.state.extra_certs + 1)]
+        return recs
+
+    def ctl_records(self) -> list[TrustRecord]:
+        """CTL records: SAST ITLRecovery + CallManager, CCM+TFTP per node and CAPF; non-secure: CCM+TFTP
+        records emptied, CAPF without its SIGNATURE field (spec §B.5, §B.6)."""
+        host = self.state.host
+        recs = [self._record(self.pki.get("itlrecovery"), Role.SAST),
+                self._record(self.callmanager(1), Role.SAST)]
+        for n in range(1, self.state.nodes + 1):
+            if self.state.mixed_mode:
+                recs.append(self._record(self.callmanager(n), Role.CCM_TFTP))
+            else:
+                recs.append(trustlist.empty_record(Role.CCM_TFTP, dns_name=host, ip=_ip(host)))
+        capf = self._record(self.pki.get("capf"), Role.CAPF)
+        # the non-secure CUCM CTL carries its CAPF record without SIGNATURE (spec §B.6, 1004 bytes)
+        recs.append(capf if self.state.mixed_mode else replace(capf, signature=None))
+        return recs
+
+    def _build_files(self) -> dict[str, bytes]:
+        st = self.state
+        ts, h = st.clock, st.hash_alg
+        files: dict[str, bytes] = {}
+        itl_recs = self.itl_records()
+        if st.rollback:
+            itl_recs = list(trustlist.rollback_records(itl_recs))
+        itl_signer = self.pki.get("callmanager" if st.itl_signer == "callmanager" else "itlrecovery").signer
+        files["ITLFile.tlv"] = trustlist.build(kind="ITL", records=itl_recs, signer=itl_signer, timestamp=ts,
+                                               hash_alg=h,
+                                               signer_version=(1, 1) if st.https_key is not None else None)
+        if st.ctl_exists:
+            ctl_name = "callmanager" if st.ctl_signer == "callmanager" else "itlrecovery"
+            ctl_signer = self.pki.get(ctl_name).signer
+            files["CTLFile.tlv"] = trustlist.build(kind="CTL", records=self.ctl_records(), signer=ctl_signer,
+                                                   timestamp=ts, hash_alg=h)
+        tftp_signer = self.callmanager(1).signer
+        for mac in sorted(st.phones):
+            files.update(self._phone_all_files(mac, files))
+        if st.autoregistration:
+            default = config.build(self._device_config(None, st.load))
+            files[config.default_config_name("plain")] = default
+            if st.sbd:
+                name = config.default_config_name("sgn")
+                files[name] = signed.build(body=default, filename=name, signer=tftp_signer, timestamp=ts,
+                                           hash_alg=h)
+        for name, body in _STATIC_FILES.items():
+            files[name] = body
+            files[name + ".sgn"] = signed.build(body=body, filename=name + ".sgn", signer=tftp_signer,
+                                                timestamp=ts, hash_alg=h)
+        loads = set(st.loads) | ({st.load} if st.load else set())
+        loads |= {p.load for p in st.phones.values() if p.load}
+        image = self.pki.get("imagesigning").signer
+        for load in sorted(loads):
+            fname = firmware.loads_file_name(load)
+            data = firmware.build(load_name=load, payload=_firmware_payload(load), signer=image, timestamp=ts,
+                                  hash_alg=3)
+            files[fname] = _flip(data, None)[0] if st.loads.get(load) else data
+        return files
+
+    def _device_config(self, ph: PhoneState | None, load: str | None) -> config.DeviceConfig:
+        st = self.state
+        tvs = tuple(config.Server(host=st.host, port=st.ports["tvs"], priority=i) for i in range(1))
+        capf = (config.Server(host=st.host, port=st.ports["capf"], priority=0),)
+        auth_mode = ph.capf_auth_mode if ph is not None and ph.capf_operation else 0
+        return config.DeviceConfig(
+            device_name=config.device_name_for(ph.mac) if ph is not None else None,
+            full_config=True, capf_auth_mode=auth_mode, capf_servers=capf, tvs_servers=tvs,
+            load_information=load, encr_config=ph is not None and ph.encrypt is not None,
+            extra={"phoneModel": f"CP-{ph.model}"} if ph is not None else {},
+        )
+
+    def _phone_files(self, ph: PhoneState, signer: Any) -> dict[str, bytes]:
+        st = self.state
+        ts, h = st.clock, st.hash_alg
+        cfg = self._device_config(ph, ph.load or st.load)
+        full = config.build(cfg)
+        plain = config.config_file_name(ph.mac, "plain")
+        sgn = config.config_file_name(ph.mac, "sgn")
+        enc = config.config_file_name(ph.mac, "enc")
+        out: dict[str, bytes] = {}
+        if ph.encrypt is None:
+            out[plain] = full
+            out[sgn] = signed.build(body=full, filename=sgn, signer=signer, timestamp=ts, hash_alg=h)
+            return out
+        if ph.encrypt == "symmetric":
+            key = bytes.fromhex(ph.symmetric_key or "")
+            out[enc] = encrypted.build_symmetric(plaintext=full, filename=enc, signer=signer, key=key,
+                                                 timestamp=ts, hash_alg=h, rand=self._rand(enc))
+            return out
+        recipient = self.phone_cert(ph.mac)
+        out[enc] = encrypted.build_pki(plaintext=full, filename=enc, signer=signer, recipient_cert=recipient,
+                                       timestamp=ts, hash_alg=h, rand=self._rand(enc))
+        stub = config.build(config.stub_of(cfg, certs.fingerprint(recipient, "md5")))
+        out[plain] = stub
+        out[sgn] = signed.build(body=stub, filename=sgn, signer=signer, timestamp=ts, hash_alg=h)
+        return out
+
+    # ============================================================== views
+    def summary(self) -> dict[str, Any]:
+        st = self.state
+        itl = self._files.get("ITLFile.tlv", b"")
+        ctl = self._files.get("CTLFile.tlv")
+        return {
+            "name": st.name, "dir": str(self.root), "host": st.host, "seed": st.seed, "nodes": st.nodes,
+            "generation": st.generation, "clock": dt.datetime.fromtimestamp(st.clock, dt.UTC).isoformat(),
+            "ports": dict(st.ports), "mixed_mode": st.mixed_mode, "ctl": ctl is not None,
+            "itl_signer": st.itl_signer, "ctl_signer": st.ctl_signer if ctl is not None else None,
+            "rollback": st.rollback, "extra_certs": st.extra_certs,
+            "signature_algorithm": "sha1" if st.hash_alg == 1 else "sha512",
+            "upgraded": st.upgraded, "itlrecovery_years": st.itlrecovery_years, "sbd": st.sbd,
+            "autoregistration": st.autoregistration, "tvs_ttl": st.tvs_ttl, "load": st.load,
+            "itl_md5": hashlib.md5(itl, usedforsecurity=False).hexdigest(),
+            "itl_sha1": hashlib.sha1(itl, usedforsecurity=False).hexdigest(), "itl_length": len(itl),
+            "ctl_md5": hashlib.md5(ctl, usedforsecurity=False).hexdigest() if ctl is not None else None,
+            "ctl_sha1": hashlib.sha1(ctl, usedforsecurity=False).hexdigest() if ctl is not None else None,
+            "phones": {m: {"model": p.model, "encrypt": p.encrypt, "capf": p.capf_operation, "lsc": p.has_lsc}
+                       for m, p in sorted(st.phones.items())},
+            "tvs_trust": len(st.tvs_trust), "tampered": dict(st.tampered), "files": len(self._files),
+        }
+
+    def show_itl(self) -> str:
+        """``show itl`` text (spec §H.4, our analogue of ``show ctl``)."""
+        return self._show("ITL")
+
+    def show_ctl(self) -> str:
+        """``show ctl`` text (spec §H.4)."""
+        return self._show("CTL")
+
+    def _show(self, kind: Literal["CTL", "ITL"]) -> str:
+        data = self._files.get(f"{kind}File.tlv")
+        if data is None:
+            return (f"Length of {kind} file: 0\n{kind} File not found. Please run CTLClient plugin or "
+                    f"run the "
+                    f"CLI - utils ctl.. to generate the {kind} file.\nError parsing the {kind} File.\n")
+        lines = [f"The checksum value of the {kind} file:",
+                 f"{hashlib.md5(data, usedforsecurity=False).hexdigest()}(MD5)",
+                 f"{hashlib.sha1(data, usedforsecurity=False).hexdigest()}(SHA1)",
+                 f"Length of {kind} file: {len(data)}",
+                 f"The {kind} File was last modified on "
+                 f"{dt.datetime.fromtimestamp(self.state.clock, dt.UTC):%a %b %d %H:%M:%S UTC %Y}",
+                 f"Parse {kind} File", "----------------"]
+        try:
+            tl = trustlist.parse(data, limit=1 << 20, kind=kind)
+        except PhoneEmuError as exc:
+            return "\n".join([*lines, f"Error parsing the {kind} File: {exc}", ""])
+        hdr = tl.header
+        lines.append(f"Version:        {hdr.version[0]}.{hdr.version[1]}")
+        lines.append(f"HeaderLength:   {hdr.header_length} (BYTES)")
+        lines.append(f"Signer:         {hdr.signer.name} (serial {hdr.signer.serial.hex().upper()})")
+        try:
+            signer_index = tl.signer_index()
+        except PhoneEmuError:
+            signer_index = -1
+        for i, rec in enumerate(tl.records, 1):
+            lines.append(f"{kind} Record #:{i}")
+            lines.append(f"  FUNCTION      {rec.role_name}")
+            if rec.dns_name is not None:
+                lines.append(f"  DNSNAME       {rec.dns_name}")
+            if rec.subject is not None:
+                lines.append(f"  SUBJECTNAME   {rec.subject}")
+            if rec.issuer is not None:
+                lines.append(f"  ISSUERNAME    {rec.issuer}")
+            if rec.serial is not None:
+                lines.append(f"  SERIALNUMBER  {':'.join(f'{b:02X}' for b in rec.serial)}")
+            if rec.certificate is not None:
+                lines.append(f"  CERTIFICATE   {rec.sha1_fingerprint()} (SHA1 Hash HEX)")
+            if rec.role == Role.SAST:
+                used = "was used" if i - 1 == signer_index else "was not used"
+                lines.append(f"This etoken {used} to sign the {kind} file.")
+        try:
+            tl.verify_self()
+            lines.append(f"The {kind} file was verified successfully.")
+        except PhoneEmuError as exc:
+            lines.append(f"The {kind} file could not be verified: {exc}")
+        return "\n".join(lines) + "\n"
+
+
+def _phone_file(name: str, mac: str) -> bool:
+    return name.startswith((f"SEP{mac}.", f"ITLSEP{mac}.", f"CTLSEP{mac}."))
+
+
+def _model(text: str) -> str:
+    """``8861`` or ``CP-8861`` (profile style) → ``8861``."""
+    model = text[3:] if text.upper().startswith("CP-") else text
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9\-]{0,15}", model):
+        raise EncodeError(f"model {text!r}: letters, digits and '-'", path="model")
+    return model
+
+
+_AUTH_MODES = {"none": 0, "password": 1, "string": 1, "auth-string": 1, "null-string": 2, "null": 2,
+               "lsc": 3, "mic": 4}
+
+
+def _auth_mode(value: int | str | None) -> int | None:
+    """capfAuthMode as 0..4 or a name (none, string, null-string, lsc, mic), spec §H.5."""
+    if value is None or isinstance(value, int):
+        return value
+    text = value.strip().lower()
+    if text.isdigit():
+        return int(text)
+    if text not in _AUTH_MODES:
+        raise EncodeError(f"CAPF auth mode {value!r}: 0..4 or one of {sorted(_AUTH_MODES)}", path="auth_mode")
+    return _AUTH_MODES[text]
+
+
+def _hex_key(text: str) -> str:
+    t = text.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{32}|[0-9a-f]{64}", t):
+        raise EncodeError("symmetric key must be 32 or 64 hex digits (128/256 bits, spec §C.5)",
+                          path="symmetric_key")
+    return t
+
+
+def _firmware_payload(load: str) -> bytes:
+    """Deterministic stand-in image bytes for load ``load``."""
+    out = b""
+    i = 0
+    while len(out) < _FIRMWARE_SIZE:
+        out += hashlib.sha256(f"phoneemu-firmware:{load}:{i}".encode()).digest()
+        i += 1
+    return out[:_FIRMWARE_SIZE]

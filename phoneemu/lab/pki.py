@@ -1,0 +1,342 @@
+"""The lab cluster's PKI: the identities a CUCM-like cluster holds (spec §B.5, §G.5, §G.8, §F.9).
+
+Identities (name → what it does):
+
+* ``callmanager`` (node 1, the TFTP node; ``callmanager-N`` for node N): signs configs and other
+  TFTP files; role CCM+TFTP in the CTL, CCM+TFTP and SAST in the ITL (spec §B.5, §G.5).
+* ``itlrecovery``: the SAST signer of the ITL and of the tokenless CTL; validity 20 years on a
+  fresh cluster, 5 on an "upgraded" one (spec §G.8 disagreement → configurable).
+* ``tvs`` (``tvs-N``): one TLS identity per node for TVS (role 21).
+* ``capf``: TLS identity of CAPF and issuer of LSCs (CUCM's CAPF signs LSCs, spec §F.9).
+* ``mfgca``: a lab "Manufacturing CA" issuing MICs to emulated phones (:meth:`LabPki.issue_mic`).
+* ``imagesigning``: signs firmware loads (spec §D, our convention in ``formats.firmware``).
+
+Storage: ``DIR/private/<name>.key`` (PKCS#8 PEM, mode 0600) and ``DIR/certs/<name>.pem``.
+
+Seeded mode (labs and tests only, never production): keys come from
+``generate_key(spec, unsafe_seed=f"{seed}:{name}:{generation}")``, serials from a hash of the same
+string, and generation-0 certificates start at the lab epoch (2026-01-01 UTC), so two clusters
+made with the same seed hold identical files. Our convention: the manufacturing CA and MICs are
+seeded independently of the cluster seed (``phoneemu-mfg`` and the key spec), because every cluster
+trusts the same manufacturer — a phone moved between two seeded lab clusters with the same key spec
+keeps a MIC both recognise.
+Seeded RSA keys are generated in pure Python (slow for 2048 bits), so in seeded mode the MIC *keys*
+come from a pool of ``MIC_KEY_POOL`` seeded keys chosen by the MAC (two phones may share a key pair;
+each still has its own MIC certificate, subject and serial). Unseeded clusters give every phone its
+own fresh key.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+
+from phoneemu.crypto import certs, keys
+from phoneemu.crypto.keys import KeySpec, PrivateKey, PublicKey
+from phoneemu.errors import DecodeError, EncodeError, VerificationError, VerifyReason
+from phoneemu.formats.header import FileSigner
+
+__all__ = [
+    "CORE_IDENTITIES",
+    "LAB_EPOCH",
+    "MFG_SEED",
+    "MIC_KEY_POOL",
+    "Identity",
+    "LabPki",
+    "add_years",
+    "cert_pem",
+    "node_identity",
+]
+
+#: Start of validity of generation-0 certificates in seeded mode.
+LAB_EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+#: Seed of the manufacturer (shared by every seeded lab cluster, see module docstring).
+MFG_SEED = "phoneemu-mfg"
+#: Seeded mode only: MIC keys come from a pool of this many seeded keys (see module docstring).
+MIC_KEY_POOL = 16
+CORE_IDENTITIES = ("callmanager", "itlrecovery", "tvs", "capf", "mfgca", "imagesigning")
+
+_VALIDITY_YEARS = {"callmanager": 5, "tvs": 5, "capf": 5, "mfgca": 30, "imagesigning": 20, "extra": 5}
+_MIC_YEARS = 10  # spec §H.2
+_BACKDATE = dt.timedelta(days=1)
+
+
+def add_years(when: dt.datetime, years: int) -> dt.datetime:
+    """``when`` plus whole calendar years (29 February becomes 28 February)."""
+    try:
+        return when.replace(year=when.year + years)
+    except ValueError:
+        return when.replace(year=when.year + years, day=28)
+
+
+def node_identity(base: str, node: int) -> str:
+    """``callmanager`` for node 1, ``callmanager-2`` for node 2 ..."""
+    return base if node == 1 else f"{base}-{node}"
+
+
+def _base(name: str) -> str:
+    return name.split("-", 1)[0]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Identity:
+    """A named key pair with its certificate."""
+
+    name: str
+    key: PrivateKey
+    cert: x509.Certificate
+
+    @property
+    def signer(self) -> FileSigner:
+        """The identity as a file signer (RSA keys only; EC raises EncodeError)."""
+        return FileSigner(key=self.key, cert=self.cert)
+
+    @property
+    def der(self) -> bytes:
+        return certs.cert_der(self.cert)
+
+
+def _as_datetime(now: dt.datetime | int | float) -> dt.datetime:
+    if isinstance(now, dt.datetime):
+        return now if now.tzinfo is not None else now.replace(tzinfo=dt.UTC)
+    return dt.datetime.fromtimestamp(int(now), dt.UTC)
+
+
+def _serial(label: str | None) -> int:
+    """A positive 16-byte serial (CUCM self-signed certificates carry 16 bytes, spec §B.2)."""
+    raw = bytearray(hashlib.sha256(label.encode()).digest()[:16] if label is not None else os.urandom(16))
+    raw[0] = (raw[0] & 0x7F) | 0x40
+    return int.from_bytes(raw, "big")
+
+
+def cert_pem(cert: x509.Certificate) -> bytes:
+    """PEM text of ``cert`` (written by hand: only ``phoneemu.crypto`` may import hazmat)."""
+    b64 = base64.b64encode(certs.cert_der(cert)).decode("ascii")
+    lines = [b64[i:i + 64] for i in range(0, len(b64), 64)]
+    return ("-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n").encode()
+
+
+def _write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+class LabPki:
+    """The identities of one lab cluster, kept on disk under ``root``.
+
+    ``seed`` None = random keys and serials. ``key_spec`` is the default for cluster identities
+    (file signers must be RSA). ``subjects`` maps an identity name to its subject DN.
+    """
+
+    def __init__(self, root: Path, *, seed: int | None, key_spec: KeySpec, cluster_name: str) -> None:
+        self.root = Path(root)
+        self.seed = seed
+        self.key_spec = key_spec
+        self.cluster_name = cluster_name
+        self._cache: dict[str, Identity] = {}
+
+    # --- names and paths -----------------------------------------------------------------------
+    def key_path(self, name: str) -> Path:
+        return self.root / "private" / f"{name}.key"
+
+    def cert_path(self, name: str) -> Path:
+        return self.root / "certs" / f"{name}.pem"
+
+    def subject_for(self, name: str, generation: int = 0) -> str:
+        """CUCM-like subject DNs; the cluster name keeps clusters apart (spec §A.7 ``;`` style)."""
+        org = f"O=phoneemu lab {self.cluster_name};L=Lab;ST=Lab;C=US"
+        base = _base(name)
+        suffix = name.split("-", 1)[1] if "-" in name else ""
+        node = suffix if base in ("callmanager", "tvs") and suffix.isdigit() else "1"
+        host = f"{self.cluster_name}-pub" if node == "1" else f"{self.cluster_name}-sub{int(node) - 1}"
+        if base == "callmanager":
+            cn = host
+        elif base == "itlrecovery":
+            cn = f"ITLRECOVERY_{host}"
+        elif base == "tvs":
+            cn = f"{host}-TVS"
+        elif base == "capf":
+            digest = hashlib.sha256(f"{self.cluster_name}:{self.seed}:{generation}".encode()).hexdigest()
+            cn = f"CAPF-{digest[:8]}"
+        elif base == "mfgca":
+            return "CN=phoneemu Lab Manufacturing CA;O=phoneemu lab manufacturer;C=US"
+        elif base == "imagesigning":
+            return "CN=phoneemu Lab Image Signing;O=phoneemu lab manufacturer;C=US"
+        else:
+            cn = f"{host}-{name}"
+        return f"CN={cn};OU=phoneemu;{org}"
+
+    def _seed_label(self, name: str, generation: int) -> str | None:
+        if self.seed is None:
+            return None
+        if name in ("mfgca", "imagesigning"):
+            return f"{MFG_SEED}:{name}:{generation}"
+        return f"{self.seed}:{name}:{generation}"
+
+    def _not_before(self, now: dt.datetime, generation: int) -> dt.datetime:
+        if self.seed is not None and generation == 0:
+            return min(LAB_EPOCH, now.replace(hour=0, minute=0, second=0, microsecond=0))
+        return now.replace(microsecond=0) - _BACKDATE
+
+    # --- creation -------------------------------------------------------------------------------
+    def create(self, name: str, *, now: dt.datetime | int | float, generation: int = 0,
+               years: int | None = None, spec: KeySpec | None = None,
+               subject: str | None = None, shared_key_of: str | None = None) -> Identity:
+        """Make (or remake, with a new ``generation``) identity ``name`` and write it to disk.
+
+        ``shared_key_of`` reuses another identity's key (used for the bulk "extra" ITL certificates).
+        """
+        when = _as_datetime(now)
+        label = self._seed_label(name, generation)
+        if shared_key_of is not None:
+            key = self.get(shared_key_of).key
+        else:
+            key_spec = spec or self.key_spec
+            if label is not None and name in ("mfgca", "imagesigning"):
+                label = f"{label}:{key_spec}"
+            key = keys.generate_key(key_spec, unsafe_seed=label)
+        validity = years if years is not None else _VALIDITY_YEARS.get(_base(name), 5)
+        not_before = self._not_before(when, generation)
+        ca = name == "mfgca" or _base(name) == "capf"
+        req = certs.CertRequest(
+            subject=subject or self.subject_for(name, generation), public_key=key.public_key(),
+            serial=_serial(label), not_before=not_before, not_after=add_years(not_before, validity),
+            ca=ca,
+            key_usage=("digital_signature", "key_encipherment") if not ca else ("digital_signature",),
+            extended_key_usage=(("code_signing",) if name == "imagesigning"
+                                else ("server_auth", "client_auth")),
+        )
+        cert = certs.issue_certificate(req, issuer_key=key)
+        ident = Identity(name=name, key=key, cert=cert)
+        self.store(ident)
+        return ident
+
+    def store(self, ident: Identity) -> None:
+        """Write key (0600) and certificate, replacing any previous ones."""
+        keys.write_private_key(self.key_path(ident.name), ident.key)
+        _write_atomic(self.cert_path(ident.name), cert_pem(ident.cert))
+        self._cache[ident.name] = ident
+
+    def get(self, name: str) -> Identity:
+        """Load identity ``name`` from disk (cached)."""
+        hit = self._cache.get(name)
+        if hit is not None:
+            return hit
+        try:
+            kpath, cpath = self.key_path(name), self.cert_path(name)
+            key = keys.load_private_key_pem(kpath.read_bytes(), source=str(kpath))
+            cert_list = certs.load_certs_pem(cpath.read_bytes(), source=str(cpath))
+        except FileNotFoundError:
+            raise DecodeError(f"identity {name!r} is missing (expected {self.key_path(name)} and "
+                              f"{self.cert_path(name)})", path="pki") from None
+        if not cert_list:
+            raise DecodeError(f"no certificate in {self.cert_path(name)}", path="pki")
+        ident = Identity(name=name, key=key, cert=cert_list[0])
+        self._cache[name] = ident
+        return ident
+
+    def forget(self, name: str) -> None:
+        self._cache.pop(name, None)
+
+    # --- MIC and LSC ----------------------------------------------------------------------------
+    def issue_mic(self, mac: str, key: PrivateKey | None = None, *, model: str = "8861",
+                  now: dt.datetime | int | float,
+                  spec: KeySpec | None = None) -> tuple[x509.Certificate, PrivateKey]:
+        """A manufacturer certificate for phone ``mac`` (10 years, spec §H.2); key made if not given."""
+        when = _as_datetime(now)
+        key_spec = spec or self.key_spec
+        label = f"{MFG_SEED}:mic:{mac}:{model}:{key_spec}" if self.seed is not None else None
+        if key is None:
+            pool = int(hashlib.sha256(mac.encode()).hexdigest(), 16) % MIC_KEY_POOL
+            key_label = f"{MFG_SEED}:mic-key:{key_spec}:{pool}" if self.seed is not None else None
+            key = keys.generate_key(key_spec, unsafe_seed=key_label)
+        ca = self.get("mfgca")
+        not_before = (min(LAB_EPOCH, when.replace(hour=0, minute=0, second=0, microsecond=0))
+                      if self.seed is not None else when.replace(microsecond=0) - _BACKDATE)
+        req = certs.CertRequest(
+            subject=f"CN=CP-{model}-SEP{mac};OU=phoneemu phones;O=phoneemu lab manufacturer;C=US",
+            public_key=key.public_key(), serial=_serial(label), not_before=not_before,
+            not_after=add_years(not_before, _MIC_YEARS),
+            key_usage=("digital_signature", "key_encipherment"),
+            extended_key_usage=("client_auth",),
+        )
+        return certs.issue_certificate(req, issuer_key=ca.key, issuer=ca.cert), key
+
+    def issue_lsc(self, device_name: str, public_key: PublicKey | bytes, *,
+                  now: dt.datetime | int | float, days: int = 365) -> x509.Certificate:
+        """An LSC signed by CAPF (spec §F.9): CN = device name (+ O/OU/L/ST/C of the issuer), SAN URI =
+        device name, CA:FALSE, digitalSignature+keyEncipherment, EKU server/client/IPsec end system,
+        SHA-256, 128-bit serial, ``days`` validity (1..1825, CUCM's range)."""
+        if not 1 <= days <= 1825:
+            raise EncodeError(f"LSC validity {days} days outside 1..1825", path="lsc.days")
+        if not device_name or not device_name.isascii() or not device_name.isalnum():
+            raise EncodeError(f"device name {device_name!r} is not alphanumeric", path="lsc.device_name")
+        pub = keys.load_public_key_spki_der(public_key) if isinstance(public_key, bytes) else public_key
+        issuer = self.get("capf")
+        when = _as_datetime(now).replace(microsecond=0)
+        rest = [rdn.rfc4514_string() for rdn in reversed(issuer.cert.subject.rdns)
+                if not rdn.rfc4514_string().startswith("CN=")]
+        label = None
+        if self.seed is not None:
+            spki = keys.public_key_spki_der(pub)
+            label = (f"{self.seed}:lsc:{device_name}:{hashlib.sha256(spki).hexdigest()}:"
+                     f"{int(when.timestamp())}")
+        req = certs.CertRequest(
+            subject=";".join([f"CN={device_name}", *rest]), public_key=pub, serial=_serial(label),
+            not_before=when - dt.timedelta(minutes=5), not_after=when + dt.timedelta(days=days),
+            key_usage=("digital_signature", "key_encipherment"),
+            extended_key_usage=("server_auth", "client_auth", "ipsec_end_system"),
+            san_uri=(device_name,),
+        )
+        return certs.issue_certificate(req, issuer_key=issuer.key, issuer=issuer.cert)
+
+    def verify_issued(self, cert: x509.Certificate, issuer_name: str, *, what: str) -> None:
+        """Raise VerificationError unless ``cert`` was signed by identity ``issuer_name`` (MIC CA / CAPF)."""
+        issuer = self.get(issuer_name)
+        if cert.issuer != issuer.cert.subject:
+            raise VerificationError(f"{what} issued by {certs.dn_text(cert.issuer)!r}, not by "
+                                    f"{certs.dn_text(issuer.cert.subject)!r}",
+                                    reason=VerifyReason.UNKNOWN_SIGNER)
+        try:
+            cert.verify_directly_issued_by(issuer.cert)
+        except (ValueError, TypeError, InvalidSignature) as exc:
+            raise VerificationError(f"{what} signature does not verify with "
+                                    f"{certs.dn_text(issuer.cert.subject)!r}: {exc}",
+                                    reason=VerifyReason.BAD_SIGNATURE) from None
+
+    # --- export/import of the recovery key (spec §G.7 ``file get tftp ITLRecovery.p12``) --------
+    def export_identity(self, name: str, path: Path) -> None:
+        """Certificate and private key in one PEM file, mode 0600 (our stand-in for the .p12)."""
+        ident = self.get(name)
+        _write_atomic(Path(path), cert_pem(ident.cert) + keys.private_key_pem(ident.key), mode=0o600)
+
+    @staticmethod
+    def read_identity_file(path: Path, name: str) -> Identity:
+        data = Path(path).read_bytes()
+        key = keys.load_private_key_pem(data, source=str(path))
+        found = certs.load_certs_pem(data, source=str(path))
+        if not found:
+            raise DecodeError(f"no certificate in {path}", path="key-file")
+        mine = keys.public_key_spki_der(key.public_key())
+        for cert in found:
+            if keys.public_key_spki_der(certs.cert_public_key(cert)) == mine:
+                return Identity(name=name, key=key, cert=cert)
+        raise DecodeError(f"{path}: the private key does not match its certificate", path="key-file")
+
+    def all_cached(self) -> Mapping[str, Identity]:
+        return dict(self._cache)

@@ -1,0 +1,159 @@
+"""Persisted state of a lab cluster: ``DIR/cluster.json`` (written atomically).
+
+The state is the single source of the served files: every admin operation edits it, bumps
+``generation``, appends to ``log`` (with the lab-clock time) and the cluster rebuilds its files.
+Keys and certificates live beside it (``DIR/private``, ``DIR/certs``, ``DIR/phones/<MAC>``);
+the state only names them. Unknown JSON keys are refused so a typo does not go unnoticed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from phoneemu.errors import DecodeError
+
+__all__ = [
+    "DEFAULT_PORTS",
+    "STATE_FILE",
+    "STATE_VERSION",
+    "ClusterState",
+    "LogEntry",
+    "PhoneState",
+    "TrustedCert",
+    "load_state",
+    "save_state",
+]
+
+STATE_FILE = "cluster.json"
+STATE_VERSION = 1
+#: Real CUCM ports (spec §H.1); the server launcher records the ports it actually listens on.
+DEFAULT_PORTS = {"tftp": 69, "http": 6970, "tvs": 2445, "capf": 3804}
+
+
+@dataclass(kw_only=True)
+class PhoneState:
+    """One device the cluster knows (a "phone page" in CUCM)."""
+
+    mac: str
+    model: str = "8861"
+    encrypt: str | None = None  # None | "pki" | "symmetric"
+    symmetric_key: str | None = None  # hex
+    capf_operation: str | None = None  # None | "install" | "fetch" | "delete"
+    capf_auth_mode: int = 0  # §H.5 capfAuthMode 0..4
+    auth_string: str | None = None
+    lsc_key: str = "rsa2048"  # key the phone generates for an LSC (CAPF install)
+    has_lsc: bool = False  # DIR/phones/<MAC>/lsc.pem exists
+    load: str | None = None  # per-phone loadInformation override
+
+
+@dataclass(kw_only=True)
+class TrustedCert:
+    """A certificate this cluster's TVS vouches for beyond its own (bulk certificate exchange)."""
+
+    pem: str
+    roles: list[int]
+    source: str = ""
+
+
+@dataclass(kw_only=True)
+class LogEntry:
+    time: int
+    generation: int
+    op: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class ClusterState:
+    """Everything that decides the served files (see ``cluster.py`` for the rules)."""
+
+    version: int = STATE_VERSION
+    name: str = "lab"
+    host: str = "127.0.0.1"
+    seed: int | None = None
+    key_spec: str = "rsa2048"
+    nodes: int = 1
+    itlrecovery_years: int = 20
+    https_key: str | None = None  # key of the HTTPS (6971) TFTP identity "tftp-https", if any
+    upgraded: bool = False
+    clock: int = 0  # lab clock, Unix seconds
+    generation: int = 0
+    identity_generations: dict[str, int] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    ctl_exists: bool = False  # the cluster was put in mixed mode at least once
+    mixed_mode: bool = False
+    itl_signer: str = "itlrecovery"  # "callmanager" between ``itl reset`` and ``restart_tftp``
+    ctl_signer: str = "itlrecovery"  # "callmanager" between ``ctl reset localkey`` and ``ctl update``
+    rollback: bool = False
+    extra_certs: int = 0
+    hash_alg: int = 1  # TFTP file signature algorithm: 1 SHA-1, 3 SHA-512 (spec §A.4)
+    sbd: bool = True  # Security By Default features (signed default config)
+    autoregistration: bool = True
+    tvs_ttl: int = 86400
+    load: str | None = None  # cluster-wide default loadInformation
+    loads: dict[str, bool] = field(default_factory=dict)  # load name -> served tampered
+    phones: dict[str, PhoneState] = field(default_factory=dict)
+    tvs_trust: list[TrustedCert] = field(default_factory=list)
+    tampered: dict[str, int] = field(default_factory=dict)  # served name -> flipped offset
+    log: list[LogEntry] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str = STATE_FILE) -> ClusterState:
+        try:
+            raw = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise DecodeError(f"not JSON: {exc}", path=source) from None
+        if not isinstance(raw, dict):
+            raise DecodeError("top level is not an object", path=source)
+        if raw.get("version") != STATE_VERSION:
+            raise DecodeError(f"state version {raw.get('version')!r}, expected {STATE_VERSION}", path=source)
+        try:
+            raw["phones"] = {k: _make(PhoneState, v, f"{source}:phones.{k}")
+                             for k, v in dict(raw.get("phones", {})).items()}
+            raw["tvs_trust"] = [_make(TrustedCert, v, f"{source}:tvs_trust[{i}]")
+                                for i, v in enumerate(raw.get("tvs_trust", []))]
+            raw["log"] = [_make(LogEntry, v, f"{source}:log[{i}]") for i, v in enumerate(raw.get("log", []))]
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise DecodeError(f"malformed state: {exc}", path=source) from None
+        made: ClusterState = _make(cls, raw, source)
+        return made
+
+
+def _make(cls: type[Any], raw: Any, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise DecodeError("expected an object", path=where)
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise DecodeError(f"unknown keys {unknown}", path=where)
+    try:
+        return cls(**raw)
+    except TypeError as exc:
+        raise DecodeError(f"malformed: {exc}", path=where) from None
+
+
+def load_state(root: Path) -> ClusterState:
+    path = Path(root) / STATE_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DecodeError(f"{root} is not a lab cluster (no {STATE_FILE}; create one with "
+                          f"'phoneemu lab init {root}')", path=str(root)) from None
+    except UnicodeDecodeError:
+        raise DecodeError("not UTF-8", path=str(path)) from None
+    return ClusterState.from_json(text, source=str(path))
+
+
+def save_state(root: Path, state: ClusterState) -> None:
+    """Write ``cluster.json`` atomically (temp file + rename)."""
+    path = Path(root) / STATE_FILE
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(state.to_json(), encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,149 @@
+"""``phoneemu lab`` through phoneemu.cli.main: init, phones, every admin operation, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from phoneemu.cli import build_parser, main
+from phoneemu.crypto import keys
+from phoneemu.formats import trustlist
+from phoneemu.lab.cluster import LabCluster
+
+MAC = "00:11:22:33:44:55"
+BARE = "001122334455"
+
+
+@pytest.fixture
+def lab_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "lab"
+    assert main(["lab", "init", str(d), "--seed", "4", "--key", "rsa1024", "--now", "1780000000"]) == 0
+    assert main(["lab", "phone", "add", str(d), "--mac", MAC]) == 0
+    return d
+
+
+def _signer_serial(d: Path, name: str = "ITLFile.tlv") -> bytes:
+    return trustlist.parse((d / "tftp" / name).read_bytes()).header.signer.serial
+
+
+def test_init_show_and_json(lab_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["lab", "show", str(lab_dir), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["seed"] == 4 and BARE in summary["phones"]
+    assert summary["itl_md5"] == trustlist.parse((lab_dir / "tftp/ITLFile.tlv").read_bytes()).md5()
+    assert main(["lab", "show", str(lab_dir), "--itl", "--ctl", "--files", "--log"]) == 0
+    out = capsys.readouterr().out
+    assert "The checksum value of the ITL file:" in out and "CTL File not found" in out
+    assert f"ITLSEP{BARE}.tlv" in out and "phone-add" in out
+    assert (lab_dir / "phones" / BARE / "mic.key").exists()
+
+
+def test_default_init_uses_rsa2048(tmp_path: Path) -> None:
+    args = build_parser().parse_args(["lab", "init", str(tmp_path / "x")])
+    assert args.key == "rsa2048"
+    assert main(["lab", "init", str(tmp_path / "x")]) == 0
+    cluster = LabCluster.open(tmp_path / "x")
+    assert keys.key_size_bits(cluster.callmanager().key) == 2048
+    assert cluster.state.seed is None
+
+
+def test_every_admin_operation(lab_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = str(lab_dir)
+    other = tmp_path / "other"
+    key_file = tmp_path / "ITLRecovery.pem"
+    assert main(["lab", "init", str(other), "--seed", "5", "--key", "rsa1024", "--name", "other"]) == 0
+    recovery = LabCluster.open(lab_dir).identity("itlrecovery")
+    callmanager_serial = LabCluster.open(lab_dir).callmanager().cert.serial_number
+    steps = [
+        ["regenerate", d, "callmanager"],
+        ["mixed-mode", d, "on"],
+        ["itl-reset", d, "localkey"],
+        ["restart-tftp", d],
+        ["ctl-reset", d, "localkey"],
+        ["ctl-update", d],
+        ["rollback", d, "on"],
+        ["rollback", d, "off"],
+        ["add-certs", d, "--count", "2"],
+        ["encryption", d, "--mac", MAC, "on"],
+        ["encryption", d, "--mac", MAC, "on", "--mode", "symmetric", "--symmetric-key", "11" * 16],
+        ["encryption", d, "--mac", MAC, "off"],
+        ["signature-algorithm", d, "sha512"],
+        ["upgraded", d, "on"],
+        ["exchange", d, str(other)],
+        ["sbd", d, "off"],
+        ["autoregistration", d, "off"],
+        ["tvs-ttl", d, "300"],
+        ["load", d, "sip88xx.14-1", "--mac", MAC],
+        ["capf", d, "install", "--mac", MAC, "--auth-mode", "2"],
+        ["itlrecovery", d, "export", str(key_file)],
+        ["regenerate", d, "itlrecovery"],
+        ["itl-reset", d, "remotekey", "--key-file", str(key_file)],
+        ["restart-tftp", d],
+        ["restart-tvs", d],
+        ["clock", d, "--advance", "60"],
+        ["mixed-mode", d, "off"],
+        ["tamper", d, "ITLFile.tlv", "--offset", "7"],
+    ]
+    for argv in steps:
+        assert main(["lab", *argv]) == 0, argv
+    out = capsys.readouterr().out
+    assert "flipped byte 7 of ITLFile.tlv" in out
+    c = LabCluster.open(lab_dir)
+    st = c.state
+    assert st.ctl_exists and not st.mixed_mode and st.hash_alg == 3 and st.upgraded
+    assert st.extra_certs == 2 and not st.sbd and not st.autoregistration and st.tvs_ttl == 300
+    assert st.phones[BARE].capf_operation == "install" and st.phones[BARE].load == "sip88xx.14-1"
+    assert c.identity("itlrecovery").der == recovery.der  # restored by remotekey
+    assert c.callmanager().cert.serial_number != callmanager_serial
+    assert st.tampered["ITLFile.tlv"] == 7
+    ops = [e.op for e in st.log]
+    assert ops.count("restart-tftp") == 2 and "exchange" in ops
+    assert LabCluster.open(other).tvs_lookup(c.callmanager().der) is not None
+
+
+def test_itl_signer_switches(lab_dir: Path) -> None:
+    c = LabCluster.open(lab_dir)
+    from phoneemu.crypto.certs import serial_bytes
+
+    rec, cm = (serial_bytes(c.identity(n).cert.serial_number) for n in ("itlrecovery", "callmanager"))
+    assert _signer_serial(lab_dir) == rec
+    assert main(["lab", "itl-reset", str(lab_dir), "localkey"]) == 0
+    assert _signer_serial(lab_dir) == cm
+    assert main(["lab", "restart-tftp", str(lab_dir)]) == 0
+    assert _signer_serial(lab_dir) == rec
+
+
+def test_errors_are_one_line(tmp_path: Path, lab_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    cases = [
+        ["lab", "show", str(tmp_path / "nothing")],
+        ["lab", "serve", "--dir", str(tmp_path / "nothing"), "--tftp-port", "0"],
+        ["lab", "rollback", str(tmp_path / "nothing"), "on"],
+        ["lab", "init", str(lab_dir)],
+        ["lab", "regenerate", str(lab_dir), "mfgca"],
+        ["lab", "phone", "add", str(lab_dir), "--mac", "zz"],
+        ["lab", "ctl-reset", str(lab_dir), "localkey"],
+        ["lab", "tamper", str(lab_dir), "nope.xml"],
+        ["lab", "itl-reset", str(lab_dir), "remotekey"],
+        ["lab", "itl-reset", str(lab_dir), "remotekey", "--key-file", str(tmp_path / "missing.pem")],
+        ["lab", "encryption", str(lab_dir), "--mac", "AABBCCDDEEFF", "on"],
+        ["lab", "phone", "add", str(lab_dir), "--mac", MAC, "--capf", "install", "--auth-mode", "1"],
+    ]
+    for argv in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("phoneemu lab: "), (argv, err)
+        assert "Traceback" not in err
+    main(["lab", "show", str(tmp_path / "nothing")])
+    assert "not a lab cluster" in capsys.readouterr().err
+
+
+def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["lab", "--help"])
+    out = capsys.readouterr().out
+    assert "examples:" in out and "phoneemu lab init" in out and "mic.key" in out
+    assert main(["lab"]) == 2

@@ -1,0 +1,570 @@
+"""Lab cluster: served files and what every admin operation does to them (spec §B.5, §B.7, §C, §G)."""
+
+from __future__ import annotations
+
+import hashlib
+import stat
+from pathlib import Path
+
+import pytest
+
+from phoneemu.crypto import certs, keys
+from phoneemu.crypto.keys import KeySpec
+from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError, SizeLimitError, VerificationError
+from phoneemu.formats import config, encrypted, firmware, signed, trustlist
+from phoneemu.formats.trustlist import Role, TrustList
+from phoneemu.lab.cluster import LabCluster
+from phoneemu.lab.pki import Identity
+
+NOW = 1_780_000_000  # 2026-05-28
+MAC = "001122334455"
+MAC2 = "0011223344AA"
+
+
+def _init(root: Path, seed: int | None = 5, **kw: object) -> LabCluster:
+    return LabCluster.init(root, seed=seed, key_spec="rsa1024", now=NOW, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> LabCluster:
+    c = _init(tmp_path / "lab")
+    c.add_phone(MAC)
+    return c
+
+
+def _tl(c: LabCluster, name: str = "ITLFile.tlv") -> TrustList:
+    data = c.get(name)
+    assert data is not None, name
+    return trustlist.parse(data)
+
+
+def _signed_by(tl: TrustList, ident: Identity) -> bool:
+    return tl.header.signer.serial == certs.serial_bytes(ident.cert.serial_number)
+
+
+def _roles(tl: TrustList, ident: Identity) -> set[int]:
+    der = ident.der
+    return {r.role for r in tl.records if r.certificate == der}
+
+
+# --------------------------------------------------------------------------- served files
+def test_initial_itl_records_and_signer(lab: LabCluster) -> None:
+    itl = _tl(lab)
+    assert itl.kind == "ITL"
+    assert itl.verify_self().certificate == lab.identity("itlrecovery").der
+    assert _signed_by(itl, lab.identity("itlrecovery"))
+    assert _roles(itl, lab.identity("itlrecovery")) == {Role.SAST}
+    assert _roles(itl, lab.callmanager()) == {Role.SAST, Role.CCM_TFTP}
+    assert _roles(itl, lab.tvs_identity()) == {Role.TVS}
+    assert _roles(itl, lab.identity("capf")) == {Role.CAPF}
+    assert all(r.dns_name == "127.0.0.1" and r.ip_address == bytes([127, 0, 0, 1]) for r in itl.records)
+    assert itl.header.timestamp == NOW
+    assert lab.get("CTLFile.tlv") is None
+
+
+def test_per_device_trust_lists(lab: LabCluster) -> None:
+    files = lab.files()
+    assert files[f"ITLSEP{MAC}.tlv"] == files["ITLFile.tlv"]
+    assert trustlist.parse(files[f"ITLSEP{MAC}.tlv"]).header.filename == "ITLFile.tlv"
+    assert lab.get("ITLSEPAABBCCDDEEFF.tlv") == files["ITLFile.tlv"]  # any MAC is answered
+    assert "ITLSEPAABBCCDDEEFF.tlv" not in files
+    assert lab.get("CTLSEPAABBCCDDEEFF.tlv") is None  # no CTL yet
+    assert lab.get("nothing.xml") is None
+
+
+def test_multi_node_itl_and_ctl(tmp_path: Path) -> None:
+    c = _init(tmp_path / "n3", nodes=3)
+    itl = _tl(c)
+    tvs_records = [r for r in itl.records if r.role == Role.TVS]
+    assert len(tvs_records) == 3
+    c.set_mixed_mode(True)
+    ctl = _tl(c, "CTLFile.tlv")
+    ccm = [r for r in ctl.records if r.role == Role.CCM_TFTP]
+    assert {r.certificate for r in ccm} == {c.callmanager(n).der for n in (1, 2, 3)}
+
+
+def test_https_ec_tftp_record(tmp_path: Path) -> None:
+    c = _init(tmp_path / "h", https_key="ec-p256")
+    itl = _tl(c)
+    https = c.identity("tftp-https")
+    assert _roles(itl, https) == {Role.TFTP}
+    rec = next(r for r in itl.records if r.certificate == https.der)
+    assert rec.public_key is not None and rec.public_key[:1] == b"\x04" and len(rec.public_key) == 65
+    assert itl.header.signer_version == (1, 1)
+    itl.verify_self()
+    assert (c.tvs_lookup(https.der) or pytest.fail("TVS")).roles == (Role.TFTP,)
+    assert _tl(_init(tmp_path / "plain")).header.signer_version is None
+
+
+def test_device_config_signed_and_names_servers(lab: LabCluster) -> None:
+    sgn = signed.parse(lab.get(f"SEP{MAC}.cnf.xml.sgn") or b"")
+    signed.verify(sgn, lab.callmanager().cert)
+    assert sgn.body == lab.get(f"SEP{MAC}.cnf.xml")
+    cfg = config.parse(sgn.body)
+    assert cfg.full_config and not cfg.encr_config
+    assert cfg.device_name == f"SEP{MAC}"
+    assert [(s.host, s.port) for s in cfg.tvs_servers] == [("127.0.0.1", 2445)]
+    assert [(s.host, s.port) for s in cfg.capf_servers] == [("127.0.0.1", 3804)]
+    lab.set_ports(tvs=40001, capf=40002)
+    cfg = config.parse(lab.get(f"SEP{MAC}.cnf.xml") or b"")
+    assert [s.port for s in cfg.tvs_servers] == [40001]
+    assert [s.port for s in cfg.capf_servers] == [40002]
+    assert lab.get(f"SEP{MAC}.cnf.xml.enc.sgn") is None
+
+
+def test_default_config_and_static_files(lab: LabCluster) -> None:
+    default = lab.get("XmlDefault.cnf.xml")
+    assert default is not None and config.parse(default).device_name is None
+    sf = signed.parse(lab.get("XmlDefault.cnf.xml.sgn") or b"")
+    signed.verify(sf, lab.callmanager().cert)
+    assert sf.body == default
+    signed.verify(signed.parse(lab.get("g3-tones.xml.sgn") or b""), lab.callmanager().cert)
+    lab.set_sbd(False)
+    assert lab.get("XmlDefault.cnf.xml.sgn") is None and lab.get("XmlDefault.cnf.xml") is not None
+    lab.set_autoregistration(False)
+    assert lab.get("XmlDefault.cnf.xml") is None
+
+
+def test_files_on_disk_match_memory_and_open(lab: LabCluster) -> None:
+    on_disk = {p.name: p.read_bytes() for p in (lab.root / "tftp").iterdir()}
+    assert on_disk == dict(lab.files())
+    again = LabCluster.open(lab.root)
+    assert dict(again.files()) == dict(lab.files())
+    assert again.generation == lab.generation
+    assert again.tvs_lookup(lab.callmanager().der) is not None
+
+
+def test_open_rejects_non_cluster(tmp_path: Path) -> None:
+    with pytest.raises(DecodeError, match="not a lab cluster"):
+        LabCluster.open(tmp_path)
+    (tmp_path / "cluster.json").write_text("{nope")
+    with pytest.raises(DecodeError, match="not JSON"):
+        LabCluster.open(tmp_path)
+
+
+def test_init_refuses_existing_and_bad_options(tmp_path: Path) -> None:
+    _init(tmp_path / "a")
+    with pytest.raises(PhoneEmuError, match="already"):
+        _init(tmp_path / "a")
+    with pytest.raises(EncodeError):
+        _init(tmp_path / "b", nodes=0)
+    with pytest.raises(EncodeError):
+        LabCluster.init(tmp_path / "c", key_spec="ec-p256")
+
+
+def test_seeded_init_is_deterministic(tmp_path: Path) -> None:
+    a = _init(tmp_path / "a", seed=11)
+    b = _init(tmp_path / "b", seed=11)
+    for c in (a, b):
+        c.add_phone(MAC, encrypt="pki")
+    # every file but the PKI .enc.sgn (RSA PKCS#1 v1.5 wrap padding is random by construction)
+    enc = f"SEP{MAC}.cnf.xml.enc.sgn"
+    same_a = {k: v for k, v in a.files().items() if k != enc}
+    assert same_a == {k: v for k, v in b.files().items() if k != enc}
+    assert set(a.files()) == set(b.files())
+    key_a, key_b = (tmp_path / d / "private/itlrecovery.key" for d in ("a", "b"))
+    assert key_a.read_bytes() == key_b.read_bytes()
+    d = _init(tmp_path / "d", seed=12)
+    assert d.get("ITLFile.tlv") != a.get("ITLFile.tlv")
+
+
+def test_private_keys_mode_0600(lab: LabCluster) -> None:
+    for p in [*(lab.root / "private").iterdir(), lab.phone_dir(MAC) / "mic.key"]:
+        assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+
+
+def test_itlrecovery_years(tmp_path: Path) -> None:
+    fresh = _init(tmp_path / "f")
+    up = _init(tmp_path / "u", upgraded=True)
+    for c, years in ((fresh, 20), (up, 5)):
+        cert = c.identity("itlrecovery").cert
+        assert cert.not_valid_after_utc.year - cert.not_valid_before_utc.year == years
+    up.set_upgraded(False)
+    up.regenerate("itlrecovery")
+    cert = up.identity("itlrecovery").cert
+    assert cert.not_valid_after_utc.year - cert.not_valid_before_utc.year == 20
+
+
+# --------------------------------------------------------------------------- admin operations
+def test_regenerate_callmanager(lab: LabCluster) -> None:
+    old = lab.callmanager()
+    gen = lab.generation
+    lab.regenerate("callmanager", now=NOW + 60)
+    new = lab.callmanager()
+    assert new.der != old.der and lab.generation == gen + 1
+    itl = _tl(lab)
+    assert _roles(itl, new) == {Role.SAST, Role.CCM_TFTP} and _roles(itl, old) == set()
+    assert _signed_by(itl, lab.identity("itlrecovery"))  # still the anchor phones know
+    sgn = signed.parse(lab.get(f"SEP{MAC}.cnf.xml.sgn") or b"")
+    signed.verify(sgn, new.cert)
+    with pytest.raises(VerificationError):
+        signed.verify(sgn, old.cert)
+    assert lab.tvs_lookup(new.der) is not None and lab.tvs_lookup(old.der) is None
+    assert lab.clock == NOW + 60
+    assert LabCluster.open(lab.root).callmanager().der == new.der
+
+
+def test_regenerate_itlrecovery_needs_tvs(lab: LabCluster) -> None:
+    old_itl = _tl(lab)
+    lab.regenerate("itlrecovery")
+    new_itl = _tl(lab)
+    new_rec = lab.identity("itlrecovery")
+    assert new_itl.verify_self().certificate == new_rec.der
+    # the phone's installed ITL does not hold the new signer (spec §G.3 step 3 fails)...
+    assert all(r.serial != new_itl.header.signer.serial for r in old_itl.records)
+    # ...but TVS (QUERY by issuer + serial) vouches for it with role SAST (step 4)
+    signer = new_itl.header.signer
+    entry = lab.tvs_lookup((signer.issuer, signer.serial, signer.name))
+    assert entry is not None and Role.SAST in entry.roles and entry.cert_der == new_rec.der
+
+
+@pytest.mark.parametrize("name, role", [("tvs", Role.TVS), ("capf", Role.CAPF)])
+def test_regenerate_tvs_capf(lab: LabCluster, name: str, role: int) -> None:
+    old = lab.identity(name)
+    lab.regenerate(name)
+    assert _roles(_tl(lab), lab.identity(name)) == {role}
+    assert _roles(_tl(lab), old) == set()
+
+
+def test_regenerate_rejects_unknown(lab: LabCluster) -> None:
+    with pytest.raises(EncodeError):
+        lab.regenerate("mfgca")
+    with pytest.raises(EncodeError):
+        lab.regenerate("tvs-2")  # single node
+
+
+def test_mixed_mode_on_off(lab: LabCluster) -> None:
+    with pytest.raises(PhoneEmuError):
+        lab.set_mixed_mode(False)
+    lab.set_mixed_mode(True)
+    ctl = _tl(lab, "CTLFile.tlv")
+    assert ctl.kind == "CTL"
+    assert ctl.verify_self().certificate == lab.identity("itlrecovery").der
+    assert [r.role for r in ctl.records] == [Role.SAST, Role.SAST, Role.CCM_TFTP, Role.CAPF]
+    assert _roles(ctl, lab.callmanager()) == {Role.SAST, Role.CCM_TFTP}
+    assert not any(r.role == Role.TVS for r in ctl.records)
+    assert all(r.signature is not None for r in ctl.records)
+    assert lab.get(f"CTLSEP{MAC}.tlv") == lab.get("CTLFile.tlv")
+    lab.set_mixed_mode(False)
+    ctl = _tl(lab, "CTLFile.tlv")  # the CTL stays (non-secure)...
+    ccm = [r for r in ctl.records if r.role == Role.CCM_TFTP]
+    assert len(ccm) == 1 and ccm[0].is_empty  # ...with its CCM+TFTP records emptied
+    assert ccm[0].dns_name == "127.0.0.1" and ccm[0].ip_address == bytes([127, 0, 0, 1])
+    # RECORD_LENGTH + DNS_NAME "127.0.0.1\0" + ROLE + IP_ADDRESS (33 bytes for a 12-char IP, spec §B.7)
+    assert len(trustlist.build_record(ccm[0])) == 5 + (3 + 10) + 5 + (3 + 4)
+    capf = next(r for r in ctl.records if r.role == Role.CAPF)
+    assert capf.signature is None and capf.certificate == lab.identity("capf").der
+    ctl.verify_self()
+
+
+def test_itl_reset_localkey_until_tftp_restart(lab: LabCluster) -> None:
+    lab.itl_reset("localkey")
+    itl = _tl(lab)
+    assert _signed_by(itl, lab.callmanager())
+    assert itl.verify_self().role == Role.SAST
+    lab.restart_tftp()
+    assert _signed_by(_tl(lab), lab.identity("itlrecovery"))
+
+
+def test_itl_reset_remotekey_restores_exported_recovery_key(lab: LabCluster, tmp_path: Path) -> None:
+    exported = lab.identity("itlrecovery")
+    key_file = tmp_path / "ITLRecovery.pem"
+    lab.export_itlrecovery(key_file)
+    lab.regenerate("itlrecovery")
+    assert lab.identity("itlrecovery").der != exported.der
+    with pytest.raises(EncodeError):
+        lab.itl_reset("remotekey")
+    lab.itl_reset("remotekey", key_file=key_file)
+    assert lab.identity("itlrecovery").der == exported.der
+    itl = _tl(lab)
+    assert _signed_by(itl, lab.callmanager())
+    assert _roles(itl, exported) == {Role.SAST}
+    lab.restart_tftp()
+    assert _signed_by(_tl(lab), exported)
+    assert LabCluster.open(lab.root).identity("itlrecovery").der == exported.der
+
+
+def test_import_itlrecovery(lab: LabCluster, tmp_path: Path) -> None:
+    other = _init(tmp_path / "other", seed=77, name="other")
+    other.export_itlrecovery(tmp_path / "k.pem")
+    lab.import_itlrecovery(tmp_path / "k.pem")
+    assert _signed_by(_tl(lab), other.identity("itlrecovery"))
+
+
+def test_ctl_reset_and_update(lab: LabCluster) -> None:
+    with pytest.raises(PhoneEmuError):
+        lab.ctl_reset("localkey")
+    lab.set_mixed_mode(True)
+    lab.ctl_reset("localkey")
+    ctl = _tl(lab, "CTLFile.tlv")
+    assert _signed_by(ctl, lab.callmanager())
+    ctl.verify_self()
+    assert _signed_by(_tl(lab), lab.identity("itlrecovery"))  # the ITL is untouched
+    lab.ctl_update()
+    assert _signed_by(_tl(lab, "CTLFile.tlv"), lab.identity("itlrecovery"))
+
+
+def test_rollback_serves_empty_itl(lab: LabCluster) -> None:
+    lab.set_rollback(True)
+    itl = _tl(lab)
+    assert itl.is_empty
+    assert itl.verify_self().certificate == lab.identity("itlrecovery").der  # signer phones already trust
+    by_role = {r.role: r for r in itl.records}
+    assert by_role[Role.TVS].is_empty and by_role[Role.CCM_TFTP].is_empty
+    assert by_role[Role.CAPF].certificate == lab.identity("capf").der  # CAPF intact
+    assert lab.get(f"ITLSEP{MAC}.tlv") == lab.get("ITLFile.tlv")
+    lab.set_rollback(False)
+    assert not _tl(lab).is_empty
+
+
+def test_add_certs_crosses_64k(lab: LabCluster) -> None:
+    lab.add_certs(10)
+    itl = _tl(lab)
+    assert sum(r.role == Role.TVS for r in itl.records) == 11
+    assert lab.tvs_lookup(lab.identity("extra-10").der) is not None
+    lab.add_certs(50)
+    data = lab.get("ITLFile.tlv") or b""
+    assert len(data) > 65536
+    with pytest.raises(SizeLimitError):
+        trustlist.parse(data)
+    big = trustlist.parse(data, limit=1 << 20)
+    big.verify_self()
+    assert len(big.records) == 5 + 60
+    with pytest.raises(EncodeError):
+        lab.add_certs(0)
+
+
+def test_encryption_pki_wraps_to_mic_then_lsc(lab: LabCluster) -> None:
+    lab.set_encryption([MAC], True)
+    mic, mic_key = lab.phone_identity(MAC)
+    ef = encrypted.parse(lab.get(f"SEP{MAC}.cnf.xml.enc.sgn") or b"")
+    encrypted.verify(ef, lab.callmanager().cert)
+    full = config.parse(encrypted.decrypt_pki(ef, mic_key))
+    assert full.full_config and full.device_name == f"SEP{MAC}"
+    stub = config.parse(signed.parse(lab.get(f"SEP{MAC}.cnf.xml.sgn") or b"").body)
+    assert stub.is_stub and stub.encr_config
+    assert stub.cert_hash == hashlib.md5(certs.cert_der(mic)).hexdigest()
+    assert lab.get(f"SEP{MAC}.cnf.xml") == signed.parse(lab.get(f"SEP{MAC}.cnf.xml.sgn") or b"").body
+    # CAPF issues an LSC: configs are now wrapped to it
+    lsc_key = keys.generate_key(KeySpec(kind="rsa", bits=1024), unsafe_seed="lsc-key")
+    lsc = certs.load_cert_der(lab.issue_lsc(f"SEP{MAC}", keys.public_key_spki_der(lsc_key.public_key())))
+    lab.record_lsc(MAC, lsc)
+    ef = encrypted.parse(lab.get(f"SEP{MAC}.cnf.xml.enc.sgn") or b"")
+    assert config.parse(encrypted.decrypt_pki(ef, lsc_key)).full_config
+    stub = config.parse(lab.get(f"SEP{MAC}.cnf.xml") or b"")
+    assert stub.cert_hash == hashlib.md5(certs.cert_der(lsc)).hexdigest()
+    lab.set_encryption([MAC], False)
+    assert lab.get(f"SEP{MAC}.cnf.xml.enc.sgn") is None
+    assert config.parse(lab.get(f"SEP{MAC}.cnf.xml") or b"").full_config
+
+
+def test_encryption_symmetric(lab: LabCluster) -> None:
+    key_hex = "00112233445566778899aabbccddeeff"
+    with pytest.raises(EncodeError):
+        lab.set_encryption([MAC], True, mode="symmetric")
+    lab.set_encryption([MAC], True, mode="symmetric", symmetric_key=key_hex)
+    ef = encrypted.parse(lab.get(f"SEP{MAC}.cnf.xml.enc.sgn") or b"")
+    assert config.parse(encrypted.decrypt_symmetric(ef, bytes.fromhex(key_hex))).device_name == f"SEP{MAC}"
+    assert lab.get(f"SEP{MAC}.cnf.xml.sgn") is None
+
+
+def test_signature_algorithm(lab: LabCluster) -> None:
+    assert _tl(lab).header.hash_alg == 1
+    lab.set_signature_algorithm("sha512")
+    assert _tl(lab).header.hash_alg == 3
+    sgn = signed.parse(lab.get(f"SEP{MAC}.cnf.xml.sgn") or b"")
+    assert sgn.header.hash_alg == 3
+    signed.verify(sgn, lab.callmanager().cert)
+    with pytest.raises(EncodeError):
+        lab.set_signature_algorithm("md5")
+
+
+def test_exchange_certificates(tmp_path: Path) -> None:
+    a = _init(tmp_path / "a", seed=21, name="alpha")
+    b = _init(tmp_path / "b", seed=22, name="beta")
+    assert a.tvs_lookup(b.callmanager().der) is None
+    a.exchange_certificates(b)
+    for me, peer in ((a, b), (b, a)):
+        for ident in (peer.callmanager(), peer.identity("itlrecovery")):
+            entry = me.tvs_lookup(ident.der)
+            assert entry is not None and set(entry.roles) == {Role.SAST, Role.TFTP}
+    # persisted on both sides; repeating adds nothing
+    assert LabCluster.open(b.root).tvs_lookup(a.callmanager().der) is not None
+    a.exchange_certificates(b.root)
+    assert len(a.state.tvs_trust) == 2
+    with pytest.raises(PhoneEmuError):
+        a.exchange_certificates(a)
+
+
+def test_tamper_until_next_rebuild(lab: LabCluster) -> None:
+    good = lab.get("ITLFile.tlv") or b""
+    off = lab.tamper("ITLFile.tlv", offset=200)
+    bad = lab.get("ITLFile.tlv") or b""
+    assert off == 200 and bad[200] == good[200] ^ 0xFF
+    assert lab.get(f"ITLSEP{MAC}.tlv") == bad
+    with pytest.raises((VerificationError, DecodeError)):
+        trustlist.parse(bad).verify_self()
+    assert LabCluster.open(lab.root).get("ITLFile.tlv") == bad  # persists until a rebuild
+    lab.tamper(f"SEP{MAC}.cnf.xml.sgn")  # default: last byte
+    with pytest.raises(VerificationError):
+        signed.verify(signed.parse(lab.get(f"SEP{MAC}.cnf.xml.sgn") or b""), lab.callmanager().cert)
+    lab.restart_tftp()  # any state change rebuilds
+    assert lab.get("ITLFile.tlv") == good
+    assert lab.state.tampered == {}
+    with pytest.raises(PhoneEmuError):
+        lab.tamper("missing.xml")
+    with pytest.raises(EncodeError):
+        lab.tamper("ITLFile.tlv", offset=10**6)
+
+
+def test_tvs_lookup_verify_and_query(lab: LabCluster) -> None:
+    tvs = lab.tvs_identity()
+    entry = lab.tvs_lookup(tvs.der)
+    assert entry is not None and entry.roles == (Role.TVS,) and entry.ttl == 86400
+    cert = tvs.cert
+    query = (certs.dn_text(cert.issuer), certs.serial_bytes(cert.serial_number), "")
+    assert lab.tvs_lookup(query) == entry
+    rfc_style = (cert.issuer.rfc4514_string(), certs.serial_bytes(cert.serial_number),
+                 certs.dn_text(cert.subject))
+    assert lab.tvs_lookup(rfc_style) == entry
+    assert lab.tvs_lookup((certs.dn_text(cert.issuer), b"\x01", "")) is None
+    assert lab.tvs_lookup(b"not a cert") is None
+    mic, _ = lab.phone_identity(MAC)
+    assert lab.tvs_lookup(certs.cert_der(mic)) is None
+    lab.set_tvs_ttl(600)
+    assert (lab.tvs_lookup(tvs.der) or entry).ttl == 600
+
+
+def test_firmware_loads(lab: LabCluster) -> None:
+    lab.set_load("sip88xx.14-2-1-0001-1")
+    name = firmware.loads_file_name("sip88xx.14-2-1-0001-1")
+    img = firmware.parse(lab.get(name) or b"")
+    assert img.load_name == "sip88xx.14-2-1-0001-1"
+    firmware.verify(img, lab.identity("imagesigning").cert)
+    assert config.parse(lab.get(f"SEP{MAC}.cnf.xml") or b"").load_information == "sip88xx.14-2-1-0001-1"
+    lab.set_load("sip88xx.bad", macs=[MAC], tamper=True)
+    assert config.parse(lab.get(f"SEP{MAC}.cnf.xml") or b"").load_information == "sip88xx.bad"
+    with pytest.raises((VerificationError, DecodeError)):
+        firmware.verify(firmware.parse(lab.get("sip88xx.bad.loads") or b""),
+                        lab.identity("imagesigning").cert)
+
+
+def test_capf_pending_and_device_certs(lab: LabCluster) -> None:
+    assert lab.capf_pending(MAC) is None
+    lab.set_capf([MAC], "install", auth_mode=1, auth_string="1234", key="ec-p256")
+    pending = lab.capf_pending(MAC)
+    assert pending is not None and pending.operation == "install" and pending.auth_string == "1234"
+    assert pending.key_type == "ec" and pending.curve == "p256"
+    assert config.parse(lab.get(f"SEP{MAC}.cnf.xml") or b"").capf_auth_mode == 1
+    mic, _ = lab.phone_identity(MAC)
+    lab.verify_device_cert(mic, 2)
+    with pytest.raises(VerificationError):
+        lab.verify_device_cert(mic, 1)  # a MIC is not an LSC
+    with pytest.raises(VerificationError):
+        lab.verify_device_cert(lab.callmanager().cert, 2)
+    lsc_key = keys.generate_key(KeySpec(kind="ec", curve="p256"), unsafe_seed="ec-lsc")
+    lsc = certs.load_cert_der(lab.issue_lsc(f"SEP{MAC}", lsc_key.public_key()))
+    lab.verify_device_cert(lsc, 1)
+    lab.record_lsc(MAC, lsc)
+    assert lab.capf_pending(MAC) is None and lab.phone_lsc(MAC) == lsc
+    lab.set_capf([MAC], "delete")
+    lab.capf_done(MAC)
+    assert lab.phone_lsc(MAC) is None and lab.capf_pending(MAC) is None
+    with pytest.raises(EncodeError):
+        lab.set_capf([MAC], "install", auth_mode=1, auth_string="12")
+
+
+def test_add_phone_options_and_update(lab: LabCluster) -> None:
+    lab.add_phone("00:11:22:33:44:aa", model="7841", capf_operation="install", auth_string="9876")
+    ph = lab.state.phones[MAC2]
+    assert ph.model == "7841" and ph.capf_operation == "install" and ph.capf_auth_mode == 1
+    mic_before = lab.phone_identity(MAC2)[0]
+    lab.add_phone(MAC2, encrypt="pki")  # update keeps the MIC
+    assert lab.phone_identity(MAC2)[0] == mic_before
+    assert lab.get(f"SEP{MAC2}.cnf.xml.enc.sgn") is not None
+    with pytest.raises(EncodeError):
+        lab.add_phone("xyz")
+    with pytest.raises(PhoneEmuError):
+        lab.phone_identity("AABBCCDDEEFF")
+
+
+def test_adding_phones_rebuilds_only_their_files(lab: LabCluster) -> None:
+    before = dict(lab.files())
+    lab.add_phones([MAC2, "0011223344BB"], model="CP-7841", capf={"operation": "install",
+                                                                  "auth_mode": "null-string"}, now=NOW + 99)
+    after = lab.files()
+    for name, data in before.items():
+        assert after[name] == data, name  # nothing else re-signed (spec §C.1)
+    assert {f"SEP{MAC2}.cnf.xml.sgn", "ITLSEP0011223344BB.tlv"} <= set(after)
+    assert signed.parse(after[f"SEP{MAC2}.cnf.xml.sgn"]).header.timestamp == NOW + 99
+    ph = lab.state.phones[MAC2]
+    assert ph.model == "7841" and ph.capf_operation == "install" and ph.capf_auth_mode == 2
+    assert [e.op for e in lab.state.log][-1] == "phone-add"
+    on_disk = {p.name: p.read_bytes() for p in (lab.root / "tftp").iterdir()}
+    assert on_disk == dict(after)
+    lab.set_encryption([MAC2], True)
+    lab.set_encryption([MAC2], False)
+    assert not (lab.root / "tftp" / f"SEP{MAC2}.cnf.xml.enc.sgn").exists()
+    with pytest.raises(EncodeError):
+        lab.add_phone(MAC2, capf_auth_mode="sometimes")
+    assert lab.state.phones[MAC2].capf_auth_mode == 2  # a refused update changes nothing
+
+
+def test_apply_dispatcher_and_log(lab: LabCluster, tmp_path: Path) -> None:
+    lab.apply("mixed-mode", now=NOW + 10, on=True)
+    lab.apply("rollback", on="on")
+    lab.apply("signature-algorithm", hash="sha512")
+    lab.apply("encryption", macs=[MAC], on=True, mode="pki")
+    lab.apply("add-certs", count=2)
+    lab.apply("regenerate", cert="tvs")
+    lab.apply("itl-reset", key="localkey")
+    lab.apply("restart-tftp")
+    lab.apply("ctl-reset", key="localkey")
+    lab.apply("ctl-update")
+    lab.apply("restart-tvs")
+    lab.apply("tvs-ttl", seconds=120)
+    lab.apply("autoregistration", on=False)
+    lab.apply("load", name="sip78xx.1", macs=[MAC])
+    lab.apply("capf", macs=[MAC], operation="fetch")
+    lab.apply("tamper", file="ITLFile.tlv", offset=5)
+    other = _init(tmp_path / "peer", seed=9, name="peer")
+    lab.apply("exchange", other=other)
+    ops = [e.op for e in lab.state.log]
+    assert ops[0] == "init" and "tamper" in ops and ops[-1] == "exchange"
+    assert lab.state.log[1].time == NOW and lab.state.log[2].time == NOW + 10
+    with pytest.raises(EncodeError, match="unknown lab operation"):
+        lab.apply("format-disk")
+    with pytest.raises(EncodeError, match="missing argument"):
+        lab.apply("regenerate")
+    with pytest.raises(EncodeError):
+        lab.apply("rollback", on="maybe")
+
+
+def test_clock_advance(lab: LabCluster) -> None:
+    lab.advance_clock(3600)
+    assert lab.clock == NOW + 3600
+    lab.restart_tftp()
+    assert _tl(lab).header.timestamp == NOW + 3600
+    with pytest.raises(EncodeError):
+        lab.advance_clock(-1)
+
+
+def test_reload_if_changed(lab: LabCluster) -> None:
+    server_view = LabCluster.open(lab.root)
+    assert not server_view.reload_if_changed()
+    lab.regenerate("callmanager")
+    assert server_view.reload_if_changed()
+    assert not server_view.reload_if_changed()
+    assert server_view.get("ITLFile.tlv") == lab.get("ITLFile.tlv")
+
+
+def test_show_itl_ctl(lab: LabCluster) -> None:
+    text = lab.show_itl()
+    assert "The checksum value of the ITL file:" in text
+    assert lab.summary()["itl_md5"] in text
+    assert "This etoken was used to sign the ITL file." in text
+    assert "This etoken was not used to sign the ITL file." in text
+    assert "verified successfully" in text
+    assert "CTL File not found" in lab.show_ctl()
+    lab.set_mixed_mode(True)
+    assert "CCM+TFTP" in lab.show_ctl()
