@@ -204,6 +204,7 @@ class LabCluster:
         load: str | None = None,
         autoregistration: bool = True,
         https_key: str | None = None,
+        itl_signer: str = "itlrecovery",
     ) -> LabCluster:
         """Create a cluster in ``root`` (which must not hold one yet).
 
@@ -211,8 +212,12 @@ class LabCluster:
         alias of ``key_spec`` (scenario option name). ``now`` defaults to the lab epoch when seeded,
         else the real time; it becomes the lab clock. ``https_key`` (e.g. ``ec-p256``) adds the HTTPS
         (6971) provisioning identity ``tftp-https``: an EC record with role TFTP in the ITL, which is
-        then written with SIGNER_VERSION 1.1 (spec §G.5, §A.6).
+        then written with SIGNER_VERSION 1.1 (spec §G.5, §A.6). ``itl_signer="callmanager"`` models a
+        pre-10.0 cluster whose ITL is signed by the TFTP server's CallManager key (seed "Initial Trust
+        List": "soft eToken"); the default is the ITLRecovery key (spec §B.5).
         """
+        if itl_signer not in ("itlrecovery", "callmanager"):
+            raise EncodeError(f"itl_signer {itl_signer!r}: itlrecovery or callmanager", path="itl_signer")
         root = Path(root)
         if (root / "cluster.json").exists():
             raise PhoneEmuError(f"{root} already holds a lab cluster", path=str(root))
@@ -239,7 +244,8 @@ class LabCluster:
         state = ClusterState(name=name, host=host, seed=seed, key_spec=str(spec), nodes=nodes,
                              itlrecovery_years=years, upgraded=upgraded, clock=start, tvs_ttl=tvs_ttl,
                              sbd=sbd, load=load, autoregistration=autoregistration,
-                             https_key=str(https_spec) if https_spec is not None else None)
+                             https_key=str(https_spec) if https_spec is not None else None,
+                             itl_signer=itl_signer, base_itl_signer=itl_signer)
         root.mkdir(parents=True, exist_ok=True)
         (root / "private").mkdir(mode=0o700, exist_ok=True)
         pki = LabPki(root, seed=seed, key_spec=spec, cluster_name=name)
@@ -629,8 +635,8 @@ class LabCluster:
         self._commit("itl-reset", {"key": key}, now)
 
     def restart_tftp(self, *, now: Now = None) -> None:
-        """TFTP service restart: the ITL is signed by ITLRecovery again (§G.7)."""
-        self.state.itl_signer = "itlrecovery"
+        """TFTP service restart: the ITL is signed by its usual signer again (ITLRecovery, §G.7)."""
+        self.state.itl_signer = self.state.base_itl_signer
         self._commit("restart-tftp", {}, now)
 
     def restart_tvs(self, *, now: Now = None) -> None:

@@ -87,6 +87,9 @@ class ClusterState:
     ctl_exists: bool = False  # the cluster was put in mixed mode at least once
     mixed_mode: bool = False
     itl_signer: str = "itlrecovery"  # "callmanager" between ``itl reset`` and ``restart_tftp``
+    #: "itlrecovery" (CUCM >= 10.0) or "callmanager" (8.x-9.x: the TFTP server's CallManager key
+    #: signs the ITL as a "soft eToken", seed "Initial Trust List"); restart_tftp returns to it.
+    base_itl_signer: str = "itlrecovery"
     ctl_signer: str = "itlrecovery"  # "callmanager" between ``ctl reset localkey`` and ``ctl update``
     rollback: bool = False
     extra_certs: int = 0
