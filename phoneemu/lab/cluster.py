@@ -628,7 +628,10 @@ class LabCluster:
             raise EncodeError(f"itl reset {key!r}: localkey or remotekey", path="key")
         if key == "remotekey":
             if key_file is None:
-                raise EncodeError("itl reset remotekey needs the exported recovery key file", path="key_file")
+                key_file = self.root / DEFAULT_EXPORT
+                if not key_file.exists():
+                    raise EncodeError("itl reset remotekey needs an exported recovery key: run "
+                                      "'itlrecovery export' first or give --key-file", path="key_file")
             ident = LabPki.read_identity_file(Path(key_file), "itlrecovery")
             self.pki.store(ident)
         self.state.itl_signer = "callmanager"
@@ -831,8 +834,11 @@ class LabCluster:
         save_state(self.root, self.state)
         self._mtime = self._state_mtime()
 
-    def export_itlrecovery(self, path: str | Path) -> None:
-        """``file get tftp ITLRecovery.p12`` stand-in: cert + key PEM, mode 0600 (§G.7)."""
+    def export_itlrecovery(self, path: str | Path | None = None) -> None:
+        """``file get tftp ITLRecovery.p12`` stand-in: cert + key PEM, mode 0600 (§G.7); by default into
+        ``DIR/exported/itlrecovery.pem``, which ``itl reset remotekey`` uses when no file is given."""
+        path = self.root / DEFAULT_EXPORT if path is None else Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
         self.pki.export_identity("itlrecovery", Path(path))
         self.state.log.append(LogEntry(time=self.state.clock, generation=self.state.generation,
                                        op="itlrecovery-export", args={"file": str(path)}))
@@ -856,6 +862,7 @@ class LabCluster:
             "itl-reset": lambda: self.itl_reset(str(args.get("key", "localkey")),
                                                 key_file=args.get("key_file"), now=now),
             "restart-tftp": lambda: self.restart_tftp(now=now),
+            "itlrecovery-export": lambda: self.export_itlrecovery(args.get("file")),
             "restart-tvs": lambda: self.restart_tvs(now=now),
             "ctl-reset": lambda: self.ctl_reset(str(args.get("key", "localkey")), now=now),
             "ctl-update": lambda: self.ctl_update(now=now),
@@ -1163,6 +1170,9 @@ class LabCluster:
         except PhoneEmuError as exc:
             lines.append(f"The {kind} file could not be verified: {exc}")
         return "\n".join(lines) + "\n"
+
+
+DEFAULT_EXPORT = "exported/itlrecovery.pem"
 
 
 def _phone_file(name: str, mac: str) -> bool:

@@ -41,7 +41,7 @@ Trust lists (``decide_trust_list``; kind CTL or ITL):
   ``G.3.4-vouched-by-tvs``        TVS returned the signer with role SAST, signature good
   ``G.3.4-tvs-wrong-role``        TVS knows the signer but not as SAST — WRONG_ROLE
   ``G.3.4-tvs-unknown-signer``    TVS does not know the signer — UNKNOWN_SIGNER
-  ``G.3.4-tvs-unreachable``       TVS could not be reached — UNKNOWN_SIGNER
+  ``G.3.4-tvs-unreachable``       TVS could not be reached — TVS_UNREACHABLE
   ``G.3.5-reject-unknown-signer`` no list knows the signer and TVS is not usable — UNKNOWN_SIGNER
                                   (WRONG_ROLE when a list has the certificate in another role)
   ``G.3-bad-signature``           signer known, signature (tampered file) fails — BAD_SIGNATURE
@@ -348,7 +348,7 @@ def decide_trust_list(store: TrustStore, new: TrustList | bytes, *, kind: TrustK
                      signer=who, st="", needs=key)
         if answer is TvsStatus.UNREACHABLE:
             return d("G.3.4-tvs-unreachable", False, "TVS unreachable: signer cannot be vouched for",
-                     code=VerifyReason.UNKNOWN_SIGNER, signer=who)
+                     code=VerifyReason.TVS_UNREACHABLE, signer=who)
         cert = _tvs_cert(answer, h) if isinstance(answer, TvsAnswer) else None
         if cert is None or not isinstance(answer, TvsAnswer):
             return d("G.3.4-tvs-unknown-signer", False, "TVS does not know the signer",
@@ -419,7 +419,7 @@ def _check_config_signer(store: TrustStore, header: SignedHeader, signed_message
         if answer is None:
             return d("G.4-needs-tvs", "config signer unknown to the installed lists: ask TVS", None, key)
         if answer is TvsStatus.UNREACHABLE:
-            return d("G.4-tvs-unreachable", "TVS unreachable", VerifyReason.UNKNOWN_SIGNER)
+            return d("G.4-tvs-unreachable", "TVS unreachable", VerifyReason.TVS_UNREACHABLE)
         cert = _tvs_cert(answer, header) if isinstance(answer, TvsAnswer) else None
         if cert is None or not isinstance(answer, TvsAnswer):
             return d("G.4-tvs-unknown-signer", "TVS does not know the config signer",

@@ -76,7 +76,7 @@ def _reason(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     reasons = []
     if r is not None:
         for d in r.decisions:
-            if not d.accepted:
+            if not d.accepted and d.needs_tvs is None:  # a pending "ask TVS" is not a rejection
                 code = d.reason_code.value if d.reason_code is not None else None
                 reasons.append(code or d.reason)
     held = any(w == x or str(w) in str(x) for w in _any_of(expected) for x in reasons)

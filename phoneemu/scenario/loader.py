@@ -34,6 +34,7 @@ ADMIN_OPERATIONS: dict[str, frozenset[str]] = {
     "regenerate": frozenset({"cert"}),
     "mixed-mode": frozenset({"on"}),
     "itl-reset": frozenset({"key"}),
+    "itlrecovery-export": frozenset(),
     "restart-tftp": frozenset(),
     "restart-tvs": frozenset(),
     "ctl-reset": frozenset({"key"}),

@@ -258,7 +258,7 @@ def test_tvs_answer_passed_in() -> None:
 
 
 @pytest.mark.parametrize(("answer", "rule", "code"), [
-    (TvsStatus.UNREACHABLE, "G.3.4-tvs-unreachable", VerifyReason.UNKNOWN_SIGNER),
+    (TvsStatus.UNREACHABLE, "G.3.4-tvs-unreachable", VerifyReason.TVS_UNREACHABLE),
     (TvsStatus.NOT_FOUND, "G.3.4-tvs-unknown-signer", VerifyReason.UNKNOWN_SIGNER),
     ("other-cert", "G.3.4-tvs-unknown-signer", VerifyReason.UNKNOWN_SIGNER),
     ("wrong-role", "G.3.4-tvs-wrong-role", VerifyReason.WRONG_ROLE),
@@ -457,7 +457,7 @@ def test_signed_config_without_trust_list() -> None:
     (None, "G.4-needs-tvs", False, None),
     ("ok", "G.4-vouched-by-tvs", True, None),
     ("sast-only", "G.4-tvs-wrong-role", False, VerifyReason.WRONG_ROLE),
-    (TvsStatus.UNREACHABLE, "G.4-tvs-unreachable", False, VerifyReason.UNKNOWN_SIGNER),
+    (TvsStatus.UNREACHABLE, "G.4-tvs-unreachable", False, VerifyReason.TVS_UNREACHABLE),
     (TvsStatus.NOT_FOUND, "G.4-tvs-unknown-signer", False, VerifyReason.UNKNOWN_SIGNER),
 ])
 def test_signed_config_via_tvs(answer: object, rule: str, accepted: bool, code: VerifyReason | None) -> None:

@@ -1,0 +1,94 @@
+"""``phoneemu run``: run scenario files against the built-in lab cluster (or real clusters)."""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import sys
+from pathlib import Path
+from typing import Any
+
+from phoneemu.errors import ScenarioError
+from phoneemu.scenario.loader import discover, load_file
+from phoneemu.scenario.model import Expectation, Scenario
+from phoneemu.scenario.reports import render_text, write_json, write_junit
+from phoneemu.scenario.runner import RunOptions, run_scenarios
+
+__all__ = ["register"]
+
+_EPILOG = """\
+examples:
+  phoneemu run scenarios/                            the whole catalogue
+  phoneemu run scenarios/migration-*.yaml -v         some files, every expectation shown
+  phoneemu run scenarios/ --junit out.xml --json out.json
+  phoneemu run scenarios/tvs-outage.yaml --capture caps/   pcap + TLS key log for Wireshark
+  phoneemu run scenarios/ --list                     validate and list, run nothing
+
+verdicts: PASS, XFAIL (expected failure), FAIL, XPASS (an xfail mark that no longer fails),
+ERROR (the scenario could not run). Exit status 1 on FAIL, XPASS or ERROR; 2 on a mistake in a
+scenario file (reported as file:line field: problem before anything runs).
+"""
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("run", help="run scenario files (the catalogue: phoneemu run scenarios/)",
+                       description="Run scenario files: clusters, phones, steps and expectations.",
+                       epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or folders (*.yaml)")
+    p.add_argument("--junit", type=Path, metavar="FILE", help="write a JUnit XML report")
+    p.add_argument("--json", type=Path, metavar="FILE", help="write a JSON report")
+    p.add_argument("--capture", type=Path, metavar="DIR",
+                   help="write a pcap and a TLS key log per scenario into DIR")
+    p.add_argument("-k", "--select", metavar="GLOB", help="only scenarios whose name matches GLOB")
+    p.add_argument("-v", "--verbose", action="store_true", help="show every expectation")
+    p.add_argument("--list", action="store_true", help="validate and list the scenarios, run nothing")
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    p.set_defaults(handler=_run)
+
+
+def _load_all(paths: list[str]) -> list[Scenario]:
+    files = discover(paths)
+    if not files:
+        raise ScenarioError("no scenario files (*.yaml) found", file=" ".join(paths))
+    return [load_file(f) for f in files]
+
+
+class _Progress:
+    """One self-overwriting line on a terminal; nothing when stderr is not a terminal."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, text: str) -> None:
+        if self.tty:
+            sys.stderr.write(f"\r\x1b[K{text}")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.tty:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+def _run(args: argparse.Namespace) -> int:
+    scenarios = _load_all(args.paths)
+    if args.select:
+        scenarios = [s for s in scenarios if fnmatch.fnmatch(s.name, args.select)]
+    if args.list:
+        for s in scenarios:
+            n_exp = sum(isinstance(x, Expectation) for x in s.steps)
+            print(f"{s.name:<40} {s.path}  ({n_exp} expectation(s); reproduces: {s.reproduces})")
+        return 0
+    if args.capture is not None:
+        args.capture.mkdir(parents=True, exist_ok=True)
+    progress = _Progress(len(scenarios))
+    summary = run_scenarios(scenarios, RunOptions(capture_dir=args.capture, progress=progress))
+    progress.done()
+    colour = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
+    print(render_text(summary, colour=colour, verbose=args.verbose))
+    if args.junit:
+        write_junit(summary, args.junit)
+    if args.json:
+        write_json(summary, args.json)
+    return 0 if summary.ok else 1

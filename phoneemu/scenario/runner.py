@@ -1,0 +1,191 @@
+"""Run scenarios: set up the world, execute the steps in order, evaluate expectations.
+
+Steps run strictly in file order. An ``expect`` step evaluates its checks against every
+selected phone's *latest* boot report and stored state at that point. A step that cannot be
+carried out (e.g. a lab operation on an external cluster) ends the scenario with ERROR and
+names the step's file:line; remaining expectations are not evaluated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import traceback
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from phoneemu.errors import PhoneEmuError, ScenarioError
+from phoneemu.scenario import checks
+from phoneemu.scenario.model import Expectation, Scenario, Step
+from phoneemu.scenario.results import CheckResult, ExpectationResult, RunSummary, ScenarioResult
+
+__all__ = ["RunOptions", "run_scenario", "run_scenarios"]
+
+#: Fixed start of the scenario clock for reproducible runs: 2026-06-01T00:00:00Z.
+DEFAULT_START = 1_780_272_000
+
+
+class RunOptions:
+    def __init__(self, *, capture_dir: Path | None = None, workdir: Path | None = None,
+                 start_time: int = DEFAULT_START, progress: Callable[[str], None] | None = None) -> None:
+        self.capture_dir = capture_dir
+        self.workdir = workdir
+        self.start_time = start_time
+        self.progress = progress
+
+
+def _label(exp: Expectation) -> str:
+    if exp.label:
+        return exp.label
+    parts = ", ".join(f"{k}={v}" for k, v in exp.checks.items())
+    return f"{'/'.join(exp.phones)}: {parts}"
+
+
+def _evaluate(world: Any, exp: Expectation) -> ExpectationResult:
+    result = ExpectationResult(where=exp.where, label=_label(exp), xfail=exp.xfail)
+    for handle in world.select(exp.phones):
+        for name, raw_expected in exp.checks.items():
+            expected = _with_mac(raw_expected, handle.mac)
+            actual, held = checks.evaluate(name, handle, expected)
+            result.checks.append(CheckResult(phone=handle.mac, check=name, expected=expected,
+                                             actual=actual, held=held))
+        if not all(c.held for c in result.checks if c.phone == handle.mac):
+            result.timelines[handle.mac] = handle.timeline()
+    return result
+
+
+def _with_mac(value: Any, mac: str) -> Any:
+    """``{mac}`` in an expected text stands for the phone's MAC (e.g. ``SEP{mac}.cnf.xml.sgn``)."""
+    if isinstance(value, str):
+        return value.replace("{mac}", mac)
+    if isinstance(value, list):
+        return [_with_mac(v, mac) for v in value]
+    return value
+
+
+async def _do_step(world: Any, step: Step) -> None:
+    a = step.args
+    try:
+        if step.kind in ("boot", "reset"):
+            for _ in range(int(a.get("times", 1))):
+                await world.boot(world.select(a["phones"]))
+        elif step.kind == "erase":
+            for p in world.select(a["phones"]):
+                p.phone.erase_trust()
+        elif step.kind == "factory-reset":
+            for p in world.select(a["phones"]):
+                p.phone.factory_reset()
+        elif step.kind == "set-key":
+            for p in world.select(a["phones"]):
+                p.phone.set_symmetric_key(a["key"])
+        elif step.kind == "capf":
+            for p in world.select(a["phones"]):
+                if "auth_string" in a:
+                    p.phone.enter_auth_string(a["auth_string"])
+            await world.boot(world.select(a["phones"]))
+        elif step.kind == "move":
+            for p in world.select(a["phones"]):
+                p.cluster = a["to"]
+                if not a.get("keep_trust", True):
+                    p.phone.erase_trust()
+                world.register_on(p, a["to"])
+        elif step.kind == "clock":
+            world.clock.advance(int(a["advance"]))
+        elif step.kind == "admin":
+            await _admin(world, step)
+        elif step.kind == "service":
+            h = world.lab(a["cluster"], step.where)
+            for svc in ("tvs", "tftp", "http", "capf"):
+                if svc in a:
+                    if a[svc] == "stop":
+                        await h.servers.stop_service(svc)
+                    else:
+                        await h.servers.start_service(svc)
+        elif step.kind == "network":
+            h = world.lab(a["cluster"], step.where)
+            h.servers.set_network(loss=a.get("loss", 0.0), delay_s=a.get("delay_ms", 0) / 1000.0,
+                                  seed=a.get("seed", 0))
+        elif step.kind == "tamper":
+            h = world.lab(a["cluster"], step.where)
+            names = _expand_names(world, a["file"])
+            for name in names:
+                h.cluster.tamper(name, offset=a.get("offset"))
+        else:  # pragma: no cover - the loader only produces known kinds
+            raise ScenarioError(f"unknown step {step.kind!r}")
+    except ScenarioError as exc:
+        if exc.file is None:
+            raise ScenarioError(exc.message, file=step.where, path=step.kind) from None
+        raise
+    except PhoneEmuError as exc:
+        raise ScenarioError(f"{step.kind} failed: {exc}", file=step.where) from None
+
+
+def _expand_names(world: Any, pattern: str) -> list[str]:
+    """``SEP{mac}.cnf.xml.sgn`` expands to every phone's MAC; a plain name stays itself."""
+    if "{mac}" not in pattern:
+        return [pattern]
+    return [pattern.replace("{mac}", mac) for mac in world.phones]
+
+
+async def _admin(world: Any, step: Step) -> None:
+    a = dict(step.args)
+    op = a.pop("op")
+    h = world.lab(a.pop("cluster"), step.where)
+    if "phones" in a:
+        a["macs"] = [p.mac for p in world.select(a.pop("phones"))]
+    if op == "exchange":
+        other = world.lab(a.pop("with"), step.where)
+        a["other"] = other.cluster
+    h.cluster.apply(op, now=world.clock(), **a)
+    if op in ("restart-tvs",):
+        await h.servers.stop_service("tvs")
+        await h.servers.start_service("tvs")
+
+
+async def run_scenario(scenario: Scenario, options: RunOptions) -> ScenarioResult:
+    from phoneemu.scenario.world import World  # imported late: pulls in lab and phone
+
+    result = ScenarioResult(name=scenario.name, path=scenario.path, reproduces=scenario.reproduces,
+                            phones=sum(g.count for g in scenario.phones.values()))
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="phoneemu-") as tmp:
+        workdir = Path(tmp) if options.workdir is None else options.workdir / scenario.name
+        capture = None
+        keylog = None
+        if options.capture_dir is not None:
+            from phoneemu.scenario.capturing import open_capture
+            capture, keylog = open_capture(options.capture_dir, scenario.name)
+            result.capture = str(capture.path)
+        world = World(scenario, workdir, start_time=options.start_time, keylog=keylog, capture=capture)
+        try:
+            await world.start()
+            for item in scenario.steps:
+                if isinstance(item, Expectation):
+                    result.expectations.append(_evaluate(world, item))
+                else:
+                    await _do_step(world, item)
+        except PhoneEmuError as exc:
+            result.error = str(exc)
+        except Exception as exc:  # an internal bug: report it as ERROR and go on with the next scenario
+            result.error = f"internal error: {type(exc).__name__}: {exc}"
+            traceback.print_exc(file=sys.stderr)
+        finally:
+            await world.close()
+            if capture is not None:
+                capture.close()
+    result.duration_s = time.perf_counter() - started
+    return result
+
+
+def run_scenarios(scenarios: list[Scenario], options: RunOptions) -> RunSummary:
+    summary = RunSummary()
+    started = time.perf_counter()
+    for i, sc in enumerate(scenarios, 1):
+        if options.progress is not None:
+            options.progress(f"[{i}/{len(scenarios)}] {sc.name}")
+        summary.scenarios.append(asyncio.run(run_scenario(sc, options)))
+    summary.duration_s = time.perf_counter() - started
+    return summary

@@ -1,0 +1,234 @@
+"""The world a scenario runs in: lab clusters with their servers on loopback, and phones.
+
+Each built-in lab cluster gets its own loopback address (127.0.0.11, .12, ...) and
+ephemeral ports, so several clusters can run side by side and a capture shows which is
+which. Phones boot over real sockets (TFTP/HTTP, TLS to TVS and CAPF).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from phoneemu.errors import ScenarioError
+from phoneemu.lab.cluster import LabCluster
+from phoneemu.lab.servers import LabServers
+from phoneemu.phone.boot import BootReport, BootTarget
+from phoneemu.phone.flash import Flash
+from phoneemu.phone.phone import Phone
+from phoneemu.phone.profile import PhoneProfile, profile_from_dict
+from phoneemu.scenario.clock import ScenarioClock
+from phoneemu.scenario.model import ClusterSpec, PhoneGroup, Scenario
+
+__all__ = ["PhoneHandle", "World"]
+
+_LAB_HOST_BASE = 11
+_BOOT_CONCURRENCY = 256
+
+
+@dataclass
+class ClusterHandle:
+    spec: ClusterSpec
+    host: str
+    tftp_port: int
+    http_port: int | None
+    cluster: LabCluster | None = None
+    servers: LabServers | None = None
+
+    def target(self) -> BootTarget:
+        return BootTarget(host=self.host, tftp_port=self.tftp_port, http_port=self.http_port,
+                          use_http=self.http_port is not None)
+
+
+@dataclass
+class PhoneHandle:
+    """A phone plus what the checks read (``checks.PhoneView``)."""
+
+    mac: str
+    group: str
+    phone: Phone
+    cluster: str
+    spec: PhoneGroup
+    mic: tuple[Any, Any] | None = None
+    report: BootReport | None = None
+    history: list[BootReport] = field(default_factory=list)
+
+    def has_trust(self, kind: str) -> bool:
+        return self.phone.store.trust_list(kind) is not None
+
+    def trust_is_empty(self, kind: str) -> bool:
+        tl = self.phone.store.trust_list(kind)
+        return tl is not None and tl.is_empty
+
+    def has_lsc(self) -> bool:
+        return self.phone.store.lsc is not None
+
+    @property
+    def running_load(self) -> str | None:
+        return self.phone.store.firmware_load
+
+    def timeline(self) -> list[str]:
+        lines: list[str] = []
+        for i, rep in enumerate(self.history, 1):
+            lines.append(f"-- boot {i} against {rep.target if hasattr(rep, 'target') else '?'}")
+            lines.extend(rep.timeline)
+        return lines
+
+
+class World:
+    """Owns clusters, servers, phones and the scenario clock for one scenario run."""
+
+    def __init__(self, scenario: Scenario, workdir: Path, *, start_time: int,
+                 keylog: Path | None = None, capture: Any = None) -> None:
+        self.scenario = scenario
+        self.workdir = workdir
+        self.clock = ScenarioClock(start_time)
+        self.keylog = keylog
+        self.capture = capture
+        self.clusters: dict[str, ClusterHandle] = {}
+        self.phones: dict[str, PhoneHandle] = {}
+        self.groups: dict[str, list[str]] = {}
+
+    # --- set-up -------------------------------------------------------------------------
+    async def start(self) -> None:
+        for i, spec in enumerate(self.scenario.clusters.values()):
+            self.clusters[spec.name] = await self._start_cluster(spec, i)
+        for group in self.scenario.phones.values():
+            self.groups[group.name] = []
+            for mac in group.macs():
+                if mac in self.phones:
+                    raise ScenarioError(f"MAC {mac} of group {group.name!r} is already used by group "
+                                        f"{self.phones[mac].group!r}", file=group.where)
+                self.phones[mac] = self._make_phone(group, mac)
+                self.groups[group.name].append(mac)
+
+    async def _start_cluster(self, spec: ClusterSpec, index: int) -> ClusterHandle:
+        if spec.external is not None:
+            host, _, port = str(spec.external["tftp"]).rpartition(":")
+            if not host:
+                host, port = str(spec.external["tftp"]), "69"
+            http = spec.external.get("http_port", 6970)
+            use_http = bool(spec.external.get("use_http", True))
+            return ClusterHandle(spec=spec, host=host, tftp_port=int(port),
+                                 http_port=int(http) if use_http else None)
+        host = f"127.0.0.{_LAB_HOST_BASE + index}"
+        opts = dict(spec.options)
+        cluster = LabCluster.init(
+            self.workdir / "clusters" / spec.name, seed=spec.seed,
+            name=spec.name, host=host, now=self.clock(), **_init_options(opts),
+        )
+        for op, args in _initial_operations(opts):
+            cluster.apply(op, now=self.clock(), **args)
+        servers = LabServers(cluster, host=host, keylog=self.keylog, capture=self.capture,
+                             clock=self.clock)
+        await servers.start()
+        return ClusterHandle(spec=spec, host=host, tftp_port=servers.ports["tftp"],
+                             http_port=servers.ports["http"], cluster=cluster, servers=servers)
+
+    def _make_phone(self, group: PhoneGroup, mac: str) -> PhoneHandle:
+        handle = self.clusters[group.cluster]
+        profile = _profile(group)
+        mic = None
+        if handle.cluster is not None:
+            if group.registered:
+                handle.cluster.add_phone(
+                    mac, model=profile.model, encrypt=group.encrypt,
+                    symmetric_key=group.symmetric_key, capf=group.capf, now=self.clock(),
+                )
+                mic = handle.cluster.phone_identity(mac)
+            else:  # autoregistration: a MIC from the manufacturer, no device entry (§G.10)
+                mic = handle.cluster.pki.issue_mic(mac, model=profile.model, now=self.clock())
+        flash = Flash(self.workdir / "phones" / mac, profile=profile)
+        phone = Phone(mac=mac, profile=profile, flash=flash, clock=self.clock, mic=mic,
+                      image_signers=self.image_signers(), capf_retry_delay=0.0)
+        if group.symmetric_key and profile.symmetric_key_bits:
+            phone.set_symmetric_key(group.symmetric_key)
+        return PhoneHandle(mac=mac, group=group.name, phone=phone, cluster=group.cluster, spec=group, mic=mic)
+
+    def register_on(self, p: PhoneHandle, cluster: str) -> None:
+        """A phone moved to ``cluster`` keeps its MIC; a lab cluster gets a device entry for it."""
+        p.cluster = cluster
+        lab = self.clusters[cluster].cluster
+        if lab is not None and p.spec.registered:
+            lab.add_phone(p.mac, model=p.phone.profile.model, encrypt=p.spec.encrypt,
+                          symmetric_key=p.spec.symmetric_key, mic=p.mic, now=self.clock())
+
+    def image_signers(self) -> list[Any]:
+        """Phones trust the image-signing certificate of every lab cluster (one vendor key, §D)."""
+        return [h.cluster.identity("imagesigning").cert for h in self.clusters.values()
+                if h.cluster is not None]
+
+    async def close(self) -> None:
+        for h in self.clusters.values():
+            if h.servers is not None:
+                await h.servers.stop()
+
+    # --- selection ----------------------------------------------------------------------
+    def select(self, refs: tuple[str, ...]) -> list[PhoneHandle]:
+        out: list[PhoneHandle] = []
+        for ref in refs:
+            if ref == "all":
+                out.extend(self.phones.values())
+            elif ref in self.groups:
+                out.extend(self.phones[m] for m in self.groups[ref])
+            else:
+                mac = ref.replace(":", "").upper()
+                if mac not in self.phones:
+                    raise ScenarioError(f"no phone with MAC {mac}")
+                out.append(self.phones[mac])
+        seen: set[str] = set()
+        return [p for p in out if not (p.mac in seen or seen.add(p.mac))]
+
+    def lab(self, name: str, where: str) -> ClusterHandle:
+        h = self.clusters[name]
+        if h.cluster is None or h.servers is None:
+            raise ScenarioError(f"cluster {name!r} is external: lab operations need the built-in lab",
+                                file=where)
+        return h
+
+    # --- actions ------------------------------------------------------------------------
+    async def boot(self, phones: list[PhoneHandle]) -> None:
+        sem = asyncio.Semaphore(_BOOT_CONCURRENCY)
+
+        async def one(p: PhoneHandle) -> None:
+            async with sem:
+                report = await p.phone.boot(self.clusters[p.cluster].target())
+            p.report = report
+            p.history.append(report)
+
+        await asyncio.gather(*(one(p) for p in phones))
+
+    def now_datetime(self) -> dt.datetime:
+        return self.clock.datetime()
+
+
+def _profile(group: PhoneGroup) -> PhoneProfile:
+    try:
+        return profile_from_dict(group.profile, group.profile_overrides)
+    except ScenarioError as exc:
+        field = f"phones.{group.name}.profile" + (f".{exc.path}" if exc.path else "")
+        raise ScenarioError(exc.message, file=group.where, path=field) from None
+
+
+_INIT_KEYS = {"nodes", "key", "itlrecovery_years", "upgraded", "host", "tvs_ttl", "sbd", "load",
+              "autoregistration", "itl_signer"}
+
+
+def _init_options(opts: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in opts.items() if k in _INIT_KEYS and k != "host"}
+
+
+def _initial_operations(opts: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    ops: list[tuple[str, dict[str, Any]]] = []
+    if opts.get("mixed_mode"):
+        ops.append(("mixed-mode", {"on": True}))
+    if "signature_algorithm" in opts:
+        ops.append(("signature-algorithm", {"hash": opts["signature_algorithm"]}))
+    if opts.get("extra_certs"):
+        ops.append(("add-certs", {"count": int(opts["extra_certs"])}))
+    if opts.get("rollback"):
+        ops.append(("rollback", {"on": True}))
+    return ops
