@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import sys
 import tempfile
-import traceback
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any

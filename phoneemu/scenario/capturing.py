@@ -1,0 +1,432 @@
+"""``phoneemu run --capture DIR``: a pcap of the scenario's traffic and a TLS key log (issue #5).
+
+Rules:
+
+* :func:`open_capture` ``(dir, scenario_name)`` returns ``(sink, keylog_path)``. The pcap is
+  ``DIR/<scenario>.pcap`` (classic libpcap, ``LINKTYPE_RAW``: bare IP packets); the key log is
+  ``DIR/<scenario>.keys`` in NSS key-log format (SSLKEYLOGFILE). Both are truncated when opened, so
+  one run gives one capture. Every TLS context of the run that is given the key-log path appends
+  to it (the lab's TVS and CAPF servers; a server-side line names the same session secrets as the
+  client's, so the servers' lines alone let Wireshark decrypt TVS and CAPF).
+* **Live mode** (preferred): a background thread reads an ``AF_PACKET`` raw socket bound to the
+  loopback interface ``lo`` and keeps only IPv4 packets to or from the lab addresses
+  ``127.0.0.11`` to ``127.0.0.40`` (the scenario world puts cluster *n* on ``127.0.0.(11+n)``). Each
+  loopback packet passes the tap twice (outgoing, then incoming); the outgoing copy
+  (``PACKET_OUTGOING``) is dropped, as libpcap does on loopback, so every packet appears once. The
+  14-byte (all-zero) Ethernet header of ``lo`` is stripped. A classic BPF filter does the selection in
+  the kernel where it can be attached; the same test is repeated in Python. Packets stream to disk
+  (bounded memory); past ``max_bytes`` the capture stops writing and says so in the note file.
+  ``close()`` drains what the kernel already queued, stops the thread within ``_STOP_TIMEOUT``
+  seconds and flushes.
+* **Only this process's traffic** (our rule): other programs on the same machine may use the same
+  loopback addresses (e.g. a second ``phoneemu run`` at the same time). The thread therefore spools
+  candidate packets to ``<scenario>.pcap.spool`` and learns the endpoints of *this process's* sockets
+  in the lab range — every ``_SCAN_S`` seconds from ``/proc/self/fd`` matched against
+  ``/proc/net/{tcp,udp}`` (the long-lived TFTP, HTTP, TVS and CAPF server sockets), and from the
+  datagrams servers report through :meth:`CaptureSink.udp` (the short-lived TFTP transfer sockets).
+  ``close()`` writes to the pcap only packets with one endpoint in that set, then removes the spool.
+  Where ``/proc`` is not readable, every packet in the lab range is kept (the note file says so).
+  In live mode :meth:`CaptureSink.udp` and :meth:`CaptureSink.tcp_flow` record nothing (the real
+  packets are already captured; ``udp`` only teaches the endpoints), so servers may feed the sink
+  unconditionally.
+* **Synthetic mode** (fallback when the raw socket cannot be opened — no root, no ``AF_PACKET`` —
+  or forced with ``mode="synthetic"`` / ``PHONEEMU_CAPTURE=synthetic``): the pcap holds what the
+  services feed the sink: :meth:`CaptureSink.udp` datagrams with faithful IP/UDP framing
+  (:class:`phoneemu.net.capture.PcapWriter`) and :meth:`CaptureSink.tcp_flow` conversations
+  (:class:`phoneemu.net.capture.TcpFlow`). Today the lab TFTP server feeds every datagram it receives
+  and sends; HTTP 6970, TVS and CAPF do not feed ``tcp_flow``, so a synthetic capture holds TFTP only —
+  the note file ``DIR/<scenario>.note.txt`` says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ipaddress
+import os
+import re
+import select
+import socket
+import struct
+import threading
+import time
+from pathlib import Path
+
+from phoneemu.errors import ScenarioError
+from phoneemu.net.capture import SNAPLEN, Endpoint, PcapWriter, TcpFlow
+
+__all__ = ["LAB_HOSTS", "CaptureSink", "LiveCapture", "SyntheticCapture", "open_capture"]
+
+#: The scenario world's lab addresses (first, last), inclusive.
+LAB_HOSTS = ("127.0.0.11", "127.0.0.40")
+
+_ETH_P_ALL = 0x0003
+_ETH_HEADER = 14
+_PACKET_OUTGOING = 4
+_SO_ATTACH_FILTER = 26
+_STOP_TIMEOUT = 2.0
+_POLL_S = 0.05
+_SCAN_S = 0.1
+_SPOOL = struct.Struct("<dI")
+_DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def _ip_int(text: str) -> int:
+    try:
+        return int(ipaddress.IPv4Address(text))
+    except ValueError as exc:
+        raise ScenarioError(f"capture: {text!r} is not an IPv4 address", path="hosts") from exc
+
+
+class CaptureSink:
+    """What the runner and the lab servers see of a capture (both modes)."""
+
+    mode = "none"
+
+    def __init__(self, path: Path, keylog: Path) -> None:
+        self.path = path
+        self.keylog = keylog
+        self.closed = False
+
+    @property
+    def note_path(self) -> Path:
+        return self.path.with_suffix(".note.txt")
+
+    @property
+    def count(self) -> int:
+        """Packets written so far."""
+        return 0
+
+    def udp(self, src: Endpoint, dst: Endpoint, payload: bytes, ts: float | None = None) -> None:
+        """One UDP datagram ``src → dst`` as a service saw it (recorded in synthetic mode only)."""
+
+    def tcp_flow(self, client: Endpoint, server: Endpoint) -> TcpFlow:
+        """A TCP conversation to feed (recorded in synthetic mode only)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop capturing and flush; idempotent."""
+        self.closed = True
+
+
+class SyntheticCapture(CaptureSink):
+    """The pcap holds exactly what services feed through :meth:`udp` and :meth:`tcp_flow`."""
+
+    mode = "synthetic"
+
+    def __init__(self, path: Path, keylog: Path, *, reason: str = "") -> None:
+        super().__init__(path, keylog)
+        self.reason = reason
+        self._writer = PcapWriter(path)
+        self._flows = 0
+
+    @property
+    def count(self) -> int:
+        return self._writer.count
+
+    def udp(self, src: Endpoint, dst: Endpoint, payload: bytes, ts: float | None = None) -> None:
+        if not self.closed:
+            self._writer.udp(src, dst, payload, ts)
+
+    def tcp_flow(self, client: Endpoint, server: Endpoint) -> TcpFlow:
+        self._flows += 1
+        isn = 0x10000 * self._flows
+        return TcpFlow(self._writer, client, server, client_isn=isn, server_isn=isn + 0x8000)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._writer.close()
+        lines = [
+            "synthetic capture: the packets were rebuilt from what the lab services saw, not read from",
+            "the network (reason: " + (self.reason or "synthetic mode requested") + ").",
+            "Held: every TFTP datagram the lab TFTP server received and sent.",
+        ]
+        if self._flows:
+            lines.append(f"Also {self._flows} TCP conversation(s) fed by services (synthesised framing).")
+        else:
+            lines.append("Not held: HTTP 6970, TVS 2445 and CAPF 3804 (no service fed a TCP flow).")
+        self.note_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _bpf_program(lo: int, hi: int) -> bytes:
+    """Classic BPF: drop PACKET_OUTGOING; keep IPv4 with source or destination in [lo, hi]."""
+    ld_w, ld_h, jeq, jgt, jge, ret = 0x20, 0x28, 0x15, 0x25, 0x35, 0x06
+    pkttype = 0xFFFFF000 + 4  # SKF_AD_OFF + SKF_AD_PKTTYPE
+    ins = [
+        (ld_w, 0, 0, pkttype),  # 0
+        (jeq, 9, 0, _PACKET_OUTGOING),  # 1 → drop
+        (ld_h, 0, 0, 12),  # 2 ethertype
+        (jeq, 0, 7, 0x0800),  # 3 else drop
+        (ld_w, 0, 0, 26),  # 4 source address
+        (jge, 0, 1, lo),  # 5 else → 7
+        (jgt, 0, 3, hi),  # 6 in range → accept, else → 7
+        (ld_w, 0, 0, 30),  # 7 destination address
+        (jge, 0, 2, lo),  # 8 else drop
+        (jgt, 1, 0, hi),  # 9 above → drop, else accept
+        (ret, 0, 0, SNAPLEN),  # 10 accept
+        (ret, 0, 0, 0),  # 11 drop
+    ]
+    return b"".join(struct.pack("HBBI", *i) for i in ins)
+
+
+def _own_socket_inodes() -> set[int]:
+    out: set[int] = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith("socket:["):
+                out.add(int(target[8:-1]))
+    return out
+
+
+def _proc_endpoints(table: str, inodes: set[int]) -> list[tuple[int, int]]:
+    """``(IPv4 address as int, port)`` of the sockets in ``/proc/self/net/<table>`` owned by ``inodes``."""
+    out: list[tuple[int, int]] = []
+    with open(f"/proc/self/net/{table}", encoding="ascii", errors="replace") as fh:
+        next(fh, None)
+        for line in fh:
+            f = line.split()
+            if len(f) < 10 or not f[9].isdigit() or int(f[9]) not in inodes:
+                continue
+            addr, _, port = f[1].partition(":")
+            with contextlib.suppress(ValueError):
+                out.append((int.from_bytes(bytes.fromhex(addr), "little"), int(port, 16)))
+    return out
+
+
+class LiveCapture(CaptureSink):
+    """Real packets from ``lo`` (AF_PACKET) between ``hosts[0]`` and ``hosts[1]`` inclusive."""
+
+    mode = "live"
+
+    def __init__(self, path: Path, keylog: Path, *, hosts: tuple[str, str] = LAB_HOSTS,
+                 max_bytes: int = _DEFAULT_MAX_BYTES, interface: str = "lo", own_only: bool = True) -> None:
+        super().__init__(path, keylog)
+        self._lo, self._hi = _ip_int(hosts[0]), _ip_int(hosts[1])
+        self.max_bytes = max_bytes
+        self.own_only = own_only
+        self.truncated = False
+        self.error: str | None = None
+        self.filter_in_kernel = False
+        self.proc_error: str | None = None
+        self.kept = 0
+        self.dropped_foreign = 0
+        self._own: set[tuple[int, int]] = set()  # (address, port); address 0 = any
+        self._own_lock = threading.Lock()
+        self._spool_path = path.with_name(path.name + ".spool")
+        self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_ALL))
+        try:
+            with contextlib.suppress(OSError):
+                self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
+            self._attach_filter()
+            self._sock.bind((interface, 0))
+            self._sock.setblocking(False)
+            self._drain_stale()
+            self._spool = open(self._spool_path, "wb")  # noqa: SIM115 - closed in close()
+        except BaseException:
+            self._sock.close()
+            raise
+        self._null_writer: PcapWriter | None = None
+        self._written = 0
+        self._stop = threading.Event()
+        self._scan()
+        self._thread = threading.Thread(target=self._run, name=f"capture:{path.stem}", daemon=True)
+        self._thread.start()
+
+    def _attach_filter(self) -> None:
+        prog = _bpf_program(self._lo, self._hi)
+        buf = ctypes.create_string_buffer(prog, len(prog))
+        fprog = struct.pack("HL", len(prog) // 8, ctypes.addressof(buf))
+        try:
+            self._sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
+            self.filter_in_kernel = True
+        except OSError:
+            self.filter_in_kernel = False
+
+    def _drain_stale(self) -> None:
+        """Packets queued before the filter was attached are discarded (bounded count)."""
+        for _ in range(10_000):
+            try:
+                self._sock.recv(SNAPLEN)
+            except (BlockingIOError, InterruptedError):
+                return
+
+    @property
+    def count(self) -> int:
+        return self.kept
+
+    def _in_range(self, addr: int) -> bool:
+        return self._lo <= addr <= self._hi
+
+    def keep(self, frame: bytes, pkttype: int) -> bytes | None:
+        """The IP packet of ``frame`` when it is an incoming IPv4 packet touching the lab range."""
+        if pkttype == _PACKET_OUTGOING or len(frame) < _ETH_HEADER + 20:
+            return None
+        if frame[12:14] != b"\x08\x00":
+            return None
+        src, dst = struct.unpack_from("!II", frame, _ETH_HEADER + 12)
+        if not (self._in_range(src) or self._in_range(dst)):
+            return None
+        return frame[_ETH_HEADER:]
+
+    # --- which endpoints are ours ----------------------------------------------------------
+    def _learn(self, addr: int, port: int) -> None:
+        if addr == 0 or self._in_range(addr):
+            with self._own_lock:
+                self._own.add((addr, port))
+
+    def _scan(self) -> None:
+        """Learn this process's socket endpoints in the lab range from /proc."""
+        if self.proc_error is not None:
+            return
+        try:
+            inodes = _own_socket_inodes()
+            found = _proc_endpoints("tcp", inodes) + _proc_endpoints("udp", inodes)
+        except OSError as exc:
+            self.proc_error = f"{type(exc).__name__}: {exc}"
+            return
+        for addr, port in found:
+            self._learn(addr, port)
+
+    def udp(self, src: Endpoint, dst: Endpoint, payload: bytes, ts: float | None = None) -> None:
+        for host, port in (src, dst):
+            with contextlib.suppress(ValueError):
+                a = ipaddress.ip_address(host)
+                if a.version == 4:
+                    self._learn(int(a), port)
+
+    def _ours(self, pkt: bytes) -> bool:
+        ihl = (pkt[0] & 0x0F) * 4
+        if pkt[9] not in (6, 17) or len(pkt) < ihl + 4:
+            return False
+        src, dst = struct.unpack_from("!II", pkt, 12)
+        sport, dport = struct.unpack_from("!HH", pkt, ihl)
+        own = self._own
+        return bool({(src, sport), (dst, dport), (0, sport if self._in_range(src) else -1),
+                     (0, dport if self._in_range(dst) else -1)} & own)
+
+    # --- the thread ---------------------------------------------------------------------------
+    def _read_ready(self) -> int:
+        """Spool every queued frame (bounded per call); returns how many were read."""
+        n = 0
+        while n < 4096:
+            try:
+                frame, addr = self._sock.recvfrom(SNAPLEN)
+            except (BlockingIOError, InterruptedError):
+                break
+            n += 1
+            ts = time.time()
+            pkt = self.keep(frame, int(addr[2]) if len(addr) > 2 else 0)
+            if pkt is None or self.truncated:
+                continue
+            if self._written + len(pkt) + _SPOOL.size > self.max_bytes:
+                self.truncated = True
+                continue
+            self._spool.write(_SPOOL.pack(ts, len(pkt)) + pkt)
+            self._written += len(pkt) + _SPOOL.size
+        return n
+
+    def _run(self) -> None:
+        try:
+            next_scan = time.monotonic() + _SCAN_S
+            while not self._stop.is_set():
+                ready, _, _ = select.select([self._sock], [], [], _POLL_S)
+                if ready:
+                    self._read_ready()
+                if time.monotonic() >= next_scan:
+                    self._scan()
+                    next_scan = time.monotonic() + _SCAN_S
+            deadline = time.monotonic() + 0.5
+            while time.monotonic() < deadline and self._read_ready():
+                pass
+        except OSError as exc:  # disk full, interface gone: keep what was written, say why
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def tcp_flow(self, client: Endpoint, server: Endpoint) -> TcpFlow:
+        if self._null_writer is None:
+            self._null_writer = PcapWriter(os.devnull)
+        return TcpFlow(self._null_writer, client, server)
+
+    def _write_pcap(self) -> None:
+        """Copy the spooled packets that touch one of our endpoints into the pcap."""
+        filter_own = self.own_only and self.proc_error is None and bool(self._own)
+        with open(self._spool_path, "rb") as spool, PcapWriter(self.path) as out:
+            while True:
+                head = spool.read(_SPOOL.size)
+                if len(head) < _SPOOL.size:
+                    break
+                ts, n = _SPOOL.unpack(head)
+                pkt = spool.read(n)
+                if len(pkt) < n:
+                    break
+                if filter_own and not self._ours(pkt):
+                    self.dropped_foreign += 1
+                    continue
+                out.packet(pkt, ts)
+                self.kept += 1
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        time.sleep(0.02)  # let loopback deliver what was just sent
+        self._stop.set()
+        self._thread.join(_STOP_TIMEOUT)
+        self._sock.close()
+        if self._null_writer is not None:
+            self._null_writer.close()
+        problems = []
+        if self._thread.is_alive():
+            problems.append("capture thread did not stop in time; the pcap may miss the last packets")
+        else:
+            self._spool.close()
+            try:
+                self._write_pcap()
+            finally:
+                with contextlib.suppress(OSError):
+                    self._spool_path.unlink()
+        if self.truncated:
+            problems.append(f"capture stopped at {self.max_bytes} bytes (max_bytes); later packets missing")
+        if self.error:
+            problems.append(f"capture thread stopped: {self.error}")
+        if self.proc_error:
+            problems.append(f"/proc not readable ({self.proc_error}): packets of other programs on the lab "
+                            "addresses may be included")
+        if problems:
+            self.note_path.write_text("\n".join(problems) + "\n", encoding="utf-8")
+
+
+def _safe_stem(name: str) -> str:
+    stem = _SAFE_NAME.sub("_", name).strip("._") or "capture"
+    return stem[:120]
+
+
+def open_capture(capture_dir: str | Path, scenario_name: str, *, mode: str | None = None,
+                 hosts: tuple[str, str] = LAB_HOSTS) -> tuple[CaptureSink, Path]:
+    """Open ``DIR/<scenario>.pcap`` and ``DIR/<scenario>.keys``; ``(sink, keylog_path)``.
+
+    ``mode``: ``"live"`` (raise if the raw socket cannot be opened), ``"synthetic"``, or ``None`` /
+    ``"auto"`` (live, else synthetic); the environment variable ``PHONEEMU_CAPTURE`` sets the default.
+    """
+    chosen = (mode or os.environ.get("PHONEEMU_CAPTURE") or "auto").lower()
+    if chosen not in ("auto", "live", "synthetic"):
+        raise ScenarioError(f"capture mode {chosen!r} is not auto, live or synthetic", path="capture")
+    d = Path(capture_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    stem = _safe_stem(scenario_name)
+    pcap, keylog = d / f"{stem}.pcap", d / f"{stem}.keys"
+    keylog.write_bytes(b"")
+    with contextlib.suppress(FileNotFoundError):
+        (d / f"{stem}.note.txt").unlink()
+    reason = "synthetic mode requested"
+    if chosen != "synthetic":
+        try:
+            return LiveCapture(pcap, keylog, hosts=hosts), keylog
+        except (PermissionError, AttributeError, OSError) as exc:
+            if chosen == "live":
+                raise ScenarioError(f"live capture on lo is not possible: {exc}", path="capture") from exc
+            reason = f"live capture on lo not possible: {exc}"
+    return SyntheticCapture(pcap, keylog, reason=reason), keylog
