@@ -1,0 +1,88 @@
+"""Runner verdicts, exit codes and reports, on small scenarios over loopback."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET  # noqa: S405 - parsing our own report in a test
+from pathlib import Path
+
+import pytest
+
+from phoneemu.cli import main
+
+BASE = """\
+# Reproduces: spec G.2 (test scenario)
+reproduces: spec G.2
+phones:
+  p: {{mac: 0B0000000001}}
+steps:
+  - boot: p
+  - expect: {{phones: p, label: first, config: accepted{extra}}}
+"""
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    f = tmp_path / f"{name}.yaml"
+    f.write_text(text)
+    return f
+
+
+def test_pass_writes_junit_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = _write(tmp_path, "ok", BASE.format(extra=", itl: installed"))
+    junit, js = tmp_path / "r.xml", tmp_path / "r.json"
+    assert main(["run", str(f), "--junit", str(junit), "--json", str(js)]) == 0
+    out = capsys.readouterr().out
+    assert "PASS  ok" in out and "1 passed, 0 failed" in out
+    suite = ET.parse(junit).getroot().find("testsuite")  # noqa: S314
+    assert suite is not None and suite.get("tests") == "1" and suite.get("failures") == "0"
+    doc = json.loads(js.read_text())
+    assert doc["ok"] is True and doc["scenarios"][0]["outcome"] == "PASS"
+
+
+def test_fail_exits_nonzero_with_timeline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = _write(tmp_path, "bad", BASE.format(extra=", itl: rejected"))
+    junit = tmp_path / "r.xml"
+    assert main(["run", str(f), "--junit", str(junit)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  bad" in out
+    assert "itl: expected 'rejected', got 'installed'" in out
+    assert "timeline of 0B0000000001" in out and "G.2-first-itl-tofu" in out
+    case = ET.parse(junit).getroot().find("testsuite/testcase/failure")  # noqa: S314
+    assert case is not None and "expected 'rejected'" in (case.text or "")
+
+
+def test_xfail_and_xpass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    xfail = _write(tmp_path, "xf", BASE.format(extra=", itl: rejected, xfail: known"))
+    assert main(["run", str(xfail)]) == 0
+    assert "XFAIL xf" in capsys.readouterr().out
+    xpass = _write(tmp_path, "xp", BASE.format(extra=", xfail: stale mark"))
+    assert main(["run", str(xpass)]) == 1
+    assert "XPASS xp" in capsys.readouterr().out
+
+
+def test_scenario_mistake_is_reported_before_running(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    good = _write(tmp_path, "a", BASE.format(extra=""))
+    bad = _write(tmp_path, "b", BASE.format(extra="").replace("boot: p", "boot: q"))
+    assert main(["run", str(good), str(bad)]) == 2
+    captured = capsys.readouterr()
+    assert f"{bad}:6 steps[0].boot: unknown phone group 'q'" in captured.err
+    assert "PASS" not in captured.out  # nothing ran
+
+
+def test_error_when_lab_operation_targets_external_cluster(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    text = """\
+reproduces: test
+clusters:
+  real: {external: {tftp: "127.0.0.1:9"}}
+phones:
+  p: {mac: 0B0000000002, cluster: real}
+steps:
+  - admin: {op: rollback, on: true}
+  - expect: {phones: p, boot: failed}
+"""
+    f = _write(tmp_path, "ext", text)
+    assert main(["run", str(f)]) == 1
+    out = capsys.readouterr().out
+    assert "ERROR ext" in out and "ext.yaml:7" in out and "external" in out
