@@ -5,18 +5,71 @@
   hash, DER-encoded signature (used only where a profile allows EC file signers).
 * CAPF signed data (spec §F.7): the RSA "signature" is the raw private-key operation on
   ``00 01 FF..FF 00 || hash`` (PKCS#1 type-1 padding, no DigestInfo).
+* Optional process-wide memo of **successful** file-signature checks (:class:`VerifyCache`, off unless
+  :func:`set_verify_cache` installs one; fleets do, issue #6): keyed by the SHA-256 of the signed
+  bytes, the signature, the hash code and the SHA-256 of the signer's SubjectPublicKeyInfo, so
+  thousands of phones verifying the same ITL with the same key pay for one check. Failures are never
+  cached (they are recomputed and raise as usual).
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
+
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
 from phoneemu.crypto.hashes import HashAlg, digest
 from phoneemu.crypto.keys import PrivateKey, PublicKey
 from phoneemu.errors import VerificationError, VerifyReason
 
-__all__ = ["sign", "sign_raw_digest", "verify", "verify_raw_digest"]
+__all__ = ["VerifyCache", "set_verify_cache", "sign", "sign_raw_digest", "verify", "verify_raw_digest"]
+
+
+class VerifyCache:
+    """Bounded LRU of signature checks that succeeded (see module docstring); ``hits``/``misses`` count."""
+
+    __slots__ = ("_items", "hits", "max_items", "misses")
+
+    def __init__(self, max_items: int = 4096) -> None:
+        self._items: OrderedDict[bytes, None] = OrderedDict()
+        self.max_items = max_items
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def key(key: PublicKey, signature: bytes, data: bytes, alg: HashAlg) -> bytes:
+        spki = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return b"".join((bytes([int(alg)]), hashlib.sha256(spki).digest(), hashlib.sha256(data).digest(),
+                         hashlib.sha256(signature).digest()))
+
+    def seen(self, k: bytes) -> bool:
+        if k in self._items:
+            self._items.move_to_end(k)
+            self.hits += 1
+            return True
+        self.misses += 1
+        return False
+
+    def remember(self, k: bytes) -> None:
+        self._items[k] = None
+        if len(self._items) > self.max_items:
+            self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+_verify_cache: VerifyCache | None = None
+
+
+def set_verify_cache(cache: VerifyCache | None) -> VerifyCache | None:
+    """Install (or with None remove) the process-wide cache used by :func:`verify`; returns the old one."""
+    global _verify_cache
+    old, _verify_cache = _verify_cache, cache
+    return old
 
 
 def sign(key: PrivateKey, data: bytes, alg: HashAlg) -> bytes:
@@ -27,6 +80,18 @@ def sign(key: PrivateKey, data: bytes, alg: HashAlg) -> bytes:
 
 def verify(key: PublicKey, signature: bytes, data: bytes, alg: HashAlg, *, what: str = "file") -> None:
     """Raise VerificationError(BAD_SIGNATURE) unless ``signature`` is valid over ``data``."""
+    cache = _verify_cache
+    memo = b""
+    if cache is not None:
+        memo = cache.key(key, signature, data, alg)
+        if cache.seen(memo):
+            return
+    _verify(key, signature, data, alg, what=what)
+    if cache is not None:
+        cache.remember(memo)
+
+
+def _verify(key: PublicKey, signature: bytes, data: bytes, alg: HashAlg, *, what: str) -> None:
     try:
         if isinstance(key, rsa.RSAPublicKey):
             if len(signature) != (key.key_size + 7) // 8:

@@ -1,1 +1,19 @@
-"""fuzz."""
+"""Fuzzing of signed-file parsers (issue #7; spec §A, §B, §C.1, §C.3).
+
+* :mod:`~phoneemu.fuzz.tlvtree` — a lossless TLV tree of a signed file and re-signing (spec §A.3).
+* :mod:`~phoneemu.fuzz.corpus` — deterministic valid seed files of each format and their keys.
+* :mod:`~phoneemu.fuzz.mutators` — structure-aware mutators; :class:`~phoneemu.fuzz.mutators.Mutator`.
+* :mod:`~phoneemu.fuzz.targets` — in-process callables, external commands, a device under test
+  served over TFTP.
+* :mod:`~phoneemu.fuzz.engine` — the seeded, bounded loop with deduplication and crash saving.
+* :mod:`~phoneemu.fuzz.minimize` — shrink a crashing input.
+* :mod:`~phoneemu.fuzz.strategies` — hypothesis strategies over the mutators (needs hypothesis).
+
+The command line is ``phoneemu fuzz`` (:mod:`phoneemu.commands.fuzz`).
+"""
+
+from __future__ import annotations
+
+__all__ = ["FORMATS"]
+
+FORMATS = ("itl", "ctl", "sgn", "enc")

@@ -1,0 +1,208 @@
+"""``phoneemu fuzz``: structure-aware fuzzing of CTL/ITL, ``.sgn`` and ``.enc.sgn`` parsers (issue #7).
+
+Exit status: 0 when no crash or hang was found, 1 when at least one was (or the replayed input
+crashes), 2 for usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from phoneemu.errors import EncodeError
+
+__all__ = ["register"]
+
+_SERVE_DEFAULT_TIME = 3600.0
+
+_DESCRIPTION = """\
+Mutate valid CTL/ITL, .sgn or .enc.sgn files (built from deterministic lab-like keys) with
+structure-aware mutators: lying length fields, truncation at TLV boundaries, duplicated /
+missing / reordered / unknown tags, inconsistent containers, out-of-range role / hash / modulus
+codes, very many records, strings without NUL, damaged certificate DER, swapped signatures.
+A share of the mutants (--resign-ratio) is re-signed with the corpus key so it gets past the
+signature check; the rest keep a stale signature and must be rejected.
+
+Targets:
+  --target phoneemu          our own parsers in process (parse, decode records, verify, decrypt,
+                             and serialise(parse(b)) == b); DecodeError / VerificationError are
+                             rejections, anything else (warnings included) a crash
+  --target MODULE:FUNCTION   your Python callable taking the file bytes (same rules)
+  --target-cmd "CMD {}"      an external program; {} is the input file path. A crash is death by
+                             a signal, an exit status in --crash-exit (default: >= 128), or --timeout
+  --serve                    a device under test: the lab TFTP server answers the names a phone
+                             requests (ITLSEP<MAC>.tlv, CTLFile.tlv, SEP<MAC>.cnf.xml.sgn ...)
+                             with the next mutant; requests are logged in DIR/served/requests.jsonl
+
+Findings are deduplicated (exception type and innermost project frame, signal, exit status),
+minimised, and saved in DIR/crashes/<id>/ with input.bin, minimized.bin and info.json (seed, run
+index, traceback, a command that replays it). The same --seed always makes the same inputs.
+"""
+
+_EPILOG = """\
+examples:
+  phoneemu fuzz --format itl --target phoneemu --runs 100000 --seed 1 --out /tmp/fz
+  phoneemu fuzz --format sgn --target mypkg.parser:parse --time 60 --out /tmp/fz
+  phoneemu fuzz --format ctl --target-cmd "./ctlparse {}" --crash-exit 1,134 --runs 500 --out /tmp/fz
+  phoneemu fuzz --format itl --serve --port 6969 --mac 001122334455 --runs 50 --time 600 --out /tmp/fz
+  phoneemu fuzz --format itl --target phoneemu --replay /tmp/fz/crashes/<id>/minimized.bin
+  phoneemu fuzz --format itl --target phoneemu --seed 1 --run-index 4242 --runs 1 --out /tmp/one
+"""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("fuzz", help="fuzz signed-file parsers (in process, a command, or a device)",
+                              description=_DESCRIPTION, epilog=_EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--format", required=True, choices=("itl", "ctl", "sgn", "enc"), dest="fmt",
+                   help="file format to mutate")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--target", metavar="phoneemu|MODULE:FUNCTION", help="in-process target")
+    g.add_argument("--target-cmd", metavar="CMD", help='external command, "{}" = input file path')
+    g.add_argument("--serve", action="store_true", help="serve mutants over TFTP to a device under test")
+    p.add_argument("--runs", type=int, metavar="N", help="number of inputs (served files with --serve)")
+    p.add_argument("--time", type=float, metavar="S",
+                   help="time limit in seconds (--serve without --time stops after an hour)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="run seed (default 0)")
+    p.add_argument("--run-index", type=int, default=0, metavar="I",
+                   help="index of the first input (default 0)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="output directory (crashes/, served/)")
+    p.add_argument("--resign-ratio", type=float, default=0.25, metavar="R",
+                   help="share of mutants re-signed with the corpus key (default 0.25)")
+    p.add_argument("--key-bits", type=int, default=1024, choices=(1024, 2048),
+                   help="RSA size of the corpus keys (default 1024: re-signing is 10x cheaper)")
+    p.add_argument("--timeout", type=float, default=5.0, metavar="S",
+                   help="per-input timeout of --target-cmd (default 5)")
+    p.add_argument("--crash-exit", metavar="LIST", help="exit statuses that count as crashes, e.g. 1,134")
+    p.add_argument("--hang-after", type=float, default=1.0, metavar="S",
+                   help="in-process run slower than this is reported as a hang (default 1)")
+    p.add_argument("--no-minimize", action="store_true", help="save crashing inputs without minimising")
+    p.add_argument("--no-round-trip", action="store_true",
+                   help="--target phoneemu: skip the serialise(parse(b)) == b check (faster)")
+    p.add_argument("--replay", type=Path, metavar="FILE", help="run one input against the target and exit")
+    p.add_argument("--host", default="127.0.0.1", help="--serve: address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=6969, help="--serve: UDP port (default 6969; 0 = any)")
+    p.add_argument("--mac", help="--serve: only answer names carrying this MAC (12 hex digits)")
+    p.add_argument("--serve-root", type=Path, metavar="DIR",
+                   help="--serve: answer every other requested name from this directory")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    p.set_defaults(handler=_handle)
+
+
+def _crash_exit(text: str | None) -> set[int] | None:
+    if text is None:
+        return None
+    try:
+        return {int(x) for x in text.replace(" ", "").split(",") if x}
+    except ValueError:
+        raise EncodeError(f"--crash-exit {text!r}: expected integers separated by commas",
+                          path="--crash-exit") from None
+
+
+def _reproduce_prefix(args: argparse.Namespace) -> str:
+    parts = ["phoneemu", "fuzz", "--format", args.fmt]
+    if args.target_cmd is not None:
+        parts += ["--target-cmd", args.target_cmd, "--timeout", f"{args.timeout:g}"]
+        if args.crash_exit:
+            parts += ["--crash-exit", args.crash_exit]
+    else:
+        parts += ["--target", args.target]
+    if args.key_bits != 1024:
+        parts += ["--key-bits", str(args.key_bits)]
+    if args.resign_ratio != 0.25:
+        parts += ["--resign-ratio", f"{args.resign_ratio:g}"]
+    return shlex.join(parts)
+
+
+def _handle(args: argparse.Namespace) -> int:
+    from phoneemu.fuzz.corpus import build_corpus
+    from phoneemu.fuzz.engine import FuzzConfig, fuzz
+    from phoneemu.fuzz.mutators import Mutator
+    from phoneemu.fuzz.targets import CommandTarget, PythonTarget, Target, load_callable, phoneemu_callable
+
+    if not 0.0 <= args.resign_ratio <= 1.0:
+        raise EncodeError("--resign-ratio must be within 0..1", path="--resign-ratio")
+    if args.replay is None and args.runs is None and args.time is None:
+        raise EncodeError("give --runs N or --time S (or both)", path="--runs")
+    if args.replay is None and args.out is None:
+        raise EncodeError("--out DIR is required", path="--out")
+    corpus = build_corpus(args.fmt, bits=args.key_bits)
+    mutator = Mutator(corpus, resign_ratio=args.resign_ratio)
+    if args.serve:
+        return _serve(args, mutator)
+    target: Target
+    if args.target_cmd is not None:
+        workdir = (args.out or Path(".")) / ".work"
+        suffix = {"itl": ".tlv", "ctl": ".tlv", "sgn": ".sgn", "enc": ".enc.sgn"}[args.fmt]
+        target = CommandTarget(args.target_cmd, workdir=workdir, suffix=suffix, timeout=args.timeout,
+                               crash_exit=_crash_exit(args.crash_exit))
+    elif args.target == "phoneemu":
+        func = phoneemu_callable(args.fmt, corpus, round_trip=not args.no_round_trip)
+        target = PythonTarget(func, name=f"phoneemu {args.fmt}",
+                              hang_after=args.hang_after, warnings_as_errors=True)
+    else:
+        target = PythonTarget(load_callable(args.target), name=args.target, hang_after=args.hang_after)
+    try:
+        if args.replay is not None:
+            outcome = target.run(args.replay.read_bytes())
+            print(f"{args.replay}: {outcome.status}"
+                  f"{' — ' + outcome.signature if outcome.signature else ''}"
+                  f"{' (' + outcome.detail + ')' if outcome.detail and not outcome.is_finding else ''}")
+            if outcome.is_finding and outcome.detail:
+                print(outcome.detail.rstrip(), file=sys.stderr)
+            return 1 if outcome.is_finding else 0
+        config = FuzzConfig(fmt=args.fmt, seed=args.seed, runs=args.runs, time_limit=args.time, out=args.out,
+                            minimize=not args.no_minimize, reproduce=_reproduce_prefix(args),
+                            progress=None if args.quiet else sys.stderr)
+        args.out.mkdir(parents=True, exist_ok=True)
+        report = fuzz(config, target, mutator, start_index=args.run_index)
+    finally:
+        target.close()
+    print(report.summary())
+    for f in report.findings.values():
+        print(f"  {f.kind}: {f.signature} (x{f.count}, first at run {f.first_run}) -> {f.directory}")
+    summary = {"format": args.fmt, "seed": args.seed, "execs": report.execs, "elapsed": report.elapsed,
+               "execs_per_s": report.execs_per_s, "statuses": dict(report.statuses),
+               "findings": [{"signature": f.signature, "kind": f.kind, "count": f.count,
+                             "first_run": f.first_run, "dir": str(f.directory)}
+                            for f in report.findings.values()]}
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return 1 if report.crashed else 0
+
+
+def _serve(args: argparse.Namespace, mutator: object) -> int:
+    import asyncio
+
+    from phoneemu.fuzz.engine import input_for
+    from phoneemu.fuzz.mutators import Mutator
+    from phoneemu.fuzz.targets import ServeSession, serve_session
+    from phoneemu.net.tftp_server import provider_from
+
+    assert isinstance(mutator, Mutator)
+    hexdigits = "0123456789abcdefABCDEF"
+    if args.mac is not None and (len(args.mac) != 12 or any(c not in hexdigits for c in args.mac)):
+        raise EncodeError(f"--mac {args.mac!r}: expected 12 hex digits", path="--mac")
+
+    def make(index: int) -> tuple[bytes, dict[str, object]]:
+        m = input_for(mutator, args.seed, index)
+        return m.data, {"ops": list(m.ops), "resigned": m.resigned}
+
+    fallback = provider_from(args.serve_root, max_file_size=32 * 1024 * 1024) if args.serve_root else None
+    args.out.mkdir(parents=True, exist_ok=True)
+    session = ServeSession(fmt=args.fmt, make=make, seed=args.seed, out=args.out, runs=args.runs,
+                           start_index=args.run_index, mac=args.mac, fallback=fallback)
+
+    def ready(port: int) -> None:
+        print(f"fuzz {args.fmt}: serving mutants over TFTP on {args.host}:{port}; "
+              f"log {session.log_path}", file=sys.stderr, flush=True)
+
+    # Bounded even when only --runs is given and the device stops asking.
+    time_limit = args.time if args.time is not None else _SERVE_DEFAULT_TIME
+    asyncio.run(serve_session(session, host=args.host, port=args.port, time_limit=time_limit, ready=ready))
+    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(session.outcomes.items())) or "none"
+    print(f"{args.fmt}: served {session.served} mutant(s) to {session.requests} request(s); "
+          f"transfer outcomes: {outcomes}; log {session.log_path}")
+    return 0

@@ -1,0 +1,240 @@
+"""The fuzz loop: seeded mutants → target → deduplicated, minimised findings under ``DIR/crashes/``.
+
+Rules implemented here:
+
+* Bounded: stop after ``runs`` inputs or ``time_limit`` seconds, whichever comes first (at least
+  one of them is required).
+* Reproducible: input ``i`` of seed ``S`` is made by ``random.Random(S * 2**32 + i)`` from the
+  deterministic corpus (:mod:`phoneemu.fuzz.corpus`), so ``(S, i)`` always names the same bytes.
+* Findings are deduplicated by signature (exception type + innermost project frame, exit status,
+  signal, timeout, hang). The first input of each signature is minimised (same signature must
+  reproduce) and saved as ``DIR/crashes/<sha1(signature)[:12]>/{input.bin, minimized.bin,
+  info.json}``; ``info.json`` holds the seed, run index, signature, traceback or stderr, the
+  mutation ops and a one-line command that replays the minimised input.
+* Progress goes to a stream at most every ``progress_interval`` seconds: one line rewritten with
+  ``\\r`` on a terminal, plain lines otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from phoneemu.errors import EncodeError
+from phoneemu.fuzz.minimize import minimize
+from phoneemu.fuzz.mutators import Mutant, Mutator
+from phoneemu.fuzz.targets import Outcome, Target
+
+__all__ = ["Finding", "FuzzConfig", "FuzzReport", "Progress", "fuzz", "input_for", "run_seed"]
+
+
+def run_seed(seed: int, index: int) -> int:
+    """The ``random.Random`` seed of input ``index`` of a run seeded with ``seed``."""
+    return seed * 0x1_0000_0000 + index
+
+
+def input_for(mutator: Mutator, seed: int, index: int) -> Mutant:
+    """Input ``index`` of the run seeded with ``seed`` (the same bytes every time)."""
+    return mutator.mutate(random.Random(run_seed(seed, index)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class FuzzConfig:
+    """What to fuzz and for how long; ``reproduce`` is the command prefix written to info.json."""
+
+    fmt: str
+    seed: int = 0
+    runs: int | None = None
+    time_limit: float | None = None
+    out: Path | None = None
+    minimize: bool = True
+    minimize_attempts: int = 300
+    minimize_time: float = 20.0
+    reproduce: str = ""
+    progress: TextIO | None = None
+    progress_interval: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.runs is None and self.time_limit is None:
+            raise EncodeError("give --runs or --time (or both)", path="runs")
+        if self.runs is not None and self.runs < 0:
+            raise EncodeError("--runs must be >= 0", path="runs")
+        if self.time_limit is not None and self.time_limit < 0:
+            raise EncodeError("--time must be >= 0", path="time")
+        if self.seed < 0:
+            raise EncodeError("--seed must be >= 0", path="seed")
+
+
+@dataclass(kw_only=True)
+class Finding:
+    """One deduplicated crash or hang."""
+
+    signature: str
+    kind: str
+    first_run: int
+    count: int
+    detail: str
+    ops: tuple[str, ...]
+    resigned: bool
+    data: bytes
+    minimized: bytes | None = None
+    directory: Path | None = None
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha1(self.signature.encode(), usedforsecurity=False).hexdigest()[:12]
+
+
+@dataclass(kw_only=True)
+class FuzzReport:
+    """Totals of a run."""
+
+    fmt: str
+    seed: int
+    execs: int = 0
+    elapsed: float = 0.0
+    statuses: Counter[str] = field(default_factory=Counter)
+    findings: dict[str, Finding] = field(default_factory=dict)
+    slowest: float = 0.0
+
+    @property
+    def execs_per_s(self) -> float:
+        return self.execs / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def crashed(self) -> bool:
+        return bool(self.findings)
+
+    def summary(self) -> str:
+        parts = ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items()))
+        return (f"{self.fmt}: {self.execs} execs in {self.elapsed:.1f} s ({self.execs_per_s:,.0f}/s); "
+                f"{parts or 'nothing run'}; {len(self.findings)} unique finding(s)")
+
+
+class Progress:
+    """Rate-limited status line (see module docstring)."""
+
+    def __init__(self, stream: TextIO | None, interval: float = 0.5) -> None:
+        self.stream = stream
+        self.interval = interval
+        self.tty = bool(stream is not None and getattr(stream, "isatty", lambda: False)())
+        self.last = time.monotonic()
+        self.width = 0
+
+    def update(self, line: str, *, force: bool = False) -> None:
+        if self.stream is None:
+            return
+        now = time.monotonic()
+        if not force and now - self.last < self.interval:
+            return
+        self.last = now
+        if self.tty:
+            pad = max(0, self.width - len(line))
+            self.stream.write("\r" + line + " " * pad)
+            self.width = len(line)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def done(self, line: str) -> None:
+        if self.stream is None:
+            return
+        self.update(line, force=True)
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _save(finding: Finding, config: FuzzConfig) -> None:
+    if config.out is None:
+        return
+    d = config.out / "crashes" / finding.key
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "input.bin").write_bytes(finding.data)
+    mini = finding.minimized if finding.minimized is not None else finding.data
+    (d / "minimized.bin").write_bytes(mini)
+    replay = f"{config.reproduce} --replay {d / 'minimized.bin'}" if config.reproduce else ""
+    regen = (f"{config.reproduce} --seed {config.seed} --run-index {finding.first_run} --runs 1"
+             if config.reproduce else "")
+    info = {
+        "format": config.fmt,
+        "seed": config.seed,
+        "run_index": finding.first_run,
+        "kind": finding.kind,
+        "signature": finding.signature,
+        "count": finding.count,
+        "ops": list(finding.ops),
+        "resigned": finding.resigned,
+        "input_size": len(finding.data),
+        "minimized_size": len(mini),
+        "detail": finding.detail,
+        "reproduce": replay,
+        "regenerate": regen,
+    }
+    (d / "info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    finding.directory = d
+
+
+def _record(report: FuzzReport, config: FuzzConfig, target: Target, mutant: Mutant, *, index: int,
+            outcome: Outcome) -> None:
+    f = report.findings.get(outcome.signature)
+    if f is not None:
+        f.count += 1
+        return
+    f = Finding(signature=outcome.signature, kind=outcome.status, first_run=index, count=1,
+                detail=outcome.detail, ops=mutant.ops, resigned=mutant.resigned, data=mutant.data)
+    report.findings[outcome.signature] = f
+    if config.minimize and outcome.status == "crash":
+        sig = outcome.signature
+
+        def same(candidate: bytes) -> bool:
+            o = target.run(candidate)
+            return o.status == "crash" and o.signature == sig
+
+        f.minimized = minimize(mutant.data, same, records=config.fmt in ("itl", "ctl"),
+                               max_attempts=config.minimize_attempts, time_limit=config.minimize_time)
+    _save(f, config)
+
+
+def fuzz(config: FuzzConfig, target: Target, mutator: Mutator, *, start_index: int = 0,
+         clock: Callable[[], float] = time.perf_counter) -> FuzzReport:
+    """Run the loop (see module docstring) and return the report; findings are saved as found."""
+    report = FuzzReport(fmt=config.fmt, seed=config.seed)
+    progress = Progress(config.progress, config.progress_interval)
+    t0 = clock()
+    deadline = t0 + config.time_limit if config.time_limit is not None else None
+    end = start_index + config.runs if config.runs is not None else None
+    index = start_index
+    minimize_time = 0.0
+    statuses = report.statuses
+    while (end is None or index < end) and (deadline is None or clock() < deadline):
+        mutant = input_for(mutator, config.seed, index)
+        outcome = target.run(mutant.data)
+        statuses[outcome.status] += 1
+        report.slowest = max(report.slowest, outcome.elapsed)
+        if outcome.is_finding:
+            m0 = clock()
+            _record(report, config, target, mutant, index=index, outcome=outcome)
+            minimize_time += clock() - m0
+        index += 1
+        if progress.stream is not None and index % 64 == 0:
+            el = clock() - t0 - minimize_time
+            rate = (index - start_index) / el if el > 0 else 0.0
+            progress.update(f"fuzz {config.fmt}: {index - start_index} execs, {rate:,.0f} execs/s, "
+                            f"{len(report.findings)} unique finding(s), "
+                            f"{statuses['crash']} crash(es), {statuses['hang']} hang(s)")
+    report.execs = index - start_index
+    report.elapsed = max(1e-9, clock() - t0 - minimize_time)
+    for f in report.findings.values():  # final counts into info.json
+        _save(f, config)
+    progress.done(f"fuzz {config.fmt}: {report.execs} execs, {report.execs_per_s:,.0f} execs/s, "
+                  f"{len(report.findings)} unique finding(s), {statuses['crash']} crash(es), "
+                  f"{statuses['hang']} hang(s)")
+    return report

@@ -1,0 +1,421 @@
+"""Fuzz targets: an in-process callable, an external command; each run yields an :class:`Outcome`.
+
+Rules implemented here (design §3.7, docs/internals.md "Errors"):
+
+* In process, ``DecodeError`` (and so ``SizeLimitError``), ``VerificationError`` (and so
+  ``DecryptionError``) are *handled* rejections; any other exception is a *crash*, deduplicated by
+  its type and the innermost frame of the project (``phoneemu/``, not ``phoneemu/fuzz/``) or, for a
+  user's module, the innermost frame outside this package. A run slower than ``hang_after``
+  seconds is a *hang* (an in-process call cannot be interrupted safely: it is measured and reported).
+* A warning raised inside the target is an exception too when ``warnings_as_errors`` is set (the
+  ``phoneemu`` target, like our test suite's ``-W error``): e.g. a deprecation that a future
+  library release turns into an error.
+* ``--target phoneemu`` runs what a phone does with the file: trust lists are parsed with every
+  record decoded, each record's certificate and key decoded, and ``verify_self``; ``.sgn`` is
+  parsed and verified with the corpus TFTP certificate; ``.enc.sgn`` is parsed, verified and
+  decrypted with the corpus phone key; a file that parses must serialise back to the same bytes
+  (round-trip oracle, design §3.11). Each stage runs even when an earlier one rejected the
+  file (after a successful parse), so one input exercises all of them.
+* An external command gets the input as a file (``{}`` in the command is replaced by its path,
+  or the path is appended). A crash is death by a signal, an exit status in the user's list
+  (default: any status >= 128), or a timeout. Commands run from a list (``shlex.split``), never
+  through a shell.
+* A device under test (``--serve``) fetches mutants from the lab TFTP server
+  (:class:`phoneemu.net.tftp_server.TftpServer`) under the names a phone requests
+  (:func:`served_name_matches`); each served input is saved with its seed and every request is
+  logged (:class:`ServeSession`). What the device did is read from that log (and, for the emulated
+  phone, from its own decisions).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import time
+import traceback
+import warnings
+from collections import Counter
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, Protocol
+
+from phoneemu.errors import DecodeError, EncodeError, VerificationError
+from phoneemu.fuzz.corpus import Corpus
+
+__all__ = [
+    "HANDLED",
+    "CommandTarget",
+    "Outcome",
+    "PythonTarget",
+    "RoundTripError",
+    "ServeSession",
+    "Target",
+    "crash_location",
+    "load_callable",
+    "phoneemu_callable",
+    "serve_session",
+    "served_name_matches",
+]
+
+HANDLED: tuple[type[BaseException], ...] = (DecodeError, VerificationError)
+Status = Literal["ok", "handled", "crash", "hang"]
+_PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../phoneemu
+_FUZZ = os.path.dirname(os.path.abspath(__file__))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """Result of one run: ``signature`` is the dedup key of a crash or hang, ``detail`` its story."""
+
+    status: Status
+    signature: str = ""
+    detail: str = ""
+    elapsed: float = 0.0
+
+    @property
+    def is_finding(self) -> bool:
+        return self.status in ("crash", "hang")
+
+
+class Target(Protocol):
+    """Something that consumes one input and says what happened."""
+
+    def run(self, data: bytes) -> Outcome: ...
+
+    def close(self) -> None: ...
+
+
+def crash_location(tb: TracebackType | None) -> str:
+    """``phoneemu/formats/header.py:123`` of the innermost project frame (see module docstring)."""
+    frames = traceback.extract_tb(tb)
+    mine = [f for f in frames if os.path.abspath(f.filename).startswith(_PKG + os.sep)
+            and not os.path.abspath(f.filename).startswith(_FUZZ + os.sep)]
+    others = [f for f in frames if not os.path.abspath(f.filename).startswith(_FUZZ + os.sep)]
+    chosen = mine or others or list(frames)
+    if not chosen:
+        return "?"
+    frame = chosen[-1]
+    path = os.path.abspath(frame.filename)
+    root = os.path.dirname(_PKG)
+    shown = os.path.relpath(path, root) if path.startswith(root + os.sep) else os.path.basename(path)
+    return f"{shown}:{frame.lineno}"
+
+
+class PythonTarget:
+    """Calls ``func(data)``; exceptions in ``handled`` are rejections, anything else a crash."""
+
+    def __init__(self, func: Callable[[bytes], object], *, name: str = "python",
+                 handled: tuple[type[BaseException], ...] = HANDLED, hang_after: float = 1.0,
+                 warnings_as_errors: bool = False) -> None:
+        self.func = func
+        self.name = name
+        self.handled = handled
+        self.hang_after = hang_after
+        self.warnings_as_errors = warnings_as_errors
+
+    def _call(self, data: bytes) -> None:
+        if not self.warnings_as_errors:
+            self.func(data)
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            self.func(data)
+
+    def run(self, data: bytes) -> Outcome:
+        t0 = time.perf_counter()
+        status: Status = "ok"
+        detail = ""
+        try:
+            self._call(data)
+        except self.handled as exc:
+            status = "handled"
+            detail = type(exc).__name__
+        except KeyboardInterrupt:
+            raise
+        except (Exception, SystemExit) as exc:  # anything else escaping is the finding
+            elapsed = time.perf_counter() - t0
+            sig = f"{type(exc).__name__} at {crash_location(exc.__traceback__)}"
+            return Outcome(status="crash", signature=sig, elapsed=elapsed,
+                           detail="".join(traceback.format_exception(exc)))
+        elapsed = time.perf_counter() - t0
+        if elapsed > self.hang_after:
+            return Outcome(status="hang", signature=f"hang in {self.name} (> {self.hang_after:g} s)",
+                           detail=f"took {elapsed:.3f} s ({status}{': ' + detail if detail else ''})",
+                           elapsed=elapsed)
+        return Outcome(status=status, detail=detail, elapsed=elapsed)
+
+    def close(self) -> None:
+        return None
+
+
+class RoundTripError(AssertionError):
+    """A parsed file that does not serialise back to its exact bytes (design §3.11 property)."""
+
+
+def _check_round_trip(fmt: str, data: bytes, again: bytes) -> None:
+    if again != data:
+        at = next((i for i, (a, b) in enumerate(zip(data, again, strict=False)) if a != b),
+                  min(len(data), len(again)))
+        raise RoundTripError(f"{fmt}: serialise(parse(b)) != b: first difference at offset {at} "
+                             f"(input {len(data)} bytes, rebuilt {len(again)})")
+
+
+def phoneemu_callable(fmt: str, corpus: Corpus, *, round_trip: bool = True) -> Callable[[bytes], None]:
+    """What a phone does with a file of ``fmt`` (see module docstring), as one callable.
+
+    With ``round_trip`` a file that parses must also serialise back to its exact bytes
+    (``serialise(parse(b)) == b``); a difference raises :class:`RoundTripError` (a finding).
+    """
+    from phoneemu.formats import detect as detect_mod
+    from phoneemu.formats.header import build_header
+
+    handled = HANDLED
+    detect = detect_mod.detect  # .sgn / .enc.sgn only: for trust lists it re-parses the same header
+    if fmt in ("itl", "ctl"):
+        from phoneemu.formats import trustlist
+
+        def run_trustlist(data: bytes) -> None:
+            rejected: BaseException | None = None
+            tl = trustlist.parse(data, lazy=False)
+            for rec in tl.records:
+                try:
+                    if rec.certificate is not None:
+                        rec.x509()
+                    if rec.public_key is not None or rec.certificate is not None:
+                        rec.public_key_obj()
+                    rec.sha1_fingerprint()
+                except handled as exc:
+                    rejected = exc
+            if round_trip:
+                _check_round_trip(fmt, data, trustlist.serialise(tl))
+            _ = tl.is_empty
+            tl.verify_self()
+            if rejected is not None:
+                raise rejected
+
+        return run_trustlist
+    if fmt == "sgn":
+        from phoneemu.formats import signed
+
+        cert = corpus.verify_cert
+
+        def run_sgn(data: bytes) -> None:
+            detect(data)
+            sf = signed.parse(data)
+            if round_trip:
+                _check_round_trip(fmt, data, signed.serialise(sf))
+            signed.verify(sf, cert)
+
+        return run_sgn
+    if fmt == "enc":
+        from phoneemu.formats import encrypted
+
+        cert, key = corpus.verify_cert, corpus.recipient.key
+
+        def run_enc(data: bytes) -> None:
+            detect(data)
+            ef = encrypted.parse(data)
+            if round_trip:
+                _check_round_trip(fmt, data, build_header(ef.header) + ef.ciphertext)
+            rejected: BaseException | None = None
+            try:
+                encrypted.verify(ef, cert)
+            except handled as exc:
+                rejected = exc
+            encrypted.decrypt_pki(ef, key)
+            if rejected is not None:
+                raise rejected
+
+        return run_enc
+    raise EncodeError(f"no phoneemu target for format {fmt!r}", path="format")
+
+
+def load_callable(spec: str) -> Callable[[bytes], object]:
+    """``package.module:function`` → the function (it takes the input bytes)."""
+    mod_name, sep, attr = spec.partition(":")
+    if not sep or not mod_name or not attr:
+        raise EncodeError(f"target {spec!r} must be 'phoneemu' or 'module:function'", path="--target")
+    try:
+        obj: object = importlib.import_module(mod_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise EncodeError(f"cannot load target {spec!r}: {exc}", path="--target") from None
+    if not callable(obj):
+        raise EncodeError(f"target {spec!r} is not callable", path="--target")
+    return obj
+
+
+def _signal_name(num: int) -> str:
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return f"signal {num}"
+
+
+class CommandTarget:
+    """Runs an external command on each input file (see module docstring)."""
+
+    def __init__(self, command: str | Sequence[str], *, workdir: Path, suffix: str = ".bin",
+                 timeout: float = 5.0, crash_exit: Collection[int] | None = None) -> None:
+        argv = shlex.split(command) if isinstance(command, str) else list(command)
+        if not argv:
+            raise EncodeError("empty --target-cmd", path="--target-cmd")
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.path = workdir / f"input{suffix}"
+        self.argv = [a.replace("{}", str(self.path)) for a in argv]
+        if not any("{}" in a for a in argv):
+            self.argv.append(str(self.path))
+        self.timeout = timeout
+        self.crash_exit = frozenset(crash_exit) if crash_exit is not None else None
+
+    def _is_crash_exit(self, rc: int) -> bool:
+        if self.crash_exit is not None:
+            return rc in self.crash_exit
+        return rc >= 128
+
+    def run(self, data: bytes) -> Outcome:
+        self.path.write_bytes(data)
+        t0 = time.perf_counter()
+        # A new session so that a timeout kills the command and everything it started.
+        proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            _, err = proc.communicate(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            return Outcome(status="crash", signature=f"timeout (> {self.timeout:g} s)",
+                           detail=f"killed after {self.timeout:g} s", elapsed=time.perf_counter() - t0)
+        elapsed = time.perf_counter() - t0
+        rc = proc.returncode
+        tail = err[-2000:].decode("utf-8", errors="replace")
+        if rc < 0:
+            return Outcome(status="crash", signature=f"killed by {_signal_name(-rc)}", detail=tail,
+                           elapsed=elapsed)
+        if self._is_crash_exit(rc):
+            return Outcome(status="crash", signature=f"exit status {rc}", detail=tail, elapsed=elapsed)
+        return Outcome(status="ok" if rc == 0 else "handled", detail=f"exit status {rc}", elapsed=elapsed)
+
+    def close(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- device under test
+_NAME_RULES: dict[str, re.Pattern[str]] = {
+    "itl": re.compile(r"^(ITLSEP[0-9A-F]{12}\.tlv|ITLFile\.tlv)$", re.IGNORECASE),
+    "ctl": re.compile(r"^(CTLSEP[0-9A-F]{12}\.tlv|CTLFile\.tlv)$", re.IGNORECASE),
+    "sgn": re.compile(r"^(?!.*\.enc\.sgn$).+\.sgn$", re.IGNORECASE),
+    "enc": re.compile(r"^.+\.enc\.sgn$", re.IGNORECASE),
+}
+
+
+def served_name_matches(fmt: str, name: str, mac: str | None = None) -> bool:
+    """Whether a phone's request for ``name`` gets a mutant of ``fmt`` (spec §B.1, §C.2, §C.6).
+
+    Trust lists: ``CTLSEP<MAC>.tlv`` / ``ITLSEP<MAC>.tlv`` and the generic ``CTLFile.tlv`` /
+    ``ITLFile.tlv``; ``.sgn``: any ``*.sgn`` that is not ``*.enc.sgn``; ``.enc.sgn``: ``*.enc.sgn``.
+    With ``mac`` only names carrying that MAC (or no MAC at all) match.
+    """
+    base = name.rsplit("/", 1)[-1]
+    rule = _NAME_RULES.get(fmt)
+    if rule is None or not rule.match(base):
+        return False
+    if mac is None:
+        return True
+    macs = re.findall(r"[0-9A-F]{12}", base.upper())
+    return not macs or mac.upper() in macs
+
+
+class ServeSession:
+    """Hands out mutants to a device under test through the lab TFTP server.
+
+    ``get(name)`` is the TFTP provider: a matching name gets the next input (index
+    ``start_index``, ``start_index + 1`` ...), saved under ``DIR/served/`` with its seed; other
+    names come from ``fallback`` (e.g. a lab cluster's files) or are "not found". Every request
+    and its outcome are appended to ``DIR/served/requests.jsonl`` — the observation of the device.
+    """
+
+    def __init__(self, *, fmt: str, make: Callable[[int], tuple[bytes, dict[str, object]]], seed: int,
+                 out: Path, runs: int | None, start_index: int = 0, mac: str | None = None,
+                 fallback: Callable[[str], bytes | None] | None = None) -> None:
+        self.fmt = fmt
+        self.make = make
+        self.seed = seed
+        self.dir = out / "served"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.dir / "requests.jsonl"
+        self.runs = runs
+        self.next_index = start_index
+        self.start_index = start_index
+        self.mac = mac
+        self.fallback = fallback
+        self.outcomes: Counter[str] = Counter()
+        self.requests = 0
+
+    @property
+    def served(self) -> int:
+        return self.next_index - self.start_index
+
+    @property
+    def exhausted(self) -> bool:
+        return self.runs is not None and self.served >= self.runs
+
+    def _log(self, entry: dict[str, object]) -> None:
+        entry = {"time": round(time.time(), 3), **entry}
+        with self.log_path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry, sort_keys=True) + "\n")
+
+    def get(self, name: str) -> bytes | None:
+        self.requests += 1
+        if served_name_matches(self.fmt, name, self.mac) and not self.exhausted:
+            index = self.next_index
+            self.next_index += 1
+            data, meta = self.make(index)
+            safe = re.sub(r"[^A-Za-z0-9._-]", "_", name.rsplit("/", 1)[-1])
+            path = self.dir / f"{index:06d}-{safe}"
+            path.write_bytes(data)
+            self._log({"event": "served", "name": name, "index": index, "seed": self.seed, "size": len(data),
+                       "file": path.name, **meta})
+            return data
+        other = self.fallback(name) if self.fallback is not None else None
+        self._log({"event": "fallback" if other is not None else "not-served", "name": name})
+        return other
+
+    def on_request(self, event: object) -> None:
+        outcome = str(getattr(event, "outcome", "?"))
+        self.outcomes[outcome] += 1
+        peer = getattr(event, "peer", ("?", 0))
+        self._log({"event": "request", "name": getattr(event, "filename", "?"), "outcome": outcome,
+                   "peer": f"{peer[0]}:{peer[1]}", "detail": getattr(event, "detail", "")})
+
+
+async def serve_session(session: ServeSession, *, host: str = "127.0.0.1", port: int = 6969,
+                        time_limit: float | None = None, ready: Callable[[int], None] | None = None,
+                        timeout: float = 1.0, retries: int = 3) -> None:
+    """Run the TFTP server until ``session`` is exhausted (and transfers finished) or time runs out."""
+    import asyncio
+
+    from phoneemu.net.tftp_server import TftpServer
+
+    server = TftpServer(session.get, host, port, timeout=timeout, retries=retries,
+                        on_request=session.on_request)
+    async with server:
+        if ready is not None:
+            ready(server.port)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + time_limit if time_limit is not None else None
+        while deadline is None or loop.time() < deadline:
+            if session.exhausted and server.active_transfers == 0:
+                break
+            await asyncio.sleep(0.02)

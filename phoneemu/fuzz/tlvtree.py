@@ -1,0 +1,358 @@
+"""A generic, lossless TLV tree of a signed file, for mutation and re-signing (spec §A, §B).
+
+Rules implemented here:
+
+* A signed file is a header of TLVs (tag u8, length u16 BE, value) followed by a body (spec §A.1).
+  The header region is the first HEADER_LENGTH bytes (tag 2, the second TLV), clamped to the file.
+* Header tags 3, 7, 9, 16, 17, 21 are containers: their value is parsed as nested TLVs
+  (spec §A.2, §C.3). Tag 13 is tag-only padding (one byte, no length, no value).
+* A CTL/ITL body is a sequence of records, each a flat TLV list whose first TLV is RECORD_LENGTH
+  (tag 1, u16) counting the whole record (spec §B.2). Other bodies (``.sgn``, ``.enc.sgn``) stay raw.
+* Lossless: :func:`parse_tree` never fails; whatever cannot be read as a TLV is kept as a raw node,
+  and ``serialise(parse_tree(b)) == b`` for every input.
+* Lengths are *derived* at serialisation unless a node carries an explicit ``length`` (a lie, or
+  the value read from a malformed input). HEADER_LENGTH and RECORD_LENGTH values are derived
+  (``auto``) unless the input disagreed with the actual size.
+* Re-signing (spec §A.3): optionally recompute HEADER_LENGTH, container lengths and the 0x0D
+  padding to a multiple of 4; put a signature of the key's size in tag 12; sign "the file minus the
+  signature TLV" with ``phoneemu.crypto.signatures.sign`` and the hash named by tag 8 (SHA-1 when
+  tag 8 names no hash we know: the file then fails with UNSUPPORTED_HASH anyway); splice it in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from phoneemu.crypto import signatures
+from phoneemu.crypto.hashes import HashAlg
+from phoneemu.crypto.keys import PrivateKey, key_size_bits
+
+__all__ = [
+    "CONTAINERS",
+    "PADDING",
+    "FileTree",
+    "Node",
+    "Record",
+    "header_size",
+    "parse_tree",
+    "resign",
+    "serialise",
+]
+
+CONTAINERS = frozenset({3, 7, 9, 16, 17, 21})
+PADDING = 13
+SIGNATURE = 12
+HASH_ALGORITHM = 8
+HEADER_LENGTH = 2
+RECORD_LENGTH = 1
+
+LEAF, CONTAINER, TAG_ONLY, RAW = 0, 1, 2, 3
+
+
+_new_node = object.__new__
+
+
+class Node:
+    """One header or record element.
+
+    ``kind`` is LEAF (tag, length, value), CONTAINER (tag, length, children), TAG_ONLY (one byte,
+    the padding tag) or RAW (bytes that did not parse, written verbatim). ``length`` None means
+    "the true length"; ``auto`` marks a HEADER_LENGTH / RECORD_LENGTH leaf whose value is derived.
+    """
+
+    __slots__ = ("auto", "children", "kind", "length", "tag", "value")
+
+    def __init__(self, kind: int, tag: int = 0, value: bytes = b"", children: list[Node] | None = None,
+                 *, length: int | None = None, auto: bool = False) -> None:
+        self.kind = kind
+        self.tag = tag
+        self.value = value
+        self.children = children if children is not None else []
+        self.length = length
+        self.auto = auto
+
+    @classmethod
+    def leaf(cls, tag: int, value: bytes) -> Node:
+        return cls(LEAF, tag, value)
+
+    @classmethod
+    def container(cls, tag: int, children: list[Node]) -> Node:
+        return cls(CONTAINER, tag, children=children)
+
+    @classmethod
+    def pad(cls) -> Node:
+        return cls(TAG_ONLY, PADDING)
+
+    @classmethod
+    def raw(cls, data: bytes) -> Node:
+        return cls(RAW, -1, data)
+
+    def clone(self) -> Node:
+        n = _new_node(Node)
+        n.kind = self.kind
+        n.tag = self.tag
+        n.value = self.value
+        n.length = self.length
+        n.auto = self.auto
+        n.children = [c.clone() for c in self.children] if self.children else []
+        return n
+
+    def __repr__(self) -> str:
+        kind = ("leaf", "container", "tag-only", "raw")[self.kind]
+        extra = f", children={self.children!r}" if self.kind == CONTAINER else f", value={self.value[:8]!r}"
+        lie = f", length={self.length}" if self.length is not None else ""
+        return f"Node({kind}, tag={self.tag}{extra}{lie})"
+
+
+@dataclass(kw_only=True)
+class Record:
+    """A CTL/ITL record: a flat list of TLV nodes (RECORD_LENGTH first when well formed).
+
+    ``frozen`` holds the serialised bytes of a record that is never changed again (the records of
+    a seed tree, shared by copy-on-write clones); a clone is not frozen.
+    """
+
+    nodes: list[Node]
+    frozen: bytes | None = None
+
+    def clone(self) -> Record:
+        return Record(nodes=[n.clone() for n in self.nodes])
+
+    def freeze(self) -> Record:
+        """Cache this record's bytes; the caller promises not to change its nodes any more."""
+        self.frozen = serialise(FileTree(header=self.nodes))
+        return self
+
+
+@dataclass(kw_only=True)
+class FileTree:
+    """Header nodes, then either records (CTL/ITL) or a raw body."""
+
+    header: list[Node]
+    records: list[Record] | None = None
+    body: bytes = b""
+    trailer: bytes = b""  # bytes after the records that do not form one (kept verbatim)
+    shared_records: bool = field(default=False, repr=False)
+
+    def clone(self) -> FileTree:
+        """A deep copy."""
+        return FileTree(header=[n.clone() for n in self.header],
+                        records=None if self.records is None else [r.clone() for r in self.records],
+                        body=self.body, trailer=self.trailer)
+
+    def cow_clone(self) -> FileTree:
+        """A copy whose records are shared until :meth:`own_records` (copy on write; cheaper)."""
+        return FileTree(header=[n.clone() for n in self.header],
+                        records=None if self.records is None else list(self.records),
+                        body=self.body, trailer=self.trailer, shared_records=self.records is not None)
+
+    def own_records(self) -> list[Record] | None:
+        """The records, copied first if still shared: call before changing a record's nodes."""
+        if self.shared_records and self.records is not None:
+            self.records = [r.clone() for r in self.records]
+        self.shared_records = False
+        return self.records
+
+    def walk_header(self) -> Iterator[tuple[list[Node], int, Node]]:
+        """Every header node with the list that holds it and its index (each list, then nested ones)."""
+        stack: list[list[Node]] = [self.header]
+        while stack:
+            lst = stack.pop()
+            for i, n in enumerate(lst):
+                yield lst, i, n
+                if n.kind == CONTAINER:
+                    stack.append(n.children)
+
+    def find(self, tag: int) -> Node | None:
+        """First header node (any depth) with ``tag`` that is a leaf or container."""
+        for _, _, n in self.walk_header():
+            if n.tag == tag and n.kind in (LEAF, CONTAINER):
+                return n
+        return None
+
+
+# --------------------------------------------------------------------------- parsing
+def _parse_list(data: bytes, start: int, end: int, *, containers: bool, allow_pad: bool) -> list[Node]:
+    out: list[Node] = []
+    pos = start
+    while pos < end:
+        tag = data[pos]
+        if allow_pad and tag == PADDING:
+            out.append(Node(TAG_ONLY, PADDING))
+            pos += 1
+            continue
+        if end - pos < 3:
+            out.append(Node(RAW, -1, data[pos:end]))
+            break
+        ln = (data[pos + 1] << 8) | data[pos + 2]
+        vstart = pos + 3
+        if ln > end - vstart:
+            out.append(Node(RAW, -1, data[pos:end]))
+            break
+        if containers and tag in CONTAINERS:
+            out.append(Node(CONTAINER, tag, children=_parse_list(
+                data, vstart, vstart + ln, containers=True, allow_pad=allow_pad)))
+        else:
+            out.append(Node(LEAF, tag, data[vstart:vstart + ln]))
+        pos = vstart + ln
+    return out
+
+
+def parse_tree(data: bytes, *, records: bool) -> FileTree:
+    """Split ``data`` into a header tree and a body; never fails, always lossless."""
+    data = bytes(data)
+    hl = (data[8] << 8) | data[9] if len(data) >= 10 and data[5] == HEADER_LENGTH else len(data)
+    hend = min(max(hl, 0), len(data))
+    header = _parse_list(data, 0, hend, containers=True, allow_pad=True)
+    for n in header:
+        if n.kind == LEAF and n.tag == HEADER_LENGTH and len(n.value) == 2:
+            n.auto = int.from_bytes(n.value, "big") == hend
+            break
+    body = data[hend:]
+    if not records:
+        return FileTree(header=header, body=body)
+    recs: list[Record] = []
+    pos, end = hend, len(data)
+    while pos < end:
+        if end - pos < 5 or data[pos] != RECORD_LENGTH or data[pos + 1:pos + 3] != b"\x00\x02":
+            break
+        ln = (data[pos + 3] << 8) | data[pos + 4]
+        if ln < 5 or ln > end - pos:
+            break
+        nodes = _parse_list(data, pos, pos + ln, containers=False, allow_pad=False)
+        nodes[0].auto = True
+        recs.append(Record(nodes=nodes))
+        pos += ln
+    return FileTree(header=header, records=recs, trailer=data[pos:])
+
+
+# --------------------------------------------------------------------------- serialising
+def _emit(nodes: list[Node], out: bytearray, autos: list[int], mark: Node | None, at: list[int]) -> None:
+    for n in nodes:
+        k = n.kind
+        if k == LEAF:
+            if n is mark:
+                at.append(len(out))
+            v = n.value
+            ln = len(v) if n.length is None else n.length
+            out.append(n.tag & 0xFF)
+            out += (ln & 0xFFFF).to_bytes(2, "big")
+            if n.auto and len(v) == 2:
+                autos.append(len(out))
+            out += v
+        elif k == CONTAINER:
+            out.append(n.tag & 0xFF)
+            p = len(out)
+            out += b"\0\0"
+            _emit(n.children, out, autos, mark, at)
+            ln = len(out) - p - 2 if n.length is None else n.length
+            out[p:p + 2] = (ln & 0xFFFF).to_bytes(2, "big")
+        elif k == TAG_ONLY:
+            out.append(n.tag & 0xFF)
+        else:
+            out += n.value
+
+
+def _patch(out: bytearray, autos: list[int], value: int) -> None:
+    v = (value & 0xFFFF).to_bytes(2, "big")
+    for p in autos:
+        out[p:p + 2] = v
+
+
+def serialise(tree: FileTree, *, mark: Node | None = None, at: list[int] | None = None) -> bytes:
+    """The file bytes; derived lengths computed now. ``mark``'s offset is appended to ``at``."""
+    at = at if at is not None else []
+    out = bytearray()
+    autos: list[int] = []
+    _emit(tree.header, out, autos, mark, at)
+    _patch(out, autos, len(out))
+    if tree.records is None:
+        out += tree.body
+    else:
+        for rec in tree.records:
+            if rec.frozen is not None:
+                out += rec.frozen
+                continue
+            start = len(out)
+            autos.clear()
+            _emit(rec.nodes, out, autos, None, at)
+            size = len(out) - start
+            for p in autos:
+                out[p:p + 2] = (size & 0xFFFF).to_bytes(2, "big")
+        out += tree.trailer
+    return bytes(out)
+
+
+def header_size(tree: FileTree) -> int:
+    out = bytearray()
+    _emit(tree.header, out, [], None, [])
+    return len(out)
+
+
+# --------------------------------------------------------------------------- re-signing
+def _hash_of(tree: FileTree) -> HashAlg:
+    n = tree.find(HASH_ALGORITHM)
+    if n is not None and n.kind == LEAF and len(n.value) == 1:
+        try:
+            return HashAlg(n.value[0])
+        except ValueError:
+            pass
+    return HashAlg.SHA1
+
+
+def _fix_lengths(tree: FileTree) -> None:
+    for _, _, n in tree.walk_header():
+        n.length = None
+        if n.tag == HEADER_LENGTH and n.kind == LEAF:
+            n.value = b"\0\0" if len(n.value) != 2 else n.value
+            n.auto = True
+
+
+def _repad(tree: FileTree) -> None:
+    while tree.header and tree.header[-1].kind == TAG_ONLY:
+        tree.header.pop()
+    tree.header.extend(Node(TAG_ONLY, PADDING) for _ in range(-header_size(tree) % 4))
+
+
+SignCache = dict[bytes, bytes]
+
+
+def resign(tree: FileTree, key: PrivateKey, *, fix_lengths: bool = False, repad: bool = False,
+           cache: SignCache | None = None, sign: Callable[[PrivateKey, bytes, HashAlg], bytes] | None = None,
+           ) -> bytes:
+    """Serialise ``tree`` with a fresh signature by ``key`` (spec §A.3); the tree is modified.
+
+    ``fix_lengths`` drops every header length lie and derives HEADER_LENGTH again; ``repad``
+    replaces trailing 0x0D padding so that the header is a multiple of 4 bytes (spec §A.2).
+
+    Without a signature TLV (tag 12) in the header there is nothing to re-sign: the plain
+    serialisation is returned. ``cache`` maps signed message to signature (bounded by the caller).
+    """
+    if fix_lengths:
+        _fix_lengths(tree)
+    if repad:
+        _repad(tree)
+    sig = tree.find(SIGNATURE)
+    if sig is None or sig.kind != LEAF:
+        return serialise(tree)
+    size = (key_size_bits(key) + 7) // 8
+    for _ in range(8):  # an ECDSA signature's length varies; converge in a few rounds
+        sig.value = bytes(size)
+        sig.length = None
+        at: list[int] = []
+        data = serialise(tree, mark=sig, at=at)
+        off = at[0]
+        msg = data[:off] + data[off + 3 + size:]
+        signature = cache.get(msg) if cache is not None else None
+        if signature is None:
+            signature = (sign or signatures.sign)(key, msg, _hash_of(tree))
+            if cache is not None:
+                if len(cache) >= 4096:
+                    cache.clear()
+                cache[msg] = signature
+        if len(signature) == size:
+            sig.value = signature
+            return data[:off + 3] + signature + data[off + 3 + size:]
+        size = len(signature)
+    return serialise(tree)

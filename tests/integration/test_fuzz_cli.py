@@ -1,0 +1,164 @@
+"""``phoneemu fuzz`` end to end: exit codes, crash directories, reproducibility, --serve over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from phoneemu.cli import main
+from phoneemu.fuzz.corpus import build_corpus
+from phoneemu.fuzz.engine import input_for
+from phoneemu.fuzz.mutators import Mutator
+from phoneemu.fuzz.targets import ServeSession, serve_session
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "phoneemu", "fuzz", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["fuzz", "--help"])
+    out = capsys.readouterr().out
+    assert "--target-cmd" in out and "examples:" in out and "--replay" in out
+
+
+def test_clean_target_exits_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["fuzz", "--format", "sgn", "--target", "phoneemu", "--runs", "300", "--seed", "1",
+               "--out", str(tmp_path), "-q"])
+    assert rc == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["execs"] == 300 and summary["findings"] == []
+    assert not (tmp_path / "crashes").exists()
+    assert "300 execs" in capsys.readouterr().out
+
+
+def test_usage_errors_exit_two(tmp_path: Path) -> None:
+    assert main(["fuzz", "--format", "itl", "--target", "phoneemu", "--out", str(tmp_path)]) == 2
+    bad_target = ["--target", "nomodule", "--runs", "1", "--out", str(tmp_path)]
+    assert main(["fuzz", "--format", "itl", *bad_target]) == 2
+
+
+def test_crashy_target_exits_one_with_crash_dir_and_replay(tmp_path: Path) -> None:
+    out = tmp_path / "fz"
+    r = _cli("--format", "itl", "--target", "tests.fuzz_helpers:crashy", "--runs", "150", "--seed", "5",
+             "--out", str(out))
+    assert r.returncode == 1, r.stderr
+    assert "execs/s" in r.stderr  # progress (plain lines: not a TTY)
+    (crash,) = (out / "crashes").iterdir()
+    assert {p.name for p in crash.iterdir()} == {"input.bin", "minimized.bin", "info.json"}
+    info = json.loads((crash / "info.json").read_text())
+    assert info["seed"] == 5 and info["signature"].startswith("IndexError at tests/fuzz_helpers.py:")
+    assert "deliberate crash" in info["detail"]
+    # the one-line command reproduces the crash
+    replay = shlex.split(info["reproduce"])
+    assert replay[:2] == ["phoneemu", "fuzz"]
+    again = _cli(*replay[2:])
+    assert again.returncode == 1 and "IndexError" in again.stdout
+    # the regenerate command makes the same input from seed and run index
+    regen = [*shlex.split(info["regenerate"]), "--out", str(tmp_path / "regen"), "--no-minimize"]
+    again = _cli(*regen[2:])
+    assert again.returncode == 1
+    (crash2,) = (tmp_path / "regen" / "crashes").iterdir()
+    assert (crash2 / "input.bin").read_bytes() == (crash / "input.bin").read_bytes()
+
+
+def test_same_seed_same_inputs(tmp_path: Path) -> None:
+    seen = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        r = _cli("--format", "ctl", "--target-cmd", f"cp {{}} {out}/last.bin", "--runs", "5", "--seed", "9",
+                 "--out", str(out), "-q")
+        assert r.returncode == 0, r.stderr
+        seen.append((out / "last.bin").read_bytes())
+    assert seen[0] == seen[1] == input_for(Mutator(build_corpus("ctl")), 9, 4).data
+
+
+def test_target_cmd_killed_by_signal(tmp_path: Path) -> None:
+    r = _cli("--format", "sgn", "--target-cmd", "sh -c 'kill -SEGV $$' {}", "--runs", "3", "--no-minimize",
+             "--out", str(tmp_path), "-q")
+    assert r.returncode == 1
+    (crash,) = (tmp_path / "crashes").iterdir()
+    info = json.loads((crash / "info.json").read_text())
+    assert info["signature"] == "killed by SIGSEGV" and info["count"] == 3
+    assert "--target-cmd" in info["reproduce"]
+
+
+def test_serve_hands_mutants_to_a_tftp_client(tmp_path: Path) -> None:
+    from phoneemu.errors import TransportError
+    from phoneemu.net.tftp import tftp_get
+
+    mut = Mutator(build_corpus("itl"))
+
+    def make(i: int) -> tuple[bytes, dict[str, object]]:
+        m = input_for(mut, 4, i)
+        return m.data, {"ops": list(m.ops)}
+
+    session = ServeSession(fmt="itl", make=make, seed=4, out=tmp_path, runs=3, mac="001122334455")
+    got: list[bytes] = []
+    missing: list[str] = []
+
+    async def device(port: int) -> None:
+        for name in ("ITLSEP001122334455.tlv", "SEP001122334455.cnf.xml", "ITLFile.tlv", "ITLFile.tlv"):
+            try:
+                got.append(await tftp_get("127.0.0.1", port, name, timeout=0.5, retries=2))
+            except TransportError as exc:
+                assert exc.kind == "not-found"
+                missing.append(name)
+
+    async def run() -> None:
+        ports: asyncio.Queue[int] = asyncio.Queue()
+        server = asyncio.create_task(serve_session(session, port=0, time_limit=10, ready=ports.put_nowait))
+        await device(await ports.get())
+        await asyncio.wait_for(server, 10)
+
+    asyncio.run(run())
+    assert got == [input_for(mut, 4, i).data for i in range(3)]
+    assert missing == ["SEP001122334455.cnf.xml"]
+    served = sorted(p.name for p in (tmp_path / "served").glob("0000*"))
+    assert served == ["000000-ITLSEP001122334455.tlv", "000001-ITLFile.tlv", "000002-ITLFile.tlv"]
+    log = [json.loads(line) for line in (tmp_path / "served" / "requests.jsonl").read_text().splitlines()]
+    assert [e["index"] for e in log if e["event"] == "served"] == [0, 1, 2]
+    assert all(e["seed"] == 4 for e in log if e["event"] == "served")
+    assert sum(1 for e in log if e["event"] == "request") == 4
+
+
+def test_cli_serve_over_loopback(tmp_path: Path) -> None:
+    from phoneemu.net.tftp import tftp_get
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, "-m", "phoneemu", "fuzz", "--format", "sgn", "--serve", "--port", "0",
+            "--runs", "2", "--time", "30", "--seed", "6", "--out", str(tmp_path)]
+    pipe = subprocess.PIPE
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=pipe, stderr=pipe, text=True)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        assert "serving mutants over TFTP on 127.0.0.1:" in line, line
+        port = int(line.split("127.0.0.1:")[1].split(";")[0])
+
+        async def device() -> list[bytes]:
+            return [await tftp_get("127.0.0.1", port, "SEP001122334455.cnf.xml.sgn", timeout=1.0, retries=3)
+                    for _ in range(2)]
+
+        got = asyncio.run(device())
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+    assert "served 2 mutant(s)" in out
+    mut = Mutator(build_corpus("sgn"))
+    assert got == [input_for(mut, 6, 0).data, input_for(mut, 6, 1).data]
