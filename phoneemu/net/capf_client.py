@@ -10,7 +10,8 @@ Rules:
   which may take long (§F.8) and must not stall other phones in the same event loop.
 * The TLS layer does not judge the server: the phone checks the CAPF certificate against its CTL/ITL
   CAPF record (§F.1); the certificate seen is returned, and ``accept_server`` may refuse it before
-  anything is sent (``kind="tls"``).
+  anything is sent (``kind="tls"``). ``tls=None`` uses the shared ``CERT_NONE`` context of
+  :func:`phoneemu.net.tvs_client.default_tls_context` (TLS 1.2 to 1.3).
 * Failures are ``TransportError``: ``"unreachable"``, ``"timeout"`` (each read bounded by
   ``timeout``), ``"tls"``, or ``"protocol"`` (malformed frame, unexpected command, connection closed
   before END_SESSION). Retrying (3 more times, 30 s apart, §F.1) is the caller's policy.
@@ -25,8 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from phoneemu.errors import DecodeError, TransportError
-from phoneemu.net.tls import client_context_verify_after_handshake, open_tls_connection, peer_certificate_der
-from phoneemu.net.tvs_client import ServerAddress
+from phoneemu.net.tls import open_tls_connection, peer_certificate_der
+from phoneemu.net.tvs_client import ServerAddress, default_tls_context
 from phoneemu.protocols.capf import CapfClientSession, CapfResult
 
 __all__ = ["CapfOutcome", "capf_session"]
@@ -54,7 +55,7 @@ async def capf_session(server: ServerAddress, client_session: CapfClientSession,
                        accept_server: Callable[[bytes | None], bool] | None = None) -> CapfOutcome:
     """Run ``client_session`` against ``server`` until END_SESSION (see module docstring)."""
     host, port = (server[0], server[1]) if isinstance(server, tuple) else (server.host, server.port)
-    ctx = tls or client_context_verify_after_handshake()
+    ctx = tls or default_tls_context()
     reader, writer = await open_tls_connection(host, port, ctx, timeout=timeout)
     try:
         cert = peer_certificate_der(writer)

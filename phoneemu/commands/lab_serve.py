@@ -1,0 +1,131 @@
+"""``phoneemu lab serve``: run every lab service of a cluster until SIGINT/SIGTERM (spec §H.1, §H.6).
+
+The ``lab`` command group lives in :mod:`phoneemu.commands.lab`; it adds this sub-command with
+:func:`register_serve`. ``python -m phoneemu.commands.lab_serve --dir DIR`` runs it on its own.
+
+Defaults are the real CUCM ports (TFTP UDP 69, HTTP 6970, TVS 2445, CAPF 3804); port 0 picks a free
+one. Prints one ``listening`` line per service (with the real port), records the ports in the cluster
+so its configs name them, re-reads the cluster when another ``phoneemu lab`` command changes it, and
+shuts down cleanly (exit 0) on SIGINT or SIGTERM. A port that is taken or needs privileges is one
+error line (exit 2), suggesting ``--tftp-port 6969`` for TFTP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from phoneemu.crypto.certs import dn_text, fingerprint
+from phoneemu.errors import PhoneEmuError
+from phoneemu.lab.state import DEFAULT_PORTS
+
+__all__ = ["main", "register_serve", "serve"]
+
+_EPILOG = """\
+examples:
+  phoneemu lab serve --dir /tmp/lab                       real ports (TFTP 69 needs privileges)
+  phoneemu lab serve --dir /tmp/lab --tftp-port 6969      unprivileged TFTP
+  phoneemu lab serve --dir /tmp/lab --host 127.0.0.11 --keylog /tmp/tls.keys -v
+"""
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port {text!r} is not a number") from None
+    if not 0 <= value < 65536:
+        raise argparse.ArgumentTypeError(f"port {value} outside 0..65535")
+    return value
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dir", type=Path, required=True, metavar="DIR", help="the lab cluster directory")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--tftp-port", type=_port, default=DEFAULT_PORTS["tftp"], metavar="N",
+                   help="TFTP UDP port (default 69; 0 = any free port)")
+    p.add_argument("--http-port", type=_port, default=DEFAULT_PORTS["http"], metavar="N",
+                   help="HTTP port (default 6970)")
+    p.add_argument("--tvs-port", type=_port, default=DEFAULT_PORTS["tvs"], metavar="N",
+                   help="TVS TLS port (default 2445)")
+    p.add_argument("--capf-port", type=_port, default=DEFAULT_PORTS["capf"], metavar="N",
+                   help="CAPF TLS port (default 3804)")
+    p.add_argument("--keylog", type=Path, metavar="FILE", help="append TLS key-log lines (Wireshark)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    p.set_defaults(handler=run_serve)
+
+
+def register_serve(lab_sub: Any) -> argparse.ArgumentParser:
+    """Add ``serve`` to the ``lab`` sub-parsers (``lab_sub`` is what ``add_subparsers()`` returned)."""
+    p: argparse.ArgumentParser = lab_sub.add_parser(
+        "serve", help="run TFTP, HTTP, TVS and CAPF for a lab cluster until Ctrl-C",
+        description="Serve a lab cluster: TFTP, HTTP 6970, TVS 2445, CAPF 3804.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_arguments(p)
+    return p
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Handler of ``lab serve``: errors of the project propagate (the CLI prints them as one line)."""
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    return asyncio.run(serve(args.dir, host=args.host, tftp_port=args.tftp_port, http_port=args.http_port,
+                             tvs_port=args.tvs_port, capf_port=args.capf_port, keylog=args.keylog))
+
+
+async def serve(root: Path, *, host: str = "127.0.0.1", tftp_port: int = 69, http_port: int = 6970,
+                tvs_port: int = 2445, capf_port: int = 3804, keylog: Path | None = None) -> int:
+    """Open the cluster, serve until SIGINT/SIGTERM, stop cleanly; return the exit status (0)."""
+    from phoneemu.lab.cluster import LabCluster
+    from phoneemu.lab.servers import LabServers
+
+    cluster = LabCluster.open(root)
+    servers = LabServers(cluster, host=host, tftp_port=tftp_port, http_port=http_port, tvs_port=tvs_port,
+                         capf_port=capf_port, keylog=keylog, watch=1.0)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await servers.start()
+        p = servers.ports
+        tvs_cert = cluster.tvs_identity().cert
+        capf_cert = cluster.identity("capf").cert
+        print(f"lab cluster {cluster.state.name!r} ({root}), generation {cluster.generation}")
+        print(f"listening tftp udp {host}:{p['tftp']}")
+        print(f"listening http tcp {host}:{p['http']}")
+        print(f"listening tvs  tls {host}:{p['tvs']}  cert {dn_text(tvs_cert.subject)} "
+              f"sha1 {fingerprint(tvs_cert, 'sha1')}")
+        print(f"listening capf tls {host}:{p['capf']}  cert {dn_text(capf_cert.subject)} "
+              f"sha1 {fingerprint(capf_cert, 'sha1')}")
+        print("Ctrl-C (SIGINT) or SIGTERM stops", flush=True)
+        await stop.wait()
+        print("stopping", flush=True)
+    finally:
+        await servers.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m phoneemu.commands.lab_serve``: the same options as ``phoneemu lab serve``."""
+    parser = argparse.ArgumentParser(prog="phoneemu lab serve", epilog=_EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run_serve(args)
+    except PhoneEmuError as exc:
+        print(f"phoneemu lab serve: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

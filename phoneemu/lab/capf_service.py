@@ -1,0 +1,215 @@
+"""The lab CAPF server: TLS on TCP 3804 enrolling, fetching and deleting LSCs (spec §F, §H.6).
+
+Rules:
+
+* TLS with the cluster's CAPF identity (role CAPF (4) in the CTL/ITL, spec §F.1); TLS 1.0 to 1.3
+  (7900 series: TLS 1.0 only, §F.1); no client certificate is requested (authentication is inside the
+  protocol, §F.7).
+* The server speaks first with AUTH_REQUEST (§F.1, §F.6). The device — and so its pending operation
+  — is only known from the AUTH_RESPONSE that follows, so **our convention** (like capfd, §F.6 notes)
+  is to send AUTH_TYPE = 0 in AUTH_REQUEST and enforce the device's configured mode afterwards; the
+  phone takes its mode from ``capfAuthMode`` in its config (§H.5), which the cluster writes.
+* When AUTH_RESPONSE arrives, a :class:`phoneemu.protocols.capf.CapfServerSession` is made with the
+  device's pending operation from :meth:`LabCluster.capf_pending` (install/fetch/delete, auth mode,
+  auth string, key type/size/curve) — "none" when nothing is pending, and END_SESSION REASON 9 for a
+  device the cluster does not know (``SEP<MAC>`` of a phone in the cluster state).
+* Certificate authentication (modes 3/4) checks the phone's MIC against the lab manufacturer CA and
+  an LSC against the CAPF issuer (:meth:`LabCluster.verify_device_cert`); LSCs come from the lab PKI
+  (:meth:`LabCluster.issue_lsc`).
+* Every frame is written with ONE write (header and body together): capfd notes that splitting them
+  stalls the phone's CAPF client (§F.2).
+* Outcome → cluster: "installed" records the LSC (:meth:`LabCluster.record_lsc`, so encrypted
+  configs are wrapped to it) and clears the pending operation; "fetched" and "deleted" clear it
+  (:meth:`LabCluster.capf_done`, which also forgets the LSC after a delete). Failures leave it
+  pending: the phone retries (§F.1: 3 more times, 30 s apart).
+* A malformed frame or a protocol violation closes that one connection with the reason logged; each
+  read is bounded by ``read_timeout`` and a whole session by ``session_timeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError, ProtocolError
+from phoneemu.formats import config
+from phoneemu.lab.tvs_service import peer_text, tls_summary
+from phoneemu.protocols import capf
+
+if TYPE_CHECKING:
+    from phoneemu.lab.cluster import LabCluster
+
+__all__ = ["CapfHandler", "CapfSessionLog", "mac_of_device_name"]
+
+_log = logging.getLogger("phoneemu.lab.capf")
+
+_READ_SIZE = 65536
+
+
+@dataclass(frozen=True, kw_only=True)
+class CapfSessionLog:
+    """One CAPF connection and how it ended."""
+
+    peer: str
+    tls: str
+    device_name: str
+    operation: str  # what was pending: install | fetch | delete | none | "" (never authenticated)
+    outcome: str  # CapfResult.outcome, or "malformed: ..." / "timeout" / "closed: ..."
+    detail: str = ""
+
+
+def mac_of_device_name(name: str) -> str | None:
+    """``SEP001122AABBCC`` → ``001122AABBCC``; None when the name is not a SEP device name (§F.4)."""
+    if not name.startswith("SEP"):
+        return None
+    try:
+        return config.normalise_mac(name[3:])
+    except PhoneEmuError:
+        return None
+
+
+class CapfHandler:
+    """Per-connection handler for :class:`phoneemu.net.tls.TlsServer` over a :class:`LabCluster`.
+
+    ``clock`` returns Unix seconds for LSC validity and the cluster log (None: the cluster clock).
+    """
+
+    def __init__(self, cluster: LabCluster, *, clock: Callable[[], int] | None = None,
+                 read_timeout: float = 30.0, session_timeout: float = 120.0,
+                 on_log: Callable[[CapfSessionLog], None] | None = None) -> None:
+        self.cluster = cluster
+        self.clock = clock
+        self.read_timeout = read_timeout
+        self.session_timeout = session_timeout
+        self.on_log = on_log
+        self.results: dict[str, int] = {}
+
+    def _now(self) -> int | None:
+        return self.clock() if self.clock is not None else None
+
+    def _emit(self, entry: CapfSessionLog) -> None:
+        self.results[entry.outcome.split(":", 1)[0]] = self.results.get(entry.outcome.split(":", 1)[0], 0) + 1
+        level = logging.INFO if ":" not in entry.outcome else logging.WARNING
+        _log.log(level, "capf: %s (%s) %s op=%s: %s %s", entry.peer, entry.tls, entry.device_name or "-",
+                 entry.operation or "-", entry.outcome, entry.detail)
+        if self.on_log is not None:
+            try:
+                self.on_log(entry)
+            except Exception:
+                _log.exception("capf: log callback failed")
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = peer_text(writer)
+        tls = tls_summary(writer)
+        _log.info("capf: %s TLS HS Done (%s)", peer, tls)
+        state = _Conn(peer=peer, tls=tls)
+        try:
+            await asyncio.wait_for(self._run(reader, writer, state), self.session_timeout)
+        except TimeoutError:
+            self._emit(state.log(f"timeout: session longer than {self.session_timeout}s"))
+
+    async def _run(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, st: _Conn) -> None:
+        session_id = secrets.randbits(32)
+        # AUTH_REQUEST {VERSION=3, AUTH_TYPE=0}: the device is not known yet (module docstring).
+        first = capf.message(capf.CapfCommand.AUTH_REQUEST, session_id,
+                             (capf.CapfTag.VERSION, bytes([capf.CAPF_VERSION])),
+                             (capf.CapfTag.AUTH_TYPE, bytes([capf.AuthType.NONE])))
+        writer.write(capf.encode(first))
+        await writer.drain()
+        decoder = capf.FrameDecoder()  # only to find the end of AUTH_RESPONSE
+        pending = b""  # raw bytes before the session exists (bounded: at most one frame + one read)
+        session: capf.CapfServerSession | None = None
+        while True:
+            try:
+                data = await asyncio.wait_for(reader.read(_READ_SIZE), self.read_timeout)
+            except TimeoutError:
+                self._emit(st.log(f"timeout: nothing for {self.read_timeout}s in state "
+                                  f"{session.state if session else 'wait-auth'}"))
+                return
+            except OSError as exc:
+                self._emit(st.log(f"closed: connection lost: {exc}"))
+                return
+            if not data:
+                where = session.state if session else "wait-auth"
+                self._emit(st.log(f"closed: peer closed in state {where}"))
+                return
+            try:
+                if session is None:
+                    pending += data
+                    msgs = decoder.feed(data)
+                    if not msgs:
+                        continue
+                    session = self._open_session(session_id, msgs[0], st)
+                    session.start()  # its AUTH_REQUEST was already sent (ours, AUTH_TYPE 0)
+                    data, pending = pending, b""  # the session re-reads everything from AUTH_RESPONSE on
+                frames = session.receive(data)
+            except DecodeError as exc:  # ProtocolError included: bad frame or out-of-sequence command
+                self._emit(st.log(f"malformed: {exc}"))
+                return
+            except PhoneEmuError as exc:  # the cluster's pending operation cannot run (configuration)
+                self._emit(st.log(f"error: {exc}"))
+                return
+            for frame in frames:
+                writer.write(frame)  # one write per frame: header + body together (§F.2)
+            if frames:
+                await writer.drain()
+            if session.done:
+                result = session.result
+                assert result is not None
+                self._finish(st, result)
+                return
+
+    def _open_session(self, session_id: int, auth: capf.CapfMessage, st: _Conn) -> capf.CapfServerSession:
+        if auth.command != capf.CapfCommand.AUTH_RESPONSE:
+            raise ProtocolError(f"capf-server: expected AUTH_RESPONSE, got command {auth.command}",
+                                     fmt="capf", path="capf-server.wait-auth", tag=auth.command)
+        name = auth.string(capf.CapfTag.DEVICE_NAME)
+        st.device_name = name
+        mac = mac_of_device_name(name)
+        st.mac = mac if mac is not None and mac in self.cluster.state.phones else None
+        pending = self.cluster.capf_pending(st.mac) if st.mac is not None else None
+        st.operation = pending.operation if pending is not None else "none"
+        known = st.mac is not None
+        if pending is None:
+            return capf.CapfServerSession(session_id=session_id, known_device=lambda _n: known)
+        try:
+            return capf.CapfServerSession(
+                session_id=session_id, known_device=lambda _n: known,
+                verify_device_cert=self.cluster.verify_device_cert,
+                operation=pending.operation, auth_mode=pending.auth_mode, auth_string=pending.auth_string,
+                key_type=pending.key_type, key_size=pending.key_size, curve=pending.curve,
+                issue_lsc=lambda dev, spki: self.cluster.issue_lsc(dev, spki, now=self._now()))
+        except EncodeError as exc:
+            raise EncodeError(f"pending CAPF operation for {name} cannot run: {exc.message}",
+                              path="capf_pending") from None
+
+    def _finish(self, st: _Conn, result: capf.CapfResult) -> None:
+        try:
+            if st.mac is not None:
+                if result.outcome == "installed":
+                    self.cluster.record_lsc(st.mac, result.certificate, now=self._now())
+                elif result.outcome in ("fetched", "deleted"):
+                    self.cluster.capf_done(st.mac, now=self._now())
+        except PhoneEmuError as exc:
+            self._emit(st.log(f"error: cluster update failed: {exc}", detail=result.outcome))
+            return
+        self._emit(st.log(result.outcome, detail=result.detail))
+
+
+class _Conn:
+    __slots__ = ("device_name", "mac", "operation", "peer", "tls")
+
+    def __init__(self, *, peer: str, tls: str) -> None:
+        self.peer = peer
+        self.tls = tls
+        self.device_name = ""
+        self.mac: str | None = None
+        self.operation = ""
+
+    def log(self, outcome: str, *, detail: str = "") -> CapfSessionLog:
+        return CapfSessionLog(peer=self.peer, tls=self.tls, device_name=self.device_name,
+                              operation=self.operation, outcome=outcome, detail=detail)

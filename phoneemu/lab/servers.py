@@ -1,0 +1,374 @@
+"""Every lab service in one asyncio loop: TFTP, HTTP 6970, TVS 2445, CAPF 3804 (spec §H.1, §H.6).
+
+Rules:
+
+* One :class:`LabServers` per cluster. ``start()`` binds every service (port 0 = ephemeral), then
+  records the real ports in the cluster state (:meth:`LabCluster.set_ports`), which rebuilds the
+  files so the device configs name them (TVS and CAPF servers in ``SEP<MAC>.cnf.xml``, spec §H.5).
+* TFTP and HTTP serve the cluster's in-memory files (:meth:`LabCluster.get`, per-device trust-list
+  names included); TVS answers from :meth:`LabCluster.tvs_lookup` (:mod:`.tvs_service`); CAPF runs the
+  pending operation of the device (:mod:`.capf_service`).
+* TVS and CAPF present the cluster's *current* TVS/CAPF identity: the certificate is looked up at
+  every handshake (an SNI callback swaps in a context built for the current identity), so a
+  ``regenerate tvs`` takes effect on the next connection, as with CUCM's ``restart TVS``.
+* ``stop_service(name)`` / ``start_service(name)`` stop one service and bring it back on the same port
+  (a TVS outage, spec §E.7.6). ``set_network(loss, delay_s, seed)`` degrades TFTP and HTTP replies:
+  TFTP drops each datagram with probability ``loss`` and delays each sent one by ``delay_s`` (the
+  TFTP server's hooks); HTTP — **our convention**, TCP does not lose packets visibly — waits
+  ``delay_s`` before each response and, with probability ``loss``, drops the connection without one.
+* ``requests`` records what was asked and how it ended (service, peer, name, outcome), bounded to
+  the last ``max_log`` entries. ``clock`` (Unix seconds, the scenario clock) dates the cluster
+  operations the servers trigger (port record, LSC issue/record).
+* ``keylog`` appends NSS key-log lines for TVS/CAPF (Wireshark); ``capture`` (a
+  :class:`phoneemu.net.capture.PcapWriter` or any ``UdpSink``) sees every TFTP datagram. TLS
+  traffic is not re-synthesised into the pcap: use the key log with a real capture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import random
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from phoneemu.errors import PhoneEmuError, TransportError
+from phoneemu.lab.capf_service import CapfHandler, CapfSessionLog
+from phoneemu.lab.cluster import LabCluster
+from phoneemu.lab.pki import Identity
+from phoneemu.lab.tvs_service import TvsConnectionLog, TvsHandler
+from phoneemu.net.capture import UdpSink
+from phoneemu.net.http import HttpServer
+from phoneemu.net.tftp import TftpRequestEvent, TftpServer
+from phoneemu.net.tls import TlsServer, server_context
+
+__all__ = ["SERVICES", "LabServers", "RequestLog"]
+
+_log = logging.getLogger("phoneemu.lab.servers")
+
+SERVICES = ("tftp", "http", "tvs", "capf")
+_HTTP_OUTCOMES = {200: "ok", 403: "refused", 404: "not-found", 400: "malformed", 405: "refused",
+                  413: "too-large", 431: "malformed"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestLog:
+    """One request seen by a lab service. ``time`` is the wall clock (``time.time()``)."""
+
+    service: str
+    peer: str
+    name: str
+    outcome: str
+    detail: str = ""
+    time: float = 0.0
+
+
+class _Network:
+    """Loss/delay settings shared by TFTP and HTTP (see module docstring)."""
+
+    def __init__(self) -> None:
+        self.loss = 0.0
+        self.delay = 0.0
+        self.rng = random.Random(0)
+
+    def drop(self) -> bool:
+        return self.loss > 0.0 and self.rng.random() < self.loss
+
+
+class _LabHttpServer(HttpServer):
+    """:class:`HttpServer` whose responses honour :class:`_Network` (delay, dropped connection)."""
+
+    def __init__(self, *args: Any, network: _Network, on_drop: Callable[[tuple[str, int], str], None],
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.network = network
+        self.on_drop = on_drop
+
+    async def _respond(self, writer: asyncio.StreamWriter, peer: tuple[str, int], name: str, status: int,
+                       body: bytes, *, head_only: bool, keep: bool) -> None:
+        if self.network.delay > 0.0:
+            await asyncio.sleep(self.network.delay)
+        if self.network.drop():
+            self.on_drop(peer, name)
+            raise ConnectionResetError("lab network: response dropped")
+        await super()._respond(writer, peer, name, status, body, head_only=head_only, keep=keep)
+
+
+class _IdentityContexts:
+    """Server contexts for the current TVS/CAPF identity, swapped in at each handshake (SNI callback)."""
+
+    def __init__(self, identity: Callable[[], Identity], *, keylog: Path | None) -> None:
+        self._identity = identity
+        self._keylog = keylog
+        self._current: tuple[x509.Certificate, ssl.SSLContext] | None = None
+        self.base = self._build(identity())
+        self.base.sni_callback = self._on_hello
+
+    def _build(self, ident: Identity) -> ssl.SSLContext:
+        # TLS 1.0..1.3: old phones speak only TLS 1.0 (spec §E.1, §F.1); no client certificate (tvsd
+        # uses CERT_NONE).
+        ctx = server_context(ident.cert, ident.key, min_version="1.0", max_version="1.3",
+                             keylog_filename=self._keylog)
+        self._current = (ident.cert, ctx)
+        return ctx
+
+    def context(self) -> ssl.SSLContext:
+        ident = self._identity()
+        current = self._current
+        if current is not None and current[0] is ident.cert:
+            return current[1]
+        if current is not None and current[0] == ident.cert:
+            self._current = (ident.cert, current[1])
+            return current[1]
+        _log.info("tls: presenting %s", ident.name)
+        ctx = self._build(ident)
+        ctx.sni_callback = self._on_hello
+        return ctx
+
+    def _on_hello(self, sslobj: Any, _server_name: str | None, ctx: ssl.SSLContext) -> None:
+        try:
+            wanted = self.context()
+        except PhoneEmuError as exc:  # identity unreadable: keep the old context, say why
+            _log.warning("tls: cannot load the current identity: %s", exc)
+            return
+        if wanted is not ctx:
+            sslobj.context = wanted
+
+
+class LabServers:
+    """TFTP, HTTP, TVS and CAPF of one :class:`LabCluster` on ``host``; ``async with`` works."""
+
+    def __init__(
+        self,
+        cluster: LabCluster,
+        *,
+        host: str = "127.0.0.1",
+        tftp_port: int = 0,
+        http_port: int = 0,
+        tvs_port: int = 0,
+        capf_port: int = 0,
+        keylog: Path | None = None,
+        capture: UdpSink | None = None,
+        clock: Callable[[], int] | None = None,
+        io_timeout: float = 10.0,
+        capf_session_timeout: float = 120.0,
+        tftp_tid_mode: str = "ephemeral",
+        watch: float | None = None,
+        max_log: int = 100_000,
+    ) -> None:
+        self.cluster = cluster
+        self.host = host
+        self.requested = {"tftp": tftp_port, "http": http_port, "tvs": tvs_port, "capf": capf_port}
+        self.keylog = keylog
+        self.capture = capture
+        self.clock = clock
+        self.io_timeout = io_timeout
+        self.capf_session_timeout = capf_session_timeout
+        if tftp_tid_mode not in ("ephemeral", "shared"):
+            raise PhoneEmuError(f"tftp_tid_mode {tftp_tid_mode!r}: ephemeral or shared", path="tftp_tid_mode")
+        self.tftp_tid_mode = tftp_tid_mode
+        self.watch = watch
+        self.max_log = max_log
+        self.ports: dict[str, int] = {}
+        self.requests: list[RequestLog] = []
+        self.network = _Network()
+        self.tftp: TftpServer | None = None
+        self.http: HttpServer | None = None
+        self.tvs: TlsServer | None = None
+        self.capf: TlsServer | None = None
+        self.tvs_handler = TvsHandler(cluster.tvs_lookup, read_timeout=io_timeout, on_log=self._on_tvs)
+        self.capf_handler = CapfHandler(cluster, clock=clock, read_timeout=io_timeout * 3,
+                                        session_timeout=capf_session_timeout, on_log=self._on_capf)
+        self._tvs_ctx: _IdentityContexts | None = None
+        self._capf_ctx: _IdentityContexts | None = None
+        self._watch_task: asyncio.Task[None] | None = None
+        self._started = False
+
+    # --- lifecycle -------------------------------------------------------------------
+    async def start(self) -> LabServers:
+        """Bind every service, then record the real ports in the cluster (configs name them)."""
+        if self._started:
+            return self
+        self._tvs_ctx = _IdentityContexts(self.cluster.tvs_identity, keylog=self.keylog)
+        self._capf_ctx = _IdentityContexts(lambda: self.cluster.identity("capf"), keylog=self.keylog)
+        try:
+            for name in SERVICES:
+                await self._start(name, self.requested[name])
+        except BaseException:
+            await self._stop_all()
+            raise
+        self._started = True
+        self.cluster.set_ports(now=self._now(), **self.ports)
+        if self.watch is not None:
+            self._watch_task = asyncio.create_task(self._watch_loop(self.watch))
+        _log.info("lab servers on %s: %s", self.host, ", ".join(f"{k} {v}" for k, v in self.ports.items()))
+        return self
+
+    async def stop(self) -> None:
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch_task
+            self._watch_task = None
+        await self._stop_all()
+        self._started = False
+
+    async def __aenter__(self) -> LabServers:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def stop_service(self, name: str) -> None:
+        """Stop one service (its port stays reserved for :meth:`start_service`)."""
+        self._check_name(name)
+        await self._stop(name)
+
+    async def start_service(self, name: str) -> None:
+        """Start one stopped service again on the port it had."""
+        self._check_name(name)
+        if self._running(name):
+            return
+        await self._start(name, self.ports.get(name, self.requested[name]))
+
+    def running(self, name: str) -> bool:
+        self._check_name(name)
+        return self._running(name)
+
+    def set_network(self, loss: float = 0.0, delay_s: float = 0.0, seed: int = 0) -> None:
+        """Drop TFTP datagrams / HTTP responses with probability ``loss``; delay them by ``delay_s``."""
+        if not 0.0 <= loss < 1.0:
+            raise PhoneEmuError(f"loss {loss} outside [0, 1)", path="loss")
+        if delay_s < 0.0:
+            raise PhoneEmuError(f"delay {delay_s} is negative", path="delay_s")
+        self.network.loss = loss
+        self.network.delay = delay_s
+        self.network.rng = random.Random(seed)
+        if self.tftp is not None:
+            self._apply_tftp_network(self.tftp)
+
+    # --- internals -------------------------------------------------------------------
+    @staticmethod
+    def _check_name(name: str) -> None:
+        if name not in SERVICES:
+            raise PhoneEmuError(f"unknown service {name!r}; one of {', '.join(SERVICES)}", path="service")
+
+    def _running(self, name: str) -> bool:
+        return getattr(self, name) is not None
+
+    def _now(self) -> int | None:
+        return self.clock() if self.clock is not None else None
+
+    def _apply_tftp_network(self, srv: TftpServer) -> None:
+        srv.loss = self.network.loss
+        srv.delay = self.network.delay
+        srv.rng = random.Random(self.network.rng.random())
+
+    async def _start(self, name: str, port: int) -> None:
+        try:
+            if name == "tftp":
+                tftp = TftpServer(self.cluster.get, self.host, port, on_request=self._on_tftp,
+                                  capture=self.capture, tid_mode=self.tftp_tid_mode,  # type: ignore[arg-type]
+                                  max_transfers=65536)
+                self._apply_tftp_network(tftp)
+                self.tftp = await tftp.start()
+                bound = tftp.port
+            elif name == "http":
+                http = _LabHttpServer(self.cluster.get, self.host, port, network=self.network,
+                                      on_drop=self._on_http_drop, on_request=self._on_http,
+                                      idle_timeout=self.io_timeout)
+                self.http = await http.start()
+                bound = http.port
+            elif name == "tvs":
+                assert self._tvs_ctx is not None
+                tvs = TlsServer(self.tvs_handler, self._tvs_ctx.base, self.host, port, name="tvs",
+                                handshake_timeout=self.io_timeout)
+                self.tvs = await tvs.start()
+                bound = tvs.port
+            else:
+                assert self._capf_ctx is not None
+                capf = TlsServer(self.capf_handler, self._capf_ctx.base, self.host, port, name="capf",
+                                 handshake_timeout=self.io_timeout)
+                self.capf = await capf.start()
+                bound = capf.port
+        except OSError as exc:
+            raise _bind_error(name, self.host, port, exc) from exc
+        self.ports[name] = bound
+
+    async def _stop(self, name: str) -> None:
+        srv = getattr(self, name)
+        if srv is None:
+            return
+        setattr(self, name, None)
+        await srv.close()
+
+    async def _stop_all(self) -> None:
+        for name in reversed(SERVICES):
+            with contextlib.suppress(Exception):
+                await self._stop(name)
+
+    async def _watch_loop(self, interval: float) -> None:
+        """Pick up changes made by another process (``phoneemu lab ...`` while ``lab serve`` runs)."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if self.cluster.reload_if_changed():
+                    _log.info("lab: cluster state changed on disk (generation %d): reloaded",
+                              self.cluster.generation)
+            except PhoneEmuError as exc:
+                _log.warning("lab: cannot reload the cluster: %s", exc)
+
+    # --- observation -----------------------------------------------------------------
+    def _record(self, entry: RequestLog) -> None:
+        self.requests.append(entry)
+        if len(self.requests) > self.max_log:
+            del self.requests[: len(self.requests) - self.max_log // 2]
+
+    def _on_tftp(self, ev: TftpRequestEvent) -> None:
+        self._record(RequestLog(service="tftp", peer=f"{ev.peer[0]}:{ev.peer[1]}", name=ev.filename,
+                                outcome=ev.outcome, detail=ev.detail, time=time.time()))
+
+    def _on_http(self, peer: tuple[str, int], name: str, status: int) -> None:
+        self._record(RequestLog(service="http", peer=f"{peer[0]}:{peer[1]}", name=name,
+                                outcome=_HTTP_OUTCOMES.get(status, "error"), detail=f"HTTP {status}",
+                                time=time.time()))
+
+    def _on_http_drop(self, peer: tuple[str, int], name: str) -> None:
+        self._record(RequestLog(service="http", peer=f"{peer[0]}:{peer[1]}", name=name, outcome="dropped",
+                                detail="lab network loss", time=time.time()))
+
+    def _on_tvs(self, e: TvsConnectionLog) -> None:
+        name = f"{e.request} {e.device_name}" if e.request else ""
+        outcome = e.outcome if e.request else e.outcome.split(":", 1)[0]
+        self._record(RequestLog(service="tvs", peer=e.peer, name=name, outcome=outcome,
+                                detail=e.tls if e.request else f"{e.tls}: {e.outcome}", time=time.time()))
+
+    def _on_capf(self, e: CapfSessionLog) -> None:
+        outcome = e.outcome.split(":", 1)[0]
+        self._record(RequestLog(service="capf", peer=e.peer, name=e.device_name, outcome=outcome,
+                                detail=f"op={e.operation or '-'} {e.outcome} {e.detail}".strip(),
+                                time=time.time()))
+
+
+def _bind_error(name: str, host: str, port: int, exc: OSError) -> TransportError:
+    hint = ""
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        hint = " (ports below 1024 need privileges"
+        hint += "; try --tftp-port 6969)" if name == "tftp" else ")"
+        kind = "permission"
+    elif exc.errno == errno.EADDRINUSE:
+        hint = " (port in use"
+        hint += "; try --tftp-port 6969)" if name == "tftp" else f"; pick another --{name}-port)"
+        kind = "in-use"
+    else:
+        kind = "unreachable"
+    return TransportError(f"cannot listen for {name} on {host}:{port}: {exc.strerror or exc}{hint}",
+                          kind=kind)

@@ -1,0 +1,282 @@
+"""LabServers end to end over loopback (spec §H.1, §H.6): TFTP, HTTP, lifecycle, network, ``lab serve``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from phoneemu.commands.lab_serve import register_serve
+from phoneemu.errors import TransportError
+from phoneemu.formats import config, trustlist
+from phoneemu.lab.cluster import LabCluster
+from phoneemu.lab.servers import LabServers
+from phoneemu.net.http import http_get
+from phoneemu.net.tftp import tftp_get
+from phoneemu.net.tvs_client import tvs_verify
+
+T = TypeVar("T")
+HOST = "127.0.0.1"
+MAC = "0011223344CC"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(coro: Awaitable[T], limit: float = 30.0) -> T:
+    async def wrapped() -> T:
+        return await asyncio.wait_for(coro, limit)
+    return asyncio.run(wrapped())
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("labsrv") / "lab"
+    c = LabCluster.init(root, seed=11, key_spec="rsa1024")
+    c.add_phone(MAC)
+    return root
+
+
+@pytest.fixture
+def cluster(template: Path, tmp_path: Path) -> LabCluster:
+    root = tmp_path / "lab"
+    shutil.copytree(template, root)
+    return LabCluster.open(root)
+
+
+def with_servers(cluster: LabCluster, body: Callable[[LabServers], Awaitable[T]]) -> T:
+    async def main() -> T:
+        async with LabServers(cluster, clock=lambda: cluster.clock + 60) as servers:
+            return await body(servers)
+    return run(main())
+
+
+def test_itl_over_tftp_and_http_verifies(cluster: LabCluster) -> None:
+    async def body(servers: LabServers) -> None:
+        for name in ("ITLFile.tlv", f"ITLSEP{MAC}.tlv"):
+            over_tftp = await tftp_get(HOST, servers.ports["tftp"], name, timeout=1.0)
+            over_http = await http_get(HOST, servers.ports["http"], name)
+            assert over_tftp == over_http == cluster.get("ITLFile.tlv")
+            itl = trustlist.parse(over_tftp)
+            itl.verify_self()
+            assert itl.kind == "ITL"
+            assert {r.role for r in itl.records} >= {trustlist.Role.SAST, trustlist.Role.TVS,
+                                                     trustlist.Role.CAPF}
+        assert [(r.service, r.name, r.outcome) for r in servers.requests] == [
+            ("tftp", "ITLFile.tlv", "ok"), ("http", "ITLFile.tlv", "ok"),
+            ("tftp", f"ITLSEP{MAC}.tlv", "ok"), ("http", f"ITLSEP{MAC}.tlv", "ok")]
+
+    with_servers(cluster, body)
+
+
+def test_ports_recorded_in_cluster_state_and_config(cluster: LabCluster) -> None:
+    async def body(servers: LabServers) -> None:
+        assert set(servers.ports) == {"tftp", "http", "tvs", "capf"}
+        assert all(p > 0 for p in servers.ports.values())
+        assert cluster.state.ports == servers.ports
+        assert LabCluster.open(cluster.root).state.ports == servers.ports  # persisted
+        cfg = config.parse(await tftp_get(HOST, servers.ports["tftp"], f"SEP{MAC}.cnf.xml"))
+        assert cfg.tvs_servers[0].port == servers.ports["tvs"]
+        assert cfg.capf_servers[0].port == servers.ports["capf"]
+        assert cluster.state.log[-1].op == "ports"
+        assert cluster.state.log[-1].time == cluster.clock  # dated by the scenario clock
+
+    with_servers(cluster, body)
+
+
+@pytest.mark.parametrize("name", ["../cluster.json", "/etc/passwd", "..\\cluster.json", "a/../../x",
+                                  "private/../cluster.json"])
+def test_traversal_refused_and_service_continues(cluster: LabCluster, name: str) -> None:
+    async def body(servers: LabServers) -> None:
+        with pytest.raises(TransportError) as err:
+            await tftp_get(HOST, servers.ports["tftp"], name, timeout=1.0)
+        assert err.value.kind in ("refused", "not-found")
+        with pytest.raises(TransportError) as err:
+            await http_get(HOST, servers.ports["http"], "/" + name.lstrip("/"))
+        assert err.value.kind in ("refused", "not-found")
+        assert {r.outcome for r in servers.requests} <= {"refused", "not-found"}
+        assert trustlist.parse(await tftp_get(HOST, servers.ports["tftp"], "ITLFile.tlv")).kind == "ITL"
+        assert await http_get(HOST, servers.ports["http"], "ITLFile.tlv") == cluster.get("ITLFile.tlv")
+
+    with_servers(cluster, body)
+
+
+def test_missing_file_is_not_found(cluster: LabCluster) -> None:
+    async def body(servers: LabServers) -> None:
+        with pytest.raises(TransportError) as err:
+            await tftp_get(HOST, servers.ports["tftp"], "CTLFile.tlv", timeout=1.0)  # not in mixed mode
+        assert err.value.kind == "not-found"
+        with pytest.raises(TransportError) as err:
+            await http_get(HOST, servers.ports["http"], "CTLFile.tlv")
+        assert err.value.kind == "not-found"
+
+    with_servers(cluster, body)
+
+
+def test_stop_and_start_service_on_same_port(cluster: LabCluster) -> None:
+    cm = cluster.callmanager().der
+
+    async def body(servers: LabServers) -> None:
+        ports = dict(servers.ports)
+        await servers.stop_service("tvs")
+        assert not servers.running("tvs")
+        with pytest.raises(TransportError) as err:
+            await tvs_verify([(HOST, ports["tvs"])], "CP-8861-SEP" + MAC, cm, timeout=1.0)
+        assert err.value.kind == "unreachable"
+        await servers.start_service("tvs")
+        assert servers.ports == ports
+        assert (await tvs_verify([(HOST, ports["tvs"])], "CP-8861-SEP" + MAC, cm, timeout=2.0)).valid
+
+        await servers.stop_service("tftp")
+        with pytest.raises(TransportError) as err:
+            await tftp_get(HOST, ports["tftp"], "ITLFile.tlv", timeout=0.1, retries=1)
+        assert err.value.kind in ("timeout", "unreachable")
+        await servers.start_service("tftp")
+        assert servers.ports["tftp"] == ports["tftp"]
+        assert await tftp_get(HOST, ports["tftp"], "ITLFile.tlv") == cluster.get("ITLFile.tlv")
+
+        await servers.stop_service("http")
+        with pytest.raises(TransportError) as err:
+            await http_get(HOST, ports["http"], "ITLFile.tlv", timeout=1.0)
+        assert err.value.kind == "unreachable"
+        await servers.start_service("http")
+        assert await http_get(HOST, ports["http"], "ITLFile.tlv") == cluster.get("ITLFile.tlv")
+
+        with pytest.raises(Exception, match="unknown service"):
+            await servers.stop_service("ftp")
+
+    with_servers(cluster, body)
+
+
+def test_set_network_loss_and_delay(cluster: LabCluster) -> None:
+    async def body(servers: LabServers) -> None:
+        itl = cluster.get("ITLFile.tlv")  # after start(): the port record re-signed the files
+        servers.set_network(loss=0.2, seed=3)
+        assert servers.tftp is not None and servers.tftp.loss == 0.2
+        got = await tftp_get(HOST, servers.ports["tftp"], "ITLFile.tlv", timeout=0.1, retries=30)
+        assert got == itl
+        assert servers.tftp.retransmits > 0  # some datagrams were dropped and sent again
+
+        servers.set_network(loss=0.999, seed=1)
+        with pytest.raises(TransportError):
+            await http_get(HOST, servers.ports["http"], "ITLFile.tlv", timeout=2.0)
+        assert servers.requests[-1].outcome == "dropped"
+
+        servers.set_network(delay_s=0.2)
+        t0 = time.monotonic()
+        assert await http_get(HOST, servers.ports["http"], "ITLFile.tlv") == itl
+        assert time.monotonic() - t0 >= 0.2
+        servers.set_network()
+        assert servers.tftp.loss == 0.0 and servers.tftp.delay == 0.0
+
+    with_servers(cluster, body)
+
+
+def test_bind_conflict_is_one_clear_error(cluster: LabCluster) -> None:
+    async def main() -> None:
+        async with LabServers(cluster) as first:
+            second = LabServers(cluster, tvs_port=first.ports["tvs"])
+            with pytest.raises(TransportError, match=r"cannot listen for tvs .*in use") as err:
+                await second.start()
+            assert err.value.kind == "in-use"
+            assert second.tftp is None and second.http is None  # what had started was stopped
+    run(main())
+
+
+def test_changes_by_another_process_are_picked_up(cluster: LabCluster) -> None:
+    """``lab serve`` watches the state file: a CLI operation elsewhere changes what TVS answers."""
+    async def main() -> None:
+        async with LabServers(cluster, watch=0.05) as servers:
+            addr = [(HOST, servers.ports["tvs"])]
+            before = await tvs_verify(addr, "CP-8861-SEP" + MAC, cluster.callmanager().der, timeout=5)
+            assert before.ttl == 86400
+            other = LabCluster.open(cluster.root)  # stands for another process
+            other.set_tvs_ttl(3600)
+            for _ in range(100):
+                await asyncio.sleep(0.05)
+                if cluster.state.tvs_ttl == 3600:
+                    break
+            after = await tvs_verify(addr, "CP-8861-SEP" + MAC, cluster.callmanager().der, timeout=5)
+            assert after.ttl == 3600
+    run(main())
+
+
+def test_register_serve_adds_the_subcommand() -> None:
+    parser = argparse.ArgumentParser(prog="phoneemu lab")
+    sub = parser.add_subparsers(dest="lab_command")
+    register_serve(sub)
+    args = parser.parse_args(["serve", "--dir", "/tmp/x", "--tftp-port", "6969"])
+    assert (args.tftp_port, args.http_port, args.tvs_port, args.capf_port) == (6969, 6970, 2445, 3804)
+    assert callable(args.handler)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["serve", "--dir", "/tmp/x", "--tvs-port", "70000"])
+
+
+def _serve_cmd(root: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "phoneemu", "lab", "serve", "--dir", str(root), "--tftp-port", "0",
+            "--http-port", "0", "--tvs-port", "0", "--capf-port", "0", *extra]
+
+
+def test_lab_serve_subprocess_listens_and_stops_on_sigterm(cluster: LabCluster, tmp_path: Path) -> None:
+    keylog = tmp_path / "keys.log"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(_serve_cmd(cluster.root, "--keylog", str(keylog)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    try:
+        ports: dict[str, int] = {}
+        deadline = time.monotonic() + 20
+        assert proc.stdout is not None
+        while len(ports) < 4 and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            m = re.match(r"listening (\w+)\s+\w+ 127\.0\.0\.1:(\d+)", line)
+            if m:
+                ports[m.group(1)] = int(m.group(2))
+        assert set(ports) == {"tftp", "http", "tvs", "capf"}, proc.stderr.read() if proc.stderr else ""
+
+        async def probe() -> None:
+            data = await tftp_get(HOST, ports["tftp"], "ITLFile.tlv")
+            trustlist.parse(data).verify_self()
+            reply = await tvs_verify([(HOST, ports["tvs"])], "CP-8861-SEP" + MAC,
+                                     LabCluster.open(cluster.root).callmanager().der, timeout=5)
+            assert reply.valid
+        run(probe())
+        assert LabCluster.open(cluster.root).state.ports == ports
+        assert keylog.exists() and "CLIENT" in keylog.read_text()  # TLS key log for Wireshark
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_lab_serve_port_in_use_is_one_line_exit_2(cluster: LabCluster) -> None:
+    async def main() -> subprocess.CompletedProcess[str]:
+        blocker = await asyncio.start_server(lambda r, w: None, HOST, 0)
+        port = int(blocker.sockets[0].getsockname()[1])
+        try:
+            cmd = [*_serve_cmd(cluster.root), "--http-port", str(port)]
+            return await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, timeout=20,
+                                           env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)
+        finally:
+            blocker.close()
+            await blocker.wait_closed()
+
+    done = run(main())
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot listen for http" in lines[0] and "in use" in lines[0], done.stderr
