@@ -1,0 +1,184 @@
+"""``phoneemu boot``: boot one emulated phone against any cluster and print every step and decision.
+
+The phone asks TFTP ``--tftp HOST[:PORT]`` (HTTP 6970 first when its profile does, spec §H.1) for its
+trust lists and config, asks TVS and CAPF where the accepted config says, and prints each step and
+decision (rule, file, signer, reason) and the status messages (spec §H.3). Exit 0 only if the phone
+ended the boot with a configuration it accepted; 1 otherwise; 2 for bad arguments.
+
+``--flash DIR`` keeps the phone's state between runs (a reboot continues from it); without it a
+temporary directory is used. ``--lab DIR`` uses the MIC the built-in lab issued for the MAC and trusts
+the lab's image-signing certificate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from phoneemu.crypto import certs, keys
+from phoneemu.crypto.keys import PrivateKey
+from phoneemu.errors import PhoneEmuError
+from phoneemu.formats import config as config_fmt
+from phoneemu.phone.boot import BootReport, BootTarget, decision_dict
+from phoneemu.phone.flash import Flash
+from phoneemu.phone.phone import Phone, read_phone_file
+from phoneemu.phone.profile import PROFILES, get_profile
+
+__all__ = ["parse_hostport", "register"]
+
+_EPILOG = """\
+examples:
+  phoneemu boot --tftp 127.0.0.1:6969 --mac 001122334455 --lab /tmp/lab --flash /tmp/ph1
+  phoneemu boot --tftp 10.0.0.5 --mac 00:11:22:33:44:55 --mic mic.pem --mic-key mic.key --json
+  phoneemu boot --tftp 10.0.0.5 --flash /tmp/ph1          reboot the same phone (MAC from its flash)
+"""
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("boot", help="boot one emulated phone against a cluster and show its decisions",
+                       description=__doc__.split("\n\n")[1] if __doc__ else None, epilog=_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tftp", required=True, metavar="HOST[:PORT]", help="TFTP server (DHCP option 150)")
+    p.add_argument("--mac", metavar="MAC", help="phone MAC (default: the one in --flash DIR)")
+    p.add_argument("--flash", type=Path, metavar="DIR", help="phone flash directory (default: temporary)")
+    p.add_argument("--profile", metavar="NAME", help=f"phone model profile ({', '.join(sorted(PROFILES))}); "
+                   "default: the one in --flash DIR, else cp-8861")
+    p.add_argument("--http-port", type=int, default=6970, metavar="N", help="HTTP file port (default 6970)")
+    p.add_argument("--no-http", action="store_true", help="TFTP only")
+    p.add_argument("--json", action="store_true", help="print events, decisions and statuses as JSON")
+    p.add_argument("--timeout", type=float, default=2.0, metavar="S",
+                   help="timeout of one request in seconds (TFTP datagram, HTTP, TVS; CAPF x6); default 2")
+    p.add_argument("--image-signer", type=Path, action="append", default=[], metavar="PEM",
+                   help="firmware image-signing certificate the phone trusts (repeatable)")
+    p.add_argument("--mic", type=Path, metavar="PEM", help="the phone's MIC certificate")
+    p.add_argument("--mic-key", type=Path, metavar="PEM", help="the MIC's private key")
+    p.add_argument("--lab", type=Path, metavar="DIR",
+                   help="built-in lab cluster: use its MIC for this MAC and its image-signing certificate")
+    p.add_argument("--auth-string", metavar="DIGITS", help="CAPF authentication string typed on the phone")
+    p.add_argument("--key", metavar="HEX", help="manual config encryption key (Set Cfg Encrypt Key)")
+    p.add_argument("--capf-retry-delay", type=float, default=30.0, metavar="S",
+                   help="pause between CAPF retries (spec: 30 s)")
+    p.add_argument("--now", type=int, metavar="UNIX", help="the phone's clock (default: real time)")
+    p.set_defaults(handler=handler)
+
+
+def parse_hostport(text: str, default_port: int = 69) -> tuple[str, int]:
+    """``HOST``, ``HOST:PORT``, ``[V6]:PORT`` or a bare IPv6 address."""
+    t = text.strip()
+    if t.startswith("["):
+        host, _, rest = t[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif t.count(":") == 1:
+        host, _, port = t.partition(":")
+    else:
+        host, port = t, ""
+    if not host:
+        raise PhoneEmuError(f"--tftp {text!r}: no host", path="tftp")
+    if not port:
+        return host, default_port
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise PhoneEmuError(f"--tftp {text!r}: port must be 1..65535", path="tftp")
+    return host, int(port)
+
+
+def _pem_certs(paths: list[Path]) -> list[x509.Certificate]:
+    out: list[x509.Certificate] = []
+    for p in paths:
+        found = certs.load_certs_pem(p.read_bytes(), source=str(p))
+        if not found:
+            raise PhoneEmuError(f"{p}: no certificate in PEM", path=str(p))
+        out += found
+    return out
+
+
+def _mic(args: argparse.Namespace, mac: str) -> tuple[tuple[x509.Certificate, PrivateKey] | None,
+                                                       list[x509.Certificate]]:
+    signers = _pem_certs(args.image_signer)
+    if args.lab is not None:
+        if args.mic or args.mic_key:
+            raise PhoneEmuError("give --lab or --mic/--mic-key, not both", path="lab")
+        from phoneemu.lab.cluster import LabCluster
+        cluster = LabCluster.open(args.lab)
+        return cluster.phone_identity(mac), [*signers, cluster.identity("imagesigning").cert]
+    if (args.mic is None) != (args.mic_key is None):
+        raise PhoneEmuError("--mic and --mic-key go together", path="mic")
+    if args.mic is None:
+        return None, signers
+    found = certs.load_certs_pem(args.mic.read_bytes(), source=str(args.mic))
+    if not found:
+        raise PhoneEmuError(f"{args.mic}: no certificate in PEM", path=str(args.mic))
+    key = keys.load_private_key_pem(args.mic_key.read_bytes(), source=str(args.mic_key))
+    return (found[0], key), signers
+
+
+def _text(report: BootReport) -> str:
+    lines = list(report.timeline)
+    trust = ", ".join(f"{k} {v}" for k, v in report.trust.items())
+    cfg = f"{report.config}" + (f" ({report.config_file})" if report.config_file else "")
+    lines += ["", f"Phone {report.mac}: {'OK' if report.ok else 'FAILED'}",
+              f"  trust:     {trust}",
+              f"  config:    {cfg}{' encrypted' if report.encrypted else ''}",
+              f"  firmware:  {report.firmware} (running load {report.load or '(none)'})",
+              f"  LSC:       {report.lsc}",
+              f"  TVS used:  {'yes' if report.tvs_used else 'no'}   locked out: "
+              f"{'yes' if report.locked_out else 'no'}"]
+    if report.deciding is not None:
+        d = report.deciding
+        verdict = "accepted" if d.accepted else "rejected"
+        lines.append(f"  deciding:  {d.rule} ({verdict}) {d.file}: {d.reason}")
+    lines.append(f"  statuses:  {' | '.join(report.statuses) or '-'}")
+    return "\n".join(lines)
+
+
+def handler(args: argparse.Namespace) -> int:
+    host, port = parse_hostport(args.tftp)
+    tmp: tempfile.TemporaryDirectory[str] | None = None
+    flash_dir: Path = args.flash if args.flash is not None else Path(
+        (tmp := tempfile.TemporaryDirectory(prefix="phoneemu-flash-")).name)
+    try:
+        ident = read_phone_file(flash_dir)
+        mac_text = args.mac or ident.get("mac")
+        if not isinstance(mac_text, str):
+            raise PhoneEmuError("--mac is required (no phone.json in the flash directory)", path="mac")
+        mac = config_fmt.normalise_mac(mac_text)
+        if ident.get("mac") and ident["mac"] != mac:
+            raise PhoneEmuError(f"{flash_dir} holds the flash of phone {ident['mac']}, not {mac}",
+                                path="flash")
+        pname = args.profile or ident.get("profile") or "cp-8861"
+        profile = get_profile(str(pname))
+        mic, signers = _mic(args, mac)
+        fixed = args.now
+        phone = Phone(mac=mac, profile=profile, flash=Flash(flash_dir, profile=profile),
+                      clock=(lambda: fixed) if fixed is not None else (lambda: int(time.time())), mic=mic,
+                      image_signers=signers, capf_retry_delay=args.capf_retry_delay,
+                      fetch_timeout=args.timeout, fetch_retries=3, http_timeout=args.timeout,
+                      tvs_timeout=args.timeout, capf_timeout=args.timeout * 6)
+        if args.key is not None:
+            phone.set_symmetric_key(args.key)
+        if args.auth_string is not None:
+            phone.enter_auth_string(args.auth_string)
+        target = BootTarget(host=host, tftp_port=port, http_port=args.http_port, use_http=not args.no_http)
+        report = asyncio.run(phone.boot(target))
+        if args.json:
+            doc = {"report": report.as_dict(),
+                   "events": [{k: v for k, v in dataclasses.asdict(e).items() if v is not None}
+                              for e in phone.events],
+                   "statuses": list(report.statuses),
+                   "decisions": [decision_dict(d) for d in report.decisions],
+                   "flash": str(flash_dir) if args.flash is not None else None}
+            print(json.dumps(doc, indent=2))
+        else:
+            print(_text(report))
+        return 0 if report.ok else 1
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+

@@ -1,0 +1,108 @@
+"""``phoneemu phone``: look at and change an emulated phone's flash (spec §G.1, §G.6, §C.5, §H.4).
+
+* ``phone show --flash DIR [--json]`` — ``show itl`` / ``show ctl``-style view of the stored trust
+  lists (checksums, every record), the accepted config, MIC/LSC, running load, TVS cache.
+* ``phone erase --flash DIR`` — Settings → erase CTL and ITL ("Erasing CTL and ITL files").
+* ``phone factory-reset --flash DIR`` — forget everything but the MIC.
+* ``phone set-key --flash DIR HEX`` — "Set Cfg Encrypt Key" (32 zero digits clear it, spec §C.5).
+
+The profile comes from ``--profile``, else the flash's ``phone.json``, else cp-8861. Exit 0 on
+success, 2 when the directory or an argument is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from phoneemu.phone.flash import Flash
+from phoneemu.phone.phone import Phone, read_phone_file
+from phoneemu.phone.profile import PROFILES, PhoneProfile, get_profile
+from phoneemu.phone.show import render_show, show_state
+
+__all__ = ["register"]
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("phone", help="show or change an emulated phone's flash (show, erase, "
+                       "factory-reset, set-key)", description=__doc__.split("\n\n")[1] if __doc__ else None)
+    psub = p.add_subparsers(dest="phone_command", metavar="ACTION", required=True)
+
+    def common(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--flash", type=Path, required=True, metavar="DIR", help="phone flash directory")
+        q.add_argument("--profile", metavar="NAME", help=f"profile ({', '.join(sorted(PROFILES))})")
+
+    q = psub.add_parser("show", help="show the stored trust state (show itl / show ctl style)")
+    common(q)
+    q.add_argument("--json", action="store_true", help="print one JSON document")
+    q.set_defaults(handler=_show)
+    q = psub.add_parser("erase", help="erase CTL and ITL (Settings menu)")
+    common(q)
+    q.set_defaults(handler=_erase)
+    q = psub.add_parser("factory-reset", help="forget everything but the MIC")
+    common(q)
+    q.set_defaults(handler=_reset)
+    q = psub.add_parser("set-key", help="set (or with 32 zero digits clear) the manual config key")
+    common(q)
+    q.add_argument("key", metavar="HEX")
+    q.set_defaults(handler=_set_key)
+
+
+def _profile(args: argparse.Namespace) -> PhoneProfile:
+    name = args.profile or read_phone_file(args.flash).get("profile") or "cp-8861"
+    return get_profile(str(name))
+
+
+def _existing(args: argparse.Namespace) -> bool:
+    if not args.flash.is_dir():
+        print(f"phoneemu phone: {args.flash}: no such flash directory", file=sys.stderr)
+        return False
+    return True
+
+
+def _phone(args: argparse.Namespace) -> Phone:
+    return Phone.from_flash(args.flash, profile=_profile(args), clock=lambda: 0)
+
+
+def _show(args: argparse.Namespace) -> int:
+    if not _existing(args):
+        return 2
+    profile = _profile(args)
+    flash = Flash(args.flash, profile=profile)
+    store = flash.load()
+    info = show_state(store, mac=read_phone_file(args.flash).get("mac"))
+    info["flash_problems"] = list(flash.problems)
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+    else:
+        sys.stdout.write(render_show(info))
+        for problem in flash.problems:
+            print(f"  flash problem: {problem}")
+    return 0
+
+
+def _erase(args: argparse.Namespace) -> int:
+    if not _existing(args):
+        return 2
+    print(_phone(args).erase_trust())
+    return 0
+
+
+def _reset(args: argparse.Namespace) -> int:
+    if not _existing(args):
+        return 2
+    _phone(args).factory_reset()
+    print("Factory reset: everything but the MIC erased")
+    return 0
+
+
+def _set_key(args: argparse.Namespace) -> int:
+    if not _existing(args):
+        return 2
+    phone = _phone(args)
+    phone.set_symmetric_key(args.key)
+    print("Manual config key " + ("set" if phone.store.symmetric_key is not None else "cleared"))
+    return 0

@@ -1,0 +1,760 @@
+"""The phone's boot sequence (spec §C.6, §G, §D, §E.7, §F.1, §H.3): fetch, decide, install, report.
+
+One boot, in order:
+
+1. **Trust files** (spec §C.6 rows 1-4) in the profile's order (``profile.trust_file_names(mac)``):
+   per kind the per-device name (``CTLSEP<MAC>.tlv`` / ``ITLSEP<MAC>.tlv``) first and the generic name
+   only when the per-device one was not found. "File not found" is normal for every trust file
+   (status ``File Not Found <CTLFile.tlv>``, informational). Each file goes to
+   :func:`~phoneemu.phone.rules.decide_trust_list`; when the rule asks for TVS the phone sends a QUERY
+   to the TVS servers of its current config, caches the answer (TTL) and asks the rule again with it
+   (``TvsStatus.UNREACHABLE`` when no server answers). An installed trust list flushes the TVS cache
+   (spec §E.7.3, done by :meth:`TrustStore.apply`). The phone compares the TVS server certificate
+   with its ITL TVS records (role 21) when the ITL has any with a certificate (spec §E.1).
+2. **Config** (spec §C.6 row 5, §G.4, §G.12): the names of
+   :func:`~phoneemu.phone.rules.config_request_names` in order; the first one found decides. A short
+   config (``encrConfig=true`` or ``fullConfig=false``) goes through
+   :func:`~phoneemu.phone.rules.decide_short_config` (certHash compare → fetch ``.enc.sgn``; mismatch →
+   CAPF when ``capfAuthMode`` allows, or wait for an auth string). An ``.enc.sgn`` that fails to
+   decrypt makes the phone read the short config (the next name) to learn about CAPF. No device
+   config at all → auto-registration default config (spec §G.10).
+3. **CAPF** (spec §F, §G.12.2/§G.12.4) when the accepted (or short) config has ``capfAuthMode`` ≠ 0:
+   TLS to the config's CAPF server (port from the XML), :class:`CapfClientSession` with the LSC/MIC per
+   the mode's precedence (§F.7) or the entered auth string; key generated as the server asks. The
+   CAPF certificate must match a CAPF record of the installed CTL/ITL when one carries a certificate.
+   A new or deleted LSC makes the phone retrieve its config once more (§G.12.4). Communication
+   failures are retried 3 more times, ``capf_retry_delay`` apart (§F.1: 30 s; injectable so scenario
+   clocks do not sleep). At most one CAPF operation per boot.
+4. **Firmware** (spec §D): when ``loadInformation`` differs from the running load, fetch
+   ``<load>.loads`` and decide with :func:`~phoneemu.phone.rules.decide_firmware` against the
+   image-signing certificates the phone trusts; failure keeps the running load.
+5. **Secure transport** (spec §G.9) for configs in authenticated/encrypted mode: without a CUCM
+   certificate in a CTL the phone asks for the CTL again up to the profile's attempts, then uses TCP.
+
+Every decision is recorded (event log, timeline, report — a *pending* "ask TVS" decision only in the
+event log and timeline: the report lists final decisions); transport failures become statuses
+(spec §H.3 "TFTP timeout", "TFTP error", "TFTP access error") and decisions, never exceptions: the
+boot always returns a :class:`BootReport`. Flash is written after each install and at the end.
+
+Decisions the boot itself makes (the rules module has no I/O to decide them), named like the rules:
+``H.3-config-transport-failed`` (no config could be fetched: timeouts/errors, not "not found"),
+``G.12.5-encrypted-config-missing`` (short config says encrypted, ``.enc.sgn`` not served),
+``D-fetch-failed`` (the load named by the config could not be fetched; running load kept),
+``F.1-capf-unreachable`` / ``F.1-capf-server-untrusted`` (after the retries) / ``F.1-no-capf-server`` /
+``F.1-capf-not-supported``, ``F.7-wait-auth-string`` / ``F.7-no-capf-operation``, and the CAPF outcomes
+``F.6-lsc-installed`` / ``F.6-lsc-deleted`` / ``F.6-fetched`` / ``F.6-nothing-pending`` /
+``F.6-capf-rejected``.
+
+Our conventions (spec [UNK]/[INF]):
+
+* The TVS certificate cache lives in the phone's RAM across boots of one :class:`Phone` object and
+  honours the TTL TVS returned; the "locked" flag is re-evaluated at every boot (flash doc).
+* Transport failures of trust files do not lock the phone (the rules decide locking).
+* ``locked_out`` = the phone holds a trust list and a trust-list update was rejected by a rule, or
+  the config was refused by a signer rule (§G.3.5 / §G.4).
+* ``deciding`` = when the boot ended with an accepted config: the first rejected trust-list, CAPF or
+  firmware decision, else the config acceptance; otherwise the first rejection of the boot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cryptography import x509
+
+from phoneemu.crypto import keys
+from phoneemu.errors import EncodeError, PhoneEmuError, TransportError, VerifyReason
+from phoneemu.formats import config as config_fmt
+from phoneemu.formats import firmware as firmware_fmt
+from phoneemu.formats.config import DeviceConfig, Server
+from phoneemu.formats.trustlist import Role, TrustList, TrustRecord
+from phoneemu.net.fetch import Fetcher
+from phoneemu.phone import rules, status
+from phoneemu.phone.events import Decision, Event, EventLog, QueryKey
+from phoneemu.phone.profile import PhoneProfile
+from phoneemu.phone.store import AcceptedConfig, Credential, TrustStore, TvsAnswer, TvsResult, TvsStatus
+from phoneemu.protocols.capf import CapfClientSession, CapfResult
+
+__all__ = [
+    "AUTH_STRING_WAIT",
+    "BootReport",
+    "BootTarget",
+    "CapfRunner",
+    "TvsAsker",
+    "net_capf_runner",
+    "net_tvs_asker",
+    "run_boot",
+    "transport_status",
+]
+
+#: Status shown while the phone waits for a CAPF authentication string (ours; spec §F.1 UI).
+AUTH_STRING_WAIT = "LSC: waiting for authentication string"
+_TTL_MAX = 2_592_000
+_DEFAULT_TTL = 86_400
+
+
+# --------------------------------------------------------------------------- contract types
+@dataclass(frozen=True, kw_only=True)
+class BootTarget:
+    """The cluster DHCP option 150 points at: TFTP ``host:tftp_port``; HTTP 6970 first when ``use_http``."""
+
+    host: str
+    tftp_port: int = 69
+    http_port: int | None = None
+    use_http: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.host:
+            raise EncodeError("boot target host must not be empty", path="host")
+        for name, port in (("tftp_port", self.tftp_port), ("http_port", self.http_port)):
+            if port is not None and not 0 < port < 65536:
+                raise EncodeError(f"{name} {port} outside 1..65535", path=name)
+
+    def __str__(self) -> str:
+        http = f", http {self.http_port or 6970}" if self.use_http else ""
+        return f"{self.host} (tftp {self.tftp_port}{http})"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BootReport:
+    """What one boot ended with (docs/internals.md "Phone ↔ runner/fleet contract")."""
+
+    mac: str
+    ok: bool
+    trust: dict[str, str]
+    config: str
+    config_file: str | None
+    encrypted: bool
+    decisions: tuple[Decision, ...]
+    deciding: Decision | None
+    statuses: tuple[str, ...]
+    firmware: str
+    load: str | None
+    lsc: str
+    locked_out: bool
+    tvs_used: bool
+    timeline: tuple[str, ...]
+    duration_s: float
+    target: BootTarget | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready view (decisions as dicts; reason codes as their stable names)."""
+        return {
+            "mac": self.mac, "ok": self.ok, "target": str(self.target) if self.target else None,
+            "trust": dict(self.trust), "config": self.config, "config_file": self.config_file,
+            "encrypted": self.encrypted, "firmware": self.firmware, "load": self.load, "lsc": self.lsc,
+            "locked_out": self.locked_out, "tvs_used": self.tvs_used,
+            "deciding": decision_dict(self.deciding) if self.deciding is not None else None,
+            "decisions": [decision_dict(d) for d in self.decisions],
+            "statuses": list(self.statuses), "timeline": list(self.timeline),
+            "duration_s": round(self.duration_s, 4),
+        }
+
+
+def decision_dict(d: Decision) -> dict[str, Any]:
+    """A decision as a JSON-ready dict."""
+    return {"rule": d.rule, "accepted": d.accepted, "kind": d.kind, "file": d.file, "signer": d.signer,
+            "reason": d.reason, "reason_code": d.reason_code.value if d.reason_code is not None else None,
+            "status": d.status, "action": d.action, "pending": d.pending}
+
+
+class TvsAsker(Protocol):
+    """Send a TVS QUERY for ``key`` to ``servers``; TransportError when none answers."""
+
+    def __call__(self, servers: Sequence[Server], key: QueryKey, *, device_name: str,
+                 accept_server: Callable[[bytes | None], bool] | None) -> Awaitable[TvsResult]: ...
+
+
+class CapfRunner(Protocol):
+    """Run ``session`` against the CAPF ``server``; TransportError on communication failure."""
+
+    def __call__(self, server: Server, session: CapfClientSession, *,
+                 accept_server: Callable[[bytes | None], bool] | None) -> Awaitable[CapfResult]: ...
+
+
+def net_tvs_asker(*, timeout: float = 5.0) -> TvsAsker:
+    """TVS over TLS with failover (:mod:`phoneemu.net.tvs_client`)."""
+    async def ask(servers: Sequence[Server], key: QueryKey, *, device_name: str,
+                  accept_server: Callable[[bytes | None], bool] | None) -> TvsResult:
+        from phoneemu.net.tvs_client import tvs_query
+        reply = await tvs_query(servers, device_name, key.subject, key.issuer, key.serial, timeout=timeout,
+                                accept_server=accept_server)
+        if reply.valid and reply.certificate:
+            ttl = reply.ttl if reply.ttl is not None else _DEFAULT_TTL
+            return TvsAnswer(cert_der=reply.certificate, roles=frozenset(reply.roles),
+                             ttl=min(max(ttl, 0), _TTL_MAX))
+        return TvsStatus.NOT_FOUND
+    return ask
+
+
+def net_capf_runner(*, timeout: float = 30.0) -> CapfRunner:
+    """CAPF over TLS (:mod:`phoneemu.net.capf_client`); each read bounded by ``timeout``, the whole
+    session by ``4 * timeout`` (key generation included)."""
+    async def run(server: Server, session: CapfClientSession, *,
+                  accept_server: Callable[[bytes | None], bool] | None) -> CapfResult:
+        from phoneemu.net.capf_client import capf_session
+        try:
+            outcome = await asyncio.wait_for(
+                capf_session(server, session, timeout=timeout, accept_server=accept_server), 4 * timeout)
+        except TimeoutError:
+            raise TransportError(f"{server.host}:{server.port}: CAPF session longer than {4 * timeout:g}s",
+                                 kind="timeout") from None
+        return outcome.result
+    return run
+
+
+def transport_status(exc: TransportError) -> str:
+    """The §H.3 status text for a transport failure."""
+    if exc.kind == "timeout":
+        return status.TFTP_TIMEOUT
+    if exc.kind == "refused":
+        return status.TFTP_ACCESS_ERROR
+    return status.TFTP_ERROR
+
+
+# --------------------------------------------------------------------------- the sequence
+class _Fail:
+    """A failed fetch: the transport error (``not_found`` for "file not found")."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: TransportError) -> None:
+        self.error = error
+
+    @property
+    def not_found(self) -> bool:
+        return self.error.kind == "not-found"
+
+
+class _Boot:
+    def __init__(self, *, mac: str, profile: PhoneProfile, store: TrustStore, fetcher: Fetcher,
+                 clock: Callable[[], int], events: EventLog, image_signers: Sequence[x509.Certificate],
+                 tvs: TvsAsker, capf: CapfRunner, auth_string: str | None, capf_retries: int,
+                 capf_retry_delay: float, save: Callable[[TrustStore], None] | None,
+                 sleep: Callable[[float], Awaitable[None]]) -> None:
+        self.mac = mac
+        self.device_name = config_fmt.device_name_for(mac)
+        self.profile = profile
+        self.store = store
+        self.fetcher = fetcher
+        self.clock = clock
+        self.events = events
+        self.image_signers = tuple(image_signers)
+        self.tvs = tvs
+        self.capf = capf
+        self.auth_string = auth_string
+        self.capf_retries = capf_retries
+        self.capf_retry_delay = capf_retry_delay
+        self.save_cb = save
+        self.sleep = sleep
+        self.decisions: list[Decision] = []
+        self.statuses: list[str] = []
+        self.timeline: list[str] = []
+        self.trust: dict[str, str] = {}
+        self.tvs_used = False
+        self.lsc: str | None = None
+        self.capf_done = False
+        self.config = "none"
+        self.config_file: str | None = None
+        self.config_decision: Decision | None = None
+        self.encrypted = False
+        self.firmware = "none"
+
+    # ------------------------------------------------------------------ recording
+    def now(self) -> int:
+        return int(self.clock())
+
+    def _stamp(self) -> str:
+        return dt.datetime.fromtimestamp(self.now(), dt.UTC).strftime("%H:%M:%S")
+
+    def note(self, kind: str, text: str, *, file: str | None = None) -> None:
+        self.events.add(Event(time=self.now(), phone=self.mac, kind=kind, file=file, detail=text))
+        self.timeline.append(f"{self._stamp()} {file + ': ' if file else ''}{text}")
+
+    def show(self, text: str) -> None:
+        self.statuses.append(text)
+        self.events.status(text)
+        self.timeline.append(f"{self._stamp()} status: {text}")
+
+    def record(self, d: Decision) -> None:
+        """Record ``d`` (event log, timeline; the report unless pending) and apply it unless pending."""
+        if not d.pending:
+            self.decisions.append(d)
+        self.events.record(d, time=self.now(), phone=self.mac)
+        verdict = "pending" if d.pending else ("accepted" if d.accepted else "rejected")
+        who = f" (signer {d.signer})" if d.signer else ""
+        where = d.file or d.kind or "-"
+        self.timeline.append(f"{self._stamp()} {where}: {d.rule} {verdict}{who}: {d.reason}")
+        if d.pending:
+            return
+        shown = self.store.apply(d)
+        if shown:
+            self.statuses.append(shown)
+            self.timeline.append(f"{self._stamp()} status: {shown}")
+
+    def save(self) -> None:
+        if self.save_cb is None:
+            return
+        try:
+            self.save_cb(self.store)
+        except OSError as exc:
+            self.note("flash", f"flash write failed: {exc}")
+
+    # ------------------------------------------------------------------ I/O helpers
+    async def fetch(self, name: str) -> bytes | _Fail:
+        self.events.add(Event(time=self.now(), phone=self.mac, kind="request", file=name))
+        try:
+            data = await self.fetcher.fetch(name)
+        except TransportError as exc:
+            return _Fail(exc)
+        except PhoneEmuError as exc:
+            return _Fail(TransportError(f"{exc}", kind="protocol", path=name))
+        except OSError as exc:
+            return _Fail(TransportError(f"{exc}", kind="error", path=name))
+        self.note("fetched", f"{len(data)} bytes", file=name)
+        return data
+
+    def fetch_failed(self, name: str, fail: _Fail, *, trust_file: bool) -> None:
+        if fail.not_found:
+            self.note("not-found", "file not found", file=name)
+            if trust_file:
+                self.show(status.file_not_found(name))
+            return
+        self.note("transport", f"{fail.error.kind}: {fail.error.message}", file=name)
+        self.show(transport_status(fail.error))
+
+    def _record_certs(self, role: int) -> list[bytes]:
+        out: list[bytes] = []
+        for tl in (self.store.ctl, self.store.itl):
+            if tl is None:
+                continue
+            out += [r.certificate for r in _records(tl) if r.role == role and r.certificate]
+        return out
+
+    def _accept_tvs_server(self, der: bytes | None) -> bool:
+        """§E.1: the TVS certificate must be one of the ITL's TVS records (when it carries any)."""
+        itl = self.store.itl
+        wanted = [r.certificate for r in _records(itl) if r.role == Role.TVS and r.certificate] \
+            if itl is not None else []
+        return not wanted or der in wanted
+
+    def _accept_capf_server(self, der: bytes | None) -> bool:
+        """§F.1: the CAPF certificate must be a CAPF record of the CTL/ITL (when they carry any)."""
+        wanted = self._record_certs(Role.CAPF)
+        return not wanted or der in wanted
+
+    async def ask_tvs(self, key: QueryKey) -> TvsResult:
+        servers = self.store.tvs_servers
+        self.tvs_used = True
+        where = ", ".join(f"{s.host}:{s.port}" for s in servers)
+        self.note("tvs", f"QUERY {key.subject} (serial {key.serial.hex().upper()}) to {where}")
+        try:
+            answer = await self.tvs(servers, key, device_name=self.device_name,
+                                    accept_server=self._accept_tvs_server)
+        except TransportError as exc:
+            self.note("tvs", f"TVS unreachable ({exc.kind}): {exc.message}")
+            return TvsStatus.UNREACHABLE
+        except (PhoneEmuError, OSError) as exc:
+            self.note("tvs", f"TVS exchange failed: {exc}")
+            return TvsStatus.UNREACHABLE
+        if isinstance(answer, TvsAnswer):
+            self.note("tvs", f"TVS knows the certificate, roles {sorted(answer.roles)}, TTL {answer.ttl}s")
+            self.store.cache_tvs(key, answer, self.now())
+        else:
+            self.note("tvs", f"TVS answer: {answer.value}")
+        return answer
+
+    async def decide_with_tvs(self, decide: Callable[[TvsResult | None], Decision]) -> Decision:
+        """Run a rule; when it asks for TVS, record the pending decision, ask, and run it again."""
+        d = decide(None)
+        if d.pending:
+            assert d.needs_tvs is not None
+            self.record(d)
+            d = decide(await self.ask_tvs(d.needs_tvs))
+        if "tvs" in d.rule:
+            self.tvs_used = True
+        return d
+
+    # ------------------------------------------------------------------ 1. trust files
+    async def trust_phase(self, kinds: frozenset[str] = frozenset({"CTL", "ITL"})) -> None:
+        done: set[str] = set()
+        for name in self.profile.trust_file_names(self.mac):
+            kind = "CTL" if name.upper().startswith("CTL") else "ITL"
+            if kind not in kinds or kind in done:
+                continue
+            got = await self.fetch(name)
+            if isinstance(got, _Fail):
+                self.fetch_failed(name, got, trust_file=True)
+                continue
+            done.add(kind)
+            await self.install_trust(kind, name, got)
+
+    async def install_trust(self, kind: str, name: str, data: bytes) -> None:
+        before = self.store.trust_list(kind)
+        k: rules.TrustKind = "CTL" if kind == "CTL" else "ITL"
+        d = await self.decide_with_tvs(lambda ans: rules.decide_trust_list(
+            self.store, data, kind=k, profile=self.profile, now=self.now(), tvs_answer=ans, file=name))
+        cache = self.store.tvs_cache_size
+        self.record(d)
+        after = self.store.trust_list(kind)
+        if d.accepted and after is not before and after is not None:
+            self.trust[kind] = "empty" if after.is_empty else ("installed" if before is None else "updated")
+            if cache:
+                self.note("tvs", "TVS Certificate cache flush request")
+            self.save()
+        elif d.accepted:
+            self.trust[kind] = "unchanged"
+        elif d.reason_code is None:  # a legacy phone ignoring the ITL: not a rejection
+            self.trust.setdefault(kind, "unchanged" if before is not None else "absent")
+        else:
+            self.trust[kind] = "rejected"
+
+    # ------------------------------------------------------------------ 2. config
+    async def config_phase(self) -> None:
+        for _round in range(2):
+            retry = await self.config_round()
+            if not retry:
+                return
+            self.note("config", "LSC changed: retrieving the configuration again (spec §G.12.4)")
+
+    async def decide_config(self, name: str, data: bytes) -> Decision:
+        return await self.decide_with_tvs(lambda ans: rules.decide_config(
+            self.store, name, data, profile=self.profile, now=self.now(), tvs_answer=ans))
+
+    def accept_config(self, d: Decision) -> None:
+        self.record(d)
+        self.config, self.config_file, self.config_decision = "accepted", d.file, d
+        self.encrypted = d.file.endswith(".enc.sgn")
+        self.save()
+
+    def reject_config(self, d: Decision) -> None:
+        if d not in self.decisions:
+            self.record(d)
+        self.config, self.config_file, self.config_decision = "rejected", d.file, d
+
+    async def config_round(self) -> bool:
+        """One retrieval; True when CAPF changed the LSC and the phone should retrieve again."""
+        names = rules.config_request_names(self.store, self.profile, self.mac)
+        found = False
+        failures: list[_Fail] = []
+        enc_failure: Decision | None = None
+        for i, name in enumerate(names):
+            got = await self.fetch(name)
+            if isinstance(got, _Fail):
+                self.fetch_failed(name, got, trust_file=False)
+                failures.append(got)
+                continue
+            found = True
+            d = await self.decide_config(name, got)
+            if not d.accepted:
+                if name.endswith(".enc.sgn") and d.action == "start-capf" and i + 1 < len(names):
+                    self.record(d)  # §G.12.3 decrypt failed: read the short config to learn about CAPF
+                    enc_failure = d
+                    continue
+                self.reject_config(d)
+                return False
+            art = d.artefact
+            assert isinstance(art, AcceptedConfig)
+            cfg = art.config
+            if name.endswith(".enc.sgn") or (cfg.full_config and not cfg.encr_config):
+                self.accept_config(d)
+                return await self.capf_if_asked(cfg)
+            return await self.short_config(d, cfg, enc_failure)
+        if enc_failure is not None:
+            self.reject_config(enc_failure)
+        elif not found and all(f.not_found for f in failures):
+            await self.auto_registration()
+        elif not found:
+            err = next(f.error for f in failures if not f.not_found)
+            self.reject_config(Decision(
+                rule="H.3-config-transport-failed", accepted=False, file=names[-1], kind="config",
+                reason=f"no config could be fetched: {err.kind}: {err.message}",
+                reason_code=VerifyReason.OTHER))
+            self.config = "none"
+        return False
+
+    async def short_config(self, d: Decision, cfg: DeviceConfig, enc_failure: Decision | None) -> bool:
+        """§G.12 steps 1-3 from a short config accepted by the signer rules (not installed itself)."""
+        sd = rules.decide_short_config(self.store, cfg, profile=self.profile, file=d.file)
+        if sd.accepted and sd.action != "fetch-encrypted":
+            self.accept_config(d)  # G.12.1: encrConfig=false: this config is the one to use
+            self.record(sd)
+            return await self.capf_if_asked(cfg)
+        self.record(Decision(rule=d.rule, accepted=True, reason=f"short config read: {d.reason}",
+                             file=d.file, signer=d.signer, kind="config"))
+        self.record(sd)
+        if sd.action == "fetch-encrypted":
+            if enc_failure is not None:
+                self.reject_config(enc_failure)
+                return await self.capf_if_asked(cfg, forced=True)
+            enc = config_fmt.config_file_name(self.mac, "enc")
+            got = await self.fetch(enc)
+            if isinstance(got, _Fail):
+                self.fetch_failed(enc, got, trust_file=False)
+                self.reject_config(Decision(
+                    rule="G.12.5-encrypted-config-missing", accepted=False, file=enc, kind="config",
+                    reason=f"short config says encrConfig=true but {enc} could not be fetched "
+                    f"({got.error.kind})", reason_code=VerifyReason.NOT_FOUND,
+                    status=status.cfg_file_not_found(enc) if got.not_found else None))
+                return False
+            d2 = await self.decide_config(enc, got)
+            if d2.accepted:
+                self.accept_config(d2)
+                art = d2.artefact
+                assert isinstance(art, AcceptedConfig)
+                return await self.capf_if_asked(art.config)
+            self.reject_config(d2)
+            if d2.action == "start-capf":
+                return await self.capf_if_asked(cfg, forced=True)
+            return False
+        self.config, self.config_file, self.config_decision = "rejected", d.file, sd
+        if sd.action in ("start-capf", "wait-auth-string"):
+            return await self.capf_if_asked(cfg, forced=True)
+        return False
+
+    async def auto_registration(self) -> None:
+        """§G.10: no device config → the default config (signed when a trust list is installed)."""
+        probe = rules.decide_auto_registration(self.store, profile=self.profile, device_config_found=False,
+                                               default_config_found=False)
+        name = probe.file
+        got = await self.fetch(name)
+        if isinstance(got, _Fail):
+            self.fetch_failed(name, got, trust_file=False)
+            self.record(probe)
+            self.config, self.config_file, self.config_decision = "none", None, probe
+            return
+        self.record(rules.decide_auto_registration(self.store, profile=self.profile,
+                                                   device_config_found=False, default_config_found=True))
+        d = await self.decide_config(name, got)
+        if d.accepted:
+            self.accept_config(d)
+        else:
+            self.reject_config(d)
+
+    # ------------------------------------------------------------------ 3. CAPF
+    async def capf_if_asked(self, cfg: DeviceConfig, *, forced: bool = False) -> bool:
+        """Run CAPF when ``cfg`` asks (capfAuthMode ≠ 0); True when the LSC changed."""
+        mode = cfg.capf_auth_mode
+        if self.capf_done or (mode == 0 and not forced):
+            return False
+        if mode == 0:
+            self.record(Decision(rule="F.7-no-capf-operation", accepted=False, file="", kind="capf",
+                                 reason="the config asks for no CAPF operation (capfAuthMode 0): the phone "
+                                 "cannot obtain a certificate the cluster knows",
+                                 reason_code=VerifyReason.OTHER))
+            return False
+        if not self.profile.capf or not self.profile.pki_capable:
+            self.record(Decision(rule="F.1-capf-not-supported", accepted=False, file="", kind="capf",
+                                 reason=f"{self.profile.name} has no CAPF client",
+                                 reason_code=VerifyReason.OTHER))
+            return False
+        if not cfg.capf_servers:
+            self.record(Decision(rule="F.1-no-capf-server", accepted=False, file="", kind="capf",
+                                 reason="capfAuthMode set but no <capfList> server",
+                                 reason_code=VerifyReason.OTHER))
+            return False
+        if mode == 1 and not self.auth_string:
+            self.show(AUTH_STRING_WAIT)
+            self.record(Decision(rule="F.7-wait-auth-string", accepted=False, file="", kind="capf",
+                                 reason="CAPF by authentication string: no string entered on the phone",
+                                 reason_code=VerifyReason.OTHER, action="wait-auth-string"))
+            return False
+        self.capf_done = True
+        return await self.run_capf(cfg, mode)
+
+    def _capf_session(self, mode: int) -> CapfClientSession:
+        lsc, mic = self.store.lsc, self.store.mic
+        first, second = (lsc, mic) if mode != 4 else (mic, lsc)
+        cred: Credential | None = first or second
+        return CapfClientSession(
+            device_name=self.device_name, auth_string=self.auth_string or "", auth_mode=mode,
+            cert_der=cred.cert_der if cred else None, cert_key=cred.key() if cred else None,
+            current_lsc=lsc.cert_der if lsc else None)
+
+    async def run_capf(self, cfg: DeviceConfig, mode: int) -> bool:
+        servers = sorted(cfg.capf_servers, key=lambda s: s.priority)
+        last: TransportError | None = None
+        for attempt in range(1 + self.capf_retries):
+            if attempt:
+                self.note("capf", f"CAPF retry {attempt} of {self.capf_retries} after "
+                          f"{self.capf_retry_delay:g}s")
+                await self.sleep(self.capf_retry_delay)
+            server = servers[attempt % len(servers)]
+            self.note("capf", f"CAPF session with {server.host}:{server.port} (auth mode {mode})")
+            try:
+                result = await self.capf(server, self._capf_session(mode),
+                                         accept_server=self._accept_capf_server)
+            except TransportError as exc:
+                last = exc
+                self.note("capf", f"CAPF {exc.kind}: {exc.message}")
+                continue
+            except (PhoneEmuError, OSError) as exc:
+                last = TransportError(str(exc), kind="protocol")
+                self.note("capf", f"CAPF error: {exc}")
+                continue
+            return self.capf_result(result)
+        assert last is not None
+        untrusted = last.kind == "tls" and "not accepted" in last.message
+        self.record(Decision(
+            rule="F.1-capf-server-untrusted" if untrusted else "F.1-capf-unreachable", accepted=False,
+            file="", kind="capf", reason=f"after {1 + self.capf_retries} attempts: {last.message}",
+            reason_code=VerifyReason.UNKNOWN_SIGNER if untrusted else VerifyReason.OTHER))
+        return False
+
+    def capf_result(self, result: CapfResult) -> bool:
+        out = result.outcome
+        if out == "installed" and result.certificate is not None and result.key is not None:
+            self.store.lsc = Credential(cert_der=result.certificate, key_pem=keys.private_key_pem(result.key))
+            self.lsc = "installed"
+            self.auth_string = None
+            self.record(Decision(rule="F.6-lsc-installed", accepted=True, file="", kind="capf",
+                                 reason="CAPF issued an LSC; stored with its private key"))
+            self.save()
+            return True
+        if out == "deleted":
+            self.store.lsc = None
+            self.lsc = "deleted"
+            self.record(Decision(rule="F.6-lsc-deleted", accepted=True, file="", kind="capf",
+                                 reason="CAPF deleted the LSC"))
+            self.save()
+            return True
+        if out in ("fetched", "nothing-pending"):
+            self.lsc = "unchanged"
+            self.record(Decision(rule=f"F.6-{out}", accepted=True, file="", kind="capf",
+                                 reason=f"CAPF session ended: {out}"))
+            return False
+        self.record(Decision(rule="F.6-capf-rejected", accepted=False, file="", kind="capf",
+                             reason=f"CAPF ended the session: {result.detail or out} "
+                             f"(reason {result.reason})",
+                             reason_code=VerifyReason.OTHER))
+        return False
+
+    # ------------------------------------------------------------------ 4. firmware
+    async def firmware_phase(self, cfg: DeviceConfig) -> None:
+        load = cfg.load_information
+        if not load:
+            return
+        if load == self.store.firmware_load:
+            self.firmware = "unchanged"
+            return
+        try:
+            name = firmware_fmt.loads_file_name(load)
+        except EncodeError as exc:
+            self.record(Decision(rule="D-malformed", accepted=False, file=load, kind="firmware",
+                                 reason=f"bad load name: {exc.message}", reason_code=VerifyReason.OTHER))
+            self.firmware = "rejected"
+            return
+        got = await self.fetch(name)
+        if isinstance(got, _Fail):
+            self.fetch_failed(name, got, trust_file=False)
+            self.record(Decision(rule="D-fetch-failed", accepted=False, file=name, kind="firmware",
+                                 reason=f"{got.error.kind}: keeps running load "
+                                 f"{self.store.firmware_load or '(none)'}",
+                                 reason_code=VerifyReason.NOT_FOUND if got.not_found else VerifyReason.OTHER))
+            self.firmware = "rejected"
+            return
+        d = rules.decide_firmware(self.store, got, profile=self.profile, now=self.now(),
+                                  image_signers=self.image_signers, file=name)
+        self.record(d)
+        self.firmware = "accepted" if d.accepted else "rejected"
+        if d.accepted:
+            self.save()
+
+    # ------------------------------------------------------------------ 5. §G.9
+    async def secure_transport(self, cfg: DeviceConfig) -> None:
+        if cfg.device_security_mode <= 1:
+            return
+        for attempt in range(self.profile.secure_mode_attempts + 1):
+            d = rules.decide_secure_transport(self.store, cfg, profile=self.profile, attempts=attempt)
+            self.record(d)
+            if d.action != "retry":
+                return
+            await self.trust_phase(frozenset({"CTL"}))
+
+    # ------------------------------------------------------------------ run
+    async def run(self) -> None:
+        self.store.locked = False  # RAM flag: re-evaluated at every boot (flash module docstring)
+        self.note("boot", f"boot {self.device_name} ({self.profile.name}); running load "
+                  f"{self.store.firmware_load or '(none)'}")
+        await self.trust_phase()
+        if self.trust.get("CTL") == "installed" and self.trust.get("ITL") == "installed":
+            self.show(status.CTL_AND_ITL_INSTALLED)
+        if not self.store.has_trust_list and not any(
+                d.kind in ("CTL", "ITL") and not d.accepted for d in self.decisions):
+            self.show(status.NO_TRUST_LIST)
+        await self.config_phase()
+        cfg = self.store.config.config if self.config == "accepted" and self.store.config else None
+        if cfg is not None:
+            await self.secure_transport(cfg)
+            await self.firmware_phase(cfg)
+        self.save()
+
+    def report(self, duration: float, target: BootTarget | None) -> BootReport:
+        trust = {}
+        for kind in ("CTL", "ITL"):
+            held = self.store.trust_list(kind)
+            trust[kind] = self.trust.get(kind, "unchanged" if held is not None else "absent")
+        rejected = [d for d in self.decisions
+                    if not d.accepted and not d.pending and d.reason_code is not None]
+        ok = self.config == "accepted"
+        deciding: Decision | None
+        if ok:
+            standing = [d for d in rejected if d.kind in ("CTL", "ITL", "capf", "firmware")]
+            deciding = standing[0] if standing else self.config_decision
+        else:
+            deciding = rejected[0] if rejected else self.config_decision
+        trust_rejected = any(d.kind in ("CTL", "ITL") for d in rejected)
+        signer_refused = self.config == "rejected" and self.config_decision is not None and \
+            self.config_decision.rule.startswith(("G.4-", "G.3.5-"))
+        locked = self.store.has_trust_list and (trust_rejected or signer_refused or self.store.locked)
+        held_lsc = "present" if self.store.lsc is not None else "absent"
+        lsc = self.lsc if self.lsc is not None else held_lsc
+        return BootReport(
+            mac=self.mac, ok=ok, trust=trust, config=self.config, config_file=self.config_file,
+            encrypted=self.encrypted and ok, decisions=tuple(self.decisions), deciding=deciding,
+            statuses=tuple(self.statuses), firmware=self.firmware, load=self.store.firmware_load, lsc=lsc,
+            locked_out=locked, tvs_used=self.tvs_used, timeline=tuple(self.timeline), duration_s=duration,
+            target=target)
+
+
+def _records(tl: TrustList) -> list[TrustRecord]:
+    return list(tl.records)
+
+
+async def run_boot(
+    *,
+    mac: str,
+    profile: PhoneProfile,
+    store: TrustStore,
+    fetcher: Fetcher,
+    clock: Callable[[], int],
+    events: EventLog | None = None,
+    image_signers: Sequence[x509.Certificate] = (),
+    tvs: TvsAsker | None = None,
+    capf: CapfRunner | None = None,
+    auth_string: str | None = None,
+    capf_retries: int = 3,
+    capf_retry_delay: float = 30.0,
+    save: Callable[[TrustStore], None] | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    target: BootTarget | None = None,
+    on_auth_string_used: Callable[[], None] | None = None,
+) -> BootReport:
+    """Boot once (see module docstring); returns the report in all cases except programming errors."""
+    started = time.monotonic()
+    boot = _Boot(mac=config_fmt.normalise_mac(mac), profile=profile, store=store, fetcher=fetcher,
+                 clock=clock,
+                 events=events if events is not None else EventLog(), image_signers=image_signers,
+                 tvs=tvs if tvs is not None else net_tvs_asker(),
+                 capf=capf if capf is not None else net_capf_runner(), auth_string=auth_string,
+                 capf_retries=max(0, capf_retries), capf_retry_delay=max(0.0, capf_retry_delay), save=save,
+                 sleep=sleep)
+    await boot.run()
+    if auth_string and boot.auth_string is None and on_auth_string_used is not None:
+        on_auth_string_used()
+    return boot.report(time.monotonic() - started, target)

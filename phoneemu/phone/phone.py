@@ -1,0 +1,222 @@
+"""The phone orchestrator: one emulated phone, its flash, trust store and boots (spec §G, §F, §C.5).
+
+:class:`Phone` ties the pieces together: the trust store (loaded from flash, spec §G.1), the event
+log (last 200 events, last 30 status messages, spec §H.2), the boot sequence
+(:mod:`phoneemu.phone.boot`) and the user actions of the phone's Settings menu:
+
+* :meth:`Phone.erase_trust` — Settings → erase CTL/ITL ("Erasing CTL and ITL files", spec §G.6);
+* :meth:`Phone.factory_reset` — everything but the MIC is forgotten (spec §G.6);
+* :meth:`Phone.set_symmetric_key` — "Set Cfg Encrypt Key" (hex; 32 zero digits clear it, spec §C.5);
+* :meth:`Phone.enter_auth_string` — the CAPF authentication string (4..16 digits, spec §F.7), used at
+  the next CAPF session that asks for one (capfAuthMode 1).
+
+Rebooting is calling :meth:`Phone.boot` again: state persists in flash; the TVS cache (RAM) is kept by
+this object across boots and honours its TTL (our convention, see :mod:`phoneemu.phone.boot`).
+
+The transport a boot uses (spec §H.1): HTTP 6970 first, TFTP on failure, when the profile says so
+(``uses_http_first``) and the target allows it (``use_http``); TFTP only otherwise. Tests and tools
+may pass any :class:`~phoneemu.net.fetch.Fetcher` (e.g. a :class:`~phoneemu.net.fetch.MemoryFetcher`).
+
+Our conventions: beside the flash files the phone writes ``phone.json`` (MAC and profile name) so
+``phoneemu phone show`` and repeated ``phoneemu boot --flash DIR`` runs know whose flash it is. A MIC
+given to the constructor replaces the one in flash (the MIC is fixed for the phone's life).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from phoneemu.crypto.keys import PrivateKey
+from phoneemu.errors import DecodeError, EncodeError
+from phoneemu.formats import config as config_fmt
+from phoneemu.net.fetch import Fetcher, HttpFetcher, HttpThenTftpFetcher, TftpFetcher
+from phoneemu.net.tftp_client import TftpClientPool
+from phoneemu.phone.boot import (
+    BootReport,
+    BootTarget,
+    CapfRunner,
+    TvsAsker,
+    net_capf_runner,
+    net_tvs_asker,
+    run_boot,
+)
+from phoneemu.phone.events import EventLog
+from phoneemu.phone.flash import Flash, atomic_write
+from phoneemu.phone.profile import PhoneProfile
+from phoneemu.phone.store import Credential, TrustStore
+
+__all__ = ["PHONE_FILE", "Phone", "read_phone_file"]
+
+#: Our identity file in the flash directory: {"mac": ..., "profile": ...}.
+PHONE_FILE = "phone.json"
+
+
+def read_phone_file(path: Path | str) -> dict[str, Any]:
+    """The ``phone.json`` of a flash directory ({} when absent or unreadable)."""
+    p = Path(path) / PHONE_FILE
+    try:
+        raw = p.read_bytes()[:4096]
+        obj = json.loads(raw)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
+class Phone:
+    """One emulated phone (see module docstring). ``clock`` returns Unix seconds (the scenario clock)."""
+
+    def __init__(
+        self,
+        *,
+        mac: str,
+        profile: PhoneProfile,
+        flash: Flash | None,
+        clock: Callable[[], int],
+        mic: tuple[x509.Certificate, PrivateKey] | None = None,
+        events: EventLog | None = None,
+        image_signers: Sequence[x509.Certificate] = (),
+        capf_retries: int = 3,
+        capf_retry_delay: float = 30.0,
+        fetch_timeout: float = 1.0,
+        fetch_retries: int = 5,
+        http_timeout: float = 5.0,
+        tvs_timeout: float = 5.0,
+        capf_timeout: float = 30.0,
+        tftp_pool: TftpClientPool | None = None,
+        tvs: TvsAsker | None = None,
+        capf: CapfRunner | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.mac = config_fmt.normalise_mac(mac)
+        self._profile = profile
+        self.flash = flash
+        self.clock = clock
+        self.events = events if events is not None else EventLog()
+        self.image_signers = tuple(image_signers)
+        self.capf_retries = capf_retries
+        self.capf_retry_delay = capf_retry_delay
+        self.fetch_timeout = fetch_timeout
+        self.fetch_retries = fetch_retries
+        self.http_timeout = http_timeout
+        self.tftp_pool = tftp_pool
+        self._tvs = tvs if tvs is not None else net_tvs_asker(timeout=tvs_timeout)
+        self._capf = capf if capf is not None else net_capf_runner(timeout=capf_timeout)
+        self._sleep = sleep
+        self._auth_string: str | None = None
+        if flash is not None:
+            self._store = flash.load()
+            for problem in flash.problems:
+                self.events.status(f"flash: {problem}")
+        else:
+            self._store = TrustStore(profile=profile)
+        if mic is not None:
+            self._store.mic = Credential.of(*mic)
+        self._save()
+
+    # ------------------------------------------------------------------ views
+    @property
+    def store(self) -> TrustStore:
+        return self._store
+
+    @property
+    def profile(self) -> PhoneProfile:
+        return self._profile
+
+    @property
+    def auth_string(self) -> str | None:
+        return self._auth_string
+
+    # ------------------------------------------------------------------ persistence
+    def _save(self, store: TrustStore | None = None) -> None:
+        if self.flash is None:
+            return
+        self.flash.save(store if store is not None else self._store)
+        ident = json.dumps({"mac": self.mac, "profile": self._profile.name}, sort_keys=True).encode()
+        p = self.flash.path / PHONE_FILE
+        with contextlib.suppress(FileNotFoundError):
+            if p.read_bytes() == ident:
+                return
+        atomic_write(p, ident)
+
+    # ------------------------------------------------------------------ user actions
+    def erase_trust(self) -> str:
+        """Settings → erase CTL and ITL (spec §G.6); returns the status message."""
+        msg = self._store.erase_trust_lists()
+        if self.flash is not None:
+            self.flash.erase_trust_lists()
+        self.events.status(msg)
+        return msg
+
+    def factory_reset(self) -> str:
+        """Forget everything but the MIC (spec §G.6); returns the status message."""
+        msg = self._store.factory_reset()
+        if self.flash is not None:
+            self.flash.factory_reset()
+            self._save()
+        self._auth_string = None
+        self.events.status(msg)
+        return msg
+
+    def set_symmetric_key(self, key: str | bytes | None) -> None:
+        """Set the manual config key (hex string or bytes); None or all zero digits clears it (spec §C.5)."""
+        raw: bytes | None
+        if key is None or isinstance(key, bytes):
+            raw = key
+        else:
+            text = key.strip().replace(":", "").replace(" ", "")
+            try:
+                raw = bytes.fromhex(text)
+            except ValueError:
+                raise EncodeError(f"symmetric key {key!r} is not hex", path="symmetric_key") from None
+        self._store.set_symmetric_key(raw)
+        self._save()
+
+    def enter_auth_string(self, digits: str | int | None) -> None:
+        """Type the CAPF authentication string (4..16 digits, spec §F.7); None clears it."""
+        if digits is None:
+            self._auth_string = None
+            return
+        text = str(digits).strip()
+        if not (text.isascii() and text.isdigit() and 4 <= len(text) <= 16):
+            raise EncodeError("CAPF authentication string must be 4..16 digits", path="auth_string")
+        self._auth_string = text
+
+    # ------------------------------------------------------------------ boot
+    def fetcher_for(self, target: BootTarget) -> Fetcher:
+        """HTTP 6970 then TFTP when profile and target allow (spec §H.1), else TFTP only."""
+        tftp = TftpFetcher(target.host, target.tftp_port, timeout=self.fetch_timeout,
+                           retries=self.fetch_retries, pool=self.tftp_pool)
+        if target.use_http and self._profile.uses_http_first:
+            http = HttpFetcher(target.host, target.http_port or 6970, timeout=self.http_timeout)
+            return HttpThenTftpFetcher(http, tftp)
+        return tftp
+
+    async def boot(self, target: BootTarget, *, fetcher: Fetcher | None = None) -> BootReport:
+        """Boot against ``target`` (or through ``fetcher``); the report of this boot."""
+        def used() -> None:
+            self._auth_string = None
+
+        return await run_boot(
+            mac=self.mac, profile=self._profile, store=self._store,
+            fetcher=fetcher if fetcher is not None else self.fetcher_for(target), clock=self.clock,
+            events=self.events, image_signers=self.image_signers, tvs=self._tvs, capf=self._capf,
+            auth_string=self._auth_string, capf_retries=self.capf_retries,
+            capf_retry_delay=self.capf_retry_delay, save=self._save, sleep=self._sleep, target=target,
+            on_auth_string_used=used)
+
+    @classmethod
+    def from_flash(cls, path: Path | str, *, profile: PhoneProfile, clock: Callable[[], int],
+                   mac: str | None = None, **kw: Any) -> Phone:
+        """A phone for an existing flash directory (MAC from ``phone.json`` unless given)."""
+        ident = read_phone_file(path)
+        mac = mac or ident.get("mac")
+        if not isinstance(mac, str):
+            raise DecodeError(f"{path}: no {PHONE_FILE} naming the phone's MAC; give --mac", path=str(path))
+        return cls(mac=mac, profile=profile, flash=Flash(path, profile=profile), clock=clock, **kw)

@@ -1,0 +1,123 @@
+"""``show itl`` / ``show ctl``-style views of a phone's stored trust state (spec §H.4, §G.1).
+
+Per installed trust list: the checksums the phone shows (MD5 and SHA-1, spec §H.4 — which one a
+model shows is ``profile.status_checksum``), the length, the header rows and every record (role as
+text, subject, issuer, serial in colon hex, key algorithm and size, certificate SHA-1, "This etoken
+was (not) used to sign" for SAST records) — the same rendering as ``phoneemu inspect``
+(:mod:`phoneemu.commands.inspect`). Then the rest of §G.1: the accepted config (file, rule, TVS and
+CAPF servers with ports, capfAuthMode), MIC and LSC (subject, issuer, serial, validity, MD5/SHA-1),
+whether a manual config key is set (never the key), the running load and the TVS cache size
+(RAM only: a flash directory shows 0). A missing list reads like CUCM: "Length of ITL file: 0".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from phoneemu.commands.inspect import inspect_bytes, render_text
+from phoneemu.crypto import certs, keys
+from phoneemu.errors import PhoneEmuError
+from phoneemu.phone.store import Credential, TrustStore
+
+__all__ = ["render_show", "show_state"]
+
+
+def _credential(cred: Credential | None) -> dict[str, Any] | None:
+    if cred is None:
+        return None
+    try:
+        cert = cred.cert()
+        key = certs.cert_public_key(cert)
+    except PhoneEmuError as exc:
+        return {"error": str(exc)}
+    return {
+        "subject": certs.dn_text(cert.subject), "issuer": certs.dn_text(cert.issuer),
+        "serial": certs.serial_bytes(cert.serial_number).hex(":").upper(),
+        "key": keys.key_description(key),
+        "not_before": cert.not_valid_before_utc.isoformat(),
+        "not_after": cert.not_valid_after_utc.isoformat(),
+        "md5": cred.fingerprint("md5"), "sha1": cred.fingerprint("sha1"),
+    }
+
+
+def show_state(store: TrustStore, *, mac: str | None = None, now: int | None = None) -> dict[str, Any]:
+    """Everything ``phoneemu phone show`` prints, as a JSON-able dict."""
+    lists: dict[str, Any] = {}
+    for kind in ("CTL", "ITL"):
+        tl = store.trust_list(kind)
+        if tl is None:
+            lists[kind.lower()] = None
+            continue
+        try:
+            rep = inspect_bytes(tl.raw, name=f"{kind}File.tlv", limit=store.profile.trust_list_limit)
+        except PhoneEmuError as exc:  # pragma: no cover - installed lists always parsed
+            rep = {"error": str(exc)}
+        rep["installed_by"] = store.ctl_rule if kind == "CTL" else store.itl_rule
+        lists[kind.lower()] = rep
+    cfg = store.config
+    config_info: dict[str, Any] | None = None
+    if cfg is not None:
+        c = cfg.config
+        config_info = {
+            "file": cfg.file, "accepted_by": store.config_rule, "device_name": c.device_name,
+            "tvs_servers": [f"{s.host}:{s.port} (priority {s.priority})" for s in c.tvs_servers],
+            "capf_servers": [f"{s.host}:{s.port} (priority {s.priority})" for s in c.capf_servers],
+            "capf_auth_mode": c.capf_auth_mode, "encr_config": c.encr_config,
+            "load_information": c.load_information, "device_security_mode": c.device_security_mode,
+        }
+    tvs_entries = store.expire_tvs(now) if now is not None else store.tvs_cache_size
+    return {
+        "mac": mac, "profile": store.profile.name, "ctl": lists["ctl"], "itl": lists["itl"],
+        "itl_checksum": store.itl_checksum(), "checksum_style": store.profile.status_checksum,
+        "config": config_info, "mic": _credential(store.mic), "lsc": _credential(store.lsc),
+        "symmetric_key_set": store.symmetric_key is not None, "capf_auth_mode": store.capf_auth_mode,
+        "running_load": store.firmware_load, "tvs_cache_entries": tvs_entries, "locked": store.locked,
+    }
+
+
+def _cred_lines(label: str, info: dict[str, Any] | None) -> list[str]:
+    if info is None:
+        return [f"{label}: none"]
+    if "error" in info:
+        return [f"{label}: unreadable ({info['error']})"]
+    return [f"{label}:", f"  Subject:   {info['subject']}", f"  Issuer:    {info['issuer']}",
+            f"  Serial:    {info['serial']}", f"  Key:       {info['key']}",
+            f"  Validity:  {info['not_before']} .. {info['not_after']}",
+            f"  Checksum:  {info['md5']}(MD5)  {info['sha1']}(SHA1)"]
+
+
+def render_show(info: dict[str, Any]) -> str:
+    """The text form of :func:`show_state`."""
+    out: list[str] = []
+    for kind in ("CTL", "ITL"):
+        rep = info[kind.lower()]
+        if rep is None:
+            out += [f"Length of {kind} file: 0", f"{kind} File not found on the phone.", ""]
+            continue
+        if "error" in rep:
+            out += [f"{kind} file unreadable: {rep['error']}", ""]
+            continue
+        out += [render_text(rep), f"Installed by rule: {rep.get('installed_by') or '-'}", ""]
+    out.append(f"Phone {info['mac'] or '?'} (profile {info['profile']})")
+    if info["itl_checksum"]:
+        style = info["checksum_style"].upper()
+        out.append(f"  ITL checksum shown/reported: {info['itl_checksum']} ({style})")
+    cfg = info["config"]
+    if cfg is None:
+        out.append("  Config: none accepted")
+    else:
+        out += [f"  Config: {cfg['file']} (accepted by {cfg['accepted_by']})",
+                f"    TVS servers:  {', '.join(cfg['tvs_servers']) or 'none'}",
+                f"    CAPF servers: {', '.join(cfg['capf_servers']) or 'none'}",
+                f"    capfAuthMode: {cfg['capf_auth_mode']}  encrConfig: {cfg['encr_config']}  "
+                f"deviceSecurityMode: {cfg['device_security_mode']}"]
+    out.append(f"  Running load: {info['running_load'] or '(none)'}")
+    out.append(f"  Manual config key: {'set' if info['symmetric_key_set'] else 'not set'}")
+    n = info["tvs_cache_entries"]
+    out.append(f"  TVS cache: {n} entr{'y' if n == 1 else 'ies'} (RAM only)")
+    if info["locked"]:
+        out.append("  Trust List update failed: the phone ignores configuration changes (locked)")
+    out += ["  " + line for line in _cred_lines("MIC", info["mic"])]
+    out += ["  " + line for line in _cred_lines("LSC", info["lsc"])]
+    return "\n".join(out) + "\n"
+

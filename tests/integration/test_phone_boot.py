@@ -1,0 +1,117 @@
+"""``phoneemu boot`` and ``phoneemu phone show`` against a lab cluster over loopback (spec §C.6, §H.3, §H.4).
+
+The CLI runs in a child process (it owns its event loop) while the lab servers run in the test's
+loop; each test checks exit codes, the printed steps and decisions, the JSON document, and that a
+second run with the same ``--flash`` continues from the stored state (a reboot).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from phoneemu.cli import main
+from phoneemu.lab.cluster import LabCluster
+from phoneemu.lab.servers import LabServers
+from phoneemu.phone.flash import Flash
+from phoneemu.phone.phone import Phone
+from phoneemu.phone.profile import get_profile
+
+T = TypeVar("T")
+NOW = 1_780_000_000
+MAC = "0A00000000C1"
+HOST = "127.0.0.1"
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    async def wrapped() -> T:
+        return await asyncio.wait_for(coro, 90)
+    return asyncio.run(wrapped())
+
+
+async def cli(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "phoneemu", *args, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def _lab(tmp: Path) -> LabCluster:
+    c = LabCluster.init(tmp / "lab", key_spec="rsa1024", now=NOW)
+    c.add_phone(MAC, now=NOW)
+    c.set_load("sip88xx.14-3-1", now=NOW)
+    return c
+
+
+def test_boot_cli_text_then_json_reboot_and_show(tmp_path: Path) -> None:
+    c = _lab(tmp_path)
+    flash = tmp_path / "ph"
+
+    async def body() -> list[tuple[int, str, str]]:
+        async with LabServers(c, host=HOST) as srv:
+            common = ["--tftp", f"{HOST}:{srv.ports['tftp']}", "--http-port", str(srv.ports["http"]),
+                      "--lab", str(c.root), "--flash", str(flash), "--now", str(NOW), "--timeout", "1"]
+            first = await cli("boot", "--mac", MAC, *common)
+            second = await cli("boot", "--json", *common)  # MAC from the flash's phone.json
+            c.tamper(f"SEP{MAC}.cnf.xml.sgn", now=NOW)
+            third = await cli("boot", "--no-http", *common)
+            return [first, second, third]
+
+    (rc1, out1, err1), (rc2, out2, _), (rc3, out3, _) = run(body())
+    assert rc1 == 0, err1
+    assert "G.2-first-itl-tofu accepted" in out1 and "D-signed-by-image-key accepted" in out1
+    assert f"File Not Found <CTLSEP{MAC}.tlv>" in out1 and f"Phone {MAC}: OK" in out1
+    assert rc2 == 0
+    doc = json.loads(out2)
+    assert doc["report"]["trust"]["ITL"] == "unchanged" and doc["report"]["firmware"] == "unchanged"
+    assert doc["report"]["load"] == "sip88xx.14-3-1" and doc["decisions"][0]["rule"] == "G.3-unchanged"
+    assert any(e["kind"] == "request" for e in doc["events"]) and doc["statuses"]
+    assert rc3 == 1 and "G.4-bad-signature rejected" in out3 and "FAILED" in out3
+
+    async def show() -> tuple[int, str, str]:
+        return await cli("phone", "show", "--flash", str(flash))
+
+    rc, out, _ = run(show())
+    assert rc == 0 and "The checksum value of the ITL file:" in out and "Running load: sip88xx.14-3-1" in out
+    stored = Flash(flash, profile=get_profile("cp-8861")).load()
+    assert stored.itl is not None and stored.itl.md5() in out
+
+
+def test_boot_cli_errors_and_unreachable_cluster(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """In process (no lab needed): nothing answers → statuses and exit 1; bad arguments → exit 2."""
+    rc1 = main(["boot", "--tftp", f"{HOST}:9", "--mac", MAC, "--no-http", "--timeout", "0.05",
+                "--now", str(NOW)])
+    out1 = capsys.readouterr().out
+    assert rc1 == 1 and ("TFTP timeout" in out1 or "TFTP error" in out1) and "FAILED" in out1
+    assert main(["boot", "--tftp", f"{HOST}:0", "--mac", MAC]) == 2
+    assert "port" in capsys.readouterr().err
+    assert main(["boot", "--tftp", HOST, "--mac", MAC, "--mic", str(tmp_path / "x.pem")]) == 2
+    assert "--mic and --mic-key" in capsys.readouterr().err
+    assert main(["boot", "--tftp", HOST, "--flash", str(tmp_path / "empty")]) == 2
+    assert "--mac is required" in capsys.readouterr().err
+
+
+def test_phone_object_and_cli_share_flash(tmp_path: Path) -> None:
+    """A Phone object reads what the CLI stored (same flash layout, phone.json)."""
+    c = _lab(tmp_path)
+    flash = tmp_path / "ph"
+
+    async def body() -> int:
+        async with LabServers(c, host=HOST) as srv:
+            rc, _, _ = await cli("boot", "--tftp", f"{HOST}:{srv.ports['tftp']}", "--http-port",
+                                 str(srv.ports["http"]), "--mac", MAC, "--lab", str(c.root),
+                                 "--flash", str(flash), "--now", str(NOW))
+            return rc
+
+    assert run(body()) == 0
+    ph = Phone.from_flash(flash, profile=get_profile("cp-8861"), clock=lambda: NOW)
+    assert ph.mac == MAC and ph.store.itl is not None and ph.store.firmware_load == "sip88xx.14-3-1"
+    assert ph.store.config is not None and ph.store.config.file == f"SEP{MAC}.cnf.xml.sgn"

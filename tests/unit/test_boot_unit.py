@@ -1,0 +1,465 @@
+"""The boot sequence without sockets: a lab cluster served through MemoryFetcher, TVS and CAPF faked
+(spec §C.6 request order, §G rules as the boot applies them, §E.7, §F.1 retries, §G.9, §H.3 statuses).
+
+Fast and deterministic: one seeded-free RSA-1024 lab per test, files served from memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import shutil
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from phoneemu import cli
+from phoneemu.errors import DecodeError, EncodeError, TransportError
+from phoneemu.formats import config, signed
+from phoneemu.formats.config import Server
+from phoneemu.lab.cluster import LabCluster
+from phoneemu.net.fetch import HttpThenTftpFetcher, MemoryFetcher, TftpFetcher
+from phoneemu.phone import status
+from phoneemu.phone.boot import BootReport, BootTarget, transport_status
+from phoneemu.phone.events import QueryKey
+from phoneemu.phone.flash import Flash
+from phoneemu.phone.phone import PHONE_FILE, Phone, read_phone_file
+from phoneemu.phone.profile import PhoneProfile, get_profile, profile_from_dict
+from phoneemu.phone.show import render_show, show_state
+from phoneemu.phone.store import TvsAnswer, TvsResult, TvsStatus
+from phoneemu.protocols.capf import CapfClientSession, CapfResult
+
+T = TypeVar("T")
+NOW = 1_780_000_000
+MAC = "0A00000000B1"
+TARGET = BootTarget(host="127.0.0.1", tftp_port=69)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+@pytest.fixture(scope="module")
+def base_lab(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("boot-unit") / "lab"
+    c = LabCluster.init(root, key_spec="rsa1024", now=NOW)
+    c.add_phone(MAC, now=NOW, lsc_key="rsa1024")
+    return root
+
+
+@pytest.fixture
+def lab(base_lab: Path, tmp_path: Path) -> LabCluster:
+    """A private copy of one pristine lab (key generation once per module)."""
+    shutil.copytree(base_lab, tmp_path / "lab")
+    return LabCluster.open(tmp_path / "lab")
+
+
+class FakeTvs:
+    """TVS from the lab's own lookup; records queries; optional fixed answer or outage."""
+
+    def __init__(self, lab: LabCluster, answer: TvsResult | None = None, down: bool = False) -> None:
+        self.lab = lab
+        self.answer = answer
+        self.down = down
+        self.queries: list[QueryKey] = []
+        self.server_ok: list[bool] = []
+
+    async def __call__(self, servers: Sequence[Server], key: QueryKey, *, device_name: str,
+                       accept_server: Callable[[bytes | None], bool] | None) -> TvsResult:
+        self.queries.append(key)
+        if accept_server is not None:
+            self.server_ok.append(accept_server(self.lab.tvs_identity().der))
+            self.server_ok.append(accept_server(self.lab.identity("capf").der))
+        if self.down:
+            raise TransportError("connection refused", kind="unreachable")
+        if self.answer is not None:
+            return self.answer
+        e = self.lab.tvs_lookup((key.issuer, key.serial, key.subject))
+        if e is None:
+            return TvsStatus.NOT_FOUND
+        return TvsAnswer(cert_der=e.cert_der, roles=frozenset(e.roles), ttl=e.ttl)
+
+
+class FakeCapf:
+    """CAPF that fails ``failures`` times, then returns ``result`` (issued by the lab for installs)."""
+
+    def __init__(self, lab: LabCluster, outcome: str = "installed", failures: int = 0) -> None:
+        self.lab = lab
+        self.outcome = outcome
+        self.failures = failures
+        self.sessions: list[CapfClientSession] = []
+        self.server_ok: list[bool] = []
+
+    async def __call__(self, server: Server, session: CapfClientSession, *,
+                       accept_server: Callable[[bytes | None], bool] | None) -> CapfResult:
+        self.sessions.append(session)
+        if accept_server is not None:
+            self.server_ok.append(accept_server(self.lab.identity("capf").der))
+            self.server_ok.append(accept_server(self.lab.tvs_identity().der))
+        if self.failures:
+            self.failures -= 1
+            raise TransportError("connection lost", kind="unreachable")
+        if self.outcome != "installed":
+            return CapfResult(outcome=self.outcome, reason=1)
+        from phoneemu.crypto.keys import KeySpec, generate_key, public_key_spki_der
+        key = generate_key(KeySpec.parse("rsa1024"))
+        der = self.lab.issue_lsc(session.device_name, public_key_spki_der(key.public_key()), now=NOW)
+        self.lab.record_lsc(MAC, der, now=NOW)
+        return CapfResult(outcome="installed", reason=1, certificate=der, key=key)
+
+
+class Sleeps:
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+def phone(lab: LabCluster, tmp: Path | None = None, *, profile: PhoneProfile | str = "cp-8861",
+          tvs: FakeTvs | None = None, capf: FakeCapf | None = None, mic: bool = True,
+          **kw: Any) -> Phone:
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    flash = Flash(tmp / "flash", profile=prof) if tmp is not None else None
+    return Phone(mac=MAC, profile=prof, flash=flash, clock=lambda: NOW,
+                 mic=lab.phone_identity(MAC) if mic else None,
+                 image_signers=[lab.identity("imagesigning").cert],
+                 tvs=tvs or FakeTvs(lab), capf=capf or FakeCapf(lab), **kw)
+
+
+def boot(p: Phone, files: Callable[[str], bytes | None]) -> tuple[BootReport, MemoryFetcher]:
+    f = MemoryFetcher(files)
+    return run(p.boot(TARGET, fetcher=f)), f
+
+
+def rules(r: BootReport) -> list[str]:
+    return [d.rule for d in r.decisions]
+
+
+# --------------------------------------------------------------------------- request order (§C.6)
+def test_request_order_per_device_name_first(lab: LabCluster) -> None:
+    r, f = boot(phone(lab), lab.get)
+    assert list(f.requests) == [f"CTLSEP{MAC}.tlv", "CTLFile.tlv", f"ITLSEP{MAC}.tlv",
+                                f"SEP{MAC}.cnf.xml.sgn"]
+    assert r.ok and r.statuses[:2] == (f"File Not Found <CTLSEP{MAC}.tlv>", "File Not Found <CTLFile.tlv>")
+
+
+def test_generic_name_only_when_per_device_missing(lab: LabCluster) -> None:
+    r, f = boot(phone(lab), lambda n: None if n.startswith("ITLSEP") else lab.get(n))
+    assert list(f.requests)[2:4] == [f"ITLSEP{MAC}.tlv", "ITLFile.tlv"]
+    assert r.trust["ITL"] == "installed" and r.decisions[0].file == "ITLFile.tlv"
+
+
+def test_model_order_without_ctlfile(lab: LabCluster) -> None:
+    r, f = boot(phone(lab, profile="cp-7962"), lab.get)
+    assert "CTLFile.tlv" not in f.requests and r.ok
+
+
+def test_fetcher_choice_follows_profile_and_target(lab: LabCluster) -> None:
+    assert isinstance(phone(lab).fetcher_for(TARGET), HttpThenTftpFetcher)
+    assert isinstance(phone(lab, profile="cp-7962").fetcher_for(TARGET), TftpFetcher)
+    no_http = dataclasses.replace(TARGET, use_http=False)
+    assert isinstance(phone(lab).fetcher_for(no_http), TftpFetcher)
+    with pytest.raises(EncodeError):
+        BootTarget(host="h", tftp_port=0)
+    with pytest.raises(EncodeError):
+        BootTarget(host="")
+
+
+# --------------------------------------------------------------------------- transport → statuses (§H.3)
+class Broken:
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    async def fetch(self, name: str) -> bytes:
+        raise self.exc
+
+
+@pytest.mark.parametrize(("exc", "shown"), [
+    (TransportError("no answer", kind="timeout"), status.TFTP_TIMEOUT),
+    (TransportError("denied", kind="refused"), status.TFTP_ACCESS_ERROR),
+    (DecodeError("bad packet"), status.TFTP_ERROR),
+    (OSError("network down"), status.TFTP_ERROR),
+])
+def test_transport_failures_become_statuses(lab: LabCluster, exc: Exception, shown: str) -> None:
+    r = run(phone(lab).boot(TARGET, fetcher=Broken(exc)))
+    assert not r.ok and shown in r.statuses and r.config == "none"
+    assert r.deciding is not None and r.deciding.rule == "H.3-config-transport-failed"
+    assert transport_status(TransportError("x", kind="timeout")) == status.TFTP_TIMEOUT
+
+
+# --------------------------------------------------------------------------- TVS (§G.3.4, §E.1, §E.7)
+def _installed_then_regenerated(lab: LabCluster, p: Phone) -> None:
+    assert boot(p, lab.get)[0].ok
+    lab.regenerate("itlrecovery", now=NOW)
+
+
+def test_tvs_vouches_checks_server_cert_and_flushes(lab: LabCluster) -> None:
+    tvs = FakeTvs(lab)
+    p = phone(lab, tvs=tvs)
+    _installed_then_regenerated(lab, p)
+    r, _ = boot(p, lab.get)
+    assert rules(r)[0] == "G.3.4-vouched-by-tvs" and r.tvs_used and r.ok
+    assert tvs.server_ok == [True, False]  # only the ITL's TVS record is accepted (§E.1)
+    assert tvs.queries[0].subject.startswith("CN=ITLRECOVERY")
+    assert p.store.tvs_cache_size == 0
+    assert any("cache flush" in line for line in r.timeline)
+
+
+@pytest.mark.parametrize(("answer", "down", "rule"), [
+    (TvsStatus.NOT_FOUND, False, "G.3.4-tvs-unknown-signer"),
+    (None, True, "G.3.4-tvs-unreachable"),
+])
+def test_tvs_negative_answers(lab: LabCluster, answer: TvsResult | None, down: bool, rule: str) -> None:
+    p = phone(lab, tvs=FakeTvs(lab, answer=answer, down=down))
+    _installed_then_regenerated(lab, p)
+    r, _ = boot(p, lab.get)
+    assert r.deciding is not None and r.deciding.rule == rule and r.locked_out and not r.ok
+    assert "G.3.5-locked-ignores-config" in rules(r)
+
+
+def test_tvs_wrong_role(lab: LabCluster) -> None:
+    tvs = FakeTvs(lab)
+    p = phone(lab, tvs=tvs)
+    _installed_then_regenerated(lab, p)
+    # TVS knows the new ITLRecovery certificate, but only with the TVS role (21)
+    tvs.answer = TvsAnswer(cert_der=lab.identity("itlrecovery").der, roles=frozenset({21}))
+    r, _ = boot(p, lab.get)
+    assert r.deciding is not None and r.deciding.rule == "G.3.4-tvs-wrong-role"
+
+
+# --------------------------------------------------------------------------- CAPF (§F.1, §F.6, §G.12)
+def test_capf_retries_three_more_times_then_gives_up(lab: LabCluster) -> None:
+    lab.set_capf([MAC], "install", auth_mode="null-string", key="rsa1024", now=NOW)
+    capf = FakeCapf(lab, failures=10)
+    sleeps = Sleeps()
+    p = phone(lab, capf=capf, capf_retry_delay=30.0, sleep=sleeps)
+    r, _ = boot(p, lab.get)
+    assert sleeps.calls == [30.0, 30.0, 30.0] and len(capf.sessions) == 4
+    assert r.deciding is not None and r.deciding.rule == "F.1-capf-unreachable"
+    assert r.ok and r.lsc == "absent"  # the (non-encrypted) config itself was accepted
+    assert capf.server_ok[:2] == [True, False]  # CAPF cert must be the ITL CAPF record (§F.1)
+
+
+def test_capf_install_after_one_failure_then_config_retrieved_again(lab: LabCluster) -> None:
+    lab.set_encryption([MAC], True, now=NOW)
+    lab.set_capf([MAC], "install", auth_mode="null-string", key="rsa1024", now=NOW)
+    other = LabCluster.init(lab.root.parent / "other", key_spec="rsa1024", now=NOW)
+    other.add_phone(MAC, now=NOW)
+    capf = FakeCapf(lab, failures=1)
+    p = Phone(mac=MAC, profile=get_profile("cp-8861"), flash=None, clock=lambda: NOW,
+              mic=other.phone_identity(MAC), tvs=FakeTvs(lab), capf=capf, capf_retry_delay=0)
+    r, _ = boot(p, lab.get)
+    assert "G.12.2-cert-hash-mismatch" in rules(r) and "F.6-lsc-installed" in rules(r)
+    assert r.ok and r.encrypted and r.lsc == "installed" and len(capf.sessions) == 2
+    assert capf.sessions[0].auth_mode == 2
+    info = show_state(p.store, mac=MAC)
+    assert info["lsc"]["subject"] and info["config"]["encr_config"] is True
+    assert "LSC:\n" in render_show(info) or "  LSC:" in render_show(info)
+
+
+def test_capf_delete_and_nothing_pending(lab: LabCluster) -> None:
+    lab.set_capf([MAC], "delete", auth_mode="null-string", now=NOW)
+    r, _ = boot(phone(lab, capf=FakeCapf(lab, outcome="deleted")), lab.get)
+    assert r.lsc == "deleted" and "F.6-lsc-deleted" in rules(r)
+    r2, _ = boot(phone(lab, capf=FakeCapf(lab, outcome="nothing-pending")), lab.get)
+    assert r2.lsc == "unchanged" and "F.6-nothing-pending" in rules(r2)
+    r3, _ = boot(phone(lab, capf=FakeCapf(lab, outcome="rejected")), lab.get)
+    assert "F.6-capf-rejected" in rules(r3)
+
+
+def test_encrypted_first_decrypt_failure_reads_short_config(lab: LabCluster) -> None:
+    """§G.12.3: the .enc.sgn no longer decrypts (new phone key) → short config → certHash mismatch."""
+    lab.set_encryption([MAC], True, now=NOW)
+    p = phone(lab)
+    assert boot(p, lab.get)[0].encrypted
+    other = LabCluster.init(lab.root.parent / "other", key_spec="rsa1024", now=NOW)
+    other.add_phone(MAC, now=NOW)
+    from phoneemu.phone.store import Credential
+    p.store.mic = Credential.of(*other.phone_identity(MAC))
+    r, f = boot(p, lab.get)
+    assert list(f.requests)[-2:] == [f"SEP{MAC}.cnf.xml.enc.sgn", f"SEP{MAC}.cnf.xml.sgn"]
+    assert "G.12.3-decrypt-failed" in rules(r) and "G.12.2-cert-hash-mismatch" in rules(r)
+    assert "F.7-no-capf-operation" in rules(r) and not r.ok and r.config == "rejected"
+
+
+def test_auth_string_validation_and_symmetric_key(lab: LabCluster, tmp_path: Path) -> None:
+    p = phone(lab, tmp_path, profile="cp-7942-symmetric", mic=False)
+    for bad in ("12", "12ab", "1" * 17):
+        with pytest.raises(EncodeError):
+            p.enter_auth_string(bad)
+    p.enter_auth_string(1234)
+    assert p.auth_string == "1234"
+    with pytest.raises(EncodeError):
+        p.set_symmetric_key("zz")
+    with pytest.raises(EncodeError):
+        p.set_symmetric_key("0011")  # 16 bits, the model takes 128
+    p.set_symmetric_key("00112233445566778899AABBCCDDEEFF")
+    assert p.store.symmetric_key is not None and (tmp_path / "flash" / "symmetric.key").exists()
+    p.set_symmetric_key("0" * 32)
+    assert p.store.symmetric_key is None
+
+
+def test_symmetric_key_without_trust_list_signature_unchecked(lab: LabCluster) -> None:
+    """§G.4 no trust anchor: an .enc.sgn's signature cannot be checked; the manual key decrypts it."""
+    key = "00112233445566778899aabbccddeeff"
+    lab.add_phone(MAC, encrypt="symmetric", symmetric_key=key, now=NOW)
+    prof = profile_from_dict("cp-7942-symmetric", {"request_order": ["CTLSEP{mac}.tlv"]})
+    p = phone(lab, profile=prof)
+    p.set_symmetric_key(key)
+    r, _ = boot(p, lab.get)
+    assert r.ok and r.encrypted and r.deciding is not None and r.deciding.rule == "G.12.3-decrypted"
+    assert "no trust anchor" in r.deciding.reason
+
+
+def test_symmetric_without_key_has_no_device_config(lab: LabCluster) -> None:
+    lab.add_phone(MAC, encrypt="symmetric", symmetric_key="00" * 15 + "01", now=NOW)
+    r, f = boot(phone(lab, profile="cp-7942-symmetric"), lab.get)
+    assert f"SEP{MAC}.cnf.xml.enc.sgn" not in f.requests
+    assert "G.10-use-default-config" in rules(r)  # .sgn not served: auto-registration default
+
+
+# --------------------------------------------------------------------------- firmware (§D)
+def test_firmware_missing_keeps_running_load(lab: LabCluster) -> None:
+    lab.set_load("sip88xx.1-0-0", now=NOW)
+    r, _ = boot(phone(lab), lambda n: None if n.endswith(".loads") else lab.get(n))
+    assert r.firmware == "rejected" and "D-fetch-failed" in rules(r) and r.load is None and r.ok
+
+
+# --------------------------------------------------------------------------- §G.9, §G.2 legacy
+def _secure_config_files(lab: LabCluster) -> Callable[[str], bytes | None]:
+    name = config.config_file_name(MAC, "sgn")
+    sgn = lab.get(name)
+    assert sgn is not None
+    cfg = dataclasses.replace(config.parse(signed.parse(sgn).body), device_security_mode=3)
+    data = signed.build(body=config.build(cfg), filename=name, signer=lab.callmanager().signer, timestamp=NOW)
+    return lambda n: data if n == name else lab.get(n)
+
+
+def test_secure_mode_without_ctl_retries_then_tcp(lab: LabCluster) -> None:
+    r, f = boot(phone(lab), _secure_config_files(lab))
+    g9 = [x for x in rules(r) if x.startswith("G.9")]
+    assert g9 == ["G.9-retry-trust-file"] * 4 + ["G.9-fallback-tcp"]
+    assert list(f.requests).count(f"CTLSEP{MAC}.tlv") == 5 and r.ok
+
+
+def test_secure_mode_with_ctl_uses_tls(lab: LabCluster) -> None:
+    lab.set_mixed_mode(True, now=NOW)
+    r, _ = boot(phone(lab), _secure_config_files(lab))
+    assert [x for x in rules(r) if x.startswith("G.9")] == ["G.9-tls-with-ctl"]
+
+
+def test_legacy_profile_ignores_requested_itl(lab: LabCluster) -> None:
+    prof = profile_from_dict("cp-7940", {"request_order": ["CTLSEP{mac}.tlv", "ITLSEP{mac}.tlv"]})
+    r, _ = boot(phone(lab, profile=prof), lab.get)
+    assert rules(r)[0] == "G.2-legacy-ignores-itl" and r.trust["ITL"] == "absent" and r.ok
+    assert r.statuses.count(status.NO_TRUST_LIST) == 1 and not r.locked_out
+
+
+# --------------------------------------------------------------------------- flash, API, report, show
+def test_flash_persists_and_reboot_continues(lab: LabCluster, tmp_path: Path) -> None:
+    p = phone(lab, tmp_path)
+    assert boot(p, lab.get)[0].ok
+    assert read_phone_file(tmp_path / "flash") == {"mac": MAC, "profile": "cp-8861"}
+    again = Phone.from_flash(tmp_path / "flash", profile=get_profile("cp-8861"), clock=lambda: NOW,
+                             tvs=FakeTvs(lab), capf=FakeCapf(lab))
+    assert again.store.itl is not None and again.store.mic is not None
+    r, _ = boot(again, lab.get)
+    assert r.trust["ITL"] == "unchanged" and r.ok
+    assert again.erase_trust() == status.ERASING_CTL_ITL
+    assert not (tmp_path / "flash" / "ITLFile.tlv").exists()
+    again.factory_reset()
+    files = Flash(tmp_path / "flash", profile=get_profile("cp-8861")).files()
+    assert "mic.der" in files and "config.xml" not in files and PHONE_FILE in files
+    with pytest.raises(DecodeError):
+        Phone.from_flash(tmp_path / "nothing", profile=get_profile("cp-8861"), clock=lambda: NOW)
+
+
+def test_report_is_json_ready_and_show_renders_state(lab: LabCluster, tmp_path: Path) -> None:
+    lab.set_load("sip88xx.1-0-0", now=NOW)
+    p = phone(lab, tmp_path)
+    r, _ = boot(p, lab.get)
+    doc = json.loads(json.dumps(r.as_dict()))
+    assert doc["ok"] and doc["decisions"][0]["rule"] == "G.2-first-itl-tofu" and doc["firmware"] == "accepted"
+    assert all(line[:2].isdigit() and line[2] == ":" for line in r.timeline)
+    info = show_state(p.store, mac=MAC, now=NOW)
+    assert p.store.itl is not None and info["itl"]["md5"] == p.store.itl.md5()
+    assert info["running_load"] == "sip88xx.1-0-0" and info["mic"]["subject"].startswith("CN=CP-8861")
+    text = render_show(info)
+    assert "Length of CTL file: 0" in text and f"{p.store.itl.sha1()}(SHA1)" in text
+    assert "Installed by rule: G.2-first-itl-tofu" in text
+    assert "This etoken was used to sign the ITL file." in text
+    assert "FUNCTION" in text and "SERIALNUMBER" in text
+
+
+def test_phone_cli_show_erase_set_key_reset(lab: LabCluster, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert boot(phone(lab, tmp_path), lab.get)[0].ok
+    d = str(tmp_path / "flash")
+    assert cli.main(["phone", "show", "--flash", d]) == 0
+    assert "The checksum value of the ITL file:" in capsys.readouterr().out
+    assert cli.main(["phone", "show", "--flash", d, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["mac"] == MAC
+    assert cli.main(["phone", "set-key", "--flash", d, "11" * 16]) == 2  # cp-8861 has no manual key
+    assert cli.main(["phone", "set-key", "--flash", d, "--profile", "cp-7942-symmetric", "11" * 16]) == 0
+    assert "set" in capsys.readouterr().out
+    assert cli.main(["phone", "erase", "--flash", d]) == 0
+    assert status.ERASING_CTL_ITL in capsys.readouterr().out
+    assert cli.main(["phone", "factory-reset", "--flash", d]) == 0
+    assert cli.main(["phone", "show", "--flash", str(tmp_path / "missing")]) == 2
+
+
+def test_parse_hostport() -> None:
+    from phoneemu.commands.boot import parse_hostport
+    from phoneemu.errors import PhoneEmuError
+    assert parse_hostport("10.0.0.1") == ("10.0.0.1", 69)
+    assert parse_hostport("10.0.0.1:6969") == ("10.0.0.1", 6969)
+    assert parse_hostport("[::1]:70") == ("::1", 70)
+    assert parse_hostport("::1") == ("::1", 69)
+    for bad in (":69", "h:0", "h:x"):
+        with pytest.raises(PhoneEmuError):
+            parse_hostport(bad)
+
+
+# --------------------------------------------------------------------------- bad input never escapes
+@pytest.fixture(scope="module")
+def ro_lab(base_lab: Path) -> LabCluster:
+    """The pristine lab, read only (hypothesis examples share it)."""
+    return LabCluster.open(base_lab)
+
+
+_NAMES = (f"CTLSEP{MAC}.tlv", f"ITLSEP{MAC}.tlv", f"SEP{MAC}.cnf.xml.sgn", "XmlDefault.cnf.xml")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(junk=st.binary(max_size=1500), which=st.sampled_from(_NAMES))
+def test_garbage_served_never_escapes_boot(ro_lab: LabCluster, junk: bytes, which: str) -> None:
+    """Any bytes for any file: boot returns a report; a trust list that does not parse is not stored."""
+    p = phone(ro_lab)
+    r, _ = boot(p, lambda n: junk if n == which else ro_lab.get(n))
+    assert isinstance(r, BootReport)
+    if which.startswith("ITLSEP"):
+        assert p.store.itl is None or p.store.itl.raw == junk
+        assert r.trust["ITL"] in ("rejected", "installed")
+    if which.startswith("CTLSEP"):
+        assert p.store.ctl is None or p.store.ctl.raw == junk
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(offset=st.integers(min_value=0, max_value=10_000), bit=st.integers(min_value=0, max_value=7))
+def test_one_byte_tampered_itl_is_never_installed_over_a_trusted_one(ro_lab: LabCluster, offset: int,
+                                                                      bit: int) -> None:
+    real = ro_lab.get("ITLFile.tlv")
+    assert real is not None
+    p = phone(ro_lab)
+    assert boot(p, ro_lab.get)[0].ok
+    off = offset % len(real)
+    tampered = real[:off] + bytes([real[off] ^ (1 << bit)]) + real[off + 1:]
+    r, _ = boot(p, lambda n: tampered if n.startswith("ITL") else ro_lab.get(n))
+    assert p.store.itl is not None and p.store.itl.raw == real
+    assert r.trust["ITL"] == "rejected" and r.locked_out and not r.ok
