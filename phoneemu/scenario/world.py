@@ -179,8 +179,10 @@ class World:
                 if mac not in self.phones:
                     raise ScenarioError(f"no phone with MAC {mac}")
                 out.append(self.phones[mac])
-        seen: set[str] = set()
-        return [p for p in out if not (p.mac in seen or seen.add(p.mac))]
+        unique: dict[str, PhoneHandle] = {}
+        for p in out:
+            unique.setdefault(p.mac, p)
+        return list(unique.values())
 
     def lab(self, name: str, where: str) -> ClusterHandle:
         h = self.clusters[name]
