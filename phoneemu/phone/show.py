@@ -4,7 +4,7 @@ Per installed trust list: the checksums the phone shows (MD5 and SHA-1, spec §H
 model shows is ``profile.status_checksum``), the length, the header rows and every record (role as
 text, subject, issuer, serial in colon hex, key algorithm and size, certificate SHA-1, "This etoken
 was (not) used to sign" for SAST records) — the same rendering as ``phoneemu inspect``
-(:mod:`phoneemu.commands.inspect`). Then the rest of §G.1: the accepted config (file, rule, TVS and
+(:mod:`phoneemu.inspection`). Then the rest of §G.1: the accepted config (file, rule, TVS and
 CAPF servers with ports, capfAuthMode), MIC and LSC (subject, issuer, serial, validity, MD5/SHA-1),
 whether a manual config key is set (never the key), the running load and the TVS cache size
 (RAM only: a flash directory shows 0). A missing list reads like CUCM: "Length of ITL file: 0".
@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from phoneemu.commands.inspect import inspect_bytes, render_text
 from phoneemu.crypto import certs, keys
 from phoneemu.errors import PhoneEmuError
+from phoneemu.inspection import inspect_bytes, render_text
 from phoneemu.phone.store import Credential, TrustStore
 
 __all__ = ["render_show", "show_state"]

@@ -111,7 +111,7 @@ def test_enc_sgn_decrypt(tmp_path: Path, pki: ModuleType, capsys: pytest.Capture
 def test_degrades_without_optional_modules(tmp_path: Path, pki: ModuleType, monkeypatch: pytest.MonkeyPatch,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     encrypted = pytest.importorskip("phoneemu.formats.encrypted")
-    from phoneemu.commands import inspect as cmd
+    from phoneemu import inspection as cmd
 
     lab = pki.lab()
     phone = pki.identity("CN=SEP001122334455;O=phone", spec="rsa1024", seed="inspect-phone")

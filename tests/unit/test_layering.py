@@ -37,6 +37,22 @@ def test_core_imports_no_io(path: Path) -> None:
     assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
 
 
+def test_nothing_imports_the_command_layer() -> None:
+    """``phoneemu/commands`` sits on top: library modules never import from it."""
+    offenders = []
+    for path in ROOT.rglob("*.py"):
+        rel = path.relative_to(ROOT)
+        if rel.parts[0] in ("commands", "cli.py", "__main__.py"):
+            continue
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if any(m.startswith("phoneemu.commands") for m in mods):
+                offenders.append(str(rel))
+    assert not offenders, f"library modules import phoneemu.commands: {offenders}"
+
+
 def test_only_crypto_imports_hazmat() -> None:
     offenders = []
     for path in ROOT.rglob("*.py"):

@@ -1,0 +1,361 @@
+"""Decode a downloaded file and describe it the way CUCM ``show ctl`` / ``show itl`` does (spec §H.4).
+
+Shared by ``phoneemu inspect`` and ``phoneemu phone show``: checksums (MD5 and SHA-1, as phones
+show them), length, the header rows (BYTEPOS TAG LENGTH VALUE), then each record with its role as
+text, subject, issuer, serial (colon hex), key algorithm and size, certificate SHA-1 and the
+"This etoken was (not) used to sign the ... file." annotation. Trust lists are verified with their
+own SAST record (spec §B.4); signer certificates and a private key may be given for the others.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import ipaddress
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from cryptography import x509
+
+from phoneemu.crypto import certs, keys
+from phoneemu.errors import PhoneEmuError, VerificationError
+from phoneemu.formats import detect, signed, trustlist
+from phoneemu.formats._tlv import printable
+from phoneemu.formats.header import CONTAINER_TAGS, HeaderTag, ParsedHeader, verify_signature
+from phoneemu.formats.trustlist import RecordTag, TrustList
+
+__all__ = ["inspect_bytes", "render_text"]
+
+# `show ctl` tag names (spec §A.2, §B.2).
+_HEADER_NAMES = {1: "VERSION", 2: "HEADERLENGTH", 3: "SIGNERID", 4: "SIGNERNAME", 5: "SERIALNUMBER",
+                 6: "CANAME", 7: "SIGNATUREINFO", 8: "DIGESTALGORTITHM", 9: "SIGNATUREALGOINFO",
+                 10: "SIGNATUREALGORTITHM", 11: "SIGNATUREMODULUS", 12: "SIGNATURE", 14: "FILENAME",
+                 15: "TIMESTAMP", 28: "SIGNERVERSION"}
+_RECORD_NAMES = {1: "RECORDLENGTH", 2: "DNSNAME", 3: "SUBJECTNAME", 4: "FUNCTION", 5: "ISSUERNAME",
+                 6: "SERIALNUMBER", 7: "PUBLICKEY", 8: "SIGNATURE", 9: "CERTIFICATE", 10: "IPADDRESS",
+                 11: "CERTHASH", 12: "HASHALGORITHM"}
+_HASH_NAMES = {1: "SHA1", 2: "SHA256", 3: "SHA512"}
+
+
+# --------------------------------------------------------------------------- helpers
+def _colon(b: bytes) -> str:
+    return b.hex(":").upper()
+
+
+def _text(raw: bytes) -> str:
+    return printable(raw.rstrip(b"\0").decode("utf-8", errors="surrogateescape"))
+
+
+def _checksums(data: bytes) -> dict[str, Any]:
+    return {"length": len(data), "md5": hashlib.md5(data, usedforsecurity=False).hexdigest(),
+            "sha1": hashlib.sha1(data, usedforsecurity=False).hexdigest()}
+
+
+def _header_rows(data: bytes, start: int, end: int) -> list[dict[str, Any]]:
+    """One row per header TLV (containers show their length as value), walking parsed bytes."""
+    rows: list[dict[str, Any]] = []
+    pos = start
+    while pos < end:
+        tag = data[pos]
+        if tag == HeaderTag.PADDING:
+            pos += 1
+            continue
+        ln = int.from_bytes(data[pos + 1:pos + 3], "big")
+        value = data[pos + 3:pos + 3 + ln]
+        name = _HEADER_NAMES.get(tag) or (HeaderTag(tag).name if tag in HeaderTag._value2member_map_
+                                          else f"UNKNOWN({tag})")
+        shown: Any
+        if tag in CONTAINER_TAGS:
+            shown = ln
+        elif tag in (1, 28):
+            shown = f"{value[0]}.{value[1]}"
+        elif tag in (4, 6, 14):
+            shown = _text(value)
+        elif tag == 5:
+            shown = _colon(value)
+        elif tag in (2, 8, 10, 11, 15, 18, 20, 22, 23, 24, 26):
+            shown = int.from_bytes(value, "big")
+        else:
+            shown = value.hex()
+        rows.append({"bytepos": pos, "tag": tag, "name": name, "length": ln, "value": shown})
+        pos += 3 if tag in CONTAINER_TAGS else 3 + ln
+    return rows
+
+
+def _header_info(ph: ParsedHeader, data: bytes) -> dict[str, Any]:
+    h = ph.header
+    info: dict[str, Any] = {
+        "version": f"{h.version[0]}.{h.version[1]}", "header_length": ph.body_offset,
+        "signer_version": f"{h.signer_version[0]}.{h.signer_version[1]}" if h.signer_version else None,
+        "signer_name": printable(h.signer.name), "signer_serial": _colon(h.signer.serial),
+        "signer_issuer": printable(h.signer.issuer), "hash_algorithm": h.hash_alg,
+        "hash_name": _HASH_NAMES.get(h.hash_alg, f"unknown({h.hash_alg})"),
+        "signature_algorithm": h.signature_algorithm, "modulus_code": h.modulus_code,
+        "signature_length": len(h.signature), "filename": printable(h.filename), "timestamp": h.timestamp,
+        "unknown_tags": [{"tag": u.tag, "container": u.container, "value": u.value.hex()} for u in h.unknown],
+        "rows": _header_rows(data, 10, ph.body_offset),
+    }
+    return info
+
+
+def _record_rows(tl: TrustList, i: int) -> list[dict[str, Any]]:
+    rec = tl.record(i)
+    start, end = tl.spans[i]
+    rows: list[dict[str, Any]] = []
+    pos = start
+    data = tl.raw
+    while pos < end:
+        tag = data[pos]
+        ln = int.from_bytes(data[pos + 1:pos + 3], "big")
+        value = data[pos + 3:pos + 3 + ln]
+        shown: Any
+        if tag == RecordTag.RECORD_LENGTH:
+            shown = int.from_bytes(value, "big")
+        elif tag in (RecordTag.DNS_NAME, RecordTag.SUBJECT_NAME, RecordTag.ISSUER_NAME):
+            shown = _text(value)
+        elif tag == RecordTag.ROLE:
+            shown = trustlist.role_text(rec.role)
+        elif tag == RecordTag.SERIAL_NUMBER:
+            shown = _colon(value)
+        elif tag == RecordTag.PUBLIC_KEY:
+            try:
+                shown = keys.key_description(rec.public_key_obj())
+            except PhoneEmuError:
+                shown = f"undecodable ({ln} bytes)"
+        elif tag == RecordTag.CERTIFICATE:
+            shown = f"{rec.sha1_fingerprint()} (SHA1 Hash HEX)"
+        elif tag == RecordTag.IP_ADDRESS:
+            shown = str(ipaddress.ip_address(value)) if ln in (4, 16) else value.hex()
+        elif tag == RecordTag.HASH_ALGORITHM:
+            shown = int.from_bytes(value, "big")
+        elif tag == RecordTag.SIGNATURE:
+            shown = f"{ln} bytes"
+        else:
+            shown = value.hex()
+        rows.append({"bytepos": pos, "tag": tag, "name": _RECORD_NAMES.get(tag, f"UNKNOWN({tag})"),
+                     "length": ln, "value": shown})
+        pos += 3 + ln
+    return rows
+
+
+def _record_info(tl: TrustList, i: int, signer_index: int | None) -> dict[str, Any]:
+    rec = tl.record(i)
+    key_alg: str | None = None
+    key_bits: int | None = None
+    try:
+        k = rec.public_key_obj()
+        key_alg, key_bits = keys.key_description(k).split(" ")[0], keys.key_size_bits(k)
+    except PhoneEmuError:
+        pass
+    return {
+        "index": i + 1, "role": rec.role, "role_text": rec.role_name, "empty": rec.is_empty,
+        "dns_name": printable(rec.dns_name) if rec.dns_name is not None else None,
+        "subject": printable(rec.subject) if rec.subject is not None else None,
+        "issuer": printable(rec.issuer) if rec.issuer is not None else None,
+        "serial": _colon(rec.serial) if rec.serial is not None else None,
+        "key_algorithm": key_alg, "key_size": key_bits, "certificate_sha1": rec.sha1_fingerprint(),
+        "used_to_sign": i == signer_index, "rows": _record_rows(tl, i),
+    }
+
+
+def _load_certs(paths: list[Path]) -> list[tuple[str, x509.Certificate]]:
+    out: list[tuple[str, x509.Certificate]] = []
+    for p in paths:
+        found = certs.load_certs_pem(p.read_bytes(), source=str(p))
+        if not found:
+            raise VerificationError(f"{p}: no certificate in PEM", path=str(p))
+        out += [(str(p), c) for c in found]
+    return out
+
+
+def _try_certs(cands: list[tuple[str, x509.Certificate]], check: Any) -> dict[str, Any]:
+    """Run ``check(cert)`` with each certificate; the first success wins, else the first failure."""
+    first: VerificationError | None = None
+    for src, cert in cands:
+        try:
+            check(cert)
+        except VerificationError as exc:
+            first = first or exc
+            continue
+        return {"check": "signature", "ok": True, "detail": f"verified with {certs.dn_text(cert.subject)}"
+                f" ({src})"}
+    assert first is not None
+    return {"check": "signature", "ok": False, "reason": first.reason.value, "detail": str(first)}
+
+
+def _optional(name: str) -> ModuleType | None:
+    """The other formats modules, imported lazily so that inspect degrades if one is missing."""
+    try:
+        return importlib.import_module(f"phoneemu.formats.{name}")
+    except ImportError:
+        return None
+
+
+# --------------------------------------------------------------------------- per format
+def inspect_bytes(data: bytes, *, name: str | None = None, cert_paths: list[Path] | None = None,
+                  key_path: Path | None = None, limit: int | None = None) -> dict[str, Any]:
+    """Everything ``inspect`` prints, as a JSON-able dict; raises PhoneEmuError if parsing fails."""
+    kind = detect.detect(data, name)
+    report: dict[str, Any] = {"file": name, "format": kind, **_checksums(data), "checks": [], "notes": []}
+    cands = _load_certs(cert_paths or [])
+    checks: list[dict[str, Any]] = report["checks"]
+    if kind in ("itl", "ctl"):
+        tl = trustlist.parse(data, limit=limit if limit is not None else trustlist.DEFAULT_LIMIT,
+                             kind="CTL" if kind == "ctl" else "ITL")
+        report["header"] = _header_info(tl.parsed_header, data)
+        signer_index: int | None = None
+        try:
+            signer_index = tl.signer_index()
+            tl.verify_self()
+            checks.append({"check": "signature", "ok": True,
+                           "detail": f"verified with its own SAST record #{signer_index + 1}"})
+        except VerificationError as exc:
+            checks.append({"check": "signature", "ok": False, "reason": exc.reason.value, "detail": str(exc)})
+        if cands:  # also: is it signed by a key the caller trusts (as a phone with an ITL checks)?
+            res = _try_certs(cands, tl.verify_with)
+            res["check"] = "trusted-signer"
+            checks.append(res)
+        report["records"] = [_record_info(tl, i, signer_index) for i in range(len(tl))]
+        report["empty_itl"] = tl.is_empty
+        return report
+    if kind == "sgn":
+        sf = signed.parse(data, **({"limit": limit} if limit is not None else {}))
+        report["header"] = _header_info(sf.parsed_header, data)
+        report["body"] = {"length": len(sf.body),
+                          "sha1": hashlib.sha1(sf.body, usedforsecurity=False).hexdigest()}
+        if cands:
+            checks.append(_try_certs(cands, lambda c: signed.verify(sf, c)))
+        else:
+            report["notes"].append("signature not checked (give the signer with --cert)")
+        return report
+    if kind == "enc":
+        return _inspect_enc(data, report, cands, key_path, limit)
+    if kind == "firmware":
+        fw = _optional("firmware")
+        if fw is None:
+            report["notes"].append("firmware module not available: header only")
+            ph = signed.parse(data)
+            report["header"] = _header_info(ph.parsed_header, data)
+            return report
+        img = fw.parse(data, **({"limit": limit} if limit is not None else {}))
+        ph2 = ParsedHeader(header=img.header, body_offset=img.header.header_length,
+                           signature_span=img.signature_span, signed_message=img.signed_message)
+        report["header"] = _header_info(ph2, data)
+        report["firmware"] = {"load_name": img.load_name, "payload_length": len(img.payload),
+                              "payload_sha1": hashlib.sha1(img.payload, usedforsecurity=False).hexdigest()}
+        if cands:
+            checks.append(_try_certs(cands, lambda c: fw.verify(img, c)))
+        else:
+            report["notes"].append("signature not checked (give the image-signing cert with --cert)")
+        return report
+    return _inspect_xml(data, report)
+
+
+def _inspect_enc(data: bytes, report: dict[str, Any], cands: list[tuple[str, x509.Certificate]],
+                 key_path: Path | None, limit: int | None) -> dict[str, Any]:
+    checks: list[dict[str, Any]] = report["checks"]
+    enc_mod = _optional("encrypted")
+    if enc_mod is None:
+        sf = signed.parse(data)
+        report["header"] = _header_info(sf.parsed_header, data)
+        report["notes"].append("encrypted module not available: header only, no decryption")
+        if cands:
+            checks.append(_try_certs(cands, lambda c: verify_signature(
+                sf.parsed_header, certs.cert_public_key(c), fmt="enc")))
+        return report
+    ef = enc_mod.parse(data, **({"limit": limit} if limit is not None else {}))
+    report["header"] = _header_info(ef.parsed_header, data)
+    e = ef.header.encryption
+    report["encryption"] = {
+        "method": ef.method, "mode": e.mode, "iv": e.iv.hex() if e.iv else None, "padding": e.padding,
+        "key_size": e.key_size, "key_algorithm": e.key_algorithm,
+        "wrapped_key_length": len(e.wrapped_key) if e.wrapped_key else 0, "hash_algorithm": e.hash_alg,
+        "plaintext_hash": e.plaintext_hash.hex() if e.plaintext_hash else None,
+        "ciphertext_length": len(ef.ciphertext)}
+    if cands:
+        checks.append(_try_certs(cands, lambda c: enc_mod.verify(ef, c)))
+    else:
+        report["notes"].append("signature not checked (give the TFTP signer with --cert)")
+    if key_path is not None:
+        pem = key_path.read_bytes()
+        try:
+            key = keys.load_private_key_pem(pem, source=str(key_path))
+            plain = enc_mod.decrypt_pki(ef, key)
+        except VerificationError as exc:
+            checks.append({"check": "decrypt", "ok": False, "reason": exc.reason.value, "detail": str(exc)})
+        else:
+            checks.append({"check": "decrypt", "ok": True, "detail": f"{len(plain)} bytes, hash matches"})
+            report["plaintext"] = plain.decode("utf-8", errors="replace")
+    return report
+
+
+def _inspect_xml(data: bytes, report: dict[str, Any]) -> dict[str, Any]:
+    cfg_mod = _optional("config")
+    if cfg_mod is None:
+        report["notes"].append("config module not available: XML not decoded")
+        return report
+    cfg = cfg_mod.parse(data)
+    shown: dict[str, Any] = {}
+    for field in ("device_name", "full_config", "encr_config", "cert_hash", "capf_auth_mode",
+                  "device_security_mode", "load_information"):
+        shown[field] = getattr(cfg, field, None)
+    for field in ("capf_servers", "tvs_servers"):
+        shown[field] = [f"{s.host}:{s.port} (priority {s.priority})" for s in getattr(cfg, field, ())]
+    report["config"] = shown
+    return report
+
+
+# --------------------------------------------------------------------------- text
+_TABLE_HEAD = (f"{'BYTEPOS':<8}{'TAG':<22}{'LENGTH':<8}VALUE", f"{'-------':<8}{'---':<22}{'------':<8}-----")
+
+
+def _row(row: dict[str, Any]) -> str:
+    return f"{row['bytepos']:<8}{row['name']:<22}{row['length']:<8}{row['value']}"
+
+
+def render_text(r: dict[str, Any]) -> str:
+    kind = r["format"]
+    label = {"itl": "ITL", "ctl": "CTL", "sgn": "signed", "enc": "encrypted", "firmware": "firmware",
+             "xml": "config"}[kind]
+    out = [f"The checksum value of the {label} file:", f"{r['md5']}(MD5)", f"{r['sha1']}(SHA1)",
+           f"Length of {label} file: {r['length']}", f"Parse {label} File", "----------------"]
+    h = r.get("header")
+    if h:
+        out += [f"Version:        {h['version']}", f"HeaderLength:   {h['header_length']} (BYTES)", "",
+                *_TABLE_HEAD]
+        for row in h["rows"]:
+            if row["tag"] in (1, 2):
+                continue
+            if row["tag"] == 12:
+                sig = bytes.fromhex(row["value"])
+                out.append(f"{row['bytepos']:<8}{row['name']:<22}{row['length']:<8}")
+                out += [" " * 38 + " ".join(f"{b:02x}" for b in sig[k:k + 8]) for k in range(0, len(sig), 8)]
+            else:
+                out.append(_row(row))
+        out.append("")
+    for rec in r.get("records", []):
+        out += [f"{label} Record #:{rec['index']}", "----", *_TABLE_HEAD]
+        out += [_row(row) for row in rec["rows"]]
+        if rec["role"] == trustlist.Role.SAST:
+            used = "was" if rec["used_to_sign"] else "was not"
+            out.append(f"This etoken {used} used to sign the {label} file.")
+        out.append("")
+    for section in ("body", "encryption", "firmware", "config"):
+        if section in r:
+            out.append(f"{section.capitalize()}:")
+            out += [f"  {k}: {v}" for k, v in r[section].items()]
+    if "plaintext" in r:
+        out += ["Plaintext:", printable(r["plaintext"]) if "\n" not in r["plaintext"] else r["plaintext"]]
+    if r.get("empty_itl"):
+        out.append(f"Note: this is an empty (rollback) {label}: no usable TVS/TFTP/CCM record.")
+    out += [f"Note: {n}" for n in r["notes"]]
+    for c in r["checks"]:
+        if c["check"] == "signature" and c["ok"]:
+            out.append(f"The {label} file was verified successfully ({c['detail']}).")
+        elif c["ok"]:
+            out.append(f"{c['check']}: OK ({c['detail']})")
+        else:
+            out.append(f"{c['check']}: FAILED ({c['reason']}): {c['detail']}")
+    return "\n".join(out)
+
+
