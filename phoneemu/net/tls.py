@@ -220,8 +220,9 @@ class TlsServer:
 
     def __init__(self, handler: Handler, ctx: ssl.SSLContext | None, host: str = "127.0.0.1",
                  port: int = 0, *, name: str = "tls", handshake_timeout: float = 10.0,
-                 max_connections: int = 1024) -> None:
+                 max_connections: int = 1024, backlog: int = 1024) -> None:
         self.handler = handler
+        self.backlog = backlog  # listen queue: TLS connection storms (fleets) overflow asyncio's 100
         self.ctx = ctx
         self.host = host
         self.requested_port = port
@@ -238,7 +239,7 @@ class TlsServer:
         if self.ctx is not None:
             kwargs["ssl_handshake_timeout"] = self.handshake_timeout
         self._server = await asyncio.start_server(self._on_connect, self.host, self.requested_port,
-                                                  ssl=self.ctx, **kwargs)  # type: ignore[arg-type]
+                                                  ssl=self.ctx, backlog=self.backlog, **kwargs)  # type: ignore[arg-type]
         return self
 
     @property
@@ -287,3 +288,21 @@ class TlsServer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+_PHONE_CONTEXTS: dict[tuple[str, str, str | None], ssl.SSLContext] = {}
+
+
+def phone_client_context(versions: Sequence[str], keylog: str | Path | None = None) -> ssl.SSLContext:
+    """The ``CERT_NONE`` client context an emulated phone uses for TVS and CAPF, limited to the TLS
+    versions of its profile (7900-series phones speak only TLS 1.0, spec §E.1/§F.1); one shared
+    context per (versions, key log) so that thousands of phones do not each build one."""
+    order = ("1.0", "1.1", "1.2", "1.3")
+    picked = sorted({v for v in versions if v in order}, key=order.index) or ["1.2", "1.3"]
+    key = (picked[0], picked[-1], str(keylog) if keylog is not None else None)
+    ctx = _PHONE_CONTEXTS.get(key)
+    if ctx is None:
+        ctx = client_context_verify_after_handshake(min_version=picked[0], max_version=picked[-1],
+                                                    keylog_filename=keylog)
+        _PHONE_CONTEXTS[key] = ctx
+    return ctx

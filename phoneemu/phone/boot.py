@@ -177,13 +177,15 @@ class CapfRunner(Protocol):
                  accept_server: Callable[[bytes | None], bool] | None) -> Awaitable[CapfResult]: ...
 
 
-def net_tvs_asker(*, timeout: float = 5.0) -> TvsAsker:
-    """TVS over TLS with failover (:mod:`phoneemu.net.tvs_client`)."""
+def net_tvs_asker(*, timeout: float = 5.0, tls_versions: Sequence[str] = ("1.2", "1.3"),
+                  keylog: str | None = None) -> TvsAsker:
+    """TVS over TLS with failover (:mod:`phoneemu.net.tvs_client`), in the profile's TLS versions."""
     async def ask(servers: Sequence[Server], key: QueryKey, *, device_name: str,
                   accept_server: Callable[[bytes | None], bool] | None) -> TvsResult:
+        from phoneemu.net.tls import phone_client_context
         from phoneemu.net.tvs_client import tvs_query
         reply = await tvs_query(servers, device_name, key.subject, key.issuer, key.serial, timeout=timeout,
-                                accept_server=accept_server)
+                                accept_server=accept_server, tls=phone_client_context(tls_versions, keylog))
         if reply.valid and reply.certificate:
             ttl = reply.ttl if reply.ttl is not None else _DEFAULT_TTL
             return TvsAnswer(cert_der=reply.certificate, roles=frozenset(reply.roles),
@@ -192,15 +194,18 @@ def net_tvs_asker(*, timeout: float = 5.0) -> TvsAsker:
     return ask
 
 
-def net_capf_runner(*, timeout: float = 30.0) -> CapfRunner:
+def net_capf_runner(*, timeout: float = 30.0, tls_versions: Sequence[str] = ("1.2", "1.3"),
+                    keylog: str | None = None) -> CapfRunner:
     """CAPF over TLS (:mod:`phoneemu.net.capf_client`); each read bounded by ``timeout``, the whole
     session by ``4 * timeout`` (key generation included)."""
     async def run(server: Server, session: CapfClientSession, *,
                   accept_server: Callable[[bytes | None], bool] | None) -> CapfResult:
         from phoneemu.net.capf_client import capf_session
+        from phoneemu.net.tls import phone_client_context
         try:
             outcome = await asyncio.wait_for(
-                capf_session(server, session, timeout=timeout, accept_server=accept_server), 4 * timeout)
+                capf_session(server, session, timeout=timeout, accept_server=accept_server,
+                             tls=phone_client_context(tls_versions, keylog)), 4 * timeout)
         except TimeoutError:
             raise TransportError(f"{server.host}:{server.port}: CAPF session longer than {4 * timeout:g}s",
                                  kind="timeout") from None

@@ -93,6 +93,7 @@ class Phone:
         tvs: TvsAsker | None = None,
         capf: CapfRunner | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        keylog: str | Path | None = None,
     ) -> None:
         self.mac = config_fmt.normalise_mac(mac)
         self._profile = profile
@@ -106,8 +107,11 @@ class Phone:
         self.fetch_retries = fetch_retries
         self.http_timeout = http_timeout
         self.tftp_pool = tftp_pool
-        self._tvs = tvs if tvs is not None else net_tvs_asker(timeout=tvs_timeout)
-        self._capf = capf if capf is not None else net_capf_runner(timeout=capf_timeout)
+        log = str(keylog) if keylog is not None else None
+        self._tvs = tvs if tvs is not None else net_tvs_asker(
+            timeout=tvs_timeout, tls_versions=profile.tls_versions, keylog=log)
+        self._capf = capf if capf is not None else net_capf_runner(
+            timeout=capf_timeout, tls_versions=profile.tls_versions, keylog=log)
         self._sleep = sleep
         self._auth_string: str | None = None
         if flash is not None:

@@ -143,7 +143,7 @@ class World:
                 mic = handle.cluster.pki.issue_mic(mac, model=profile.model, now=self.clock())
         flash = Flash(self.workdir / "phones" / mac, profile=profile)
         phone = Phone(mac=mac, profile=profile, flash=flash, clock=self.clock, mic=mic,
-                      image_signers=self.image_signers(), capf_retry_delay=0.0)
+                      image_signers=self.image_signers(), capf_retry_delay=0.0, keylog=self.keylog)
         if group.symmetric_key and profile.symmetric_key_bits:
             phone.set_symmetric_key(group.symmetric_key)
         return PhoneHandle(mac=mac, group=group.name, phone=phone, cluster=group.cluster, spec=group, mic=mic)
