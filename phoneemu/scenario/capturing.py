@@ -18,13 +18,15 @@ Rules:
   (bounded memory); past ``max_bytes`` the capture stops writing and says so in the note file.
   ``close()`` drains what the kernel already queued, stops the thread within ``_STOP_TIMEOUT``
   seconds and flushes.
-* **Only this process's traffic** (our rule): other programs on the same machine may use the same
-  loopback addresses (e.g. a second ``phoneemu run`` at the same time). The thread therefore spools
-  candidate packets to ``<scenario>.pcap.spool`` and learns the endpoints of *this process's* sockets
-  in the lab range — every ``_SCAN_S`` seconds from ``/proc/self/fd`` matched against
-  ``/proc/net/{tcp,udp}`` (the long-lived TFTP, HTTP, TVS and CAPF server sockets), and from the
-  datagrams servers report through :meth:`CaptureSink.udp` (the short-lived TFTP transfer sockets).
-  ``close()`` writes to the pcap only packets with one endpoint in that set, then removes the spool.
+* **Leave out other programs' traffic** (our rule): other programs on the same machine may use the
+  same loopback addresses (e.g. a second ``phoneemu run`` at the same time). The thread spools
+  candidate packets to ``<scenario>.pcap.spool`` and classifies the bound sockets in the lab range
+  as *ours* or *foreign* — ``/proc/net/{tcp,udp}`` inodes matched against ``/proc/self/fd``, read
+  every ``_SCAN_S`` seconds and whenever a packet arrives whose endpoints are not classified yet (at
+  most every ``_RESCAN_S`` seconds); the datagrams servers report through :meth:`CaptureSink.udp`
+  are ours too (the short-lived TFTP transfer sockets). ``close()`` writes to the pcap every spooled
+  packet except those whose lab endpoint is foreign and none ours, then removes the spool. A packet
+  of a socket that lived too briefly to be seen by a scan is kept (never lose our own traffic).
   Where ``/proc`` is not readable, every packet in the lab range is kept (the note file says so).
   In live mode :meth:`CaptureSink.udp` and :meth:`CaptureSink.tcp_flow` record nothing (the real
   packets are already captured; ``udp`` only teaches the endpoints), so servers may feed the sink
@@ -67,6 +69,7 @@ _SO_ATTACH_FILTER = 26
 _STOP_TIMEOUT = 2.0
 _POLL_S = 0.05
 _SCAN_S = 0.1
+_RESCAN_S = 0.01
 _SPOOL = struct.Struct("<dI")
 _DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
@@ -182,18 +185,18 @@ def _own_socket_inodes() -> set[int]:
     return out
 
 
-def _proc_endpoints(table: str, inodes: set[int]) -> list[tuple[int, int]]:
-    """``(IPv4 address as int, port)`` of the sockets in ``/proc/self/net/<table>`` owned by ``inodes``."""
-    out: list[tuple[int, int]] = []
+def _proc_endpoints(table: str) -> list[tuple[int, int, int]]:
+    """``(IPv4 address as int, port, inode)`` of every socket in ``/proc/self/net/<table>``."""
+    out: list[tuple[int, int, int]] = []
     with open(f"/proc/self/net/{table}", encoding="ascii", errors="replace") as fh:
         next(fh, None)
         for line in fh:
             f = line.split()
-            if len(f) < 10 or not f[9].isdigit() or int(f[9]) not in inodes:
-                continue
+            if len(f) < 10 or not f[9].isdigit() or f[9] == "0":
+                continue  # TIME_WAIT and the like: no owner
             addr, _, port = f[1].partition(":")
             with contextlib.suppress(ValueError):
-                out.append((int.from_bytes(bytes.fromhex(addr), "little"), int(port, 16)))
+                out.append((int.from_bytes(bytes.fromhex(addr), "little"), int(port, 16), int(f[9])))
     return out
 
 
@@ -203,11 +206,12 @@ class LiveCapture(CaptureSink):
     mode = "live"
 
     def __init__(self, path: Path, keylog: Path, *, hosts: tuple[str, str] = LAB_HOSTS,
-                 max_bytes: int = _DEFAULT_MAX_BYTES, interface: str = "lo", own_only: bool = True) -> None:
+                 max_bytes: int = _DEFAULT_MAX_BYTES, interface: str = "lo",
+                 drop_foreign: bool = True) -> None:
         super().__init__(path, keylog)
         self._lo, self._hi = _ip_int(hosts[0]), _ip_int(hosts[1])
         self.max_bytes = max_bytes
-        self.own_only = own_only
+        self.drop_foreign = drop_foreign
         self.truncated = False
         self.error: str | None = None
         self.filter_in_kernel = False
@@ -215,7 +219,9 @@ class LiveCapture(CaptureSink):
         self.kept = 0
         self.dropped_foreign = 0
         self._own: set[tuple[int, int]] = set()  # (address, port); address 0 = any
+        self._foreign: set[tuple[int, int]] = set()  # bound by another process at some scan
         self._own_lock = threading.Lock()
+        self._last_scan = 0.0
         self._spool_path = path.with_name(path.name + ".spool")
         self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_ALL))
         try:
@@ -273,23 +279,24 @@ class LiveCapture(CaptureSink):
         return frame[_ETH_HEADER:]
 
     # --- which endpoints are ours ----------------------------------------------------------
-    def _learn(self, addr: int, port: int) -> None:
+    def _learn(self, addr: int, port: int, *, own: bool = True) -> None:
         if addr == 0 or self._in_range(addr):
             with self._own_lock:
-                self._own.add((addr, port))
+                (self._own if own else self._foreign).add((addr, port))
 
     def _scan(self) -> None:
-        """Learn this process's socket endpoints in the lab range from /proc."""
+        """Learn which lab-range endpoints are bound by this process and which by others (/proc)."""
+        self._last_scan = time.monotonic()
         if self.proc_error is not None:
             return
         try:
             inodes = _own_socket_inodes()
-            found = _proc_endpoints("tcp", inodes) + _proc_endpoints("udp", inodes)
+            found = _proc_endpoints("tcp") + _proc_endpoints("udp")
         except OSError as exc:
             self.proc_error = f"{type(exc).__name__}: {exc}"
             return
-        for addr, port in found:
-            self._learn(addr, port)
+        for addr, port, inode in found:
+            self._learn(addr, port, own=inode in inodes)
 
     def udp(self, src: Endpoint, dst: Endpoint, payload: bytes, ts: float | None = None) -> None:
         for host, port in (src, dst):
@@ -298,15 +305,22 @@ class LiveCapture(CaptureSink):
                 if a.version == 4:
                     self._learn(int(a), port)
 
-    def _ours(self, pkt: bytes) -> bool:
+    def verdict(self, pkt: bytes) -> str:
+        """``"ours"`` (an endpoint is one of our sockets), ``"foreign"`` (another process's), or
+        ``"unknown"``; membership tests only, safe while the other thread adds."""
         ihl = (pkt[0] & 0x0F) * 4
         if pkt[9] not in (6, 17) or len(pkt) < ihl + 4:
-            return False
+            return "unknown"
         src, dst = struct.unpack_from("!II", pkt, 12)
         sport, dport = struct.unpack_from("!HH", pkt, ihl)
-        own = self._own
-        return bool({(src, sport), (dst, dport), (0, sport if self._in_range(src) else -1),
-                     (0, dport if self._in_range(dst) else -1)} & own)
+        ends = [(src, sport), (dst, dport)]
+        ends += [(0, sport)] if self._in_range(src) else []
+        ends += [(0, dport)] if self._in_range(dst) else []
+        if any(e in self._own for e in ends):
+            return "ours"
+        if any(e in self._foreign for e in ends):
+            return "foreign"
+        return "unknown"
 
     # --- the thread ---------------------------------------------------------------------------
     def _read_ready(self) -> int:
@@ -325,6 +339,9 @@ class LiveCapture(CaptureSink):
             if self._written + len(pkt) + _SPOOL.size > self.max_bytes:
                 self.truncated = True
                 continue
+            stale = time.monotonic() - self._last_scan > _RESCAN_S
+            if self.drop_foreign and stale and self.verdict(pkt) == "unknown":
+                self._scan()  # a socket we do not know yet: learn it while it still exists
             self._spool.write(_SPOOL.pack(ts, len(pkt)) + pkt)
             self._written += len(pkt) + _SPOOL.size
         return n
@@ -332,9 +349,10 @@ class LiveCapture(CaptureSink):
     def _run(self) -> None:
         try:
             next_scan = time.monotonic() + _SCAN_S
+            poller = select.poll()  # not select(): the fd may be above FD_SETSIZE in a large fleet
+            poller.register(self._sock.fileno(), select.POLLIN)
             while not self._stop.is_set():
-                ready, _, _ = select.select([self._sock], [], [], _POLL_S)
-                if ready:
+                if poller.poll(_POLL_S * 1000):
                     self._read_ready()
                 if time.monotonic() >= next_scan:
                     self._scan()
@@ -352,7 +370,7 @@ class LiveCapture(CaptureSink):
 
     def _write_pcap(self) -> None:
         """Copy the spooled packets that touch one of our endpoints into the pcap."""
-        filter_own = self.own_only and self.proc_error is None and bool(self._own)
+        filter_own = self.drop_foreign and self.proc_error is None
         with open(self._spool_path, "rb") as spool, PcapWriter(self.path) as out:
             while True:
                 head = spool.read(_SPOOL.size)
@@ -362,7 +380,7 @@ class LiveCapture(CaptureSink):
                 pkt = spool.read(n)
                 if len(pkt) < n:
                     break
-                if filter_own and not self._ours(pkt):
+                if filter_own and self.verdict(pkt) == "foreign":
                     self.dropped_foreign += 1
                     continue
                 out.packet(pkt, ts)

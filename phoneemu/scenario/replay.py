@@ -23,14 +23,20 @@ Rules (issue #5 point 3; spec §C.6 request names, §H.1 TFTP/HTTP 6970):
   ``SEP<MAC>.cnf.xml*``) belongs to that phone. Cluster-wide names (``ITLFile.tlv``, ``CTLFile.tlv``,
   ``XMLDefault.cnf.xml``, loads) are not attributed to a phone: *our convention* is that during a
   boot of a phone, a cluster-wide name is served from a download of that name from the same server
-  address inside that boot's window (from the boot's first request to the phone's next boot). A
-  boot starts with a request for the phone's first name in the capture (normally ``CTLSEP<MAC>.tlv``)
-  after a request for another name.
+  address inside that boot's window (from the boot's first request to the phone's next boot),
+  preferring downloads from a client endpoint (address and port) the phone itself used in that boot
+  (a reused TFTP socket, an HTTP keep-alive connection) — then only those count. A
+  boot starts with a request for ``CTLSEP<MAC>.tlv`` (else ``ITLSEP<MAC>.tlv``, else the phone's
+  first name in the capture) after a request for another name; requests before the first such start
+  (a capture begun mid-boot) form a boot of their own.
 * **Offline decisions**: a fresh :class:`~phoneemu.phone.phone.Phone` (profile selectable, no
   flash, no MIC) boots once per captured boot through :class:`ReplayFetcher`, which answers each
   name with the captured outcome (consecutive downloads of one name — HTTP then TFTP fallback —
-  count as one fetch; the final outcome wins). TVS and CAPF are unavailable offline (TransportError
-  ``unreachable``), so decisions that needed them differ from the live run and say so.
+  count as one fetch; the final outcome wins). CAPF is unavailable offline (TransportError
+  ``unreachable``). TVS is unavailable too, unless ``tvs_certs`` are given: then an offline TVS
+  answers a QUERY whose issuer and serial match one of them with that certificate and
+  ``tvs_roles`` (default SAST + CCM+TFTP) and any other QUERY with "not found" — a "what if the TVS
+  had vouched for this signer" replay (our convention; the captured TVS exchange is not decrypted).
 * Bad input: a malformed pcap raises DecodeError naming the offset; malformed TFTP/HTTP inside it is
   skipped and counted, never raised. Memory is bounded: ``max_file`` bytes per download, ``max_stream``
   per TCP direction.
@@ -43,12 +49,15 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from phoneemu.errors import DecodeError, PhoneEmuError, TransportError
 from phoneemu.net.capture import SYN, PcapPacket, read_pcap
 from phoneemu.net.tftp_codec import DEFAULT_BLKSIZE, Data, Error, OptionAck, ReadRequest, WriteRequest, decode
+
+if TYPE_CHECKING:
+    from phoneemu.phone.boot import BootReport
 
 __all__ = [
     "CaptureIndex",
@@ -61,6 +70,7 @@ __all__ = [
     "index_capture",
     "index_packets",
     "mac_of",
+    "offline_tvs",
     "replay_phone",
     "tftp_downloads",
 ]
@@ -384,6 +394,7 @@ def http_downloads(packets: Iterable[PcapPacket], *, max_file: int = MAX_FILE,
                    max_stream: int = MAX_STREAM) -> list[Download]:
     """HTTP GET/HEAD exchanges in the TCP packets of ``packets`` (see module rules)."""
     conns: dict[frozenset[Endpoint], _Conn] = {}
+    earlier: list[_Conn] = []
     for pkt in packets:
         if pkt.proto != "tcp":
             continue
@@ -391,7 +402,9 @@ def http_downloads(packets: Iterable[PcapPacket], *, max_file: int = MAX_FILE,
         key = frozenset((a, b))
         conn = conns.get(key)
         if conn is None or (pkt.flags & SYN and not pkt.flags & 0x10 and conn.dirs[a].stored):
-            conn = conns[key] = _Conn(a, b)  # a new connection reusing the port pair
+            if conn is not None:
+                earlier.append(conn)  # a new connection reusing the port pair
+            conn = conns[key] = _Conn(a, b)
             conn.order = pkt.index
         if conn.start is None:
             conn.start = pkt.ts
@@ -400,7 +413,7 @@ def http_downloads(packets: Iterable[PcapPacket], *, max_file: int = MAX_FILE,
             conn.client = a
         conn.dirs[a].add(pkt, max_stream)
     out: list[Download] = []
-    for conn in conns.values():
+    for conn in [*earlier, *conns.values()]:
         ends = [conn.client] if conn.client is not None else list(conn.ends)
         conn.client = next((e for e in ends if _is_http_request(conn.dirs[e].assemble()[0])), None)
         if conn.client is not None:
@@ -459,7 +472,8 @@ def boots_of(index: CaptureIndex, mac: str) -> list[ReplayBoot]:
     own = index.of_mac(mac)
     if not own:
         return []
-    first = own[0].name
+    names = {d.name for d in own}
+    first = next((n for n in (f"CTLSEP{mac}.tlv", f"ITLSEP{mac}.tlv") if n in names), own[0].name)
     groups: list[list[Download]] = []
     prev: str | None = None
     for d in own:
@@ -491,6 +505,7 @@ class ReplayFetcher:
             else:
                 groups.append([d])
             prev = d.name
+        self._clients = {d.client for d in boot.own}
         self._shared: dict[str, list[Download]] = {}
         for d in boot.shared:
             self._shared.setdefault(d.name, []).append(d)
@@ -502,6 +517,9 @@ class ReplayFetcher:
             group = queue.pop(0) if len(queue) > 1 else queue[0]
             return group, ""
         cands = self._shared.get(name, [])
+        mine = [d for d in cands if d.client in self._clients]
+        if mine:
+            return mine, " (cluster-wide name, same client endpoint)"
         if cands:
             return cands, " (cluster-wide name, from this boot's window)"
         return [], ""
@@ -529,7 +547,7 @@ class ReplayResult:
 
     boot: ReplayBoot
     served: tuple[tuple[str, str], ...]
-    report: Any  # phoneemu.phone.boot.BootReport
+    report: BootReport
 
     def as_dict(self) -> dict[str, Any]:
         return {"server": self.boot.server, "start": self.boot.start,
@@ -537,9 +555,26 @@ class ReplayResult:
                 "report": self.report.as_dict()}
 
 
+def offline_tvs(certificates: Sequence[Any], roles: frozenset[int]) -> Any:
+    """A :class:`~phoneemu.phone.boot.TvsAsker` vouching for ``certificates`` (see module rules)."""
+    from phoneemu.crypto.certs import cert_der, dn_text, normalise_dn
+    from phoneemu.phone.store import TvsAnswer, TvsStatus
+
+    known = {(normalise_dn(dn_text(c.issuer)), c.serial_number): cert_der(c) for c in certificates}
+
+    async def ask(_servers: Any, key: Any, **_kw: Any) -> Any:
+        if not certificates:
+            raise TransportError("TVS unavailable offline (replay)", kind="unreachable")
+        der = known.get((normalise_dn(key.issuer), int.from_bytes(key.serial, "big")))
+        return TvsAnswer(cert_der=der, roles=roles) if der is not None else TvsStatus.NOT_FOUND
+    return ask
+
+
 async def replay_phone(index: CaptureIndex, mac: str, *, profile: str = "cp-8861",
-                       now: int | None = None, image_signers: Sequence[Any] = ()) -> list[ReplayResult]:
-    """Boot a fresh phone offline once per captured boot of ``mac``; TVS and CAPF unreachable."""
+                       now: int | None = None, image_signers: Sequence[Any] = (),
+                       tvs_certs: Sequence[Any] = (),
+                       tvs_roles: frozenset[int] = frozenset({0, 2})) -> list[ReplayResult]:
+    """Boot a fresh phone offline once per captured boot of ``mac`` (see module rules)."""
     from phoneemu.formats.config import normalise_mac
     from phoneemu.phone.boot import BootTarget
     from phoneemu.phone.phone import Phone
@@ -552,9 +587,6 @@ async def replay_phone(index: CaptureIndex, mac: str, *, profile: str = "cp-8861
                             f"{', '.join(index.macs()) or 'none'})", path="mac")
     current = {"t": int(now if now is not None else boots[0].start)}
 
-    async def no_tvs(*_a: Any, **_k: Any) -> Any:
-        raise TransportError("TVS unavailable offline (replay)", kind="unreachable")
-
     async def no_capf(*_a: Any, **_k: Any) -> Any:
         raise TransportError("CAPF unavailable offline (replay)", kind="unreachable")
 
@@ -562,8 +594,8 @@ async def replay_phone(index: CaptureIndex, mac: str, *, profile: str = "cp-8861
         return None
 
     phone = Phone(mac=mac, profile=get_profile(profile), flash=None, clock=lambda: current["t"],
-                  tvs=no_tvs, capf=no_capf, sleep=no_sleep, image_signers=tuple(image_signers),
-                  capf_retries=0)
+                  tvs=offline_tvs(tvs_certs, tvs_roles), capf=no_capf, sleep=no_sleep,
+                  image_signers=tuple(image_signers), capf_retries=0)
     results: list[ReplayResult] = []
     for b in boots:
         if now is None:

@@ -1,0 +1,292 @@
+"""``--capture``: live loopback capture (AF_PACKET), synthetic fallback, key log, and replay of captures.
+
+Live capture needs root (CAP_NET_RAW) and Linux; where it is not possible those tests are skipped and
+the synthetic fallback is tested instead. tshark checks run only where tshark is installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from phoneemu.cli import main
+from phoneemu.errors import ScenarioError, TransportError
+from phoneemu.net.capture import read_pcap
+from phoneemu.net.tftp import TftpServer, tftp_get
+from phoneemu.net.tftp_codec import Data, ReadRequest, decode
+from phoneemu.scenario.capturing import CaptureSink, LiveCapture, SyntheticCapture, open_capture
+from phoneemu.scenario.replay import ReplayResult, index_capture, replay_phone
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[2]
+CAPTURES = ROOT / "captures"
+SCENARIOS = ROOT / "scenarios"
+HOST = "127.0.0.39"  # inside the capture range, away from the .11/.12 most tests use
+FILE = bytes(range(256)) * 9 + b"end"
+
+
+def run(coro: Awaitable[T]) -> T:
+    async def wrapped() -> T:
+        return await asyncio.wait_for(coro, 20)
+    return asyncio.run(wrapped())
+
+
+def live_capture(tmp: Path, name: str) -> CaptureSink:
+    try:
+        sink, _ = open_capture(tmp, name, mode="live")
+    except ScenarioError as exc:
+        pytest.skip(f"live capture not possible here: {exc}")
+    return sink
+
+
+async def fetch_through(sink: CaptureSink, names: list[str]) -> list[bytes]:
+    srv = TftpServer({"ITLSEP0A0000000001.tlv": FILE}, HOST, 0, capture=sink)
+    await srv.start()
+    try:
+        out = []
+        for n in names:
+            try:
+                out.append(await tftp_get(HOST, srv.port, n, blksize=1024, timeout=1.0, retries=2))
+            except TransportError:  # a missing file is part of the test
+                out.append(b"")
+        return out
+    finally:
+        await srv.close()
+
+
+# --------------------------------------------------------------------------- live
+FOREIGN = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.38", 0))
+s.sendto(b"\\x00\\x01foreign\\x00octet\\x00", s.getsockname())
+print("sent", flush=True)
+time.sleep(float(sys.argv[1]))
+"""
+
+
+def foreign_traffic() -> None:
+    """Another process exchanges a TFTP-looking datagram on a lab address and stays alive a moment."""
+    proc = subprocess.Popen([sys.executable, "-c", FOREIGN, "1.0"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "sent"
+        time.sleep(0.3)  # the capture thread classifies the socket while it exists
+    finally:
+        proc.kill()
+        proc.wait(5)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_live_capture_holds_each_tftp_packet_once_and_nothing_foreign(tmp_path: Path) -> None:
+    sink = live_capture(tmp_path, "live tftp/1")
+    assert isinstance(sink, LiveCapture) and sink.mode == "live"
+    assert sink.path == tmp_path / "live_tftp_1.pcap"
+    assert sink.keylog == tmp_path / "live_tftp_1.keys" and sink.keylog.read_bytes() == b""
+    got = run(fetch_through(sink, ["ITLSEP0A0000000001.tlv", "missing.tlv"]))
+    foreign_traffic()
+    started = time.monotonic()
+    sink.close()
+    assert time.monotonic() - started < 3.0
+    sink.close()  # idempotent
+    assert got[0] == FILE
+    pkts = list(read_pcap(sink.path))
+    assert all(p.proto == "udp" and HOST in (p.src, p.dst) for p in pkts)
+    msgs = [decode(p.payload) for p in pkts]
+    rrqs = [m.filename for m in msgs if isinstance(m, ReadRequest)]
+    assert rrqs == ["ITLSEP0A0000000001.tlv", "missing.tlv"]
+    blocks = [m.block for m in msgs if isinstance(m, Data)]
+    assert blocks == [1, 2, 3]  # 2307 bytes in 1024-byte blocks, each seen once (no loopback doubles)
+    assert sink.count == len(pkts)
+    assert sink.dropped_foreign >= 1  # the other process's datagram was seen and left out
+    assert not (tmp_path / "live_tftp_1.pcap.spool").exists()
+    idx = index_capture(sink.path)
+    assert [(d.name, d.outcome) for d in idx.downloads] == [("ITLSEP0A0000000001.tlv", "ok"),
+                                                          ("missing.tlv", "not-found")]
+    assert idx.downloads[0].data == FILE
+    if shutil.which("tshark"):
+        out = subprocess.run(["tshark", "-r", str(sink.path), "-d", f"udp.port=={pkts[0].dport},tftp"],
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+        assert "Read Request, File: ITLSEP0A0000000001.tlv" in out
+        assert "Data Packet, Block: 3 (last)" in out
+
+
+def test_live_capture_keeps_a_short_lived_http_server(tmp_path: Path) -> None:
+    """A server that lives a few milliseconds is still recognised as ours (scan on unknown endpoint)."""
+    from phoneemu.net.http import HttpServer, http_get
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as known:
+        known.bind((HOST, 0))  # learned when the capture opens: the "ours only" filter is active
+        sink = live_capture(tmp_path, "http")
+
+        async def go() -> bytes:
+            async with HttpServer({"CTLSEP0A0000000001.tlv": FILE}, HOST, 0) as srv:
+                return await http_get(HOST, srv.port, "CTLSEP0A0000000001.tlv", timeout=5.0)
+        assert run(go()) == FILE
+        sink.close()
+    (d,) = index_capture(sink.path).downloads
+    assert (d.protocol, d.name, d.data) == ("http", "CTLSEP0A0000000001.tlv", FILE)
+
+
+def test_live_capture_bounded_size_writes_a_note(tmp_path: Path) -> None:
+    try:
+        sink = LiveCapture(tmp_path / "small.pcap", tmp_path / "small.keys", max_bytes=600)
+    except OSError as exc:
+        pytest.skip(f"live capture not possible here: {exc}")
+    run(fetch_through(sink, ["ITLSEP0A0000000001.tlv"]))
+    sink.close()
+    assert sink.truncated
+    assert sum(len(p.payload) for p in read_pcap(sink.path)) < 600
+    assert "max_bytes" in sink.note_path.read_text()
+
+
+# --------------------------------------------------------------------------- synthetic
+def test_synthetic_capture_holds_what_services_feed(tmp_path: Path) -> None:
+    sink, keylog = open_capture(tmp_path, "synth", mode="synthetic")
+    assert isinstance(sink, SyntheticCapture) and keylog.exists()
+    got = run(fetch_through(sink, ["ITLSEP0A0000000001.tlv"]))
+    flow = sink.tcp_flow(("127.0.0.1", 41000), (HOST, 6970))
+    flow.client_data(b"GET /CTLFile.tlv HTTP/1.1\r\n\r\n")
+    flow.server_data(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+    flow.close()
+    sink.close()
+    assert got == [FILE]
+    idx = index_capture(sink.path)
+    assert [(d.protocol, d.name, d.outcome) for d in idx.downloads] == [
+        ("tftp", "ITLSEP0A0000000001.tlv", "ok"), ("http", "CTLFile.tlv", "not-found")]
+    note = sink.note_path.read_text()
+    assert "synthetic" in note and "TFTP" in note and "1 TCP conversation" in note
+
+
+def test_synthetic_note_says_tcp_services_are_missing(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PHONEEMU_CAPTURE", "synthetic")
+    sink, _ = open_capture(tmp_path, "env")
+    sink.close()
+    assert sink.mode == "synthetic"
+    assert "Not held: HTTP 6970, TVS 2445 and CAPF 3804" in sink.note_path.read_text()
+    with pytest.raises(ScenarioError, match="capture mode"):
+        open_capture(tmp_path, "x", mode="tcpdump")
+
+
+# --------------------------------------------------------------------------- a scenario run
+def test_run_with_capture_then_replay(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scenario = SCENARIOS / "migration-itl-signer-unknown.yaml"
+    assert main(["run", str(scenario), "--capture", str(tmp_path)]) == 0
+    capsys.readouterr()
+    stem = "migration-itl-signer-unknown"
+    pcap, keys = tmp_path / f"{stem}.pcap", tmp_path / f"{stem}.keys"
+    assert pcap.exists() and keys.exists()
+    idx = index_capture(pcap)
+    assert idx.macs() == ["0A0000000501", "0A0000000502"]
+    live = not (tmp_path / "migration-itl-signer-unknown.note.txt").exists()
+    if not live:
+        pytest.skip("synthetic capture (no raw socket): TLS not in the pcap")
+    secrets = keys.read_text()  # TVS sessions of the second boot (TLS 1.2 or 1.3 lines)
+    assert "CLIENT_RANDOM " in secrets or "CLIENT_TRAFFIC_SECRET_0 " in secrets
+    tls_ports = {p.dport for p in read_pcap(pcap)
+                 if p.proto == "tcp" and p.dst != "127.0.0.1" and p.payload[:2] == b"\x16\x03"}
+    assert len(tls_ports) == 1  # the new cluster's TVS
+    results = run(replay_phone(idx, "0A0000000501"))
+    assert [r.report.trust["ITL"] for r in results] == ["installed", "rejected"]
+    if shutil.which("tshark"):
+        port = tls_ports.pop()
+        out = subprocess.run(
+            ["tshark", "-r", str(pcap), "-o", f"tls.keylog_file:{keys}", "-d", f"tcp.port=={port},tls",
+             "-Y", "tls.app_data", "-T", "fields", "-e", "data.data"],
+            capture_output=True, text=True, timeout=60, check=True).stdout
+        decrypted = bytes.fromhex(out.split()[0])
+        assert b"SEP0A000000050" in decrypted  # the TVS query names the device: decryption worked
+
+
+# --------------------------------------------------------------------------- committed captures
+def _boot(results: list[ReplayResult], i: int) -> dict[str, object]:
+    r = results[i].report
+    d = r.deciding
+    return {"itl": r.trust["ITL"], "config": r.config, "locked_out": r.locked_out,
+            "rule": d.rule if d is not None else None,
+            "reason": d.reason_code.value if d is not None and d.reason_code is not None else None}
+
+
+Expect = dict[str, object]
+ACCEPTED_FIRST: Expect = {"itl": "installed", "config": "accepted", "locked_out": False,
+                          "rule": "G.4-signed-by-itl-tftp", "reason": None}
+ACCEPTED_AGAIN: Expect = dict(ACCEPTED_FIRST, itl="unchanged")
+TAMPERED: Expect = {"itl": "unchanged", "config": "rejected", "reason": "bad-signature",
+                    "rule": "G.4-bad-signature"}
+# offline the TVS is unreachable: same outcome as live (ITL rejected, locked out), other deciding rule
+MIGRATED: Expect = {"itl": "rejected", "config": "rejected", "locked_out": True,
+                    "rule": "G.3.4-tvs-unreachable"}
+SHA512_OLD: Expect = {"itl": "rejected", "config": "rejected", "reason": "unsupported-hash",
+                      "locked_out": True}
+#: capture → [(mac, profile, expected facts of each boot)]
+REFERENCE: dict[str, list[tuple[str, str, list[Expect]]]] = {
+    "first-boot-trusts-first-itl": [
+        (f"0A000000000{i}", "cp-8861", [ACCEPTED_FIRST, ACCEPTED_AGAIN]) for i in (1, 2, 3)],
+    "tampered-config-rejected": [("0A0000000201", "cp-8861", [ACCEPTED_FIRST, TAMPERED])],
+    "migration-itl-signer-unknown": [
+        (f"0A000000050{i}", "cp-8861", [ACCEPTED_FIRST, MIGRATED]) for i in (1, 2)],
+    "sha512-signing-sha1-phone": [
+        ("0A0000001601", "cp-8861", [ACCEPTED_FIRST, dict(ACCEPTED_FIRST, itl="updated")]),
+        ("0A0000001602", "cp-7962", [ACCEPTED_FIRST, SHA512_OLD])],
+}
+
+
+def test_every_committed_capture_is_listed_and_documented() -> None:
+    found = {p.stem for p in CAPTURES.glob("*.pcap")}
+    assert found == set(REFERENCE)
+    readme = (CAPTURES / "README.md").read_text()
+    for name in found:
+        assert f"`{name}.pcap`" in readme
+        assert (CAPTURES / f"{name}.keys").exists()
+        assert (CAPTURES / f"{name}.pcap").stat().st_size < 500_000
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_committed_capture_replays_to_the_scenarios_decisions(name: str) -> None:
+    idx = index_capture(CAPTURES / f"{name}.pcap")
+    assert idx.macs() == sorted(mac for mac, _, _ in REFERENCE[name])
+    for mac, profile, boots in REFERENCE[name]:
+        results = run(replay_phone(idx, mac, profile=profile))
+        assert len(results) == len(boots), mac
+        for i, want in enumerate(boots):
+            got = _boot(results, i)
+            assert {k: got[k] for k in want} == want, (mac, i, results[i].report.timeline)
+        if boots[0]["itl"] == "installed":
+            assert any(d.rule.startswith("G.2") and d.accepted for d in results[0].report.decisions)
+
+
+def test_committed_migration_replayed_with_an_offline_tvs_that_vouches(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The documented migration fix: had the TVS known the new ITLRecovery, the ITL would be updated."""
+    import json
+    import ssl
+
+    from phoneemu.formats import trustlist
+    from phoneemu.scenario.replay import boots_of
+    pcap = CAPTURES / "migration-itl-signer-unknown.pcap"
+    second = boots_of(index_capture(pcap), "0A0000000501")[1]
+    itl = next(d for d in second.own if d.name.startswith("ITLSEP"))
+    assert itl.data is not None
+    signer = trustlist.parse(itl.data).signer_record()
+    assert signer.certificate is not None
+    pem = tmp_path / "new-itlrecovery.pem"
+    pem.write_text(ssl.DER_cert_to_PEM_cert(signer.certificate))
+    assert main(["replay", str(pcap), "--mac", "0A0000000501", "--tvs-cert", str(pem), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    boot2 = doc["boots"][1]["report"]
+    assert boot2["trust"]["ITL"] == "updated" and boot2["config"] == "accepted" and boot2["tvs_used"]
+    assert any(d["rule"] == "G.3.4-vouched-by-tvs" and d["accepted"] for d in boot2["decisions"])
+    # the TVS vouches for the signer but without the SAST role: rejected
+    assert main(["replay", str(pcap), "--mac", "0A0000000501", "--tvs-cert", str(pem),
+                 "--tvs-roles", "1"]) == 1
+    assert "G.3.4-tvs-wrong-role" in capsys.readouterr().out
+    assert main(["replay", str(pcap), "--mac", "0A0000000501", "--tvs-roles", "x"]) == 2
