@@ -16,6 +16,9 @@ Rules implemented here:
   multiple of 4. Tag 28 right after tag 2 follows certutils (spec §A.2, §A.3a).
 * The signature (tag 12) covers the whole file minus the 3 + len bytes of the signature TLV
   (spec §A.3). :class:`ParsedHeader` keeps those exact bytes; we never verify a re-serialisation.
+* Performance only: a successful decode is remembered by its exact header bytes (``_tlv.Memo``;
+  failures are decoded again every time), and :func:`build_header` keeps the bytes of an
+  (immutable) :class:`SignedHeader` on the object after the first build.
 * Hash codes 1/2/3 (spec §A.4) and modulus codes 0-3 (spec §A.5) are checked at verification time
   (VerificationError UNSUPPORTED_HASH / UNSUPPORTED_KEY); parsing keeps any code. A known modulus
   code that does not match the verifying key's size means "not this signer": BAD_SIGNATURE.
@@ -46,7 +49,7 @@ from phoneemu.crypto import certs, signatures
 from phoneemu.crypto.hashes import hash_alg
 from phoneemu.crypto.keys import PrivateKey, PublicKey, key_size_bits, public_key_spki_der
 from phoneemu.errors import DecodeError, EncodeError, VerificationError, VerifyReason
-from phoneemu.formats._tlv import check_cstring, decode_cstring, encode_cstring
+from phoneemu.formats._tlv import Memo, check_cstring, decode_cstring, encode_cstring
 from phoneemu.wire import Reader, Writer
 
 __all__ = [
@@ -284,31 +287,57 @@ class _Walk:
         self.sig_span = (0, 0)
 
 
-def _walk(r: Reader, st: _Walk, container: int) -> Layout:
+def _fail(data: bytes, st: _Walk, pos: int, end: int, path: str, read: str, n: int, field: str,
+          tag: int) -> DecodeError:
+    """The DecodeError the :class:`Reader` raises for a short read at ``pos`` (same text and place)."""
+    r = Reader(data, fmt=st.fmt, start=pos, end=end, path=path)
+    try:
+        if read == "u16":
+            r.u16(field, tag=tag)
+        elif read == "sub":
+            r.sub(n, field, tag=tag)
+        else:
+            r.take(n, field, tag=tag)
+    except DecodeError as exc:
+        return exc
+    raise AssertionError("short read did not fail")  # pragma: no cover
+
+
+def _walk(data: bytes, pos: int, end: int, path: str, st: _Walk, container: int) -> Layout:
+    """TLVs of ``data[pos:end]`` (a container or the header); reads inlined for speed."""
     items: list[LayoutItem] = []
-    while not r.at_end:
-        start = r.offset
-        tag = r.u8("tag")
+    while pos < end:
+        start = pos
+        tag = data[pos]
         if tag == 13:
             items.append(13)
+            pos += 1
             continue
-        length = r.u16("length", tag=tag)
+        if end - pos < 3:
+            raise _fail(data, st, pos + 1, end, path, "u16", 2, "length", tag)
+        length = (data[pos + 1] << 8) | data[pos + 2]
+        pos += 3
         known = tag in _LEAF_TAGS or tag in CONTAINER_TAGS
         if known:
             if tag in st.seen:
                 raise DecodeError(f"duplicate tag {tag} ({_name(tag)})", fmt=st.fmt, offset=start,
-                                  path=f"{r.path}.{_name(tag)}", tag=tag)
+                                  path=f"{path}.{_name(tag)}", tag=tag)
             st.seen.add(tag)
             if tag in CONTAINER_TAGS:
-                sub = r.sub(length, _NAMES[tag], tag=tag)
-                items.append((tag, _walk(sub, st, tag)))
+                if length > end - pos:
+                    raise _fail(data, st, pos, end, path, "sub", length, _NAMES[tag], tag)
+                items.append((tag, _walk(data, pos, pos + length, f"{path}.{_NAMES[tag]}", st, tag)))
+                pos += length
                 continue
-        value = r.take(length, _NAMES.get(tag, "value"), tag=tag)
+        if length > end - pos:
+            raise _fail(data, st, pos, end, path, "take", length, _NAMES.get(tag, "value"), tag)
+        value = data[pos:pos + length]
+        pos += length
         if known:
             want = _FIXED_LEN.get(tag)
             if want is not None and length != want:
                 raise DecodeError(f"length {length}, expected {want}", fmt=st.fmt, offset=start,
-                                  path=f"{r.path}.{_name(tag)}", tag=tag)
+                                  path=f"{path}.{_name(tag)}", tag=tag)
             st.values[tag] = (value, start + 3)
             if tag == 12:
                 st.sig_span = (start, 3 + length)
@@ -317,6 +346,10 @@ def _walk(r: Reader, st: _Walk, container: int) -> Layout:
             st.unknown.append(UnknownTag(tag=tag, value=value, container=container))
             items.append(UNKNOWN_SLOT)
     return tuple(items)
+
+
+#: Successful header decodes by exact header bytes (``_tlv.Memo``: failures are never remembered).
+_PARSED: Memo[tuple[SignedHeader, tuple[int, int]]] = Memo()
 
 
 def parse_header(data: bytes, *, fmt: str) -> ParsedHeader:
@@ -339,10 +372,23 @@ def parse_header(data: bytes, *, fmt: str) -> ParsedHeader:
     if not 10 <= header_length <= len(data):
         raise DecodeError(f"HEADER_LENGTH {header_length} outside 10..{len(data)} (file size)",
                           fmt=fmt, offset=8, path="header.header_length", tag=2)
+    head = data[:header_length]
+    hit = _PARSED.get(head)
+    if hit is None:
+        hit = _parse_fields(r, data, header_length, (version[0], version[1]), fmt)
+        _PARSED.put(head, hit)
+    header, sig_span = hit
+    s_off, s_len = sig_span
+    return ParsedHeader(header=header, body_offset=header_length, signature_span=sig_span,
+                        signed_message=data[:s_off] + data[s_off + s_len:])
+
+
+def _parse_fields(r: Reader, data: bytes, header_length: int, version: tuple[int, int],
+                  fmt: str) -> tuple[SignedHeader, tuple[int, int]]:
+    """Everything after the first two TLVs: a pure function of ``data[:header_length]``."""
     st = _Walk(fmt)
     body = r.sub(header_length - 10, "header")
-    body.path = "header"
-    layout = _walk(body, st, 0)
+    layout = _walk(data, body.offset, body.end, "header", st, 0)
 
     def need(tag: int) -> tuple[bytes, int]:
         got = st.values.get(tag)
@@ -368,7 +414,7 @@ def parse_header(data: bytes, *, fmt: str) -> ParsedHeader:
     sv = st.values.get(T.SIGNER_VERSION)
     sigalg = st.values.get(T.SIGNATURE_ALGORITHM)
     header = SignedHeader(
-        version=(version[0], version[1]),
+        version=version,
         signer=signer,
         hash_alg=need(T.HASH_ALGORITHM)[0][0],
         signature_algorithm=sigalg[0][0] if sigalg else 0,
@@ -382,9 +428,7 @@ def parse_header(data: bytes, *, fmt: str) -> ParsedHeader:
         header_length=header_length,
         layout=layout,
     )
-    s_off, s_len = st.sig_span
-    return ParsedHeader(header=header, body_offset=header_length, signature_span=st.sig_span,
-                        signed_message=data[:s_off] + data[s_off + s_len:])
+    return header, st.sig_span
 
 
 # --------------------------------------------------------------------------- building
@@ -523,8 +567,15 @@ def _build(h: SignedHeader) -> tuple[bytes, tuple[int, int]]:
 
 
 def build_header(h: SignedHeader) -> bytes:
-    """Serialise ``h`` (its own layout if it still fits, else Cisco order); HEADER_LENGTH recomputed."""
-    return _build(h)[0]
+    """Serialise ``h`` (its own layout if it still fits, else Cisco order); HEADER_LENGTH recomputed.
+
+    ``h`` is immutable, so its bytes are computed once and kept on the object.
+    """
+    built: bytes | None = h.__dict__.get("_built")
+    if built is None:
+        built = _build(h)[0]
+        object.__setattr__(h, "_built", built)
+    return built
 
 
 # --------------------------------------------------------------------------- signing
@@ -581,15 +632,27 @@ def sign_header(template: SignedHeader, body: bytes, signer: FileSigner, *,
     sig_len = (key_size_bits(signer.key) + 7) // 8
     h = replace(template, signer=signer_info or signer.info, modulus_code=signer.modulus_code)
     alg = hash_alg(h.hash_alg)
-    for _ in range(8):  # an ECDSA signature's length varies; converge in a few rounds
-        h = replace(h, signature=bytes(sig_len))
+    # The header length depends on the signature length. RSA signatures have the modulus length;
+    # a DER ECDSA signature varies by a byte or two, so fix the length after the first signature and
+    # re-sign (ECDSA is randomised) until one has that length: each try matches with probability
+    # >= 1/4, so 96 tries fail with probability < 1e-11.
+    h = replace(h, signature=bytes(sig_len))
+    head, (s_off, s_len) = _build(h)
+    msg = head[:s_off] + head[s_off + s_len:] + body
+    sig = signatures.sign(signer.key, msg, alg)
+    if len(sig) != sig_len:
+        h = replace(h, signature=bytes(len(sig)))
         head, (s_off, s_len) = _build(h)
         msg = head[:s_off] + head[s_off + s_len:] + body
-        sig = signatures.sign(signer.key, msg, alg)
-        if len(sig) == sig_len:
-            return head[:s_off] + head[s_off:s_off + 3] + sig + head[s_off + s_len:] + body
-        sig_len = len(sig)
-    raise EncodeError("signature length did not converge", fmt="header", path="signature")
+        want = len(sig)
+        for _ in range(96):
+            sig = signatures.sign(signer.key, msg, alg)
+            if len(sig) == want:
+                break
+        else:
+            raise EncodeError("no ECDSA signature of a stable length after 96 tries", fmt="header",
+                              path="signature")
+    return head[:s_off] + head[s_off:s_off + 3] + sig + head[s_off + s_len:] + body
 
 
 def sign_file(
