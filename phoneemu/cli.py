@@ -23,10 +23,14 @@ _COMMAND_MODULES = (
 
 _EPILOG = """\
 quick start:
-  phoneemu run scenarios/                 run the catalogue against the built-in lab cluster
-  phoneemu lab init /tmp/lab --seed 1     make a lab cluster, then: phoneemu lab serve --dir /tmp/lab
-  phoneemu boot --tftp 127.0.0.1:6969 --mac 001122334455 --flash /tmp/ph1
-  phoneemu inspect ITLFile.tlv            decode and verify a trust list
+  phoneemu run scenarios/                       the catalogue against the built-in lab cluster
+  phoneemu lab init /tmp/lab                    a lab cluster (add --seed N for reproducible keys)
+  phoneemu lab phone add /tmp/lab --mac 001122334455
+  phoneemu lab serve --dir /tmp/lab --tftp-port 6969 &
+  phoneemu boot --tftp 127.0.0.1:6969 --mac 001122334455 --flash /tmp/ph1 --lab /tmp/lab
+  phoneemu inspect ITLFile.tlv                  decode and verify a trust list
+
+Each command has its own --help with examples.
 """
 
 
