@@ -314,28 +314,14 @@ def decode(data: bytes) -> CapfMessage:
     return _decode_frame(bytes(data), "")
 
 
-class FrameDecoder:
+class FrameDecoder(FrameBuffer[CapfMessage]):
     """Incremental decoder: ``feed(bytes) -> list[CapfMessage]``; buffers at most one partial frame
-    (``MAX_FRAME`` bytes). Malformed input raises ProtocolError/DecodeError and poisons the decoder."""
+    (``MAX_FRAME`` bytes). Malformed input raises ProtocolError/DecodeError and poisons the decoder;
+    ``eof()`` raises DecodeError if the stream ended inside a frame."""
 
     def __init__(self) -> None:
-        self._fb: FrameBuffer[CapfMessage] = FrameBuffer(
-            fmt=FMT, header_size=HEADER_SIZE, body_length_at=6,
-            check_header=_check_header, decode=_decode_frame)
-
-    def feed(self, data: bytes) -> list[CapfMessage]:
-        return self._fb.feed(data)
-
-    def eof(self) -> None:
-        self._fb.eof()
-
-    @property
-    def buffered(self) -> int:
-        return self._fb.buffered
-
-    @property
-    def max_buffered(self) -> int:
-        return self._fb.max_buffered
+        super().__init__(fmt=FMT, header_size=HEADER_SIZE, body_length_at=6,
+                         check_header=_check_header, decode=_decode_frame)
 
 
 # --- element value codecs ------------------------------------------------------------------------

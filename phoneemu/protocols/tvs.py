@@ -190,29 +190,14 @@ def decode(data: bytes) -> TvsMessage:
     return _decode_frame(bytes(data), "")
 
 
-class FrameDecoder:
+class FrameDecoder(FrameBuffer[TvsMessage]):
     """Incremental decoder: ``feed(bytes) -> list[TvsMessage]``; buffers at most one partial frame
-    (``MAX_FRAME`` bytes). Malformed input raises ProtocolError/DecodeError and poisons the decoder."""
+    (``MAX_FRAME`` bytes). Malformed input raises ProtocolError/DecodeError and poisons the decoder;
+    ``eof()`` raises DecodeError if the stream ended inside a frame."""
 
     def __init__(self) -> None:
-        self._fb: FrameBuffer[TvsMessage] = FrameBuffer(
-            fmt=FMT, header_size=HEADER_SIZE, body_length_at=8,
-            check_header=_check_header, decode=_decode_frame)
-
-    def feed(self, data: bytes) -> list[TvsMessage]:
-        return self._fb.feed(data)
-
-    def eof(self) -> None:
-        """Raise DecodeError if the stream ended inside a frame."""
-        self._fb.eof()
-
-    @property
-    def buffered(self) -> int:
-        return self._fb.buffered
-
-    @property
-    def max_buffered(self) -> int:
-        return self._fb.max_buffered
+        super().__init__(fmt=FMT, header_size=HEADER_SIZE, body_length_at=8,
+                         check_header=_check_header, decode=_decode_frame)
 
 
 # --- device names ---------------------------------------------------------------------------------
