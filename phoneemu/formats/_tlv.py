@@ -3,13 +3,67 @@
 * Strings are NUL-terminated and the length counts the NUL (spec §A.7).
 * Bytes that are not UTF-8 are kept with ``surrogateescape`` so that a parse/build round trip
   reproduces them exactly; :func:`printable` renders such strings safely for humans.
+* :class:`Memo` remembers the result of a *successful* pure decode of exact bytes (a header, a
+  record), so decoding the same bytes again (a fuzzer's mutants share most of their seed's
+  spans; ``detect`` then ``parse`` read the same header) costs a dictionary lookup. Failures are
+  never remembered: bad bytes are decoded again and raise with their own offset. Memory is
+  bounded by an entry count and a byte budget; when either is reached the memo starts afresh.
+  :func:`clear_memos` empties them all (cold-path benchmarks).
 """
 
 from __future__ import annotations
 
+import weakref
+from typing import Any, Generic, TypeVar
+
 from phoneemu.errors import DecodeError, EncodeError
 
-__all__ = ["check_cstring", "decode_cstring", "encode_cstring", "printable"]
+__all__ = ["Memo", "check_cstring", "clear_memos", "decode_cstring", "encode_cstring", "printable"]
+
+V = TypeVar("V")
+_MEMOS: weakref.WeakSet[Memo[Any]] = weakref.WeakSet()
+
+
+def clear_memos() -> None:
+    """Forget every remembered decode (benchmarks of the cold path, tests)."""
+    for m in list(_MEMOS):
+        m.clear()
+
+
+class Memo(Generic[V]):
+    """Bytes → successful decode result, at most ``max_items`` entries and ``max_bytes`` of keys
+    (keys over ``max_key`` bytes are not remembered); see the module docstring."""
+
+    __slots__ = ("__weakref__", "_items", "_size", "max_bytes", "max_items", "max_key")
+
+    def __init__(self, *, max_items: int = 512, max_bytes: int = 1 << 20, max_key: int = 16 << 10) -> None:
+        self._items: dict[bytes, V] = {}
+        self._size = 0
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self.max_key = max_key
+        _MEMOS.add(self)
+
+    def get(self, key: bytes) -> V | None:
+        return self._items.get(key)
+
+    def put(self, key: bytes, value: V) -> None:
+        n = len(key)
+        if n > self.max_key:
+            return
+        if self._size + n > self.max_bytes or len(self._items) >= self.max_items:
+            self._items.clear()
+            self._size = 0
+        if key not in self._items:
+            self._size += n
+        self._items[key] = value
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._size = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 def decode_cstring(raw: bytes, *, fmt: str, path: str, tag: int, offset: int) -> str:

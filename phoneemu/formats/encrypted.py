@@ -30,6 +30,9 @@ Symmetric ("manual key") method — OUR convention; the byte layout is [UNK] pub
 * :func:`parse_hex_key` reads the key as typed: 32 or 64 hex digits; 32 zero digits clear the
   key (spec §C.5) and so, by our convention, do 64 zero digits.
 
+Performance only: a successful RSA unwrap is remembered for the same private-key object and
+wrapped bytes (``_tlv.Memo``, failures never), the rest of decryption runs every time.
+
 Parsing (:func:`parse`) requires tags 18, 19, 20, 23, 24, 26, 27, plus tag 25 when tag 18 is 0
 and no tag 25 when tag 18 is 1; the IV must be 16 bytes, the pad count 1..16 and the body a
 non-empty multiple of 16 bytes. Anything else is a DecodeError naming the tag. Other tag-18
@@ -58,6 +61,7 @@ from phoneemu.errors import (
     VerificationError,
     VerifyReason,
 )
+from phoneemu.formats._tlv import Memo
 from phoneemu.formats.header import (
     EncryptionInfo,
     FileSigner,
@@ -320,6 +324,25 @@ def _decrypt(ef: EncryptedFile, key: bytes, alg: HashAlg) -> bytes:
     return plaintext
 
 
+#: Successful RSA unwraps by wrapped key, with the private key object that unwrapped it (perf only).
+_UNWRAPPED: Memo[tuple[PrivateKey, bytes]] = Memo(max_items=64, max_key=1024)
+
+
+def _unwrap(private_key: PrivateKey, wrapped: bytes) -> bytes:
+    """``cipher.rsa_unwrap``, remembered for the same key object and wrapped bytes.
+
+    The private-key operation is deterministic, so a repeated unwrap (a fuzzer's mutants of one
+    file, or a phone re-reading its config) returns the same bytes; failures are not remembered.
+    The memo holds the key object itself, so a hit is always for that very key.
+    """
+    hit = _UNWRAPPED.get(wrapped)
+    if hit is not None and hit[0] is private_key:
+        return hit[1]
+    key = cipher.rsa_unwrap(private_key, wrapped)
+    _UNWRAPPED.put(wrapped, (private_key, key))
+    return key
+
+
 def decrypt_pki(ef: EncryptedFile, private_key: PrivateKey) -> bytes:
     """Unwrap the file key with the phone's private key, decrypt, unpad, check the plaintext hash."""
     alg = _common_checks(ef, MODE_PKI)
@@ -330,7 +353,7 @@ def decrypt_pki(ef: EncryptedFile, private_key: PrivateKey) -> bytes:
                               f"{8 * len(wrapped)} bits", fmt=FMT, path="header.encryption_key_size",
                               tag=T.ENCRYPTION_KEY_SIZE)
     try:
-        key = cipher.rsa_unwrap(private_key, wrapped)
+        key = _unwrap(private_key, wrapped)
     except DecryptionError as exc:
         raise DecryptionError(exc.message, reason=exc.reason, fmt=FMT, path="header.encryption_key",
                               tag=T.ENCRYPTION_KEY) from None

@@ -287,7 +287,7 @@ class _Walk:
         self.sig_span = (0, 0)
 
 
-def _fail(data: bytes, st: _Walk, pos: int, end: int, path: str, read: str, n: int, field: str,
+def _fail(data: bytes, st: _Walk, pos: int, end: int, *, path: str, read: str, n: int, field: str,
           tag: int) -> DecodeError:
     """The DecodeError the :class:`Reader` raises for a short read at ``pos`` (same text and place)."""
     r = Reader(data, fmt=st.fmt, start=pos, end=end, path=path)
@@ -303,7 +303,7 @@ def _fail(data: bytes, st: _Walk, pos: int, end: int, path: str, read: str, n: i
     raise AssertionError("short read did not fail")  # pragma: no cover
 
 
-def _walk(data: bytes, pos: int, end: int, path: str, st: _Walk, container: int) -> Layout:
+def _walk(data: bytes, pos: int, end: int, *, path: str, st: _Walk, container: int) -> Layout:
     """TLVs of ``data[pos:end]`` (a container or the header); reads inlined for speed."""
     items: list[LayoutItem] = []
     while pos < end:
@@ -314,7 +314,7 @@ def _walk(data: bytes, pos: int, end: int, path: str, st: _Walk, container: int)
             pos += 1
             continue
         if end - pos < 3:
-            raise _fail(data, st, pos + 1, end, path, "u16", 2, "length", tag)
+            raise _fail(data, st, pos + 1, end, path=path, read="u16", n=2, field="length", tag=tag)
         length = (data[pos + 1] << 8) | data[pos + 2]
         pos += 3
         known = tag in _LEAF_TAGS or tag in CONTAINER_TAGS
@@ -325,12 +325,15 @@ def _walk(data: bytes, pos: int, end: int, path: str, st: _Walk, container: int)
             st.seen.add(tag)
             if tag in CONTAINER_TAGS:
                 if length > end - pos:
-                    raise _fail(data, st, pos, end, path, "sub", length, _NAMES[tag], tag)
-                items.append((tag, _walk(data, pos, pos + length, f"{path}.{_NAMES[tag]}", st, tag)))
+                    raise _fail(data, st, pos, end, path=path, read="sub", n=length, field=_NAMES[tag],
+                                tag=tag)
+                items.append((tag, _walk(data, pos, pos + length, path=f"{path}.{_NAMES[tag]}", st=st,
+                                         container=tag)))
                 pos += length
                 continue
         if length > end - pos:
-            raise _fail(data, st, pos, end, path, "take", length, _NAMES.get(tag, "value"), tag)
+            raise _fail(data, st, pos, end, path=path, read="take", n=length, field=_NAMES.get(tag, "value"),
+                        tag=tag)
         value = data[pos:pos + length]
         pos += length
         if known:
@@ -388,7 +391,7 @@ def _parse_fields(r: Reader, data: bytes, header_length: int, version: tuple[int
     """Everything after the first two TLVs: a pure function of ``data[:header_length]``."""
     st = _Walk(fmt)
     body = r.sub(header_length - 10, "header")
-    layout = _walk(data, body.offset, body.end, "header", st, 0)
+    layout = _walk(data, body.offset, body.end, path="header", st=st, container=0)
 
     def need(tag: int) -> tuple[bytes, int]:
         got = st.values.get(tag)
@@ -530,21 +533,33 @@ def _leaf_value(h: SignedHeader, tag: int) -> bytes:
     return bytes(v)
 
 
+_FIELDS: tuple[str, ...] = tuple(f"header.{_name(t)}" for t in range(256))
+
+
 def _emit(w: Writer, h: SignedHeader, items: Layout, unknown: Iterator[UnknownTag],
           sig_at: list[int]) -> None:
     for it in items:
         if isinstance(it, tuple):
-            with w.block16(it[0], field=f"header.{_name(it[0])}"):
-                _emit(w, h, it[1], unknown, sig_at)
+            # Writer.block16 inlined (same errors): tag, u16 length patched after the children.
+            tag, children = it
+            w.u8(tag)
+            at = len(w)
+            w.u16(0)
+            _emit(w, h, children, unknown, sig_at)
+            size = len(w) - at - 2
+            if size > 0xFFFF:
+                raise EncodeError(f"block of {size} bytes exceeds 65535", fmt=w.fmt, path=_FIELDS[tag],
+                                  tag=tag)
+            w.patch_u16(at, size, _FIELDS[tag])
         elif it == T.PADDING:
             w.u8(T.PADDING)
         elif it == UNKNOWN_SLOT:
             u = next(unknown)
-            w.tlv(u.tag, u.value, field=f"header.{_name(u.tag)}")
+            w.tlv(u.tag, u.value, field=_FIELDS[u.tag])
         else:
             if it == T.SIGNATURE:
                 sig_at.append(len(w))
-            w.tlv(it, _leaf_value(h, it), field=f"header.{_name(it)}")
+            w.tlv(it, _leaf_value(h, it), field=_FIELDS[it])
 
 
 def _build(h: SignedHeader) -> tuple[bytes, tuple[int, int]]:
@@ -632,27 +647,21 @@ def sign_header(template: SignedHeader, body: bytes, signer: FileSigner, *,
     sig_len = (key_size_bits(signer.key) + 7) // 8
     h = replace(template, signer=signer_info or signer.info, modulus_code=signer.modulus_code)
     alg = hash_alg(h.hash_alg)
-    # The header length depends on the signature length. RSA signatures have the modulus length;
-    # a DER ECDSA signature varies by a byte or two, so fix the length after the first signature and
-    # re-sign (ECDSA is randomised) until one has that length: each try matches with probability
-    # >= 1/4, so 96 tries fail with probability < 1e-11.
-    h = replace(h, signature=bytes(sig_len))
-    head, (s_off, s_len) = _build(h)
-    msg = head[:s_off] + head[s_off + s_len:] + body
-    sig = signatures.sign(signer.key, msg, alg)
-    if len(sig) != sig_len:
-        h = replace(h, signature=bytes(len(sig)))
+    # The header length depends on the signature length. RSA signatures have the modulus length; a
+    # DER ECDSA signature varies by a byte or two. Build for a length, re-sign (ECDSA is randomised)
+    # until a signature has it; after 8 misses switch to the last length seen. The common lengths
+    # come up with probability >= 1/4 each, so 16 rounds of 8 cannot realistically all miss.
+    want = len(signatures.sign(signer.key, b"", alg)) if hasattr(signer.key, "curve") else sig_len
+    for _ in range(16):
+        h = replace(h, signature=bytes(want))
         head, (s_off, s_len) = _build(h)
         msg = head[:s_off] + head[s_off + s_len:] + body
-        want = len(sig)
-        for _ in range(96):
+        for _ in range(8):
             sig = signatures.sign(signer.key, msg, alg)
             if len(sig) == want:
-                break
-        else:
-            raise EncodeError("no ECDSA signature of a stable length after 96 tries", fmt="header",
-                              path="signature")
-    return head[:s_off] + head[s_off:s_off + 3] + sig + head[s_off + s_len:] + body
+                return head[:s_off] + head[s_off:s_off + 3] + sig + head[s_off + s_len:] + body
+        want = len(sig)
+    raise EncodeError("no ECDSA signature of a stable length", fmt="header", path="signature")
 
 
 def sign_file(

@@ -13,6 +13,9 @@ Rules implemented here:
   VerificationError WRONG_ROLE; no serial at all is UNKNOWN_SIGNER.
 * Inputs larger than ``limit`` (64 KiB by default, the phone limit of spec §B.5) are refused with
   SizeLimitError before any parsing.
+* Performance only: a successful record decode is remembered by its exact bytes (``_tlv.Memo``;
+  failures are decoded again, with their own offsets) and :func:`build_record` keeps the bytes of
+  an (immutable) :class:`TrustRecord` on the object after the first build.
 * Records are decoded lazily: :func:`parse` checks the header and the RECORD_LENGTH chain; a
   record's TLVs are decoded (and checked) the first time it is needed, the certificate only on
   :meth:`TrustRecord.x509`. ``parse(..., lazy=False)`` decodes everything up front.
@@ -37,7 +40,7 @@ from cryptography import x509
 from phoneemu.crypto import certs, keys
 from phoneemu.crypto.keys import PublicKey
 from phoneemu.errors import DecodeError, EncodeError, SizeLimitError, VerificationError, VerifyReason
-from phoneemu.formats._tlv import check_cstring, decode_cstring, encode_cstring
+from phoneemu.formats._tlv import Memo, check_cstring, decode_cstring, encode_cstring
 from phoneemu.formats.header import (
     FileSigner,
     ParsedHeader,
@@ -258,8 +261,21 @@ def rollback_records(records: Iterable[TrustRecord]) -> tuple[TrustRecord, ...]:
 
 
 # --------------------------------------------------------------------------- records
+#: Successful record decodes by exact record bytes (``_tlv.Memo``: failures are never remembered).
+_RECORDS: Memo[TrustRecord] = Memo()
+
+
 def parse_record(data: bytes, start: int, end: int, *, index: int = 0) -> TrustRecord:
     """Decode the record occupying ``data[start:end]`` (RECORD_LENGTH first, spec §B.2)."""
+    raw = data[start:end]
+    rec = _RECORDS.get(raw)
+    if rec is None:
+        rec = _parse_record(data, start, end, index)
+        _RECORDS.put(raw, rec)
+    return rec
+
+
+def _parse_record(data: bytes, start: int, end: int, index: int) -> TrustRecord:
     path = f"record[{index}]"
     r = Reader(data, fmt=FMT, start=start, end=end, path=path)
     if r.u8("tag") != R.RECORD_LENGTH or r.u16("record_length.length", tag=1) != 2:
@@ -304,7 +320,18 @@ def parse_record(data: bytes, start: int, end: int, *, index: int = 0) -> TrustR
 
 
 def build_record(rec: TrustRecord) -> bytes:
-    """Serialise a record: its parsed TLV order if it still fits, else CUCM order (spec §B.2)."""
+    """Serialise a record: its parsed TLV order if it still fits, else CUCM order (spec §B.2).
+
+    ``rec`` is immutable, so its bytes are computed once and kept on the object.
+    """
+    built: bytes | None = rec.__dict__.get("_built")
+    if built is None:
+        built = _build_record(rec)
+        object.__setattr__(rec, "_built", built)
+    return built
+
+
+def _build_record(rec: TrustRecord) -> bytes:
     present = [t for t in _CUCM_ORDER if getattr(rec, _BY_NUM[t]) is not None]
     order: Sequence[int] = present + [UNKNOWN_SLOT] * len(rec.unknown)
     if rec.order is not None and sorted(rec.order) == sorted(order):

@@ -8,7 +8,8 @@ Rules implemented here:
   phone (the ``.enc.sgn`` recipient).
 * Everything is deterministic: keys come from ``generate_key(..., unsafe_seed=...)`` with fixed
   labels, certificates carry fixed dates and serials, RSA PKCS#1 v1.5 signatures are
-  deterministic, and the ``.enc.sgn`` IV and AES key come from a seeded ``random.Random``. The same
+  deterministic, and the ``.enc.sgn`` IV, AES key and key-wrap padding come from a seeded
+  ``random.Random`` (the wrap is redone with seeded padding, see ``_seeded_wrap``). The same
   corpus is therefore rebuilt by every run, which is what makes ``--seed`` reproduce inputs.
 * Fuzzing keys are RSA-1024 by default (spec §A.5 code 1): re-signing a mutant costs ~0.1 ms
   instead of ~1 ms at 2048 bits. Key material stays in memory; nothing is written to disk.
@@ -131,14 +132,44 @@ def _enc_seeds(ids: dict[str, Identity], seed: int) -> list[tuple[str, bytes]]:
     except ModuleNotFoundError as exc:  # pragma: no cover - until formats.encrypted exists
         raise EncodeError("phoneemu.formats.encrypted is not available", path="fuzz.corpus") from exc
     rng = random.Random(seed)
+    pad_rng = random.Random(seed + 1)
     ccm, phone = ids["callmanager"], ids["phone"]
     out = []
     plain = (("pki-sha1", _CONFIG, 1), ("pki-sha512", _CONFIG * 3, 3), ("pki-16", b"0123456789abcdef", 1))
     for name, pt, alg in plain:
-        out.append((name, encrypted.build_pki(plaintext=pt, filename="SEP001122334455.cnf.xml.enc.sgn",
-                                              signer=ccm.signer, recipient_cert=phone.cert,
-                                              timestamp=_TIMESTAMP, hash_alg=alg, rand=rng.randbytes)))
+        blob = encrypted.build_pki(plaintext=pt, filename="SEP001122334455.cnf.xml.enc.sgn",
+                                   signer=ccm.signer, recipient_cert=phone.cert, timestamp=_TIMESTAMP,
+                                   hash_alg=alg, rand=rng.randbytes)
+        out.append((name, _seeded_wrap(blob, ids, pad_rng)))
     return out
+
+
+def _seeded_wrap(blob: bytes, ids: dict[str, Identity], rng: random.Random) -> bytes:
+    """``blob`` with its wrapped key (tag 25) re-wrapped with seeded PKCS#1 v1.5 padding, re-signed.
+
+    The library's RSA encryption pads with fresh random bytes, so ``build_pki`` alone gives
+    another file in every process; the fuzzer needs the same seeds everywhere (``--seed`` replays).
+    The block ``00 02 PS 00 K`` (PS: non-zero bytes from ``rng``) is encrypted with the recipient's
+    public key, which is exactly what a PKCS#1 v1.5 wrap is.
+    """
+    from dataclasses import replace
+
+    from phoneemu.crypto import cipher
+    from phoneemu.formats import encrypted
+    from phoneemu.formats.header import sign_header
+
+    ef = encrypted.parse(blob)
+    enc = ef.encryption
+    phone_key = ids["phone"].key
+    key = cipher.rsa_unwrap(phone_key, enc.wrapped_key or b"")  # DecryptionError unless RSA
+    numbers = phone_key.public_key().public_numbers()
+    n: int = getattr(numbers, "n")  # noqa: B009 - RSA public numbers (modulus, exponent)
+    e: int = getattr(numbers, "e")  # noqa: B009
+    size = (n.bit_length() + 7) // 8
+    block = b"\x00\x02" + bytes(rng.randrange(1, 256) for _ in range(size - 3 - len(key))) + b"\x00" + key
+    wrapped = pow(int.from_bytes(block, "big"), e, n).to_bytes(size, "big")
+    header = replace(ef.header, encryption=replace(enc, wrapped_key=wrapped))
+    return sign_header(header, ef.ciphertext, ids["callmanager"].signer)
 
 
 @lru_cache(maxsize=16)

@@ -33,6 +33,7 @@ from phoneemu.fuzz.tlvtree import (
     FileTree,
     Node,
     SignCache,
+    boundaries,
     parse_tree,
     resign,
     serialise,
@@ -67,32 +68,45 @@ Mutation = Callable[[FileTree, random.Random, MutationContext], bool]
 
 
 # --------------------------------------------------------------------------- helpers
+# Records of a mutant are shared with its seed until changed (copy on write, FileTree.own_list):
+# candidates are gathered read-only, and the one chosen is made the tree's own (_own) before
+# anything in it changes. Header nodes are always the mutant's own.
+Slot = tuple[list[Node], int, Node]
+
+
 def _lists(tree: FileTree, *, records: bool = True) -> list[list[Node]]:
     out = [lst for lst, i, _ in tree.walk_header() if i == 0]
     if not tree.header:
         out.append(tree.header)
-    if records and tree.own_records():
-        out += [r.nodes for r in tree.records or ()]
+    if records and tree.records:
+        out += [r.nodes for r in tree.records]
     return out
 
 
 def _nodes(tree: FileTree, *, records: bool = True, kinds: tuple[int, ...] = (LEAF, CONTAINER),
-           ) -> list[tuple[list[Node], int, Node]]:
+           ) -> list[Slot]:
     out = [(lst, i, n) for lst, i, n in tree.walk_header() if n.kind in kinds]
-    if records and tree.own_records():
-        for r in tree.records or ():
+    if records and tree.records:
+        for r in tree.records:
             out += [(r.nodes, i, n) for i, n in enumerate(r.nodes) if n.kind in kinds]
     return out
 
 
-def _header_leaves(tree: FileTree, tags: Sequence[int]) -> list[Node]:
-    return [n for _, _, n in tree.walk_header() if n.kind == LEAF and n.tag in tags]
+def _own(tree: FileTree, slot: Slot) -> Node:
+    """The node of ``slot``, made the tree's own first (see the note above)."""
+    lst, i, _ = slot
+    return tree.own_list(lst)[i]
 
 
-def _record_leaves(tree: FileTree, tags: Sequence[int]) -> list[Node]:
-    if not tree.own_records():
+def _header_leaves(tree: FileTree, tags: Sequence[int]) -> list[Slot]:
+    return [(lst, i, n) for lst, i, n in tree.walk_header() if n.kind == LEAF and n.tag in tags]
+
+
+def _record_leaves(tree: FileTree, tags: Sequence[int]) -> list[Slot]:
+    if not tree.records:
         return []
-    return [n for r in tree.records or () for n in r.nodes if n.kind == LEAF and n.tag in tags]
+    return [(r.nodes, i, n) for r in tree.records for i, n in enumerate(r.nodes)
+            if n.kind == LEAF and n.tag in tags]
 
 
 def _size(n: Node) -> int:
@@ -142,7 +156,7 @@ def length_lie(tree: FileTree, rng: random.Random, ctx: MutationContext) -> bool
     cands = _nodes(tree, kinds=(LEAF,))
     if not cands:
         return False
-    n = rng.choice(cands)[2]
+    n = _own(tree, rng.choice(cands))
     n.length = _lie(rng, len(n.value))
     return True
 
@@ -172,16 +186,17 @@ def header_length_lie(tree: FileTree, rng: random.Random, ctx: MutationContext) 
 
 def record_length_lie(tree: FileTree, rng: random.Random, ctx: MutationContext) -> bool:
     """RECORD_LENGTH (record tag 1) claims the wrong record size."""
-    records = tree.own_records()
+    records = tree.records
     if not records:
         return False
     rec = rng.choice(records)
-    heads = [n for n in rec.nodes if n.kind == LEAF and n.tag == 1 and len(n.value) == 2]
+    heads = [i for i, n in enumerate(rec.nodes) if n.kind == LEAF and n.tag == 1 and len(n.value) == 2]
     if not heads:
         return False
-    size = len(serialise(FileTree(header=rec.nodes)))
-    heads[0].auto = False
-    heads[0].value = _lie(rng, size).to_bytes(2, "big")
+    size = len(rec.frozen) if rec.frozen is not None else len(serialise(FileTree(header=rec.nodes)))
+    head = tree.own_list(rec.nodes)[heads[0]]
+    head.auto = False
+    head.value = _lie(rng, size).to_bytes(2, "big")
     return True
 
 
@@ -191,7 +206,7 @@ def duplicate_tag(tree: FileTree, rng: random.Random, ctx: MutationContext) -> b
     if not cands:
         return False
     lst, i, n = rng.choice(cands)
-    lst.insert(rng.choice((i, i + 1, rng.randrange(len(lst) + 1))), n.clone())
+    tree.own_list(lst).insert(rng.choice((i, i + 1, rng.randrange(len(lst) + 1))), n.clone())
     return True
 
 
@@ -201,7 +216,7 @@ def remove_tag(tree: FileTree, rng: random.Random, ctx: MutationContext) -> bool
     if not cands:
         return False
     lst, i, _ = rng.choice(cands)
-    del lst[i]
+    del tree.own_list(lst)[i]
     return True
 
 
@@ -210,7 +225,7 @@ def reorder_tags(tree: FileTree, rng: random.Random, ctx: MutationContext) -> bo
     lists = [lst for lst in _lists(tree) if len(lst) >= 2]
     if not lists:
         return False
-    lst = rng.choice(lists)
+    lst = tree.own_list(rng.choice(lists))
     mode = rng.randrange(3)
     if mode == 0:
         i, j = rng.randrange(len(lst)), rng.randrange(len(lst))
@@ -219,7 +234,7 @@ def reorder_tags(tree: FileTree, rng: random.Random, ctx: MutationContext) -> bo
         rng.shuffle(lst)
     else:
         node = lst.pop(rng.randrange(len(lst)))
-        target = rng.choice(_lists(tree, records=rng.random() < 0.3) or [lst])
+        target = tree.own_list(rng.choice(_lists(tree, records=rng.random() < 0.3) or [lst]))
         target.insert(rng.randrange(len(target) + 1), node)
     return True
 
@@ -238,13 +253,13 @@ def unknown_tag(tree: FileTree, rng: random.Random, ctx: MutationContext) -> boo
         node = Node.container(tag, [Node.leaf(rng.randrange(256), _rand_bytes(rng, rng.randrange(8)))])
     else:
         node = Node.leaf(tag, _rand_bytes(rng, rng.choice((0, 1, 2, 4, 16, rng.randrange(300)))))
-    lst.insert(rng.randrange(len(lst) + 1), node)
+    tree.own_list(lst).insert(rng.randrange(len(lst) + 1), node)
     return True
 
 
 def code_out_of_range(tree: FileTree, rng: random.Random, ctx: MutationContext) -> bool:
     """Role / hash / modulus / signature algorithm / encryption codes out of range (or wrong width)."""
-    cands: list[tuple[Node, Sequence[int], int]] = []
+    cands: list[tuple[Slot, Sequence[int], int]] = []
     cands += [(n, (0, 4, 5, 0x7F, 0xFF), 1) for n in _header_leaves(tree, (H_HASH,))]
     cands += [(n, (4, 5, 0x7F, 0x80, 0x83, 0xFF), 1) for n in _header_leaves(tree, (H_MODULUS,))]
     cands += [(n, (1, 2, 0x80, 0xFF), 1) for n in _header_leaves(tree, (H_SIGALG,))]
@@ -253,7 +268,8 @@ def code_out_of_range(tree: FileTree, rng: random.Random, ctx: MutationContext) 
     cands += [(n, (0, 4, 0xFF), 1) for n in _record_leaves(tree, (R_HASH,))]
     if not cands:
         return False
-    n, values, width = rng.choice(cands)
+    slot, values, width = rng.choice(cands)
+    n = _own(tree, slot)
     mode = rng.randrange(4)
     if mode == 0:  # wrong width
         n.value = _rand_bytes(rng, rng.choice((0, width + 1, width + 3)))
@@ -289,7 +305,7 @@ def string_mutation(tree: FileTree, rng: random.Random, ctx: MutationContext) ->
     cands = _header_leaves(tree, H_STRINGS) + _record_leaves(tree, R_STRINGS)
     if not cands:
         return False
-    n = rng.choice(cands)
+    n = _own(tree, rng.choice(cands))
     v = n.value
     mode = rng.randrange(6)
     if mode == 0:
@@ -312,7 +328,7 @@ def cert_der(tree: FileTree, rng: random.Random, ctx: MutationContext) -> bool:
     cands = _record_leaves(tree, (R_CERT,))
     if not cands:
         return False
-    n = rng.choice(cands)
+    n = _own(tree, rng.choice(cands))
     v = n.value
     mode = rng.randrange(9)
     if mode == 0:
@@ -342,9 +358,11 @@ def signature_swap(tree: FileTree, rng: random.Random, ctx: MutationContext) -> 
     cands = _header_leaves(tree, (H_SIGNATURE,)) + _record_leaves(tree, (R_SIG,))
     if not cands:
         return False
-    n = rng.choice(cands)
-    others = [m.value for m in cands if m is not n] + list(ctx.corpus.donor_signatures)
-    others += [h.value for t in ctx.seed_trees for h in _header_leaves(t, (H_SIGNATURE,))]  # other files
+    slot = rng.choice(cands)
+    others = [m.value for _, _, m in cands if m is not slot[2]] + list(ctx.corpus.donor_signatures)
+    others += [h.value for t in ctx.seed_trees  # other files
+               for _, _, h in _header_leaves(t, (H_SIGNATURE,))]
+    n = _own(tree, slot)
     mode = rng.randrange(6)
     if mode == 0:
         n.value = rng.choice(others)
@@ -366,7 +384,7 @@ def value_mutation(tree: FileTree, rng: random.Random, ctx: MutationContext) -> 
     cands = _nodes(tree, kinds=(LEAF,))
     if not cands:
         return False
-    n = rng.choice(cands)[2]
+    n = _own(tree, rng.choice(cands))
     v = n.value
     mode = rng.randrange(5)
     if mode == 0:
@@ -389,8 +407,9 @@ def key_mutation(tree: FileTree, rng: random.Random, ctx: MutationContext) -> bo
     cands = _record_leaves(tree, (R_KEY, R_SERIAL)) + _header_leaves(tree, (H_SIGNER_SERIAL,))
     if not cands:
         return False
-    n = rng.choice(cands)
-    same = [m.value for m in cands if m.tag == n.tag and m is not n]
+    slot = rng.choice(cands)
+    same = [m.value for _, _, m in cands if m.tag == slot[2].tag and m is not slot[2]]
+    n = _own(tree, slot)
     mode = rng.randrange(5)
     if mode == 0 and same:
         n.value = rng.choice(same)
@@ -412,7 +431,7 @@ def padding_mutation(tree: FileTree, rng: random.Random, ctx: MutationContext) -
         lst, i = rng.choice(pads)
         del lst[i]
         return True
-    lst = rng.choice(_lists(tree))
+    lst = tree.own_list(rng.choice(_lists(tree)))
     pos = rng.randrange(len(lst) + 1)
     for _ in range(rng.choice((1, 1, 3, 4, 100))):
         lst.insert(pos, Node.pad())
@@ -483,11 +502,11 @@ def encryption_fields(tree: FileTree, rng: random.Random, ctx: MutationContext) 
     if not u16 and not raw:
         return False
     if u16 and (not raw or rng.random() < 0.5):
-        n = rng.choice(u16)
+        n = rng.choice(u16)[2]
         n.value = rng.choice((0, 1, 15, 16, 17, 255, 256, 1024, 2048, 4096, 0xFFFF,
                               rng.randrange(0x10000))).to_bytes(2, "big")
     else:
-        n = rng.choice(raw)
+        n = rng.choice(raw)[2]
         n.value = rng.choice((b"", n.value[:-1], n.value + b"\0", _rand_bytes(rng, len(n.value)),
                               _rand_bytes(rng, rng.choice((8, 15, 17, 32, 64, 512)))))
     return True
@@ -507,7 +526,7 @@ def version_mutation(tree: FileTree, rng: random.Random, ctx: MutationContext) -
     cands = _header_leaves(tree, (H_VERSION, H_SIGNER_VERSION, H_TIMESTAMP))
     if not cands:
         return False
-    n = rng.choice(cands)
+    n = rng.choice(cands)[2]
     width = len(n.value)
     n.value = rng.choice((b"", bytes(width), b"\xff" * width, _rand_bytes(rng, width),
                           _rand_bytes(rng, width + 1), b"\x63\x63"))
@@ -557,31 +576,7 @@ def mutators_for(fmt: str) -> tuple[str, ...]:
 # --------------------------------------------------------------------------- byte-level finishing
 def tlv_boundaries(data: bytes, *, records: bool) -> list[int]:
     """Offsets where a TLV (or tag-only pad, or record) starts or ends in ``data``."""
-    tree = parse_tree(data, records=records)
-    marks: set[int] = {0, len(data)}
-    pos = 0
-
-    def walk(nodes: list[Node]) -> None:
-        nonlocal pos
-        for n in nodes:
-            marks.add(pos)
-            if n.kind == CONTAINER:
-                pos += 3
-                marks.add(pos)
-                walk(n.children)
-            elif n.kind == LEAF:
-                marks.add(pos + 3)
-                pos += 3 + len(n.value)
-            elif n.kind == TAG_ONLY:
-                pos += 1
-            else:
-                pos += len(n.value)
-            marks.add(pos)
-
-    walk(tree.header)
-    for rec in tree.records or ():
-        walk(rec.nodes)
-    return sorted(m for m in marks if m <= len(data))
+    return boundaries(data, records=records)
 
 
 @dataclass(frozen=True, kw_only=True)

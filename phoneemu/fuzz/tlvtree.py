@@ -13,6 +13,9 @@ Rules implemented here:
 * Lengths are *derived* at serialisation unless a node carries an explicit ``length`` (a lie, or
   the value read from a malformed input). HEADER_LENGTH and RECORD_LENGTH values are derived
   (``auto``) unless the input disagreed with the actual size.
+* Copy on write (speed): a mutant made by :meth:`FileTree.cow_clone` shares its seed's frozen
+  records (their bytes cached); :meth:`FileTree.own_list` copies just the record about to change.
+  :func:`boundaries` gives the node offsets of :func:`parse_tree` without building the tree.
 * Re-signing (spec §A.3): optionally recompute HEADER_LENGTH, container lengths and the 0x0D
   padding to a multiple of 4; put a signature of the key's size in tag 12; sign "the file minus the
   signature TLV" with ``phoneemu.crypto.signatures.sign`` and the hash named by tag 8 (SHA-1 when
@@ -34,6 +37,7 @@ __all__ = [
     "FileTree",
     "Node",
     "Record",
+    "boundaries",
     "header_size",
     "parse_tree",
     "resign",
@@ -95,7 +99,19 @@ class Node:
         n.value = self.value
         n.length = self.length
         n.auto = self.auto
-        n.children = [c.clone() for c in self.children] if self.children else []
+        ch = self.children
+        n.children = [c.clone() if c.children else c._flat_clone() for c in ch] if ch else []
+        return n
+
+    def _flat_clone(self) -> Node:
+        """Clone of a node without children (most of them): no recursion."""
+        n = _new_node(Node)
+        n.kind = self.kind
+        n.tag = self.tag
+        n.value = self.value
+        n.length = self.length
+        n.auto = self.auto
+        n.children = []
         return n
 
     def __repr__(self) -> str:
@@ -117,7 +133,7 @@ class Record:
     frozen: bytes | None = None
 
     def clone(self) -> Record:
-        return Record(nodes=[n.clone() for n in self.nodes])
+        return Record(nodes=[n.clone() if n.children else n._flat_clone() for n in self.nodes])
 
     def freeze(self) -> Record:
         """Cache this record's bytes; the caller promises not to change its nodes any more."""
@@ -142,17 +158,33 @@ class FileTree:
                         body=self.body, trailer=self.trailer)
 
     def cow_clone(self) -> FileTree:
-        """A copy whose records are shared until :meth:`own_records` (copy on write; cheaper)."""
-        return FileTree(header=[n.clone() for n in self.header],
+        """A copy whose (frozen) records are shared until :meth:`own_list` / :meth:`own_records`."""
+        return FileTree(header=[n.clone() if n.children else n._flat_clone() for n in self.header],
                         records=None if self.records is None else list(self.records),
                         body=self.body, trailer=self.trailer, shared_records=self.records is not None)
 
     def own_records(self) -> list[Record] | None:
-        """The records, copied first if still shared: call before changing a record's nodes."""
+        """The records, every one copied first if still shared (changing any record's nodes is then safe)."""
         if self.shared_records and self.records is not None:
-            self.records = [r.clone() for r in self.records]
+            self.records = [r.clone() if r.frozen is not None else r for r in self.records]
         self.shared_records = False
         return self.records
+
+    def own_list(self, lst: list[Node]) -> list[Node]:
+        """``lst`` ready to be changed: a shared (frozen) record's node list is first replaced by a copy.
+
+        Copy on write per record: only the record actually changed is copied. Header lists are
+        always the tree's own (:meth:`cow_clone` copies the header); so is any other list.
+        The nodes of the returned list are at the same indexes as in ``lst``.
+        """
+        if self.shared_records and self.records:
+            for k, r in enumerate(self.records):
+                if r.nodes is lst:
+                    if r.frozen is None:
+                        return lst
+                    c = self.records[k] = r.clone()
+                    return c.nodes
+        return lst
 
     def walk_header(self) -> Iterator[tuple[list[Node], int, Node]]:
         """Every header node with the list that holds it and its index (each list, then nested ones)."""
@@ -227,6 +259,55 @@ def parse_tree(data: bytes, *, records: bool) -> FileTree:
     return FileTree(header=header, records=recs, trailer=data[pos:])
 
 
+def _scan(data: bytes, start: int, end: int, marks: set[int], *, containers: bool, allow_pad: bool) -> None:
+    """:func:`_parse_list` without building nodes: add every node's start, value start and end."""
+    pos = start
+    while pos < end:
+        marks.add(pos)
+        tag = data[pos]
+        if allow_pad and tag == PADDING:
+            pos += 1
+            marks.add(pos)
+            continue
+        if end - pos < 3:
+            marks.add(end)
+            break
+        ln = (data[pos + 1] << 8) | data[pos + 2]
+        vstart = pos + 3
+        if ln > end - vstart:
+            marks.add(end)
+            break
+        marks.add(vstart)
+        if containers and tag in CONTAINERS:
+            _scan(data, vstart, vstart + ln, marks, containers=True, allow_pad=allow_pad)
+        pos = vstart + ln
+        marks.add(pos)
+
+
+def boundaries(data: bytes, *, records: bool) -> list[int]:
+    """Sorted offsets where a node of :func:`parse_tree` starts or ends, or a TLV value starts.
+
+    The same split as :func:`parse_tree` (header region, records, trailer), read without
+    building the tree; 0 and ``len(data)`` are always included.
+    """
+    data = bytes(data)
+    marks: set[int] = {0, len(data)}
+    hl = (data[8] << 8) | data[9] if len(data) >= 10 and data[5] == HEADER_LENGTH else len(data)
+    hend = min(max(hl, 0), len(data))
+    _scan(data, 0, hend, marks, containers=True, allow_pad=True)
+    if records:
+        pos, end = hend, len(data)
+        while pos < end:
+            if end - pos < 5 or data[pos] != RECORD_LENGTH or data[pos + 1:pos + 3] != b"\x00\x02":
+                break
+            ln = (data[pos + 3] << 8) | data[pos + 4]
+            if ln < 5 or ln > end - pos:
+                break
+            _scan(data, pos, pos + ln, marks, containers=False, allow_pad=False)
+            pos += ln
+    return sorted(marks)
+
+
 # --------------------------------------------------------------------------- serialising
 def _emit(nodes: list[Node], out: bytearray, autos: list[int], mark: Node | None, at: list[int]) -> None:
     for n in nodes:
@@ -235,9 +316,10 @@ def _emit(nodes: list[Node], out: bytearray, autos: list[int], mark: Node | None
             if n is mark:
                 at.append(len(out))
             v = n.value
-            ln = len(v) if n.length is None else n.length
-            out.append(n.tag & 0xFF)
-            out += (ln & 0xFFFF).to_bytes(2, "big")
+            ln = n.length
+            if ln is None:
+                ln = len(v)
+            out += bytes((n.tag & 0xFF, (ln >> 8) & 0xFF, ln & 0xFF))
             if n.auto and len(v) == 2:
                 autos.append(len(out))
             out += v
