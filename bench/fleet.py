@@ -1,0 +1,348 @@
+"""Boot-storm benchmark (issue #6): N real phones against the lab on loopback, and the tftpy baseline.
+
+What one boot is here: the lab cluster (seeded, mixed mode, N phones) has just regenerated its
+ITLRecovery certificate; every phone holds the cluster's previous CTL and ITL and its own previous
+config (``Prestate``), so each boot is
+
+    CTLSEP<MAC>.tlv  → signer (new ITLRecovery) unknown → TVS QUERY over TLS → G.3.4-vouched-by-tvs
+    ITLSEP<MAC>.tlv  → G.3.2-signed-by-ctl
+    SEP<MAC>.cnf.xml.sgn → G.4-signed-by-ctl-tftp (config accepted)
+
+i.e. CTL + ITL + signed config + one TVS lookup (one TLS handshake) per phone, with the same
+``Phone.boot`` code a single phone runs.
+
+Storm: ``phoneemu.fleet.run_fleet`` (one asyncio process per core, shared TFTP client pool, shared
+parsed/verified files). Baseline, **in the same run**: the same boots done the way a user would
+today — a thread pool, one blocking ``tftpy.TftpClient`` download per file per phone (the phone's
+decisions still made by ``Phone.boot``, TVS over TLS as usual). The baseline boots a sample
+(``--baseline-phones``, default min(N, 1000)) bounded by ``--baseline-seconds``; its rate is
+boots / wall time of that sample.
+
+The lab runs in its own process (TFTP in ``tid_mode="shared"``: one socket, no per-transfer port),
+sharing the machine with the phones. The lab for N phones is built once and cached (``--lab-dir``,
+default ``$TMPDIR/phoneemu-bench-fleet/<N>-<tvs-key>``): building 40,000 phones takes minutes
+(MIC issue + one signed config per phone). ``--tvs-key ec-p256`` gives the TVS server an EC P-256
+key (our benchmark option: the phones' handshake and the server's signature get cheaper); the
+default is RSA-2048 like the rest of the cluster. Both are reported as such in the output.
+
+``--json``: the last line is one JSON object with ``boots_per_s``, ``baseline_boots_per_s``,
+``ratio``, ``p50_ms``, ``p99_ms``, ``peak_rss_mib`` (phone side: sum of the shard processes' peaks).
+
+    python bench/fleet.py --phones 5000
+    python bench/fleet.py --phones 40000 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import logging
+import multiprocessing as mp
+import os
+import resource
+import socket
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from phoneemu.crypto.keys import KeySpec
+from phoneemu.errors import PhoneEmuError, TransportError
+from phoneemu.fleet.engine import FleetSpec, Prestate, mac_text, make_phones
+from phoneemu.fleet.metrics import BootRecord, FleetMetrics, peak_rss_mib
+from phoneemu.fleet.shard import run_fleet
+from phoneemu.lab.cluster import LabCluster
+from phoneemu.phone.boot import BootTarget
+
+HOST = "127.0.0.1"
+MAC_START = 0x0A0000000000
+SEED = 6
+MARKER = "bench-fleet.json"
+
+
+# --------------------------------------------------------------------------- lab (built once, cached)
+def _free_ports(n: int) -> list[int]:
+    socks, ports = [], []
+    for kind in [socket.SOCK_DGRAM] + [socket.SOCK_STREAM] * (n - 1):
+        s = socket.socket(socket.AF_INET, kind)
+        s.bind((HOST, 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+def build_lab(root: Path, phones: int, tvs_key: str) -> dict[str, Any]:
+    """Build (or reuse) the benchmark lab: N phones, previous CTL/ITL kept, ITLRecovery regenerated."""
+    marker = root / MARKER
+    if marker.exists():
+        info: dict[str, Any] = json.loads(marker.read_text())
+        if info.get("phones") == phones and info.get("tvs_key") == tvs_key:
+            return info
+        raise PhoneEmuError(f"{root} holds a benchmark lab for {info.get('phones')} phones "
+                            f"({info.get('tvs_key')}); use another --lab-dir")
+    t0 = time.perf_counter()
+    print(f"building the lab for {phones} phones in {root} (once; cached) ...", file=sys.stderr, flush=True)
+    c = LabCluster.init(root, seed=SEED)
+    if tvs_key != "rsa2048":  # our benchmark option: the TVS TLS identity with another key type
+        c.pki.forget("tvs")
+        c.pki.create("tvs", now=c.state.clock, generation=0, spec=KeySpec.parse(tvs_key))
+    tftp, http, tvs, capf = _free_ports(4)
+    c.set_ports(tftp=tftp, http=http, tvs=tvs, capf=capf)
+    c.set_mixed_mode(True)
+    macs = [mac_text(MAC_START + i) for i in range(phones)]
+    # LabCluster.add_phones rebuilds per phone, scanning every served file (O(phones x files));
+    # without ITLFile.tlv it rebuilds everything once instead (linear). See the issue #6 report.
+    c._files.pop("ITLFile.tlv", None)
+    c.add_phones(macs)
+    gen0 = root / "bench-gen0"
+    gen0.mkdir(exist_ok=True)
+    for name in ("CTLFile.tlv", "ITLFile.tlv"):
+        data = c.get(name)
+        assert data is not None
+        (gen0 / name).write_bytes(data)
+    c.regenerate("itlrecovery")
+    info = {"phones": phones, "tvs_key": tvs_key, "seed": SEED, "ports": dict(c.state.ports),
+            "build_s": round(time.perf_counter() - t0, 1)}
+    marker.write_text(json.dumps(info))
+    print(f"lab built in {info['build_s']}s", file=sys.stderr, flush=True)
+    return info
+
+
+def _cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _lab_main(root: str, q: Any, stop: Any, cpu: Any) -> None:
+    """Lab process: serve the cluster until ``stop``; report ports, then CPU time and peak RSS.
+
+    ``cpu`` (a shared double) holds the lab process's CPU seconds, refreshed every 0.1 s.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from phoneemu.lab.servers import LabServers
+
+    async def main() -> None:
+        cluster = LabCluster.open(root)
+        ports = dict(cluster.state.ports)
+        srv = LabServers(cluster, host=HOST, tftp_port=ports["tftp"], http_port=ports["http"],
+                         tvs_port=ports["tvs"], capf_port=ports["capf"], tftp_tid_mode="shared", max_log=1000)
+        async with srv:
+            ru0 = resource.getrusage(resource.RUSAGE_SELF)
+            q.put(("ports", srv.ports))
+            while not stop.is_set():
+                cpu.value = _cpu_s()
+                await asyncio.sleep(0.1)
+            ru1 = resource.getrusage(resource.RUSAGE_SELF)
+            q.put(("stats", {"cpu_s": round(ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime, 2),
+                             "peak_rss_mib": round(peak_rss_mib(), 1),
+                             "tvs_answered": srv.tvs_handler.answered}))
+
+    try:
+        asyncio.run(main())
+    except BaseException as exc:
+        q.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+# --------------------------------------------------------------------------- baseline: tftpy in threads
+class _TftpyFetcher:
+    """One blocking tftpy download per file (what a user scripting tftpy would do)."""
+
+    def __init__(self, host: str, port: int, timeout: float, blksize: int | None) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self.options = {"blksize": blksize} if blksize is not None else {}
+
+    async def fetch(self, name: str) -> bytes:
+        import tftpy
+
+        out = io.BytesIO()
+        try:
+            tftpy.TftpClient(self.host, self.port, options=dict(self.options)).download(
+                name, out, timeout=self.timeout)
+        except tftpy.TftpException as exc:
+            kind = "not-found" if "not found" in str(exc).lower() else "error"
+            raise TransportError(f"tftpy: {exc}", kind=kind, path=name) from None
+        except TimeoutError as exc:
+            raise TransportError(f"tftpy: {exc}", kind="timeout", path=name) from None
+        return out.getvalue()
+
+
+def run_baseline(spec: FleetSpec, count: int, *, threads: int, max_s: float) -> tuple[FleetMetrics, float]:
+    """Boot ``count`` phones of ``spec``, each in a pool thread with blocking tftpy downloads.
+
+    Returns the metrics and this process's CPU seconds spent booting (phones built beforehand).
+    """
+    logging.getLogger("tftpy").setLevel(logging.CRITICAL)
+    phones = make_phones(spec, range(spec.mac_start, spec.mac_start + count), pool=None)
+    metrics = FleetMetrics()
+    lock = threading.Lock()
+    local = threading.local()
+    cpu0 = _cpu_s()
+    start = time.perf_counter()
+    deadline = start + max_s
+
+    def boot(i: int) -> None:
+        if time.perf_counter() > deadline:
+            return
+        loop = getattr(local, "loop", None)
+        if loop is None:
+            loop = local.loop = asyncio.new_event_loop()
+        phone = phones[i]
+        fetcher = _TftpyFetcher(spec.target.host, spec.target.tftp_port, spec.fetch_timeout, spec.blksize)
+        t0 = time.perf_counter()
+        report = loop.run_until_complete(phone.boot(spec.target, fetcher=fetcher))
+        t1 = time.perf_counter()
+        with lock:
+            metrics.add(BootRecord.of(report, latency_s=t1 - t0, end_s=t1 - start))
+
+    with ThreadPoolExecutor(max_workers=threads) as ex:
+        list(ex.map(boot, range(count)))
+    metrics.wall_s = time.perf_counter() - start
+    return metrics, _cpu_s() - cpu0
+
+
+# --------------------------------------------------------------------------- main
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--phones", type=int, default=5000)
+    ap.add_argument("--shards", type=int, default=None, help="phone processes (default: cpu count)")
+    ap.add_argument("--concurrency", type=int, default=64, help="concurrent boots per shard")
+    ap.add_argument("--tvs-key", default="rsa2048", choices=("rsa2048", "ec-p256"))
+    ap.add_argument("--lab-dir", type=Path, default=None)
+    ap.add_argument("--baseline-phones", type=int, default=None)
+    ap.add_argument("--baseline-threads", type=int, default=32)
+    ap.add_argument("--baseline-seconds", type=float, default=60.0)
+    ap.add_argument("--max-seconds", type=float, default=240.0, help="bound on the storm")
+    ap.add_argument("--blksize", type=int, default=None,
+                    help="TFTP block size the phones (and the baseline) ask for (default: 512, no option)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    if args.phones < 1:
+        ap.error("--phones must be at least 1")
+    default_root = Path(tempfile.gettempdir()) / "phoneemu-bench-fleet" / f"{args.phones}-{args.tvs_key}"
+    root = args.lab_dir or default_root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    build_lab(root, args.phones, args.tvs_key)
+
+    ctx = mp.get_context("spawn")
+    q, stop, lab_cpu = ctx.Queue(), ctx.Event(), ctx.Value("d", 0.0)
+    lab = ctx.Process(target=_lab_main, args=(str(root), q, stop, lab_cpu), name="phoneemu-bench-lab",
+                      daemon=True)
+    lab.start()
+    try:
+        msg = q.get(timeout=300)
+        if msg[0] != "ports":
+            raise PhoneEmuError(f"lab failed: {msg[1]}")
+        ports = msg[1]
+        target = BootTarget(host=HOST, tftp_port=ports["tftp"], use_http=False)
+        pre = Prestate(ctl=(root / "bench-gen0" / "CTLFile.tlv").read_bytes(),
+                       itl=(root / "bench-gen0" / "ITLFile.tlv").read_bytes(), config_dir=str(root / "tftp"))
+        spec = FleetSpec(target=target, count=args.phones, mac_start=MAC_START, concurrency=args.concurrency,
+                         prestate=pre, max_time_s=args.max_seconds, fetch_timeout=2.0, tvs_timeout=20.0,
+                         blksize=args.blksize)
+
+        def progress(done: int, ok: int, total: int, elapsed: float) -> None:
+            if not args.json and sys.stderr.isatty():
+                rate = done / elapsed if elapsed > 0 else 0.0
+                print(f"\r  booted {ok}/{total} failed {done - ok} {rate:,.0f}/s   ", end="", file=sys.stderr)
+
+        t0 = time.perf_counter()
+        lab0 = lab_cpu.value
+        result = run_fleet(spec, shards=args.shards, progress=progress)
+        time.sleep(0.3)
+        storm_lab_cpu = lab_cpu.value - lab0
+        storm_s = time.perf_counter() - t0
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+        m = result.metrics
+        base_n = args.baseline_phones if args.baseline_phones is not None else min(args.phones, 1000)
+        lab0 = lab_cpu.value
+        base, base_phone_cpu = run_baseline(spec, base_n, threads=args.baseline_threads,
+                                            max_s=args.baseline_seconds)
+        time.sleep(0.3)
+        base_lab_cpu = lab_cpu.value - lab0
+        stop.set()
+        lab_stats: dict[str, Any] = {}
+        with contextlib.suppress(Exception):
+            got = q.get(timeout=30)
+            if got[0] == "stats":
+                lab_stats = got[1]
+    finally:
+        stop.set()
+        lab.join(30)
+        if lab.is_alive():
+            lab.terminate()
+            lab.join(5)
+
+    s = result.summary()
+    lat = s["latency_ms"]
+    shard_rss = {k: v for k, v in m.peak_rss.items() if k.startswith("shard-")}
+    phone_rss = sum(shard_rss.values())
+    base_rate = base.rate()
+    phone_ms = 1000.0 * sum(sh.cpu_s for sh in result.shards) / max(1, m.total)
+    lab_ms = 1000.0 * storm_lab_cpu / max(1, m.total)
+    base_phone_ms = 1000.0 * base_phone_cpu / max(1, base.total)
+    base_lab_ms = 1000.0 * base_lab_cpu / max(1, base.total)
+    cpus = os.cpu_count() or 1
+    out = {
+        "phones": args.phones,
+        "shards": len(result.shards),
+        "cpus": os.cpu_count(),
+        "tvs_key": args.tvs_key,
+        "tvs_tls_resumption": False,
+        "blksize": args.blksize or 512,
+        "booted": m.booted,
+        "failed": m.failed,
+        "not_started": result.not_started,
+        "wall_s": round(m.wall_s, 2),
+        "boots_per_s": round(m.rate(), 1),
+        "sustained_boots_per_s": round(m.sustained_rate(), 1),
+        "baseline_phones": base.total,
+        "baseline_booted": base.booted,
+        "baseline_boots_per_s": round(base_rate, 1),
+        "ratio": round(m.rate() / base_rate, 2) if base_rate > 0 else None,
+        "p50_ms": lat["p50"],
+        "p90_ms": lat["p90"],
+        "p99_ms": lat["p99"],
+        "max_ms": lat["max"],
+        "baseline_p50_ms": base.latency_percentiles()["p50"],
+        "peak_rss_mib": round(phone_rss, 1),
+        "peak_rss_mib_by_shard": shard_rss,
+        "by_outcome": s["by_outcome"],
+        "by_rule": s["by_rule"],
+        "tvs_used": s["tvs_used"],
+        "failures": s["failures"][:5],
+        "verify_cache": s["verify_cache"],
+        "intern_cache": s["intern_cache"],
+        "setup_s": s["setup_s"],
+        "storm_total_s": round(storm_s, 2),
+        "cpu_ms_per_boot": {"phone": round(phone_ms, 3), "lab": round(lab_ms, 3),
+                            "baseline_phone": round(base_phone_ms, 3), "baseline_lab": round(base_lab_ms, 3)},
+        # what the CPU cost allows when nothing else runs on the machine (our projection, not a measurement)
+        "cpu_bound_boots_per_s": round(1000.0 * cpus / (phone_ms + lab_ms), 1) if phone_ms + lab_ms else None,
+        "baseline_cpu_bound_boots_per_s": round(1000.0 * cpus / (base_phone_ms + base_lab_ms), 1)
+        if base_phone_ms + base_lab_ms else None,
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "lab": lab_stats,
+    }
+    if not args.json:
+        print(m.render())
+        print(f"baseline (tftpy, {args.baseline_threads} threads): {base.total} phones, "
+              f"{base.booted} booted, {base_rate:.1f} boots/s; ratio {out['ratio']}")
+        print(f"TVS key {args.tvs_key}, no TLS session resumption; lab process: {lab_stats}")
+        print(f"CPU ms per boot: {out['cpu_ms_per_boot']}; load average {out['load_avg_1m']}")
+    print(json.dumps(out))
+    return 0 if m.failed == 0 and base.failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

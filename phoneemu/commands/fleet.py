@@ -1,0 +1,125 @@
+"""``phoneemu fleet boot``: boot thousands of phones at once against a lab or a real cluster (issue #6).
+
+Each phone is a real emulated phone (same boot sequence and rules as ``phoneemu boot``) with an
+in-memory trust store (``--flash DIR`` keeps one flash folder per MAC under DIR). Phones are
+sharded across processes (``--shards``, default: one per core) by MAC range. Live progress goes
+to stderr; the summary (counts by outcome and by deciding rule, latency percentiles, rate, peak
+RSS) to stdout. Exit status 0 when every phone booted, 1 when any failed, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from phoneemu.errors import PhoneEmuError
+from phoneemu.fleet.engine import FleetSpec, mac_text, parse_mac
+from phoneemu.fleet.progress import Progress
+from phoneemu.fleet.shard import run_fleet
+from phoneemu.phone.boot import BootTarget
+from phoneemu.phone.profile import PROFILES
+
+__all__ = ["parse_host_port", "register"]
+
+_EPILOG = """\
+examples:
+  phoneemu lab serve --dir /tmp/lab --tftp-port 6969 &
+  phoneemu fleet boot --count 5000 --tftp 127.0.0.1:6969 --mac-start 0A0000000000
+  phoneemu fleet boot --count 40000 --tftp 10.0.0.5 --json out.json --plot storm.png
+"""
+
+
+def parse_host_port(text: str, default_port: int = 69) -> tuple[str, int]:
+    """``HOST``, ``HOST:PORT``, ``[v6]:PORT`` or a bare IPv6 address."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    else:
+        host, port_text = text, ""
+    if not host:
+        raise PhoneEmuError(f"--tftp {text!r}: no host", path="tftp")
+    if not port_text:
+        return host, default_port
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise PhoneEmuError(f"--tftp {text!r}: port must be 1..65535", path="tftp")
+    return host, int(port_text)
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("fleet", help="many phones at once (boot storms, conformance at scale)",
+                       description="Boot many emulated phones at once against a cluster.")
+    fsub = p.add_subparsers(dest="fleet_command", metavar="ACTION")
+    b = fsub.add_parser("boot", help="boot N phones concurrently and summarise the outcomes",
+                        description=__doc__, epilog=_EPILOG,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    b.add_argument("--count", type=int, required=True, metavar="N", help="number of phones")
+    b.add_argument("--tftp", required=True, metavar="HOST[:PORT]", help="TFTP server (DHCP option 150)")
+    b.add_argument("--mac-start", default="0A0000000000", metavar="MAC",
+                   help="first MAC; phones get consecutive MACs (default 0A0000000000)")
+    b.add_argument("--profile", default="cp-8861", choices=sorted(PROFILES), help="phone model profile")
+    b.add_argument("--http-port", type=int, default=None, metavar="N",
+                   help="try HTTP on this port first (spec §H.1); default TFTP only")
+    b.add_argument("--shards", type=int, default=None, metavar="N",
+                   help="processes (default: one per core; 0 = in this process)")
+    b.add_argument("--concurrency", type=int, default=64, metavar="N",
+                   help="concurrent boots per process (default 64)")
+    b.add_argument("--timeout", type=float, default=2.0, metavar="S", help="TFTP timeout per packet")
+    b.add_argument("--retries", type=int, default=5, metavar="N", help="TFTP retransmissions")
+    b.add_argument("--blksize", type=int, default=None, metavar="N",
+                   help="ask for this TFTP block size (RFC 2348); default: the phone's own (512)")
+    b.add_argument("--tvs-timeout", type=float, default=10.0, metavar="S", help="TVS exchange timeout")
+    b.add_argument("--max-time", type=float, default=None, metavar="S",
+                   help="start no new boot after S seconds (the rest count as not started)")
+    b.add_argument("--flash", type=Path, default=None, metavar="DIR",
+                   help="keep each phone's flash in DIR/<MAC> (default: in memory)")
+    b.add_argument("--json", type=Path, default=None, metavar="FILE",
+                   help="write the summary and every phone's record as JSON")
+    b.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
+                   help="draw boots over time and the latency distribution (needs phoneemu[plot])")
+    b.add_argument("-q", "--quiet", action="store_true", help="no live progress")
+    b.set_defaults(handler=_boot)
+    p.set_defaults(handler=lambda _args: (p.print_help(), 2)[1])
+
+
+def _boot(args: argparse.Namespace) -> int:
+    if args.count < 1:
+        raise PhoneEmuError("--count must be at least 1", path="count")
+    if args.plot is not None:
+        from phoneemu.fleet.plot import require_matplotlib
+
+        require_matplotlib()  # fail before booting anything
+    host, port = parse_host_port(args.tftp)
+    target = BootTarget(host=host, tftp_port=port, http_port=args.http_port,
+                        use_http=args.http_port is not None)
+    start = parse_mac(args.mac_start)
+    spec = FleetSpec(target=target, count=args.count, mac_start=start, profile=args.profile,
+                     concurrency=args.concurrency, fetch_timeout=args.timeout, fetch_retries=args.retries,
+                     tvs_timeout=args.tvs_timeout, max_time_s=args.max_time,
+                     flash_dir=str(args.flash) if args.flash is not None else None,
+                     keep_records=args.json is not None, blksize=args.blksize)
+    print(f"fleet: {args.count} phones {mac_text(start)}..{mac_text(start + args.count - 1)} "
+          f"({args.profile}) -> {target}", file=sys.stderr)
+    progress = Progress(enabled=not args.quiet)
+    try:
+        result = run_fleet(spec, shards=args.shards, progress=progress)
+    finally:
+        progress.close()
+    print(result.metrics.render())
+    if result.not_started:
+        print(f"not started (--max-time): {result.not_started}")
+    if args.json is not None:
+        doc = {"target": str(target), "profile": args.profile, "summary": result.summary(),
+               "phones": [r.as_dict() for r in result.records]}
+        args.json.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    if args.plot is not None:
+        from phoneemu.fleet.plot import plot_metrics
+
+        plot_metrics(result.metrics, args.plot, title=f"phoneemu fleet: {args.count} phones -> {target}")
+    m = result.metrics
+    return 0 if m.failed == 0 and not result.not_started else 1

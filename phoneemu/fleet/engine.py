@@ -1,0 +1,348 @@
+"""Fleet engine for one process: many real phones booting concurrently in one asyncio loop (issue #6).
+
+Rules:
+
+* Every phone is a real :class:`phoneemu.phone.phone.Phone` and boots with :meth:`Phone.boot` — the
+  same boot sequence, rules (spec §G) and fetch code as a single phone. Nothing is decided here.
+* Concurrency is bounded: ``concurrency`` workers take phones from one queue; a phone boots once per
+  run. A run can also be bounded in time (``max_time_s``): after it no new boot starts and the
+  phones not started are counted as ``not-started``.
+* What phones of one process share (immutable or process-wide, never per-phone copies):
+  one :class:`~phoneemu.net.tftp_client.TftpClientPool` (bounded UDP sockets, reused), the TLS client
+  context for TVS, the :data:`~phoneemu.phone.store.SHARED_CACHE` of parsed trust lists/configs keyed
+  by SHA-256 of the bytes, and — in fleet shards — a :class:`~phoneemu.crypto.signatures.VerifyCache`
+  so identical signed files are verified once per process (successful checks only).
+* A phone's own state stays small: in-memory trust store (``flash=None``) unless a flash directory is
+  given (then ``DIR/<MAC>``), a small event log (``event_limit``, our fleet default 32 events and 8
+  statuses instead of 200/30), and the full :class:`BootReport` is reduced to a
+  :class:`~phoneemu.fleet.metrics.BootRecord` right after the boot. Once built, the phones are moved
+  out of the cyclic GC's reach (``gc.freeze``) for the storm, so full collections stay cheap.
+* :class:`Prestate` (benchmarks and tests, our convention) puts phones in the state an earlier boot
+  would have left: the given CTL/ITL installed (parsed once, shared) and each phone's own previous
+  config read from ``config_dir`` — as if installed by the rules named in :data:`PRESTATE_RULES`.
+* ``blksize`` (our fleet option, default None = what the phone asks by itself, 512-byte blocks):
+  the phones' TFTP requests carry this RFC 2348 block size — the same fetcher classes the phone
+  builds (:meth:`Phone.fetcher_for`: HTTP 6970 then TFTP when profile and target allow), with the
+  option set; fewer datagrams per file for phone and server.
+* :func:`boot_many` is the single-process entry point the scenario runner uses for phone groups with
+  ``count > 1``; it returns the full reports in the order of the phones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import resource
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from phoneemu.crypto import signatures
+from phoneemu.errors import DecodeError, EncodeError
+from phoneemu.fleet.metrics import BootRecord, FleetMetrics, peak_rss_mib
+from phoneemu.formats import config as config_fmt
+from phoneemu.formats import signed
+from phoneemu.net.fetch import Fetcher, HttpFetcher, HttpThenTftpFetcher, TftpFetcher
+from phoneemu.net.tftp_client import TftpClientPool
+from phoneemu.phone.boot import BootReport, BootTarget, TvsAsker, net_tvs_asker
+from phoneemu.phone.events import EventLog
+from phoneemu.phone.flash import Flash
+from phoneemu.phone.phone import Phone
+from phoneemu.phone.profile import PhoneProfile, get_profile
+from phoneemu.phone.store import SHARED_CACHE, AcceptedConfig
+
+__all__ = [
+    "PRESTATE_RULES",
+    "FleetSpec",
+    "Prestate",
+    "ShardResult",
+    "boot_many",
+    "fetcher_for",
+    "mac_range",
+    "mac_text",
+    "make_phones",
+    "parse_mac",
+    "run_shard",
+]
+
+#: The rules a :class:`Prestate` pretends installed the CTL, the ITL and the config.
+PRESTATE_RULES = ("G.2-first-ctl-tofu", "G.2-first-itl-tofu", "G.4-signed-by-ctl-tftp")
+_MAC_MAX = (1 << 48) - 1
+
+
+def parse_mac(text: str) -> int:
+    """A MAC (any usual notation) as an integer."""
+    return int(config_fmt.normalise_mac(text), 16)
+
+
+def mac_text(value: int) -> str:
+    """12 upper-case hex digits."""
+    if not 0 <= value <= _MAC_MAX:
+        raise EncodeError(f"MAC value {value} outside 48 bits", path="mac")
+    return f"{value:012X}"
+
+
+def mac_range(start: int, count: int) -> range:
+    """``count`` consecutive MACs from ``start`` (EncodeError when they overflow 48 bits)."""
+    if count < 0 or start < 0 or start + count - 1 > _MAC_MAX:
+        raise EncodeError(f"{count} MACs from {start:012X} overflow 48 bits", path="mac_start")
+    return range(start, start + count)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Prestate:
+    """State left by an earlier boot (see module docstring): CTL/ITL bytes, previous configs' folder."""
+
+    ctl: bytes | None = None
+    itl: bytes | None = None
+    config_dir: str | None = None  # holds SEP<MAC>.cnf.xml.sgn (or .cnf.xml) per phone
+
+
+@dataclass(frozen=True, kw_only=True)
+class FleetSpec:
+    """What a fleet run boots; picklable (sent to every shard process)."""
+
+    target: BootTarget
+    count: int
+    mac_start: int = 0x0A0000000000
+    profile: str = "cp-8861"
+    concurrency: int = 64  # per process: throughput is CPU-bound; more only adds queueing latency
+    fetch_timeout: float = 2.0
+    fetch_retries: int = 5
+    tvs_timeout: float = 10.0
+    max_sockets: int = 1024
+    flash_dir: str | None = None
+    clock_offset_s: int = 0
+    event_limit: int = 32
+    verify_cache: bool = True
+    max_time_s: float | None = None
+    prestate: Prestate | None = None
+    keep_records: bool = False
+    blksize: int | None = None  # RFC 2348 TFTP block size to ask for; None = the phone's own (512)
+
+    def __post_init__(self) -> None:
+        if self.count < 0:
+            raise EncodeError(f"count {self.count} is negative", path="count")
+        if self.concurrency < 1:
+            raise EncodeError("concurrency must be at least 1", path="concurrency")
+        if self.max_sockets < 1:
+            raise EncodeError("max_sockets must be at least 1", path="max_sockets")
+        if self.event_limit < 1:
+            raise EncodeError("event_limit must be at least 1", path="event_limit")
+        if self.blksize is not None and not 8 <= self.blksize <= 65464:
+            raise EncodeError(f"blksize {self.blksize} outside 8..65464 (RFC 2348)", path="blksize")
+        mac_range(self.mac_start, self.count)
+        get_profile(self.profile)  # raises for an unknown profile name
+
+
+@dataclass(kw_only=True)
+class ShardResult:
+    """What one process reports back: metrics, optional records and cache figures."""
+
+    shard: int
+    metrics: FleetMetrics
+    records: list[BootRecord] = field(default_factory=list)
+    not_started: int = 0
+    setup_s: float = 0.0
+    verify_hits: int = 0
+    verify_misses: int = 0
+    intern_hits: int = 0
+    intern_misses: int = 0
+    cpu_s: float = 0.0  # user + system CPU time of this process during the boots
+
+    def to_state(self) -> dict[str, Any]:
+        return {"shard": self.shard, "metrics": self.metrics.to_state(),
+                "records": [r.as_dict() for r in self.records], "not_started": self.not_started,
+                "setup_s": self.setup_s, "verify_hits": self.verify_hits, "verify_misses": self.verify_misses,
+                "intern_hits": self.intern_hits, "intern_misses": self.intern_misses, "cpu_s": self.cpu_s}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> ShardResult:
+        recs = [BootRecord(mac=r["mac"], outcome=r["outcome"], rule=r["rule"],
+                           latency_s=r["latency_ms"] / 1000.0, end_s=r["end_s"], tvs_used=r["tvs_used"],
+                           reason=r.get("reason")) for r in state["records"]]
+        return cls(shard=int(state["shard"]), metrics=FleetMetrics.from_state(state["metrics"]), records=recs,
+                   not_started=int(state["not_started"]), setup_s=float(state["setup_s"]),
+                   verify_hits=int(state["verify_hits"]), verify_misses=int(state["verify_misses"]),
+                   intern_hits=int(state["intern_hits"]), intern_misses=int(state["intern_misses"]),
+                   cpu_s=float(state["cpu_s"]))
+
+
+# --------------------------------------------------------------------------- scenario entry point
+async def boot_many(phones: list[Phone], target: BootTarget, *, concurrency: int) -> list[BootReport]:
+    """Boot every phone once against ``target``, at most ``concurrency`` at a time; reports in order."""
+    if concurrency < 1:
+        raise EncodeError("concurrency must be at least 1", path="concurrency")
+    reports: list[BootReport | None] = [None] * len(phones)
+    todo = iter(range(len(phones)))
+
+    async def worker() -> None:
+        for i in todo:
+            reports[i] = await phones[i].boot(target)
+
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, len(phones)))))
+    return [r for r in reports if r is not None]
+
+
+# --------------------------------------------------------------------------- one shard
+def _cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _previous_config(config_dir: Path, mac: str) -> AcceptedConfig | None:
+    """The phone's previous config: the body of ``SEP<MAC>.cnf.xml.sgn`` (else ``.cnf.xml``)."""
+    sgn = config_dir / config_fmt.config_file_name(mac, "sgn")
+    plain = config_dir / config_fmt.config_file_name(mac, "plain")
+    try:
+        if sgn.is_file():
+            xml, name = signed.parse(sgn.read_bytes()).body, sgn.name
+        elif plain.is_file():
+            xml, name = plain.read_bytes(), plain.name
+        else:
+            return None
+        return AcceptedConfig(file=name, xml=xml, config=config_fmt.parse(xml))
+    except (OSError, DecodeError):
+        return None
+
+
+class _Prestater:
+    """Applies a :class:`Prestate` to new phones (trust lists parsed once per process)."""
+
+    def __init__(self, pre: Prestate, profile: PhoneProfile) -> None:
+        limit = profile.trust_list_limit
+        self.ctl = SHARED_CACHE.trust_list(pre.ctl, kind="CTL", limit=limit) if pre.ctl else None
+        self.itl = SHARED_CACHE.trust_list(pre.itl, kind="ITL", limit=limit) if pre.itl else None
+        self.config_dir = Path(pre.config_dir) if pre.config_dir else None
+
+    def apply(self, phone: Phone) -> None:
+        cfg = _previous_config(self.config_dir, phone.mac) if self.config_dir is not None else None
+        ctl_rule, itl_rule, cfg_rule = PRESTATE_RULES
+        phone.store.restore(ctl=self.ctl, itl=self.itl, config=cfg, ctl_rule=ctl_rule, itl_rule=itl_rule,
+                            config_rule=cfg_rule)
+
+
+def fetcher_for(phone: Phone, spec: FleetSpec, pool: TftpClientPool | None) -> Fetcher | None:
+    """``Phone.fetcher_for`` with ``spec.blksize``; None = let the phone choose (no option)."""
+    if spec.blksize is None:
+        return None
+    t = spec.target
+    tftp = TftpFetcher(t.host, t.tftp_port, blksize=spec.blksize, timeout=spec.fetch_timeout,
+                       retries=spec.fetch_retries, pool=pool)
+    if t.use_http and phone.profile.uses_http_first:
+        return HttpThenTftpFetcher(HttpFetcher(t.host, t.http_port or 6970, timeout=phone.http_timeout), tftp)
+    return tftp
+
+
+def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | None,
+                tvs: TvsAsker | None = None) -> list[Phone]:
+    """The phones of ``macs`` (shared pool and TVS asker; prestate applied)."""
+    profile = get_profile(spec.profile)
+    offset = spec.clock_offset_s
+
+    def clock() -> int:
+        return int(time.time()) + offset
+
+    asker = tvs if tvs is not None else net_tvs_asker(timeout=spec.tvs_timeout)
+    pre = _Prestater(spec.prestate, profile) if spec.prestate is not None else None
+    phones: list[Phone] = []
+    for value in macs:
+        mac = mac_text(value)
+        flash = Flash(Path(spec.flash_dir) / mac, profile=profile) if spec.flash_dir else None
+        phone = Phone(mac=mac, profile=profile, flash=flash, clock=clock,
+                      events=EventLog(spec.event_limit, max(1, min(8, spec.event_limit))),
+                      fetch_timeout=spec.fetch_timeout, fetch_retries=spec.fetch_retries,
+                      tftp_pool=pool, tvs=asker)
+        if pre is not None:
+            pre.apply(phone)
+        phones.append(phone)
+    return phones
+
+
+async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
+                    on_progress: Callable[[int, int], None] | None = None,
+                    ready: Callable[[], Any] | None = None,
+                    progress_interval: float = 0.25) -> ShardResult:
+    """Boot the phones ``macs`` of ``spec`` in this loop; see the module docstring.
+
+    ``ready`` (optional, may be a coroutine function) is awaited after the phones are built and before
+    the first boot (shards start their storm together). ``on_progress(done, ok)`` is called every
+    ``progress_interval`` seconds and at the end.
+    """
+    t_setup = time.perf_counter()
+    cache = signatures.VerifyCache() if spec.verify_cache else None
+    old_cache = signatures.set_verify_cache(cache) if cache is not None else None
+    cache_hits0, cache_miss0 = SHARED_CACHE.hits, SHARED_CACHE.misses
+    metrics = FleetMetrics()
+    records: list[BootRecord] = []
+    pool = TftpClientPool(max_sockets=spec.max_sockets, timeout=spec.fetch_timeout,
+                          retries=spec.fetch_retries)
+    try:
+        phones = make_phones(spec, macs, pool=pool)
+        # tens of thousands of long-lived phone objects: keep the cyclic GC from re-scanning them at
+        # every full collection during the storm (gc.freeze moves them to the permanent generation)
+        gc.collect()
+        gc.freeze()
+        setup_s = time.perf_counter() - t_setup
+        if ready is not None:
+            got = ready()
+            if asyncio.iscoroutine(got):
+                await got
+        queue: Iterator[Phone] = iter(phones)
+        cpu0 = _cpu_s()
+        start = time.perf_counter()
+        stop_at = start + spec.max_time_s if spec.max_time_s is not None else None
+        done = ok = 0
+
+        async def worker() -> None:
+            nonlocal done, ok
+            for phone in queue:
+                if stop_at is not None and time.perf_counter() >= stop_at:
+                    return
+                t0 = time.perf_counter()
+                try:
+                    report = await phone.boot(spec.target, fetcher=fetcher_for(phone, spec, pool))
+                except Exception as exc:  # the boot contract says never; count it, keep going
+                    t1 = time.perf_counter()
+                    metrics.add_error(phone.mac, f"{type(exc).__name__}: {exc} "
+                                      f"{traceback.format_exc(limit=-1).strip().splitlines()[-1]}",
+                                      latency_s=t1 - t0, end_s=t1 - start)
+                    done += 1
+                    continue
+                t1 = time.perf_counter()
+                rec = BootRecord.of(report, latency_s=t1 - t0, end_s=t1 - start)
+                metrics.add(rec)
+                if spec.keep_records:
+                    records.append(rec)
+                done += 1
+                ok += rec.outcome == "ok"
+
+        async def reporter() -> None:
+            while True:
+                await asyncio.sleep(progress_interval)
+                if on_progress is not None:
+                    on_progress(done, ok)
+
+        rep = asyncio.create_task(reporter())
+        try:
+            await asyncio.gather(*(worker() for _ in range(min(spec.concurrency, max(1, len(phones))))))
+        finally:
+            rep.cancel()
+        metrics.wall_s = time.perf_counter() - start
+        cpu_s = _cpu_s() - cpu0
+        if on_progress is not None:
+            on_progress(done, ok)
+        metrics.peak_rss[f"shard-{shard}"] = peak_rss_mib()
+        return ShardResult(shard=shard, metrics=metrics, records=records, not_started=len(phones) - done,
+                           setup_s=setup_s, verify_hits=cache.hits if cache else 0,
+                           verify_misses=cache.misses if cache else 0,
+                           intern_hits=SHARED_CACHE.hits - cache_hits0,
+                           intern_misses=SHARED_CACHE.misses - cache_miss0, cpu_s=cpu_s)
+    finally:
+        if cache is not None:
+            signatures.set_verify_cache(old_cache)
+        gc.unfreeze()
+        await pool.close()

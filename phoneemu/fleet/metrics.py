@@ -1,0 +1,255 @@
+"""Fleet metrics: counts by outcome and deciding rule, latency percentiles, rate over time, peak RSS.
+
+Rules (issue #6):
+
+* Every boot of a fleet ends as one :class:`BootRecord`: the phone's MAC, its **outcome** (see
+  :func:`outcome_of`), the rule that decided it (``BootReport.deciding.rule``, spec §G) and its latency
+  (seconds from the start of that phone's boot to its report) and end time (seconds since the fleet
+  started). Records are small (``__slots__``) so 40,000 of them stay a few MiB.
+* :class:`FleetMetrics` aggregates records of one shard; shards' metrics are merged with
+  :meth:`FleetMetrics.merge` (counts add up, latencies and end times are concatenated).
+* Percentiles use the nearest-rank method on the sorted latencies (p50, p90, p99, max); an empty
+  fleet reports ``None``.
+* "Rate" is boots per second: overall (``boots / wall time``), and per one-second bucket of end times
+  (:meth:`FleetMetrics.rate_series`) for the plot; ``sustained`` is the median of the full
+  buckets between the first and last boot (our convention: the ramp-up and tail seconds are dropped).
+* Peak RSS comes from ``resource.getrusage`` (``ru_maxrss`` is KiB on Linux, bytes on macOS):
+  :func:`peak_rss_mib` for this process, ``children=True`` for the largest finished child.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import statistics
+import sys
+from array import array
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from phoneemu.phone.boot import BootReport
+
+__all__ = [
+    "OUTCOMES",
+    "BootRecord",
+    "FleetMetrics",
+    "outcome_of",
+    "peak_rss_mib",
+    "percentile",
+]
+
+#: Every outcome a fleet boot can end with (our names; ``error`` = the boot raised, a bug or a crash).
+OUTCOMES = ("ok", "locked-out", "config-rejected", "no-config", "error")
+
+
+def outcome_of(report: BootReport) -> str:
+    """``ok`` (config accepted), ``locked-out`` (§G.3.5), ``config-rejected`` or ``no-config``."""
+    if report.ok:
+        return "ok"
+    if report.locked_out:
+        return "locked-out"
+    if report.config == "rejected":
+        return "config-rejected"
+    return "no-config"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BootRecord:
+    """One phone boot of a fleet, reduced to what the summary needs."""
+
+    mac: str
+    outcome: str
+    rule: str | None
+    latency_s: float
+    end_s: float
+    tvs_used: bool = False
+    reason: str | None = None  # the deciding rule's reason, kept for failed boots only
+
+    @classmethod
+    def of(cls, report: BootReport, *, latency_s: float, end_s: float) -> BootRecord:
+        d = report.deciding
+        outcome = outcome_of(report)
+        reason = d.reason[:300] if d is not None and outcome != "ok" else None
+        return cls(mac=report.mac, outcome=outcome, rule=d.rule if d is not None else None,
+                   latency_s=latency_s, end_s=end_s, tvs_used=report.tvs_used, reason=reason)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"mac": self.mac, "outcome": self.outcome, "rule": self.rule,
+                               "latency_ms": round(self.latency_s * 1000.0, 3), "end_s": round(self.end_s, 4),
+                               "tvs_used": self.tvs_used}
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile ``q`` (0..100) of already sorted values; None when empty."""
+    if not 0.0 <= q <= 100.0:
+        raise ValueError(f"percentile {q} outside 0..100")
+    n = len(sorted_values)
+    if n == 0:
+        return None
+    rank = max(1, math.ceil(q / 100.0 * n))
+    return float(sorted_values[min(rank, n) - 1])
+
+
+def peak_rss_mib(*, children: bool = False) -> float:
+    """Peak resident set size of this process (or of its largest finished child) in MiB."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF)
+    scale = 1.0 if sys.platform == "darwin" else 1024.0  # macOS reports bytes, Linux KiB
+    return usage.ru_maxrss * scale / (1024.0 * 1024.0)
+
+
+class FleetMetrics:
+    """Aggregated results of many boots (one shard, or several merged)."""
+
+    def __init__(self) -> None:
+        self.by_outcome: Counter[str] = Counter()
+        self.by_rule: Counter[str] = Counter()
+        self.tvs_used = 0
+        self.latencies = array("d")
+        self.end_times = array("d")
+        self.wall_s = 0.0
+        self.peak_rss: dict[str, float] = {}  # "shard-0": MiB, ...
+        self.failures: list[dict[str, Any]] = []  # the first few failed boots (mac, outcome, rule)
+        self.max_failures_kept = 20
+
+    # ------------------------------------------------------------------ input
+    def add(self, rec: BootRecord) -> None:
+        self.by_outcome[rec.outcome] += 1
+        self.by_rule[rec.rule or "(none)"] += 1
+        self.tvs_used += rec.tvs_used
+        self.latencies.append(rec.latency_s)
+        self.end_times.append(rec.end_s)
+        if rec.outcome != "ok" and len(self.failures) < self.max_failures_kept:
+            self.failures.append(rec.as_dict())
+
+    def add_error(self, mac: str, text: str, *, latency_s: float, end_s: float) -> None:
+        """A boot that raised instead of reporting (a bug: the boot contract says it never raises)."""
+        self.add(BootRecord(mac=mac, outcome="error", rule="exception", latency_s=latency_s, end_s=end_s,
+                            reason=text[:300]))
+
+    def merge(self, other: FleetMetrics) -> FleetMetrics:
+        self.by_outcome.update(other.by_outcome)
+        self.by_rule.update(other.by_rule)
+        self.tvs_used += other.tvs_used
+        self.latencies.extend(other.latencies)
+        self.end_times.extend(other.end_times)
+        self.wall_s = max(self.wall_s, other.wall_s)
+        self.peak_rss.update(other.peak_rss)
+        room = self.max_failures_kept - len(self.failures)
+        self.failures.extend(other.failures[:max(0, room)])
+        return self
+
+    @classmethod
+    def merged(cls, parts: Iterable[FleetMetrics]) -> FleetMetrics:
+        out = cls()
+        for p in parts:
+            out.merge(p)
+        return out
+
+    # ------------------------------------------------------------------ views
+    @property
+    def total(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def booted(self) -> int:
+        return self.by_outcome.get("ok", 0)
+
+    @property
+    def failed(self) -> int:
+        return self.total - self.booted
+
+    def rate(self) -> float:
+        """Boots per second over the whole run (0 when nothing ran)."""
+        span = self.wall_s or (max(self.end_times) if self.end_times else 0.0)
+        return self.total / span if span > 0 else 0.0
+
+    def rate_series(self, bucket_s: float = 1.0) -> list[int]:
+        """Boots finished in each ``bucket_s`` interval since the start."""
+        if not self.end_times:
+            return []
+        n = int(max(self.end_times) // bucket_s) + 1
+        out = [0] * n
+        for t in self.end_times:
+            out[int(t // bucket_s)] += 1
+        return out
+
+    def sustained_rate(self, bucket_s: float = 1.0) -> float:
+        """Median boots/s over the full buckets between ramp-up and tail (overall rate if too short)."""
+        series = self.rate_series(bucket_s)
+        inner = series[1:-1]
+        if len(inner) < 3:
+            return self.rate()
+        return float(statistics.median(inner)) / bucket_s
+
+    def latency_percentiles(self) -> dict[str, float | None]:
+        """p50/p90/p99/max latency in milliseconds."""
+        s = sorted(self.latencies)
+        out: dict[str, float | None] = {}
+        for name, q in (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("max", 100.0)):
+            v = percentile(s, q)
+            out[name] = None if v is None else round(v * 1000.0, 3)
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready summary (counts, percentiles in ms, rates, peak RSS per process in MiB)."""
+        return {
+            "phones": self.total,
+            "booted": self.booted,
+            "failed": self.failed,
+            "by_outcome": dict(self.by_outcome.most_common()),
+            "by_rule": dict(self.by_rule.most_common()),
+            "tvs_used": self.tvs_used,
+            "latency_ms": self.latency_percentiles(),
+            "wall_s": round(self.wall_s, 3),
+            "boots_per_s": round(self.rate(), 1),
+            "sustained_boots_per_s": round(self.sustained_rate(), 1),
+            "peak_rss_mib": {k: round(v, 1) for k, v in sorted(self.peak_rss.items())},
+            "failures": list(self.failures),
+        }
+
+    def render(self) -> str:
+        """The human summary printed at the end of ``phoneemu fleet boot``."""
+        s = self.summary()
+        lat = s["latency_ms"]
+        lines = [f"{s['phones']} phones: {s['booted']} booted, {s['failed']} failed in {s['wall_s']:.2f}s "
+                 f"({s['boots_per_s']:.0f} boots/s, sustained {s['sustained_boots_per_s']:.0f}/s)"]
+        if lat["p50"] is not None:
+            lines.append(f"latency ms: p50 {lat['p50']:.1f}  p90 {lat['p90']:.1f}  p99 {lat['p99']:.1f}  "
+                         f"max {lat['max']:.1f}")
+        lines.append("by outcome: " + ", ".join(f"{k} {v}" for k, v in s["by_outcome"].items()))
+        lines.append("by deciding rule:")
+        lines += [f"  {v:>8}  {k}" for k, v in s["by_rule"].items()]
+        if s["tvs_used"]:
+            lines.append(f"TVS asked by {s['tvs_used']} phones")
+        if s["peak_rss_mib"]:
+            total = sum(s["peak_rss_mib"].values())
+            parts = ", ".join(f"{k} {v:.0f}" for k, v in s["peak_rss_mib"].items())
+            lines.append(f"peak RSS MiB: {parts} (sum {total:.0f})")
+        for f in s["failures"][:5]:
+            why = f": {f['reason']}" if f.get("reason") else ""
+            lines.append(f"  failed: {f['mac']} {f['outcome']} ({f['rule']}){why}")
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ transport between processes
+    def to_state(self) -> dict[str, Any]:
+        return {"by_outcome": dict(self.by_outcome), "by_rule": dict(self.by_rule), "tvs_used": self.tvs_used,
+                "latencies": self.latencies.tobytes(), "end_times": self.end_times.tobytes(),
+                "wall_s": self.wall_s, "peak_rss": dict(self.peak_rss), "failures": list(self.failures)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> FleetMetrics:
+        m = cls()
+        m.by_outcome.update(state["by_outcome"])
+        m.by_rule.update(state["by_rule"])
+        m.tvs_used = int(state["tvs_used"])
+        m.latencies.frombytes(state["latencies"])
+        m.end_times.frombytes(state["end_times"])
+        m.wall_s = float(state["wall_s"])
+        m.peak_rss.update(state["peak_rss"])
+        m.failures.extend(state["failures"])
+        return m

@@ -1,0 +1,70 @@
+"""``--plot FILE.png``: boots over time and the latency distribution of a fleet run (issue #6).
+
+matplotlib is the optional extra ``phoneemu[plot]``; it is imported only when a plot is asked for
+and its absence is one clear error (:class:`~phoneemu.errors.PhoneEmuError`), never a traceback.
+Two panels: (1) boots finished per second (bars) and the cumulative count (line) against seconds
+since the start; (2) a histogram of boot latencies in milliseconds with p50/p99 marked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from phoneemu.errors import PhoneEmuError
+from phoneemu.fleet.metrics import FleetMetrics, percentile
+
+__all__ = ["plot_metrics", "require_matplotlib"]
+
+_MISSING = "--plot needs matplotlib: pip install 'phoneemu[plot]'"
+
+
+def require_matplotlib() -> Any:
+    """The ``matplotlib.pyplot`` module with a non-interactive backend, or PhoneEmuError."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise PhoneEmuError(_MISSING) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_metrics(metrics: FleetMetrics, path: Path | str, *, title: str = "phoneemu fleet") -> Path:
+    """Write the two-panel PNG to ``path``; returns the path."""
+    plt = require_matplotlib()
+    path = Path(path)
+    series = metrics.rate_series(1.0)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    try:
+        xs = list(range(len(series)))
+        ax1.bar(xs, series, width=1.0, align="edge", color="tab:blue", alpha=0.6, label="boots/s")
+        ax1.set_xlabel("seconds since start")
+        ax1.set_ylabel("boots finished per second")
+        cum = ax1.twinx()
+        total = 0
+        ys = []
+        for v in series:
+            total += v
+            ys.append(total)
+        cum.plot([x + 1 for x in xs], ys, color="tab:green", label="cumulative")
+        cum.set_ylabel("boots finished (cumulative)")
+        ax1.set_title(f"{metrics.booted} booted, {metrics.failed} failed, {metrics.rate():,.0f} boots/s")
+        lat_ms = sorted(v * 1000.0 for v in metrics.latencies)
+        if lat_ms:
+            ax2.hist(lat_ms, bins=min(100, max(10, len(lat_ms) // 50)), color="tab:orange")
+            for q, style in ((50.0, "--"), (99.0, ":")):
+                mark = percentile(lat_ms, q)
+                if mark is not None:
+                    ax2.axvline(mark, color="black", linestyle=style, label=f"p{q:.0f} {mark:.1f} ms")
+            ax2.legend()
+        ax2.set_xlabel("boot latency (ms)")
+        ax2.set_ylabel("phones")
+        ax2.set_title("latency distribution")
+        fig.suptitle(title)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+    finally:
+        plt.close(fig)
+    return path

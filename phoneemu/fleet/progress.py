@@ -1,0 +1,57 @@
+"""Live progress line of a fleet run: booted, failed, rate (issue #6).
+
+Rules: on a terminal one line is rewritten in place (``\\r``) at most every ``interval`` seconds; on
+anything else (a pipe, CI logs) a plain line is written at most every ``log_interval`` seconds, so a
+40,000-phone run prints a handful of lines, not thousands. :meth:`Progress.close` ends the line.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+__all__ = ["Progress", "progress_text"]
+
+
+def progress_text(done: int, booted: int, total: int, elapsed_s: float) -> str:
+    """``booted 1200/40000 failed 3 (3.0%) 1,850/s 0.6s``."""
+    failed = done - booted
+    rate = done / elapsed_s if elapsed_s > 0 else 0.0
+    pct = 100.0 * done / total if total else 100.0
+    return (f"booted {booted}/{total} failed {failed} ({pct:.0f}% done) {rate:,.0f}/s "
+            f"{elapsed_s:.1f}s")
+
+
+class Progress:
+    """A :data:`phoneemu.fleet.shard.ProgressFn` that writes to ``stream`` (stderr by default)."""
+
+    def __init__(self, stream: TextIO | None = None, *, interval: float = 0.2, log_interval: float = 5.0,
+                 enabled: bool = True) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.interval = interval if self.tty else log_interval
+        self.enabled = enabled
+        self._last = float("-inf")
+        self._open = False
+
+    def __call__(self, done: int, booted: int, total: int, elapsed_s: float) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._last < self.interval and done < total:
+            return
+        self._last = now
+        text = progress_text(done, booted, total, elapsed_s)
+        if self.tty:
+            self.stream.write("\r" + text + "\x1b[K")
+            self._open = True
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self._open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._open = False

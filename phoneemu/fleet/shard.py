@@ -1,0 +1,213 @@
+"""Fleets across all cores: one process per shard, each with its own event loop and client pool (issue #6).
+
+Rules:
+
+* ``shards`` defaults to ``os.cpu_count()`` (never more shards than phones). The MAC range of the
+  fleet is cut into contiguous sub-ranges, one per shard; each shard runs
+  :func:`phoneemu.fleet.engine.run_shard` in a fresh ``spawn`` process (no state inherited).
+* Shards build their phones first, say ``ready``, and start booting together when every shard is
+  ready, so the rate measured is the storm, not process start-up.
+* Shards report progress (done, booted) a few times a second over one queue; the parent merges
+  them for the live progress line and merges the final :class:`ShardResult`\\ s into one
+  :class:`FleetResult`.
+* Every wait is bounded: process start (``start_timeout``), the run (``spec.max_time_s`` plus a
+  grace period, else ``run_timeout``). A shard that dies or times out makes the run fail with a
+  :class:`~phoneemu.errors.PhoneEmuError` naming it; the other shards are stopped.
+* Ctrl-C: shard processes ignore SIGINT; the parent terminates them (then kills stragglers), joins
+  them and re-raises ``KeyboardInterrupt`` — no orphan processes. SIGTERM to the parent is handled
+  the same way (as ``KeyboardInterrupt``), and a shard whose parent vanished exits by itself.
+* ``shards=0`` runs the single shard in this process (tests, profiling).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing as mp
+import os
+import queue as queue_mod
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from phoneemu.errors import PhoneEmuError
+from phoneemu.fleet.engine import FleetSpec, ShardResult, mac_range, run_shard
+from phoneemu.fleet.metrics import BootRecord, FleetMetrics, peak_rss_mib
+
+__all__ = ["FleetResult", "ProgressFn", "run_fleet", "split_range"]
+
+#: ``progress(done, booted, total, elapsed_s)``
+ProgressFn = Callable[[int, int, int, float], None]
+
+
+@dataclass(kw_only=True)
+class FleetResult:
+    """Merged result of every shard."""
+
+    metrics: FleetMetrics
+    shards: list[ShardResult] = field(default_factory=list)
+    records: list[BootRecord] = field(default_factory=list)
+
+    @property
+    def not_started(self) -> int:
+        return sum(s.not_started for s in self.shards)
+
+    def summary(self) -> dict[str, Any]:
+        out = self.metrics.summary()
+        out["shards"] = len(self.shards)
+        out["not_started"] = self.not_started
+        out["setup_s"] = round(max((s.setup_s for s in self.shards), default=0.0), 3)
+        out["verify_cache"] = {"hits": sum(s.verify_hits for s in self.shards),
+                               "misses": sum(s.verify_misses for s in self.shards)}
+        out["cpu_s"] = round(sum(s.cpu_s for s in self.shards), 3)
+        out["intern_cache"] = {"hits": sum(s.intern_hits for s in self.shards),
+                               "misses": sum(s.intern_misses for s in self.shards)}
+        return out
+
+
+def split_range(start: int, count: int, parts: int) -> list[range]:
+    """``count`` consecutive values from ``start`` cut into ``parts`` contiguous near-equal ranges."""
+    whole = mac_range(start, count)
+    parts = max(1, min(parts, count)) if count else 1
+    size, extra = divmod(count, parts)
+    out: list[range] = []
+    at = whole.start
+    for i in range(parts):
+        n = size + (1 if i < extra else 0)
+        out.append(range(at, at + n))
+        at += n
+    return out
+
+
+def _child(spec: FleetSpec, macs: range, shard: int, channels: tuple[Any, Any], start_timeout: float) -> None:
+    """Shard process body: build phones, wait for ``go``, boot, send the result."""
+    q, go = channels
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+
+    def progress(done: int, ok: int) -> None:
+        if os.getppid() != parent:  # the parent died without stopping us: do not linger as an orphan
+            os._exit(1)
+        q.put(("progress", shard, done, ok))
+
+    async def ready() -> None:
+        q.put(("ready", shard))
+        loop = asyncio.get_running_loop()
+        if not await loop.run_in_executor(None, go.wait, start_timeout):
+            raise PhoneEmuError(f"shard {shard}: no start signal within {start_timeout}s")
+
+    try:
+        result = asyncio.run(run_shard(spec, macs, shard=shard, on_progress=progress, ready=ready))
+        q.put(("done", shard, result.to_state()))
+    except BaseException as exc:  # report anything, the parent decides
+        q.put(("error", shard, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"))
+
+
+def _stop(procs: list[Any]) -> None:
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    deadline = time.monotonic() + 5.0
+    for p in procs:
+        p.join(max(0.1, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()
+            p.join(1.0)
+
+
+def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressFn | None = None,
+              start_timeout: float = 120.0, run_timeout: float = 3600.0) -> FleetResult:
+    """Boot ``spec.count`` phones across ``shards`` processes (see module docstring)."""
+    n = (os.cpu_count() or 1) if shards is None else shards
+    if n == 0:
+        return _run_inline(spec, progress)
+    ranges = split_range(spec.mac_start, spec.count, n)
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    go = ctx.Event()
+    procs = [ctx.Process(target=_child, args=(spec, r, i, (q, go), start_timeout), name=f"phoneemu-fleet-{i}",
+                         daemon=True) for i, r in enumerate(ranges)]
+    old_term = _term_as_interrupt()
+    done_by: dict[int, tuple[int, int]] = {}
+    results: dict[int, ShardResult] = {}
+    ready: set[int] = set()
+    try:
+        for p in procs:
+            p.start()
+        limit = time.monotonic() + start_timeout
+        while len(ready) < len(procs):
+            msg = _get(q, limit, procs, "start")
+            if msg[0] == "ready":
+                ready.add(msg[1])
+            elif msg[0] == "error":
+                raise PhoneEmuError(f"fleet shard {msg[1]} failed: {msg[2]}")
+        go.set()
+        t0 = time.monotonic()
+        budget = spec.max_time_s + 60.0 if spec.max_time_s is not None else run_timeout
+        limit = t0 + budget
+        while len(results) < len(procs):
+            msg = _get(q, limit, procs, "run")
+            kind = msg[0]
+            if kind == "progress":
+                done_by[msg[1]] = (msg[2], msg[3])
+                if progress is not None:
+                    progress(sum(d for d, _ in done_by.values()), sum(o for _, o in done_by.values()),
+                             spec.count, time.monotonic() - t0)
+            elif kind == "done":
+                results[msg[1]] = ShardResult.from_state(msg[2])
+            elif kind == "error":
+                raise PhoneEmuError(f"fleet shard {msg[1]} failed: {msg[2]}")
+        for p in procs:
+            p.join(10.0)
+    finally:
+        _stop(procs)
+        with contextlib.suppress(Exception):
+            q.close()
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+    ordered = [results[i] for i in sorted(results)]
+    merged = FleetMetrics.merged(r.metrics for r in ordered)
+    merged.peak_rss["parent"] = peak_rss_mib()
+    return FleetResult(metrics=merged, shards=ordered, records=[rec for r in ordered for rec in r.records])
+
+
+def _term_as_interrupt() -> Any:
+    """Make SIGTERM raise KeyboardInterrupt in this (main) thread; the old handler, or None."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def on_term(_sig: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, on_term)
+
+
+def _get(q: Any, limit: float, procs: list[Any], phase: str) -> tuple[Any, ...]:
+    """The next message, or PhoneEmuError when a shard died or ``limit`` passed."""
+    while True:
+        left = limit - time.monotonic()
+        if left <= 0:
+            raise PhoneEmuError(f"fleet: shards did not finish the {phase} phase in time")
+        try:
+            msg: tuple[Any, ...] = q.get(timeout=min(0.5, left))
+            return msg
+        except queue_mod.Empty:
+            dead = [p.name for p in procs if p.exitcode not in (None, 0)]
+            if dead:
+                raise PhoneEmuError(f"fleet: shard process {', '.join(dead)} died") from None
+
+
+def _run_inline(spec: FleetSpec, progress: ProgressFn | None) -> FleetResult:
+    t0 = time.monotonic()
+
+    def on_progress(done: int, ok: int) -> None:
+        if progress is not None:
+            progress(done, ok, spec.count, time.monotonic() - t0)
+
+    res = asyncio.run(run_shard(spec, mac_range(spec.mac_start, spec.count), on_progress=on_progress))
+    merged = FleetMetrics.merged([res.metrics])
+    return FleetResult(metrics=merged, shards=[res], records=list(res.records))

@@ -1,0 +1,148 @@
+"""Fleets over loopback against a seeded lab (issue #6): every phone's outcome, shared verification.
+
+One lab (50 phones, mixed mode) regenerates its ITLRecovery certificate; the fleet's phones hold the
+previous CTL/ITL and their previous config (``Prestate``), so each boot asks TVS about the new CTL
+signer, then installs the ITL through the CTL and accepts its signed config — the same rules a
+single phone runs. One phone's config is tampered and must be the one failure. Identical files
+(the CTL, the ITL) are verified once per process (VerifyCache) and parsed once (InternCache).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+from phoneemu.fleet.engine import FleetSpec, Prestate, boot_many, mac_text, make_phones, run_shard
+from phoneemu.lab.cluster import LabCluster
+from phoneemu.lab.servers import LabServers
+from phoneemu.phone.boot import BootTarget
+
+T = TypeVar("T")
+NOW = 1_780_000_000
+HOST = "127.0.0.1"
+START = 0x0A0000000100
+COUNT = 50
+BAD = mac_text(START + 7)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    async def wrapped() -> T:
+        return await asyncio.wait_for(coro, 120)
+    return asyncio.run(wrapped())
+
+
+def _lab(tmp: Path) -> LabCluster:
+    c = LabCluster.init(tmp / "lab", seed=3, key_spec="rsa1024", now=NOW)
+    c.set_mixed_mode(True, now=NOW)
+    c.add_phones([mac_text(START + i) for i in range(COUNT)], now=NOW)
+    return c
+
+
+def _regenerate(c: LabCluster, tmp: Path) -> Prestate:
+    """Keep what phones got from the running lab (configs name its TVS port), then change the lab."""
+    prev = tmp / "previous"
+    shutil.copytree(c.root / "tftp", prev)
+    ctl, itl = c.get("CTLFile.tlv"), c.get("ITLFile.tlv")
+    assert ctl is not None and itl is not None
+    c.regenerate("itlrecovery", now=NOW)
+    c.tamper(f"SEP{BAD}.cnf.xml.sgn", now=NOW)
+    return Prestate(ctl=ctl, itl=itl, config_dir=str(prev))
+
+
+def test_fleet_storm_outcomes_tvs_and_verified_once(tmp_path: Path) -> None:
+    c = _lab(tmp_path)
+
+    async def body() -> Any:
+        async with LabServers(c, host=HOST, tftp_tid_mode="shared") as srv:
+            pre = _regenerate(c, tmp_path)
+            target = BootTarget(host=HOST, tftp_port=srv.ports["tftp"], use_http=False)
+            spec = FleetSpec(target=target, count=COUNT, mac_start=START, concurrency=16, prestate=pre,
+                             keep_records=True, fetch_timeout=1.0, tvs_timeout=10.0)
+            seen: list[tuple[int, int]] = []
+            res = await run_shard(spec, range(START, START + COUNT),
+                                  on_progress=lambda d, o: seen.append((d, o)), progress_interval=0.05)
+            return res, seen, srv.tvs_handler.answered
+
+    res, seen, tvs_answered = run(body())
+    by_mac = {r.mac: r for r in res.records}
+    assert len(by_mac) == COUNT and res.not_started == 0
+    for mac, rec in by_mac.items():
+        assert rec.tvs_used, mac
+        if mac == BAD:
+            assert rec.outcome != "ok" and rec.rule == "G.4-bad-signature"
+        else:
+            assert (rec.outcome, rec.rule) == ("ok", "G.4-signed-by-ctl-tftp"), mac
+    assert tvs_answered == COUNT
+    m = res.metrics
+    assert m.booted == COUNT - 1 and m.failed == 1 and m.by_rule["G.4-bad-signature"] == 1
+    assert seen[-1] == (COUNT, COUNT - 1)
+    # the CTL (checked with the TVS-vouched key) and the ITL (with the CTL's SAST record) are the same
+    # bytes for every phone: verified once each; every config is its own file (COUNT - 1 good ones;
+    # the tampered one fails and failures are never cached).
+    assert res.verify_misses == 2 + COUNT
+    assert res.verify_hits == 2 * (COUNT - 1)
+    assert res.intern_hits >= 2 * (COUNT - 1)  # the new CTL and ITL were parsed once, then shared
+
+
+def test_boot_many_first_contact_in_order(tmp_path: Path) -> None:
+    c = LabCluster.init(tmp_path / "lab", seed=4, key_spec="rsa1024", now=NOW)
+    macs = [mac_text(START + i) for i in range(12)]
+    c.add_phones(macs, now=NOW)
+
+    async def body() -> Any:
+        async with LabServers(c, host=HOST) as srv:
+            target = BootTarget(host=HOST, tftp_port=srv.ports["tftp"], http_port=srv.ports["http"])
+            spec = FleetSpec(target=target, count=12, mac_start=START)
+            phones = make_phones(spec, range(START, START + 12), pool=None)
+            first = await boot_many(phones, target, concurrency=5)
+            again = await boot_many(phones, target, concurrency=5)  # a reboot: state persisted
+            return first, again
+
+    first, again = run(body())
+    assert [r.mac for r in first] == macs
+    for r in first:
+        assert r.ok and r.trust["ITL"] == "installed" and r.decisions[0].rule == "G.2-first-itl-tofu"
+    for r in again:
+        assert r.ok and r.trust["ITL"] == "unchanged"
+
+
+def test_cli_fleet_boot_two_shards_json(tmp_path: Path) -> None:
+    c = LabCluster.init(tmp_path / "lab", seed=5, key_spec="rsa1024", now=NOW)
+    c.add_phones([mac_text(START + i) for i in range(20)], now=NOW)
+    out = tmp_path / "fleet.json"
+
+    async def body() -> tuple[int, str, str]:
+        async with LabServers(c, host=HOST, tftp_tid_mode="shared") as srv:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "phoneemu", "fleet", "boot", "--count", "20", "--tftp",
+                f"{HOST}:{srv.ports['tftp']}", "--mac-start", mac_text(START), "--shards", "2",
+                "--json", str(out), "-q", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            so, se = await asyncio.wait_for(proc.communicate(), 90)
+            assert proc.returncode is not None
+            return proc.returncode, so.decode(), se.decode()
+
+    rc, stdout, stderr = run(body())
+    assert rc == 0, stderr
+    assert "20 phones: 20 booted, 0 failed" in stdout and "G.4-signed-by-itl-tftp" in stdout
+    doc = json.loads(out.read_text())
+    assert doc["summary"]["shards"] == 2 and doc["summary"]["booted"] == 20
+    assert sorted(p["mac"] for p in doc["phones"]) == [mac_text(START + i) for i in range(20)]
+    assert all(p["outcome"] == "ok" for p in doc["phones"])
+
+
+def test_cli_fleet_bad_input_exits_2() -> None:
+    async def body() -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "phoneemu", "fleet", "boot", "--count", "0", "--tftp", "127.0.0.1:1",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        _so, se = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode is not None
+        return proc.returncode, se.decode()
+
+    rc, err = run(body())
+    assert rc == 2 and "--count must be at least 1" in err

@@ -1,0 +1,185 @@
+"""Fleet metrics (issue #6): outcomes, rule counts, percentiles, rates, merging, process transport."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from phoneemu.errors import EncodeError, PhoneEmuError
+from phoneemu.fleet.engine import FleetSpec, mac_range, mac_text, parse_mac
+from phoneemu.fleet.metrics import BootRecord, FleetMetrics, outcome_of, peak_rss_mib, percentile
+from phoneemu.fleet.progress import Progress, progress_text
+from phoneemu.fleet.shard import split_range
+from phoneemu.phone.boot import BootReport, BootTarget
+from phoneemu.phone.events import Decision
+
+
+def _report(*, ok: bool, locked: bool = False, config: str = "accepted",
+            rule: str | None = "G.4-x") -> BootReport:
+    d = Decision(rule=rule, accepted=ok, reason="r", file="f") if rule else None
+    return BootReport(mac="0A0000000001", ok=ok, trust={"CTL": "absent", "ITL": "installed"}, config=config,
+                      config_file=None, encrypted=False, decisions=(d,) if d else (), deciding=d, statuses=(),
+                      firmware="none", load=None, lsc="absent", locked_out=locked, tvs_used=True, timeline=(),
+                      duration_s=0.01)
+
+
+def _rec(outcome: str = "ok", rule: str | None = "G.4-signed-by-ctl-tftp", lat: float = 0.01,
+         end: float = 0.5) -> BootRecord:
+    return BootRecord(mac="0A0000000001", outcome=outcome, rule=rule, latency_s=lat, end_s=end)
+
+
+def test_outcome_of_each_case() -> None:
+    assert outcome_of(_report(ok=True)) == "ok"
+    assert outcome_of(_report(ok=False, locked=True, config="rejected")) == "locked-out"
+    assert outcome_of(_report(ok=False, config="rejected")) == "config-rejected"
+    assert outcome_of(_report(ok=False, config="none", rule=None)) == "no-config"
+    rec = BootRecord.of(_report(ok=False, locked=True, config="rejected", rule="G.3.4-tvs-unknown-signer"),
+                        latency_s=0.2, end_s=1.0)
+    assert rec.outcome == "locked-out" and rec.rule == "G.3.4-tvs-unknown-signer" and rec.tvs_used
+    assert rec.as_dict()["latency_ms"] == 200.0
+
+
+def test_percentile_nearest_rank() -> None:
+    vals = [float(v) for v in range(1, 101)]
+    assert percentile(vals, 50) == 50.0
+    assert percentile(vals, 99) == 99.0
+    assert percentile(vals, 100) == 100.0
+    assert percentile(vals, 0) == 1.0
+    assert percentile([], 50) is None
+    assert percentile([7.0], 99) == 7.0
+    with pytest.raises(ValueError, match="outside"):
+        percentile(vals, 101)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(min_value=0, max_value=1e6, allow_nan=False), min_size=1, max_size=200),
+       st.floats(min_value=0, max_value=100), st.floats(min_value=0, max_value=100))
+def test_percentile_is_a_member_and_monotone(values: list[float], q1: float, q2: float) -> None:
+    s = sorted(values)
+    lo, hi = sorted((q1, q2))
+    a, b = percentile(s, lo), percentile(s, hi)
+    assert a is not None and b is not None
+    assert a in s and b in s and a <= b
+    # at least q% of the values are <= the q-th percentile
+    assert sum(v <= b for v in s) >= math.ceil(hi / 100 * len(s)) - 1e-9
+
+
+def test_metrics_counts_rates_and_summary() -> None:
+    m = FleetMetrics()
+    for i in range(10):
+        m.add(_rec(lat=0.001 * (i + 1), end=0.1 * i))
+    m.add(_rec("locked-out", "G.3.4-tvs-unknown-signer", lat=0.5, end=1.2))
+    m.add_error("0A0000000009", "RuntimeError: boom", latency_s=0.1, end_s=1.3)
+    m.wall_s = 2.0
+    s = m.summary()
+    assert s["phones"] == 12 and s["booted"] == 10 and s["failed"] == 2
+    assert s["by_outcome"] == {"ok": 10, "locked-out": 1, "error": 1}
+    assert s["by_rule"]["G.4-signed-by-ctl-tftp"] == 10 and s["by_rule"]["G.3.4-tvs-unknown-signer"] == 1
+    assert s["latency_ms"]["p50"] == 6.0 and s["latency_ms"]["max"] == 500.0
+    assert s["boots_per_s"] == 6.0
+    assert m.rate_series(1.0) == [10, 2]
+    assert [f["outcome"] for f in s["failures"]] == ["locked-out", "error"]
+    text = m.render()
+    assert "12 phones: 10 booted, 2 failed" in text and "G.3.4-tvs-unknown-signer" in text
+
+
+def test_sustained_rate_drops_ramp_and_tail() -> None:
+    m = FleetMetrics()
+    for sec, n in enumerate([5, 100, 100, 100, 100, 7]):
+        for _ in range(n):
+            m.add(_rec(end=sec + 0.5))
+    assert m.sustained_rate() == 100.0
+    empty = FleetMetrics()
+    assert empty.rate() == 0.0 and empty.rate_series() == [] and empty.latency_percentiles()["p50"] is None
+
+
+def test_merge_and_state_round_trip() -> None:
+    a, b = FleetMetrics(), FleetMetrics()
+    a.add(_rec(lat=0.002))
+    b.add(_rec("config-rejected", "G.4-bad-signature", lat=0.004))
+    a.wall_s, b.wall_s = 1.0, 3.0
+    a.peak_rss["shard-0"], b.peak_rss["shard-1"] = 50.0, 60.0
+    b2 = FleetMetrics.from_state(b.to_state())
+    assert b2.summary() == b.summary()
+    m = FleetMetrics.merged([a, b2])
+    assert m.total == 2 and m.by_rule["G.4-bad-signature"] == 1 and m.wall_s == 3.0
+    assert m.peak_rss == {"shard-0": 50.0, "shard-1": 60.0}
+    assert peak_rss_mib() > 1.0
+
+
+def test_split_range_and_macs() -> None:
+    parts = split_range(0x0A0000000000, 10, 3)
+    assert [len(p) for p in parts] == [4, 3, 3]
+    assert parts[0].start == 0x0A0000000000 and parts[-1].stop == 0x0A0000000000 + 10
+    assert split_range(5, 2, 8) == [range(5, 6), range(6, 7)]
+    assert mac_text(parse_mac("0a:00:00:00:00:ff")) == "0A00000000FF"
+    with pytest.raises(EncodeError):
+        mac_range(0xFFFFFFFFFFFF, 2)
+    with pytest.raises(EncodeError):
+        FleetSpec(target=BootTarget(host="h"), count=1, concurrency=0)
+    with pytest.raises(PhoneEmuError):
+        FleetSpec(target=BootTarget(host="h"), count=1, profile="no-such-model")
+
+
+def test_progress_line_is_bounded_off_a_terminal() -> None:
+    import io
+
+    buf = io.StringIO()
+    p = Progress(buf, log_interval=3600.0)
+    for i in range(1000):
+        p(i, i, 1000, 1.0)
+    p(1000, 998, 1000, 2.0)  # the final call always prints
+    p.close()
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 2 and lines[-1].startswith("booted 998/1000 failed 2")
+    assert progress_text(10, 9, 10, 0.0).startswith("booted 9/10 failed 1")
+
+
+def test_plot_without_matplotlib_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from phoneemu.fleet import plot
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(PhoneEmuError, match=r"pip install 'phoneemu\[plot\]'"):
+        plot.require_matplotlib()
+
+
+def test_plot_writes_a_png(tmp_path: object) -> None:
+    from pathlib import Path
+
+    pytest.importorskip("matplotlib")
+    from phoneemu.fleet.plot import plot_metrics
+
+    m = FleetMetrics()
+    for i in range(200):
+        m.add(_rec(lat=0.001 * (i % 17 + 1), end=i / 50))
+    out = plot_metrics(m, Path(str(tmp_path)) / "p.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_verify_cache_remembers_successes_only() -> None:
+    from phoneemu.crypto import keys, signatures
+    from phoneemu.crypto.hashes import HashAlg
+    from phoneemu.errors import VerificationError
+
+    key = keys.generate_key(keys.KeySpec.parse("ec-p256"))
+    sig = signatures.sign(key, b"same file", HashAlg.SHA256)
+    cache = signatures.VerifyCache(max_items=4)
+    old = signatures.set_verify_cache(cache)
+    try:
+        for _ in range(3):
+            signatures.verify(key.public_key(), sig, b"same file", HashAlg.SHA256)
+        assert (cache.misses, cache.hits, len(cache)) == (1, 2, 1)
+        for _ in range(2):  # a tampered file fails every time: failures are never remembered
+            with pytest.raises(VerificationError):
+                signatures.verify(key.public_key(), sig, b"same fil3", HashAlg.SHA256)
+        other = keys.generate_key(keys.KeySpec.parse("ec-p256")).public_key()
+        with pytest.raises(VerificationError):  # same bytes and signature, another key: not a hit
+            signatures.verify(other, sig, b"same file", HashAlg.SHA256)
+        assert (cache.misses, cache.hits, len(cache)) == (4, 2, 1)
+    finally:
+        assert signatures.set_verify_cache(old) is cache
