@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from phoneemu.errors import ScenarioError
+from phoneemu.fleet.engine import boot_many
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.servers import LabServers
 from phoneemu.phone.boot import BootReport, BootTarget
@@ -193,15 +194,19 @@ class World:
 
     # --- actions ------------------------------------------------------------------------
     async def boot(self, phones: list[PhoneHandle]) -> None:
-        sem = asyncio.Semaphore(_BOOT_CONCURRENCY)
+        """Boot ``phones`` concurrently through the fleet engine, one batch per target cluster."""
+        by_cluster: dict[str, list[PhoneHandle]] = {}
+        for p in phones:
+            by_cluster.setdefault(p.cluster, []).append(p)
 
-        async def one(p: PhoneHandle) -> None:
-            async with sem:
-                report = await p.phone.boot(self.clusters[p.cluster].target())
-            p.report = report
-            p.history.append(report)
+        async def batch(cluster: str, handles: list[PhoneHandle]) -> None:
+            reports = await boot_many([h.phone for h in handles], self.clusters[cluster].target(),
+                                      concurrency=_BOOT_CONCURRENCY)
+            for h, report in zip(handles, reports, strict=True):
+                h.report = report
+                h.history.append(report)
 
-        await asyncio.gather(*(one(p) for p in phones))
+        await asyncio.gather(*(batch(c, hs) for c, hs in by_cluster.items()))
 
     def now_datetime(self) -> dt.datetime:
         return self.clock.datetime()
