@@ -48,8 +48,12 @@ class TftpFetcher:
 
     async def fetch(self, name: str) -> bytes:
         if self.pool is not None:
-            return await self.pool.get(self.host, self.port, name, blksize=self.blksize, timeout=self.timeout,
-                                       retries=self.retries, tsize=self.tsize, max_size=self.max_size)
+            # Options left unset here fall back to the pool's own defaults.
+            opts: dict[str, object] = {"timeout": self.timeout, "retries": self.retries, "tsize": self.tsize,
+                                       "max_size": self.max_size}
+            if self.blksize is not None:
+                opts["blksize"] = self.blksize
+            return await self.pool.get(self.host, self.port, name, **opts)
         return await tftp_get(self.host, self.port, name, blksize=self.blksize, timeout=self.timeout,
                               retries=self.retries, tsize=self.tsize, max_size=self.max_size)
 
