@@ -940,8 +940,11 @@ class LabCluster:
         self._rand_counter = 0
         tftp = self.root / "tftp"
         for mac in macs:
-            old = {n for n in self._files if _phone_file(n, mac)}
             fresh = self._phone_all_files(mac, self._files)
+            # The names a phone's files can have (looked up, not scanned: O(1) per phone, not O(files)).
+            candidates = set(fresh) | {f"ITLSEP{mac}.tlv", f"CTLSEP{mac}.tlv",
+                                       *(config.config_file_name(mac, k) for k in ("plain", "sgn", "enc"))}
+            old = {n for n in candidates if n in self._files}
             for name in old - set(fresh):
                 del self._files[name]
                 self.state.tampered.pop(name, None)
@@ -1173,10 +1176,6 @@ class LabCluster:
 
 
 DEFAULT_EXPORT = "exported/itlrecovery.pem"
-
-
-def _phone_file(name: str, mac: str) -> bool:
-    return name.startswith((f"SEP{mac}.", f"ITLSEP{mac}.", f"CTLSEP{mac}."))
 
 
 def _model(text: str) -> str:
