@@ -32,6 +32,7 @@ import errno
 import logging
 import random
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from phoneemu.lab.capf_service import CapfHandler, CapfSessionLog
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.pki import Identity
 from phoneemu.lab.tvs_service import TvsConnectionLog, TvsHandler
+from phoneemu.lab.tvs_threaded import ThreadedTvsServer
 from phoneemu.net.capture import UdpSink
 from phoneemu.net.http import HttpServer
 from phoneemu.net.tftp import TftpRequestEvent, TftpServer
@@ -55,6 +57,7 @@ __all__ = ["SERVICES", "LabServers", "RequestLog"]
 _log = logging.getLogger("phoneemu.lab.servers")
 
 SERVICES = ("tftp", "http", "tvs", "capf")
+TVS_IMPLS = ("threads", "asyncio")  # TVS server: worker threads (tvs_threaded, faster) or asyncio TLS
 _HTTP_OUTCOMES = {200: "ok", 403: "refused", 404: "not-found", 400: "malformed", 405: "refused",
                   413: "too-large", 431: "malformed"}
 
@@ -163,6 +166,7 @@ class LabServers:
         tftp_tid_mode: str = "ephemeral",
         watch: float | None = None,
         max_log: int = 100_000,
+        tvs_impl: str = "threads",
     ) -> None:
         self.cluster = cluster
         self.host = host
@@ -177,12 +181,16 @@ class LabServers:
         self.tftp_tid_mode = tftp_tid_mode
         self.watch = watch
         self.max_log = max_log
+        if tvs_impl not in TVS_IMPLS:
+            raise PhoneEmuError(f"tvs_impl {tvs_impl!r}: threads or asyncio", path="tvs_impl")
+        self.tvs_impl = tvs_impl
         self.ports: dict[str, int] = {}
         self.requests: list[RequestLog] = []
+        self._record_lock = threading.Lock()
         self.network = _Network()
         self.tftp: TftpServer | None = None
         self.http: HttpServer | None = None
-        self.tvs: TlsServer | None = None
+        self.tvs: TlsServer | ThreadedTvsServer | None = None
         self.capf: TlsServer | None = None
         self.tvs_handler = TvsHandler(cluster.tvs_lookup, read_timeout=io_timeout, on_log=self._on_tvs)
         self.capf_handler = CapfHandler(cluster, clock=clock, read_timeout=io_timeout * 3,
@@ -287,6 +295,12 @@ class LabServers:
                                       idle_timeout=self.io_timeout)
                 self.http = await http.start()
                 bound = http.port
+            elif name == "tvs" and self.tvs_impl == "threads":
+                tvs_t = ThreadedTvsServer(self.tvs_handler, self.cluster.tvs_identity, self.host, port,
+                                          handshake_timeout=self.io_timeout, keylog=self.keylog,
+                                          log_on_loop=False)  # _record takes a lock
+                self.tvs = await tvs_t.start()
+                bound = tvs_t.port
             elif name == "tvs":
                 assert self._tvs_ctx is not None
                 tvs = TlsServer(self.tvs_handler, self._tvs_ctx.base, self.host, port, name="tvs",
@@ -328,9 +342,10 @@ class LabServers:
 
     # --- observation -----------------------------------------------------------------
     def _record(self, entry: RequestLog) -> None:
-        self.requests.append(entry)
-        if len(self.requests) > self.max_log:
-            del self.requests[: len(self.requests) - self.max_log // 2]
+        with self._record_lock:  # the threaded TVS server records from its worker threads
+            self.requests.append(entry)
+            if len(self.requests) > self.max_log:
+                del self.requests[: len(self.requests) - self.max_log // 2]
 
     def _on_tftp(self, ev: TftpRequestEvent) -> None:
         self._record(RequestLog(service="tftp", peer=f"{ev.peer[0]}:{ev.peer[1]}", name=ev.filename,

@@ -1,0 +1,262 @@
+"""The threaded lab TVS server (phoneemu.lab.tvs_threaded): real sockets, real TLS, the lab cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from phoneemu.errors import PhoneEmuError, TransportError
+from phoneemu.lab.cluster import LabCluster
+from phoneemu.lab.servers import LabServers
+from phoneemu.lab.tvs_service import TvsConnectionLog, TvsHandler
+from phoneemu.lab.tvs_threaded import DEFAULT_WORKERS, ThreadedTvsServer
+from phoneemu.net.tls import client_context_verify_after_handshake, open_tls_connection
+from phoneemu.net.tvs_client import tvs_verify
+from phoneemu.protocols import tvs
+
+T = TypeVar("T")
+HOST = "127.0.0.1"
+MAC = "001122334455"
+DEVICE = f"CP-8861-SEP{MAC}"
+
+
+def run(coro: Awaitable[T], limit: float = 30.0) -> T:
+    async def wrapped() -> T:
+        return await asyncio.wait_for(coro, limit)
+    return asyncio.run(wrapped())
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("tvsthreads") / "lab"
+    c = LabCluster.init(root, seed=11, key_spec="rsa1024")
+    c.add_phone(MAC)
+    return root
+
+
+@pytest.fixture
+def cluster(template: Path, tmp_path: Path) -> LabCluster:
+    root = tmp_path / "lab"
+    shutil.copytree(template, root)
+    return LabCluster.open(root)
+
+
+def _workers(prefix: str = "tvs-worker-") -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(prefix)]
+
+
+async def _raw_exchange(port: int, payload: bytes, *, wait: float = 3.0,
+                        ctx: ssl.SSLContext | None = None) -> bytes:
+    """Send ``payload`` after the handshake; return what the server sends until it closes."""
+    reader, writer = await open_tls_connection(HOST, port, ctx or client_context_verify_after_handshake(),
+                                               timeout=3)
+    try:
+        writer.write(payload)
+        await writer.drain()
+        out = b""
+        while True:
+            chunk = await asyncio.wait_for(reader.read(65536), wait)
+            if not chunk:
+                return out
+            out += chunk
+    except (ConnectionError, ssl.SSLError):
+        return out
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+
+def test_default_implementation_is_threads_and_unknown_is_refused(cluster: LabCluster) -> None:
+    assert LabServers(cluster).tvs_impl == "threads"
+    with pytest.raises(PhoneEmuError, match="tvs_impl"):
+        LabServers(cluster, tvs_impl="fibres")
+
+
+def test_verify_valid_and_unknown_are_answered_and_logged(cluster: LabCluster) -> None:
+    async def main() -> None:
+        async with LabServers(cluster) as servers:
+            assert isinstance(servers.tvs, ThreadedTvsServer)
+            addr = [(HOST, servers.ports["tvs"])]
+            ok = await tvs_verify(addr, DEVICE, cluster.callmanager().der, timeout=5)
+            assert ok.valid and ok.response.roles == (0, 2)  # SAST + CCM+TFTP (spec §B.3)
+            assert ok.response.ttl == cluster.state.tvs_ttl
+            assert ok.server_cert == cluster.tvs_identity().der
+            bad = await tvs_verify(addr, DEVICE, b"\x30\x03\x02\x01\x00", timeout=5)
+            assert bad.status == tvs.TvsStatus.INVALID
+            await asyncio.sleep(0)  # entries are handed to the loop before the reply is sent
+            got = [(r.name, r.outcome) for r in servers.requests if r.service == "tvs"]
+            assert got == [(f"VERIFY {DEVICE}", "valid"), (f"VERIFY {DEVICE}", "invalid")]
+            assert all(r.detail.startswith("TLSv1.3 ") for r in servers.requests if r.service == "tvs")
+            assert servers.tvs_handler.answered == 2 and servers.tvs_handler.refused == 0
+    run(main())
+
+
+def test_two_requests_on_one_connection_are_both_answered(cluster: LabCluster) -> None:
+    r1 = tvs.verify_request(1001, DEVICE, cluster.callmanager().der)
+    r2 = tvs.verify_request(1002, DEVICE, b"not a known cert")
+
+    async def main() -> None:
+        async with LabServers(cluster, io_timeout=0.5) as servers:
+            got = await _raw_exchange(servers.ports["tvs"], tvs.encode(r1) + tvs.encode(r2), wait=5)
+            msgs = tvs.FrameDecoder().feed(got)
+            valid = [tvs.check_response(r, m).valid for r, m in zip((r1, r2), msgs, strict=True)]
+            assert valid == [True, False]
+    run(main())
+
+
+@pytest.mark.parametrize(("payload", "reason"), [
+    (b"GET / HTTP/1.0\r\n\r\n", "malformed"),
+    (bytes([0x57, 2, 1, 0, 0, 0, 0, 1, 0, 0]), "malformed"),
+    (bytes([0x57, 1, 2, 0, 0, 0, 0, 1, 0, 4, 7, 0, 1, 0]), "malformed"),
+    (bytes([0x57, 1, 1, 0, 0, 0, 0, 1, 0xFF, 0xFF]) + b"\x01" * 100, "timeout"),
+])
+def test_malformed_frame_closes_that_connection_only(cluster: LabCluster, payload: bytes,
+                                                     reason: str) -> None:
+    async def main() -> None:
+        async with LabServers(cluster, io_timeout=0.5) as servers:
+            port = servers.ports["tvs"]
+            # a second client holds its own connection open while the bad one is refused
+            ctx = client_context_verify_after_handshake()
+            _r, held = await open_tls_connection(HOST, port, ctx, timeout=3)
+            host, held_port = held.get_extra_info("sockname")[:2]
+            try:
+                assert await _raw_exchange(port, payload) == b""
+                reply = await tvs_verify([(HOST, port)], DEVICE, cluster.callmanager().der, timeout=5)
+                assert reply.valid
+            finally:
+                held.close()
+                with contextlib.suppress(Exception):
+                    await held.wait_closed()
+            await asyncio.sleep(0)
+            refused = [r for r in servers.requests if r.service == "tvs" and r.outcome != "valid"]
+            # the held connection may itself reach its idle timeout (0.5 s): that is its own entry
+            assert [r.outcome for r in refused if r.peer != f"{host}:{held_port}"] == [reason]
+            assert servers.tvs_handler.refused == len(refused)
+    run(main())
+
+
+def test_regenerated_certificate_is_presented_on_next_connection(cluster: LabCluster) -> None:
+    async def main() -> None:
+        async with LabServers(cluster) as servers:
+            addr = [(HOST, servers.ports["tvs"])]
+            before = await tvs_verify(addr, DEVICE, cluster.callmanager().der, timeout=5)
+            cluster.regenerate("tvs")
+            after = await tvs_verify(addr, DEVICE, cluster.callmanager().der, timeout=5)
+            assert before.server_cert != after.server_cert
+            assert after.server_cert == cluster.tvs_identity().der
+            # the regenerated TVS certificate is itself vouched for (role TVS 21, spec §E.6)
+            own = await tvs_verify(addr, DEVICE, cluster.tvs_identity().der, timeout=5)
+            assert own.valid and own.response.roles == (21,)
+    run(main())
+
+
+def test_tls_1_0_client_is_served(cluster: LabCluster) -> None:
+    """7900-series phones speak only TLS 1.0 (spec §E.1)."""
+    async def main() -> None:
+        async with LabServers(cluster) as servers:
+            ctx = client_context_verify_after_handshake(min_version="1.0", max_version="1.0")
+            reply = await tvs_verify([(HOST, servers.ports["tvs"])], DEVICE, cluster.callmanager().der,
+                                     timeout=5, tls=ctx)
+            assert reply.valid and reply.tls.startswith("TLSv1 ")
+    run(main())
+
+
+def test_silent_client_is_cut_after_the_handshake_timeout(cluster: LabCluster) -> None:
+    async def main() -> None:
+        async with LabServers(cluster, io_timeout=0.3) as servers:
+            reader, writer = await asyncio.open_connection(HOST, servers.ports["tvs"])  # no ClientHello
+            t0 = time.monotonic()
+            assert await asyncio.wait_for(reader.read(100), 5) == b""
+            assert time.monotonic() - t0 < 3
+            writer.close()
+            assert servers.tvs is not None and servers.tvs.errors == 1
+            reply = await tvs_verify([(HOST, servers.ports["tvs"])], DEVICE, cluster.callmanager().der,
+                                     timeout=5)
+            assert reply.valid
+    run(main())
+
+
+def test_stop_is_bounded_with_idle_connections_and_port_is_reused(cluster: LabCluster) -> None:
+    async def main() -> None:
+        before = len(_workers())
+        async with LabServers(cluster, io_timeout=30.0) as servers:
+            port = servers.ports["tvs"]
+            assert len(_workers()) - before == DEFAULT_WORKERS
+            # one connection idle after the handshake, one TCP connection that never starts TLS
+            ctx = client_context_verify_after_handshake()
+            _r, idle = await open_tls_connection(HOST, port, ctx, timeout=3)
+            _r2, raw = await asyncio.open_connection(HOST, port)
+            await asyncio.sleep(0.1)
+            t0 = time.monotonic()
+            await servers.stop_service("tvs")
+            assert time.monotonic() - t0 < 3.0  # not the 30 s read/handshake timeouts
+            assert len(_workers()) == before
+            assert not servers.running("tvs")
+            with pytest.raises(TransportError):
+                await tvs_verify([(HOST, port)], DEVICE, cluster.callmanager().der, timeout=1.0)
+            await servers.start_service("tvs")
+            assert servers.ports["tvs"] == port
+            reply = await tvs_verify([(HOST, port)], DEVICE, cluster.callmanager().der, timeout=5)
+            assert reply.valid
+            for w in (idle, raw):
+                w.close()
+        assert len(_workers()) == before  # LabServers.stop() joined the pool
+    run(main())
+
+
+def test_server_alone_with_a_plain_lookup_and_many_clients(cluster: LabCluster) -> None:
+    """Direct use: any lookup, ``on_log`` runs on the loop thread, counters add up under concurrency."""
+    known = cluster.callmanager().der
+    seen: list[tuple[TvsConnectionLog, bool]] = []
+
+    def lookup(key: bytes | tuple[str, bytes, str]) -> tvs.TvsEntry | None:
+        return tvs.TvsEntry(cert_der=known, roles=(2,), ttl=60) if key == known else None
+
+    def on_log(entry: TvsConnectionLog) -> None:
+        seen.append((entry, threading.current_thread() is threading.main_thread()))
+
+    async def main() -> None:
+        handler = TvsHandler(lookup, read_timeout=2.0, on_log=on_log)
+        async with ThreadedTvsServer(handler, cluster.tvs_identity, HOST, 0, workers=4) as srv:
+            addr = [(HOST, srv.port)]
+            replies = await asyncio.gather(*(tvs_verify(addr, DEVICE, known if i % 2 else b"x", timeout=10)
+                                             for i in range(24)))
+            assert sum(r.valid for r in replies) == 12
+            await asyncio.sleep(0)
+            assert handler.answered == 24 and srv.connections == 24
+        assert len(seen) == 24 and all(on_main for _e, on_main in seen)
+        assert sorted(e.outcome for e, _m in seen) == ["invalid"] * 12 + ["valid"] * 12
+    run(main())
+
+
+def test_workers_must_be_positive(cluster: LabCluster) -> None:
+    handler = TvsHandler(cluster.tvs_lookup)
+    with pytest.raises(PhoneEmuError, match="workers"):
+        ThreadedTvsServer(handler, cluster.tvs_identity, HOST, 0, workers=0)
+
+
+def test_plaintext_instead_of_tls_is_refused_cleanly(cluster: LabCluster) -> None:
+    async def main() -> None:
+        async with LabServers(cluster) as servers:
+            with socket.create_connection((HOST, servers.ports["tvs"]), timeout=5) as s:
+                s.sendall(b"GET / HTTP/1.0\r\n\r\n" + bytes(range(256)))
+                got = b""
+                with contextlib.suppress(TimeoutError):
+                    while chunk := await asyncio.to_thread(s.recv, 65536):
+                        got += chunk
+            assert not got.startswith(b"HTTP") and b"W\x01" not in got
+            reply = await tvs_verify([(HOST, servers.ports["tvs"])], DEVICE, cluster.callmanager().der,
+                                     timeout=5)
+            assert reply.valid
+    run(main())
