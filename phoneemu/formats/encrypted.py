@@ -57,7 +57,6 @@ from phoneemu.errors import (
     DecodeError,
     DecryptionError,
     EncodeError,
-    SizeLimitError,
     VerificationError,
     VerifyReason,
 )
@@ -68,7 +67,7 @@ from phoneemu.formats.header import (
     HeaderTag,
     ParsedHeader,
     SignedHeader,
-    parse_header,
+    parse_envelope,
     sign_file,
     verify_signature,
 )
@@ -170,15 +169,7 @@ def _missing(tag: HeaderTag, offset: int) -> DecodeError:
 
 def parse(data: bytes, *, limit: int = DEFAULT_LIMIT) -> EncryptedFile:
     """Parse an ``.enc.sgn`` (spec §C.3); SizeLimitError above ``limit``, DecodeError when malformed."""
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise DecodeError(f"expected bytes, got {type(data).__name__}", fmt=FMT)
-    if len(data) > limit:
-        raise SizeLimitError(f"{len(data)} bytes exceeds the {limit}-byte limit", fmt=FMT)
-    raw = bytes(data)
-    try:
-        ph = parse_header(raw, fmt=FMT)
-    except EncodeError as exc:  # a decoded value the header model refuses is malformed input
-        raise DecodeError(exc.message, fmt=FMT, path=exc.path, tag=exc.tag) from None
+    raw, ph = parse_envelope(data, fmt=FMT, limit=limit)
     h = ph.header
     end = ph.body_offset
     enc = h.encryption

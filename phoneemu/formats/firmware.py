@@ -31,13 +31,13 @@ from dataclasses import dataclass
 from cryptography import x509
 
 from phoneemu.crypto import certs
-from phoneemu.errors import DecodeError, EncodeError, SizeLimitError, VerificationError, VerifyReason
+from phoneemu.errors import DecodeError, EncodeError, VerificationError, VerifyReason
 from phoneemu.formats.header import (
     FileSigner,
     ParsedHeader,
     SignedHeader,
     SignerInfo,
-    parse_header,
+    parse_envelope,
     sign_file,
     verify_signature,
 )
@@ -138,15 +138,7 @@ def parse_payload(data: bytes, start: int = 0) -> tuple[str, bytes]:
 # --------------------------------------------------------------------------- file
 def parse(data: bytes, *, limit: int = DEFAULT_LIMIT) -> FirmwareImage:
     """Parse a signed firmware load; SizeLimitError above ``limit``, DecodeError when malformed."""
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise DecodeError(f"expected bytes, got {type(data).__name__}", fmt=FMT)
-    if len(data) > limit:
-        raise SizeLimitError(f"{len(data)} bytes exceeds the {limit}-byte limit", fmt=FMT)
-    raw = bytes(data)
-    try:
-        ph = parse_header(raw, fmt=FMT)
-    except EncodeError as exc:
-        raise DecodeError(exc.message, fmt=FMT, path=exc.path, tag=exc.tag) from None
+    raw, ph = parse_envelope(data, fmt=FMT, limit=limit)
     if ph.header.encryption is not None:
         raise DecodeError("a firmware load must not carry encryption tags (16-27)", fmt=FMT,
                           offset=ph.body_offset, path="header.encryption_info", tag=16)

@@ -48,7 +48,7 @@ from cryptography import x509
 from phoneemu.crypto import certs, signatures
 from phoneemu.crypto.hashes import hash_alg
 from phoneemu.crypto.keys import PrivateKey, PublicKey, key_size_bits, public_key_spki_der
-from phoneemu.errors import DecodeError, EncodeError, VerificationError, VerifyReason
+from phoneemu.errors import DecodeError, EncodeError, SizeLimitError, VerificationError, VerifyReason
 from phoneemu.formats._tlv import Memo, check_cstring, decode_cstring, encode_cstring
 from phoneemu.wire import Reader, Writer
 
@@ -65,6 +65,7 @@ __all__ = [
     "UnknownTag",
     "build_header",
     "modulus_code_for_key",
+    "parse_envelope",
     "parse_header",
     "sign_file",
     "sign_header",
@@ -632,6 +633,21 @@ class FileSigner:
     @property
     def modulus_code(self) -> int:
         return modulus_code_for_key(self.key)
+
+
+def parse_envelope(data: bytes, *, fmt: str, limit: int) -> tuple[bytes, ParsedHeader]:
+    """The common first step of every signed-file parser (spec §A): refuse non-bytes and inputs over
+    ``limit`` *before* parsing (SizeLimitError), then parse the header; a decoded value the header
+    model refuses is malformed input (DecodeError), never an EncodeError."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise DecodeError(f"expected bytes, got {type(data).__name__}", fmt=fmt)
+    if len(data) > limit:
+        raise SizeLimitError(f"{len(data)} bytes exceeds the {limit}-byte limit", fmt=fmt, offset=limit)
+    raw = bytes(data)
+    try:
+        return raw, parse_header(raw, fmt=fmt)
+    except EncodeError as exc:
+        raise DecodeError(exc.message, fmt=fmt, path=exc.path, tag=exc.tag) from None
 
 
 def sign_header(template: SignedHeader, body: bytes, signer: FileSigner, *,

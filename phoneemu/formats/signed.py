@@ -18,13 +18,13 @@ from cryptography import x509
 
 from phoneemu.crypto import certs
 from phoneemu.crypto.keys import PublicKey
-from phoneemu.errors import EncodeError, SizeLimitError
+from phoneemu.errors import EncodeError
 from phoneemu.formats.header import (
     FileSigner,
     ParsedHeader,
     SignedHeader,
     build_header,
-    parse_header,
+    parse_envelope,
     sign_file,
     verify_signature,
 )
@@ -55,10 +55,7 @@ class SignedFile:
 
 def parse(data: bytes, *, limit: int = DEFAULT_LIMIT) -> SignedFile:
     """Parse a ``.sgn``; SizeLimitError above ``limit`` (before parsing), DecodeError on bad bytes."""
-    if len(data) > limit:
-        raise SizeLimitError(f"{len(data)} bytes exceeds the {limit}-byte limit", fmt=FMT, offset=limit)
-    data = bytes(data)
-    ph = parse_header(data, fmt=FMT)
+    data, ph = parse_envelope(data, fmt=FMT, limit=limit)
     return SignedFile(header=ph.header, body=data[ph.body_offset:], raw=data,
                       signed_message=ph.signed_message, body_offset=ph.body_offset,
                       signature_span=ph.signature_span)
