@@ -732,6 +732,31 @@ class LabCluster:
         peer._import_trust(b_certs_source=self.state.name, found=a_certs, now=now)
         self._import_trust(b_certs_source=peer.state.name, found=b_certs, now=now)
 
+    def app_server_identity(self, *, now: Now = None) -> Identity:
+        """The HTTPS application server ("directory service") identity ``tomcat``, made on demand.
+
+        Like CUCM's Tomcat certificate it is self-signed RSA-2048 and NOT in the ITL; the cluster's TVS
+        vouches for it with role APP-SERVER (7), added to the TVS trust database like an imported
+        certificate (spec §E.7.1, §G.5 "HTTPS XML services: APP-SERVER role, or TVS").
+        """
+        try:
+            ident = self.pki.get("tomcat")
+        except DecodeError:
+            t = _unix(now)
+            ident = self.pki.create("tomcat", now=self.state.clock if t is None else t, generation=0,
+                                    spec=KeySpec.parse("rsa2048"))
+        pem = cert_pem(ident.cert).decode()
+        if not any(t.pem == pem for t in self.state.tvs_trust):
+            # Only the TVS database changes (no served file does): index and save, no rebuild.
+            self.state.tvs_trust.append(TrustedCert(pem=pem, roles=[int(Role.APP_SERVER)], source="tomcat"))
+            self._tick(now)
+            self.state.log.append(LogEntry(time=self.state.clock, generation=self.state.generation,
+                                           op="app-server", args={"cert": "tomcat"}))
+            self._index_tvs()
+            save_state(self.root, self.state)
+            self._mtime = self._state_mtime()
+        return ident
+
     def _exported_certs(self) -> list[x509.Certificate]:
         out = [self.pki.get("itlrecovery").cert]
         out += [self.callmanager(n).cert for n in range(1, self.state.nodes + 1)]

@@ -16,6 +16,10 @@ Rules:
   TFTP drops each datagram with probability ``loss`` and delays each sent one by ``delay_s`` (the
   TFTP server's hooks); HTTP — **our convention**, TCP does not lose packets visibly — waits
   ``delay_s`` before each response and, with probability ``loss``, drops the connection without one.
+* ``https`` is the HTTPS application server ("directory service", :mod:`.https_service`) presenting
+  the cluster's ``tomcat`` identity, which TVS vouches for (spec §E.7.1). It starts with the others
+  only when ``app_https=True``; otherwise ``start_service("https")`` starts it on demand (port 0
+  the first time). Its port is in ``ports`` but not in the cluster state (configs do not name it).
 * ``requests`` records what was asked and how it ended (service, peer, name, outcome), bounded to
   the last ``max_log`` entries. ``clock`` (Unix seconds, the scenario clock) dates the cluster
   operations the servers trigger (port record, LSC issue/record).
@@ -44,6 +48,7 @@ from cryptography import x509
 from phoneemu.errors import PhoneEmuError, TransportError
 from phoneemu.lab.capf_service import CapfHandler, CapfSessionLog
 from phoneemu.lab.cluster import LabCluster
+from phoneemu.lab.https_service import HttpsAppHandler
 from phoneemu.lab.pki import Identity
 from phoneemu.lab.tvs_service import TvsConnectionLog, TvsHandler
 from phoneemu.lab.tvs_threaded import ThreadedTvsServer
@@ -56,7 +61,7 @@ __all__ = ["SERVICES", "LabServers", "RequestLog"]
 
 _log = logging.getLogger("phoneemu.lab.servers")
 
-SERVICES = ("tftp", "http", "tvs", "capf")
+SERVICES = ("tftp", "http", "tvs", "capf", "https")
 TVS_IMPLS = ("threads", "asyncio")  # TVS server: worker threads (tvs_threaded, faster) or asyncio TLS
 _HTTP_OUTCOMES = {200: "ok", 403: "refused", 404: "not-found", 400: "malformed", 405: "refused",
                   413: "too-large", 431: "malformed"}
@@ -167,10 +172,14 @@ class LabServers:
         watch: float | None = None,
         max_log: int = 100_000,
         tvs_impl: str = "threads",
+        app_https: bool = False,
+        https_port: int = 0,
     ) -> None:
         self.cluster = cluster
         self.host = host
-        self.requested = {"tftp": tftp_port, "http": http_port, "tvs": tvs_port, "capf": capf_port}
+        self.requested = {"tftp": tftp_port, "http": http_port, "tvs": tvs_port, "capf": capf_port,
+                          "https": https_port}
+        self.app_https = app_https
         self.keylog = keylog
         self.capture = capture
         self.clock = clock
@@ -192,6 +201,8 @@ class LabServers:
         self.http: HttpServer | None = None
         self.tvs: TlsServer | ThreadedTvsServer | None = None
         self.capf: TlsServer | None = None
+        self.https: TlsServer | None = None
+        self.https_handler = HttpsAppHandler(read_timeout=io_timeout, on_log=self._on_https)
         self.tvs_handler = TvsHandler(cluster.tvs_lookup, read_timeout=io_timeout, on_log=self._on_tvs)
         self.capf_handler = CapfHandler(cluster, clock=clock, read_timeout=io_timeout * 3,
                                         session_timeout=capf_session_timeout, on_log=self._on_capf)
@@ -209,12 +220,13 @@ class LabServers:
         self._capf_ctx = _IdentityContexts(lambda: self.cluster.identity("capf"), keylog=self.keylog)
         try:
             for name in SERVICES:
-                await self._start(name, self.requested[name])
+                if name != "https" or self.app_https:
+                    await self._start(name, self.requested[name])
         except BaseException:
             await self._stop_all()
             raise
         self._started = True
-        self.cluster.set_ports(now=self._now(), **self.ports)
+        self.cluster.set_ports(now=self._now(), **{k: v for k, v in self.ports.items() if k != "https"})
         if self.watch is not None:
             self._watch_task = asyncio.create_task(self._watch_loop(self.watch))
         _log.info("lab servers on %s: %s", self.host, ", ".join(f"{k} {v}" for k, v in self.ports.items()))
@@ -307,6 +319,13 @@ class LabServers:
                                 handshake_timeout=self.io_timeout)
                 self.tvs = await tvs.start()
                 bound = tvs.port
+            elif name == "https":
+                ident = self.cluster.app_server_identity(now=self._now())
+                https = TlsServer(self.https_handler, server_context(
+                    ident.cert, ident.key, min_version="1.0", max_version="1.3", keylog_filename=self.keylog),
+                    self.host, port, name="https", handshake_timeout=self.io_timeout)
+                self.https = await https.start()
+                bound = https.port
             else:
                 assert self._capf_ctx is not None
                 capf = TlsServer(self.capf_handler, self._capf_ctx.base, self.host, port, name="capf",
@@ -365,6 +384,11 @@ class LabServers:
         outcome = e.outcome if e.request else e.outcome.split(":", 1)[0]
         self._record(RequestLog(service="tvs", peer=e.peer, name=name, outcome=outcome,
                                 detail=e.tls if e.request else f"{e.tls}: {e.outcome}", time=time.time()))
+
+    def _on_https(self, peer: str, path: str, status: int) -> None:
+        self._record(RequestLog(service="https", peer=peer, name=path,
+                                outcome=_HTTP_OUTCOMES.get(status, "error"), detail=f"HTTP {status}",
+                                time=time.time()))
 
     def _on_capf(self, e: CapfSessionLog) -> None:
         outcome = e.outcome.split(":", 1)[0]

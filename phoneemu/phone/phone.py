@@ -7,6 +7,8 @@ log (last 200 events, last 30 status messages, spec §H.2), the boot sequence
 * :meth:`Phone.erase_trust` — Settings → erase CTL/ITL ("Erasing CTL and ITL files", spec §G.6);
 * :meth:`Phone.factory_reset` — everything but the MIC is forgotten (spec §G.6);
 * :meth:`Phone.set_symmetric_key` — "Set Cfg Encrypt Key" (hex; 32 zero digits clear it, spec §C.5);
+* :meth:`Phone.open_https` — open an HTTPS application server (directory, XML services), authenticated
+  through the CTL/ITL or TVS VERIFY (spec §E.7.1, :mod:`phoneemu.phone.https`);
 * :meth:`Phone.enter_auth_string` — the CAPF authentication string (4..16 digits, spec §F.7), used at
   the next CAPF session that asks for one (capfAuthMode 1).
 
@@ -49,6 +51,7 @@ from phoneemu.phone.boot import (
 )
 from phoneemu.phone.events import EventLog
 from phoneemu.phone.flash import Flash, atomic_write
+from phoneemu.phone.https import HttpsResult, open_https
 from phoneemu.phone.profile import PhoneProfile
 from phoneemu.phone.store import Credential, TrustStore
 
@@ -113,6 +116,8 @@ class Phone:
         self._capf = capf if capf is not None else net_capf_runner(
             timeout=capf_timeout, tls_versions=profile.tls_versions, keylog=log)
         self._sleep = sleep
+        self._tvs_timeout = tvs_timeout
+        self._keylog = log
         self._auth_string: str | None = None
         if flash is not None:
             self._store = flash.load()
@@ -214,6 +219,13 @@ class Phone:
             auth_string=self._auth_string, capf_retries=self.capf_retries,
             capf_retry_delay=self.capf_retry_delay, save=self._save, sleep=self._sleep, target=target,
             on_auth_string_used=used)
+
+    async def open_https(self, host: str, port: int, *, timeout: float | None = None) -> HttpsResult:
+        """Open an HTTPS application server, authenticating it via CTL/ITL or TVS (spec §E.7.1)."""
+        return await open_https(host, port, store=self._store, profile=self._profile, mac=self.mac,
+                                events=self.events, clock=self.clock,
+                                timeout=timeout if timeout is not None else self.http_timeout,
+                                tvs_timeout=self._tvs_timeout, keylog=self._keylog)
 
     @classmethod
     def from_flash(cls, path: Path | str, *, profile: PhoneProfile, clock: Callable[[], int],

@@ -13,6 +13,7 @@ Entry points (one per artefact)::
     decide_firmware(store, data, *, profile, now, image_signers) -> Decision   (spec §D)
     decide_secure_transport(store, cfg, *, profile, attempts) -> Decision     (spec §G.9)
     decide_auto_registration(store, *, profile, device_config_found, default_config_found)  (§G.10)
+    decide_https_server(store, cert_der, *, profile, now, tvs_answer=None, server="")  (§E.7.1)
     config_request_names(store, profile, mac) -> tuple[str, ...]              (spec §C.6 row 5)
 
 TVS protocol between rule and caller (two-phase, no callbacks): when a rule needs TVS it returns a
@@ -73,6 +74,17 @@ Transport (``decide_secure_transport``, spec §G.9):
   ``G.9-non-secure`` / ``G.9-tls-with-ctl`` / ``G.9-retry-trust-file`` / ``G.9-fallback-tcp``
 Auto-registration (``decide_auto_registration``, spec §G.10):
   ``G.10-device-config`` / ``G.10-use-default-config`` / ``G.10-no-config``
+HTTPS application servers (``decide_https_server``, spec §E.7.1, §E.7.6, §G.5 "HTTPS XML services"):
+  ``E.7.1-https-cert-in-trust-list``  server certificate is a CTL/ITL record with an HTTPS role
+  ``E.7.1-https-needs-tvs``       pending: send TVS VERIFY with the full server certificate
+  ``E.7.1-https-vouched-by-tvs``  TVS answered valid with an HTTPS role ("Authenticated the HTTPS
+                                  conn via TVS"); the answer is cached for its TTL
+  ``E.7.1-https-cached``          a cached valid TVS answer within its TTL: TVS not asked
+  ``E.7.1-https-tvs-wrong-role``  TVS knows the certificate but with no HTTPS role — WRONG_ROLE
+  ``E.7.1-https-tvs-unknown``     TVS does not know the certificate — UNKNOWN_SIGNER, "Host Not Found"
+  ``E.7.1-https-tvs-unreachable`` TVS could not be reached — TVS_UNREACHABLE, "Host Not Found"
+  ``E.7.1-https-not-trusted``     not in the lists and TVS not usable — UNKNOWN_SIGNER, "Host Not Found"
+  ``E.7.1-https-malformed``       the server presented no (parsable) certificate — OTHER
 
 How the spec's flows follow (spec §G.5-§G.7):
 
@@ -106,6 +118,11 @@ Our conventions (spec [UNK]/[INF]), stated once here:
 * With no trust anchor at all a signed config's signature is not checked (nothing to check it
   against); with a rollback ITL and no CTL signature checking is off (spec §G.11).
 * ``certHash`` comparison (§C.4, §G.12) accepts MD5 (32 hex digits) or SHA-1 (40), any case.
+* HTTPS server roles (§G.5 "APP-SERVER role, or TVS"; [INF] for the others): APP-SERVER (7), CCM (1),
+  CCM+TFTP (2) and TFTP (3) records authenticate an HTTPS server; a list record matches by the exact
+  certificate DER or by serial + issuer. The TVS VERIFY cache key is the certificate's
+  (subject, issuer, serial) :class:`QueryKey`. A failed HTTPS authentication shows "Host Not Found"
+  (spec §E.7.6). Like other TLS peers, the HTTPS certificate's validity is not checked here.
 """
 
 from __future__ import annotations
@@ -130,15 +147,19 @@ from phoneemu.phone.profile import PhoneProfile
 from phoneemu.phone.store import AcceptedFirmware, TrustStore, TvsAnswer, TvsResult, TvsStatus
 
 __all__ = [
+    "HTTPS_FAILED_STATUS",
+    "HTTPS_ROLES",
     "TFTP_ROLES",
     "TrustKind",
     "config_request_names",
     "decide_auto_registration",
     "decide_config",
     "decide_firmware",
+    "decide_https_server",
     "decide_secure_transport",
     "decide_short_config",
     "decide_trust_list",
+    "https_query_key",
     "query_key",
     "tvs_usable",
 ]
@@ -654,3 +675,83 @@ def decide_auto_registration(store: TrustStore, *, profile: PhoneProfile, device
                  action="fetch-default")
     return d("G.10-no-config", False, "no device config and no default config", name,
              st=status.cfg_file_not_found("Cfg File"))
+
+
+# --------------------------------------------------------------------------- §E.7.1 HTTPS servers
+#: Roles that authenticate an HTTPS application server (spec §G.5; see the module docstring).
+HTTPS_ROLES = frozenset({Role.APP_SERVER, Role.CCM, Role.CCM_TFTP, Role.TFTP})
+#: Status message when an HTTPS service cannot be authenticated (spec §E.7.6, CSC-118699).
+HTTPS_FAILED_STATUS = "Host Not Found"
+
+
+def https_query_key(cert: x509.Certificate) -> QueryKey:
+    """The TVS cache key of an HTTPS server certificate: (subject, issuer, serial)."""
+    return QueryKey(subject=certs.dn_text(cert.subject), issuer=certs.dn_text(cert.issuer),
+                    serial=certs.serial_bytes(cert.serial_number))
+
+
+def _https_in_lists(store: TrustStore, profile: PhoneProfile, cert_der: bytes,
+                    cert: x509.Certificate) -> TrustRecord | None:
+    serial = certs.serial_bytes(cert.serial_number)
+    issuer = certs.dn_text(cert.issuer)
+    for tl in (store.ctl, store.itl if profile.sbd else None):
+        if tl is None:
+            continue
+        for rec in _records(tl):
+            if rec.role not in HTTPS_ROLES or rec.is_empty:
+                continue
+            if rec.certificate == cert_der or (rec.serial == serial and rec.issuer is not None
+                                               and _same_issuer(rec.issuer, issuer)):
+                return rec
+    return None
+
+
+def decide_https_server(store: TrustStore, cert_der: bytes | None, *, profile: PhoneProfile, now: int,
+                        tvs_answer: TvsResult | None = None, server: str = "") -> Decision:
+    """§E.7.1: authenticate an HTTPS application server's certificate (trust lists, else TVS VERIFY).
+
+    Two-phase like the other TVS rules: a pending ``E.7.1-https-needs-tvs`` decision names the
+    :func:`https_query_key`; the caller sends VERIFY with the full certificate, caches a valid answer
+    (:class:`TvsAnswer` with the certificate, roles and TTL) and calls again with ``tvs_answer``.
+    """
+    def reject(rule: str, reason: str, code: VerifyReason, who: str | None = None) -> Decision:
+        return Decision(rule=rule, accepted=False, reason=reason, file=server, signer=who, reason_code=code,
+                        status=HTTPS_FAILED_STATUS, kind="https")
+
+    def accept(rule: str, reason: str, who: str) -> Decision:
+        return Decision(rule=rule, accepted=True, reason=reason, file=server, signer=who, kind="https")
+
+    if not cert_der:
+        return reject("E.7.1-https-malformed", "the HTTPS server presented no certificate",
+                      VerifyReason.OTHER)
+    try:
+        cert = certs.load_cert_der(cert_der)
+    except DecodeError as exc:
+        return reject("E.7.1-https-malformed", f"HTTPS server certificate unreadable: {exc}",
+                      VerifyReason.OTHER)
+    key = https_query_key(cert)
+    who = f"{key.subject} (serial {key.serial.hex().upper()})"
+    rec = _https_in_lists(store, profile, cert_der, cert)
+    if rec is not None:
+        return accept("E.7.1-https-cert-in-trust-list", f"HTTPS cert in trust list with role {rec.role}", who)
+    if not tvs_usable(store, profile):
+        return reject("E.7.1-https-not-trusted", "HTTPS cert not in CTL/ITL and TVS not usable",
+                      VerifyReason.UNKNOWN_SIGNER, who)
+    answer = tvs_answer if tvs_answer is not None else store.tvs_lookup(key, now)
+    if answer is None:
+        return Decision(rule="E.7.1-https-needs-tvs", accepted=False, file=server, signer=who, kind="https",
+                        reason="HTTPS cert not in CTL; TVS service available, can attempt via TVS "
+                        "(no matching entry found at cache)", needs_tvs=key, action="ask-tvs")
+    if answer is TvsStatus.UNREACHABLE:
+        return reject("E.7.1-https-tvs-unreachable", "TVS unreachable: HTTPS server not authenticated",
+                      VerifyReason.TVS_UNREACHABLE, who)
+    if not isinstance(answer, TvsAnswer) or answer.cert_der != cert_der or not answer.roles:
+        return reject("E.7.1-https-tvs-unknown", "TVS does not know the HTTPS server certificate",
+                      VerifyReason.UNKNOWN_SIGNER, who)
+    if not answer.roles & HTTPS_ROLES:
+        return reject("E.7.1-https-tvs-wrong-role", f"TVS roles {sorted(answer.roles)} lack APP-SERVER (7) "
+                      "/ CCM / TFTP", VerifyReason.WRONG_ROLE, who)
+    if tvs_answer is None:
+        return accept("E.7.1-https-cached", f"TVS cache: roles {sorted(answer.roles)}", who)
+    return accept("E.7.1-https-vouched-by-tvs", f"Authenticated the HTTPS conn via TVS (roles "
+                  f"{sorted(answer.roles)}, TTL {answer.ttl}s)", who)

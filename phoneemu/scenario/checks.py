@@ -2,6 +2,8 @@
 
 One function per check name of ``loader.CHECKS``; each returns the *actual* value to show
 in reports and whether it matches the expected value (a list expected value means "any of").
+The ``https`` check reads the phone's last HTTPS result (``https`` step, spec §E.7.1); ``rule`` and
+``status`` also see that result's rule and status message, beside the last boot's.
 """
 
 from __future__ import annotations
@@ -60,10 +62,18 @@ def _report_field(name: str) -> Callable[[PhoneView, Any], tuple[Any, bool]]:
     return check
 
 
+def _last_https(p: PhoneView) -> Any:
+    return getattr(p, "https", None)  # HttpsResult | None (phone/https.py)
+
+
 def _rule(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     r = p.report
     rules = [d.rule for d in r.decisions] if r is not None else []
     deciding = r.deciding.rule if r is not None and r.deciding is not None else None
+    https = _last_https(p)
+    if https is not None and https.rule:
+        rules.append(https.rule)
+        deciding = [deciding, https.rule] if deciding is not None else https.rule
     # A rule matches when the deciding rule, or any rule of the boot, equals it or starts with it
     # (so "G.3" matches "G.3.5-reject-unknown-signer").
     held = any(rule == w or rule.startswith(f"{w}-") or rule.startswith(f"{w}.")
@@ -85,6 +95,9 @@ def _reason(p: PhoneView, expected: Any) -> tuple[Any, bool]:
 
 def _status(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     statuses = list(p.report.statuses) if p.report is not None else []
+    https = _last_https(p)
+    if https is not None and https.status:
+        statuses.append(https.status)
     held = any(str(w).lower() in s.lower() for w in _any_of(expected) for s in statuses)
     return statuses, held
 
@@ -114,6 +127,12 @@ def _boot(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     return actual, actual in _any_of(expected)
 
 
+def _https(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+    r = _last_https(p)
+    actual = "none" if r is None else ("trusted" if r.trusted else "untrusted")
+    return actual, actual in _any_of(expected)
+
+
 _CHECKS: dict[str, Callable[[PhoneView, Any], tuple[Any, bool]]] = {
     "itl": _trust("ITL"),
     "ctl": _trust("CTL"),
@@ -129,6 +148,7 @@ _CHECKS: dict[str, Callable[[PhoneView, Any], tuple[Any, bool]]] = {
     "encrypted": _bool_field("encrypted"),
     "tvs_used": _bool_field("tvs_used"),
     "boot": _boot,
+    "https": _https,
 }
 
 

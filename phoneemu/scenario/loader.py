@@ -66,11 +66,12 @@ CHECKS: dict[str, tuple[str, ...] | None] = {
     "encrypted": None,
     "tvs_used": None,
     "boot": ("ok", "failed"),
+    "https": ("trusted", "untrusted"),
 }
 
 STEP_KINDS = (
     "boot", "reset", "admin", "move", "service", "network", "tamper", "clock",
-    "erase", "factory-reset", "set-key", "capf", "expect",
+    "erase", "factory-reset", "set-key", "capf", "https", "expect",
 )
 
 _MAC = re.compile(r"^[0-9A-Fa-f]{12}$")
@@ -365,6 +366,15 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
         args = {"phones": _phone_refs(ctx, am["phones"], f"{field}.phones", groups)}
         if "auth_string" in am:
             args["auth_string"] = ctx.string(am["auth_string"], f"{field}.auth_string")
+        return Step(kind=kind, where=where, args=args)
+    if kind == "https":
+        if isinstance(arg.value, dict):
+            am = ctx.mapping(arg, field, allowed=("phones", "cluster"), required=("phones",))
+            args = {"phones": _phone_refs(ctx, am["phones"], f"{field}.phones", groups),
+                    "cluster": cluster_ref(am["cluster"], f"{field}.cluster") if "cluster" in am else None}
+        else:
+            args = {"phones": _phone_refs(ctx, arg, field, groups) if arg.value is not None else ("all",),
+                    "cluster": None}
         return Step(kind=kind, where=where, args=args)
     if kind == "expect":
         return _expectation(ctx, arg, field, groups)

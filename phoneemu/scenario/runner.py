@@ -9,6 +9,7 @@ names the step's file:line; remaining expectations are not evaluated.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -29,8 +30,17 @@ DEFAULT_START = 1_780_272_000
 
 
 class RunOptions:
+    """``lab_host_base``: lab clusters listen on 127.0.0.<base>, <base+1>, ...; the environment variable
+    ``PHONEEMU_LAB_HOST_BASE`` sets it (11..40), so parallel runs on one machine can keep their captures
+    apart."""
+
     def __init__(self, *, capture_dir: Path | None = None, workdir: Path | None = None,
-                 start_time: int = DEFAULT_START, progress: Callable[[str], None] | None = None) -> None:
+                 start_time: int = DEFAULT_START, progress: Callable[[str], None] | None = None,
+                 lab_host_base: int | None = None) -> None:
+        if lab_host_base is None:
+            raw = os.environ.get("PHONEEMU_LAB_HOST_BASE", "11")
+            lab_host_base = int(raw) if raw.isdigit() and 11 <= int(raw) <= 40 else 11
+        self.lab_host_base = lab_host_base
         self.capture_dir = capture_dir
         self.workdir = workdir
         self.start_time = start_time
@@ -94,6 +104,8 @@ async def _do_step(world: Any, step: Step) -> None:
                 world.register_on(p, a["to"])
         elif step.kind == "clock":
             world.clock.advance(int(a["advance"]))
+        elif step.kind == "https":
+            await world.https(world.select(a["phones"]), a.get("cluster"), step.where)
         elif step.kind == "admin":
             await _admin(world, step)
         elif step.kind == "service":
@@ -157,9 +169,13 @@ async def run_scenario(scenario: Scenario, options: RunOptions) -> ScenarioResul
         keylog = None
         if options.capture_dir is not None:
             from phoneemu.scenario.capturing import open_capture
-            capture, keylog = open_capture(options.capture_dir, scenario.name)
+            base = options.lab_host_base
+            last = min(40, base + max(0, len(scenario.clusters) - 1))
+            capture, keylog = open_capture(options.capture_dir, scenario.name,
+                                           hosts=(f"127.0.0.{base}", f"127.0.0.{last}"))
             result.capture = str(capture.path)
-        world = World(scenario, workdir, start_time=options.start_time, keylog=keylog, capture=capture)
+        world = World(scenario, workdir, start_time=options.start_time, keylog=keylog, capture=capture,
+                      host_base=options.lab_host_base)
         try:
             await world.start()
             for item in scenario.steps:

@@ -19,6 +19,7 @@ from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.servers import LabServers
 from phoneemu.phone.boot import BootReport, BootTarget
 from phoneemu.phone.flash import Flash
+from phoneemu.phone.https import HttpsResult
 from phoneemu.phone.phone import Phone
 from phoneemu.phone.profile import PhoneProfile, profile_from_dict
 from phoneemu.scenario.clock import ScenarioClock
@@ -26,7 +27,8 @@ from phoneemu.scenario.model import ClusterSpec, PhoneGroup, Scenario
 
 __all__ = ["PhoneHandle", "World"]
 
-_LAB_HOST_BASE = 11
+#: Lab clusters of a scenario listen on 127.0.0.<base>, <base+1>, ... (within the capture range .11-.40).
+DEFAULT_LAB_HOST_BASE = 11
 _BOOT_CONCURRENCY = 256
 
 
@@ -56,6 +58,7 @@ class PhoneHandle:
     mic: tuple[Any, Any] | None = None
     report: BootReport | None = None
     history: list[BootReport] = field(default_factory=list)
+    https: HttpsResult | None = None  # the last ``https`` step's result (spec §E.7.1)
 
     def has_trust(self, kind: str) -> bool:
         return self.phone.store.trust_list(kind) is not None
@@ -76,6 +79,10 @@ class PhoneHandle:
         for i, rep in enumerate(self.history, 1):
             lines.append(f"-- boot {i} against {rep.target if hasattr(rep, 'target') else '?'}")
             lines.extend(rep.timeline)
+        if self.https is not None:
+            r = self.https
+            lines.append(f"-- last https {r.server}: {'trusted' if r.trusted else 'untrusted'} ({r.how}) "
+                         f"{r.rule or '-'}: {r.reason}")
         return lines
 
 
@@ -83,12 +90,14 @@ class World:
     """Owns clusters, servers, phones and the scenario clock for one scenario run."""
 
     def __init__(self, scenario: Scenario, workdir: Path, *, start_time: int,
-                 keylog: Path | None = None, capture: Any = None) -> None:
+                 keylog: Path | None = None, capture: Any = None,
+                 host_base: int = DEFAULT_LAB_HOST_BASE) -> None:
         self.scenario = scenario
         self.workdir = workdir
         self.clock = ScenarioClock(start_time)
         self.keylog = keylog
         self.capture = capture
+        self.host_base = host_base
         self.clusters: dict[str, ClusterHandle] = {}
         self.phones: dict[str, PhoneHandle] = {}
         self.groups: dict[str, list[str]] = {}
@@ -115,7 +124,7 @@ class World:
             use_http = bool(spec.external.get("use_http", True))
             return ClusterHandle(spec=spec, host=host, tftp_port=int(port),
                                  http_port=int(http) if use_http else None)
-        host = f"127.0.0.{_LAB_HOST_BASE + index}"
+        host = f"127.0.0.{self.host_base + index}"
         opts = dict(spec.options)
         cluster = LabCluster.init(
             self.workdir / "clusters" / spec.name, seed=spec.seed,
@@ -207,6 +216,16 @@ class World:
                 h.history.append(report)
 
         await asyncio.gather(*(batch(c, hs) for c, hs in by_cluster.items()))
+
+    async def https(self, phones: list[PhoneHandle], cluster: str | None, where: str) -> None:
+        """Each phone opens the HTTPS application server of ``cluster`` (default: its own cluster),
+        started on demand (spec §E.7.1); the result is kept on the handle for the ``https`` check."""
+        for p in phones:
+            h = self.lab(cluster or p.cluster, where)
+            assert h.servers is not None
+            if not h.servers.running("https"):
+                await h.servers.start_service("https")
+            p.https = await p.phone.open_https(h.host, h.servers.ports["https"])
 
     def now_datetime(self) -> dt.datetime:
         return self.clock.datetime()

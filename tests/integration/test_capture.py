@@ -42,7 +42,8 @@ def run(coro: Awaitable[T]) -> T:
 
 def live_capture(tmp: Path, name: str) -> CaptureSink:
     try:
-        sink, _ = open_capture(tmp, name, mode="live")
+        # Only this test's addresses (.38 foreign, .39 ours): other xdist workers use .11/.12 meanwhile.
+        sink, _ = open_capture(tmp, name, mode="live", hosts=("127.0.0.38", HOST))
     except ScenarioError as exc:
         pytest.skip(f"live capture not possible here: {exc}")
     return sink
@@ -178,7 +179,10 @@ def test_synthetic_note_says_tcp_services_are_missing(tmp_path: Path,
 
 
 # --------------------------------------------------------------------------- a scenario run
-def test_run_with_capture_then_replay(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_with_capture_then_replay(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # Addresses no other test uses, so a parallel xdist worker's clusters (.11/.12) stay out of the pcap.
+    monkeypatch.setenv("PHONEEMU_LAB_HOST_BASE", "31")
     scenario = SCENARIOS / "migration-itl-signer-unknown.yaml"
     assert main(["run", str(scenario), "--capture", str(tmp_path)]) == 0
     capsys.readouterr()

@@ -1,0 +1,164 @@
+"""The phone opening an HTTPS application server (directory, XML services, MIDlets; spec §E.7.1, §G.5).
+
+Steps (spec §E.7.1, CSC-118699):
+
+1. TLS connect with the phone's ``CERT_NONE`` client context (the profile's TLS versions) and take the
+   server certificate (:func:`phoneemu.net.tls.peer_certificate_der`).
+2. Decide with :func:`phoneemu.phone.rules.decide_https_server`: a CTL/ITL record with an HTTPS role →
+   trusted; else, TVS usable → a cached valid answer within its TTL is used ("E.7.1-https-cached"),
+   otherwise VERIFY with the full certificate is sent to the config's TVS servers
+   (:func:`phoneemu.net.tvs_client.tvs_verify`, failover, TVS certificate checked against the ITL TVS
+   record); a valid answer is cached for its TTL.
+3. The decision (and the pending "needs TVS" one) is recorded in the event log; a rejection adds the
+   status message "Host Not Found" (spec §E.7.6).
+4. Trusted: ``GET /`` is sent and the body (bounded by ``max_body``) kept in the result. Untrusted:
+   the connection is closed without a request.
+
+Our conventions: a server that cannot be reached (no TLS connection at all) gives
+``HttpsResult(trusted=False, how="connect-failed", rule="")`` — no trust rule was applied — and the
+status "Host Not Found". The HTTP exchange after a trusted handshake is best effort: a failure there
+leaves ``trusted=True`` with the error in ``reason``. The TVS device name is ``SEP<MAC>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from phoneemu.errors import PhoneEmuError, TransportError
+from phoneemu.formats import config as config_fmt
+from phoneemu.formats.trustlist import Role
+from phoneemu.net.tls import open_tls_connection, peer_certificate_der, phone_client_context
+from phoneemu.phone import rules
+from phoneemu.phone.events import Event, EventLog
+from phoneemu.phone.profile import PhoneProfile
+from phoneemu.phone.store import TrustStore, TvsAnswer, TvsResult, TvsStatus
+
+__all__ = ["HttpsResult", "open_https"]
+
+_TTL_MAX = 2_592_000
+_DEFAULT_TTL = 86_400
+_HOW = {
+    "E.7.1-https-cert-in-trust-list": "trust-list",
+    "E.7.1-https-vouched-by-tvs": "tvs",
+    "E.7.1-https-cached": "tvs-cache",
+}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HttpsResult:
+    """How an HTTPS connection attempt ended: trusted or not, how, by which rule and why."""
+
+    trusted: bool
+    how: str  # "trust-list" | "tvs" | "tvs-cache" | "rejected" | "connect-failed"
+    rule: str
+    reason: str
+    server: str = ""
+    status: str | None = None
+    http_status: int | None = None
+    body: bytes = b""
+
+
+def _accept_tvs_server(store: TrustStore) -> Callable[[bytes | None], bool]:
+    """§E.1: the TVS certificate must be one of the ITL's TVS records (when it carries any)."""
+    wanted: list[bytes] = []
+    if store.itl is not None:
+        for i in range(len(store.itl)):
+            with contextlib.suppress(PhoneEmuError):
+                rec = store.itl.record(i)
+                if rec.role == Role.TVS and rec.certificate:
+                    wanted.append(rec.certificate)
+    return lambda der: not wanted or der in wanted
+
+
+async def _verify(store: TrustStore, cert_der: bytes, *, device_name: str, versions: Sequence[str],
+                  keylog: str | None, timeout: float, events: EventLog, now: int, mac: str) -> TvsResult:
+    from phoneemu.net.tvs_client import tvs_verify
+
+    servers = store.tvs_servers
+    where = ", ".join(f"{s.host}:{s.port}" for s in servers)
+    events.add(Event(time=now, phone=mac, kind="tvs", detail=f"VERIFY HTTPS server certificate to {where}"))
+    try:
+        reply = await tvs_verify(servers, device_name, cert_der, timeout=timeout,
+                                 tls=phone_client_context(versions, keylog),
+                                 accept_server=_accept_tvs_server(store))
+    except TransportError as exc:
+        events.add(Event(time=now, phone=mac, kind="tvs",
+                         detail=f"TVS unreachable ({exc.kind}): {exc.message}"))
+        return TvsStatus.UNREACHABLE
+    except (PhoneEmuError, OSError) as exc:
+        events.add(Event(time=now, phone=mac, kind="tvs", detail=f"TVS exchange failed: {exc}"))
+        return TvsStatus.UNREACHABLE
+    if not reply.valid:
+        return TvsStatus.NOT_FOUND
+    ttl = reply.ttl if reply.ttl is not None else _DEFAULT_TTL
+    return TvsAnswer(cert_der=cert_der, roles=frozenset(reply.roles), ttl=min(max(ttl, 0), _TTL_MAX))
+
+
+async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, *, timeout: float,
+               max_body: int) -> tuple[int | None, bytes, str]:
+    """``GET /``; (HTTP status, body, problem)."""
+    writer.write(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+    buf = bytearray()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    try:
+        await writer.drain()
+        while len(buf) <= max_body + 8192:
+            left = deadline - loop.time()
+            if left <= 0:
+                return None, b"", f"no HTTP response within {timeout}s"
+            chunk = await asyncio.wait_for(reader.read(65536), left)
+            if not chunk:
+                break
+            buf += chunk
+    except (TimeoutError, OSError) as exc:
+        return None, b"", f"HTTP exchange failed: {exc or type(exc).__name__}"
+    head, sep, body = bytes(buf).partition(b"\r\n\r\n")
+    parts = head.split(b"\r\n", 1)[0].split(b" ")
+    if not sep or len(parts) < 2 or not parts[1].isdigit():
+        return None, b"", "malformed HTTP response"
+    return int(parts[1]), body[:max_body], ""
+
+
+async def open_https(host: str, port: int, *, store: TrustStore, profile: PhoneProfile, mac: str,
+                     events: EventLog, clock: Callable[[], int], timeout: float = 5.0,
+                     tvs_timeout: float = 5.0, keylog: str | Path | None = None,
+                     max_body: int = 65536) -> HttpsResult:
+    """Open ``https://host:port/`` as the phone would (see module docstring)."""
+    server = f"{host}:{port}"
+    log = str(keylog) if keylog is not None else None
+    ctx = phone_client_context(profile.tls_versions, log)
+    try:
+        reader, writer = await open_tls_connection(host, port, ctx, timeout=timeout)
+    except TransportError as exc:
+        events.add(Event(time=clock(), phone=mac, kind="transport", file=server, reason=exc.message))
+        events.status(rules.HTTPS_FAILED_STATUS)
+        return HttpsResult(trusted=False, how="connect-failed", rule="", reason=exc.message, server=server,
+                           status=rules.HTTPS_FAILED_STATUS)
+    try:
+        cert = peer_certificate_der(writer)
+        d = rules.decide_https_server(store, cert, profile=profile, now=clock(), server=server)
+        if d.pending and cert is not None and d.needs_tvs is not None:
+            events.record(d, time=clock(), phone=mac)
+            answer = await _verify(store, cert, device_name=config_fmt.device_name_for(mac),
+                                   versions=profile.tls_versions, keylog=log, timeout=tvs_timeout,
+                                   events=events, now=clock(), mac=mac)
+            store.cache_tvs(d.needs_tvs, answer, clock())
+            d = rules.decide_https_server(store, cert, profile=profile, now=clock(), tvs_answer=answer,
+                                          server=server)
+        events.record(d, time=clock(), phone=mac)
+        if not d.accepted:
+            return HttpsResult(trusted=False, how="rejected", rule=d.rule, reason=d.reason, server=server,
+                               status=d.status)
+        code, body, problem = await _get(reader, writer, host, timeout=timeout, max_body=max_body)
+        reason = d.reason if not problem else f"{d.reason}; {problem}"
+        return HttpsResult(trusted=True, how=_HOW.get(d.rule, "trust-list"), rule=d.rule, reason=reason,
+                           server=server, http_status=code, body=body)
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(writer.wait_closed(), 1.0)
