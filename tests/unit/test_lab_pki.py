@@ -135,7 +135,7 @@ def test_export_import_identity(tmp_path: Path) -> None:
     assert back.cert == ident.cert
     # a key that does not match the certificate is refused
     other = pki.create("tvs", now=NOW)
-    cert_part = out.read_bytes().split(b"-----BEGIN " + b"PRIVATE KEY-----")[0]  # no key in the source
+    cert_part = out.read_bytes().split(b"-----END CERTIFICATE-----")[0] + b"-----END CERTIFICATE-----\n"
     out.write_bytes(cert_part + keys.private_key_pem(other.key))
     with pytest.raises(DecodeError, match="does not match"):
         LabPki.read_identity_file(out, "itlrecovery")
