@@ -6,13 +6,11 @@ the synthetic fallback is tested instead. tshark checks run only where tshark is
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,6 +23,7 @@ from phoneemu.net.tftp import TftpServer, tftp_get
 from phoneemu.net.tftp_codec import Data, ReadRequest, decode
 from phoneemu.scenario.capturing import CaptureSink, LiveCapture, SyntheticCapture, open_capture
 from phoneemu.scenario.replay import ReplayResult, index_capture, replay_phone
+from tests.helpers import run_within
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,10 +33,7 @@ HOST = "127.0.0.39"  # inside the capture range, away from the .11/.12 most test
 FILE = bytes(range(256)) * 9 + b"end"
 
 
-def run(coro: Awaitable[T]) -> T:
-    async def wrapped() -> T:
-        return await asyncio.wait_for(coro, 20)
-    return asyncio.run(wrapped())
+run = run_within(20)
 
 
 def live_capture(tmp: Path, name: str) -> CaptureSink:

@@ -13,16 +13,15 @@ import asyncio
 import json
 import shutil
 import sys
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from phoneemu.fleet.engine import FleetSpec, Prestate, boot_many, mac_text, make_phones, run_shard
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.servers import LabServers
 from phoneemu.phone.boot import BootTarget
+from tests.helpers import run_within
 
-T = TypeVar("T")
 NOW = 1_780_000_000
 HOST = "127.0.0.1"
 START = 0x0A0000000100
@@ -30,10 +29,7 @@ COUNT = 50
 BAD = mac_text(START + 7)
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    async def wrapped() -> T:
-        return await asyncio.wait_for(coro, 120)
-    return asyncio.run(wrapped())
+run = run_within(120)
 
 
 def _lab(tmp: Path) -> LabCluster:

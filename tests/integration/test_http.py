@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable
-from typing import TypeVar
 
 import pytest
 
@@ -13,16 +11,13 @@ from phoneemu.errors import TransportError
 from phoneemu.net.fetch import Fetcher, HttpFetcher, HttpThenTftpFetcher, MemoryFetcher, TftpFetcher
 from phoneemu.net.http import HttpServer, http_get
 from phoneemu.net.tftp import TftpClientPool, TftpServer
+from tests.helpers import run_within
 
-T = TypeVar("T")
 HOST = "127.0.0.1"
 FILES = {"ITLFile.tlv": os.urandom(10_240), "SEP001122334455.cnf.xml": b"<device/>", "dir/a b.txt": b"sp"}
 
 
-def run(coro: Awaitable[T]) -> T:
-    async def wrapped() -> T:
-        return await asyncio.wait_for(coro, 10)
-    return asyncio.run(wrapped())
+run = run_within(10)
 
 
 async def raw_request(port: int, data: bytes) -> bytes:

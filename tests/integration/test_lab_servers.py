@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from phoneemu.lab.servers import LabServers
 from phoneemu.net.http import http_get
 from phoneemu.net.tftp import tftp_get
 from phoneemu.net.tvs_client import tvs_verify
+from tests.helpers import copy_cluster, run
 
 T = TypeVar("T")
 HOST = "127.0.0.1"
@@ -32,10 +32,6 @@ MAC = "0011223344CC"
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run(coro: Awaitable[T], limit: float = 30.0) -> T:
-    async def wrapped() -> T:
-        return await asyncio.wait_for(coro, limit)
-    return asyncio.run(wrapped())
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +44,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def cluster(template: Path, tmp_path: Path) -> LabCluster:
-    root = tmp_path / "lab"
-    shutil.copytree(template, root)
-    return LabCluster.open(root)
+    return copy_cluster(template, tmp_path)  # type: ignore[no-any-return]
 
 
 def with_servers(cluster: LabCluster, body: Callable[[LabServers], Awaitable[T]]) -> T:

@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
 
@@ -22,17 +20,14 @@ from phoneemu.lab.servers import LabServers
 from phoneemu.phone.flash import Flash
 from phoneemu.phone.phone import Phone
 from phoneemu.phone.profile import get_profile
+from tests.helpers import run_within
 
-T = TypeVar("T")
 NOW = 1_780_000_000
 MAC = "0A00000000C1"
 HOST = "127.0.0.1"
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    async def wrapped() -> T:
-        return await asyncio.wait_for(coro, 90)
-    return asyncio.run(wrapped())
+run = run_within(90)
 
 
 async def cli(*args: str) -> tuple[int, str, str]:

@@ -10,8 +10,7 @@ an in-memory fetcher for the files while TVS is still asked over TLS.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,6 +25,7 @@ from phoneemu.phone.boot import BootReport, BootTarget
 from phoneemu.phone.flash import Flash
 from phoneemu.phone.phone import Phone
 from phoneemu.phone.profile import PhoneProfile, get_profile, profile_from_dict
+from tests.helpers import run_within
 
 T = TypeVar("T")
 NOW = 1_780_000_000  # 2026-05-28, after the seeded lab epoch
@@ -43,10 +43,7 @@ class Clock:
         return self.now
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    async def wrapped() -> T:
-        return await asyncio.wait_for(coro, 60)
-    return asyncio.run(wrapped())
+run = run_within(60)
 
 
 def cluster(tmp: Path, name: str = "lab", *, key: str = "rsa1024", phones: tuple[str, ...] = (MAC,),

@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -16,8 +16,8 @@ from phoneemu.errors import TransportError
 from phoneemu.net.capture import PcapWriter, read_pcap
 from phoneemu.net.tftp import TftpClientPool, TftpRequestEvent, TftpServer, tftp_get
 from phoneemu.net.tftp_codec import Ack, Data, Error, OptionAck, ReadRequest, decode, encode
+from tests.helpers import run_within
 
-T = TypeVar("T")
 HOST = "127.0.0.1"
 FILES = {
     "small.txt": b"hello phone\n",
@@ -30,10 +30,7 @@ FILES = {
 MODES = ["ephemeral", "shared"]
 
 
-def run(coro: Awaitable[T]) -> T:
-    async def wrapped() -> T:
-        return await asyncio.wait_for(coro, 10)
-    return asyncio.run(wrapped())
+run = run_within(10)
 
 
 class Recorder:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ssl
-from collections.abc import Awaitable
 from functools import cache
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 from cryptography import x509
@@ -25,16 +23,13 @@ from phoneemu.net.tls import (
     server_context,
     tls_version,
 )
+from tests.helpers import run_within
 
-T = TypeVar("T")
 HOST = "127.0.0.1"
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
-def run(coro: Awaitable[T]) -> T:
-    async def wrapped() -> T:
-        return await asyncio.wait_for(coro, 10)
-    return asyncio.run(wrapped())
+run = run_within(10)
 
 
 @cache

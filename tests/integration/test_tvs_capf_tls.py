@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import shutil
 import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -22,6 +21,7 @@ from phoneemu.net.capf_client import capf_session
 from phoneemu.net.tls import client_context_verify_after_handshake, open_tls_connection
 from phoneemu.net.tvs_client import tvs_query, tvs_verify
 from phoneemu.protocols import capf, tvs
+from tests.helpers import copy_cluster, run
 
 T = TypeVar("T")
 HOST = "127.0.0.1"
@@ -30,10 +30,6 @@ MAC2 = "00112233AABB"
 DEVICE = f"CP-8861-SEP{MAC}"
 
 
-def run(coro: Awaitable[T], limit: float = 30.0) -> T:
-    async def wrapped() -> T:
-        return await asyncio.wait_for(coro, limit)
-    return asyncio.run(wrapped())
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +43,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def cluster(template: Path, tmp_path: Path) -> LabCluster:
-    root = tmp_path / "lab"
-    shutil.copytree(template, root)
-    return LabCluster.open(root)
+    return copy_cluster(template, tmp_path)  # type: ignore[no-any-return]
 
 
 def with_servers(cluster: LabCluster, body: Callable[[LabServers], Awaitable[T]], **kw: float) -> T:

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Awaitable
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
@@ -23,17 +20,13 @@ from phoneemu.lab.tvs_threaded import DEFAULT_WORKERS, ThreadedTvsServer
 from phoneemu.net.tls import client_context_verify_after_handshake, open_tls_connection
 from phoneemu.net.tvs_client import tvs_verify
 from phoneemu.protocols import tvs
+from tests.helpers import copy_cluster, run
 
-T = TypeVar("T")
 HOST = "127.0.0.1"
 MAC = "001122334455"
 DEVICE = f"CP-8861-SEP{MAC}"
 
 
-def run(coro: Awaitable[T], limit: float = 30.0) -> T:
-    async def wrapped() -> T:
-        return await asyncio.wait_for(coro, limit)
-    return asyncio.run(wrapped())
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +39,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def cluster(template: Path, tmp_path: Path) -> LabCluster:
-    root = tmp_path / "lab"
-    shutil.copytree(template, root)
-    return LabCluster.open(root)
+    return copy_cluster(template, tmp_path)  # type: ignore[no-any-return]
 
 
 def _workers(prefix: str = "tvs-worker-") -> list[threading.Thread]:
