@@ -76,6 +76,29 @@ def find_all(elements: Iterable[Element], tag: int) -> list[bytes]:
     return [e.value for e in elements if e.tag == tag]
 
 
+def open_frame(data: bytes, path: str, *, fmt: str, header_size: int,
+               check_header: Callable[[bytes, int, str], None]) -> Reader:
+    """A Reader over one whole frame, its fixed header already checked (truncation, then
+    ``check_header``); the caller reads the header fields it needs, then :func:`frame_body`."""
+    r = Reader(data, fmt=fmt, path=path)
+    if len(data) < header_size:
+        raise r.error(f"truncated header: {len(data)} byte(s), need {header_size}", field="header",
+                      offset=0)
+    check_header(data[:header_size], 0, _join(path, "header"))
+    return r
+
+
+def frame_body(r: Reader, *, names: Mapping[int, str]) -> tuple[Element, ...]:
+    """Read the uint16 body length that ends every header, check it covers exactly the rest of the
+    frame, and decode the body's elements."""
+    at = r.offset
+    length = r.u16("header.body_length")
+    if length != r.remaining:
+        raise r.error(f"body length {length} but {r.remaining} byte(s) follow the header",
+                      field="header.body_length", offset=at)
+    return decode_elements(r.sub(length, "body"), names=names)
+
+
 def _join(path: str, field: str) -> str:
     return f"{path}.{field}" if path else field
 

@@ -33,11 +33,12 @@ from phoneemu.protocols._elements import (
     MAX_BODY,
     Element,
     FrameBuffer,
-    decode_elements,
     encode_elements,
     find,
+    frame_body,
+    open_frame,
 )
-from phoneemu.wire import Reader, Writer
+from phoneemu.wire import Writer
 
 __all__ = [
     "DEFAULT_TTL",
@@ -166,22 +167,12 @@ def _check_header(header: bytes, stream_offset: int, path: str = "header") -> No
 
 
 def _decode_frame(data: bytes, path: str) -> TvsMessage:
-    r = Reader(data, fmt=FMT, path=path)
-    if len(data) < HEADER_SIZE:
-        raise r.error(f"truncated header: {len(data)} byte(s), need {HEADER_SIZE}", field="header",
-                      offset=0)
-    _check_header(data[:HEADER_SIZE], 0, f"{path}.header" if path else "header")
+    r = open_frame(data, path, fmt=FMT, header_size=HEADER_SIZE, check_header=_check_header)
     r.seek(2)
     msg_type = r.u8("header.msg_type")
     reserved = r.u8("header.reserved")
     session_id = r.u32("header.session_id")
-    at = r.offset
-    length = r.u16("header.body_length")
-    if length != r.remaining:
-        raise r.error(f"body length {length} but {r.remaining} byte(s) follow the header",
-                      field="header.body_length", offset=at)
-    body = r.sub(length, "body")
-    elements = decode_elements(body, names=_NAMES)
+    elements = frame_body(r, names=_NAMES)
     return TvsMessage(msg_type=msg_type, session_id=session_id, elements=elements, reserved=reserved)
 
 
