@@ -501,11 +501,8 @@ class _Boot:
             got = await self.fetch(enc)
             if isinstance(got, _Fail):
                 self.fetch_failed(enc, got, trust_file=False)
-                self.reject_config(Decision(
-                    rule="G.12.5-encrypted-config-missing", accepted=False, file=enc, kind="config",
-                    reason=f"short config says encrConfig=true but {enc} could not be fetched "
-                    f"({got.error.kind})", reason_code=VerifyReason.NOT_FOUND,
-                    status=status.cfg_file_not_found(enc) if got.not_found else None))
+                self.reject_config(rules.encrypted_config_missing(enc, transport=got.error.kind,
+                                                                  not_found=got.not_found))
                 return False
             d2 = await self.decide_config(enc, got)
             if d2.accepted:

@@ -67,6 +67,8 @@ Configs (``decide_config``; ``.cnf.xml``, ``.sgn``, ``.enc.sgn``):
 Short config (``decide_short_config``, spec §G.12 steps 1-2):
   ``G.12.1-plain-config`` / ``G.12.2-cert-hash-match`` / ``G.12.2-cert-hash-mismatch`` /
   ``G.12.2-wait-auth-string`` / ``G.12.2-symmetric-key-present`` / ``G.12.2-no-symmetric-key``
+  ``G.12.5-encrypted-config-missing`` (``encrypted_config_missing``) the short config says encrConfig=true
+  but the ``.enc.sgn`` could not be fetched — NOT_FOUND
 Firmware (``decide_firmware``, spec §D; failure keeps the running load):
   ``D-already-running`` / ``D-signed-by-image-key`` / ``D-unknown-signer`` / ``D-bad-signature`` /
   ``D-unsupported-hash`` / ``D-unsupported-key`` / ``D-expired-signer`` / ``D-malformed``
@@ -158,6 +160,7 @@ __all__ = [
     "decide_https_server",
     "decide_secure_transport",
     "decide_short_config",
+    "encrypted_config_missing",
     "decide_trust_list",
     "https_query_key",
     "query_key",
@@ -560,6 +563,15 @@ class _Accept(Protocol):
 class _Reject(Protocol):
     def __call__(self, rule: str, reason: str, code: VerifyReason | None, *, signer: str | None = None,
                  action: str | None = None) -> Decision: ...
+
+
+def encrypted_config_missing(file: str, *, transport: str, not_found: bool) -> Decision:
+    """§G.12 steps 2-3/5: encrConfig=true yet ``file`` (the ``.enc.sgn``) could not be fetched, so the
+    phone has no configuration to apply (the short config itself is not a full config)."""
+    return Decision(rule="G.12.5-encrypted-config-missing", accepted=False, file=file, kind="config",
+                    reason=f"short config says encrConfig=true but {file} could not be fetched ({transport})",
+                    reason_code=VerifyReason.NOT_FOUND,
+                    status=status.cfg_file_not_found(file) if not_found else None)
 
 
 def decide_short_config(store: TrustStore, cfg: DeviceConfig, *, profile: PhoneProfile,

@@ -629,3 +629,13 @@ def test_every_rule_name_in_the_code_is_documented() -> None:
     assert len(names) > 40
     missing = sorted(n for n in names if f"``{n}``" not in doc)
     assert not missing, missing
+
+
+def test_encrypted_config_missing_is_a_named_rejection() -> None:
+    """§G.12: encrConfig=true but the .enc.sgn is not there — no config, status names the file."""
+    d = rules.encrypted_config_missing("SEP001122334455.cnf.xml.enc.sgn", transport="not-found",
+                                       not_found=True)
+    assert (d.rule, d.accepted, d.kind) == ("G.12.5-encrypted-config-missing", False, "config")
+    assert d.reason_code is VerifyReason.NOT_FOUND and "SEP001122334455.cnf.xml.enc.sgn" in (d.status or "")
+    timeout = rules.encrypted_config_missing("x.enc.sgn", transport="timeout", not_found=False)
+    assert timeout.status is None and "timeout" in timeout.reason
