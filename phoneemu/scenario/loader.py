@@ -408,7 +408,14 @@ def _expectation(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGrou
 def load_text(text: str, path: str = "<string>") -> Scenario:
     """Parse and validate one scenario document; raises ScenarioError with file:line."""
     ctx = _Ctx(path)
-    loader = yaml.SafeLoader(text)
+    bad = next((i for i, ch in enumerate(text) if ch < " " and ch not in "\t\n\r"), None)
+    if bad is not None:  # YAML refuses control characters; say where, as file:line
+        raise ScenarioError(f"control character 0x{ord(text[bad]):02x} is not allowed in YAML",
+                            file=path, line=text.count("\n", 0, bad) + 1)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:  # other characters the YAML reader refuses (e.g. U+FFFE)
+        raise ScenarioError(f"invalid YAML: {exc}", file=path) from None
     try:
         root_node = loader.get_single_node()
     except yaml.YAMLError as exc:

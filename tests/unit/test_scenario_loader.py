@@ -73,7 +73,7 @@ def test_mistakes_name_line_and_field(old: str, new: str, line: int, field: str,
 @pytest.mark.parametrize("text", ["", "a: [", "- 1\n- 2", "reproduces: x\nphones: {}\nsteps: []",
                                   "reproduces: x\nphones: {a: {}}\nsteps:\n  - boot: a",
                                   "reproduces: x\nreproduces: y\nphones: {a: {}}\nsteps: [{expect: {}}]",
-                                  "!!python/object:os.system x"])
+                                  "!!python/object:os.system x", "reproduces: x\nphones: \x00{}"])
 def test_malformed_documents_raise_scenario_error(text: str) -> None:
     with pytest.raises(ScenarioError) as info:
         load_text(text, "bad.yaml")
