@@ -55,6 +55,7 @@ from typing import Any
 from phoneemu.crypto.keys import KeySpec
 from phoneemu.errors import PhoneEmuError, TransportError
 from phoneemu.fleet.engine import FleetSpec, Prestate, mac_text, make_phones
+from phoneemu.fleet.loop import EVENT_LOOPS, resolve_event_loop, run_on
 from phoneemu.fleet.metrics import BootRecord, FleetMetrics, peak_rss_mib
 from phoneemu.fleet.shard import run_fleet
 from phoneemu.lab.cluster import LabCluster
@@ -121,7 +122,7 @@ def _cpu_s() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def _lab_main(root: str, q: Any, stop: Any, cpu: Any) -> None:
+def _lab_main(root: str, q: Any, stop: Any, cpu: Any, event_loop: str = "auto") -> None:
     """Lab process: serve the cluster until ``stop``; report ports, then CPU time and peak RSS.
 
     ``cpu`` (a shared double) holds the lab process's CPU seconds, refreshed every 0.1 s.
@@ -148,7 +149,7 @@ def _lab_main(root: str, q: Any, stop: Any, cpu: Any) -> None:
                              "tvs_answered": srv.tvs_handler.answered}))
 
     try:
-        asyncio.run(main())
+        run_on(event_loop, main())
     except BaseException as exc:
         q.put(("error", f"{type(exc).__name__}: {exc}"))
 
@@ -224,6 +225,8 @@ def main() -> int:
     ap.add_argument("--max-seconds", type=float, default=240.0, help="bound on the storm")
     ap.add_argument("--blksize", type=int, default=None,
                     help="TFTP block size the phones (and the baseline) ask for (default: 512, no option)")
+    ap.add_argument("--event-loop", default="auto", choices=EVENT_LOOPS,
+                    help="event loop of the phone and lab processes (auto: uvloop when installed)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.phones < 1:
@@ -235,8 +238,8 @@ def main() -> int:
 
     ctx = mp.get_context("spawn")
     q, stop, lab_cpu = ctx.Queue(), ctx.Event(), ctx.Value("d", 0.0)
-    lab = ctx.Process(target=_lab_main, args=(str(root), q, stop, lab_cpu), name="phoneemu-bench-lab",
-                      daemon=True)
+    lab = ctx.Process(target=_lab_main, args=(str(root), q, stop, lab_cpu, args.event_loop),
+                      name="phoneemu-bench-lab", daemon=True)
     lab.start()
     try:
         msg = q.get(timeout=300)
@@ -248,7 +251,7 @@ def main() -> int:
                        itl=(root / "bench-gen0" / "ITLFile.tlv").read_bytes(), config_dir=str(root / "tftp"))
         spec = FleetSpec(target=target, count=args.phones, mac_start=MAC_START, concurrency=args.concurrency,
                          prestate=pre, max_time_s=args.max_seconds, fetch_timeout=2.0, tvs_timeout=20.0,
-                         blksize=args.blksize)
+                         blksize=args.blksize, event_loop=args.event_loop)
 
         def progress(done: int, ok: int, total: int, elapsed: float) -> None:
             if not args.json and sys.stderr.isatty():
@@ -299,6 +302,7 @@ def main() -> int:
         "cpus": os.cpu_count(),
         "tvs_key": args.tvs_key,
         "tvs_tls_resumption": False,
+        "event_loop": resolve_event_loop(args.event_loop),
         "blksize": args.blksize or 512,
         "booted": m.booted,
         "failed": m.failed,

@@ -17,6 +17,7 @@ from typing import Any
 
 from phoneemu.errors import PhoneEmuError
 from phoneemu.fleet.engine import FleetSpec, mac_text, parse_mac
+from phoneemu.fleet.loop import EVENT_LOOPS
 from phoneemu.fleet.progress import Progress
 from phoneemu.fleet.shard import run_fleet
 from phoneemu.phone.boot import BootTarget
@@ -74,6 +75,8 @@ def register(sub: Any) -> None:
     b.add_argument("--blksize", type=int, default=None, metavar="N",
                    help="ask for this TFTP block size (RFC 2348); default: the phone's own (512)")
     b.add_argument("--tvs-timeout", type=float, default=10.0, metavar="S", help="TVS exchange timeout")
+    b.add_argument("--event-loop", default="auto", choices=EVENT_LOOPS,
+                   help="event loop of the phone processes: auto = uvloop when installed, else asyncio")
     b.add_argument("--max-time", type=float, default=None, metavar="S",
                    help="start no new boot after S seconds (the rest count as not started)")
     b.add_argument("--flash", type=Path, default=None, metavar="DIR",
@@ -102,7 +105,8 @@ def _boot(args: argparse.Namespace) -> int:
                      concurrency=args.concurrency, fetch_timeout=args.timeout, fetch_retries=args.retries,
                      tvs_timeout=args.tvs_timeout, max_time_s=args.max_time,
                      flash_dir=str(args.flash) if args.flash is not None else None,
-                     keep_records=args.json is not None, blksize=args.blksize)
+                     keep_records=args.json is not None, blksize=args.blksize,
+                     event_loop=args.event_loop)
     print(f"fleet: {args.count} phones {mac_text(start)}..{mac_text(start + args.count - 1)} "
           f"({args.profile}) -> {target}", file=sys.stderr)
     progress = Progress(enabled=not args.quiet)

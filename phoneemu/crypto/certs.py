@@ -15,6 +15,7 @@ import hashlib
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -92,6 +93,7 @@ def dn_text(name: x509.Name) -> str:
     return ";".join(rdn.rfc4514_string() for rdn in reversed(name.rdns))
 
 
+@lru_cache(maxsize=4096)
 def normalise_dn(text: str) -> str:
     """Comparable form of a DN written with ``;`` or ``,`` separators, any case/spacing."""
     sep = ";" if ";" in text else ","
@@ -168,6 +170,10 @@ def load_cert_der(data: bytes, *, path: str = "certificate", tag: int | None = N
     cryptography only warns today about some RFC 5280 violations (e.g. a negative serial) and
     will refuse them in a future release; refusing them now keeps behaviour stable.
     """
+    key = data if isinstance(data, bytes) else None  # bytearray/memoryview: not hashable, not cached
+    cached = _LOADED.get(key) if key is not None else None
+    if cached is not None:
+        return cached
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -179,7 +185,17 @@ def load_cert_der(data: bytes, *, path: str = "certificate", tag: int | None = N
     if caught:
         raise DecodeError(f"certificate violates RFC 5280: {caught[0].message}", path=path, tag=tag,
                           offset=offset)
+    if key is not None:
+        if len(_LOADED) >= _LOADED_MAX:
+            _LOADED.clear()
+        _LOADED[key] = cert
     return cert
+
+
+#: Certificates that loaded cleanly, by DER bytes (immutable objects; a fleet of phones meets the
+#: same few certificates thousands of times). Failures are never cached.
+_LOADED: dict[bytes, x509.Certificate] = {}
+_LOADED_MAX = 1024
 
 
 def load_certs_pem(data: bytes, *, source: str = "pem") -> list[x509.Certificate]:

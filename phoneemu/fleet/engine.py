@@ -42,6 +42,7 @@ from typing import Any
 
 from phoneemu.crypto import signatures
 from phoneemu.errors import DecodeError, EncodeError
+from phoneemu.fleet.loop import resolve_event_loop
 from phoneemu.fleet.metrics import BootRecord, FleetMetrics, peak_rss_mib
 from phoneemu.formats import config as config_fmt
 from phoneemu.formats import signed
@@ -122,6 +123,7 @@ class FleetSpec:
     prestate: Prestate | None = None
     keep_records: bool = False
     blksize: int | None = None  # RFC 2348 TFTP block size to ask for; None = the phone's own (512)
+    event_loop: str = "auto"  # shard processes' loop: "auto" (uvloop when installed), "asyncio", "uvloop"
 
     def __post_init__(self) -> None:
         if self.count < 0:
@@ -135,6 +137,7 @@ class FleetSpec:
         if self.blksize is not None and not 8 <= self.blksize <= 65464:
             raise EncodeError(f"blksize {self.blksize} outside 8..65464 (RFC 2348)", path="blksize")
         mac_range(self.mac_start, self.count)
+        resolve_event_loop(self.event_loop)  # raises for an unknown or missing loop
         get_profile(self.profile)  # raises for an unknown profile name
 
 
@@ -246,7 +249,8 @@ def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | 
     def clock() -> int:
         return int(time.time()) + offset
 
-    asker = tvs if tvs is not None else net_tvs_asker(timeout=spec.tvs_timeout)
+    asker = tvs if tvs is not None else net_tvs_asker(timeout=spec.tvs_timeout,
+                                                      tls_versions=profile.tls_versions)
     pre = _Prestater(spec.prestate, profile) if spec.prestate is not None else None
     phones: list[Phone] = []
     for value in macs:

@@ -36,6 +36,7 @@ from typing import Any
 
 from phoneemu.errors import PhoneEmuError
 from phoneemu.fleet.engine import FleetSpec, ShardResult, mac_range, run_shard
+from phoneemu.fleet.loop import run_on
 from phoneemu.fleet.metrics import BootRecord, FleetMetrics, peak_rss_mib
 
 __all__ = ["FleetResult", "ProgressFn", "run_fleet", "split_range"]
@@ -101,7 +102,8 @@ def _child(spec: FleetSpec, macs: range, shard: int, channels: tuple[Any, Any], 
             raise PhoneEmuError(f"shard {shard}: no start signal within {start_timeout}s")
 
     try:
-        result = asyncio.run(run_shard(spec, macs, shard=shard, on_progress=progress, ready=ready))
+        result = run_on(spec.event_loop,
+                        run_shard(spec, macs, shard=shard, on_progress=progress, ready=ready))
         q.put(("done", shard, result.to_state()))
     except BaseException as exc:  # report anything, the parent decides
         q.put(("error", shard, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"))
@@ -208,6 +210,7 @@ def _run_inline(spec: FleetSpec, progress: ProgressFn | None) -> FleetResult:
         if progress is not None:
             progress(done, ok, spec.count, time.monotonic() - t0)
 
-    res = asyncio.run(run_shard(spec, mac_range(spec.mac_start, spec.count), on_progress=on_progress))
+    macs = mac_range(spec.mac_start, spec.count)
+    res = run_on(spec.event_loop, run_shard(spec, macs, on_progress=on_progress))
     merged = FleetMetrics.merged([res.metrics])
     return FleetResult(metrics=merged, shards=[res], records=list(res.records))

@@ -36,6 +36,8 @@ from phoneemu.crypto.keys import PrivateKey, private_key_pem
 from phoneemu.errors import TransportError
 
 __all__ = [
+    "CUCM_TVS_CIPHERS",
+    "PHONE_TLS12_CIPHERS",
     "Handler",
     "TlsServer",
     "client_context",
@@ -290,6 +292,19 @@ class TlsServer:
         await self.close()
 
 
+#: The TVS cipher list of CUCM 14, in its order (spec §E.1 [CSC-compat14]): RSA key transport first,
+#: then ECDHE-RSA. Lab TVS servers use it with server preference (TLS 1.2 and below).
+CUCM_TVS_CIPHERS = ("AES256-GCM-SHA384:AES256-SHA256:AES256-SHA:AES128-GCM-SHA256:AES128-SHA256:AES128-SHA:"
+                    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-SHA384:"
+                    "ECDHE-RSA-AES128-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256")
+#: What an emulated phone offers up to TLS 1.2 — our convention (spec [UNK]): the cipher a CUCM TVS
+#: was seen to negotiate with an 8861 (AES256-SHA, §E.1), the other RSA key-transport suites of the
+#: CUCM 14 list, then ECDHE with RSA or ECDSA keys (an EC TVS identity still works).
+PHONE_TLS12_CIPHERS = ("AES256-SHA:AES128-SHA:AES256-GCM-SHA384:AES128-GCM-SHA256:"
+                       "AES256-SHA256:AES128-SHA256:"
+                       "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:"
+                       "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256")
+
 _PHONE_CONTEXTS: dict[tuple[str, str, str | None], ssl.SSLContext] = {}
 
 
@@ -303,6 +318,6 @@ def phone_client_context(versions: Sequence[str], keylog: str | Path | None = No
     ctx = _PHONE_CONTEXTS.get(key)
     if ctx is None:
         ctx = client_context_verify_after_handshake(min_version=picked[0], max_version=picked[-1],
-                                                    keylog_filename=keylog)
+                                                    keylog_filename=keylog, ciphers=PHONE_TLS12_CIPHERS)
         _PHONE_CONTEXTS[key] = ctx
     return ctx

@@ -20,8 +20,6 @@ Rules:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
 import ssl
 from collections.abc import Callable, Sequence
@@ -29,12 +27,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from phoneemu.errors import DecodeError, TransportError
-from phoneemu.net.tls import client_context_verify_after_handshake, open_tls_connection, peer_certificate_der
+from phoneemu.net.tls import client_context_verify_after_handshake
+from phoneemu.net.tls_client import TlsClientConnection
 from phoneemu.protocols import tvs
 
 __all__ = ["ServerAddress", "TvsReply", "default_tls_context", "tvs_exchange", "tvs_query", "tvs_verify"]
 
-_READ_SIZE = 65536
+_MAX_READS = 4096  # a response is at most a few hundred KiB: bounded all the same
 _session_ids = itertools.count(1)
 _default_ctx: ssl.SSLContext | None = None
 
@@ -105,42 +104,32 @@ def _ordered(servers: Sequence[ServerAddress]) -> list[tuple[str, int]]:
 async def _one(host: str, port: int, request: tvs.TvsMessage, *, timeout: float, ctx: ssl.SSLContext,
                accept_server: Callable[[bytes | None], bool] | None
                ) -> tuple[tvs.TvsResponse, bytes | None, str]:
-    reader, writer = await open_tls_connection(host, port, ctx, timeout=timeout)
+    conn = await TlsClientConnection.open(host, port, ctx, timeout=timeout)
     try:
-        cert = peer_certificate_der(writer)
-        obj = writer.get_extra_info("ssl_object")
-        cipher = obj.cipher() if obj is not None else None
-        tls_text = f"{obj.version() if obj is not None else '?'} {cipher[0] if cipher else '?'}"
+        cert = conn.peer_cert
         if accept_server is not None and not accept_server(cert):
             raise TransportError(f"{host}:{port}: TVS certificate not accepted (not the ITL TVS record)",
                                  kind="tls")
         exchange = tvs.TvsClientExchange(request)
-        writer.write(exchange.request_bytes)
-        await writer.drain()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            left = deadline - loop.time()
-            if left <= 0:
-                raise TimeoutError
-            data = await asyncio.wait_for(reader.read(_READ_SIZE), left)
+        await conn.send(exchange.request_bytes)
+        for _ in range(_MAX_READS):
+            data = await conn.recv(timeout)
             if not data:
                 exchange.eof()  # raises: closed before a response
             resp = exchange.receive(data)
             if resp is not None:
-                return resp, cert, tls_text
-    except TimeoutError:
-        raise TransportError(f"{host}:{port}: no TVS response within {timeout}s", kind="timeout") from None
+                return resp, cert, conn.description
+        raise TransportError(f"{host}:{port}: no complete TVS response in {_MAX_READS} reads",
+                             kind="protocol")
+    except TransportError as exc:
+        if exc.kind == "timeout":
+            raise TransportError(f"{host}:{port}: no TVS response within {timeout}s",
+                                 kind="timeout") from None
+        raise
     except DecodeError as exc:
         raise TransportError(f"{host}:{port}: bad TVS response: {exc}", kind="protocol") from exc
-    except ssl.SSLError as exc:
-        raise TransportError(f"{host}:{port}: TLS error: {exc.reason or exc}", kind="tls") from exc
-    except OSError as exc:
-        raise TransportError(f"{host}:{port}: connection lost: {exc}", kind="unreachable") from exc
     finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(writer.wait_closed(), 1.0)
+        conn.close()
 
 
 async def tvs_exchange(servers: Sequence[ServerAddress], request: tvs.TvsMessage, *, timeout: float = 5.0,

@@ -177,6 +177,18 @@ class CapfRunner(Protocol):
                  accept_server: Callable[[bytes | None], bool] | None) -> Awaitable[CapfResult]: ...
 
 
+def _hms(now: int) -> str:
+    """``HH:MM:SS`` (UTC) of ``now`` for timelines; the last second's text is reused (fleets stamp
+    thousands of lines per second)."""
+    global _last_hms  # noqa: PLW0603 - a one-entry cache
+    if _last_hms[0] != now:
+        _last_hms = (now, dt.datetime.fromtimestamp(now, dt.UTC).strftime("%H:%M:%S"))
+    return _last_hms[1]
+
+
+_last_hms: tuple[int | None, str] = (None, "")
+
+
 def net_tvs_asker(*, timeout: float = 5.0, tls_versions: Sequence[str] = ("1.2", "1.3"),
                   keylog: str | None = None) -> TvsAsker:
     """TVS over TLS with failover (:mod:`phoneemu.net.tvs_client`), in the profile's TLS versions."""
@@ -275,7 +287,7 @@ class _Boot:
         return int(self.clock())
 
     def _stamp(self) -> str:
-        return dt.datetime.fromtimestamp(self.now(), dt.UTC).strftime("%H:%M:%S")
+        return _hms(self.now())
 
     def note(self, kind: str, text: str, *, file: str | None = None) -> None:
         self.events.add(Event(time=self.now(), phone=self.mac, kind=kind, file=file, detail=text))

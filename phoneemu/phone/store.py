@@ -32,7 +32,6 @@ top of this API) and :mod:`phoneemu.phone.flash` (persistence).
 from __future__ import annotations
 
 import enum
-import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
@@ -130,9 +129,11 @@ class AcceptedFirmware:
 
 
 class InternCache:
-    """Parsed immutable trust lists and configs shared between phones, keyed by SHA-256 of the bytes.
+    """Parsed immutable trust lists and configs shared between phones, keyed by the bytes themselves.
 
-    Bounded LRU (``max_items``); evicting an entry never affects phones already holding it.
+    Bounded LRU (``max_items``); evicting an entry never affects phones already holding it. The key
+    is the (immutable) file content: Python hashes a bytes object once and compares contents on a
+    hit, cheaper than a SHA-256 per lookup, and the parsed object holds those bytes anyway.
     """
 
     __slots__ = ("_items", "_max", "hits", "misses")
@@ -162,17 +163,18 @@ class InternCache:
         if len(raw) > limit:
             raise SizeLimitError(f"{len(raw)} bytes exceeds the {limit}-byte trust-list limit",
                                  fmt="trustlist", offset=limit)
-        key = (kind, hashlib.sha256(raw).digest())
+        data = bytes(raw)
+        key = (kind, data)
         got = self._get(key)
         if isinstance(got, TrustList):
             return got
-        tl = trustlist.parse(bytes(raw), limit=limit, kind=kind)
+        tl = trustlist.parse(data, limit=limit, kind=kind)
         self._put(key, tl)
         return tl
 
     def adopt_trust_list(self, tl: TrustList) -> TrustList:
         """The shared instance equal to ``tl`` (``tl`` itself becomes the shared one if new)."""
-        key = (tl.kind, hashlib.sha256(tl.raw).digest())
+        key = (tl.kind, bytes(tl.raw))
         got = self._get(key)
         if isinstance(got, TrustList):
             return got
@@ -181,16 +183,17 @@ class InternCache:
 
     def config(self, xml: bytes, *, file: str) -> AcceptedConfig:
         """The shared parse of a config's plaintext XML (DecodeError when malformed)."""
-        key = ("config:" + file, hashlib.sha256(xml).digest())
+        data = bytes(xml)
+        key = ("config:" + file, data)
         got = self._get(key)
         if isinstance(got, AcceptedConfig):
             return got
-        acc = AcceptedConfig(file=file, xml=bytes(xml), config=config_fmt.parse(xml))
+        acc = AcceptedConfig(file=file, xml=data, config=config_fmt.parse(data))
         self._put(key, acc)
         return acc
 
     def adopt_config(self, acc: AcceptedConfig) -> AcceptedConfig:
-        key = ("config:" + acc.file, hashlib.sha256(acc.xml).digest())
+        key = ("config:" + acc.file, bytes(acc.xml))
         got = self._get(key)
         if isinstance(got, AcceptedConfig):
             return got

@@ -10,13 +10,19 @@ single phone runs. One phone's config is tampered and must be the one failure. I
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from phoneemu.errors import EncodeError
 from phoneemu.fleet.engine import FleetSpec, Prestate, boot_many, mac_text, make_phones, run_shard
+from phoneemu.fleet.loop import resolve_event_loop
+from phoneemu.fleet.shard import run_fleet
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.servers import LabServers
 from phoneemu.phone.boot import BootTarget
@@ -142,3 +148,59 @@ def test_cli_fleet_bad_input_exits_2() -> None:
 
     rc, err = run(body())
     assert rc == 2 and "--count must be at least 1" in err
+
+
+def _serve_in_thread(c: LabCluster) -> tuple[dict[str, int], Any]:
+    """LabServers on its own asyncio loop in a thread; returns (ports, stop())."""
+    import threading
+
+    ready: Any = {}
+    started = threading.Event()
+    loop = asyncio.new_event_loop()
+
+    async def main(stop: asyncio.Event) -> None:
+        async with LabServers(c, host=HOST, tftp_tid_mode="shared") as srv:
+            ready["ports"] = srv.ports
+            started.set()
+            await asyncio.wait_for(stop.wait(), 120)
+
+    stop_ev = asyncio.Event()
+    t = threading.Thread(target=lambda: loop.run_until_complete(main(stop_ev)), daemon=True)
+    t.start()
+    assert started.wait(60)
+
+    def stop() -> None:
+        loop.call_soon_threadsafe(stop_ev.set)
+        t.join(30)
+        loop.close()
+
+    return ready["ports"], stop
+
+
+@pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
+def test_fleet_same_outcomes_on_each_event_loop(tmp_path: Path, event_loop: str) -> None:
+    if event_loop == "uvloop":
+        pytest.importorskip("uvloop")
+    c = _lab(tmp_path)
+    ports, stop = _serve_in_thread(c)
+    try:
+        pre = _regenerate(c, tmp_path)
+        target = BootTarget(host=HOST, tftp_port=ports["tftp"], use_http=False)
+        spec = FleetSpec(target=target, count=COUNT, mac_start=START, concurrency=16, prestate=pre,
+                         keep_records=True, fetch_timeout=1.0, tvs_timeout=10.0, event_loop=event_loop)
+        res = run_fleet(spec, shards=0)
+    finally:
+        stop()
+    rules = {r.mac: r.rule for r in res.records}
+    assert rules.pop(BAD) == "G.4-bad-signature"
+    assert set(rules.values()) == {"G.4-signed-by-ctl-tftp"} and len(rules) == COUNT - 1
+    assert all(r.tvs_used for r in res.records)
+
+
+def test_fleet_event_loop_names() -> None:
+    target = BootTarget(host=HOST, tftp_port=69, use_http=False)
+    with pytest.raises(EncodeError, match="event loop 'tokio'"):
+        FleetSpec(target=target, count=1, event_loop="tokio")
+    assert resolve_event_loop("asyncio") == "asyncio"
+    expected = "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
+    assert resolve_event_loop("auto") == expected
