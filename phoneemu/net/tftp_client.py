@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import ipaddress
 import socket
 from typing import Any
@@ -276,12 +277,19 @@ class _Endpoint:
             t.on_error(exc)
 
 
-async def _resolve(host: str, port: int) -> Addr:
+@functools.lru_cache(maxsize=256)
+def _literal(host: str, port: int) -> Addr | None:
+    """``(ip, port)`` when ``host`` is an IP address literal (no lookup needed), else None."""
     try:
-        ip = ipaddress.ip_address(host)
-        return (str(ip), port)
+        return (str(ipaddress.ip_address(host)), port)
     except ValueError:
-        pass
+        return None
+
+
+async def _resolve(host: str, port: int) -> Addr:
+    addr = _literal(host, port)
+    if addr is not None:
+        return addr
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)

@@ -8,9 +8,11 @@ cryptography, the certificates and the bytes on the wire are the same.
 
 Rules:
 
-* One deadline bounds the whole connection (connect, handshake, every read): past it,
-  ``TransportError(kind="timeout")``. Connect failures are ``"unreachable"``, TLS failures ``"tls"``,
-  a peer that closes or resets mid-way ``"unreachable"`` (like a lost connection).
+* :meth:`TlsClientConnection.open` bounds connect and handshake by one deadline (past it,
+  ``TransportError(kind="timeout")``); ``send``/``recv`` are bounded by the caller, who holds
+  :attr:`TlsClientConnection.deadline` (one timer per exchange, not one per read). Connect
+  failures are ``"unreachable"``, TLS failures ``"tls"``, a peer that closes or resets mid-way
+  ``"unreachable"`` (like a lost connection).
 * ``TCP_NODELAY``: a TLS flight and the request that follows it are written together, never held
   back by Nagle's algorithm.
 * :meth:`TlsClientConnection.close` closes the TCP connection without a close_notify alert (the
@@ -57,33 +59,35 @@ class TlsClientConnection:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setblocking(False)
+        step = "connect"
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            try:
-                async with asyncio.timeout_at(deadline):
+            async with asyncio.timeout_at(deadline):
+                try:
                     await loop.sock_connect(sock, (host, port))
-            except TimeoutError:
-                raise TransportError(f"{host}:{port}: TLS connect timeout after {timeout}s",
-                                     kind="timeout") from None
-            except OSError as exc:
-                raise TransportError(f"{host}:{port}: cannot connect: {exc}", kind="unreachable") from exc
-            incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-            obj = ctx.wrap_bio(incoming, outgoing, server_hostname=server_hostname or host)
-            conn = cls(loop, sock, obj, incoming, outgoing, host=host, port=port, deadline=deadline)
-            await conn._handshake(timeout)
+                except OSError as exc:
+                    raise TransportError(f"{host}:{port}: cannot connect: {exc}", kind="unreachable") from exc
+                step = "TLS handshake"
+                incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+                obj = ctx.wrap_bio(incoming, outgoing, server_hostname=server_hostname or host)
+                conn = cls(loop, sock, obj, incoming, outgoing, host=host, port=port, deadline=deadline)
+                await conn._handshake()
             return conn
+        except TimeoutError:
+            sock.close()
+            raise TransportError(f"{host}:{port}: {step} timeout after {timeout}s", kind="timeout") from None
         except BaseException:
             sock.close()
             raise
 
-    async def _handshake(self, timeout: float) -> None:
+    async def _handshake(self) -> None:
         for _ in range(64):  # a handshake is a few flights; bounded all the same
             try:
                 self.obj.do_handshake()
                 return  # the last flight stays in the BIO: sent with the first request
             except ssl.SSLWantReadError:
                 await self._flush()
-                await self._fill("TLS handshake", timeout)
+                await self._fill()
             except ssl.SSLError as exc:
                 with contextlib.suppress(Exception):
                     await self._flush()  # the alert, for the server's log
@@ -96,21 +100,14 @@ class TlsClientConnection:
         if not data:
             return
         try:
-            async with asyncio.timeout_at(self.deadline):
-                await self._loop.sock_sendall(self._sock, data)
-        except TimeoutError:
-            raise TransportError(f"{self.host}:{self.port}: send timeout", kind="timeout") from None
+            await self._loop.sock_sendall(self._sock, data)
         except OSError as exc:
             raise TransportError(f"{self.host}:{self.port}: connection lost: {exc}",
                                  kind="unreachable") from exc
 
-    async def _fill(self, what: str, timeout: float) -> None:
+    async def _fill(self) -> None:
         try:
-            async with asyncio.timeout_at(self.deadline):
-                data = await self._loop.sock_recv(self._sock, _READ_SIZE)
-        except TimeoutError:
-            raise TransportError(f"{self.host}:{self.port}: {what} timeout after {timeout}s",
-                                 kind="timeout") from None
+            data = await self._loop.sock_recv(self._sock, _READ_SIZE)
         except OSError as exc:
             raise TransportError(f"{self.host}:{self.port}: connection lost: {exc}",
                                  kind="unreachable") from exc
@@ -139,14 +136,15 @@ class TlsClientConnection:
                                  kind="tls") from exc
         await self._flush()
 
-    async def recv(self, timeout: float) -> bytes:
-        """Some application bytes; ``b""`` at the end of the stream."""
+    async def recv(self) -> bytes:
+        """Some application bytes; ``b""`` at the end of the stream. No time bound of its own: the
+        caller bounds its exchange (e.g. ``asyncio.timeout_at(conn.deadline)``)."""
         for _ in range(1024):  # each round reads one TCP segment batch; records are ≤ 16 KiB
             try:
                 return self.obj.read(_READ_SIZE)
             except ssl.SSLWantReadError:
                 await self._flush()  # e.g. a key update answer
-                await self._fill("read", timeout)
+                await self._fill()
             except ssl.SSLZeroReturnError:
                 return b""
             except ssl.SSLEOFError:

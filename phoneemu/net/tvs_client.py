@@ -20,6 +20,7 @@ Rules:
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import ssl
 from collections.abc import Callable, Sequence
@@ -111,21 +112,19 @@ async def _one(host: str, port: int, request: tvs.TvsMessage, *, timeout: float,
             raise TransportError(f"{host}:{port}: TVS certificate not accepted (not the ITL TVS record)",
                                  kind="tls")
         exchange = tvs.TvsClientExchange(request)
-        await conn.send(exchange.request_bytes)
-        for _ in range(_MAX_READS):
-            data = await conn.recv(timeout)
-            if not data:
-                exchange.eof()  # raises: closed before a response
-            resp = exchange.receive(data)
-            if resp is not None:
-                return resp, cert, conn.description
+        async with asyncio.timeout_at(conn.deadline):  # connect + handshake + exchange: one bound
+            await conn.send(exchange.request_bytes)
+            for _ in range(_MAX_READS):
+                data = await conn.recv()
+                if not data:
+                    exchange.eof()  # raises: closed before a response
+                resp = exchange.receive(data)
+                if resp is not None:
+                    return resp, cert, conn.description
         raise TransportError(f"{host}:{port}: no complete TVS response in {_MAX_READS} reads",
                              kind="protocol")
-    except TransportError as exc:
-        if exc.kind == "timeout":
-            raise TransportError(f"{host}:{port}: no TVS response within {timeout}s",
-                                 kind="timeout") from None
-        raise
+    except TimeoutError:
+        raise TransportError(f"{host}:{port}: no TVS response within {timeout}s", kind="timeout") from None
     except DecodeError as exc:
         raise TransportError(f"{host}:{port}: bad TVS response: {exc}", kind="protocol") from exc
     finally:

@@ -33,7 +33,7 @@ def test_round_trip_peer_certificate_and_cucm_cipher() -> None:
                 await conn.send(b"hello")
                 got = b""
                 for _ in range(10):
-                    data = await conn.recv(5)
+                    data = await conn.recv()
                     if not data:
                         break
                     got += data
