@@ -211,6 +211,60 @@ def run_baseline(spec: FleetSpec, count: int, *, threads: int, max_s: float) -> 
     return metrics, _cpu_s() - cpu0
 
 
+# --------------------------------------------------------------------------- the TLS floor
+def tls_handshake_cpu_ms(root: Path, profile: str, n: int = 300) -> dict[str, Any]:
+    """CPU ms of one full TVS TLS handshake on each side, OpenSSL only (in-memory BIOs, no sockets).
+
+    The phone's context (its profile's TLS versions and cipher list) against a server context built
+    like the lab TVS's (its TVS identity, the CUCM 14 cipher list, no tickets): what every boot pays
+    in C before any Python, TFTP or kernel work — a floor under ``cpu_ms_per_boot``.
+    """
+    import ssl
+
+    from phoneemu.net.tls import CUCM_TVS_CIPHERS, phone_client_context
+    from phoneemu.phone.profile import get_profile
+
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(str(root / "certs" / "tvs.pem"), str(root / "private" / "tvs.key"))
+    server.minimum_version = ssl.TLSVersion.TLSv1_2
+    server.set_ciphers(CUCM_TVS_CIPHERS)
+    server.num_tickets = 0
+    server.options |= ssl.OP_NO_TICKET
+    client = phone_client_context(get_profile(profile).tls_versions)
+    c_s = s_s = 0.0
+    version = ""
+    for _ in range(n):
+        ci, co, si, so = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
+        t = time.process_time()
+        a = client.wrap_bio(ci, co, server_hostname="tvs")
+        c_s += time.process_time() - t
+        t = time.process_time()
+        b = server.wrap_bio(si, so, server_side=True)
+        s_s += time.process_time() - t
+        for _round in range(8):
+            t = time.process_time()
+            try:
+                a.do_handshake()
+                a_done = True
+            except ssl.SSLWantReadError:
+                a_done = False
+            c_s += time.process_time() - t
+            si.write(co.read())
+            t = time.process_time()
+            try:
+                b.do_handshake()
+                b_done = True
+            except ssl.SSLWantReadError:
+                b_done = False
+            s_s += time.process_time() - t
+            ci.write(so.read())
+            if a_done and b_done:
+                break
+        cipher = a.cipher()
+        version = f"{a.version()} {cipher[0] if cipher else '?'}"
+    return {"client_ms": round(1000 * c_s / n, 3), "server_ms": round(1000 * s_s / n, 3), "tls": version}
+
+
 # --------------------------------------------------------------------------- main
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -338,12 +392,19 @@ def main() -> int:
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "lab": lab_stats,
     }
+    floor = tls_handshake_cpu_ms(root, spec.profile)
+    tls_ms = float(floor["client_ms"]) + float(floor["server_ms"])
+    # the TLS handshakes alone (OpenSSL, both sides) cap a machine of this many cores at this rate
+    out["tls_handshake_cpu_ms"] = floor
+    out["tls_only_cap_boots_per_s"] = round(1000.0 * cpus / tls_ms, 1) if tls_ms else None
     if not args.json:
         print(m.render())
         print(f"baseline (tftpy, {args.baseline_threads} threads): {base.total} phones, "
               f"{base.booted} booted, {base_rate:.1f} boots/s; ratio {out['ratio']}")
         print(f"TVS key {args.tvs_key}, no TLS session resumption; lab process: {lab_stats}")
         print(f"CPU ms per boot: {out['cpu_ms_per_boot']}; load average {out['load_avg_1m']}")
+        print(f"TLS handshake alone (OpenSSL, in memory): {floor}; caps {cpus} cores at "
+              f"{out['tls_only_cap_boots_per_s']} boots/s")
     print(json.dumps(out))
     return 0 if m.failed == 0 and base.failed == 0 else 1
 
