@@ -284,7 +284,8 @@ class DeviceConfig:
         return "".join(_fromstring(xml.encode(), path=f"extra.{name}").itertext()).strip()
 
 
-def _canonical_extra(name: object, value: object) -> str:
+def _check_extra(name: object, value: object) -> None:
+    """The name and character rules of an extra element (EncodeError naming it)."""
     path = f"extra.{name}"
     if not isinstance(name, str) or not _XML_NAME_RE.fullmatch(name):
         raise EncodeError(f"{name!r} is not a plain XML element name", fmt=FMT, path="extra")
@@ -297,6 +298,13 @@ def _canonical_extra(name: object, value: object) -> str:
     if bad:
         raise EncodeError(f"character U+{ord(bad.group()):04X} cannot be carried in XML", fmt=FMT,
                           path=path)
+
+
+def _canonical_extra(name: object, value: object) -> str:
+    """An extra element as ET serialises it (text alone becomes ``<name>text</name>``)."""
+    _check_extra(name, value)
+    assert isinstance(name, str) and isinstance(value, str)
+    path = f"extra.{name}"
     if not value.startswith("<" + name):
         el = ET.Element(name)
         el.text = value
@@ -530,8 +538,14 @@ def _parse(data: bytes, limit: int) -> DeviceConfig:
             values["tvs_servers"] = _tvs_list(child)
         else:
             child.tail = None
-            extra[tag] = ET.tostring(child, encoding="unicode")
-    return DeviceConfig(**values, extra=extra)  # type: ignore[arg-type]
+            xml = ET.tostring(child, encoding="unicode")
+            _check_extra(tag, xml)
+            extra[tag] = xml
+    cfg = DeviceConfig(**values)  # type: ignore[arg-type]
+    # ET's serialisation of an element it parsed is already canonical (what _canonical_extra would
+    # return after parsing it again): set directly, checked above, not parsed a second time
+    object.__setattr__(cfg, "extra", extra)
+    return cfg
 
 
 # --------------------------------------------------------------------------- building

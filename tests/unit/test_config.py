@@ -407,6 +407,37 @@ def test_property_mutated_config_only_decode_error(data: st.DataObject) -> None:
     assert c.parse(c.build(cfg)) == cfg
 
 
+def _extras_are_canonical(cfg: c.DeviceConfig) -> None:
+    """parse() sets extras without a second parse: they must be what DeviceConfig would make of them."""
+    again = c.DeviceConfig(extra=dict(cfg.extra))
+    assert again.extra == cfg.extra
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_property_parsed_extras_are_canonical(data: st.DataObject) -> None:
+    base = bytearray(CUCM_LIKE)
+    for _ in range(data.draw(st.integers(0, 4))):
+        i = data.draw(st.integers(0, len(base) - 1))
+        base[i] = data.draw(st.integers(0, 255))
+    try:
+        cfg = c.parse(bytes(base))
+    except DecodeError:
+        return
+    _extras_are_canonical(cfg)
+
+
+def test_parsed_extras_canonical_with_namespaces_attributes_and_entities() -> None:
+    xml = (b'<?xml version="1.0"?>\n<device xmlns:x="urn:x"><fullConfig>true</fullConfig>'
+           b'<vendorConfig a="1 &amp; 2" b=\'&quot;q&quot;\'>\r\n <x:y z="&#13;">t&lt;&#x41;</x:y><!-- c -->'
+           b'<![CDATA[<raw>]]></vendorConfig><phoneModel>CP-8861</phoneModel></device>')
+    cfg = c.parse(xml)
+    assert set(cfg.extra) == {"vendorConfig", "phoneModel"}
+    _extras_are_canonical(cfg)
+    with pytest.raises(DecodeError, match="typed field"):
+        c.parse(b"<device><device>x</device></device>")
+
+
 def test_stub_for_certificate_uses_md5_of_the_phone_cert() -> None:
     import datetime as dt
     import hashlib
