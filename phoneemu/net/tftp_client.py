@@ -16,10 +16,11 @@ Rules:
 * :class:`TftpClientPool` keeps a bounded set of UDP sockets and reuses them (FIFO) across
   successful transfers, so thousands of emulated phones in one event loop pay no socket setup per
   file; a socket whose transfer failed is closed, never reused. A reused socket re-ACKs a late
-  duplicate of its previous transfer's final DATA when that came from the server's own TID (the
-  RFC 1350 dally). Known limit: with a single-socket server (``tid_mode="shared"``) such a late
-  duplicate cannot be told apart from the next transfer's packets; on loopback the window is the
-  flight time of one retransmission.
+  duplicate of its previous transfer's final DATA (the RFC 1350 dally), told apart by the server's
+  transfer ID (its per-transfer port). A socket whose server answered from its listening address
+  (a single-socket server such as the lab's ``tid_mode="shared"``) is closed after the transfer,
+  not reused: a late duplicate from it could not be told apart from the next transfer's packets
+  (a stale one-block DATA 1 taken for the next file, seen about once in 10,000 fleet boots).
 """
 
 from __future__ import annotations
@@ -361,15 +362,17 @@ class TftpClientPool:
             if ep is None:
                 ep = _Endpoint(fam)
                 self._all.add(ep)
-            ok = False
+            reuse = False
             try:
                 data = await _run(ep, server, filename, **opts)
-                ok = True
+                # a server that answered from its listening address (single-socket server) can send a
+                # late duplicate that a reused socket could not tell from the next transfer's packets
+                reuse = ep.prev_tid is not None
                 return data
             finally:
-                if ok and not self._closed:
+                if reuse and not self._closed:
                     idle.append(ep)  # FIFO reuse
-                else:  # after a failure late packets of that transfer may follow: never reuse
+                else:  # after a failure, or with a single-socket server, late packets may follow
                     ep.transport.close()
                     self._all.discard(ep)
 

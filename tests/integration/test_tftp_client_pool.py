@@ -1,0 +1,46 @@
+"""TftpClientPool against a single-socket server (answers from its listening address): no reuse."""
+
+from __future__ import annotations
+
+import asyncio
+
+from phoneemu.net.tftp import TftpClientPool
+from phoneemu.net.tftp_codec import Ack, Data, OptionAck, ReadRequest, decode, encode
+from tests.helpers import run_within
+from tests.integration.test_tftp import HOST, RawClient
+
+run = run_within(10)
+
+
+def test_single_socket_server_sockets_are_not_reused_and_stale_data_cannot_leak() -> None:
+    """A late DATA 1 of the previous (one-block) file must never become the next file (issue #6)."""
+
+    async def main() -> None:
+        server = RawClient()  # plays a single-socket server: every answer from its listening port
+        port = server.sock.getsockname()[1]
+        try:
+            async with TftpClientPool(max_sockets=1, blksize=1428) as pool:
+                first = asyncio.create_task(pool.get(HOST, port, "SEPA.cnf.xml.sgn", timeout=0.5))
+                rrq, client = await server.recv()
+                assert decode(rrq) == ReadRequest(filename="SEPA.cnf.xml.sgn", options={"blksize": "1428"})
+                await server.send(encode(OptionAck(options={"blksize": "1428"})), client)
+                assert decode((await server.recv())[0]) == Ack(block=0)
+                stale = encode(Data(block=1, data=b"previous config"))
+                await server.send(stale, client)
+                assert decode((await server.recv())[0]) == Ack(block=1)
+                assert await first == b"previous config"
+
+                second = asyncio.create_task(pool.get(HOST, port, "SEPB.cnf.xml.sgn", timeout=0.5))
+                rrq2, client2 = await server.recv()
+                assert decode(rrq2).filename == "SEPB.cnf.xml.sgn"  # type: ignore[union-attr]
+                assert client2 != client  # a fresh socket, not the one the stale packet goes to
+                await server.send(stale, client)  # the late duplicate reaches a closed port
+                await server.send(encode(OptionAck(options={"blksize": "1428"})), client2)
+                assert decode((await server.recv())[0]) == Ack(block=0)
+                await server.send(encode(Data(block=1, data=b"the right config")), client2)
+                assert decode((await server.recv())[0]) == Ack(block=1)
+                assert await second == b"the right config"
+        finally:
+            server.close()
+
+    run(main())
