@@ -29,6 +29,13 @@ event (``phoneemu.net._udp``) cut the event-loop overhead from one loop iteratio
 about one per 190 datagrams; together with fixing a race (a new RRQ overtaking the final ACK queued
 on the old transfer's socket, which cost a 1 s client retransmission) it lifted the ephemeral
 server from ~650/s to ~2 900/s.
+
+2026-11-28: DATA packets come from the server's ``PacketCache`` (built once per file content and
+block size, shared by every transfer of the same bytes) and an ACK in ``tid_mode="shared"`` takes a
+short path straight to the next packet's ``sendto``. Python work per 3-file boot of the issue #6
+storm (CTL 7 231 B + ITL 8 915 B + config 1 000 B, fake socket, no system calls): 126 → 99 µs at
+blksize 512, 132 → 104 µs at 1428. Each datagram's ``sendto``/``recvfrom`` on loopback (~5 µs of
+kernel time, the receiver's wake-up included) is now most of the server's cost.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ Rules (identical to :class:`phoneemu.lab.tvs_service.TvsHandler` unless said):
   request right after Finished (Nagle on, as most do) waits for our delayed ACK (~40 ms on Linux):
   we ask for the ACK at once (``TCP_QUICKACK`` after the handshake). Measured with 16 C clients:
   345 verifies/s without tickets, 780 with 2 tickets, 884 without tickets and with the quick ACK.
+  The same for TLS 1.0-1.2 (phones negotiate TLS 1.2): ``OP_NO_TICKET``, no NewSessionTicket.
 * Workers (:data:`DEFAULT_WORKERS` = 12): the pool size is also the number of connections worked on
   at once, and every running worker hands the GIL back and forth (~12 GIL hand-offs per connection);
   on 2 cores, 8-12 workers cost the least CPU per verify (measured with 16 C clients: 8 → 973/s
@@ -30,8 +31,16 @@ Rules (identical to :class:`phoneemu.lab.tvs_service.TvsHandler` unless said):
   Connections beyond the pool wait in the listen queue; an idle client holds a worker for at most
   the handshake or read timeout.
 * Timeouts: the handshake must complete within ``handshake_timeout`` (total); between requests the
-  connection may stay idle ``handler.read_timeout`` at most; at most ``handler.max_requests``
-  requests per connection.
+  connection may stay idle ``handler.read_timeout`` at most (and a reply must be sent within it); at
+  most ``handler.max_requests`` requests per connection. The sockets are blocking, without a
+  socket timeout: one **watchdog** thread checks the open connections' deadlines every
+  :attr:`ThreadedTvsServer.tick` seconds (at most 0.1 s, at most a quarter of the shortest timeout)
+  and shuts an overdue connection down (reading side first: ``OP_IGNORE_UNEXPECTED_EOF`` keeps
+  OpenSSL from answering that end of stream with an alert), which ends the blocked handshake, read or
+  write; the worker then logs and counts it as the timeout it is and closes as before. Why: in
+  CPython's timeout mode every TLS read is a non-blocking ``read`` → ``EAGAIN`` → ``poll`` →
+  ``read``, the GIL released and retaken around each step; a blocking socket lets OpenSSL sleep in
+  one ``read``. Measured: see "CPU" below.
 * Requests: every complete frame is answered with :func:`phoneemu.protocols.tvs.answer` and
   ``handler.lookup`` (the steps of :class:`phoneemu.protocols.tvs.TvsServerConnection`); a
   malformed, truncated or unexpected frame, a timeout or a lost connection closes that one
@@ -47,9 +56,14 @@ Rules (identical to :class:`phoneemu.lab.tvs_service.TvsHandler` unless said):
   Waking the loop costs ~0.25 ms of CPU per verify on 2 cores (a thread switch and GIL hand-offs:
   measured 855 verifies/s with the hand-off, 1101 with no callback at all). Counters
   ``handler.answered``/``handler.refused`` are updated under a lock.
+* CPU (2026-11-28, 2 cores shared with other jobs, load average 3-7): ``python -m bench.lab --only tvs
+  --client-kind c --tvs-impl threads --tls 1.2 --seconds 4``, old and new server alternated three
+  times: 0.93 / 0.98 / 0.95 ms server CPU per verify with socket timeouts and TLS 1.2 tickets,
+  0.82 / 0.89 / 0.86 ms with blocking sockets, the watchdog and ``OP_NO_TICKET``. In the 2,000-phone
+  boot storm (one QUERY per boot) the lab's TVS threads went from 0.97-1.02 to 0.89-0.95 ms per boot.
 * Stop: :meth:`close` shuts the listening socket down (wakes every blocked ``accept``), shuts
-  down every open connection, and joins the workers within ``stop_timeout`` seconds. The port can
-  be bound again at once (``SO_REUSEADDR``).
+  down every open connection, and joins the workers and the watchdog within ``stop_timeout``
+  seconds. The port can be bound again at once (``SO_REUSEADDR``).
 """
 
 from __future__ import annotations
@@ -78,11 +92,24 @@ __all__ = ["DEFAULT_WORKERS", "IdentityContext", "ThreadedTvsServer"]
 
 _log = logging.getLogger("phoneemu.lab.tvs")
 
-_READ_SIZE = 65536
+_READ_SIZE = 16384  # SSL_read returns one record at most: 16 KiB of plaintext (RFC 5246 §6.2.1)
+_DRAIN_SIZE = 65536
 DEFAULT_WORKERS = 12  # see "Workers" in the module docstring
 _ACCEPT_RETRY = 0.05  # seconds to wait after EMFILE and similar before accepting again
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux
-_DRAIN_READS = 16  # at most 16 x 64 KiB of unread input discarded at close
+_DRAIN_READS = 16  # at most 16 x 64 KiB (_DRAIN_SIZE) of unread input discarded at close
+_MAX_TICK = 0.1  # seconds between two watchdog checks, at most
+
+
+class _Deadline:
+    """When the current step of one connection must be over; ``fired`` once the watchdog cut it."""
+
+    __slots__ = ("at", "cut", "fired")
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.fired = False
+        self.cut = False
 
 
 class IdentityContext:
@@ -105,6 +132,11 @@ class IdentityContext:
         ctx = server_context(ident.cert, ident.key, min_version="1.0", max_version="1.3",
                              keylog_filename=self._keylog)
         ctx.num_tickets = self._num_tickets
+        if self._num_tickets == 0:
+            ctx.options |= ssl.OP_NO_TICKET  # TLS 1.2: no NewSessionTicket either (see module docstring)
+        # An end of stream without close_notify reads as a clean end (the request loop treats both alike:
+        # suppress_ragged_eofs) and makes OpenSSL send no fatal alert: the watchdog's cut stays silent.
+        ctx.options |= ssl.OP_IGNORE_UNEXPECTED_EOF
         return ctx
 
     def context(self) -> ssl.SSLContext:
@@ -162,7 +194,8 @@ class ThreadedTvsServer:
         self.errors = 0
         self._lock = threading.Lock()
         self._log_lock = threading.Lock()
-        self._open: set[socket.socket] = set()
+        self._open: dict[socket.socket, _Deadline] = {}
+        self.tick = _MAX_TICK
         self._threads: list[threading.Thread] = []
         self._listener: socket.socket | None = None
         self._stopping = threading.Event()
@@ -176,8 +209,12 @@ class ThreadedTvsServer:
         self._loop = asyncio.get_running_loop()
         self._listener = self._bind()
         self._stopping.clear()
+        shortest = min(self.handshake_timeout, self.handler.read_timeout)
+        self.tick = max(0.001, min(_MAX_TICK, shortest / 4))
         self._threads = [threading.Thread(target=self._worker, name=f"{self.name}-worker-{i}", daemon=True)
                          for i in range(self.workers)]
+        self._threads.append(threading.Thread(target=self._watchdog, name=f"{self.name}-watchdog",
+                                              daemon=True))
         for t in self._threads:
             t.start()
         return self
@@ -249,6 +286,27 @@ class ThreadedTvsServer:
         await self.close()
 
     # --- workers ---------------------------------------------------------------------------------
+    def _watchdog(self) -> None:
+        """Shut down every connection past its deadline (see "Timeouts" in the module docstring)."""
+        while not self._stopping.wait(self.tick):
+            now = time.monotonic()
+            with self._lock:
+                for conn, deadline in self._open.items():
+                    if now < deadline.at:
+                        continue
+                    # First the reading side only: the blocked handshake or read returns at once, and the
+                    # worker counts and logs the timeout before the peer sees the connection end. A worker
+                    # blocked in a write is woken a tick later by shutting the writing side too.
+                    # socket.socket.shutdown, not SSLSocket's: that one also drops the TLS state.
+                    if not deadline.fired:
+                        deadline.fired = True
+                        with contextlib.suppress(OSError):
+                            socket.socket.shutdown(conn, socket.SHUT_RD)
+                    elif now >= deadline.at + 2 * self.tick and not deadline.cut:
+                        deadline.cut = True
+                        with contextlib.suppress(OSError):
+                            socket.socket.shutdown(conn, socket.SHUT_RDWR)
+
     def _worker(self) -> None:
         listener = self._listener
         assert listener is not None
@@ -275,16 +333,18 @@ class ThreadedTvsServer:
 
     def _connection(self, raw: socket.socket, addr: object) -> None:
         peer = _peer_text(addr)
+        deadline = _Deadline(time.monotonic() + self.handshake_timeout)  # total, watched by _watchdog
         try:
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            raw.settimeout(self.handshake_timeout)  # CPython: a total deadline for do_handshake()
+            if raw.gettimeout() is not None:  # a process-wide socket.setdefaulttimeout()
+                raw.settimeout(None)
             conn = self.contexts.context().wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
         except (OSError, ValueError) as exc:
             raw.close()
             _log.warning("%s: connection from %s failed: %s", self.name, peer, exc)
             return
         with self._lock:
-            self._open.add(conn)
+            self._open[conn] = deadline
             self.connections += 1
         peer_closed = False
         try:
@@ -292,19 +352,29 @@ class ThreadedTvsServer:
                 return
             try:
                 conn.do_handshake()
-            except (OSError, ValueError) as exc:  # ssl.SSLError and TimeoutError are OSErrors
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
                 with self._lock:
                     self.errors += 1
-                _log.warning("%s: connection from %s failed: TLS handshake: %s: %s", self.name, peer,
-                             type(exc).__name__, exc)
+                if deadline.fired:
+                    _log.warning("%s: connection from %s failed: TLS handshake: timeout: not complete within "
+                                 "%ss", self.name, peer, self.handshake_timeout)
+                else:
+                    _log.warning("%s: connection from %s failed: TLS handshake: %s: %s", self.name, peer,
+                                 type(exc).__name__, exc)
+                return
+            if deadline.fired:  # cut just as it completed: the deadline passed all the same
+                with self._lock:
+                    self.errors += 1
+                _log.warning("%s: connection from %s failed: TLS handshake: timeout: not complete within "
+                             "%ss", self.name, peer, self.handshake_timeout)
                 return
             if _QUICKACK is not None:  # ACK the client's Finished now (see module docstring)
                 with contextlib.suppress(OSError):
                     conn.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
-            peer_closed = self._serve(conn, peer)
+            peer_closed = self._serve(conn, peer, deadline)
         finally:
             with self._lock:
-                self._open.discard(conn)
+                self._open.pop(conn, None)
             self._close(conn, peer_closed=peer_closed)
 
     @staticmethod
@@ -320,26 +390,29 @@ class ThreadedTvsServer:
         with contextlib.suppress(OSError, ValueError):
             conn.setblocking(False)
             for _ in range(_DRAIN_READS):
-                if not socket.socket.recv(conn, _READ_SIZE):
+                if not socket.socket.recv(conn, _DRAIN_SIZE):
                     break
         with contextlib.suppress(OSError, ValueError):
             conn.unwrap()
         conn.close()
 
-    def _serve(self, conn: ssl.SSLSocket, peer: str) -> bool:
-        """The request loop of :meth:`TvsHandler.__call__`, on a blocking TLS socket; True when it
-        ended because the peer closed cleanly between requests."""
+    def _serve(self, conn: ssl.SSLSocket, peer: str, deadline: _Deadline) -> bool:
+        """The request loop of :meth:`TvsHandler.__call__`, on a blocking TLS socket whose ``deadline``
+        the watchdog enforces; True when it ended because the peer closed cleanly between requests."""
         handler = self.handler
         cipher = conn.cipher()
         tls = f"{conn.version()} {cipher[0] if cipher else '?'}"
         _log.info("tvs: %s TLS HS Done (%s)", peer, tls)
-        conn.settimeout(handler.read_timeout)
         decoder = tvs.FrameDecoder()
         seen = 0
         while True:
+            deadline.at = time.monotonic() + handler.read_timeout
+            error: Exception | None = None
             try:
                 data = conn.recv(_READ_SIZE)
-            except TimeoutError:
+            except (OSError, ValueError) as exc:  # ConnectionError and ssl.SSLError included
+                data, error = b"", exc
+            if deadline.fired:
                 if seen == 0 or decoder.buffered:
                     self._refuse(peer, tls, f"timeout: no complete request within {handler.read_timeout}s "
                                             f"({decoder.buffered} byte(s) buffered)")
@@ -347,10 +420,10 @@ class ThreadedTvsServer:
                     _log.debug("tvs: %s idle for %ss after %d request(s): closing", peer,
                                handler.read_timeout, seen)
                 return False
-            except (OSError, ValueError) as exc:  # ConnectionError and ssl.SSLError included
+            if error is not None:
                 if self._stopping.is_set():
                     return False  # cut by close(): the asyncio server cancels its handlers silently too
-                self._refuse(peer, tls, f"connection lost: {exc}")
+                self._refuse(peer, tls, f"connection lost: {error}")
                 return False
             if not data:
                 if decoder.buffered:
@@ -379,7 +452,9 @@ class ThreadedTvsServer:
                 try:
                     conn.sendall(b"".join(out))
                 except (OSError, ValueError) as exc:
-                    if not self._stopping.is_set():
+                    if deadline.fired:
+                        self._refuse(peer, tls, f"timeout: reply not taken within {handler.read_timeout}s")
+                    elif not self._stopping.is_set():
                         self._refuse(peer, tls, f"connection lost: {exc}")
                     return False
             if seen >= handler.max_requests:

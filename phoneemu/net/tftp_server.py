@@ -23,6 +23,11 @@ Rules:
   final ACK may still be queued on the transfer socket); a byte-identical RRQ before any ACK is a
   retransmission and is ignored; any other new RRQ from the same peer supersedes the old transfer.
 * Bounded: ``max_transfers`` concurrent transfers (ERROR 0 "server busy" beyond), ``max_file_size``.
+* DATA packets are built once per (file content, block size) and shared by every transfer of that
+  content (:class:`PacketCache`: keyed by the bytes themselves, so a file the lab changes is a new key
+  and never served stale; filled as blocks are first sent; bounded by ``cache_bytes``; large files
+  are sliced per block as before). The lab serves the same CTL/ITL to every phone: one packet list
+  for all of them instead of a slice and a header per block per phone.
 * Hooks: ``loss``/``delay`` injection with a seeded random (each datagram sent or received is
   dropped with probability ``loss``; each sent datagram is delayed by ``delay`` seconds),
   ``on_request`` callback receiving a :class:`TftpRequestEvent` once per request with its final
@@ -34,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +66,7 @@ from phoneemu.net.tftp_codec import (
 )
 from phoneemu.net.tftp_codec import OptionAck as _OptionAck
 
-__all__ = ["Provider", "TftpRequestEvent", "TftpServer", "provider_from"]
+__all__ = ["PacketCache", "Provider", "TftpRequestEvent", "TftpServer", "provider_from"]
 
 _log = logging.getLogger("phoneemu.net.tftp")
 
@@ -104,6 +110,78 @@ def provider_from(source: Provider | Mapping[str, bytes] | str | Path, *, max_fi
     return source
 
 
+_BUCKET_MAX = 4  # files kept per fingerprint (see PacketCache)
+_PACKET_OVERHEAD = 48  # bytes per cached packet besides its data: header, bytes object, list slot
+_Packets = list["bytes | None"]  # DATA packet of block n at [n - 1], None until first sent
+_Entry = tuple[bytes, _Packets]  # (file content, its DATA packets)
+
+
+class PacketCache:
+    """DATA packets of whole files, shared per (content, blksize); LRU-bounded by ``max_bytes``.
+
+    * Content-addressed: an entry is found by a cheap fingerprint (length, blksize, last 32 bytes —
+      no hash of the whole file) and used only if its bytes equal the file served (one memcmp). A
+      changed file never matches, so no invalidation is needed and nothing stale is ever served.
+    * Filled lazily: a packet is built the first time any transfer sends that block, so an RRQ costs
+      no more than before (no amplification by asking for a large file with a small blksize).
+    * Bounded: files above ``max_bytes // 8`` or with more than ``max_blocks`` blocks are not cached
+      (the transfer slices per block); at most 4 files per fingerprint; the least recently used
+      entries go when the accounted size (data plus 48 bytes per block) exceeds ``max_bytes``.
+    """
+
+    __slots__ = ("_entries", "hits", "max_blocks", "max_bytes", "max_file", "misses", "size")
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024, *, max_blocks: int = 8192) -> None:
+        self.max_bytes = max_bytes
+        self.max_file = max_bytes // 8
+        self.max_blocks = max_blocks
+        # fingerprint -> [(content, packets), ...] (more than one only when fingerprints collide)
+        self._entries: OrderedDict[tuple[int, int, bytes], list[_Entry]] = OrderedDict()
+        self.size = 0
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._entries.values())
+
+    @staticmethod
+    def _cost(content: bytes, pkts: _Packets) -> int:
+        return len(content) + _PACKET_OVERHEAD * len(pkts)
+
+    def packets(self, content: bytes, blksize: int) -> _Packets | None:
+        """The shared packet list of ``content`` at ``blksize`` (see class docstring); None: not cached."""
+        nblocks = len(content) // blksize + 1  # the last block is short, possibly empty
+        if len(content) > self.max_file or nblocks > self.max_blocks:
+            return None
+        key = (len(content), blksize, content[-32:])
+        entries = self._entries
+        bucket = entries.get(key)
+        if bucket is not None:
+            for old, shared in bucket:
+                if old is content or old == content:
+                    self.hits += 1
+                    entries.move_to_end(key)
+                    return shared
+        self.misses += 1
+        pkts: _Packets = [None] * nblocks
+        if bucket is None:
+            entries[key] = [(content, pkts)]
+        else:
+            if len(bucket) >= _BUCKET_MAX:  # e.g. fuzzed files that keep length and tail: oldest goes
+                self.size -= self._cost(*bucket.pop(0))
+            bucket.append((content, pkts))
+            entries.move_to_end(key)
+        self.size += self._cost(content, pkts)
+        while self.size > self.max_bytes and len(entries) > 1:
+            _key, dropped = entries.popitem(last=False)
+            self.size -= sum(self._cost(c, p) for c, p in dropped)
+        return pkts
+
+
+def _not_started() -> float:
+    raise TransportError("tftp: server not started", kind="error")
+
+
 def _peer(addr: Addr) -> tuple[str, int]:
     return (str(addr[0]), int(addr[1]))
 
@@ -113,7 +191,7 @@ class _Transfer:
 
     __slots__ = (
         "acked", "blksize", "block", "data", "deadline", "done", "filename", "last", "last_pkt", "nblocks",
-        "peer", "request", "retries", "server", "timeout", "timer", "transport",
+        "packets", "peer", "request", "retries", "server", "timeout", "timer", "transport",
     )
 
     def __init__(self, server: TftpServer, transport: UdpSocket, peer: Addr, *,
@@ -127,6 +205,7 @@ class _Transfer:
         self.blksize = blksize
         self.timeout = timeout
         self.nblocks = len(data) // blksize + 1  # a final short (possibly empty) block always ends it
+        self.packets = server.packet_cache.packets(data, blksize)
         self.block = 0
         self.acked = False
         self.last = False
@@ -141,30 +220,42 @@ class _Transfer:
             self._send(oack)  # waits for ACK 0
         else:
             self._send_block(1)
-        self.timer = self.server.loop.call_later(self.timeout, self._on_timer)
+        self.timer = self.server.loop.call_at(self.deadline, self._on_timer)
 
     def _send(self, pkt: bytes) -> None:
         self.last_pkt = pkt
-        self.deadline = self.server.loop.time() + self.timeout
-        self.server.send(self.transport, pkt, self.peer)
+        server = self.server
+        self.deadline = server.now() + self.timeout
+        if server.loss == 0.0 and server.delay == 0.0 and server.capture is None:
+            self.transport.sendto(pkt, self.peer)  # no hook in the way: straight to the socket
+        else:
+            server.send(self.transport, pkt, self.peer)
 
     def _send_block(self, n: int) -> None:
         self.block = n
-        off = (n - 1) * self.blksize
         self.last = n >= self.nblocks
-        self._send(data_packet(n, self.data[off : off + self.blksize]))
+        pkts = self.packets
+        pkt = pkts[n - 1] if pkts is not None else None
+        if pkt is None:
+            off = (n - 1) * self.blksize
+            pkt = data_packet(n, self.data[off : off + self.blksize])
+            if pkts is not None:
+                pkts[n - 1] = pkt  # built once, sent by every transfer of these bytes
+        self._send(pkt)
+
+    def on_ack(self, ack: int) -> None:
+        if ack != self.block & 0xFFFF:
+            return  # duplicate or stale ACK: ignored, never answered (no Sorcerer's Apprentice)
+        self.acked = True
+        if self.last:
+            self.finish("ok")
+            return
+        self.retries = 0
+        self._send_block(self.block + 1)
 
     def on_datagram(self, buf: bytes) -> None:
         if len(buf) == 4 and buf[0] == 0 and buf[1] == 4:
-            ack = (buf[2] << 8) | buf[3]
-            if ack != self.block & 0xFFFF:
-                return  # duplicate or stale ACK: ignored, never answered (no Sorcerer's Apprentice)
-            self.acked = True
-            if self.last:
-                self.finish("ok")
-                return
-            self.retries = 0
-            self._send_block(self.block + 1)
+            self.on_ack((buf[2] << 8) | buf[3])
             return
         try:
             pkt = decode(buf)
@@ -226,6 +317,7 @@ class TftpServer:
         on_request: Callable[[TftpRequestEvent], None] | None = None,
         capture: UdpSink | None = None,
         rcvbuf: int = 4 * 1024 * 1024,
+        cache_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         if not 0.0 <= loss < 1.0:
             raise EncodeError(f"loss {loss} outside [0, 1)", path="loss")
@@ -248,9 +340,11 @@ class TftpServer:
         self.on_request = on_request
         self.capture = capture
         self.rcvbuf = rcvbuf
+        self.packet_cache = PacketCache(cache_bytes)
         self._transport: UdpSocket | None = None
         self._by_peer: dict[Addr, _Transfer] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.now: Callable[[], float] = _not_started  # the loop's clock once started
         self.stats: dict[str, int] = {}  # outcome → count
         self.retransmits = 0
 
@@ -262,6 +356,7 @@ class TftpServer:
 
     async def start(self) -> TftpServer:
         self._loop = asyncio.get_running_loop()
+        self.now = self._loop.time
         sock = bound_udp_socket(self.host, self.requested_port, rcvbuf=self.rcvbuf)
         self._transport = UdpSocket(self._loop, sock, self.on_main_datagram, self._on_socket_error)
         _log.info("tftp: serving on %s:%d (tid_mode=%s)", self.host, self.port, self.tid_mode)
@@ -336,11 +431,15 @@ class TftpServer:
     # --- requests -------------------------------------------------------------------
     def on_main_datagram(self, data: bytes, addr: Addr) -> None:
         transport = self._transport
-        if transport is None or self.drop():
+        if transport is None or (self.loss > 0.0 and self.drop()):
             return
-        self.captured(addr, transport, data)
+        if self.capture is not None:
+            self.captured(addr, transport, data)
         t = self._by_peer.get(addr)
         if t is not None:
+            if len(data) == 4 and data[1] == 4 and data[0] == 0 and self.tid_mode == "shared":
+                t.on_ack((data[2] << 8) | data[3])  # the common case, without the checks below
+                return
             if not (len(data) >= 2 and data[0] == 0 and data[1] in (1, 2)):
                 if self.tid_mode == "shared":
                     t.on_datagram(data)

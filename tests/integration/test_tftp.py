@@ -382,3 +382,59 @@ def test_pool_dally_reacks_late_final_data_and_drops_failed_sockets() -> None:
             listen.close()
             tid.close()
     run(main())
+
+
+# --- server: DATA packets built once per (content, blksize) -------------------------------------------
+def test_packet_cache_shares_packets_and_never_serves_a_changed_file() -> None:
+    """The lab rewrites a file (same name, same length, same last bytes): the next RRQ gets the new bytes."""
+    v1 = os.urandom(5000) + b"same-tail-32-bytes-for-both-vers"
+    v2 = os.urandom(5000) + b"same-tail-32-bytes-for-both-vers"
+    served = {"CTLSEP001122334455.tlv": v1, "CTLSEP001122334466.tlv": v1}
+
+    async def main() -> None:
+        async with TftpServer(served, HOST, 0, tid_mode="shared") as srv:
+            cache = srv.packet_cache
+            assert await tftp_get(HOST, srv.port, "CTLSEP001122334455.tlv") == v1
+            assert await tftp_get(HOST, srv.port, "CTLSEP001122334466.tlv") == v1  # same bytes: shared
+            assert (cache.misses, cache.hits, len(cache)) == (1, 1, 1)
+            served["CTLSEP001122334455.tlv"] = bytes(v2)  # a new object with new content
+            assert await tftp_get(HOST, srv.port, "CTLSEP001122334455.tlv") == v2
+            assert await tftp_get(HOST, srv.port, "CTLSEP001122334455.tlv", blksize=1428) == v2
+            assert await tftp_get(HOST, srv.port, "CTLSEP001122334466.tlv") == v1
+            assert (cache.misses, len(cache)) == (3, 3)  # v2 at 512 and 1428; v1 still cached
+    run(main())
+
+
+def test_packet_cache_bounds_and_large_files_sliced_per_block() -> None:
+    from phoneemu.net.tftp_server import PacketCache
+
+    cache = PacketCache(max_bytes=80_000, max_blocks=40)  # files above 10 000 bytes are not cached
+    assert cache.packets(b"x" * 10_001, 512) is None
+    assert cache.packets(b"x" * 2000, 50) is None  # 41 blocks: more than max_blocks
+    pkts = cache.packets(b"ab" * 700, 512)
+    assert pkts == [None, None, None]  # built by the transfers, as they send each block
+    assert cache.packets(b"ab" * 700, 512) is pkts and cache.packets(b"ab" * 700, 1024) is not pkts
+    tail = b"T" * 32
+    for i in range(6):  # one fingerprint, six contents: the bucket keeps the last 4
+        body = bytes([i]) * 100 + tail
+        assert cache.packets(body, 512) == [None]
+    assert len(cache) == 2 + 4
+    for _i in range(20):  # 20 x ~9 KB > 80 000: least recently used files go
+        cache.packets(os.urandom(9000), 512)
+    assert cache.size <= 80_000 and len(cache) < 20
+
+    files = {"big.bin": os.urandom(20_000), "mid.bin": os.urandom(3000)}
+    rec = Recorder()
+
+    async def main() -> None:
+        async with TftpServer(files, HOST, 0, cache_bytes=80_000, capture=rec) as srv:
+            assert await tftp_get(HOST, srv.port, "big.bin", blksize=1024) == files["big.bin"]
+            assert len(srv.packet_cache) == 0
+            for _ in range(2):
+                assert await tftp_get(HOST, srv.port, "mid.bin") == files["mid.bin"]
+            assert (srv.packet_cache.misses, srv.packet_cache.hits) == (1, 1)
+    run(main())
+    data = [p for p in rec.sent_by(lambda _p: True) if isinstance(p, Data)]
+    mid = [p for p in data if len(p.data) in (512, 440)]  # big.bin's blocks are 1024 and 544 bytes
+    assert [p.block for p in mid] == [1, 2, 3, 4, 5, 6] * 2
+    assert b"".join(p.data for p in mid[:6]) == files["mid.bin"] == b"".join(p.data for p in mid[6:])

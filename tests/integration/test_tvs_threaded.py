@@ -183,7 +183,7 @@ def test_stop_is_bounded_with_idle_connections_and_port_is_reused(cluster: LabCl
         before = len(_workers())
         async with LabServers(cluster, io_timeout=30.0) as servers:
             port = servers.ports["tvs"]
-            assert len(_workers()) - before == DEFAULT_WORKERS
+            assert len(_workers()) - before == DEFAULT_WORKERS and len(_workers("tvs-watchdog")) == 1
             # one connection idle after the handshake, one TCP connection that never starts TLS
             ctx = client_context_verify_after_handshake()
             _r, idle = await open_tls_connection(HOST, port, ctx, timeout=3)
@@ -193,6 +193,7 @@ def test_stop_is_bounded_with_idle_connections_and_port_is_reused(cluster: LabCl
             await servers.stop_service("tvs")
             assert time.monotonic() - t0 < 3.0  # not the 30 s read/handshake timeouts
             assert len(_workers()) == before
+            assert not _workers("tvs-watchdog")
             assert not servers.running("tvs")
             with pytest.raises(TransportError):
                 await tvs_verify([(HOST, port)], DEVICE, cluster.callmanager().der, timeout=1.0)
@@ -251,3 +252,57 @@ def test_plaintext_instead_of_tls_is_refused_cleanly(cluster: LabCluster) -> Non
                                      timeout=5)
             assert reply.valid
     run(main())
+
+
+def test_no_session_ticket_for_tls_1_2_clients(cluster: LabCluster) -> None:
+    """Phones never resume (§E.1): no NewSessionTicket is built for them, TLS 1.2 included."""
+    async def main() -> None:
+        async with LabServers(cluster) as servers:
+            for version in ("1.2", "1.3"):
+                ctx = client_context_verify_after_handshake(min_version=version, max_version=version)
+                _r, w = await open_tls_connection(HOST, servers.ports["tvs"], ctx, timeout=3)
+                try:
+                    w.write(tvs.encode(tvs.verify_request(1, DEVICE, cluster.callmanager().der)))
+                    assert (await asyncio.wait_for(_r.read(65536), 5))[:3] == bytes([0x57, 1, 2])
+                    obj = w.get_extra_info("ssl_object")
+                    assert obj.version() == f"TLSv{version}"
+                    assert obj.session is None or not obj.session.has_ticket
+                finally:
+                    w.close()
+                    with contextlib.suppress(Exception):
+                        await w.wait_closed()
+    run(main())
+
+
+def test_stalled_handshake_and_idle_connection_are_cut_by_the_watchdog(
+        cluster: LabCluster, caplog: pytest.LogCaptureFixture) -> None:
+    """Blocking sockets: the watchdog enforces the handshake deadline (half a ClientHello, then
+    nothing) and the idle deadline after a request; both end quietly, the server keeps serving."""
+    async def main() -> None:
+        async with LabServers(cluster, io_timeout=0.3) as servers:
+            port = servers.ports["tvs"]
+            assert isinstance(servers.tvs, ThreadedTvsServer) and servers.tvs.tick <= 0.3 / 4
+            reader, writer = await asyncio.open_connection(HOST, port)
+            writer.write(bytes([0x16, 3, 1, 0x02, 0x00, 0x01]))  # a ClientHello record header, cut
+            t0 = time.monotonic()
+            assert await asyncio.wait_for(reader.read(100), 5) == b""  # no alert, just the end
+            assert time.monotonic() - t0 < 3  # the 0.3 s deadline, not a 10 s default
+            assert servers.tvs.errors == 1
+            writer.close()
+            # a verified request, then silence: closed after the idle timeout, not counted as refused
+            ctx = client_context_verify_after_handshake()
+            r2, w2 = await open_tls_connection(HOST, port, ctx, timeout=3)
+            w2.write(tvs.encode(tvs.verify_request(1, DEVICE, cluster.callmanager().der)))
+            assert (await asyncio.wait_for(r2.read(65536), 5))[:3] == bytes([0x57, 1, 2])
+            t0 = time.monotonic()
+            assert await asyncio.wait_for(r2.read(100), 5) == b""
+            assert time.monotonic() - t0 < 3
+            w2.close()
+            with contextlib.suppress(Exception):
+                await w2.wait_closed()
+            assert servers.tvs_handler.refused == 0 and servers.tvs_handler.answered == 1
+            reply = await tvs_verify([(HOST, port)], DEVICE, cluster.callmanager().der, timeout=5)
+            assert reply.valid
+    with caplog.at_level("WARNING", logger="phoneemu.lab.tvs"):
+        run(main())
+    assert any("TLS handshake: timeout: not complete within 0.3s" in r.getMessage() for r in caplog.records)
