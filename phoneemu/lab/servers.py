@@ -55,7 +55,7 @@ from phoneemu.lab.tvs_threaded import ThreadedTvsServer
 from phoneemu.net.capture import UdpSink
 from phoneemu.net.http import HttpServer
 from phoneemu.net.tftp import TftpRequestEvent, TftpServer
-from phoneemu.net.tls import TlsServer, server_context
+from phoneemu.net.tls import CUCM_TVS_CIPHERS, TlsServer, server_context
 
 __all__ = ["SERVICES", "LabServers", "RequestLog"]
 
@@ -113,9 +113,11 @@ class _LabHttpServer(HttpServer):
 class _IdentityContexts:
     """Server contexts for the current TVS/CAPF identity, swapped in at each handshake (SNI callback)."""
 
-    def __init__(self, identity: Callable[[], Identity], *, keylog: Path | None) -> None:
+    def __init__(self, identity: Callable[[], Identity], *, keylog: Path | None,
+                 ciphers: str | None = None) -> None:
         self._identity = identity
         self._keylog = keylog
+        self._ciphers = ciphers
         self._current: tuple[x509.Certificate, ssl.SSLContext] | None = None
         self.base = self._build(identity())
         self.base.sni_callback = self._on_hello
@@ -124,7 +126,7 @@ class _IdentityContexts:
         # TLS 1.0..1.3: old phones speak only TLS 1.0 (spec §E.1, §F.1); no client certificate (tvsd
         # uses CERT_NONE).
         ctx = server_context(ident.cert, ident.key, min_version="1.0", max_version="1.3",
-                             keylog_filename=self._keylog)
+                             keylog_filename=self._keylog, ciphers=self._ciphers)
         self._current = (ident.cert, ctx)
         return ctx
 
@@ -216,7 +218,9 @@ class LabServers:
         """Bind every service, then record the real ports in the cluster (configs name them)."""
         if self._started:
             return self
-        self._tvs_ctx = _IdentityContexts(self.cluster.tvs_identity, keylog=self.keylog)
+        # TVS: the CUCM 14 cipher list in its order (spec §E.1): TLS 1.2 phones get RSA key transport
+        self._tvs_ctx = _IdentityContexts(self.cluster.tvs_identity, keylog=self.keylog,
+                                          ciphers=CUCM_TVS_CIPHERS)
         self._capf_ctx = _IdentityContexts(lambda: self.cluster.identity("capf"), keylog=self.keylog)
         try:
             for name in SERVICES:

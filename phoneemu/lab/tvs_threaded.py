@@ -85,7 +85,7 @@ from cryptography import x509
 from phoneemu.errors import PhoneEmuError
 from phoneemu.lab.pki import Identity
 from phoneemu.lab.tvs_service import TvsConnectionLog, TvsHandler
-from phoneemu.net.tls import server_context
+from phoneemu.net.tls import CUCM_TVS_CIPHERS, server_context
 from phoneemu.protocols import tvs
 
 __all__ = ["DEFAULT_WORKERS", "IdentityContext", "ThreadedTvsServer"]
@@ -129,8 +129,9 @@ class IdentityContext:
 
     def _build(self, ident: Identity) -> ssl.SSLContext:
         # TLS 1.0..1.3: old phones speak only TLS 1.0 (spec §E.1); no client certificate (CERT_NONE).
+        # the CUCM 14 TVS cipher list in its order (spec §E.1): TLS 1.2 phones get RSA key transport
         ctx = server_context(ident.cert, ident.key, min_version="1.0", max_version="1.3",
-                             keylog_filename=self._keylog)
+                             keylog_filename=self._keylog, ciphers=CUCM_TVS_CIPHERS)
         ctx.num_tickets = self._num_tickets
         if self._num_tickets == 0:
             ctx.options |= ssl.OP_NO_TICKET  # TLS 1.2: no NewSessionTicket either (see module docstring)

@@ -416,3 +416,24 @@ def test_capf_bad_frames_close_one_session(cluster: LabCluster, label: str, payl
         assert outcomes == ["malformed", "nothing-pending"]
 
     with_servers(cluster, body)
+
+
+@pytest.mark.parametrize("impl", ["threads", "asyncio"])
+def test_lab_tvs_offers_the_cucm14_cipher_list(cluster: LabCluster, impl: str) -> None:
+    """A TLS 1.2 phone gets RSA key transport (AES256-GCM-SHA384) from either lab TVS (spec §E.1);
+    a TLS 1.0 phone still connects."""
+    from phoneemu.net.tls import phone_client_context
+
+    async def body(servers: LabServers) -> None:
+        reply = await tvs_verify(tvs_addr(servers), DEVICE, cluster.callmanager().der, timeout=5,
+                                 tls=phone_client_context(("1.2",)))
+        assert reply.valid and reply.tls == "TLSv1.2 AES256-GCM-SHA384"
+        old = await tvs_verify(tvs_addr(servers), DEVICE, cluster.callmanager().der, timeout=5,
+                               tls=phone_client_context(("1.0",)))
+        assert old.valid and old.tls.startswith("TLSv1 ")
+
+    async def main() -> None:
+        async with LabServers(cluster, tvs_impl=impl) as servers:  # type: ignore[arg-type]
+            await body(servers)
+
+    run(main())
