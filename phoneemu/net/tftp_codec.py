@@ -17,6 +17,7 @@ Rules implemented here:
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 
 from phoneemu.errors import DecodeError, EncodeError
@@ -299,6 +300,9 @@ def negotiated(options: dict[str, str]) -> NegotiatedOptions:
     )
 
 
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f]")
+
+
 def unsafe_name_reason(name: str) -> str | None:
     """Why ``name`` must not be served (traversal, absolute, backslash, NUL/control), or None."""
     if not name:
@@ -307,7 +311,7 @@ def unsafe_name_reason(name: str) -> str | None:
         return "absolute name"
     if "\\" in name:
         return "backslash in name"
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+    if _CONTROL_RE.search(name):
         return "NUL or control character in name"
     if any(part == ".." for part in name.split("/")):
         return "'..' in name"
