@@ -7,7 +7,9 @@ worker's fuzz loop, and per CPU-second that worker got, which is higher on a loa
 overall), findings by signature (anything but DecodeError / VerificationError escaping —
 warnings included —, a parsed file that does not serialise back to its bytes, or a run over 1 s), the
 slowest input, and memory: the tracemalloc peak of a 200-input sample taken every 50,000 inputs
-in each worker, and each worker's peak RSS. Exit status 1 when there is any finding.
+in each worker, and each worker's peak RSS; the load average at the start and the end (wall-clock
+rates mean little on a busy machine; compare the per-CPU-second column). Exit status 1 when there
+is any finding.
 """
 
 from __future__ import annotations
@@ -89,6 +91,14 @@ def _run_chunk(chunk: Chunk) -> ChunkResult:
     return res
 
 
+def _load() -> str:
+    """The 1/5/15-minute load average: wall-clock figures mean little on a busy machine."""
+    try:
+        return "/".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:  # pragma: no cover - not available on this platform
+        return "?"
+
+
 def _warm(fmt: str) -> None:
     build_corpus(fmt)
 
@@ -109,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                     round_trip=not args.no_round_trip)
               for fmt in fmts for i in range(parts)]
     print(f"fuzzing {per_fmt * len(fmts):,} inputs ({per_fmt:,} per format: {', '.join(fmts)}) "
-          f"on {args.workers} worker(s), seed {args.seed}", flush=True)
+          f"on {args.workers} worker(s), seed {args.seed}; load average {_load()}", flush=True)
     t0 = time.perf_counter()
     results: dict[str, list[ChunkResult]] = defaultdict(list)
     ctx = multiprocessing.get_context("fork")
@@ -156,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"            {last[0]}")
     total = sum(r.execs for rs in results.values() for r in rs)
     print(f"\n{total:,} inputs in {wall:.1f} s wall on {args.workers} worker(s): "
-          f"{total / wall:,.0f} execs/s overall; {total_findings:,} finding(s) (crashes + hangs)")
+          f"{total / wall:,.0f} execs/s overall; {total_findings:,} finding(s) (crashes + hangs); "
+          f"load average {_load()} on {os.cpu_count()} CPU(s)")
     return 1 if total_findings else 0
 
 

@@ -10,12 +10,14 @@
   bytes, the signature, the hash code and the SHA-256 of the signer's SubjectPublicKeyInfo, so
   thousands of phones verifying the same ITL with the same key pay for one check. Failures are never
   cached (they are recomputed and raise as usual).
+* Whether a key is RSA is remembered per concrete key class (``isinstance`` on the ABCs is slow).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from typing import cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -73,9 +75,9 @@ def set_verify_cache(cache: VerifyCache | None) -> VerifyCache | None:
 
 
 def sign(key: PrivateKey, data: bytes, alg: HashAlg) -> bytes:
-    if isinstance(key, rsa.RSAPrivateKey):
-        return key.sign(data, padding.PKCS1v15(), alg.hazmat())
-    return key.sign(data, ec.ECDSA(alg.hazmat()))
+    if _rsa_kind(key)[1]:
+        return cast(rsa.RSAPrivateKey, key).sign(data, padding.PKCS1v15(), alg.hazmat())
+    return cast(ec.EllipticCurvePrivateKey, key).sign(data, ec.ECDSA(alg.hazmat()))
 
 
 def verify(key: PublicKey, signature: bytes, data: bytes, alg: HashAlg, *, what: str = "file") -> None:
@@ -91,16 +93,30 @@ def verify(key: PublicKey, signature: bytes, data: bytes, alg: HashAlg, *, what:
         cache.remember(memo)
 
 
+#: Concrete key class → (is an RSA public key, is an RSA private key): ``isinstance`` on the ABCs
+#: is slow and a class never changes (perf only).
+_RSA_KIND: dict[type, tuple[bool, bool]] = {}
+
+
+def _rsa_kind(key: PublicKey | PrivateKey) -> tuple[bool, bool]:
+    cls = type(key)
+    known = _RSA_KIND.get(cls)
+    if known is None:
+        known = _RSA_KIND[cls] = (isinstance(key, rsa.RSAPublicKey), isinstance(key, rsa.RSAPrivateKey))
+    return known
+
+
 def _verify(key: PublicKey, signature: bytes, data: bytes, alg: HashAlg, *, what: str) -> None:
     try:
-        if isinstance(key, rsa.RSAPublicKey):
-            if len(signature) != (key.key_size + 7) // 8:
+        if _rsa_kind(key)[0]:
+            rsa_key = cast(rsa.RSAPublicKey, key)
+            if len(signature) != (rsa_key.key_size + 7) // 8:
                 raise VerificationError(
-                    f"{what}: signature is {len(signature)} bytes, the signer's RSA-{key.key_size}"
-                    f" key needs {(key.key_size + 7) // 8}", reason=VerifyReason.BAD_SIGNATURE)
-            key.verify(signature, data, padding.PKCS1v15(), alg.hazmat())
+                    f"{what}: signature is {len(signature)} bytes, the signer's RSA-{rsa_key.key_size}"
+                    f" key needs {(rsa_key.key_size + 7) // 8}", reason=VerifyReason.BAD_SIGNATURE)
+            rsa_key.verify(signature, data, padding.PKCS1v15(), alg.hazmat())
         else:
-            key.verify(signature, data, ec.ECDSA(alg.hazmat()))
+            cast(ec.EllipticCurvePublicKey, key).verify(signature, data, ec.ECDSA(alg.hazmat()))
     except InvalidSignature:
         raise VerificationError(f"{what}: {alg.label} signature does not verify",
                                 reason=VerifyReason.BAD_SIGNATURE) from None

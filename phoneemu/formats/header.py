@@ -18,7 +18,12 @@ Rules implemented here:
   (spec §A.3). :class:`ParsedHeader` keeps those exact bytes; we never verify a re-serialisation.
 * Performance only: a successful decode is remembered by its exact header bytes (``_tlv.Memo``;
   failures are decoded again every time), and :func:`build_header` keeps the bytes of an
-  (immutable) :class:`SignedHeader` on the object after the first build.
+  (immutable) :class:`SignedHeader` on the object after the first build. A successful decode is
+  also remembered by its bytes *without the signature value* (offset of tag 12 + the rest): a
+  header that differs from a remembered one only inside that value (a re-signed file) gets the
+  remembered header with its own signature, and its built bytes with the signature spliced in —
+  exactly what a fresh decode and build give, since neither looks into the value. The verifying
+  key's modulus code is remembered per key object.
 * Hash codes 1/2/3 (spec §A.4) and modulus codes 0-3 (spec §A.5) are checked at verification time
   (VerificationError UNSUPPORTED_HASH / UNSUPPORTED_KEY); parsing keeps any code. A known modulus
   code that does not match the verifying key's size means "not this signer": BAD_SIGNATURE.
@@ -50,7 +55,7 @@ from phoneemu.crypto.hashes import hash_alg
 from phoneemu.crypto.keys import PrivateKey, PublicKey, key_size_bits, public_key_spki_der
 from phoneemu.errors import DecodeError, EncodeError, SizeLimitError, VerificationError, VerifyReason
 from phoneemu.formats._tlv import Memo, check_cstring, decode_cstring, encode_cstring
-from phoneemu.wire import Reader, Writer
+from phoneemu.wire import Reader
 
 __all__ = [
     "CONTAINER_TAGS",
@@ -304,51 +309,57 @@ def _fail(data: bytes, st: _Walk, pos: int, end: int, *, path: str, read: str, n
     raise AssertionError("short read did not fail")  # pragma: no cover
 
 
+_KNOWN_TAGS: frozenset[int] = _LEAF_TAGS | CONTAINER_TAGS
+
+
 def _walk(data: bytes, pos: int, end: int, *, path: str, st: _Walk, container: int) -> Layout:
     """TLVs of ``data[pos:end]`` (a container or the header); reads inlined for speed."""
     items: list[LayoutItem] = []
+    append = items.append
+    seen = st.seen
+    values = st.values
     while pos < end:
         start = pos
         tag = data[pos]
         if tag == 13:
-            items.append(13)
+            append(13)
             pos += 1
             continue
         if end - pos < 3:
             raise _fail(data, st, pos + 1, end, path=path, read="u16", n=2, field="length", tag=tag)
         length = (data[pos + 1] << 8) | data[pos + 2]
         pos += 3
-        known = tag in _LEAF_TAGS or tag in CONTAINER_TAGS
-        if known:
-            if tag in st.seen:
+        if tag in _KNOWN_TAGS:
+            if tag in seen:
                 raise DecodeError(f"duplicate tag {tag} ({_name(tag)})", fmt=st.fmt, offset=start,
                                   path=f"{path}.{_name(tag)}", tag=tag)
-            st.seen.add(tag)
+            seen.add(tag)
             if tag in CONTAINER_TAGS:
                 if length > end - pos:
                     raise _fail(data, st, pos, end, path=path, read="sub", n=length, field=_NAMES[tag],
                                 tag=tag)
-                items.append((tag, _walk(data, pos, pos + length, path=f"{path}.{_NAMES[tag]}", st=st,
-                                         container=tag)))
+                append((tag, _walk(data, pos, pos + length, path=f"{path}.{_NAMES[tag]}", st=st,
+                                   container=tag)))
                 pos += length
                 continue
-        if length > end - pos:
-            raise _fail(data, st, pos, end, path=path, read="take", n=length, field=_NAMES.get(tag, "value"),
-                        tag=tag)
-        value = data[pos:pos + length]
-        pos += length
-        if known:
+            if length > end - pos:
+                raise _fail(data, st, pos, end, path=path, read="take", n=length, field=_NAMES[tag],
+                            tag=tag)
             want = _FIXED_LEN.get(tag)
             if want is not None and length != want:
                 raise DecodeError(f"length {length}, expected {want}", fmt=st.fmt, offset=start,
                                   path=f"{path}.{_name(tag)}", tag=tag)
-            st.values[tag] = (value, start + 3)
+            values[tag] = (data[pos:pos + length], start + 3)
             if tag == 12:
                 st.sig_span = (start, 3 + length)
-            items.append(tag)
-        else:
-            st.unknown.append(UnknownTag(tag=tag, value=value, container=container))
-            items.append(UNKNOWN_SLOT)
+            append(tag)
+            pos += length
+            continue
+        if length > end - pos:
+            raise _fail(data, st, pos, end, path=path, read="take", n=length, field="value", tag=tag)
+        st.unknown.append(UnknownTag(tag=tag, value=data[pos:pos + length], container=container))
+        append(UNKNOWN_SLOT)
+        pos += length
     return tuple(items)
 
 
@@ -356,30 +367,116 @@ def _walk(data: bytes, pos: int, end: int, *, path: str, st: _Walk, container: i
 _PARSED: Memo[tuple[SignedHeader, tuple[int, int]]] = Memo()
 
 
-def parse_header(data: bytes, *, fmt: str) -> ParsedHeader:
-    """Parse the signed header at the start of ``data`` (spec §A); errors carry ``fmt``."""
-    data = bytes(data)
+#: Successful header decodes by header bytes *without the signature value* (perf only): key
+#: ``offset of the tag-12 TLV (2 bytes) + header minus that TLV's value``, so two headers with one
+#: key are byte-identical except inside the signature value, which parsing never looks into.
+_UNSIGNED: Memo[tuple[SignedHeader, tuple[int, int]]] = Memo()
+#: HEADER_LENGTH → tag-12 offsets of recent successful decodes (where to look for the signature).
+_SIG_AT: dict[int, list[int]] = {}
+
+
+def _unsigned_key(head: bytes, s_off: int) -> bytes | None:
+    """The :data:`_UNSIGNED` key of ``head`` if a signature TLV fits at ``s_off``, else None."""
+    if s_off + 3 > len(head) or head[s_off] != T.SIGNATURE:
+        return None
+    end = s_off + 3 + ((head[s_off + 1] << 8) | head[s_off + 2])
+    if end > len(head):
+        return None
+    return s_off.to_bytes(2, "big") + head[:s_off + 3] + head[end:]
+
+
+def _remember_unsigned(head: bytes, hit: tuple[SignedHeader, tuple[int, int]]) -> None:
+    s_off = hit[1][0]
+    key = _unsigned_key(head, s_off)
+    if key is None:  # pragma: no cover - a successful decode has its signature TLV there
+        return
+    _UNSIGNED.put(key, hit)
+    offs = _SIG_AT.get(len(head))
+    if offs is None:
+        if len(_SIG_AT) >= 256:
+            _SIG_AT.clear()
+        offs = _SIG_AT[len(head)] = []
+    if s_off not in offs:
+        offs.insert(0, s_off)
+        del offs[4:]
+
+
+def _resigned(head: bytes) -> tuple[SignedHeader, tuple[int, int]] | None:
+    """The decode of ``head`` from a remembered header that differs only in the signature value.
+
+    Exact: outside the signature value the bytes are the same, and decoding takes the value as is,
+    so a fresh decode would give the remembered header with this signature (same span). The
+    remembered header's built bytes, when known, carry over with the signature spliced in
+    (building writes the signature value verbatim at one place).
+    """
+    for s_off in _SIG_AT.get(len(head), ()):
+        key = _unsigned_key(head, s_off)
+        hit = _UNSIGNED.get(key) if key is not None else None
+        if hit is None:
+            continue
+        old, span = hit
+        sig = head[s_off + 3:s_off + span[1]]
+        new = object.__new__(SignedHeader)  # = replace(old, signature=sig): same length, still valid
+        state = new.__dict__
+        state.update(old.__dict__)
+        state["signature"] = sig
+        state.pop("_built", None)
+        built, at = old.__dict__.get("_built"), old.__dict__.get("_built_sig_at")
+        if built is not None and at is not None:
+            at += 3
+            state["_built"] = built[:at] + sig + built[at + len(sig):]
+            state["_built_sig_at"] = at - 3
+        return new, span
+    return None
+
+
+def _preamble(data: bytes, fmt: str) -> tuple[tuple[int, int], int]:
+    """VERSION and HEADER_LENGTH, read through a :class:`Reader` (names every short read)."""
     r = Reader(data, fmt=fmt, path="header")
     if r.u8("version.tag") != T.VERSION:
         raise DecodeError("the first TLV must be VERSION (tag 1)", fmt=fmt, offset=0, path="header",
                           tag=data[0])
     if r.u16("version.length", tag=T.VERSION) != 2:
         raise DecodeError("VERSION length must be 2", fmt=fmt, offset=1, path="header.version", tag=1)
-    version = tuple(r.take(2, "version", tag=T.VERSION))
+    version = r.take(2, "version", tag=T.VERSION)
     if r.u8("header_length.tag") != T.HEADER_LENGTH:
         raise DecodeError("the second TLV must be HEADER_LENGTH (tag 2)", fmt=fmt, offset=5,
                           path="header", tag=data[5])
     if r.u16("header_length.length", tag=T.HEADER_LENGTH) != 2:
         raise DecodeError("HEADER_LENGTH length must be 2", fmt=fmt, offset=6,
                           path="header.header_length", tag=2)
-    header_length = r.u16("header_length", tag=T.HEADER_LENGTH)
+    return (version[0], version[1]), r.u16("header_length", tag=T.HEADER_LENGTH)
+
+
+def parse_header(data: bytes, *, fmt: str) -> ParsedHeader:
+    """Parse the signed header at the start of ``data`` (spec §A); errors carry ``fmt``."""
+    data = bytes(data)
+    if len(data) >= 10:  # :func:`_preamble` inlined: no read can be short, same checks and errors
+        if data[0] != T.VERSION:
+            raise DecodeError("the first TLV must be VERSION (tag 1)", fmt=fmt, offset=0, path="header",
+                              tag=data[0])
+        if data[1] != 0 or data[2] != 2:
+            raise DecodeError("VERSION length must be 2", fmt=fmt, offset=1, path="header.version", tag=1)
+        if data[5] != T.HEADER_LENGTH:
+            raise DecodeError("the second TLV must be HEADER_LENGTH (tag 2)", fmt=fmt, offset=5,
+                              path="header", tag=data[5])
+        if data[6] != 0 or data[7] != 2:
+            raise DecodeError("HEADER_LENGTH length must be 2", fmt=fmt, offset=6,
+                              path="header.header_length", tag=2)
+        version = (data[3], data[4])
+        header_length = (data[8] << 8) | data[9]
+    else:
+        version, header_length = _preamble(data, fmt)
     if not 10 <= header_length <= len(data):
         raise DecodeError(f"HEADER_LENGTH {header_length} outside 10..{len(data)} (file size)",
                           fmt=fmt, offset=8, path="header.header_length", tag=2)
     head = data[:header_length]
     hit = _PARSED.get(head)
     if hit is None:
-        hit = _parse_fields(r, data, header_length, (version[0], version[1]), fmt)
+        hit = _resigned(head)
+        if hit is None:
+            hit = _parse_fields(data, header_length, version, fmt)
+            _remember_unsigned(head, hit)
         _PARSED.put(head, hit)
     header, sig_span = hit
     s_off, s_len = sig_span
@@ -387,12 +484,12 @@ def parse_header(data: bytes, *, fmt: str) -> ParsedHeader:
                         signed_message=data[:s_off] + data[s_off + s_len:])
 
 
-def _parse_fields(r: Reader, data: bytes, header_length: int, version: tuple[int, int],
+def _parse_fields(data: bytes, header_length: int, version: tuple[int, int],
                   fmt: str) -> tuple[SignedHeader, tuple[int, int]]:
-    """Everything after the first two TLVs: a pure function of ``data[:header_length]``."""
+    """Everything after the first two TLVs (offsets 10 to ``header_length``, which the caller checked
+    is within ``data``): a pure function of ``data[:header_length]``."""
     st = _Walk(fmt)
-    body = r.sub(header_length - 10, "header")
-    layout = _walk(data, body.offset, body.end, path="header", st=st, container=0)
+    layout = _walk(data, 10, header_length, path="header", st=st, container=0)
 
     def need(tag: int) -> tuple[bytes, int]:
         got = st.values.get(tag)
@@ -503,83 +600,93 @@ def _layout_matches(h: SignedHeader, layout: Layout) -> bool:
     return set(leaves) <= present and unknown_in == [u.container for u in h.unknown]
 
 
-def _leaf_value(h: SignedHeader, tag: int) -> bytes:
-    if tag == T.SIGNER_VERSION:
-        assert h.signer_version is not None
-        return bytes(h.signer_version)
-    if tag == T.SIGNER_NAME:
-        return encode_cstring(h.signer.name, fmt="header", path="signer.name", tag=tag)
-    if tag == T.SERIAL_NUMBER:
-        return h.signer.serial
-    if tag == T.ISSUER_NAME:
-        return encode_cstring(h.signer.issuer, fmt="header", path="signer.issuer", tag=tag)
-    if tag == T.HASH_ALGORITHM:
-        return bytes([h.hash_alg])
-    if tag == T.SIGNATURE_ALGORITHM:
-        return bytes([h.signature_algorithm])
-    if tag == T.SIGNATURE_MODULUS:
-        return bytes([h.modulus_code])
-    if tag == T.SIGNATURE:
-        return h.signature
-    if tag == T.FILENAME:
-        return encode_cstring(h.filename, fmt="header", path="filename", tag=tag)
-    if tag == T.TIMESTAMP:
-        return h.timestamp.to_bytes(4, "big")
-    assert h.encryption is not None
-    v = getattr(h.encryption, _ENC_FIELDS[tag])
-    if tag in _ENC_U8:
-        return bytes([v])
-    if tag in _ENC_U16:
-        return int(v).to_bytes(2, "big")
-    return bytes(v)
+def _leaf_values(h: SignedHeader) -> dict[int, bytes]:
+    """The value bytes of every leaf tag ``h`` has, by tag number (one pass, for :func:`_emit`)."""
+    signer = h.signer
+    vals = {
+        4: encode_cstring(signer.name, fmt="header", path="signer.name", tag=T.SIGNER_NAME),
+        5: signer.serial,
+        6: encode_cstring(signer.issuer, fmt="header", path="signer.issuer", tag=T.ISSUER_NAME),
+        8: bytes((h.hash_alg,)),
+        10: bytes((h.signature_algorithm,)),
+        11: bytes((h.modulus_code,)),
+        12: h.signature,
+        14: encode_cstring(h.filename, fmt="header", path="filename", tag=T.FILENAME),
+        15: h.timestamp.to_bytes(4, "big"),
+    }
+    if h.signer_version is not None:
+        vals[28] = bytes(h.signer_version)
+    enc = h.encryption
+    if enc is not None:
+        for tag, name in _ENC_FIELDS.items():
+            v = getattr(enc, name)
+            if v is None:
+                continue
+            if tag in _ENC_U8:
+                vals[tag] = bytes((v,))
+            elif tag in _ENC_U16:
+                vals[tag] = int(v).to_bytes(2, "big")
+            else:
+                vals[tag] = bytes(v)
+    return vals
 
 
 _FIELDS: tuple[str, ...] = tuple(f"header.{_name(t)}" for t in range(256))
 
 
-def _emit(w: Writer, h: SignedHeader, items: Layout, unknown: Iterator[UnknownTag],
+_TLV_LIMIT = "value of {} bytes exceeds the 65535-byte TLV limit"  # Writer.tlv's message
+
+
+def _emit(buf: bytearray, vals: dict[int, bytes], items: Layout, unknown: Iterator[UnknownTag],
           sig_at: list[int]) -> None:
+    """Append ``items`` to ``buf``: Writer.tlv / Writer.block16 inlined, same errors (speed)."""
     for it in items:
-        if isinstance(it, tuple):
-            # Writer.block16 inlined (same errors): tag, u16 length patched after the children.
+        if it.__class__ is tuple:
             tag, children = it
-            w.u8(tag)
-            at = len(w)
-            w.u16(0)
-            _emit(w, h, children, unknown, sig_at)
-            size = len(w) - at - 2
+            if not 0 <= tag <= 255:
+                raise EncodeError(f"value {tag} does not fit in 8 bits", fmt="header", path="u8")
+            buf.append(tag)
+            at = len(buf)
+            buf += b"\0\0"
+            _emit(buf, vals, children, unknown, sig_at)
+            size = len(buf) - at - 2
             if size > 0xFFFF:
-                raise EncodeError(f"block of {size} bytes exceeds 65535", fmt=w.fmt, path=_FIELDS[tag],
+                raise EncodeError(f"block of {size} bytes exceeds 65535", fmt="header", path=_FIELDS[tag],
                                   tag=tag)
-            w.patch_u16(at, size, _FIELDS[tag])
-        elif it == T.PADDING:
-            w.u8(T.PADDING)
-        elif it == UNKNOWN_SLOT:
+            buf[at:at + 2] = size.to_bytes(2, "big")
+            continue
+        if it == 13:  # PADDING
+            buf.append(13)
+            continue
+        if it == -1:  # UNKNOWN_SLOT
             u = next(unknown)
-            w.tlv(u.tag, u.value, field=_FIELDS[u.tag])
+            tag, value = u.tag, u.value
         else:
-            if it == T.SIGNATURE:
-                sig_at.append(len(w))
-            w.tlv(it, _leaf_value(h, it), field=_FIELDS[it])
+            tag = it  # type: ignore[assignment]
+            if tag == 12:  # SIGNATURE
+                sig_at.append(len(buf))
+            value = vals[tag]
+        n = len(value)
+        if n > 0xFFFF:
+            raise EncodeError(_TLV_LIMIT.format(n), fmt="header", path=_FIELDS[tag], tag=tag)
+        buf.append(tag)
+        buf += n.to_bytes(2, "big")
+        buf += value
 
 
 def _build(h: SignedHeader) -> tuple[bytes, tuple[int, int]]:
     layout = h.layout if h.layout is not None and _layout_matches(h, h.layout) else None
     items = layout if layout is not None else _default_layout(h)
-    w = Writer(fmt="header")
-    w.tlv(T.VERSION, bytes(h.version), field="header.version")
-    w.u8(T.HEADER_LENGTH)
-    w.u16(2)
-    at = len(w)
-    w.u16(0)
+    # VERSION (two bytes, checked by SignedHeader) and HEADER_LENGTH, patched below.
+    buf = bytearray(b"\x01\x00\x02" + bytes(h.version) + b"\x02\x00\x02\x00\x00")
     sig_at: list[int] = []
-    _emit(w, h, items, iter(h.unknown), sig_at)
+    _emit(buf, _leaf_values(h), items, iter(h.unknown), sig_at)
     if layout is None:
-        w.raw(bytes([T.PADDING]) * (-len(w) % 4))
-    if len(w) > 0xFFFF:
-        raise EncodeError(f"header of {len(w)} bytes exceeds 65535", fmt="header", path="header")
-    w.patch_u16(at, len(w), "header.header_length")
-    return w.getvalue(), (sig_at[0], 3 + len(h.signature))
+        buf += bytes([T.PADDING]) * (-len(buf) % 4)
+    if len(buf) > 0xFFFF:
+        raise EncodeError(f"header of {len(buf)} bytes exceeds 65535", fmt="header", path="header")
+    buf[8:10] = len(buf).to_bytes(2, "big")
+    return bytes(buf), (sig_at[0], 3 + len(h.signature))
 
 
 def build_header(h: SignedHeader) -> bytes:
@@ -589,7 +696,8 @@ def build_header(h: SignedHeader) -> bytes:
     """
     built: bytes | None = h.__dict__.get("_built")
     if built is None:
-        built = _build(h)[0]
+        built, (sig_at, _) = _build(h)
+        object.__setattr__(h, "_built_sig_at", sig_at)
         object.__setattr__(h, "_built", built)
     return built
 
@@ -597,6 +705,10 @@ def build_header(h: SignedHeader) -> bytes:
 # --------------------------------------------------------------------------- signing
 _RSA_CODES = {512: 0, 1024: 1, 2048: 2, 4096: 3}
 _EC_CODES = {256: 0x80, 384: 0x81, 521: 0x82}
+_KNOWN_CODES = frozenset(_RSA_CODES.values()) | frozenset(_EC_CODES.values())
+#: Verifying keys already seen → their modulus code (perf only: keys are immutable; the entry holds
+#: the key object itself, so an id() reused by another key never matches).
+_KEY_CODES: dict[int, tuple[PublicKey, int]] = {}
 
 
 def modulus_code_for_key(key: PublicKey | PrivateKey) -> int:
@@ -709,12 +821,19 @@ def verify_signature(parsed: ParsedHeader, key: PublicKey, *, fmt: str, what: st
     except VerificationError as exc:
         raise VerificationError(f"{what}: {exc.message}", reason=VerifyReason.UNSUPPORTED_HASH,
                                 fmt=fmt, path="header.hash_algorithm", tag=T.HASH_ALGORITHM) from None
-    try:
-        expected = modulus_code_for_key(key)
-    except EncodeError:
-        raise VerificationError(f"{what}: unsupported {key_size_bits(key)}-bit signer key",
-                                reason=VerifyReason.UNSUPPORTED_KEY, fmt=fmt, path="signer.key") from None
-    if h.modulus_code not in set(_RSA_CODES.values()) | set(_EC_CODES.values()):
+    seen = _KEY_CODES.get(id(key))
+    if seen is not None and seen[0] is key:
+        expected = seen[1]
+    else:
+        try:
+            expected = modulus_code_for_key(key)
+        except EncodeError:
+            raise VerificationError(f"{what}: unsupported {key_size_bits(key)}-bit signer key",
+                                    reason=VerifyReason.UNSUPPORTED_KEY, fmt=fmt, path="signer.key") from None
+        if len(_KEY_CODES) >= 256:
+            _KEY_CODES.clear()
+        _KEY_CODES[id(key)] = (key, expected)
+    if h.modulus_code not in _KNOWN_CODES:
         raise VerificationError(f"{what}: unknown signature-modulus code {h.modulus_code}",
                                 reason=VerifyReason.UNSUPPORTED_KEY, fmt=fmt,
                                 path="header.signature_modulus", tag=T.SIGNATURE_MODULUS)

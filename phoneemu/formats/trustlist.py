@@ -14,8 +14,9 @@ Rules implemented here:
 * Inputs larger than ``limit`` (64 KiB by default, the phone limit of spec §B.5) are refused with
   SizeLimitError before any parsing.
 * Performance only: a successful record decode is remembered by its exact bytes (``_tlv.Memo``;
-  failures are decoded again, with their own offsets) and :func:`build_record` keeps the bytes of
-  an (immutable) :class:`TrustRecord` on the object after the first build.
+  failures are decoded again, with their own offsets); :func:`build_record` keeps the bytes of
+  an (immutable) :class:`TrustRecord` on the object after the first build, and
+  :meth:`TrustRecord.sha1_fingerprint` its fingerprint.
 * Records are decoded lazily: :func:`parse` checks the header and the RECORD_LENGTH chain; a
   record's TLVs are decoded (and checked) the first time it is needed, the certificate only on
   :meth:`TrustRecord.x509`. ``parse(..., lazy=False)`` decodes everything up front.
@@ -50,7 +51,7 @@ from phoneemu.formats.header import (
     verify_signature,
 )
 from phoneemu.formats.header import build_header as _build_header
-from phoneemu.wire import Reader, Writer
+from phoneemu.wire import Reader
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -208,8 +209,9 @@ class TrustRecord:
     @property
     def is_empty(self) -> bool:
         """True for a CUCM "empty" record (spec §B.7): no subject, issuer, serial, key or certificate."""
-        return all(getattr(self, n) is None for n in (
-            "subject", "issuer", "serial", "public_key", "signature", "certificate", "cert_hash"))
+        return (self.subject is None and self.issuer is None and self.serial is None
+                and self.public_key is None and self.signature is None and self.certificate is None
+                and self.cert_hash is None)
 
     def x509(self) -> x509.Certificate:
         """The certificate (tag 9), decoded on demand; DecodeError if absent or malformed."""
@@ -234,7 +236,11 @@ class TrustRecord:
         """Lower-case hex SHA-1 of the certificate DER (what ``show ctl`` prints), None if absent."""
         if self.certificate is None:
             return None
-        return hashlib.sha1(self.certificate, usedforsecurity=False).hexdigest()
+        fp: str | None = self.__dict__.get("_sha1")
+        if fp is None:  # immutable record: computed once, kept on the object
+            fp = hashlib.sha1(self.certificate, usedforsecurity=False).hexdigest()
+            object.__setattr__(self, "_sha1", fp)
+        return fp
 
 
 def _ip_bytes(ip: str | bytes | None) -> bytes | None:
@@ -275,6 +281,20 @@ def parse_record(data: bytes, start: int, end: int, *, index: int = 0) -> TrustR
     return rec
 
 
+def _short(data: bytes, pos: int, end: int, *, path: str, read: str, n: int, field: str,
+           tag: int) -> DecodeError:
+    """The DecodeError a :class:`Reader` raises for this short read (same text, path and offset)."""
+    r = Reader(data, fmt=FMT, start=pos, end=end, path=path)
+    try:
+        if read == "u16":
+            r.u16(field, tag=tag)
+        else:
+            r.take(n, field, tag=tag)
+    except DecodeError as exc:
+        return exc
+    raise AssertionError("short read did not fail")  # pragma: no cover
+
+
 def _parse_record(data: bytes, start: int, end: int, index: int) -> TrustRecord:
     path = f"record[{index}]"
     r = Reader(data, fmt=FMT, start=start, end=end, path=path)
@@ -288,12 +308,19 @@ def _parse_record(data: bytes, start: int, end: int, index: int) -> TrustRecord:
     values: dict[str, object] = {}
     order: list[int] = []
     unknown: list[RecordUnknown] = []
-    while not r.at_end:
-        at = r.offset
-        tag = r.u8("tag")
+    pos = r.offset
+    while pos < end:  # Reader.u8 / u16 / take inlined (speed); a short read raises the Reader's error
+        at = pos
+        tag = data[pos]
         name = _BY_NUM.get(tag)
-        ln = r.u16("length", tag=tag)
-        value = r.take(ln, name or "value", tag=tag)
+        if end - pos < 3:
+            raise _short(data, pos + 1, end, path=path, read="u16", n=2, field="length", tag=tag)
+        ln = (data[pos + 1] << 8) | data[pos + 2]
+        pos += 3
+        if ln > end - pos:
+            raise _short(data, pos, end, path=path, read="take", n=ln, field=name or "value", tag=tag)
+        value = data[pos:pos + ln]
+        pos += ln
         if name is None:
             if tag == R.RECORD_LENGTH:
                 raise DecodeError("duplicate RECORD_LENGTH", fmt=FMT, offset=at, path=path, tag=tag)
@@ -331,36 +358,43 @@ def build_record(rec: TrustRecord) -> bytes:
     return built
 
 
+_TLV_LIMIT = "value of {} bytes exceeds the 65535-byte TLV limit"  # Writer.tlv's message
+
+
 def _build_record(rec: TrustRecord) -> bytes:
     present = [t for t in _CUCM_ORDER if getattr(rec, _BY_NUM[t]) is not None]
     order: Sequence[int] = present + [UNKNOWN_SLOT] * len(rec.unknown)
     if rec.order is not None and sorted(rec.order) == sorted(order):
         order = rec.order
-    w = Writer(fmt=FMT)
-    w.u8(R.RECORD_LENGTH)
-    w.u16(2)
-    w.u16(0)
+    buf = bytearray(b"\x01\x00\x02\x00\x00")  # RECORD_LENGTH, patched below (Writer.tlv inlined)
     unknown = iter(rec.unknown)
-    for tag in order:
-        if tag == UNKNOWN_SLOT:
+    for slot in order:
+        if slot == UNKNOWN_SLOT:
             u = next(unknown)
-            w.tlv(u.tag, u.value, field=f"record.tag{u.tag}")
-            continue
-        name = _BY_NUM[tag]
-        v = getattr(rec, name)
-        if tag in _STRINGS:
-            raw = encode_cstring(v, fmt=FMT, path=f"record.{name}", tag=tag)
-        elif tag == R.ROLE:
-            raw = v.to_bytes(2, "big")
-        elif tag == R.HASH_ALGORITHM:
-            raw = bytes([v])
+            tag, raw, field = u.tag, u.value, f"record.tag{u.tag}"
         else:
-            raw = v
-        w.tlv(tag, raw, field=f"record.{name}")
-    if len(w) > 0xFFFF:
-        raise EncodeError(f"record of {len(w)} bytes exceeds 65535", fmt=FMT, path="record")
-    w.patch_u16(3, len(w), "record.record_length")
-    return w.getvalue()
+            tag = slot
+            name = _BY_NUM[tag]
+            v = getattr(rec, name)
+            field = f"record.{name}"
+            if tag in _STRINGS:
+                raw = encode_cstring(v, fmt=FMT, path=field, tag=tag)
+            elif tag == R.ROLE:
+                raw = v.to_bytes(2, "big")
+            elif tag == R.HASH_ALGORITHM:
+                raw = bytes([v])
+            else:
+                raw = v
+        n = len(raw)
+        if n > 0xFFFF:
+            raise EncodeError(_TLV_LIMIT.format(n), fmt=FMT, path=field, tag=tag)
+        buf.append(tag)
+        buf += n.to_bytes(2, "big")
+        buf += raw
+    if len(buf) > 0xFFFF:
+        raise EncodeError(f"record of {len(buf)} bytes exceeds 65535", fmt=FMT, path="record")
+    buf[3:5] = len(buf).to_bytes(2, "big")
+    return bytes(buf)
 
 
 # --------------------------------------------------------------------------- the file
@@ -498,14 +532,16 @@ def parse(data: bytes, *, limit: int = DEFAULT_LIMIT, kind: Literal["CTL", "ITL"
     tl = TrustList(kind=kind or _kind_of(ph.header.filename), header=ph.header, raw=data,
                    signed_message=ph.signed_message, body_offset=ph.body_offset,
                    signature_span=ph.signature_span, spans=tuple(spans))
-    if not lazy:
-        _ = tl.records
+    if not lazy:  # decode every record now: what ``tl.records`` does, without the per-record calls
+        recs = tuple(parse_record(data, start, end, index=i) for i, (start, end) in enumerate(spans))
+        tl._cache.extend(recs)
+        tl.__dict__["records"] = recs  # the functools.cached_property slot of ``records``
     return tl
 
 
 def serialise(tl: TrustList) -> bytes:
     """Re-serialise a parsed trust list without re-signing (``serialise(parse(b)) == b``)."""
-    return _build_header(tl.header) + b"".join(build_record(r) for r in tl.records)
+    return b"".join([_build_header(tl.header), *[build_record(r) for r in tl.records]])
 
 
 def build(*, kind: Literal["CTL", "ITL"], records: Sequence[TrustRecord], signer: FileSigner,

@@ -19,7 +19,7 @@ Rules implemented here:
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from phoneemu.errors import EncodeError
@@ -33,6 +33,7 @@ from phoneemu.fuzz.tlvtree import (
     FileTree,
     Node,
     SignCache,
+    Slot,
     boundaries,
     parse_tree,
     resign,
@@ -68,14 +69,14 @@ Mutation = Callable[[FileTree, random.Random, MutationContext], bool]
 
 
 # --------------------------------------------------------------------------- helpers
-# Records of a mutant are shared with its seed until changed (copy on write, FileTree.own_list):
-# candidates are gathered read-only, and the one chosen is made the tree's own (_own) before
-# anything in it changes. Header nodes are always the mutant's own.
-Slot = tuple[list[Node], int, Node]
+# The header and records of a mutant are shared with its seed until changed (copy on write,
+# FileTree.own_list): candidates are gathered read-only, and the one chosen is made the tree's own
+# (_own / own_list) before anything in it changes.
+_LEAF_ONLY = (LEAF,)
 
 
 def _lists(tree: FileTree, *, records: bool = True) -> list[list[Node]]:
-    out = [lst for lst, i, _ in tree.walk_header() if i == 0]
+    out = [lst for lst, i, _ in tree.header_slots() if i == 0]
     if not tree.header:
         out.append(tree.header)
     if records and tree.records:
@@ -85,10 +86,10 @@ def _lists(tree: FileTree, *, records: bool = True) -> list[list[Node]]:
 
 def _nodes(tree: FileTree, *, records: bool = True, kinds: tuple[int, ...] = (LEAF, CONTAINER),
            ) -> list[Slot]:
-    out = [(lst, i, n) for lst, i, n in tree.walk_header() if n.kind in kinds]
+    out = [(lst, i, n) for lst, i, n in tree.header_slots() if n.kind in kinds]
     if records and tree.records:
         for r in tree.records:
-            out += [(r.nodes, i, n) for i, n in enumerate(r.nodes) if n.kind in kinds]
+            out += r.slots(kinds)
     return out
 
 
@@ -98,15 +99,17 @@ def _own(tree: FileTree, slot: Slot) -> Node:
     return tree.own_list(lst)[i]
 
 
-def _header_leaves(tree: FileTree, tags: Sequence[int]) -> list[Slot]:
-    return [(lst, i, n) for lst, i, n in tree.walk_header() if n.kind == LEAF and n.tag in tags]
+def _header_leaves(tree: FileTree, tags: Collection[int]) -> list[Slot]:
+    return [(lst, i, n) for lst, i, n in tree.header_slots() if n.kind == LEAF and n.tag in tags]
 
 
-def _record_leaves(tree: FileTree, tags: Sequence[int]) -> list[Slot]:
+def _record_leaves(tree: FileTree, tags: tuple[int, ...]) -> list[Slot]:
     if not tree.records:
         return []
-    return [(r.nodes, i, n) for r in tree.records for i, n in enumerate(r.nodes)
-            if n.kind == LEAF and n.tag in tags]
+    out: list[Slot] = []
+    for r in tree.records:
+        out += r.slots(_LEAF_ONLY, tags)
+    return out
 
 
 def _size(n: Node) -> int:
@@ -163,10 +166,10 @@ def length_lie(tree: FileTree, rng: random.Random, ctx: MutationContext) -> bool
 
 def container_length(tree: FileTree, rng: random.Random, ctx: MutationContext) -> bool:
     """A container (3, 7, 9, 16, 17, 21) length inconsistent with its children."""
-    cands = [n for _, _, n in tree.walk_header() if n.kind == CONTAINER]
+    cands = [slot for slot in tree.header_slots() if slot[2].kind == CONTAINER]
     if not cands:
         return False
-    n = rng.choice(cands)
+    n = _own(tree, rng.choice(cands))
     n.length = _lie(rng, _size(n))
     return True
 
@@ -176,6 +179,9 @@ def header_length_lie(tree: FileTree, rng: random.Random, ctx: MutationContext) 
     n = tree.find(2)
     if n is None or n.kind != LEAF:
         return False
+    if tree.own_header():
+        n = tree.find(2)
+        assert n is not None  # the copy has the same nodes
     hl = len(serialise(FileTree(header=tree.header)))
     n.auto = False
     lie = rng.choice((0, 10, hl - 1, hl + 1, hl - 4, hl + 4, hl + 3, 0xFFFF, rng.randrange(0x10000),
@@ -257,13 +263,21 @@ def unknown_tag(tree: FileTree, rng: random.Random, ctx: MutationContext) -> boo
     return True
 
 
+_CODE_GROUP = {H_HASH: 0, H_MODULUS: 1, H_SIGALG: 2, **{t: 3 for t in H_ENC_CODES}}
+_CODE_TAGS = frozenset(_CODE_GROUP)
+_CODE_VALUES: dict[int, Sequence[int]] = {0: (0, 4, 5, 0x7F, 0xFF), 1: (4, 5, 0x7F, 0x80, 0x83, 0xFF),
+                                          2: (1, 2, 0x80, 0xFF), 3: (0, 2, 3, 0x80, 0xFF)}
+
+
 def code_out_of_range(tree: FileTree, rng: random.Random, ctx: MutationContext) -> bool:
     """Role / hash / modulus / signature algorithm / encryption codes out of range (or wrong width)."""
-    cands: list[tuple[Slot, Sequence[int], int]] = []
-    cands += [(n, (0, 4, 5, 0x7F, 0xFF), 1) for n in _header_leaves(tree, (H_HASH,))]
-    cands += [(n, (4, 5, 0x7F, 0x80, 0x83, 0xFF), 1) for n in _header_leaves(tree, (H_MODULUS,))]
-    cands += [(n, (1, 2, 0x80, 0xFF), 1) for n in _header_leaves(tree, (H_SIGALG,))]
-    cands += [(n, (0, 2, 3, 0x80, 0xFF), 1) for n in _header_leaves(tree, H_ENC_CODES)]
+    # One header walk, grouped as hash, modulus, signature algorithm, encryption codes (walk order
+    # inside each group), then record ROLE and HASH_ALGORITHM leaves.
+    groups: dict[int, list[tuple[Slot, Sequence[int], int]]] = {0: [], 1: [], 2: [], 3: []}
+    for slot in _header_leaves(tree, _CODE_TAGS):
+        g = _CODE_GROUP[slot[2].tag]
+        groups[g].append((slot, _CODE_VALUES[g], 1))
+    cands = groups[0] + groups[1] + groups[2] + groups[3]
     cands += [(n, (6, 8, 20, 22, 0x100, 0xFFFF), 2) for n in _record_leaves(tree, (R_ROLE,))]
     cands += [(n, (0, 4, 0xFF), 1) for n in _record_leaves(tree, (R_HASH,))]
     if not cands:
@@ -290,7 +304,8 @@ def many_records(tree: FileTree, rng: random.Random, ctx: MutationContext) -> bo
         return False
     big = rng.random() < 0.15
     if tree.records and rng.random() < 0.6:
-        rec = serialise(FileTree(header=rng.choice(tree.records).clone().nodes))
+        picked = rng.choice(tree.records)
+        rec = picked.frozen if picked.frozen is not None else serialise(FileTree(header=picked.nodes))
         count = rng.choice((MAX_FILE // max(5, len(rec)), 60)) if big else rng.choice((2, 5, 20))
     else:
         role = rng.randrange(0x10000).to_bytes(2, "big")
@@ -426,15 +441,14 @@ def key_mutation(tree: FileTree, rng: random.Random, ctx: MutationContext) -> bo
 
 def padding_mutation(tree: FileTree, rng: random.Random, ctx: MutationContext) -> bool:
     """0x0D padding added anywhere (header, containers, records) or removed."""
-    pads = [(lst, i) for lst, i, n in tree.walk_header() if n.kind == TAG_ONLY]
+    pads = [(lst, i) for lst, i, n in tree.header_slots() if n.kind == TAG_ONLY]
     if pads and rng.random() < 0.4:
         lst, i = rng.choice(pads)
-        del lst[i]
+        del tree.own_list(lst)[i]
         return True
     lst = tree.own_list(rng.choice(_lists(tree)))
     pos = rng.randrange(len(lst) + 1)
-    for _ in range(rng.choice((1, 1, 3, 4, 100))):
-        lst.insert(pos, Node.pad())
+    lst[pos:pos] = [Node.pad() for _ in range(rng.choice((1, 1, 3, 4, 100)))]
     return True
 
 
@@ -502,11 +516,11 @@ def encryption_fields(tree: FileTree, rng: random.Random, ctx: MutationContext) 
     if not u16 and not raw:
         return False
     if u16 and (not raw or rng.random() < 0.5):
-        n = rng.choice(u16)[2]
+        n = _own(tree, rng.choice(u16))
         n.value = rng.choice((0, 1, 15, 16, 17, 255, 256, 1024, 2048, 4096, 0xFFFF,
                               rng.randrange(0x10000))).to_bytes(2, "big")
     else:
-        n = rng.choice(raw)[2]
+        n = _own(tree, rng.choice(raw))
         n.value = rng.choice((b"", n.value[:-1], n.value + b"\0", _rand_bytes(rng, len(n.value)),
                               _rand_bytes(rng, rng.choice((8, 15, 17, 32, 64, 512)))))
     return True
@@ -514,7 +528,7 @@ def encryption_fields(tree: FileTree, rng: random.Random, ctx: MutationContext) 
 
 def raw_garbage(tree: FileTree, rng: random.Random, ctx: MutationContext) -> bool:
     """Raw bytes that are not a whole TLV inserted in the header or a container (a TLV cut short)."""
-    lst = rng.choice(_lists(tree, records=False))
+    lst = tree.own_list(rng.choice(_lists(tree, records=False)))
     junk = rng.choice((bytes([rng.randrange(256)]), bytes([rng.randrange(256), 0]),
                        bytes([rng.choice(sorted(CONTAINERS)), 0xFF, 0xFF]), _rand_bytes(rng, 5)))
     lst.insert(rng.randrange(len(lst) + 1), Node(RAW, -1, junk))
@@ -526,7 +540,7 @@ def version_mutation(tree: FileTree, rng: random.Random, ctx: MutationContext) -
     cands = _header_leaves(tree, (H_VERSION, H_SIGNER_VERSION, H_TIMESTAMP))
     if not cands:
         return False
-    n = rng.choice(cands)[2]
+    n = _own(tree, rng.choice(cands))
     width = len(n.value)
     n.value = rng.choice((b"", bytes(width), b"\xff" * width, _rand_bytes(rng, width),
                           _rand_bytes(rng, width + 1), b"\x63\x63"))
@@ -601,6 +615,7 @@ class Mutator:
         self.ctx = MutationContext(corpus=corpus, records=self.records)
         self.ctx.seed_trees = [parse_tree(s, records=self.records) for s in corpus.seeds]
         for t in self.ctx.seed_trees:  # shared by copy-on-write clones, never changed: cache their bytes
+            t.freeze_header()
             for rec in t.records or ():
                 rec.freeze()
         self.names = tuple(only) if only else mutators_for(corpus.fmt)
@@ -617,7 +632,10 @@ class Mutator:
         si = rng.randrange(len(self.ctx.seed_trees))
         tree = self.ctx.seed_trees[si].cow_clone()
         applied: list[str] = []
-        n_ops = 1 + sum(rng.random() < 0.3 for _ in range(self.max_ops - 1))
+        n_ops = 1
+        for _ in range(self.max_ops - 1):
+            if rng.random() < 0.3:
+                n_ops += 1
         for _ in range(n_ops):
             name, fn = self.ops[rng.randrange(len(self.ops))]
             if fn(tree, rng, self.ctx):

@@ -15,7 +15,9 @@ Rules implemented here (design §3.7, docs/internals.md "Errors"):
   parsed and verified with the corpus TFTP certificate; ``.enc.sgn`` is parsed, verified and
   decrypted with the corpus phone key; a file that parses must serialise back to the same bytes
   (round-trip oracle, design §3.11). Each stage runs even when an earlier one rejected the
-  file (after a successful parse), so one input exercises all of them.
+  file (after a successful parse), so one input exercises all of them. A trust-list record whose
+  certificate/key checks passed is not checked again when the same (immutable, memoised) record
+  object comes back; a record that failed is checked every time.
 * An external command gets the input as a file (``{}`` in the command is replaced by its path,
   or the path is appended). A crash is death by a signal, an exit status in the user's list
   (default: any status >= 128), or a timeout. Commands run from a list (``shlex.split``), never
@@ -182,10 +184,16 @@ def phoneemu_callable(fmt: str, corpus: Corpus, *, round_trip: bool = True) -> C
     if fmt in ("itl", "ctl"):
         from phoneemu.formats import trustlist
 
+        # Records whose checks passed, by identity (records are immutable and decoded once per
+        # distinct bytes, so the same object would pass again); failures are checked every time.
+        passed: dict[int, object] = {}
+
         def run_trustlist(data: bytes) -> None:
             rejected: BaseException | None = None
             tl = trustlist.parse(data, lazy=False)
             for rec in tl.records:
+                if passed.get(id(rec)) is rec:
+                    continue
                 try:
                     if rec.certificate is not None:
                         rec.x509()
@@ -194,6 +202,10 @@ def phoneemu_callable(fmt: str, corpus: Corpus, *, round_trip: bool = True) -> C
                     rec.sha1_fingerprint()
                 except handled as exc:
                     rejected = exc
+                    continue
+                if len(passed) >= 512:  # as many as the record memo keeps
+                    passed.clear()
+                passed[id(rec)] = rec
             if round_trip:
                 _check_round_trip(fmt, data, trustlist.serialise(tl))
             _ = tl.is_empty

@@ -13,8 +13,11 @@ Rules implemented here:
 * Lengths are *derived* at serialisation unless a node carries an explicit ``length`` (a lie, or
   the value read from a malformed input). HEADER_LENGTH and RECORD_LENGTH values are derived
   (``auto``) unless the input disagreed with the actual size.
-* Copy on write (speed): a mutant made by :meth:`FileTree.cow_clone` shares its seed's frozen
-  records (their bytes cached); :meth:`FileTree.own_list` copies just the record about to change.
+* Copy on write (speed): a mutant made by :meth:`FileTree.cow_clone` shares its seed's header
+  (its bytes cached by :meth:`FileTree.freeze_header`) and frozen records (their bytes cached);
+  :meth:`FileTree.own_list` copies just the record about to change, or the whole header the first
+  time one of its lists is about to change. Whoever changes a node must get it through
+  :meth:`FileTree.own_list` (or :meth:`FileTree.own_header`) first.
   :func:`boundaries` gives the node offsets of :func:`parse_tree` without building the tree.
 * Re-signing (spec §A.3): optionally recompute HEADER_LENGTH, container lengths and the 0x0D
   padding to a multiple of 4; put a signature of the key's size in tag 12; sign "the file minus the
@@ -121,6 +124,9 @@ class Node:
         return f"Node({kind}, tag={self.tag}{extra}{lie})"
 
 
+Slot = tuple[list[Node], int, Node]  # (list holding the node, index, node)
+
+
 @dataclass(kw_only=True)
 class Record:
     """A CTL/ITL record: a flat list of TLV nodes (RECORD_LENGTH first when well formed).
@@ -131,6 +137,7 @@ class Record:
 
     nodes: list[Node]
     frozen: bytes | None = None
+    _slots: dict[object, list[Slot]] | None = field(default=None, repr=False, compare=False)
 
     def clone(self) -> Record:
         return Record(nodes=[n.clone() if n.children else n._flat_clone() for n in self.nodes])
@@ -138,18 +145,103 @@ class Record:
     def freeze(self) -> Record:
         """Cache this record's bytes; the caller promises not to change its nodes any more."""
         self.frozen = serialise(FileTree(header=self.nodes))
+        self._slots = {}
         return self
+
+    def slots(self, kinds: tuple[int, ...], tags: tuple[int, ...] | None = None) -> list[Slot]:
+        """``(nodes, index, node)`` of the nodes of ``kinds`` (and ``tags``, when given), in order.
+
+        A frozen record never changes, so its answer is computed once and kept (the caller must
+        not change the list it gets).
+        """
+        cache = self._slots
+        if cache is not None:
+            hit = cache.get((kinds, tags))
+            if hit is not None:
+                return hit
+        lst = self.nodes
+        out = [(lst, i, n) for i, n in enumerate(lst)
+               if n.kind in kinds and (tags is None or n.tag in tags)]
+        if cache is not None:
+            cache[(kinds, tags)] = out
+        return out
+
+
+def _clone_nodes(lst: list[Node], mapping: dict[int, list[Node]]) -> list[Node]:
+    """A deep copy of ``lst``; ``mapping`` gets ``id(old list) → new list`` for it and every nested list."""
+    out: list[Node] = []
+    append = out.append
+    for n in lst:
+        c = _new_node(Node)  # Node._flat_clone inlined (speed)
+        c.kind = n.kind
+        c.tag = n.tag
+        c.value = n.value
+        c.length = n.length
+        c.auto = n.auto
+        c.children = _clone_nodes(n.children, mapping) if n.kind == CONTAINER or n.children else []
+        append(c)
+    mapping[id(lst)] = out
+    return out
+
+
+def _flat_copy(lst: list[Node]) -> list[Node]:
+    """``lst`` with every node copied; containers keep their (possibly shared) children list."""
+    out: list[Node] = []
+    append = out.append
+    for n in lst:
+        c = _new_node(Node)  # Node._flat_clone, keeping children
+        c.kind = n.kind
+        c.tag = n.tag
+        c.value = n.value
+        c.length = n.length
+        c.auto = n.auto
+        c.children = n.children
+        append(c)
+    return out
+
+
+def _path_to(lst: list[Node], target: list[Node]) -> list[int] | None:
+    """Indexes of the containers leading from ``lst`` down to the list ``target`` (None: not there)."""
+    if lst is target:
+        return []
+    for i, n in enumerate(lst):
+        if n.kind == CONTAINER or n.children:
+            sub = _path_to(n.children, target)
+            if sub is not None:
+                return [i, *sub]
+    return None
+
+
+def _header_bytes(header: list[Node]) -> bytes:
+    """What :func:`serialise` writes for ``header`` (derived lengths and HEADER_LENGTH filled in)."""
+    out = bytearray()
+    autos: list[int] = []
+    _emit(header, out, autos, None, [])
+    _patch(out, autos, len(out))
+    return bytes(out)
 
 
 @dataclass(kw_only=True)
 class FileTree:
-    """Header nodes, then either records (CTL/ITL) or a raw body."""
+    """Header nodes, then either records (CTL/ITL) or a raw body.
+
+    Copy on write of the header (:meth:`cow_clone`): ``shared_header`` says some header lists may
+    still be the seed's (``seed_lists``: their ids; seed trees live as long as their clones, so an
+    id is never reused meanwhile). ``header_bytes`` is the seed's serialised header while the top
+    list is still the seed's, and ``list_bytes`` the serialised contents of the seed's container
+    lists (those without HEADER_LENGTH), all cached by :meth:`freeze_header`.
+    """
 
     header: list[Node]
     records: list[Record] | None = None
     body: bytes = b""
     trailer: bytes = b""  # bytes after the records that do not form one (kept verbatim)
     shared_records: bool = field(default=False, repr=False)
+    shared_header: bool = field(default=False, repr=False)
+    header_bytes: bytes | None = field(default=None, repr=False)
+    seed_lists: frozenset[int] = field(default=frozenset(), repr=False)
+    list_bytes: dict[int, bytes] | None = field(default=None, repr=False)
+    seed_slots: list[Slot] | None = field(default=None, repr=False)
 
     def clone(self) -> FileTree:
         """A deep copy."""
@@ -157,11 +249,60 @@ class FileTree:
                         records=None if self.records is None else [r.clone() for r in self.records],
                         body=self.body, trailer=self.trailer)
 
+    def freeze_header(self) -> FileTree:
+        """Cache the header's bytes for copy-on-write clones; the caller promises not to change it."""
+        self.header_bytes = _header_bytes(self.header)
+        self.seed_slots = self.header_slots()
+        nested = [n.children for _, _, n in self.header_slots() if n.kind == CONTAINER or n.children]
+        self.seed_lists = frozenset(id(lst) for lst in [self.header, *nested])
+        self.list_bytes = {}
+        for _, _, n in self.header_slots():
+            if n.kind == CONTAINER:
+                out = bytearray()
+                autos: list[int] = []
+                _emit(n.children, out, autos, None, [])
+                if not autos:
+                    self.list_bytes[id(n.children)] = bytes(out)
+        return self
+
     def cow_clone(self) -> FileTree:
-        """A copy whose (frozen) records are shared until :meth:`own_list` / :meth:`own_records`."""
-        return FileTree(header=[n.clone() if n.children else n._flat_clone() for n in self.header],
-                        records=None if self.records is None else list(self.records),
-                        body=self.body, trailer=self.trailer, shared_records=self.records is not None)
+        """A copy that shares this tree's header and (frozen) records until they are changed.
+
+        Header: each list shared until :meth:`own_list` copies it and the lists above it, or
+        :meth:`own_header` all of them; records: each shared until :meth:`own_list` /
+        :meth:`own_records` copies it.
+        """
+        return FileTree(header=self.header, records=None if self.records is None else list(self.records),
+                        body=self.body, trailer=self.trailer, shared_records=self.records is not None,
+                        shared_header=True, header_bytes=self.header_bytes, seed_lists=self.seed_lists,
+                        list_bytes=self.list_bytes, seed_slots=self.seed_slots)
+
+    def own_header(self) -> dict[int, list[Node]]:
+        """Copy the whole header if any of it is still shared (copy on write) → ``id(old list) →
+        new list`` for the header list and every container's children (empty when nothing was copied)."""
+        mapping: dict[int, list[Node]] = {}
+        if self.shared_header:
+            self.header = _clone_nodes(self.header, mapping)
+            self.shared_header = False
+            self.header_bytes = None
+        return mapping
+
+    def _own_header_list(self, lst: list[Node]) -> list[Node]:
+        """``lst`` (a list of this header) and every list above it copied if still the seed's."""
+        path = _path_to(self.header, lst)
+        if path is None:  # not a header list
+            return lst
+        seed = self.seed_lists
+        cur = self.header
+        if id(cur) in seed:
+            cur = self.header = _flat_copy(cur)
+            self.header_bytes = None
+        for i in path:
+            node = cur[i]  # a copy: it sits in a list of our own
+            if id(node.children) in seed:
+                node.children = _flat_copy(node.children)
+            cur = node.children
+        return cur
 
     def own_records(self) -> list[Record] | None:
         """The records, every one copied first if still shared (changing any record's nodes is then safe)."""
@@ -171,11 +312,12 @@ class FileTree:
         return self.records
 
     def own_list(self, lst: list[Node]) -> list[Node]:
-        """``lst`` ready to be changed: a shared (frozen) record's node list is first replaced by a copy.
+        """``lst`` ready to be changed: a shared (frozen) record's node list, or a list of a shared
+        header, is first replaced by a copy (copy on write).
 
-        Copy on write per record: only the record actually changed is copied. Header lists are
-        always the tree's own (:meth:`cow_clone` copies the header); so is any other list.
-        The nodes of the returned list are at the same indexes as in ``lst``.
+        Only the record actually changed is copied; of a shared header, the list and the lists
+        above it (their nodes copied, nested lists still shared). The nodes of the returned list are
+        at the same indexes as in ``lst``, and are the tree's own.
         """
         if self.shared_records and self.records:
             for k, r in enumerate(self.records):
@@ -184,9 +326,11 @@ class FileTree:
                         return lst
                     c = self.records[k] = r.clone()
                     return c.nodes
+        if self.shared_header and id(lst) in self.seed_lists:
+            return self._own_header_list(lst)
         return lst
 
-    def walk_header(self) -> Iterator[tuple[list[Node], int, Node]]:
+    def walk_header(self) -> Iterator[Slot]:
         """Every header node with the list that holds it and its index (each list, then nested ones)."""
         stack: list[list[Node]] = [self.header]
         while stack:
@@ -196,11 +340,32 @@ class FileTree:
                 if n.kind == CONTAINER:
                     stack.append(n.children)
 
+    def header_slots(self) -> list[Slot]:
+        """:meth:`walk_header` as a list, in the same order (no generator: faster)."""
+        if self.seed_slots is not None and self.shared_header and self.header_bytes is not None:
+            return list(self.seed_slots)  # the seed's header, untouched (owning a list drops header_bytes)
+        out: list[Slot] = []
+        stack: list[list[Node]] = [self.header]
+        while stack:
+            lst = stack.pop()
+            for i, n in enumerate(lst):
+                out.append((lst, i, n))
+                if n.kind == CONTAINER:
+                    stack.append(n.children)
+        return out
+
     def find(self, tag: int) -> Node | None:
-        """First header node (any depth) with ``tag`` that is a leaf or container."""
-        for _, _, n in self.walk_header():
-            if n.tag == tag and n.kind in (LEAF, CONTAINER):
-                return n
+        """First header node (any depth, :meth:`walk_header` order) with ``tag``: a leaf or container."""
+        stack: list[list[Node]] = [self.header]
+        while stack:
+            for n in stack.pop():
+                k = n.kind
+                if k == CONTAINER:
+                    if n.tag == tag:
+                        return n
+                    stack.append(n.children)
+                elif k == LEAF and n.tag == tag:
+                    return n
         return None
 
 
@@ -309,7 +474,10 @@ def boundaries(data: bytes, *, records: bool) -> list[int]:
 
 
 # --------------------------------------------------------------------------- serialising
-def _emit(nodes: list[Node], out: bytearray, autos: list[int], mark: Node | None, at: list[int]) -> None:
+def _emit(nodes: list[Node], out: bytearray, autos: list[int], mark: Node | None, at: list[int], *,
+          cached: dict[int, bytes] | None = None) -> None:
+    """Append ``nodes``; a container whose children list is in ``cached`` (a seed's, never changed)
+    gets those bytes instead of emitting them again."""
     for n in nodes:
         k = n.kind
         if k == LEAF:
@@ -319,7 +487,7 @@ def _emit(nodes: list[Node], out: bytearray, autos: list[int], mark: Node | None
             ln = n.length
             if ln is None:
                 ln = len(v)
-            out += bytes((n.tag & 0xFF, (ln >> 8) & 0xFF, ln & 0xFF))
+            out.extend((n.tag & 0xFF, (ln >> 8) & 0xFF, ln & 0xFF))
             if n.auto and len(v) == 2:
                 autos.append(len(out))
             out += v
@@ -327,7 +495,11 @@ def _emit(nodes: list[Node], out: bytearray, autos: list[int], mark: Node | None
             out.append(n.tag & 0xFF)
             p = len(out)
             out += b"\0\0"
-            _emit(n.children, out, autos, mark, at)
+            known = cached.get(id(n.children)) if cached is not None else None
+            if known is not None:
+                out += known
+            else:
+                _emit(n.children, out, autos, mark, at, cached=cached)
             ln = len(out) - p - 2 if n.length is None else n.length
             out[p:p + 2] = (ln & 0xFFFF).to_bytes(2, "big")
         elif k == TAG_ONLY:
@@ -345,30 +517,40 @@ def _patch(out: bytearray, autos: list[int], value: int) -> None:
 def serialise(tree: FileTree, *, mark: Node | None = None, at: list[int] | None = None) -> bytes:
     """The file bytes; derived lengths computed now. ``mark``'s offset is appended to ``at``."""
     at = at if at is not None else []
-    out = bytearray()
-    autos: list[int] = []
-    _emit(tree.header, out, autos, mark, at)
-    _patch(out, autos, len(out))
-    if tree.records is None:
-        out += tree.body
+    hb = tree.header_bytes
+    head: bytes | bytearray
+    if hb is not None and tree.shared_header and mark is None:
+        head = hb  # the seed's header, unchanged (owning any header list drops header_bytes)
     else:
-        for rec in tree.records:
-            if rec.frozen is not None:
-                out += rec.frozen
-                continue
-            start = len(out)
+        head = bytearray()
+        autos: list[int] = []
+        reuse = tree.list_bytes if tree.shared_header else None
+        found = len(at)
+        _emit(tree.header, head, autos, mark, at, cached=reuse)
+        if mark is not None and reuse is not None and len(at) == found:
+            head = bytearray()  # mark not seen: it may sit in a seed list written from cache; again, plainly
             autos.clear()
-            _emit(rec.nodes, out, autos, None, at)
-            size = len(out) - start
-            for p in autos:
-                out[p:p + 2] = (size & 0xFFFF).to_bytes(2, "big")
-        out += tree.trailer
-    return bytes(out)
+            _emit(tree.header, head, autos, mark, at)
+        _patch(head, autos, len(head))
+    if tree.records is None:
+        return b"".join((head, tree.body))
+    parts: list[bytes | bytearray] = [head]
+    for rec in tree.records:
+        if rec.frozen is not None:
+            parts.append(rec.frozen)
+            continue
+        buf = bytearray()
+        rec_autos: list[int] = []
+        _emit(rec.nodes, buf, rec_autos, None, at)
+        _patch(buf, rec_autos, len(buf))
+        parts.append(buf)
+    parts.append(tree.trailer)
+    return b"".join(parts)
 
 
 def header_size(tree: FileTree) -> int:
     out = bytearray()
-    _emit(tree.header, out, [], None, [])
+    _emit(tree.header, out, [], None, [], cached=tree.list_bytes if tree.shared_header else None)
     return len(out)
 
 
@@ -392,12 +574,16 @@ def _fix_lengths(tree: FileTree) -> None:
 
 
 def _repad(tree: FileTree) -> None:
+    tree.own_list(tree.header)
     while tree.header and tree.header[-1].kind == TAG_ONLY:
         tree.header.pop()
     tree.header.extend(Node(TAG_ONLY, PADDING) for _ in range(-header_size(tree) % 4))
 
 
 SignCache = dict[bytes, bytes]
+#: Signing keys seen → their RSA signature size / first ECDSA guess (perf only; holds the key, so a
+#: reused id() never matches another key).
+_SIG_SIZE: dict[int, tuple[PrivateKey, int]] = {}
 
 
 def resign(tree: FileTree, key: PrivateKey, *, fix_lengths: bool = False, repad: bool = False,
@@ -412,13 +598,25 @@ def resign(tree: FileTree, key: PrivateKey, *, fix_lengths: bool = False, repad:
     serialisation is returned. ``cache`` maps signed message to signature (bounded by the caller).
     """
     if fix_lengths:
+        tree.own_header()
         _fix_lengths(tree)
     if repad:
         _repad(tree)
     sig = tree.find(SIGNATURE)
     if sig is None or sig.kind != LEAF:
         return serialise(tree)
-    size = (key_size_bits(key) + 7) // 8
+    for lst, i, n in tree.header_slots():  # the signature node is about to change: make it ours
+        if n is sig:
+            sig = tree.own_list(lst)[i]
+            break
+    known = _SIG_SIZE.get(id(key))
+    if known is not None and known[0] is key:
+        size = known[1]
+    else:
+        size = (key_size_bits(key) + 7) // 8
+        if len(_SIG_SIZE) >= 64:
+            _SIG_SIZE.clear()
+        _SIG_SIZE[id(key)] = (key, size)
     for _ in range(8):  # an ECDSA signature's length varies; converge in a few rounds
         sig.value = bytes(size)
         sig.length = None

@@ -4,8 +4,11 @@
   offset of where they are now; a memo hit gives the same result as a fresh decode;
 * build caches on immutable headers/records return exactly what a fresh build returns;
 * the RSA unwrap memo of ``.enc.sgn`` never answers for another key;
-* copy-on-write mutants never change their seeds;
-* the ``.enc.sgn`` seeds are the same bytes in every process (``--seed`` replays need it).
+* copy-on-write mutants (shared header and records) never change their seeds, and replay;
+* the ``.enc.sgn`` seeds are the same bytes in every process (``--seed`` replays need it);
+* the signature-agnostic header memo gives exactly a fresh parse and build, and a stale signature
+  is still rejected (a re-signed one accepted) with every cache warm; the verifying-key memo and the
+  target's passed-record memo never answer for another key or a bad record.
 """
 
 from __future__ import annotations
@@ -18,12 +21,16 @@ from pathlib import Path
 
 import pytest
 
-from phoneemu.errors import DecodeError, DecryptionError
-from phoneemu.formats import encrypted, header, trustlist
+from phoneemu.crypto import certs
+from phoneemu.crypto.keys import KeySpec, generate_key
+from phoneemu.errors import DecodeError, DecryptionError, VerificationError, VerifyReason
+from phoneemu.formats import encrypted, header, signed, trustlist
 from phoneemu.formats._tlv import Memo, clear_memos
+from phoneemu.fuzz import tlvtree
 from phoneemu.fuzz.corpus import build_corpus
 from phoneemu.fuzz.mutators import Mutator
-from phoneemu.fuzz.tlvtree import FileTree, serialise
+from phoneemu.fuzz.targets import phoneemu_callable
+from phoneemu.fuzz.tlvtree import FileTree, parse_tree, resign, serialise
 
 
 def test_memo_is_bounded_by_bytes_and_skips_big_keys() -> None:
@@ -137,3 +144,153 @@ def test_enc_seeds_are_the_same_in_every_process_and_valid() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          timeout=120, cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.split() == [hashlib.sha256(s).hexdigest() for s in c.seeds]
+
+
+# ------------------------------------------------------------------ second round (per-core speed)
+def _timestamp_changed(seed: bytes, records: bool) -> FileTree:
+    """``seed`` as a tree with its TIMESTAMP (header tag 15) changed: still parses, signature now stale."""
+    tree = parse_tree(seed, records=records)
+    ts = tree.find(15)
+    assert ts is not None
+    ts.value = (int.from_bytes(ts.value, "big") + 1).to_bytes(4, "big")
+    return tree
+
+
+@pytest.mark.parametrize("fmt", ["itl", "ctl", "sgn", "enc"])
+def test_stale_signature_rejected_and_resigned_accepted_with_warm_caches(fmt: str) -> None:
+    """The target still rejects a stale signature after the re-signed twin (same header but for the
+    signature value: the signature-agnostic header memo) and the seed went through it, and the
+    re-signed twin still gets past the signature check; twice each, so every cache is warm."""
+    c = build_corpus(fmt)
+    run = phoneemu_callable(fmt, c)
+    records = fmt in ("itl", "ctl")
+    seed = c.seeds[0]
+    stale = serialise(_timestamp_changed(seed, records))
+    fresh = resign(_timestamp_changed(seed, records), c.signer.key)
+    assert stale != fresh and len(stale) == len(fresh)
+    for _ in range(2):
+        run(seed)
+        run(fresh)
+        with pytest.raises(VerificationError):
+            run(stale)
+    hl = int.from_bytes(fresh[8:10], "big")
+    assert header._resigned(stale[:hl]) is not None  # the stale file did take the memo path
+
+
+def test_resigned_header_memo_equals_a_fresh_parse_and_build() -> None:
+    """A header known only by its signature-less bytes decodes and builds exactly as a fresh parse."""
+    c = build_corpus("itl")
+    seed = c.seeds[0]
+    header.build_header(header.parse_header(seed, fmt="itl").header)  # remembered, with its bytes
+    other = resign(_timestamp_changed(seed, True), c.signer.key)
+    hl = int.from_bytes(seed[8:10], "big")
+    flipped = bytearray(seed)
+    s_off = header.parse_header(seed, fmt="itl").signature_span[0]
+    flipped[s_off + 10] ^= 0xFF  # inside the signature value only
+    for data in (bytes(flipped), other):
+        header._PARSED.clear()
+        got = header.parse_header(data, fmt="itl")
+        hl = got.body_offset
+        derived = header._resigned(data[:hl])
+        clear_memos()
+        want = header.parse_header(data, fmt="itl")
+        assert got == want and got.header.layout == want.header.layout
+        assert got.header.header_length == want.header.header_length
+        assert header.build_header(got.header) == header._build(want.header)[0] == data[:hl]
+        if data is not other:  # same header but for the signature value: the memo answered
+            assert derived is not None and derived[0].signature == data[s_off + 3:s_off + 3 + 128]
+    with pytest.raises(VerificationError):
+        trustlist.parse(bytes(flipped)).verify_self()
+
+
+def test_verify_key_code_memo_never_answers_for_another_key() -> None:
+    c = build_corpus("sgn")
+    sf = signed.parse(c.seeds[0])
+    good = certs.cert_public_key(c.verify_cert)
+    signed.verify(sf, good)
+    signed.verify(sf, good)  # memo hit
+    for bits in (1024, 2048):
+        other = generate_key(KeySpec(kind="rsa", bits=bits), unsafe_seed=f"perf-test-{bits}").public_key()
+        with pytest.raises(VerificationError) as exc:
+            signed.verify(sf, other)
+        assert exc.value.reason == VerifyReason.BAD_SIGNATURE
+
+
+def test_trust_target_rechecks_a_bad_certificate_every_time() -> None:
+    """Records that passed are skipped by identity; a record that failed is checked again."""
+    c = build_corpus("ctl")
+    tree = parse_tree(c.seeds[0], records=True)
+    assert tree.records
+    cert = next(n for n in tree.records[1].nodes if n.tag == 9)
+    cert.value = cert.value[:40]
+    data = resign(tree, c.signer.key)
+    run = phoneemu_callable("ctl", c)
+    for _ in range(3):
+        with pytest.raises(DecodeError):
+            run(data)
+        run(c.seeds[0])
+
+
+@pytest.mark.parametrize("fmt", ["itl", "ctl", "sgn", "enc"])
+def test_shared_header_copy_on_write_keeps_seeds_and_replays(fmt: str) -> None:
+    """Mutants share their seed's header until they change it: after many mutants (every mutator,
+    half re-signed) the seeds and their cached header bytes are intact, and a fresh mutator makes
+    the same inputs as the used one (``--seed`` replays)."""
+    c = build_corpus(fmt)
+    mut = Mutator(c, resign_ratio=0.5)
+    made = [mut.mutate(random.Random(i)).data for i in range(1500)]
+    for tree, seed in zip(mut.ctx.seed_trees, c.seeds, strict=True):
+        assert not tree.shared_header
+        assert serialise(tree) == seed
+        hl = int.from_bytes(seed[8:10], "big")
+        assert tree.header_bytes == tlvtree._header_bytes(tree.header) == seed[:hl]
+        assert tree.list_bytes
+        for _, _, n in tree.header_slots():
+            if id(n.children) in tree.list_bytes:
+                assert tree.list_bytes[id(n.children)] == tlvtree._header_bytes(n.children)
+    again = Mutator(c, resign_ratio=0.5)
+    for i in (0, 1, 7, 100, 499, 1000, 1499):
+        assert again.mutate(random.Random(i)).data == made[i]
+
+
+def test_header_slots_and_find_follow_walk_header() -> None:
+    mut = Mutator(build_corpus("enc"))
+    for i in range(200):
+        tree = mut.ctx.seed_trees[i % len(mut.ctx.seed_trees)].cow_clone()
+        mut.ops[i % len(mut.ops)][1](tree, random.Random(i), mut.ctx)
+        walked = list(tree.walk_header())
+        slots = tree.header_slots()
+        assert [(id(a), b, id(n)) for a, b, n in walked] == [(id(a), b, id(n)) for a, b, n in slots]
+        kinds = (tlvtree.LEAF, tlvtree.CONTAINER)
+        for tag in range(32):
+            first = next((n for _, _, n in walked if n.tag == tag and n.kind in kinds), None)
+            assert tree.find(tag) is first
+
+
+@pytest.mark.parametrize("fmt", ["itl", "sgn", "enc"])
+def test_partly_shared_header_serialises_like_a_plain_tree(fmt: str) -> None:
+    """A mutant whose header is partly the seed's (cached bytes of unchanged container lists) gives
+    the bytes of the same nodes serialised from scratch, and changes nothing in the seed."""
+    c = build_corpus(fmt)
+    mut = Mutator(c)
+    for i in range(400):
+        rng = random.Random(i)
+        tree = mut.ctx.seed_trees[i % len(mut.ctx.seed_trees)].cow_clone()
+        for _ in range(1 + i % 3):
+            mut.ops[rng.randrange(len(mut.ops))][1](tree, rng, mut.ctx)
+        plain = FileTree(header=tree.header, records=tree.records, body=tree.body, trailer=tree.trailer)
+        assert serialise(tree) == serialise(plain)
+    assert [serialise(t) for t in mut.ctx.seed_trees] == list(c.seeds)
+
+
+def test_serialise_finds_a_mark_inside_a_cached_seed_list() -> None:
+    """``mark`` inside a container list still shared with the seed (written from cache) is found."""
+    mut = Mutator(build_corpus("itl"))
+    tree = mut.ctx.seed_trees[0].cow_clone()
+    tree.own_list(tree.header)  # the top list is ours; the nested lists are still the seed's
+    name = next(n for _, _, n in tree.header_slots() if n.tag == 4)  # SIGNER_NAME, inside tag 3
+    at: list[int] = []
+    plain_at: list[int] = []
+    data = serialise(tree, mark=name, at=at)
+    assert data == serialise(FileTree(header=tree.header, records=tree.records), mark=name, at=plain_at)
+    assert at == plain_at and len(at) == 1 and data[at[0]] == 4
