@@ -3,10 +3,10 @@
 Same service as :mod:`phoneemu.lab.tvs_service` (the asyncio version); only the I/O differs.
 
 Why threads: CPython's :class:`ssl.SSLSocket` releases the GIL inside ``SSL_do_handshake``,
-``SSL_read`` and ``SSL_write`` on a real socket, so the RSA signature and the X25519 exchange of
-each handshake (the bulk of a verify's CPU) run on both cores at once, with little Python per
-connection. asyncio's TLS runs a Python state machine over memory BIOs per record instead, all on
-the loop's one thread.
+``SSL_read`` and ``SSL_write`` on a real socket, so the RSA private-key operation of each
+handshake (key transport with the CUCM 14 cipher list, or the ECDHE signature) — the bulk of a
+verify's CPU — runs on both cores at once, with little Python per connection. asyncio's TLS
+runs a Python state machine over memory BIOs per record instead, all on the loop's one thread.
 
 Rules (identical to :class:`phoneemu.lab.tvs_service.TvsHandler` unless said):
 
