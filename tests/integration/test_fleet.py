@@ -10,6 +10,7 @@ single phone runs. One phone's config is tampered and must be the one failure. I
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib.util
 import json
 import shutil
@@ -70,7 +71,9 @@ def test_fleet_storm_outcomes_tvs_and_verified_once(tmp_path: Path) -> None:
                                   on_progress=lambda d, o: seen.append((d, o)), progress_interval=0.05)
             return res, seen, srv.tvs_handler.answered
 
+    gc_before = gc.get_threshold()
     res, seen, tvs_answered = run(body())
+    assert gc.get_threshold() == gc_before  # the storm's GC thresholds are restored
     by_mac = {r.mac: r for r in res.records}
     assert len(by_mac) == COUNT and res.not_started == 0
     for mac, rec in by_mac.items():
