@@ -5,8 +5,10 @@ Rules implemented here (design §3.7, docs/internals.md "Errors"):
 * In process, ``DecodeError`` (and so ``SizeLimitError``), ``VerificationError`` (and so
   ``DecryptionError``) are *handled* rejections; any other exception is a *crash*, deduplicated by
   its type and the innermost frame of the project (``phoneemu/``, not ``phoneemu/fuzz/``) or, for a
-  user's module, the innermost frame outside this package. A run slower than ``hang_after``
-  seconds is a *hang* (an in-process call cannot be interrupted safely: it is measured and reported).
+  user's module, the innermost frame outside this package. A run that took more than
+  ``hang_after`` seconds of CPU — or, blocked, more than ten times that of wall time — is a *hang*
+  (an in-process call cannot be interrupted safely: it is measured and reported); a run merely
+  preempted on a busy machine is not.
 * A warning raised inside the target is an exception too when ``warnings_as_errors`` is set (the
   ``phoneemu`` target, like our test suite's ``-W error``): e.g. a deprecation that a future
   library release turns into an error.
@@ -111,6 +113,9 @@ def crash_location(tb: TracebackType | None) -> str:
     return f"{shown}:{frame.lineno}"
 
 
+_WALL_FACTOR = 10  # a blocked (not computing) in-process call is a hang past this many times hang_after
+
+
 class PythonTarget:
     """Calls ``func(data)``; exceptions in ``handled`` are rejections, anything else a crash."""
 
@@ -132,7 +137,7 @@ class PythonTarget:
             self.func(data)
 
     def run(self, data: bytes) -> Outcome:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         status: Status = "ok"
         detail = ""
         try:
@@ -149,9 +154,12 @@ class PythonTarget:
                            detail="".join(traceback.format_exception(exc)))
         elapsed = time.perf_counter() - t0
         if elapsed > self.hang_after:
-            return Outcome(status="hang", signature=f"hang in {self.name} (> {self.hang_after:g} s)",
-                           detail=f"took {elapsed:.3f} s ({status}{': ' + detail if detail else ''})",
-                           elapsed=elapsed)
+            cpu = time.thread_time() - c0
+            if cpu > self.hang_after or elapsed > _WALL_FACTOR * self.hang_after:
+                return Outcome(status="hang", signature=f"hang in {self.name} (> {self.hang_after:g} s)",
+                               detail=f"took {elapsed:.3f} s, {cpu:.3f} s of CPU "
+                                      f"({status}{': ' + detail if detail else ''})",
+                               elapsed=elapsed)
         return Outcome(status=status, detail=detail, elapsed=elapsed)
 
     def close(self) -> None:

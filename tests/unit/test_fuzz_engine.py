@@ -61,6 +61,21 @@ def test_python_target_reports_hangs() -> None:
     assert o.status == "hang" and o.is_finding
 
 
+def test_python_target_hang_is_cpu_or_a_long_block_not_a_preemption() -> None:
+    import time as _time
+
+    def spin(_data: bytes) -> None:
+        end = _time.thread_time() + 0.1
+        while _time.thread_time() < end:
+            pass
+
+    assert PythonTarget(spin, hang_after=0.05).run(b"x").status == "hang"  # computing: CPU time counts
+    # blocked (or preempted) 2x the limit: not a hang; blocked past 10x: a hang
+    assert PythonTarget(lambda _d: _time.sleep(0.1), hang_after=0.05).run(b"x").status == "ok"
+    blocked = PythonTarget(lambda _d: _time.sleep(0.6), hang_after=0.05).run(b"x")
+    assert blocked.status == "hang" and "of CPU" in blocked.detail
+
+
 def test_phoneemu_target_accepts_seeds_and_rejects_garbage() -> None:
     for fmt in FORMATS:
         c = build_corpus(fmt)
