@@ -219,6 +219,19 @@ def run_baseline(spec: FleetSpec, count: int, *, threads: int, max_s: float) -> 
 
 
 # --------------------------------------------------------------------------- the TLS floor
+def _handshake_step(obj: Any) -> tuple[bool, float]:
+    """One ``do_handshake`` call: (finished, CPU seconds it took)."""
+    import ssl
+
+    t = time.process_time()
+    try:
+        obj.do_handshake()
+        done = True
+    except ssl.SSLWantReadError:
+        done = False
+    return done, time.process_time() - t
+
+
 def tls_handshake_cpu_ms(root: Path, profile: str, n: int = 300) -> dict[str, Any]:
     """CPU ms of one full TVS TLS handshake on each side, OpenSSL only (in-memory BIOs, no sockets).
 
@@ -249,21 +262,11 @@ def tls_handshake_cpu_ms(root: Path, profile: str, n: int = 300) -> dict[str, An
         b = server.wrap_bio(si, so, server_side=True)
         s_s += time.process_time() - t
         for _round in range(8):
-            t = time.process_time()
-            try:
-                a.do_handshake()
-                a_done = True
-            except ssl.SSLWantReadError:
-                a_done = False
-            c_s += time.process_time() - t
+            a_done, spent = _handshake_step(a)
+            c_s += spent
             si.write(co.read())
-            t = time.process_time()
-            try:
-                b.do_handshake()
-                b_done = True
-            except ssl.SSLWantReadError:
-                b_done = False
-            s_s += time.process_time() - t
+            b_done, spent = _handshake_step(b)
+            s_s += spent
             ci.write(so.read())
             if a_done and b_done:
                 break
