@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +105,19 @@ def test_connection_refused_is_unreachable() -> None:
         assert err.value.kind == "unreachable"
 
     run(main())
+
+
+def test_phone_key_log_written_for_wireshark(tmp_path: Path) -> None:
+    """The phone's key log (``Phone(keylog=...)``) works through the lean client too."""
+    key, cert = identity("rsa2048", "tvs-keylog")
+    keylog = tmp_path / "phone.keys"
+
+    async def main() -> None:
+        sctx = server_context(cert, key, min_version="1.0", max_version="1.3", ciphers=CUCM_TVS_CIPHERS)
+        async with TlsServer(echo, sctx, HOST, 0) as srv:
+            conn = await TlsClientConnection.open(HOST, srv.port, phone_client_context(("1.2",), keylog),
+                                                  timeout=5)
+            conn.close()
+
+    run(main())
+    assert "CLIENT_RANDOM " in keylog.read_text()
