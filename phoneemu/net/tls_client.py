@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import socket
 import ssl
 
@@ -31,6 +32,43 @@ from phoneemu.errors import TransportError
 __all__ = ["TlsClientConnection"]
 
 _READ_SIZE = 65536
+_MAX_ADDRESSES = 8  # addresses of one name tried, in the resolver's order
+
+
+def _addresses(host: str, port: int) -> list[tuple[int, tuple[str, int]]] | None:
+    """``[(family, address)]`` for an IP literal (no lookup), None for a name."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return [(socket.AF_INET6 if ip.version == 6 else socket.AF_INET, (str(ip), port))]
+
+
+async def _connect(loop: asyncio.AbstractEventLoop, host: str, port: int) -> socket.socket:
+    """A connected non-blocking ``TCP_NODELAY`` socket to the first address of ``host`` that answers."""
+    targets = _addresses(host, port)
+    if targets is None:
+        try:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise TransportError(f"{host}:{port}: cannot resolve: {exc}", kind="unreachable") from exc
+        targets = [(int(info[0]), (str(info[4][0]), int(info[4][1]))) for info in infos[:_MAX_ADDRESSES]]
+    failures: list[str] = []
+    for family, addr in targets:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            await loop.sock_connect(sock, addr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            failures.append(f"{addr[0]}: {exc}")
+        except BaseException:
+            sock.close()
+            raise
+    raise TransportError(f"{host}:{port}: cannot connect: {'; '.join(failures) or 'no address'}",
+                         kind="unreachable")
 
 
 class TlsClientConnection:
@@ -56,17 +94,11 @@ class TlsClientConnection:
         """Connect and complete the handshake within ``timeout`` seconds (see module docstring)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setblocking(False)
         step = "connect"
+        sock: socket.socket | None = None
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             async with asyncio.timeout_at(deadline):
-                try:
-                    await loop.sock_connect(sock, (host, port))
-                except OSError as exc:
-                    raise TransportError(f"{host}:{port}: cannot connect: {exc}", kind="unreachable") from exc
+                sock = await _connect(loop, host, port)
                 step = "TLS handshake"
                 incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
                 obj = ctx.wrap_bio(incoming, outgoing, server_hostname=server_hostname or host)
@@ -74,10 +106,12 @@ class TlsClientConnection:
                 await conn._handshake()
             return conn
         except TimeoutError:
-            sock.close()
+            if sock is not None:
+                sock.close()
             raise TransportError(f"{host}:{port}: {step} timeout after {timeout}s", kind="timeout") from None
         except BaseException:
-            sock.close()
+            if sock is not None:
+                sock.close()
             raise
 
     async def _handshake(self) -> None:

@@ -121,3 +121,18 @@ def test_phone_key_log_written_for_wireshark(tmp_path: Path) -> None:
 
     run(main())
     assert "CLIENT_RANDOM " in keylog.read_text()
+
+
+def test_host_name_resolved_and_each_address_tried() -> None:
+    """A TVS named by host name (configs may carry names): resolved, addresses tried in order."""
+    key, cert = identity("rsa2048", "tvs-named")
+
+    async def main() -> None:
+        sctx = server_context(cert, key, min_version="1.0", max_version="1.3", ciphers=CUCM_TVS_CIPHERS)
+        async with TlsServer(echo, sctx, HOST, 0) as srv:  # 127.0.0.1 only: "localhost" may try ::1 first
+            conn = await TlsClientConnection.open("localhost", srv.port, phone_client_context(("1.2",)),
+                                                  timeout=5)
+            assert conn.peer_cert == cert_der(cert)
+            conn.close()
+
+    run(main())
