@@ -89,7 +89,9 @@ def parse_hostport(text: str, default_port: int = 69) -> tuple[str, int]:
     return host, int(port)
 
 
-def _pem_certs(paths: list[Path]) -> list[x509.Certificate]:
+def pem_certificates(paths: list[Path]) -> list[x509.Certificate]:
+    """Every certificate of each PEM file (``--image-signer``, ``--tvs-cert``, ``--mic``); a file
+    holding none is an error naming it."""
     out: list[x509.Certificate] = []
     for p in paths:
         found = certs.load_certs_pem(p.read_bytes(), source=str(p))
@@ -101,7 +103,7 @@ def _pem_certs(paths: list[Path]) -> list[x509.Certificate]:
 
 def _mic(args: argparse.Namespace, mac: str) -> tuple[tuple[x509.Certificate, PrivateKey] | None,
                                                        list[x509.Certificate]]:
-    signers = _pem_certs(args.image_signer)
+    signers = pem_certificates(args.image_signer)
     if args.lab is not None:
         if args.mic or args.mic_key:
             raise PhoneEmuError("give --lab or --mic/--mic-key, not both", path="lab")
@@ -112,11 +114,9 @@ def _mic(args: argparse.Namespace, mac: str) -> tuple[tuple[x509.Certificate, Pr
         raise PhoneEmuError("--mic and --mic-key go together", path="mic")
     if args.mic is None:
         return None, signers
-    found = certs.load_certs_pem(args.mic.read_bytes(), source=str(args.mic))
-    if not found:
-        raise PhoneEmuError(f"{args.mic}: no certificate in PEM", path=str(args.mic))
+    mic = pem_certificates([args.mic])[0]
     key = keys.load_private_key_pem(args.mic_key.read_bytes(), source=str(args.mic_key))
-    return (found[0], key), signers
+    return (mic, key), signers
 
 
 def _text(report: BootReport) -> str:
@@ -130,12 +130,20 @@ def _text(report: BootReport) -> str:
               f"  LSC:       {report.lsc}",
               f"  TVS used:  {'yes' if report.tvs_used else 'no'}   locked out: "
               f"{'yes' if report.locked_out else 'no'}"]
+    lines += outcome_lines(report, label_width=11)
+    return "\n".join(lines)
+
+
+def outcome_lines(report: BootReport, *, label_width: int) -> list[str]:
+    """The deciding decision (when there is one) and the statuses shown, labels padded to
+    ``label_width`` (``boot`` and ``replay`` print them the same way)."""
+    lines: list[str] = []
     if report.deciding is not None:
         d = report.deciding
         verdict = "accepted" if d.accepted else "rejected"
-        lines.append(f"  deciding:  {d.rule} ({verdict}) {d.file}: {d.reason}")
-    lines.append(f"  statuses:  {' | '.join(report.statuses) or '-'}")
-    return "\n".join(lines)
+        lines.append(f"  {'deciding:':<{label_width}}{d.rule} ({verdict}) {d.file}: {d.reason}")
+    lines.append(f"  {'statuses:':<{label_width}}{' | '.join(report.statuses) or '-'}")
+    return lines
 
 
 def handler(args: argparse.Namespace) -> int:

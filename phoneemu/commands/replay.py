@@ -14,9 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-
-from phoneemu.crypto import certs
+from phoneemu.commands.boot import outcome_lines, pem_certificates
 from phoneemu.errors import PhoneEmuError
 from phoneemu.formats.config import normalise_mac
 from phoneemu.phone.profile import PROFILES
@@ -93,22 +91,8 @@ def _boot_text(i: int, r: ReplayResult) -> str:
     lines += [f"  result:   {'OK' if rep.ok else 'FAILED'}; trust {trust}; config {rep.config}"
               f"{' (' + rep.config_file + ')' if rep.config_file else ''}; locked out: "
               f"{'yes' if rep.locked_out else 'no'}"]
-    if rep.deciding is not None:
-        d = rep.deciding
-        verdict = "accepted" if d.accepted else "rejected"
-        lines.append(f"  deciding: {d.rule} ({verdict}) {d.file}: {d.reason}")
-    lines.append(f"  statuses: {' | '.join(rep.statuses) or '-'}")
+    lines += outcome_lines(rep, label_width=10)
     return "\n".join(lines)
-
-
-def _signers(paths: list[Path]) -> list[x509.Certificate]:
-    out: list[x509.Certificate] = []
-    for p in paths:
-        found = certs.load_certs_pem(p.read_bytes(), source=str(p))
-        if not found:
-            raise PhoneEmuError(f"{p}: no certificate in PEM", path=str(p))
-        out.extend(found)
-    return out
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -125,8 +109,8 @@ def handler(args: argparse.Namespace) -> int:
         raise PhoneEmuError(f"--tvs-roles {args.tvs_roles!r}: comma-separated role codes", path="tvs-roles") \
             from None
     results = asyncio.run(replay_phone(index, mac, profile=args.profile, now=args.now,
-                                       image_signers=_signers(args.image_signer),
-                                       tvs_certs=_signers(args.tvs_cert), tvs_roles=roles))
+                                       image_signers=pem_certificates(args.image_signer),
+                                       tvs_certs=pem_certificates(args.tvs_cert), tvs_roles=roles))
     tvs = "answers for given certificates" if args.tvs_cert else "unavailable"
     if args.json:
         print(json.dumps({"mac": mac, "profile": args.profile, "capture": str(args.capture),
