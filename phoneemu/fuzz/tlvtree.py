@@ -96,14 +96,10 @@ class Node:
         return cls(RAW, -1, data)
 
     def clone(self) -> Node:
-        n = _new_node(Node)
-        n.kind = self.kind
-        n.tag = self.tag
-        n.value = self.value
-        n.length = self.length
-        n.auto = self.auto
+        n = self._flat_clone()
         ch = self.children
-        n.children = [c.clone() if c.children else c._flat_clone() for c in ch] if ch else []
+        if ch:
+            n.children = [c.clone() if c.children else c._flat_clone() for c in ch]
         return n
 
     def _flat_clone(self) -> Node:
