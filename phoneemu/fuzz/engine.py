@@ -214,22 +214,23 @@ def fuzz(config: FuzzConfig, target: Target, mutator: Mutator, *, start_index: i
     index = start_index
     minimize_time = 0.0
     statuses = report.statuses
-    while (end is None or index < end) and (deadline is None or clock() < deadline):
-        mutant = input_for(mutator, config.seed, index)
-        outcome = target.run(mutant.data)
-        statuses[outcome.status] += 1
-        report.slowest = max(report.slowest, outcome.elapsed)
-        if outcome.is_finding:
-            m0 = clock()
-            _record(report, config, target, mutant, index=index, outcome=outcome)
-            minimize_time += clock() - m0
-        index += 1
-        if progress.stream is not None and index % 64 == 0:
-            el = clock() - t0 - minimize_time
-            rate = (index - start_index) / el if el > 0 else 0.0
-            progress.update(f"fuzz {config.fmt}: {index - start_index} execs, {rate:,.0f} execs/s, "
-                            f"{len(report.findings)} unique finding(s), "
-                            f"{statuses['crash']} crash(es), {statuses['hang']} hang(s)")
+    with target.session():
+        while (end is None or index < end) and (deadline is None or clock() < deadline):
+            mutant = input_for(mutator, config.seed, index)
+            outcome = target.run(mutant.data)
+            statuses[outcome.status] += 1
+            report.slowest = max(report.slowest, outcome.elapsed)
+            if outcome.is_finding:
+                m0 = clock()
+                _record(report, config, target, mutant, index=index, outcome=outcome)
+                minimize_time += clock() - m0
+            index += 1
+            if progress.stream is not None and index % 64 == 0:
+                el = clock() - t0 - minimize_time
+                rate = (index - start_index) / el if el > 0 else 0.0
+                progress.update(f"fuzz {config.fmt}: {index - start_index} execs, {rate:,.0f} execs/s, "
+                                f"{len(report.findings)} unique finding(s), "
+                                f"{statuses['crash']} crash(es), {statuses['hang']} hang(s)")
     report.execs = index - start_index
     report.elapsed = max(1e-9, clock() - t0 - minimize_time)
     for f in report.findings.values():  # final counts into info.json

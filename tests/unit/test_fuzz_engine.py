@@ -56,6 +56,29 @@ def test_python_target_warnings_as_errors() -> None:
     assert flagged.status == "crash" and flagged.signature.startswith("DeprecationWarning")
 
 
+def test_python_target_session_keeps_warnings_errors_even_when_the_target_changes_filters() -> None:
+    calls: list[int] = []
+
+    def tampers(data: bytes) -> None:
+        calls.append(1)
+        if data == b"ignore":  # a target that switches warnings off for good, in place
+            warnings.simplefilter("ignore")
+            return
+        warnings.warn("deprecated thing", DeprecationWarning, stacklevel=1)
+
+    target = PythonTarget(tampers, warnings_as_errors=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        outer = list(warnings.filters)
+        with target.session():
+            assert target.run(b"warn").status == "crash"
+            assert target.run(b"ignore").status == "ok"
+            after = target.run(b"warn")  # the next input still runs with warnings as errors
+        assert warnings.filters == outer  # the loop's filter is gone afterwards
+    assert after.status == "crash" and after.signature.startswith("DeprecationWarning")
+    assert len(calls) == 3
+
+
 def test_python_target_reports_hangs() -> None:
     o = PythonTarget(fuzz_helpers.clean, hang_after=0.0).run(b"x")
     assert o.status == "hang" and o.is_finding
