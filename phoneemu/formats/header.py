@@ -24,6 +24,8 @@ Rules implemented here:
   remembered header with its own signature, and its built bytes with the signature spliced in —
   exactly what a fresh decode and build give, since neither looks into the value. The verifying
   key's modulus code is remembered per key object.
+  A parsed header is marked as having a layout that names exactly its fields (so building skips
+  ``_layout_matches``, which would find the same); a header made by ``replace`` has no mark.
 * Hash codes 1/2/3 (spec §A.4) and modulus codes 0-3 (spec §A.5) are checked at verification time
   (VerificationError UNSUPPORTED_HASH / UNSUPPORTED_KEY); parsing keeps any code. A known modulus
   code that does not match the verifying key's size means "not this signer": BAD_SIGNATURE.
@@ -213,6 +215,7 @@ _ENC_FIELDS: dict[int, str] = {
 _ENC_U8 = frozenset({T.ENCRYPTION_MODE, T.ENCRYPTION_KEY_UNKNOWN, T.ENCRYPTION_KEY_ALGORITHM,
                      T.ENCRYPTION_HASH_ALGORITHM})
 _ENC_U16 = frozenset({T.ENCRYPTION_PADDING, T.ENCRYPTION_KEY_SIZE})
+_ENC_INT = _ENC_U8 | _ENC_U16
 
 
 def _version_ok(v: tuple[int, int], path: str) -> None:
@@ -309,7 +312,12 @@ def _fail(data: bytes, st: _Walk, pos: int, end: int, *, path: str, read: str, n
     raise AssertionError("short read did not fail")  # pragma: no cover
 
 
-_KNOWN_TAGS: frozenset[int] = _LEAF_TAGS | CONTAINER_TAGS
+_UNKNOWN, _CONTAINER, _VARIABLE = -2, -1, 0
+#: Per tag byte (perf only: one tuple index instead of set and dict look-ups): ``_UNKNOWN``,
+#: ``_CONTAINER``, ``_VARIABLE`` (a leaf of any length) or the fixed length of a leaf.
+_KIND: tuple[int, ...] = tuple(
+    _CONTAINER if t in CONTAINER_TAGS else _FIXED_LEN.get(t, _VARIABLE) if t in _LEAF_TAGS else _UNKNOWN
+    for t in range(256))
 
 
 def _walk(data: bytes, pos: int, end: int, *, path: str, st: _Walk, container: int) -> Layout:
@@ -318,6 +326,7 @@ def _walk(data: bytes, pos: int, end: int, *, path: str, st: _Walk, container: i
     append = items.append
     seen = st.seen
     values = st.values
+    kinds = _KIND
     while pos < end:
         start = pos
         tag = data[pos]
@@ -329,36 +338,33 @@ def _walk(data: bytes, pos: int, end: int, *, path: str, st: _Walk, container: i
             raise _fail(data, st, pos + 1, end, path=path, read="u16", n=2, field="length", tag=tag)
         length = (data[pos + 1] << 8) | data[pos + 2]
         pos += 3
-        if tag in _KNOWN_TAGS:
-            if tag in seen:
-                raise DecodeError(f"duplicate tag {tag} ({_name(tag)})", fmt=st.fmt, offset=start,
-                                  path=f"{path}.{_name(tag)}", tag=tag)
-            seen.add(tag)
-            if tag in CONTAINER_TAGS:
-                if length > end - pos:
-                    raise _fail(data, st, pos, end, path=path, read="sub", n=length, field=_NAMES[tag],
-                                tag=tag)
-                append((tag, _walk(data, pos, pos + length, path=f"{path}.{_NAMES[tag]}", st=st,
-                                   container=tag)))
-                pos += length
-                continue
+        kind = kinds[tag]
+        if kind == _UNKNOWN:
             if length > end - pos:
-                raise _fail(data, st, pos, end, path=path, read="take", n=length, field=_NAMES[tag],
-                            tag=tag)
-            want = _FIXED_LEN.get(tag)
-            if want is not None and length != want:
-                raise DecodeError(f"length {length}, expected {want}", fmt=st.fmt, offset=start,
-                                  path=f"{path}.{_name(tag)}", tag=tag)
-            values[tag] = (data[pos:pos + length], start + 3)
-            if tag == 12:
-                st.sig_span = (start, 3 + length)
-            append(tag)
+                raise _fail(data, st, pos, end, path=path, read="take", n=length, field="value", tag=tag)
+            st.unknown.append(UnknownTag(tag=tag, value=data[pos:pos + length], container=container))
+            append(UNKNOWN_SLOT)
             pos += length
             continue
+        if tag in seen:
+            raise DecodeError(f"duplicate tag {tag} ({_name(tag)})", fmt=st.fmt, offset=start,
+                              path=f"{path}.{_name(tag)}", tag=tag)
+        seen.add(tag)
         if length > end - pos:
-            raise _fail(data, st, pos, end, path=path, read="take", n=length, field="value", tag=tag)
-        st.unknown.append(UnknownTag(tag=tag, value=data[pos:pos + length], container=container))
-        append(UNKNOWN_SLOT)
+            raise _fail(data, st, pos, end, path=path, read="sub" if kind == _CONTAINER else "take",
+                        n=length, field=_NAMES[tag], tag=tag)
+        if kind == _CONTAINER:
+            append((tag, _walk(data, pos, pos + length, path=f"{path}.{_NAMES[tag]}", st=st,
+                               container=tag)))
+            pos += length
+            continue
+        if kind and length != kind:
+            raise DecodeError(f"length {length}, expected {kind}", fmt=st.fmt, offset=start,
+                              path=f"{path}.{_name(tag)}", tag=tag)
+        values[tag] = (data[pos:pos + length], start + 3)
+        if tag == 12:
+            st.sig_span = (start, 3 + length)
+        append(tag)
         pos += length
     return tuple(items)
 
@@ -500,6 +506,8 @@ def _parse_fields(data: bytes, header_length: int, version: tuple[int, int],
 
     def text(tag: int) -> str:
         raw, at = need(tag)
+        if raw[-1:] == b"\0":  # perf only: decode_cstring's success path, without its error path text
+            return raw[:-1].decode("utf-8", errors="surrogateescape")
         return decode_cstring(raw, fmt=fmt, path=f"header.{_name(tag)}", tag=tag, offset=at)
 
     signer = SignerInfo(name=text(T.SIGNER_NAME), serial=need(T.SERIAL_NUMBER)[0],
@@ -510,7 +518,7 @@ def _parse_fields(data: bytes, header_length: int, version: tuple[int, int],
         kwargs: dict[str, int | bytes] = {}
         for tag in enc_tags:
             raw = st.values[tag][0]
-            kwargs[_ENC_FIELDS[tag]] = int.from_bytes(raw, "big") if tag in _ENC_U8 | _ENC_U16 else raw
+            kwargs[_ENC_FIELDS[tag]] = int.from_bytes(raw, "big") if tag in _ENC_INT else raw
         enc = EncryptionInfo(**kwargs)  # type: ignore[arg-type]
     sv = st.values.get(T.SIGNER_VERSION)
     sigalg = st.values.get(T.SIGNATURE_ALGORITHM)
@@ -529,6 +537,9 @@ def _parse_fields(data: bytes, header_length: int, version: tuple[int, int],
         header_length=header_length,
         layout=layout,
     )
+    # Perf only: a parsed layout names exactly the fields parsed (every kept tag is in it once, in
+    # the order of ``unknown``), which is what _layout_matches would find when building.
+    object.__setattr__(header, "_layout_ok", True)
     return header, st.sig_span
 
 
@@ -675,7 +686,9 @@ def _emit(buf: bytearray, vals: dict[int, bytes], items: Layout, unknown: Iterat
 
 
 def _build(h: SignedHeader) -> tuple[bytes, tuple[int, int]]:
-    layout = h.layout if h.layout is not None and _layout_matches(h, h.layout) else None
+    layout = h.layout
+    if layout is not None and not h.__dict__.get("_layout_ok") and not _layout_matches(h, layout):
+        layout = None
     items = layout if layout is not None else _default_layout(h)
     # VERSION (two bytes, checked by SignedHeader) and HEADER_LENGTH, patched below.
     buf = bytearray(b"\x01\x00\x02" + bytes(h.version) + b"\x02\x00\x02\x00\x00")
