@@ -19,7 +19,7 @@ Rules implemented here:
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from phoneemu.errors import EncodeError
@@ -35,6 +35,7 @@ from phoneemu.fuzz.tlvtree import (
     SignCache,
     Slot,
     boundaries,
+    header_size,
     parse_tree,
     resign,
     serialise,
@@ -76,7 +77,7 @@ _LEAF_ONLY = (LEAF,)
 
 
 def _lists(tree: FileTree, *, records: bool = True) -> list[list[Node]]:
-    out = [lst for lst, i, _ in tree.header_slots() if i == 0]
+    out = list(tree.header_lists())
     if not tree.header:
         out.append(tree.header)
     if records and tree.records:
@@ -86,7 +87,7 @@ def _lists(tree: FileTree, *, records: bool = True) -> list[list[Node]]:
 
 def _nodes(tree: FileTree, *, records: bool = True, kinds: tuple[int, ...] = (LEAF, CONTAINER),
            ) -> list[Slot]:
-    out = [(lst, i, n) for lst, i, n in tree.header_slots() if n.kind in kinds]
+    out = list(tree.header_nodes(kinds))
     if records and tree.records:
         for r in tree.records:
             out += r.slots(kinds)
@@ -99,8 +100,9 @@ def _own(tree: FileTree, slot: Slot) -> Node:
     return tree.own_list(lst)[i]
 
 
-def _header_leaves(tree: FileTree, tags: Collection[int]) -> list[Slot]:
-    return [(lst, i, n) for lst, i, n in tree.header_slots() if n.kind == LEAF and n.tag in tags]
+def _header_leaves(tree: FileTree, tags: tuple[int, ...] | frozenset[int]) -> list[Slot]:
+    """Header leaves with one of ``tags`` (a shared list: do not change it)."""
+    return tree.header_nodes(_LEAF_ONLY, tags)
 
 
 def _record_leaves(tree: FileTree, tags: tuple[int, ...]) -> list[Slot]:
@@ -166,7 +168,7 @@ def length_lie(tree: FileTree, rng: random.Random, ctx: MutationContext) -> bool
 
 def container_length(tree: FileTree, rng: random.Random, ctx: MutationContext) -> bool:
     """A container (3, 7, 9, 16, 17, 21) length inconsistent with its children."""
-    cands = [slot for slot in tree.header_slots() if slot[2].kind == CONTAINER]
+    cands = tree.header_nodes((CONTAINER,))
     if not cands:
         return False
     n = _own(tree, rng.choice(cands))
@@ -176,13 +178,11 @@ def container_length(tree: FileTree, rng: random.Random, ctx: MutationContext) -
 
 def header_length_lie(tree: FileTree, rng: random.Random, ctx: MutationContext) -> bool:
     """HEADER_LENGTH (tag 2) claims the wrong header size."""
-    n = tree.find(2)
-    if n is None or n.kind != LEAF:
+    slot = tree.find_slot(2)
+    if slot is None or slot[2].kind != LEAF:
         return False
-    if tree.own_header():
-        n = tree.find(2)
-        assert n is not None  # the copy has the same nodes
-    hl = len(serialise(FileTree(header=tree.header)))
+    n = _own(tree, slot)
+    hl = header_size(tree)
     n.auto = False
     lie = rng.choice((0, 10, hl - 1, hl + 1, hl - 4, hl + 4, hl + 3, 0xFFFF, rng.randrange(0x10000),
                       hl + len(tree.body) + 1))
@@ -374,12 +374,12 @@ def signature_swap(tree: FileTree, rng: random.Random, ctx: MutationContext) -> 
     if not cands:
         return False
     slot = rng.choice(cands)
-    others = [m.value for _, _, m in cands if m is not slot[2]] + list(ctx.corpus.donor_signatures)
-    others += [h.value for t in ctx.seed_trees  # other files
-               for _, _, h in _header_leaves(t, (H_SIGNATURE,))]
     n = _own(tree, slot)
     mode = rng.randrange(6)
-    if mode == 0:
+    if mode == 0:  # others built only when used (perf only: building them draws nothing)
+        others = [m.value for _, _, m in cands if m is not slot[2]] + list(ctx.corpus.donor_signatures)
+        others += [h.value for t in ctx.seed_trees  # other files
+                   for _, _, h in _header_leaves(t, (H_SIGNATURE,))]
         n.value = rng.choice(others)
     elif mode == 1:
         n.value = _rand_bytes(rng, len(n.value))
@@ -423,9 +423,10 @@ def key_mutation(tree: FileTree, rng: random.Random, ctx: MutationContext) -> bo
     if not cands:
         return False
     slot = rng.choice(cands)
-    same = [m.value for _, _, m in cands if m.tag == slot[2].tag and m is not slot[2]]
     n = _own(tree, slot)
     mode = rng.randrange(5)
+    # the other values of its tag, built only when used (perf only: building them draws nothing)
+    same = [m.value for _, _, m in cands if m.tag == slot[2].tag and m is not slot[2]] if mode == 0 else []
     if mode == 0 and same:
         n.value = rng.choice(same)
     elif mode == 1:
@@ -441,9 +442,9 @@ def key_mutation(tree: FileTree, rng: random.Random, ctx: MutationContext) -> bo
 
 def padding_mutation(tree: FileTree, rng: random.Random, ctx: MutationContext) -> bool:
     """0x0D padding added anywhere (header, containers, records) or removed."""
-    pads = [(lst, i) for lst, i, n in tree.header_slots() if n.kind == TAG_ONLY]
+    pads = tree.header_nodes((TAG_ONLY,))
     if pads and rng.random() < 0.4:
-        lst, i = rng.choice(pads)
+        lst, i, _ = rng.choice(pads)
         del tree.own_list(lst)[i]
         return True
     lst = tree.own_list(rng.choice(_lists(tree)))

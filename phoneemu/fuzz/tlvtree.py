@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from phoneemu.crypto import signatures
 from phoneemu.crypto.hashes import HashAlg
@@ -57,7 +58,7 @@ RECORD_LENGTH = 1
 LEAF, CONTAINER, TAG_ONLY, RAW = 0, 1, 2, 3
 
 
-_new_node = object.__new__
+_new_node = _new_tree = object.__new__
 
 
 class Node:
@@ -225,7 +226,9 @@ class FileTree:
     still be the seed's (``seed_lists``: their ids; seed trees live as long as their clones, so an
     id is never reused meanwhile). ``header_bytes`` is the seed's serialised header while the top
     list is still the seed's, and ``list_bytes`` the serialised contents of the seed's container
-    lists (those without HEADER_LENGTH), all cached by :meth:`freeze_header`.
+    lists (those without HEADER_LENGTH), all cached by :meth:`freeze_header`; ``seed_picks`` keeps
+    the seed's answers of :meth:`header_nodes`, :meth:`header_lists` and the paths to its lists, used
+    while a clone's header is still untouched.
     """
 
     header: list[Node]
@@ -238,6 +241,7 @@ class FileTree:
     seed_lists: frozenset[int] = field(default=frozenset(), repr=False)
     list_bytes: dict[int, bytes] | None = field(default=None, repr=False)
     seed_slots: list[Slot] | None = field(default=None, repr=False)
+    seed_picks: dict[object, list[Any]] | None = field(default=None, repr=False)
 
     def clone(self) -> FileTree:
         """A deep copy."""
@@ -249,6 +253,7 @@ class FileTree:
         """Cache the header's bytes for copy-on-write clones; the caller promises not to change it."""
         self.header_bytes = _header_bytes(self.header)
         self.seed_slots = self.header_slots()
+        self.seed_picks = {}
         nested = [n.children for _, _, n in self.header_slots() if n.kind == CONTAINER or n.children]
         self.seed_lists = frozenset(id(lst) for lst in [self.header, *nested])
         self.list_bytes = {}
@@ -268,10 +273,12 @@ class FileTree:
         :meth:`own_header` all of them; records: each shared until :meth:`own_list` /
         :meth:`own_records` copies it.
         """
-        return FileTree(header=self.header, records=None if self.records is None else list(self.records),
-                        body=self.body, trailer=self.trailer, shared_records=self.records is not None,
-                        shared_header=True, header_bytes=self.header_bytes, seed_lists=self.seed_lists,
-                        list_bytes=self.list_bytes, seed_slots=self.seed_slots)
+        c = _new_tree(FileTree)
+        c.__dict__.update(self.__dict__)  # every field as ours, without the dataclass __init__ (perf only)
+        c.records = None if self.records is None else list(self.records)
+        c.shared_records = self.records is not None
+        c.shared_header = True
+        return c
 
     def own_header(self) -> dict[int, list[Node]]:
         """Copy the whole header if any of it is still shared (copy on write) → ``id(old list) →
@@ -285,9 +292,14 @@ class FileTree:
 
     def _own_header_list(self, lst: list[Node]) -> list[Node]:
         """``lst`` (a list of this header) and every list above it copied if still the seed's."""
-        path = _path_to(self.header, lst)
-        if path is None:  # not a header list
-            return lst
+        picks = self._seed_picks()
+        path = picks.get(("path", id(lst))) if picks is not None else None  # the seed's (perf only)
+        if path is None:
+            path = _path_to(self.header, lst)
+            if path is None:  # not a header list
+                return lst
+            if picks is not None:
+                picks[("path", id(lst))] = path
         seed = self.seed_lists
         cur = self.header
         if id(cur) in seed:
@@ -349,6 +361,61 @@ class FileTree:
                 if n.kind == CONTAINER:
                     stack.append(n.children)
         return out
+
+    def _seed_picks(self) -> dict[object, list[Any]] | None:
+        """The seed's answers of :meth:`header_nodes`, :meth:`header_lists` and the paths to its lists
+        while the header is untouched (owning a list drops header_bytes), else None (perf only)."""
+        return self.seed_picks if self.shared_header and self.header_bytes is not None else None
+
+    def header_nodes(self, kinds: tuple[int, ...], tags: tuple[int, ...] | frozenset[int] | None = None,
+                     ) -> list[Slot]:
+        """The :meth:`header_slots` of ``kinds`` (and ``tags``, when given), in order.
+
+        While the header is still the seed's, the answer is the seed's, computed once and kept (the
+        caller must not change the list it gets).
+        """
+        picks = self._seed_picks()
+        hit = picks.get((kinds, tags)) if picks is not None else None
+        if hit is not None:
+            return hit
+        out: list[Slot] = []  # the walk of header_slots, keeping only what is asked
+        stack: list[list[Node]] = [self.header]
+        while stack:
+            lst = stack.pop()
+            for i, n in enumerate(lst):
+                if n.kind in kinds and (tags is None or n.tag in tags):
+                    out.append((lst, i, n))
+                if n.kind == CONTAINER:
+                    stack.append(n.children)
+        if picks is not None:
+            picks[(kinds, tags)] = out
+        return out
+
+    def header_lists(self) -> list[list[Node]]:
+        """The non-empty header lists (the header's own, then nested ones, :meth:`walk_header` order);
+        shared like :meth:`header_nodes`."""
+        picks = self._seed_picks()
+        hit = picks.get("lists") if picks is not None else None
+        if hit is None:
+            hit = [lst for lst, i, _ in self.header_slots() if i == 0]
+            if picks is not None:
+                picks["lists"] = hit
+        return hit
+
+    def find_slot(self, tag: int) -> Slot | None:
+        """:meth:`find`, with the list that holds the node and its index."""
+        stack: list[list[Node]] = [self.header]
+        while stack:
+            lst = stack.pop()
+            for i, n in enumerate(lst):
+                k = n.kind
+                if k == CONTAINER:
+                    if n.tag == tag:
+                        return lst, i, n
+                    stack.append(n.children)
+                elif k == LEAF and n.tag == tag:
+                    return lst, i, n
+        return None
 
     def find(self, tag: int) -> Node | None:
         """First header node (any depth, :meth:`walk_header` order) with ``tag``: a leaf or container."""
@@ -420,29 +487,53 @@ def parse_tree(data: bytes, *, records: bool) -> FileTree:
     return FileTree(header=header, records=recs, trailer=data[pos:])
 
 
-def _scan(data: bytes, start: int, end: int, marks: set[int], *, containers: bool, allow_pad: bool) -> None:
-    """:func:`_parse_list` without building nodes: add every node's start, value start and end."""
+def _scan(data: bytes, start: int, end: int, marks: list[int], *, containers: bool, allow_pad: bool) -> None:
+    """:func:`_parse_list` without building nodes: append every node's start and (non-empty) value
+    start, ascending, each once. ``end`` itself is not appended: a node ends where the next one
+    starts, the last one where its list ends (the caller's mark)."""
+    add = marks.append
     pos = start
     while pos < end:
-        marks.add(pos)
+        add(pos)
         tag = data[pos]
         if allow_pad and tag == PADDING:
             pos += 1
-            marks.add(pos)
             continue
         if end - pos < 3:
-            marks.add(end)
             break
         ln = (data[pos + 1] << 8) | data[pos + 2]
         vstart = pos + 3
         if ln > end - vstart:
-            marks.add(end)
             break
-        marks.add(vstart)
-        if containers and tag in CONTAINERS:
-            _scan(data, vstart, vstart + ln, marks, containers=True, allow_pad=allow_pad)
+        if ln:
+            if containers and tag in CONTAINERS:  # its first child starts at vstart
+                _scan(data, vstart, vstart + ln, marks, containers=True, allow_pad=allow_pad)
+            else:
+                add(vstart)
         pos = vstart + ln
-        marks.add(pos)
+
+
+#: Record bytes → their :func:`_scan` offsets, relative (perf only: mutants repeat their seed's
+#: records); bounded in entries and key size.
+_RECORD_MARKS: dict[bytes, tuple[int, ...]] = {}
+_MARKS_MAX, _MARKS_KEY_MAX = 512, 8192
+
+
+def _scan_record(data: bytes, start: int, end: int, marks: list[int]) -> None:
+    """:func:`_scan` of one record (a flat TLV list)."""
+    if end - start > _MARKS_KEY_MAX:
+        _scan(data, start, end, marks, containers=False, allow_pad=False)
+        return
+    key = data[start:end]
+    rel = _RECORD_MARKS.get(key)
+    if rel is None:
+        found: list[int] = []
+        _scan(key, 0, end - start, found, containers=False, allow_pad=False)
+        rel = tuple(found)
+        if len(_RECORD_MARKS) >= _MARKS_MAX:
+            _RECORD_MARKS.clear()
+        _RECORD_MARKS[key] = rel
+    marks += [start + r for r in rel]
 
 
 def boundaries(data: bytes, *, records: bool) -> list[int]:
@@ -452,21 +543,24 @@ def boundaries(data: bytes, *, records: bool) -> list[int]:
     building the tree; 0 and ``len(data)`` are always included.
     """
     data = bytes(data)
-    marks: set[int] = {0, len(data)}
+    marks: list[int] = []  # ascending: each region adds its marks but its end (the next region's start)
     hl = (data[8] << 8) | data[9] if len(data) >= 10 and data[5] == HEADER_LENGTH else len(data)
-    hend = min(max(hl, 0), len(data))
-    _scan(data, 0, hend, marks, containers=True, allow_pad=True)
+    pos = end = min(max(hl, 0), len(data))
+    _scan(data, 0, pos, marks, containers=True, allow_pad=True)
     if records:
-        pos, end = hend, len(data)
+        end = len(data)
         while pos < end:
             if end - pos < 5 or data[pos] != RECORD_LENGTH or data[pos + 1:pos + 3] != b"\x00\x02":
                 break
             ln = (data[pos + 3] << 8) | data[pos + 4]
             if ln < 5 or ln > end - pos:
                 break
-            _scan(data, pos, pos + ln, marks, containers=False, allow_pad=False)
+            _scan_record(data, pos, pos + ln, marks)
             pos += ln
-    return sorted(marks)
+    marks.append(pos)  # where the last region ends (0 for an empty header)
+    if pos != len(data):
+        marks.append(len(data))
+    return marks
 
 
 # --------------------------------------------------------------------------- serialising
@@ -483,7 +577,7 @@ def _emit(nodes: list[Node], out: bytearray, autos: list[int], mark: Node | None
             ln = n.length
             if ln is None:
                 ln = len(v)
-            out.extend((n.tag & 0xFF, (ln >> 8) & 0xFF, ln & 0xFF))
+            out += ((n.tag & 0xFF) << 16 | (ln & 0xFFFF)).to_bytes(3, "big")  # tag, length (u16)
             if n.auto and len(v) == 2:
                 autos.append(len(out))
             out += v
@@ -544,20 +638,36 @@ def serialise(tree: FileTree, *, mark: Node | None = None, at: list[int] | None 
     return b"".join(parts)
 
 
+def _size(nodes: list[Node], cached: dict[int, bytes] | None) -> int:
+    """How many bytes :func:`_emit` writes for ``nodes`` (the same ``cached`` lists)."""
+    total = 0
+    for n in nodes:
+        k = n.kind
+        if k == LEAF:
+            total += 3 + len(n.value)
+        elif k == CONTAINER:
+            known = cached.get(id(n.children)) if cached is not None else None
+            total += 3 + (len(known) if known is not None else _size(n.children, cached))
+        elif k == TAG_ONLY:
+            total += 1
+        else:
+            total += len(n.value)
+    return total
+
+
 def header_size(tree: FileTree) -> int:
-    out = bytearray()
-    _emit(tree.header, out, [], None, [], cached=tree.list_bytes if tree.shared_header else None)
-    return len(out)
+    """The serialised header's length (counted, not written: perf only)."""
+    return _size(tree.header, tree.list_bytes if tree.shared_header else None)
 
 
 # --------------------------------------------------------------------------- re-signing
+_HASH_CODES = {int(a): a for a in HashAlg}  # code → HashAlg without the enum call (perf only)
+
+
 def _hash_of(tree: FileTree) -> HashAlg:
     n = tree.find(HASH_ALGORITHM)
     if n is not None and n.kind == LEAF and len(n.value) == 1:
-        try:
-            return HashAlg(n.value[0])
-        except ValueError:
-            pass
+        return _HASH_CODES.get(n.value[0], HashAlg.SHA1)
     return HashAlg.SHA1
 
 
@@ -598,13 +708,10 @@ def resign(tree: FileTree, key: PrivateKey, *, fix_lengths: bool = False, repad:
         _fix_lengths(tree)
     if repad:
         _repad(tree)
-    sig = tree.find(SIGNATURE)
-    if sig is None or sig.kind != LEAF:
+    slot = tree.find_slot(SIGNATURE)
+    if slot is None or slot[2].kind != LEAF:
         return serialise(tree)
-    for lst, i, n in tree.header_slots():  # the signature node is about to change: make it ours
-        if n is sig:
-            sig = tree.own_list(lst)[i]
-            break
+    sig = tree.own_list(slot[0])[slot[1]]  # the signature node is about to change: make it ours
     known = _SIG_SIZE.get(id(key))
     if known is not None and known[0] is key:
         size = known[1]
