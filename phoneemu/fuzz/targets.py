@@ -77,7 +77,7 @@ _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../phonee
 _FUZZ = os.path.dirname(os.path.abspath(__file__))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Outcome:
     """Result of one run: ``signature`` is the dedup key of a crash or hang, ``detail`` its story."""
 
