@@ -48,25 +48,35 @@ class PhoneEmuError(Exception):
         self.tag = tag
         self.file = file
         self.line = line
-        super().__init__(self._render())
+        # perf only: rendered from the arguments (the same values as the attributes just set)
+        Exception.__init__(self, _render(message, fmt, _where(file, line, path, tag, offset)))
 
     def where(self) -> str:
         """The location part of the message, e.g. ``record[3].public_key (tag 7) at offset 1042``."""
-        parts: list[str] = []
-        if self.file is not None:
-            parts.append(f"{self.file}:{self.line}" if self.line is not None else self.file)
-        if self.path:
-            parts.append(self.path)
-        if self.tag is not None:
-            parts.append(f"(tag {self.tag})")
-        if self.offset is not None:
-            parts.append(f"at offset {self.offset}")
-        return " ".join(parts)
+        return _where(self.file, self.line, self.path, self.tag, self.offset)
 
     def _render(self) -> str:
-        head = f"{self.fmt}: " if self.fmt else ""
-        where = self.where()
-        return f"{head}{where}: {self.message}" if where else f"{head}{self.message}"
+        return _render(self.message, self.fmt, self.where())
+
+
+def _where(file: str | None, line: int | None, path: str | None, tag: int | None,
+           offset: int | None) -> str:
+    """``file:line``, path, ``(tag N)``, ``at offset N``: those present, in this order, space-separated."""
+    where = path or ""  # perf only: one string grown in place of a list joined
+    if tag is not None:
+        where = f"{where} (tag {tag})" if where else f"(tag {tag})"
+    if offset is not None:
+        where = f"{where} at offset {offset}" if where else f"at offset {offset}"
+    if file is not None:
+        loc = f"{file}:{line}" if line is not None else file
+        where = f"{loc} {where}" if where else loc
+    return where
+
+
+def _render(message: str, fmt: str | None, where: str) -> str:
+    """The exception text: ``fmt: where: message``, each part only when present."""
+    head = f"{fmt}: " if fmt else ""
+    return f"{head}{where}: {message}" if where else f"{head}{message}"
 
 
 class DecodeError(PhoneEmuError):

@@ -9,18 +9,24 @@
   never remembered: bad bytes are decoded again and raise with their own offset. Memory is
   bounded by an entry count and a byte budget; when either is reached the memo starts afresh.
   :func:`clear_memos` empties them all (cold-path benchmarks).
+* :func:`unchecked` builds a dataclass without its ``__post_init__`` checks (perf only), for values
+  a decoder has already bounded (fixed-width integers, TLV values of at most 65535 bytes, strings
+  decoded with ``surrogateescape``), which pass those checks by construction.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from typing import Any, Generic, TypeVar
 
 from phoneemu.errors import DecodeError, EncodeError
 
-__all__ = ["Memo", "check_cstring", "clear_memos", "decode_cstring", "encode_cstring", "printable"]
+__all__ = ["Memo", "check_cstring", "clear_memos", "decode_cstring", "encode_cstring", "printable",
+           "unchecked"]
 
 V = TypeVar("V")
+D = TypeVar("D")
 _MEMOS: weakref.WeakSet[Memo[Any]] = weakref.WeakSet()
 
 
@@ -95,3 +101,33 @@ def printable(text: str) -> str:
     """``text`` with undecodable bytes and control characters escaped (for CLI output)."""
     out = text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in out)
+
+
+#: Per dataclass: every field name, in field order, with its default (None when it has none).
+_FIELDS: dict[type, dict[str, Any]] = {}
+
+
+def _field_defaults(cls: type) -> dict[str, Any]:
+    state: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.default_factory is not dataclasses.MISSING:  # pragma: no cover - not for such classes
+            raise TypeError(f"{cls.__name__}.{f.name} has a default factory")
+        state[f.name] = None if f.default is dataclasses.MISSING else f.default
+    return state
+
+
+def unchecked(cls: type[D], **values: Any) -> D:
+    """``cls(**values)`` without ``__post_init__`` (perf only): the same fields, in field order.
+
+    Only for values whose every ``__post_init__`` check holds by construction (the caller says
+    why); every field without a default must be given. ``cls`` is a dataclass without default
+    factories; a frozen one stays frozen (its fields are set in the instance dictionary).
+    """
+    defaults = _FIELDS.get(cls)
+    if defaults is None:
+        defaults = _FIELDS[cls] = _field_defaults(cls)
+    obj: D = object.__new__(cls)
+    state = obj.__dict__
+    state.update(defaults)  # every field, in field order
+    state.update(values)  # existing keys keep their place
+    return obj

@@ -56,7 +56,7 @@ from phoneemu.crypto import certs, signatures
 from phoneemu.crypto.hashes import hash_alg
 from phoneemu.crypto.keys import PrivateKey, PublicKey, key_size_bits, public_key_spki_der
 from phoneemu.errors import DecodeError, EncodeError, SizeLimitError, VerificationError, VerifyReason
-from phoneemu.formats._tlv import Memo, check_cstring, decode_cstring, encode_cstring
+from phoneemu.formats._tlv import Memo, check_cstring, decode_cstring, encode_cstring, unchecked
 from phoneemu.wire import Reader
 
 __all__ = [
@@ -216,6 +216,14 @@ _ENC_U8 = frozenset({T.ENCRYPTION_MODE, T.ENCRYPTION_KEY_UNKNOWN, T.ENCRYPTION_K
                      T.ENCRYPTION_HASH_ALGORITHM})
 _ENC_U16 = frozenset({T.ENCRYPTION_PADDING, T.ENCRYPTION_KEY_SIZE})
 _ENC_INT = _ENC_U8 | _ENC_U16
+#: Header tags as plain ints for the parser's look-ups (perf only: ``T.X`` on the IntEnum costs ~60 ns).
+(_SIGNER_NAME, _SERIAL_NUMBER, _ISSUER_NAME, _HASH_ALGORITHM, _SIGNATURE_ALGORITHM, _SIGNATURE_MODULUS,
+ _SIGNATURE, _FILENAME, _TIMESTAMP, _SIGNER_VERSION, _ENCRYPTION_INFO) = (
+    int(t) for t in (T.SIGNER_NAME, T.SERIAL_NUMBER, T.ISSUER_NAME, T.HASH_ALGORITHM, T.SIGNATURE_ALGORITHM,
+                     T.SIGNATURE_MODULUS, T.SIGNATURE, T.FILENAME, T.TIMESTAMP, T.SIGNER_VERSION,
+                     T.ENCRYPTION_INFO))
+#: Encryption tag → (EncryptionInfo field, is an integer): one look-up per tag when parsing (perf only).
+_ENC_DECODE: dict[int, tuple[str, bool]] = {int(t): (n, t in _ENC_INT) for t, n in _ENC_FIELDS.items()}
 
 
 def _version_ok(v: tuple[int, int], path: str) -> None:
@@ -496,10 +504,12 @@ def _parse_fields(data: bytes, header_length: int, version: tuple[int, int],
     is within ``data``): a pure function of ``data[:header_length]``."""
     st = _Walk(fmt)
     layout = _walk(data, 10, header_length, path="header", st=st, container=0)
+    values = st.values
 
     def need(tag: int) -> tuple[bytes, int]:
-        got = st.values.get(tag)
+        got = values.get(tag)
         if got is None:
+            tag = HeaderTag(tag)  # the error names the tag as before (the look-ups use plain ints)
             raise DecodeError(f"required tag {tag} ({_name(tag)}) is missing", fmt=fmt,
                               offset=header_length, path="header", tag=tag)
         return got
@@ -508,29 +518,36 @@ def _parse_fields(data: bytes, header_length: int, version: tuple[int, int],
         raw, at = need(tag)
         if raw[-1:] == b"\0":  # perf only: decode_cstring's success path, without its error path text
             return raw[:-1].decode("utf-8", errors="surrogateescape")
-        return decode_cstring(raw, fmt=fmt, path=f"header.{_name(tag)}", tag=tag, offset=at)
+        return decode_cstring(raw, fmt=fmt, path=f"header.{_name(tag)}", tag=HeaderTag(tag), offset=at)
 
-    signer = SignerInfo(name=text(T.SIGNER_NAME), serial=need(T.SERIAL_NUMBER)[0],
-                        issuer=text(T.ISSUER_NAME))
+    # The dataclasses below are built ``unchecked`` (perf only): their __post_init__ checks hold by
+    # construction here. Integers come from fixed-length values (_FIXED_LEN: 1, 2 or 4 bytes),
+    # bytes from TLV values (at most 65535), strings from decoding a NUL-terminated value with
+    # surrogateescape (so they encode back to that value), and the header has a layout (unknown
+    # tags keep their parsed order).
+    signer = unchecked(SignerInfo, name=text(_SIGNER_NAME), serial=need(_SERIAL_NUMBER)[0],
+                       issuer=text(_ISSUER_NAME))
     enc: EncryptionInfo | None = None
-    enc_tags = st.values.keys() & _ENC_FIELDS.keys()
-    if enc_tags or T.ENCRYPTION_INFO in st.seen:
+    enc_tags = values.keys() & _ENC_FIELDS.keys()
+    if enc_tags or _ENCRYPTION_INFO in st.seen:
         kwargs: dict[str, int | bytes] = {}
         for tag in enc_tags:
-            raw = st.values[tag][0]
-            kwargs[_ENC_FIELDS[tag]] = int.from_bytes(raw, "big") if tag in _ENC_INT else raw
-        enc = EncryptionInfo(**kwargs)  # type: ignore[arg-type]
-    sv = st.values.get(T.SIGNER_VERSION)
-    sigalg = st.values.get(T.SIGNATURE_ALGORITHM)
-    header = SignedHeader(
+            raw = values[tag][0]
+            name, is_int = _ENC_DECODE[tag]
+            kwargs[name] = int.from_bytes(raw, "big") if is_int else raw
+        enc = unchecked(EncryptionInfo, **kwargs)
+    sv = values.get(_SIGNER_VERSION)
+    sigalg = values.get(_SIGNATURE_ALGORITHM)
+    header = unchecked(
+        SignedHeader,
         version=version,
         signer=signer,
-        hash_alg=need(T.HASH_ALGORITHM)[0][0],
+        hash_alg=need(_HASH_ALGORITHM)[0][0],
         signature_algorithm=sigalg[0][0] if sigalg else 0,
-        modulus_code=need(T.SIGNATURE_MODULUS)[0][0],
-        signature=need(T.SIGNATURE)[0],
-        filename=text(T.FILENAME),
-        timestamp=int.from_bytes(need(T.TIMESTAMP)[0], "big"),
+        modulus_code=need(_SIGNATURE_MODULUS)[0][0],
+        signature=need(_SIGNATURE)[0],
+        filename=text(_FILENAME),
+        timestamp=int.from_bytes(need(_TIMESTAMP)[0], "big"),
         signer_version=(sv[0][0], sv[0][1]) if sv else None,
         encryption=enc,
         unknown=tuple(st.unknown),

@@ -41,7 +41,7 @@ from cryptography import x509
 from phoneemu.crypto import certs, keys
 from phoneemu.crypto.keys import PublicKey
 from phoneemu.errors import DecodeError, EncodeError, SizeLimitError, VerificationError, VerifyReason
-from phoneemu.formats._tlv import Memo, check_cstring, decode_cstring, encode_cstring
+from phoneemu.formats._tlv import Memo, check_cstring, decode_cstring, encode_cstring, unchecked
 from phoneemu.formats.header import (
     FileSigner,
     ParsedHeader,
@@ -357,7 +357,10 @@ def _parse_record(data: bytes, start: int, end: int, index: int) -> TrustRecord:
             values[name] = value
     if "role" not in values:
         raise DecodeError("record has no ROLE (tag 4)", fmt=FMT, offset=start, path=path, tag=4)
-    return TrustRecord(**values, unknown=tuple(unknown), order=tuple(order))  # type: ignore[arg-type]
+    # Built ``unchecked`` (perf only): its __post_init__ checks hold by construction here. ROLE is
+    # 2 bytes and HASH_ALGORITHM 1 (checked above), other values are TLV values (at most 65535
+    # bytes), strings decode a NUL-terminated value with surrogateescape (so they encode back).
+    return unchecked(TrustRecord, **values, unknown=tuple(unknown), order=tuple(order))
 
 
 def build_record(rec: TrustRecord) -> bytes:
