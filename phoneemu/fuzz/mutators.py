@@ -71,8 +71,8 @@ Mutation = Callable[[FileTree, random.Random, MutationContext], bool]
 
 # --------------------------------------------------------------------------- helpers
 # The header and records of a mutant are shared with its seed until changed (copy on write,
-# FileTree.own_list): candidates are gathered read-only, and the one chosen is made the tree's own
-# (_own / own_list) before anything in it changes.
+# FileTree.own_node / own_list): candidates are gathered read-only, and the one chosen is made the
+# tree's own (_own / own_list) before anything in it changes.
 _LEAF_ONLY = (LEAF,)
 
 
@@ -89,15 +89,14 @@ def _nodes(tree: FileTree, *, records: bool = True, kinds: tuple[int, ...] = (LE
            ) -> list[Slot]:
     out = list(tree.header_nodes(kinds))
     if records and tree.records:
-        for r in tree.records:
-            out += r.slots(kinds)
+        out += tree.record_nodes(kinds)
     return out
 
 
 def _own(tree: FileTree, slot: Slot) -> Node:
     """The node of ``slot``, made the tree's own first (see the note above)."""
     lst, i, _ = slot
-    return tree.own_list(lst)[i]
+    return tree.own_node(lst, i)
 
 
 def _header_leaves(tree: FileTree, tags: tuple[int, ...] | frozenset[int]) -> list[Slot]:
@@ -106,12 +105,7 @@ def _header_leaves(tree: FileTree, tags: tuple[int, ...] | frozenset[int]) -> li
 
 
 def _record_leaves(tree: FileTree, tags: tuple[int, ...]) -> list[Slot]:
-    if not tree.records:
-        return []
-    out: list[Slot] = []
-    for r in tree.records:
-        out += r.slots(_LEAF_ONLY, tags)
-    return out
+    return tree.record_nodes(_LEAF_ONLY, tags) if tree.records else []
 
 
 def _size(n: Node) -> int:
@@ -200,7 +194,7 @@ def record_length_lie(tree: FileTree, rng: random.Random, ctx: MutationContext) 
     if not heads:
         return False
     size = len(rec.frozen) if rec.frozen is not None else len(serialise(FileTree(header=rec.nodes)))
-    head = tree.own_list(rec.nodes)[heads[0]]
+    head = tree.own_node(rec.nodes, heads[0])
     head.auto = False
     head.value = _lie(rng, size).to_bytes(2, "big")
     return True
@@ -245,6 +239,12 @@ def reorder_tags(tree: FileTree, rng: random.Random, ctx: MutationContext) -> bo
     return True
 
 
+_ODD_TAGS = (0, 29, 30, 64, 127, 128, 200, 254, 255)
+#: in a record?  → the odd tags unknown there (perf only: computed once)
+_UNKNOWN_TAGS = {True: [t for t in _ODD_TAGS if t not in KNOWN_RECORD],
+                 False: [t for t in _ODD_TAGS if t not in KNOWN_HEADER]}
+
+
 def unknown_tag(tree: FileTree, rng: random.Random, ctx: MutationContext) -> bool:
     """An unknown tag (value of random size) appears in the header, a container or a record."""
     lists = _lists(tree)
@@ -252,9 +252,7 @@ def unknown_tag(tree: FileTree, rng: random.Random, ctx: MutationContext) -> boo
         return False
     lst = rng.choice(lists)
     in_record = any(lst is r.nodes for r in tree.records or ())
-    known = KNOWN_RECORD if in_record else KNOWN_HEADER
-    tag = rng.choice([t for t in (0, 29, 30, 64, 127, 128, 200, 254, 255) if t not in known]
-                     + [rng.randrange(256)])
+    tag = rng.choice([*_UNKNOWN_TAGS[in_record], rng.randrange(256)])
     if rng.random() < 0.2 and not in_record:
         node = Node.container(tag, [Node.leaf(rng.randrange(256), _rand_bytes(rng, rng.randrange(8)))])
     else:
@@ -449,7 +447,7 @@ def padding_mutation(tree: FileTree, rng: random.Random, ctx: MutationContext) -
         return True
     lst = tree.own_list(rng.choice(_lists(tree)))
     pos = rng.randrange(len(lst) + 1)
-    lst[pos:pos] = [Node.pad() for _ in range(rng.choice((1, 1, 3, 4, 100)))]
+    lst[pos:pos] = Node.pads(rng.choice((1, 1, 3, 4, 100)))
     return True
 
 
@@ -604,6 +602,20 @@ class Mutant:
     resigned: bool
 
 
+_new_mutant = object.__new__
+
+
+def _mutant(data: bytes, seed_index: int, ops: tuple[str, ...], resigned: bool) -> Mutant:
+    """``Mutant(data=..., ...)`` without the frozen dataclass's ``__init__`` (perf only: the same fields)."""
+    m = _new_mutant(Mutant)
+    d = m.__dict__
+    d["data"] = data
+    d["seed_index"] = seed_index
+    d["ops"] = ops
+    d["resigned"] = resigned
+    return m
+
+
 class Mutator:
     """Makes mutants of one format's corpus; ``mutate(rng)`` is deterministic in ``rng``."""
 
@@ -630,23 +642,28 @@ class Mutator:
         self.cache: SignCache = {}
 
     def mutate(self, rng: random.Random) -> Mutant:
-        si = rng.randrange(len(self.ctx.seed_trees))
-        tree = self.ctx.seed_trees[si].cow_clone()
+        ctx = self.ctx
+        seeds = ctx.seed_trees
+        randrange = rng.randrange  # bound once (perf only)
+        rand = rng.random
+        si = randrange(len(seeds))
+        tree = seeds[si].cow_clone()
         applied: list[str] = []
         n_ops = 1
         for _ in range(self.max_ops - 1):
-            if rng.random() < 0.3:
+            if rand() < 0.3:
                 n_ops += 1
+        ops = self.ops
         for _ in range(n_ops):
-            name, fn = self.ops[rng.randrange(len(self.ops))]
-            if fn(tree, rng, self.ctx):
+            name, fn = ops[randrange(len(ops))]
+            if fn(tree, rng, ctx):
                 applied.append(name)
-        resigned = rng.random() < self.resign_ratio
+        resigned = rand() < self.resign_ratio
         if resigned:
-            data = resign(tree, self.corpus.signer.key, repad=rng.random() < 0.5, cache=self.cache)
+            data = resign(tree, self.corpus.signer.key, repad=rand() < 0.5, cache=self.cache)
         else:
             data = serialise(tree)
-        finish = rng.random()
+        finish = rand()
         if finish < 0.08:
             cuts = tlv_boundaries(data, records=self.records)
             data = data[: rng.choice(cuts)]
@@ -654,4 +671,4 @@ class Mutator:
         elif finish < 0.12:
             data = _flip(rng, data, rng.randint(1, 8))
             applied.append("bit-flip")
-        return Mutant(data=data, seed_index=si, ops=tuple(applied), resigned=resigned)
+        return _mutant(data, si, tuple(applied), resigned)

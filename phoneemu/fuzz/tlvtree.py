@@ -15,9 +15,11 @@ Rules implemented here:
   (``auto``) unless the input disagreed with the actual size.
 * Copy on write (speed): a mutant made by :meth:`FileTree.cow_clone` shares its seed's header
   (its bytes cached by :meth:`FileTree.freeze_header`) and frozen records (their bytes cached);
-  :meth:`FileTree.own_list` copies just the record about to change, or the whole header the first
-  time one of its lists is about to change. Whoever changes a node must get it through
-  :meth:`FileTree.own_list` (or :meth:`FileTree.own_header`) first.
+  :meth:`FileTree.own_list` copies just the record (or header list, with the lists and containers
+  above it) about to change, and :meth:`FileTree.own_node` no more nodes than the one about to
+  change (a list it copies keeps the seed's other nodes: *partial*, until they are owned). Whoever
+  changes a node must get it through :meth:`FileTree.own_node` / :meth:`FileTree.own_list` (or
+  :meth:`FileTree.own_header`) first; seed nodes are never changed.
   :func:`boundaries` gives the node offsets of :func:`parse_tree` without building the tree.
 * Re-signing (spec §A.3): optionally recompute HEADER_LENGTH, container lengths and the 0x0D
   padding to a multiple of 4; put a signature of the key's size in tag 12; sign "the file minus the
@@ -27,6 +29,7 @@ Rules implemented here:
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,7 +61,7 @@ RECORD_LENGTH = 1
 LEAF, CONTAINER, TAG_ONLY, RAW = 0, 1, 2, 3
 
 
-_new_node = _new_tree = object.__new__
+_new_node = _new_tree = _new_record = object.__new__
 
 
 class Node:
@@ -91,6 +94,21 @@ class Node:
     @classmethod
     def pad(cls) -> Node:
         return cls(TAG_ONLY, PADDING)
+
+    @classmethod
+    def pads(cls, count: int) -> list[Node]:
+        """``count`` padding nodes (each its own)."""
+        out = []
+        for _ in range(count):
+            n = _new_node(cls)  # Node(TAG_ONLY, PADDING) without __init__ (perf only)
+            n.kind = TAG_ONLY
+            n.tag = PADDING
+            n.value = b""
+            n.children = []
+            n.length = None
+            n.auto = False
+            out.append(n)
+        return out
 
     @classmethod
     def raw(cls, data: bytes) -> Node:
@@ -137,7 +155,11 @@ class Record:
     _slots: dict[object, list[Slot]] | None = field(default=None, repr=False, compare=False)
 
     def clone(self) -> Record:
-        return Record(nodes=[n.clone() if n.children else n._flat_clone() for n in self.nodes])
+        r = _new_record(Record)  # the dataclass __init__ skipped (perf only)
+        r.nodes = _copy_nodes(self.nodes)
+        r.frozen = None
+        r._slots = None
+        return r
 
     def freeze(self) -> Record:
         """Cache this record's bytes; the caller promises not to change its nodes any more."""
@@ -181,20 +203,33 @@ def _clone_nodes(lst: list[Node], mapping: dict[int, list[Node]]) -> list[Node]:
     return out
 
 
-def _flat_copy(lst: list[Node]) -> list[Node]:
-    """``lst`` with every node copied; containers keep their (possibly shared) children list."""
+def _copy_nodes(lst: list[Node]) -> list[Node]:
+    """A deep copy of ``lst``: ``[n.clone() for n in lst]`` without the method calls (perf only)."""
     out: list[Node] = []
     append = out.append
     for n in lst:
-        c = _new_node(Node)  # Node._flat_clone, keeping children
+        c = _new_node(Node)
         c.kind = n.kind
         c.tag = n.tag
         c.value = n.value
         c.length = n.length
         c.auto = n.auto
-        c.children = n.children
+        ch = n.children
+        c.children = _copy_nodes(ch) if ch else []
         append(c)
     return out
+
+
+def _copy_node(n: Node) -> Node:
+    """``n`` copied; a container keeps its (possibly shared) children list."""
+    c = _new_node(Node)
+    c.kind = n.kind
+    c.tag = n.tag
+    c.value = n.value
+    c.length = n.length
+    c.auto = n.auto
+    c.children = n.children
+    return c
 
 
 def _path_to(lst: list[Node], target: list[Node]) -> list[int] | None:
@@ -226,7 +261,9 @@ class FileTree:
     still be the seed's (``seed_lists``: their ids; seed trees live as long as their clones, so an
     id is never reused meanwhile). ``header_bytes`` is the seed's serialised header while the top
     list is still the seed's, and ``list_bytes`` the serialised contents of the seed's container
-    lists (those without HEADER_LENGTH), all cached by :meth:`freeze_header`; ``seed_picks`` keeps
+    lists (those without HEADER_LENGTH), all cached by :meth:`freeze_header`; ``seed_nodes`` the ids
+    of its header and record nodes, and ``partial`` those of the lists of ours still holding some of
+    them (see :meth:`own_node`); ``seed_picks`` keeps
     the seed's answers of :meth:`header_nodes`, :meth:`header_lists` and the paths to its lists, used
     while a clone's header is still untouched.
     """
@@ -239,9 +276,11 @@ class FileTree:
     shared_header: bool = field(default=False, repr=False)
     header_bytes: bytes | None = field(default=None, repr=False)
     seed_lists: frozenset[int] = field(default=frozenset(), repr=False)
+    seed_nodes: frozenset[int] = field(default=frozenset(), repr=False)
+    partial: set[int] | None = field(default=None, repr=False)
     list_bytes: dict[int, bytes] | None = field(default=None, repr=False)
     seed_slots: list[Slot] | None = field(default=None, repr=False)
-    seed_picks: dict[object, list[Any]] | None = field(default=None, repr=False)
+    seed_picks: dict[object, Any] | None = field(default=None, repr=False)
 
     def clone(self) -> FileTree:
         """A deep copy."""
@@ -256,6 +295,8 @@ class FileTree:
         self.seed_picks = {}
         nested = [n.children for _, _, n in self.header_slots() if n.kind == CONTAINER or n.children]
         self.seed_lists = frozenset(id(lst) for lst in [self.header, *nested])
+        self.seed_nodes = frozenset([*(id(n) for _, _, n in self.header_slots()),
+                                     *(id(n) for r in self.records or () for n in r.nodes)])
         self.list_bytes = {}
         for _, _, n in self.header_slots():
             if n.kind == CONTAINER:
@@ -291,7 +332,11 @@ class FileTree:
         return mapping
 
     def _own_header_list(self, lst: list[Node]) -> list[Node]:
-        """``lst`` (a list of this header) and every list above it copied if still the seed's."""
+        """``lst`` (a list of this header) made ours, with every list and container above it.
+
+        A list copied here is *partial*: it still holds the seed's nodes (``partial``: its id), copied
+        one by one as they are about to change (:meth:`own_node`) or all at once (:meth:`own_list`).
+        """
         picks = self._seed_picks()
         path = picks.get(("path", id(lst))) if picks is not None else None  # the seed's (perf only)
         if path is None:
@@ -301,21 +346,44 @@ class FileTree:
             if picks is not None:
                 picks[("path", id(lst))] = path
         seed = self.seed_lists
+        partial = self._partial()
         cur = self.header
         if id(cur) in seed:
-            cur = self.header = _flat_copy(cur)
+            cur = self.header = list(cur)
+            partial.add(id(cur))
             self.header_bytes = None
         for i in path:
-            node = cur[i]  # a copy: it sits in a list of our own
+            node = self._own_at(cur, i)
             if id(node.children) in seed:
-                node.children = _flat_copy(node.children)
+                node.children = list(node.children)
+                partial.add(id(node.children))
             cur = node.children
         return cur
+
+    def _own_at(self, lst: list[Node], i: int) -> Node:
+        """Node ``i`` of ``lst`` (a list of ours), copied first if it is still the seed's."""
+        n = lst[i]
+        if id(n) in self.seed_nodes:
+            n = lst[i] = _copy_node(n)
+        return n
+
+    def _complete(self, lst: list[Node]) -> list[Node]:
+        """Every node of ``lst`` (a list of ours) ours: the seed's still in it copied."""
+        partial = self.partial
+        if partial and id(lst) in partial:
+            partial.discard(id(lst))
+            seed = self.seed_nodes
+            for i, n in enumerate(lst):
+                if id(n) in seed:
+                    lst[i] = _copy_node(n)
+        return lst
 
     def own_records(self) -> list[Record] | None:
         """The records, every one copied first if still shared (changing any record's nodes is then safe)."""
         if self.shared_records and self.records is not None:
             self.records = [r.clone() if r.frozen is not None else r for r in self.records]
+            for r in self.records:
+                self._complete(r.nodes)
         self.shared_records = False
         return self.records
 
@@ -323,20 +391,49 @@ class FileTree:
         """``lst`` ready to be changed: a shared (frozen) record's node list, or a list of a shared
         header, is first replaced by a copy (copy on write).
 
-        Only the record actually changed is copied; of a shared header, the list and the lists
-        above it (their nodes copied, nested lists still shared). The nodes of the returned list are
-        at the same indexes as in ``lst``, and are the tree's own.
+        Only the record actually changed is copied; of a shared header, the list and the lists and
+        containers above it (nested lists still shared). The nodes of the returned list are at the
+        same indexes as in ``lst``, and are the tree's own.
         """
+        if self.shared_header and id(lst) in self.seed_lists:  # a header list is never a record's
+            return self._complete(self._own_header_list(lst))
+        if self.partial and id(lst) in self.partial:
+            return self._complete(lst)
+        record = self._shared_record(lst)
+        return self._complete(record.nodes) if record is not None else lst
+
+    def own_node(self, lst: list[Node], i: int) -> Node:
+        """``own_list(lst)[i]``, copying of a shared list no node but that one (and the lists and
+        containers above it); the list may keep other shared nodes until they are owned (perf only)."""
+        if self.shared_header and id(lst) in self.seed_lists:
+            lst = self._own_header_list(lst)
+        elif not (self.partial and id(lst) in self.partial):
+            record = self._shared_record(lst)
+            if record is None:
+                return lst[i]  # ours already
+            lst = record.nodes
+        return self._own_at(lst, i)
+
+    def _shared_record(self, lst: list[Node]) -> Record | None:
+        """The record holding ``lst`` put in place of a frozen (shared) one: a partial copy (see
+        :meth:`_own_header_list`); None when ``lst`` is no frozen record's."""
         if self.shared_records and self.records:
             for k, r in enumerate(self.records):
                 if r.nodes is lst:
                     if r.frozen is None:
-                        return lst
-                    c = self.records[k] = r.clone()
-                    return c.nodes
-        if self.shared_header and id(lst) in self.seed_lists:
-            return self._own_header_list(lst)
-        return lst
+                        return None
+                    c = self.records[k] = _new_record(Record)  # the dataclass __init__ skipped (perf only)
+                    c.nodes = list(lst)
+                    c.frozen = None
+                    c._slots = None
+                    self._partial().add(id(c.nodes))
+                    return c
+        return None
+
+    def _partial(self) -> set[int]:
+        if self.partial is None:
+            self.partial = set()
+        return self.partial
 
     def walk_header(self) -> Iterator[Slot]:
         """Every header node with the list that holds it and its index (each list, then nested ones)."""
@@ -362,7 +459,7 @@ class FileTree:
                     stack.append(n.children)
         return out
 
-    def _seed_picks(self) -> dict[object, list[Any]] | None:
+    def _seed_picks(self) -> dict[object, Any] | None:
         """The seed's answers of :meth:`header_nodes`, :meth:`header_lists` and the paths to its lists
         while the header is untouched (owning a list drops header_bytes), else None (perf only)."""
         return self.seed_picks if self.shared_header and self.header_bytes is not None else None
@@ -375,7 +472,7 @@ class FileTree:
         caller must not change the list it gets).
         """
         picks = self._seed_picks()
-        hit = picks.get((kinds, tags)) if picks is not None else None
+        hit: list[Slot] | None = picks.get((kinds, tags)) if picks is not None else None
         if hit is not None:
             return hit
         out: list[Slot] = []  # the walk of header_slots, keeping only what is asked
@@ -391,11 +488,21 @@ class FileTree:
             picks[(kinds, tags)] = out
         return out
 
+    def record_nodes(self, kinds: tuple[int, ...], tags: tuple[int, ...] | None = None) -> list[Slot]:
+        """Every record's :meth:`Record.slots` of ``kinds`` (and ``tags``), in record order (a new list)."""
+        out: list[Slot] = []
+        key = (kinds, tags)
+        for r in self.records or ():
+            cache = r._slots
+            hit = cache.get(key) if cache is not None else None  # Record.slots inlined (perf only)
+            out += hit if hit is not None else r.slots(kinds, tags)
+        return out
+
     def header_lists(self) -> list[list[Node]]:
         """The non-empty header lists (the header's own, then nested ones, :meth:`walk_header` order);
         shared like :meth:`header_nodes`."""
         picks = self._seed_picks()
-        hit = picks.get("lists") if picks is not None else None
+        hit: list[list[Node]] | None = picks.get("lists") if picks is not None else None
         if hit is None:
             hit = [lst for lst, i, _ in self.header_slots() if i == 0]
             if picks is not None:
@@ -403,7 +510,17 @@ class FileTree:
         return hit
 
     def find_slot(self, tag: int) -> Slot | None:
-        """:meth:`find`, with the list that holds the node and its index."""
+        """:meth:`find`, with the list that holds the node and its index; shared like :meth:`header_nodes`."""
+        picks = self._seed_picks()
+        if picks is None:
+            return self._find_slot(tag)
+        key = ("slot", tag)
+        if key not in picks:
+            picks[key] = self._find_slot(tag)
+        hit: Slot | None = picks[key]
+        return hit
+
+    def _find_slot(self, tag: int) -> Slot | None:
         stack: list[list[Node]] = [self.header]
         while stack:
             lst = stack.pop()
@@ -519,21 +636,20 @@ _RECORD_MARKS: dict[bytes, tuple[int, ...]] = {}
 _MARKS_MAX, _MARKS_KEY_MAX = 512, 8192
 
 
-def _scan_record(data: bytes, start: int, end: int, marks: list[int]) -> None:
-    """:func:`_scan` of one record (a flat TLV list)."""
-    if end - start > _MARKS_KEY_MAX:
-        _scan(data, start, end, marks, containers=False, allow_pad=False)
-        return
-    key = data[start:end]
-    rel = _RECORD_MARKS.get(key)
+def _record_offsets(record: bytes) -> tuple[int, ...]:
+    """:func:`_scan` of one record (a flat TLV list), relative to its start; remembered for records
+    up to _MARKS_KEY_MAX bytes."""
+    small = len(record) <= _MARKS_KEY_MAX
+    rel = _RECORD_MARKS.get(record) if small else None
     if rel is None:
         found: list[int] = []
-        _scan(key, 0, end - start, found, containers=False, allow_pad=False)
+        _scan(record, 0, len(record), found, containers=False, allow_pad=False)
         rel = tuple(found)
-        if len(_RECORD_MARKS) >= _MARKS_MAX:
-            _RECORD_MARKS.clear()
-        _RECORD_MARKS[key] = rel
-    marks += [start + r for r in rel]
+        if small:
+            if len(_RECORD_MARKS) >= _MARKS_MAX:
+                _RECORD_MARKS.clear()
+            _RECORD_MARKS[record] = rel
+    return rel
 
 
 def boundaries(data: bytes, *, records: bool) -> list[int]:
@@ -543,20 +659,25 @@ def boundaries(data: bytes, *, records: bool) -> list[int]:
     building the tree; 0 and ``len(data)`` are always included.
     """
     data = bytes(data)
-    marks: list[int] = []  # ascending: each region adds its marks but its end (the next region's start)
     hl = (data[8] << 8) | data[9] if len(data) >= 10 and data[5] == HEADER_LENGTH else len(data)
     pos = end = min(max(hl, 0), len(data))
+    marks: list[int] = []  # ascending: each region adds its marks but its end (the next region's start)
     _scan(data, 0, pos, marks, containers=True, allow_pad=True)
     if records:
         end = len(data)
+        last = b""  # the record before (a valid one), and its offsets
+        rel: tuple[int, ...] = ()
         while pos < end:
-            if end - pos < 5 or data[pos] != RECORD_LENGTH or data[pos + 1:pos + 3] != b"\x00\x02":
-                break
-            ln = (data[pos + 3] << 8) | data[pos + 4]
-            if ln < 5 or ln > end - pos:
-                break
-            _scan_record(data, pos, pos + ln, marks)
-            pos += ln
+            if not (last and data.startswith(last, pos)):  # the same bytes again pass (perf only)
+                if end - pos < 5 or data[pos] != RECORD_LENGTH or data[pos + 1:pos + 3] != b"\x00\x02":
+                    break
+                ln = (data[pos + 3] << 8) | data[pos + 4]
+                if ln < 5 or ln > end - pos:
+                    break
+                last = data[pos:pos + ln]
+                rel = _record_offsets(last)
+            marks += [pos + r for r in rel]
+            pos += len(last)
     marks.append(pos)  # where the last region ends (0 for an empty header)
     if pos != len(data):
         marks.append(len(data))
@@ -564,6 +685,10 @@ def boundaries(data: bytes, *, records: bool) -> list[int]:
 
 
 # --------------------------------------------------------------------------- serialising
+_TAG_LENGTH = struct.Struct(">BH").pack  # tag u8, length u16 BE
+_U16_INTO = struct.Struct(">H").pack_into
+
+
 def _emit(nodes: list[Node], out: bytearray, autos: list[int], mark: Node | None, at: list[int], *,
           cached: dict[int, bytes] | None = None) -> None:
     """Append ``nodes``; a container whose children list is in ``cached`` (a seed's, never changed)
@@ -571,27 +696,24 @@ def _emit(nodes: list[Node], out: bytearray, autos: list[int], mark: Node | None
     for n in nodes:
         k = n.kind
         if k == LEAF:
-            if n is mark:
-                at.append(len(out))
             v = n.value
             ln = n.length
-            if ln is None:
-                ln = len(v)
-            out += ((n.tag & 0xFF) << 16 | (ln & 0xFFFF)).to_bytes(3, "big")  # tag, length (u16)
+            if n is mark:
+                at.append(len(out))
+            out += _TAG_LENGTH(n.tag & 0xFF, (len(v) if ln is None else ln) & 0xFFFF)
             if n.auto and len(v) == 2:
                 autos.append(len(out))
             out += v
         elif k == CONTAINER:
-            out.append(n.tag & 0xFF)
+            out += _TAG_LENGTH(n.tag & 0xFF, 0)
             p = len(out)
-            out += b"\0\0"
             known = cached.get(id(n.children)) if cached is not None else None
             if known is not None:
                 out += known
             else:
                 _emit(n.children, out, autos, mark, at, cached=cached)
-            ln = len(out) - p - 2 if n.length is None else n.length
-            out[p:p + 2] = (ln & 0xFFFF).to_bytes(2, "big")
+            ln = n.length
+            _U16_INTO(out, p - 2, (len(out) - p if ln is None else ln) & 0xFFFF)  # the length, now known
         elif k == TAG_ONLY:
             out.append(n.tag & 0xFF)
         else:
@@ -604,37 +726,46 @@ def _patch(out: bytearray, autos: list[int], value: int) -> None:
         out[p:p + 2] = v
 
 
-def serialise(tree: FileTree, *, mark: Node | None = None, at: list[int] | None = None) -> bytes:
-    """The file bytes; derived lengths computed now. ``mark``'s offset is appended to ``at``."""
-    at = at if at is not None else []
+def _head(tree: FileTree, mark: Node | None, at: list[int]) -> bytes | bytearray:
+    """The header bytes :func:`serialise` writes; ``mark``'s offset is appended to ``at``."""
     hb = tree.header_bytes
-    head: bytes | bytearray
     if hb is not None and tree.shared_header and mark is None:
-        head = hb  # the seed's header, unchanged (owning any header list drops header_bytes)
-    else:
-        head = bytearray()
-        autos: list[int] = []
-        reuse = tree.list_bytes if tree.shared_header else None
-        found = len(at)
-        _emit(tree.header, head, autos, mark, at, cached=reuse)
-        if mark is not None and reuse is not None and len(at) == found:
-            head = bytearray()  # mark not seen: it may sit in a seed list written from cache; again, plainly
-            autos.clear()
-            _emit(tree.header, head, autos, mark, at)
-        _patch(head, autos, len(head))
+        return hb  # the seed's header, unchanged (owning any header list drops header_bytes)
+    head = bytearray()
+    autos: list[int] = []
+    reuse = tree.list_bytes if tree.shared_header else None
+    found = len(at)
+    _emit(tree.header, head, autos, mark, at, cached=reuse)
+    if mark is not None and reuse is not None and len(at) == found:
+        head = bytearray()  # mark not seen: it may sit in a seed list written from cache; again, plainly
+        autos.clear()
+        _emit(tree.header, head, autos, mark, at)
+    _patch(head, autos, len(head))
+    return head
+
+
+def _body_parts(tree: FileTree) -> list[bytes | bytearray]:
+    """What :func:`serialise` writes after the header: the raw body, or the records and trailer."""
     if tree.records is None:
-        return b"".join((head, tree.body))
-    parts: list[bytes | bytearray] = [head]
+        return [tree.body]
+    parts: list[bytes | bytearray] = []
     for rec in tree.records:
         if rec.frozen is not None:
             parts.append(rec.frozen)
             continue
         buf = bytearray()
         rec_autos: list[int] = []
-        _emit(rec.nodes, buf, rec_autos, None, at)
+        _emit(rec.nodes, buf, rec_autos, None, [])
         _patch(buf, rec_autos, len(buf))
         parts.append(buf)
     parts.append(tree.trailer)
+    return parts
+
+
+def serialise(tree: FileTree, *, mark: Node | None = None, at: list[int] | None = None) -> bytes:
+    """The file bytes; derived lengths computed now. ``mark``'s offset is appended to ``at``."""
+    parts = _body_parts(tree)
+    parts.insert(0, _head(tree, mark, at if at is not None else []))
     return b"".join(parts)
 
 
@@ -657,6 +788,9 @@ def _size(nodes: list[Node], cached: dict[int, bytes] | None) -> int:
 
 def header_size(tree: FileTree) -> int:
     """The serialised header's length (counted, not written: perf only)."""
+    hb = tree.header_bytes
+    if hb is not None and tree.shared_header:
+        return len(hb)  # the seed's header, untouched (perf only)
     return _size(tree.header, tree.list_bytes if tree.shared_header else None)
 
 
@@ -665,7 +799,8 @@ _HASH_CODES = {int(a): a for a in HashAlg}  # code → HashAlg without the enum 
 
 
 def _hash_of(tree: FileTree) -> HashAlg:
-    n = tree.find(HASH_ALGORITHM)
+    slot = tree.find_slot(HASH_ALGORITHM)
+    n = slot[2] if slot is not None else None
     if n is not None and n.kind == LEAF and len(n.value) == 1:
         return _HASH_CODES.get(n.value[0], HashAlg.SHA1)
     return HashAlg.SHA1
@@ -680,16 +815,67 @@ def _fix_lengths(tree: FileTree) -> None:
 
 
 def _repad(tree: FileTree) -> None:
+    """Trailing 0x0D pads removed, then as many added as make the header a multiple of 4 bytes."""
+    if _padded(tree):
+        return  # removing and adding them again gives the same header: left as it is (perf only)
     tree.own_list(tree.header)
     while tree.header and tree.header[-1].kind == TAG_ONLY:
         tree.header.pop()
-    tree.header.extend(Node(TAG_ONLY, PADDING) for _ in range(-header_size(tree) % 4))
+    tree.header.extend(Node.pads(-header_size(tree) % 4))
+
+
+def _padded(tree: FileTree) -> bool:
+    """True when :func:`_repad` would put back exactly the pads there are: fewer than 4 trailing
+    pads and a header size that is a multiple of 4."""
+    header = tree.header
+    pads = 0
+    while pads < len(header) and header[-1 - pads].kind == TAG_ONLY:
+        pads += 1
+        if pads == 4:
+            return False
+    return header_size(tree) % 4 == 0
 
 
 SignCache = dict[bytes, bytes]
 #: Signing keys seen → their RSA signature size / first ECDSA guess (perf only; holds the key, so a
 #: reused id() never matches another key).
 _SIG_SIZE: dict[int, tuple[PrivateKey, int]] = {}
+
+
+def _sig_size(key: PrivateKey) -> int:
+    """The byte size of ``key``'s signatures (RSA; an ECDSA key's first guess)."""
+    known = _SIG_SIZE.get(id(key))
+    if known is not None and known[0] is key:
+        return known[1]
+    size = (key_size_bits(key) + 7) // 8
+    if len(_SIG_SIZE) >= 64:
+        _SIG_SIZE.clear()
+    _SIG_SIZE[id(key)] = (key, size)
+    return size
+
+
+def _blank_signed_head(tree: FileTree, slot: Slot, size: int) -> tuple[bytes | bytearray, int]:
+    """The header bytes with a signature value of ``size`` bytes, and the signature TLV's offset.
+
+    Only the bytes around the value count (the message leaves the TLV out, the signature replaces
+    the value): the value is zeros, or the seed's own when the header is the untouched seed's.
+    """
+    lst, i, sig = slot
+    hb = tree.header_bytes
+    picks = tree._seed_picks()
+    if picks is not None and hb is not None and sig.length is None and len(sig.value) == size:
+        off = picks.get(("offset", id(sig)))  # the seed's header as it is: no copy, no writing (perf only)
+        if off is None:
+            at: list[int] = []
+            _emit(tree.header, bytearray(), [], sig, at)
+            off = picks[("offset", id(sig))] = at[0]
+        return hb, off
+    sig = tree.own_node(lst, i)  # the signature node is about to change: make it ours
+    sig.value = bytes(size)
+    sig.length = None
+    at = []
+    head = _head(tree, sig, at)
+    return head, at[0]
 
 
 def resign(tree: FileTree, key: PrivateKey, *, fix_lengths: bool = False, repad: bool = False,
@@ -711,22 +897,14 @@ def resign(tree: FileTree, key: PrivateKey, *, fix_lengths: bool = False, repad:
     slot = tree.find_slot(SIGNATURE)
     if slot is None or slot[2].kind != LEAF:
         return serialise(tree)
-    sig = tree.own_list(slot[0])[slot[1]]  # the signature node is about to change: make it ours
-    known = _SIG_SIZE.get(id(key))
-    if known is not None and known[0] is key:
-        size = known[1]
-    else:
-        size = (key_size_bits(key) + 7) // 8
-        if len(_SIG_SIZE) >= 64:
-            _SIG_SIZE.clear()
-        _SIG_SIZE[id(key)] = (key, size)
+    size = _sig_size(key)
+    body = b"".join(_body_parts(tree))
     for _ in range(8):  # an ECDSA signature's length varies; converge in a few rounds
-        sig.value = bytes(size)
-        sig.length = None
-        at: list[int] = []
-        data = serialise(tree, mark=sig, at=at)
-        off = at[0]
-        msg = data[:off] + data[off + 3 + size:]
+        head, off = _blank_signed_head(tree, slot, size)
+        if id(slot[0]) in tree.seed_lists:  # the signature may be a copy now, in a list of ours
+            slot = tree.find_slot(SIGNATURE) or slot
+        tail = head[off + 3 + size:]
+        msg = b"".join((head[:off], tail, body))
         signature = cache.get(msg) if cache is not None else None
         if signature is None:
             signature = (sign or signatures.sign)(key, msg, _hash_of(tree))
@@ -735,7 +913,12 @@ def resign(tree: FileTree, key: PrivateKey, *, fix_lengths: bool = False, repad:
                     cache.clear()
                 cache[msg] = signature
         if len(signature) == size:
+            sig = tree.own_node(slot[0], slot[1])
             sig.value = signature
-            return data[:off + 3] + signature + data[off + 3 + size:]
-        size = len(signature)
+            sig.length = None
+            return b"".join((head[:off + 3], signature, tail, body))
+        tried, size = size, len(signature)
+    sig = tree.own_node(slot[0], slot[1])  # no size converged: the last blank signature stays
+    sig.value = bytes(tried)
+    sig.length = None
     return serialise(tree)
