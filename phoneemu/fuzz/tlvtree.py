@@ -123,14 +123,7 @@ class Node:
 
     def _flat_clone(self) -> Node:
         """Clone of a node without children (most of them): no recursion."""
-        n = _new_node(Node)
-        n.kind = self.kind
-        n.tag = self.tag
-        n.value = self.value
-        n.length = self.length
-        n.auto = self.auto
-        n.children = []
-        return n
+        return _copy_node(self, [])
 
     def __repr__(self) -> str:
         kind = ("leaf", "container", "tag-only", "raw")[self.kind]
@@ -191,14 +184,7 @@ def _clone_nodes(lst: list[Node], mapping: dict[int, list[Node]]) -> list[Node]:
     out: list[Node] = []
     append = out.append
     for n in lst:
-        c = _new_node(Node)  # Node._flat_clone inlined (speed)
-        c.kind = n.kind
-        c.tag = n.tag
-        c.value = n.value
-        c.length = n.length
-        c.auto = n.auto
-        c.children = _clone_nodes(n.children, mapping) if n.kind == CONTAINER or n.children else []
-        append(c)
+        append(_copy_node(n, _clone_nodes(n.children, mapping) if n.kind == CONTAINER or n.children else []))
     mapping[id(lst)] = out
     return out
 
@@ -208,27 +194,20 @@ def _copy_nodes(lst: list[Node]) -> list[Node]:
     out: list[Node] = []
     append = out.append
     for n in lst:
-        c = _new_node(Node)
-        c.kind = n.kind
-        c.tag = n.tag
-        c.value = n.value
-        c.length = n.length
-        c.auto = n.auto
         ch = n.children
-        c.children = _copy_nodes(ch) if ch else []
-        append(c)
+        append(_copy_node(n, _copy_nodes(ch) if ch else []))
     return out
 
 
-def _copy_node(n: Node) -> Node:
-    """``n`` copied; a container keeps its (possibly shared) children list."""
+def _copy_node(n: Node, children: list[Node]) -> Node:
+    """``n`` with ``children`` in place of its own: ``Node(...)`` without ``__init__`` (perf only)."""
     c = _new_node(Node)
     c.kind = n.kind
     c.tag = n.tag
     c.value = n.value
     c.length = n.length
     c.auto = n.auto
-    c.children = n.children
+    c.children = children
     return c
 
 
@@ -364,7 +343,7 @@ class FileTree:
         """Node ``i`` of ``lst`` (a list of ours), copied first if it is still the seed's."""
         n = lst[i]
         if id(n) in self.seed_nodes:
-            n = lst[i] = _copy_node(n)
+            n = lst[i] = _copy_node(n, n.children)
         return n
 
     def _complete(self, lst: list[Node]) -> list[Node]:
@@ -375,7 +354,7 @@ class FileTree:
             seed = self.seed_nodes
             for i, n in enumerate(lst):
                 if id(n) in seed:
-                    lst[i] = _copy_node(n)
+                    lst[i] = _copy_node(n, n.children)
         return lst
 
     def own_records(self) -> list[Record] | None:
