@@ -21,6 +21,7 @@ import dataclasses
 import itertools
 import pickle
 import traceback
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -75,16 +76,21 @@ def test_aes_cbc_decrypt_size_errors(key: bytes, iv: bytes, ct: bytes, message: 
     assert str(info.value) == message
 
 
-@pytest.mark.parametrize("fmt", ["itl", "ctl", "sgn", "enc"])
-def test_parsed_layout_always_matches(fmt: str) -> None:
+def _parsed_headers(fmt: str, seed: int, count: int) -> Iterator[tuple[bytes, header.SignedHeader]]:
+    """(mutant, its parsed header) for the mutants among the first ``count`` whose header parses."""
     mutator = Mutator(build_corpus(fmt))
-    parsed = 0
-    for i in range(400):
-        data = input_for(mutator, 7, i).data
+    for i in range(count):
+        data = input_for(mutator, seed, i).data
         try:
-            h = header.parse_header(data, fmt=fmt).header
+            yield data, header.parse_header(data, fmt=fmt).header
         except DecodeError:
             continue
+
+
+@pytest.mark.parametrize("fmt", ["itl", "ctl", "sgn", "enc"])
+def test_parsed_layout_always_matches(fmt: str) -> None:
+    parsed = 0
+    for _data, h in _parsed_headers(fmt, 7, 400):
         parsed += 1
         assert h.__dict__.get("_layout_ok") is True
         assert h.layout is not None and header._layout_matches(h, h.layout)
@@ -179,14 +185,8 @@ def test_unchecked_parse_equals_checked_construction(fmt: str) -> None:
     header._PARSED.clear()
     header._UNSIGNED.clear()
     trustlist._RECORDS.clear()
-    mutator = Mutator(build_corpus(fmt))
     headers = records = 0
-    for i in range(300):
-        data = input_for(mutator, 11, i).data
-        try:
-            h = header.parse_header(data, fmt=fmt).header
-        except DecodeError:
-            continue
+    for data, h in _parsed_headers(fmt, 11, 300):
         headers += 1
         _assert_same_as_checked(h)
         _assert_same_as_checked(h.signer)
