@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from phoneemu.errors import EncodeError
+from phoneemu.formats._tlv import unchecked
 from phoneemu.fuzz.corpus import Corpus
 from phoneemu.fuzz.tlvtree import (
     CONTAINER,
@@ -602,20 +603,6 @@ class Mutant:
     resigned: bool
 
 
-_new_mutant = object.__new__
-
-
-def _mutant(data: bytes, seed_index: int, ops: tuple[str, ...], resigned: bool) -> Mutant:
-    """``Mutant(data=..., ...)`` without the frozen dataclass's ``__init__`` (perf only: the same fields)."""
-    m = _new_mutant(Mutant)
-    d = m.__dict__
-    d["data"] = data
-    d["seed_index"] = seed_index
-    d["ops"] = ops
-    d["resigned"] = resigned
-    return m
-
-
 class Mutator:
     """Makes mutants of one format's corpus; ``mutate(rng)`` is deterministic in ``rng``."""
 
@@ -671,4 +658,5 @@ class Mutator:
         elif finish < 0.12:
             data = _flip(rng, data, rng.randint(1, 8))
             applied.append("bit-flip")
-        return _mutant(data, si, tuple(applied), resigned)
+        # perf only: the frozen dataclass's __init__ skipped (it has no checks)
+        return unchecked(Mutant, data=data, seed_index=si, ops=tuple(applied), resigned=resigned)

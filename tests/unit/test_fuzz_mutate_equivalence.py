@@ -15,9 +15,10 @@ from collections.abc import Callable
 
 import pytest
 
+from phoneemu.formats._tlv import unchecked
 from phoneemu.fuzz import tlvtree
 from phoneemu.fuzz.corpus import build_corpus
-from phoneemu.fuzz.mutators import Mutant, Mutator, _mutant
+from phoneemu.fuzz.mutators import Mutant, Mutator
 from phoneemu.fuzz.tlvtree import (
     CONTAINER,
     LEAF,
@@ -178,7 +179,7 @@ def test_boundaries_of_repeated_and_interleaved_records() -> None:
 
 def test_fast_mutant_and_record_copies_equal_the_plain_ones() -> None:
     plain = Mutant(data=b"ab", seed_index=2, ops=("x", "y"), resigned=True)
-    fast = _mutant(b"ab", 2, ("x", "y"), True)
+    fast = unchecked(Mutant, data=b"ab", seed_index=2, ops=("x", "y"), resigned=True)  # as Mutator.mutate
     assert fast == plain and hash(fast) == hash(plain) and repr(fast) == repr(plain)
     with pytest.raises(dataclasses.FrozenInstanceError):
         fast.data = b""  # type: ignore[misc]
