@@ -291,7 +291,7 @@ class FileTree:
 
         Header: each list shared until :meth:`own_list` copies it and the lists above it, or
         :meth:`own_header` all of them; records: each shared until :meth:`own_list` /
-        :meth:`own_records` copies it.
+        :meth:`own_node` copies it (the list of records itself is the copy's own).
         """
         c = _new_tree(FileTree)
         c.__dict__.update(self.__dict__)  # every field as ours, without the dataclass __init__ (perf only)
@@ -356,15 +356,6 @@ class FileTree:
                 if id(n) in seed:
                     lst[i] = _copy_node(n, n.children)
         return lst
-
-    def own_records(self) -> list[Record] | None:
-        """The records, every one copied first if still shared (changing any record's nodes is then safe)."""
-        if self.shared_records and self.records is not None:
-            self.records = [r.clone() if r.frozen is not None else r for r in self.records]
-            for r in self.records:
-                self._complete(r.nodes)
-        self.shared_records = False
-        return self.records
 
     def own_list(self, lst: list[Node]) -> list[Node]:
         """``lst`` ready to be changed: a shared (frozen) record's node list, or a list of a shared
