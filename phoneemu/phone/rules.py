@@ -482,7 +482,7 @@ def decide_config(store: TrustStore, file_name: str, data: bytes, *, profile: Ph
 
     def accept(rule: str, reason: str, xml: bytes, *, signer: str | None = None) -> Decision:
         try:
-            acc = store.intern.config(xml, file=file_name)
+            acc = store.parse_config(xml, file=file_name)
         except DecodeError as exc:
             return reject("G.4-malformed", str(exc), VerifyReason.OTHER, signer=signer)
         return Decision(rule=rule, accepted=True, reason=reason, file=file_name, signer=signer,

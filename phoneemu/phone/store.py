@@ -274,6 +274,17 @@ class TrustStore:
     def trust_list(self, kind: str) -> TrustList | None:
         return self.ctl if kind == "CTL" else self.itl if kind == "ITL" else None
 
+    def parse_config(self, xml: bytes, *, file: str) -> AcceptedConfig:
+        """The parse of a config's plaintext XML (DecodeError when malformed): the installed
+        :class:`AcceptedConfig` itself when ``file`` and the bytes are the same (a phone re-reading an
+        unchanged config, as every phone of a boot storm does), else the shared intern parse.
+
+        Only the parse is reused: the caller has already decided the file by the rules (§G.4)."""
+        installed = self.config
+        if installed is not None and installed.file == file and installed.xml == xml:
+            return installed
+        return self._intern.config(xml, file=file)
+
     def itl_checksum(self) -> str | None:
         """The installed ITL's checksum as the phone reports it (MD5 or SHA-1 per model, spec §G.1)."""
         if self.itl is None:

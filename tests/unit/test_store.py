@@ -149,6 +149,26 @@ def test_config_sets_tvs_servers_and_capf_mode() -> None:
     assert s.capf_auth_mode == 2 and s.config_rule == d.rule
 
 
+def test_unchanged_config_reuses_the_installed_parse_only() -> None:
+    """A re-downloaded, byte-identical config is still decided by the rules; only its parse is reused."""
+    cache = InternCache(max_items=1)
+    s = TrustStore(profile=P, intern=cache)
+    name = "SEP001122334455.cnf.xml"
+    s.apply(rules.decide_config(s, name, _xml(), profile=P, now=NOW))
+    installed = s.config
+    assert installed is not None
+    cache.config(b"<device/>", file="evicts.cnf.xml")  # the intern cache no longer holds it
+    again = rules.decide_config(s, name, bytes(_xml()), profile=P, now=NOW)
+    assert again.accepted and again.artefact is installed
+    other = rules.decide_config(s, "SEP001122334466.cnf.xml", _xml(), profile=P, now=NOW)
+    assert other.artefact is not installed  # another file name: parsed on its own
+    changed = _xml().replace(b"</device>", b"<!-- changed --></device>")
+    assert changed != _xml()
+    d = rules.decide_config(s, name, changed, profile=P, now=NOW)
+    assert isinstance(d.artefact, AcceptedConfig) and d.artefact is not installed
+    assert d.artefact.xml == changed
+
+
 def test_erase_and_factory_reset_keep_mic() -> None:
     key, cert = _ident("mic")
     mic = Credential.of(cert, key)
