@@ -2,8 +2,9 @@
 
 matplotlib is the optional extra ``phoneemu[plot]``; it is imported only when a plot is asked for
 and its absence is one clear error (:class:`~phoneemu.errors.PhoneEmuError`), never a traceback.
-Two panels: (1) boots finished per second (bars) and the cumulative count (line) against seconds
-since the start; (2) a histogram of boot latencies in milliseconds with p50/p99 marked.
+Two panels: (1) boots finished in each second (bars; the last, partial second ends at the last boot)
+and the cumulative count from zero (line) against seconds since the start;
+(2) a histogram of boot latencies in milliseconds with p50/p99 marked.
 """
 
 from __future__ import annotations
@@ -38,17 +39,23 @@ def plot_metrics(metrics: FleetMetrics, path: Path | str, *, title: str = "phone
     series = metrics.rate_series(1.0)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     try:
+        # the last second is usually partial: its bar ends at the last boot, not a second later
+        end = max(metrics.end_times, default=0.0)
         xs = list(range(len(series)))
-        ax1.bar(xs, series, width=1.0, align="edge", color="tab:blue", alpha=0.6, label="boots/s")
+        widths = [max(0.05, min(1.0, end - x)) for x in xs]
+        ax1.bar(xs, series, width=widths, align="edge", color="tab:blue", alpha=0.6, label="boots")
         ax1.set_xlabel("seconds since start")
-        ax1.set_ylabel("boots finished per second")
+        ax1.set_ylabel("boots finished in each second")
         cum = ax1.twinx()
         total = 0
-        ys = []
-        for v in series:
+        cx, cy = [0.0], [0]
+        for x, v in zip(xs, series, strict=True):
             total += v
-            ys.append(total)
-        cum.plot([x + 1 for x in xs], ys, color="tab:green", label="cumulative")
+            cx.append(x + widths[x])
+            cy.append(total)
+        cum.plot(cx, cy, color="tab:green", label="cumulative")
+        ax1.set_ylim(bottom=0)
+        cum.set_ylim(bottom=0)  # both axes start at zero, side by side
         cum.set_ylabel("boots finished (cumulative)")
         ax1.set_title(f"{metrics.booted} booted, {metrics.failed} failed, {metrics.rate():,.0f} boots/s")
         lat_ms = sorted(v * 1000.0 for v in metrics.latencies)

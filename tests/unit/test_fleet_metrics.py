@@ -159,6 +159,8 @@ def test_plot_writes_a_png(tmp_path: object) -> None:
         m.add(_rec(lat=0.001 * (i % 17 + 1), end=i / 50))
     out = plot_metrics(m, Path(str(tmp_path)) / "p.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    empty = plot_metrics(FleetMetrics(), Path(str(tmp_path)) / "empty.png")  # a run that booted nothing
+    assert empty.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_verify_cache_remembers_successes_only() -> None:
