@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from phoneemu.crypto._memo import IdentityMemo
 from phoneemu.crypto.keys import PrivateKey, PublicKey
 from phoneemu.errors import DecodeError
 
@@ -88,9 +89,17 @@ def name_from_text(text: str) -> x509.Name:
     return x509.Name(list(reversed(attrs)))
 
 
-def dn_text(name: x509.Name) -> str:
-    """CUCM-style DN text: most-specific RDN first, ``;``-separated (spec §A.7)."""
+def _dn_text(name: x509.Name) -> str:
     return ";".join(rdn.rfc4514_string() for rdn in reversed(name.rdns))
+
+
+_DN_TEXTS: IdentityMemo[x509.Name, str] = IdentityMemo(_dn_text)
+
+
+def dn_text(name: x509.Name) -> str:
+    """CUCM-style DN text: most-specific RDN first, ``;``-separated (spec §A.7). Computed once per
+    ``Name`` object (a parsed certificate returns the same one each time)."""
+    return _DN_TEXTS(name)
 
 
 @lru_cache(maxsize=4096)

@@ -23,6 +23,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
+from phoneemu.crypto._memo import IdentityMemo
 from phoneemu.crypto.hashes import HashAlg, digest
 from phoneemu.crypto.keys import PrivateKey, PublicKey
 from phoneemu.errors import VerificationError, VerifyReason
@@ -43,8 +44,7 @@ class VerifyCache:
 
     @staticmethod
     def key(key: PublicKey, signature: bytes, data: bytes, alg: HashAlg) -> bytes:
-        spki = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-        return b"".join((bytes([int(alg)]), hashlib.sha256(spki).digest(), hashlib.sha256(data).digest(),
+        return b"".join((bytes([int(alg)]), _spki_digest(key), hashlib.sha256(data).digest(),
                          hashlib.sha256(signature).digest()))
 
     def seen(self, k: bytes) -> bool:
@@ -63,6 +63,15 @@ class VerifyCache:
     def __len__(self) -> int:
         return len(self._items)
 
+
+def _spki_sha256(key: PublicKey) -> bytes:
+    spki = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(spki).digest()
+
+
+#: SHA-256 of a key's SubjectPublicKeyInfo, once per key object (trust-list records hand every phone
+#: the same one).
+_spki_digest: IdentityMemo[PublicKey, bytes] = IdentityMemo(_spki_sha256)
 
 _verify_cache: VerifyCache | None = None
 
