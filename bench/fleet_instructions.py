@@ -120,8 +120,12 @@ def main() -> int:
             ap.error(f"{root} is not a lab built by bench/fleet.py ({exc})")
     if int(info.get("phones", 0)) < args.phones:
         ap.error(f"{root} holds a lab for {info.get('phones')} phones, fewer than --phones {args.phones}")
-    with_boots, summary = _measure(valgrind, root, args.phones, boots=True)
-    setup_only, _ = _measure(valgrind, root, args.phones, boots=False)
+    try:
+        with_boots, summary = _measure(valgrind, root, args.phones, boots=True)
+        setup_only, _ = _measure(valgrind, root, args.phones, boots=False)
+    except (PhoneEmuError, subprocess.TimeoutExpired) as exc:
+        print(f"fleet_instructions: {exc}", file=sys.stderr)
+        return 1
     if summary["booted"] != args.phones:
         print(f"not every phone booted: {summary}", file=sys.stderr)
         return 1
