@@ -72,6 +72,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 1
     except OSError as exc:
-        print(f"phoneemu {args.command}: {exc.strerror or exc} ({exc.filename or ''})".rstrip(" ()"),
-              file=sys.stderr)
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"phoneemu {args.command}{where}: {exc.strerror or exc}", file=sys.stderr)
         return 2

@@ -139,6 +139,10 @@ def test_errors_are_one_line(tmp_path: Path, lab_dir: Path, capsys: pytest.Captu
         assert "Traceback" not in err
     main(["lab", "show", str(tmp_path / "nothing")])
     assert "not a lab cluster" in capsys.readouterr().err
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert main(["lab", "init", str(blocker / "lab")]) == 2  # an OS error names the path, whole
+    assert capsys.readouterr().err == f"phoneemu lab: {blocker / 'lab'}: Not a directory\n"
 
 
 def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
