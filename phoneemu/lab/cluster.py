@@ -183,6 +183,7 @@ class LabCluster:
         self._tvs: list[tuple[bytes, str, int, str, tuple[int, ...]]] = []
         self._rand_counter = 0
         self._mtime: tuple[int, int, int] = (0, 0, 0)
+        self._unloadable: tuple[int, int, int] | None = None  # a saved state that failed to load
 
     # ============================================================== creation
     @classmethod
@@ -301,10 +302,22 @@ class LabCluster:
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def reload_if_changed(self) -> bool:
-        """Re-read state and files when another process (the CLI) changed them; True if reloaded."""
-        if self._state_mtime() == self._mtime:
+        """Re-read state and files when another process (the CLI) changed them; True if reloaded.
+
+        A saved state that cannot be loaded raises once (PhoneEmuError) and is not tried again until
+        the state file changes again: the cluster keeps serving what it had (callers may ask per request).
+        """
+        seen = self._state_mtime()
+        if seen in (self._mtime, self._unloadable):
             return False
-        fresh = LabCluster.open(self.root)
+        try:
+            fresh = LabCluster.open(self.root)
+        except PhoneEmuError:
+            self._unloadable = seen
+            raise
+        except OSError as exc:
+            self._unloadable = seen
+            raise PhoneEmuError(f"cannot read the saved cluster: {exc}", path=str(self.root)) from None
         self.state, self.pki, self._files, self._tvs = fresh.state, fresh.pki, fresh._files, fresh._tvs
         self._mtime = fresh._mtime
         return True

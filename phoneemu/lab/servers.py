@@ -299,14 +299,14 @@ class LabServers:
     async def _start(self, name: str, port: int) -> None:
         try:
             if name == "tftp":
-                tftp = TftpServer(self.cluster.get, self.host, port, on_request=self._on_tftp,
+                tftp = TftpServer(self._served_file, self.host, port, on_request=self._on_tftp,
                                   capture=self.capture, tid_mode=self.tftp_tid_mode,  # type: ignore[arg-type]
                                   max_transfers=65536)
                 self._apply_tftp_network(tftp)
                 self.tftp = await tftp.start()
                 bound = tftp.port
             elif name == "http":
-                http = _LabHttpServer(self.cluster.get, self.host, port, network=self.network,
+                http = _LabHttpServer(self._served_file, self.host, port, network=self.network,
                                       on_drop=self._on_http_drop, on_request=self._on_http,
                                       idle_timeout=self.io_timeout)
                 self.http = await http.start()
@@ -356,12 +356,23 @@ class LabServers:
         """Pick up changes made by another process (``phoneemu lab ...`` while ``lab serve`` runs)."""
         while True:
             await asyncio.sleep(interval)
-            try:
-                if self.cluster.reload_if_changed():
-                    _log.info("lab: cluster state changed on disk (generation %d): reloaded",
-                              self.cluster.generation)
-            except PhoneEmuError as exc:
-                _log.warning("lab: cannot reload the cluster: %s", exc)
+            self._reload()
+
+    def _reload(self) -> None:
+        try:
+            if self.cluster.reload_if_changed():
+                _log.info("lab: cluster state changed on disk (generation %d): reloaded",
+                          self.cluster.generation)
+        except PhoneEmuError as exc:
+            _log.warning("lab: cannot reload the cluster: %s", exc)
+
+    def _served_file(self, name: str) -> bytes | None:
+        """A TFTP/HTTP file. With ``watch``, a change saved by another process is picked up first (one
+        ``stat`` per request), so a boot right after ``phoneemu lab <operation>`` gets the new files,
+        not those of up to ``watch`` seconds ago; TVS and CAPF follow at once (same cluster object)."""
+        if self.watch is not None:
+            self._reload()
+        return self.cluster.get(name)
 
     # --- observation -----------------------------------------------------------------
     def _record(self, entry: RequestLog) -> None:

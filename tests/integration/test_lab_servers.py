@@ -204,6 +204,24 @@ def test_changes_by_another_process_are_picked_up(cluster: LabCluster) -> None:
     run(main())
 
 
+def test_a_request_right_after_a_change_elsewhere_gets_the_new_files(cluster: LabCluster) -> None:
+    """With ``watch`` (``lab serve``), each TFTP/HTTP request first picks up a change another process saved:
+    a boot started right after ``phoneemu lab regenerate`` gets the new ITL, not the one of a second ago."""
+    async def main() -> None:
+        async with LabServers(cluster, watch=3600.0) as servers:  # the periodic check never runs here
+            old = await tftp_get(HOST, servers.ports["tftp"], f"ITLSEP{MAC}.tlv")
+            other = LabCluster.open(cluster.root)  # stands for another process
+            other.regenerate("itlrecovery")
+            new = await tftp_get(HOST, servers.ports["tftp"], f"ITLSEP{MAC}.tlv")
+            assert new == other.get("ITLFile.tlv") != old
+            other.set_tvs_ttl(3600)
+            await http_get(HOST, servers.ports["http"], "ITLFile.tlv")  # any file request reloads
+            addr = [(HOST, servers.ports["tvs"])]
+            after = await tvs_verify(addr, "CP-8861-SEP" + MAC, cluster.callmanager().der, timeout=5)
+            assert after.ttl == 3600  # TVS answers from the reloaded cluster at once
+    run(main())
+
+
 def test_register_serve_adds_the_subcommand() -> None:
     parser = argparse.ArgumentParser(prog="phoneemu lab")
     sub = parser.add_subparsers(dest="lab_command")

@@ -558,6 +558,25 @@ def test_reload_if_changed(lab: LabCluster) -> None:
     assert server_view.get("ITLFile.tlv") == lab.get("ITLFile.tlv")
 
 
+def test_an_unloadable_saved_state_is_reported_once(lab: LabCluster) -> None:
+    """A broken cluster.json raises once; the old files stay served; a later good save loads."""
+    server_view = LabCluster.open(lab.root)
+    served = server_view.get("ITLFile.tlv")
+    state = lab.root / "cluster.json"
+    good = state.read_bytes()
+    broken = lab.root / "broken.json"
+    broken.write_text("{ not json")
+    broken.replace(state)  # a new inode, like an atomic save
+    with pytest.raises(PhoneEmuError):
+        server_view.reload_if_changed()
+    assert not server_view.reload_if_changed()  # not retried until the file changes again
+    assert server_view.get("ITLFile.tlv") == served
+    state.write_bytes(good)
+    lab.regenerate("callmanager")
+    assert server_view.reload_if_changed()
+    assert server_view.get("ITLFile.tlv") == lab.get("ITLFile.tlv") != served
+
+
 def test_show_itl_ctl(lab: LabCluster) -> None:
     text = lab.show_itl()
     assert "The checksum value of the ITL file:" in text
