@@ -275,6 +275,14 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
             raise ctx.fail(n, f, f"unknown cluster {name!r} (defined: {', '.join(clusters)})")
         return name
 
+    def lab_ref(am: dict[str, _Node], f: str) -> str:
+        """The built-in lab a lab-side step acts on (its ``cluster``, default the first cluster)."""
+        name = cluster_ref(am["cluster"], f"{f}.cluster") if "cluster" in am else next(iter(clusters))
+        if clusters[name].external is not None:
+            raise ctx.fail(am.get("cluster", arg), f"{f}.cluster" if "cluster" in am else f,
+                           f"cluster {name!r} is external: {kind} steps need the built-in lab")
+        return name
+
     if kind in ("boot", "reset", "erase", "factory-reset"):
         if isinstance(arg.value, dict):
             am = ctx.mapping(arg, field, allowed=("phones", "times"), required=("phones",))
@@ -295,14 +303,16 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
         allowed = ADMIN_OPERATIONS[op] | {"op", "cluster"}
         ctx.mapping(arg, field, allowed=allowed)
         args = {k: _plain(v) for k, v in am.items()}
-        args["cluster"] = cluster_ref(am["cluster"], f"{field}.cluster") if "cluster" in am \
-            else next(iter(clusters))
+        args["cluster"] = lab_ref(am, field)
         if "phones" in am:
             args["phones"] = _phone_refs(ctx, am["phones"], f"{field}.phones", groups)
         if op == "exchange":
             if "with" not in am:
                 raise ctx.fail(arg, field, "exchange needs 'with: <cluster>'")
-            cluster_ref(am["with"], f"{field}.with")
+            other = cluster_ref(am["with"], f"{field}.with")
+            if clusters[other].external is not None:
+                raise ctx.fail(am["with"], f"{field}.with",
+                               f"cluster {other!r} is external: exchange needs two built-in labs")
         return Step(kind=kind, where=where, args=args)
     if kind == "move":
         am = ctx.mapping(arg, field, allowed=("phones", "to", "keep_trust"), required=("phones", "to"))
@@ -313,8 +323,7 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
         return Step(kind=kind, where=where, args=args)
     if kind == "service":
         am = ctx.mapping(arg, field, allowed=("cluster", "tvs", "tftp", "http", "capf"))
-        args = {"cluster": cluster_ref(am["cluster"], f"{field}.cluster") if "cluster" in am
-                else next(iter(clusters))}
+        args = {"cluster": lab_ref(am, field)}
         for svc in ("tvs", "tftp", "http", "capf"):
             if svc in am:
                 state = ctx.string(am[svc], f"{field}.{svc}")
@@ -336,14 +345,11 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
             args["delay_ms"] = ctx.integer(am["delay_ms"], f"{field}.delay_ms", 0, 10_000)
         if "seed" in am:
             args["seed"] = ctx.integer(am["seed"], f"{field}.seed")
-        args["cluster"] = cluster_ref(am["cluster"], f"{field}.cluster") if "cluster" in am \
-            else next(iter(clusters))
+        args["cluster"] = lab_ref(am, field)
         return Step(kind=kind, where=where, args=args)
     if kind == "tamper":
         am = ctx.mapping(arg, field, allowed=("cluster", "file", "offset"), required=("file",))
-        args = {"file": ctx.string(am["file"], f"{field}.file"),
-                "cluster": cluster_ref(am["cluster"], f"{field}.cluster") if "cluster" in am
-                else next(iter(clusters))}
+        args = {"file": ctx.string(am["file"], f"{field}.file"), "cluster": lab_ref(am, field)}
         if "offset" in am:
             args["offset"] = ctx.integer(am["offset"], f"{field}.offset", -(1 << 20), 1 << 20)
         return Step(kind=kind, where=where, args=args)

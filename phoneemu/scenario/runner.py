@@ -2,8 +2,9 @@
 
 Steps run strictly in file order. An ``expect`` step evaluates its checks against every
 selected phone's *latest* boot report and stored state at that point. A step that cannot be
-carried out (e.g. a lab operation on an external cluster) ends the scenario with ERROR and
-names the step's file:line; remaining expectations are not evaluated.
+carried out (e.g. a lab whose port is taken; lab steps on an external cluster are refused earlier,
+when the file is loaded) ends the scenario with ERROR and names the step's file:line; remaining
+expectations are not evaluated.
 """
 
 from __future__ import annotations
@@ -23,19 +24,29 @@ from phoneemu.scenario import checks
 from phoneemu.scenario.model import Expectation, Scenario, Step
 from phoneemu.scenario.results import CheckResult, ExpectationResult, RunSummary, ScenarioResult
 
-__all__ = ["RunOptions", "run_scenario", "run_scenarios"]
+__all__ = ["RunOptions", "run_scenario", "run_scenarios", "scenario_start"]
 
-#: Fixed start of the scenario clock for reproducible runs: 2026-06-01T00:00:00Z.
+#: Fixed start of the scenario clock for reproducible runs: 2026-06-01T00:00:00Z. A scenario with a real
+#: (``external``) cluster starts at the real time instead: that cluster's certificates are dated by it.
 DEFAULT_START = 1_780_272_000
+
+
+def scenario_start(scenario: Scenario, start_time: int | None) -> int:
+    """``start_time`` if given; else the real time when a cluster is external, else :data:`DEFAULT_START`."""
+    if start_time is not None:
+        return start_time
+    if any(spec.external is not None for spec in scenario.clusters.values()):
+        return int(time.time())
+    return DEFAULT_START
 
 
 class RunOptions:
     """``lab_host_base``: lab clusters listen on 127.0.0.<base>, <base+1>, ...; the environment variable
     ``PHONEEMU_LAB_HOST_BASE`` sets it (11..40), so parallel runs on one machine can keep their captures
-    apart."""
+    apart. ``start_time``: the scenario clock's start (None: see :func:`scenario_start`)."""
 
     def __init__(self, *, capture_dir: Path | None = None, workdir: Path | None = None,
-                 start_time: int = DEFAULT_START, progress: Callable[[str], None] | None = None,
+                 start_time: int | None = None, progress: Callable[[str], None] | None = None,
                  lab_host_base: int | None = None) -> None:
         if lab_host_base is None:
             raw = os.environ.get("PHONEEMU_LAB_HOST_BASE", "11")
@@ -174,7 +185,8 @@ async def run_scenario(scenario: Scenario, options: RunOptions) -> ScenarioResul
             capture, keylog = open_capture(options.capture_dir, scenario.name,
                                            hosts=(f"127.0.0.{base}", f"127.0.0.{last}"))
             result.capture = str(capture.path)
-        world = World(scenario, workdir, start_time=options.start_time, keylog=keylog, capture=capture,
+        start = scenario_start(scenario, options.start_time)
+        world = World(scenario, workdir, start_time=start, keylog=keylog, capture=capture,
                       host_base=options.lab_host_base)
         try:
             await world.start()

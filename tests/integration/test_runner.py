@@ -70,7 +70,7 @@ def test_scenario_mistake_is_reported_before_running(tmp_path: Path,
     assert "PASS" not in captured.out  # nothing ran
 
 
-def test_error_when_lab_operation_targets_external_cluster(tmp_path: Path,
+def test_lab_operation_on_an_external_cluster_is_refused_before_running(tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     text = """\
 reproduces: test
@@ -83,6 +83,7 @@ steps:
   - expect: {phones: p, boot: failed}
 """
     f = _write(tmp_path, "ext", text)
-    assert main(["run", str(f)]) == 1
-    out = capsys.readouterr().out
-    assert "ERROR ext" in out and "ext.yaml:7" in out and "external" in out
+    assert main(["run", str(f)]) == 2  # refused when the file is loaded, before anything runs
+    captured = capsys.readouterr()
+    assert f"{f}:7 steps[0].admin: cluster 'real' is external" in captured.err
+    assert "PASS" not in captured.out and "ERROR" not in captured.out

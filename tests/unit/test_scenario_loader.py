@@ -70,6 +70,57 @@ def test_mistakes_name_line_and_field(old: str, new: str, line: int, field: str,
     assert str(err).startswith(f"demo.yaml:{line} {field}")
 
 
+REAL = """\
+name: real
+reproduces: spec G.2
+clusters:
+  real: {external: {tftp: "127.0.0.1:6969"}}
+  lab: {}
+phones:
+  p: {count: 1}
+steps:
+  - boot: p
+  - STEP
+  - expect: {phones: p, boot: ok}
+"""
+
+
+@pytest.mark.parametrize(
+    ("step", "field"),
+    [
+        ("admin: {op: regenerate, cert: tvs}", "steps[1].admin"),  # default cluster: the first, external
+        ("admin: {cluster: real, op: restart-tvs}", "steps[1].admin.cluster"),
+        ("service: {cluster: real, tvs: stop}", "steps[1].service.cluster"),
+        ("network: {cluster: real, loss: 0.5}", "steps[1].network.cluster"),
+        ("tamper: {cluster: real, file: ITLFile.tlv}", "steps[1].tamper.cluster"),
+        ("admin: {cluster: lab, op: exchange, with: real}", "steps[1].admin.with"),
+    ],
+)
+def test_lab_steps_on_a_real_cluster_are_refused_before_running(step: str, field: str) -> None:
+    with pytest.raises(ScenarioError) as info:
+        load_text(REAL.replace("STEP", step), "real.yaml")
+    err = info.value
+    assert (err.file, err.line, err.path) == ("real.yaml", 10, field), str(err)
+    assert "'real' is external" in str(err)
+    ok = load_text(REAL.replace("STEP", "admin: {cluster: lab, op: restart-tvs}"), "real.yaml")
+    assert ok.clusters["real"].external == {"tftp": "127.0.0.1:6969"}
+
+
+def test_a_real_cluster_runs_on_the_real_clock() -> None:
+    """A lab-only scenario starts at the fixed epoch (reproducible); one with a real cluster at the real
+    time, by which that cluster's certificates are dated; an explicit start wins."""
+    import time
+
+    from phoneemu.scenario.runner import DEFAULT_START, scenario_start
+
+    lab_only = load_text(GOOD, "demo.yaml")
+    real = load_text(REAL.replace("STEP", "clock: {advance: 1d}"), "real.yaml")
+    assert scenario_start(lab_only, None) == DEFAULT_START
+    before = int(time.time())
+    assert before <= scenario_start(real, None) <= int(time.time())
+    assert scenario_start(real, 1234) == 1234 and scenario_start(lab_only, 1234) == 1234
+
+
 @pytest.mark.parametrize("text", ["", "a: [", "- 1\n- 2", "reproduces: x\nphones: {}\nsteps: []",
                                   "reproduces: x\nphones: {a: {}}\nsteps:\n  - boot: a",
                                   "reproduces: x\nreproduces: y\nphones: {a: {}}\nsteps: [{expect: {}}]",
