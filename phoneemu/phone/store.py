@@ -421,6 +421,10 @@ class TrustStore:
             self.symmetric_key = None
             return
         bits = len(key) * 8
+        if not self.profile.symmetric_key_bits:
+            raise EncodeError(f"{self.profile.name} has no manual config key (it decrypts configs with its "
+                              f"certificate, spec §C.4); symmetric keys are for models such as "
+                              f"cp-7942-symmetric", path="symmetric_key")
         if bits != self.profile.symmetric_key_bits:
             raise EncodeError(f"{bits}-bit key; {self.profile.name} takes "
                               f"{self.profile.symmetric_key_bits}-bit keys", path="symmetric_key")

@@ -204,8 +204,12 @@ def test_symmetric_key() -> None:
     assert s.symmetric_key == bytes(range(1, 17))
     s.set_symmetric_key(bytes(16))  # 32 zero digits clear the key (§C.5)
     assert s.symmetric_key is None
-    with pytest.raises(EncodeError):
+    with pytest.raises(EncodeError, match="128-bit keys"):
         s.set_symmetric_key(bytes(range(1, 33)))
+    pki_only = TrustStore(profile=get_profile("cp-8861"), intern=InternCache())
+    with pytest.raises(EncodeError, match="cp-8861 has no manual config key"):
+        pki_only.set_symmetric_key(bytes(range(1, 17)))
+    pki_only.set_symmetric_key(bytes(16))  # clearing is always fine
 
 
 def test_store_is_slotted() -> None:
