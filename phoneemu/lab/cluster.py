@@ -60,6 +60,7 @@ import hashlib
 import ipaddress
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -184,6 +185,7 @@ class LabCluster:
         self._rand_counter = 0
         self._mtime: tuple[int, int, int] = (0, 0, 0)
         self._unloadable: tuple[int, int, int] | None = None  # a saved state that failed to load
+        self._reload_lock = threading.Lock()  # lab serve reloads from its loop and its TVS threads
 
     # ============================================================== creation
     @classmethod
@@ -307,9 +309,15 @@ class LabCluster:
         A saved state that cannot be loaded raises once (PhoneEmuError) and is not tried again until
         the state file changes again: the cluster keeps serving what it had (callers may ask per request).
         """
-        seen = self._state_mtime()
-        if seen in (self._mtime, self._unloadable):
+        if self._state_mtime() in (self._mtime, self._unloadable):
             return False
+        with self._reload_lock:  # one reload at a time; a caller that waited finds it done
+            seen = self._state_mtime()
+            if seen in (self._mtime, self._unloadable):
+                return False
+            return self._reload(seen)
+
+    def _reload(self, seen: tuple[int, int, int]) -> bool:
         try:
             fresh = LabCluster.open(self.root)
         except PhoneEmuError:

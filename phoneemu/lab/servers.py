@@ -219,9 +219,9 @@ class LabServers:
         if self._started:
             return self
         # TVS: the CUCM 14 cipher list in its order (spec §E.1): TLS 1.2 phones get RSA key transport
-        self._tvs_ctx = _IdentityContexts(self.cluster.tvs_identity, keylog=self.keylog,
+        self._tvs_ctx = _IdentityContexts(self._tvs_identity, keylog=self.keylog,
                                           ciphers=CUCM_TVS_CIPHERS)
-        self._capf_ctx = _IdentityContexts(lambda: self.cluster.identity("capf"), keylog=self.keylog)
+        self._capf_ctx = _IdentityContexts(self._capf_identity, keylog=self.keylog)
         try:
             for name in SERVICES:
                 if name != "https" or self.app_https:
@@ -312,7 +312,7 @@ class LabServers:
                 self.http = await http.start()
                 bound = http.port
             elif name == "tvs" and self.tvs_impl == "threads":
-                tvs_t = ThreadedTvsServer(self.tvs_handler, self.cluster.tvs_identity, self.host, port,
+                tvs_t = ThreadedTvsServer(self.tvs_handler, self._tvs_identity, self.host, port,
                                           handshake_timeout=self.io_timeout, keylog=self.keylog,
                                           log_on_loop=False)  # _record takes a lock
                 self.tvs = await tvs_t.start()
@@ -366,13 +366,25 @@ class LabServers:
         except PhoneEmuError as exc:
             _log.warning("lab: cannot reload the cluster: %s", exc)
 
-    def _served_file(self, name: str) -> bytes | None:
-        """A TFTP/HTTP file. With ``watch``, a change saved by another process is picked up first (one
-        ``stat`` per request), so a boot right after ``phoneemu lab <operation>`` gets the new files,
-        not those of up to ``watch`` seconds ago; TVS and CAPF follow at once (same cluster object)."""
+    # With ``watch``, every request first picks up a change another process saved (one ``stat``): a
+    # boot right after ``phoneemu lab <operation>`` sees the new files, TVS certificate and TVS
+    # knowledge (e.g. after ``exchange``), not those of up to ``watch`` seconds ago. TFTP/HTTP check
+    # per file, TVS and CAPF per connection (their identity is asked for at every accept).
+    def _fresh(self) -> None:
         if self.watch is not None:
             self._reload()
+
+    def _served_file(self, name: str) -> bytes | None:
+        self._fresh()
         return self.cluster.get(name)
+
+    def _tvs_identity(self) -> Identity:
+        self._fresh()
+        return self.cluster.tvs_identity()
+
+    def _capf_identity(self) -> Identity:
+        self._fresh()
+        return self.cluster.identity("capf")
 
     # --- observation -----------------------------------------------------------------
     def _record(self, entry: RequestLog) -> None:

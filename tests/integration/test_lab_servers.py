@@ -205,8 +205,9 @@ def test_changes_by_another_process_are_picked_up(cluster: LabCluster) -> None:
 
 
 def test_a_request_right_after_a_change_elsewhere_gets_the_new_files(cluster: LabCluster) -> None:
-    """With ``watch`` (``lab serve``), each TFTP/HTTP request first picks up a change another process saved:
-    a boot started right after ``phoneemu lab regenerate`` gets the new ITL, not the one of a second ago."""
+    """With ``watch`` (``lab serve``), each TFTP/HTTP request and TVS connection first picks up a change
+    another process saved: a boot right after ``phoneemu lab regenerate`` gets the new ITL, and a TVS
+    query right after ``exchange``/``tvs-ttl`` the new answer, not those of a second ago."""
     async def main() -> None:
         async with LabServers(cluster, watch=3600.0) as servers:  # the periodic check never runs here
             old = await tftp_get(HOST, servers.ports["tftp"], f"ITLSEP{MAC}.tlv")
@@ -214,11 +215,12 @@ def test_a_request_right_after_a_change_elsewhere_gets_the_new_files(cluster: La
             other.regenerate("itlrecovery")
             new = await tftp_get(HOST, servers.ports["tftp"], f"ITLSEP{MAC}.tlv")
             assert new == other.get("ITLFile.tlv") != old
-            other.set_tvs_ttl(3600)
-            await http_get(HOST, servers.ports["http"], "ITLFile.tlv")  # any file request reloads
+            other.set_tvs_ttl(3600)  # no file request in between: the TVS connection itself reloads
             addr = [(HOST, servers.ports["tvs"])]
             after = await tvs_verify(addr, "CP-8861-SEP" + MAC, cluster.callmanager().der, timeout=5)
-            assert after.ttl == 3600  # TVS answers from the reloaded cluster at once
+            assert after.ttl == 3600
+            other.regenerate("callmanager")
+            assert await http_get(HOST, servers.ports["http"], "ITLFile.tlv") == other.get("ITLFile.tlv")
     run(main())
 
 
