@@ -11,7 +11,10 @@ config (``Prestate``), so each boot is
 i.e. CTL + ITL + signed config + one TVS lookup (one full TLS handshake, no resumption) per phone,
 with the same ``Phone.boot`` code a single phone runs. A cp-8861 speaks TLS 1.2 and gets
 AES256-GCM-SHA384 (RSA key transport) from the lab TVS's CUCM 14 cipher list (spec §E.1); TFTP
-uses 512-byte blocks unless ``--blksize`` (phones seen on the wire ask for no option).
+uses 512-byte blocks unless ``--blksize`` (phones seen on the wire ask for no option). Files come
+over TFTP, like the baseline's; ``--http`` lets the storm's phones fetch over HTTP 6970 first, as a
+cp-8861 does on its own (spec §H.1): one TCP connection per file instead of a 512-byte lock-step, the
+baseline unchanged (tftpy). The output's ``transport`` says which.
 
 Phone and lab processes run on uvloop when it is installed (``--event-loop``, default auto).
 The output also gives the CPU one TLS handshake costs OpenSSL on each side
@@ -289,6 +292,9 @@ def main() -> int:
     ap.add_argument("--max-seconds", type=float, default=240.0, help="bound on the storm")
     ap.add_argument("--blksize", type=int, default=None,
                     help="TFTP block size the phones (and the baseline) ask for (default: 512, no option)")
+    ap.add_argument("--http", action="store_true",
+                    help="the storm's phones fetch over HTTP 6970 first (a cp-8861's own order); "
+                         "the baseline stays tftpy")
     ap.add_argument("--event-loop", default="auto", choices=EVENT_LOOPS,
                     help="event loop of the phone and lab processes (auto: uvloop when installed)")
     ap.add_argument("--json", action="store_true")
@@ -310,7 +316,7 @@ def main() -> int:
         if msg[0] != "ports":
             raise PhoneEmuError(f"lab failed: {msg[1]}")
         ports = msg[1]
-        target = BootTarget(host=HOST, tftp_port=ports["tftp"], use_http=False)
+        target = BootTarget(host=HOST, tftp_port=ports["tftp"], http_port=ports["http"], use_http=args.http)
         pre = Prestate(ctl=(root / "bench-gen0" / "CTLFile.tlv").read_bytes(),
                        itl=(root / "bench-gen0" / "ITLFile.tlv").read_bytes(), config_dir=str(root / "tftp"))
         spec = FleetSpec(target=target, count=args.phones, mac_start=MAC_START, concurrency=args.concurrency,
@@ -367,6 +373,7 @@ def main() -> int:
         "tvs_key": args.tvs_key,
         "tvs_tls_resumption": False,
         "event_loop": resolve_event_loop(args.event_loop),
+        "transport": "http" if args.http else "tftp",
         "blksize": args.blksize or 512,
         "booted": m.booted,
         "failed": m.failed,
