@@ -26,7 +26,7 @@ examples:
 
 verdicts: PASS, XFAIL (expected failure), FAIL, XPASS (an xfail mark that no longer fails),
 ERROR (the scenario could not run). Exit status 1 on FAIL, XPASS or ERROR; 2 on a mistake in a
-scenario file (reported as file:line field: problem before anything runs).
+scenario file (reported as file:line field: problem before anything runs) or when -k selects nothing.
 """
 
 
@@ -74,7 +74,12 @@ class _Progress:
 def _run(args: argparse.Namespace) -> int:
     scenarios = _load_all(args.paths)
     if args.select:
-        scenarios = [s for s in scenarios if fnmatch.fnmatch(s.name, args.select)]
+        selected = [s for s in scenarios if fnmatch.fnmatch(s.name, args.select)]
+        if not selected:  # a mistyped -k must not turn a CI job green by running nothing
+            names = ", ".join(s.name for s in scenarios[:8]) + (", ..." if len(scenarios) > 8 else "")
+            raise ScenarioError(f"-k {args.select!r} matches none of the {len(scenarios)} scenario(s) "
+                                f"({names})", file=" ".join(args.paths))
+        scenarios = selected
     if args.list:
         for s in scenarios:
             n_exp = sum(isinstance(x, Expectation) for x in s.steps)

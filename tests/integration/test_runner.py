@@ -70,6 +70,18 @@ def test_scenario_mistake_is_reported_before_running(tmp_path: Path,
     assert "PASS" not in captured.out  # nothing ran
 
 
+def test_a_selection_that_matches_nothing_is_an_error(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A mistyped ``-k`` must not make a CI job pass by running nothing."""
+    f = _write(tmp_path, "only", BASE.format(extra=""))
+    assert main(["run", str(f), "-k", "onyl*"]) == 2
+    captured = capsys.readouterr()
+    assert "-k 'onyl*' matches none of the 1 scenario(s) (only)" in captured.err
+    assert "passed" not in captured.out
+    assert main(["run", str(f), "-k", "on*", "--list"]) == 0
+    assert "only" in capsys.readouterr().out
+
+
 def test_lab_operation_on_an_external_cluster_is_refused_before_running(tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     text = """\
