@@ -5,6 +5,9 @@ in-memory trust store (``--flash DIR`` keeps one flash folder per MAC under DIR)
 sharded across processes (``--shards``, default: one per core) by MAC range. Live progress goes
 to stderr; the summary (counts by outcome and by deciding rule, latency percentiles, rate, peak
 RSS) to stdout. Exit status 0 when every phone booted, 1 when any failed, 2 on bad input.
+Ctrl-C (or SIGTERM) starts no new boot, lets the boots under way finish and still writes the
+summary, --json and --plot of what ran (the rest count as not started), then exits 130; a second
+Ctrl-C aborts at once.
 """
 
 from __future__ import annotations
@@ -110,13 +113,20 @@ def _boot(args: argparse.Namespace) -> int:
     print(f"fleet: {args.count} phones {mac_text(start)}..{mac_text(start + args.count - 1)} "
           f"({args.profile}) -> {target}", file=sys.stderr)
     progress = Progress(enabled=not args.quiet)
+
+    def on_interrupt() -> None:
+        progress.close()
+        print("fleet: interrupted: no new boots; finishing the boots under way (Ctrl-C again to abort)",
+              file=sys.stderr)
+
     try:
-        result = run_fleet(spec, shards=args.shards, progress=progress)
+        result = run_fleet(spec, shards=args.shards, progress=progress, on_interrupt=on_interrupt)
     finally:
         progress.close()
     print(result.metrics.render())
     if result.not_started:
-        print(f"not started (--max-time): {result.not_started}")
+        why = "interrupted" if result.interrupted else "--max-time"
+        print(f"not started ({why}): {result.not_started}")
     if args.json is not None:
         doc = {"target": str(target), "profile": args.profile, "summary": result.summary(),
                "phones": [r.as_dict() for r in result.records]}
@@ -126,4 +136,6 @@ def _boot(args: argparse.Namespace) -> int:
 
         plot_metrics(result.metrics, args.plot, title=f"phoneemu fleet: {args.count} phones -> {target}")
     m = result.metrics
+    if result.interrupted:
+        return 130  # like any interrupted command, after the summary of what did run
     return 0 if m.failed == 0 and not result.not_started else 1

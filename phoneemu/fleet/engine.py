@@ -275,12 +275,14 @@ def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | 
 async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
                     on_progress: Callable[[int, int], None] | None = None,
                     ready: Callable[[], Any] | None = None,
-                    progress_interval: float = 0.25) -> ShardResult:
+                    progress_interval: float = 0.25,
+                    should_stop: Callable[[], bool] | None = None) -> ShardResult:
     """Boot the phones ``macs`` of ``spec`` in this loop; see the module docstring.
 
     ``ready`` (optional, may be a coroutine function) is awaited after the phones are built and before
     the first boot (shards start their storm together). ``on_progress(done, ok)`` is called every
-    ``progress_interval`` seconds and at the end.
+    ``progress_interval`` seconds and at the end. Once ``should_stop()`` is true no new boot starts
+    (the boots under way finish; the rest count as not started), like the end of ``max_time_s``.
     """
     t_setup = time.perf_counter()
     old_gc_threshold = gc.get_threshold()
@@ -313,6 +315,8 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
             nonlocal done, ok
             for phone in queue:
                 if stop_at is not None and time.perf_counter() >= stop_at:
+                    return
+                if should_stop is not None and should_stop():
                     return
                 t0 = time.perf_counter()
                 try:

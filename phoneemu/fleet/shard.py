@@ -13,9 +13,13 @@ Rules:
 * Every wait is bounded: process start (``start_timeout``), the run (``spec.max_time_s`` plus a
   grace period, else ``run_timeout``). A shard that dies or times out makes the run fail with a
   :class:`~phoneemu.errors.PhoneEmuError` naming it; the other shards are stopped.
-* Ctrl-C: shard processes ignore SIGINT; the parent terminates them (then kills stragglers), joins
-  them and re-raises ``KeyboardInterrupt`` — no orphan processes. SIGTERM to the parent is handled
-  the same way (as ``KeyboardInterrupt``), and a shard whose parent vanished exits by itself.
+* Ctrl-C (or SIGTERM) during the storm stops it gracefully, so nothing booted is lost: shards
+  start no new boot, the boots under way finish (within ``interrupt_grace`` seconds), and the
+  result — marked ``interrupted``, the rest counted as not started — is returned as usual;
+  ``on_interrupt()`` is called first (e.g. to tell the user). A second Ctrl-C, an interrupt before
+  the storm starts, or a grace period that runs out aborts: the parent terminates the shards (then
+  kills stragglers), joins them and re-raises ``KeyboardInterrupt`` — no orphan processes. Shard
+  processes ignore SIGINT; a shard whose parent vanished exits by itself.
 * ``shards=0`` runs the single shard in this process (tests, profiling).
 """
 
@@ -52,6 +56,7 @@ class FleetResult:
     metrics: FleetMetrics
     shards: list[ShardResult] = field(default_factory=list)
     records: list[BootRecord] = field(default_factory=list)
+    interrupted: bool = False  # stopped early by Ctrl-C/SIGTERM: not-started phones were never booted
 
     @property
     def not_started(self) -> int:
@@ -61,6 +66,7 @@ class FleetResult:
         out = self.metrics.summary()
         out["shards"] = len(self.shards)
         out["not_started"] = self.not_started
+        out["interrupted"] = self.interrupted
         out["setup_s"] = round(max((s.setup_s for s in self.shards), default=0.0), 3)
         out["verify_cache"] = {"hits": sum(s.verify_hits for s in self.shards),
                                "misses": sum(s.verify_misses for s in self.shards)}
@@ -84,9 +90,10 @@ def split_range(start: int, count: int, parts: int) -> list[range]:
     return out
 
 
-def _child(spec: FleetSpec, macs: range, shard: int, channels: tuple[Any, Any], start_timeout: float) -> None:
-    """Shard process body: build phones, wait for ``go``, boot, send the result."""
-    q, go = channels
+def _child(spec: FleetSpec, macs: range, shard: int, channels: tuple[Any, Any, Any],
+           start_timeout: float) -> None:
+    """Shard process body: build phones, wait for ``go``, boot until done or ``stop``, send the result."""
+    q, go, stop = channels
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
 
@@ -103,7 +110,8 @@ def _child(spec: FleetSpec, macs: range, shard: int, channels: tuple[Any, Any], 
 
     try:
         result = run_on(spec.event_loop,
-                        run_shard(spec, macs, shard=shard, on_progress=progress, ready=ready))
+                        run_shard(spec, macs, shard=shard, on_progress=progress, ready=ready,
+                                  should_stop=stop.is_set))
         q.put(("done", shard, result.to_state()))
     except BaseException as exc:  # report anything, the parent decides
         q.put(("error", shard, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"))
@@ -122,7 +130,8 @@ def _stop(procs: list[Any]) -> None:
 
 
 def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressFn | None = None,
-              start_timeout: float = 120.0, run_timeout: float = 3600.0) -> FleetResult:
+              start_timeout: float = 120.0, run_timeout: float = 3600.0, interrupt_grace: float = 60.0,
+              on_interrupt: Callable[[], None] | None = None) -> FleetResult:
     """Boot ``spec.count`` phones across ``shards`` processes (see module docstring)."""
     n = (os.cpu_count() or 1) if shards is None else shards
     if n == 0:
@@ -131,12 +140,14 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     go = ctx.Event()
-    procs = [ctx.Process(target=_child, args=(spec, r, i, (q, go), start_timeout), name=f"phoneemu-fleet-{i}",
-                         daemon=True) for i, r in enumerate(ranges)]
+    stop = ctx.Event()
+    procs = [ctx.Process(target=_child, args=(spec, r, i, (q, go, stop), start_timeout),
+                         name=f"phoneemu-fleet-{i}", daemon=True) for i, r in enumerate(ranges)]
     old_term = _term_as_interrupt()
     done_by: dict[int, tuple[int, int]] = {}
     results: dict[int, ShardResult] = {}
     ready: set[int] = set()
+    interrupted = False
     try:
         for p in procs:
             p.start()
@@ -152,17 +163,30 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
         budget = spec.max_time_s + 60.0 if spec.max_time_s is not None else run_timeout
         limit = t0 + budget
         while len(results) < len(procs):
-            msg = _get(q, limit, procs, "run")
-            kind = msg[0]
-            if kind == "progress":
-                done_by[msg[1]] = (msg[2], msg[3])
-                if progress is not None:
-                    progress(sum(d for d, _ in done_by.values()), sum(o for _, o in done_by.values()),
-                             spec.count, time.monotonic() - t0)
-            elif kind == "done":
-                results[msg[1]] = ShardResult.from_state(msg[2])
-            elif kind == "error":
-                raise PhoneEmuError(f"fleet shard {msg[1]} failed: {msg[2]}")
+            try:  # an interrupt can land anywhere in here (a signal handler raises it)
+                msg = _get(q, limit, procs, "run")
+                kind = msg[0]
+                if kind == "progress":
+                    done_by[msg[1]] = (msg[2], msg[3])
+                    if progress is not None:
+                        progress(sum(d for d, _ in done_by.values()), sum(o for _, o in done_by.values()),
+                                 spec.count, time.monotonic() - t0)
+                elif kind == "done":
+                    results[msg[1]] = ShardResult.from_state(msg[2])
+                elif kind == "error":
+                    raise PhoneEmuError(f"fleet shard {msg[1]} failed: {msg[2]}")
+            except KeyboardInterrupt:
+                if interrupted:
+                    raise  # the second one aborts
+                interrupted = True
+                stop.set()
+                limit = min(limit, time.monotonic() + interrupt_grace)
+                if on_interrupt is not None:
+                    on_interrupt()
+            except PhoneEmuError:
+                if interrupted and time.monotonic() >= limit:
+                    raise KeyboardInterrupt from None  # the boots under way did not end in the grace period
+                raise
         for p in procs:
             p.join(10.0)
     finally:
@@ -174,7 +198,8 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
     ordered = [results[i] for i in sorted(results)]
     merged = FleetMetrics.merged(r.metrics for r in ordered)
     merged.peak_rss["parent"] = peak_rss_mib()
-    return FleetResult(metrics=merged, shards=ordered, records=[rec for r in ordered for rec in r.records])
+    return FleetResult(metrics=merged, shards=ordered, records=[rec for r in ordered for rec in r.records],
+                       interrupted=interrupted)
 
 
 def _term_as_interrupt() -> Any:

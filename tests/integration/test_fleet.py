@@ -14,6 +14,7 @@ import gc
 import importlib.util
 import json
 import shutil
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,51 @@ def test_cli_fleet_boot_two_shards_json(tmp_path: Path) -> None:
     assert doc["summary"]["shards"] == 2 and doc["summary"]["booted"] == 20
     assert sorted(p["mac"] for p in doc["phones"]) == [mac_text(START + i) for i in range(20)]
     assert all(p["outcome"] == "ok" for p in doc["phones"])
+
+
+@pytest.mark.parametrize("presses", [1, 2])
+def test_cli_fleet_ctrl_c_keeps_what_booted(tmp_path: Path, presses: int) -> None:
+    """Ctrl-C during a storm: no new boots, the boots under way finish, the summary and the JSON of
+    what did boot are written, the rest count as not started, exit status 130. A second Ctrl-C
+    aborts at once (exit status 130, no summary)."""
+    c = LabCluster.init(tmp_path / "lab", seed=6, key_spec="rsa1024", now=NOW)
+    c.add_phones([mac_text(START + i) for i in range(20)], now=NOW)
+    out = tmp_path / "fleet.json"
+
+    async def body() -> tuple[int, str, str]:
+        async with LabServers(c, host=HOST, tftp_tid_mode="shared") as srv:
+            srv.set_network(delay_s=0.02)  # ~0.4 s per boot: the storm lasts a few seconds
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "phoneemu", "fleet", "boot", "--count", "20", "--tftp",
+                f"{HOST}:{srv.ports['tftp']}", "--mac-start", mac_text(START), "--shards", "2",
+                "--concurrency", "1", "--json", str(out), stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE)
+            for _ in range(600):  # until the storm has begun (the lab saw requests), 60 s at most
+                if len(srv.requests) >= 2:
+                    break
+                await asyncio.sleep(0.1)
+            assert srv.requests, "the storm never started"
+            proc.send_signal(signal.SIGINT)
+            if presses == 2:
+                await asyncio.sleep(0.1)
+                proc.send_signal(signal.SIGINT)
+            so, se = await asyncio.wait_for(proc.communicate(), 90)
+            assert proc.returncode is not None
+            return proc.returncode, so.decode(), se.decode()
+
+    rc, stdout, stderr = run(body())
+    assert rc == 130, (stdout, stderr)
+    assert "interrupted: no new boots; finishing the boots under way" in stderr
+    if presses == 2:
+        assert "phoneemu fleet: interrupted" in stderr and not out.exists() and "booted" not in stdout
+        return
+    doc = json.loads(out.read_text())
+    summary = doc["summary"]
+    assert summary["interrupted"] is True
+    assert summary["booted"] >= 1 and summary["failed"] == 0  # boots under way were finished, not cut
+    assert summary["booted"] + summary["not_started"] == 20 and summary["not_started"] >= 1
+    assert len(doc["phones"]) == summary["booted"] and all(p["outcome"] == "ok" for p in doc["phones"])
+    assert f"not started (interrupted): {summary['not_started']}" in stdout
 
 
 def test_cli_fleet_bad_input_exits_2() -> None:
