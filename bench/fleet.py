@@ -331,6 +331,8 @@ def main() -> int:
         t0 = time.perf_counter()
         lab0 = lab_cpu.value
         result = run_fleet(spec, shards=args.shards, progress=progress)
+        if result.interrupted:  # Ctrl-C: a partial storm is no measurement; stop (the lab with it)
+            raise KeyboardInterrupt
         time.sleep(0.3)
         storm_lab_cpu = lab_cpu.value - lab0
         storm_s = time.perf_counter() - t0
