@@ -135,7 +135,7 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
     """Boot ``spec.count`` phones across ``shards`` processes (see module docstring)."""
     n = (os.cpu_count() or 1) if shards is None else shards
     if n == 0:
-        return _run_inline(spec, progress)
+        return _run_inline(spec, progress, on_interrupt)
     ranges = split_range(spec.mac_start, spec.count, n)
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
@@ -228,14 +228,32 @@ def _get(q: Any, limit: float, procs: list[Any], phase: str) -> tuple[Any, ...]:
                 raise PhoneEmuError(f"fleet: shard process {', '.join(dead)} died") from None
 
 
-def _run_inline(spec: FleetSpec, progress: ProgressFn | None) -> FleetResult:
+def _run_inline(spec: FleetSpec, progress: ProgressFn | None,
+                on_interrupt: Callable[[], None] | None = None) -> FleetResult:
+    """The single shard in this process; Ctrl-C/SIGTERM as in the module docstring (main thread only)."""
     t0 = time.monotonic()
+    stop = threading.Event()
 
     def on_progress(done: int, ok: int) -> None:
         if progress is not None:
             progress(done, ok, spec.count, time.monotonic() - t0)
 
-    macs = mac_range(spec.mac_start, spec.count)
-    res = run_on(spec.event_loop, run_shard(spec, macs, on_progress=on_progress))
+    def on_signal(_sig: int, _frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt  # the second one aborts
+        stop.set()
+        if on_interrupt is not None:
+            on_interrupt()
+
+    handlers: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            handlers[sig] = signal.signal(sig, on_signal)
+    try:
+        macs = mac_range(spec.mac_start, spec.count)
+        res = run_on(spec.event_loop, run_shard(spec, macs, on_progress=on_progress, should_stop=stop.is_set))
+    finally:
+        for sig, old in handlers.items():
+            signal.signal(sig, old)
     merged = FleetMetrics.merged([res.metrics])
-    return FleetResult(metrics=merged, shards=[res], records=list(res.records))
+    return FleetResult(metrics=merged, shards=[res], records=list(res.records), interrupted=stop.is_set())

@@ -141,11 +141,11 @@ def test_cli_fleet_boot_two_shards_json(tmp_path: Path) -> None:
     assert all(p["outcome"] == "ok" for p in doc["phones"])
 
 
-@pytest.mark.parametrize("presses", [1, 2])
-def test_cli_fleet_ctrl_c_keeps_what_booted(tmp_path: Path, presses: int) -> None:
+@pytest.mark.parametrize(("presses", "shards"), [(1, "2"), (2, "2"), (1, "0")])
+def test_cli_fleet_ctrl_c_keeps_what_booted(tmp_path: Path, presses: int, shards: str) -> None:
     """Ctrl-C during a storm: no new boots, the boots under way finish, the summary and the JSON of
     what did boot are written, the rest count as not started, exit status 130. A second Ctrl-C
-    aborts at once (exit status 130, no summary)."""
+    aborts at once (exit status 130, no summary). The same with the single shard in the CLI process."""
     c = LabCluster.init(tmp_path / "lab", seed=6, key_spec="rsa1024", now=NOW)
     c.add_phones([mac_text(START + i) for i in range(20)], now=NOW)
     out = tmp_path / "fleet.json"
@@ -155,7 +155,7 @@ def test_cli_fleet_ctrl_c_keeps_what_booted(tmp_path: Path, presses: int) -> Non
             srv.set_network(delay_s=0.02)  # ~0.4 s per boot: the storm lasts a few seconds
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "phoneemu", "fleet", "boot", "--count", "20", "--tftp",
-                f"{HOST}:{srv.ports['tftp']}", "--mac-start", mac_text(START), "--shards", "2",
+                f"{HOST}:{srv.ports['tftp']}", "--mac-start", mac_text(START), "--shards", shards,
                 "--concurrency", "1", "--json", str(out), stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE)
             for _ in range(600):  # until the storm has begun (the lab saw requests), 60 s at most
