@@ -127,6 +127,12 @@ def build_lab(root: Path, phones: int, tvs_key: str) -> dict[str, Any]:
     return info
 
 
+def bench_prestate(root: Path) -> Prestate:
+    """What every phone holds before the storm: the lab's previous CTL/ITL and its own config."""
+    return Prestate(ctl=(root / "bench-gen0" / "CTLFile.tlv").read_bytes(),
+                    itl=(root / "bench-gen0" / "ITLFile.tlv").read_bytes(), config_dir=str(root / "tftp"))
+
+
 def _cpu_s() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
@@ -317,8 +323,7 @@ def main() -> int:
             raise PhoneEmuError(f"lab failed: {msg[1]}")
         ports = msg[1]
         target = BootTarget(host=HOST, tftp_port=ports["tftp"], http_port=ports["http"], use_http=args.http)
-        pre = Prestate(ctl=(root / "bench-gen0" / "CTLFile.tlv").read_bytes(),
-                       itl=(root / "bench-gen0" / "ITLFile.tlv").read_bytes(), config_dir=str(root / "tftp"))
+        pre = bench_prestate(root)
         spec = FleetSpec(target=target, count=args.phones, mac_start=MAC_START, concurrency=args.concurrency,
                          prestate=pre, max_time_s=args.max_seconds, fetch_timeout=2.0, tvs_timeout=20.0,
                          blksize=args.blksize, event_loop=args.event_loop)

@@ -41,9 +41,9 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: bench/ is importable from the checkout's root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.fleet import HOST, MAC_START, MARKER, _lab_main, build_lab
+from bench.fleet import HOST, MAC_START, MARKER, _lab_main, bench_prestate, build_lab
 from phoneemu.errors import PhoneEmuError
-from phoneemu.fleet.engine import FleetSpec, Prestate, mac_range, run_shard
+from phoneemu.fleet.engine import FleetSpec, mac_range, run_shard
 from phoneemu.fleet.loop import run_on
 from phoneemu.phone.boot import BootTarget
 
@@ -61,10 +61,8 @@ def _child(root: Path, phones: int, boots: bool) -> dict[str, Any]:
         if msg[0] != "ports":
             raise PhoneEmuError(f"lab failed: {msg[1]}")
         target = BootTarget(host=HOST, tftp_port=msg[1]["tftp"], use_http=False)
-        pre = Prestate(ctl=(root / "bench-gen0" / "CTLFile.tlv").read_bytes(),
-                       itl=(root / "bench-gen0" / "ITLFile.tlv").read_bytes(), config_dir=str(root / "tftp"))
-        spec = FleetSpec(target=target, count=phones, mac_start=MAC_START, prestate=pre, fetch_timeout=30.0,
-                         tvs_timeout=60.0, max_time_s=None if boots else 0.0)
+        spec = FleetSpec(target=target, count=phones, mac_start=MAC_START, prestate=bench_prestate(root),
+                         fetch_timeout=30.0, tvs_timeout=60.0, max_time_s=None if boots else 0.0)
         result = run_on("auto", run_shard(spec, mac_range(MAC_START, phones)))
         return {"booted": result.metrics.booted, "failed": result.metrics.failed,
                 "not_started": result.not_started}

@@ -20,9 +20,9 @@ from collections import OrderedDict
 from typing import cast
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
+from phoneemu.crypto import keys
 from phoneemu.crypto._memo import IdentityMemo
 from phoneemu.crypto.hashes import HashAlg, digest
 from phoneemu.crypto.keys import PrivateKey, PublicKey
@@ -65,8 +65,7 @@ class VerifyCache:
 
 
 def _spki_sha256(key: PublicKey) -> bytes:
-    spki = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return hashlib.sha256(spki).digest()
+    return hashlib.sha256(keys.public_key_spki_der(key)).digest()
 
 
 #: SHA-256 of a key's SubjectPublicKeyInfo, once per key object (trust-list records hand every phone
