@@ -26,6 +26,7 @@ from cryptography import x509
 from phoneemu.crypto import certs, keys
 from phoneemu.crypto.keys import PrivateKey
 from phoneemu.errors import PhoneEmuError
+from phoneemu.files import PEM_LIMIT, read_at_most
 from phoneemu.formats import config as config_fmt
 from phoneemu.phone.boot import BootReport, BootTarget, decision_dict
 from phoneemu.phone.flash import Flash
@@ -94,7 +95,7 @@ def pem_certificates(paths: list[Path]) -> list[x509.Certificate]:
     holding none is an error naming it."""
     out: list[x509.Certificate] = []
     for p in paths:
-        found = certs.load_certs_pem(p.read_bytes(), source=str(p))
+        found = certs.load_certs_pem(read_at_most(p, PEM_LIMIT, what="PEM file"), source=str(p))
         if not found:
             raise PhoneEmuError(f"{p}: no certificate in PEM", path=str(p))
         out += found
@@ -115,7 +116,8 @@ def _mic(args: argparse.Namespace, mac: str) -> tuple[tuple[x509.Certificate, Pr
     if args.mic is None:
         return None, signers
     mic = pem_certificates([args.mic])[0]
-    key = keys.load_private_key_pem(args.mic_key.read_bytes(), source=str(args.mic_key))
+    key = keys.load_private_key_pem(read_at_most(args.mic_key, PEM_LIMIT, what="PEM file"),
+                                   source=str(args.mic_key))
     return (mic, key), signers
 
 

@@ -13,10 +13,12 @@ import sys
 from pathlib import Path
 
 from phoneemu.errors import EncodeError
+from phoneemu.files import read_at_most
 
 __all__ = ["register"]
 
 _SERVE_DEFAULT_TIME = 3600.0
+_REPLAY_LIMIT = 16 << 20  # a saved finding is at most MAX_FILE (72 KiB); 16 MiB covers hand-made inputs
 
 _DESCRIPTION = """\
 Mutate valid CTL/ITL, .sgn or .enc.sgn files (built from deterministic lab-like keys) with
@@ -147,7 +149,7 @@ def _handle(args: argparse.Namespace) -> int:
         target = PythonTarget(load_callable(args.target), name=args.target, hang_after=args.hang_after)
     try:
         if args.replay is not None:
-            outcome = target.run(args.replay.read_bytes())
+            outcome = target.run(read_at_most(args.replay, _REPLAY_LIMIT, what="replay input"))
             print(f"{args.replay}: {outcome.status}"
                   f"{' — ' + outcome.signature if outcome.signature else ''}"
                   f"{' (' + outcome.detail + ')' if outcome.detail and not outcome.is_finding else ''}")

@@ -20,10 +20,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from phoneemu.errors import PhoneEmuError
+from phoneemu.errors import PhoneEmuError, SizeLimitError
+from phoneemu.files import read_at_most
 from phoneemu.inspection import inspect_bytes, render_text
 
-__all__ = ["handler", "inspect_bytes", "register", "render_text"]
+__all__ = ["LARGEST_FILE", "handler", "inspect_bytes", "register", "render_text"]
+
+LARGEST_FILE = 16 << 20
+"""Without ``--limit``, no file larger than this is read: no format's default limit is larger
+(signed files and firmware 16 MiB, encrypted configs 1 MiB, trust lists 64 KiB)."""
 
 
 def register(subparsers: Any) -> None:
@@ -38,16 +43,19 @@ def register(subparsers: Any) -> None:
                    help="private key (PEM, may also hold the certificate) to decrypt an .enc.sgn")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     p.add_argument("--limit", type=int, metavar="BYTES",
-                   help="refuse files larger than BYTES (default: 65536 for trust lists)")
+                   help="refuse files larger than BYTES, before reading them (default: each format's "
+                   "own limit: 64 KiB for a trust list, 1 MiB for an .enc.sgn, 16 MiB otherwise)")
     p.set_defaults(handler=handler)
 
 
 def handler(args: argparse.Namespace) -> int:
     try:
-        data = args.file.read_bytes()
-        if args.limit is not None and len(data) > args.limit:
-            print(f"phoneemu inspect: {args.file}: {len(data)} bytes exceeds --limit {args.limit}",
-                  file=sys.stderr)
+        limit = args.limit if args.limit is not None else LARGEST_FILE
+        try:
+            data = read_at_most(args.file, limit, what="file")
+        except SizeLimitError as exc:  # refused before reading it all: memory stays bounded
+            print(f"phoneemu inspect: {args.file}: {exc.message}"
+                  f"{' (--limit)' if args.limit is not None else ''}", file=sys.stderr)
             return 2
         report = inspect_bytes(data, name=args.file.name, cert_paths=args.cert, key_path=args.key,
                                limit=args.limit)

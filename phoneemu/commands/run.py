@@ -27,6 +27,8 @@ examples:
 verdicts: PASS, XFAIL (expected failure), FAIL, XPASS (an xfail mark that no longer fails),
 ERROR (the scenario could not run). Exit status 1 on FAIL, XPASS or ERROR; 2 on a mistake in a
 scenario file (reported as file:line field: problem before anything runs) or when -k selects nothing.
+Ctrl-C stops the run and keeps what it found: the report (and --junit/--json) is written with the
+scenario under way as ERROR (interrupted) and the rest listed as not run; exit status 130.
 """
 
 
@@ -96,4 +98,6 @@ def _run(args: argparse.Namespace) -> int:
         write_junit(summary, args.junit)
     if args.json:
         write_json(summary, args.json)
+    if summary.interrupted:
+        return 130
     return 0 if summary.ok else 1

@@ -32,6 +32,7 @@ from phoneemu.net.tftp_server import Provider, provider_from
 __all__ = ["HttpServer", "http_get"]
 
 _log = logging.getLogger("phoneemu.net.http")
+_ALLOW = "Allow: GET, HEAD\r\n"  # RFC 9110 §15.5.6: a 405 names the methods that are
 _REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
             413: "Content Too Large", 431: "Request Header Fields Too Large", 500: "Internal Server Error"}
 
@@ -139,10 +140,10 @@ class HttpServer:
             if not sep or not key or key != key.strip() or any(c in key for c in " \t"):
                 raise _BadRequestError(400, f"malformed header {line[:80]!r}")
             headers[key.lower()] = value.strip()
+        if method not in ("GET", "HEAD"):  # before the body check: a POST is told 405, not 400
+            raise _BadRequestError(405, f"method {method[:16]!r} not allowed")
         if headers.get("content-length", "0") != "0" or "transfer-encoding" in headers:
             raise _BadRequestError(400, "request body not accepted")
-        if method not in ("GET", "HEAD"):
-            raise _BadRequestError(405, f"method {method[:16]!r} not allowed")
         if not target.startswith("/"):
             raise _BadRequestError(400, "target must start with /")
         conn = headers.get("connection", "").lower()
@@ -181,6 +182,7 @@ class HttpServer:
                 _log.exception("http: on_request callback failed")
         head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
                 f"Content-Length: {len(body)}\r\nContent-Type: application/octet-stream\r\n"
+                f"{_ALLOW if status == 405 else ''}"
                 f"Connection: {'keep-alive' if keep else 'close'}\r\n\r\n").encode("ascii")
         writer.write(head if head_only else head + body)
         await writer.drain()

@@ -55,6 +55,9 @@ def render_text(summary: RunSummary, *, colour: bool = False, verbose: bool = Fa
     sc, ec = summary.counts(), summary.expectation_counts()
     order = ("PASS", "XFAIL", "FAIL", "XPASS", "ERROR")
     out.append("")
+    if summary.interrupted:
+        out.append(f"interrupted: {len(summary.not_run)} scenario(s) not run"
+                   + (f" ({', '.join(summary.not_run)})" if summary.not_run else ""))
     out.append("scenarios: " + ", ".join(f"{ec_} {k}" for k in order if (ec_ := sc.get(k, 0))))
     out.append("expectations: " + ", ".join(f"{n} {k}" for k in order if (n := ec.get(k, 0))))
     passed = sum(ec.get(k, 0) for k in ("PASS", "XFAIL"))
@@ -81,6 +84,8 @@ def _scenario_json(s: ScenarioResult) -> dict[str, Any]:
 def to_json(summary: RunSummary) -> dict[str, Any]:
     return {
         "ok": summary.ok,
+        "interrupted": summary.interrupted,
+        "not_run": summary.not_run,
         "duration_s": round(summary.duration_s, 3),
         "counts": dict(summary.counts()),
         "expectation_counts": dict(summary.expectation_counts()),
@@ -124,4 +129,9 @@ def write_junit(summary: RunSummary, path: Path) -> None:
             for e in s.expectations:
                 _junit_case(out, s, e)
             out.write("  </testsuite>\n")
+        for name in summary.not_run:  # interrupted: what did not run is visible, not silently absent
+            out.write(f'  <testsuite name={quoteattr(name)} tests="1" failures="0" errors="0" skipped="1">\n'
+                      f'    <testcase classname={quoteattr(name)} name="run" time="0">\n'
+                      f'      <skipped message="not run: the run was interrupted"/>\n'
+                      f'    </testcase>\n  </testsuite>\n')
         out.write("</testsuites>\n")

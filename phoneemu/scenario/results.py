@@ -91,6 +91,8 @@ class ScenarioResult:
 class RunSummary:
     scenarios: list[ScenarioResult] = field(default_factory=list)
     duration_s: float = 0.0
+    interrupted: bool = False
+    not_run: list[str] = field(default_factory=list)
 
     def counts(self) -> Counter[str]:
         return Counter(s.outcome.value for s in self.scenarios)
@@ -100,4 +102,4 @@ class RunSummary:
 
     @property
     def ok(self) -> bool:
-        return not any(s.outcome.bad for s in self.scenarios)
+        return not self.interrupted and not any(s.outcome.bad for s in self.scenarios)

@@ -168,11 +168,19 @@ async def _admin(world: Any, step: Step) -> None:
         await h.servers.start_service("tvs")
 
 
-async def run_scenario(scenario: Scenario, options: RunOptions) -> ScenarioResult:
+def _new_result(scenario: Scenario) -> ScenarioResult:
+    return ScenarioResult(name=scenario.name, path=scenario.path, reproduces=scenario.reproduces,
+                          phones=sum(g.count for g in scenario.phones.values()))
+
+
+async def run_scenario(scenario: Scenario, options: RunOptions,
+                       result: ScenarioResult | None = None) -> ScenarioResult:
+    """Run one scenario, filling ``result`` (a new one if None) as expectations are evaluated, so
+    that what was evaluated before an interruption is still there for the report."""
     from phoneemu.scenario.world import World  # imported late: pulls in lab and phone
 
-    result = ScenarioResult(name=scenario.name, path=scenario.path, reproduces=scenario.reproduces,
-                            phones=sum(g.count for g in scenario.phones.values()))
+    if result is None:
+        result = _new_result(scenario)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="phoneemu-") as tmp:
         workdir = Path(tmp) if options.workdir is None else options.workdir / scenario.name
@@ -201,19 +209,30 @@ async def run_scenario(scenario: Scenario, options: RunOptions) -> ScenarioResul
             result.error = f"internal error: {type(exc).__name__}: {exc}"
             traceback.print_exc(file=sys.stderr)
         finally:
+            result.duration_s = time.perf_counter() - started
             await world.close()
             if capture is not None:
                 capture.close()
-    result.duration_s = time.perf_counter() - started
     return result
 
 
 def run_scenarios(scenarios: list[Scenario], options: RunOptions) -> RunSummary:
+    """Run each scenario in turn. Ctrl-C stops the run but loses nothing: the scenario under way
+    is reported as ERROR (interrupted) with the expectations it had evaluated, the rest are listed
+    as not run, and ``summary.interrupted`` is set (the command then writes its reports and exits 130)."""
     summary = RunSummary()
     started = time.perf_counter()
     for i, sc in enumerate(scenarios, 1):
         if options.progress is not None:
             options.progress(f"[{i}/{len(scenarios)}] {sc.name}")
-        summary.scenarios.append(asyncio.run(run_scenario(sc, options)))
+        result = _new_result(sc)
+        summary.scenarios.append(result)
+        try:
+            asyncio.run(run_scenario(sc, options, result))
+        except KeyboardInterrupt:
+            result.error = "interrupted (Ctrl-C) before the scenario finished"
+            summary.interrupted = True
+            summary.not_run = [s.name for s in scenarios[i:]]
+            break
     summary.duration_s = time.perf_counter() - started
     return summary

@@ -55,6 +55,8 @@ def test_get_and_errors() -> None:
     (b"GET /ITLFile.tlv\r\n\r\n", b"400"),
     (b"GET /ITLFile.tlv HTTP/1.1\r\nbad header\r\n\r\n", b"400"),
     (b"POST /x HTTP/1.1\r\nContent-Length: 0\r\n\r\n", b"405"),
+    (b"POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", b"405"),
+    (b"PUT /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", b"405"),
     (b"GET /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", b"400"),
     (b"GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nConnection: close\r\n\r\n", b"403"),
     (b"GET /a%5cb HTTP/1.1\r\nConnection: close\r\n\r\n", b"403"),
@@ -68,6 +70,7 @@ def test_malformed_requests(request_bytes: bytes, status: bytes) -> None:
         async with HttpServer(FILES, HOST, 0) as srv:
             out = await raw_request(srv.port, request_bytes)
             assert out.split(b" ")[1] == status, out[:100]
+            assert (b"\r\nAllow: GET, HEAD\r\n" in out) == (status == b"405")
             # the server keeps serving
             assert await http_get(HOST, srv.port, "ITLFile.tlv") == FILES["ITLFile.tlv"]
     run(main())

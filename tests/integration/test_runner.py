@@ -99,3 +99,40 @@ steps:
     captured = capsys.readouterr()
     assert f"{f}:7 steps[0].admin: cluster 'real' is external" in captured.err
     assert "PASS" not in captured.out and "ERROR" not in captured.out
+
+
+def test_ctrl_c_keeps_what_ran_and_lists_the_rest(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real SIGINT in the middle of the second scenario: the reports are still written, with
+    the first scenario's verdict, the second as ERROR (interrupted) and the third as not run."""
+    import signal
+
+    from phoneemu.scenario import runner
+
+    first = _write(tmp_path, "a-first", BASE.format(extra=""))
+    second = _write(tmp_path, "b-second", BASE.format(extra="") + "  - boot: p\n"
+                    "  - expect: {phones: p, label: second, config: accepted}\n")
+    third = _write(tmp_path, "c-third", BASE.format(extra=""))
+    evaluate = runner._evaluate
+    calls = []
+
+    def evaluate_then_interrupt(world: object, exp: object) -> object:
+        calls.append(exp)
+        if len(calls) == 2:  # b-second's first expectation: Ctrl-C, as a user would press it
+            signal.raise_signal(signal.SIGINT)
+        return evaluate(world, exp)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner, "_evaluate", evaluate_then_interrupt)
+    junit, js = tmp_path / "r.xml", tmp_path / "r.json"
+    rc = main(["run", str(first), str(second), str(third), "--junit", str(junit), "--json", str(js)])
+    out = capsys.readouterr().out
+    assert rc == 130
+    assert "PASS  a-first" in out and "ERROR b-second" in out and "interrupted" in out
+    assert "1 scenario(s) not run (c-third)" in out
+    doc = json.loads(js.read_text())
+    assert doc["ok"] is False and doc["interrupted"] is True and doc["not_run"] == ["c-third"]
+    assert [s["outcome"] for s in doc["scenarios"]] == ["PASS", "ERROR"]
+    assert len(doc["scenarios"][1]["expectations"]) == 1  # what b-second evaluated is kept
+    suites = {s.get("name"): s for s in ET.parse(junit).getroot().iter("testsuite")}
+    assert set(suites) == {"a-first", "b-second", "c-third"}
+    assert suites["b-second"].get("errors") == "1" and suites["c-third"].get("skipped") == "1"
