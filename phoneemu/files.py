@@ -1,4 +1,4 @@
-"""Reading user-named files with a size cap: memory stays bounded whatever the file holds.
+"""User-named files: read with a size cap, written only where writing can succeed.
 
 ``inspect FILE``, ``fuzz --replay FILE`` and the PEM files given on the command line are read
 through :func:`read_at_most`, which never reads more than ``limit + 1`` bytes: a file larger
@@ -7,11 +7,12 @@ than the limit is refused with its name and size before anything is parsed.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from phoneemu.errors import SizeLimitError
+from phoneemu.errors import PhoneEmuError, SizeLimitError
 
-__all__ = ["PEM_LIMIT", "read_at_most"]
+__all__ = ["PEM_LIMIT", "check_writable", "read_at_most"]
 
 PEM_LIMIT = 1 << 20
 """Certificates and keys given on the command line: 1 MiB is far more than any PEM chain needs."""
@@ -27,3 +28,18 @@ def read_at_most(path: Path | str, limit: int, *, what: str = "file") -> bytes:
         f.seek(0, 2)
         size = f.tell()
     raise SizeLimitError(f"{what} is {size} bytes, more than the limit of {limit}", file=str(path))
+
+
+def check_writable(path: Path | None, option: str) -> None:
+    """Refuse, before any work is done, an output file that could not be written at the end:
+    a folder, a missing or read-only parent folder. A 40,000-phone storm or a whole scenario run
+    must not end with its report lost to a typo. PhoneEmuError names the option and the path."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise PhoneEmuError(f"{option} {path}: is a folder, not a file", path=option.lstrip("-"))
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise PhoneEmuError(f"{option} {path}: folder {parent} does not exist", path=option.lstrip("-"))
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise PhoneEmuError(f"{option} {path}: not writable", path=option.lstrip("-"))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from phoneemu.errors import PhoneEmuError
+from phoneemu.files import check_writable
 from phoneemu.fleet.engine import FleetSpec, mac_text, parse_mac
 from phoneemu.fleet.loop import EVENT_LOOPS
 from phoneemu.fleet.progress import Progress
@@ -96,6 +97,8 @@ def register(sub: Any) -> None:
 def _boot(args: argparse.Namespace) -> int:
     if args.count < 1:
         raise PhoneEmuError("--count must be at least 1", path="count")
+    check_writable(args.json, "--json")
+    check_writable(args.plot, "--plot")
     if args.plot is not None:
         from phoneemu.fleet.plot import require_matplotlib
 

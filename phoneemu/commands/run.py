@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from phoneemu.errors import ScenarioError
+from phoneemu.files import check_writable
 from phoneemu.scenario.loader import discover, load_file
 from phoneemu.scenario.model import Expectation, Scenario
 from phoneemu.scenario.reports import render_text, write_json, write_junit
@@ -74,6 +75,8 @@ class _Progress:
 
 
 def _run(args: argparse.Namespace) -> int:
+    check_writable(args.junit, "--junit")
+    check_writable(args.json, "--json")
     scenarios = _load_all(args.paths)
     if args.select:
         selected = [s for s in scenarios if fnmatch.fnmatch(s.name, args.select)]

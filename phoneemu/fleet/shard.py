@@ -17,9 +17,10 @@ Rules:
   start no new boot, the boots under way finish (within ``interrupt_grace`` seconds), and the
   result — marked ``interrupted``, the rest counted as not started — is returned as usual;
   ``on_interrupt()`` is called first (e.g. to tell the user). A second Ctrl-C, an interrupt before
-  the storm starts, or a grace period that runs out aborts: the parent terminates the shards (then
-  kills stragglers), joins them and re-raises ``KeyboardInterrupt`` — no orphan processes. Shard
-  processes ignore SIGINT; a shard whose parent vanished exits by itself.
+  the storm starts, or a grace period that runs out aborts: the parent kills the shards, joins
+  them and re-raises ``KeyboardInterrupt`` — no orphan processes. Shard processes ignore SIGINT
+  and SIGTERM (a signal to the whole process group, as from ``timeout`` or a service manager, is
+  the parent's to handle); a shard whose parent vanished exits by itself.
 * ``shards=0`` runs the single shard in this process (tests, profiling).
 """
 
@@ -94,7 +95,8 @@ def _child(spec: FleetSpec, macs: range, shard: int, channels: tuple[Any, Any, A
            start_timeout: float) -> None:
     """Shard process body: build phones, wait for ``go``, boot until done or ``stop``, send the result."""
     q, go, stop = channels
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # a Ctrl-C or a `kill` of the process group reaches
+        signal.signal(sig, signal.SIG_IGN)       # the shards too: the parent alone decides (via `stop`)
     parent = os.getppid()
 
     def progress(done: int, ok: int) -> None:
@@ -118,15 +120,13 @@ def _child(spec: FleetSpec, macs: range, shard: int, channels: tuple[Any, Any, A
 
 
 def _stop(procs: list[Any]) -> None:
+    """Kill the shards still alive (they ignore SIGTERM; a shard that is still running here is
+    being aborted, its result is not wanted) and reap them all."""
     for p in procs:
-        if p.is_alive():
-            p.terminate()
-    deadline = time.monotonic() + 5.0
-    for p in procs:
-        p.join(max(0.1, deadline - time.monotonic()))
         if p.is_alive():
             p.kill()
-            p.join(1.0)
+    for p in procs:
+        p.join(5.0)
 
 
 def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressFn | None = None,

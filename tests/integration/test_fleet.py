@@ -13,6 +13,7 @@ import asyncio
 import gc
 import importlib.util
 import json
+import os
 import shutil
 import signal
 import sys
@@ -141,11 +142,13 @@ def test_cli_fleet_boot_two_shards_json(tmp_path: Path) -> None:
     assert all(p["outcome"] == "ok" for p in doc["phones"])
 
 
-@pytest.mark.parametrize(("presses", "shards"), [(1, "2"), (2, "2"), (1, "0")])
-def test_cli_fleet_ctrl_c_keeps_what_booted(tmp_path: Path, presses: int, shards: str) -> None:
+@pytest.mark.parametrize(("presses", "shards", "group"), [(1, "2", False), (2, "2", False), (1, "0", False),
+                                                     (1, "2", True)])
+def test_cli_fleet_ctrl_c_keeps_what_booted(tmp_path: Path, presses: int, shards: str, group: bool) -> None:
     """Ctrl-C during a storm: no new boots, the boots under way finish, the summary and the JSON of
     what did boot are written, the rest count as not started, exit status 130. A second Ctrl-C
-    aborts at once (exit status 130, no summary). The same with the single shard in the CLI process."""
+    aborts at once (exit status 130, no summary). The same with the single shard in the CLI process,
+    and with SIGTERM sent to the whole process group (as ``timeout`` does): shards survive it."""
     c = LabCluster.init(tmp_path / "lab", seed=6, key_spec="rsa1024", now=NOW)
     c.add_phones([mac_text(START + i) for i in range(20)], now=NOW)
     out = tmp_path / "fleet.json"
@@ -157,13 +160,16 @@ def test_cli_fleet_ctrl_c_keeps_what_booted(tmp_path: Path, presses: int, shards
                 sys.executable, "-m", "phoneemu", "fleet", "boot", "--count", "20", "--tftp",
                 f"{HOST}:{srv.ports['tftp']}", "--mac-start", mac_text(START), "--shards", shards,
                 "--concurrency", "1", "--json", str(out), stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE)
+                stderr=asyncio.subprocess.PIPE, start_new_session=group)
             for _ in range(600):  # until the storm has begun (the lab saw requests), 60 s at most
                 if len(srv.requests) >= 2:
                     break
                 await asyncio.sleep(0.1)
             assert srv.requests, "the storm never started"
-            proc.send_signal(signal.SIGINT)
+            if group:
+                os.killpg(proc.pid, signal.SIGTERM)
+            else:
+                proc.send_signal(signal.SIGINT)
             if presses == 2:
                 await asyncio.sleep(0.1)
                 proc.send_signal(signal.SIGINT)

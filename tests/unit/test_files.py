@@ -50,3 +50,27 @@ def test_boot_refuses_a_huge_pem(tmp_path: Path, capsys: pytest.CaptureFixture[s
     rc = main(["boot", "--tftp", "127.0.0.1:9", "--mac", "001122334455", "--image-signer", str(big)])
     err = capsys.readouterr().err
     assert rc == 2 and str(big) in err and "limit" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "scenarios/tvs-outage.yaml", "--junit", "{tmp}"],
+    ["run", "scenarios/tvs-outage.yaml", "--json", "{tmp}/no/such/folder/r.json"],
+    ["fleet", "boot", "--count", "2", "--tftp", "127.0.0.1:9", "--json", "{tmp}"],
+    ["fleet", "boot", "--count", "2", "--tftp", "127.0.0.1:9", "--plot", "{tmp}/missing/p.png"],
+])
+def test_unwritable_report_is_refused_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      argv: list[str]) -> None:
+    """A report path that cannot be written fails at once (exit 2), not after the run."""
+    args = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and ("is a folder" in err or "does not exist" in err)
+
+
+def test_check_writable_accepts_a_new_file_in_the_current_folder(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from phoneemu.files import check_writable
+
+    monkeypatch.chdir(tmp_path)
+    check_writable(Path("report.json"), "--json")  # no parent part: the current folder
+    check_writable(None, "--json")
