@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from phoneemu.errors import ScenarioError
+from phoneemu.phone.profile import PROFILES
 from phoneemu.scenario.model import ClusterSpec, Expectation, PhoneGroup, Scenario, Step
 
 __all__ = [
@@ -48,6 +49,22 @@ ADMIN_OPERATIONS: dict[str, frozenset[str]] = {
     "capf": frozenset({"phones", "operation", "auth_mode", "auth_string", "key"}),
     "autoregistration": frozenset({"on"}),
     "tvs-ttl": frozenset({"seconds"}),
+}
+
+#: admin operation -> arguments it cannot run without (checked at load time, before anything runs).
+ADMIN_REQUIRED: dict[str, tuple[str, ...]] = {
+    "regenerate": ("cert",), "add-certs": ("count",), "signature-algorithm": ("hash",),
+    "exchange": ("with",), "load": ("name",), "tvs-ttl": ("seconds",),
+}
+
+#: (admin operation, argument) -> the values the lab accepts (``cert`` may carry a node suffix: tvs-2).
+ADMIN_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("regenerate", "cert"): ("callmanager", "tvs", "itlrecovery", "capf"),
+    ("itl-reset", "key"): ("localkey", "remotekey"),
+    ("ctl-reset", "key"): ("localkey",),
+    ("signature-algorithm", "hash"): ("sha1", "sha512"),
+    ("encryption", "mode"): ("pki", "symmetric"),
+    ("capf", "operation"): ("install", "fetch", "delete", "none"),
 }
 
 #: expectation check -> allowed values (None = free text / int / bool as documented).
@@ -225,6 +242,10 @@ def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec])
             overrides = {k: _plain(v) for k, v in pm.items() if k != "base"}
         else:
             profile = ctx.string(pnode, f"{field}.profile")
+        if profile not in PROFILES:
+            at = pnode.value["base"] if isinstance(pnode.value, dict) else pnode
+            raise ctx.fail(at, f"{field}.profile", f"unknown phone profile {profile!r} "
+                           f"(expected one of: {', '.join(PROFILES)})")
     encrypt = None
     if "encrypt" in m:
         encrypt = ctx.string(m["encrypt"], f"{field}.encrypt")
@@ -301,7 +322,15 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
             raise ctx.fail(am["op"], f"{field}.op",
                            f"unknown operation {op!r} (expected one of: {', '.join(ADMIN_OPERATIONS)})")
         allowed = ADMIN_OPERATIONS[op] | {"op", "cluster"}
-        ctx.mapping(arg, field, allowed=allowed)
+        ctx.mapping(arg, field, allowed=allowed, required=ADMIN_REQUIRED.get(op, ()))
+        for name, value in am.items():
+            choices = ADMIN_CHOICES.get((op, name))
+            if choices is not None:
+                text = ctx.string(value, f"{field}.{name}").lower()
+                base, _, suffix = text.partition("-") if name == "cert" else (text, "", "")
+                if base not in choices or (suffix and not suffix.isdigit()):
+                    raise ctx.fail(value, f"{field}.{name}",
+                                   f"{op}: unknown {name} {text!r} (expected one of: {', '.join(choices)})")
         args = {k: _plain(v) for k, v in am.items()}
         args["cluster"] = lab_ref(am, field)
         if "phones" in am:

@@ -58,6 +58,13 @@ def test_good_file_loads() -> None:
         ('"00:11:22:33:44:0a"', "zz", 7, "phones.sbd.mac_start", "12 hex"),
         ("profile: cp-8861}", "profil: cp-8861}", 7, "phones.sbd.profil", "unknown field"),
         ("- boot: sbd", "- boot: nobody", 10, "steps[0].boot", "unknown phone group"),
+        ("profile: cp-8861}", "profile: cp-9999}", 7, "phones.sbd.profile", "unknown phone profile"),
+        ("base: cp-7940", "base: cp-79", 8, "phones.legacy.profile", "unknown phone profile"),
+        ("cert: callmanager", "cert: callmgr", 11, "steps[1].admin.cert", "unknown cert"),
+        ("cert: callmanager", "cert: tvs-x", 11, "steps[1].admin.cert", "unknown cert"),
+        (", cert: callmanager", "", 11, "steps[1].admin", "missing required field 'cert'"),
+        ("op: regenerate, cert: callmanager", "op: itl-reset, key: local", 11, "steps[1].admin.key",
+         "expected one of: localkey, remotekey"),
     ],
 )
 def test_mistakes_name_line_and_field(old: str, new: str, line: int, field: str, words: str) -> None:
