@@ -25,9 +25,12 @@ def read_at_most(path: Path | str, limit: int, *, what: str = "file") -> bytes:
         data = f.read(limit + 1)
         if len(data) <= limit:
             return data
-        f.seek(0, 2)
-        size = f.tell()
-    raise SizeLimitError(f"{what} is {size} bytes, more than the limit of {limit}", file=str(path))
+        try:
+            size = f.seek(0, 2)  # a device or pipe has no size: it "holds more" than the limit
+        except OSError:
+            size = 0
+    held = f"is {size} bytes," if size > limit else "holds"
+    raise SizeLimitError(f"{what} {held} more than the limit of {limit} bytes", file=str(path))
 
 
 def check_writable(path: Path | None, option: str) -> None:

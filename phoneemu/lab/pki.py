@@ -42,6 +42,7 @@ from cryptography.exceptions import InvalidSignature
 from phoneemu.crypto import certs, keys
 from phoneemu.crypto.keys import KeySpec, PrivateKey, PublicKey
 from phoneemu.errors import DecodeError, EncodeError, VerificationError, VerifyReason
+from phoneemu.files import PEM_LIMIT, read_at_most
 from phoneemu.formats.header import FileSigner
 
 __all__ = [
@@ -327,7 +328,7 @@ class LabPki:
 
     @staticmethod
     def read_identity_file(path: Path, name: str) -> Identity:
-        data = Path(path).read_bytes()
+        data = read_at_most(path, PEM_LIMIT, what="key file")
         key = keys.load_private_key_pem(data, source=str(path))
         found = certs.load_certs_pem(data, source=str(path))
         if not found:

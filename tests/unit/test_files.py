@@ -74,3 +74,8 @@ def test_check_writable_accepts_a_new_file_in_the_current_folder(tmp_path: Path,
     monkeypatch.chdir(tmp_path)
     check_writable(Path("report.json"), "--json")  # no parent part: the current folder
     check_writable(None, "--json")
+
+
+def test_a_device_without_size_is_refused_too() -> None:
+    with pytest.raises(SizeLimitError, match="holds more than the limit of 10 bytes"):
+        read_at_most("/dev/zero", 10)
