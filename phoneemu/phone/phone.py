@@ -36,7 +36,8 @@ from typing import Any
 from cryptography import x509
 
 from phoneemu.crypto.keys import PrivateKey
-from phoneemu.errors import DecodeError, EncodeError
+from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError
+from phoneemu.files import read_at_most
 from phoneemu.formats import config as config_fmt
 from phoneemu.net.fetch import Fetcher, HttpFetcher, HttpThenTftpFetcher, TftpFetcher
 from phoneemu.net.tftp_client import TftpClientPool
@@ -65,9 +66,8 @@ def read_phone_file(path: Path | str) -> dict[str, Any]:
     """The ``phone.json`` of a flash directory ({} when absent or unreadable)."""
     p = Path(path) / PHONE_FILE
     try:
-        raw = p.read_bytes()[:4096]
-        obj = json.loads(raw)
-    except (OSError, ValueError, UnicodeDecodeError):
+        obj = json.loads(read_at_most(p, 4096, what=PHONE_FILE))
+    except (OSError, ValueError, UnicodeDecodeError, PhoneEmuError):
         return {}
     return obj if isinstance(obj, dict) else {}
 
