@@ -294,11 +294,19 @@ def _decode_ip(pkt: bytes, base: int, ts: float, index: int) -> PcapPacket | Non
 
 
 def read_pcap(path: str | Path, *, max_packets: int = 10_000_000) -> Iterator[PcapPacket]:
-    """Yield the UDP/TCP packets of a classic pcap file; malformed input raises DecodeError."""
-    data = Path(path).read_bytes()
-    if len(data) < 24:
-        raise _perr(f"file header needs 24 bytes, got {len(data)}", 0, "header")
-    magic = data[:4]
+    """Yield the UDP/TCP packets of a classic pcap file; malformed input raises DecodeError.
+
+    The file is read one record at a time: memory stays bounded by the snaplen (at most
+    ``SNAPLEN``) whatever the size of the capture."""
+    with open(path, "rb") as f:
+        yield from _read_records(f, max_packets)
+
+
+def _read_records(f: BinaryIO, max_packets: int) -> Iterator[PcapPacket]:
+    head = f.read(24)
+    if len(head) < 24:
+        raise _perr(f"file header needs 24 bytes, got {len(head)}", 0, "header")
+    magic = head[:4]
     if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
         end = "<"
     elif magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
@@ -306,7 +314,7 @@ def read_pcap(path: str | Path, *, max_packets: int = 10_000_000) -> Iterator[Pc
     else:
         raise _perr(f"bad magic {magic.hex()}", 0, "header.magic")
     nano = magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
-    major, _minor, _tz, _sig, snaplen, linktype = struct.unpack_from(end + "HHiIII", data, 4)
+    major, _minor, _tz, _sig, snaplen, linktype = struct.unpack_from(end + "HHiIII", head, 4)
     if major != 2:
         raise _perr(f"unsupported version {major}", 4, "header.version_major")
     link = linktype & 0x0FFFFFFF
@@ -314,23 +322,24 @@ def read_pcap(path: str | Path, *, max_packets: int = 10_000_000) -> Iterator[Pc
         raise _perr(f"unsupported link type {link}", 20, "header.linktype")
     limit = max(snaplen, 65535) if snaplen else SNAPLEN
     limit = min(limit, SNAPLEN)
+    record = struct.Struct(end + "IIII")
     pos = 24
     index = 0
-    while pos < len(data):
+    while rec := f.read(16):
         if index >= max_packets:
             raise _perr(f"more than {max_packets} packets", pos, f"packet[{index}]")
-        if len(data) - pos < 16:
-            raise _perr(f"record header needs 16 bytes, {len(data) - pos} remain", pos, f"packet[{index}]")
-        sec, frac, incl, _orig = struct.unpack_from(end + "IIII", data, pos)
+        if len(rec) < 16:
+            raise _perr(f"record header needs 16 bytes, {len(rec)} remain", pos, f"packet[{index}]")
+        sec, frac, incl, _orig = record.unpack(rec)
         if incl > limit:
             raise _perr(f"captured length {incl} exceeds snaplen {limit}", pos + 8,
                         f"packet[{index}].incl_len")
         body_at = pos + 16
-        if incl > len(data) - body_at:
-            raise _perr(f"captured length {incl} exceeds remaining {len(data) - body_at}", pos + 8,
+        frame = f.read(incl)
+        if len(frame) < incl:
+            raise _perr(f"captured length {incl} exceeds remaining {len(frame)}", pos + 8,
                         f"packet[{index}].incl_len")
         ts = sec + frac / (1e9 if nano else 1e6)
-        frame = data[body_at : body_at + incl]
         ip_at = body_at
         if link == LINKTYPE_ETHERNET:
             if len(frame) < 14:
