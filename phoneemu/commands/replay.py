@@ -17,8 +17,11 @@ from typing import Any
 from phoneemu.commands.boot import outcome_lines, pem_certificates
 from phoneemu.errors import PhoneEmuError
 from phoneemu.formats.config import normalise_mac
+from phoneemu.net.capture import read_pcap
+from phoneemu.net.tls_decrypt import read_keylog
 from phoneemu.phone.profile import PROFILES
 from phoneemu.scenario.replay import CaptureIndex, ReplayResult, boots_of, index_capture, replay_phone
+from phoneemu.scenario.replay_tvs import TvsCapture, tvs_from_packets
 
 __all__ = ["register"]
 
@@ -29,7 +32,10 @@ examples:
   phoneemu replay site.pcap --mac 00:11:22:33:44:55 --profile cp-7962 --json
 
 Offline, TVS and CAPF are unreachable: decisions that needed them are marked by the phone as a
-TVS/CAPF failure. --tvs-cert PEM makes an offline TVS vouch for those certificates instead.
+TVS/CAPF failure. --keylog FILE decrypts the captured TVS exchanges (TLS 1.0-1.2) and answers
+each query of the phone as TVS answered it in the capture. --tvs-cert PEM makes an offline TVS
+vouch for those certificates (with --keylog: for queries the capture does not hold).
+  phoneemu replay caps/migration.pcap --mac 0A0000000501 --keylog caps/migration.keys
 Files without a MAC in their name (ITLFile.tlv, CTLFile.tlv, loads) are taken from the same
 server during the phone's boot.
 """
@@ -52,14 +58,29 @@ def register(sub: Any) -> None:
                    "other queries get 'not found'); without it TVS is unreachable")
     p.add_argument("--tvs-roles", default="0,2", metavar="CODES",
                    help="roles the offline TVS gives --tvs-cert certificates (default 0,2: SAST, CCM+TFTP)")
+    p.add_argument("--keylog", type=Path, metavar="FILE",
+                   help="TLS key log of the capture (SSLKEYLOGFILE format, as --capture and lab serve "
+                   "--keylog write it): decrypt the TVS exchanges and answer as TVS did in the capture")
     p.add_argument("--list", action="store_true", help="list the phones and files in the capture")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=handler)
 
 
-def _list_text(index: CaptureIndex) -> str:
+def _tvs_lines(tvs: TvsCapture, keylog: Path | None) -> list[str]:
+    if keylog is None:
+        return [f"{tvs.tls_connections} TLS connection(s) (TVS, CAPF, HTTPS): give --keylog FILE to "
+                "decrypt the TVS exchanges"] if tvs.tls_connections else []
+    lines = [f"{tvs.tls_connections} TLS connection(s): {len(tvs.exchanges)} TVS exchange(s) decrypted, "
+             f"{tvs.not_tvs} other, {len(tvs.problems)} not decrypted"]
+    lines += [f"  {x.describe()}" for x in tvs.exchanges]
+    lines += [f"  not decrypted: {p}" for p in tvs.problems]
+    return lines
+
+
+def _list_text(index: CaptureIndex, tvs: TvsCapture, keylog: Path | None) -> str:
     lines = [f"{index.packets} packet(s), {len(index.downloads)} download(s), "
              f"{index.skipped} non-TFTP UDP datagram(s) skipped"]
+    lines += _tvs_lines(tvs, keylog)
     for mac in index.macs():
         lines.append(f"phone {mac}: {len(boots_of(index, mac))} boot(s)")
         lines += [f"  {d.describe()}" for d in index.of_mac(mac)]
@@ -68,6 +89,14 @@ def _list_text(index: CaptureIndex) -> str:
         lines.append("cluster-wide names:")
         lines += [f"  {d.describe()}" for d in shared]
     return "\n".join(lines)
+
+
+def _tvs_json(tvs: TvsCapture) -> dict[str, Any]:
+    return {"tls_connections": tvs.tls_connections, "other_tls": tvs.not_tvs,
+            "not_decrypted": list(tvs.problems),
+            "exchanges": [{"start": x.start, "server": f"{x.server[0]}:{x.server[1]}", "tls": x.tls,
+                           "device_name": x.request.device_name, "describe": x.describe()}
+                          for x in tvs.exchanges]}
 
 
 def _list_json(index: CaptureIndex) -> dict[str, Any]:
@@ -96,11 +125,18 @@ def _boot_text(i: int, r: ReplayResult) -> str:
 
 
 def handler(args: argparse.Namespace) -> int:
+    if args.mac is None and not args.list:
+        raise PhoneEmuError("give --mac MAC (or --list to see the phones in the capture)", path="mac")
     index = index_capture(args.capture)
-    if args.list or args.mac is None:
-        if not args.list:
-            raise PhoneEmuError("give --mac MAC (or --list to see the phones in the capture)", path="mac")
-        print(json.dumps(_list_json(index), indent=2) if args.json else _list_text(index))
+    secrets = read_keylog(args.keylog) if args.keylog is not None else {}
+    tvs_capture = tvs_from_packets(read_pcap(args.capture), secrets)
+    if args.list:
+        if args.json:
+            doc = _list_json(index)
+            doc["tls"] = _tvs_json(tvs_capture)
+            print(json.dumps(doc, indent=2))
+        else:
+            print(_list_text(index, tvs_capture, args.keylog))
         return 0
     mac = normalise_mac(args.mac)
     try:
@@ -110,11 +146,16 @@ def handler(args: argparse.Namespace) -> int:
             from None
     results = asyncio.run(replay_phone(index, mac, profile=args.profile, now=args.now,
                                        image_signers=pem_certificates(args.image_signer),
-                                       tvs_certs=pem_certificates(args.tvs_cert), tvs_roles=roles))
+                                       tvs_certs=pem_certificates(args.tvs_cert), tvs_roles=roles,
+                                       tvs_capture=tvs_capture if args.keylog is not None else None))
     tvs = "answers for given certificates" if args.tvs_cert else "unavailable"
+    if args.keylog is not None:
+        tvs = (f"answers from the capture ({len(tvs_capture.exchanges)} exchange(s) decrypted"
+               f"{', else for given certificates' if args.tvs_cert else ''})")
     if args.json:
         print(json.dumps({"mac": mac, "profile": args.profile, "capture": str(args.capture),
                           "offline": {"tvs": tvs, "capf": "unavailable"},
+                          **({"tls": _tvs_json(tvs_capture)} if args.keylog is not None else {}),
                           "boots": [r.as_dict() for r in results]}, indent=2))
     else:
         print(f"replay of phone {mac} from {args.capture} (profile {args.profile}; offline TVS: {tvs}; "

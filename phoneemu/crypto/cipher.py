@@ -1,4 +1,5 @@
-"""AES-128-CBC and RSA PKCS#1 v1.5 key wrap for encrypted configs (spec §C.3).
+"""AES-128-CBC and RSA PKCS#1 v1.5 key wrap for encrypted configs (spec §C.3); AES-CBC and AES-GCM
+record decryption for captured TLS (``phoneemu.net.tls_decrypt``).
 
 Padding is *not* PKCS#7: callers append 1..16 bytes of 0x0D and record the count (§C.3 step 3).
 
@@ -12,13 +13,15 @@ from __future__ import annotations
 
 import threading
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from phoneemu.crypto.keys import PrivateKey, PublicKey
 from phoneemu.errors import DecryptionError, VerifyReason
 
-__all__ = ["aes_cbc_decrypt", "aes_cbc_encrypt", "rsa_unwrap", "rsa_wrap"]
+__all__ = ["aes_cbc_decrypt", "aes_cbc_encrypt", "aes_gcm_decrypt", "rsa_unwrap", "rsa_wrap"]
 
 
 def aes_cbc_encrypt(key: bytes, iv: bytes, plaintext: bytes) -> bytes:
@@ -39,6 +42,17 @@ def aes_cbc_decrypt(key: bytes, iv: bytes, ciphertext: bytes) -> bytes:
     blocks = _ecb_decryptor(key).update(ciphertext)  # D(C_1) .. D(C_n), whole blocks only
     chain = iv + ciphertext[:-16]  # C_0 = IV, C_1 .. C_(n-1)
     return (int.from_bytes(blocks, "big") ^ int.from_bytes(chain, "big")).to_bytes(n, "big")
+
+
+def aes_gcm_decrypt(key: bytes, nonce: bytes, ciphertext_and_tag: bytes, aad: bytes) -> bytes:
+    """AES-GCM with a 16-byte tag; DecryptionError when the tag does not match."""
+    if len(key) not in (16, 24, 32) or len(nonce) != 12 or len(ciphertext_and_tag) < 16:
+        raise DecryptionError(f"bad AES-GCM sizes (key {len(key)}, nonce {len(nonce)}, "
+                              f"data {len(ciphertext_and_tag)} bytes)")
+    try:
+        return AESGCM(key).decrypt(nonce, ciphertext_and_tag, aad)
+    except InvalidTag:
+        raise DecryptionError("AES-GCM tag mismatch") from None
 
 
 class _EcbContexts(threading.local):

@@ -36,7 +36,8 @@ Rules (issue #5 point 3; spec §C.6 request names, §H.1 TFTP/HTTP 6970):
   ``unreachable``). TVS is unavailable too, unless ``tvs_certs`` are given: then an offline TVS
   answers a QUERY whose issuer and serial match one of them with that certificate and
   ``tvs_roles`` (default SAST + CCM+TFTP) and any other QUERY with "not found" — a "what if the TVS
-  had vouched for this signer" replay (our convention; the captured TVS exchange is not decrypted).
+  had vouched for this signer" replay (our convention). With the capture's TLS key log, TVS answers
+  as it did in the capture (:mod:`phoneemu.scenario.replay_tvs`).
 * Bad input: a malformed pcap raises DecodeError naming the offset; malformed TFTP/HTTP inside it is
   skipped and counted, never raised. Memory is bounded: ``max_file`` bytes per download, ``max_stream``
   per TCP direction.
@@ -390,9 +391,9 @@ def _is_http_request(stream: bytes) -> bool:
     return stream[:4] == b"GET " or stream[:5] == b"HEAD "
 
 
-def http_downloads(packets: Iterable[PcapPacket], *, max_file: int = MAX_FILE,
-                   max_stream: int = MAX_STREAM) -> list[Download]:
-    """HTTP GET/HEAD exchanges in the TCP packets of ``packets`` (see module rules)."""
+def _tcp_connections(packets: Iterable[PcapPacket], max_stream: int) -> list[_Conn]:
+    """The TCP connections of ``packets`` in order of first packet, each direction's segments kept
+    (at most ``max_stream`` bytes); ``client`` is the SYN's sender when the SYN was captured."""
     conns: dict[frozenset[Endpoint], _Conn] = {}
     earlier: list[_Conn] = []
     for pkt in packets:
@@ -412,8 +413,14 @@ def http_downloads(packets: Iterable[PcapPacket], *, max_file: int = MAX_FILE,
         if pkt.flags & SYN and not pkt.flags & 0x10:
             conn.client = a
         conn.dirs[a].add(pkt, max_stream)
+    return sorted([*earlier, *conns.values()], key=lambda c: c.order)
+
+
+def http_downloads(packets: Iterable[PcapPacket], *, max_file: int = MAX_FILE,
+                   max_stream: int = MAX_STREAM) -> list[Download]:
+    """HTTP GET/HEAD exchanges in the TCP packets of ``packets`` (see module rules)."""
     out: list[Download] = []
-    for conn in [*earlier, *conns.values()]:
+    for conn in _tcp_connections(packets, max_stream):
         ends = [conn.client] if conn.client is not None else list(conn.ends)
         conn.client = next((e for e in ends if _is_http_request(conn.dirs[e].assemble()[0])), None)
         if conn.client is not None:
@@ -573,8 +580,11 @@ def offline_tvs(certificates: Sequence[Any], roles: frozenset[int]) -> Any:
 async def replay_phone(index: CaptureIndex, mac: str, *, profile: str = "cp-8861",
                        now: int | None = None, image_signers: Sequence[Any] = (),
                        tvs_certs: Sequence[Any] = (),
-                       tvs_roles: frozenset[int] = frozenset({0, 2})) -> list[ReplayResult]:
-    """Boot a fresh phone offline once per captured boot of ``mac`` (see module rules)."""
+                       tvs_roles: frozenset[int] = frozenset({0, 2}),
+                       tvs_capture: Any = None) -> list[ReplayResult]:
+    """Boot a fresh phone offline once per captured boot of ``mac`` (see module rules); with
+    ``tvs_capture`` (:class:`phoneemu.scenario.replay_tvs.TvsCapture`) TVS answers as it did in the
+    capture."""
     from phoneemu.formats.config import normalise_mac
     from phoneemu.phone.boot import BootTarget
     from phoneemu.phone.phone import Phone
@@ -593,11 +603,18 @@ async def replay_phone(index: CaptureIndex, mac: str, *, profile: str = "cp-8861
     async def no_sleep(_s: float) -> None:
         return None
 
+    window = {"start": 0.0, "stop": 0.0}
+    tvs = offline_tvs(tvs_certs, tvs_roles)
+    if tvs_capture is not None:
+        tvs = tvs_capture.asker(lambda: (window["start"], window["stop"]),
+                                fallback=tvs if tvs_certs else None)
     phone = Phone(mac=mac, profile=get_profile(profile), flash=None, clock=lambda: current["t"],
-                  tvs=offline_tvs(tvs_certs, tvs_roles), capf=no_capf, sleep=no_sleep,
+                  tvs=tvs, capf=no_capf, sleep=no_sleep,
                   image_signers=tuple(image_signers), capf_retries=0)
     results: list[ReplayResult] = []
-    for b in boots:
+    for i, b in enumerate(boots):
+        window["start"] = b.start
+        window["stop"] = boots[i + 1].start if i + 1 < len(boots) else float("inf")
         if now is None:
             current["t"] = int(b.start)
         fetcher = ReplayFetcher(b)

@@ -290,3 +290,62 @@ def test_committed_migration_replayed_with_an_offline_tvs_that_vouches(
                  "--tvs-roles", "1"]) == 1
     assert "G.3.4-tvs-wrong-role" in capsys.readouterr().out
     assert main(["replay", str(pcap), "--mac", "0A0000000501", "--tvs-roles", "x"]) == 2
+
+
+# --------------------------------------------------------------------------- TVS from the key log
+def test_committed_migration_replayed_with_its_key_log(capsys: pytest.CaptureFixture[str]) -> None:
+    """With the key log, the offline TVS answers as the live one did: "unknown signer", not unreachable."""
+    import json
+
+    from phoneemu.net.tls_decrypt import read_keylog
+    from phoneemu.scenario.replay_tvs import tvs_from_packets
+
+    stem = CAPTURES / "migration-itl-signer-unknown"
+    pcap, keys = stem.with_suffix(".pcap"), stem.with_suffix(".keys")
+    tvs = tvs_from_packets(read_pcap(pcap), read_keylog(keys))
+    assert tvs.tls_connections == 2 and not tvs.problems and len(tvs.exchanges) == 2
+    assert {x.request.device_name[-12:] for x in tvs.exchanges} == {"0A0000000501", "0A0000000502"}
+    assert all(x.response is not None and not x.response.valid for x in tvs.exchanges)
+    idx = index_capture(pcap)
+    for mac in ("0A0000000501", "0A0000000502"):
+        results = run(replay_phone(idx, mac, tvs_capture=tvs))
+        assert _boot(results, 1) == dict(MIGRATED, rule="G.3.4-tvs-unknown-signer", reason="unknown-signer")
+    assert main(["replay", str(pcap), "--mac", "0A0000000501", "--keylog", str(keys), "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["boots"][1]["report"]["tvs_used"] and len(doc["tls"]["exchanges"]) == 2
+    assert main(["replay", str(pcap), "--list", "--keylog", str(keys)]) == 0
+    assert "2 TVS exchange(s) decrypted" in capsys.readouterr().out
+
+
+def test_key_log_without_the_session_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pcap = CAPTURES / "migration-itl-signer-unknown.pcap"
+    empty = tmp_path / "other.keys"
+    empty.write_text(f"CLIENT_RANDOM {'00' * 32} {'11' * 48}\n")
+    assert main(["replay", str(pcap), "--list", "--keylog", str(empty)]) == 0
+    out = capsys.readouterr().out
+    assert "0 TVS exchange(s) decrypted, 0 other, 2 not decrypted" in out and "no key-log entry" in out
+    assert main(["replay", str(pcap), "--mac", "0A0000000501", "--keylog", str(empty)]) == 1
+    assert "G.3.4-tvs-unreachable" in capsys.readouterr().out  # no captured answer: unreachable
+    bad = tmp_path / "bad.keys"
+    bad.write_text("CLIENT_RANDOM zz\n")
+    assert main(["replay", str(pcap), "--list", "--keylog", str(bad)]) == 2
+    assert f"{bad}:1" in capsys.readouterr().err
+
+
+def test_run_with_capture_then_replay_tvs_vouching(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A live TVS that vouches (callmanager regenerated): replayed with the key log, the ITL is
+    updated through TVS exactly as in the run."""
+    monkeypatch.setenv("PHONEEMU_LAB_HOST_BASE", "33")
+    scenario = SCENARIOS / "callmanager-regenerated-via-tvs.yaml"
+    assert main(["run", str(scenario), "--capture", str(tmp_path)]) == 0
+    capsys.readouterr()
+    stem = tmp_path / "callmanager-regenerated-via-tvs"
+    if (tmp_path / "callmanager-regenerated-via-tvs.note.txt").exists():
+        pytest.skip("synthetic capture (no raw socket): TLS not in the pcap")
+    pcap, keys = stem.with_suffix(".pcap"), stem.with_suffix(".keys")
+    assert main(["replay", str(pcap), "--mac", "0A0000000301", "--keylog", str(keys)]) == 0
+    out = capsys.readouterr().out
+    assert "G.3.4-vouched-by-tvs" in out and "answers from the capture (2 exchange(s) decrypted)" in out
+    assert main(["replay", str(pcap), "--mac", "0A0000000301"]) == 1  # without it: TVS unreachable
+    assert "G.3.4-tvs-unreachable" in capsys.readouterr().out

@@ -1,0 +1,347 @@
+"""Decrypting a captured TLS 1.0-1.2 connection with an NSS key log (replay of TVS exchanges, spec §E.1).
+
+Phones speak TLS 1.2 (cp-8861: AES256-GCM-SHA384 from the CUCM 14 TVS cipher list) or TLS 1.0
+(older models: AES256-SHA), RSA key transport or ECDHE; the key log (``SSLKEYLOGFILE`` format, as
+``phoneemu run --capture`` and ``lab serve --keylog`` write it, and as Wireshark reads it) gives the
+master secret of each session by its client random, whatever the key exchange.
+
+Rules (RFC 2246 TLS 1.0, RFC 5246 TLS 1.2, RFC 5288 GCM, RFC 7366 encrypt-then-MAC):
+
+* Key log: ``CLIENT_RANDOM <64 hex> <96 hex>`` lines; comments, blank lines and other labels (TLS 1.3
+  secrets) are skipped; a malformed ``CLIENT_RANDOM`` line is a DecodeError naming ``file:line``.
+  At most :data:`KEYLOG_LIMIT` bytes are read.
+* Records (type, version, length ≤ 2^14 + 2048) are read from each direction of a reassembled TCP
+  stream. Until a side sends ChangeCipherSpec its handshake records are plaintext: the ClientHello
+  gives the client random; the ServerHello the server random, the version, the cipher suite and
+  whether encrypt-then-MAC was agreed (extension 22). A TLS 1.3 ServerHello (supported_versions
+  0x0304) or a suite not in :data:`SUITES` is reported as not decryptable.
+* Keys: ``PRF(master, "key expansion", server_random + client_random)``; TLS 1.2's PRF uses the
+  suite's hash (SHA-384 for ``*_SHA384`` suites, else SHA-256), TLS 1.0/1.1's is P_MD5 ⊕ P_SHA1.
+  Order: client MAC key, server MAC key, client key, server key, client IV, server IV.
+* After ChangeCipherSpec each record is decrypted with its direction's sequence number (from 0):
+  GCM (nonce = 4-byte salt + 8-byte explicit nonce; AAD = seq, type, version, plaintext length);
+  CBC with HMAC (TLS 1.1+: explicit IV per record; TLS 1.0: the previous record's last block), the
+  padding and the MAC checked — MAC-then-encrypt, or encrypt-then-MAC when agreed. A record that
+  does not decrypt is a DecodeError naming the direction, record index and stream offset.
+* Application data (type 23) of each direction is returned in order; the Finished message and
+  alerts are not. A stream cut short (a gap in the capture) ends at its last whole record.
+"""
+
+from __future__ import annotations
+
+import hmac
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from phoneemu.crypto.cipher import aes_cbc_decrypt, aes_gcm_decrypt
+from phoneemu.errors import DecodeError, DecryptionError, SizeLimitError
+from phoneemu.files import read_at_most
+
+__all__ = ["KEYLOG_LIMIT", "SUITES", "DecryptedTls", "Suite", "decrypt_tls", "parse_keylog", "read_keylog"]
+
+FMT = "tls"
+KEYLOG_LIMIT = 16 << 20
+_MAX_RECORD = (1 << 14) + 2048
+_CCS, _ALERT, _HANDSHAKE, _APPDATA = 20, 21, 22, 23
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A cipher suite we decrypt: AES in GCM or CBC mode; ``mac`` is the HMAC hash of a CBC suite."""
+
+    name: str
+    mode: str  # "gcm" | "cbc"
+    key_len: int
+    mac: str | None
+    prf: str  # TLS 1.2 PRF hash
+
+
+def _suites() -> dict[int, Suite]:
+    table = {
+        # RSA key transport (the CUCM TVS list, spec §E.1)
+        0x002F: ("AES128-SHA", "cbc", 16, "sha1"), 0x0035: ("AES256-SHA", "cbc", 32, "sha1"),
+        0x003C: ("AES128-SHA256", "cbc", 16, "sha256"), 0x003D: ("AES256-SHA256", "cbc", 32, "sha256"),
+        0x009C: ("AES128-GCM-SHA256", "gcm", 16, None), 0x009D: ("AES256-GCM-SHA384", "gcm", 32, None),
+        # ECDHE-RSA
+        0xC013: ("ECDHE-RSA-AES128-SHA", "cbc", 16, "sha1"),
+        0xC014: ("ECDHE-RSA-AES256-SHA", "cbc", 32, "sha1"),
+        0xC027: ("ECDHE-RSA-AES128-SHA256", "cbc", 16, "sha256"),
+        0xC028: ("ECDHE-RSA-AES256-SHA384", "cbc", 32, "sha384"),
+        0xC02F: ("ECDHE-RSA-AES128-GCM-SHA256", "gcm", 16, None),
+        0xC030: ("ECDHE-RSA-AES256-GCM-SHA384", "gcm", 32, None),
+        # ECDHE-ECDSA
+        0xC009: ("ECDHE-ECDSA-AES128-SHA", "cbc", 16, "sha1"),
+        0xC00A: ("ECDHE-ECDSA-AES256-SHA", "cbc", 32, "sha1"),
+        0xC023: ("ECDHE-ECDSA-AES128-SHA256", "cbc", 16, "sha256"),
+        0xC024: ("ECDHE-ECDSA-AES256-SHA384", "cbc", 32, "sha384"),
+        0xC02B: ("ECDHE-ECDSA-AES128-GCM-SHA256", "gcm", 16, None),
+        0xC02C: ("ECDHE-ECDSA-AES256-GCM-SHA384", "gcm", 32, None),
+    }
+    return {code: Suite(name, mode, key_len, mac, "sha384" if name.endswith("SHA384") else "sha256")
+            for code, (name, mode, key_len, mac) in table.items()}
+
+
+SUITES: dict[int, Suite] = _suites()
+_MAC_LEN = {"sha1": 20, "sha256": 32, "sha384": 48}
+
+
+# --------------------------------------------------------------------------- key log
+def parse_keylog(text: str, *, source: str = "keylog") -> dict[bytes, bytes]:
+    """``{client_random: master_secret}`` of the ``CLIENT_RANDOM`` lines (see module rules)."""
+    out: dict[bytes, bytes] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        parts = line.split()
+        if not parts or parts[0] != "CLIENT_RANDOM":
+            continue
+        try:
+            if len(parts) != 3:
+                raise ValueError(f"{len(parts)} fields, expected 3")
+            random, secret = bytes.fromhex(parts[1]), bytes.fromhex(parts[2])
+            if len(random) != 32 or len(secret) != 48:
+                raise ValueError(f"{len(random)}-byte random and {len(secret)}-byte secret, "
+                                 "expected 32 and 48")
+        except ValueError as exc:
+            raise DecodeError(f"malformed CLIENT_RANDOM line: {exc}", fmt="keylog", file=source,
+                              line=number) from None
+        out[random] = secret
+    return out
+
+
+def read_keylog(path: Path | str) -> dict[bytes, bytes]:
+    """The master secrets of a key-log file (at most :data:`KEYLOG_LIMIT` bytes)."""
+    data = read_at_most(path, KEYLOG_LIMIT, what="key log")
+    return parse_keylog(data.decode("utf-8", errors="replace"), source=str(path))
+
+
+# --------------------------------------------------------------------------- PRF and keys
+def _p_hash(name: str, secret: bytes, seed: bytes, size: int) -> bytes:
+    out = bytearray()
+    a = seed
+    while len(out) < size:
+        a = hmac.digest(secret, a, name)
+        out += hmac.digest(secret, a + seed, name)
+    return bytes(out[:size])
+
+
+def prf(version: int, suite: Suite, secret: bytes, label: bytes, seed: bytes, *, size: int) -> bytes:
+    """The TLS PRF: TLS 1.2 P_<suite hash>; TLS 1.0/1.1 P_MD5(S1) ⊕ P_SHA1(S2)."""
+    if version >= 0x0303:
+        return _p_hash(suite.prf, secret, label + seed, size)
+    half = (len(secret) + 1) // 2
+    md5 = _p_hash("md5", secret[:half], label + seed, size)
+    sha = _p_hash("sha1", secret[len(secret) - half:], label + seed, size)
+    return bytes(x ^ y for x, y in zip(md5, sha, strict=True))
+
+
+@dataclass(frozen=True)
+class _Keys:
+    mac: bytes
+    key: bytes
+    iv: bytes
+
+
+def _key_block(version: int, suite: Suite, master: bytes, client_random: bytes,
+               server_random: bytes) -> tuple[_Keys, _Keys]:
+    mac_len = _MAC_LEN[suite.mac] if suite.mac else 0
+    iv_len = 4 if suite.mode == "gcm" else (16 if version < 0x0302 else 0)
+    size = 2 * (mac_len + suite.key_len + iv_len)
+    block = prf(version, suite, master, b"key expansion", server_random + client_random, size=size)
+    parts = []
+    pos = 0
+    for n in (mac_len, mac_len, suite.key_len, suite.key_len, iv_len, iv_len):
+        parts.append(block[pos:pos + n])
+        pos += n
+    return _Keys(parts[0], parts[2], parts[4]), _Keys(parts[1], parts[3], parts[5])
+
+
+# --------------------------------------------------------------------------- records
+@dataclass(frozen=True)
+class _Record:
+    type: int
+    version: int
+    body: bytes
+    offset: int
+
+
+def _records(stream: bytes, side: str) -> list[_Record]:
+    """Whole records of one direction; a truncated last record is dropped (a gap in the capture)."""
+    out: list[_Record] = []
+    pos = 0
+    while len(stream) - pos >= 5:
+        rtype, version, length = struct.unpack_from("!BHH", stream, pos)
+        if rtype not in (_CCS, _ALERT, _HANDSHAKE, _APPDATA) or version >> 8 != 3:
+            raise DecodeError(f"not a TLS record (type {rtype}, version 0x{version:04x})", fmt=FMT,
+                              path=f"{side}.record[{len(out)}]", offset=pos)
+        if length > _MAX_RECORD:
+            raise SizeLimitError(f"record length {length} above {_MAX_RECORD}", fmt=FMT,
+                                 path=f"{side}.record[{len(out)}].length", offset=pos + 3)
+        if len(stream) - pos - 5 < length:
+            break
+        out.append(_Record(rtype, version, stream[pos + 5:pos + 5 + length], pos))
+        pos += 5 + length
+    return out
+
+
+@dataclass(frozen=True)
+class _Hello:
+    version: int
+    random: bytes
+    suite: int = 0
+    etm: bool = False
+    tls13: bool = False
+
+
+def _hello(records: list[_Record], side: str, want: int) -> _Hello:
+    """The ClientHello (``want`` 1) or ServerHello (2) at the start of a side's handshake."""
+    data = b"".join(r.body for r in records if r.type == _HANDSHAKE)[:1 << 16]
+    path = f"{side}.{'client' if want == 1 else 'server'}_hello"
+    if len(data) < 38 or data[0] != want:
+        raise DecodeError("no hello at the start of the handshake", fmt=FMT, path=path, offset=0)
+    length = int.from_bytes(data[1:4], "big")
+    body = data[4:4 + length]
+    if len(body) < 35:
+        raise DecodeError("hello truncated", fmt=FMT, path=path, offset=4)
+    version, random = struct.unpack_from("!H", body)[0], body[2:34]
+    if want == 1:
+        return _Hello(version, random)
+    pos = 35 + body[34]
+    if len(body) < pos + 3:
+        raise DecodeError("server hello truncated", fmt=FMT, path=path, offset=4 + pos)
+    suite = struct.unpack_from("!H", body, pos)[0]
+    pos += 3  # suite and compression method
+    etm = tls13 = False
+    if len(body) >= pos + 2:
+        end = min(len(body), pos + 2 + struct.unpack_from("!H", body, pos)[0])
+        pos += 2
+        while pos + 4 <= end:
+            ext, size = struct.unpack_from("!HH", body, pos)
+            value = body[pos + 4:pos + 4 + size]
+            if ext == 22:
+                etm = True
+            elif ext == 43 and value == b"\x03\x04":
+                tls13 = True
+            pos += 4 + size
+    return _Hello(version, random, suite, etm, tls13)
+
+
+class _Decryptor:
+    """One direction's record protection after ChangeCipherSpec."""
+
+    def __init__(self, version: int, suite: Suite, keys: _Keys, etm: bool, side: str) -> None:
+        self.version = version
+        self.suite = suite
+        self.keys = keys
+        self.etm = etm
+        self.side = side
+        self.seq = 0
+        self.iv = keys.iv
+
+    def _fail(self, record: _Record, text: str) -> DecodeError:
+        return DecodeError(f"record does not decrypt: {text} (wrong key log entry?)", fmt=FMT,
+                           path=f"{self.side}.encrypted_record[{self.seq}]", offset=record.offset)
+
+    def open(self, record: _Record) -> bytes:
+        try:
+            return self._gcm(record) if self.suite.mode == "gcm" else self._cbc(record)
+        finally:
+            self.seq += 1
+
+    def _header(self, record: _Record, length: int) -> bytes:
+        return struct.pack("!QBHH", self.seq, record.type, record.version, length)
+
+    def _gcm(self, record: _Record) -> bytes:
+        body = record.body
+        if len(body) < 8 + 16:
+            raise self._fail(record, f"{len(body)} bytes, shorter than nonce and tag")
+        try:
+            return aes_gcm_decrypt(self.keys.key, self.keys.iv + body[:8], body[8:],
+                                   self._header(record, len(body) - 24))
+        except DecryptionError:
+            raise self._fail(record, "GCM tag mismatch") from None
+
+    def _cbc(self, record: _Record) -> bytes:
+        assert self.suite.mac is not None
+        mac_len = _MAC_LEN[self.suite.mac]
+        body = record.body
+        explicit = self.version >= 0x0302
+        if self.etm:
+            if len(body) < mac_len:
+                raise self._fail(record, "shorter than its MAC")
+            body, tag = body[:-mac_len], body[-mac_len:]
+            want = hmac.digest(self.keys.mac, self._header(record, len(body)) + body, self.suite.mac)
+            if not hmac.compare_digest(tag, want):
+                raise self._fail(record, "MAC mismatch")
+        if explicit:
+            iv, body = body[:16], body[16:]
+        else:
+            iv = self.iv
+        if not body or len(body) % 16:
+            raise self._fail(record, f"{len(body)} bytes of ciphertext, not whole AES blocks")
+        if not explicit:
+            self.iv = body[-16:]
+        plain = aes_cbc_decrypt(self.keys.key, iv, body)
+        pad = plain[-1]
+        if pad + 1 > len(plain) or plain[-pad - 1:] != bytes([pad]) * (pad + 1):
+            raise self._fail(record, "bad padding")
+        plain = plain[:-pad - 1]
+        if self.etm:
+            return plain
+        if len(plain) < mac_len:
+            raise self._fail(record, "shorter than its MAC")
+        data, tag = plain[:-mac_len], plain[-mac_len:]
+        want = hmac.digest(self.keys.mac, self._header(record, len(data)) + data, self.suite.mac)
+        if not hmac.compare_digest(tag, want):
+            raise self._fail(record, "MAC mismatch")
+        return data
+
+
+# --------------------------------------------------------------------------- a connection
+@dataclass(frozen=True)
+class DecryptedTls:
+    """Application data of each direction, in order, and the session's description."""
+
+    client_data: bytes
+    server_data: bytes
+    description: str  # e.g. "TLSv1.2 AES256-GCM-SHA384"
+
+
+_VERSIONS = {0x0301: "TLSv1", 0x0302: "TLSv1.1", 0x0303: "TLSv1.2"}
+
+
+def _application_data(records: list[_Record], dec: _Decryptor) -> bytes:
+    out = bytearray()
+    protected = False
+    for r in records:
+        if not protected:
+            protected = r.type == _CCS
+            continue
+        plain = dec.open(r)
+        if r.type == _APPDATA:
+            out += plain
+    return bytes(out)
+
+
+def decrypt_tls(client_stream: bytes, server_stream: bytes,
+                secrets: dict[bytes, bytes] | Callable[[bytes], bytes | None]) -> DecryptedTls:
+    """Decrypt one captured connection (see module rules); DecodeError says why it cannot be."""
+    client, server = _records(client_stream, "client"), _records(server_stream, "server")
+    ch, sh = _hello(client, "client", 1), _hello(server, "server", 2)
+    if sh.tls13:
+        raise DecodeError("TLS 1.3 session: not decrypted (TLS 1.0-1.2 only)", fmt=FMT, path="server_hello")
+    suite = SUITES.get(sh.suite)
+    if suite is None:
+        raise DecodeError(f"cipher suite 0x{sh.suite:04x} not supported", fmt=FMT, path="server_hello.suite")
+    if sh.version not in _VERSIONS:
+        raise DecodeError(f"version 0x{sh.version:04x} not supported", fmt=FMT, path="server_hello.version")
+    master = secrets(ch.random) if callable(secrets) else secrets.get(ch.random)
+    if master is None:
+        raise DecodeError(f"no key-log entry for client random {ch.random.hex()[:16]}...", fmt=FMT,
+                          path="client_hello.random")
+    ckeys, skeys = _key_block(sh.version, suite, master, ch.random, sh.random)
+    etm = sh.etm and suite.mode == "cbc"
+    return DecryptedTls(
+        client_data=_application_data(client, _Decryptor(sh.version, suite, ckeys, etm, "client")),
+        server_data=_application_data(server, _Decryptor(sh.version, suite, skeys, etm, "server")),
+        description=f"{_VERSIONS[sh.version]} {suite.name}")

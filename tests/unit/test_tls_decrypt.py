@@ -1,0 +1,178 @@
+"""Decrypting captured TLS 1.0-1.2 with a key log: real OpenSSL sessions in memory, every suite kind."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import ssl
+from functools import cache
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from phoneemu.crypto.certs import CertRequest, issue_certificate
+from phoneemu.crypto.keys import KeySpec, PrivateKey, generate_key
+from phoneemu.errors import DecodeError
+from phoneemu.net.tls import client_context_verify_after_handshake, server_context
+from phoneemu.net.tls_decrypt import decrypt_tls, parse_keylog, read_keylog
+
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+NO_ENCRYPT_THEN_MAC = 0x00080000  # SSL_OP_NO_ENCRYPT_THEN_MAC: Python has no name for it
+
+
+@cache
+def identity(spec: str) -> tuple[PrivateKey, x509.Certificate]:
+    key = generate_key(KeySpec.parse(spec))
+    req = CertRequest(subject="CN=tvs;O=phoneemu", public_key=key.public_key(), serial=7,
+                      not_before=NOW - dt.timedelta(days=1), not_after=NOW + dt.timedelta(days=30))
+    return key, issue_certificate(req, issuer_key=key)
+
+
+def session(tmp_path: Path, version: str, cipher: str, *, etm: bool = True, key: str = "rsa2048",
+            messages: tuple[bytes, bytes] = (b"QUERY" * 7, b"ANSWER" * 300)) -> tuple[bytes, bytes, Path]:
+    """A TLS session between OpenSSL client and server over memory BIOs: (client bytes, server
+    bytes, key log). The client writes messages[0] twice (two records), the server messages[1]."""
+    pkey, cert = identity(key)
+    keylog = tmp_path / "keys.log"
+    sctx = server_context(cert, pkey, min_version=version, max_version=version, ciphers=cipher)
+    cctx = client_context_verify_after_handshake(min_version=version, max_version=version, ciphers=cipher,
+                                                 keylog_filename=keylog)
+    if not etm:
+        cctx.options |= NO_ENCRYPT_THEN_MAC
+    cin, cout, sin, sout = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
+    client = cctx.wrap_bio(cin, cout, server_hostname="tvs")
+    server = sctx.wrap_bio(sin, sout, server_side=True)
+    to_server, to_client = bytearray(), bytearray()
+
+    def pump() -> None:
+        data = cout.read()
+        to_server.extend(data)
+        sin.write(data)
+        data = sout.read()
+        to_client.extend(data)
+        cin.write(data)
+
+    done = [False, False]
+    for _ in range(20):
+        for i, obj in enumerate((client, server)):
+            if not done[i]:
+                try:
+                    obj.do_handshake()
+                    done[i] = True
+                except ssl.SSLWantReadError:
+                    pass
+        pump()
+        if all(done):
+            break
+    client.write(messages[0])
+    client.write(messages[0])
+    pump()
+    assert server.read(1 << 16) + server.read(1 << 16) == messages[0] * 2
+    server.write(messages[1])
+    pump()
+    assert client.version() == {"1.0": "TLSv1", "1.2": "TLSv1.2"}[version]
+    return bytes(to_server), bytes(to_client), keylog
+
+
+@pytest.mark.parametrize(("version", "cipher", "etm"), [
+    ("1.2", "AES256-GCM-SHA384", True),          # cp-8861 against the CUCM 14 list (spec §E.1)
+    ("1.2", "ECDHE-RSA-AES128-GCM-SHA256", True),
+    ("1.2", "AES256-SHA", True),                 # CBC, encrypt-then-MAC agreed (OpenSSL default)
+    ("1.2", "AES256-SHA", False),                # CBC, MAC-then-encrypt
+    ("1.2", "AES128-SHA256", False),
+    ("1.2", "ECDHE-RSA-AES256-SHA384", True),
+    ("1.0", "AES256-SHA", False),                # 7900 series: TLS 1.0, chained IVs
+    ("1.0", "AES128-SHA", True),
+])
+def test_decrypts_both_directions(tmp_path: Path, version: str, cipher: str, etm: bool) -> None:
+    client, server, keylog = session(tmp_path, version, cipher, etm=etm)
+    out = decrypt_tls(client, server, read_keylog(keylog))
+    assert out.client_data == b"QUERY" * 14 and out.server_data == b"ANSWER" * 300
+    assert out.description.endswith(cipher)
+
+
+def test_ecdsa_suite(tmp_path: Path) -> None:
+    client, server, keylog = session(tmp_path, "1.2", "ECDHE-ECDSA-AES256-GCM-SHA384", key="ec-p256")
+    assert decrypt_tls(client, server, read_keylog(keylog)).server_data == b"ANSWER" * 300
+
+
+def test_wrong_or_missing_key_is_a_clear_error(tmp_path: Path) -> None:
+    client, server, keylog = session(tmp_path, "1.2", "AES256-GCM-SHA384")
+    secrets = read_keylog(keylog)
+    with pytest.raises(DecodeError, match="no key-log entry"):
+        decrypt_tls(client, server, {})
+    wrong = {r: bytes(48) for r in secrets}
+    with pytest.raises(DecodeError, match=r"client.encrypted_record\[0\].*GCM tag mismatch"):
+        decrypt_tls(client, server, wrong)
+
+
+def test_cbc_tamper_is_detected(tmp_path: Path) -> None:
+    client, server, keylog = session(tmp_path, "1.2", "AES256-SHA", etm=False)
+    bad = bytearray(server)
+    bad[-5] ^= 1  # inside the last record's ciphertext
+    with pytest.raises(DecodeError, match="does not decrypt"):
+        decrypt_tls(client, bytes(bad), read_keylog(keylog))
+
+
+def test_truncated_stream_ends_at_the_last_whole_record(tmp_path: Path) -> None:
+    client, server, keylog = session(tmp_path, "1.2", "AES256-GCM-SHA384")
+    out = decrypt_tls(client[:-3], server, read_keylog(keylog))
+    assert out.client_data == b"QUERY" * 7  # the second record was cut by the capture
+
+
+def test_tls13_is_refused_by_name(tmp_path: Path) -> None:
+    pkey, cert = identity("rsa2048")
+    sctx = server_context(cert, pkey, min_version="1.3", max_version="1.3")
+    cctx = client_context_verify_after_handshake(min_version="1.3", max_version="1.3")
+    cin, cout, sin, sout = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
+    c, s = cctx.wrap_bio(cin, cout, server_hostname="x"), sctx.wrap_bio(sin, sout, server_side=True)
+    with pytest.raises(ssl.SSLWantReadError):
+        c.do_handshake()
+    hello = cout.read()
+    sin.write(hello)
+    with pytest.raises(ssl.SSLWantReadError):
+        s.do_handshake()
+    with pytest.raises(DecodeError, match=r"TLS 1\.3"):
+        decrypt_tls(hello, sout.read(), {})
+
+
+def test_keylog_lines() -> None:
+    good = (f"# comment\n\nCLIENT_RANDOM {'ab' * 32} {'cd' * 48}\n"
+            f"CLIENT_TRAFFIC_SECRET_0 {'ef' * 32} {'01' * 48}\n")
+    assert parse_keylog(good) == {bytes.fromhex("ab" * 32): bytes.fromhex("cd" * 48)}
+    with pytest.raises(DecodeError) as info:
+        parse_keylog(f"# x\nCLIENT_RANDOM {'ab' * 32} zz\n", source="k.log")
+    assert info.value.file == "k.log" and info.value.line == 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(client=st.binary(max_size=300), server=st.binary(max_size=300))
+def test_random_bytes_raise_decode_error_only(client: bytes, server: bytes) -> None:
+    with contextlib.suppress(DecodeError):
+        decrypt_tls(client, server, {})
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_tampered_capture_raises_decode_error_only(tmp_path_factory: pytest.TempPathFactory,
+                                                  data: st.DataObject) -> None:
+    client, server, keylog = _cbc_session(tmp_path_factory)
+    secrets = read_keylog(keylog)
+    which = data.draw(st.booleans())
+    stream = bytearray(client if which else server)
+    pos = data.draw(st.integers(0, len(stream) - 1))
+    stream[pos] ^= data.draw(st.integers(1, 255))
+    with contextlib.suppress(DecodeError):
+        decrypt_tls(bytes(stream) if which else client, server if which else bytes(stream), secrets)
+
+
+_CACHE: dict[str, tuple[bytes, bytes, Path]] = {}
+
+
+def _cbc_session(factory: pytest.TempPathFactory) -> tuple[bytes, bytes, Path]:
+    if "cbc" not in _CACHE:
+        _CACHE["cbc"] = session(factory.mktemp("cbc"), "1.0", "AES256-SHA", etm=False)
+    return _CACHE["cbc"]
