@@ -66,7 +66,7 @@ def register(sub: Any) -> None:
     p.add_argument("--auth-string", metavar="DIGITS", help="CAPF authentication string typed on the phone")
     p.add_argument("--key", metavar="HEX", help="manual config encryption key (Set Cfg Encrypt Key)")
     p.add_argument("--capf-retry-delay", type=float, default=30.0, metavar="S",
-                   help="pause between CAPF retries (spec: 30 s)")
+                   help="pause between CAPF retries in seconds (default 30, as the spec gives)")
     p.add_argument("--now", type=int, metavar="UNIX", help="the phone's clock (default: real time)")
     p.set_defaults(handler=handler)
 

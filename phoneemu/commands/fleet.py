@@ -67,20 +67,25 @@ def register(sub: Any) -> None:
     b.add_argument("--tftp", required=True, metavar="HOST[:PORT]", help="TFTP server (DHCP option 150)")
     b.add_argument("--mac-start", default="0A0000000000", metavar="MAC",
                    help="first MAC; phones get consecutive MACs (default 0A0000000000)")
-    b.add_argument("--profile", default="cp-8861", choices=sorted(PROFILES), help="phone model profile")
+    b.add_argument("--profile", default="cp-8861", choices=sorted(PROFILES),
+                   help="phone model profile (default cp-8861)")
     b.add_argument("--http-port", type=int, default=None, metavar="N",
                    help="try HTTP on this port first (spec §H.1); default TFTP only")
     b.add_argument("--shards", type=int, default=None, metavar="N",
                    help="processes (default: one per core; 0 = in this process)")
     b.add_argument("--concurrency", type=int, default=64, metavar="N",
                    help="concurrent boots per process (default 64)")
-    b.add_argument("--timeout", type=float, default=2.0, metavar="S", help="TFTP timeout per packet")
-    b.add_argument("--retries", type=int, default=5, metavar="N", help="TFTP retransmissions")
+    b.add_argument("--timeout", type=float, default=2.0, metavar="S",
+                   help="TFTP timeout per packet (default 2)")
+    b.add_argument("--retries", type=int, default=5, metavar="N",
+                   help="TFTP retransmissions per packet (default 5)")
     b.add_argument("--blksize", type=int, default=None, metavar="N",
                    help="ask for this TFTP block size (RFC 2348); default: the phone's own (512)")
-    b.add_argument("--tvs-timeout", type=float, default=10.0, metavar="S", help="TVS exchange timeout")
+    b.add_argument("--tvs-timeout", type=float, default=10.0, metavar="S",
+                   help="TVS exchange timeout: connect, handshake, answer (default 10)")
     b.add_argument("--event-loop", default="auto", choices=EVENT_LOOPS,
-                   help="event loop of the phone processes: auto = uvloop when installed, else asyncio")
+                   help="event loop of the phone processes: auto (the default) = uvloop when "
+                   "installed, else asyncio")
     b.add_argument("--max-time", type=float, default=None, metavar="S",
                    help="start no new boot after S seconds (the rest count as not started)")
     b.add_argument("--flash", type=Path, default=None, metavar="DIR",

@@ -84,11 +84,14 @@ def register(sub: Any) -> None:
     _dir(p)
     p.add_argument("--seed", type=int, help="deterministic keys and validity (labs and tests only)")
     p.add_argument("--name", default="lab", help="cluster name (default lab)")
-    p.add_argument("--host", default="127.0.0.1", help="address written in configs and records")
-    p.add_argument("--nodes", type=int, default=1, help="number of nodes (CallManager + TVS each)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address written in configs and records (default 127.0.0.1)")
+    p.add_argument("--nodes", type=int, default=1,
+                   help="number of nodes, each with CallManager and TVS (default 1)")
     p.add_argument("--itlrecovery-years", type=int, help="ITLRecovery validity (default 20, 5 if --upgraded)")
     p.add_argument("--upgraded", action="store_true", help="an upgraded cluster (5-year ITLRecovery)")
-    p.add_argument("--key", default="rsa2048", help="key of cluster identities (rsa1024/rsa2048/rsa4096)")
+    p.add_argument("--key", default="rsa2048",
+                   help="key of cluster identities: rsa1024, rsa2048 or rsa4096 (default rsa2048)")
     p.add_argument("--load", help="cluster-wide loadInformation (firmware served as <load>.loads)")
     p.add_argument("--https-key", metavar="SPEC",
                    help="add the HTTPS (6971) TFTP identity, e.g. ec-p256 (ITL record, role TFTP)")
