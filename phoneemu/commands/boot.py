@@ -26,7 +26,7 @@ from cryptography import x509
 from phoneemu.crypto import certs, keys
 from phoneemu.crypto.keys import PrivateKey
 from phoneemu.errors import PhoneEmuError
-from phoneemu.files import PEM_LIMIT, read_at_most
+from phoneemu.files import PEM_LIMIT, check_writable, read_at_most
 from phoneemu.formats import config as config_fmt
 from phoneemu.phone.boot import BootReport, BootTarget, decision_dict
 from phoneemu.phone.flash import Flash
@@ -40,6 +40,7 @@ examples:
   phoneemu boot --tftp 127.0.0.1:6969 --mac 001122334455 --lab /tmp/lab --flash /tmp/ph1
   phoneemu boot --tftp 10.0.0.5 --mac 00:11:22:33:44:55 --mic mic.pem --mic-key mic.key --json
   phoneemu boot --tftp 10.0.0.5 --flash /tmp/ph1          reboot the same phone (MAC from its flash)
+  phoneemu boot --tftp 10.0.0.5 --flash /tmp/ph1 --keylog tls.keys   decrypt its TVS/CAPF in Wireshark
 """
 
 
@@ -68,6 +69,9 @@ def register(sub: Any) -> None:
     p.add_argument("--capf-retry-delay", type=float, default=30.0, metavar="S",
                    help="pause between CAPF retries in seconds (default 30, as the spec gives)")
     p.add_argument("--now", type=int, metavar="UNIX", help="the phone's clock (default: real time)")
+    p.add_argument("--keylog", type=Path, metavar="FILE",
+                   help="append the TLS secrets of the phone's TVS, CAPF and HTTPS connections (key-log "
+                   "format): capture with tcpdump, then phoneemu wireshark CAPTURE --keylog FILE")
     p.set_defaults(handler=handler)
 
 
@@ -150,6 +154,7 @@ def outcome_lines(report: BootReport, *, label_width: int) -> list[str]:
 
 def handler(args: argparse.Namespace) -> int:
     host, port = parse_hostport(args.tftp)
+    check_writable(args.keylog, "--keylog")
     tmp: tempfile.TemporaryDirectory[str] | None = None
     flash_dir: Path = args.flash if args.flash is not None else Path(
         (tmp := tempfile.TemporaryDirectory(prefix="phoneemu-flash-")).name)
@@ -170,7 +175,7 @@ def handler(args: argparse.Namespace) -> int:
                       clock=(lambda: fixed) if fixed is not None else (lambda: int(time.time())), mic=mic,
                       image_signers=signers, capf_retry_delay=args.capf_retry_delay,
                       fetch_timeout=args.timeout, fetch_retries=3, http_timeout=args.timeout,
-                      tvs_timeout=args.timeout, capf_timeout=args.timeout * 6)
+                      tvs_timeout=args.timeout, capf_timeout=args.timeout * 6, keylog=args.keylog)
         if args.key is not None:
             phone.set_symmetric_key(args.key)
         if args.auth_string is not None:

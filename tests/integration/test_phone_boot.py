@@ -110,3 +110,27 @@ def test_phone_object_and_cli_share_flash(tmp_path: Path) -> None:
     ph = Phone.from_flash(flash, profile=get_profile("cp-8861"), clock=lambda: NOW)
     assert ph.mac == MAC and ph.store.itl is not None and ph.store.firmware_load == "sip88xx.14-3-1"
     assert ph.store.config is not None and ph.store.config.file == f"SEP{MAC}.cnf.xml.sgn"
+
+
+def test_boot_keylog_decrypts_the_tvs_exchange(tmp_path: Path) -> None:
+    """--keylog: the secrets of the phone's TVS connection are written; with them the exchange
+    decrypts (the same decryption replay --keylog uses)."""
+    from phoneemu.net.tls_decrypt import read_keylog
+
+    c = _lab(tmp_path)
+    flash, keys = tmp_path / "ph", tmp_path / "tls.keys"
+
+    async def body() -> tuple[int, str]:
+        async with LabServers(c, host=HOST) as srv:
+            common = ["--tftp", f"{HOST}:{srv.ports['tftp']}", "--http-port", str(srv.ports["http"]),
+                      "--lab", str(c.root), "--flash", str(flash), "--now", str(NOW), "--keylog", str(keys)]
+            first = await cli("boot", "--mac", MAC, *common)
+            assert first[0] == 0, first
+            c.regenerate("itlrecovery", now=NOW)  # the next ITL's signer is unknown: ask TVS
+            second = await cli("boot", *common)
+            return second[0], second[1]
+
+    rc, out = run(body())
+    assert rc == 0 and "G.3.4-vouched-by-tvs" in out
+    assert len(read_keylog(keys)) == 1  # one TLS session: the TVS query
+    assert main(["boot", "--tftp", HOST, "--mac", MAC, "--keylog", str(tmp_path)]) == 2  # a folder

@@ -1,0 +1,114 @@
+"""``phoneemu wireshark``: our TVS/CAPF dissectors for Wireshark and tshark, and captures opened with them.
+
+Wireshark knows neither TVS (spec §E) nor CAPF (spec §F); ``phoneemu/wireshark/tvs_capf.lua`` is a
+dissector for both (decrypted TLS application data; registered on TLS ports 2445 and 3804 and as a
+heuristic on TLS). Lab services listen on ephemeral ports, which Wireshark does not take for TLS:
+for a capture this command finds every TCP port that received a TLS ClientHello and decodes it
+as TLS, so the TVS and CAPF messages show up whatever the ports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import shutil
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from phoneemu.errors import PhoneEmuError
+from phoneemu.net.capture import read_pcap
+
+__all__ = ["dissector_path", "register", "tls_server_ports", "tshark_args"]
+
+_EPILOG = """\
+examples:
+  phoneemu wireshark --install                    the dissector into ~/.local/lib/wireshark/plugins
+  phoneemu wireshark caps/tvs-outage.pcap         TVS/CAPF messages of a capture (tshark; key log
+                                                  caps/tvs-outage.keys taken when present)
+  phoneemu wireshark caps/run.pcap --print        the tshark command only (the same -X/-o/-d
+                                                  options work for the wireshark GUI)
+  phoneemu wireshark --lua                        where the dissector is
+
+fields for -Y / -T fields: tvs.type tvs.session_id tvs.device_name tvs.subject tvs.issuer
+tvs.serial tvs.status tvs.role tvs.ttl capf.command capf.session_id capf.device_name capf.reason
+capf.auth_type capf.certificate_type capf.key_size capf.key_type capf.curve
+"""
+
+_PLUGIN_DIR = Path("~/.local/lib/wireshark/plugins")
+
+
+def dissector_path() -> Path:
+    """The installed ``tvs_capf.lua``."""
+    return Path(str(resources.files("phoneemu") / "wireshark" / "tvs_capf.lua"))
+
+
+def tls_server_ports(pcap: Path) -> list[int]:
+    """TCP ports that received a TLS ClientHello in ``pcap`` (record type 22, handshake type 1)."""
+    ports = {p.dport for p in read_pcap(pcap)
+             if p.proto == "tcp" and p.payload[:1] == b"\x16" and p.payload[1:2] == b"\x03"
+             and p.payload[5:6] == b"\x01"}
+    return sorted(ports)
+
+
+def tshark_args(pcap: Path, keylog: Path | None, ports: list[int]) -> list[str]:
+    """Options that load the dissector, the key log and decode ``ports`` as TLS."""
+    args = ["-X", f"lua_script:{dissector_path()}"]
+    if keylog is not None:
+        args += ["-o", f"tls.keylog_file:{keylog}"]
+    for port in ports:
+        args += ["-d", f"tcp.port=={port},tls"]
+    return [*args, "-r", str(pcap)]
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("wireshark", help="TVS/CAPF dissectors for Wireshark/tshark; show a capture with them",
+                       description=__doc__, epilog=_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("capture", nargs="?", type=Path, metavar="CAPTURE.pcap",
+                   help="a capture to show with tshark (TVS and CAPF messages)")
+    p.add_argument("--keylog", type=Path, metavar="FILE",
+                   help="TLS key log (default: CAPTURE with the suffix .keys, when it exists)")
+    p.add_argument("--filter", default="tvs || capf", metavar="EXPR",
+                   help="display filter (default 'tvs || capf')")
+    p.add_argument("--print", action="store_true", help="print the tshark command instead of running it")
+    p.add_argument("--lua", action="store_true", help="print the path of the Lua dissector")
+    p.add_argument("--install", action="store_true",
+                   help=f"copy the dissector into Wireshark's personal plugin folder ({_PLUGIN_DIR})")
+    p.set_defaults(handler=handler)
+
+
+def _install() -> int:
+    folder = _PLUGIN_DIR.expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "phoneemu_tvs_capf.lua"
+    shutil.copyfile(dissector_path(), target)
+    print(f"installed {target} (Wireshark and tshark load it at start; Help -> About -> Plugins lists it)")
+    return 0
+
+
+def handler(args: argparse.Namespace) -> int:
+    if args.lua:
+        print(dissector_path())
+        return 0
+    if args.install:
+        return _install()
+    if args.capture is None:
+        raise PhoneEmuError("give CAPTURE.pcap, --lua or --install", path="capture")
+    keylog = args.keylog
+    if keylog is None and args.capture.with_suffix(".keys").exists():
+        keylog = args.capture.with_suffix(".keys")
+    if keylog is not None and not keylog.is_file():
+        raise PhoneEmuError(f"--keylog {keylog}: no such file", path="keylog")
+    cmd = ["tshark", *tshark_args(args.capture, keylog, tls_server_ports(args.capture)), "-Y", args.filter]
+    if args.print:
+        print(shlex.join(cmd))
+        return 0
+    tshark = shutil.which("tshark")
+    if tshark is None:
+        raise PhoneEmuError("tshark is not installed (Debian: apt-get install tshark); --print gives the "
+                            "command and its options for the wireshark GUI", path="tshark")
+    sys.stdout.flush()
+    return subprocess.run([tshark, *cmd[1:]], check=False).returncode

@@ -1,0 +1,303 @@
+-- phoneemu: Wireshark/tshark dissectors for the Cisco TVS and CAPF protocols (spec §E.2-E.4, §F.2-F.5).
+--
+-- TVS (TCP 2445, inside TLS): 10-byte header 0x57, version, type, reserved, session id (u32),
+-- body length (u16), then elements (tag u8, length u16, value).
+-- CAPF (TCP 3804, inside TLS): 8-byte header 0x55, command, session id (u32), body length (u16),
+-- then elements (tag u8, length u16, value).
+--
+-- Both run on the decrypted TLS application data: give Wireshark the key log (Preferences ->
+-- Protocols -> TLS -> (Pre)-Master-Secret log filename, or tshark -o tls.keylog_file:FILE). They
+-- are registered on TLS ports 2445 and 3804 and as heuristics on TLS, so ephemeral lab ports work
+-- once the port is decoded as TLS (Decode As... / tshark -d tcp.port==N,tls). A message split over
+-- several TLS records is reassembled. Malformed input is marked as an expert error, never raised.
+--
+-- Use:  tshark -X lua_script:tvs_capf.lua -o tls.keylog_file:run.keys -r run.pcap -Y tvs
+--       or copy this file to ~/.local/lib/wireshark/plugins/ (phoneemu wireshark --install).
+
+local ROLE = { [0] = "SAST", [1] = "CCM", [2] = "CCM+TFTP", [3] = "TFTP", [4] = "CAPF", [5] = "SRST",
+               [7] = "APP-SERVER", [21] = "TVS" }
+
+-- ------------------------------------------------------------------------------------------- TVS
+local tvs = Proto("tvs", "Cisco Trust Verification Service")
+local TVS_TYPE = { [1] = "VERIFY_REQUEST", [2] = "VERIFY_RESPONSE", [3] = "QUERY_REQUEST",
+                   [4] = "QUERY_RESPONSE" }
+local TVS_TAG = { [1] = "DEVICE_NAME", [2] = "CERTIFICATE", [3] = "SUBJECT", [4] = "ISSUER",
+                  [5] = "SERIAL", [7] = "STATUS", [8] = "ROLES", [9] = "TTL" }
+local TVS_STATUS = { [0] = "valid", [1] = "invalid" }
+
+local tf = {
+  discriminator = ProtoField.uint8("tvs.discriminator", "Protocol discriminator", base.HEX),
+  version = ProtoField.uint8("tvs.version", "Version"),
+  type = ProtoField.uint8("tvs.type", "Message type", base.DEC, TVS_TYPE),
+  reserved = ProtoField.uint8("tvs.reserved", "Reserved", base.HEX),
+  session = ProtoField.uint32("tvs.session_id", "Session id"),
+  length = ProtoField.uint16("tvs.length", "Body length"),
+  element = ProtoField.bytes("tvs.element", "Element"),
+  tag = ProtoField.uint8("tvs.tag", "Tag", base.DEC, TVS_TAG),
+  elen = ProtoField.uint16("tvs.element_length", "Length"),
+  value = ProtoField.bytes("tvs.value", "Value"),
+  device_name = ProtoField.string("tvs.device_name", "Device name"),
+  certificate = ProtoField.bytes("tvs.certificate", "Certificate (DER)"),
+  subject = ProtoField.string("tvs.subject", "Subject"),
+  issuer = ProtoField.string("tvs.issuer", "Issuer"),
+  serial = ProtoField.bytes("tvs.serial", "Serial number"),
+  status = ProtoField.uint8("tvs.status", "Status", base.DEC, TVS_STATUS),
+  role = ProtoField.uint8("tvs.role", "Role", base.DEC, ROLE),
+  ttl = ProtoField.uint32("tvs.ttl", "TTL (s)"),
+}
+tvs.fields = tf
+local tvs_bad = ProtoExpert.new("tvs.malformed", "Malformed TVS message", expert.group.MALFORMED,
+                                expert.severity.ERROR)
+tvs.experts = { tvs_bad }
+
+local function cstring(tvb)
+  local s = tvb:raw()
+  return (s:gsub("\0+$", ""))
+end
+
+local function tvs_value(tree, tag, v, summary)
+  local n = v:len()
+  if tag == 1 and n >= 1 then
+    local name = n > 1 and v(1):string() or ""
+    tree:add(tf.device_name, v, name)
+    summary[#summary + 1] = name
+  elseif tag == 2 then
+    tree:add(tf.certificate, v)
+  elseif tag == 3 and n > 0 then
+    tree:add(tf.subject, v, cstring(v))
+  elseif tag == 4 and n > 0 then
+    tree:add(tf.issuer, v, cstring(v))
+  elseif tag == 5 then
+    tree:add(tf.serial, v)
+  elseif tag == 7 and n == 1 then
+    tree:add(tf.status, v)
+    summary[#summary + 1] = "status " .. (TVS_STATUS[v:uint()] or tostring(v:uint()))
+  elseif tag == 8 then
+    local names = {}
+    for i = 0, n - 1 do
+      tree:add(tf.role, v(i, 1))
+      names[#names + 1] = ROLE[v(i, 1):uint()] or tostring(v(i, 1):uint())
+    end
+    summary[#summary + 1] = "roles " .. table.concat(names, ",")
+  elseif tag == 9 and n == 4 then
+    tree:add(tf.ttl, v)
+  end
+end
+
+-- Elements of a body: tag u8, length u16, value. Returns false (and marks the tree) when malformed.
+local function elements(tvb, tree, fields, names, on_value, summary, bad)
+  local pos, len = 0, tvb:len()
+  while pos < len do
+    if len - pos < 3 then
+      tree:add_proto_expert_info(bad, "element header truncated at body offset " .. pos)
+      return false
+    end
+    local tag, n = tvb(pos, 1):uint(), tvb(pos + 1, 2):uint()
+    if len - pos - 3 < n then
+      tree:add_proto_expert_info(bad, "element length " .. n .. " overruns the body at offset " .. pos)
+      return false
+    end
+    local el = tree:add(fields.element, tvb(pos, 3 + n))
+    el:set_text((names[tag] or ("tag " .. tag)) .. " (" .. n .. " bytes)")
+    el:add(fields.tag, tvb(pos, 1))
+    el:add(fields.elen, tvb(pos + 1, 2))
+    if n > 0 then
+      el:add(fields.value, tvb(pos + 3, n))
+      on_value(el, tag, tvb(pos + 3, n), summary)
+    end
+    pos = pos + 3 + n
+  end
+  return true
+end
+
+-- One framed message at the start of tvb (header_len bytes, body length at length_at):
+-- returns the bytes used, or a negative "need more" count for TCP/TLS reassembly.
+local function framed(tvb, pinfo, header_len, length_at, body_fn)
+  local len = tvb:len()
+  if len < header_len then
+    return -(header_len - len)
+  end
+  local total = header_len + tvb(length_at, 2):uint()
+  if len < total then
+    return -(total - len)
+  end
+  body_fn(tvb(0, total))
+  return total
+end
+
+local function dissect_all(tvb, pinfo, tree, header_len, length_at, one)
+  local offset = 0
+  while offset < tvb:len() do
+    local used = framed(tvb(offset):tvb(), pinfo, header_len, length_at, function(m) one(m, pinfo, tree) end)
+    if used < 0 then
+      pinfo.desegment_offset = offset
+      pinfo.desegment_len = -used
+      return tvb:len()
+    end
+    offset = offset + used
+  end
+  return offset
+end
+
+local function tvs_one(m, pinfo, tree)
+  local t = tree:add(tvs, m)
+  t:add(tf.discriminator, m(0, 1))
+  t:add(tf.version, m(1, 1))
+  t:add(tf.type, m(2, 1))
+  t:add(tf.reserved, m(3, 1))
+  t:add(tf.session, m(4, 4))
+  t:add(tf.length, m(8, 2))
+  local summary = {}
+  if m:len() > 10 then
+    elements(m(10):tvb(), t, tf, TVS_TAG, tvs_value, summary, tvs_bad)
+  end
+  local name = TVS_TYPE[m(2, 1):uint()] or ("type " .. m(2, 1):uint())
+  local text = name .. " #" .. m(4, 4):uint() .. (#summary > 0 and (" " .. table.concat(summary, " ")) or "")
+  t:append_text(": " .. text)
+  pinfo.cols.protocol = "TVS"
+  pinfo.cols.info:set("TVS " .. text)
+end
+
+function tvs.dissector(tvb, pinfo, tree)
+  return dissect_all(tvb, pinfo, tree, 10, 8, tvs_one)
+end
+
+local function tvs_heuristic(tvb, pinfo, tree)
+  if tvb:len() < 10 or tvb(0, 1):uint() ~= 0x57 or tvb(1, 1):uint() ~= 1 then
+    return false
+  end
+  local t = tvb(2, 1):uint()
+  if t < 1 or t > 4 then
+    return false
+  end
+  tvs.dissector(tvb, pinfo, tree)
+  return true
+end
+
+-- ------------------------------------------------------------------------------------------- CAPF
+local capf = Proto("capf", "Cisco Certificate Authority Proxy Function")
+local CAPF_CMD = {
+  [1] = "AUTH_REQUEST", [2] = "AUTH_RESPONSE", [3] = "KEY_GENERATE_REQUEST", [4] = "KEY_GENERATE_RESPONSE",
+  [5] = "ENCRYPT_RESPONSE", [6] = "ENCRYPT_REQUEST", [7] = "DECRYPT_REQUEST", [8] = "DECRYPT_RESPONSE",
+  [9] = "STORE_CERTIFICATE_REQUEST", [10] = "STORE_CERTIFICATE_RESPONSE",
+  [11] = "FETCH_CERTIFICATE_REQUEST", [12] = "FETCH_CERTIFICATE_RESPONSE",
+  [13] = "DELETE_CERTIFICATE_REQUEST", [14] = "DELETE_CERTIFICATE_RESPONSE", [15] = "END_SESSION",
+  [16] = "RETRY_LATER", [17] = "REQUEST_IN_PROGRESS", [18] = "STATUS_REQUEST", [19] = "STATUS_RESPONSE",
+  [20] = "ABORT_REQUEST", [21] = "ABORT_RESPONSE", [22] = "SIGN_CERTIFICATE_REQUEST",
+  [23] = "SIGN_CERTIFICATE_RESPONSE",
+}
+local CAPF_TAG = {
+  [1] = "REASON", [2] = "REASON_INFO", [3] = "CERTIFICATE_TYPE", [4] = "CERTIFICATE", [5] = "CERTIFICATE_ID",
+  [6] = "SIGNED_DATA", [7] = "VERSION", [8] = "AUTH_TYPE", [9] = "PUBLIC_KEY", [10] = "KEY_SIZE",
+  [11] = "PASSWORD", [12] = "RETRY_DELAY", [13] = "DEVICE_NAME", [16] = "SUDI_DATA", [17] = "KEY_TYPE",
+  [18] = "CURVE", [19] = "DIGEST_TYPE", [20] = "SHA2_SIGNED_DATA",
+}
+local CAPF_REASON = { [0] = "no action", [1] = "update / success", [7] = "invalid element / failure",
+                      [9] = "unknown device" }
+local CAPF_CERT_TYPE = { [1] = "LSC", [2] = "MIC" }
+local CAPF_AUTH = { [0] = "none", [1] = "password", [2] = "no password", [3] = "LSC", [4] = "MIC" }
+local CAPF_KEY_TYPE = { [0] = "RSA", [1] = "EC" }
+local CAPF_CURVE = { [0] = "secp256r1", [1] = "secp384r1", [2] = "secp521r1" }
+
+local cf = {
+  protocol_id = ProtoField.uint8("capf.protocol_id", "Protocol id", base.HEX),
+  command = ProtoField.uint8("capf.command", "Command", base.DEC, CAPF_CMD),
+  session = ProtoField.uint32("capf.session_id", "Session id"),
+  length = ProtoField.uint16("capf.length", "Body length"),
+  element = ProtoField.bytes("capf.element", "Element"),
+  tag = ProtoField.uint8("capf.tag", "Tag", base.DEC, CAPF_TAG),
+  elen = ProtoField.uint16("capf.element_length", "Length"),
+  value = ProtoField.bytes("capf.value", "Value"),
+  reason = ProtoField.uint8("capf.reason", "Reason", base.DEC, CAPF_REASON),
+  reason_info = ProtoField.string("capf.reason_info", "Reason info"),
+  cert_type = ProtoField.uint8("capf.certificate_type", "Certificate type", base.DEC, CAPF_CERT_TYPE),
+  certificate = ProtoField.bytes("capf.certificate", "Certificate (DER)"),
+  version = ProtoField.uint8("capf.version", "CAPF version"),
+  auth_type = ProtoField.uint8("capf.auth_type", "Authentication type", base.DEC, CAPF_AUTH),
+  public_key = ProtoField.bytes("capf.public_key", "Public key (SubjectPublicKeyInfo)"),
+  key_size = ProtoField.uint16("capf.key_size", "Key size (bits)"),
+  device_name = ProtoField.string("capf.device_name", "Device name"),
+  key_type = ProtoField.uint8("capf.key_type", "Key type", base.DEC, CAPF_KEY_TYPE),
+  curve = ProtoField.uint8("capf.curve", "Curve", base.DEC, CAPF_CURVE),
+}
+capf.fields = cf
+local capf_bad = ProtoExpert.new("capf.malformed", "Malformed CAPF message", expert.group.MALFORMED,
+                                 expert.severity.ERROR)
+capf.experts = { capf_bad }
+
+local function capf_value(tree, tag, v, summary)
+  local n = v:len()
+  if tag == 1 and n == 1 then
+    tree:add(cf.reason, v)
+    summary[#summary + 1] = "reason " .. (CAPF_REASON[v:uint()] or tostring(v:uint()))
+  elseif tag == 2 then
+    tree:add(cf.reason_info, v, cstring(v))
+  elseif tag == 3 and n == 1 then
+    tree:add(cf.cert_type, v)
+  elseif tag == 4 then
+    if n > 5 then
+      tree:add(cf.certificate, v(5))  -- wrapper: 0x01, u16 len+2, 0x00, cert type, DER (spec §F.4)
+    end
+  elseif tag == 7 and n == 1 then
+    tree:add(cf.version, v)
+  elseif tag == 8 and n == 1 then
+    tree:add(cf.auth_type, v)
+    summary[#summary + 1] = "auth " .. (CAPF_AUTH[v:uint()] or tostring(v:uint()))
+  elseif tag == 9 then
+    tree:add(cf.public_key, v)
+  elseif tag == 10 and n == 2 then
+    tree:add(cf.key_size, v)
+  elseif tag == 13 and n > 0 then
+    local name = cstring(v)
+    tree:add(cf.device_name, v, name)
+    summary[#summary + 1] = name
+  elseif tag == 17 and n == 1 then
+    tree:add(cf.key_type, v)
+  elseif tag == 18 and n == 1 then
+    tree:add(cf.curve, v)
+  end
+end
+
+local function capf_one(m, pinfo, tree)
+  local t = tree:add(capf, m)
+  t:add(cf.protocol_id, m(0, 1))
+  t:add(cf.command, m(1, 1))
+  t:add(cf.session, m(2, 4))
+  t:add(cf.length, m(6, 2))
+  local summary = {}
+  if m:len() > 8 then
+    elements(m(8):tvb(), t, cf, CAPF_TAG, capf_value, summary, capf_bad)
+  end
+  local name = CAPF_CMD[m(1, 1):uint()] or ("command " .. m(1, 1):uint())
+  local text = name .. " #" .. m(2, 4):uint() .. (#summary > 0 and (" " .. table.concat(summary, " ")) or "")
+  t:append_text(": " .. text)
+  pinfo.cols.protocol = "CAPF"
+  pinfo.cols.info:set("CAPF " .. text)
+end
+
+function capf.dissector(tvb, pinfo, tree)
+  return dissect_all(tvb, pinfo, tree, 8, 6, capf_one)
+end
+
+local function capf_heuristic(tvb, pinfo, tree)
+  if tvb:len() < 8 or tvb(0, 1):uint() ~= 0x55 then
+    return false
+  end
+  local c = tvb(1, 1):uint()
+  if c < 1 or c > 23 then
+    return false
+  end
+  capf.dissector(tvb, pinfo, tree)
+  return true
+end
+
+-- ------------------------------------------------------------------------------------ registration
+local tls_port = DissectorTable.get("tls.port")
+tls_port:add(2445, tvs)
+tls_port:add(3804, capf)
+tvs:register_heuristic("tls", tvs_heuristic)
+capf:register_heuristic("tls", capf_heuristic)
+-- plain TCP only through Decode As (e.g. tshark -d tcp.port==N,tvs): TVS and CAPF are always in TLS
+local tcp_port = DissectorTable.get("tcp.port")
+tcp_port:add_for_decode_as(tvs)
+tcp_port:add_for_decode_as(capf)
