@@ -18,7 +18,7 @@ from phoneemu.commands.boot import outcome_lines, pem_certificates
 from phoneemu.errors import PhoneEmuError
 from phoneemu.formats.config import normalise_mac
 from phoneemu.net.capture import read_pcap
-from phoneemu.net.tls_decrypt import read_keylog
+from phoneemu.net.tls_decrypt import KeyLog, read_keylog
 from phoneemu.phone.profile import PROFILES
 from phoneemu.scenario.replay import CaptureIndex, ReplayResult, boots_of, index_capture, replay_phone
 from phoneemu.scenario.replay_tvs import TvsCapture, tvs_from_packets
@@ -32,7 +32,7 @@ examples:
   phoneemu replay site.pcap --mac 00:11:22:33:44:55 --profile cp-7962 --json
 
 Offline, TVS and CAPF are unreachable: decisions that needed them are marked by the phone as a
-TVS/CAPF failure. --keylog FILE decrypts the captured TVS exchanges (TLS 1.0-1.2) and answers
+TVS/CAPF failure. --keylog FILE decrypts the captured TVS exchanges (TLS 1.0-1.3) and answers
 each query of the phone as TVS answered it in the capture. --tvs-cert PEM makes an offline TVS
 vouch for those certificates (with --keylog: for queries the capture does not hold).
   phoneemu replay caps/migration.pcap --mac 0A0000000501 --keylog caps/migration.keys
@@ -128,7 +128,7 @@ def handler(args: argparse.Namespace) -> int:
     if args.mac is None and not args.list:
         raise PhoneEmuError("give --mac MAC (or --list to see the phones in the capture)", path="mac")
     index = index_capture(args.capture)
-    secrets = read_keylog(args.keylog) if args.keylog is not None else {}
+    secrets = read_keylog(args.keylog) if args.keylog is not None else KeyLog()
     tvs_capture = tvs_from_packets(read_pcap(args.capture), secrets)
     if args.list:
         if args.json:

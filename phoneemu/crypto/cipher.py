@@ -16,12 +16,12 @@ import threading
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from phoneemu.crypto.keys import PrivateKey, PublicKey
 from phoneemu.errors import DecryptionError, VerifyReason
 
-__all__ = ["aes_cbc_decrypt", "aes_cbc_encrypt", "aes_gcm_decrypt", "rsa_unwrap", "rsa_wrap"]
+__all__ = ["aead_decrypt", "aes_cbc_decrypt", "aes_cbc_encrypt", "aes_gcm_decrypt", "rsa_unwrap", "rsa_wrap"]
 
 
 def aes_cbc_encrypt(key: bytes, iv: bytes, plaintext: bytes) -> bytes:
@@ -53,6 +53,18 @@ def aes_gcm_decrypt(key: bytes, nonce: bytes, ciphertext_and_tag: bytes, aad: by
         return AESGCM(key).decrypt(nonce, ciphertext_and_tag, aad)
     except InvalidTag:
         raise DecryptionError("AES-GCM tag mismatch") from None
+
+
+def aead_decrypt(name: str, key: bytes, nonce: bytes, ciphertext_and_tag: bytes, aad: bytes) -> bytes:
+    """``aes-gcm`` or ``chacha20-poly1305`` (16-byte tag); DecryptionError when the tag does not match."""
+    if name == "aes-gcm":
+        return aes_gcm_decrypt(key, nonce, ciphertext_and_tag, aad)
+    if name != "chacha20-poly1305" or len(key) != 32 or len(nonce) != 12 or len(ciphertext_and_tag) < 16:
+        raise DecryptionError(f"bad AEAD {name!r} or sizes (key {len(key)}, nonce {len(nonce)})")
+    try:
+        return ChaCha20Poly1305(key).decrypt(nonce, ciphertext_and_tag, aad)
+    except InvalidTag:
+        raise DecryptionError("ChaCha20-Poly1305 tag mismatch") from None
 
 
 class _EcbContexts(threading.local):

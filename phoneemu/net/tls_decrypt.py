@@ -1,4 +1,4 @@
-"""Decrypting a captured TLS 1.0-1.2 connection with an NSS key log (replay of TVS exchanges, spec §E.1).
+"""Decrypting a captured TLS 1.0-1.3 connection with an NSS key log (replay of TVS exchanges, spec §E.1).
 
 Phones speak TLS 1.2 (cp-8861: AES256-GCM-SHA384 from the CUCM 14 TVS cipher list) or TLS 1.0
 (older models: AES256-SHA), RSA key transport or ECDHE; the key log (``SSLKEYLOGFILE`` format, as
@@ -7,14 +7,15 @@ master secret of each session by its client random, whatever the key exchange.
 
 Rules (RFC 2246 TLS 1.0, RFC 5246 TLS 1.2, RFC 5288 GCM, RFC 7366 encrypt-then-MAC):
 
-* Key log: ``CLIENT_RANDOM <64 hex> <96 hex>`` lines; comments, blank lines and other labels (TLS 1.3
-  secrets) are skipped; a malformed ``CLIENT_RANDOM`` line is a DecodeError naming ``file:line``.
-  At most :data:`KEYLOG_LIMIT` bytes are read.
+* Key log: ``CLIENT_RANDOM <64 hex> <96 hex>`` lines (TLS 1.0-1.2 master secrets) and
+  ``CLIENT_TRAFFIC_SECRET_0`` / ``SERVER_TRAFFIC_SECRET_0`` lines (TLS 1.3); comments, blank lines
+  and other labels are skipped; a malformed line of those labels is a DecodeError naming
+  ``file:line``. At most :data:`KEYLOG_LIMIT` bytes are read.
 * Records (type, version, length ≤ 2^14 + 2048) are read from each direction of a reassembled TCP
   stream. Until a side sends ChangeCipherSpec its handshake records are plaintext: the ClientHello
-  gives the client random; the ServerHello the server random, the version, the cipher suite and
-  whether encrypt-then-MAC was agreed (extension 22). A TLS 1.3 ServerHello (supported_versions
-  0x0304) or a suite not in :data:`SUITES` is reported as not decryptable.
+  gives the client random; the ServerHello the server random, the version (supported_versions
+  0x0304: TLS 1.3), the cipher suite and whether encrypt-then-MAC was agreed (extension 22). A
+  suite not in :data:`SUITES` / :data:`SUITES_13` is reported as not decryptable.
 * Keys: ``PRF(master, "key expansion", server_random + client_random)``; TLS 1.2's PRF uses the
   suite's hash (SHA-384 for ``*_SHA384`` suites, else SHA-256), TLS 1.0/1.1's is P_MD5 ⊕ P_SHA1.
   Order: client MAC key, server MAC key, client key, server key, client IV, server IV.
@@ -23,6 +24,11 @@ Rules (RFC 2246 TLS 1.0, RFC 5246 TLS 1.2, RFC 5288 GCM, RFC 7366 encrypt-then-M
   CBC with HMAC (TLS 1.1+: explicit IV per record; TLS 1.0: the previous record's last block), the
   padding and the MAC checked — MAC-then-encrypt, or encrypt-then-MAC when agreed. A record that
   does not decrypt is a DecodeError naming the direction, record index and stream offset.
+* TLS 1.3 (RFC 8446): each direction's key and IV are ``HKDF-Expand-Label(traffic secret 0, "key" /
+  "iv")``; the records protected with the handshake keys come first and are skipped (they do not
+  open with the traffic keys); from the first record that opens, the sequence number counts from 0,
+  the nonce is IV ⊕ sequence and the AAD the record header; the inner content type ends the
+  plaintext (zero padding removed). A KeyUpdate is reported (its next keys are not in the log).
 * Application data (type 23) of each direction is returned in order; the Finished message and
   alerts are not. A stream cut short (a gap in the capture) ends at its last whole record.
 """
@@ -31,15 +37,17 @@ from __future__ import annotations
 
 import hmac
 import struct
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from phoneemu.crypto.cipher import aes_cbc_decrypt, aes_gcm_decrypt
+from phoneemu.crypto.cipher import aead_decrypt, aes_cbc_decrypt, aes_gcm_decrypt
 from phoneemu.errors import DecodeError, DecryptionError, SizeLimitError
 from phoneemu.files import read_at_most
 
-__all__ = ["KEYLOG_LIMIT", "SUITES", "DecryptedTls", "Suite", "decrypt_tls", "parse_keylog", "read_keylog"]
+__all__ = [
+    "KEYLOG_LIMIT", "SUITES", "SUITES_13", "DecryptedTls", "KeyLog", "Suite", "decrypt_tls",
+    "hkdf_expand_label", "parse_keylog", "read_keylog",
+]
 
 FMT = "tls"
 KEYLOG_LIMIT = 16 << 20
@@ -88,29 +96,47 @@ _MAC_LEN = {"sha1": 20, "sha256": 32, "sha384": 48}
 
 
 # --------------------------------------------------------------------------- key log
-def parse_keylog(text: str, *, source: str = "keylog") -> dict[bytes, bytes]:
-    """``{client_random: master_secret}`` of the ``CLIENT_RANDOM`` lines (see module rules)."""
-    out: dict[bytes, bytes] = {}
+_TLS13_LABELS = ("CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0")
+
+
+@dataclass(frozen=True)
+class KeyLog:
+    """Secrets by client random: TLS 1.0-1.2 master secrets, TLS 1.3 first traffic secrets."""
+
+    masters: dict[bytes, bytes] = field(default_factory=dict)
+    traffic: dict[bytes, dict[str, bytes]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.masters) + len(self.traffic)
+
+
+def parse_keylog(text: str, *, source: str = "keylog") -> KeyLog:
+    """The ``CLIENT_RANDOM`` and TLS 1.3 ``*_TRAFFIC_SECRET_0`` lines (see module rules)."""
+    log = KeyLog()
     for number, line in enumerate(text.splitlines(), 1):
         parts = line.split()
-        if not parts or parts[0] != "CLIENT_RANDOM":
+        if not parts or (parts[0] != "CLIENT_RANDOM" and parts[0] not in _TLS13_LABELS):
             continue
+        sizes = (48,) if parts[0] == "CLIENT_RANDOM" else (32, 48)
         try:
             if len(parts) != 3:
                 raise ValueError(f"{len(parts)} fields, expected 3")
             random, secret = bytes.fromhex(parts[1]), bytes.fromhex(parts[2])
-            if len(random) != 32 or len(secret) != 48:
+            if len(random) != 32 or len(secret) not in sizes:
                 raise ValueError(f"{len(random)}-byte random and {len(secret)}-byte secret, "
-                                 "expected 32 and 48")
+                                 f"expected 32 and {' or '.join(map(str, sizes))}")
         except ValueError as exc:
-            raise DecodeError(f"malformed CLIENT_RANDOM line: {exc}", fmt="keylog", file=source,
+            raise DecodeError(f"malformed {parts[0]} line: {exc}", fmt="keylog", file=source,
                               line=number) from None
-        out[random] = secret
-    return out
+        if parts[0] == "CLIENT_RANDOM":
+            log.masters[random] = secret
+        else:
+            log.traffic.setdefault(random, {})[parts[0]] = secret
+    return log
 
 
-def read_keylog(path: Path | str) -> dict[bytes, bytes]:
-    """The master secrets of a key-log file (at most :data:`KEYLOG_LIMIT` bytes)."""
+def read_keylog(path: Path | str) -> KeyLog:
+    """The secrets of a key-log file (at most :data:`KEYLOG_LIMIT` bytes)."""
     data = read_at_most(path, KEYLOG_LIMIT, what="key log")
     return parse_keylog(data.decode("utf-8", errors="replace"), source=str(path))
 
@@ -323,19 +349,92 @@ def _application_data(records: list[_Record], dec: _Decryptor) -> bytes:
     return bytes(out)
 
 
+# --------------------------------------------------------------------------- TLS 1.3
+#: TLS 1.3 suites: name, AEAD, key length, hash (RFC 8446 §B.4).
+SUITES_13: dict[int, tuple[str, str, int, str]] = {
+    0x1301: ("TLS_AES_128_GCM_SHA256", "aes-gcm", 16, "sha256"),
+    0x1302: ("TLS_AES_256_GCM_SHA384", "aes-gcm", 32, "sha384"),
+    0x1303: ("TLS_CHACHA20_POLY1305_SHA256", "chacha20-poly1305", 32, "sha256"),
+}
+
+
+def hkdf_expand_label(secret: bytes, label: str, size: int, hash_name: str) -> bytes:
+    """RFC 8446 §7.1 HKDF-Expand-Label with an empty context."""
+    full = b"tls13 " + label.encode("ascii")
+    info = struct.pack("!HB", size, len(full)) + full + b"\x00"
+    out, block, counter = bytearray(), b"", 1
+    while len(out) < size:
+        block = hmac.digest(secret, block + info + bytes([counter]), hash_name)
+        out += block
+        counter += 1
+    return bytes(out[:size])
+
+
+def _application_data_13(records: list[_Record], secret: bytes, suite: tuple[str, str, int, str],
+                         side: str) -> bytes:
+    """Application data under the first traffic secret. Records protected with the handshake keys
+    come first and do not open with these keys: they are skipped until one does (RFC 8446 §5.2)."""
+    _name, aead, key_len, hash_name = suite
+    key = hkdf_expand_label(secret, "key", key_len, hash_name)
+    iv = int.from_bytes(hkdf_expand_label(secret, "iv", 12, hash_name), "big")
+    out = bytearray()
+    seq: int | None = None
+    for r in records:
+        if r.type != _APPDATA:
+            continue
+        nonce = (iv ^ (seq or 0)).to_bytes(12, "big")
+        try:
+            header = struct.pack("!BHH", r.type, r.version, len(r.body))
+            inner = aead_decrypt(aead, key, nonce, r.body, header)
+        except DecryptionError:
+            if seq is None:
+                continue  # still a handshake record
+            raise DecodeError("record does not decrypt: tag mismatch (wrong key log entry?)", fmt=FMT,
+                              path=f"{side}.encrypted_record[{seq}]", offset=r.offset) from None
+        seq = (seq or 0) + 1
+        inner = inner.rstrip(b"\x00")
+        if not inner:
+            raise DecodeError("record without a content type", fmt=FMT, path=f"{side}.record",
+                              offset=r.offset)
+        if inner[-1] == _APPDATA:
+            out += inner[:-1]
+        elif inner[-1] == _HANDSHAKE and inner[:1] == b"\x18":
+            raise DecodeError("KeyUpdate: later records use keys not in the key log", fmt=FMT,
+                              path=f"{side}.record", offset=r.offset)
+    return bytes(out)
+
+
+def _decrypt_13(client: list[_Record], server: list[_Record], ch: _Hello, sh: _Hello,
+                keylog: KeyLog) -> DecryptedTls:
+    suite = SUITES_13.get(sh.suite)
+    if suite is None:
+        raise DecodeError(f"TLS 1.3 cipher suite 0x{sh.suite:04x} not supported", fmt=FMT,
+                          path="server_hello.suite")
+    found = keylog.traffic.get(ch.random, {})
+    if any(label not in found for label in _TLS13_LABELS):
+        raise DecodeError(f"no TLS 1.3 traffic secrets in the key log for client random "
+                          f"{ch.random.hex()[:16]}...", fmt=FMT, path="client_hello.random")
+    return DecryptedTls(
+        client_data=_application_data_13(client, found["CLIENT_TRAFFIC_SECRET_0"], suite, "client"),
+        server_data=_application_data_13(server, found["SERVER_TRAFFIC_SECRET_0"], suite, "server"),
+        description=f"TLSv1.3 {suite[0]}")
+
+
 def decrypt_tls(client_stream: bytes, server_stream: bytes,
-                secrets: dict[bytes, bytes] | Callable[[bytes], bytes | None]) -> DecryptedTls:
-    """Decrypt one captured connection (see module rules); DecodeError says why it cannot be."""
+                keylog: KeyLog | dict[bytes, bytes]) -> DecryptedTls:
+    """Decrypt one captured connection (see module rules); DecodeError says why it cannot be.
+    ``keylog`` may be a plain ``{client_random: master_secret}`` (TLS 1.0-1.2 only)."""
+    log = keylog if isinstance(keylog, KeyLog) else KeyLog(masters=dict(keylog))
     client, server = _records(client_stream, "client"), _records(server_stream, "server")
     ch, sh = _hello(client, "client", 1), _hello(server, "server", 2)
     if sh.tls13:
-        raise DecodeError("TLS 1.3 session: not decrypted (TLS 1.0-1.2 only)", fmt=FMT, path="server_hello")
+        return _decrypt_13(client, server, ch, sh, log)
     suite = SUITES.get(sh.suite)
     if suite is None:
         raise DecodeError(f"cipher suite 0x{sh.suite:04x} not supported", fmt=FMT, path="server_hello.suite")
     if sh.version not in _VERSIONS:
         raise DecodeError(f"version 0x{sh.version:04x} not supported", fmt=FMT, path="server_hello.version")
-    master = secrets(ch.random) if callable(secrets) else secrets.get(ch.random)
+    master = log.masters.get(ch.random)
     if master is None:
         raise DecodeError(f"no key-log entry for client random {ch.random.hex()[:16]}...", fmt=FMT,
                           path="client_hello.random")

@@ -3,9 +3,9 @@
 Rules (spec §E.1 TLS, §E.2 framing, §E.5/§E.6 QUERY and its answer; *our conventions* marked):
 
 * Every TCP connection of the capture whose client stream starts with a TLS handshake record is
-  decrypted with :func:`phoneemu.net.tls_decrypt.decrypt_tls` (TLS 1.0-1.2; the client is the SYN's
+  decrypted with :func:`phoneemu.net.tls_decrypt.decrypt_tls` (TLS 1.0-1.3; the client is the SYN's
   sender, else the side that sent the ClientHello). A connection that cannot be decrypted (no key-log
-  entry, TLS 1.3, an unknown suite, a record that does not decrypt) is listed with the reason.
+  entry, an unknown suite, a record that does not decrypt) is listed with the reason.
 * Decrypted client data that does not frame as TVS messages (HTTPS, CAPF) is not TVS: counted,
   not an error. Each request is paired with the next response of the same session id; a request
   without one (the connection was cut) has ``response`` None.
@@ -28,7 +28,7 @@ from typing import Any
 
 from phoneemu.errors import DecodeError, TransportError
 from phoneemu.net.capture import PcapPacket
-from phoneemu.net.tls_decrypt import decrypt_tls
+from phoneemu.net.tls_decrypt import KeyLog, decrypt_tls
 from phoneemu.protocols import tvs
 from phoneemu.scenario.replay import MAX_STREAM, Endpoint, _tcp_connections
 
@@ -133,7 +133,7 @@ def _pair(requests: Sequence[tvs.TvsMessage], responses: Sequence[tvs.TvsMessage
     return out
 
 
-def tvs_from_packets(packets: Iterable[PcapPacket], secrets: dict[bytes, bytes],
+def tvs_from_packets(packets: Iterable[PcapPacket], secrets: KeyLog | dict[bytes, bytes],
                      *, max_stream: int = MAX_STREAM) -> TvsCapture:
     """Decrypt the TLS connections of ``packets`` and collect their TVS exchanges (module rules)."""
     found: list[CapturedTvs] = []

@@ -349,3 +349,27 @@ def test_run_with_capture_then_replay_tvs_vouching(tmp_path: Path, capsys: pytes
     assert "G.3.4-vouched-by-tvs" in out and "answers from the capture (2 exchange(s) decrypted)" in out
     assert main(["replay", str(pcap), "--mac", "0A0000000301"]) == 1  # without it: TVS unreachable
     assert "G.3.4-tvs-unreachable" in capsys.readouterr().out
+
+
+def test_tls13_tvs_capture_replays_with_its_key_log(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A phone profile limited to TLS 1.3: the key log holds traffic secrets, not master secrets,
+    and replay still answers from the captured TVS exchange."""
+    monkeypatch.setenv("PHONEEMU_LAB_HOST_BASE", "37")
+    text = (SCENARIOS / "callmanager-regenerated-via-tvs.yaml").read_text()
+    old = "p: {count: 2, mac_start: 0A0000000301}"
+    assert old in text
+    scenario = tmp_path / "tvs-tls13.yaml"
+    scenario.write_text(text.replace("name: callmanager-regenerated-via-tvs", "name: tvs-tls13").replace(
+        old, 'p: {count: 2, mac_start: 0A0000000301, profile: {base: cp-8861, tls_versions: ["1.3"]}}'))
+    assert main(["run", str(scenario), "--capture", str(tmp_path)]) == 0
+    capsys.readouterr()
+    if (tmp_path / "tvs-tls13.note.txt").exists():
+        pytest.skip("synthetic capture (no raw socket): TLS not in the pcap")
+    keys = (tmp_path / "tvs-tls13.keys").read_text()
+    assert "CLIENT_TRAFFIC_SECRET_0" in keys and "CLIENT_RANDOM" not in keys
+    pcap = tmp_path / "tvs-tls13.pcap"
+    keylog = str(tmp_path / "tvs-tls13.keys")
+    assert main(["replay", str(pcap), "--mac", "0A0000000302", "--keylog", keylog]) == 0
+    out = capsys.readouterr().out
+    assert "G.3.4-vouched-by-tvs" in out and "(2 exchange(s) decrypted)" in out
