@@ -1,8 +1,11 @@
 """User-named files: read with a size cap, written only where writing can succeed.
 
-``inspect FILE``, ``fuzz --replay FILE`` and the PEM files given on the command line are read
-through :func:`read_at_most`, which never reads more than ``limit + 1`` bytes: a file larger
-than the limit is refused with its name and size before anything is parsed.
+``inspect FILE``, ``fuzz --replay FILE``, key logs, ``phone.json`` and the PEM files given on the
+command line (``boot --mic-key``, ``lab itlrecovery import``) are read through :func:`read_at_most`,
+which never reads more than ``limit + 1`` bytes: a file larger than the limit (or a device that
+never ends) is refused with its name and size before anything is parsed. Report files
+(``--json``, ``--junit``, ``--plot``, ``--keylog``) are checked with :func:`check_writable`
+before the work that fills them starts.
 """
 
 from __future__ import annotations

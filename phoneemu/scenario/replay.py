@@ -73,6 +73,7 @@ __all__ = [
     "mac_of",
     "offline_tvs",
     "replay_phone",
+    "tcp_connections",
     "tftp_downloads",
 ]
 
@@ -391,7 +392,7 @@ def _is_http_request(stream: bytes) -> bool:
     return stream[:4] == b"GET " or stream[:5] == b"HEAD "
 
 
-def _tcp_connections(packets: Iterable[PcapPacket], max_stream: int) -> list[_Conn]:
+def tcp_connections(packets: Iterable[PcapPacket], max_stream: int) -> list[_Conn]:
     """The TCP connections of ``packets`` in order of first packet, each direction's segments kept
     (at most ``max_stream`` bytes); ``client`` is the SYN's sender when the SYN was captured."""
     conns: dict[frozenset[Endpoint], _Conn] = {}
@@ -420,7 +421,7 @@ def http_downloads(packets: Iterable[PcapPacket], *, max_file: int = MAX_FILE,
                    max_stream: int = MAX_STREAM) -> list[Download]:
     """HTTP GET/HEAD exchanges in the TCP packets of ``packets`` (see module rules)."""
     out: list[Download] = []
-    for conn in _tcp_connections(packets, max_stream):
+    for conn in tcp_connections(packets, max_stream):
         ends = [conn.client] if conn.client is not None else list(conn.ends)
         conn.client = next((e for e in ends if _is_http_request(conn.dirs[e].assemble()[0])), None)
         if conn.client is not None:

@@ -30,7 +30,7 @@ from phoneemu.errors import DecodeError, TransportError
 from phoneemu.net.capture import PcapPacket
 from phoneemu.net.tls_decrypt import KeyLog, decrypt_tls
 from phoneemu.protocols import tvs
-from phoneemu.scenario.replay import MAX_STREAM, Endpoint, _tcp_connections
+from phoneemu.scenario.replay import MAX_STREAM, Endpoint, tcp_connections
 
 __all__ = ["CapturedTvs", "TvsCapture", "tvs_from_packets"]
 
@@ -139,7 +139,7 @@ def tvs_from_packets(packets: Iterable[PcapPacket], secrets: KeyLog | dict[bytes
     found: list[CapturedTvs] = []
     problems: list[str] = []
     tls = not_tvs = 0
-    for conn in _tcp_connections(packets, max_stream):
+    for conn in tcp_connections(packets, max_stream):
         streams = {end: conn.dirs[end].assemble()[0] for end in conn.ends}
         client = conn.client if conn.client is not None else next(
             (e for e in conn.ends if streams[e][:2] == b"\x16\x03"), None)
