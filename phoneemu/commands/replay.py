@@ -20,7 +20,7 @@ from phoneemu.formats.config import normalise_mac
 from phoneemu.net.capture import read_pcap
 from phoneemu.net.tls_decrypt import KeyLog, read_keylog
 from phoneemu.phone.profile import PROFILES
-from phoneemu.scenario.replay import CaptureIndex, ReplayResult, boots_of, index_capture, replay_phone
+from phoneemu.scenario.replay import CaptureIndex, ReplayResult, boots_of, index_packets, replay_phone
 from phoneemu.scenario.replay_tvs import TvsCapture, tvs_from_packets
 
 __all__ = ["register"]
@@ -127,9 +127,10 @@ def _boot_text(i: int, r: ReplayResult) -> str:
 def handler(args: argparse.Namespace) -> int:
     if args.mac is None and not args.list:
         raise PhoneEmuError("give --mac MAC (or --list to see the phones in the capture)", path="mac")
-    index = index_capture(args.capture)
     secrets = read_keylog(args.keylog) if args.keylog is not None else KeyLog()
-    tvs_capture = tvs_from_packets(read_pcap(args.capture), secrets)
+    packets = list(read_pcap(args.capture))  # read once: downloads, then TLS
+    index = index_packets(packets)
+    tvs_capture = tvs_from_packets(packets, secrets)
     if args.list:
         if args.json:
             doc = _list_json(index)

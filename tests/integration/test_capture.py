@@ -29,30 +29,33 @@ T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 CAPTURES = ROOT / "captures"
 SCENARIOS = ROOT / "scenarios"
-HOST = "127.0.0.39"  # inside the capture range, away from the .11/.12 most tests use
+# Each test that captures live has addresses no other test uses at the same time (xdist workers run
+# side by side; another process's short-lived socket may be kept by the capture, by design):
+HOST = "127.0.0.39"  # the TFTP live test (127.0.0.38: its foreign process)
+HTTP_HOST = "127.0.0.30"  # the HTTP live test (127.0.0.29: its known socket)
+OTHER_HOST = "127.0.0.34"  # synthetic and size-bounded captures
 FILE = bytes(range(256)) * 9 + b"end"
 
 
 run = run_within(20)
 
 
-def live_capture(tmp: Path, name: str) -> CaptureSink:
+def live_capture(tmp: Path, name: str, hosts: tuple[str, str] = ("127.0.0.38", HOST)) -> CaptureSink:
     try:
-        # Only this test's addresses (.38 foreign, .39 ours): other xdist workers use .11/.12 meanwhile.
-        sink, _ = open_capture(tmp, name, mode="live", hosts=("127.0.0.38", HOST))
+        sink, _ = open_capture(tmp, name, mode="live", hosts=hosts)
     except ScenarioError as exc:
         pytest.skip(f"live capture not possible here: {exc}")
     return sink
 
 
-async def fetch_through(sink: CaptureSink, names: list[str]) -> list[bytes]:
-    srv = TftpServer({"ITLSEP0A0000000001.tlv": FILE}, HOST, 0, capture=sink)
+async def fetch_through(sink: CaptureSink, names: list[str], host: str = HOST) -> list[bytes]:
+    srv = TftpServer({"ITLSEP0A0000000001.tlv": FILE}, host, 0, capture=sink)
     await srv.start()
     try:
         out = []
         for n in names:
             try:
-                out.append(await tftp_get(HOST, srv.port, n, blksize=1024, timeout=1.0, retries=2))
+                out.append(await tftp_get(host, srv.port, n, blksize=1024, timeout=1.0, retries=2))
             except TransportError:  # a missing file is part of the test
                 out.append(b"")
         return out
@@ -121,12 +124,12 @@ def test_live_capture_keeps_a_short_lived_http_server(tmp_path: Path) -> None:
     """A server that lives a few milliseconds is still recognised as ours (scan on unknown endpoint)."""
     from phoneemu.net.http import HttpServer, http_get
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as known:
-        known.bind((HOST, 0))  # learned when the capture opens: the "ours only" filter is active
-        sink = live_capture(tmp_path, "http")
+        known.bind(("127.0.0.29", 0))  # learned when the capture opens: the "ours only" filter is active
+        sink = live_capture(tmp_path, "http", hosts=("127.0.0.29", HTTP_HOST))
 
         async def go() -> bytes:
-            async with HttpServer({"CTLSEP0A0000000001.tlv": FILE}, HOST, 0) as srv:
-                return await http_get(HOST, srv.port, "CTLSEP0A0000000001.tlv", timeout=5.0)
+            async with HttpServer({"CTLSEP0A0000000001.tlv": FILE}, HTTP_HOST, 0) as srv:
+                return await http_get(HTTP_HOST, srv.port, "CTLSEP0A0000000001.tlv", timeout=5.0)
         assert run(go()) == FILE
         sink.close()
     (d,) = index_capture(sink.path).downloads
@@ -138,7 +141,7 @@ def test_live_capture_bounded_size_writes_a_note(tmp_path: Path) -> None:
         sink = LiveCapture(tmp_path / "small.pcap", tmp_path / "small.keys", max_bytes=600)
     except OSError as exc:
         pytest.skip(f"live capture not possible here: {exc}")
-    run(fetch_through(sink, ["ITLSEP0A0000000001.tlv"]))
+    run(fetch_through(sink, ["ITLSEP0A0000000001.tlv"], host=OTHER_HOST))
     sink.close()
     assert sink.truncated
     assert sum(len(p.payload) for p in read_pcap(sink.path)) < 600
@@ -149,8 +152,8 @@ def test_live_capture_bounded_size_writes_a_note(tmp_path: Path) -> None:
 def test_synthetic_capture_holds_what_services_feed(tmp_path: Path) -> None:
     sink, keylog = open_capture(tmp_path, "synth", mode="synthetic")
     assert isinstance(sink, SyntheticCapture) and keylog.exists()
-    got = run(fetch_through(sink, ["ITLSEP0A0000000001.tlv"]))
-    flow = sink.tcp_flow(("127.0.0.1", 41000), (HOST, 6970))
+    got = run(fetch_through(sink, ["ITLSEP0A0000000001.tlv"], host=OTHER_HOST))
+    flow = sink.tcp_flow(("127.0.0.1", 41000), (OTHER_HOST, 6970))
     flow.client_data(b"GET /CTLFile.tlv HTTP/1.1\r\n\r\n")
     flow.server_data(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
     flow.close()
