@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from phoneemu.errors import ScenarioError
+from phoneemu.phone import rule_ids
 from phoneemu.phone.profile import PROFILES
 from phoneemu.scenario.model import ClusterSpec, Expectation, PhoneGroup, Scenario, Step
 
@@ -430,6 +431,11 @@ def _expectation(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGrou
             if allowed is not None and item.value not in allowed:
                 raise ctx.fail(item, f"{field}.{key}",
                                f"unknown value {item.value!r} (expected one of: {', '.join(allowed)})")
+            if key == "rule" and not rule_ids.is_known(str(item.value)):
+                near = rule_ids.close_matches(str(item.value))
+                raise ctx.fail(item, f"{field}.rule", f"unknown rule {item.value!r} (a rule id such as "
+                               f"G.3.4-vouched-by-tvs, or a section such as G.3.4"
+                               f"{'; did you mean ' + ' or '.join(near) if near else ''})")
         checks[key] = _plain(val)
     if not checks:
         raise ctx.fail(node, field, f"an expectation needs at least one check ({', '.join(CHECKS)})")
