@@ -94,6 +94,9 @@ def register(sub: Any) -> None:
                    help="write the summary and every phone's record as JSON")
     b.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
                    help="draw boots over time and the latency distribution (needs phoneemu[plot])")
+    b.add_argument("--keylog", type=Path, default=None, metavar="FILE",
+                   help="append the phones' TLS secrets (TVS, CAPF) in key-log format, for Wireshark "
+                   "and replay --keylog")
     b.add_argument("-q", "--quiet", action="store_true", help="no live progress")
     b.set_defaults(handler=_boot)
     p.set_defaults(handler=lambda _args: (p.print_help(), 2)[1])
@@ -104,6 +107,7 @@ def _boot(args: argparse.Namespace) -> int:
         raise PhoneEmuError("--count must be at least 1", path="count")
     check_writable(args.json, "--json")
     check_writable(args.plot, "--plot")
+    check_writable(args.keylog, "--keylog")
     if args.plot is not None:
         from phoneemu.fleet.plot import require_matplotlib
 
@@ -117,7 +121,7 @@ def _boot(args: argparse.Namespace) -> int:
                      tvs_timeout=args.tvs_timeout, max_time_s=args.max_time,
                      flash_dir=str(args.flash) if args.flash is not None else None,
                      keep_records=args.json is not None, blksize=args.blksize,
-                     event_loop=args.event_loop)
+                     event_loop=args.event_loop, keylog=str(args.keylog) if args.keylog is not None else None)
     print(f"fleet: {args.count} phones {mac_text(start)}..{mac_text(start + args.count - 1)} "
           f"({args.profile}) -> {target}", file=sys.stderr)
     progress = Progress(enabled=not args.quiet)

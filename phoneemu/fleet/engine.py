@@ -130,6 +130,7 @@ class FleetSpec:
     keep_records: bool = False
     blksize: int | None = None  # RFC 2348 TFTP block size to ask for; None = the phone's own (512)
     event_loop: str = "auto"  # shard processes' loop: "auto" (uvloop when installed), "asyncio", "uvloop"
+    keylog: str | None = None  # append the phones' TLS secrets (TVS) here: Wireshark, replay --keylog
 
     def __post_init__(self) -> None:
         if self.count < 0:
@@ -256,7 +257,7 @@ def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | 
         return int(time.time()) + offset
 
     asker = tvs if tvs is not None else net_tvs_asker(timeout=spec.tvs_timeout,
-                                                      tls_versions=profile.tls_versions)
+                                                      tls_versions=profile.tls_versions, keylog=spec.keylog)
     pre = _Prestater(spec.prestate, profile) if spec.prestate is not None else None
     phones: list[Phone] = []
     for value in macs:
@@ -265,7 +266,7 @@ def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | 
         phone = Phone(mac=mac, profile=profile, flash=flash, clock=clock,
                       events=EventLog(spec.event_limit, max(1, min(8, spec.event_limit))),
                       fetch_timeout=spec.fetch_timeout, fetch_retries=spec.fetch_retries,
-                      tftp_pool=pool, tvs=asker)
+                      tftp_pool=pool, tvs=asker, keylog=spec.keylog)
         if pre is not None:
             pre.apply(phone)
         phones.append(phone)

@@ -259,3 +259,32 @@ def test_fleet_event_loop_names() -> None:
     assert resolve_event_loop("asyncio") == "asyncio"
     expected = "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
     assert resolve_event_loop("auto") == expected
+
+
+def test_cli_fleet_keylog_holds_each_phones_tvs_session(tmp_path: Path) -> None:
+    """--keylog across shard processes: one line per TVS session, every line whole."""
+    from phoneemu.net.tls_decrypt import read_keylog
+
+    c = LabCluster.init(tmp_path / "lab", seed=7, key_spec="rsa1024", now=NOW)
+    c.add_phones([mac_text(START + i) for i in range(6)], now=NOW)
+    flash, keys = tmp_path / "flash", tmp_path / "tls.keys"
+
+    async def body() -> list[tuple[int, str]]:
+        out = []
+        async with LabServers(c, host=HOST, tftp_tid_mode="shared") as srv:
+            for _ in range(2):
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "phoneemu", "fleet", "boot", "--count", "6", "--tftp",
+                    f"{HOST}:{srv.ports['tftp']}", "--mac-start", mac_text(START), "--shards", "2",
+                    "--flash", str(flash), "--keylog", str(keys), "-q",
+                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                so, se = await asyncio.wait_for(proc.communicate(), 90)
+                assert proc.returncode is not None
+                out.append((proc.returncode, so.decode() + se.decode()))
+                c.regenerate("itlrecovery")  # the second storm asks TVS about the new ITL signer
+        return out
+
+    (rc1, out1), (rc2, out2) = run(body())
+    assert rc1 == 0 and rc2 == 0, (out1, out2)
+    assert "6 phones: 6 booted, 0 failed" in out2
+    assert len(read_keylog(keys)) == 6  # one TLS session per phone of the second storm
