@@ -139,40 +139,50 @@ local function dissect_all(tvb, pinfo, tree, header_len, length_at, one)
   return offset
 end
 
-local function tvs_one(m, pinfo, tree)
-  local t = tree:add(tvs, m)
-  t:add(tf.discriminator, m(0, 1))
-  t:add(tf.version, m(1, 1))
-  t:add(tf.type, m(2, 1))
-  t:add(tf.reserved, m(3, 1))
-  t:add(tf.session, m(4, 4))
-  t:add(tf.length, m(8, 2))
-  local summary = {}
-  if m:len() > 10 then
-    elements(m(10):tvb(), t, tf, TVS_TAG, tvs_value, summary, tvs_bad)
+-- A framed protocol: header fields, a type byte, a session id, a body of elements. Builds the
+-- dissector (all messages of a segment, reassembly) and the TLS heuristic from one description.
+local function framed_protocol(d)
+  local function one(m, pinfo, tree)
+    local t = tree:add(d.proto, m)
+    for _, h in ipairs(d.header) do
+      t:add(h[1], m(h[2], h[3]))
+    end
+    local summary = {}
+    if m:len() > d.header_len then
+      elements(m(d.header_len):tvb(), t, d.fields, d.tags, d.on_value, summary, d.bad)
+    end
+    local kind = m(d.kind_at, 1):uint()
+    local text = (d.kinds[kind] or (d.kind_word .. " " .. kind)) .. " #" .. m(d.session_at, 4):uint()
+      .. (#summary > 0 and (" " .. table.concat(summary, " ")) or "")
+    t:append_text(": " .. text)
+    pinfo.cols.protocol = d.label
+    pinfo.cols.info:set(d.label .. " " .. text)
   end
-  local name = TVS_TYPE[m(2, 1):uint()] or ("type " .. m(2, 1):uint())
-  local text = name .. " #" .. m(4, 4):uint() .. (#summary > 0 and (" " .. table.concat(summary, " ")) or "")
-  t:append_text(": " .. text)
-  pinfo.cols.protocol = "TVS"
-  pinfo.cols.info:set("TVS " .. text)
+
+  function d.proto.dissector(tvb, pinfo, tree)
+    return dissect_all(tvb, pinfo, tree, d.header_len, d.length_at, one)
+  end
+
+  local function heuristic(tvb, pinfo, tree)
+    if tvb:len() < d.header_len or not d.looks_like(tvb) then
+      return false
+    end
+    d.proto.dissector(tvb, pinfo, tree)
+    return true
+  end
+  d.proto:register_heuristic("tls", heuristic)
 end
 
-function tvs.dissector(tvb, pinfo, tree)
-  return dissect_all(tvb, pinfo, tree, 10, 8, tvs_one)
-end
-
-local function tvs_heuristic(tvb, pinfo, tree)
-  if tvb:len() < 10 or tvb(0, 1):uint() ~= 0x57 or tvb(1, 1):uint() ~= 1 then
-    return false
-  end
-  local t = tvb(2, 1):uint()
-  if t < 1 or t > 4 then
-    return false
-  end
-  tvs.dissector(tvb, pinfo, tree)
-  return true
-end
+framed_protocol {
+  proto = tvs, label = "TVS", fields = tf, tags = TVS_TAG, kinds = TVS_TYPE, kind_word = "type",
+  on_value = tvs_value, bad = tvs_bad, header_len = 10, length_at = 8, kind_at = 2, session_at = 4,
+  header = { { tf.discriminator, 0, 1 }, { tf.version, 1, 1 }, { tf.type, 2, 1 }, { tf.reserved, 3, 1 },
+             { tf.session, 4, 4 }, { tf.length, 8, 2 } },
+  looks_like = function(tvb)
+    local t = tvb(2, 1):uint()
+    return tvb(0, 1):uint() == 0x57 and tvb(1, 1):uint() == 1 and t >= 1 and t <= 4
+  end,
+}
 
 -- ------------------------------------------------------------------------------------------- CAPF
 local capf = Proto("capf", "Cisco Certificate Authority Proxy Function")
@@ -258,45 +268,20 @@ local function capf_value(tree, tag, v, summary)
   end
 end
 
-local function capf_one(m, pinfo, tree)
-  local t = tree:add(capf, m)
-  t:add(cf.protocol_id, m(0, 1))
-  t:add(cf.command, m(1, 1))
-  t:add(cf.session, m(2, 4))
-  t:add(cf.length, m(6, 2))
-  local summary = {}
-  if m:len() > 8 then
-    elements(m(8):tvb(), t, cf, CAPF_TAG, capf_value, summary, capf_bad)
-  end
-  local name = CAPF_CMD[m(1, 1):uint()] or ("command " .. m(1, 1):uint())
-  local text = name .. " #" .. m(2, 4):uint() .. (#summary > 0 and (" " .. table.concat(summary, " ")) or "")
-  t:append_text(": " .. text)
-  pinfo.cols.protocol = "CAPF"
-  pinfo.cols.info:set("CAPF " .. text)
-end
-
-function capf.dissector(tvb, pinfo, tree)
-  return dissect_all(tvb, pinfo, tree, 8, 6, capf_one)
-end
-
-local function capf_heuristic(tvb, pinfo, tree)
-  if tvb:len() < 8 or tvb(0, 1):uint() ~= 0x55 then
-    return false
-  end
-  local c = tvb(1, 1):uint()
-  if c < 1 or c > 23 then
-    return false
-  end
-  capf.dissector(tvb, pinfo, tree)
-  return true
-end
+framed_protocol {
+  proto = capf, label = "CAPF", fields = cf, tags = CAPF_TAG, kinds = CAPF_CMD, kind_word = "command",
+  on_value = capf_value, bad = capf_bad, header_len = 8, length_at = 6, kind_at = 1, session_at = 2,
+  header = { { cf.protocol_id, 0, 1 }, { cf.command, 1, 1 }, { cf.session, 2, 4 }, { cf.length, 6, 2 } },
+  looks_like = function(tvb)
+    local c = tvb(1, 1):uint()
+    return tvb(0, 1):uint() == 0x55 and c >= 1 and c <= 23
+  end,
+}
 
 -- ------------------------------------------------------------------------------------ registration
 local tls_port = DissectorTable.get("tls.port")
 tls_port:add(2445, tvs)
 tls_port:add(3804, capf)
-tvs:register_heuristic("tls", tvs_heuristic)
-capf:register_heuristic("tls", capf_heuristic)
 -- plain TCP only through Decode As (e.g. tshark -d tcp.port==N,tvs): TVS and CAPF are always in TLS
 local tcp_port = DissectorTable.get("tcp.port")
 tcp_port:add_for_decode_as(tvs)
