@@ -94,8 +94,6 @@ __all__ = [
 
 #: Status shown while the phone waits for a CAPF authentication string (ours; spec §F.1 UI).
 AUTH_STRING_WAIT = "LSC: waiting for authentication string"
-_TTL_MAX = 2_592_000
-_DEFAULT_TTL = 86_400
 
 
 # --------------------------------------------------------------------------- contract types
@@ -199,9 +197,7 @@ def net_tvs_asker(*, timeout: float = 5.0, tls_versions: Sequence[str] = ("1.2",
         reply = await tvs_query(servers, device_name, key.subject, key.issuer, key.serial, timeout=timeout,
                                 accept_server=accept_server, tls=phone_client_context(tls_versions, keylog))
         if reply.valid and reply.certificate:
-            ttl = reply.ttl if reply.ttl is not None else _DEFAULT_TTL
-            return TvsAnswer(cert_der=reply.certificate, roles=frozenset(reply.roles),
-                             ttl=min(max(ttl, 0), _TTL_MAX))
+            return TvsAnswer.from_reply(reply.certificate, reply.roles, reply.ttl)
         return TvsStatus.NOT_FOUND
     return ask
 

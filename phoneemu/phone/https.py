@@ -39,8 +39,6 @@ from phoneemu.phone.store import TrustStore, TvsAnswer, TvsResult, TvsStatus
 
 __all__ = ["HttpsResult", "open_https"]
 
-_TTL_MAX = 2_592_000
-_DEFAULT_TTL = 86_400
 _HOW = {
     "E.7.1-https-cert-in-trust-list": "trust-list",
     "E.7.1-https-vouched-by-tvs": "tvs",
@@ -94,8 +92,7 @@ async def _verify(store: TrustStore, cert_der: bytes, *, device_name: str, versi
         return TvsStatus.UNREACHABLE
     if not reply.valid:
         return TvsStatus.NOT_FOUND
-    ttl = reply.ttl if reply.ttl is not None else _DEFAULT_TTL
-    return TvsAnswer(cert_der=cert_der, roles=frozenset(reply.roles), ttl=min(max(ttl, 0), _TTL_MAX))
+    return TvsAnswer.from_reply(cert_der, reply.roles, reply.ttl)
 
 
 async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, *, timeout: float,

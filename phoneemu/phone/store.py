@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import enum
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -64,6 +65,8 @@ __all__ = [
 
 #: At most this many TVS cache entries per phone (oldest dropped); bounded whatever TVS says.
 TVS_CACHE_MAX = 32
+TVS_TTL_MAX = 2_592_000  # 30 days (spec §H.2)
+TVS_TTL_DEFAULT = 86_400  # a TVS answer without a TTL: 24 hours, as CUCM sends (spec §E.4)
 _LOCKING_KINDS = frozenset({"CTL", "ITL"})
 
 
@@ -73,11 +76,18 @@ class TvsAnswer:
 
     cert_der: bytes
     roles: frozenset[int]
-    ttl: int = 86400
+    ttl: int = TVS_TTL_DEFAULT
 
     def __post_init__(self) -> None:
-        if not 0 <= self.ttl <= 2_592_000:
-            raise EncodeError(f"TVS TTL {self.ttl} outside 0..2592000 s (spec §H.2)", path="ttl")
+        if not 0 <= self.ttl <= TVS_TTL_MAX:
+            raise EncodeError(f"TVS TTL {self.ttl} outside 0..{TVS_TTL_MAX} s (spec §H.2)", path="ttl")
+
+    @classmethod
+    def from_reply(cls, cert_der: bytes, roles: Iterable[int], ttl: int | None) -> TvsAnswer:
+        """The answer a phone keeps from a TVS reply: a missing TTL is 86400 s, any TTL is clamped
+        to 0..2592000 s (spec §H.2)."""
+        return cls(cert_der=cert_der, roles=frozenset(roles),
+                   ttl=min(max(ttl if ttl is not None else TVS_TTL_DEFAULT, 0), TVS_TTL_MAX))
 
 
 class TvsStatus(enum.Enum):

@@ -85,7 +85,6 @@ class TvsCapture:
         """A :class:`~phoneemu.phone.boot.TvsAsker` answering from the capture (module rules);
         ``window()`` gives the current boot's ``(start, stop)``."""
         from phoneemu.crypto.certs import normalise_dn
-        from phoneemu.phone.boot import _DEFAULT_TTL, _TTL_MAX
         from phoneemu.phone.store import TvsAnswer, TvsStatus
 
         used: set[int] = set()
@@ -105,9 +104,7 @@ class TvsCapture:
                 if resp is None:
                     raise TransportError("captured TVS query got no answer", kind="unreachable")
                 if resp.valid and resp.certificate:
-                    ttl = resp.ttl if resp.ttl is not None else _DEFAULT_TTL
-                    return TvsAnswer(cert_der=resp.certificate, roles=frozenset(resp.roles),
-                                     ttl=min(max(ttl, 0), _TTL_MAX))
+                    return TvsAnswer.from_reply(resp.certificate, resp.roles, resp.ttl)
                 return TvsStatus.NOT_FOUND
             if fallback is not None:
                 return await fallback(servers, key, device_name=device_name, **kw)
