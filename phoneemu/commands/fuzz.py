@@ -35,9 +35,10 @@ Targets:
   --target MODULE:FUNCTION   your Python callable taking the file bytes (same rules)
   --target-cmd "CMD {}"      an external program; {} is the input file path. A crash is death by
                              a signal, an exit status in --crash-exit (default: >= 128), or --timeout
-  --serve                    a device under test: the lab TFTP server answers the names a phone
-                             requests (ITLSEP<MAC>.tlv, CTLFile.tlv, SEP<MAC>.cnf.xml.sgn ...)
-                             with the next mutant; requests are logged in DIR/served/requests.jsonl
+  --serve                    a device under test: the lab TFTP server (and HTTP server, --http-port)
+                             answers the names a phone requests (ITLSEP<MAC>.tlv, CTLFile.tlv,
+                             SEP<MAC>.cnf.xml.sgn ...) with the next mutant; requests are logged in
+                             DIR/served/requests.jsonl
 
 Findings are deduplicated (exception type and innermost project frame, signal, exit status),
 minimised, and saved in DIR/crashes/<id>/ with input.bin, minimized.bin and info.json (seed, run
@@ -50,6 +51,7 @@ examples:
   phoneemu fuzz --format sgn --target mypkg.parser:parse --time 60 --out /tmp/fz
   phoneemu fuzz --format ctl --target-cmd "./ctlparse {}" --crash-exit 1,134 --runs 500 --out /tmp/fz
   phoneemu fuzz --format itl --serve --port 6969 --mac 001122334455 --runs 50 --time 600 --out /tmp/fz
+  phoneemu fuzz --format sgn --serve --port 69 --http-port 6970 --host 10.0.0.5 --runs 500 --out /tmp/fz
   phoneemu fuzz --format itl --target phoneemu --replay /tmp/fz/crashes/<id>/minimized.bin
   phoneemu fuzz --format itl --target phoneemu --seed 1 --run-index 4242 --runs 1 --out /tmp/one
 """
@@ -64,7 +66,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--target", metavar="phoneemu|MODULE:FUNCTION", help="in-process target")
     g.add_argument("--target-cmd", metavar="CMD", help='external command, "{}" = input file path')
-    g.add_argument("--serve", action="store_true", help="serve mutants over TFTP to a device under test")
+    g.add_argument("--serve", action="store_true",
+                   help="serve mutants over TFTP (and HTTP with --http-port) to a device under test")
     p.add_argument("--runs", type=int, metavar="N", help="number of inputs (served files with --serve)")
     p.add_argument("--time", type=float, metavar="S",
                    help="time limit in seconds (--serve without --time stops after an hour)")
@@ -87,6 +90,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--replay", type=Path, metavar="FILE", help="run one input against the target and exit")
     p.add_argument("--host", default="127.0.0.1", help="--serve: address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=6969, help="--serve: UDP port (default 6969; 0 = any)")
+    p.add_argument("--http-port", type=int, metavar="PORT",
+                   help="--serve: also serve mutants over HTTP on this TCP port (phones try HTTP 6970 "
+                   "first, spec §H.1; 0 = any); default TFTP only")
     p.add_argument("--mac", help="--serve: only answer names carrying this MAC (12 hex digits)")
     p.add_argument("--serve-root", type=Path, metavar="DIR",
                    help="--serve: answer every other requested name from this directory")
@@ -201,9 +207,14 @@ def _serve(args: argparse.Namespace, mutator: object) -> int:
         print(f"fuzz {args.fmt}: serving mutants over TFTP on {args.host}:{port}; "
               f"log {session.log_path}", file=sys.stderr, flush=True)
 
+    def http_ready(port: int) -> None:
+        print(f"fuzz {args.fmt}: serving mutants over HTTP on {args.host}:{port}", file=sys.stderr,
+              flush=True)
+
     # Bounded even when only --runs is given and the device stops asking.
     time_limit = args.time if args.time is not None else _SERVE_DEFAULT_TIME
-    asyncio.run(serve_session(session, host=args.host, port=args.port, time_limit=time_limit, ready=ready))
+    asyncio.run(serve_session(session, host=args.host, port=args.port, time_limit=time_limit, ready=ready,
+                              http_port=args.http_port, http_ready=http_ready))
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(session.outcomes.items())) or "none"
     print(f"{args.fmt}: served {session.served} mutant(s) to {session.requests} request(s); "
           f"transfer outcomes: {outcomes}; log {session.log_path}")

@@ -441,6 +441,13 @@ class ServeSession:
         self._log({"event": "fallback" if other is not None else "not-served", "name": name})
         return other
 
+    def on_http(self, peer: tuple[str, int], name: str, status: int) -> None:
+        """HTTP 6970 request outcome (the lab HTTP server's ``on_request``)."""
+        outcome = {200: "ok", 404: "not-found", 403: "refused"}.get(status, f"http-{status}")
+        self.outcomes[outcome] += 1
+        self._log({"event": "request", "protocol": "http", "name": name, "outcome": outcome,
+                   "peer": f"{peer[0]}:{peer[1]}", "detail": f"HTTP {status}"})
+
     def on_request(self, event: object) -> None:
         outcome = str(getattr(event, "outcome", "?"))
         self.outcomes[outcome] += 1
@@ -451,20 +458,32 @@ class ServeSession:
 
 async def serve_session(session: ServeSession, *, host: str = "127.0.0.1", port: int = 6969,
                         time_limit: float | None = None, ready: Callable[[int], None] | None = None,
-                        timeout: float = 1.0, retries: int = 3) -> None:
-    """Run the TFTP server until ``session`` is exhausted (and transfers finished) or time runs out."""
+                        timeout: float = 1.0, retries: int = 3, http_port: int | None = None,
+                        http_ready: Callable[[int], None] | None = None) -> None:
+    """Run the TFTP server (and with ``http_port`` the HTTP 6970 server, which phones try first,
+    spec §H.1) until ``session`` is exhausted (and transfers finished) or time runs out."""
     import asyncio
+    import contextlib
 
+    from phoneemu.net.http import HttpServer
     from phoneemu.net.tftp_server import TftpServer
 
     server = TftpServer(session.get, host, port, timeout=timeout, retries=retries,
                         on_request=session.on_request)
-    async with server:
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(server)
+        if http_port is not None:
+            http = await stack.enter_async_context(
+                HttpServer(session.get, host, http_port, on_request=session.on_http))
+            if http_ready is not None:
+                http_ready(http.port)
         if ready is not None:
             ready(server.port)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + time_limit if time_limit is not None else None
         while deadline is None or loop.time() < deadline:
             if session.exhausted and server.active_transfers == 0:
+                if http_port is not None:
+                    await asyncio.sleep(0.5)  # the last HTTP response is on its way: let it leave
                 break
             await asyncio.sleep(0.02)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from phoneemu.cli import main
+from phoneemu.errors import TransportError
 from phoneemu.fuzz.corpus import build_corpus
 from phoneemu.fuzz.engine import input_for
 from phoneemu.fuzz.mutators import Mutator
@@ -96,7 +97,6 @@ def test_target_cmd_killed_by_signal(tmp_path: Path) -> None:
 
 
 def test_serve_hands_mutants_to_a_tftp_client(tmp_path: Path) -> None:
-    from phoneemu.errors import TransportError
     from phoneemu.net.tftp import tftp_get
 
     mut = Mutator(build_corpus("itl"))
@@ -162,3 +162,39 @@ def test_cli_serve_over_loopback(tmp_path: Path) -> None:
     assert "served 2 mutant(s)" in out
     mut = Mutator(build_corpus("sgn"))
     assert got == [input_for(mut, 6, 0).data, input_for(mut, 6, 1).data]
+
+
+def test_serve_over_http_and_tftp(tmp_path: Path) -> None:
+    """--http-port: a phone fetching over HTTP 6970 (as SBD phones do first) gets the mutants too;
+    both transports draw from the same sequence and are logged with their outcome."""
+    from phoneemu.net.http import http_get
+    from phoneemu.net.tftp import tftp_get
+
+    mut = Mutator(build_corpus("sgn"))
+
+    def make(i: int) -> tuple[bytes, dict[str, object]]:
+        m = input_for(mut, 9, i)
+        return m.data, {"ops": list(m.ops)}
+
+    session = ServeSession(fmt="sgn", make=make, seed=9, out=tmp_path, runs=3)
+    name = "SEP001122334455.cnf.xml.sgn"
+
+    async def run() -> list[bytes]:
+        tftp_ports: asyncio.Queue[int] = asyncio.Queue()
+        http_ports: asyncio.Queue[int] = asyncio.Queue()
+        server = asyncio.create_task(serve_session(session, port=0, time_limit=10,
+                                                   ready=tftp_ports.put_nowait, http_port=0,
+                                                   http_ready=http_ports.put_nowait))
+        tftp_port, http_port = await tftp_ports.get(), await http_ports.get()
+        got = [await http_get("127.0.0.1", http_port, name, timeout=2.0),
+               await tftp_get("127.0.0.1", tftp_port, name, timeout=0.5, retries=2),
+               await http_get("127.0.0.1", http_port, name, timeout=2.0)]
+        with pytest.raises(TransportError):  # the session is exhausted: "not found"
+            await http_get("127.0.0.1", http_port, name, timeout=2.0)
+        await asyncio.wait_for(server, 10)
+        return got
+
+    assert asyncio.run(run()) == [input_for(mut, 9, i).data for i in range(3)]
+    log = [json.loads(line) for line in (tmp_path / "served" / "requests.jsonl").read_text().splitlines()]
+    http = [e for e in log if e["event"] == "request" and e.get("protocol") == "http"]
+    assert [e["outcome"] for e in http] == ["ok", "ok", "not-found"]
