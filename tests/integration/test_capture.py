@@ -225,7 +225,7 @@ ACCEPTED_FIRST: Expect = {"itl": "installed", "config": "accepted", "locked_out"
 ACCEPTED_AGAIN: Expect = dict(ACCEPTED_FIRST, itl="unchanged")
 TAMPERED: Expect = {"itl": "unchanged", "config": "rejected", "reason": "bad-signature",
                     "rule": "G.4-bad-signature"}
-# offline the TVS is unreachable: same outcome as live (ITL rejected, locked out), other deciding rule
+# offline, without the key log, the TVS is unreachable: ITL rejected, locked out (rule G.3.4-tvs-unreachable)
 MIGRATED: Expect = {"itl": "rejected", "config": "rejected", "locked_out": True,
                     "rule": "G.3.4-tvs-unreachable"}
 SHA512_OLD: Expect = {"itl": "rejected", "config": "rejected", "reason": "unsupported-hash",
@@ -237,6 +237,8 @@ REFERENCE: dict[str, list[tuple[str, str, list[Expect]]]] = {
     "tampered-config-rejected": [("0A0000000201", "cp-8861", [ACCEPTED_FIRST, TAMPERED])],
     "migration-itl-signer-unknown": [
         (f"0A000000050{i}", "cp-8861", [ACCEPTED_FIRST, MIGRATED]) for i in (1, 2)],
+    "callmanager-regenerated-via-tvs": [
+        (f"0A000000030{i}", "cp-8861", [ACCEPTED_FIRST, MIGRATED]) for i in (1, 2)],
     "sha512-signing-sha1-phone": [
         ("0A0000001601", "cp-8861", [ACCEPTED_FIRST, dict(ACCEPTED_FIRST, itl="updated")]),
         ("0A0000001602", "cp-7962", [ACCEPTED_FIRST, SHA512_OLD])],
@@ -376,3 +378,20 @@ def test_tls13_tvs_capture_replays_with_its_key_log(tmp_path: Path, capsys: pyte
     assert main(["replay", str(pcap), "--mac", "0A0000000302", "--keylog", keylog]) == 0
     out = capsys.readouterr().out
     assert "G.3.4-vouched-by-tvs" in out and "(2 exchange(s) decrypted)" in out
+
+
+def test_committed_vouching_capture_with_its_key_log_updates_the_itl() -> None:
+    """The captured TVS vouched for the new CallManager certificate: with the key log the replay
+    updates the ITL and accepts the config, as the live run did (without it: MIGRATED above)."""
+    from phoneemu.net.tls_decrypt import read_keylog
+    from phoneemu.scenario.replay_tvs import tvs_from_packets
+
+    stem = CAPTURES / "callmanager-regenerated-via-tvs"
+    pcap = stem.with_suffix(".pcap")
+    tvs = tvs_from_packets(read_pcap(pcap), read_keylog(stem.with_suffix(".keys")))
+    assert len(tvs.exchanges) == 2 and all(x.response is not None and x.response.valid for x in tvs.exchanges)
+    for mac in ("0A0000000301", "0A0000000302"):
+        results = run(replay_phone(index_capture(pcap), mac, tvs_capture=tvs))
+        assert _boot(results, 1) == {"itl": "updated", "config": "accepted", "locked_out": False,
+                                     "rule": "G.4-signed-by-itl-tftp", "reason": None}
+        assert any(d.rule == "G.3.4-vouched-by-tvs" and d.accepted for d in results[1].report.decisions)

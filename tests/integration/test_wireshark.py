@@ -81,3 +81,13 @@ def test_reassembly_and_malformed_elements(tmp_path: Path) -> None:
     capf = _fields(pcap, ["-d", "tcp.port==3804,capf", "-Y", "capf"], "capf.command", "capf.session_id",
                    "capf.reason")
     assert capf == [["15", "9", "1"]]
+
+
+@needs_tshark
+def test_committed_vouching_capture_shows_roles_and_ttl(capsys: pytest.CaptureFixture[str]) -> None:
+    pcap = ROOT / "captures" / "callmanager-regenerated-via-tvs.pcap"
+    (port,) = tls_server_ports(pcap)
+    rows = _fields(pcap, ["-o", f"tls.keylog_file:{pcap.with_suffix('.keys')}", "-d", f"tcp.port=={port},tls",
+                          "-Y", "tvs.type == 4"], "tvs.status", "tvs.role", "tvs.ttl")
+    assert rows == [["0", "0,2", "86400"], ["0", "0,2", "86400"]]
+    assert main(["wireshark", str(pcap)]) == 0  # tshark's own output goes straight to the terminal
