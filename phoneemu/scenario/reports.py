@@ -45,6 +45,8 @@ def render_text(summary: RunSummary, *, colour: bool = False, verbose: bool = Fa
                    f"{s.duration_s:.2f}s)  reproduces: {s.reproduces}")
         if s.error:
             out.append(f"      error: {s.error}")
+        if s.capture and (verbose or s.outcome.bad):
+            out.append(f"      capture: {s.capture} (TLS key log beside it; phoneemu wireshark {s.capture})")
         for e in s.expectations:
             eo = e.outcome
             if verbose or eo is not Outcome.PASS:
@@ -55,6 +57,11 @@ def render_text(summary: RunSummary, *, colour: bool = False, verbose: bool = Fa
     sc, ec = summary.counts(), summary.expectation_counts()
     order = ("PASS", "XFAIL", "FAIL", "XPASS", "ERROR")
     out.append("")
+    captured = [s.capture for s in summary.scenarios if s.capture]
+    if captured:
+        folder = str(Path(captured[0]).parent)
+        out.append(f"captures: {len(captured)} pcap(s) with their TLS key logs in {folder}/ (phoneemu "
+                   f"wireshark {folder}/NAME.pcap; phoneemu replay {folder}/NAME.pcap --keylog ...)")
     if summary.interrupted:
         out.append(f"interrupted: {len(summary.not_run)} scenario(s) not run"
                    + (f" ({', '.join(summary.not_run)})" if summary.not_run else ""))
