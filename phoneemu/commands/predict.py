@@ -1,0 +1,108 @@
+"""``phoneemu predict``: would a phone holding these trust lists accept these new files? (spec §G)
+
+A migration, certificate regeneration or rollback checked from files, before thousands of real
+phones try it: a phone given the installed ITL (and CTL) boots once, offline, on the new files,
+with the same boot code and §G rules as every emulated phone, and prints every decision and the
+one that decided. Exit 0 when the phone ends with a configuration it accepted, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from phoneemu.commands.boot import outcome_lines, pem_certificates
+from phoneemu.errors import PhoneEmuError
+from phoneemu.phone.profile import PROFILES
+from phoneemu.scenario.predict import PredictResult, predict_boot
+
+__all__ = ["register"]
+
+_EPILOG = """\
+examples:
+  # phones of cluster A moved to cluster B: will they take B's ITL? (tftp get ITLFile.tlv from each)
+  phoneemu predict --installed-itl a/ITLFile.tlv b/ITLFile.tlv b/SEP001122334455.cnf.xml.sgn
+  # the same, if A's TVS knows B's ITLRecovery certificate (as after a bulk certificate export);
+  # the phone's current config names the TVS it asks
+  phoneemu predict --installed-itl a/ITLFile.tlv --installed-config a/SEP001122334455.cnf.xml.sgn \
+      --tvs-cert b/ITLRecovery.pem b/ITLFile.tlv b/SEP001122334455.cnf.xml.sgn
+  # a cp-7962 in mixed mode, a given date, JSON for CI
+  phoneemu predict --installed-ctl CTLFile.tlv --installed-itl ITLFile.tlv --profile cp-7962 \\
+      --now 1893456000 --json new/CTLFile.tlv new/ITLFile.tlv
+
+Each new file is served under its own name; CTLFile.tlv/ITLFile.tlv also answer the phone's
+CTLSEP<MAC>.tlv/ITLSEP<MAC>.tlv requests. The MAC is --mac, else the one in a SEP<MAC>... file
+name. TVS needs the installed config (its TVS servers) and an ITL with a TVS record; it then
+answers offline: vouches for --tvs-cert certificates, "not found" for others, and is unreachable
+when no --tvs-cert is given. CAPF is unreachable.
+"""
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("predict", help="will a phone holding these trust lists accept these new files?",
+                       description=__doc__, epilog=_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("files", nargs="+", type=Path, metavar="NEW_FILE",
+                   help="the files the phone downloads (CTLFile.tlv, ITLFile.tlv, SEP<MAC>.cnf.xml.sgn ...)")
+    p.add_argument("--installed-itl", type=Path, metavar="FILE", help="the ITL the phone holds now")
+    p.add_argument("--installed-ctl", type=Path, metavar="FILE", help="the CTL the phone holds now")
+    p.add_argument("--installed-config", type=Path, metavar="FILE",
+                   help="the phone's current config (.cnf.xml.sgn or .cnf.xml): names its TVS servers; "
+                   "without it TVS is not usable")
+    p.add_argument("--mac", help="the phone's MAC (default: from a SEP<MAC> file name, else 001122334455)")
+    p.add_argument("--profile", default="cp-8861", choices=sorted(PROFILES),
+                   help="phone model profile (default cp-8861)")
+    p.add_argument("--now", type=int, metavar="UNIX", help="the phone's clock (default: now)")
+    p.add_argument("--tvs-cert", type=Path, action="append", default=[], metavar="PEM",
+                   help="TVS vouches for these certificates (repeatable); without it TVS is unreachable")
+    p.add_argument("--tvs-roles", default="0,2", metavar="CODES",
+                   help="roles TVS gives --tvs-cert certificates (default 0,2: SAST, CCM+TFTP)")
+    p.add_argument("--image-signer", type=Path, action="append", default=[], metavar="PEM",
+                   help="firmware image-signing certificate the phone trusts (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(handler=handler)
+
+
+def _text(r: PredictResult, installed: str) -> str:
+    rep = r.report
+    lines = [f"phone {r.mac} ({rep.target.host if rep.target else '-'}), holding {installed}:"]
+    lines += [f"  fetch {name}: {answer}" for name, answer in r.served]
+    for d in rep.decisions:
+        verdict = "accepted" if d.accepted else "rejected"
+        lines.append(f"  {d.rule:<28} {verdict:<8} {d.file}: {d.reason}")
+    trust = ", ".join(f"{k} {v}" for k, v in rep.trust.items())
+    lines.append(f"  result:   {'OK' if rep.ok else 'FAILED'}; trust {trust}; config {rep.config}"
+                 f"{' (' + rep.config_file + ')' if rep.config_file else ''}; locked out: "
+                 f"{'yes' if rep.locked_out else 'no'}")
+    lines += outcome_lines(rep, label_width=10)
+    return "\n".join(lines)
+
+
+def handler(args: argparse.Namespace) -> int:
+    try:
+        roles = frozenset(int(r) for r in args.tvs_roles.split(",") if r.strip())
+    except ValueError:
+        raise PhoneEmuError(f"--tvs-roles {args.tvs_roles!r}: comma-separated role codes",
+                            path="tvs-roles") from None
+    now = args.now if args.now is not None else int(time.time())
+    result = asyncio.run(predict_boot(
+        args.files, installed_itl=args.installed_itl, installed_ctl=args.installed_ctl,
+        installed_config=args.installed_config, mac=args.mac,
+        profile=args.profile, now=now, tvs_certs=pem_certificates(args.tvs_cert), tvs_roles=roles,
+        image_signers=pem_certificates(args.image_signer)))
+    held = (("CTL", args.installed_ctl), ("ITL", args.installed_itl))
+    installed = " and ".join(f"{k} {p.name}" for k, p in held if p is not None) or "no trust list"
+    if args.json:
+        print(json.dumps({"mac": result.mac, "profile": args.profile, "now": now,
+                          "installed": {"ctl": str(args.installed_ctl) if args.installed_ctl else None,
+                                        "itl": str(args.installed_itl) if args.installed_itl else None},
+                          "tvs": "vouches for given certificates" if args.tvs_cert else "unreachable",
+                          "served": [{"name": n, "answer": a} for n, a in result.served],
+                          "report": result.report.as_dict()}, indent=2))
+    else:
+        print(_text(result, installed))
+    return 0 if result.report.ok else 1

@@ -1,0 +1,91 @@
+"""``phoneemu predict``: the offline pre-flight of a migration or regeneration (files in, decisions out)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from phoneemu.cli import main
+from phoneemu.lab.cluster import LabCluster
+
+NOW = 1_780_000_000
+MAC = "0A00000000D1"
+
+
+def _cluster(tmp: Path, name: str, seed: int) -> LabCluster:
+    c = LabCluster.init(tmp / name, seed=seed, key_spec="rsa1024", now=NOW, name=name)
+    c.add_phone(MAC, now=NOW)
+    return c
+
+
+def _save(c: LabCluster, folder: Path, *names: str) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    files = c.files()
+    for n in names:
+        (folder / n).write_bytes(files[n])
+    return [str(folder / n) for n in names]
+
+
+@pytest.fixture
+def two(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """Cluster a's phone state (ITL, config) and cluster b's files, plus b's ITLRecovery certificate."""
+    a, b = _cluster(tmp_path, "a", 21), _cluster(tmp_path, "b", 22)
+    _save(a, tmp_path / "a-files", "ITLFile.tlv", f"SEP{MAC}.cnf.xml.sgn")
+    _save(b, tmp_path / "b-files", "ITLFile.tlv", f"SEP{MAC}.cnf.xml.sgn")
+    pem = tmp_path / "b-itlrecovery.pem"
+    pem.write_bytes(b.identity("itlrecovery").cert.public_bytes(Encoding.PEM))
+    return tmp_path / "a-files", tmp_path / "b-files", pem
+
+
+def test_migration_without_preparation_locks_out(two: tuple[Path, Path, Path],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    a, b, _pem = two
+    rc = main(["predict", "--installed-itl", str(a / "ITLFile.tlv"), "--now", str(NOW),
+               str(b / "ITLFile.tlv"), str(b / f"SEP{MAC}.cnf.xml.sgn")])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert f"fetch ITLSEP{MAC}.tlv: " in out and "(alias)" in out  # ITLFile.tlv answers ITLSEP<MAC>.tlv
+    assert "deciding: G.3.5-reject-unknown-signer (rejected)" in out and "locked out: yes" in out
+
+
+def test_tvs_vouching_lets_the_phone_migrate(two: tuple[Path, Path, Path],
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    a, b, pem = two
+    common = ["predict", "--installed-itl", str(a / "ITLFile.tlv"), "--installed-config",
+              str(a / f"SEP{MAC}.cnf.xml.sgn"), "--now", str(NOW), "--json"]
+    new = [str(b / "ITLFile.tlv"), str(b / f"SEP{MAC}.cnf.xml.sgn")]
+    assert main([*common, "--tvs-cert", str(pem), *new]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["mac"] == MAC and doc["report"]["trust"]["ITL"] == "updated"
+    assert any(d["rule"] == "G.3.4-vouched-by-tvs" and d["accepted"] for d in doc["report"]["decisions"])
+    assert main([*common, *new]) == 1  # the same phone, its TVS unreachable
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["report"]["deciding"]["rule"] == "G.3.4-tvs-unreachable"
+
+
+def test_callmanager_regeneration_on_the_same_cluster(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    c = _cluster(tmp_path, "c", 23)
+    (old,) = _save(c, tmp_path / "old", "ITLFile.tlv")
+    c.regenerate("callmanager", now=NOW)
+    new = _save(c, tmp_path / "new", "ITLFile.tlv", f"SEP{MAC}.cnf.xml.sgn")
+    assert main(["predict", "--installed-itl", old, "--now", str(NOW), *new]) == 0
+    out = capsys.readouterr().out
+    assert "G.3.3-signed-by-itl-sast     accepted" in out and "ITL updated" in out
+
+
+def test_bad_inputs_are_one_line_errors(two: tuple[Path, Path, Path], tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    a, b, _pem = two
+    bad = tmp_path / "broken.tlv"
+    bad.write_bytes((a / "ITLFile.tlv").read_bytes()[:300])
+    assert main(["predict", "--installed-itl", str(bad), str(b / "ITLFile.tlv")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and str(bad) in err and "installed ITL" in err
+    assert main(["predict", str(tmp_path / "missing.tlv")]) == 2
+    assert main(["predict", "--installed-itl", str(a / "ITLFile.tlv"), str(b / "ITLFile.tlv"),
+                 str(tmp_path / "x" / "ITLFile.tlv")]) == 2  # two new files of one name
+    assert main(["predict", "--tvs-roles", "x", str(b / "ITLFile.tlv")]) == 2
