@@ -79,6 +79,10 @@ def _text(r: PredictResult, installed: str) -> str:
                  f"{' (' + rep.config_file + ')' if rep.config_file else ''}; locked out: "
                  f"{'yes' if rep.locked_out else 'no'}")
     lines += outcome_lines(rep, label_width=10)
+    missing = [name for name, answer in r.served if answer.startswith("not given")]
+    if missing:
+        lines.append(f"  {'not given:':<10}{', '.join(missing)} (requested by the phone: add them if the "
+                     "cluster serves them)")
     return "\n".join(lines)
 
 
