@@ -81,8 +81,8 @@ def _text(r: PredictResult, installed: str) -> str:
     lines += outcome_lines(rep, label_width=10)
     missing = [name for name, answer in r.served if answer.startswith("not given")]
     if missing:
-        lines.append(f"  {'not given:':<10}{', '.join(missing)} (requested by the phone: add them if the "
-                     "cluster serves them)")
+        lines.append(f"  not given: {', '.join(missing)} (asked for by the phone: add those the cluster "
+                     "serves)")
     return "\n".join(lines)
 
 
