@@ -130,10 +130,15 @@ async def predict_boot(new_files: Sequence[Path], *, installed_itl: Path | None 
         if path is not None:
             data = read_at_most(path, prof.trust_list_limit, what=f"installed {kind}")
             try:
-                installed[kind] = trustlist.parse(data, limit=prof.trust_list_limit, kind=kind)
+                tl = trustlist.parse(data, limit=prof.trust_list_limit, kind=kind)
             except PhoneEmuError as exc:
                 raise PhoneEmuError(f"{path}: installed {kind}: {exc}",
                                     path=f"installed-{kind.lower()}") from None
+            other = "CTL" if kind == "ITL" else "ITL"
+            if str(tl.header.filename).upper().startswith(other):  # CTL and ITL share one layout (§B)
+                raise PhoneEmuError(f"{path}: given as the installed {kind}, but its header names "
+                                    f"{tl.header.filename}", path=f"installed-{kind.lower()}")
+            installed[kind] = tl
 
     config = _installed_config(installed_config) if installed_config is not None else None
 

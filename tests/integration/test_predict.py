@@ -89,3 +89,5 @@ def test_bad_inputs_are_one_line_errors(two: tuple[Path, Path, Path], tmp_path: 
     assert main(["predict", "--installed-itl", str(a / "ITLFile.tlv"), str(b / "ITLFile.tlv"),
                  str(tmp_path / "x" / "ITLFile.tlv")]) == 2  # two new files of one name
     assert main(["predict", "--tvs-roles", "x", str(b / "ITLFile.tlv")]) == 2
+    assert main(["predict", "--installed-ctl", str(a / "ITLFile.tlv"), str(b / "ITLFile.tlv")]) == 2
+    assert "given as the installed CTL, but its header names ITLFile.tlv" in capsys.readouterr().err
