@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ examples:
   phoneemu run scenarios/ --junit out.xml --json out.json
   phoneemu run scenarios/tvs-outage.yaml --capture caps/   pcap + TLS key log for Wireshark
   phoneemu run scenarios/ --list                     validate and list, run nothing
+  phoneemu run scenarios/ -j 0 --junit out.xml       one worker process per core
 
 verdicts: PASS, XFAIL (expected failure), FAIL, XPASS (an xfail mark that no longer fails),
 ERROR (the scenario could not run). Exit status 1 on FAIL, XPASS or ERROR; 2 on a mistake in a
@@ -45,6 +47,9 @@ def register(sub: Any) -> None:
     p.add_argument("-k", "--select", metavar="GLOB", help="only scenarios whose name matches GLOB")
     p.add_argument("-v", "--verbose", action="store_true", help="show every expectation")
     p.add_argument("--list", action="store_true", help="validate and list the scenarios, run nothing")
+    p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                   help="run scenarios in N worker processes (0 = one per core; default 1); reports keep "
+                   "the scenario order")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     p.set_defaults(handler=_run)
 
@@ -93,7 +98,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.capture is not None:
         args.capture.mkdir(parents=True, exist_ok=True)
     progress = _Progress(len(scenarios))
-    summary = run_scenarios(scenarios, RunOptions(capture_dir=args.capture, progress=progress))
+    if args.jobs < 0:
+        raise ScenarioError(f"-j {args.jobs}: expected 0 (one per core) or more", file=" ".join(args.paths))
+    jobs = args.jobs or (os.cpu_count() or 1)
+    summary = run_scenarios(scenarios, RunOptions(capture_dir=args.capture, progress=progress), jobs=jobs)
     progress.done()
     colour = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     print(render_text(summary, colour=colour, verbose=args.verbose))

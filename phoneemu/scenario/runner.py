@@ -24,7 +24,7 @@ from phoneemu.scenario import checks
 from phoneemu.scenario.model import Expectation, Scenario, Step
 from phoneemu.scenario.results import CheckResult, ExpectationResult, RunSummary, ScenarioResult
 
-__all__ = ["RunOptions", "run_scenario", "run_scenarios", "scenario_start"]
+__all__ = ["RunOptions", "new_result", "run_scenario", "run_scenarios", "scenario_start"]
 
 #: Fixed start of the scenario clock for reproducible runs: 2026-06-01T00:00:00Z. A scenario with a real
 #: (``external``) cluster starts at the real time instead: that cluster's certificates are dated by it.
@@ -168,7 +168,7 @@ async def _admin(world: Any, step: Step) -> None:
         await h.servers.start_service("tvs")
 
 
-def _new_result(scenario: Scenario) -> ScenarioResult:
+def new_result(scenario: Scenario) -> ScenarioResult:
     return ScenarioResult(name=scenario.name, path=scenario.path, reproduces=scenario.reproduces,
                           phones=sum(g.count for g in scenario.phones.values()))
 
@@ -180,7 +180,7 @@ async def run_scenario(scenario: Scenario, options: RunOptions,
     from phoneemu.scenario.world import World  # imported late: pulls in lab and phone
 
     if result is None:
-        result = _new_result(scenario)
+        result = new_result(scenario)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="phoneemu-") as tmp:
         workdir = Path(tmp) if options.workdir is None else options.workdir / scenario.name
@@ -216,16 +216,20 @@ async def run_scenario(scenario: Scenario, options: RunOptions,
     return result
 
 
-def run_scenarios(scenarios: list[Scenario], options: RunOptions) -> RunSummary:
-    """Run each scenario in turn. Ctrl-C stops the run but loses nothing: the scenario under way
-    is reported as ERROR (interrupted) with the expectations it had evaluated, the rest are listed
-    as not run, and ``summary.interrupted`` is set (the command then writes its reports and exits 130)."""
+def run_scenarios(scenarios: list[Scenario], options: RunOptions, *, jobs: int = 1) -> RunSummary:
+    """Run each scenario in turn (``jobs`` > 1: in worker processes, :mod:`phoneemu.scenario.parallel`).
+    Ctrl-C stops the run but loses nothing: the scenario under way is reported as ERROR
+    (interrupted) with the expectations it had evaluated, the rest are listed as not run, and
+    ``summary.interrupted`` is set (the command then writes its reports and exits 130)."""
+    if jobs > 1 and len(scenarios) > 1:
+        from phoneemu.scenario.parallel import run_parallel
+        return run_parallel(scenarios, options, jobs)
     summary = RunSummary()
     started = time.perf_counter()
     for i, sc in enumerate(scenarios, 1):
         if options.progress is not None:
             options.progress(f"[{i}/{len(scenarios)}] {sc.name}")
-        result = _new_result(sc)
+        result = new_result(sc)
         summary.scenarios.append(result)
         try:
             asyncio.run(run_scenario(sc, options, result))

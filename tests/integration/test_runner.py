@@ -136,3 +136,35 @@ def test_ctrl_c_keeps_what_ran_and_lists_the_rest(tmp_path: Path, capsys: pytest
     suites = {s.get("name"): s for s in ET.parse(junit).getroot().iter("testsuite")}
     assert set(suites) == {"a-first", "b-second", "c-third"}
     assert suites["b-second"].get("errors") == "1" and suites["c-third"].get("skipped") == "1"
+
+
+def test_parallel_run_reports_like_a_sequential_one(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """-j 2: the same verdicts, in the scenario order, in the text, JUnit and JSON reports."""
+    files = [str(_write(tmp_path, "a-ok", BASE.format(extra=", itl: installed"))),
+             str(_write(tmp_path, "b-bad", BASE.format(extra=", itl: rejected"))),
+             str(_write(tmp_path, "c-ok", BASE.format(extra="")))]
+    outcomes = []
+    for jobs in ("1", "2"):
+        junit, js = tmp_path / f"r{jobs}.xml", tmp_path / f"r{jobs}.json"
+        assert main(["run", *files, "-j", jobs, "--junit", str(junit), "--json", str(js)]) == 1
+        out = capsys.readouterr().out
+        assert out.index("PASS  a-ok") < out.index("FAIL  b-bad") < out.index("PASS  c-ok")
+        doc = json.loads(js.read_text())
+        outcomes.append([(s["name"], s["outcome"]) for s in doc["scenarios"]])
+        suites = [s.get("name") for s in ET.parse(junit).getroot().iter("testsuite")]
+        assert suites == ["a-ok", "b-bad", "c-ok"]
+    assert outcomes[0] == outcomes[1] == [("a-ok", "PASS"), ("b-bad", "FAIL"), ("c-ok", "PASS")]
+    assert main(["run", *files, "-j", "-1"]) == 2
+
+
+def test_parallel_workers_fit_the_lab_address_range() -> None:
+    from phoneemu.scenario.loader import load_text
+    from phoneemu.scenario.parallel import usable_jobs
+
+    one = load_text(BASE.format(extra=""), "one.yaml")
+    two = load_text("clusters:\n  a: {}\n  b: {}\n" + BASE.format(extra=""), "two.yaml")
+    assert usable_jobs(8, [one] * 3, 11) == (3, 1)  # never more workers than scenarios
+    assert usable_jobs(64, [one] * 100, 11) == (30, 1)  # 127.0.0.11 .. 127.0.0.40
+    assert usable_jobs(64, [one, two] * 50, 11) == (15, 2)  # two clusters each: 15 workers
+    assert usable_jobs(4, [two] * 9, 39) == (1, 2)  # no room: one worker, as a sequential run
