@@ -26,6 +26,8 @@ _EPILOG = """\
 examples:
   # phones of cluster A moved to cluster B: will they take B's ITL? (tftp get ITLFile.tlv from each)
   phoneemu predict --installed-itl a/ITLFile.tlv b/ITLFile.tlv b/SEP001122334455.cnf.xml.sgn
+  # the same with a copy of B's whole TFTP root
+  phoneemu predict --installed-itl a/ITLFile.tlv --mac 001122334455 b-tftp/
   # the same, if A's TVS knows B's ITLRecovery certificate (as after a bulk certificate export);
   # the phone's current config names the TVS it asks
   phoneemu predict --installed-itl a/ITLFile.tlv --installed-config a/SEP001122334455.cnf.xml.sgn \
@@ -47,7 +49,8 @@ def register(sub: Any) -> None:
                        description=__doc__, epilog=_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("files", nargs="+", type=Path, metavar="NEW_FILE",
-                   help="the files the phone downloads (CTLFile.tlv, ITLFile.tlv, SEP<MAC>.cnf.xml.sgn ...)")
+                   help="the files the phone downloads (CTLFile.tlv, ITLFile.tlv, SEP<MAC>.cnf.xml.sgn ...), "
+                   "or folders holding them (a copy of the cluster's TFTP root)")
     p.add_argument("--installed-itl", type=Path, metavar="FILE", help="the ITL the phone holds now")
     p.add_argument("--installed-ctl", type=Path, metavar="FILE", help="the CTL the phone holds now")
     p.add_argument("--installed-config", type=Path, metavar="FILE",

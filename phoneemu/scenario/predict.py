@@ -11,7 +11,8 @@ Rules (our conventions, stated in the README):
   strictly (a malformed or oversized one is an error naming the file, nothing is predicted). The
   installed config (``.cnf.xml.sgn`` or ``.cnf.xml``) is the phone's current one: it names the TVS
   servers the phone may ask (spec §E.7.5; without it TVS is not usable, as on a real phone).
-* The phone requests its usual names; each new file is served under its own base name, and
+* The phone requests its usual names; each new file (or each file of a given folder, e.g. a copy
+  of a cluster's TFTP root) is served under its own base name, read when requested, and
   ``CTLFile.tlv`` / ``ITLFile.tlv`` also answer ``CTLSEP<MAC>.tlv`` / ``ITLSEP<MAC>.tlv`` (and the
   other way round). Any other name is "file not found", as from a cluster without it.
 * The phone's MAC is ``--mac``, else the MAC in a new ``SEP<MAC>...`` file name, else 001122334455.
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["PredictResult", "predict_boot"]
 
 _MAX_FILE = 16 << 20
+_MAX_FILES = 10_000
 _SEP_MAC = re.compile(r"^SEP([0-9A-Fa-f]{12})\.")
 _ALIASES = {"CTLFile.tlv": "CTLSEP{mac}.tlv", "ITLFile.tlv": "ITLSEP{mac}.tlv"}
 
@@ -51,9 +53,9 @@ class PredictResult:
 
 
 class _FileFetcher:
-    """Serves the given files by name (module rules); records every request."""
+    """Serves the given files by name (module rules), read when asked for; records every request."""
 
-    def __init__(self, files: dict[str, bytes], mac: str) -> None:
+    def __init__(self, files: dict[str, Path], mac: str) -> None:
         self.files = dict(files)
         for general, own in _ALIASES.items():
             per_phone = own.format(mac=mac)
@@ -65,22 +67,31 @@ class _FileFetcher:
         self.served: list[tuple[str, str]] = []
 
     async def fetch(self, name: str) -> bytes:
-        data = self.files.get(name)
-        if data is None:
+        path = self.files.get(name)
+        if path is None:
             self.served.append((name, "not given → not found"))
             raise TransportError("not among the given files", kind="not-found", code=1, path=name)
-        alias = "" if name in self.given else " (alias)"
+        data = read_at_most(path, _MAX_FILE, what="file")
+        alias = "" if name in self.given else f" ({path.name})"
         self.served.append((name, f"{len(data)} bytes{alias}"))
         return data
 
 
-def _read(paths: Sequence[Path]) -> dict[str, bytes]:
-    files: dict[str, bytes] = {}
+def _files(paths: Sequence[Path]) -> dict[str, Path]:
+    """Name → path of the given files; a folder gives its files (a TFTP root), at most _MAX_FILES."""
+    found: dict[str, Path] = {}
     for p in paths:
-        if p.name in files:
-            raise PhoneEmuError(f"{p}: a second file named {p.name}", path="files")
-        files[p.name] = read_at_most(p, _MAX_FILE, what="file")
-    return files
+        members = sorted(q for q in p.iterdir() if q.is_file()) if p.is_dir() else [p]
+        for q in members:
+            if not p.is_dir() and not q.is_file():
+                raise PhoneEmuError(f"{q}: no such file", path="files")
+            if q.name in found:
+                raise PhoneEmuError(f"{q}: a second file named {q.name} (the other: {found[q.name]})",
+                                    path="files")
+            found[q.name] = q
+            if len(found) > _MAX_FILES:
+                raise PhoneEmuError(f"more than {_MAX_FILES} files given", path="files")
+    return found
 
 
 def _default_mac(names: Sequence[str]) -> str:
@@ -121,7 +132,7 @@ async def predict_boot(new_files: Sequence[Path], *, installed_itl: Path | None 
     from phoneemu.scenario.replay import offline_tvs
 
     prof = get_profile(profile)
-    files = _read(new_files)
+    files = _files(new_files)
     phone_mac = normalise_mac(mac) if mac else _default_mac(list(files))
     installed: dict[str, Any] = {}
     wanted: tuple[tuple[Literal["CTL", "ITL"], Path | None], ...] = (("CTL", installed_ctl),

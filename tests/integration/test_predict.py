@@ -47,7 +47,7 @@ def test_migration_without_preparation_locks_out(two: tuple[Path, Path, Path],
                str(b / "ITLFile.tlv"), str(b / f"SEP{MAC}.cnf.xml.sgn")])
     out = capsys.readouterr().out
     assert rc == 1
-    assert f"fetch ITLSEP{MAC}.tlv: " in out and "(alias)" in out  # ITLFile.tlv answers ITLSEP<MAC>.tlv
+    assert f"fetch ITLSEP{MAC}.tlv: " in out and "(ITLFile.tlv)" in out  # ITLFile.tlv answers ITLSEP<MAC>
     assert "deciding: G.3.5-reject-unknown-signer (rejected)" in out and "locked out: yes" in out
 
 
@@ -91,3 +91,16 @@ def test_bad_inputs_are_one_line_errors(two: tuple[Path, Path, Path], tmp_path: 
     assert main(["predict", "--tvs-roles", "x", str(b / "ITLFile.tlv")]) == 2
     assert main(["predict", "--installed-ctl", str(a / "ITLFile.tlv"), str(b / "ITLFile.tlv")]) == 2
     assert "given as the installed CTL, but its header names ITLFile.tlv" in capsys.readouterr().err
+
+
+def test_a_folder_is_a_tftp_root(two: tuple[Path, Path, Path], tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder of files (a copy of the cluster's TFTP root) is served file by file."""
+    a, _b, _pem = two
+    root = tmp_path / "b" / "tftp"  # the lab cluster's own served folder
+    assert (root / "ITLFile.tlv").is_file()
+    assert main(["predict", "--installed-itl", str(a / "ITLFile.tlv"), "--mac", MAC, "--now", str(NOW),
+                 str(root)]) == 1
+    out = capsys.readouterr().out
+    assert f"fetch SEP{MAC}.cnf.xml.sgn: " in out and "G.3.5-reject-unknown-signer" in out
+    assert main(["predict", str(root), str(root / "ITLFile.tlv")]) == 2  # the same name twice
