@@ -18,6 +18,7 @@ import dataclasses
 import json
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,28 @@ def _text(report: BootReport) -> str:
               f"{'yes' if report.locked_out else 'no'}"]
     lines += outcome_lines(report, label_width=11)
     return "\n".join(lines)
+
+
+def offline_boot_lines(served: Sequence[tuple[str, str]], report: BootReport) -> list[str]:
+    """An offline boot (``replay``, ``predict``): what each request got, every decision, the result
+    line, then :func:`outcome_lines`."""
+    lines = [f"  fetch {name}: {answer}" for name, answer in served]
+    for d in report.decisions:
+        verdict = "accepted" if d.accepted else "rejected"
+        lines.append(f"  {d.rule:<28} {verdict:<8} {d.file}: {d.reason}")
+    trust = ", ".join(f"{k} {v}" for k, v in report.trust.items())
+    lines.append(f"  result:   {'OK' if report.ok else 'FAILED'}; trust {trust}; config {report.config}"
+                 f"{' (' + report.config_file + ')' if report.config_file else ''}; locked out: "
+                 f"{'yes' if report.locked_out else 'no'}")
+    return lines + outcome_lines(report, label_width=10)
+
+
+def tvs_roles(text: str) -> frozenset[int]:
+    """``--tvs-roles 0,2`` → role codes (``replay``, ``predict``); PhoneEmuError when not numbers."""
+    try:
+        return frozenset(int(r) for r in text.split(",") if r.strip())
+    except ValueError:
+        raise PhoneEmuError(f"--tvs-roles {text!r}: comma-separated role codes", path="tvs-roles") from None
 
 
 def outcome_lines(report: BootReport, *, label_width: int) -> list[str]:

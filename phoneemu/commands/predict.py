@@ -15,8 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from phoneemu.commands.boot import outcome_lines, pem_certificates
-from phoneemu.errors import PhoneEmuError
+from phoneemu.commands.boot import offline_boot_lines, pem_certificates, tvs_roles
 from phoneemu.phone.profile import PROFILES
 from phoneemu.scenario.predict import PredictResult, predict_boot
 
@@ -71,17 +70,7 @@ def register(sub: Any) -> None:
 
 
 def _text(r: PredictResult, installed: str) -> str:
-    rep = r.report
-    lines = [f"phone {r.mac} ({rep.target.host if rep.target else '-'}), holding {installed}:"]
-    lines += [f"  fetch {name}: {answer}" for name, answer in r.served]
-    for d in rep.decisions:
-        verdict = "accepted" if d.accepted else "rejected"
-        lines.append(f"  {d.rule:<28} {verdict:<8} {d.file}: {d.reason}")
-    trust = ", ".join(f"{k} {v}" for k, v in rep.trust.items())
-    lines.append(f"  result:   {'OK' if rep.ok else 'FAILED'}; trust {trust}; config {rep.config}"
-                 f"{' (' + rep.config_file + ')' if rep.config_file else ''}; locked out: "
-                 f"{'yes' if rep.locked_out else 'no'}")
-    lines += outcome_lines(rep, label_width=10)
+    lines = [f"phone {r.mac}, holding {installed}:", *offline_boot_lines(r.served, r.report)]
     missing = [name for name, answer in r.served if answer.startswith("not given")]
     if missing:
         lines.append(f"  not given: {', '.join(missing)} (asked for by the phone: add those the cluster "
@@ -90,11 +79,7 @@ def _text(r: PredictResult, installed: str) -> str:
 
 
 def handler(args: argparse.Namespace) -> int:
-    try:
-        roles = frozenset(int(r) for r in args.tvs_roles.split(",") if r.strip())
-    except ValueError:
-        raise PhoneEmuError(f"--tvs-roles {args.tvs_roles!r}: comma-separated role codes",
-                            path="tvs-roles") from None
+    roles = tvs_roles(args.tvs_roles)
     now = args.now if args.now is not None else int(time.time())
     result = asyncio.run(predict_boot(
         args.files, installed_itl=args.installed_itl, installed_ctl=args.installed_ctl,

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from phoneemu.commands.boot import outcome_lines, pem_certificates
+from phoneemu.commands.boot import offline_boot_lines, pem_certificates, tvs_roles
 from phoneemu.errors import PhoneEmuError
 from phoneemu.formats.config import normalise_mac
 from phoneemu.net.capture import read_pcap
@@ -110,17 +110,8 @@ def _list_json(index: CaptureIndex) -> dict[str, Any]:
 
 
 def _boot_text(i: int, r: ReplayResult) -> str:
-    rep = r.report
-    lines = [f"== boot {i} against {r.boot.server} ({len(r.served)} file request(s))"]
-    lines += [f"  fetch {name}: {answer}" for name, answer in r.served]
-    for d in rep.decisions:
-        verdict = "accepted" if d.accepted else "rejected"
-        lines.append(f"  {d.rule:<28} {verdict:<8} {d.file}: {d.reason}")
-    trust = ", ".join(f"{k} {v}" for k, v in rep.trust.items())
-    lines += [f"  result:   {'OK' if rep.ok else 'FAILED'}; trust {trust}; config {rep.config}"
-              f"{' (' + rep.config_file + ')' if rep.config_file else ''}; locked out: "
-              f"{'yes' if rep.locked_out else 'no'}"]
-    lines += outcome_lines(rep, label_width=10)
+    lines = [f"== boot {i} against {r.boot.server} ({len(r.served)} file request(s))",
+             *offline_boot_lines(r.served, r.report)]
     return "\n".join(lines)
 
 
@@ -140,11 +131,7 @@ def handler(args: argparse.Namespace) -> int:
             print(_list_text(index, tvs_capture, args.keylog))
         return 0
     mac = normalise_mac(args.mac)
-    try:
-        roles = frozenset(int(r) for r in args.tvs_roles.split(",") if r.strip())
-    except ValueError:
-        raise PhoneEmuError(f"--tvs-roles {args.tvs_roles!r}: comma-separated role codes", path="tvs-roles") \
-            from None
+    roles = tvs_roles(args.tvs_roles)
     results = asyncio.run(replay_phone(index, mac, profile=args.profile, now=args.now,
                                        image_signers=pem_certificates(args.image_signer),
                                        tvs_certs=pem_certificates(args.tvs_cert), tvs_roles=roles,
