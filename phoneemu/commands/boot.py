@@ -155,6 +155,21 @@ def offline_boot_lines(served: Sequence[tuple[str, str]], report: BootReport) ->
     return lines + outcome_lines(report, label_width=10)
 
 
+def add_offline_phone_options(p: Any, *, now_help: str) -> None:
+    """The options of an offline boot (``replay``, ``predict``): profile, clock, image signers and
+    the offline TVS (``--tvs-cert``, ``--tvs-roles``)."""
+    p.add_argument("--profile", default="cp-8861", choices=sorted(PROFILES),
+                   help="phone model profile (default cp-8861)")
+    p.add_argument("--now", type=int, metavar="UNIX", help=now_help)
+    p.add_argument("--image-signer", type=Path, action="append", default=[], metavar="PEM",
+                   help="firmware image-signing certificate the phone trusts (repeatable)")
+    p.add_argument("--tvs-cert", type=Path, action="append", default=[], metavar="PEM",
+                   help="the offline TVS vouches for these certificates (repeatable; other queries get "
+                   "'not found'); without it TVS is unreachable")
+    p.add_argument("--tvs-roles", default="0,2", metavar="CODES",
+                   help="roles the offline TVS gives --tvs-cert certificates (default 0,2: SAST, CCM+TFTP)")
+
+
 def tvs_roles(text: str) -> frozenset[int]:
     """``--tvs-roles 0,2`` → role codes (``replay``, ``predict``); PhoneEmuError when not numbers."""
     try:

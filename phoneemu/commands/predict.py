@@ -15,8 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from phoneemu.commands.boot import offline_boot_lines, pem_certificates, tvs_roles
-from phoneemu.phone.profile import PROFILES
+from phoneemu.commands.boot import add_offline_phone_options, offline_boot_lines, pem_certificates, tvs_roles
 from phoneemu.scenario.predict import PredictResult, predict_boot
 
 __all__ = ["register"]
@@ -56,15 +55,7 @@ def register(sub: Any) -> None:
                    help="the phone's current config (.cnf.xml.sgn or .cnf.xml): names its TVS servers; "
                    "without it TVS is not usable")
     p.add_argument("--mac", help="the phone's MAC (default: from a SEP<MAC> file name, else 001122334455)")
-    p.add_argument("--profile", default="cp-8861", choices=sorted(PROFILES),
-                   help="phone model profile (default cp-8861)")
-    p.add_argument("--now", type=int, metavar="UNIX", help="the phone's clock (default: now)")
-    p.add_argument("--tvs-cert", type=Path, action="append", default=[], metavar="PEM",
-                   help="TVS vouches for these certificates (repeatable); without it TVS is unreachable")
-    p.add_argument("--tvs-roles", default="0,2", metavar="CODES",
-                   help="roles TVS gives --tvs-cert certificates (default 0,2: SAST, CCM+TFTP)")
-    p.add_argument("--image-signer", type=Path, action="append", default=[], metavar="PEM",
-                   help="firmware image-signing certificate the phone trusts (repeatable)")
+    add_offline_phone_options(p, now_help="the phone's clock (default: now)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=handler)
 

@@ -14,12 +14,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from phoneemu.commands.boot import offline_boot_lines, pem_certificates, tvs_roles
+from phoneemu.commands.boot import add_offline_phone_options, offline_boot_lines, pem_certificates, tvs_roles
 from phoneemu.errors import PhoneEmuError
 from phoneemu.formats.config import normalise_mac
 from phoneemu.net.capture import read_pcap
 from phoneemu.net.tls_decrypt import KeyLog, read_keylog
-from phoneemu.phone.profile import PROFILES
 from phoneemu.scenario.replay import CaptureIndex, ReplayResult, boots_of, index_packets, replay_phone
 from phoneemu.scenario.replay_tvs import TvsCapture, tvs_from_packets
 
@@ -48,16 +47,7 @@ def register(sub: Any) -> None:
                        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("capture", type=Path, metavar="CAPTURE.pcap", help="classic pcap file")
     p.add_argument("--mac", help="the phone to replay (MAC in any usual notation)")
-    p.add_argument("--profile", default="cp-8861", choices=sorted(PROFILES),
-                   help="phone profile for the offline boot (default cp-8861)")
-    p.add_argument("--now", type=int, metavar="UNIX", help="phone clock (default: each boot's capture time)")
-    p.add_argument("--image-signer", type=Path, action="append", default=[], metavar="PEM",
-                   help="certificate trusted for firmware signatures (repeatable)")
-    p.add_argument("--tvs-cert", type=Path, action="append", default=[], metavar="PEM",
-                   help="answer TVS queries offline: vouch for these certificates (repeatable; "
-                   "other queries get 'not found'); without it TVS is unreachable")
-    p.add_argument("--tvs-roles", default="0,2", metavar="CODES",
-                   help="roles the offline TVS gives --tvs-cert certificates (default 0,2: SAST, CCM+TFTP)")
+    add_offline_phone_options(p, now_help="phone clock (default: each boot's capture time)")
     p.add_argument("--keylog", type=Path, metavar="FILE",
                    help="TLS key log of the capture (SSLKEYLOGFILE format, as --capture and lab serve "
                    "--keylog write it): decrypt the TVS exchanges and answer as TVS did in the capture")

@@ -17,6 +17,15 @@
 local ROLE = { [0] = "SAST", [1] = "CCM", [2] = "CCM+TFTP", [3] = "TFTP", [4] = "CAPF", [5] = "SRST",
                [7] = "APP-SERVER", [21] = "TVS" }
 
+-- The element fields both protocols share (tag u8, length u16, value), under their own prefix.
+local function with_element_fields(prefix, tags, fields)
+  fields.element = ProtoField.bytes(prefix .. ".element", "Element")
+  fields.tag = ProtoField.uint8(prefix .. ".tag", "Tag", base.DEC, tags)
+  fields.elen = ProtoField.uint16(prefix .. ".element_length", "Length")
+  fields.value = ProtoField.bytes(prefix .. ".value", "Value")
+  return fields
+end
+
 -- ------------------------------------------------------------------------------------------- TVS
 local tvs = Proto("tvs", "Cisco Trust Verification Service")
 local TVS_TYPE = { [1] = "VERIFY_REQUEST", [2] = "VERIFY_RESPONSE", [3] = "QUERY_REQUEST",
@@ -25,17 +34,13 @@ local TVS_TAG = { [1] = "DEVICE_NAME", [2] = "CERTIFICATE", [3] = "SUBJECT", [4]
                   [5] = "SERIAL", [7] = "STATUS", [8] = "ROLES", [9] = "TTL" }
 local TVS_STATUS = { [0] = "valid", [1] = "invalid" }
 
-local tf = {
+local tf = with_element_fields("tvs", TVS_TAG, {
   discriminator = ProtoField.uint8("tvs.discriminator", "Protocol discriminator", base.HEX),
   version = ProtoField.uint8("tvs.version", "Version"),
   type = ProtoField.uint8("tvs.type", "Message type", base.DEC, TVS_TYPE),
   reserved = ProtoField.uint8("tvs.reserved", "Reserved", base.HEX),
   session = ProtoField.uint32("tvs.session_id", "Session id"),
   length = ProtoField.uint16("tvs.length", "Body length"),
-  element = ProtoField.bytes("tvs.element", "Element"),
-  tag = ProtoField.uint8("tvs.tag", "Tag", base.DEC, TVS_TAG),
-  elen = ProtoField.uint16("tvs.element_length", "Length"),
-  value = ProtoField.bytes("tvs.value", "Value"),
   device_name = ProtoField.string("tvs.device_name", "Device name"),
   certificate = ProtoField.bytes("tvs.certificate", "Certificate (DER)"),
   subject = ProtoField.string("tvs.subject", "Subject"),
@@ -44,7 +49,7 @@ local tf = {
   status = ProtoField.uint8("tvs.status", "Status", base.DEC, TVS_STATUS),
   role = ProtoField.uint8("tvs.role", "Role", base.DEC, ROLE),
   ttl = ProtoField.uint32("tvs.ttl", "TTL (s)"),
-}
+})
 tvs.fields = tf
 local tvs_bad = ProtoExpert.new("tvs.malformed", "Malformed TVS message", expert.group.MALFORMED,
                                 expert.severity.ERROR)
@@ -209,15 +214,11 @@ local CAPF_AUTH = { [0] = "none", [1] = "password", [2] = "no password", [3] = "
 local CAPF_KEY_TYPE = { [0] = "RSA", [1] = "EC" }
 local CAPF_CURVE = { [0] = "secp256r1", [1] = "secp384r1", [2] = "secp521r1" }
 
-local cf = {
+local cf = with_element_fields("capf", CAPF_TAG, {
   protocol_id = ProtoField.uint8("capf.protocol_id", "Protocol id", base.HEX),
   command = ProtoField.uint8("capf.command", "Command", base.DEC, CAPF_CMD),
   session = ProtoField.uint32("capf.session_id", "Session id"),
   length = ProtoField.uint16("capf.length", "Body length"),
-  element = ProtoField.bytes("capf.element", "Element"),
-  tag = ProtoField.uint8("capf.tag", "Tag", base.DEC, CAPF_TAG),
-  elen = ProtoField.uint16("capf.element_length", "Length"),
-  value = ProtoField.bytes("capf.value", "Value"),
   reason = ProtoField.uint8("capf.reason", "Reason", base.DEC, CAPF_REASON),
   reason_info = ProtoField.string("capf.reason_info", "Reason info"),
   cert_type = ProtoField.uint8("capf.certificate_type", "Certificate type", base.DEC, CAPF_CERT_TYPE),
@@ -229,7 +230,7 @@ local cf = {
   device_name = ProtoField.string("capf.device_name", "Device name"),
   key_type = ProtoField.uint8("capf.key_type", "Key type", base.DEC, CAPF_KEY_TYPE),
   curve = ProtoField.uint8("capf.curve", "Curve", base.DEC, CAPF_CURVE),
-}
+})
 capf.fields = cf
 local capf_bad = ProtoExpert.new("capf.malformed", "Malformed CAPF message", expert.group.MALFORMED,
                                  expert.severity.ERROR)
