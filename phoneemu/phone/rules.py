@@ -34,7 +34,10 @@ Trust lists (``decide_trust_list``; kind CTL or ITL):
                                   (checked first, so ``G.3-unsupported-hash`` is never reached)
   ``G.3-unchanged``               same bytes as the installed file (accepted, nothing changes)
   ``G.2-first-itl-tofu``          no CTL and no ITL: first ITL accepted unchecked (trust on first use)
-  ``G.2-first-ctl-tofu``          no CTL: first CTL accepted unchecked (spec §G.2 [INF])
+  ``G.2-first-ctl-tofu``          no CTL and no ITL (or the empty rollback ITL): first CTL accepted
+                                  unchecked (spec §G.2 [INF]); with an ITL installed a first CTL is a
+                                  new trust list "when one is installed" (§G.3): its signer must be a
+                                  SAST of the ITL or vouched by TVS
   ``G.3.6-empty-itl-accepts-any`` installed rollback ITL: any new ITL accepted
   ``G.3.2-signed-by-ctl``         signer is a SAST record of the installed CTL, signature good
   ``G.3.3-signed-by-itl-sast``    signer is a SAST record of the installed ITL, signature good
@@ -337,8 +340,9 @@ def decide_trust_list(store: TrustStore, new: TrustList | bytes, *, kind: TrustK
     if installed is not None and installed.raw == tl.raw:
         return d("G.3-unchanged", True, f"{kind} unchanged", signer=who, st="")
     # §G.2 trust on first use
-    if kind == "CTL" and store.ctl is None:
-        return d("G.2-first-ctl-tofu", True, "no CTL installed: first CTL accepted without signature check",
+    if kind == "CTL" and store.ctl is None and (store.itl is None or store.itl_is_empty):
+        return d("G.2-first-ctl-tofu", True, "no CTL or ITL installed: first CTL accepted without signature "
+                 "check",
                  signer=who, st=status.installed_message(ctl=True, itl=store.itl is not None), tl=tl)
     if kind == "ITL" and store.ctl is None and store.itl is None:
         return d("G.2-first-itl-tofu", True, "no CTL or ITL installed: first ITL accepted without "

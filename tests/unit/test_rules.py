@@ -136,12 +136,26 @@ def test_first_itl_tofu_and_status() -> None:
     assert s.itl is not None and s.itl_rule == "G.2-first-itl-tofu"
 
 
-def test_first_ctl_tofu_even_with_itl() -> None:
+def test_first_ctl_with_an_itl_installed_needs_an_itl_signer() -> None:
+    """§G.3 applies "when one is installed": a first CTL is not taken on trust past an ITL (no bypass
+    of the ITL lockout by a foreign mixed-mode cluster)."""
     s = new_store()
     install(s, "ITL", itl_a())
+    foreign = ident("recovery-b")
+    d = rules.decide_trust_list(s, tl("CTL", foreign, [foreign.record(Role.SAST)]), kind="CTL", profile=P8861,
+                                now=NOW)
+    assert not d.accepted and d.rule != "G.2-first-ctl-tofu"
+    assert s.ctl is None
+    rec = ident("recovery-a")  # the ITL's SAST (tokenless mixed mode: CTL signed by ITLRecovery)
+    mixed_mode_ctl = tl("CTL", rec, [rec.record(Role.SAST)])
+    d = rules.decide_trust_list(s, mixed_mode_ctl, kind="CTL", profile=P8861, now=NOW)
+    expect(d, "G.3.3-signed-by-itl-sast", True)
+
+
+def test_first_ctl_tofu_with_no_itl() -> None:
+    s = new_store()
     d = rules.decide_trust_list(s, ctl_a(), kind="CTL", profile=P8861, now=NOW)
     expect(d, "G.2-first-ctl-tofu", True)
-    assert d.status == status.CTL_AND_ITL_INSTALLED
 
 
 def test_first_itl_with_ctl_installed_needs_ctl_signer() -> None:
