@@ -15,7 +15,8 @@ __all__ = ["RULE_IDS", "close_matches", "is_known"]
 RULE_IDS: frozenset[str] = frozenset({
     # E.7.1 HTTPS server certificates (directory, services)
     "E.7.1-https-cached", "E.7.1-https-cert-in-trust-list", "E.7.1-https-malformed",
-    "E.7.1-https-needs-tvs", "E.7.1-https-not-trusted", "E.7.1-https-tvs-unknown",
+    "E.7.1-https-needs-tvs", "E.7.1-https-not-trusted", "E.7.1-https-phone-locked",
+    "E.7.1-https-tvs-unknown",
     "E.7.1-https-tvs-unreachable", "E.7.1-https-tvs-wrong-role", "E.7.1-https-vouched-by-tvs",
     # F CAPF
     "F.1-capf-not-supported", "F.1-capf-server-untrusted", "F.1-capf-unreachable", "F.1-no-capf-server",

@@ -90,6 +90,8 @@ HTTPS application servers (``decide_https_server``, spec §E.7.1, §E.7.6, §G.5
   ``E.7.1-https-tvs-unreachable`` TVS could not be reached — TVS_UNREACHABLE, "Host Not Found"
   ``E.7.1-https-not-trusted``     not in the lists and TVS not usable — UNKNOWN_SIGNER, "Host Not Found"
   ``E.7.1-https-malformed``       the server presented no (parsable) certificate — OTHER
+  ``E.7.1-https-phone-locked``    a trust-list update failed (the phone is locked, §G.3.5): "HTTPS
+                                  services fail" whatever the certificate — OTHER, "Host Not Found"
 
 How the spec's flows follow (spec §G.5-§G.7):
 
@@ -737,6 +739,9 @@ def decide_https_server(store: TrustStore, cert_der: bytes | None, *, profile: P
     def accept(rule: str, reason: str, who: str) -> Decision:
         return Decision(rule=rule, accepted=True, reason=reason, file=server, signer=who, kind="https")
 
+    if store.locked:  # §G.3.5: a locked phone's HTTPS services fail
+        return reject("E.7.1-https-phone-locked", "trust list update failed: the phone is locked and "
+                      "HTTPS services fail until a trust list is accepted (spec G.3.5)", VerifyReason.OTHER)
     if not cert_der:
         return reject("E.7.1-https-malformed", "the HTTPS server presented no certificate",
                       VerifyReason.OTHER)

@@ -113,6 +113,17 @@ def test_https_rule_names_are_documented() -> None:
     doc = rules.__doc__ or ""
     code = inspect.getsource(rules).replace(doc, "")
     names = set(re.findall(r'"(E\.7\.1-https-[a-z0-9-]+)"', code))
-    assert len(names) == 9, names
+    assert len(names) == 10, names
     missing = sorted(n for n in names if f"``{n}``" not in doc)
     assert not missing, missing
+
+
+def test_locked_phone_fails_https_even_for_a_listed_server() -> None:
+    """§G.3.5: after a failed trust-list update the phone is locked and its HTTPS services fail."""
+    store = new_store()
+    app = ident("app-in-itl")
+    install(store, "ITL", itl_a(extra=[app.record(Role.APP_SERVER)]))
+    assert decide(store, certs.cert_der(app.cert)).accepted
+    store.locked = True
+    d = decide(store, certs.cert_der(app.cert))
+    assert not d.accepted and d.rule == "E.7.1-https-phone-locked" and d.status == "Host Not Found"
