@@ -118,8 +118,22 @@ class _Node:
         self.line = line
 
 
-def _convert(node: yaml.Node, loader: yaml.SafeLoader) -> _Node:
+MAX_YAML_NODES = 100_000  # a scenario has hundreds; aliases ("billion laughs") cannot expand past this
+MAX_YAML_DEPTH = 64
+
+
+def _convert(node: yaml.Node, loader: yaml.SafeLoader, budget: list[int] | None = None,
+             depth: int = 0) -> _Node:
+    """Our tree of the YAML nodes, with lines; at most MAX_YAML_NODES values (aliases counted each time
+    they are used) and MAX_YAML_DEPTH levels, so an alias bomb is refused, not expanded."""
+    budget = [MAX_YAML_NODES] if budget is None else budget
+    budget[0] -= 1
     line = node.start_mark.line + 1
+    if budget[0] < 0:
+        raise ScenarioError(f"more than {MAX_YAML_NODES} values once aliases are expanded (alias bomb?)",
+                            line=line)
+    if depth > MAX_YAML_DEPTH:
+        raise ScenarioError(f"nested more than {MAX_YAML_DEPTH} levels deep", line=line)
     if isinstance(node, yaml.MappingNode):
         out: dict[str, _Node] = {}
         for k, v in node.value:
@@ -129,10 +143,10 @@ def _convert(node: yaml.Node, loader: yaml.SafeLoader) -> _Node:
             skey = str(k.value)
             if skey in out:
                 raise ScenarioError(f"duplicate key {skey!r}", line=k.start_mark.line + 1)
-            out[skey] = _convert(v, loader)
+            out[skey] = _convert(v, loader, budget, depth + 1)
         return _Node(out, line)
     if isinstance(node, yaml.SequenceNode):
-        return _Node([_convert(v, loader) for v in node.value], line)
+        return _Node([_convert(v, loader, budget, depth + 1) for v in node.value], line)
     return _Node(loader.construct_object(node), line)
 
 
@@ -466,6 +480,8 @@ def load_text(text: str, path: str = "<string>") -> Scenario:
         raise ScenarioError(f"invalid YAML: {problem}", file=path, line=line) from None
     except ScenarioError as exc:
         raise ScenarioError(exc.message, file=path, line=exc.line) from None
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        raise ScenarioError("nested too deeply for YAML to read", file=path) from None
     finally:
         loader.dispose()
     if root_node is None:

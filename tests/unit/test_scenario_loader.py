@@ -160,3 +160,20 @@ def test_files_and_discovery(tmp_path: Path) -> None:
         load_file(tmp_path / "bin.yaml")
     with pytest.raises(ScenarioError, match="no such"):
         discover([tmp_path / "missing"])
+
+
+def _alias_bomb(levels: int) -> str:
+    lines = ["b0: &b0 [q,q,q,q,q,q,q,q,q]"]
+    lines += [f"b{i}: &b{i} [" + ",".join([f"*b{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    return "\n".join(lines) + "\nreproduces: x\nphones: {p: {}}\nsteps: [{boot: p}]\n"
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    (_alias_bomb(9), "alias bomb"),  # 9**9 values if expanded: refused after 100,000
+    ("[" * 50_000, "nested too deeply"),
+    ("a: " + "{a: " * 100 + "1" + "}" * 100, "nested more than 64"),
+])
+def test_alias_bombs_and_deep_nesting_are_refused_quickly(text: str, words: str) -> None:
+    with pytest.raises(ScenarioError, match=words) as info:
+        load_text(text, "bomb.yaml")
+    assert info.value.file == "bomb.yaml"
