@@ -343,8 +343,7 @@ def decide_trust_list(store: TrustStore, new: TrustList | bytes, *, kind: TrustK
         return d("G.3-unchanged", True, f"{kind} unchanged", signer=who, st="")
     # §G.2 trust on first use
     if kind == "CTL" and store.ctl is None and (store.itl is None or store.itl_is_empty):
-        return d("G.2-first-ctl-tofu", True, "no CTL or ITL installed: first CTL accepted without signature "
-                 "check",
+        return d("G.2-first-ctl-tofu", True, "no CTL or ITL installed: first CTL accepted unchecked",
                  signer=who, st=status.installed_message(ctl=True, itl=store.itl is not None), tl=tl)
     if kind == "ITL" and store.ctl is None and store.itl is None:
         return d("G.2-first-itl-tofu", True, "no CTL or ITL installed: first ITL accepted without "
