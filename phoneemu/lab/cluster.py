@@ -972,8 +972,17 @@ class LabCluster:
 
     def _rebuild(self) -> None:
         self._rand_counter = 0
+        tampered = set(self.state.tampered)
         self.state.tampered.clear()
         files = self._build_files()
+        for name in ("ITLFile.tlv", "CTLFile.tlv"):
+            old = self._files.get(name)
+            if name in files and old is not None and name not in tampered \
+                    and _same_trust_list(old, files[name]):
+                files[name] = old
+                for other in files:
+                    if other.startswith(name[:3] + "SEP"):
+                        files[other] = old
         tftp = self.root / "tftp"
         tftp.mkdir(parents=True, exist_ok=True)
         for name, data in files.items():
@@ -1168,6 +1177,16 @@ class LabCluster:
             "tvs_trust": len(st.tvs_trust), "tampered": dict(st.tampered), "files": len(self._files),
         }
 
+    def checksums(self, kind: Literal["CTL", "ITL"]) -> dict[str, str] | None:
+        """The checksums ``show itl`` / ``show ctl`` print for the served file (MD5 and SHA-1, lower-case
+        hex), None when the cluster serves no such file (spec §H.4). A phone's reported checksum is
+        compared with these ("ITL File Status": Match / MisMatch, spec §G.1)."""
+        data = self._files.get(f"{kind}File.tlv")
+        if data is None:
+            return None
+        return {"md5": hashlib.md5(data, usedforsecurity=False).hexdigest(),
+                "sha1": hashlib.sha1(data, usedforsecurity=False).hexdigest()}
+
     def show_itl(self) -> str:
         """``show itl`` text (spec §H.4, our analogue of ``show ctl``)."""
         return self._show("ITL")
@@ -1182,9 +1201,10 @@ class LabCluster:
             return (f"Length of {kind} file: 0\n{kind} File not found. Please run CTLClient plugin or "
                     f"run the "
                     f"CLI - utils ctl.. to generate the {kind} file.\nError parsing the {kind} File.\n")
+        sums = self.checksums(kind) or {}
         lines = [f"The checksum value of the {kind} file:",
-                 f"{hashlib.md5(data, usedforsecurity=False).hexdigest()}(MD5)",
-                 f"{hashlib.sha1(data, usedforsecurity=False).hexdigest()}(SHA1)",
+                 f"{sums['md5']}(MD5)",
+                 f"{sums['sha1']}(SHA1)",
                  f"Length of {kind} file: {len(data)}",
                  f"The {kind} File was last modified on "
                  f"{dt.datetime.fromtimestamp(self.state.clock, dt.UTC):%a %b %d %H:%M:%S UTC %Y}",
@@ -1226,6 +1246,23 @@ class LabCluster:
 
 
 DEFAULT_EXPORT = "exported/itlrecovery.pem"
+
+
+def _same_trust_list(old: bytes, new: bytes) -> bool:
+    """True when ``new`` differs from ``old`` only by its signing time: same records, signer, hash and
+    version. The lab then keeps serving ``old`` byte for byte, so the checksum ``show itl`` prints and
+    phones report changes only when the ITL is modified (seed "Initial Trust List" note: "The checksum
+    value of the ITL file changes only when you modify the ITL file"); a rebuild for another reason
+    (TVS restart, a phone's config, a later lab clock) does not re-sign it."""
+    try:
+        a = trustlist.parse(old, limit=1 << 20)
+        b = trustlist.parse(new, limit=1 << 20)
+    except PhoneEmuError:
+        return False
+    ha, hb = a.header, b.header
+    return (a.kind == b.kind and a.records == b.records and ha.signer == hb.signer
+            and ha.hash_alg == hb.hash_alg and ha.version == hb.version
+            and ha.signer_version == hb.signer_version and ha.filename == hb.filename)
 
 
 def _model(text: str) -> str:

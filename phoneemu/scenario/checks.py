@@ -4,12 +4,25 @@ One function per check name of ``loader.CHECKS``; each returns the *actual* valu
 in reports and whether it matches the expected value (a list expected value means "any of").
 The ``https`` check reads the phone's last HTTPS result (``https`` step, spec §E.7.1); ``rule`` and
 ``status`` also see that result's rule and status message, beside the last boot's.
+
+``itl_file_status`` / ``ctl_file_status`` compare the checksum the phone shows and reports for its
+installed list (MD5 or SHA-1 by model, spec §G.1, §H.4) with the one ``show itl`` / ``show ctl``
+prints for the file its cluster serves now — CUCM's "ITL File Status": ``match``, ``mismatch``,
+``not-installed`` (the phone holds none) or ``unknown`` (a real cluster, or the cluster serves none).
+``itl_records`` / ``ctl_records`` list the installed list's records as ``ROLE CN`` (``SAST``, ``CCM``,
+``CCM+TFTP``, ``TFTP``, ``CAPF``, ``SRST``, ``APP-SERVER``, ``TVS``; an empty rollback record reads
+``ROLE (empty)``); the expected list is the whole file's records in any order, each entry a pattern
+(``*`` and ``?`` as in file names), so a missing, extra or changed record fails. ``itl_signer`` /
+``ctl_signer`` is a text the installed list's signer (header SIGNERID subject) must contain.
 """
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Callable
 from typing import Any, Protocol
+
+from phoneemu.formats.trustlist import Role, TrustList
 
 __all__ = ["PhoneView", "evaluate"]
 
@@ -28,6 +41,12 @@ class PhoneView(Protocol):
 
     @property
     def running_load(self) -> str | None: ...
+
+    def trust_list(self, kind: str) -> TrustList | None: ...
+
+    def reported_checksum(self, kind: str) -> tuple[str, str] | None: ...   # (algorithm, hex)
+
+    def cluster_checksums(self, kind: str) -> dict[str, str] | None: ...
 
 
 def _any_of(expected: Any) -> list[Any]:
@@ -133,6 +152,71 @@ def _https(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     return actual, actual in _any_of(expected)
 
 
+def _file_status(kind: str) -> Callable[[PhoneView, Any], tuple[Any, bool]]:
+    def check(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+        reported = p.reported_checksum(kind)
+        served = p.cluster_checksums(kind)
+        if reported is None:
+            actual = "not-installed"
+        elif served is None:
+            actual = "unknown"
+        else:
+            alg, value = reported
+            actual = "match" if served.get(alg) == value else "mismatch"
+        shown = actual if reported is None else f"{actual} (phone {reported[0]} {reported[1]}" + (
+            f", cluster {served.get(reported[0])})" if served is not None else ")")
+        return shown, actual in _any_of(expected)
+    return check
+
+
+_ROLE_SHORT = {Role.SAST: "SAST", Role.CCM: "CCM", Role.CCM_TFTP: "CCM+TFTP", Role.TFTP: "TFTP",
+               Role.CAPF: "CAPF", Role.SRST: "SRST", Role.APP_SERVER: "APP-SERVER", Role.TVS: "TVS"}
+
+
+def _cn(subject: str) -> str:
+    for part in subject.replace(",", ";").split(";"):
+        key, sep, value = part.strip().partition("=")
+        if sep and key.strip().upper() == "CN":
+            return value.strip()
+    return subject
+
+
+def record_entries(tl: TrustList) -> list[str]:
+    """``ROLE CN`` per record of ``tl`` (``ROLE (empty)`` for an empty rollback record), file order."""
+    out = []
+    for rec in tl.records:
+        try:
+            role = _ROLE_SHORT.get(Role(rec.role), str(rec.role))
+        except ValueError:
+            role = str(rec.role)
+        out.append(f"{role} (empty)" if rec.is_empty else f"{role} {_cn(rec.subject or '?')}")
+    return out
+
+
+def _records(kind: str) -> Callable[[PhoneView, Any], tuple[Any, bool]]:
+    def check(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+        tl = p.trust_list(kind)
+        if tl is None:
+            return "absent", expected in ([], "absent")
+        actual = record_entries(tl)
+        left = list(actual)
+        for pattern in _any_of(expected):
+            hit = next((a for a in left if fnmatch.fnmatchcase(a, str(pattern))), None)
+            if hit is None:
+                return actual, False
+            left.remove(hit)
+        return actual, not left
+    return check
+
+
+def _signer(kind: str) -> Callable[[PhoneView, Any], tuple[Any, bool]]:
+    def check(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+        tl = p.trust_list(kind)
+        actual = tl.header.signer.name if tl is not None else "absent"
+        return actual, any(str(w).lower() in actual.lower() for w in _any_of(expected))
+    return check
+
+
 _CHECKS: dict[str, Callable[[PhoneView, Any], tuple[Any, bool]]] = {
     "itl": _trust("ITL"),
     "ctl": _trust("CTL"),
@@ -149,6 +233,12 @@ _CHECKS: dict[str, Callable[[PhoneView, Any], tuple[Any, bool]]] = {
     "tvs_used": _bool_field("tvs_used"),
     "boot": _boot,
     "https": _https,
+    "itl_file_status": _file_status("ITL"),
+    "ctl_file_status": _file_status("CTL"),
+    "itl_records": _records("ITL"),
+    "ctl_records": _records("CTL"),
+    "itl_signer": _signer("ITL"),
+    "ctl_signer": _signer("CTL"),
 }
 
 

@@ -85,6 +85,12 @@ CHECKS: dict[str, tuple[str, ...] | None] = {
     "tvs_used": None,
     "boot": ("ok", "failed"),
     "https": ("trusted", "untrusted"),
+    "itl_file_status": ("match", "mismatch", "not-installed", "unknown"),
+    "ctl_file_status": ("match", "mismatch", "not-installed", "unknown"),
+    "itl_records": None,
+    "ctl_records": None,
+    "itl_signer": None,
+    "ctl_signer": None,
 }
 
 STEP_KINDS = (

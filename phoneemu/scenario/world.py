@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from phoneemu.errors import ScenarioError
 from phoneemu.fleet.engine import boot_many
+from phoneemu.formats.trustlist import TrustList
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.servers import LabServers
 from phoneemu.phone.boot import BootReport, BootTarget
@@ -59,6 +61,8 @@ class PhoneHandle:
     report: BootReport | None = None
     history: list[BootReport] = field(default_factory=list)
     https: HttpsResult | None = None  # the last ``https`` step's result (spec §E.7.1)
+    #: (cluster name, "ITL"/"CTL") -> what that cluster's ``show itl``/``show ctl`` prints as checksums
+    served_checksums: Callable[[str, str], dict[str, str] | None] | None = None
 
     def has_trust(self, kind: str) -> bool:
         return self.phone.store.trust_list(kind) is not None
@@ -69,6 +73,22 @@ class PhoneHandle:
 
     def has_lsc(self) -> bool:
         return self.phone.store.lsc is not None
+
+    def trust_list(self, kind: str) -> TrustList | None:
+        return self.phone.store.trust_list(kind)
+
+    def reported_checksum(self, kind: str) -> tuple[str, str] | None:
+        """(md5|sha1, hex) of the installed list as the phone shows and reports it (spec §G.1, §H.4)."""
+        tl = self.trust_list(kind)
+        if tl is None:
+            return None
+        alg = self.phone.profile.status_checksum
+        return (alg, tl.md5()) if alg == "md5" else ("sha1", tl.sha1())
+
+    def cluster_checksums(self, kind: str) -> dict[str, str] | None:
+        """The checksums the phone's current cluster prints in ``show itl``/``show ctl`` (None: a real
+        cluster, or no such file)."""
+        return self.served_checksums(self.cluster, kind) if self.served_checksums is not None else None
 
     @property
     def running_load(self) -> str | None:
@@ -156,7 +176,13 @@ class World:
                       image_signers=self.image_signers(), capf_retry_delay=0.0, keylog=self.keylog)
         if group.symmetric_key and profile.symmetric_key_bits:
             phone.set_symmetric_key(group.symmetric_key)
-        return PhoneHandle(mac=mac, group=group.name, phone=phone, cluster=group.cluster, spec=group, mic=mic)
+        return PhoneHandle(mac=mac, group=group.name, phone=phone, cluster=group.cluster, spec=group, mic=mic,
+                           served_checksums=self._served_checksums)
+
+    def _served_checksums(self, cluster: str, kind: str) -> dict[str, str] | None:
+        lab = self.clusters[cluster].cluster
+        want: Literal["CTL", "ITL"] = "CTL" if kind == "CTL" else "ITL"
+        return lab.checksums(want) if lab is not None else None
 
     def register_on(self, p: PhoneHandle, cluster: str) -> None:
         """A phone moved to ``cluster`` keeps its MIC; a lab cluster gets a device entry for it."""

@@ -543,7 +543,9 @@ def test_apply_dispatcher_and_log(lab: LabCluster, tmp_path: Path) -> None:
 def test_clock_advance(lab: LabCluster) -> None:
     lab.advance_clock(3600)
     assert lab.clock == NOW + 3600
-    lab.restart_tftp()
+    lab.restart_tftp()  # the ITL is not modified: it keeps its bytes, hence its signing time
+    assert _tl(lab).header.timestamp == NOW
+    lab.regenerate("tvs")  # a modified ITL is signed at the lab clock
     assert _tl(lab).header.timestamp == NOW + 3600
     with pytest.raises(EncodeError):
         lab.advance_clock(-1)
@@ -587,3 +589,32 @@ def test_show_itl_ctl(lab: LabCluster) -> None:
     assert "CTL File not found" in lab.show_ctl()
     lab.set_mixed_mode(True)
     assert "CCM+TFTP" in lab.show_ctl()
+
+
+# --------------------------------------------------------------------------- show itl checksums
+def test_checksums_match_show_itl_and_change_only_with_the_itl(lab: LabCluster) -> None:
+    sums = lab.checksums("ITL")
+    assert sums is not None and lab.checksums("CTL") is None
+    itl = lab.get("ITLFile.tlv")
+    assert itl is not None and sums["sha1"] == hashlib.sha1(itl).hexdigest()
+    shown = lab.show_itl()
+    assert f"{sums['md5']}(MD5)" in shown and f"{sums['sha1']}(SHA1)" in shown
+    # a later rebuild that does not modify the ITL keeps it byte for byte (seed "Initial Trust List")
+    lab.restart_tvs(now=NOW + 7200)
+    lab.set_encryption([MAC], True, now=NOW + 7300)
+    assert lab.get("ITLFile.tlv") == itl and lab.get(f"ITLSEP{MAC}.tlv") == itl
+    assert lab.checksums("ITL") == sums
+    lab.regenerate("tvs", now=NOW + 7400)
+    changed = lab.checksums("ITL")
+    assert changed is not None and changed["sha1"] != sums["sha1"]
+    assert lab.get(f"ITLSEP{MAC}.tlv") == lab.get("ITLFile.tlv")
+
+
+def test_tampered_itl_is_rebuilt_not_kept(lab: LabCluster) -> None:
+    itl = lab.get("ITLFile.tlv")
+    lab.tamper("ITLFile.tlv")
+    tampered = lab.get("ITLFile.tlv")
+    lab.restart_tvs(now=NOW + 60)
+    rebuilt = lab.get("ITLFile.tlv")
+    assert rebuilt is not None and rebuilt not in (tampered, itl)  # re-signed, never the tampered copy
+    trustlist.parse(rebuilt).verify_self()

@@ -74,3 +74,4 @@ def test_https_check_rule_and_status_read_the_last_result() -> None:
     assert checks.evaluate("rule", bad, "E.7.1")[1]
     assert checks.evaluate("status", bad, "Host Not Found")[1]
     assert not checks.evaluate("status", ok, "Host Not Found")[1]
+

@@ -1,0 +1,41 @@
+"""Trust-list checks of the scenario format: ``itl_file_status`` (phone checksum vs ``show itl``),
+``itl_records`` and ``itl_signer`` (seed "Initial Trust List"; spec §G.1, §H.4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from phoneemu.formats import trustlist
+from phoneemu.lab.cluster import LabCluster
+from phoneemu.scenario import checks
+
+
+def test_trust_list_checks_read_records_signer_and_file_status(tmp_path: Path) -> None:
+    lab = LabCluster.init(tmp_path / "lab", seed=3, key_spec="rsa1024", nodes=2, now=1_780_272_000)
+    tl = trustlist.parse(lab.get("ITLFile.tlv") or b"")
+
+    class _TL:
+        report = None
+        running_load = None
+
+        def trust_list(self, kind: str) -> object:
+            return tl if kind == "ITL" else None
+
+        def reported_checksum(self, kind: str) -> tuple[str, str] | None:
+            return ("md5", tl.md5()) if kind == "ITL" else None
+
+        def cluster_checksums(self, kind: str) -> dict[str, str] | None:
+            return lab.checksums("ITL" if kind == "ITL" else "CTL")
+
+    v = _TL()
+    assert checks.evaluate("itl_file_status", v, "match")[1]
+    assert checks.evaluate("ctl_file_status", v, "not-installed")[1]
+    records = ["SAST ITLRECOVERY_lab-pub", "SAST lab-pub", "CCM+TFTP lab-pub", "CAPF CAPF-*",
+               "TVS lab-pub-TVS", "TVS lab-sub1-TVS"]
+    assert checks.evaluate("itl_records", v, records)[1]
+    assert not checks.evaluate("itl_records", v, records[:-1])[1]          # a record missing
+    assert not checks.evaluate("itl_records", v, [*records, "TVS x"])[1]   # a record too many
+    assert checks.evaluate("itl_signer", v, "ITLRECOVERY")[1]
+    assert not checks.evaluate("itl_signer", v, "CN=lab-pub;")[1]
+    lab.regenerate("tvs-2", now=1_780_272_100)
+    assert checks.evaluate("itl_file_status", v, "mismatch")[1]
