@@ -16,6 +16,9 @@ Rules:
   TFTP drops each datagram with probability ``loss`` and delays each sent one by ``delay_s`` (the
   TFTP server's hooks); HTTP — **our convention**, TCP does not lose packets visibly — waits
   ``delay_s`` before each response and, with probability ``loss``, drops the connection without one.
+  ``fail`` (file names, ``*``/``?`` patterns) makes every download of those files fail — a TFTP
+  failure of one file (spec §G.3.5 "network or TFTP failure"): HTTP answers 500 (no fallback to
+  TFTP), TFTP answers ERROR 0; the phone shows "TFTP error" (§H.3). Our convention.
 * ``https`` is the HTTPS application server ("directory service", :mod:`.https_service`) presenting
   the cluster's ``tomcat`` identity, which TVS vouches for (spec §E.7.1). It starts with the others
   only when ``app_https=True``; otherwise ``start_service("https")`` starts it on demand (port 0
@@ -33,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fnmatch
 import logging
 import random
 import ssl
@@ -86,6 +90,11 @@ class _Network:
         self.loss = 0.0
         self.delay = 0.0
         self.rng = random.Random(0)
+        self.fail: tuple[str, ...] = ()
+
+    def fails(self, name: str) -> bool:
+        """True when downloads of ``name`` are made to fail (``fail`` patterns)."""
+        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.fail)
 
     def drop(self) -> bool:
         return self.loss > 0.0 and self.rng.random() < self.loss
@@ -99,6 +108,11 @@ class _LabHttpServer(HttpServer):
         super().__init__(*args, **kwargs)
         self.network = network
         self.on_drop = on_drop
+
+    def _lookup(self, name: str, peer: tuple[str, int]) -> tuple[int, bytes]:
+        if self.network.fails(name):
+            return 500, b""
+        return super()._lookup(name, peer)
 
     async def _respond(self, writer: asyncio.StreamWriter, peer: tuple[str, int], name: str, status: int,
                        body: bytes, *, head_only: bool, keep: bool) -> None:
@@ -267,8 +281,10 @@ class LabServers:
         self._check_name(name)
         return self._running(name)
 
-    def set_network(self, loss: float = 0.0, delay_s: float = 0.0, seed: int = 0) -> None:
-        """Drop TFTP datagrams / HTTP responses with probability ``loss``; delay them by ``delay_s``."""
+    def set_network(self, loss: float = 0.0, delay_s: float = 0.0, seed: int = 0,
+                    fail: tuple[str, ...] | list[str] = ()) -> None:
+        """Drop TFTP datagrams / HTTP responses with probability ``loss``; delay them by ``delay_s``;
+        make every download of the files matching ``fail`` fail (see the module docstring)."""
         if not 0.0 <= loss < 1.0:
             raise PhoneEmuError(f"loss {loss} outside [0, 1)", path="loss")
         if delay_s < 0.0:
@@ -276,6 +292,7 @@ class LabServers:
         self.network.loss = loss
         self.network.delay = delay_s
         self.network.rng = random.Random(seed)
+        self.network.fail = tuple(str(f) for f in fail)
         if self.tftp is not None:
             self._apply_tftp_network(self.tftp)
 
@@ -375,6 +392,8 @@ class LabServers:
             self._reload()
 
     def _served_file(self, name: str) -> bytes | None:
+        if self.network.fails(name):  # TFTP: ERROR 0 (HTTP answers 500 before asking)
+            raise TransportError(f"lab network: download of {name} fails", kind="error", path=name)
         self._fresh()
         return self.cluster.get(name)
 

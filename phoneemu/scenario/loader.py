@@ -384,8 +384,10 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
             raise ctx.fail(arg, field, "name at least one service: tvs, tftp, http or capf")
         return Step(kind=kind, where=where, args=args)
     if kind == "network":
-        am = ctx.mapping(arg, field, allowed=("loss", "delay_ms", "seed", "cluster"))
+        am = ctx.mapping(arg, field, allowed=("loss", "delay_ms", "seed", "cluster", "fail"))
         args = {}
+        if "fail" in am:
+            args["fail"] = list(ctx.names(am["fail"], f"{field}.fail"))
         if "loss" in am:
             loss = am["loss"].value
             if isinstance(loss, bool) or not isinstance(loss, (int, float)) or not 0 <= loss < 1:

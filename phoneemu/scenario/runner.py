@@ -129,8 +129,9 @@ async def _do_step(world: Any, step: Step) -> None:
                         await h.servers.start_service(svc)
         elif step.kind == "network":
             h = world.lab(a["cluster"], step.where)
+            fail = [n for pattern in a.get("fail", ()) for n in _expand_names(world, pattern)]
             h.servers.set_network(loss=a.get("loss", 0.0), delay_s=a.get("delay_ms", 0) / 1000.0,
-                                  seed=a.get("seed", 0))
+                                  seed=a.get("seed", 0), fail=fail)
         elif step.kind == "tamper":
             h = world.lab(a["cluster"], step.where)
             names = _expand_names(world, a["file"])

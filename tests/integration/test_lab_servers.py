@@ -151,6 +151,24 @@ def test_stop_and_start_service_on_same_port(cluster: LabCluster) -> None:
     with_servers(cluster, body)
 
 
+def test_set_network_fail_makes_named_files_fail(cluster: LabCluster) -> None:
+    async def body(servers: LabServers) -> None:
+        servers.set_network(fail=[f"ITLSEP{MAC}.tlv", "ITL*.tlv"])
+        for name in ("ITLFile.tlv", f"ITLSEP{MAC}.tlv"):
+            with pytest.raises(TransportError) as err:
+                await http_get(HOST, servers.ports["http"], name)
+            assert err.value.kind == "error" and err.value.code == 500
+            with pytest.raises(TransportError) as err:
+                await tftp_get(HOST, servers.ports["tftp"], name, timeout=1.0)
+            assert err.value.kind == "error"
+        # other files are served as usual, and set_network() clears the failures
+        assert await http_get(HOST, servers.ports["http"], "g3-tones.xml.sgn") == cluster.get("g3-tones.xml.sgn")
+        servers.set_network()
+        assert await http_get(HOST, servers.ports["http"], "ITLFile.tlv") == cluster.get("ITLFile.tlv")
+
+    with_servers(cluster, body)
+
+
 def test_set_network_loss_and_delay(cluster: LabCluster) -> None:
     async def body(servers: LabServers) -> None:
         itl = cluster.get("ITLFile.tlv")  # after start(): the port record re-signed the files
