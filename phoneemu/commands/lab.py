@@ -149,6 +149,12 @@ def register(sub: Any) -> None:
     p = add("ctl-update", "utils ctl update CTLFile: CTL signed by ITLRecovery again")
     p.set_defaults(handler=_op(lambda c, a, n: c.ctl_update(now=n)))
 
+    p = add("add-node", "add a CallManager/TVS node: its TVS cert joins the ITL; 'lab serve' runs its TVS")
+    p.set_defaults(handler=_op(lambda c, a, n: c.add_node(now=n)))
+
+    p = add("remove-node", "remove the last node: its TVS and CallManager certificates leave the ITL/CTL/TVS")
+    p.set_defaults(handler=_op(lambda c, a, n: c.remove_node(now=n)))
+
     p = add("rollback", "Prepare Cluster for Rollback to pre-8.0: serve the empty ITL")
     _onoff(p, "rollback parameter")
     p.set_defaults(handler=_op(lambda c, a, n: c.set_rollback(a.state == "on", now=n)))

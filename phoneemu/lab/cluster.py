@@ -107,7 +107,7 @@ _REGENERATABLE = ("callmanager", "tvs", "itlrecovery", "capf")
 ADMIN_OPERATIONS = (
     "regenerate", "mixed-mode", "itl-reset", "restart-tftp", "restart-tvs", "ctl-reset", "ctl-update",
     "rollback", "add-certs", "encryption", "signature-algorithm", "exchange", "load", "capf",
-    "autoregistration", "tvs-ttl", "sbd", "upgraded", "tamper", "ports", "clock",
+    "autoregistration", "tvs-ttl", "sbd", "upgraded", "tamper", "ports", "clock", "add-node", "remove-node",
 )
 
 Now = dt.datetime | int | float | None
@@ -687,6 +687,36 @@ class LabCluster:
         self.state.ctl_signer = "itlrecovery"
         self._commit("ctl-update", {}, now)
 
+    def add_node(self, *, now: Now = None) -> None:
+        """Add a CallManager/TVS node (the next number, at most 8): its CallManager and TVS identities
+        are made, its TVS certificate joins the ITL and what TVS vouches for, its CallManager one the
+        CTL; device configs list its TVS once the servers record its port ("tvs-N", spec §H.5)."""
+        node = self.state.nodes + 1
+        if node > 8:
+            raise EncodeError("a lab cluster has at most 8 nodes", path="nodes")
+        self._tick(now)
+        for base in ("callmanager", "tvs"):
+            name = node_identity(base, node)
+            self.pki.forget(name)
+            gen = self.state.identity_generations.get(name, -1) + 1
+            self.pki.create(name, now=self.state.clock, generation=gen)
+            self.state.identity_generations[name] = gen
+        self.state.nodes = node
+        self._commit("add-node", {"node": node}, now)
+
+    def remove_node(self, *, now: Now = None) -> None:
+        """Remove the last node (never the publisher): its TVS and CallManager certificates leave the
+        ITL, the CTL and TVS; configs stop listing its TVS (seed "Trust Verification Service":
+        "Addition or removal of trust certificates are automatically reflected")."""
+        node = self.state.nodes
+        if node <= 1:
+            raise PhoneEmuError("the publisher (node 1) cannot be removed", path="nodes")
+        for base in ("callmanager", "tvs"):
+            self.pki.forget(node_identity(base, node))
+        self.state.ports.pop(f"tvs-{node}", None)
+        self.state.nodes = node - 1
+        self._commit("remove-node", {"node": node}, now)
+
     def set_rollback(self, on: bool, *, now: Now = None) -> None:
         """Prepare Cluster for Rollback to pre-8.0: serve the empty ITL (§B.7, our convention)."""
         self.state.rollback = on
@@ -865,7 +895,9 @@ class LabCluster:
         """Record the ports the servers really listen on (configs name them, spec §H.5)."""
         changed = False
         for svc, port in ports.items():
-            if svc not in ("tftp", "http", "tvs", "capf"):
+            node = re.fullmatch(r"tvs-([2-8])", svc)  # the TVS of node 2..8
+            node_ok = node is not None and int(node[1]) <= self.state.nodes
+            if svc not in ("tftp", "http", "tvs", "capf") and not node_ok:
                 raise EncodeError(f"unknown service {svc!r}", path="ports")
             if not isinstance(port, int) or not 0 < port < 65536:
                 raise EncodeError(f"port {port!r} for {svc} outside 1..65535", path=f"ports.{svc}")
@@ -917,6 +949,8 @@ class LabCluster:
             "ctl-reset": lambda: self.ctl_reset(str(args.get("key", "localkey")), now=now),
             "ctl-update": lambda: self.ctl_update(now=now),
             "rollback": lambda: self.set_rollback(_bool(args.get("on", True), "on"), now=now),
+            "add-node": lambda: self.add_node(now=now),
+            "remove-node": lambda: self.remove_node(now=now),
             "add-certs": lambda: self.add_certs(int(args["count"]), now=now),
             "encryption": lambda: self.set_encryption(
                 macs or list(self.state.phones), _bool(args.get("on", True), "on"),
@@ -1118,7 +1152,11 @@ class LabCluster:
 
     def _device_config(self, ph: PhoneState | None, load: str | None) -> config.DeviceConfig:
         st = self.state
-        tvs = tuple(config.Server(host=st.host, port=st.ports["tvs"], priority=i) for i in range(1))
+        # every node runs TVS (seed "Default Security Overview"); node N is listed once its TVS port is
+        # recorded ("tvs-N", by the servers that listen for it), in node order = priority order
+        tvs_ports = [st.ports["tvs"]] + [st.ports[f"tvs-{n}"] for n in range(2, st.nodes + 1)
+                                         if f"tvs-{n}" in st.ports]
+        tvs = tuple(config.Server(host=st.host, port=port, priority=i) for i, port in enumerate(tvs_ports))
         capf = (config.Server(host=st.host, port=st.ports["capf"], priority=0),)
         auth_mode = ph.capf_auth_mode if ph is not None and ph.capf_operation else 0
         return config.DeviceConfig(

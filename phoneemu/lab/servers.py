@@ -19,6 +19,11 @@ Rules:
   ``fail`` (file names, ``*``/``?`` patterns) makes every download of those files fail — a TFTP
   failure of one file (spec §G.3.5 "network or TFTP failure"): HTTP answers 500 (no fallback to
   TFTP), TFTP answers ERROR 0; the phone shows "TFTP error" (§H.3). Our convention.
+* Every node runs TVS (seed "Default Security Overview"): ``tvs`` is node 1's, ``tvs-2`` ... ``tvs-8``
+  those of the other nodes, each presenting its node's TVS identity and answering from the same
+  cluster knowledge; their ports are recorded in the cluster as ``tvs-N`` so device configs list them
+  in node (priority) order and phones fail over (spec §E.7.5). :meth:`sync_nodes` starts/stops them
+  after the cluster gains or loses a node (``add-node`` / ``remove-node``).
 * ``https`` is the HTTPS application server ("directory service", :mod:`.https_service`) presenting
   the cluster's ``tomcat`` identity, which TVS vouches for (spec §E.7.1). It starts with the others
   only when ``app_https=True``; otherwise ``start_service("https")`` starts it on demand (port 0
@@ -222,6 +227,7 @@ class LabServers:
         self.tvs_handler = TvsHandler(cluster.tvs_lookup, read_timeout=io_timeout, on_log=self._on_tvs)
         self.capf_handler = CapfHandler(cluster, clock=clock, read_timeout=io_timeout * 3,
                                         session_timeout=capf_session_timeout, on_log=self._on_capf)
+        self.tvs_nodes: dict[str, TlsServer | ThreadedTvsServer] = {}  # "tvs-2" ... (node 1 is ``tvs``)
         self._tvs_ctx: _IdentityContexts | None = None
         self._capf_ctx: _IdentityContexts | None = None
         self._watch_task: asyncio.Task[None] | None = None
@@ -240,6 +246,8 @@ class LabServers:
             for name in SERVICES:
                 if name != "https" or self.app_https:
                     await self._start(name, self.requested[name])
+            for name in self._node_tvs_names():
+                await self._start(name, 0)
         except BaseException:
             await self._stop_all()
             raise
@@ -275,7 +283,22 @@ class LabServers:
         self._check_name(name)
         if self._running(name):
             return
-        await self._start(name, self.ports.get(name, self.requested[name]))
+        await self._start(name, self.ports.get(name, self.requested.get(name, 0)))
+
+    async def sync_nodes(self) -> None:
+        """Run a TVS for every node of the cluster (start new nodes', stop removed ones') and record
+        the ports, so device configs list exactly the running nodes' TVS servers."""
+        wanted = set(self._node_tvs_names())
+        for name in sorted(set(self.tvs_nodes) - wanted):
+            await self._stop(name)
+            self.ports.pop(name, None)
+        for name in sorted(wanted):
+            if name not in self.ports:
+                await self._start(name, 0)
+        self.cluster.set_ports(now=self._now(), **{k: v for k, v in self.ports.items() if k != "https"})
+
+    def _node_tvs_names(self) -> list[str]:
+        return [f"tvs-{n}" for n in range(2, self.cluster.state.nodes + 1)]
 
     def running(self, name: str) -> bool:
         self._check_name(name)
@@ -297,12 +320,14 @@ class LabServers:
             self._apply_tftp_network(self.tftp)
 
     # --- internals -------------------------------------------------------------------
-    @staticmethod
-    def _check_name(name: str) -> None:
-        if name not in SERVICES:
-            raise PhoneEmuError(f"unknown service {name!r}; one of {', '.join(SERVICES)}", path="service")
+    def _check_name(self, name: str) -> None:
+        if name not in SERVICES and name not in self._node_tvs_names():
+            known = [*SERVICES, *self._node_tvs_names()]
+            raise PhoneEmuError(f"unknown service {name!r}; one of {', '.join(known)}", path="service")
 
     def _running(self, name: str) -> bool:
+        if name.startswith("tvs-"):
+            return name in self.tvs_nodes
         return getattr(self, name) is not None
 
     def _now(self) -> int | None:
@@ -328,6 +353,9 @@ class LabServers:
                                       idle_timeout=self.io_timeout)
                 self.http = await http.start()
                 bound = http.port
+            elif name.startswith("tvs-"):
+                node = int(name.split("-", 1)[1])
+                bound = await self._start_node_tvs(name, node, port)
             elif name == "tvs" and self.tvs_impl == "threads":
                 tvs_t = ThreadedTvsServer(self.tvs_handler, self._tvs_identity, self.host, port,
                                           handshake_timeout=self.io_timeout, keylog=self.keylog,
@@ -357,7 +385,30 @@ class LabServers:
             raise _bind_error(name, self.host, port, exc) from exc
         self.ports[name] = bound
 
+    async def _start_node_tvs(self, name: str, node: int, port: int) -> int:
+        """TVS of node ``node`` (2..8): same handler, that node's TVS identity."""
+        def identity() -> Identity:
+            self._fresh()
+            return self.cluster.tvs_identity(node)
+
+        if self.tvs_impl == "threads":
+            threaded = ThreadedTvsServer(self.tvs_handler, identity, self.host, port,
+                                         handshake_timeout=self.io_timeout, keylog=self.keylog,
+                                         log_on_loop=False)
+            self.tvs_nodes[name] = await threaded.start()
+            return threaded.port
+        ctx = _IdentityContexts(identity, keylog=self.keylog, ciphers=CUCM_TVS_CIPHERS)
+        tls = TlsServer(self.tvs_handler, ctx.base, self.host, port, name=name,
+                        handshake_timeout=self.io_timeout)
+        self.tvs_nodes[name] = await tls.start()
+        return tls.port
+
     async def _stop(self, name: str) -> None:
+        if name.startswith("tvs-"):
+            node_srv = self.tvs_nodes.pop(name, None)
+            if node_srv is not None:
+                await node_srv.close()
+            return
         srv = getattr(self, name)
         if srv is None:
             return
@@ -365,6 +416,9 @@ class LabServers:
         await srv.close()
 
     async def _stop_all(self) -> None:
+        for name in sorted(self.tvs_nodes):
+            with contextlib.suppress(Exception):
+                await self._stop(name)
         for name in reversed(SERVICES):
             with contextlib.suppress(Exception):
                 await self._stop(name)
@@ -374,6 +428,11 @@ class LabServers:
         while True:
             await asyncio.sleep(interval)
             self._reload()
+            if set(self._node_tvs_names()) != {k for k in self.ports if k.startswith("tvs-")}:
+                try:  # another process added or removed a node: run (or stop) its TVS
+                    await self.sync_nodes()
+                except PhoneEmuError as exc:
+                    _log.warning("lab: cannot follow the cluster's nodes: %s", exc)
 
     def _reload(self) -> None:
         try:

@@ -50,6 +50,8 @@ ADMIN_OPERATIONS: dict[str, frozenset[str]] = {
     "capf": frozenset({"phones", "operation", "auth_mode", "auth_string", "key"}),
     "autoregistration": frozenset({"on"}),
     "tvs-ttl": frozenset({"seconds"}),
+    "add-node": frozenset(),
+    "remove-node": frozenset(),
 }
 
 #: admin operation -> arguments it cannot run without (checked at load time, before anything runs).
@@ -372,10 +374,15 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
                 if "keep_trust" in am else True}
         return Step(kind=kind, where=where, args=args)
     if kind == "service":
-        am = ctx.mapping(arg, field, allowed=("cluster", "tvs", "tftp", "http", "capf"))
+        am = ctx.mapping(arg, field)
+        for key, val in am.items():
+            if key != "cluster" and key not in ("tvs", "tftp", "http", "capf") \
+                    and not re.fullmatch(r"tvs-[2-8]", key):
+                raise ctx.fail(val, f"{field}.{key}", "unknown field (expected one of: capf, cluster, http, "
+                                                      "tftp, tvs, tvs-2 ... tvs-8)")
         args = {"cluster": lab_ref(am, field)}
-        for svc in ("tvs", "tftp", "http", "capf"):
-            if svc in am:
+        for svc in am:
+            if svc != "cluster":
                 state = ctx.string(am[svc], f"{field}.{svc}")
                 if state not in ("start", "stop"):
                     raise ctx.fail(am[svc], f"{field}.{svc}", "expected start or stop")

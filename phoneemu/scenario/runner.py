@@ -121,12 +121,11 @@ async def _do_step(world: Any, step: Step) -> None:
             await _admin(world, step)
         elif step.kind == "service":
             h = world.lab(a["cluster"], step.where)
-            for svc in ("tvs", "tftp", "http", "capf"):
-                if svc in a:
-                    if a[svc] == "stop":
-                        await h.servers.stop_service(svc)
-                    else:
-                        await h.servers.start_service(svc)
+            for svc in [k for k in a if k != "cluster"]:  # tvs, tftp, http, capf, tvs-2 ... (node TVS)
+                if a[svc] == "stop":
+                    await h.servers.stop_service(svc)
+                else:
+                    await h.servers.start_service(svc)
         elif step.kind == "network":
             h = world.lab(a["cluster"], step.where)
             fail = [n for pattern in a.get("fail", ()) for n in _expand_names(world, pattern)]
@@ -167,6 +166,8 @@ async def _admin(world: Any, step: Step) -> None:
     if op in ("restart-tvs",):
         await h.servers.stop_service("tvs")
         await h.servers.start_service("tvs")
+    if op in ("add-node", "remove-node"):
+        await h.servers.sync_nodes()  # a TVS per node; configs list the running nodes' TVS servers
 
 
 def new_result(scenario: Scenario) -> ScenarioResult:

@@ -170,6 +170,28 @@ def test_set_network_fail_makes_named_files_fail(cluster: LabCluster) -> None:
     with_servers(cluster, body)
 
 
+def test_every_node_runs_tvs_and_sync_nodes(cluster: LabCluster) -> None:
+    async def body(servers: LabServers) -> None:
+        cluster.add_node()
+        await servers.sync_nodes()
+        assert servers.running("tvs-2") and cluster.state.ports["tvs-2"] == servers.ports["tvs-2"]
+        cfg = config.parse(cluster.get(f"SEP{MAC}.cnf.xml") or b"")
+        assert [s.port for s in cfg.tvs_servers] == [servers.ports["tvs"], servers.ports["tvs-2"]]
+        reply = await tvs_verify([(HOST, servers.ports["tvs-2"])], "SEPX", cluster.tvs_identity(2).der)
+        assert reply.server_cert == cluster.tvs_identity(2).der  # node 2's TVS presents its own identity
+        await servers.stop_service("tvs-2")
+        assert not servers.running("tvs-2")
+        await servers.start_service("tvs-2")
+        assert servers.running("tvs-2")
+        cluster.remove_node()
+        await servers.sync_nodes()
+        assert "tvs-2" not in servers.ports and "tvs-2" not in cluster.state.ports
+        with pytest.raises(Exception, match="unknown service"):
+            servers.running("tvs-2")
+
+    with_servers(cluster, body)
+
+
 def test_set_network_loss_and_delay(cluster: LabCluster) -> None:
     async def body(servers: LabServers) -> None:
         itl = cluster.get("ITLFile.tlv")  # after start(): the port record re-signed the files

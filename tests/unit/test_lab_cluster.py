@@ -618,3 +618,29 @@ def test_tampered_itl_is_rebuilt_not_kept(lab: LabCluster) -> None:
     rebuilt = lab.get("ITLFile.tlv")
     assert rebuilt is not None and rebuilt not in (tampered, itl)  # re-signed, never the tampered copy
     trustlist.parse(rebuilt).verify_self()
+
+
+# --------------------------------------------------------------------------- nodes
+def test_add_and_remove_node(lab: LabCluster) -> None:
+    lab.add_node(now=NOW + 10)
+    assert lab.state.nodes == 2
+    tvs2 = lab.tvs_identity(2)
+    itl = _tl(lab)
+    assert Role.TVS in _roles(itl, tvs2) and lab.tvs_lookup(tvs2.der) is not None
+    # the node's TVS is listed once the servers record its port, in node (priority) order
+    cfg = config.parse(lab.get(f"SEP{MAC}.cnf.xml") or b"")
+    assert [s.port for s in cfg.tvs_servers] == [2445]
+    lab.set_ports(tvs=40001, **{"tvs-2": 40002})
+    cfg = config.parse(lab.get(f"SEP{MAC}.cnf.xml") or b"")
+    assert [(s.port, s.priority) for s in cfg.tvs_servers] == [(40001, 0), (40002, 1)]
+    with pytest.raises(EncodeError):
+        lab.set_ports(**{"tvs-3": 40003})  # no third node
+    lab.remove_node(now=NOW + 20)
+    assert lab.state.nodes == 1 and "tvs-2" not in lab.state.ports
+    assert not _roles(_tl(lab), tvs2) and lab.tvs_lookup(tvs2.der) is None
+    cfg = config.parse(lab.get(f"SEP{MAC}.cnf.xml") or b"")
+    assert [s.port for s in cfg.tvs_servers] == [40001]
+    with pytest.raises(PhoneEmuError):
+        lab.remove_node()  # never the publisher
+    lab.add_node(now=NOW + 30)  # a node added again gets new certificates
+    assert lab.tvs_identity(2).der != tvs2.der
