@@ -171,6 +171,11 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=_op(lambda c, a, n: c.set_encryption(
         a.mac, a.state == "on", mode=a.mode, symmetric_key=a.symmetric_key, now=n)))
 
+    p = add("security-mode", "device security mode of phones (deviceSecurityMode: TLS needs a CTL, spec G.9)")
+    p.add_argument("--mac", required=True, action="append", help="phone MAC (repeatable)")
+    p.add_argument("mode", choices=("non-secure", "authenticated", "encrypted"))
+    p.set_defaults(handler=_op(lambda c, a, n: c.set_security_mode(a.mac, a.mode, now=n)))
+
     p = add("signature-algorithm", "TFTP file signature algorithm (enterprise parameter)")
     p.add_argument("hash", choices=("sha1", "sha512"))
     p.set_defaults(handler=_op(lambda c, a, n: c.set_signature_algorithm(a.hash, now=n)))

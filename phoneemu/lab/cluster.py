@@ -102,12 +102,14 @@ _CAPF_OPERATIONS = ("install", "fetch", "delete")
 _ENCRYPT_MODES = ("pki", "symmetric")
 _HASHES = {"sha1": 1, "sha-1": 1, "1": 1, "sha512": 3, "sha-512": 3, "3": 3}
 _REGENERATABLE = ("callmanager", "tvs", "itlrecovery", "capf")
+_SECURITY_MODES = {"non-secure": 1, "authenticated": 2, "encrypted": 3, "1": 1, "2": 2, "3": 3}
 
 #: Admin operation names accepted by :meth:`LabCluster.apply` (same names as the CLI and scenarios).
 ADMIN_OPERATIONS = (
     "regenerate", "mixed-mode", "itl-reset", "restart-tftp", "restart-tvs", "ctl-reset", "ctl-update",
     "rollback", "add-certs", "encryption", "signature-algorithm", "exchange", "load", "capf",
     "autoregistration", "tvs-ttl", "sbd", "upgraded", "tamper", "ports", "clock", "add-node", "remove-node",
+    "security-mode",
 )
 
 Now = dt.datetime | int | float | None
@@ -759,6 +761,23 @@ class LabCluster:
         self.state.phones.update(updated)
         self._commit("encryption", {"macs": macs, "on": on, "mode": mode if on else None}, now, phones=macs)
 
+    def set_security_mode(self, macs: Iterable[str], mode: str | int, *, now: Now = None) -> None:
+        """Device security mode of the phones' security profile (``deviceSecurityMode``, spec §H.5, §G.9):
+        ``non-secure`` (1), ``authenticated`` (2, TLS) or ``encrypted`` (3, TLS + SRTP)."""
+        macs = [_mac(m) for m in macs]
+        if not macs:
+            raise EncodeError("no phone given", path="macs")
+        code = _SECURITY_MODES.get(str(mode).lower())
+        if code is None:
+            raise EncodeError(f"security mode {mode!r}: one of {', '.join(_SECURITY_MODES)}", path="mode")
+        updated = {}
+        for mac in macs:
+            ph = replace(self._phone(mac))
+            ph.security_mode = code
+            updated[mac] = ph
+        self.state.phones.update(updated)
+        self._commit("security-mode", {"macs": macs, "mode": code}, now, phones=macs)
+
     def set_signature_algorithm(self, hash_name: str | int, *, now: Now = None) -> None:
         """TFTP file signature algorithm enterprise parameter: SHA-1 or SHA-512 (§A.4 codes 1/3)."""
         code = _HASHES.get(str(hash_name).lower())
@@ -956,6 +975,8 @@ class LabCluster:
                 macs or list(self.state.phones), _bool(args.get("on", True), "on"),
                 mode=str(args.get("mode", "pki")), symmetric_key=args.get("symmetric_key"), now=now),
             "signature-algorithm": lambda: self.set_signature_algorithm(args["hash"], now=now),
+            "security-mode": lambda: self.set_security_mode(macs or list(self.state.phones), args["mode"],
+                                                            now=now),
             "exchange": lambda: self.exchange_certificates(args["other"], now=now),
             "load": lambda: self.set_load(str(args["name"]), macs=macs, tamper=bool(args.get("tamper")),
                                           now=now),
@@ -1163,6 +1184,7 @@ class LabCluster:
             device_name=config.device_name_for(ph.mac) if ph is not None else None,
             full_config=True, capf_auth_mode=auth_mode, capf_servers=capf, tvs_servers=tvs,
             load_information=load, encr_config=ph is not None and ph.encrypt is not None,
+            device_security_mode=ph.security_mode if ph is not None else 1,
             extra={"phoneModel": f"CP-{ph.model}"} if ph is not None else {},
         )
 

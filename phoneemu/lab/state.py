@@ -48,6 +48,7 @@ class PhoneState:
     lsc_key: str = "rsa2048"  # key the phone generates for an LSC (CAPF install)
     has_lsc: bool = False  # DIR/phones/<MAC>/lsc.pem exists
     load: str | None = None  # per-phone loadInformation override
+    security_mode: int = 1  # device security profile: 1 non-secure, 2 authenticated, 3 encrypted (§H.5)
 
 
 @dataclass(kw_only=True)

@@ -14,6 +14,7 @@ prints for the file its cluster serves now — CUCM's "ITL File Status": ``match
 ``ROLE (empty)``); the expected list is the whole file's records in any order, each entry a pattern
 (``*`` and ``?`` as in file names), so a missing, extra or changed record fails. ``itl_signer`` /
 ``ctl_signer`` is a text the installed list's signer (header SIGNERID subject) must contain.
+``signaling`` (tls / tcp / none) and ``trust_file_retries`` (an integer) read the §G.9 decisions.
 """
 
 from __future__ import annotations
@@ -217,6 +218,23 @@ def _signer(kind: str) -> Callable[[PhoneView, Any], tuple[Any, bool]]:
     return check
 
 
+def _signaling(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+    """tls / tcp: the transport the last boot chose for call signalling (spec §G.9); none: no choice
+    was made (non-secure device, or no config)."""
+    r = p.report
+    chosen = [d.action for d in r.decisions if d.kind == "transport" and d.action != "retry"] \
+        if r is not None else []
+    actual = {"use-tls": "tls", "use-tcp": "tcp"}.get(chosen[-1], "none") if chosen else "none"
+    return actual, actual in _any_of(expected)
+
+
+def _trust_file_retries(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+    """How many times the last boot fetched the trust file again for a secure device (spec §G.9)."""
+    r = p.report
+    actual = sum(1 for d in r.decisions if d.rule == "G.9-retry-trust-file") if r is not None else 0
+    return actual, any(actual == w for w in _any_of(expected))
+
+
 _CHECKS: dict[str, Callable[[PhoneView, Any], tuple[Any, bool]]] = {
     "itl": _trust("ITL"),
     "ctl": _trust("CTL"),
@@ -239,6 +257,8 @@ _CHECKS: dict[str, Callable[[PhoneView, Any], tuple[Any, bool]]] = {
     "ctl_records": _records("CTL"),
     "itl_signer": _signer("ITL"),
     "ctl_signer": _signer("CTL"),
+    "signaling": _signaling,
+    "trust_file_retries": _trust_file_retries,
 }
 
 

@@ -50,6 +50,7 @@ ADMIN_OPERATIONS: dict[str, frozenset[str]] = {
     "capf": frozenset({"phones", "operation", "auth_mode", "auth_string", "key"}),
     "autoregistration": frozenset({"on"}),
     "tvs-ttl": frozenset({"seconds"}),
+    "security-mode": frozenset({"phones", "mode"}),
     "add-node": frozenset(),
     "remove-node": frozenset(),
 }
@@ -57,7 +58,7 @@ ADMIN_OPERATIONS: dict[str, frozenset[str]] = {
 #: admin operation -> arguments it cannot run without (checked at load time, before anything runs).
 ADMIN_REQUIRED: dict[str, tuple[str, ...]] = {
     "regenerate": ("cert",), "add-certs": ("count",), "signature-algorithm": ("hash",),
-    "exchange": ("with",), "load": ("name",), "tvs-ttl": ("seconds",),
+    "exchange": ("with",), "load": ("name",), "tvs-ttl": ("seconds",), "security-mode": ("mode",),
 }
 
 #: (admin operation, argument) -> the values the lab accepts (``cert`` may carry a node suffix: tvs-2).
@@ -68,6 +69,7 @@ ADMIN_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("signature-algorithm", "hash"): ("sha1", "sha512"),
     ("encryption", "mode"): ("pki", "symmetric"),
     ("capf", "operation"): ("install", "fetch", "delete", "none"),
+    ("security-mode", "mode"): ("non-secure", "authenticated", "encrypted"),
 }
 
 #: expectation check -> allowed values (None = free text / int / bool as documented).
@@ -93,6 +95,8 @@ CHECKS: dict[str, tuple[str, ...] | None] = {
     "ctl_records": None,
     "itl_signer": None,
     "ctl_signer": None,
+    "signaling": ("tls", "tcp", "none"),
+    "trust_file_retries": None,
 }
 
 STEP_KINDS = (

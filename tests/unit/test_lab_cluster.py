@@ -644,3 +644,13 @@ def test_add_and_remove_node(lab: LabCluster) -> None:
         lab.remove_node()  # never the publisher
     lab.add_node(now=NOW + 30)  # a node added again gets new certificates
     assert lab.tvs_identity(2).der != tvs2.der
+
+
+def test_security_mode_in_device_config(lab: LabCluster) -> None:
+    assert config.parse(lab.get(f"SEP{MAC}.cnf.xml") or b"").device_security_mode == 1
+    lab.set_security_mode([MAC], "encrypted")
+    assert config.parse(lab.get(f"SEP{MAC}.cnf.xml") or b"").device_security_mode == 3
+    lab.apply("security-mode", macs=[MAC], mode="authenticated")
+    assert lab.state.phones[MAC].security_mode == 2
+    with pytest.raises(EncodeError):
+        lab.set_security_mode([MAC], "paranoid")

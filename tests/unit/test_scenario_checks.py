@@ -39,3 +39,20 @@ def test_trust_list_checks_read_records_signer_and_file_status(tmp_path: Path) -
     assert not checks.evaluate("itl_signer", v, "CN=lab-pub;")[1]
     lab.regenerate("tvs-2", now=1_780_272_100)
     assert checks.evaluate("itl_file_status", v, "mismatch")[1]
+
+
+def test_signaling_and_trust_file_retries() -> None:
+    from types import SimpleNamespace
+
+    def view(*rules_actions: tuple[str, str]) -> object:
+        decisions = [SimpleNamespace(rule=r, kind="transport", action=a) for r, a in rules_actions]
+        return SimpleNamespace(report=SimpleNamespace(decisions=decisions))
+
+    retry = ("G.9-retry-trust-file", "retry")
+    tcp = view(retry, retry, retry, retry, ("G.9-fallback-tcp", "use-tcp"))
+    assert checks.evaluate("signaling", tcp, "tcp") == ("tcp", True)
+    assert checks.evaluate("trust_file_retries", tcp, 4) == (4, True)
+    tls = view(("G.9-tls-with-ctl", "use-tls"))
+    assert checks.evaluate("signaling", tls, "tls") == ("tls", True)
+    assert checks.evaluate("trust_file_retries", tls, 4) == (0, False)
+    assert checks.evaluate("signaling", SimpleNamespace(report=None), "none") == ("none", True)
