@@ -210,6 +210,7 @@ class LabCluster:
         autoregistration: bool = True,
         https_key: str | None = None,
         itl_signer: str = "itlrecovery",
+        pre_8_0: bool = False,
     ) -> LabCluster:
         """Create a cluster in ``root`` (which must not hold one yet).
 
@@ -219,7 +220,9 @@ class LabCluster:
         (6971) provisioning identity ``tftp-https``: an EC record with role TFTP in the ITL, which is
         then written with SIGNER_VERSION 1.1 (spec §G.5, §A.6). ``itl_signer="callmanager"`` models a
         pre-10.0 cluster whose ITL is signed by the TFTP server's CallManager key (seed "Initial Trust
-        List": "soft eToken"); the default is the ITLRecovery key (spec §B.5).
+        List": "soft eToken"); the default is the ITLRecovery key (spec §B.5). ``pre_8_0`` models a release
+        before Security By Default: no ITL is served, configs name no TVS, and files are served unsigned
+        unless the cluster is in mixed mode (signed by the CallManager key, verified on the CTL).
         """
         if itl_signer not in ("itlrecovery", "callmanager"):
             raise EncodeError(f"itl_signer {itl_signer!r}: itlrecovery or callmanager", path="itl_signer")
@@ -250,7 +253,7 @@ class LabCluster:
                              itlrecovery_years=years, upgraded=upgraded, clock=start, tvs_ttl=tvs_ttl,
                              sbd=sbd, load=load, autoregistration=autoregistration,
                              https_key=str(https_spec) if https_spec is not None else None,
-                             itl_signer=itl_signer, base_itl_signer=itl_signer)
+                             itl_signer=itl_signer, base_itl_signer=itl_signer, pre_8_0=bool(pre_8_0))
         root.mkdir(parents=True, exist_ok=True)
         (root / "private").mkdir(mode=0o700, exist_ok=True)
         pki = LabPki(root, seed=seed, key_spec=spec, cluster_name=name)
@@ -1070,7 +1073,7 @@ class LabCluster:
                 self._files[name] = data
 
     def _phone_all_files(self, mac: str, base: Mapping[str, bytes]) -> dict[str, bytes]:
-        out = {f"ITLSEP{mac}.tlv": base["ITLFile.tlv"]}
+        out = {f"ITLSEP{mac}.tlv": base["ITLFile.tlv"]} if "ITLFile.tlv" in base else {}
         if "CTLFile.tlv" in base:
             out[f"CTLSEP{mac}.tlv"] = base["CTLFile.tlv"]
         out.update(self._phone_files(self.state.phones[mac], self.callmanager(1).signer))
@@ -1139,9 +1142,11 @@ class LabCluster:
         if st.rollback:
             itl_recs = list(trustlist.rollback_records(itl_recs))
         itl_signer = self.pki.get("callmanager" if st.itl_signer == "callmanager" else "itlrecovery").signer
-        files["ITLFile.tlv"] = trustlist.build(kind="ITL", records=itl_recs, signer=itl_signer, timestamp=ts,
-                                               hash_alg=h,
-                                               signer_version=(1, 1) if st.https_key is not None else None)
+        if not st.pre_8_0:  # before 8.0 there is no ITL (no Security By Default)
+            files["ITLFile.tlv"] = trustlist.build(
+                kind="ITL", records=itl_recs, signer=itl_signer, timestamp=ts, hash_alg=h,
+                signer_version=(1, 1) if st.https_key is not None else None)
+        signing = not st.pre_8_0 or st.mixed_mode  # pre-8.0: files are signed in mixed mode only
         if st.ctl_exists:
             ctl_name = "callmanager" if st.ctl_signer == "callmanager" else "itlrecovery"
             ctl_signer = self.pki.get(ctl_name).signer
@@ -1153,14 +1158,15 @@ class LabCluster:
         if st.autoregistration:
             default = config.build(self._device_config(None, st.load))
             files[config.default_config_name("plain")] = default
-            if st.sbd:
+            if st.sbd and signing:
                 name = config.default_config_name("sgn")
                 files[name] = signed.build(body=default, filename=name, signer=tftp_signer, timestamp=ts,
                                            hash_alg=h)
         for name, body in _STATIC_FILES.items():
             files[name] = body
-            files[name + ".sgn"] = signed.build(body=body, filename=name + ".sgn", signer=tftp_signer,
-                                                timestamp=ts, hash_alg=h)
+            if signing:
+                files[name + ".sgn"] = signed.build(body=body, filename=name + ".sgn", signer=tftp_signer,
+                                                    timestamp=ts, hash_alg=h)
         loads = set(st.loads) | ({st.load} if st.load else set())
         loads |= {p.load for p in st.phones.values() if p.load}
         image = self.pki.get("imagesigning").signer
@@ -1177,7 +1183,8 @@ class LabCluster:
         # recorded ("tvs-N", by the servers that listen for it), in node order = priority order
         tvs_ports = [st.ports["tvs"]] + [st.ports[f"tvs-{n}"] for n in range(2, st.nodes + 1)
                                          if f"tvs-{n}" in st.ports]
-        tvs = tuple(config.Server(host=st.host, port=port, priority=i) for i, port in enumerate(tvs_ports))
+        tvs = tuple(config.Server(host=st.host, port=port, priority=i) for i, port in enumerate(tvs_ports)) \
+            if not st.pre_8_0 else ()  # no TVS before 8.0
         capf = (config.Server(host=st.host, port=st.ports["capf"], priority=0),)
         auth_mode = ph.capf_auth_mode if ph is not None and ph.capf_operation else 0
         return config.DeviceConfig(
@@ -1197,6 +1204,9 @@ class LabCluster:
         sgn = config.config_file_name(ph.mac, "sgn")
         enc = config.config_file_name(ph.mac, "enc")
         out: dict[str, bytes] = {}
+        if st.pre_8_0 and not st.mixed_mode:  # nothing signed (nor encrypted) before 8.0 in non-secure mode
+            out[plain] = full
+            return out
         if ph.encrypt is None:
             out[plain] = full
             out[sgn] = signed.build(body=full, filename=sgn, signer=signer, timestamp=ts, hash_alg=h)

@@ -96,6 +96,9 @@ class ClusterState:
     extra_certs: int = 0
     hash_alg: int = 1  # TFTP file signature algorithm: 1 SHA-1, 3 SHA-512 (spec §A.4)
     sbd: bool = True  # Security By Default features (signed default config)
+    #: a release before 8.0 (no Security By Default): no ITL, no TVS in configs, unsigned files unless
+    #: in mixed mode (seed "Migrate IP Phones Between Clusters": "migrations to Unified CM pre-8.x")
+    pre_8_0: bool = False
     autoregistration: bool = True
     tvs_ttl: int = 86400
     load: str | None = None  # cluster-wide default loadInformation

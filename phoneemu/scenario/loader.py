@@ -231,7 +231,8 @@ def _cluster(ctx: _Ctx, name: str, node: _Node) -> ClusterSpec:
                           allowed=("tftp", "http_port", "use_http"), required=("tftp",))
         return ClusterSpec(name=name, where=ctx.where(node), external=_plain(_Node(ext, node.line)))
     allowed = ("seed", "nodes", "key", "itlrecovery_years", "upgraded", "mixed_mode", "signature_algorithm",
-               "rollback", "extra_certs", "load", "autoregistration", "tvs_ttl", "host", "sbd", "itl_signer")
+               "rollback", "extra_certs", "load", "autoregistration", "tvs_ttl", "host", "sbd", "itl_signer",
+               "pre_8_0")
     opts = ctx.mapping(node, field, allowed=allowed)
     seed = ctx.integer(opts["seed"], f"{field}.seed") if "seed" in opts else None
     options = {k: _plain(v) for k, v in opts.items() if k != "seed"}

@@ -266,7 +266,7 @@ def _profile(group: PhoneGroup) -> PhoneProfile:
 
 
 _INIT_KEYS = {"nodes", "key", "itlrecovery_years", "upgraded", "host", "tvs_ttl", "sbd", "load",
-              "autoregistration", "itl_signer"}
+              "autoregistration", "itl_signer", "pre_8_0"}
 
 
 def _init_options(opts: dict[str, Any]) -> dict[str, Any]:

@@ -654,3 +654,16 @@ def test_security_mode_in_device_config(lab: LabCluster) -> None:
     assert lab.state.phones[MAC].security_mode == 2
     with pytest.raises(EncodeError):
         lab.set_security_mode([MAC], "paranoid")
+
+
+def test_pre_8_0_cluster_serves_no_itl_and_unsigned_files(tmp_path: Path) -> None:
+    c = _init(tmp_path / "old", pre_8_0=True)
+    c.add_phone(MAC)
+    names = set(c.files())
+    assert "ITLFile.tlv" not in names and c.get(f"ITLSEP{MAC}.tlv") is None
+    assert f"SEP{MAC}.cnf.xml" in names and f"SEP{MAC}.cnf.xml.sgn" not in names
+    assert "XmlDefault.cnf.xml.sgn" not in names and "g3-tones.xml.sgn" not in names
+    assert config.parse(c.get(f"SEP{MAC}.cnf.xml") or b"").tvs_servers == ()
+    c.set_mixed_mode(True)  # a pre-8.0 mixed-mode cluster signs its files (CTL, no ITL)
+    names = set(c.files())
+    assert "CTLFile.tlv" in names and "ITLFile.tlv" not in names and f"SEP{MAC}.cnf.xml.sgn" in names
