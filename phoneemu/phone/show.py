@@ -40,6 +40,14 @@ def _credential(cred: Credential | None) -> dict[str, Any] | None:
     }
 
 
+def _ctl_checksum(store: TrustStore) -> str | None:
+    """The installed CTL's checksum as the phone shows it (MD5 or SHA-1 by model, spec §G.1, §H.4)."""
+    ctl = store.trust_list("CTL")
+    if ctl is None:
+        return None
+    return ctl.md5() if store.profile.status_checksum == "md5" else ctl.sha1()
+
+
 def show_state(store: TrustStore, *, mac: str | None = None, now: int | None = None) -> dict[str, Any]:
     """Everything ``phoneemu phone show`` prints, as a JSON-able dict."""
     lists: dict[str, Any] = {}
@@ -68,7 +76,8 @@ def show_state(store: TrustStore, *, mac: str | None = None, now: int | None = N
     tvs_entries = store.expire_tvs(now) if now is not None else store.tvs_cache_size
     return {
         "mac": mac, "profile": store.profile.name, "ctl": lists["ctl"], "itl": lists["itl"],
-        "itl_checksum": store.itl_checksum(), "checksum_style": store.profile.status_checksum,
+        "itl_checksum": store.itl_checksum(), "ctl_checksum": _ctl_checksum(store),
+        "checksum_style": store.profile.status_checksum,
         "config": config_info, "mic": _credential(store.mic), "lsc": _credential(store.lsc),
         "symmetric_key_set": store.symmetric_key is not None, "capf_auth_mode": store.capf_auth_mode,
         "running_load": store.firmware_load, "tvs_cache_entries": tvs_entries, "locked": store.locked,
@@ -101,7 +110,12 @@ def render_show(info: dict[str, Any]) -> str:
     out.append(f"Phone {info['mac'] or '?'} (profile {info['profile']})")
     if info["itl_checksum"]:
         style = info["checksum_style"].upper()
-        out.append(f"  ITL checksum shown/reported: {info['itl_checksum']} ({style})")
+        out.append(f"  ITL checksum shown/reported: {info['itl_checksum']} ({style}); compare with the "
+                   "cluster's 'show itl'")
+    if info["ctl_checksum"]:
+        style = info["checksum_style"].upper()
+        out.append(f"  CTL checksum shown: {info['ctl_checksum']} ({style}); compare with the cluster's "
+                   "'show ctl'")
     cfg = info["config"]
     if cfg is None:
         out.append("  Config: none accepted")

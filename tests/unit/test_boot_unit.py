@@ -463,3 +463,17 @@ def test_one_byte_tampered_itl_is_never_installed_over_a_trusted_one(ro_lab: Lab
     r, _ = boot(p, lambda n: tampered if n.startswith("ITL") else ro_lab.get(n))
     assert p.store.itl is not None and p.store.itl.raw == real
     assert r.trust["ITL"] == "rejected" and r.locked_out and not r.ok
+
+
+def test_show_exposes_the_checksums_show_itl_and_show_ctl_print(lab: LabCluster) -> None:
+    lab.set_mixed_mode(True, now=NOW)
+    for profile, alg in (("cp-8861", "sha1"), ("cp-7962", "md5")):
+        p = phone(lab, profile=profile)
+        r, _ = boot(p, lab.get)
+        assert r.ok
+        info = show_state(p.store, mac=MAC)
+        itl, ctl = lab.checksums("ITL"), lab.checksums("CTL")
+        assert itl is not None and ctl is not None
+        assert info["itl_checksum"] == itl[alg] and info["ctl_checksum"] == ctl[alg]
+        text = render_show(info)
+        assert f"ITL checksum shown/reported: {itl[alg]}" in text and f"CTL checksum shown: {ctl[alg]}" in text
