@@ -476,4 +476,5 @@ def test_show_exposes_the_checksums_show_itl_and_show_ctl_print(lab: LabCluster)
         assert itl is not None and ctl is not None
         assert info["itl_checksum"] == itl[alg] and info["ctl_checksum"] == ctl[alg]
         text = render_show(info)
-        assert f"ITL checksum shown/reported: {itl[alg]}" in text and f"CTL checksum shown: {ctl[alg]}" in text
+        assert f"ITL checksum shown/reported: {itl[alg]}" in text
+        assert f"CTL checksum shown: {ctl[alg]}" in text
