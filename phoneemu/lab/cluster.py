@@ -169,6 +169,12 @@ def _flip(data: bytes, offset: int | None) -> tuple[bytes, int]:
     return bytes(buf), off
 
 
+def _file_stamp(path: Path) -> tuple[int, int, int]:
+    """(inode, size, mtime in ns) of ``path``: changes when the file is replaced or rewritten."""
+    st = path.stat()
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_bytes(data)
@@ -188,6 +194,9 @@ class LabCluster:
         self._mtime: tuple[int, int, int] = (0, 0, 0)
         self._unloadable: tuple[int, int, int] | None = None  # a saved state that failed to load
         self._reload_lock = threading.Lock()  # lab serve reloads from its loop and its TVS threads
+        #: MIC (certificate, key) per MAC, valid while ``mic.key`` keeps the (inode, size, mtime) it had
+        #: when cached: loading a PEM RSA key validates it (~40 ms), too slow for hundreds of phones.
+        self._mic_cache: dict[str, tuple[tuple[int, int, int], x509.Certificate, PrivateKey]] = {}
 
     # ============================================================== creation
     @classmethod
@@ -377,6 +386,10 @@ class LabCluster:
         """The MIC (certificate, key) the lab issued for ``mac`` (lab convenience, see docstring)."""
         d = self.phone_dir(mac)
         try:
+            stamp = _file_stamp(d / "mic.key")
+            hit = self._mic_cache.get(mac)
+            if hit is not None and hit[0] == stamp:
+                return hit[1], hit[2]
             key = keys.load_private_key_pem((d / "mic.key").read_bytes(), source=str(d / "mic.key"))
             found = certs.load_certs_pem((d / "mic.pem").read_bytes(), source=str(d / "mic.pem"))
         except FileNotFoundError:
@@ -384,6 +397,7 @@ class LabCluster:
                                 path="mac") from None
         if not found:
             raise DecodeError("no certificate", path=str(d / "mic.pem"))
+        self._mic_cache[mac] = (stamp, found[0], key)
         return found[0], key
 
     def phone_lsc(self, mac: str) -> x509.Certificate | None:
@@ -481,6 +495,7 @@ class LabCluster:
                 cert, key = mic
             keys.write_private_key(d / "mic.key", key)
             _write_atomic(d / "mic.pem", cert_pem(cert))
+            self._mic_cache[mac] = (_file_stamp(d / "mic.key"), cert, key)
         self.state.phones[mac] = ph
         return new
 

@@ -23,7 +23,8 @@ keeps a MIC both recognise.
 Seeded RSA keys are generated in pure Python (slow for 2048 bits), so in seeded mode the MIC *keys*
 come from a pool of ``MIC_KEY_POOL`` seeded keys chosen by the MAC (two phones may share a key pair;
 each still has its own MIC certificate, subject and serial). Unseeded clusters give every phone its
-own fresh key.
+own fresh key; :meth:`LabPki.prepare_mic_keys` makes a batch of them on all cores first (OpenSSL
+releases the GIL), which is how scenario phone groups of hundreds start in seconds.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import datetime as dt
 import hashlib
 import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,6 +152,7 @@ class LabPki:
         self.key_spec = key_spec
         self.cluster_name = cluster_name
         self._cache: dict[str, Identity] = {}
+        self._spare_mic_keys: dict[str, list[PrivateKey]] = {}
 
     # --- names and paths -----------------------------------------------------------------------
     def key_path(self, name: str) -> Path:
@@ -262,6 +265,8 @@ class LabPki:
         when = _as_datetime(now)
         key_spec = spec or self.key_spec
         label = f"{MFG_SEED}:mic:{mac}:{model}:{key_spec}" if self.seed is not None else None
+        if key is None and self.seed is None and self._spare_mic_keys.get(str(key_spec)):
+            key = self._spare_mic_keys[str(key_spec)].pop()
         if key is None:
             pool = int(hashlib.sha256(mac.encode()).hexdigest(), 16) % MIC_KEY_POOL
             key_label = f"{MFG_SEED}:mic-key:{key_spec}:{pool}" if self.seed is not None else None
@@ -277,6 +282,20 @@ class LabPki:
             extended_key_usage=("client_auth",),
         )
         return certs.issue_certificate(req, issuer_key=ca.key, issuer=ca.cert), key
+
+    def prepare_mic_keys(self, count: int, spec: KeySpec | None = None) -> None:
+        """Make ``count`` fresh MIC keys on all cores for the next :meth:`issue_mic` calls (unseeded
+        labs only; each key is used once, so every phone still has its own key pair)."""
+        key_spec = spec or self.key_spec
+        spare = self._spare_mic_keys.setdefault(str(key_spec), [])
+        missing = count - len(spare)
+        if self.seed is not None or missing <= 0:
+            return
+        if missing == 1:
+            spare.append(keys.generate_key(key_spec))
+            return
+        with ThreadPoolExecutor(max_workers=min(missing, os.cpu_count() or 1)) as pool:
+            spare.extend(pool.map(lambda _: keys.generate_key(key_spec), range(missing)))
 
     def issue_lsc(self, device_name: str, public_key: PublicKey | bytes, *,
                   now: dt.datetime | int | float, days: int = 365) -> x509.Certificate:

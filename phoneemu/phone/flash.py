@@ -14,6 +14,8 @@ Rules:
   name, fsync the directory. A crash at any point leaves the old file or the new one, never a
   torn mix. Files are written one after the other (``state.json`` last); a crash between two files
   can leave e.g. a new CTL beside the old ITL, each whole. Stale temp files are removed on load.
+  A flash made with ``durable=False`` (the scenario runner's throw-away phones) skips the fsyncs:
+  still atomic for readers, no longer crash-safe.
 * Key material is created with mode 0600 (never world-readable, even for an instant).
 * Loading re-applies the profile limit: a trust file above it, or one that does not parse, is not
   loaded (noted in :attr:`Flash.problems`) — the phone boots as if it were absent.
@@ -62,8 +64,9 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data`` atomically (temp + fsync + rename + directory fsync)."""
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` atomically (temp + rename); ``durable`` adds the fsyncs of the
+    file and its directory that make the new content survive a power cut."""
     tmp = path.with_name(f"{_TMP_PREFIX}{path.name}{_TMP_SUFFIX}")
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()
@@ -75,7 +78,8 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
             while view:
                 n = os.write(fd, view)
                 view = view[n:]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -83,15 +87,19 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
 
 
 class Flash:
     """One phone's flash directory; :meth:`load` builds a :class:`TrustStore`, :meth:`save` writes one."""
 
-    __slots__ = ("intern", "path", "problems", "profile")
+    __slots__ = ("durable", "intern", "path", "problems", "profile")
 
-    def __init__(self, path: Path | str, *, profile: PhoneProfile, intern: InternCache | None = None) -> None:
+    def __init__(self, path: Path | str, *, profile: PhoneProfile, intern: InternCache | None = None,
+                 durable: bool = True) -> None:
+        """``durable=False`` skips the fsyncs (a scenario's throw-away flash: atomic, not crash-safe)."""
+        self.durable = durable
         self.path = Path(path)
         self.profile = profile
         self.intern = intern
@@ -117,12 +125,13 @@ class Flash:
         if data is None:
             if p.exists():
                 p.unlink()
-                _fsync_dir(self.path)
+                if self.durable:
+                    _fsync_dir(self.path)
             return
         with contextlib.suppress(FileNotFoundError):
             if p.read_bytes() == data:
                 return
-        atomic_write(p, data, mode=0o600 if name in KEY_FILES else 0o644)
+        atomic_write(p, data, mode=0o600 if name in KEY_FILES else 0o644, durable=self.durable)
 
     def _clean_temps(self) -> None:
         for p in self.path.glob(f"{_TMP_PREFIX}*{_TMP_SUFFIX}"):

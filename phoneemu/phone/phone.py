@@ -152,7 +152,7 @@ class Phone:
         with contextlib.suppress(FileNotFoundError):
             if p.read_bytes() == ident:
                 return
-        atomic_write(p, ident)
+        atomic_write(p, ident, durable=self.flash.durable)
 
     # ------------------------------------------------------------------ user actions
     def erase_trust(self) -> str:

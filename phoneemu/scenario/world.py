@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from phoneemu.crypto.keys import KeySpec
 from phoneemu.errors import ScenarioError
 from phoneemu.fleet.engine import boot_many
 from phoneemu.formats.trustlist import TrustList
@@ -128,12 +129,26 @@ class World:
             self.clusters[spec.name] = await self._start_cluster(spec, i)
         for group in self.scenario.phones.values():
             self.groups[group.name] = []
-            for mac in group.macs():
+            macs = list(group.macs())
+            for mac in macs:
                 if mac in self.phones:
                     raise ScenarioError(f"MAC {mac} of group {group.name!r} is already used by group "
                                         f"{self.phones[mac].group!r}", file=group.where)
+            self._enrol(group, macs)
+            for mac in macs:
                 self.phones[mac] = self._make_phone(group, mac)
                 self.groups[group.name].append(mac)
+
+    def _enrol(self, group: PhoneGroup, macs: list[str]) -> None:
+        """Give a group's phones their MICs, and device entries if registered, in one state write."""
+        lab = self.clusters[group.cluster].cluster
+        if lab is None:
+            return
+        spec = KeySpec.parse(lab.state.key_spec) if group.registered else lab.pki.key_spec
+        lab.pki.prepare_mic_keys(len(macs), spec)
+        if group.registered:
+            lab.add_phones(macs, model=_profile(group).model, encrypt=group.encrypt,
+                           symmetric_key=group.symmetric_key, capf=group.capf, now=self.clock())
 
     async def _start_cluster(self, spec: ClusterSpec, index: int) -> ClusterHandle:
         if spec.external is not None:
@@ -163,15 +178,11 @@ class World:
         profile = _profile(group)
         mic = None
         if handle.cluster is not None:
-            if group.registered:
-                handle.cluster.add_phone(
-                    mac, model=profile.model, encrypt=group.encrypt,
-                    symmetric_key=group.symmetric_key, capf=group.capf, now=self.clock(),
-                )
+            if group.registered:  # added by _enrol
                 mic = handle.cluster.phone_identity(mac)
             else:  # autoregistration: a MIC from the manufacturer, no device entry (§G.10)
                 mic = handle.cluster.pki.issue_mic(mac, model=profile.model, now=self.clock())
-        flash = Flash(self.workdir / "phones" / mac, profile=profile)
+        flash = Flash(self.workdir / "phones" / mac, profile=profile, durable=False)
         phone = Phone(mac=mac, profile=profile, flash=flash, clock=self.clock, mic=mic,
                       image_signers=self.image_signers(), capf_retry_delay=0.0, keylog=self.keylog)
         if group.symmetric_key and profile.symmetric_key_bits:

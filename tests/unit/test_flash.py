@@ -192,3 +192,21 @@ def test_killed_writer_leaves_old_or_new_never_torn(tmp_path: Path) -> None:
         assert len(data) == size and data == data[:1] * size, f"torn file after kill at {delay}s"
     Flash(tmp_path, profile=P).load()  # load cleans the stale temp file
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_durable_flash_fsyncs_and_throwaway_flash_does_not(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    _, store = _booted(tmp_path)
+    calls: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real_fsync(fd))[1])
+    Flash(tmp_path / "durable", profile=P).save(store)
+    assert calls, "a durable flash fsyncs what it writes"
+    calls.clear()
+    quick = Flash(tmp_path / "quick", profile=P, durable=False)
+    quick.save(store)
+    assert calls == []
+    back = quick.load()
+    assert quick.problems == [] and back.itl is not None and store.itl is not None
+    assert back.itl.raw == store.itl.raw and back.mic == store.mic
+    assert stat.S_IMODE((quick.path / "mic.key").stat().st_mode) == 0o600

@@ -667,3 +667,26 @@ def test_pre_8_0_cluster_serves_no_itl_and_unsigned_files(tmp_path: Path) -> Non
     c.set_mixed_mode(True)  # a pre-8.0 mixed-mode cluster signs its files (CTL, no ITL)
     names = set(c.files())
     assert "CTLFile.tlv" in names and "ITLFile.tlv" not in names and f"SEP{MAC}.cnf.xml.sgn" in names
+
+
+def test_phone_identity_follows_a_replaced_mic(tmp_path: Path) -> None:
+    c = _init(tmp_path / "lab", seed=None)
+    c.pki.prepare_mic_keys(2)
+    c.add_phones([MAC, MAC2])
+    first, first_key = c.phone_identity(MAC)
+    assert c.phone_identity(MAC) == (first, first_key)  # cached while mic.key is unchanged
+    assert first_key.public_key() != c.phone_identity(MAC2)[1].public_key()  # one key per phone
+    other = c.pki.issue_mic(MAC, now=NOW)
+    # another process (``lab phone add``) imports a MIC for the phone: the cached one is stale
+    LabCluster.open(tmp_path / "lab").add_phone(MAC, mic=other)
+    cert, key = c.phone_identity(MAC)
+    assert cert == other[0] and key.public_key() == other[1].public_key()
+
+
+def test_prepare_mic_keys_is_a_no_op_for_seeded_labs(tmp_path: Path) -> None:
+    c = _init(tmp_path / "lab", seed=7)
+    c.pki.prepare_mic_keys(3)
+    c.add_phone(MAC)
+    again = _init(tmp_path / "lab2", seed=7)
+    again.add_phone(MAC)
+    assert c.phone_identity(MAC)[0] == again.phone_identity(MAC)[0]
