@@ -2,8 +2,9 @@
 
 One function per check name of ``loader.CHECKS``; each returns the *actual* value to show
 in reports and whether it matches the expected value (a list expected value means "any of").
-The ``https`` check reads the phone's last HTTPS result (``https`` step, spec §E.7.1); ``rule`` and
-``status`` also see that result's rule and status message, beside the last boot's.
+The ``https`` check reads the phone's last HTTPS result (``https`` step, spec §E.7.1); ``rule``,
+``deciding_rule`` and ``status`` also see that result's rule and status message, beside the last boot's.
+``rule`` matches any decision of the last boot; ``deciding_rule`` only the one that decided its outcome.
 
 ``itl_file_status`` / ``ctl_file_status`` compare the checksum the phone shows and reports for its
 installed list (MD5 or SHA-1 by model, spec §G.1, §H.4) with the one ``show itl`` / ``show ctl``
@@ -86,19 +87,40 @@ def _last_https(p: PhoneView) -> Any:
     return getattr(p, "https", None)  # HttpsResult | None (phone/https.py)
 
 
+def _matches(rule: str, wanted: Any) -> bool:
+    """``rule`` equals ``wanted`` or lies under it ("G.3" matches "G.3.5-reject-unknown-signer")."""
+    w = str(wanted)
+    return rule == w or rule.startswith(f"{w}-") or rule.startswith(f"{w}.")
+
+
+def _deciding_rules(p: PhoneView) -> list[str]:
+    """The last boot's deciding rule (``BootReport.deciding``) and the last HTTPS result's rule."""
+    r = p.report
+    out = [r.deciding.rule] if r is not None and r.deciding is not None else []
+    https = _last_https(p)
+    if https is not None and https.rule:
+        out.append(https.rule)
+    return out
+
+
 def _rule(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+    """Any decision of the last boot (or the last HTTPS result) — not only the deciding one: a boot
+    that asked TVS records ``G.3.4-needs-tvs`` and then its verdict, and both match."""
     r = p.report
     rules = [d.rule for d in r.decisions] if r is not None else []
-    deciding = r.deciding.rule if r is not None and r.deciding is not None else None
     https = _last_https(p)
     if https is not None and https.rule:
         rules.append(https.rule)
-        deciding = [deciding, https.rule] if deciding is not None else https.rule
-    # A rule matches when the deciding rule, or any rule of the boot, equals it or starts with it
-    # (so "G.3" matches "G.3.5-reject-unknown-signer").
-    held = any(rule == w or rule.startswith(f"{w}-") or rule.startswith(f"{w}.")
-               for w in _any_of(expected) for rule in rules)
-    return deciding if deciding is not None else rules, held
+    held = any(_matches(rule, w) for w in _any_of(expected) for rule in rules)
+    return list(dict.fromkeys(rules)), held
+
+
+def _deciding_rule(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+    """Only the decision that determined the boot's outcome (``BootReport.deciding``, phone/boot.py)."""
+    deciding = _deciding_rules(p)
+    held = any(_matches(rule, w) for w in _any_of(expected) for rule in deciding)
+    actual: Any = deciding[0] if len(deciding) == 1 else deciding if deciding else None
+    return actual, held
 
 
 def _reason(p: PhoneView, expected: Any) -> tuple[Any, bool]:
@@ -241,6 +263,7 @@ _CHECKS: dict[str, Callable[[PhoneView, Any], tuple[Any, bool]]] = {
     "config": _report_field("config"),
     "config_file": _report_field("config_file"),
     "rule": _rule,
+    "deciding_rule": _deciding_rule,
     "reason": _reason,
     "status": _status,
     "lsc": _lsc,

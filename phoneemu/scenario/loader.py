@@ -79,6 +79,7 @@ CHECKS: dict[str, tuple[str, ...] | None] = {
     "config": ("accepted", "rejected", "none"),
     "config_file": None,
     "rule": None,
+    "deciding_rule": None,
     "reason": None,
     "status": None,
     "lsc": ("present", "absent", "installed", "deleted", "unchanged"),
@@ -121,13 +122,16 @@ def parse_duration(value: object) -> int:
 
 
 class _Node:
-    """A YAML value with the line it started on (1-based)."""
+    """A YAML value with the line it started on (1-based) and, for a plain (unquoted) scalar, its
+    source text (``raw``): YAML 1.1 reads ``001122334466`` as an octal number and ``10:11:22:33:44:55``
+    as a base-60 one, so fields that are digit strings need the text to say what to write instead."""
 
-    __slots__ = ("line", "value")
+    __slots__ = ("line", "raw", "value")
 
-    def __init__(self, value: Any, line: int) -> None:
+    def __init__(self, value: Any, line: int, raw: str | None = None) -> None:
         self.value = value
         self.line = line
+        self.raw = raw
 
 
 MAX_YAML_NODES = 100_000  # a scenario has hundreds; aliases ("billion laughs") cannot expand past this
@@ -159,7 +163,8 @@ def _convert(node: yaml.Node, loader: yaml.SafeLoader, budget: list[int] | None 
         return _Node(out, line)
     if isinstance(node, yaml.SequenceNode):
         return _Node([_convert(v, loader, budget, depth + 1) for v in node.value], line)
-    return _Node(loader.construct_object(node), line)
+    raw = str(node.value) if isinstance(node, yaml.ScalarNode) and node.style is None else None
+    return _Node(loader.construct_object(node), line, raw)
 
 
 def _plain(n: _Node) -> Any:
@@ -200,6 +205,16 @@ class _Ctx:
         if not isinstance(node.value, (str, int)) or isinstance(node.value, bool):
             raise self.fail(node, field, f"expected text, got {node.value!r}")
         return str(node.value)
+
+    def quoted(self, node: _Node, field: str, what: str) -> str:
+        """A digit string (MAC, key, auth string) that YAML must not have read as a number."""
+        if isinstance(node.value, str):
+            return node.value
+        if node.raw is not None and not isinstance(node.value, bool) and isinstance(node.value, (int, float)):
+            key = re.sub(r"\[\d+\]$", "", field.rsplit(".", 1)[-1])
+            raise self.fail(node, field, f'{what} must be a quoted string: write {key}: "{node.raw}" '
+                                         f"(unquoted, YAML reads {node.raw} as the number {node.value!r})")
+        return self.string(node, field)
 
     def integer(self, node: _Node, field: str, lo: int = 0, hi: int = 1 << 31) -> int:
         v = node.value
@@ -254,7 +269,7 @@ def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec])
     mac_key = "mac_start" if "mac_start" in m else "mac" if "mac" in m else None
     mac = "001122330001"
     if mac_key:
-        mac = ctx.string(m[mac_key], f"{field}.{mac_key}").replace(":", "").replace("-", "").upper()
+        mac = ctx.quoted(m[mac_key], f"{field}.{mac_key}", "MAC").replace(":", "").replace("-", "").upper()
         if not _MAC.match(mac):
             raise ctx.fail(m[mac_key], f"{field}.{mac_key}", f"MAC must be 12 hex digits, got {mac!r}")
         if int(mac, 16) + count > 1 << 48:
@@ -284,6 +299,8 @@ def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec])
     if "capf" in m:
         cm = ctx.mapping(m["capf"], f"{field}.capf", allowed=("operation", "auth_mode", "auth_string", "key"))
         capf = {k: _plain(v) for k, v in cm.items()}
+        if "auth_string" in cm:
+            capf["auth_string"] = ctx.quoted(cm["auth_string"], f"{field}.capf.auth_string", "auth_string")
     flash = {}
     if "flash" in m:
         fm = ctx.mapping(m["flash"], f"{field}.flash",
@@ -292,7 +309,8 @@ def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec])
     return PhoneGroup(
         name=name, where=ctx.where(node), cluster=cluster, count=count, mac_start=mac, profile=profile,
         profile_overrides=overrides, encrypt=encrypt,
-        symmetric_key=ctx.string(m["symmetric_key"], f"{field}.symmetric_key") if "symmetric_key" in m
+        symmetric_key=ctx.quoted(m["symmetric_key"], f"{field}.symmetric_key", "symmetric_key")
+        if "symmetric_key" in m
         else None,
         capf=capf, flash=flash,
         registered=ctx.boolean(m["registered"], f"{field}.registered") if "registered" in m else True,
@@ -300,6 +318,10 @@ def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec])
 
 
 def _phone_refs(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGroup]) -> tuple[str, ...]:
+    items = node.value if isinstance(node.value, list) else [node]
+    for i, item in enumerate(items):  # a MAC given unquoted that YAML read as a number
+        if isinstance(item, _Node) and isinstance(item.value, int) and not isinstance(item.value, bool):
+            ctx.quoted(item, f"{field}[{i}]" if isinstance(node.value, list) else field, "MAC")
     refs = ctx.names(node, field)
     for ref in refs:
         if ref != "all" and ref not in groups and not _MAC.match(ref.replace(":", "")):
@@ -360,6 +382,8 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
                     raise ctx.fail(value, f"{field}.{name}",
                                    f"{op}: unknown {name} {text!r} (expected one of: {', '.join(choices)})")
         args = {k: _plain(v) for k, v in am.items()}
+        if "auth_string" in am:
+            args["auth_string"] = ctx.quoted(am["auth_string"], f"{field}.auth_string", "auth_string")
         args["cluster"] = lab_ref(am, field)
         if "phones" in am:
             args["phones"] = _phone_refs(ctx, am["phones"], f"{field}.phones", groups)
@@ -426,7 +450,7 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
         return Step(kind=kind, where=where, args={"advance": seconds})
     if kind == "set-key":
         am = ctx.mapping(arg, field, allowed=("phones", "key"), required=("phones", "key"))
-        key = ctx.string(am["key"], f"{field}.key")
+        key = ctx.quoted(am["key"], f"{field}.key", "key")
         if not re.fullmatch(r"[0-9A-Fa-f]{32}|[0-9A-Fa-f]{64}", key):
             raise ctx.fail(am["key"], f"{field}.key", "expected 32 or 64 hex digits")
         return Step(kind=kind, where=where,
@@ -435,7 +459,7 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
         am = ctx.mapping(arg, field, allowed=("phones", "auth_string"), required=("phones",))
         args = {"phones": _phone_refs(ctx, am["phones"], f"{field}.phones", groups)}
         if "auth_string" in am:
-            args["auth_string"] = ctx.string(am["auth_string"], f"{field}.auth_string")
+            args["auth_string"] = ctx.quoted(am["auth_string"], f"{field}.auth_string", "auth_string")
         return Step(kind=kind, where=where, args=args)
     if kind == "https":
         if isinstance(arg.value, dict):
@@ -465,9 +489,9 @@ def _expectation(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGrou
             if allowed is not None and item.value not in allowed:
                 raise ctx.fail(item, f"{field}.{key}",
                                f"unknown value {item.value!r} (expected one of: {', '.join(allowed)})")
-            if key == "rule" and not rule_ids.is_known(str(item.value)):
+            if key in ("rule", "deciding_rule") and not rule_ids.is_known(str(item.value)):
                 near = rule_ids.close_matches(str(item.value))
-                raise ctx.fail(item, f"{field}.rule", f"unknown rule {item.value!r} (a rule id such as "
+                raise ctx.fail(item, f"{field}.{key}", f"unknown rule {item.value!r} (a rule id such as "
                                f"G.3.4-vouched-by-tvs, or a section such as G.3.4"
                                f"{'; did you mean ' + ' or '.join(near) if near else ''})")
         checks[key] = _plain(val)

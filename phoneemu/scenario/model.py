@@ -66,7 +66,7 @@ class Step:
 class Expectation:
     """What must be true of every phone in ``phones`` (group names or MACs) at this point.
 
-    ``checks`` maps a check name (itl, ctl, config, rule, reason, status, lsc, firmware,
+    ``checks`` maps a check name (itl, ctl, config, rule, deciding_rule, reason, status, lsc, firmware,
     locked_out, ...) to the expected value; a list value means "any of these".
     ``xfail`` (a reason) marks an expected failure: FAIL becomes XFAIL and PASS becomes XPASS.
     """

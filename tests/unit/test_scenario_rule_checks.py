@@ -1,0 +1,98 @@
+"""``rule`` (any decision of the last boot) vs ``deciding_rule`` (the decision that decided it), and
+digit-string fields YAML would read as numbers (MACs, keys, auth strings)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from phoneemu.errors import ScenarioError, VerifyReason
+from phoneemu.phone.events import Decision
+from phoneemu.scenario import checks, loader
+
+
+@dataclass
+class _View:
+    report: Any
+    https: Any = None
+
+    def has_trust(self, kind: str) -> bool:
+        return True
+
+    def trust_is_empty(self, kind: str) -> bool:
+        return False
+
+    def has_lsc(self) -> bool:
+        return False
+
+    @property
+    def running_load(self) -> str | None:
+        return None
+
+
+def _locked_boot() -> _View:
+    """The boot of migration-old-tvs-unaware: the ITL refused by TVS decides it; G.3.5 follows."""
+    itl = Decision(rule="G.3.4-tvs-unknown-signer", accepted=False, reason="TVS: not found",
+                   file="ITLSEP0A.tlv", reason_code=VerifyReason.UNKNOWN_SIGNER, kind="ITL")
+    cfg = Decision(rule="G.3.5-locked-ignores-config", accepted=False, reason="locked",
+                   file="SEP0A.cnf.xml.sgn", reason_code=VerifyReason.UNKNOWN_SIGNER, kind="config")
+    return _View(SimpleNamespace(decisions=(itl, cfg), deciding=itl))
+
+
+def test_rule_matches_any_decision_of_the_boot() -> None:
+    v = _locked_boot()
+    both = ["G.3.4-tvs-unknown-signer", "G.3.5-locked-ignores-config"]
+    assert checks.evaluate("rule", v, "G.3.5") == (both, True)
+    assert checks.evaluate("rule", v, "G.3.4")[1]
+    assert not checks.evaluate("rule", v, "G.4")[1]
+
+
+def test_deciding_rule_matches_only_the_deciding_decision() -> None:
+    v = _locked_boot()
+    deciding = "G.3.4-tvs-unknown-signer"
+    assert checks.evaluate("deciding_rule", v, deciding) == (deciding, True)
+    assert checks.evaluate("deciding_rule", v, "G.3.4")[1]
+    assert checks.evaluate("deciding_rule", v, ["G.3.5", "G.3.4"])[1]
+    assert checks.evaluate("deciding_rule", v, "G.3.5") == ("G.3.4-tvs-unknown-signer", False)
+    assert checks.evaluate("deciding_rule", _View(None), "G.3.4") == (None, False)
+
+
+def _scenario(expect: str) -> str:
+    return ("reproduces: test\nphones:\n  p: {mac: \"0A0000000001\"}\nsteps:\n  - boot: p\n"
+            f"  - expect: {{phones: p, {expect}}}\n")
+
+
+def test_deciding_rule_ids_are_checked_at_load_time() -> None:
+    s = loader.load_text(_scenario("deciding_rule: G.3.4-tvs-unknown-signer"), "x.yaml")
+    assert s.steps[1].checks == {"deciding_rule": "G.3.4-tvs-unknown-signer"}  # type: ignore[union-attr]
+    with pytest.raises(ScenarioError) as err:
+        loader.load_text(_scenario("deciding_rule: G.3.4-tvs-unknwn-signer"), "x.yaml")
+    text = str(err.value)
+    assert text.startswith("x.yaml:6 steps[1].expect.deciding_rule: unknown rule")
+    assert "did you mean G.3.4-tvs-unknown-signer" in text
+
+
+@pytest.mark.parametrize(("line", "field", "fix"), [
+    ("  p: {mac: 001122334466}", "phones.p.mac", 'write mac: "001122334466"'),
+    ("  p: {mac_start: 10:11:22:33:44:55}", "phones.p.mac_start", 'write mac_start: "10:11:22:33:44:55"'),
+    ("  p: {mac: \"0A0000000001\", capf: {operation: install, auth_string: 0123}}",
+     "phones.p.capf.auth_string", 'write auth_string: "0123"'),
+])
+def test_digit_strings_read_as_numbers_say_to_quote(line: str, field: str, fix: str) -> None:
+    text = f"reproduces: test\nphones:\n{line}\nsteps:\n  - boot: p\n  - expect: {{boot: ok}}\n"
+    with pytest.raises(ScenarioError) as err:
+        loader.load_text(text, "x.yaml")
+    assert str(err.value).startswith(f"x.yaml:3 {field}: ")
+    assert "must be a quoted string" in str(err.value) and fix in str(err.value)
+
+
+def test_unquoted_macs_that_yaml_keeps_as_text_still_load() -> None:
+    text = "reproduces: t\nphones:\n  p: {mac: 0A0000000701}\n  q: {mac: 001122334489}\nsteps:\n" \
+           "  - boot: p\n  - expect: {phones: [p, \"001122334489\"], boot: ok}\n"
+    s = loader.load_text(text, "x.yaml")
+    assert s.phones["p"].mac_start == "0A0000000701" and s.phones["q"].mac_start == "001122334489"
+    with pytest.raises(ScenarioError, match='MAC must be a quoted string: write phones: "001122334466"'):
+        loader.load_text(text.replace('"001122334489"', "001122334466"), "x.yaml")
