@@ -31,6 +31,9 @@ _EPILOG = """\
 examples:
   phoneemu lab serve --dir /tmp/lab                       real ports (TFTP 69 needs privileges)
   phoneemu lab serve --dir /tmp/lab --tftp-port 6969      unprivileged TFTP
+  phoneemu lab serve --dir /tmp/lab --host 192.0.2.10 --tftp-port 6969
+                                                          listen on 192.0.2.10; configs and ITL records
+                                                          re-issued to name it (TVS, CAPF)
   phoneemu lab serve --dir /tmp/lab --host 127.0.0.11 --keylog /tmp/tls.keys -v
 """
 
@@ -47,7 +50,11 @@ def _port(text: str) -> int:
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dir", type=Path, required=True, metavar="DIR", help="the lab cluster directory")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--host", metavar="H",
+                   help="address to listen on (default: the address given to lab init --host, 127.0.0.1 "
+                        "unless changed). Configs and ITL records name this address, so a different one "
+                        "re-issues them (same signers: phones follow). 0.0.0.0 listens everywhere and keeps "
+                        "the address the configs name")
     p.add_argument("--tftp-port", type=_port, default=DEFAULT_PORTS["tftp"], metavar="N",
                    help="TFTP UDP port (default 69; 0 = any free port)")
     p.add_argument("--http-port", type=_port, default=DEFAULT_PORTS["http"], metavar="N",
@@ -79,13 +86,26 @@ def run_serve(args: argparse.Namespace) -> int:
                              tvs_port=args.tvs_port, capf_port=args.capf_port, keylog=args.keylog))
 
 
-async def serve(root: Path, *, host: str = "127.0.0.1", tftp_port: int = 69, http_port: int = 6970,
+async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, http_port: int = 6970,
                 tvs_port: int = 2445, capf_port: int = 3804, keylog: Path | None = None) -> int:
-    """Open the cluster, serve until SIGINT/SIGTERM, stop cleanly; return the exit status (0)."""
-    from phoneemu.lab.cluster import LabCluster
+    """Open the cluster, serve until SIGINT/SIGTERM, stop cleanly; return the exit status (0).
+
+    ``host`` None listens on the address the configs name (``lab init --host``); another address is
+    written into the configs and ITL records first (a phone told to ask TVS at the old address would
+    find no TVS there and stay locked), except a wildcard (0.0.0.0, ::), which keeps the named address."""
+    from phoneemu.lab.cluster import WILDCARD_HOSTS, LabCluster
     from phoneemu.lab.servers import LabServers
 
     cluster = LabCluster.open(root)
+    named = cluster.state.host
+    if host is None:
+        host = named
+    elif host in WILDCARD_HOSTS:
+        print(f"listening on every address; configs and ITL records name {named} "
+              f"(to change it: phoneemu lab serve --dir {root} --host ADDRESS)")
+    elif cluster.set_host(host):
+        print(f"configs and ITL records named {named}; re-issued for {host} "
+              f"(generation {cluster.generation}; same signers, phones accept the new ITL)")
     servers = LabServers(cluster, host=host, tftp_port=tftp_port, http_port=http_port, tvs_port=tvs_port,
                          capf_port=capf_port, keylog=keylog, watch=1.0)
     loop = asyncio.get_running_loop()

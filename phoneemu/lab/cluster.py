@@ -112,6 +112,9 @@ ADMIN_OPERATIONS = (
     "security-mode",
 )
 
+#: Listening addresses that mean "every interface": never an address a config can name.
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "[::]", "*"})
+
 Now = dt.datetime | int | float | None
 
 
@@ -927,6 +930,20 @@ class LabCluster:
             updated[mac] = ph
         self.state.phones.update(updated)
         self._commit("capf", {"macs": macs, "operation": operation, "auth_mode": auth_mode}, now, phones=macs)
+
+    def set_host(self, host: str, *, now: Now = None) -> bool:
+        """Name ``host`` in the configs (TVS and CAPF servers) and the ITL/CTL records instead of the
+        ``lab init --host`` address; the same signers sign the re-issued files (G.3.3: phones follow).
+        Returns whether anything changed."""
+        host = host.strip()
+        if not host or any(c.isspace() for c in host) or host in WILDCARD_HOSTS:
+            raise EncodeError(f"host {host!r} cannot be written into configs: give the address phones "
+                              "reach the cluster at", path="host")
+        if host == self.state.host:
+            return False
+        old, self.state.host = self.state.host, host
+        self._commit("host", {"host": host, "was": old}, now)
+        return True
 
     def set_ports(self, *, now: Now = None, **ports: int) -> None:
         """Record the ports the servers really listen on (configs name them, spec §H.5)."""

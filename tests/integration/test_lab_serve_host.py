@@ -1,0 +1,80 @@
+"""``lab serve --host``: configs and ITL records name the address the lab really listens on."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from phoneemu.errors import EncodeError
+from phoneemu.lab.cluster import LabCluster
+from tests.helpers import copy_cluster
+
+REPO = Path(__file__).resolve().parents[2]
+HOST = "127.0.0.1"
+MAC = "0011223344CC"
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("labhost") / "lab"
+    LabCluster.init(root, seed=11, key_spec="rsa1024").add_phone(MAC)
+    return root
+
+
+@pytest.fixture
+def cluster(template: Path, tmp_path: Path) -> LabCluster:
+    return copy_cluster(template, tmp_path)  # type: ignore[no-any-return]
+
+
+def _serve_cmd(root: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "phoneemu", "lab", "serve", "--dir", str(root), "--tftp-port", "0",
+            "--http-port", "0", "--tvs-port", "0", "--capf-port", "0", *extra]
+
+
+def test_lab_serve_on_another_host_reissues_configs_for_it(cluster: LabCluster) -> None:
+    """``lab serve --host H`` with H other than the ``lab init --host`` address: the configs' TVS and
+    CAPF servers and the ITL records name H (a phone told to ask TVS at the old address stays locked)."""
+    assert cluster.state.host == HOST
+    proc = subprocess.Popen(_serve_cmd(cluster.root, "--host", "127.0.0.2"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            cwd=REPO)
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 20
+        while not any(line.startswith("listening capf") for line in lines) and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+        text = "".join(lines)
+        err = proc.stderr.read() if proc.stderr is not None and proc.poll() is not None else ""
+        assert f"named {HOST}; re-issued for 127.0.0.2" in text, text + err
+        assert "listening tvs  tls 127.0.0.2:" in text
+        reopened = LabCluster.open(cluster.root)
+        assert reopened.state.host == "127.0.0.2"
+        config = (cluster.root / "tftp" / f"SEP{MAC}.cnf.xml").read_text()
+        assert "127.0.0.2" in config and HOST not in config
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_set_host_refuses_wildcards_and_is_idempotent(cluster: LabCluster) -> None:
+    generation = cluster.generation
+    assert not cluster.set_host(HOST) and cluster.generation == generation
+    with pytest.raises(EncodeError, match="cannot be written into configs"):
+        cluster.set_host("0.0.0.0")
+    assert cluster.set_host("lab.example.net") and cluster.state.host == "lab.example.net"
