@@ -32,7 +32,9 @@ Targets:
   --target phoneemu          our own parsers in process (parse, decode records, verify, decrypt,
                              and serialise(parse(b)) == b); DecodeError / VerificationError are
                              rejections, anything else (warnings included) a crash
-  --target MODULE:FUNCTION   your Python callable taking the file bytes (same rules)
+  --target MODULE:FUNCTION   your Python callable taking the file bytes, imported with the current
+                             directory on the path; the exception types of --reject-exc are its
+                             rejections, anything else a crash
   --target-cmd "CMD {}"      an external program; {} is the input file path. A crash is death by
                              a signal, an exit status in --crash-exit (default: >= 128), or --timeout
   --serve                    a device under test: the lab TFTP server (and HTTP server, --http-port)
@@ -49,6 +51,10 @@ _EPILOG = """\
 examples:
   phoneemu fuzz --format itl --target phoneemu --runs 100000 --seed 1 --out /tmp/fz
   phoneemu fuzz --format sgn --target mypkg.parser:parse --time 60 --out /tmp/fz
+  phoneemu fuzz --format itl --target myparser:parse --reject-exc ValueError,myparser.ParseError \\
+      --runs 20000 --out /tmp/fz    (myparser.py in the current directory; other exceptions crash)
+  phoneemu fuzz --format itl --export-corpus /tmp/seeds    (seed files, their certificates and key)
+  phoneemu fuzz --format itl --seed-dir ./fetched --target phoneemu --runs 5000 --out /tmp/fz
   phoneemu fuzz --format ctl --target-cmd "./ctlparse {}" --crash-exit 1,134 --runs 500 --out /tmp/fz
   phoneemu fuzz --format itl --serve --port 6969 --mac 001122334455 --runs 50 --time 600 --out /tmp/fz
   phoneemu fuzz --format sgn --serve --port 69 --http-port 6970 --host 10.0.0.5 --runs 500 --out /tmp/fz
@@ -63,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--format", required=True, choices=("itl", "ctl", "sgn", "enc"), dest="fmt",
                    help="file format to mutate")
-    g = p.add_mutually_exclusive_group(required=True)
+    g = p.add_mutually_exclusive_group()
     g.add_argument("--target", metavar="phoneemu|MODULE:FUNCTION", help="in-process target")
     g.add_argument("--target-cmd", metavar="CMD", help='external command, "{}" = input file path')
     g.add_argument("--serve", action="store_true",
@@ -97,6 +103,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--serve-root", type=Path, metavar="DIR",
                    help="--serve: answer every other requested name from this directory")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    p.add_argument("--reject-exc", metavar="LIST",
+                   help="--target MODULE:FUNCTION: exception types that mean the input was rejected, "
+                        "e.g. ValueError,mypkg.errors.ParseError (a bare name is a built-in); any other "
+                        "exception is a crash (default: only phoneemu's DecodeError and VerificationError)")
+    p.add_argument("--seed-dir", type=Path, metavar="DIR",
+                   help="also mutate the files in DIR (e.g. fetched from a cluster, or exported with "
+                        "--export-corpus and edited)")
+    p.add_argument("--export-corpus", type=Path, metavar="DIR",
+                   help="write the seed files of --format (with --seed-dir's) and the certificates and "
+                        "key that check them into DIR, then exit")
     p.set_defaults(handler=_handle)
 
 
@@ -118,6 +134,10 @@ def _reproduce_prefix(args: argparse.Namespace) -> str:
             parts += ["--crash-exit", args.crash_exit]
     else:
         parts += ["--target", args.target]
+        if args.reject_exc:
+            parts += ["--reject-exc", args.reject_exc]
+    if args.seed_dir is not None:
+        parts += ["--seed-dir", str(args.seed_dir.resolve())]
     if args.key_bits != 1024:
         parts += ["--key-bits", str(args.key_bits)]
     if args.resign_ratio != 0.25:
@@ -126,18 +146,41 @@ def _reproduce_prefix(args: argparse.Namespace) -> str:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    from phoneemu.fuzz.corpus import build_corpus
+    from phoneemu.fuzz.corpus import build_corpus, export_corpus, with_seed_files
     from phoneemu.fuzz.engine import FuzzConfig, fuzz
     from phoneemu.fuzz.mutators import Mutator
-    from phoneemu.fuzz.targets import CommandTarget, PythonTarget, Target, load_callable, phoneemu_callable
+    from phoneemu.fuzz.targets import (
+        HANDLED,
+        CommandTarget,
+        PythonTarget,
+        Target,
+        load_callable,
+        load_exception_types,
+        phoneemu_callable,
+    )
 
     if not 0.0 <= args.resign_ratio <= 1.0:
         raise EncodeError("--resign-ratio must be within 0..1", path="--resign-ratio")
-    if args.replay is None and args.runs is None and args.time is None:
+    if args.export_corpus is None and args.replay is None and args.runs is None and args.time is None:
         raise EncodeError("give --runs N or --time S (or both)", path="--runs")
-    if args.replay is None and args.out is None:
+    if args.export_corpus is None and args.replay is None and args.out is None:
         raise EncodeError("--out DIR is required", path="--out")
     corpus = build_corpus(args.fmt, bits=args.key_bits)
+    if args.seed_dir is not None:
+        corpus = with_seed_files(corpus, args.seed_dir)
+    if args.export_corpus is not None:
+        written = export_corpus(corpus, args.export_corpus)
+        print(f"{args.fmt}: {len(corpus.seeds)} seed file(s) and their keys written to {args.export_corpus}:")
+        for path in written:
+            print(f"  {path.name}")
+        return 0
+    if args.target is None and args.target_cmd is None and not args.serve:
+        raise EncodeError("give one of --target phoneemu|MODULE:FUNCTION, --target-cmd CMD or --serve "
+                          "(or --export-corpus DIR)", path="--target")
+    if args.reject_exc is not None and (args.target is None or args.target == "phoneemu"):
+        raise EncodeError("--reject-exc is for --target MODULE:FUNCTION (phoneemu's own rejections are "
+                          "DecodeError and VerificationError; a command's are its exit statuses)",
+                          path="--reject-exc")
     mutator = Mutator(corpus, resign_ratio=args.resign_ratio)
     if args.serve:
         return _serve(args, mutator)
@@ -152,7 +195,9 @@ def _handle(args: argparse.Namespace) -> int:
         target = PythonTarget(func, name=f"phoneemu {args.fmt}",
                               hang_after=args.hang_after, warnings_as_errors=True)
     else:
-        target = PythonTarget(load_callable(args.target), name=args.target, hang_after=args.hang_after)
+        handled = load_exception_types(args.reject_exc) if args.reject_exc is not None else HANDLED
+        target = PythonTarget(load_callable(args.target), name=args.target, hang_after=args.hang_after,
+                              handled=handled)
     try:
         if args.replay is not None:
             outcome = target.run(read_at_most(args.replay, _REPLAY_LIMIT, what="replay input"))

@@ -30,6 +30,7 @@ from phoneemu.errors import DecodeError
 __all__ = [
     "CertRequest",
     "cert_der",
+    "cert_pem",
     "cert_public_key",
     "cert_signature_bytes",
     "dn_text",
@@ -170,6 +171,10 @@ def issue_certificate(
 
 def cert_der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
+
+
+def cert_pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def load_cert_der(data: bytes, *, path: str = "certificate", tag: int | None = None,

@@ -19,21 +19,23 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from cryptography import x509
 
 from phoneemu.crypto import certs
-from phoneemu.crypto.keys import KeySpec, PrivateKey, generate_key
+from phoneemu.crypto.keys import KeySpec, PrivateKey, generate_key, private_key_pem
 from phoneemu.errors import EncodeError
+from phoneemu.files import read_at_most
 from phoneemu.formats import signed, trustlist
 from phoneemu.formats.header import FileSigner
 from phoneemu.formats.trustlist import Role, TrustRecord
 from phoneemu.fuzz import FORMATS
 
-__all__ = ["FORMATS", "Corpus", "Identity", "build_corpus"]
+__all__ = ["FORMATS", "Corpus", "Identity", "build_corpus", "export_corpus", "with_seed_files"]
 
 _TIMESTAMP = 1_767_225_600  # 2026-01-01 00:00:00 UTC
 _NOT_BEFORE = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
@@ -200,3 +202,51 @@ def build_corpus(fmt: str, *, bits: int = 1024) -> Corpus:
     return Corpus(fmt=fmt, seeds=tuple(b for _, b in named), names=tuple(n for n, _ in named),
                   signer=signer, verify_cert=ids["callmanager"].cert, recipient=ids["phone"],
                   donor_certs=donors, donor_signatures=donor_sigs)
+
+
+#: Largest seed file taken from ``--seed-dir`` (a trust list is at most 64 KiB, spec §B.5).
+MAX_SEED_FILE = 1 << 20
+_SUFFIX = {"itl": ".tlv", "ctl": ".tlv", "sgn": ".sgn", "enc": ".enc.sgn"}
+
+
+def with_seed_files(corpus: Corpus, folder: Path) -> Corpus:
+    """``corpus`` plus every regular file of ``folder`` (sorted by name, so the same folder gives the
+    same inputs for a ``--seed``), e.g. files fetched from a real cluster or exported and edited.
+    Mutants of them that are re-signed are signed with the corpus key, as for the built-in seeds."""
+    if not folder.is_dir():
+        raise EncodeError(f"--seed-dir {folder}: not a folder", path="--seed-dir")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise EncodeError(f"--seed-dir {folder}: holds no files", path="--seed-dir")
+    seeds, names = list(corpus.seeds), list(corpus.names)
+    for p in files:
+        data = read_at_most(p, MAX_SEED_FILE, what="seed file")
+        if not data:
+            raise EncodeError(f"--seed-dir: {p} is empty", path="--seed-dir")
+        if data not in seeds:
+            seeds.append(data)
+            names.append(p.name)
+    return replace(corpus, seeds=tuple(seeds), names=tuple(names))
+
+
+def export_corpus(corpus: Corpus, folder: Path) -> list[Path]:
+    """Write the seeds (``NN-name.tlv`` / ``.sgn`` / ``.enc.sgn``) and the key material a harness needs
+    to check them: the re-signing signer's certificate, the certificate ``.sgn``/``.enc.sgn`` verify
+    with, and the ``.enc.sgn`` recipient's key and certificate. These are fixed fuzzing keys derived
+    from public labels (``unsafe_seed``): they protect nothing."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i, (name, data) in enumerate(zip(corpus.names, corpus.seeds, strict=True)):
+        suffix = "" if name.endswith(_SUFFIX[corpus.fmt]) else _SUFFIX[corpus.fmt]
+        p = folder / f"{i:02d}-{name}{suffix}"
+        p.write_bytes(data)
+        written.append(p)
+    keys = {"signer.pem": certs.cert_pem(corpus.signer.cert),
+            "verify.pem": certs.cert_pem(corpus.verify_cert),
+            "recipient.pem": certs.cert_pem(corpus.recipient.cert),
+            "recipient.key": private_key_pem(corpus.recipient.key)}
+    for name, blob in keys.items():
+        (folder / name).write_bytes(blob)
+        written.append(folder / name)
+    (folder / "recipient.key").chmod(0o600)
+    return written

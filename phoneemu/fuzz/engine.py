@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import shlex
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -166,9 +167,10 @@ def _save(finding: Finding, config: FuzzConfig) -> None:
     (d / "input.bin").write_bytes(finding.data)
     mini = finding.minimized if finding.minimized is not None else finding.data
     (d / "minimized.bin").write_bytes(mini)
-    replay = f"{config.reproduce} --replay {d / 'minimized.bin'}" if config.reproduce else ""
-    regen = (f"{config.reproduce} --seed {config.seed} --run-index {finding.first_run} --runs 1"
-             if config.reproduce else "")
+    mini_path = shlex.quote(str(d / "minimized.bin"))
+    replay = f"{config.reproduce} --replay {mini_path}" if config.reproduce else ""
+    regen = (f"{config.reproduce} --seed {config.seed} --run-index {finding.first_run} --runs 1 "
+             f"--out {shlex.quote(str(d / 'regenerated'))}" if config.reproduce else "")
     info = {
         "format": config.fmt,
         "seed": config.seed,

@@ -22,6 +22,9 @@ Rules implemented here (design §3.7, docs/internals.md "Errors"):
   file (after a successful parse), so one input exercises all of them. A trust-list record whose
   certificate/key checks passed is not checked again when the same (immutable, memoised) record
   object comes back; a record that failed is checked every time.
+* A user's callable (``--target module:function``) is imported with the current directory on the
+  import path (as ``python -m`` has it); the exception types of ``--reject-exc`` are its rejections
+  (:func:`load_exception_types`), anything else a crash.
 * An external command gets the input as a file (``{}`` in the command is replaced by its path,
   or the path is appended). A crash is death by a signal, an exit status in the user's list
   (default: any status >= 128), or a timeout. Commands run from a list (``shlex.split``), never
@@ -43,6 +46,7 @@ import re
 import shlex
 import signal
 import subprocess
+import sys
 import time
 import traceback
 import warnings
@@ -66,6 +70,7 @@ __all__ = [
     "Target",
     "crash_location",
     "load_callable",
+    "load_exception_types",
     "phoneemu_callable",
     "serve_session",
     "served_name_matches",
@@ -284,11 +289,21 @@ def phoneemu_callable(fmt: str, corpus: Corpus, *, round_trip: bool = True) -> C
     raise EncodeError(f"no phoneemu target for format {fmt!r}", path="format")
 
 
+def _cwd_importable() -> None:
+    """Put the current directory first on the import path, as ``python -m`` does, so that a parser
+    in the directory the fuzzer runs from is found without installing it."""
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+
+
 def load_callable(spec: str) -> Callable[[bytes], object]:
-    """``package.module:function`` → the function (it takes the input bytes)."""
+    """``package.module:function`` → the function (it takes the input bytes); modules are found
+    on the import path and in the current directory."""
     mod_name, sep, attr = spec.partition(":")
     if not sep or not mod_name or not attr:
         raise EncodeError(f"target {spec!r} must be 'phoneemu' or 'module:function'", path="--target")
+    _cwd_importable()
     try:
         obj: object = importlib.import_module(mod_name)
         for part in attr.split("."):
@@ -298,6 +313,32 @@ def load_callable(spec: str) -> Callable[[bytes], object]:
     if not callable(obj):
         raise EncodeError(f"target {spec!r} is not callable", path="--target")
     return obj
+
+
+def load_exception_types(spec: str) -> tuple[type[BaseException], ...]:
+    """``ValueError,mypkg.errors.ParseError`` (or ``mypkg.errors:ParseError``) → the exception classes
+    that mean "the target rejected the input" (``--reject-exc``); a bare name is a built-in."""
+    out: list[type[BaseException]] = []
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    if not names:
+        raise EncodeError("--reject-exc: name at least one exception type, e.g. ValueError,mypkg.ParseError",
+                          path="--reject-exc")
+    _cwd_importable()
+    for name in names:
+        mod_name, _, attr = name.rpartition(":") if ":" in name else name.rpartition(".")
+        try:
+            obj: object = importlib.import_module(mod_name or "builtins")
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise EncodeError(f"--reject-exc: cannot load {name!r}: {exc}", path="--reject-exc") from None
+        if not isinstance(obj, type) or not issubclass(obj, BaseException):
+            raise EncodeError(f"--reject-exc: {name!r} is not an exception class", path="--reject-exc")
+        if obj in (BaseException, Exception):
+            raise EncodeError(f"--reject-exc: {name} would count every crash as a rejection; name the "
+                              "parser's own error types", path="--reject-exc")
+        out.append(obj)
+    return tuple(out)
 
 
 def _signal_name(num: int) -> str:

@@ -1,0 +1,118 @@
+"""Fuzzing your own parser: the current directory is importable, --reject-exc names its rejections,
+--export-corpus / --seed-dir, and the regenerate command of a finding is complete."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from phoneemu.cli import main
+from phoneemu.errors import EncodeError
+from phoneemu.fuzz.targets import load_callable, load_exception_types
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PARSER = '''\
+class ParseError(Exception):
+    pass
+
+
+def parse(data: bytes) -> None:
+    if len(data) > 3 and data[3] & 1:
+        raise KeyError("the bug")
+    if data[:1] == b"\\x01":
+        raise ParseError("bad version")
+    raise ValueError("rejected")
+'''
+
+
+@pytest.fixture
+def parser_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "myparser.py").write_text(PARSER)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "myparser", raising=False)
+    return tmp_path
+
+
+def test_a_module_in_the_current_directory_loads(parser_dir: Path) -> None:
+    func = load_callable("myparser:parse")
+    with pytest.raises(ValueError):
+        func(b"\x00\x00\x00\x00")
+    types = load_exception_types("ValueError, myparser.ParseError,myparser:ParseError")
+    assert types[0] is ValueError and types[1].__name__ == "ParseError" and types[1] is types[2]
+
+
+@pytest.mark.parametrize(("spec", "words"), [
+    ("", "name at least one"),
+    ("NoSuchError", "cannot load"),
+    ("os.path", "not an exception class"),
+    ("Exception", "every crash as a rejection"),
+])
+def test_bad_reject_exc_is_a_usage_error(spec: str, words: str) -> None:
+    with pytest.raises(EncodeError, match=words):
+        load_exception_types(spec)
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "phoneemu", "fuzz", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_reject_exc_makes_only_other_exceptions_crashes(tmp_path: Path) -> None:
+    (tmp_path / "myparser.py").write_text(PARSER)
+    out = tmp_path / "fz"
+    r = _cli("--format", "sgn", "--target", "myparser:parse", "--reject-exc",
+             "ValueError,myparser.ParseError", "--runs", "80", "--seed", "3", "--no-minimize",
+             "--out", str(out), "-q", cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    (crash,) = (out / "crashes").iterdir()  # KeyError only: ValueError and ParseError are rejections
+    info = json.loads((crash / "info.json").read_text())
+    assert info["signature"].startswith("KeyError at myparser.py:")
+    regen = shlex.split(info["regenerate"])
+    assert regen[regen.index("--reject-exc") + 1] == "ValueError,myparser.ParseError"
+    assert regen[regen.index("--out") + 1] == str(crash / "regenerated")
+    again = _cli(*regen[2:], cwd=tmp_path)
+    assert again.returncode == 1, again.stderr
+    (crash2,) = (crash / "regenerated" / "crashes").iterdir()
+    assert (crash2 / "input.bin").read_bytes() == (crash / "input.bin").read_bytes()
+    # without --reject-exc every exception of a user's parser is a crash
+    r = _cli("--format", "sgn", "--target", "myparser:parse", "--runs", "20", "--no-minimize",
+             "--out", str(tmp_path / "all"), "-q", cwd=tmp_path)
+    assert r.returncode == 1
+    kinds = {json.loads((d / "info.json").read_text())["signature"].split()[0]
+             for d in (tmp_path / "all" / "crashes").iterdir()}
+    assert "ValueError" in kinds
+
+
+def test_export_corpus_then_seed_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    exported = tmp_path / "seeds"
+    assert main(["fuzz", "--format", "itl", "--export-corpus", str(exported)]) == 0
+    names = sorted(p.name for p in exported.iterdir())
+    assert "00-full.tlv" in names and "signer.pem" in names and "recipient.key" in names
+    assert (exported / "recipient.key").stat().st_mode & 0o077 == 0
+    capsys.readouterr()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "cluster-ITLFile.tlv").write_bytes((exported / "00-full.tlv").read_bytes()[:-7] + b"\x00" * 7)
+    again = tmp_path / "b"
+    assert main(["fuzz", "--format", "itl", "--seed-dir", str(mine), "--export-corpus", str(again)]) == 0
+    assert "4 seed file(s)" in capsys.readouterr().out
+    assert (tmp_path / "b" / "03-cluster-ITLFile.tlv").exists()
+    assert main(["fuzz", "--format", "itl", "--target", "phoneemu", "--seed-dir", str(mine),
+                 "--runs", "30", "--out", str(tmp_path / "fz"), "-q"]) == 0
+    assert main(["fuzz", "--format", "itl", "--seed-dir", str(tmp_path / "none"), "--export-corpus",
+                 str(tmp_path / "c")]) == 2
+
+
+def test_reject_exc_with_the_phoneemu_target_is_refused(tmp_path: Path) -> None:
+    assert main(["fuzz", "--format", "itl", "--target", "phoneemu", "--reject-exc", "ValueError",
+                 "--runs", "1", "--out", str(tmp_path)]) == 2
+    assert main(["fuzz", "--format", "itl", "--runs", "1", "--out", str(tmp_path)]) == 2
