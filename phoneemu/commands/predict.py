@@ -54,6 +54,9 @@ def register(sub: Any) -> None:
     p.add_argument("--installed-config", type=Path, metavar="FILE",
                    help="the phone's current config (.cnf.xml.sgn or .cnf.xml): names its TVS servers; "
                    "without it TVS is not usable")
+    p.add_argument("--installed-config-key", type=Path, metavar="PEM",
+                   help="the phone's private key (its LSC key, else its MIC key) when --installed-config "
+                   "is an encrypted .enc.sgn")
     p.add_argument("--mac", help="the phone's MAC (default: from a SEP<MAC> file name, else 001122334455)")
     add_offline_phone_options(p, now_help="the phone's clock (default: now)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -62,6 +65,7 @@ def register(sub: Any) -> None:
 
 def _text(r: PredictResult, installed: str) -> str:
     lines = [f"phone {r.mac}, holding {installed}:", *offline_boot_lines(r.served, r.report)]
+    lines += [f"  note: {n}" for n in r.notes]
     missing = [name for name, answer in r.served if answer.startswith("not given")]
     if missing:
         lines.append(f"  not given: {', '.join(missing)} (asked for by the phone: add those the cluster "
@@ -72,11 +76,17 @@ def _text(r: PredictResult, installed: str) -> str:
 def handler(args: argparse.Namespace) -> int:
     roles = tvs_roles(args.tvs_roles)
     now = args.now if args.now is not None else int(time.time())
+    key = None
+    if args.installed_config_key is not None:
+        from phoneemu.crypto.keys import load_private_key_pem
+        from phoneemu.files import read_at_most
+        key = load_private_key_pem(read_at_most(args.installed_config_key, 1 << 20, what="key"),
+                                   source=str(args.installed_config_key))
     result = asyncio.run(predict_boot(
         args.files, installed_itl=args.installed_itl, installed_ctl=args.installed_ctl,
         installed_config=args.installed_config, mac=args.mac,
         profile=args.profile, now=now, tvs_certs=pem_certificates(args.tvs_cert), tvs_roles=roles,
-        image_signers=pem_certificates(args.image_signer)))
+        image_signers=pem_certificates(args.image_signer), installed_config_key=key))
     held = (("CTL", args.installed_ctl), ("ITL", args.installed_itl))
     installed = " and ".join(f"{k} {p.name}" for k, p in held if p is not None) or "no trust list"
     if args.json:
@@ -84,6 +94,7 @@ def handler(args: argparse.Namespace) -> int:
                           "installed": {"ctl": str(args.installed_ctl) if args.installed_ctl else None,
                                         "itl": str(args.installed_itl) if args.installed_itl else None},
                           "tvs": "vouches for given certificates" if args.tvs_cert else "unreachable",
+                          "notes": list(result.notes),
                           "served": [{"name": n, "answer": a} for n, a in result.served],
                           "report": result.report.as_dict()}, indent=2))
     else:

@@ -11,7 +11,9 @@ Rules:
   acknowledged by a pure ACK; FIN/ACK from the closer, FIN/ACK back, final ACK. These are our
   reconstruction of the stream, not a kernel trace (the TLS key log lets Wireshark decrypt it).
 * :func:`read_pcap` reads what we write (and little/big-endian, micro/nanosecond classic pcap with
-  LINKTYPE_RAW, ETHERNET, IPV4 or IPV6); anything malformed raises DecodeError(fmt="pcap").
+  LINKTYPE_RAW, ETHERNET, IPV4 or IPV6), and pcapng as Wireshark saves it (Section Header, Interface
+  Description, Enhanced and Simple Packet blocks of those link types; other blocks skipped; every
+  block length checked and bounded); anything malformed raises DecodeError(fmt="pcap").
   Packets that are not UDP/TCP over IP are skipped.
 """
 
@@ -302,8 +304,117 @@ def read_pcap(path: str | Path, *, max_packets: int = 10_000_000) -> Iterator[Pc
         yield from _read_records(f, max_packets)
 
 
+def _frame_packet(link: int, frame: bytes, body_at: int, ts: float, index: int) -> PcapPacket | None:
+    """The UDP/TCP packet of one captured frame of link type ``link`` (None: not UDP/TCP over IP)."""
+    ip_at = body_at
+    if link == LINKTYPE_ETHERNET:
+        if len(frame) < 14:
+            raise _perr("Ethernet header truncated", body_at, f"packet[{index}].ethernet")
+        ethertype = struct.unpack_from("!H", frame, 12)[0]
+        frame = frame[14:] if ethertype in (0x0800, 0x86DD) else b""
+        ip_at += 14
+    return _decode_ip(frame, ip_at, ts, index) if frame else None
+
+
+_PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
+_PCAPNG_MAX_BLOCK = SNAPLEN + 4096  # a packet block holds at most one snaplen of data and its options
+
+
+def _read_pcapng(read: Callable[[int], bytes], max_packets: int) -> Iterator[PcapPacket]:
+    """pcapng (the Wireshark default): Section Header, Interface Description, Enhanced and Simple
+    Packet blocks; other blocks are skipped. Every block length is checked against its trailer and
+    bounded by ``_PCAPNG_MAX_BLOCK``, so memory stays bounded as for classic pcap."""
+    end = "<"
+    links: list[tuple[int, int, int]] = []  # per interface: link type, snaplen, ticks per second
+    pos, index = 0, 0
+    while True:
+        head = read(8)
+        if not head:
+            return
+        if len(head) < 8:
+            raise _perr(f"block header needs 8 bytes, {len(head)} remain", pos, "block")
+        if head[:4] == _PCAPNG_SHB:
+            bom = read(4)
+            if bom == b"\x4d\x3c\x2b\x1a":
+                end = "<"
+            elif bom == b"\x1a\x2b\x3c\x4d":
+                end = ">"
+            else:
+                raise _perr(f"bad pcapng byte-order magic {bom.hex()}", pos + 8, "section.byte_order")
+            links = []
+            btype, blen = _PCAPNG_SHB, struct.unpack_from(end + "I", head, 4)[0]
+            body_prefix = bom
+        else:
+            btype, blen = head[:4], struct.unpack_from(end + "I", head, 4)[0]
+            body_prefix = b""
+        if blen < (28 if btype == _PCAPNG_SHB else 12) or blen % 4 or blen > _PCAPNG_MAX_BLOCK:
+            raise _perr(f"pcapng block length {blen} (expected a multiple of 4 in 12..{_PCAPNG_MAX_BLOCK})",
+                        pos + 4, "block.length")
+        body = body_prefix + read(blen - 12 - len(body_prefix))
+        trailer = read(4)
+        if len(body) < blen - 12 or len(trailer) < 4:
+            raise _perr(f"pcapng block of {blen} bytes truncated", pos, "block")
+        if struct.unpack(end + "I", trailer)[0] != blen:
+            raise _perr("pcapng block length and trailing length differ", pos + blen - 4, "block.length")
+        kind = struct.unpack(end + "I", btype)[0]
+        at = pos + 8
+        if kind == 1:  # Interface Description Block
+            if len(body) < 8:
+                raise _perr("interface description truncated", at, "interface")
+            link, _reserved, snaplen = struct.unpack_from(end + "HHI", body, 0)
+            units = 1_000_000
+            opt = 8
+            while opt + 4 <= len(body):
+                code, olen = struct.unpack_from(end + "HH", body, opt)
+                if code == 0:
+                    break
+                if code == 9 and olen >= 1:  # if_tsresol
+                    r = body[opt + 4]
+                    units = 2 ** min(r & 0x7F, 64) if r & 0x80 else 10 ** min(r, 19)
+                opt += 4 + olen + (-olen % 4)
+            if link not in (LINKTYPE_RAW, LINKTYPE_ETHERNET, _LINKTYPE_IPV4, _LINKTYPE_IPV6):
+                raise _perr(f"unsupported link type {link}", at, f"interface[{len(links)}].linktype")
+            links.append((link, snaplen or SNAPLEN, units))
+        elif kind in (3, 6):  # Simple / Enhanced Packet Block
+            if index >= max_packets:
+                raise _perr(f"more than {max_packets} packets", pos, f"packet[{index}]")
+            if kind == 6:
+                if len(body) < 20:
+                    raise _perr("enhanced packet block truncated", at, f"packet[{index}]")
+                iface, hi, lo, incl, _orig = struct.unpack_from(end + "IIIII", body, 0)
+                data_at = 20
+            else:
+                if len(body) < 4:
+                    raise _perr("simple packet block truncated", at, f"packet[{index}]")
+                iface, hi, lo = 0, 0, 0
+                incl = min(struct.unpack_from(end + "I", body, 0)[0], len(body) - 4)
+                data_at = 4
+            if iface >= len(links):
+                raise _perr(f"packet of interface {iface}, {len(links)} described", at, f"packet[{index}]")
+            link, _snaplen, units = links[iface]
+            if incl > len(body) - data_at:
+                raise _perr(f"captured length {incl} exceeds the block", at + 12, f"packet[{index}].incl_len")
+            frame = body[data_at:data_at + incl]
+            ticks = (hi << 32) | lo
+            ts = ticks // units + (ticks % units) / units
+            pkt = _frame_packet(link, frame, at + data_at, ts, index)
+            if pkt is not None:
+                yield pkt
+            index += 1
+        pos += blen
+
+
 def _read_records(f: BinaryIO, max_packets: int) -> Iterator[PcapPacket]:
     head = f.read(24)
+    if head[:4] == _PCAPNG_SHB:
+        buffered = [head]
+
+        def read(n: int) -> bytes:
+            out = buffered[0][:n]
+            buffered[0] = buffered[0][n:]
+            return out + f.read(n - len(out)) if len(out) < n else out
+        yield from _read_pcapng(read, max_packets)
+        return
     if len(head) < 24:
         raise _perr(f"file header needs 24 bytes, got {len(head)}", 0, "header")
     magic = head[:4]
@@ -312,7 +423,8 @@ def _read_records(f: BinaryIO, max_packets: int) -> Iterator[PcapPacket]:
     elif magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
         end = ">"
     else:
-        raise _perr(f"bad magic {magic.hex()}", 0, "header.magic")
+        raise _perr(f"bad magic {magic.hex()}: neither pcap nor pcapng (save the capture as pcap or "
+                    "pcapng, or convert it: editcap -F pcap in.cap out.pcap)", 0, "header.magic")
     nano = magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
     major, _minor, _tz, _sig, snaplen, linktype = struct.unpack_from(end + "HHiIII", head, 4)
     if major != 2:
@@ -340,16 +452,8 @@ def _read_records(f: BinaryIO, max_packets: int) -> Iterator[PcapPacket]:
             raise _perr(f"captured length {incl} exceeds remaining {len(frame)}", pos + 8,
                         f"packet[{index}].incl_len")
         ts = sec + frac / (1e9 if nano else 1e6)
-        ip_at = body_at
-        if link == LINKTYPE_ETHERNET:
-            if len(frame) < 14:
-                raise _perr("Ethernet header truncated", body_at, f"packet[{index}].ethernet")
-            ethertype = struct.unpack_from("!H", frame, 12)[0]
-            frame = frame[14:] if ethertype in (0x0800, 0x86DD) else b""
-            ip_at += 14
-        if frame:
-            pkt = _decode_ip(frame, ip_at, ts, index)
-            if pkt is not None:
-                yield pkt
+        pkt = _frame_packet(link, frame, body_at, ts, index)
+        if pkt is not None:
+            yield pkt
         pos = body_at + incl
         index += 1

@@ -18,6 +18,10 @@ Rules (our conventions, stated in the README):
 * The phone's MAC is ``--mac``, else the MAC in a new ``SEP<MAC>...`` file name, else 001122334455.
 * TVS is unreachable unless ``--tvs-cert`` is given: then it vouches for those certificates (with
   ``--tvs-roles``) and answers "not found" for any other, as in ``replay``. CAPF is unreachable.
+  When the phone cannot ask TVS at all (no installed config, or one naming no TVS server), the
+  result carries a note saying why ``--tvs-cert`` went unused.
+* An installed ``.enc.sgn`` config is decrypted with ``installed_config_key`` (the phone's key);
+  without one it is an error saying so.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ class PredictResult:
     mac: str
     served: tuple[tuple[str, str], ...]
     report: BootReport
+    #: What the prediction could not use and why (e.g. ``--tvs-cert`` with no TVS to ask).
+    notes: tuple[str, ...] = ()
 
 
 class _FileFetcher:
@@ -102,18 +108,48 @@ def _default_mac(names: Sequence[str]) -> str:
     return "001122334455"
 
 
-def _installed_config(path: Path) -> AcceptedConfig:
-    """The phone's current config: a signed ``.sgn`` (its body) or plain XML."""
+def _installed_config(path: Path, key: Any = None) -> AcceptedConfig:
+    """The phone's current config: a signed ``.sgn`` (its body), plain XML, or an ``.enc.sgn``
+    decrypted with ``key`` (the phone's private key)."""
     from phoneemu.formats import config as config_fmt
-    from phoneemu.formats import signed
+    from phoneemu.formats import encrypted, signed
+    from phoneemu.formats.detect import detect
     from phoneemu.phone.store import AcceptedConfig
 
     data = read_at_most(path, _MAX_FILE, what="installed config")
     try:
-        xml = signed.parse(data).body if data[:3] == b"\x01\x00\x02" else data
+        kind = detect(data, path.name)
+    except PhoneEmuError:
+        kind = "xml"  # config_fmt.parse says what is wrong with it
+    if kind == "enc" and key is None:
+        raise PhoneEmuError(
+            f"{path}: installed config is encrypted (.enc.sgn): give the phone's private key to decrypt it "
+            "(--installed-config-key PEM: its LSC key, or the MIC key when it has no LSC), or the "
+            "config as plain XML (SEP<MAC>.cnf.xml)", path="installed-config")
+    try:
+        if kind == "enc":
+            xml = encrypted.decrypt_pki(encrypted.parse(data), key)
+        else:
+            xml = signed.parse(data).body if data[:3] == b"\x01\x00\x02" else data
         return AcceptedConfig(file=path.name, xml=xml, config=config_fmt.parse(xml))
     except PhoneEmuError as exc:
         raise PhoneEmuError(f"{path}: installed config: {exc}", path="installed-config") from None
+
+
+def _tvs_notes(tvs_certs: Sequence[Any], config: AcceptedConfig | None,
+               config_path: Path | None) -> list[str]:
+    """Why ``--tvs-cert`` cannot be used by this phone (spec §E.7.5: its current config names the TVS
+    servers it asks); empty when it can."""
+    if not tvs_certs:
+        return []
+    if config is None:
+        return ["--tvs-cert not used: the phone learns its TVS servers from its current config; give "
+                "--installed-config (its SEP<MAC>.cnf.xml.sgn, or .cnf.xml)"]
+    if not config.config.tvs_servers:
+        name = config_path.name if config_path is not None else "config"
+        return [f"--tvs-cert not used: the installed config {name} names no TVS server (no <TVS><members> "
+                "element), so the phone has no TVS to ask"]
+    return []
 
 
 async def predict_boot(new_files: Sequence[Path], *, installed_itl: Path | None = None,
@@ -121,7 +157,7 @@ async def predict_boot(new_files: Sequence[Path], *, installed_itl: Path | None 
                        mac: str | None = None, profile: str = "cp-8861",
                        now: int, tvs_certs: Sequence[Any] = (),
                        tvs_roles: frozenset[int] = frozenset({0, 2}),
-                       image_signers: Sequence[Any] = ()) -> PredictResult:
+                       image_signers: Sequence[Any] = (), installed_config_key: Any = None) -> PredictResult:
     """Boot a phone holding the installed lists on ``new_files`` (see module rules)."""
     from phoneemu.fleet.engine import PRESTATE_RULES
     from phoneemu.formats import trustlist
@@ -151,7 +187,9 @@ async def predict_boot(new_files: Sequence[Path], *, installed_itl: Path | None 
                                     f"{tl.header.filename}", path=f"installed-{kind.lower()}")
             installed[kind] = tl
 
-    config = _installed_config(installed_config) if installed_config is not None else None
+    config = _installed_config(installed_config, installed_config_key) if installed_config is not None \
+        else None
+    notes = _tvs_notes(tvs_certs, config, installed_config)
 
     async def no_capf(*_a: Any, **_k: Any) -> Any:
         raise TransportError("CAPF unavailable offline (predict)", kind="unreachable")
@@ -167,4 +205,4 @@ async def predict_boot(new_files: Sequence[Path], *, installed_itl: Path | None 
                         ctl_rule=ctl_rule, itl_rule=itl_rule, config_rule=cfg_rule)
     fetcher = _FileFetcher(files, phone_mac)
     report = await phone.boot(BootTarget(host="files", tftp_port=69, use_http=False), fetcher=fetcher)
-    return PredictResult(mac=phone_mac, served=tuple(fetcher.served), report=report)
+    return PredictResult(mac=phone_mac, served=tuple(fetcher.served), report=report, notes=tuple(notes))

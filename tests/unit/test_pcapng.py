@@ -1,0 +1,98 @@
+"""pcapng captures (Wireshark's default) read as classic pcap is: Enhanced and Simple Packet blocks,
+bounded and checked block lengths, and a clear error for what is neither."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from phoneemu.errors import DecodeError
+from phoneemu.net.capture import read_pcap
+
+ROOT = Path(__file__).resolve().parents[2]
+CAPTURE = ROOT / "captures" / "callmanager-regenerated-via-tvs.pcap"
+
+
+def _block(kind: int, body: bytes) -> bytes:
+    body += b"\0" * (-len(body) % 4)
+    n = len(body) + 12
+    return struct.pack("<II", kind, n) + body + struct.pack("<I", n)
+
+
+def to_pcapng(pcap: bytes, *, simple: bool = False, tsresol: int | None = None) -> bytes:
+    """A classic little-endian pcap rewritten as pcapng (one section, one interface)."""
+    linktype = struct.unpack_from("<I", pcap, 20)[0]
+    out = _block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    opts = b"" if tsresol is None else struct.pack("<HH", 9, 1) + bytes([tsresol]) + b"\0\0\0"
+    end_of_opts = struct.pack("<HH", 0, 0) if opts else b""
+    out += _block(1, struct.pack("<HHI", linktype, 0, 65535) + opts + end_of_opts)
+    out += _block(0xDEAD, b"an unknown block is skipped")
+    pos = 24
+    units = 10 ** (tsresol or 6)
+    while pos < len(pcap):
+        sec, usec, incl, orig = struct.unpack_from("<IIII", pcap, pos)
+        data = pcap[pos + 16:pos + 16 + incl]
+        if simple:
+            out += _block(3, struct.pack("<I", orig) + data)
+        else:
+            ticks = sec * units + usec * units // 1_000_000
+            out += _block(6, struct.pack("<IIIII", 0, ticks >> 32, ticks & 0xFFFFFFFF, incl, orig) + data)
+        pos += 16 + incl
+    return out
+
+
+@pytest.mark.parametrize("tsresol", [None, 9])
+def test_enhanced_packet_blocks_read_like_the_pcap(tmp_path: Path, tsresol: int | None) -> None:
+    ng = tmp_path / "c.pcapng"
+    ng.write_bytes(to_pcapng(CAPTURE.read_bytes(), tsresol=tsresol))
+    assert list(read_pcap(ng)) == list(read_pcap(CAPTURE))
+
+
+def test_simple_packet_blocks_carry_no_timestamp(tmp_path: Path) -> None:
+    ng = tmp_path / "c.pcapng"
+    ng.write_bytes(to_pcapng(CAPTURE.read_bytes(), simple=True))
+    got, want = list(read_pcap(ng)), list(read_pcap(CAPTURE))
+    assert [p.payload for p in got] == [p.payload for p in want] and {p.ts for p in got} == {0}
+
+
+@pytest.mark.skipif(shutil.which("editcap") is None, reason="needs Wireshark's editcap")
+def test_what_editcap_writes(tmp_path: Path) -> None:
+    ng = tmp_path / "c.pcapng"
+    subprocess.run(["editcap", "-F", "pcapng", str(CAPTURE), str(ng)], check=True, capture_output=True)
+    assert list(read_pcap(ng)) == list(read_pcap(CAPTURE))
+
+
+def test_bad_block_lengths_and_unknown_magic_are_decode_errors(tmp_path: Path) -> None:
+    ng = to_pcapng(CAPTURE.read_bytes())
+    f = tmp_path / "bad.pcapng"
+    for data, words in [
+        (ng[:-3], "truncated"),
+        (ng[:28] + struct.pack("<II", 6, 1 << 30), "block length"),
+        (ng[:28] + struct.pack("<II", 6, 14), "block length"),
+        (ng[:-4] + struct.pack("<I", 1), "trailing length"),
+        (ng[:28] + _block(6, struct.pack("<IIIII", 0, 0, 0, 4, 4) + b"abcd"), "interface 0, 0 described"),
+    ]:
+        f.write_bytes(data)
+        with pytest.raises(DecodeError, match=words):
+            list(read_pcap(f))
+    f.write_bytes(b"\x00" * 32)
+    with pytest.raises(DecodeError, match="neither pcap nor pcapng"):
+        list(read_pcap(f))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300), st.integers(0, 400))
+def test_damaged_pcapng_only_raises_decode_error(tmp_path_factory: pytest.TempPathFactory, junk: bytes,
+                                                  cut: int) -> None:
+    ng = to_pcapng(CAPTURE.read_bytes())[:2000]
+    f = tmp_path_factory.mktemp("ng") / "x.pcapng"
+    f.write_bytes(ng[:cut] + junk + ng[cut + len(junk):])
+    with contextlib.suppress(DecodeError):
+        list(read_pcap(f))
