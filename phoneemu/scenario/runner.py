@@ -40,6 +40,22 @@ def scenario_start(scenario: Scenario, start_time: int | None) -> int:
     return DEFAULT_START
 
 
+LAB_HOST_BASES = range(11, 41)
+
+
+def lab_host_base_from_env() -> int:
+    """``PHONEEMU_LAB_HOST_BASE`` (11..40; unset or empty: 11); any other value is an error naming it."""
+    raw = os.environ.get("PHONEEMU_LAB_HOST_BASE", "").strip()
+    if not raw:
+        return LAB_HOST_BASES.start
+    if not raw.isdigit() or int(raw) not in LAB_HOST_BASES:
+        raise PhoneEmuError(f"got {raw!r}, expected a whole number from {LAB_HOST_BASES.start} to "
+                            f"{LAB_HOST_BASES.stop - 1} (lab clusters then listen on 127.0.0.<base>, "
+                            "<base+1>, ...); unset it for the default 11",
+                            path="PHONEEMU_LAB_HOST_BASE")
+    return int(raw)
+
+
 class RunOptions:
     """``lab_host_base``: lab clusters listen on 127.0.0.<base>, <base+1>, ...; the environment variable
     ``PHONEEMU_LAB_HOST_BASE`` sets it (11..40), so parallel runs on one machine can keep their captures
@@ -49,8 +65,7 @@ class RunOptions:
                  start_time: int | None = None, progress: Callable[[str], None] | None = None,
                  lab_host_base: int | None = None) -> None:
         if lab_host_base is None:
-            raw = os.environ.get("PHONEEMU_LAB_HOST_BASE", "11")
-            lab_host_base = int(raw) if raw.isdigit() and 11 <= int(raw) <= 40 else 11
+            lab_host_base = lab_host_base_from_env()
         self.lab_host_base = lab_host_base
         self.capture_dir = capture_dir
         self.workdir = workdir
