@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from phoneemu.errors import EncodeError
 from phoneemu.lab.cluster import LabCluster
 
 __all__ = ["register"]
@@ -60,6 +61,30 @@ def _op(fn: Callable[[LabCluster, argparse.Namespace, int | None], str | None]) 
         print(f"generation {cluster.generation}; ITL md5 {cluster.summary()['itl_md5']}")
         return 0
     return handler
+
+
+_AUTH_MODE_NAMES = {"none": 0, "string": 1, "auth-string": 1, "null-string": 2, "lsc": 3, "mic": 4}
+_AUTH_MODE_HELP = ("how the phone proves itself to CAPF (capfAuthMode, spec §H.5): string (1: the "
+                   "--auth-string typed on the phone), null-string (2: no proof; any device with this MAC "
+                   "can enrol), lsc (3), mic (4), or 0..4")
+
+
+def _auth_mode_arg(text: str) -> int:
+    t = text.strip().lower()
+    if t.isdigit() and int(t) in range(5):
+        return int(t)
+    if t in _AUTH_MODE_NAMES:
+        return _AUTH_MODE_NAMES[t]
+    raise argparse.ArgumentTypeError(f"{text!r}: one of {', '.join(_AUTH_MODE_NAMES)} or 0..4")
+
+
+def _require_auth_choice(operation: str | None, auth_mode: int | None, auth_string: str | None) -> None:
+    """A CAPF operation with neither --auth-mode nor --auth-string would enrol with a null string
+    (no proof at all): make that choice explicit."""
+    if operation in ("install", "fetch", "delete") and auth_mode is None and auth_string is None:
+        raise EncodeError(f"CAPF {operation}: say how the phone authenticates: --auth-string DIGITS "
+                          "(4..16 digits, typed on the phone), --auth-mode null-string (no proof: any device "
+                          "with this MAC can enrol), --auth-mode lsc or --auth-mode mic", path="auth_mode")
 
 
 def _onoff(p: argparse.ArgumentParser, what: str) -> None:
@@ -108,9 +133,9 @@ def register(sub: Any) -> None:
     pa.add_argument("--encrypt", choices=("pki", "symmetric"), help="config file encryption")
     pa.add_argument("--symmetric-key", metavar="HEX", help="manual key, 32 or 64 hex digits")
     pa.add_argument("--capf", choices=("install", "fetch", "delete", "none"), help="pending CAPF operation")
-    pa.add_argument("--auth-mode", type=int, choices=range(5), metavar="0..4",
-                    help="capfAuthMode: 1 string, 2 null string, 3 LSC, 4 MIC")
-    pa.add_argument("--auth-string", metavar="DIGITS", help="CAPF authentication string (4..16 digits)")
+    pa.add_argument("--auth-mode", type=_auth_mode_arg, metavar="MODE", help=_AUTH_MODE_HELP)
+    pa.add_argument("--auth-string", metavar="DIGITS",
+                    help="CAPF authentication string (4..16 digits); implies --auth-mode string")
     pa.add_argument("--lsc-key", metavar="SPEC", help="LSC key the phone makes (rsa2048, ec-p256 ...)")
     pa.add_argument("--now", type=int, metavar="UNIX", help="lab-clock time of the operation")
     pa.set_defaults(handler=_op(_phone_add))
@@ -216,11 +241,11 @@ def register(sub: Any) -> None:
     p = add("capf", "set a pending CAPF operation on phones")
     p.add_argument("operation", choices=("install", "fetch", "delete", "none"))
     p.add_argument("--mac", required=True, action="append")
-    p.add_argument("--auth-mode", type=int, choices=range(5), metavar="0..4")
-    p.add_argument("--auth-string", metavar="DIGITS")
-    p.add_argument("--lsc-key", metavar="SPEC")
-    p.set_defaults(handler=_op(lambda c, a, n: c.set_capf(
-        a.mac, a.operation, auth_mode=a.auth_mode, auth_string=a.auth_string, key=a.lsc_key, now=n)))
+    p.add_argument("--auth-mode", type=_auth_mode_arg, metavar="MODE", help=_AUTH_MODE_HELP)
+    p.add_argument("--auth-string", metavar="DIGITS",
+                   help="CAPF authentication string (4..16 digits); implies --auth-mode string")
+    p.add_argument("--lsc-key", metavar="SPEC", help="key the phone generates (rsa2048, ec-p256 ...)")
+    p.set_defaults(handler=_op(_capf))
 
     p = add("itlrecovery", "export or import the ITLRecovery key (stand-in for ITLRecovery.p12)")
     p.add_argument("action", choices=("export", "import"))
@@ -250,7 +275,13 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _capf(c: LabCluster, a: argparse.Namespace, now: int | None) -> None:
+    _require_auth_choice(a.operation, a.auth_mode, a.auth_string)
+    c.set_capf(a.mac, a.operation, auth_mode=a.auth_mode, auth_string=a.auth_string, key=a.lsc_key, now=now)
+
+
 def _phone_add(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
+    _require_auth_choice(a.capf, a.auth_mode, a.auth_string)
     c.add_phone(a.mac, model=a.model, encrypt=a.encrypt, symmetric_key=a.symmetric_key,
                 capf_operation=a.capf, capf_auth_mode=a.auth_mode, auth_string=a.auth_string,
                 lsc_key=a.lsc_key, now=now)
