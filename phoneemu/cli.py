@@ -12,6 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from phoneemu.commands._help import tidy
 from phoneemu.errors import PhoneEmuError
 
 __all__ = ["build_parser", "main"]
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(sub)
+    tidy(parser)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""``phoneemu fleet boot``: boot thousands of phones at once against a lab or a real cluster (issue #6).
+"""``phoneemu fleet boot``: boot thousands of phones at once against a lab or a real cluster.
 
 Each phone is a real emulated phone (same boot sequence and rules as ``phoneemu boot``) with an
 in-memory trust store (``--flash DIR`` keeps one flash folder per MAC under DIR). Phones are

@@ -1,4 +1,4 @@
-"""``phoneemu fuzz``: structure-aware fuzzing of CTL/ITL, ``.sgn`` and ``.enc.sgn`` parsers (issue #7).
+"""``phoneemu fuzz``: structure-aware fuzzing of CTL/ITL, ``.sgn`` and ``.enc.sgn`` parsers.
 
 Exit status: 0 when no crash or hang was found, 1 when at least one was (or the replayed input
 crashes), 2 for usage errors.

@@ -34,8 +34,15 @@ LARGEST_FILE = 16 << 20
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "inspect", help="decode and verify a CTL/ITL, .sgn, .enc.sgn, firmware or config XML",
-        description="Detect the format of FILE, print every field in a `show ctl` / `show itl` style "
-        "and run the checks asked for. Exit 0 only if the file parsed and every check passed.")
+        description="Detect the format of FILE, print every field in a 'show ctl' / 'show itl' style "
+        "and run the checks asked for. Exit 0 only if the file parsed and every check passed.",
+        epilog="""\
+examples:
+  phoneemu inspect ITLFile.tlv                          records, signer, signature checked
+  phoneemu inspect SEP001122334455.cnf.xml.sgn --cert tftp.pem
+  phoneemu inspect SEP001122334455.cnf.xml.enc.sgn --cert tftp.pem --key phone.key
+  phoneemu inspect CTLFile.tlv --json
+""", formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", type=Path, metavar="FILE")
     p.add_argument("--cert", type=Path, action="append", default=[], metavar="PEM",
                    help="signer certificate(s) for .sgn/.enc.sgn/firmware (repeatable; each is tried)")

@@ -40,6 +40,41 @@ so an emulated phone can be provisioned with it (a real MIC key never leaves the
 """
 
 
+#: One or two example lines per operation, shown under its --help.
+_OP_EXAMPLES: dict[str, tuple[str, ...]] = {
+    "init": ("phoneemu lab init /tmp/lab --seed 1 --nodes 2",
+             "phoneemu lab init /tmp/lab --host 192.0.2.10      configs name the address phones reach"),
+    "show": ("phoneemu lab show /tmp/lab --itl", "phoneemu lab show /tmp/lab --files --log"),
+    "regenerate": ("phoneemu lab regenerate /tmp/lab itlrecovery      phones need TVS to follow",
+                   "phoneemu lab regenerate /tmp/lab tvs-2            the second node's TVS"),
+    "mixed-mode": ("phoneemu lab mixed-mode /tmp/lab on",),
+    "itl-reset": ("phoneemu lab itl-reset /tmp/lab localkey",
+                  "phoneemu lab itl-reset /tmp/lab remotekey --key-file /tmp/ITLRecovery.pem"),
+    "restart-tftp": ("phoneemu lab restart-tftp /tmp/lab",),
+    "restart-tvs": ("phoneemu lab restart-tvs /tmp/lab",),
+    "ctl-reset": ("phoneemu lab ctl-reset /tmp/lab localkey",),
+    "ctl-update": ("phoneemu lab ctl-update /tmp/lab",),
+    "rollback": ("phoneemu lab rollback /tmp/lab on                 serve the empty ITL",),
+    "add-certs": ("phoneemu lab add-certs /tmp/lab --count 40        an ITL over 64 KB",),
+    "encryption": ("phoneemu lab encryption /tmp/lab --mac 001122334455 on",
+                   "phoneemu lab encryption /tmp/lab --mac 001122334455 on --mode symmetric "
+                   "--symmetric-key 00112233445566778899AABBCCDDEEFF"),
+    "signature-algorithm": ("phoneemu lab signature-algorithm /tmp/lab sha512",),
+    "upgraded": ("phoneemu lab upgraded /tmp/lab on --years 5",),
+    "exchange": ("phoneemu lab exchange /tmp/labA /tmp/labB          each TVS vouches for the other",),
+    "tamper": ("phoneemu lab tamper /tmp/lab ITLFile.tlv --offset 100",),
+    "sbd": ("phoneemu lab sbd /tmp/lab off",),
+    "autoregistration": ("phoneemu lab autoregistration /tmp/lab on",),
+    "tvs-ttl": ("phoneemu lab tvs-ttl /tmp/lab 300",),
+    "load": ("phoneemu lab load /tmp/lab sip88xx.14-2-1",
+             "phoneemu lab load /tmp/lab sip88xx.14-2-1 --mac 001122334455 --tamper"),
+    "capf": ("phoneemu lab capf /tmp/lab install --mac 001122334455 --auth-string 123456",
+             "phoneemu lab capf /tmp/lab delete --mac 001122334455 --auth-mode lsc"),
+    "itlrecovery": ("phoneemu lab itlrecovery /tmp/lab export /tmp/ITLRecovery.pem",),
+    "clock": ("phoneemu lab clock /tmp/lab --advance 86400",),
+}
+
+
 def _dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("dir", type=Path, metavar="DIR", help="lab cluster directory")
 
@@ -257,6 +292,13 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=_op(lambda c, a, n: c.advance_clock(a.advance)))
 
     _register_serve(ops)
+    for name, lines in _OP_EXAMPLES.items():
+        op = ops.choices[name]
+        op.epilog = "example" + ("s" if len(lines) > 1 else "") + ":\n" + "".join(f"  {x}\n" for x in lines)
+        op.formatter_class = argparse.RawDescriptionHelpFormatter
+    pa.epilog = ("examples:\n  phoneemu lab phone add /tmp/lab --mac 001122334455 --encrypt pki\n"
+                 "  phoneemu lab phone add /tmp/lab --mac 001122334456 --capf install --auth-string 123456\n")
+    pa.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
 def _help(parser: argparse.ArgumentParser) -> int:

@@ -26,9 +26,20 @@ from phoneemu.phone.show import render_show, show_state
 __all__ = ["register"]
 
 
+_EPILOG = """\
+examples:
+  phoneemu phone show --flash /tmp/ph1                 'show itl' view with MD5/SHA-1 checksums
+  phoneemu phone show --flash /tmp/ph1 --json
+  phoneemu phone erase --flash /tmp/ph1                the documented escape from an ITL lockout
+  phoneemu phone factory-reset --flash /tmp/ph1
+  phoneemu phone set-key --flash /tmp/ph1 00112233445566778899AABBCCDDEEFF
+"""
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("phone", help="show or change an emulated phone's flash (show, erase, "
-                       "factory-reset, set-key)", description=__doc__.split("\n\n")[1] if __doc__ else None)
+                       "factory-reset, set-key)", description=__doc__.split("\n\n")[1] if __doc__ else None,
+                       epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     psub = p.add_subparsers(dest="phone_command", metavar="ACTION", required=True)
 
     def common(q: argparse.ArgumentParser) -> None:
