@@ -25,11 +25,14 @@ examples:
   phoneemu run scenarios/ --junit out.xml --json out.json
   phoneemu run scenarios/tvs-outage.yaml --capture caps/   pcap + TLS key log for Wireshark
   phoneemu run scenarios/ --list                     validate and list, run nothing
+  phoneemu run scenarios/ -k migration               scenarios whose name contains "migration"
+  phoneemu run scenarios/ --tag tvs                  scenarios with "tvs" in their tags: list
   phoneemu run scenarios/ -j 0 --junit out.xml       one worker process per core
 
 verdicts: PASS, XFAIL (expected failure), FAIL, XPASS (an xfail mark that no longer fails),
 ERROR (the scenario could not run). Exit status 1 on FAIL, XPASS or ERROR; 2 on a mistake in a
-scenario file (reported as file:line field: problem before anything runs) or when -k selects nothing.
+scenario file (reported as file:line field: problem before anything runs) or when -k or --tag
+selects nothing.
 Ctrl-C stops the run and keeps what it found: the report (and --junit/--json) is written with the
 scenario under way as ERROR (interrupted) and the rest listed as not run; exit status 130.
 """
@@ -44,7 +47,11 @@ def register(sub: Any) -> None:
     p.add_argument("--json", type=Path, metavar="FILE", help="write a JSON report")
     p.add_argument("--capture", type=Path, metavar="DIR",
                    help="write a pcap and a TLS key log per scenario into DIR")
-    p.add_argument("-k", "--select", metavar="GLOB", help="only scenarios whose name matches GLOB")
+    p.add_argument("-k", "--select", metavar="TEXT",
+                   help="only scenarios whose name contains TEXT, or matches it as a glob when it holds "
+                   "* ? or [ (e.g. -k migration, -k 'migration-*-tvs-*')")
+    p.add_argument("--tag", action="append", default=[], metavar="TAG",
+                   help="only scenarios carrying TAG in their tags: list (repeatable: any of them)")
     p.add_argument("-v", "--verbose", action="store_true", help="show every expectation")
     p.add_argument("--list", action="store_true", help="validate and list the scenarios, run nothing")
     p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
@@ -79,21 +86,36 @@ class _Progress:
             sys.stderr.flush()
 
 
+def _name_matches(name: str, pattern: str) -> bool:
+    """A glob when ``pattern`` holds glob characters, else a substring of ``name``."""
+    if any(c in pattern for c in "*?["):
+        return fnmatch.fnmatchcase(name, pattern)
+    return pattern in name
+
+
 def _run(args: argparse.Namespace) -> int:
     check_writable(args.junit, "--junit")
     check_writable(args.json, "--json")
     scenarios = _load_all(args.paths)
     if args.select:
-        selected = [s for s in scenarios if fnmatch.fnmatch(s.name, args.select)]
+        selected = [s for s in scenarios if _name_matches(s.name, args.select)]
         if not selected:  # a mistyped -k must not turn a CI job green by running nothing
             names = ", ".join(s.name for s in scenarios[:8]) + (", ..." if len(scenarios) > 8 else "")
             raise ScenarioError(f"-k {args.select!r} matches none of the {len(scenarios)} scenario(s) "
                                 f"({names})", file=" ".join(args.paths))
         scenarios = selected
+    if args.tag:
+        tagged = [s for s in scenarios if set(args.tag) & set(s.tags)]
+        if not tagged:  # the same rule as -k: selecting nothing is an error
+            known = sorted({t for s in scenarios for t in s.tags})
+            raise ScenarioError(f"--tag {', '.join(args.tag)}: no scenario carries it (tags in use: "
+                                f"{', '.join(known) or 'none'})", file=" ".join(args.paths))
+        scenarios = tagged
     if args.list:
         for s in scenarios:
             n_exp = sum(isinstance(x, Expectation) for x in s.steps)
-            print(f"{s.name:<40} {s.path}  ({n_exp} expectation(s); reproduces: {s.reproduces})")
+            tags = f"; tags: {', '.join(s.tags)}" if s.tags else ""
+            print(f"{s.name:<40} {s.path}  ({n_exp} expectation(s); reproduces: {s.reproduces}{tags})")
         return 0
     if args.capture is not None:
         args.capture.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ import yaml
 
 from phoneemu.errors import ScenarioError
 from phoneemu.phone import rule_ids
-from phoneemu.phone.profile import PROFILES
+from phoneemu.phone.profile import PROFILES, profile_from_dict
 from phoneemu.scenario.model import ClusterSpec, Expectation, PhoneGroup, Scenario, Step
 
 __all__ = [
@@ -257,7 +257,7 @@ def _cluster(ctx: _Ctx, name: str, node: _Node) -> ClusterSpec:
 def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec]) -> PhoneGroup:
     field = f"phones.{name}"
     allowed = ("cluster", "count", "mac_start", "mac", "profile", "encrypt", "symmetric_key", "capf", "flash",
-               "registered")
+               "registered")  # flash: refused below with the way to get the same effect
     m = ctx.mapping(node, field, allowed=allowed)
     default_cluster = next(iter(clusters)) if clusters else ""
     cluster = ctx.string(m["cluster"], f"{field}.cluster") if "cluster" in m else default_cluster
@@ -289,6 +289,12 @@ def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec])
             at = pnode.value["base"] if isinstance(pnode.value, dict) else pnode
             raise ctx.fail(at, f"{field}.profile", f"unknown phone profile {profile!r} "
                            f"(expected one of: {', '.join(PROFILES)})")
+        try:  # overrides checked now (names, types, limits), not when the phone is made
+            profile_from_dict(profile, overrides)
+        except ScenarioError as exc:
+            key = exc.path if isinstance(pnode.value, dict) and exc.path in pnode.value else None
+            at = pnode.value[key] if key is not None else pnode
+            raise ctx.fail(at, f"{field}.profile{'.' + key if key else ''}", exc.message) from None
     encrypt = None
     if "encrypt" in m:
         encrypt = ctx.string(m["encrypt"], f"{field}.encrypt")
@@ -301,11 +307,12 @@ def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec])
         capf = {k: _plain(v) for k, v in cm.items()}
         if "auth_string" in cm:
             capf["auth_string"] = ctx.quoted(cm["auth_string"], f"{field}.capf.auth_string", "auth_string")
-    flash = {}
-    if "flash" in m:
-        fm = ctx.mapping(m["flash"], f"{field}.flash",
-                         allowed=("from_cluster", "itl", "ctl", "symmetric_key", "lsc"))
-        flash = {k: _plain(v) for k, v in fm.items()}
+    flash: dict[str, Any] = {}
+    if "flash" in m:  # was accepted and silently ignored: say so instead
+        raise ctx.fail(m["flash"], f"{field}.flash",
+                       "not supported: phones start with an empty flash (a MIC only). To start them "
+                       "holding a cluster's trust lists, boot them there first, then move them: "
+                       "- boot: GROUP, - move: {phones: GROUP, to: CLUSTER}")
     return PhoneGroup(
         name=name, where=ctx.where(node), cluster=cluster, count=count, mac_start=mac, profile=profile,
         profile_overrides=overrides, encrypt=encrypt,

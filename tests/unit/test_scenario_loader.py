@@ -18,7 +18,7 @@ clusters:
   other: {seed: 8}
 phones:
   sbd: {count: 3, mac_start: "00:11:22:33:44:0a", profile: cp-8861}
-  legacy: {profile: {base: cp-7940, trust_list_limit: 1000}}
+  legacy: {profile: {base: cp-7940, trust_list_limit: 2000}}
 steps:
   - boot: sbd
   - admin: {op: regenerate, cert: callmanager}
@@ -33,7 +33,7 @@ def test_good_file_loads() -> None:
     assert s.name == "demo" and s.reproduces == "spec G.2"
     assert s.phones["sbd"].macs() == ["00112233440A", "00112233440B", "00112233440C"]
     assert s.phones["legacy"].profile == "cp-7940"
-    assert s.phones["legacy"].profile_overrides == {"trust_list_limit": 1000}
+    assert s.phones["legacy"].profile_overrides == {"trust_list_limit": 2000}
     kinds = [x.kind if isinstance(x, Step) else "expect" for x in s.steps]
     assert kinds == ["boot", "admin", "move", "clock", "expect"]
     admin = s.steps[1]
