@@ -1,8 +1,15 @@
 """Reports of a run: terminal text, one JSON document, JUnit XML for CI.
 
-JUnit mapping: one ``<testsuite>`` per scenario file, one ``<testcase>`` per expectation;
-FAIL and XPASS are ``<failure>``, ERROR is ``<error>``, XFAIL is ``<skipped>`` with the reason
-(CI systems show it as an expected failure), PASS has no child.
+JUnit mapping: one ``<testsuite>`` per scenario (its ``tags`` and ``reproduces`` as properties), one
+``<testcase>`` per expectation: ``classname`` the scenario name, ``name`` the expectation's label
+(" #2" when a label repeats) — names a CI keeps history by, which do not move when a line is added to
+the file; ``file`` and ``line`` attributes and a ``where`` property say where it is. FAIL and XPASS are
+``<failure>``, ERROR is ``<error>``, XFAIL is ``<skipped>`` with the reason (CI systems show it as an
+expected failure), PASS has no child.
+
+The text report ends with one line per unit — scenarios, then expectations — and a verdict line
+counting scenarios: ``OK: 27 scenario(s) passed (26 PASS, 1 XFAIL) in 25.0s`` or
+``FAILED: 2 of 27 scenario(s) failed (1 FAIL, 1 ERROR) ...``.
 """
 
 from __future__ import annotations
@@ -67,15 +74,25 @@ def render_text(summary: RunSummary, *, colour: bool = False, verbose: bool = Fa
                    + (f" ({', '.join(summary.not_run)})" if summary.not_run else ""))
     out.append("scenarios: " + ", ".join(f"{ec_} {k}" for k in order if (ec_ := sc.get(k, 0))))
     out.append("expectations: " + ", ".join(f"{n} {k}" for k in order if (n := ec.get(k, 0))))
-    passed = sum(ec.get(k, 0) for k in ("PASS", "XFAIL"))
-    failed = sum(ec.get(k, 0) for k in ("FAIL", "XPASS", "ERROR")) + sc.get("ERROR", 0)
-    out.append(f"{passed} passed, {failed} failed in {summary.duration_s:.1f}s")
+    total = sum(sc.values())
+    bad = [k for k in ("FAIL", "XPASS", "ERROR") if sc.get(k)]
+    good = [k for k in ("PASS", "XFAIL") if sc.get(k)]
+    took = f"in {summary.duration_s:.1f}s"
+    if bad:
+        failed = sum(sc[k] for k in bad)
+        out.append(f"FAILED: {failed} of {total} scenario(s) failed "
+                   f"({', '.join(f'{sc[k]} {k}' for k in bad)}) {took}")
+    elif summary.interrupted:
+        out.append(f"INTERRUPTED: {total} scenario(s) ran {took}")
+    else:
+        out.append(f"OK: {total} scenario(s) passed ({', '.join(f'{sc[k]} {k}' for k in good)}) {took}")
     return "\n".join(out)
 
 
 def _scenario_json(s: ScenarioResult) -> dict[str, Any]:
     return {
-        "name": s.name, "path": s.path, "reproduces": s.reproduces, "outcome": s.outcome.value,
+        "name": s.name, "path": s.path, "reproduces": s.reproduces, "tags": s.tags,
+        "outcome": s.outcome.value,
         "error": s.error, "duration_s": round(s.duration_s, 4), "phones": s.phones, "capture": s.capture,
         "expectations": [
             {"where": e.where, "label": e.label, "xfail": e.xfail, "outcome": e.outcome.value,
@@ -104,9 +121,11 @@ def write_json(summary: RunSummary, path: Path) -> None:
     path.write_text(json.dumps(to_json(summary), indent=2, default=str) + "\n")
 
 
-def _junit_case(out: IO[str], s: ScenarioResult, e: ExpectationResult) -> None:
-    name = quoteattr(f"{e.label} ({e.where})")
-    out.write(f'    <testcase classname={quoteattr(s.name)} name={name} time="0">\n')
+def _junit_case(out: IO[str], s: ScenarioResult, e: ExpectationResult, name: str) -> None:
+    file, _, line = e.where.rpartition(":")
+    where = f" file={quoteattr(file)} line={quoteattr(line)}" if file and line.isdigit() else ""
+    out.write(f'    <testcase classname={quoteattr(s.name)} name={quoteattr(name)}{where} time="0">\n'
+              f'      <properties><property name="where" value={quoteattr(e.where)}/></properties>\n')
     o = e.outcome
     body = "\n".join(_failure_lines(e, 40))
     if o is Outcome.FAIL:
@@ -130,11 +149,16 @@ def write_junit(summary: RunSummary, path: Path) -> None:
             out.write(f"  <testsuite name={quoteattr(s.name)} tests=\"{tests}\" failures=\"{fails}\" "
                       f"errors=\"{errors}\" skipped=\"{skips}\" time=\"{s.duration_s:.3f}\" "
                       f"file={quoteattr(s.path)}>\n")
+            props = [("reproduces", s.reproduces)] + [("tag", t) for t in s.tags]
+            out.write("    <properties>" + "".join(f"<property name={quoteattr(k)} value={quoteattr(v)}/>"
+                                                   for k, v in props) + "</properties>\n")
             if s.error:
                 out.write(f'    <testcase classname={quoteattr(s.name)} name="run" time="0">\n'
                           f'      <error message={quoteattr(s.error)}/>\n    </testcase>\n')
+            seen: dict[str, int] = {}
             for e in s.expectations:
-                _junit_case(out, s, e)
+                seen[e.label] = seen.get(e.label, 0) + 1
+                _junit_case(out, s, e, e.label if seen[e.label] == 1 else f"{e.label} #{seen[e.label]}")
             out.write("  </testsuite>\n")
         for name in summary.not_run:  # interrupted: what did not run is visible, not silently absent
             out.write(f'  <testsuite name={quoteattr(name)} tests="1" failures="0" errors="0" skipped="1">\n'

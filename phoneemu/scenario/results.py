@@ -79,6 +79,7 @@ class ScenarioResult:
     duration_s: float = 0.0
     phones: int = 0
     capture: str | None = None
+    tags: list[str] = field(default_factory=list)
 
     @property
     def outcome(self) -> Outcome:

@@ -187,6 +187,7 @@ async def _admin(world: Any, step: Step) -> None:
 
 def new_result(scenario: Scenario) -> ScenarioResult:
     return ScenarioResult(name=scenario.name, path=scenario.path, reproduces=scenario.reproduces,
+                          tags=list(scenario.tags),
                           phones=sum(g.count for g in scenario.phones.values()))
 
 

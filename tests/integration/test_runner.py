@@ -32,7 +32,7 @@ def test_pass_writes_junit_and_json(tmp_path: Path, capsys: pytest.CaptureFixtur
     junit, js = tmp_path / "r.xml", tmp_path / "r.json"
     assert main(["run", str(f), "--junit", str(junit), "--json", str(js)]) == 0
     out = capsys.readouterr().out
-    assert "PASS  ok" in out and "1 passed, 0 failed" in out
+    assert "PASS  ok" in out and "OK: 1 scenario(s) passed (1 PASS)" in out
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None and suite.get("tests") == "1" and suite.get("failures") == "0"
     doc = json.loads(js.read_text())
@@ -168,3 +168,26 @@ def test_parallel_workers_fit_the_lab_address_range() -> None:
     assert usable_jobs(64, [one] * 100, 11) == (30, 1)  # 127.0.0.11 .. 127.0.0.40
     assert usable_jobs(64, [one, two] * 50, 11) == (15, 2)  # two clusters each: 15 workers
     assert usable_jobs(4, [two] * 9, 39) == (1, 2)  # no room: one worker, as a sequential run
+
+
+def test_junit_names_are_stable_and_the_summary_counts_scenarios(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """testcase name = the expectation's label (no file:line: adding a line keeps CI history);
+    classname = the scenario; file/line attributes and a where property; tags as suite properties."""
+    text = BASE.format(extra=", itl: installed").replace("reproduces:", "tags: [smoke, tvs]\nreproduces:", 1)
+    text += "  - expect: {phones: p, itl: installed, label: first}\n  - expect: {phones: p, itl: rejected}\n"
+    f = _write(tmp_path, "named", text)
+    junit = tmp_path / "r.xml"
+    assert main(["run", str(f), "--junit", str(junit)]) == 1
+    out = capsys.readouterr().out
+    assert out.rstrip().splitlines()[-1].startswith("FAILED: 1 of 1 scenario(s) failed (1 FAIL) in ")
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None
+    props = [(p.get("name"), p.get("value")) for p in suite.findall("properties/property")]
+    assert ("tag", "smoke") in props and ("tag", "tvs") in props
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases][:2] == ["first", "first #2"]
+    assert all(c.get("classname") == "named" and ".yaml" not in (c.get("name") or "") for c in cases)
+    assert cases[0].get("file") == str(f) and (cases[0].get("line") or "").isdigit()
+    where = cases[0].find("properties/property")
+    assert where is not None and where.get("value") == f"{f}:{cases[0].get('line')}"
