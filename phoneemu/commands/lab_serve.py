@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from phoneemu.crypto.certs import dn_text, fingerprint
-from phoneemu.errors import PhoneEmuError
+from phoneemu.errors import PhoneEmuError, TransportError
 from phoneemu.lab.state import DEFAULT_PORTS
 
 __all__ = ["main", "register_serve", "serve"]
@@ -113,7 +113,14 @@ async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, htt
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await servers.start()
+        try:
+            await servers.start()
+        except TransportError as exc:
+            if exc.kind != "unreachable":
+                raise
+            raise TransportError(f"{exc.message} (is {host} an address of this machine? --host ADDRESS "
+                                 "listens on one it has and re-issues the configs for it, --host 0.0.0.0 on "
+                                 "every address)", kind=exc.kind) from None
         p = servers.ports
         tvs_cert = cluster.tvs_identity().cert
         capf_cert = cluster.identity("capf").cert
