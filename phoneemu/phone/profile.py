@@ -19,6 +19,7 @@ row 5), ``"short-config-first"`` (CSF/PKI style: the short config decides, spec 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -166,7 +167,10 @@ def profile_from_dict(base: PhoneProfile | str, overrides: Mapping[str, Any]) ->
     changes: dict[str, Any] = {}
     for key, value in overrides.items():
         if key not in types:
-            raise ScenarioError(f"unknown profile key {key!r}; known: {', '.join(sorted(types))}", path=key)
+            near = difflib.get_close_matches(key, sorted(types), n=1)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            raise ScenarioError(f"unknown profile key {key!r}; {hint}known: {', '.join(sorted(types))}",
+                                path=key)
         v = _coerce(key, value)
         want = {"str": str, "int": int, "bool": bool}.get(str(types[key]))
         if want is not None and (not isinstance(v, want) or (want is int and isinstance(v, bool))):

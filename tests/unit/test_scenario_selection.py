@@ -61,7 +61,7 @@ BASE = 'reproduces: t\nphones:\n  p:\n    mac: "0A0000000001"\n    {field}\nstep
 
 @pytest.mark.parametrize(("field", "where", "words"), [
     ("profile: {base: cp-8861, trust_list_limt: 32768}", "x.yaml:5 phones.p.profile.trust_list_limt",
-     "unknown profile key"),
+     "did you mean 'trust_list_limit'"),
     ("profile: {base: cp-8861, trust_list_limit: 3}", "x.yaml:5 phones.p.profile.trust_list_limit",
      "outside"),
     ("flash: {itl: x}", "x.yaml:5 phones.p.flash", "not supported"),
