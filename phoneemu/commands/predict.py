@@ -28,17 +28,22 @@ examples:
   phoneemu predict --installed-itl a/ITLFile.tlv --mac 001122334455 b-tftp/
   # the same, if A's TVS knows B's ITLRecovery certificate (as after a bulk certificate export);
   # the phone's current config names the TVS it asks
-  phoneemu predict --installed-itl a/ITLFile.tlv --installed-config a/SEP001122334455.cnf.xml.sgn \
+  phoneemu predict --installed-itl a/ITLFile.tlv --installed-config a/SEP001122334455.cnf.xml.sgn \\
       --tvs-cert b/ITLRecovery.pem b/ITLFile.tlv b/SEP001122334455.cnf.xml.sgn
+  # the phone's current config is encrypted: decrypt it with the phone's key
+  phoneemu predict --installed-itl a/ITLFile.tlv --installed-config a/SEP001122334455.cnf.xml.enc.sgn \\
+      --installed-config-key phone.key --tvs-cert b/ITLRecovery.pem b/ITLFile.tlv
   # a cp-7962 in mixed mode, a given date, JSON for CI
   phoneemu predict --installed-ctl CTLFile.tlv --installed-itl ITLFile.tlv --profile cp-7962 \\
       --now 1893456000 --json new/CTLFile.tlv new/ITLFile.tlv
 
 Each new file is served under its own name; CTLFile.tlv/ITLFile.tlv also answer the phone's
 CTLSEP<MAC>.tlv/ITLSEP<MAC>.tlv requests. The MAC is --mac, else the one in a SEP<MAC>... file
-name. TVS needs the installed config (its TVS servers) and an ITL with a TVS record; it then
-answers offline: vouches for --tvs-cert certificates, "not found" for others, and is unreachable
-when no --tvs-cert is given. CAPF is unreachable.
+name. TVS needs the installed config (the phone asks the TVS servers it names; an encrypted
+.cnf.xml.enc.sgn is read with --installed-config-key, the phone's LSC or MIC key); it then answers
+offline: vouches for --tvs-cert certificates, "not found" for others, and is unreachable when no
+--tvs-cert is given. A --tvs-cert the phone cannot use is reported as a "note:" line. CAPF is
+unreachable.
 """
 
 
