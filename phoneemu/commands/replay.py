@@ -45,7 +45,8 @@ def register(sub: Any) -> None:
                        description="Rebuild the files a phone downloaded in a capture (TFTP and HTTP 6970) "
                        "and run the phone's decisions on them offline.",
                        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("capture", type=Path, metavar="CAPTURE.pcap", help="classic pcap file")
+    p.add_argument("capture", type=Path, metavar="CAPTURE.pcap",
+                   help="the capture: pcap or pcapng (as Wireshark and tcpdump save it)")
     p.add_argument("--mac", help="the phone to replay (MAC in any usual notation)")
     add_offline_phone_options(p, now_help="phone clock (default: each boot's capture time)")
     p.add_argument("--keylog", type=Path, metavar="FILE",

@@ -68,7 +68,7 @@ def register(sub: Any) -> None:
                        description=__doc__, epilog=_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("capture", nargs="?", type=Path, metavar="CAPTURE.pcap",
-                   help="a capture to show with tshark (TVS and CAPF messages)")
+                   help="a capture (pcap or pcapng) to show with tshark (TVS and CAPF messages)")
     p.add_argument("--keylog", type=Path, metavar="FILE",
                    help="TLS key log (default: CAPTURE with the suffix .keys, when it exists)")
     p.add_argument("--filter", default="tvs || capf", metavar="EXPR",
