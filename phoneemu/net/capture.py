@@ -11,9 +11,10 @@ Rules:
   acknowledged by a pure ACK; FIN/ACK from the closer, FIN/ACK back, final ACK. These are our
   reconstruction of the stream, not a kernel trace (the TLS key log lets Wireshark decrypt it).
 * :func:`read_pcap` reads what we write (and little/big-endian, micro/nanosecond classic pcap with
-  LINKTYPE_RAW, ETHERNET, IPV4 or IPV6), and pcapng as Wireshark saves it (Section Header, Interface
-  Description, Enhanced and Simple Packet blocks of those link types; other blocks skipped; every
-  block length checked and bounded); anything malformed raises DecodeError(fmt="pcap").
+  LINKTYPE_RAW, ETHERNET, IPV4, IPV6 or LINUX_SLL/SLL2 — ``tcpdump -i any``), and pcapng as
+  Wireshark saves it (Section Header, Interface Description, Enhanced and Simple Packet blocks of
+  those link types; other blocks skipped; every block length checked and bounded); anything
+  malformed raises DecodeError(fmt="pcap").
   Packets that are not UDP/TCP over IP are skipped.
 """
 
@@ -44,6 +45,13 @@ LINKTYPE_ETHERNET = 1
 LINKTYPE_RAW = 101
 _LINKTYPE_IPV4 = 228
 _LINKTYPE_IPV6 = 229
+_LINKTYPE_LINUX_SLL = 113  # tcpdump -i any: 16-byte "cooked" header, protocol at offset 14
+_LINKTYPE_LINUX_SLL2 = 276  # newer tcpdump -i any: 20-byte header, protocol at offset 0
+#: link type -> (link-layer header length, offset of its EtherType); None: the frame is the IP packet
+_LINK_HEADERS: dict[int, tuple[int, int] | None] = {
+    LINKTYPE_RAW: None, _LINKTYPE_IPV4: None, _LINKTYPE_IPV6: None, LINKTYPE_ETHERNET: (14, 12),
+    _LINKTYPE_LINUX_SLL: (16, 14), _LINKTYPE_LINUX_SLL2: (20, 0),
+}
 SNAPLEN = 262144
 _PROTO_TCP = 6
 _PROTO_UDP = 17
@@ -307,12 +315,14 @@ def read_pcap(path: str | Path, *, max_packets: int = 10_000_000) -> Iterator[Pc
 def _frame_packet(link: int, frame: bytes, body_at: int, ts: float, index: int) -> PcapPacket | None:
     """The UDP/TCP packet of one captured frame of link type ``link`` (None: not UDP/TCP over IP)."""
     ip_at = body_at
-    if link == LINKTYPE_ETHERNET:
-        if len(frame) < 14:
-            raise _perr("Ethernet header truncated", body_at, f"packet[{index}].ethernet")
-        ethertype = struct.unpack_from("!H", frame, 12)[0]
-        frame = frame[14:] if ethertype in (0x0800, 0x86DD) else b""
-        ip_at += 14
+    header = _LINK_HEADERS[link]
+    if header is not None:
+        size, at = header
+        if len(frame) < size:
+            raise _perr(f"link-layer header (type {link}) truncated", body_at, f"packet[{index}].link")
+        ethertype = struct.unpack_from("!H", frame, at)[0]
+        frame = frame[size:] if ethertype in (0x0800, 0x86DD) else b""
+        ip_at += size
     return _decode_ip(frame, ip_at, ts, index) if frame else None
 
 
@@ -372,8 +382,9 @@ def _read_pcapng(read: Callable[[int], bytes], max_packets: int) -> Iterator[Pca
                     r = body[opt + 4]
                     units = 2 ** min(r & 0x7F, 64) if r & 0x80 else 10 ** min(r, 19)
                 opt += 4 + olen + (-olen % 4)
-            if link not in (LINKTYPE_RAW, LINKTYPE_ETHERNET, _LINKTYPE_IPV4, _LINKTYPE_IPV6):
-                raise _perr(f"unsupported link type {link}", at, f"interface[{len(links)}].linktype")
+            if link not in _LINK_HEADERS:
+                raise _perr(f"unsupported link type {link} (expected one of {sorted(_LINK_HEADERS)})", at,
+                            f"interface[{len(links)}].linktype")
             links.append((link, snaplen or SNAPLEN, units))
         elif kind in (3, 6):  # Simple / Enhanced Packet Block
             if index >= max_packets:
@@ -430,8 +441,9 @@ def _read_records(f: BinaryIO, max_packets: int) -> Iterator[PcapPacket]:
     if major != 2:
         raise _perr(f"unsupported version {major}", 4, "header.version_major")
     link = linktype & 0x0FFFFFFF
-    if link not in (LINKTYPE_RAW, LINKTYPE_ETHERNET, _LINKTYPE_IPV4, _LINKTYPE_IPV6):
-        raise _perr(f"unsupported link type {link}", 20, "header.linktype")
+    if link not in _LINK_HEADERS:
+        raise _perr(f"unsupported link type {link} (expected one of {sorted(_LINK_HEADERS)})", 20,
+                    "header.linktype")
     limit = max(snaplen, 65535) if snaplen else SNAPLEN
     limit = min(limit, SNAPLEN)
     record = struct.Struct(end + "IIII")

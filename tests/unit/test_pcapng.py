@@ -96,3 +96,27 @@ def test_damaged_pcapng_only_raises_decode_error(tmp_path_factory: pytest.TempPa
     f.write_bytes(ng[:cut] + junk + ng[cut + len(junk):])
     with contextlib.suppress(DecodeError):
         list(read_pcap(f))
+
+
+def _relink(pcap: bytes, linktype: int, header: bytes) -> bytes:
+    """A LINKTYPE_RAW classic pcap rewritten with a link-layer header before each IP packet."""
+    out = bytearray(pcap[:20] + struct.pack("<I", linktype))
+    pos = 24
+    while pos < len(pcap):
+        sec, usec, incl, orig = struct.unpack_from("<IIII", pcap, pos)
+        data = pcap[pos + 16:pos + 16 + incl]
+        proto = b"\x08\x00" if data[0] >> 4 == 4 else b"\x86\xdd"
+        frame = header.replace(b"PP", proto) + data
+        out += struct.pack("<IIII", sec, usec, len(frame), orig + len(header)) + frame
+        pos += 16 + incl
+    return bytes(out)
+
+
+@pytest.mark.parametrize(("linktype", "header"), [
+    (113, b"\x00\x00\x03\x04\x00\x06" + b"\x00" * 8 + b"PP"),    # LINUX_SLL (tcpdump -i any)
+    (276, b"PP\x00\x00" + b"\x00\x00\x00\x01\x03\x04\x00\x06" + b"\x00" * 8),  # LINUX_SLL2
+])
+def test_linux_cooked_captures(tmp_path: Path, linktype: int, header: bytes) -> None:
+    f = tmp_path / "any.pcap"
+    f.write_bytes(_relink(CAPTURE.read_bytes(), linktype, header))
+    assert [p.payload for p in read_pcap(f)] == [p.payload for p in read_pcap(CAPTURE)]
