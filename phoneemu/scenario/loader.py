@@ -254,6 +254,15 @@ def _cluster(ctx: _Ctx, name: str, node: _Node) -> ClusterSpec:
     return ClusterSpec(name=name, where=ctx.where(node), seed=seed, options=options)
 
 
+def _capf_auth_explicit(ctx: _Ctx, node: _Node, field: str, m: dict[str, _Node], default: str) -> None:
+    """A CAPF operation names how the phone authenticates: without auth_mode or auth_string the lab
+    would enrol it with a null string (no proof at all), which a scenario should say on purpose."""
+    op = str(m["operation"].value) if "operation" in m else default
+    if op in ("install", "fetch", "delete") and "auth_mode" not in m and "auth_string" not in m:
+        raise ctx.fail(node, field, f"CAPF {op}: say how the phone authenticates: auth_string: \"DIGITS\", "
+                                    "or auth_mode: null-string (no proof), lsc or mic")
+
+
 def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec]) -> PhoneGroup:
     field = f"phones.{name}"
     allowed = ("cluster", "count", "mac_start", "mac", "profile", "encrypt", "symmetric_key", "capf", "flash",
@@ -307,6 +316,7 @@ def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec])
         capf = {k: _plain(v) for k, v in cm.items()}
         if "auth_string" in cm:
             capf["auth_string"] = ctx.quoted(cm["auth_string"], f"{field}.capf.auth_string", "auth_string")
+        _capf_auth_explicit(ctx, m["capf"], f"{field}.capf", cm, default="none")
     flash: dict[str, Any] = {}
     if "flash" in m:  # was accepted and silently ignored: say so instead
         raise ctx.fail(m["flash"], f"{field}.flash",
@@ -391,6 +401,8 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
         args = {k: _plain(v) for k, v in am.items()}
         if "auth_string" in am:
             args["auth_string"] = ctx.quoted(am["auth_string"], f"{field}.auth_string", "auth_string")
+        if op == "capf":
+            _capf_auth_explicit(ctx, arg, field, am, default="install")
         args["cluster"] = lab_ref(am, field)
         if "phones" in am:
             args["phones"] = _phone_refs(ctx, am["phones"], f"{field}.phones", groups)

@@ -72,3 +72,21 @@ def test_profile_overrides_and_flash_are_checked_at_load_time(field: str, where:
     assert str(err.value).startswith(where) and words in str(err.value)
     ok = load_text(BASE.format(field="profile: {base: cp-7962, trust_list_limit: 32768}"), "x.yaml")
     assert ok.phones["p"].profile_overrides == {"trust_list_limit": 32768}
+
+
+@pytest.mark.parametrize(("field", "ok"), [
+    ("capf: {operation: install}", False),
+    ("capf: {operation: install, auth_string: \"1234\"}", True),
+    ("capf: {operation: install, auth_mode: null-string}", True),
+    ("capf: {operation: none}", True),
+])
+def test_scenario_capf_needs_an_explicit_auth_choice(field: str, ok: bool) -> None:
+    text = BASE.format(field=field)
+    if ok:
+        load_text(text, "x.yaml")
+        return
+    with pytest.raises(ScenarioError, match=r"x\.yaml:5 phones\.p\.capf: CAPF install: say how the phone"):
+        load_text(text, "x.yaml")
+    admin = BASE.format(field="profile: cp-8861") + "  - admin: {op: capf, phones: p, operation: delete}\n"
+    with pytest.raises(ScenarioError, match="admin: CAPF delete: say how"):
+        load_text(admin, "x.yaml")
