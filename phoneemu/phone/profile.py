@@ -6,7 +6,11 @@ A :class:`PhoneProfile` is frozen, shared by every phone of that model. Facts us
 * Older phones verify SHA-1 only; current ones also SHA-256/SHA-512 (spec §A.4 codes 1, 2, 3).
 * Non-SBD legacy phones ignore the ITL ("No Trust List installed", spec §G.2) and have no TVS.
 * Manual-key (symmetric) phones: 7942/7962 SIP use AES-128 (spec §C.5); the 7942/7962 ignore the
-  signature of an ``.enc.sgn`` (spec §C.3) → ``enc_signer_checked = False``.
+  signature of an ``.enc.sgn`` (spec §C.3) → ``enc_signer_checked = False``. Our reading: the
+  7942/7962 SIP statement is about their manual-key method (the only encryption those models are
+  documented with, §C.5), so the flag covers the **symmetric** ``.enc.sgn`` only; a PKI ``.enc.sgn``
+  is wrapped to the phone's public key, anyone can build one, and its signature is always verified
+  (spec §G.12 step 3).
 * Request order differs per model (spec §C.6): the 7962 capture shows no ``CTLFile.tlv`` request.
 
 Our conventions (spec [UNK]): exact model limits (RSA size, EC support, TLS versions, status

@@ -66,7 +66,9 @@ Configs (``decide_config``; ``.cnf.xml``, ``.sgn``, ``.enc.sgn``):
   ``G.12.3-decrypted``            ``.enc.sgn`` decrypted, hash checked, config accepted
   ``G.12.3-decrypt-failed``       wrong key / hash mismatch — DECRYPT_FAILED or HASH_MISMATCH
   ``G.12.3-no-key``               no LSC/MIC (PKI) or no manual key (symmetric) — DECRYPT_FAILED
-  ``G.12.3-signer-not-checked``   (in ``reason``) models that ignore the ``.enc.sgn`` signature (§C.3)
+  ``G.12.3-signer-not-checked``   (in ``reason``) models that ignore the signature of a manual-key
+                                  (symmetric) ``.enc.sgn`` (§C.3, §C.5); a PKI ``.enc.sgn`` is always
+                                  signer-checked (§G.12 step 3: it is encrypted to a public key)
 Short config (``decide_short_config``, spec §G.12 steps 1-2):
   ``G.12.1-plain-config`` / ``G.12.2-cert-hash-match`` / ``G.12.2-cert-hash-mismatch`` /
   ``G.12.2-wait-auth-string`` / ``G.12.2-symmetric-key-present`` / ``G.12.2-no-symmetric-key``
@@ -511,7 +513,10 @@ def decide_config(store: TrustStore, file_name: str, data: bytes, *, profile: Ph
     except DecodeError as exc:
         return reject("G.4-malformed", str(exc), VerifyReason.OTHER)
     who = _signer_text(env.header)
-    check_signer = kind == "sgn" or profile.enc_signer_checked
+    # §C.3/§C.5: only the manual-key (symmetric) .enc.sgn of some models goes unchecked; a PKI one is
+    # encrypted to the phone's *public* key, so anyone could build it: its signer is always checked.
+    check_signer = kind == "sgn" or profile.enc_signer_checked or \
+        not (isinstance(env, encrypted.EncryptedFile) and env.method == "symmetric")
     rule, reason = "", ""
     if trust == "none":
         rule, reason = "G.4-signed-unchecked-no-trust-list", "no trust anchor: signature not checked"
@@ -519,7 +524,7 @@ def decide_config(store: TrustStore, file_name: str, data: bytes, *, profile: Ph
         rule, reason = "G.4-empty-itl-signature-unchecked", "rollback ITL: signature checking disabled"
     elif not check_signer:
         rule, reason = "G.12.3-decrypted", f"G.12.3-signer-not-checked: {profile.name} ignores the " \
-            ".enc.sgn signature (spec §C.3)"
+            "signature of a manual-key .enc.sgn (spec §C.3)"
     else:
         bad = _check_config_signer(store, env.header, env.signed_message, profile=profile, now=now,
                                    tvs_answer=tvs_answer, file=file_name)

@@ -653,3 +653,18 @@ def test_encrypted_config_missing_is_a_named_rejection() -> None:
     assert d.reason_code is VerifyReason.NOT_FOUND and "SEP001122334455.cnf.xml.enc.sgn" in (d.status or "")
     timeout = rules.encrypted_config_missing("x.enc.sgn", transport="timeout", not_found=False)
     assert timeout.status is None and "timeout" in timeout.reason
+
+
+def test_7962_pki_enc_signer_checked() -> None:
+    """§G.12 step 3: a PKI ``.enc.sgn`` is signature-checked even on a model whose ``enc_signer_checked``
+    is False (that flag models the manual-key path only, spec §C.3/§C.5): anyone can encrypt to the
+    phone's public key, so an attacker-signed file must be refused."""
+    phone = ident("mic-phone")
+    s = new_store(P7962, mic=phone)
+    install(s, "ITL", itl_a(), P7962)
+    forged = _enc_pki(phone, ident("attacker"))
+    expect(rules.decide_config(s, CFG + ".enc.sgn", forged, profile=P7962, now=NOW),
+           "G.4-reject-unknown-signer", False, VerifyReason.UNKNOWN_SIGNER)
+    good = rules.decide_config(s, CFG + ".enc.sgn", _enc_pki(phone, ident("cm-a")), profile=P7962, now=NOW)
+    expect(good, "G.12.3-decrypted", True)
+    assert "signer-not-checked" not in good.reason
