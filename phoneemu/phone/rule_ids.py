@@ -25,6 +25,7 @@ RULE_IDS: frozenset[str] = frozenset({
     # G.2 first trust list, G.3 trust-list updates
     "G.2-first-ctl-tofu", "G.2-first-itl-tofu", "G.2-legacy-ignores-itl",
     "G.3-bad-signature", "G.3-unchanged", "G.3.1-malformed", "G.3.1-oversize", "G.3.1-unsupported-hash",
+    "G.3.1-wrong-file-name",
     "G.3.2-signed-by-ctl", "G.3.3-signed-by-itl-sast", "G.3.4-needs-tvs", "G.3.4-tvs-unknown-signer",
     "G.3.4-tvs-unreachable", "G.3.4-tvs-wrong-role", "G.3.4-vouched-by-tvs",
     "G.3.5-locked-ignores-config", "G.3.5-reject-unknown-signer", "G.3.6-empty-itl-accepts-any",
@@ -33,7 +34,7 @@ RULE_IDS: frozenset[str] = frozenset({
     "G.4-malformed", "G.4-needs-tvs", "G.4-reject-unknown-signer", "G.4-signed-by-ctl-tftp",
     "G.4-signed-by-itl-tftp", "G.4-signed-unchecked-no-trust-list", "G.4-tvs-unknown-signer",
     "G.4-tvs-unreachable", "G.4-tvs-wrong-role", "G.4-unsigned-no-trust-list", "G.4-unsigned-rejected",
-    "G.4-unsupported-hash", "G.4-vouched-by-tvs",
+    "G.4-unsupported-hash", "G.4-vouched-by-tvs", "G.4-wrong-file-name",
     # G.9 secure connections, G.10 default config, G.12 encrypted configs
     "G.9-fallback-tcp", "G.9-non-secure", "G.9-retry-trust-file", "G.9-tls-with-ctl",
     "G.10-device-config", "G.10-no-config", "G.10-use-default-config",

@@ -30,6 +30,9 @@ Trust lists (``decide_trust_list``; kind CTL or ITL):
   ``G.2-legacy-ignores-itl``      non-SBD phone: the ITL is ignored ("No Trust List installed")
   ``G.3.1-oversize``              above the profile limit, 64 KiB (spec §B.5) — TOO_LARGE
   ``G.3.1-malformed``             header or any record does not parse — OTHER
+  ``G.3.1-wrong-file-name``       header FILENAME (§A.2 tag 14) is not ``<kind>File.tlv`` nor the
+                                  requested name (e.g. an ITL served as the CTL) — OTHER; checked even
+                                  for trust on first use (:func:`trust_list_name_problem`)
   ``G.3.1-unsupported-hash``      header hash code the model cannot verify — UNSUPPORTED_HASH
                                   (checked first, so ``G.3-unsupported-hash`` is never reached)
   ``G.3-unchanged``               same bytes as the installed file (accepted, nothing changes)
@@ -54,6 +57,9 @@ Trust lists (``decide_trust_list``; kind CTL or ITL):
 
 Configs (``decide_config``; ``.cnf.xml``, ``.sgn``, ``.enc.sgn``):
   ``G.3.5-locked-ignores-config`` phone locked by a failed trust-list update
+  ``G.4-wrong-file-name``         a ``.sgn`` / ``.enc.sgn`` whose header FILENAME is not the requested
+                                  name (another phone's config) — OTHER, whatever the trust state
+                                  (:func:`signed_file_name_problem`)
   ``G.4-unsigned-no-trust-list``  no CTL/ITL: unsigned config accepted
   ``G.4-empty-itl-accepts-unsigned``  rollback ITL (and no CTL): unsigned config accepted
   ``G.4-unsigned-rejected``       trust list installed: unsigned config refused — NOT_SIGNED
@@ -171,6 +177,8 @@ __all__ = [
     "encrypted_config_missing",
     "https_query_key",
     "query_key",
+    "signed_file_name_problem",
+    "trust_list_name_problem",
     "tvs_usable",
 ]
 
@@ -304,6 +312,51 @@ def _fail_rule(prefix: str, reason: VerifyReason) -> str:
     return f"{prefix}-{_FAIL_RULE.get(reason, 'bad-signature')}"
 
 
+# --------------------------------------------------------------------------- header FILENAME (§A.2 tag 14)
+def _name_key(name: str) -> str:
+    """A file name as compared: ``\\`` read as ``/``, leading ``/`` dropped, upper case (our convention)."""
+    return name.replace("\\", "/").lstrip("/").upper()
+
+
+def trust_list_name_problem(header_filename: str, *, kind: TrustKind,
+                            requested: str | None = None) -> str | None:
+    """Why a trust list whose header FILENAME is ``header_filename`` is not the ``kind`` asked for; None
+    if it is.
+
+    Spec §A.2 tag 14 / §B.1: a CTL names itself ``CTLFile.tlv`` and an ITL ``ITLFile.tlv``, also when
+    served as the per-device ``CTLSEP<MAC>.tlv`` / ``ITLSEP<MAC>.tlv``. Our convention (the spec does
+    not say how exactly a phone compares, [UNK]): the name is compared case-insensitively, ``\\`` as
+    ``/`` and without a leading ``/``; ``<kind>File.tlv`` is accepted, and so is exactly the
+    ``requested`` name (a per-device file naming itself), nothing else — an ITL served as the CTL, or
+    another phone's per-device list, is refused. Shared by the boot (:func:`decide_trust_list`) and
+    ``phoneemu predict`` (its installed lists).
+    """
+    got = _name_key(header_filename)
+    allowed = {f"{kind}FILE.TLV"}
+    if requested:
+        allowed.add(_name_key(requested))
+    if got in allowed:
+        return None
+    asked = f" (requested {requested})" if requested else ""
+    return f"header FILENAME {header_filename!r} is not {kind}File.tlv{asked}: not the {kind} asked for"
+
+
+def signed_file_name_problem(header_filename: str, requested: str) -> str | None:
+    """Why a ``.sgn`` / ``.enc.sgn`` whose header FILENAME is ``header_filename`` is not ``requested``; None
+    if it is.
+
+    Spec §A.2 tag 14 / §C.1: the FILENAME of a signed file is its own name (base name + ``.sgn``, or its
+    relative path for files in sub-directories), and the name is inside the signed bytes. Our
+    convention ([UNK] how a phone compares): equal to the requested name, compared case-insensitively
+    (``SEP<MAC>`` hex digits may be either case), ``\\`` as ``/``, without a leading ``/``; the
+    extensions must match too (a ``.sgn`` is not an ``.enc.sgn``). So another phone's correctly signed
+    ``SEPAAA….cnf.xml.sgn`` served when ``SEPBBB….cnf.xml.sgn`` was requested is refused.
+    """
+    if _name_key(header_filename) == _name_key(requested):
+        return None
+    return f"header FILENAME {header_filename!r} is not the requested {requested!r}"
+
+
 # --------------------------------------------------------------------------- §G.2/§G.3 trust lists
 def decide_trust_list(store: TrustStore, new: TrustList | bytes, *, kind: TrustKind, profile: PhoneProfile,
                       now: int, tvs_answer: TvsResult | None = None, file: str | None = None) -> Decision:
@@ -337,6 +390,9 @@ def decide_trust_list(store: TrustStore, new: TrustList | bytes, *, kind: TrustK
         return d("G.3.1-malformed", False, str(exc), code=VerifyReason.OTHER)
     h = tl.header
     who = _signer_text(h)
+    wrong = trust_list_name_problem(h.filename, kind=kind, requested=file)
+    if wrong is not None:
+        return d("G.3.1-wrong-file-name", False, wrong, code=VerifyReason.OTHER, signer=who)
     if not profile.supports_hash(h.hash_alg):
         return d("G.3.1-unsupported-hash", False, f"hash code {h.hash_alg} not supported by {profile.name}",
                  code=VerifyReason.UNSUPPORTED_HASH, signer=who)
@@ -513,6 +569,9 @@ def decide_config(store: TrustStore, file_name: str, data: bytes, *, profile: Ph
     except DecodeError as exc:
         return reject("G.4-malformed", str(exc), VerifyReason.OTHER)
     who = _signer_text(env.header)
+    wrong = signed_file_name_problem(env.header.filename, file_name)
+    if wrong is not None:
+        return reject("G.4-wrong-file-name", wrong, VerifyReason.OTHER, signer=who)
     # §C.3/§C.5: only the manual-key (symmetric) .enc.sgn of some models goes unchecked; a PKI one is
     # encrypted to the phone's *public* key, so anyone could build it: its signer is always checked.
     check_signer = kind == "sgn" or profile.enc_signer_checked or \

@@ -8,7 +8,10 @@ the same boot code and §G rules as every other phone.
 Rules (our conventions, stated in the README):
 
 * Installed lists are restored as first accepted by G.2 trust on first use; they are parsed
-  strictly (a malformed or oversized one is an error naming the file, nothing is predicted). The
+  strictly (a malformed or oversized one is an error naming the file, nothing is predicted), and
+  their header FILENAME must name the kind they are given as
+  (:func:`phoneemu.phone.rules.trust_list_name_problem`, the check the boot applies to every new
+  trust list — so a CTL/ITL mix-up among the *new* files is a ``G.3.1-wrong-file-name`` decision). The
   installed config (``.cnf.xml.sgn`` or ``.cnf.xml``) is the phone's current one: it names the TVS
   servers the phone may ask (spec §E.7.5; without it TVS is not usable, as on a real phone).
 * The phone requests its usual names; each new file (or each file of a given folder, e.g. a copy
@@ -162,6 +165,7 @@ async def predict_boot(new_files: Sequence[Path], *, installed_itl: Path | None 
     from phoneemu.fleet.engine import PRESTATE_RULES
     from phoneemu.formats import trustlist
     from phoneemu.formats.config import normalise_mac
+    from phoneemu.phone import rules
     from phoneemu.phone.boot import BootTarget
     from phoneemu.phone.phone import Phone
     from phoneemu.phone.profile import get_profile
@@ -181,10 +185,11 @@ async def predict_boot(new_files: Sequence[Path], *, installed_itl: Path | None 
             except PhoneEmuError as exc:
                 raise PhoneEmuError(f"{path}: installed {kind}: {exc}",
                                     path=f"installed-{kind.lower()}") from None
-            other = "CTL" if kind == "ITL" else "ITL"
-            if str(tl.header.filename).upper().startswith(other):  # CTL and ITL share one layout (§B)
-                raise PhoneEmuError(f"{path}: given as the installed {kind}, but its header names "
-                                    f"{tl.header.filename}", path=f"installed-{kind.lower()}")
+            # CTL and ITL share one layout (§B): the header FILENAME says which, checked as the boot does
+            wrong = rules.trust_list_name_problem(tl.header.filename, kind=kind)
+            if wrong is not None:
+                raise PhoneEmuError(f"{path}: given as the installed {kind}, but its {wrong}",
+                                    path=f"installed-{kind.lower()}")
             installed[kind] = tl
 
     config = _installed_config(installed_config, installed_config_key) if installed_config is not None \

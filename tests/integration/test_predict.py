@@ -90,7 +90,8 @@ def test_bad_inputs_are_one_line_errors(two: tuple[Path, Path, Path], tmp_path: 
                  str(tmp_path / "x" / "ITLFile.tlv")]) == 2  # two new files of one name
     assert main(["predict", "--tvs-roles", "x", str(b / "ITLFile.tlv")]) == 2
     assert main(["predict", "--installed-ctl", str(a / "ITLFile.tlv"), str(b / "ITLFile.tlv")]) == 2
-    assert "given as the installed CTL, but its header names ITLFile.tlv" in capsys.readouterr().err
+    assert "given as the installed CTL, but its header FILENAME 'ITLFile.tlv' is not CTLFile.tlv" in \
+        capsys.readouterr().err
 
 
 def test_a_folder_is_a_tftp_root(two: tuple[Path, Path, Path], tmp_path: Path,
@@ -104,3 +105,15 @@ def test_a_folder_is_a_tftp_root(two: tuple[Path, Path, Path], tmp_path: Path,
     out = capsys.readouterr().out
     assert f"fetch SEP{MAC}.cnf.xml.sgn: " in out and "G.3.5-reject-unknown-signer" in out
     assert main(["predict", str(root), str(root / "ITLFile.tlv")]) == 2  # the same name twice
+
+
+def test_new_itl_given_as_the_ctl_is_refused_like_the_boot(two: tuple[Path, Path, Path], tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A CTL/ITL mix-up among the new files: the boot's header FILENAME check (one shared function)."""
+    _a, b, _pem = two
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / "CTLFile.tlv").write_bytes((b / "ITLFile.tlv").read_bytes())
+    assert main(["predict", "--mac", MAC, "--now", str(NOW), str(mixed / "CTLFile.tlv")]) == 1
+    out = capsys.readouterr().out
+    assert "G.3.1-wrong-file-name" in out and "ITLFile.tlv" in out

@@ -171,6 +171,29 @@ def test_fetcher_choice_follows_profile_and_target(lab: LabCluster) -> None:
         BootTarget(host="")
 
 
+def test_boot_refuses_mis_served_files(lab: LabCluster) -> None:
+    """§A.2 tag 14: the ITL served as the CTL, and another phone's signed config, are refused."""
+    other = "0A00000000B2"
+    lab.add_phone(other, now=NOW)
+
+    def serve(n: str) -> bytes | None:
+        if n == f"CTLSEP{MAC}.tlv":
+            return lab.get("ITLFile.tlv")
+        if n == f"SEP{MAC}.cnf.xml.sgn":
+            return lab.get(f"SEP{other}.cnf.xml.sgn")
+        return lab.get(n)
+
+    r, _ = boot(phone(lab), serve)
+    assert rules(r)[0] == "G.3.1-wrong-file-name" and r.trust["CTL"] == "rejected"
+    assert rules(r) == ["G.3.1-wrong-file-name", "G.2-first-itl-tofu", "G.4-wrong-file-name"]
+    assert not r.ok and r.config == "rejected"
+    p = phone(lab)
+    assert boot(p, lab.get)[0].ok
+    theirs = lab.get(f"SEP{other}.cnf.xml.sgn")
+    r2, _ = boot(p, lambda n: theirs if n == f"SEP{MAC}.cnf.xml.sgn" else lab.get(n))
+    assert r2.deciding is not None and r2.deciding.rule == "G.4-wrong-file-name" and not r2.ok
+
+
 # --------------------------------------------------------------------------- transport → statuses (§H.3)
 class Broken:
     def __init__(self, exc: Exception) -> None:

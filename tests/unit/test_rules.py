@@ -668,3 +668,50 @@ def test_7962_pki_enc_signer_checked() -> None:
     good = rules.decide_config(s, CFG + ".enc.sgn", _enc_pki(phone, ident("cm-a")), profile=P7962, now=NOW)
     expect(good, "G.12.3-decrypted", True)
     assert "signer-not-checked" not in good.reason
+
+
+# --------------------------------------------------------------------------- §A.2 tag 14 header FILENAME
+def test_itl_served_as_ctl_is_refused_even_on_first_contact() -> None:
+    """An ITL's bytes served under the CTL name: the header FILENAME says ITLFile.tlv (§A.2, §B.1)."""
+    d = rules.decide_trust_list(new_store(), itl_a(), kind="CTL", profile=P8861, now=NOW,
+                                file=f"CTLSEP{MAC}.tlv")
+    expect(d, "G.3.1-wrong-file-name", False, VerifyReason.OTHER)
+    d2 = rules.decide_trust_list(new_store(), ctl_a(), kind="ITL", profile=P8861, now=NOW, file="ITLFile.tlv")
+    expect(d2, "G.3.1-wrong-file-name", False, VerifyReason.OTHER)
+    # the per-device name keeps the generic name inside (§B.1); a per-device list may name itself
+    assert rules.decide_trust_list(new_store(), itl_a(), kind="ITL", profile=P8861, now=NOW,
+                                   file=f"ITLSEP{MAC}.tlv").accepted
+    own = trustlist.build(kind="ITL", records=[ident("recovery-a").record(Role.SAST)],
+                          signer=ident("recovery-a").signer, timestamp=NOW, filename=f"itlsep{MAC}.tlv")
+    assert rules.trust_list_name_problem(f"itlsep{MAC}.tlv", kind="ITL", requested=f"ITLSEP{MAC}.tlv") is None
+    assert rules.decide_trust_list(new_store(), own, kind="ITL", profile=P8861, now=NOW,
+                                   file=f"ITLSEP{MAC}.tlv").accepted
+    other = rules.decide_trust_list(new_store(), own, kind="ITL", profile=P8861, now=NOW,
+                                    file="ITLSEP0A0B0C0D0E0F.tlv")
+    expect(other, "G.3.1-wrong-file-name", False, VerifyReason.OTHER)  # another phone's per-device ITL
+
+
+def test_another_phones_config_is_refused() -> None:
+    """SEPAAA's correctly signed config served when SEPBBB's was requested (§A.2 tag 14, §C.1)."""
+    s = with_itl_and_config()
+    theirs = signed.build(body=xml(device_name="SEPAAAAAAAAAAAA"), filename="SEPAAAAAAAAAAAA.cnf.xml.sgn",
+                          signer=ident("cm-a").signer, timestamp=NOW)
+    d = rules.decide_config(s, CFG + ".sgn", theirs, profile=P8861, now=NOW)
+    expect(d, "G.4-wrong-file-name", False, VerifyReason.OTHER)
+    assert "SEPAAAAAAAAAAAA.cnf.xml.sgn" in d.reason
+    # case of the MAC digits does not matter (our convention)
+    lower = signed.build(body=xml(), filename=CFG.lower() + ".sgn", signer=ident("cm-a").signer,
+                         timestamp=NOW)
+    assert rules.decide_config(s, CFG + ".sgn", lower, profile=P8861, now=NOW).accepted
+    # an .sgn is not the .enc.sgn: the extension is part of the name
+    phone = ident("mic-phone")
+    s2 = new_store(mic=phone)
+    install(s2, "ITL", itl_a())
+    enc_as_sgn = encrypted.build_pki(plaintext=xml(), filename=CFG + ".sgn", signer=ident("cm-a").signer,
+                                     recipient_cert=phone.cert, timestamp=NOW,
+                                     rand=random.Random(7).randbytes)
+    expect(rules.decide_config(s2, CFG + ".enc.sgn", enc_as_sgn, profile=P8861, now=NOW),
+           "G.4-wrong-file-name", False, VerifyReason.OTHER)
+    # also with no trust list (the phone must never take another phone's file)
+    expect(rules.decide_config(new_store(), CFG + ".sgn", theirs, profile=P8861, now=NOW),
+           "G.4-wrong-file-name", False, VerifyReason.OTHER)
