@@ -9,8 +9,10 @@ One boot, in order:
    :func:`~phoneemu.phone.rules.decide_trust_list`; when the rule asks for TVS the phone sends a QUERY
    to the TVS servers of its current config, caches the answer (TTL) and asks the rule again with it
    (``TvsStatus.UNREACHABLE`` when no server answers). An installed trust list flushes the TVS cache
-   (spec §E.7.3, done by :meth:`TrustStore.apply`). The phone compares the TVS server certificate
-   with its ITL TVS records (role 21) when the ITL has any with a certificate (spec §E.1).
+   (spec §E.7.3, done by :meth:`TrustStore.apply`). The phone talks only to a TVS server whose
+   certificate matches an ITL TVS record (role 21; :func:`~phoneemu.phone.rules.tvs_server_trusted`,
+   spec §E.1, §G.5); when every server reached is refused the answer is
+   ``TvsStatus.SERVER_UNTRUSTED`` (rules ``G.3.4-`` / ``G.4-tvs-server-untrusted``).
 2. **Config** (spec §C.6 row 5, §G.4, §G.12): the names of
    :func:`~phoneemu.phone.rules.config_request_names` in order; the first one found decides. A short
    config (``encrConfig=true`` or ``fullConfig=false``) goes through
@@ -21,7 +23,10 @@ One boot, in order:
 3. **CAPF** (spec §F, §G.12.2/§G.12.4) when the accepted (or short) config has ``capfAuthMode`` ≠ 0:
    TLS to the config's CAPF server (port from the XML), :class:`CapfClientSession` with the LSC/MIC per
    the mode's precedence (§F.7) or the entered auth string; key generated as the server asks. The
-   CAPF certificate must match a CAPF record of the installed CTL/ITL when one carries a certificate.
+   CAPF certificate must be a CAPF record of the installed CTL/ITL or be vouched for by TVS with the
+   CAPF role (:func:`~phoneemu.phone.rules.decide_capf_server`, spec §F.1, §G.5): an unknown certificate
+   makes the phone ask TVS (QUERY) once and, vouched for, connect again; otherwise the session is
+   refused before anything is sent (``F.1-capf-server-untrusted`` after the retries).
    A new or deleted LSC makes the phone retrieve its config once more (§G.12.4). Communication
    failures are retried 3 more times, ``capf_retry_delay`` apart (§F.1: 30 s; injectable so scenario
    clocks do not sleep). At most one CAPF operation per boot.
@@ -40,7 +45,7 @@ Decisions the boot itself makes (the rules module has no I/O to decide them), na
 ``H.3-config-transport-failed`` (no config could be fetched: timeouts/errors, not "not found"),
 ``G.12.5-encrypted-config-missing`` (short config says encrypted, ``.enc.sgn`` not served),
 ``D-fetch-failed`` (the load named by the config could not be fetched; running load kept),
-``F.1-capf-unreachable`` / ``F.1-capf-server-untrusted`` (after the retries) / ``F.1-no-capf-server`` /
+``F.1-capf-unreachable`` / ``F.1-no-capf-server`` /
 ``F.1-capf-not-supported``, ``F.7-wait-auth-string`` / ``F.7-no-capf-operation``, and the CAPF outcomes
 ``F.6-lsc-installed`` / ``F.6-lsc-deleted`` / ``F.6-fetched`` / ``F.6-nothing-pending`` /
 ``F.6-capf-rejected``.
@@ -59,6 +64,7 @@ Our conventions (spec [UNK]/[INF]):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -72,7 +78,7 @@ from phoneemu.errors import EncodeError, PhoneEmuError, TransportError, VerifyRe
 from phoneemu.formats import config as config_fmt
 from phoneemu.formats import firmware as firmware_fmt
 from phoneemu.formats.config import DeviceConfig, Server
-from phoneemu.formats.trustlist import Role, TrustList, TrustRecord
+from phoneemu.formats.trustlist import TrustList, TrustRecord
 from phoneemu.net.fetch import Fetcher
 from phoneemu.phone import rules, status
 from phoneemu.phone.events import Decision, Event, EventLog, QueryKey
@@ -277,6 +283,9 @@ class _Boot:
         self.config_decision: Decision | None = None
         self.encrypted = False
         self.firmware = "none"
+        self._tvs_seen: set[bool] = set()
+        self._capf_tvs: dict[bytes, TvsResult] = {}
+        self._capf_seen: tuple[bytes, Decision] | None = None
 
     # ------------------------------------------------------------------ recording
     def now(self) -> int:
@@ -341,35 +350,35 @@ class _Boot:
         self.note("transport", f"{fail.error.kind}: {fail.error.message}", file=name)
         self.show(transport_status(fail.error))
 
-    def _record_certs(self, role: int) -> list[bytes]:
-        out: list[bytes] = []
-        for tl in (self.store.ctl, self.store.itl):
-            if tl is None:
-                continue
-            out += [r.certificate for r in _records(tl) if r.role == role and r.certificate]
-        return out
-
     def _accept_tvs_server(self, der: bytes | None) -> bool:
-        """§E.1: the TVS certificate must be one of the ITL's TVS records (when it carries any)."""
-        itl = self.store.itl
-        wanted = [r.certificate for r in _records(itl) if r.role == Role.TVS and r.certificate] \
-            if itl is not None else []
-        return not wanted or der in wanted
+        """§E.1: the TVS certificate must match an ITL TVS record (:func:`rules.tvs_server_trusted`)."""
+        ok = rules.tvs_server_trusted(self.store, der)
+        self._tvs_seen.add(ok)
+        if not ok:
+            self.note("tvs", "TVS server certificate is not an ITL TVS record: not used (spec E.1)")
+        return ok
 
     def _accept_capf_server(self, der: bytes | None) -> bool:
-        """§F.1: the CAPF certificate must be a CAPF record of the CTL/ITL (when they carry any)."""
-        wanted = self._record_certs(Role.CAPF)
-        return not wanted or der in wanted
+        """§F.1, §G.5: the CAPF certificate must be a CAPF record of the CTL/ITL, or vouched for by TVS
+        (:func:`rules.decide_capf_server`; a TVS answer got during this boot is used)."""
+        d = rules.decide_capf_server(self.store, der, profile=self.profile, now=self.now(),
+                                     tvs_answer=self._capf_tvs.get(der or b""))
+        self._capf_seen = (der or b"", d)
+        return d.accepted
 
     async def ask_tvs(self, key: QueryKey) -> TvsResult:
         servers = self.store.tvs_servers
         self.tvs_used = True
         where = ", ".join(f"{s.host}:{s.port}" for s in servers)
         self.note("tvs", f"QUERY {key.subject} (serial {key.serial.hex().upper()}) to {where}")
+        self._tvs_seen = set()
         try:
             answer = await self.tvs(servers, key, device_name=self.device_name,
                                     accept_server=self._accept_tvs_server)
         except TransportError as exc:
+            if self._tvs_seen == {False}:  # servers were reached, and every one was refused
+                self.note("tvs", f"no trusted TVS server ({exc.kind}): {exc.message}")
+                return TvsStatus.SERVER_UNTRUSTED
             self.note("tvs", f"TVS unreachable ({exc.kind}): {exc.message}")
             return TvsStatus.UNREACHABLE
         except (PhoneEmuError, OSError) as exc:
@@ -597,8 +606,7 @@ class _Boot:
             server = servers[attempt % len(servers)]
             self.note("capf", f"CAPF session with {server.host}:{server.port} (auth mode {mode})")
             try:
-                result = await self.capf(server, self._capf_session(mode),
-                                         accept_server=self._accept_capf_server)
+                result = await self.capf_session(server, mode)
             except TransportError as exc:
                 last = exc
                 self.note("capf", f"CAPF {exc.kind}: {exc.message}")
@@ -609,12 +617,48 @@ class _Boot:
                 continue
             return self.capf_result(result)
         assert last is not None
-        untrusted = last.kind == "tls" and "not accepted" in last.message
+        refused = self._capf_refusal(last)
+        if refused is not None:
+            self.record(dataclasses.replace(refused, reason=f"after {1 + self.capf_retries} attempts: "
+                                            f"{refused.reason}"))
+            return False
         self.record(Decision(
-            rule="F.1-capf-server-untrusted" if untrusted else "F.1-capf-unreachable", accepted=False,
-            file="", kind="capf", reason=f"after {1 + self.capf_retries} attempts: {last.message}",
-            reason_code=VerifyReason.UNKNOWN_SIGNER if untrusted else VerifyReason.OTHER))
+            rule="F.1-capf-unreachable", accepted=False, file="", kind="capf",
+            reason=f"after {1 + self.capf_retries} attempts: {last.message}", reason_code=VerifyReason.OTHER))
         return False
+
+    def _capf_refusal(self, exc: TransportError) -> Decision | None:
+        """The §F.1 decision that refused the CAPF server of the session that raised ``exc``, if any."""
+        seen, self._capf_seen = self._capf_seen, None
+        if exc.kind != "tls" or "not accepted" not in exc.message or seen is None or seen[1].accepted:
+            return None
+        return seen[1]
+
+    async def capf_session(self, server: Server, mode: int) -> CapfResult:
+        """One CAPF session; a server certificate the lists do not know is checked with TVS (§F.1, §G.5)
+        and, when TVS vouches for it with the CAPF role, the phone connects again at once."""
+        self._capf_seen = None
+        try:
+            return await self.capf(server, self._capf_session(mode), accept_server=self._accept_capf_server)
+        except TransportError as exc:
+            seen = self._capf_seen
+            refused = self._capf_refusal(exc)
+            if refused is None or not refused.pending or refused.needs_tvs is None or seen is None:
+                if refused is not None:
+                    self._capf_seen = seen  # kept for the final decision after the retries
+                raise
+            der = seen[0]
+            self.record(refused)
+            answer = await self.ask_tvs(refused.needs_tvs)
+            self._capf_tvs[der] = answer
+            d = rules.decide_capf_server(self.store, der, profile=self.profile, now=self.now(),
+                                         tvs_answer=answer, server=f"{server.host}:{server.port}")
+            if not d.accepted:
+                self._capf_seen = (der, d)
+                raise
+            self.record(d)
+        self._capf_seen = None
+        return await self.capf(server, self._capf_session(mode), accept_server=self._accept_capf_server)
 
     def capf_result(self, result: CapfResult) -> bool:
         out = result.outcome

@@ -8,7 +8,8 @@ Steps (spec §E.7.1, CSC-118699):
    trusted; else, TVS usable → a cached valid answer within its TTL is used ("E.7.1-https-cached"),
    otherwise VERIFY with the full certificate is sent to the config's TVS servers
    (:func:`phoneemu.net.tvs_client.tvs_verify`, failover, TVS certificate checked against the ITL TVS
-   record); a valid answer is cached for its TTL.
+   records by :func:`phoneemu.phone.rules.tvs_server_trusted`; only refused servers →
+   ``E.7.1-https-tvs-server-untrusted``); a valid answer is cached for its TTL.
 3. The decision (and the pending "needs TVS" one) is recorded in the event log; a rejection adds the
    status message "Host Not Found" (spec §E.7.6).
 4. Trusted: ``GET /`` is sent and the body (bounded by ``max_body``) kept in the result. Untrusted:
@@ -30,7 +31,6 @@ from pathlib import Path
 
 from phoneemu.errors import PhoneEmuError, TransportError
 from phoneemu.formats import config as config_fmt
-from phoneemu.formats.trustlist import Role
 from phoneemu.net.tls import open_tls_connection, peer_certificate_der, phone_client_context
 from phoneemu.phone import rules
 from phoneemu.phone.events import Event, EventLog
@@ -60,16 +60,22 @@ class HttpsResult:
     body: bytes = b""
 
 
-def _accept_tvs_server(store: TrustStore) -> Callable[[bytes | None], bool]:
-    """§E.1: the TVS certificate must be one of the ITL's TVS records (when it carries any)."""
-    wanted: list[bytes] = []
-    if store.itl is not None:
-        for i in range(len(store.itl)):
-            with contextlib.suppress(PhoneEmuError):
-                rec = store.itl.record(i)
-                if rec.role == Role.TVS and rec.certificate:
-                    wanted.append(rec.certificate)
-    return lambda der: not wanted or der in wanted
+class _TvsServerCheck:
+    """§E.1: the TVS certificate must match an ITL TVS record (:func:`rules.tvs_server_trusted`);
+    remembers the verdicts: servers reached and every one refused → ``TvsStatus.SERVER_UNTRUSTED``."""
+
+    def __init__(self, store: TrustStore) -> None:
+        self.store = store
+        self.seen: set[bool] = set()
+
+    @property
+    def refused(self) -> bool:
+        return self.seen == {False}
+
+    def __call__(self, der: bytes | None) -> bool:
+        ok = rules.tvs_server_trusted(self.store, der)
+        self.seen.add(ok)
+        return ok
 
 
 async def _verify(store: TrustStore, cert_der: bytes, *, device_name: str, versions: Sequence[str],
@@ -79,11 +85,15 @@ async def _verify(store: TrustStore, cert_der: bytes, *, device_name: str, versi
     servers = store.tvs_servers
     where = ", ".join(f"{s.host}:{s.port}" for s in servers)
     events.add(Event(time=now, phone=mac, kind="tvs", detail=f"VERIFY HTTPS server certificate to {where}"))
+    check = _TvsServerCheck(store)
     try:
         reply = await tvs_verify(servers, device_name, cert_der, timeout=timeout,
-                                 tls=phone_client_context(versions, keylog),
-                                 accept_server=_accept_tvs_server(store))
+                                 tls=phone_client_context(versions, keylog), accept_server=check)
     except TransportError as exc:
+        if check.refused:
+            events.add(Event(time=now, phone=mac, kind="tvs", detail=f"no trusted TVS server ({exc.kind}): "
+                             f"{exc.message}"))
+            return TvsStatus.SERVER_UNTRUSTED
         events.add(Event(time=now, phone=mac, kind="tvs",
                          detail=f"TVS unreachable ({exc.kind}): {exc.message}"))
         return TvsStatus.UNREACHABLE

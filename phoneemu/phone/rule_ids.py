@@ -16,9 +16,10 @@ RULE_IDS: frozenset[str] = frozenset({
     # E.7.1 HTTPS server certificates (directory, services)
     "E.7.1-https-cached", "E.7.1-https-cert-in-trust-list", "E.7.1-https-malformed",
     "E.7.1-https-needs-tvs", "E.7.1-https-not-trusted", "E.7.1-https-phone-locked",
-    "E.7.1-https-tvs-unknown",
+    "E.7.1-https-tvs-server-untrusted", "E.7.1-https-tvs-unknown",
     "E.7.1-https-tvs-unreachable", "E.7.1-https-tvs-wrong-role", "E.7.1-https-vouched-by-tvs",
     # F CAPF
+    "F.1-capf-cert-in-trust-list", "F.1-capf-needs-tvs", "F.1-capf-vouched-by-tvs",
     "F.1-capf-not-supported", "F.1-capf-server-untrusted", "F.1-capf-unreachable", "F.1-no-capf-server",
     "F.6-capf-rejected", "F.6-fetched", "F.6-lsc-deleted", "F.6-lsc-installed", "F.6-nothing-pending",
     "F.7-no-capf-operation", "F.7-wait-auth-string",
@@ -27,13 +28,14 @@ RULE_IDS: frozenset[str] = frozenset({
     "G.3-bad-signature", "G.3-unchanged", "G.3.1-malformed", "G.3.1-oversize", "G.3.1-unsupported-hash",
     "G.3.1-wrong-file-name",
     "G.3.2-signed-by-ctl", "G.3.3-signed-by-itl-sast", "G.3.4-needs-tvs", "G.3.4-tvs-unknown-signer",
-    "G.3.4-tvs-unreachable", "G.3.4-tvs-wrong-role", "G.3.4-vouched-by-tvs",
+    "G.3.4-tvs-server-untrusted", "G.3.4-tvs-unreachable", "G.3.4-tvs-wrong-role", "G.3.4-vouched-by-tvs",
     "G.3.5-locked-ignores-config", "G.3.5-reject-unknown-signer", "G.3.6-empty-itl-accepts-any",
     # G.4 signed files
     "G.4-bad-signature", "G.4-empty-itl-accepts-unsigned", "G.4-empty-itl-signature-unchecked",
     "G.4-malformed", "G.4-needs-tvs", "G.4-reject-unknown-signer", "G.4-signed-by-ctl-tftp",
     "G.4-signed-by-itl-tftp", "G.4-signed-unchecked-no-trust-list", "G.4-tvs-unknown-signer",
-    "G.4-tvs-unreachable", "G.4-tvs-wrong-role", "G.4-unsigned-no-trust-list", "G.4-unsigned-rejected",
+    "G.4-tvs-server-untrusted", "G.4-tvs-unreachable", "G.4-tvs-wrong-role", "G.4-unsigned-no-trust-list",
+    "G.4-unsigned-rejected",
     "G.4-unsupported-hash", "G.4-vouched-by-tvs", "G.4-wrong-file-name",
     # G.9 secure connections, G.10 default config, G.12 encrypted configs
     "G.9-fallback-tcp", "G.9-non-secure", "G.9-retry-trust-file", "G.9-tls-with-ctl",

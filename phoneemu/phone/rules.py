@@ -14,6 +14,8 @@ Entry points (one per artefact)::
     decide_secure_transport(store, cfg, *, profile, attempts) -> Decision     (spec §G.9)
     decide_auto_registration(store, *, profile, device_config_found, default_config_found)  (§G.10)
     decide_https_server(store, cert_der, *, profile, now, tvs_answer=None, server="")  (§E.7.1)
+    decide_capf_server(store, cert_der, *, profile, now, tvs_answer=None, server="")   (§F.1, §G.5)
+    tvs_server_trusted(store, cert_der) -> bool                      (§E.1: the TVS peer certificate)
     config_request_names(store, profile, mac) -> tuple[str, ...]              (spec §C.6 row 5)
 
 TVS protocol between rule and caller (two-phase, no callbacks): when a rule needs TVS it returns a
@@ -49,6 +51,8 @@ Trust lists (``decide_trust_list``; kind CTL or ITL):
   ``G.3.4-tvs-wrong-role``        TVS knows the signer but not as SAST — WRONG_ROLE
   ``G.3.4-tvs-unknown-signer``    TVS does not know the signer — UNKNOWN_SIGNER
   ``G.3.4-tvs-unreachable``       TVS could not be reached — TVS_UNREACHABLE
+  ``G.3.4-tvs-server-untrusted``  every TVS server reached presented a certificate that is not an ITL
+                                  TVS record (§E.1, :func:`tvs_server_trusted`) — TVS_UNREACHABLE
   ``G.3.5-reject-unknown-signer`` no list knows the signer and TVS is not usable — UNKNOWN_SIGNER
                                   (WRONG_ROLE when a list has the certificate in another role)
   ``G.3-bad-signature``           signer known, signature (tampered file) fails — BAD_SIGNATURE
@@ -66,7 +70,8 @@ Configs (``decide_config``; ``.cnf.xml``, ``.sgn``, ``.enc.sgn``):
   ``G.4-signed-unchecked-no-trust-list``  no trust anchor: signature cannot be checked; accepted
   ``G.4-empty-itl-signature-unchecked``   rollback ITL disables signature checks (spec §G.11)
   ``G.4-signed-by-ctl-tftp`` / ``G.4-signed-by-itl-tftp`` / ``G.4-vouched-by-tvs``
-  ``G.4-needs-tvs`` / ``G.4-tvs-wrong-role`` / ``G.4-tvs-unknown-signer`` / ``G.4-tvs-unreachable``
+  ``G.4-needs-tvs`` / ``G.4-tvs-wrong-role`` / ``G.4-tvs-unknown-signer`` / ``G.4-tvs-unreachable`` /
+  ``G.4-tvs-server-untrusted``
   ``G.4-reject-unknown-signer`` / ``G.4-bad-signature`` / ``G.4-unsupported-hash`` /
   ``G.4-unsupported-key`` / ``G.4-expired-signer`` / ``G.4-malformed``
   ``G.12.3-decrypted``            ``.enc.sgn`` decrypted, hash checked, config accepted
@@ -96,10 +101,19 @@ HTTPS application servers (``decide_https_server``, spec §E.7.1, §E.7.6, §G.5
   ``E.7.1-https-tvs-wrong-role``  TVS knows the certificate but with no HTTPS role — WRONG_ROLE
   ``E.7.1-https-tvs-unknown``     TVS does not know the certificate — UNKNOWN_SIGNER, "Host Not Found"
   ``E.7.1-https-tvs-unreachable`` TVS could not be reached — TVS_UNREACHABLE, "Host Not Found"
+  ``E.7.1-https-tvs-server-untrusted``  the TVS servers presented certificates that are not ITL TVS
+                                  records (§E.1) — TVS_UNREACHABLE, "Host Not Found"
   ``E.7.1-https-not-trusted``     not in the lists and TVS not usable — UNKNOWN_SIGNER, "Host Not Found"
   ``E.7.1-https-malformed``       the server presented no (parsable) certificate — OTHER
   ``E.7.1-https-phone-locked``    a trust-list update failed (the phone is locked, §G.3.5): "HTTPS
                                   services fail" whatever the certificate — OTHER, "Host Not Found"
+
+CAPF servers (``decide_capf_server``, spec §F.1, §G.5 "CAPF server: CAPF role (or TVS)"):
+  ``F.1-capf-cert-in-trust-list``  the certificate is a CAPF record of the CTL/ITL
+  ``F.1-capf-needs-tvs``          pending: ask TVS (QUERY) for the certificate
+  ``F.1-capf-vouched-by-tvs``     TVS returned exactly this certificate with role CAPF
+  ``F.1-capf-server-untrusted``   anything else (no CAPF record and TVS not usable, unknown to TVS,
+                                  wrong role, TVS unreachable) — the phone does not talk to that server
 
 How the spec's flows follow (spec §G.5-§G.7):
 
@@ -122,12 +136,15 @@ Our conventions (spec [UNK]/[INF]), stated once here:
 * Validity: file-signer certificates (installed-list records that carry a certificate, TVS
   answers, firmware signers) are checked against ``now`` (the lab clock); a record without a
   certificate has no validity to check. TOFU (G.2) checks nothing. TLS peer certificates (CAPF,
-  TVS) are checked by the TLS layer, not here.
+  TVS) are matched against trust-list records here (:func:`decide_capf_server`,
+  :func:`tvs_server_trusted`); their validity dates are not checked.
 * Profile limits apply before any trust rule: size (§B.5) and header hash code, even for TOFU
   (a SHA-1-only model cannot take a SHA-512 ITL); key size/type when a signature is verified.
 * A signer found in a list but whose signature fails is rejected at once (no fall-through to TVS).
 * TVS is usable when the profile has TVS, the last accepted config lists TVS servers and the
-  installed ITL has a non-empty TVS record (spec §E.7.5).
+  installed ITL has a TVS record carrying a certificate or a key (spec §E.7.5, §E.1): a TVS record
+  without either cannot authenticate a TVS server, and the phone never talks to a TVS its ITL does
+  not name (:func:`tvs_server_trusted`; a TLS peer matches a record by :func:`record_matches_peer`).
 * The first CTL is accepted on trust even when an ITL is installed (spec §G.2 [INF]); the first ITL
   only when no CTL is installed (with a CTL, the ITL is authenticated by the CTL, §G.3.2).
 * With no trust anchor at all a signed config's signature is not checked (nothing to check it
@@ -162,12 +179,14 @@ from phoneemu.phone.profile import PhoneProfile
 from phoneemu.phone.store import AcceptedFirmware, TrustStore, TvsAnswer, TvsResult, TvsStatus
 
 __all__ = [
+    "CAPF_ROLES",
     "HTTPS_FAILED_STATUS",
     "HTTPS_ROLES",
     "TFTP_ROLES",
     "TrustKind",
     "config_request_names",
     "decide_auto_registration",
+    "decide_capf_server",
     "decide_config",
     "decide_firmware",
     "decide_https_server",
@@ -177,8 +196,10 @@ __all__ = [
     "encrypted_config_missing",
     "https_query_key",
     "query_key",
+    "record_matches_peer",
     "signed_file_name_problem",
     "trust_list_name_problem",
+    "tvs_server_trusted",
     "tvs_usable",
 ]
 
@@ -273,11 +294,57 @@ def _record_key(rec: TrustRecord) -> tuple[PublicKey, x509.Certificate | None] |
         return None
 
 
+def _identifies_peer(rec: TrustRecord) -> bool:
+    """A record a TLS peer's certificate can be matched against: it carries a certificate or a key."""
+    return not rec.is_empty and (rec.certificate is not None or rec.public_key is not None)
+
+
+def record_matches_peer(rec: TrustRecord, cert_der: bytes, cert: x509.Certificate) -> bool:
+    """Is the TLS peer certificate ``cert_der`` (parsed: ``cert``) the one record ``rec`` names?
+
+    Our convention (spec §B.2, §E.1, §F.1: the phone "compares the certificate with its ITL entry"):
+    a record with a certificate matches exactly that DER; a record without one matches a certificate
+    with the same public key (tag 7) and, where the record carries them, the same serial and issuer.
+    Serial and issuer alone never match (anyone can write them into a self-made certificate; the TLS
+    handshake proves only the key). An empty record matches nothing.
+    """
+    if rec.is_empty:
+        return False
+    if rec.certificate is not None:
+        return rec.certificate == cert_der
+    if rec.public_key is None:
+        return False
+    try:
+        same_key = keys.encode_record_public_key(rec.public_key_obj()) == \
+            keys.encode_record_public_key(certs.cert_public_key(cert))
+    except (DecodeError, ValueError, TypeError):
+        return False
+    if not same_key:
+        return False
+    if rec.serial is not None and rec.serial != certs.serial_bytes(cert.serial_number):
+        return False
+    return rec.issuer is None or _same_issuer(rec.issuer, certs.dn_text(cert.issuer))
+
+
 def tvs_usable(store: TrustStore, profile: PhoneProfile) -> bool:
-    """TVS can be asked: model has TVS, config lists servers, ITL has a TVS record (spec §E.7.5)."""
+    """TVS can be asked: model has TVS, config lists servers, and the ITL has a TVS record the TVS
+    server's certificate can be checked against — a certificate or a key (spec §E.7.5, §E.1, §G.5)."""
     if not profile.tvs_enabled or not store.tvs_servers or store.itl is None:
         return False
-    return any(not r.is_empty for r in _records(store.itl) if r.role == Role.TVS)
+    return any(_identifies_peer(r) for r in _records(store.itl) if r.role == Role.TVS)
+
+
+def tvs_server_trusted(store: TrustStore, cert_der: bytes | None) -> bool:
+    """§E.1, §G.5 "TVS server: TVS role in ITL": the certificate a TVS server presents must match an ITL
+    TVS (21) record (:func:`record_matches_peer`). No ITL, no such record, or no certificate → False:
+    the phone never talks to a TVS its trust list does not name."""
+    if not cert_der or store.itl is None:
+        return False
+    try:
+        cert = certs.load_cert_der(cert_der)
+    except DecodeError:
+        return False
+    return any(record_matches_peer(r, cert_der, cert) for r in _records(store.itl) if r.role == Role.TVS)
 
 
 def _records(tl: TrustList) -> Iterable[TrustRecord]:
@@ -436,6 +503,10 @@ def decide_trust_list(store: TrustStore, new: TrustList | bytes, *, kind: TrustK
         if answer is TvsStatus.UNREACHABLE:
             return d("G.3.4-tvs-unreachable", False, "TVS unreachable: signer cannot be vouched for",
                      code=VerifyReason.TVS_UNREACHABLE, signer=who)
+        if answer is TvsStatus.SERVER_UNTRUSTED:
+            return d("G.3.4-tvs-server-untrusted", False, "TVS server certificate is not an ITL TVS record "
+                     "(spec §E.1): TVS not used, signer cannot be vouched for",
+                     code=VerifyReason.TVS_UNREACHABLE, signer=who)
         cert = _tvs_cert(answer, h) if isinstance(answer, TvsAnswer) else None
         if cert is None or not isinstance(answer, TvsAnswer):
             return d("G.3.4-tvs-unknown-signer", False, "TVS does not know the signer",
@@ -507,6 +578,9 @@ def _check_config_signer(store: TrustStore, header: SignedHeader, signed_message
             return d("G.4-needs-tvs", "config signer unknown to the installed lists: ask TVS", None, key)
         if answer is TvsStatus.UNREACHABLE:
             return d("G.4-tvs-unreachable", "TVS unreachable", VerifyReason.TVS_UNREACHABLE)
+        if answer is TvsStatus.SERVER_UNTRUSTED:
+            return d("G.4-tvs-server-untrusted", "TVS server certificate is not an ITL TVS record "
+                     "(spec §E.1)", VerifyReason.TVS_UNREACHABLE)
         cert = _tvs_cert(answer, header) if isinstance(answer, TvsAnswer) else None
         if cert is None or not isinstance(answer, TvsAnswer):
             return d("G.4-tvs-unknown-signer", "TVS does not know the config signer",
@@ -829,6 +903,9 @@ def decide_https_server(store: TrustStore, cert_der: bytes | None, *, profile: P
     if answer is TvsStatus.UNREACHABLE:
         return reject("E.7.1-https-tvs-unreachable", "TVS unreachable: HTTPS server not authenticated",
                       VerifyReason.TVS_UNREACHABLE, who)
+    if answer is TvsStatus.SERVER_UNTRUSTED:
+        return reject("E.7.1-https-tvs-server-untrusted", "TVS server certificate is not an ITL TVS record "
+                      "(spec §E.1): HTTPS server not authenticated", VerifyReason.TVS_UNREACHABLE, who)
     if not isinstance(answer, TvsAnswer) or answer.cert_der != cert_der or not answer.roles:
         return reject("E.7.1-https-tvs-unknown", "TVS does not know the HTTPS server certificate",
                       VerifyReason.UNKNOWN_SIGNER, who)
@@ -839,3 +916,59 @@ def decide_https_server(store: TrustStore, cert_der: bytes | None, *, profile: P
         return accept("E.7.1-https-cached", f"TVS cache: roles {sorted(answer.roles)}", who)
     return accept("E.7.1-https-vouched-by-tvs", f"Authenticated the HTTPS conn via TVS (roles "
                   f"{sorted(answer.roles)}, TTL {answer.ttl}s)", who)
+
+
+# --------------------------------------------------------------------------- §F.1 CAPF server
+#: Roles that authenticate a CAPF server (spec §B.3, §G.5 "CAPF server: CAPF role (or TVS)").
+CAPF_ROLES = frozenset({Role.CAPF})
+
+
+def decide_capf_server(store: TrustStore, cert_der: bytes | None, *, profile: PhoneProfile, now: int,
+                       tvs_answer: TvsResult | None = None, server: str = "") -> Decision:
+    """§F.1, §G.5: the CAPF server certificate must be a CAPF (4) record of the CTL/ITL, or be vouched for
+    by TVS with the CAPF role; otherwise the phone does not talk to it (``F.1-capf-server-untrusted``).
+
+    Two-phase like the other TVS rules: a pending ``F.1-capf-needs-tvs`` decision names the certificate's
+    :func:`https_query_key`; the caller asks TVS (QUERY), caches a valid answer and calls again with
+    ``tvs_answer``. Our conventions: records match by :func:`record_matches_peer`; a TVS answer vouches
+    only when it returns exactly the presented certificate (DER) with role CAPF. With no CAPF record
+    and TVS not usable (no trust list, no ITL TVS record, no TVS servers) the server is untrusted —
+    the seed chapter: the phone needs the ITL "to communicate securely to CAPF".
+    """
+    def reject(reason: str, code: VerifyReason, who: str | None = None) -> Decision:
+        return Decision(rule="F.1-capf-server-untrusted", accepted=False, reason=reason, file=server,
+                        signer=who, reason_code=code, kind="capf")
+
+    def accept(rule: str, reason: str, who: str) -> Decision:
+        return Decision(rule=rule, accepted=True, reason=reason, file=server, signer=who, kind="capf")
+
+    if not cert_der:
+        return reject("the CAPF server presented no certificate", VerifyReason.NO_CERTIFICATE)
+    try:
+        cert = certs.load_cert_der(cert_der)
+    except DecodeError as exc:
+        return reject(f"CAPF server certificate unreadable: {exc}", VerifyReason.OTHER)
+    key = https_query_key(cert)
+    who = f"{key.subject} (serial {key.serial.hex().upper()})"
+    for tl in (store.ctl, store.itl if profile.sbd else None):
+        if tl is None:
+            continue
+        if any(r.role in CAPF_ROLES and record_matches_peer(r, cert_der, cert) for r in _records(tl)):
+            return accept("F.1-capf-cert-in-trust-list", f"CAPF certificate is a CAPF record of the "
+                          f"{'CTL' if tl is store.ctl else 'ITL'}", who)
+    if not tvs_usable(store, profile):
+        return reject("CAPF certificate is not a CAPF record of the CTL/ITL and TVS is not usable",
+                      VerifyReason.UNKNOWN_SIGNER, who)
+    answer = tvs_answer if tvs_answer is not None else store.tvs_lookup(key, now)
+    if answer is None:
+        return Decision(rule="F.1-capf-needs-tvs", accepted=False, file=server, signer=who, kind="capf",
+                        reason="CAPF certificate not in CTL/ITL: ask TVS", needs_tvs=key, action="ask-tvs")
+    if answer is TvsStatus.UNREACHABLE or answer is TvsStatus.SERVER_UNTRUSTED:
+        return reject(f"CAPF certificate not in CTL/ITL and TVS could not vouch ({answer.value})",
+                      VerifyReason.TVS_UNREACHABLE, who)
+    if not isinstance(answer, TvsAnswer) or answer.cert_der != cert_der:
+        return reject("CAPF certificate not in CTL/ITL and unknown to TVS", VerifyReason.UNKNOWN_SIGNER, who)
+    if not answer.roles & CAPF_ROLES:
+        return reject(f"TVS roles {sorted(answer.roles)} lack CAPF (4)", VerifyReason.WRONG_ROLE, who)
+    return accept("F.1-capf-vouched-by-tvs", f"TVS vouched for the CAPF certificate (roles "
+                  f"{sorted(answer.roles)})", who)

@@ -91,10 +91,12 @@ class TvsAnswer:
 
 
 class TvsStatus(enum.Enum):
-    """A TVS outcome without a certificate: server unreachable, or certificate unknown to TVS."""
+    """A TVS outcome without a certificate: server unreachable, certificate unknown to TVS, or every
+    TVS server reached presented a certificate that is not an ITL TVS record (spec §E.1)."""
 
     UNREACHABLE = "unreachable"
     NOT_FOUND = "not-found"
+    SERVER_UNTRUSTED = "server-untrusted"
 
 
 TvsResult = TvsAnswer | TvsStatus

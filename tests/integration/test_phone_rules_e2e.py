@@ -210,7 +210,7 @@ def test_tvs_with_a_certificate_not_in_the_itl_is_not_trusted(tmp_path: Path) ->
         return await ph.boot(target(srv))
 
     r = run(with_servers(c, clock, body))
-    assert r.tvs_used and deciding(r) == "G.3.4-tvs-unreachable" and r.locked_out
+    assert r.tvs_used and deciding(r) == "G.3.4-tvs-server-untrusted" and r.locked_out
     assert any("not the ITL TVS record" in line for line in r.timeline)
 
 
@@ -406,7 +406,7 @@ def test_config_signed_by_foreign_cluster_tvs_and_cache_ttl(tmp_path: Path) -> N
             await sa.stop_service("tvs")
             out.append(await ph.boot(target(sa), fetcher=fetch))  # cached answer, TVS down
             clock.now += 601
-            out.append(await ph.boot(target(sa), fetcher=fetch))  # expired: TVS asked, unreachable
+            out.append(await ph.boot(target(sa), fetcher=fetch))  # expired: TVS asked, b's TVS untrusted
             return out
 
     _, unknown, vouched, cached, expired = run(body())
@@ -415,7 +415,9 @@ def test_config_signed_by_foreign_cluster_tvs_and_cache_ttl(tmp_path: Path) -> N
     assert any("G.4-needs-tvs pending" in line for line in vouched.timeline)
     assert rules(cached)[-1] == "G.4-vouched-by-tvs" and cached.ok
     assert not any("needs-tvs" in line for line in cached.timeline)  # answered from the cache
-    assert rules(expired)[-1] == "G.4-tvs-unreachable" and not expired.ok
+    # the phone's current config is now b's: it lists b's TVS, whose certificate is not a TVS record of
+    # the phone's ITL (a's): the phone refuses to talk to it (§E.1)
+    assert rules(expired)[-1] == "G.4-tvs-server-untrusted" and not expired.ok
 
 
 # --------------------------------------------------------------------------- §G.10 auto-registration

@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 
 from phoneemu import cli
 from phoneemu.errors import DecodeError, EncodeError, TransportError
-from phoneemu.formats import config, signed
+from phoneemu.formats import config, signed, trustlist
 from phoneemu.formats.config import Server
+from phoneemu.formats.trustlist import Role
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.net.fetch import HttpThenTftpFetcher, MemoryFetcher, TftpFetcher
 from phoneemu.phone import status
@@ -345,6 +346,120 @@ def test_symmetric_without_key_has_no_device_config(lab: LabCluster) -> None:
     r, f = boot(phone(lab, profile="cp-7942-symmetric"), lab.get)
     assert f"SEP{MAC}.cnf.xml.enc.sgn" not in f.requests
     assert "G.10-use-default-config" in rules(r)  # .sgn not served: auto-registration default
+
+
+class StrictCapf(FakeCapf):
+    """A CAPF server presenting ``present``; like the TLS client, a refused certificate ends the session."""
+
+    def __init__(self, lab: LabCluster, present: bytes, **kw: Any) -> None:
+        super().__init__(lab, **kw)
+        self.present = present
+        self.refused = 0
+
+    async def __call__(self, server: Server, session: CapfClientSession, *,
+                       accept_server: Callable[[bytes | None], bool] | None) -> CapfResult:
+        if accept_server is not None and not accept_server(self.present):
+            self.refused += 1
+            raise TransportError(f"{server.host}:{server.port}: CAPF certificate not accepted", kind="tls")
+        return await super().__call__(server, session, accept_server=None)
+
+
+def _itl_without(lab: LabCluster, role: int, strip: bool = False) -> Callable[[str], bytes | None]:
+    """The lab's files, its ITL rebuilt without ``role`` records (or with them reduced to
+    subject/issuer/serial when ``strip``: no certificate, no key), signed by ITLRecovery."""
+    recs = [r for r in lab.itl_records() if r.role != role or strip]
+    if strip:
+        recs = [dataclasses.replace(r, certificate=None, public_key=None, signature=None) if r.role == role
+                else r for r in recs]
+    itl = trustlist.build(kind="ITL", records=recs, signer=lab.identity("itlrecovery").signer, timestamp=NOW)
+    return lambda n: itl if n in (f"ITLSEP{MAC}.tlv", "ITLFile.tlv") else lab.get(n)
+
+
+def _attacker_cert() -> bytes:
+    import datetime as dt
+
+    from phoneemu.crypto import certs
+    from phoneemu.crypto.keys import KeySpec, generate_key
+    key = generate_key(KeySpec.parse("rsa1024"), unsafe_seed="boot-unit-attacker")
+    t = dt.datetime.fromtimestamp(NOW, tz=dt.UTC)
+    req = certs.CertRequest(subject="CN=CAPF-evil;O=Attacker", public_key=key.public_key(), serial=666,
+                            not_before=t - dt.timedelta(days=1), not_after=t + dt.timedelta(days=365))
+    return certs.cert_der(certs.issue_certificate(req, issuer_key=key))
+
+
+def test_capf_server_without_capf_record_needs_tvs(lab: LabCluster) -> None:
+    """§F.1, §G.5: with no CAPF record in the CTL/ITL, the CAPF certificate must be vouched for by TVS
+    (role CAPF); an unknown CAPF server is refused before anything is sent."""
+    lab.set_capf([MAC], "install", auth_mode="null-string", key="rsa1024", now=NOW)
+    files = _itl_without(lab, Role.CAPF)
+    tvs = FakeTvs(lab)
+    evil = StrictCapf(lab, _attacker_cert())
+    r, _ = boot(phone(lab, tvs=tvs, capf=evil, capf_retry_delay=0), files)
+    assert r.lsc == "absent" and not evil.sessions and evil.refused == 4  # 1 + 3 retries, TVS asked once
+    assert r.deciding is not None and r.deciding.rule == "F.1-capf-server-untrusted"
+    assert r.deciding.reason_code is not None and r.deciding.reason_code.value == "unknown-signer"
+    assert len(tvs.queries) == 1 and tvs.queries[0].subject == "CN=CAPF-evil;O=Attacker"
+    # the cluster's own CAPF: not in the ITL, but TVS vouches for it with the CAPF role
+    tvs2 = FakeTvs(lab)
+    good = StrictCapf(lab, lab.identity("capf").der)
+    r2, _ = boot(phone(lab, tvs=tvs2, capf=good, capf_retry_delay=0), files)
+    assert "F.1-capf-vouched-by-tvs" in rules(r2) and r2.lsc == "installed" and good.refused == 1
+    assert len(good.sessions) == 1 and len(tvs2.queries) == 1
+    # the CAPF record in the ITL: no TVS needed
+    lab.set_capf([MAC], "install", auth_mode="null-string", key="rsa1024", now=NOW)
+    tvs3 = FakeTvs(lab)
+    r3, _ = boot(phone(lab, tvs=tvs3, capf=StrictCapf(lab, lab.identity("capf").der)), lab.get)
+    assert r3.lsc == "installed" and not tvs3.queries
+
+
+def test_capf_server_refused_with_no_trust_list(lab: LabCluster) -> None:
+    """No CTL/ITL at all: nothing vouches for a CAPF server (the phone needs the ITL to talk to CAPF)."""
+    lab.set_capf([MAC], "install", auth_mode="null-string", key="rsa1024", now=NOW)
+    capf = StrictCapf(lab, lab.identity("capf").der)
+    r, _ = boot(phone(lab, capf=capf, capf_retry_delay=0),
+                lambda n: None if n.endswith(".tlv") else lab.get(n))
+    assert r.trust == {"CTL": "absent", "ITL": "absent"} and r.lsc == "absent" and not capf.sessions
+    assert r.deciding is not None and r.deciding.rule == "F.1-capf-server-untrusted"
+
+
+def test_tvs_record_without_certificate_or_key_makes_tvs_unusable(lab: LabCluster) -> None:
+    """§E.1, §E.7.5: a TVS record the TVS certificate cannot be checked against is no TVS record: the
+    phone never talks to a TVS its ITL does not name."""
+    tvs = FakeTvs(lab)
+    p = phone(lab, tvs=tvs)
+    assert boot(p, _itl_without(lab, Role.TVS, strip=True))[0].ok
+    lab.regenerate("itlrecovery", now=NOW)
+    r, _ = boot(p, lab.get)
+    assert not tvs.queries and not tvs.server_ok and not r.tvs_used
+    assert r.deciding is not None and r.deciding.rule == "G.3.5-reject-unknown-signer" and r.locked_out
+
+
+def test_tvs_record_with_key_only_matches_by_key(lab: LabCluster) -> None:
+    """A TVS record with a key but no certificate authenticates a TVS server holding that key."""
+    recs = [dataclasses.replace(r, certificate=None, signature=None) if r.role == Role.TVS else r
+            for r in lab.itl_records()]
+    itl = trustlist.build(kind="ITL", records=recs, signer=lab.identity("itlrecovery").signer, timestamp=NOW)
+    tvs = FakeTvs(lab)
+    p = phone(lab, tvs=tvs)
+    assert boot(p, lambda n: itl if n.startswith("ITL") else lab.get(n))[0].ok
+    lab.regenerate("itlrecovery", now=NOW)
+    r, _ = boot(p, lab.get)
+    assert rules(r)[0] == "G.3.4-vouched-by-tvs" and tvs.server_ok == [True, False]
+
+
+def test_tvs_server_refused_has_its_own_rule(lab: LabCluster) -> None:
+    """Every TVS server reached presents a certificate that is not an ITL TVS record (§E.1)."""
+    class Impostor(FakeTvs):
+        async def __call__(self, servers: Sequence[Server], key: QueryKey, *, device_name: str,
+                           accept_server: Callable[[bytes | None], bool] | None) -> TvsResult:
+            self.queries.append(key)
+            assert accept_server is not None and not accept_server(_attacker_cert())
+            raise TransportError("127.0.0.1:2445: TVS certificate not accepted", kind="tls")
+
+    p = phone(lab, tvs=Impostor(lab))
+    _installed_then_regenerated(lab, p)
+    r, _ = boot(p, lab.get)
+    assert r.deciding is not None and r.deciding.rule == "G.3.4-tvs-server-untrusted" and r.locked_out
 
 
 # --------------------------------------------------------------------------- firmware (§D)

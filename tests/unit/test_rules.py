@@ -715,3 +715,82 @@ def test_another_phones_config_is_refused() -> None:
     # also with no trust list (the phone must never take another phone's file)
     expect(rules.decide_config(new_store(), CFG + ".sgn", theirs, profile=P8861, now=NOW),
            "G.4-wrong-file-name", False, VerifyReason.OTHER)
+
+
+# --------------------------------------------------------------------------- §F.1 CAPF / §E.1 TVS peers
+def _forged(like: Ident) -> bytes:
+    """A self-made certificate copying ``like``'s subject, issuer and serial, with another key."""
+    key = generate_key(KeySpec.parse("rsa1024"), unsafe_seed="rules-forger")
+    t = dt.datetime.fromtimestamp(NOW, tz=dt.UTC)
+    req = certs.CertRequest(subject=certs.dn_text(like.cert.subject), public_key=key.public_key(),
+                            serial=like.cert.serial_number, not_before=t - dt.timedelta(days=1),
+                            not_after=t + dt.timedelta(days=30))
+    return certs.cert_der(certs.issue_certificate(req, issuer_key=key))
+
+
+def test_capf_server_rule() -> None:
+    capf = ident("capf-a")
+    der = certs.cert_der(capf.cert)
+    s = with_itl_and_config()  # ITL A has no CAPF record; its config lists TVS
+    d = rules.decide_capf_server(s, der, profile=P8861, now=NOW)
+    assert d.rule == "F.1-capf-needs-tvs" and d.pending and d.needs_tvs is not None
+    ok = TvsAnswer(cert_der=der, roles=frozenset({Role.CAPF}), ttl=60)
+    expect(rules.decide_capf_server(s, der, profile=P8861, now=NOW, tvs_answer=ok), "F.1-capf-vouched-by-tvs",
+           True)
+    wrong = TvsAnswer(cert_der=der, roles=frozenset({Role.TVS}), ttl=60)
+    expect(rules.decide_capf_server(s, der, profile=P8861, now=NOW, tvs_answer=wrong),
+           "F.1-capf-server-untrusted", False, VerifyReason.WRONG_ROLE)
+    for answer, code in ((TvsStatus.NOT_FOUND, VerifyReason.UNKNOWN_SIGNER),
+                         (TvsStatus.UNREACHABLE, VerifyReason.TVS_UNREACHABLE),
+                         (TvsAnswer(cert_der=_forged(capf), roles=frozenset({Role.CAPF}), ttl=60),
+                          VerifyReason.UNKNOWN_SIGNER)):
+        expect(rules.decide_capf_server(s, der, profile=P8861, now=NOW, tvs_answer=answer),
+               "F.1-capf-server-untrusted", False, code)
+    # no TVS servers (no config): nothing vouches
+    s2 = new_store()
+    install(s2, "ITL", itl_a())
+    expect(rules.decide_capf_server(s2, der, profile=P8861, now=NOW), "F.1-capf-server-untrusted", False,
+           VerifyReason.UNKNOWN_SIGNER)
+    expect(rules.decide_capf_server(new_store(), der, profile=P8861, now=NOW), "F.1-capf-server-untrusted",
+           False, VerifyReason.UNKNOWN_SIGNER)
+    expect(rules.decide_capf_server(s2, None, profile=P8861, now=NOW), "F.1-capf-server-untrusted", False,
+           VerifyReason.NO_CERTIFICATE)
+    # the CAPF record of the CTL; a certificate forging its serial and issuer is not it
+    s3 = new_store()
+    install(s3, "CTL", ctl_a())
+    expect(rules.decide_capf_server(s3, der, profile=P8861, now=NOW), "F.1-capf-cert-in-trust-list", True)
+    expect(rules.decide_capf_server(s3, _forged(capf), profile=P8861, now=NOW), "F.1-capf-server-untrusted",
+           False, VerifyReason.UNKNOWN_SIGNER)
+
+
+def test_record_matches_peer_by_key_never_by_serial_alone() -> None:
+    tvs = ident("tvs-a")
+    der = certs.cert_der(tvs.cert)
+    full = tvs.record(Role.TVS)
+    key_only = TrustRecord(role=Role.TVS, subject=full.subject, issuer=full.issuer, serial=full.serial,
+                           public_key=full.public_key)
+    names_only = TrustRecord(role=Role.TVS, subject=full.subject, issuer=full.issuer, serial=full.serial)
+    forged = _forged(tvs)
+    forged_cert = certs.load_cert_der(forged)
+    for rec in (full, key_only):
+        assert rules.record_matches_peer(rec, der, tvs.cert)
+        assert not rules.record_matches_peer(rec, forged, forged_cert)
+    assert not rules.record_matches_peer(names_only, der, tvs.cert)
+    # an ITL whose TVS record has neither certificate nor key: TVS is not usable and no server trusted
+    rec = ident("recovery-a")
+    s = new_store()
+    install(s, "ITL", tl("ITL", rec, [rec.record(Role.SAST), ident("cm-a").record(Role.CCM_TFTP),
+                                      names_only]))
+    d = rules.decide_config(s, CFG + ".sgn", sgn(ident("cm-a")), profile=P8861, now=NOW)
+    s.apply(d)
+    assert s.tvs_servers and not rules.tvs_usable(s, P8861) and not rules.tvs_server_trusted(s, der)
+    expect(rules.decide_trust_list(s, itl_b(), kind="ITL", profile=P8861, now=NOW),
+           "G.3.5-reject-unknown-signer", False, VerifyReason.UNKNOWN_SIGNER)
+    s2 = with_itl_and_config()
+    assert rules.tvs_server_trusted(s2, der) and not rules.tvs_server_trusted(s2, forged)
+    expect(rules.decide_trust_list(s2, itl_b(), kind="ITL", profile=P8861, now=NOW,
+                                   tvs_answer=TvsStatus.SERVER_UNTRUSTED),
+           "G.3.4-tvs-server-untrusted", False, VerifyReason.TVS_UNREACHABLE)
+    expect(rules.decide_config(s2, CFG + ".sgn", sgn(ident("cm-b")), profile=P8861, now=NOW,
+                               tvs_answer=TvsStatus.SERVER_UNTRUSTED),
+           "G.4-tvs-server-untrusted", False, VerifyReason.TVS_UNREACHABLE)
