@@ -152,7 +152,8 @@ Our conventions (spec [UNK]/[INF]), stated once here:
 * ``certHash`` comparison (§C.4, §G.12) accepts MD5 (32 hex digits) or SHA-1 (40), any case.
 * HTTPS server roles (§G.5 "APP-SERVER role, or TVS"; [INF] for the others): APP-SERVER (7), CCM (1),
   CCM+TFTP (2) and TFTP (3) records authenticate an HTTPS server; a list record matches by the exact
-  certificate DER or by serial + issuer. The TVS VERIFY cache key is the certificate's
+  certificate DER, or by key (+ serial and issuer) when it has no certificate — never by serial +
+  issuer alone (:func:`record_matches_peer`). The TVS VERIFY cache key is the certificate's
   (subject, issuer, serial) :class:`QueryKey`. A failed HTTPS authentication shows "Host Not Found"
   (spec §E.7.6). Like other TLS peers, the HTTPS certificate's validity is not checked here.
 """
@@ -847,16 +848,11 @@ def https_query_key(cert: x509.Certificate) -> QueryKey:
 
 def _https_in_lists(store: TrustStore, profile: PhoneProfile, cert_der: bytes,
                     cert: x509.Certificate) -> TrustRecord | None:
-    serial = certs.serial_bytes(cert.serial_number)
-    issuer = certs.dn_text(cert.issuer)
     for tl in (store.ctl, store.itl if profile.sbd else None):
         if tl is None:
             continue
         for rec in _records(tl):
-            if rec.role not in HTTPS_ROLES or rec.is_empty:
-                continue
-            if rec.certificate == cert_der or (rec.serial == serial and rec.issuer is not None
-                                               and _same_issuer(rec.issuer, issuer)):
+            if rec.role in HTTPS_ROLES and record_matches_peer(rec, cert_der, cert):
                 return rec
     return None
 

@@ -34,13 +34,13 @@ def decide(store: TrustStore, der: bytes | None, **kw: object) -> Decision:
     return rules.decide_https_server(store, der, profile=P8861, now=NOW, server=SERVER, **kw)  # type: ignore[arg-type]
 
 
-def test_cert_in_trust_list_by_der_and_by_serial_issuer() -> None:
+def test_cert_in_trust_list_by_der() -> None:
     store = new_store()
     app = ident("app-in-itl")
     install(store, "ITL", itl_a(extra=[app.record(Role.APP_SERVER)]))
     d = decide(store, certs.cert_der(app.cert))
     assert d.accepted and d.rule == "E.7.1-https-cert-in-trust-list" and d.kind == "https"
-    # The CallManager record (CCM+TFTP) also authenticates HTTPS (serial + issuer match).
+    # The CallManager record (CCM+TFTP) also authenticates HTTPS.
     d = decide(store, certs.cert_der(ident("cm-a").cert))
     assert d.accepted and d.rule == "E.7.1-https-cert-in-trust-list"
 
@@ -127,3 +127,15 @@ def test_locked_phone_fails_https_even_for_a_listed_server() -> None:
     store.locked = True
     d = decide(store, certs.cert_der(app.cert))
     assert not d.accepted and d.rule == "E.7.1-https-phone-locked" and d.status == "Host Not Found"
+
+
+def test_forged_serial_and_issuer_is_not_the_listed_server() -> None:
+    """A self-made certificate copying a listed server's serial and issuer (another key) is not that
+    server: a record matches by its certificate, or by its key (:func:`rules.record_matches_peer`)."""
+    from tests.unit.test_rules import _forged
+
+    store = new_store()
+    app = ident("app-in-itl")
+    install(store, "ITL", itl_a(extra=[app.record(Role.APP_SERVER)]))
+    d = decide(store, _forged(app))
+    assert not d.accepted and d.rule == "E.7.1-https-not-trusted"
