@@ -34,7 +34,8 @@ One boot, in order:
    ``<load>.loads`` and decide with :func:`~phoneemu.phone.rules.decide_firmware` against the
    image-signing certificates the phone trusts; failure keeps the running load.
 5. **Secure transport** (spec §G.9) for configs in authenticated/encrypted mode: without a CUCM
-   certificate in a CTL the phone asks for the CTL again up to the profile's attempts, then uses TCP.
+   certificate in a CTL the phone asks for the CTL until it has tried the profile's attempts in all
+   (four: the request of step 1 is the first, so three more), then uses TCP.
 
 Every decision is recorded (event log, timeline, report — a *pending* "ask TVS" decision only in the
 event log and timeline: the report lists final decisions); transport failures become statuses
@@ -723,8 +724,9 @@ class _Boot:
     async def secure_transport(self, cfg: DeviceConfig) -> None:
         if cfg.device_security_mode <= 1:
             return
-        for attempt in range(self.profile.secure_mode_attempts + 1):
-            d = rules.decide_secure_transport(self.store, cfg, profile=self.profile, attempts=attempt)
+        # §G.9 "tries four times": the trust-phase request at the start of the boot was the first try
+        for made in range(1, self.profile.secure_mode_attempts + 1):
+            d = rules.decide_secure_transport(self.store, cfg, profile=self.profile, attempts=made)
             self.record(d)
             if d.action != "retry":
                 return

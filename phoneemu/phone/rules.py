@@ -799,7 +799,12 @@ def decide_firmware(store: TrustStore, data: bytes, *, profile: PhoneProfile, no
 # --------------------------------------------------------------------------- §G.9, §G.10
 def decide_secure_transport(store: TrustStore, cfg: DeviceConfig, *, profile: PhoneProfile,
                             attempts: int) -> Decision:
-    """§G.9: secure mode needs a CUCM cert in the CTL; without one retry the trust file, then TCP."""
+    """§G.9: secure mode needs a CUCM cert in the CTL; without one retry the trust file, then TCP.
+
+    ``attempts`` is how many times the phone has already tried to obtain the trust file (the boot's
+    own request is the first): below ``profile.secure_mode_attempts`` (4, "tries four times") →
+    ``G.9-retry-trust-file``; at it → ``G.9-fallback-tcp``.
+    """
     def d(rule: str, accepted: bool, reason: str, action: str) -> Decision:
         return Decision(rule=rule, accepted=accepted, reason=reason, file="", kind="transport", action=action)
 
