@@ -60,7 +60,11 @@ Trust lists (``decide_trust_list``; kind CTL or ITL):
   ``G.3-expired-signer``          signer certificate outside its validity at ``now`` — EXPIRED
 
 Configs (``decide_config``; ``.cnf.xml``, ``.sgn``, ``.enc.sgn``):
-  ``G.3.5-locked-ignores-config`` phone locked by a failed trust-list update
+  ``G.3.5-locked-ignores-config`` phone locked by a failed trust-list update: the served config is
+                                  not applied and the phone keeps its installed one (§G.3.5 "ignores
+                                  configuration changes"); the reason says when the served config is
+                                  that same config (unchanged) — UNKNOWN_SIGNER either way (our
+                                  convention: a locked boot is reported as not ok)
   ``G.4-wrong-file-name``         a ``.sgn`` / ``.enc.sgn`` whose header FILENAME is not the requested
                                   name (another phone's config) — OTHER, whatever the trust state
                                   (:func:`signed_file_name_problem`)
@@ -607,6 +611,29 @@ def _signer_source(store: TrustStore, header: SignedHeader, profile: PhoneProfil
     return "G.4-vouched-by-tvs"
 
 
+def _unchanged_config(store: TrustStore, file_name: str, data: bytes,
+                      kind: Literal["plain", "sgn", "enc"]) -> bool:
+    """Does ``data`` (served as ``file_name``) carry exactly the installed config?
+
+    Our convention for §G.3.5 ("ignores configuration changes"): unchanged = the same file name as the
+    installed config and the same XML — the plain bytes, or a ``.sgn`` body whose header FILENAME is the
+    requested name. An ``.enc.sgn`` cannot be compared without decrypting and counts as a change.
+    """
+    inst = store.config
+    if inst is None or _name_key(inst.file) != _name_key(file_name) or kind == "enc":
+        return False
+    body = data
+    if kind == "sgn":
+        try:
+            sf = signed.parse(data)
+        except DecodeError:
+            return False
+        if signed_file_name_problem(sf.header.filename, file_name) is not None:
+            return False
+        body = sf.body
+    return body == inst.xml
+
+
 def decide_config(store: TrustStore, file_name: str, data: bytes, *, profile: PhoneProfile, now: int,
                   tvs_answer: TvsResult | None = None) -> Decision:
     """Decide a downloaded config by its name: plain, ``.sgn`` or ``.enc.sgn`` (spec §G.4, §G.12)."""
@@ -627,8 +654,13 @@ def decide_config(store: TrustStore, file_name: str, data: bytes, *, profile: Ph
                         kind="config", artefact=acc)
 
     if store.locked:
+        if _unchanged_config(store, file_name, data, kind):
+            return reject("G.3.5-locked-ignores-config", "trust-list update failed: the served config is "
+                          "unchanged — the phone keeps running its installed config (it ignores "
+                          "configuration changes, spec §G.3.5)", VerifyReason.UNKNOWN_SIGNER)
         return reject("G.3.5-locked-ignores-config", "trust-list update failed: the phone ignores "
-                      "configuration changes", VerifyReason.UNKNOWN_SIGNER)
+                      "configuration changes and keeps its installed config (spec §G.3.5)",
+                      VerifyReason.UNKNOWN_SIGNER)
     if kind == "plain":
         if trust == "none":
             return accept("G.4-unsigned-no-trust-list", "no trust list installed: unsigned config accepted",

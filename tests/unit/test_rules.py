@@ -794,3 +794,19 @@ def test_record_matches_peer_by_key_never_by_serial_alone() -> None:
     expect(rules.decide_config(s2, CFG + ".sgn", sgn(ident("cm-b")), profile=P8861, now=NOW,
                                tvs_answer=TvsStatus.SERVER_UNTRUSTED),
            "G.4-tvs-server-untrusted", False, VerifyReason.TVS_UNREACHABLE)
+
+
+def test_locked_phone_says_it_keeps_an_unchanged_config() -> None:
+    """§G.3.5: a locked phone "ignores configuration changes" and keeps its installed config; when the
+    served config is that same config the outcome says so rather than just "ignored"."""
+    s = with_itl_and_config()
+    s.locked = True
+    d = rules.decide_config(s, CFG + ".sgn", sgn(ident("cm-a")), profile=P8861, now=NOW)
+    expect(d, "G.3.5-locked-ignores-config", False, VerifyReason.UNKNOWN_SIGNER)
+    assert "unchanged" in d.reason and "keeps running its installed config" in d.reason
+    changed = rules.decide_config(s, CFG + ".sgn", sgn(ident("cm-a"), xml(capf_auth_mode=2)), profile=P8861,
+                                  now=NOW)
+    expect(changed, "G.3.5-locked-ignores-config", False, VerifyReason.UNKNOWN_SIGNER)
+    assert "unchanged" not in changed.reason and "keeps its installed config" in changed.reason
+    enc = rules.decide_config(s, CFG + ".enc.sgn", sgn(ident("cm-a")), profile=P8861, now=NOW)
+    assert "unchanged" not in enc.reason  # an .enc.sgn cannot be compared without decrypting
