@@ -139,3 +139,10 @@ def test_forged_serial_and_issuer_is_not_the_listed_server() -> None:
     install(store, "ITL", itl_a(extra=[app.record(Role.APP_SERVER)]))
     d = decide(store, _forged(app))
     assert not d.accepted and d.rule == "E.7.1-https-not-trusted"
+
+
+def test_tvs_server_untrusted_has_its_own_rule() -> None:
+    """Every TVS server reached presented a certificate that is no ITL TVS record (§E.1)."""
+    d = decide(store_with_tvs(), tomcat_der(), tvs_answer=TvsStatus.SERVER_UNTRUSTED)
+    assert not d.accepted and d.rule == "E.7.1-https-tvs-server-untrusted" and d.status == "Host Not Found"
+    assert d.reason_code is VerifyReason.TVS_UNREACHABLE
