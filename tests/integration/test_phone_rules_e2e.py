@@ -608,3 +608,33 @@ def test_http_down_falls_back_to_tftp_and_all_down_is_a_status(tmp_path: Path) -
     assert any(s in (status.TFTP_TIMEOUT, status.TFTP_ERROR) for s in r2.statuses)
     assert deciding(r2) == "H.3-config-transport-failed"
 
+
+
+# ----------------------------------------------------------------- §F.1 CAPF server trust over TLS
+def _itl_without_capf(c: LabCluster) -> Callable[[str], bytes | None]:
+    from phoneemu.formats import trustlist
+    from phoneemu.formats.trustlist import Role
+    recs = [r for r in c.itl_records() if r.role != Role.CAPF]
+    itl = trustlist.build(kind="ITL", records=recs, signer=c.identity("itlrecovery").signer, timestamp=NOW)
+    return lambda n: itl if n.startswith("ITL") else c.get(n)
+
+
+@pytest.mark.parametrize("tvs", [True, False])
+def test_capf_server_not_in_the_itl_needs_tvs(tmp_path: Path, tvs: bool) -> None:
+    """§F.1, §G.5: an ITL without a CAPF record (the seed: "isn't required in the ITL, TVS can
+    authenticate it"): the CAPF certificate is vouched for by TVS over TLS; without TVS the phone
+    refuses the CAPF server before sending anything."""
+    c = cluster(tmp_path)
+    c.set_capf([MAC], "install", auth_mode="null-string", key="rsa1024", now=NOW)
+    clock = Clock()
+    prof = get_profile("cp-8861") if tvs else profile_from_dict("cp-8861", {"tvs_enabled": False})
+    ph = make_phone(c, tmp_path, clock, profile=prof)
+
+    async def body(srv: LabServers) -> BootReport:
+        return await ph.boot(target(srv), fetcher=MemoryFetcher(_itl_without_capf(c)))
+
+    r = run(with_servers(c, clock, body))
+    if tvs:
+        assert "F.1-capf-vouched-by-tvs" in rules(r) and r.lsc == "installed" and r.tvs_used
+    else:
+        assert deciding(r) == "F.1-capf-server-untrusted" and r.lsc == "absent" and ph.store.lsc is None
