@@ -714,7 +714,7 @@ class _Boot:
             self.firmware = "rejected"
             return
         d = rules.decide_firmware(self.store, got, profile=self.profile, now=self.now(),
-                                  image_signers=self.image_signers, file=name)
+                                  image_signers=self.image_signers, file=name, requested_load=load)
         self.record(d)
         self.firmware = "accepted" if d.accepted else "rejected"
         if d.accepted:

@@ -90,6 +90,7 @@ Short config (``decide_short_config``, spec §G.12 steps 1-2):
   ``G.12.5-encrypted-config-missing`` (``encrypted_config_missing``) the short config says encrConfig=true
   but the ``.enc.sgn`` could not be fetched — NOT_FOUND
 Firmware (``decide_firmware``, spec §D; failure keeps the running load):
+  ``D-wrong-load`` (not the requested load: load name or header FILENAME) /
   ``D-already-running`` / ``D-signed-by-image-key`` / ``D-unknown-signer`` / ``D-bad-signature`` /
   ``D-unsupported-hash`` / ``D-unsupported-key`` / ``D-expired-signer`` / ``D-malformed``
 Transport (``decide_secure_transport``, spec §G.9):
@@ -799,8 +800,15 @@ def config_request_names(store: TrustStore, profile: PhoneProfile, mac: str) -> 
 
 # --------------------------------------------------------------------------- §D firmware
 def decide_firmware(store: TrustStore, data: bytes, *, profile: PhoneProfile, now: int,
-                    image_signers: Sequence[x509.Certificate], file: str = "firmware") -> Decision:
-    """§D: a load is installed only if signed by an image-signing certificate the model trusts."""
+                    image_signers: Sequence[x509.Certificate], file: str = "firmware",
+                    requested_load: str | None = None) -> Decision:
+    """§D: a load is installed only if signed by an image-signing certificate the model trusts.
+
+    With ``requested_load`` (the config's ``loadInformation``) the image must be that load: its load
+    name must be the requested one and its header FILENAME (§A.2 tag 14) the requested ``file``
+    (:func:`signed_file_name_problem`) — otherwise ``D-wrong-load``: a genuinely signed *other* load
+    (e.g. an older, vulnerable one) served under the requested name is not installed.
+    """
     def reject(rule: str, reason: str, code: VerifyReason, signer: str | None = None) -> Decision:
         return Decision(rule=rule, accepted=False, reason=f"{reason}; keeps running load "
                         f"{store.firmware_load or '(none)'}", file=file, signer=signer, reason_code=code,
@@ -810,6 +818,12 @@ def decide_firmware(store: TrustStore, data: bytes, *, profile: PhoneProfile, no
     except DecodeError as exc:
         return reject("D-malformed", str(exc), VerifyReason.OTHER)
     who = _signer_text(img.header)
+    if requested_load is not None:
+        wrong = signed_file_name_problem(img.header.filename, file) if file.endswith(".loads") else None
+        if img.load_name != requested_load:
+            wrong = f"image carries load {img.load_name!r}, not the requested {requested_load!r}"
+        if wrong is not None:
+            return reject("D-wrong-load", wrong, VerifyReason.OTHER, who)
     if img.load_name == store.firmware_load:
         return Decision(rule="D-already-running", accepted=True, reason=f"{img.load_name} already running",
                         file=file, signer=who, kind="firmware")

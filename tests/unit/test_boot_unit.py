@@ -469,6 +469,16 @@ def test_firmware_missing_keeps_running_load(lab: LabCluster) -> None:
     assert r.firmware == "rejected" and "D-fetch-failed" in rules(r) and r.load is None and r.ok
 
 
+def test_firmware_other_signed_load_is_not_installed(lab: LabCluster) -> None:
+    """§D: the config names load X; a genuinely signed load Y served as X.loads keeps the running load."""
+    from phoneemu.formats import firmware
+    lab.set_load("sip88xx.2-0-0", now=NOW)
+    older = firmware.build(load_name="sip88xx.1-0-0", payload=bytes(64), timestamp=NOW, hash_alg=3,
+                           signer=lab.identity("imagesigning").signer, filename="sip88xx.2-0-0.loads")
+    r, _ = boot(phone(lab), lambda n: older if n.endswith(".loads") else lab.get(n))
+    assert "D-wrong-load" in rules(r) and r.firmware == "rejected" and r.load is None and r.ok
+
+
 # --------------------------------------------------------------------------- §G.9, §G.2 legacy
 def _secure_config_files(lab: LabCluster) -> Callable[[str], bytes | None]:
     name = config.config_file_name(MAC, "sgn")

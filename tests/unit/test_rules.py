@@ -810,3 +810,22 @@ def test_locked_phone_says_it_keeps_an_unchanged_config() -> None:
     assert "unchanged" not in changed.reason and "keeps its installed config" in changed.reason
     enc = rules.decide_config(s, CFG + ".enc.sgn", sgn(ident("cm-a")), profile=P8861, now=NOW)
     assert "unchanged" not in enc.reason  # an .enc.sgn cannot be compared without decrypting
+
+
+def test_firmware_must_be_the_requested_load() -> None:
+    """§D: a genuinely signed *other* load served under the requested name (a downgrade) is refused."""
+    img = ident("imagesigning")
+    s = new_store()
+    old = _fw(img, "sip88xx.10-0-1")
+    d = rules.decide_firmware(s, old, profile=P8861, now=NOW, image_signers=[img.cert],
+                              file="sip88xx.14-2-1.loads", requested_load="sip88xx.14-2-1")
+    expect(d, "D-wrong-load", False, VerifyReason.OTHER)
+    assert s.firmware_load is None
+    good = rules.decide_firmware(s, _fw(img), profile=P8861, now=NOW, image_signers=[img.cert],
+                                 file="sip88xx.14-2-1.loads", requested_load="sip88xx.14-2-1")
+    expect(good, "D-signed-by-image-key", True)
+    renamed = firmware.build(load_name="sip88xx.14-2-1", payload=bytes(10), signer=img.signer, timestamp=NOW,
+                             hash_alg=3, filename="other.loads")
+    expect(rules.decide_firmware(s, renamed, profile=P8861, now=NOW, image_signers=[img.cert],
+                                 file="sip88xx.14-2-1.loads", requested_load="sip88xx.14-2-1"),
+           "D-wrong-load", False, VerifyReason.OTHER)
