@@ -287,6 +287,7 @@ class _Boot:
         self._tvs_seen: set[bool] = set()
         self._capf_tvs: dict[bytes, TvsResult] = {}
         self._capf_seen: tuple[bytes, Decision] | None = None
+        self._capf_server = ""
 
     # ------------------------------------------------------------------ recording
     def now(self) -> int:
@@ -363,7 +364,7 @@ class _Boot:
         """§F.1, §G.5: the CAPF certificate must be a CAPF record of the CTL/ITL, or vouched for by TVS
         (:func:`rules.decide_capf_server`; a TVS answer got during this boot is used)."""
         d = rules.decide_capf_server(self.store, der, profile=self.profile, now=self.now(),
-                                     tvs_answer=self._capf_tvs.get(der or b""))
+                                     tvs_answer=self._capf_tvs.get(der or b""), server=self._capf_server)
         self._capf_seen = (der or b"", d)
         return d.accepted
 
@@ -639,6 +640,7 @@ class _Boot:
         """One CAPF session; a server certificate the lists do not know is checked with TVS (§F.1, §G.5)
         and, when TVS vouches for it with the CAPF role, the phone connects again at once."""
         self._capf_seen = None
+        self._capf_server = f"{server.host}:{server.port}"
         try:
             return await self.capf(server, self._capf_session(mode), accept_server=self._accept_capf_server)
         except TransportError as exc:
@@ -653,7 +655,7 @@ class _Boot:
             answer = await self.ask_tvs(refused.needs_tvs)
             self._capf_tvs[der] = answer
             d = rules.decide_capf_server(self.store, der, profile=self.profile, now=self.now(),
-                                         tvs_answer=answer, server=f"{server.host}:{server.port}")
+                                         tvs_answer=answer, server=self._capf_server)
             if not d.accepted:
                 self._capf_seen = (der, d)
                 raise
