@@ -251,7 +251,8 @@ def _signaling(p: PhoneView, expected: Any) -> tuple[Any, bool]:
 
 
 def _trust_file_retries(p: PhoneView, expected: Any) -> tuple[Any, bool]:
-    """How many times the last boot fetched the trust file again for a secure device (spec §G.9)."""
+    """How many times the last boot fetched the trust file again for a secure device: spec §G.9's
+    "tries four times" is the boot's own request and 3 retries."""
     r = p.report
     actual = sum(1 for d in r.decisions if d.rule == "G.9-retry-trust-file") if r is not None else 0
     return actual, any(actual == w for w in _any_of(expected))
