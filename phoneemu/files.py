@@ -10,7 +10,11 @@ before the work that fills them starts.
 
 from __future__ import annotations
 
+import errno
 import os
+import select
+import stat
+import time
 from pathlib import Path
 
 from phoneemu.errors import PhoneEmuError, SizeLimitError
@@ -20,20 +24,61 @@ __all__ = ["PEM_LIMIT", "check_writable", "read_at_most"]
 PEM_LIMIT = 1 << 20
 """Certificates and keys given on the command line: 1 MiB is far more than any PEM chain needs."""
 
+STREAM_TIMEOUT = 10.0
+"""Seconds a FIFO, pipe or device named as a file may take to reach its end of file."""
 
-def read_at_most(path: Path | str, limit: int, *, what: str = "file") -> bytes:
+
+def read_at_most(path: Path | str, limit: int, *, what: str = "file",
+                 timeout: float = STREAM_TIMEOUT) -> bytes:
     """The bytes of ``path``; SizeLimitError (naming the file and both sizes) if it holds more
-    than ``limit`` bytes. OSError (missing, unreadable, a directory) passes through unchanged."""
-    with open(path, "rb") as f:
-        data = f.read(limit + 1)
-        if len(data) <= limit:
-            return data
-        try:
-            size = f.seek(0, 2)  # a device or pipe has no size: it "holds more" than the limit
-        except OSError:
-            size = 0
+    than ``limit`` bytes. OSError (missing, unreadable, a directory) passes through unchanged.
+
+    A FIFO, pipe or character device is opened without blocking (a FIFO with no writer would
+    hang ``open`` for ever) and read until end of file, ``limit + 1`` bytes, or ``timeout``
+    seconds without the end arriving, whichever comes first: the last is a PhoneEmuError."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if stat.S_ISREG(st.st_mode):
+            os.set_blocking(fd, True)
+            with os.fdopen(fd, "rb", closefd=False) as f:
+                data = f.read(limit + 1)
+            size = st.st_size
+        else:
+            data = _read_stream(fd, limit, timeout, what=what, path=path)
+            size = 0  # a device or pipe has no size: it "holds more" than the limit
+    finally:
+        os.close(fd)
+    if len(data) <= limit:
+        return data
     held = f"is {size} bytes," if size > limit else "holds"
     raise SizeLimitError(f"{what} {held} more than the limit of {limit} bytes", file=str(path))
+
+
+def _read_stream(fd: int, limit: int, timeout: float, *, what: str, path: Path | str) -> bytes:
+    """Up to ``limit + 1`` bytes of a non-blocking pipe or device, within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    chunks: list[bytes] = []
+    got = 0
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    while got <= limit:
+        try:  # read first: a FIFO that never had a writer reads as end of file, but never polls ready
+            chunk = os.read(fd, min(65536, limit + 1 - got))
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise PhoneEmuError(f"{what}: no end of file after {timeout:g} s (a pipe or device "
+                                    f"that never closes?); {got} bytes read", file=str(path)) from None
+            poller.poll(max(1, int(left * 1000)))
+            continue
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
 
 
 def check_writable(path: Path | None, option: str) -> None:

@@ -19,6 +19,7 @@ from cryptography import x509
 
 from phoneemu.crypto import certs, keys
 from phoneemu.errors import PhoneEmuError, VerificationError
+from phoneemu.files import PEM_LIMIT, read_at_most
 from phoneemu.formats import detect, signed, trustlist
 from phoneemu.formats._tlv import printable
 from phoneemu.formats.header import CONTAINER_TAGS, HeaderTag, ParsedHeader, verify_signature
@@ -161,7 +162,7 @@ def _record_info(tl: TrustList, i: int, signer_index: int | None) -> dict[str, A
 def _load_certs(paths: list[Path]) -> list[tuple[str, x509.Certificate]]:
     out: list[tuple[str, x509.Certificate]] = []
     for p in paths:
-        found = certs.load_certs_pem(p.read_bytes(), source=str(p))
+        found = certs.load_certs_pem(read_at_most(p, PEM_LIMIT, what="certificate file"), source=str(p))
         if not found:
             raise VerificationError(f"{p}: no certificate in PEM", path=str(p))
         out += [(str(p), c) for c in found]
@@ -277,7 +278,7 @@ def _inspect_enc(data: bytes, report: dict[str, Any], cands: list[tuple[str, x50
     else:
         report["notes"].append("signature not checked (give the TFTP signer with --cert)")
     if key_path is not None:
-        pem = key_path.read_bytes()
+        pem = read_at_most(key_path, PEM_LIMIT, what="key file")
         try:
             key = keys.load_private_key_pem(pem, source=str(key_path))
             plain = enc_mod.decrypt_pki(ef, key)

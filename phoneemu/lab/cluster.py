@@ -72,6 +72,7 @@ from cryptography import x509
 from phoneemu.crypto import certs, keys
 from phoneemu.crypto.keys import KeySpec, PrivateKey, PublicKey
 from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError, VerificationError, VerifyReason
+from phoneemu.files import PEM_LIMIT, read_at_most
 from phoneemu.formats import config, encrypted, firmware, signed, trustlist
 from phoneemu.formats.trustlist import Role, TrustRecord
 from phoneemu.lab.pki import Identity, LabPki, cert_pem, node_identity
@@ -393,8 +394,10 @@ class LabCluster:
             hit = self._mic_cache.get(mac)
             if hit is not None and hit[0] == stamp:
                 return hit[1], hit[2]
-            key = keys.load_private_key_pem((d / "mic.key").read_bytes(), source=str(d / "mic.key"))
-            found = certs.load_certs_pem((d / "mic.pem").read_bytes(), source=str(d / "mic.pem"))
+            key = keys.load_private_key_pem(read_at_most(d / "mic.key", PEM_LIMIT, what="key file"),
+                                            source=str(d / "mic.key"))
+            found = certs.load_certs_pem(read_at_most(d / "mic.pem", PEM_LIMIT, what="certificate file"),
+                                         source=str(d / "mic.pem"))
         except FileNotFoundError:
             raise PhoneEmuError(f"no phone {_mac(mac)} in this cluster (add it with 'lab phone add')",
                                 path="mac") from None
@@ -407,7 +410,7 @@ class LabCluster:
         path = self.phone_dir(mac) / "lsc.pem"
         if not path.exists():
             return None
-        found = certs.load_certs_pem(path.read_bytes(), source=str(path))
+        found = certs.load_certs_pem(read_at_most(path, PEM_LIMIT, what="certificate file"), source=str(path))
         return found[0] if found else None
 
     def phone_cert(self, mac: str) -> x509.Certificate:

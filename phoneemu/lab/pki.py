@@ -243,8 +243,10 @@ class LabPki:
             return hit
         try:
             kpath, cpath = self.key_path(name), self.cert_path(name)
-            key = keys.load_private_key_pem(kpath.read_bytes(), source=str(kpath))
-            cert_list = certs.load_certs_pem(cpath.read_bytes(), source=str(cpath))
+            key = keys.load_private_key_pem(read_at_most(kpath, PEM_LIMIT, what="key file"),
+                                            source=str(kpath))
+            cert_list = certs.load_certs_pem(read_at_most(cpath, PEM_LIMIT, what="certificate file"),
+                                             source=str(cpath))
         except FileNotFoundError:
             raise DecodeError(f"identity {name!r} is missing (expected {self.key_path(name)} and "
                               f"{self.cert_path(name)})", path="pki") from None

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from phoneemu.errors import DecodeError
+from phoneemu.files import read_at_most
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -30,6 +31,8 @@ __all__ = [
 
 STATE_FILE = "cluster.json"
 STATE_VERSION = 1
+#: ``cluster.json`` of a 40,000-phone lab is about 10 MB; anything past this is not a state file.
+STATE_LIMIT = 256 << 20
 #: Real CUCM ports (spec §H.1); the server launcher records the ports it actually listens on.
 DEFAULT_PORTS = {"tftp": 69, "http": 6970, "tvs": 2445, "capf": 3804}
 
@@ -149,7 +152,7 @@ def _make(cls: type[Any], raw: Any, where: str) -> Any:
 def load_state(root: Path) -> ClusterState:
     path = Path(root) / STATE_FILE
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_at_most(path, STATE_LIMIT, what=STATE_FILE).decode("utf-8")
     except FileNotFoundError:
         raise DecodeError(f"{root} is not a lab cluster (no {STATE_FILE}; create one with "
                           f"'phoneemu lab init {root}')", path=str(root)) from None

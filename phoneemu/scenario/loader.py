@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from phoneemu.errors import ScenarioError
+from phoneemu.errors import PhoneEmuError, ScenarioError
+from phoneemu.files import read_at_most
 from phoneemu.phone import rule_ids
 from phoneemu.phone.profile import PROFILES, profile_from_dict
 from phoneemu.scenario.model import ClusterSpec, Expectation, PhoneGroup, Scenario, Step
@@ -596,11 +597,9 @@ def load_text(text: str, path: str = "<string>") -> Scenario:
 
 def load_file(path: Path) -> Scenario:
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ScenarioError(f"file of {size} bytes exceeds the {MAX_FILE_BYTES}-byte limit",
-                                file=str(path))
-        text = path.read_text(encoding="utf-8")
+        text = read_at_most(path, MAX_FILE_BYTES, what="scenario file").decode("utf-8")
+    except PhoneEmuError as exc:  # over the size limit, or a pipe or device that never ends
+        raise ScenarioError(exc.message, file=str(path)) from None
     except UnicodeDecodeError as exc:
         raise ScenarioError(f"not UTF-8 text (byte {exc.start})", file=str(path)) from None
     except OSError as exc:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 from phoneemu.cli import main
-from phoneemu.errors import SizeLimitError
+from phoneemu.errors import PhoneEmuError, SizeLimitError
 from phoneemu.files import read_at_most
 
 
@@ -79,3 +81,95 @@ def test_check_writable_accepts_a_new_file_in_the_current_folder(tmp_path: Path,
 def test_a_device_without_size_is_refused_too() -> None:
     with pytest.raises(SizeLimitError, match="holds more than the limit of 10 bytes"):
         read_at_most("/dev/zero", 10)
+
+
+# --------------------------------------------------------------------------- devices and FIFOs
+class _FifoRescue:
+    """A FIFO with no writer; if the code under test blocks opening it (the bug), a thread opens
+    the write end after a few seconds so the test ends, and records that it had to."""
+
+    def __init__(self, path: Path) -> None:
+        import threading
+
+        os.mkfifo(path)
+        self.path = path
+        self.rescued = False
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._rescue, daemon=True)
+
+    def _rescue(self) -> None:
+        if self._done.wait(5.0):
+            return
+        try:  # succeeds only while a reader is blocked in open()
+            fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            return
+        self.rescued = True
+        os.close(fd)
+
+    def __enter__(self) -> _FifoRescue:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(10)
+
+
+def _enc_sgn(tmp_path: Path, pki: ModuleType) -> Path:
+    from phoneemu.formats import encrypted
+
+    lab = pki.lab()
+    phone = pki.identity("CN=SEP001122334455;O=phone", spec="rsa1024", seed="files-phone")
+    f = tmp_path / "SEP001122334455.cnf.xml.enc.sgn"
+    f.write_bytes(encrypted.build_pki(plaintext=b"<device/>", filename=f.name,
+                                      signer=lab["callmanager"].signer, recipient_cert=phone.cert,
+                                      timestamp=1, rand=os.urandom))
+    return f
+
+
+def _argv(kind: str, tmp_path: Path, pki: ModuleType, name: str) -> list[str]:
+    if kind == "run":
+        return ["run", "--list", name]
+    enc = str(_enc_sgn(tmp_path, pki))
+    return ["inspect", enc, "--cert", name] if kind == "cert" else ["inspect", enc, "--key", name]
+
+
+@pytest.mark.parametrize("kind", ["run", "cert", "key"])
+def test_dev_zero_is_refused_with_the_limit(tmp_path: Path, pki: ModuleType, kind: str,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """``run --list /dev/zero``, ``inspect --cert /dev/zero``, ``--key /dev/zero``: capped reads."""
+    assert main(_argv(kind, tmp_path, pki, "/dev/zero")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "/dev/zero" in err[0] and "limit" in err[0], err
+
+
+@pytest.mark.parametrize("kind", ["run", "cert", "key"])
+def test_a_fifo_without_writer_does_not_hang(tmp_path: Path, pki: ModuleType, kind: str,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    argv = _argv(kind, tmp_path, pki, str(tmp_path / "fifo"))
+    with _FifoRescue(tmp_path / "fifo") as fifo:
+        rc = main(argv)
+    assert not fifo.rescued, "blocked opening the FIFO"
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "fifo" in err, err
+
+
+def test_a_pipe_that_never_ends_times_out() -> None:
+    r, w = os.pipe()
+    try:
+        with pytest.raises(PhoneEmuError, match=r"no end of file after 0\.2 s"):
+            read_at_most(f"/dev/fd/{r}", 10, timeout=0.2)
+        os.write(w, b"abc")
+        os.close(w)
+        w = -1
+        assert read_at_most(f"/dev/fd/{r}", 10, timeout=5) == b"abc"
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+
+
+def test_a_directory_is_still_oserror(tmp_path: Path) -> None:
+    with pytest.raises(IsADirectoryError):
+        read_at_most(tmp_path, 10)
