@@ -23,6 +23,13 @@ Rules:
   final ACK may still be queued on the transfer socket); a byte-identical RRQ before any ACK is a
   retransmission and is ignored; any other new RRQ from the same peer supersedes the old transfer.
 * Bounded: ``max_transfers`` concurrent transfers (ERROR 0 "server busy" beyond), ``max_file_size``.
+  In ``ephemeral`` mode every transfer holds a socket, so ``max_transfers`` is further capped by
+  :func:`transfer_socket_budget` (half the process's open-file limit): a flood of RRQs — spoofable
+  UDP — gets "server busy" instead of using up the descriptors the HTTP, TVS and CAPF servers of the
+  same process need. A client's ``timeout`` option above ``max_option_timeout`` (default 5 s) is not
+  acknowledged (RFC 2349 lets a server ignore it; the OACK may not change the value) and the server's
+  own timeout applies: no request can keep a transfer alive longer than
+  ``max(timeout, max_option_timeout) * (retries + 1)`` without ACKing.
 * DATA packets are built once per (file content, block size) and shared by every transfer of that
   content (:class:`PacketCache`: keyed by the bytes themselves, so a file the lab changes is a new key
   and never served stale; filled as blocks are first sent; bounded by ``cache_bytes``; large files
@@ -39,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import resource
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -66,7 +74,9 @@ from phoneemu.net.tftp_codec import (
 )
 from phoneemu.net.tftp_codec import OptionAck as _OptionAck
 
-__all__ = ["PacketCache", "Provider", "TftpRequestEvent", "TftpServer", "provider_from"]
+__all__ = [
+    "PacketCache", "Provider", "TftpRequestEvent", "TftpServer", "provider_from", "transfer_socket_budget",
+]
 
 _log = logging.getLogger("phoneemu.net.tftp")
 
@@ -176,6 +186,15 @@ class PacketCache:
             _key, dropped = entries.popitem(last=False)
             self.size -= sum(self._cost(c, p) for c, p in dropped)
         return pkts
+
+
+def transfer_socket_budget(share: float = 0.5) -> int:
+    """Sockets an ephemeral-TID TFTP server may hold at once: ``share`` of the soft RLIMIT_NOFILE
+    (at least 8). The rest is left to listening sockets, HTTP/TVS/CAPF connections and files."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft > 1 << 20:
+        soft = 1 << 20
+    return max(8, int(soft * share))
 
 
 def _not_started() -> float:
@@ -308,6 +327,7 @@ class TftpServer:
         timeout: float = 1.0,
         retries: int = 5,
         max_transfers: int = 4096,
+        max_option_timeout: float = 5.0,
         max_file_size: int = 32 * 1024 * 1024,
         max_blksize: int = BLKSIZE_MAX,
         tid_mode: Literal["ephemeral", "shared"] = "ephemeral",
@@ -330,7 +350,10 @@ class TftpServer:
         self.requested_port = port
         self.timeout = timeout
         self.retries = retries
-        self.max_transfers = max_transfers
+        # ephemeral TIDs hold one socket per transfer: never more than the descriptor budget
+        self.max_transfers = (max_transfers if tid_mode == "shared"
+                              else max(1, min(max_transfers, transfer_socket_budget())))
+        self.max_option_timeout = max_option_timeout
         self.max_file_size = max_file_size
         self.max_blksize = max(8, min(max_blksize, BLKSIZE_MAX))
         self.tid_mode = tid_mode
@@ -359,7 +382,8 @@ class TftpServer:
         self.now = self._loop.time
         sock = bound_udp_socket(self.host, self.requested_port, rcvbuf=self.rcvbuf)
         self._transport = UdpSocket(self._loop, sock, self.on_main_datagram, self._on_socket_error)
-        _log.info("tftp: serving on %s:%d (tid_mode=%s)", self.host, self.port, self.tid_mode)
+        _log.info("tftp: serving on %s:%d (tid_mode=%s, at most %d transfers)", self.host, self.port,
+                  self.tid_mode, self.max_transfers)
         return self
 
     @property
@@ -517,9 +541,12 @@ class TftpServer:
         if opts.blksize is not None:
             blksize = min(opts.blksize, self.max_blksize)
             ack["blksize"] = str(blksize)
-        if opts.timeout is not None:
+        if opts.timeout is not None and opts.timeout <= max(self.timeout, self.max_option_timeout):
             timeout = float(opts.timeout)
             ack["timeout"] = str(opts.timeout)
+        elif opts.timeout is not None:  # not acknowledged: our own timeout applies (RFC 2349)
+            _log.info("tftp: timeout option %d s from %s above %g s: ignored", opts.timeout, _peer(addr),
+                      self.max_option_timeout)
         if opts.tsize is not None:
             ack["tsize"] = str(len(content))
         oack = encode(_OptionAck(options=ack)) if ack else None

@@ -1,0 +1,103 @@
+"""Robustness of the lab servers under hostile load, over loopback (audit findings)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from phoneemu.lab.cluster import LabCluster
+from phoneemu.lab.servers import LabServers
+from phoneemu.net.http import http_get
+from phoneemu.net.tftp_codec import ReadRequest, encode
+from phoneemu.net.tftp_server import TftpServer, transfer_socket_budget
+from tests.helpers import copy_cluster, run
+
+HOST = "127.0.0.1"
+MAC = "0011223344DD"
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("harden") / "lab"
+    LabCluster.init(root, seed=12, key_spec="rsa1024").add_phone(MAC)
+    return root
+
+
+@pytest.fixture
+def low_fd_limit() -> Iterator[int]:
+    """A soft RLIMIT_NOFILE a few hundred above what is open now (restored afterwards)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    open_now = len(os.listdir("/proc/self/fd"))
+    low = min(soft, open_now + 300)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))
+    try:
+        yield low
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def _rrq(name: str, **options: str) -> bytes:
+    return encode(ReadRequest(filename=name, mode="octet", options=options))
+
+
+def test_rrq_flood_leaves_descriptors_for_http(template: Path, tmp_path: Path, low_fd_limit: int) -> None:
+    """An RRQ flood from many (spoofable) source ports: excess RRQs get ERROR "server busy", the
+    TFTP server never holds more transfer sockets than its budget, and HTTP still answers."""
+    cluster = copy_cluster(template, tmp_path)
+    flood = 2 * low_fd_limit
+
+    async def main() -> None:
+        async with LabServers(cluster) as servers:
+            tftp = servers.tftp
+            assert tftp is not None and tftp.max_transfers <= transfer_socket_budget() < low_fd_limit
+            rrq = _rrq("ITLFile.tlv")
+            for _ in range(flood):  # each from a new port, closed at once: a new "peer" every time
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    s.sendto(rrq, (HOST, servers.ports["tftp"]))
+                await asyncio.sleep(0)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # one more, and read the answer
+                s.setblocking(False)
+                loop = asyncio.get_running_loop()
+                for _ in range(50):
+                    if tftp.active_transfers >= tftp.max_transfers:
+                        break
+                    await asyncio.sleep(0.02)
+                await loop.sock_sendto(s, rrq, (HOST, servers.ports["tftp"]))
+                answer = await asyncio.wait_for(loop.sock_recv(s, 1024), 5)
+            assert answer[:4] == b"\x00\x05\x00\x00" and b"busy" in answer
+            assert tftp.stats.get("busy", 0) > 0 and tftp.active_transfers <= tftp.max_transfers
+            body = await http_get(HOST, servers.ports["http"], "ITLFile.tlv", timeout=5)
+            assert body == cluster.get("ITLFile.tlv")
+
+    run(main(), limit=60)
+
+
+def test_client_timeout_option_is_capped() -> None:
+    """A client asking for timeout=255 (a transfer kept alive for 25 minutes) is not acknowledged:
+    the server's own timeout applies; a modest one is acknowledged as asked."""
+    async def main() -> None:
+        async with TftpServer({"f": b"x" * 600}, HOST, 0, timeout=0.05, retries=1) as srv:
+            loop = asyncio.get_running_loop()
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.setblocking(False)
+                await loop.sock_sendto(s, _rrq("f", timeout="255", tsize="0"), (HOST, srv.port))
+                oack = await asyncio.wait_for(loop.sock_recv(s, 1024), 5)
+                assert oack[:2] == b"\x00\x06" and b"timeout" not in oack and b"tsize" in oack
+                for _ in range(100):  # never ACKed: over after 0.05 s * 2 tries, not 255 s
+                    if srv.active_transfers == 0:
+                        break
+                    await asyncio.sleep(0.05)
+                assert srv.active_transfers == 0 and srv.stats.get("timeout") == 1
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.setblocking(False)
+                await loop.sock_sendto(s, _rrq("f", timeout="2"), (HOST, srv.port))
+                oack = await asyncio.wait_for(loop.sock_recv(s, 1024), 5)
+                assert oack == b"\x00\x06timeout\x002\x00"
+
+    run(main(), limit=30)
