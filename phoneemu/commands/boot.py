@@ -24,6 +24,7 @@ from typing import Any
 
 from cryptography import x509
 
+from phoneemu.commands._argtypes import unix_time
 from phoneemu.crypto import certs, keys
 from phoneemu.crypto.keys import PrivateKey
 from phoneemu.errors import PhoneEmuError
@@ -33,6 +34,7 @@ from phoneemu.phone.boot import BootReport, BootTarget, decision_dict
 from phoneemu.phone.flash import Flash
 from phoneemu.phone.phone import Phone, read_phone_file
 from phoneemu.phone.profile import PROFILES, get_profile
+from phoneemu.values import is_ascii_digits
 
 __all__ = ["parse_hostport", "register"]
 
@@ -69,7 +71,7 @@ def register(sub: Any) -> None:
     p.add_argument("--key", metavar="HEX", help="manual config encryption key (Set Cfg Encrypt Key)")
     p.add_argument("--capf-retry-delay", type=float, default=30.0, metavar="S",
                    help="pause between CAPF retries in seconds (default 30, as the spec gives)")
-    p.add_argument("--now", type=int, metavar="UNIX", help="the phone's clock (default: real time)")
+    p.add_argument("--now", type=unix_time, metavar="UNIX", help="the phone's clock (default: real time)")
     p.add_argument("--keylog", type=Path, metavar="FILE",
                    help="append the TLS secrets of the phone's TVS, CAPF and HTTPS connections (key-log "
                    "format): capture with tcpdump, then phoneemu wireshark CAPTURE --keylog FILE")
@@ -90,7 +92,7 @@ def parse_hostport(text: str, default_port: int = 69) -> tuple[str, int]:
         raise PhoneEmuError(f"--tftp {text!r}: no host", path="tftp")
     if not port:
         return host, default_port
-    if not port.isdigit() or not 0 < int(port) < 65536:
+    if not is_ascii_digits(port) or len(port) > 5 or not 0 < int(port) < 65536:
         raise PhoneEmuError(f"--tftp {text!r}: port must be 1..65535", path="tftp")
     return host, int(port)
 
@@ -160,7 +162,7 @@ def add_offline_phone_options(p: Any, *, now_help: str) -> None:
     the offline TVS (``--tvs-cert``, ``--tvs-roles``)."""
     p.add_argument("--profile", default="cp-8861", choices=sorted(PROFILES),
                    help="phone model profile (default cp-8861)")
-    p.add_argument("--now", type=int, metavar="UNIX", help=now_help)
+    p.add_argument("--now", type=unix_time, metavar="UNIX", help=now_help)
     p.add_argument("--image-signer", type=Path, action="append", default=[], metavar="PEM",
                    help="firmware image-signing certificate the phone trusts (repeatable)")
     p.add_argument("--tvs-cert", type=Path, action="append", default=[], metavar="PEM",

@@ -26,6 +26,7 @@ from phoneemu.fleet.progress import Progress
 from phoneemu.fleet.shard import run_fleet
 from phoneemu.phone.boot import BootTarget
 from phoneemu.phone.profile import PROFILES
+from phoneemu.values import is_ascii_digits
 
 __all__ = ["parse_host_port", "register"]
 
@@ -51,7 +52,7 @@ def parse_host_port(text: str, default_port: int = 69) -> tuple[str, int]:
         raise PhoneEmuError(f"--tftp {text!r}: no host", path="tftp")
     if not port_text:
         return host, default_port
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not is_ascii_digits(port_text) or len(port_text) > 5 or not 0 < int(port_text) < 65536:
         raise PhoneEmuError(f"--tftp {text!r}: port must be 1..65535", path="tftp")
     return host, int(port_text)
 

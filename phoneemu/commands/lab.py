@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from phoneemu.commands._argtypes import non_negative_int, unix_time
 from phoneemu.errors import EncodeError
 from phoneemu.lab.cluster import LabCluster
 
@@ -139,7 +140,7 @@ def register(sub: Any) -> None:
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         p: argparse.ArgumentParser = ops.add_parser(name, help=help_text, description=help_text)
         _dir(p)
-        p.add_argument("--now", type=int, metavar="UNIX", help="lab-clock time of the operation")
+        p.add_argument("--now", type=unix_time, metavar="UNIX", help="lab-clock time of the operation")
         return p
 
     p = ops.add_parser("init", help="create a lab cluster in DIR",
@@ -158,7 +159,7 @@ def register(sub: Any) -> None:
     p.add_argument("--load", help="cluster-wide loadInformation (firmware served as <load>.loads)")
     p.add_argument("--https-key", metavar="SPEC",
                    help="add the HTTPS (6971) TFTP identity, e.g. ec-p256 (ITL record, role TFTP)")
-    p.add_argument("--now", type=int, metavar="UNIX", help="start of the lab clock")
+    p.add_argument("--now", type=unix_time, metavar="UNIX", help="start of the lab clock")
     p.set_defaults(handler=_init)
 
     p = ops.add_parser("phone", help="phones known to the cluster (add)")
@@ -175,7 +176,7 @@ def register(sub: Any) -> None:
     pa.add_argument("--auth-string", metavar="DIGITS",
                     help="CAPF authentication string (4..16 digits); implies --auth-mode string")
     pa.add_argument("--lsc-key", metavar="SPEC", help="LSC key the phone makes (rsa2048, ec-p256 ...)")
-    pa.add_argument("--now", type=int, metavar="UNIX", help="lab-clock time of the operation")
+    pa.add_argument("--now", type=unix_time, metavar="UNIX", help="lab-clock time of the operation")
     pa.set_defaults(handler=_op(_phone_add))
 
     p = add("show", "state summary, ITL/CTL checksums; --itl/--ctl print 'show itl'/'show ctl'")
@@ -291,7 +292,7 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=_op(_itlrecovery))
 
     p = add("clock", "advance the lab clock")
-    p.add_argument("--advance", type=int, required=True, metavar="SECONDS")
+    p.add_argument("--advance", type=non_negative_int, required=True, metavar="SECONDS")
     p.set_defaults(handler=_op(lambda c, a, n: c.advance_clock(a.advance)))
 
     _register_serve(ops)

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from phoneemu.errors import DecodeError, EncodeError
+from phoneemu.values import is_ascii_digits
 
 __all__ = [
     "KeySpec",
@@ -73,7 +74,7 @@ class KeySpec:
     def parse(cls, text: str) -> KeySpec:
         """``rsa2048``, ``rsa-1024``, ``ec-p256``, ``p384`` ... as used in CLI and scenarios."""
         t = text.lower().replace("-", "").replace("_", "")
-        if t.startswith("rsa") and t[3:].isdigit():
+        if t.startswith("rsa") and is_ascii_digits(t[3:]) and len(t) < 10:
             return cls(kind="rsa", bits=int(t[3:]))
         if t.startswith("ec"):
             t = t[2:]

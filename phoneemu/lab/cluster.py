@@ -85,6 +85,7 @@ from phoneemu.lab.state import (
     save_state,
 )
 from phoneemu.protocols.tvs import TvsEntry
+from phoneemu.values import check_time, is_ascii_digits
 
 __all__ = [
     "ADMIN_OPERATIONS",
@@ -967,7 +968,7 @@ class LabCluster:
         """Move the lab clock forward (scenarios: expiry, TTLs); does not rebuild files."""
         if seconds < 0:
             raise EncodeError("the lab clock only moves forward", path="seconds")
-        self.state.clock += seconds
+        self.state.clock = check_time(self.state.clock + seconds, "lab clock")
         self.state.log.append(LogEntry(time=self.state.clock, generation=self.state.generation,
                                        op="clock", args={"advance": seconds}))
         save_state(self.root, self.state)
@@ -1387,7 +1388,7 @@ def _auth_mode(value: int | str | None) -> int | None:
     if value is None or isinstance(value, int):
         return value
     text = value.strip().lower()
-    if text.isdigit():
+    if is_ascii_digits(text) and len(text) < 4:
         return int(text)
     if text not in _AUTH_MODES:
         raise EncodeError(f"CAPF auth mode {value!r}: 0..4 or one of {sorted(_AUTH_MODES)}", path="auth_mode")

@@ -46,6 +46,7 @@ from phoneemu.crypto.keys import KeySpec, PrivateKey, PublicKey
 from phoneemu.errors import DecodeError, EncodeError, VerificationError, VerifyReason
 from phoneemu.files import PEM_LIMIT, read_at_most
 from phoneemu.formats.header import FileSigner
+from phoneemu.values import is_ascii_digits
 
 __all__ = [
     "CORE_IDENTITIES",
@@ -166,7 +167,8 @@ class LabPki:
         org = f"O=phoneemu lab {self.cluster_name};L=Lab;ST=Lab;C=US"
         base = _base(name)
         suffix = name.split("-", 1)[1] if "-" in name else ""
-        node = suffix if base in ("callmanager", "tvs") and suffix.isdigit() else "1"
+        numbered = base in ("callmanager", "tvs") and is_ascii_digits(suffix) and len(suffix) < 6
+        node = suffix if numbered else "1"
         host = f"{self.cluster_name}-pub" if node == "1" else f"{self.cluster_name}-sub{int(node) - 1}"
         if base == "callmanager":
             cn = host

@@ -28,6 +28,7 @@ from urllib.parse import quote, unquote
 from phoneemu.errors import TransportError
 from phoneemu.net.tftp_codec import unsafe_name_reason
 from phoneemu.net.tftp_server import Provider, provider_from
+from phoneemu.values import is_ascii_digits, parse_ascii_int
 
 __all__ = ["HttpServer", "http_get"]
 
@@ -245,7 +246,7 @@ async def _get(host: str, port: int, name: str, max_size: int, max_header: int) 
         lines = head.decode("latin-1").split("\r\n")
         status_parts = lines[0].split(" ", 2)
         if (len(status_parts) < 2 or not status_parts[0].startswith("HTTP/1.")
-                or not status_parts[1].isdigit()):
+                or len(status_parts[1]) != 3 or not is_ascii_digits(status_parts[1])):
             raise TransportError(f"malformed status line {lines[0][:80]!r}", kind="protocol", path=name)
         status = int(status_parts[1])
         headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
@@ -256,9 +257,10 @@ async def _get(host: str, port: int, name: str, max_size: int, max_header: int) 
         if "chunked" in headers.get("transfer-encoding", "").lower():
             return await _read_chunked(reader, name, max_size)
         if length_text is not None:
-            if not length_text.isdigit():
+            parsed = parse_ascii_int(length_text)
+            if parsed is None:
                 raise TransportError(f"bad Content-Length {length_text[:20]!r}", kind="protocol", path=name)
-            length = int(length_text)
+            length = parsed
             if length > max_size:
                 raise TransportError(f"body of {length} bytes above {max_size}", kind="too-large", path=name)
             try:

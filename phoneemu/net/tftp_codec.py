@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 
 from phoneemu.errors import DecodeError, EncodeError
+from phoneemu.values import parse_ascii_int
 
 __all__ = [
     "BLKSIZE_MAX",
@@ -282,9 +283,10 @@ def _int_option(opts: dict[str, str], key: str, lo: int, hi: int | None) -> int 
     if key not in opts:
         return None
     text = opts[key]
-    if not text.isdigit() or len(text) > 12:
+    parsed = parse_ascii_int(text, max_digits=12)
+    if parsed is None:
         raise DecodeError(f"value {text!r} is not a decimal integer", fmt="tftp", path=f"options.{key}")
-    v = int(text)
+    v = parsed
     if v < lo or (hi is not None and v > hi):
         rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
         raise DecodeError(f"value {v} outside {rng}", fmt="tftp", path=f"options.{key}")

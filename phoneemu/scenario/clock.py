@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from phoneemu.values import check_time
+
 __all__ = ["ScenarioClock"]
 
 
@@ -23,6 +25,8 @@ class ScenarioClock:
         return self._now
 
     def advance(self, seconds: int) -> None:
+        """Move forward; PhoneEmuError if the clock would leave 1970..9000 (:mod:`phoneemu.values`)."""
+        check_time(self._now + seconds, "clock.advance")
         self._now += seconds
 
     def datetime(self) -> dt.datetime:

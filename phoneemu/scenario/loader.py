@@ -19,6 +19,7 @@ from phoneemu.files import read_at_most
 from phoneemu.phone import rule_ids
 from phoneemu.phone.profile import PROFILES, profile_from_dict
 from phoneemu.scenario.model import ClusterSpec, Expectation, PhoneGroup, Scenario, Step
+from phoneemu.values import MAX_TIME
 
 __all__ = [
     "ADMIN_OPERATIONS",
@@ -107,19 +108,24 @@ STEP_KINDS = (
 )
 
 _MAC = re.compile(r"^[0-9A-Fa-f]{12}$")
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdy]?)\s*$")
+_DURATION = re.compile(r"^\s*([0-9]{1,15})\s*([smhdy]?)\s*$", re.ASCII)
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
 
 
 def parse_duration(value: object) -> int:
     """``90``, ``90s``, ``10m``, ``2h``, ``3d``, ``25y`` -> seconds; ScenarioError otherwise."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    m = _DURATION.match(str(value)) if isinstance(value, (str, int)) and not isinstance(value, bool) \
-        else None
-    if not m:
-        raise ScenarioError(f"expected a duration like 90s, 10m, 2d or 25y, got {value!r}")
-    return int(m.group(1)) * _UNITS[m.group(2)]
+        seconds = value
+    else:
+        m = _DURATION.match(str(value)) if isinstance(value, (str, int)) and not isinstance(value, bool) \
+            else None
+        if not m:
+            raise ScenarioError(f"expected a duration like 90s, 10m, 2d or 25y, got {value!r}")
+        seconds = int(m.group(1)) * _UNITS[m.group(2)]
+    if seconds > MAX_TIME:  # the clock would leave the span dates can represent (phoneemu.values)
+        raise ScenarioError(f"duration {value!r} is beyond the supported clock range (at most "
+                            f"{MAX_TIME // _UNITS['y']}y; the clock ends at 9000-01-01 UTC)")
+    return seconds
 
 
 class _Node:

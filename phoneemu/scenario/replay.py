@@ -56,6 +56,7 @@ from urllib.parse import unquote
 from phoneemu.errors import DecodeError, PhoneEmuError, TransportError
 from phoneemu.net.capture import SYN, PcapPacket, read_pcap
 from phoneemu.net.tftp_codec import DEFAULT_BLKSIZE, Data, Error, OptionAck, ReadRequest, WriteRequest, decode
+from phoneemu.values import parse_ascii_int
 
 if TYPE_CHECKING:
     from phoneemu.phone.boot import BootReport
@@ -151,8 +152,9 @@ class _Tftp:
         self.end = pkt.ts
         if isinstance(msg, OptionAck):
             text = msg.options.get("blksize")
-            if text is not None and text.isdigit() and 8 <= int(text) <= 65464:
-                self.blksize = int(text)
+            size = parse_ascii_int(text) if text is not None else None
+            if size is not None and 8 <= size <= 65464:
+                self.blksize = size
         elif isinstance(msg, Data):
             if msg.block != (self.blocks + 1) & 0xFFFF:
                 return  # duplicate or out of window
@@ -356,7 +358,7 @@ def _http_conn(conn: _Conn, max_file: int) -> list[Download]:
             sline, shdrs, body_at = rhead
             t1 = _at(soffs, stimes, body_at - 1, conn.end)
             sparts = sline.split(" ", 2)
-            code = int(sparts[1]) if len(sparts) >= 2 and sparts[1].isdigit() else -1
+            code = (parse_ascii_int(sparts[1], max_digits=3) if len(sparts) >= 2 else None) or -1
             outcome = _HTTP_OUTCOMES.get(code, "error")
             detail = f"HTTP {sline[9:].strip() if sline.startswith('HTTP/') else sline[:40]}"
             body: bytes | None
@@ -366,7 +368,7 @@ def _http_conn(conn: _Conn, max_file: int) -> list[Download]:
                 body, rpos, why = _chunked(sresp, body_at, max_file)
                 if body is None:
                     outcome, detail = ("too-large" if "more than" in why else "incomplete"), why
-            elif "content-length" in shdrs and shdrs["content-length"].isdigit():
+            elif parse_ascii_int(shdrs.get("content-length", "")) is not None:
                 n = int(shdrs["content-length"])
                 if n > max_file:
                     body, rpos, outcome, detail = None, len(sresp), "too-large", f"Content-Length {n}"

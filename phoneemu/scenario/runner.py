@@ -23,6 +23,7 @@ from phoneemu.errors import PhoneEmuError, ScenarioError
 from phoneemu.scenario import checks
 from phoneemu.scenario.model import Expectation, Scenario, Step
 from phoneemu.scenario.results import CheckResult, ExpectationResult, RunSummary, ScenarioResult
+from phoneemu.values import is_ascii_digits
 
 __all__ = ["RunOptions", "new_result", "run_scenario", "run_scenarios", "scenario_start"]
 
@@ -48,7 +49,7 @@ def lab_host_base_from_env() -> int:
     raw = os.environ.get("PHONEEMU_LAB_HOST_BASE", "").strip()
     if not raw:
         return LAB_HOST_BASES.start
-    if not raw.isdigit() or int(raw) not in LAB_HOST_BASES:
+    if not is_ascii_digits(raw) or len(raw) > 3 or int(raw) not in LAB_HOST_BASES:
         raise PhoneEmuError(f"got {raw!r}, expected a whole number from {LAB_HOST_BASES.start} to "
                             f"{LAB_HOST_BASES.stop - 1} (lab clusters then listen on 127.0.0.<base>, "
                             "<base+1>, ...); unset it for the default 11",

@@ -64,7 +64,7 @@ def test_rrq_flood_leaves_descriptors_for_http(template: Path, tmp_path: Path, l
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # one more, and read the answer
                 s.setblocking(False)
                 loop = asyncio.get_running_loop()
-                for _ in range(50):
+                for _ in range(250):  # the server may still be reading the flood off its socket
                     if tftp.active_transfers >= tftp.max_transfers:
                         break
                     await asyncio.sleep(0.02)
@@ -101,3 +101,31 @@ def test_client_timeout_option_is_capped() -> None:
                 assert oack == b"\x00\x06timeout\x002\x00"
 
     run(main(), limit=30)
+
+
+@pytest.mark.parametrize(("head", "words"), [
+    (b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\nxx", "bad Content-Length"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 1\xb9\r\n\r\nabc", "bad Content-Length"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: " + b"9" * 4400 + b"\r\n\r\n", "bad Content-Length"),
+    (b"HTTP/1.1 2\xb200 OK\r\nContent-Length: 1\r\n\r\nx", "malformed status line"),
+], ids=["superscript-two", "one-superscript-one", "4400-digits", "superscript-in-status"])
+def test_http_client_wants_ascii_digits(head: bytes, words: str) -> None:
+    """The head is read as latin-1: '²' (0xB2) passed isdigit() and made int() raise ValueError, as
+    did a length of more than 4300 digits (int's limit)."""
+    from phoneemu.errors import TransportError
+
+    async def main() -> None:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(head)
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(answer, HOST, 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            with pytest.raises(TransportError) as info:
+                await http_get(HOST, port, "f", timeout=5, max_header=8192)
+            assert words in str(info.value) and info.value.kind == "protocol"
+
+    run(main(), limit=20)

@@ -1,0 +1,76 @@
+"""argparse ``type=`` functions shared by every command: numbers are refused at parse time.
+
+A negative, NaN, infinite or non-ASCII-digit count, timeout or port is a usage error (argparse's
+one-line message, exit 2) before any work starts — never a ValueError deep inside an event loop,
+a timeout that never fires or a loop that runs no times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from phoneemu.values import MAX_TIME, MIN_TIME, parse_ascii_int
+
+__all__ = [
+    "non_negative_float", "non_negative_int", "port", "positive_float", "positive_int", "unix_time",
+]
+
+_MAX_SECONDS = 10.0 * 365 * 86400
+"""No timeout or duration option needs more than ten years (and ``asyncio`` timers overflow near 1e18)."""
+
+
+def _int(text: str, *, lo: int, hi: int, what: str) -> int:
+    t = text.strip()
+    value = parse_ascii_int(t)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what} (ASCII digits 0-9)")
+    if not lo <= value <= hi:
+        raise argparse.ArgumentTypeError(f"{value} is outside {lo}..{hi}")
+    return value
+
+
+def _float(text: str, *, lo: float, strict: bool, what: str) -> float:
+    try:
+        value = float(text) if text.strip().isascii() else math.nan
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+    if value < lo or (strict and value == lo) or value > _MAX_SECONDS:
+        bound = f"more than {lo:g}" if strict else f"at least {lo:g}"
+        raise argparse.ArgumentTypeError(f"{text!r}: expected {bound} (and at most {_MAX_SECONDS:g})")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """1, 2, ...: counts, concurrency, sizes."""
+    return _int(text, lo=1, hi=1 << 62, what="a positive integer")
+
+
+def non_negative_int(text: str) -> int:
+    """0, 1, ...: retries, shards (0 = in process), run indexes."""
+    return _int(text, lo=0, hi=1 << 62, what="a non-negative integer")
+
+
+def port(text: str) -> int:
+    """A TCP/UDP port, 0..65535 (0 = any free port where the option allows it)."""
+    return _int(text, lo=0, hi=65535, what="a port number")
+
+
+def positive_float(text: str) -> float:
+    """A finite number of seconds above 0: timeouts."""
+    return _float(text, lo=0.0, strict=True, what="a positive number")
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number of seconds, 0 or more: delays."""
+    return _float(text, lo=0.0, strict=False, what="a non-negative number")
+
+
+def unix_time(text: str) -> int:
+    """Unix seconds from 1970-01-01 to 9000-01-01 UTC (``--now``; see :mod:`phoneemu.values`)."""
+    try:
+        return _int(text, lo=MIN_TIME, hi=MAX_TIME, what="a Unix time in seconds")
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (supported: 1970-01-01 to 9000-01-01 UTC)") from None

@@ -1,0 +1,41 @@
+"""Plain values read from text: ASCII decimal numbers and the Unix times phoneemu can represent.
+
+* Digits are ASCII only. ``str.isdigit()`` is true for ``'²'`` (which ``int()`` then refuses with a
+  ValueError) and for Arabic-Indic or full-width digits (which ``int()`` silently accepts): a port, a
+  status code or a length on the wire or the command line is ``[0-9]+`` and nothing else.
+* Times are Unix seconds from :data:`MIN_TIME` (1970-01-01) to :data:`MAX_TIME` (9000-01-01 UTC).
+  ``datetime`` ends at the year 9999 and ``time_t`` conversions overflow well before a large ``int``
+  does; the margin leaves room for certificate lifetimes added to the clock. A time outside the
+  range is refused where it enters (``--now``, a scenario ``clock: advance``), not deep inside a
+  date conversion.
+"""
+
+from __future__ import annotations
+
+from phoneemu.errors import PhoneEmuError
+
+__all__ = ["MAX_TIME", "MIN_TIME", "check_time", "is_ascii_digits", "parse_ascii_int"]
+
+MIN_TIME = 0
+MAX_TIME = 221_845_392_000
+"""9000-01-01T00:00:00Z in Unix seconds."""
+
+
+def is_ascii_digits(text: str) -> bool:
+    """True for a non-empty run of ASCII ``0-9`` (and nothing else: no sign, space, ``_``, ``'²'``)."""
+    return text.isascii() and text.isdigit()
+
+
+def parse_ascii_int(text: str, *, max_digits: int = 20) -> int | None:
+    """``int(text)`` if ``text`` is 1..``max_digits`` ASCII digits, else None."""
+    if len(text) > max_digits or not is_ascii_digits(text):
+        return None
+    return int(text)
+
+
+def check_time(value: int, what: str) -> int:
+    """``value`` if it is a Unix time in [MIN_TIME, MAX_TIME]; PhoneEmuError naming ``what`` otherwise."""
+    if not MIN_TIME <= value <= MAX_TIME:
+        raise PhoneEmuError(f"time {value} is outside the supported range {MIN_TIME}..{MAX_TIME} "
+                            f"(1970-01-01 to 9000-01-01 UTC)", path=what)
+    return value
