@@ -157,6 +157,9 @@ class CapfHandler:
                 writer.write(frame)  # one write per frame: header + body together (§F.2)
             if frames:
                 await writer.drain()
+            if session.error is not None:  # garbage after good frames in the same read: answered first
+                self._emit(st.log(f"malformed: {session.error}"))
+                return
             if session.done:
                 result = session.result
                 assert result is not None

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from phoneemu.errors import PhoneEmuError
 from phoneemu.protocols import tvs
 
-__all__ = ["TvsConnectionLog", "TvsHandler", "tls_summary"]
+__all__ = ["TvsConnectionLog", "TvsHandler", "answer_frames", "tls_summary"]
 
 _log = logging.getLogger("phoneemu.lab.tvs")
 
@@ -49,6 +49,23 @@ class TvsConnectionLog:
     request: str  # "VERIFY" | "QUERY" | "" (no request: malformed or idle)
     device_name: str
     outcome: str  # "valid" | "invalid" | "malformed: ..." | "timeout" | ...
+
+
+_Pair = tuple[tvs.VerifyRequest | tvs.QueryRequest, tvs.TvsMessage]
+
+
+def answer_frames(decoder: tvs.FrameDecoder, data: bytes, answer: Callable[[tvs.TvsMessage], _Pair]
+                  ) -> tuple[list[_Pair], PhoneEmuError | None]:
+    """Feed ``data``; the (request, reply) of every complete frame up to the first bad one, and the
+    error that stopped it (None: all good). A valid frame followed by garbage in the same read is
+    still answered; the caller sends the replies, then reports the error and closes."""
+    replies: list[_Pair] = []
+    try:
+        for msg in decoder.feed(data):
+            replies.append(answer(msg))
+    except PhoneEmuError as exc:
+        return replies, exc
+    return replies, decoder.error
 
 
 def tls_summary(writer: asyncio.StreamWriter) -> str:
@@ -116,10 +133,9 @@ class TvsHandler:
                     self._refuse(peer, tls, f"truncated: connection closed inside a frame "
                                             f"({decoder.buffered} byte(s) buffered)")
                 return
-            try:
-                replies = [self._answer(msg) for msg in decoder.feed(data)]
-            except PhoneEmuError as exc:
-                self._refuse(peer, tls, f"malformed: {exc}")
+            replies, bad = answer_frames(decoder, data, self._answer)
+            if bad is not None and not replies:
+                self._refuse(peer, tls, f"malformed: {bad}")
                 return
             for req, reply in replies:
                 seen += 1
@@ -133,6 +149,9 @@ class TvsHandler:
                 writer.write(tvs.encode(reply))
             if replies:
                 await writer.drain()
+            if bad is not None:  # garbage after good frames in the same read: answered them first
+                self._refuse(peer, tls, f"malformed: {bad}")
+                return
             if seen >= self.max_requests:
                 _log.info("tvs: %s reached %d requests: closing", peer, self.max_requests)
                 return

@@ -84,7 +84,7 @@ from cryptography import x509
 
 from phoneemu.errors import PhoneEmuError
 from phoneemu.lab.pki import Identity
-from phoneemu.lab.tvs_service import TvsConnectionLog, TvsHandler
+from phoneemu.lab.tvs_service import TvsConnectionLog, TvsHandler, answer_frames
 from phoneemu.net.tls import CUCM_TVS_CIPHERS, server_context
 from phoneemu.protocols import tvs
 
@@ -432,10 +432,9 @@ class ThreadedTvsServer:
                                             f"({decoder.buffered} byte(s) buffered)")
                     return False
                 return True
-            try:
-                replies = [self._answer(msg) for msg in decoder.feed(data)]
-            except PhoneEmuError as exc:
-                self._refuse(peer, tls, f"malformed: {exc}")
+            replies, bad = answer_frames(decoder, data, self._answer)
+            if bad is not None and not replies:
+                self._refuse(peer, tls, f"malformed: {bad}")
                 return False
             out = []
             for req, reply in replies:
@@ -458,6 +457,9 @@ class ThreadedTvsServer:
                     elif not self._stopping.is_set():
                         self._refuse(peer, tls, f"connection lost: {exc}")
                     return False
+            if bad is not None:  # garbage after good frames in the same read: answered them first
+                self._refuse(peer, tls, f"malformed: {bad}")
+                return False
             if seen >= handler.max_requests:
                 _log.info("tvs: %s reached %d requests: closing", peer, handler.max_requests)
                 return False

@@ -148,8 +148,11 @@ class FrameBuffer(Generic[M]):
     def feed(self, data: bytes) -> list[M]:
         """Add ``data``; return every message now complete (possibly none).
 
-        After an error the decoder is poisoned: the stream cannot be resynchronised, so every later
-        call raises the same error.
+        Bad bytes after one or more complete frames of the same ``data`` do not lose those frames:
+        they are returned, and the error is kept in :attr:`error` (the caller answers the frames,
+        then reports it) and raised by the next ``feed`` or ``eof``. Bad bytes with no complete frame
+        before them raise at once. After an error the decoder is poisoned: the stream cannot be
+        resynchronised, so every later call raises the same error.
         """
         if self._failed is not None:
             raise self._failed
@@ -184,10 +187,20 @@ class FrameBuffer(Generic[M]):
         except DecodeError as exc:
             self._failed = exc
             self._buf.clear()
+            if out:
+                return out  # the frames before the garbage still count; the error waits in .error
             raise
 
+    @property
+    def error(self) -> ProtocolError | DecodeError | None:
+        """The error that poisoned the stream (after frames :meth:`feed` still returned), else None."""
+        return self._failed
+
     def eof(self) -> None:
-        """The stream ended: a partial frame left in the buffer is a DecodeError (truncated)."""
+        """The stream ended: a partial frame left in the buffer is a DecodeError (truncated); an
+        error held back by :meth:`feed` is raised now."""
+        if self._failed is not None:
+            raise self._failed
         if self._buf:
             raise DecodeError(
                 f"stream ended inside a frame ({len(self._buf)} byte(s) of a frame buffered)",

@@ -491,11 +491,20 @@ class _Session:
         if self._error is not None:
             raise self._error
         try:
-            return self._receive(data)
+            frames = self._receive(data)
         except DecodeError as exc:
             self._error = exc
             self.state = "failed"
             raise
+        if self._decoder.error is not None:  # garbage after complete frames: those are answered first
+            self._error = self._decoder.error
+            self.state = "failed"
+        return frames
+
+    @property
+    def error(self) -> DecodeError | None:
+        """Why the session failed (see :attr:`failed`), else None."""
+        return self._error
 
     def _receive(self, data: bytes) -> list[bytes]:
         out: list[bytes] = []

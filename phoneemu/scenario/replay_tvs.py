@@ -114,7 +114,10 @@ class TvsCapture:
 
 def _messages(data: bytes) -> list[tvs.TvsMessage]:
     decoder = tvs.FrameDecoder()
-    return list(decoder.feed(data))[:_MAX_MESSAGES]
+    msgs = decoder.feed(data)
+    if decoder.error is not None:
+        raise decoder.error
+    return msgs[:_MAX_MESSAGES]
 
 
 def _pair(requests: Sequence[tvs.TvsMessage], responses: Sequence[tvs.TvsMessage]

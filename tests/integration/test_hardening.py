@@ -129,3 +129,64 @@ def test_http_client_wants_ascii_digits(head: bytes, words: str) -> None:
             assert words in str(info.value) and info.value.kind == "protocol"
 
     run(main(), limit=20)
+
+
+# --------------------------------------------------------------------------- 5. good frame + garbage
+GARBAGE = b"GET / HTTP/1.0\r\n\r\n"
+
+
+def test_frame_buffer_keeps_the_frames_before_garbage() -> None:
+    from phoneemu.errors import DecodeError
+    from phoneemu.protocols import tvs
+
+    req = tvs.verify_request(7, "CP-8861-SEP" + MAC, b"cert")
+    decoder = tvs.FrameDecoder()
+    msgs = decoder.feed(tvs.encode(req) + GARBAGE)
+    assert len(msgs) == 1
+    assert isinstance(decoder.error, DecodeError) and "offset" in str(decoder.error)
+    with pytest.raises(DecodeError):
+        decoder.feed(b"")
+    with pytest.raises(DecodeError):
+        decoder.eof()
+    fresh = tvs.FrameDecoder()
+    with pytest.raises(DecodeError):  # garbage alone: raised at once, as before
+        fresh.feed(GARBAGE)
+
+
+@pytest.mark.parametrize("impl", ["threads", "asyncio"])
+def test_tvs_answers_a_valid_frame_then_reports_the_garbage_after_it(template: Path, tmp_path: Path,
+                                                                    impl: str) -> None:
+    import contextlib
+    import ssl
+
+    from phoneemu.net.tls import client_context_verify_after_handshake, open_tls_connection
+    from phoneemu.protocols import tvs
+
+    cluster = copy_cluster(template, tmp_path)
+    req = tvs.verify_request(1001, f"CP-8861-SEP{MAC}", cluster.callmanager().der)
+
+    async def main() -> None:
+        async with LabServers(cluster, io_timeout=2, tvs_impl=impl) as servers:
+            reader, writer = await open_tls_connection(HOST, servers.ports["tvs"],
+                                                       client_context_verify_after_handshake(), timeout=3)
+            got = b""
+            try:
+                writer.write(tvs.encode(req) + GARBAGE)  # one write: one TLS record, one server read
+                await writer.drain()
+                for _ in range(100):
+                    chunk = await asyncio.wait_for(reader.read(65536), 5)
+                    if not chunk:
+                        break
+                    got += chunk
+            except (ConnectionError, ssl.SSLError):
+                pass
+            finally:
+                writer.close()
+                with contextlib.suppress(Exception):
+                    await writer.wait_closed()
+            msgs = tvs.FrameDecoder().feed(got)
+            assert len(msgs) == 1 and tvs.check_response(req, msgs[0]).valid
+            outcomes = [r.outcome for r in servers.requests if r.service == "tvs"]
+            assert outcomes[0] == "valid" and outcomes[1].startswith("malformed"), outcomes
+
+    run(main(), limit=30)

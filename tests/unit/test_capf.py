@@ -430,3 +430,16 @@ def test_session_fails_for_good_after_error(pki: Pki) -> None:
     assert c.failed and c.state == "failed"
     with pytest.raises(ProtocolError):
         c.receive(server(pki).start())
+
+
+def test_a_frame_followed_by_garbage_is_answered_then_the_session_fails(pki: Pki) -> None:
+    """One read holding AUTH_RESPONSE and garbage: the reply to AUTH_RESPONSE is still produced,
+    then the session is failed with the garbage's error (the server logs it and closes)."""
+    s = server(pki, operation="install", auth_mode=AuthType.NULL_STRING, key_type="ec", curve="p256")
+    c = CapfClientSession(device_name=DEVICE, generate_key=fast_keys)
+    (auth_response,) = c.receive(s.start())
+    frames = s.receive(auth_response + b"GET / HTTP/1.0\r\n\r\n")
+    assert [f[1] for f in frames] == [C.KEY_GENERATE_REQUEST]
+    assert s.failed and s.error is not None and "offset" in str(s.error)
+    with pytest.raises(DecodeError):
+        s.receive(b"")
