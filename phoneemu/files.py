@@ -6,20 +6,27 @@ which never reads more than ``limit + 1`` bytes: a file larger than the limit (o
 never ends) is refused with its name and size before anything is parsed. Report files
 (``--json``, ``--junit``, ``--plot``, ``--keylog``) are checked with :func:`check_writable`
 before the work that fills them starts.
+
+Files phoneemu writes for itself (lab state, keys, certificates, served files, a phone's flash) go
+through :func:`atomic_write`: a temporary file beside the target, renamed onto it. Whatever fails
+— a full disk, a target that is a folder — the temporary file is removed (it may hold a private
+key) and the OSError names the target, not the temporary file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import select
 import stat
+import threading
 import time
 from pathlib import Path
 
 from phoneemu.errors import PhoneEmuError, SizeLimitError
 
-__all__ = ["PEM_LIMIT", "check_writable", "read_at_most"]
+__all__ = ["PEM_LIMIT", "atomic_write", "check_writable", "read_at_most"]
 
 PEM_LIMIT = 1 << 20
 """Certificates and keys given on the command line: 1 MiB is far more than any PEM chain needs."""
@@ -79,6 +86,46 @@ def _read_stream(fd: int, limit: int, timeout: float, *, what: str, path: Path |
         chunks.append(chunk)
         got += len(chunk)
     return b"".join(chunks)
+
+
+def atomic_write(path: Path | str, data: bytes, *, mode: int = 0o644, durable: bool = False,
+                 make_parents: bool = False, tmp_name: str | None = None) -> None:
+    """Replace ``path`` with ``data`` atomically: write a temporary file beside it (created with
+    ``mode`` whatever the umask: 0o600 for private keys, from the first byte), then rename it onto
+    ``path``. ``durable``: fsync the file and then its folder. ``tmp_name``: the temporary file's
+    name (default ``.<name>.tmp<pid>-<thread>``). On any failure the temporary file is removed;
+    an OSError names ``path`` ("cannot write: ...")."""
+    path = Path(path)
+    tmp = path.with_name(tmp_name or f".{path.name}.tmp{os.getpid()}-{threading.get_ident()}")
+    try:
+        if make_parents:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()  # a leftover of a crash: O_EXCL below must not follow a planted link
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+        try:
+            try:
+                os.fchmod(fd, mode)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                if durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        if durable:
+            dfd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write: {exc.strerror or exc}", str(path)) from None
 
 
 def check_writable(path: Path | None, option: str) -> None:

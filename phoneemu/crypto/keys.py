@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import math
-import os
 import random
 from dataclasses import dataclass
 from functools import lru_cache
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from phoneemu.errors import DecodeError, EncodeError
+from phoneemu.files import atomic_write
 from phoneemu.values import is_ascii_digits
 
 __all__ = [
@@ -246,14 +246,6 @@ def load_private_key_pem(data: bytes, *, source: str = "key") -> PrivateKey:
 
 
 def write_private_key(path: Path, key: PrivateKey) -> None:
-    """Write ``key`` as PKCS#8 PEM with mode 0600, atomically (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, private_key_pem(key))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    """Write ``key`` as PKCS#8 PEM with mode 0600, atomically (temp file + rename; the temp file is
+    0600 from its first byte and removed if anything fails)."""
+    atomic_write(path, private_key_pem(key), mode=0o600, durable=True, make_parents=True)

@@ -72,7 +72,7 @@ from cryptography import x509
 from phoneemu.crypto import certs, keys
 from phoneemu.crypto.keys import KeySpec, PrivateKey, PublicKey
 from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError, VerificationError, VerifyReason
-from phoneemu.files import PEM_LIMIT, read_at_most
+from phoneemu.files import PEM_LIMIT, atomic_write, read_at_most
 from phoneemu.formats import config, encrypted, firmware, signed, trustlist
 from phoneemu.formats.trustlist import Role, TrustRecord
 from phoneemu.lab.pki import Identity, LabPki, cert_pem, node_identity
@@ -181,9 +181,7 @@ def _file_stamp(path: Path) -> tuple[int, int, int]:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write(path, data)  # served files and certificates: rebuilt from the state if lost
 
 
 class LabCluster:

@@ -44,7 +44,7 @@ from cryptography.exceptions import InvalidSignature
 from phoneemu.crypto import certs, keys
 from phoneemu.crypto.keys import KeySpec, PrivateKey, PublicKey
 from phoneemu.errors import DecodeError, EncodeError, VerificationError, VerifyReason
-from phoneemu.files import PEM_LIMIT, read_at_most
+from phoneemu.files import PEM_LIMIT, atomic_write, read_at_most
 from phoneemu.formats.header import FileSigner
 from phoneemu.values import is_ascii_digits
 
@@ -129,15 +129,7 @@ def cert_pem(cert: x509.Certificate) -> bytes:
 
 
 def _write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    atomic_write(path, data, mode=mode, durable=True, make_parents=True)
 
 
 class LabPki:

@@ -9,13 +9,12 @@ the state only names them. Unknown JSON keys are refused so a typo does not go u
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from phoneemu.errors import DecodeError
-from phoneemu.files import read_at_most
+from phoneemu.files import atomic_write, read_at_most
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -164,6 +163,4 @@ def load_state(root: Path) -> ClusterState:
 def save_state(root: Path, state: ClusterState) -> None:
     """Write ``cluster.json`` atomically (temp file + rename)."""
     path = Path(root) / STATE_FILE
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(state.to_json(), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, state.to_json().encode("utf-8"))

@@ -35,6 +35,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
+from phoneemu import files
 from phoneemu.errors import DecodeError, EncodeError
 from phoneemu.formats.trustlist import TrustList
 from phoneemu.phone import status
@@ -67,28 +68,8 @@ def _fsync_dir(directory: Path) -> None:
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, durable: bool = True) -> None:
     """Replace ``path`` with ``data`` atomically (temp + rename); ``durable`` adds the fsyncs of the
     file and its directory that make the new content survive a power cut."""
-    tmp = path.with_name(f"{_TMP_PREFIX}{path.name}{_TMP_SUFFIX}")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        try:
-            os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            if durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    if durable:
-        _fsync_dir(path.parent)
+    files.atomic_write(path, data, mode=mode, durable=durable,
+                       tmp_name=f"{_TMP_PREFIX}{path.name}{_TMP_SUFFIX}")
 
 
 class Flash:

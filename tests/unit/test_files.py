@@ -173,3 +173,43 @@ def test_a_pipe_that_never_ends_times_out() -> None:
 def test_a_directory_is_still_oserror(tmp_path: Path) -> None:
     with pytest.raises(IsADirectoryError):
         read_at_most(tmp_path, 10)
+
+
+# --------------------------------------------------------------------------- atomic writes
+def test_atomic_write_onto_a_folder_leaves_no_temp_file(tmp_path: Path) -> None:
+    from phoneemu.files import atomic_write
+
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(IsADirectoryError) as info:
+        atomic_write(target, b"-----BEGIN PRIVATE KEY-----", mode=0o600)
+    assert info.value.filename == str(target) and "cannot write" in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and not any(target.iterdir())
+
+
+def test_atomic_write_key_mode_ignores_the_umask(tmp_path: Path) -> None:
+    from phoneemu.files import atomic_write
+
+    old = os.umask(0)
+    try:
+        atomic_write(tmp_path / "k.pem", b"secret", mode=0o600, durable=True)
+        atomic_write(tmp_path / "c.pem", b"public")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "k.pem").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "c.pem").stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pem", "k.pem"]
+
+
+def test_itlrecovery_export_onto_a_folder_is_a_clear_error(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """The exported file holds the ITLRecovery private key: a failed rename must not leave it behind."""
+    lab = tmp_path / "lab"
+    assert main(["lab", "init", str(lab), "--seed", "5", "--key", "rsa1024"]) == 0
+    out = tmp_path / "export"
+    out.mkdir()
+    capsys.readouterr()
+    assert main(["lab", "itlrecovery", str(lab), "export", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(out) in err[0] and "cannot write" in err[0] and ".tmp" not in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "lab"] and not any(out.iterdir())
