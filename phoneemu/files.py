@@ -48,14 +48,12 @@ def read_at_most(path: Path | str, limit: int, *, what: str = "file",
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        size = 0  # a device or pipe has no size: it "holds more" than the limit
         if stat.S_ISREG(st.st_mode):
             os.set_blocking(fd, True)
-            with os.fdopen(fd, "rb", closefd=False) as f:
-                data = f.read(limit + 1)
             size = st.st_size
-        else:
-            data = _read_stream(fd, limit, timeout, what=what, path=path)
-            size = 0  # a device or pipe has no size: it "holds more" than the limit
+        # read in chunks, never one buffer of ``limit`` bytes: a huge --limit must not allocate it
+        data = _read_stream(fd, limit, timeout, what=what, path=path)
     finally:
         os.close(fd)
     if len(data) <= limit:
@@ -65,7 +63,7 @@ def read_at_most(path: Path | str, limit: int, *, what: str = "file",
 
 
 def _read_stream(fd: int, limit: int, timeout: float, *, what: str, path: Path | str) -> bytes:
-    """Up to ``limit + 1`` bytes of a non-blocking pipe or device, within ``timeout`` seconds."""
+    """Up to ``limit + 1`` bytes of a file, or of a non-blocking pipe or device within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     chunks: list[bytes] = []
     got = 0
@@ -73,7 +71,7 @@ def _read_stream(fd: int, limit: int, timeout: float, *, what: str, path: Path |
     poller.register(fd, select.POLLIN)
     while got <= limit:
         try:  # read first: a FIFO that never had a writer reads as end of file, but never polls ready
-            chunk = os.read(fd, min(65536, limit + 1 - got))
+            chunk = os.read(fd, min(1 << 20, limit + 1 - got))
         except BlockingIOError:
             left = deadline - time.monotonic()
             if left <= 0:

@@ -20,13 +20,20 @@ _MAX_SECONDS = 10.0 * 365 * 86400
 """No timeout or duration option needs more than ten years (and ``asyncio`` timers overflow near 1e18)."""
 
 
+_UNBOUNDED = 1 << 62
+
+
 def _int(text: str, *, lo: int, hi: int, what: str) -> int:
     t = text.strip()
     value = parse_ascii_int(t)
+    if value is None and t.startswith("-") and parse_ascii_int(t[1:]) is not None:
+        value = -1  # a negative number: refused below as out of range, not as "not a number"
     if value is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not {what} (ASCII digits 0-9)")
+    if hi >= _UNBOUNDED and value < lo:
+        raise argparse.ArgumentTypeError(f"must be at least {lo} (got {t})")
     if not lo <= value <= hi:
-        raise argparse.ArgumentTypeError(f"{value} is outside {lo}..{hi}")
+        raise argparse.ArgumentTypeError(f"{t} is outside {lo}..{hi}")
     return value
 
 
@@ -37,20 +44,21 @@ def _float(text: str, *, lo: float, strict: bool, what: str) -> float:
         value = math.nan
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
-    if value < lo or (strict and value == lo) or value > _MAX_SECONDS:
-        bound = f"more than {lo:g}" if strict else f"at least {lo:g}"
-        raise argparse.ArgumentTypeError(f"{text!r}: expected {bound} (and at most {_MAX_SECONDS:g})")
+    if value < lo or (strict and value == lo):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected {'more than' if strict else 'at least'} {lo:g}")
+    if value > _MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected at most {_MAX_SECONDS:.0f} (ten years)")
     return value
 
 
 def positive_int(text: str) -> int:
     """1, 2, ...: counts, concurrency, sizes."""
-    return _int(text, lo=1, hi=1 << 62, what="a positive integer")
+    return _int(text, lo=1, hi=_UNBOUNDED, what="a positive integer")
 
 
 def non_negative_int(text: str) -> int:
     """0, 1, ...: retries, shards (0 = in process), run indexes."""
-    return _int(text, lo=0, hi=1 << 62, what="a non-negative integer")
+    return _int(text, lo=0, hi=_UNBOUNDED, what="a non-negative integer")
 
 
 def port(text: str) -> int:

@@ -24,7 +24,7 @@ from typing import Any
 
 from cryptography import x509
 
-from phoneemu.commands._argtypes import unix_time
+from phoneemu.commands._argtypes import non_negative_float, port, positive_float, unix_time
 from phoneemu.crypto import certs, keys
 from phoneemu.crypto.keys import PrivateKey
 from phoneemu.errors import PhoneEmuError
@@ -56,10 +56,10 @@ def register(sub: Any) -> None:
     p.add_argument("--flash", type=Path, metavar="DIR", help="phone flash directory (default: temporary)")
     p.add_argument("--profile", metavar="NAME", help=f"phone model profile ({', '.join(sorted(PROFILES))}); "
                    "default: the one in --flash DIR, else cp-8861")
-    p.add_argument("--http-port", type=int, default=6970, metavar="N", help="HTTP file port (default 6970)")
+    p.add_argument("--http-port", type=port, default=6970, metavar="N", help="HTTP file port (default 6970)")
     p.add_argument("--no-http", action="store_true", help="TFTP only")
     p.add_argument("--json", action="store_true", help="print events, decisions and statuses as JSON")
-    p.add_argument("--timeout", type=float, default=2.0, metavar="S",
+    p.add_argument("--timeout", type=positive_float, default=2.0, metavar="S",
                    help="timeout of one request in seconds (TFTP datagram, HTTP, TVS; CAPF x6); default 2")
     p.add_argument("--image-signer", type=Path, action="append", default=[], metavar="PEM",
                    help="firmware image-signing certificate the phone trusts (repeatable)")
@@ -69,7 +69,7 @@ def register(sub: Any) -> None:
                    help="built-in lab cluster: use its MIC for this MAC and its image-signing certificate")
     p.add_argument("--auth-string", metavar="DIGITS", help="CAPF authentication string typed on the phone")
     p.add_argument("--key", metavar="HEX", help="manual config encryption key (Set Cfg Encrypt Key)")
-    p.add_argument("--capf-retry-delay", type=float, default=30.0, metavar="S",
+    p.add_argument("--capf-retry-delay", type=non_negative_float, default=30.0, metavar="S",
                    help="pause between CAPF retries in seconds (default 30, as the spec gives)")
     p.add_argument("--now", type=unix_time, metavar="UNIX", help="the phone's clock (default: real time)")
     p.add_argument("--keylog", type=Path, metavar="FILE",

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from phoneemu.commands._argtypes import non_negative_int, port, positive_float, positive_int
 from phoneemu.errors import PhoneEmuError
 from phoneemu.files import check_writable
 from phoneemu.fleet.engine import FleetSpec, mac_text, parse_mac
@@ -64,30 +65,30 @@ def register(sub: Any) -> None:
     b = fsub.add_parser("boot", help="boot N phones concurrently and summarise the outcomes",
                         description=__doc__, epilog=_EPILOG,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    b.add_argument("--count", type=int, required=True, metavar="N", help="number of phones")
+    b.add_argument("--count", type=positive_int, required=True, metavar="N", help="number of phones")
     b.add_argument("--tftp", required=True, metavar="HOST[:PORT]", help="TFTP server (DHCP option 150)")
     b.add_argument("--mac-start", default="0A0000000000", metavar="MAC",
                    help="first MAC; phones get consecutive MACs (default 0A0000000000)")
     b.add_argument("--profile", default="cp-8861", choices=sorted(PROFILES),
                    help="phone model profile (default cp-8861)")
-    b.add_argument("--http-port", type=int, default=None, metavar="N",
+    b.add_argument("--http-port", type=port, default=None, metavar="N",
                    help="try HTTP on this port first (spec §H.1); default TFTP only")
-    b.add_argument("--shards", type=int, default=None, metavar="N",
+    b.add_argument("--shards", type=non_negative_int, default=None, metavar="N",
                    help="processes (default: one per core; 0 = in this process)")
-    b.add_argument("--concurrency", type=int, default=64, metavar="N",
+    b.add_argument("--concurrency", type=positive_int, default=64, metavar="N",
                    help="concurrent boots per process (default 64)")
-    b.add_argument("--timeout", type=float, default=2.0, metavar="S",
+    b.add_argument("--timeout", type=positive_float, default=2.0, metavar="S",
                    help="TFTP timeout per packet (default 2)")
-    b.add_argument("--retries", type=int, default=5, metavar="N",
+    b.add_argument("--retries", type=non_negative_int, default=5, metavar="N",
                    help="TFTP retransmissions per packet (default 5)")
-    b.add_argument("--blksize", type=int, default=None, metavar="N",
+    b.add_argument("--blksize", type=positive_int, default=None, metavar="N",
                    help="ask for this TFTP block size (RFC 2348); default: the phone's own (512)")
-    b.add_argument("--tvs-timeout", type=float, default=10.0, metavar="S",
+    b.add_argument("--tvs-timeout", type=positive_float, default=10.0, metavar="S",
                    help="TVS exchange timeout: connect, handshake, answer (default 10)")
     b.add_argument("--event-loop", default="auto", choices=EVENT_LOOPS,
                    help="event loop of the phone processes: auto (the default) = uvloop when "
                    "installed, else asyncio")
-    b.add_argument("--max-time", type=float, default=None, metavar="S",
+    b.add_argument("--max-time", type=positive_float, default=None, metavar="S",
                    help="start no new boot after S seconds (the rest count as not started)")
     b.add_argument("--flash", type=Path, default=None, metavar="DIR",
                    help="keep each phone's flash in DIR/<MAC> (default: in memory)")
@@ -110,9 +111,10 @@ def _boot(args: argparse.Namespace) -> int:
     check_writable(args.plot, "--plot")
     check_writable(args.keylog, "--keylog")
     if args.plot is not None:
-        from phoneemu.fleet.plot import require_matplotlib
+        from phoneemu.fleet.plot import check_plot_path, require_matplotlib
 
         require_matplotlib()  # fail before booting anything
+        check_plot_path(args.plot)
     host, port = parse_host_port(args.tftp)
     target = BootTarget(host=host, tftp_port=port, http_port=args.http_port,
                         use_http=args.http_port is not None)

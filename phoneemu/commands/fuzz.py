@@ -12,6 +12,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from phoneemu.commands._argtypes import non_negative_int, port, positive_float, positive_int
 from phoneemu.errors import EncodeError
 from phoneemu.files import read_at_most
 
@@ -74,29 +75,30 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     g.add_argument("--target-cmd", metavar="CMD", help='external command, "{}" = input file path')
     g.add_argument("--serve", action="store_true",
                    help="serve mutants over TFTP (and HTTP with --http-port) to a device under test")
-    p.add_argument("--runs", type=int, metavar="N", help="number of inputs (served files with --serve)")
-    p.add_argument("--time", type=float, metavar="S",
+    p.add_argument("--runs", type=positive_int, metavar="N",
+                   help="number of inputs (served files with --serve)")
+    p.add_argument("--time", type=positive_float, metavar="S",
                    help="time limit in seconds (--serve without --time stops after an hour)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="run seed (default 0)")
-    p.add_argument("--run-index", type=int, default=0, metavar="I",
+    p.add_argument("--run-index", type=non_negative_int, default=0, metavar="I",
                    help="index of the first input (default 0)")
     p.add_argument("--out", type=Path, metavar="DIR", help="output directory (crashes/, served/)")
     p.add_argument("--resign-ratio", type=float, default=0.25, metavar="R",
                    help="share of mutants re-signed with the corpus key (default 0.25)")
     p.add_argument("--key-bits", type=int, default=1024, choices=(1024, 2048),
                    help="RSA size of the corpus keys (default 1024: re-signing is 10x cheaper)")
-    p.add_argument("--timeout", type=float, default=5.0, metavar="S",
+    p.add_argument("--timeout", type=positive_float, default=5.0, metavar="S",
                    help="per-input timeout of --target-cmd (default 5)")
     p.add_argument("--crash-exit", metavar="LIST", help="exit statuses that count as crashes, e.g. 1,134")
-    p.add_argument("--hang-after", type=float, default=1.0, metavar="S",
+    p.add_argument("--hang-after", type=positive_float, default=1.0, metavar="S",
                    help="in-process run slower than this is reported as a hang (default 1)")
     p.add_argument("--no-minimize", action="store_true", help="save crashing inputs without minimising")
     p.add_argument("--no-round-trip", action="store_true",
                    help="--target phoneemu: skip the serialise(parse(b)) == b check (faster)")
     p.add_argument("--replay", type=Path, metavar="FILE", help="run one input against the target and exit")
     p.add_argument("--host", default="127.0.0.1", help="--serve: address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=6969, help="--serve: UDP port (default 6969; 0 = any)")
-    p.add_argument("--http-port", type=int, metavar="PORT",
+    p.add_argument("--port", type=port, default=6969, help="--serve: UDP port (default 6969; 0 = any)")
+    p.add_argument("--http-port", type=port, metavar="PORT",
                    help="--serve: also serve mutants over HTTP on this TCP port (phones try HTTP 6970 "
                    "first, spec §H.1; 0 = any); default TFTP only")
     p.add_argument("--mac", help="--serve: only answer names carrying this MAC (12 hex digits)")

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from phoneemu.commands._argtypes import positive_int
 from phoneemu.errors import PhoneEmuError, SizeLimitError
 from phoneemu.files import read_at_most
 from phoneemu.inspection import inspect_bytes, render_text
@@ -49,7 +50,7 @@ examples:
     p.add_argument("--key", type=Path, metavar="PEM",
                    help="private key (PEM, may also hold the certificate) to decrypt an .enc.sgn")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
-    p.add_argument("--limit", type=int, metavar="BYTES",
+    p.add_argument("--limit", type=positive_int, metavar="BYTES",
                    help="refuse files larger than BYTES, before reading them (default: each format's "
                    "own limit: 64 KiB for a trust list, 1 MiB for an .enc.sgn, 16 MiB otherwise)")
     p.set_defaults(handler=handler)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from phoneemu.commands._argtypes import port
 from phoneemu.crypto.certs import dn_text, fingerprint
 from phoneemu.errors import PhoneEmuError, TransportError
 from phoneemu.lab.state import DEFAULT_PORTS
@@ -38,14 +39,7 @@ examples:
 """
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"port {text!r} is not a number") from None
-    if not 0 <= value < 65536:
-        raise argparse.ArgumentTypeError(f"port {value} outside 0..65535")
-    return value
+_port = port  # ASCII digits, 0..65535 (int() would take '٦٩' as 69)
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from phoneemu.errors import PhoneEmuError
 from phoneemu.fleet.metrics import FleetMetrics, percentile
 
-__all__ = ["plot_metrics", "require_matplotlib"]
+__all__ = ["check_plot_path", "plot_metrics", "require_matplotlib"]
 
 _MISSING = "--plot needs matplotlib: pip install 'phoneemu[plot]'"
 
@@ -30,6 +30,19 @@ def require_matplotlib() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def check_plot_path(path: Path | str) -> None:
+    """Refuse, before a run, a ``--plot`` file whose suffix matplotlib cannot write (e.g. ``x.txt``);
+    no suffix means PNG."""
+    require_matplotlib()
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    suffix = Path(path).suffix.lower().lstrip(".")
+    known = FigureCanvasBase.get_supported_filetypes()
+    if suffix and suffix not in known:
+        raise PhoneEmuError(f"--plot {path}: cannot draw a .{suffix} file (use one of: "
+                            f"{', '.join(sorted(known))})", path="plot")
 
 
 def plot_metrics(metrics: FleetMetrics, path: Path | str, *, title: str = "phoneemu fleet") -> Path:

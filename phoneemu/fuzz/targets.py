@@ -353,7 +353,10 @@ class CommandTarget:
 
     def __init__(self, command: str | Sequence[str], *, workdir: Path, suffix: str = ".bin",
                  timeout: float = 5.0, crash_exit: Collection[int] | None = None) -> None:
-        argv = shlex.split(command) if isinstance(command, str) else list(command)
+        try:
+            argv = shlex.split(command) if isinstance(command, str) else list(command)
+        except ValueError as exc:  # unbalanced quotes, a trailing backslash
+            raise EncodeError(f"--target-cmd {command!r}: {exc}", path="--target-cmd") from None
         if not argv:
             raise EncodeError("empty --target-cmd", path="--target-cmd")
         self.workdir = workdir

@@ -202,7 +202,7 @@ def test_cli_fleet_bad_input_exits_2() -> None:
         return proc.returncode, se.decode()
 
     rc, err = run(body())
-    assert rc == 2 and "--count must be at least 1" in err
+    assert rc == 2 and "argument --count: must be at least 1" in err
 
 
 def _serve_in_thread(c: LabCluster) -> tuple[dict[str, int], Any]:

@@ -101,3 +101,53 @@ def test_duration_with_non_ascii_digits_is_refused() -> None:
     for text in ("٣d", "²y", "\uff11\uff10m"):
         with pytest.raises(ScenarioError, match="expected a duration"):
             parse_duration(text)
+
+
+# --------------------------------------------------------------------------- 7. numeric options
+BOOT = ["boot", "--tftp", "127.0.0.1:9", "--mac", "001122334455"]
+FLEET = ["fleet", "boot", "--tftp", "127.0.0.1:9"]
+FUZZ = ["fuzz", "--format", "itl", "--target", "phoneemu", "--out", "/nonexistent/fz"]
+
+
+@pytest.mark.parametrize("argv", [
+    [*BOOT, "--timeout", "-1"], [*BOOT, "--timeout", "nan"], [*BOOT, "--timeout", "0"],
+    [*BOOT, "--capf-retry-delay", "-5"], [*BOOT, "--http-port", "70000"],
+    [*FLEET, "--count", "-5"], [*FLEET, "--count", "0"], [*FLEET, "--count", "1", "--timeout", "inf"],
+    [*FLEET, "--count", "1", "--concurrency", "0"], [*FLEET, "--count", "1", "--retries", "-1"],
+    [*FLEET, "--count", "1", "--tvs-timeout", "-0.5"], [*FLEET, "--count", "1", "--max-time", "nan"],
+    [*FLEET, "--count", "1", "--shards", "-1"],
+    [*FUZZ, "--runs", "-1"], [*FUZZ, "--time", "nan"], [*FUZZ, "--timeout", "-1"],
+    [*FUZZ, "--hang-after", "0"], [*FUZZ, "--runs", "1", "--port", "70000"],
+    ["inspect", "--limit", "-3", "x.tlv"], ["inspect", "--limit", "\u0663", "x.tlv"],
+    ["lab", "serve", "--dir", "/nonexistent", "--tftp-port", "\u0666\u0669"],
+], ids=lambda a: " ".join(a[:2] + a[-2:]))
+def test_bad_numbers_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    line = _usage_error(argv, capsys)
+    assert "error: argument --" in line, line
+
+
+def test_fuzz_target_cmd_with_bad_quoting_is_a_clean_error(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["fuzz", "--format", "itl", "--target-cmd", "cat '{}", "--runs", "1", "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "--target-cmd" in err[0] and "quotation" in err[0], err
+
+
+def test_fleet_plot_suffix_is_checked_before_booting(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    rc = main([*FLEET, "--count", "1", "--shards", "0", "--timeout", "0.05", "--retries", "0",
+               "--plot", str(tmp_path / "x.txt")])
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert rc == 2 and "fleet:" not in captured.err.replace("phoneemu fleet:", ""), captured.err
+    assert len(err) == 1 and ".txt" in err[0] and "png" in err[0], err
+
+
+def test_inspect_with_a_huge_limit_reads_only_the_file(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """--limit 10**17 used to make read() allocate a buffer of that size (MemoryError)."""
+    f = tmp_path / "x.xml"
+    f.write_bytes(b"<device/>")
+    assert main(["inspect", "--limit", str(10**17), str(f)]) in (0, 1)
+    assert "Traceback" not in capsys.readouterr().err
