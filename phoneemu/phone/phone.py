@@ -63,13 +63,30 @@ PHONE_FILE = "phone.json"
 
 
 def read_phone_file(path: Path | str) -> dict[str, Any]:
-    """The ``phone.json`` of a flash directory ({} when absent or unreadable)."""
+    """The ``phone.json`` of a flash directory ({} when there is none). A file that is there but
+    cannot be used is a DecodeError naming it and where it goes wrong (not "no phone.json")."""
     p = Path(path) / PHONE_FILE
     try:
-        obj = json.loads(read_at_most(p, 4096, what=PHONE_FILE))
-    except (OSError, ValueError, UnicodeDecodeError, PhoneEmuError):
+        data = read_at_most(p, 4096, what=PHONE_FILE)
+    except (FileNotFoundError, NotADirectoryError):
         return {}
-    return obj if isinstance(obj, dict) else {}
+    except OSError as exc:
+        raise DecodeError(f"cannot read: {exc.strerror or exc}", path=str(p)) from None
+    except PhoneEmuError as exc:
+        raise DecodeError(f"{exc.message}; delete it and boot with --mac", path=str(p)) from None
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DecodeError("corrupt: not UTF-8; delete it and boot with --mac", path=str(p),
+                          offset=exc.start) from None
+    except json.JSONDecodeError as exc:
+        why = exc.msg.removesuffix(" at")
+        raise DecodeError(f"corrupt: {why} at line {exc.lineno} column {exc.colno}; delete it and boot "
+                          f"with --mac", path=str(p), offset=exc.pos) from None
+    if not isinstance(obj, dict):
+        raise DecodeError(f"corrupt: expected a JSON object, got {type(obj).__name__}; delete it and "
+                          f"boot with --mac", path=str(p))
+    return obj
 
 
 class Phone:

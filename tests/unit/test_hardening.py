@@ -151,3 +151,24 @@ def test_inspect_with_a_huge_limit_reads_only_the_file(tmp_path: Path,
     f.write_bytes(b"<device/>")
     assert main(["inspect", "--limit", str(10**17), str(f)]) in (0, 1)
     assert "Traceback" not in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- 8. corrupt phone.json
+@pytest.mark.parametrize(("content", "words"), [
+    (b'{"mac": "0011', "line 1 column"),
+    (b"[1, 2]", "expected a JSON object"),
+    (b"\xff\xfe{}", "not UTF-8"),
+])
+def test_corrupt_phone_json_says_corrupt_and_where(tmp_path: Path, content: bytes, words: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "phone.json").write_bytes(content)
+    assert main(["phone", "show", "--flash", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "phone.json" in err[0] and "corrupt" in err[0] and words in err[0], err
+    assert "no phone.json" not in err[0]
+
+
+def test_missing_phone_json_is_still_fine(tmp_path: Path) -> None:
+    from phoneemu.phone.phone import read_phone_file
+
+    assert read_phone_file(tmp_path) == {} and read_phone_file(tmp_path / "nope") == {}
