@@ -11,7 +11,8 @@ Rules:
   the last packet (RRQ or ACK) is resent, at most ``retries`` times, then ``kind="timeout"``.
 * Errors: ERROR 1 → ``TransportError(kind="not-found", code=1)``, ERROR 2 → ``"refused"``, other
   codes → ``"error"``; a file bigger than ``max_size`` (by tsize or while receiving) is abandoned
-  with ERROR 3 and ``kind="too-large"`` — memory stays bounded; a malformed answer → ``"protocol"``;
+  with ERROR 3 and ``kind="too-large"`` — memory stays bounded; a malformed answer from the server's
+  host, the first one included, → ``"protocol"`` ("malformed reply at offset N"), not a timeout;
   an ICMP unreachable reported by the OS → ``"unreachable"``.
 * :class:`TftpClientPool` keeps a bounded set of UDP sockets and reuses them (FIFO) across
   successful transfers, so thousands of emulated phones in one event loop pay no socket setup per
@@ -177,9 +178,11 @@ class _Transfer:
         try:
             pkt = decode(buf)
         except DecodeError as exc:
-            if self.tid is None:
-                return
-            self._fail(TransportError(f"malformed answer: {exc}", kind="protocol", path=self.name),
+            # the first answer from the server's host may be garbage too: say so now, not after every
+            # retry has timed out (a stray packet from another port of that host is as telling)
+            where = f" at offset {exc.offset}" if exc.offset is not None else ""
+            self._fail(TransportError(f"malformed reply{where} from {addr[0]}:{addr[1]}: {exc.message}",
+                                      kind="protocol", path=self.name),
                        error_packet(ErrorCode.ILLEGAL_OPERATION, "malformed packet"))
             return
         if isinstance(pkt, Error):

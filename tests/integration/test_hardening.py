@@ -190,3 +190,28 @@ def test_tvs_answers_a_valid_frame_then_reports_the_garbage_after_it(template: P
             assert outcomes[0] == "valid" and outcomes[1].startswith("malformed"), outcomes
 
     run(main(), limit=30)
+
+
+# --------------------------------------------------------------------------- 8. TFTP client
+@pytest.mark.parametrize("reply", [b"\x00\x03", b"\x00", b"\x00\x09junk", b"\x00\x05\x00\x01no-nul"])
+def test_tftp_client_reports_a_malformed_first_reply_not_a_timeout(reply: bytes) -> None:
+    from phoneemu.errors import TransportError
+    from phoneemu.net.tftp_client import tftp_get
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind((HOST, 0))
+            s.setblocking(False)
+
+            async def answer() -> None:
+                _rrq, addr = await loop.sock_recvfrom(s, 2048)
+                await loop.sock_sendto(s, reply, addr)
+
+            task = asyncio.create_task(answer())
+            with pytest.raises(TransportError) as info:
+                await tftp_get(HOST, s.getsockname()[1], "f", timeout=0.5, retries=2)
+            await task
+        assert info.value.kind == "protocol" and "malformed reply at offset" in str(info.value)
+
+    run(main(), limit=20)
