@@ -365,20 +365,23 @@ class LabServers:
             elif name == "tvs":
                 assert self._tvs_ctx is not None
                 tvs = TlsServer(self.tvs_handler, self._tvs_ctx.base, self.host, port, name="tvs",
-                                handshake_timeout=self.io_timeout)
+                                handshake_timeout=self.io_timeout,
+                                on_handshake_error=self._handshake_logger("tvs"))
                 self.tvs = await tvs.start()
                 bound = tvs.port
             elif name == "https":
                 ident = self.cluster.app_server_identity(now=self._now())
                 https = TlsServer(self.https_handler, server_context(
                     ident.cert, ident.key, min_version="1.0", max_version="1.3", keylog_filename=self.keylog),
-                    self.host, port, name="https", handshake_timeout=self.io_timeout)
+                    self.host, port, name="https", handshake_timeout=self.io_timeout,
+                    on_handshake_error=self._handshake_logger("https"))
                 self.https = await https.start()
                 bound = https.port
             else:
                 assert self._capf_ctx is not None
                 capf = TlsServer(self.capf_handler, self._capf_ctx.base, self.host, port, name="capf",
-                                 handshake_timeout=self.io_timeout)
+                                 handshake_timeout=self.io_timeout,
+                                 on_handshake_error=self._handshake_logger("capf"))
                 self.capf = await capf.start()
                 bound = capf.port
         except OSError as exc:
@@ -471,11 +474,22 @@ class LabServers:
             if len(self.requests) > self.max_log:
                 del self.requests[: len(self.requests) - self.max_log // 2]
 
+    def _handshake_logger(self, service: str) -> Callable[[str, str], None]:
+        """A failed TLS handshake (a phone refusing our certificate, a port scanner) in the request log;
+        TlsServer has logged it as a warning already."""
+        def record(peer: str, reason: str) -> None:
+            self._record(RequestLog(service=service, peer=peer, name="", outcome="tls-failed", detail=reason,
+                                    time=time.time()))
+        return record
+
     def _on_tftp(self, ev: TftpRequestEvent) -> None:
+        _log.info("tftp: %s:%s RRQ %s: %s%s", ev.peer[0], ev.peer[1], ev.filename, ev.outcome,
+                  f" ({ev.size} bytes)" if ev.outcome == "ok" else f" ({ev.detail})" if ev.detail else "")
         self._record(RequestLog(service="tftp", peer=f"{ev.peer[0]}:{ev.peer[1]}", name=ev.filename,
                                 outcome=ev.outcome, detail=ev.detail, time=time.time()))
 
     def _on_http(self, peer: tuple[str, int], name: str, status: int) -> None:
+        _log.info("http: %s:%s GET %s: %d", peer[0], peer[1], name, status)
         self._record(RequestLog(service="http", peer=f"{peer[0]}:{peer[1]}", name=name,
                                 outcome=_HTTP_OUTCOMES.get(status, "error"), detail=f"HTTP {status}",
                                 time=time.time()))

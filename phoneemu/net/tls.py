@@ -28,6 +28,7 @@ import tempfile
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import cast
 
 from cryptography import x509
 
@@ -217,12 +218,32 @@ async def open_tls_connection(host: str, port: int, ctx: ssl.SSLContext, *, time
         raise TransportError(f"{host}:{port}: cannot connect: {exc}", kind="unreachable") from exc
 
 
+class _PausedProtocol(asyncio.Protocol):
+    """A new TCP connection that reads nothing until :meth:`asyncio.loop.start_tls` takes it over
+    (so not a byte of the ClientHello is consumed by a plain-text reader)."""
+
+    def __init__(self, server: TlsServer) -> None:
+        self._server = server
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        raw = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
+        raw.pause_reading()
+        self._server._spawn(raw)
+
+
 class TlsServer:
-    """``async with TlsServer(handler, ctx, port=0) as srv`` — one isolated handler per connection."""
+    """``async with TlsServer(handler, ctx, port=0) as srv`` — one isolated handler per connection.
+
+    With a context, the TLS handshake is run by :meth:`asyncio.loop.start_tls` in the connection's
+    own task, not inside ``start_server`` (where a failed handshake is dropped without a word): each
+    failure is counted in ``handshake_failures``, logged (warning) and passed to
+    ``on_handshake_error(peer, reason)`` — a phone that refuses the lab's certificate shows up.
+    (On a loop other than asyncio's own, e.g. uvloop, ``start_server(ssl=...)`` is used as before.)"""
 
     def __init__(self, handler: Handler, ctx: ssl.SSLContext | None, host: str = "127.0.0.1",
                  port: int = 0, *, name: str = "tls", handshake_timeout: float = 10.0,
-                 max_connections: int = 1024, backlog: int = 1024) -> None:
+                 max_connections: int = 1024, backlog: int = 1024,
+                 on_handshake_error: Callable[[str, str], None] | None = None) -> None:
         self.handler = handler
         self.backlog = backlog  # listen queue: TLS connection storms (fleets) overflow asyncio's 100
         self.ctx = ctx
@@ -233,16 +254,70 @@ class TlsServer:
         self.max_connections = max_connections
         self.errors = 0
         self.connections = 0
+        self.handshake_failures = 0
+        self.on_handshake_error = on_handshake_error
         self._active: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
 
     async def start(self) -> TlsServer:
-        kwargs: dict[str, object] = {}
-        if self.ctx is not None:
-            kwargs["ssl_handshake_timeout"] = self.handshake_timeout
-        self._server = await asyncio.start_server(self._on_connect, self.host, self.requested_port,
-                                                  ssl=self.ctx, backlog=self.backlog, **kwargs)  # type: ignore[arg-type]
+        loop = asyncio.get_running_loop()
+        if self.ctx is not None and isinstance(loop, asyncio.BaseEventLoop):
+            self._server = await loop.create_server(
+                lambda: _PausedProtocol(self), self.host, self.requested_port, backlog=self.backlog)
+        else:  # plain TCP, or another loop (uvloop starts reading after connection_made: no pausing)
+            kwargs: dict[str, object] = {}
+            if self.ctx is not None:
+                kwargs["ssl_handshake_timeout"] = self.handshake_timeout
+            self._server = await asyncio.start_server(self._on_connect, self.host, self.requested_port,
+                                                      ssl=self.ctx, backlog=self.backlog, **kwargs)  # type: ignore[arg-type]
         return self
+
+    def _spawn(self, transport: asyncio.Transport) -> None:
+        task = asyncio.get_running_loop().create_task(self._tls_connection(transport))
+        self._active.add(task)
+        task.add_done_callback(self._active.discard)
+
+    async def _tls_connection(self, raw: asyncio.Transport) -> None:
+        """Handshake on ``raw``, then the handler with a StreamReader/Writer over the TLS transport."""
+        assert self.ctx is not None
+        loop = asyncio.get_running_loop()
+        peername = raw.get_extra_info("peername")
+        peer = f"{peername[0]}:{peername[1]}" if peername else "?"
+        reader = asyncio.StreamReader()
+        protocol = asyncio.StreamReaderProtocol(reader)
+        try:
+            tls = await asyncio.wait_for(
+                loop.start_tls(raw, protocol, self.ctx, server_side=True,
+                               ssl_handshake_timeout=self.handshake_timeout),
+                self.handshake_timeout + 1.0)
+        except asyncio.CancelledError:
+            raw.abort()
+            raise
+        except TimeoutError:
+            self._handshake_failed(raw, peer, f"TLS handshake timeout after {self.handshake_timeout:g}s")
+            return
+        except ssl.SSLError as exc:
+            self._handshake_failed(raw, peer, f"TLS handshake failed: {exc.reason or exc}")
+            return
+        except (OSError, EOFError, RuntimeError) as exc:
+            self._handshake_failed(raw, peer, f"TLS handshake failed: {type(exc).__name__}: {exc}")
+            return
+        if tls is None:  # the peer went away at once
+            self._handshake_failed(raw, peer, "TLS handshake failed: connection closed")
+            return
+        protocol.connection_made(tls)
+        writer = asyncio.StreamWriter(tls, protocol, reader, loop)
+        await self._on_connect(reader, writer)
+
+    def _handshake_failed(self, raw: asyncio.Transport, peer: str, reason: str) -> None:
+        raw.abort()
+        self.handshake_failures += 1
+        _log.warning("%s: %s: %s", self.name, peer, reason)
+        if self.on_handshake_error is not None:
+            try:
+                self.on_handshake_error(peer, reason)
+            except Exception:
+                _log.exception("%s: on_handshake_error callback failed", self.name)
 
     @property
     def port(self) -> int:

@@ -215,3 +215,48 @@ def test_tftp_client_reports_a_malformed_first_reply_not_a_timeout(reply: bytes)
         assert info.value.kind == "protocol" and "malformed reply at offset" in str(info.value)
 
     run(main(), limit=20)
+
+
+# --------------------------------------------------------------------------- 8. lab server logs
+def test_capf_handshake_failure_is_logged_and_recorded(template: Path, tmp_path: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """A client that is no TLS client at all (or refuses our certificate) used to vanish without a
+    trace: now a warning and a 'tls-failed' entry in the request log."""
+    cluster = copy_cluster(template, tmp_path)
+
+    async def main() -> None:
+        async with LabServers(cluster, io_timeout=2) as servers:
+            reader, writer = await asyncio.open_connection(HOST, servers.ports["capf"])
+            writer.write(b"GET / HTTP/1.0\r\n\r\n")
+            await writer.drain()
+            assert await asyncio.wait_for(reader.read(100), 5) == b""
+            writer.close()
+            for _ in range(100):
+                if any(r.service == "capf" for r in servers.requests):
+                    break
+                await asyncio.sleep(0.02)
+            entries = [r for r in servers.requests if r.service == "capf"]
+            assert [r.outcome for r in entries] == ["tls-failed"] and "handshake" in entries[0].detail
+            assert servers.capf is not None and servers.capf.handshake_failures == 1
+
+    with caplog.at_level("WARNING", logger="phoneemu.net.tls"):
+        run(main(), limit=30)
+    assert any("capf" in r.getMessage() and "handshake failed" in r.getMessage() for r in caplog.records)
+
+
+def test_successful_tftp_and_http_requests_are_logged_at_info(template: Path, tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """``lab serve -v`` sets INFO: every request shows, not only the failures."""
+    from phoneemu.net.tftp import tftp_get
+
+    cluster = copy_cluster(template, tmp_path)
+
+    async def main() -> None:
+        async with LabServers(cluster) as servers:
+            await tftp_get(HOST, servers.ports["tftp"], "ITLFile.tlv", timeout=2)
+            await http_get(HOST, servers.ports["http"], "ITLFile.tlv", timeout=5)
+
+    with caplog.at_level("INFO", logger="phoneemu.lab.servers"):
+        run(main(), limit=30)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "RRQ ITLFile.tlv: ok" in text and "GET ITLFile.tlv: 200" in text, text
