@@ -15,8 +15,10 @@ Rules enforced here:
 * A trust-list update flushes the TVS certificate cache (spec §E.7.3). Cache entries expire after
   the TTL TVS returned (spec §H.2); ``now`` (Unix seconds) is always passed in.
 * A rejected CTL/ITL update (not a pending TVS question, not a legacy phone ignoring the ITL)
-  leaves the old file and marks the phone **locked** (spec §G.3.5): it ignores config changes
-  until a trust list is installed or erased.
+  leaves the old file and marks the phone **locked** by that kind (spec §G.3.5): it ignores config
+  changes until *that* kind is installed, or the lists are erased (or the next boot re-evaluates).
+  Installing the other kind does not unlock: a CTL refused and an ITL accepted in the same boot leaves
+  the phone locked (the refused CTL's signer is still unknown; ``locked_by`` names the kinds).
 * Factory reset keeps the MIC only (spec §G.6 "reset security settings"); erase removes CTL and
   ITL ("Erasing CTL and ITL files").
 
@@ -234,7 +236,7 @@ class TrustStore:
         "firmware_load",
         "itl",
         "itl_rule",
-        "locked",
+        "locked_by",
         "lsc",
         "mic",
         "profile",
@@ -256,10 +258,20 @@ class TrustStore:
         self.ctl_rule: str | None = None
         self.itl_rule: str | None = None
         self.config_rule: str | None = None
-        self.locked = False
+        self.locked_by: frozenset[str] = frozenset()
         self._tvs_cache: OrderedDict[QueryKey, tuple[TvsAnswer, int]] | None = None
 
     # ------------------------------------------------------------------ views
+    @property
+    def locked(self) -> bool:
+        """Locked by a rejected trust-list update (spec §G.3.5): config changes are ignored."""
+        return bool(self.locked_by)
+
+    @locked.setter
+    def locked(self, value: bool) -> None:
+        """``False`` unlocks; ``True`` locks as if both CTL and ITL updates had been rejected."""
+        self.locked_by = _LOCKING_KINDS if value else frozenset()
+
     @property
     def intern(self) -> InternCache:
         return self._intern
@@ -358,7 +370,7 @@ class TrustStore:
         art = decision.artefact
         if not decision.accepted:
             if decision.kind in _LOCKING_KINDS and decision.needs_tvs is None and decision.reason_code:
-                self.locked = True
+                self.locked_by = self.locked_by | {decision.kind}
             return decision.status
         if art is None:
             return decision.status
@@ -388,7 +400,7 @@ class TrustStore:
             self.ctl, self.ctl_rule = shared, rule
         else:
             self.itl, self.itl_rule = shared, rule
-        self.locked = False
+        self.locked_by = self.locked_by - {tl.kind}  # only a fresh install of the refused kind unlocks
         self.flush_tvs_cache()
 
     def restore(self, *, ctl: TrustList | None, itl: TrustList | None, config: AcceptedConfig | None,

@@ -186,7 +186,8 @@ def test_boot_refuses_mis_served_files(lab: LabCluster) -> None:
 
     r, _ = boot(phone(lab), serve)
     assert rules(r)[0] == "G.3.1-wrong-file-name" and r.trust["CTL"] == "rejected"
-    assert rules(r) == ["G.3.1-wrong-file-name", "G.2-first-itl-tofu", "G.4-wrong-file-name"]
+    # the refused CTL keeps the phone locked after the ITL is installed (§G.3.5): the config is ignored
+    assert rules(r) == ["G.3.1-wrong-file-name", "G.2-first-itl-tofu", "G.3.5-locked-ignores-config"]
     assert not r.ok and r.config == "rejected"
     p = phone(lab)
     assert boot(p, lab.get)[0].ok
@@ -626,3 +627,23 @@ def test_show_exposes_the_checksums_show_itl_and_show_ctl_print(lab: LabCluster)
         text = render_show(info)
         assert f"ITL checksum shown/reported: {itl[alg]}" in text
         assert f"CTL checksum shown: {ctl[alg]}" in text
+
+
+# --------------------------------------------------------------------------- §G.3.5 lock within one boot
+def test_ctl_refused_lock_survives_an_itl_installed_later_in_the_boot(lab: LabCluster) -> None:
+    """§G.3.5: a refused CTL locks the phone; the ITL accepted after it in the same boot (signed by
+    ITLRecovery, which the phone trusts) does not unlock it, so the changed config is ignored."""
+    lab.set_mixed_mode(True, now=NOW)
+    tvs = FakeTvs(lab, down=True)
+    p = phone(lab, tvs=tvs)
+    assert boot(p, lab.get)[0].ok
+    lab.ctl_reset("localkey", now=NOW)
+    r, _ = boot(p, lab.get)
+    assert r.trust["CTL"] == "updated" and r.ok
+    lab.regenerate("callmanager", now=NOW)  # new CTL signer unknown to the CTL; TVS down
+    r, _ = boot(p, lab.get)
+    assert r.trust["CTL"] == "rejected" and r.trust["ITL"] == "updated"
+    assert p.store.locked and p.store.locked_by == frozenset({"CTL"})
+    assert "G.3.5-locked-ignores-config" in rules(r) and r.config == "rejected"
+    assert not r.ok and r.locked_out
+    assert status.TRUST_LIST_UPDATE_FAILED in r.statuses

@@ -96,6 +96,20 @@ def test_apply_installs_only_accepting_decisions() -> None:
         s.apply(Decision(rule="x", accepted=True, reason="", file="", kind="ITL", artefact=object()))
 
 
+def test_lock_is_cleared_only_by_installing_the_refused_kind() -> None:
+    """§G.3.5: a refused CTL keeps the phone locked when an ITL is installed afterwards."""
+    s = _store()
+    tl = trustlist.parse(_itl())
+    s.apply(Decision(rule="G.3.5-reject-unknown-signer", accepted=False, reason="no", file="CTLFile.tlv",
+                     reason_code=VerifyReason.UNKNOWN_SIGNER, kind="CTL"))
+    assert s.locked and s.locked_by == {"CTL"}
+    s.apply(Decision(rule="G.2-first-itl-tofu", accepted=True, reason="ok", file="ITLFile.tlv", kind="ITL",
+                     artefact=tl))
+    assert s.itl is not None and s.locked and s.locked_by == {"CTL"}
+    s.erase_trust_lists()
+    assert not s.locked
+
+
 def test_store_never_holds_oversize_trust_list() -> None:
     small = profile_from_dict("cp-8861", {"trust_list_limit": 2048})
     s = TrustStore(profile=small, intern=InternCache())
