@@ -35,7 +35,10 @@ One boot, in order:
    image-signing certificates the phone trusts; failure keeps the running load.
 5. **Secure transport** (spec §G.9) for configs in authenticated/encrypted mode: without a CUCM
    certificate in a CTL the phone asks for the CTL until it has tried the profile's attempts in all
-   (four: the request of step 1 is the first, so three more), then uses TCP.
+   (four: the request of step 1 is the first, so three more), then uses TCP. Each retry's trust-file
+   decision is recorded on its own (reason ``§G.9 retry N: ...``); the report's ``trust`` outcome for the
+   kind stays the boot's first meaningful one (installed/updated/empty/rejected) unless a retry changes
+   the installed list.
 
 Every decision is recorded (event log, timeline, report — a *pending* "ask TVS" decision only in the
 event log and timeline: the report lists final decisions); transport failures become statuses
@@ -192,6 +195,10 @@ def _hms(now: int) -> str:
 
 
 _last_hms: tuple[int | None, str] = (None, "")
+
+#: Trust-file outcomes a §G.9 retry does not overwrite, and the ones it may overwrite them with.
+_MEANINGFUL = frozenset({"installed", "updated", "empty", "rejected"})
+_CHANGES = frozenset({"installed", "updated", "empty"})
 
 
 def net_tvs_asker(*, timeout: float = 5.0, tls_versions: Sequence[str] = ("1.2", "1.3"),
@@ -405,7 +412,9 @@ class _Boot:
         return d
 
     # ------------------------------------------------------------------ 1. trust files
-    async def trust_phase(self, kinds: frozenset[str] = frozenset({"CTL", "ITL"})) -> None:
+    async def trust_phase(self, kinds: frozenset[str] = frozenset({"CTL", "ITL"}), *, retry: int = 0) -> None:
+        """Fetch and decide the trust files; ``retry`` > 0 for the §G.9 retries (their decisions say so,
+        and they replace the boot's outcome for a kind only with a change: installed/updated/empty)."""
         done: set[str] = set()
         for name in self.profile.trust_file_names(self.mac):
             kind = "CTL" if name.upper().startswith("CTL") else "ITL"
@@ -416,27 +425,37 @@ class _Boot:
                 self.fetch_failed(name, got, trust_file=True)
                 continue
             done.add(kind)
-            await self.install_trust(kind, name, got)
+            await self.install_trust(kind, name, got, retry=retry)
 
-    async def install_trust(self, kind: str, name: str, data: bytes) -> None:
+    def _trust_outcome(self, kind: str, outcome: str, *, retry: int) -> None:
+        """The boot's outcome for ``kind``: a §G.9 retry keeps an earlier meaningful outcome
+        (installed/updated/empty/rejected) unless the retry itself changed the installed list."""
+        if retry and self.trust.get(kind) in _MEANINGFUL and outcome not in _CHANGES:
+            return
+        self.trust[kind] = outcome
+
+    async def install_trust(self, kind: str, name: str, data: bytes, *, retry: int = 0) -> None:
         before = self.store.trust_list(kind)
         k: rules.TrustKind = "CTL" if kind == "CTL" else "ITL"
         d = await self.decide_with_tvs(lambda ans: rules.decide_trust_list(
             self.store, data, kind=k, profile=self.profile, now=self.now(), tvs_answer=ans, file=name))
+        if retry:
+            d = dataclasses.replace(d, reason=f"§G.9 retry {retry}: {d.reason}")
         cache = self.store.tvs_cache_size
         self.record(d)
         after = self.store.trust_list(kind)
         if d.accepted and after is not before and after is not None:
-            self.trust[kind] = "empty" if after.is_empty else ("installed" if before is None else "updated")
+            self._trust_outcome(kind, "empty" if after.is_empty else ("installed" if before is None else
+                                                                       "updated"), retry=retry)
             if cache:
                 self.note("tvs", "TVS Certificate cache flush request")
             self.save()
         elif d.accepted:
-            self.trust[kind] = "unchanged"
+            self._trust_outcome(kind, "unchanged", retry=retry)
         elif d.reason_code is None:  # a legacy phone ignoring the ITL: not a rejection
             self.trust.setdefault(kind, "unchanged" if before is not None else "absent")
         else:
-            self.trust[kind] = "rejected"
+            self._trust_outcome(kind, "rejected", retry=retry)
 
     # ------------------------------------------------------------------ 2. config
     async def config_phase(self) -> None:
@@ -732,7 +751,7 @@ class _Boot:
             self.record(d)
             if d.action != "retry":
                 return
-            await self.trust_phase(frozenset({"CTL"}))
+            await self.trust_phase(frozenset({"CTL"}), retry=made)
 
     # ------------------------------------------------------------------ run
     async def run(self) -> None:

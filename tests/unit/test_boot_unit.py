@@ -647,3 +647,19 @@ def test_ctl_refused_lock_survives_an_itl_installed_later_in_the_boot(lab: LabCl
     assert "G.3.5-locked-ignores-config" in rules(r) and r.config == "rejected"
     assert not r.ok and r.locked_out
     assert status.TRUST_LIST_UPDATE_FAILED in r.statuses
+
+
+def test_g9_retries_keep_the_boots_ctl_outcome(lab: LabCluster) -> None:
+    """§G.9: the CTL installed by the boot's first request stays the boot's CTL outcome; the retries
+    (which fetch the same CTL again) are their own decisions, marked as retries."""
+    lab.set_mixed_mode(True, now=NOW)
+    recs = [r for r in lab.ctl_records() if r.role not in (Role.CCM, Role.CCM_TFTP)]
+    ctl = trustlist.build(kind="CTL", records=recs, signer=lab.identity("itlrecovery").signer, timestamp=NOW)
+    files = _secure_config_files(lab)
+    r, f = boot(phone(lab), lambda n: ctl if n == f"CTLSEP{MAC}.tlv" else files(n))
+    assert [x for x in rules(r) if x.startswith("G.9")] == ["G.9-retry-trust-file"] * 3 + ["G.9-fallback-tcp"]
+    assert list(f.requests).count(f"CTLSEP{MAC}.tlv") == 4
+    assert r.trust["CTL"] == "installed"
+    ctl_rules = [d for d in r.decisions if d.kind == "CTL"]
+    assert [d.rule for d in ctl_rules] == ["G.2-first-ctl-tofu"] + ["G.3-unchanged"] * 3
+    assert all(d.reason.startswith("§G.9 retry") for d in ctl_rules[1:])
