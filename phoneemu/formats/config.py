@@ -9,7 +9,9 @@ Rules implemented here:
   ``fullConfig``, ``encrConfig``, ``certHash``, ``capfAuthMode`` (0..4), ``capfList`` (≤5
   ``<capf><phonePort>/<processNodeName>``), ``TVS`` (≤5 ``<members><member priority="n">
   <port>/<address>``), ``loadInformation``, ``deviceSecurityMode`` (1..3),
-  ``transportLayerProtocol`` and ``ipAddressMode``. Every other top-level element is kept
+  ``transportLayerProtocol`` and ``ipAddressMode``; ``networkLocale`` and ``dialTemplate`` (the
+  static files the phone fetches after the config, spec §C.6 row 6: :attr:`DeviceConfig.static_files`).
+  Every other top-level element is kept
   verbatim in ``extra`` (tag → canonical XML of the whole element) and written back by
   :func:`build`, so ``parse(build(c)) == c``. A top-level element seen twice is a DecodeError.
 * The stub ("short") config of spec §C.4 is :func:`stub_of`: ``fullConfig=false``,
@@ -21,6 +23,11 @@ Rules implemented here:
 Our conventions (spec [UNK] or [INF]):
 
 * ``<deviceName>`` carries :attr:`DeviceConfig.device_name`; CUCM's own element for it is unknown.
+* Static files named by a config (spec §C.6 row 6, seed "File Authentication": ring list, locale,
+  dial plan): ``<networkLocale>`` (any locale) makes the phone ask for the locale's tone file
+  ``g3-tones.xml`` by that bare name, as the 7962 capture shows (§C.6 row 6); ``<dialTemplate>``
+  names the dial-rule file itself (e.g. ``AppDialRules.xml``). Only plain file names (letters,
+  digits, ``._-``, no path, not starting with a dot) are requested; any other value is ignored.
 * Values equal to their documented default are omitted when building (absent
   ``deviceSecurityMode`` means 1, non-secure), except ``fullConfig``, ``capfAuthMode`` and
   ``encrConfig``, which are always written because the phone reads them from every config (§C.4).
@@ -51,6 +58,7 @@ __all__ = [
     "DEFAULT_CONFIG_NAME",
     "DEFAULT_LIMIT",
     "FMT",
+    "LOCALE_TONES_FILE",
     "MAX_SERVERS",
     "CallManager",
     "ConfigFileName",
@@ -89,7 +97,12 @@ _XML_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _KNOWN = frozenset({
     "deviceName", "fullConfig", "encrConfig", "certHash", "capfAuthMode", "capfList", "TVS",
     "loadInformation", "deviceSecurityMode", "transportLayerProtocol", "ipAddressMode",
+    "networkLocale", "dialTemplate",
 })
+#: A static file name the phone may request (no path, no leading dot; our convention).
+_STATIC_NAME_RE = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,127}")
+#: The locale's tone file, requested by its bare name (spec §C.6 row 6).
+LOCALE_TONES_FILE = "g3-tones.xml"
 
 
 # --------------------------------------------------------------------------- names (spec §C.2)
@@ -235,13 +248,15 @@ class DeviceConfig:
     device_security_mode: int = 1
     transport_layer_protocol: int | None = None
     ip_address_mode: int | None = None
+    network_locale: str | None = None
+    dial_template: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("full_config", "encr_config"):
             if not isinstance(getattr(self, name), bool):
                 raise EncodeError(f"{name} must be a bool", fmt=FMT, path=name)
-        for name in ("device_name", "cert_hash", "load_information"):
+        for name in ("device_name", "cert_hash", "load_information", "network_locale", "dial_template"):
             value = getattr(self, name)
             if value is not None:
                 _check_text(value, name, allow_empty=name != "device_name")
@@ -269,7 +284,19 @@ class DeviceConfig:
         return hash((self.device_name, self.full_config, self.encr_config, self.cert_hash,
                      self.capf_auth_mode, self.capf_servers, self.tvs_servers, self.load_information,
                      self.device_security_mode, self.transport_layer_protocol, self.ip_address_mode,
-                     tuple(sorted(self.extra.items()))))
+                     self.network_locale, self.dial_template, tuple(sorted(self.extra.items()))))
+
+    @property
+    def static_files(self) -> tuple[str, ...]:
+        """The static files this config makes the phone fetch (spec §C.6 row 6; see module docstring):
+        the locale's ``g3-tones.xml`` when ``networkLocale`` is set, then the ``dialTemplate`` file."""
+        names: list[str] = []
+        if self.network_locale:
+            names.append(LOCALE_TONES_FILE)
+        if self.dial_template and _STATIC_NAME_RE.fullmatch(self.dial_template) \
+                and self.dial_template not in names:
+            names.append(self.dial_template)
+        return tuple(names)
 
     @property
     def is_stub(self) -> bool:
@@ -524,6 +551,10 @@ def _parse(data: bytes, limit: int) -> DeviceConfig:
             values["device_name"] = _str(child, path)
         elif tag == "loadInformation":
             values["load_information"] = _str(child, path)
+        elif tag == "networkLocale":
+            values["network_locale"] = _str(child, path)
+        elif tag == "dialTemplate":
+            values["dial_template"] = _str(child, path)
         elif tag == "capfAuthMode":
             values["capf_auth_mode"] = _int(child, path, 0, 4)
         elif tag == "deviceSecurityMode":
@@ -571,6 +602,10 @@ def build(cfg: DeviceConfig) -> bytes:
         _sub(root, "deviceSecurityMode", str(cfg.device_security_mode))
     if cfg.transport_layer_protocol is not None:
         _sub(root, "transportLayerProtocol", str(cfg.transport_layer_protocol))
+    if cfg.network_locale is not None:
+        _sub(root, "networkLocale", cfg.network_locale)
+    if cfg.dial_template is not None:
+        _sub(root, "dialTemplate", cfg.dial_template)
     for name, xml in cfg.extra.items():
         root.append(_fromstring(xml.encode("utf-8"), path=f"extra.{name}"))
     if cfg.tvs_servers:

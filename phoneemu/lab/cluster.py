@@ -1226,6 +1226,9 @@ class LabCluster:
             full_config=True, capf_auth_mode=auth_mode, capf_servers=capf, tvs_servers=tvs,
             load_information=load, encr_config=ph is not None and ph.encrypt is not None,
             device_security_mode=ph.security_mode if ph is not None else 1,
+            # the static files served beside the configs (spec §C.6 row 6): the locale's g3-tones.xml
+            # and the dial rules, signed like the configs in the same states (seed "File Authentication")
+            network_locale="United_States", dial_template="AppDialRules.xml",
             extra={"phoneModel": f"CP-{ph.model}"} if ph is not None else {},
         )
 

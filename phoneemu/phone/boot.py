@@ -20,6 +20,13 @@ One boot, in order:
    CAPF when ``capfAuthMode`` allows, or wait for an auth string). An ``.enc.sgn`` that fails to
    decrypt makes the phone read the short config (the next name) to learn about CAPF. No device
    config at all → auto-registration default config (spec §G.10).
+2a. **Static files** (spec §C.6 row 6, §G.4; seed "File Authentication": "the phone verifies the
+   integrity of the files by validating the signature") once a config is accepted: each file the
+   config names (:attr:`DeviceConfig.static_files`: the locale's ``g3-tones.xml``, the dial-rule file)
+   is requested as ``<name>.sgn`` with a trust list installed (plain without), decided by
+   :func:`~phoneemu.phone.rules.decide_static_file` (the §G.4 signer rules of configs, TVS included)
+   and recorded (kind ``static``); a rejected file is not used (report ``static``: name → accepted /
+   rejected / not-found / failed). "Not found" is normal and not a decision.
 3. **CAPF** (spec §F, §G.12.2/§G.12.4) when the accepted (or short) config has ``capfAuthMode`` ≠ 0:
    TLS to the config's CAPF server (port from the XML), :class:`CapfClientSession` with the LSC/MIC per
    the mode's precedence (§F.7) or the entered auth string; key generated as the server asks. The
@@ -61,8 +68,8 @@ Our conventions (spec [UNK]/[INF]):
 * Transport failures of trust files do not lock the phone (the rules decide locking).
 * ``locked_out`` = the phone holds a trust list and a trust-list update was rejected by a rule, or
   the config was refused by a signer rule (§G.3.5 / §G.4).
-* ``deciding`` = when the boot ended with an accepted config: the first rejected trust-list, CAPF or
-  firmware decision, else the config acceptance; otherwise the first rejection of the boot.
+* ``deciding`` = when the boot ended with an accepted config: the first rejected trust-list, static
+  file, CAPF or firmware decision, else the config acceptance; otherwise the first rejection of the boot.
 """
 
 from __future__ import annotations
@@ -149,6 +156,7 @@ class BootReport:
     timeline: tuple[str, ...]
     duration_s: float
     target: BootTarget | None = None
+    static: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready view (decisions as dicts; reason codes as their stable names)."""
@@ -159,7 +167,7 @@ class BootReport:
             "locked_out": self.locked_out, "tvs_used": self.tvs_used,
             "deciding": decision_dict(self.deciding) if self.deciding is not None else None,
             "decisions": [decision_dict(d) for d in self.decisions],
-            "statuses": list(self.statuses), "timeline": list(self.timeline),
+            "statuses": list(self.statuses), "timeline": list(self.timeline), "static": dict(self.static),
             "duration_s": round(self.duration_s, 4),
         }
 
@@ -291,6 +299,7 @@ class _Boot:
         self.config_decision: Decision | None = None
         self.encrypted = False
         self.firmware = "none"
+        self.static: dict[str, str] = {}
         self._tvs_seen: set[bool] = set()
         self._capf_tvs: dict[bytes, TvsResult] = {}
         self._capf_seen: tuple[bytes, Decision] | None = None
@@ -741,6 +750,24 @@ class _Boot:
         if d.accepted:
             self.save()
 
+    # ------------------------------------------------------------------ 2a. static files
+    async def static_phase(self, cfg: DeviceConfig) -> None:
+        """§C.6 row 6, §G.4: fetch and verify the static files the accepted config names."""
+        for base in cfg.static_files:
+            name = rules.static_request_name(self.store, self.profile, base)
+            got = await self.fetch(name)
+            if isinstance(got, _Fail):
+                self.fetch_failed(name, got, trust_file=False)
+                self.static[base] = "not-found" if got.not_found else "failed"
+                continue
+            d = await self.decide_static(name, got)
+            self.record(d)
+            self.static[base] = "accepted" if d.accepted else "rejected"
+
+    async def decide_static(self, name: str, data: bytes) -> Decision:
+        return await self.decide_with_tvs(lambda ans: rules.decide_static_file(
+            self.store, name, data, profile=self.profile, now=self.now(), tvs_answer=ans))
+
     # ------------------------------------------------------------------ 5. §G.9
     async def secure_transport(self, cfg: DeviceConfig) -> None:
         if cfg.device_security_mode <= 1:
@@ -767,6 +794,7 @@ class _Boot:
         await self.config_phase()
         cfg = self.store.config.config if self.config == "accepted" and self.store.config else None
         if cfg is not None:
+            await self.static_phase(cfg)
             await self.secure_transport(cfg)
             await self.firmware_phase(cfg)
         self.save()
@@ -781,7 +809,7 @@ class _Boot:
         ok = self.config == "accepted"
         deciding: Decision | None
         if ok:
-            standing = [d for d in rejected if d.kind in ("CTL", "ITL", "capf", "firmware")]
+            standing = [d for d in rejected if d.kind in ("CTL", "ITL", "capf", "firmware", "static")]
             deciding = standing[0] if standing else self.config_decision
         else:
             deciding = rejected[0] if rejected else self.config_decision
@@ -796,7 +824,7 @@ class _Boot:
             encrypted=self.encrypted and ok, decisions=tuple(self.decisions), deciding=deciding,
             statuses=tuple(self.statuses), firmware=self.firmware, load=self.store.firmware_load, lsc=lsc,
             locked_out=locked, tvs_used=self.tvs_used, timeline=tuple(self.timeline), duration_s=duration,
-            target=target)
+            target=target, static=dict(self.static))
 
 
 def _records(tl: TrustList) -> list[TrustRecord]:

@@ -10,6 +10,7 @@ Entry points (one per artefact)::
     decide_trust_list(store, new, *, kind, profile, now, tvs_answer=None, file=None) -> Decision
     decide_config(store, file_name, data, *, profile, now, tvs_answer=None) -> Decision
     decide_short_config(store, cfg, *, profile) -> Decision              (spec §G.12 steps 1-2)
+    decide_static_file(store, file_name, data, *, profile, now, tvs_answer=None)  (§G.4, §C.6 row 6)
     decide_firmware(store, data, *, profile, now, image_signers) -> Decision   (spec §D)
     decide_secure_transport(store, cfg, *, profile, attempts) -> Decision     (spec §G.9)
     decide_auto_registration(store, *, profile, device_config_found, default_config_found)  (§G.10)
@@ -84,6 +85,9 @@ Configs (``decide_config``; ``.cnf.xml``, ``.sgn``, ``.enc.sgn``):
   ``G.12.3-signer-not-checked``   (in ``reason``) models that ignore the signature of a manual-key
                                   (symmetric) ``.enc.sgn`` (§C.3, §C.5); a PKI ``.enc.sgn`` is always
                                   signer-checked (§G.12 step 3: it is encrypted to a public key)
+Static files (``decide_static_file``: ring list, locale, dial rules a config names; seed "File
+Authentication", spec §C.6 row 6): the ``G.4-*`` ids above with kind ``static``; nothing is
+installed, a rejected file is just not used.
 Short config (``decide_short_config``, spec §G.12 steps 1-2):
   ``G.12.1-plain-config`` / ``G.12.2-cert-hash-match`` / ``G.12.2-cert-hash-mismatch`` /
   ``G.12.2-wait-auth-string`` / ``G.12.2-symmetric-key-present`` / ``G.12.2-no-symmetric-key``
@@ -198,12 +202,14 @@ __all__ = [
     "decide_https_server",
     "decide_secure_transport",
     "decide_short_config",
+    "decide_static_file",
     "decide_trust_list",
     "encrypted_config_missing",
     "https_query_key",
     "query_key",
     "record_matches_peer",
     "signed_file_name_problem",
+    "static_request_name",
     "trust_list_name_problem",
     "tvs_server_trusted",
     "tvs_usable",
@@ -552,13 +558,14 @@ def _anchors(store: TrustStore, profile: PhoneProfile) -> Literal["none", "empty
 
 def _check_config_signer(store: TrustStore, header: SignedHeader, signed_message: bytes, *,
                          profile: PhoneProfile, now: int, tvs_answer: TvsResult | None,
-                         file: str) -> Decision | None:
-    """§G.4 signer rules for a signed config; None when the signature is accepted (caller goes on)."""
+                         file: str, kind: str = "config") -> Decision | None:
+    """§G.4 signer rules for a signed config (or another signed TFTP/HTTP file, ``kind``); None when the
+    signature is accepted (caller goes on)."""
     who = _signer_text(header)
 
     def d(rule: str, reason: str, code: VerifyReason | None, needs: QueryKey | None = None) -> Decision:
         return Decision(rule=rule, accepted=False, reason=reason, file=file, signer=who, reason_code=code,
-                        needs_tvs=needs, kind="config", action="ask-tvs" if needs is not None else None)
+                        needs_tvs=needs, kind=kind, action="ask-tvs" if needs is not None else None)
 
     if not profile.supports_hash(header.hash_alg):
         return d("G.4-unsupported-hash", f"hash code {header.hash_alg} not supported by {profile.name}",
@@ -703,6 +710,55 @@ def decide_config(store: TrustStore, file_name: str, data: bytes, *, profile: Ph
         return accept(rule, reason, env.body, signer=who)
     return _decrypt_config(store, env, file_name, profile=profile, reason=reason, signer=who, accept=accept,
                            reject=reject)
+
+
+def decide_static_file(store: TrustStore, file_name: str, data: bytes, *, profile: PhoneProfile, now: int,
+                       tvs_answer: TvsResult | None = None) -> Decision:
+    """§G.4 for the static files a config names (ring list, locale, dial rules; seed "File
+    Authentication", spec §C.6 row 6): the same trust states and signer rules as a config.
+
+    ``file_name`` is the name requested: ``<name>.sgn`` when a (non-empty) trust list is installed,
+    the plain name otherwise (:func:`static_request_name`). Nothing is installed (the decision carries
+    no artefact; kind ``static``): an accepted file is used, a rejected one is not.
+    """
+    trust = _anchors(store, profile)
+
+    def d(rule: str, accepted: bool, reason: str, code: VerifyReason | None = None, *,
+          signer: str | None = None) -> Decision:
+        return Decision(rule=rule, accepted=accepted, reason=reason, file=file_name, signer=signer,
+                        reason_code=code, kind="static")
+
+    if not file_name.endswith(".sgn"):
+        if trust == "none":
+            return d("G.4-unsigned-no-trust-list", True, "no trust list installed: unsigned file accepted")
+        if trust == "empty":
+            return d("G.4-empty-itl-accepts-unsigned", True, "rollback ITL installed: unsigned file accepted")
+        return d("G.4-unsigned-rejected", False, "a trust list is installed: only signed files are accepted",
+                 VerifyReason.NOT_SIGNED)
+    try:
+        sf = signed.parse(data)
+    except DecodeError as exc:
+        return d("G.4-malformed", False, str(exc), VerifyReason.OTHER)
+    who = _signer_text(sf.header)
+    wrong = signed_file_name_problem(sf.header.filename, file_name)
+    if wrong is not None:
+        return d("G.4-wrong-file-name", False, wrong, VerifyReason.OTHER, signer=who)
+    if trust == "none":
+        return d("G.4-signed-unchecked-no-trust-list", True, "no trust anchor: signature not checked",
+                 signer=who)
+    if trust == "empty":
+        return d("G.4-empty-itl-signature-unchecked", True, "rollback ITL: signature checking disabled",
+                 signer=who)
+    bad = _check_config_signer(store, sf.header, sf.signed_message, profile=profile, now=now,
+                               tvs_answer=tvs_answer, file=file_name, kind="static")
+    if bad is not None:
+        return bad
+    return d(_signer_source(store, sf.header, profile), True, "signature verified", signer=who)
+
+
+def static_request_name(store: TrustStore, profile: PhoneProfile, name: str) -> str:
+    """The name to request for static file ``name``: ``.sgn`` with a (non-empty) trust list (§G.4)."""
+    return name + ".sgn" if _anchors(store, profile) == "full" else name
 
 
 def _decrypt_config(store: TrustStore, ef: encrypted.EncryptedFile, file_name: str, *, profile: PhoneProfile,

@@ -70,7 +70,8 @@ def target(srv: LabServers) -> BootTarget:
 
 
 def rules(r: BootReport) -> list[str]:
-    return [d.rule for d in r.decisions]
+    """The boot's decisions but those on the static files the config names (checked on their own)."""
+    return [d.rule for d in r.decisions if d.kind != "static"]
 
 
 def deciding(r: BootReport) -> str | None:
@@ -97,6 +98,9 @@ def test_first_boot_tofu_itl_signed_config_over_http(tmp_path: Path) -> None:
     assert r1.ok and r1.config == "accepted" and r1.config_file == f"SEP{MAC}.cnf.xml.sgn"
     assert r1.trust == {"CTL": "absent", "ITL": "installed"}
     assert rules(r1) == ["G.2-first-itl-tofu", "G.4-signed-by-itl-tftp"]
+    # the static files the config names, fetched over the lab servers and verified (§C.6 row 6, §G.4)
+    assert r1.static == {"g3-tones.xml": "accepted", "AppDialRules.xml": "accepted"}
+    assert any(n.endswith("g3-tones.xml.sgn") for n in seen)
     assert f"File Not Found <CTLSEP{MAC}.tlv>" in r1.statuses
     assert "File Not Found <CTLFile.tlv>" in r1.statuses
     assert status.ITL_INSTALLED in r1.statuses

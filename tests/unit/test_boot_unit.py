@@ -146,7 +146,7 @@ def rules(r: BootReport) -> list[str]:
 def test_request_order_per_device_name_first(lab: LabCluster) -> None:
     r, f = boot(phone(lab), lab.get)
     assert list(f.requests) == [f"CTLSEP{MAC}.tlv", "CTLFile.tlv", f"ITLSEP{MAC}.tlv",
-                                f"SEP{MAC}.cnf.xml.sgn"]
+                                f"SEP{MAC}.cnf.xml.sgn", "g3-tones.xml.sgn", "AppDialRules.xml.sgn"]
     assert r.ok and r.statuses[:2] == (f"File Not Found <CTLSEP{MAC}.tlv>", "File Not Found <CTLFile.tlv>")
 
 
@@ -663,3 +663,53 @@ def test_g9_retries_keep_the_boots_ctl_outcome(lab: LabCluster) -> None:
     ctl_rules = [d for d in r.decisions if d.kind == "CTL"]
     assert [d.rule for d in ctl_rules] == ["G.2-first-ctl-tofu"] + ["G.3-unchanged"] * 3
     assert all(d.reason.startswith("§G.9 retry") for d in ctl_rules[1:])
+
+
+# --------------------------------------------------------------------------- static files (§C.6 row 6, §G.4)
+def test_static_files_named_by_the_config_are_fetched_and_verified(lab: LabCluster) -> None:
+    """Seed "File Authentication": the phone verifies the signed ring list / locale / dial-rule files
+    it downloads; the genuine ones pass the §G.4 signer rules (ITL TFTP record)."""
+    r, _ = boot(phone(lab), lab.get)
+    assert r.ok and r.static == {"g3-tones.xml": "accepted", "AppDialRules.xml": "accepted"}
+    static = [d for d in r.decisions if d.kind == "static"]
+    assert [(d.file, d.rule) for d in static] == [("g3-tones.xml.sgn", "G.4-signed-by-itl-tftp"),
+                                                  ("AppDialRules.xml.sgn", "G.4-signed-by-itl-tftp")]
+    assert r.as_dict()["static"] == r.static
+
+
+@pytest.mark.parametrize("how", ["tamper", "unsigned", "other-signer", "other-name"])
+def test_bad_static_file_is_refused_config_kept(lab: LabCluster, how: str) -> None:
+    """A tampered, unsigned, unknown-signer or mis-named static file is refused (§G.4); the config stays."""
+    name = "g3-tones.xml.sgn"
+    good = lab.get(name)
+    body = lab.get("g3-tones.xml")
+    assert good is not None and body is not None
+    if how == "tamper":
+        bad = good[:-1] + bytes([good[-1] ^ 1])
+        rule = "G.4-bad-signature"
+    elif how == "unsigned":
+        bad = body
+        rule = "G.4-malformed"
+    elif how == "other-signer":
+        bad = signed.build(body=body, filename=name, signer=lab.identity("capf").signer, timestamp=NOW)
+        rule = "G.4-tvs-wrong-role"  # TVS is asked, as for configs: it knows CAPF only as CAPF
+    else:
+        bad = lab.get("AppDialRules.xml.sgn") or b""
+        rule = "G.4-wrong-file-name"
+    p = phone(lab)
+    r, _ = boot(p, lambda n: bad if n == name else lab.get(n))
+    assert r.ok and r.config == "accepted"
+    assert r.static == {"g3-tones.xml": "rejected", "AppDialRules.xml": "accepted"}
+    assert r.deciding is not None and r.deciding.rule == rule and r.deciding.kind == "static"
+    assert not p.store.locked
+
+
+def test_static_files_plain_without_trust_list_and_missing_ones_are_normal(lab: LabCluster) -> None:
+    def serve(n: str) -> bytes | None:
+        if n.endswith(".tlv") or n == "AppDialRules.xml":
+            return None
+        return lab.get(n)
+    r, f = boot(phone(lab), serve)
+    assert r.ok and "g3-tones.xml" in f.requests and "g3-tones.xml.sgn" not in f.requests
+    assert r.static == {"g3-tones.xml": "accepted", "AppDialRules.xml": "not-found"}
+    assert [d.rule for d in r.decisions if d.kind == "static"] == ["G.4-unsigned-no-trust-list"]

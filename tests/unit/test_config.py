@@ -440,3 +440,14 @@ def test_stub_for_certificate_uses_md5_of_the_phone_cert() -> None:
     stub = c.stub_for_certificate(full_config(), cert)
     assert stub.cert_hash == hashlib.md5(certs.cert_der(cert)).hexdigest()
     assert stub == c.stub_of(full_config(), stub.cert_hash)
+
+
+def test_static_file_elements_round_trip_and_name_the_files() -> None:
+    """§C.6 row 6: <networkLocale> → the locale's g3-tones.xml; <dialTemplate> names its file; a value
+    that is not a plain file name is never requested."""
+    cfg = c.DeviceConfig(network_locale="United_States", dial_template="AppDialRules.xml")
+    assert c.parse(c.build(cfg)) == cfg
+    assert cfg.static_files == ("g3-tones.xml", "AppDialRules.xml")
+    assert c.DeviceConfig().static_files == ()
+    assert c.DeviceConfig(dial_template="../etc/passwd").static_files == ()
+    assert c.DeviceConfig(dial_template=".hidden").static_files == ()
