@@ -775,6 +775,8 @@ class _Boot:
         # §G.9 "tries four times": the trust-phase request at the start of the boot was the first try
         for made in range(1, self.profile.secure_mode_attempts + 1):
             d = rules.decide_secure_transport(self.store, cfg, profile=self.profile, attempts=made)
+            if d is None:  # non-secure: no §G.9 decision
+                return
             self.record(d)
             if d.action != "retry":
                 return

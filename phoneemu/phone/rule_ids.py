@@ -38,7 +38,7 @@ RULE_IDS: frozenset[str] = frozenset({
     "G.4-unsigned-rejected",
     "G.4-unsupported-hash", "G.4-vouched-by-tvs", "G.4-wrong-file-name",
     # G.9 secure connections, G.10 default config, G.12 encrypted configs
-    "G.9-fallback-tcp", "G.9-non-secure", "G.9-retry-trust-file", "G.9-tls-with-ctl",
+    "G.9-fallback-tcp", "G.9-retry-trust-file", "G.9-tls-with-ctl",
     "G.10-device-config", "G.10-no-config", "G.10-use-default-config",
     "G.12.1-plain-config", "G.12.2-cert-hash-match", "G.12.2-cert-hash-mismatch",
     "G.12.2-no-symmetric-key", "G.12.2-symmetric-key-present", "G.12.2-wait-auth-string",

@@ -12,7 +12,7 @@ Entry points (one per artefact)::
     decide_short_config(store, cfg, *, profile) -> Decision              (spec §G.12 steps 1-2)
     decide_static_file(store, file_name, data, *, profile, now, tvs_answer=None)  (§G.4, §C.6 row 6)
     decide_firmware(store, data, *, profile, now, image_signers) -> Decision   (spec §D)
-    decide_secure_transport(store, cfg, *, profile, attempts) -> Decision     (spec §G.9)
+    decide_secure_transport(store, cfg, *, profile, attempts) -> Decision | None  (spec §G.9)
     decide_auto_registration(store, *, profile, device_config_found, default_config_found)  (§G.10)
     decide_https_server(store, cert_der, *, profile, now, tvs_answer=None, server="")  (§E.7.1)
     decide_capf_server(store, cert_der, *, profile, now, tvs_answer=None, server="")   (§F.1, §G.5)
@@ -97,8 +97,8 @@ Firmware (``decide_firmware``, spec §D; failure keeps the running load):
   ``D-wrong-load`` (not the requested load: load name or header FILENAME) /
   ``D-already-running`` / ``D-signed-by-image-key`` / ``D-unknown-signer`` / ``D-bad-signature`` /
   ``D-unsupported-hash`` / ``D-unsupported-key`` / ``D-expired-signer`` / ``D-malformed``
-Transport (``decide_secure_transport``, spec §G.9):
-  ``G.9-non-secure`` / ``G.9-tls-with-ctl`` / ``G.9-retry-trust-file`` / ``G.9-fallback-tcp``
+Transport (``decide_secure_transport``, spec §G.9; a non-secure device has no §G.9 decision: None):
+  ``G.9-tls-with-ctl`` / ``G.9-retry-trust-file`` / ``G.9-fallback-tcp``
 Auto-registration (``decide_auto_registration``, spec §G.10):
   ``G.10-device-config`` / ``G.10-use-default-config`` / ``G.10-no-config``
 HTTPS application servers (``decide_https_server``, spec §E.7.1, §E.7.6, §G.5 "HTTPS XML services"):
@@ -900,8 +900,12 @@ def decide_firmware(store: TrustStore, data: bytes, *, profile: PhoneProfile, no
 
 # --------------------------------------------------------------------------- §G.9, §G.10
 def decide_secure_transport(store: TrustStore, cfg: DeviceConfig, *, profile: PhoneProfile,
-                            attempts: int) -> Decision:
+                            attempts: int) -> Decision | None:
     """§G.9: secure mode needs a CUCM cert in the CTL; without one retry the trust file, then TCP.
+
+    None for a non-secure device (``deviceSecurityMode`` 1): §G.9 ("Security mode without a trust
+    list") asks nothing of it — it signals over TCP whatever its trust lists hold, so there is no
+    decision to record (the catalogue's ``signaling: none`` for such a device).
 
     ``attempts`` is how many times the phone has already tried to obtain the trust file (the boot's
     own request is the first): below ``profile.secure_mode_attempts`` (4, "tries four times") →
@@ -911,7 +915,7 @@ def decide_secure_transport(store: TrustStore, cfg: DeviceConfig, *, profile: Ph
         return Decision(rule=rule, accepted=accepted, reason=reason, file="", kind="transport", action=action)
 
     if cfg.device_security_mode <= 1:
-        return d("G.9-non-secure", True, "device security mode non-secure: TCP", "use-tcp")
+        return None
     ccm = frozenset({Role.CCM, Role.CCM_TFTP})
     if store.ctl is not None and any(r.role in ccm and not r.is_empty for r in _records(store.ctl)):
         return d("G.9-tls-with-ctl", True, "CTL holds a CUCM certificate: TLS", "use-tls")

@@ -22,6 +22,7 @@ from phoneemu.formats.trustlist import Role, TrustRecord
 from phoneemu.phone import rules, status
 from phoneemu.phone.events import Decision
 from phoneemu.phone.profile import PhoneProfile, get_profile, profile_from_dict
+from phoneemu.phone.rule_ids import is_known
 from phoneemu.phone.store import Credential, InternCache, TrustStore, TvsAnswer, TvsStatus
 
 NOW = 1_800_000_000
@@ -596,13 +597,15 @@ def test_secure_transport() -> None:
     secure = config_fmt.parse(xml(device_security_mode=3))
     plain = config_fmt.parse(xml())
     s = new_store()
-    assert rules.decide_secure_transport(s, plain, profile=P8861, attempts=0).rule == "G.9-non-secure"
+    assert rules.decide_secure_transport(s, plain, profile=P8861, attempts=0) is None  # no §G.9 question
+    assert not is_known("G.9-non-secure")
     d = rules.decide_secure_transport(s, secure, profile=P8861, attempts=3)
-    assert (d.rule, d.accepted, d.action) == ("G.9-retry-trust-file", False, "retry")
+    assert d is not None and (d.rule, d.accepted, d.action) == ("G.9-retry-trust-file", False, "retry")
     d = rules.decide_secure_transport(s, secure, profile=P8861, attempts=4)
-    assert (d.rule, d.action) == ("G.9-fallback-tcp", "use-tcp")
+    assert d is not None and (d.rule, d.action) == ("G.9-fallback-tcp", "use-tcp")
     install(s, "CTL", ctl_a())
-    assert rules.decide_secure_transport(s, secure, profile=P8861, attempts=0).action == "use-tls"
+    d = rules.decide_secure_transport(s, secure, profile=P8861, attempts=0)
+    assert d is not None and d.action == "use-tls"
 
 
 def test_auto_registration() -> None:
