@@ -3,7 +3,8 @@
 A rule id is ``<spec section>-<outcome>``, e.g. ``G.3.4-vouched-by-tvs``. A scenario's ``rule:``
 expectation names a whole id or a section prefix of one (``G.3.4``, ``G.3``): the loader refuses,
 before anything runs, a value that is neither (a typo would otherwise fail only at run time).
-``tests/unit/test_rule_ids.py`` checks that every id written in the source is listed here.
+``tests/unit/test_rule_ids.py`` checks that every id written in the source (``D-*`` firmware ids
+included) or composed by ``rules._fail_rule`` is listed here, and that every listed id is produced.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import difflib
 __all__ = ["RULE_IDS", "close_matches", "is_known"]
 
 RULE_IDS: frozenset[str] = frozenset({
+    # D firmware images (``_fail_rule("D", ...)`` writes the last four)
+    "D-already-running", "D-fetch-failed", "D-malformed", "D-signed-by-image-key", "D-unknown-signer",
+    "D-wrong-load", "D-bad-signature", "D-expired-signer", "D-unsupported-hash", "D-unsupported-key",
     # E.7.1 HTTPS server certificates (directory, services)
     "E.7.1-https-cached", "E.7.1-https-cert-in-trust-list", "E.7.1-https-malformed",
     "E.7.1-https-needs-tvs", "E.7.1-https-not-trusted", "E.7.1-https-phone-locked",
@@ -25,13 +29,15 @@ RULE_IDS: frozenset[str] = frozenset({
     "F.7-no-capf-operation", "F.7-wait-auth-string",
     # G.2 first trust list, G.3 trust-list updates
     "G.2-first-ctl-tofu", "G.2-first-itl-tofu", "G.2-legacy-ignores-itl",
-    "G.3-bad-signature", "G.3-unchanged", "G.3.1-malformed", "G.3.1-oversize", "G.3.1-unsupported-hash",
+    "G.3-bad-signature", "G.3-expired-signer", "G.3-unchanged", "G.3-unsupported-key",
+    "G.3.1-malformed", "G.3.1-oversize", "G.3.1-unsupported-hash",
     "G.3.1-wrong-file-name",
     "G.3.2-signed-by-ctl", "G.3.3-signed-by-itl-sast", "G.3.4-needs-tvs", "G.3.4-tvs-unknown-signer",
     "G.3.4-tvs-server-untrusted", "G.3.4-tvs-unreachable", "G.3.4-tvs-wrong-role", "G.3.4-vouched-by-tvs",
     "G.3.5-locked-ignores-config", "G.3.5-reject-unknown-signer", "G.3.6-empty-itl-accepts-any",
     # G.4 signed files
-    "G.4-bad-signature", "G.4-empty-itl-accepts-unsigned", "G.4-empty-itl-signature-unchecked",
+    "G.4-bad-signature", "G.4-expired-signer", "G.4-unsupported-key",
+    "G.4-empty-itl-accepts-unsigned", "G.4-empty-itl-signature-unchecked",
     "G.4-malformed", "G.4-needs-tvs", "G.4-reject-unknown-signer", "G.4-signed-by-ctl-tftp",
     "G.4-signed-by-itl-tftp", "G.4-signed-unchecked-no-trust-list", "G.4-tvs-unknown-signer",
     "G.4-tvs-server-untrusted", "G.4-tvs-unreachable", "G.4-tvs-wrong-role", "G.4-unsigned-no-trust-list",
