@@ -146,7 +146,9 @@ Our conventions (spec [UNK]/[INF]), stated once here:
   answers, firmware signers) are checked against ``now`` (the lab clock); a record without a
   certificate has no validity to check. TOFU (G.2) checks nothing. TLS peer certificates (CAPF,
   TVS) are matched against trust-list records here (:func:`decide_capf_server`,
-  :func:`tvs_server_trusted`); their validity dates are not checked.
+  :func:`tvs_server_trusted`); their validity dates are not checked — spec §E.1 ("the phone compares
+  the certificate TVS presents with its ITL entry"), §F.1 and §G.5 state only the record/role match
+  (or TVS for CAPF), and neither spec nor seed documents a date check on these peers.
 * Profile limits apply before any trust rule: size (§B.5) and header hash code, even for TOFU
   (a SHA-1-only model cannot take a SHA-512 ITL); key size/type when a signature is verified.
 * A signer found in a list but whose signature fails is rejected at once (no fall-through to TVS).
