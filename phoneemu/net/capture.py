@@ -20,7 +20,11 @@ Rules:
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import os
+import select
+import stat
 import struct
 import threading
 import time
@@ -308,8 +312,55 @@ def read_pcap(path: str | Path, *, max_packets: int = 10_000_000) -> Iterator[Pc
 
     The file is read one record at a time: memory stays bounded by the snaplen (at most
     ``SNAPLEN``) whatever the size of the capture."""
-    with open(path, "rb") as f:
-        yield from _read_records(f, max_packets)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO with no writer must not hang
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if stat.S_ISREG(mode):
+            os.set_blocking(fd, True)
+            with os.fdopen(fd, "rb", closefd=False) as f:
+                yield from _read_records(f.read, max_packets)
+        else:  # a pipe (tcpdump -w - |, <(zcat ...)) or device: each read waits at most STREAM_TIMEOUT s
+            yield from _read_records(_StreamRead(fd, str(path)), max_packets)
+    finally:
+        os.close(fd)
+
+
+STREAM_TIMEOUT = 10.0
+"""Seconds a pipe or device named as the capture may go without sending a byte."""
+
+
+class _StreamRead:
+    """``read(n)`` of a non-blocking pipe or device: up to ``n`` bytes (fewer only at end of file),
+    a DecodeError after ``STREAM_TIMEOUT`` seconds without data."""
+
+    def __init__(self, fd: int, name: str) -> None:
+        self._fd, self._name, self._pos = fd, name, 0
+        self._poll = select.poll()
+        self._poll.register(fd, select.POLLIN)
+
+    def __call__(self, n: int) -> bytes:
+        chunks: list[bytes] = []
+        got = 0
+        deadline = time.monotonic() + STREAM_TIMEOUT
+        while got < n:
+            # poll first: a FIFO whose writer has not come yet reads as end of file, but never polls ready
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._poll.poll(max(1, int(left * 1000))):
+                raise _perr(f"{self._name}: no data for {STREAM_TIMEOUT:g} s (no writer, or a pipe or "
+                            "device that never closes?)", self._pos + got, "stream")
+            try:
+                chunk = os.read(self._fd, min(n - got, 1 << 20))
+            except BlockingIOError:
+                continue
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+            deadline = time.monotonic() + STREAM_TIMEOUT
+        self._pos += got
+        return b"".join(chunks)
 
 
 def _frame_packet(link: int, frame: bytes, body_at: int, ts: float, index: int) -> PcapPacket | None:
@@ -378,6 +429,10 @@ def _read_pcapng(read: Callable[[int], bytes], max_packets: int) -> Iterator[Pca
                 code, olen = struct.unpack_from(end + "HH", body, opt)
                 if code == 0:
                     break
+                if opt + 4 + olen > len(body):
+                    raise _perr(f"option {code} of {olen} bytes overruns the block "
+                                f"({len(body) - opt - 4} remain)", at + opt + 2,
+                                f"interface[{len(links)}].option")
                 if code == 9 and olen >= 1:  # if_tsresol
                     r = body[opt + 4]
                     units = 2 ** min(r & 0x7F, 64) if r & 0x80 else 10 ** min(r, 19)
@@ -415,15 +470,15 @@ def _read_pcapng(read: Callable[[int], bytes], max_packets: int) -> Iterator[Pca
         pos += blen
 
 
-def _read_records(f: BinaryIO, max_packets: int) -> Iterator[PcapPacket]:
-    head = f.read(24)
+def _read_records(fread: Callable[[int], bytes], max_packets: int) -> Iterator[PcapPacket]:
+    head = fread(24)
     if head[:4] == _PCAPNG_SHB:
         buffered = [head]
 
         def read(n: int) -> bytes:
             out = buffered[0][:n]
             buffered[0] = buffered[0][n:]
-            return out + f.read(n - len(out)) if len(out) < n else out
+            return out + fread(n - len(out)) if len(out) < n else out
         yield from _read_pcapng(read, max_packets)
         return
     if len(head) < 24:
@@ -449,7 +504,7 @@ def _read_records(f: BinaryIO, max_packets: int) -> Iterator[PcapPacket]:
     record = struct.Struct(end + "IIII")
     pos = 24
     index = 0
-    while rec := f.read(16):
+    while rec := fread(16):
         if index >= max_packets:
             raise _perr(f"more than {max_packets} packets", pos, f"packet[{index}]")
         if len(rec) < 16:
@@ -459,7 +514,7 @@ def _read_records(f: BinaryIO, max_packets: int) -> Iterator[PcapPacket]:
             raise _perr(f"captured length {incl} exceeds snaplen {limit}", pos + 8,
                         f"packet[{index}].incl_len")
         body_at = pos + 16
-        frame = f.read(incl)
+        frame = fread(incl)
         if len(frame) < incl:
             raise _perr(f"captured length {incl} exceeds remaining {len(frame)}", pos + 8,
                         f"packet[{index}].incl_len")

@@ -120,3 +120,105 @@ def test_linux_cooked_captures(tmp_path: Path, linktype: int, header: bytes) -> 
     f = tmp_path / "any.pcap"
     f.write_bytes(_relink(CAPTURE.read_bytes(), linktype, header))
     assert [p.payload for p in read_pcap(f)] == [p.payload for p in read_pcap(CAPTURE)]
+
+
+def test_interface_option_overrunning_its_block_is_a_decode_error(tmp_path: Path) -> None:
+    # if_tsresol declared with one byte of value, but the block ends right after the option header
+    shb = _block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    f = tmp_path / "opt.pcapng"
+    f.write_bytes(shb + _block(1, struct.pack("<HHI", 101, 0, 0) + struct.pack("<HH", 9, 1)))
+    with pytest.raises(DecodeError, match=r"interface\[0\]\.option.*overruns"):
+        list(read_pcap(f))
+
+
+def test_a_fifo_without_writer_or_a_stalled_pipe_does_not_hang(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import threading
+
+    from phoneemu.net import capture
+    fifo = tmp_path / "cap.fifo"
+    os.mkfifo(fifo)
+    monkeypatch.setattr(capture, "STREAM_TIMEOUT", 0.2)
+    with pytest.raises(DecodeError, match=r"no data for 0\.2 s \(no writer"):
+        list(read_pcap(fifo))  # a writer never comes
+    release = threading.Event()
+
+    def writer() -> None:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # the reader below holds the other end
+        try:
+            os.write(fd, CAPTURE.read_bytes()[:30])  # a header and part of a record, then silence
+            release.wait(5)
+        finally:
+            os.close(fd)
+    rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # so that the writer's open cannot block
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        with pytest.raises(DecodeError, match=r"no data for 0\.2 s"):
+            list(read_pcap(fifo))
+    finally:
+        release.set()
+        t.join(5)
+        os.close(rfd)
+
+
+def test_a_capture_through_a_pipe_reads_like_the_file(tmp_path: Path) -> None:
+    import os
+    import threading
+    fifo = tmp_path / "cap.fifo"
+    os.mkfifo(fifo)
+    rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # so that the writer's open cannot block for ever
+    t = threading.Thread(target=lambda: fifo.write_bytes(CAPTURE.read_bytes()), daemon=True)
+    t.start()
+    try:
+        assert list(read_pcap(fifo)) == list(read_pcap(CAPTURE))
+    finally:
+        t.join(5)
+        os.close(rfd)
+
+
+def _any_block(draw: st.DrawFn, e: str) -> bytes:
+    kind = draw(st.sampled_from([1, 3, 6, 0x0A0D0D0A, 5, 0xDEAD]))
+    if kind == 1:
+        opts = b"".join(struct.pack(e + "HH", draw(st.sampled_from([0, 9, 2])), draw(st.integers(0, 0xFFFF)))
+                        + draw(st.binary(max_size=8)) for _ in range(draw(st.integers(0, 3))))
+        body = struct.pack(e + "HHI", draw(st.sampled_from([1, 101, 113, 276, 228, 229, 0])), 0,
+                           draw(st.integers(0, 2**32 - 1))) + opts
+    elif kind == 6:
+        data = draw(st.binary(max_size=60))
+        body = struct.pack(e + "IIIII", draw(st.integers(0, 2)), draw(st.integers(0, 2**32 - 1)),
+                           draw(st.integers(0, 2**32 - 1)),
+                           draw(st.one_of(st.just(len(data)), st.integers(0, 2**32 - 1))), len(data)) + data
+    elif kind == 3:
+        body = struct.pack(e + "I", draw(st.integers(0, 2**32 - 1))) + draw(st.binary(max_size=60))
+    elif kind == 0x0A0D0D0A:
+        body = struct.pack(draw(st.sampled_from(["<", ">"])) + "I", 0x1A2B3C4D) + draw(st.binary(max_size=16))
+    else:
+        body = draw(st.binary(max_size=20))
+    body += b"\0" * (-len(body) % 4)
+    n = len(body) + 12
+    length = draw(st.one_of(st.just(n), st.just(n), st.integers(0, 2**32 - 1), st.sampled_from([0, 8, 12])))
+    trailer = draw(st.one_of(st.just(n), st.just(n), st.integers(0, 2**32 - 1)))
+    return struct.pack(e + "II", kind, length) + body + struct.pack(e + "I", trailer)
+
+
+@st.composite
+def _pcapng_files(draw: st.DrawFn) -> bytes:
+    e = draw(st.sampled_from(["<", ">"]))
+    shb = struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, -1)
+    out = struct.pack(e + "II", 0x0A0D0D0A, 28) + shb + struct.pack(e + "I", 28)
+    out += b"".join(_any_block(draw, e) for _ in range(draw(st.integers(0, 6))))
+    return out[:draw(st.integers(0, len(out)))] if draw(st.booleans()) else out
+
+
+@settings(max_examples=300, deadline=None)
+@given(_pcapng_files())
+def test_random_pcapng_blocks_only_raise_decode_error(tmp_path_factory: pytest.TempPathFactory,
+                                                      data: bytes) -> None:
+    """Random block kinds, lengths (zero, huge, unaligned), trailers, options and truncation: a
+    DecodeError or packets, never another exception, and every block consumes bytes (no loop)."""
+    f = tmp_path_factory.mktemp("ng") / "x.pcapng"
+    f.write_bytes(data)
+    with contextlib.suppress(DecodeError):
+        assert len(list(read_pcap(f))) <= len(data) // 12
