@@ -210,7 +210,7 @@ class _Ctx:
 
     def string(self, node: _Node, field: str) -> str:
         if not isinstance(node.value, (str, int)) or isinstance(node.value, bool):
-            raise self.fail(node, field, f"expected text, got {node.value!r}")
+            raise self.fail(node, field, f"expected text, got {_plain(node)!r}")
         return str(node.value)
 
     def quoted(self, node: _Node, field: str, what: str) -> str:
@@ -257,8 +257,26 @@ def _cluster(ctx: _Ctx, name: str, node: _Node) -> ClusterSpec:
                "pre_8_0")
     opts = ctx.mapping(node, field, allowed=allowed)
     seed = ctx.integer(opts["seed"], f"{field}.seed") if "seed" in opts else None
-    options = {k: _plain(v) for k, v in opts.items() if k != "seed"}
+    options: dict[str, Any] = {}
+    for key, val in opts.items():
+        f = f"{field}.{key}"
+        if key == "seed":
+            continue
+        if key in _CLUSTER_BOOLS:  # pre_8_0: "no" must not switch a cluster to pre-8.0
+            options[key] = ctx.boolean(val, f)
+        elif key in _CLUSTER_INTS:
+            options[key] = ctx.integer(val, f, *_CLUSTER_INTS[key])
+        else:
+            options[key] = ctx.string(val, f)
+            if key == "itl_signer" and options[key] not in ("itlrecovery", "callmanager"):
+                raise ctx.fail(val, f, f"expected itlrecovery or callmanager, got {val.value!r}")
     return ClusterSpec(name=name, where=ctx.where(node), seed=seed, options=options)
+
+
+_CLUSTER_BOOLS = ("upgraded", "mixed_mode", "rollback", "autoregistration", "sbd", "pre_8_0")
+#: cluster options that are integers, and their ranges (as LabCluster.init / add_certs check them)
+_CLUSTER_INTS = {"nodes": (1, 8), "itlrecovery_years": (1, 30), "extra_certs": (0, 200),
+                 "tvs_ttl": (1, 2_592_000)}
 
 
 def _capf_auth_explicit(ctx: _Ctx, node: _Node, field: str, m: dict[str, _Node], default: str) -> None:

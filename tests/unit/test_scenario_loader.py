@@ -177,3 +177,27 @@ def test_alias_bombs_and_deep_nesting_are_refused_quickly(text: str, words: str)
     with pytest.raises(ScenarioError, match=words) as info:
         load_text(text, "bomb.yaml")
     assert info.value.file == "bomb.yaml"
+
+
+@pytest.mark.parametrize(("option", "words"), [
+    ('pre_8_0: "no"', "expected true/false"),      # was bool("no"): a pre-8.0 cluster
+    ("pre_8_0: 3", "expected true/false"),
+    ('mixed_mode: "no"', "expected true/false"),   # was truthy: mixed mode on
+    ("nodes: 100000", "expected an integer in 1..8"),
+    ("extra_certs: 1000000000", "expected an integer in 0..200"),
+    ("tvs_ttl: -1", "expected an integer in 1..2592000"),
+    ("itlrecovery_years: 500", "expected an integer in 1..30"),
+    ("itl_signer: x", "expected itlrecovery or callmanager"),
+    ("key: [1]", "expected text, got [1]"),
+])
+def test_cluster_options_are_typed_at_load_time(option: str, words: str) -> None:
+    text = GOOD.replace("  other: {seed: 8}", f"  other: {{seed: 8, {option}}}")
+    with pytest.raises(ScenarioError, match=r"demo\.yaml:5 clusters\.other\.") as exc:
+        load_text(text, "demo.yaml")
+    assert words in str(exc.value)
+
+
+def test_cluster_option_booleans_and_numbers_load() -> None:
+    text = GOOD.replace("  other: {seed: 8}", "  other: {seed: 8, pre_8_0: on, mixed_mode: false, nodes: 2}")
+    assert load_text(text, "demo.yaml").clusters["other"].options == {"pre_8_0": True, "mixed_mode": False,
+                                                                       "nodes": 2}
