@@ -87,19 +87,22 @@ async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, htt
     ``host`` None listens on the address the configs name (``lab init --host``); another address is
     written into the configs and ITL records first (a phone told to ask TVS at the old address would
     find no TVS there and stay locked), except a wildcard (0.0.0.0, ::), which keeps the named address."""
-    from phoneemu.lab.cluster import WILDCARD_HOSTS, LabCluster
+    from phoneemu.lab.cluster import WILDCARD_HOSTS, LabCluster, check_host
     from phoneemu.lab.servers import LabServers
 
     cluster = LabCluster.open(root)
     named = cluster.state.host
+    reissue = False
     if host is None:
         host = named
-    elif host in WILDCARD_HOSTS:
+    elif host.strip() in WILDCARD_HOSTS:
         print(f"listening on every address; configs and ITL records name {named} "
               f"(to change it: phoneemu lab serve --dir {root} --host ADDRESS)")
-    elif cluster.set_host(host):
-        print(f"configs and ITL records named {named}; re-issued for {host} "
-              f"(generation {cluster.generation}; same signers, phones accept the new ITL)")
+    else:
+        # checked now, re-issued once the servers listen there: an address this machine lacks must
+        # leave the configs naming the old one
+        host = check_host(host)
+        reissue = host != named
     servers = LabServers(cluster, host=host, tftp_port=tftp_port, http_port=http_port, tvs_port=tvs_port,
                          capf_port=capf_port, keylog=keylog, watch=1.0)
     loop = asyncio.get_running_loop()
@@ -115,6 +118,9 @@ async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, htt
             raise TransportError(f"{exc.message} (is {host} an address of this machine? --host ADDRESS "
                                  "listens on one it has and re-issues the configs for it, --host 0.0.0.0 on "
                                  "every address)", kind=exc.kind) from None
+        if reissue and cluster.set_host(host):
+            print(f"configs and ITL records named {named}; re-issued for {host} "
+                  f"(generation {cluster.generation}; same signers, phones accept the new ITL)")
         p = servers.ports
         tvs_cert = cluster.tvs_identity().cert
         capf_cert = cluster.identity("capf").cert

@@ -91,6 +91,7 @@ __all__ = [
     "ADMIN_OPERATIONS",
     "CapfPending",
     "LabCluster",
+    "check_host",
 ]
 
 _TRUST_DEVICE_RE = re.compile(r"(ITL|CTL)SEP([0-9A-F]{12})\.tlv")
@@ -159,6 +160,37 @@ def _ip(host: str) -> str | None:
     except ValueError:
         return None
     return host
+
+
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def check_host(host: str) -> str:
+    """``host`` as configs and ITL records can name it: an IPv4/IPv6 address (no brackets, no port)
+    or an ASCII DNS name (labels of letters, digits and hyphens, at most 253 characters). Anything else
+    — empty, a wildcard, ``host:port``, ``[::1]``, non-ASCII, a path — is an EncodeError naming it."""
+    text = host.strip()
+    why = None
+    if not text or text in WILDCARD_HOSTS:
+        why = "empty or a wildcard"
+    else:
+        try:
+            addr = ipaddress.ip_address(text)
+        except ValueError:
+            labels = text.rstrip(".").split(".")
+            if len(text) > 253 or not text.isascii() or not all(_HOST_LABEL.fullmatch(x) for x in labels):
+                why = ("not an IP address (IPv6 without brackets or port) nor a DNS name (ASCII letters, "
+                       "digits, hyphens, dots; at most 253 characters)")
+        else:
+            if addr.is_unspecified:
+                why = "empty or a wildcard"
+            elif isinstance(addr, ipaddress.IPv6Address) and addr.scope_id:
+                why = "a scoped IPv6 address (the scope cannot be written into configs)"
+    if why is not None:
+        shown = text if len(text) <= 80 else text[:80] + "..."
+        raise EncodeError(f"host {shown!r} cannot be written into configs ({why}): give the address "
+                          "phones reach the cluster at", path="host")
+    return text
 
 
 def _flip(data: bytes, offset: int | None) -> tuple[bytes, int]:
@@ -236,6 +268,7 @@ class LabCluster:
         before Security By Default: no ITL is served, configs name no TVS, and files are served unsigned
         unless the cluster is in mixed mode (signed by the CallManager key, verified on the CTL).
         """
+        host = check_host(host)
         if itl_signer not in ("itlrecovery", "callmanager"):
             raise EncodeError(f"itl_signer {itl_signer!r}: itlrecovery or callmanager", path="itl_signer")
         root = Path(root)
@@ -937,10 +970,7 @@ class LabCluster:
         """Name ``host`` in the configs (TVS and CAPF servers) and the ITL/CTL records instead of the
         ``lab init --host`` address; the same signers sign the re-issued files (G.3.3: phones follow).
         Returns whether anything changed."""
-        host = host.strip()
-        if not host or any(c.isspace() for c in host) or host in WILDCARD_HOSTS:
-            raise EncodeError(f"host {host!r} cannot be written into configs: give the address phones "
-                              "reach the cluster at", path="host")
+        host = check_host(host)
         if host == self.state.host:
             return False
         old, self.state.host = self.state.host, host

@@ -78,3 +78,40 @@ def test_set_host_refuses_wildcards_and_is_idempotent(cluster: LabCluster) -> No
     with pytest.raises(EncodeError, match="cannot be written into configs"):
         cluster.set_host("0.0.0.0")
     assert cluster.set_host("lab.example.net") and cluster.state.host == "lab.example.net"
+
+
+@pytest.mark.parametrize("host", ["", "  ", "::", "0.0.0.0", "ünï.example", "a/b", "..", "127.0.0.1:80",
+                                  "[::1]", "fe80::1%lo", "a" * 300, "-bad-.example", "a b"])
+def test_set_host_refuses_what_no_config_can_name(cluster: LabCluster, host: str) -> None:
+    generation = cluster.generation
+    with pytest.raises(EncodeError, match="cannot be written into configs"):
+        cluster.set_host(host)
+    assert cluster.state.host == HOST and cluster.generation == generation
+
+
+@pytest.mark.parametrize("host", ["::1", "2001:db8::10", "192.0.2.10", "cucm-1.lab.example.net."])
+def test_set_host_takes_addresses_and_dns_names(cluster: LabCluster, host: str) -> None:
+    assert cluster.set_host(host) and cluster.state.host == host
+
+
+def test_lab_init_refuses_a_host_configs_cannot_name(tmp_path: Path) -> None:
+    with pytest.raises(EncodeError, match="cannot be written into configs"):
+        LabCluster.init(tmp_path / "lab", seed=1, key_spec="rsa1024", host="0.0.0.0")
+    assert not (tmp_path / "lab").exists()
+
+
+@pytest.mark.parametrize(("host", "words"), [
+    ("192.0.2.10", "is 192.0.2.10 an address of this machine"),   # TEST-NET-1: not on this machine
+    ("127.0.0.1:80", "cannot be written into configs"),
+])
+def test_lab_serve_that_cannot_listen_leaves_the_configs_alone(cluster: LabCluster, host: str,
+                                                                words: str) -> None:
+    """An address the servers cannot listen on (or no address at all) is refused before the configs
+    and ITL records are re-issued for it: they keep naming the address phones can reach."""
+    generation = cluster.generation
+    proc = subprocess.run(_serve_cmd(cluster.root, "--host", host), capture_output=True, text=True,
+                          check=False, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)
+    assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
+    reopened = LabCluster.open(cluster.root)
+    assert reopened.state.host == HOST and reopened.generation == generation
+    assert host not in (cluster.root / "tftp" / f"SEP{MAC}.cnf.xml").read_text()
