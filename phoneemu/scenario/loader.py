@@ -468,6 +468,12 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
         args = {}
         if "fail" in am:
             args["fail"] = list(ctx.names(am["fail"], f"{field}.fail"))
+            items = am["fail"].value if isinstance(am["fail"].value, list) else [am["fail"]]
+            for n, (name, item) in enumerate(zip(args["fail"], items, strict=True)):
+                if not name.strip() or len(name) > 255 or any(c in name for c in "/\\\0"):
+                    shown = name if len(name) <= 40 else name[:40] + "..."
+                    raise ctx.fail(item, f"{field}.fail[{n}]", f"expected a served file name or * pattern "
+                                   f"(1..255 characters, no path), got {shown!r}")
         if "loss" in am:
             loss = am["loss"].value
             if isinstance(loss, bool) or not isinstance(loss, (int, float)) or not 0 <= loss < 1:

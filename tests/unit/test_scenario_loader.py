@@ -201,3 +201,15 @@ def test_cluster_option_booleans_and_numbers_load() -> None:
     text = GOOD.replace("  other: {seed: 8}", "  other: {seed: 8, pre_8_0: on, mixed_mode: false, nodes: 2}")
     assert load_text(text, "demo.yaml").clusters["other"].options == {"pre_8_0": True, "mixed_mode": False,
                                                                        "nodes": 2}
+
+
+@pytest.mark.parametrize("fail", ["['']", "['../SEP{mac}.cnf.xml']", "'a\\\\b'", f"['{'x' * 300}']"])
+def test_network_fail_names_a_served_file(fail: str) -> None:
+    """An empty name, a path or an over-long name would silently match no download."""
+    text = GOOD.replace("  - boot: sbd\n", f"  - boot: sbd\n  - network: {{fail: {fail}}}\n")
+    with pytest.raises(ScenarioError, match=r"demo\.yaml:11 steps\[1\]\.network\.fail.*served file name"):
+        load_text(text, "demo.yaml")
+    ok = GOOD.replace("  - boot: sbd\n",
+                      "  - boot: sbd\n  - network: {fail: ['SEP{mac}.cnf.xml', '*.tlv']}\n")
+    step = load_text(ok, "demo.yaml").steps[1]
+    assert isinstance(step, Step) and step.args["fail"] == ["SEP{mac}.cnf.xml", "*.tlv"]
