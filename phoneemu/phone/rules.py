@@ -172,6 +172,7 @@ Our conventions (spec [UNK]/[INF]), stated once here:
 from __future__ import annotations
 
 import datetime as dt
+import string
 from collections.abc import Iterable, Sequence
 from typing import Literal, Protocol
 
@@ -394,9 +395,19 @@ def _fail_rule(prefix: str, reason: VerifyReason) -> str:
 
 
 # --------------------------------------------------------------------------- header FILENAME (§A.2 tag 14)
+_ASCII_UPPER = str.maketrans(string.ascii_lowercase, string.ascii_uppercase)
+
+
 def _name_key(name: str) -> str:
-    """A file name as compared: ``\\`` read as ``/``, leading ``/`` dropped, upper case (our convention)."""
-    return name.replace("\\", "/").lstrip("/").upper()
+    """A file name as compared: ``\\`` read as ``/``, leading ``/`` dropped, ASCII letters upper-cased
+    (our convention). Only ASCII folds: ``str.upper`` would make a name with a dotless i (U+0131), an
+    fi ligature (U+FB01) or a long s (U+017F) equal to the ASCII ``ITLFile.tlv`` / ``SEP….sgn``."""
+    return name.replace("\\", "/").lstrip("/").translate(_ASCII_UPPER)
+
+
+def _shown(name: str) -> str:
+    """``name`` for a reason text: repr, cut to 120 characters (a FILENAME may be 64 KB)."""
+    return repr(name) if len(name) <= 120 else repr(name[:120]) + f"... ({len(name)} characters)"
 
 
 def trust_list_name_problem(header_filename: str, *, kind: TrustKind,
@@ -419,7 +430,8 @@ def trust_list_name_problem(header_filename: str, *, kind: TrustKind,
     if got in allowed:
         return None
     asked = f" (requested {requested})" if requested else ""
-    return f"header FILENAME {header_filename!r} is not {kind}File.tlv{asked}: not the {kind} asked for"
+    return (f"header FILENAME {_shown(header_filename)} is not {kind}File.tlv{asked}: not the {kind} "
+            "asked for")
 
 
 def signed_file_name_problem(header_filename: str, requested: str) -> str | None:
@@ -435,7 +447,7 @@ def signed_file_name_problem(header_filename: str, requested: str) -> str | None
     """
     if _name_key(header_filename) == _name_key(requested):
         return None
-    return f"header FILENAME {header_filename!r} is not the requested {requested!r}"
+    return f"header FILENAME {_shown(header_filename)} is not the requested {requested!r}"
 
 
 # --------------------------------------------------------------------------- §G.2/§G.3 trust lists

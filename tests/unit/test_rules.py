@@ -832,3 +832,34 @@ def test_firmware_must_be_the_requested_load() -> None:
     expect(rules.decide_firmware(s, renamed, profile=P8861, now=NOW, image_signers=[img.cert],
                                  file="sip88xx.14-2-1.loads", requested_load="sip88xx.14-2-1"),
            "D-wrong-load", False, VerifyReason.OTHER)
+
+
+@pytest.mark.parametrize("name", [
+    "\u0131TLFile.tlv",       # dotless i: str.upper() gives I
+    "ITL\ufb01le.tlv",         # fi ligature: str.upper() gives FI
+    "ITLFile.tlv\0",          # NUL inside the name
+    "ITLFile.tlv\0.sgn",
+    "../ITLFile.tlv",
+    "ITLFile.tlv/..",
+    "ITLFile.tlv ",
+    "CTLFile.tlv",
+    "ITLFile.tlv" + "x" * 70_000,
+])
+def test_trust_list_names_that_only_look_right_are_refused(name: str) -> None:
+    problem = rules.trust_list_name_problem(name, kind="ITL", requested=f"ITLSEP{MAC}.tlv")
+    assert problem is not None and len(problem) < 400
+
+
+@pytest.mark.parametrize("name", [
+    f"\u017fEP{MAC}.cnf.xml.sgn", f"SEP{MAC}.cnf.xml.\u017fgn",  # long s: str.upper() gives S
+    f"\uff33EP{MAC}.cnf.xml.sgn",  # fullwidth S
+    f"SEP{MAC}.cnf.xml.sgn\0", f"../SEP{MAC}.cnf.xml.sgn", f"SEP{MAC}.cnf.xml", f"SEP{MAC}.cnf.xml.enc.sgn",
+])
+def test_signed_file_names_that_only_look_right_are_refused(name: str) -> None:
+    assert rules.signed_file_name_problem(name, f"SEP{MAC}.cnf.xml.sgn") is not None
+
+
+def test_file_names_fold_ascii_case_and_separators_only() -> None:
+    assert rules.signed_file_name_problem(f"sep{MAC.lower()}.CNF.xml.sgn", f"SEP{MAC}.cnf.xml.sgn") is None
+    assert rules.signed_file_name_problem("\\Sub\\x.sgn", "sub/X.sgn") is None
+    assert rules.trust_list_name_problem("/itlfile.TLV", kind="ITL") is None
