@@ -29,7 +29,7 @@ from cryptography import x509
 from phoneemu.crypto import certs
 from phoneemu.crypto.keys import KeySpec, PrivateKey, generate_key, private_key_pem
 from phoneemu.errors import EncodeError
-from phoneemu.files import read_at_most
+from phoneemu.files import atomic_write, read_at_most
 from phoneemu.formats import signed, trustlist
 from phoneemu.formats.header import FileSigner
 from phoneemu.formats.trustlist import Role, TrustRecord
@@ -206,6 +206,9 @@ def build_corpus(fmt: str, *, bits: int = 1024) -> Corpus:
 
 #: Largest seed file taken from ``--seed-dir`` (a trust list is at most 64 KiB, spec §B.5).
 MAX_SEED_FILE = 1 << 20
+#: At most this many ``--seed-dir`` files, holding at most this many bytes together (all kept in memory).
+MAX_SEED_FILES = 1000
+MAX_SEED_TOTAL = 64 << 20
 _SUFFIX = {"itl": ".tlv", "ctl": ".tlv", "sgn": ".sgn", "enc": ".enc.sgn"}
 
 
@@ -218,9 +221,17 @@ def with_seed_files(corpus: Corpus, folder: Path) -> Corpus:
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:
         raise EncodeError(f"--seed-dir {folder}: holds no files", path="--seed-dir")
+    if len(files) > MAX_SEED_FILES:
+        raise EncodeError(f"--seed-dir {folder}: {len(files)} files, more than {MAX_SEED_FILES}: choose the "
+                          "seeds that matter", path="--seed-dir")
     seeds, names = list(corpus.seeds), list(corpus.names)
+    total = 0
     for p in files:
         data = read_at_most(p, MAX_SEED_FILE, what="seed file")
+        total += len(data)
+        if total > MAX_SEED_TOTAL:  # every seed stays in memory for the whole run
+            raise EncodeError(f"--seed-dir {folder}: the files hold more than {MAX_SEED_TOTAL} bytes "
+                              f"(reached at {p.name})", path="--seed-dir")
         if not data:
             raise EncodeError(f"--seed-dir: {p} is empty", path="--seed-dir")
         if data not in seeds:
@@ -234,19 +245,22 @@ def export_corpus(corpus: Corpus, folder: Path) -> list[Path]:
     to check them: the re-signing signer's certificate, the certificate ``.sgn``/``.enc.sgn`` verify
     with, and the ``.enc.sgn`` recipient's key and certificate. These are fixed fuzzing keys derived
     from public labels (``unsafe_seed``): they protect nothing."""
+    if folder.exists() and not folder.is_dir():
+        raise EncodeError(f"--export-corpus {folder}: exists and is not a folder", path="--export-corpus")
     folder.mkdir(parents=True, exist_ok=True)
     written = []
+    # atomic_write: a file (or a planted link) already there is replaced, never written through, and
+    # the key is 0600 from its first byte
     for i, (name, data) in enumerate(zip(corpus.names, corpus.seeds, strict=True)):
         suffix = "" if name.endswith(_SUFFIX[corpus.fmt]) else _SUFFIX[corpus.fmt]
         p = folder / f"{i:02d}-{name}{suffix}"
-        p.write_bytes(data)
+        atomic_write(p, data)
         written.append(p)
     keys = {"signer.pem": certs.cert_pem(corpus.signer.cert),
             "verify.pem": certs.cert_pem(corpus.verify_cert),
             "recipient.pem": certs.cert_pem(corpus.recipient.cert),
             "recipient.key": private_key_pem(corpus.recipient.key)}
     for name, blob in keys.items():
-        (folder / name).write_bytes(blob)
+        atomic_write(folder / name, blob, mode=0o600 if name.endswith(".key") else 0o644)
         written.append(folder / name)
-    (folder / "recipient.key").chmod(0o600)
     return written

@@ -297,6 +297,12 @@ def _cwd_importable() -> None:
         sys.path.insert(0, cwd)
 
 
+def _exc_text(exc: BaseException) -> str:
+    """``SyntaxError: expected ':' (mod.py, line 1)``: one line, at most 300 characters."""
+    text = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+    return text if len(text) <= 300 else text[:300] + "..."
+
+
 def load_callable(spec: str) -> Callable[[bytes], object]:
     """``package.module:function`` → the function (it takes the input bytes); modules are found
     on the import path and in the current directory."""
@@ -310,6 +316,9 @@ def load_callable(spec: str) -> Callable[[bytes], object]:
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
         raise EncodeError(f"cannot load target {spec!r}: {exc}", path="--target") from None
+    except (Exception, SystemExit) as exc:  # the module's own code failed while being imported
+        raise EncodeError(f"cannot load target {spec!r}: importing {mod_name} raised {_exc_text(exc)}",
+                          path="--target") from None
     if not callable(obj):
         raise EncodeError(f"target {spec!r} is not callable", path="--target")
     return obj
@@ -321,7 +330,7 @@ def load_exception_types(spec: str) -> tuple[type[BaseException], ...]:
     out: list[type[BaseException]] = []
     names = [n.strip() for n in spec.split(",") if n.strip()]
     if not names:
-        raise EncodeError("--reject-exc: name at least one exception type, e.g. ValueError,mypkg.ParseError",
+        raise EncodeError("name at least one exception type, e.g. ValueError,mypkg.ParseError",
                           path="--reject-exc")
     _cwd_importable()
     for name in names:
@@ -331,12 +340,17 @@ def load_exception_types(spec: str) -> tuple[type[BaseException], ...]:
             for part in attr.split("."):
                 obj = getattr(obj, part)
         except (ImportError, AttributeError, ValueError) as exc:
-            raise EncodeError(f"--reject-exc: cannot load {name!r}: {exc}", path="--reject-exc") from None
+            raise EncodeError(f"cannot load {name!r}: {exc}", path="--reject-exc") from None
+        except (Exception, SystemExit) as exc:  # a relative name, or the module failed while imported
+            raise EncodeError(f"cannot load {name!r}: {_exc_text(exc)}", path="--reject-exc") from None
         if not isinstance(obj, type) or not issubclass(obj, BaseException):
-            raise EncodeError(f"--reject-exc: {name!r} is not an exception class", path="--reject-exc")
+            raise EncodeError(f"{name!r} is not an exception class", path="--reject-exc")
         if obj in (BaseException, Exception):
-            raise EncodeError(f"--reject-exc: {name} would count every crash as a rejection; name the "
+            raise EncodeError(f"{name} would count every crash as a rejection; name the "
                               "parser's own error types", path="--reject-exc")
+        if not issubclass(obj, (Exception, SystemExit)):  # KeyboardInterrupt: Ctrl-C must stop the run
+            raise EncodeError(f"{name} is not an error a parser raises (Ctrl-C must stop the fuzzer)",
+                              path="--reject-exc")
         out.append(obj)
     return tuple(out)
 

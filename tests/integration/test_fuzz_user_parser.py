@@ -116,3 +116,72 @@ def test_reject_exc_with_the_phoneemu_target_is_refused(tmp_path: Path) -> None:
     assert main(["fuzz", "--format", "itl", "--target", "phoneemu", "--reject-exc", "ValueError",
                  "--runs", "1", "--out", str(tmp_path)]) == 2
     assert main(["fuzz", "--format", "itl", "--runs", "1", "--out", str(tmp_path)]) == 2
+
+
+@pytest.mark.parametrize(("module", "words"), [
+    ("def parse(b) pass\n", "SyntaxError"),
+    ("raise RuntimeError('boom')\n", "RuntimeError: boom"),
+    ("raise SystemExit(3)\n", "SystemExit: 3"),
+])
+def test_a_target_module_that_fails_to_import_is_a_usage_error(parser_dir: Path, module: str,
+                                                                words: str) -> None:
+    (parser_dir / "broken.py").write_text(module)
+    sys.modules.pop("broken", None)
+    with pytest.raises(EncodeError, match=words):
+        load_callable("broken:parse")
+    sys.modules.pop("broken", None)
+    with pytest.raises(EncodeError, match=words):
+        load_exception_types("broken.ParseError")
+    sys.modules.pop("broken", None)
+
+
+@pytest.mark.parametrize(("spec", "words"), [
+    ("..x", "cannot load"),                      # a relative name: TypeError from importlib
+    ("KeyboardInterrupt", "Ctrl-C must stop"),   # would swallow Ctrl-C as a rejection
+    ("ValueError,GeneratorExit", "not an error a parser raises"),
+])
+def test_reject_exc_refuses_relative_names_and_non_errors(spec: str, words: str) -> None:
+    with pytest.raises(EncodeError, match=words):
+        load_exception_types(spec)
+    with pytest.raises(EncodeError, match="cannot load target"):
+        load_callable("..x:parse")
+
+
+def test_fuzz_cli_import_failure_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "broken.py").write_text("def parse(b) pass\n")
+    r = _cli("--format", "itl", "--target", "broken:parse", "--runs", "1", "--out", "o", cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_export_corpus_refuses_a_file_and_replaces_links(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    assert main(["fuzz", "--format", "itl", "--export-corpus", str(tmp_path / "afile")]) == 2
+    out = tmp_path / "exp"
+    out.mkdir()
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    (out / "recipient.key").symlink_to(victim)
+    assert main(["fuzz", "--format", "itl", "--export-corpus", str(out)]) == 0
+    assert victim.read_text() == "keep" and not (out / "recipient.key").is_symlink()
+    assert (out / "recipient.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_seed_dir_skips_devices_fifos_and_folders_and_caps_its_size(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from phoneemu.fuzz import corpus as corpus_mod
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "zero").symlink_to("/dev/zero")
+    os.mkfifo(seeds / "fifo")
+    (seeds / "sub").mkdir()
+    (seeds / "a.tlv").write_bytes(b"\x01" * 100)
+    (seeds / "b.tlv").write_bytes(b"\x02" * 100)
+    base = corpus_mod.build_corpus("itl")
+    got = corpus_mod.with_seed_files(base, seeds)
+    assert got.names[len(base.names):] == ("a.tlv", "b.tlv")
+    monkeypatch.setattr(corpus_mod, "MAX_SEED_TOTAL", 150)
+    with pytest.raises(EncodeError, match=r"more than 150 bytes \(reached at b\.tlv"):
+        corpus_mod.with_seed_files(base, seeds)
+    monkeypatch.setattr(corpus_mod, "MAX_SEED_FILES", 1)
+    with pytest.raises(EncodeError, match="2 files, more than 1"):
+        corpus_mod.with_seed_files(base, seeds)
