@@ -102,6 +102,9 @@ CHECKS: dict[str, tuple[str, ...] | None] = {
     "trust_file_retries": None,
 }
 
+_BOOL_CHECKS = frozenset({"locked_out", "encrypted", "tvs_used"})
+_INT_CHECKS = {"trust_file_retries": (0, 100)}
+
 STEP_KINDS = (
     "boot", "reset", "admin", "move", "service", "network", "tamper", "clock",
     "erase", "factory-reset", "set-key", "capf", "https", "expect",
@@ -534,8 +537,19 @@ def _expectation(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGrou
             continue
         allowed = CHECKS[key]
         values = val.value if isinstance(val.value, list) else [val]
-        for v in values:
+        typed: list[Any] = []
+        for n, v in enumerate(values):
             item = v if isinstance(v, _Node) else val
+            at = f"{field}.{key}[{n}]" if isinstance(val.value, list) else f"{field}.{key}"
+            # typed as the check reads them: "no" must not be truthy, {a: 1} must not become a pattern
+            if key in _BOOL_CHECKS:
+                typed.append(ctx.boolean(item, at))
+            elif key in _INT_CHECKS:
+                typed.append(ctx.integer(item, at, *_INT_CHECKS[key]))
+            else:
+                typed.append(ctx.string(item, at))
+                if not typed[-1].strip():
+                    raise ctx.fail(item, at, "empty text (it would match anything)")
             if allowed is not None and item.value not in allowed:
                 raise ctx.fail(item, f"{field}.{key}",
                                f"unknown value {item.value!r} (expected one of: {', '.join(allowed)})")
@@ -544,7 +558,7 @@ def _expectation(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGrou
                 raise ctx.fail(item, f"{field}.{key}", f"unknown rule {item.value!r} (a rule id such as "
                                f"G.3.4-vouched-by-tvs, or a section such as G.3.4"
                                f"{'; did you mean ' + ' or '.join(near) if near else ''})")
-        checks[key] = _plain(val)
+        checks[key] = typed if isinstance(val.value, list) else typed[0]
     if not checks:
         raise ctx.fail(node, field, f"an expectation needs at least one check ({', '.join(CHECKS)})")
     return Expectation(

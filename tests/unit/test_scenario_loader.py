@@ -213,3 +213,30 @@ def test_network_fail_names_a_served_file(fail: str) -> None:
                       "  - boot: sbd\n  - network: {fail: ['SEP{mac}.cnf.xml', '*.tlv']}\n")
     step = load_text(ok, "demo.yaml").steps[1]
     assert isinstance(step, Step) and step.args["fail"] == ["SEP{mac}.cnf.xml", "*.tlv"]
+
+
+@pytest.mark.parametrize(("check", "field", "words"), [
+    ('locked_out: "no"', "locked_out", "expected true/false"),   # was bool("no"): True
+    ("tvs_used: 2", "tvs_used", "expected true/false"),
+    ("trust_file_retries: three", "trust_file_retries", "expected an integer in 0..100"),
+    ("trust_file_retries: true", "trust_file_retries", "expected an integer"),
+    ("itl_records: [{role: SAST}]", r"itl_records\[0\]", "expected text"),
+    ("ctl_records: [[SAST x]]", r"ctl_records\[0\]", "expected text"),
+    ("itl_records: [null]", r"itl_records\[0\]", "expected text, got None"),
+    ("itl_signer: ''", "itl_signer", "empty text"),
+    ("deciding_rule: {a: 1}", "deciding_rule", "expected text"),
+    ("itl_file_status: [match, {a: 1}]", r"itl_file_status\[1\]", "expected text"),
+])
+def test_expectation_values_are_typed_at_load_time(check: str, field: str, words: str) -> None:
+    text = GOOD.replace("itl: [installed, updated], xfail: known gap", check)
+    with pytest.raises(ScenarioError, match=rf"demo\.yaml:14 steps\[4\]\.expect\.{field}: .*{words}"):
+        load_text(text, "demo.yaml")
+
+
+def test_expectation_values_keep_their_meaning() -> None:
+    text = GOOD.replace("itl: [installed, updated], xfail: known gap",
+                        "locked_out: off, trust_file_retries: [3, 4], itl_records: ['SAST *', 'TVS*']")
+    exp = load_text(text, "demo.yaml").steps[4]
+    assert isinstance(exp, Expectation)
+    assert exp.checks == {"locked_out": False, "trust_file_retries": [3, 4],
+                          "itl_records": ["SAST *", "TVS*"]}
