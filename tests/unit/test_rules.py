@@ -863,3 +863,30 @@ def test_file_names_fold_ascii_case_and_separators_only() -> None:
     assert rules.signed_file_name_problem(f"sep{MAC.lower()}.CNF.xml.sgn", f"SEP{MAC}.cnf.xml.sgn") is None
     assert rules.signed_file_name_problem("\\Sub\\x.sgn", "sub/X.sgn") is None
     assert rules.trust_list_name_problem("/itlfile.TLV", kind="ITL") is None
+
+
+def test_key_only_record_needs_the_same_key_serial_and_issuer() -> None:
+    """A record with a key but no certificate: a certificate with another key never matches, nor one
+    with the same key but another serial or issuer (spec §B.2, our convention)."""
+    tvs = ident("tvs-a")
+    full = tvs.record(Role.TVS)
+    t = dt.datetime.fromtimestamp(NOW, tz=dt.UTC)
+
+    def reissued(serial: int, issuer_key: object | None = None) -> tuple[bytes, object]:
+        req = certs.CertRequest(subject=certs.dn_text(tvs.cert.subject), public_key=tvs.cert.public_key(),
+                                serial=serial, not_before=t - dt.timedelta(days=1),
+                                not_after=t + dt.timedelta(days=30))
+        key = issuer_key or generate_key(KeySpec.parse("rsa1024"), unsafe_seed="rules-issuer")
+        der = certs.cert_der(certs.issue_certificate(req, issuer_key=key))  # type: ignore[arg-type]
+        return der, certs.load_cert_der(der)
+
+    key_only = TrustRecord(role=Role.TVS, subject=full.subject, issuer=full.issuer, serial=full.serial,
+                           public_key=full.public_key)
+    bare_key = TrustRecord(role=Role.TVS, public_key=full.public_key)
+    other_serial = reissued(tvs.cert.serial_number + 1)
+    assert not rules.record_matches_peer(key_only, *other_serial)  # type: ignore[arg-type]
+    assert rules.record_matches_peer(bare_key, *other_serial)      # type: ignore[arg-type]
+    forged = _forged(tvs)
+    assert not rules.record_matches_peer(bare_key, forged, certs.load_cert_der(forged))
+    garbled = TrustRecord(role=Role.TVS, public_key=b"\x30\x03\x02\x01\x01")
+    assert not rules.record_matches_peer(garbled, certs.cert_der(tvs.cert), tvs.cert)
