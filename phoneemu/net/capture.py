@@ -378,6 +378,7 @@ def _frame_packet(link: int, frame: bytes, body_at: int, ts: float, index: int) 
 
 
 _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
+_PCAPNG_MAX_INTERFACES = 65536
 _PCAPNG_MAX_BLOCK = SNAPLEN + 4096  # a packet block holds at most one snaplen of data and its options
 
 
@@ -440,6 +441,9 @@ def _read_pcapng(read: Callable[[int], bytes], max_packets: int) -> Iterator[Pca
             if link not in _LINK_HEADERS:
                 raise _perr(f"unsupported link type {link} (expected one of {sorted(_LINK_HEADERS)})", at,
                             f"interface[{len(links)}].linktype")
+            if len(links) >= _PCAPNG_MAX_INTERFACES:  # each is kept for the section: memory stays bounded
+                raise _perr(f"more than {_PCAPNG_MAX_INTERFACES} interfaces in one section", pos,
+                            f"interface[{len(links)}]")
             links.append((link, snaplen or SNAPLEN, units))
         elif kind in (3, 6):  # Simple / Enhanced Packet Block
             if index >= max_packets:

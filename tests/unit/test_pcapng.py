@@ -222,3 +222,13 @@ def test_random_pcapng_blocks_only_raise_decode_error(tmp_path_factory: pytest.T
     f.write_bytes(data)
     with contextlib.suppress(DecodeError):
         assert len(list(read_pcap(f))) <= len(data) // 12
+
+
+def test_interface_descriptions_are_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from phoneemu.net import capture
+    monkeypatch.setattr(capture, "_PCAPNG_MAX_INTERFACES", 3)
+    shb = _block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    f = tmp_path / "many.pcapng"
+    f.write_bytes(shb + _block(1, struct.pack("<HHI", 101, 0, 0)) * 4)
+    with pytest.raises(DecodeError, match=r"interface\[3\].*more than 3 interfaces"):
+        list(read_pcap(f))
