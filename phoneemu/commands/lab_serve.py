@@ -96,6 +96,7 @@ async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, htt
     if host is None:
         host = named
     elif host.strip() in WILDCARD_HOSTS:
+        host = host.strip()
         print(f"listening on every address; configs and ITL records name {named} "
               f"(to change it: phoneemu lab serve --dir {root} --host ADDRESS)")
     else:
