@@ -1247,6 +1247,9 @@ class LabCluster:
         # recorded ("tvs-N", by the servers that listen for it), in node order = priority order
         tvs_ports = [st.ports["tvs"]] + [st.ports[f"tvs-{n}"] for n in range(2, st.nodes + 1)
                                          if f"tvs-{n}" in st.ports]
+        # a config names at most config.MAX_SERVERS TVS servers: with more nodes (up to 8) the first ones
+        # are listed; the others still run TVS and stay in the ITL (lab serve failed to start at 6 nodes)
+        tvs_ports = tvs_ports[:config.MAX_SERVERS]
         tvs = tuple(config.Server(host=st.host, port=port, priority=i) for i, port in enumerate(tvs_ports)) \
             if not st.pre_8_0 else ()  # no TVS before 8.0
         capf = (config.Server(host=st.host, port=st.ports["capf"], priority=0),)

@@ -646,6 +646,19 @@ def test_add_and_remove_node(lab: LabCluster) -> None:
     assert lab.tvs_identity(2).der != tvs2.der
 
 
+def test_eight_nodes_configs_list_at_most_five_tvs(lab: LabCluster) -> None:
+    """add-node goes to 8 nodes, a config names at most 5 TVS servers: recording the running TVS
+    ports of 8 nodes (lab serve) must not fail to build the configs."""
+    for i in range(7):
+        lab.add_node(now=NOW + 10 + i)
+    with pytest.raises(EncodeError, match="at most 8 nodes"):
+        lab.add_node()
+    lab.set_ports(tvs=40001, **{f"tvs-{n}": 40000 + n for n in range(2, 9)})
+    cfg = config.parse(lab.get(f"SEP{MAC}.cnf.xml") or b"")
+    assert [s.port for s in cfg.tvs_servers] == [40001, 40002, 40003, 40004, 40005]
+    assert sum(1 for r in _tl(lab).records if r.role == Role.TVS) >= 8
+
+
 def test_security_mode_in_device_config(lab: LabCluster) -> None:
     assert config.parse(lab.get(f"SEP{MAC}.cnf.xml") or b"").device_security_mode == 1
     lab.set_security_mode([MAC], "encrypted")
