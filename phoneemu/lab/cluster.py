@@ -112,7 +112,7 @@ ADMIN_OPERATIONS = (
     "regenerate", "mixed-mode", "itl-reset", "restart-tftp", "restart-tvs", "ctl-reset", "ctl-update",
     "rollback", "add-certs", "encryption", "signature-algorithm", "exchange", "load", "capf",
     "autoregistration", "tvs-ttl", "sbd", "upgraded", "tamper", "ports", "clock", "add-node", "remove-node",
-    "security-mode",
+    "security-mode", "itl-capf",
 )
 
 #: Listening addresses that mean "every interface": never an address a config can name.
@@ -780,6 +780,14 @@ class LabCluster:
         self.state.rollback = on
         self._commit("rollback", {"on": on}, now)
 
+    def set_itl_capf(self, on: bool, *, now: Now = None) -> None:
+        """Whether the ITL carries a CAPF record. Without it the phone cannot find the CAPF server's
+        certificate locally and asks TVS, which knows it with role CAPF (seed "Initial Trust List": "The
+        CAPF certificate isn't required in the ITL File (TVS can authenticate it)"; spec §F.1, §G.5)."""
+        self._tick(now)
+        self.state.itl_capf = on
+        self._commit("itl-capf", {"on": on}, now)
+
     def add_certs(self, count: int, *, now: Now = None) -> None:
         """Add ``count`` extra certificates to the ITL (and to TVS) with role TVS.
 
@@ -1035,6 +1043,7 @@ class LabCluster:
             "ctl-reset": lambda: self.ctl_reset(str(args.get("key", "localkey")), now=now),
             "ctl-update": lambda: self.ctl_update(now=now),
             "rollback": lambda: self.set_rollback(_bool(args.get("on", True), "on"), now=now),
+            "itl-capf": lambda: self.set_itl_capf(_bool(args.get("on", True), "on"), now=now),
             "add-node": lambda: self.add_node(now=now),
             "remove-node": lambda: self.remove_node(now=now),
             "add-certs": lambda: self.add_certs(int(args["count"]), now=now),
@@ -1174,7 +1183,9 @@ class LabCluster:
         """ITL records in our order: ITLRecovery SAST, CallManager SAST and CCM+TFTP, CAPF, TVS..."""
         cm = self.callmanager(1)
         recs = [self._record(self.pki.get("itlrecovery"), Role.SAST), self._record(cm, Role.SAST),
-                self._record(cm, Role.CCM_TFTP), self._record(self.pki.get("capf"), Role.CAPF)]
+                self._record(cm, Role.CCM_TFTP)]
+        if self.state.itl_capf:
+            recs.append(self._record(self.pki.get("capf"), Role.CAPF))
         recs += [self._record(self.tvs_identity(n), Role.TVS) for n in range(1, self.state.nodes + 1)]
         if self.state.https_key is not None:
             recs.append(self._record(self.pki.get("tftp-https"), Role.TFTP))
@@ -1304,7 +1315,7 @@ class LabCluster:
             "generation": st.generation, "clock": dt.datetime.fromtimestamp(st.clock, dt.UTC).isoformat(),
             "ports": dict(st.ports), "mixed_mode": st.mixed_mode, "ctl": ctl is not None,
             "itl_signer": st.itl_signer, "ctl_signer": st.ctl_signer if ctl is not None else None,
-            "rollback": st.rollback, "extra_certs": st.extra_certs,
+            "rollback": st.rollback, "itl_capf": st.itl_capf, "extra_certs": st.extra_certs,
             "signature_algorithm": "sha1" if st.hash_alg == 1 else "sha512",
             "upgraded": st.upgraded, "itlrecovery_years": st.itlrecovery_years, "sbd": st.sbd,
             "autoregistration": st.autoregistration, "tvs_ttl": st.tvs_ttl, "load": st.load,

@@ -95,6 +95,9 @@ class ClusterState:
     base_itl_signer: str = "itlrecovery"
     ctl_signer: str = "itlrecovery"  # "callmanager" between ``ctl reset localkey`` and ``ctl update``
     rollback: bool = False
+    #: the CAPF certificate has a record in the ITL (seed "Initial Trust List": it "isn't required in
+    #: the ITL File (TVS can authenticate it), however, it simplifies the connection to CAPF")
+    itl_capf: bool = True
     extra_certs: int = 0
     hash_alg: int = 1  # TFTP file signature algorithm: 1 SHA-1, 3 SHA-512 (spec §A.4)
     sbd: bool = True  # Security By Default features (signed default config)

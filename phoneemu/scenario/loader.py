@@ -44,6 +44,7 @@ ADMIN_OPERATIONS: dict[str, frozenset[str]] = {
     "ctl-reset": frozenset({"key"}),
     "ctl-update": frozenset(),
     "rollback": frozenset({"on"}),
+    "itl-capf": frozenset({"on"}),
     "add-certs": frozenset({"count"}),
     "encryption": frozenset({"phones", "on", "mode"}),
     "signature-algorithm": frozenset({"hash"}),

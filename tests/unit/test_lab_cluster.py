@@ -703,3 +703,19 @@ def test_prepare_mic_keys_is_a_no_op_for_seeded_labs(tmp_path: Path) -> None:
     again = _init(tmp_path / "lab2", seed=7)
     again.add_phone(MAC)
     assert c.phone_identity(MAC)[0] == again.phone_identity(MAC)[0]
+
+
+def test_itl_capf_off_drops_the_capf_record_but_tvs_still_knows_it(lab: LabCluster) -> None:
+    """Seed "Initial Trust List": the CAPF certificate "isn't required in the ITL File (TVS can
+    authenticate it)" — admin op ``itl-capf``."""
+    capf_der = lab.identity("capf").der
+    assert Role.CAPF in [r.role for r in _tl(lab).records]
+    lab.apply("itl-capf", on=False, now=NOW + 60)
+    itl = _tl(lab)
+    assert Role.CAPF not in [r.role for r in itl.records]
+    assert lab.state.itl_capf is False
+    entry = lab.tvs_lookup(capf_der)
+    assert entry is not None and Role.CAPF in entry.roles
+    lab.apply("itl-capf", on=True, now=NOW + 120)
+    assert Role.CAPF in [r.role for r in _tl(lab).records]
+    assert LabCluster.open(lab.root).state.itl_capf is True
