@@ -43,7 +43,7 @@ ADMIN_OPERATIONS: dict[str, frozenset[str]] = {
     "restart-tvs": frozenset(),
     "ctl-reset": frozenset({"key"}),
     "ctl-update": frozenset(),
-    "rollback": frozenset({"on"}),
+    "rollback": frozenset({"on", "reset_phones"}),
     "itl-capf": frozenset({"on"}),
     "add-certs": frozenset({"count"}),
     "encryption": frozenset({"phones", "on", "mode"}),
@@ -428,6 +428,8 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
                     raise ctx.fail(value, f"{field}.{name}",
                                    f"{op}: unknown {name} {text!r} (expected one of: {', '.join(choices)})")
         args = {k: _plain(v) for k, v in am.items()}
+        if "reset_phones" in am:  # Unified CM 10.5+ resets the phones itself (seed "Update ITL File")
+            args["reset_phones"] = ctx.boolean(am["reset_phones"], f"{field}.reset_phones")
         if "auth_string" in am:
             args["auth_string"] = ctx.quoted(am["auth_string"], f"{field}.auth_string", "auth_string")
         if op == "capf":

@@ -175,10 +175,13 @@ async def _admin(world: Any, step: Step) -> None:
     h = world.lab(a.pop("cluster"), step.where)
     if "phones" in a:
         a["macs"] = [p.mac for p in world.select(a.pop("phones"))]
+    reset_phones = bool(a.pop("reset_phones", False))
     if op == "exchange":
         other = world.lab(a.pop("with"), step.where)
         a["other"] = other.cluster
     h.cluster.apply(op, now=world.clock(), **a)
+    if reset_phones:  # the cluster restarts the phones pointing at it (Unified CM 10.5 and later)
+        await world.boot([p for p in world.phones.values() if p.cluster == step.args["cluster"]])
     if op in ("restart-tvs",):
         await h.servers.stop_service("tvs")
         await h.servers.start_service("tvs")

@@ -240,3 +240,14 @@ def test_expectation_values_keep_their_meaning() -> None:
     assert isinstance(exp, Expectation)
     assert exp.checks == {"locked_out": False, "trust_file_retries": [3, 4],
                           "itl_records": ["SAST *", "TVS*"]}
+
+
+def test_rollback_reset_phones_is_a_boolean() -> None:
+    """Unified CM 10.5+ resets the phones when the rollback parameter changes (seed "Update ITL File")."""
+    text = GOOD.replace("{op: regenerate, cert: callmanager}", "{op: rollback, on: true, reset_phones: on}")
+    admin = load_text(text, "demo.yaml").steps[1]
+    assert isinstance(admin, Step) and admin.args["reset_phones"] is True
+    with pytest.raises(ScenarioError, match="true/false"):
+        load_text(text.replace("reset_phones: on", "reset_phones: sometimes"), "demo.yaml")
+    with pytest.raises(ScenarioError, match="reset_phones"):
+        load_text(GOOD.replace("cert: callmanager}", "cert: callmanager, reset_phones: true}"), "demo.yaml")
