@@ -41,6 +41,8 @@ class PhoneView(Protocol):
 
     def has_lsc(self) -> bool: ...
 
+    def lsc_key(self) -> str | None: ...  # the stored LSC's public key, "RSA 2048" / "EC secp256r1"
+
     @property
     def running_load(self) -> str | None: ...
 
@@ -151,6 +153,13 @@ def _lsc(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     for want in _any_of(expected):
         held |= (want == "present" and present) or (want == "absent" and not present) or outcome == want
     return outcome, held
+
+
+def _lsc_key(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+    """The stored LSC's key ("RSA 2048"); "none" without an LSC (seed: CAPF's default key size is
+    2048 bits)."""
+    actual = p.lsc_key() or "none"
+    return actual, actual in [str(v) for v in _any_of(expected)]
 
 
 def _load(p: PhoneView, expected: Any) -> tuple[Any, bool]:
@@ -268,6 +277,7 @@ _CHECKS: dict[str, Callable[[PhoneView, Any], tuple[Any, bool]]] = {
     "reason": _reason,
     "status": _status,
     "lsc": _lsc,
+    "lsc_key": _lsc_key,
     "firmware": _report_field("firmware"),
     "load": _load,
     "locked_out": _bool_field("locked_out"),

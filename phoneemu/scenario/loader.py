@@ -86,6 +86,7 @@ CHECKS: dict[str, tuple[str, ...] | None] = {
     "reason": None,
     "status": None,
     "lsc": ("present", "absent", "installed", "deleted", "unchanged"),
+    "lsc_key": None,
     "firmware": ("accepted", "rejected", "unchanged", "none"),
     "load": None,
     "locked_out": None,

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from phoneemu.crypto.keys import KeySpec
+from cryptography import x509
+
+from phoneemu.crypto.keys import KeySpec, key_description
 from phoneemu.errors import ScenarioError
 from phoneemu.fleet.engine import boot_many
 from phoneemu.formats.trustlist import TrustList
@@ -74,6 +76,12 @@ class PhoneHandle:
 
     def has_lsc(self) -> bool:
         return self.phone.store.lsc is not None
+
+    def lsc_key(self) -> str | None:
+        lsc = self.phone.store.lsc
+        if lsc is None:
+            return None
+        return key_description(x509.load_der_x509_certificate(lsc.cert_der).public_key())  # type: ignore[arg-type]
 
     def trust_list(self, kind: str) -> TrustList | None:
         return self.phone.store.trust_list(kind)

@@ -57,6 +57,9 @@ class _View:
     def has_lsc(self) -> bool:
         return False
 
+    def lsc_key(self) -> str | None:
+        return None
+
     @property
     def running_load(self) -> str | None:
         return None

@@ -28,6 +28,9 @@ class _View:
     def has_lsc(self) -> bool:
         return False
 
+    def lsc_key(self) -> str | None:
+        return None
+
     @property
     def running_load(self) -> str | None:
         return None
@@ -96,3 +99,17 @@ def test_unquoted_macs_that_yaml_keeps_as_text_still_load() -> None:
     assert s.phones["p"].mac_start == "0A0000000701" and s.phones["q"].mac_start == "001122334489"
     with pytest.raises(ScenarioError, match='MAC must be a quoted string: write phones: "001122334466"'):
         loader.load_text(text.replace('"001122334489"', "001122334466"), "x.yaml")
+
+
+def test_lsc_key_reads_the_stored_lsc() -> None:
+    """``lsc_key``: the stored LSC's key ("RSA 2048", seed: CAPF's default key size); "none" without one."""
+
+    class _WithLsc(_View):
+        def lsc_key(self) -> str | None:
+            return "RSA 2048"
+
+    assert checks.evaluate("lsc_key", _WithLsc(report=None), "RSA 2048") == ("RSA 2048", True)
+    other = ["RSA 1024", "EC secp256r1"]
+    assert checks.evaluate("lsc_key", _WithLsc(report=None), other) == ("RSA 2048", False)
+    assert checks.evaluate("lsc_key", _View(report=None), "none") == ("none", True)
+    assert loader.CHECKS["lsc_key"] is None
