@@ -95,6 +95,7 @@ __all__ = [
 ]
 
 _TRUST_DEVICE_RE = re.compile(r"(ITL|CTL)SEP([0-9A-F]{12})\.tlv")
+_DEVICE_CONFIG_RE = re.compile(r"SEP[0-9A-F]{12}\.cnf\.xml(\.sgn|\.enc\.sgn)?")
 _STATIC_FILES = {
     "g3-tones.xml": b'<?xml version="1.0" encoding="UTF-8"?>\n'
                     b'<tones><tone name="dial" freq="350,440"/></tones>\n',
@@ -226,6 +227,7 @@ class LabCluster:
         self._files: dict[str, bytes] = {}
         self._tvs: list[tuple[bytes, str, int, str, tuple[int, ...]]] = []
         self._rand_counter = 0
+        self._central_for: list[LabCluster] = []  # clusters whose device files this TFTP also serves
         self._mtime: tuple[int, int, int] = (0, 0, 0)
         self._unloadable: tuple[int, int, int] | None = None  # a saved state that failed to load
         self._reload_lock = threading.Lock()  # lab serve reloads from its loop and its TVS threads
@@ -394,7 +396,21 @@ class LabCluster:
         m = _TRUST_DEVICE_RE.fullmatch(name)
         if m:
             return self._files.get(f"{m.group(1)}File.tlv")
+        if _DEVICE_CONFIG_RE.fullmatch(name):
+            for other in self._central_for:
+                found = other.get(name)
+                if found is not None:
+                    return found
         return None
+
+    def serve_device_files_of(self, other: LabCluster) -> None:
+        """Be the centralized TFTP of ``other``: serve its phones' configuration files (as ``other``
+        signed or encrypted them, CUCM's Alternate File Location) beside this cluster's own trust
+        lists and files (seed "Update ITL File for Cisco Unified IP Phones", spec §G.11). Not kept in
+        ``cluster.json``: a scenario (or a caller) wires the two running clusters together."""
+        if other is self:
+            raise EncodeError("a cluster cannot be its own centralized TFTP", path="tftp_for")
+        self._central_for.append(other)
 
     @property
     def generation(self) -> int:

@@ -259,8 +259,10 @@ def _cluster(ctx: _Ctx, name: str, node: _Node) -> ClusterSpec:
         return ClusterSpec(name=name, where=ctx.where(node), external=_plain(_Node(ext, node.line)))
     allowed = ("seed", "nodes", "key", "itlrecovery_years", "upgraded", "mixed_mode", "signature_algorithm",
                "rollback", "extra_certs", "load", "autoregistration", "tvs_ttl", "host", "sbd", "itl_signer",
-               "pre_8_0")
+               "pre_8_0", "tftp_for")
     opts = ctx.mapping(node, field, allowed=allowed)
+    if "tftp_for" in opts and ctx.string(opts["tftp_for"], f"{field}.tftp_for") == name:
+        raise ctx.fail(opts["tftp_for"], f"{field}.tftp_for", "a cluster cannot be its own centralized TFTP")
     seed = ctx.integer(opts["seed"], f"{field}.seed") if "seed" in opts else None
     options: dict[str, Any] = {}
     for key, val in opts.items():
@@ -619,6 +621,11 @@ def load_text(text: str, path: str = "<string>") -> Scenario:
             clusters[name] = _cluster(ctx, name, n)
         if not clusters:
             raise ctx.fail(clusters_node, "clusters", "define at least one cluster")
+        for name, spec in clusters.items():
+            home = spec.options.get("tftp_for")
+            if home is not None and (home not in clusters or clusters[home].external is not None):
+                raise ctx.fail(ctx.mapping(clusters_node, "clusters")[name], f"clusters.{name}.tftp_for",
+                               f"tftp_for names {home!r}, not a built-in lab cluster of this file")
     groups: dict[str, PhoneGroup] = {}
     for name, n in ctx.mapping(top["phones"], "phones").items():
         if name == "all":

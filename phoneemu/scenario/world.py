@@ -135,6 +135,12 @@ class World:
     async def start(self) -> None:
         for i, spec in enumerate(self.scenario.clusters.values()):
             self.clusters[spec.name] = await self._start_cluster(spec, i)
+        for spec in self.scenario.clusters.values():  # centralized TFTP (seed "Update ITL File", §G.11)
+            central, home = self.clusters[spec.name].cluster, spec.options.get("tftp_for")
+            if central is not None and home is not None:
+                home_lab = self.clusters[home].cluster
+                assert home_lab is not None  # the loader accepts only built-in labs
+                central.serve_device_files_of(home_lab)
         for group in self.scenario.phones.values():
             self.groups[group.name] = []
             macs = list(group.macs())
@@ -206,6 +212,8 @@ class World:
     def register_on(self, p: PhoneHandle, cluster: str) -> None:
         """A phone moved to ``cluster`` keeps its MIC; a lab cluster gets a device entry for it."""
         p.cluster = cluster
+        if self.clusters[cluster].spec.options.get("tftp_for") == p.spec.cluster:
+            return  # the centralized TFTP of the phone's own cluster: the device entry stays there
         lab = self.clusters[cluster].cluster
         if lab is not None and p.spec.registered:
             lab.add_phone(p.mac, model=p.phone.profile.model, encrypt=p.spec.encrypt,

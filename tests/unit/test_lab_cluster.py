@@ -719,3 +719,18 @@ def test_itl_capf_off_drops_the_capf_record_but_tvs_still_knows_it(lab: LabClust
     lab.apply("itl-capf", on=True, now=NOW + 120)
     assert Role.CAPF in [r.role for r in _tl(lab).records]
     assert LabCluster.open(lab.root).state.itl_capf is True
+
+
+def test_centralized_tftp_serves_the_home_clusters_device_configs(tmp_path: Path) -> None:
+    """Seed "Update ITL File for Cisco Unified IP Phones", spec §G.11: a central TFTP serves the home
+    cluster's configuration files as the home cluster signed them, beside its own trust lists."""
+    home, central = _init(tmp_path / "home", seed=5), _init(tmp_path / "central", seed=6)
+    home.add_phone(MAC)
+    name = f"SEP{MAC}.cnf.xml.sgn"
+    assert central.get(name) is None
+    central.serve_device_files_of(home)
+    assert central.get(name) == home.get(name)
+    assert central.get(f"ITLSEP{MAC}.tlv") == central.get("ITLFile.tlv") != home.get("ITLFile.tlv")
+    assert central.get("SEP001122334499.cnf.xml.sgn") is None  # a device neither cluster knows
+    with pytest.raises(EncodeError):
+        central.serve_device_files_of(central)

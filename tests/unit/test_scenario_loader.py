@@ -251,3 +251,12 @@ def test_rollback_reset_phones_is_a_boolean() -> None:
         load_text(text.replace("reset_phones: on", "reset_phones: sometimes"), "demo.yaml")
     with pytest.raises(ScenarioError, match="reset_phones"):
         load_text(GOOD.replace("cert: callmanager}", "cert: callmanager, reset_phones: true}"), "demo.yaml")
+
+
+def test_tftp_for_names_another_built_in_cluster() -> None:
+    """A centralized TFTP (``tftp_for``) serves another lab cluster's phones (seed "Update ITL File")."""
+    s = load_text(GOOD.replace("other: {seed: 8}", "other: {seed: 8, tftp_for: lab}"), "demo.yaml")
+    assert s.clusters["other"].options["tftp_for"] == "lab"
+    for bad, words in (("tftp_for: nowhere", "not a built-in lab"), ("tftp_for: other", "its own")):
+        with pytest.raises(ScenarioError, match=words):
+            load_text(GOOD.replace("other: {seed: 8}", f"other: {{seed: 8, {bad}}}"), "demo.yaml")
