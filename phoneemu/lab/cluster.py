@@ -66,6 +66,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
+from xml.sax.saxutils import escape as xml_escape
 
 from cryptography import x509
 
@@ -113,7 +114,7 @@ ADMIN_OPERATIONS = (
     "regenerate", "mixed-mode", "itl-reset", "restart-tftp", "restart-tvs", "ctl-reset", "ctl-update",
     "rollback", "add-certs", "encryption", "signature-algorithm", "exchange", "load", "capf",
     "autoregistration", "tvs-ttl", "sbd", "upgraded", "tamper", "ports", "clock", "add-node", "remove-node",
-    "security-mode", "itl-capf",
+    "security-mode", "itl-capf", "digest",
 )
 
 #: Listening addresses that mean "every interface": never an address a config can name.
@@ -211,6 +212,18 @@ def _file_stamp(path: Path) -> tuple[int, int, int]:
     """(inode, size, mtime in ns) of ``path``: changes when the file is replaced or rewritten."""
     st = path.stat()
     return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _device_extra(ph: PhoneState | None) -> dict[str, str]:
+    """Extra config elements of a device: its model and, unless excluded, its SIP digest credentials."""
+    if ph is None:
+        return {}
+    extra = {"phoneModel": f"CP-{ph.model}"}
+    if ph.digest_user is not None and not ph.exclude_digest:
+        user, password = (xml_escape(v) for v in (ph.digest_user, ph.digest_password or ""))
+        extra["sipLines"] = (f'<sipLines><line button="1"><authName>{user}</authName>'
+                             f"<authPassword>{password}</authPassword></line></sipLines>")
+    return extra
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -796,6 +809,22 @@ class LabCluster:
         self.state.rollback = on
         self._commit("rollback", {"on": on}, now)
 
+    def set_digest(self, macs: Iterable[str], user: str | None, password: str | None, *,
+                   exclude: bool = False, now: Now = None) -> None:
+        """SIP digest credentials for phones (seed "Digest Authentication": after a reset "the credentials
+        exist in the phone configuration file that the TFTP server offers to the phone"; ``exclude``:
+        "Exclude Digest Credential in Configuration File"). Carried as ``<sipLines><line button="1">
+        <authName>/<authPassword>``; ``user`` None removes them."""
+        self._tick(now)
+        if user is not None and password is None:
+            raise EncodeError("digest: a user needs a password", path="password")
+        for mac in macs:
+            ph = self._phone(mac)
+            ph.digest_user = None if user is None else str(user)
+            ph.digest_password = None if user is None else str(password)
+            ph.exclude_digest = exclude
+        self._commit("digest", {"macs": list(macs), "user": user, "exclude": exclude}, now)
+
     def set_itl_capf(self, on: bool, *, now: Now = None) -> None:
         """Whether the ITL carries a CAPF record. Without it the phone cannot find the CAPF server's
         certificate locally and asks TVS, which knows it with role CAPF (seed "Initial Trust List": "The
@@ -1059,6 +1088,9 @@ class LabCluster:
             "ctl-reset": lambda: self.ctl_reset(str(args.get("key", "localkey")), now=now),
             "ctl-update": lambda: self.ctl_update(now=now),
             "rollback": lambda: self.set_rollback(_bool(args.get("on", True), "on"), now=now),
+            "digest": lambda: self.set_digest(
+                macs or list(self.state.phones), args.get("user"), args.get("password"),
+                exclude=_bool(args.get("exclude", False), "exclude"), now=now),
             "itl-capf": lambda: self.set_itl_capf(_bool(args.get("on", True), "on"), now=now),
             "add-node": lambda: self.add_node(now=now),
             "remove-node": lambda: self.remove_node(now=now),
@@ -1289,7 +1321,7 @@ class LabCluster:
             # the static files served beside the configs (spec §C.6 row 6): the locale's g3-tones.xml
             # and the dial rules, signed like the configs in the same states (seed "File Authentication")
             network_locale="United_States", dial_template="AppDialRules.xml",
-            extra={"phoneModel": f"CP-{ph.model}"} if ph is not None else {},
+            extra=_device_extra(ph),
         )
 
     def _phone_files(self, ph: PhoneState, signer: Any) -> dict[str, bytes]:

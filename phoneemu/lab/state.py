@@ -51,6 +51,12 @@ class PhoneState:
     has_lsc: bool = False  # DIR/phones/<MAC>/lsc.pem exists
     load: str | None = None  # per-phone loadInformation override
     security_mode: int = 1  # device security profile: 1 non-secure, 2 authenticated, 3 encrypted (§H.5)
+    #: SIP digest credentials of the phone's Digest User (seed "Digest Authentication": "the credentials
+    #: exist in the phone configuration file"), left out with "Exclude Digest Credential in
+    #: Configuration File" (``exclude_digest``)
+    digest_user: str | None = None
+    digest_password: str | None = None
+    exclude_digest: bool = False
 
 
 @dataclass(kw_only=True)

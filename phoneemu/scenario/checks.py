@@ -43,6 +43,8 @@ class PhoneView(Protocol):
 
     def lsc_key(self) -> str | None: ...  # the stored LSC's public key, "RSA 2048" / "EC secp256r1"
 
+    def config_xml(self) -> bytes | None: ...  # the plaintext XML of the config the phone holds
+
     @property
     def running_load(self) -> str | None: ...
 
@@ -162,6 +164,20 @@ def _lsc_key(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     return actual, actual in [str(v) for v in _any_of(expected)]
 
 
+def _config_text(present: bool) -> Callable[[PhoneView, Any], tuple[Any, bool]]:
+    """``config_contains`` / ``config_lacks``: every text of the list is (is not) in the plaintext XML
+    of the config the phone holds (seed "Digest Authentication": credentials in the config file)."""
+    def check(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+        xml = p.config_xml()
+        if xml is None:
+            return "no config", False
+        text = xml.decode("utf-8", "replace")
+        found = [str(w) for w in _any_of(expected) if str(w) in text]
+        held = len(found) == len(_any_of(expected)) if present else not found
+        return (f"contains {found}" if found else "contains none of them"), held
+    return check
+
+
 def _load(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     return p.running_load, p.running_load in _any_of(expected)
 
@@ -278,6 +294,8 @@ _CHECKS: dict[str, Callable[[PhoneView, Any], tuple[Any, bool]]] = {
     "status": _status,
     "lsc": _lsc,
     "lsc_key": _lsc_key,
+    "config_contains": _config_text(True),
+    "config_lacks": _config_text(False),
     "firmware": _report_field("firmware"),
     "load": _load,
     "locked_out": _bool_field("locked_out"),

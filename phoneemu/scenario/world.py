@@ -77,6 +77,10 @@ class PhoneHandle:
     def has_lsc(self) -> bool:
         return self.phone.store.lsc is not None
 
+    def config_xml(self) -> bytes | None:
+        acc = self.phone.store.config
+        return acc.xml if acc is not None else None
+
     def lsc_key(self) -> str | None:
         lsc = self.phone.store.lsc
         if lsc is None:

@@ -734,3 +734,18 @@ def test_centralized_tftp_serves_the_home_clusters_device_configs(tmp_path: Path
     assert central.get("SEP001122334499.cnf.xml.sgn") is None  # a device neither cluster knows
     with pytest.raises(EncodeError):
         central.serve_device_files_of(central)
+
+
+def test_digest_credentials_in_config_in_the_clear_only_unencrypted(lab: LabCluster) -> None:
+    """Seed "Digest Authentication": the credentials are in the config the TFTP server offers; an
+    encrypted config keeps them out of the clear; "Exclude Digest Credential" leaves them out."""
+    lab.add_phone(MAC2, encrypt="pki")
+    lab.apply("digest", macs=[MAC, MAC2], user="alice", password="s3cret<&>", now=NOW + 60)
+    sgn = lab.get(f"SEP{MAC}.cnf.xml.sgn")
+    assert sgn is not None and b"<authName>alice</authName>" in sgn and b"s3cret&lt;&amp;&gt;" in sgn
+    served = [v for k, v in lab.files().items() if MAC2 in k and ".cnf.xml" in k]
+    assert served and not any(b"s3cret" in v or b"alice" in v for v in served)
+    lab.apply("digest", macs=[MAC], user="alice", password="s3cret", exclude=True, now=NOW + 120)
+    assert b"alice" not in (lab.get(f"SEP{MAC}.cnf.xml.sgn") or b"")
+    with pytest.raises(EncodeError, match="password"):
+        lab.apply("digest", macs=[MAC], user="bob", now=NOW + 180)

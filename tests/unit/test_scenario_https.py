@@ -60,6 +60,9 @@ class _View:
     def lsc_key(self) -> str | None:
         return None
 
+    def config_xml(self) -> bytes | None:
+        return None
+
     @property
     def running_load(self) -> str | None:
         return None

@@ -31,6 +31,9 @@ class _View:
     def lsc_key(self) -> str | None:
         return None
 
+    def config_xml(self) -> bytes | None:
+        return None
+
     @property
     def running_load(self) -> str | None:
         return None
@@ -113,3 +116,15 @@ def test_lsc_key_reads_the_stored_lsc() -> None:
     assert checks.evaluate("lsc_key", _WithLsc(report=None), other) == ("RSA 2048", False)
     assert checks.evaluate("lsc_key", _View(report=None), "none") == ("none", True)
     assert loader.CHECKS["lsc_key"] is None
+
+
+def test_config_contains_and_lacks() -> None:
+    class _WithConfig(_View):
+        def config_xml(self) -> bytes | None:
+            return b"<device><authName>alice</authName></device>"
+
+    p = _WithConfig(report=None)
+    assert checks.evaluate("config_contains", p, ["alice", "authName"])[1]
+    assert not checks.evaluate("config_contains", p, ["alice", "bob"])[1]
+    assert checks.evaluate("config_lacks", p, "bob")[1] and not checks.evaluate("config_lacks", p, "alice")[1]
+    assert checks.evaluate("config_lacks", _View(report=None), "x") == ("no config", False)
