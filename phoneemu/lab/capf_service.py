@@ -93,7 +93,10 @@ class CapfHandler:
 
     def _emit(self, entry: CapfSessionLog) -> None:
         self.results[entry.outcome.split(":", 1)[0]] = self.results.get(entry.outcome.split(":", 1)[0], 0) + 1
-        level = logging.INFO if ":" not in entry.outcome else logging.WARNING
+        # a phone that closes (e.g. one that refused this server's certificate, spec §F.1) is the
+        # client's choice, logged at INFO; malformed messages, timeouts and lost connections warn
+        quiet = ":" not in entry.outcome or entry.outcome.startswith("closed: peer closed")
+        level = logging.INFO if quiet else logging.WARNING
         _log.log(level, "capf: %s (%s) %s op=%s: %s %s", entry.peer, entry.tls, entry.device_name or "-",
                  entry.operation or "-", entry.outcome, entry.detail)
         if self.on_log is not None:

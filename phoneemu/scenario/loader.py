@@ -261,8 +261,12 @@ def _cluster(ctx: _Ctx, name: str, node: _Node) -> ClusterSpec:
                           allowed=("tftp", "http_port", "use_http"), required=("tftp",))
         return ClusterSpec(name=name, where=ctx.where(node), external=_plain(_Node(ext, node.line)))
     allowed = ("seed", "nodes", "key", "itlrecovery_years", "upgraded", "mixed_mode", "signature_algorithm",
-               "rollback", "extra_certs", "load", "autoregistration", "tvs_ttl", "host", "sbd", "itl_signer",
+               "rollback", "extra_certs", "load", "autoregistration", "tvs_ttl", "sbd", "itl_signer",
                "pre_8_0", "tftp_for")
+    if "host" in m:  # was accepted and ignored: say where lab clusters listen instead
+        raise ctx.fail(m["host"], f"{field}.host", "a lab cluster's address is not chosen per scenario: "
+                       "clusters listen on 127.0.0.<base>, <base+1>, ... (PHONEEMU_LAB_HOST_BASE, 11..40); "
+                       "for a real cluster write external: {tftp: HOST[:PORT]}")
     opts = ctx.mapping(node, field, allowed=allowed)
     if "tftp_for" in opts and ctx.string(opts["tftp_for"], f"{field}.tftp_for") == name:
         raise ctx.fail(opts["tftp_for"], f"{field}.tftp_for", "a cluster cannot be its own centralized TFTP")

@@ -296,12 +296,12 @@ def _profile(group: PhoneGroup) -> PhoneProfile:
         raise ScenarioError(exc.message, file=group.where, path=field) from None
 
 
-_INIT_KEYS = {"nodes", "key", "itlrecovery_years", "upgraded", "host", "tvs_ttl", "sbd", "load",
+_INIT_KEYS = {"nodes", "key", "itlrecovery_years", "upgraded", "tvs_ttl", "sbd", "load",
               "autoregistration", "itl_signer", "pre_8_0"}
 
 
 def _init_options(opts: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in opts.items() if k in _INIT_KEYS and k != "host"}
+    return {k: v for k, v in opts.items() if k in _INIT_KEYS}
 
 
 def _initial_operations(opts: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

@@ -260,3 +260,9 @@ def test_tftp_for_names_another_built_in_cluster() -> None:
     for bad, words in (("tftp_for: nowhere", "not a built-in lab"), ("tftp_for: other", "its own")):
         with pytest.raises(ScenarioError, match=words):
             load_text(GOOD.replace("other: {seed: 8}", f"other: {{seed: 8, {bad}}}"), "demo.yaml")
+
+
+def test_lab_cluster_host_is_refused_with_where_clusters_listen() -> None:
+    text = GOOD.replace("  other: {seed: 8}", "  other: {seed: 8, host: 10.0.0.5}")
+    with pytest.raises(ScenarioError, match=r"demo\.yaml:5 clusters\.other\.host: .*PHONEEMU_LAB_HOST_BASE"):
+        load_text(text, "demo.yaml")
