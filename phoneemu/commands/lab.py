@@ -59,6 +59,9 @@ _OP_EXAMPLES: dict[str, tuple[str, ...]] = {
     "remove-node": ("phoneemu lab remove-node /tmp/lab                 the last node leaves the ITL",),
     "security-mode": ("phoneemu lab security-mode /tmp/lab --mac 001122334455 encrypted",),
     "rollback": ("phoneemu lab rollback /tmp/lab on                 serve the empty ITL",),
+    "digest": ("phoneemu lab digest /tmp/lab --mac 001122334455 --user alice --password lab-secret",
+               "phoneemu lab digest /tmp/lab --mac 001122334455 --user alice --password x --exclude"),
+    "itl-capf": ("phoneemu lab itl-capf /tmp/lab off                 CAPF server then vouched by TVS",),
     "add-certs": ("phoneemu lab add-certs /tmp/lab --count 40        an ITL over 64 KB",),
     "encryption": ("phoneemu lab encryption /tmp/lab --mac 001122334455 on",
                    "phoneemu lab encryption /tmp/lab --mac 001122334455 on --mode symmetric "
@@ -124,6 +127,12 @@ def _require_auth_choice(operation: str | None, auth_mode: int | None, auth_stri
         raise EncodeError(f"CAPF {operation}: say how the phone authenticates: --auth-string DIGITS "
                           "(4..16 digits, typed on the phone), --auth-mode null-string (no proof: any device "
                           "with this MAC can enrol), --auth-mode lsc or --auth-mode mic", path="auth_mode")
+
+
+def _required(value: str | None, option: str, why: str) -> str:
+    if value is None:
+        raise EncodeError(f"needed ({why})", path=option)
+    return value
 
 
 def _onoff(p: argparse.ArgumentParser, what: str) -> None:
@@ -239,6 +248,21 @@ def register(sub: Any) -> None:
     p.add_argument("--mac", required=True, action="append", help="phone MAC (repeatable)")
     p.add_argument("mode", choices=("non-secure", "authenticated", "encrypted"))
     p.set_defaults(handler=_op(lambda c, a, n: c.set_security_mode(a.mac, a.mode, now=n)))
+
+    p = add("digest", "SIP digest credentials of phones, written into their configs (lab values only)")
+    p.add_argument("--mac", required=True, action="append", help="phone MAC (repeatable)")
+    p.add_argument("--user", help="digest user (omit with --clear)")
+    p.add_argument("--password", help="digest password (a lab value: it is stored in the cluster state)")
+    p.add_argument("--exclude", action="store_true",
+                   help="Exclude Digest Credential in Configuration File: keep them out of the config")
+    p.add_argument("--clear", action="store_true", help="remove the phones' digest credentials")
+    p.set_defaults(handler=_op(lambda c, a, n: c.set_digest(
+        a.mac, None if a.clear else _required(a.user, "--user", "or --clear to remove the credentials"),
+        None if a.clear else a.password, exclude=a.exclude, now=n)))
+
+    p = add("itl-capf", "whether the ITL carries the CAPF record (off: phones ask TVS about the CAPF server)")
+    _onoff(p, "CAPF record in the ITL")
+    p.set_defaults(handler=_op(lambda c, a, n: c.set_itl_capf(a.state == "on", now=n)))
 
     p = add("signature-algorithm", "TFTP file signature algorithm (enterprise parameter)")
     p.add_argument("hash", choices=("sha1", "sha512"))

@@ -151,3 +151,24 @@ def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "examples:" in out and "phoneemu lab init" in out and "mic.key" in out
     assert main(["lab"]) == 2
+
+
+def test_digest_and_itl_capf_operations(lab_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = lab_dir / "tftp" / f"SEP{MAC.replace(':', '')}.cnf.xml"
+    assert main(["lab", "digest", str(lab_dir), "--mac", MAC, "--user", "alice", "--password", "pw"]) == 0
+    assert b"<authName>alice</authName>" in cfg.read_bytes()
+    assert main(["lab", "digest", str(lab_dir), "--mac", MAC, "--user", "alice", "--password", "pw",
+                 "--exclude"]) == 0
+    assert b"authName" not in cfg.read_bytes()
+    assert main(["lab", "digest", str(lab_dir), "--mac", MAC]) == 2
+    assert "--user: needed" in capsys.readouterr().err
+
+    def capf_records() -> int:
+        itl = trustlist.parse((lab_dir / "tftp" / "ITLFile.tlv").read_bytes())
+        return sum(1 for r in itl.records if r.role == trustlist.Role.CAPF)
+
+    assert capf_records() == 1
+    assert main(["lab", "itl-capf", str(lab_dir), "off"]) == 0
+    assert capf_records() == 0
+    assert main(["lab", "itl-capf", str(lab_dir), "on"]) == 0
+    assert capf_records() == 1
