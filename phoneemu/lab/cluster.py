@@ -900,6 +900,8 @@ class LabCluster:
 
         The validity applies from the next ITLRecovery regeneration (CUCM carries the certificate over).
         """
+        if years is not None and not 1 <= years <= 30:
+            raise EncodeError(f"ITLRecovery validity {years} years outside 1..30", path="years")
         self.state.upgraded = on
         self.state.itlrecovery_years = years if years is not None else (5 if on else 20)
         self._commit("upgraded", {"on": on, "years": self.state.itlrecovery_years}, now)

@@ -183,6 +183,9 @@ def test_itlrecovery_years(tmp_path: Path) -> None:
     up.regenerate("itlrecovery")
     cert = up.identity("itlrecovery").cert
     assert cert.not_valid_after_utc.year - cert.not_valid_before_utc.year == 20
+    for bad in (0, -3, 100_000):  # 100,000 years would overflow the certificate dates at regeneration
+        with pytest.raises(EncodeError, match=r"outside 1\.\.30"):
+            up.set_upgraded(True, years=bad)
 
 
 # --------------------------------------------------------------------------- admin operations
