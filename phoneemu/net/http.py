@@ -8,7 +8,9 @@ Rules:
   missing → 404; a malformed request line or header → 400; a request line plus headers above
   ``max_header`` bytes (default 8 KiB) → 431. A request body is not accepted (Content-Length > 0 or
   chunked → 400). Keep-alive follows HTTP/1.1 defaults, bounded by ``max_requests`` per connection
-  and an ``idle_timeout``.
+  and an ``idle_timeout``. At most ``max_connections`` connections are open at once (default: a
+  quarter of the open-file limit, beside the TFTP server's half); one more is answered 503 and
+  closed, so a connection flood cannot take the file descriptors the other lab servers need.
 * Client :func:`http_get`: ``GET`` with ``Connection: close``; 200 → body (bounded by ``max_size``),
   404 → ``TransportError(kind="not-found", code=404)``, 403 → ``"refused"``, other statuses →
   ``"error"``; connect failures → ``"unreachable"``; time-outs → ``"timeout"``; malformed answers →
@@ -27,7 +29,7 @@ from urllib.parse import quote, unquote
 
 from phoneemu.errors import TransportError
 from phoneemu.net.tftp_codec import unsafe_name_reason
-from phoneemu.net.tftp_server import Provider, provider_from
+from phoneemu.net.tftp_server import Provider, provider_from, transfer_socket_budget
 from phoneemu.values import is_ascii_digits, parse_ascii_int
 
 __all__ = ["HttpServer", "http_get"]
@@ -35,7 +37,8 @@ __all__ = ["HttpServer", "http_get"]
 _log = logging.getLogger("phoneemu.net.http")
 _ALLOW = "Allow: GET, HEAD\r\n"  # RFC 9110 §15.5.6: a 405 names the methods that are
 _REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-            413: "Content Too Large", 431: "Request Header Fields Too Large", 500: "Internal Server Error"}
+            413: "Content Too Large", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
+            503: "Service Unavailable"}
 
 
 class _BadRequestError(Exception):
@@ -49,7 +52,7 @@ class HttpServer:
 
     def __init__(self, source: Provider | Mapping[str, bytes] | str | Path, host: str = "127.0.0.1",
                  port: int = 6970, *, max_header: int = 8192, max_file_size: int = 32 * 1024 * 1024,
-                 idle_timeout: float = 10.0, max_requests: int = 100,
+                 idle_timeout: float = 10.0, max_requests: int = 100, max_connections: int | None = None,
                  on_request: Callable[[tuple[str, int], str, int], None] | None = None) -> None:
         self.provider = provider_from(source, max_file_size=max_file_size)
         self.host = host
@@ -58,6 +61,8 @@ class HttpServer:
         self.max_file_size = max_file_size
         self.idle_timeout = idle_timeout
         self.max_requests = max_requests
+        self.max_connections = max_connections if max_connections is not None else \
+            transfer_socket_budget(0.25)
         self.on_request = on_request
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -89,6 +94,12 @@ class HttpServer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peername = writer.get_extra_info("peername")
         peer = (str(peername[0]), int(peername[1])) if peername else ("?", 0)
+        if len(self._writers) >= self.max_connections:
+            _log.warning("http: %d connections open, refusing %s (503)", len(self._writers), peer)
+            with contextlib.suppress(Exception):
+                await self._respond(writer, peer, "", 503, b"", head_only=False, keep=False)
+            writer.close()
+            return
         self._writers.add(writer)
         try:
             for _ in range(self.max_requests):

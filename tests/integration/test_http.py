@@ -201,3 +201,24 @@ def test_random_requests_never_stop_the_server() -> None:
                 assert out == b"" or out.split(b" ")[1] in (b"200", b"400", b"403", b"404", b"405", b"431")
             assert await http_get(HOST, srv.port, "ITLFile.tlv") == FILES["ITLFile.tlv"]
     run(main())
+
+
+def test_connection_flood_is_refused_beyond_the_cap_and_service_resumes() -> None:
+    async def main() -> None:
+        async with HttpServer(FILES, HOST, 0, max_connections=3) as srv:
+            idle = [await asyncio.open_connection(HOST, srv.port) for _ in range(3)]
+            await asyncio.sleep(0.05)  # the server has accepted them
+            reader, writer = await asyncio.open_connection(HOST, srv.port)  # answered at once, unread
+            refused = await asyncio.wait_for(reader.read(), 2)
+            writer.close()
+            await writer.wait_closed()
+            assert refused.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+            with pytest.raises(TransportError) as ei:  # the phone's client sees an error status
+                await http_get(HOST, srv.port, "ITLFile.tlv")
+            assert ei.value.code == 503 or ei.value.kind in ("error", "protocol")
+            for _r, w in idle:
+                w.close()
+                await w.wait_closed()
+            await asyncio.sleep(0.05)
+            assert await http_get(HOST, srv.port, "ITLFile.tlv") == FILES["ITLFile.tlv"]
+    run(main())
