@@ -182,7 +182,7 @@ def test_atomic_write_onto_a_folder_leaves_no_temp_file(tmp_path: Path) -> None:
     target = tmp_path / "out"
     target.mkdir()
     with pytest.raises(IsADirectoryError) as info:
-        atomic_write(target, b"-----BEGIN PRIVATE KEY-----", mode=0o600)
+        atomic_write(target, b"secret key bytes", mode=0o600)
     assert info.value.filename == str(target) and "cannot write" in str(info.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and not any(target.iterdir())
 
