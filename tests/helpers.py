@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,3 +32,31 @@ def copy_cluster(template: Path, tmp_path: Path) -> Any:
     root = tmp_path / "lab"
     shutil.copytree(template, root)
     return LabCluster.open(root)
+
+
+@dataclass
+class FakePhoneView:
+    """A ``checks.PhoneView`` with only a boot report and an HTTPS result (unit tests of the checks)."""
+
+    report: Any = None
+    https: Any = None
+    trust: bool = False  # what has_trust answers for every kind
+
+    def has_trust(self, kind: str) -> bool:
+        return self.trust
+
+    def trust_is_empty(self, kind: str) -> bool:
+        return False
+
+    def has_lsc(self) -> bool:
+        return False
+
+    def lsc_key(self) -> str | None:
+        return None
+
+    def config_xml(self) -> bytes | None:
+        return None
+
+    @property
+    def running_load(self) -> str | None:
+        return None

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import pytest
 
 from phoneemu.errors import ScenarioError
 from phoneemu.phone.https import HttpsResult
 from phoneemu.scenario import checks, loader
 from phoneemu.scenario.model import Expectation, Step
+from tests.helpers import FakePhoneView
 
 HEAD = ("reproduces: test\nclusters:\n  lab: {tvs_ttl: 3600}\n  other: {}\n"
         "phones:\n  p: {count: 1, mac_start: 0A0000000001}\nsteps:\n")
@@ -43,38 +41,17 @@ def test_https_errors_name_file_and_line(steps: str, line: int, text: str) -> No
     assert f"x.yaml:{line}" in str(err.value) and text in str(err.value)
 
 
-@dataclass
-class _View:
-    https: HttpsResult | None
-    report: Any = None
-
-    def has_trust(self, kind: str) -> bool:
-        return False
-
-    def trust_is_empty(self, kind: str) -> bool:
-        return False
-
-    def has_lsc(self) -> bool:
-        return False
-
-    def lsc_key(self) -> str | None:
-        return None
-
-    def config_xml(self) -> bytes | None:
-        return None
-
-    @property
-    def running_load(self) -> str | None:
-        return None
+def _view(https: HttpsResult | None) -> FakePhoneView:
+    return FakePhoneView(https=https)
 
 
 def test_https_check_rule_and_status_read_the_last_result() -> None:
-    ok = _View(HttpsResult(trusted=True, how="tvs", rule="E.7.1-https-vouched-by-tvs", reason="r"))
-    bad = _View(HttpsResult(trusted=False, how="rejected", rule="E.7.1-https-tvs-unreachable", reason="r",
+    ok = _view(HttpsResult(trusted=True, how="tvs", rule="E.7.1-https-vouched-by-tvs", reason="r"))
+    bad = _view(HttpsResult(trusted=False, how="rejected", rule="E.7.1-https-tvs-unreachable", reason="r",
                             status="Host Not Found"))
     assert checks.evaluate("https", ok, "trusted") == ("trusted", True)
     assert checks.evaluate("https", bad, "trusted") == ("untrusted", False)
-    assert checks.evaluate("https", _View(None), ["trusted", "untrusted"]) == ("none", False)
+    assert checks.evaluate("https", _view(None), ["trusted", "untrusted"]) == ("none", False)
     assert checks.evaluate("rule", ok, "E.7.1-https-vouched-by-tvs")[1]
     assert not checks.evaluate("rule", ok, "E.7.1-https-cached")[1]
     assert checks.evaluate("rule", bad, "E.7.1")[1]

@@ -5,38 +5,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
 
 from phoneemu.errors import ScenarioError, VerifyReason
 from phoneemu.phone.events import Decision
 from phoneemu.scenario import checks, loader
+from tests.helpers import FakePhoneView
 
 
 @dataclass
-class _View:
-    report: Any
-    https: Any = None
-
-    def has_trust(self, kind: str) -> bool:
-        return True
-
-    def trust_is_empty(self, kind: str) -> bool:
-        return False
-
-    def has_lsc(self) -> bool:
-        return False
-
-    def lsc_key(self) -> str | None:
-        return None
-
-    def config_xml(self) -> bytes | None:
-        return None
-
-    @property
-    def running_load(self) -> str | None:
-        return None
+class _View(FakePhoneView):
+    trust: bool = True
 
 
 def _locked_boot() -> _View:
