@@ -81,6 +81,7 @@ def show_state(store: TrustStore, *, mac: str | None = None, now: int | None = N
         "config": config_info, "mic": _credential(store.mic), "lsc": _credential(store.lsc),
         "symmetric_key_set": store.symmetric_key is not None, "capf_auth_mode": store.capf_auth_mode,
         "running_load": store.firmware_load, "tvs_cache_entries": tvs_entries, "locked": store.locked,
+        "locked_by": sorted(store.locked_by),  # the refused kinds (CTL, ITL) that keep the phone locked
     }
 
 
@@ -130,7 +131,9 @@ def render_show(info: dict[str, Any]) -> str:
     n = info["tvs_cache_entries"]
     out.append(f"  TVS cache: {n} entr{'y' if n == 1 else 'ies'} (RAM only)")
     if info["locked"]:
-        out.append("  Trust List update failed: the phone ignores configuration changes (locked)")
+        by = " and ".join(info["locked_by"]) or "a trust list"
+        out.append(f"  Trust List update failed ({by} refused): the phone ignores configuration changes "
+                   "(locked until that list installs, an erase or a reboot)")
     out += ["  " + line for line in _cred_lines("MIC", info["mic"])]
     out += ["  " + line for line in _cred_lines("LSC", info["lsc"])]
     return "\n".join(out) + "\n"

@@ -647,6 +647,9 @@ def test_ctl_refused_lock_survives_an_itl_installed_later_in_the_boot(lab: LabCl
     assert "G.3.5-locked-ignores-config" in rules(r) and r.config == "rejected"
     assert not r.ok and r.locked_out
     assert status.TRUST_LIST_UPDATE_FAILED in r.statuses
+    info = show_state(p.store, mac=MAC)
+    assert info["locked"] and info["locked_by"] == ["CTL"]
+    assert "Trust List update failed (CTL refused)" in render_show(info)
 
 
 def test_g9_retries_keep_the_boots_ctl_outcome(lab: LabCluster) -> None:
