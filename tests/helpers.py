@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import subprocess
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from functools import partial
@@ -60,3 +61,13 @@ class FakePhoneView:
     @property
     def running_load(self) -> str | None:
         return None
+
+
+def reap(proc: subprocess.Popen[str]) -> None:
+    """Kill ``proc`` if it is still running, wait for it and close its pipes (a test's ``finally``)."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()

@@ -13,7 +13,7 @@ import pytest
 
 from phoneemu.errors import EncodeError
 from phoneemu.lab.cluster import LabCluster
-from tests.helpers import copy_cluster
+from tests.helpers import copy_cluster, reap
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -64,12 +64,7 @@ def test_lab_serve_on_another_host_reissues_configs_for_it(cluster: LabCluster) 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+        reap(proc)
 
 
 def test_set_host_refuses_wildcards_and_is_idempotent(cluster: LabCluster) -> None:

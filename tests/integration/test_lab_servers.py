@@ -24,7 +24,7 @@ from phoneemu.lab.servers import LabServers
 from phoneemu.net.http import http_get
 from phoneemu.net.tftp import tftp_get
 from phoneemu.net.tvs_client import tvs_verify
-from tests.helpers import copy_cluster, run
+from tests.helpers import copy_cluster, reap, run
 
 T = TypeVar("T")
 HOST = "127.0.0.1"
@@ -311,12 +311,7 @@ def test_lab_serve_subprocess_listens_and_stops_on_sigterm(cluster: LabCluster, 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+        reap(proc)
 
 
 def test_lab_serve_port_in_use_is_one_line_exit_2(cluster: LabCluster) -> None:
