@@ -483,8 +483,14 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
         am = ctx.mapping(arg, field, allowed=("loss", "delay_ms", "seed", "cluster", "fail"))
         args = {}
         if "fail" in am:
-            args["fail"] = list(ctx.names(am["fail"], f"{field}.fail"))
             items = am["fail"].value if isinstance(am["fail"].value, list) else [am["fail"]]
+            for n, item in enumerate(items):
+                if not isinstance(item.value, str):  # fail: 3 is not "3 failures": it names no file
+                    raise ctx.fail(item, f"{field}.fail[{n}]",
+                                   f"expected a served file name or * pattern, got {_plain(item)!r} "
+                                   "(e.g. fail: ['ITLSEP{mac}.tlv', '*.cnf.xml.sgn']; "
+                                   "quote a name YAML would read as a number)")
+            args["fail"] = list(ctx.names(am["fail"], f"{field}.fail"))
             for n, (name, item) in enumerate(zip(args["fail"], items, strict=True)):
                 if not name.strip() or len(name) > 255 or any(c in name for c in "/\\\0"):
                     shown = name if len(name) <= 40 else name[:40] + "..."

@@ -215,6 +215,17 @@ def test_network_fail_names_a_served_file(fail: str) -> None:
     assert isinstance(step, Step) and step.args["fail"] == ["SEP{mac}.cnf.xml", "*.tlv"]
 
 
+@pytest.mark.parametrize("fail", ["3", "[3]", "[true]", "['a.tlv', 2.5]"])
+def test_network_fail_refuses_numbers(fail: str) -> None:
+    """``fail: 3`` reads like "fail 3 times" but names no file: it was taken as a file named "3"."""
+    text = GOOD.replace("  - boot: sbd\n", f"  - boot: sbd\n  - network: {{fail: {fail}}}\n")
+    with pytest.raises(ScenarioError, match=r"demo\.yaml:11 steps\[1\]\.network\.fail\[\d\].*quote a name"):
+        load_text(text, "demo.yaml")
+    quoted = GOOD.replace("  - boot: sbd\n", "  - boot: sbd\n  - network: {fail: ['3']}\n")
+    step = load_text(quoted, "demo.yaml").steps[1]
+    assert isinstance(step, Step) and step.args["fail"] == ["3"]
+
+
 @pytest.mark.parametrize(("check", "field", "words"), [
     ('locked_out: "no"', "locked_out", "expected true/false"),   # was bool("no"): True
     ("tvs_used: 2", "tvs_used", "expected true/false"),
