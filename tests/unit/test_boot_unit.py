@@ -716,3 +716,132 @@ def test_static_files_plain_without_trust_list_and_missing_ones_are_normal(lab: 
     assert r.ok and "g3-tones.xml" in f.requests and "g3-tones.xml.sgn" not in f.requests
     assert r.static == {"g3-tones.xml": "accepted", "AppDialRules.xml": "not-found"}
     assert [d.rule for d in r.decisions if d.kind == "static"] == ["G.4-unsigned-no-trust-list"]
+
+
+
+# --------------------------------------------------------------------------- CAPF server trust across retries
+class ScriptedCapf(FakeCapf):
+    """A CAPF server whose TLS connections follow ``script``, one step each (the reconnect after a TVS
+    vouch is a connection too): ``None`` = unreachable before any certificate; ``"capf"`` / ``"evil"`` =
+    present the lab's CAPF / an attacker's certificate (refused → ``kind="tls"`` "not accepted", as the
+    TLS client; accepted → the session runs); ``"capf-lost"`` = present the lab's and lose the line."""
+
+    def __init__(self, lab: LabCluster, script: Sequence[str | None]) -> None:
+        super().__init__(lab)
+        self.script = list(script)
+
+    async def __call__(self, server: Server, session: CapfClientSession, *,
+                       accept_server: Callable[[bytes | None], bool] | None) -> CapfResult:
+        step = self.script.pop(0)
+        where = f"{server.host}:{server.port}"
+        if step is None:
+            raise TransportError(f"{where}: connection refused", kind="unreachable")
+        assert accept_server is not None
+        if not accept_server(_attacker_cert() if step == "evil" else self.lab.identity("capf").der):
+            raise TransportError(f"{where}: CAPF certificate not accepted", kind="tls")
+        if step == "capf-lost":
+            raise TransportError(f"{where}: connection lost", kind="unreachable")
+        return await super().__call__(server, session, accept_server=None)
+
+
+_SESSION = "CAPF session with 127.0.0.1:3804 (auth mode 2)"
+_REFUSED = "CAPF tls: 127.0.0.1:3804: CAPF certificate not accepted"
+
+
+def _retry(n: int) -> list[str]:
+    return [f"CAPF retry {n} of 3 after 30s", _SESSION]
+
+
+def _asked(who: str, answer: str) -> list[str]:
+    return [f"127.0.0.1:3804: F.1-capf-needs-tvs pending (signer {who}): CAPF certificate not in CTL/ITL: "
+            f"ask TVS", f"QUERY {who} to 127.0.0.1:2445", answer]
+
+
+_FOUND = "TVS knows the certificate, roles [<Role.CAPF: 4>], TTL 86400s"
+_VOUCHED = ("127.0.0.1:3804: F.1-capf-vouched-by-tvs accepted (signer <capf>): TVS vouched for the CAPF "
+            "certificate (roles [<Role.CAPF: 4>])")
+_INSTALLED = "capf: F.6-lsc-installed accepted: CAPF issued an LSC; stored with its private key"
+_UNKNOWN = "CAPF certificate not in CTL/ITL and unknown to TVS"
+
+# (script, TVS down, CAPF timeline, CAPF decisions in the report, deciding rule (None: the CAPF
+#  server was trusted), TVS queries, retries slept)
+_CAPF_PATHS: dict[str, tuple[list[str | None], bool, list[str], list[str], str | None, list[str], int]] = {
+    "refused-then-retried": (
+        ["evil"] * 4, False,
+        [_SESSION, *_asked("<evil>", "TVS answer: not-found"), _REFUSED,
+         *_retry(1), _REFUSED, *_retry(2), _REFUSED, *_retry(3), _REFUSED,
+         f"127.0.0.1:3804: F.1-capf-server-untrusted rejected (signer <evil>): after 4 attempts: {_UNKNOWN}"],
+        ["F.1-capf-server-untrusted"], "F.1-capf-server-untrusted unknown-signer", ["<evil>"], 3),
+    "tvs-unreachable": (
+        ["capf"] * 4, True,
+        [_SESSION, *_asked("<capf>", "TVS unreachable (unreachable): connection refused"), _REFUSED,
+         *_retry(1), _REFUSED, *_retry(2), _REFUSED, *_retry(3), _REFUSED,
+         "127.0.0.1:3804: F.1-capf-server-untrusted rejected (signer <capf>): after 4 attempts: CAPF "
+         "certificate not in CTL/ITL and TVS could not vouch (unreachable)"],
+        ["F.1-capf-server-untrusted"], "F.1-capf-server-untrusted tvs-unreachable", ["<capf>"], 3),
+    "vouched-on-the-second-attempt": (
+        [None, "capf", "capf"], False,
+        [_SESSION, "CAPF unreachable: 127.0.0.1:3804: connection refused", *_retry(1),
+         *_asked("<capf>", _FOUND), _VOUCHED, _INSTALLED],
+        ["F.1-capf-vouched-by-tvs", "F.6-lsc-installed"], None, ["<capf>"], 1),
+    "vouched-then-lost-retry-uses-the-answer": (
+        ["capf", "capf-lost", "capf"], False,
+        [_SESSION, *_asked("<capf>", _FOUND), _VOUCHED, "CAPF unreachable: 127.0.0.1:3804: connection lost",
+         *_retry(1), _INSTALLED],
+        ["F.1-capf-vouched-by-tvs", "F.6-lsc-installed"], None, ["<capf>"], 1),
+    "different-certificate-on-retry": (
+        ["evil", "capf", "capf"], False,
+        [_SESSION, *_asked("<evil>", "TVS answer: not-found"), _REFUSED, *_retry(1),
+         *_asked("<capf>", _FOUND), _VOUCHED, _INSTALLED],
+        ["F.1-capf-vouched-by-tvs", "F.6-lsc-installed"], None, ["<evil>", "<capf>"], 1),
+    "last-attempt-decides": (
+        ["evil", "evil", "evil", None], False,
+        [_SESSION, *_asked("<evil>", "TVS answer: not-found"), _REFUSED, *_retry(1), _REFUSED, *_retry(2),
+         _REFUSED, *_retry(3), "CAPF unreachable: 127.0.0.1:3804: connection refused",
+         "capf: F.1-capf-unreachable rejected: after 4 attempts: 127.0.0.1:3804: connection refused"],
+        ["F.1-capf-unreachable"], "F.1-capf-unreachable other", ["<evil>"], 3),
+    "reconnect-after-vouch-checked-again": (
+        ["evil", "evil", "evil", "capf", "evil"], False,
+        [_SESSION, *_asked("<evil>", "TVS answer: not-found"), _REFUSED, *_retry(1), _REFUSED, *_retry(2),
+         _REFUSED, *_retry(3), *_asked("<capf>", _FOUND), _VOUCHED, _REFUSED,
+         f"127.0.0.1:3804: F.1-capf-server-untrusted rejected (signer <evil>): after 4 attempts: {_UNKNOWN}"],
+        ["F.1-capf-vouched-by-tvs", "F.1-capf-server-untrusted"], "F.1-capf-server-untrusted unknown-signer",
+        ["<evil>", "<capf>"], 3),
+}
+
+
+@pytest.mark.parametrize("path", sorted(_CAPF_PATHS))
+def test_capf_server_trust_across_retries(lab: LabCluster, path: str) -> None:
+    """§F.1 (3 more attempts, 30 s apart), §G.5 (CAPF role or TVS): what the phone records, asks TVS and
+    decides when the CAPF server's certificate is not in the ITL, attempt by attempt. A TVS answer holds
+    for the certificate it was about for the rest of the CAPF operation (unreachable included); only the
+    last attempt's failure decides the outcome."""
+    script, down, timeline, decided, deciding, queries, slept = _CAPF_PATHS[path]
+    lab.set_capf([MAC], "install", auth_mode="null-string", key="rsa1024", now=NOW)
+    tvs, capf, sleeps = FakeTvs(lab, down=down), ScriptedCapf(lab, script), Sleeps()
+    r, _ = boot(phone(lab, tvs=tvs, capf=capf, capf_retry_delay=30.0, sleep=sleeps),
+                _itl_without(lab, Role.CAPF))
+    names = {_who(_attacker_cert()): "<evil>", _who(lab.identity("capf").der): "<capf>"}
+    lines = [t.split(" ", 1)[1] for t in r.timeline]
+    lines = lines[lines.index(_SESSION):]
+    end = next(i for i, t in enumerate(lines) if "F.6-" in t or "attempts:" in t)
+    got = [t for t in lines[:end + 1] if not t.startswith("TVS server certificate")]  # FakeTvs probing
+    for who, short in names.items():
+        got = [t.replace(who, short) for t in got]
+    assert got == timeline
+    assert [d.rule for d in r.decisions if d.kind == "capf"] == decided
+    assert [names[f"{q.subject} (serial {q.serial.hex().upper()})"] for q in tvs.queries] == queries
+    assert sleeps.calls == [30.0] * slept and not capf.script and r.tvs_used and r.ok
+    if deciding is None:
+        assert r.lsc == "installed" and r.deciding is not None and r.deciding.kind != "capf"
+    else:
+        assert r.lsc == "absent" and r.deciding is not None and r.deciding.reason_code is not None
+        assert f"{r.deciding.rule} {r.deciding.reason_code.value}" == deciding
+        assert r.deciding.file == ("127.0.0.1:3804" if "untrusted" in deciding else "")
+
+
+def _who(der: bytes) -> str:
+    from phoneemu.crypto import certs
+    from phoneemu.phone.rules import https_query_key
+    key = https_query_key(certs.load_cert_der(der))
+    return f"{key.subject} (serial {key.serial.hex().upper()})"
