@@ -266,6 +266,40 @@ class _Fail:
         return self.error.kind == "not-found"
 
 
+class _CapfServerCheck:
+    """§F.1, §G.5 for one connection to a CAPF server: the ``accept_server`` callback. It decides the
+    certificate the server presents (``decide``: :func:`rules.decide_capf_server`) and keeps what was
+    presented and decided, so a refused connection can say which decision refused it."""
+
+    __slots__ = ("decide", "decision", "presented")
+
+    def __init__(self, decide: Callable[[bytes], Decision]) -> None:
+        self.decide = decide
+        self.presented: bytes | None = None
+        self.decision: Decision | None = None
+
+    def __call__(self, der: bytes | None) -> bool:
+        self.presented = der or b""
+        self.decision = self.decide(self.presented)
+        return self.decision.accepted
+
+    def refused_by(self, exc: TransportError) -> Decision | None:
+        """The decision that refused the server when ``exc`` is the TLS client's refusal, else None."""
+        refused = exc.kind == "tls" and "not accepted" in exc.message
+        d = self.decision
+        return d if refused and d is not None and not d.accepted else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class _CapfFailed:
+    """A CAPF attempt that ended without a result: the timeline note, the message for
+    ``F.1-capf-unreachable``, and the §F.1 decision that refused the server when that was the cause."""
+
+    note: str
+    message: str
+    refused: Decision | None = None
+
+
 class _Boot:
     def __init__(self, *, mac: str, profile: PhoneProfile, store: TrustStore, fetcher: Fetcher,
                  clock: Callable[[], int], events: EventLog, image_signers: Sequence[x509.Certificate],
@@ -301,9 +335,6 @@ class _Boot:
         self.firmware = "none"
         self.static: dict[str, str] = {}
         self._tvs_seen: set[bool] = set()
-        self._capf_tvs: dict[bytes, TvsResult] = {}
-        self._capf_seen: tuple[bytes, Decision] | None = None
-        self._capf_server = ""
 
     # ------------------------------------------------------------------ recording
     def now(self) -> int:
@@ -375,14 +406,6 @@ class _Boot:
         if not ok:
             self.note("tvs", "TVS server certificate is not an ITL TVS record: not used (spec E.1)")
         return ok
-
-    def _accept_capf_server(self, der: bytes | None) -> bool:
-        """§F.1, §G.5: the CAPF certificate must be a CAPF record of the CTL/ITL, or vouched for by TVS
-        (:func:`rules.decide_capf_server`; a TVS answer got during this boot is used)."""
-        d = rules.decide_capf_server(self.store, der, profile=self.profile, now=self.now(),
-                                     tvs_answer=self._capf_tvs.get(der or b""), server=self._capf_server)
-        self._capf_seen = (der or b"", d)
-        return d.accepted
 
     async def ask_tvs(self, key: QueryKey) -> TvsResult:
         servers = self.store.tvs_servers
@@ -626,8 +649,13 @@ class _Boot:
             current_lsc=lsc.cert_der if lsc else None)
 
     async def run_capf(self, cfg: DeviceConfig, mode: int) -> bool:
+        """§F.1: the CAPF operation; a communication failure (a refused CAPF server included) is retried
+        ``capf_retries`` more times, ``capf_retry_delay`` apart, over the servers in priority order. The
+        last attempt's failure decides: the §F.1 decision that refused its server, else
+        ``F.1-capf-unreachable``. TVS answers hold per certificate for the whole operation."""
         servers = sorted(cfg.capf_servers, key=lambda s: s.priority)
-        last: TransportError | None = None
+        tvs_answers: dict[bytes, TvsResult] = {}
+        failed: _CapfFailed | None = None
         for attempt in range(1 + self.capf_retries):
             if attempt:
                 self.note("capf", f"CAPF retry {attempt} of {self.capf_retries} after "
@@ -635,61 +663,54 @@ class _Boot:
                 await self.sleep(self.capf_retry_delay)
             server = servers[attempt % len(servers)]
             self.note("capf", f"CAPF session with {server.host}:{server.port} (auth mode {mode})")
-            try:
-                result = await self.capf_session(server, mode)
-            except TransportError as exc:
-                last = exc
-                self.note("capf", f"CAPF {exc.kind}: {exc.message}")
-                continue
-            except (PhoneEmuError, OSError) as exc:
-                last = TransportError(str(exc), kind="protocol")
-                self.note("capf", f"CAPF error: {exc}")
-                continue
-            return self.capf_result(result)
-        assert last is not None
-        refused = self._capf_refusal(last)
-        if refused is not None:
-            self.record(dataclasses.replace(refused, reason=f"after {1 + self.capf_retries} attempts: "
-                                            f"{refused.reason}"))
-            return False
-        self.record(Decision(
-            rule="F.1-capf-unreachable", accepted=False, file="", kind="capf",
-            reason=f"after {1 + self.capf_retries} attempts: {last.message}", reason_code=VerifyReason.OTHER))
+            got = await self.capf_attempt(server, mode, tvs_answers)
+            if isinstance(got, CapfResult):
+                return self.capf_result(got)
+            failed = got
+            self.note("capf", failed.note)
+        assert failed is not None
+        after = f"after {1 + self.capf_retries} attempts"
+        if failed.refused is not None:
+            self.record(dataclasses.replace(failed.refused, reason=f"{after}: {failed.refused.reason}"))
+        else:
+            self.record(Decision(rule="F.1-capf-unreachable", accepted=False, file="", kind="capf",
+                                 reason=f"{after}: {failed.message}", reason_code=VerifyReason.OTHER))
         return False
 
-    def _capf_refusal(self, exc: TransportError) -> Decision | None:
-        """The §F.1 decision that refused the CAPF server of the session that raised ``exc``, if any."""
-        seen, self._capf_seen = self._capf_seen, None
-        if exc.kind != "tls" or "not accepted" not in exc.message or seen is None or seen[1].accepted:
-            return None
-        return seen[1]
+    async def capf_attempt(self, server: Server, mode: int,
+                           tvs_answers: dict[bytes, TvsResult]) -> CapfResult | _CapfFailed:
+        """One attempt (§F.1, §G.5): connect; when :func:`rules.decide_capf_server` asks for TVS about the
+        certificate presented, ask (QUERY), keep the answer in ``tvs_answers`` and, vouched for, connect
+        again at once. Otherwise the refusal stands for this attempt."""
+        where = f"{server.host}:{server.port}"
 
-    async def capf_session(self, server: Server, mode: int) -> CapfResult:
-        """One CAPF session; a server certificate the lists do not know is checked with TVS (§F.1, §G.5)
-        and, when TVS vouches for it with the CAPF role, the phone connects again at once."""
-        self._capf_seen = None
-        self._capf_server = f"{server.host}:{server.port}"
+        def decide(der: bytes) -> Decision:
+            return rules.decide_capf_server(self.store, der, profile=self.profile, now=self.now(),
+                                            tvs_answer=tvs_answers.get(der), server=where)
+
+        check = _CapfServerCheck(decide)
+        got = await self.capf_connect(server, mode, check)
+        if not isinstance(got, _CapfFailed) or got.refused is None or not got.refused.pending:
+            return got
+        assert got.refused.needs_tvs is not None and check.presented is not None
+        self.record(got.refused)
+        tvs_answers[check.presented] = await self.ask_tvs(got.refused.needs_tvs)
+        d = decide(check.presented)
+        if not d.accepted:
+            return dataclasses.replace(got, refused=d)
+        self.record(d)
+        return await self.capf_connect(server, mode, _CapfServerCheck(decide))
+
+    async def capf_connect(self, server: Server, mode: int,
+                           check: _CapfServerCheck) -> CapfResult | _CapfFailed:
+        """One TLS connection and CAPF session, ``check`` judging the server's certificate."""
         try:
-            return await self.capf(server, self._capf_session(mode), accept_server=self._accept_capf_server)
+            return await self.capf(server, self._capf_session(mode), accept_server=check)
         except TransportError as exc:
-            seen = self._capf_seen
-            refused = self._capf_refusal(exc)
-            if refused is None or not refused.pending or refused.needs_tvs is None or seen is None:
-                if refused is not None:
-                    self._capf_seen = seen  # kept for the final decision after the retries
-                raise
-            der = seen[0]
-            self.record(refused)
-            answer = await self.ask_tvs(refused.needs_tvs)
-            self._capf_tvs[der] = answer
-            d = rules.decide_capf_server(self.store, der, profile=self.profile, now=self.now(),
-                                         tvs_answer=answer, server=self._capf_server)
-            if not d.accepted:
-                self._capf_seen = (der, d)
-                raise
-            self.record(d)
-        self._capf_seen = None
-        return await self.capf(server, self._capf_session(mode), accept_server=self._accept_capf_server)
+            return _CapfFailed(note=f"CAPF {exc.kind}: {exc.message}", message=exc.message,
+                               refused=check.refused_by(exc))
+        except (PhoneEmuError, OSError) as exc:
+            return _CapfFailed(note=f"CAPF error: {exc}", message=str(exc))
 
     def capf_result(self, result: CapfResult) -> bool:
         out = result.outcome
