@@ -32,8 +32,9 @@ One boot, in order:
    the mode's precedence (§F.7) or the entered auth string; key generated as the server asks. The
    CAPF certificate must be a CAPF record of the installed CTL/ITL or be vouched for by TVS with the
    CAPF role (:func:`~phoneemu.phone.rules.decide_capf_server`, spec §F.1, §G.5): an unknown certificate
-   makes the phone ask TVS (QUERY) once and, vouched for, connect again; otherwise the session is
-   refused before anything is sent (``F.1-capf-server-untrusted`` after the retries).
+   makes the phone ask TVS (QUERY, our convention) once per certificate in the CAPF operation and,
+   vouched for, connect again at once; otherwise the attempt ends before anything is sent and, when it
+   was the last, ``F.1-capf-server-untrusted`` is the outcome (the last attempt decides).
    A new or deleted LSC makes the phone retrieve its config once more (§G.12.4). Communication
    failures are retried 3 more times, ``capf_retry_delay`` apart (§F.1: 30 s; injectable so scenario
    clocks do not sleep). At most one CAPF operation per boot.

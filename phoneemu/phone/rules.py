@@ -1055,6 +1055,15 @@ def decide_capf_server(store: TrustStore, cert_der: bytes | None, *, profile: Ph
     only when it returns exactly the presented certificate (DER) with role CAPF. With no CAPF record
     and TVS not usable (no trust list, no ITL TVS record, no TVS servers) the server is untrusted —
     the seed chapter: the phone needs the ITL "to communicate securely to CAPF".
+
+    Which TVS message is our convention: QUERY (§E.3 code 3: subject, issuer, serial), then the DER
+    compare above. The spec does not say which message a phone sends for the CAPF certificate (§F.1
+    "verifiable through TVS"; seed "TVS can authenticate it"). §E.3 describes VERIFY as the message
+    that "carries the whole peer certificate (e.g. an HTTPS server certificate not found in CTL/ITL)",
+    which would fit this TLS peer too (:func:`decide_https_server` uses it, §E.7.1); QUERY is kept
+    because it decides the same thing (TVS knows exactly this certificate, with these roles), shares the
+    cache key and the boot's TVS asker with the trust-list and file rules, and the scenario replays
+    answer QUERY. Consequence: a TVS that answers only VERIFY (tvsd, §E.6) cannot vouch for CAPF here.
     """
     def reject(reason: str, code: VerifyReason, who: str | None = None) -> Decision:
         return Decision(rule="F.1-capf-server-untrusted", accepted=False, reason=reason, file=server,
