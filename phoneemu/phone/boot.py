@@ -267,17 +267,15 @@ class _Fail:
         return self.error.kind == "not-found"
 
 
+@dataclass(slots=True)
 class _CapfServerCheck:
     """§F.1, §G.5 for one connection to a CAPF server: the ``accept_server`` callback. It decides the
     certificate the server presents (``decide``: :func:`rules.decide_capf_server`) and keeps what was
     presented and decided, so a refused connection can say which decision refused it."""
 
-    __slots__ = ("decide", "decision", "presented")
-
-    def __init__(self, decide: Callable[[bytes], Decision]) -> None:
-        self.decide = decide
-        self.presented: bytes | None = None
-        self.decision: Decision | None = None
+    decide: Callable[[bytes], Decision]
+    presented: bytes | None = None
+    decision: Decision | None = None
 
     def __call__(self, der: bytes | None) -> bool:
         self.presented = der or b""
