@@ -66,6 +66,7 @@ __all__ = [
     "parse",
     "parse_record",
     "role_text",
+    "roles_text",
     "rollback_records",
     "serialise",
 ]
@@ -98,6 +99,17 @@ def role_text(code: int) -> str:
         return _ROLE_TEXT[Role(code)]
     except ValueError:
         return f"Unknown ({code})"
+
+
+def roles_text(codes: Iterable[int]) -> str:
+    """Role codes, ascending, as ``SAST (0), CCM+TFTP (2)`` (§B.3; ``none`` when empty), for reasons."""
+    names = []
+    for code in sorted(set(codes)):
+        if code not in _ROLE_TEXT:
+            names.append(role_text(code))  # "Unknown (n)"
+        else:
+            names.append(f"{'SAST' if code == Role.SAST else role_text(code)} ({int(code)})")
+    return ", ".join(names) or "none"
 
 
 class RecordTag(enum.IntEnum):

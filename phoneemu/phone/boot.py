@@ -90,7 +90,7 @@ from phoneemu.errors import EncodeError, PhoneEmuError, TransportError, VerifyRe
 from phoneemu.formats import config as config_fmt
 from phoneemu.formats import firmware as firmware_fmt
 from phoneemu.formats.config import DeviceConfig, Server
-from phoneemu.formats.trustlist import TrustList, TrustRecord
+from phoneemu.formats.trustlist import TrustList, TrustRecord, roles_text
 from phoneemu.net.fetch import Fetcher
 from phoneemu.phone import rules, status
 from phoneemu.phone.events import Decision, Event, EventLog, QueryKey
@@ -425,7 +425,8 @@ class _Boot:
             self.note("tvs", f"TVS exchange failed: {exc}")
             return TvsStatus.UNREACHABLE
         if isinstance(answer, TvsAnswer):
-            self.note("tvs", f"TVS knows the certificate, roles {sorted(answer.roles)}, TTL {answer.ttl}s")
+            self.note("tvs", f"TVS knows the certificate, roles {roles_text(answer.roles)}, "
+                             f"TTL {answer.ttl}s")
             self.store.cache_tvs(key, answer, self.now())
         else:
             self.note("tvs", f"TVS answer: {answer.value}")

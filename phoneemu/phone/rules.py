@@ -185,7 +185,7 @@ from phoneemu.formats import config as config_fmt
 from phoneemu.formats import encrypted, firmware, signed
 from phoneemu.formats.config import DeviceConfig
 from phoneemu.formats.header import ParsedHeader, SignedHeader, verify_signature
-from phoneemu.formats.trustlist import Role, TrustList, TrustRecord
+from phoneemu.formats.trustlist import Role, TrustList, TrustRecord, roles_text
 from phoneemu.phone import status
 from phoneemu.phone.events import Decision, QueryKey
 from phoneemu.phone.profile import PhoneProfile
@@ -538,7 +538,7 @@ def decide_trust_list(store: TrustStore, new: TrustList | bytes, *, kind: TrustK
             return d("G.3.4-tvs-unknown-signer", False, "TVS does not know the signer",
                      code=VerifyReason.UNKNOWN_SIGNER, signer=who)
         if Role.SAST not in answer.roles:
-            return d("G.3.4-tvs-wrong-role", False, f"TVS roles {sorted(answer.roles)} lack SAST (0)",
+            return d("G.3.4-tvs-wrong-role", False, f"TVS roles {roles_text(answer.roles)} lack SAST (0)",
                      code=VerifyReason.WRONG_ROLE, signer=who)
         fail = _verify(h, tl.signed_message, certs.cert_public_key(cert), cert, profile=profile,
                        now=now, what=kind)
@@ -613,7 +613,8 @@ def _check_config_signer(store: TrustStore, header: SignedHeader, signed_message
             return d("G.4-tvs-unknown-signer", "TVS does not know the config signer",
                      VerifyReason.UNKNOWN_SIGNER)
         if not answer.roles & TFTP_ROLES:
-            return d("G.4-tvs-wrong-role", f"TVS roles {sorted(answer.roles)} lack TFTP (3) / CCM+TFTP (2)",
+            return d("G.4-tvs-wrong-role",
+                     f"TVS roles {roles_text(answer.roles)} lack TFTP (3) / CCM+TFTP (2)",
                      VerifyReason.WRONG_ROLE)
         fail = _verify(header, signed_message, certs.cert_public_key(cert), cert, profile=profile,
                        now=now, what="config")
@@ -1031,12 +1032,13 @@ def decide_https_server(store: TrustStore, cert_der: bytes | None, *, profile: P
         return reject("E.7.1-https-tvs-unknown", "TVS does not know the HTTPS server certificate",
                       VerifyReason.UNKNOWN_SIGNER, who)
     if not answer.roles & HTTPS_ROLES:
-        return reject("E.7.1-https-tvs-wrong-role", f"TVS roles {sorted(answer.roles)} lack APP-SERVER (7) "
+        return reject("E.7.1-https-tvs-wrong-role",
+                      f"TVS roles {roles_text(answer.roles)} lack APP-SERVER (7) "
                       "/ CCM / TFTP", VerifyReason.WRONG_ROLE, who)
     if tvs_answer is None:
-        return accept("E.7.1-https-cached", f"TVS cache: roles {sorted(answer.roles)}", who)
+        return accept("E.7.1-https-cached", f"TVS cache: roles {roles_text(answer.roles)}", who)
     return accept("E.7.1-https-vouched-by-tvs", f"Authenticated the HTTPS conn via TVS (roles "
-                  f"{sorted(answer.roles)}, TTL {answer.ttl}s)", who)
+                  f"{roles_text(answer.roles)}, TTL {answer.ttl}s)", who)
 
 
 # --------------------------------------------------------------------------- §F.1 CAPF server
@@ -1099,6 +1101,6 @@ def decide_capf_server(store: TrustStore, cert_der: bytes | None, *, profile: Ph
     if not isinstance(answer, TvsAnswer) or answer.cert_der != cert_der:
         return reject("CAPF certificate not in CTL/ITL and unknown to TVS", VerifyReason.UNKNOWN_SIGNER, who)
     if not answer.roles & CAPF_ROLES:
-        return reject(f"TVS roles {sorted(answer.roles)} lack CAPF (4)", VerifyReason.WRONG_ROLE, who)
+        return reject(f"TVS roles {roles_text(answer.roles)} lack CAPF (4)", VerifyReason.WRONG_ROLE, who)
     return accept("F.1-capf-vouched-by-tvs", f"TVS vouched for the CAPF certificate (roles "
-                  f"{sorted(answer.roles)})", who)
+                  f"{roles_text(answer.roles)})", who)

@@ -757,9 +757,9 @@ def _asked(who: str, answer: str) -> list[str]:
             f"ask TVS", f"QUERY {who} to 127.0.0.1:2445", answer]
 
 
-_FOUND = "TVS knows the certificate, roles [<Role.CAPF: 4>], TTL 86400s"
+_FOUND = "TVS knows the certificate, roles CAPF (4), TTL 86400s"
 _VOUCHED = ("127.0.0.1:3804: F.1-capf-vouched-by-tvs accepted (signer <capf>): TVS vouched for the CAPF "
-            "certificate (roles [<Role.CAPF: 4>])")
+            "certificate (roles CAPF (4))")
 _INSTALLED = "capf: F.6-lsc-installed accepted: CAPF issued an LSC; stored with its private key"
 _UNKNOWN = "CAPF certificate not in CTL/ITL and unknown to TVS"
 

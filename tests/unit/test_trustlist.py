@@ -167,3 +167,11 @@ def test_malformed_records(vectors: dict[str, bytes], body: bytes, why: str) -> 
     with pytest.raises(DecodeError, match=why) as ei:
         tlist.parse(data, lazy=False)
     assert ei.value.fmt == "trustlist"
+
+
+def test_roles_text_names_codes_for_reasons() -> None:
+    """Reasons name roles as ``SAST (0), CAPF (4)``, not as ``[<Role.SAST: 0>, ...]`` (spec §B.3)."""
+    from phoneemu.formats.trustlist import Role, roles_text
+
+    assert roles_text([Role.CAPF, 0, 2, 21, 99]) == "SAST (0), CCM+TFTP (2), CAPF (4), TVS (21), Unknown (99)"
+    assert roles_text(frozenset()) == "none"
