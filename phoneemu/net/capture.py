@@ -29,7 +29,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -248,13 +248,14 @@ class PcapPacket:
     ack: int = 0
     flags: int = 0
     index: int = 0
+    offset: int = field(default=0, compare=False)  # file offset of its record (pcap) or block (pcapng)
 
 
 def _perr(msg: str, offset: int, path: str) -> DecodeError:
     return DecodeError(msg, fmt="pcap", offset=offset, path=path)
 
 
-def _decode_ip(pkt: bytes, base: int, ts: float, index: int) -> PcapPacket | None:
+def _decode_ip(pkt: bytes, base: int, ts: float, index: int, *, record: int = 0) -> PcapPacket | None:
     path = f"packet[{index}]"
     if len(pkt) < 1:
         raise _perr("empty IP packet", base, path)
@@ -293,7 +294,7 @@ def _decode_ip(pkt: bytes, base: int, ts: float, index: int) -> PcapPacket | Non
         if ulen < 8 or ulen > len(l4):
             raise _perr(f"UDP length {ulen} does not fit {len(l4)}", l4_off + 4, f"{path}.udp.length")
         return PcapPacket(ts=ts, proto="udp", src=src, dst=dst, sport=sport, dport=dport,
-                          payload=bytes(l4[8:ulen]), index=index)
+                          payload=bytes(l4[8:ulen]), index=index, offset=record)
     if proto == _PROTO_TCP:
         if len(l4) < 20:
             raise _perr("TCP header truncated", l4_off, f"{path}.tcp")
@@ -303,7 +304,8 @@ def _decode_ip(pkt: bytes, base: int, ts: float, index: int) -> PcapPacket | Non
             raise _perr(f"TCP data offset {hl} does not fit {len(l4)}", l4_off + 12,
                         f"{path}.tcp.data_offset")
         return PcapPacket(ts=ts, proto="tcp", src=src, dst=dst, sport=sport, dport=dport,
-                          payload=bytes(l4[hl:]), seq=seq, ack=ack, flags=flags, index=index)
+                          payload=bytes(l4[hl:]), seq=seq, ack=ack, flags=flags, index=index,
+                          offset=record)
     return None
 
 
@@ -363,7 +365,8 @@ class _StreamRead:
         return b"".join(chunks)
 
 
-def _frame_packet(link: int, frame: bytes, body_at: int, ts: float, index: int) -> PcapPacket | None:
+def _frame_packet(link: int, frame: bytes, body_at: int, ts: float, index: int, *,
+                  record: int = 0) -> PcapPacket | None:
     """The UDP/TCP packet of one captured frame of link type ``link`` (None: not UDP/TCP over IP)."""
     ip_at = body_at
     header = _LINK_HEADERS[link]
@@ -374,7 +377,7 @@ def _frame_packet(link: int, frame: bytes, body_at: int, ts: float, index: int) 
         ethertype = struct.unpack_from("!H", frame, at)[0]
         frame = frame[size:] if ethertype in (0x0800, 0x86DD) else b""
         ip_at += size
-    return _decode_ip(frame, ip_at, ts, index) if frame else None
+    return _decode_ip(frame, ip_at, ts, index, record=record) if frame else None
 
 
 _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
@@ -467,7 +470,7 @@ def _read_pcapng(read: Callable[[int], bytes], max_packets: int) -> Iterator[Pca
             frame = body[data_at:data_at + incl]
             ticks = (hi << 32) | lo
             ts = ticks // units + (ticks % units) / units
-            pkt = _frame_packet(link, frame, at + data_at, ts, index)
+            pkt = _frame_packet(link, frame, at + data_at, ts, index, record=pos)
             if pkt is not None:
                 yield pkt
             index += 1
@@ -523,7 +526,7 @@ def _read_records(fread: Callable[[int], bytes], max_packets: int) -> Iterator[P
             raise _perr(f"captured length {incl} exceeds remaining {len(frame)}", pos + 8,
                         f"packet[{index}].incl_len")
         ts = sec + frac / (1e9 if nano else 1e6)
-        pkt = _frame_packet(link, frame, body_at, ts, index)
+        pkt = _frame_packet(link, frame, body_at, ts, index, record=pos)
         if pkt is not None:
             yield pkt
         pos = body_at + incl
