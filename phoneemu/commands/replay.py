@@ -11,16 +11,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from phoneemu.commands.boot import add_offline_phone_options, offline_boot_lines, pem_certificates, tvs_roles
 from phoneemu.errors import PhoneEmuError
 from phoneemu.formats.config import normalise_mac
-from phoneemu.net.capture import read_pcap
 from phoneemu.net.tls_decrypt import KeyLog, read_keylog
-from phoneemu.scenario.replay import CaptureIndex, ReplayResult, boots_of, index_packets, replay_phone
-from phoneemu.scenario.replay_tvs import TvsCapture, tvs_from_packets
+from phoneemu.scenario.replay import MAX_LISTED, CaptureIndex, ReplayResult, boots_of, replay_phone
+from phoneemu.scenario.replay_tvs import TvsCapture, scan_capture
 
 __all__ = ["register"]
 
@@ -61,10 +61,14 @@ def _tvs_lines(tvs: TvsCapture, keylog: Path | None) -> list[str]:
     if keylog is None:
         return [f"{tvs.tls_connections} TLS connection(s) (TVS, CAPF, HTTPS): give --keylog FILE to "
                 "decrypt the TVS exchanges"] if tvs.tls_connections else []
-    lines = [f"{tvs.tls_connections} TLS connection(s): {len(tvs.exchanges)} TVS exchange(s) decrypted, "
-             f"{tvs.not_tvs} other, {len(tvs.problems)} not decrypted"]
+    lines = [f"{tvs.tls_connections} TLS connection(s): {tvs.decrypted} TVS exchange(s) decrypted, "
+             f"{tvs.not_tvs} other, {len(tvs.problems) + tvs.unlisted_problems} not decrypted"]
     lines += [f"  {x.describe()}" for x in tvs.exchanges]
+    if tvs.unlisted:
+        lines.append(f"  ... {tvs.unlisted} more exchange(s) not listed")
     lines += [f"  not decrypted: {p}" for p in tvs.problems]
+    if tvs.unlisted_problems:
+        lines.append(f"  ... {tvs.unlisted_problems} more connection(s) not decrypted")
     return lines
 
 
@@ -79,12 +83,16 @@ def _list_text(index: CaptureIndex, tvs: TvsCapture, keylog: Path | None) -> str
     if shared:
         lines.append("cluster-wide names:")
         lines += [f"  {d.describe()}" for d in shared]
+    if index.unlisted:
+        lines.append(f"... {index.unlisted} more download(s) not listed (at most {MAX_LISTED} are)")
     return "\n".join(lines)
 
 
 def _tvs_json(tvs: TvsCapture) -> dict[str, Any]:
     return {"tls_connections": tvs.tls_connections, "other_tls": tvs.not_tvs,
             "not_decrypted": list(tvs.problems),
+            **({"unlisted_exchanges": tvs.unlisted} if tvs.unlisted else {}),
+            **({"unlisted_not_decrypted": tvs.unlisted_problems} if tvs.unlisted_problems else {}),
             "exchanges": [{"start": x.start, "server": f"{x.server[0]}:{x.server[1]}", "tls": x.tls,
                            "device_name": x.request.device_name, "describe": x.describe()}
                           for x in tvs.exchanges]}
@@ -94,8 +102,9 @@ def _list_json(index: CaptureIndex) -> dict[str, Any]:
     def dl(d: Any) -> dict[str, Any]:
         return {"name": d.name, "protocol": d.protocol, "server": f"{d.server[0]}:{d.server[1]}",
                 "client": f"{d.client[0]}:{d.client[1]}", "outcome": d.outcome,
-                "size": len(d.data) if d.data is not None else None, "detail": d.detail, "start": d.start}
+                "size": d.nbytes, "detail": d.detail, "start": d.start}
     return {"packets": index.packets, "skipped": index.skipped,
+            **({"unlisted": index.unlisted} if index.unlisted else {}),
             "phones": {m: [dl(d) for d in index.of_mac(m)] for m in index.macs()},
             "shared": [dl(d) for d in index.shared()]}
 
@@ -109,10 +118,14 @@ def _boot_text(i: int, r: ReplayResult) -> str:
 def handler(args: argparse.Namespace) -> int:
     if args.mac is None and not args.list:
         raise PhoneEmuError("give --mac MAC (or --list to see the phones in the capture)", path="mac")
-    secrets = read_keylog(args.keylog) if args.keylog is not None else KeyLog()
-    packets = list(read_pcap(args.capture))  # read once: downloads, then TLS
-    index = index_packets(packets)
-    tvs_capture = tvs_from_packets(packets, secrets)
+    secrets = read_keylog(args.keylog) if args.keylog is not None else None
+    mac = normalise_mac(args.mac) if not args.list else None
+    if args.list and secrets is None:
+        secrets = KeyLog()  # --list --json names each TLS connection and why it is not decrypted
+    scan = scan_capture(args.capture, mac=mac, secrets=secrets)  # one pass, bounded memory
+    for text in scan.warnings:
+        print(f"replay: warning: {text}", file=sys.stderr)
+    index, tvs_capture = scan.index, scan.tvs
     if args.list:
         if args.json:
             doc = _list_json(index)
@@ -121,7 +134,7 @@ def handler(args: argparse.Namespace) -> int:
         else:
             print(_list_text(index, tvs_capture, args.keylog))
         return 0
-    mac = normalise_mac(args.mac)
+    assert mac is not None
     roles = tvs_roles(args.tvs_roles)
     results = asyncio.run(replay_phone(index, mac, profile=args.profile, now=args.now,
                                        image_signers=pem_certificates(args.image_signer),
@@ -129,7 +142,7 @@ def handler(args: argparse.Namespace) -> int:
                                        tvs_capture=tvs_capture if args.keylog is not None else None))
     tvs = "answers for given certificates" if args.tvs_cert else "unavailable"
     if args.keylog is not None:
-        tvs = (f"answers from the capture ({len(tvs_capture.exchanges)} exchange(s) decrypted"
+        tvs = (f"answers from the capture ({tvs_capture.decrypted} exchange(s) decrypted"
                f"{', else for given certificates' if args.tvs_cert else ''})")
     if args.json:
         print(json.dumps({"mac": mac, "profile": args.profile, "capture": str(args.capture),

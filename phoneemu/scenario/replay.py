@@ -46,24 +46,39 @@ Rules (issue #5 point 3; spec §C.6 request names, §H.1 TFTP/HTTP 6970):
 from __future__ import annotations
 
 import bisect
-import re
+import dataclasses
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
 
-from phoneemu.errors import DecodeError, PhoneEmuError, TransportError
-from phoneemu.net.capture import SYN, PcapPacket, read_pcap
-from phoneemu.net.tftp_codec import DEFAULT_BLKSIZE, Data, Error, OptionAck, ReadRequest, WriteRequest, decode
-from phoneemu.values import parse_ascii_int
+from phoneemu.errors import PhoneEmuError, TransportError
+from phoneemu.net.capture import PcapPacket, read_pcap
+from phoneemu.scenario._capture_flows import (
+    MAX_FILE,
+    MAX_FLOWS,
+    MAX_STREAM,
+    MAX_TLS_STREAM,
+    Download,
+    Endpoint,
+    FlowScanner,
+    Limits,
+    mac_of,
+)
 
 if TYPE_CHECKING:
     from phoneemu.phone.boot import BootReport
 
 __all__ = [
+    "MAX_FILE",
+    "MAX_FLOWS",
+    "MAX_LISTED",
+    "MAX_MACS",
+    "MAX_STREAM",
+    "MAX_TLS_STREAM",
     "CaptureIndex",
     "Download",
+    "Limits",
     "ReplayBoot",
     "ReplayFetcher",
     "ReplayResult",
@@ -73,375 +88,176 @@ __all__ = [
     "index_packets",
     "mac_of",
     "offline_tvs",
+    "phone_sink",
     "replay_phone",
-    "tcp_connections",
     "tftp_downloads",
 ]
 
-Endpoint = tuple[str, int]
-MAX_FILE = 32 * 1024 * 1024
-MAX_STREAM = 64 * 1024 * 1024
-_MAX_HEAD = 16 * 1024
-_MAC_NAME = re.compile(r"^(?:CTL|ITL)?SEP([0-9A-Fa-f]{12})\.", re.ASCII)
-_TFTP_ERRORS = {1: "not-found", 2: "refused"}
-_HTTP_OUTCOMES = {200: "ok", 404: "not-found", 403: "refused"}
+MAX_LISTED = 100_000
+"""Downloads listed by ``replay --list`` (beyond: counted, not listed)."""
+MAX_MACS = 100_000
+"""Phone MACs remembered (for ``--list`` and for the error naming the phones of the capture)."""
 _FAIL_KINDS = {"not-found": "not-found", "refused": "refused", "incomplete": "timeout",
                "no-reply": "timeout", "too-large": "too-large"}
 
 
-def mac_of(name: str) -> str | None:
-    """The MAC (upper case) a per-device file name carries, else None."""
-    m = _MAC_NAME.match(name)
-    return m.group(1).upper() if m else None
+# --------------------------------------------------------------------------- where downloads go
+class _KeepAll:
+    """Every download with its bytes (the library functions below; small captures)."""
+
+    def __init__(self) -> None:
+        self.downloads: list[Download] = []
+
+    def request(self, name: str, client: Endpoint, start: float) -> None:
+        return None
+
+    def want_data(self, name: str) -> bool:
+        return True
+
+    def add(self, download: Download) -> None:
+        self.downloads.append(download)
+
+    def index(self, scanner: FlowScanner, warnings: Sequence[str] = ()) -> CaptureIndex:
+        ordered = sorted(self.downloads, key=lambda d: (d.start, d.order))
+        return CaptureIndex(downloads=tuple(ordered), packets=scanner.packets, skipped=scanner.skipped,
+                            warnings=tuple(warnings))
 
 
-@dataclass(frozen=True, kw_only=True)
-class Download:
-    """One file request seen in a capture and how it ended."""
+class _ListSink(_KeepAll):
+    """``--list``: what each phone downloaded, without the bytes; at most ``limit`` downloads listed."""
 
-    name: str
-    protocol: str  # "tftp" | "http"
-    client: Endpoint
-    server: Endpoint
-    start: float
-    end: float
-    outcome: str  # ok | not-found | refused | error | incomplete | no-reply | too-large
-    data: bytes | None = field(default=None, repr=False)
-    detail: str = ""
-    order: int = 0
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.unlisted = 0
+        self.macs: set[str] = set()
 
-    @property
-    def mac(self) -> str | None:
-        return mac_of(self.name)
+    def want_data(self, name: str) -> bool:
+        return False
 
-    @property
-    def ok(self) -> bool:
-        return self.outcome == "ok"
+    def add(self, download: Download) -> None:
+        mac = download.mac
+        if mac is not None and len(self.macs) < MAX_MACS:
+            self.macs.add(mac)
+        if len(self.downloads) < self.limit:
+            self.downloads.append(download)
+        else:
+            self.unlisted += 1
 
-    def describe(self) -> str:
-        size = f"{len(self.data)} bytes" if self.data is not None else self.outcome
-        detail = f" ({self.detail})" if self.detail else ""
-        return (f"{self.protocol:<4} {self.server[0]}:{self.server[1]} {self.name}: {size}"
-                f"{'' if self.ok else detail}")
+    def index(self, scanner: FlowScanner, warnings: Sequence[str] = ()) -> CaptureIndex:
+        base = super().index(scanner, warnings)
+        return dataclasses.replace(base, unlisted=self.unlisted, seen_macs=tuple(sorted(self.macs)))
 
 
-# --------------------------------------------------------------------------- TFTP
-class _Tftp:
-    def __init__(self, rrq: ReadRequest, pkt: PcapPacket, order: int, max_file: int) -> None:
-        self.name = rrq.filename
-        self.client = (pkt.src, pkt.sport)
-        self.server = (pkt.dst, pkt.dport)
-        self.start = self.end = pkt.ts
-        self.order = order
-        self.tid: int | None = None
-        self.blksize = DEFAULT_BLKSIZE
-        self.blocks = 0
-        self.parts: list[bytes] = []
-        self.size = 0
-        self.max_file = max_file
-        self.outcome: str | None = None
-        self.detail = ""
+class _PhoneSink:
+    """One phone's replay: its own downloads with their bytes, and of the cluster-wide names only
+    the downloads a boot of that phone can be served from (module rules, "Bounded")."""
 
-    def answer(self, pkt: PcapPacket, msg: object) -> None:
-        if self.outcome is not None:
+    def __init__(self, mac: str) -> None:
+        self.mac = mac
+        self.own: list[Download] = []
+        self.starts: list[float] = []  # the phone's request times: the only places a boot can start
+        self.addresses: set[str] = set()  # the phone's client addresses
+        self.macs: set[str] = set()
+        # (segment start, server address, name, client or None for "any client") -> [first ok, last]
+        self.shared: dict[tuple[float, str, str, Endpoint | None], list[tuple[tuple[float, int, int],
+                                                                            Download] | None]] = {}
+        self.by_content: dict[bytes, bytes] = {}
+        self.seq = 0
+
+    def request(self, name: str, client: Endpoint, start: float) -> None:
+        if mac_of(name) == self.mac:
+            bisect.insort(self.starts, start)
+            self.addresses.add(client[0])
+
+    def want_data(self, name: str) -> bool:
+        mac = mac_of(name)
+        return mac is None or mac == self.mac
+
+    def add(self, d: Download) -> None:
+        mac = d.mac
+        if mac == self.mac:
+            self.own.append(d)
             return
-        if self.tid is None:
-            self.tid = pkt.sport
-        elif pkt.sport != self.tid:
+        if mac is not None:
+            if len(self.macs) < MAX_MACS:
+                self.macs.add(mac)
             return
-        self.end = pkt.ts
-        if isinstance(msg, OptionAck):
-            text = msg.options.get("blksize")
-            size = parse_ascii_int(text) if text is not None else None
-            if size is not None and 8 <= size <= 65464:
-                self.blksize = size
-        elif isinstance(msg, Data):
-            if msg.block != (self.blocks + 1) & 0xFFFF:
-                return  # duplicate or out of window
-            self.blocks += 1
-            self.size += len(msg.data)
-            if self.size > self.max_file:
-                self.outcome, self.parts = "too-large", []
-                self.detail = f"more than {self.max_file} bytes"
-                return
-            self.parts.append(msg.data)
-            if len(msg.data) < self.blksize:
-                self.outcome = "ok"
-        elif isinstance(msg, Error):
-            self.outcome = _TFTP_ERRORS.get(msg.code, "error")
-            self.detail = f"TFTP error {msg.code}: {msg.message}"
+        i = bisect.bisect_right(self.starts, d.start) - 1
+        if i < 0:
+            return  # before the phone's first request: in no boot's window
+        if d.data is not None:  # the same cluster-wide file downloaded by many phones: one copy
+            d = dataclasses.replace(d, data=self.by_content.setdefault(d.data, d.data))
+        self.seq += 1
+        rank = (d.start, d.order, self.seq)
+        seg = self.starts[i]
+        keys: list[Endpoint | None] = [None]
+        if d.client[0] in self.addresses:
+            keys.append(d.client)
+        for client in keys:
+            slot = self.shared.setdefault((seg, d.server[0], d.name, client), [None, None])
+            first, last = slot
+            if d.ok and d.data is not None and (first is None or rank < first[0]):
+                slot[0] = (rank, d)
+            if last is None or rank > last[0]:
+                slot[1] = (rank, d)
 
-    def client_error(self, msg: Error) -> None:
-        if self.outcome is None:
-            self.outcome = "error"
-            self.detail = f"client aborted: TFTP error {msg.code}: {msg.message}"
+    def index(self, scanner: FlowScanner, warnings: Sequence[str] = ()) -> CaptureIndex:
+        kept: dict[int, tuple[tuple[float, int, int], Download]] = {}
+        for slot in self.shared.values():
+            for entry in slot:
+                if entry is not None:
+                    kept[id(entry[1])] = entry
+        shared = [d for _rank, d in sorted(kept.values(), key=lambda e: e[0])]
+        ordered = sorted([*self.own, *shared], key=lambda d: (d.start, d.order))
+        macs = self.macs | ({self.mac} if self.own else set())
+        return CaptureIndex(downloads=tuple(ordered), packets=scanner.packets, skipped=scanner.skipped,
+                            seen_macs=tuple(sorted(macs)), warnings=tuple(warnings))
 
-    def finish(self) -> Download:
-        outcome, detail = self.outcome, self.detail
-        if outcome is None:
-            outcome = "incomplete" if self.tid is not None else "no-reply"
-            detail = f"{self.blocks} block(s) received, last block missing" if self.tid is not None \
-                else "no answer from the server"
-        data = b"".join(self.parts) if outcome == "ok" else None
-        return Download(name=self.name, protocol="tftp", client=self.client, server=self.server,
-                        start=self.start, end=self.end, outcome=outcome, data=data, detail=detail,
-                        order=self.order)
+
+def phone_sink(mac: str | None) -> _KeepAll | _ListSink | _PhoneSink:
+    """Where a scan's downloads go: one phone's (``mac``) or, with None, the listing of every phone."""
+    return _ListSink(MAX_LISTED) if mac is None else _PhoneSink(mac)
+
+
+# --------------------------------------------------------------------------- library functions
+def _scan(packets: Iterable[PcapPacket], sink: Any, limits: Limits) -> FlowScanner:
+    scanner = FlowScanner(sink, limits=limits)
+    for pkt in packets:
+        scanner.feed(pkt)
+    scanner.close()
+    return scanner
 
 
 def tftp_downloads(packets: Iterable[PcapPacket], *, max_file: int = MAX_FILE) -> tuple[list[Download], int]:
     """TFTP read transfers in ``packets`` (see module rules); ``(downloads, skipped datagrams)``."""
-    live: dict[Endpoint, _Tftp] = {}
-    done: list[Download] = []
-    skipped = 0
-    for pkt in packets:
-        if pkt.proto != "udp":
-            continue
-        try:
-            msg = decode(pkt.payload)
-        except DecodeError:
-            skipped += 1
-            continue
-        src, dst = (pkt.src, pkt.sport), (pkt.dst, pkt.dport)
-        if isinstance(msg, WriteRequest):
-            continue
-        if isinstance(msg, ReadRequest):
-            cur = live.get(src)
-            if cur is not None and cur.tid is None and cur.name == msg.filename and cur.server == dst:
-                continue  # RRQ retransmission
-            if cur is not None:
-                done.append(cur.finish())
-            live[src] = _Tftp(msg, pkt, pkt.index, max_file)
-            continue
-        to_client = live.get(dst)
-        if to_client is not None and pkt.src == to_client.server[0]:
-            to_client.answer(pkt, msg)
-            continue
-        from_client = live.get(src)
-        if from_client is not None and pkt.dst == from_client.server[0] and isinstance(msg, Error):
-            from_client.client_error(msg)
-    done.extend(t.finish() for t in live.values())
-    return done, skipped
-
-
-# --------------------------------------------------------------------------- TCP / HTTP
-class _Direction:
-    def __init__(self) -> None:
-        self.isn: int | None = None
-        self.first_seq: int | None = None
-        self.segments: list[tuple[int, float, bytes]] = []
-        self.stored = 0
-        self.fin = False
-        self.overflow = False
-
-    def add(self, pkt: PcapPacket, max_stream: int) -> None:
-        if pkt.flags & SYN:
-            self.isn = pkt.seq
-        if pkt.flags & 0x01:
-            self.fin = True
-        if not pkt.payload:
-            return
-        if self.first_seq is None:
-            self.first_seq = pkt.seq
-        if self.stored + len(pkt.payload) > max_stream:
-            self.overflow = True
-            return
-        self.stored += len(pkt.payload)
-        self.segments.append((pkt.seq, pkt.ts, pkt.payload))
-
-    def assemble(self) -> tuple[bytes, list[int], list[float], bool]:
-        """``(stream, offsets, times, complete)``: bytes in order up to the first gap."""
-        base = (self.isn + 1) if self.isn is not None else self.first_seq
-        if base is None:
-            return b"", [], [], not self.overflow
-        segs = sorted((((seq - base) & 0xFFFFFFFF), ts, data) for seq, ts, data in self.segments)
-        out = bytearray()
-        offsets: list[int] = []
-        times: list[float] = []
-        gap = False
-        for rel, ts, data in segs:
-            if rel > 0x7FFFFFFF:  # before the start (a segment older than the SYN): ignore
-                continue
-            if rel > len(out):
-                gap = True
-                break
-            tail = data[len(out) - rel:]
-            if tail:
-                offsets.append(len(out))
-                times.append(ts)
-                out += tail
-        return bytes(out), offsets, times, not gap and not self.overflow
-
-
-class _Conn:
-    def __init__(self, a: Endpoint, b: Endpoint) -> None:
-        self.ends = (a, b)
-        self.dirs = {a: _Direction(), b: _Direction()}
-        self.client: Endpoint | None = None
-        self.start: float | None = None
-        self.end = 0.0
-        self.order = 0
-
-
-def _at(offsets: list[int], times: list[float], pos: int, default: float) -> float:
-    i = bisect.bisect_right(offsets, pos) - 1
-    return times[i] if 0 <= i < len(times) else default
-
-
-def _head(buf: bytes, pos: int) -> tuple[str, dict[str, str], int] | None:
-    """Start line, lower-cased headers and the body offset of the message at ``pos`` (None: malformed)."""
-    end = buf.find(b"\r\n\r\n", pos, pos + _MAX_HEAD)
-    if end < 0:
-        return None
-    try:
-        lines = buf[pos:end].decode("latin-1").split("\r\n")
-    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes everything
-        return None
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        k, sep, v = line.partition(":")
-        if not sep:
-            return None
-        headers[k.strip().lower()] = v.strip()
-    return lines[0], headers, end + 4
-
-
-def _chunked(buf: bytes, pos: int, limit: int) -> tuple[bytes | None, int, str]:
-    out = bytearray()
-    for _ in range(1_000_000):
-        eol = buf.find(b"\r\n", pos, pos + 1024)
-        if eol < 0:
-            return None, pos, "chunk size line truncated"
-        text = buf[pos:eol].split(b";")[0].strip()
-        try:
-            size = int(text, 16)
-        except ValueError:
-            return None, pos, f"bad chunk size {text[:20]!r}"
-        pos = eol + 2
-        if size == 0:
-            end = buf.find(b"\r\n\r\n", pos - 2, pos + _MAX_HEAD)
-            return bytes(out), (end + 4 if end >= 0 else len(buf)), ""
-        if len(out) + size > limit:
-            return None, len(buf), f"more than {limit} bytes"
-        if pos + size > len(buf):
-            return None, len(buf), "chunk truncated"
-        out += buf[pos : pos + size]
-        pos += size + 2
-    return None, len(buf), "too many chunks"  # pragma: no cover
-
-
-def _http_conn(conn: _Conn, max_file: int) -> list[Download]:
-    assert conn.client is not None
-    server = conn.ends[1] if conn.ends[0] == conn.client else conn.ends[0]
-    creq, coffs, ctimes, _ = conn.dirs[conn.client].assemble()
-    sresp, soffs, stimes, scomplete = conn.dirs[server].assemble()
-    sfin = conn.dirs[server].fin
-    start = conn.start if conn.start is not None else 0.0
-    out: list[Download] = []
-    qpos = rpos = 0
-    for _ in range(10_000):
-        if qpos >= len(creq):
-            break
-        head = _head(creq, qpos)
-        if head is None:
-            break
-        line, _hdrs, qpos = head
-        parts = line.split(" ")
-        if len(parts) != 3 or parts[0] not in ("GET", "HEAD"):
-            break
-        method, target = parts[0], parts[1]
-        name = unquote(target.split("?", 1)[0])
-        name = name[1:] if name.startswith("/") else name
-        t0 = _at(coffs, ctimes, qpos - 1, start)
-        outcome, data, detail, t1 = "no-reply", None, "no response", conn.end
-        rhead = _head(sresp, rpos) if rpos < len(sresp) else None
-        if rhead is not None:
-            sline, shdrs, body_at = rhead
-            t1 = _at(soffs, stimes, body_at - 1, conn.end)
-            sparts = sline.split(" ", 2)
-            code = (parse_ascii_int(sparts[1], max_digits=3) if len(sparts) >= 2 else None) or -1
-            outcome = _HTTP_OUTCOMES.get(code, "error")
-            detail = f"HTTP {sline[9:].strip() if sline.startswith('HTTP/') else sline[:40]}"
-            body: bytes | None
-            if method == "HEAD" or code in (204, 304) or 100 <= code < 200:
-                body, rpos = b"", body_at
-            elif "chunked" in shdrs.get("transfer-encoding", "").lower():
-                body, rpos, why = _chunked(sresp, body_at, max_file)
-                if body is None:
-                    outcome, detail = ("too-large" if "more than" in why else "incomplete"), why
-            elif parse_ascii_int(shdrs.get("content-length", "")) is not None:
-                n = int(shdrs["content-length"])
-                if n > max_file:
-                    body, rpos, outcome, detail = None, len(sresp), "too-large", f"Content-Length {n}"
-                elif body_at + n > len(sresp):
-                    body, rpos, outcome = None, len(sresp), "incomplete"
-                    detail = f"body {len(sresp) - body_at} of {n} bytes"
-                else:
-                    body, rpos = sresp[body_at : body_at + n], body_at + n
-            else:
-                body, rpos = sresp[body_at:], len(sresp)
-                if not (sfin and scomplete):
-                    body, outcome, detail = None, "incomplete", "body to end of stream, stream not closed"
-            if outcome == "ok":
-                data = body
-        elif sresp[rpos:] or not scomplete:
-            outcome, detail = "incomplete", "response truncated or malformed"
-        out.append(Download(name=name, protocol="http", client=conn.client, server=server, start=t0, end=t1,
-                            outcome=outcome, data=data, detail=detail, order=conn.order))
-    return out
-
-
-def _is_http_request(stream: bytes) -> bool:
-    return stream[:4] == b"GET " or stream[:5] == b"HEAD "
-
-
-def tcp_connections(packets: Iterable[PcapPacket], max_stream: int) -> list[_Conn]:
-    """The TCP connections of ``packets`` in order of first packet, each direction's segments kept
-    (at most ``max_stream`` bytes); ``client`` is the SYN's sender when the SYN was captured."""
-    conns: dict[frozenset[Endpoint], _Conn] = {}
-    earlier: list[_Conn] = []
-    for pkt in packets:
-        if pkt.proto != "tcp":
-            continue
-        a, b = (pkt.src, pkt.sport), (pkt.dst, pkt.dport)
-        key = frozenset((a, b))
-        conn = conns.get(key)
-        if conn is None or (pkt.flags & SYN and not pkt.flags & 0x10 and conn.dirs[a].stored):
-            if conn is not None:
-                earlier.append(conn)  # a new connection reusing the port pair
-            conn = conns[key] = _Conn(a, b)
-            conn.order = pkt.index
-        if conn.start is None:
-            conn.start = pkt.ts
-        conn.end = pkt.ts
-        if pkt.flags & SYN and not pkt.flags & 0x10:
-            conn.client = a
-        conn.dirs[a].add(pkt, max_stream)
-    return sorted([*earlier, *conns.values()], key=lambda c: c.order)
+    sink = _KeepAll()
+    scanner = _scan((p for p in packets if p.proto == "udp"), sink, Limits(max_file=max_file))
+    return sorted(sink.downloads, key=lambda d: (d.start, d.order)), scanner.skipped
 
 
 def http_downloads(packets: Iterable[PcapPacket], *, max_file: int = MAX_FILE,
                    max_stream: int = MAX_STREAM) -> list[Download]:
-    """HTTP GET/HEAD exchanges in the TCP packets of ``packets`` (see module rules)."""
-    out: list[Download] = []
-    for conn in tcp_connections(packets, max_stream):
-        ends = [conn.client] if conn.client is not None else list(conn.ends)
-        conn.client = next((e for e in ends if _is_http_request(conn.dirs[e].assemble()[0])), None)
-        if conn.client is not None:
-            out.extend(_http_conn(conn, max_file))
-    return out
+    """HTTP GET/HEAD exchanges in the TCP packets of ``packets`` (see module rules), by connection."""
+    sink = _KeepAll()
+    _scan((p for p in packets if p.proto == "tcp"), sink, Limits(max_file=max_file, max_stream=max_stream))
+    return sorted(sink.downloads, key=lambda d: d.order)
 
 
 # --------------------------------------------------------------------------- index
 @dataclass(frozen=True, kw_only=True)
 class CaptureIndex:
-    """Every download of a capture, in order of request time."""
+    """The downloads of a capture kept by its scan, in order of request time."""
 
     downloads: tuple[Download, ...]
     packets: int
     skipped: int = 0
+    unlisted: int = 0  # downloads beyond MAX_LISTED (``--list``): counted, not kept
+    seen_macs: tuple[str, ...] = ()  # phones seen, also those whose downloads were not kept
+    warnings: tuple[str, ...] = ()
 
     def macs(self) -> list[str]:
-        return sorted({d.mac for d in self.downloads if d.mac is not None})
+        return sorted({d.mac for d in self.downloads if d.mac is not None} | set(self.seen_macs))
 
     def of_mac(self, mac: str) -> list[Download]:
         return [d for d in self.downloads if d.mac == mac]
@@ -452,11 +268,9 @@ class CaptureIndex:
 
 
 def index_packets(packets: Iterable[PcapPacket], *, max_file: int = MAX_FILE) -> CaptureIndex:
-    pkts = list(packets)
-    tftp, skipped = tftp_downloads(pkts, max_file=max_file)
-    http = http_downloads(pkts, max_file=max_file)
-    ordered = sorted([*tftp, *http], key=lambda d: (d.start, d.order))
-    return CaptureIndex(downloads=tuple(ordered), packets=len(pkts), skipped=skipped)
+    """Every download of ``packets``, with its bytes."""
+    sink = _KeepAll()
+    return sink.index(_scan(packets, sink, Limits(max_file=max_file)))
 
 
 def index_capture(path: str | Path, *, max_file: int = MAX_FILE) -> CaptureIndex:

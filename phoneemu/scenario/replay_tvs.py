@@ -24,17 +24,22 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from phoneemu.errors import DecodeError, TransportError
-from phoneemu.net.capture import PcapPacket
+from phoneemu.net.capture import PcapPacket, read_pcap
 from phoneemu.net.tls_decrypt import KeyLog, decrypt_tls
 from phoneemu.protocols import tvs
-from phoneemu.scenario.replay import MAX_STREAM, Endpoint, tcp_connections
+from phoneemu.scenario._capture_flows import MAX_TLS_STREAM, Endpoint, FlowScanner, Limits
+from phoneemu.scenario.replay import CaptureIndex, phone_sink
 
-__all__ = ["CapturedTvs", "TvsCapture", "tvs_from_packets"]
+__all__ = ["MAX_LISTED_EXCHANGES", "CaptureScan", "CapturedTvs", "TvsCapture", "TvsCollector", "scan_capture",
+           "tvs_from_packets"]
 
 _MAX_MESSAGES = 64  # TVS requests of one connection taken (phones send one, §E.7)
+MAX_LISTED_EXCHANGES = 10_000
+"""TVS exchanges (and undecryptable connections) kept of other phones than the replayed one."""
 _SEP_MAC = re.compile(r"SEP([0-9A-Fa-f]{12})")
 
 
@@ -80,6 +85,13 @@ class TvsCapture:
     tls_connections: int
     not_tvs: int
     problems: tuple[str, ...]
+    unlisted: int = 0  # exchanges decrypted but not kept (other phones', beyond MAX_LISTED_EXCHANGES)
+    unlisted_problems: int = 0
+
+    @property
+    def decrypted(self) -> int:
+        """TVS exchanges decrypted, kept or not."""
+        return len(self.exchanges) + self.unlisted
 
     def asker(self, window: Callable[[], tuple[float, float]], fallback: Any = None) -> Any:
         """A :class:`~phoneemu.phone.boot.TvsAsker` answering from the capture (module rules);
@@ -133,33 +145,105 @@ def _pair(requests: Sequence[tvs.TvsMessage], responses: Sequence[tvs.TvsMessage
     return out
 
 
-def tvs_from_packets(packets: Iterable[PcapPacket], secrets: KeyLog | dict[bytes, bytes],
-                     *, max_stream: int = MAX_STREAM) -> TvsCapture:
-    """Decrypt the TLS connections of ``packets`` and collect their TVS exchanges (module rules)."""
-    found: list[CapturedTvs] = []
-    problems: list[str] = []
-    tls = not_tvs = 0
-    for conn in tcp_connections(packets, max_stream):
-        streams = {end: conn.dirs[end].assemble()[0] for end in conn.ends}
-        client = conn.client if conn.client is not None else next(
-            (e for e in conn.ends if streams[e][:2] == b"\x16\x03"), None)
-        if client is None or streams[client][:2] != b"\x16\x03":
-            continue
-        tls += 1
-        server = conn.ends[1] if conn.ends[0] == client else conn.ends[0]
+class TvsCollector:
+    """A :class:`~phoneemu.scenario._capture_flows.TlsSink` decrypting each TLS connection as it ends
+    and keeping its TVS exchanges: all of them up to ``limit``, beyond that only those of ``mac``
+    (the others are counted in :attr:`TvsCapture.unlisted`)."""
+
+    def __init__(self, secrets: KeyLog | dict[bytes, bytes], *, mac: str | None = None,
+                 limit: int = MAX_LISTED_EXCHANGES) -> None:
+        self.secrets, self.mac, self.limit = secrets, mac, limit
+        self.found: list[CapturedTvs] = []
+        self.problems: list[str] = []
+        self.not_tvs = 0
+        self.unlisted = 0
+        self.unlisted_problems = 0
+
+    def connection(self, *, client: Endpoint, server: Endpoint, start: float, client_stream: bytes | None,
+                   server_stream: bytes | None, problem: str) -> None:
         where = f"{client[0]}:{client[1]} -> {server[0]}:{server[1]}"
+        if client_stream is None or server_stream is None:
+            self._problem(f"{where}: {problem}")
+            return
         try:
-            plain = decrypt_tls(streams[client], streams[server], secrets)
+            plain = decrypt_tls(client_stream, server_stream, self.secrets)
         except DecodeError as exc:
-            problems.append(f"{where}: {exc}")
-            continue
+            self._problem(f"{where}: {exc}")
+            return
         try:
             pairs = _pair(_messages(plain.client_data), _messages(plain.server_data))
         except DecodeError:
-            not_tvs += 1  # HTTPS, CAPF or anything else over TLS
-            continue
+            self.not_tvs += 1  # HTTPS, CAPF or anything else over TLS
+            return
         if not pairs:
-            not_tvs += 1
-        found += [CapturedTvs(start=conn.start or 0.0, client=client, server=server, tls=plain.description,
-                              request=req, response=resp) for req, resp in pairs]
-    return TvsCapture(exchanges=tuple(found), tls_connections=tls, not_tvs=not_tvs, problems=tuple(problems))
+            self.not_tvs += 1
+        for req, resp in pairs:
+            if len(self.found) >= self.limit and (self.mac is None or _mac_in(req.device_name) != self.mac):
+                self.unlisted += 1
+                continue
+            self.found.append(CapturedTvs(start=start, client=client, server=server, tls=plain.description,
+                                          request=req, response=resp))
+
+    def _problem(self, text: str) -> None:
+        if len(self.problems) < self.limit:
+            self.problems.append(text)
+        else:
+            self.unlisted_problems += 1
+
+    def result(self, tls_connections: int) -> TvsCapture:
+        return TvsCapture(exchanges=tuple(self.found), tls_connections=tls_connections, not_tvs=self.not_tvs,
+                          problems=tuple(self.problems), unlisted=self.unlisted,
+                          unlisted_problems=self.unlisted_problems)
+
+
+def tvs_from_packets(packets: Iterable[PcapPacket], secrets: KeyLog | dict[bytes, bytes],
+                     *, max_stream: int = MAX_TLS_STREAM) -> TvsCapture:
+    """Decrypt the TLS connections of ``packets`` and collect their TVS exchanges (module rules);
+    ``max_stream``: bytes kept per direction of a connection."""
+    collector = TvsCollector(secrets)
+    scanner = FlowScanner(None, tls=collector, limits=Limits(max_tls_stream=max_stream))
+    for pkt in packets:
+        scanner.feed(pkt)
+    scanner.close()
+    return collector.result(scanner.tls_connections)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaptureScan:
+    """What one pass over a capture kept: the downloads, the TVS exchanges (with a key log) and the
+    warnings of caps that were hit."""
+
+    index: CaptureIndex
+    tvs: TvsCapture
+    warnings: tuple[str, ...]
+
+
+MAX_WARNINGS = 100
+
+
+def scan_capture(path: str | Path, *, mac: str | None = None, secrets: KeyLog | None = None,
+                 limits: Limits | None = None) -> CaptureScan:
+    """Read a capture once, packet by packet, keeping what the replay of ``mac`` needs (None: the
+    listing of every phone, without file contents); with ``secrets`` the TLS connections are decrypted
+    as they end. Memory stays bounded (:mod:`phoneemu.scenario._capture_flows`); malformed input raises
+    DecodeError naming the offset."""
+    warnings: list[str] = []
+    dropped = 0
+
+    def warn(text: str) -> None:
+        nonlocal dropped
+        if len(warnings) < MAX_WARNINGS:
+            warnings.append(text)
+        else:
+            dropped += 1
+    sink = phone_sink(mac)
+    collector = TvsCollector(secrets, mac=mac) if secrets is not None else None
+    scanner = FlowScanner(sink, tls=collector, limits=limits, warn=warn)
+    for pkt in read_pcap(path):
+        scanner.feed(pkt)
+    scanner.close()
+    if dropped:
+        warnings.append(f"... and {dropped} more warning(s)")
+    tvs = collector.result(scanner.tls_connections) if collector is not None else TvsCapture(
+        exchanges=(), tls_connections=scanner.tls_connections, not_tvs=0, problems=())
+    return CaptureScan(index=sink.index(scanner, warnings), tvs=tvs, warnings=tuple(warnings))

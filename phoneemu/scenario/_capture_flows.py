@@ -1,0 +1,833 @@
+"""Streaming reassembly of a capture's TFTP transfers, HTTP 6970 exchanges and TLS connections.
+
+One pass, packet by packet (:class:`FlowScanner`); what each flow may hold is capped (:class:`Limits`),
+so memory stays bounded whatever the size of the capture or a length field's claim. The rules of the
+reassembly itself are those of :mod:`phoneemu.scenario.replay` (its module docstring); this module
+adds how they are kept bounded:
+
+* **TFTP**: a transfer keeps its blocks only when the download is wanted (``want_data``: the replayed
+  phone's names and cluster-wide names; none for ``--list``), at most ``max_file`` bytes, else it is
+  ``too-large`` with a warning naming the transfer and the capture offset. At most ``max_flows``
+  transfers are open at once: beyond, the least recently active one ends as it stands.
+* **TCP**: each direction is delivered in order as segments arrive; out-of-order segments wait, at
+  most ``max_stream`` bytes per direction — beyond, the stream ends there (a gap, with a warning).
+  A connection is classified by its client's first bytes (``GET ``/``HEAD `` → HTTP,
+  ``16 03`` → TLS, anything else → dropped at once); until then at most :data:`MAX_UNCLASSIFIED`
+  bytes per direction are held. A connection ends at FIN from both sides, RST, eviction (at most
+  ``max_flows`` open, least recently active evicted) or the end of the capture.
+* **HTTP**: requests and responses are parsed as the bytes come (heads at most 16 KiB); a body is
+  kept only when wanted and at most ``max_file`` bytes (else ``too-large`` with a warning; the body
+  is skipped, and later responses on the connection still parsed).
+* **TLS**: the two directions are kept, at most ``max_tls_stream`` bytes each, for decryption when
+  the connection ends (only when a TLS sink asks for them: ``--keylog``); beyond the cap the
+  connection is reported as not decrypted, naming the direction and the offsets.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import unquote
+
+from phoneemu.errors import DecodeError
+from phoneemu.net.capture import FIN, RST, SYN, PcapPacket
+from phoneemu.net.tftp_codec import DEFAULT_BLKSIZE, Data, Error, OptionAck, ReadRequest, WriteRequest, decode
+from phoneemu.values import parse_ascii_int
+
+__all__ = [
+    "MAX_FILE", "MAX_FLOWS", "MAX_STREAM", "MAX_TLS_STREAM", "MAX_UNCLASSIFIED", "Download", "Endpoint",
+    "FlowScanner", "Limits", "TlsSink", "mac_of",
+]
+
+Endpoint = tuple[str, int]
+MAX_FILE = 32 * 1024 * 1024
+"""Bytes of one download (a TFTP transfer, an HTTP body)."""
+MAX_STREAM = 8 * 1024 * 1024
+"""Out-of-order bytes held per TCP direction, waiting for a missing segment."""
+MAX_TLS_STREAM = 4 * 1024 * 1024
+"""Bytes per direction of a TLS connection kept for decryption (TVS exchanges are a few KB)."""
+MAX_FLOWS = 65_536
+"""TFTP transfers open at once, and TCP connections open at once."""
+MAX_UNCLASSIFIED = 64 * 1024
+"""Bytes per direction held before a TCP connection is known to be HTTP, TLS or neither."""
+_MAX_HEAD = 16 * 1024
+_MAX_CHUNK_LINE = 1024
+_MAX_REQUESTS = 10_000
+_MAC_NAME = re.compile(r"^(?:CTL|ITL)?SEP([0-9A-Fa-f]{12})\.", re.ASCII)
+_TFTP_ERRORS = {1: "not-found", 2: "refused"}
+_HTTP_OUTCOMES = {200: "ok", 404: "not-found", 403: "refused"}
+
+
+def mac_of(name: str) -> str | None:
+    """The MAC (upper case) a per-device file name carries, else None."""
+    m = _MAC_NAME.match(name)
+    return m.group(1).upper() if m else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """The caps of a capture scan (module rules); every one is per flow except ``max_flows``."""
+
+    max_file: int = MAX_FILE
+    max_stream: int = MAX_STREAM
+    max_tls_stream: int = MAX_TLS_STREAM
+    max_flows: int = MAX_FLOWS
+
+
+@dataclass(frozen=True, kw_only=True)
+class Download:
+    """One file request seen in a capture and how it ended."""
+
+    name: str
+    protocol: str  # "tftp" | "http"
+    client: Endpoint
+    server: Endpoint
+    start: float
+    end: float
+    outcome: str  # ok | not-found | refused | error | incomplete | no-reply | too-large
+    data: bytes | None = field(default=None, repr=False)
+    detail: str = ""
+    order: int = 0
+    size: int | None = None  # bytes received when ``ok`` (also when the data was not kept)
+
+    @property
+    def mac(self) -> str | None:
+        return mac_of(self.name)
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+    @property
+    def nbytes(self) -> int | None:
+        """Size of the file when it was received (kept or not), else None."""
+        return len(self.data) if self.data is not None else self.size
+
+    def describe(self) -> str:
+        n = self.nbytes
+        size = f"{n} bytes" if n is not None else self.outcome
+        detail = f" ({self.detail})" if self.detail else ""
+        return (f"{self.protocol:<4} {self.server[0]}:{self.server[1]} {self.name}: {size}"
+                f"{'' if self.ok else detail}")
+
+
+class DownloadSink(Protocol):
+    """Where finished downloads go, and which downloads keep their bytes."""
+
+    def request(self, name: str, client: Endpoint, start: float) -> None: ...
+
+    def want_data(self, name: str) -> bool: ...
+
+    def add(self, download: Download) -> None: ...
+
+
+class TlsSink(Protocol):
+    """Where ended TLS connections go: both directions (None: over the cap, ``problem`` says why)."""
+
+    def connection(self, *, client: Endpoint, server: Endpoint, start: float, client_stream: bytes | None,
+                   server_stream: bytes | None, problem: str) -> None: ...
+
+
+def _ep(e: Endpoint) -> str:
+    return f"{e[0]}:{e[1]}"
+
+
+# --------------------------------------------------------------------------- TFTP
+class _Tftp:
+    __slots__ = ("blksize", "blocks", "client", "detail", "end", "keep", "name", "order", "outcome", "parts",
+                 "server", "size", "start", "tid")
+
+    def __init__(self, rrq: ReadRequest, pkt: PcapPacket, keep: bool) -> None:
+        self.name = rrq.filename
+        self.client = (pkt.src, pkt.sport)
+        self.server = (pkt.dst, pkt.dport)
+        self.start = self.end = pkt.ts
+        self.order = pkt.index
+        self.tid: int | None = None
+        self.blksize = DEFAULT_BLKSIZE
+        self.blocks = 0
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.keep = keep
+        self.outcome: str | None = None
+        self.detail = ""
+
+    def flow(self) -> str:
+        return f"tftp {_ep(self.client)} -> {self.server[0]}:{self.tid or self.server[1]} {self.name!r}"
+
+    def answer(self, pkt: PcapPacket, msg: object, max_file: int, warn: Callable[[str], None]) -> None:
+        if self.outcome is not None:
+            return
+        if self.tid is None:
+            self.tid = pkt.sport
+        elif pkt.sport != self.tid:
+            return
+        self.end = pkt.ts
+        if isinstance(msg, OptionAck):
+            text = msg.options.get("blksize")
+            size = parse_ascii_int(text) if text is not None else None
+            if size is not None and 8 <= size <= 65464:
+                self.blksize = size
+        elif isinstance(msg, Data):
+            if msg.block != (self.blocks + 1) & 0xFFFF:
+                return  # duplicate or out of window
+            self.blocks += 1
+            self.size += len(msg.data)
+            if self.size > max_file:
+                self.outcome, self.parts = "too-large", []
+                self.detail = f"more than {max_file} bytes"
+                warn(f"{self.flow()}: more than {max_file} bytes (the per-file cap) at block {self.blocks}, "
+                     f"capture offset {pkt.offset}: download reported too-large")
+                return
+            if self.keep:
+                self.parts.append(msg.data)
+            if len(msg.data) < self.blksize:
+                self.outcome = "ok"
+        elif isinstance(msg, Error):
+            self.outcome = _TFTP_ERRORS.get(msg.code, "error")
+            self.detail = f"TFTP error {msg.code}: {msg.message}"
+
+    def client_error(self, msg: Error) -> None:
+        if self.outcome is None:
+            self.outcome = "error"
+            self.detail = f"client aborted: TFTP error {msg.code}: {msg.message}"
+
+    def finish(self) -> Download:
+        outcome, detail = self.outcome, self.detail
+        if outcome is None:
+            outcome = "incomplete" if self.tid is not None else "no-reply"
+            detail = f"{self.blocks} block(s) received, last block missing" if self.tid is not None \
+                else "no answer from the server"
+        data = b"".join(self.parts) if outcome == "ok" and self.keep else None
+        self.parts = []
+        return Download(name=self.name, protocol="tftp", client=self.client, server=self.server,
+                        start=self.start, end=self.end, outcome=outcome, data=data, detail=detail,
+                        order=self.order, size=self.size if outcome == "ok" else None)
+
+
+# --------------------------------------------------------------------------- TCP
+class _Stream:
+    """One direction of a TCP connection, delivered in order to ``sink(offset, ts, data)``."""
+
+    __slots__ = ("base", "fin", "isn", "next", "overflow", "pending", "pending_bytes", "seen_payload", "sink")
+
+    def __init__(self) -> None:
+        self.isn: int | None = None
+        self.base: int | None = None  # sequence number of stream offset 0
+        self.next = 0  # stream offset of the next byte in order
+        self.pending: list[tuple[int, float, bytes]] = []
+        self.pending_bytes = 0
+        self.fin = False
+        self.overflow = False
+        self.seen_payload = False
+        self.sink: Callable[[int, float, bytes], None] | None = None
+
+    def add(self, pkt: PcapPacket, cap: int, flow: Callable[[], str], warn: Callable[[str], None]) -> None:
+        if pkt.flags & SYN:
+            self.isn = pkt.seq
+        if pkt.flags & FIN:
+            self.fin = True
+        if not pkt.payload:
+            return
+        self.seen_payload = True
+        if self.overflow:
+            return
+        if self.base is None:
+            self.base = (self.isn + 1) & 0xFFFFFFFF if self.isn is not None else pkt.seq
+        diff = (pkt.seq - self.base - self.next) & 0xFFFFFFFF
+        rel = self.next + (diff - (1 << 32) if diff & 0x80000000 else diff)
+        if rel < 0 or rel + len(pkt.payload) <= self.next:
+            return  # before the start, or bytes already delivered
+        if rel > self.next:
+            if self.pending_bytes + len(pkt.payload) > cap:
+                self.overflow = True
+                self.pending, self.pending_bytes = [], 0
+                warn(f"{flow()}: more than {cap} out-of-order bytes waiting for stream offset {self.next} "
+                     f"(the per-direction cap), capture offset {pkt.offset}: the stream ends there")
+                return
+            self.pending.append((rel, pkt.ts, pkt.payload))
+            self.pending_bytes += len(pkt.payload)
+            return
+        self._deliver(rel, pkt.ts, pkt.payload)
+        if self.pending:
+            self.pending.sort(key=lambda p: p[0])
+            while self.pending and self.pending[0][0] <= self.next:
+                prel, pts, pdata = self.pending.pop(0)
+                self.pending_bytes -= len(pdata)
+                if prel + len(pdata) > self.next:
+                    self._deliver(prel, pts, pdata)
+
+    def _deliver(self, rel: int, ts: float, data: bytes) -> None:
+        tail = data[self.next - rel:]
+        at = self.next
+        self.next += len(tail)
+        if self.sink is not None:
+            self.sink(at, ts, tail)
+
+    @property
+    def complete(self) -> bool:
+        """No gap (a segment never seen) and no overflow."""
+        return not self.pending and not self.overflow
+
+
+class _Buffer:
+    """Bytes of one direction not yet consumed, with the capture time of each delivered piece."""
+
+    __slots__ = ("base", "data", "times")
+
+    def __init__(self) -> None:
+        self.base = 0  # stream offset of data[0]
+        self.data = bytearray()
+        self.times: list[tuple[int, float]] = []
+
+    def append(self, at: int, ts: float, piece: bytes) -> None:
+        if not self.data:
+            self.base = at
+        self.times.append((at, ts))
+        self.data += piece
+
+    def time_at(self, offset: int, default: float) -> float:
+        i = bisect.bisect_right(self.times, (offset, float("inf"))) - 1
+        return self.times[i][1] if i >= 0 else default
+
+    def consume(self, n: int) -> bytes:
+        out = bytes(self.data[:n])
+        del self.data[:n]
+        self.base += n
+        # keep the last piece starting at or before the new base (it holds byte ``base``)
+        i = bisect.bisect_right(self.times, (self.base, float("inf"))) - 1
+        if i > 0:
+            del self.times[:i]
+        return out
+
+
+def _head(buf: bytearray) -> tuple[str, dict[str, str], int] | bool | None:
+    """Start line, lower-cased headers and the body offset of the message at the start of ``buf``;
+    False: not complete yet; None: malformed (no end within 16 KiB, or a header line without colon)."""
+    end = buf.find(b"\r\n\r\n", 0, _MAX_HEAD)
+    if end < 0:
+        return None if len(buf) >= _MAX_HEAD else False
+    lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        k, sep, v = line.partition(":")
+        if not sep:
+            return None
+        headers[k.strip().lower()] = v.strip()
+    return lines[0], headers, end + 4
+
+
+@dataclass
+class _Request:
+    method: str
+    name: str
+    start: float
+    keep: bool
+
+
+class _Http:
+    """HTTP/1.1 GET/HEAD exchanges of one connection, parsed as its bytes arrive (module rules)."""
+
+    def __init__(self, conn: _Conn, client: Endpoint, sink: DownloadSink, limits: Limits,
+                 warn: Callable[[str], None]) -> None:
+        self.conn, self.client = conn, client
+        self.server = conn.ends[1] if conn.ends[0] == client else conn.ends[0]
+        self.sink, self.limits, self.warn = sink, limits, warn
+        self.creq, self.sresp = _Buffer(), _Buffer()
+        self.cbroken = False
+        self.nrequests = 0
+        self.requests: deque[_Request] = deque()
+        self.sbroken: str | None = None  # why the server stream is not parsed further
+        self.leftover = False  # unparsed server bytes were dropped with it
+        self.state = "head"  # head | length | chunk-line | chunk-data | trailer | eof
+        self.cur: tuple[_Request, str, str, float] | None = None  # request, outcome, detail, t1
+        self.body = bytearray()
+        self.got = 0
+        self.left = 0
+        self.want = 0
+
+    def flow(self) -> str:
+        return f"http {_ep(self.client)} -> {_ep(self.server)}"
+
+    # -- client side
+    def client_data(self, at: int, ts: float, piece: bytes, offset: int) -> None:
+        if self.cbroken:
+            return
+        self.creq.append(at, ts, piece)
+        while self.creq.data and not self.cbroken:
+            head = _head(self.creq.data)
+            if head is False:
+                break
+            if head is None or self.nrequests >= _MAX_REQUESTS:
+                self.cbroken = True
+                break
+            assert not isinstance(head, bool)
+            line, _hdrs, body_at = head
+            parts = line.split(" ")
+            if len(parts) != 3 or parts[0] not in ("GET", "HEAD"):
+                self.cbroken = True
+                break
+            name = unquote(parts[1].split("?", 1)[0])
+            name = name[1:] if name.startswith("/") else name
+            t0 = self.creq.time_at(self.creq.base + body_at - 1, self.conn.start)
+            self.creq.consume(body_at)
+            self.nrequests += 1
+            self.sink.request(name, self.client, t0)
+            self.requests.append(_Request(parts[0], name, t0, self.sink.want_data(name)))
+        if self.cbroken:
+            self.creq = _Buffer()
+        self._pump(offset)
+
+    # -- server side
+    def server_data(self, at: int, ts: float, piece: bytes, offset: int) -> None:
+        if self.sbroken is not None or (self.cbroken and not self.requests and self.state == "head"):
+            return  # nothing asked for them (the client stream stopped parsing)
+        self.sresp.append(at, ts, piece)
+        self._pump(offset)
+        if self.sbroken is None and self.state == "head" and len(self.sresp.data) > self.limits.max_stream:
+            # responses no request of the client stream asked for (yet): held up to the cap
+            self.warn(f"{self.flow()}: more than {self.limits.max_stream} bytes of responses without "
+                      f"requests (the per-direction cap) at stream offset {at}, capture offset {offset}: "
+                      "the rest of the server stream is ignored")
+            self._stop("overflow", leftover=True)
+
+    def _stop(self, why: str, *, leftover: bool) -> None:
+        """Parse no more of the server stream; ``leftover``: unparsed bytes stay (later requests
+        are then incomplete rather than unanswered)."""
+        self.sbroken = why
+        self.leftover = leftover
+        self.sresp = _Buffer()
+
+    def _emit(self, outcome: str, data: bytes | None, detail: str, req: _Request, *, t1: float,
+              size: int | None = None) -> None:
+        self.sink.add(Download(name=req.name, protocol="http", client=self.client, server=self.server,
+                               start=req.start, end=t1, outcome=outcome,
+                               data=data if outcome == "ok" and req.keep else None, detail=detail,
+                               order=self.conn.order, size=size if outcome == "ok" else None))
+
+    def _body_done(self) -> None:
+        assert self.cur is not None
+        req, outcome, detail, t1 = self.cur
+        self._emit(outcome, bytes(self.body), detail, req, t1=t1, size=self.got)
+        self.body = bytearray()
+        self.cur = None
+        self.state = "head"
+
+    def _take(self, n: int) -> None:
+        """Move ``n`` body bytes from the server buffer into the body (when kept)."""
+        assert self.cur is not None
+        piece = self.sresp.consume(n)
+        self.got += n
+        if self.cur[0].keep and self.cur[1] == "ok":
+            self.body += piece
+
+    def _too_large(self, offset: int, why: str) -> None:
+        assert self.cur is not None
+        req, _outcome, _detail, t1 = self.cur
+        self.warn(f"{self.flow()} {req.name!r}: {why} (the per-file cap is {self.limits.max_file} bytes), "
+                  f"capture offset {offset}: download reported too-large")
+        self.body = bytearray()
+        self.cur = (req, "too-large", _detail, t1)
+
+    def _pump(self, offset: int) -> None:
+        buf = self.sresp
+        max_file = self.limits.max_file
+        while self.sbroken is None:
+            if self.state == "head":
+                if not self.requests or not buf.data:
+                    return
+                head = _head(buf.data)
+                if head is False:
+                    return
+                if head is None:
+                    self._stop("malformed", leftover=True)
+                    return
+                assert not isinstance(head, bool)
+                sline, shdrs, body_at = head
+                req = self.requests.popleft()
+                t1 = buf.time_at(buf.base + body_at - 1, self.conn.end)
+                buf.consume(body_at)
+                sparts = sline.split(" ", 2)
+                code = (parse_ascii_int(sparts[1], max_digits=3) if len(sparts) >= 2 else None) or -1
+                outcome = _HTTP_OUTCOMES.get(code, "error")
+                detail = f"HTTP {sline[9:].strip() if sline.startswith('HTTP/') else sline[:40]}"
+                self.cur, self.body, self.got = (req, outcome, detail, t1), bytearray(), 0
+                if req.method == "HEAD" or code in (204, 304) or 100 <= code < 200:
+                    self._body_done()
+                elif "chunked" in shdrs.get("transfer-encoding", "").lower():
+                    self.state = "chunk-line"
+                elif parse_ascii_int(shdrs.get("content-length", "")) is not None:
+                    n = int(shdrs["content-length"])
+                    self.state, self.left, self.want = "length", n, n
+                    if n > max_file:
+                        self._too_large(offset, f"Content-Length {n}")
+                        self.cur = (req, "too-large", f"Content-Length {n}", t1)
+                else:
+                    self.state = "eof"
+            elif self.state == "length":
+                n = min(self.left, len(buf.data))
+                if n:
+                    self._take(n)
+                    self.left -= n
+                if self.left:
+                    return
+                self._body_done()
+            elif self.state == "chunk-line":
+                eol = buf.data.find(b"\r\n", 0, _MAX_CHUNK_LINE)
+                if eol < 0:
+                    if len(buf.data) >= _MAX_CHUNK_LINE:
+                        self._fail_body("chunk size line truncated")
+                    return
+                text = bytes(buf.data[:eol]).split(b";")[0].strip()
+                try:
+                    size = int(text, 16)
+                except ValueError:
+                    self._fail_body(f"bad chunk size {text[:20]!r}")
+                    return
+                if size == 0:
+                    buf.consume(eol)  # keep the CRLF: the trailer search starts at it
+                    self.state = "trailer"
+                    continue
+                buf.consume(eol + 2)
+                if self.got + size > max_file:
+                    assert self.cur is not None
+                    self._too_large(offset, f"chunked body of more than {max_file} bytes")
+                    self.cur = (self.cur[0], "too-large", f"more than {max_file} bytes", self.cur[3])
+                    self._emit_cur()
+                    self._stop("too-large", leftover=False)  # the rest of the stream taken as its body
+                    return
+                self.state, self.left = "chunk-data", size + 2
+            elif self.state == "chunk-data":
+                n = min(self.left, len(buf.data))
+                data_left = max(self.left - 2, 0)  # the chunk's bytes, then its CRLF (not checked)
+                if n:
+                    take = min(n, data_left)
+                    if take:
+                        self._take(take)
+                    if n > take:
+                        buf.consume(n - take)
+                    self.left -= n
+                if self.left:
+                    return
+                self.state = "chunk-line"
+            elif self.state == "trailer":
+                end = buf.data.find(b"\r\n\r\n", 0, _MAX_HEAD + 2)
+                if end < 0:
+                    if len(buf.data) >= _MAX_HEAD + 2:
+                        self._body_done()
+                        self._stop("trailer", leftover=False)
+                    return
+                buf.consume(end + 4)
+                self._body_done()
+            else:  # eof: the body runs to the end of the stream
+                n = len(buf.data)
+                if n:
+                    assert self.cur is not None
+                    if self.cur[1] == "ok" and self.got + n > max_file:
+                        self._too_large(offset, f"body to end of stream of more than {max_file} bytes")
+                        self.cur = (self.cur[0], "too-large", f"more than {max_file} bytes", self.cur[3])
+                    self._take(n)
+                return
+
+    def _emit_cur(self) -> None:
+        assert self.cur is not None
+        req, outcome, detail, t1 = self.cur
+        self._emit(outcome, None, detail, req, t1=t1)
+        self.cur = None
+        self.body = bytearray()
+
+    def _fail_body(self, why: str) -> None:
+        assert self.cur is not None
+        req, _outcome, _detail, t1 = self.cur
+        self.cur = (req, "incomplete", why, t1)
+        self._emit_cur()
+        self._stop("chunk", leftover=True)
+
+    def finish(self) -> None:
+        """The connection ended: what is pending is incomplete or unanswered (module rules)."""
+        server_dir = self.conn.dirs[self.server]
+        complete = server_dir.complete
+        if self.cur is not None:
+            req, outcome, detail, t1 = self.cur
+            if self.state == "length":
+                self.cur = (req, "incomplete" if outcome == "ok" else outcome,
+                            f"body {self.got} of {self.want} bytes" if outcome == "ok" else detail, t1)
+                self._emit_cur()
+            elif self.state == "eof":
+                if outcome != "too-large" and not (server_dir.fin and complete):
+                    self.cur = (req, "incomplete", "body to end of stream, stream not closed", t1)
+                    self._emit_cur()
+                else:
+                    self._body_done()
+            elif self.state == "trailer":
+                self._body_done()
+            else:
+                why = "chunk size line truncated" if self.state == "chunk-line" else "chunk truncated"
+                self.cur = (req, "incomplete", why, t1)
+                self._emit_cur()
+            self.sresp = _Buffer()
+        leftover = bool(self.sresp.data) or self.leftover
+        while self.requests:
+            req = self.requests.popleft()
+            if leftover or not complete:
+                self._emit("incomplete", None, "response truncated or malformed", req, t1=self.conn.end)
+            else:
+                self._emit("no-reply", None, "no response", req, t1=self.conn.end)
+
+
+class _Tls:
+    """Both directions of a TLS connection, kept (up to the cap) for decryption at its end."""
+
+    def __init__(self, conn: _Conn, client: Endpoint, cap: int, warn: Callable[[str], None]) -> None:
+        self.conn, self.client = conn, client
+        self.server = conn.ends[1] if conn.ends[0] == client else conn.ends[0]
+        self.cap, self.warn = cap, warn
+        self.streams: dict[Endpoint, bytearray | None] = {client: bytearray(), self.server: bytearray()}
+        self.problem = ""
+
+    def data(self, end: Endpoint, at: int, piece: bytes, offset: int) -> None:
+        buf = self.streams[end]
+        if buf is None:
+            return
+        if len(buf) + len(piece) > self.cap:
+            side = "client" if end == self.client else "server"
+            self.problem = (f"{side} stream longer than {self.cap} bytes (the per-direction cap for TLS) "
+                            f"at stream offset {at}, capture offset {offset}: not decrypted")
+            self.warn(f"tls {_ep(self.client)} -> {_ep(self.server)}: {self.problem}")
+            self.streams = {self.client: None, self.server: None}
+            return
+        buf += piece
+
+
+class _Conn:
+    __slots__ = ("client", "dirs", "early", "end", "ends", "http", "kind", "order", "start", "tls")
+
+    def __init__(self, a: Endpoint, b: Endpoint, pkt: PcapPacket) -> None:
+        self.ends = (a, b)
+        self.dirs = {a: _Stream(), b: _Stream()}
+        self.client: Endpoint | None = None
+        self.start = pkt.ts
+        self.end = pkt.ts
+        self.order = pkt.index
+        self.kind: str | None = None  # None: not classified yet | http | tls | tls-counted | other | closed
+        self.early: dict[Endpoint, list[tuple[int, float, bytes]]] = {a: [], b: []}
+        self.http: _Http | None = None
+        self.tls: _Tls | None = None
+
+
+def _prefix_of(data: bytes, *words: bytes) -> bool:
+    return any(w.startswith(data[:len(w)]) for w in words)
+
+
+class FlowScanner:
+    """Feed packets in capture order (:meth:`feed`), then :meth:`close`: downloads go to ``downloads``,
+    ended TLS connections to ``tls`` (None: TLS connections only counted), warnings to ``warn``."""
+
+    def __init__(self, downloads: DownloadSink | None, *, tls: TlsSink | None = None,
+                 limits: Limits | None = None, warn: Callable[[str], None] | None = None) -> None:
+        self.downloads = downloads
+        self.tls = tls
+        self.limits = limits or Limits()
+        self.warn = warn or (lambda _text: None)
+        self.packets = 0
+        self.skipped = 0  # UDP datagrams that are not TFTP
+        self.tls_connections = 0
+        self.evicted = 0
+        self._tftp: OrderedDict[Endpoint, _Tftp] = OrderedDict()
+        self._tcp: OrderedDict[frozenset[Endpoint], _Conn] = OrderedDict()
+
+    # -- packets
+    def feed(self, pkt: PcapPacket) -> None:
+        self.packets += 1
+        if pkt.proto == "udp":
+            if self.downloads is not None:
+                self._udp(pkt)
+        elif pkt.proto == "tcp":
+            self._tcp_packet(pkt)
+
+    def _udp(self, pkt: PcapPacket) -> None:
+        assert self.downloads is not None
+        try:
+            msg = decode(pkt.payload)
+        except DecodeError:
+            self.skipped += 1
+            return
+        src, dst = (pkt.src, pkt.sport), (pkt.dst, pkt.dport)
+        live = self._tftp
+        if isinstance(msg, WriteRequest):
+            return
+        if isinstance(msg, ReadRequest):
+            cur = live.get(src)
+            if cur is not None and cur.tid is None and cur.name == msg.filename and cur.server == dst:
+                return  # RRQ retransmission
+            if cur is not None:
+                del live[src]
+                self.downloads.add(cur.finish())
+            self.downloads.request(msg.filename, src, pkt.ts)
+            live[src] = _Tftp(msg, pkt, self.downloads.want_data(msg.filename))
+            if len(live) > self.limits.max_flows:
+                _key, oldest = live.popitem(last=False)
+                self._evicted(f"{oldest.flow()}: more than {self.limits.max_flows} TFTP transfers open at "
+                              f"once (capture offset {pkt.offset}): the least recently active ends as it "
+                              "stands")
+                self.downloads.add(oldest.finish())
+            return
+        to_client = live.get(dst)
+        if to_client is not None and pkt.src == to_client.server[0]:
+            to_client.answer(pkt, msg, self.limits.max_file, self.warn)
+            if to_client.outcome is not None:
+                del live[dst]
+                self.downloads.add(to_client.finish())
+            else:
+                live.move_to_end(dst)
+            return
+        from_client = live.get(src)
+        if from_client is not None and pkt.dst == from_client.server[0] and isinstance(msg, Error):
+            from_client.client_error(msg)
+            if from_client.outcome is not None:
+                del live[src]
+                self.downloads.add(from_client.finish())
+
+    def _evicted(self, text: str) -> None:
+        if not self.evicted:
+            self.warn(text)
+        self.evicted += 1
+
+    def _tcp_packet(self, pkt: PcapPacket) -> None:
+        a, b = (pkt.src, pkt.sport), (pkt.dst, pkt.dport)
+        key = frozenset((a, b))
+        conn = self._tcp.get(key)
+        opening = bool(pkt.flags & SYN) and not pkt.flags & 0x10
+        if conn is not None and opening and (conn.kind == "closed" or conn.dirs[a].seen_payload):
+            if conn.kind != "closed":
+                self._end(conn)
+            del self._tcp[key]  # a new connection reusing the port pair
+            conn = None
+        if conn is None:
+            conn = _Conn(a, b, pkt)
+            self._tcp[key] = conn
+            if len(self._tcp) > self.limits.max_flows:
+                _k, oldest = self._tcp.popitem(last=False)
+                if oldest.kind != "closed":
+                    self._evicted(f"tcp {_ep(oldest.ends[0])} -> {_ep(oldest.ends[1])}: more than "
+                                  f"{self.limits.max_flows} TCP connections open at once (capture offset "
+                                  f"{pkt.offset}): the least recently active ends as it stands")
+                    self._end(oldest)
+        else:
+            self._tcp.move_to_end(key)
+        if conn.kind == "closed":
+            return
+        conn.end = pkt.ts
+        if opening:
+            conn.client = a
+        d = conn.dirs[a]
+        if d.sink is None:
+            d.sink = self._sink(conn, a, pkt)
+        self._current_offset = pkt.offset
+        d.add(pkt, self.limits.max_stream, lambda: self._flow(conn, a), self.warn)
+        if pkt.flags & RST or (conn.dirs[b].fin and d.fin):
+            self._end(conn)
+
+    def _flow(self, conn: _Conn, a: Endpoint) -> str:
+        other = conn.ends[1] if conn.ends[0] == a else conn.ends[0]
+        return f"tcp {_ep(a)} -> {_ep(other)}"
+
+    _current_offset = 0
+
+    def _sink(self, conn: _Conn, end: Endpoint, _pkt: PcapPacket) -> Callable[[int, float, bytes], None]:
+        def sink(at: int, ts: float, piece: bytes) -> None:
+            self._data(conn, end, at, ts, piece)
+        return sink
+
+    def _data(self, conn: _Conn, end: Endpoint, at: int, ts: float, piece: bytes) -> None:
+        offset = self._current_offset
+        if conn.kind is None:
+            early = conn.early[end]
+            if sum(len(p) for _, _, p in early) + len(piece) > MAX_UNCLASSIFIED:
+                self._classify(conn, final=True)
+                self._route(conn, end, at, ts, piece, offset=offset)
+            else:
+                early.append((at, ts, piece))  # handed over by _classify once the kind is known
+                self._classify(conn, final=False)
+            return
+        self._route(conn, end, at, ts, piece, offset=offset)
+
+    def _route(self, conn: _Conn, end: Endpoint, at: int, ts: float, piece: bytes, *, offset: int) -> None:
+        if conn.http is not None:
+            if end == conn.http.client:
+                conn.http.client_data(at, ts, piece, offset)
+            else:
+                conn.http.server_data(at, ts, piece, offset)
+        elif conn.tls is not None:
+            conn.tls.data(end, at, piece, offset)
+
+    def _classify(self, conn: _Conn, *, final: bool) -> None:
+        """Decide HTTP / TLS / other from the client's first bytes (module rules)."""
+        ends = [conn.client] if conn.client is not None else list(conn.ends)
+        undecided = False
+        for e in ends:
+            first = b"".join(p for _, _, p in conn.early[e])[:5]
+            if first[:4] == b"GET " or first[:5] == b"HEAD ":
+                self._start(conn, e, "http")
+                return
+            if first[:2] == b"\x16\x03":
+                self._start(conn, e, "tls")
+                return
+            if len(first) < 5 and _prefix_of(first, b"GET ", b"HEAD ", b"\x16\x03"):
+                undecided = True
+        if final or not undecided:
+            conn.kind = "other"
+            conn.early = {}
+
+    def _start(self, conn: _Conn, client: Endpoint, kind: str) -> None:
+        offset = self._current_offset
+        conn.client = client
+        if kind == "http":
+            if self.downloads is None:
+                conn.kind, conn.early = "other", {}
+                return
+            conn.http = _Http(conn, client, self.downloads, self.limits, self.warn)
+            conn.kind = "http"
+        else:
+            self.tls_connections += 1
+            if self.tls is None:
+                conn.kind, conn.early = "tls-counted", {}
+                return
+            conn.tls = _Tls(conn, client, self.limits.max_tls_stream, self.warn)
+            conn.kind = "tls"
+        early, conn.early = conn.early, {}
+        for end in (client, *[e for e in conn.ends if e != client]):
+            for at, ts, piece in early.get(end, []):
+                self._route(conn, end, at, ts, piece, offset=offset)
+
+    def _end(self, conn: _Conn) -> None:
+        if conn.kind is None:
+            self._classify(conn, final=True)
+        if conn.http is not None:
+            conn.http.finish()
+        elif conn.tls is not None and self.tls is not None:
+            t = conn.tls
+            cs, ss = t.streams[t.client], t.streams[t.server]
+            self.tls.connection(client=t.client, server=t.server, start=conn.start,
+                                client_stream=bytes(cs) if cs is not None else None,
+                                server_stream=bytes(ss) if ss is not None else None, problem=t.problem)
+        conn.kind, conn.http, conn.tls, conn.early = "closed", None, None, {}
+        conn.dirs = {e: _Stream() for e in conn.ends}
+
+    def close(self) -> None:
+        """End every open flow (the end of the capture)."""
+        if self.downloads is not None:
+            for t in self._tftp.values():
+                self.downloads.add(t.finish())
+        self._tftp.clear()
+        for conn in self._tcp.values():
+            if conn.kind != "closed":
+                self._end(conn)
+        self._tcp.clear()
+        if self.evicted > 1:
+            self.warn(f"{self.evicted} flows in all ended early: more than {self.limits.max_flows} open at "
+                      "once")
