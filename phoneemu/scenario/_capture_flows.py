@@ -118,7 +118,7 @@ class Download:
 class DownloadSink(Protocol):
     """Where finished downloads go, and which downloads keep their bytes."""
 
-    def request(self, name: str, client: Endpoint, start: float) -> None: ...
+    def request(self, name: str, client: Endpoint, server: Endpoint, start: float) -> None: ...
 
     def want_data(self, name: str) -> bool: ...
 
@@ -376,7 +376,7 @@ class _Http:
             t0 = self.creq.time_at(self.creq.base + body_at - 1, self.conn.start)
             self.creq.consume(body_at)
             self.nrequests += 1
-            self.sink.request(name, self.client, t0)
+            self.sink.request(name, self.client, self.server, t0)
             self.requests.append(_Request(parts[0], name, t0, self.sink.want_data(name)))
         if self.cbroken:
             self.creq = _Buffer()
@@ -667,7 +667,7 @@ class FlowScanner:
             if cur is not None:
                 del live[src]
                 self.downloads.add(cur.finish())
-            self.downloads.request(msg.filename, src, pkt.ts)
+            self.downloads.request(msg.filename, src, dst, pkt.ts)
             live[src] = _Tftp(msg, pkt, self.downloads.want_data(msg.filename))
             if len(live) > self.limits.max_flows:
                 _key, oldest = live.popitem(last=False)

@@ -39,8 +39,17 @@ Rules (issue #5 point 3; spec §C.6 request names, §H.1 TFTP/HTTP 6970):
   had vouched for this signer" replay (our convention). With the capture's TLS key log, TVS answers
   as it did in the capture (:mod:`phoneemu.scenario.replay_tvs`).
 * Bad input: a malformed pcap raises DecodeError naming the offset; malformed TFTP/HTTP inside it is
-  skipped and counted, never raised. Memory is bounded: ``max_file`` bytes per download, ``max_stream``
-  per TCP direction.
+  skipped and counted, never raised.
+* **Bounded** (:mod:`phoneemu.scenario._capture_flows` has the per-flow caps): the capture is read
+  once, one record at a time, and every flow is reassembled as its packets come. ``replay --mac``
+  keeps (:func:`phone_sink`) the phone's own downloads, and of the cluster-wide names only what a
+  boot of the phone can be served from: downloads from a server the phone asked for its own names,
+  made after its first request, reduced per (segment between two of its requests, server, name) to
+  the first complete one and the last one — of any client, and of each client endpoint on an address
+  the phone used; one copy of identical bytes. Other phones' downloads are dropped as they end
+  (their MACs remembered, at most :data:`MAX_MACS`). ``--list`` keeps no file bytes and lists at
+  most :data:`MAX_LISTED` downloads (the rest counted). *Our assumption*: capture timestamps do not
+  go backwards (a download is attributed to segments by the requests seen so far).
 """
 
 from __future__ import annotations
@@ -108,7 +117,7 @@ class _KeepAll:
     def __init__(self) -> None:
         self.downloads: list[Download] = []
 
-    def request(self, name: str, client: Endpoint, start: float) -> None:
+    def request(self, name: str, client: Endpoint, server: Endpoint, start: float) -> None:
         return None
 
     def want_data(self, name: str) -> bool:
@@ -158,6 +167,7 @@ class _PhoneSink:
         self.own: list[Download] = []
         self.starts: list[float] = []  # the phone's request times: the only places a boot can start
         self.addresses: set[str] = set()  # the phone's client addresses
+        self.servers: set[str] = set()  # the addresses it asked for its own names
         self.macs: set[str] = set()
         # (segment start, server address, name, client or None for "any client") -> [first ok, last]
         self.shared: dict[tuple[float, str, str, Endpoint | None], list[tuple[tuple[float, int, int],
@@ -165,10 +175,11 @@ class _PhoneSink:
         self.by_content: dict[bytes, bytes] = {}
         self.seq = 0
 
-    def request(self, name: str, client: Endpoint, start: float) -> None:
+    def request(self, name: str, client: Endpoint, server: Endpoint, start: float) -> None:
         if mac_of(name) == self.mac:
             bisect.insort(self.starts, start)
             self.addresses.add(client[0])
+            self.servers.add(server[0])
 
     def want_data(self, name: str) -> bool:
         mac = mac_of(name)
@@ -184,8 +195,8 @@ class _PhoneSink:
                 self.macs.add(mac)
             return
         i = bisect.bisect_right(self.starts, d.start) - 1
-        if i < 0:
-            return  # before the phone's first request: in no boot's window
+        if i < 0 or d.server[0] not in self.servers:
+            return  # before the phone's first request, or from a server it never asked: in no boot's window
         if d.data is not None:  # the same cluster-wide file downloaded by many phones: one copy
             d = dataclasses.replace(d, data=self.by_content.setdefault(d.data, d.data))
         self.seq += 1
