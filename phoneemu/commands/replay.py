@@ -19,7 +19,7 @@ from phoneemu.commands.boot import add_offline_phone_options, offline_boot_lines
 from phoneemu.errors import PhoneEmuError
 from phoneemu.formats.config import normalise_mac
 from phoneemu.net.tls_decrypt import KeyLog, read_keylog
-from phoneemu.scenario.replay import MAX_LISTED, CaptureIndex, ReplayResult, boots_of, replay_phone
+from phoneemu.scenario.replay import CaptureIndex, ReplayResult, boots_of, replay_phone
 from phoneemu.scenario.replay_tvs import TvsCapture, scan_capture
 
 __all__ = ["register"]
@@ -37,6 +37,14 @@ vouch for those certificates (with --keylog: for queries the capture does not ho
   phoneemu replay caps/migration.pcap --mac 0A0000000501 --keylog caps/migration.keys
 Files without a MAC in their name (ITLFile.tlv, CTLFile.tlv, loads) are taken from the same
 server during the phone's boot.
+
+Large captures (a SPAN port of a production cluster) are read once, packet by packet; memory stays
+bounded whatever the file size: only the replayed phone's downloads and the cluster-wide ones its
+boots can use are kept (--list keeps no file contents, lists at most 100,000 downloads). Caps per
+flow: 32 MiB per downloaded file (else too-large), 8 MiB of out-of-order TCP data per direction
+(else the stream ends there), 4 MiB per direction of a TLS connection (else not decrypted),
+65,536 open TFTP transfers and as many open TCP connections (the least recently active ends
+early). A cap that is hit is a warning on stderr naming the flow and the capture offset.
 """
 
 
@@ -73,7 +81,7 @@ def _tvs_lines(tvs: TvsCapture, keylog: Path | None) -> list[str]:
 
 
 def _list_text(index: CaptureIndex, tvs: TvsCapture, keylog: Path | None) -> str:
-    lines = [f"{index.packets} packet(s), {len(index.downloads)} download(s), "
+    lines = [f"{index.packets} packet(s), {len(index.downloads) + index.unlisted} download(s), "
              f"{index.skipped} non-TFTP UDP datagram(s) skipped"]
     lines += _tvs_lines(tvs, keylog)
     for mac in index.macs():
@@ -84,7 +92,7 @@ def _list_text(index: CaptureIndex, tvs: TvsCapture, keylog: Path | None) -> str
         lines.append("cluster-wide names:")
         lines += [f"  {d.describe()}" for d in shared]
     if index.unlisted:
-        lines.append(f"... {index.unlisted} more download(s) not listed (at most {MAX_LISTED} are)")
+        lines.append(f"... {index.unlisted} more download(s) not listed (at most {len(index.downloads)} are)")
     return "\n".join(lines)
 
 
