@@ -606,17 +606,21 @@ class _Tls:
 class _Conn:
     __slots__ = ("client", "dirs", "early", "end", "ends", "http", "kind", "order", "start", "tls")
 
-    def __init__(self, a: Endpoint, b: Endpoint, pkt: PcapPacket) -> None:
+    def __init__(self, a: Endpoint, b: Endpoint, ts: float, order: int) -> None:
         self.ends = (a, b)
         self.dirs = {a: _Stream(), b: _Stream()}
         self.client: Endpoint | None = None
-        self.start = pkt.ts
-        self.end = pkt.ts
-        self.order = pkt.index
+        self.start = ts
+        self.end = ts
+        self.order = order
         self.kind: str | None = None  # None: not classified yet | http | tls | tls-counted | other | closed
         self.early: dict[Endpoint, list[tuple[int, float, bytes]]] = {a: [], b: []}
         self.http: _Http | None = None
         self.tls: _Tls | None = None
+
+
+_CLOSED = _Conn(("", 0), ("", 1), 0.0, -1)
+_CLOSED.kind = "closed"  # what an ended connection's port pair maps to (its late packets are ignored)
 
 
 def _prefix_of(data: bytes, *words: bytes) -> bool:
@@ -708,7 +712,7 @@ class FlowScanner:
             del self._tcp[key]  # a new connection reusing the port pair
             conn = None
         if conn is None:
-            conn = _Conn(a, b, pkt)
+            conn = _Conn(a, b, pkt.ts, pkt.index)
             self._tcp[key] = conn
             if len(self._tcp) > self.limits.max_flows:
                 _k, oldest = self._tcp.popitem(last=False)
@@ -731,6 +735,7 @@ class FlowScanner:
         d.add(pkt, self.limits.max_stream, lambda: self._flow(conn, a), self.warn)
         if pkt.flags & RST or (conn.dirs[b].fin and d.fin):
             self._end(conn)
+            self._tcp[key] = _CLOSED
 
     def _flow(self, conn: _Conn, a: Endpoint) -> str:
         other = conn.ends[1] if conn.ends[0] == a else conn.ends[0]
@@ -815,8 +820,7 @@ class FlowScanner:
             self.tls.connection(client=t.client, server=t.server, start=conn.start,
                                 client_stream=bytes(cs) if cs is not None else None,
                                 server_stream=bytes(ss) if ss is not None else None, problem=t.problem)
-        conn.kind, conn.http, conn.tls, conn.early = "closed", None, None, {}
-        conn.dirs = {e: _Stream() for e in conn.ends}
+        conn.kind, conn.http, conn.tls, conn.early, conn.dirs = "closed", None, None, {}, {}
 
     def close(self) -> None:
         """End every open flow (the end of the capture)."""
