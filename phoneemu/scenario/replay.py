@@ -79,6 +79,7 @@ if TYPE_CHECKING:
     from phoneemu.phone.boot import BootReport
 
 __all__ = [
+    "MAX_CLIENT_SLOTS",
     "MAX_FILE",
     "MAX_FLOWS",
     "MAX_LISTED",
@@ -106,6 +107,9 @@ MAX_LISTED = 100_000
 """Downloads listed by ``replay --list`` (beyond: counted, not listed)."""
 MAX_MACS = 100_000
 """Phone MACs remembered (for ``--list`` and for the error naming the phones of the capture)."""
+MAX_CLIENT_SLOTS = 100_000
+"""``--mac``: cluster-wide downloads kept per client endpoint on the phone's addresses (phones behind
+one address, e.g. a lab on 127.0.0.1); beyond, a download counts as from any client of the window."""
 _FAIL_KINDS = {"not-found": "not-found", "refused": "refused", "incomplete": "timeout",
                "no-reply": "timeout", "too-large": "too-large"}
 
@@ -172,7 +176,8 @@ class _PhoneSink:
         # (segment start, server address, name, client or None for "any client") -> [first ok, last]
         self.shared: dict[tuple[float, str, str, Endpoint | None], list[tuple[tuple[float, int, int],
                                                                             Download] | None]] = {}
-        self.by_content: dict[bytes, bytes] = {}
+        self.client_slots = 0
+        self.client_slots_full = False
         self.seq = 0
 
     def request(self, name: str, client: Endpoint, server: Endpoint, start: float) -> None:
@@ -197,16 +202,25 @@ class _PhoneSink:
         i = bisect.bisect_right(self.starts, d.start) - 1
         if i < 0 or d.server[0] not in self.servers:
             return  # before the phone's first request, or from a server it never asked: in no boot's window
+        seg = self.starts[i]
+        anyone = self.shared.setdefault((seg, d.server[0], d.name, None), [None, None])
         if d.data is not None:  # the same cluster-wide file downloaded by many phones: one copy
-            d = dataclasses.replace(d, data=self.by_content.setdefault(d.data, d.data))
+            same = next((e[1].data for e in anyone if e is not None and e[1].data == d.data), None)
+            if same is not None:
+                d = dataclasses.replace(d, data=same)
         self.seq += 1
         rank = (d.start, d.order, self.seq)
-        seg = self.starts[i]
         keys: list[Endpoint | None] = [None]
         if d.client[0] in self.addresses:
-            keys.append(d.client)
+            if self.client_slots < MAX_CLIENT_SLOTS:
+                keys.append(d.client)
+            elif not self.client_slots_full:
+                self.client_slots_full = True  # beyond: served as from any client of the window
         for client in keys:
-            slot = self.shared.setdefault((seg, d.server[0], d.name, client), [None, None])
+            key = (seg, d.server[0], d.name, client)
+            if client is not None and key not in self.shared:
+                self.client_slots += 1
+            slot = self.shared.setdefault(key, [None, None])
             first, last = slot
             if d.ok and d.data is not None and (first is None or rank < first[0]):
                 slot[0] = (rank, d)
@@ -222,8 +236,13 @@ class _PhoneSink:
         shared = [d for _rank, d in sorted(kept.values(), key=lambda e: e[0])]
         ordered = sorted([*self.own, *shared], key=lambda d: (d.start, d.order))
         macs = self.macs | ({self.mac} if self.own else set())
+        notes = list(warnings)
+        if self.client_slots_full:
+            notes.append(f"more than {MAX_CLIENT_SLOTS} client endpoints on the phone's address(es) "
+                         "downloaded cluster-wide names in its boot windows: the later ones count as "
+                         "from any client (not as the phone's own connection)")
         return CaptureIndex(downloads=tuple(ordered), packets=scanner.packets, skipped=scanner.skipped,
-                            seen_macs=tuple(sorted(macs)), warnings=tuple(warnings))
+                            seen_macs=tuple(sorted(macs)), warnings=tuple(notes))
 
 
 def phone_sink(mac: str | None) -> _KeepAll | _ListSink | _PhoneSink:

@@ -246,4 +246,5 @@ def scan_capture(path: str | Path, *, mac: str | None = None, secrets: KeyLog | 
         warnings.append(f"... and {dropped} more warning(s)")
     tvs = collector.result(scanner.tls_connections) if collector is not None else TvsCapture(
         exchanges=(), tls_connections=scanner.tls_connections, not_tvs=0, problems=())
-    return CaptureScan(index=sink.index(scanner, warnings), tvs=tvs, warnings=tuple(warnings))
+    index = sink.index(scanner, warnings)
+    return CaptureScan(index=index, tvs=tvs, warnings=index.warnings)

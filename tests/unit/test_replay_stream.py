@@ -275,3 +275,10 @@ def test_random_bytes_only_ever_raise_the_projects_errors(tmp_path: Path, junk: 
     p.write_bytes(_BASE[:24] + junk if junk[:1] != b"\x00" else junk)
     with contextlib.suppress(PhoneEmuError):
         scan_capture(p, mac="0A0000000501", secrets=_KEYS)
+
+
+def test_many_clients_on_the_phones_address_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(replay, "MAX_CLIENT_SLOTS", 1)
+    scan = scan_capture(FIRST, mac="0A0000000001")
+    assert any("more than 1 client endpoints on the phone's address(es)" in w for w in scan.warnings)
+    assert len(run(replay_phone(scan.index, "0A0000000001"))) == 2
