@@ -46,7 +46,7 @@ from phoneemu.files import read_at_most
 
 __all__ = [
     "KEYLOG_LIMIT", "SUITES", "SUITES_13", "DecryptedTls", "KeyLog", "Suite", "decrypt_tls",
-    "hkdf_expand_label", "parse_keylog", "read_keylog",
+    "hkdf_expand_label", "key_problem", "parse_keylog", "read_keylog",
 ]
 
 FMT = "tls"
@@ -420,6 +420,43 @@ def _decrypt_13(client: list[_Record], server: list[_Record], ch: _Hello, sh: _H
         description=f"TLSv1.3 {suite[0]}")
 
 
+def _unopenable(ch: _Hello, sh: _Hello, log: KeyLog) -> DecodeError | None:
+    """Why the session of these hellos cannot be opened with ``log`` (suite, version, no secrets)."""
+    if sh.tls13:
+        if sh.suite not in SUITES_13:
+            return DecodeError(f"TLS 1.3 cipher suite 0x{sh.suite:04x} not supported", fmt=FMT,
+                               path="server_hello.suite")
+        found = log.traffic.get(ch.random, {})
+        if any(label not in found for label in _TLS13_LABELS):
+            return DecodeError(f"no TLS 1.3 traffic secrets in the key log for client random "
+                               f"{ch.random.hex()[:16]}...", fmt=FMT, path="client_hello.random")
+        return None
+    if sh.suite not in SUITES:
+        return DecodeError(f"cipher suite 0x{sh.suite:04x} not supported", fmt=FMT, path="server_hello.suite")
+    if sh.version not in _VERSIONS:
+        return DecodeError(f"version 0x{sh.version:04x} not supported", fmt=FMT, path="server_hello.version")
+    if ch.random not in log.masters:
+        return DecodeError(f"no key-log entry for client random {ch.random.hex()[:16]}...", fmt=FMT,
+                           path="client_hello.random")
+    return None
+
+
+def key_problem(client_start: bytes, server_start: bytes, keylog: KeyLog | dict[bytes, bytes]
+                ) -> DecodeError | bool:
+    """From the first bytes of a connection (its two hellos): the error :func:`decrypt_tls` will
+    raise because the session cannot be opened (suite, version, no key-log secrets); True when it
+    can be; False while the hellos are not complete (a stream kept for decryption can be dropped
+    early)."""
+    log = keylog if isinstance(keylog, KeyLog) else KeyLog(masters=dict(keylog))
+    try:
+        client, server = _records(client_start, "client"), _records(server_start, "server")
+        ch, sh = _hello(client, "client", 1), _hello(server, "server", 2)
+    except DecodeError:
+        return False
+    problem = _unopenable(ch, sh, log)
+    return True if problem is None else problem
+
+
 def decrypt_tls(client_stream: bytes, server_stream: bytes,
                 keylog: KeyLog | dict[bytes, bytes]) -> DecryptedTls:
     """Decrypt one captured connection (see module rules); DecodeError says why it cannot be.
@@ -427,6 +464,9 @@ def decrypt_tls(client_stream: bytes, server_stream: bytes,
     log = keylog if isinstance(keylog, KeyLog) else KeyLog(masters=dict(keylog))
     client, server = _records(client_stream, "client"), _records(server_stream, "server")
     ch, sh = _hello(client, "client", 1), _hello(server, "server", 2)
+    problem = _unopenable(ch, sh, log)
+    if problem is not None:
+        raise problem
     if sh.tls13:
         return _decrypt_13(client, server, ch, sh, log)
     suite = SUITES.get(sh.suite)

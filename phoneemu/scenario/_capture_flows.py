@@ -126,7 +126,11 @@ class DownloadSink(Protocol):
 
 
 class TlsSink(Protocol):
-    """Where ended TLS connections go: both directions (None: over the cap, ``problem`` says why)."""
+    """Where ended TLS connections go: both directions (None: not kept, ``problem`` says why).
+    ``early_problem`` looks at the first bytes of both directions: why the connection cannot be
+    decrypted whatever follows (then nothing more is kept), "" when it can, None: not known yet."""
+
+    def early_problem(self, client_start: bytes, server_start: bytes) -> str | None: ...
 
     def connection(self, *, client: Endpoint, server: Endpoint, start: float, client_stream: bytes | None,
                    server_stream: bytes | None, problem: str) -> None: ...
@@ -582,10 +586,11 @@ class _Http:
 class _Tls:
     """Both directions of a TLS connection, kept (up to the cap) for decryption at its end."""
 
-    def __init__(self, conn: _Conn, client: Endpoint, cap: int, warn: Callable[[str], None]) -> None:
+    def __init__(self, conn: _Conn, client: Endpoint, cap: int, warn: Callable[[str], None],
+                 check: Callable[[bytes, bytes], str | None] | None) -> None:
         self.conn, self.client = conn, client
         self.server = conn.ends[1] if conn.ends[0] == client else conn.ends[0]
-        self.cap, self.warn = cap, warn
+        self.cap, self.warn, self.check = cap, warn, check
         self.streams: dict[Endpoint, bytearray | None] = {client: bytearray(), self.server: bytearray()}
         self.problem = ""
 
@@ -593,6 +598,10 @@ class _Tls:
         buf = self.streams[end]
         if buf is None:
             return
+        if self.check is not None:
+            self._check(end, piece)
+            if self.streams[end] is None:
+                return
         if len(buf) + len(piece) > self.cap:
             side = "client" if end == self.client else "server"
             self.problem = (f"{side} stream longer than {self.cap} bytes (the per-direction cap for TLS) "
@@ -601,6 +610,25 @@ class _Tls:
             self.streams = {self.client: None, self.server: None}
             return
         buf += piece
+
+    def _check(self, end: Endpoint, piece: bytes) -> None:
+        """Until the hellos tell: can the key log open this connection? If not, keep nothing more."""
+        assert self.check is not None
+        c, sv = self.streams[self.client], self.streams[self.server]
+        assert c is not None and sv is not None
+        cb, sb = (bytes(c) + piece, bytes(sv)) if end == self.client else (bytes(c), bytes(sv) + piece)
+        if len(cb) > MAX_UNCLASSIFIED or len(sb) > MAX_UNCLASSIFIED:
+            self.check = None  # no verdict from the first 64 KiB: decrypt at the end
+            return
+        if not cb or not sb:
+            return
+        verdict = self.check(cb, sb)
+        if verdict is None:
+            return
+        self.check = None
+        if verdict:
+            self.problem = verdict
+            self.streams = {self.client: None, self.server: None}
 
 
 class _Conn:
@@ -802,7 +830,7 @@ class FlowScanner:
             if self.tls is None:
                 conn.kind, conn.early = "tls-counted", {}
                 return
-            conn.tls = _Tls(conn, client, self.limits.max_tls_stream, self.warn)
+            conn.tls = _Tls(conn, client, self.limits.max_tls_stream, self.warn, self.tls.early_problem)
             conn.kind = "tls"
         early, conn.early = conn.early, {}
         for end in (client, *[e for e in conn.ends if e != client]):

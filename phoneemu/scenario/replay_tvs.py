@@ -29,7 +29,7 @@ from typing import Any
 
 from phoneemu.errors import DecodeError, TransportError
 from phoneemu.net.capture import PcapPacket, read_pcap
-from phoneemu.net.tls_decrypt import KeyLog, decrypt_tls
+from phoneemu.net.tls_decrypt import KeyLog, decrypt_tls, key_problem
 from phoneemu.protocols import tvs
 from phoneemu.scenario._capture_flows import MAX_TLS_STREAM, Endpoint, FlowScanner, Limits
 from phoneemu.scenario.replay import CaptureIndex, phone_sink
@@ -158,6 +158,12 @@ class TvsCollector:
         self.not_tvs = 0
         self.unlisted = 0
         self.unlisted_problems = 0
+
+    def early_problem(self, client_start: bytes, server_start: bytes) -> str | None:
+        verdict = key_problem(client_start, server_start, self.secrets)
+        if isinstance(verdict, DecodeError):
+            return str(verdict)
+        return "" if verdict else None
 
     def connection(self, *, client: Endpoint, server: Endpoint, start: float, client_stream: bytes | None,
                    server_stream: bytes | None, problem: str) -> None:

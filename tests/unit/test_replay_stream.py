@@ -282,3 +282,12 @@ def test_many_clients_on_the_phones_address_are_capped(monkeypatch: pytest.Monke
     scan = scan_capture(FIRST, mac="0A0000000001")
     assert any("more than 1 client endpoints on the phone's address(es)" in w for w in scan.warnings)
     assert len(run(replay_phone(scan.index, "0A0000000001"))) == 2
+
+
+def test_a_tls_connection_the_key_log_cannot_open_is_dropped_at_its_hellos() -> None:
+    """Without its key-log entry a connection is reported as before, but nothing past the hellos is
+    kept: a cap far below the connection's size is never hit."""
+    from phoneemu.net.tls_decrypt import KeyLog
+    scan = scan_capture(MIGRATION, mac="0A0000000501", secrets=KeyLog(), limits=Limits(max_tls_stream=300))
+    assert len(scan.tvs.problems) == 2 and all("no key-log entry" in p for p in scan.tvs.problems)
+    assert not scan.warnings
