@@ -20,7 +20,9 @@ adds how they are kept bounded:
   is skipped, and later responses on the connection still parsed).
 * **TLS**: the two directions are kept, at most ``max_tls_stream`` bytes each, for decryption when
   the connection ends (only when a TLS sink asks for them: ``--keylog``); beyond the cap the
-  connection is reported as not decrypted, naming the direction and the offsets.
+  connection is reported as not decrypted, naming the direction and the offsets. A connection the
+  key log cannot open (told by its two hellos: no secrets, unknown suite or version) keeps nothing
+  past them and is reported as before.
 """
 
 from __future__ import annotations

@@ -291,3 +291,35 @@ def test_a_tls_connection_the_key_log_cannot_open_is_dropped_at_its_hellos() -> 
     scan = scan_capture(MIGRATION, mac="0A0000000501", secrets=KeyLog(), limits=Limits(max_tls_stream=300))
     assert len(scan.tvs.problems) == 2 and all("no key-log entry" in p for p in scan.tvs.problems)
     assert not scan.warnings
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(mss=st.integers(min_value=1, max_value=1500), swaps=st.lists(st.integers(min_value=0, max_value=400),
+                                                                    max_size=8))
+def test_segmentation_and_reordering_change_no_download(tmp_path: Path, mss: int, swaps: list[int]) -> None:
+    """Segments of any size, some pairs swapped (inside the out-of-order cap): the same downloads."""
+    body = bytes(range(256)) * 9
+    segments: list[tuple[tuple[str, int], tuple[str, int], int, int, bytes]] = []
+    c, s = (PHONE, 41000), (LAB, 6970)
+    cseq, sseq = 1000, 5000
+    for name in ("SEP0A0000000001.cnf.xml.sgn", "ITLFile.tlv"):
+        req = f"GET /{name} HTTP/1.1\r\n\r\n".encode()
+        segments.append((c, s, cseq, sseq, req))
+        cseq += len(req)
+        resp = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+        for i in range(0, len(resp), mss):
+            segments.append((s, c, sseq, cseq, resp[i:i + mss]))
+            sseq += len(resp[i:i + mss])
+    for i in swaps:
+        if i + 1 < len(segments):
+            segments[i], segments[i + 1] = segments[i + 1], segments[i]
+    p = tmp_path / "seg.pcap"
+    with PcapWriter(p, clock=lambda: 1_780_000_000.0) as w:
+        w.tcp(c, s, seq=999, ack=0, flags=0x02)
+        w.tcp(s, c, seq=4999, ack=1000, flags=0x12)
+        for src, dst, seq, ack, payload in segments:
+            w.tcp(src, dst, seq=seq, ack=ack, flags=0x18, payload=payload)
+        w.tcp(c, s, seq=cseq, ack=sseq, flags=0x11)
+        w.tcp(s, c, seq=sseq, ack=cseq + 1, flags=0x11)
+    got = [(d.name, d.outcome, d.data) for d in scan_capture(p, mac="0A0000000001").index.downloads]
+    assert got == [("SEP0A0000000001.cnf.xml.sgn", "ok", body), ("ITLFile.tlv", "ok", body)]
