@@ -19,7 +19,7 @@ from phoneemu.commands.boot import add_offline_phone_options, offline_boot_lines
 from phoneemu.errors import PhoneEmuError
 from phoneemu.formats.config import normalise_mac
 from phoneemu.net.tls_decrypt import KeyLog, read_keylog
-from phoneemu.scenario.replay import CaptureIndex, ReplayResult, boots_of, replay_phone
+from phoneemu.scenario.replay import CaptureIndex, ReplayResult, boot_count, replay_phone
 from phoneemu.scenario.replay_tvs import TvsCapture, scan_capture
 
 __all__ = ["register"]
@@ -85,7 +85,7 @@ def _list_text(index: CaptureIndex, tvs: TvsCapture, keylog: Path | None) -> str
              f"{index.skipped} non-TFTP UDP datagram(s) skipped"]
     lines += _tvs_lines(tvs, keylog)
     for mac in index.macs():
-        lines.append(f"phone {mac}: {len(boots_of(index, mac))} boot(s)")
+        lines.append(f"phone {mac}: {boot_count(index, mac)} boot(s)")
         lines += [f"  {d.describe()}" for d in index.of_mac(mac)]
     shared = index.shared()
     if shared:

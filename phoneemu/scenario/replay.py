@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +93,7 @@ __all__ = [
     "ReplayBoot",
     "ReplayFetcher",
     "ReplayResult",
+    "boot_count",
     "boots_of",
     "http_downloads",
     "index_capture",
@@ -287,14 +289,37 @@ class CaptureIndex:
     warnings: tuple[str, ...] = ()
 
     def macs(self) -> list[str]:
-        return sorted({d.mac for d in self.downloads if d.mac is not None} | set(self.seen_macs))
+        return sorted(set(self._by_mac) | set(self.seen_macs))
 
     def of_mac(self, mac: str) -> list[Download]:
-        return [d for d in self.downloads if d.mac == mac]
+        return list(self._by_mac.get(mac, ()))
 
     def shared(self) -> list[Download]:
         """Downloads of cluster-wide names (no MAC in the name)."""
         return [d for d in self.downloads if d.mac is None]
+
+    def shared_of(self, server: str) -> tuple[list[float], list[Download]]:
+        """The cluster-wide downloads from ``server`` (address) and their start times, in order."""
+        return self._shared_by_server.get(server, ([], []))
+
+    @functools.cached_property
+    def _by_mac(self) -> dict[str, list[Download]]:
+        out: dict[str, list[Download]] = {}
+        for d in self.downloads:
+            mac = d.mac
+            if mac is not None:
+                out.setdefault(mac, []).append(d)
+        return out
+
+    @functools.cached_property
+    def _shared_by_server(self) -> dict[str, tuple[list[float], list[Download]]]:
+        out: dict[str, tuple[list[float], list[Download]]] = {}
+        for d in self.downloads:  # in order of start: the start lists are sorted
+            if d.mac is None:
+                starts, downloads = out.setdefault(d.server[0], ([], []))
+                starts.append(d.start)
+                downloads.append(d)
+        return out
 
 
 def index_packets(packets: Iterable[PcapPacket], *, max_file: int = MAX_FILE) -> CaptureIndex:
@@ -321,9 +346,7 @@ class ReplayBoot:
     shared: tuple[Download, ...]
 
 
-def boots_of(index: CaptureIndex, mac: str) -> list[ReplayBoot]:
-    """Split a phone's downloads into boots (see module rules)."""
-    own = index.of_mac(mac)
+def _boot_groups(own: list[Download], mac: str) -> list[list[Download]]:
     if not own:
         return []
     names = {d.name for d in own}
@@ -335,12 +358,24 @@ def boots_of(index: CaptureIndex, mac: str) -> list[ReplayBoot]:
             groups.append([])
         groups[-1].append(d)
         prev = d.name
+    return groups
+
+
+def boot_count(index: CaptureIndex, mac: str) -> int:
+    """How many boots of the phone the capture shows (:func:`boots_of` without building them)."""
+    return len(_boot_groups(index.of_mac(mac), mac))
+
+
+def boots_of(index: CaptureIndex, mac: str) -> list[ReplayBoot]:
+    """Split a phone's downloads into boots (see module rules)."""
+    groups = _boot_groups(index.of_mac(mac), mac)
     boots: list[ReplayBoot] = []
     for i, g in enumerate(groups):
         start = g[0].start
         stop = groups[i + 1][0].start if i + 1 < len(groups) else float("inf")
         server = g[0].server[0]
-        shared = tuple(d for d in index.shared() if d.server[0] == server and start <= d.start < stop)
+        starts, downloads = index.shared_of(server)
+        shared = tuple(downloads[bisect.bisect_left(starts, start):bisect.bisect_left(starts, stop)])
         end = max([d.end for d in g] + [d.end for d in shared])
         boots.append(ReplayBoot(mac=mac, server=server, start=start, end=end, own=tuple(g), shared=shared))
     return boots
