@@ -44,6 +44,14 @@ name. TVS needs the installed config (the phone asks the TVS servers it names; a
 offline: vouches for --tvs-cert certificates, "not found" for others, and is unreachable when no
 --tvs-cert is given. A --tvs-cert the phone cannot use is reported as a "note:" line. CAPF is
 unreachable.
+
+Before it asks, the phone checks the TVS server's own certificate against its installed ITL's TVS
+records (spec §E.1). When the new ITL names the TVS at the address the phone asks, with the same
+subject and a new certificate (TVS regenerated), the phone refuses it (G.3.4-tvs-server-untrusted)
+and a "note:" line says so; --tvs-server-cert PEM gives the certificate the TVS presents instead.
+  # TVS and ITLRecovery regenerated while phones were off (new = the TFTP root after the change)
+  phoneemu predict --installed-itl old/ITLFile.tlv --installed-config old/SEP001122334455.cnf.xml.sgn \
+      --tvs-cert new/ITLRecovery.pem --mac 001122334455 new/
 """
 
 
@@ -64,6 +72,12 @@ def register(sub: Any) -> None:
                    "is an encrypted .enc.sgn")
     p.add_argument("--mac", help="the phone's MAC (default: from a SEP<MAC> file name, else 001122334455)")
     add_offline_phone_options(p, now_help="the phone's clock (default: now)")
+    p.add_argument("--tvs-server-cert", type=Path, action="append", default=[], metavar="PEM",
+                   help="the certificate the TVS servers of the installed config present (repeatable; e.g. "
+                   "the old cluster's TVS certificate after it was regenerated): the phone talks to a TVS "
+                   "only if it matches a TVS record of the installed ITL (spec §E.1). Default: for a TVS "
+                   "at an address the new ITL names, that ITL's TVS record of the same subject; else one "
+                   "the phone trusts")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=handler)
 
@@ -91,7 +105,8 @@ def handler(args: argparse.Namespace) -> int:
         args.files, installed_itl=args.installed_itl, installed_ctl=args.installed_ctl,
         installed_config=args.installed_config, mac=args.mac,
         profile=args.profile, now=now, tvs_certs=pem_certificates(args.tvs_cert), tvs_roles=roles,
-        image_signers=pem_certificates(args.image_signer), installed_config_key=key))
+        image_signers=pem_certificates(args.image_signer), installed_config_key=key,
+        tvs_server_certs=pem_certificates(args.tvs_server_cert)))
     held = (("CTL", args.installed_ctl), ("ITL", args.installed_itl))
     installed = " and ".join(f"{k} {p.name}" for k, p in held if p is not None) or "no trust list"
     if args.json:

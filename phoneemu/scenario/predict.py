@@ -25,6 +25,16 @@ Rules (our conventions, stated in the README):
   result carries a note saying why ``--tvs-cert`` went unused.
 * An installed ``.enc.sgn`` config is decrypted with ``installed_config_key`` (the phone's key);
   without one it is an error saying so.
+* **The TVS server's own certificate** (spec §E.1, §G.5): the phone talks only to a TVS whose
+  certificate matches a TVS record of its installed ITL (the same check as every boot,
+  :func:`~phoneemu.phone.rules.tvs_server_trusted`). The certificate a server presents is
+  ``--tvs-server-cert`` when given (every server the config names presents one of them), else, by
+  inference, the certificate of the new ITL's TVS record(s) with the same address (IP or DNS name) as
+  the server and the same subject as a TVS record of the installed ITL — the same cluster's TVS, e.g.
+  after ``regenerate tvs``: the server there presents its new certificate. Otherwise (another
+  cluster's TVS, as in a migration) the server is taken to present a certificate the phone trusts.
+  A server whose presented certificates are all refused is not asked (``G.3.4-`` /
+  ``G.4-tvs-server-untrusted`` when every one is), and a note names it and the certificate.
 """
 
 from __future__ import annotations
@@ -57,7 +67,8 @@ class PredictResult:
     mac: str
     served: tuple[tuple[str, str], ...]
     report: BootReport
-    #: What the prediction could not use and why (e.g. ``--tvs-cert`` with no TVS to ask).
+    #: What the prediction could not use and why (e.g. ``--tvs-cert`` with no TVS to ask), and TVS
+    #: servers the phone refused to talk to (their certificate is not an installed ITL TVS record).
     notes: tuple[str, ...] = ()
 
 
@@ -155,12 +166,95 @@ def _tvs_notes(tvs_certs: Sequence[Any], config: AcceptedConfig | None,
     return []
 
 
+def _new_itl(files: dict[str, Path], mac: str, limit: int) -> Any:
+    """The new ITL the phone will download (its per-device name first), or None (absent or broken:
+    the boot itself says what is wrong with it)."""
+    from phoneemu.formats import trustlist
+
+    for name in (f"ITLSEP{mac}.tlv", "ITLFile.tlv"):
+        if name in files:
+            try:
+                return trustlist.parse(read_at_most(files[name], limit, what="ITL"), limit=limit, kind="ITL")
+            except PhoneEmuError:
+                return None
+    return None
+
+
+def _iter_records(tl: Any) -> list[Any]:
+    """The records of ``tl`` that parse (a broken one is the boot's business)."""
+    out = []
+    for i in range(len(tl)):
+        try:
+            out.append(tl.record(i))
+        except PhoneEmuError:
+            continue
+    return out
+
+
+def _record_hosts(r: Any) -> set[str]:
+    import ipaddress
+
+    hosts = {r.dns_name} if r.dns_name else set()
+    if r.ip_address is not None and len(r.ip_address) in (4, 16):
+        hosts.add(str(ipaddress.ip_address(r.ip_address)))
+    return hosts
+
+
+def _inferred_tvs_certs(new_itl: Any, installed_itl: Any) -> dict[str, list[bytes]]:
+    """Address → certificates (DER) the TVS there presents now, read from the new ITL (module rules):
+    TVS records whose subject is also a TVS record subject of the installed ITL (the same cluster)."""
+    from phoneemu.formats.trustlist import Role
+
+    if new_itl is None or installed_itl is None:
+        return {}
+    known = {r.subject for r in _iter_records(installed_itl) if r.role == Role.TVS and r.subject}
+    out: dict[str, list[bytes]] = {}
+    for r in _iter_records(new_itl):
+        if r.role == Role.TVS and r.certificate and r.subject in known:
+            for host in _record_hosts(r):
+                out.setdefault(host, []).append(r.certificate)
+    return out
+
+
+def _subject(der: bytes) -> str:
+    from phoneemu.crypto.certs import dn_text, load_cert_der
+
+    try:
+        return dn_text(load_cert_der(der).subject)
+    except PhoneEmuError:
+        return "(unreadable certificate)"
+
+
+def _server_checking_tvs(inner: Any, *, explicit: Sequence[bytes], inferred: dict[str, list[bytes]],
+                         refused: list[str]) -> Any:
+    """Wrap the offline TVS: before a server is asked, the phone checks the certificate it presents
+    (module rules); every server refused → TransportError (the boot reports the server untrusted)."""
+    async def ask(servers: Any, key: Any, *, device_name: str, accept_server: Any) -> Any:
+        if accept_server is not None and (explicit or inferred):
+            usable = False
+            for s in servers:
+                presented = list(explicit) or inferred.get(s.host, [])
+                if not presented or any(accept_server(der) for der in presented):
+                    usable = True
+                    break
+                how = "--tvs-server-cert" if explicit else "the new ITL's TVS record for this address"
+                refused.append(f"TVS {s.host}:{s.port} presents {_subject(presented[0])} ({how}), "
+                               "which is not a TVS record of the installed ITL: the phone does not talk to "
+                               "it (spec §E.1)")
+            if not usable:
+                raise TransportError("every TVS server presented a certificate the installed ITL does not "
+                                     "hold", kind="tls")
+        return await inner(servers, key, device_name=device_name, accept_server=accept_server)
+    return ask
+
+
 async def predict_boot(new_files: Sequence[Path], *, installed_itl: Path | None = None,
                        installed_ctl: Path | None = None, installed_config: Path | None = None,
                        mac: str | None = None, profile: str = "cp-8861",
                        now: int, tvs_certs: Sequence[Any] = (),
                        tvs_roles: frozenset[int] = frozenset({0, 2}),
-                       image_signers: Sequence[Any] = (), installed_config_key: Any = None) -> PredictResult:
+                       image_signers: Sequence[Any] = (), installed_config_key: Any = None,
+                       tvs_server_certs: Sequence[Any] = ()) -> PredictResult:
     """Boot a phone holding the installed lists on ``new_files`` (see module rules)."""
     from phoneemu.fleet.engine import PRESTATE_RULES
     from phoneemu.formats import trustlist
@@ -202,12 +296,21 @@ async def predict_boot(new_files: Sequence[Path], *, installed_itl: Path | None 
     async def no_sleep(_s: float) -> None:
         return None
 
+    from phoneemu.crypto.certs import cert_der
+
+    refused: list[str] = []
+    tvs = _server_checking_tvs(offline_tvs(tvs_certs, tvs_roles),
+                               explicit=[cert_der(c) for c in tvs_server_certs],
+                               inferred=_inferred_tvs_certs(_new_itl(files, phone_mac, prof.trust_list_limit),
+                                                            installed.get("ITL")),
+                               refused=refused)
     phone = Phone(mac=phone_mac, profile=prof, flash=None, clock=lambda: now,
-                  tvs=offline_tvs(tvs_certs, tvs_roles), capf=no_capf, sleep=no_sleep,
+                  tvs=tvs, capf=no_capf, sleep=no_sleep,
                   image_signers=tuple(image_signers), capf_retries=0)
     ctl_rule, itl_rule, cfg_rule = PRESTATE_RULES
     phone.store.restore(ctl=installed.get("CTL"), itl=installed.get("ITL"), config=config,
                         ctl_rule=ctl_rule, itl_rule=itl_rule, config_rule=cfg_rule)
     fetcher = _FileFetcher(files, phone_mac)
     report = await phone.boot(BootTarget(host="files", tftp_port=69, use_http=False), fetcher=fetcher)
+    notes += list(dict.fromkeys(refused))
     return PredictResult(mac=phone_mac, served=tuple(fetcher.served), report=report, notes=tuple(notes))

@@ -6,9 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from phoneemu.cli import main
+from phoneemu.formats import trustlist
+from phoneemu.formats.trustlist import Role
 from phoneemu.lab.cluster import LabCluster
 
 NOW = 1_780_000_000
@@ -117,3 +120,39 @@ def test_new_itl_given_as_the_ctl_is_refused_like_the_boot(two: tuple[Path, Path
     assert main(["predict", "--mac", MAC, "--now", str(NOW), str(mixed / "CTLFile.tlv")]) == 1
     out = capsys.readouterr().out
     assert "G.3.1-wrong-file-name" in out and "ITLFile.tlv" in out
+
+
+def test_tvs_regenerated_too_locks_the_phone_out_as_the_boot_does(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """TVS and ITLRecovery regenerated while the phones were off: the TVS now presents a certificate the
+    installed ITL does not hold, so the phone does not ask it (spec §E.1) — the prediction must say
+    locked out, as a real boot against the cluster does (G.3.4-tvs-server-untrusted), even though
+    that TVS would vouch for the new ITLRecovery."""
+    c = _cluster(tmp_path, "c", 24)
+    old = _save(c, tmp_path / "old", "ITLFile.tlv", f"SEP{MAC}.cnf.xml.sgn")
+    c.regenerate("itlrecovery", now=NOW)
+    only_itlrecovery = _save(c, tmp_path / "new1", "ITLFile.tlv", f"SEP{MAC}.cnf.xml.sgn")
+    c.regenerate("tvs", now=NOW)
+    both = _save(c, tmp_path / "new2", "ITLFile.tlv", f"SEP{MAC}.cnf.xml.sgn")
+    pem = tmp_path / "itlrecovery.pem"
+    pem.write_bytes(c.identity("itlrecovery").cert.public_bytes(Encoding.PEM))
+    tvs_pem = tmp_path / "tvs.pem"
+    tvs_pem.write_bytes(c.identity("tvs").cert.public_bytes(Encoding.PEM))
+    common = ["predict", "--installed-itl", old[0], "--installed-config", old[1], "--now", str(NOW),
+              "--tvs-cert", str(pem)]
+    assert main([*common, *only_itlrecovery]) == 0  # the TVS the phone knows vouches for the new signer
+    assert "G.3.4-vouched-by-tvs" in capsys.readouterr().out
+    assert main([*common, "--json", *both]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["report"]["deciding"]["rule"] == "G.3.4-tvs-server-untrusted"
+    assert any("presents CN=c-pub-TVS" in n and "not a TVS record of the installed ITL" in n
+               for n in doc["notes"])
+    # the certificate the TVS presents, given explicitly: the new TVS one is refused, the old one is not
+    assert main([*common, "--tvs-server-cert", str(tvs_pem), *only_itlrecovery]) == 1
+    assert "(--tvs-server-cert)" in capsys.readouterr().out
+    old_tvs = tmp_path / "old-tvs.pem"
+    itl = trustlist.parse(Path(old[0]).read_bytes(), kind="ITL")
+    (rec,) = [itl.record(i) for i in range(len(itl)) if itl.record(i).role == Role.TVS]
+    assert rec.certificate is not None
+    old_tvs.write_bytes(x509.load_der_x509_certificate(rec.certificate).public_bytes(Encoding.PEM))
+    assert main([*common, "--tvs-server-cert", str(old_tvs), *both]) == 0
