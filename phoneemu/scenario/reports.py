@@ -30,15 +30,36 @@ def _paint(text: str, outcome: str, colour: bool) -> str:
     return f"\x1b[{_COLOURS[outcome]}m{text}\x1b[0m" if colour else text
 
 
+def _macs(phones: list[str], *, limit: int = 6) -> str:
+    """``0A..01, 0A..02, 0A..03`` — the first ``limit`` MACs and how many more."""
+    shown = ", ".join(phones[:limit])
+    return shown + (f" and {len(phones) - limit} more" if len(phones) > limit else "")
+
+
 def _failure_lines(exp: ExpectationResult, timeline_lines: int) -> list[str]:
-    lines: list[str] = []
-    shown: set[str] = set()
+    """Phones that failed alike — the same checks with the same actual values and the same deciding
+    rule — are one group: its checks and deciding decision once, with the MACs, and the timeline of its
+    first phone (fifty locked phones read as one finding, not fifty copies)."""
+    by_phone: dict[str, list[str]] = {}
     for c in exp.failures():
-        lines.append(f"      {c.phone}: {c.check}: expected {c.expected!r}, got {c.actual!r}")
-        if c.phone not in shown and exp.timelines.get(c.phone):
-            shown.add(c.phone)
-            lines.append(f"      timeline of {c.phone}:")
-            lines.extend(f"        {t}" for t in exp.timelines[c.phone][-timeline_lines:])
+        by_phone.setdefault(c.phone, []).append(f"{c.check}: expected {c.expected!r}, got {c.actual!r}")
+    groups: dict[tuple[tuple[str, ...], str], list[str]] = {}
+    for phone, failed in by_phone.items():  # a phone's own MAC in a value reads as {mac} (as in the file)
+        rule = exp.deciding.get(phone, "").split(" ", 1)[0]
+        groups.setdefault((tuple(f.replace(phone, "{mac}") for f in failed), rule), []).append(phone)
+    lines: list[str] = []
+    for (alike_checks, _rule), phones in groups.items():
+        first = phones[0]
+        if len(phones) == 1:
+            lines.extend(f"      {first}: {f}" for f in by_phone[first])
+        else:
+            lines.extend(f"      {len(phones)} phones ({_macs(phones)}): {f}" for f in alike_checks)
+        if exp.deciding.get(first):
+            lines.append(f"      deciding: {exp.deciding[first]}")
+        if exp.timelines.get(first):
+            alike = f" (the other {len(phones) - 1} alike)" if len(phones) > 1 else ""
+            lines.append(f"      timeline of {first}{alike}:")
+            lines.extend(f"        {t}" for t in exp.timelines[first][-timeline_lines:])
     return lines
 
 
@@ -99,7 +120,8 @@ def _scenario_json(s: ScenarioResult) -> dict[str, Any]:
              "checks": [{"phone": c.phone, "check": c.check, "expected": c.expected, "actual": c.actual,
                          "held": c.held} for c in e.checks],
              "timelines": {p: t for p, t in e.timelines.items() if any(
-                 not c.held and c.phone == p for c in e.checks)}}
+                 not c.held and c.phone == p for c in e.checks)},
+             "deciding": dict(e.deciding)}
             for e in s.expectations
         ],
     }

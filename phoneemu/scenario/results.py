@@ -60,6 +60,9 @@ class ExpectationResult:
     xfail: str | None
     checks: list[CheckResult] = field(default_factory=list)
     timelines: dict[str, list[str]] = field(default_factory=dict)
+    #: Per phone that failed a check: the decision that decided its last boot, one line
+    #: (``G.3.4-tvs-unknown-signer (rejected) ITLSEP....tlv: TVS does not know the signer``).
+    deciding: dict[str, str] = field(default_factory=dict)
 
     @property
     def outcome(self) -> Outcome:

@@ -91,6 +91,11 @@ def _evaluate(world: Any, exp: Expectation) -> ExpectationResult:
                                              actual=actual, held=held))
         if not all(c.held for c in result.checks if c.phone == handle.mac):
             result.timelines[handle.mac] = handle.timeline()
+            r = handle.report
+            if r is not None and r.deciding is not None:
+                d = r.deciding
+                result.deciding[handle.mac] = (f"{d.rule} ({'accepted' if d.accepted else 'rejected'}) "
+                                               f"{d.file}: {d.reason}")
     return result
 
 

@@ -191,3 +191,32 @@ def test_junit_names_are_stable_and_the_summary_counts_scenarios(tmp_path: Path,
     assert cases[0].get("file") == str(f) and (cases[0].get("line") or "").isdigit()
     where = cases[0].find("properties/property")
     assert where is not None and where.get("value") == f"{f}:{cases[0].get('line')}"
+
+
+def test_phones_that_fail_alike_are_one_group(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Many phones locked out the same way read as one finding: the MACs, the failed check and the
+    deciding decision once, one timeline — not a timeline per phone."""
+    f = _write(tmp_path, "alike", """\
+reproduces: spec G.6 (test scenario)
+clusters: {old: {}, new: {}}
+phones:
+  p: {count: 3, mac_start: "0B0000000011", cluster: old}
+  q: {mac: "0B0000000021", cluster: old, profile: cp-7940}
+steps:
+  - boot: [p, q]
+  - move: {phones: [p, q], to: new}
+  - reset: [p, q]
+  - expect: {phones: [p, q], label: moved, config: accepted}
+""")
+    js = tmp_path / "r.json"
+    assert main(["run", str(f), "--json", str(js)]) == 1
+    out = capsys.readouterr().out
+    assert "3 phones (0B0000000011, 0B0000000012, 0B0000000013): config: expected 'accepted', got " \
+        "'rejected'" in out
+    assert "deciding: G.3.4-tvs-unknown-signer (rejected) ITLSEP0B0000000011.tlv" in out
+    assert "timeline of 0B0000000011 (the other 2 alike):" in out
+    assert out.count("timeline of") == 1  # the legacy phone passed; the locked ones share one timeline
+    doc = json.loads(js.read_text())
+    deciding = doc["scenarios"][0]["expectations"][0]["deciding"]
+    assert sorted(deciding) == ["0B0000000011", "0B0000000012", "0B0000000013"]
+    assert all(v.startswith("G.3.4-tvs-unknown-signer (rejected)") for v in deciding.values())
