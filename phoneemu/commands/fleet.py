@@ -3,8 +3,10 @@
 Each phone is a real emulated phone (same boot sequence and rules as ``phoneemu boot``) with an
 in-memory trust store (``--flash DIR`` keeps one flash folder per MAC under DIR). Phones are
 sharded across processes (``--shards``, default: one per core) by MAC range. Live progress goes
-to stderr; the summary (counts by outcome and by deciding rule, latency percentiles, rate, peak
-RSS) to stdout. Exit status 0 when every phone booted, 1 when any failed, 2 on bad input.
+to stderr; the summary (counts by outcome, by deciding rule and by trust-list outcome — "ITL
+updated 4990, ITL rejected 10" after a certificate change —, latency percentiles, rate, peak RSS) to
+stdout; --json adds each phone's record (outcome, deciding rule, reason, itl/ctl outcome). Exit
+status 0 when every phone booted, 1 when any failed, 2 on bad input.
 Ctrl-C (or SIGTERM) starts no new boot, lets the boots under way finish and still writes the
 summary, --json and --plot of what ran (the rest count as not started), then exits 130; a second
 Ctrl-C aborts at once.

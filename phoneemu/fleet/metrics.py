@@ -13,6 +13,9 @@ Rules (issue #6):
 * "Rate" is boots per second: overall (``boots / wall time``), and per one-second bucket of end times
   (:meth:`FleetMetrics.rate_series`) for the plot; ``sustained`` is the median of the full
   buckets between the first and last boot (our convention: the ramp-up and tail seconds are dropped).
+* Each record also keeps the boot's trust-list outcomes (``itl``, ``ctl``: installed, updated,
+  unchanged, empty, rejected, absent — ``BootReport.trust``), counted as ``by_trust`` ("ITL updated":
+  50): after a certificate change, which phones took the new list and which kept the old one.
 * Peak RSS comes from ``resource.getrusage`` (``ru_maxrss`` is KiB on Linux, bytes on macOS):
   :func:`peak_rss_mib` for this process, ``children=True`` for the largest finished child.
 """
@@ -66,6 +69,8 @@ class BootRecord:
     end_s: float
     tvs_used: bool = False
     reason: str | None = None  # the deciding rule's reason, kept for failed boots only
+    itl: str | None = None  # this boot's ITL outcome (BootReport.trust["ITL"])
+    ctl: str | None = None
 
     @classmethod
     def of(cls, report: BootReport, *, latency_s: float, end_s: float) -> BootRecord:
@@ -73,12 +78,17 @@ class BootRecord:
         outcome = outcome_of(report)
         reason = d.reason[:300] if d is not None and outcome != "ok" else None
         return cls(mac=report.mac, outcome=outcome, rule=d.rule if d is not None else None,
-                   latency_s=latency_s, end_s=end_s, tvs_used=report.tvs_used, reason=reason)
+                   latency_s=latency_s, end_s=end_s, tvs_used=report.tvs_used, reason=reason,
+                   itl=report.trust.get("ITL"), ctl=report.trust.get("CTL"))
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mac": self.mac, "outcome": self.outcome, "rule": self.rule,
                                "latency_ms": round(self.latency_s * 1000.0, 3), "end_s": round(self.end_s, 4),
                                "tvs_used": self.tvs_used}
+        if self.itl is not None:
+            out["itl"] = self.itl
+        if self.ctl is not None:
+            out["ctl"] = self.ctl
         if self.reason is not None:
             out["reason"] = self.reason
         return out
@@ -108,6 +118,7 @@ class FleetMetrics:
     def __init__(self) -> None:
         self.by_outcome: Counter[str] = Counter()
         self.by_rule: Counter[str] = Counter()
+        self.by_trust: Counter[str] = Counter()  # "ITL updated", "CTL absent", ...
         self.tvs_used = 0
         self.latencies = array("d")
         self.end_times = array("d")
@@ -120,6 +131,9 @@ class FleetMetrics:
     def add(self, rec: BootRecord) -> None:
         self.by_outcome[rec.outcome] += 1
         self.by_rule[rec.rule or "(none)"] += 1
+        for kind, outcome in (("ITL", rec.itl), ("CTL", rec.ctl)):
+            if outcome is not None:
+                self.by_trust[f"{kind} {outcome}"] += 1
         self.tvs_used += rec.tvs_used
         self.latencies.append(rec.latency_s)
         self.end_times.append(rec.end_s)
@@ -134,6 +148,7 @@ class FleetMetrics:
     def merge(self, other: FleetMetrics) -> FleetMetrics:
         self.by_outcome.update(other.by_outcome)
         self.by_rule.update(other.by_rule)
+        self.by_trust.update(other.by_trust)
         self.tvs_used += other.tvs_used
         self.latencies.extend(other.latencies)
         self.end_times.extend(other.end_times)
@@ -203,6 +218,7 @@ class FleetMetrics:
             "failed": self.failed,
             "by_outcome": dict(self.by_outcome.most_common()),
             "by_rule": dict(self.by_rule.most_common()),
+            "by_trust": dict(sorted(self.by_trust.items())),
             "tvs_used": self.tvs_used,
             "latency_ms": self.latency_percentiles(),
             "wall_s": round(self.wall_s, 3),
@@ -224,6 +240,8 @@ class FleetMetrics:
         lines.append("by outcome: " + ", ".join(f"{k} {v}" for k, v in s["by_outcome"].items()))
         lines.append("by deciding rule:")
         lines += [f"  {v:>8}  {k}" for k, v in s["by_rule"].items()]
+        if s["by_trust"]:
+            lines.append("trust lists: " + ", ".join(f"{k} {v}" for k, v in s["by_trust"].items()))
         if s["tvs_used"]:
             lines.append(f"TVS asked by {s['tvs_used']} phones")
         if s["peak_rss_mib"]:
@@ -237,7 +255,8 @@ class FleetMetrics:
 
     # ------------------------------------------------------------------ transport between processes
     def to_state(self) -> dict[str, Any]:
-        return {"by_outcome": dict(self.by_outcome), "by_rule": dict(self.by_rule), "tvs_used": self.tvs_used,
+        return {"by_outcome": dict(self.by_outcome), "by_rule": dict(self.by_rule),
+                "by_trust": dict(self.by_trust), "tvs_used": self.tvs_used,
                 "latencies": self.latencies.tobytes(), "end_times": self.end_times.tobytes(),
                 "wall_s": self.wall_s, "peak_rss": dict(self.peak_rss), "failures": list(self.failures)}
 
@@ -246,6 +265,7 @@ class FleetMetrics:
         m = cls()
         m.by_outcome.update(state["by_outcome"])
         m.by_rule.update(state["by_rule"])
+        m.by_trust.update(state.get("by_trust", {}))
         m.tvs_used = int(state["tvs_used"])
         m.latencies.frombytes(state["latencies"])
         m.end_times.frombytes(state["end_times"])

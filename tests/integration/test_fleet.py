@@ -87,6 +87,11 @@ def test_fleet_storm_outcomes_tvs_and_verified_once(tmp_path: Path) -> None:
     assert tvs_answered == COUNT
     m = res.metrics
     assert m.booted == COUNT - 1 and m.failed == 1 and m.by_rule["G.4-bad-signature"] == 1
+    # who took the new lists: every phone updated its CTL (vouched for by TVS) and its ITL
+    assert all((r.ctl, r.itl) == ("updated", "updated") for r in res.records)
+    assert by_mac[BAD].as_dict()["itl"] == "updated"
+    assert m.by_trust == {"CTL updated": COUNT, "ITL updated": COUNT}
+    assert f"trust lists: CTL updated {COUNT}, ITL updated {COUNT}" in m.render()
     assert seen[-1] == (COUNT, COUNT - 1)
     # the CTL (checked with the TVS-vouched key) and the ITL (with the CTL's SAST record) are the same
     # bytes for every phone: verified once each; every config is its own file (COUNT - 1 good ones;
