@@ -84,7 +84,7 @@ def _show(args: argparse.Namespace) -> int:
     profile = _profile(args)
     flash = Flash(args.flash, profile=profile)
     store = flash.load()
-    info = show_state(store, mac=read_phone_file(args.flash).get("mac"))
+    info = show_state(store, mac=read_phone_file(args.flash).get("mac"), last_boot=flash.last_boot())
     info["flash_problems"] = list(flash.problems)
     if args.json:
         print(json.dumps(info, indent=2, default=str))

@@ -6,7 +6,11 @@ Layout of the directory (ours; real phones keep ``/CTLFile.tlv``, ``/ITLFile.tlv
 * ``config.xml`` — plaintext XML of the last accepted config;
 * ``mic.der`` + ``mic.key``, ``lsc.der`` + ``lsc.key`` — certificates (DER) and keys (PEM, mode 0600);
 * ``symmetric.key`` — the manual config key (raw bytes, mode 0600);
-* ``state.json`` — capfAuthMode, running load, config file name and the rule that accepted each file.
+* ``state.json`` — capfAuthMode, running load, config file name and the rule that accepted each file;
+* ``last-boot.json`` — what the last boot ended with (when, against what, ok / locked out and by
+  which refused list, trust-list and config outcomes, the deciding decision), so that ``phoneemu
+  phone show`` can say a phone at rest is locked out and why; removed by an erase of the trust lists
+  (the lock no longer holds) and by a factory reset.
 
 Rules:
 
@@ -22,8 +26,9 @@ Rules:
 * :meth:`Flash.erase_trust_lists` removes CTL and ITL ("Erasing CTL and ITL files");
   :meth:`Flash.factory_reset` removes everything but the MIC.
 
-The TVS certificate cache and the "locked" flag live in RAM only and are not persisted: after a
-reboot the phone re-evaluates its trust lists. Files written before ``state.json`` recorded a rule
+The TVS certificate cache and the "locked" flag live in RAM only and are not restored: after a
+reboot the phone re-evaluates its trust lists (``last-boot.json`` is a report, never read back into
+the store). Files written before ``state.json`` recorded a rule
 (never the case for files this module wrote) are restored with the rule name ``flash-restore``.
 """
 
@@ -48,10 +53,11 @@ CTL_FILE = "CTLFile.tlv"
 ITL_FILE = "ITLFile.tlv"
 CONFIG_FILE = "config.xml"
 STATE_FILE = "state.json"
+LAST_BOOT_FILE = "last-boot.json"
 #: Files holding secrets; always mode 0600.
 KEY_FILES = frozenset({"mic.key", "lsc.key", "symmetric.key"})
 _ALL = (CTL_FILE, ITL_FILE, CONFIG_FILE, "mic.der", "mic.key", "lsc.der", "lsc.key", "symmetric.key",
-        STATE_FILE)
+        STATE_FILE, LAST_BOOT_FILE)
 _TMP_PREFIX = "."
 _TMP_SUFFIX = ".tmp"
 _MAX_STATE = 64 * 1024
@@ -212,12 +218,31 @@ class Flash:
         }
         self._write(STATE_FILE, json.dumps(state, sort_keys=True, indent=1).encode())
 
+    def save_last_boot(self, summary: dict[str, Any]) -> None:
+        """Write what the last boot ended with (``last-boot.json``, module rules)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._write(LAST_BOOT_FILE, json.dumps(summary, sort_keys=True, indent=1).encode())
+
+    def last_boot(self) -> dict[str, Any] | None:
+        """The last boot's summary, or None (never booted, erased, or unreadable: noted in problems)."""
+        raw = self._read(LAST_BOOT_FILE, _MAX_STATE)
+        if raw is None:
+            return None
+        try:
+            obj = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            self.problems.append(f"{LAST_BOOT_FILE}: {exc}")
+            return None
+        return obj if isinstance(obj, dict) else None
+
     # ------------------------------------------------------------------ admin
     def erase_trust_lists(self) -> str:
-        """Delete CTL and ITL from flash; returns "Erasing CTL and ITL files" (spec §G.6)."""
+        """Delete CTL and ITL from flash (and the last boot's report: its lock no longer holds); returns
+        "Erasing CTL and ITL files" (spec §G.6)."""
         if self.path.is_dir():
             self._write(CTL_FILE, None)
             self._write(ITL_FILE, None)
+            self._write(LAST_BOOT_FILE, None)
         return status.ERASING_CTL_ITL
 
     def factory_reset(self) -> str:

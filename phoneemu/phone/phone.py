@@ -89,6 +89,19 @@ def read_phone_file(path: Path | str) -> dict[str, Any]:
     return obj
 
 
+def _last_boot(report: BootReport, store: TrustStore, at: int) -> dict[str, Any]:
+    """What ``last-boot.json`` keeps of a boot (:mod:`phoneemu.phone.flash`)."""
+    d = report.deciding
+    deciding = None if d is None else \
+        f"{d.rule} ({'accepted' if d.accepted else 'rejected'}) {d.file}: {d.reason}"
+    t = report.target
+    return {"at": at, "target": None if t is None else f"{t.host} (tftp {t.tftp_port})", "ok": report.ok,
+            "locked_out": report.locked_out, "locked_by": sorted(store.locked_by),
+            "trust": dict(report.trust),
+            "config": report.config, "config_file": report.config_file, "deciding": deciding,
+            "statuses": list(report.statuses)}
+
+
 class Phone:
     """One emulated phone (see module docstring). ``clock`` returns Unix seconds (the scenario clock)."""
 
@@ -229,13 +242,16 @@ class Phone:
         def used() -> None:
             self._auth_string = None
 
-        return await run_boot(
+        report = await run_boot(
             mac=self.mac, profile=self._profile, store=self._store,
             fetcher=fetcher if fetcher is not None else self.fetcher_for(target), clock=self.clock,
             events=self.events, image_signers=self.image_signers, tvs=self._tvs, capf=self._capf,
             auth_string=self._auth_string, capf_retries=self.capf_retries,
             capf_retry_delay=self.capf_retry_delay, save=self._save, sleep=self._sleep, target=target,
             on_auth_string_used=used)
+        if self.flash is not None:
+            self.flash.save_last_boot(_last_boot(report, self._store, self.clock()))
+        return report
 
     async def open_https(self, host: str, port: int, *, timeout: float | None = None) -> HttpsResult:
         """Open an HTTPS application server, authenticating it via CTL/ITL or TVS (spec §E.7.1)."""

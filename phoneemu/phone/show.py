@@ -8,6 +8,10 @@ was (not) used to sign" for SAST records) — the same rendering as ``phoneemu i
 CAPF servers with ports, capfAuthMode), MIC and LSC (subject, issuer, serial, validity, MD5/SHA-1),
 whether a manual config key is set (never the key), the running load and the TVS cache size
 (RAM only: a flash directory shows 0). A missing list reads like CUCM: "Length of ITL file: 0".
+
+A phone at rest is as its last boot left it: given that boot's report (``last-boot.json`` of the flash),
+``locked``/``locked_by`` also say what that boot locked (the flag itself is RAM only), and a
+``Last boot`` line says when, against what, how it ended and the deciding decision.
 """
 
 from __future__ import annotations
@@ -48,8 +52,9 @@ def _ctl_checksum(store: TrustStore) -> str | None:
     return ctl.md5() if store.profile.status_checksum == "md5" else ctl.sha1()
 
 
-def show_state(store: TrustStore, *, mac: str | None = None, now: int | None = None) -> dict[str, Any]:
-    """Everything ``phoneemu phone show`` prints, as a JSON-able dict."""
+def show_state(store: TrustStore, *, mac: str | None = None, now: int | None = None,
+               last_boot: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything ``phoneemu phone show`` prints, as a JSON-able dict (``last_boot``: module rules)."""
     lists: dict[str, Any] = {}
     for kind in ("CTL", "ITL"):
         tl = store.trust_list(kind)
@@ -74,14 +79,20 @@ def show_state(store: TrustStore, *, mac: str | None = None, now: int | None = N
             "load_information": c.load_information, "device_security_mode": c.device_security_mode,
         }
     tvs_entries = store.expire_tvs(now) if now is not None else store.tvs_cache_size
+    locked_by = set(store.locked_by)
+    if last_boot is not None and last_boot.get("locked_out") is True:
+        by = last_boot.get("locked_by")
+        locked_by |= {k for k in by if isinstance(k, str)} if isinstance(by, list) else set()
+    locked = store.locked or bool(last_boot is not None and last_boot.get("locked_out") is True)
     return {
         "mac": mac, "profile": store.profile.name, "ctl": lists["ctl"], "itl": lists["itl"],
         "itl_checksum": store.itl_checksum(), "ctl_checksum": _ctl_checksum(store),
         "checksum_style": store.profile.status_checksum,
         "config": config_info, "mic": _credential(store.mic), "lsc": _credential(store.lsc),
         "symmetric_key_set": store.symmetric_key is not None, "capf_auth_mode": store.capf_auth_mode,
-        "running_load": store.firmware_load, "tvs_cache_entries": tvs_entries, "locked": store.locked,
-        "locked_by": sorted(store.locked_by),  # the refused kinds (CTL, ITL) that keep the phone locked
+        "running_load": store.firmware_load, "tvs_cache_entries": tvs_entries, "locked": locked,
+        "locked_by": sorted(locked_by),  # the refused kinds (CTL, ITL) that keep the phone locked
+        "last_boot": last_boot,
     }
 
 
@@ -94,6 +105,20 @@ def _cred_lines(label: str, info: dict[str, Any] | None) -> list[str]:
             f"  Serial:    {info['serial']}", f"  Key:       {info['key']}",
             f"  Validity:  {info['not_before']} .. {info['not_after']}",
             f"  Checksum:  {info['md5']}(MD5)  {info['sha1']}(SHA1)"]
+
+
+def _last_boot_text(last: dict[str, Any]) -> str:
+    import datetime as dt
+
+    at = last.get("at")
+    when = dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") \
+        if isinstance(at, int) and 0 <= at < 253402300800 else "?"
+    raw = last.get("trust")
+    trust: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    lists = ", ".join(f"{k} {v}" for k, v in sorted(trust.items()))
+    verdict = "OK" if last.get("ok") else "FAILED" + (", locked out" if last.get("locked_out") else "")
+    return (f"{when} against {last.get('target') or '?'}: {verdict}; {lists}; config "
+            f"{last.get('config') or '?'}" + (f" ({last['config_file']})" if last.get("config_file") else ""))
 
 
 def render_show(info: dict[str, Any]) -> str:
@@ -130,6 +155,11 @@ def render_show(info: dict[str, Any]) -> str:
     out.append(f"  Manual config key: {'set' if info['symmetric_key_set'] else 'not set'}")
     n = info["tvs_cache_entries"]
     out.append(f"  TVS cache: {n} entr{'y' if n == 1 else 'ies'} (RAM only)")
+    last = info.get("last_boot")
+    if last is not None:
+        out.append(f"  Last boot: {_last_boot_text(last)}")
+        if last.get("deciding"):
+            out.append(f"    deciding: {last['deciding']}")
     if info["locked"]:
         by = " and ".join(info["locked_by"]) or "a trust list"
         out.append(f"  Trust List update failed ({by} refused): the phone ignores configuration changes "

@@ -652,6 +652,34 @@ def test_ctl_refused_lock_survives_an_itl_installed_later_in_the_boot(lab: LabCl
     assert "Trust List update failed (CTL refused)" in render_show(info)
 
 
+def test_phone_show_of_a_flash_says_the_last_boot_locked_the_phone(lab: LabCluster, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """The locked flag is RAM only, but a phone at rest is as its last boot left it: ``phone show
+    --flash`` (a new process) says it is locked out, by which list and the deciding decision; an
+    erase of the trust lists clears that."""
+    p = phone(lab, tmp_path, tvs=FakeTvs(lab, down=True))
+    assert boot(p, lab.get)[0].ok
+    lab.regenerate("itlrecovery", now=NOW)  # new ITL signer; TVS down: the ITL is refused
+    r, _ = boot(p, lab.get)
+    assert r.locked_out and r.trust["ITL"] == "rejected"
+    flash = tmp_path / "flash"
+    assert cli.main(["phone", "show", "--flash", str(flash), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["locked"] is True and info["locked_by"] == ["ITL"]
+    last = info["last_boot"]
+    assert last["locked_out"] is True and last["trust"]["ITL"] == "rejected"
+    assert last["deciding"].startswith("G.3.4-tvs-unreachable (rejected) ITLSEP")
+    assert cli.main(["phone", "show", "--flash", str(flash)]) == 0
+    out = capsys.readouterr().out
+    assert "Last boot: " in out and "FAILED, locked out; CTL absent, ITL rejected" in out
+    assert "deciding: G.3.4-tvs-unreachable (rejected)" in out and "(ITL refused)" in out
+    assert cli.main(["phone", "erase", "--flash", str(flash)]) == 0
+    capsys.readouterr()
+    assert cli.main(["phone", "show", "--flash", str(flash), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["locked"] is False and info["last_boot"] is None
+
+
 def test_g9_retries_keep_the_boots_ctl_outcome(lab: LabCluster) -> None:
     """§G.9: the CTL installed by the boot's first request stays the boot's CTL outcome; the retries
     (which fetch the same CTL again) are their own decisions, marked as retries."""
