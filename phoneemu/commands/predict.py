@@ -42,8 +42,9 @@ CTLSEP<MAC>.tlv/ITLSEP<MAC>.tlv requests. The MAC is --mac, else the one in a SE
 name. TVS needs the installed config (the phone asks the TVS servers it names; an encrypted
 .cnf.xml.enc.sgn is read with --installed-config-key, the phone's LSC or MIC key); it then answers
 offline: vouches for --tvs-cert certificates, "not found" for others, and is unreachable when no
---tvs-cert is given. A --tvs-cert the phone cannot use is reported as a "note:" line. CAPF is
-unreachable.
+--tvs-cert is given (--tvs-reachable: it answers "not found" to everything, as the old cluster's TVS
+does before a bulk certificate export). A --tvs-cert the phone cannot use is reported as a "note:"
+line. CAPF is unreachable.
 
 Before it asks, the phone checks the TVS server's own certificate against its installed ITL's TVS
 records (spec §E.1). When the new ITL names the TVS at the address the phone asks, with the same
@@ -72,6 +73,10 @@ def register(sub: Any) -> None:
                    "is an encrypted .enc.sgn")
     p.add_argument("--mac", help="the phone's MAC (default: from a SEP<MAC> file name, else 001122334455)")
     add_offline_phone_options(p, now_help="the phone's clock (default: now)")
+    p.add_argument("--tvs-reachable", action="store_true",
+                   help="the TVS servers answer even without --tvs-cert (then they know none of the new "
+                   "certificates: the old cluster's TVS before a bulk certificate export, spec §G.6 problem "
+                   "3); default without --tvs-cert: unreachable (problem 2)")
     p.add_argument("--tvs-server-cert", type=Path, action="append", default=[], metavar="PEM",
                    help="the certificate the TVS servers of the installed config present (repeatable; e.g. "
                    "the old cluster's TVS certificate after it was regenerated): the phone talks to a TVS "
@@ -106,14 +111,16 @@ def handler(args: argparse.Namespace) -> int:
         installed_config=args.installed_config, mac=args.mac,
         profile=args.profile, now=now, tvs_certs=pem_certificates(args.tvs_cert), tvs_roles=roles,
         image_signers=pem_certificates(args.image_signer), installed_config_key=key,
-        tvs_server_certs=pem_certificates(args.tvs_server_cert)))
+        tvs_server_certs=pem_certificates(args.tvs_server_cert), tvs_reachable=args.tvs_reachable))
     held = (("CTL", args.installed_ctl), ("ITL", args.installed_itl))
     installed = " and ".join(f"{k} {p.name}" for k, p in held if p is not None) or "no trust list"
     if args.json:
         print(json.dumps({"mac": result.mac, "profile": args.profile, "now": now,
                           "installed": {"ctl": str(args.installed_ctl) if args.installed_ctl else None,
                                         "itl": str(args.installed_itl) if args.installed_itl else None},
-                          "tvs": "vouches for given certificates" if args.tvs_cert else "unreachable",
+                          "tvs": "vouches for given certificates" if args.tvs_cert else
+                          "reachable, knows none of the new certificates" if args.tvs_reachable else
+                          "unreachable",
                           "notes": list(result.notes),
                           "served": [{"name": n, "answer": a} for n, a in result.served],
                           "report": result.report.as_dict()}, indent=2))

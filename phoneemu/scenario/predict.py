@@ -20,7 +20,9 @@ Rules (our conventions, stated in the README):
   other way round). Any other name is "file not found", as from a cluster without it.
 * The phone's MAC is ``--mac``, else the MAC in a new ``SEP<MAC>...`` file name, else 001122334455.
 * TVS is unreachable unless ``--tvs-cert`` is given: then it vouches for those certificates (with
-  ``--tvs-roles``) and answers "not found" for any other, as in ``replay``. CAPF is unreachable.
+  ``--tvs-roles``) and answers "not found" for any other, as in ``replay``. ``tvs_reachable`` without
+  certificates: TVS answers, but "not found" to everything (the old cluster's TVS before any bulk
+  certificate export, spec §G.6 problem 3, vs. problem 2: unreachable). CAPF is unreachable.
   When the phone cannot ask TVS at all (no installed config, or one naming no TVS server), the
   result carries a note saying why ``--tvs-cert`` went unused.
 * An installed ``.enc.sgn`` config is decrypted with ``installed_config_key`` (the phone's key);
@@ -151,17 +153,17 @@ def _installed_config(path: Path, key: Any = None) -> AcceptedConfig:
 
 
 def _tvs_notes(tvs_certs: Sequence[Any], config: AcceptedConfig | None,
-               config_path: Path | None) -> list[str]:
-    """Why ``--tvs-cert`` cannot be used by this phone (spec §E.7.5: its current config names the TVS
-    servers it asks); empty when it can."""
+               config_path: Path | None, *, option: str = "--tvs-cert") -> list[str]:
+    """Why ``--tvs-cert`` (or ``--tvs-reachable``) cannot be used by this phone (spec §E.7.5: its current
+    config names the TVS servers it asks); empty when it can."""
     if not tvs_certs:
         return []
     if config is None:
-        return ["--tvs-cert not used: the phone learns its TVS servers from its current config; give "
+        return [f"{option} not used: the phone learns its TVS servers from its current config; give "
                 "--installed-config (its SEP<MAC>.cnf.xml.sgn, or .cnf.xml)"]
     if not config.config.tvs_servers:
         name = config_path.name if config_path is not None else "config"
-        return [f"--tvs-cert not used: the installed config {name} names no TVS server (no <TVS><members> "
+        return [f"{option} not used: the installed config {name} names no TVS server (no <TVS><members> "
                 "element), so the phone has no TVS to ask"]
     return []
 
@@ -254,7 +256,7 @@ async def predict_boot(new_files: Sequence[Path], *, installed_itl: Path | None 
                        now: int, tvs_certs: Sequence[Any] = (),
                        tvs_roles: frozenset[int] = frozenset({0, 2}),
                        image_signers: Sequence[Any] = (), installed_config_key: Any = None,
-                       tvs_server_certs: Sequence[Any] = ()) -> PredictResult:
+                       tvs_server_certs: Sequence[Any] = (), tvs_reachable: bool = False) -> PredictResult:
     """Boot a phone holding the installed lists on ``new_files`` (see module rules)."""
     from phoneemu.fleet.engine import PRESTATE_RULES
     from phoneemu.formats import trustlist
@@ -288,7 +290,8 @@ async def predict_boot(new_files: Sequence[Path], *, installed_itl: Path | None 
 
     config = _installed_config(installed_config, installed_config_key) if installed_config is not None \
         else None
-    notes = _tvs_notes(tvs_certs, config, installed_config)
+    notes = _tvs_notes(tvs_certs, config, installed_config) if tvs_certs else \
+        _tvs_notes([True] if tvs_reachable else [], config, installed_config, option="--tvs-reachable")
 
     async def no_capf(*_a: Any, **_k: Any) -> Any:
         raise TransportError("CAPF unavailable offline (predict)", kind="unreachable")
@@ -299,7 +302,13 @@ async def predict_boot(new_files: Sequence[Path], *, installed_itl: Path | None 
     from phoneemu.crypto.certs import cert_der
 
     refused: list[str] = []
-    tvs = _server_checking_tvs(offline_tvs(tvs_certs, tvs_roles),
+    inner = offline_tvs(tvs_certs, tvs_roles)
+    if tvs_reachable and not tvs_certs:
+        async def knows_nothing(*_a: Any, **_k: Any) -> Any:
+            from phoneemu.phone.store import TvsStatus
+            return TvsStatus.NOT_FOUND
+        inner = knows_nothing
+    tvs = _server_checking_tvs(inner,
                                explicit=[cert_der(c) for c in tvs_server_certs],
                                inferred=_inferred_tvs_certs(_new_itl(files, phone_mac, prof.trust_list_limit),
                                                             installed.get("ITL")),

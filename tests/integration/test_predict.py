@@ -156,3 +156,21 @@ def test_tvs_regenerated_too_locks_the_phone_out_as_the_boot_does(tmp_path: Path
     assert rec.certificate is not None
     old_tvs.write_bytes(x509.load_der_x509_certificate(rec.certificate).public_bytes(Encoding.PEM))
     assert main([*common, "--tvs-server-cert", str(old_tvs), *both]) == 0
+
+
+def test_tvs_reachable_but_unaware_is_told_apart_from_unreachable(two: tuple[Path, Path, Path],
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """§G.6 problems 2 and 3: without --tvs-cert the old TVS is unreachable; with --tvs-reachable it
+    answers but knows nothing — the deciding rule a real boot against a reachable old TVS gives."""
+    a, b, _pem = two
+    common = ["predict", "--installed-itl", str(a / "ITLFile.tlv"), "--installed-config",
+              str(a / f"SEP{MAC}.cnf.xml.sgn"), "--now", str(NOW), "--json",
+              str(b / "ITLFile.tlv"), str(b / f"SEP{MAC}.cnf.xml.sgn")]
+    assert main([*common, "--tvs-reachable"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["report"]["deciding"]["rule"] == "G.3.4-tvs-unknown-signer"
+    assert doc["tvs"] == "reachable, knows none of the new certificates" and doc["notes"] == []
+    # --tvs-reachable with no installed config to name a TVS: a note says why it went unused
+    assert main(["predict", "--installed-itl", str(a / "ITLFile.tlv"), "--now", str(NOW), "--tvs-reachable",
+                 str(b / "ITLFile.tlv")]) == 1
+    assert "note: --tvs-reachable not used: the phone learns its TVS servers" in capsys.readouterr().out

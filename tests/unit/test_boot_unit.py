@@ -652,8 +652,8 @@ def test_ctl_refused_lock_survives_an_itl_installed_later_in_the_boot(lab: LabCl
     assert "Trust List update failed (CTL refused)" in render_show(info)
 
 
-def test_phone_show_of_a_flash_says_the_last_boot_locked_the_phone(lab: LabCluster, tmp_path: Path,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_phone_show_of_a_flash_says_the_last_boot_locked_the_phone(
+        lab: LabCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The locked flag is RAM only, but a phone at rest is as its last boot left it: ``phone show
     --flash`` (a new process) says it is locked out, by which list and the deciding decision; an
     erase of the trust lists clears that."""
