@@ -13,10 +13,10 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from phoneemu.commands._argtypes import non_negative_int, unix_time
-from phoneemu.errors import EncodeError
+from phoneemu.errors import EncodeError, PhoneEmuError
 from phoneemu.lab.cluster import LabCluster
 
 __all__ = ["register"]
@@ -100,9 +100,25 @@ def _op(fn: Callable[[LabCluster, argparse.Namespace, int | None], str | None]) 
         msg = fn(cluster, args, _now(cluster, args))
         if msg:
             print(msg)
-        print(f"generation {cluster.generation}; ITL md5 {cluster.summary()['itl_md5']}")
+        print(f"generation {cluster.generation}; ITL md5 {cluster.summary()['itl_md5']}"
+              + "".join(f"; {kind} signed by {_signer_cn(cluster, kind)}" for kind in ("ITL", "CTL")
+                        if cluster.get(f"{kind}File.tlv") is not None)
+              + ("; rollback: the empty ITL is served" if cluster.state.rollback else ""))
         return 0
     return handler
+
+
+def _signer_cn(cluster: LabCluster, kind: Literal["CTL", "ITL"]) -> str:
+    """The CN of the served CTL/ITL's signer (after ``itl-reset`` the CallManager one, spec §G.7)."""
+    from phoneemu.formats import trustlist
+
+    data = cluster.get(f"{kind}File.tlv")
+    try:
+        name = trustlist.parse(data or b"", kind=kind, limit=1 << 24).header.signer.name
+    except PhoneEmuError as exc:
+        return f"? ({exc})"
+    cn = [part[3:] for part in name.split(";") if part.startswith("CN=")]
+    return cn[0] if cn else name
 
 
 _AUTH_MODE_NAMES = {"none": 0, "string": 1, "auth-string": 1, "null-string": 2, "lsc": 3, "mic": 4}
@@ -177,6 +193,9 @@ def register(sub: Any) -> None:
     pa = phone_ops.add_parser("add", help="add (or update) a phone and issue its MIC")
     _dir(pa)
     pa.add_argument("--mac", required=True, help="MAC, e.g. 001122334455 or 00:11:22:33:44:55")
+    pa.add_argument("--count", type=_phone_count, default=1, metavar="N",
+                    help="add N phones with consecutive MACs from --mac (as fleet boot --mac-start "
+                    "numbers them), the same options each; one rebuild (default 1)")
     pa.add_argument("--model", help="model, e.g. 8861 (default)")
     pa.add_argument("--encrypt", choices=("pki", "symmetric"), help="config file encryption")
     pa.add_argument("--symmetric-key", metavar="HEX", help="manual key, 32 or 64 hex digits")
@@ -325,6 +344,8 @@ def register(sub: Any) -> None:
         op.epilog = "example" + ("s" if len(lines) > 1 else "") + ":\n" + "".join(f"  {x}\n" for x in lines)
         op.formatter_class = argparse.RawDescriptionHelpFormatter
     pa.epilog = ("examples:\n  phoneemu lab phone add /tmp/lab --mac 001122334455 --encrypt pki\n"
+                 "  phoneemu lab phone add /tmp/lab --mac 0A0000000000 --count 50   "
+                 "the MACs of fleet boot --count 50\n"
                  "  phoneemu lab phone add /tmp/lab --mac 001122334456 --capf install --auth-string 123456\n")
     pa.formatter_class = argparse.RawDescriptionHelpFormatter
 
@@ -350,13 +371,28 @@ def _capf(c: LabCluster, a: argparse.Namespace, now: int | None) -> None:
     c.set_capf(a.mac, a.operation, auth_mode=a.auth_mode, auth_string=a.auth_string, key=a.lsc_key, now=now)
 
 
+def _phone_count(text: str) -> int:
+    n = int(text) if text.isascii() and text.isdigit() else 0
+    if not 1 <= n <= 100_000:
+        raise argparse.ArgumentTypeError(f"{text!r}: a number of phones, 1..100000")
+    return n
+
+
 def _phone_add(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
+    from phoneemu.fleet.engine import mac_range, mac_text, parse_mac
+
     _require_auth_choice(a.capf, a.auth_mode, a.auth_string)
-    c.add_phone(a.mac, model=a.model, encrypt=a.encrypt, symmetric_key=a.symmetric_key,
-                capf_operation=a.capf, capf_auth_mode=a.auth_mode, auth_string=a.auth_string,
-                lsc_key=a.lsc_key, now=now)
-    mac = a.mac.replace(":", "").replace("-", "").replace(".", "").upper()
-    return f"phone {mac}: MIC in {c.phone_dir(mac)}/mic.pem (key mic.key, 0600)"
+    try:
+        macs = [mac_text(m) for m in mac_range(parse_mac(a.mac), a.count)]
+    except EncodeError as exc:
+        raise EncodeError(f"--mac {a.mac} --count {a.count}: {exc.message}", path="mac") from None
+    c.add_phones(macs, model=a.model, encrypt=a.encrypt, symmetric_key=a.symmetric_key,
+                 capf_operation=a.capf, capf_auth_mode=a.auth_mode, auth_string=a.auth_string,
+                 lsc_key=a.lsc_key, now=now)
+    if len(macs) == 1:
+        return f"phone {macs[0]}: MIC in {c.phone_dir(macs[0])}/mic.pem (key mic.key, 0600)"
+    return (f"{len(macs)} phones {macs[0]}..{macs[-1]}: MICs in {c.root}/phones/<MAC>/mic.pem "
+            "(key mic.key, 0600)")
 
 
 def _itlrecovery(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:

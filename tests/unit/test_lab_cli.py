@@ -172,3 +172,30 @@ def test_digest_and_itl_capf_operations(lab_dir: Path, capsys: pytest.CaptureFix
     assert capf_records() == 0
     assert main(["lab", "itl-capf", str(lab_dir), "on"]) == 0
     assert capf_records() == 1
+
+
+def test_operations_say_who_signs_the_served_lists(lab_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each admin operation ends with the served lists' signers: after ``itl-reset`` the CallManager
+    key signs the ITL until ``restart-tftp`` (spec §G.7) — visible without a ``show itl``."""
+    capsys.readouterr()
+    assert main(["lab", "itl-reset", str(lab_dir), "localkey"]) == 0
+    assert "; ITL signed by lab-pub" in capsys.readouterr().out
+    assert main(["lab", "restart-tftp", str(lab_dir)]) == 0
+    assert "; ITL signed by ITLRECOVERY_lab-pub" in capsys.readouterr().out
+    assert main(["lab", "mixed-mode", str(lab_dir), "on"]) == 0
+    assert main(["lab", "rollback", str(lab_dir), "on"]) == 0
+    out = capsys.readouterr().out.splitlines()[-1]
+    assert "; CTL signed by" in out and out.endswith("; rollback: the empty ITL is served")
+
+
+def test_phone_add_count_adds_consecutive_macs(lab_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--count N``: the N consecutive MACs ``fleet boot --mac-start --count`` boots, in one rebuild."""
+    capsys.readouterr()
+    assert main(["lab", "phone", "add", str(lab_dir), "--mac", "0A00000000FE", "--count", "3"]) == 0
+    assert "3 phones 0A00000000FE..0A0000000100" in capsys.readouterr().out
+    files = LabCluster.open(lab_dir).files()
+    assert all(f"SEP{m}.cnf.xml.sgn" in files for m in ("0A00000000FE", "0A00000000FF", "0A0000000100"))
+    assert main(["lab", "phone", "add", str(lab_dir), "--mac", "FFFFFFFFFFFF", "--count", "2"]) == 2
+    assert "overflow 48 bits" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["lab", "phone", "add", str(lab_dir), "--mac", BARE, "--count", "0"])
