@@ -33,6 +33,8 @@ examples:
   # the phone's current config is encrypted: decrypt it with the phone's key
   phoneemu predict --installed-itl a/ITLFile.tlv --installed-config a/SEP001122334455.cnf.xml.enc.sgn \\
       --installed-config-key phone.key --tvs-cert b/ITLRecovery.pem b/ITLFile.tlv
+  # an emulated phone (boot --flash ph1) against the TFTP root of the change, old TVS reachable
+  phoneemu predict --flash ph1 --tvs-reachable new-tftp/
   # a cp-7962 in mixed mode, a given date, JSON for CI
   phoneemu predict --installed-ctl CTLFile.tlv --installed-itl ITLFile.tlv --profile cp-7962 \\
       --now 1893456000 --json new/CTLFile.tlv new/ITLFile.tlv
@@ -71,8 +73,13 @@ def register(sub: Any) -> None:
     p.add_argument("--installed-config-key", type=Path, metavar="PEM",
                    help="the phone's private key (its LSC key, else its MIC key) when --installed-config "
                    "is an encrypted .enc.sgn")
+    p.add_argument("--flash", type=Path, metavar="DIR",
+                   help="an emulated phone's flash (boot/fleet boot --flash): its ITL, CTL and config are "
+                   "the installed ones, its MAC and profile the defaults (--installed-*, --mac, --profile "
+                   "win)")
     p.add_argument("--mac", help="the phone's MAC (default: from a SEP<MAC> file name, else 001122334455)")
     add_offline_phone_options(p, now_help="the phone's clock (default: now)")
+    p.set_defaults(profile=None)  # cp-8861, or the --flash phone's
     p.add_argument("--tvs-reachable", action="store_true",
                    help="the TVS servers answer even without --tvs-cert (then they know none of the new "
                    "certificates: the old cluster's TVS before a bulk certificate export, spec §G.6 problem "
@@ -97,7 +104,32 @@ def _text(r: PredictResult, installed: str) -> str:
     return "\n".join(lines)
 
 
+def _from_flash(args: argparse.Namespace) -> None:
+    """Fill the installed lists, config, MAC and profile the user did not give from ``--flash DIR``."""
+    from phoneemu.errors import PhoneEmuError
+    from phoneemu.phone.flash import CONFIG_FILE, CTL_FILE, ITL_FILE
+    from phoneemu.phone.phone import read_phone_file
+
+    d: Path = args.flash
+    if not d.is_dir():
+        raise PhoneEmuError(f"{d}: no such flash directory (an emulated phone's, from boot --flash)",
+                            path="flash")
+    ident = read_phone_file(d)
+    for attr, name in (("installed_itl", ITL_FILE), ("installed_ctl", CTL_FILE),
+                       ("installed_config", CONFIG_FILE)):
+        if getattr(args, attr) is None and (d / name).is_file():
+            setattr(args, attr, d / name)
+    if args.mac is None and isinstance(ident.get("mac"), str):
+        args.mac = ident["mac"]
+    if args.profile is None and isinstance(ident.get("profile"), str):
+        args.profile = ident["profile"]
+
+
 def handler(args: argparse.Namespace) -> int:
+    if args.flash is not None:
+        _from_flash(args)
+    if args.profile is None:
+        args.profile = "cp-8861"
     roles = tvs_roles(args.tvs_roles)
     now = args.now if args.now is not None else int(time.time())
     key = None

@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from phoneemu.cli import main
-from phoneemu.formats import trustlist
+from phoneemu.formats import signed, trustlist
 from phoneemu.formats.trustlist import Role
 from phoneemu.lab.cluster import LabCluster
 
@@ -174,3 +174,26 @@ def test_tvs_reachable_but_unaware_is_told_apart_from_unreachable(two: tuple[Pat
     assert main(["predict", "--installed-itl", str(a / "ITLFile.tlv"), "--now", str(NOW), "--tvs-reachable",
                  str(b / "ITLFile.tlv")]) == 1
     assert "note: --tvs-reachable not used: the phone learns its TVS servers" in capsys.readouterr().out
+
+
+def test_an_emulated_phones_flash_is_the_installed_state(two: tuple[Path, Path, Path], tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """``--flash DIR``: the ITL, config (plain XML), MAC and profile an emulated phone keeps; explicit
+    options win."""
+    a, b, _pem = two
+    flash = tmp_path / "ph1"
+    flash.mkdir()
+    (flash / "ITLFile.tlv").write_bytes((a / "ITLFile.tlv").read_bytes())
+    (flash / "config.xml").write_bytes(signed.parse((a / f"SEP{MAC}.cnf.xml.sgn").read_bytes()).body)
+    (flash / "phone.json").write_text(json.dumps({"mac": MAC, "profile": "cp-7962"}))
+    new = [str(b / "ITLFile.tlv"), str(b / f"SEP{MAC}.cnf.xml.sgn")]
+    assert main(["predict", "--flash", str(flash), "--now", str(NOW), "--tvs-reachable", "--json", *new]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["mac"] == MAC and doc["profile"] == "cp-7962" and doc["notes"] == []
+    assert doc["installed"]["itl"] == str(flash / "ITLFile.tlv")
+    assert doc["report"]["deciding"]["rule"] == "G.3.4-tvs-unknown-signer"  # the config named a's TVS
+    assert main(["predict", "--flash", str(flash), "--profile", "cp-8861", "--now", str(NOW), "--json",
+                 *new]) == 1
+    assert json.loads(capsys.readouterr().out)["profile"] == "cp-8861"
+    assert main(["predict", "--flash", str(tmp_path / "nope"), *new]) == 2
+    assert "no such flash directory" in capsys.readouterr().err
