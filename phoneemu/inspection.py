@@ -169,8 +169,10 @@ def _load_certs(paths: list[Path]) -> list[tuple[str, x509.Certificate]]:
     return out
 
 
-def _try_certs(cands: list[tuple[str, x509.Certificate]], check: Any) -> dict[str, Any]:
-    """Run ``check(cert)`` with each certificate; the first success wins, else the first failure."""
+def _try_certs(cands: list[tuple[str, x509.Certificate]], check: Any, signer: Any = None) -> dict[str, Any]:
+    """Run ``check(cert)`` with each certificate; the first success wins, else the first failure —
+    reported as ``unknown-signer`` naming the file's signer when no given certificate is it (same
+    serial number), rather than as a signature that does not verify."""
     first: VerificationError | None = None
     for src, cert in cands:
         try:
@@ -181,6 +183,13 @@ def _try_certs(cands: list[tuple[str, x509.Certificate]], check: Any) -> dict[st
         return {"check": "signature", "ok": True, "detail": f"verified with {certs.dn_text(cert.subject)}"
                 f" ({src})"}
     assert first is not None
+    serials = {certs.serial_bytes(c.serial_number) for _src, c in cands}
+    if signer is not None and signer.serial not in serials:
+        given = "; ".join(f"{certs.dn_text(c.subject)} (serial {_colon(certs.serial_bytes(c.serial_number))},"
+                          f" {src})" for src, c in cands)
+        return {"check": "signature", "ok": False, "reason": "unknown-signer",
+                "detail": f"signed by {printable(signer.name)} (serial {_colon(signer.serial)}), not by the "
+                f"given certificate{'s' if len(cands) > 1 else ''}: {given}"}
     return {"check": "signature", "ok": False, "reason": first.reason.value, "detail": str(first)}
 
 
@@ -213,7 +222,7 @@ def inspect_bytes(data: bytes, *, name: str | None = None, cert_paths: list[Path
         except VerificationError as exc:
             checks.append({"check": "signature", "ok": False, "reason": exc.reason.value, "detail": str(exc)})
         if cands:  # also: is it signed by a key the caller trusts (as a phone with an ITL checks)?
-            res = _try_certs(cands, tl.verify_with)
+            res = _try_certs(cands, tl.verify_with, tl.header.signer)
             res["check"] = "trusted-signer"
             checks.append(res)
         report["records"] = [_record_info(tl, i, signer_index) for i in range(len(tl))]
@@ -225,7 +234,7 @@ def inspect_bytes(data: bytes, *, name: str | None = None, cert_paths: list[Path
         report["body"] = {"length": len(sf.body),
                           "sha1": hashlib.sha1(sf.body, usedforsecurity=False).hexdigest()}
         if cands:
-            checks.append(_try_certs(cands, lambda c: signed.verify(sf, c)))
+            checks.append(_try_certs(cands, lambda c: signed.verify(sf, c), sf.header.signer))
         else:
             report["notes"].append("signature not checked (give the signer with --cert)")
         return report
@@ -245,7 +254,7 @@ def inspect_bytes(data: bytes, *, name: str | None = None, cert_paths: list[Path
         report["firmware"] = {"load_name": img.load_name, "payload_length": len(img.payload),
                               "payload_sha1": hashlib.sha1(img.payload, usedforsecurity=False).hexdigest()}
         if cands:
-            checks.append(_try_certs(cands, lambda c: fw.verify(img, c)))
+            checks.append(_try_certs(cands, lambda c: fw.verify(img, c), img.header.signer))
         else:
             report["notes"].append("signature not checked (give the image-signing cert with --cert)")
         return report
@@ -274,7 +283,7 @@ def _inspect_enc(data: bytes, report: dict[str, Any], cands: list[tuple[str, x50
         "plaintext_hash": e.plaintext_hash.hex() if e.plaintext_hash else None,
         "ciphertext_length": len(ef.ciphertext)}
     if cands:
-        checks.append(_try_certs(cands, lambda c: enc_mod.verify(ef, c)))
+        checks.append(_try_certs(cands, lambda c: enc_mod.verify(ef, c), ef.header.signer))
     else:
         report["notes"].append("signature not checked (give the TFTP signer with --cert)")
     if key_path is not None:

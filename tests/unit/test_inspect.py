@@ -82,7 +82,17 @@ def test_sgn_with_certs(tmp_path: Path, pki: ModuleType, capsys: pytest.CaptureF
     assert "signature not checked" in capsys.readouterr().out
     assert main(["inspect", sgn, "--cert", str(wrong), "--cert", str(right)]) == 0
     assert "verified successfully" in capsys.readouterr().out
+    # a certificate that is not the signer: said so, naming the signer (not "the signature does not verify")
     assert main(["inspect", sgn, "--cert", str(wrong)]) == 1
+    err = capsys.readouterr().err
+    assert "(unknown-signer): signed by CN=" in err and "not by the given certificate: " in err
+    assert "tvs.pem" in err and "bad-signature" not in err
+    # the signer's certificate on a tampered file: the signature does not verify
+    data = bytearray(Path(sgn).read_bytes())
+    data[-3] ^= 0x01
+    bad = tmp_path / "SEP001122334455.cnf.xml.sgn"
+    bad.write_bytes(bytes(data))
+    assert main(["inspect", str(bad), "--cert", str(right)]) == 1
     assert "bad-signature" in capsys.readouterr().err
 
 
