@@ -53,6 +53,8 @@ _OP_EXAMPLES: dict[str, tuple[str, ...]] = {
                   "phoneemu lab itl-reset /tmp/lab remotekey --key-file /tmp/ITLRecovery.pem"),
     "restart-tftp": ("phoneemu lab restart-tftp /tmp/lab",),
     "restart-tvs": ("phoneemu lab restart-tvs /tmp/lab",),
+    "service": ("phoneemu lab service /tmp/lab tvs stop             TVS down (lab serve follows)",
+                "phoneemu lab service /tmp/lab tvs start"),
     "ctl-reset": ("phoneemu lab ctl-reset /tmp/lab localkey",),
     "ctl-update": ("phoneemu lab ctl-update /tmp/lab",),
     "add-node": ("phoneemu lab add-node /tmp/lab                    node 2: tvs-2 joins the ITL",),
@@ -231,8 +233,15 @@ def register(sub: Any) -> None:
     p = add("restart-tftp", "TFTP service restart: ITL signed by ITLRecovery again")
     p.set_defaults(handler=_op(lambda c, a, n: c.restart_tftp(now=n)))
 
-    p = add("restart-tvs", "TVS service restart (logged; a running 'lab serve' restarts its listener)")
+    p = add("restart-tvs", "TVS service restart (logged; TVS presents its current certificate and "
+            "knowledge at every connection anyway)")
     p.set_defaults(handler=_op(lambda c, a, n: c.restart_tvs(now=n)))
+
+    p = add("service", "stop or start a service of a running 'lab serve' (tvs: a TVS outage during a "
+            "certificate change)")
+    p.add_argument("service", metavar="SERVICE", help="tftp, http, tvs, capf, or tvs-N (node N's TVS)")
+    p.add_argument("action", choices=("stop", "start"))
+    p.set_defaults(handler=_op(_service))
 
     p = add("ctl-reset", "utils ctl reset localkey: CTL signed by CallManager until ctl-update")
     p.add_argument("key", choices=("localkey",))
@@ -369,6 +378,13 @@ def _init(args: argparse.Namespace) -> int:
 def _capf(c: LabCluster, a: argparse.Namespace, now: int | None) -> None:
     _require_auth_choice(a.operation, a.auth_mode, a.auth_string)
     c.set_capf(a.mac, a.operation, auth_mode=a.auth_mode, auth_string=a.auth_string, key=a.lsc_key, now=now)
+
+
+def _service(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
+    c.set_service(a.service, a.action == "start", now=now)
+    stopped = ", ".join(c.state.stopped) or "none"
+    return (f"{a.service}: {'started' if a.action == 'start' else 'stopped'} by a running 'lab serve' "
+            f"within a second (stopped now: {stopped})")
 
 
 def _phone_count(text: str) -> int:

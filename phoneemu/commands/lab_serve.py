@@ -132,6 +132,8 @@ async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, htt
               f"sha1 {fingerprint(tvs_cert, 'sha1')}")
         print(f"listening capf tls {host}:{p['capf']}  cert {dn_text(capf_cert.subject)} "
               f"sha1 {fingerprint(capf_cert, 'sha1')}")
+        for name in sorted(servers.stopped_by_cluster):
+            print(f"{name} stopped (an outage: phoneemu lab service {root} {name} start brings it back)")
         print("Ctrl-C (SIGINT) or SIGTERM stops", flush=True)
         await stop.wait()
         print("stopping", flush=True)

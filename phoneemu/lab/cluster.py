@@ -754,6 +754,19 @@ class LabCluster:
         self.state.itl_signer = self.state.base_itl_signer
         self._commit("restart-tftp", {}, now)
 
+    def set_service(self, name: str, running: bool, *, now: Now = None) -> None:
+        """Stop (``running=False``) or start a service of a running ``lab serve`` — ``tftp``, ``http``,
+        ``tvs``, ``capf`` or ``tvs-N`` (node N's TVS): a TVS outage during a certificate change (spec
+        §E.7.6). Only recorded here (``stopped``); the server follows within its watch interval."""
+        nodes = [f"tvs-{n}" for n in range(2, self.state.nodes + 1)]
+        known = ["tftp", "http", "tvs", "capf", *nodes]
+        if name not in known:
+            raise EncodeError(f"{name!r} is not a service of this cluster: one of {', '.join(known)}",
+                              path="service")
+        stopped = [s for s in self.state.stopped if s != name] + ([] if running else [name])
+        self.state.stopped = sorted(stopped)
+        self._commit("service", {"service": name, "action": "start" if running else "stop"}, now)
+
     def restart_tvs(self, *, now: Now = None) -> None:
         """TVS restart: nothing served changes (the servers layer restarts the listener)."""
         self._commit("restart-tvs", {}, now)

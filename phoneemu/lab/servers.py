@@ -12,7 +12,9 @@ Rules:
   every handshake (an SNI callback swaps in a context built for the current identity), so a
   ``regenerate tvs`` takes effect on the next connection, as with CUCM's ``restart TVS``.
 * ``stop_service(name)`` / ``start_service(name)`` stop one service and bring it back on the same port
-  (a TVS outage, spec §E.7.6). ``set_network(loss, delay_s, seed)`` degrades TFTP and HTTP replies:
+  (a TVS outage, spec §E.7.6). With ``watch`` (``lab serve``) the cluster's ``stopped`` list (``phoneemu
+  lab service DIR tvs stop|start``, another process) is followed the same way (:meth:`sync_stopped`):
+  at start and within the watch interval. ``set_network(loss, delay_s, seed)`` degrades TFTP and HTTP replies:
   TFTP drops each datagram with probability ``loss`` and delays each sent one by ``delay_s`` (the
   TFTP server's hooks); HTTP — **our convention**, TCP does not lose packets visibly — waits
   ``delay_s`` before each response and, with probability ``loss``, drops the connection without one.
@@ -210,6 +212,7 @@ class LabServers:
             raise PhoneEmuError(f"tftp_tid_mode {tftp_tid_mode!r}: ephemeral or shared", path="tftp_tid_mode")
         self.tftp_tid_mode = tftp_tid_mode
         self.watch = watch
+        self._state_stopped: set[str] = set()  # services stopped because the cluster lists them
         self.max_log = max_log
         if tvs_impl not in TVS_IMPLS:
             raise PhoneEmuError(f"tvs_impl {tvs_impl!r}: threads or asyncio", path="tvs_impl")
@@ -253,7 +256,8 @@ class LabServers:
             raise
         self._started = True
         self.cluster.set_ports(now=self._now(), **{k: v for k, v in self.ports.items() if k != "https"})
-        if self.watch is not None:
+        if self.watch is not None:  # a served lab (lab serve) follows ``phoneemu lab service``
+            await self.sync_stopped()
             self._watch_task = asyncio.create_task(self._watch_loop(self.watch))
         _log.info("lab servers on %s: %s", self.host, ", ".join(f"{k} {v}" for k, v in self.ports.items()))
         return self
@@ -296,6 +300,31 @@ class LabServers:
             if name not in self.ports:
                 await self._start(name, 0)
         self.cluster.set_ports(now=self._now(), **{k: v for k, v in self.ports.items() if k != "https"})
+
+    async def sync_stopped(self) -> list[tuple[str, str]]:
+        """Follow the cluster's ``stopped`` services (``phoneemu lab service DIR NAME stop|start``): stop
+        those listed, start again those this method stopped and the list no longer names. Returns the
+        changes made, ``(name, "stopped"|"started")``."""
+        wanted = set(self.cluster.state.stopped)
+        changes: list[tuple[str, str]] = []
+        for name in sorted(wanted - self._state_stopped):
+            if name in SERVICES or name in self._node_tvs_names():
+                await self._stop(name)
+                self._state_stopped.add(name)
+                changes.append((name, "stopped"))
+                _log.warning("lab: %s stopped (phoneemu lab service ... %s start brings it back)", name, name)
+        for name in sorted(self._state_stopped - wanted):
+            self._state_stopped.discard(name)
+            if name in SERVICES or name in self._node_tvs_names():
+                await self.start_service(name)
+                changes.append((name, "started"))
+                _log.warning("lab: %s started again", name)
+        return changes
+
+    @property
+    def stopped_by_cluster(self) -> frozenset[str]:
+        """Services stopped because the cluster's ``stopped`` list names them (:meth:`sync_stopped`)."""
+        return frozenset(self._state_stopped)
 
     def _node_tvs_names(self) -> list[str]:
         return [f"tvs-{n}" for n in range(2, self.cluster.state.nodes + 1)]
@@ -431,6 +460,7 @@ class LabServers:
         while True:
             await asyncio.sleep(interval)
             self._reload()
+            await self.sync_stopped()
             if set(self._node_tvs_names()) != {k for k in self.ports if k.startswith("tvs-")}:
                 try:  # another process added or removed a node: run (or stop) its TVS
                     await self.sync_nodes()

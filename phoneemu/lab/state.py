@@ -117,6 +117,8 @@ class ClusterState:
     phones: dict[str, PhoneState] = field(default_factory=dict)
     tvs_trust: list[TrustedCert] = field(default_factory=list)
     tampered: dict[str, int] = field(default_factory=dict)  # served name -> flipped offset
+    #: services a running ``lab serve`` keeps stopped (``phoneemu lab service DIR tvs stop``): an outage
+    stopped: list[str] = field(default_factory=list)
     log: list[LogEntry] = field(default_factory=list)
 
     def to_json(self) -> str:

@@ -17,7 +17,7 @@ from typing import TypeVar
 import pytest
 
 from phoneemu.commands.lab_serve import register_serve
-from phoneemu.errors import TransportError
+from phoneemu.errors import EncodeError, TransportError
 from phoneemu.formats import config, trustlist
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.servers import LabServers
@@ -242,6 +242,38 @@ def test_changes_by_another_process_are_picked_up(cluster: LabCluster) -> None:
                     break
             after = await tvs_verify(addr, "CP-8861-SEP" + MAC, cluster.callmanager().der, timeout=5)
             assert after.ttl == 3600
+    run(main())
+
+
+def test_lab_service_stops_and_starts_tvs_of_a_served_lab(cluster: LabCluster) -> None:
+    """``phoneemu lab service DIR tvs stop`` (another process) takes a served lab's TVS down — a TVS
+    outage during a certificate change — and ``start`` brings it back on the same port; a lab served
+    while the cluster lists TVS as stopped starts without it."""
+    async def main() -> None:
+        async def until(cond: Callable[[], bool]) -> None:
+            for _ in range(100):
+                if cond():
+                    return
+                await asyncio.sleep(0.05)
+            raise AssertionError("the served lab did not follow the cluster")
+
+        async with LabServers(cluster, watch=0.05) as servers:
+            addr = [(HOST, servers.ports["tvs"])]
+            other = LabCluster.open(cluster.root)  # stands for another process
+            other.set_service("tvs", False)
+            await until(lambda: not servers.running("tvs"))
+            with pytest.raises(TransportError):
+                await tvs_verify(addr, "CP-8861-SEP" + MAC, cluster.callmanager().der, timeout=2)
+            assert servers.running("tftp") and servers.stopped_by_cluster == {"tvs"}
+            other.set_service("tvs", True)
+            await until(lambda: servers.running("tvs"))
+            assert servers.ports["tvs"] == addr[0][1]
+            assert (await tvs_verify(addr, "CP-8861-SEP" + MAC, cluster.callmanager().der, timeout=5)).valid
+            other.set_service("tvs", False)
+        async with LabServers(LabCluster.open(cluster.root), watch=0.05) as servers:
+            assert not servers.running("tvs") and servers.running("capf")
+        with pytest.raises(EncodeError, match="not a service of this cluster"):
+            other.set_service("tvs-2", False)  # one node: no tvs-2
     run(main())
 
 
