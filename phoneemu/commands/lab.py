@@ -65,6 +65,7 @@ _OP_EXAMPLES: dict[str, tuple[str, ...]] = {
                "phoneemu lab digest /tmp/lab --mac 001122334455 --user alice --password x --exclude"),
     "itl-capf": ("phoneemu lab itl-capf /tmp/lab off                 CAPF server then vouched by TVS",),
     "add-certs": ("phoneemu lab add-certs /tmp/lab --count 40        an ITL over 64 KB",),
+    "remove-certs": ("phoneemu lab remove-certs /tmp/lab                 all of them: back under 64 KB",),
     "encryption": ("phoneemu lab encryption /tmp/lab --mac 001122334455 on",
                    "phoneemu lab encryption /tmp/lab --mac 001122334455 on --mode symmetric "
                    "--symmetric-key 00112233445566778899AABBCCDDEEFF"),
@@ -263,6 +264,10 @@ def register(sub: Any) -> None:
     p = add("add-certs", "add N extra certificates (TVS role) to the ITL, e.g. to cross 64 KB")
     p.add_argument("--count", type=int, required=True)
     p.set_defaults(handler=_op(lambda c, a, n: c.add_certs(a.count, now=n)))
+
+    p = add("remove-certs", "remove the last N extra certificates from the ITL (default: all of them)")
+    p.add_argument("--count", type=int)
+    p.set_defaults(handler=_op(lambda c, a, n: c.remove_certs(a.count, now=n)))
 
     p = add("encryption", "configuration file encryption of a phone on/off")
     p.add_argument("--mac", required=True, action="append", help="phone MAC (repeatable)")

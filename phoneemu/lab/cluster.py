@@ -112,7 +112,7 @@ _SECURITY_MODES = {"non-secure": 1, "authenticated": 2, "encrypted": 3, "1": 1, 
 #: Admin operation names accepted by :meth:`LabCluster.apply` (same names as the CLI and scenarios).
 ADMIN_OPERATIONS = (
     "regenerate", "mixed-mode", "itl-reset", "restart-tftp", "restart-tvs", "ctl-reset", "ctl-update",
-    "rollback", "add-certs", "encryption", "signature-algorithm", "exchange", "load", "capf",
+    "rollback", "add-certs", "remove-certs", "encryption", "signature-algorithm", "exchange", "load", "capf",
     "autoregistration", "tvs-ttl", "sbd", "upgraded", "tamper", "ports", "clock", "add-node", "remove-node",
     "security-mode", "itl-capf", "digest",
 )
@@ -866,6 +866,19 @@ class LabCluster:
         self.state.extra_certs = start + count
         self._commit("add-certs", {"count": count, "total": self.state.extra_certs}, now)
 
+    def remove_certs(self, count: int | None = None, *, now: Now = None) -> None:
+        """Remove the last ``count`` extra certificates (None: all) from the ITL and TVS — back under
+        64 KB after an oversized-ITL test (:meth:`add_certs`)."""
+        have = self.state.extra_certs
+        if count is None:
+            count = have
+        if not isinstance(count, int) or not 1 <= count <= have:
+            raise EncodeError(f"count must be 1..{have} (the extra certificates the ITL holds), got {count!r}"
+                              if have else "the ITL holds no extra certificates (add-certs adds them)",
+                              path="count")
+        self.state.extra_certs = have - count
+        self._commit("remove-certs", {"count": count, "total": self.state.extra_certs}, now)
+
     def set_encryption(self, macs: Iterable[str], on: bool, *, mode: str = "pki",
                        symmetric_key: str | None = None, now: Now = None) -> None:
         """Configuration file encryption per phone (§C.3-C.5)."""
@@ -1110,6 +1123,8 @@ class LabCluster:
             "add-node": lambda: self.add_node(now=now),
             "remove-node": lambda: self.remove_node(now=now),
             "add-certs": lambda: self.add_certs(int(args["count"]), now=now),
+            "remove-certs": lambda: self.remove_certs(
+                None if args.get("count") is None else int(args["count"]), now=now),
             "encryption": lambda: self.set_encryption(
                 macs or list(self.state.phones), _bool(args.get("on", True), "on"),
                 mode=str(args.get("mode", "pki")), symmetric_key=args.get("symmetric_key"), now=now),

@@ -47,6 +47,7 @@ ADMIN_OPERATIONS: dict[str, frozenset[str]] = {
     "itl-capf": frozenset({"on"}),
     "digest": frozenset({"phones", "user", "password", "exclude"}),
     "add-certs": frozenset({"count"}),
+    "remove-certs": frozenset({"count"}),
     "encryption": frozenset({"phones", "on", "mode"}),
     "signature-algorithm": frozenset({"hash"}),
     "exchange": frozenset({"with"}),

@@ -335,6 +335,16 @@ def test_add_certs_crosses_64k(lab: LabCluster) -> None:
     assert len(big.records) == 5 + 60
     with pytest.raises(EncodeError):
         lab.add_certs(0)
+    # back under 64 KB: remove some, then the rest (an oversized-ITL test is undone)
+    lab.remove_certs(20)
+    assert len(trustlist.parse(lab.get("ITLFile.tlv") or b"", limit=1 << 20).records) == 5 + 40
+    assert lab.tvs_lookup(lab.identity("extra-50").der) is None  # TVS no longer knows the removed ones
+    lab.apply("remove-certs")
+    assert len(_tl(lab).records) == 5 and lab.state.extra_certs == 0
+    with pytest.raises(EncodeError, match="no extra certificates"):
+        lab.remove_certs()
+    lab.add_certs(1)  # the names are reused
+    assert sum(r.role == Role.TVS for r in _tl(lab).records) == 2
 
 
 def test_encryption_pki_wraps_to_mic_then_lsc(lab: LabCluster) -> None:
