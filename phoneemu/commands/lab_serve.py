@@ -30,7 +30,7 @@ __all__ = ["main", "register_serve", "serve"]
 
 _EPILOG = """\
 examples:
-  phoneemu lab serve --dir /tmp/lab                       real ports (TFTP 69 needs privileges)
+  phoneemu lab serve /tmp/lab                             real ports (TFTP 69 needs privileges)
   phoneemu lab serve --dir /tmp/lab --tftp-port 6969      unprivileged TFTP
   phoneemu lab serve --dir /tmp/lab --host 192.0.2.10 --tftp-port 6969
                                                           listen on 192.0.2.10; configs and ITL records
@@ -43,7 +43,9 @@ _port = port  # ASCII digits, 0..65535 (int() would take '٦٩' as 69)
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dir", type=Path, required=True, metavar="DIR", help="the lab cluster directory")
+    p.add_argument("dir_arg", type=Path, nargs="?", metavar="DIR",
+                   help="the lab cluster directory (as for every other lab operation; or --dir DIR)")
+    p.add_argument("--dir", type=Path, metavar="DIR", help="the lab cluster directory")
     p.add_argument("--host", metavar="H",
                    help="address to listen on (default: the address given to lab init --host, 127.0.0.1 "
                         "unless changed). Configs and ITL records name this address, so a different one "
@@ -74,6 +76,12 @@ def register_serve(lab_sub: Any) -> argparse.ArgumentParser:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Handler of ``lab serve``: errors of the project propagate (the CLI prints them as one line)."""
+    if args.dir is not None and args.dir_arg is not None and args.dir != args.dir_arg:
+        raise PhoneEmuError(f"two lab directories given ({args.dir_arg} and --dir {args.dir}): give one",
+                            path="dir")
+    args.dir = args.dir if args.dir is not None else args.dir_arg
+    if args.dir is None:
+        raise PhoneEmuError("which lab cluster? phoneemu lab serve DIR (or --dir DIR)", path="dir")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     return asyncio.run(serve(args.dir, host=args.host, tftp_port=args.tftp_port, http_port=args.http_port,

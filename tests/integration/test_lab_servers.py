@@ -16,8 +16,8 @@ from typing import TypeVar
 
 import pytest
 
-from phoneemu.commands.lab_serve import register_serve
-from phoneemu.errors import EncodeError, TransportError
+from phoneemu.commands.lab_serve import register_serve, run_serve
+from phoneemu.errors import EncodeError, PhoneEmuError, TransportError
 from phoneemu.formats import config, trustlist
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.servers import LabServers
@@ -306,6 +306,12 @@ def test_register_serve_adds_the_subcommand() -> None:
     assert callable(args.handler)
     with pytest.raises(SystemExit):
         parser.parse_args(["serve", "--dir", "/tmp/x", "--tvs-port", "70000"])
+    # DIR positional, as for every other lab operation (``lab serve /tmp/lab``), or --dir; not both, not none
+    assert parser.parse_args(["serve", "/tmp/x"]).dir_arg == Path("/tmp/x")
+    for argv, text in ((["serve", "/tmp/x", "--dir", "/tmp/y"], "two lab directories"),
+                       (["serve"], "which lab cluster?")):
+        with pytest.raises(PhoneEmuError, match=text):
+            run_serve(parser.parse_args(argv))
 
 
 def _serve_cmd(root: Path, *extra: str) -> list[str]:
