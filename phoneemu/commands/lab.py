@@ -308,7 +308,7 @@ def register(sub: Any) -> None:
 
     p = add("exchange", "bulk certificate exchange with another lab cluster (each TVS vouches for the other)")
     p.add_argument("other", type=Path, metavar="OTHER_DIR")
-    p.set_defaults(handler=_op(lambda c, a, n: c.exchange_certificates(a.other, now=n)))
+    p.set_defaults(handler=_op(_exchange))
 
     p = add("tamper", "flip one byte of a served file until the next rebuild")
     p.add_argument("file", metavar="FILE")
@@ -383,6 +383,20 @@ def _init(args: argparse.Namespace) -> int:
 def _capf(c: LabCluster, a: argparse.Namespace, now: int | None) -> None:
     _require_auth_choice(a.operation, a.auth_mode, a.auth_string)
     c.set_capf(a.mac, a.operation, auth_mode=a.auth_mode, auth_string=a.auth_string, key=a.lsc_key, now=now)
+
+
+def _exchange(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
+    from phoneemu.crypto.certs import dn_text
+
+    c.exchange_certificates(a.other, now=now)
+    peer = LabCluster.open(a.other)
+
+    def names(x: LabCluster) -> str:
+        cns = [dn_text(cert.subject).split(";")[0].removeprefix("CN=") for cert in x._exported_certs()]
+        return ", ".join(cns)
+    return (f"TVS of {c.state.name} now vouches for {peer.state.name}'s {names(peer)}; TVS of "
+            f"{peer.state.name} for {c.state.name}'s {names(c)} (roles SAST, TFTP) — a snapshot: "
+            "a certificate regenerated later needs another exchange")
 
 
 def _service(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:

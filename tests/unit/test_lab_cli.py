@@ -199,3 +199,15 @@ def test_phone_add_count_adds_consecutive_macs(lab_dir: Path, capsys: pytest.Cap
     assert "overflow 48 bits" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["lab", "phone", "add", str(lab_dir), "--mac", BARE, "--count", "0"])
+
+
+def test_exchange_says_what_each_tvs_now_vouches_for(lab_dir: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    other = tmp_path / "other"
+    assert main(["lab", "init", str(other), "--seed", "5", "--key", "rsa1024", "--name", "b",
+                 "--now", "1780000000"]) == 0
+    capsys.readouterr()
+    assert main(["lab", "exchange", str(lab_dir), str(other)]) == 0
+    out = capsys.readouterr().out
+    assert "TVS of lab now vouches for b's ITLRECOVERY_b-pub, b-pub; TVS of b for lab's " \
+        "ITLRECOVERY_lab-pub, lab-pub" in out and "a snapshot" in out
