@@ -392,7 +392,7 @@ def _exchange(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
     peer = LabCluster.open(a.other)
 
     def names(x: LabCluster) -> str:
-        cns = [dn_text(cert.subject).split(";")[0].removeprefix("CN=") for cert in x._exported_certs()]
+        cns = [dn_text(cert.subject).split(";")[0].removeprefix("CN=") for cert in x.exported_certs()]
         return ", ".join(cns)
     return (f"TVS of {c.state.name} now vouches for {peer.state.name}'s {names(peer)}; TVS of "
             f"{peer.state.name} for {c.state.name}'s {names(c)} (roles SAST, TFTP) — a snapshot: "

@@ -938,8 +938,8 @@ class LabCluster:
         peer = other if isinstance(other, LabCluster) else LabCluster.open(other)
         if peer.root.resolve() == self.root.resolve():
             raise PhoneEmuError("cannot exchange certificates with the same cluster")
-        a_certs = self._exported_certs()
-        b_certs = peer._exported_certs()
+        a_certs = self.exported_certs()
+        b_certs = peer.exported_certs()
         peer._import_trust(b_certs_source=self.state.name, found=a_certs, now=now)
         self._import_trust(b_certs_source=peer.state.name, found=b_certs, now=now)
 
@@ -968,7 +968,8 @@ class LabCluster:
             self._mtime = self._state_mtime()
         return ident
 
-    def _exported_certs(self) -> list[x509.Certificate]:
+    def exported_certs(self) -> list[x509.Certificate]:
+        """What a bulk certificate export of this cluster carries: ITLRecovery and each node's CallManager."""
         out = [self.pki.get("itlrecovery").cert]
         out += [self.callmanager(n).cert for n in range(1, self.state.nodes + 1)]
         return out
