@@ -71,15 +71,17 @@ class BootRecord:
     reason: str | None = None  # the deciding rule's reason, kept for failed boots only
     itl: str | None = None  # this boot's ITL outcome (BootReport.trust["ITL"])
     ctl: str | None = None
+    signer: str | None = None  # the deciding decision's file signer, kept for failed boots only
 
     @classmethod
     def of(cls, report: BootReport, *, latency_s: float, end_s: float) -> BootRecord:
         d = report.deciding
         outcome = outcome_of(report)
         reason = d.reason[:300] if d is not None and outcome != "ok" else None
+        signer = d.signer[:300] if d is not None and d.signer and outcome != "ok" else None
         return cls(mac=report.mac, outcome=outcome, rule=d.rule if d is not None else None,
                    latency_s=latency_s, end_s=end_s, tvs_used=report.tvs_used, reason=reason,
-                   itl=report.trust.get("ITL"), ctl=report.trust.get("CTL"))
+                   itl=report.trust.get("ITL"), ctl=report.trust.get("CTL"), signer=signer)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mac": self.mac, "outcome": self.outcome, "rule": self.rule,
@@ -91,6 +93,8 @@ class BootRecord:
             out["ctl"] = self.ctl
         if self.reason is not None:
             out["reason"] = self.reason
+        if self.signer is not None:
+            out["signer"] = self.signer
         return out
 
 
@@ -250,6 +254,7 @@ class FleetMetrics:
             lines.append(f"peak RSS MiB: {parts} (sum {total:.0f})")
         for f in s["failures"][:5]:
             why = f": {f['reason']}" if f.get("reason") else ""
+            why += f" (signer {f['signer']})" if f.get("signer") else ""
             lines.append(f"  failed: {f['mac']} {f['outcome']} ({f['rule']}){why}")
         return "\n".join(lines)
 

@@ -90,6 +90,8 @@ def test_fleet_storm_outcomes_tvs_and_verified_once(tmp_path: Path) -> None:
     # who took the new lists: every phone updated its CTL (vouched for by TVS) and its ITL
     assert all((r.ctl, r.itl) == ("updated", "updated") for r in res.records)
     assert by_mac[BAD].as_dict()["itl"] == "updated"
+    assert "CN=" in by_mac[BAD].as_dict()["signer"]  # the failed config's signer: which certificate
+    assert "signer" not in by_mac[mac_text(START)].as_dict()  # kept for failed boots only
     assert m.by_trust == {"CTL updated": COUNT, "ITL updated": COUNT}
     assert f"trust lists: CTL updated {COUNT}, ITL updated {COUNT}" in m.render()
     assert seen[-1] == (COUNT, COUNT - 1)
