@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -421,6 +422,9 @@ def _phone_add(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
         macs = [mac_text(m) for m in mac_range(parse_mac(a.mac), a.count)]
     except EncodeError as exc:
         raise EncodeError(f"--mac {a.mac} --count {a.count}: {exc.message}", path="mac") from None
+    if len(macs) > 1:
+        slower = " (seeded keys: slower)" if c.state.seed is not None else ""
+        print(f"adding {len(macs)} phones, one MIC each{slower}...", file=sys.stderr, flush=True)
     c.add_phones(macs, model=a.model, encrypt=a.encrypt, symmetric_key=a.symmetric_key,
                  capf_operation=a.capf, capf_auth_mode=a.auth_mode, auth_string=a.auth_string,
                  lsc_key=a.lsc_key, now=now)
