@@ -17,7 +17,8 @@ Rules (our conventions, stated in the README):
 * The phone requests its usual names; each new file (or each file of a given folder, e.g. a copy
   of a cluster's TFTP root) is served under its own base name, read when requested, and
   ``CTLFile.tlv`` / ``ITLFile.tlv`` also answer ``CTLSEP<MAC>.tlv`` / ``ITLSEP<MAC>.tlv`` (and the
-  other way round). Any other name is "file not found", as from a cluster without it.
+  other way round). Any other name is "file not found", as from a cluster without it; with a folder
+  given (a whole TFTP root) such a name is reported as not in it, not as a file to add.
 * The phone's MAC is ``--mac``, else the MAC in a new ``SEP<MAC>...`` file name, else 001122334455.
 * TVS is unreachable unless ``--tvs-cert`` is given: then it vouches for those certificates (with
   ``--tvs-roles``) and answers "not found" for any other, as in ``replay``. ``tvs_reachable`` without
@@ -77,8 +78,9 @@ class PredictResult:
 class _FileFetcher:
     """Serves the given files by name (module rules), read when asked for; records every request."""
 
-    def __init__(self, files: dict[str, Path], mac: str) -> None:
+    def __init__(self, files: dict[str, Path], mac: str, *, folder: bool = False) -> None:
         self.files = dict(files)
+        self.folder = folder  # a folder (a TFTP root) was given: what it lacks, the cluster does not serve
         for general, own in _ALIASES.items():
             per_phone = own.format(mac=mac)
             if general in files and per_phone not in files:
@@ -91,7 +93,8 @@ class _FileFetcher:
     async def fetch(self, name: str) -> bytes:
         path = self.files.get(name)
         if path is None:
-            self.served.append((name, "not given → not found"))
+            self.served.append((name, "not in the given folder → not found" if self.folder
+                                else "not given → not found"))
             raise TransportError("not among the given files", kind="not-found", code=1, path=name)
         data = read_at_most(path, _MAX_FILE, what="file")
         alias = "" if name in self.given else f" ({path.name})"
@@ -319,7 +322,7 @@ async def predict_boot(new_files: Sequence[Path], *, installed_itl: Path | None 
     ctl_rule, itl_rule, cfg_rule = PRESTATE_RULES
     phone.store.restore(ctl=installed.get("CTL"), itl=installed.get("ITL"), config=config,
                         ctl_rule=ctl_rule, itl_rule=itl_rule, config_rule=cfg_rule)
-    fetcher = _FileFetcher(files, phone_mac)
+    fetcher = _FileFetcher(files, phone_mac, folder=any(p.is_dir() for p in new_files))
     report = await phone.boot(BootTarget(host="files", tftp_port=69, use_http=False), fetcher=fetcher)
     notes += list(dict.fromkeys(refused))
     return PredictResult(mac=phone_mac, served=tuple(fetcher.served), report=report, notes=tuple(notes))

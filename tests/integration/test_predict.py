@@ -107,6 +107,8 @@ def test_a_folder_is_a_tftp_root(two: tuple[Path, Path, Path], tmp_path: Path,
                  str(root)]) == 1
     out = capsys.readouterr().out
     assert f"fetch SEP{MAC}.cnf.xml.sgn: " in out and "G.3.5-reject-unknown-signer" in out
+    # the whole TFTP root was given: what it lacks is not served, not a file to add
+    assert "fetch CTLFile.tlv: not in the given folder → not found" in out and "not given" not in out
     assert main(["predict", str(root), str(root / "ITLFile.tlv")]) == 2  # the same name twice
 
 
