@@ -453,6 +453,9 @@ def _show(args: argparse.Namespace) -> int:
                     "upgraded", "itlrecovery_years", "sbd", "autoregistration", "tvs_ttl", "load",
                     "tvs_trust"):
             print(f"{key + ':':<22}{s[key]}")
+        if s["stopped"]:
+            print(f"{'stopped:':<22}{', '.join(s['stopped'])} (lab serve keeps them down: phoneemu lab "
+                  f"service {args.dir} NAME start)")
         print(f"{'ITL:':<22}{s['itl_length']} bytes  md5 {s['itl_md5']}  sha1 {s['itl_sha1']}")
         if s["ctl"]:
             print(f"{'CTL:':<22}md5 {s['ctl_md5']}  sha1 {s['ctl_sha1']}")

@@ -1405,6 +1405,7 @@ class LabCluster:
             "phones": {m: {"model": p.model, "encrypt": p.encrypt, "capf": p.capf_operation, "lsc": p.has_lsc}
                        for m, p in sorted(st.phones.items())},
             "tvs_trust": len(st.tvs_trust), "tampered": dict(st.tampered), "files": len(self._files),
+            "stopped": list(st.stopped),
         }
 
     def checksums(self, kind: Literal["CTL", "ITL"]) -> dict[str, str] | None:

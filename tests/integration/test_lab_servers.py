@@ -270,6 +270,7 @@ def test_lab_service_stops_and_starts_tvs_of_a_served_lab(cluster: LabCluster) -
             assert servers.ports["tvs"] == addr[0][1]
             assert (await tvs_verify(addr, "CP-8861-SEP" + MAC, cluster.callmanager().der, timeout=5)).valid
             other.set_service("tvs", False)
+        assert LabCluster.open(cluster.root).summary()["stopped"] == ["tvs"]  # lab show says so
         async with LabServers(LabCluster.open(cluster.root), watch=0.05) as servers:
             assert not servers.running("tvs") and servers.running("capf")
         with pytest.raises(EncodeError, match="not a service of this cluster"):
