@@ -137,6 +137,16 @@ def parse_duration(value: object) -> int:
     return seconds
 
 
+
+def _did_you_mean(word: str, options: Iterable[str]) -> str:
+    """`` — did you mean 'locked_out'?`` for a near miss (a typo, a prefix), else nothing."""
+    import difflib
+
+    opts = sorted(options)
+    close = difflib.get_close_matches(word, opts, n=1, cutoff=0.6)
+    close = close or [o for o in opts if word and o.startswith(word)][:1]
+    return f" — did you mean {close[0]!r}?" if close else ""
+
 class _Node:
     """A YAML value with the line it started on (1-based) and, for a plain (unquoted) scalar, its
     source text (``raw``): YAML 1.1 reads ``001122334466`` as an octal number and ``10:11:22:33:44:55``
@@ -210,8 +220,8 @@ class _Ctx:
             allowed_set = set(allowed)
             for key, val in m.items():
                 if key not in allowed_set:
-                    raise self.fail(val, f"{field}.{key}",
-                                    f"unknown field (expected one of: {', '.join(sorted(allowed_set))})")
+                    raise self.fail(val, f"{field}.{key}", f"unknown field{_did_you_mean(key, allowed_set)} "
+                                    f"(expected one of: {', '.join(sorted(allowed_set))})")
         for key in required:
             if key not in m:
                 raise self.fail(node, field, f"missing required field {key!r}")
@@ -427,7 +437,8 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
         op = ctx.string(am["op"], f"{field}.op")
         if op not in ADMIN_OPERATIONS:
             raise ctx.fail(am["op"], f"{field}.op",
-                           f"unknown operation {op!r} (expected one of: {', '.join(ADMIN_OPERATIONS)})")
+                           f"unknown operation {op!r}{_did_you_mean(op, ADMIN_OPERATIONS)} "
+                           f"(expected one of: {', '.join(ADMIN_OPERATIONS)})")
         allowed = ADMIN_OPERATIONS[op] | {"op", "cluster"}
         ctx.mapping(arg, field, allowed=allowed, required=ADMIN_REQUIRED.get(op, ()))
         for name, value in am.items():
@@ -437,7 +448,8 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
                 base, _, suffix = text.partition("-") if name == "cert" else (text, "", "")
                 if base not in choices or (suffix and not suffix.isdigit()):
                     raise ctx.fail(value, f"{field}.{name}",
-                                   f"{op}: unknown {name} {text!r} (expected one of: {', '.join(choices)})")
+                                   f"{op}: unknown {name} {text!r}{_did_you_mean(base, choices)} "
+                                   f"(expected one of: {', '.join(choices)})")
         args = {k: _plain(v) for k, v in am.items()}
         if "reset_phones" in am:  # Unified CM 10.5+ resets the phones itself (seed "Update ITL File")
             args["reset_phones"] = ctx.boolean(am["reset_phones"], f"{field}.reset_phones")
@@ -545,7 +557,8 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
         return Step(kind=kind, where=where, args=args)
     if kind == "expect":
         return _expectation(ctx, arg, field, groups)
-    raise ctx.fail(node, field, f"unknown step {kind!r} (expected one of: {', '.join(STEP_KINDS)})")
+    raise ctx.fail(node, field, f"unknown step {kind!r}{_did_you_mean(str(kind), STEP_KINDS)} "
+                   f"(expected one of: {', '.join(STEP_KINDS)})")
 
 
 def _expectation(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGroup]) -> Expectation:

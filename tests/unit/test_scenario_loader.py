@@ -277,3 +277,19 @@ def test_lab_cluster_host_is_refused_with_where_clusters_listen() -> None:
     text = GOOD.replace("  other: {seed: 8}", "  other: {seed: 8, host: 10.0.0.5}")
     with pytest.raises(ScenarioError, match=r"demo\.yaml:5 clusters\.other\.host: .*PHONEEMU_LAB_HOST_BASE"):
         load_text(text, "demo.yaml")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "suggestion"),
+    [
+        ("- boot: sbd", "- bot: sbd", "did you mean 'boot'?"),
+        ("op: regenerate", "op: regenrate", "did you mean 'regenerate'?"),
+        ("op: regenerate", "op: regen", "did you mean 'regenerate'?"),
+        ("cert: callmanager", "cert: callmanger", "did you mean 'callmanager'?"),
+        ("xfail: known gap", "locked: true", "did you mean 'locked_out'?"),
+    ],
+)
+def test_a_near_miss_is_named(old: str, new: str, suggestion: str) -> None:
+    with pytest.raises(ScenarioError, match="did you mean") as info:
+        load_text(GOOD.replace(old, new), "demo.yaml")
+    assert suggestion in str(info.value) and "expected one of" in str(info.value)
