@@ -309,8 +309,8 @@ class LabServers:
         changes: list[tuple[str, str]] = []
         for name in sorted(wanted - self._state_stopped):
             if name in SERVICES or name in self._node_tvs_names():
+                self._state_stopped.add(name)  # before the await: a reader never sees it half-done
                 await self._stop(name)
-                self._state_stopped.add(name)
                 changes.append((name, "stopped"))
                 _log.warning("lab: %s stopped (phoneemu lab service ... %s start brings it back)", name, name)
         for name in sorted(self._state_stopped - wanted):
