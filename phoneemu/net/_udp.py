@@ -56,7 +56,24 @@ class UdpSocket:
         self.closed = False
         self.sockname: Addr = sock.getsockname()
         self._fd = sock.fileno()
-        loop.add_reader(self._fd, self._ready)
+        loop.add_reader(self._fd, self._ready if max_batch > 1 else self._ready_one)
+
+    def _ready_one(self) -> None:
+        """:meth:`_ready` for ``max_batch=1`` (client sockets: one datagram in flight), without the loop."""
+        if self.closed:
+            return
+        try:
+            data, addr = self.sock.recvfrom(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:  # e.g. ECONNREFUSED from an ICMP port unreachable
+            if self.on_error is not None:
+                self.on_error(exc)
+            return
+        try:
+            self.on_datagram(data, addr)
+        except Exception:
+            _log.exception("udp: handler failed for datagram from %s", addr[:2])
 
     def _ready(self) -> None:
         recv = self.sock.recvfrom

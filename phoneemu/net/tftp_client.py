@@ -141,12 +141,13 @@ class _Transfer:
     def on_datagram(self, buf: bytes, addr: Addr) -> None:
         if self.fut.done() or addr[0] != self.server[0]:
             return
-        if self.tid is not None and addr[:2] != self.tid[:2]:
+        tid = self.tid
+        if tid is not None and addr != tid and addr[:2] != tid[:2]:  # (IPv6 addresses carry 4 fields)
             self.transport.sendto(error_packet(ErrorCode.UNKNOWN_TID, "unknown transfer ID"), addr)
             return
         if len(buf) >= 4 and buf[0] == 0 and buf[1] == 3:  # DATA fast path
             block = (buf[2] << 8) | buf[3]
-            if self.tid is None:
+            if tid is None:
                 if block != 1:
                     return  # stale packet; not an answer to our RRQ
                 self.tid = addr
@@ -165,7 +166,7 @@ class _Transfer:
                     return
                 self.parts.append(buf[4:])
                 self.retries = 0
-                self._send(ack_packet(block), addr)
+                self._send(b"\x00\x04" + buf[2:4], addr)  # ACK of this block: its number as received
                 if n < self.blksize:
                     self.final_pkt = buf
                     self._finish()
@@ -310,6 +311,8 @@ async def _run(ep: _Endpoint, server: Addr, name: str, *, blksize: int | None, t
                   retries=retries, tsize=tsize, max_size=max_size)
     ep.transfer = t
     ep.prev_tid = None
+    # no dally during a transfer (prev_tid is cleared): datagrams go straight to it, one call less each
+    ep.transport.on_datagram = t.on_datagram
     try:
         t.start()
         data = await t.fut
@@ -319,6 +322,7 @@ async def _run(ep: _Endpoint, server: Addr, name: str, *, blksize: int | None, t
     finally:
         t._finish()
         ep.transfer = None
+        ep.transport.on_datagram = ep._on_datagram
 
 
 def _family(addr: Addr) -> int:
