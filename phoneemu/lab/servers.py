@@ -513,8 +513,9 @@ class LabServers:
         return record
 
     def _on_tftp(self, ev: TftpRequestEvent) -> None:
-        _log.info("tftp: %s:%s RRQ %s: %s%s", ev.peer[0], ev.peer[1], ev.filename, ev.outcome,
-                  f" ({ev.size} bytes)" if ev.outcome == "ok" else f" ({ev.detail})" if ev.detail else "")
+        if _log.isEnabledFor(logging.INFO):  # the size/detail text only when someone reads the log
+            _log.info("tftp: %s:%s RRQ %s: %s%s", ev.peer[0], ev.peer[1], ev.filename, ev.outcome,
+                      f" ({ev.size} bytes)" if ev.outcome == "ok" else f" ({ev.detail})" if ev.detail else "")
         self._record(RequestLog(service="tftp", peer=f"{ev.peer[0]}:{ev.peer[1]}", name=ev.filename,
                                 outcome=ev.outcome, detail=ev.detail, time=time.time()))
 

@@ -251,6 +251,7 @@ class _Transfer:
             server.send(self.transport, pkt, self.peer)
 
     def _send_block(self, n: int) -> None:
+        """Send DATA ``n`` (the per-ACK path: :meth:`_send` is inlined, one call less per block)."""
         self.block = n
         self.last = n >= self.nblocks
         pkts = self.packets
@@ -260,7 +261,13 @@ class _Transfer:
             pkt = data_packet(n, self.data[off : off + self.blksize])
             if pkts is not None:
                 pkts[n - 1] = pkt  # built once, sent by every transfer of these bytes
-        self._send(pkt)
+        self.last_pkt = pkt
+        server = self.server
+        self.deadline = server.now() + self.timeout
+        if server.loss == 0.0 and server.delay == 0.0 and server.capture is None:
+            self.transport.sendto(pkt, self.peer)
+        else:
+            server.send(self.transport, pkt, self.peer)
 
     def on_ack(self, ack: int) -> None:
         if ack != self.block & 0xFFFF:
