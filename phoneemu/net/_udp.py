@@ -41,8 +41,8 @@ def bound_udp_socket(host: str, port: int, *, rcvbuf: int = 0) -> socket.socket:
 class UdpSocket:
     """Owns ``sock``; calls ``on_datagram(data, addr)`` for each datagram received."""
 
-    __slots__ = ("_fd", "_loop", "closed", "max_batch", "on_datagram", "on_error", "send_drops", "sock",
-                 "sockname")
+    __slots__ = ("_fd", "_loop", "_sockname", "closed", "max_batch", "on_datagram", "on_error", "send_drops",
+                 "sock")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket,
                  on_datagram: Callable[[bytes, Addr], None],
@@ -54,9 +54,17 @@ class UdpSocket:
         self.max_batch = max_batch
         self.send_drops = 0
         self.closed = False
-        self.sockname: Addr = sock.getsockname()
+        self._sockname: Addr | None = None
         self._fd = sock.fileno()
         loop.add_reader(self._fd, self._ready if max_batch > 1 else self._ready_one)
+
+    @property
+    def sockname(self) -> Addr:
+        """The bound address (while open), asked of the kernel once when first wanted: client sockets
+        never ask, one ``getsockname`` call less per transfer."""
+        if self._sockname is None:
+            self._sockname = self.sock.getsockname()
+        return self._sockname
 
     def _ready_one(self) -> None:
         """:meth:`_ready` for ``max_batch=1`` (client sockets: one datagram in flight), without the loop."""

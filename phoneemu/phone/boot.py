@@ -343,8 +343,9 @@ class _Boot:
         return _hms(self.now())
 
     def note(self, kind: str, text: str, *, file: str | None = None) -> None:
-        self.events.add(Event(time=self.now(), phone=self.mac, kind=kind, file=file, detail=text))
-        self.timeline.append(f"{self._stamp()} {file + ': ' if file else ''}{text}")
+        now = self.now()  # one clock read for the event and its timeline line
+        self.events.add(Event(time=now, phone=self.mac, kind=kind, file=file, detail=text))
+        self.timeline.append(f"{_hms(now)} {file + ': ' if file else ''}{text}")
 
     def show(self, text: str) -> None:
         self.statuses.append(text)
@@ -355,11 +356,12 @@ class _Boot:
         """Record ``d`` (event log, timeline; the report unless pending) and apply it unless pending."""
         if not d.pending:
             self.decisions.append(d)
-        self.events.record(d, time=self.now(), phone=self.mac)
+        now = self.now()
+        self.events.record(d, time=now, phone=self.mac)
         verdict = "pending" if d.pending else ("accepted" if d.accepted else "rejected")
         who = f" (signer {d.signer})" if d.signer else ""
         where = d.file or d.kind or "-"
-        self.timeline.append(f"{self._stamp()} {where}: {d.rule} {verdict}{who}: {d.reason}")
+        self.timeline.append(f"{_hms(now)} {where}: {d.rule} {verdict}{who}: {d.reason}")
         if d.pending:
             return
         shown = self.store.apply(d)
