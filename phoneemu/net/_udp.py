@@ -38,6 +38,10 @@ def bound_udp_socket(host: str, port: int, *, rcvbuf: int = 0) -> socket.socket:
     return sock
 
 
+def _dropped(_data: bytes, _addr: Addr) -> None:
+    """The datagram callback of a closed socket (never called: a closed socket reads nothing)."""
+
+
 class UdpSocket:
     """Owns ``sock``; calls ``on_datagram(data, addr)`` for each datagram received."""
 
@@ -116,9 +120,14 @@ class UdpSocket:
         return self.closed
 
     def close(self) -> None:
+        """Close the socket. The callbacks are dropped too: they are usually bound methods of the owner,
+        which holds this socket, and that cycle would otherwise wait for the cyclic GC (three sockets a
+        phone boot in a fleet, issue #6); nothing calls them once closed."""
         if self.closed:
             return
         self.closed = True
         with contextlib.suppress(Exception):
             self._loop.remove_reader(self._fd)
         self.sock.close()
+        self.on_datagram = _dropped
+        self.on_error = None
