@@ -30,7 +30,8 @@ boots / wall time of that sample.
 
 The lab runs in its own process (TFTP in ``tid_mode="shared"``: one socket, no per-transfer port),
 sharing the machine with the phones. The lab for N phones is built once and cached (``--lab-dir``,
-default ``$TMPDIR/phoneemu-bench-fleet/<N>-<tvs-key>``): building 40,000 phones takes minutes
+default ``$TMPDIR/phoneemu-bench-fleet/<N>-<tvs-key>``; rebuilt when the sources of ``phoneemu/lab``
+or ``phoneemu/formats`` changed, ``lab_code`` in the output): building 40,000 phones takes minutes
 (MIC issue + one signed config per phone). ``--tvs-key ec-p256`` gives the TVS server an EC P-256
 key (our benchmark option: the phones' handshake and the server's signature get cheaper); the
 default is RSA-2048 like the rest of the cluster. Both are reported as such in the output.
@@ -47,12 +48,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import io
 import json
 import logging
 import multiprocessing as mp
 import os
 import resource
+import shutil
 import socket
 import sys
 import tempfile
@@ -77,6 +80,21 @@ SEED = 6
 MARKER = "bench-fleet.json"
 
 
+def lab_code_fingerprint() -> str:
+    """SHA-256 of the sources that shape the files the lab serves (``phoneemu/lab``, ``phoneemu/formats``).
+
+    A cached lab built by other code serves other files (e.g. configs from before they named the signed
+    locale and dial rules: two fewer downloads per boot), so its figures would not be today's.
+    """
+    import phoneemu
+
+    base = Path(phoneemu.__file__).parent
+    h = hashlib.sha256()
+    for path in sorted([*base.joinpath("lab").glob("*.py"), *base.joinpath("formats").glob("*.py")]):
+        h.update(path.relative_to(base).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
 # --------------------------------------------------------------------------- lab (built once, cached)
 def _free_ports(n: int) -> list[int]:
     socks, ports = [], []
@@ -93,12 +111,18 @@ def _free_ports(n: int) -> list[int]:
 def build_lab(root: Path, phones: int, tvs_key: str) -> dict[str, Any]:
     """Build (or reuse) the benchmark lab: N phones, previous CTL/ITL kept, ITLRecovery regenerated."""
     marker = root / MARKER
+    code = lab_code_fingerprint()
     if marker.exists():
         info: dict[str, Any] = json.loads(marker.read_text())
-        if info.get("phones") == phones and info.get("tvs_key") == tvs_key:
+        if info.get("phones") != phones or info.get("tvs_key") != tvs_key:
+            raise PhoneEmuError(f"{root} holds a benchmark lab for {info.get('phones')} phones "
+                                f"({info.get('tvs_key')}); use another --lab-dir")
+        if info.get("lab_code") == code:
             return info
-        raise PhoneEmuError(f"{root} holds a benchmark lab for {info.get('phones')} phones "
-                            f"({info.get('tvs_key')}); use another --lab-dir")
+        print(f"{root}: built by other lab code ({info.get('lab_code')}, now {code}); rebuilding",
+              file=sys.stderr, flush=True)
+        shutil.rmtree(root)  # ours: it holds our marker
+        root.mkdir(parents=True)
     t0 = time.perf_counter()
     print(f"building the lab for {phones} phones in {root} (once; cached) ...", file=sys.stderr, flush=True)
     c = LabCluster.init(root, seed=SEED)
@@ -120,8 +144,8 @@ def build_lab(root: Path, phones: int, tvs_key: str) -> dict[str, Any]:
         assert data is not None
         (gen0 / name).write_bytes(data)
     c.regenerate("itlrecovery")
-    info = {"phones": phones, "tvs_key": tvs_key, "seed": SEED, "ports": dict(c.state.ports),
-            "build_s": round(time.perf_counter() - t0, 1)}
+    info = {"phones": phones, "tvs_key": tvs_key, "seed": SEED, "lab_code": code,
+            "ports": dict(c.state.ports), "build_s": round(time.perf_counter() - t0, 1)}
     marker.write_text(json.dumps(info))
     print(f"lab built in {info['build_s']}s", file=sys.stderr, flush=True)
     return info
@@ -379,6 +403,7 @@ def main() -> int:
         "cpus": os.cpu_count(),
         "tvs_key": args.tvs_key,
         "tvs_tls_resumption": False,
+        "lab_code": lab_code_fingerprint(),
         "event_loop": resolve_event_loop(args.event_loop),
         "transport": "http" if args.http else "tftp",
         "blksize": args.blksize or 512,
