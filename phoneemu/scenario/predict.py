@@ -55,11 +55,12 @@ if TYPE_CHECKING:
     from phoneemu.phone.boot import BootReport
     from phoneemu.phone.store import AcceptedConfig
 
-__all__ = ["PredictResult", "predict_boot"]
+__all__ = ["PredictInputs", "PredictResult", "predict_boot"]
 
 _MAX_FILE = 16 << 20
 _MAX_FILES = 10_000
 _SEP_MAC = re.compile(r"^SEP([0-9A-Fa-f]{12})\.")
+_PER_PHONE = re.compile(r"SEP[0-9A-Fa-f]{12}")
 _ALIASES = {"CTLFile.tlv": "CTLSEP{mac}.tlv", "ITLFile.tlv": "ITLSEP{mac}.tlv"}
 
 
@@ -78,28 +79,93 @@ class PredictResult:
 class _FileFetcher:
     """Serves the given files by name (module rules), read when asked for; records every request."""
 
-    def __init__(self, files: dict[str, Path], mac: str, *, folder: bool = False) -> None:
-        self.files = dict(files)
+    def __init__(self, files: dict[str, Path], mac: str, *, folder: bool = False,
+                 read: Any = None) -> None:
+        self.files = files  # not copied: a fleet shares one name → path map of a whole TFTP root
         self.folder = folder  # a folder (a TFTP root) was given: what it lacks, the cluster does not serve
+        self.read = read if read is not None else (lambda path: read_at_most(path, _MAX_FILE, what="file"))
+        self.alias: dict[str, Path] = {}
         for general, own in _ALIASES.items():
             per_phone = own.format(mac=mac)
             if general in files and per_phone not in files:
-                self.files[per_phone] = files[general]
+                self.alias[per_phone] = files[general]
             elif per_phone in files and general not in files:
-                self.files[general] = files[per_phone]
-        self.given = set(files)
+                self.alias[general] = files[per_phone]
         self.served: list[tuple[str, str]] = []
 
     async def fetch(self, name: str) -> bytes:
-        path = self.files.get(name)
+        path = self.files.get(name) or self.alias.get(name)
         if path is None:
             self.served.append((name, "not in the given folder → not found" if self.folder
                                 else "not given → not found"))
             raise TransportError("not among the given files", kind="not-found", code=1, path=name)
-        data = read_at_most(path, _MAX_FILE, what="file")
-        alias = "" if name in self.given else f" ({path.name})"
+        data: bytes = self.read(path)
+        alias = "" if name in self.files else f" ({path.name})"
         self.served.append((name, f"{len(data)} bytes{alias}"))
         return data
+
+
+class PredictInputs:
+    """The new files of a prediction, gathered once and shared by many phones (``predict --fleet-flash``):
+    the name → path map (a whole TFTP root is listed once), the bytes of the cluster-wide files (not
+    ``SEP<MAC>`` ones), parsed new ITLs and parsed installed trust lists (by content: phones of one
+    generation hold identical ones). Every phone still makes its own decisions on its own lists."""
+
+    _MAX_CACHED = 64 << 20  # bytes of new files kept in memory
+
+    def __init__(self, new_files: Sequence[Path]) -> None:
+        self.files = _files(new_files)
+        self.folder = any(p.is_dir() for p in new_files)
+        self._data: dict[Path, bytes] = {}
+        self._cached = 0
+        self._new_itls: dict[tuple[str, int, bytes], Any] = {}
+        self._installed: dict[tuple[str, int, bytes], Any] = {}
+
+    def read(self, path: Path) -> bytes:
+        data = self._data.get(path)
+        if data is not None:
+            return data
+        data = read_at_most(path, _MAX_FILE, what="file")
+        if not _PER_PHONE.search(path.name) and self._cached + len(data) <= self._MAX_CACHED:
+            self._data[path] = data
+            self._cached += len(data)
+        return data
+
+    def new_itl(self, mac: str, limit: int) -> Any:
+        """The new ITL the phone will download (its per-device name first), or None (absent or broken:
+        the boot itself says what is wrong with it); parsed once per content (``ITLSEP<MAC>.tlv``
+        files are copies of one ITL)."""
+        from phoneemu.formats import trustlist
+
+        for name in (f"ITLSEP{mac}.tlv", "ITLFile.tlv"):
+            if name in self.files:
+                try:
+                    data = self.read(self.files[name])
+                except PhoneEmuError:
+                    return None
+                key = ("ITL", limit, data)
+                if key not in self._new_itls:
+                    try:
+                        tl = trustlist.parse(data, limit=limit, kind="ITL")
+                    except PhoneEmuError:
+                        tl = None  # the boot itself says what is wrong with it
+                    if len(self._new_itls) < 256:
+                        self._new_itls[key] = tl
+                    return tl
+                return self._new_itls[key]
+        return None
+
+    def installed_list(self, data: bytes, kind: Literal["CTL", "ITL"], limit: int) -> Any:
+        """The parsed installed list (parsed once per content); PhoneEmuError when it does not parse."""
+        from phoneemu.formats import trustlist
+
+        key = (kind, limit, data)
+        tl = self._installed.get(key)
+        if tl is None:
+            tl = trustlist.parse(data, limit=limit, kind=kind)
+            if len(self._installed) < 256:
+                self._installed[key] = tl
+        return tl
 
 
 def _files(paths: Sequence[Path]) -> dict[str, Path]:
@@ -171,20 +237,6 @@ def _tvs_notes(tvs_certs: Sequence[Any], config: AcceptedConfig | None,
     return []
 
 
-def _new_itl(files: dict[str, Path], mac: str, limit: int) -> Any:
-    """The new ITL the phone will download (its per-device name first), or None (absent or broken:
-    the boot itself says what is wrong with it)."""
-    from phoneemu.formats import trustlist
-
-    for name in (f"ITLSEP{mac}.tlv", "ITLFile.tlv"):
-        if name in files:
-            try:
-                return trustlist.parse(read_at_most(files[name], limit, what="ITL"), limit=limit, kind="ITL")
-            except PhoneEmuError:
-                return None
-    return None
-
-
 def _iter_records(tl: Any) -> list[Any]:
     """The records of ``tl`` that parse (a broken one is the boot's business)."""
     out = []
@@ -253,16 +305,16 @@ def _server_checking_tvs(inner: Any, *, explicit: Sequence[bytes], inferred: dic
     return ask
 
 
-async def predict_boot(new_files: Sequence[Path], *, installed_itl: Path | None = None,
+async def predict_boot(new_files: Sequence[Path] | PredictInputs, *, installed_itl: Path | None = None,
                        installed_ctl: Path | None = None, installed_config: Path | None = None,
                        mac: str | None = None, profile: str = "cp-8861",
                        now: int, tvs_certs: Sequence[Any] = (),
                        tvs_roles: frozenset[int] = frozenset({0, 2}),
                        image_signers: Sequence[Any] = (), installed_config_key: Any = None,
                        tvs_server_certs: Sequence[Any] = (), tvs_reachable: bool = False) -> PredictResult:
-    """Boot a phone holding the installed lists on ``new_files`` (see module rules)."""
+    """Boot a phone holding the installed lists on ``new_files`` (see module rules); a
+    :class:`PredictInputs` shares the reading and parsing of the new files among many phones."""
     from phoneemu.fleet.engine import PRESTATE_RULES
-    from phoneemu.formats import trustlist
     from phoneemu.formats.config import normalise_mac
     from phoneemu.phone import rules
     from phoneemu.phone.boot import BootTarget
@@ -271,7 +323,8 @@ async def predict_boot(new_files: Sequence[Path], *, installed_itl: Path | None 
     from phoneemu.scenario.replay import offline_tvs
 
     prof = get_profile(profile)
-    files = _files(new_files)
+    inputs = new_files if isinstance(new_files, PredictInputs) else PredictInputs(new_files)
+    files = inputs.files
     phone_mac = normalise_mac(mac) if mac else _default_mac(list(files))
     installed: dict[str, Any] = {}
     wanted: tuple[tuple[Literal["CTL", "ITL"], Path | None], ...] = (("CTL", installed_ctl),
@@ -280,7 +333,7 @@ async def predict_boot(new_files: Sequence[Path], *, installed_itl: Path | None 
         if path is not None:
             data = read_at_most(path, prof.trust_list_limit, what=f"installed {kind}")
             try:
-                tl = trustlist.parse(data, limit=prof.trust_list_limit, kind=kind)
+                tl = inputs.installed_list(data, kind, prof.trust_list_limit)
             except PhoneEmuError as exc:
                 raise PhoneEmuError(f"{path}: installed {kind}: {exc}",
                                     path=f"installed-{kind.lower()}") from None
@@ -313,7 +366,7 @@ async def predict_boot(new_files: Sequence[Path], *, installed_itl: Path | None 
         inner = knows_nothing
     tvs = _server_checking_tvs(inner,
                                explicit=[cert_der(c) for c in tvs_server_certs],
-                               inferred=_inferred_tvs_certs(_new_itl(files, phone_mac, prof.trust_list_limit),
+                               inferred=_inferred_tvs_certs(inputs.new_itl(phone_mac, prof.trust_list_limit),
                                                             installed.get("ITL")),
                                refused=refused)
     phone = Phone(mac=phone_mac, profile=prof, flash=None, clock=lambda: now,
@@ -322,7 +375,118 @@ async def predict_boot(new_files: Sequence[Path], *, installed_itl: Path | None 
     ctl_rule, itl_rule, cfg_rule = PRESTATE_RULES
     phone.store.restore(ctl=installed.get("CTL"), itl=installed.get("ITL"), config=config,
                         ctl_rule=ctl_rule, itl_rule=itl_rule, config_rule=cfg_rule)
-    fetcher = _FileFetcher(files, phone_mac, folder=any(p.is_dir() for p in new_files))
+    fetcher = _FileFetcher(files, phone_mac, folder=inputs.folder, read=inputs.read)
     report = await phone.boot(BootTarget(host="files", tftp_port=69, use_http=False), fetcher=fetcher)
     notes += list(dict.fromkeys(refused))
     return PredictResult(mac=phone_mac, served=tuple(fetcher.served), report=report, notes=tuple(notes))
+
+
+#: ``predict --fleet-flash``: at most this many entries in the folder (each a phone's flash).
+MAX_FLEET = 100_000
+#: The predicted outcomes of a phone, in the order they are reported.
+OUTCOMES = ("accepted", "locked out", "failed")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FleetPhone:
+    """One entry of a fleet flash folder: a phone's prediction (kept small: 100,000 of them fit), or
+    why the entry was skipped."""
+
+    entry: str
+    mac: str | None = None
+    profile: str | None = None
+    outcome: str | None = None  # one of OUTCOMES; None when skipped
+    rule: str | None = None  # the deciding rule ("(none)" when the boot decided nothing)
+    detail: dict[str, Any] | None = None  # the JSON view of the prediction
+    skipped: str | None = None
+
+
+def outcome(report: BootReport) -> str:
+    """``locked out`` (spec §G: the boot's ``locked_out``), ``accepted`` (ended with an accepted
+    config), else ``failed`` (e.g. its config is not served: a problem, but not a lockout)."""
+    return "locked out" if report.locked_out else "accepted" if report.ok else "failed"
+
+
+def _fleet_entries(root: Path, limit: int) -> list[Path]:
+    import os
+
+    if not root.is_dir():
+        raise PhoneEmuError(f"{root}: no such folder (one flash folder per phone, as fleet boot --flash "
+                            "keeps them)", path="fleet-flash")
+    entries: list[Path] = []
+    with os.scandir(root) as it:
+        for e in it:
+            entries.append(root / e.name)
+            if len(entries) > limit:
+                raise PhoneEmuError(f"{root}: more than {limit} entries; predict at most {limit} phones at "
+                                    "once (split the folder)", path="fleet-flash")
+    if not entries:
+        raise PhoneEmuError(f"{root}: empty (no phone flash folder in it)", path="fleet-flash")
+    return sorted(entries)
+
+
+async def predict_fleet(root: Path, new_files: Sequence[Path], *, profile: str | None, now: int,
+                        limit: int | None = None, **options: Any) -> list[FleetPhone]:
+    """:func:`predict_boot` for every phone flash ``root/<MAC>`` (``phone.json`` names its MAC and
+    profile; its ITL, CTL and config are the installed ones; ``profile`` overrides). The new files are
+    gathered once (:class:`PredictInputs`); an entry that is not a phone's flash, or whose installed
+    files cannot be used, is skipped with the reason. PhoneEmuError for a bad ``root`` or new file."""
+    from phoneemu.crypto import signatures
+
+    entries = _fleet_entries(root, MAX_FLEET if limit is None else limit)
+    inputs = PredictInputs(new_files)
+    # identical signature checks (one new ITL against one installed generation) are made once
+    old_cache = signatures.set_verify_cache(signatures.VerifyCache())
+    try:
+        return await _predict_each(entries, inputs, profile=profile, now=now, **options)
+    finally:
+        signatures.set_verify_cache(old_cache)
+
+
+async def _predict_each(entries: list[Path], inputs: PredictInputs, *, profile: str | None, now: int,
+                        **options: Any) -> list[FleetPhone]:
+    from phoneemu.phone.boot import decision_dict
+    from phoneemu.phone.flash import CONFIG_FILE, CTL_FILE, ITL_FILE
+    from phoneemu.phone.phone import PHONE_FILE, read_phone_file
+
+    out: list[FleetPhone] = []
+    for d in entries:
+        if not d.is_dir():
+            out.append(FleetPhone(entry=d.name, skipped="not a folder (not a phone's flash)"))
+            continue
+        try:
+            ident = read_phone_file(d)
+        except PhoneEmuError as exc:
+            out.append(FleetPhone(entry=d.name, skipped=str(exc)))
+            continue
+        mac, prof = ident.get("mac"), profile or ident.get("profile") or "cp-8861"
+        if not isinstance(mac, str):
+            out.append(FleetPhone(entry=d.name, skipped=f"no {PHONE_FILE} naming the phone's MAC (not a "
+                                  "phone's flash: boot --flash / fleet boot --flash keep one)"))
+            continue
+        if not isinstance(prof, str):
+            out.append(FleetPhone(entry=d.name, mac=mac, skipped=f"{PHONE_FILE}: profile is not a name"))
+            continue
+        held = {k: d / n if (d / n).is_file() else None
+                for k, n in (("itl", ITL_FILE), ("ctl", CTL_FILE), ("config", CONFIG_FILE))}
+        try:
+            r = await predict_boot(inputs, installed_itl=held["itl"], installed_ctl=held["ctl"],
+                                   installed_config=held["config"], mac=mac, profile=prof, now=now,
+                                   **options)
+        except PhoneEmuError as exc:
+            out.append(FleetPhone(entry=d.name, mac=mac, profile=prof, skipped=str(exc)))
+            continue
+        rep = r.report
+        result = outcome(rep)
+        out.append(FleetPhone(entry=d.name, mac=r.mac, profile=prof, outcome=result,
+                              rule=rep.deciding.rule if rep.deciding is not None else "(none)",
+                              detail={"flash": str(d), "mac": r.mac, "profile": prof, "outcome": result,
+                                      "ok": rep.ok, "locked_out": rep.locked_out,
+                                      "installed": {k: v.name if v else None for k, v in held.items()},
+                                      "trust": dict(rep.trust), "config": rep.config,
+                                      "config_file": rep.config_file,
+                                      "deciding": decision_dict(rep.deciding) if rep.deciding else None,
+                                      "decisions": [{"rule": x.rule, "accepted": x.accepted, "file": x.file}
+                                                    for x in rep.decisions],
+                                      "notes": list(r.notes)}))
+    return out
