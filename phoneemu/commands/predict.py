@@ -4,6 +4,11 @@ A migration, certificate regeneration or rollback checked from files, before tho
 phones try it: a phone given the installed ITL (and CTL) boots once, offline, on the new files,
 with the same boot code and §G rules as every emulated phone, and prints every decision and the
 one that decided. Exit 0 when the phone ends with a configuration it accepted, 1 otherwise.
+
+With --fleet-flash DIR every emulated phone's flash DIR/<MAC> (as fleet boot --flash keeps them) is
+predicted the same way, each on its own installed lists and config, and a summary counts the phones
+accepted / locked out / failed (not locked out, e.g. no config for it) by deciding rule. Exit 0 when
+no phone would lock out, 1 when some would, 2 on bad input.
 """
 
 from __future__ import annotations
@@ -16,7 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from phoneemu.commands.boot import add_offline_phone_options, offline_boot_lines, pem_certificates, tvs_roles
-from phoneemu.scenario.predict import PredictResult, predict_boot
+from phoneemu.scenario.predict import (
+    MAX_FLEET,
+    OUTCOMES,
+    FleetPhone,
+    PredictResult,
+    predict_boot,
+    predict_fleet,
+)
 
 __all__ = ["register"]
 
@@ -35,6 +47,8 @@ examples:
       --installed-config-key phone.key --tvs-cert b/ITLRecovery.pem b/ITLFile.tlv
   # an emulated phone (boot --flash ph1) against the TFTP root of the change, old TVS reachable
   phoneemu predict --flash ph1 --tvs-reachable new-tftp/
+  # every emulated phone of a fleet (fleet boot --flash fleet/): how many lock out? exit 1 if any
+  phoneemu predict --fleet-flash fleet --tvs-reachable --json-file fleet-predict.json new-tftp/
   # a cp-7962 in mixed mode, a given date, JSON for CI
   phoneemu predict --installed-ctl CTLFile.tlv --installed-itl ITLFile.tlv --profile cp-7962 \\
       --now 1893456000 --json new/CTLFile.tlv new/ITLFile.tlv
@@ -77,6 +91,12 @@ def register(sub: Any) -> None:
                    help="an emulated phone's flash (boot/fleet boot --flash): its ITL, CTL and config are "
                    "the installed ones, its MAC and profile the defaults (--installed-*, --mac, --profile "
                    "win)")
+    p.add_argument("--fleet-flash", type=Path, metavar="DIR",
+                   help="many emulated phones' flashes, one per DIR/<MAC> (fleet boot --flash DIR): predict "
+                   f"each (at most {MAX_FLEET}) and print how many are accepted or lock out, by deciding "
+                   "rule; per-phone files (SEP<MAC>.cnf.xml.sgn) are picked by MAC; --profile overrides each "
+                   "phone's. Exit 0 when no phone "
+                   "would lock out, 1 when some would, 2 on bad input")
     p.add_argument("--mac", help="the phone's MAC (default: from a SEP<MAC> file name, else 001122334455)")
     add_offline_phone_options(p, now_help="the phone's clock (default: now)")
     p.set_defaults(profile=None)  # cp-8861, or the --flash phone's
@@ -91,6 +111,9 @@ def register(sub: Any) -> None:
                    "at an address the new ITL names, that ITL's TVS record of the same subject; else one "
                    "the phone trusts")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--json-file", type=Path, metavar="FILE",
+                   help="write the JSON result to FILE (with --fleet-flash: the summary and every phone's "
+                   "prediction)")
     p.set_defaults(handler=handler)
 
 
@@ -125,13 +148,95 @@ def _from_flash(args: argparse.Namespace) -> None:
         args.profile = ident["profile"]
 
 
+_FIRST_MACS = 5  # MACs shown per deciding rule
+_FIRST_SKIPPED = 10
+
+
+def _tvs_text(args: argparse.Namespace) -> str:
+    return ("vouches for given certificates" if args.tvs_cert else
+            "reachable, knows none of the new certificates" if args.tvs_reachable else "unreachable")
+
+
+def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone]) -> dict[str, Any]:
+    done = [ph for ph in phones if ph.outcome is not None]
+    counts = {o: sum(1 for ph in done if ph.outcome == o) for o in OUTCOMES}
+    groups: dict[tuple[str, str], list[str]] = {}
+    for ph in done:
+        assert ph.outcome is not None and ph.rule is not None and ph.mac is not None
+        groups.setdefault((ph.outcome, ph.rule), []).append(ph.mac)
+    order = {o: i for i, o in enumerate(("locked out", "failed", "accepted"))}
+    rules = [{"rule": rule, "outcome": out, "count": len(macs), "first_macs": macs[:_FIRST_MACS]}
+             for (out, rule), macs in sorted(groups.items(), key=lambda kv: (order[kv[0][0]], -len(kv[1]),
+                                                                             kv[0][1]))]
+    return {"fleet_flash": str(args.fleet_flash), "new_files": [str(f) for f in args.files], "now": now,
+            "tvs": _tvs_text(args), "entries": len(phones), "predicted": len(done),
+            "skipped": len(phones) - len(done), "outcomes": counts, "rules": rules,
+            "skipped_entries": [{"entry": ph.entry, "reason": ph.skipped} for ph in phones
+                                if ph.skipped is not None],
+            "phones": [ph.detail for ph in done]}
+
+
+def _fleet_text(doc: dict[str, Any]) -> str:
+    lines = [f"fleet {doc['fleet_flash']}: {doc['predicted']} phones predicted, {doc['skipped']} entries "
+             f"skipped; TVS {doc['tvs']}"]
+    lines += [f"  {o + ':':<12}{n}" for o, n in doc["outcomes"].items()]
+    if doc["rules"]:
+        lines.append("by deciding rule:")
+        width = max(len(r["rule"]) for r in doc["rules"])
+        for r in doc["rules"]:
+            rest = r["count"] - len(r["first_macs"])
+            more = f" ... ({rest} more)" if rest else ""
+            lines.append(f"  {r['outcome']:<11} {r['rule']:<{width}} {r['count']:>6}  "
+                         f"{' '.join(r['first_macs'])}{more}")
+    if doc["skipped_entries"]:
+        lines.append("skipped:")
+        lines += [f"  {s['entry']}: {s['reason']}" for s in doc["skipped_entries"][:_FIRST_SKIPPED]]
+        if doc["skipped"] > _FIRST_SKIPPED:
+            lines.append(f"  ... and {doc['skipped'] - _FIRST_SKIPPED} more (--json-file lists them all)")
+    locked = doc["outcomes"]["locked out"]
+    lines.append(f"result: {locked} of {doc['predicted']} phones would lock out" if locked else
+                 f"result: no phone would lock out ({doc['outcomes']['accepted']} of {doc['predicted']} "
+                 "accepted)")
+    return "\n".join(lines)
+
+
+def _fleet(args: argparse.Namespace, now: int, options: dict[str, Any]) -> int:
+    from phoneemu.errors import PhoneEmuError
+
+    for option, value in (("--flash", args.flash), ("--installed-itl", args.installed_itl),
+                          ("--installed-ctl", args.installed_ctl),
+                          ("--installed-config", args.installed_config),
+                          ("--installed-config-key", args.installed_config_key), ("--mac", args.mac)):
+        if value is not None:
+            raise PhoneEmuError(f"{option} is one phone's: not with --fleet-flash (each phone's installed "
+                                "lists, config, MAC and profile come from its flash)", path="fleet-flash")
+    phones = asyncio.run(predict_fleet(args.fleet_flash, args.files, profile=args.profile, now=now,
+                                       **options))
+    doc = _fleet_doc(args, now, phones)
+    if args.json_file is not None:
+        args.json_file.write_text(json.dumps(doc, indent=1) + "\n")
+    print(json.dumps(doc, indent=2) if args.json else _fleet_text(doc))
+    if doc["predicted"] == 0:
+        raise PhoneEmuError(f"{args.fleet_flash}: no phone's flash in it (every entry was skipped)",
+                            path="fleet-flash")
+    return 1 if doc["outcomes"]["locked out"] else 0
+
+
 def handler(args: argparse.Namespace) -> int:
+    from phoneemu.files import check_writable
+
+    check_writable(args.json_file, "--json-file")
+    roles = tvs_roles(args.tvs_roles)
+    now = args.now if args.now is not None else int(time.time())
+    if args.fleet_flash is not None:
+        return _fleet(args, now, {"tvs_certs": pem_certificates(args.tvs_cert), "tvs_roles": roles,
+                                  "image_signers": pem_certificates(args.image_signer),
+                                  "tvs_server_certs": pem_certificates(args.tvs_server_cert),
+                                  "tvs_reachable": args.tvs_reachable})
     if args.flash is not None:
         _from_flash(args)
     if args.profile is None:
         args.profile = "cp-8861"
-    roles = tvs_roles(args.tvs_roles)
-    now = args.now if args.now is not None else int(time.time())
     key = None
     if args.installed_config_key is not None:
         from phoneemu.crypto.keys import load_private_key_pem
@@ -146,16 +251,16 @@ def handler(args: argparse.Namespace) -> int:
         tvs_server_certs=pem_certificates(args.tvs_server_cert), tvs_reachable=args.tvs_reachable))
     held = (("CTL", args.installed_ctl), ("ITL", args.installed_itl))
     installed = " and ".join(f"{k} {p.name}" for k, p in held if p is not None) or "no trust list"
+    doc = {"mac": result.mac, "profile": args.profile, "now": now,
+           "installed": {"ctl": str(args.installed_ctl) if args.installed_ctl else None,
+                         "itl": str(args.installed_itl) if args.installed_itl else None},
+           "tvs": _tvs_text(args), "notes": list(result.notes),
+           "served": [{"name": n, "answer": a} for n, a in result.served],
+           "report": result.report.as_dict()}
+    if args.json_file is not None:
+        args.json_file.write_text(json.dumps(doc, indent=1) + "\n")
     if args.json:
-        print(json.dumps({"mac": result.mac, "profile": args.profile, "now": now,
-                          "installed": {"ctl": str(args.installed_ctl) if args.installed_ctl else None,
-                                        "itl": str(args.installed_itl) if args.installed_itl else None},
-                          "tvs": "vouches for given certificates" if args.tvs_cert else
-                          "reachable, knows none of the new certificates" if args.tvs_reachable else
-                          "unreachable",
-                          "notes": list(result.notes),
-                          "served": [{"name": n, "answer": a} for n, a in result.served],
-                          "report": result.report.as_dict()}, indent=2))
+        print(json.dumps(doc, indent=2))
     else:
         print(_text(result, installed))
     return 0 if result.report.ok else 1

@@ -1,0 +1,160 @@
+"""``phoneemu predict --fleet-flash``: how many phones of a fleet lock out? (fully offline)
+
+Five emulated phones boot (in memory, on the lab's files) into their own flash folders: three on the
+cluster's first ITL, two after ITLRecovery was regenerated. Then CallManager is regenerated and the
+TFTP root after the change is predicted for the whole fleet: the older phones lock out (their TVS is
+unreachable; the new ITL's signer is unknown to them), the newer ones accept it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+
+import phoneemu.scenario.predict as predict_mod
+from phoneemu.cli import main
+from phoneemu.errors import TransportError
+from phoneemu.lab.cluster import LabCluster
+from phoneemu.phone.boot import BootTarget
+from phoneemu.phone.flash import Flash
+from phoneemu.phone.phone import Phone
+from phoneemu.phone.profile import get_profile
+from tests.helpers import run
+
+NOW = 1_780_000_000
+OLD = [f"0A00000000E{i}" for i in range(1, 4)]  # booted on the first ITL
+NEW = ["0A00000000F1", "0A00000000F2"]  # booted after ITLRecovery was regenerated
+
+
+class _LabFiles:
+    """The lab's served files, in memory (the phone's fetcher interface)."""
+
+    def __init__(self, c: LabCluster) -> None:
+        self.files = dict(c.files())
+
+    async def fetch(self, name: str) -> bytes:
+        if name not in self.files:
+            raise TransportError("file not found", kind="not-found", code=1, path=name)
+        return self.files[name]
+
+
+async def _boot_into(fleet: Path, c: LabCluster, macs: list[str]) -> None:
+    async def unreachable(*_a: Any, **_k: Any) -> Any:
+        raise TransportError("offline", kind="unreachable")
+
+    async def no_sleep(_s: float) -> None:
+        return None
+
+    prof = get_profile("cp-8861")
+    for mac in macs:
+        phone = Phone(mac=mac, profile=prof, flash=Flash(fleet / mac, profile=prof), clock=lambda: NOW,
+                      tvs=unreachable, capf=unreachable, sleep=no_sleep, capf_retries=0)
+        report = await phone.boot(BootTarget(host="lab", tftp_port=69, use_http=False), fetcher=_LabFiles(c))
+        assert report.ok and report.trust["ITL"] == "installed"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """The fleet's flash folder, the TFTP root after the change, the new ITLRecovery certificate."""
+    tmp = tmp_path_factory.mktemp("fleet")
+    c = LabCluster.init(tmp / "lab", seed=41, key_spec="rsa1024", now=NOW, name="c")
+    c.add_phones([*OLD, *NEW], now=NOW)
+    fleet = tmp / "fleet"
+    run(_boot_into(fleet, c, OLD))
+    c.regenerate("itlrecovery", now=NOW)
+    run(_boot_into(fleet, c, NEW))
+    c.regenerate("callmanager", now=NOW)
+    pem = tmp / "itlrecovery.pem"
+    pem.write_bytes(c.identity("itlrecovery").cert.public_bytes(Encoding.PEM))
+    return fleet, tmp / "lab" / "tftp", pem
+
+
+def _copy(fleet: Path, dest: Path) -> Path:
+    import shutil
+
+    shutil.copytree(fleet, dest)
+    return dest
+
+
+def test_fleet_counts_lockouts_by_rule(lab: tuple[Path, Path, Path], tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    fleet, root, _pem = lab
+    fleet = _copy(fleet, tmp_path / "fleet")
+    (fleet / "junk").mkdir()  # not a phone's flash
+    (fleet / "README.txt").write_text("not a phone")
+    broken = fleet / "0A00000000B1"  # a phone whose installed ITL is damaged
+    broken.mkdir()
+    (broken / "phone.json").write_text(json.dumps({"mac": "0A00000000B1", "profile": "cp-8861"}))
+    (broken / "ITLFile.tlv").write_bytes((fleet / OLD[0] / "ITLFile.tlv").read_bytes()[:300])
+    out_json = tmp_path / "out.json"
+    rc = main(["predict", "--fleet-flash", str(fleet), "--now", str(NOW), "--json-file", str(out_json),
+               str(root)])
+    out = capsys.readouterr().out
+    assert rc == 1, out
+    assert "5 phones predicted, 3 entries skipped" in out
+    assert "  accepted:   2" in out and "  locked out: 3" in out
+    locked = next(line for line in out.splitlines() if line.startswith("  locked out  "))
+    assert "G.3.4-tvs-unreachable" in locked and " ".join(OLD) in locked
+    assert "result: 3 of 5 phones would lock out" in out
+    assert "junk: no phone.json naming the phone's MAC" in out
+    assert "README.txt: not a folder" in out
+    assert "0A00000000B1: " in out and "installed ITL" in out
+
+    doc = json.loads(out_json.read_text())
+    assert doc["entries"] == 8 and doc["predicted"] == 5 and doc["skipped"] == 3
+    assert doc["outcomes"] == {"accepted": 2, "locked out": 3, "failed": 0}
+    by_rule = {(r["outcome"], r["rule"]): r for r in doc["rules"]}
+    assert by_rule[("locked out", "G.3.4-tvs-unreachable")]["first_macs"] == OLD
+    (accepted,) = [r for r in doc["rules"] if r["outcome"] == "accepted"]
+    assert accepted["count"] == 2 and accepted["first_macs"] == NEW
+    phones = {p["mac"]: p for p in doc["phones"]}
+    assert sorted(phones) == sorted([*OLD, *NEW])
+    for mac in OLD:
+        assert phones[mac]["locked_out"] and phones[mac]["trust"]["ITL"] == "rejected"
+    for mac in NEW:  # each phone's own config, picked by MAC from the TFTP root
+        assert phones[mac]["outcome"] == "accepted" and phones[mac]["config_file"] == f"SEP{mac}.cnf.xml.sgn"
+        assert phones[mac]["trust"]["ITL"] == "updated"
+    assert {s["entry"] for s in doc["skipped_entries"]} == {"junk", "README.txt", "0A00000000B1"}
+
+
+def test_fleet_with_tvs_vouching_locks_nobody_out(lab: tuple[Path, Path, Path],
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """The old phones' TVS knows the new ITLRecovery: every phone takes the change; exit 0."""
+    fleet, root, pem = lab
+    assert main(["predict", "--fleet-flash", str(fleet), "--now", str(NOW), "--tvs-cert", str(pem),
+                 "--json", str(root)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["outcomes"] == {"accepted": 5, "locked out": 0, "failed": 0} and doc["skipped"] == 0
+    vouched = {p["mac"] for p in doc["phones"]
+               if any(d["rule"] == "G.3.4-vouched-by-tvs" and d["accepted"] for d in p["decisions"])}
+    assert vouched == set(OLD)  # each phone decided on its own installed ITL
+
+
+def test_fleet_bad_input_and_the_cap(lab: tuple[Path, Path, Path], tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    fleet, root, _pem = lab
+    common = ["predict", "--now", str(NOW)]
+    monkeypatch.setattr(predict_mod, "MAX_FLEET", 4)
+    assert main([*common, "--fleet-flash", str(fleet), str(root)]) == 2
+    assert "more than 4 entries" in capsys.readouterr().err
+    monkeypatch.setattr(predict_mod, "MAX_FLEET", 5)
+    assert main([*common, "--fleet-flash", str(fleet), str(root)]) == 1  # exactly the cap
+    capsys.readouterr()
+    assert main([*common, "--fleet-flash", str(tmp_path / "nope"), str(root)]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    assert main([*common, "--fleet-flash", str(fleet), "--flash", str(fleet / OLD[0]), str(root)]) == 2
+    assert "--flash is one phone's: not with --fleet-flash" in capsys.readouterr().err
+    assert main([*common, "--fleet-flash", str(fleet), str(tmp_path / "missing.tlv")]) == 2
+    only_junk = tmp_path / "junk-only"
+    (only_junk / "x").mkdir(parents=True)
+    assert main([*common, "--fleet-flash", str(only_junk), str(root)]) == 2
+    assert "no phone's flash in it" in capsys.readouterr().err
+    # --json-file also serves the one-phone prediction
+    one = tmp_path / "one.json"
+    assert main([*common, "--flash", str(fleet / NEW[0]), "--json-file", str(one), str(root)]) == 0
+    assert json.loads(one.read_text())["mac"] == NEW[0]
