@@ -476,6 +476,10 @@ async def _predict_each(entries: list[Path], inputs: PredictInputs, *, profile: 
         except PhoneEmuError as exc:
             out.append(FleetPhone(entry=d.name, mac=mac, profile=prof, skipped=str(exc)))
             continue
+        except OSError as exc:  # e.g. an unreadable installed file: this phone only
+            out.append(FleetPhone(entry=d.name, mac=mac, profile=prof,
+                                  skipped=f"{exc.filename or d}: {exc.strerror or exc}"))
+            continue
         rep = r.report
         result = outcome(rep)
         out.append(FleetPhone(entry=d.name, mac=r.mac, profile=prof, outcome=result,
