@@ -25,6 +25,8 @@ come from a pool of ``MIC_KEY_POOL`` seeded keys chosen by the MAC (two phones m
 each still has its own MIC certificate, subject and serial). Unseeded clusters give every phone its
 own fresh key; :meth:`LabPki.prepare_mic_keys` makes a batch of them on all cores first (OpenSSL
 releases the GIL), which is how scenario phone groups of hundreds start in seconds.
+Unseeded keys (identities and MICs) come from :mod:`phoneemu.crypto.key_supply`: fresh OpenSSL keys,
+each handed out once, made ahead of need on an idle core (or inline when none is ready).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
-from phoneemu.crypto import certs, keys
+from phoneemu.crypto import certs, key_supply, keys
 from phoneemu.crypto.keys import KeySpec, PrivateKey, PublicKey
 from phoneemu.errors import DecodeError, EncodeError, VerificationError, VerifyReason
 from phoneemu.files import PEM_LIMIT, atomic_write, read_at_most
@@ -207,7 +209,8 @@ class LabPki:
             key_spec = spec or self.key_spec
             if label is not None and name in ("mfgca", "imagesigning"):
                 label = f"{label}:{key_spec}"
-            key = keys.generate_key(key_spec, unsafe_seed=label)
+            key = (keys.generate_key(key_spec, unsafe_seed=label) if label is not None
+                   else key_supply.take(key_spec))
         validity = years if years is not None else _VALIDITY_YEARS.get(_base(name), 5)
         not_before = self._not_before(when, generation)
         ca = name == "mfgca" or _base(name) == "capf"
@@ -265,8 +268,8 @@ class LabPki:
             key = self._spare_mic_keys[str(key_spec)].pop()
         if key is None:
             pool = int(hashlib.sha256(mac.encode()).hexdigest(), 16) % MIC_KEY_POOL
-            key_label = f"{MFG_SEED}:mic-key:{key_spec}:{pool}" if self.seed is not None else None
-            key = keys.generate_key(key_spec, unsafe_seed=key_label)
+            key = (keys.generate_key(key_spec, unsafe_seed=f"{MFG_SEED}:mic-key:{key_spec}:{pool}")
+                   if self.seed is not None else key_supply.take(key_spec))
         ca = self.get("mfgca")
         not_before = (min(LAB_EPOCH, when.replace(hour=0, minute=0, second=0, microsecond=0))
                       if self.seed is not None else when.replace(microsecond=0) - _BACKDATE)
@@ -288,10 +291,10 @@ class LabPki:
         if self.seed is not None or missing <= 0:
             return
         if missing == 1:
-            spare.append(keys.generate_key(key_spec))
+            spare.append(key_supply.take(key_spec))
             return
         with ThreadPoolExecutor(max_workers=min(missing, os.cpu_count() or 1)) as pool:
-            spare.extend(pool.map(lambda _: keys.generate_key(key_spec), range(missing)))
+            spare.extend(pool.map(lambda _: key_supply.take(key_spec), range(missing)))
 
     def issue_lsc(self, device_name: str, public_key: PublicKey | bytes, *,
                   now: dt.datetime | int | float, days: int = 365) -> x509.Certificate:
