@@ -245,7 +245,8 @@ def load_private_key_pem(data: bytes, *, source: str = "key") -> PrivateKey:
     raise DecodeError("no PEM private key found", path=source)
 
 
-def write_private_key(path: Path, key: PrivateKey) -> None:
+def write_private_key(path: Path, key: PrivateKey, *, durable: bool = True) -> None:
     """Write ``key`` as PKCS#8 PEM with mode 0600, atomically (temp file + rename; the temp file is
-    0600 from its first byte and removed if anything fails)."""
-    atomic_write(path, private_key_pem(key), mode=0o600, durable=True, make_parents=True)
+    0600 from its first byte and removed if anything fails). ``durable=False`` skips the fsyncs
+    (throw-away folders only: still atomic, no longer crash-safe)."""
+    atomic_write(path, private_key_pem(key), mode=0o600, durable=durable, make_parents=True)

@@ -270,6 +270,7 @@ class LabCluster:
         https_key: str | None = None,
         itl_signer: str = "itlrecovery",
         pre_8_0: bool = False,
+        durable: bool = True,
     ) -> LabCluster:
         """Create a cluster in ``root`` (which must not hold one yet).
 
@@ -282,6 +283,8 @@ class LabCluster:
         List": "soft eToken"); the default is the ITLRecovery key (spec §B.5). ``pre_8_0`` models a release
         before Security By Default: no ITL is served, configs name no TVS, and files are served unsigned
         unless the cluster is in mixed mode (signed by the CallManager key, verified on the CTL).
+        ``durable=False``: a throw-away cluster (a scenario's temporary folder) whose keys and
+        certificates are written without fsyncs (see :class:`LabPki`); kept across reloads.
         """
         host = check_host(host)
         if itl_signer not in ("itlrecovery", "callmanager"):
@@ -316,7 +319,7 @@ class LabCluster:
                              itl_signer=itl_signer, base_itl_signer=itl_signer, pre_8_0=bool(pre_8_0))
         root.mkdir(parents=True, exist_ok=True)
         (root / "private").mkdir(mode=0o700, exist_ok=True)
-        pki = LabPki(root, seed=seed, key_spec=spec, cluster_name=name)
+        pki = LabPki(root, seed=seed, key_spec=spec, cluster_name=name, durable=durable)
         for ident in cls._core_names(nodes):
             years_for = years if ident == "itlrecovery" else None
             pki.create(ident, now=start, generation=0, years=years_for)
@@ -337,15 +340,17 @@ class LabCluster:
         return names
 
     @classmethod
-    def open(cls, root: str | Path) -> LabCluster:
-        """Open an existing cluster; served files come from ``DIR/tftp`` (rebuilt if missing)."""
+    def open(cls, root: str | Path, *, durable: bool = True) -> LabCluster:
+        """Open an existing cluster; served files come from ``DIR/tftp`` (rebuilt if missing).
+        ``durable``: as in :meth:`init`."""
         root = Path(root)
         state = load_state(root)
         try:
             spec = KeySpec.parse(state.key_spec)
         except EncodeError as exc:
             raise DecodeError(exc.message, path=f"{root}/cluster.json:key_spec") from None
-        cluster = cls(root, state, LabPki(root, seed=state.seed, key_spec=spec, cluster_name=state.name))
+        cluster = cls(root, state, LabPki(root, seed=state.seed, key_spec=spec, cluster_name=state.name,
+                                          durable=durable))
         tftp = root / "tftp"
         if tftp.is_dir() and (tftp / "ITLFile.tlv").exists():
             # identical contents (every CTLSEP<MAC>/ITLSEP<MAC> is the same list) share one bytes
@@ -384,7 +389,7 @@ class LabCluster:
 
     def _reload(self, seen: tuple[int, int, int]) -> bool:
         try:
-            fresh = LabCluster.open(self.root)
+            fresh = LabCluster.open(self.root, durable=self.pki.durable)
         except PhoneEmuError:
             self._unloadable = seen
             raise
@@ -560,7 +565,7 @@ class LabCluster:
                                                spec=KeySpec.parse(self.state.key_spec))
             else:
                 cert, key = mic
-            keys.write_private_key(d / "mic.key", key)
+            keys.write_private_key(d / "mic.key", key, durable=self.pki.durable)
             _write_atomic(d / "mic.pem", cert_pem(cert))
             self._mic_cache[mac] = (_file_stamp(d / "mic.key"), cert, key)
         self.state.phones[mac] = ph

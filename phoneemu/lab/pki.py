@@ -130,19 +130,24 @@ def cert_pem(cert: x509.Certificate) -> bytes:
     return ("-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n").encode()
 
 
-def _write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    atomic_write(path, data, mode=mode, durable=True, make_parents=True)
+def _write_atomic(path: Path, data: bytes, mode: int = 0o644, *, durable: bool = True) -> None:
+    atomic_write(path, data, mode=mode, durable=durable, make_parents=True)
 
 
 class LabPki:
     """The identities of one lab cluster, kept on disk under ``root``.
 
     ``seed`` None = random keys and serials. ``key_spec`` is the default for cluster identities
-    (file signers must be RSA). ``subjects`` maps an identity name to its subject DN.
+    (file signers must be RSA). ``subjects`` maps an identity name to its subject DN. ``durable``
+    (default): keys and certificates are fsynced (file and folder) so that they survive a crash —
+    an unseeded key lost is an identity lost; False for throw-away labs (a scenario's temporary
+    folder): still written atomically, without the fsyncs.
     """
 
-    def __init__(self, root: Path, *, seed: int | None, key_spec: KeySpec, cluster_name: str) -> None:
+    def __init__(self, root: Path, *, seed: int | None, key_spec: KeySpec, cluster_name: str,
+                 durable: bool = True) -> None:
         self.root = Path(root)
+        self.durable = durable
         self.seed = seed
         self.key_spec = key_spec
         self.cluster_name = cluster_name
@@ -229,8 +234,8 @@ class LabPki:
 
     def store(self, ident: Identity) -> None:
         """Write key (0600) and certificate, replacing any previous ones."""
-        keys.write_private_key(self.key_path(ident.name), ident.key)
-        _write_atomic(self.cert_path(ident.name), cert_pem(ident.cert))
+        keys.write_private_key(self.key_path(ident.name), ident.key, durable=self.durable)
+        _write_atomic(self.cert_path(ident.name), cert_pem(ident.cert), durable=self.durable)
         self._cache[ident.name] = ident
 
     def get(self, name: str) -> Identity:

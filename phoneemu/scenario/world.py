@@ -181,7 +181,7 @@ class World:
         opts = dict(spec.options)
         cluster = LabCluster.init(
             self.workdir / "clusters" / spec.name, seed=spec.seed,
-            name=spec.name, host=host, now=self.clock(), **_init_options(opts),
+            name=spec.name, host=host, now=self.clock(), durable=False, **_init_options(opts),
         )
         for op, args in _initial_operations(opts):
             cluster.apply(op, now=self.clock(), **args)

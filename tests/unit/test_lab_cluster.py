@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import stat
 from pathlib import Path
 
@@ -762,3 +763,19 @@ def test_digest_credentials_in_config_in_the_clear_only_unencrypted(lab: LabClus
     assert b"alice" not in (lab.get(f"SEP{MAC}.cnf.xml.sgn") or b"")
     with pytest.raises(EncodeError, match="password"):
         lab.apply("digest", macs=[MAC], user="bob", now=NOW + 180)
+
+
+def test_throw_away_cluster_skips_fsync_and_keeps_key_modes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd))[1])
+    c = _init(tmp_path / "scratch", durable=False)
+    c.add_phone(MAC)
+    c.apply("regenerate", now=NOW, cert="callmanager")
+    assert synced == []
+    assert stat.S_IMODE(c.pki.key_path("callmanager").stat().st_mode) == 0o600
+    assert stat.S_IMODE((c.phone_dir(MAC) / "mic.key").stat().st_mode) == 0o600
+    assert LabCluster.open(tmp_path / "scratch", durable=False).pki.durable is False
+    _init(tmp_path / "kept")  # the default: keys and certificates survive a crash
+    assert synced
