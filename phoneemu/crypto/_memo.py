@@ -38,5 +38,11 @@ class IdentityMemo(Generic[K, V]):
         self._items[id(obj)] = (obj, value)
         return value
 
+    def remember(self, obj: K, value: V) -> None:
+        """Record ``value`` as ``compute(obj)`` (the caller made ``obj`` from ``value``)."""
+        if len(self._items) >= self.max_items:
+            self._items.clear()
+        self._items[id(obj)] = (obj, value)
+
     def __len__(self) -> int:
         return len(self._items)

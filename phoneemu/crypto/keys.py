@@ -19,6 +19,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from phoneemu.crypto._memo import IdentityMemo
 from phoneemu.errors import DecodeError, EncodeError
 from phoneemu.files import atomic_write
 from phoneemu.values import is_ascii_digits
@@ -34,8 +35,10 @@ __all__ = [
     "key_size_bits",
     "load_private_key_pem",
     "load_public_key_spki_der",
+    "private_key_from_pem",
     "private_key_pem",
     "public_key_spki_der",
+    "remembered_private_key_pem",
     "write_private_key",
 ]
 
@@ -243,6 +246,28 @@ def load_private_key_pem(data: bytes, *, source: str = "key") -> PrivateKey:
             raise DecodeError("private key is neither RSA nor EC", path=source)
         start = data.find(b"-----BEGIN ", stop + 5)
     raise DecodeError("no PEM private key found", path=source)
+
+
+def _load_pem(data: bytes) -> PrivateKey:
+    return load_private_key_pem(data)
+
+
+#: PEM bytes object -> its key (identity memo): loading an RSA PEM validates the key (~40 ms).
+_PEM_KEYS: IdentityMemo[bytes, PrivateKey] = IdentityMemo(_load_pem, max_items=256)
+
+
+def remembered_private_key_pem(key: PrivateKey) -> bytes:
+    """:func:`private_key_pem`, remembered: :func:`private_key_from_pem` of these very bytes is ``key``."""
+    pem = private_key_pem(key)
+    _PEM_KEYS.remember(pem, key)
+    return pem
+
+
+def private_key_from_pem(pem: bytes) -> PrivateKey:
+    """:func:`load_private_key_pem`, once per bytes object (a phone's credential is used at every
+    CAPF session and encrypted config): the key made by :func:`remembered_private_key_pem`, or the
+    one loaded the first time (bounded memo, see ``crypto._memo``)."""
+    return _PEM_KEYS(pem)
 
 
 def write_private_key(path: Path, key: PrivateKey, *, durable: bool = True) -> None:

@@ -85,7 +85,6 @@ from typing import Any, Protocol
 
 from cryptography import x509
 
-from phoneemu.crypto import keys
 from phoneemu.errors import EncodeError, PhoneEmuError, TransportError, VerifyReason
 from phoneemu.formats import config as config_fmt
 from phoneemu.formats import firmware as firmware_fmt
@@ -717,7 +716,7 @@ class _Boot:
     def capf_result(self, result: CapfResult) -> bool:
         out = result.outcome
         if out == "installed" and result.certificate is not None and result.key is not None:
-            self.store.lsc = Credential(cert_der=result.certificate, key_pem=keys.private_key_pem(result.key))
+            self.store.lsc = Credential.of_der(result.certificate, result.key)
             self.lsc = "installed"
             self.auth_string = None
             self.record(Decision(rule="F.6-lsc-installed", accepted=True, file="", kind="capf",

@@ -113,13 +113,18 @@ class Credential:
 
     @classmethod
     def of(cls, cert: x509.Certificate, key: PrivateKey) -> Credential:
-        return cls(cert_der=certs.cert_der(cert), key_pem=keys.private_key_pem(key))
+        return cls.of_der(certs.cert_der(cert), key)
+
+    @classmethod
+    def of_der(cls, cert_der: bytes, key: PrivateKey) -> Credential:
+        """A credential whose :meth:`key` is ``key`` itself (no PEM parse: ``keys.private_key_from_pem``)."""
+        return cls(cert_der=cert_der, key_pem=keys.remembered_private_key_pem(key))
 
     def cert(self) -> x509.Certificate:
         return certs.load_cert_der(self.cert_der)
 
     def key(self) -> PrivateKey:
-        return keys.load_private_key_pem(self.key_pem)
+        return keys.private_key_from_pem(self.key_pem)
 
     def fingerprint(self, alg: str = "md5") -> str:
         """Lower-case hex hash of the certificate DER (``certHash`` is MD5, spec §C.4)."""

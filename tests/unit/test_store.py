@@ -259,3 +259,22 @@ def test_status_texts() -> None:
     assert status.installed_message(ctl=False, itl=True) == "ITL installed"
     assert status.installed_message(ctl=False, itl=False) == "No Trust List installed"
     assert status.cfg_file_not_found("Cfg File") == "File not found <Cfg File>"
+
+
+def test_credential_key_is_parsed_once_per_pem_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    key, cert = _ident("cred-memo")
+    made = Credential.of(cert, key)
+    loads: list[bytes] = []
+    real = keys.load_private_key_pem
+
+    def counting(data: bytes, *, source: str = "key") -> PrivateKey:
+        loads.append(data)
+        return real(data, source=source)
+
+    monkeypatch.setattr(keys, "load_private_key_pem", counting)
+    assert made.key() is key and loads == []  # made from the key: never parsed
+    from_flash = Credential(cert_der=made.cert_der, key_pem=bytes(bytearray(made.key_pem)))
+    first = from_flash.key()
+    assert from_flash.key() is first and len(loads) == 1  # loaded once, then remembered
+    assert keys.private_key_pem(first) == made.key_pem
+    assert Credential.of_der(made.cert_der, key) == made  # equal credentials, whatever the memo holds
