@@ -10,12 +10,14 @@ while the first one builds files and boots phones. Rules:
 * Only RSA is stocked (an EC key takes well under a millisecond: made inline). Seeded keys
   (``generate_key(spec, unsafe_seed=...)``) never come from here: they must stay reproducible.
 * Bounded: at most :data:`STOCK` keys per key spec that was asked for, by one daemon thread per
-  process. 8 is one burst of the catalogue: a fresh one-node lab cluster makes 6 identity keys in a
-  row, ``regenerate``/``add_node`` two more; a bigger stock hardly shortens the catalogue (the keys
-  are needed faster than one core makes them) and leaves more keys made for nothing when a short
+  process. 8 is about one scenario's worth: the catalogue's scenarios take 7 to 17 fresh keys each
+  (9 typical: a one-node lab's 6 identities in a row, then MICs and regenerations), and the thread
+  refills while the scenario runs. A stock of 24 measured no faster (over a whole run the keys are
+  wanted about as fast as one core makes them) and leaves more keys made for nothing when a short
   process (``phoneemu lab init``) exits.
 * Lazy: the thread starts on the first :meth:`~FreshKeySupply.take` (or :meth:`~FreshKeySupply.expect`,
-  a hint that keys of a spec will be wanted), so a process that never asks for keys never runs it.
+  a hint that keys of a spec will be wanted: the scenario runner gives it for its unseeded labs
+  before it loads the lab modules), so a process that never asks for keys never runs it.
   It stops after :data:`IDLE_SECONDS` without a take, and at exit (``atexit``: it finishes the key in
   progress, at most ``JOIN_SECONDS``, so that OpenSSL is not torn down under it).
 * Per process: a ``spawn`` child (``run -j``, fleet shards, pytest-xdist workers) has its own supply;

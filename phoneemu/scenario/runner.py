@@ -10,6 +10,7 @@ expectations are not evaluated.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import tempfile
@@ -200,10 +201,23 @@ def new_result(scenario: Scenario) -> ScenarioResult:
                           phones=sum(g.count for g in scenario.phones.values()))
 
 
+def _expect_lab_keys(scenario: Scenario) -> None:
+    """Have :mod:`phoneemu.crypto.key_supply` start making the fresh keys of the scenario's unseeded
+    built-in labs now, while the lab and phone modules load (the first scenario of a run)."""
+    from phoneemu.crypto import key_supply
+    from phoneemu.crypto.keys import KeySpec
+
+    for spec in scenario.clusters.values():
+        if spec.external is None and spec.seed is None:
+            with contextlib.suppress(PhoneEmuError):  # a bad key spec is reported when the lab is made
+                key_supply.expect(KeySpec.parse(str(spec.options.get("key", "rsa2048"))))
+
+
 async def run_scenario(scenario: Scenario, options: RunOptions,
                        result: ScenarioResult | None = None) -> ScenarioResult:
     """Run one scenario, filling ``result`` (a new one if None) as expectations are evaluated, so
     that what was evaluated before an interruption is still there for the report."""
+    _expect_lab_keys(scenario)
     from phoneemu.scenario.world import World  # imported late: pulls in lab and phone
 
     if result is None:

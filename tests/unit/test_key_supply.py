@@ -238,3 +238,22 @@ def test_seeded_lab_pki_never_touches_the_supply(tmp_path: Path, monkeypatch: py
     assert keys.private_key_pem(ka) == keys.private_key_pem(kb)
     assert keys.private_key_pem(ma) == keys.private_key_pem(mb)
     assert sup.taken == sup.inline == 0 and sup._thread is None
+
+
+def test_scenario_runner_asks_only_for_unseeded_built_in_labs(
+        fake: FakeOpenSsl, monkeypatch: pytest.MonkeyPatch) -> None:
+    from phoneemu.scenario.loader import load_text
+    from phoneemu.scenario.runner import _expect_lab_keys
+
+    sup = _supply(fake, stock=2)
+    monkeypatch.setattr(key_supply, "supply", sup)
+    text = ("name: t\nreproduces: test\nclusters:\n  lab: {%s}\nphones:\n  p: {count: 1}\n"
+            "steps:\n  - boot: p\n  - expect: {phones: p, itl: installed}\n")
+    try:
+        _expect_lab_keys(load_text(text % "seed: 3"))
+        assert sup._thread is None and not sup._stocks  # seeded: nothing to make ahead
+        _expect_lab_keys(load_text(text % "key: rsa1024"))
+        _wait_for(lambda: sup.ready(RSA1024) == 2)
+        assert sup.taken == sup.inline == 0
+    finally:
+        sup.close()
