@@ -14,7 +14,9 @@ while the first one builds files and boots phones. Rules:
   (9 typical: a one-node lab's 6 identities in a row, then MICs and regenerations), and the thread
   refills while the scenario runs. A stock of 24 measured no faster (over a whole run the keys are
   wanted about as fast as one core makes them) and leaves more keys made for nothing when a short
-  process (``phoneemu lab init``) exits.
+  process (``phoneemu lab init``) exits. Keys above 2048 bits (5-10 times the work each, never in
+  the catalogue) are stocked :data:`BIG_STOCK` at a time, so a long process that once asked for
+  one does not spend seconds of CPU on keys it may never take.
 * Lazy: the thread starts on the first :meth:`~FreshKeySupply.take` (or :meth:`~FreshKeySupply.expect`,
   a hint that keys of a spec will be wanted: the scenario runner gives it for its unseeded labs
   before it loads the lab modules), so a process that never asks for keys never runs it.
@@ -37,10 +39,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from phoneemu.crypto.keys import KeySpec, PrivateKey, generate_key
 
-__all__ = ["IDLE_SECONDS", "JOIN_SECONDS", "STOCK", "FreshKeySupply", "expect", "supply", "take"]
+__all__ = ["BIG_STOCK", "IDLE_SECONDS", "JOIN_SECONDS", "STOCK", "FreshKeySupply", "expect", "supply", "take"]
 
 #: Keys kept ready per key spec (see the module rules for why 8).
 STOCK = 8
+#: Keys kept ready per key spec above 2048 bits (at most ``stock``).
+BIG_STOCK = 2
 #: The thread stops after this many seconds without a take (it restarts on the next one).
 IDLE_SECONDS = 5.0
 #: At exit, how long to wait for the key in progress (an RSA-4096 key takes about a second).
@@ -119,9 +123,13 @@ class FreshKeySupply:
             self._cond.notify()
 
     # --- producer side --------------------------------------------------------------------------
+    def limit(self, spec: KeySpec) -> int:
+        """How many keys of ``spec`` the thread keeps ready: ``stock``, at most BIG_STOCK above 2048 bits."""
+        return self.stock if spec.bits <= 2048 else min(self.stock, BIG_STOCK)
+
     def _wanted(self) -> KeySpec | None:
-        """(Lock held.) The spec with the fewest keys in stock below the limit, if any."""
-        short = [(len(q), spec.bits) for spec, q in self._stocks.items() if len(q) < self.stock]
+        """(Lock held.) The spec with the fewest keys in stock below its limit, if any."""
+        short = [(len(q), spec.bits) for spec, q in self._stocks.items() if len(q) < self.limit(spec)]
         if not short:
             return None
         fewest = min(short)

@@ -107,6 +107,19 @@ def test_stock_is_bounded_and_filled_ahead_of_need(fake: FakeOpenSsl) -> None:
         sup.close()
 
 
+def test_keys_above_2048_bits_are_stocked_two_at_a_time(fake: FakeOpenSsl) -> None:
+    big = KeySpec(kind="rsa", bits=4096)
+    sup = _supply(fake, stock=8)
+    try:
+        sup.expect(big)
+        sup.expect(RSA1024)
+        _wait_for(lambda: sup.ready(big) == 2 and sup.ready(RSA1024) == 8)
+        threading.Event().wait(0.1)
+        assert sup.ready(big) == 2 and len(fake.made) == 10
+    finally:
+        sup.close()
+
+
 def test_empty_stock_means_an_inline_key_not_a_wait(fake: FakeOpenSsl) -> None:
     fake.hold = threading.Event()  # the supply thread is stuck before its first key
     sup = _supply(fake, stock=4)
