@@ -187,3 +187,20 @@ def test_verify_cache_remembers_successes_only() -> None:
         assert (cache.misses, cache.hits, len(cache)) == (4, 2, 1)
     finally:
         assert signatures.set_verify_cache(old) is cache
+
+
+def test_peak_rss_of_a_spawned_child_is_its_own() -> None:
+    """A ``spawn`` child's peak is its own, not its parent's at the fork (``ru_maxrss`` survives exec)."""
+    import multiprocessing as mp
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("VmHWM is Linux's")
+    ballast = bytearray(200 * 1024 * 1024)  # the parent holds 200 MiB when it starts the child
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        child = pool.apply(peak_rss_mib)
+    assert peak_rss_mib() > 200.0
+    assert child < 150.0, child
+    del ballast
