@@ -34,24 +34,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from phoneemu.net.capture import inet_checksum
+
 ROOT = Path(__file__).resolve().parents[1]
 CAPTURE = ROOT / "captures" / "first-boot-trusts-first-itl.pcap"
 MAC = "0A0000000001"
 FORMAT = 3  # bump when the synthesised file changes
 
 
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return int(~s & 0xFFFF)
-
-
 def _ipv4(src: bytes, dst: bytes, proto: int, l4: bytes) -> bytes:
     hdr = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 0, 0x4000, 64, proto, 0, src, dst))
-    struct.pack_into("!H", hdr, 10, _checksum(bytes(hdr)))
+    struct.pack_into("!H", hdr, 10, inet_checksum(bytes(hdr)))
     return bytes(hdr) + l4  # L4 checksums left 0: phoneemu does not check them (neither does a SPAN tap)
 
 

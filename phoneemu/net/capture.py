@@ -42,6 +42,7 @@ __all__ = [
     "PcapWriter",
     "TcpFlow",
     "UdpSink",
+    "inet_checksum",
     "read_pcap",
 ]
 
@@ -71,7 +72,8 @@ class UdpSink(Protocol):
     def udp(self, src: Endpoint, dst: Endpoint, payload: bytes, ts: float | None = None) -> None: ...
 
 
-def _checksum(data: bytes) -> int:
+def inet_checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071) of ``data``: IPv4 header, UDP/TCP with pseudo-header."""
     if len(data) % 2:
         data += b"\0"
     s: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
@@ -93,14 +95,14 @@ def _ip_packet(src: str, dst: str, proto: int, l4: bytearray, *, csum_at: int, i
         pseudo = s.packed + d.packed + struct.pack("!BBH", 0, proto, len(l4))
     else:
         pseudo = s.packed + d.packed + struct.pack("!IxxxB", len(l4), proto)
-    c = _checksum(pseudo + bytes(l4))
+    c = inet_checksum(pseudo + bytes(l4))
     if proto == _PROTO_UDP and c == 0:
         c = 0xFFFF
     struct.pack_into("!H", l4, csum_at, c)
     if s.version == 4:
         hdr = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), ident & 0xFFFF, 0x4000, 64,
                                     proto, 0, s.packed, d.packed))
-        struct.pack_into("!H", hdr, 10, _checksum(bytes(hdr)))
+        struct.pack_into("!H", hdr, 10, inet_checksum(bytes(hdr)))
         return bytes(hdr) + bytes(l4)
     return struct.pack("!IHBB16s16s", 0x60000000, len(l4), proto, 64, s.packed, d.packed) + bytes(l4)
 
