@@ -43,7 +43,7 @@ Rules (our conventions, stated in the README):
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -426,11 +426,14 @@ def _fleet_entries(root: Path, limit: int) -> list[Path]:
 
 
 async def predict_fleet(root: Path, new_files: Sequence[Path], *, profile: str | None, now: int,
-                        limit: int | None = None, **options: Any) -> list[FleetPhone]:
+                        limit: int | None = None, progress: Callable[[int, int], None] | None = None,
+                        **options: Any) -> list[FleetPhone]:
     """:func:`predict_boot` for every phone flash ``root/<MAC>`` (``phone.json`` names its MAC and
     profile; its ITL, CTL and config are the installed ones; ``profile`` overrides). The new files are
     gathered once (:class:`PredictInputs`); an entry that is not a phone's flash, or whose installed
-    files cannot be used, is skipped with the reason. PhoneEmuError for a bad ``root`` or new file."""
+    files cannot be used, is skipped with the reason; so is a second folder naming a MAC already
+    predicted (each phone counts once). ``progress(done, total)`` is called after every entry.
+    PhoneEmuError for a bad ``root`` or new file."""
     from phoneemu.crypto import signatures
 
     entries = _fleet_entries(root, MAX_FLEET if limit is None else limit)
@@ -438,19 +441,22 @@ async def predict_fleet(root: Path, new_files: Sequence[Path], *, profile: str |
     # identical signature checks (one new ITL against one installed generation) are made once
     old_cache = signatures.set_verify_cache(signatures.VerifyCache())
     try:
-        return await _predict_each(entries, inputs, profile=profile, now=now, **options)
+        return await _predict_each(entries, inputs, profile=profile, now=now, progress=progress, **options)
     finally:
         signatures.set_verify_cache(old_cache)
 
 
 async def _predict_each(entries: list[Path], inputs: PredictInputs, *, profile: str | None, now: int,
-                        **options: Any) -> list[FleetPhone]:
+                        progress: Callable[[int, int], None] | None, **options: Any) -> list[FleetPhone]:
     from phoneemu.phone.boot import decision_dict
     from phoneemu.phone.flash import CONFIG_FILE, CTL_FILE, ITL_FILE
     from phoneemu.phone.phone import PHONE_FILE, read_phone_file
 
     out: list[FleetPhone] = []
-    for d in entries:
+    seen: dict[str, str] = {}  # MAC -> the folder it was predicted from
+    for n, d in enumerate(entries):
+        if progress is not None and n:
+            progress(n, len(entries))
         if not d.is_dir():
             out.append(FleetPhone(entry=d.name, skipped="not a folder (not a phone's flash)"))
             continue
@@ -467,6 +473,11 @@ async def _predict_each(entries: list[Path], inputs: PredictInputs, *, profile: 
         if not isinstance(prof, str):
             out.append(FleetPhone(entry=d.name, mac=mac, skipped=f"{PHONE_FILE}: profile is not a name"))
             continue
+        if mac.upper() in seen:
+            out.append(FleetPhone(entry=d.name, mac=mac, skipped=f"MAC {mac} already predicted from "
+                                  f"{seen[mac.upper()]!r} (each phone counts once)"))
+            continue
+        seen[mac.upper()] = d.name
         held = {k: d / n if (d / n).is_file() else None
                 for k, n in (("itl", ITL_FILE), ("ctl", CTL_FILE), ("config", CONFIG_FILE))}
         try:
@@ -493,4 +504,6 @@ async def _predict_each(entries: list[Path], inputs: PredictInputs, *, profile: 
                                       "decisions": [{"rule": x.rule, "accepted": x.accepted, "file": x.file}
                                                     for x in rep.decisions],
                                       "notes": list(r.notes)}))
+    if progress is not None:
+        progress(len(entries), len(entries))
     return out

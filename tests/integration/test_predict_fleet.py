@@ -158,3 +158,22 @@ def test_fleet_bad_input_and_the_cap(lab: tuple[Path, Path, Path], tmp_path: Pat
     one = tmp_path / "one.json"
     assert main([*common, "--flash", str(fleet / NEW[0]), "--json-file", str(one), str(root)]) == 0
     assert json.loads(one.read_text())["mac"] == NEW[0]
+
+
+def test_fleet_counts_a_copied_phone_once_and_reports_progress(lab: tuple[Path, Path, Path],
+                                                               tmp_path: Path) -> None:
+    """A second folder naming a MAC already predicted (a copied flash) is skipped, so counts stay per
+    phone; ``progress`` sees every entry and ends at the total."""
+    fleet, root, _pem = lab
+    fleet = _copy(fleet, tmp_path / "fleet")
+    import shutil
+
+    shutil.copytree(fleet / OLD[0], fleet / "zz-copy-of-first")
+    seen: list[tuple[int, int]] = []
+    phones = run(predict_mod.predict_fleet(fleet, [root], profile=None, now=NOW,
+                                           progress=lambda done, total: seen.append((done, total))))
+    skipped = [p for p in phones if p.skipped]
+    assert [p.entry for p in skipped] == ["zz-copy-of-first"]
+    assert f"MAC {OLD[0]} already predicted from '{OLD[0]}'" in (skipped[0].skipped or "")
+    assert len([p for p in phones if not p.skipped]) == 5
+    assert seen[-1] == (6, 6) and [d for d, _ in seen] == sorted(d for d, _ in seen)
