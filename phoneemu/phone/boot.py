@@ -332,7 +332,6 @@ class _Boot:
         self.encrypted = False
         self.firmware = "none"
         self.static: dict[str, str] = {}
-        self._tvs_seen: set[bool] = set()
 
     # ------------------------------------------------------------------ recording
     def now(self) -> int:
@@ -399,25 +398,17 @@ class _Boot:
         self.note("transport", f"{fail.error.kind}: {fail.error.message}", file=name)
         self.show(transport_status(fail.error))
 
-    def _accept_tvs_server(self, der: bytes | None) -> bool:
-        """§E.1: the TVS certificate must match an ITL TVS record (:func:`rules.tvs_server_trusted`)."""
-        ok = rules.tvs_server_trusted(self.store, der)
-        self._tvs_seen.add(ok)
-        if not ok:
-            self.note("tvs", "TVS server certificate is not an ITL TVS record: not used (spec E.1)")
-        return ok
-
     async def ask_tvs(self, key: QueryKey) -> TvsResult:
         servers = self.store.tvs_servers
         self.tvs_used = True
         where = ", ".join(f"{s.host}:{s.port}" for s in servers)
         self.note("tvs", f"QUERY {key.subject} (serial {key.serial.hex().upper()}) to {where}")
-        self._tvs_seen = set()
+        check = rules.TvsServerCheck(self.store, on_refused=lambda: self.note(
+            "tvs", "TVS server certificate is not an ITL TVS record: not used (spec E.1)"))
         try:
-            answer = await self.tvs(servers, key, device_name=self.device_name,
-                                    accept_server=self._accept_tvs_server)
+            answer = await self.tvs(servers, key, device_name=self.device_name, accept_server=check)
         except TransportError as exc:
-            if self._tvs_seen == {False}:  # servers were reached, and every one was refused
+            if check.refused:  # servers were reached, and every one was refused
                 self.note("tvs", f"no trusted TVS server ({exc.kind}): {exc.message}")
                 return TvsStatus.SERVER_UNTRUSTED
             self.note("tvs", f"TVS unreachable ({exc.kind}): {exc.message}")

@@ -60,24 +60,6 @@ class HttpsResult:
     body: bytes = b""
 
 
-class _TvsServerCheck:
-    """§E.1: the TVS certificate must match an ITL TVS record (:func:`rules.tvs_server_trusted`);
-    remembers the verdicts: servers reached and every one refused → ``TvsStatus.SERVER_UNTRUSTED``."""
-
-    def __init__(self, store: TrustStore) -> None:
-        self.store = store
-        self.seen: set[bool] = set()
-
-    @property
-    def refused(self) -> bool:
-        return self.seen == {False}
-
-    def __call__(self, der: bytes | None) -> bool:
-        ok = rules.tvs_server_trusted(self.store, der)
-        self.seen.add(ok)
-        return ok
-
-
 async def _verify(store: TrustStore, cert_der: bytes, *, device_name: str, versions: Sequence[str],
                   keylog: str | None, timeout: float, events: EventLog, now: int, mac: str) -> TvsResult:
     from phoneemu.net.tvs_client import tvs_verify
@@ -85,7 +67,7 @@ async def _verify(store: TrustStore, cert_der: bytes, *, device_name: str, versi
     servers = store.tvs_servers
     where = ", ".join(f"{s.host}:{s.port}" for s in servers)
     events.add(Event(time=now, phone=mac, kind="tvs", detail=f"VERIFY HTTPS server certificate to {where}"))
-    check = _TvsServerCheck(store)
+    check = rules.TvsServerCheck(store)
     try:
         reply = await tvs_verify(servers, device_name, cert_der, timeout=timeout,
                                  tls=phone_client_context(versions, keylog), accept_server=check)

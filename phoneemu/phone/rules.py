@@ -173,7 +173,7 @@ from __future__ import annotations
 
 import datetime as dt
 import string
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Literal, Protocol
 
 from cryptography import x509
@@ -197,6 +197,7 @@ __all__ = [
     "HTTPS_ROLES",
     "TFTP_ROLES",
     "TrustKind",
+    "TvsServerCheck",
     "config_request_names",
     "decide_auto_registration",
     "decide_capf_server",
@@ -360,6 +361,28 @@ def tvs_server_trusted(store: TrustStore, cert_der: bytes | None) -> bool:
     except DecodeError:
         return False
     return any(record_matches_peer(r, cert_der, cert) for r in _records(store.itl) if r.role == Role.TVS)
+
+
+class TvsServerCheck:
+    """§E.1 for one TVS exchange: the ``accept_server`` callback (:func:`tvs_server_trusted` per server
+    tried); it keeps the verdicts, so that "servers were reached and every one was refused" (``refused``:
+    ``TvsStatus.SERVER_UNTRUSTED``) is told apart from "unreachable". ``on_refused`` is called per refusal."""
+
+    def __init__(self, store: TrustStore, on_refused: Callable[[], None] | None = None) -> None:
+        self.store = store
+        self.on_refused = on_refused
+        self.seen: set[bool] = set()
+
+    @property
+    def refused(self) -> bool:
+        return self.seen == {False}
+
+    def __call__(self, der: bytes | None) -> bool:
+        ok = tvs_server_trusted(self.store, der)
+        self.seen.add(ok)
+        if not ok and self.on_refused is not None:
+            self.on_refused()
+        return ok
 
 
 def _records(tl: TrustList) -> Iterable[TrustRecord]:
