@@ -371,6 +371,9 @@ def _help(parser: argparse.ArgumentParser) -> int:
 
 
 def _init(args: argparse.Namespace) -> int:
+    if args.seed is not None:  # seeded RSA keys are made in pure Python: say why it takes seconds
+        print("creating the cluster's identities (seeded keys are made in pure Python: a few seconds)...",
+              file=sys.stderr, flush=True)
     cluster = LabCluster.init(args.dir, seed=args.seed, name=args.name, host=args.host, nodes=args.nodes,
                               itlrecovery_years=args.itlrecovery_years, upgraded=args.upgraded,
                               key_spec=args.key, load=args.load, now=args.now, https_key=args.https_key)
