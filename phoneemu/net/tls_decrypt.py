@@ -406,14 +406,9 @@ def _application_data_13(records: list[_Record], secret: bytes, suite: tuple[str
 
 def _decrypt_13(client: list[_Record], server: list[_Record], ch: _Hello, sh: _Hello,
                 keylog: KeyLog) -> DecryptedTls:
-    suite = SUITES_13.get(sh.suite)
-    if suite is None:
-        raise DecodeError(f"TLS 1.3 cipher suite 0x{sh.suite:04x} not supported", fmt=FMT,
-                          path="server_hello.suite")
-    found = keylog.traffic.get(ch.random, {})
-    if any(label not in found for label in _TLS13_LABELS):
-        raise DecodeError(f"no TLS 1.3 traffic secrets in the key log for client random "
-                          f"{ch.random.hex()[:16]}...", fmt=FMT, path="client_hello.random")
+    """After :func:`_unopenable` found nothing wrong: the suite is known and the secrets are logged."""
+    suite = SUITES_13[sh.suite]
+    found = keylog.traffic[ch.random]
     return DecryptedTls(
         client_data=_application_data_13(client, found["CLIENT_TRAFFIC_SECRET_0"], suite, "client"),
         server_data=_application_data_13(server, found["SERVER_TRAFFIC_SECRET_0"], suite, "server"),
@@ -469,15 +464,7 @@ def decrypt_tls(client_stream: bytes, server_stream: bytes,
         raise problem
     if sh.tls13:
         return _decrypt_13(client, server, ch, sh, log)
-    suite = SUITES.get(sh.suite)
-    if suite is None:
-        raise DecodeError(f"cipher suite 0x{sh.suite:04x} not supported", fmt=FMT, path="server_hello.suite")
-    if sh.version not in _VERSIONS:
-        raise DecodeError(f"version 0x{sh.version:04x} not supported", fmt=FMT, path="server_hello.version")
-    master = log.masters.get(ch.random)
-    if master is None:
-        raise DecodeError(f"no key-log entry for client random {ch.random.hex()[:16]}...", fmt=FMT,
-                          path="client_hello.random")
+    suite, master = SUITES[sh.suite], log.masters[ch.random]  # known and logged: _unopenable said so
     ckeys, skeys = _key_block(sh.version, suite, master, ch.random, sh.random)
     etm = sh.etm and suite.mode == "cbc"
     return DecryptedTls(
