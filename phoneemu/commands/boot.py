@@ -167,7 +167,7 @@ def add_offline_phone_options(p: Any, *, now_help: str) -> None:
                    help="firmware image-signing certificate the phone trusts (repeatable)")
     p.add_argument("--tvs-cert", type=Path, action="append", default=[], metavar="PEM",
                    help="the offline TVS vouches for these certificates (repeatable; other queries get "
-                   "'not found'); without it TVS is unreachable")
+                   "'not found'); without it TVS is unreachable (predict: unless --tvs-reachable)")
     p.add_argument("--tvs-roles", default="0,2", metavar="CODES",
                    help="roles the offline TVS gives --tvs-cert certificates (default 0,2: SAST, CCM+TFTP)")
 

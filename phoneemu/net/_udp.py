@@ -70,40 +70,30 @@ class UdpSocket:
             self._sockname = self.sock.getsockname()
         return self._sockname
 
-    def _ready_one(self) -> None:
-        """:meth:`_ready` for ``max_batch=1`` (client sockets: one datagram in flight), without the loop."""
+    def _ready_one(self) -> bool:
+        """Receive and hand over one datagram; False when there is nothing more to read now (or the
+        socket is closed). The reader of client sockets (``max_batch=1``: one datagram in flight)."""
         if self.closed:
-            return
+            return False
         try:
             data, addr = self.sock.recvfrom(65536)
         except (BlockingIOError, InterruptedError):
-            return
+            return False
         except OSError as exc:  # e.g. ECONNREFUSED from an ICMP port unreachable
             if self.on_error is not None:
                 self.on_error(exc)
-            return
+            return False
         try:
             self.on_datagram(data, addr)
         except Exception:
             _log.exception("udp: handler failed for datagram from %s", addr[:2])
+        return True
 
     def _ready(self) -> None:
-        recv = self.sock.recvfrom
+        """At most ``max_batch`` datagrams per wake-up (servers): a busy socket cannot starve the loop."""
         for _ in range(self.max_batch):
-            if self.closed:
+            if not self._ready_one():
                 return
-            try:
-                data, addr = recv(65536)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:  # e.g. ECONNREFUSED from an ICMP port unreachable
-                if self.on_error is not None:
-                    self.on_error(exc)
-                return
-            try:
-                self.on_datagram(data, addr)
-            except Exception:
-                _log.exception("udp: handler failed for datagram from %s", addr[:2])
 
     def sendto(self, data: bytes, addr: Addr) -> None:
         if self.closed:
