@@ -211,6 +211,7 @@ __all__ = [
     "encrypted_config_missing",
     "https_query_key",
     "query_key",
+    "readable_records",
     "record_matches_peer",
     "signed_file_name_problem",
     "static_request_name",
@@ -347,7 +348,7 @@ def tvs_usable(store: TrustStore, profile: PhoneProfile) -> bool:
     server's certificate can be checked against — a certificate or a key (spec §E.7.5, §E.1, §G.5)."""
     if not profile.tvs_enabled or not store.tvs_servers or store.itl is None:
         return False
-    return any(_identifies_peer(r) for r in _records(store.itl) if r.role == Role.TVS)
+    return any(_identifies_peer(r) for r in readable_records(store.itl) if r.role == Role.TVS)
 
 
 def tvs_server_trusted(store: TrustStore, cert_der: bytes | None) -> bool:
@@ -360,7 +361,8 @@ def tvs_server_trusted(store: TrustStore, cert_der: bytes | None) -> bool:
         cert = certs.load_cert_der(cert_der)
     except DecodeError:
         return False
-    return any(record_matches_peer(r, cert_der, cert) for r in _records(store.itl) if r.role == Role.TVS)
+    return any(record_matches_peer(r, cert_der, cert)
+               for r in readable_records(store.itl) if r.role == Role.TVS)
 
 
 class TvsServerCheck:
@@ -385,7 +387,8 @@ class TvsServerCheck:
         return ok
 
 
-def _records(tl: TrustList) -> Iterable[TrustRecord]:
+def readable_records(tl: TrustList) -> Iterable[TrustRecord]:
+    """The records of ``tl`` that decode (a broken record is skipped: it matches nothing)."""
     for i in range(len(tl)):
         try:
             yield tl.record(i)
@@ -955,7 +958,7 @@ def decide_secure_transport(store: TrustStore, cfg: DeviceConfig, *, profile: Ph
     if cfg.device_security_mode <= 1:
         return None
     ccm = frozenset({Role.CCM, Role.CCM_TFTP})
-    if store.ctl is not None and any(r.role in ccm and not r.is_empty for r in _records(store.ctl)):
+    if store.ctl is not None and any(r.role in ccm and not r.is_empty for r in readable_records(store.ctl)):
         return d("G.9-tls-with-ctl", True, "CTL holds a CUCM certificate: TLS", "use-tls")
     if attempts < profile.secure_mode_attempts:
         return d("G.9-retry-trust-file", False, f"secure mode without a trust list: attempt {attempts + 1} "
@@ -1000,7 +1003,7 @@ def _https_in_lists(store: TrustStore, profile: PhoneProfile, cert_der: bytes,
     for tl in (store.ctl, store.itl if profile.sbd else None):
         if tl is None:
             continue
-        for rec in _records(tl):
+        for rec in readable_records(tl):
             if rec.role in HTTPS_ROLES and record_matches_peer(rec, cert_der, cert):
                 return rec
     return None
@@ -1108,7 +1111,7 @@ def decide_capf_server(store: TrustStore, cert_der: bytes | None, *, profile: Ph
     for tl in (store.ctl, store.itl if profile.sbd else None):
         if tl is None:
             continue
-        if any(r.role in CAPF_ROLES and record_matches_peer(r, cert_der, cert) for r in _records(tl)):
+        if any(r.role in CAPF_ROLES and record_matches_peer(r, cert_der, cert) for r in readable_records(tl)):
             return accept("F.1-capf-cert-in-trust-list", f"CAPF certificate is a CAPF record of the "
                           f"{'CTL' if tl is store.ctl else 'ITL'}", who)
     if not tvs_usable(store, profile):

@@ -237,17 +237,6 @@ def _tvs_notes(tvs_certs: Sequence[Any], config: AcceptedConfig | None,
     return []
 
 
-def _iter_records(tl: Any) -> list[Any]:
-    """The records of ``tl`` that parse (a broken one is the boot's business)."""
-    out = []
-    for i in range(len(tl)):
-        try:
-            out.append(tl.record(i))
-        except PhoneEmuError:
-            continue
-    return out
-
-
 def _record_hosts(r: Any) -> set[str]:
     import ipaddress
 
@@ -261,12 +250,13 @@ def _inferred_tvs_certs(new_itl: Any, installed_itl: Any) -> dict[str, list[byte
     """Address → certificates (DER) the TVS there presents now, read from the new ITL (module rules):
     TVS records whose subject is also a TVS record subject of the installed ITL (the same cluster)."""
     from phoneemu.formats.trustlist import Role
+    from phoneemu.phone import rules
 
     if new_itl is None or installed_itl is None:
         return {}
-    known = {r.subject for r in _iter_records(installed_itl) if r.role == Role.TVS and r.subject}
+    known = {r.subject for r in rules.readable_records(installed_itl) if r.role == Role.TVS and r.subject}
     out: dict[str, list[bytes]] = {}
-    for r in _iter_records(new_itl):
+    for r in rules.readable_records(new_itl):
         if r.role == Role.TVS and r.certificate and r.subject in known:
             for host in _record_hosts(r):
                 out.setdefault(host, []).append(r.certificate)
