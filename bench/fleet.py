@@ -7,9 +7,12 @@ config (``Prestate``), so each boot is
     CTLSEP<MAC>.tlv  → signer (new ITLRecovery) unknown → TVS QUERY over TLS → G.3.4-vouched-by-tvs
     ITLSEP<MAC>.tlv  → G.3.2-signed-by-ctl
     SEP<MAC>.cnf.xml.sgn → G.4-signed-by-ctl-tftp (config accepted)
+    g3-tones.xml.sgn, AppDialRules.xml.sgn → G.4 (the static files the config names, seed "File
+                                             Authentication"; one download each, shared verification)
 
 i.e. CTL + ITL + signed config + one TVS lookup (one full TLS handshake, no resumption) per phone,
-with the same ``Phone.boot`` code a single phone runs. A cp-8861 speaks TLS 1.2 and gets
+plus the two signed static files a real phone then fetches (5 TFTP transfers in all), with the same
+``Phone.boot`` code a single phone runs. A cp-8861 speaks TLS 1.2 and gets
 AES256-GCM-SHA384 (RSA key transport) from the lab TVS's CUCM 14 cipher list (spec §E.1); TFTP
 uses 512-byte blocks unless ``--blksize`` (phones seen on the wire ask for no option). Files come
 over TFTP, like the baseline's; ``--http`` lets the storm's phones fetch over HTTP 6970 first, as a
