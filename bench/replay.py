@@ -16,8 +16,14 @@ those of the replay of the clean committed capture (``same_decisions``).
 
 ``--code DIR`` runs the phoneemu found in DIR (e.g. an untouched clone, for before/after figures).
 
+``--adversarial CONNS`` instead builds a capture made to exceed the overall budget of buffered bytes:
+the phones' packets, then CONNS HTTP 6970 connections of other clients open at once, each response
+(``--adversarial-kib`` KiB, default 1024) missing its first segment, so that every byte waits out of
+order (within the 8 MiB per-direction cap) and the connections never end; ``--max-memory`` is passed on.
+
     python bench/replay.py --sizes 50,500
     python bench/replay.py --sizes 50 --code /tmp/old-clone --json
+    python bench/replay.py --adversarial 600 --code /tmp/old-clone
 """
 
 from __future__ import annotations
@@ -156,10 +162,41 @@ def synthesise(size_mb: int, folder: Path, seed: int = 1) -> Path:
     return target
 
 
-def _peak_rss_run(code: Path, capture: Path, mac: str) -> dict[str, Any]:
+def synthesise_adversarial(conns: int, kib: int, folder: Path) -> Path:
+    """The phones' capture, then ``conns`` connections each holding ``kib`` KiB out of order (module doc)."""
+    target = folder / f"adversarial-{conns}x{kib}KiB-v{FORMAT}.pcap"
+    if target.exists():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    phone, linktype = _phone_records(CAPTURE)
+    t = phone[-1][0] + 1.0
+    tmp = target.with_suffix(".part")
+    body = bytes(kib * 1024)
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, linktype))
+        for _ts, record in phone:
+            f.write(record)
+
+        def put(pkt: bytes) -> None:
+            f.write(struct.pack("<IIII", int(t), 0, len(pkt), len(pkt)) + pkt)
+        server = bytes([10, 9, 0, 11])
+        clients = [(bytes([10, 5, i >> 8 & 255, i & 255 or 1]), 20000 + i % 40000) for i in range(conns)]
+        resp = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+        for src, sport in clients:
+            put(_tcp(src, server, sport, 6970, 1000, 0, 0x02))
+            put(_tcp(server, src, 6970, sport, 5000, 1001, 0x12))
+            put(_tcp(src, server, sport, 6970, 1001, 5001, 0x18, b"GET /ITLFile.tlv HTTP/1.1\r\n\r\n"))
+        for at in range(1460, len(resp), 1460):  # round robin: every connection open at once
+            for src, sport in clients:
+                put(_tcp(server, src, 6970, sport, 5001 + at, 1030, 0x18, resp[at:at + 1460]))
+    tmp.rename(target)
+    return target
+
+
+def _peak_rss_run(code: Path, capture: Path, mac: str, extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """Run ``phoneemu replay`` in a child; its own peak RSS comes from ``wait4`` on it."""
     env = dict(os.environ, PYTHONPATH=str(code))
-    cmd = [sys.executable, "-m", "phoneemu", "replay", str(capture), "--mac", mac, "--json"]
+    cmd = [sys.executable, "-m", "phoneemu", "replay", str(capture), "--mac", mac, "--json", *extra]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, cwd=code)
@@ -198,7 +235,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "phoneemu-bench-replay",
                     help="where the synthesised captures are kept")
     ap.add_argument("--json", action="store_true", help="one JSON line")
+    ap.add_argument("--adversarial", type=int, metavar="CONNS", help="the adversarial capture (module doc)")
+    ap.add_argument("--adversarial-kib", type=int, default=1024, metavar="KIB",
+                    help="KiB held out of order per connection (default 1024)")
+    ap.add_argument("--max-memory", type=int, metavar="MIB", help="passed on to phoneemu replay")
     args = ap.parse_args(argv)
+    if args.adversarial:
+        return _adversarial(args)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     clean = _peak_rss_run(args.code, CAPTURE, args.mac)
     want = _decisions(clean["stdout"])
@@ -228,6 +271,26 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(doc))
     else:
         print(f"clean capture: {clean['seconds']:.2f} s, peak RSS {doc['clean_capture']['peak_rss_mib']} MiB")
+    return 0
+
+
+def _adversarial(args: argparse.Namespace) -> int:
+    capture = synthesise_adversarial(args.adversarial, args.adversarial_kib, args.dir)
+    extra = ("--max-memory", str(args.max_memory)) if args.max_memory else ()
+    r = _peak_rss_run(args.code, capture, args.mac, extra)
+    warnings = [line for line in r["stderr"].splitlines() if "overall budget" in line]
+    doc = {"bench": "replay-adversarial", "code": str(args.code), "connections": args.adversarial,
+           "kib_each": args.adversarial_kib, "file_bytes": capture.stat().st_size,
+           "seconds": round(r["seconds"], 2), "peak_rss_mib": round(r["rss_kib"] / 1024, 1),
+           "exit": r["exit"],
+           "budget_warnings": len(warnings), "last_warning": warnings[-1] if warnings else None}
+    if args.json:
+        print(json.dumps(doc))
+    else:
+        print(f"{args.adversarial} connections x {args.adversarial_kib} KiB out of order "
+              f"({doc['file_bytes'] / 1e6:.0f} MB): replay {doc['seconds']} s, "
+              f"peak RSS {doc['peak_rss_mib']} MiB, "
+              f"exit {r['exit']}, {len(warnings)} overall-budget warning(s)")
     return 0
 
 

@@ -15,11 +15,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from phoneemu.commands._argtypes import positive_int
 from phoneemu.commands.boot import add_offline_phone_options, offline_boot_lines, pem_certificates, tvs_roles
 from phoneemu.errors import PhoneEmuError
 from phoneemu.formats.config import normalise_mac
 from phoneemu.net.tls_decrypt import KeyLog, read_keylog
-from phoneemu.scenario.replay import CaptureIndex, ReplayResult, boot_count, replay_phone
+from phoneemu.scenario.replay import MAX_MEMORY, CaptureIndex, Limits, ReplayResult, boot_count, replay_phone
 from phoneemu.scenario.replay_tvs import TvsCapture, scan_capture
 
 __all__ = ["register"]
@@ -44,7 +45,9 @@ boots can use are kept (--list keeps no file contents, lists at most 100,000 dow
 flow: 32 MiB per downloaded file (else too-large), 8 MiB of out-of-order TCP data per direction
 (else the stream ends there), 4 MiB per direction of a TLS connection (else not decrypted),
 65,536 open TFTP transfers and as many open TCP connections (the least recently active ends
-early). A cap that is hit is a warning on stderr naming the flow and the capture offset.
+early). Overall, the open flows hold at most --max-memory MiB (default 256) of buffered bytes:
+beyond, the least recently active flows holding any end early, as they stand. A cap that is hit
+is a warning on stderr naming the flow and the capture offset.
 """
 
 
@@ -60,6 +63,9 @@ def register(sub: Any) -> None:
     p.add_argument("--keylog", type=Path, metavar="FILE",
                    help="TLS key log of the capture (SSLKEYLOGFILE format, as --capture and lab serve "
                    "--keylog write it): decrypt the TVS exchanges and answer as TVS did in the capture")
+    p.add_argument("--max-memory", type=positive_int, metavar="MiB",
+                   help=f"bytes all open flows may buffer together, in MiB (default {MAX_MEMORY >> 20}): "
+                   "beyond, the least recently active flows end early, each with a warning")
     p.add_argument("--list", action="store_true", help="list the phones and files in the capture")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=handler)
@@ -130,7 +136,8 @@ def handler(args: argparse.Namespace) -> int:
     mac = normalise_mac(args.mac) if not args.list else None
     if args.list and secrets is None:
         secrets = KeyLog()  # --list --json names each TLS connection and why it is not decrypted
-    scan = scan_capture(args.capture, mac=mac, secrets=secrets)  # one pass, bounded memory
+    limits = Limits(max_memory=args.max_memory << 20) if args.max_memory is not None else None
+    scan = scan_capture(args.capture, mac=mac, secrets=secrets, limits=limits)  # one pass, bounded memory
     for text in scan.warnings:
         print(f"replay: warning: {text}", file=sys.stderr)
     index, tvs_capture = scan.index, scan.tvs

@@ -23,11 +23,23 @@ adds how they are kept bounded:
   connection is reported as not decrypted, naming the direction and the offsets. A connection the
   key log cannot open (told by its two hellos: no secrets, unknown suite or version) keeps nothing
   past them and is reported as before.
+* **Overall budget** (``max_memory``, default :data:`MAX_MEMORY`): the per-flow caps bound one flow,
+  this bounds them all together. Every byte a flow holds is counted where it is buffered (TFTP
+  blocks of a kept download, out-of-order TCP segments, bytes not yet classified, HTTP heads and
+  kept bodies, TLS streams), each held piece also :data:`PIECE_COST` bytes for Python's bookkeeping
+  (so that one-byte segments cannot hide their cost). After each packet, while the total exceeds
+  the budget, the least recently active flow holding any bytes ends as it stands (as at the end of
+  the capture: a TFTP transfer ``incomplete``, an HTTP response ``incomplete``, a TLS connection
+  decrypted as far as it goes), with a warning naming the flow, the capture offset and the budget;
+  the late packets of an ended TCP connection are ignored. A finished download's bytes leave the
+  budget (they are the scan's result, kept only when wanted). So the bytes held never exceed the
+  budget plus one packet; a flow's fixed state (a few hundred bytes) is bounded by ``max_flows``.
 """
 
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import re
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -35,14 +47,14 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import unquote
 
-from phoneemu.errors import DecodeError
+from phoneemu.errors import DecodeError, PhoneEmuError
 from phoneemu.net.capture import FIN, RST, SYN, PcapPacket
 from phoneemu.net.tftp_codec import DEFAULT_BLKSIZE, Data, Error, OptionAck, ReadRequest, WriteRequest, decode
 from phoneemu.values import parse_ascii_int
 
 __all__ = [
-    "MAX_FILE", "MAX_FLOWS", "MAX_STREAM", "MAX_TLS_STREAM", "MAX_UNCLASSIFIED", "Download", "Endpoint",
-    "FlowScanner", "Limits", "TlsSink", "mac_of",
+    "MAX_FILE", "MAX_FLOWS", "MAX_MEMORY", "MAX_STREAM", "MAX_TLS_STREAM", "MAX_UNCLASSIFIED", "PIECE_COST",
+    "Download", "Endpoint", "FlowScanner", "Limits", "TlsSink", "mac_of",
 ]
 
 Endpoint = tuple[str, int]
@@ -56,6 +68,11 @@ MAX_FLOWS = 65_536
 """TFTP transfers open at once, and TCP connections open at once."""
 MAX_UNCLASSIFIED = 64 * 1024
 """Bytes per direction held before a TCP connection is known to be HTTP, TLS or neither."""
+MAX_MEMORY = 256 * 1024 * 1024
+"""Bytes held by all open flows together (module rules, "Overall budget")."""
+PIECE_COST = 160
+"""What one held piece counts against the overall budget besides its bytes: CPython's bookkeeping
+of a segment waiting or a piece's time (a tuple, an int, a float, a bytes header, a list slot)."""
 _MAX_HEAD = 16 * 1024
 _MAX_CHUNK_LINE = 1024
 _MAX_REQUESTS = 10_000
@@ -72,12 +89,21 @@ def mac_of(name: str) -> str | None:
 
 @dataclass(frozen=True, kw_only=True)
 class Limits:
-    """The caps of a capture scan (module rules); every one is per flow except ``max_flows``."""
+    """The caps of a capture scan (module rules); every one is per flow except ``max_flows`` and
+    ``max_memory`` (the overall budget)."""
 
     max_file: int = MAX_FILE
     max_stream: int = MAX_STREAM
     max_tls_stream: int = MAX_TLS_STREAM
     max_flows: int = MAX_FLOWS
+    max_memory: int = MAX_MEMORY
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise PhoneEmuError(f"Limits.{f.name}: expected a positive integer, got {value!r}",
+                                    path=f"limits.{f.name}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,12 +168,63 @@ def _ep(e: Endpoint) -> str:
     return f"{e[0]}:{e[1]}"
 
 
+# --------------------------------------------------------------------------- the overall budget
+class _Flow:
+    """A TFTP transfer or a TCP connection: what its buffers hold, counted against the budget."""
+
+    __slots__ = ("budget", "held")
+
+    def __init__(self, budget: _Budget | None) -> None:
+        self.budget = budget
+        self.held = 0
+
+    def charge(self, n: int) -> None:
+        """The flow's buffers hold ``n`` bytes more (fewer when negative)."""
+        if self.budget is not None and n:
+            self.budget.charge(self, n)
+
+
+class _Budget:
+    """The overall budget (module rules): the bytes every open flow holds, and the flows that hold
+    any, least recently active first."""
+
+    __slots__ = ("holders", "limit", "peak", "total")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.total = 0
+        self.peak = 0
+        self.holders: OrderedDict[_Flow, None] = OrderedDict()
+
+    def charge(self, flow: _Flow, n: int) -> None:
+        flow.held += n
+        self.total += n
+        if flow.held > 0:
+            if flow not in self.holders:
+                self.holders[flow] = None  # charged while its packet is fed: the most recently active
+            self.peak = max(self.peak, self.total)
+        else:
+            self.holders.pop(flow, None)
+
+    def touch(self, flow: _Flow) -> None:
+        """A packet of ``flow`` was seen."""
+        if flow.held:
+            self.holders.move_to_end(flow)
+
+    def release(self, flow: _Flow) -> None:
+        """``flow`` ended: its buffers are gone (what it downloaded went to the sink)."""
+        self.total -= flow.held
+        flow.held = 0
+        self.holders.pop(flow, None)
+
+
 # --------------------------------------------------------------------------- TFTP
-class _Tftp:
+class _Tftp(_Flow):
     __slots__ = ("blksize", "blocks", "client", "detail", "end", "keep", "name", "order", "outcome", "parts",
                  "server", "size", "start", "tid")
 
-    def __init__(self, rrq: ReadRequest, pkt: PcapPacket, keep: bool) -> None:
+    def __init__(self, rrq: ReadRequest, pkt: PcapPacket, keep: bool, budget: _Budget | None = None) -> None:
+        super().__init__(budget)
         self.name = rrq.filename
         self.client = (pkt.src, pkt.sport)
         self.server = (pkt.dst, pkt.dport)
@@ -185,12 +262,14 @@ class _Tftp:
             self.size += len(msg.data)
             if self.size > max_file:
                 self.outcome, self.parts = "too-large", []
+                self.charge(-self.held)
                 self.detail = f"more than {max_file} bytes"
                 warn(f"{self.flow()}: more than {max_file} bytes (the per-file cap) at block {self.blocks}, "
                      f"capture offset {pkt.offset}: download reported too-large")
                 return
             if self.keep:
                 self.parts.append(msg.data)
+                self.charge(len(msg.data) + PIECE_COST)
             if len(msg.data) < self.blksize:
                 self.outcome = "ok"
         elif isinstance(msg, Error):
@@ -202,14 +281,19 @@ class _Tftp:
             self.outcome = "error"
             self.detail = f"client aborted: TFTP error {msg.code}: {msg.message}"
 
-    def finish(self) -> Download:
+    def finish(self, early: str = "") -> Download:
+        """The transfer as it ended; ``early``: why it was ended before its end (appended to the detail)."""
         outcome, detail = self.outcome, self.detail
         if outcome is None:
             outcome = "incomplete" if self.tid is not None else "no-reply"
             detail = f"{self.blocks} block(s) received, last block missing" if self.tid is not None \
                 else "no answer from the server"
+            if early:
+                detail = f"{detail}; {early}"
         data = b"".join(self.parts) if outcome == "ok" and self.keep else None
         self.parts = []
+        if self.budget is not None:
+            self.budget.release(self)
         return Download(name=self.name, protocol="tftp", client=self.client, server=self.server,
                         start=self.start, end=self.end, outcome=outcome, data=data, detail=detail,
                         order=self.order, size=self.size if outcome == "ok" else None)
@@ -219,9 +303,11 @@ class _Tftp:
 class _Stream:
     """One direction of a TCP connection, delivered in order to ``sink(offset, ts, data)``."""
 
-    __slots__ = ("base", "fin", "isn", "next", "overflow", "pending", "pending_bytes", "seen_payload", "sink")
+    __slots__ = ("base", "charge", "fin", "isn", "next", "overflow", "pending", "pending_bytes",
+                 "seen_payload", "sink")
 
-    def __init__(self) -> None:
+    def __init__(self, charge: Callable[[int], None]) -> None:
+        self.charge = charge  # the connection's share of the overall budget
         self.isn: int | None = None
         self.base: int | None = None  # sequence number of stream offset 0
         self.next = 0  # stream offset of the next byte in order
@@ -251,12 +337,14 @@ class _Stream:
         if rel > self.next:
             if self.pending_bytes + len(pkt.payload) > cap:
                 self.overflow = True
+                self.charge(-(self.pending_bytes + PIECE_COST * len(self.pending)))
                 self.pending, self.pending_bytes = [], 0
                 warn(f"{flow()}: more than {cap} out-of-order bytes waiting for stream offset {self.next} "
                      f"(the per-direction cap), capture offset {pkt.offset}: the stream ends there")
                 return
             self.pending.append((rel, pkt.ts, pkt.payload))
             self.pending_bytes += len(pkt.payload)
+            self.charge(len(pkt.payload) + PIECE_COST)
             return
         self._deliver(rel, pkt.ts, pkt.payload)
         if self.pending:
@@ -264,6 +352,7 @@ class _Stream:
             while self.pending and self.pending[0][0] <= self.next:
                 prel, pts, pdata = self.pending.pop(0)
                 self.pending_bytes -= len(pdata)
+                self.charge(-(len(pdata) + PIECE_COST))
                 if prel + len(pdata) > self.next:
                     self._deliver(prel, pts, pdata)
 
@@ -283,9 +372,10 @@ class _Stream:
 class _Buffer:
     """Bytes of one direction not yet consumed, with the capture time of each delivered piece."""
 
-    __slots__ = ("base", "data", "times")
+    __slots__ = ("base", "charge", "data", "times")
 
-    def __init__(self) -> None:
+    def __init__(self, charge: Callable[[int], None]) -> None:
+        self.charge = charge  # the connection's share of the overall budget
         self.base = 0  # stream offset of data[0]
         self.data = bytearray()
         self.times: list[tuple[int, float]] = []
@@ -295,6 +385,7 @@ class _Buffer:
             self.base = at
         self.times.append((at, ts))
         self.data += piece
+        self.charge(len(piece) + PIECE_COST)
 
     def time_at(self, offset: int, default: float) -> float:
         i = bisect.bisect_right(self.times, (offset, float("inf"))) - 1
@@ -308,7 +399,13 @@ class _Buffer:
         i = bisect.bisect_right(self.times, (self.base, float("inf"))) - 1
         if i > 0:
             del self.times[:i]
+        self.charge(-(len(out) + PIECE_COST * max(i, 0)))
         return out
+
+    def clear(self) -> None:
+        """Drop every byte held (the stream is not parsed further, or the connection ended)."""
+        self.charge(-(len(self.data) + PIECE_COST * len(self.times)))
+        self.base, self.data, self.times = 0, bytearray(), []
 
 
 def _head(buf: bytearray) -> tuple[str, dict[str, str], int] | bool | None:
@@ -343,7 +440,7 @@ class _Http:
         self.conn, self.client = conn, client
         self.server = conn.ends[1] if conn.ends[0] == client else conn.ends[0]
         self.sink, self.limits, self.warn = sink, limits, warn
-        self.creq, self.sresp = _Buffer(), _Buffer()
+        self.creq, self.sresp = _Buffer(conn.charge), _Buffer(conn.charge)
         self.cbroken = False
         self.nrequests = 0
         self.requests: deque[_Request] = deque()
@@ -385,7 +482,7 @@ class _Http:
             self.sink.request(name, self.client, self.server, t0)
             self.requests.append(_Request(parts[0], name, t0, self.sink.want_data(name)))
         if self.cbroken:
-            self.creq = _Buffer()
+            self.creq.clear()
         self._pump(offset)
 
     # -- server side
@@ -406,7 +503,7 @@ class _Http:
         are then incomplete rather than unanswered)."""
         self.sbroken = why
         self.leftover = leftover
-        self.sresp = _Buffer()
+        self.sresp.clear()
 
     def _emit(self, outcome: str, data: bytes | None, detail: str, req: _Request, *, t1: float,
               size: int | None = None) -> None:
@@ -419,7 +516,7 @@ class _Http:
         assert self.cur is not None
         req, outcome, detail, t1 = self.cur
         self._emit(outcome, bytes(self.body), detail, req, t1=t1, size=self.got)
-        self.body = bytearray()
+        self._drop_body()
         self.cur = None
         self.state = "head"
 
@@ -430,13 +527,18 @@ class _Http:
         self.got += n
         if self.cur[0].keep and self.cur[1] == "ok":
             self.body += piece
+            self.conn.charge(len(piece))
+
+    def _drop_body(self) -> None:
+        self.conn.charge(-len(self.body))
+        self.body = bytearray()
 
     def _too_large(self, offset: int, why: str) -> None:
         assert self.cur is not None
         req, _outcome, _detail, t1 = self.cur
         self.warn(f"{self.flow()} {req.name!r}: {why} (the per-file cap is {self.limits.max_file} bytes), "
                   f"capture offset {offset}: download reported too-large")
-        self.body = bytearray()
+        self._drop_body()
         self.cur = (req, "too-large", _detail, t1)
 
     def _pump(self, offset: int) -> None:
@@ -461,7 +563,8 @@ class _Http:
                 code = (parse_ascii_int(sparts[1], max_digits=3) if len(sparts) >= 2 else None) or -1
                 outcome = _HTTP_OUTCOMES.get(code, "error")
                 detail = f"HTTP {sline[9:].strip() if sline.startswith('HTTP/') else sline[:40]}"
-                self.cur, self.body, self.got = (req, outcome, detail, t1), bytearray(), 0
+                self._drop_body()
+                self.cur, self.got = (req, outcome, detail, t1), 0
                 if req.method == "HEAD" or code in (204, 304) or 100 <= code < 200:
                     self._body_done()
                 elif "chunked" in shdrs.get("transfer-encoding", "").lower():
@@ -544,7 +647,7 @@ class _Http:
         req, outcome, detail, t1 = self.cur
         self._emit(outcome, None, detail, req, t1=t1)
         self.cur = None
-        self.body = bytearray()
+        self._drop_body()
 
     def _fail_body(self, why: str) -> None:
         assert self.cur is not None
@@ -575,7 +678,7 @@ class _Http:
                 why = "chunk size line truncated" if self.state == "chunk-line" else "chunk truncated"
                 self.cur = (req, "incomplete", why, t1)
                 self._emit_cur()
-            self.sresp = _Buffer()
+            self.sresp.clear()
         leftover = bool(self.sresp.data) or self.leftover
         while self.requests:
             req = self.requests.popleft()
@@ -609,9 +712,15 @@ class _Tls:
             self.problem = (f"{side} stream longer than {self.cap} bytes (the per-direction cap for TLS) "
                             f"at stream offset {at}, capture offset {offset}: not decrypted")
             self.warn(f"tls {_ep(self.client)} -> {_ep(self.server)}: {self.problem}")
-            self.streams = {self.client: None, self.server: None}
+            self._drop()
             return
         buf += piece
+        self.conn.charge(len(piece))
+
+    def _drop(self) -> None:
+        """Keep nothing more of either direction."""
+        self.conn.charge(-sum(len(b) for b in self.streams.values() if b is not None))
+        self.streams = {self.client: None, self.server: None}
 
     def _check(self, end: Endpoint, piece: bytes) -> None:
         """Until the hellos tell: can the key log open this connection? If not, keep nothing more."""
@@ -630,15 +739,17 @@ class _Tls:
         self.check = None
         if verdict:
             self.problem = verdict
-            self.streams = {self.client: None, self.server: None}
+            self._drop()
 
 
-class _Conn:
+class _Conn(_Flow):
     __slots__ = ("client", "dirs", "early", "end", "ends", "http", "kind", "order", "start", "tls")
 
-    def __init__(self, a: Endpoint, b: Endpoint, ts: float, order: int) -> None:
+    def __init__(self, a: Endpoint, b: Endpoint, ts: float, order: int,
+                 budget: _Budget | None = None) -> None:
+        super().__init__(budget)
         self.ends = (a, b)
-        self.dirs = {a: _Stream(), b: _Stream()}
+        self.dirs = {a: _Stream(self.charge), b: _Stream(self.charge)}
         self.client: Endpoint | None = None
         self.start = ts
         self.end = ts
@@ -647,6 +758,12 @@ class _Conn:
         self.early: dict[Endpoint, list[tuple[int, float, bytes]]] = {a: [], b: []}
         self.http: _Http | None = None
         self.tls: _Tls | None = None
+
+    def drop_early(self) -> dict[Endpoint, list[tuple[int, float, bytes]]]:
+        """Hand over (and stop holding) the bytes kept before the connection was classified."""
+        early, self.early = self.early, {}
+        self.charge(-sum(len(p) + PIECE_COST for pieces in early.values() for _, _, p in pieces))
+        return early
 
 
 _CLOSED = _Conn(("", 0), ("", 1), 0.0, -1)
@@ -671,6 +788,8 @@ class FlowScanner:
         self.skipped = 0  # UDP datagrams that are not TFTP
         self.tls_connections = 0
         self.evicted = 0
+        self.over_budget = 0  # flows ended early by the overall budget
+        self.budget = _Budget(self.limits.max_memory)
         self._tftp: OrderedDict[Endpoint, _Tftp] = OrderedDict()
         self._tcp: OrderedDict[frozenset[Endpoint], _Conn] = OrderedDict()
 
@@ -682,6 +801,39 @@ class FlowScanner:
                 self._udp(pkt)
         elif pkt.proto == "tcp":
             self._tcp_packet(pkt)
+        if self.budget.total > self.budget.limit:
+            self._over_budget(pkt)
+
+    def _over_budget(self, pkt: PcapPacket) -> None:
+        """End the least recently active flows holding bytes until the total is within the budget."""
+        budget = self.budget
+        while budget.total > budget.limit and budget.holders:
+            flow = next(iter(budget.holders))
+            held, total = flow.held, budget.total
+            why = f"more than {budget.limit} bytes held by all open flows (the overall budget)"
+            if isinstance(flow, _Tftp):
+                name = flow.flow()
+                del self._tftp[flow.client]
+                assert self.downloads is not None
+                self.downloads.add(flow.finish(early=f"ended early: {why}"))
+            else:
+                assert isinstance(flow, _Conn)
+                name = self._conn_name(flow)
+                self._end(flow)
+                self._tcp[frozenset(flow.ends)] = _CLOSED  # its late packets are ignored
+            budget.release(flow)
+            self.over_budget += 1
+            self.warn(f"{name}: {total} bytes held by all open flows, more than {budget.limit} (the overall "
+                      f"budget), capture offset {pkt.offset}: the least recently active flow holding any "
+                      f"({held} bytes) ends as it stands")
+
+    def _conn_name(self, conn: _Conn) -> str:
+        if conn.http is not None:
+            return conn.http.flow()
+        if conn.tls is not None:
+            return f"tls {_ep(conn.tls.client)} -> {_ep(conn.tls.server)}"
+        a, b = (conn.client, *[e for e in conn.ends if e != conn.client]) if conn.client else conn.ends
+        return f"tcp {_ep(a)} -> {_ep(b)}"
 
     def _udp(self, pkt: PcapPacket) -> None:
         assert self.downloads is not None
@@ -702,7 +854,7 @@ class FlowScanner:
                 del live[src]
                 self.downloads.add(cur.finish())
             self.downloads.request(msg.filename, src, dst, pkt.ts)
-            live[src] = _Tftp(msg, pkt, self.downloads.want_data(msg.filename))
+            live[src] = _Tftp(msg, pkt, self.downloads.want_data(msg.filename), self.budget)
             if len(live) > self.limits.max_flows:
                 _key, oldest = live.popitem(last=False)
                 self._evicted(f"{oldest.flow()}: more than {self.limits.max_flows} TFTP transfers open at "
@@ -718,6 +870,7 @@ class FlowScanner:
                 self.downloads.add(to_client.finish())
             else:
                 live.move_to_end(dst)
+                self.budget.touch(to_client)
             return
         from_client = live.get(src)
         if from_client is not None and pkt.dst == from_client.server[0] and isinstance(msg, Error):
@@ -742,7 +895,7 @@ class FlowScanner:
             del self._tcp[key]  # a new connection reusing the port pair
             conn = None
         if conn is None:
-            conn = _Conn(a, b, pkt.ts, pkt.index)
+            conn = _Conn(a, b, pkt.ts, pkt.index, self.budget)
             self._tcp[key] = conn
             if len(self._tcp) > self.limits.max_flows:
                 _k, oldest = self._tcp.popitem(last=False)
@@ -753,6 +906,7 @@ class FlowScanner:
                     self._end(oldest)
         else:
             self._tcp.move_to_end(key)
+            self.budget.touch(conn)
         if conn.kind == "closed":
             return
         conn.end = pkt.ts
@@ -787,6 +941,7 @@ class FlowScanner:
                 self._route(conn, end, at, ts, piece, offset=offset)
             else:
                 early.append((at, ts, piece))  # handed over by _classify once the kind is known
+                conn.charge(len(piece) + PIECE_COST)
                 self._classify(conn, final=False)
             return
         self._route(conn, end, at, ts, piece, offset=offset)
@@ -816,25 +971,27 @@ class FlowScanner:
                 undecided = True
         if final or not undecided:
             conn.kind = "other"
-            conn.early = {}
+            conn.drop_early()
 
     def _start(self, conn: _Conn, client: Endpoint, kind: str) -> None:
         offset = self._current_offset
         conn.client = client
         if kind == "http":
             if self.downloads is None:
-                conn.kind, conn.early = "other", {}
+                conn.kind = "other"
+                conn.drop_early()
                 return
             conn.http = _Http(conn, client, self.downloads, self.limits, self.warn)
             conn.kind = "http"
         else:
             self.tls_connections += 1
             if self.tls is None:
-                conn.kind, conn.early = "tls-counted", {}
+                conn.kind = "tls-counted"
+                conn.drop_early()
                 return
             conn.tls = _Tls(conn, client, self.limits.max_tls_stream, self.warn, self.tls.early_problem)
             conn.kind = "tls"
-        early, conn.early = conn.early, {}
+        early = conn.drop_early()
         for end in (client, *[e for e in conn.ends if e != client]):
             for at, ts, piece in early.get(end, []):
                 self._route(conn, end, at, ts, piece, offset=offset)
@@ -851,6 +1008,7 @@ class FlowScanner:
                                 client_stream=bytes(cs) if cs is not None else None,
                                 server_stream=bytes(ss) if ss is not None else None, problem=t.problem)
         conn.kind, conn.http, conn.tls, conn.early, conn.dirs = "closed", None, None, {}, {}
+        self.budget.release(conn)
 
     def close(self) -> None:
         """End every open flow (the end of the capture)."""
@@ -865,3 +1023,6 @@ class FlowScanner:
         if self.evicted > 1:
             self.warn(f"{self.evicted} flows in all ended early: more than {self.limits.max_flows} open at "
                       "once")
+        if self.over_budget > 1:
+            self.warn(f"{self.over_budget} flows in all ended early: more than {self.limits.max_memory} "
+                      "bytes held by all open flows (the overall budget)")

@@ -40,7 +40,8 @@ Rules (issue #5 point 3; spec §C.6 request names, §H.1 TFTP/HTTP 6970):
   as it did in the capture (:mod:`phoneemu.scenario.replay_tvs`).
 * Bad input: a malformed pcap raises DecodeError naming the offset; malformed TFTP/HTTP inside it is
   skipped and counted, never raised.
-* **Bounded** (:mod:`phoneemu.scenario._capture_flows` has the per-flow caps): the capture is read
+* **Bounded** (:mod:`phoneemu.scenario._capture_flows` has the per-flow caps and the overall
+  budget of bytes all open flows hold, :data:`MAX_MEMORY`): the capture is read
   once, one record at a time, and every flow is reassembled as its packets come. ``replay --mac``
   keeps (:func:`phone_sink`) the phone's own downloads, and of the cluster-wide names only what a
   boot of the phone can be served from: downloads from a server the phone asked for its own names,
@@ -67,6 +68,7 @@ from phoneemu.net.capture import PcapPacket, read_pcap
 from phoneemu.scenario._capture_flows import (
     MAX_FILE,
     MAX_FLOWS,
+    MAX_MEMORY,
     MAX_STREAM,
     MAX_TLS_STREAM,
     Download,
@@ -85,6 +87,7 @@ __all__ = [
     "MAX_FLOWS",
     "MAX_LISTED",
     "MAX_MACS",
+    "MAX_MEMORY",
     "MAX_STREAM",
     "MAX_TLS_STREAM",
     "CaptureIndex",
