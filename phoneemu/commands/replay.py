@@ -37,7 +37,8 @@ each query of the phone as TVS answered it in the capture. --tvs-cert PEM makes 
 vouch for those certificates (with --keylog: for queries the capture does not hold).
   phoneemu replay caps/migration.pcap --mac 0A0000000501 --keylog caps/migration.keys
 Files without a MAC in their name (ITLFile.tlv, CTLFile.tlv, loads) are taken from the same
-server during the phone's boot.
+server during the phone's boot. Capture order is the order: a timestamp earlier than the packet
+before it (a mergecap of several interfaces, a clock step) is taken as equal to it, with a warning.
 
 Large captures (a SPAN port of a production cluster) are read once, packet by packet; memory stays
 bounded whatever the file size: only the replayed phone's downloads and the cluster-wide ones its

@@ -23,6 +23,14 @@ adds how they are kept bounded:
   connection is reported as not decrypted, naming the direction and the offsets. A connection the
   key log cannot open (told by its two hellos: no secrets, unknown suite or version) keeps nothing
   past them and is reported as before.
+* **Capture order is the order** (*our convention*: captures merged from several interfaces, or
+  taken across a clock step, have timestamps that go backwards): a packet's time is its timestamp,
+  or the time of the packet before it when that is later (so times never go back; the first such
+  packet is a warning naming its capture offset, the others are counted). Each request (a TFTP RRQ,
+  an HTTP request head) and each TCP connection gets its *rank*: a number that grows in capture
+  order, one per packet and one per request (``Download.order``; ``order`` given to the TLS sink),
+  so that two requests at the same time are still ordered. Ordering, boot windows and matching
+  use ranks; times are what is reported and the replayed phone's clock.
 * **Overall budget** (``max_memory``, default :data:`MAX_MEMORY`): the per-flow caps bound one flow,
   this bounds them all together. Every byte a flow holds is counted where it is buffered (TFTP
   blocks of a kept download, out-of-order TCP segments, bytes not yet classified, HTTP heads and
@@ -119,7 +127,7 @@ class Download:
     outcome: str  # ok | not-found | refused | error | incomplete | no-reply | too-large
     data: bytes | None = field(default=None, repr=False)
     detail: str = ""
-    order: int = 0
+    order: int = 0  # rank of its request in capture order (module rules)
     size: int | None = None  # bytes received when ``ok`` (also when the data was not kept)
 
     @property
@@ -146,7 +154,7 @@ class Download:
 class DownloadSink(Protocol):
     """Where finished downloads go, and which downloads keep their bytes."""
 
-    def request(self, name: str, client: Endpoint, server: Endpoint, start: float) -> None: ...
+    def request(self, name: str, client: Endpoint, server: Endpoint, start: float, order: int) -> None: ...
 
     def want_data(self, name: str) -> bool: ...
 
@@ -160,8 +168,8 @@ class TlsSink(Protocol):
 
     def early_problem(self, client_start: bytes, server_start: bytes) -> str | None: ...
 
-    def connection(self, *, client: Endpoint, server: Endpoint, start: float, client_stream: bytes | None,
-                   server_stream: bytes | None, problem: str) -> None: ...
+    def connection(self, *, client: Endpoint, server: Endpoint, start: float, order: int,
+                   client_stream: bytes | None, server_stream: bytes | None, problem: str) -> None: ...
 
 
 def _ep(e: Endpoint) -> str:
@@ -223,13 +231,14 @@ class _Tftp(_Flow):
     __slots__ = ("blksize", "blocks", "client", "detail", "end", "keep", "name", "order", "outcome", "parts",
                  "server", "size", "start", "tid")
 
-    def __init__(self, rrq: ReadRequest, pkt: PcapPacket, keep: bool, budget: _Budget | None = None) -> None:
+    def __init__(self, rrq: ReadRequest, pkt: PcapPacket, keep: bool, order: int,
+                 budget: _Budget | None = None) -> None:
         super().__init__(budget)
         self.name = rrq.filename
         self.client = (pkt.src, pkt.sport)
         self.server = (pkt.dst, pkt.dport)
         self.start = self.end = pkt.ts
-        self.order = pkt.index
+        self.order = order
         self.tid: int | None = None
         self.blksize = DEFAULT_BLKSIZE
         self.blocks = 0
@@ -430,14 +439,15 @@ class _Request:
     name: str
     start: float
     keep: bool
+    order: int
 
 
 class _Http:
     """HTTP/1.1 GET/HEAD exchanges of one connection, parsed as its bytes arrive (module rules)."""
 
     def __init__(self, conn: _Conn, client: Endpoint, sink: DownloadSink, limits: Limits,
-                 warn: Callable[[str], None]) -> None:
-        self.conn, self.client = conn, client
+                 warn: Callable[[str], None], *, rank: Callable[[], int]) -> None:
+        self.conn, self.client, self.rank = conn, client, rank
         self.server = conn.ends[1] if conn.ends[0] == client else conn.ends[0]
         self.sink, self.limits, self.warn = sink, limits, warn
         self.creq, self.sresp = _Buffer(conn.charge), _Buffer(conn.charge)
@@ -479,8 +489,9 @@ class _Http:
             t0 = self.creq.time_at(self.creq.base + body_at - 1, self.conn.start)
             self.creq.consume(body_at)
             self.nrequests += 1
-            self.sink.request(name, self.client, self.server, t0)
-            self.requests.append(_Request(parts[0], name, t0, self.sink.want_data(name)))
+            order = self.rank()
+            self.sink.request(name, self.client, self.server, t0, order)
+            self.requests.append(_Request(parts[0], name, t0, self.sink.want_data(name), order))
         if self.cbroken:
             self.creq.clear()
         self._pump(offset)
@@ -510,7 +521,7 @@ class _Http:
         self.sink.add(Download(name=req.name, protocol="http", client=self.client, server=self.server,
                                start=req.start, end=t1, outcome=outcome,
                                data=data if outcome == "ok" and req.keep else None, detail=detail,
-                               order=self.conn.order, size=size if outcome == "ok" else None))
+                               order=req.order, size=size if outcome == "ok" else None))
 
     def _body_done(self) -> None:
         assert self.cur is not None
@@ -789,13 +800,30 @@ class FlowScanner:
         self.tls_connections = 0
         self.evicted = 0
         self.over_budget = 0  # flows ended early by the overall budget
+        self.backwards = 0  # packets whose timestamp is earlier than the packet before
+        self._time = float("-inf")  # the time of the packet before (module rules, "Capture order")
+        self._rank = 0
         self.budget = _Budget(self.limits.max_memory)
         self._tftp: OrderedDict[Endpoint, _Tftp] = OrderedDict()
         self._tcp: OrderedDict[frozenset[Endpoint], _Conn] = OrderedDict()
 
     # -- packets
+    def next_rank(self) -> int:
+        """The next rank in capture order (module rules, "Capture order is the order")."""
+        self._rank += 1
+        return self._rank
+
     def feed(self, pkt: PcapPacket) -> None:
         self.packets += 1
+        self.next_rank()
+        if pkt.ts < self._time:
+            self.backwards += 1
+            if self.backwards == 1:
+                self.warn(f"capture offset {pkt.offset} (packet {self.packets}): timestamp {pkt.ts:.6f} is "
+                          f"{self._time - pkt.ts:.6f} s earlier than the packet before it: taken as "
+                          f"{self._time:.6f} (capture order is the order; later ones are counted)")
+            pkt = dataclasses.replace(pkt, ts=self._time)
+        self._time = pkt.ts
         if pkt.proto == "udp":
             if self.downloads is not None:
                 self._udp(pkt)
@@ -853,8 +881,9 @@ class FlowScanner:
             if cur is not None:
                 del live[src]
                 self.downloads.add(cur.finish())
-            self.downloads.request(msg.filename, src, dst, pkt.ts)
-            live[src] = _Tftp(msg, pkt, self.downloads.want_data(msg.filename), self.budget)
+            order = self.next_rank()
+            self.downloads.request(msg.filename, src, dst, pkt.ts, order)
+            live[src] = _Tftp(msg, pkt, self.downloads.want_data(msg.filename), order, self.budget)
             if len(live) > self.limits.max_flows:
                 _key, oldest = live.popitem(last=False)
                 self._evicted(f"{oldest.flow()}: more than {self.limits.max_flows} TFTP transfers open at "
@@ -895,7 +924,7 @@ class FlowScanner:
             del self._tcp[key]  # a new connection reusing the port pair
             conn = None
         if conn is None:
-            conn = _Conn(a, b, pkt.ts, pkt.index, self.budget)
+            conn = _Conn(a, b, pkt.ts, self._rank, self.budget)
             self._tcp[key] = conn
             if len(self._tcp) > self.limits.max_flows:
                 _k, oldest = self._tcp.popitem(last=False)
@@ -981,7 +1010,7 @@ class FlowScanner:
                 conn.kind = "other"
                 conn.drop_early()
                 return
-            conn.http = _Http(conn, client, self.downloads, self.limits, self.warn)
+            conn.http = _Http(conn, client, self.downloads, self.limits, self.warn, rank=self.next_rank)
             conn.kind = "http"
         else:
             self.tls_connections += 1
@@ -1004,7 +1033,7 @@ class FlowScanner:
         elif conn.tls is not None and self.tls is not None:
             t = conn.tls
             cs, ss = t.streams[t.client], t.streams[t.server]
-            self.tls.connection(client=t.client, server=t.server, start=conn.start,
+            self.tls.connection(client=t.client, server=t.server, start=conn.start, order=conn.order,
                                 client_stream=bytes(cs) if cs is not None else None,
                                 server_stream=bytes(ss) if ss is not None else None, problem=t.problem)
         conn.kind, conn.http, conn.tls, conn.early, conn.dirs = "closed", None, None, {}, {}
@@ -1023,6 +1052,9 @@ class FlowScanner:
         if self.evicted > 1:
             self.warn(f"{self.evicted} flows in all ended early: more than {self.limits.max_flows} open at "
                       "once")
+        if self.backwards > 1:
+            self.warn(f"{self.backwards} packets in all have a timestamp earlier than the packet before: "
+                      "taken as equal to it (capture order is the order)")
         if self.over_budget > 1:
             self.warn(f"{self.over_budget} flows in all ended early: more than {self.limits.max_memory} "
                       "bytes held by all open flows (the overall budget)")

@@ -29,6 +29,13 @@ Rules (issue #5 point 3; spec §C.6 request names, §H.1 TFTP/HTTP 6970):
   boot starts with a request for ``CTLSEP<MAC>.tlv`` (else ``ITLSEP<MAC>.tlv``, else the phone's
   first name in the capture) after a request for another name; requests before the first such start
   (a capture begun mid-boot) form a boot of their own.
+* **Capture order is the order** (*our convention*, :mod:`phoneemu.scenario._capture_flows`): a
+  timestamp earlier than the packet before it (captures merged from several interfaces, a clock
+  step) is taken as equal to it, with a warning naming its capture offset. Downloads are ordered,
+  split into boots and given to boot windows (from the boot's first request to the phone's next
+  boot) by the rank of their request in capture order, not by time, and so are the TVS exchanges
+  a boot may use; a boot's time (the phone clock without ``--now``) is the time of its first
+  request, which thus never goes back from one boot to the next.
 * **Offline decisions**: a fresh :class:`~phoneemu.phone.phone.Phone` (profile selectable, no
   flash, no MIC) boots once per captured boot through :class:`ReplayFetcher`, which answers each
   name with the captured outcome (consecutive downloads of one name — HTTP then TFTP fallback —
@@ -45,12 +52,12 @@ Rules (issue #5 point 3; spec §C.6 request names, §H.1 TFTP/HTTP 6970):
   once, one record at a time, and every flow is reassembled as its packets come. ``replay --mac``
   keeps (:func:`phone_sink`) the phone's own downloads, and of the cluster-wide names only what a
   boot of the phone can be served from: downloads from a server the phone asked for its own names,
-  made after its first request, reduced per (segment between two of its requests, server, name) to
+  requested after its first request, reduced per (segment between two of its requests, server, name) to
   the first complete one and the last one — of any client, and of each client endpoint on an address
   the phone used; one copy of identical bytes. Other phones' downloads are dropped as they end
   (their MACs remembered, at most :data:`MAX_MACS`). ``--list`` keeps no file bytes and lists at
-  most :data:`MAX_LISTED` downloads (the rest counted). *Our assumption*: capture timestamps do not
-  go backwards (a download is attributed to segments by the requests seen so far).
+  most :data:`MAX_LISTED` downloads (the rest counted). A download is attributed to a segment by
+  rank: every request ranked before it has been seen when it ends.
 """
 
 from __future__ import annotations
@@ -126,7 +133,7 @@ class _KeepAll:
     def __init__(self) -> None:
         self.downloads: list[Download] = []
 
-    def request(self, name: str, client: Endpoint, server: Endpoint, start: float) -> None:
+    def request(self, name: str, client: Endpoint, server: Endpoint, start: float, order: int) -> None:
         return None
 
     def want_data(self, name: str) -> bool:
@@ -136,7 +143,7 @@ class _KeepAll:
         self.downloads.append(download)
 
     def index(self, scanner: FlowScanner, warnings: Sequence[str] = ()) -> CaptureIndex:
-        ordered = sorted(self.downloads, key=lambda d: (d.start, d.order))
+        ordered = sorted(self.downloads, key=lambda d: d.order)
         return CaptureIndex(downloads=tuple(ordered), packets=scanner.packets, skipped=scanner.skipped,
                             warnings=tuple(warnings))
 
@@ -174,20 +181,20 @@ class _PhoneSink:
     def __init__(self, mac: str) -> None:
         self.mac = mac
         self.own: list[Download] = []
-        self.starts: list[float] = []  # the phone's request times: the only places a boot can start
+        self.starts: list[int] = []  # the ranks of the phone's requests: the only places a boot can start
         self.addresses: set[str] = set()  # the phone's client addresses
         self.servers: set[str] = set()  # the addresses it asked for its own names
         self.macs: set[str] = set()
         # (segment start, server address, name, client or None for "any client") -> [first ok, last]
-        self.shared: dict[tuple[float, str, str, Endpoint | None], list[tuple[tuple[float, int, int],
-                                                                            Download] | None]] = {}
+        self.shared: dict[tuple[int, str, str, Endpoint | None], list[tuple[tuple[int, int],
+                                                                          Download] | None]] = {}
         self.client_slots = 0
         self.client_slots_full = False
         self.seq = 0
 
-    def request(self, name: str, client: Endpoint, server: Endpoint, start: float) -> None:
+    def request(self, name: str, client: Endpoint, server: Endpoint, start: float, order: int) -> None:
         if mac_of(name) == self.mac:
-            bisect.insort(self.starts, start)
+            bisect.insort(self.starts, order)
             self.addresses.add(client[0])
             self.servers.add(server[0])
 
@@ -204,7 +211,7 @@ class _PhoneSink:
             if len(self.macs) < MAX_MACS:
                 self.macs.add(mac)
             return
-        i = bisect.bisect_right(self.starts, d.start) - 1
+        i = bisect.bisect_right(self.starts, d.order) - 1
         if i < 0 or d.server[0] not in self.servers:
             return  # before the phone's first request, or from a server it never asked: in no boot's window
         seg = self.starts[i]
@@ -214,7 +221,7 @@ class _PhoneSink:
             if same is not None:
                 d = dataclasses.replace(d, data=same)
         self.seq += 1
-        rank = (d.start, d.order, self.seq)
+        rank = (d.order, self.seq)
         keys: list[Endpoint | None] = [None]
         if d.client[0] in self.addresses:
             if self.client_slots < MAX_CLIENT_SLOTS:
@@ -233,13 +240,13 @@ class _PhoneSink:
                 slot[1] = (rank, d)
 
     def index(self, scanner: FlowScanner, warnings: Sequence[str] = ()) -> CaptureIndex:
-        kept: dict[int, tuple[tuple[float, int, int], Download]] = {}
+        kept: dict[int, tuple[tuple[int, int], Download]] = {}
         for slot in self.shared.values():
             for entry in slot:
                 if entry is not None:
                     kept[id(entry[1])] = entry
         shared = [d for _rank, d in sorted(kept.values(), key=lambda e: e[0])]
-        ordered = sorted([*self.own, *shared], key=lambda d: (d.start, d.order))
+        ordered = sorted([*self.own, *shared], key=lambda d: d.order)
         macs = self.macs | ({self.mac} if self.own else set())
         notes = list(warnings)
         if self.client_slots_full:
@@ -268,12 +275,13 @@ def tftp_downloads(packets: Iterable[PcapPacket], *, max_file: int = MAX_FILE) -
     """TFTP read transfers in ``packets`` (see module rules); ``(downloads, skipped datagrams)``."""
     sink = _KeepAll()
     scanner = _scan((p for p in packets if p.proto == "udp"), sink, Limits(max_file=max_file))
-    return sorted(sink.downloads, key=lambda d: (d.start, d.order)), scanner.skipped
+    return sorted(sink.downloads, key=lambda d: d.order), scanner.skipped
 
 
 def http_downloads(packets: Iterable[PcapPacket], *, max_file: int = MAX_FILE,
                    max_stream: int = MAX_STREAM) -> list[Download]:
-    """HTTP GET/HEAD exchanges in the TCP packets of ``packets`` (see module rules), by connection."""
+    """HTTP GET/HEAD exchanges in the TCP packets of ``packets`` (see module rules), in capture order of
+    their requests."""
     sink = _KeepAll()
     _scan((p for p in packets if p.proto == "tcp"), sink, Limits(max_file=max_file, max_stream=max_stream))
     return sorted(sink.downloads, key=lambda d: d.order)
@@ -282,7 +290,7 @@ def http_downloads(packets: Iterable[PcapPacket], *, max_file: int = MAX_FILE,
 # --------------------------------------------------------------------------- index
 @dataclass(frozen=True, kw_only=True)
 class CaptureIndex:
-    """The downloads of a capture kept by its scan, in order of request time."""
+    """The downloads of a capture kept by its scan, in capture order of their requests (module rules)."""
 
     downloads: tuple[Download, ...]
     packets: int
@@ -301,8 +309,8 @@ class CaptureIndex:
         """Downloads of cluster-wide names (no MAC in the name)."""
         return [d for d in self.downloads if d.mac is None]
 
-    def shared_of(self, server: str) -> tuple[list[float], list[Download]]:
-        """The cluster-wide downloads from ``server`` (address) and their start times, in order."""
+    def shared_of(self, server: str) -> tuple[list[int], list[Download]]:
+        """The cluster-wide downloads from ``server`` (address) and their ranks, in capture order."""
         return self._shared_by_server.get(server, ([], []))
 
     @functools.cached_property
@@ -315,12 +323,12 @@ class CaptureIndex:
         return out
 
     @functools.cached_property
-    def _shared_by_server(self) -> dict[str, tuple[list[float], list[Download]]]:
-        out: dict[str, tuple[list[float], list[Download]]] = {}
-        for d in self.downloads:  # in order of start: the start lists are sorted
+    def _shared_by_server(self) -> dict[str, tuple[list[int], list[Download]]]:
+        out: dict[str, tuple[list[int], list[Download]]] = {}
+        for d in sorted(self.downloads, key=lambda d: d.order):  # the rank lists are sorted
             if d.mac is None:
-                starts, downloads = out.setdefault(d.server[0], ([], []))
-                starts.append(d.start)
+                ranks, downloads = out.setdefault(d.server[0], ([], []))
+                ranks.append(d.order)
                 downloads.append(d)
         return out
 
@@ -347,6 +355,7 @@ class ReplayBoot:
     end: float
     own: tuple[Download, ...]
     shared: tuple[Download, ...]
+    order: int = 0  # rank of its first request in capture order: where its window starts
 
 
 def _boot_groups(own: list[Download], mac: str) -> list[list[Download]]:
@@ -374,13 +383,15 @@ def boots_of(index: CaptureIndex, mac: str) -> list[ReplayBoot]:
     groups = _boot_groups(index.of_mac(mac), mac)
     boots: list[ReplayBoot] = []
     for i, g in enumerate(groups):
-        start = g[0].start
-        stop = groups[i + 1][0].start if i + 1 < len(groups) else float("inf")
+        first = g[0].order
+        stop = groups[i + 1][0].order if i + 1 < len(groups) else None
         server = g[0].server[0]
-        starts, downloads = index.shared_of(server)
-        shared = tuple(downloads[bisect.bisect_left(starts, start):bisect.bisect_left(starts, stop)])
+        ranks, downloads = index.shared_of(server)
+        upto = bisect.bisect_left(ranks, stop) if stop is not None else len(ranks)
+        shared = tuple(downloads[bisect.bisect_left(ranks, first):upto])
         end = max([d.end for d in g] + [d.end for d in shared])
-        boots.append(ReplayBoot(mac=mac, server=server, start=start, end=end, own=tuple(g), shared=shared))
+        boots.append(ReplayBoot(mac=mac, server=server, start=g[0].start, end=end, own=tuple(g),
+                                shared=shared, order=first))
     return boots
 
 
@@ -488,7 +499,7 @@ async def replay_phone(index: CaptureIndex, mac: str, *, profile: str = "cp-8861
     async def no_sleep(_s: float) -> None:
         return None
 
-    window = {"start": 0.0, "stop": 0.0}
+    window = {"start": 0.0, "stop": 0.0}  # ranks in capture order (module rules)
     tvs = offline_tvs(tvs_certs, tvs_roles)
     if tvs_capture is not None:
         tvs = tvs_capture.asker(lambda: (window["start"], window["stop"]),
@@ -498,10 +509,10 @@ async def replay_phone(index: CaptureIndex, mac: str, *, profile: str = "cp-8861
                   image_signers=tuple(image_signers), capf_retries=0)
     results: list[ReplayResult] = []
     for i, b in enumerate(boots):
-        window["start"] = b.start
-        window["stop"] = boots[i + 1].start if i + 1 < len(boots) else float("inf")
+        window["start"] = b.order
+        window["stop"] = boots[i + 1].order if i + 1 < len(boots) else float("inf")
         if now is None:
-            current["t"] = int(b.start)
+            current["t"] = max(current["t"], int(b.start))  # never back (module rules)
         fetcher = ReplayFetcher(b)
         port = b.own[0].server[1] if b.own[0].protocol == "tftp" else 69
         report = await phone.boot(BootTarget(host=b.server, tftp_port=port, use_http=False), fetcher=fetcher)

@@ -12,11 +12,12 @@ Rules (spec §E.1 TLS, §E.2 framing, §E.5/§E.6 QUERY and its answer; *our con
 * **Our convention** for the offline TVS of a replayed boot: a phone's QUERY is answered with the
   captured answer to a QUERY *of the same phone (the MAC in the device name, ``SEP<MAC>`` or
   ``CP-<model>-SEP<MAC>``), issuer and serial* (DN compared normalised, serial as a number) made
-  inside that boot's window (from its first request to the phone's next boot), each captured
-  exchange used once, in capture order. A valid answer with a certificate becomes that
-  certificate, its roles and TTL; any other status is "not found"; a captured request without an
-  answer, or no captured exchange at all, is "unreachable" — unless ``--tvs-cert`` is given,
-  which then answers as without a key log.
+  inside that boot's window (from its first request to the phone's next boot, by rank in capture
+  order: a connection's rank is that of its first packet, see
+  :mod:`phoneemu.scenario._capture_flows`), each captured exchange used once, in capture order. A
+  valid answer with a certificate becomes that certificate, its roles and TTL; any other status is
+  "not found"; a captured request without an answer, or no captured exchange at all, is
+  "unreachable" — unless ``--tvs-cert`` is given, which then answers as without a key log.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class CapturedTvs:
     tls: str
     request: tvs.QueryRequest | tvs.VerifyRequest
     response: tvs.TvsResponse | None
+    order: int = 0  # rank of its connection in capture order (module rules)
 
     def describe(self) -> str:
         r = self.request
@@ -95,7 +97,7 @@ class TvsCapture:
 
     def asker(self, window: Callable[[], tuple[float, float]], fallback: Any = None) -> Any:
         """A :class:`~phoneemu.phone.boot.TvsAsker` answering from the capture (module rules);
-        ``window()`` gives the current boot's ``(start, stop)``."""
+        ``window()`` gives the current boot's ``(start, stop)`` ranks in capture order."""
         from phoneemu.crypto.certs import normalise_dn
         from phoneemu.phone.store import TvsAnswer, TvsStatus
 
@@ -108,7 +110,7 @@ class TvsCapture:
             for i, ex in enumerate(self.exchanges):
                 r = ex.request
                 if (i in used or not isinstance(r, tvs.QueryRequest) or _mac_in(r.device_name) != mac
-                        or not start <= ex.start < stop or normalise_dn(r.issuer) != issuer
+                        or not start <= ex.order < stop or normalise_dn(r.issuer) != issuer
                         or int.from_bytes(r.serial, "big") != serial):
                     continue
                 used.add(i)
@@ -165,8 +167,8 @@ class TvsCollector:
             return str(verdict)
         return "" if verdict else None
 
-    def connection(self, *, client: Endpoint, server: Endpoint, start: float, client_stream: bytes | None,
-                   server_stream: bytes | None, problem: str) -> None:
+    def connection(self, *, client: Endpoint, server: Endpoint, start: float, order: int,
+                   client_stream: bytes | None, server_stream: bytes | None, problem: str) -> None:
         where = f"{client[0]}:{client[1]} -> {server[0]}:{server[1]}"
         if client_stream is None or server_stream is None:
             self._problem(f"{where}: {problem}")
@@ -188,7 +190,7 @@ class TvsCollector:
                 self.unlisted += 1
                 continue
             self.found.append(CapturedTvs(start=start, client=client, server=server, tls=plain.description,
-                                          request=req, response=resp))
+                                          request=req, response=resp, order=order))
 
     def _problem(self, text: str) -> None:
         if len(self.problems) < self.limit:

@@ -49,7 +49,7 @@ class _Tls:
     def early_problem(self, client_start: bytes, server_start: bytes) -> str | None:
         return None
 
-    def connection(self, *, client: tuple[str, int], server: tuple[str, int], start: float,
+    def connection(self, *, client: tuple[str, int], server: tuple[str, int], start: float, order: int,
                    client_stream: bytes | None, server_stream: bytes | None, problem: str) -> None:
         self.ended.append((len(client_stream or b""), len(server_stream or b"")))
 
@@ -157,7 +157,8 @@ class _Counting(replay._KeepAll):
         super().__init__()
         self.requests = 0
 
-    def request(self, name: str, client: tuple[str, int], server: tuple[str, int], start: float) -> None:
+    def request(self, name: str, client: tuple[str, int], server: tuple[str, int], start: float,
+                order: int) -> None:
         self.requests += 1
 
 
