@@ -32,9 +32,11 @@ One boot, in order:
    the mode's precedence (§F.7) or the entered auth string; key generated as the server asks. The
    CAPF certificate must be a CAPF record of the installed CTL/ITL or be vouched for by TVS with the
    CAPF role (:func:`~phoneemu.phone.rules.decide_capf_server`, spec §F.1, §G.5): an unknown certificate
-   makes the phone ask TVS (QUERY, our convention) once per certificate in the CAPF operation and,
-   vouched for, connect again at once; otherwise the attempt ends before anything is sent and, when it
-   was the last, ``F.1-capf-server-untrusted`` is the outcome (the last attempt decides).
+   makes the phone ask TVS (QUERY, our convention) and, vouched for, connect again at once; otherwise
+   the attempt ends before anything is sent and, when it was the last, ``F.1-capf-server-untrusted`` is
+   the outcome (the last attempt decides). TVS's answer about a certificate (vouched, unknown) holds for
+   the CAPF operation; "TVS unreachable" holds for one attempt only, so a retry asks again. A reconnect
+   after the vouch that presents another certificate needing TVS is refused for that attempt.
    A new or deleted LSC makes the phone retrieve its config once more (§G.12.4). Communication
    failures are retried 3 more times, ``capf_retry_delay`` apart (§F.1: 30 s; injectable so scenario
    clocks do not sleep). At most one CAPF operation per boot.
@@ -296,6 +298,21 @@ class _CapfFailed:
     note: str
     message: str
     refused: Decision | None = None
+
+
+def _capf_switched(decide: Callable[[bytes], Decision], vouched: Decision) -> Callable[[bytes], Decision]:
+    """§F.1, §G.5 on the reconnect after TVS vouched for ``vouched.signer`` (our convention): a certificate
+    that would need TVS in its turn is refused (``F.1-capf-server-untrusted``, naming both certificates)
+    instead of being left pending; any other decision of ``decide`` stands."""
+    def again(der: bytes) -> Decision:
+        d = decide(der)
+        if not d.pending:
+            return d
+        return Decision(rule="F.1-capf-server-untrusted", accepted=False, file=d.file, signer=d.signer,
+                        kind="capf", reason_code=VerifyReason.UNKNOWN_SIGNER,
+                        reason=f"on the reconnect after TVS vouched for {vouched.signer} the CAPF server "
+                        f"presented another certificate, {d.signer}, not in CTL/ITL and not vouched for")
+    return again
 
 
 class _Boot:
@@ -644,9 +661,11 @@ class _Boot:
         """§F.1: the CAPF operation; a communication failure (a refused CAPF server included) is retried
         ``capf_retries`` more times, ``capf_retry_delay`` apart, over the servers in priority order. The
         last attempt's failure decides: the §F.1 decision that refused its server, else
-        ``F.1-capf-unreachable``. TVS answers hold per certificate for the whole operation."""
+        ``F.1-capf-unreachable``. TVS answers about a certificate (vouched, or unknown to TVS) hold for
+        it for the whole operation; "no answer" (TVS unreachable or untrusted,
+        :attr:`TvsStatus.unanswered`) holds only for the attempt it came in, so a retry asks TVS again."""
         servers = sorted(cfg.capf_servers, key=lambda s: s.priority)
-        tvs_answers: dict[bytes, TvsResult] = {}
+        known: dict[bytes, TvsResult] = {}
         failed: _CapfFailed | None = None
         for attempt in range(1 + self.capf_retries):
             if attempt:
@@ -655,7 +674,7 @@ class _Boot:
                 await self.sleep(self.capf_retry_delay)
             server = servers[attempt % len(servers)]
             self.note("capf", f"CAPF session with {server.host}:{server.port} (auth mode {mode})")
-            got = await self.capf_attempt(server, mode, tvs_answers)
+            got = await self.capf_attempt(server, mode, known)
             if isinstance(got, CapfResult):
                 return self.capf_result(got)
             failed = got
@@ -670,15 +689,19 @@ class _Boot:
         return False
 
     async def capf_attempt(self, server: Server, mode: int,
-                           tvs_answers: dict[bytes, TvsResult]) -> CapfResult | _CapfFailed:
+                           known: dict[bytes, TvsResult]) -> CapfResult | _CapfFailed:
         """One attempt (§F.1, §G.5): connect; when :func:`rules.decide_capf_server` asks for TVS about the
-        certificate presented, ask (QUERY), keep the answer in ``tvs_answers`` and, vouched for, connect
-        again at once. Otherwise the refusal stands for this attempt."""
+        certificate presented, ask (QUERY) and, vouched for, connect again at once. Otherwise the refusal
+        stands for this attempt. ``known`` holds the operation's answers about certificates; this attempt
+        adds its answer there unless it is "no answer" (kept for this attempt only). One TVS question per
+        attempt (our convention): a reconnect presenting another certificate that needs TVS is refused
+        (:func:`_capf_switched`), and the next attempt asks about it."""
         where = f"{server.host}:{server.port}"
+        answers = dict(known)
 
         def decide(der: bytes) -> Decision:
             return rules.decide_capf_server(self.store, der, profile=self.profile, now=self.now(),
-                                            tvs_answer=tvs_answers.get(der), server=where)
+                                            tvs_answer=answers.get(der), server=where)
 
         check = _CapfServerCheck(decide)
         got = await self.capf_connect(server, mode, check)
@@ -686,12 +709,14 @@ class _Boot:
             return got
         assert got.refused.needs_tvs is not None and check.presented is not None
         self.record(got.refused)
-        tvs_answers[check.presented] = await self.ask_tvs(got.refused.needs_tvs)
+        answer = answers[check.presented] = await self.ask_tvs(got.refused.needs_tvs)
+        if not (isinstance(answer, TvsStatus) and answer.unanswered):
+            known[check.presented] = answer
         d = decide(check.presented)
         if not d.accepted:
             return dataclasses.replace(got, refused=d)
         self.record(d)
-        return await self.capf_connect(server, mode, _CapfServerCheck(decide))
+        return await self.capf_connect(server, mode, _CapfServerCheck(_capf_switched(decide, d)))
 
     async def capf_connect(self, server: Server, mode: int,
                            check: _CapfServerCheck) -> CapfResult | _CapfFailed:

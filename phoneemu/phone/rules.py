@@ -1121,7 +1121,7 @@ def decide_capf_server(store: TrustStore, cert_der: bytes | None, *, profile: Ph
     if answer is None:
         return Decision(rule="F.1-capf-needs-tvs", accepted=False, file=server, signer=who, kind="capf",
                         reason="CAPF certificate not in CTL/ITL: ask TVS", needs_tvs=key, action="ask-tvs")
-    if answer is TvsStatus.UNREACHABLE or answer is TvsStatus.SERVER_UNTRUSTED:
+    if isinstance(answer, TvsStatus) and answer.unanswered:
         return reject(f"CAPF certificate not in CTL/ITL and TVS could not vouch ({answer.value})",
                       VerifyReason.TVS_UNREACHABLE, who)
     if not isinstance(answer, TvsAnswer) or answer.cert_der != cert_der:

@@ -100,6 +100,12 @@ class TvsStatus(enum.Enum):
     NOT_FOUND = "not-found"
     SERVER_UNTRUSTED = "server-untrusted"
 
+    @property
+    def unanswered(self) -> bool:
+        """No TVS answered about the certificate (unreachable, or no trusted TVS server): a failure of
+        the moment, not an answer; NOT_FOUND is TVS's answer "unknown certificate"."""
+        return self is not TvsStatus.NOT_FOUND
+
 
 TvsResult = TvsAnswer | TvsStatus
 

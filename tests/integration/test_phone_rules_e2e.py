@@ -642,3 +642,29 @@ def test_capf_server_not_in_the_itl_needs_tvs(tmp_path: Path, tvs: bool) -> None
         assert "F.1-capf-vouched-by-tvs" in rules(r) and r.lsc == "installed" and r.tvs_used
     else:
         assert deciding(r) == "F.1-capf-server-untrusted" and r.lsc == "absent" and ph.store.lsc is None
+
+
+def test_capf_retry_asks_tvs_again_once_tvs_is_back(tmp_path: Path) -> None:
+    """§F.1 retries, §G.5: TVS is down on the first CAPF attempt and back before the retry (30 s later);
+    "TVS unreachable" held for that attempt only, so the retry asks again, TVS vouches, the LSC is
+    installed."""
+    c = cluster(tmp_path)
+    c.set_capf([MAC], "install", auth_mode="null-string", key="rsa1024", now=NOW)
+    clock = Clock()
+
+    async def body(srv: LabServers) -> tuple[BootReport, list[float]]:
+        slept: list[float] = []
+
+        async def tvs_back(seconds: float) -> None:
+            slept.append(seconds)
+            await srv.start_service("tvs")
+
+        ph = make_phone(c, tmp_path, clock, capf_retry_delay=30.0, sleep=tvs_back)
+        await srv.stop_service("tvs")
+        return await ph.boot(target(srv), fetcher=MemoryFetcher(_itl_without_capf(c))), slept
+
+    r, slept = run(with_servers(c, clock, body))
+    assert slept == [30.0] and r.lsc == "installed"
+    capf = [x for x in rules(r) if x.startswith("F.")]
+    assert capf == ["F.1-capf-vouched-by-tvs", "F.6-lsc-installed"] and r.ok
+    assert sum("TVS unreachable" in line for line in r.timeline) == 1

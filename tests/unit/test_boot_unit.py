@@ -61,12 +61,15 @@ def lab(base_lab: Path, tmp_path: Path) -> LabCluster:
 
 
 class FakeTvs:
-    """TVS from the lab's own lookup; records queries; optional fixed answer or outage."""
+    """TVS from the lab's own lookup; records queries; optional fixed answer, outage, or an outage for
+    the first ``outages`` queries only."""
 
-    def __init__(self, lab: LabCluster, answer: TvsResult | None = None, down: bool = False) -> None:
+    def __init__(self, lab: LabCluster, answer: TvsResult | None = None, down: bool = False,
+                 outages: int = 0) -> None:
         self.lab = lab
         self.answer = answer
         self.down = down
+        self.outages = outages
         self.queries: list[QueryKey] = []
         self.server_ok: list[bool] = []
 
@@ -76,7 +79,7 @@ class FakeTvs:
         if accept_server is not None:
             self.server_ok.append(accept_server(self.lab.tvs_identity().der))
             self.server_ok.append(accept_server(self.lab.identity("capf").der))
-        if self.down:
+        if self.down or len(self.queries) <= self.outages:
             raise TransportError("connection refused", kind="unreachable")
         if self.answer is not None:
             return self.answer
@@ -774,6 +777,7 @@ class ScriptedCapf(FakeCapf):
 
 _SESSION = "CAPF session with 127.0.0.1:3804 (auth mode 2)"
 _REFUSED = "CAPF tls: 127.0.0.1:3804: CAPF certificate not accepted"
+_LOST = "CAPF unreachable: 127.0.0.1:3804: connection refused"
 
 
 def _retry(n: int) -> list[str]:
@@ -791,45 +795,65 @@ _VOUCHED = ("127.0.0.1:3804: F.1-capf-vouched-by-tvs accepted (signer <capf>): T
 _INSTALLED = "capf: F.6-lsc-installed accepted: CAPF issued an LSC; stored with its private key"
 _UNKNOWN = "CAPF certificate not in CTL/ITL and unknown to TVS"
 
-# (script, TVS down, CAPF timeline, CAPF decisions in the report, deciding rule (None: the CAPF
-#  server was trusted), TVS queries, retries slept)
-_CAPF_PATHS: dict[str, tuple[list[str | None], bool, list[str], list[str], str | None, list[str], int]] = {
+_NO_TVS = "TVS unreachable (unreachable): connection refused"
+
+# (script, TVS queries that find TVS down, CAPF timeline, CAPF decisions in the report, deciding rule
+#  (None: the CAPF server was trusted), TVS queries, retries slept)
+_CAPF_PATHS: dict[str, tuple[list[str | None], int, list[str], list[str], str | None, list[str], int]] = {
     "refused-then-retried": (
-        ["evil"] * 4, False,
+        ["evil"] * 4, 0,
         [_SESSION, *_asked("<evil>", "TVS answer: not-found"), _REFUSED,
          *_retry(1), _REFUSED, *_retry(2), _REFUSED, *_retry(3), _REFUSED,
          f"127.0.0.1:3804: F.1-capf-server-untrusted rejected (signer <evil>): after 4 attempts: {_UNKNOWN}"],
         ["F.1-capf-server-untrusted"], "F.1-capf-server-untrusted unknown-signer", ["<evil>"], 3),
-    "tvs-unreachable": (
-        ["capf"] * 4, True,
-        [_SESSION, *_asked("<capf>", "TVS unreachable (unreachable): connection refused"), _REFUSED,
-         *_retry(1), _REFUSED, *_retry(2), _REFUSED, *_retry(3), _REFUSED,
+    "tvs-unreachable-asked-at-every-attempt": (
+        ["capf"] * 4, 4,
+        [_SESSION, *_asked("<capf>", _NO_TVS), _REFUSED,
+         *_retry(1), *_asked("<capf>", _NO_TVS), _REFUSED, *_retry(2), *_asked("<capf>", _NO_TVS), _REFUSED,
+         *_retry(3), *_asked("<capf>", _NO_TVS), _REFUSED,
          "127.0.0.1:3804: F.1-capf-server-untrusted rejected (signer <capf>): after 4 attempts: CAPF "
          "certificate not in CTL/ITL and TVS could not vouch (unreachable)"],
-        ["F.1-capf-server-untrusted"], "F.1-capf-server-untrusted tvs-unreachable", ["<capf>"], 3),
+        ["F.1-capf-server-untrusted"], "F.1-capf-server-untrusted tvs-unreachable", ["<capf>"] * 4, 3),
+    "tvs-back-on-the-second-attempt": (
+        ["capf", "capf", "capf"], 1,
+        [_SESSION, *_asked("<capf>", _NO_TVS), _REFUSED, *_retry(1), *_asked("<capf>", _FOUND), _VOUCHED,
+         _INSTALLED],
+        ["F.1-capf-vouched-by-tvs", "F.6-lsc-installed"], None, ["<capf>", "<capf>"], 1),
+    "another-certificate-on-the-reconnect-refused": (
+        [None, None, None, "capf", "evil"], 0,
+        [_SESSION, _LOST, *_retry(1), _LOST, *_retry(2), _LOST, *_retry(3), *_asked("<capf>", _FOUND),
+         _VOUCHED, _REFUSED, "127.0.0.1:3804: F.1-capf-server-untrusted rejected (signer <evil>): after 4 "
+         "attempts: on the reconnect after TVS vouched for <capf> the CAPF server presented another "
+         "certificate, <evil>, not in CTL/ITL and not vouched for"],
+        ["F.1-capf-vouched-by-tvs", "F.1-capf-server-untrusted"], "F.1-capf-server-untrusted unknown-signer",
+        ["<capf>"], 3),
+    "another-certificate-on-the-reconnect-asked-next-attempt": (
+        ["capf", "evil", "evil", "capf"], 0,
+        [_SESSION, *_asked("<capf>", _FOUND), _VOUCHED, _REFUSED, *_retry(1),
+         *_asked("<evil>", "TVS answer: not-found"), _REFUSED, *_retry(2), _INSTALLED],
+        ["F.1-capf-vouched-by-tvs", "F.6-lsc-installed"], None, ["<capf>", "<evil>"], 2),
     "vouched-on-the-second-attempt": (
-        [None, "capf", "capf"], False,
-        [_SESSION, "CAPF unreachable: 127.0.0.1:3804: connection refused", *_retry(1),
-         *_asked("<capf>", _FOUND), _VOUCHED, _INSTALLED],
+        [None, "capf", "capf"], 0,
+        [_SESSION, _LOST, *_retry(1), *_asked("<capf>", _FOUND), _VOUCHED, _INSTALLED],
         ["F.1-capf-vouched-by-tvs", "F.6-lsc-installed"], None, ["<capf>"], 1),
     "vouched-then-lost-retry-uses-the-answer": (
-        ["capf", "capf-lost", "capf"], False,
+        ["capf", "capf-lost", "capf"], 0,
         [_SESSION, *_asked("<capf>", _FOUND), _VOUCHED, "CAPF unreachable: 127.0.0.1:3804: connection lost",
          *_retry(1), _INSTALLED],
         ["F.1-capf-vouched-by-tvs", "F.6-lsc-installed"], None, ["<capf>"], 1),
     "different-certificate-on-retry": (
-        ["evil", "capf", "capf"], False,
+        ["evil", "capf", "capf"], 0,
         [_SESSION, *_asked("<evil>", "TVS answer: not-found"), _REFUSED, *_retry(1),
          *_asked("<capf>", _FOUND), _VOUCHED, _INSTALLED],
         ["F.1-capf-vouched-by-tvs", "F.6-lsc-installed"], None, ["<evil>", "<capf>"], 1),
     "last-attempt-decides": (
-        ["evil", "evil", "evil", None], False,
+        ["evil", "evil", "evil", None], 0,
         [_SESSION, *_asked("<evil>", "TVS answer: not-found"), _REFUSED, *_retry(1), _REFUSED, *_retry(2),
-         _REFUSED, *_retry(3), "CAPF unreachable: 127.0.0.1:3804: connection refused",
+         _REFUSED, *_retry(3), _LOST,
          "capf: F.1-capf-unreachable rejected: after 4 attempts: 127.0.0.1:3804: connection refused"],
         ["F.1-capf-unreachable"], "F.1-capf-unreachable other", ["<evil>"], 3),
     "reconnect-after-vouch-checked-again": (
-        ["evil", "evil", "evil", "capf", "evil"], False,
+        ["evil", "evil", "evil", "capf", "evil"], 0,
         [_SESSION, *_asked("<evil>", "TVS answer: not-found"), _REFUSED, *_retry(1), _REFUSED, *_retry(2),
          _REFUSED, *_retry(3), *_asked("<capf>", _FOUND), _VOUCHED, _REFUSED,
          f"127.0.0.1:3804: F.1-capf-server-untrusted rejected (signer <evil>): after 4 attempts: {_UNKNOWN}"],
@@ -841,12 +865,13 @@ _CAPF_PATHS: dict[str, tuple[list[str | None], bool, list[str], list[str], str |
 @pytest.mark.parametrize("path", sorted(_CAPF_PATHS))
 def test_capf_server_trust_across_retries(lab: LabCluster, path: str) -> None:
     """§F.1 (3 more attempts, 30 s apart), §G.5 (CAPF role or TVS): what the phone records, asks TVS and
-    decides when the CAPF server's certificate is not in the ITL, attempt by attempt. A TVS answer holds
-    for the certificate it was about for the rest of the CAPF operation (unreachable included); only the
-    last attempt's failure decides the outcome."""
-    script, down, timeline, decided, deciding, queries, slept = _CAPF_PATHS[path]
+    decides when the CAPF server's certificate is not in the ITL, attempt by attempt. TVS's answer about a
+    certificate holds for it for the rest of the CAPF operation; "TVS unreachable" only for its attempt
+    (a retry asks again); a reconnect after a vouch presenting another certificate is refused for the
+    attempt; only the last attempt's failure decides the outcome."""
+    script, outages, timeline, decided, deciding, queries, slept = _CAPF_PATHS[path]
     lab.set_capf([MAC], "install", auth_mode="null-string", key="rsa1024", now=NOW)
-    tvs, capf, sleeps = FakeTvs(lab, down=down), ScriptedCapf(lab, script), Sleeps()
+    tvs, capf, sleeps = FakeTvs(lab, outages=outages), ScriptedCapf(lab, script), Sleeps()
     r, _ = boot(phone(lab, tvs=tvs, capf=capf, capf_retry_delay=30.0, sleep=sleeps),
                 _itl_without(lab, Role.CAPF))
     names = {_who(_attacker_cert()): "<evil>", _who(lab.identity("capf").der): "<capf>"}
