@@ -7,8 +7,10 @@ one that decided. Exit 0 when the phone ends with a configuration it accepted, 1
 
 With --fleet-flash DIR every emulated phone's flash DIR/<MAC> (as fleet boot --flash keeps them) is
 predicted the same way, each on its own installed lists and config, and a summary counts the phones
-accepted / locked out / failed (not locked out, e.g. no config for it) by deciding rule. Exit 0 when
-no phone would lock out, 1 when some would, 2 on bad input.
+accepted / locked out / failed (not locked out, e.g. no config for it) by deciding rule. A note every
+phone has (e.g. --tvs-cert unused by all) is said once for the run (JSON "notes"); a note only some
+have stays in their records ("notes" of each phone) and is counted by text ("phone_notes"). Exit 0
+when no phone would lock out, 1 when some would, 2 on bad input.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from phoneemu.scenario.predict import (
     PredictResult,
     predict_boot,
     predict_fleet,
+    run_wide_notes,
 )
 
 __all__ = ["register"]
@@ -114,8 +117,8 @@ def register(sub: Any) -> None:
                    "the phone trusts")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--json-file", type=Path, metavar="FILE",
-                   help="write the JSON result to FILE (with --fleet-flash: the summary and every phone's "
-                   "prediction)")
+                   help="write the JSON result to FILE (with --fleet-flash: the summary, the notes every "
+                   "phone has once as \"notes\", and every phone's prediction with its own notes)")
     p.set_defaults(handler=handler)
 
 
@@ -170,12 +173,27 @@ def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone]) -> 
     rules = [{"rule": rule, "outcome": out, "count": len(macs), "first_macs": macs[:_FIRST_MACS]}
              for (out, rule), macs in sorted(groups.items(), key=lambda kv: (order[kv[0][0]], -len(kv[1]),
                                                                              kv[0][1]))]
+    shared = run_wide_notes(phones)
+    own: dict[str, list[str]] = {}
+    for ph in done:
+        for n in ph.notes:
+            if n not in shared:
+                own.setdefault(n, []).append(ph.mac or "")
     return {"fleet_flash": str(args.fleet_flash), "new_files": [str(f) for f in args.files], "now": now,
             "tvs": _tvs_text(args), "entries": len(phones), "predicted": len(done),
-            "skipped": len(phones) - len(done), "outcomes": counts, "rules": rules,
+            "skipped": len(phones) - len(done), "outcomes": counts, "rules": rules, "notes": list(shared),
+            "phone_notes": [{"note": n, "count": len(macs), "first_macs": macs[:_FIRST_MACS]}
+                            for n, macs in sorted(own.items(), key=lambda kv: -len(kv[1]))],
             "skipped_entries": [{"entry": ph.entry, "reason": ph.skipped} for ph in phones
                                 if ph.skipped is not None],
-            "phones": [ph.detail for ph in done]}
+            "phones": [{**(ph.detail or {}), "notes": [n for n in ph.notes if n not in shared]}
+                       for ph in done]}
+
+
+def _macs(group: dict[str, Any]) -> str:
+    """A group's first MACs, and how many more it has."""
+    rest = group["count"] - len(group["first_macs"])
+    return " ".join(group["first_macs"]) + (f" ... ({rest} more)" if rest else "")
 
 
 def _fleet_text(doc: dict[str, Any]) -> str:
@@ -186,10 +204,10 @@ def _fleet_text(doc: dict[str, Any]) -> str:
         lines.append("by deciding rule:")
         width = max(len(r["rule"]) for r in doc["rules"])
         for r in doc["rules"]:
-            rest = r["count"] - len(r["first_macs"])
-            more = f" ... ({rest} more)" if rest else ""
-            lines.append(f"  {r['outcome']:<11} {r['rule']:<{width}} {r['count']:>6}  "
-                         f"{' '.join(r['first_macs'])}{more}")
+            lines.append(f"  {r['outcome']:<11} {r['rule']:<{width}} {r['count']:>6}  {_macs(r)}")
+    lines += [f"note: {n}" for n in doc["notes"]]
+    lines += [f"note for {g['count']} phone{'s' if g['count'] != 1 else ''} ({_macs(g)}): {g['note']}"
+              for g in doc["phone_notes"]]
     if doc["skipped_entries"]:
         lines.append("skipped:")
         lines += [f"  {s['entry']}: {s['reason']}" for s in doc["skipped_entries"][:_FIRST_SKIPPED]]

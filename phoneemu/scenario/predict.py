@@ -228,8 +228,9 @@ def _tvs_notes(tvs_certs: Sequence[Any], config: AcceptedConfig | None,
     if not tvs_certs:
         return []
     if config is None:
-        return [f"{option} not used: the phone learns its TVS servers from its current config; give "
-                "--installed-config (its SEP<MAC>.cnf.xml.sgn, or .cnf.xml)"]
+        return [f"{option} not used: the phone learns its TVS servers from its current config, and it "
+                "holds none; give --installed-config (its SEP<MAC>.cnf.xml.sgn, or .cnf.xml), or a flash "
+                "holding config.xml"]
     if not config.config.tvs_servers:
         name = config_path.name if config_path is not None else "config"
         return [f"{option} not used: the installed config {name} names no TVS server (no <TVS><members> "
@@ -387,8 +388,19 @@ class FleetPhone:
     profile: str | None = None
     outcome: str | None = None  # one of OUTCOMES; None when skipped
     rule: str | None = None  # the deciding rule ("(none)" when the boot decided nothing)
-    detail: dict[str, Any] | None = None  # the JSON view of the prediction
+    detail: dict[str, Any] | None = None  # the JSON view of the prediction, notes apart
+    notes: tuple[str, ...] = ()  # PredictResult.notes
     skipped: str | None = None
+
+
+def run_wide_notes(phones: Sequence[FleetPhone]) -> tuple[str, ...]:
+    """The notes every predicted phone of a fleet has (e.g. ``--tvs-cert`` unused by all): said once for
+    the run, not per phone; in the order of the first phone's notes. None when nothing was predicted."""
+    done = [ph for ph in phones if ph.outcome is not None]
+    if not done:
+        return ()
+    common = set(done[0].notes).intersection(*(ph.notes for ph in done[1:]))
+    return tuple(n for n in done[0].notes if n in common)
 
 
 def outcome(report: BootReport) -> str:
@@ -492,8 +504,8 @@ async def _predict_each(entries: list[Path], inputs: PredictInputs, *, profile: 
                                       "config_file": rep.config_file,
                                       "deciding": decision_dict(rep.deciding) if rep.deciding else None,
                                       "decisions": [{"rule": x.rule, "accepted": x.accepted, "file": x.file}
-                                                    for x in rep.decisions],
-                                      "notes": list(r.notes)}))
+                                                    for x in rep.decisions]},
+                              notes=r.notes))
     if progress is not None:
         progress(len(entries), len(entries))
     return out

@@ -177,3 +177,33 @@ def test_fleet_counts_a_copied_phone_once_and_reports_progress(lab: tuple[Path, 
     assert f"MAC {OLD[0]} already predicted from '{OLD[0]}'" in (skipped[0].skipped or "")
     assert len([p for p in phones if not p.skipped]) == 5
     assert seen[-1] == (6, 6) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_fleet_notes_said_once_for_the_run(lab: tuple[Path, Path, Path], tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A note every phone has (--tvs-cert unused: no flash holds a config naming the TVS) is said once,
+    at the top of the JSON and once in the text, not in every phone's record; a note only some phones
+    have stays in theirs and is counted in ``phone_notes``."""
+    fleet, root, pem = lab
+    none = _copy(fleet, tmp_path / "none")
+    for mac in [*OLD, *NEW]:
+        (none / mac / "config.xml").unlink()
+    out_json = tmp_path / "none.json"
+    args = ["predict", "--now", str(NOW), "--tvs-cert", str(pem)]
+    assert main([*args, "--fleet-flash", str(none), "--json-file", str(out_json), str(root)]) == 1
+    out = capsys.readouterr().out
+    doc = json.loads(out_json.read_text())
+    (note,) = doc["notes"]
+    assert note.startswith("--tvs-cert not used: the phone learns its TVS servers from its current config")
+    assert doc["phone_notes"] == [] and all(p["notes"] == [] for p in doc["phones"])
+    assert out.count("--tvs-cert not used") == 1 and f"note: {note}" in out
+
+    one = _copy(fleet, tmp_path / "one")
+    (one / OLD[0] / "config.xml").unlink()
+    assert main([*args, "--fleet-flash", str(one), "--json", str(root)]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["notes"] == [] and doc["phone_notes"] == [{"note": note, "count": 1, "first_macs": [OLD[0]]}]
+    assert {p["mac"]: p["notes"] for p in doc["phones"]} == {m: [note] if m == OLD[0] else []
+                                                              for m in [*OLD, *NEW]}
+    assert main([*args, "--fleet-flash", str(one), str(root)]) == 1
+    assert f"note for 1 phone ({OLD[0]}): --tvs-cert not used" in capsys.readouterr().out
