@@ -8,6 +8,9 @@ Rules:
 * :class:`HttpThenTftpFetcher` asks HTTP port 6970 first and falls back to TFTP when the HTTP
   connection fails (kinds "unreachable", "timeout", "protocol"; §H.1 "TFTP on failure"). Whether an
   HTTP 404 also falls back is configurable (``fallback_on_not_found``, default False: our choice).
+* A fetcher that talks TFTP counts its retransmissions (RFC 1350 timeouts, spec §H.3) in
+  ``retransmits``, over its whole life: the boot reads it before and after each fetch and reports the
+  difference. Fetchers without one (HTTP only, in memory) never retransmit.
 * :class:`MemoryFetcher` serves a provider (callable or mapping) through the same interface, with the
   same name policy as the servers, so the lab can be used in memory (design habit 9).
 """
@@ -45,17 +48,22 @@ class TftpFetcher:
         self.tsize = tsize
         self.max_size = max_size
         self.pool = pool
+        self.retransmits = 0  # timeouts after which a request or ACK was sent again (all fetches)
+
+    def _retransmitted(self) -> None:
+        self.retransmits += 1
 
     async def fetch(self, name: str) -> bytes:
         if self.pool is not None:
             # Options left unset here fall back to the pool's own defaults.
             opts: dict[str, object] = {"timeout": self.timeout, "retries": self.retries, "tsize": self.tsize,
-                                       "max_size": self.max_size}
+                                       "max_size": self.max_size, "on_retransmit": self._retransmitted}
             if self.blksize is not None:
                 opts["blksize"] = self.blksize
             return await self.pool.get(self.host, self.port, name, **opts)
         return await tftp_get(self.host, self.port, name, blksize=self.blksize, timeout=self.timeout,
-                              retries=self.retries, tsize=self.tsize, max_size=self.max_size)
+                              retries=self.retries, tsize=self.tsize, max_size=self.max_size,
+                              on_retransmit=self._retransmitted)
 
 
 class HttpFetcher:
@@ -82,6 +90,11 @@ class HttpThenTftpFetcher:
         self.tftp = tftp
         self.fallback_on_not_found = fallback_on_not_found
         self.last_transport = ""  # "http" or "tftp": which one answered the last fetch
+
+    @property
+    def retransmits(self) -> int:
+        """The TFTP fallback's retransmissions (HTTP runs over TCP: none of its own)."""
+        return self.tftp.retransmits
 
     async def fetch(self, name: str) -> bytes:
         try:

@@ -8,7 +8,8 @@ Rules:
 * The server's transfer ID is the address of its first valid answer (OACK, DATA 1 or ERROR); a
   packet from another port of the server gets ERROR 5 and is otherwise ignored (RFC 1350).
 * Duplicate DATA (our ACK was lost) is re-acknowledged; out-of-window DATA is ignored. On timeout
-  the last packet (RRQ or ACK) is resent, at most ``retries`` times, then ``kind="timeout"``.
+  the last packet (RRQ or ACK) is resent, at most ``retries`` times, then ``kind="timeout"``. Each
+  resend calls ``on_retransmit`` when given (a phone counts its own; ``client_stats`` counts all).
 * Errors: ERROR 1 → ``TransportError(kind="not-found", code=1)``, ERROR 2 → ``"refused"``, other
   codes → ``"error"``; a file bigger than ``max_size`` (by tsize or while receiving) is abandoned
   with ERROR 3 and ``kind="too-large"`` — memory stays bounded; a malformed answer from the server's
@@ -31,6 +32,7 @@ import collections
 import functools
 import ipaddress
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from phoneemu.errors import DecodeError, TransportError
@@ -70,6 +72,7 @@ class _Transfer:
         "max_retries",
         "max_size",
         "name",
+        "on_retransmit",
         "parts",
         "received",
         "requested",
@@ -84,7 +87,7 @@ class _Transfer:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, transport: UdpSocket, server: Addr,
                  name: str, *, blksize: int | None, timeout: float, retries: int, tsize: bool,
-                 max_size: int) -> None:
+                 max_size: int, on_retransmit: Callable[[], None] | None) -> None:
         self.loop = loop
         self.transport = transport
         self.server = server
@@ -95,6 +98,7 @@ class _Transfer:
         self.max_retries = retries
         self.want_tsize = tsize
         self.max_size = max_size
+        self.on_retransmit = on_retransmit
         self.tid: Addr | None = None
         self.expected = 1
         self.got_oack = False
@@ -248,6 +252,8 @@ class _Transfer:
                                       kind="timeout", path=self.name))
             return
         client_stats["retransmits"] += 1
+        if self.on_retransmit is not None:
+            self.on_retransmit()
         self._send(self.last_pkt, self.tid if self.tid is not None else self.server)
         self.timer = self.loop.call_at(self.deadline, self._on_timer)
 
@@ -306,9 +312,9 @@ async def _resolve(host: str, port: int) -> Addr:
 
 
 async def _run(ep: _Endpoint, server: Addr, name: str, *, blksize: int | None, timeout: float, retries: int,
-               tsize: bool, max_size: int) -> bytes:
+               tsize: bool, max_size: int, on_retransmit: Callable[[], None] | None = None) -> bytes:
     t = _Transfer(asyncio.get_running_loop(), ep.transport, server, name, blksize=blksize, timeout=timeout,
-                  retries=retries, tsize=tsize, max_size=max_size)
+                  retries=retries, tsize=tsize, max_size=max_size, on_retransmit=on_retransmit)
     ep.transfer = t
     ep.prev_tid = None
     # no dally during a transfer (prev_tid is cleared): datagrams go straight to it, one call less each
@@ -330,13 +336,14 @@ def _family(addr: Addr) -> int:
 
 
 async def tftp_get(host: str, port: int, filename: str, *, blksize: int | None = None, timeout: float = 1.0,
-                   retries: int = 5, tsize: bool = False, max_size: int = DEFAULT_MAX_SIZE) -> bytes:
+                   retries: int = 5, tsize: bool = False, max_size: int = DEFAULT_MAX_SIZE,
+                   on_retransmit: Callable[[], None] | None = None) -> bytes:
     """Download ``filename`` with one fresh UDP socket; TransportError on failure (see module doc)."""
     server = await _resolve(host, port)
     ep = _Endpoint(_family(server))
     try:
         return await _run(ep, server, filename, blksize=blksize, timeout=timeout, retries=retries,
-                          tsize=tsize, max_size=max_size)
+                          tsize=tsize, max_size=max_size, on_retransmit=on_retransmit)
     finally:
         ep.transport.close()
 

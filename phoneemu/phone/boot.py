@@ -159,6 +159,8 @@ class BootReport:
     duration_s: float
     target: BootTarget | None = None
     static: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: TFTP packets (RRQ or ACK) the phone sent again after a timeout during this boot (RFC 1350, §H.3)
+    retransmits: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready view (decisions as dicts; reason codes as their stable names)."""
@@ -170,7 +172,7 @@ class BootReport:
             "deciding": decision_dict(self.deciding) if self.deciding is not None else None,
             "decisions": [decision_dict(d) for d in self.decisions],
             "statuses": list(self.statuses), "timeline": list(self.timeline), "static": dict(self.static),
-            "duration_s": round(self.duration_s, 4),
+            "retransmits": self.retransmits, "duration_s": round(self.duration_s, 4),
         }
 
 
@@ -349,6 +351,7 @@ class _Boot:
         self.encrypted = False
         self.firmware = "none"
         self.static: dict[str, str] = {}
+        self.retransmits = 0
 
     # ------------------------------------------------------------------ recording
     def now(self) -> int:
@@ -393,8 +396,13 @@ class _Boot:
             self.note("flash", f"flash write failed: {exc}")
 
     # ------------------------------------------------------------------ I/O helpers
+    def _fetcher_retransmits(self) -> int:
+        """The fetcher's TFTP retransmissions so far (``Fetcher.retransmits``; 0 when it keeps none)."""
+        return int(getattr(self.fetcher, "retransmits", 0))
+
     async def fetch(self, name: str) -> bytes | _Fail:
         self.events.add(Event(time=self.now(), phone=self.mac, kind="request", file=name))
+        before = self._fetcher_retransmits()
         try:
             data = await self.fetcher.fetch(name)
         except TransportError as exc:
@@ -403,7 +411,11 @@ class _Boot:
             return _Fail(TransportError(f"{exc}", kind="protocol", path=name))
         except OSError as exc:
             return _Fail(TransportError(f"{exc}", kind="error", path=name))
-        self.note("fetched", f"{len(data)} bytes", file=name)
+        finally:
+            sent_again = self._fetcher_retransmits() - before
+            self.retransmits += sent_again
+        again = f" ({sent_again} TFTP retransmission{'s' if sent_again != 1 else ''})" if sent_again else ""
+        self.note("fetched", f"{len(data)} bytes{again}", file=name)
         return data
 
     def fetch_failed(self, name: str, fail: _Fail, *, trust_file: bool) -> None:
@@ -864,7 +876,7 @@ class _Boot:
             encrypted=self.encrypted and ok, decisions=tuple(self.decisions), deciding=deciding,
             statuses=tuple(self.statuses), firmware=self.firmware, load=self.store.firmware_load, lsc=lsc,
             locked_out=locked, tvs_used=self.tvs_used, timeline=tuple(self.timeline), duration_s=duration,
-            target=target, static=dict(self.static))
+            target=target, static=dict(self.static), retransmits=self.retransmits)
 
 
 def _records(tl: TrustList) -> list[TrustRecord]:

@@ -16,6 +16,8 @@ prints for the file its cluster serves now — CUCM's "ITL File Status": ``match
 (``*`` and ``?`` as in file names), so a missing, extra or changed record fails. ``itl_signer`` /
 ``ctl_signer`` is a text the installed list's signer (header SIGNERID subject) must contain.
 ``signaling`` (tls / tcp / none) and ``trust_file_retries`` (an integer) read the §G.9 decisions.
+``retransmitted`` (true / false) holds when the last boot sent a TFTP request or ACK again after a
+timeout (RFC 1350, spec §H.3) as wanted; it shows how many it sent (``BootReport.retransmits``).
 """
 
 from __future__ import annotations
@@ -283,6 +285,12 @@ def _trust_file_retries(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     return actual, any(actual == w for w in _any_of(expected))
 
 
+def _retransmitted(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+    """Whether the last boot retransmitted over TFTP; the actual value shown is the count."""
+    count = int(p.report.retransmits) if p.report is not None else 0
+    return count, any((count > 0) == bool(w) for w in _any_of(expected))
+
+
 _CHECKS: dict[str, Callable[[PhoneView, Any], tuple[Any, bool]]] = {
     "itl": _trust("ITL"),
     "ctl": _trust("CTL"),
@@ -311,6 +319,7 @@ _CHECKS: dict[str, Callable[[PhoneView, Any], tuple[Any, bool]]] = {
     "ctl_signer": _signer("CTL"),
     "signaling": _signaling,
     "trust_file_retries": _trust_file_retries,
+    "retransmitted": _retransmitted,
 }
 
 

@@ -106,9 +106,10 @@ CHECKS: dict[str, tuple[str, ...] | None] = {
     "ctl_signer": None,
     "signaling": ("tls", "tcp", "none"),
     "trust_file_retries": None,
+    "retransmitted": None,
 }
 
-_BOOL_CHECKS = frozenset({"locked_out", "encrypted", "tvs_used"})
+_BOOL_CHECKS = frozenset({"locked_out", "encrypted", "tvs_used", "retransmitted"})
 _INT_CHECKS = {"trust_file_retries": (0, 100)}
 
 STEP_KINDS = (

@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 
 from phoneemu.errors import TransportError
+from phoneemu.net import tftp_client
 from phoneemu.net.capture import PcapWriter, read_pcap
+from phoneemu.net.fetch import HttpFetcher, HttpThenTftpFetcher, TftpFetcher
 from phoneemu.net.tftp import TftpClientPool, TftpRequestEvent, TftpServer, tftp_get
 from phoneemu.net.tftp_codec import Ack, Data, Error, OptionAck, ReadRequest, decode, encode
 from tests.helpers import run_within
@@ -219,6 +221,22 @@ def test_retransmission_under_injected_loss(mode: str) -> None:
     run(main())
     sent_data = [p for s, _d, p in rec.packets if p[:2] == b"\x00\x03"]
     assert len(sent_data) > 21  # 21 blocks, some of them retransmitted
+
+
+@pytest.mark.parametrize("pooled", [False, True])
+def test_fetcher_counts_its_own_retransmissions(pooled: bool) -> None:
+    """Each timeout that sends the RRQ/ACK again is counted by the fetcher that asked (RFC 1350)."""
+    async def main() -> None:
+        async with TftpServer(FILES, HOST, 0, timeout=0.03, retries=20, loss=0.25, seed=7) as srv, \
+                TftpClientPool(max_sockets=2) as pool:
+            f = TftpFetcher(HOST, srv.port, timeout=0.03, retries=20, pool=pool if pooled else None)
+            before = tftp_client.client_stats["retransmits"]
+            assert await f.fetch("ITLFile.tlv") == FILES["ITLFile.tlv"]
+            assert f.retransmits > 0  # 21 blocks at 25% loss: some were asked for again
+            assert f.retransmits == tftp_client.client_stats["retransmits"] - before
+            both = HttpThenTftpFetcher(HttpFetcher(HOST, 1), f)
+            assert both.retransmits == f.retransmits  # HTTP first: the TFTP fallback's count
+    run(main())
 
 
 def test_capture_to_pcap_round_trip(tmp_path: Path) -> None:

@@ -221,6 +221,32 @@ def test_transport_failures_become_statuses(lab: LabCluster, exc: Exception, sho
     assert transport_status(TransportError("x", kind="timeout")) == status.TFTP_TIMEOUT
 
 
+class Lossy(MemoryFetcher):
+    """Serves the lab's files, counting ``resends[name]`` TFTP retransmissions for each (a fake loss)."""
+
+    def __init__(self, lab: LabCluster, resends: dict[str, int]) -> None:
+        super().__init__(lab.get)
+        self.resends = resends
+        self.retransmits = 0
+
+    async def fetch(self, name: str) -> bytes:
+        self.retransmits += self.resends.get(name, 0)
+        return await super().fetch(name)
+
+
+def test_tftp_retransmissions_are_reported_per_boot_and_per_file(lab: LabCluster) -> None:
+    """Spec §H.3 (TFTP timeouts): what the fetcher sent again shows in the timeline and the report."""
+    f = Lossy(lab, {f"ITLSEP{MAC}.tlv": 2, "g3-tones.xml.sgn": 1})
+    p = phone(lab)
+    r = run(p.boot(TARGET, fetcher=f))
+    assert r.ok and r.retransmits == 3 and r.as_dict()["retransmits"] == 3
+    assert any(f"ITLSEP{MAC}.tlv: " in t and "bytes (2 TFTP retransmissions)" in t for t in r.timeline)
+    assert any("g3-tones.xml.sgn: " in t and "(1 TFTP retransmission)" in t for t in r.timeline)
+    again = run(p.boot(TARGET, fetcher=f))  # the fetcher's count runs on; each boot reports its own
+    assert again.retransmits == 3
+    assert boot(p, lab.get)[0].retransmits == 0  # a fetcher that keeps no count never retransmits
+
+
 # --------------------------------------------------------------------------- TVS (§G.3.4, §E.1, §E.7)
 def _installed_then_regenerated(lab: LabCluster, p: Phone) -> None:
     assert boot(p, lab.get)[0].ok

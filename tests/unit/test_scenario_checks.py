@@ -56,3 +56,17 @@ def test_signaling_and_trust_file_retries() -> None:
     assert checks.evaluate("signaling", tls, "tls") == ("tls", True)
     assert checks.evaluate("trust_file_retries", tls, 4) == (0, False)
     assert checks.evaluate("signaling", SimpleNamespace(report=None), "none") == ("none", True)
+
+
+def test_retransmitted_reads_the_boots_tftp_retransmissions() -> None:
+    """``retransmitted: true`` holds when the last boot sent a TFTP packet again (spec §H.3); the
+    actual value shown is how many it sent."""
+    from types import SimpleNamespace
+
+    lossy = SimpleNamespace(report=SimpleNamespace(retransmits=4))
+    clean = SimpleNamespace(report=SimpleNamespace(retransmits=0))
+    assert checks.evaluate("retransmitted", lossy, True) == (4, True)
+    assert checks.evaluate("retransmitted", lossy, False) == (4, False)
+    assert checks.evaluate("retransmitted", clean, False) == (0, True)
+    assert checks.evaluate("retransmitted", clean, True) == (0, False)
+    assert checks.evaluate("retransmitted", SimpleNamespace(report=None), True) == (0, False)

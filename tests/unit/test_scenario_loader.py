@@ -293,3 +293,12 @@ def test_a_near_miss_is_named(old: str, new: str, suggestion: str) -> None:
     with pytest.raises(ScenarioError, match="did you mean") as info:
         load_text(GOOD.replace(old, new), "demo.yaml")
     assert suggestion in str(info.value) and "expected one of" in str(info.value)
+
+
+def test_retransmitted_is_a_boolean_check() -> None:
+    ok = GOOD.replace("itl: [installed, updated]", "retransmitted: true")
+    exp = load_text(ok, "demo.yaml").steps[4]
+    assert isinstance(exp, Expectation) and exp.checks["retransmitted"] is True
+    where = r"demo\.yaml:14 steps\[4\]\.expect\.retransmitted"
+    with pytest.raises(ScenarioError, match=rf"{where}: expected true"):
+        load_text(GOOD.replace("itl: [installed, updated]", "retransmitted: 3"), "demo.yaml")
