@@ -18,6 +18,9 @@ Rules:
   TFTP drops each datagram with probability ``loss`` and delays each sent one by ``delay_s`` (the
   TFTP server's hooks); HTTP — **our convention**, TCP does not lose packets visibly — waits
   ``delay_s`` before each response and, with probability ``loss``, drops the connection without one.
+  ``tftp_timeout_s`` / ``tftp_retries`` set the TFTP server's own retransmission timing (a lost DATA is
+  sent again only when the server's timer runs out: a duplicate ACK is ignored, RFC 1123 §4.2.3.1);
+  None keeps the server's default (1 s, 5 retries).
   ``fail`` (file names, ``*``/``?`` patterns) makes every download of those files fail — a TFTP
   failure of one file (spec §G.3.5 "network or TFTP failure"): HTTP answers 500 (no fallback to
   TFTP), TFTP answers ERROR 0; the phone shows "TFTP error" (§H.3). Our convention.
@@ -65,7 +68,7 @@ from phoneemu.lab.tvs_service import TvsConnectionLog, TvsHandler
 from phoneemu.lab.tvs_threaded import ThreadedTvsServer
 from phoneemu.net.capture import UdpSink
 from phoneemu.net.http import HttpServer
-from phoneemu.net.tftp import TftpRequestEvent, TftpServer
+from phoneemu.net.tftp import DEFAULT_RETRIES, DEFAULT_TIMEOUT, TftpRequestEvent, TftpServer
 from phoneemu.net.tls import CUCM_TVS_CIPHERS, TlsServer, server_context
 
 __all__ = ["SERVICES", "LabServers", "RequestLog"]
@@ -98,6 +101,8 @@ class _Network:
         self.delay = 0.0
         self.rng = random.Random(0)
         self.fail: tuple[str, ...] = ()
+        self.tftp_timeout = DEFAULT_TIMEOUT
+        self.tftp_retries = DEFAULT_RETRIES
 
     def fails(self, name: str) -> bool:
         """True when downloads of ``name`` are made to fail (``fail`` patterns)."""
@@ -334,13 +339,21 @@ class LabServers:
         return self._running(name)
 
     def set_network(self, loss: float = 0.0, delay_s: float = 0.0, seed: int = 0,
-                    fail: tuple[str, ...] | list[str] = ()) -> None:
+                    fail: tuple[str, ...] | list[str] = (), *, tftp_timeout_s: float | None = None,
+                    tftp_retries: int | None = None) -> None:
         """Drop TFTP datagrams / HTTP responses with probability ``loss``; delay them by ``delay_s``;
-        make every download of the files matching ``fail`` fail (see the module docstring)."""
+        make every download of the files matching ``fail`` fail; retransmit TFTP DATA after
+        ``tftp_timeout_s``, at most ``tftp_retries`` times (see the module docstring)."""
         if not 0.0 <= loss < 1.0:
             raise PhoneEmuError(f"loss {loss} outside [0, 1)", path="loss")
         if delay_s < 0.0:
             raise PhoneEmuError(f"delay {delay_s} is negative", path="delay_s")
+        if tftp_timeout_s is not None and tftp_timeout_s <= 0.0:
+            raise PhoneEmuError(f"TFTP timeout {tftp_timeout_s} s is not positive", path="tftp_timeout_s")
+        if tftp_retries is not None and tftp_retries < 0:
+            raise PhoneEmuError(f"TFTP retries {tftp_retries} is negative", path="tftp_retries")
+        self.network.tftp_timeout = DEFAULT_TIMEOUT if tftp_timeout_s is None else tftp_timeout_s
+        self.network.tftp_retries = DEFAULT_RETRIES if tftp_retries is None else tftp_retries
         self.network.loss = loss
         self.network.delay = delay_s
         self.network.rng = random.Random(seed)
@@ -365,6 +378,8 @@ class LabServers:
     def _apply_tftp_network(self, srv: TftpServer) -> None:
         srv.loss = self.network.loss
         srv.delay = self.network.delay
+        srv.timeout = self.network.tftp_timeout
+        srv.retries = self.network.tftp_retries
         srv.rng = random.Random(self.network.rng.random())
 
     async def _start(self, name: str, port: int) -> None:

@@ -9,10 +9,19 @@ from __future__ import annotations
 
 from phoneemu.net.tftp_client import DEFAULT_MAX_SIZE, TftpClientPool, tftp_get
 from phoneemu.net.tftp_codec import ErrorCode, decode, encode, negotiated, unsafe_name_reason
-from phoneemu.net.tftp_server import Provider, TftpRequestEvent, TftpServer, provider_from
+from phoneemu.net.tftp_server import (
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    Provider,
+    TftpRequestEvent,
+    TftpServer,
+    provider_from,
+)
 
 __all__ = [
     "DEFAULT_MAX_SIZE",
+    "DEFAULT_RETRIES",
+    "DEFAULT_TIMEOUT",
     "ErrorCode",
     "Provider",
     "TftpClientPool",

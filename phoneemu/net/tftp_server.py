@@ -75,8 +75,12 @@ from phoneemu.net.tftp_codec import (
 from phoneemu.net.tftp_codec import OptionAck as _OptionAck
 
 __all__ = [
-    "PacketCache", "Provider", "TftpRequestEvent", "TftpServer", "provider_from", "transfer_socket_budget",
+    "DEFAULT_RETRIES", "DEFAULT_TIMEOUT", "PacketCache", "Provider", "TftpRequestEvent", "TftpServer",
+    "provider_from", "transfer_socket_budget",
 ]
+
+DEFAULT_TIMEOUT = 1.0  # seconds without an ACK before the last DATA is sent again
+DEFAULT_RETRIES = 5
 
 _log = logging.getLogger("phoneemu.net.tftp")
 
@@ -331,8 +335,8 @@ class TftpServer:
         host: str = "127.0.0.1",
         port: int = 69,
         *,
-        timeout: float = 1.0,
-        retries: int = 5,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
         max_transfers: int = 4096,
         max_option_timeout: float = 5.0,
         max_file_size: int = 32 * 1024 * 1024,

@@ -314,10 +314,21 @@ def _capf_auth_explicit(ctx: _Ctx, node: _Node, field: str, m: dict[str, _Node],
                                     "or auth_mode: null-string (no proof), lsc or mic")
 
 
+#: ``tftp`` retransmission timing (RFC 1350, spec §H.3) of a phone group or of a lab's TFTP server
+#: (``network`` step), and the ranges accepted; 0 retries = one try only
+_TFTP_TIMING = {"timeout_ms": (10, 60_000), "retries": (0, 100)}
+
+
+def _tftp_timing(ctx: _Ctx, node: _Node, field: str) -> dict[str, int]:
+    """``{timeout_ms, retries}``: either may be left out (the default timing then applies)."""
+    tm = ctx.mapping(node, field, allowed=_TFTP_TIMING)
+    return {key: ctx.integer(val, f"{field}.{key}", *_TFTP_TIMING[key]) for key, val in tm.items()}
+
+
 def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec]) -> PhoneGroup:
     field = f"phones.{name}"
     allowed = ("cluster", "count", "mac_start", "mac", "profile", "encrypt", "symmetric_key", "capf", "flash",
-               "registered")  # flash: refused below with the way to get the same effect
+               "registered", "tftp")  # flash: refused below with the way to get the same effect
     m = ctx.mapping(node, field, allowed=allowed)
     default_cluster = next(iter(clusters)) if clusters else ""
     cluster = ctx.string(m["cluster"], f"{field}.cluster") if "cluster" in m else default_cluster
@@ -374,9 +385,11 @@ def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec])
                        "not supported: phones start with an empty flash (a MIC only). To start them "
                        "holding a cluster's trust lists, boot them there first, then move them: "
                        "- boot: GROUP, - move: {phones: GROUP, to: CLUSTER}")
+    tftp = _tftp_timing(ctx, m["tftp"], f"{field}.tftp") if "tftp" in m else {}
     return PhoneGroup(
         name=name, where=ctx.where(node), cluster=cluster, count=count, mac_start=mac, profile=profile,
         profile_overrides=overrides, encrypt=encrypt,
+        tftp_timeout_ms=tftp.get("timeout_ms"), tftp_retries=tftp.get("retries"),
         symmetric_key=ctx.quoted(m["symmetric_key"], f"{field}.symmetric_key", "symmetric_key")
         if "symmetric_key" in m
         else None,
@@ -494,7 +507,7 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
             raise ctx.fail(arg, field, "name at least one service: tvs, tftp, http or capf")
         return Step(kind=kind, where=where, args=args)
     if kind == "network":
-        am = ctx.mapping(arg, field, allowed=("loss", "delay_ms", "seed", "cluster", "fail"))
+        am = ctx.mapping(arg, field, allowed=("loss", "delay_ms", "seed", "cluster", "fail", "tftp"))
         args = {}
         if "fail" in am:
             items = am["fail"].value if isinstance(am["fail"].value, list) else [am["fail"]]
@@ -519,6 +532,8 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
             args["delay_ms"] = ctx.integer(am["delay_ms"], f"{field}.delay_ms", 0, 10_000)
         if "seed" in am:
             args["seed"] = ctx.integer(am["seed"], f"{field}.seed")
+        if "tftp" in am:
+            args["tftp"] = _tftp_timing(ctx, am["tftp"], f"{field}.tftp")
         args["cluster"] = lab_ref(am, field)
         return Step(kind=kind, where=where, args=args)
     if kind == "tamper":

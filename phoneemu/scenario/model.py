@@ -46,6 +46,10 @@ class PhoneGroup:
     flash: dict[str, Any] = field(default_factory=dict)
     #: False: the cluster has no device entry for these phones (autoregistration, §G.10).
     registered: bool = True
+    #: The phones' TFTP retransmission timing (RFC 1350, spec §H.3): wait ``tftp_timeout_ms`` for an
+    #: answer, send again at most ``tftp_retries`` times; None: the phone's own (1000 ms, 5 retries).
+    tftp_timeout_ms: int | None = None
+    tftp_retries: int | None = None
 
     def macs(self) -> list[str]:
         start = int(self.mac_start, 16)

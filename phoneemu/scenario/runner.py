@@ -151,8 +151,11 @@ async def _do_step(world: Any, step: Step) -> None:
         elif step.kind == "network":
             h = world.lab(a["cluster"], step.where)
             fail = [n for pattern in a.get("fail", ()) for n in _expand_names(world, pattern)]
+            tftp = a.get("tftp", {})  # the lab TFTP server's retransmission timing (None: its default)
+            timeout_ms = tftp.get("timeout_ms")
             h.servers.set_network(loss=a.get("loss", 0.0), delay_s=a.get("delay_ms", 0) / 1000.0,
-                                  seed=a.get("seed", 0), fail=fail)
+                                  seed=a.get("seed", 0), fail=fail, tftp_retries=tftp.get("retries"),
+                                  tftp_timeout_s=timeout_ms / 1000.0 if timeout_ms is not None else None)
         elif step.kind == "tamper":
             h = world.lab(a["cluster"], step.where)
             names = _expand_names(world, a["file"])

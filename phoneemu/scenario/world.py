@@ -201,8 +201,13 @@ class World:
             else:  # autoregistration: a MIC from the manufacturer, no device entry (§G.10)
                 mic = handle.cluster.pki.issue_mic(mac, model=profile.model, now=self.clock())
         flash = Flash(self.workdir / "phones" / mac, profile=profile, durable=False)
+        timing: dict[str, Any] = {}  # the group's tftp: timing; the phone's own defaults otherwise
+        if group.tftp_timeout_ms is not None:
+            timing["fetch_timeout"] = group.tftp_timeout_ms / 1000.0
+        if group.tftp_retries is not None:
+            timing["fetch_retries"] = group.tftp_retries
         phone = Phone(mac=mac, profile=profile, flash=flash, clock=self.clock, mic=mic,
-                      image_signers=self.image_signers(), capf_retry_delay=0.0, keylog=self.keylog)
+                      image_signers=self.image_signers(), capf_retry_delay=0.0, keylog=self.keylog, **timing)
         if group.symmetric_key and profile.symmetric_key_bits:
             phone.set_symmetric_key(group.symmetric_key)
         return PhoneHandle(mac=mac, group=group.name, phone=phone, cluster=group.cluster, spec=group, mic=mic,

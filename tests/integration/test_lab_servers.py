@@ -216,6 +216,26 @@ def test_set_network_loss_and_delay(cluster: LabCluster) -> None:
     with_servers(cluster, body)
 
 
+def test_set_network_sets_the_tftp_servers_retransmission_timing(cluster: LabCluster) -> None:
+    """The lab's TFTP server resends a lost DATA only when its own timer runs out (a duplicate ACK is
+    ignored, RFC 1123 §4.2.3.1): a lossy scenario is as fast as that timer, so the network sets it."""
+    async def body(servers: LabServers) -> None:
+        assert servers.tftp is not None and (servers.tftp.timeout, servers.tftp.retries) == (1.0, 5)
+        servers.set_network(loss=0.1, tftp_timeout_s=0.05, tftp_retries=9)
+        assert (servers.tftp.timeout, servers.tftp.retries) == (0.05, 9)
+        await servers.stop_service("tftp")
+        await servers.start_service("tftp")  # a restarted server keeps the network's timing
+        assert servers.tftp is not None and (servers.tftp.timeout, servers.tftp.retries) == (0.05, 9)
+        servers.set_network()  # a clean network: the server's own timing again
+        assert (servers.tftp.timeout, servers.tftp.retries) == (1.0, 5)
+        with pytest.raises(PhoneEmuError, match=r"TFTP timeout 0\.0 s is not positive"):
+            servers.set_network(tftp_timeout_s=0.0)
+        with pytest.raises(PhoneEmuError, match="TFTP retries -1 is negative"):
+            servers.set_network(tftp_retries=-1)
+
+    with_servers(cluster, body)
+
+
 def test_bind_conflict_is_one_clear_error(cluster: LabCluster) -> None:
     async def main() -> None:
         async with LabServers(cluster) as first:

@@ -220,3 +220,49 @@ steps:
     deciding = doc["scenarios"][0]["expectations"][0]["deciding"]
     assert sorted(deciding) == ["0B0000000011", "0B0000000012", "0B0000000013"]
     assert all(v.startswith("G.3.4-tvs-unknown-signer (rejected)") for v in deciding.values())
+
+
+LOSSY = """\
+# Reproduces: spec H.3 (test scenario: TFTP retransmission)
+reproduces: spec H.3
+phones:
+  t: {mac: 0B0000000011, profile: cp-7962, tftp: {timeout_ms: 30, retries: 30}}
+  d: {mac: 0B0000000012, profile: cp-7962}
+steps:
+  - network: {loss: 0.3, seed: 5, tftp: {timeout_ms: 30, retries: 30}}
+  - boot: t
+  - expect: {phones: t, label: lossy, itl: installed, config: accepted, retransmitted: true}
+  - network: {}
+  - reset: t
+  - expect: {phones: t, label: clean, config: accepted, retransmitted: false}
+"""
+
+
+def test_lossy_tftp_scenario_retransmits_on_short_timers(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Both ends of TFTP on the scenario's timing (phone group and ``network`` step): a phone that asks
+    TFTP only loses packets, sends them again and ends as on a clean network (spec §H.3)."""
+    js = tmp_path / "r.json"
+    code = main(["run", str(_write(tmp_path, "lossy", LOSSY)), "--json", str(js)])
+    assert code == 0, capsys.readouterr().out
+    lossy, clean = json.loads(js.read_text())["scenarios"][0]["expectations"]
+    assert next(c["actual"] for c in lossy["checks"] if c["check"] == "retransmitted") > 0
+    assert [c["actual"] for c in clean["checks"] if c["check"] == "retransmitted"] == [0]
+
+
+def test_a_groups_tftp_timing_reaches_its_phones(tmp_path: Path) -> None:
+    import asyncio
+
+    from phoneemu.scenario.loader import load_text
+    from phoneemu.scenario.world import World
+
+    async def main_() -> tuple[tuple[float, int], tuple[float, int]]:
+        world = World(load_text(LOSSY, "lossy.yaml"), tmp_path, start_time=1_780_272_000)
+        try:
+            await world.start()
+            t, d = (world.phones[m].phone for m in ("0B0000000011", "0B0000000012"))
+            return (t.fetch_timeout, t.fetch_retries), (d.fetch_timeout, d.fetch_retries)
+        finally:
+            await world.close()
+
+    assert asyncio.run(main_()) == ((0.03, 30), (1.0, 5))  # a group without tftp: the phone's own

@@ -295,6 +295,39 @@ def test_a_near_miss_is_named(old: str, new: str, suggestion: str) -> None:
     assert suggestion in str(info.value) and "expected one of" in str(info.value)
 
 
+def test_tftp_timing_of_phones_and_of_the_lab_network_loads() -> None:
+    """``tftp: {timeout_ms, retries}`` on a phone group (the phones' RFC 1350 timer) and on a
+    ``network`` step (the lab TFTP server's), so a lossy scenario need not wait whole seconds."""
+    text = GOOD.replace("profile: cp-8861}", "profile: cp-8861, tftp: {timeout_ms: 50, retries: 10}}")
+    network = "  - network: {loss: 0.1, tftp: {timeout_ms: 40}}\n"
+    text = text.replace("  - boot: sbd\n", network + "  - boot: sbd\n")
+    s = load_text(text, "demo.yaml")
+    assert (s.phones["sbd"].tftp_timeout_ms, s.phones["sbd"].tftp_retries) == (50, 10)
+    assert (s.phones["legacy"].tftp_timeout_ms, s.phones["legacy"].tftp_retries) == (None, None)
+    step = s.steps[0]
+    assert isinstance(step, Step) and step.args["tftp"] == {"timeout_ms": 40}
+
+
+@pytest.mark.parametrize(("tftp", "field", "words"), [
+    ("{timeout_ms: 5}", "timeout_ms", "expected an integer in 10..60000, got 5"),
+    ("{timeout_ms: 0.05}", "timeout_ms", "expected an integer in 10..60000"),
+    ("{retries: -1}", "retries", "expected an integer in 0..100, got -1"),
+    ("{timeout: 50}", "timeout", "unknown field — did you mean 'timeout_ms'?"),
+    ("{retry: 3}", "retry", "did you mean 'retries'?"),
+    ("50", "", "expected a mapping"),
+])
+def test_tftp_timing_mistakes_name_line_and_field(tftp: str, field: str, words: str) -> None:
+    dotted = rf"\.{field}" if field else ""
+    group = GOOD.replace("profile: cp-8861}", f"profile: cp-8861, tftp: {tftp}}}")
+    with pytest.raises(ScenarioError, match=rf"demo\.yaml:7 phones\.sbd\.tftp{dotted}") as info:
+        load_text(group, "demo.yaml")
+    assert words in str(info.value)
+    step = GOOD.replace("  - boot: sbd\n", f"  - network: {{tftp: {tftp}}}\n  - boot: sbd\n")
+    with pytest.raises(ScenarioError, match=rf"demo\.yaml:10 steps\[0\]\.network\.tftp{dotted}") as info:
+        load_text(step, "demo.yaml")
+    assert words in str(info.value)
+
+
 def test_retransmitted_is_a_boolean_check() -> None:
     ok = GOOD.replace("itl: [installed, updated]", "retransmitted: true")
     exp = load_text(ok, "demo.yaml").steps[4]
