@@ -8,6 +8,8 @@
   is several times faster to generate.
 * ``vectors`` (session): ``{file name: bytes}`` of tests/vectors/ (the binary vectors only).
 * ``make_vectors`` (session): the tests/vectors/make_vectors.py module itself.
+* ``cluster``: a private copy of the module's ``template`` lab (``template = helpers.lab_template(...)``),
+  so a test may change it freely.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
+
+from tests.helpers import copy_cluster
 
 VECTORS_DIR = Path(__file__).resolve().parent / "vectors"
 
@@ -49,3 +54,9 @@ def pki() -> ModuleType:
 def vectors() -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(VECTORS_DIR.iterdir())
             if p.is_file() and p.suffix in (".tlv", ".sgn")}
+
+
+@pytest.fixture
+def cluster(template: Path, tmp_path: Path) -> Any:
+    """A private copy of the module's ``template`` lab cluster (:func:`tests.helpers.lab_template`)."""
+    return copy_cluster(template, tmp_path)

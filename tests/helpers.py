@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
+import ssl
 import subprocess
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
+
+import pytest
 
 T = TypeVar("T")
 
@@ -33,6 +37,49 @@ def copy_cluster(template: Path, tmp_path: Path) -> Any:
     root = tmp_path / "lab"
     shutil.copytree(template, root)
     return LabCluster.open(root)
+
+
+def lab_template(name: str, *, seed: int, phones: Mapping[str, Mapping[str, Any]]) -> Any:
+    """A module-scoped ``template`` fixture: a seeded RSA-1024 lab cluster, made once per module in a
+    temporary folder named ``name``, with ``phones`` (MAC -> ``add_phone`` options). Tests take a
+    private copy with the ``cluster`` fixture (tests/conftest.py) or :func:`copy_cluster`::
+
+        template = lab_template("labsrv", seed=11, phones={MAC: {}})
+    """
+    @pytest.fixture(scope="module")
+    def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+        from phoneemu.lab.cluster import LabCluster
+
+        root = tmp_path_factory.mktemp(name) / "lab"
+        lab = LabCluster.init(root, seed=seed, key_spec="rsa1024")
+        for mac, options in phones.items():
+            lab.add_phone(mac, **options)
+        return root
+    return template
+
+
+async def tls_exchange(host: str, port: int, payload: bytes, *, wait: float = 3.0) -> bytes:
+    """Send ``payload`` after a TLS handshake (server certificate not checked); return what the server
+    sends until it closes (what came before a reset, if it resets)."""
+    from phoneemu.net.tls import client_context_verify_after_handshake, open_tls_connection
+
+    ctx = client_context_verify_after_handshake()
+    reader, writer = await open_tls_connection(host, port, ctx, timeout=3)
+    out = b""
+    try:
+        writer.write(payload)
+        await writer.drain()
+        while True:
+            chunk = await asyncio.wait_for(reader.read(65536), wait)
+            if not chunk:
+                return out
+            out += chunk
+    except (ConnectionError, ssl.SSLError):
+        return out
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
 
 
 @dataclass

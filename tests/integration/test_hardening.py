@@ -7,7 +7,6 @@ import os
 import resource
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -16,17 +15,13 @@ from phoneemu.lab.servers import LabServers
 from phoneemu.net.http import http_get
 from phoneemu.net.tftp_codec import ReadRequest, encode
 from phoneemu.net.tftp_server import TftpServer, transfer_socket_budget
-from tests.helpers import copy_cluster, run
+from tests.helpers import lab_template, run
 
 HOST = "127.0.0.1"
 MAC = "0011223344DD"
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("harden") / "lab"
-    LabCluster.init(root, seed=12, key_spec="rsa1024").add_phone(MAC)
-    return root
+template = lab_template("harden", seed=12, phones={MAC: {}})
 
 
 @pytest.fixture
@@ -46,10 +41,9 @@ def _rrq(name: str, **options: str) -> bytes:
     return encode(ReadRequest(filename=name, mode="octet", options=options))
 
 
-def test_rrq_flood_leaves_descriptors_for_http(template: Path, tmp_path: Path, low_fd_limit: int) -> None:
+def test_rrq_flood_leaves_descriptors_for_http(cluster: LabCluster, low_fd_limit: int) -> None:
     """An RRQ flood from many (spoofable) source ports: excess RRQs get ERROR "server busy", the
     TFTP server never holds more transfer sockets than its budget, and HTTP still answers."""
-    cluster = copy_cluster(template, tmp_path)
     flood = 2 * low_fd_limit
 
     async def main() -> None:
@@ -154,15 +148,13 @@ def test_frame_buffer_keeps_the_frames_before_garbage() -> None:
 
 
 @pytest.mark.parametrize("impl", ["threads", "asyncio"])
-def test_tvs_answers_a_valid_frame_then_reports_the_garbage_after_it(template: Path, tmp_path: Path,
-                                                                    impl: str) -> None:
+def test_tvs_answers_a_valid_frame_then_reports_the_garbage_after_it(cluster: LabCluster, impl: str) -> None:
     import contextlib
     import ssl
 
     from phoneemu.net.tls import client_context_verify_after_handshake, open_tls_connection
     from phoneemu.protocols import tvs
 
-    cluster = copy_cluster(template, tmp_path)
     req = tvs.verify_request(1001, f"CP-8861-SEP{MAC}", cluster.callmanager().der)
 
     async def main() -> None:
@@ -218,11 +210,10 @@ def test_tftp_client_reports_a_malformed_first_reply_not_a_timeout(reply: bytes)
 
 
 # --------------------------------------------------------------------------- 8. lab server logs
-def test_capf_handshake_failure_is_logged_and_recorded(template: Path, tmp_path: Path,
+def test_capf_handshake_failure_is_logged_and_recorded(cluster: LabCluster,
                                                        caplog: pytest.LogCaptureFixture) -> None:
     """A client that is no TLS client at all (or refuses our certificate) used to vanish without a
     trace: now a warning and a 'tls-failed' entry in the request log."""
-    cluster = copy_cluster(template, tmp_path)
 
     async def main() -> None:
         async with LabServers(cluster, io_timeout=2) as servers:
@@ -244,12 +235,10 @@ def test_capf_handshake_failure_is_logged_and_recorded(template: Path, tmp_path:
     assert any("capf" in r.getMessage() and "handshake failed" in r.getMessage() for r in caplog.records)
 
 
-def test_successful_tftp_and_http_requests_are_logged_at_info(template: Path, tmp_path: Path,
+def test_successful_tftp_and_http_requests_are_logged_at_info(cluster: LabCluster,
                                                               caplog: pytest.LogCaptureFixture) -> None:
     """``lab serve -v`` sets INFO: every request shows, not only the failures."""
     from phoneemu.net.tftp import tftp_get
-
-    cluster = copy_cluster(template, tmp_path)
 
     async def main() -> None:
         async with LabServers(cluster) as servers:

@@ -13,23 +13,13 @@ import pytest
 
 from phoneemu.errors import EncodeError
 from phoneemu.lab.cluster import LabCluster
-from tests.helpers import copy_cluster, reap
+from tests.helpers import lab_template, reap
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 MAC = "0011223344CC"
 
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("labhost") / "lab"
-    LabCluster.init(root, seed=11, key_spec="rsa1024").add_phone(MAC)
-    return root
-
-
-@pytest.fixture
-def cluster(template: Path, tmp_path: Path) -> LabCluster:
-    return copy_cluster(template, tmp_path)  # type: ignore[no-any-return]
+template = lab_template("labhost", seed=11, phones={MAC: {}})
 
 
 def _serve_cmd(root: Path, *extra: str) -> list[str]:

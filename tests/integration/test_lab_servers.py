@@ -24,27 +24,14 @@ from phoneemu.lab.servers import LabServers
 from phoneemu.net.http import http_get
 from phoneemu.net.tftp import tftp_get
 from phoneemu.net.tvs_client import tvs_verify
-from tests.helpers import copy_cluster, reap, run
+from tests.helpers import lab_template, reap, run
 
 T = TypeVar("T")
 HOST = "127.0.0.1"
 MAC = "0011223344CC"
 REPO = Path(__file__).resolve().parents[2]
 
-
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("labsrv") / "lab"
-    c = LabCluster.init(root, seed=11, key_spec="rsa1024")
-    c.add_phone(MAC)
-    return root
-
-
-@pytest.fixture
-def cluster(template: Path, tmp_path: Path) -> LabCluster:
-    return copy_cluster(template, tmp_path)  # type: ignore[no-any-return]
+template = lab_template("labsrv", seed=11, phones={MAC: {}})
 
 
 def with_servers(cluster: LabCluster, body: Callable[[LabServers], Awaitable[T]]) -> T:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import ssl
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -21,7 +19,7 @@ from phoneemu.net.capf_client import capf_session
 from phoneemu.net.tls import client_context_verify_after_handshake, open_tls_connection
 from phoneemu.net.tvs_client import tvs_query, tvs_verify
 from phoneemu.protocols import capf, tvs
-from tests.helpers import copy_cluster, run
+from tests.helpers import lab_template, run, tls_exchange
 
 T = TypeVar("T")
 HOST = "127.0.0.1"
@@ -29,21 +27,8 @@ MAC = "001122334455"
 MAC2 = "00112233AABB"
 DEVICE = f"CP-8861-SEP{MAC}"
 
-
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("tvscapf") / "lab"
-    c = LabCluster.init(root, seed=7, key_spec="rsa1024")
-    c.add_phone(MAC, lsc_key="rsa1024", encrypt="pki")
-    c.add_phone(MAC2, lsc_key="ec-p256")
-    return root
-
-
-@pytest.fixture
-def cluster(template: Path, tmp_path: Path) -> LabCluster:
-    return copy_cluster(template, tmp_path)  # type: ignore[no-any-return]
+template = lab_template("tvscapf", seed=7, phones={MAC: {"lsc_key": "rsa1024", "encrypt": "pki"},
+                                                MAC2: {"lsc_key": "ec-p256"}})
 
 
 def with_servers(cluster: LabCluster, body: Callable[[LabServers], Awaitable[T]], **kw: float) -> T:
@@ -178,27 +163,6 @@ def test_silent_server_times_out() -> None:
     run(main())
 
 
-async def _raw_exchange(port: int, payload: bytes, *, wait: float = 3.0) -> bytes:
-    """Send ``payload`` after the handshake and return what the server sends until it closes."""
-    ctx = client_context_verify_after_handshake()
-    reader, writer = await open_tls_connection(HOST, port, ctx, timeout=3)
-    try:
-        writer.write(payload)
-        await writer.drain()
-        out = b""
-        while True:
-            chunk = await asyncio.wait_for(reader.read(65536), wait)
-            if not chunk:
-                return out
-            out += chunk
-    except (ConnectionError, ssl.SSLError):
-        return b""
-    finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
-
-
 @pytest.mark.parametrize(("label", "payload", "reason"), [
     ("garbage", b"GET / HTTP/1.0\r\n\r\n", "malformed"),
     ("wrong-version", bytes([0x57, 2, 1, 0, 0, 0, 0, 1, 0, 0]), "malformed"),
@@ -209,7 +173,7 @@ async def _raw_exchange(port: int, payload: bytes, *, wait: float = 3.0) -> byte
 def test_bad_frames_close_one_connection_and_service_continues(cluster: LabCluster, label: str,
                                                               payload: bytes, reason: str) -> None:
     async def body(servers: LabServers) -> None:
-        got = await _raw_exchange(servers.ports["tvs"], payload)
+        got = await tls_exchange(HOST, servers.ports["tvs"], payload)
         assert got == b"", label  # no answer: the connection is closed
         reply = await tvs_verify(tvs_addr(servers), DEVICE, cluster.callmanager().der, timeout=5)
         assert reply.valid
@@ -268,7 +232,7 @@ def test_two_requests_on_one_connection_both_answered(cluster: LabCluster) -> No
 
     async def body(servers: LabServers) -> bytes:
         # the server answers both, then closes after io_timeout of silence
-        got = await _raw_exchange(servers.ports["tvs"], tvs.encode(r1) + tvs.encode(r2), wait=5)
+        got = await tls_exchange(HOST, servers.ports["tvs"], tvs.encode(r1) + tvs.encode(r2), wait=5)
         return got
 
     async def main() -> bytes:

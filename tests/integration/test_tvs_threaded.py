@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import ssl
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -20,52 +18,17 @@ from phoneemu.lab.tvs_threaded import DEFAULT_WORKERS, ThreadedTvsServer
 from phoneemu.net.tls import client_context_verify_after_handshake, open_tls_connection
 from phoneemu.net.tvs_client import tvs_verify
 from phoneemu.protocols import tvs
-from tests.helpers import copy_cluster, run
+from tests.helpers import lab_template, run, tls_exchange
 
 HOST = "127.0.0.1"
 MAC = "001122334455"
 DEVICE = f"CP-8861-SEP{MAC}"
 
-
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("tvsthreads") / "lab"
-    c = LabCluster.init(root, seed=11, key_spec="rsa1024")
-    c.add_phone(MAC)
-    return root
-
-
-@pytest.fixture
-def cluster(template: Path, tmp_path: Path) -> LabCluster:
-    return copy_cluster(template, tmp_path)  # type: ignore[no-any-return]
+template = lab_template("tvsthreads", seed=11, phones={MAC: {}})
 
 
 def _workers(prefix: str = "tvs-worker-") -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith(prefix)]
-
-
-async def _raw_exchange(port: int, payload: bytes, *, wait: float = 3.0,
-                        ctx: ssl.SSLContext | None = None) -> bytes:
-    """Send ``payload`` after the handshake; return what the server sends until it closes."""
-    reader, writer = await open_tls_connection(HOST, port, ctx or client_context_verify_after_handshake(),
-                                               timeout=3)
-    try:
-        writer.write(payload)
-        await writer.drain()
-        out = b""
-        while True:
-            chunk = await asyncio.wait_for(reader.read(65536), wait)
-            if not chunk:
-                return out
-            out += chunk
-    except (ConnectionError, ssl.SSLError):
-        return out
-    finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
 
 
 def test_default_implementation_is_threads_and_unknown_is_refused(cluster: LabCluster) -> None:
@@ -99,7 +62,7 @@ def test_two_requests_on_one_connection_are_both_answered(cluster: LabCluster) -
 
     async def main() -> None:
         async with LabServers(cluster, io_timeout=0.5) as servers:
-            got = await _raw_exchange(servers.ports["tvs"], tvs.encode(r1) + tvs.encode(r2), wait=5)
+            got = await tls_exchange(HOST, servers.ports["tvs"], tvs.encode(r1) + tvs.encode(r2), wait=5)
             msgs = tvs.FrameDecoder().feed(got)
             valid = [tvs.check_response(r, m).valid for r, m in zip((r1, r2), msgs, strict=True)]
             assert valid == [True, False]
@@ -122,7 +85,7 @@ def test_malformed_frame_closes_that_connection_only(cluster: LabCluster, payloa
             _r, held = await open_tls_connection(HOST, port, ctx, timeout=3)
             host, held_port = held.get_extra_info("sockname")[:2]
             try:
-                assert await _raw_exchange(port, payload) == b""
+                assert await tls_exchange(HOST, port, payload) == b""
                 reply = await tvs_verify([(HOST, port)], DEVICE, cluster.callmanager().der, timeout=5)
                 assert reply.valid
             finally:
