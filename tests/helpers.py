@@ -118,3 +118,13 @@ def reap(proc: subprocess.Popen[str]) -> None:
     for stream in (proc.stdout, proc.stderr):
         if stream is not None:
             stream.close()
+
+
+def without_durations(value: Any) -> Any:
+    """``value`` (a report's JSON form) without its ``duration_s`` entries: what two runs of the same
+    decisions must agree on."""
+    if isinstance(value, dict):
+        return {k: without_durations(v) for k, v in value.items() if k != "duration_s"}
+    if isinstance(value, list):
+        return [without_durations(v) for v in value]
+    return value

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from phoneemu.net.tls_decrypt import read_keylog
 from phoneemu.scenario.replay import ReplayResult, boots_of, index_capture, replay_phone
 from phoneemu.scenario.replay_tvs import scan_capture
+from tests.helpers import without_durations
 
 CAPTURES = Path(__file__).resolve().parents[2] / "captures"
 
@@ -38,16 +39,8 @@ def restamp(src: Path, dst: Path, when: Callable[[int, float], float]) -> list[i
     return offsets
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items() if k != "duration_s"}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
 def decisions(results: list[ReplayResult]) -> Any:
-    return _plain([{k: v for k, v in r.as_dict().items() if k != "start"} for r in results])
+    return without_durations([{k: v for k, v in r.as_dict().items() if k != "start"} for r in results])
 
 
 def _count(path: Path) -> int:

@@ -26,6 +26,7 @@ from phoneemu.scenario import _capture_flows as flows
 from phoneemu.scenario import replay
 from phoneemu.scenario.replay import Limits, ReplayResult, index_capture, replay_phone
 from phoneemu.scenario.replay_tvs import scan_capture
+from tests.helpers import without_durations
 
 CAPTURES = Path(__file__).resolve().parents[2] / "captures"
 FIRST = CAPTURES / "first-boot-trusts-first-itl.pcap"
@@ -98,16 +99,8 @@ def noisy(src: Path, dst: Path, *, per_packet: int = 2, same_server: bool = Fals
     return dst
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items() if k != "duration_s"}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
 def decisions(results: list[ReplayResult]) -> Any:
-    return _plain([r.as_dict() for r in results])
+    return without_durations([r.as_dict() for r in results])
 
 
 def run(coro: Any) -> Any:
