@@ -80,6 +80,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -300,21 +301,6 @@ class _CapfFailed:
     note: str
     message: str
     refused: Decision | None = None
-
-
-def _capf_switched(decide: Callable[[bytes], Decision], vouched: Decision) -> Callable[[bytes], Decision]:
-    """§F.1, §G.5 on the reconnect after TVS vouched for ``vouched.signer`` (our convention): a certificate
-    that would need TVS in its turn is refused (``F.1-capf-server-untrusted``, naming both certificates)
-    instead of being left pending; any other decision of ``decide`` stands."""
-    def again(der: bytes) -> Decision:
-        d = decide(der)
-        if not d.pending:
-            return d
-        return Decision(rule="F.1-capf-server-untrusted", accepted=False, file=d.file, signer=d.signer,
-                        kind="capf", reason_code=VerifyReason.UNKNOWN_SIGNER,
-                        reason=f"on the reconnect after TVS vouched for {vouched.signer} the CAPF server "
-                        f"presented another certificate, {d.signer}, not in CTL/ITL and not vouched for")
-    return again
 
 
 class _Boot:
@@ -707,13 +693,14 @@ class _Boot:
         stands for this attempt. ``known`` holds the operation's answers about certificates; this attempt
         adds its answer there unless it is "no answer" (kept for this attempt only). One TVS question per
         attempt (our convention): a reconnect presenting another certificate that needs TVS is refused
-        (:func:`_capf_switched`), and the next attempt asks about it."""
+        (``vouched_for`` of :func:`rules.decide_capf_server`), and the next attempt asks about it."""
         where = f"{server.host}:{server.port}"
         answers = dict(known)
 
-        def decide(der: bytes) -> Decision:
+        def decide(der: bytes, vouched_for: str | None = None) -> Decision:
             return rules.decide_capf_server(self.store, der, profile=self.profile, now=self.now(),
-                                            tvs_answer=answers.get(der), server=where)
+                                            tvs_answer=answers.get(der), server=where,
+                                            vouched_for=vouched_for)
 
         check = _CapfServerCheck(decide)
         got = await self.capf_connect(server, mode, check)
@@ -728,7 +715,8 @@ class _Boot:
         if not d.accepted:
             return dataclasses.replace(got, refused=d)
         self.record(d)
-        return await self.capf_connect(server, mode, _CapfServerCheck(_capf_switched(decide, d)))
+        return await self.capf_connect(server, mode,
+                                       _CapfServerCheck(functools.partial(decide, vouched_for=d.signer)))
 
     async def capf_connect(self, server: Server, mode: int,
                            check: _CapfServerCheck) -> CapfResult | _CapfFailed:

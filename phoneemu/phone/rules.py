@@ -1073,9 +1073,12 @@ CAPF_ROLES = frozenset({Role.CAPF})
 
 
 def decide_capf_server(store: TrustStore, cert_der: bytes | None, *, profile: PhoneProfile, now: int,
-                       tvs_answer: TvsResult | None = None, server: str = "") -> Decision:
+                       tvs_answer: TvsResult | None = None, server: str = "",
+                       vouched_for: str | None = None) -> Decision:
     """§F.1, §G.5: the CAPF server certificate must be a CAPF (4) record of the CTL/ITL, or be vouched for
     by TVS with the CAPF role; otherwise the phone does not talk to it (``F.1-capf-server-untrusted``).
+    ``vouched_for``: this is the reconnect after TVS vouched for that certificate; one that would need
+    TVS in its turn is refused, naming both (one TVS question per attempt: our convention).
 
     Two-phase like the other TVS rules: a pending ``F.1-capf-needs-tvs`` decision names the certificate's
     :func:`https_query_key`; the caller asks TVS (QUERY), caches a valid answer and calls again with
@@ -1118,6 +1121,10 @@ def decide_capf_server(store: TrustStore, cert_der: bytes | None, *, profile: Ph
         return reject("CAPF certificate is not a CAPF record of the CTL/ITL and TVS is not usable",
                       VerifyReason.UNKNOWN_SIGNER, who)
     answer = tvs_answer if tvs_answer is not None else store.tvs_lookup(key, now)
+    if answer is None and vouched_for is not None:
+        return reject(f"on the reconnect after TVS vouched for {vouched_for} the CAPF server presented "
+                      f"another certificate, {who}, not in CTL/ITL and not vouched for",
+                      VerifyReason.UNKNOWN_SIGNER, who)
     if answer is None:
         return Decision(rule="F.1-capf-needs-tvs", accepted=False, file=server, signer=who, kind="capf",
                         reason="CAPF certificate not in CTL/ITL: ask TVS", needs_tvs=key, action="ask-tvs")
