@@ -8,6 +8,8 @@ Rules:
 * :class:`HttpThenTftpFetcher` asks HTTP port 6970 first and falls back to TFTP when the HTTP
   connection fails (kinds "unreachable", "timeout", "protocol"; §H.1 "TFTP on failure"). Whether an
   HTTP 404 also falls back is configurable (``fallback_on_not_found``, default False: our choice).
+  ``last_fallback`` keeps the HTTP failure behind the last fetch's fallback (None when HTTP answered or
+  no fallback was tried), so a boot's timeline can say why a file came over TFTP.
 * A fetcher that talks TFTP counts its retransmissions (RFC 1350 timeouts, spec §H.3) in
   ``retransmits``, over its whole life: the boot reads it before and after each fetch and reports the
   difference. Fetchers without one (HTTP only, in memory) never retransmit.
@@ -90,6 +92,7 @@ class HttpThenTftpFetcher:
         self.tftp = tftp
         self.fallback_on_not_found = fallback_on_not_found
         self.last_transport = ""  # "http" or "tftp": which one answered the last fetch
+        self.last_fallback: TransportError | None = None  # the HTTP failure the last fetch fell back from
 
     @property
     def retransmits(self) -> int:
@@ -97,11 +100,13 @@ class HttpThenTftpFetcher:
         return self.tftp.retransmits
 
     async def fetch(self, name: str) -> bytes:
+        self.last_fallback = None
         try:
             data = await self.http.fetch(name)
         except TransportError as exc:
             if exc.kind in self.FALLBACK_KINDS or (self.fallback_on_not_found and exc.kind == "not-found"):
                 self.last_transport = "tftp"
+                self.last_fallback = exc
                 return await self.tftp.fetch(name)
             self.last_transport = "http"
             raise

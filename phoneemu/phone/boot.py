@@ -392,17 +392,29 @@ class _Boot:
         try:
             data = await self.fetcher.fetch(name)
         except TransportError as exc:
-            return _Fail(exc)
+            return _Fail(self._with_fallback(exc))
         except PhoneEmuError as exc:
-            return _Fail(TransportError(f"{exc}", kind="protocol", path=name))
+            return _Fail(self._with_fallback(TransportError(f"{exc}", kind="protocol", path=name)))
         except OSError as exc:
-            return _Fail(TransportError(f"{exc}", kind="error", path=name))
+            return _Fail(self._with_fallback(TransportError(f"{exc}", kind="error", path=name)))
         finally:
             sent_again = self._fetcher_retransmits() - before
             self.retransmits += sent_again
         again = f" ({sent_again} TFTP retransmission{'s' if sent_again != 1 else ''})" if sent_again else ""
-        self.note("fetched", f"{len(data)} bytes{again}", file=name)
+        self.note("fetched", f"{len(data)} bytes{self._fallback_text()}{again}", file=name)
         return data
+
+    def _fallback_text(self) -> str:
+        """`` over TFTP (HTTP 6970 failed: ...)`` when the last fetch fell back from HTTP (§H.1), else ""."""
+        exc: TransportError | None = getattr(self.fetcher, "last_fallback", None)
+        return f" over TFTP (HTTP 6970 {exc.kind}: {exc.message})" if exc is not None else ""
+
+    def _with_fallback(self, exc: TransportError) -> TransportError:
+        """A TFTP failure after an HTTP fallback names the HTTP failure too (the user sees both)."""
+        text = self._fallback_text()
+        if not text or exc.kind == "not-found":
+            return exc
+        return TransportError(f"{exc.message}{text}", kind=exc.kind, path=exc.path, code=exc.code)
 
     def fetch_failed(self, name: str, fail: _Fail, *, trust_file: bool) -> None:
         if fail.not_found:

@@ -146,7 +146,7 @@ class Phone:
         self._capf = capf if capf is not None else net_capf_runner(
             timeout=capf_timeout, tls_versions=profile.tls_versions, keylog=log)
         self._sleep = sleep
-        self._tvs_timeout = tvs_timeout
+        self.tvs_timeout = tvs_timeout
         self._keylog = log
         self._auth_string: str | None = None
         if flash is not None:
@@ -258,7 +258,7 @@ class Phone:
         return await open_https(host, port, store=self._store, profile=self._profile, mac=self.mac,
                                 events=self.events, clock=self.clock,
                                 timeout=timeout if timeout is not None else self.http_timeout,
-                                tvs_timeout=self._tvs_timeout, keylog=self._keylog)
+                                tvs_timeout=self.tvs_timeout, keylog=self._keylog)
 
     @classmethod
     def from_flash(cls, path: Path | str, *, profile: PhoneProfile, clock: Callable[[], int],

@@ -319,16 +319,23 @@ def _capf_auth_explicit(ctx: _Ctx, node: _Node, field: str, m: dict[str, _Node],
 _TFTP_TIMING = {"timeout_ms": (10, 60_000), "retries": (0, 100)}
 
 
-def _tftp_timing(ctx: _Ctx, node: _Node, field: str) -> dict[str, int]:
-    """``{timeout_ms, retries}``: either may be left out (the default timing then applies)."""
-    tm = ctx.mapping(node, field, allowed=_TFTP_TIMING)
-    return {key: ctx.integer(val, f"{field}.{key}", *_TFTP_TIMING[key]) for key, val in tm.items()}
+#: ``http`` / ``tvs`` timing of a phone group: how long a phone waits for an HTTP 6970 answer
+#: (§H.1, then it falls back to TFTP) or for a TVS connection and answer (§E)
+_WAIT_TIMING = {"timeout_ms": (10, 60_000)}
+
+
+def _timing(ctx: _Ctx, node: _Node, field: str,
+                 ranges: dict[str, tuple[int, int]] = _TFTP_TIMING) -> dict[str, int]:
+    """``{timeout_ms, retries}`` (or the keys of ``ranges``): any may be left out (the default timing
+    then applies)."""
+    tm = ctx.mapping(node, field, allowed=ranges)
+    return {key: ctx.integer(val, f"{field}.{key}", *ranges[key]) for key, val in tm.items()}
 
 
 def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec]) -> PhoneGroup:
     field = f"phones.{name}"
     allowed = ("cluster", "count", "mac_start", "mac", "profile", "encrypt", "symmetric_key", "capf", "flash",
-               "registered", "tftp")  # flash: refused below with the way to get the same effect
+               "registered", "tftp", "http", "tvs")  # flash: refused below, with the way to get its effect
     m = ctx.mapping(node, field, allowed=allowed)
     default_cluster = next(iter(clusters)) if clusters else ""
     cluster = ctx.string(m["cluster"], f"{field}.cluster") if "cluster" in m else default_cluster
@@ -385,11 +392,14 @@ def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec])
                        "not supported: phones start with an empty flash (a MIC only). To start them "
                        "holding a cluster's trust lists, boot them there first, then move them: "
                        "- boot: GROUP, - move: {phones: GROUP, to: CLUSTER}")
-    tftp = _tftp_timing(ctx, m["tftp"], f"{field}.tftp") if "tftp" in m else {}
+    tftp = _timing(ctx, m["tftp"], f"{field}.tftp") if "tftp" in m else {}
+    http, tvs = ({} if key not in m else _timing(ctx, m[key], f"{field}.{key}", _WAIT_TIMING)
+                 for key in ("http", "tvs"))
     return PhoneGroup(
         name=name, where=ctx.where(node), cluster=cluster, count=count, mac_start=mac, profile=profile,
         profile_overrides=overrides, encrypt=encrypt,
         tftp_timeout_ms=tftp.get("timeout_ms"), tftp_retries=tftp.get("retries"),
+        http_timeout_ms=http.get("timeout_ms"), tvs_timeout_ms=tvs.get("timeout_ms"),
         symmetric_key=ctx.quoted(m["symmetric_key"], f"{field}.symmetric_key", "symmetric_key")
         if "symmetric_key" in m
         else None,
@@ -533,7 +543,7 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
         if "seed" in am:
             args["seed"] = ctx.integer(am["seed"], f"{field}.seed")
         if "tftp" in am:
-            args["tftp"] = _tftp_timing(ctx, am["tftp"], f"{field}.tftp")
+            args["tftp"] = _timing(ctx, am["tftp"], f"{field}.tftp")
         args["cluster"] = lab_ref(am, field)
         return Step(kind=kind, where=where, args=args)
     if kind == "tamper":

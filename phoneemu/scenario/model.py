@@ -50,6 +50,10 @@ class PhoneGroup:
     #: answer, send again at most ``tftp_retries`` times; None: the phone's own (1000 ms, 5 retries).
     tftp_timeout_ms: int | None = None
     tftp_retries: int | None = None
+    #: How long the phones wait for an HTTP 6970 answer before falling back to TFTP (spec §H.1), and
+    #: for a TVS connection and answer (§E); None: the phone's own 5 s (our convention, spec [UNK]).
+    http_timeout_ms: int | None = None
+    tvs_timeout_ms: int | None = None
 
     def macs(self) -> list[str]:
         start = int(self.mac_start, 16)

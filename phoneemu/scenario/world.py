@@ -201,9 +201,11 @@ class World:
             else:  # autoregistration: a MIC from the manufacturer, no device entry (§G.10)
                 mic = handle.cluster.pki.issue_mic(mac, model=profile.model, now=self.clock())
         flash = Flash(self.workdir / "phones" / mac, profile=profile, durable=False)
-        timing: dict[str, Any] = {}  # the group's tftp: timing; the phone's own defaults otherwise
-        if group.tftp_timeout_ms is not None:
-            timing["fetch_timeout"] = group.tftp_timeout_ms / 1000.0
+        timing: dict[str, Any] = {}  # the group's tftp/http/tvs timing; the phone's own defaults otherwise
+        for arg, ms in (("fetch_timeout", group.tftp_timeout_ms), ("http_timeout", group.http_timeout_ms),
+                        ("tvs_timeout", group.tvs_timeout_ms)):
+            if ms is not None:
+                timing[arg] = ms / 1000.0
         if group.tftp_retries is not None:
             timing["fetch_retries"] = group.tftp_retries
         phone = Phone(mac=mac, profile=profile, flash=flash, clock=self.clock, mic=mic,

@@ -266,3 +266,51 @@ def test_a_groups_tftp_timing_reaches_its_phones(tmp_path: Path) -> None:
             await world.close()
 
     assert asyncio.run(main_()) == ((0.03, 30), (1.0, 5))  # a group without tftp: the phone's own
+
+
+SLOW_HTTP = """\
+# Reproduces: spec H.1 (test scenario: HTTP 6970 slower than the phone waits, TFTP fallback)
+reproduces: spec H.1
+phones:
+  p: {mac: 0B0000000021, profile: cp-8861, http: {timeout_ms: 40}, tvs: {timeout_ms: 700}}
+  q: {mac: 0B0000000022, profile: cp-8861}
+steps:
+  - network: {delay_ms: 60}
+  - boot: p
+  - expect: {phones: p, itl: installed, config: rejected}
+"""
+
+
+def test_a_slow_http_falls_back_to_tftp_on_the_groups_wait(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """``http: {timeout_ms}`` of a group: HTTP 6970 answers after 60 ms, the phone waits 40 ms, so every
+    file comes over TFTP (§H.1) and the timeline says why. The expectation is wrong on purpose (the
+    config is accepted) so that the report carries the timeline."""
+    js = tmp_path / "r.json"
+    code = main(["run", str(_write(tmp_path, "slowhttp", SLOW_HTTP)), "--json", str(js)])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    exp = json.loads(js.read_text())["scenarios"][0]["expectations"][0]
+    assert [(c["check"], c["actual"]) for c in exp["checks"]] == [("itl", "installed"), ("config", "accepted")]
+    timeline = "\n".join(exp["timelines"]["0B0000000021"])
+    fetched = [line for line in timeline.splitlines() if " bytes" in line]
+    assert fetched and all("over TFTP (HTTP 6970 timeout: " in line and "timeout after 0.04s)" in line
+                           for line in fetched), timeline
+
+
+def test_a_groups_http_and_tvs_waits_reach_its_phones(tmp_path: Path) -> None:
+    import asyncio
+
+    from phoneemu.scenario.loader import load_text
+    from phoneemu.scenario.world import World
+
+    async def main_() -> list[tuple[float, float]]:
+        world = World(load_text(SLOW_HTTP, "slow.yaml"), tmp_path, start_time=1_780_272_000)
+        try:
+            await world.start()
+            phones = [world.phones[m].phone for m in ("0B0000000021", "0B0000000022")]
+            return [(p.http_timeout, p.tvs_timeout) for p in phones]
+        finally:
+            await world.close()
+
+    assert asyncio.run(main_()) == [(0.04, 0.7), (5.0, 5.0)]  # a group without them: the phone's own

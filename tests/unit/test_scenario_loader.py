@@ -308,6 +308,30 @@ def test_tftp_timing_of_phones_and_of_the_lab_network_loads() -> None:
     assert isinstance(step, Step) and step.args["tftp"] == {"timeout_ms": 40}
 
 
+def test_http_and_tvs_waits_of_phones_load() -> None:
+    """``http: {timeout_ms}`` / ``tvs: {timeout_ms}`` on a phone group: how long its phones wait for
+    HTTP 6970 (§H.1) and TVS (§E); a group without them keeps the phone's own (None)."""
+    waits = "http: {timeout_ms: 80}, tvs: {timeout_ms: 300}"
+    text = GOOD.replace("profile: cp-8861}", f"profile: cp-8861, {waits}}}")
+    s = load_text(text, "demo.yaml")
+    assert (s.phones["sbd"].http_timeout_ms, s.phones["sbd"].tvs_timeout_ms) == (80, 300)
+    assert (s.phones["legacy"].http_timeout_ms, s.phones["legacy"].tvs_timeout_ms) == (None, None)
+
+
+@pytest.mark.parametrize("key", ["http", "tvs"])
+@pytest.mark.parametrize(("value", "words"), [
+    ("{timeout_ms: 5}", "timeout_ms: expected an integer in 10..60000, got 5"),
+    ("{retries: 3}", "retries: unknown field"),
+    ("{timeout: 50}", "did you mean 'timeout_ms'?"),
+    ("50", "expected a mapping"),
+])
+def test_http_and_tvs_wait_mistakes_name_line_and_field(key: str, value: str, words: str) -> None:
+    group = GOOD.replace("profile: cp-8861}", f"profile: cp-8861, {key}: {value}}}")
+    with pytest.raises(ScenarioError, match=rf"demo\.yaml:7 phones\.sbd\.{key}") as info:
+        load_text(group, "demo.yaml")
+    assert words in str(info.value)
+
+
 @pytest.mark.parametrize(("tftp", "field", "words"), [
     ("{timeout_ms: 5}", "timeout_ms", "expected an integer in 10..60000, got 5"),
     ("{timeout_ms: 0.05}", "timeout_ms", "expected an integer in 10..60000"),
