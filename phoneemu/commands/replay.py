@@ -46,9 +46,11 @@ boots can use are kept (--list keeps no file contents, lists at most 100,000 dow
 flow: 32 MiB per downloaded file (else too-large), 8 MiB of out-of-order TCP data per direction
 (else the stream ends there), 4 MiB per direction of a TLS connection (else not decrypted),
 65,536 open TFTP transfers and as many open TCP connections (the least recently active ends
-early). Overall, the open flows hold at most --max-memory MiB (default 256) of buffered bytes:
-beyond, the least recently active flows holding any end early, as they stand. A cap that is hit
-is a warning on stderr naming the flow and the capture offset.
+early). Overall, the open flows and the kept downloads hold at most --max-memory MiB (default 256):
+beyond, when the kept downloads hold more than half of it, the least useful gives up its bytes
+(reported too-large; cluster-wide names before the phone's own, the largest first), else the least
+recently active flows holding any end early, as they stand. A cap that is hit is a warning on
+stderr naming the flow or file and the capture offset.
 """
 
 
@@ -65,8 +67,9 @@ def register(sub: Any) -> None:
                    help="TLS key log of the capture (SSLKEYLOGFILE format, as --capture and lab serve "
                    "--keylog write it): decrypt the TVS exchanges and answer as TVS did in the capture")
     p.add_argument("--max-memory", type=positive_int, metavar="MiB",
-                   help=f"bytes all open flows may buffer together, in MiB (default {MAX_MEMORY >> 20}): "
-                   "beyond, the least recently active flows end early, each with a warning")
+                   help=f"bytes the open flows and the kept downloads may hold together, in MiB (default "
+                   f"{MAX_MEMORY >> 20}): beyond, kept downloads give up their bytes or the least recently "
+                   "active flows end early, each with a warning")
     p.add_argument("--list", action="store_true", help="list the phones and files in the capture")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=handler)

@@ -32,16 +32,29 @@ adds how they are kept bounded:
   so that two requests at the same time are still ordered. Ordering, boot windows and matching
   use ranks; times are what is reported and the replayed phone's clock.
 * **Overall budget** (``max_memory``, default :data:`MAX_MEMORY`): the per-flow caps bound one flow,
-  this bounds them all together. Every byte a flow holds is counted where it is buffered (TFTP
-  blocks of a kept download, out-of-order TCP segments, bytes not yet classified, HTTP heads and
-  kept bodies, TLS streams), each held piece also :data:`PIECE_COST` bytes for Python's bookkeeping
-  (so that one-byte segments cannot hide their cost). After each packet, while the total exceeds
-  the budget, the least recently active flow holding any bytes ends as it stands (as at the end of
-  the capture: a TFTP transfer ``incomplete``, an HTTP response ``incomplete``, a TLS connection
-  decrypted as far as it goes), with a warning naming the flow, the capture offset and the budget;
-  the late packets of an ended TCP connection are ignored. A finished download's bytes leave the
-  budget (they are the scan's result, kept only when wanted). So the bytes held never exceed the
-  budget plus one packet; a flow's fixed state (a few hundred bytes) is bounded by ``max_flows``.
+  this bounds everything the scan holds together. Every byte a flow holds is counted where it is
+  buffered (TFTP blocks of a kept download, out-of-order TCP segments, bytes not yet classified, HTTP
+  heads and kept bodies, TLS streams), each held piece also :data:`PIECE_COST` bytes for Python's
+  bookkeeping (so that one-byte segments cannot hide their cost), and each open flow its fixed state
+  (:data:`TFTP_FLOW_COST`, :data:`TCP_FLOW_COST`: estimates, measured with tracemalloc). A finished
+  download the sink keeps (``DownloadSink.held``) stays counted: its bytes once per copy, plus
+  :data:`PIECE_COST`. After each packet, while the total exceeds the budget (*our convention*):
+
+  - when the kept downloads hold more than half the budget, the sink drops the bytes of its least
+    useful kept download (``DownloadSink.drop``; for a replay, :mod:`phoneemu.scenario.replay`
+    "Bounded": cluster-wide before the phone's own, the largest first), which is then reported
+    ``too-large``, with a warning naming the file, the capture offset and the budget;
+  - else the least recently active open flow holding buffered bytes (when none does: the least
+    recently active open flow) ends as it stands (as at the end of the capture: a TFTP transfer
+    ``incomplete`` or ``no-reply``, an HTTP response ``incomplete``, a TLS connection decrypted as
+    far as it goes), with a warning naming the flow, the capture offset and the budget; the late
+    packets of an ended TCP connection are ignored.
+
+  So each side may use what the other leaves, and neither a flood of completed downloads nor one of
+  unfinished flows can take the other's half; a capture whose total stays within the budget loses
+  nothing. What is held never exceeds the budget plus one packet. Not counted: a kept download's
+  record without bytes (one per request of the replayed phone; ``--list``: at most ``MAX_LISTED``)
+  and the port pair of an ended TCP connection (at most ``max_flows``).
 """
 
 from __future__ import annotations
@@ -62,7 +75,7 @@ from phoneemu.values import parse_ascii_int
 
 __all__ = [
     "MAX_FILE", "MAX_FLOWS", "MAX_MEMORY", "MAX_STREAM", "MAX_TLS_STREAM", "MAX_UNCLASSIFIED", "PIECE_COST",
-    "Download", "Endpoint", "FlowScanner", "Limits", "TlsSink", "mac_of",
+    "TCP_FLOW_COST", "TFTP_FLOW_COST", "Download", "Endpoint", "FlowScanner", "Limits", "TlsSink", "mac_of",
 ]
 
 Endpoint = tuple[str, int]
@@ -77,10 +90,14 @@ MAX_FLOWS = 65_536
 MAX_UNCLASSIFIED = 64 * 1024
 """Bytes per direction held before a TCP connection is known to be HTTP, TLS or neither."""
 MAX_MEMORY = 256 * 1024 * 1024
-"""Bytes held by all open flows together (module rules, "Overall budget")."""
+"""Bytes held by all open flows and kept downloads together (module rules, "Overall budget")."""
 PIECE_COST = 160
 """What one held piece counts against the overall budget besides its bytes: CPython's bookkeeping
 of a segment waiting or a piece's time (a tuple, an int, a float, a bytes header, a list slot)."""
+TFTP_FLOW_COST = 512
+"""What an open TFTP transfer counts against the overall budget for its fixed state (measured: ~0.4 KiB)."""
+TCP_FLOW_COST = 4096
+"""What an open TCP connection counts for its fixed state (measured: ~1.6 KiB, ~3.5 KiB once HTTP)."""
 _MAX_HEAD = 16 * 1024
 _MAX_CHUNK_LINE = 1024
 _MAX_REQUESTS = 10_000
@@ -160,6 +177,14 @@ class DownloadSink(Protocol):
 
     def add(self, download: Download) -> None: ...
 
+    @property
+    def held(self) -> int:
+        """What the kept downloads count against the overall budget (module rules)."""
+
+    def drop(self, why: str) -> Download | None:
+        """Drop the bytes of the least useful kept download, ``why`` appended to its detail; that download
+        as it was (None: nothing kept)."""
+
 
 class TlsSink(Protocol):
     """Where ended TLS connections go: both directions (None: not kept, ``problem`` says why).
@@ -178,13 +203,17 @@ def _ep(e: Endpoint) -> str:
 
 # --------------------------------------------------------------------------- the overall budget
 class _Flow:
-    """A TFTP transfer or a TCP connection: what its buffers hold, counted against the budget."""
+    """A TFTP transfer or a TCP connection: its fixed state (``cost``) and what its buffers hold, counted
+    against the budget."""
 
-    __slots__ = ("budget", "held")
+    __slots__ = ("budget", "cost", "held")
 
-    def __init__(self, budget: _Budget | None) -> None:
+    def __init__(self, budget: _Budget | None, cost: int = 0) -> None:
         self.budget = budget
         self.held = 0
+        self.cost = cost
+        if budget is not None:
+            budget.open(self)
 
     def charge(self, n: int) -> None:
         """The flow's buffers hold ``n`` bytes more (fewer when negative)."""
@@ -193,37 +222,51 @@ class _Flow:
 
 
 class _Budget:
-    """The overall budget (module rules): the bytes every open flow holds, and the flows that hold
-    any, least recently active first."""
+    """The open flows' side of the overall budget (module rules): what every open flow holds, its fixed
+    state included; the open flows and those holding buffered bytes, least recently active first."""
 
-    __slots__ = ("holders", "limit", "peak", "total")
+    __slots__ = ("flows", "holders", "limit", "peak", "total")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.total = 0
         self.peak = 0
+        self.flows: OrderedDict[_Flow, None] = OrderedDict()
         self.holders: OrderedDict[_Flow, None] = OrderedDict()
+
+    def open(self, flow: _Flow) -> None:
+        """``flow`` starts (the most recently active): its fixed state is held until it ends."""
+        self.flows[flow] = None
+        self.charge(flow, flow.cost)
 
     def charge(self, flow: _Flow, n: int) -> None:
         flow.held += n
         self.total += n
-        if flow.held > 0:
+        self.peak = max(self.peak, self.total)
+        if flow.held > flow.cost:
             if flow not in self.holders:
                 self.holders[flow] = None  # charged while its packet is fed: the most recently active
-            self.peak = max(self.peak, self.total)
         else:
             self.holders.pop(flow, None)
 
     def touch(self, flow: _Flow) -> None:
         """A packet of ``flow`` was seen."""
-        if flow.held:
+        if flow.held:  # open (an ended flow holds nothing)
+            self.flows.move_to_end(flow)
+        if flow.held > flow.cost:
             self.holders.move_to_end(flow)
 
+    def oldest(self) -> _Flow:
+        """The flow to end first (module rules): the least recently active holding buffered bytes, else
+        the least recently active."""
+        return next(iter(self.holders or self.flows))
+
     def release(self, flow: _Flow) -> None:
-        """``flow`` ended: its buffers are gone (what it downloaded went to the sink)."""
+        """``flow`` ended: its buffers and state are gone (what it downloaded went to the sink)."""
         self.total -= flow.held
         flow.held = 0
         self.holders.pop(flow, None)
+        self.flows.pop(flow, None)
 
 
 # --------------------------------------------------------------------------- TFTP
@@ -233,7 +276,7 @@ class _Tftp(_Flow):
 
     def __init__(self, rrq: ReadRequest, pkt: PcapPacket, keep: bool, order: int,
                  budget: _Budget | None = None) -> None:
-        super().__init__(budget)
+        super().__init__(budget, TFTP_FLOW_COST)
         self.name = rrq.filename
         self.client = (pkt.src, pkt.sport)
         self.server = (pkt.dst, pkt.dport)
@@ -270,8 +313,8 @@ class _Tftp(_Flow):
             self.blocks += 1
             self.size += len(msg.data)
             if self.size > max_file:
+                self.charge(-sum(len(p) + PIECE_COST for p in self.parts))
                 self.outcome, self.parts = "too-large", []
-                self.charge(-self.held)
                 self.detail = f"more than {max_file} bytes"
                 warn(f"{self.flow()}: more than {max_file} bytes (the per-file cap) at block {self.blocks}, "
                      f"capture offset {pkt.offset}: download reported too-large")
@@ -758,7 +801,7 @@ class _Conn(_Flow):
 
     def __init__(self, a: Endpoint, b: Endpoint, ts: float, order: int,
                  budget: _Budget | None = None) -> None:
-        super().__init__(budget)
+        super().__init__(budget, TCP_FLOW_COST)
         self.ends = (a, b)
         self.dirs = {a: _Stream(self.charge), b: _Stream(self.charge)}
         self.client: Endpoint | None = None
@@ -800,6 +843,7 @@ class FlowScanner:
         self.tls_connections = 0
         self.evicted = 0
         self.over_budget = 0  # flows ended early by the overall budget
+        self.dropped = 0  # kept downloads whose bytes the overall budget dropped
         self.backwards = 0  # packets whose timestamp is earlier than the packet before
         self._time = float("-inf")  # the time of the packet before (module rules, "Capture order")
         self._rank = 0
@@ -829,21 +873,38 @@ class FlowScanner:
                 self._udp(pkt)
         elif pkt.proto == "tcp":
             self._tcp_packet(pkt)
-        if self.budget.total > self.budget.limit:
+        if self.held > self.budget.limit:
             self._over_budget(pkt)
 
+    @property
+    def held(self) -> int:
+        """What the scan holds, as the overall budget counts it: open flows and kept downloads."""
+        return self.budget.total + (self.downloads.held if self.downloads is not None else 0)
+
     def _over_budget(self, pkt: PcapPacket) -> None:
-        """End the least recently active flows holding bytes until the total is within the budget."""
-        budget = self.budget
-        while budget.total > budget.limit and budget.holders:
-            flow = next(iter(budget.holders))
-            held, total = flow.held, budget.total
-            why = f"more than {budget.limit} bytes held by all open flows (the overall budget)"
+        """Drop kept downloads' bytes or end open flows until the total is within the budget (module
+        rules, "Overall budget")."""
+        budget, sink = self.budget, self.downloads
+        why = f"more than {budget.limit} bytes held by open flows and kept downloads (the overall budget)"
+        while (total := self.held) > budget.limit:
+            kept = sink.held if sink is not None else 0
+            if sink is not None and 2 * kept > budget.limit:
+                dropped = sink.drop(f"bytes dropped at capture offset {pkt.offset}: {why}")
+                assert dropped is not None  # it holds some
+                self.dropped += 1
+                self.warn(f"{dropped.protocol} {_ep(dropped.server)} {dropped.name!r}: {total} bytes held by "
+                          f"open flows and kept downloads, more than {budget.limit} (the overall budget), "
+                          f"capture offset {pkt.offset}: the kept downloads hold more than half of it; the "
+                          f"least useful kept download gives up its {dropped.nbytes} bytes (reported "
+                          "too-large)")
+                continue
+            flow = budget.oldest()  # the open flows hold more than half: one at least
+            held, what = flow.held, "holding buffered bytes " if budget.holders else ""
             if isinstance(flow, _Tftp):
                 name = flow.flow()
                 del self._tftp[flow.client]
-                assert self.downloads is not None
-                self.downloads.add(flow.finish(early=f"ended early: {why}"))
+                assert sink is not None
+                sink.add(flow.finish(early=f"ended early: {why}"))
             else:
                 assert isinstance(flow, _Conn)
                 name = self._conn_name(flow)
@@ -851,9 +912,9 @@ class FlowScanner:
                 self._tcp[frozenset(flow.ends)] = _CLOSED  # its late packets are ignored
             budget.release(flow)
             self.over_budget += 1
-            self.warn(f"{name}: {total} bytes held by all open flows, more than {budget.limit} (the overall "
-                      f"budget), capture offset {pkt.offset}: the least recently active flow holding any "
-                      f"({held} bytes) ends as it stands")
+            self.warn(f"{name}: {total} bytes held by open flows and kept downloads, more than "
+                      f"{budget.limit} (the overall budget), capture offset {pkt.offset}: the least recently "
+                      f"active open flow {what}({held} bytes) ends as it stands")
 
     def _conn_name(self, conn: _Conn) -> str:
         if conn.http is not None:
@@ -1057,4 +1118,8 @@ class FlowScanner:
                       "taken as equal to it (capture order is the order)")
         if self.over_budget > 1:
             self.warn(f"{self.over_budget} flows in all ended early: more than {self.limits.max_memory} "
-                      "bytes held by all open flows (the overall budget)")
+                      "bytes held by open flows and kept downloads (the overall budget)")
+        if self.dropped > 1:
+            self.warn(f"{self.dropped} kept downloads in all gave up their bytes (reported too-large): "
+                      f"more than {self.limits.max_memory} bytes held by open flows and kept downloads "
+                      "(the overall budget)")

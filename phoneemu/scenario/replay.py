@@ -48,7 +48,7 @@ Rules (issue #5 point 3; spec §C.6 request names, §H.1 TFTP/HTTP 6970):
 * Bad input: a malformed pcap raises DecodeError naming the offset; malformed TFTP/HTTP inside it is
   skipped and counted, never raised.
 * **Bounded** (:mod:`phoneemu.scenario._capture_flows` has the per-flow caps and the overall
-  budget of bytes all open flows hold, :data:`MAX_MEMORY`): the capture is read
+  budget of bytes the open flows and kept downloads hold, :data:`MAX_MEMORY`): the capture is read
   once, one record at a time, and every flow is reassembled as its packets come. ``replay --mac``
   keeps (:func:`phone_sink`) the phone's own downloads, and of the cluster-wide names only what a
   boot of the phone can be served from: downloads from a server the phone asked for its own names,
@@ -57,7 +57,15 @@ Rules (issue #5 point 3; spec §C.6 request names, §H.1 TFTP/HTTP 6970):
   the phone used; one copy of identical bytes. Other phones' downloads are dropped as they end
   (their MACs remembered, at most :data:`MAX_MACS`). ``--list`` keeps no file bytes and lists at
   most :data:`MAX_LISTED` downloads (the rest counted). A download is attributed to a segment by
-  rank: every request ranked before it has been seen when it ends.
+  rank: every request ranked before it has been seen when it ends. The kept downloads' bytes count
+  against the overall budget (once per copy); when it is exceeded and they hold more than half of
+  it, *our convention* drops the bytes of the least useful first: a cluster-wide download (kept only
+  in case a boot asks for that name) before one of the phone's own (asked for by the boot that made
+  it), and among those the largest first (it frees the most for the fewest files, and the files that
+  decide trust are small: trust lists, configs; a large one is a load), then the earliest request.
+  Such a download is reported ``too-large`` (its detail says why; the boot that fetches it is told
+  so), with a warning naming the file, the capture offset and the budget. A capture that fits the
+  budget loses nothing, so its decisions are the same whatever the budget.
 """
 
 from __future__ import annotations
@@ -65,6 +73,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import functools
+import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +87,7 @@ from phoneemu.scenario._capture_flows import (
     MAX_MEMORY,
     MAX_STREAM,
     MAX_TLS_STREAM,
+    PIECE_COST,
     Download,
     Endpoint,
     FlowScanner,
@@ -127,11 +137,76 @@ _FAIL_KINDS = {"not-found": "not-found", "refused": "refused", "incomplete": "ti
 
 
 # --------------------------------------------------------------------------- where downloads go
+class _Kept:
+    """The bytes of kept downloads as the overall budget counts them (module rules, "Bounded"): once
+    per bytes object (identical bytes kept once are shared), plus ``PIECE_COST``; each kept where a sink
+    put it (``where[i]``), so that :meth:`drop` can replace it there."""
+
+    def __init__(self) -> None:
+        self.held = 0
+        self._live: dict[int, tuple[bytes, list[tuple[list[Any], int]], int]] = {}  # id: bytes, places, seq
+        self._order: list[tuple[bool, int, int, int, int]] = []  # heap: own name, -size, order, seq, id
+        self._seq = 0
+
+    def hold(self, where: list[Any], i: int) -> None:
+        """``where[i]`` (a Download or None) is kept."""
+        d = where[i]
+        if d is None or d.data is None:
+            return
+        entry = self._live.get(id(d.data))
+        if entry is None:
+            self._seq += 1
+            entry = self._live[id(d.data)] = (d.data, [], self._seq)
+            self.held += len(d.data) + PIECE_COST
+            heapq.heappush(self._order, (d.mac is not None, -len(d.data), d.order, self._seq, id(d.data)))
+        entry[1].append((where, i))
+
+    def release(self, where: list[Any], i: int) -> None:
+        """``where[i]`` is no longer kept (it is about to be replaced)."""
+        d = where[i]
+        if d is None or d.data is None:
+            return
+        data, places, _seq = self._live[id(d.data)]
+        places[:] = [(w, j) for w, j in places if w is not where or j != i]
+        if not places:
+            del self._live[id(data)]
+            self.held -= len(data) + PIECE_COST
+
+    def drop(self, why: str) -> Download | None:
+        """Drop the least useful bytes (module rules, "Bounded"); every download holding them is now
+        ``too-large`` (``why`` in its detail). The first such download as it was; None: nothing kept."""
+        while self._order:
+            *_key, seq, ident = heapq.heappop(self._order)
+            entry = self._live.get(ident)
+            if entry is None or entry[2] != seq:
+                continue  # released since, or another bytes object at the same address
+            data, places, _seq = self._live.pop(ident)
+            self.held -= len(data) + PIECE_COST
+            first: Download = places[0][0][places[0][1]]
+            now: dict[int, Download] = {}  # one replacement per download (it may be kept in two places)
+            for where, i in places:
+                d = where[i]
+                if id(d) not in now:
+                    now[id(d)] = dataclasses.replace(d, outcome="too-large", data=None, size=None,
+                                                     detail=f"{len(data)} bytes received; {why}")
+                where[i] = now[id(d)]
+            return first
+        return None
+
+
 class _KeepAll:
     """Every download with its bytes (the library functions below; small captures)."""
 
     def __init__(self) -> None:
         self.downloads: list[Download] = []
+        self.kept = _Kept()
+
+    @property
+    def held(self) -> int:
+        return self.kept.held
+
+    def drop(self, why: str) -> Download | None:
+        return self.kept.drop(why)
 
     def request(self, name: str, client: Endpoint, server: Endpoint, start: float, order: int) -> None:
         return None
@@ -141,6 +216,7 @@ class _KeepAll:
 
     def add(self, download: Download) -> None:
         self.downloads.append(download)
+        self.kept.hold(self.downloads, len(self.downloads) - 1)
 
     def index(self, scanner: FlowScanner, warnings: Sequence[str] = ()) -> CaptureIndex:
         ordered = sorted(self.downloads, key=lambda d: d.order)
@@ -185,12 +261,20 @@ class _PhoneSink:
         self.addresses: set[str] = set()  # the phone's client addresses
         self.servers: set[str] = set()  # the addresses it asked for its own names
         self.macs: set[str] = set()
-        # (segment start, server address, name, client or None for "any client") -> [first ok, last]
-        self.shared: dict[tuple[int, str, str, Endpoint | None], list[tuple[tuple[int, int],
-                                                                          Download] | None]] = {}
+        # (segment start, server address, name, client or None for "any client") ->
+        # [rank of the first ok, first ok, rank of the last, last] (ranks: (order, arrival))
+        self.shared: dict[tuple[int, str, str, Endpoint | None], list[Any]] = {}
         self.client_slots = 0
         self.client_slots_full = False
         self.seq = 0
+        self.kept = _Kept()
+
+    @property
+    def held(self) -> int:
+        return self.kept.held
+
+    def drop(self, why: str) -> Download | None:
+        return self.kept.drop(why)
 
     def request(self, name: str, client: Endpoint, server: Endpoint, start: float, order: int) -> None:
         if mac_of(name) == self.mac:
@@ -206,6 +290,7 @@ class _PhoneSink:
         mac = d.mac
         if mac == self.mac:
             self.own.append(d)
+            self.kept.hold(self.own, len(self.own) - 1)
             return
         if mac is not None:
             if len(self.macs) < MAX_MACS:
@@ -215,9 +300,9 @@ class _PhoneSink:
         if i < 0 or d.server[0] not in self.servers:
             return  # before the phone's first request, or from a server it never asked: in no boot's window
         seg = self.starts[i]
-        anyone = self.shared.setdefault((seg, d.server[0], d.name, None), [None, None])
+        anyone = self.shared.setdefault((seg, d.server[0], d.name, None), [None] * 4)
         if d.data is not None:  # the same cluster-wide file downloaded by many phones: one copy
-            same = next((e[1].data for e in anyone if e is not None and e[1].data == d.data), None)
+            same = next((e.data for e in (anyone[1], anyone[3]) if e is not None and e.data == d.data), None)
             if same is not None:
                 d = dataclasses.replace(d, data=same)
         self.seq += 1
@@ -232,19 +317,23 @@ class _PhoneSink:
             key = (seg, d.server[0], d.name, client)
             if client is not None and key not in self.shared:
                 self.client_slots += 1
-            slot = self.shared.setdefault(key, [None, None])
-            first, last = slot
-            if d.ok and d.data is not None and (first is None or rank < first[0]):
-                slot[0] = (rank, d)
-            if last is None or rank > last[0]:
-                slot[1] = (rank, d)
+            slot = self.shared.setdefault(key, [None] * 4)
+            if d.ok and d.data is not None and (slot[0] is None or rank < slot[0]):
+                self._put(slot, 1, rank, d)
+            if slot[2] is None or rank > slot[2]:
+                self._put(slot, 3, rank, d)
+
+    def _put(self, slot: list[Any], i: int, rank: tuple[int, int], d: Download) -> None:
+        self.kept.release(slot, i)
+        slot[i - 1], slot[i] = rank, d
+        self.kept.hold(slot, i)
 
     def index(self, scanner: FlowScanner, warnings: Sequence[str] = ()) -> CaptureIndex:
         kept: dict[int, tuple[tuple[int, int], Download]] = {}
         for slot in self.shared.values():
-            for entry in slot:
-                if entry is not None:
-                    kept[id(entry[1])] = entry
+            for rank, d in ((slot[0], slot[1]), (slot[2], slot[3])):
+                if d is not None:
+                    kept[id(d)] = (rank, d)
         shared = [d for _rank, d in sorted(kept.values(), key=lambda e: e[0])]
         ordered = sorted([*self.own, *shared], key=lambda d: d.order)
         macs = self.macs | ({self.mac} if self.own else set())

@@ -1,5 +1,6 @@
-"""The overall budget of a capture scan: every buffered byte is accounted, the total stays within the
-budget after every packet, the least recently active flows end early with a warning, nothing is lost."""
+"""The overall budget of a capture scan: every buffered byte, open flow and kept download is accounted, the
+total stays within the budget after every packet, the least recently active flows end early or the least
+useful kept downloads give up their bytes, each with a warning, nothing is lost."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import random
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from phoneemu.cli import main
@@ -16,9 +17,10 @@ from phoneemu.net.capture import ACK, PSH, SYN, PcapPacket, PcapWriter
 from phoneemu.net.tftp_codec import Data, ReadRequest, encode
 from phoneemu.scenario import _capture_flows as flows
 from phoneemu.scenario import replay
-from phoneemu.scenario._capture_flows import PIECE_COST, FlowScanner, Limits
+from phoneemu.scenario._capture_flows import PIECE_COST, TCP_FLOW_COST, TFTP_FLOW_COST, FlowScanner, Limits
 
 PHONE, LAB = "10.0.0.1", "10.0.0.11"
+MAC = "0A0000000001"
 Packet = tuple[str, int, str, int, str, int, int, bytes]  # proto, src, sport, dst, dport, seq, flags, payload
 
 
@@ -26,8 +28,9 @@ def held(scanner: FlowScanner) -> int:
     """What the scanner's open flows really hold, counted as the module rules say."""
     total = 0
     for t in scanner._tftp.values():
-        total += sum(len(p) + PIECE_COST for p in t.parts)
+        total += TFTP_FLOW_COST + sum(len(p) + PIECE_COST for p in t.parts)
     for conn in {id(c): c for c in scanner._tcp.values()}.values():
+        total += TCP_FLOW_COST if conn.kind != "closed" else 0
         for d in conn.dirs.values():
             total += sum(len(p) + PIECE_COST for _, _, p in d.pending)
         total += sum(len(p) + PIECE_COST for pieces in conn.early.values() for _, _, p in pieces)
@@ -38,6 +41,17 @@ def held(scanner: FlowScanner) -> int:
         if conn.tls is not None:
             total += sum(len(b) for b in conn.tls.streams.values() if b is not None)
     return total
+
+
+def kept(sink: object) -> int:
+    """What the sink's kept downloads really hold: each bytes object once, plus PIECE_COST."""
+    if isinstance(sink, replay._PhoneSink):
+        downloads = [*sink.own, *(d for slot in sink.shared.values() for d in (slot[1], slot[3]))]
+    else:
+        assert isinstance(sink, replay._KeepAll)
+        downloads = list(sink.downloads)
+    data = {id(d.data): d.data for d in downloads if d is not None and d.data is not None}
+    return sum(len(b) + PIECE_COST for b in data.values())
 
 
 class _Tls:
@@ -54,10 +68,10 @@ class _Tls:
         self.ended.append((len(client_stream or b""), len(server_stream or b"")))
 
 
-def _http_flow(i: int, body: int, *, hole: bool) -> list[Packet]:
-    """A GET of a cluster-wide name; with ``hole`` the response's first segment never comes."""
+def _http_flow(i: int, body: int, *, hole: bool, name: str = "") -> list[Packet]:
+    """A GET of a cluster-wide name (or ``name``); with ``hole`` the response's first segment never comes."""
     c, s = 20000 + i, 6970
-    req = f"GET /ITLFile{i}.tlv HTTP/1.1\r\n\r\n".encode()
+    req = f"GET /{name or f'ITLFile{i}.tlv'} HTTP/1.1\r\n\r\n".encode()
     resp = f"HTTP/1.1 200 OK\r\nContent-Length: {body}\r\n\r\n".encode() + bytes(body)
     out: list[Packet] = [("tcp", PHONE, c, LAB, s, 1000, SYN, b""),
                          ("tcp", LAB, s, PHONE, c, 5000, SYN | ACK, b""),
@@ -96,9 +110,10 @@ def _scan(packets: list[PcapPacket], limit: int) -> tuple[FlowScanner, replay._K
     for pkt in packets:
         scanner.feed(pkt)
         assert scanner.budget.total == held(scanner)  # accounted where buffered, exactly
-        assert scanner.budget.total <= limit  # within the budget after every packet
+        assert scanner.held == held(scanner) + kept(sink) <= limit  # kept too; within the budget after each
     scanner.close()
     assert scanner.budget.total == 0 and not scanner.budget.holders
+    assert scanner.held == kept(sink)
     return scanner, sink, tls, warnings
 
 
@@ -123,7 +138,7 @@ def test_many_connections_with_out_of_order_data_end_early_oldest_first() -> Non
     assert first.startswith("http 10.0.0.1:20000 -> 10.0.0.11:6970: ")
     assert "more than 100000 (the overall budget), capture offset " in first and "ends as it stands" in first
     assert warnings[-1] == (f"{scanner.over_budget} flows in all ended early: more than 100000 bytes held by "
-                            "all open flows (the overall budget)")
+                            "open flows and kept downloads (the overall budget)")
     # nothing lost: every request is a download, incomplete
     assert sorted(d.name for d in sink.downloads) == sorted(f"ITLFile{i}.tlv" for i in range(40))
     assert {d.outcome for d in sink.downloads} == {"incomplete"}
@@ -142,7 +157,8 @@ def test_tftp_transfers_mid_way_end_early_as_incomplete() -> None:
     assert len(sink.downloads) == 30 and {d.outcome for d in sink.downloads} == {"incomplete"}
     early = [d for d in sink.downloads if "ended early" in d.detail]
     assert len(early) == scanner.over_budget
-    assert "more than 50000 bytes held by all open flows (the overall budget)" in early[0].detail
+    assert "more than 50000 bytes held by open flows and kept downloads (the overall budget)" in \
+        early[0].detail
 
 
 def test_tls_connections_buffering_end_early_and_are_reported() -> None:
@@ -162,31 +178,61 @@ class _Counting(replay._KeepAll):
         self.requests += 1
 
 
-@settings(max_examples=40, deadline=None)
-@given(kinds=st.lists(st.sampled_from(["http", "hole", "tftp", "tls"]), min_size=1, max_size=12),
-       limit=st.integers(min_value=1, max_value=120_000), seed=st.integers(0, 1000))
-def test_random_interleavings_stay_within_the_budget(kinds: list[str], limit: int, seed: int) -> None:
-    """Whatever the flows and their interleaving: the accounted total is what is held, within the
-    budget after every packet (``_scan``); each flow ended early is one warning; every request seen
-    is a download and every TLS connection seen is reported (a flow ended before its request or
-    hello is seen is only the warning)."""
+def _downloads(sink: replay._KeepAll | replay._PhoneSink, scanner: FlowScanner) -> list[tuple[object, ...]]:
+    return [(d.name, d.client, d.outcome, d.data, d.order) for d in sink.index(scanner).downloads]
+
+
+@settings(max_examples=100, deadline=None)
+@given(kinds=st.lists(st.sampled_from(["http", "hole", "tftp", "tls", "own", "big", "big", "own"]),
+                      min_size=1, max_size=12),
+       share=st.floats(min_value=0, max_value=1.5), seed=st.integers(0, 1000), phone=st.booleans(),
+       together=st.booleans())
+def test_random_interleavings_stay_within_the_budget(kinds: list[str], share: float, seed: int,
+                                                     phone: bool, together: bool) -> None:
+    """Whatever the flows and their interleaving (or none), and whichever sink keeps the downloads (every
+    one, or one phone's): the accounted total is what the open flows and the kept downloads hold, within the
+    budget after every packet; each flow ended early and each kept download dropped is one warning;
+    every request seen is a download and every TLS connection seen is reported (a flow ended before
+    its request or hello is seen is only the warning); and when nothing had to give way, the downloads
+    are those of a scan without a budget to speak of."""
     rng = random.Random(seed)
-    made = [_http_flow(i, rng.randrange(1, 9000), hole=k == "hole") if k in ("http", "hole")
-            else _tftp_flow(i, rng.randrange(1, 30)) if k == "tftp" else _tls_flow(i, rng.randrange(1, 9000))
-            for i, k in enumerate(kinds)]
-    sink, tls, warnings = _Counting(), _Tls(), []
-    scanner = FlowScanner(sink, tls=tls, limits=Limits(max_memory=limit), warn=warnings.append)
-    for pkt in _packets(_interleave(made, rng)):
-        scanner.feed(pkt)
-        assert scanner.budget.total == held(scanner) and scanner.budget.total <= limit
-    scanner.close()
-    assert scanner.budget.total == 0 and not scanner.budget.holders
+
+    def flow(i: int, k: str) -> list[Packet]:
+        if k in ("http", "hole", "big"):
+            return _http_flow(i, rng.randrange(1, 100_000 if k == "big" else 9000), hole=k == "hole")
+        if k == "own":
+            return _http_flow(i, rng.randrange(1, 9000), hole=False, name=f"SEP{MAC}.cnf.xml")
+        return _tftp_flow(i, rng.randrange(1, 30)) if k == "tftp" else _tls_flow(i, rng.randrange(1, 9000))
+    made = [flow(i, k) for i, k in enumerate(kinds)]
+    packets = _packets(_interleave(made, rng) if together else [p for f in made for p in f])  # else: in turn
+    limit = max(1, int(share * sum(len(p.payload) + PIECE_COST for p in packets)))  # a share of the capture
+
+    def scan(limit: int) -> tuple[FlowScanner, replay._KeepAll | replay._PhoneSink, _Tls, list[str]]:
+        sink = replay._PhoneSink(MAC) if phone else _Counting()
+        tls, warnings = _Tls(), []
+        scanner = FlowScanner(sink, tls=tls, limits=Limits(max_memory=limit), warn=warnings.append)
+        for pkt in packets:
+            scanner.feed(pkt)
+            assert scanner.budget.total == held(scanner)
+            assert scanner.held == held(scanner) + kept(sink) <= limit
+        scanner.close()
+        assert scanner.budget.total == 0 and not scanner.budget.holders and not scanner.budget.flows
+        assert scanner.held == kept(sink) <= limit
+        return scanner, sink, tls, warnings
+    scanner, sink, tls, warnings = scan(limit)
+    event(f"flows ended early: {bool(scanner.over_budget)}, kept downloads dropped: {bool(scanner.dropped)}")
     assert len([w for w in warnings if "capture offset" in w and "(the overall budget)" in w]) == \
-        scanner.over_budget
-    assert len(sink.downloads) == sink.requests
+        scanner.over_budget + scanner.dropped
     assert len(tls.ended) == scanner.tls_connections
+    if isinstance(sink, _Counting):
+        assert len(sink.downloads) == sink.requests
+        if not scanner.over_budget:
+            assert sink.requests == sum(k != "tls" for k in kinds)
     if not scanner.over_budget:
-        assert sink.requests == sum(k != "tls" for k in kinds) and len(tls.ended) == kinds.count("tls")
+        assert len(tls.ended) == kinds.count("tls")
+    if not scanner.over_budget and not scanner.dropped:  # it fits: the budget changes nothing
+        unbounded, sink2, _tls, _warnings = scan(1 << 30)
+        assert _downloads(sink, scanner) == _downloads(sink2, unbounded)
 
 
 def test_limits_must_be_positive() -> None:
