@@ -20,10 +20,15 @@ those of the replay of the clean committed capture (``same_decisions``).
 the phones' packets, then CONNS HTTP 6970 connections of other clients open at once, each response
 (``--adversarial-kib`` KiB, default 1024) missing its first segment, so that every byte waits out of
 order (within the 8 MiB per-direction cap) and the connections never end; ``--max-memory`` is passed on.
+With ``--adversarial-kind downloads`` the CONNS connections instead each complete one download, of a
+distinct cluster-wide name from the phones' server, one after another: kept for the replayed phone's
+last boot window, so their bytes are what the budget must bound (kept downloads). Both report whether
+the decisions equal those of the clean capture (``same_decisions``).
 
     python bench/replay.py --sizes 50,500
     python bench/replay.py --sizes 50 --code /tmp/old-clone --json
     python bench/replay.py --adversarial 600 --code /tmp/old-clone
+    python bench/replay.py --adversarial 600 --adversarial-kind downloads --code /tmp/old-clone
 """
 
 from __future__ import annotations
@@ -162,9 +167,11 @@ def synthesise(size_mb: int, folder: Path, seed: int = 1) -> Path:
     return target
 
 
-def synthesise_adversarial(conns: int, kib: int, folder: Path) -> Path:
-    """The phones' capture, then ``conns`` connections each holding ``kib`` KiB out of order (module doc)."""
-    target = folder / f"adversarial-{conns}x{kib}KiB-v{FORMAT}.pcap"
+def synthesise_adversarial(conns: int, kib: int, folder: Path, kind: str = "out-of-order") -> Path:
+    """The phones' capture, then ``conns`` connections each holding ``kib`` KiB out of order, or each
+    completing a download of ``kib`` KiB (``kind`` "downloads"; module doc)."""
+    prefix = "adversarial-" if kind == "out-of-order" else f"adversarial-{kind}-"
+    target = folder / f"{prefix}{conns}x{kib}KiB-v{FORMAT}.pcap"
     if target.exists():
         return target
     folder.mkdir(parents=True, exist_ok=True)
@@ -179,6 +186,17 @@ def synthesise_adversarial(conns: int, kib: int, folder: Path) -> Path:
 
         def put(pkt: bytes) -> None:
             f.write(struct.pack("<IIII", int(t), 0, len(pkt), len(pkt)) + pkt)
+        if kind == "downloads":  # one after another, from the phones' server: kept for the last boot window
+            rng = random.Random(1)
+            for i in range(conns):
+                data = bytes([i & 255]) * len(body)
+                req = f"GET /load{i:05}.bin HTTP/1.1\r\nHost: 127.0.0.11\r\n\r\n".encode()
+                resp = f"HTTP/1.1 200 OK\r\nContent-Length: {len(data)}\r\n\r\n".encode() + data
+                for pkt in _tcp_conversation(rng, [(req, resp)], src=bytes([10, 5, i >> 8 & 255, i & 255]),
+                                             dst=bytes([127, 0, 0, 11]), dport=6970):
+                    put(pkt)
+            tmp.rename(target)
+            return target
         server = bytes([10, 9, 0, 11])
         clients = [(bytes([10, 5, i >> 8 & 255, i & 255 or 1]), 20000 + i % 40000) for i in range(conns)]
         resp = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
@@ -238,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--adversarial", type=int, metavar="CONNS", help="the adversarial capture (module doc)")
     ap.add_argument("--adversarial-kib", type=int, default=1024, metavar="KIB",
                     help="KiB held out of order per connection (default 1024)")
+    ap.add_argument("--adversarial-kind", choices=("out-of-order", "downloads"), default="out-of-order",
+                    help="connections holding bytes out of order (default), or completed downloads")
     ap.add_argument("--max-memory", type=int, metavar="MIB", help="passed on to phoneemu replay")
     args = ap.parse_args(argv)
     if args.adversarial:
@@ -275,22 +295,26 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _adversarial(args: argparse.Namespace) -> int:
-    capture = synthesise_adversarial(args.adversarial, args.adversarial_kib, args.dir)
+    capture = synthesise_adversarial(args.adversarial, args.adversarial_kib, args.dir, args.adversarial_kind)
     extra = ("--max-memory", str(args.max_memory)) if args.max_memory else ()
+    want = _decisions(_peak_rss_run(args.code, CAPTURE, args.mac)["stdout"])
     r = _peak_rss_run(args.code, capture, args.mac, extra)
+    got = _decisions(r["stdout"])
     warnings = [line for line in r["stderr"].splitlines() if "overall budget" in line]
-    doc = {"bench": "replay-adversarial", "code": str(args.code), "connections": args.adversarial,
-           "kib_each": args.adversarial_kib, "file_bytes": capture.stat().st_size,
+    doc = {"bench": "replay-adversarial", "kind": args.adversarial_kind, "code": str(args.code),
+           "connections": args.adversarial, "kib_each": args.adversarial_kib,
+           "file_bytes": capture.stat().st_size, "max_memory_mib": args.max_memory or 256,
            "seconds": round(r["seconds"], 2), "peak_rss_mib": round(r["rss_kib"] / 1024, 1),
-           "exit": r["exit"],
+           "exit": r["exit"], "same_decisions": got is not None and got == want,
            "budget_warnings": len(warnings), "last_warning": warnings[-1] if warnings else None}
     if args.json:
         print(json.dumps(doc))
     else:
-        print(f"{args.adversarial} connections x {args.adversarial_kib} KiB out of order "
-              f"({doc['file_bytes'] / 1e6:.0f} MB): replay {doc['seconds']} s, "
-              f"peak RSS {doc['peak_rss_mib']} MiB, "
-              f"exit {r['exit']}, {len(warnings)} overall-budget warning(s)")
+        what = "out of order" if args.adversarial_kind == "out-of-order" else "completed downloads"
+        print(f"{args.adversarial} connections x {args.adversarial_kib} KiB {what} "
+              f"({doc['file_bytes'] / 1e6:.0f} MB, --max-memory {doc['max_memory_mib']}): replay "
+              f"{doc['seconds']} s, peak RSS {doc['peak_rss_mib']} MiB, exit {r['exit']}, same decisions: "
+              f"{doc['same_decisions']}, {len(warnings)} overall-budget warning(s)")
     return 0
 
 
