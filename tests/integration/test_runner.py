@@ -291,7 +291,8 @@ def test_a_slow_http_falls_back_to_tftp_on_the_groups_wait(tmp_path: Path,
     out = capsys.readouterr().out
     assert code == 1, out
     exp = json.loads(js.read_text())["scenarios"][0]["expectations"][0]
-    assert [(c["check"], c["actual"]) for c in exp["checks"]] == [("itl", "installed"), ("config", "accepted")]
+    assert [(c["check"], c["actual"]) for c in exp["checks"]] == [("itl", "installed"),
+                                                                   ("config", "accepted")]
     timeline = "\n".join(exp["timelines"]["0B0000000021"])
     fetched = [line for line in timeline.splitlines() if " bytes" in line]
     assert fetched and all("over TFTP (HTTP 6970 timeout: " in line and "timeout after 0.04s)" in line
