@@ -8,13 +8,17 @@
   does; the margin leaves room for certificate lifetimes added to the clock. A time outside the
   range is refused where it enters (``--now``, a scenario ``clock: advance``), not deep inside a
   date conversion.
+* A server address is ``HOST``, ``HOST:PORT``, ``[V6]:PORT``, ``[V6]`` or a bare IPv6 address
+  (:func:`parse_host_port`; ``--tftp``, a scenario's ``external: {tftp: ...}``). A colon must be
+  followed by a port 1..65535 and a ``[`` closed by ``]`` followed by nothing but ``:PORT``: a
+  typo is refused where it is written, never silently sent to port 69 or to a host named ``[::1]``.
 """
 
 from __future__ import annotations
 
 from phoneemu.errors import PhoneEmuError
 
-__all__ = ["MAX_TIME", "MIN_TIME", "check_time", "is_ascii_digits", "parse_ascii_int"]
+__all__ = ["MAX_TIME", "MIN_TIME", "check_time", "is_ascii_digits", "parse_ascii_int", "parse_host_port"]
 
 MIN_TIME = 0
 MAX_TIME = 221_845_392_000
@@ -39,3 +43,27 @@ def check_time(value: int, what: str) -> int:
         raise PhoneEmuError(f"time {value} is outside the supported range {MIN_TIME}..{MAX_TIME} "
                             f"(1970-01-01 to 9000-01-01 UTC)", path=what)
     return value
+
+
+def parse_host_port(text: str, *, what: str = "--tftp", default_port: int = 69) -> tuple[str, int]:
+    """(host, port) of ``HOST[:PORT]``, ``[V6][:PORT]`` or a bare IPv6 address (module rules);
+    PhoneEmuError naming ``what`` and the text otherwise."""
+    t = text.strip()
+    if t.startswith("["):
+        host, bracket, rest = t[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise PhoneEmuError(f"{what} {text!r}: expected [IPV6] or [IPV6]:PORT", path=what.lstrip("-"))
+        has_port, port = bool(rest), rest[1:]
+    elif t.count(":") == 1:
+        host, _, port = t.partition(":")
+        has_port = True
+    else:
+        host, has_port, port = t, False, ""
+    if not host:
+        raise PhoneEmuError(f"{what} {text!r}: no host", path=what.lstrip("-"))
+    if not has_port:
+        return host, default_port
+    value = parse_ascii_int(port, max_digits=5)
+    if value is None or not 0 < value < 65536:
+        raise PhoneEmuError(f"{what} {text!r}: port must be 1..65535", path=what.lstrip("-"))
+    return host, value

@@ -34,7 +34,7 @@ from phoneemu.phone.boot import BootReport, BootTarget, decision_dict
 from phoneemu.phone.flash import Flash
 from phoneemu.phone.phone import Phone, read_phone_file
 from phoneemu.phone.profile import PROFILES, get_profile
-from phoneemu.values import is_ascii_digits
+from phoneemu.values import parse_host_port
 
 __all__ = ["parse_hostport", "register"]
 
@@ -79,22 +79,8 @@ def register(sub: Any) -> None:
 
 
 def parse_hostport(text: str, default_port: int = 69) -> tuple[str, int]:
-    """``HOST``, ``HOST:PORT``, ``[V6]:PORT`` or a bare IPv6 address."""
-    t = text.strip()
-    if t.startswith("["):
-        host, _, rest = t[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else ""
-    elif t.count(":") == 1:
-        host, _, port = t.partition(":")
-    else:
-        host, port = t, ""
-    if not host:
-        raise PhoneEmuError(f"--tftp {text!r}: no host", path="tftp")
-    if not port:
-        return host, default_port
-    if not is_ascii_digits(port) or len(port) > 5 or not 0 < int(port) < 65536:
-        raise PhoneEmuError(f"--tftp {text!r}: port must be 1..65535", path="tftp")
-    return host, int(port)
+    """``--tftp``: ``HOST``, ``HOST:PORT``, ``[V6]:PORT`` or a bare IPv6 address (:func:`parse_host_port`)."""
+    return parse_host_port(text, what="--tftp", default_port=default_port)
 
 
 def pem_certificates(paths: list[Path]) -> list[x509.Certificate]:

@@ -29,9 +29,9 @@ from phoneemu.fleet.progress import Progress
 from phoneemu.fleet.shard import run_fleet
 from phoneemu.phone.boot import BootTarget
 from phoneemu.phone.profile import PROFILES
-from phoneemu.values import is_ascii_digits
+from phoneemu.values import parse_host_port
 
-__all__ = ["parse_host_port", "register"]
+__all__ = ["register"]
 
 _EPILOG = """\
 examples:
@@ -39,25 +39,6 @@ examples:
   phoneemu fleet boot --count 5000 --tftp 127.0.0.1:6969 --mac-start 0A0000000000
   phoneemu fleet boot --count 40000 --tftp 10.0.0.5 --json out.json --plot storm.png
 """
-
-
-def parse_host_port(text: str, default_port: int = 69) -> tuple[str, int]:
-    """``HOST``, ``HOST:PORT``, ``[v6]:PORT`` or a bare IPv6 address."""
-    text = text.strip()
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port_text = rest[1:] if rest.startswith(":") else ""
-    elif text.count(":") == 1:
-        host, port_text = text.split(":")
-    else:
-        host, port_text = text, ""
-    if not host:
-        raise PhoneEmuError(f"--tftp {text!r}: no host", path="tftp")
-    if not port_text:
-        return host, default_port
-    if not is_ascii_digits(port_text) or len(port_text) > 5 or not 0 < int(port_text) < 65536:
-        raise PhoneEmuError(f"--tftp {text!r}: port must be 1..65535", path="tftp")
-    return host, int(port_text)
 
 
 def register(sub: Any) -> None:

@@ -599,9 +599,20 @@ def test_parse_hostport() -> None:
     assert parse_hostport("10.0.0.1:6969") == ("10.0.0.1", 6969)
     assert parse_hostport("[::1]:70") == ("::1", 70)
     assert parse_hostport("::1") == ("::1", 69)
+    assert parse_hostport("[::1]") == ("::1", 69)
     for bad in (":69", "h:0", "h:x"):
         with pytest.raises(PhoneEmuError):
             parse_hostport(bad)
+
+
+@pytest.mark.parametrize("bad", ["10.0.0.1:", "[::1]:", "[::1]x", "[::1]6969", "[::1", "h:\uff16\uff19"])
+def test_parse_hostport_refuses_a_missing_port_or_junk_after_the_bracket(bad: str) -> None:
+    """Were port 69 (``HOST:``, ``[::1]x``) or the host ``::1`` of an unclosed ``[::1``: a typo sent
+    a fleet to the wrong place; refused like any other bad --tftp."""
+    from phoneemu.commands.boot import parse_hostport
+    from phoneemu.errors import PhoneEmuError
+    with pytest.raises(PhoneEmuError, match=r"--tftp '.*': (port must be 1\.\.65535|expected \[IPV6\])"):
+        parse_hostport(bad)
 
 
 # --------------------------------------------------------------------------- bad input never escapes
