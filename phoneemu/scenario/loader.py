@@ -19,7 +19,7 @@ from phoneemu.files import read_at_most
 from phoneemu.phone import rule_ids
 from phoneemu.phone.profile import PROFILES, profile_from_dict
 from phoneemu.scenario.model import ClusterSpec, Expectation, PhoneGroup, Scenario, Step
-from phoneemu.values import MAX_TIME
+from phoneemu.values import MAX_TIME, parse_host_port
 
 __all__ = [
     "ADMIN_OPERATIONS",
@@ -269,9 +269,8 @@ def _cluster(ctx: _Ctx, name: str, node: _Node) -> ClusterSpec:
         return ClusterSpec(name=name, where=ctx.where(node))
     m = ctx.mapping(node, field)
     if "external" in m:
-        ext = ctx.mapping(m["external"], f"{field}.external",
-                          allowed=("tftp", "http_port", "use_http"), required=("tftp",))
-        return ClusterSpec(name=name, where=ctx.where(node), external=_plain(_Node(ext, node.line)))
+        return ClusterSpec(name=name, where=ctx.where(node), external=_external(ctx, m["external"],
+                                                                                 f"{field}.external"))
     allowed = ("seed", "nodes", "key", "itlrecovery_years", "upgraded", "mixed_mode", "signature_algorithm",
                "rollback", "extra_certs", "load", "autoregistration", "tvs_ttl", "sbd", "itl_signer",
                "pre_8_0", "tftp_for")
@@ -297,6 +296,23 @@ def _cluster(ctx: _Ctx, name: str, node: _Node) -> ClusterSpec:
             if key == "itl_signer" and options[key] not in ("itlrecovery", "callmanager"):
                 raise ctx.fail(val, f, f"expected itlrecovery or callmanager, got {val.value!r}")
     return ClusterSpec(name=name, where=ctx.where(node), seed=seed, options=options)
+
+
+def _external(ctx: _Ctx, node: _Node, field: str) -> dict[str, Any]:
+    """``external: {tftp: HOST[:PORT], http_port: N, use_http: BOOL}``, checked here (the address as
+    ``--tftp`` takes it, a port 1..65535, a boolean) so that a typo is a file:line error before
+    anything runs, not a run-time error of the scenario."""
+    ext = ctx.mapping(node, field, allowed=("tftp", "http_port", "use_http"), required=("tftp",))
+    out: dict[str, Any] = {"tftp": ctx.string(ext["tftp"], f"{field}.tftp")}
+    try:
+        parse_host_port(out["tftp"], what="tftp")
+    except PhoneEmuError as exc:
+        raise ctx.fail(ext["tftp"], f"{field}.tftp", exc.message) from None
+    if "http_port" in ext:
+        out["http_port"] = ctx.integer(ext["http_port"], f"{field}.http_port", 1, 65535)
+    if "use_http" in ext:
+        out["use_http"] = ctx.boolean(ext["use_http"], f"{field}.use_http")
+    return out
 
 
 _CLUSTER_BOOLS = ("upgraded", "mixed_mode", "rollback", "autoregistration", "sbd", "pre_8_0")

@@ -29,6 +29,7 @@ from phoneemu.phone.phone import Phone
 from phoneemu.phone.profile import PhoneProfile, profile_from_dict
 from phoneemu.scenario.clock import ScenarioClock
 from phoneemu.scenario.model import ClusterSpec, PhoneGroup, Scenario
+from phoneemu.values import parse_host_port
 
 __all__ = ["PhoneHandle", "World"]
 
@@ -170,13 +171,10 @@ class World:
 
     async def _start_cluster(self, spec: ClusterSpec, index: int) -> ClusterHandle:
         if spec.external is not None:
-            host, _, port = str(spec.external["tftp"]).rpartition(":")
-            if not host:
-                host, port = str(spec.external["tftp"]), "69"
-            http = spec.external.get("http_port", 6970)
-            use_http = bool(spec.external.get("use_http", True))
-            return ClusterHandle(spec=spec, host=host, tftp_port=int(port),
-                                 http_port=int(http) if use_http else None)
+            host, port = parse_host_port(spec.external["tftp"], what="tftp")  # checked by the loader
+            http = int(spec.external.get("http_port", 6970))
+            use_http = spec.external.get("use_http", True) is True
+            return ClusterHandle(spec=spec, host=host, tftp_port=port, http_port=http if use_http else None)
         host = f"127.0.0.{self.host_base + index}"
         opts = dict(spec.options)
         cluster = LabCluster.init(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
 from phoneemu.errors import ScenarioError
 from phoneemu.scenario.loader import discover, load_file, load_text, parse_duration
 from phoneemu.scenario.model import Expectation, Step
+from tests.helpers import run
 
 GOOD = """\
 name: demo
@@ -111,6 +113,36 @@ def test_lab_steps_on_a_real_cluster_are_refused_before_running(step: str, field
     assert "'real' is external" in str(err)
     ok = load_text(REAL.replace("STEP", "admin: {cluster: lab, op: restart-tvs}"), "real.yaml")
     assert ok.clusters["real"].external == {"tftp": "127.0.0.1:6969"}
+
+
+@pytest.mark.parametrize(("external", "field", "words"), [
+    ('{tftp: "127.0.0.1:abc"}', "tftp", "port must be 1..65535"),       # was a run-time ValueError
+    ('{tftp: "127.0.0.1:99999"}', "tftp", "port must be 1..65535"),
+    ('{tftp: "127.0.0.1:"}', "tftp", "port must be 1..65535"),
+    ('{tftp: "[::1]x"}', "tftp", "expected [IPV6] or [IPV6]:PORT"),
+    ("{tftp: [1]}", "tftp", "expected text"),                           # was the host name "[1]"
+    ('{tftp: "127.0.0.1:6969", http_port: "x"}', "http_port", "expected an integer in 1..65535"),
+    ('{tftp: "127.0.0.1:6969", http_port: 0}', "http_port", "expected an integer in 1..65535"),
+    ('{tftp: "127.0.0.1:6969", use_http: "no"}', "use_http", "expected true/false"),  # was bool("no")
+])
+def test_a_real_clusters_address_is_checked_at_load_time(external: str, field: str, words: str) -> None:
+    text = REAL.replace('{external: {tftp: "127.0.0.1:6969"}}', f"{{external: {external}}}")
+    with pytest.raises(ScenarioError) as info:
+        load_text(text.replace("  - STEP\n", ""), "real.yaml")
+    err = info.value
+    assert (err.file, err.line, err.path) == ("real.yaml", 4, f"clusters.real.external.{field}"), str(err)
+    assert words in str(err)
+
+
+def test_a_real_clusters_address_forms_load() -> None:
+    from phoneemu.scenario.world import World
+
+    ext = '{external: {tftp: "[::1]:6969", http_port: 6970, use_http: off}}'
+    text = REAL.replace("  - STEP\n", "").replace('{external: {tftp: "127.0.0.1:6969"}}', ext)
+    spec = load_text(text, "real.yaml").clusters["real"]
+    assert spec.external == {"tftp": "[::1]:6969", "http_port": 6970, "use_http": False}
+    handle = run(World._start_cluster(cast(Any, None), spec, 0))
+    assert (handle.host, handle.tftp_port, handle.http_port) == ("::1", 6969, None)
 
 
 def test_a_real_cluster_runs_on_the_real_clock() -> None:
