@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,10 @@ def _boot(args: argparse.Namespace) -> int:
     check_writable(args.json, "--json")
     check_writable(args.plot, "--plot")
     check_writable(args.keylog, "--keylog")
+    if args.flash is not None:  # made here, not in each shard: a bad folder is one line, exit 2
+        args.flash.mkdir(parents=True, exist_ok=True)
+        if not os.access(args.flash, os.W_OK | os.X_OK):
+            raise PhoneEmuError(f"--flash {args.flash}: not writable", path="flash")
     if args.plot is not None:
         from phoneemu.fleet.plot import check_plot_path, require_matplotlib
 

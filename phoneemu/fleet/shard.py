@@ -115,6 +115,8 @@ def _child(spec: FleetSpec, macs: range, shard: int, channels: tuple[Any, Any, A
                         run_shard(spec, macs, shard=shard, on_progress=progress, ready=ready,
                                   should_stop=stop.is_set))
         q.put(("done", shard, result.to_state()))
+    except (PhoneEmuError, OSError) as exc:  # bad input or a file that failed: its one line, no traceback
+        q.put(("error", shard, f"{type(exc).__name__}: {exc}"))
     except BaseException as exc:  # report anything, the parent decides
         q.put(("error", shard, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"))
 

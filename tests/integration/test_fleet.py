@@ -214,6 +214,30 @@ def test_cli_fleet_bad_input_exits_2() -> None:
     assert rc == 2 and "argument --count: must be at least 1" in err
 
 
+def test_cli_fleet_flash_folder_that_cannot_exist_is_one_line(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """--flash under a file: refused before any shard starts (was each shard's traceback)."""
+    from phoneemu.cli import main
+
+    (tmp_path / "file").write_bytes(b"x")
+    flash = tmp_path / "file" / "flash"
+    assert main(["fleet", "boot", "--count", "1", "--tftp", "127.0.0.1:9", "--flash", str(flash), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(flash) in err[0] and "Traceback" not in err[0], err
+
+
+def test_fleet_shard_os_error_is_reported_without_a_traceback(tmp_path: Path) -> None:
+    """An OSError in a shard (its phones' flash) is the parent's one-line PhoneEmuError."""
+    from phoneemu.errors import PhoneEmuError
+
+    (tmp_path / "file").write_bytes(b"x")
+    spec = FleetSpec(target=BootTarget(host=HOST, tftp_port=9), count=1,
+                     flash_dir=str(tmp_path / "file" / "flash"))
+    with pytest.raises(PhoneEmuError, match="fleet shard 0 failed: NotADirectoryError") as info:
+        run_fleet(spec, shards=1)
+    assert "\n" not in str(info.value) and "Traceback" not in str(info.value)
+
+
 def _serve_in_thread(c: LabCluster) -> tuple[dict[str, int], Any]:
     """LabServers on its own asyncio loop in a thread; returns (ports, stop())."""
     import threading
