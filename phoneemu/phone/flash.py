@@ -22,7 +22,9 @@ Rules:
   still atomic for readers, no longer crash-safe.
 * Key material is created with mode 0600 (never world-readable, even for an instant).
 * Loading re-applies the profile limit: a trust file above it, or one that does not parse, is not
-  loaded (noted in :attr:`Flash.problems`) — the phone boots as if it were absent.
+  loaded (noted in :attr:`Flash.problems`) — the phone boots as if it were absent. So is any file of
+  the flash that is not a regular file (a folder, a FIFO, a device): it is never opened for reading,
+  so a FIFO cannot make ``phone show`` or a boot wait for a writer for ever.
 * :meth:`Flash.erase_trust_lists` removes CTL and ITL ("Erasing CTL and ITL files");
   :meth:`Flash.factory_reset` removes everything but the MIC.
 
@@ -37,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any, Literal
 
@@ -97,11 +100,18 @@ class Flash:
 
     def _read(self, name: str, limit: int) -> bytes | None:
         p = self._file(name)
-        try:
-            with p.open("rb") as fh:
-                data = fh.read(limit + 1)
+        try:  # without blocking: open() of a FIFO would wait for a writer for ever
+            fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                self.problems.append(f"{name}: not a regular file; not loaded")
+                return None
+            with os.fdopen(os.dup(fd), "rb") as fh:
+                data = fh.read(limit + 1)
+        finally:
+            os.close(fd)
         if len(data) > limit:
             self.problems.append(f"{name}: larger than {limit} bytes; not loaded")
             return None

@@ -128,6 +128,33 @@ def test_oversize_or_corrupt_files_are_not_loaded(tmp_path: Path) -> None:
     assert any("CTLFile.tlv" in p for p in fl2.problems) and any("state.json" in p for p in fl2.problems)
 
 
+@pytest.mark.parametrize("name", ["state.json", "last-boot.json", "ITLFile.tlv", "config.xml", "mic.key"])
+def test_a_fifo_in_the_flash_is_not_loaded_and_never_waited_on(tmp_path: Path, name: str) -> None:
+    """A FIFO named like a flash file: was an open() waiting for a writer for ever (phone show hung)."""
+    import threading
+
+    fl, _ = _booted(tmp_path)
+    fifo = fl.path / name
+    fifo.unlink(missing_ok=True)
+    os.mkfifo(fifo)
+    loaded: list[Flash] = []
+
+    def load() -> None:
+        back = Flash(fl.path, profile=P, intern=InternCache())
+        back.load()
+        back.last_boot()
+        loaded.append(back)
+
+    t = threading.Thread(target=load, daemon=True)
+    t.start()
+    t.join(10)
+    if t.is_alive():  # release the reader blocked in open() so the thread ends, then fail
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        t.join(10)
+        pytest.fail(f"loading a flash with a FIFO {name} waited for a writer")
+    assert f"{name}: not a regular file; not loaded" in loaded[0].problems
+
+
 def test_crash_before_rename_keeps_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fl, store = _booted(tmp_path)
     old = (fl.path / "ITLFile.tlv").read_bytes()
