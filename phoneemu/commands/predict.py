@@ -72,7 +72,7 @@ records (spec §E.1). When the new ITL names the TVS at the address the phone as
 subject and a new certificate (TVS regenerated), the phone refuses it (G.3.4-tvs-server-untrusted)
 and a "note:" line says so; --tvs-server-cert PEM gives the certificate the TVS presents instead.
   # TVS and ITLRecovery regenerated while phones were off (new = the TFTP root after the change)
-  phoneemu predict --installed-itl old/ITLFile.tlv --installed-config old/SEP001122334455.cnf.xml.sgn \
+  phoneemu predict --installed-itl old/ITLFile.tlv --installed-config old/SEP001122334455.cnf.xml.sgn \\
       --tvs-cert new/ITLRecovery.pem --mac 001122334455 new/
 """
 
