@@ -371,6 +371,7 @@ def _help(parser: argparse.ArgumentParser) -> int:
 
 
 def _init(args: argparse.Namespace) -> int:
+    LabCluster.check_new_root(args.dir)  # before the progress line: a refusal is one line
     if args.seed is not None:  # seeded RSA keys are made in pure Python: say why it takes seconds
         print("creating the cluster's identities (seeded keys are made in pure Python: a few seconds)...",
               file=sys.stderr, flush=True)

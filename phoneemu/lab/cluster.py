@@ -249,6 +249,18 @@ class LabCluster:
         self._mic_cache: dict[str, tuple[tuple[int, int, int], x509.Certificate, PrivateKey]] = {}
 
     # ============================================================== creation
+    @staticmethod
+    def check_new_root(root: str | Path) -> None:
+        """PhoneEmuError unless ``root`` can take a new cluster: a new folder or an empty one (see
+        :meth:`init`); ``lab init`` asks before it starts making keys."""
+        root = Path(root)
+        if (root / "cluster.json").exists():
+            raise PhoneEmuError(f"{root} already holds a lab cluster", path=str(root))
+        if root.is_dir() and any(root.iterdir()):
+            raise PhoneEmuError(f"{root} is not empty and holds no lab cluster: give a new or empty folder "
+                                "(the lab writes certs/, private/, tftp/ and removes other files from tftp/)",
+                                path=str(root))
+
     @classmethod
     def init(
         cls,
@@ -272,7 +284,10 @@ class LabCluster:
         pre_8_0: bool = False,
         durable: bool = True,
     ) -> LabCluster:
-        """Create a cluster in ``root`` (which must not hold one yet).
+        """Create a cluster in ``root``: a new folder or an empty one. A folder holding anything else
+        is refused (PhoneEmuError), a cluster or not: the lab writes ``certs/``, ``private/`` and
+        ``tftp/`` there and removes from ``tftp/`` every file it does not serve, so ``lab init`` on a
+        copy of a real cluster's TFTP root, or on a typo'd home folder, would lose the user's files.
 
         ``itlrecovery_years`` defaults to 20 (fresh) or 5 (``upgraded``), spec §G.8. ``key`` is an
         alias of ``key_spec`` (scenario option name). ``now`` defaults to the lab epoch when seeded,
@@ -290,8 +305,7 @@ class LabCluster:
         if itl_signer not in ("itlrecovery", "callmanager"):
             raise EncodeError(f"itl_signer {itl_signer!r}: itlrecovery or callmanager", path="itl_signer")
         root = Path(root)
-        if (root / "cluster.json").exists():
-            raise PhoneEmuError(f"{root} already holds a lab cluster", path=str(root))
+        cls.check_new_root(root)
         spec = KeySpec.parse(key) if key is not None else (
             KeySpec.parse(key_spec) if isinstance(key_spec, str) else key_spec)
         if spec.kind != "rsa":

@@ -145,6 +145,22 @@ def test_errors_are_one_line(tmp_path: Path, lab_dir: Path, capsys: pytest.Captu
     assert capsys.readouterr().err == f"phoneemu lab: {blocker / 'lab'}: Not a directory\n"
 
 
+def test_init_refuses_a_folder_that_holds_other_files(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Was: the lab moved in, overwrote certs/*.pem and deleted every other file of DIR/tftp."""
+    site = tmp_path / "site"
+    (site / "tftp").mkdir(parents=True)
+    (site / "tftp" / "ITLFile-from-the-real-cluster.tlv").write_bytes(b"keep me")
+    capsys.readouterr()
+    assert main(["lab", "init", str(site), "--seed", "4", "--key", "rsa1024"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not empty and holds no lab cluster" in err, err
+    assert [p.name for p in site.rglob("*")] == ["tftp", "ITLFile-from-the-real-cluster.tlv"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["lab", "init", str(empty), "--seed", "4", "--key", "rsa1024"]) == 0
+
+
 def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["lab", "--help"])
