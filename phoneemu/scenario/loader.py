@@ -191,7 +191,19 @@ def _convert(node: yaml.Node, loader: yaml.SafeLoader, budget: list[int] | None 
     if isinstance(node, yaml.SequenceNode):
         return _Node([_convert(v, loader, budget, depth + 1) for v in node.value], line)
     raw = str(node.value) if isinstance(node, yaml.ScalarNode) and node.style is None else None
-    return _Node(loader.construct_object(node), line, raw)
+    try:
+        value = loader.construct_object(node)
+    except _CONSTRUCT_ERRORS as exc:  # e.g. `2024-13-45` (a date), `!!float x`, `!!bool maybe`
+        kind = str(node.tag).rsplit(":", 1)[-1]
+        why = f" ({exc})" if isinstance(exc, ValueError) else ""  # a KeyError or AttributeError says nothing
+        raise ScenarioError(f"{str(node.value)[:60]!r} is not a valid YAML {kind}{why}; quote it to "
+                            "write text", line=line) from None
+    return _Node(value, line, raw)
+
+
+#: What PyYAML's safe constructors raise, besides YAMLError, on a scalar that looks like a date, number
+#: or boolean (by its form or an explicit ``!!tag``) but is not one.
+_CONSTRUCT_ERRORS = (ValueError, TypeError, LookupError, AttributeError, OverflowError)
 
 
 def _plain(n: _Node) -> Any:

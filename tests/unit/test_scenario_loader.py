@@ -170,6 +170,23 @@ def test_malformed_documents_raise_scenario_error(text: str) -> None:
     assert info.value.file == "bad.yaml"
 
 
+@pytest.mark.parametrize(("value", "words"), [
+    ("2024-13-45", "'2024-13-45' is not a valid YAML timestamp (month must be in 1..12)"),
+    ("2024-02-30", "is not a valid YAML timestamp (day is out of range for month)"),
+    ("!!float abc", "'abc' is not a valid YAML float"),
+    ("!!int abc", "'abc' is not a valid YAML int"),
+    ("!!bool maybe", "'maybe' is not a valid YAML bool; quote it"),
+    ("!!timestamp abc", "'abc' is not a valid YAML timestamp; quote it"),
+])
+def test_scalars_yaml_cannot_construct_name_their_line(value: str, words: str) -> None:
+    """Were a ValueError / KeyError / AttributeError out of PyYAML's constructor: a traceback, exit 1."""
+    text = GOOD.replace("name: demo\n", f"name: demo\ndescription: {value}\n")
+    with pytest.raises(ScenarioError) as info:
+        load_text(text, "demo.yaml")
+    err = info.value
+    assert (err.file, err.line) == ("demo.yaml", 2) and words in str(err), str(err)
+
+
 def test_duration() -> None:
     assert parse_duration("10m") == 600
     assert parse_duration(5) == 5
