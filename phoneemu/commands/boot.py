@@ -34,7 +34,7 @@ from phoneemu.phone.boot import BootReport, BootTarget, decision_dict
 from phoneemu.phone.flash import Flash
 from phoneemu.phone.phone import Phone, read_phone_file
 from phoneemu.phone.profile import PROFILES, get_profile
-from phoneemu.values import parse_host_port
+from phoneemu.values import parse_ascii_int, parse_host_port
 
 __all__ = ["parse_hostport", "register"]
 
@@ -159,11 +159,15 @@ def add_offline_phone_options(p: Any, *, now_help: str) -> None:
 
 
 def tvs_roles(text: str) -> frozenset[int]:
-    """``--tvs-roles 0,2`` → role codes (``replay``, ``predict``); PhoneEmuError when not numbers."""
-    try:
-        return frozenset(int(r) for r in text.split(",") if r.strip())
-    except ValueError:
-        raise PhoneEmuError(f"--tvs-roles {text!r}: comma-separated role codes", path="tvs-roles") from None
+    """``--tvs-roles 0,2`` → role codes (``replay``, ``predict``). A TVS answer carries each role in one
+    byte (spec §E.4 ROLES): PhoneEmuError unless the list holds at least one code and every code is
+    0..255 in ASCII digits (``-1``, ``999`` or ``,,`` made an offline TVS vouch with roles no answer
+    can carry, or with none)."""
+    codes = [parse_ascii_int(r.strip(), max_digits=3) for r in text.split(",") if r.strip()]
+    if not codes or any(c is None or c > 255 for c in codes):
+        raise PhoneEmuError(f"--tvs-roles {text!r}: comma-separated role codes 0..255 (spec §B.3), e.g. 0,2",
+                            path="tvs-roles")
+    return frozenset(c for c in codes if c is not None)
 
 
 def outcome_lines(report: BootReport, *, label_width: int) -> list[str]:

@@ -615,6 +615,16 @@ def test_parse_hostport_refuses_a_missing_port_or_junk_after_the_bracket(bad: st
         parse_hostport(bad)
 
 
+@pytest.mark.parametrize("bad", ["-1", "999", "256", ",,", "", "0,x", "\u0663"])
+def test_tvs_roles_are_one_byte_codes(bad: str) -> None:
+    """Were accepted: an offline TVS vouching with roles no TVS answer can carry (one byte each), or none."""
+    from phoneemu.commands.boot import tvs_roles
+    from phoneemu.errors import PhoneEmuError
+    assert tvs_roles("0,2") == frozenset({0, 2}) and tvs_roles(" 21 ,0,") == frozenset({0, 21})
+    with pytest.raises(PhoneEmuError, match=r"role codes 0\.\.255"):
+        tvs_roles(bad)
+
+
 # --------------------------------------------------------------------------- bad input never escapes
 @pytest.fixture(scope="module")
 def ro_lab(base_lab: Path) -> LabCluster:
