@@ -111,6 +111,10 @@ def _mic(args: argparse.Namespace, mac: str) -> tuple[tuple[x509.Certificate, Pr
     mic = pem_certificates([args.mic])[0]
     key = keys.load_private_key_pem(read_at_most(args.mic_key, PEM_LIMIT, what="PEM file"),
                                    source=str(args.mic_key))
+    # a key of another certificate would only show later, as a CAPF or decryption failure
+    if keys.public_key_spki_der(key.public_key()) != keys.public_key_spki_der(certs.cert_public_key(mic)):
+        raise PhoneEmuError(f"--mic-key {args.mic_key} is not the private key of the --mic {args.mic} "
+                            "certificate", path="mic-key")
     return (mic, key), signers
 
 

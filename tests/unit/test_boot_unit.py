@@ -625,6 +625,25 @@ def test_tvs_roles_are_one_byte_codes(bad: str) -> None:
         tvs_roles(bad)
 
 
+def test_mic_key_of_another_certificate_is_refused(tmp_path: Path, pki: Any,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Was taken: the boot ran with a MIC whose key is not its certificate's (CAPF and PKI-encrypted
+    configs would then fail for a reason the output never named)."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from phoneemu.crypto.keys import private_key_pem
+    lab = pki.lab()
+    cert = tmp_path / "mic.pem"
+    cert.write_bytes(lab["callmanager"].cert.public_bytes(Encoding.PEM))
+    other = tmp_path / "other.key"
+    other.write_bytes(private_key_pem(lab["tvs"].key))
+    argv = ["boot", "--tftp", "127.0.0.1:9", "--mac", "001122334455", "--no-http", "--timeout", "0.05",
+            "--mic", str(cert), "--mic-key", str(other)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--mic-key {other} is not the private key of the --mic {cert}" in err
+
+
 # --------------------------------------------------------------------------- bad input never escapes
 @pytest.fixture(scope="module")
 def ro_lab(base_lab: Path) -> LabCluster:
