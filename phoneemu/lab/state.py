@@ -3,18 +3,25 @@
 The state is the single source of the served files: every admin operation edits it, bumps
 ``generation``, appends to ``log`` (with the lab-clock time) and the cluster rebuilds its files.
 Keys and certificates live beside it (``DIR/private``, ``DIR/certs``, ``DIR/phones/<MAC>``);
-the state only names them. Unknown JSON keys are refused so a typo does not go unnoticed.
+the state only names them. Unknown JSON keys are refused so a typo does not go unnoticed, and so is
+a value of another type than its field's (``"clock": null``, ``"ports": "x"``, a phone's
+``"digest_user": 5``), a clock outside the supported range or ``ports`` without a port 0..65535
+for each service: a hand-edited or damaged ``cluster.json`` is a DecodeError naming the key, never a
+TypeError deep inside a rebuild.
 """
 
 from __future__ import annotations
 
 import json
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from phoneemu.errors import DecodeError
 from phoneemu.files import atomic_write, read_at_most
+from phoneemu.values import MAX_TIME, MIN_TIME
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -146,6 +153,32 @@ class ClusterState:
         return made
 
 
+#: Unix times (the lab clock, a log entry's time): dates are made of them.
+_TIMES = frozenset({"clock", "time"})
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    """``value`` (from JSON) has the type ``hint`` names: int (not bool), str, bool, None, ``X | Y``,
+    ``dict[str, X]``, ``list[X]``, ``Any``; an already made dataclass passes (module rules)."""
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return True
+    if hint is None or hint is type(None):
+        return value is None
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, h) for h in typing.get_args(hint))
+    if origin is dict:
+        key_t, val_t = typing.get_args(hint)
+        return isinstance(value, dict) and all(_conforms(k, key_t) and _conforms(v, val_t)
+                                               for k, v in value.items())
+    if origin is list:
+        (item_t,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_conforms(v, item_t) for v in value)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
 def _make(cls: type[Any], raw: Any, where: str) -> Any:
     if not isinstance(raw, dict):
         raise DecodeError("expected an object", path=where)
@@ -153,6 +186,19 @@ def _make(cls: type[Any], raw: Any, where: str) -> Any:
     unknown = sorted(set(raw) - names)
     if unknown:
         raise DecodeError(f"unknown keys {unknown}", path=where)
+    hints = typing.get_type_hints(cls)
+    for key, value in raw.items():
+        if not _conforms(value, hints[key]):
+            want = hints[key].__name__ if isinstance(hints[key], type) else str(hints[key])
+            raise DecodeError(f"{json.dumps(value, default=str)[:60]} is not of type {want}",
+                              path=f"{where}:{key}")
+        if key in _TIMES and not MIN_TIME <= value <= MAX_TIME:
+            raise DecodeError(f"time {value} is outside the supported range {MIN_TIME}..{MAX_TIME}",
+                              path=f"{where}:{key}")
+        if cls is ClusterState and key == "ports" and (set(DEFAULT_PORTS) - set(value) or not all(
+                0 <= port <= 65535 for port in value.values())):
+            raise DecodeError(f"expected a port 0..65535 for each of {', '.join(DEFAULT_PORTS)}, got "
+                              f"{json.dumps(value)[:80]}", path=f"{where}:{key}")
     try:
         return cls(**raw)
     except TypeError as exc:

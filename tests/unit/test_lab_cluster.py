@@ -593,6 +593,47 @@ def test_an_unloadable_saved_state_is_reported_once(lab: LabCluster) -> None:
     assert server_view.get("ITLFile.tlv") == lab.get("ITLFile.tlv") != served
 
 
+@pytest.mark.parametrize(("key", "value", "where"), [
+    ("clock", None, "clock"), ("clock", "x", "clock"), ("clock", 2**70, "clock"), ("clock", 1.5, "clock"),
+    ("generation", None, "generation"), ("hash_alg", None, "hash_alg"), ("host", -1, "host"),
+    ("key_spec", None, "key_spec"), ("nodes", None, "nodes"), ("extra_certs", True, "extra_certs"),
+    ("ports", None, "ports"), ("ports", "x", "ports"), ("ports", {}, "ports"),
+    ("ports", {"tftp": "69"}, "ports"),
+    ("ports", {"tftp": 69, "http": 6970, "tvs": 2445, "capf": 99999}, "ports"),
+    ("loads", None, "loads"), ("tampered", [], "tampered"), ("stopped", [1], "stopped"),
+    ("phones", {MAC: {"mac": MAC, "digest_user": -1}}, f"phones.{MAC}:digest_user"),
+    ("log", [{"time": "x", "generation": 1, "op": "init"}], "log[0]:time"),
+])
+def test_a_damaged_state_names_the_key(key: str, value: object, where: str) -> None:
+    """Were TypeError / AttributeError / KeyError / OverflowError tracebacks out of every lab command:
+    cluster.json was checked for unknown keys only, not for the type of each value."""
+    import json
+
+    from phoneemu.lab.state import ClusterState, PhoneState
+
+    good = ClusterState(phones={MAC: PhoneState(mac=MAC)}, clock=NOW)
+    assert ClusterState.from_json(good.to_json()) == good
+    doc = json.loads(good.to_json())
+    doc[key] = value
+    with pytest.raises(DecodeError) as info:
+        ClusterState.from_json(json.dumps(doc))
+    assert info.value.path == f"cluster.json:{where}", str(info.value)
+
+
+def test_lab_show_of_a_damaged_state_is_one_line(lab: LabCluster, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from phoneemu.cli import main
+
+    state = lab.root / "cluster.json"
+    doc = json.loads(state.read_text())
+    doc["clock"] = None
+    state.write_text(json.dumps(doc))
+    assert main(["lab", "show", str(lab.root)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cluster.json:clock: null is not of type int" in err, err
+
+
 def test_show_itl_ctl(lab: LabCluster) -> None:
     text = lab.show_itl()
     assert "The checksum value of the ITL file:" in text
