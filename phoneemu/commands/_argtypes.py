@@ -13,7 +13,8 @@ import math
 from phoneemu.values import MAX_TIME, MIN_TIME, parse_ascii_int
 
 __all__ = [
-    "non_negative_float", "non_negative_int", "port", "positive_float", "positive_int", "unix_time",
+    "integer", "non_negative_float", "non_negative_int", "port", "positive_float", "positive_int",
+    "unix_time",
 ]
 
 _MAX_SECONDS = 10.0 * 365 * 86400
@@ -59,6 +60,15 @@ def positive_int(text: str) -> int:
 def non_negative_int(text: str) -> int:
     """0, 1, ...: retries, shards (0 = in process), run indexes."""
     return _int(text, lo=0, hi=_UNBOUNDED, what="a non-negative integer")
+
+
+def integer(text: str) -> int:
+    """..., -1, 0, 1, ...: values where a sign means something (a seed; an offset from the end)."""
+    t = text.strip()
+    value = parse_ascii_int(t.removeprefix("-"))
+    if value is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer (ASCII digits 0-9, optionally after -)")
+    return -value if t.startswith("-") else value
 
 
 def port(text: str) -> int:

@@ -79,7 +79,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="number of inputs (served files with --serve)")
     p.add_argument("--time", type=positive_float, metavar="S",
                    help="time limit in seconds (--serve without --time stops after an hour)")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="run seed (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, metavar="S", help="run seed (default 0)")
     p.add_argument("--run-index", type=non_negative_int, default=0, metavar="I",
                    help="index of the first input (default 0)")
     p.add_argument("--out", type=Path, metavar="DIR", help="output directory (crashes/, served/)")

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from phoneemu.commands._argtypes import non_negative_int, unix_time
+from phoneemu.commands._argtypes import integer, non_negative_int, positive_int, unix_time
 from phoneemu.errors import EncodeError, PhoneEmuError
 from phoneemu.lab.cluster import LabCluster
 
@@ -175,13 +175,14 @@ def register(sub: Any) -> None:
     p = ops.add_parser("init", help="create a lab cluster in DIR",
                        description="Create a lab cluster: keys and certificates, then the served files.")
     _dir(p)
-    p.add_argument("--seed", type=int, help="deterministic keys and validity (labs and tests only)")
+    p.add_argument("--seed", type=integer, help="deterministic keys and validity (labs and tests only)")
     p.add_argument("--name", default="lab", help="cluster name (default lab)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address written in configs and records (default 127.0.0.1)")
-    p.add_argument("--nodes", type=int, default=1,
+    p.add_argument("--nodes", type=positive_int, default=1,
                    help="number of nodes, each with CallManager and TVS (default 1)")
-    p.add_argument("--itlrecovery-years", type=int, help="ITLRecovery validity (default 20, 5 if --upgraded)")
+    p.add_argument("--itlrecovery-years", type=positive_int,
+                   help="ITLRecovery validity (default 20, 5 if --upgraded)")
     p.add_argument("--upgraded", action="store_true", help="an upgraded cluster (5-year ITLRecovery)")
     p.add_argument("--key", default="rsa2048",
                    help="key of cluster identities: rsa1024, rsa2048 or rsa4096 (default rsa2048)")
@@ -263,11 +264,11 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=_op(lambda c, a, n: c.set_rollback(a.state == "on", now=n)))
 
     p = add("add-certs", "add N extra certificates (TVS role) to the ITL, e.g. to cross 64 KB")
-    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--count", type=positive_int, required=True)
     p.set_defaults(handler=_op(lambda c, a, n: c.add_certs(a.count, now=n)))
 
     p = add("remove-certs", "remove the last N extra certificates from the ITL (default: all of them)")
-    p.add_argument("--count", type=int)
+    p.add_argument("--count", type=positive_int)
     p.set_defaults(handler=_op(lambda c, a, n: c.remove_certs(a.count, now=n)))
 
     p = add("encryption", "configuration file encryption of a phone on/off")
@@ -304,7 +305,7 @@ def register(sub: Any) -> None:
 
     p = add("upgraded", "mark the cluster upgraded (5-year ITLRecovery from the next regeneration)")
     _onoff(p, "upgraded flag")
-    p.add_argument("--years", type=int)
+    p.add_argument("--years", type=positive_int)
     p.set_defaults(handler=_op(lambda c, a, n: c.set_upgraded(a.state == "on", years=a.years, now=n)))
 
     p = add("exchange", "bulk certificate exchange with another lab cluster (each TVS vouches for the other)")
@@ -313,7 +314,7 @@ def register(sub: Any) -> None:
 
     p = add("tamper", "flip one byte of a served file until the next rebuild")
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--offset", type=int, help="byte offset (default: last byte; negative from the end)")
+    p.add_argument("--offset", type=integer, help="byte offset (default: last byte; negative from the end)")
     p.set_defaults(handler=_op(lambda c, a, n: f"flipped byte {c.tamper(a.file, offset=a.offset, now=n)} "
                                f"of {a.file}"))
 
@@ -326,7 +327,7 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=_op(lambda c, a, n: c.set_autoregistration(a.state == "on", now=n)))
 
     p = add("tvs-ttl", "TTL TVS returns with its answers (seconds)")
-    p.add_argument("seconds", type=int)
+    p.add_argument("seconds", type=positive_int)
     p.set_defaults(handler=_op(lambda c, a, n: c.set_tvs_ttl(a.seconds, now=n)))
 
     p = add("load", "name a firmware load in loadInformation (cluster-wide or --mac)")

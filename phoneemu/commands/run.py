@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from phoneemu.commands._argtypes import non_negative_int
 from phoneemu.errors import ScenarioError
 from phoneemu.files import check_writable
 from phoneemu.scenario.loader import discover, load_file
@@ -54,7 +55,7 @@ def register(sub: Any) -> None:
                    help="only scenarios carrying TAG in their tags: list (repeatable: any of them)")
     p.add_argument("-v", "--verbose", action="store_true", help="show every expectation")
     p.add_argument("--list", action="store_true", help="validate and list the scenarios, run nothing")
-    p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+    p.add_argument("-j", "--jobs", type=non_negative_int, default=1, metavar="N",
                    help="run scenarios in N worker processes (0 = one per core; default 1); reports keep "
                    "the scenario order")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto")

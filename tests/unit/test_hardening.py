@@ -120,10 +120,20 @@ FUZZ = ["fuzz", "--format", "itl", "--target", "phoneemu", "--out", "/nonexisten
     [*FUZZ, "--hang-after", "0"], [*FUZZ, "--runs", "1", "--port", "70000"],
     ["inspect", "--limit", "-3", "x.tlv"], ["inspect", "--limit", "\u0663", "x.tlv"],
     ["lab", "serve", "--dir", "/nonexistent", "--tftp-port", "\u0666\u0669"],
+    # were int(): non-ASCII digits (and "1_0") taken, negatives refused only after loading the lab
+    ["lab", "add-certs", "/nonexistent", "--count", "\u0663"],
+    ["lab", "remove-certs", "/nonexistent", "--count", "-1"],
+    ["lab", "init", "/nonexistent/lab", "--nodes", "\uff12"],
+    ["lab", "init", "/nonexistent/lab", "--seed", "1_0"],
+    ["lab", "init", "/nonexistent/lab", "--itlrecovery-years", "0"],
+    ["lab", "upgraded", "/nonexistent", "on", "--years", "-1"],
+    ["lab", "tamper", "/nonexistent", "ITLFile.tlv", "--offset", "\u0663"],
+    ["lab", "tvs-ttl", "/nonexistent", "-5"],
+    [*FUZZ, "--runs", "1", "--seed", "-1"], ["run", "scenarios", "-j", "-1"],
 ], ids=lambda a: " ".join(a[:2] + a[-2:]))
 def test_bad_numbers_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     line = _usage_error(argv, capsys)
-    assert "error: argument --" in line, line
+    assert "error: argument --" in line or "error: argument seconds" in line or "-j/--jobs" in line, line
 
 
 def test_fuzz_target_cmd_with_bad_quoting_is_a_clean_error(tmp_path: Path,
