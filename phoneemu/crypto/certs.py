@@ -182,7 +182,10 @@ def load_cert_der(data: bytes, *, path: str = "certificate", tag: int | None = N
     """Strict DER load: anything cryptography rejects *or warns about* is a DecodeError.
 
     cryptography only warns today about some RFC 5280 violations (e.g. a negative serial) and
-    will refuse them in a future release; refusing them now keeps behaviour stable.
+    will refuse them in a future release; refusing them now keeps behaviour stable. It also parses
+    names, validity and extensions lazily, on first access: they are read here, so that a damaged
+    issuer (a ValueError, or a KeyError for an unknown string type) is this DecodeError, not an
+    exception out of whatever later shows or checks the certificate.
     """
     key = data if isinstance(data, bytes) else None  # bytearray/memoryview: not hashable, not cached
     cached = _LOADED.get(key) if key is not None else None
@@ -191,10 +194,9 @@ def load_cert_der(data: bytes, *, path: str = "certificate", tag: int | None = N
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            cert = x509.load_der_x509_certificate(data)
-            cert.serial_number  # noqa: B018 - parsed lazily; force the checks that warn
-        except (ValueError, TypeError, x509.InvalidVersion) as exc:
-            raise DecodeError(f"not a DER X.509 certificate: {exc}", path=path, tag=tag,
+            cert = _parsed(x509.load_der_x509_certificate(data))
+        except _LOAD_ERRORS as exc:
+            raise DecodeError(f"not a DER X.509 certificate: {_why(exc)}", path=path, tag=tag,
                               offset=offset) from None
     if caught:
         raise DecodeError(f"certificate violates RFC 5280: {caught[0].message}", path=path, tag=tag,
@@ -206,6 +208,23 @@ def load_cert_der(data: bytes, *, path: str = "certificate", tag: int | None = N
     return cert
 
 
+#: What cryptography raises on a certificate it cannot parse, at load or on first access to a field.
+_LOAD_ERRORS = (ValueError, TypeError, KeyError, x509.InvalidVersion, x509.DuplicateExtension,
+                x509.UnsupportedGeneralNameType)
+
+
+def _parsed(cert: x509.Certificate) -> x509.Certificate:
+    """``cert`` with its lazily parsed fields read once (see :func:`load_cert_der`)."""
+    cert.serial_number  # noqa: B018 - parsed lazily; force the checks that warn
+    cert.subject, cert.issuer, cert.not_valid_before_utc, cert.not_valid_after_utc  # noqa: B018
+    cert.extensions  # noqa: B018
+    return cert
+
+
+def _why(exc: Exception) -> str:
+    return f"unknown string type {exc} in a name" if isinstance(exc, KeyError) else str(exc)
+
+
 #: Certificates that loaded cleanly, by DER bytes (immutable objects; a fleet of phones meets the
 #: same few certificates thousands of times). Failures are never cached.
 _LOADED: dict[bytes, x509.Certificate] = {}
@@ -215,12 +234,12 @@ _LOADED_MAX = 1024
 def load_certs_pem(data: bytes, *, source: str = "pem") -> list[x509.Certificate]:
     """All certificates in a PEM blob (which may also hold a private key)."""
     try:
-        certs = x509.load_pem_x509_certificates(data)
-    except ValueError as exc:
+        certs = [_parsed(c) for c in x509.load_pem_x509_certificates(data)]
+    except _LOAD_ERRORS as exc:
         if b"CERTIFICATE" not in data:
             return []
-        raise DecodeError(f"cannot load PEM certificates: {exc}", path=source) from None
-    return list(certs)
+        raise DecodeError(f"cannot load PEM certificates: {_why(exc)}", path=source) from None
+    return certs
 
 
 def cert_public_key(cert: x509.Certificate) -> PublicKey:

@@ -77,3 +77,47 @@ def test_cert_public_key_damaged_spki_is_decode_error(kind: str) -> None:
     cert = certs.load_cert_der(_damaged_spki(kind))
     with pytest.raises(DecodeError):
         certs.cert_public_key(cert)
+
+
+def _cert_with_damaged_issuer(how: str) -> bytes:
+    """A donor certificate whose issuer's first CN string is damaged; cryptography parses names lazily,
+    so ``load_der_x509_certificate`` itself succeeds."""
+    der = bytearray(build_corpus("itl").donor_certs[0])
+    at = der.index(b"\x06\x03\x55\x04\x03") + 5  # OID commonName, then the string's tag (issuer first)
+    if how == "string-type":
+        der[at] ^= 0xFF  # UTF8String 0x0C -> 0xF3: an unknown string type (KeyError 243)
+    else:
+        der[at + 2] = 0xFF  # not UTF-8 (ValueError)
+    return bytes(der)
+
+
+@pytest.mark.parametrize("how", ["string-type", "utf8"])
+def test_damaged_issuer_is_decode_error_at_load(how: str) -> None:
+    """Found by an audit of ``phoneemu phone show`` on a flash whose mic.der had one byte flipped:
+    ``cert.issuer`` raised KeyError or ValueError on first access, in show.py, as a traceback."""
+    import base64
+
+    der = _cert_with_damaged_issuer(how)
+    with pytest.raises(DecodeError, match=r"not a DER X\.509 certificate"):
+        certs.load_cert_der(der)
+    pem = b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(der) + b"-----END CERTIFICATE-----\n"
+    with pytest.raises(DecodeError, match="cannot load PEM certificates"):
+        certs.load_certs_pem(pem)
+
+
+def test_phone_show_with_a_damaged_mic_says_unreadable(tmp_path: object,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    from phoneemu.cli import main
+    from phoneemu.phone.flash import Flash
+    from phoneemu.phone.profile import get_profile
+    from phoneemu.phone.store import Credential, TrustStore
+
+    flash = Path(str(tmp_path)) / "ph"
+    store = TrustStore(profile=get_profile("cp-8861"))
+    store.mic = Credential(cert_der=_cert_with_damaged_issuer("string-type"), key_pem=b"")
+    Flash(flash, profile=store.profile).save(store)
+    assert main(["phone", "show", "--flash", str(flash)]) == 0
+    assert "MIC: unreadable (certificate: not a DER X.509 certificate: unknown string type" in \
+        capsys.readouterr().out
