@@ -77,6 +77,13 @@ ADMIN_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("security-mode", "mode"): ("non-secure", "authenticated", "encrypted"),
 }
 
+#: admin arguments by type, checked when the file is loaded: ``on: maybe``, ``count: "x"`` or
+#: ``count: 2.5``, ``tamper: "no"`` (was bool("no")) or ``user: [1]`` are file:line errors, not a failed
+#: (or silently misread) step at run time
+_ADMIN_BOOLS = ("on", "exclude", "tamper", "reset_phones")
+_ADMIN_INTS = {"count": (1, 200), "seconds": (1, 2_592_000)}
+_ADMIN_TEXTS = ("cert", "key", "user", "password", "mode", "hash", "name", "operation", "with", "auth_mode")
+
 #: expectation check -> allowed values (None = free text / int / bool as documented).
 CHECKS: dict[str, tuple[str, ...] | None] = {
     "itl": ("installed", "updated", "unchanged", "rejected", "absent", "empty", "present"),
@@ -503,8 +510,13 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
                                    f"{op}: unknown {name} {text!r}{_did_you_mean(base, choices)} "
                                    f"(expected one of: {', '.join(choices)})")
         args = {k: _plain(v) for k, v in am.items()}
-        if "reset_phones" in am:  # Unified CM 10.5+ resets the phones itself (seed "Update ITL File")
-            args["reset_phones"] = ctx.boolean(am["reset_phones"], f"{field}.reset_phones")
+        for name, value in am.items():  # typed here, not by the lab when the step runs
+            if name in _ADMIN_BOOLS:  # reset_phones: Unified CM 10.5+ resets the phones itself
+                args[name] = ctx.boolean(value, f"{field}.{name}")
+            elif name in _ADMIN_INTS:
+                args[name] = ctx.integer(value, f"{field}.{name}", *_ADMIN_INTS[name])
+            elif name in _ADMIN_TEXTS:
+                ctx.string(value, f"{field}.{name}")
         if "auth_string" in am:
             args["auth_string"] = ctx.quoted(am["auth_string"], f"{field}.auth_string", "auth_string")
         if op == "capf":

@@ -187,6 +187,27 @@ def test_scalars_yaml_cannot_construct_name_their_line(value: str, words: str) -
     assert (err.file, err.line) == ("demo.yaml", 2) and words in str(err), str(err)
 
 
+@pytest.mark.parametrize(("admin", "field", "words"), [
+    ('{op: add-certs, count: "x"}', "count", "expected an integer in 1..200, got 'x'"),  # was a failed step
+    ("{op: add-certs, count: 2.5}", "count", "expected an integer in 1..200, got 2.5"),  # was int(2.5) = 2
+    ("{op: remove-certs, count: true}", "count", "expected an integer"),
+    ('{op: tvs-ttl, seconds: "x"}', "seconds", "expected an integer in 1..2592000"),
+    ("{op: mixed-mode, on: maybe}", "on", "expected true/false"),
+    ('{op: load, name: x1, tamper: "no"}', "tamper", "expected true/false"),             # was bool("no")
+    ("{op: load, name: [1]}", "name", "expected text, got [1]"),
+    ("{op: digest, user: [1], password: p}", "user", "expected text, got [1]"),      # was the user "[1]"
+])
+def test_admin_arguments_are_typed_at_load_time(admin: str, field: str, words: str) -> None:
+    text = GOOD.replace("  - admin: {op: regenerate, cert: callmanager}", f"  - admin: {admin}")
+    with pytest.raises(ScenarioError) as info:
+        load_text(text, "demo.yaml")
+    err = info.value
+    assert (err.line, err.path) == (11, f"steps[1].admin.{field}") and words in str(err), str(err)
+    ok = load_text(GOOD.replace("{op: regenerate, cert: callmanager}", "{op: load, name: x1, tamper: on}"),
+                   "demo.yaml").steps[1]
+    assert isinstance(ok, Step) and ok.args["tamper"] is True
+
+
 def test_duration() -> None:
     assert parse_duration("10m") == 600
     assert parse_duration(5) == 5
