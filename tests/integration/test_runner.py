@@ -155,7 +155,9 @@ def test_parallel_run_reports_like_a_sequential_one(tmp_path: Path,
         suites = [s.get("name") for s in ET.parse(junit).getroot().iter("testsuite")]
         assert suites == ["a-ok", "b-bad", "c-ok"]
     assert outcomes[0] == outcomes[1] == [("a-ok", "PASS"), ("b-bad", "FAIL"), ("c-ok", "PASS")]
-    assert main(["run", *files, "-j", "-1"]) == 2
+    with pytest.raises(SystemExit) as usage:  # a usage error, as every command's bad number
+        main(["run", *files, "-j", "-1"])
+    assert usage.value.code == 2
 
 
 def test_parallel_workers_fit_the_lab_address_range() -> None:
