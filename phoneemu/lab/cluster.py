@@ -90,6 +90,7 @@ from phoneemu.values import check_time, is_ascii_digits
 
 __all__ = [
     "ADMIN_OPERATIONS",
+    "CAPF_AUTH_MODES",
     "CapfPending",
     "LabCluster",
     "check_host",
@@ -1523,8 +1524,9 @@ def _model(text: str) -> str:
     return model
 
 
-_AUTH_MODES = {"none": 0, "password": 1, "string": 1, "auth-string": 1, "null-string": 2, "null": 2,
-               "lsc": 3, "mic": 4}
+#: capfAuthMode names (spec §H.5) the lab and scenarios accept besides the codes 0..4
+CAPF_AUTH_MODES = {"none": 0, "password": 1, "string": 1, "auth-string": 1, "null-string": 2, "null": 2,
+                   "lsc": 3, "mic": 4}
 
 
 def _auth_mode(value: int | str | None) -> int | None:
@@ -1534,9 +1536,10 @@ def _auth_mode(value: int | str | None) -> int | None:
     text = value.strip().lower()
     if is_ascii_digits(text) and len(text) < 4:
         return int(text)
-    if text not in _AUTH_MODES:
-        raise EncodeError(f"CAPF auth mode {value!r}: 0..4 or one of {sorted(_AUTH_MODES)}", path="auth_mode")
-    return _AUTH_MODES[text]
+    if text not in CAPF_AUTH_MODES:
+        raise EncodeError(f"CAPF auth mode {value!r}: 0..4 or one of {sorted(CAPF_AUTH_MODES)}",
+                          path="auth_mode")
+    return CAPF_AUTH_MODES[text]
 
 
 def _hex_key(text: str) -> str:

@@ -420,6 +420,7 @@ def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec])
         capf = {k: _plain(v) for k, v in cm.items()}
         if "auth_string" in cm:
             capf["auth_string"] = ctx.quoted(cm["auth_string"], f"{field}.capf.auth_string", "auth_string")
+        _capf_values(ctx, cm, f"{field}.capf")
         _capf_auth_explicit(ctx, m["capf"], f"{field}.capf", cm, default="none")
     flash: dict[str, Any] = {}
     if "flash" in m:  # was accepted and silently ignored: say so instead
@@ -430,17 +431,46 @@ def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec])
     tftp = _timing(ctx, m["tftp"], f"{field}.tftp") if "tftp" in m else {}
     http, tvs = ({} if key not in m else _timing(ctx, m[key], f"{field}.{key}", _WAIT_TIMING)
                  for key in ("http", "tvs"))
+    symmetric_key = None
+    if "symmetric_key" in m:
+        symmetric_key = ctx.quoted(m["symmetric_key"], f"{field}.symmetric_key", "symmetric_key")
+        if not re.fullmatch(r"[0-9A-Fa-f]{32}|[0-9A-Fa-f]{64}", symmetric_key):
+            raise ctx.fail(m["symmetric_key"], f"{field}.symmetric_key", "expected 32 or 64 hex digits")
+    registered = ctx.boolean(m["registered"], f"{field}.registered") if "registered" in m else True
+    if encrypt == "symmetric" and symmetric_key is None and registered:
+        raise ctx.fail(m["encrypt"], f"{field}.encrypt", "symmetric encryption needs the phones' key: "
+                                                         "symmetric_key: 32 or 64 hex digits")
     return PhoneGroup(
         name=name, where=ctx.where(node), cluster=cluster, count=count, mac_start=mac, profile=profile,
         profile_overrides=overrides, encrypt=encrypt,
         tftp_timeout_ms=tftp.get("timeout_ms"), tftp_retries=tftp.get("retries"),
         http_timeout_ms=http.get("timeout_ms"), tvs_timeout_ms=tvs.get("timeout_ms"),
-        symmetric_key=ctx.quoted(m["symmetric_key"], f"{field}.symmetric_key", "symmetric_key")
-        if "symmetric_key" in m
-        else None,
-        capf=capf, flash=flash,
-        registered=ctx.boolean(m["registered"], f"{field}.registered") if "registered" in m else True,
+        symmetric_key=symmetric_key, capf=capf, flash=flash, registered=registered,
     )
+
+
+def _capf_values(ctx: _Ctx, m: dict[str, _Node], field: str) -> None:
+    """A CAPF operation's ``operation``, ``auth_mode`` (0..4 or a name, spec §H.5) and LSC ``key``
+    (a key spec), checked when the file is loaded (a phone group's ``capf``, an admin ``capf`` step)."""
+    from phoneemu.crypto.keys import KeySpec
+    from phoneemu.lab.cluster import CAPF_AUTH_MODES
+
+    if "operation" in m:
+        op = ctx.string(m["operation"], f"{field}.operation")
+        if op not in ADMIN_CHOICES[("capf", "operation")]:
+            raise ctx.fail(m["operation"], f"{field}.operation", f"unknown CAPF operation {op!r} (expected "
+                           f"one of: {', '.join(ADMIN_CHOICES[('capf', 'operation')])})")
+    if "auth_mode" in m:
+        mode = m["auth_mode"].value
+        if isinstance(mode, bool) or not ((isinstance(mode, int) and 0 <= mode <= 4)
+                                          or (isinstance(mode, str) and mode.lower() in CAPF_AUTH_MODES)):
+            raise ctx.fail(m["auth_mode"], f"{field}.auth_mode", f"expected 0..4 or one of "
+                           f"{', '.join(CAPF_AUTH_MODES)}, got {_plain(m['auth_mode'])!r}")
+    if "key" in m:
+        try:
+            KeySpec.parse(ctx.string(m["key"], f"{field}.key"))
+        except PhoneEmuError as exc:
+            raise ctx.fail(m["key"], f"{field}.key", exc.message) from None
 
 
 def _phone_refs(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGroup]) -> tuple[str, ...]:
@@ -520,6 +550,7 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
         if "auth_string" in am:
             args["auth_string"] = ctx.quoted(am["auth_string"], f"{field}.auth_string", "auth_string")
         if op == "capf":
+            _capf_values(ctx, am, field)
             _capf_auth_explicit(ctx, arg, field, am, default="install")
         args["cluster"] = lab_ref(am, field)
         if "phones" in am:

@@ -208,6 +208,29 @@ def test_admin_arguments_are_typed_at_load_time(admin: str, field: str, words: s
     assert isinstance(ok, Step) and ok.args["tamper"] is True
 
 
+@pytest.mark.parametrize(("group", "field", "words"), [
+    ('{symmetric_key: "zz", encrypt: symmetric}', "symmetric_key", "expected 32 or 64 hex digits"),
+    ("{encrypt: symmetric}", "encrypt", "symmetric encryption needs the phones' key"),
+    ("{capf: {operation: bogus, auth_mode: mic}}", "capf.operation", "unknown CAPF operation 'bogus'"),
+    ("{capf: {operation: install, auth_mode: 9}}", "capf.auth_mode", "expected 0..4 or one of"),
+    ("{capf: {operation: install, auth_mode: mic, key: rsa99}}", "capf.key", "unsupported RSA size 99"),
+])
+def test_phone_group_keys_and_capf_are_checked_at_load_time(group: str, field: str, words: str) -> None:
+    """Were accepted, then an ERROR without file:line when the lab enrolled the phones."""
+    text = GOOD.replace("  legacy: {profile: {base: cp-7940, trust_list_limit: 2000}}", f"  legacy: {group}")
+    with pytest.raises(ScenarioError) as info:
+        load_text(text, "demo.yaml")
+    err = info.value
+    assert (err.line, err.path) == (8, f"phones.legacy.{field}") and words in str(err), str(err)
+    bad_step = GOOD.replace("{op: regenerate, cert: callmanager}", "{op: capf, auth_mode: 7}")
+    with pytest.raises(ScenarioError, match=r"demo\.yaml:11 steps\[1\]\.admin\.auth_mode: expected 0\.\.4"):
+        load_text(bad_step, "demo.yaml")
+    ok = GOOD.replace("  legacy: {profile: {base: cp-7940, trust_list_limit: 2000}}",
+                      '  legacy: {encrypt: symmetric, symmetric_key: "00112233445566778899aabbccddeeff", '
+                      "capf: {operation: install, auth_mode: null-string, key: ec-p256}}")
+    assert load_text(ok, "demo.yaml").phones["legacy"].symmetric_key == "00112233445566778899aabbccddeeff"
+
+
 def test_duration() -> None:
     assert parse_duration("10m") == 600
     assert parse_duration(5) == 5
