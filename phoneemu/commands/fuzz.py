@@ -15,6 +15,7 @@ from pathlib import Path
 from phoneemu.commands._argtypes import non_negative_int, port, positive_float, positive_int
 from phoneemu.errors import EncodeError
 from phoneemu.files import read_at_most
+from phoneemu.values import parse_ascii_int
 
 __all__ = ["register"]
 
@@ -119,13 +120,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _crash_exit(text: str | None) -> set[int] | None:
+    """``--crash-exit 1,134``: exit statuses 0..255 in ASCII digits (a signal is a finding anyway;
+    an empty list: no status is); ``999`` or ``-1`` could never match, and were taken."""
     if text is None:
         return None
-    try:
-        return {int(x) for x in text.replace(" ", "").split(",") if x}
-    except ValueError:
-        raise EncodeError(f"--crash-exit {text!r}: expected integers separated by commas",
-                          path="--crash-exit") from None
+    codes = [parse_ascii_int(x, max_digits=3) for x in text.replace(" ", "").split(",") if x]
+    if any(c is None or c > 255 for c in codes):
+        raise EncodeError(f"--crash-exit {text!r}: expected exit statuses 0..255 separated by commas",
+                          path="--crash-exit")
+    return {c for c in codes if c is not None}
 
 
 def _reproduce_prefix(args: argparse.Namespace) -> str:

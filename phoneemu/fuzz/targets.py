@@ -57,7 +57,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, Protocol
 
-from phoneemu.errors import DecodeError, EncodeError, VerificationError
+from phoneemu.errors import DecodeError, EncodeError, TransportError, VerificationError
 from phoneemu.fuzz.corpus import Corpus
 
 __all__ = [
@@ -529,10 +529,18 @@ async def serve_session(session: ServeSession, *, host: str = "127.0.0.1", port:
     server = TftpServer(session.get, host, port, timeout=timeout, retries=retries,
                         on_request=session.on_request)
     async with contextlib.AsyncExitStack() as stack:
-        await stack.enter_async_context(server)
+        try:  # a host that is not this machine's, a port in use: say which server and where
+            await stack.enter_async_context(server)
+        except OSError as exc:
+            raise TransportError(f"cannot listen for tftp on {host}:{port}: {exc.strerror or exc}",
+                                 kind="unreachable") from None
         if http_port is not None:
-            http = await stack.enter_async_context(
-                HttpServer(session.get, host, http_port, on_request=session.on_http))
+            try:
+                http = await stack.enter_async_context(
+                    HttpServer(session.get, host, http_port, on_request=session.on_http))
+            except OSError as exc:
+                raise TransportError(f"cannot listen for http on {host}:{http_port}: {exc.strerror or exc}",
+                                     kind="unreachable") from None
             if http_ready is not None:
                 http_ready(http.port)
         if ready is not None:

@@ -51,6 +51,32 @@ def test_usage_errors_exit_two(tmp_path: Path) -> None:
     assert main(["fuzz", "--format", "itl", *bad_target]) == 2
 
 
+@pytest.mark.parametrize("codes", ["999", "-1", "1,\u0663", "x"])
+def test_crash_exit_statuses_are_0_to_255(tmp_path: Path, codes: str,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """'999' and '-1' (no exit status can be either) and non-ASCII digits were taken."""
+    argv = ["fuzz", "--format", "itl", "--target-cmd", "true {}", "--crash-exit", codes, "--runs", "1",
+            "--out", str(tmp_path / "fz")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "expected exit statuses 0..255" in err, err
+
+
+def test_serve_on_a_port_in_use_names_the_server_and_address(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """Was 'phoneemu fuzz: Address already in use' (or 'Name or service not known'): which server, where?"""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        taken = busy.getsockname()[1]
+        argv = ["fuzz", "--format", "itl", "--serve", "--port", str(taken), "--runs", "1",
+                "--out", str(tmp_path / "fz")]
+        assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot listen for tftp on 127.0.0.1:{taken}:" in err, err
+
+
 def test_crashy_target_exits_one_with_crash_dir_and_replay(tmp_path: Path) -> None:
     out = tmp_path / "fz"
     r = _cli("--format", "itl", "--target", "tests.fuzz_helpers:crashy", "--runs", "150", "--seed", "5",
