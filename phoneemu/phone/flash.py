@@ -24,7 +24,7 @@ Rules:
 * Loading re-applies the profile limit: a trust file above it, or one that does not parse, is not
   loaded (noted in :attr:`Flash.problems`) — the phone boots as if it were absent. So is any file of
   the flash that is not a regular file (a folder, a FIFO, a device): it is never opened for reading,
-  so a FIFO cannot make ``phone show`` or a boot wait for a writer for ever.
+  so a FIFO cannot make ``phone show`` or a boot wait for a writer for ever; saving replaces it.
 * :meth:`Flash.erase_trust_lists` removes CTL and ITL ("Erasing CTL and ITL files");
   :meth:`Flash.factory_reset` removes everything but the MIC.
 
@@ -125,8 +125,9 @@ class Flash:
                 if self.durable:
                     _fsync_dir(self.path)
             return
-        with contextlib.suppress(FileNotFoundError):
-            if p.read_bytes() == data:
+        with contextlib.suppress(FileNotFoundError):  # unchanged: not rewritten (a FIFO is never read)
+            st = p.stat()
+            if stat.S_ISREG(st.st_mode) and st.st_size == len(data) and p.read_bytes() == data:
                 return
         atomic_write(p, data, mode=0o600 if name in KEY_FILES else 0o644, durable=self.durable)
 

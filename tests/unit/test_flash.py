@@ -155,6 +155,24 @@ def test_a_fifo_in_the_flash_is_not_loaded_and_never_waited_on(tmp_path: Path, n
     assert f"{name}: not a regular file; not loaded" in loaded[0].problems
 
 
+def test_saving_over_a_fifo_replaces_it_and_never_waits(tmp_path: Path) -> None:
+    """Was a hang in boot: the unchanged-file check read the FIFO before writing state.json."""
+    import threading
+
+    fl, store = _booted(tmp_path)
+    fifo = fl.path / "state.json"
+    fifo.unlink()
+    os.mkfifo(fifo)
+    t = threading.Thread(target=fl.save, args=(store,), daemon=True)
+    t.start()
+    t.join(10)
+    if t.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        t.join(10)
+        pytest.fail("saving over a FIFO waited for a writer")
+    assert stat.S_ISREG(fifo.stat().st_mode) and fl.load().capf_auth_mode == 3
+
+
 def test_crash_before_rename_keeps_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fl, store = _booted(tmp_path)
     old = (fl.path / "ITLFile.tlv").read_bytes()
