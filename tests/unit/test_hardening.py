@@ -123,9 +123,9 @@ FUZZ = ["fuzz", "--format", "itl", "--target", "phoneemu", "--out", "/nonexisten
     # were int(): non-ASCII digits (and "1_0") taken, negatives refused only after loading the lab
     ["lab", "add-certs", "/nonexistent", "--count", "\u0663"],
     ["lab", "remove-certs", "/nonexistent", "--count", "-1"],
-    ["lab", "init", "/nonexistent/lab", "--nodes", "\uff12"],
-    ["lab", "init", "/nonexistent/lab", "--seed", "1_0"],
-    ["lab", "init", "/nonexistent/lab", "--itlrecovery-years", "0"],
+    ["lab", "init", "/proc/phoneemu-none/lab", "--nodes", "\uff12"],
+    ["lab", "init", "/proc/phoneemu-none/lab", "--seed", "1_0"],
+    ["lab", "init", "/proc/phoneemu-none/lab", "--itlrecovery-years", "0"],
     ["lab", "upgraded", "/nonexistent", "on", "--years", "-1"],
     ["lab", "tamper", "/nonexistent", "ITLFile.tlv", "--offset", "\u0663"],
     ["lab", "tvs-ttl", "/nonexistent", "-5"],
