@@ -14,8 +14,10 @@ Rules:
   found → STATUS 0 [+ CERTIFICATE for QUERY] + ROLES + TTL; unknown → STATUS 1.
 * tvsd/tvsc exchange one request and one response per connection (§E.1); whether CUCM keeps the
   connection is [UNK]. Our convention: we answer every complete request on the connection and keep
-  reading until the client closes, bounded by ``max_requests`` per connection and an idle
-  ``read_timeout`` between requests.
+  reading until the client closes, bounded by ``max_requests`` per connection (frames beyond it in
+  the same read are not answered) and by ``read_timeout`` for each request: from the connection's
+  start or the previous answer to the end of the next complete frame. Bytes that do not complete a
+  frame do not extend it, so a client sending one byte at a time cannot hold the connection.
 * Each connection is logged like CUCM's "TLS HS Done" line (§H.6): peer, TLS version, cipher, then
   one line per request with type, device name and result. A malformed, truncated or unexpected
   frame closes that one connection with the reason logged (it never stops the server); memory per
@@ -54,14 +56,15 @@ class TvsConnectionLog:
 _Pair = tuple[tvs.VerifyRequest | tvs.QueryRequest, tvs.TvsMessage]
 
 
-def answer_frames(decoder: tvs.FrameDecoder, data: bytes, answer: Callable[[tvs.TvsMessage], _Pair]
-                  ) -> tuple[list[_Pair], PhoneEmuError | None]:
-    """Feed ``data``; the (request, reply) of every complete frame up to the first bad one, and the
-    error that stopped it (None: all good). A valid frame followed by garbage in the same read is
-    still answered; the caller sends the replies, then reports the error and closes."""
+def answer_frames(decoder: tvs.FrameDecoder, data: bytes, answer: Callable[[tvs.TvsMessage], _Pair],
+                  *, limit: int) -> tuple[list[_Pair], PhoneEmuError | None]:
+    """Feed ``data``; the (request, reply) of every complete frame up to the first bad one, at most
+    ``limit`` of them (the connection's ``max_requests`` left: the frames beyond are not answered),
+    and the error that stopped it (None: all good). A valid frame followed by garbage in the same read
+    is still answered; the caller sends the replies, then reports the error and closes."""
     replies: list[_Pair] = []
     try:
-        for msg in decoder.feed(data):
+        for msg in decoder.feed(data)[:max(0, limit)]:
             replies.append(answer(msg))
     except PhoneEmuError as exc:
         return replies, exc
@@ -114,9 +117,11 @@ class TvsHandler:
         _log.info("tvs: %s TLS HS Done (%s)", peer, tls)
         decoder = tvs.FrameDecoder()
         seen = 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.read_timeout  # for the next complete request (module docstring)
         while True:
             try:
-                data = await asyncio.wait_for(reader.read(_READ_SIZE), self.read_timeout)
+                data = await asyncio.wait_for(reader.read(_READ_SIZE), max(0.0, deadline - loop.time()))
             except TimeoutError:
                 if seen == 0 or decoder.buffered:
                     self._refuse(peer, tls, f"timeout: no complete request within {self.read_timeout}s "
@@ -133,7 +138,7 @@ class TvsHandler:
                     self._refuse(peer, tls, f"truncated: connection closed inside a frame "
                                             f"({decoder.buffered} byte(s) buffered)")
                 return
-            replies, bad = answer_frames(decoder, data, self._answer)
+            replies, bad = answer_frames(decoder, data, self._answer, limit=self.max_requests - seen)
             if bad is not None and not replies:
                 self._refuse(peer, tls, f"malformed: {bad}")
                 return
@@ -148,6 +153,7 @@ class TvsHandler:
                                             outcome=outcome))
                 writer.write(tvs.encode(reply))
             if replies:
+                deadline = loop.time() + self.read_timeout
                 await writer.drain()
             if bad is not None:  # garbage after good frames in the same read: answered them first
                 self._refuse(peer, tls, f"malformed: {bad}")

@@ -30,9 +30,11 @@ Rules (identical to :class:`phoneemu.lab.tvs_service.TvsHandler` unless said):
   1.12 ms, 12 → 971/s 1.13 ms, 16 → 853/s 1.29 ms, 24 → 862/s 1.31 ms server CPU per verify).
   Connections beyond the pool wait in the listen queue; an idle client holds a worker for at most
   the handshake or read timeout.
-* Timeouts: the handshake must complete within ``handshake_timeout`` (total); between requests the
-  connection may stay idle ``handler.read_timeout`` at most (and a reply must be sent within it); at
-  most ``handler.max_requests`` requests per connection. The sockets are blocking, without a
+* Timeouts: the handshake must complete within ``handshake_timeout`` (total); each request must be
+  complete within ``handler.read_timeout`` of the handshake or of the previous answer (bytes that do
+  not complete a frame do not extend it: no slow-drip client holds a worker), and its reply must be
+  sent within ``handler.read_timeout``; at most ``handler.max_requests`` requests per connection
+  (frames beyond it in the same read are not answered). The sockets are blocking, without a
   socket timeout: one **watchdog** thread checks the open connections' deadlines every
   :attr:`ThreadedTvsServer.tick` seconds (at most 0.1 s, at most a quarter of the shortest timeout)
   and shuts an overdue connection down (reading side first: ``OP_IGNORE_UNEXPECTED_EOF`` keeps
@@ -406,8 +408,8 @@ class ThreadedTvsServer:
         _log.info("tvs: %s TLS HS Done (%s)", peer, tls)
         decoder = tvs.FrameDecoder()
         seen = 0
+        deadline.at = time.monotonic() + handler.read_timeout  # for the first complete request
         while True:
-            deadline.at = time.monotonic() + handler.read_timeout
             error: Exception | None = None
             try:
                 data = conn.recv(_READ_SIZE)
@@ -432,10 +434,12 @@ class ThreadedTvsServer:
                                             f"({decoder.buffered} byte(s) buffered)")
                     return False
                 return True
-            replies, bad = answer_frames(decoder, data, self._answer)
+            replies, bad = answer_frames(decoder, data, self._answer, limit=handler.max_requests - seen)
             if bad is not None and not replies:
                 self._refuse(peer, tls, f"malformed: {bad}")
                 return False
+            if replies:  # the replies and the next request: read_timeout from now (partial data: not)
+                deadline.at = time.monotonic() + handler.read_timeout
             out = []
             for req, reply in replies:
                 seen += 1

@@ -249,3 +249,89 @@ def test_successful_tftp_and_http_requests_are_logged_at_info(cluster: LabCluste
         run(main(), limit=30)
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "RRQ ITLFile.tlv: ok" in text and "GET ITLFile.tlv: 200" in text, text
+
+
+# --------------------------------------------------------------------------- 9. TVS request bounds
+async def _tvs_connection(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    from phoneemu.net.tls import client_context_verify_after_handshake, open_tls_connection
+
+    return await open_tls_connection(HOST, port, client_context_verify_after_handshake(), timeout=5)
+
+
+async def _read_until_closed(reader: asyncio.StreamReader, limit: float) -> tuple[bytes, bool]:
+    """What the server sends within ``limit`` seconds, and whether it closed the connection."""
+    import ssl
+
+    got = b""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + limit
+    try:
+        while (left := end - loop.time()) > 0:
+            chunk = await asyncio.wait_for(reader.read(65536), left)
+            if not chunk:
+                return got, True
+            got += chunk
+    except TimeoutError:
+        return got, False
+    except (ConnectionError, ssl.SSLError):
+        return got, True
+    return got, False
+
+
+@pytest.mark.parametrize("impl", ["threads", "asyncio"])
+def test_tvs_request_dripped_one_byte_at_a_time_times_out(cluster: LabCluster, impl: str) -> None:
+    """A client sending a request one byte every 0.2 s used to restart the idle timeout with every
+    byte and hold the connection (a worker, for the threaded server) as long as it liked; now the
+    request must be complete within ``read_timeout`` of the handshake."""
+    from phoneemu.protocols import tvs
+
+    frame = tvs.encode(tvs.verify_request(1002, f"CP-8861-SEP{MAC}", cluster.callmanager().der))
+
+    async def main() -> None:
+        async with LabServers(cluster, io_timeout=0.6, tvs_impl=impl) as servers:
+            reader, writer = await _tvs_connection(servers.ports["tvs"])
+            closed = False
+            try:
+                for i in range(15):  # 3 s of dripping: five times the read timeout
+                    writer.write(frame[i : i + 1])
+                    await writer.drain()
+                    if reader.at_eof():
+                        break
+                    _got, closed = await _read_until_closed(reader, 0.2)
+                    if closed:
+                        break
+            except (ConnectionError, OSError):
+                closed = True
+            finally:
+                writer.close()
+            assert closed, "the server kept a dripping client beyond its read timeout"
+            for _ in range(100):
+                if any(r.service == "tvs" for r in servers.requests):
+                    break
+                await asyncio.sleep(0.02)
+            outcomes = [r.outcome for r in servers.requests if r.service == "tvs"]
+            assert outcomes and outcomes[0] == "timeout", outcomes
+
+    run(main(), limit=30)
+
+
+@pytest.mark.parametrize("impl", ["threads", "asyncio"])
+def test_tvs_answers_at_most_max_requests_frames_of_one_read(cluster: LabCluster, impl: str) -> None:
+    """Frames pipelined in one write used to be answered all, whatever ``max_requests`` said."""
+    from phoneemu.protocols import tvs
+
+    req = tvs.verify_request(1003, f"CP-8861-SEP{MAC}", cluster.callmanager().der)
+
+    async def main() -> None:
+        async with LabServers(cluster, io_timeout=2, tvs_impl=impl) as servers:
+            servers.tvs_handler.max_requests = 3
+            reader, writer = await _tvs_connection(servers.ports["tvs"])
+            try:
+                writer.write(tvs.encode(req) * 5)  # one write: one TLS record, one server read
+                await writer.drain()
+                got, closed = await _read_until_closed(reader, 5)
+            finally:
+                writer.close()
+            assert closed and len(tvs.FrameDecoder().feed(got)) == 3
+
+    run(main(), limit=30)
