@@ -218,6 +218,13 @@ async def open_tls_connection(host: str, port: int, ctx: ssl.SSLContext, *, time
         raise TransportError(f"{host}:{port}: cannot connect: {exc}", kind="unreachable") from exc
 
 
+def _peer_of(peername: object) -> str:
+    """``host:port`` of a transport's ``peername`` extra info (``?`` when there is none)."""
+    if isinstance(peername, tuple) and len(peername) >= 2:
+        return f"{peername[0]}:{peername[1]}"
+    return "?"
+
+
 class _PausedProtocol(asyncio.Protocol):
     """A new TCP connection that reads nothing until :meth:`asyncio.loop.start_tls` takes it over
     (so not a byte of the ClientHello is consumed by a plain-text reader)."""
@@ -238,7 +245,11 @@ class TlsServer:
     own task, not inside ``start_server`` (where a failed handshake is dropped without a word): each
     failure is counted in ``handshake_failures``, logged (warning) and passed to
     ``on_handshake_error(peer, reason)`` — a phone that refuses the lab's certificate shows up.
-    (On a loop other than asyncio's own, e.g. uvloop, ``start_server(ssl=...)`` is used as before.)"""
+    (On a loop other than asyncio's own, e.g. uvloop, ``start_server(ssl=...)`` is used as before.)
+
+    At most ``max_connections`` connections are open at once, those still in their handshake
+    included: one more is closed at once (logged, counted in ``refused``), so a flood of TCP
+    connections that never send a ClientHello cannot hold more descriptors than that."""
 
     def __init__(self, handler: Handler, ctx: ssl.SSLContext | None, host: str = "127.0.0.1",
                  port: int = 0, *, name: str = "tls", handshake_timeout: float = 10.0,
@@ -255,6 +266,7 @@ class TlsServer:
         self.errors = 0
         self.connections = 0
         self.handshake_failures = 0
+        self.refused = 0
         self.on_handshake_error = on_handshake_error
         self._active: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
@@ -273,6 +285,10 @@ class TlsServer:
         return self
 
     def _spawn(self, transport: asyncio.Transport) -> None:
+        if len(self._active) >= self.max_connections:  # before the handshake (class docstring)
+            self._refuse(transport.get_extra_info("peername"))
+            transport.abort()
+            return
         task = asyncio.get_running_loop().create_task(self._tls_connection(transport))
         self._active.add(task)
         task.add_done_callback(self._active.discard)
@@ -309,6 +325,11 @@ class TlsServer:
         writer = asyncio.StreamWriter(tls, protocol, reader, loop)
         await self._on_connect(reader, writer)
 
+    def _refuse(self, peername: object) -> None:
+        self.refused += 1
+        _log.warning("%s: refusing %s: %d connections open (max_connections)", self.name,
+                     _peer_of(peername), len(self._active))
+
     def _handshake_failed(self, raw: asyncio.Transport, peer: str, reason: str) -> None:
         raw.abort()
         self.handshake_failures += 1
@@ -328,8 +349,8 @@ class TlsServer:
         peername = writer.get_extra_info("peername")
         peer = f"{peername[0]}:{peername[1]}" if peername else "?"
         task = asyncio.current_task()
-        if len(self._active) >= self.max_connections:
-            _log.warning("%s: refusing %s: %d connections active", self.name, peer, len(self._active))
+        if task not in self._active and len(self._active) >= self.max_connections:  # counted by _spawn
+            self._refuse(peername)
             writer.close()
             return
         if task is not None:

@@ -187,3 +187,31 @@ def test_key_material_not_left_on_disk(tmp_path: Path, monkeypatch: pytest.Monke
     server_context(cert, key)
     client_context(trust=[cert], chain=cert, key=key)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_connections_in_handshake_count_towards_max_connections() -> None:
+    """TCP connections that never send a ClientHello used to escape ``max_connections`` (only the
+    handler's start counted them): a flood held a descriptor and a task each until the handshake
+    timeout. Now the cap holds from the accept on, and a legitimate client is served once they go."""
+    key, cert = identity("ec-p256", "tvs-cap")
+
+    async def main() -> None:
+        async with TlsServer(echo, server_context(cert, key), HOST, 0, max_connections=3,
+                             handshake_timeout=5) as srv:
+            idle = [await asyncio.open_connection(HOST, srv.port) for _ in range(8)]
+            for _ in range(100):
+                if len(srv._active) >= 3:
+                    break
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.2)  # the server has accepted the other five too
+            assert len(srv._active) == 3
+            assert srv.refused == 5
+            for _r, w in idle:
+                w.close()
+            for _ in range(100):
+                if not srv._active:
+                    break
+                await asyncio.sleep(0.02)
+            out, _, _ = await roundtrip(srv.port, client_context(trust=[cert]))
+            assert out == b"hello-"
+    run(main())
