@@ -8,9 +8,12 @@ Rules:
   missing → 404; a malformed request line or header → 400; a request line plus headers above
   ``max_header`` bytes (default 8 KiB) → 431. A request body is not accepted (Content-Length > 0 or
   chunked → 400). Keep-alive follows HTTP/1.1 defaults, bounded by ``max_requests`` per connection
-  and an ``idle_timeout``. At most ``max_connections`` connections are open at once (default: a
-  quarter of the open-file limit, beside the TFTP server's half); one more is answered 503 and
-  closed, so a connection flood cannot take the file descriptors the other lab servers need.
+  and an ``idle_timeout``. A response is written 256 KiB at a time; a client that does not take
+  the next piece within ``idle_timeout`` has its connection aborted (logged): one that asks for a
+  large file and never reads cannot hold a connection for ever, a slow one still gets the file. At
+  most ``max_connections`` connections are open at once (default: a quarter of the open-file limit,
+  beside the TFTP server's half); one more is answered 503 and closed, so a connection flood cannot
+  take the file descriptors the other lab servers need.
 * Client :func:`http_get`: ``GET`` with ``Connection: close``; 200 → body (bounded by ``max_size``),
   404 → ``TransportError(kind="not-found", code=404)``, 403 → ``"refused"``, other statuses →
   ``"error"``; connect failures → ``"unreachable"``; time-outs → ``"timeout"``; malformed answers →
@@ -35,6 +38,7 @@ from phoneemu.values import is_ascii_digits, parse_ascii_int
 __all__ = ["HttpServer", "http_get"]
 
 _log = logging.getLogger("phoneemu.net.http")
+_WRITE_CHUNK = 256 * 1024  # a response is written and drained in pieces of this size (module docstring)
 _ALLOW = "Allow: GET, HEAD\r\n"  # RFC 9110 §15.5.6: a 405 names the methods that are
 _REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
             413: "Content Too Large", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
@@ -45,6 +49,10 @@ class _BadRequestError(Exception):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
         self.status = status
+
+
+class _SlowReaderError(Exception):
+    """The client did not take a response within ``idle_timeout`` (see the module docstring)."""
 
 
 class HttpServer:
@@ -124,6 +132,9 @@ class HttpServer:
                 await self._respond(writer, peer, name, status, body, head_only=method == "HEAD", keep=keep)
                 if not keep:
                     return
+        except _SlowReaderError as exc:
+            _log.warning("http: %s", exc)
+            writer.transport.abort()  # close() would wait for the unsent data to be taken
         except (ConnectionError, OSError) as exc:
             _log.debug("http: connection from %s lost: %s", peer, exc)
         except Exception:
@@ -196,8 +207,17 @@ class HttpServer:
                 f"Content-Length: {len(body)}\r\nContent-Type: application/octet-stream\r\n"
                 f"{_ALLOW if status == 405 else ''}"
                 f"Connection: {'keep-alive' if keep else 'close'}\r\n\r\n").encode("ascii")
-        writer.write(head if head_only else head + body)
-        await writer.drain()
+        view = memoryview(b"" if head_only else body)
+        for off in range(0, max(len(view), 1), _WRITE_CHUNK):  # head with the first piece
+            piece = view[off : off + _WRITE_CHUNK]
+            writer.write(head + piece if off == 0 else piece)
+            try:
+                await asyncio.wait_for(writer.drain(), self.idle_timeout)
+            except TimeoutError:
+                raise _SlowReaderError(
+                    f"{peer[0]}:{peer[1]} did not take the {status} response to {name!r} within "
+                    f"{self.idle_timeout:g}s ({off} of {len(view)} body bytes written, "
+                    f"{writer.transport.get_write_buffer_size()} unsent): connection aborted") from None
 
 
 async def http_get(host: str, port: int, path: str, *, timeout: float = 5.0,

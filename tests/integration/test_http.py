@@ -222,3 +222,35 @@ def test_connection_flood_is_refused_beyond_the_cap_and_service_resumes() -> Non
             await asyncio.sleep(0.05)
             assert await http_get(HOST, srv.port, "ITLFile.tlv") == FILES["ITLFile.tlv"]
     run(main())
+
+
+def test_client_that_never_reads_its_response_is_cut(caplog: pytest.LogCaptureFixture) -> None:
+    """A client asking for a large file and never reading it used to hold its connection (and a
+    ``max_connections`` slot) for ever: the server waited in ``drain()`` without a time limit."""
+    import socket
+
+    big = {"big.bin": os.urandom(24 * 1024 * 1024), "ITLFile.tlv": FILES["ITLFile.tlv"]}
+
+    async def main() -> None:
+        async with HttpServer(big, HOST, 0, idle_timeout=0.3, max_connections=1) as srv:
+            loop = asyncio.get_running_loop()
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.setblocking(False)
+                await loop.sock_connect(s, (HOST, srv.port))
+                await loop.sock_sendall(s, b"GET /big.bin HTTP/1.1\r\n\r\n")
+                for _ in range(100):
+                    if srv._writers:
+                        break
+                    await asyncio.sleep(0.01)
+                assert srv._writers  # being answered
+                for _ in range(150):  # never read: the response stays in the server's buffers
+                    if not srv._writers:
+                        break
+                    await asyncio.sleep(0.02)
+                assert not srv._writers, "the connection of a client that reads nothing is still open"
+            assert await http_get(HOST, srv.port, "ITLFile.tlv") == FILES["ITLFile.tlv"]
+    with caplog.at_level("WARNING", logger="phoneemu.net.http"):
+        run(main())
+    words = "did not take the 200 response to 'big.bin' within 0.3s"
+    assert any(words in r.getMessage() for r in caplog.records)
