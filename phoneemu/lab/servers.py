@@ -14,10 +14,12 @@ Rules:
 * ``stop_service(name)`` / ``start_service(name)`` stop one service and bring it back on the same port
   (a TVS outage, spec §E.7.6). With ``watch`` (``lab serve``) the cluster's ``stopped`` list (``phoneemu
   lab service DIR tvs stop|start``, another process) is followed the same way (:meth:`sync_stopped`):
-  at start and within the watch interval. ``set_network(loss, delay_s, seed)`` degrades TFTP and HTTP replies:
-  TFTP drops each datagram with probability ``loss`` and delays each sent one by ``delay_s`` (the
-  TFTP server's hooks); HTTP — **our convention**, TCP does not lose packets visibly — waits
-  ``delay_s`` before each response and, with probability ``loss``, drops the connection without one.
+  at start and within the watch interval; a service that cannot start again (another program took
+  its port meanwhile) stays stopped, is logged once and tried again at every interval.
+  ``set_network(loss, delay_s, seed)`` degrades TFTP and HTTP replies: TFTP drops each datagram with
+  probability ``loss`` and delays each sent one by ``delay_s`` (the TFTP server's hooks); HTTP —
+  **our convention**, TCP does not lose packets visibly — waits ``delay_s`` before each response and,
+  with probability ``loss``, drops the connection without one.
   ``tftp_timeout_s`` / ``tftp_retries`` set the TFTP server's own retransmission timing (a lost DATA is
   sent again only when the server's timer runs out: a duplicate ACK is ignored, RFC 1123 §4.2.3.1);
   None keeps the server's default (1 s, 5 retries).
@@ -218,6 +220,7 @@ class LabServers:
         self.tftp_tid_mode = tftp_tid_mode
         self.watch = watch
         self._state_stopped: set[str] = set()  # services stopped because the cluster lists them
+        self._restart_errors: dict[str, str] = {}  # service -> why it could not start again (logged once)
         self.max_log = max_log
         if tvs_impl not in TVS_IMPLS:
             raise PhoneEmuError(f"tvs_impl {tvs_impl!r}: threads or asyncio", path="tvs_impl")
@@ -321,7 +324,16 @@ class LabServers:
         for name in sorted(self._state_stopped - wanted):
             self._state_stopped.discard(name)
             if name in SERVICES or name in self._node_tvs_names():
-                await self.start_service(name)
+                try:
+                    await self.start_service(name)
+                except PhoneEmuError as exc:  # e.g. another program took its port meanwhile
+                    self._state_stopped.add(name)  # still stopped: tried again at the next call
+                    if self._restart_errors.get(name) != exc.message:  # said once, not every interval
+                        _log.warning("lab: cannot start %s again (tried again every watch interval): %s",
+                                     name, exc)
+                    self._restart_errors[name] = exc.message
+                    continue
+                self._restart_errors.pop(name, None)
                 changes.append((name, "started"))
                 _log.warning("lab: %s started again", name)
         return changes

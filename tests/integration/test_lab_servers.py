@@ -286,6 +286,43 @@ def test_lab_service_stops_and_starts_tvs_of_a_served_lab(cluster: LabCluster) -
     run(main())
 
 
+def test_a_service_that_cannot_start_again_is_retried_and_the_watch_goes_on(cluster: LabCluster) -> None:
+    """``lab service DIR tvs start`` while another program holds the TVS port: the failed restart used
+    to end the watch task (no later change was followed) and made ``stop()`` raise. Now it is logged
+    and tried again at each watch interval until the port is free."""
+    import socket
+
+    async def main() -> None:
+        async def until(cond: Callable[[], bool]) -> None:
+            for _ in range(100):
+                if cond():
+                    return
+                await asyncio.sleep(0.05)
+            raise AssertionError("the served lab did not follow the cluster")
+
+        async with LabServers(cluster, watch=0.05) as servers:
+            port = servers.ports["tvs"]
+            other = LabCluster.open(cluster.root)  # stands for another process
+            other.set_service("tvs", False)
+            await until(lambda: not servers.running("tvs"))
+            await asyncio.sleep(0.1)  # the listener's close completes
+            squatter = socket.socket()
+            try:
+                squatter.bind((HOST, port))
+                squatter.listen()
+                other.set_service("tvs", True)
+                await asyncio.sleep(0.3)  # a few watch intervals: every restart fails
+                assert not servers.running("tvs")
+                assert servers._watch_task is not None and not servers._watch_task.done()
+            finally:
+                squatter.close()
+            await until(lambda: servers.running("tvs"))
+            assert servers.ports["tvs"] == port
+            addr = [(HOST, port)]
+            assert (await tvs_verify(addr, "CP-8861-SEP" + MAC, cluster.callmanager().der, timeout=5)).valid
+    run(main())
+
+
 def test_a_request_right_after_a_change_elsewhere_gets_the_new_files(cluster: LabCluster) -> None:
     """With ``watch`` (``lab serve``), each TFTP/HTTP request and TVS connection first picks up a change
     another process saved: a boot right after ``phoneemu lab regenerate`` gets the new ITL, and a TVS
