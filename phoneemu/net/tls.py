@@ -219,9 +219,10 @@ async def open_tls_connection(host: str, port: int, ctx: ssl.SSLContext, *, time
 
 
 def _peer_of(peername: object) -> str:
-    """``host:port`` of a transport's ``peername`` extra info (``?`` when there is none)."""
+    """``host:port`` (``[host]:port`` for IPv6) of a transport's ``peername`` (``?`` when there is none)."""
     if isinstance(peername, tuple) and len(peername) >= 2:
-        return f"{peername[0]}:{peername[1]}"
+        host = str(peername[0])
+        return f"[{host}]:{peername[1]}" if ":" in host else f"{host}:{peername[1]}"
     return "?"
 
 
@@ -298,7 +299,7 @@ class TlsServer:
         assert self.ctx is not None
         loop = asyncio.get_running_loop()
         peername = raw.get_extra_info("peername")
-        peer = f"{peername[0]}:{peername[1]}" if peername else "?"
+        peer = _peer_of(peername)
         reader = asyncio.StreamReader()
         protocol = asyncio.StreamReaderProtocol(reader)
         try:
@@ -347,7 +348,7 @@ class TlsServer:
 
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peername = writer.get_extra_info("peername")
-        peer = f"{peername[0]}:{peername[1]}" if peername else "?"
+        peer = _peer_of(peername)
         task = asyncio.current_task()
         if task not in self._active and len(self._active) >= self.max_connections:  # counted by _spawn
             self._refuse(peername)

@@ -215,3 +215,37 @@ def test_connections_in_handshake_count_towards_max_connections() -> None:
             out, _, _ = await roundtrip(srv.port, client_context(trust=[cert]))
             assert out == b"hello-"
     run(main())
+
+
+def test_ipv6_peer_is_named_with_brackets() -> None:
+    """A failed handshake from ::1 was reported as ``::1:PORT`` (the port reads as part of the
+    address); now ``[::1]:PORT``, as the TVS and CAPF handlers name their peers."""
+    import socket
+
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    key, cert = identity("ec-p256", "tvs-v6")
+    failed: list[str] = []
+
+    async def main() -> None:
+        try:
+            srv = await TlsServer(echo, server_context(cert, key), "::1", 0,
+                                  on_handshake_error=lambda peer, _reason: failed.append(peer)).start()
+        except OSError:
+            pytest.skip("::1 not available")
+        try:
+            reader, writer = await asyncio.open_connection("::1", srv.port)
+            writer.write(b"this is not TLS\r\n\r\n")
+            await writer.drain()
+            await asyncio.wait_for(reader.read(), 2)
+            port = writer.get_extra_info("sockname")[1]
+            writer.close()
+            await writer.wait_closed()
+            for _ in range(100):
+                if failed:
+                    break
+                await asyncio.sleep(0.02)
+            assert failed == [f"[::1]:{port}"]
+        finally:
+            await srv.close()
+    run(main())
