@@ -6,8 +6,9 @@ Rules:
   ignored, one leading ``/`` removed, and the rest is the TFTP file name served by the same provider
   as TFTP. A name refused by :func:`~phoneemu.net.tftp_codec.unsafe_name_reason` → 403 (logged);
   missing → 404; a malformed request line or header → 400; a request line plus headers above
-  ``max_header`` bytes (default 8 KiB) → 431. A request body is not accepted (Content-Length > 0 or
-  chunked → 400). Keep-alive follows HTTP/1.1 defaults, bounded by ``max_requests`` per connection
+  ``max_header`` bytes (default 8 KiB) → 431; a head cut by the client's close → 400; each logged
+  with its reason (INFO). A request body is not accepted (Content-Length > 0 or chunked → 400).
+  Keep-alive follows HTTP/1.1 defaults, bounded by ``max_requests`` per connection
   and an ``idle_timeout``. A response is written 256 KiB at a time; a client that does not take
   the next piece within ``idle_timeout`` has its connection aborted (logged): one that asks for a
   large file and never reads cannot hold a connection for ever, a slow one still gets the file. At
@@ -114,10 +115,14 @@ class HttpServer:
                 try:
                     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.idle_timeout)
                 except (asyncio.LimitOverrunError, ValueError):
+                    _log.info("http: request head from %s: no blank line within %d bytes (max_header): 431",
+                              peer, self.max_header)
                     await self._respond(writer, peer, "", 431, b"", head_only=False, keep=False)
                     return
                 except asyncio.IncompleteReadError as exc:
                     if exc.partial.strip():
+                        _log.info("http: request head from %s cut at byte %d: connection closed before the "
+                                  "blank line: 400", peer, len(exc.partial))
                         await self._respond(writer, peer, "", 400, b"", head_only=False, keep=False)
                     return
                 except TimeoutError:

@@ -254,3 +254,26 @@ def test_client_that_never_reads_its_response_is_cut(caplog: pytest.LogCaptureFi
         run(main())
     words = "did not take the 200 response to 'big.bin' within 0.3s"
     assert any(words in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(("request_bytes", "words"), [
+    (b"GET /" + b"A" * 9000 + b" HTTP/1.1\r\n\r\n", "no blank line within 8192 bytes (max_header): 431"),
+    (b"GET /ITLFile.tlv HTTP/1.1\r\nHost: x\r\n", "cut at byte 36: connection closed before the blank line"),
+], ids=["oversized-head", "truncated-head"])
+def test_oversized_and_truncated_heads_are_logged(request_bytes: bytes, words: str,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """Both used to be answered (431, 400) without a word in the log about why."""
+    async def main() -> None:
+        async with HttpServer(FILES, HOST, 0) as srv:
+            reader, writer = await asyncio.open_connection(HOST, srv.port)
+            writer.write(request_bytes)
+            await writer.drain()
+            writer.write_eof()
+            await asyncio.wait_for(reader.read(), 2)
+            writer.close()
+            await writer.wait_closed()
+            assert await http_get(HOST, srv.port, "ITLFile.tlv") == FILES["ITLFile.tlv"]
+
+    with caplog.at_level("INFO", logger="phoneemu.net.http"):
+        run(main())
+    assert any(words in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
