@@ -8,13 +8,13 @@ Rules:
   missing → 404; a malformed request line or header → 400; a request line plus headers above
   ``max_header`` bytes (default 8 KiB) → 431; a head cut by the client's close → 400; each logged
   with its reason (INFO). A request body is not accepted (Content-Length > 0 or chunked → 400).
-  Keep-alive follows HTTP/1.1 defaults, bounded by ``max_requests`` per connection
-  and an ``idle_timeout``. A response is written 256 KiB at a time; a client that does not take
-  the next piece within ``idle_timeout`` has its connection aborted (logged): one that asks for a
-  large file and never reads cannot hold a connection for ever, a slow one still gets the file. At
-  most ``max_connections`` connections are open at once (default: a quarter of the open-file limit,
-  beside the TFTP server's half); one more is answered 503 and closed, so a connection flood cannot
-  take the file descriptors the other lab servers need.
+  Keep-alive follows HTTP/1.1 defaults, bounded by ``max_requests`` per connection (the last response
+  says ``Connection: close``) and an ``idle_timeout``. A response is written 256 KiB at a time; a
+  client that does not take the next piece within ``idle_timeout`` has its connection aborted
+  (logged): one that asks for a large file and never reads cannot hold a connection for ever, a slow
+  one still gets the file. At most ``max_connections`` connections are open at once (default: a
+  quarter of the open-file limit, beside the TFTP server's half); one more is answered 503 and
+  closed, so a connection flood cannot take the file descriptors the other lab servers need.
 * Client :func:`http_get`: ``GET`` with ``Connection: close``; 200 → body (bounded by ``max_size``),
   404 → ``TransportError(kind="not-found", code=404)``, 403 → ``"refused"``, other statuses →
   ``"error"``; connect failures → ``"unreachable"``; time-outs → ``"timeout"``; malformed answers →
@@ -111,7 +111,7 @@ class HttpServer:
             return
         self._writers.add(writer)
         try:
-            for _ in range(self.max_requests):
+            for served in range(self.max_requests):
                 try:
                     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.idle_timeout)
                 except (asyncio.LimitOverrunError, ValueError):
@@ -133,6 +133,7 @@ class HttpServer:
                     _log.info("http: %s from %s", exc, peer)
                     await self._respond(writer, peer, "", exc.status, b"", head_only=False, keep=False)
                     return
+                keep = keep and served + 1 < self.max_requests  # the last one says Connection: close
                 status, body = self._lookup(name, peer)
                 await self._respond(writer, peer, name, status, body, head_only=method == "HEAD", keep=keep)
                 if not keep:

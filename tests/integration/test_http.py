@@ -92,6 +92,18 @@ def test_head_and_keep_alive() -> None:
     run(main())
 
 
+def test_last_response_of_a_connection_says_connection_close() -> None:
+    """The response to the ``max_requests``-th request said ``keep-alive`` and the server then closed:
+    a client pipelining more lost them without being told."""
+    async def main() -> None:
+        async with HttpServer(FILES, HOST, 0, max_requests=2) as srv:
+            out = await raw_request(srv.port, b"HEAD /ITLFile.tlv HTTP/1.1\r\n\r\n" * 3)
+            heads = [h for h in out.split(b"\r\n\r\n") if h]
+            assert len(heads) == 2
+            assert b"Connection: keep-alive" in heads[0] and b"Connection: close" in heads[1]
+    run(main())
+
+
 def test_fetchers_same_interface() -> None:
     async def main() -> None:
         async with TftpServer(FILES, HOST, 0) as tftp, HttpServer(FILES, HOST, 0) as http, \
