@@ -288,11 +288,11 @@ def test_tvs_request_dripped_one_byte_at_a_time_times_out(cluster: LabCluster, i
     frame = tvs.encode(tvs.verify_request(1002, f"CP-8861-SEP{MAC}", cluster.callmanager().der))
 
     async def main() -> None:
-        async with LabServers(cluster, io_timeout=0.6, tvs_impl=impl) as servers:
+        async with LabServers(cluster, io_timeout=1.0, tvs_impl=impl) as servers:
             reader, writer = await _tvs_connection(servers.ports["tvs"])
             closed = False
             try:
-                for i in range(15):  # 3 s of dripping: five times the read timeout
+                for i in range(20):  # 4 s of dripping: four times the read timeout
                     writer.write(frame[i : i + 1])
                     await writer.drain()
                     if reader.at_eof():
