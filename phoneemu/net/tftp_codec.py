@@ -8,7 +8,8 @@ Rules implemented here:
 * Known option values are validated by :func:`negotiated`: ``blksize`` 8..65464 (RFC 2348),
   ``timeout`` 1..255 seconds (RFC 2349), ``tsize`` a non-negative integer (RFC 2349).
   Unknown options survive decoding untouched (design §3.4); servers ignore them.
-* Every malformed packet raises :class:`DecodeError` with ``fmt="tftp"`` and the offset/field.
+* Every malformed packet raises :class:`DecodeError` with ``fmt="tftp"`` and the offset/field (an
+  invalid option value too, when :func:`negotiated` is given the datagram).
 * Names: :func:`unsafe_name_reason` is the one traversal rule shared by the TFTP server, the HTTP
   server and the in-memory fetcher (a name with ``..``, a leading ``/``, a backslash, a NUL or a
   control character is refused). That policy is ours: real TFTP servers vary.
@@ -43,6 +44,7 @@ __all__ = [
     "encode",
     "error_packet",
     "negotiated",
+    "option_offsets",
     "unsafe_name_reason",
 ]
 
@@ -279,26 +281,42 @@ class NegotiatedOptions:
     tsize: int | None = None
 
 
-def _int_option(opts: dict[str, str], key: str, lo: int, hi: int | None) -> int | None:
+def option_offsets(buf: bytes) -> dict[str, int]:
+    """Offset of each option's value in the RRQ/WRQ/OACK datagram ``buf``, by lower-cased option name
+    (for the errors of :func:`negotiated`); empty when ``buf`` is no such packet or does not decode."""
+    if len(buf) < 2 or buf[0] != 0 or buf[1] not in (Opcode.RRQ, Opcode.WRQ, Opcode.OACK):
+        return {}
+    try:
+        items = _strings(buf, 2, "filename" if buf[1] != Opcode.OACK else "option")
+    except DecodeError:
+        return {}
+    items = items[2:] if buf[1] != Opcode.OACK else items
+    return {items[i][1].lower(): items[i + 1][0] for i in range(0, len(items) - 1, 2)}
+
+
+def _int_option(opts: dict[str, str], key: str, lo: int, hi: int | None, buf: bytes | None) -> int | None:
     if key not in opts:
         return None
     text = opts[key]
     parsed = parse_ascii_int(text, max_digits=12)
+    problem = None
     if parsed is None:
-        raise DecodeError(f"value {text!r} is not a decimal integer", fmt="tftp", path=f"options.{key}")
-    v = parsed
-    if v < lo or (hi is not None and v > hi):
-        rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-        raise DecodeError(f"value {v} outside {rng}", fmt="tftp", path=f"options.{key}")
-    return v
+        problem = f"value {text!r} is not a decimal integer"
+    elif parsed < lo or (hi is not None and parsed > hi):
+        problem = f"value {parsed} outside {f'{lo}..{hi}' if hi is not None else f'>= {lo}'}"
+    if problem is not None:
+        offset = option_offsets(buf).get(key) if buf is not None else None
+        raise DecodeError(problem, fmt="tftp", offset=offset, path=f"options.{key}")
+    return parsed
 
 
-def negotiated(options: dict[str, str]) -> NegotiatedOptions:
-    """Validate blksize (8..65464), timeout (1..255) and tsize (>= 0); DecodeError names the option."""
+def negotiated(options: dict[str, str], *, buf: bytes | None = None) -> NegotiatedOptions:
+    """Validate blksize (8..65464), timeout (1..255) and tsize (>= 0); DecodeError names the option,
+    and the offset of its value when ``buf`` (the datagram the options came from) is given."""
     return NegotiatedOptions(
-        blksize=_int_option(options, "blksize", BLKSIZE_MIN, BLKSIZE_MAX),
-        timeout=_int_option(options, "timeout", TIMEOUT_MIN, TIMEOUT_MAX),
-        tsize=_int_option(options, "tsize", 0, None),
+        blksize=_int_option(options, "blksize", BLKSIZE_MIN, BLKSIZE_MAX, buf),
+        timeout=_int_option(options, "timeout", TIMEOUT_MIN, TIMEOUT_MAX, buf),
+        tsize=_int_option(options, "tsize", 0, None, buf),
     )
 
 

@@ -522,7 +522,7 @@ class TftpServer:
                          outcome="busy")
             return
         try:
-            opts = negotiated(pkt.options)
+            opts = negotiated(pkt.options, buf=data)  # an error names the value's offset
         except DecodeError as exc:
             self._refuse(transport, addr, ErrorCode.OPTION_REFUSED, str(exc), filename=name,
                          outcome="option-refused")

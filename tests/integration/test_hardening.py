@@ -335,3 +335,19 @@ def test_tvs_answers_at_most_max_requests_frames_of_one_read(cluster: LabCluster
             assert closed and len(tvs.FrameDecoder().feed(got)) == 3
 
     run(main(), limit=30)
+
+
+def test_tftp_option_refusal_names_the_offset_of_the_value() -> None:
+    """ERROR 8 for a bad option value named the option but not where it was in the request."""
+    async def main() -> None:
+        async with TftpServer({"f": b"x"}, HOST, 0, timeout=0.2, retries=1) as srv:
+            loop = asyncio.get_running_loop()
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.setblocking(False)
+                await loop.sock_sendto(s, _rrq("f", tsize="0", blksize="0"), (HOST, srv.port))
+                answer = await asyncio.wait_for(loop.sock_recv(s, 1024), 5)
+            assert answer[:4] == b"\x00\x05\x00\x08", answer
+            assert b"options.blksize at offset 26: value 0 outside 8..65464" in answer, answer
+            assert srv.stats == {"option-refused": 1}
+
+    run(main(), limit=20)

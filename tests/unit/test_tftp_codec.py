@@ -17,6 +17,7 @@ from phoneemu.net.tftp_codec import (
     decode,
     encode,
     negotiated,
+    option_offsets,
     unsafe_name_reason,
 )
 
@@ -130,3 +131,16 @@ def test_unsafe_names(name: str) -> None:
                                   "a..b"])
 def test_safe_names(name: str) -> None:
     assert unsafe_name_reason(name) is None
+
+
+def test_option_error_names_the_offset_of_the_value_in_the_datagram() -> None:
+    buf = b"\x00\x01f\x00octet\x00tsize\x000\x00BlkSize\x007\x00"
+    assert option_offsets(buf) == {"tsize": 16, "blksize": 26}
+    request = decode(buf)
+    assert isinstance(request, ReadRequest)
+    with pytest.raises(DecodeError) as ei:
+        negotiated(request.options, buf=buf)
+    assert (ei.value.path, ei.value.offset) == ("options.blksize", 26)
+    assert "at offset 26" in str(ei.value)
+    assert option_offsets(b"\x00\x06blksize\x00x\x00") == {"blksize": 10}
+    assert option_offsets(b"\x00\x04\x00\x01") == option_offsets(b"\x00\x01no-nul") == {}
