@@ -249,8 +249,9 @@ class TlsServer:
     (On a loop other than asyncio's own, e.g. uvloop, ``start_server(ssl=...)`` is used as before.)
 
     At most ``max_connections`` connections are open at once, those still in their handshake
-    included: one more is closed at once (logged, counted in ``refused``), so a flood of TCP
-    connections that never send a ClientHello cannot hold more descriptors than that."""
+    included (on asyncio's own loop; elsewhere from the handler's start): one more is closed at once
+    (logged, counted in ``refused``), so a flood of TCP connections that never send a ClientHello
+    cannot hold more descriptors than that."""
 
     def __init__(self, handler: Handler, ctx: ssl.SSLContext | None, host: str = "127.0.0.1",
                  port: int = 0, *, name: str = "tls", handshake_timeout: float = 10.0,
