@@ -54,6 +54,9 @@ examples:
   phoneemu predict --flash ph1 --tvs-reachable new-tftp/
   # every emulated phone of a fleet (fleet boot --flash fleet/): how many lock out? exit 1 if any
   phoneemu predict --fleet-flash fleet --tvs-reachable --json-file fleet-predict.json new-tftp/
+  # TVS and ITLRecovery regenerated while phones were off (new = the TFTP root after the change)
+  phoneemu predict --installed-itl old/ITLFile.tlv --installed-config old/SEP001122334455.cnf.xml.sgn \\
+      --tvs-cert new/ITLRecovery.pem --mac 001122334455 new/
   # a cp-7962 in mixed mode, a given date, JSON for CI
   phoneemu predict --installed-ctl CTLFile.tlv --installed-itl ITLFile.tlv --profile cp-7962 \\
       --now 1893456000 --json new/CTLFile.tlv new/ITLFile.tlv
@@ -71,9 +74,6 @@ Before it asks, the phone checks the TVS server's own certificate against its in
 records (spec §E.1). When the new ITL names the TVS at the address the phone asks, with the same
 subject and a new certificate (TVS regenerated), the phone refuses it (G.3.4-tvs-server-untrusted)
 and a "note:" line says so; --tvs-server-cert PEM gives the certificate the TVS presents instead.
-  # TVS and ITLRecovery regenerated while phones were off (new = the TFTP root after the change)
-  phoneemu predict --installed-itl old/ITLFile.tlv --installed-config old/SEP001122334455.cnf.xml.sgn \\
-      --tvs-cert new/ITLRecovery.pem --mac 001122334455 new/
 """
 
 

@@ -30,12 +30,13 @@ examples:
   phoneemu replay captures/first-boot-trusts-first-itl.pcap --list
   phoneemu replay captures/first-boot-trusts-first-itl.pcap --mac 0A0000000001
   phoneemu replay site.pcap --mac 00:11:22:33:44:55 --profile cp-7962 --json
+  phoneemu replay captures/migration-itl-signer-unknown.pcap --mac 0A0000000501 \\
+      --keylog captures/migration-itl-signer-unknown.keys     TVS answers as in the capture
 
 Offline, TVS and CAPF are unreachable: decisions that needed them are marked by the phone as a
 TVS/CAPF failure. --keylog FILE decrypts the captured TVS exchanges (TLS 1.0-1.3) and answers
 each query of the phone as TVS answered it in the capture. --tvs-cert PEM makes an offline TVS
 vouch for those certificates (with --keylog: for queries the capture does not hold).
-  phoneemu replay caps/migration.pcap --mac 0A0000000501 --keylog caps/migration.keys
 Files without a MAC in their name (ITLFile.tlv, CTLFile.tlv, loads) are taken from the same
 server during the phone's boot. Capture order is the order: a timestamp earlier than the packet
 before it (a mergecap of several interfaces, a clock step) is taken as equal to it, with a warning.
