@@ -50,6 +50,7 @@ import contextlib
 import errno
 import fnmatch
 import logging
+import os
 import random
 import ssl
 import threading
@@ -66,6 +67,7 @@ from phoneemu.lab.capf_service import CapfHandler, CapfSessionLog
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.https_service import HttpsAppHandler
 from phoneemu.lab.pki import Identity
+from phoneemu.lab.state import DEFAULT_PORTS
 from phoneemu.lab.tvs_service import TvsConnectionLog, TvsHandler
 from phoneemu.lab.tvs_threaded import ThreadedTvsServer
 from phoneemu.net.capture import UdpSink
@@ -575,16 +577,21 @@ class LabServers:
 
 
 def _bind_error(name: str, host: str, port: int, exc: OSError) -> TransportError:
-    hint = ""
+    """One line for a port that cannot be bound, saying what to change: the option that moves the
+    service (``--tftp-port`` ..., for the services ``lab serve`` has one for; 0 = any free port). A port
+    in use never gets the port that failed suggested back."""
+    option = f"--{name}-port" if name in DEFAULT_PORTS else None
     if exc.errno in (errno.EACCES, errno.EPERM):
         hint = " (ports below 1024 need privileges"
-        hint += "; try --tftp-port 6969)" if name == "tftp" else ")"
+        hint += "; try --tftp-port 6969)" if name == "tftp" else (f"; pick {option} 1024 or above)" if option
+                                                                 else ")")
         kind = "permission"
     elif exc.errno == errno.EADDRINUSE:
-        hint = " (port in use"
-        hint += "; try --tftp-port 6969)" if name == "tftp" else f"; pick another --{name}-port)"
+        hint = " (port in use, e.g. by another 'phoneemu lab serve'"
+        hint += f": stop it, or pick another {option} (0 = any free port))" if option else ")"
         kind = "in-use"
     else:
+        hint = ""
         kind = "unreachable"
-    return TransportError(f"cannot listen for {name} on {host}:{port}: {exc.strerror or exc}{hint}",
-                          kind=kind)
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)  # asyncio wraps it in a longer text
+    return TransportError(f"cannot listen for {name} on {host}:{port}: {reason}{hint}", kind=kind)

@@ -231,7 +231,31 @@ def test_bind_conflict_is_one_clear_error(cluster: LabCluster) -> None:
                 await second.start()
             assert err.value.kind == "in-use"
             assert second.tftp is None and second.http is None  # what had started was stopped
+            for name in ("tftp", "http"):  # asyncio's long bind text (HTTP) is reduced to the reason
+                taken = (LabServers(cluster, tftp_port=first.ports["tftp"]) if name == "tftp"
+                         else LabServers(cluster, http_port=first.ports["http"]))
+                with pytest.raises(TransportError) as err:
+                    await taken.start()
+                assert str(err.value) == (
+                    f"cannot listen for {name} on 127.0.0.1:{first.ports[name]}: Address already in use "
+                    f"(port in use, e.g. by another 'phoneemu lab serve': stop it, or pick another "
+                    f"--{name}-port (0 = any free port))")
     run(main())
+
+
+def test_bind_error_never_suggests_the_port_that_failed() -> None:
+    """The README's ``lab serve --tftp-port 6969`` run twice: the hint names the option, not 6969 again
+    (it used to say "try --tftp-port 6969"); privileges still point unprivileged TFTP to 6969."""
+    import errno
+
+    from phoneemu.lab.servers import _bind_error
+
+    in_use = _bind_error("tftp", "127.0.0.1", 6969, OSError(errno.EADDRINUSE, "Address already in use"))
+    assert "6969)" not in str(in_use) and "pick another --tftp-port" in str(in_use)
+    denied = _bind_error("tftp", "127.0.0.1", 69, OSError(errno.EACCES, "Permission denied"))
+    assert str(denied).endswith("(ports below 1024 need privileges; try --tftp-port 6969)")
+    denied = _bind_error("capf", "127.0.0.1", 80, OSError(errno.EACCES, "Permission denied"))
+    assert str(denied).endswith("(ports below 1024 need privileges; pick --capf-port 1024 or above)")
 
 
 def test_changes_by_another_process_are_picked_up(cluster: LabCluster) -> None:
