@@ -406,10 +406,13 @@ def _exchange(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
 
 
 def _service(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
+    """Record the service's wanted state in the cluster; this command cannot tell whether a ``lab serve``
+    runs, so it says what one does (follows within a second, or starts that way) rather than claim it."""
     c.set_service(a.service, a.action == "start", now=now)
     stopped = ", ".join(c.state.stopped) or "none"
-    return (f"{a.service}: {'started' if a.action == 'start' else 'stopped'} by a running 'lab serve' "
-            f"within a second (stopped now: {stopped})")
+    done = "started" if a.action == "start" else "stopped"
+    return (f"{a.service}: marked {done} in the cluster; a running 'lab serve' follows within a second, "
+            f"one started later too (stopped now: {stopped})")
 
 
 def _phone_count(text: str) -> int:

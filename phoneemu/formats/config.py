@@ -115,11 +115,17 @@ def validate_mac(mac: str, *, error: type[DecodeError] | type[EncodeError] = Enc
 
 
 def normalise_mac(text: str) -> str:
-    """Accept ``00:11:22:33:44:aa``, ``0011.2233.44aa``, ``00-11-...`` or bare hex; return upper case."""
+    """Accept ``00:11:22:33:44:aa``, ``0011.2233.44aa``, ``00-11-...`` or bare hex; return upper case.
+
+    A MAC typed by a user is refused with the notations that are accepted (not the upper-case rule of
+    :func:`validate_mac`, which this function applies for them), under the field path ``mac``."""
     if not isinstance(text, str):
-        raise EncodeError(f"MAC must be text, got {type(text).__name__}", fmt=FMT, path="mac")
+        raise EncodeError(f"MAC must be text, got {type(text).__name__}", path="mac")
     bare = re.sub(r"[:.\-\s]", "", text).upper()
-    return validate_mac(bare) if _MAC_RE.fullmatch(bare) else validate_mac(text)
+    if not _MAC_RE.fullmatch(bare):
+        raise EncodeError(f"{text!r} is not a MAC address: 12 hex digits, e.g. 001122334455, "
+                          "00:11:22:33:44:55 or 0011.2233.4455", path="mac")
+    return bare
 
 
 def device_name_for(mac: str, *, prefix: str = "SEP") -> str:

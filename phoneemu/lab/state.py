@@ -206,11 +206,13 @@ def _make(cls: type[Any], raw: Any, where: str) -> Any:
 
 
 def load_state(root: Path) -> ClusterState:
+    """The state of the lab cluster in ``root``. A folder without ``cluster.json`` is "not a lab cluster":
+    the error's path is the folder (named once) and its message the ``lab init`` command that makes one."""
     path = Path(root) / STATE_FILE
     try:
         text = read_at_most(path, STATE_LIMIT, what=STATE_FILE).decode("utf-8")
     except FileNotFoundError:
-        raise DecodeError(f"{root} is not a lab cluster (no {STATE_FILE}; create one with "
+        raise DecodeError(f"not a lab cluster (no {STATE_FILE}; create one with "
                           f"'phoneemu lab init {root}')", path=str(root)) from None
     except UnicodeDecodeError:
         raise DecodeError("not UTF-8", path=str(path)) from None

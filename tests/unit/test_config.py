@@ -353,6 +353,16 @@ def test_normalise_mac() -> None:
         c.normalise_mac("00:11:22:aa:bb")
 
 
+@pytest.mark.parametrize("typed", ["00:11:22:aa:bb", "00-11-22-33-44-5Z", "0011223344556"])
+def test_normalise_mac_refusal_names_the_accepted_notations(typed: str) -> None:
+    """A MAC typed by a user is refused with the notations accepted (any case, with separators), not
+    with the upper-case rule of the config format nor under the format's name."""
+    with pytest.raises(EncodeError) as err:
+        c.normalise_mac(typed)
+    assert str(err.value) == (f"mac: {typed!r} is not a MAC address: 12 hex digits, e.g. 001122334455, "
+                              "00:11:22:33:44:55 or 0011.2233.4455")
+
+
 # --------------------------------------------------------------------------- properties
 _text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=20) \
     .map(str.strip).filter(lambda s: "\ufffe" not in s and "\uffff" not in s)

@@ -138,7 +138,9 @@ def test_errors_are_one_line(tmp_path: Path, lab_dir: Path, capsys: pytest.Captu
         assert err.count("\n") == 1 and err.startswith("phoneemu lab: "), (argv, err)
         assert "Traceback" not in err
     main(["lab", "show", str(tmp_path / "nothing")])
-    assert "not a lab cluster" in capsys.readouterr().err
+    err = capsys.readouterr().err  # the folder is named once, with the command that makes a cluster there
+    assert err == (f"phoneemu lab: {tmp_path / 'nothing'}: not a lab cluster (no cluster.json; create one "
+                   f"with 'phoneemu lab init {tmp_path / 'nothing'}')\n")
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     assert main(["lab", "init", str(blocker / "lab")]) == 2  # an OS error names the path, whole
@@ -227,3 +229,16 @@ def test_exchange_says_what_each_tvs_now_vouches_for(lab_dir: Path, tmp_path: Pa
     out = capsys.readouterr().out
     assert "TVS of lab now vouches for b's ITLRECOVERY_b-pub, b-pub; TVS of b for lab's " \
         "ITLRECOVERY_lab-pub, lab-pub" in out and "a snapshot" in out
+
+
+def test_service_without_a_running_serve_does_not_claim_one(lab_dir: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """``lab service`` only records the wanted state: it cannot know whether a ``lab serve`` runs, so it
+    says what one does instead of reporting the service stopped by it."""
+    capsys.readouterr()
+    assert main(["lab", "service", str(lab_dir), "tvs", "stop"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == ("tvs: marked stopped in the cluster; a running 'lab serve' follows within a second, "
+                     "one started later too (stopped now: tvs)")
+    assert main(["lab", "service", str(lab_dir), "tvs", "start"]) == 0
+    assert capsys.readouterr().out.startswith("tvs: marked started in the cluster;")
