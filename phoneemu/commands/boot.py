@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -36,7 +37,7 @@ from phoneemu.phone.phone import Phone, read_phone_file
 from phoneemu.phone.profile import PROFILES, get_profile
 from phoneemu.values import parse_ascii_int, parse_host_port
 
-__all__ = ["parse_hostport", "register"]
+__all__ = ["parse_hostport", "register", "unanswered_hint"]
 
 _EPILOG = """\
 examples:
@@ -133,6 +134,21 @@ def _text(report: BootReport) -> str:
     return "\n".join(lines)
 
 
+def unanswered_hint(report: BootReport, target: BootTarget) -> str | None:
+    """A hint when nothing answered the phone at all — no file, not even "file not found", and the boot
+    failed for want of a config (timeouts or unreachable): the usual cause is a cluster that is not
+    running or a wrong ``--tftp`` port, which the phone's own statuses ("TFTP timeout") do not say."""
+    d = report.deciding
+    if d is None or d.rule != "H.3-config-transport-failed" or len(report.decisions) != 1:
+        return None
+    if any("not found" in s.lower() for s in report.statuses):
+        return None
+    http = f", HTTP port {target.http_port}" if target.use_http and target.http_port else ""
+    return (f"nothing answered at {target.host} (TFTP port {target.tftp_port}{http}): is the cluster's "
+            f"TFTP server running there? For a lab: phoneemu lab serve DIR --tftp-port {target.tftp_port} "
+            "(it prints the ports it listens on)")
+
+
 def offline_boot_lines(served: Sequence[tuple[str, str]], report: BootReport) -> list[str]:
     """An offline boot (``replay``, ``predict``): what each request got, every decision, the result
     line, then :func:`outcome_lines`."""
@@ -226,6 +242,9 @@ def handler(args: argparse.Namespace) -> int:
             print(json.dumps(doc, indent=2))
         else:
             print(_text(report))
+        hint = unanswered_hint(report, target)
+        if hint is not None:
+            print(f"phoneemu boot: {hint}", file=sys.stderr)
         return 0 if report.ok else 1
     finally:
         if tmp is not None:

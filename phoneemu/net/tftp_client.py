@@ -8,7 +8,8 @@ Rules:
 * The server's transfer ID is the address of its first valid answer (OACK, DATA 1 or ERROR); a
   packet from another port of the server gets ERROR 5 and is otherwise ignored (RFC 1350).
 * Duplicate DATA (our ACK was lost) is re-acknowledged; out-of-window DATA is ignored. On timeout
-  the last packet (RRQ or ACK) is resent, at most ``retries`` times, then ``kind="timeout"``. Each
+  the last packet (RRQ or ACK) is resent, at most ``retries`` times, then ``kind="timeout"`` with the
+  message ``no answer after N retries`` (or ``stalled at block B after N retries``). Each
   resend calls ``on_retransmit`` when given (a phone counts its own; ``client_stats`` counts all).
 * Errors: ERROR 1 → ``TransportError(kind="not-found", code=1)``, ERROR 2 → ``"refused"``, other
   codes → ``"error"``; a file bigger than ``max_size`` (by tsize or while receiving) is abandoned
@@ -248,7 +249,7 @@ class _Transfer:
         self.retries += 1
         if self.retries > self.max_retries:
             what = "no answer" if self.tid is None else f"stalled at block {self.expected}"
-            self._fail(TransportError(f"timeout ({what} after {self.max_retries} retries)",
+            self._fail(TransportError(f"{what} after {self.max_retries} retries",
                                       kind="timeout", path=self.name))
             return
         client_stats["retransmits"] += 1

@@ -81,11 +81,20 @@ def test_boot_cli_text_then_json_reboot_and_show(tmp_path: Path) -> None:
 
 
 def test_boot_cli_errors_and_unreachable_cluster(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """In process (no lab needed): nothing answers → statuses and exit 1; bad arguments → exit 2."""
+    """In process (no lab needed): nothing answers → statuses, one hint line on stderr naming the address
+    and port nobody answered on, and exit 1; bad arguments → exit 2."""
     rc1 = main(["boot", "--tftp", f"{HOST}:9", "--mac", MAC, "--no-http", "--timeout", "0.05",
                 "--now", str(NOW)])
-    out1 = capsys.readouterr().out
+    out1, err1 = capsys.readouterr()
     assert rc1 == 1 and ("TFTP timeout" in out1 or "TFTP error" in out1) and "FAILED" in out1
+    assert "timeout: timeout" not in out1  # the kind is said once: "timeout: no answer after 3 retries"
+    assert err1.count("\n") == 1
+    assert err1.startswith(f"phoneemu boot: nothing answered at {HOST} (TFTP port 9)")
+    assert "lab serve DIR --tftp-port 9" in err1
+    assert main(["boot", "--tftp", HOST, "--mac", "0011223344"]) == 2  # a MAC short of two digits
+    err = capsys.readouterr().err
+    assert err == ("phoneemu boot: mac: '0011223344' is not a MAC address: 12 hex digits, e.g. 001122334455, "
+                   "00:11:22:33:44:55 or 0011.2233.4455\n")
     assert main(["boot", "--tftp", f"{HOST}:0", "--mac", MAC]) == 2
     assert "port" in capsys.readouterr().err
     assert main(["boot", "--tftp", HOST, "--mac", MAC, "--mic", str(tmp_path / "x.pem")]) == 2
