@@ -4,7 +4,8 @@
   lists (checksums, every record), the accepted config, MIC/LSC, running load, TVS cache.
 * ``phone erase --flash DIR`` — Settings → erase CTL and ITL ("Erasing CTL and ITL files").
 * ``phone factory-reset --flash DIR`` — forget everything but the MIC.
-* ``phone set-key --flash DIR HEX`` — "Set Cfg Encrypt Key" (32 zero digits clear it, spec §C.5).
+* ``phone set-key --flash DIR HEX`` — "Set Cfg Encrypt Key" (32 zero digits clear it, spec §C.5) on a
+  model with a manual key (cp-7962, cp-7942-symmetric).
 
 The profile comes from ``--profile``, else the flash's ``phone.json``, else cp-8861. Exit 0 on
 success, 2 when the directory or an argument is wrong.
@@ -32,7 +33,9 @@ examples:
   phoneemu phone show --flash /tmp/ph1 --json
   phoneemu phone erase --flash /tmp/ph1                the documented escape from an ITL lockout
   phoneemu phone factory-reset --flash /tmp/ph1
-  phoneemu phone set-key --flash /tmp/ph1 00112233445566778899AABBCCDDEEFF
+  phoneemu phone set-key --flash /tmp/ph2 00112233445566778899AABBCCDDEEFF
+                     a manual-key model's flash (boot --profile cp-7942-symmetric --flash /tmp/ph2 first;
+                     a cp-8861 has no manual key)
 """
 
 
@@ -68,8 +71,10 @@ def _profile(args: argparse.Namespace) -> PhoneProfile:
 
 
 def _existing(args: argparse.Namespace) -> bool:
+    """A missing flash folder is an error that says which command makes one (every action needs one)."""
     if not args.flash.is_dir():
-        print(f"phoneemu phone: {args.flash}: no such flash directory", file=sys.stderr)
+        print(f"phoneemu phone: {args.flash}: no such flash directory (an emulated phone's flash is made "
+              "by boot --flash DIR)", file=sys.stderr)
         return False
     return True
 
