@@ -213,8 +213,8 @@ def register(sub: Any) -> None:
     pa.set_defaults(handler=_op(_phone_add))
 
     p = add("show", "state summary, ITL/CTL checksums; --itl/--ctl print 'show itl'/'show ctl'")
-    p.add_argument("--itl", action="store_true")
-    p.add_argument("--ctl", action="store_true")
+    p.add_argument("--itl", action="store_true", help="print the served ITL as CUCM's 'show itl' does")
+    p.add_argument("--ctl", action="store_true", help="print the served CTL as CUCM's 'show ctl' does")
     p.add_argument("--json", action="store_true", help="summary as JSON")
     p.add_argument("--files", action="store_true", help="list served files with sizes")
     p.add_argument("--log", action="store_true", help="print the change log")
@@ -264,18 +264,19 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=_op(lambda c, a, n: c.set_rollback(a.state == "on", now=n)))
 
     p = add("add-certs", "add N extra certificates (TVS role) to the ITL, e.g. to cross 64 KB")
-    p.add_argument("--count", type=positive_int, required=True)
+    p.add_argument("--count", type=positive_int, required=True, metavar="N", help="certificates to add (1..200)")
     p.set_defaults(handler=_op(lambda c, a, n: c.add_certs(a.count, now=n)))
 
     p = add("remove-certs", "remove the last N extra certificates from the ITL (default: all of them)")
-    p.add_argument("--count", type=positive_int)
+    p.add_argument("--count", type=positive_int, metavar="N", help="certificates to remove (default: all)")
     p.set_defaults(handler=_op(lambda c, a, n: c.remove_certs(a.count, now=n)))
 
     p = add("encryption", "configuration file encryption of a phone on/off")
     p.add_argument("--mac", required=True, action="append", help="phone MAC (repeatable)")
     _onoff(p, "encryption")
-    p.add_argument("--mode", choices=("pki", "symmetric"), default="pki")
-    p.add_argument("--symmetric-key", metavar="HEX")
+    p.add_argument("--mode", choices=("pki", "symmetric"), default="pki",
+                   help="pki: encrypted for the phone's certificate (default); symmetric: a manual key")
+    p.add_argument("--symmetric-key", metavar="HEX", help="--mode symmetric: the key, 32 or 64 hex digits")
     p.set_defaults(handler=_op(lambda c, a, n: c.set_encryption(
         a.mac, a.state == "on", mode=a.mode, symmetric_key=a.symmetric_key, now=n)))
 
@@ -305,7 +306,8 @@ def register(sub: Any) -> None:
 
     p = add("upgraded", "mark the cluster upgraded (5-year ITLRecovery from the next regeneration)")
     _onoff(p, "upgraded flag")
-    p.add_argument("--years", type=positive_int)
+    p.add_argument("--years", type=positive_int, metavar="N",
+                   help="ITLRecovery validity in years (1..30; default 5 when on, 20 when off)")
     p.set_defaults(handler=_op(lambda c, a, n: c.set_upgraded(a.state == "on", years=a.years, now=n)))
 
     p = add("exchange", "bulk certificate exchange with another lab cluster (each TVS vouches for the other)")
@@ -332,13 +334,14 @@ def register(sub: Any) -> None:
 
     p = add("load", "name a firmware load in loadInformation (cluster-wide or --mac)")
     p.add_argument("name")
-    p.add_argument("--mac", action="append", default=[])
+    p.add_argument("--mac", action="append", default=[], help="only this phone's config (repeatable; "
+                   "default: cluster-wide)")
     p.add_argument("--tamper", action="store_true", help="serve the load with a broken signature")
     p.set_defaults(handler=_op(lambda c, a, n: c.set_load(a.name, macs=a.mac, tamper=a.tamper, now=n)))
 
     p = add("capf", "set a pending CAPF operation on phones")
     p.add_argument("operation", choices=("install", "fetch", "delete", "none"))
-    p.add_argument("--mac", required=True, action="append")
+    p.add_argument("--mac", required=True, action="append", help="phone MAC (repeatable)")
     p.add_argument("--auth-mode", type=_auth_mode_arg, metavar="MODE", help=_AUTH_MODE_HELP)
     p.add_argument("--auth-string", metavar="DIGITS",
                    help="CAPF authentication string (4..16 digits); implies --auth-mode string")
@@ -351,7 +354,8 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=_op(_itlrecovery))
 
     p = add("clock", "advance the lab clock")
-    p.add_argument("--advance", type=non_negative_int, required=True, metavar="SECONDS")
+    p.add_argument("--advance", type=non_negative_int, required=True, metavar="SECONDS",
+                   help="seconds to move the lab clock forward (certificate expiry)")
     p.set_defaults(handler=_op(lambda c, a, n: c.advance_clock(a.advance)))
 
     _register_serve(ops)

@@ -58,7 +58,8 @@ def register(sub: Any) -> None:
     p.add_argument("-j", "--jobs", type=non_negative_int, default=1, metavar="N",
                    help="run scenarios in N worker processes (0 = one per core; default 1); reports keep "
                    "the scenario order")
-    p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                   help="color the verdicts: auto (default) = when stdout is a terminal")
     p.set_defaults(handler=_run)
 
 

@@ -72,3 +72,10 @@ def test_examples_are_whole_command_lines_that_parse() -> None:
                     raise AssertionError(f"{name}: example does not parse: {cmd}: {err.getvalue()}") from None
             seen += 1
     assert seen > 50
+
+
+def test_every_option_says_what_it_does() -> None:
+    """An option listed with no text (``lab show --itl``, ``run --color`` ...) leaves the user guessing."""
+    bare = [f"{name} {'/'.join(a.option_strings)}" for name, p in _parsers(build_parser()) for a in p._actions
+            if a.option_strings and not a.help]
+    assert not bare
