@@ -26,7 +26,7 @@ from phoneemu.crypto.certs import dn_text, fingerprint
 from phoneemu.errors import PhoneEmuError, TransportError
 from phoneemu.lab.state import DEFAULT_PORTS
 
-__all__ = ["main", "register_serve", "serve"]
+__all__ = ["hostport", "main", "register_serve", "serve"]
 
 _EPILOG = """\
 examples:
@@ -62,6 +62,11 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keylog", type=Path, metavar="FILE", help="append TLS key-log lines (Wireshark)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
     p.set_defaults(handler=run_serve)
+
+
+def hostport(host: str, port: int) -> str:
+    """``HOST:PORT`` as ``boot --tftp`` takes it back: an IPv6 address in brackets (``[::1]:6969``)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def register_serve(lab_sub: Any) -> argparse.ArgumentParser:
@@ -134,11 +139,11 @@ async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, htt
         tvs_cert = cluster.tvs_identity().cert
         capf_cert = cluster.identity("capf").cert
         print(f"lab cluster {cluster.state.name!r} ({root}), generation {cluster.generation}")
-        print(f"listening tftp udp {host}:{p['tftp']}")
-        print(f"listening http tcp {host}:{p['http']}")
-        print(f"listening tvs  tls {host}:{p['tvs']}  cert {dn_text(tvs_cert.subject)} "
+        print(f"listening tftp udp {hostport(host, p['tftp'])}")
+        print(f"listening http tcp {hostport(host, p['http'])}")
+        print(f"listening tvs  tls {hostport(host, p['tvs'])}  cert {dn_text(tvs_cert.subject)} "
               f"sha1 {fingerprint(tvs_cert, 'sha1')}")
-        print(f"listening capf tls {host}:{p['capf']}  cert {dn_text(capf_cert.subject)} "
+        print(f"listening capf tls {hostport(host, p['capf'])}  cert {dn_text(capf_cert.subject)} "
               f"sha1 {fingerprint(capf_cert, 'sha1')}")
         for name in sorted(servers.stopped_by_cluster):
             print(f"{name} stopped (an outage: phoneemu lab service {root} {name} start brings it back)")

@@ -242,3 +242,13 @@ def test_service_without_a_running_serve_does_not_claim_one(lab_dir: Path,
                      "one started later too (stopped now: tvs)")
     assert main(["lab", "service", str(lab_dir), "tvs", "start"]) == 0
     assert capsys.readouterr().out.startswith("tvs: marked started in the cluster;")
+
+
+@pytest.mark.parametrize(("host", "shown"), [("127.0.0.1", "127.0.0.1:6969"), ("::1", "[::1]:6969")])
+def test_serve_prints_addresses_boot_takes_back(host: str, shown: str) -> None:
+    """``lab serve`` prints each service's address as ``boot --tftp`` reads it: ``::1:6969`` would not be."""
+    from phoneemu.commands.boot import parse_hostport
+    from phoneemu.commands.lab_serve import hostport
+
+    assert hostport(host, 6969) == shown
+    assert parse_hostport(shown) == (host, 6969)
