@@ -138,3 +138,14 @@ def test_readme_lab_operations_exist() -> None:
     assert len(ops) >= 25
     missing = [op for op in ops if _sub(lab, op) is None]
     assert not missing
+
+
+def test_scenario_format_example_loads() -> None:
+    """The full example of docs/scenarios.md is a valid scenario (every field it shows is accepted)."""
+    from phoneemu.scenario.loader import load_text
+
+    doc = (ROOT / "docs" / "scenarios.md").read_text(encoding="utf-8")
+    example = re.search(r"```yaml\n(.*?)```", doc, re.DOTALL)
+    assert example is not None
+    scenario = load_text(example.group(1), "docs/scenarios.md")
+    assert scenario.name == "migration-old-tvs-unaware" and len(scenario.clusters) == 3
