@@ -5,6 +5,11 @@ and costs a task-free but heavy setup per socket. This endpoint drains up to ``m
 datagrams per readiness event and is created synchronously, which roughly halves the per-packet
 cost of the TFTP server (see ``bench/tftp.py``). Sending never blocks: a full send buffer drops the
 datagram, as the network could — TFTP's retransmission recovers (counted in ``send_drops``).
+
+ICMP errors (Linux): an unconnected UDP socket is told nothing of the "port unreachable" its datagram
+met unless it asks (``IP_RECVERR``). :func:`report_icmp_errors` asks; the socket then hands each queued
+error to ``on_error`` as a :class:`PeerError` naming the address the refused datagram was sent to, so a
+client can tell "nothing listens where I sent my request" from an error about an earlier peer.
 """
 
 from __future__ import annotations
@@ -12,11 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
+import struct
+import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["UdpSocket", "bound_udp_socket"]
+__all__ = ["PeerError", "UdpSocket", "bound_udp_socket", "report_icmp_errors"]
 
 _log = logging.getLogger("phoneemu.net.udp")
 Addr = tuple[Any, ...]
@@ -38,6 +46,28 @@ def bound_udp_socket(host: str, port: int, *, rcvbuf: int = 0) -> socket.socket:
     return sock
 
 
+_RECVERR = {socket.AF_INET: (socket.IPPROTO_IP, 11), socket.AF_INET6: (socket.IPPROTO_IPV6, 25)}
+"""``IP_RECVERR`` / ``IPV6_RECVERR`` (Linux values; the socket module does not name them)."""
+
+
+class PeerError(OSError):
+    """An ICMP error queued for a datagram this socket sent; ``peer`` is where that datagram went."""
+
+    peer: Addr
+
+
+def report_icmp_errors(sock: socket.socket) -> bool:
+    """Ask the kernel to queue ICMP errors for ``sock`` (Linux ``IP_RECVERR``); False where it cannot."""
+    opt = _RECVERR.get(sock.family)
+    if opt is None or not sys.platform.startswith("linux"):
+        return False
+    try:
+        sock.setsockopt(opt[0], opt[1], 1)
+    except OSError:
+        return False
+    return True
+
+
 def _dropped(_data: bytes, _addr: Addr) -> None:
     """The datagram callback of a closed socket (never called: a closed socket reads nothing)."""
 
@@ -45,8 +75,8 @@ def _dropped(_data: bytes, _addr: Addr) -> None:
 class UdpSocket:
     """Owns ``sock``; calls ``on_datagram(data, addr)`` for each datagram received."""
 
-    __slots__ = ("_fd", "_loop", "_sockname", "closed", "max_batch", "on_datagram", "on_error", "send_drops",
-                 "sock")
+    __slots__ = ("_fd", "_loop", "_sockname", "closed", "icmp_errors", "max_batch", "on_datagram", "on_error",
+                 "send_drops", "sock")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket,
                  on_datagram: Callable[[bytes, Addr], None],
@@ -58,6 +88,7 @@ class UdpSocket:
         self.max_batch = max_batch
         self.send_drops = 0
         self.closed = False
+        self.icmp_errors = False  # report_icmp_errors(sock) was asked: errors come from the error queue
         self._sockname: Addr | None = None
         self._fd = sock.fileno()
         loop.add_reader(self._fd, self._ready if max_batch > 1 else self._ready_one)
@@ -80,7 +111,9 @@ class UdpSocket:
         except (BlockingIOError, InterruptedError):
             return False
         except OSError as exc:  # e.g. ECONNREFUSED from an ICMP port unreachable
-            if self.on_error is not None:
+            if self.icmp_errors:
+                self._queued_errors()
+            elif self.on_error is not None:
                 self.on_error(exc)
             return False
         try:
@@ -88,6 +121,19 @@ class UdpSocket:
         except Exception:
             _log.exception("udp: handler failed for datagram from %s", addr[:2])
         return True
+
+    def _queued_errors(self) -> None:
+        """Drain the socket's error queue (``IP_RECVERR``), each error to ``on_error`` as a PeerError."""
+        while not self.closed:
+            try:
+                _data, anc, _flags, addr = self.sock.recvmsg(1, 512, socket.MSG_ERRQUEUE)
+            except OSError:  # empty (EAGAIN), or nothing to drain on this platform
+                return
+            code = next((struct.unpack_from("=I", data)[0] for _lvl, _typ, data in anc if len(data) >= 4), 0)
+            err = PeerError(code, os.strerror(code) if code else "ICMP error")
+            err.peer = tuple(addr) if addr else ()
+            if self.on_error is not None:
+                self.on_error(err)
 
     def _ready(self) -> None:
         """At most ``max_batch`` datagrams per wake-up (servers): a busy socket cannot starve the loop."""
@@ -102,8 +148,10 @@ class UdpSocket:
             self.sock.sendto(data, addr)
         except (BlockingIOError, InterruptedError):
             self.send_drops += 1
-        except OSError as exc:
-            if self.on_error is not None:
+        except OSError as exc:  # with IP_RECVERR a pending ICMP error can surface here too
+            if self.icmp_errors:
+                self._queued_errors()
+            elif self.on_error is not None:
                 self.on_error(exc)
 
     def is_closing(self) -> bool:

@@ -15,7 +15,10 @@ Rules:
   codes → ``"error"``; a file bigger than ``max_size`` (by tsize or while receiving) is abandoned
   with ERROR 3 and ``kind="too-large"`` — memory stays bounded; a malformed answer from the server's
   host, the first one included, → ``"protocol"`` ("malformed reply at offset N"), not a timeout;
-  an ICMP unreachable reported by the OS → ``"unreachable"``.
+  an ICMP "port unreachable" for the request, before the server answered (nothing listens where the
+  request went; Linux reports it with ``IP_RECVERR``) → ``"unreachable"`` at once, not a timeout after
+  every retry. An ICMP error about another address (the transfer ID of a finished transfer of a reused
+  socket) is ignored.
 * :class:`TftpClientPool` keeps a bounded set of UDP sockets and reuses them (FIFO) across
   successful transfers, so thousands of emulated phones in one event loop pay no socket setup per
   file; a socket whose transfer failed is closed, never reused. A reused socket re-ACKs a late
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import functools
 import ipaddress
 import socket
@@ -37,7 +41,7 @@ from collections.abc import Callable
 from typing import Any
 
 from phoneemu.errors import DecodeError, TransportError
-from phoneemu.net._udp import UdpSocket, bound_udp_socket
+from phoneemu.net._udp import PeerError, UdpSocket, bound_udp_socket, report_icmp_errors
 from phoneemu.net.tftp_codec import (
     DEFAULT_BLKSIZE,
     Error,
@@ -139,7 +143,13 @@ class _Transfer:
             self.timer = None
 
     def on_error(self, exc: Exception) -> None:
-        if isinstance(exc, ConnectionRefusedError):
+        if isinstance(exc, PeerError):
+            if self.tid is None and exc.errno == errno.ECONNREFUSED and exc.peer[:2] == self.server[:2]:
+                host, port = self.server[:2]
+                where = f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+                self._fail(TransportError(f"nothing listens on {where} (ICMP port unreachable)",
+                                          kind="unreachable", path=self.name))
+        elif isinstance(exc, ConnectionRefusedError):
             self._fail(TransportError(f"port unreachable ({exc})", kind="unreachable",
                                       path=self.name))
 
@@ -271,6 +281,7 @@ class _Endpoint:
         sock = bound_udp_socket("::" if family == socket.AF_INET6 else "0.0.0.0", 0)
         self.transport = UdpSocket(asyncio.get_running_loop(), sock, self._on_datagram, self._on_error,
                                    max_batch=1)
+        self.transport.icmp_errors = report_icmp_errors(sock)
 
     def _on_datagram(self, data: bytes, addr: Addr) -> None:
         prev = self.prev_tid

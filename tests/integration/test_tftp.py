@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -277,6 +278,55 @@ def test_timeout_when_server_down() -> None:
                 await tftp_get(HOST, silent.sock.getsockname()[1], "ITLFile.tlv", timeout=0.05, retries=2)
             assert ei.value.kind == "timeout"
         finally:
+            silent.close()
+    run(main())
+
+
+def _closed_port() -> int:
+    """A UDP port of HOST that nothing listens on (bound, then closed)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((HOST, 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="IP_RECVERR is Linux's")
+
+
+@linux_only
+def test_nothing_listening_is_unreachable_at_once() -> None:
+    """A request to a port nobody listens on (no lab serve, a wrong --tftp port) fails on the ICMP port
+    unreachable, not after every retry: 3 retries of 2 s would take 8 s."""
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        port = _closed_port()
+        with pytest.raises(TransportError) as ei:
+            await tftp_get(HOST, port, "ITLFile.tlv", timeout=2.0, retries=3)
+        assert ei.value.kind == "unreachable"
+        assert ei.value.message == f"nothing listens on {HOST}:{port} (ICMP port unreachable)"
+        return loop.time() - t0
+    assert run(main()) < 1.5
+
+
+@linux_only
+def test_icmp_error_about_another_address_is_ignored() -> None:
+    """An ICMP error for a datagram sent elsewhere (a finished transfer's TID on a reused pool socket)
+    does not end the transfer under way: a silent server still means a timeout."""
+    async def main() -> None:
+        silent = RawClient()
+        ep = tftp_client._Endpoint(socket.AF_INET)
+        try:
+            transfer = asyncio.ensure_future(tftp_client._run(
+                ep, (HOST, silent.sock.getsockname()[1]), "ITLFile.tlv", blksize=None, timeout=0.1,
+                retries=2, tsize=False, max_size=1 << 20))
+            await asyncio.sleep(0.02)
+            ep.transport.sendto(b"stale ACK", (HOST, _closed_port()))
+            with pytest.raises(TransportError) as ei:
+                await transfer
+            assert ei.value.kind == "timeout"
+        finally:
+            ep.transport.close()
             silent.close()
     run(main())
 
