@@ -264,7 +264,8 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=_op(lambda c, a, n: c.set_rollback(a.state == "on", now=n)))
 
     p = add("add-certs", "add N extra certificates (TVS role) to the ITL, e.g. to cross 64 KB")
-    p.add_argument("--count", type=positive_int, required=True, metavar="N", help="certificates to add (1..200)")
+    p.add_argument("--count", type=positive_int, required=True, metavar="N",
+                   help="certificates to add (1..200)")
     p.set_defaults(handler=_op(lambda c, a, n: c.add_certs(a.count, now=n)))
 
     p = add("remove-certs", "remove the last N extra certificates from the ITL (default: all of them)")
