@@ -10,6 +10,8 @@ Rules:
   HTTP 404 also falls back is configurable (``fallback_on_not_found``, default False: our choice).
   ``last_fallback`` keeps the HTTP failure behind the last fetch's fallback (None when HTTP answered or
   no fallback was tried), so a boot's timeline can say why a file came over TFTP.
+* Each fetcher says which transport answered its last successful fetch in ``transport`` ("tftp",
+  "http" or "memory"), so a boot can report what each file came over.
 * A fetcher that talks TFTP counts its retransmissions (RFC 1350 timeouts, spec §H.3) in
   ``retransmits``, over its whole life: the boot reads it before and after each fetch and reports the
   difference. Fetchers without one (HTTP only, in memory) never retransmit.
@@ -38,6 +40,8 @@ class Fetcher(Protocol):
 
 class TftpFetcher:
     """TFTP (UDP 69 by default); uses ``pool`` when given (thousands of phones in one loop)."""
+
+    transport = "tftp"
 
     def __init__(self, host: str, port: int = 69, *, blksize: int | None = None, timeout: float = 1.0,
                  retries: int = 5, tsize: bool = False, max_size: int = DEFAULT_MAX_SIZE,
@@ -71,6 +75,8 @@ class TftpFetcher:
 class HttpFetcher:
     """HTTP GET on port 6970 (spec §H.1)."""
 
+    transport = "http"
+
     def __init__(self, host: str, port: int = 6970, *, timeout: float = 5.0,
                  max_size: int = DEFAULT_MAX_SIZE) -> None:
         self.host = host
@@ -95,6 +101,11 @@ class HttpThenTftpFetcher:
         self.last_fallback: TransportError | None = None  # the HTTP failure the last fetch fell back from
 
     @property
+    def transport(self) -> str:
+        """Which one answered the last fetch: "http" or "tftp" ("" before the first)."""
+        return self.last_transport
+
+    @property
     def retransmits(self) -> int:
         """The TFTP fallback's retransmissions (HTTP runs over TCP: none of its own)."""
         return self.tftp.retransmits
@@ -116,6 +127,8 @@ class HttpThenTftpFetcher:
 
 class MemoryFetcher:
     """Serve ``provider(name) -> bytes | None`` (or a mapping) through the Fetcher interface."""
+
+    transport = "memory"
 
     def __init__(self, provider: Callable[[str], bytes | None] | Mapping[str, bytes], *,
                  max_size: int = DEFAULT_MAX_SIZE) -> None:

@@ -162,6 +162,8 @@ class BootReport:
     static: dict[str, str] = dataclasses.field(default_factory=dict)
     #: TFTP packets (RRQ or ACK) the phone sent again after a timeout during this boot (RFC 1350, §H.3)
     retransmits: int = 0
+    #: file name → the transport it came over this boot ("http", "tftp"; §H.1), for files received
+    fetched_over: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready view (decisions as dicts; reason codes as their stable names)."""
@@ -173,7 +175,8 @@ class BootReport:
             "deciding": decision_dict(self.deciding) if self.deciding is not None else None,
             "decisions": [decision_dict(d) for d in self.decisions],
             "statuses": list(self.statuses), "timeline": list(self.timeline), "static": dict(self.static),
-            "retransmits": self.retransmits, "duration_s": round(self.duration_s, 4),
+            "retransmits": self.retransmits, "fetched_over": dict(self.fetched_over),
+            "duration_s": round(self.duration_s, 4),
         }
 
 
@@ -338,6 +341,7 @@ class _Boot:
         self.firmware = "none"
         self.static: dict[str, str] = {}
         self.retransmits = 0
+        self.fetched_over: dict[str, str] = {}
 
     # ------------------------------------------------------------------ recording
     def now(self) -> int:
@@ -402,6 +406,9 @@ class _Boot:
             self.retransmits += sent_again
         again = f" ({sent_again} TFTP retransmission{'s' if sent_again != 1 else ''})" if sent_again else ""
         self.note("fetched", f"{len(data)} bytes{self._fallback_text()}{again}", file=name)
+        over = getattr(self.fetcher, "transport", "")
+        if over:
+            self.fetched_over[name] = over
         return data
 
     def _fallback_text(self) -> str:
@@ -876,7 +883,8 @@ class _Boot:
             encrypted=self.encrypted and ok, decisions=tuple(self.decisions), deciding=deciding,
             statuses=tuple(self.statuses), firmware=self.firmware, load=self.store.firmware_load, lsc=lsc,
             locked_out=locked, tvs_used=self.tvs_used, timeline=tuple(self.timeline), duration_s=duration,
-            target=target, static=dict(self.static), retransmits=self.retransmits)
+            target=target, static=dict(self.static), retransmits=self.retransmits,
+            fetched_over=self.fetched_over)
 
 
 def _records(tl: TrustList) -> list[TrustRecord]:

@@ -18,6 +18,9 @@ prints for the file its cluster serves now — CUCM's "ITL File Status": ``match
 ``signaling`` (tls / tcp / none) and ``trust_file_retries`` (an integer) read the §G.9 decisions.
 ``retransmitted`` (true / false) holds when the last boot sent a TFTP request or ACK again after a
 timeout (RFC 1350, spec §H.3) as wanted; it shows how many it sent (``BootReport.retransmits``).
+``fetched_over`` is the transport every file the last boot received came over (spec §H.1: HTTP 6970
+first, TFTP on failure): ``http``, ``tftp``, ``mixed`` (some each) or ``none`` (no file received) —
+so a conformance run notices a cluster whose HTTP 6970 is down while phones still boot over TFTP.
 """
 
 from __future__ import annotations
@@ -291,6 +294,13 @@ def _retransmitted(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     return count, any((count > 0) == bool(w) for w in _any_of(expected))
 
 
+def _fetched_over(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+    """http / tftp / mixed / none: what the last boot's received files came over (§H.1)."""
+    over = set(p.report.fetched_over.values()) if p.report is not None else set()
+    actual = "none" if not over else over.pop() if len(over) == 1 else "mixed"
+    return actual, actual in _any_of(expected)
+
+
 _CHECKS: dict[str, Callable[[PhoneView, Any], tuple[Any, bool]]] = {
     "itl": _trust("ITL"),
     "ctl": _trust("CTL"),
@@ -320,6 +330,7 @@ _CHECKS: dict[str, Callable[[PhoneView, Any], tuple[Any, bool]]] = {
     "signaling": _signaling,
     "trust_file_retries": _trust_file_retries,
     "retransmitted": _retransmitted,
+    "fetched_over": _fetched_over,
 }
 
 

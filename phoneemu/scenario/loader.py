@@ -114,6 +114,7 @@ CHECKS: dict[str, tuple[str, ...] | None] = {
     "signaling": ("tls", "tcp", "none"),
     "trust_file_retries": None,
     "retransmitted": None,
+    "fetched_over": ("http", "tftp", "mixed", "none"),
 }
 
 _BOOL_CHECKS = frozenset({"locked_out", "encrypted", "tvs_used", "retransmitted"})

@@ -70,3 +70,18 @@ def test_retransmitted_reads_the_boots_tftp_retransmissions() -> None:
     assert checks.evaluate("retransmitted", clean, False) == (0, True)
     assert checks.evaluate("retransmitted", clean, True) == (0, False)
     assert checks.evaluate("retransmitted", SimpleNamespace(report=None), True) == (0, False)
+
+
+def test_fetched_over_reads_what_each_file_came_over() -> None:
+    """``fetched_over`` (spec §H.1): http / tftp when every received file came over it, mixed, none."""
+    from types import SimpleNamespace
+
+    def view(**over: str) -> object:
+        return SimpleNamespace(report=SimpleNamespace(fetched_over=over))
+
+    assert checks.evaluate("fetched_over", view(a="http", b="http"), "http") == ("http", True)
+    assert checks.evaluate("fetched_over", view(a="tftp"), "http") == ("tftp", False)
+    assert checks.evaluate("fetched_over", view(a="http", b="tftp"), ["tftp", "http"]) == ("mixed", False)
+    assert checks.evaluate("fetched_over", view(a="http", b="tftp"), "mixed") == ("mixed", True)
+    assert checks.evaluate("fetched_over", view(), "none") == ("none", True)
+    assert checks.evaluate("fetched_over", SimpleNamespace(report=None), "http") == ("none", False)
