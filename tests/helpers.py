@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import shutil
 import ssl
 import subprocess
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -128,3 +129,13 @@ def without_durations(value: Any) -> Any:
     if isinstance(value, list):
         return [without_durations(v) for v in value]
     return value
+
+
+def cli_parsers(p: argparse.ArgumentParser,
+                name: str = "phoneemu") -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """``(name, parser)`` of a command-line parser and every sub-command below it, depth first."""
+    yield name, p
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                yield from cli_parsers(sub, f"{name} {sub_name}")

@@ -17,20 +17,10 @@ from pathlib import Path
 import pytest
 
 from phoneemu.cli import build_parser
+from tests.helpers import cli_parsers
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-
-
-Named = tuple[str, argparse.ArgumentParser]
-
-
-def _parsers(p: argparse.ArgumentParser, name: str = "phoneemu") -> Iterator[Named]:
-    yield name, p
-    for action in p._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub_name, sub in action.choices.items():
-                yield from _parsers(sub, f"{name} {sub_name}")
 
 
 def _joined(lines: list[str]) -> Iterator[str]:
@@ -61,10 +51,12 @@ def help_examples() -> list[tuple[str, str]]:
     """``(parser name, command)`` for every example line of every ``--help``: a line starting with
     ``phoneemu``, continuations joined, the description after two or more spaces dropped."""
     out: list[tuple[str, str]] = []
-    for name, p in _parsers(build_parser()):
+    for name, p in cli_parsers(build_parser()):
         for line in _joined(p.format_help().splitlines()):
             if not line.startswith("phoneemu ") or re.match(r"phoneemu( [a-z-]+)+:", line):
                 continue  # prose such as "phoneemu fleet boot: boot thousands of phones ..."
+            # a lone backslash in an epilog's Python string joins two lines into one run of spaces
+            assert not re.search(r"\S {3,}--", line), f"{name}: continuation lost in example: {line}"
             out.append((name, re.split(r"\s{2,}", line)[0]))
     return out
 
