@@ -95,7 +95,8 @@ Short config (``decide_short_config``, spec §G.12 steps 1-2):
   but the ``.enc.sgn`` could not be fetched — NOT_FOUND
 Firmware (``decide_firmware``, spec §D; failure keeps the running load):
   ``D-wrong-load`` (not the requested load: load name or header FILENAME) /
-  ``D-already-running`` / ``D-signed-by-image-key`` / ``D-unknown-signer`` / ``D-bad-signature`` /
+  ``D-already-running`` (an *authenticated* image of the running load) / ``D-signed-by-image-key`` /
+  ``D-unknown-signer`` / ``D-bad-signature`` /
   ``D-unsupported-hash`` / ``D-unsupported-key`` / ``D-expired-signer`` / ``D-malformed``
 Transport (``decide_secure_transport``, spec §G.9; a non-secure device has no §G.9 decision: None):
   ``G.9-tls-with-ctl`` / ``G.9-retry-trust-file`` / ``G.9-fallback-tcp``
@@ -905,6 +906,11 @@ def decide_firmware(store: TrustStore, data: bytes, *, profile: PhoneProfile, no
     name must be the requested one and its header FILENAME (§A.2 tag 14) the requested ``file``
     (:func:`signed_file_name_problem`) — otherwise ``D-wrong-load``: a genuinely signed *other* load
     (e.g. an older, vulnerable one) served under the requested name is not installed.
+
+    ``D-already-running`` (accepted, nothing installed) is said only of an image that authenticates
+    (§D: "a tampered image fails authentication and is rejected"): an unsigned, tampered or foreign-signed
+    image whose manifest names the running load is rejected like any other (``D-unknown-signer``,
+    ``D-bad-signature``, ...), so no forged file is ever reported as accepted.
     """
     def reject(rule: str, reason: str, code: VerifyReason, signer: str | None = None) -> Decision:
         return Decision(rule=rule, accepted=False, reason=f"{reason}; keeps running load "
@@ -921,9 +927,6 @@ def decide_firmware(store: TrustStore, data: bytes, *, profile: PhoneProfile, no
             wrong = f"image carries load {img.load_name!r}, not the requested {requested_load!r}"
         if wrong is not None:
             return reject("D-wrong-load", wrong, VerifyReason.OTHER, who)
-    if img.load_name == store.firmware_load:
-        return Decision(rule="D-already-running", accepted=True, reason=f"{img.load_name} already running",
-                        file=file, signer=who, kind="firmware")
     s = img.header.signer
     cert = next((c for c in image_signers if certs.serial_bytes(c.serial_number) == s.serial
                  and _same_issuer(certs.dn_text(c.issuer), s.issuer)), None)
@@ -934,6 +937,9 @@ def decide_firmware(store: TrustStore, data: bytes, *, profile: PhoneProfile, no
                    now=now, what="firmware")
     if fail is not None:
         return reject(_fail_rule("D", fail[0]), fail[1], fail[0], who)
+    if img.load_name == store.firmware_load:  # only after authentication: a forgery is never "running"
+        return Decision(rule="D-already-running", accepted=True, reason=f"{img.load_name} already running",
+                        file=file, signer=who, kind="firmware")
     return Decision(rule="D-signed-by-image-key", accepted=True,
                     reason=f"load {img.load_name} authenticated", file=file, signer=who, kind="firmware",
                     artefact=AcceptedFirmware(load_name=img.load_name))

@@ -356,6 +356,30 @@ def test_firmware_with_content_appended_or_cut() -> None:
         assert not d.accepted and d.rule in ("D-malformed", "D-bad-signature"), d
 
 
+@pytest.mark.parametrize("forgery", ["unknown-signer", "tampered", "garbage-signature"])
+def test_forged_image_of_the_running_load_is_not_accepted(forgery: str) -> None:
+    """§D: "a tampered image fails authentication and is rejected". An image whose manifest names the
+    load the phone already runs is no exception: it is authenticated before "already running" is said
+    (before the fix, any such image — unsigned, tampered — was ``D-already-running``, accepted)."""
+    img = ident("imagesigning")
+    s = new_store()
+    s.firmware_load = "sip88xx.14-2-1"
+    if forgery == "unknown-signer":
+        data = _fw(ident("attacker"))
+    elif forgery == "tampered":
+        good = _fw(img)
+        data = good[:-1] + bytes([good[-1] ^ 1])
+    else:
+        data = _rebuilt(_fw(img), signature=bytes(128))
+    for requested in (None, "sip88xx.14-2-1"):
+        d = rules.decide_firmware(s, data, profile=P8861, now=NOW, image_signers=[img.cert],
+                                  file="sip88xx.14-2-1.loads", requested_load=requested)
+        assert not d.accepted and d.rule in ("D-unknown-signer", "D-bad-signature"), d
+    expect(rules.decide_firmware(s, _fw(img), profile=P8861, now=NOW, image_signers=[img.cert]),
+           "D-already-running", True)
+    assert s.firmware_load == "sip88xx.14-2-1"
+
+
 # --------------------------------------------------------------------------- §E.1 TVS server
 def test_tvs_server_presenting_a_twin_of_the_itl_tvs_certificate_is_untrusted() -> None:
     """§E.1: the TVS server certificate must be the ITL TVS record; same subject, issuer and serial with
