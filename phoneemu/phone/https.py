@@ -84,7 +84,7 @@ async def _verify(store: TrustStore, cert_der: bytes, *, device_name: str, versi
         return TvsStatus.UNREACHABLE
     if not reply.valid:
         return TvsStatus.NOT_FOUND
-    return TvsAnswer.from_reply(cert_der, reply.roles, reply.ttl)
+    return TvsAnswer.from_reply(cert_der, reply.roles, reply.ttl, cert_from_tvs=False)  # VERIFY: ours
 
 
 async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, *, timeout: float,

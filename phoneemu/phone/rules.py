@@ -153,6 +153,12 @@ Our conventions (spec [UNK]/[INF]), stated once here:
 * Profile limits apply before any trust rule: size (§B.5) and header hash code, even for TOFU
   (a SHA-1-only model cannot take a SHA-512 ITL); key size/type when a signature is verified.
 * A signer found in a list but whose signature fails is rejected at once (no fall-through to TVS).
+* A TVS answer vouches for a *file signer* (trust lists §G.3.4, configs and static files §G.4 (c))
+  only with a certificate TVS returned (a QUERY answer, §E.7.2; :attr:`TvsAnswer.cert_from_tvs`). A
+  VERIFY answer cached by an HTTPS check (§E.7.1) holds the certificate the HTTPS server presented;
+  it still serves HTTPS and CAPF (both compare that exact DER), but for a file signer the phone asks
+  TVS (QUERY) — CUCM's TVS matches a VERIFY by serial + issuer (§E.6), so a forged certificate with a
+  known serial and issuer must not become a trust-list signer through the cache.
 * TVS is usable when the profile has TVS, the last accepted config lists TVS servers and the
   installed ITL has a TVS record carrying a certificate or a key (spec §E.7.5, §E.1): a TVS record
   without either cannot authenticate a TVS server, and the phone never talks to a TVS its ITL does
@@ -397,8 +403,22 @@ def readable_records(tl: TrustList) -> Iterable[TrustRecord]:
             continue
 
 
+def _signer_answer(store: TrustStore, key: QueryKey, now: int,
+                   tvs_answer: TvsResult | None) -> TvsResult | None:
+    """The TVS answer about a file signer: ``tvs_answer``, else a cached answer whose certificate TVS
+    returned (a QUERY answer, §G.3.4, §E.7.2). A cached VERIFY answer (``cert_from_tvs`` False: the
+    certificate an HTTPS server presented, §E.7.1) is not one — None, so the rule asks TVS (QUERY)."""
+    if tvs_answer is not None:
+        return tvs_answer
+    cached = store.tvs_lookup(key, now)
+    return cached if cached is not None and cached.cert_from_tvs else None
+
+
 def _tvs_cert(answer: TvsAnswer, header: SignedHeader) -> x509.Certificate | None:
-    """The answered certificate if it is the signer's (serial and issuer match), else None."""
+    """The answered certificate if TVS returned it (a QUERY answer, not a VERIFY one: §G.3.4 "TVS
+    returns the certificate") and it is the signer's (serial and issuer match), else None."""
+    if not answer.cert_from_tvs:
+        return None
     try:
         cert = certs.load_cert_der(answer.cert_der)
     except DecodeError:
@@ -549,7 +569,7 @@ def decide_trust_list(store: TrustStore, new: TrustList | bytes, *, kind: TrustK
     # §G.3.4 TVS
     if tvs_usable(store, profile):
         key = query_key(h)
-        answer = tvs_answer if tvs_answer is not None else store.tvs_lookup(key, now)
+        answer = _signer_answer(store, key, now, tvs_answer)
         if answer is None:
             return d("G.3.4-needs-tvs", False, "signer unknown to the installed lists: ask TVS",
                      signer=who, st="", needs=key)
@@ -627,7 +647,7 @@ def _check_config_signer(store: TrustStore, header: SignedHeader, signed_message
         return None
     if tvs_usable(store, profile):
         key = query_key(header)
-        answer = tvs_answer if tvs_answer is not None else store.tvs_lookup(key, now)
+        answer = _signer_answer(store, key, now, tvs_answer)
         if answer is None:
             return d("G.4-needs-tvs", "config signer unknown to the installed lists: ask TVS", None, key)
         if answer is TvsStatus.UNREACHABLE:

@@ -74,22 +74,33 @@ _LOCKING_KINDS = frozenset({"CTL", "ITL"})
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class TvsAnswer:
-    """A TVS QUERY answer (spec §E.6, §E.7.2): the certificate DER, its roles and the cache TTL."""
+    """A TVS answer (spec §E.6, §E.7.2): the certificate DER, its roles and the cache TTL.
+
+    ``cert_from_tvs``: True for a QUERY answer, whose certificate TVS returned (§E.3, §E.7.2); False for
+    a VERIFY answer (§E.7.1), where TVS said only "valid, with these roles" about the certificate the
+    *phone* sent (an HTTPS server's). Only a returned certificate can make a file signer (§G.3.4 "TVS
+    returns the certificate", §G.4 (c)): the trust-list and file rules ask TVS (QUERY) instead of using
+    a cached VERIFY answer (CUCM TVS matches a VERIFY by serial + issuer, §E.6, so a forged HTTPS
+    certificate with a known serial and issuer would otherwise become a trust-list signer).
+    """
 
     cert_der: bytes
     roles: frozenset[int]
     ttl: int = TVS_TTL_DEFAULT
+    cert_from_tvs: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.ttl <= TVS_TTL_MAX:
             raise EncodeError(f"TVS TTL {self.ttl} outside 0..{TVS_TTL_MAX} s (spec §H.2)", path="ttl")
 
     @classmethod
-    def from_reply(cls, cert_der: bytes, roles: Iterable[int], ttl: int | None) -> TvsAnswer:
+    def from_reply(cls, cert_der: bytes, roles: Iterable[int], ttl: int | None, *,
+                   cert_from_tvs: bool = True) -> TvsAnswer:
         """The answer a phone keeps from a TVS reply: a missing TTL is 86400 s, any TTL is clamped
-        to 0..2592000 s (spec §H.2)."""
+        to 0..2592000 s (spec §H.2). ``cert_from_tvs=False`` for a VERIFY reply (see the class)."""
         return cls(cert_der=cert_der, roles=frozenset(roles),
-                   ttl=min(max(ttl if ttl is not None else TVS_TTL_DEFAULT, 0), TVS_TTL_MAX))
+                   ttl=min(max(ttl if ttl is not None else TVS_TTL_DEFAULT, 0), TVS_TTL_MAX),
+                   cert_from_tvs=cert_from_tvs)
 
 
 class TvsStatus(enum.Enum):

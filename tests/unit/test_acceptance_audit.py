@@ -9,6 +9,7 @@ Where §G is silent (timestamps, SHA-1 "downgrade") the tests pin that no reject
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from dataclasses import replace
 
@@ -22,7 +23,7 @@ from phoneemu.formats import header as hdr
 from phoneemu.formats.config import Server
 from phoneemu.formats.trustlist import Role
 from phoneemu.phone import rules
-from phoneemu.phone.store import TvsAnswer
+from phoneemu.phone.store import TrustStore, TvsAnswer, TvsResult
 from tests.unit.test_rules import (
     CFG,
     NOW,
@@ -400,3 +401,65 @@ def test_a_signed_static_file_cannot_be_a_config_and_vice_versa() -> None:
     expect(rules.decide_static_file(s, "g3-tones.xml.sgn", sgn(ident("cm-a")), profile=P8861, now=NOW),
            "G.4-wrong-file-name", False, VerifyReason.OTHER)
 
+
+
+# --------------------------------------------------------------------------- §E.7.1 vs §G.3.4: VERIFY cache
+def _verify_cached(s: TrustStore, cert: Ident, roles: tuple[int, ...]) -> None:
+    """What phone/https.py caches after TVS answered a VERIFY "valid, with ``roles``" (§E.7.1)."""
+    answer = asyncio.run(_https_verify_answer(s, certs.cert_der(cert.cert), roles))
+    assert isinstance(answer, TvsAnswer)
+    s.cache_tvs(rules.https_query_key(cert.cert), answer, NOW)
+
+
+async def _https_verify_answer(s: TrustStore, der: bytes, roles: tuple[int, ...]) -> TvsResult:
+    from unittest import mock
+
+    from phoneemu.net import tvs_client
+    from phoneemu.phone import https
+    from phoneemu.phone.events import EventLog
+
+    reply = mock.Mock(valid=True, roles=roles, ttl=86400)
+    with mock.patch.object(tvs_client, "tvs_verify", mock.AsyncMock(return_value=reply)):
+        return await https._verify(s, der, device_name="SEP001122334455", versions=("1.2",), keylog=None,
+                                   timeout=1.0, events=EventLog(), now=NOW, mac="001122334455")
+
+
+def test_a_cached_verify_answer_never_makes_a_file_signer() -> None:
+    """§G.3.4/§E.7.2: a trust-list (or config, §G.4 (c)) signer is vouched for by the certificate TVS
+    *returns* to a QUERY. A VERIFY answer (§E.7.1) only says "valid, roles ..." about the certificate an
+    HTTPS server presented — and CUCM's TVS matches it by serial + issuer (§E.6). Before the fix, a forged
+    HTTPS certificate carrying the serial and issuer of a certificate TVS knows (roles SAST, CCM+TFTP)
+    was cached and then accepted, without any QUERY, as the signer of an ITL and of a config. Now the
+    rules ask TVS (QUERY); TVS returns the genuine certificate and the forgery fails."""
+    s = with_itl_and_config()
+    rec_b = ident("recovery-b")  # known to the cluster's TVS, not in ITL A
+    twin = _twin(rec_b, "verify-cache")
+    _verify_cached(s, twin, (Role.SAST, Role.CCM_TFTP))
+    forged_itl = tl("ITL", twin, [twin.record(Role.SAST), twin.record(Role.CCM_TFTP)], ts=NOW + 1)
+    forged_cfg = sgn(twin)
+    d = rules.decide_trust_list(s, forged_itl, kind="ITL", profile=P8861, now=NOW)
+    assert d.rule == "G.3.4-needs-tvs" and d.pending, d
+    d2 = rules.decide_config(s, CFG + ".sgn", forged_cfg, profile=P8861, now=NOW)
+    assert d2.rule == "G.4-needs-tvs" and d2.pending, d2
+    genuine = TvsAnswer(cert_der=certs.cert_der(rec_b.cert), roles=frozenset({Role.SAST, Role.CCM_TFTP}))
+    expect(rules.decide_trust_list(s, forged_itl, kind="ITL", profile=P8861, now=NOW, tvs_answer=genuine),
+           "G.3-bad-signature", False, VerifyReason.BAD_SIGNATURE)
+    cached = s.tvs_lookup(rules.https_query_key(twin.cert), NOW)
+    assert cached is not None and not cached.cert_from_tvs
+    expect(rules.decide_config(s, CFG + ".sgn", forged_cfg, profile=P8861, now=NOW, tvs_answer=cached),
+           "G.4-tvs-unknown-signer", False, VerifyReason.UNKNOWN_SIGNER)
+
+
+def test_a_cached_verify_answer_still_serves_https_and_a_query_answer_replaces_it() -> None:
+    """§E.7.1: the VERIFY answer keeps authenticating that HTTPS certificate from the cache; a QUERY
+    answer cached under the same key (the genuine certificate) then refuses the forged HTTPS server."""
+    s = with_itl_and_config()
+    rec_b = ident("recovery-b")
+    twin = _twin(rec_b, "verify-cache")
+    _verify_cached(s, twin, (Role.APP_SERVER,))
+    der = certs.cert_der(twin.cert)
+    expect(rules.decide_https_server(s, der, profile=P8861, now=NOW), "E.7.1-https-cached", True)
+    s.cache_tvs(rules.https_query_key(twin.cert),
+                TvsAnswer(cert_der=certs.cert_der(rec_b.cert), roles=frozenset({Role.APP_SERVER})), NOW)
+    expect(rules.decide_https_server(s, der, profile=P8861, now=NOW), "E.7.1-https-tvs-unknown", False,
+           VerifyReason.UNKNOWN_SIGNER)
