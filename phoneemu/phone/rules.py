@@ -163,8 +163,10 @@ Our conventions (spec [UNK]/[INF]), stated once here:
   installed ITL has a TVS record carrying a certificate or a key (spec §E.7.5, §E.1): a TVS record
   without either cannot authenticate a TVS server, and the phone never talks to a TVS its ITL does
   not name (:func:`tvs_server_trusted`; a TLS peer matches a record by :func:`record_matches_peer`).
-* The first CTL is accepted on trust even when an ITL is installed (spec §G.2 [INF]); the first ITL
-  only when no CTL is installed (with a CTL, the ITL is authenticated by the CTL, §G.3.2).
+* The first CTL is accepted on trust (spec §G.2 [INF]) only when no ITL, or only the rollback ITL, is
+  installed; past a real ITL it is a new trust list "when one is installed" (§G.3: an ITL SAST signer
+  or TVS). The first ITL is accepted on trust only when no CTL is installed (with a CTL, the ITL is
+  authenticated by the CTL, §G.3.2).
 * With no trust anchor at all a signed config's signature is not checked (nothing to check it
   against); with a rollback ITL and no CTL signature checking is off (spec §G.11).
 * ``certHash`` comparison (§C.4, §G.12) accepts MD5 (32 hex digits) or SHA-1 (40), any case.

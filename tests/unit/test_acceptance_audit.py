@@ -463,3 +463,24 @@ def test_a_cached_verify_answer_still_serves_https_and_a_query_answer_replaces_i
                 TvsAnswer(cert_der=certs.cert_der(rec_b.cert), roles=frozenset({Role.APP_SERVER})), NOW)
     expect(rules.decide_https_server(s, der, profile=P8861, now=NOW), "E.7.1-https-tvs-unknown", False,
            VerifyReason.UNKNOWN_SIGNER)
+
+
+@pytest.mark.parametrize("twin_first", [False, True])
+def test_duplicate_issuer_and_serial_records_in_the_installed_itl(twin_first: bool) -> None:
+    """§B.4: the installed (trusted) ITL holds two SAST records with one issuer + serial (the recovery
+    certificate and a twin with another key). The first matching record decides; a failed signature is
+    not retried with the other record, so the second signer is refused — never an acceptance by a key
+    the decisive record does not hold. (Duplicates are not addressed by the spec: noted, not judged.)"""
+    rec = ident("recovery-a")
+    twin = _twin(rec, "dup")
+    recs = [twin.record(Role.SAST), rec.record(Role.SAST)] if twin_first else \
+        [rec.record(Role.SAST), twin.record(Role.SAST)]
+    s = new_store()
+    install(s, "ITL", tl("ITL", rec, recs))
+    by_twin = tl("ITL", twin, [rec.record(Role.SAST)], ts=NOW + 1)
+    by_rec = tl("ITL", rec, [rec.record(Role.SAST)], ts=NOW + 1)
+    first, other = (by_twin, by_rec) if twin_first else (by_rec, by_twin)
+    expect(rules.decide_trust_list(s, first, kind="ITL", profile=P8861, now=NOW), "G.3.3-signed-by-itl-sast",
+           True)
+    expect(rules.decide_trust_list(s, other, kind="ITL", profile=P8861, now=NOW), "G.3-bad-signature", False,
+           VerifyReason.BAD_SIGNATURE)
