@@ -23,6 +23,7 @@ from phoneemu.formats import header as hdr
 from phoneemu.formats.config import Server
 from phoneemu.formats.trustlist import Role
 from phoneemu.phone import rules
+from phoneemu.phone.events import Decision
 from phoneemu.phone.store import TrustStore, TvsAnswer, TvsResult
 from tests.unit.test_rules import (
     CFG,
@@ -484,3 +485,24 @@ def test_duplicate_issuer_and_serial_records_in_the_installed_itl(twin_first: bo
            True)
     expect(rules.decide_trust_list(s, other, kind="ITL", profile=P8861, now=NOW), "G.3-bad-signature", False,
            VerifyReason.BAD_SIGNATURE)
+
+
+def test_every_other_header_length_value_is_refused() -> None:
+    """§A.1/§A.2 tag 2: HEADER_LENGTH decides where the header ends and the body begins. Every other
+    value from 0 to 64 bytes past the true one, one past the file and 65535 is refused for a config and
+    for a trust-list update — the signature covers the field, and a moved boundary leaves the signature
+    TLV outside the header or the TLVs misaligned."""
+    s = with_itl_and_config()
+    def cfg(b: bytes) -> Decision:
+        return rules.decide_config(s, CFG + ".sgn", b, profile=P8861, now=NOW)
+
+    def itl(b: bytes) -> Decision:
+        return rules.decide_trust_list(s, b, kind="ITL", profile=P8861, now=NOW)
+
+    for name, data, decide in (("cfg", sgn(ident("cm-a")), cfg), ("itl", itl_a(ts=NOW + 3), itl)):
+        true_hl = int.from_bytes(data[8:10], "big")
+        assert decide(data).accepted, name
+        for hl in (*range(0, min(len(data), true_hl + 64) + 1), len(data) + 1, 0xFFFF):
+            if hl != true_hl:
+                d = decide(data[:8] + hl.to_bytes(2, "big") + data[10:])
+                assert not d.accepted and not d.pending, (name, hl, d)
