@@ -194,11 +194,10 @@ class _Kept:
         return None
 
 
-class _KeepAll:
-    """Every download with its bytes (the library functions below; small captures)."""
+class _KeptSink:
+    """A download sink whose kept bytes are accounted in :class:`_Kept` (the overall budget)."""
 
     def __init__(self) -> None:
-        self.downloads: list[Download] = []
         self.kept = _Kept()
 
     @property
@@ -207,6 +206,14 @@ class _KeepAll:
 
     def drop(self, why: str) -> Download | None:
         return self.kept.drop(why)
+
+
+class _KeepAll(_KeptSink):
+    """Every download with its bytes (the library functions below; small captures)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.downloads: list[Download] = []
 
     def request(self, name: str, client: Endpoint, server: Endpoint, start: float, order: int) -> None:
         return None
@@ -250,11 +257,12 @@ class _ListSink(_KeepAll):
         return dataclasses.replace(base, unlisted=self.unlisted, seen_macs=tuple(sorted(self.macs)))
 
 
-class _PhoneSink:
+class _PhoneSink(_KeptSink):
     """One phone's replay: its own downloads with their bytes, and of the cluster-wide names only
     the downloads a boot of that phone can be served from (module rules, "Bounded")."""
 
     def __init__(self, mac: str) -> None:
+        super().__init__()
         self.mac = mac
         self.own: list[Download] = []
         self.starts: list[int] = []  # the ranks of the phone's requests: the only places a boot can start
@@ -267,14 +275,6 @@ class _PhoneSink:
         self.client_slots = 0
         self.client_slots_full = False
         self.seq = 0
-        self.kept = _Kept()
-
-    @property
-    def held(self) -> int:
-        return self.kept.held
-
-    def drop(self, why: str) -> Download | None:
-        return self.kept.drop(why)
 
     def request(self, name: str, client: Endpoint, server: Endpoint, start: float, order: int) -> None:
         if mac_of(name) == self.mac:

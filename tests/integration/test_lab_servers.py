@@ -276,18 +276,20 @@ def test_changes_by_another_process_are_picked_up(cluster: LabCluster) -> None:
     run(main())
 
 
+async def until(cond: Callable[[], bool]) -> None:
+    """Wait (at most 5 s, polling every 50 ms) until a served lab has followed its cluster."""
+    for _ in range(100):
+        if cond():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the served lab did not follow the cluster")
+
+
 def test_lab_service_stops_and_starts_tvs_of_a_served_lab(cluster: LabCluster) -> None:
     """``phoneemu lab service DIR tvs stop`` (another process) takes a served lab's TVS down — a TVS
     outage during a certificate change — and ``start`` brings it back on the same port; a lab served
     while the cluster lists TVS as stopped starts without it."""
     async def main() -> None:
-        async def until(cond: Callable[[], bool]) -> None:
-            for _ in range(100):
-                if cond():
-                    return
-                await asyncio.sleep(0.05)
-            raise AssertionError("the served lab did not follow the cluster")
-
         async with LabServers(cluster, watch=0.05) as servers:
             addr = [(HOST, servers.ports["tvs"])]
             other = LabCluster.open(cluster.root)  # stands for another process
@@ -317,13 +319,6 @@ def test_a_service_that_cannot_start_again_is_retried_and_the_watch_goes_on(clus
     import socket
 
     async def main() -> None:
-        async def until(cond: Callable[[], bool]) -> None:
-            for _ in range(100):
-                if cond():
-                    return
-                await asyncio.sleep(0.05)
-            raise AssertionError("the served lab did not follow the cluster")
-
         async with LabServers(cluster, watch=0.05) as servers:
             port = servers.ports["tvs"]
             other = LabCluster.open(cluster.root)  # stands for another process
