@@ -217,6 +217,8 @@ class HttpServer:
         for off in range(0, max(len(view), 1), _WRITE_CHUNK):  # head with the first piece
             piece = view[off : off + _WRITE_CHUNK]
             writer.write(head + piece if off == 0 else piece)
+            if not writer.transport.get_write_buffer_size():
+                continue  # the kernel took it all: no drain to wait for (no timer, no task per response)
             try:
                 await asyncio.wait_for(writer.drain(), self.idle_timeout)
             except TimeoutError:
