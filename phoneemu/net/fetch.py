@@ -45,8 +45,9 @@ class TftpFetcher:
 
     def __init__(self, host: str, port: int = 69, *, blksize: int | None = None, timeout: float = 1.0,
                  retries: int = 5, tsize: bool = False, max_size: int = DEFAULT_MAX_SIZE,
-                 pool: TftpClientPool | None = None) -> None:
+                 pool: TftpClientPool | None = None, max_time: float | None = None) -> None:
         self.host = host
+        self.max_time = max_time  # whole-transfer cap (tftp_get ``max_time``), None: none
         self.port = port
         self.blksize = blksize
         self.timeout = timeout
@@ -63,13 +64,14 @@ class TftpFetcher:
         if self.pool is not None:
             # Options left unset here fall back to the pool's own defaults.
             opts: dict[str, object] = {"timeout": self.timeout, "retries": self.retries, "tsize": self.tsize,
-                                       "max_size": self.max_size, "on_retransmit": self._retransmitted}
+                                       "max_size": self.max_size, "on_retransmit": self._retransmitted,
+                                       "max_time": self.max_time}
             if self.blksize is not None:
                 opts["blksize"] = self.blksize
             return await self.pool.get(self.host, self.port, name, **opts)
         return await tftp_get(self.host, self.port, name, blksize=self.blksize, timeout=self.timeout,
                               retries=self.retries, tsize=self.tsize, max_size=self.max_size,
-                              on_retransmit=self._retransmitted)
+                              on_retransmit=self._retransmitted, max_time=self.max_time)
 
 
 class HttpFetcher:

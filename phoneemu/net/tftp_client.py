@@ -11,6 +11,10 @@ Rules:
   the last packet (RRQ or ACK) is resent, at most ``retries`` times, then ``kind="timeout"`` with the
   message ``no answer after N retries`` (or ``stalled at block B after N retries``). Each
   resend calls ``on_retransmit`` when given (a phone counts its own; ``client_stats`` counts all).
+  The per-packet timeout alone does not bound a transfer: a server that drips one block just inside
+  it holds the client for ``max_size / blksize`` timeouts (hours at 16 MiB). ``max_time`` (seconds,
+  None = no cap) bounds the whole transfer: past it ERROR 0 goes to the server and
+  ``kind="timeout"`` ("transfer longer than Xs") — every wait bounded in time (spec §H.3 TFTP timeout).
 * Errors: ERROR 1 → ``TransportError(kind="not-found", code=1)``, ERROR 2 → ``"refused"``, other
   codes → ``"error"``; a file bigger than ``max_size`` (by tsize or while receiving) is abandoned
   with ERROR 3 and ``kind="too-large"`` — memory stays bounded; a malformed answer from the server's
@@ -249,6 +253,13 @@ class _Transfer:
         assert self.tid is not None
         self._send(ack_packet(0), self.tid)
 
+    def fail_slow(self, max_time: float) -> None:
+        """The whole transfer took longer than ``max_time``: ERROR 0 to the server, ``kind="timeout"``."""
+        if not self.fut.done():
+            self._fail(TransportError(f"transfer longer than {max_time:g}s (at block {self.expected})",
+                                      kind="timeout", path=self.name),
+                       error_packet(ErrorCode.NOT_DEFINED, "transfer too slow"))
+
     def _on_timer(self) -> None:
         self.timer = None
         if self.fut.done():
@@ -324,9 +335,12 @@ async def _resolve(host: str, port: int) -> Addr:
 
 
 async def _run(ep: _Endpoint, server: Addr, name: str, *, blksize: int | None, timeout: float, retries: int,
-               tsize: bool, max_size: int, on_retransmit: Callable[[], None] | None = None) -> bytes:
-    t = _Transfer(asyncio.get_running_loop(), ep.transport, server, name, blksize=blksize, timeout=timeout,
+               tsize: bool, max_size: int, on_retransmit: Callable[[], None] | None = None,
+               max_time: float | None = None) -> bytes:
+    loop = asyncio.get_running_loop()
+    t = _Transfer(loop, ep.transport, server, name, blksize=blksize, timeout=timeout,
                   retries=retries, tsize=tsize, max_size=max_size, on_retransmit=on_retransmit)
+    cap = None if max_time is None else loop.call_later(max_time, t.fail_slow, max_time)
     ep.transfer = t
     ep.prev_tid = None
     # no dally during a transfer (prev_tid is cleared): datagrams go straight to it, one call less each
@@ -339,6 +353,8 @@ async def _run(ep: _Endpoint, server: Addr, name: str, *, blksize: int | None, t
         return data
     finally:
         t._finish()
+        if cap is not None:
+            cap.cancel()
         ep.transfer = None
         ep.transport.on_datagram = ep._on_datagram
 
@@ -349,13 +365,13 @@ def _family(addr: Addr) -> int:
 
 async def tftp_get(host: str, port: int, filename: str, *, blksize: int | None = None, timeout: float = 1.0,
                    retries: int = 5, tsize: bool = False, max_size: int = DEFAULT_MAX_SIZE,
-                   on_retransmit: Callable[[], None] | None = None) -> bytes:
+                   on_retransmit: Callable[[], None] | None = None, max_time: float | None = None) -> bytes:
     """Download ``filename`` with one fresh UDP socket; TransportError on failure (see module doc)."""
     server = await _resolve(host, port)
     ep = _Endpoint(_family(server))
     try:
         return await _run(ep, server, filename, blksize=blksize, timeout=timeout, retries=retries,
-                          tsize=tsize, max_size=max_size, on_retransmit=on_retransmit)
+                          tsize=tsize, max_size=max_size, on_retransmit=on_retransmit, max_time=max_time)
     finally:
         ep.transport.close()
 
@@ -364,10 +380,11 @@ class TftpClientPool:
     """Many concurrent TFTP downloads over a bounded, reused set of UDP sockets."""
 
     def __init__(self, *, max_sockets: int = 1024, blksize: int | None = None, timeout: float = 1.0,
-                 retries: int = 5, tsize: bool = False, max_size: int = DEFAULT_MAX_SIZE) -> None:
+                 retries: int = 5, tsize: bool = False, max_size: int = DEFAULT_MAX_SIZE,
+                 max_time: float | None = None) -> None:
         self.max_sockets = max_sockets
         self.defaults: dict[str, Any] = {"blksize": blksize, "timeout": timeout, "retries": retries,
-                                         "tsize": tsize, "max_size": max_size}
+                                         "tsize": tsize, "max_size": max_size, "max_time": max_time}
         self._sem: asyncio.Semaphore | None = None
         self._idle: dict[int, collections.deque[_Endpoint]] = {}
         self._all: set[_Endpoint] = set()
