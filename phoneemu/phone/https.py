@@ -89,7 +89,9 @@ async def _verify(store: TrustStore, cert_der: bytes, *, device_name: str, versi
 
 async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, *, timeout: float,
                max_body: int) -> tuple[int | None, bytes, str]:
-    """``GET /``; (HTTP status, body, problem)."""
+    """``GET /``; (HTTP status, body, problem). The status code must be three ASCII digits (RFC 9112
+    §4): anything else is "malformed HTTP response", never a ``ValueError`` from ``int()`` of a
+    server's thousands of digits (spec §E.7.1: the exchange after the handshake is best effort)."""
     writer.write(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
     buf = bytearray()
     loop = asyncio.get_running_loop()
@@ -108,7 +110,7 @@ async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host:
         return None, b"", f"HTTP exchange failed: {exc or type(exc).__name__}"
     head, sep, body = bytes(buf).partition(b"\r\n\r\n")
     parts = head.split(b"\r\n", 1)[0].split(b" ")
-    if not sep or len(parts) < 2 or not parts[1].isdigit():
+    if not sep or len(parts) < 2 or len(parts[1]) != 3 or not parts[1].isdigit():
         return None, b"", "malformed HTTP response"
     return int(parts[1]), body[:max_body], ""
 

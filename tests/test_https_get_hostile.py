@@ -1,0 +1,37 @@
+"""Audit probe: the phone's HTTPS ``GET /`` (phone/https.py ``_get``) against a hostile server's answer."""
+
+from __future__ import annotations
+
+import asyncio
+
+from phoneemu.phone.https import _get
+from tests.helpers import run
+
+
+async def _answer(payload: bytes) -> tuple[int | None, bytes, str]:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(payload)
+        await writer.drain()
+        writer.close()
+
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            return await _get(reader, writer, "127.0.0.1", timeout=2.0, max_body=65536)
+        finally:
+            writer.close()
+    finally:
+        srv.close()
+
+
+def test_a_status_code_of_thousands_of_digits_is_a_malformed_response_not_a_value_error() -> None:
+    code, body, problem = run(_answer(b"HTTP/1.1 " + b"2" * 5000 + b" OK\r\n\r\nbody"), limit=5.0)
+    assert (code, body) == (None, b"")
+    assert problem == "malformed HTTP response"
+
+
+def test_a_three_digit_status_is_still_read() -> None:
+    assert run(_answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"), limit=5.0) == (200, b"hi", "")
