@@ -14,11 +14,13 @@ counting scenarios: ``OK: 27 scenario(s) passed (26 PASS, 1 XFAIL) in 25.0s`` or
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import IO, Any
 from xml.sax.saxutils import escape, quoteattr
 
+from phoneemu.files import atomic_write
 from phoneemu.scenario.results import ExpectationResult, Outcome, RunSummary, ScenarioResult
 
 __all__ = ["render_text", "to_json", "write_json", "write_junit"]
@@ -139,8 +141,18 @@ def to_json(summary: RunSummary) -> dict[str, Any]:
     }
 
 
+def _write_report(path: Path, text: str) -> None:
+    """A report file is whole or absent: a regular file (or a new one) is replaced atomically, so an
+    interrupt or a full disk mid-write never leaves a truncated JSON/XML; a FIFO or a device such as
+    ``/dev/stdout`` is written in place."""
+    if path.exists() and not path.is_file():
+        path.write_text(text, encoding="utf-8")
+    else:
+        atomic_write(path, text.encode("utf-8"))
+
+
 def write_json(summary: RunSummary, path: Path) -> None:
-    path.write_text(json.dumps(to_json(summary), indent=2, default=str) + "\n")
+    _write_report(path, json.dumps(to_json(summary), indent=2, default=str) + "\n")
 
 
 def _junit_case(out: IO[str], s: ScenarioResult, e: ExpectationResult, name: str) -> None:
@@ -160,31 +172,32 @@ def _junit_case(out: IO[str], s: ScenarioResult, e: ExpectationResult, name: str
 
 
 def write_junit(summary: RunSummary, path: Path) -> None:
-    with path.open("w", encoding="utf-8") as out:
-        out.write('<?xml version="1.0" encoding="UTF-8"?>\n')
-        out.write(f'<testsuites name="phoneemu" time="{summary.duration_s:.3f}">\n')
-        for s in summary.scenarios:
-            tests = max(1, len(s.expectations))
-            fails = sum(1 for e in s.expectations if e.outcome in (Outcome.FAIL, Outcome.XPASS))
-            skips = sum(1 for e in s.expectations if e.outcome is Outcome.XFAIL)
-            errors = 1 if s.error else 0
-            out.write(f"  <testsuite name={quoteattr(s.name)} tests=\"{tests}\" failures=\"{fails}\" "
-                      f"errors=\"{errors}\" skipped=\"{skips}\" time=\"{s.duration_s:.3f}\" "
-                      f"file={quoteattr(s.path)}>\n")
-            props = [("reproduces", s.reproduces)] + [("tag", t) for t in s.tags]
-            out.write("    <properties>" + "".join(f"<property name={quoteattr(k)} value={quoteattr(v)}/>"
-                                                   for k, v in props) + "</properties>\n")
-            if s.error:
-                out.write(f'    <testcase classname={quoteattr(s.name)} name="run" time="0">\n'
-                          f'      <error message={quoteattr(s.error)}/>\n    </testcase>\n')
-            seen: dict[str, int] = {}
-            for e in s.expectations:
-                seen[e.label] = seen.get(e.label, 0) + 1
-                _junit_case(out, s, e, e.label if seen[e.label] == 1 else f"{e.label} #{seen[e.label]}")
-            out.write("  </testsuite>\n")
-        for name in summary.not_run:  # interrupted: what did not run is visible, not silently absent
-            out.write(f'  <testsuite name={quoteattr(name)} tests="1" failures="0" errors="0" skipped="1">\n'
-                      f'    <testcase classname={quoteattr(name)} name="run" time="0">\n'
-                      f'      <skipped message="not run: the run was interrupted"/>\n'
-                      f'    </testcase>\n  </testsuite>\n')
-        out.write("</testsuites>\n")
+    out = io.StringIO()
+    out.write('<?xml version="1.0" encoding="UTF-8"?>\n')
+    out.write(f'<testsuites name="phoneemu" time="{summary.duration_s:.3f}">\n')
+    for s in summary.scenarios:
+        tests = max(1, len(s.expectations))
+        fails = sum(1 for e in s.expectations if e.outcome in (Outcome.FAIL, Outcome.XPASS))
+        skips = sum(1 for e in s.expectations if e.outcome is Outcome.XFAIL)
+        errors = 1 if s.error else 0
+        out.write(f"  <testsuite name={quoteattr(s.name)} tests=\"{tests}\" failures=\"{fails}\" "
+                  f"errors=\"{errors}\" skipped=\"{skips}\" time=\"{s.duration_s:.3f}\" "
+                  f"file={quoteattr(s.path)}>\n")
+        props = [("reproduces", s.reproduces)] + [("tag", t) for t in s.tags]
+        out.write("    <properties>" + "".join(f"<property name={quoteattr(k)} value={quoteattr(v)}/>"
+                                               for k, v in props) + "</properties>\n")
+        if s.error:
+            out.write(f'    <testcase classname={quoteattr(s.name)} name="run" time="0">\n'
+                      f'      <error message={quoteattr(s.error)}/>\n    </testcase>\n')
+        seen: dict[str, int] = {}
+        for e in s.expectations:
+            seen[e.label] = seen.get(e.label, 0) + 1
+            _junit_case(out, s, e, e.label if seen[e.label] == 1 else f"{e.label} #{seen[e.label]}")
+        out.write("  </testsuite>\n")
+    for name in summary.not_run:  # interrupted: what did not run is visible, not silently absent
+        out.write(f'  <testsuite name={quoteattr(name)} tests="1" failures="0" errors="0" skipped="1">\n'
+                  f'    <testcase classname={quoteattr(name)} name="run" time="0">\n'
+                  f'      <skipped message="not run: the run was interrupted"/>\n'
+                  f'    </testcase>\n  </testsuite>\n')
+    out.write("</testsuites>\n")
+    _write_report(path, out.getvalue())
