@@ -8,8 +8,11 @@ Every operation edits ``DIR/cluster.json``, bumps the generation and rebuilds th
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import importlib
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -99,9 +102,20 @@ def _now(cluster: LabCluster, args: argparse.Namespace) -> int | None:
 
 def _op(fn: Callable[[LabCluster, argparse.Namespace, int | None], str | None]) \
         -> Callable[[argparse.Namespace], int]:
+    """A lab operation holds an exclusive ``flock`` on ``DIR/.lab.lock`` from loading ``cluster.json``
+    to its last write: two operations on one lab run one after the other, so neither loses the other's
+    change (each would load, change and save the whole state)."""
     def handler(args: argparse.Namespace) -> int:
-        cluster = LabCluster.open(args.dir)
-        msg = fn(cluster, args, _now(cluster, args))
+        with contextlib.ExitStack() as stack:
+            try:
+                fd = os.open(Path(args.dir) / ".lab.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError:
+                fd = -1  # no such lab: LabCluster.open says so
+            if fd >= 0:
+                stack.callback(os.close, fd)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            cluster = LabCluster.open(args.dir)
+            msg = fn(cluster, args, _now(cluster, args))
         if msg:
             print(msg)
         print(f"generation {cluster.generation}; ITL md5 {cluster.summary()['itl_md5']}"
