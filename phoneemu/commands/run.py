@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,14 @@ def register(sub: Any) -> None:
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                    help="color the verdicts: auto (default) = when stdout is a terminal")
     p.set_defaults(handler=_run)
+
+
+def _term_as_interrupt() -> Any:
+    """Make SIGTERM raise KeyboardInterrupt (the interrupted run's reports, exit 130); the old handler."""
+    def on_term(_sig: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, on_term)
 
 
 def _load_all(paths: list[str]) -> list[Scenario]:
@@ -125,7 +134,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.jobs < 0:
         raise ScenarioError(f"-j {args.jobs}: expected 0 (one per core) or more", file=" ".join(args.paths))
     jobs = args.jobs or (os.cpu_count() or 1)
-    summary = run_scenarios(scenarios, RunOptions(capture_dir=args.capture, progress=progress), jobs=jobs)
+    old_term = _term_as_interrupt()  # SIGTERM (kill, CI timeout) is a Ctrl-C: reports, workers stopped
+    try:
+        summary = run_scenarios(scenarios, RunOptions(capture_dir=args.capture, progress=progress), jobs=jobs)
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
     progress.done()
     colour = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     print(render_text(summary, colour=colour, verbose=args.verbose))
