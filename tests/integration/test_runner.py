@@ -317,3 +317,31 @@ def test_a_groups_http_and_tvs_waits_reach_its_phones(tmp_path: Path) -> None:
             await world.close()
 
     assert asyncio.run(main_()) == [(0.04, 0.7), (5.0, 5.0)]  # a group without them: the phone's own
+
+
+def test_sigterm_is_handled_like_ctrl_c(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM (a ``kill``, a CI timeout) mid-run: the reports are written, exit 130."""
+    import signal
+
+    from phoneemu.scenario import runner
+
+    first = _write(tmp_path, "a-first", BASE.format(extra=""))
+    second = _write(tmp_path, "b-second", BASE.format(extra=""))
+    evaluate = runner._evaluate
+    calls = []
+
+    def evaluate_then_term(world: object, exp: object) -> object:
+        calls.append(exp)
+        if len(calls) == 2:
+            signal.raise_signal(signal.SIGTERM)
+        return evaluate(world, exp)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner, "_evaluate", evaluate_then_term)
+    before = signal.getsignal(signal.SIGTERM)
+    js = tmp_path / "r.json"
+    rc = main(["run", str(first), str(second), "--json", str(js)])
+    capsys.readouterr()
+    assert rc == 130
+    assert json.loads(js.read_text())["interrupted"] is True
+    assert signal.getsignal(signal.SIGTERM) == before
