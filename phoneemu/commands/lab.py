@@ -107,10 +107,10 @@ def _op(fn: Callable[[LabCluster, argparse.Namespace, int | None], str | None]) 
     change (each would load, change and save the whole state)."""
     def handler(args: argparse.Namespace) -> int:
         with contextlib.ExitStack() as stack:
-            try:
-                fd = os.open(Path(args.dir) / ".lab.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            except OSError:
-                fd = -1  # no such lab: LabCluster.open says so
+            fd = -1  # not a lab (no cluster.json): no lock file is left there, LabCluster.open says why
+            if (Path(args.dir) / "cluster.json").is_file():
+                with contextlib.suppress(OSError):
+                    fd = os.open(Path(args.dir) / ".lab.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             if fd >= 0:
                 stack.callback(os.close, fd)
                 fcntl.flock(fd, fcntl.LOCK_EX)

@@ -252,3 +252,12 @@ def test_serve_prints_addresses_boot_takes_back(host: str, shown: str) -> None:
 
     assert hostport(host, 6969) == shown
     assert parse_hostport(shown) == (host, 6969)
+
+
+def test_an_operation_on_a_folder_that_is_no_lab_leaves_nothing_there(tmp_path: Path) -> None:
+    """A lab operation given an empty folder by mistake says it is not a lab and leaves no lock file
+    behind, so ``lab init`` on that folder still works (it wants a new or empty folder)."""
+    empty = tmp_path / "lab"
+    empty.mkdir()
+    assert main(["lab", "tvs-ttl", str(empty), "60"]) != 0
+    assert list(empty.iterdir()) == []
