@@ -20,6 +20,15 @@ Rules:
   ``"error"``; connect failures → ``"unreachable"``; time-outs → ``"timeout"``; malformed answers →
   ``"protocol"``. Content-Length, chunked and read-to-EOF bodies are accepted (a real cluster may
   send any of them). A connection handler never lets an exception escape (it is logged with the peer).
+* The client reads a response head strictly (RFC 9112), each refusal a ``"protocol"`` error naming
+  the header line: a field line without ``:`` or with white space in or before its name (§5.1) is
+  refused; an obs-fold line is joined to the one before with a space (§5.2, what a user agent must
+  do); Content-Length values that differ, in one field or repeated fields, are refused (§6.3 item 5;
+  equal repeats are accepted); Transfer-Encoding together with Content-Length is refused (§6.3 item 3
+  says it "ought to be handled as an error": it is the shape of response splitting); a transfer
+  coding other than ``chunked`` is refused (the phone decodes none); a chunk size must be bare hex
+  digits, extensions after ``;`` dropped (§7.1). Interim 1xx responses before the final one are
+  skipped (RFC 9110 §15.2), at most :data:`_MAX_INTERIM` of them (our bound).
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ _ALLOW = "Allow: GET, HEAD\r\n"  # RFC 9110 §15.5.6: a 405 names the methods th
 _REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
             413: "Content Too Large", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
             503: "Service Unavailable"}
+_MAX_INTERIM = 8  # 1xx responses the client skips before it calls the answer malformed (docstring)
 
 
 class _BadRequestError(Exception):
@@ -245,7 +255,7 @@ async def _read_chunked(reader: asyncio.StreamReader, name: str, max_size: int) 
     try:
         while True:
             line = await reader.readuntil(b"\r\n")
-            size_text = line[:-2].split(b";", 1)[0].strip()
+            size_text = line[:-2].split(b";", 1)[0].rstrip(b" \t")
             if not size_text or len(size_text) > 8 or size_text.strip(b"0123456789abcdefABCDEF"):
                 raise TransportError(f"bad chunk size {size_text[:16]!r}", kind="protocol", path=name)
             size = int(size_text, 16)
@@ -274,32 +284,14 @@ async def _get(host: str, port: int, name: str, max_size: int, max_header: int) 
         writer.write(f"GET /{quote(name)} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n"
                      .encode("ascii"))
         await writer.drain()
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except (asyncio.LimitOverrunError, ValueError) as exc:
-            raise TransportError(f"response head above {max_header} bytes", kind="protocol",
-                                 path=name) from exc
-        except asyncio.IncompleteReadError as exc:
-            raise TransportError("connection closed before response head", kind="protocol",
-                                 path=name) from exc
-        lines = head.decode("latin-1").split("\r\n")
-        status_parts = lines[0].split(" ", 2)
-        if (len(status_parts) < 2 or not status_parts[0].startswith("HTTP/1.")
-                or len(status_parts[1]) != 3 or not is_ascii_digits(status_parts[1])):
-            raise TransportError(f"malformed status line {lines[0][:80]!r}", kind="protocol", path=name)
-        status = int(status_parts[1])
-        headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
-        length_text = headers.get("content-length")
+        status, headers = await _read_final_head(reader, name, max_header)
         if status != 200:
             kind = {404: "not-found", 403: "refused"}.get(status, "error")
             raise TransportError(f"HTTP {status} for /{name}", kind=kind, code=status, path=name)
-        if "chunked" in headers.get("transfer-encoding", "").lower():
+        length = _body_length(headers, name)
+        if length == _CHUNKED:
             return await _read_chunked(reader, name, max_size)
-        if length_text is not None:
-            parsed = parse_ascii_int(length_text)
-            if parsed is None:
-                raise TransportError(f"bad Content-Length {length_text[:20]!r}", kind="protocol", path=name)
-            length = parsed
+        if length is not None:
             if length > max_size:
                 raise TransportError(f"body of {length} bytes above {max_size}", kind="too-large", path=name)
             try:
@@ -322,3 +314,74 @@ async def _get(host: str, port: int, name: str, max_size: int, max_header: int) 
         writer.close()
         with contextlib.suppress(Exception):
             await writer.wait_closed()
+
+
+_CHUNKED = -1  # what _body_length returns for a chunked body
+
+
+async def _read_final_head(reader: asyncio.StreamReader, name: str,
+                           max_header: int) -> tuple[int, dict[str, list[str]]]:
+    """The status and header fields of the final response, interim 1xx ones skipped (module docstring)."""
+    for _ in range(_MAX_INTERIM + 1):
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.LimitOverrunError, ValueError) as exc:
+            raise TransportError(f"response head above {max_header} bytes", kind="protocol",
+                                 path=name) from exc
+        except asyncio.IncompleteReadError as exc:
+            raise TransportError("connection closed before response head", kind="protocol",
+                                 path=name) from exc
+        lines = head.decode("latin-1").split("\r\n")[:-2]
+        status_parts = lines[0].split(" ", 2)
+        if (len(status_parts) < 2 or not status_parts[0].startswith("HTTP/1.")
+                or len(status_parts[1]) != 3 or not is_ascii_digits(status_parts[1])):
+            raise TransportError(f"malformed status line {lines[0][:80]!r}", kind="protocol", path=name)
+        status = int(status_parts[1])
+        if status >= 200 or status == 101:
+            return status, _header_fields(lines[1:], name)
+    raise TransportError(f"more than {_MAX_INTERIM} interim 1xx responses", kind="protocol", path=name)
+
+
+def _header_fields(lines: list[str], name: str) -> dict[str, list[str]]:
+    """Field lines → lower-case name → values in order; RFC 9112 §5 (module docstring)."""
+    fields: dict[str, list[str]] = {}
+    last: list[str] | None = None
+    for number, line in enumerate(lines, start=2):
+        if line[:1] in (" ", "\t"):
+            if last is None:
+                raise TransportError(f"header line {number}: continuation line with no field before it",
+                                     kind="protocol", path=name)
+            last[-1] = (last[-1] + " " + line.strip(" \t")).strip(" ")
+            continue
+        field_name, colon, value = line.partition(":")
+        if not colon or not field_name or any(c in field_name for c in " \t"):
+            raise TransportError(f"header line {number}: malformed field {line[:60]!r}", kind="protocol",
+                                 path=name)
+        last = fields.setdefault(field_name.lower(), [])
+        last.append(value.strip(" \t"))
+    return fields
+
+
+def _body_length(fields: dict[str, list[str]], name: str) -> int | None:
+    """Content-Length, :data:`_CHUNKED`, or None (read to EOF); RFC 9112 §6.3 (module docstring)."""
+    codings = [c.strip().lower() for v in fields.get("transfer-encoding", []) for c in v.split(",")
+               if c.strip()]
+    lengths = {v.strip() for value in fields.get("content-length", []) for v in value.split(",")}
+    if codings:
+        if lengths:
+            raise TransportError("both Transfer-Encoding and Content-Length (response splitting?)",
+                                 kind="protocol", path=name)
+        if codings != ["chunked"]:
+            raise TransportError(f"unsupported transfer coding {', '.join(codings)[:40]!r}",
+                                 kind="protocol", path=name)
+        return _CHUNKED
+    if not lengths:
+        return None
+    if len(lengths) > 1:
+        raise TransportError(f"Content-Length values differ: {', '.join(sorted(lengths))[:60]}",
+                             kind="protocol", path=name)
+    text = lengths.pop()
+    parsed = parse_ascii_int(text)
+    if parsed is None:
+        raise TransportError(f"bad Content-Length {text[:20]!r}", kind="protocol", path=name)
+    return parsed

@@ -173,6 +173,24 @@ def test_http_timeout() -> None:
     (b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\nabc", "protocol"),
     (b"SPDY 200\r\n\r\n", "protocol"),
     (b"HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n", "error"),
+    # RFC 9112 strictness (module docstring of phoneemu.net.http)
+    (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early\r\nLink: x\r\n\r\n"
+     b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", b"ok"),
+    (b"HTTP/1.1 100 Continue\r\n\r\n" * 9 + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "protocol"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok", b"ok"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok", b"ok"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 5\r\n\r\nokxyz", "protocol"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2, 5\r\n\r\nokxyz", "protocol"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+     "protocol"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n\x1f\x8b", "protocol"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", "protocol"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n2 ;ext\r\nok\r\n0\r\n\r\n", b"ok"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n 2\r\nok\r\n0\r\n\r\n", "protocol"),
+    (b"HTTP/1.1 200 OK\r\nno colon here\r\nContent-Length: 2\r\n\r\nok", "protocol"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok", "protocol"),
+    (b"HTTP/1.1 200 OK\r\n Content-Length: 2\r\n\r\nok", "protocol"),
+    (b"HTTP/1.1 200 OK\r\nX-Long: a\r\n  b\r\nContent-Length: 2\r\n\r\nok", b"ok"),
 ])
 def test_client_parses_real_world_responses(response: bytes, result: bytes | str) -> None:
     async def main() -> None:
@@ -289,3 +307,20 @@ def test_oversized_and_truncated_heads_are_logged(request_bytes: bytes, words: s
     with caplog.at_level("INFO", logger="phoneemu.net.http"):
         run(main())
     assert any(words in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+def test_a_malformed_header_is_named_by_its_line() -> None:
+    async def main() -> None:
+        async def canned(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nServer: x\r\nbroken\r\n\r\n")
+            await writer.drain()
+            writer.close()
+        server = await asyncio.start_server(canned, HOST, 0)
+        try:
+            with pytest.raises(TransportError, match=r"header line 3: malformed field 'broken'"):
+                await http_get(HOST, server.sockets[0].getsockname()[1], "f", timeout=2)
+        finally:
+            server.close()
+            await server.wait_closed()
+    run(main())
