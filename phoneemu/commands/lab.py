@@ -196,8 +196,10 @@ def register(sub: Any) -> None:
     p.add_argument("--nodes", type=positive_int, default=1,
                    help="number of nodes, each with CallManager and TVS (default 1)")
     p.add_argument("--itlrecovery-years", type=positive_int,
-                   help="ITLRecovery validity (default 20, 5 if --upgraded)")
-    p.add_argument("--upgraded", action="store_true", help="an upgraded cluster (5-year ITLRecovery)")
+                   help="ITLRecovery validity, now and at every regeneration (default 20; with --upgraded "
+                        "the first certificate lasts 5)")
+    p.add_argument("--upgraded", action="store_true",
+                   help="an upgraded cluster (its ITLRecovery carried over: 5 years; regenerated: 20)")
     p.add_argument("--key", default="rsa2048",
                    help="key of cluster identities: rsa1024, rsa2048 or rsa4096 (default rsa2048)")
     p.add_argument("--load", help="cluster-wide loadInformation (firmware served as <load>.loads)")
@@ -319,10 +321,11 @@ def register(sub: Any) -> None:
     p.add_argument("hash", choices=("sha1", "sha512"))
     p.set_defaults(handler=_op(lambda c, a, n: c.set_signature_algorithm(a.hash, now=n)))
 
-    p = add("upgraded", "mark the cluster upgraded (5-year ITLRecovery from the next regeneration)")
+    p = add("upgraded", "mark the cluster upgraded (the ITLRecovery certificate is carried over as it is)")
     _onoff(p, "upgraded flag")
     p.add_argument("--years", type=positive_int, metavar="N",
-                   help="ITLRecovery validity in years (1..30; default 5 when on, 20 when off)")
+                   help="validity of the next regenerated ITLRecovery in years (1..30; default: unchanged, "
+                        "20 unless chosen)")
     p.set_defaults(handler=_op(lambda c, a, n: c.set_upgraded(a.state == "on", years=a.years, now=n)))
 
     p = add("exchange", "bulk certificate exchange with another lab cluster (each TVS vouches for the other)")
@@ -477,7 +480,7 @@ def _show(args: argparse.Namespace) -> int:
     else:
         for key in ("name", "dir", "host", "seed", "nodes", "generation", "clock", "ports", "mixed_mode",
                     "itl_signer", "ctl_signer", "rollback", "extra_certs", "signature_algorithm",
-                    "upgraded", "itlrecovery_years", "sbd", "autoregistration", "tvs_ttl", "load",
+                    "upgraded", "itlrecovery_years", "itlrecovery_regenerate_years", "sbd", "autoregistration", "tvs_ttl", "load",
                     "tvs_trust"):
             print(f"{key + ':':<22}{s[key]}")
         if s["stopped"]:

@@ -45,8 +45,12 @@ Our conventions where the spec is silent ([UNK]/[INF]):
   (86 400 s default, spec §H.2).
 * ``itl reset remotekey`` first restores the ITLRecovery identity from the exported key file, then
   behaves like ``localkey`` (ITL signed by CallManager until ``restart_tftp``).
-* ``upgraded`` changes the ITLRecovery validity used by the next regeneration (5 or 20 years);
-  CUCM carries the existing certificate over an upgrade (spec §G.8).
+* ITLRecovery validity (seed "Certificate Management Changes for ITLRecovery Certificate", spec §G.8):
+  an ``upgraded`` cluster starts with the 5-year certificate CUCM carried over the upgrade; a fresh
+  install and every regeneration issue ``itlrecovery_years`` (default 20) — "when you regenerate an
+  ITLRecovery certificate or when you do a fresh install ... the validity of ITLRecovery gets extended
+  to 20 years", upgraded or not. An explicit ``itlrecovery_years`` (5/10/15/20 selectable, §G.8) is
+  also the validity of the initial certificate.
 * ``add_certs`` extra certificates carry role TVS: CUCM lists every TVS certificate of the cluster
   in the ITL, so they stand for the TVS certificates of a large cluster. They share one key.
 * ``SEP<MAC>.cnf.xml.enc.sgn`` (PKI) is never byte-identical between runs, even seeded: the RSA
@@ -290,7 +294,8 @@ class LabCluster:
         ``tftp/`` there and removes from ``tftp/`` every file it does not serve, so ``lab init`` on a
         copy of a real cluster's TFTP root, or on a typo'd home folder, would lose the user's files.
 
-        ``itlrecovery_years`` defaults to 20 (fresh) or 5 (``upgraded``), spec §G.8. ``key`` is an
+        The first ITLRecovery certificate lasts ``itlrecovery_years``, by default 20 (fresh) or 5
+        (``upgraded``: carried over); regenerated ones ``itlrecovery_years`` or 20, spec §G.8. ``key`` is an
         alias of ``key_spec`` (scenario option name). ``now`` defaults to the lab epoch when seeded,
         else the real time; it becomes the lab clock. ``https_key`` (e.g. ``ec-p256``) adds the HTTPS
         (6971) provisioning identity ``tftp-https``: an EC record with role TFTP in the ITL, which is
@@ -313,6 +318,7 @@ class LabCluster:
             raise EncodeError("cluster file signers must be RSA (spec §G.5)", path="key_spec")
         if not 1 <= nodes <= 8:
             raise EncodeError(f"nodes must be 1..8, got {nodes}", path="nodes")
+        regen_years = itlrecovery_years if itlrecovery_years is not None else 20
         years = itlrecovery_years if itlrecovery_years is not None else (5 if upgraded else 20)
         if not 1 <= years <= 30:
             raise EncodeError(f"ITLRecovery validity {years} years outside 1..30", path="itlrecovery_years")
@@ -328,7 +334,7 @@ class LabCluster:
             start = int(dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp()) if seed is not None \
                 else int(time.time())
         state = ClusterState(name=name, host=host, seed=seed, key_spec=str(spec), nodes=nodes,
-                             itlrecovery_years=years, upgraded=upgraded, clock=start, tvs_ttl=tvs_ttl,
+                             itlrecovery_years=regen_years, upgraded=upgraded, clock=start, tvs_ttl=tvs_ttl,
                              sbd=sbd, load=load, autoregistration=autoregistration,
                              https_key=str(https_spec) if https_spec is not None else None,
                              itl_signer=itl_signer, base_itl_signer=itl_signer, pre_8_0=bool(pre_8_0))
@@ -942,15 +948,24 @@ class LabCluster:
         self._commit("signature-algorithm", {"hash": "sha1" if code == 1 else "sha512"}, now)
 
     def set_upgraded(self, on: bool, *, years: int | None = None, now: Now = None) -> None:
-        """Mark the cluster as upgraded (5-year ITLRecovery) or fresh (20 years), spec §G.8.
-
-        The validity applies from the next ITLRecovery regeneration (CUCM carries the certificate over).
+        """Mark the cluster as upgraded or not, spec §G.8. CUCM carries the ITLRecovery certificate
+        over an upgrade, so the current one is kept as it is; a regenerated one lasts ``years``
+        (1..30; None: unchanged, 20 unless chosen otherwise) — the seed: "when you regenerate an
+        ITLRecovery certificate ... the validity of ITLRecovery gets extended to 20 years".
         """
         if years is not None and not 1 <= years <= 30:
             raise EncodeError(f"ITLRecovery validity {years} years outside 1..30", path="years")
         self.state.upgraded = on
-        self.state.itlrecovery_years = years if years is not None else (5 if on else 20)
+        if years is not None:
+            self.state.itlrecovery_years = years
         self._commit("upgraded", {"on": on, "years": self.state.itlrecovery_years}, now)
+
+    def itlrecovery_validity_years(self) -> int:
+        """The validity period of the current ITLRecovery certificate in whole years (what the
+        administrator sees under Certificate Management, seed "View the Validity Period of ITLRecovery
+        Certificate")."""
+        cert = self.identity("itlrecovery").cert
+        return cert.not_valid_after_utc.year - cert.not_valid_before_utc.year
 
     def exchange_certificates(self, other: LabCluster | str | Path, *, now: Now = None) -> None:
         """Bulk certificate exchange (§G.6): each TVS then vouches for the other's CallManager and
@@ -1416,7 +1431,8 @@ class LabCluster:
             "itl_signer": st.itl_signer, "ctl_signer": st.ctl_signer if ctl is not None else None,
             "rollback": st.rollback, "itl_capf": st.itl_capf, "extra_certs": st.extra_certs,
             "signature_algorithm": "sha1" if st.hash_alg == 1 else "sha512",
-            "upgraded": st.upgraded, "itlrecovery_years": st.itlrecovery_years, "sbd": st.sbd,
+            "upgraded": st.upgraded, "itlrecovery_years": self.itlrecovery_validity_years(),
+            "itlrecovery_regenerate_years": st.itlrecovery_years, "sbd": st.sbd,
             "autoregistration": st.autoregistration, "tvs_ttl": st.tvs_ttl, "load": st.load,
             "itl_md5": hashlib.md5(itl, usedforsecurity=False).hexdigest(),
             "itl_sha1": hashlib.sha1(itl, usedforsecurity=False).hexdigest(), "itl_length": len(itl),

@@ -5,7 +5,8 @@ Identities (name → what it does):
 * ``callmanager`` (node 1, the TFTP node; ``callmanager-N`` for node N): signs configs and other
   TFTP files; role CCM+TFTP in the CTL, CCM+TFTP and SAST in the ITL (spec §B.5, §G.5).
 * ``itlrecovery``: the SAST signer of the ITL and of the tokenless CTL; validity 20 years on a
-  fresh cluster, 5 on an "upgraded" one (spec §G.8 disagreement → configurable).
+  fresh cluster and when regenerated, 5 for the one an "upgraded" cluster carried over (seed; spec §G.8
+  disagreement → configurable).
 * ``tvs`` (``tvs-N``): one TLS identity per node for TVS (role 21).
 * ``capf``: TLS identity of CAPF and issuer of LSCs (CUCM's CAPF signs LSCs, spec §F.9).
 * ``mfgca``: a lab "Manufacturing CA" issuing MICs to emulated phones (:meth:`LabPki.issue_mic`).

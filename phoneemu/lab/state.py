@@ -93,7 +93,7 @@ class ClusterState:
     seed: int | None = None
     key_spec: str = "rsa2048"
     nodes: int = 1
-    itlrecovery_years: int = 20
+    itlrecovery_years: int = 20  # validity of a regenerated ITLRecovery (the current one: its certificate)
     https_key: str | None = None  # key of the HTTPS (6971) TFTP identity "tftp-https", if any
     upgraded: bool = False
     clock: int = 0  # lab clock, Unix seconds

@@ -180,10 +180,17 @@ def test_itlrecovery_years(tmp_path: Path) -> None:
     for c, years in ((fresh, 20), (up, 5)):
         cert = c.identity("itlrecovery").cert
         assert cert.not_valid_after_utc.year - cert.not_valid_before_utc.year == years
-    up.set_upgraded(False)
+    assert up.summary()["itlrecovery_years"] == 5 and up.summary()["itlrecovery_regenerate_years"] == 20
+    # seed: "when you regenerate an ITLRecovery certificate ... the validity of ITLRecovery gets extended
+    # to 20 years" — on an upgraded cluster too (it used to stay 5)
     up.regenerate("itlrecovery")
-    cert = up.identity("itlrecovery").cert
-    assert cert.not_valid_after_utc.year - cert.not_valid_before_utc.year == 20
+    assert up.itlrecovery_validity_years() == 20 and up.summary()["itlrecovery_years"] == 20
+    up.set_upgraded(True)  # marking the cluster upgraded keeps the certificate and the regeneration validity
+    assert up.itlrecovery_validity_years() == 20 and up.state.itlrecovery_years == 20
+    up.set_upgraded(True, years=10)  # 5/10/15/20 selectable (spec §G.8): from the next regeneration
+    assert up.itlrecovery_validity_years() == 20
+    up.regenerate("itlrecovery")
+    assert up.itlrecovery_validity_years() == 10
     for bad in (0, -3, 100_000):  # 100,000 years would overflow the certificate dates at regeneration
         with pytest.raises(EncodeError, match=r"outside 1\.\.30"):
             up.set_upgraded(True, years=bad)
