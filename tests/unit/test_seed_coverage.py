@@ -57,3 +57,38 @@ def test_every_scenario_is_cited() -> None:
     missing = sorted(str(p.relative_to(ROOT)) for p in discover([CATALOGUE])
                      if str(p.relative_to(ROOT)) not in cited)
     assert not missing, f"scenarios not cited in docs/seed-coverage.md: {missing}"
+
+
+README = ROOT / "README.md"
+_README_ROW = re.compile(r"^\| `([\w.-]+)` \| (.+) \|$")
+
+
+def _readme_catalogue() -> list[str]:
+    """The scenario names of README's catalogue table (between its header and the first blank line)."""
+    lines = README.read_text().splitlines()
+    start = lines.index("| Scenario | Reproduces |")
+    names = []
+    for line in lines[start + 2:]:
+        if not line.strip():
+            break
+        m = _README_ROW.match(line)
+        assert m, f"README catalogue row not of the form | `name` | reproduces |: {line!r}"
+        names.append(m.group(1))
+    return names
+
+
+def test_readme_catalogue_names_every_scenario_and_nothing_else() -> None:
+    names = _readme_catalogue()
+    assert len(names) == len(set(names)), "a scenario listed twice in README's catalogue table"
+    for name in names:
+        assert (CATALOGUE / f"{name}.yaml").is_file(), f"README catalogue: scenarios/{name}.yaml does not exist"
+    on_disk = {p.stem for p in discover([CATALOGUE])}
+    missing = sorted(on_disk - set(names))
+    assert not missing, f"scenarios not in README's catalogue table: {missing}"
+
+
+def test_every_scenario_path_named_in_the_docs_exists() -> None:
+    """Any `scenarios/NAME.yaml` the README or docs/ mention (not only the coverage tables) is a file."""
+    for doc in (README, *sorted((ROOT / "docs").glob("*.md"))):
+        for rel in re.findall(r"scenarios/[\w.-]+\.yaml", doc.read_text()):
+            assert (ROOT / rel).is_file(), f"{doc.relative_to(ROOT)} names {rel}, which does not exist"
