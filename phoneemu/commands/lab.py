@@ -480,8 +480,8 @@ def _show(args: argparse.Namespace) -> int:
     else:
         for key in ("name", "dir", "host", "seed", "nodes", "generation", "clock", "ports", "mixed_mode",
                     "itl_signer", "ctl_signer", "rollback", "extra_certs", "signature_algorithm",
-                    "upgraded", "itlrecovery_years", "itlrecovery_regenerate_years", "sbd", "autoregistration", "tvs_ttl", "load",
-                    "tvs_trust"):
+                    "upgraded", "itlrecovery_years", "itlrecovery_regenerate_years", "sbd",
+                    "autoregistration", "tvs_ttl", "load", "tvs_trust"):
             print(f"{key + ':':<22}{s[key]}")
         if s["stopped"]:
             print(f"{'stopped:':<22}{', '.join(s['stopped'])} (lab serve keeps them down: phoneemu lab "

@@ -81,7 +81,7 @@ def test_readme_catalogue_names_every_scenario_and_nothing_else() -> None:
     names = _readme_catalogue()
     assert len(names) == len(set(names)), "a scenario listed twice in README's catalogue table"
     for name in names:
-        assert (CATALOGUE / f"{name}.yaml").is_file(), f"README catalogue: scenarios/{name}.yaml does not exist"
+        assert (CATALOGUE / f"{name}.yaml").is_file(), f"README catalogue: scenarios/{name}.yaml is no file"
     on_disk = {p.stem for p in discover([CATALOGUE])}
     missing = sorted(on_disk - set(names))
     assert not missing, f"scenarios not in README's catalogue table: {missing}"
