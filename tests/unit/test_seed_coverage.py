@@ -92,3 +92,13 @@ def test_every_scenario_path_named_in_the_docs_exists() -> None:
     for doc in (README, *sorted((ROOT / "docs").glob("*.md"))):
         for rel in re.findall(r"scenarios/[\w.-]+\.yaml", doc.read_text()):
             assert (ROOT / rel).is_file(), f"{doc.relative_to(ROOT)} names {rel}, which does not exist"
+
+
+def test_row_cross_references_point_at_rows() -> None:
+    """A "row N" / "rows N and M" in a row's text names an existing row other than itself."""
+    rows = _rows()
+    for num, *rest in rows:
+        for text in rest:
+            for ref in re.findall(r"\brows? (\d+)(?: and (\d+))?", text):
+                for n in filter(None, ref):
+                    assert 1 <= int(n) <= len(rows) and n != num, f"row {num}: reference to row {n}"
