@@ -2,7 +2,7 @@
 
 Run: ``python -m bench.lab [--seconds 5] [--tftp-clients 256] [--tvs-clients 64] [--client-procs 1]
 [--key rsa2048] [--tid-mode ephemeral|shared] [--tls 1.2|1.3] [--only tftp|tvs|tvs-resume|openssl]
-[--tvs-impl threads|asyncio|both] [--client-kind threads|asyncio|c ...] [--profile]``
+[--tvs-impl loop|threads|asyncio|all] [--client-kind threads|asyncio|c ...] [--profile]``
 
 One :class:`phoneemu.lab.servers.LabServers` (TFTP, HTTP, TVS, CAPF in one event loop, as ``phoneemu
 lab serve`` runs them) lives in its own process; clients run in ``--client-procs`` other processes so
@@ -23,10 +23,11 @@ that the two cores are both used. Figures are for the whole machine (server and 
 * CPU per verify (server and clients, from process CPU time) is printed with each rate: on this
   shared 2-core VM the wall-clock rate follows what else runs (printed load average) while the CPU
   cost per verify mostly does not.
-* ``--tvs-impl``: the TVS server of :class:`LabServers` — ``threads`` (:mod:`phoneemu.lab.tvs_threaded`,
-  blocking TLS sockets in a worker pool, the default), ``asyncio`` (:mod:`phoneemu.lab.tvs_service`
-  over asyncio TLS streams) or ``both`` (default: one server process per implementation, same clients,
-  same run; TFTP is measured once, with the first).
+* ``--tvs-impl``: the TVS server of :class:`LabServers` — ``loop`` (:mod:`phoneemu.lab.tvs_loop`, memory
+  BIOs on the event loop, the lab's default), ``threads`` (:mod:`phoneemu.lab.tvs_threaded`, blocking TLS
+  sockets in a worker pool), ``asyncio`` (:mod:`phoneemu.lab.tvs_service` over asyncio TLS streams) or
+  ``all`` (default: one server process per implementation, same clients, same run; TFTP is measured
+  once, with the first).
 * ``--only openssl``: ``openssl s_time`` (a C client, one connection at a time per process) measures
   the handshakes/s the server sustains when the client side costs little. The C floor for comparison
   (2026-11-28, OpenSSL 3.0, RSA-2048, TLS 1.2 as the phones negotiate it): ``openssl s_server -tls1_2
@@ -468,7 +469,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--only", choices=["tftp", "tvs", "tvs-resume", "openssl"], action="append",
                     help="run only these parts (repeatable); openssl: server handshakes/s with "
                          "'openssl s_time' clients (C, no TVS request) to separate server from client cost")
-    ap.add_argument("--tvs-impl", choices=["threads", "asyncio", "both"], default="both",
+    ap.add_argument("--tvs-impl", choices=["loop", "threads", "asyncio", "all"], default="all",
                     help="TVS server implementation(s) to measure, one server process each")
     ap.add_argument("--profile", action="store_true")
     args = ap.parse_args(argv)
@@ -480,7 +481,7 @@ def main(argv: list[str] | None = None) -> None:
         size, _records = make_cluster(root, args.key)
         cert = (LabCluster.open(root).callmanager().der)
         ctx = mp.get_context("spawn")
-        impls = ["threads", "asyncio"] if args.tvs_impl == "both" else [args.tvs_impl]
+        impls = ["loop", "threads", "asyncio"] if args.tvs_impl == "all" else [args.tvs_impl]
         print(f"load average before: {os.getloadavg()[0]:.2f}")
         exe = _c_client(Path(tmp)) if "c" in args.client_kind and "tvs" in only else None
         request = Path(tmp) / "verify.bin"

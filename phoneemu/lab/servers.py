@@ -68,6 +68,7 @@ from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.https_service import HttpsAppHandler
 from phoneemu.lab.pki import Identity
 from phoneemu.lab.state import DEFAULT_PORTS
+from phoneemu.lab.tvs_loop import LoopTvsServer
 from phoneemu.lab.tvs_service import TvsConnectionLog, TvsHandler
 from phoneemu.lab.tvs_threaded import ThreadedTvsServer
 from phoneemu.net.capture import UdpSink
@@ -80,7 +81,8 @@ __all__ = ["SERVICES", "LabServers", "RequestLog"]
 _log = logging.getLogger("phoneemu.lab.servers")
 
 SERVICES = ("tftp", "http", "tvs", "capf", "https")
-TVS_IMPLS = ("threads", "asyncio")  # TVS server: worker threads (tvs_threaded, faster) or asyncio TLS
+#: TVS server: on the loop (tvs_loop, least CPU), worker threads (tvs_threaded) or asyncio TLS (tvs_service)
+TVS_IMPLS = ("loop", "threads", "asyncio")
 _HTTP_OUTCOMES = {200: "ok", 403: "refused", 404: "not-found", 400: "malformed", 405: "refused",
                   413: "too-large", 431: "malformed"}
 
@@ -203,7 +205,7 @@ class LabServers:
         tftp_tid_mode: str = "ephemeral",
         watch: float | None = None,
         max_log: int = 100_000,
-        tvs_impl: str = "threads",
+        tvs_impl: str = "loop",
         app_https: bool = False,
         https_port: int = 0,
     ) -> None:
@@ -225,7 +227,7 @@ class LabServers:
         self._restart_errors: dict[str, str] = {}  # service -> why it could not start again (logged once)
         self.max_log = max_log
         if tvs_impl not in TVS_IMPLS:
-            raise PhoneEmuError(f"tvs_impl {tvs_impl!r}: threads or asyncio", path="tvs_impl")
+            raise PhoneEmuError(f"tvs_impl {tvs_impl!r}: loop, threads or asyncio", path="tvs_impl")
         self.tvs_impl = tvs_impl
         self.ports: dict[str, int] = {}
         self.requests: list[RequestLog] = []
@@ -233,14 +235,15 @@ class LabServers:
         self.network = _Network()
         self.tftp: TftpServer | None = None
         self.http: HttpServer | None = None
-        self.tvs: TlsServer | ThreadedTvsServer | None = None
+        self.tvs: TlsServer | ThreadedTvsServer | LoopTvsServer | None = None
         self.capf: TlsServer | None = None
         self.https: TlsServer | None = None
         self.https_handler = HttpsAppHandler(read_timeout=io_timeout, on_log=self._on_https)
         self.tvs_handler = TvsHandler(cluster.tvs_lookup, read_timeout=io_timeout, on_log=self._on_tvs)
         self.capf_handler = CapfHandler(cluster, clock=clock, read_timeout=io_timeout * 3,
                                         session_timeout=capf_session_timeout, on_log=self._on_capf)
-        self.tvs_nodes: dict[str, TlsServer | ThreadedTvsServer] = {}  # "tvs-2" ... (node 1 is ``tvs``)
+        # "tvs-2" ... (node 1 is ``tvs``)
+        self.tvs_nodes: dict[str, TlsServer | ThreadedTvsServer | LoopTvsServer] = {}
         self._tvs_ctx: _IdentityContexts | None = None
         self._capf_ctx: _IdentityContexts | None = None
         self._watch_task: asyncio.Task[None] | None = None
@@ -414,6 +417,11 @@ class LabServers:
             elif name.startswith("tvs-"):
                 node = int(name.split("-", 1)[1])
                 bound = await self._start_node_tvs(name, node, port)
+            elif name == "tvs" and self.tvs_impl == "loop":
+                tvs_l = LoopTvsServer(self.tvs_handler, self._tvs_identity, self.host, port,
+                                      handshake_timeout=self.io_timeout, keylog=self.keylog)
+                self.tvs = await tvs_l.start()
+                bound = tvs_l.port
             elif name == "tvs" and self.tvs_impl == "threads":
                 tvs_t = ThreadedTvsServer(self.tvs_handler, self._tvs_identity, self.host, port,
                                           handshake_timeout=self.io_timeout, keylog=self.keylog,
@@ -452,6 +460,11 @@ class LabServers:
             self._fresh()
             return self.cluster.tvs_identity(node)
 
+        if self.tvs_impl == "loop":
+            on_loop = LoopTvsServer(self.tvs_handler, identity, self.host, port,
+                                    handshake_timeout=self.io_timeout, keylog=self.keylog, name=name)
+            self.tvs_nodes[name] = await on_loop.start()
+            return on_loop.port
         if self.tvs_impl == "threads":
             threaded = ThreadedTvsServer(self.tvs_handler, identity, self.host, port,
                                          handshake_timeout=self.io_timeout, keylog=self.keylog,

@@ -147,7 +147,7 @@ def test_frame_buffer_keeps_the_frames_before_garbage() -> None:
         fresh.feed(GARBAGE)
 
 
-@pytest.mark.parametrize("impl", ["threads", "asyncio"])
+@pytest.mark.parametrize("impl", ["loop", "threads", "asyncio"])
 def test_tvs_answers_a_valid_frame_then_reports_the_garbage_after_it(cluster: LabCluster, impl: str) -> None:
     import contextlib
     import ssl
@@ -278,7 +278,7 @@ async def _read_until_closed(reader: asyncio.StreamReader, limit: float) -> tupl
     return got, False
 
 
-@pytest.mark.parametrize("impl", ["threads", "asyncio"])
+@pytest.mark.parametrize("impl", ["loop", "threads", "asyncio"])
 def test_tvs_request_dripped_one_byte_at_a_time_times_out(cluster: LabCluster, impl: str) -> None:
     """A client sending a request one byte every 0.2 s used to restart the idle timeout with every
     byte and hold the connection (a worker, for the threaded server) as long as it liked; now the
@@ -315,7 +315,7 @@ def test_tvs_request_dripped_one_byte_at_a_time_times_out(cluster: LabCluster, i
     run(main(), limit=30)
 
 
-@pytest.mark.parametrize("impl", ["threads", "asyncio"])
+@pytest.mark.parametrize("impl", ["loop", "threads", "asyncio"])
 def test_tvs_answers_at_most_max_requests_frames_of_one_read(cluster: LabCluster, impl: str) -> None:
     """Frames pipelined in one write used to be answered all, whatever ``max_requests`` said."""
     from phoneemu.protocols import tvs

@@ -382,7 +382,7 @@ def test_capf_bad_frames_close_one_session(cluster: LabCluster, label: str, payl
     with_servers(cluster, body)
 
 
-@pytest.mark.parametrize("impl", ["threads", "asyncio"])
+@pytest.mark.parametrize("impl", ["loop", "threads", "asyncio"])
 def test_lab_tvs_offers_the_cucm14_cipher_list(cluster: LabCluster, impl: str) -> None:
     """A TLS 1.2 phone gets RSA key transport (AES256-GCM-SHA384) from either lab TVS (spec §E.1);
     a TLS 1.0 phone still connects."""

@@ -1,4 +1,5 @@
-"""The threaded lab TVS server (phoneemu.lab.tvs_threaded): real sockets, real TLS, the lab cluster."""
+"""The lab TVS servers on threads (phoneemu.lab.tvs_threaded) and on the loop (phoneemu.lab.tvs_loop): real
+sockets, real TLS, the lab cluster. Behaviour tests run on both (``impl``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from phoneemu.errors import PhoneEmuError, TransportError
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.servers import LabServers
+from phoneemu.lab.tvs_loop import LoopTvsServer
 from phoneemu.lab.tvs_service import TvsConnectionLog, TvsHandler
 from phoneemu.lab.tvs_threaded import DEFAULT_WORKERS, ThreadedTvsServer
 from phoneemu.net.tls import client_context_verify_after_handshake, open_tls_connection
@@ -31,16 +33,25 @@ def _workers(prefix: str = "tvs-worker-") -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith(prefix)]
 
 
-def test_default_implementation_is_threads_and_unknown_is_refused(cluster: LabCluster) -> None:
-    assert LabServers(cluster).tvs_impl == "threads"
+@pytest.fixture(params=["threads", "loop"])
+def impl(request: pytest.FixtureRequest) -> str:
+    """The TVS implementation a behaviour test runs on (``LabServers(tvs_impl=...)``)."""
+    return str(request.param)
+
+
+_CLASSES = {"threads": ThreadedTvsServer, "loop": LoopTvsServer}
+
+
+def test_default_implementation_is_the_loop_and_unknown_is_refused(cluster: LabCluster) -> None:
+    assert LabServers(cluster).tvs_impl == "loop"
     with pytest.raises(PhoneEmuError, match="tvs_impl"):
         LabServers(cluster, tvs_impl="fibres")
 
 
-def test_verify_valid_and_unknown_are_answered_and_logged(cluster: LabCluster) -> None:
+def test_verify_valid_and_unknown_are_answered_and_logged(impl: str, cluster: LabCluster) -> None:
     async def main() -> None:
-        async with LabServers(cluster) as servers:
-            assert isinstance(servers.tvs, ThreadedTvsServer)
+        async with LabServers(cluster, tvs_impl=impl) as servers:
+            assert isinstance(servers.tvs, _CLASSES[impl])
             addr = [(HOST, servers.ports["tvs"])]
             ok = await tvs_verify(addr, DEVICE, cluster.callmanager().der, timeout=5)
             assert ok.valid and ok.response.roles == (0, 2)  # SAST + CCM+TFTP (spec §B.3)
@@ -56,12 +67,12 @@ def test_verify_valid_and_unknown_are_answered_and_logged(cluster: LabCluster) -
     run(main())
 
 
-def test_two_requests_on_one_connection_are_both_answered(cluster: LabCluster) -> None:
+def test_two_requests_on_one_connection_are_both_answered(impl: str, cluster: LabCluster) -> None:
     r1 = tvs.verify_request(1001, DEVICE, cluster.callmanager().der)
     r2 = tvs.verify_request(1002, DEVICE, b"not a known cert")
 
     async def main() -> None:
-        async with LabServers(cluster, io_timeout=0.5) as servers:
+        async with LabServers(cluster, tvs_impl=impl, io_timeout=0.5) as servers:
             got = await tls_exchange(HOST, servers.ports["tvs"], tvs.encode(r1) + tvs.encode(r2), wait=5)
             msgs = tvs.FrameDecoder().feed(got)
             valid = [tvs.check_response(r, m).valid for r, m in zip((r1, r2), msgs, strict=True)]
@@ -75,10 +86,10 @@ def test_two_requests_on_one_connection_are_both_answered(cluster: LabCluster) -
     (bytes([0x57, 1, 2, 0, 0, 0, 0, 1, 0, 4, 7, 0, 1, 0]), "malformed"),
     (bytes([0x57, 1, 1, 0, 0, 0, 0, 1, 0xFF, 0xFF]) + b"\x01" * 100, "timeout"),
 ])
-def test_malformed_frame_closes_that_connection_only(cluster: LabCluster, payload: bytes,
+def test_malformed_frame_closes_that_connection_only(impl: str, cluster: LabCluster, payload: bytes,
                                                      reason: str) -> None:
     async def main() -> None:
-        async with LabServers(cluster, io_timeout=0.5) as servers:
+        async with LabServers(cluster, tvs_impl=impl, io_timeout=0.5) as servers:
             port = servers.ports["tvs"]
             # a second client holds its own connection open while the bad one is refused
             ctx = client_context_verify_after_handshake()
@@ -100,9 +111,9 @@ def test_malformed_frame_closes_that_connection_only(cluster: LabCluster, payloa
     run(main())
 
 
-def test_regenerated_certificate_is_presented_on_next_connection(cluster: LabCluster) -> None:
+def test_regenerated_certificate_is_presented_on_next_connection(impl: str, cluster: LabCluster) -> None:
     async def main() -> None:
-        async with LabServers(cluster) as servers:
+        async with LabServers(cluster, tvs_impl=impl) as servers:
             addr = [(HOST, servers.ports["tvs"])]
             before = await tvs_verify(addr, DEVICE, cluster.callmanager().der, timeout=5)
             cluster.regenerate("tvs")
@@ -115,10 +126,10 @@ def test_regenerated_certificate_is_presented_on_next_connection(cluster: LabClu
     run(main())
 
 
-def test_tls_1_0_client_is_served(cluster: LabCluster) -> None:
+def test_tls_1_0_client_is_served(impl: str, cluster: LabCluster) -> None:
     """7900-series phones speak only TLS 1.0 (spec §E.1)."""
     async def main() -> None:
-        async with LabServers(cluster) as servers:
+        async with LabServers(cluster, tvs_impl=impl) as servers:
             ctx = client_context_verify_after_handshake(min_version="1.0", max_version="1.0")
             reply = await tvs_verify([(HOST, servers.ports["tvs"])], DEVICE, cluster.callmanager().der,
                                      timeout=5, tls=ctx)
@@ -126,9 +137,9 @@ def test_tls_1_0_client_is_served(cluster: LabCluster) -> None:
     run(main())
 
 
-def test_silent_client_is_cut_after_the_handshake_timeout(cluster: LabCluster) -> None:
+def test_silent_client_is_cut_after_the_handshake_timeout(impl: str, cluster: LabCluster) -> None:
     async def main() -> None:
-        async with LabServers(cluster, io_timeout=0.3) as servers:
+        async with LabServers(cluster, tvs_impl=impl, io_timeout=0.3) as servers:
             reader, writer = await asyncio.open_connection(HOST, servers.ports["tvs"])  # no ClientHello
             t0 = time.monotonic()
             assert await asyncio.wait_for(reader.read(100), 5) == b""
@@ -141,12 +152,14 @@ def test_silent_client_is_cut_after_the_handshake_timeout(cluster: LabCluster) -
     run(main())
 
 
-def test_stop_is_bounded_with_idle_connections_and_port_is_reused(cluster: LabCluster) -> None:
+def test_stop_is_bounded_with_idle_connections_and_port_is_reused(impl: str, cluster: LabCluster) -> None:
     async def main() -> None:
         before = len(_workers())
-        async with LabServers(cluster, io_timeout=30.0) as servers:
+        async with LabServers(cluster, tvs_impl=impl, io_timeout=30.0) as servers:
             port = servers.ports["tvs"]
-            assert len(_workers()) - before == DEFAULT_WORKERS and len(_workers("tvs-watchdog")) == 1
+            threaded = impl == "threads"  # the loop server starts no thread
+            assert len(_workers()) - before == (DEFAULT_WORKERS if threaded else 0)
+            assert len(_workers("tvs-watchdog")) == (1 if threaded else 0)
             # one connection idle after the handshake, one TCP connection that never starts TLS
             ctx = client_context_verify_after_handshake()
             _r, idle = await open_tls_connection(HOST, port, ctx, timeout=3)
@@ -170,7 +183,7 @@ def test_stop_is_bounded_with_idle_connections_and_port_is_reused(cluster: LabCl
     run(main())
 
 
-def test_server_alone_with_a_plain_lookup_and_many_clients(cluster: LabCluster) -> None:
+def test_server_alone_with_a_plain_lookup_and_many_clients(cluster: LabCluster, impl: str) -> None:
     """Direct use: any lookup, ``on_log`` runs on the loop thread, counters add up under concurrency."""
     known = cluster.callmanager().der
     seen: list[tuple[TvsConnectionLog, bool]] = []
@@ -183,7 +196,10 @@ def test_server_alone_with_a_plain_lookup_and_many_clients(cluster: LabCluster) 
 
     async def main() -> None:
         handler = TvsHandler(lookup, read_timeout=2.0, on_log=on_log)
-        async with ThreadedTvsServer(handler, cluster.tvs_identity, HOST, 0, workers=4) as srv:
+        srv: ThreadedTvsServer | LoopTvsServer = (
+            ThreadedTvsServer(handler, cluster.tvs_identity, HOST, 0, workers=4) if impl == "threads"
+            else LoopTvsServer(handler, cluster.tvs_identity, HOST, 0, max_connections=4))
+        async with srv:
             addr = [(HOST, srv.port)]
             replies = await asyncio.gather(*(tvs_verify(addr, DEVICE, known if i % 2 else b"x", timeout=10)
                                              for i in range(24)))
@@ -199,11 +215,13 @@ def test_workers_must_be_positive(cluster: LabCluster) -> None:
     handler = TvsHandler(cluster.tvs_lookup)
     with pytest.raises(PhoneEmuError, match="workers"):
         ThreadedTvsServer(handler, cluster.tvs_identity, HOST, 0, workers=0)
+    with pytest.raises(PhoneEmuError, match="max_connections"):
+        LoopTvsServer(handler, cluster.tvs_identity, HOST, 0, max_connections=0)
 
 
-def test_plaintext_instead_of_tls_is_refused_cleanly(cluster: LabCluster) -> None:
+def test_plaintext_instead_of_tls_is_refused_cleanly(impl: str, cluster: LabCluster) -> None:
     async def main() -> None:
-        async with LabServers(cluster) as servers:
+        async with LabServers(cluster, tvs_impl=impl) as servers:
             with socket.create_connection((HOST, servers.ports["tvs"]), timeout=5) as s:
                 s.sendall(b"GET / HTTP/1.0\r\n\r\n" + bytes(range(256)))
                 got = b""
@@ -217,10 +235,10 @@ def test_plaintext_instead_of_tls_is_refused_cleanly(cluster: LabCluster) -> Non
     run(main())
 
 
-def test_no_session_ticket_for_tls_1_2_clients(cluster: LabCluster) -> None:
+def test_no_session_ticket_for_tls_1_2_clients(impl: str, cluster: LabCluster) -> None:
     """Phones never resume (§E.1): no NewSessionTicket is built for them, TLS 1.2 included."""
     async def main() -> None:
-        async with LabServers(cluster) as servers:
+        async with LabServers(cluster, tvs_impl=impl) as servers:
             for version in ("1.2", "1.3"):
                 ctx = client_context_verify_after_handshake(min_version=version, max_version=version)
                 _r, w = await open_tls_connection(HOST, servers.ports["tvs"], ctx, timeout=3)
@@ -237,14 +255,15 @@ def test_no_session_ticket_for_tls_1_2_clients(cluster: LabCluster) -> None:
     run(main())
 
 
-def test_stalled_handshake_and_idle_connection_are_cut_by_the_watchdog(
+def test_stalled_handshake_and_idle_connection_are_cut_by_the_watchdog(impl: str,
         cluster: LabCluster, caplog: pytest.LogCaptureFixture) -> None:
     """Blocking sockets: the watchdog enforces the handshake deadline (half a ClientHello, then
     nothing) and the idle deadline after a request; both end quietly, the server keeps serving."""
     async def main() -> None:
-        async with LabServers(cluster, io_timeout=0.3) as servers:
+        async with LabServers(cluster, tvs_impl=impl, io_timeout=0.3) as servers:
             port = servers.ports["tvs"]
-            assert isinstance(servers.tvs, ThreadedTvsServer) and servers.tvs.tick <= 0.3 / 4
+            assert isinstance(servers.tvs, _CLASSES[impl])
+            assert not isinstance(servers.tvs, ThreadedTvsServer) or servers.tvs.tick <= 0.3 / 4
             reader, writer = await asyncio.open_connection(HOST, port)
             writer.write(bytes([0x16, 3, 1, 0x02, 0x00, 0x01]))  # a ClientHello record header, cut
             t0 = time.monotonic()
