@@ -11,8 +11,9 @@ a few callbacks: the listening socket and every connection are read by loop read
 feed OpenSSL's memory BIOs and drive the same state machine (``do_handshake``/``read``/``write``),
 so the cryptography, the certificates and the bytes on the wire are the same; the RSA operation of
 the handshake runs on the loop thread (0.3 ms; the lab's TFTP waits that long at most).
-Measured in the 4,000-phone boot storm (``bench/fleet.py``, 2 cores, alternated): lab CPU per boot
-1.13-1.27 ms with the threads, see the commit for this server's figures.
+Measured in the 4,000-phone boot storm (``bench/fleet.py``, 2 cores, four runs alternated, 2026-12-04):
+CPU per boot phone + lab 2.14-2.19 + 1.30-1.33 ms with the threads, 1.69-1.81 + 0.87-0.93 ms with this
+server (the phones' sends no longer wake blocked worker threads).
 
 Rules (identical to :class:`phoneemu.lab.tvs_threaded.ThreadedTvsServer` unless said):
 

@@ -22,14 +22,22 @@ Rules:
   fits the send buffer) and wait for writability only when the kernel takes part of it. Per
   connection this is one poll registration instead of one per read (``loop.sock_recv``): about
   half the ``epoll_ctl``/``ioctl`` calls of a TVS exchange (issue #6).
+* Connect: the socket connects to the resolved address itself (:func:`_sock_connect`), not with
+  ``loop.sock_connect``: uvloop's resolves the address again with a ``getaddrinfo`` on libuv's thread
+  pool (its numeric fast path does not take the call's socket type), a thread hand-off per TVS
+  connection. A connection the kernel completed at once (loopback) is seen with one ``poll``
+  instead of a writer registration and a loop iteration.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import ipaddress
+import os
+import select
 import socket
 import ssl
 from collections.abc import Sequence
@@ -52,6 +60,37 @@ def _addresses(host: str, port: int) -> tuple[tuple[int, tuple[str, int]], ...] 
     return ((socket.AF_INET6 if ip.version == 6 else socket.AF_INET, (str(ip), port)),)
 
 
+_IN_PROGRESS = frozenset({errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR})
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+async def _sock_connect(loop: asyncio.AbstractEventLoop, sock: socket.socket, addr: tuple[str, int]) -> None:
+    """Connect the non-blocking ``sock`` to the IP address ``addr`` (see "Connect" in the module docstring);
+    OSError when it fails."""
+    err = sock.connect_ex(addr)
+    if err == 0:
+        return
+    if err not in _IN_PROGRESS:
+        raise OSError(err, os.strerror(err))
+    fd = sock.fileno()
+    probe = select.poll()
+    probe.register(fd, select.POLLOUT)
+    if not probe.poll(0):  # still in progress: wait for the loop to see it writable
+        fut = loop.create_future()
+        loop.add_writer(fd, _wake, fut)
+        try:
+            await fut
+        finally:
+            loop.remove_writer(fd)
+    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if err:
+        raise OSError(err, os.strerror(err))
+
+
 async def _connect(loop: asyncio.AbstractEventLoop, host: str, port: int) -> socket.socket:
     """A connected non-blocking ``TCP_NODELAY`` socket to the first address of ``host`` that answers."""
     targets: Sequence[tuple[int, tuple[str, int]]] | None = _addresses(host, port)
@@ -67,7 +106,7 @@ async def _connect(loop: asyncio.AbstractEventLoop, host: str, port: int) -> soc
         try:
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            await loop.sock_connect(sock, addr)
+            await _sock_connect(loop, sock, addr)
             return sock
         except OSError as exc:
             sock.close()
