@@ -183,6 +183,28 @@ def test_stop_is_bounded_with_idle_connections_and_port_is_reused(impl: str, clu
     run(main())
 
 
+def test_loop_server_pauses_accepting_at_max_connections_and_resumes(cluster: LabCluster) -> None:
+    """LoopTvsServer: beyond ``max_connections`` open connections the next waits in the listen queue
+    (not refused, not served) and is served as soon as one of them ends."""
+    known = cluster.callmanager().der
+    handler = TvsHandler(cluster.tvs_lookup, read_timeout=10.0)
+
+    async def main() -> None:
+        async with LoopTvsServer(handler, cluster.tvs_identity, HOST, 0, max_connections=2) as srv:
+            addr = [(HOST, srv.port)]
+            held = [await asyncio.open_connection(HOST, srv.port) for _ in range(2)]  # no ClientHello
+            await asyncio.sleep(0.1)
+            assert srv.connections == 2
+            waiting = asyncio.ensure_future(tvs_verify(addr, DEVICE, known, timeout=10))
+            await asyncio.sleep(0.3)
+            assert not waiting.done() and srv.connections == 2
+            held[0][1].close()
+            reply = await asyncio.wait_for(waiting, 5)
+            assert reply.valid and srv.connections == 3 and handler.answered == 1
+            held[1][1].close()
+    run(main())
+
+
 def test_server_alone_with_a_plain_lookup_and_many_clients(cluster: LabCluster, impl: str) -> None:
     """Direct use: any lookup, ``on_log`` runs on the loop thread, counters add up under concurrency."""
     known = cluster.callmanager().der
