@@ -31,11 +31,12 @@ decisions still made by ``Phone.boot``, TVS over TLS as usual). The baseline boo
 (``--baseline-phones``, default min(N, 1000)) bounded by ``--baseline-seconds``; its rate is
 boots / wall time of that sample.
 
-The lab runs in its own process (TFTP in ``tid_mode="shared"``: one socket, no per-transfer port),
-sharing the machine with the phones. The lab for N phones is built once and cached (``--lab-dir``,
-default ``$TMPDIR/phoneemu-bench-fleet/<N>-<tvs-key>``; rebuilt when the sources of ``phoneemu/lab``
-or ``phoneemu/formats`` changed, ``lab_code`` in the output): building 40,000 phones takes minutes
-(MIC issue + one signed config per phone). ``--tvs-key ec-p256`` gives the TVS server an EC P-256
+The lab runs in its own process (TFTP in ``tid_mode="shared"``: one socket, no per-transfer port; TVS
+on the lab's event loop, ``LabServers``' default ``tvs_impl="loop"``), sharing the machine with the phones.
+The lab for N phones is built once and cached (``--lab-dir``, default
+``$TMPDIR/phoneemu-bench-fleet/<N>-<tvs-key>``; rebuilt when the sources of ``phoneemu/lab`` or
+``phoneemu/formats`` changed, ``lab_code`` in the output): building 40,000 phones takes minutes (MIC
+issue + one signed config per phone). ``--tvs-key ec-p256`` gives the TVS server an EC P-256
 key (our benchmark option: the phones' handshake and the server's signature get cheaper); the
 default is RSA-2048 like the rest of the cluster. Both are reported as such in the output.
 

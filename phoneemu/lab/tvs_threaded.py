@@ -1,6 +1,9 @@
 """The lab TVS server on blocking sockets and a fixed pool of worker threads (spec §E, §H.6).
 
 Same service as :mod:`phoneemu.lab.tvs_service` (the asyncio version); only the I/O differs.
+``LabServers(tvs_impl="threads")``; the lab's default is now :mod:`phoneemu.lab.tvs_loop` (the same
+TLS on the event loop's thread, without the thread switches: less CPU per connection on both the lab's
+and the clients' side, see there).
 
 Why threads: CPython's :class:`ssl.SSLSocket` releases the GIL inside ``SSL_do_handshake``,
 ``SSL_read`` and ``SSL_write`` on a real socket, so the RSA private-key operation of each
