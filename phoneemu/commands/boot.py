@@ -62,6 +62,9 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print events, decisions and statuses as JSON")
     p.add_argument("--timeout", type=positive_float, default=2.0, metavar="S",
                    help="timeout of one request in seconds (TFTP datagram, HTTP, TVS; CAPF x6); default 2")
+    p.add_argument("--tftp-max-time", type=positive_float, default=None, metavar="S",
+                   help="give up a TFTP transfer after S seconds in all (default: 60, or twice one "
+                   "datagram's timeout x 4 tries when longer; our convention)")
     p.add_argument("--image-signer", type=Path, action="append", default=[], metavar="PEM",
                    help="firmware image-signing certificate the phone trusts (repeatable)")
     p.add_argument("--mic", type=Path, metavar="PEM", help="the phone's MIC certificate")
@@ -169,6 +172,9 @@ def add_offline_phone_options(p: Any, *, now_help: str) -> None:
     p.add_argument("--profile", default="cp-8861", choices=sorted(PROFILES),
                    help="phone model profile (default cp-8861)")
     p.add_argument("--now", type=unix_time, metavar="UNIX", help=now_help)
+    p.add_argument("--tftp-max-time", type=positive_float, default=None, metavar="S",
+                   help="give up a TFTP transfer after S seconds in all (default: 60, or twice one "
+                   "datagram's timeout x 4 tries when longer; our convention)")
     p.add_argument("--image-signer", type=Path, action="append", default=[], metavar="PEM",
                    help="firmware image-signing certificate the phone trusts (repeatable)")
     p.add_argument("--tvs-cert", type=Path, action="append", default=[], metavar="PEM",
@@ -224,7 +230,8 @@ def handler(args: argparse.Namespace) -> int:
         phone = Phone(mac=mac, profile=profile, flash=Flash(flash_dir, profile=profile),
                       clock=(lambda: fixed) if fixed is not None else (lambda: int(time.time())), mic=mic,
                       image_signers=signers, capf_retry_delay=args.capf_retry_delay,
-                      fetch_timeout=args.timeout, fetch_retries=3, http_timeout=args.timeout,
+                      fetch_timeout=args.timeout, fetch_retries=3, fetch_max_time=args.tftp_max_time,
+                      http_timeout=args.timeout,
                       tvs_timeout=args.timeout, capf_timeout=args.timeout * 6, keylog=args.keylog)
         if args.key is not None:
             phone.set_symmetric_key(args.key)

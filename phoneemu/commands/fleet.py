@@ -65,6 +65,9 @@ def register(sub: Any) -> None:
                    help="TFTP timeout per packet (default 2)")
     b.add_argument("--retries", type=non_negative_int, default=5, metavar="N",
                    help="TFTP retransmissions per packet (default 5)")
+    b.add_argument("--tftp-max-time", type=positive_float, default=None, metavar="S",
+                   help="give up a TFTP transfer after S seconds in all (default: 60, or twice one "
+                   "packet's timeout x (retries+1) when longer; our convention)")
     b.add_argument("--blksize", type=positive_int, default=None, metavar="N",
                    help="ask for this TFTP block size (RFC 2348); default: the phone's own (512)")
     b.add_argument("--tvs-timeout", type=positive_float, default=10.0, metavar="S",
@@ -109,6 +112,7 @@ def _boot(args: argparse.Namespace) -> int:
     start = parse_mac(args.mac_start)
     spec = FleetSpec(target=target, count=args.count, mac_start=start, profile=args.profile,
                      concurrency=args.concurrency, fetch_timeout=args.timeout, fetch_retries=args.retries,
+                     fetch_max_time=args.tftp_max_time,
                      tvs_timeout=args.tvs_timeout, max_time_s=args.max_time,
                      flash_dir=str(args.flash) if args.flash is not None else None,
                      keep_records=args.json is not None, blksize=args.blksize,

@@ -25,6 +25,9 @@ Rules:
   the phones' TFTP requests carry this RFC 2348 block size — the same fetcher classes the phone
   builds (:meth:`Phone.fetcher_for`: HTTP 6970 then TFTP when profile and target allow), with the
   option set; fewer datagrams per file for phone and server.
+* Every TFTP transfer is capped in time like a single phone's (``fetch_max_time``, None = the phone's
+  default :func:`~phoneemu.phone.phone.default_tftp_max_time`; our convention, see
+  :mod:`phoneemu.phone.phone`): the phones and the ``blksize`` fetchers pass the same cap.
 * :func:`boot_many` is the single-process entry point the scenario runner uses for phone groups with
   ``count > 1``; it returns the full reports in the order of the phones.
 """
@@ -119,6 +122,8 @@ class FleetSpec:
     concurrency: int = 64  # per process: throughput is CPU-bound; more only adds queueing latency
     fetch_timeout: float = 2.0
     fetch_retries: int = 5
+    #: whole-transfer cap of each TFTP download (s); None: the phone's default (default_tftp_max_time)
+    fetch_max_time: float | None = None
     tvs_timeout: float = 10.0
     max_sockets: int = 1024
     flash_dir: str | None = None
@@ -243,7 +248,7 @@ def fetcher_for(phone: Phone, spec: FleetSpec, pool: TftpClientPool | None) -> F
         return None
     t = spec.target
     tftp = TftpFetcher(t.host, t.tftp_port, blksize=spec.blksize, timeout=spec.fetch_timeout,
-                       retries=spec.fetch_retries, pool=pool)
+                       retries=spec.fetch_retries, pool=pool, max_time=phone.fetch_max_time)
     if t.use_http and phone.profile.uses_http_first:
         return HttpThenTftpFetcher(HttpFetcher(t.host, t.http_port or 6970, timeout=phone.http_timeout), tftp)
     return tftp
@@ -268,7 +273,7 @@ def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | 
         phone = Phone(mac=mac, profile=profile, flash=flash, clock=clock,
                       events=EventLog(spec.event_limit, max(1, min(8, spec.event_limit))),
                       fetch_timeout=spec.fetch_timeout, fetch_retries=spec.fetch_retries,
-                      tftp_pool=pool, tvs=asker, keylog=spec.keylog)
+                      fetch_max_time=spec.fetch_max_time, tftp_pool=pool, tvs=asker, keylog=spec.keylog)
         if pre is not None:
             pre.apply(phone)
         phones.append(phone)

@@ -14,7 +14,8 @@ Rules:
   The per-packet timeout alone does not bound a transfer: a server that drips one block just inside
   it holds the client for ``max_size / blksize`` timeouts (hours at 16 MiB). ``max_time`` (seconds,
   None = no cap) bounds the whole transfer: past it ERROR 0 goes to the server and
-  ``kind="timeout"`` ("transfer longer than Xs") — every wait bounded in time (spec §H.3 TFTP timeout).
+  ``kind="timeout"`` ("TFTP transfer of NAME took longer than X s") — every wait bounded in time
+  (spec §H.3 TFTP timeout). A phone always sets one (:data:`phoneemu.phone.phone.DEFAULT_TFTP_MAX_TIME`).
 * Errors: ERROR 1 → ``TransportError(kind="not-found", code=1)``, ERROR 2 → ``"refused"``, other
   codes → ``"error"``; a file bigger than ``max_size`` (by tsize or while receiving) is abandoned
   with ERROR 3 and ``kind="too-large"`` — memory stays bounded; a malformed answer from the server's
@@ -256,8 +257,8 @@ class _Transfer:
     def fail_slow(self, max_time: float) -> None:
         """The whole transfer took longer than ``max_time``: ERROR 0 to the server, ``kind="timeout"``."""
         if not self.fut.done():
-            self._fail(TransportError(f"transfer longer than {max_time:g}s (at block {self.expected})",
-                                      kind="timeout", path=self.name),
+            self._fail(TransportError(f"TFTP transfer of {self.name} took longer than {max_time:g} s "
+                                      f"(at block {self.expected})", kind="timeout", path=self.name),
                        error_packet(ErrorCode.NOT_DEFINED, "transfer too slow"))
 
     def _on_timer(self) -> None:

@@ -19,6 +19,19 @@ The transport a boot uses (spec §H.1): HTTP 6970 first, TFTP on failure, when t
 (``uses_http_first``) and the target allows it (``use_http``); TFTP only otherwise. Tests and tools
 may pass any :class:`~phoneemu.net.fetch.Fetcher` (e.g. a :class:`~phoneemu.net.fetch.MemoryFetcher`).
 
+The whole-transfer cap of a TFTP download (our convention; the spec gives none, §H.3 only names the
+per-packet "TFTP timeout"): the per-packet timeout and its retries do not bound a transfer — a server
+that sends each block just inside the timeout holds the phone for ``max_size / 512`` timeouts (hours
+for the 16 MiB limit). So every TFTP transfer of a phone is also cut after ``fetch_max_time`` seconds;
+by default :func:`default_tftp_max_time`: :data:`DEFAULT_TFTP_MAX_TIME` (60 s), raised to twice one
+block's full retry budget (``2 * fetch_timeout * (fetch_retries + 1)``) when that is longer. Why 60 s:
+the files a phone fetches at boot are small (trust lists up to the profile's ``trust_list_limit``, 64
+KiB by default; configs of a few KiB) — about 130 lockstep 512-byte blocks, under 15 s even at 100 ms
+per round trip; 60 s leaves a wide margin for a loaded server, and a stalled transfer still ends with
+its own "stalled at block B after N retries" rather than the cap. A transfer cut by the cap fails with
+``kind="timeout"``: the timeline says "TFTP transfer of NAME took longer than N s (at block B)" and the
+status shows "TFTP timeout" (spec §H.3).
+
 Our conventions: beside the flash files the phone writes ``phone.json`` (MAC and profile name) so
 ``phoneemu phone show`` and repeated ``phoneemu boot --flash DIR`` runs know whose flash it is. A MIC
 given to the constructor replaces the one in flash (the MIC is fixed for the phone's life).
@@ -56,7 +69,15 @@ from phoneemu.phone.https import HttpsResult, open_https
 from phoneemu.phone.profile import PhoneProfile
 from phoneemu.phone.store import Credential, TrustStore
 
-__all__ = ["PHONE_FILE", "Phone", "read_phone_file"]
+__all__ = ["DEFAULT_TFTP_MAX_TIME", "PHONE_FILE", "Phone", "default_tftp_max_time", "read_phone_file"]
+
+#: Seconds a phone's whole TFTP transfer may take by default (our convention, see module docstring)
+DEFAULT_TFTP_MAX_TIME = 60.0
+
+
+def default_tftp_max_time(fetch_timeout: float, fetch_retries: int) -> float:
+    """The phone's default whole-transfer TFTP cap: 60 s, or twice one block's retry budget when longer."""
+    return max(DEFAULT_TFTP_MAX_TIME, 2.0 * fetch_timeout * (fetch_retries + 1))
 
 #: Our identity file in the flash directory: {"mac": ..., "profile": ...}.
 PHONE_FILE = "phone.json"
@@ -119,6 +140,7 @@ class Phone:
         capf_retry_delay: float = 30.0,
         fetch_timeout: float = 1.0,
         fetch_retries: int = 5,
+        fetch_max_time: float | None = None,
         http_timeout: float = 5.0,
         tvs_timeout: float = 5.0,
         capf_timeout: float = 30.0,
@@ -138,6 +160,12 @@ class Phone:
         self.capf_retry_delay = capf_retry_delay
         self.fetch_timeout = fetch_timeout
         self.fetch_retries = fetch_retries
+        #: whole-transfer cap of each TFTP download (seconds); None given: default_tftp_max_time
+        self.fetch_max_time = (fetch_max_time if fetch_max_time is not None
+                               else default_tftp_max_time(fetch_timeout, fetch_retries))
+        if self.fetch_max_time <= 0:
+            raise EncodeError(f"fetch_max_time {self.fetch_max_time:g} s is not positive",
+                              path="fetch_max_time")
         self.http_timeout = http_timeout
         self.tftp_pool = tftp_pool
         log = str(keylog) if keylog is not None else None
@@ -231,7 +259,7 @@ class Phone:
     def fetcher_for(self, target: BootTarget) -> Fetcher:
         """HTTP 6970 then TFTP when profile and target allow (spec §H.1), else TFTP only."""
         tftp = TftpFetcher(target.host, target.tftp_port, timeout=self.fetch_timeout,
-                           retries=self.fetch_retries, pool=self.tftp_pool)
+                           retries=self.fetch_retries, pool=self.tftp_pool, max_time=self.fetch_max_time)
         if target.use_http and self._profile.uses_http_first:
             http = HttpFetcher(target.host, target.http_port or 6970, timeout=self.http_timeout)
             return HttpThenTftpFetcher(http, tftp)

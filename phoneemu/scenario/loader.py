@@ -355,6 +355,11 @@ def _capf_auth_explicit(ctx: _Ctx, node: _Node, field: str, m: dict[str, _Node],
 _TFTP_TIMING = {"timeout_ms": (10, 60_000), "retries": (0, 100)}
 
 
+#: ``tftp`` of a phone group: the retransmission timing plus ``max_time_ms``, the cap on one whole
+#: transfer (our convention, :mod:`phoneemu.phone.phone`); 100 ms .. 1 h
+_PHONE_TFTP_TIMING = {**_TFTP_TIMING, "max_time_ms": (100, 3_600_000)}
+
+
 #: ``http`` / ``tvs`` timing of a phone group: how long a phone waits for an HTTP 6970 answer
 #: (§H.1, then it falls back to TFTP) or for a TVS connection and answer (§E)
 _WAIT_TIMING = {"timeout_ms": (10, 60_000)}
@@ -429,7 +434,7 @@ def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec])
                        "not supported: phones start with an empty flash (a MIC only). To start them "
                        "holding a cluster's trust lists, boot them there first, then move them: "
                        "- boot: GROUP, - move: {phones: GROUP, to: CLUSTER}")
-    tftp = _timing(ctx, m["tftp"], f"{field}.tftp") if "tftp" in m else {}
+    tftp = _timing(ctx, m["tftp"], f"{field}.tftp", _PHONE_TFTP_TIMING) if "tftp" in m else {}
     http, tvs = ({} if key not in m else _timing(ctx, m[key], f"{field}.{key}", _WAIT_TIMING)
                  for key in ("http", "tvs"))
     symmetric_key = None
@@ -445,6 +450,7 @@ def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec])
         name=name, where=ctx.where(node), cluster=cluster, count=count, mac_start=mac, profile=profile,
         profile_overrides=overrides, encrypt=encrypt,
         tftp_timeout_ms=tftp.get("timeout_ms"), tftp_retries=tftp.get("retries"),
+        tftp_max_time_ms=tftp.get("max_time_ms"),
         http_timeout_ms=http.get("timeout_ms"), tvs_timeout_ms=tvs.get("timeout_ms"),
         symmetric_key=symmetric_key, capf=capf, flash=flash, registered=registered,
     )

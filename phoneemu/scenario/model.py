@@ -50,6 +50,9 @@ class PhoneGroup:
     #: answer, send again at most ``tftp_retries`` times; None: the phone's own (1000 ms, 5 retries).
     tftp_timeout_ms: int | None = None
     tftp_retries: int | None = None
+    #: The cap on each whole TFTP transfer of these phones (``tftp: {max_time_ms}``; our convention, a
+    #: dripping server is cut there); None: the phone's default (60 s or twice one block's retry budget).
+    tftp_max_time_ms: int | None = None
     #: How long the phones wait for an HTTP 6970 answer before falling back to TFTP (spec §H.1), and
     #: for a TVS connection and answer (§E); None: the phone's own 5 s (our convention, spec [UNK]).
     http_timeout_ms: int | None = None

@@ -201,7 +201,7 @@ class World:
         flash = Flash(self.workdir / "phones" / mac, profile=profile, durable=False)
         timing: dict[str, Any] = {}  # the group's tftp/http/tvs timing; the phone's own defaults otherwise
         for arg, ms in (("fetch_timeout", group.tftp_timeout_ms), ("http_timeout", group.http_timeout_ms),
-                        ("tvs_timeout", group.tvs_timeout_ms)):
+                        ("tvs_timeout", group.tvs_timeout_ms), ("fetch_max_time", group.tftp_max_time_ms)):
             if ms is not None:
                 timing[arg] = ms / 1000.0
         if group.tftp_retries is not None:
