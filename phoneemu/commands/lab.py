@@ -8,11 +8,8 @@ Every operation edits ``DIR/cluster.json``, bumps the generation and rebuilds th
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import importlib
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -22,6 +19,7 @@ from typing import Any, Literal
 from phoneemu.commands._argtypes import integer, non_negative_int, positive_int, unix_time
 from phoneemu.errors import EncodeError, PhoneEmuError
 from phoneemu.lab.cluster import LabCluster
+from phoneemu.lab.lock import hold_lab_lock
 
 __all__ = ["register"]
 
@@ -103,17 +101,11 @@ def _now(cluster: LabCluster, args: argparse.Namespace) -> int | None:
 def _op(fn: Callable[[LabCluster, argparse.Namespace, int | None], str | None]) \
         -> Callable[[argparse.Namespace], int]:
     """A lab operation holds an exclusive ``flock`` on ``DIR/.lab.lock`` from loading ``cluster.json``
-    to its last write: two operations on one lab run one after the other, so neither loses the other's
-    change (each would load, change and save the whole state)."""
+    to its last write (:mod:`phoneemu.lab.lock`): two operations on one lab run one after the other, so
+    neither loses the other's change (each would load, change and save the whole state)."""
     def handler(args: argparse.Namespace) -> int:
-        with contextlib.ExitStack() as stack:
-            fd = -1  # not a lab (no cluster.json): no lock file is left there, LabCluster.open says why
-            if (Path(args.dir) / "cluster.json").is_file():
-                with contextlib.suppress(OSError):
-                    fd = os.open(Path(args.dir) / ".lab.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            if fd >= 0:
-                stack.callback(os.close, fd)
-                fcntl.flock(fd, fcntl.LOCK_EX)
+        # not a lab (no cluster.json): no lock file is left there, LabCluster.open says why
+        with hold_lab_lock(args.dir):
             cluster = LabCluster.open(args.dir)
             msg = fn(cluster, args, _now(cluster, args))
         if msg:

@@ -80,6 +80,7 @@ from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError, Verificatio
 from phoneemu.files import PEM_LIMIT, atomic_write, read_at_most
 from phoneemu.formats import config, encrypted, firmware, signed, trustlist
 from phoneemu.formats.trustlist import Role, TrustRecord
+from phoneemu.lab.lock import try_lab_lock
 from phoneemu.lab.pki import Identity, LabPki, cert_pem, node_identity
 from phoneemu.lab.state import (
     ClusterState,
@@ -399,14 +400,17 @@ class LabCluster:
 
         A saved state that cannot be loaded raises once (PhoneEmuError) and is not tried again until
         the state file changes again: the cluster keeps serving what it had (callers may ask per request).
+        The state is read under the lab lock, shared and without waiting (:func:`try_lab_lock`): while a
+        ``phoneemu lab`` operation holds it the lab may be half-written, so :class:`LabBusyError` is raised,
+        nothing is read, and the next call tries again.
         """
         if self._state_mtime() in (self._mtime, self._unloadable):
             return False
         with self._reload_lock:  # one reload at a time; a caller that waited finds it done
-            seen = self._state_mtime()
-            if seen in (self._mtime, self._unloadable):
+            if self._state_mtime() in (self._mtime, self._unloadable):
                 return False
-            return self._reload(seen)
+            with try_lab_lock(self.root):
+                return self._reload(self._state_mtime())  # seen under the lock: the state it reads
 
     def _reload(self, seen: tuple[int, int, int]) -> bool:
         try:

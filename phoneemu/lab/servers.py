@@ -16,6 +16,10 @@ Rules:
   lab service DIR tvs stop|start``, another process) is followed the same way (:meth:`sync_stopped`):
   at start and within the watch interval; a service that cannot start again (another program took
   its port meanwhile) stays stopped, is logged once and tried again at every interval.
+  A reload reads the lab under its lock (``DIR/.lab.lock``, :mod:`phoneemu.lab.lock`), never while a
+  ``phoneemu lab`` operation is writing it: the periodic one waits up to :data:`LOCK_WAIT_S` (trying
+  every :data:`LOCK_POLL_S`, the loop serving meanwhile), then skips this reload (logged) and tries
+  again at the next poll; a per-request one does not wait (the request gets the state already loaded).
   ``set_network(loss, delay_s, seed)`` degrades TFTP and HTTP replies: TFTP drops each datagram with
   probability ``loss`` and delays each sent one by ``delay_s`` (the TFTP server's hooks); HTTP —
   **our convention**, TCP does not lose packets visibly — waits ``delay_s`` before each response and,
@@ -66,6 +70,7 @@ from phoneemu.errors import PhoneEmuError, TransportError
 from phoneemu.lab.capf_service import CapfHandler, CapfSessionLog
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.https_service import HttpsAppHandler
+from phoneemu.lab.lock import LOCK_FILE, LabBusyError
 from phoneemu.lab.pki import Identity
 from phoneemu.lab.state import DEFAULT_PORTS
 from phoneemu.lab.tvs_loop import LoopTvsServer
@@ -81,6 +86,11 @@ __all__ = ["SERVICES", "LabServers", "RequestLog"]
 _log = logging.getLogger("phoneemu.lab.servers")
 
 SERVICES = ("tftp", "http", "tvs", "capf", "https")
+
+#: With ``watch``: how long a periodic reload waits for a ``phoneemu lab`` operation holding the lab
+#: lock (at most, and at most the watch interval) and how often it tries meanwhile (our convention)
+LOCK_WAIT_S = 1.0
+LOCK_POLL_S = 0.05
 #: TVS server: on the loop (tvs_loop, least CPU), worker threads (tvs_threaded) or asyncio TLS (tvs_service)
 TVS_IMPLS = ("loop", "threads", "asyncio")
 _HTTP_OUTCOMES = {200: "ok", 403: "refused", 404: "not-found", 400: "malformed", 405: "refused",
@@ -501,7 +511,7 @@ class LabServers:
         """Pick up changes made by another process (``phoneemu lab ...`` while ``lab serve`` runs)."""
         while True:
             await asyncio.sleep(interval)
-            self._reload()
+            await self._reload_waiting(min(interval, LOCK_WAIT_S))
             await self.sync_stopped()
             if set(self._node_tvs_names()) != {k for k in self.ports if k.startswith("tvs-")}:
                 try:  # another process added or removed a node: run (or stop) its TVS
@@ -509,13 +519,30 @@ class LabServers:
                 except PhoneEmuError as exc:
                     _log.warning("lab: cannot follow the cluster's nodes: %s", exc)
 
-    def _reload(self) -> None:
+    async def _reload_waiting(self, wait: float) -> None:
+        """The periodic reload: while a ``phoneemu lab`` operation holds the lab lock, try again every
+        :data:`LOCK_POLL_S` for at most ``wait`` seconds (the loop keeps serving meanwhile); still held:
+        skipped, logged, tried again at the next poll."""
+        for _ in range(max(1, round(wait / LOCK_POLL_S))):
+            if self._reload():
+                return
+            await asyncio.sleep(LOCK_POLL_S)
+        if not self._reload():
+            _log.warning("lab: %s held by a phoneemu lab command for %.2fs: reload skipped, tried again at "
+                         "the next poll", self.cluster.root / LOCK_FILE, wait)
+
+    def _reload(self) -> bool:
+        """Reload a changed cluster; False when the lab lock is held (nothing read), else True."""
         try:
             if self.cluster.reload_if_changed():
                 _log.info("lab: cluster state changed on disk (generation %d): reloaded",
                           self.cluster.generation)
+        except LabBusyError:
+            _log.debug("lab: %s held: reload deferred", self.cluster.root / LOCK_FILE)
+            return False
         except PhoneEmuError as exc:
             _log.warning("lab: cannot reload the cluster: %s", exc)
+        return True
 
     # With ``watch``, every request first picks up a change another process saved (one ``stat``): a
     # boot right after ``phoneemu lab <operation>`` sees the new files, TVS certificate and TVS

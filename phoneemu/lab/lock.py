@@ -1,0 +1,70 @@
+"""The lab lock: ``flock`` on ``DIR/.lab.lock`` (our convention; the spec has no lab, §H.6 is the cluster).
+
+Rules:
+
+* A ``phoneemu lab <operation>`` holds it exclusively from loading ``cluster.json`` to its last write
+  (:func:`hold_lab_lock`), so two operations on one lab run one after the other.
+* ``lab serve`` re-reads a lab another process changed under a *shared* lock taken without waiting
+  (:func:`try_lab_lock`): while an operation holds the lock it may be half-written, so the reload is
+  skipped (:class:`LabBusyError`) and tried again later — never blocking the serving event loop.
+* A lab whose lock file cannot be created (a read-only folder) is used unlocked, as before; a folder that
+  is not a lab (no ``cluster.json``) gets no lock file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from phoneemu.errors import PhoneEmuError
+
+__all__ = ["LOCK_FILE", "LabBusyError", "hold_lab_lock", "try_lab_lock"]
+
+LOCK_FILE = ".lab.lock"
+
+
+class LabBusyError(PhoneEmuError):
+    """Another process holds the lab lock (a ``phoneemu lab`` operation is writing the lab)."""
+
+
+def _open(root: Path) -> int:
+    """The lock file's descriptor, -1 when ``root`` is not a lab or the file cannot be created."""
+    if not (root / "cluster.json").is_file():
+        return -1
+    try:
+        return os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return -1
+
+
+@contextlib.contextmanager
+def hold_lab_lock(root: Path | str) -> Iterator[None]:
+    """Hold the lab lock exclusively (waits for the holder; a lab operation)."""
+    fd = _open(Path(root))
+    try:
+        if fd >= 0:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def try_lab_lock(root: Path | str) -> Iterator[None]:
+    """Hold the lab lock shared, without waiting: :class:`LabBusyError` when an operation holds it."""
+    fd = _open(Path(root))
+    try:
+        if fd >= 0:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise LabBusyError(f"{LOCK_FILE} is held by another phoneemu lab command",
+                                   path=str(root)) from None
+        yield
+    finally:
+        if fd >= 0:
+            os.close(fd)
