@@ -10,7 +10,9 @@ Rules implemented here:
   signal, timeout, hang). The first input of each signature is minimised (same signature must
   reproduce) and saved as ``DIR/crashes/<sha1(signature)[:12]>/{input.bin, minimized.bin,
   info.json}``; ``info.json`` holds the seed, run index, signature, traceback or stderr, the
-  mutation ops and a one-line command that replays the minimised input.
+  mutation ops and a one-line command that replays the minimised input. Each file is written
+  atomically (temporary file beside it, then renamed, :func:`phoneemu.files.atomic_write`), info.json
+  last: a fuzzer killed mid-write never leaves a truncated finding.
 * Progress goes to a stream at most every ``progress_interval`` seconds: one line rewritten with
   ``\\r`` on a terminal, plain lines otherwise.
 """
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import TextIO
 
 from phoneemu.errors import EncodeError
+from phoneemu.files import atomic_write
 from phoneemu.fuzz.minimize import minimize
 from phoneemu.fuzz.mutators import Mutant, Mutator
 from phoneemu.fuzz.targets import Outcome, Target
@@ -160,13 +163,16 @@ class Progress:
 
 
 def _save(finding: Finding, config: FuzzConfig) -> None:
+    """Write ``crashes/<key>/`` (input.bin, minimized.bin, info.json last): each file atomically
+    (:func:`phoneemu.files.atomic_write`), so a fuzzer killed mid-write leaves the previous version or
+    none, never a truncated finding; an ``info.json`` means the inputs beside it are complete."""
     if config.out is None:
         return
     d = config.out / "crashes" / finding.key
     d.mkdir(parents=True, exist_ok=True)
-    (d / "input.bin").write_bytes(finding.data)
+    atomic_write(d / "input.bin", finding.data)
     mini = finding.minimized if finding.minimized is not None else finding.data
-    (d / "minimized.bin").write_bytes(mini)
+    atomic_write(d / "minimized.bin", mini)
     mini_path = shlex.quote(str(d / "minimized.bin"))
     replay = f"{config.reproduce} --replay {mini_path}" if config.reproduce else ""
     regen = (f"{config.reproduce} --seed {config.seed} --run-index {finding.first_run} --runs 1 "
@@ -186,7 +192,7 @@ def _save(finding: Finding, config: FuzzConfig) -> None:
         "reproduce": replay,
         "regenerate": regen,
     }
-    (d / "info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    atomic_write(d / "info.json", (json.dumps(info, indent=2) + "\n").encode("utf-8"))
     finding.directory = d
 
 

@@ -58,6 +58,7 @@ from types import TracebackType
 from typing import Literal, Protocol
 
 from phoneemu.errors import DecodeError, EncodeError, TransportError, VerificationError
+from phoneemu.files import atomic_write
 from phoneemu.fuzz.corpus import Corpus
 
 __all__ = [
@@ -491,7 +492,7 @@ class ServeSession:
             data, meta = self.make(index)
             safe = re.sub(r"[^A-Za-z0-9._-]", "_", name.rsplit("/", 1)[-1])
             path = self.dir / f"{index:06d}-{safe}"
-            path.write_bytes(data)
+            atomic_write(path, data)  # a record of what was served: never truncated by a kill
             self._log({"event": "served", "name": name, "index": index, "seed": self.seed, "size": len(data),
                        "file": path.name, **meta})
             return data
