@@ -10,7 +10,10 @@ before the work that fills them starts.
 Files phoneemu writes for itself (lab state, keys, certificates, served files, a phone's flash) go
 through :func:`atomic_write`: a temporary file beside the target, renamed onto it. Whatever fails
 — a full disk, a target that is a folder — the temporary file is removed (it may hold a private
-key) and the OSError names the target, not the temporary file.
+key) and the OSError names the target, not the temporary file. Output files a user names
+(``--json``, ``--junit``, ``--json-file``, ``--plot``, fuzz ``summary.json``) go through
+:func:`write_output`: replaced atomically the same way (whole or absent, never truncated by an
+interrupt or a full disk), except a FIFO or a device such as ``/dev/stdout``, written in place.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pathlib import Path
 
 from phoneemu.errors import PhoneEmuError, SizeLimitError
 
-__all__ = ["PEM_LIMIT", "atomic_write", "check_writable", "read_at_most"]
+__all__ = ["PEM_LIMIT", "atomic_write", "check_writable", "read_at_most", "write_output"]
 
 PEM_LIMIT = 1 << 20
 """Certificates and keys given on the command line: 1 MiB is far more than any PEM chain needs."""
@@ -124,6 +127,16 @@ def atomic_write(path: Path | str, data: bytes, *, mode: int = 0o644, durable: b
                 os.close(dfd)
     except OSError as exc:
         raise OSError(exc.errno, f"cannot write: {exc.strerror or exc}", str(path)) from None
+
+
+def write_output(path: Path | str, data: bytes) -> None:
+    """A user-named output file is whole or absent: a regular file (or a new one) is replaced with
+    :func:`atomic_write`; a FIFO or a device such as ``/dev/stdout`` is written in place."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        path.write_bytes(data)
+    else:
+        atomic_write(path, data)
 
 
 def check_writable(path: Path | None, option: str) -> None:

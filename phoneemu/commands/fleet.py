@@ -23,7 +23,7 @@ from typing import Any
 
 from phoneemu.commands._argtypes import non_negative_int, port, positive_float, positive_int
 from phoneemu.errors import PhoneEmuError
-from phoneemu.files import check_writable
+from phoneemu.files import check_writable, write_output
 from phoneemu.fleet.engine import FleetSpec, mac_text, parse_mac
 from phoneemu.fleet.loop import EVENT_LOOPS
 from phoneemu.fleet.progress import Progress
@@ -137,7 +137,7 @@ def _boot(args: argparse.Namespace) -> int:
     if args.json is not None:
         doc = {"target": str(target), "profile": args.profile, "summary": result.summary(),
                "phones": [r.as_dict() for r in result.records]}
-        args.json.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+        write_output(args.json, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
     if args.plot is not None:
         from phoneemu.fleet.plot import plot_metrics
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from phoneemu.commands._argtypes import non_negative_int, port, positive_float, positive_int
 from phoneemu.errors import EncodeError
-from phoneemu.files import read_at_most
+from phoneemu.files import read_at_most, write_output
 from phoneemu.values import parse_ascii_int
 
 __all__ = ["register"]
@@ -227,7 +227,7 @@ def _handle(args: argparse.Namespace) -> int:
                "findings": [{"signature": f.signature, "kind": f.kind, "count": f.count,
                              "first_run": f.first_run, "dir": str(f.directory)}
                             for f in report.findings.values()]}
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_output(args.out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode("utf-8"))
     return 1 if report.crashed else 0
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from phoneemu.commands.boot import add_offline_phone_options, offline_boot_lines, pem_certificates, tvs_roles
+from phoneemu.files import write_output
 from phoneemu.scenario.predict import (
     MAX_FLEET,
     OUTCOMES,
@@ -251,7 +252,7 @@ def _fleet(args: argparse.Namespace, now: int, options: dict[str, Any]) -> int:
                                        progress=_progress_line(), **options))
     doc = _fleet_doc(args, now, phones)
     if args.json_file is not None:
-        args.json_file.write_text(json.dumps(doc, indent=1) + "\n")
+        write_output(args.json_file, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
     print(json.dumps(doc, indent=2) if args.json else _fleet_text(doc))
     if doc["predicted"] == 0:
         raise PhoneEmuError(f"{args.fleet_flash}: no phone's flash in it (every entry was skipped)",
@@ -295,7 +296,7 @@ def handler(args: argparse.Namespace) -> int:
            "served": [{"name": n, "answer": a} for n, a in result.served],
            "report": result.report.as_dict()}
     if args.json_file is not None:
-        args.json_file.write_text(json.dumps(doc, indent=1) + "\n")
+        write_output(args.json_file, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
     if args.json:
         print(json.dumps(doc, indent=2))
     else:

@@ -9,10 +9,12 @@ and the cumulative count from zero (line) against seconds since the start;
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 from phoneemu.errors import PhoneEmuError
+from phoneemu.files import write_output
 from phoneemu.fleet.metrics import FleetMetrics, percentile
 
 __all__ = ["check_plot_path", "plot_metrics", "require_matplotlib"]
@@ -46,7 +48,8 @@ def check_plot_path(path: Path | str) -> None:
 
 
 def plot_metrics(metrics: FleetMetrics, path: Path | str, *, title: str = "phoneemu fleet") -> Path:
-    """Write the two-panel PNG to ``path``; returns the path."""
+    """Write the two-panel figure to ``path`` (its suffix names the format; none: ``path.png``)
+    atomically; returns the path written."""
     plt = require_matplotlib()
     path = Path(path)
     series = metrics.rate_series(1.0)
@@ -84,7 +87,11 @@ def plot_metrics(metrics: FleetMetrics, path: Path | str, *, title: str = "phone
         ax2.set_title("latency distribution")
         fig.suptitle(title)
         fig.tight_layout()
-        fig.savefig(path, dpi=100)
+        if not path.suffix:  # as matplotlib names it: FILE.png
+            path = path.with_name(path.name + ".png")
+        buf = io.BytesIO()  # drawn in memory, then written whole (files.write_output: atomic)
+        fig.savefig(buf, dpi=100, format=path.suffix.lower().lstrip("."))
+        write_output(path, buf.getvalue())
     finally:
         plt.close(fig)
     return path

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 from xml.sax.saxutils import escape, quoteattr
 
-from phoneemu.files import atomic_write
+from phoneemu.files import write_output
 from phoneemu.scenario.results import ExpectationResult, Outcome, RunSummary, ScenarioResult
 
 __all__ = ["render_text", "to_json", "write_json", "write_junit"]
@@ -145,10 +145,7 @@ def _write_report(path: Path, text: str) -> None:
     """A report file is whole or absent: a regular file (or a new one) is replaced atomically, so an
     interrupt or a full disk mid-write never leaves a truncated JSON/XML; a FIFO or a device such as
     ``/dev/stdout`` is written in place."""
-    if path.exists() and not path.is_file():
-        path.write_text(text, encoding="utf-8")
-    else:
-        atomic_write(path, text.encode("utf-8"))
+    write_output(path, text.encode("utf-8"))
 
 
 def write_json(summary: RunSummary, path: Path) -> None:

@@ -1,0 +1,62 @@
+"""User-named output files (``--json``, ``--json-file``, ``--plot``, fuzz ``summary.json``, reports) are
+written with :func:`phoneemu.files.write_output`: whole or absent, never truncated by a write that dies
+midway; a device is written in place."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from phoneemu import files
+from phoneemu.cli import main
+
+
+def _dies_midway(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_write = os.write
+
+    def write(fd: int, data: bytes | memoryview) -> int:  # a kill (or a full disk) after part of the bytes
+        real_write(fd, bytes(data[: max(1, len(data) // 2)]))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files.os, "write", write)
+
+
+def test_write_output_replaces_whole_or_not_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "r.json"
+    files.write_output(out, b'{"old": 1}\n')
+    _dies_midway(monkeypatch)
+    with pytest.raises(OSError, match="cannot write"):
+        files.write_output(out, b'{"new": 2}\n' * 100)
+    monkeypatch.undo()
+    assert out.read_bytes() == b'{"old": 1}\n' and os.listdir(tmp_path) == ["r.json"]
+    files.write_output(os.devnull, b"in place")  # a device: written, not replaced
+    assert Path(os.devnull).exists() and not Path(os.devnull).is_file()
+
+
+def test_fleet_json_is_never_left_truncated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    js = tmp_path / "fleet.json"
+    js.write_text('{"previous": "run"}\n')
+    _dies_midway(monkeypatch)
+    code = main(["fleet", "boot", "--count", "1", "--tftp", "127.0.0.1:9", "--shards", "0",
+                 "--timeout", "0.2", "--retries", "0", "--json", str(js)])
+    monkeypatch.undo()
+    assert code != 0 and "cannot write: No space left on device" in capsys.readouterr().err
+    assert js.read_text() == '{"previous": "run"}\n'
+
+
+def test_a_plot_is_written_whole_and_named_png_without_a_suffix(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("matplotlib")
+    from phoneemu.fleet.metrics import FleetMetrics
+    from phoneemu.fleet.plot import plot_metrics
+
+    assert plot_metrics(FleetMetrics(), tmp_path / "p") == tmp_path / "p.png"  # as matplotlib names it
+    before = (tmp_path / "p.png").read_bytes()
+    _dies_midway(monkeypatch)
+    with pytest.raises(OSError):
+        plot_metrics(FleetMetrics(), tmp_path / "p.png")
+    monkeypatch.undo()
+    assert (tmp_path / "p.png").read_bytes() == before and sorted(os.listdir(tmp_path)) == ["p.png"]
