@@ -14,6 +14,8 @@ key) and the OSError names the target, not the temporary file. Output files a us
 (``--json``, ``--junit``, ``--json-file``, ``--plot``, fuzz ``summary.json``) go through
 :func:`write_output`: replaced atomically the same way (whole or absent, never truncated by an
 interrupt or a full disk), except a FIFO or a device such as ``/dev/stdout``, written in place.
+A file written in steps (a pcap capture, :class:`phoneemu.net.capture.PcapWriter`) uses
+:class:`AtomicFile`, the same temporary-file-and-rename, put in place when it is closed.
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ import select
 import stat
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from phoneemu.errors import PhoneEmuError, SizeLimitError
 
-__all__ = ["PEM_LIMIT", "atomic_write", "check_writable", "read_at_most", "write_output"]
+__all__ = ["PEM_LIMIT", "AtomicFile", "atomic_write", "check_writable", "read_at_most", "write_output"]
 
 PEM_LIMIT = 1 << 20
 """Certificates and keys given on the command line: 1 MiB is far more than any PEM chain needs."""
@@ -89,44 +92,94 @@ def _read_stream(fd: int, limit: int, timeout: float, *, what: str, path: Path |
     return b"".join(chunks)
 
 
-def atomic_write(path: Path | str, data: bytes, *, mode: int = 0o644, durable: bool = False,
+class AtomicFile:
+    """A file written in steps and put in place whole: ``write()`` goes to a temporary file beside
+    ``path`` (created with ``mode`` whatever the umask: 0o600 for private keys, from the first byte),
+    ``commit()`` renames it onto ``path`` (``durable``: fsync the file, then its folder), ``abort()``
+    removes it. ``tmp_name``: the temporary file's name (default ``.<name>.tmp<pid>-<thread>``). Any
+    OSError names ``path`` ("cannot write: ..."), never the temporary file, which is removed."""
+
+    def __init__(self, path: Path | str, *, mode: int = 0o644, durable: bool = False,
                  make_parents: bool = False, tmp_name: str | None = None) -> None:
-    """Replace ``path`` with ``data`` atomically: write a temporary file beside it (created with
-    ``mode`` whatever the umask: 0o600 for private keys, from the first byte), then rename it onto
-    ``path``. ``durable``: fsync the file and then its folder. ``tmp_name``: the temporary file's
-    name (default ``.<name>.tmp<pid>-<thread>``). On any failure the temporary file is removed;
-    an OSError names ``path`` ("cannot write: ...")."""
-    path = Path(path)
-    tmp = path.with_name(tmp_name or f".{path.name}.tmp{os.getpid()}-{threading.get_ident()}")
-    try:
-        if make_parents:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()  # a leftover of a crash: O_EXCL below must not follow a planted link
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-        try:
+        self.path = Path(path)
+        self.durable = durable
+        default = f".{self.path.name}.tmp{os.getpid()}-{threading.get_ident()}"
+        self._tmp = self.path.with_name(tmp_name or default)
+        self._fd = -1
+        with self._naming_path():
+            if make_parents:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                self._tmp.unlink()  # a leftover of a crash: O_EXCL below must not follow a planted link
+            self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
             try:
-                os.fchmod(fd, mode)
+                os.fchmod(self._fd, mode)
+            except BaseException:
+                self.abort()
+                raise
+
+    @contextlib.contextmanager
+    def _naming_path(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot write: {exc.strerror or exc}", str(self.path)) from None
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Append ``data`` (all of it); on failure the temporary file is removed."""
+        with self._naming_path():
+            try:
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(fd, view):]
-                if durable:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-        if durable:
-            dfd = os.open(path.parent, os.O_RDONLY)
+                    view = view[os.write(self._fd, view):]
+            except BaseException:
+                self.abort()
+                raise
+        return len(data)
+
+    def flush(self) -> None:
+        """Unbuffered: every ``write`` is already in the temporary file."""
+
+    def commit(self) -> None:
+        """Put the file in place (rename onto ``path``); a second call does nothing."""
+        if self._fd < 0:
+            return
+        with self._naming_path():
             try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-    except OSError as exc:
-        raise OSError(exc.errno, f"cannot write: {exc.strerror or exc}", str(path)) from None
+                if self.durable:
+                    os.fsync(self._fd)
+                os.close(self._fd)
+                self._fd = -1
+                os.replace(self._tmp, self.path)
+            except BaseException:
+                self.abort()
+                raise
+            if self.durable:
+                dfd = os.open(self.path.parent, os.O_RDONLY)
+                try:
+                    os.fsync(dfd)
+                finally:
+                    os.close(dfd)
+
+    close = commit
+
+    def abort(self) -> None:
+        """Drop the temporary file; ``path`` keeps what it had."""
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = -1
+        with contextlib.suppress(OSError):
+            self._tmp.unlink()
+
+
+def atomic_write(path: Path | str, data: bytes, *, mode: int = 0o644, durable: bool = False,
+                 make_parents: bool = False, tmp_name: str | None = None) -> None:
+    """Replace ``path`` with ``data`` atomically through :class:`AtomicFile` (same options): whole
+    or not at all; on any failure the temporary file is removed and the OSError names ``path``."""
+    f = AtomicFile(path, mode=mode, durable=durable, make_parents=make_parents, tmp_name=tmp_name)
+    f.write(data)
+    f.commit()
 
 
 def write_output(path: Path | str, data: bytes) -> None:

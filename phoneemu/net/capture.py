@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from phoneemu.errors import DecodeError, EncodeError
+from phoneemu.files import AtomicFile
 
 __all__ = [
     "LINKTYPE_ETHERNET",
@@ -107,12 +108,24 @@ def _ip_packet(src: str, dst: str, proto: int, l4: bytearray, *, csum_at: int, i
     return struct.pack("!IHBB16s16s", 0x60000000, len(l4), proto, 64, s.packed, d.packed) + bytes(l4)
 
 
+class _Sink(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+
+
 class PcapWriter:
-    """Append packets to a classic pcap file (LINKTYPE_RAW); thread-safe; ``with PcapWriter(p) as w``."""
+    """Append packets to a classic pcap file (LINKTYPE_RAW); thread-safe; ``with PcapWriter(p) as w``.
+    A file named by path is written atomically (:class:`phoneemu.files.AtomicFile`): it appears, whole,
+    at ``close()``; a FIFO or device is written as packets come."""
 
     def __init__(self, path: str | Path | BinaryIO, *, clock: Callable[[], float] = time.time) -> None:
+        self._fh: _Sink
         if isinstance(path, (str, Path)):
-            self._fh: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed in close()
+            if Path(path).exists() and not Path(path).is_file():  # a FIFO or a device: written in place
+                self._fh = open(path, "wb")  # noqa: SIM115 - closed in close()
+            else:  # whole or absent: put in place at close() (an interrupted run keeps the previous one)
+                self._fh = AtomicFile(path)
             self._owned = True
         else:
             self._fh = path

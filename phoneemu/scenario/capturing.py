@@ -55,6 +55,7 @@ import time
 from pathlib import Path
 
 from phoneemu.errors import ScenarioError
+from phoneemu.files import write_output
 from phoneemu.net.capture import SNAPLEN, Endpoint, PcapWriter, TcpFlow
 
 __all__ = ["LAB_HOSTS", "CaptureSink", "LiveCapture", "SyntheticCapture", "open_capture"]
@@ -151,7 +152,7 @@ class SyntheticCapture(CaptureSink):
             lines.append(f"Also {self._flows} TCP conversation(s) fed by services (synthesised framing).")
         else:
             lines.append("Not held: HTTP 6970, TVS 2445 and CAPF 3804 (no service fed a TCP flow).")
-        self.note_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        write_output(self.note_path, ("\n".join(lines) + "\n").encode("utf-8"))
 
 
 def _bpf_program(lo: int, hi: int) -> bytes:
@@ -414,7 +415,7 @@ class LiveCapture(CaptureSink):
             problems.append(f"/proc not readable ({self.proc_error}): packets of other programs on the lab "
                             "addresses may be included")
         if problems:
-            self.note_path.write_text("\n".join(problems) + "\n", encoding="utf-8")
+            write_output(self.note_path, ("\n".join(problems) + "\n").encode("utf-8"))
 
 
 def _safe_stem(name: str) -> str:

@@ -60,3 +60,21 @@ def test_a_plot_is_written_whole_and_named_png_without_a_suffix(tmp_path: Path,
         plot_metrics(FleetMetrics(), tmp_path / "p.png")
     monkeypatch.undo()
     assert (tmp_path / "p.png").read_bytes() == before and sorted(os.listdir(tmp_path)) == ["p.png"]
+
+
+def test_a_pcap_appears_whole_at_close_and_an_interrupted_one_keeps_the_previous(tmp_path: Path) -> None:
+    from phoneemu.net.capture import PcapWriter, read_pcap
+
+    out = tmp_path / "run.pcap"
+    with PcapWriter(out) as w:
+        w.udp(("127.0.0.1", 5000), ("127.0.0.1", 69), b"\x00\x01f\x00octet\x00")
+    assert len(list(read_pcap(out))) == 1
+    before = out.read_bytes()
+    w = PcapWriter(out)  # a second run, killed before close(): the file named is never half-written
+    w.udp(("127.0.0.1", 5000), ("127.0.0.1", 69), b"x" * 3000)
+    assert out.read_bytes() == before
+    w.close()
+    assert len(list(read_pcap(out))) == 1 and out.read_bytes() != before
+    assert sorted(os.listdir(tmp_path)) == ["run.pcap"]  # no temporary file left
+    with PcapWriter(os.devnull) as dev:  # a device: written in place
+        dev.udp(("127.0.0.1", 5000), ("127.0.0.1", 69), b"y")
