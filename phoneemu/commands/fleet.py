@@ -10,6 +10,9 @@ status 0 when every phone booted, 1 when any failed, 2 on bad input.
 Ctrl-C (or SIGTERM) starts no new boot, lets the boots under way finish and still writes the
 summary, --json and --plot of what ran (the rest count as not started), then exits 130; a second
 Ctrl-C aborts at once.
+A shard process that dies during the storm (e.g. killed by the OOM killer) is reported at once on
+stderr, naming the shard, its MACs and the signal; the other shards finish, and the summary and
+--json count its phones as lost ("lost" and "lost_shards"); exit status 1 (130 if interrupted too).
 """
 
 from __future__ import annotations
@@ -126,14 +129,21 @@ def _boot(args: argparse.Namespace) -> int:
         print("fleet: interrupted: no new boots; finishing the boots under way (Ctrl-C again to abort)",
               file=sys.stderr)
 
+    def on_lost(message: str) -> None:
+        progress.close()
+        print(f"fleet: lost {message}; the other shards go on", file=sys.stderr)
+
     try:
-        result = run_fleet(spec, shards=args.shards, progress=progress, on_interrupt=on_interrupt)
+        result = run_fleet(spec, shards=args.shards, progress=progress, on_interrupt=on_interrupt,
+                           on_lost=on_lost)
     finally:
         progress.close()
     print(result.metrics.render())
     if result.not_started:
         why = "interrupted" if result.interrupted else "--max-time"
         print(f"not started ({why}): {result.not_started}")
+    for lost in result.lost:
+        print(f"lost: {lost.message()}")
     if args.json is not None:
         doc = {"target": str(target), "profile": args.profile, "summary": result.summary(),
                "phones": [r.as_dict() for r in result.records]}
@@ -145,4 +155,8 @@ def _boot(args: argparse.Namespace) -> int:
     m = result.metrics
     if result.interrupted:
         return 130  # like any interrupted command, after the summary of what did run
+    if result.lost:
+        print(f"phoneemu fleet: {result.lost_phones} of {args.count} phones lost with "
+              f"{len(result.lost)} shard process(es) that died", file=sys.stderr)
+        return 1
     return 0 if m.failed == 0 and not result.not_started else 1

@@ -11,8 +11,14 @@ Rules:
   them for the live progress line and merges the final :class:`ShardResult`\\ s into one
   :class:`FleetResult`.
 * Every wait is bounded: process start (``start_timeout``), the run (``spec.max_time_s`` plus a
-  grace period, else ``run_timeout``). A shard that dies or times out makes the run fail with a
-  :class:`~phoneemu.errors.PhoneEmuError` naming it; the other shards are stopped.
+  grace period, else ``run_timeout``). A shard that dies or fails before the storm, or a run that
+  times out, makes the run fail with a :class:`~phoneemu.errors.PhoneEmuError` naming it; the other
+  shards are stopped.
+* A shard that dies during the storm (killed by a signal, e.g. SIGKILL from the OOM killer, or any
+  exit without its result) or reports an error is noticed within about half a second, whatever the
+  other shards send: its phones are counted as **lost** (:class:`LostShard`: the shard, its MACs,
+  the signal or exit status, how many boots it had reported done — their records went with it) and
+  ``on_lost(message)`` is called; the other shards run to their end, so nothing else is lost.
 * Ctrl-C (or SIGTERM) during the storm stops it gracefully, so nothing booted is lost: shards
   start no new boot, the boots under way finish (within ``interrupt_grace`` seconds), and the
   result — marked ``interrupted``, the rest counted as not started — is returned as usual;
@@ -44,10 +50,31 @@ from phoneemu.fleet.engine import FleetSpec, ShardResult, mac_range, run_shard
 from phoneemu.fleet.loop import run_on
 from phoneemu.fleet.metrics import BootRecord, FleetMetrics, peak_rss_mib
 
-__all__ = ["FleetResult", "ProgressFn", "run_fleet", "split_range"]
+__all__ = ["FleetResult", "LostShard", "ProgressFn", "run_fleet", "split_range"]
 
 #: ``progress(done, booted, total, elapsed_s)``
 ProgressFn = Callable[[int, int, int, float], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LostShard:
+    """A shard that ended during the storm without its result: its phones are lost."""
+
+    shard: int
+    first_mac: int
+    phones: int
+    why: str  # "killed by SIGKILL", "exited with status 1", or the error it reported
+    reported_done: int = 0  # boots it had reported finished before it ended (their records are lost)
+
+    def message(self) -> str:
+        last = self.first_mac + self.phones - 1
+        return (f"shard {self.shard} (phoneemu-fleet-{self.shard}, {self.phones} phones "
+                f"{self.first_mac:012X}..{last:012X}) {self.why}: its {self.phones} phones are lost "
+                f"({self.reported_done} had finished booting; their records went with it)")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"shard": self.shard, "first_mac": f"{self.first_mac:012X}", "phones": self.phones,
+                "why": self.why, "reported_done": self.reported_done}
 
 
 @dataclass(kw_only=True)
@@ -58,16 +85,23 @@ class FleetResult:
     shards: list[ShardResult] = field(default_factory=list)
     records: list[BootRecord] = field(default_factory=list)
     interrupted: bool = False  # stopped early by Ctrl-C/SIGTERM: not-started phones were never booted
+    lost: list[LostShard] = field(default_factory=list)  # shards that died during the storm
 
     @property
     def not_started(self) -> int:
         return sum(s.not_started for s in self.shards)
+
+    @property
+    def lost_phones(self) -> int:
+        return sum(x.phones for x in self.lost)
 
     def summary(self) -> dict[str, Any]:
         out = self.metrics.summary()
         out["shards"] = len(self.shards)
         out["not_started"] = self.not_started
         out["interrupted"] = self.interrupted
+        out["lost"] = self.lost_phones
+        out["lost_shards"] = [x.as_dict() for x in self.lost]
         out["setup_s"] = round(max((s.setup_s for s in self.shards), default=0.0), 3)
         out["verify_cache"] = {"hits": sum(s.verify_hits for s in self.shards),
                                "misses": sum(s.verify_misses for s in self.shards)}
@@ -133,7 +167,8 @@ def _stop(procs: list[Any]) -> None:
 
 def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressFn | None = None,
               start_timeout: float = 120.0, run_timeout: float = 3600.0, interrupt_grace: float = 60.0,
-              on_interrupt: Callable[[], None] | None = None) -> FleetResult:
+              on_interrupt: Callable[[], None] | None = None,
+              on_lost: Callable[[str], None] | None = None) -> FleetResult:
     """Boot ``spec.count`` phones across ``shards`` processes (see module docstring)."""
     n = (os.cpu_count() or 1) if shards is None else shards
     if n == 0:
@@ -148,15 +183,31 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
     old_term = _term_as_interrupt()
     done_by: dict[int, tuple[int, int]] = {}
     results: dict[int, ShardResult] = {}
+    lost: dict[int, LostShard] = {}
     ready: set[int] = set()
     interrupted = False
+
+    def lose(i: int, why: str) -> None:
+        if i in results or i in lost:
+            return
+        lost[i] = LostShard(shard=i, first_mac=ranges[i].start, phones=len(ranges[i]), why=why,
+                            reported_done=done_by.get(i, (0, 0))[0])
+        if procs[i].is_alive():
+            procs[i].kill()  # a shard that reported an error: its result is not coming
+        if on_lost is not None:
+            on_lost(lost[i].message())
+
     try:
         for p in procs:
             p.start()
         limit = time.monotonic() + start_timeout
         while len(ready) < len(procs):
             msg = _get(q, limit, procs, "start")
-            if msg[0] == "ready":
+            if msg is None:
+                dead = [f"{p.name} {_exit_text(p.exitcode)}" for p in procs if p.exitcode is not None]
+                if dead:
+                    raise PhoneEmuError(f"fleet: shard process {', '.join(dead)} before the storm")
+            elif msg[0] == "ready":
                 ready.add(msg[1])
             elif msg[0] == "error":
                 raise PhoneEmuError(f"fleet shard {msg[1]} failed: {msg[2]}")
@@ -164,19 +215,30 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
         t0 = time.monotonic()
         budget = spec.max_time_s + 60.0 if spec.max_time_s is not None else run_timeout
         limit = t0 + budget
-        while len(results) < len(procs):
+        ended_at: dict[int, float] = {}  # shards seen ended, not yet accounted for
+        while len(results) + len(lost) < len(procs):
             try:  # an interrupt can land anywhere in here (a signal handler raises it)
                 msg = _get(q, limit, procs, "run")
-                kind = msg[0]
-                if kind == "progress":
+                if msg is None:
+                    pass
+                elif msg[0] == "progress":
                     done_by[msg[1]] = (msg[2], msg[3])
                     if progress is not None:
                         progress(sum(d for d, _ in done_by.values()), sum(o for _, o in done_by.values()),
                                  spec.count, time.monotonic() - t0)
-                elif kind == "done":
+                elif msg[0] == "done":
+                    lost.pop(msg[1], None)  # its result made it after all
                     results[msg[1]] = ShardResult.from_state(msg[2])
-                elif kind == "error":
-                    raise PhoneEmuError(f"fleet shard {msg[1]} failed: {msg[2]}")
+                elif msg[0] == "error":
+                    lose(msg[1], f"failed: {msg[2]}")
+                now = time.monotonic()
+                for i, p in enumerate(procs):  # checked whatever the others send (they keep the queue busy)
+                    if p.exitcode is None or i in results or i in lost:
+                        continue
+                    ended_at.setdefault(i, now)
+                    # killed: its result can never come; exited: give its last message time to arrive
+                    if p.exitcode < 0 or now - ended_at[i] > _RESULT_GRACE_S:
+                        lose(i, _exit_text(p.exitcode) + ("" if p.exitcode < 0 else " without its result"))
             except KeyboardInterrupt:
                 if interrupted:
                     raise  # the second one aborts
@@ -201,7 +263,23 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
     merged = FleetMetrics.merged(r.metrics for r in ordered)
     merged.peak_rss["parent"] = peak_rss_mib()
     return FleetResult(metrics=merged, shards=ordered, records=[rec for r in ordered for rec in r.records],
-                       interrupted=interrupted)
+                       interrupted=interrupted, lost=[lost[i] for i in sorted(lost)])
+
+
+#: Seconds a shard that exited by itself (no signal) has for its last message to be read.
+_RESULT_GRACE_S = 5.0
+
+
+def _exit_text(code: int | None) -> str:
+    """``killed by SIGKILL`` / ``exited with status 1``."""
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with status {code}"
 
 
 def _term_as_interrupt() -> Any:
@@ -215,19 +293,19 @@ def _term_as_interrupt() -> Any:
     return signal.signal(signal.SIGTERM, on_term)
 
 
-def _get(q: Any, limit: float, procs: list[Any], phase: str) -> tuple[Any, ...]:
-    """The next message, or PhoneEmuError when a shard died or ``limit`` passed."""
-    while True:
-        left = limit - time.monotonic()
-        if left <= 0:
-            raise PhoneEmuError(f"fleet: shards did not finish the {phase} phase in time")
-        try:
-            msg: tuple[Any, ...] = q.get(timeout=min(0.5, left))
-            return msg
-        except queue_mod.Empty:
-            dead = [p.name for p in procs if p.exitcode not in (None, 0)]
-            if dead:
-                raise PhoneEmuError(f"fleet: shard process {', '.join(dead)} died") from None
+def _get(q: Any, limit: float, procs: list[Any], phase: str) -> tuple[Any, ...] | None:
+    """The next message, None after half a second without one (time to look at the shards), or
+    PhoneEmuError when ``limit`` passed."""
+    left = limit - time.monotonic()
+    if left <= 0:
+        running = [p.name for p in procs if p.exitcode is None]
+        raise PhoneEmuError(f"fleet: shards did not finish the {phase} phase in time "
+                            f"(still running: {', '.join(running) or 'none'})")
+    try:
+        msg: tuple[Any, ...] = q.get(timeout=min(0.5, left))
+        return msg
+    except queue_mod.Empty:
+        return None
 
 
 def _run_inline(spec: FleetSpec, progress: ProgressFn | None,
