@@ -342,6 +342,7 @@ class _Boot:
         self.static: dict[str, str] = {}
         self.retransmits = 0
         self.fetched_over: dict[str, str] = {}
+        self.flash_problems: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ recording
     def now(self) -> int:
@@ -844,6 +845,8 @@ class _Boot:
         self.store.locked = False  # RAM flag: re-evaluated at every boot (flash module docstring)
         self.note("boot", f"boot {self.device_name} ({self.profile.name}); running load "
                   f"{self.store.firmware_load or '(none)'}")
+        for text in self.flash_problems:  # what the flash could not give back: this boot starts without it
+            self.show(text)
         await self.trust_phase()
         if self.trust.get("CTL") == "installed" and self.trust.get("ITL") == "installed":
             self.show(status.CTL_AND_ITL_INSTALLED)
@@ -909,8 +912,12 @@ async def run_boot(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     target: BootTarget | None = None,
     on_auth_string_used: Callable[[], None] | None = None,
+    flash_problems: Sequence[str] = (),
 ) -> BootReport:
-    """Boot once (see module docstring); returns the report in all cases except programming errors."""
+    """Boot once (see module docstring); returns the report in all cases except programming errors.
+
+    ``flash_problems``: statuses shown first (stored files that could not be loaded, e.g. a trust list
+    left damaged: the phone boots as if it were absent, :mod:`phoneemu.phone.flash`)."""
     started = time.monotonic()
     boot = _Boot(mac=config_fmt.normalise_mac(mac), profile=profile, store=store, fetcher=fetcher,
                  clock=clock,
@@ -919,6 +926,7 @@ async def run_boot(
                  capf=capf if capf is not None else net_capf_runner(), auth_string=auth_string,
                  capf_retries=max(0, capf_retries), capf_retry_delay=max(0.0, capf_retry_delay), save=save,
                  sleep=sleep)
+    boot.flash_problems = tuple(flash_problems)
     await boot.run()
     if auth_string and boot.auth_string is None and on_auth_string_used is not None:
         on_auth_string_used()

@@ -24,7 +24,10 @@ Rules:
 * Loading re-applies the profile limit: a trust file above it, or one that does not parse, is not
   loaded (noted in :attr:`Flash.problems`) — the phone boots as if it were absent. So is any file of
   the flash that is not a regular file (a folder, a FIFO, a device): it is never opened for reading,
-  so a FIFO cannot make ``phone show`` or a boot wait for a writer for ever; saving replaces it.
+  so a FIFO cannot make ``phone show`` or a boot wait for a writer for ever; saving replaces it (a
+  folder is not removed: saving over it is an OSError naming it). A phone shows these problems as
+  the first statuses of its next boot (``flash: ITLFile.tlv: ...; not loaded``): a trust list lost
+  to a damaged file is then taken again as on a phone with none, and the user sees why.
 * :meth:`Flash.erase_trust_lists` removes CTL and ITL ("Erasing CTL and ITL files");
   :meth:`Flash.factory_reset` removes everything but the MIC.
 

@@ -66,7 +66,7 @@ from phoneemu.phone.boot import (
 from phoneemu.phone.events import EventLog
 from phoneemu.phone.flash import Flash, atomic_write
 from phoneemu.phone.https import HttpsResult, open_https
-from phoneemu.phone.profile import PhoneProfile
+from phoneemu.phone.profile import PROFILES, PhoneProfile
 from phoneemu.phone.store import Credential, TrustStore
 
 __all__ = ["DEFAULT_TFTP_MAX_TIME", "PHONE_FILE", "Phone", "default_tftp_max_time", "read_phone_file"]
@@ -85,7 +85,8 @@ PHONE_FILE = "phone.json"
 
 def read_phone_file(path: Path | str) -> dict[str, Any]:
     """The ``phone.json`` of a flash directory ({} when there is none). A file that is there but
-    cannot be used is a DecodeError naming it and where it goes wrong (not "no phone.json")."""
+    cannot be used is a DecodeError naming it and where it goes wrong (not "no phone.json"): not
+    JSON, not an object, a ``mac`` that is not a MAC or a ``profile`` that names no profile."""
     p = Path(path) / PHONE_FILE
     try:
         data = read_at_most(p, 4096, what=PHONE_FILE)
@@ -107,6 +108,15 @@ def read_phone_file(path: Path | str) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise DecodeError(f"corrupt: expected a JSON object, got {type(obj).__name__}; delete it and "
                           f"boot with --mac", path=str(p))
+    if "mac" in obj:
+        try:
+            config_fmt.normalise_mac(obj["mac"])
+        except EncodeError as exc:
+            raise DecodeError(f"corrupt: mac: {exc.message}; delete it and boot with --mac",
+                              path=str(p)) from None
+    if "profile" in obj and obj["profile"] not in PROFILES:
+        raise DecodeError(f"corrupt: profile {obj['profile']!r} is none of {', '.join(sorted(PROFILES))}; "
+                          f"delete it and boot with --mac", path=str(p))
     return obj
 
 
@@ -177,10 +187,10 @@ class Phone:
         self.tvs_timeout = tvs_timeout
         self._keylog = log
         self._auth_string: str | None = None
+        self._flash_problems: list[str] = []  # shown by the next boot (the store was loaded without them)
         if flash is not None:
             self._store = flash.load()
-            for problem in flash.problems:
-                self.events.status(f"flash: {problem}")
+            self._flash_problems = [f"flash: {problem}" for problem in flash.problems]
         else:
             self._store = TrustStore(profile=profile)
         if mic is not None:
@@ -276,7 +286,8 @@ class Phone:
             events=self.events, image_signers=self.image_signers, tvs=self._tvs, capf=self._capf,
             auth_string=self._auth_string, capf_retries=self.capf_retries,
             capf_retry_delay=self.capf_retry_delay, save=self._save, sleep=self._sleep, target=target,
-            on_auth_string_used=used)
+            on_auth_string_used=used, flash_problems=self._flash_problems)
+        self._flash_problems = []
         if self.flash is not None:
             self.flash.save_last_boot(_last_boot(report, self._store, self.clock()))
         return report

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -97,3 +98,83 @@ def test_fleet_shard_killed_mid_storm_is_counted_lost_and_the_rest_finish(tmp_pa
     assert summary["lost_shards"][0]["first_mac"] == mac_text(START)
     assert {p["mac"] for p in doc["phones"]} == {mac_text(START + 8 + i) for i in range(8)}
     assert not any(_alive(p) for p in shards)
+
+
+# --------------------------------------------------------------------------- a phone's flash after a crash
+FLASH_MAC = "0A00000000D1"
+
+
+def _damage(flash: Path, name: str, how: str) -> None:
+    p = flash / name
+    if how == "truncated":
+        p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+    elif how == "empty":
+        p.write_bytes(b"")
+    elif how == "garbage":
+        p.write_bytes(bytes(range(256)) * 3)
+    elif how == "temp":  # killed in the middle of atomic_write: a half-written temp file beside the old one
+        (flash / f".{name}.tmp").write_bytes(p.read_bytes()[:100])
+    else:
+        raise AssertionError(how)
+
+
+@pytest.mark.slow
+def test_boot_on_a_flash_left_damaged_by_a_crash(tmp_path: Path) -> None:
+    """A flash file left truncated, empty or garbage (a crash, a bad disk), or a half-written temp file
+    of an interrupted write: the next boot neither crashes nor hides it — a damaged trust list or
+    config is not loaded (the phone boots as if it were absent, flash module rules) and the boot's
+    first status names the file and why. Before, the problem was recorded before the boot began and
+    so never shown: the phone silently took a new ITL on trust."""
+    c = LabCluster.init(tmp_path / "lab", key_spec="rsa1024", now=NOW)
+    c.add_phone(FLASH_MAC, now=NOW)
+    good = tmp_path / "good"
+    cases = [("ITLFile.tlv", "truncated"), ("ITLFile.tlv", "empty"), ("ITLFile.tlv", "garbage"),
+             ("config.xml", "garbage"), ("state.json", "truncated"), ("ITLFile.tlv", "temp")]
+
+    async def boot(srv: LabServers, flash: Path) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "phoneemu", "boot", "--mac", FLASH_MAC, "--tftp",
+            f"{HOST}:{srv.ports['tftp']}", "--no-http", "--lab", str(c.root), "--flash", str(flash),
+            "--now", str(NOW), "--timeout", "1", stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        so, se = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode is not None
+        return proc.returncode, so.decode(), se.decode()
+
+    async def body() -> list[tuple[int, str, str]]:
+        async with LabServers(c, host=HOST) as srv:
+            first = await boot(srv, good)
+            assert first[0] == 0, first
+            flashes = []
+            for i, (name, how) in enumerate(cases):
+                flash = tmp_path / f"f{i}"
+                shutil.copytree(good, flash)
+                _damage(flash, name, how)
+                flashes.append(flash)
+            return list(await asyncio.gather(*(boot(srv, f) for f in flashes)))
+
+    for (name, how), (rc, out, err) in zip(cases, run(body()), strict=True):
+        assert rc == 0 and "Traceback" not in out + err, (name, how, out, err)
+        if name == "ITLFile.tlv" and how != "temp":
+            assert f"status: flash: {name}: " in out and "not loaded" in out, (how, out)
+            assert "G.2-first-itl-tofu accepted" in out  # as if absent: the ITL is taken on trust again
+        if name == "config.xml":
+            assert f"status: flash: {name}: " in out, out
+    assert not any(p.name.endswith(".tmp") for p in tmp_path.glob("f*/.*"))  # the stale temp was removed
+
+
+@pytest.mark.parametrize(("text", "why"), [('{"mac": 5}', "mac: MAC must be text"),
+                                           ('{"mac": "zz"}', "'zz' is not a MAC"),
+                                           ('{"mac": "0A00000000D1", "profile": 7}', "profile 7 is none of")])
+def test_damaged_phone_json_is_one_line_naming_it(tmp_path: Path, text: str, why: str,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """phone.json with a field of the wrong type or value: one line naming the file (was e.g. "--mac is
+    required (no phone.json in the flash directory)" although there is one)."""
+    from phoneemu.cli import main
+
+    flash = tmp_path / "ph"
+    flash.mkdir()
+    (flash / "phone.json").write_text(text)
+    assert main(["boot", "--tftp", "127.0.0.1:9", "--flash", str(flash), "--timeout", "0.1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(flash / "phone.json") in err[0] and why in err[0], err
