@@ -11,8 +11,10 @@ Rules:
   that the last address stays ≤ 127.0.0.40 (the range captures know).
 * Ctrl-C: the workers are stopped at once; finished scenarios keep their verdicts, the others are
   listed as not run and the summary is marked interrupted (the command writes its reports, exit 130).
-* Workers are ``spawn`` processes fed from one queue; they ignore SIGINT (the parent decides). When
-  every worker is gone with scenarios unreported, those are ERRORs naming the reason.
+* Workers are ``spawn`` processes fed from one queue; they ignore SIGINT (the parent decides). A
+  worker says which scenario it starts; when it dies (killed by a signal, e.g. the OOM killer) the
+  scenario it was running is an ERROR at once, naming the worker and the signal, and the other
+  workers go on. When every worker is gone with scenarios never started, those are ERRORs too.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def usable_jobs(jobs: int, scenarios: list[Scenario], base: int) -> tuple[int, i
     return max(1, min(jobs, len(scenarios), fit)), width
 
 
-def _worker(base: int, tasks: Any, results: Any, settings: tuple[str | None, str | None, int | None]) -> None:
+def _worker(base: int, tasks: Any, results: Any, settings: tuple[str | None, str | None, int | None],
+            me: int = 0) -> None:
     """Worker process: run the scenarios it is handed until it gets None. ``settings``: capture
     folder, work folder, scenario clock start (as in the sequential run's options)."""
     import asyncio
@@ -55,12 +58,26 @@ def _worker(base: int, tasks: Any, results: Any, settings: tuple[str | None, str
                       workdir=Path(workdir) if workdir else None, start_time=start_time, lab_host_base=base)
     while (item := tasks.get()) is not None:
         i, sc = item
+        results.put(("start", i, me))
         try:
             result = asyncio.run(run_scenario(sc, opts))
         except BaseException as exc:  # run_scenario reports its own errors; this is the last resort
             result = new_result(sc)
             result.error = f"worker failed: {type(exc).__name__}: {exc}"
-        results.put((i, result))
+        results.put(("result", i, result))
+
+
+def _exit_text(p: Any) -> str:
+    """``phoneemu-run-0 (pid 42) was killed by SIGKILL`` / ``... exited with status 1``."""
+    code = p.exitcode
+    if code is not None and code < 0:
+        try:
+            how = f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            how = f"was killed by signal {-code}"
+    else:
+        how = f"exited with status {code}"
+    return f"{p.name} (pid {p.pid}) {how}"
 
 
 @contextlib.contextmanager
@@ -92,27 +109,46 @@ def run_parallel(scenarios: list[Scenario], options: Any, jobs: int) -> RunSumma
     workdir = str(options.workdir) if options.workdir is not None else None
     procs = [ctx.Process(target=_worker, name=f"phoneemu-run-{w}", daemon=True,
                          args=(options.lab_host_base + w * width, tasks, out,
-                               (capture, workdir, options.start_time))) for w in range(workers)]
+                               (capture, workdir, options.start_time), w)) for w in range(workers)]
     summary = RunSummary()
     results: dict[int, ScenarioResult] = {}
     started = time.perf_counter()
     try:
         for p in procs:
             p.start()
+        running: dict[int, int] = {}  # worker -> the scenario it said it started
+        gone: dict[int, str] = {}  # worker -> how it ended
         while len(results) < len(scenarios):
             try:
-                i, result = out.get(timeout=0.2)
+                kind, i, value = out.get(timeout=0.2)
             except queue.Empty:
-                if not any(p.is_alive() for p in procs):  # every worker gone, results missing
-                    for j, sc in enumerate(scenarios):
-                        if j not in results:
-                            results[j] = new_result(sc)
-                            results[j].error = "worker process died before reporting this scenario"
+                kind, i, value = "", -1, None
+            if kind == "start":
+                running[value] = i
+            elif kind == "result":
+                results[i] = value
+                if options.progress is not None:
+                    options.progress(f"[{len(results)}/{len(scenarios)}] {scenarios[i].name} "
+                                     f"{value.outcome.value} ({workers} workers)")
+            if kind:
                 continue
-            results[i] = result
-            if options.progress is not None:
-                options.progress(f"[{len(results)}/{len(scenarios)}] {scenarios[i].name} "
-                                 f"{result.outcome.value} ({workers} workers)")
+            for w, p in enumerate(procs):  # the queue is quiet: look at the workers
+                if p.exitcode is None or w in gone:
+                    continue
+                gone[w] = _exit_text(p)
+                j = running.pop(w, None)
+                if j is not None and j not in results and p.exitcode != 0:
+                    results[j] = new_result(scenarios[j])
+                    results[j].error = f"worker process {gone[w]} while running this scenario"
+                    if options.progress is not None:
+                        options.progress(f"[{len(results)}/{len(scenarios)}] {scenarios[j].name} "
+                                         f"ERROR ({gone[w]})")
+            if len(gone) == len(procs):  # every worker gone, results missing
+                why = "; ".join(gone[w] for w in sorted(gone))
+                for j, sc in enumerate(scenarios):
+                    if j not in results:
+                        results[j] = new_result(sc)
+                        results[j].error = f"not run: every worker process ended ({why})"
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:

@@ -7,6 +7,7 @@ Subprocess probes: a fleet shard killed mid-storm, a phone's flash left damaged 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -178,3 +179,64 @@ def test_damaged_phone_json_is_one_line_naming_it(tmp_path: Path, text: str, why
     assert main(["boot", "--tftp", "127.0.0.1:9", "--flash", str(flash), "--timeout", "0.1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(flash / "phone.json") in err[0] and why in err[0], err
+
+
+# --------------------------------------------------------------------------- phoneemu run -j 2
+SCENARIO = """\
+reproduces: spec G.2
+phones:
+  p: {{mac: 0B00000000{n:02X}}}
+steps:
+  - network: {{delay_ms: {delay}}}
+  - boot: p
+  - expect: {{phones: p, label: first, config: accepted}}
+"""
+
+
+def _sockets(pid: int) -> int:
+    n = 0
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+    except OSError:
+        return 0
+    return n
+
+
+@pytest.mark.slow
+def test_run_worker_killed_mid_scenario_is_an_error_naming_it(tmp_path: Path) -> None:
+    """``run -j 2``: a worker SIGKILLed while it runs a scenario makes that scenario an ERROR at once,
+    naming the worker and the signal; the other worker runs the rest; the reports are written, exit 1.
+    Before, the error said only "worker process died before reporting this scenario", and only once
+    every worker had ended."""
+    files = []
+    for n, delay in enumerate((600, 600, 0)):  # two slow scenarios (a few seconds each), one quick
+        f = tmp_path / f"s{n}.yaml"
+        f.write_text(SCENARIO.format(n=n + 1, delay=delay))
+        files.append(str(f))
+    js = tmp_path / "r.json"
+
+    async def body() -> tuple[int, str, str, int]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "phoneemu", "run", *files, "-j", "2", "--json", str(js),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        victim = 0
+        for _ in range(300):  # until both workers run a scenario (their lab has sockets), 30 s at most
+            workers = _shard_pids(proc.pid)
+            if len(workers) == 2 and all(_sockets(w) for w in workers):
+                victim = min(workers)
+                break
+            await asyncio.sleep(0.1)
+        assert victim, "the workers never started a scenario"
+        os.kill(victim, signal.SIGKILL)
+        so, se = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode is not None
+        return proc.returncode, so.decode(), se.decode(), victim
+
+    rc, out, err, victim = run(body())
+    assert rc == 1 and "Traceback" not in out + err, (out, err)
+    doc = json.loads(js.read_text())
+    outcomes = {s["name"]: s["outcome"] for s in doc["scenarios"]}
+    assert sorted(outcomes.values()) == ["ERROR", "PASS", "PASS"] and outcomes["s2"] == "PASS", outcomes
+    assert f"(pid {victim}) was killed by SIGKILL while running this scenario" in out, out
