@@ -26,7 +26,8 @@ Rules:
   the storm starts, or a grace period that runs out aborts: the parent kills the shards, joins
   them and re-raises ``KeyboardInterrupt`` — no orphan processes. Shard processes ignore SIGINT
   and SIGTERM (a signal to the whole process group, as from ``timeout`` or a service manager, is
-  the parent's to handle); a shard whose parent vanished exits by itself.
+  the parent's to handle); a shard whose parent vanished (e.g. SIGKILLed) exits by itself within
+  about half a second, whether it is booting or waiting for the storm to start.
 * ``shards=0`` runs the single shard in this process (tests, profiling).
 """
 
@@ -141,8 +142,13 @@ def _child(spec: FleetSpec, macs: range, shard: int, channels: tuple[Any, Any, A
     async def ready() -> None:
         q.put(("ready", shard))
         loop = asyncio.get_running_loop()
-        if not await loop.run_in_executor(None, go.wait, start_timeout):
-            raise PhoneEmuError(f"shard {shard}: no start signal within {start_timeout}s")
+        deadline = time.monotonic() + start_timeout
+        # in slices: a parent killed before the storm (SIGKILL, OOM) must not leave us waiting as orphans
+        while not await loop.run_in_executor(None, go.wait, max(0.0, min(0.5, deadline - time.monotonic()))):
+            if os.getppid() != parent:
+                os._exit(1)
+            if time.monotonic() >= deadline:
+                raise PhoneEmuError(f"shard {shard}: no start signal within {start_timeout}s")
 
     try:
         result = run_on(spec.event_loop,

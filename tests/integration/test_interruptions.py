@@ -240,3 +240,46 @@ def test_run_worker_killed_mid_scenario_is_an_error_naming_it(tmp_path: Path) ->
     outcomes = {s["name"]: s["outcome"] for s in doc["scenarios"]}
     assert sorted(outcomes.values()) == ["ERROR", "PASS", "PASS"] and outcomes["s2"] == "PASS", outcomes
     assert f"(pid {victim}) was killed by SIGKILL while running this scenario" in out, out
+
+
+_PARENT_DIES = """\
+import multiprocessing as mp, os, sys
+from phoneemu.fleet.engine import FleetSpec
+from phoneemu.fleet.shard import _child
+from phoneemu.phone.boot import BootTarget
+
+if __name__ == "__main__":
+    ctx = mp.get_context("spawn")
+    q, go, stop = ctx.Queue(), ctx.Event(), ctx.Event()
+    spec = FleetSpec(target=BootTarget(host="127.0.0.1", tftp_port=9), count=1)
+    macs = range(spec.mac_start, spec.mac_start + 1)
+    p = ctx.Process(target=_child, args=(spec, macs, 0, (q, go, stop), 60.0))
+    p.start()
+    assert q.get(timeout=60)[0] == "ready"
+    print(p.pid, flush=True)
+    os._exit(0)  # as if SIGKILLed before the storm: `go` never comes
+"""
+
+
+def test_fleet_shard_waiting_for_the_storm_exits_when_its_parent_dies(tmp_path: Path) -> None:
+    """A shard ready and waiting for the start signal whose parent is killed exits by itself within a
+    second or two (was: it waited out the start timeout, 120 s by default, as an orphan)."""
+    script = tmp_path / "parent.py"
+    script.write_text(_PARENT_DIES)
+
+    async def body() -> int:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(script), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 60)  # not communicate(): the shard
+        assert await asyncio.wait_for(proc.wait(), 30) == 0       # holds the pipe while it lives
+        shard = int(line.decode().split()[0])
+        for _ in range(50):  # 5 s at most
+            if not _alive(shard):
+                return shard
+            await asyncio.sleep(0.1)
+        os.kill(shard, signal.SIGKILL)
+        raise AssertionError("the orphaned shard kept waiting")
+
+    run(body())
