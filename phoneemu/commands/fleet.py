@@ -131,7 +131,7 @@ def _boot(args: argparse.Namespace) -> int:
 
     def on_lost(message: str) -> None:
         progress.close()
-        print(f"fleet: lost {message}; the other shards go on", file=sys.stderr)
+        print(f"fleet: lost {message}", file=sys.stderr)
 
     try:
         result = run_fleet(spec, shards=args.shards, progress=progress, on_interrupt=on_interrupt,

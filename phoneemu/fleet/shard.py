@@ -201,7 +201,8 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
         if procs[i].is_alive():
             procs[i].kill()  # a shard that reported an error: its result is not coming
         if on_lost is not None:
-            on_lost(lost[i].message())
+            going = len(procs) - len(results) - len(lost)
+            on_lost(lost[i].message() + (f"; the other {going} shard(s) go on" if going else ""))
 
     try:
         for p in procs:
