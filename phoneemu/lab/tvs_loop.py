@@ -54,7 +54,7 @@ from pathlib import Path
 
 from phoneemu.errors import PhoneEmuError
 from phoneemu.lab.pki import Identity
-from phoneemu.lab.tvs_service import TvsConnectionLog, TvsHandler, answer_frames
+from phoneemu.lab.tvs_service import TvsConnectionLog, TvsHandler, address_text, answer_frames
 from phoneemu.lab.tvs_threaded import IdentityContext
 from phoneemu.protocols import tvs
 
@@ -70,13 +70,6 @@ _ACCEPT_RETRY = 0.05  # seconds to wait after EMFILE and similar before acceptin
 _DRAIN_READS = 16  # at most 16 x 64 KiB of unread input discarded at close
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux
 _VALID = bytes([tvs.TvsStatus.VALID])
-
-
-def _peer_text(addr: object) -> str:
-    if isinstance(addr, tuple) and len(addr) >= 2:
-        host = str(addr[0])
-        return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
-    return "?"
 
 
 class _Connection:
@@ -473,7 +466,7 @@ class LoopTvsServer:
         self._accept_on()
 
     def _connection(self, raw: socket.socket, addr: object) -> None:
-        peer = _peer_text(addr)
+        peer = address_text(addr)
         try:
             raw.setblocking(False)
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

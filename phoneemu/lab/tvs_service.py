@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from phoneemu.errors import PhoneEmuError
 from phoneemu.protocols import tvs
 
-__all__ = ["TvsConnectionLog", "TvsHandler", "answer_frames", "tls_summary"]
+__all__ = ["TvsConnectionLog", "TvsHandler", "address_text", "answer_frames", "tls_summary"]
 
 _log = logging.getLogger("phoneemu.lab.tvs")
 
@@ -80,12 +80,16 @@ def tls_summary(writer: asyncio.StreamWriter) -> str:
     return f"{obj.version()} {cipher[0] if cipher else '?'}"
 
 
+def address_text(addr: object) -> str:
+    """``host:port`` of a socket address, ``[host]:port`` for IPv6, ``?`` when there is none."""
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        host = str(addr[0])
+        return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
+    return "?"
+
+
 def peer_text(writer: asyncio.StreamWriter) -> str:
-    peername = writer.get_extra_info("peername")
-    if not peername:
-        return "?"
-    host = str(peername[0])
-    return f"[{host}]:{peername[1]}" if ":" in host else f"{host}:{peername[1]}"
+    return address_text(writer.get_extra_info("peername"))
 
 
 class TvsHandler:

@@ -89,7 +89,7 @@ from cryptography import x509
 
 from phoneemu.errors import PhoneEmuError
 from phoneemu.lab.pki import Identity
-from phoneemu.lab.tvs_service import TvsConnectionLog, TvsHandler, answer_frames
+from phoneemu.lab.tvs_service import TvsConnectionLog, TvsHandler, address_text, answer_frames
 from phoneemu.net.tls import CUCM_TVS_CIPHERS, server_context
 from phoneemu.protocols import tvs
 
@@ -167,13 +167,6 @@ class IdentityContext:
                 return self._current[1]
             self._current = (ident.cert, ctx)
             return ctx
-
-
-def _peer_text(addr: object) -> str:
-    if isinstance(addr, tuple) and len(addr) >= 2:
-        host = str(addr[0])
-        return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
-    return "?"
 
 
 class ThreadedTvsServer:
@@ -334,11 +327,11 @@ class ThreadedTvsServer:
             except Exception as exc:  # a bug must not kill the worker
                 with self._lock:
                     self.errors += 1
-                _log.warning("%s: connection from %s failed: %s: %s", self.name, _peer_text(addr),
+                _log.warning("%s: connection from %s failed: %s: %s", self.name, address_text(addr),
                              type(exc).__name__, exc)
 
     def _connection(self, raw: socket.socket, addr: object) -> None:
-        peer = _peer_text(addr)
+        peer = address_text(addr)
         deadline = _Deadline(time.monotonic() + self.handshake_timeout)  # total, watched by _watchdog
         try:
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
