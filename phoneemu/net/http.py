@@ -15,6 +15,9 @@ Rules:
   one still gets the file. At most ``max_connections`` connections are open at once (default: a
   quarter of the open-file limit, beside the TFTP server's half); one more is answered 503 and
   closed, so a connection flood cannot take the file descriptors the other lab servers need.
+  The listen ``backlog`` (default 1024, as the TVS servers') holds a fleet's connection storm: with
+  asyncio's default of 100 the kernel dropped SYNs of a 128-phone storm and those phones waited for
+  TCP's 1 s SYN retransmission.
 * Client :func:`http_get`: ``GET`` with ``Connection: close``; 200 → body (bounded by ``max_size``),
   404 → ``TransportError(kind="not-found", code=404)``, 403 → ``"refused"``, other statuses →
   ``"error"``; connect failures → ``"unreachable"``; time-outs → ``"timeout"``; malformed answers →
@@ -72,8 +75,10 @@ class HttpServer:
     def __init__(self, source: Provider | Mapping[str, bytes] | str | Path, host: str = "127.0.0.1",
                  port: int = 6970, *, max_header: int = 8192, max_file_size: int = 32 * 1024 * 1024,
                  idle_timeout: float = 10.0, max_requests: int = 100, max_connections: int | None = None,
-                 on_request: Callable[[tuple[str, int], str, int], None] | None = None) -> None:
+                 on_request: Callable[[tuple[str, int], str, int], None] | None = None,
+                 backlog: int = 1024) -> None:
         self.provider = provider_from(source, max_file_size=max_file_size)
+        self.backlog = backlog
         self.host = host
         self.requested_port = port
         self.max_header = max_header
@@ -88,7 +93,7 @@ class HttpServer:
 
     async def start(self) -> HttpServer:
         self._server = await asyncio.start_server(self._handle, self.host, self.requested_port,
-                                                  limit=self.max_header)
+                                                  limit=self.max_header, backlog=self.backlog)
         return self
 
     @property

@@ -324,3 +324,41 @@ def test_a_malformed_header_is_named_by_its_line() -> None:
             server.close()
             await server.wait_closed()
     run(main())
+
+
+def test_connection_storm_waits_in_the_listen_queue_not_in_syn_retransmission() -> None:
+    """A fleet opens hundreds of connections at once: all complete (the kernel's accept queue holds
+    them) while the server's loop is busy — with asyncio's default backlog of 100 the rest were
+    dropped and waited 1 s for TCP's SYN retransmission."""
+    import select
+    import socket
+    import time
+
+    storm = 300
+
+    async def main() -> None:
+        async with HttpServer(FILES, HOST, 0) as srv:
+            socks = []
+            try:
+                for _ in range(storm):  # the loop is blocked here: nothing is accepted meanwhile
+                    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    s.setblocking(False)
+                    s.connect_ex((HOST, srv.port))
+                    socks.append(s)
+                poller = select.poll()  # not select(): descriptors may exceed FD_SETSIZE
+                pending = {s.fileno(): s for s in socks}
+                for fd in pending:
+                    poller.register(fd, select.POLLOUT)
+                deadline = time.monotonic() + 0.5
+                while pending and time.monotonic() < deadline:
+                    for fd, _event in poller.poll(50):
+                        poller.unregister(fd)
+                        del pending[fd]
+                connected = sum(1 for s in socks if s.fileno() not in pending
+                                and s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0)
+                assert connected == storm, f"{storm - connected} of {storm} connections not established"
+            finally:
+                for s in socks:
+                    s.close()
+            assert await http_get(HOST, srv.port, "ITLFile.tlv") == FILES["ITLFile.tlv"]
+    run(main())
