@@ -5,28 +5,51 @@ The ``lab`` command group lives in :mod:`phoneemu.commands.lab`; it adds this su
 
 Defaults are the real CUCM ports (TFTP UDP 69, HTTP 6970, TVS 2445, CAPF 3804); port 0 picks a free
 one. Prints one ``listening`` line per service (with the real port), records the ports in the cluster
-so its configs name them, re-reads the cluster when another ``phoneemu lab`` command changes it, and
-shuts down cleanly (exit 0) on SIGINT or SIGTERM. A port that is taken or needs privileges is one
-error line (exit 2), suggesting ``--tftp-port 6969`` for TFTP.
+so its configs name them, re-reads the cluster when another ``phoneemu lab`` command changes it. A port
+that is taken or needs privileges is one error line (exit 2), suggesting ``--tftp-port 6969`` for TFTP.
+
+Rules:
+
+* Its own writes to the lab — the ports it listens on, the configs re-issued for ``--host`` — hold the
+  lab lock exclusively on the state as saved (:meth:`phoneemu.lab.servers.LabServers.update_cluster`):
+  a ``phoneemu lab`` operation running at the same time is waited for and its change kept, never
+  overwritten (and never interleaved: the state is saved atomically).
+* SIGINT (Ctrl-C) and SIGTERM stop it cleanly once the cluster is open — while the servers start, wait
+  for the lab lock or serve — within the time it takes to close its sockets: every server is closed
+  (its ports free), no traceback, and the lab directory is left as the last whole save made it (a
+  signal while it waits for the lab lock gives up that write; nothing is half-written).
+* Exit status: **130 after SIGINT** (128 + 2, the shell's convention for Ctrl-C, as every phoneemu
+  command interrupted by Ctrl-C, :mod:`phoneemu.cli`); **0 after SIGTERM** (the ordinary way a service
+  manager or ``kill`` stops a server; as before). The last line printed is ``stopping (SIGINT)`` or
+  ``stopping (SIGTERM)``. A Ctrl-C while the cluster is still being read is the CLI's ``interrupted``,
+  also 130.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from phoneemu.commands._argtypes import port
 from phoneemu.crypto.certs import dn_text, fingerprint
 from phoneemu.errors import PhoneEmuError, TransportError
 from phoneemu.lab.state import DEFAULT_PORTS
 
-__all__ = ["hostport", "main", "register_serve", "serve"]
+if TYPE_CHECKING:
+    from phoneemu.lab.servers import LabServers
+
+__all__ = ["EXIT_SIGINT", "hostport", "main", "register_serve", "serve"]
+
+#: Exit status after SIGINT (Ctrl-C): 128 + 2, as the shell reports a command Ctrl-C ended
+EXIT_SIGINT = 130
+_T = TypeVar("_T")
 
 _EPILOG = """\
 examples:
@@ -95,7 +118,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
 async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, http_port: int = 6970,
                 tvs_port: int = 2445, capf_port: int = 3804, keylog: Path | None = None) -> int:
-    """Open the cluster, serve until SIGINT/SIGTERM, stop cleanly; return the exit status (0).
+    """Open the cluster, serve until SIGINT/SIGTERM, stop cleanly; return the exit status (130 after
+    SIGINT, 0 after SIGTERM: module rules).
 
     ``host`` None listens on the address the configs name (``lab init --host``); another address is
     written into the configs and ITL records first (a phone told to ask TVS at the old address would
@@ -121,40 +145,73 @@ async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, htt
                          capf_port=capf_port, keylog=keylog, watch=1.0)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    got: list[signal.Signals] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        got.append(sig)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     try:
         try:
-            await servers.start()
+            started = await _unless_stopped(servers.start(), stop)
         except TransportError as exc:
             if exc.kind != "unreachable":
                 raise
             raise TransportError(f"{exc.message} (is {host} an address of this machine? --host ADDRESS "
                                  "listens on one it has and re-issues the configs for it, --host 0.0.0.0 on "
                                  "every address)", kind=exc.kind) from None
-        if reissue and cluster.set_host(host):
+        new_host = host
+        if started and reissue and await _unless_stopped(
+                servers.update_cluster(lambda: cluster.set_host(new_host)), stop):
             print(f"configs and ITL records named {named}; re-issued for {host} "
                   f"(generation {cluster.generation}; same signers, phones accept the new ITL)")
-        p = servers.ports
-        tvs_cert = cluster.tvs_identity().cert
-        capf_cert = cluster.identity("capf").cert
-        print(f"lab cluster {cluster.state.name!r} ({root}), generation {cluster.generation}")
-        print(f"listening tftp udp {hostport(host, p['tftp'])}")
-        print(f"listening http tcp {hostport(host, p['http'])}")
-        print(f"listening tvs  tls {hostport(host, p['tvs'])}  cert {dn_text(tvs_cert.subject)} "
-              f"sha1 {fingerprint(tvs_cert, 'sha1')}")
-        print(f"listening capf tls {hostport(host, p['capf'])}  cert {dn_text(capf_cert.subject)} "
-              f"sha1 {fingerprint(capf_cert, 'sha1')}")
-        for name in sorted(servers.stopped_by_cluster):
-            print(f"{name} stopped (an outage: phoneemu lab service {root} {name} start brings it back)")
-        print("Ctrl-C (SIGINT) or SIGTERM stops", flush=True)
+        if started and not stop.is_set():
+            _print_listening(servers, root, host)
         await stop.wait()
-        print("stopping", flush=True)
+        print(f"stopping ({got[0].name})" if got else "stopping", flush=True)
     finally:
         await servers.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-    return 0
+    return EXIT_SIGINT if got and got[0] == signal.SIGINT else 0
+
+
+async def _unless_stopped(work: Awaitable[_T], stop: asyncio.Event) -> _T | None:
+    """``work``'s result, or None (``work`` cancelled) when ``stop`` is set first: a signal while the
+    servers start, or while they wait for the lab lock a ``phoneemu lab`` operation holds, stops them
+    at once instead of after the operation."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return None
+
+
+def _print_listening(servers: LabServers, root: Path, host: str) -> None:
+    """The ``listening`` lines (real ports, the TVS and CAPF certificates) and how to stop."""
+    cluster = servers.cluster
+    p = servers.ports
+    tvs_cert = cluster.tvs_identity().cert
+    capf_cert = cluster.identity("capf").cert
+    print(f"lab cluster {cluster.state.name!r} ({root}), generation {cluster.generation}")
+    print(f"listening tftp udp {hostport(host, p['tftp'])}")
+    print(f"listening http tcp {hostport(host, p['http'])}")
+    print(f"listening tvs  tls {hostport(host, p['tvs'])}  cert {dn_text(tvs_cert.subject)} "
+          f"sha1 {fingerprint(tvs_cert, 'sha1')}")
+    print(f"listening capf tls {hostport(host, p['capf'])}  cert {dn_text(capf_cert.subject)} "
+          f"sha1 {fingerprint(capf_cert, 'sha1')}")
+    for name in sorted(servers.stopped_by_cluster):
+        print(f"{name} stopped (an outage: phoneemu lab service {root} {name} start brings it back)")
+    print("Ctrl-C (SIGINT) or SIGTERM stops", flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -69,7 +69,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from xml.sax.saxutils import escape as xml_escape
 
 from cryptography import x509
@@ -80,7 +80,7 @@ from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError, Verificatio
 from phoneemu.files import PEM_LIMIT, atomic_write, read_at_most
 from phoneemu.formats import config, encrypted, firmware, signed, trustlist
 from phoneemu.formats.trustlist import Role, TrustRecord
-from phoneemu.lab.lock import try_lab_lock
+from phoneemu.lab.lock import hold_lab_lock, try_lab_lock
 from phoneemu.lab.pki import Identity, LabPki, cert_pem, node_identity
 from phoneemu.lab.state import (
     ClusterState,
@@ -127,6 +127,7 @@ ADMIN_OPERATIONS = (
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "[::]", "*"})
 
 Now = dt.datetime | int | float | None
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -411,6 +412,22 @@ class LabCluster:
                 return False
             with try_lab_lock(self.root):
                 return self._reload(self._state_mtime())  # seen under the lock: the state it reads
+
+    def update_locked(self, change: Callable[[], _T], *, wait: bool = True) -> _T:
+        """Run ``change`` (a change that saves the state, e.g. :meth:`set_ports`) holding the lab lock
+        exclusively, on the state as saved: when another process saved the state since this cluster read
+        it, it is re-read first. So a ``phoneemu lab`` operation and ``lab serve``'s own write (its ports,
+        its ``--host``) run one after the other and neither loses the other's change (each saves the
+        whole state; the save is atomic, :func:`phoneemu.files.atomic_write`). ``wait=False``: the lock
+        is tried without waiting, :class:`~phoneemu.lab.lock.LabBusyError` while an operation holds it
+        (nothing read, nothing written). A saved state that cannot be loaded is a PhoneEmuError and
+        nothing is written over it."""
+        lock = hold_lab_lock(self.root) if wait else try_lab_lock(self.root, exclusive=True)
+        with lock, self._reload_lock:
+            seen = self._state_mtime()
+            if seen != self._mtime:
+                self._reload(seen)
+            return change()
 
     def _reload(self, seen: tuple[int, int, int]) -> bool:
         try:

@@ -7,6 +7,11 @@ Rules:
 * ``lab serve`` re-reads a lab another process changed under a *shared* lock taken without waiting
   (:func:`try_lab_lock`): while an operation holds the lock it may be half-written, so the reload is
   skipped (:class:`LabBusyError`) and tried again later — never blocking the serving event loop.
+* ``lab serve``'s own writes (the ports it listens on, the ``--host`` it re-issues the configs for)
+  hold the lock *exclusively*, as an operation does, on the state as saved (re-read first if another
+  process changed it: :meth:`phoneemu.lab.cluster.LabCluster.update_locked`); taken without waiting
+  (``try_lab_lock(root, exclusive=True)``) and tried again every poll, so the event loop is never
+  blocked and neither the operation's write nor serve's is lost.
 * A lab whose lock file cannot be created (a read-only folder) is used unlocked, as before; a folder that
   is not a lab (no ``cluster.json``) gets no lock file.
 """
@@ -54,13 +59,14 @@ def hold_lab_lock(root: Path | str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def try_lab_lock(root: Path | str) -> Iterator[None]:
-    """Hold the lab lock shared, without waiting: :class:`LabBusyError` when an operation holds it."""
+def try_lab_lock(root: Path | str, *, exclusive: bool = False) -> Iterator[None]:
+    """Hold the lab lock shared (to read the lab) or ``exclusive`` (to write it), without waiting:
+    :class:`LabBusyError` when another process (or another descriptor of this one) holds it."""
     fd = _open(Path(root))
     try:
         if fd >= 0:
             try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise LabBusyError(f"{LOCK_FILE} is held by another phoneemu lab command",
                                    path=str(root)) from None

@@ -5,6 +5,11 @@ Rules:
 * One :class:`LabServers` per cluster. ``start()`` binds every service (port 0 = ephemeral), then
   records the real ports in the cluster state (:meth:`LabCluster.set_ports`), which rebuilds the
   files so the device configs name them (TVS and CAPF servers in ``SEP<MAC>.cnf.xml``, spec §H.5).
+  That write (and every other the servers make of their own, :meth:`update_cluster`) holds the lab
+  lock exclusively on the state as saved (:meth:`LabCluster.update_locked`): while a ``phoneemu lab``
+  operation holds the lock it waits (trying every :data:`LOCK_POLL_S`, the loop not blocked; logged
+  once after :data:`LOCK_WAIT_S`), then re-reads what the operation saved and records the ports in
+  it — neither write is lost.
 * TFTP and HTTP serve the cluster's in-memory files (:meth:`LabCluster.get`, per-device trust-list
   names included); TVS answers from :meth:`LabCluster.tvs_lookup` (:mod:`.tvs_service`); CAPF runs the
   pending operation of the device (:mod:`.capf_service`).
@@ -62,7 +67,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography import x509
 
@@ -84,6 +89,7 @@ from phoneemu.net.tls import CUCM_TVS_CIPHERS, TlsServer, server_context
 __all__ = ["SERVICES", "LabServers", "RequestLog"]
 
 _log = logging.getLogger("phoneemu.lab.servers")
+_T = TypeVar("_T")
 
 SERVICES = ("tftp", "http", "tvs", "capf", "https")
 
@@ -278,7 +284,7 @@ class LabServers:
             await self._stop_all()
             raise
         self._started = True
-        self.cluster.set_ports(now=self._now(), **{k: v for k, v in self.ports.items() if k != "https"})
+        await self.update_cluster(self._record_ports)
         if self.watch is not None:  # a served lab (lab serve) follows ``phoneemu lab service``
             await self.sync_stopped()
             self._watch_task = asyncio.create_task(self._watch_loop(self.watch))
@@ -322,7 +328,29 @@ class LabServers:
         for name in sorted(wanted):
             if name not in self.ports:
                 await self._start(name, 0)
-        self.cluster.set_ports(now=self._now(), **{k: v for k, v in self.ports.items() if k != "https"})
+        await self.update_cluster(self._record_ports)
+
+    def _record_ports(self) -> None:
+        """Record the listening ports in the cluster (the nodes' TVS ports only of nodes it still has)."""
+        nodes = set(self._node_tvs_names())
+        self.cluster.set_ports(now=self._now(), **{k: v for k, v in self.ports.items()
+                                                   if k in DEFAULT_PORTS or k in nodes})
+
+    async def update_cluster(self, change: Callable[[], _T]) -> _T:
+        """Run ``change`` (a cluster change that saves the state) under the lab lock held exclusively,
+        on the state as saved (:meth:`LabCluster.update_locked`). While a ``phoneemu lab`` operation
+        holds the lock, try again every :data:`LOCK_POLL_S` (the loop keeps serving), logging once
+        after :data:`LOCK_WAIT_S`: the write waits for the operation, it is never skipped."""
+        tries = 0
+        while True:
+            try:
+                return self.cluster.update_locked(change, wait=False)
+            except LabBusyError:
+                tries += 1
+                if tries == max(1, round(LOCK_WAIT_S / LOCK_POLL_S)):
+                    _log.warning("lab: %s held by a phoneemu lab command for %.2fs: waiting for it to "
+                                 "record this server's change", self.cluster.root / LOCK_FILE, LOCK_WAIT_S)
+                await asyncio.sleep(LOCK_POLL_S)
 
     async def sync_stopped(self) -> list[tuple[str, str]]:
         """Follow the cluster's ``stopped`` services (``phoneemu lab service DIR NAME stop|start``): stop

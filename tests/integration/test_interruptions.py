@@ -284,3 +284,113 @@ def test_fleet_shard_waiting_for_the_storm_exits_when_its_parent_dies(tmp_path: 
         raise AssertionError("the orphaned shard kept waiting")
 
     run(body())
+
+
+# --------------------------------------------------------------------------- lab serve and Ctrl-C
+def _free(port: int, kind: int) -> bool:
+    """Whether ``port`` on HOST can be bound again (no listener / UDP socket left holding it)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a TIME_WAIT left by a probe is fine
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _serve_cmd(root: Path) -> list[str]:
+    return [sys.executable, "-m", "phoneemu", "lab", "serve", str(root), "--tftp-port", "0", "--http-port",
+            "0", "--tvs-port", "0", "--capf-port", "0"]
+
+
+def test_lab_serve_ctrl_c_stops_cleanly_with_130(tmp_path: Path) -> None:
+    """SIGINT (Ctrl-C) to ``lab serve``: it stops within a bound, exit 130 (128 + SIGINT, as every
+    phoneemu command Ctrl-C ends; was 0), says ``stopping (SIGINT)``, prints no traceback, frees its
+    ports, and leaves the lab directory whole: it loads, its state names the ports and host it served,
+    no temporary file is left, the served ITL verifies."""
+    import re
+    import socket
+    import subprocess
+    import time
+
+    from phoneemu.formats import trustlist
+    from phoneemu.lab.state import load_state
+    from phoneemu.net.tftp import tftp_get
+    from tests.helpers import reap
+
+    c = LabCluster.init(tmp_path / "lab", seed=3, key_spec="rsa1024", now=NOW)
+    c.add_phone(FLASH_MAC, now=NOW)
+    proc = subprocess.Popen(_serve_cmd(c.root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        ports: dict[str, int] = {}
+        lines: list[str] = []
+        deadline = time.monotonic() + 30
+        while not any(line.startswith("Ctrl-C") for line in lines) and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            m = re.match(r"listening (\w+)\s+\w+ 127\.0\.0\.1:(\d+)", line)
+            if m:
+                ports[m.group(1)] = int(m.group(2))
+        assert set(ports) == {"tftp", "http", "tvs", "capf"}, "".join(lines)
+        trustlist.parse(run(tftp_get(HOST, ports["tftp"], "ITLFile.tlv"))).verify_self()  # raises if not
+        assert not _free(ports["http"], socket.SOCK_STREAM)  # the probe sees a listener while it runs
+        proc.send_signal(signal.SIGINT)
+        try:
+            rc = proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("lab serve did not stop within 15 s of SIGINT") from None
+        out, err = proc.stdout.read(), proc.stderr.read()
+    finally:
+        reap(proc)
+    assert rc == 130, (rc, out, err)
+    assert "Traceback" not in out + err and err.strip() == "", err
+    assert out.strip().splitlines()[-1] == "stopping (SIGINT)", out
+    for name, kind in (("tftp", socket.SOCK_DGRAM), ("http", socket.SOCK_STREAM), ("tvs", socket.SOCK_STREAM),
+                       ("capf", socket.SOCK_STREAM)):
+        assert _free(ports[name], kind), f"{name} port {ports[name]} still held after SIGINT"
+    state = load_state(c.root)  # cluster.json whole: parses and validates
+    assert state.ports == ports and state.host == HOST
+    assert not [p.name for p in c.root.rglob(".*") if ".tmp" in p.name]
+    reopened = LabCluster.open(c.root)
+    assert reopened.generation == state.generation
+    trustlist.parse((c.root / "tftp" / "ITLFile.tlv").read_bytes()).verify_self()  # whole, still signed
+
+
+def test_lab_serve_ctrl_c_while_waiting_for_the_lab_lock(tmp_path: Path) -> None:
+    """Ctrl-C while ``lab serve`` waits for the lab lock an operation holds (to record its ports): it
+    stops at once (not after the operation), exit 130, no traceback, the lab untouched."""
+    import fcntl
+    import subprocess
+    import time
+
+    from tests.helpers import reap
+
+    c = LabCluster.init(tmp_path / "lab", seed=3, key_spec="rsa1024", now=NOW)
+    before = (c.root / "cluster.json").read_bytes()
+    fd = os.open(c.root / ".lab.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        proc = subprocess.Popen(_serve_cmd(c.root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+        try:
+            time.sleep(2.5)  # started, bound its ports, now waiting for the lock
+            assert proc.poll() is None
+            proc.send_signal(signal.SIGINT)
+            try:
+                rc = proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                raise AssertionError("lab serve waited for the lock after SIGINT") from None
+            out, err = proc.communicate()
+        finally:
+            reap(proc)
+    finally:
+        os.close(fd)
+    assert rc == 130 and "Traceback" not in out + err, (rc, out, err)
+    assert "listening" not in out and out.strip().splitlines()[-1] == "stopping (SIGINT)", out
+    assert (c.root / "cluster.json").read_bytes() == before

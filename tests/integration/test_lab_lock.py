@@ -99,3 +99,107 @@ def test_lab_serve_skips_a_reload_while_the_lock_is_held_and_retries_at_the_next
     assert held == [] and after == ["capf"]
     logged = [r.getMessage() for r in caplog.records]
     assert any("reload skipped, tried again at the next poll" in m and ".lab.lock" in m for m in logged)
+
+
+# --------------------------------------------------------------------------- lab serve's own writes
+def test_lab_serve_keeps_a_change_another_process_saved_after_it_read_the_lab(cluster: LabCluster) -> None:
+    """``lab serve`` read the lab, then an operation saved a change, then serve records its ports: the
+    operation's change is kept (serve re-reads the saved state under the lock before writing). Before,
+    serve saved its stale copy with the ports in it and the operation's change was lost."""
+    from phoneemu.lab.servers import LabServers
+    from tests.helpers import run
+
+    operation = LabCluster.open(cluster.root)  # another process's view of the lab
+    operation.set_tvs_ttl(1234)
+
+    async def main() -> dict[str, int]:
+        async with LabServers(cluster, host="127.0.0.1") as servers:
+            return {k: v for k, v in servers.ports.items() if k != "https"}
+
+    ports = run(main())
+    saved = LabCluster.open(cluster.root).state
+    assert saved.tvs_ttl == 1234, "the operation's change was lost"
+    assert saved.ports == ports and cluster.state.tvs_ttl == 1234
+    assert [e.op for e in saved.log[-2:]] == ["tvs-ttl", "ports"]
+
+
+def test_lab_serve_records_its_ports_only_under_the_lab_lock(cluster: LabCluster) -> None:
+    """While an operation holds the lab lock (and writes the lab), ``lab serve`` does not write: its port
+    record waits for the lock, the loop still running, then goes into what the operation saved."""
+    import asyncio
+
+    from phoneemu.lab.servers import LabServers
+    from tests.helpers import run
+
+    before = (cluster.root / "cluster.json").read_bytes()
+
+    async def main() -> tuple[bool, bytes, dict[str, int]]:
+        servers = LabServers(cluster, host="127.0.0.1")
+        fd = _hold(cluster.root)
+        try:
+            start = asyncio.ensure_future(servers.start())
+            await asyncio.sleep(0.6)  # the loop runs: serve had every chance to write
+            waited = not start.done()
+            on_disk = (cluster.root / "cluster.json").read_bytes()
+            LabCluster.open(cluster.root).set_tvs_ttl(4321)  # the operation's write, under its lock
+        finally:
+            os.close(fd)
+        try:
+            await asyncio.wait_for(start, 10)
+            return waited, on_disk, {k: v for k, v in servers.ports.items() if k != "https"}
+        finally:
+            await servers.stop()
+
+    waited, on_disk, ports = run(main())
+    assert waited and on_disk == before, "lab serve wrote the lab while an operation held the lock"
+    saved = LabCluster.open(cluster.root).state
+    assert saved.tvs_ttl == 4321 and saved.ports == ports
+
+
+def test_lab_serve_subprocess_and_a_concurrent_operation_lose_neither_write(cluster: LabCluster) -> None:
+    """The command: ``lab serve --host 127.0.0.2`` started while an operation holds the lab lock writes
+    nothing until the lock is free, then records its ports and host in the state the operation saved
+    (both writes kept, the configs name the new host), and the state file is whole throughout."""
+    import re
+    import signal
+    import time
+
+    from tests.helpers import reap
+
+    root = cluster.root
+    before = (root / "cluster.json").read_bytes()
+    fd = _hold(root)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "phoneemu", "lab", "serve", str(root), "--host",
+                             "127.0.0.2", "--tftp-port", "0", "--http-port", "0", "--tvs-port", "0",
+                             "--capf-port", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=REPO)
+    try:
+        try:
+            time.sleep(2.5)  # long enough for the server to start and (before) write its ports
+            assert proc.poll() is None, proc.communicate()
+            assert (root / "cluster.json").read_bytes() == before, "lab serve wrote under an operation's lock"
+            LabCluster.open(root).set_tvs_ttl(777)  # the operation's write
+        finally:
+            os.close(fd)
+        assert proc.stdout is not None
+        ports: dict[str, int] = {}
+        lines: list[str] = []
+        deadline = time.monotonic() + 30
+        while len(ports) < 4 and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            m = re.match(r"listening (\w+)\s+\w+ 127\.0\.0\.2:(\d+)", line)
+            if m:
+                ports[m.group(1)] = int(m.group(2))
+        assert set(ports) == {"tftp", "http", "tvs", "capf"}, "".join(lines)
+        assert "re-issued for 127.0.0.2" in "".join(lines)
+        saved = LabCluster.open(root).state
+        assert saved.tvs_ttl == 777 and saved.ports == ports and saved.host == "127.0.0.2"
+        assert {"tvs-ttl", "ports", "host"} <= {e.op for e in saved.log}
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        reap(proc)
