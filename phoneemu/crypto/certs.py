@@ -33,6 +33,7 @@ __all__ = [
     "cert_pem",
     "cert_public_key",
     "cert_signature_bytes",
+    "der_extent_problem",
     "dn_text",
     "fingerprint",
     "issue_certificate",
@@ -219,6 +220,35 @@ def _parsed(cert: x509.Certificate) -> x509.Certificate:
     cert.subject, cert.issuer, cert.not_valid_before_utc, cert.not_valid_after_utc  # noqa: B018
     cert.extensions  # noqa: B018
     return cert
+
+
+def der_extent_problem(data: bytes) -> tuple[str, int] | None:
+    """What is wrong with the outermost DER element of ``data`` (a stored certificate) and the offset
+    where it goes wrong, or None when that element is one SEQUENCE filling ``data`` exactly (what is
+    inside is for :func:`load_cert_der`). Says what cryptography's "ShortData" does not: that a file
+    is truncated, and how long it should be."""
+    n = len(data)
+    if n == 0:
+        return "empty (0 bytes)", 0
+    if data[0] != 0x30:
+        return f"tag 0x{data[0]:02X}, expected 0x30 (a DER SEQUENCE)", 0
+    if n < 2:
+        return "truncated: the SEQUENCE has no length", 1
+    first = data[1]
+    if first < 0x80:
+        header, length = 2, first
+    else:
+        size = first & 0x7F
+        if size == 0 or size > 4:
+            return f"length byte 0x{first:02X} is not a DER length", 1
+        if n < 2 + size:
+            return "truncated: the SEQUENCE's length is cut short", n
+        header, length = 2 + size, int.from_bytes(data[2:2 + size], "big")
+    if header + length > n:
+        return f"truncated: the certificate's SEQUENCE declares {header + length} bytes, the file has {n}", n
+    if header + length < n:
+        return f"{n - header - length} bytes after the end of the certificate", header + length
+    return None
 
 
 def _why(exc: Exception) -> str:

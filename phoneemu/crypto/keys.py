@@ -37,6 +37,7 @@ __all__ = [
     "load_public_key_spki_der",
     "private_key_from_pem",
     "private_key_pem",
+    "private_key_pem_public_der",
     "public_key_spki_der",
     "remembered_private_key_pem",
     "write_private_key",
@@ -246,6 +247,38 @@ def load_private_key_pem(data: bytes, *, source: str = "key") -> PrivateKey:
             raise DecodeError("private key is neither RSA nor EC", path=source)
         start = data.find(b"-----BEGIN ", stop + 5)
     raise DecodeError("no PEM private key found", path=source)
+
+
+def private_key_pem_public_der(data: bytes, *, source: str = "key") -> bytes:
+    """The SubjectPublicKeyInfo DER of the first private key in a PEM blob: a quick structural check of
+    a stored key (a phone's flash at load). RSA's consistency check, the slow part of
+    :func:`load_private_key_pem` (~40 ms), is skipped — which is why only the public half comes out,
+    never a key to use; the key is loaded, checked, when it is used. A DecodeError names ``source`` and,
+    where it goes wrong, the offset: no PEM private key at all, a BEGIN line with no END line after it
+    (a truncated file), a block that is not a key (damaged base64 or DER, a key that needs a password),
+    a key neither RSA nor EC."""
+    start = data.find(b"-----BEGIN ")
+    while start != -1:
+        line_end = data.find(b"-----", start + 11)
+        label = data[start:line_end] if line_end != -1 else data[start:start + 40]
+        if b"PRIVATE KEY" in label:
+            end_marker = data.find(b"-----END ", start)
+            stop = data.find(b"-----", end_marker + 9) if end_marker != -1 else -1
+            if stop == -1:
+                raise DecodeError(f"truncated: a PEM private key block with no END line ({len(data)} "
+                                  "bytes in all)", path=source, offset=start)
+            try:
+                key = serialization.load_pem_private_key(data[start:stop + 5], password=None,
+                                                         unsafe_skip_rsa_key_validation=True)
+            except (ValueError, TypeError) as exc:
+                raise DecodeError(f"the PEM block is not a private key: {exc}", path=source,
+                                  offset=start) from None
+            if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+                raise DecodeError("the private key is neither RSA nor EC", path=source, offset=start)
+            return public_key_spki_der(key.public_key())
+        start = data.find(b"-----BEGIN ", start + 11)
+    raise DecodeError(f"no PEM private key found (no '-----BEGIN ... PRIVATE KEY-----' line in "
+                      f"{len(data)} bytes)", path=source)
 
 
 def _load_pem(data: bytes) -> PrivateKey:

@@ -28,6 +28,18 @@ Rules:
   folder is not removed: saving over it is an OSError naming it). A phone shows these problems as
   the first statuses of its next boot (``flash: ITLFile.tlv: ...; not loaded``): a trust list lost
   to a damaged file is then taken again as on a phone with none, and the user sees why.
+* The MIC and the LSC are checked at load, as the other files are: the certificate (``.der``) must be
+  one whole DER certificate, the key (``.key``) a whole PEM private key — its structure only; RSA's
+  slow consistency check waits for the key's first use — and the key that of the certificate. A pair
+  that fails (truncated, empty, garbage, one half missing, or a key beside another certificate: a
+  crash between writing the two) is not loaded, and the problem names the file, what is wrong and
+  the offset where known (``flash: mic.key at offset 0: truncated: a PEM private key block with no END
+  line (...); not loaded (the phone runs without its MIC)``). The phone then runs as one without that
+  credential: without an LSC it uses its MIC (a config encrypted for the LSC fails to decrypt, CAPF
+  may install a new LSC); without a MIC, a PKI-encrypted config is refused ("no LSC or MIC") and
+  MIC-authenticated CAPF fails, until a MIC is given (``boot --lab`` or ``--mic``/``--mic-key``, which
+  replaces it: the status then says so). The next save removes the pair, as it removes the files of
+  any credential the phone does not hold.
 * :meth:`Flash.erase_trust_lists` removes CTL and ITL ("Erasing CTL and ITL files");
   :meth:`Flash.factory_reset` removes everything but the MIC.
 
@@ -47,13 +59,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from phoneemu import files
+from phoneemu.crypto import certs, keys
 from phoneemu.errors import DecodeError, EncodeError
 from phoneemu.formats.trustlist import TrustList
 from phoneemu.phone import status
 from phoneemu.phone.profile import PhoneProfile
 from phoneemu.phone.store import AcceptedConfig, Credential, InternCache, TrustStore
 
-__all__ = ["KEY_FILES", "Flash", "atomic_write"]
+__all__ = ["KEY_FILES", "Flash", "atomic_write", "dropped_credential"]
 
 CTL_FILE = "CTLFile.tlv"
 ITL_FILE = "ITLFile.tlv"
@@ -82,6 +95,11 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, durable: bool = 
     file and its directory that make the new content survive a power cut."""
     files.atomic_write(path, data, mode=mode, durable=durable,
                        tmp_name=f"{_TMP_PREFIX}{path.name}{_TMP_SUFFIX}")
+
+
+def dropped_credential(stem: Literal["mic", "lsc"]) -> str:
+    """How a flash problem with the MIC or LSC files ends: what the phone does about it (module rules)."""
+    return f"not loaded (the phone runs without its {stem.upper()})"
 
 
 class Flash:
@@ -192,10 +210,36 @@ class Flash:
             return {}
         return obj if isinstance(obj, dict) else {}
 
-    def _credential(self, stem: str) -> Credential | None:
-        der = self._read(f"{stem}.der", 16384)
-        pem = self._read(f"{stem}.key", 16384)
+    def _credential(self, stem: Literal["mic", "lsc"]) -> Credential | None:
+        """The MIC or LSC, checked (module rules): a damaged or unmatched pair is noted and not loaded."""
+        der_name, key_name = f"{stem}.der", f"{stem}.key"
+        noted = len(self.problems)
+        der = self._read(der_name, 16384)
+        pem = self._read(key_name, 16384)
+        if der is None and pem is None:
+            return None
+        without = dropped_credential(stem)
         if der is None or pem is None:
+            if len(self.problems) == noted:  # one half missing (not already noted as unreadable)
+                there, gone = (key_name, der_name) if der is None else (der_name, key_name)
+                self.problems.append(f"{there}: no {gone} beside it; {without}")
+            return None
+        try:
+            problem = certs.der_extent_problem(der)
+            if problem is not None:
+                raise DecodeError(problem[0], path=der_name, offset=problem[1])
+            cert = certs.load_cert_der(der, path=der_name)
+            key_spki = keys.private_key_pem_public_der(pem, source=key_name)
+            try:
+                cert_spki = keys.public_key_spki_der(certs.cert_public_key(cert))
+            except DecodeError as exc:
+                raise DecodeError(exc.message, path=der_name) from None
+        except DecodeError as exc:
+            self.problems.append(f"{exc}; {without}")
+            return None
+        if cert_spki != key_spki:
+            self.problems.append(f"{key_name}: not the private key of the certificate in {der_name}; "
+                                 f"{without}")
             return None
         return Credential(cert_der=der, key_pem=pem)
 

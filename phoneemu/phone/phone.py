@@ -64,7 +64,7 @@ from phoneemu.phone.boot import (
     run_boot,
 )
 from phoneemu.phone.events import EventLog
-from phoneemu.phone.flash import Flash, atomic_write
+from phoneemu.phone.flash import Flash, atomic_write, dropped_credential
 from phoneemu.phone.https import HttpsResult, open_https
 from phoneemu.phone.profile import PROFILES, PhoneProfile
 from phoneemu.phone.store import Credential, TrustStore
@@ -195,6 +195,9 @@ class Phone:
             self._store = TrustStore(profile=profile)
         if mic is not None:
             self._store.mic = Credential.of(*mic)
+            # a damaged MIC on flash is still reported, with what happens now: the given one replaces it
+            given = "not loaded (the MIC given replaces it)"
+            self._flash_problems = [p.replace(dropped_credential("mic"), given) for p in self._flash_problems]
         self._save()
 
     # ------------------------------------------------------------------ views

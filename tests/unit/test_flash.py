@@ -255,3 +255,80 @@ def test_durable_flash_fsyncs_and_throwaway_flash_does_not(tmp_path: Path,
     assert quick.problems == [] and back.itl is not None and store.itl is not None
     assert back.itl.raw == store.itl.raw and back.mic == store.mic
     assert stat.S_IMODE((quick.path / "mic.key").stat().st_mode) == 0o600
+
+
+# --------------------------------------------------------------------------- damaged MIC / LSC files
+def _damage(data: bytes, how: str) -> bytes:
+    return {"truncated": data[: len(data) // 2], "empty": b"", "garbage": bytes(range(256)) * 3,
+            "trailing": data + b"\x00\x00"}[how]
+
+
+@pytest.mark.parametrize(("name", "how", "words"), [
+    ("mic.der", "truncated", "truncated: the certificate's SEQUENCE declares"),
+    ("mic.der", "garbage", "mic.der at offset 0: tag 0x00, expected 0x30"),
+    ("mic.der", "trailing", "bytes after the end of the certificate"),
+    ("mic.key", "truncated", "mic.key at offset 0: truncated: a PEM private key block with no END line"),
+    ("mic.key", "empty", "mic.key: no PEM private key found"),
+    ("mic.key", "garbage", "mic.key: no PEM private key found"),
+    ("lsc.der", "empty", "lsc.der at offset 0: empty (0 bytes)"),
+    ("lsc.der", "truncated", "truncated: the certificate's SEQUENCE declares"),
+    ("lsc.key", "truncated", "lsc.key at offset 0: truncated"),
+    ("lsc.key", "garbage", "lsc.key: no PEM private key found"),
+])
+def test_a_damaged_mic_or_lsc_is_noticed_at_load_naming_the_file(tmp_path: Path, name: str, how: str,
+                                                                words: str) -> None:
+    """A truncated or garbage certificate or key is noticed when the flash is loaded — the problem names
+    the file, what is wrong and where — and that credential is not loaded: the phone runs as one without
+    it (the other credential stays). Before, it loaded silently and failed only when used (e.g.
+    "decrypt file failed: key: ..." naming no file)."""
+    fl, store = _booted(tmp_path)
+    p = fl.path / name
+    p.write_bytes(_damage(p.read_bytes(), how))
+    back_fl = Flash(fl.path, profile=P, intern=InternCache())
+    back = back_fl.load()
+    stem = name[:3]
+    (problem,) = back_fl.problems
+    assert problem.startswith(name) and words in problem, problem
+    assert problem.endswith(f"; not loaded (the phone runs without its {stem.upper()})"), problem
+    assert (back.mic, back.lsc) == ((None, store.lsc) if stem == "mic" else (store.mic, None))
+    assert back.itl is not None and back.config is not None  # the rest of the flash is unaffected
+
+
+def test_a_truncated_certificate_says_how_long_it_should_be(tmp_path: Path) -> None:
+    fl, _ = _booted(tmp_path)
+    der = (fl.path / "lsc.der").read_bytes()
+    (fl.path / "lsc.der").write_bytes(der[:100])
+    back_fl = Flash(fl.path, profile=P, intern=InternCache())
+    back_fl.load()
+    assert back_fl.problems == [f"lsc.der at offset 100: truncated: the certificate's SEQUENCE declares "
+                                f"{len(der)} bytes, the file has 100; not loaded (the phone runs without "
+                                "its LSC)"]
+
+
+def test_a_key_of_another_certificate_or_a_missing_half_is_not_loaded(tmp_path: Path) -> None:
+    """A crash between writing ``lsc.der`` and ``lsc.key`` (files are written one after the other) leaves
+    a new certificate beside the old key, each whole: the pair is refused, naming both files. A half
+    alone (the other removed) is named too."""
+    fl, store = _booted(tmp_path)
+    (fl.path / "lsc.key").write_bytes((fl.path / "mic.key").read_bytes())
+    back_fl = Flash(fl.path, profile=P, intern=InternCache())
+    back = back_fl.load()
+    assert back_fl.problems == ["lsc.key: not the private key of the certificate in lsc.der; not loaded "
+                                "(the phone runs without its LSC)"]
+    assert back.lsc is None and back.mic == store.mic
+    (fl.path / "mic.key").unlink()
+    back_fl.load()
+    assert "mic.der: no mic.key beside it; not loaded (the phone runs without its MIC)" in back_fl.problems
+
+
+def test_a_damaged_mic_is_a_missing_one_at_the_next_save(tmp_path: Path) -> None:
+    """What the phone does with a damaged credential: it holds none, so the next save removes the pair
+    (as for every credential the phone does not hold); a later load is a flash without a MIC."""
+    fl, _ = _booted(tmp_path)
+    (fl.path / "mic.key").write_bytes(b"-----BEGIN PRIVATE KEY-----\nMIIC")
+    back = fl.load()
+    assert back.mic is None and len(fl.problems) == 1
+    fl.save(back)
+    assert not {"mic.der", "mic.key"} & set(fl.files()) and {"lsc.der", "lsc.key"} <= set(fl.files())
+    again = fl.load()
+    assert fl.problems == [] and again.mic is None and again.lsc is not None
