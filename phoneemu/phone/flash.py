@@ -6,7 +6,8 @@ Layout of the directory (ours; real phones keep ``/CTLFile.tlv``, ``/ITLFile.tlv
 * ``config.xml`` — plaintext XML of the last accepted config;
 * ``mic.der`` + ``mic.key``, ``lsc.der`` + ``lsc.key`` — certificates (DER) and keys (PEM, mode 0600);
 * ``symmetric.key`` — the manual config key (raw bytes, mode 0600);
-* ``state.json`` — capfAuthMode, running load, config file name and the rule that accepted each file;
+* ``state.json`` — capfAuthMode, running load, the config's file name and SHA-256, and the rule that
+  accepted each file;
 * ``last-boot.json`` — what the last boot ended with (when, against what, ok / locked out and by
   which refused list, trust-list and config outcomes, the deciding decision), so that ``phoneemu
   phone show`` can say a phone at rest is locked out and why; removed by an erase of the trust lists
@@ -28,6 +29,17 @@ Rules:
   folder is not removed: saving over it is an OSError naming it). A phone shows these problems as
   the first statuses of its next boot (``flash: ITLFile.tlv: ...; not loaded``): a trust list lost
   to a damaged file is then taken again as on a phone with none, and the user sees why.
+* ``config.xml`` is restored only as the config ``state.json`` says the phone accepted: under the file
+  name it records, and only when the SHA-256 it records is that of ``config.xml``. The two are written
+  one after the other (``state.json`` last), so a crash between them leaves a new config beside the old
+  state, each whole; restoring it would install a config under a name the phone never accepted it
+  under (the §G.4 rules decide per file name: signed or not, which name the signature covers). A
+  config ``state.json`` does not vouch for — another SHA-256, no name, no SHA-256 (a flash of an older
+  phoneemu), a damaged ``state.json`` — is not loaded and named (``flash: config.xml: SHA-256 ... is
+  not the ... state.json records for SEP<MAC>.cnf.xml.sgn (a crash between writing the two?); not
+  loaded``): the phone boots without a config and takes one afresh under the §G rules; the next save
+  makes the pair consistent again. A ``state.json`` naming a config beside no ``config.xml`` is
+  reported too (no config).
 * The MIC and the LSC are checked at load, as the other files are: the certificate (``.der``) must be
   one whole DER certificate, the key (``.key``) a whole PEM private key — its structure only; RSA's
   slow consistency check waits for the key's first use — and the key that of the certificate. A pair
@@ -52,6 +64,7 @@ the store). Files written before ``state.json`` recorded a rule
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import stat
@@ -176,14 +189,7 @@ class Flash:
                 self.problems.append(f"symmetric.key: {exc.message}")
         ctl = self._trust_list("CTL", store.intern)
         itl = self._trust_list("ITL", store.intern)
-        cfg: AcceptedConfig | None = None
-        xml = self._read(CONFIG_FILE, 1 << 20)
-        cfg_file = state.get("config_file")
-        if xml is not None and isinstance(cfg_file, str):
-            try:
-                cfg = store.intern.config(xml, file=cfg_file)
-            except DecodeError as exc:
-                self.problems.append(f"{CONFIG_FILE}: {exc}")
+        cfg = self._config(state, store.intern)
 
         def rule(key: str) -> str | None:
             v = state.get(key)
@@ -209,6 +215,42 @@ class Flash:
             self.problems.append(f"{STATE_FILE}: {exc}")
             return {}
         return obj if isinstance(obj, dict) else {}
+
+    def _config(self, state: dict[str, Any], intern: InternCache) -> AcceptedConfig | None:
+        """The config, only as the file ``state.json`` says the phone accepted it (module rules)."""
+        noted = len(self.problems)
+        state_damaged = any(p.startswith(f"{STATE_FILE}:") for p in self.problems)
+        xml = self._read(CONFIG_FILE, 1 << 20)
+        name, want = state.get("config_file"), state.get("config_sha256")
+        if xml is None:
+            if len(self.problems) == noted and isinstance(name, str) and name:
+                self.problems.append(f"{CONFIG_FILE}: missing, though {STATE_FILE} names {name} (a crash "
+                                     f"between writing the two?); no config")
+            return None
+        why = self._config_mismatch(xml, name, want, state_damaged=state_damaged)
+        if why is not None or not isinstance(name, str):
+            self.problems.append(f"{CONFIG_FILE}: {why}; not loaded")
+            return None
+        try:
+            return intern.config(xml, file=name)
+        except DecodeError as exc:
+            self.problems.append(f"{CONFIG_FILE}: {exc}")
+            return None
+
+    @staticmethod
+    def _config_mismatch(xml: bytes, name: Any, want: Any, *, state_damaged: bool) -> str | None:
+        """Why ``config.xml`` is not the config ``state.json`` says was accepted, or None when it is."""
+        if state_damaged:
+            return f"{STATE_FILE} is damaged: nothing says which file it came in"
+        if not isinstance(name, str) or not name:
+            return f"{STATE_FILE} names no config file for it (a crash between writing the two?)"
+        if not isinstance(want, str):
+            return f"{STATE_FILE} records no SHA-256 for it (a flash of an older phoneemu?)"
+        got = hashlib.sha256(xml).hexdigest()
+        if got != want.lower():
+            return (f"SHA-256 {got[:16]}... is not the {want[:16]}... {STATE_FILE} records for {name} "
+                    "(a crash between writing the two?)")
+        return None
 
     def _credential(self, stem: Literal["mic", "lsc"]) -> Credential | None:
         """The MIC or LSC, checked (module rules): a damaged or unmatched pair is noted and not loaded."""
@@ -270,6 +312,7 @@ class Flash:
             "capf_auth_mode": store.capf_auth_mode,
             "firmware_load": store.firmware_load,
             "config_file": store.config.file if store.config is not None else None,
+            "config_sha256": None if store.config is None else hashlib.sha256(store.config.xml).hexdigest(),
             "ctl_rule": store.ctl_rule,
             "itl_rule": store.itl_rule,
             "config_rule": store.config_rule,

@@ -114,6 +114,11 @@ def _damage(flash: Path, name: str, how: str) -> None:
         p.write_bytes(b"")
     elif how == "garbage":
         p.write_bytes(bytes(range(256)) * 3)
+    elif how == "swapped":  # another whole config, state.json not updated: a crash between the two files
+        from phoneemu.formats import config as config_fmt
+
+        p.write_bytes(config_fmt.build(config_fmt.DeviceConfig(device_name=f"SEP{FLASH_MAC}",
+                                                               capf_auth_mode=1)))
     elif how == "temp":  # killed in the middle of atomic_write: a half-written temp file beside the old one
         (flash / f".{name}.tmp").write_bytes(p.read_bytes()[:100])
     else:
@@ -131,7 +136,8 @@ def test_boot_on_a_flash_left_damaged_by_a_crash(tmp_path: Path) -> None:
     c.add_phone(FLASH_MAC, now=NOW)
     good = tmp_path / "good"
     cases = [("ITLFile.tlv", "truncated"), ("ITLFile.tlv", "empty"), ("ITLFile.tlv", "garbage"),
-             ("config.xml", "garbage"), ("state.json", "truncated"), ("ITLFile.tlv", "temp")]
+             ("config.xml", "garbage"), ("state.json", "truncated"), ("ITLFile.tlv", "temp"),
+             ("config.xml", "swapped")]
 
     async def boot(srv: LabServers, flash: Path) -> tuple[int, str, str]:
         proc = await asyncio.create_subprocess_exec(
@@ -162,6 +168,10 @@ def test_boot_on_a_flash_left_damaged_by_a_crash(tmp_path: Path) -> None:
             assert "G.2-first-itl-tofu accepted" in out  # as if absent: the ITL is taken on trust again
         if name == "config.xml":
             assert f"status: flash: {name}: " in out, out
+        if how == "swapped":  # not installed under the old name: named, and the config fetched afresh
+            assert "status: flash: config.xml: SHA-256 " in out, out
+            assert "(a crash between writing the two?); not loaded" in out
+            assert f"SEP{FLASH_MAC}.cnf.xml" in out and "Phone" in out and ": OK" in out, out
     assert not any(p.name.endswith(".tmp") for p in tmp_path.glob("f*/.*"))  # the stale temp was removed
 
 

@@ -332,3 +332,87 @@ def test_a_damaged_mic_is_a_missing_one_at_the_next_save(tmp_path: Path) -> None
     assert not {"mic.der", "mic.key"} & set(fl.files()) and {"lsc.der", "lsc.key"} <= set(fl.files())
     again = fl.load()
     assert fl.problems == [] and again.mic is None and again.lsc is not None
+
+
+# --------------------------------------------------------------------------- config.xml <-> state.json
+def _other_config(tmp_path: Path) -> TrustStore:
+    """The booted store after accepting another config under another name (the next save's content)."""
+    _, store = _booted(tmp_path / "other")
+    xml = config_fmt.build(DeviceConfig(device_name="SEP001122334455", capf_auth_mode=1,
+                                        tvs_servers=(Server(host="192.0.2.7", port=2445),)))
+    store.restore(ctl=store.ctl, itl=store.itl, config=store.intern.config(xml, file="XmlDefault.cnf.xml"),
+                  ctl_rule=store.ctl_rule, itl_rule=store.itl_rule, config_rule="G.4-unsigned-no-trust-list")
+    return store
+
+
+def test_a_crash_between_config_xml_and_state_json_restores_no_config(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The save writes ``config.xml`` then ``state.json``: a crash between the two leaves the new config
+    beside the old state, each whole. Loading must not install the new config under the old file name
+    (the phone never accepted it under that name): ``state.json`` records the SHA-256 of its config, the
+    mismatch is a problem naming both files, and the phone has no config (it fetches one afresh).
+    Before, the new XML came back as the config of the old file."""
+    fl, store = _booted(tmp_path)
+    old_name = store.config.file if store.config is not None else ""
+    new = _other_config(tmp_path)
+    real_write = Flash._write
+
+    def crash_at_state(self: Flash, name: str, data: bytes | None) -> None:
+        if name == "state.json":
+            raise OSError("power lost before state.json")
+        real_write(self, name, data)
+
+    monkeypatch.setattr(Flash, "_write", crash_at_state)
+    with pytest.raises(OSError, match="power lost"):
+        fl.save(new)
+    monkeypatch.undo()
+    assert new.config is not None and (fl.path / "config.xml").read_bytes() == new.config.xml  # written
+    back_fl = Flash(fl.path, profile=P, intern=InternCache())
+    back = back_fl.load()
+    assert back.config is None, "a config restored under a name the phone did not accept it under"
+    (problem,) = back_fl.problems
+    assert problem.startswith("config.xml: SHA-256 ") and f"state.json records for {old_name}" in problem
+    assert problem.endswith("(a crash between writing the two?); not loaded"), problem
+    assert back.itl is not None and back.mic is not None  # the rest of the flash is unaffected
+    back_fl.save(back)  # the next save: a flash without a config, consistent again
+    again_fl = Flash(fl.path, profile=P, intern=InternCache())
+    assert again_fl.load().config is None and again_fl.problems == []
+    assert "config.xml" not in again_fl.files()
+
+
+def test_state_json_records_the_config_name_and_sha256(tmp_path: Path) -> None:
+    import hashlib
+    import json
+
+    fl, store = _booted(tmp_path)
+    state = json.loads((fl.path / "state.json").read_text())
+    assert store.config is not None and state["config_file"] == store.config.file
+    assert state["config_sha256"] == hashlib.sha256((fl.path / "config.xml").read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize(("edit", "words"), [
+    ({"config_sha256": None}, "state.json records no SHA-256 for it"),
+    ({"config_file": None, "config_sha256": None}, "state.json names no config file for it"),
+    ({"config_sha256": "00" * 32}, "is not the 0000000000000000... state.json records for"),
+])
+def test_a_config_state_json_does_not_vouch_for_is_not_loaded(tmp_path: Path, edit: dict[str, object],
+                                                             words: str) -> None:
+    """A config.xml that state.json does not name with its SHA-256 (written by an older phoneemu, or by
+    a save that never reached state.json) is not installed: reported, and fetched afresh at boot."""
+    import json
+
+    fl, _ = _booted(tmp_path)
+    state = json.loads((fl.path / "state.json").read_text())
+    (fl.path / "state.json").write_text(json.dumps({**state, **edit}))
+    back = fl.load()
+    assert back.config is None and len(fl.problems) == 1
+    assert fl.problems[0].startswith("config.xml: ") and words in fl.problems[0], fl.problems
+
+
+def test_a_config_missing_beside_a_state_json_naming_one_is_reported(tmp_path: Path) -> None:
+    fl, store = _booted(tmp_path)
+    (fl.path / "config.xml").unlink()
+    back = fl.load()
+    assert back.config is None and store.config is not None
+    assert fl.problems == [f"config.xml: missing, though state.json names {store.config.file} (a crash "
+                           "between writing the two?); no config"]
