@@ -8,11 +8,12 @@ import contextlib
 import shutil
 import ssl
 import subprocess
+import threading
 from collections.abc import Awaitable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import pytest
 
@@ -109,6 +110,39 @@ class FakePhoneView:
     @property
     def running_load(self) -> str | None:
         return None
+
+
+class LinePump:
+    """Read a subprocess's text stream line by line in a thread, so a test can wait (bounded) for a line
+    without blocking for ever on a process that never prints it; :meth:`text` is everything read."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._lines: list[str] = []
+        self._cond = threading.Condition()
+        self._done = False
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            with self._cond:
+                self._lines.append(line)
+                self._cond.notify_all()
+        with self._cond:
+            self._done = True
+            self._cond.notify_all()
+
+    def wait_for(self, text: str, timeout: float) -> bool:
+        """Whether a line containing ``text`` arrives within ``timeout`` seconds (False at end of stream)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._done or any(text in line for line in self._lines),
+                                       timeout) and any(text in line for line in self._lines)
+
+    def text(self, timeout: float = 10.0) -> str:
+        """Everything read; waits up to ``timeout`` seconds for the end of the stream first."""
+        self._thread.join(timeout)
+        with self._cond:
+            return "".join(self._lines)
 
 
 def reap(proc: subprocess.Popen[str]) -> None:

@@ -164,7 +164,7 @@ def test_lab_serve_subprocess_and_a_concurrent_operation_lose_neither_write(clus
     import signal
     import time
 
-    from tests.helpers import reap
+    from tests.helpers import LinePump, reap
 
     root = cluster.root
     before = (root / "cluster.json").read_bytes()
@@ -174,15 +174,18 @@ def test_lab_serve_subprocess_and_a_concurrent_operation_lose_neither_write(clus
                              "127.0.0.2", "--tftp-port", "0", "--http-port", "0", "--tvs-port", "0",
                              "--capf-port", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=REPO)
+    assert proc.stdout is not None and proc.stderr is not None
+    err = LinePump(proc.stderr)
     try:
         try:
-            time.sleep(2.5)  # long enough for the server to start and (before) write its ports
-            assert proc.poll() is None, proc.communicate()
+            # started and bound its ports: waits for the lock (logged after LOCK_WAIT_S); before, it wrote
+            waits = err.wait_for("waiting for it to record this server's change", 30)
+            assert proc.poll() is None, err.text(0)
             assert (root / "cluster.json").read_bytes() == before, "lab serve wrote under an operation's lock"
+            assert waits, err.text(0)
             LabCluster.open(root).set_tvs_ttl(777)  # the operation's write
         finally:
             os.close(fd)
-        assert proc.stdout is not None
         ports: dict[str, int] = {}
         lines: list[str] = []
         deadline = time.monotonic() + 30
