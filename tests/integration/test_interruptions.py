@@ -302,7 +302,8 @@ def _free(port: int, kind: int) -> bool:
     import socket
 
     with socket.socket(socket.AF_INET, kind) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a TIME_WAIT left by a probe is fine
+        if kind == socket.SOCK_STREAM:  # a TIME_WAIT left by a probe is fine (UDP: no such state)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((HOST, port))
         except OSError:
@@ -349,7 +350,8 @@ def test_lab_serve_ctrl_c_stops_cleanly_with_130(tmp_path: Path) -> None:
                 ports[m.group(1)] = int(m.group(2))
         assert set(ports) == {"tftp", "http", "tvs", "capf"}, "".join(lines)
         trustlist.parse(run(tftp_get(HOST, ports["tftp"], "ITLFile.tlv"))).verify_self()  # raises if not
-        assert not _free(ports["http"], socket.SOCK_STREAM)  # the probe sees a listener while it runs
+        # the probe sees the sockets while it runs
+        assert not _free(ports["http"], socket.SOCK_STREAM) and not _free(ports["tftp"], socket.SOCK_DGRAM)
         proc.send_signal(signal.SIGINT)
         try:
             rc = proc.wait(timeout=15)
