@@ -407,3 +407,44 @@ def test_lab_serve_ctrl_c_while_waiting_for_the_lab_lock(tmp_path: Path) -> None
     assert rc == 130 and "Traceback" not in stdout + stderr, (rc, stdout, stderr)
     assert "listening" not in stdout and stdout.strip().splitlines()[-1] == "stopping (SIGINT)", stdout
     assert (c.root / "cluster.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("name", ["mic.key", "mic.der"])
+def test_boot_with_a_damaged_mic_on_flash_names_the_file(tmp_path: Path, name: str) -> None:
+    """A MIC file left truncated on flash: the next boot's first status names the file and what is
+    wrong, and the phone boots as one without a MIC — its PKI-encrypted config cannot be unwrapped ("no
+    LSC or MIC"), no attempt with a broken key. Before, the damage showed only when the key was used,
+    as "decrypt file failed: key: ..." (naming no file), or not at all for a damaged certificate."""
+    mac = "0A00000000D2"
+    c = LabCluster.init(tmp_path / "lab", key_spec="rsa1024", now=NOW)
+    c.add_phone(mac, encrypt="pki", now=NOW)
+    good, flash = tmp_path / "good", tmp_path / "damaged"
+
+    async def boot(srv: LabServers, where: Path, *lab: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "phoneemu", "boot", "--mac", mac, "--tftp", f"{HOST}:{srv.ports['tftp']}",
+            "--no-http", *lab, "--flash", str(where), "--now", str(NOW), "--timeout", "1",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        so, se = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode is not None
+        return proc.returncode, so.decode(), se.decode()
+
+    async def body() -> tuple[tuple[int, str, str], ...]:
+        async with LabServers(c, host=HOST) as srv:
+            first = await boot(srv, good, "--lab", str(c.root))  # the lab provisions the MIC onto flash
+            for where in (flash, tmp_path / "given"):
+                shutil.copytree(good, where)
+                _damage(where, name, "truncated")
+            # no --lab: the phone has only the MIC on its flash; with --lab the lab's MIC replaces it
+            return first, await boot(srv, flash), await boot(srv, tmp_path / "given", "--lab", str(c.root))
+
+    (rc1, out1, err1), (rc, out, err), (rc3, out3, err3) = run(body())
+    assert rc1 == 0 and "G.12.3-decrypted accepted" in out1, out1 + err1
+    assert rc == 1 and "Traceback" not in out + err, (rc, err)  # no config accepted: exit 1
+    statuses = [line for line in out.splitlines() if "status: flash:" in line]
+    assert len(statuses) == 1 and f"status: flash: {name} at offset " in statuses[0], out
+    assert "truncated" in statuses[0] and "not loaded (the phone runs without its MIC)" in statuses[0]
+    assert "G.12.3-no-key" in out and "no LSC or MIC to unwrap the config key" in out, out
+    assert "decrypt file failed" not in out
+    assert rc3 == 0 and "G.12.3-decrypted accepted" in out3, out3 + err3
+    assert f"status: flash: {name} at offset " in out3 and "not loaded (the MIC given replaces it)" in out3
