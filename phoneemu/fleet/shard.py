@@ -7,18 +7,21 @@ Rules:
   :func:`phoneemu.fleet.engine.run_shard` in a fresh ``spawn`` process (no state inherited).
 * Shards build their phones first, say ``ready``, and start booting together when every shard is
   ready, so the rate measured is the storm, not process start-up.
-* Shards report progress (done, booted) a few times a second over one queue; the parent merges
-  them for the live progress line and merges the final :class:`ShardResult`\\ s into one
-  :class:`FleetResult`.
+* Shards report progress (done, booted) a few times a second, then their result, each over a pipe
+  of its own (:mod:`phoneemu.worker_pipes`: no lock or stream shared between shards, so a shard
+  killed mid-message damages nothing but its own pipe); the parent reads them all without blocking on
+  any one, merges the progress for the live progress line and the final :class:`ShardResult`\\ s into
+  one :class:`FleetResult`.
 * Every wait is bounded: process start (``start_timeout``), the run (``spec.max_time_s`` plus a
   grace period, else ``run_timeout``). A shard that dies or fails before the storm, or a run that
   times out, makes the run fail with a :class:`~phoneemu.errors.PhoneEmuError` naming it; the other
   shards are stopped.
 * A shard that dies during the storm (killed by a signal, e.g. SIGKILL from the OOM killer, or any
-  exit without its result) or reports an error is noticed within about half a second, whatever the
-  other shards send: its phones are counted as **lost** (:class:`LostShard`: the shard, its MACs,
-  the signal or exit status, how many boots it had reported done — their records went with it) and
-  ``on_lost(message)`` is called; the other shards run to their end, so nothing else is lost.
+  exit without its result), reports an error or sends bytes that do not decode is noticed at once
+  (the end of its pipe or of its process; within ``_RESULT_GRACE_S`` when only one of the two ends),
+  whatever the other shards send: its phones are counted as **lost** (:class:`LostShard`: the shard,
+  its MACs, the signal or exit status, how many boots it had reported done — their records went with
+  it) and ``on_lost(message)`` is called; the other shards run to their end, so nothing else is lost.
 * Ctrl-C (or SIGTERM) during the storm stops it gracefully, so nothing booted is lost: shards
   start no new boot, the boots under way finish (within ``interrupt_grace`` seconds), and the
   result — marked ``interrupted``, the rest counted as not started — is returned as usual;
@@ -34,10 +37,8 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import multiprocessing as mp
 import os
-import queue as queue_mod
 import signal
 import threading
 import time
@@ -46,6 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from phoneemu import worker_pipes
 from phoneemu.errors import PhoneEmuError
 from phoneemu.fleet.engine import FleetSpec, ShardResult, mac_range, run_shard
 from phoneemu.fleet.loop import run_on
@@ -128,19 +130,26 @@ def split_range(start: int, count: int, parts: int) -> list[range]:
 
 def _child(spec: FleetSpec, macs: range, shard: int, channels: tuple[Any, Any, Any],
            start_timeout: float) -> None:
-    """Shard process body: build phones, wait for ``go``, boot until done or ``stop``, send the result."""
-    q, go, stop = channels
+    """Shard process body: build phones, wait for ``go``, boot until done or ``stop``, send the result.
+    ``channels``: the write end of this shard's own pipe to the parent, the ``go`` and ``stop`` events."""
+    out, go, stop = channels
     for sig in (signal.SIGINT, signal.SIGTERM):  # a Ctrl-C or a `kill` of the process group reaches
         signal.signal(sig, signal.SIG_IGN)       # the shards too: the parent alone decides (via `stop`)
     parent = os.getppid()
 
+    def tell(*msg: Any) -> None:
+        try:
+            worker_pipes.send(out, msg)
+        except OSError:  # the parent's end is gone (it died): nobody to report to
+            os._exit(1)
+
     def progress(done: int, ok: int) -> None:
         if os.getppid() != parent:  # the parent died without stopping us: do not linger as an orphan
             os._exit(1)
-        q.put(("progress", shard, done, ok))
+        tell("progress", done, ok)
 
     async def ready() -> None:
-        q.put(("ready", shard))
+        tell("ready")
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + start_timeout
         # in slices: a parent killed before the storm (SIGKILL, OOM) must not leave us waiting as orphans
@@ -154,11 +163,13 @@ def _child(spec: FleetSpec, macs: range, shard: int, channels: tuple[Any, Any, A
         result = run_on(spec.event_loop,
                         run_shard(spec, macs, shard=shard, on_progress=progress, ready=ready,
                                   should_stop=stop.is_set))
-        q.put(("done", shard, result.to_state()))
+        state = result.to_state()
     except (PhoneEmuError, OSError) as exc:  # bad input or a file that failed: its one line, no traceback
-        q.put(("error", shard, f"{type(exc).__name__}: {exc}"))
+        tell("error", f"{type(exc).__name__}: {exc}")
     except BaseException as exc:  # report anything, the parent decides
-        q.put(("error", shard, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"))
+        tell("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}")
+    else:
+        tell("done", state)
 
 
 def _stop(procs: list[Any]) -> None:
@@ -181,10 +192,11 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
         return _run_inline(spec, progress, on_interrupt)
     ranges = split_range(spec.mac_start, spec.count, n)
     ctx = mp.get_context("spawn")
-    q = ctx.Queue()
+    pipes = [ctx.Pipe(duplex=False) for _ in ranges]  # (parent's reading end, shard's writing end)
+    inbox = worker_pipes.Inbox({i: r for i, (r, _) in enumerate(pipes)})
     go = ctx.Event()
     stop = ctx.Event()
-    procs = [ctx.Process(target=_child, args=(spec, r, i, (q, go, stop), start_timeout),
+    procs = [ctx.Process(target=_child, args=(spec, r, i, (pipes[i][1], go, stop), start_timeout),
                          name=f"phoneemu-fleet-{i}", daemon=True) for i, r in enumerate(ranges)]
     old_term = _term_as_interrupt()
     done_by: dict[int, tuple[int, int]] = {}
@@ -199,53 +211,63 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
         lost[i] = LostShard(shard=i, first_mac=ranges[i].start, phones=len(ranges[i]), why=why,
                             reported_done=done_by.get(i, (0, 0))[0])
         if procs[i].is_alive():
-            procs[i].kill()  # a shard that reported an error: its result is not coming
+            procs[i].kill()  # a shard that reported an error or garbled its pipe: its result is not coming
         if on_lost is not None:
             going = len(procs) - len(results) - len(lost)
             on_lost(lost[i].message() + (f"; the other {going} shard(s) go on" if going else ""))
 
     try:
-        for p in procs:
-            p.start()
+        try:
+            for p in procs:
+                p.start()
+        finally:  # each shard holds the only copy of its writing end: its exit is the parent's end of file
+            worker_pipes.close_after_start(w for _, w in pipes)
         limit = time.monotonic() + start_timeout
         while len(ready) < len(procs):
-            msg = _get(q, limit, procs, "start")
-            if msg is None:
-                dead = [f"{p.name} {_exit_text(p.exitcode)}" for p in procs if p.exitcode is not None]
-                if dead:
-                    raise PhoneEmuError(f"fleet: shard process {', '.join(dead)} before the storm")
-            elif msg[0] == "ready":
-                ready.add(msg[1])
-            elif msg[0] == "error":
-                raise PhoneEmuError(f"fleet shard {msg[1]} failed: {msg[2]}")
+            for i, msg in _get(inbox, limit, procs, "start"):
+                if isinstance(msg, worker_pipes.Closed):
+                    if not msg.damaged:
+                        procs[i].join(_RESULT_GRACE_S)  # its pipe ended: so does the process, for its status
+                    raise PhoneEmuError(f"fleet: shard process {procs[i].name} {_ended_text(procs[i], msg)} "
+                                        "before the storm")
+                if msg[0] == "ready":
+                    ready.add(i)
+                elif msg[0] == "error":
+                    raise PhoneEmuError(f"fleet shard {i} failed: {msg[1]}")
         go.set()
         t0 = time.monotonic()
         budget = spec.max_time_s + 60.0 if spec.max_time_s is not None else run_timeout
         limit = t0 + budget
-        ended_at: dict[int, float] = {}  # shards seen ended, not yet accounted for
+        ended_at: dict[int, float] = {}  # shards whose process or pipe ended, not yet accounted for
         while len(results) + len(lost) < len(procs):
             try:  # an interrupt can land anywhere in here (a signal handler raises it)
-                msg = _get(q, limit, procs, "run")
-                if msg is None:
-                    pass
-                elif msg[0] == "progress":
-                    done_by[msg[1]] = (msg[2], msg[3])
-                    if progress is not None:
-                        progress(sum(d for d, _ in done_by.values()), sum(o for _, o in done_by.values()),
-                                 spec.count, time.monotonic() - t0)
-                elif msg[0] == "done":
-                    lost.pop(msg[1], None)  # its result made it after all
-                    results[msg[1]] = ShardResult.from_state(msg[2])
-                elif msg[0] == "error":
-                    lose(msg[1], f"failed: {msg[2]}")
+                for i, msg in _get(inbox, limit, procs, "run"):
+                    if isinstance(msg, worker_pipes.Closed):
+                        if msg.damaged:
+                            lose(i, f"sent a damaged message ({msg.why})")
+                    elif msg[0] == "progress":
+                        done_by[i] = (msg[1], msg[2])
+                        if progress is not None:
+                            progress(sum(d for d, _ in done_by.values()), sum(o for _, o in done_by.values()),
+                                     spec.count, time.monotonic() - t0)
+                    elif msg[0] == "done":
+                        lost.pop(i, None)  # its result made it after all
+                        results[i] = ShardResult.from_state(msg[1])
+                    elif msg[0] == "error":
+                        lose(i, f"failed: {msg[1]}")
                 now = time.monotonic()
-                for i, p in enumerate(procs):  # checked whatever the others send (they keep the queue busy)
-                    if p.exitcode is None or i in results or i in lost:
+                for i, p in enumerate(procs):  # each shard's own pipe: the others cannot hide its end
+                    if i in results or i in lost:
+                        continue
+                    code, closed = p.exitcode, i in inbox.closed
+                    if code is None and not closed:
                         continue
                     ended_at.setdefault(i, now)
-                    # killed: its result can never come; exited: give its last message time to arrive
-                    if p.exitcode < 0 or now - ended_at[i] > _RESULT_GRACE_S:
-                        lose(i, _exit_text(p.exitcode) + ("" if p.exitcode < 0 else " without its result"))
+                    # its pipe ended and its process too: every message it sent has been read; either
+                    # one alone: give the other a moment (the exit status, the last bytes in the pipe)
+                    if (code is not None and closed) or now - ended_at[i] > _RESULT_GRACE_S:
+                        lose(i, _ended_text(p, inbox.closed.get(i))
+                             + ("" if code is not None and code < 0 else " without its result"))
             except KeyboardInterrupt:
                 if interrupted:
                     raise  # the second one aborts
@@ -262,8 +284,7 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
             p.join(10.0)
     finally:
         _stop(procs)
-        with contextlib.suppress(Exception):
-            q.close()
+        inbox.close()
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
     ordered = [results[i] for i in sorted(results)]
@@ -273,7 +294,8 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
                        interrupted=interrupted, lost=[lost[i] for i in sorted(lost)])
 
 
-#: Seconds a shard that exited by itself (no signal) has for its last message to be read.
+#: Seconds between the end of a shard's process and the end of its pipe (either order) before it
+#: counts as lost all the same (e.g. a process of its own still holds the pipe).
 _RESULT_GRACE_S = 5.0
 
 
@@ -300,19 +322,24 @@ def _term_as_interrupt() -> Any:
     return signal.signal(signal.SIGTERM, on_term)
 
 
-def _get(q: Any, limit: float, procs: list[Any], phase: str) -> tuple[Any, ...] | None:
-    """The next message, None after half a second without one (time to look at the shards), or
-    PhoneEmuError when ``limit`` passed."""
+def _ended_text(p: Any, closed: worker_pipes.Closed | None) -> str:
+    """How shard process ``p`` ended: its exit status, else what became of its pipe."""
+    if p.exitcode is not None:
+        return _exit_text(p.exitcode)
+    if closed is not None and closed.damaged:
+        return f"sent a damaged message ({closed.why})"
+    return "closed its pipe"
+
+
+def _get(inbox: worker_pipes.Inbox, limit: float, procs: list[Any], phase: str) -> list[tuple[int, Any]]:
+    """The messages that came within half a second (none: time to look at the shards; a shard's end
+    wakes us at once), or PhoneEmuError when ``limit`` passed."""
     left = limit - time.monotonic()
     if left <= 0:
         running = [p.name for p in procs if p.exitcode is None]
         raise PhoneEmuError(f"fleet: shards did not finish the {phase} phase in time "
                             f"(still running: {', '.join(running) or 'none'})")
-    try:
-        msg: tuple[Any, ...] = q.get(timeout=min(0.5, left))
-        return msg
-    except queue_mod.Empty:
-        return None
+    return inbox.wait(min(0.5, left), [p.sentinel for p in procs if p.exitcode is None])
 
 
 def _run_inline(spec: FleetSpec, progress: ProgressFn | None,

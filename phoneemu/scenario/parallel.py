@@ -11,9 +11,14 @@ Rules:
   that the last address stays ≤ 127.0.0.40 (the range captures know).
 * Ctrl-C: the workers are stopped at once; finished scenarios keep their verdicts, the others are
   listed as not run and the summary is marked interrupted (the command writes its reports, exit 130).
-* Workers are ``spawn`` processes fed from one queue; they ignore SIGINT (the parent decides). A
-  worker says which scenario it starts; when it dies (killed by a signal, e.g. the OOM killer) the
-  scenario it was running is an ERROR at once, naming the worker and the signal, and the other
+* Workers are ``spawn`` processes; they ignore SIGINT (the parent decides). Each has two pipes of its
+  own (:mod:`phoneemu.worker_pipes`), nothing shared with the other workers: the parent hands it one
+  scenario at a time over the first when it is idle (it said ``ready``, or sent a result) and reads
+  its results from the second, never blocking on one worker. So a worker killed mid-message damages
+  only its own pipes, and the parent always knows which scenario each worker runs.
+* A worker that dies (killed by a signal, e.g. the OOM killer; any end of its process or its pipe)
+  or sends bytes that do not decode (it is killed) makes the scenario it was running an ERROR at
+  once, naming the worker, its pid and the signal or exit status (or the damage), and the other
   workers go on. When every worker is gone with scenarios never started, those are ERRORs too.
 """
 
@@ -21,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
-import queue
 import signal
 import threading
 import time
@@ -29,6 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from phoneemu import worker_pipes
 from phoneemu.scenario.model import Scenario
 from phoneemu.scenario.results import RunSummary, ScenarioResult
 
@@ -46,8 +51,10 @@ def usable_jobs(jobs: int, scenarios: list[Scenario], base: int) -> tuple[int, i
 
 def _worker(base: int, tasks: Any, results: Any, settings: tuple[str | None, str | None, int | None],
             me: int = 0) -> None:
-    """Worker process: run the scenarios it is handed until it gets None. ``settings``: capture
-    folder, work folder, scenario clock start (as in the sequential run's options)."""
+    """Worker process: say ``ready``, then run each scenario the parent hands it over ``tasks`` (its
+    own pipe) and send the result over ``results`` (its own pipe), until it gets None or the parent is
+    gone. ``settings``: capture folder, work folder, scenario clock start (as in the sequential run's
+    options)."""
     import asyncio
 
     from phoneemu.scenario.runner import RunOptions, new_result, run_scenario
@@ -56,15 +63,18 @@ def _worker(base: int, tasks: Any, results: Any, settings: tuple[str | None, str
     capture_dir, workdir, start_time = settings
     opts = RunOptions(capture_dir=Path(capture_dir) if capture_dir else None,
                       workdir=Path(workdir) if workdir else None, start_time=start_time, lab_host_base=base)
-    while (item := tasks.get()) is not None:
-        i, sc = item
-        results.put(("start", i, me))
-        try:
-            result = asyncio.run(run_scenario(sc, opts))
-        except BaseException as exc:  # run_scenario reports its own errors; this is the last resort
-            result = new_result(sc)
-            result.error = f"worker failed: {type(exc).__name__}: {exc}"
-        results.put(("result", i, result))
+    try:
+        worker_pipes.send(results, ("ready", me))
+        while (item := worker_pipes.recv(tasks)) is not None:
+            i, sc = item
+            try:
+                result = asyncio.run(run_scenario(sc, opts))
+            except BaseException as exc:  # run_scenario reports its own errors; this is the last resort
+                result = new_result(sc)
+                result.error = f"worker failed: {type(exc).__name__}: {exc}"
+            worker_pipes.send(results, ("result", i, result))
+    except (EOFError, OSError):  # the parent is gone (or stopped us): nobody to report to
+        return
 
 
 def _exit_text(p: Any) -> str:
@@ -100,49 +110,82 @@ def run_parallel(scenarios: list[Scenario], options: Any, jobs: int) -> RunSumma
 
     workers, width = usable_jobs(jobs, scenarios, options.lab_host_base)
     ctx = mp.get_context("spawn")
-    tasks, out = ctx.Queue(), ctx.Queue()
-    for item in enumerate(scenarios):
-        tasks.put(item)
-    for _ in range(workers):
-        tasks.put(None)
+    to_workers = [ctx.Pipe(duplex=False) for _ in range(workers)]  # (worker's reading end, parent's)
+    from_workers = [ctx.Pipe(duplex=False) for _ in range(workers)]  # (parent's reading end, worker's)
+    inbox = worker_pipes.Inbox({w: r for w, (r, _) in enumerate(from_workers)})
     capture = str(options.capture_dir) if options.capture_dir is not None else None
     workdir = str(options.workdir) if options.workdir is not None else None
     procs = [ctx.Process(target=_worker, name=f"phoneemu-run-{w}", daemon=True,
-                         args=(options.lab_host_base + w * width, tasks, out,
+                         args=(options.lab_host_base + w * width, to_workers[w][0], from_workers[w][1],
                                (capture, workdir, options.start_time), w)) for w in range(workers)]
     summary = RunSummary()
     results: dict[int, ScenarioResult] = {}
+    todo = list(range(len(scenarios)))[::-1]  # scenario indexes not handed out yet, next one last
+    running: dict[int, int] = {}  # worker -> the scenario it was handed
+    gone: dict[int, str] = {}  # worker -> how it ended
+    ended_at: dict[int, float] = {}  # worker -> when its pipe or its process was first seen ended
     started = time.perf_counter()
+
+    def report(j: int, text: str) -> None:
+        if options.progress is not None:
+            options.progress(f"[{len(results)}/{len(scenarios)}] {scenarios[j].name} {text}")
+
+    def hand_out(w: int) -> None:
+        """Worker ``w`` is idle: its next scenario, or None (it exits)."""
+        j = todo.pop() if todo else None
+        try:
+            worker_pipes.send(to_workers[w][1], None if j is None else (j, scenarios[j]))
+        except OSError:  # it is gone: the scenario goes back, its end is noticed below
+            if j is not None:
+                todo.append(j)
+            return
+        if j is not None:
+            running[w] = j
+
+    def end(w: int, how: str) -> None:
+        """Worker ``w`` is gone (``how``, else its exit status): the scenario it ran is an ERROR."""
+        p = procs[w]
+        if p.is_alive():
+            p.kill()
+            p.join(5.0)
+        gone[w] = how or _exit_text(p)
+        j = running.pop(w, None)
+        if j is not None and j not in results:
+            results[j] = new_result(scenarios[j])
+            results[j].error = f"worker process {gone[w]} while running this scenario"
+            report(j, f"ERROR ({gone[w]})")
+
     try:
-        for p in procs:
-            p.start()
-        running: dict[int, int] = {}  # worker -> the scenario it said it started
-        gone: dict[int, str] = {}  # worker -> how it ended
+        try:
+            for p in procs:
+                p.start()
+        finally:  # each worker holds the only copy of its ends: its exit is the parent's end of file
+            worker_pipes.close_after_start(r for r, _ in to_workers)
+            worker_pipes.close_after_start(w for _, w in from_workers)
         while len(results) < len(scenarios):
-            try:
-                kind, i, value = out.get(timeout=0.2)
-            except queue.Empty:
-                kind, i, value = "", -1, None
-            if kind == "start":
-                running[value] = i
-            elif kind == "result":
-                results[i] = value
-                if options.progress is not None:
-                    options.progress(f"[{len(results)}/{len(scenarios)}] {scenarios[i].name} "
-                                     f"{value.outcome.value} ({workers} workers)")
-            if kind:
-                continue
-            for w, p in enumerate(procs):  # the queue is quiet: look at the workers
-                if p.exitcode is None or w in gone:
+            live = [p.sentinel for w, p in enumerate(procs) if w not in gone and p.exitcode is None]
+            for w, msg in inbox.wait(0.2, live):
+                if isinstance(msg, worker_pipes.Closed):
+                    if msg.damaged:
+                        end(w, f"{procs[w].name} (pid {procs[w].pid}) sent a damaged message ({msg.why})")
+                elif msg[0] == "ready":
+                    hand_out(w)
+                elif msg[0] == "result" and running.get(w) == msg[1]:
+                    del running[w]
+                    results[msg[1]] = msg[2]
+                    report(msg[1], f"{msg[2].outcome.value} ({workers} workers)")
+                    hand_out(w)
+            now = time.monotonic()
+            for w, p in enumerate(procs):  # each worker's own pipe: the others cannot hide its end
+                if w in gone:
                     continue
-                gone[w] = _exit_text(p)
-                j = running.pop(w, None)
-                if j is not None and j not in results and p.exitcode != 0:
-                    results[j] = new_result(scenarios[j])
-                    results[j].error = f"worker process {gone[w]} while running this scenario"
-                    if options.progress is not None:
-                        options.progress(f"[{len(results)}/{len(scenarios)}] {scenarios[j].name} "
-                                         f"ERROR ({gone[w]})")
+                code, closed = p.exitcode, w in inbox.closed
+                if code is None and not closed:
+                    continue
+                ended_at.setdefault(w, now)
+                # both ended: every message it sent has been read; one alone: give the other a moment
+                if (code is not None and closed) or now - ended_at[w] > _END_GRACE_S:
+                    end(w, "" if code is not None else f"{p.name} (pid {p.pid}) closed its pipe")
             if len(gone) == len(procs):  # every worker gone, results missing
                 why = "; ".join(gone[w] for w in sorted(gone))
                 for j, sc in enumerate(scenarios):
@@ -158,10 +201,15 @@ def run_parallel(scenarios: list[Scenario], options: Any, jobs: int) -> RunSumma
                     p.kill()
             for p in procs:
                 p.join(5.0)
-            for q in (tasks, out):
-                q.cancel_join_thread()
-                q.close()
+            inbox.close()
+            for _, c in to_workers:
+                c.close()
     summary.scenarios = [results[i] for i in sorted(results)]
     summary.not_run = [sc.name for i, sc in enumerate(scenarios) if i not in results]
     summary.duration_s = time.perf_counter() - started
     return summary
+
+
+#: Seconds between the end of a worker's process and the end of its pipe (either order) before it
+#: counts as gone all the same (e.g. a process of its own still holds the pipe).
+_END_GRACE_S = 5.0
