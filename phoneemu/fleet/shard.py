@@ -6,12 +6,14 @@ Rules:
   fleet is cut into contiguous sub-ranges, one per shard; each shard runs
   :func:`phoneemu.fleet.engine.run_shard` in a fresh ``spawn`` process (no state inherited).
 * Shards build their phones first, say ``ready``, and start booting together when every shard is
-  ready, so the rate measured is the storm, not process start-up.
+  ready (the parent's ``go``), so the rate measured is the storm, not process start-up.
 * Shards report progress (done, booted) a few times a second, then their result, each over a pipe
   of its own (:mod:`phoneemu.worker_pipes`: no lock or stream shared between shards, so a shard
   killed mid-message damages nothing but its own pipe); the parent reads them all without blocking on
   any one, merges the progress for the live progress line and the final :class:`ShardResult`\\ s into
-  one :class:`FleetResult`.
+  one :class:`FleetResult`. The parent's orders, ``go`` and ``stop``, go down a second pipe of each
+  shard's own (not events shared by every shard: their lock, taken at each boot to check ``stop``,
+  could be held for ever by a shard killed at that moment).
 * Every wait is bounded: process start (``start_timeout``), the run (``spec.max_time_s`` plus a
   grace period, else ``run_timeout``). A shard that dies or fails before the storm, or a run that
   times out, makes the run fail with a :class:`~phoneemu.errors.PhoneEmuError` naming it; the other
@@ -29,14 +31,16 @@ Rules:
   the storm starts, or a grace period that runs out aborts: the parent kills the shards, joins
   them and re-raises ``KeyboardInterrupt`` — no orphan processes. Shard processes ignore SIGINT
   and SIGTERM (a signal to the whole process group, as from ``timeout`` or a service manager, is
-  the parent's to handle); a shard whose parent vanished (e.g. SIGKILLed) exits by itself within
-  about half a second, whether it is booting or waiting for the storm to start.
+  the parent's to handle); a shard whose parent vanished (e.g. SIGKILLed) exits by itself at once
+  (the end of its pipe of orders; at the latest within about half a second, when its parent
+  changes), whether it is booting or waiting for the storm to start.
 * ``shards=0`` runs the single shard in this process (tests, profiling).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing as mp
 import os
 import signal
@@ -128,14 +132,26 @@ def split_range(start: int, count: int, parts: int) -> list[range]:
     return out
 
 
-def _child(spec: FleetSpec, macs: range, shard: int, channels: tuple[Any, Any, Any],
+def _child(spec: FleetSpec, macs: range, shard: int, channels: tuple[Any, Any],
            start_timeout: float) -> None:
     """Shard process body: build phones, wait for ``go``, boot until done or ``stop``, send the result.
-    ``channels``: the write end of this shard's own pipe to the parent, the ``go`` and ``stop`` events."""
-    out, go, stop = channels
+    ``channels``: this shard's own pipes, the writing end of the one to the parent and the reading
+    end of the one from it (``go``, then maybe ``stop``)."""
+    out, control = channels
     for sig in (signal.SIGINT, signal.SIGTERM):  # a Ctrl-C or a `kill` of the process group reaches
         signal.signal(sig, signal.SIG_IGN)       # the shards too: the parent alone decides (via `stop`)
     parent = os.getppid()
+    go, stop = threading.Event(), threading.Event()
+
+    def listen() -> None:
+        """The parent's orders; the end of the pipe means the parent is gone: do not linger as an orphan."""
+        try:
+            while True:
+                (go if worker_pipes.recv(control) == "go" else stop).set()
+        except (EOFError, OSError):
+            os._exit(1)
+
+    threading.Thread(target=listen, name="phoneemu-fleet-orders", daemon=True).start()
 
     def tell(*msg: Any) -> None:
         try:
@@ -172,6 +188,14 @@ def _child(spec: FleetSpec, macs: range, shard: int, channels: tuple[Any, Any, A
         tell("done", state)
 
 
+def _order(orders: list[tuple[Any, Any]], what: str) -> None:
+    """Send ``go`` or ``stop`` down each shard's pipe of orders (a few bytes into an empty pipe: never
+    blocks); a shard that is gone is noticed by its own end."""
+    for _, w in orders:
+        with contextlib.suppress(OSError):
+            worker_pipes.send(w, what)
+
+
 def _stop(procs: list[Any]) -> None:
     """Kill the shards still alive (they ignore SIGTERM; a shard that is still running here is
     being aborted, its result is not wanted) and reap them all."""
@@ -193,10 +217,9 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
     ranges = split_range(spec.mac_start, spec.count, n)
     ctx = mp.get_context("spawn")
     pipes = [ctx.Pipe(duplex=False) for _ in ranges]  # (parent's reading end, shard's writing end)
+    orders = [ctx.Pipe(duplex=False) for _ in ranges]  # (shard's reading end, parent's writing end)
     inbox = worker_pipes.Inbox({i: r for i, (r, _) in enumerate(pipes)})
-    go = ctx.Event()
-    stop = ctx.Event()
-    procs = [ctx.Process(target=_child, args=(spec, r, i, (pipes[i][1], go, stop), start_timeout),
+    procs = [ctx.Process(target=_child, args=(spec, r, i, (pipes[i][1], orders[i][0]), start_timeout),
                          name=f"phoneemu-fleet-{i}", daemon=True) for i, r in enumerate(ranges)]
     old_term = _term_as_interrupt()
     done_by: dict[int, tuple[int, int]] = {}
@@ -222,6 +245,7 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
                 p.start()
         finally:  # each shard holds the only copy of its writing end: its exit is the parent's end of file
             worker_pipes.close_after_start(w for _, w in pipes)
+            worker_pipes.close_after_start(r for r, _ in orders)
         limit = time.monotonic() + start_timeout
         while len(ready) < len(procs):
             for i, msg in _get(inbox, limit, procs, "start"):
@@ -234,7 +258,7 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
                     ready.add(i)
                 elif msg[0] == "error":
                     raise PhoneEmuError(f"fleet shard {i} failed: {msg[1]}")
-        go.set()
+        _order(orders, "go")
         t0 = time.monotonic()
         budget = spec.max_time_s + 60.0 if spec.max_time_s is not None else run_timeout
         limit = t0 + budget
@@ -272,7 +296,7 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
                 if interrupted:
                     raise  # the second one aborts
                 interrupted = True
-                stop.set()
+                _order(orders, "stop")
                 limit = min(limit, time.monotonic() + interrupt_grace)
                 if on_interrupt is not None:
                     on_interrupt()
@@ -285,6 +309,8 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
     finally:
         _stop(procs)
         inbox.close()
+        for _, w in orders:
+            w.close()
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
     ordered = [results[i] for i in sorted(results)]

@@ -262,12 +262,13 @@ from phoneemu.worker_pipes import Inbox
 
 if __name__ == "__main__":
     ctx = mp.get_context("spawn")
-    (r, w), go, stop = ctx.Pipe(duplex=False), ctx.Event(), ctx.Event()
+    (r, w), (orders, _keep) = ctx.Pipe(duplex=False), ctx.Pipe(duplex=False)
     spec = FleetSpec(target=BootTarget(host="127.0.0.1", tftp_port=9), count=1)
     macs = range(spec.mac_start, spec.mac_start + 1)
-    p = ctx.Process(target=_child, args=(spec, macs, 0, (w, go, stop), 60.0))
+    p = ctx.Process(target=_child, args=(spec, macs, 0, (w, orders), 60.0))
     p.start()
     w.close()
+    orders.close()
     assert Inbox({0: r}).wait(60) == [(0, ("ready",))]
     print(p.pid, flush=True)
     os._exit(0)  # as if SIGKILLed before the storm: `go` never comes
