@@ -77,6 +77,9 @@ ADMIN_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("security-mode", "mode"): ("non-secure", "authenticated", "encrypted"),
 }
 
+#: the ``regenerate`` certificates of which every node has its own (``tvs-2``, ``callmanager-2``)
+_NODE_CERTS = ("callmanager", "tvs")
+
 #: admin arguments by type, checked when the file is loaded: ``on: maybe``, ``count: "x"`` or
 #: ``count: 2.5``, ``tamper: "no"`` (was bool("no")) or ``user: [1]`` are file:line errors, not a failed
 #: (or silently misread) step at run time
@@ -487,8 +490,15 @@ def _phone_refs(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGroup
             ctx.quoted(item, f"{field}[{i}]" if isinstance(node.value, list) else field, "MAC")
     refs = ctx.names(node, field)
     for ref in refs:
-        if ref != "all" and ref not in groups and not _MAC.match(ref.replace(":", "")):
+        if ref == "all" or ref in groups:
+            continue
+        if not _MAC.match(ref.replace(":", "")):
             raise ctx.fail(node, field, f"unknown phone group {ref!r} (defined: {', '.join(groups)})")
+        mac = int(ref.replace(":", ""), 16)  # one phone by MAC: it must be a phone of some group
+        if not any(int(g.mac_start, 16) <= mac < int(g.mac_start, 16) + g.count for g in groups.values()):
+            raise ctx.fail(node, field, f"no phone has MAC {ref.replace(':', '').upper()} (the groups' MACs: "
+                           + ", ".join(f"{g.name} {g.mac_start}" + (f" +{g.count - 1}" if g.count > 1 else "")
+                                       for g in groups.values()) + ")")
     return refs
 
 
@@ -542,7 +552,9 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
             if choices is not None:
                 text = ctx.string(value, f"{field}.{name}").lower()
                 base, _, suffix = text.partition("-") if name == "cert" else (text, "", "")
-                if base not in choices or (suffix and not suffix.isdigit()):
+                # only per-node identities take a node suffix (tvs-2, callmanager-2): capf-2 or
+                # itlrecovery-2 passed here and failed only when the step ran
+                if base not in choices or (suffix and not (suffix.isdigit() and base in _NODE_CERTS)):
                     raise ctx.fail(value, f"{field}.{name}",
                                    f"{op}: unknown {name} {text!r}{_did_you_mean(base, choices)} "
                                    f"(expected one of: {', '.join(choices)})")

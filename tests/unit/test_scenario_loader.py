@@ -60,10 +60,13 @@ def test_good_file_loads() -> None:
         ('"00:11:22:33:44:0a"', "zz", 7, "phones.sbd.mac_start", "12 hex"),
         ("profile: cp-8861}", "profil: cp-8861}", 7, "phones.sbd.profil", "unknown field"),
         ("- boot: sbd", "- boot: nobody", 10, "steps[0].boot", "unknown phone group"),
+        ("- boot: sbd", '- boot: "001122334499"', 10, "steps[0].boot", "no phone has MAC 001122334499"),
         ("profile: cp-8861}", "profile: cp-9999}", 7, "phones.sbd.profile", "unknown phone profile"),
         ("base: cp-7940", "base: cp-79", 8, "phones.legacy.profile", "unknown phone profile"),
         ("cert: callmanager", "cert: callmgr", 11, "steps[1].admin.cert", "unknown cert"),
         ("cert: callmanager", "cert: tvs-x", 11, "steps[1].admin.cert", "unknown cert"),
+        ("cert: callmanager", "cert: capf-2", 11, "steps[1].admin.cert", "unknown cert"),  # one CAPF
+        ("cert: callmanager", "cert: itlrecovery-2", 11, "steps[1].admin.cert", "unknown cert"),
         (", cert: callmanager", "", 11, "steps[1].admin", "missing required field 'cert'"),
         ("op: regenerate, cert: callmanager", "op: itl-reset, key: local", 11, "steps[1].admin.key",
          "expected one of: localkey, remotekey"),
@@ -77,6 +80,13 @@ def test_mistakes_name_line_and_field(old: str, new: str, line: int, field: str,
     assert (err.file, err.line, err.path) == ("demo.yaml", line, field), str(err)
     assert words in str(err)
     assert str(err).startswith(f"demo.yaml:{line} {field}")
+
+
+def test_a_step_may_name_one_phone_by_mac() -> None:
+    """A MAC of a group's range selects that phone (one outside every group is refused: see
+    test_mistakes_name_line_and_field)."""
+    step = load_text(GOOD.replace("- boot: sbd", '- boot: "00:11:22:33:44:0C"'), "demo.yaml").steps[0]
+    assert isinstance(step, Step) and step.args["phones"] == ("00:11:22:33:44:0C",)
 
 
 REAL = """\
