@@ -166,15 +166,13 @@ def offline_boot_lines(served: Sequence[tuple[str, str]], report: BootReport) ->
     return lines + outcome_lines(report, label_width=10)
 
 
-def add_offline_phone_options(p: Any, *, now_help: str) -> None:
+def add_offline_phone_options(p: Any, *, now_help: str,
+                              profile_help: str = "phone model profile (default cp-8861)") -> None:
     """The options of an offline boot (``replay``, ``predict``): profile, clock, image signers and
     the offline TVS (``--tvs-cert``, ``--tvs-roles``)."""
-    p.add_argument("--profile", default="cp-8861", choices=sorted(PROFILES),
-                   help="phone model profile (default cp-8861)")
+    p.add_argument("--profile", default="cp-8861", choices=sorted(PROFILES), help=profile_help)
     p.add_argument("--now", type=unix_time, metavar="UNIX", help=now_help)
-    p.add_argument("--tftp-max-time", type=positive_float, default=None, metavar="S",
-                   help="give up a TFTP transfer after S seconds in all (default: 60, or twice one "
-                   "datagram's timeout x 4 tries when longer; our convention)")
+    # no --tftp-max-time here: an offline boot is served from memory, no TFTP transfer to cap
     p.add_argument("--image-signer", type=Path, action="append", default=[], metavar="PEM",
                    help="firmware image-signing certificate the phone trusts (repeatable)")
     p.add_argument("--tvs-cert", type=Path, action="append", default=[], metavar="PEM",

@@ -65,7 +65,7 @@ def register(sub: Any) -> None:
     b.add_argument("--concurrency", type=positive_int, default=64, metavar="N",
                    help="concurrent boots per process (default 64)")
     b.add_argument("--timeout", type=positive_float, default=2.0, metavar="S",
-                   help="TFTP timeout per packet (default 2)")
+                   help="TFTP timeout per packet in seconds (default 2)")
     b.add_argument("--retries", type=non_negative_int, default=5, metavar="N",
                    help="TFTP retransmissions per packet (default 5)")
     b.add_argument("--tftp-max-time", type=positive_float, default=None, metavar="S",
@@ -74,7 +74,7 @@ def register(sub: Any) -> None:
     b.add_argument("--blksize", type=positive_int, default=None, metavar="N",
                    help="ask for this TFTP block size (RFC 2348); default: the phone's own (512)")
     b.add_argument("--tvs-timeout", type=positive_float, default=10.0, metavar="S",
-                   help="TVS exchange timeout: connect, handshake, answer (default 10)")
+                   help="TVS exchange timeout in seconds: connect, handshake, answer (default 10)")
     b.add_argument("--event-loop", default="auto", choices=EVENT_LOOPS,
                    help="event loop of the phone processes: auto (the default) = uvloop when "
                    "installed, else asyncio")

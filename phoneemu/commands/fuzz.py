@@ -77,22 +77,27 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     g.add_argument("--serve", action="store_true",
                    help="serve mutants over TFTP (and HTTP with --http-port) to a device under test")
     p.add_argument("--runs", type=positive_int, metavar="N",
-                   help="number of inputs (served files with --serve)")
+                   help="number of inputs (served files with --serve); --runs or --time is required")
     p.add_argument("--time", type=positive_float, metavar="S",
                    help="time limit in seconds (--serve without --time stops after an hour)")
-    p.add_argument("--seed", type=non_negative_int, default=0, metavar="S", help="run seed (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, metavar="N",
+                   help="run seed: the same seed makes the same inputs (default 0)")
     p.add_argument("--run-index", type=non_negative_int, default=0, metavar="I",
                    help="index of the first input (default 0)")
-    p.add_argument("--out", type=Path, metavar="DIR", help="output directory (crashes/, served/)")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="output directory (crashes/, served/, summary.json); required unless --replay or "
+                   "--export-corpus")
     p.add_argument("--resign-ratio", type=float, default=0.25, metavar="R",
-                   help="share of mutants re-signed with the corpus key (default 0.25)")
+                   help="share of mutants re-signed with the corpus key, 0..1 (default 0.25)")
     p.add_argument("--key-bits", type=int, default=1024, choices=(1024, 2048),
                    help="RSA size of the corpus keys (default 1024: re-signing is 10x cheaper)")
     p.add_argument("--timeout", type=positive_float, default=5.0, metavar="S",
-                   help="per-input timeout of --target-cmd (default 5)")
-    p.add_argument("--crash-exit", metavar="LIST", help="exit statuses that count as crashes, e.g. 1,134")
+                   help="per-input timeout of --target-cmd in seconds (default 5)")
+    p.add_argument("--crash-exit", metavar="LIST",
+                   help="--target-cmd: exit statuses that count as crashes, e.g. 1,134 (default: 128 and "
+                   "above; death by a signal always counts)")
     p.add_argument("--hang-after", type=positive_float, default=1.0, metavar="S",
-                   help="in-process run slower than this is reported as a hang (default 1)")
+                   help="an in-process run slower than S seconds is reported as a hang (default 1)")
     p.add_argument("--no-minimize", action="store_true", help="save crashing inputs without minimising")
     p.add_argument("--no-round-trip", action="store_true",
                    help="--target phoneemu: skip the serialise(parse(b)) == b check (faster)")

@@ -36,7 +36,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "inspect", help="decode and verify a CTL/ITL, .sgn, .enc.sgn, firmware or config XML",
         description="Detect the format of FILE, print every field in a 'show ctl' / 'show itl' style "
-        "and run the checks asked for. Exit 0 only if the file parsed and every check passed.",
+        "and run the checks asked for. Exit 0 only if the file parsed and every check passed; 1 for a failed "
+        "check; 2 for a file that does not parse or cannot be read.",
         epilog="""\
 examples:
   phoneemu inspect ITLFile.tlv                          records, signer, signature checked
@@ -44,7 +45,8 @@ examples:
   phoneemu inspect SEP001122334455.cnf.xml.enc.sgn --cert tftp.pem --key phone.key
   phoneemu inspect CTLFile.tlv --json
 """, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("file", type=Path, metavar="FILE",
+                   help="the file to decode; its format is detected from its bytes (and name)")
     p.add_argument("--cert", type=Path, action="append", default=[], metavar="PEM",
                    help="signer certificate(s) for .sgn/.enc.sgn/firmware (repeatable; each is tried)")
     p.add_argument("--key", type=Path, metavar="PEM",

@@ -172,23 +172,30 @@ def register(sub: Any) -> None:
     lab.set_defaults(handler=lambda _args: _help(lab))
     ops = lab.add_subparsers(dest="lab_command", metavar="OPERATION")
 
-    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+    def add(name: str, help_text: str, *, now: bool = True) -> argparse.ArgumentParser:
+        """An operation's parser: DIR, and ``--now`` unless the operation has no time to set (``show``
+        reads, ``clock`` moves the clock by ``--advance``: a ``--now`` there was taken and ignored)."""
         p: argparse.ArgumentParser = ops.add_parser(name, help=help_text, description=help_text)
         _dir(p)
-        p.add_argument("--now", type=unix_time, metavar="UNIX", help="lab-clock time of the operation")
+        if now:
+            p.add_argument("--now", type=unix_time, metavar="UNIX",
+                           help="lab-clock time of the operation, Unix seconds (default: the real time; "
+                           "for a --seed cluster its lab clock)")
         return p
 
     p = ops.add_parser("init", help="create a lab cluster in DIR",
                        description="Create a lab cluster: keys and certificates, then the served files.")
     _dir(p)
-    p.add_argument("--seed", type=integer, help="deterministic keys and validity (labs and tests only)")
+    p.add_argument("--seed", type=integer, metavar="N",
+                   help="deterministic keys and validity (labs and tests only; default: random keys)")
     p.add_argument("--name", default="lab", help="cluster name (default lab)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address written in configs and records (default 127.0.0.1)")
-    p.add_argument("--nodes", type=positive_int, default=1,
+    p.add_argument("--nodes", type=positive_int, default=1, metavar="N",
                    help="number of nodes, each with CallManager and TVS (default 1)")
-    p.add_argument("--itlrecovery-years", type=positive_int,
-                   help="ITLRecovery validity, now and at every regeneration (default 20; with --upgraded "
+    p.add_argument("--itlrecovery-years", type=positive_int, metavar="N",
+                   help="ITLRecovery validity in years (1..30), now and at every regeneration (default 20; "
+                        "with --upgraded "
                         "the first certificate lasts 5)")
     p.add_argument("--upgraded", action="store_true",
                    help="an upgraded cluster (its ITLRecovery carried over: 5 years; regenerated: 20)")
@@ -197,7 +204,8 @@ def register(sub: Any) -> None:
     p.add_argument("--load", help="cluster-wide loadInformation (firmware served as <load>.loads)")
     p.add_argument("--https-key", metavar="SPEC",
                    help="add the HTTPS (6971) TFTP identity, e.g. ec-p256 (ITL record, role TFTP)")
-    p.add_argument("--now", type=unix_time, metavar="UNIX", help="start of the lab clock")
+    p.add_argument("--now", type=unix_time, metavar="UNIX",
+                   help="start of the lab clock, Unix seconds (default: the real time)")
     p.set_defaults(handler=_init)
 
     p = ops.add_parser("phone", help="phones known to the cluster (add)")
@@ -209,18 +217,25 @@ def register(sub: Any) -> None:
     pa.add_argument("--count", type=_phone_count, default=1, metavar="N",
                     help="add N phones with consecutive MACs from --mac (as fleet boot --mac-start "
                     "numbers them), the same options each; one rebuild (default 1)")
-    pa.add_argument("--model", help="model, e.g. 8861 (default)")
-    pa.add_argument("--encrypt", choices=("pki", "symmetric"), help="config file encryption")
+    pa.add_argument("--model", help="model written in its MIC and config (phoneModel CP-MODEL), e.g. 7962 "
+                    "(default 8861); the emulated phone's own profile is boot --profile")
+    pa.add_argument("--encrypt", choices=("pki", "symmetric"),
+                    help="config file encryption (default: none); symmetric needs --symmetric-key")
     pa.add_argument("--symmetric-key", metavar="HEX", help="manual key, 32 or 64 hex digits")
-    pa.add_argument("--capf", choices=("install", "fetch", "delete", "none"), help="pending CAPF operation")
+    pa.add_argument("--capf", choices=("install", "fetch", "delete", "none"),
+                    help="pending CAPF operation (default: none); install, fetch and delete need "
+                    "--auth-string or --auth-mode")
     pa.add_argument("--auth-mode", type=_auth_mode_arg, metavar="MODE", help=_AUTH_MODE_HELP)
     pa.add_argument("--auth-string", metavar="DIGITS",
                     help="CAPF authentication string (4..16 digits); implies --auth-mode string")
-    pa.add_argument("--lsc-key", metavar="SPEC", help="LSC key the phone makes (rsa2048, ec-p256 ...)")
-    pa.add_argument("--now", type=unix_time, metavar="UNIX", help="lab-clock time of the operation")
+    pa.add_argument("--lsc-key", metavar="SPEC",
+                    help="LSC key the phone makes (rsa2048, ec-p256 ...; default rsa2048)")
+    pa.add_argument("--now", type=unix_time, metavar="UNIX",
+                    help="lab-clock time of the operation, Unix seconds (default: the real time; for a "
+                    "--seed cluster its lab clock)")
     pa.set_defaults(handler=_op(_phone_add))
 
-    p = add("show", "state summary, ITL/CTL checksums; --itl/--ctl print 'show itl'/'show ctl'")
+    p = add("show", "state summary, ITL/CTL checksums; --itl/--ctl print 'show itl'/'show ctl'", now=False)
     p.add_argument("--itl", action="store_true", help="print the served ITL as CUCM's 'show itl' does")
     p.add_argument("--ctl", action="store_true", help="print the served CTL as CUCM's 'show ctl' does")
     p.add_argument("--json", action="store_true", help="summary as JSON")
@@ -229,7 +244,8 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=_show)
 
     p = add("regenerate", "regenerate a certificate (callmanager, tvs, itlrecovery, capf; tvs-2 ...)")
-    p.add_argument("cert", metavar="CERT")
+    p.add_argument("cert", metavar="CERT",
+                   help="callmanager, tvs, itlrecovery or capf; -N for node N's (tvs-2, callmanager-2)")
     p.set_defaults(handler=_op(lambda c, a, n: c.regenerate(a.cert, now=n)))
 
     p = add("mixed-mode", "mixed mode on (serve a CTL) or off (non-secure: CTL with empty CCM+TFTP records)")
@@ -237,8 +253,12 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=_op(lambda c, a, n: c.set_mixed_mode(a.state == "on", now=n)))
 
     p = add("itl-reset", "utils itl reset localkey|remotekey: ITL signed by CallManager until restart-tftp")
-    p.add_argument("key", choices=("localkey", "remotekey"))
-    p.add_argument("--key-file", type=Path, help="exported recovery key (remotekey)")
+    p.add_argument("key", choices=("localkey", "remotekey"),
+                   help="localkey: sign with the CallManager key; remotekey: the same, after restoring the "
+                   "exported ITLRecovery key (--key-file)")
+    p.add_argument("--key-file", type=Path, metavar="FILE",
+                   help="remotekey: the key exported with 'lab itlrecovery DIR export FILE' (default: "
+                   "DIR/exported/itlrecovery.pem)")
     p.set_defaults(handler=_op(lambda c, a, n: c.itl_reset(a.key, key_file=a.key_file, now=n)))
 
     p = add("restart-tftp", "TFTP service restart: ITL signed by ITLRecovery again")
@@ -251,11 +271,11 @@ def register(sub: Any) -> None:
     p = add("service", "stop or start a service of a running 'lab serve' (tvs: a TVS outage during a "
             "certificate change)")
     p.add_argument("service", metavar="SERVICE", help="tftp, http, tvs, capf, or tvs-N (node N's TVS)")
-    p.add_argument("action", choices=("stop", "start"))
+    p.add_argument("action", choices=("stop", "start"), help="take the service down or bring it back")
     p.set_defaults(handler=_op(_service))
 
     p = add("ctl-reset", "utils ctl reset localkey: CTL signed by CallManager until ctl-update")
-    p.add_argument("key", choices=("localkey",))
+    p.add_argument("key", choices=("localkey",), help="localkey: the CallManager key signs the CTL")
     p.set_defaults(handler=_op(lambda c, a, n: c.ctl_reset(a.key, now=n)))
 
     p = add("ctl-update", "utils ctl update CTLFile: CTL signed by ITLRecovery again")
@@ -291,12 +311,13 @@ def register(sub: Any) -> None:
 
     p = add("security-mode", "device security mode of phones (deviceSecurityMode: TLS needs a CTL, spec G.9)")
     p.add_argument("--mac", required=True, action="append", help="phone MAC (repeatable)")
-    p.add_argument("mode", choices=("non-secure", "authenticated", "encrypted"))
+    p.add_argument("mode", choices=("non-secure", "authenticated", "encrypted"),
+                   help="the device security mode written into the phones' configs")
     p.set_defaults(handler=_op(lambda c, a, n: c.set_security_mode(a.mac, a.mode, now=n)))
 
     p = add("digest", "SIP digest credentials of phones, written into their configs (lab values only)")
     p.add_argument("--mac", required=True, action="append", help="phone MAC (repeatable)")
-    p.add_argument("--user", help="digest user (omit with --clear)")
+    p.add_argument("--user", help="digest user (required unless --clear)")
     p.add_argument("--password", help="digest password (a lab value: it is stored in the cluster state)")
     p.add_argument("--exclude", action="store_true",
                    help="Exclude Digest Credential in Configuration File: keep them out of the config")
@@ -310,7 +331,7 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=_op(lambda c, a, n: c.set_itl_capf(a.state == "on", now=n)))
 
     p = add("signature-algorithm", "TFTP file signature algorithm (enterprise parameter)")
-    p.add_argument("hash", choices=("sha1", "sha512"))
+    p.add_argument("hash", choices=("sha1", "sha512"), help="hash of the signed files' signatures")
     p.set_defaults(handler=_op(lambda c, a, n: c.set_signature_algorithm(a.hash, now=n)))
 
     p = add("upgraded", "mark the cluster upgraded (the ITLRecovery certificate is carried over as it is)")
@@ -321,12 +342,14 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=_op(lambda c, a, n: c.set_upgraded(a.state == "on", years=a.years, now=n)))
 
     p = add("exchange", "bulk certificate exchange with another lab cluster (each TVS vouches for the other)")
-    p.add_argument("other", type=Path, metavar="OTHER_DIR")
+    p.add_argument("other", type=Path, metavar="OTHER_DIR", help="the other lab cluster's directory")
     p.set_defaults(handler=_op(_exchange))
 
     p = add("tamper", "flip one byte of a served file until the next rebuild")
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("--offset", type=integer, help="byte offset (default: last byte; negative from the end)")
+    p.add_argument("file", metavar="FILE",
+                   help="a served file's name, e.g. ITLFile.tlv (lab show DIR --files)")
+    p.add_argument("--offset", type=integer, metavar="N",
+                   help="byte offset (default: last byte; negative from the end)")
     p.set_defaults(handler=_op(lambda c, a, n: f"flipped byte {c.tamper(a.file, offset=a.offset, now=n)} "
                                f"of {a.file}"))
 
@@ -339,31 +362,36 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=_op(lambda c, a, n: c.set_autoregistration(a.state == "on", now=n)))
 
     p = add("tvs-ttl", "TTL TVS returns with its answers (seconds)")
-    p.add_argument("seconds", type=positive_int)
+    p.add_argument("seconds", type=positive_int, metavar="SECONDS",
+                   help="the TTL in seconds (1..2592000, 30 days); the lab's default is 86400")
     p.set_defaults(handler=_op(lambda c, a, n: c.set_tvs_ttl(a.seconds, now=n)))
 
     p = add("load", "name a firmware load in loadInformation (cluster-wide or --mac)")
-    p.add_argument("name")
+    p.add_argument("name", metavar="NAME", help="the load name, e.g. sip88xx.14-2-1 (served as NAME.loads)")
     p.add_argument("--mac", action="append", default=[], help="only this phone's config (repeatable; "
                    "default: cluster-wide)")
     p.add_argument("--tamper", action="store_true", help="serve the load with a broken signature")
     p.set_defaults(handler=_op(lambda c, a, n: c.set_load(a.name, macs=a.mac, tamper=a.tamper, now=n)))
 
     p = add("capf", "set a pending CAPF operation on phones")
-    p.add_argument("operation", choices=("install", "fetch", "delete", "none"))
+    p.add_argument("operation", choices=("install", "fetch", "delete", "none"),
+                   help="the operation the phones run at their next boot (none: cancel it)")
     p.add_argument("--mac", required=True, action="append", help="phone MAC (repeatable)")
     p.add_argument("--auth-mode", type=_auth_mode_arg, metavar="MODE", help=_AUTH_MODE_HELP)
     p.add_argument("--auth-string", metavar="DIGITS",
                    help="CAPF authentication string (4..16 digits); implies --auth-mode string")
-    p.add_argument("--lsc-key", metavar="SPEC", help="key the phone generates (rsa2048, ec-p256 ...)")
+    p.add_argument("--lsc-key", metavar="SPEC",
+                   help="LSC key the phone generates (rsa2048, ec-p256 ...; default: unchanged, rsa2048 "
+                   "unless chosen)")
     p.set_defaults(handler=_op(_capf))
 
     p = add("itlrecovery", "export or import the ITLRecovery key (stand-in for ITLRecovery.p12)")
-    p.add_argument("action", choices=("export", "import"))
-    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("action", choices=("export", "import"),
+                   help="export: write the key out (as 'file get tftp ITLRecovery.p12'); import: restore it")
+    p.add_argument("file", type=Path, metavar="FILE", help="the PEM file (certificate and key; written 0600)")
     p.set_defaults(handler=_op(_itlrecovery))
 
-    p = add("clock", "advance the lab clock")
+    p = add("clock", "advance the lab clock", now=False)
     p.add_argument("--advance", type=non_negative_int, required=True, metavar="SECONDS",
                    help="seconds to move the lab clock forward (certificate expiry)")
     p.set_defaults(handler=_op(lambda c, a, n: c.advance_clock(a.advance)))

@@ -77,11 +77,11 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tftp-port", type=_port, default=DEFAULT_PORTS["tftp"], metavar="N",
                    help="TFTP UDP port (default 69; 0 = any free port)")
     p.add_argument("--http-port", type=_port, default=DEFAULT_PORTS["http"], metavar="N",
-                   help="HTTP port (default 6970)")
+                   help="HTTP port (default 6970; 0 = any free port)")
     p.add_argument("--tvs-port", type=_port, default=DEFAULT_PORTS["tvs"], metavar="N",
-                   help="TVS TLS port (default 2445)")
+                   help="TVS TLS port (default 2445; 0 = any free port)")
     p.add_argument("--capf-port", type=_port, default=DEFAULT_PORTS["capf"], metavar="N",
-                   help="CAPF TLS port (default 3804)")
+                   help="CAPF TLS port (default 3804; 0 = any free port)")
     p.add_argument("--keylog", type=Path, metavar="FILE", help="append TLS key-log lines (Wireshark)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
     p.set_defaults(handler=run_serve)

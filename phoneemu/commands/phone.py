@@ -47,7 +47,9 @@ def register(sub: Any) -> None:
 
     def common(q: argparse.ArgumentParser) -> None:
         q.add_argument("--flash", type=Path, required=True, metavar="DIR", help="phone flash directory")
-        q.add_argument("--profile", metavar="NAME", help=f"profile ({', '.join(sorted(PROFILES))})")
+        q.add_argument("--profile", metavar="NAME",
+                       help=f"phone model profile ({', '.join(sorted(PROFILES))}); default: the one in the "
+                       "flash's phone.json, else cp-8861")
 
     q = psub.add_parser("show", help="show the stored trust state (show itl / show ctl style)")
     common(q)
@@ -61,7 +63,7 @@ def register(sub: Any) -> None:
     q.set_defaults(handler=_reset)
     q = psub.add_parser("set-key", help="set (or with 32 zero digits clear) the manual config key")
     common(q)
-    q.add_argument("key", metavar="HEX")
+    q.add_argument("key", metavar="HEX", help="the key: 32 or 64 hex digits (32 zeros clear it)")
     q.set_defaults(handler=_set_key)
 
 

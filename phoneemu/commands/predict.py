@@ -104,7 +104,8 @@ def register(sub: Any) -> None:
                    "phone's. Exit 0 when no phone "
                    "would lock out, 1 when some would, 2 on bad input")
     p.add_argument("--mac", help="the phone's MAC (default: from a SEP<MAC> file name, else 001122334455)")
-    add_offline_phone_options(p, now_help="the phone's clock (default: now)")
+    add_offline_phone_options(p, now_help="the phone's clock, Unix seconds (default: now)",
+                              profile_help="phone model profile (default: the --flash phone's, else cp-8861)")
     p.set_defaults(profile=None)  # cp-8861, or the --flash phone's
     p.add_argument("--tvs-reachable", action="store_true",
                    help="the TVS servers answer even without --tvs-cert (then they know none of the new "

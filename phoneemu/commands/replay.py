@@ -52,6 +52,9 @@ beyond, when the kept downloads hold more than half of it, the least useful give
 (reported too-large; cluster-wide names before the phone's own, the largest first), else the least
 recently active flows holding any end early, as they stand. A cap that is hit is a warning on
 stderr naming the flow or file and the capture offset.
+
+Exit status: 0 when every replayed boot ended with a configuration it accepted (or --list), 1
+otherwise, 2 on bad input.
 """
 
 
@@ -62,7 +65,7 @@ def register(sub: Any) -> None:
                        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("capture", type=Path, metavar="CAPTURE.pcap",
                    help="the capture: pcap or pcapng (as Wireshark and tcpdump save it)")
-    p.add_argument("--mac", help="the phone to replay (MAC in any usual notation)")
+    p.add_argument("--mac", help="the phone to replay (MAC in any usual notation); required unless --list")
     add_offline_phone_options(p, now_help="phone clock (default: each boot's capture time)")
     p.add_argument("--keylog", type=Path, metavar="FILE",
                    help="TLS key log of the capture (SSLKEYLOGFILE format, as --capture and lab serve "

@@ -48,7 +48,10 @@ def register(sub: Any) -> None:
     p.add_argument("--junit", type=Path, metavar="FILE", help="write a JUnit XML report")
     p.add_argument("--json", type=Path, metavar="FILE", help="write a JSON report")
     p.add_argument("--capture", type=Path, metavar="DIR",
-                   help="write a pcap and a TLS key log per scenario into DIR")
+                   help="write a pcap and a TLS key log per scenario into DIR (DIR/NAME.pcap, "
+                   "DIR/NAME.keys): a live capture of loopback where raw sockets are allowed (root), else "
+                   "a TFTP-only synthetic one that DIR/NAME.note.txt explains; PHONEEMU_CAPTURE=live or "
+                   "synthetic forces one")
     p.add_argument("-k", "--select", metavar="TEXT",
                    help="only scenarios whose name contains TEXT, or matches it as a glob when it holds "
                    "* ? or [ (e.g. -k migration, -k 'migration-*-tvs-*')")

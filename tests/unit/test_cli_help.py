@@ -3,6 +3,8 @@ examples where a command takes more than a directory."""
 
 from __future__ import annotations
 
+import argparse
+
 from phoneemu.cli import build_parser
 from tests.helpers import cli_parsers
 
@@ -26,8 +28,31 @@ def test_commands_and_lab_operations_show_examples() -> None:
         assert "example" in p.format_help(), name
 
 
-def test_every_option_says_what_it_does() -> None:
-    """An option listed with no text (``lab show --itl``, ``run --color`` ...) leaves the user guessing."""
-    bare = [f"{name} {'/'.join(a.option_strings)}" for name, p in cli_parsers(build_parser())
-            for a in p._actions if a.option_strings and not a.help]
+def _arguments(p: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The options and positional arguments of ``p`` (not -h, not its sub-command choice)."""
+    return [a for a in p._actions if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction))]
+
+
+def test_every_option_and_argument_says_what_it_does() -> None:
+    """An option or positional argument listed with no text (``lab show --itl``, ``run --color``,
+    ``lab tvs-ttl DIR seconds``, ``inspect FILE`` ...) leaves the user guessing."""
+    bare = [f"{name} {'/'.join(a.option_strings) or a.metavar or a.dest}"
+            for name, p in cli_parsers(build_parser()) for a in _arguments(p) if not a.help]
     assert not bare
+
+
+def test_every_option_with_a_default_says_it() -> None:
+    """An option whose value is not "absent" by default states that default in its help."""
+    silent = [f"{name} {'/'.join(a.option_strings)}" for name, p in cli_parsers(build_parser())
+              for a in _arguments(p) if a.option_strings and a.default not in (None, False, [])
+              and "default" not in str(a.help)]
+    assert not silent
+
+
+def test_durations_say_their_unit() -> None:
+    """A value shown as S or SECONDS is a number of seconds, and the help says so (``fleet boot
+    --timeout S`` said "TFTP timeout per packet (default 2)"); S is not used for anything else
+    (``fuzz --seed S`` was a seed)."""
+    wrong = [f"{name} {'/'.join(a.option_strings) or a.dest}" for name, p in cli_parsers(build_parser())
+             for a in _arguments(p) if a.metavar in ("S", "SECONDS") and "second" not in str(a.help)]
+    assert not wrong

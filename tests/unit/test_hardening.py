@@ -133,7 +133,7 @@ FUZZ = ["fuzz", "--format", "itl", "--target", "phoneemu", "--out", "/nonexisten
 ], ids=lambda a: " ".join(a[:2] + a[-2:]))
 def test_bad_numbers_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     line = _usage_error(argv, capsys)
-    assert "error: argument --" in line or "error: argument seconds" in line or "-j/--jobs" in line, line
+    assert "error: argument --" in line or "error: argument SECONDS" in line or "-j/--jobs" in line, line
 
 
 def test_fuzz_target_cmd_with_bad_quoting_is_a_clean_error(tmp_path: Path,
