@@ -141,3 +141,136 @@ def test_scenario_format_example_loads() -> None:
     assert example is not None
     scenario = load_text(example.group(1), "docs/scenarios.md")
     assert scenario.name == "migration-old-tvs-unaware" and len(scenario.clusters) == 3
+
+
+DOCS = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
+
+
+def _code_spans() -> Iterator[tuple[str, str]]:
+    """``(document, text)`` of every inline code span of README.md and docs/*.md."""
+    for doc in DOCS:
+        for span in re.findall(r"`([^`\n]+)`", doc.read_text(encoding="utf-8")):
+            yield doc.name, span
+
+
+def _commands() -> set[str]:
+    return {w for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
+            for w in a.choices}
+
+
+def test_doc_code_spans_name_options_of_their_command() -> None:
+    """An inline ``phoneemu CMD ... --opt`` (or ``lab init ... --opt``, the ``phoneemu`` left out) anywhere
+    in README.md or docs/*.md: each option is one of CMD's (of any sub-command of an ``a|b`` choice)."""
+    commands, checked = _commands(), 0
+    for doc, span in _code_spans():
+        words = span.replace("\\|", "|").split()
+        words = words[1:] if words[:1] == ["phoneemu"] else words
+        if not words or words[0] not in commands:
+            continue
+        parsers = [build_parser()]
+        for word in words:
+            subs = [s for p in parsers for w in word.split("|") if (s := _sub(p, w)) is not None]
+            if not subs:
+                break
+            parsers = subs
+        known = set().union(*(_options(p) for p in parsers))
+        named = set(re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", " ".join(words)))
+        assert named <= known, (doc, span, sorted(named - known))
+        checked += 1
+    assert checked >= 40
+
+
+def test_every_option_the_docs_name_exists() -> None:
+    """Every ``--option`` in an inline code span of README.md or docs/*.md — prose such as "`--tvs-cert`
+    needs `--installed-config`" included — is an option of some ``phoneemu`` command (or of a bench
+    script the README runs; ``mypy --strict``)."""
+    known = {o for _name, p in cli_parsers(build_parser()) for o in _options(p)} | {"--strict"}
+    for script in (ROOT / "bench").glob("*.py"):
+        known |= set(re.findall(r"add_argument\(\s*\"(--[\w-]+)\"", script.read_text(encoding="utf-8")))
+    unknown = [(doc, flag, span) for doc, span in _code_spans()
+               for flag in re.findall(r"(?<![\w-])(--[a-z][\w-]*)", span) if flag not in known]
+    assert not unknown
+
+
+def test_tftp_max_time_is_on_the_commands_the_readme_names() -> None:
+    """README: the whole-transfer cap is set "for `phoneemu boot` and `phoneemu fleet boot` with
+    `--tftp-max-time S`": exactly those (an offline replay or predict fetches no TFTP; the option
+    there was accepted and ignored)."""
+    having = {name for name, p in cli_parsers(build_parser()) if "--tftp-max-time" in _options(p)}
+    assert having == {"phoneemu boot", "phoneemu fleet boot"}
+    assert "for `phoneemu boot` and\n  `phoneemu fleet boot` with `--tftp-max-time S`" in README
+
+
+def test_lab_operations_that_are_not_admin_steps_are_named() -> None:
+    """The README says the lab operations are also scenario ``admin`` operations, naming the exceptions:
+    every ``phoneemu lab`` operation that is not one is named in that paragraph."""
+    from phoneemu.scenario.loader import ADMIN_OPERATIONS
+
+    lab = _sub(build_parser(), "lab")
+    assert lab is not None
+    ops = {w for a in lab._actions if isinstance(a, argparse._SubParsersAction) for w in a.choices}
+    intro = README.split("Lab operations (", 1)[1].split("\n\n", 1)[0]
+    not_admin = sorted(ops - set(ADMIN_OPERATIONS) - {"init", "phone", "show", "serve"})
+    assert not_admin and all(f"`{op}" in intro for op in not_admin), not_admin
+
+
+def _scenario_doc() -> str:
+    return (ROOT / "docs" / "scenarios.md").read_text(encoding="utf-8")
+
+
+def _table(doc: str, header: str) -> list[list[str]]:
+    """The rows (cells, stripped) of the markdown table whose header line starts with ``header``."""
+    lines = doc.split(header, 1)[1].splitlines()[2:]
+    rows = []
+    for line in lines:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]])
+    return rows
+
+
+def test_scenario_doc_lists_every_step_verb() -> None:
+    from phoneemu.scenario.loader import STEP_KINDS
+
+    verbs = {v for row in _table(_scenario_doc(), "| Verb |") for v in re.findall(r"`([a-z-]+)`", row[0])}
+    assert verbs == set(STEP_KINDS)
+
+
+def test_scenario_doc_lists_every_check_and_its_values() -> None:
+    """docs/scenarios.md's check table: the checks are the loader's, and a row of checks with a fixed
+    set of values lists exactly their values; one that only some of the row's checks take says so,
+    as "empty (`itl` only ...)" (``ctl: empty`` was listed and refused)."""
+    from phoneemu.scenario.loader import CHECKS
+
+    rows = _table(_scenario_doc(), "| Check |")
+    assert {n for row in rows for n in re.findall(r"`([a-z_]+)`", row[0])} == set(CHECKS)
+    seen = 0
+    for row in rows:
+        checks = re.findall(r"`([a-z_]+)`", row[0])
+        fixed = {c: CHECKS[c] for c in checks}
+        if any(v is None for v in fixed.values()):
+            continue  # free text, a number, a boolean, or a mixed row such as `firmware`, `load`
+        listed = {re.sub(r"\s*\(.*", "", v).strip() for v in re.split(r",| / ", row[1])}
+        assert listed == {v for values in fixed.values() for v in values or ()}, (checks, row[1])
+        for v in listed:
+            takers = [c for c in checks if v in (fixed[c] or ())]
+            if len(takers) < len(checks):
+                assert re.search(rf"\b{re.escape(v)} \(`{takers[0]}` only", row[1]), (checks, v, row[1])
+        seen += 1
+    assert seen >= 7
+
+
+def test_scenario_doc_lists_every_admin_operation_and_its_arguments() -> None:
+    """The admin operations paragraph of docs/scenarios.md (``op {arg, arg}``) is the loader's table."""
+    from phoneemu.scenario.loader import ADMIN_OPERATIONS
+
+    doc = _scenario_doc()
+    para = doc.split("Admin operations (", 1)[1].split("\n\n", 1)[0]
+    listed: dict[str, set[str]] = {}
+    for op, braces, args in re.findall(r"`([a-z-]+)( \{([^}]*)\})?`", para):
+        assert op in ADMIN_OPERATIONS or not braces, f"docs/scenarios.md: {op} is no admin operation"
+        if op in ADMIN_OPERATIONS:
+            listed[op] = {a.split(":")[0].strip() for a in args.split(",") if a.strip()}
+    assert set(listed) == set(ADMIN_OPERATIONS)
+    for op, args in listed.items():
+        assert args == set(ADMIN_OPERATIONS[op]), (op, sorted(args), sorted(ADMIN_OPERATIONS[op]))

@@ -102,3 +102,25 @@ def test_row_cross_references_point_at_rows() -> None:
             for ref in re.findall(r"\brows? (\d+)(?: and (\d+))?", text):
                 for n in filter(None, ref):
                     assert 1 <= int(n) <= len(rows) and n != num, f"row {num}: reference to row {n}"
+
+
+def _spec_sections(text: str) -> set[str]:
+    """The spec sections after "spec " in a reproduces text: "spec G.6 (3), E.7.2" -> {G.6 (3), E.7.2}."""
+    m = re.search(r"\bspec ((?:[A-H](?:\.\d+)*(?!\w)(?: \(\d\))?(?:, )?)+)", text)
+    return {s.strip() for s in m.group(1).split(",") if s.strip()} if m else set()
+
+
+def test_readme_catalogue_cites_each_files_spec_sections() -> None:
+    """README's "Reproduces" column gives the spec sections of the file's own ``reproduces:`` (the prose
+    around them may say more): a section added to a file shows in the table too."""
+    lines = README.read_text().splitlines()
+    rows = {m.group(1): m.group(2) for line in lines[lines.index("| Scenario | Reproduces |") + 2:]
+            if (m := _README_ROW.match(line))}
+    checked = 0
+    for path in discover([CATALOGUE]):
+        scenario = load_file(path)
+        want = _spec_sections(scenario.reproduces)
+        assert want, f"{path.name}: reproduces names no spec section"
+        assert _spec_sections(rows[scenario.name]) == want, (scenario.name, rows[scenario.name], sorted(want))
+        checked += 1
+    assert checked >= 40
