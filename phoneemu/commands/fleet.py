@@ -72,7 +72,8 @@ def register(sub: Any) -> None:
                    help="give up a TFTP transfer after S seconds in all (default: 60, or twice one "
                    "packet's timeout x (retries+1) when longer; our convention)")
     b.add_argument("--blksize", type=positive_int, default=None, metavar="N",
-                   help="ask for this TFTP block size (RFC 2348); default: the phone's own (512)")
+                   help="ask for this TFTP block size in bytes (RFC 2348: 8..65464); default: the "
+                   "phone's own (512)")
     b.add_argument("--tvs-timeout", type=positive_float, default=10.0, metavar="S",
                    help="TVS exchange timeout in seconds: connect, handshake, answer (default 10)")
     b.add_argument("--event-loop", default="auto", choices=EVENT_LOOPS,

@@ -164,6 +164,9 @@ class BootReport:
     retransmits: int = 0
     #: file name → the transport it came over this boot ("http", "tftp"; §H.1), for files received
     fetched_over: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: the pending "ask TVS" decisions of this boot (``G.3.4-needs-tvs`` ...), in order: not outcomes, so
+    #: not in ``decisions``, but rules the phone applied (a scenario's ``rule:`` check sees them)
+    pending: tuple[Decision, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready view (decisions as dicts; reason codes as their stable names)."""
@@ -328,6 +331,7 @@ class _Boot:
         self.save_cb = save
         self.sleep = sleep
         self.decisions: list[Decision] = []
+        self.pending: list[Decision] = []
         self.statuses: list[str] = []
         self.timeline: list[str] = []
         self.trust: dict[str, str] = {}
@@ -365,6 +369,8 @@ class _Boot:
         """Record ``d`` (event log, timeline; the report unless pending) and apply it unless pending."""
         if not d.pending:
             self.decisions.append(d)
+        else:
+            self.pending.append(d)
         now = self.now()
         self.events.record(d, time=now, phone=self.mac)
         verdict = "pending" if d.pending else ("accepted" if d.accepted else "rejected")
@@ -887,7 +893,7 @@ class _Boot:
             statuses=tuple(self.statuses), firmware=self.firmware, load=self.store.firmware_load, lsc=lsc,
             locked_out=locked, tvs_used=self.tvs_used, timeline=tuple(self.timeline), duration_s=duration,
             target=target, static=dict(self.static), retransmits=self.retransmits,
-            fetched_over=self.fetched_over)
+            fetched_over=self.fetched_over, pending=tuple(self.pending))
 
 
 def _records(tl: TrustList) -> list[TrustRecord]:

@@ -116,7 +116,7 @@ def _rule(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     """Any decision of the last boot (or the last HTTPS result) — not only the deciding one: a boot
     that asked TVS records ``G.3.4-needs-tvs`` and then its verdict, and both match."""
     r = p.report
-    rules = [d.rule for d in r.decisions] if r is not None else []
+    rules = [d.rule for d in (*getattr(r, "pending", ()), *r.decisions)] if r is not None else []
     https = _last_https(p)
     if https is not None and https.rule:
         rules.append(https.rule)

@@ -36,6 +36,20 @@ def test_rule_matches_any_decision_of_the_boot() -> None:
     assert not checks.evaluate("rule", v, "G.4")[1]
 
 
+def test_rule_matches_the_pending_ask_tvs_decision_too() -> None:
+    """docs/scenarios.md: "a boot that asked TVS records G.3.4-needs-tvs and then the answer's rule; both
+    match" — the pending decision is in ``BootReport.pending``, not ``decisions`` (it matched nothing)."""
+    asked = Decision(rule="G.3.4-needs-tvs", accepted=False, reason="ask TVS", file="ITLSEP0A.tlv",
+                     kind="ITL")
+    itl = Decision(rule="G.3.4-vouched-by-tvs", accepted=True, reason="TVS: SAST", file="ITLSEP0A.tlv",
+                   kind="ITL")
+    v = _View(SimpleNamespace(pending=(asked,), decisions=(itl,), deciding=itl))
+    both = ["G.3.4-needs-tvs", "G.3.4-vouched-by-tvs"]
+    assert checks.evaluate("rule", v, "G.3.4-needs-tvs") == (both, True)
+    assert checks.evaluate("rule", v, "G.3.4-vouched-by-tvs")[1]
+    assert not checks.evaluate("deciding_rule", v, "G.3.4-needs-tvs")[1]
+
+
 def test_deciding_rule_matches_only_the_deciding_decision() -> None:
     v = _locked_boot()
     deciding = "G.3.4-tvs-unknown-signer"
