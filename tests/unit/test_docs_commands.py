@@ -101,23 +101,33 @@ def _sub(p: argparse.ArgumentParser, word: str) -> argparse.ArgumentParser | Non
     return None
 
 
+def _readme_synopses(text: str = README) -> list[str]:
+    """The ``phoneemu ...`` synopses of the README's command table: each row's first cell, split at
+    "` / `" (a row such as `phoneemu phone show ...` / `phoneemu phone set-key ...` holds two)."""
+    out: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("| `phoneemu "):
+            cell = re.split(r"(?<!\\)\|", line)[1].strip()
+            out += [s.strip("`") for s in cell.split("` / `")]
+    return out
+
+
 def test_readme_command_table_options_exist() -> None:
     """Each ``| `phoneemu CMD ...` |`` row: its options are options of CMD (of any sub-command of an
     ``a\\|b`` choice)."""
-    rows = re.findall(r"^\| `(phoneemu [^|]*?(?:\\\|[^|]*?)*)`", README, re.MULTILINE)
-    assert len(rows) >= 12
-    for row in rows:
-        for synopsis in row.split("` / `"):
-            words = synopsis.replace("\\|", "|").split()
-            parsers = [build_parser()]
-            for word in words[1:]:
-                subs = [s for p in parsers for w in word.split("|") if (s := _sub(p, w)) is not None]
-                if not subs:
-                    break
-                parsers = subs
-            known = set().union(*(_options(p) for p in parsers))
-            named = set(re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", synopsis))
-            assert named <= known, (synopsis, sorted(named - known))
+    synopses = _readme_synopses()
+    assert len(synopses) >= 13
+    for synopsis in synopses:
+        words = synopsis.replace("\\|", "|").split()
+        parsers = [build_parser()]
+        for word in words[1:]:
+            subs = [s for p in parsers for w in word.split("|") if (s := _sub(p, w)) is not None]
+            if not subs:
+                break
+            parsers = subs
+        known = set().union(*(_options(p) for p in parsers))
+        named = set(re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", synopsis))
+        assert named <= known, (synopsis, sorted(named - known))
 
 
 def test_readme_lab_operations_exist() -> None:
@@ -274,3 +284,21 @@ def test_scenario_doc_lists_every_admin_operation_and_its_arguments() -> None:
     assert set(listed) == set(ADMIN_OPERATIONS)
     for op, args in listed.items():
         assert args == set(ADMIN_OPERATIONS[op]), (op, sorted(args), sorted(ADMIN_OPERATIONS[op]))
+
+
+def test_every_command_and_action_is_in_the_readme() -> None:
+    """Each command of ``phoneemu --help``, and each action of a command that has actions (``phone show``,
+    ``fleet boot`` ...), is in the README's command table (lab operations: see the lab table test)."""
+    shown = {tuple(s.replace("\\|", "|").split()[1:3]) for s in _readme_synopses()}
+    missing = []
+    for command in sorted(_commands()):
+        sub = _sub(build_parser(), command)
+        assert sub is not None
+        actions = {w for a in sub._actions if isinstance(a, argparse._SubParsersAction) for w in a.choices}
+        if command == "lab":
+            actions = {"init", "phone", "serve"}  # the other operations have their own table
+        for action in sorted(actions) or [None]:
+            if not any(s[0] == command and (action is None or action in s[1].split("|")) for s in shown
+                       if len(s) == 2) and not (action is None and any(s[:1] == (command,) for s in shown)):
+                missing.append(f"{command} {action or ''}".strip())
+    assert not missing
