@@ -258,7 +258,7 @@ def inspect_bytes(data: bytes, *, name: str | None = None, cert_paths: list[Path
         else:
             report["notes"].append("signature not checked (give the image-signing cert with --cert)")
         return report
-    return _inspect_xml(data, report)
+    return _inspect_xml(data, report, limit)
 
 
 def _inspect_enc(data: bytes, report: dict[str, Any], cands: list[tuple[str, x509.Certificate]],
@@ -299,12 +299,12 @@ def _inspect_enc(data: bytes, report: dict[str, Any], cands: list[tuple[str, x50
     return report
 
 
-def _inspect_xml(data: bytes, report: dict[str, Any]) -> dict[str, Any]:
+def _inspect_xml(data: bytes, report: dict[str, Any], limit: int | None = None) -> dict[str, Any]:
     cfg_mod = _optional("config")
     if cfg_mod is None:
         report["notes"].append("config module not available: XML not decoded")
         return report
-    cfg = cfg_mod.parse(data)
+    cfg = cfg_mod.parse(data, **({"limit": limit} if limit is not None else {}))  # --limit, as for the others
     shown: dict[str, Any] = {}
     for field in ("device_name", "full_config", "encr_config", "cert_hash", "capf_auth_mode",
                   "device_security_mode", "load_information"):

@@ -54,7 +54,8 @@ examples:
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     p.add_argument("--limit", type=positive_int, metavar="BYTES",
                    help="refuse files larger than BYTES, before reading them (default: each format's "
-                   "own limit: 64 KiB for a trust list, 1 MiB for an .enc.sgn, 16 MiB otherwise)")
+                   "own limit: 64 KiB for a trust list, 256 KiB for a config XML, 1 MiB for an .enc.sgn, "
+                   "16 MiB otherwise)")
     p.set_defaults(handler=handler)
 
 

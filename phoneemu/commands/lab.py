@@ -201,9 +201,11 @@ def register(sub: Any) -> None:
                    help="an upgraded cluster (its ITLRecovery carried over: 5 years; regenerated: 20)")
     p.add_argument("--key", default="rsa2048",
                    help="key of cluster identities: rsa1024, rsa2048 or rsa4096 (default rsa2048)")
-    p.add_argument("--load", help="cluster-wide loadInformation (firmware served as <load>.loads)")
+    p.add_argument("--load", metavar="NAME",
+                   help="cluster-wide loadInformation (firmware served as NAME.loads); default: none")
     p.add_argument("--https-key", metavar="SPEC",
-                   help="add the HTTPS (6971) TFTP identity, e.g. ec-p256 (ITL record, role TFTP)")
+                   help="add the HTTPS (6971) TFTP identity, e.g. ec-p256: an ITL record with role TFTP "
+                   "(the ITL then carries signer version 1.1; no 6971 server runs); default: none")
     p.add_argument("--now", type=unix_time, metavar="UNIX",
                    help="start of the lab clock, Unix seconds (default: the real time)")
     p.set_defaults(handler=_init)

@@ -63,7 +63,9 @@ def register(sub: Any) -> None:
     q.set_defaults(handler=_reset)
     q = psub.add_parser("set-key", help="set (or with 32 zero digits clear) the manual config key")
     common(q)
-    q.add_argument("key", metavar="HEX", help="the key: 32 or 64 hex digits (32 zeros clear it)")
+    q.add_argument("key", metavar="HEX",
+                   help="the key in hex, as long as the model's keys: 32 digits (AES-128; 64 where "
+                   "symmetric_key_bits is 256); zeros clear it")
     q.set_defaults(handler=_set_key)
 
 

@@ -147,3 +147,15 @@ def test_xml_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     doc = json.loads(capsys.readouterr().out)
     assert doc["format"] == "xml"
     assert doc["config"]["full_config"] is False and doc["config"]["encr_config"] is True
+
+
+def test_limit_applies_to_a_config_xml_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--help: a config XML's own limit is 256 KiB and --limit sets it, as for every other format (it
+    was ignored: a larger --limit still refused the file)."""
+    x = tmp_path / "SEP001122334455.cnf.xml"
+    x.write_bytes(b"<device>" + b"<!-- padding -->" * 20_000 + b"<fullConfig>true</fullConfig></device>")
+    assert 256 * 1024 < x.stat().st_size < 400_000
+    assert main(["inspect", str(x)]) == 2
+    assert "262144-byte config limit" in capsys.readouterr().err
+    assert main(["inspect", "--limit", "400000", str(x)]) == 0
+    assert main(["inspect", "--limit", "1000", str(x)]) == 2
