@@ -1,6 +1,9 @@
 """The commands the documentation shows stay valid: every ``phoneemu`` line of README.md's ``sh`` blocks and
 every example of every ``--help`` parses with the real argument parser, each README command-table option
-exists on its command, and each lab operation the README lists is a ``lab`` sub-command.
+exists on its command, and each lab operation the README lists is a ``lab`` sub-command. The other way
+round, every command and action is in the README's table. Every ``--option`` in an inline code span of
+README.md or docs/*.md exists (on the command the span names, when it names one), and docs/scenarios.md's
+step verbs, checks and admin operations are the loader's.
 
 Only the argument parser runs (no command is executed), so this stays fast; what the commands print is
 checked by the tests of each command. A README command holding ``...`` (elided arguments) is skipped.
