@@ -7,6 +7,8 @@ to stderr; the summary (counts by outcome, by deciding rule and by trust-list ou
 updated 4990, ITL rejected 10" after a certificate change —, latency percentiles, rate, peak RSS) to
 stdout; --json adds each phone's record (outcome, deciding rule, reason, itl/ctl outcome). Exit
 status 0 when every phone booted, 1 when any failed, 2 on bad input.
+Files come as ``phoneemu boot`` fetches them: over HTTP (--http-port, default 6970) first when the
+profile does (a cp-8861; spec §H.1), TFTP otherwise or when HTTP fails; --no-http for TFTP only.
 Ctrl-C (or SIGTERM) starts no new boot, lets the boots under way finish and still writes the
 summary, --json and --plot of what ran (the rest count as not started), then exits 130; a second
 Ctrl-C aborts at once.
@@ -58,8 +60,10 @@ def register(sub: Any) -> None:
                    help="first MAC; phones get consecutive MACs (default 0A0000000000)")
     b.add_argument("--profile", default="cp-8861", choices=sorted(PROFILES),
                    help="phone model profile (default cp-8861)")
-    b.add_argument("--http-port", type=port, default=None, metavar="N",
-                   help="try HTTP on this port first (spec §H.1); default TFTP only")
+    b.add_argument("--http-port", type=port, default=6970, metavar="N",
+                   help="HTTP file port, tried first when the profile fetches over HTTP, as `boot` "
+                        "does (spec §H.1; default 6970)")
+    b.add_argument("--no-http", action="store_true", help="TFTP only")
     b.add_argument("--shards", type=non_negative_int, default=None, metavar="N",
                    help="processes (default: one per core; 0 = in this process)")
     b.add_argument("--concurrency", type=positive_int, default=64, metavar="N",
@@ -111,8 +115,7 @@ def _boot(args: argparse.Namespace) -> int:
         require_matplotlib()  # fail before booting anything
         check_plot_path(args.plot)
     host, port = parse_host_port(args.tftp)
-    target = BootTarget(host=host, tftp_port=port, http_port=args.http_port,
-                        use_http=args.http_port is not None)
+    target = BootTarget(host=host, tftp_port=port, http_port=args.http_port, use_http=not args.no_http)
     start = parse_mac(args.mac_start)
     spec = FleetSpec(target=target, count=args.count, mac_start=start, profile=args.profile,
                      concurrency=args.concurrency, fetch_timeout=args.timeout, fetch_retries=args.retries,

@@ -131,19 +131,25 @@ def test_cli_fleet_boot_two_shards_json(tmp_path: Path) -> None:
     c = LabCluster.init(tmp_path / "lab", seed=5, key_spec="rsa1024", now=NOW)
     c.add_phones([mac_text(START + i) for i in range(20)], now=NOW)
     out = tmp_path / "fleet.json"
+    ports: list[int] = []
 
     async def body() -> tuple[int, str, str]:
         async with LabServers(c, host=HOST, tftp_tid_mode="shared") as srv:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "phoneemu", "fleet", "boot", "--count", "20", "--tftp",
-                f"{HOST}:{srv.ports['tftp']}", "--mac-start", mac_text(START), "--shards", "2",
+                f"{HOST}:{srv.ports['tftp']}", "--http-port", str(srv.ports["http"]), "--mac-start",
+                mac_text(START), "--shards", "2",
                 "--json", str(out), "-q", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
             so, se = await asyncio.wait_for(proc.communicate(), 90)
             assert proc.returncode is not None
+            ports.append(srv.ports["http"])
+            over_http = sum(1 for r in srv.requests if r.service == "http")
+            assert over_http >= 20 * 3, f"only {over_http} files came over HTTP"  # a cp-8861 tries it first
             return proc.returncode, so.decode(), se.decode()
 
     rc, stdout, stderr = run(body())
     assert rc == 0, stderr
+    assert f"http {ports[0]})" in stderr  # the target line names the HTTP port
     assert "20 phones: 20 booted, 0 failed" in stdout and "G.4-signed-by-itl-tftp" in stdout
     doc = json.loads(out.read_text())
     assert doc["summary"]["shards"] == 2 and doc["summary"]["booted"] == 20
@@ -168,7 +174,7 @@ def test_cli_fleet_ctrl_c_keeps_what_booted(tmp_path: Path, presses: int, shards
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "phoneemu", "fleet", "boot", "--count", "20", "--tftp",
                 f"{HOST}:{srv.ports['tftp']}", "--mac-start", mac_text(START), "--shards", shards,
-                "--concurrency", "1", "--json", str(out), stdout=asyncio.subprocess.PIPE,
+                "--concurrency", "1", "--no-http", "--json", str(out), stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE, start_new_session=group)
             for _ in range(600):  # until the storm has begun (the lab saw requests), 60 s at most
                 if len(srv.requests) >= 2:
@@ -309,7 +315,7 @@ def test_cli_fleet_keylog_holds_each_phones_tvs_session(tmp_path: Path) -> None:
                 proc = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "phoneemu", "fleet", "boot", "--count", "6", "--tftp",
                     f"{HOST}:{srv.ports['tftp']}", "--mac-start", mac_text(START), "--shards", "2",
-                    "--flash", str(flash), "--keylog", str(keys), "-q",
+                    "--flash", str(flash), "--keylog", str(keys), "--no-http", "-q",
                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
                 so, se = await asyncio.wait_for(proc.communicate(), 90)
                 assert proc.returncode is not None

@@ -73,7 +73,7 @@ def test_fleet_shard_killed_mid_storm_is_counted_lost_and_the_rest_finish(tmp_pa
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "phoneemu", "fleet", "boot", "--count", "16", "--tftp",
                 f"{HOST}:{srv.ports['tftp']}", "--mac-start", mac_text(START), "--shards", "2",
-                "--concurrency", "1", "-q", "--json", str(out), stdout=asyncio.subprocess.PIPE,
+                "--concurrency", "1", "--no-http", "-q", "--json", str(out), stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE)
             for _ in range(600):  # until the storm has begun, 60 s at most
                 if len(srv.requests) >= 2:

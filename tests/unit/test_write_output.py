@@ -40,7 +40,7 @@ def test_fleet_json_is_never_left_truncated(tmp_path: Path, monkeypatch: pytest.
     js = tmp_path / "fleet.json"
     js.write_text('{"previous": "run"}\n')
     _dies_midway(monkeypatch)
-    code = main(["fleet", "boot", "--count", "1", "--tftp", "127.0.0.1:9", "--shards", "0",
+    code = main(["fleet", "boot", "--count", "1", "--tftp", "127.0.0.1:9", "--no-http", "--shards", "0",
                  "--timeout", "0.2", "--retries", "0", "--json", str(js)])
     monkeypatch.undo()
     assert code != 0 and "cannot write: No space left on device" in capsys.readouterr().err
