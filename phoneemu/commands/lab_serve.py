@@ -10,10 +10,14 @@ that is taken or needs privileges is one error line (exit 2), suggesting ``--tft
 
 Rules:
 
-* Its own writes to the lab — the ports it listens on, the configs re-issued for ``--host`` — hold the
+* Its own writes to the lab — the ports it listens on, the configs re-issued for ``--host``, a CAPF
+  outcome (LSC recorded, pending operation cleared), the HTTPS identity made on first use — hold the
   lab lock exclusively on the state as saved (:meth:`phoneemu.lab.servers.LabServers.update_cluster`):
   a ``phoneemu lab`` operation running at the same time is waited for and its change kept, never
-  overwritten (and never interleaved: the state is saved atomically).
+  overwritten (and never interleaved: the state is saved atomically). A CAPF outcome waits at most
+  :data:`phoneemu.lab.capf_service.CAPF_LOCK_WAIT_S`; past it the phone is told the operation failed
+  (END_SESSION REASON 7), nothing is written and the operation stays pending
+  (:mod:`phoneemu.lab.capf_service`).
 * SIGINT (Ctrl-C) and SIGTERM stop it cleanly once the cluster is open — while the servers start, wait
   for the lab lock or serve — within the time it takes to close its sockets: every server is closed
   (its ports free), no traceback, and the lab directory is left as the last whole save made it (a

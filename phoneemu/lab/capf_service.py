@@ -22,6 +22,18 @@ Rules:
   configs are wrapped to it) and clears the pending operation; "fetched" and "deleted" clear it
   (:meth:`LabCluster.capf_done`, which also forgets the LSC after a delete). Failures leave it
   pending: the phone retries (§F.1: 3 more times, 30 s apart).
+* **Recorded before the phone is told** (our convention): a successful operation's END_SESSION is held
+  back (``CapfServerSession(confirm_end=True)``) until the outcome is in the lab. The record is a write
+  of the lab like a ``phoneemu lab`` operation's: under the lab lock held exclusively, on the state as
+  saved (:meth:`LabCluster.update_locked`, re-read first when another process saved it since), so a
+  concurrent operation's change and this one are both kept; the pending operation is cleared only if
+  it is still the one the session ran. While an operation holds the lock the record waits (tried every
+  :data:`phoneemu.lab.lock.LOCK_POLL_S`, the event loop serving meanwhile) at most ``lock_wait`` seconds
+  (:data:`CAPF_LOCK_WAIT_S`, well inside the phone's 30 s read timeout). Still held then, or the record
+  failing (e.g. the phone removed meanwhile): nothing is written, the phone gets END_SESSION REASON 7
+  (failure) instead of the success — it keeps its old LSC (an install is not stored, a delete not
+  done) — the outcome is logged as ``error: ... not recorded``, and the operation stays pending for
+  the phone's next CAPF session.
 * A malformed frame or a protocol violation closes that one connection with the reason logged; each
   read is bounded by ``read_timeout`` and a whole session by ``session_timeout``.
 """
@@ -37,17 +49,21 @@ from typing import TYPE_CHECKING
 
 from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError, ProtocolError
 from phoneemu.formats import config
+from phoneemu.lab.lock import LabBusyError, when_lab_lock_free
 from phoneemu.lab.tvs_service import peer_text, tls_summary
 from phoneemu.protocols import capf
 
 if TYPE_CHECKING:
     from phoneemu.lab.cluster import LabCluster
 
-__all__ = ["CapfHandler", "CapfSessionLog", "mac_of_device_name"]
+__all__ = ["CAPF_LOCK_WAIT_S", "CapfHandler", "CapfSessionLog", "mac_of_device_name"]
 
 _log = logging.getLogger("phoneemu.lab.capf")
 
 _READ_SIZE = 65536
+#: How long a finished CAPF operation waits for a ``phoneemu lab`` operation holding the lab lock before
+#: the phone is told it failed (our convention: well inside the phone's 30 s read timeout, §F.1)
+CAPF_LOCK_WAIT_S = 10.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,15 +92,18 @@ class CapfHandler:
     """Per-connection handler for :class:`phoneemu.net.tls.TlsServer` over a :class:`LabCluster`.
 
     ``clock`` returns Unix seconds for LSC validity and the cluster log (None: the cluster clock).
+    ``lock_wait``: how long recording an outcome waits for the lab lock (module docstring).
     """
 
     def __init__(self, cluster: LabCluster, *, clock: Callable[[], int] | None = None,
                  read_timeout: float = 30.0, session_timeout: float = 120.0,
+                 lock_wait: float = CAPF_LOCK_WAIT_S,
                  on_log: Callable[[CapfSessionLog], None] | None = None) -> None:
         self.cluster = cluster
         self.clock = clock
         self.read_timeout = read_timeout
         self.session_timeout = session_timeout
+        self.lock_wait = lock_wait
         self.on_log = on_log
         self.results: dict[str, int] = {}
 
@@ -163,10 +182,20 @@ class CapfHandler:
             if session.error is not None:  # garbage after good frames in the same read: answered first
                 self._emit(st.log(f"malformed: {session.error}"))
                 return
+            if session.unconfirmed is not None:  # succeeded: record it, then tell the phone
+                writer.write(await self._finish(st, session))
+                await writer.drain()
+                result = session.result
+                assert result is not None
+                if result.outcome == "not-recorded":
+                    self._emit(st.log(f"error: {result.detail}"))
+                else:
+                    self._emit(st.log(result.outcome, detail=result.detail))
+                return
             if session.done:
                 result = session.result
                 assert result is not None
-                self._finish(st, result)
+                self._emit(st.log(result.outcome, detail=result.detail))
                 return
 
     def _open_session(self, session_id: int, auth: capf.CapfMessage, st: _Conn) -> capf.CapfServerSession:
@@ -188,22 +217,36 @@ class CapfHandler:
                 verify_device_cert=self.cluster.verify_device_cert,
                 operation=pending.operation, auth_mode=pending.auth_mode, auth_string=pending.auth_string,
                 key_type=pending.key_type, key_size=pending.key_size, curve=pending.curve,
-                issue_lsc=lambda dev, spki: self.cluster.issue_lsc(dev, spki, now=self._now()))
+                issue_lsc=lambda dev, spki: self.cluster.issue_lsc(dev, spki, now=self._now()),
+                confirm_end=True)
         except EncodeError as exc:
             raise EncodeError(f"pending CAPF operation for {name} cannot run: {exc.message}",
                               path="capf_pending") from None
 
-    def _finish(self, st: _Conn, result: capf.CapfResult) -> None:
+    async def _finish(self, st: _Conn, session: capf.CapfServerSession) -> bytes:
+        """Record the successful outcome in the lab under the lab lock (module docstring); the
+        END_SESSION to send: the success once recorded, else REASON 7 with nothing written."""
+        result = session.unconfirmed
+        assert result is not None
+        mac, ran, now = st.mac, st.operation, self._now()
+        if mac is None:  # a device the cluster does not know never gets an operation; defensive
+            return session.refuse("device not in the cluster")
+
+        def record() -> None:
+            if result.outcome == "installed":
+                self.cluster.record_lsc(mac, result.certificate, now=now, operation=ran)
+            else:  # fetched, deleted
+                self.cluster.capf_done(mac, now=now, operation=ran)
+
         try:
-            if st.mac is not None:
-                if result.outcome == "installed":
-                    self.cluster.record_lsc(st.mac, result.certificate, now=self._now())
-                elif result.outcome in ("fetched", "deleted"):
-                    self.cluster.capf_done(st.mac, now=self._now())
+            await when_lab_lock_free(lambda: self.cluster.update_locked(record, wait=False),
+                                     root=self.cluster.root, limit=self.lock_wait,
+                                     what=f"record the CAPF {result.outcome} of {st.device_name}")
+        except LabBusyError as exc:
+            return session.refuse(f"lab busy: {exc.message}; the operation stays pending")
         except PhoneEmuError as exc:
-            self._emit(st.log(f"error: cluster update failed: {exc}", detail=result.outcome))
-            return
-        self._emit(st.log(result.outcome, detail=result.detail))
+            return session.refuse(f"cluster update failed: {exc}")
+        return session.confirm()
 
 
 class _Conn:

@@ -687,8 +687,14 @@ class LabCluster:
         else:
             raise VerificationError(f"unknown certificate type {cert_type}", reason=VerifyReason.OTHER)
 
-    def record_lsc(self, mac: str, cert: x509.Certificate | bytes | None, *, now: Now = None) -> None:
-        """Record the LSC CAPF issued to ``mac`` (None = deleted) and clear the pending operation."""
+    def record_lsc(self, mac: str, cert: x509.Certificate | bytes | None, *, now: Now = None,
+                   operation: str | None = None) -> None:
+        """Record the LSC CAPF issued to ``mac`` (None = deleted) and clear the pending operation.
+
+        ``operation``: the pending operation the CAPF session ran. The pending operation is cleared only
+        while it is still that one: an administrator who set another one for the phone meanwhile (another
+        process, saved while the session ran) keeps it — the LSC is recorded either way, the phone has
+        it. None clears whatever is pending."""
         ph = self._phone(mac)
         path = self.phone_dir(ph.mac) / "lsc.pem"
         if cert is None:
@@ -699,17 +705,24 @@ class LabCluster:
             path.parent.mkdir(parents=True, exist_ok=True)
             _write_atomic(path, cert_pem(c))
             ph.has_lsc = True
-        ph.capf_operation = None
-        self._commit("capf-lsc", {"mac": ph.mac, "lsc": cert is not None}, now, phones=[ph.mac])
+        if operation is None or ph.capf_operation == operation:
+            ph.capf_operation = None
+        self._commit("capf-lsc", {"mac": ph.mac, "lsc": cert is not None,
+                                  "pending": ph.capf_operation}, now, phones=[ph.mac])
 
-    def capf_done(self, mac: str, *, now: Now = None) -> None:
-        """Clear the pending CAPF operation of ``mac`` (fetch finished, or delete done)."""
+    def capf_done(self, mac: str, *, now: Now = None, operation: str | None = None) -> None:
+        """Clear the pending CAPF operation of ``mac`` (fetch finished, or delete done: the LSC is
+        forgotten). ``operation``: the operation the CAPF session ran (None: the one pending); the
+        pending one is cleared only while it is still that one, as in :meth:`record_lsc`."""
         ph = self._phone(mac)
-        if ph.capf_operation == "delete":
+        ran = ph.capf_operation if operation is None else operation
+        if ran == "delete":
             (self.phone_dir(ph.mac) / "lsc.pem").unlink(missing_ok=True)
             ph.has_lsc = False
-        ph.capf_operation = None
-        self._commit("capf-done", {"mac": ph.mac}, now, phones=[ph.mac])
+        if operation is None or ph.capf_operation == operation:
+            ph.capf_operation = None
+        self._commit("capf-done", {"mac": ph.mac, "operation": operation, "pending": ph.capf_operation},
+                     now, phones=[ph.mac])
 
     # ============================================================== TVS
     def tvs_lookup(self, key: bytes | tuple[str, bytes, str]) -> TvsEntry | None:

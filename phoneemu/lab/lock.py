@@ -11,24 +11,40 @@ Rules:
   hold the lock *exclusively*, as an operation does, on the state as saved (re-read first if another
   process changed it: :meth:`phoneemu.lab.cluster.LabCluster.update_locked`); taken without waiting
   (``try_lab_lock(root, exclusive=True)``) and tried again every poll, so the event loop is never
-  blocked and neither the operation's write nor serve's is lost.
+  blocked and neither the operation's write nor serve's is lost (:func:`when_lab_lock_free`: tried every
+  :data:`LOCK_POLL_S`, logged once after :data:`LOCK_WAIT_S`). A write the serving side cannot hold back
+  for ever — a CAPF enrolment, whose phone waits for END_SESSION — gives a ``limit``: past it,
+  :class:`LabBusyError` and nothing is written (the caller says so to its client).
 * A lab whose lock file cannot be created (a read-only folder) is used unlocked, as before; a folder that
   is not a lab (no ``cluster.json``) gets no lock file.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
+import logging
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from phoneemu.errors import PhoneEmuError
 
-__all__ = ["LOCK_FILE", "LabBusyError", "hold_lab_lock", "try_lab_lock"]
+__all__ = ["LOCK_FILE", "LOCK_POLL_S", "LOCK_WAIT_S", "LabBusyError", "hold_lab_lock", "try_lab_lock",
+           "when_lab_lock_free"]
 
 LOCK_FILE = ".lab.lock"
+#: ``lab serve``: how long a periodic reload waits for a ``phoneemu lab`` operation holding the lab lock
+#: (at most, and at most the watch interval), after how long a write waiting for it is logged, and how
+#: often both try meanwhile (our convention)
+LOCK_WAIT_S = 1.0
+LOCK_POLL_S = 0.05
+
+_log = logging.getLogger("phoneemu.lab.lock")
+_T = TypeVar("_T")
 
 
 class LabBusyError(PhoneEmuError):
@@ -74,3 +90,27 @@ def try_lab_lock(root: Path | str, *, exclusive: bool = False) -> Iterator[None]
     finally:
         if fd >= 0:
             os.close(fd)
+
+
+async def when_lab_lock_free(attempt: Callable[[], _T], *, root: Path | str, limit: float | None = None,
+                             what: str = "record this server's change") -> _T:
+    """Run ``attempt`` (which takes the lab lock without waiting, e.g. ``LabCluster.update_locked(change,
+    wait=False)``) until it does not raise :class:`LabBusyError`; between tries sleep :data:`LOCK_POLL_S`
+    (the event loop keeps running), logging once after :data:`LOCK_WAIT_S` that it waits for the lock to
+    ``what``. ``limit`` None waits as long as the holder holds it; else after ``limit`` seconds the last
+    :class:`LabBusyError` is raised (every try failed: nothing was read or written)."""
+    start = time.monotonic()
+    logged = False
+    while True:
+        try:
+            return attempt()
+        except LabBusyError as exc:
+            waited = time.monotonic() - start
+            if limit is not None and waited >= limit:
+                raise LabBusyError(f"{exc.message} for more than {limit:g}s", path=str(root)) from None
+            if not logged and waited >= LOCK_WAIT_S:
+                logged = True
+                _log.warning("lab: %s held by a phoneemu lab command for %.2fs: waiting for it to %s",
+                             Path(root) / LOCK_FILE, LOCK_WAIT_S, what)
+        await asyncio.sleep(LOCK_POLL_S if limit is None else
+                            max(0.0, min(LOCK_POLL_S, limit - (time.monotonic() - start))))

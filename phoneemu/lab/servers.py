@@ -10,6 +10,12 @@ Rules:
   operation holds the lock it waits (trying every :data:`LOCK_POLL_S`, the loop not blocked; logged
   once after :data:`LOCK_WAIT_S`), then re-reads what the operation saved and records the ports in
   it — neither write is lost.
+  The other writes the servers make go the same way: the HTTPS identity ``tomcat`` made on first use
+  (:meth:`LabCluster.app_server_identity`, when ``https`` starts) waits like the ports; a CAPF outcome
+  (LSC recorded, pending operation cleared, :mod:`.capf_service`) waits at most ``capf_lock_wait``
+  seconds, then the phone is told the operation failed and nothing is written. TFTP, HTTP and TVS only
+  read the lab (a reload that finds ``DIR/tftp`` gone rebuilds those files from the saved state, under
+  the shared lock: derived files, each written atomically, the state untouched).
 * TFTP and HTTP serve the cluster's in-memory files (:meth:`LabCluster.get`, per-device trust-list
   names included); TVS answers from :meth:`LabCluster.tvs_lookup` (:mod:`.tvs_service`); CAPF runs the
   pending operation of the device (:mod:`.capf_service`).
@@ -72,10 +78,10 @@ from typing import Any, TypeVar
 from cryptography import x509
 
 from phoneemu.errors import PhoneEmuError, TransportError
-from phoneemu.lab.capf_service import CapfHandler, CapfSessionLog
+from phoneemu.lab.capf_service import CAPF_LOCK_WAIT_S, CapfHandler, CapfSessionLog
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.https_service import HttpsAppHandler
-from phoneemu.lab.lock import LOCK_FILE, LabBusyError
+from phoneemu.lab.lock import LOCK_FILE, LOCK_POLL_S, LOCK_WAIT_S, LabBusyError, when_lab_lock_free
 from phoneemu.lab.pki import Identity
 from phoneemu.lab.state import DEFAULT_PORTS
 from phoneemu.lab.tvs_loop import LoopTvsServer
@@ -93,10 +99,6 @@ _T = TypeVar("_T")
 
 SERVICES = ("tftp", "http", "tvs", "capf", "https")
 
-#: With ``watch``: how long a periodic reload waits for a ``phoneemu lab`` operation holding the lab
-#: lock (at most, and at most the watch interval) and how often it tries meanwhile (our convention)
-LOCK_WAIT_S = 1.0
-LOCK_POLL_S = 0.05
 #: TVS server: on the loop (tvs_loop, least CPU), worker threads (tvs_threaded) or asyncio TLS (tvs_service)
 TVS_IMPLS = ("loop", "threads", "asyncio")
 _HTTP_OUTCOMES = {200: "ok", 403: "refused", 404: "not-found", 400: "malformed", 405: "refused",
@@ -218,6 +220,7 @@ class LabServers:
         clock: Callable[[], int] | None = None,
         io_timeout: float = 10.0,
         capf_session_timeout: float = 120.0,
+        capf_lock_wait: float = CAPF_LOCK_WAIT_S,
         tftp_tid_mode: str = "ephemeral",
         watch: float | None = None,
         max_log: int = 100_000,
@@ -257,7 +260,8 @@ class LabServers:
         self.https_handler = HttpsAppHandler(read_timeout=io_timeout, on_log=self._on_https)
         self.tvs_handler = TvsHandler(cluster.tvs_lookup, read_timeout=io_timeout, on_log=self._on_tvs)
         self.capf_handler = CapfHandler(cluster, clock=clock, read_timeout=io_timeout * 3,
-                                        session_timeout=capf_session_timeout, on_log=self._on_capf)
+                                        session_timeout=capf_session_timeout, lock_wait=capf_lock_wait,
+                                        on_log=self._on_capf)
         # "tvs-2" ... (node 1 is ``tvs``)
         self.tvs_nodes: dict[str, TlsServer | ThreadedTvsServer | LoopTvsServer] = {}
         self._tvs_ctx: _IdentityContexts | None = None
@@ -336,21 +340,15 @@ class LabServers:
         self.cluster.set_ports(now=self._now(), **{k: v for k, v in self.ports.items()
                                                    if k in DEFAULT_PORTS or k in nodes})
 
-    async def update_cluster(self, change: Callable[[], _T]) -> _T:
+    async def update_cluster(self, change: Callable[[], _T], *, limit: float | None = None) -> _T:
         """Run ``change`` (a cluster change that saves the state) under the lab lock held exclusively,
         on the state as saved (:meth:`LabCluster.update_locked`). While a ``phoneemu lab`` operation
         holds the lock, try again every :data:`LOCK_POLL_S` (the loop keeps serving), logging once
-        after :data:`LOCK_WAIT_S`: the write waits for the operation, it is never skipped."""
-        tries = 0
-        while True:
-            try:
-                return self.cluster.update_locked(change, wait=False)
-            except LabBusyError:
-                tries += 1
-                if tries == max(1, round(LOCK_WAIT_S / LOCK_POLL_S)):
-                    _log.warning("lab: %s held by a phoneemu lab command for %.2fs: waiting for it to "
-                                 "record this server's change", self.cluster.root / LOCK_FILE, LOCK_WAIT_S)
-                await asyncio.sleep(LOCK_POLL_S)
+        after :data:`LOCK_WAIT_S` (:func:`phoneemu.lab.lock.when_lab_lock_free`): the write waits for the
+        operation, it is never skipped — unless ``limit`` (seconds) is given: then, the lock still held
+        after it, :class:`LabBusyError` and nothing was written."""
+        return await when_lab_lock_free(lambda: self.cluster.update_locked(change, wait=False),
+                                        root=self.cluster.root, limit=limit)
 
     async def sync_stopped(self) -> list[tuple[str, str]]:
         """Follow the cluster's ``stopped`` services (``phoneemu lab service DIR NAME stop|start``): stop
@@ -473,8 +471,9 @@ class LabServers:
                                 on_handshake_error=self._handshake_logger("tvs"))
                 self.tvs = await tvs.start()
                 bound = tvs.port
-            elif name == "https":
-                ident = self.cluster.app_server_identity(now=self._now())
+            elif name == "https":  # made (and vouched for by TVS) on first use: a write of the lab
+                now = self._now()
+                ident = await self.update_cluster(lambda: self.cluster.app_server_identity(now=now))
                 https = TlsServer(self.https_handler, server_context(
                     ident.cert, ident.key, min_version="1.0", max_version="1.3", keylog_filename=self.keylog),
                     self.host, port, name="https", handshake_timeout=self.io_timeout,

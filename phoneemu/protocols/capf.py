@@ -439,8 +439,9 @@ class CapfResult:
     """What a session ended with.
 
     ``outcome``: server side "installed", "fetched", "deleted", "nothing-pending", "bad-auth",
-    "unknown-device", "keygen-failed", "store-failed", "fetch-failed", "delete-failed";
-    client side "installed", "fetched", "deleted", "nothing-pending", "rejected" (``reason`` is the
+    "unknown-device", "keygen-failed", "store-failed", "fetch-failed", "delete-failed", "not-recorded"
+    (``confirm_end``: the success could not be recorded, :meth:`CapfServerSession.refuse`); client
+    side "installed", "fetched", "deleted", "nothing-pending", "rejected" (``reason`` is the
     END_SESSION REASON, ``detail`` says why). ``certificate`` is the LSC installed/fetched,
     ``key`` the client's new private key after an install.
     """
@@ -543,6 +544,14 @@ class CapfServerSession(_Session):
 
     ``start()`` returns AUTH_REQUEST; then feed every received chunk to ``receive()`` and send what it
     returns. ``done`` turns true when END_SESSION has been produced; ``result`` says what happened.
+
+    ``confirm_end`` (our convention, for a server that must record the outcome before the phone is told):
+    an operation that succeeded ("installed", "fetched", "deleted") does not end the session at once. It
+    waits in state ``"wait-confirm"`` with :attr:`unconfirmed` set (what it would end with, the
+    certificate included) and ``receive()`` returns no END_SESSION; then :meth:`confirm` returns the
+    END_SESSION of that success, or :meth:`refuse` an END_SESSION REASON 7 (failure) — so a phone is never
+    told "success" for an outcome the server could not record, and keeps what it had (the client only
+    stores or deletes its LSC on the success END_SESSION).
     """
 
     role = "capf-server"
@@ -561,6 +570,7 @@ class CapfServerSession(_Session):
         verify_device_cert: VerifyDeviceCert | None = None,
         issue_lsc: IssueLsc | None = None,
         known_device: Callable[[str], bool] | None = None,
+        confirm_end: bool = False,
     ) -> None:
         super().__init__()
         if not 0 <= session_id <= 0xFFFFFFFF:
@@ -595,6 +605,38 @@ class CapfServerSession(_Session):
         self._known = known_device
         self.device_name: str | None = None
         self._lsc: bytes | None = None
+        self._confirm_end = confirm_end
+        self._unconfirmed: tuple[Reason, CapfResult] | None = None
+
+    @property
+    def unconfirmed(self) -> CapfResult | None:
+        """With ``confirm_end``: the successful outcome waiting for :meth:`confirm` / :meth:`refuse`."""
+        return self._unconfirmed[1] if self._unconfirmed is not None else None
+
+    def confirm(self) -> bytes:
+        """With ``confirm_end``, in state ``"wait-confirm"``: the END_SESSION of the success (the outcome
+        was recorded); :attr:`result` is that outcome."""
+        reason, result = self._take_unconfirmed("confirm")
+        self._result = result
+        return encode(self._msg(CapfCommand.END_SESSION, (CapfTag.REASON, _u8(reason))))
+
+    def refuse(self, detail: str) -> bytes:
+        """With ``confirm_end``, in state ``"wait-confirm"``: END_SESSION REASON 7 (failure) instead of the
+        success (the outcome could not be recorded, ``detail`` says why); :attr:`result` is outcome
+        ``"not-recorded"`` with the certificate of the unrecorded outcome."""
+        _reason, result = self._take_unconfirmed("refuse")
+        self._result = CapfResult(outcome="not-recorded", reason=int(Reason.FAILURE),
+                                  detail=f"{result.outcome} not recorded: {detail}",
+                                  device_name=result.device_name, certificate=result.certificate)
+        return encode(self._msg(CapfCommand.END_SESSION, (CapfTag.REASON, _u8(Reason.FAILURE))))
+
+    def _take_unconfirmed(self, what: str) -> tuple[Reason, CapfResult]:
+        if self.state != "wait-confirm" or self._unconfirmed is None:
+            raise ProtocolError(f"{self.role}: {what}() in state {self.state!r}", fmt=FMT,
+                                path=f"{self.role}.{self.state}")
+        got, self._unconfirmed = self._unconfirmed, None
+        self.state = "ended"
+        return got
 
     def start(self) -> bytes:
         """AUTH_REQUEST {VERSION=3, AUTH_TYPE} — the server speaks first (§F.1)."""
@@ -607,9 +649,14 @@ class CapfServerSession(_Session):
 
     def _end(self, reason: Reason, outcome: str, detail: str = "", certificate: bytes | None = None
              ) -> list[CapfMessage]:
+        result = CapfResult(outcome=outcome, reason=int(reason), detail=detail,
+                            device_name=self.device_name, certificate=certificate)
+        if self._confirm_end and outcome in ("installed", "fetched", "deleted"):
+            self.state = "wait-confirm"  # the caller records it first: confirm() / refuse()
+            self._unconfirmed = (reason, result)
+            return []
         self.state = "ended"
-        self._result = CapfResult(outcome=outcome, reason=int(reason), detail=detail,
-                                  device_name=self.device_name, certificate=certificate)
+        self._result = result
         return [self._msg(CapfCommand.END_SESSION, (CapfTag.REASON, _u8(reason)))]
 
     def _handle(self, msg: CapfMessage) -> list[CapfMessage]:

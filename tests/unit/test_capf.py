@@ -443,3 +443,79 @@ def test_a_frame_followed_by_garbage_is_answered_then_the_session_fails(pki: Pki
     assert s.failed and s.error is not None and "offset" in str(s.error)
     with pytest.raises(DecodeError):
         s.receive(b"")
+
+
+# --- confirm_end: the server records a success before the phone is told ----------------------------
+
+def _until_unconfirmed(s: CapfServerSession, c: CapfClientSession) -> list[int]:
+    """Pump until the server holds its END_SESSION back (``confirm_end``). Bounded loop."""
+    seen: list[int] = []
+    to_client = [s.start()]
+    for _ in range(50):
+        to_server = [out for frame in to_client for out in c.receive(frame)]
+        seen += [f[1] for f in to_client] + [f[1] for f in to_server]
+        to_client = [out for frame in to_server for out in s.receive(frame)]
+        if not to_client:
+            break
+    return seen
+
+
+@pytest.mark.parametrize("operation", ["install", "fetch", "delete"])
+def test_confirm_end_holds_the_success_until_confirmed(pki: Pki, operation: str) -> None:
+    lsc = pki.issue_lsc(DEVICE, public_key_spki_der(pki.mic_key.public_key()))
+    s = server(pki, operation=operation, key_type="ec", curve="p256", confirm_end=True)
+    c = CapfClientSession(device_name=DEVICE, current_lsc=None if operation == "install" else lsc,
+                          generate_key=fast_keys)
+    seen = _until_unconfirmed(s, c)
+    assert C.END_SESSION not in seen and not s.done and not c.done and s.state == "wait-confirm"
+    pending = s.unconfirmed
+    assert pending is not None and pending.outcome == {"install": "installed", "fetch": "fetched",
+                                                       "delete": "deleted"}[operation]
+    assert c.receive(s.confirm()) == []
+    assert s.done and s.result == pending and s.unconfirmed is None
+    assert c.result is not None and c.result.outcome == {"install": "installed", "fetch": "fetched",
+                                                         "delete": "deleted"}[operation]
+    with pytest.raises(ProtocolError, match=r"confirm\(\) in state 'ended'"):
+        s.confirm()
+
+
+@pytest.mark.parametrize("operation", ["install", "delete"])
+def test_confirm_end_refused_tells_the_phone_it_failed(pki: Pki, operation: str) -> None:
+    """An outcome the server could not record: END_SESSION REASON 7, and the phone keeps what it had
+    (an install is not stored, a delete not done: the client's result is "rejected")."""
+    lsc = pki.issue_lsc(DEVICE, public_key_spki_der(pki.mic_key.public_key()))
+    s = server(pki, operation=operation, key_type="ec", curve="p256", confirm_end=True)
+    c = CapfClientSession(device_name=DEVICE, current_lsc=None if operation == "install" else lsc,
+                          generate_key=fast_keys)
+    _until_unconfirmed(s, c)
+    end = s.refuse("lab busy")
+    assert capf.decode(end).command == C.END_SESSION and capf.decode(end).u8(capf.CapfTag.REASON) == 7
+    c.receive(end)
+    assert s.result is not None and s.result.outcome == "not-recorded" and s.result.reason == 7
+    assert "not recorded: lab busy" in s.result.detail
+    assert c.result is not None and c.result.outcome == "rejected" and c.result.reason == 7
+    assert c.result.certificate is None and c.result.key is None
+    with pytest.raises(ProtocolError, match="refuse"):
+        s.refuse("again")
+
+
+def test_confirm_end_leaves_failures_and_nothing_pending_as_they_were(pki: Pki) -> None:
+    s = server(pki, operation="none", confirm_end=True)
+    c = CapfClientSession(device_name=DEVICE)
+    run(s, c)
+    assert s.result is not None and s.result.outcome == "nothing-pending" and s.unconfirmed is None
+    s = server(pki, operation="fetch", confirm_end=True)
+    c = CapfClientSession(device_name=DEVICE, current_lsc=None)
+    run(s, c)
+    assert s.result is not None and s.result.outcome == "fetch-failed"
+    with pytest.raises(ProtocolError, match=r"confirm\(\) in state 'ended'"):
+        s.confirm()
+
+
+def test_a_frame_while_waiting_for_confirmation_fails_the_session(pki: Pki) -> None:
+    s = server(pki, operation="install", key_type="ec", curve="p256", confirm_end=True)
+    _until_unconfirmed(s, CapfClientSession(device_name=DEVICE, generate_key=fast_keys))
+    with pytest.raises(ProtocolError, match="unexpected REQUEST_IN_PROGRESS in state 'wait-confirm'"):
+        s.receive(capf.encode(capf.message(C.REQUEST_IN_PROGRESS, 0x01020304)))
+    with pytest.raises(ProtocolError, match=r"confirm\(\) in state 'failed'"):
+        s.confirm()

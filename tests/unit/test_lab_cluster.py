@@ -495,6 +495,26 @@ def test_capf_pending_and_device_certs(lab: LabCluster) -> None:
         lab.set_capf([MAC], "install", auth_mode=1, auth_string="12")
 
 
+def test_capf_outcome_keeps_a_pending_operation_set_after_the_session_began(lab: LabCluster) -> None:
+    """``operation``: what the CAPF session ran. Its outcome is recorded (the phone has, or no longer has,
+    the LSC); the pending operation is cleared only while it is still that one."""
+    lsc_key = keys.generate_key(KeySpec(kind="ec", curve="p256"), unsafe_seed="ec-lsc")
+    lsc = certs.load_cert_der(lab.issue_lsc(f"SEP{MAC}", lsc_key.public_key()))
+    lab.set_capf([MAC], "delete")  # set while an install ran
+    lab.record_lsc(MAC, lsc, operation="install")
+    assert lab.phone_lsc(MAC) == lsc and lab.state.phones[MAC].capf_operation == "delete"
+    assert lab.state.log[-1].args["pending"] == "delete"
+    lab.set_capf([MAC], "install", auth_mode=2)  # set while the delete ran
+    lab.capf_done(MAC, operation="delete")
+    assert lab.phone_lsc(MAC) is None and not lab.state.phones[MAC].has_lsc  # the phone deleted it
+    pending = lab.capf_pending(MAC)
+    assert pending is not None and pending.operation == "install"
+    lab.capf_done(MAC, operation="fetch")  # a fetch outcome: nothing to forget, install still pending
+    assert lab.state.phones[MAC].capf_operation == "install"
+    lab.record_lsc(MAC, lsc, operation="install")
+    assert lab.capf_pending(MAC) is None
+
+
 def test_add_phone_options_and_update(lab: LabCluster) -> None:
     lab.add_phone("00:11:22:33:44:aa", model="7841", capf_operation="install", auth_string="9876")
     ph = lab.state.phones[MAC2]

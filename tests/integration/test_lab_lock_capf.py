@@ -1,0 +1,219 @@
+"""``lab serve``'s CAPF (and HTTPS) writes to the lab hold the lab lock, as an operation's do.
+
+A CAPF enrolment over loopback records its outcome under the lab lock held exclusively, on the state as
+saved: a ``phoneemu lab`` operation saved between serve's read and serve's write keeps its change, an
+operation holding the lock is waited for (bounded), and past the bound the phone is told the operation
+failed (END_SESSION REASON 7) with nothing written. ``LabCluster.open`` on the same folder stands for the
+operation's process; ``_hold`` holds the lock as that process would (another open file: flock conflicts).
+"""
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from phoneemu.crypto import certs
+from phoneemu.lab.cluster import LabCluster
+from phoneemu.lab.servers import LabServers
+from phoneemu.net.capf_client import CapfOutcome, capf_session
+from phoneemu.protocols import capf
+from tests.helpers import lab_template, run
+
+HOST = "127.0.0.1"
+MAC = "001122334455"
+template = lab_template("lablockcapf", seed=13, phones={MAC: {"lsc_key": "ec-p256"}})
+
+
+def _hold(root: Path) -> int:
+    """Hold the lab lock as a ``phoneemu lab`` operation writing the lab would (exclusive)."""
+    fd = os.open(root / ".lab.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _phone() -> capf.CapfClientSession:
+    return capf.CapfClientSession(device_name=f"SEP{MAC}", auth_mode=capf.AuthType.NULL_STRING)
+
+
+async def _enrol(servers: LabServers) -> CapfOutcome:
+    return await capf_session((HOST, servers.ports["capf"]), _phone(), timeout=20)
+
+
+async def _logged(caplog: Any, text: str, limit: float = 5.0) -> bool:
+    """Wait (bounded) until a log record contains ``text``."""
+    for _ in range(round(limit / 0.05)):
+        if any(text in r.getMessage() for r in caplog.records):
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+def _lsc_on_disk(cluster: LabCluster) -> bytes | None:
+    path = cluster.phone_dir(MAC) / "lsc.pem"
+    return path.read_bytes() if path.exists() else None
+
+
+def test_a_capf_enrolment_keeps_a_change_an_operation_saved_after_serve_read_the_lab(
+        cluster: LabCluster) -> None:
+    """serve read the lab (no watch: it never re-reads on its own), an operation saved a change, then a
+    phone enrols: both the operation's change and the LSC are in the saved state. Before, serve saved its
+    stale copy with the LSC in it and the operation's change was lost."""
+    cluster.set_capf([MAC], "install", auth_mode=capf.AuthType.NULL_STRING)
+
+    async def main() -> CapfOutcome:
+        async with LabServers(cluster, host=HOST) as servers:
+            LabCluster.open(cluster.root).set_tvs_ttl(1234)  # the operation, after serve's read
+            return await _enrol(servers)
+
+    out = run(main())
+    assert out.outcome == "installed" and out.result.certificate is not None
+    saved = LabCluster.open(cluster.root)
+    assert saved.state.tvs_ttl == 1234, "the operation's change was lost"
+    assert saved.state.phones[MAC].has_lsc and saved.state.phones[MAC].capf_operation is None
+    recorded = saved.phone_lsc(MAC)
+    assert recorded is not None and certs.cert_der(recorded) == out.result.certificate
+    assert [e.op for e in saved.state.log[-2:]] == ["tvs-ttl", "capf-lsc"]
+    assert cluster.state.tvs_ttl == 1234  # serve's copy is the saved state now
+
+
+def test_a_capf_enrolment_keeps_another_pending_operation_set_meanwhile(cluster: LabCluster) -> None:
+    """An administrator schedules a delete for the phone while its install runs: the install is recorded
+    (the phone has the LSC) and the delete stays pending. Before, the install cleared it (stale copy)."""
+    cluster.set_capf([MAC], "install", auth_mode=capf.AuthType.NULL_STRING)
+
+    async def main() -> CapfOutcome:
+        async with LabServers(cluster, host=HOST) as servers:
+            LabCluster.open(cluster.root).set_capf([MAC], "delete", auth_mode=capf.AuthType.NULL_STRING)
+            return await _enrol(servers)
+
+    out = run(main())
+    assert out.outcome == "installed"
+    saved = LabCluster.open(cluster.root)
+    assert saved.state.phones[MAC].has_lsc and saved.phone_lsc(MAC) is not None
+    assert saved.state.phones[MAC].capf_operation == "delete", "the administrator's delete was lost"
+    pending = saved.capf_pending(MAC)
+    assert pending is not None and pending.operation == "delete"
+
+
+def test_a_capf_enrolment_waits_for_an_operation_holding_the_lab_lock(cluster: LabCluster,
+                                                                      caplog: Any) -> None:
+    """An operation read the lab and holds the lock; a phone's enrolment ends meanwhile: serve writes
+    nothing and the phone is not answered until the lock is free, then the LSC goes into what the
+    operation saved — neither change lost. Before, serve wrote under the operation's lock and the
+    operation's save (from its earlier read) then dropped the LSC record."""
+    caplog.set_level(logging.WARNING, logger="phoneemu.lab.lock")
+    cluster.set_capf([MAC], "install", auth_mode=capf.AuthType.NULL_STRING)
+
+    async def main() -> tuple[bool, bool, bytes, bytes | None, CapfOutcome]:
+        async with LabServers(cluster, host=HOST) as servers:
+            before = (cluster.root / "cluster.json").read_bytes()
+            fd = _hold(cluster.root)
+            try:
+                operation = LabCluster.open(cluster.root)  # reads the lab under its lock
+                enrol = asyncio.ensure_future(_enrol(servers))
+                waits = await _logged(caplog, f"waiting for it to record the CAPF installed of SEP{MAC}")
+                answered = enrol.done()
+                on_disk = (cluster.root / "cluster.json").read_bytes()
+                lsc = _lsc_on_disk(cluster)
+                operation.set_tvs_ttl(4321)  # the operation's write, from its read
+            finally:
+                os.close(fd)
+            out = await asyncio.wait_for(enrol, 20)
+            return waits, answered, on_disk if on_disk != before else b"", lsc, out
+
+    waits, answered, changed, lsc, out = run(main())
+    assert not changed and lsc is None, "lab serve wrote the lab while an operation held the lock"
+    assert waits and not answered
+    assert out.outcome == "installed"
+    saved = LabCluster.open(cluster.root)
+    assert saved.state.tvs_ttl == 4321, "the operation's change was lost"
+    assert saved.state.phones[MAC].has_lsc, "the CAPF enrolment's record was lost"
+    assert saved.state.phones[MAC].capf_operation is None
+    recorded = saved.phone_lsc(MAC)
+    assert recorded is not None and certs.cert_der(recorded) == out.result.certificate
+
+
+def test_a_capf_enrolment_held_up_too_long_is_refused_and_nothing_is_written(cluster: LabCluster) -> None:
+    """The lock held longer than ``capf_lock_wait``: the phone gets END_SESSION REASON 7 (no LSC stored),
+    the lab is untouched (state file, ``lsc.pem``), the operation stays pending, the request log says
+    why; once the lock is free the phone's next session installs the LSC."""
+    cluster.set_capf([MAC], "install", auth_mode=capf.AuthType.NULL_STRING)
+
+    async def main() -> tuple[bytes, CapfOutcome, CapfOutcome, list[tuple[str, str]]]:
+        async with LabServers(cluster, host=HOST, capf_lock_wait=0.3) as servers:
+            before = (cluster.root / "cluster.json").read_bytes()
+            fd = _hold(cluster.root)
+            try:
+                refused = await _enrol(servers)
+                after = (cluster.root / "cluster.json").read_bytes()
+            finally:
+                os.close(fd)
+            again = await _enrol(servers)
+            log = [(r.outcome, r.detail) for r in servers.requests if r.service == "capf"]
+            return (after if after != before else b""), refused, again, log
+
+    changed, refused, again, log = run(main())
+    assert refused.outcome == "rejected" and refused.result.reason == capf.Reason.FAILURE
+    assert refused.result.certificate is None and refused.result.key is None  # the phone stored nothing
+    assert not changed, "the state was written although the lock was never free"
+    assert log[0][0] == "error" and "installed not recorded: lab busy" in log[0][1]
+    assert ".lab.lock is held" in log[0][1] and "stays pending" in log[0][1]
+    assert again.outcome == "installed" and log[1][0] == "installed"
+    saved = LabCluster.open(cluster.root)
+    recorded = saved.phone_lsc(MAC)
+    assert recorded is not None and certs.cert_der(recorded) == again.result.certificate
+    assert saved.state.phones[MAC].capf_operation is None
+
+
+def test_a_refused_record_leaves_the_lab_as_it_was(cluster: LabCluster) -> None:
+    """Same bound (set on the CAPF handler), the refused session alone: ``lsc.pem`` not written, the
+    pending install kept. Before, the phone was told "installed" and serve wrote under the lock."""
+    cluster.set_capf([MAC], "install", auth_mode=capf.AuthType.NULL_STRING)
+
+    async def main() -> CapfOutcome:
+        async with LabServers(cluster, host=HOST) as servers:
+            servers.capf_handler.lock_wait = 0.2
+            fd = _hold(cluster.root)
+            try:
+                return await _enrol(servers)
+            finally:
+                os.close(fd)
+
+    out = run(main())
+    assert out.outcome == "rejected"
+    saved = LabCluster.open(cluster.root)
+    assert _lsc_on_disk(saved) is None and not saved.state.phones[MAC].has_lsc
+    pending = saved.capf_pending(MAC)
+    assert pending is not None and pending.operation == "install"
+
+
+def test_the_https_identity_made_on_first_use_waits_for_the_lab_lock(cluster: LabCluster,
+                                                                     caplog: Any) -> None:
+    """Starting ``https`` makes the ``tomcat`` identity and adds it to what TVS vouches for: a write of
+    the lab. While an operation holds the lock it waits, then goes into what the operation saved."""
+    caplog.set_level(logging.WARNING, logger="phoneemu.lab.lock")
+
+    async def main() -> tuple[bool, bool, bytes]:
+        async with LabServers(cluster, host=HOST) as servers:
+            before = (cluster.root / "cluster.json").read_bytes()
+            fd = _hold(cluster.root)
+            try:
+                start = asyncio.ensure_future(servers.start_service("https"))
+                waits = await _logged(caplog, "waiting for it to record this server's change")
+                started = start.done()
+                on_disk = (cluster.root / "cluster.json").read_bytes()
+                LabCluster.open(cluster.root).set_tvs_ttl(55)  # the operation's write
+            finally:
+                os.close(fd)
+            await asyncio.wait_for(start, 20)
+            assert servers.running("https")
+            return waits, started, on_disk if on_disk != before else b""
+
+    waits, started, changed = run(main())
+    assert not changed, "lab serve wrote the lab while an operation held the lock"
+    assert waits and not started
+    saved = LabCluster.open(cluster.root).state
+    assert saved.tvs_ttl == 55 and any(t.source == "tomcat" for t in saved.tvs_trust)
