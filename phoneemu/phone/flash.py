@@ -5,6 +5,7 @@ Layout of the directory (ours; real phones keep ``/CTLFile.tlv``, ``/ITLFile.tlv
 * ``CTLFile.tlv``, ``ITLFile.tlv`` — the installed trust lists, byte for byte;
 * ``config.xml`` — plaintext XML of the last accepted config;
 * ``mic.der`` + ``mic.key``, ``lsc.der`` + ``lsc.key`` — certificates (DER) and keys (PEM, mode 0600);
+  ``.mic.der.new`` / ``.mic.key.new`` (and ``.lsc.*.new``) only while a pair is being replaced (below);
 * ``symmetric.key`` — the manual config key (raw bytes, mode 0600);
 * ``state.json`` — capfAuthMode, running load, the config's file name and SHA-256, and the rule that
   accepted each file;
@@ -19,6 +20,18 @@ Rules:
   name, fsync the directory. A crash at any point leaves the old file or the new one, never a
   torn mix. Files are written one after the other (``state.json`` last); a crash between two files
   can leave e.g. a new CTL beside the old ITL, each whole. Stale temp files are removed on load.
+* A certificate and its key (``mic.*``, ``lsc.*``) are replaced as a pair (our convention): both are
+  first written whole under staged names, ``.<stem>.der.new`` then ``.<stem>.key.new`` (each atomically
+  as above); then ``.der.new`` is renamed onto ``.der`` — the commit point — and ``.key.new`` onto
+  ``.key``. Loading (and the next save) settles an interrupted replacement from what is left: a
+  ``.der.new`` means the commit never happened, so both staged files are removed and the old pair
+  stands; a ``.key.new`` alone means it did, so it is renamed onto ``.key`` and the new pair stands. A
+  crash at any point thus loads the old pair or the new one, never a mix. The pair's files keep their
+  names and formats: a flash without staged files (every flash of an older phoneemu) loads as before,
+  and an older phoneemu, which ignores the staged files, sees the old pair or a new certificate beside
+  the old key (refused by the pair check below). Removing a pair (the phone holds no such credential)
+  deletes ``.der`` then ``.key``: a crash between leaves the key alone, noted and not loaded — the
+  removal's own outcome.
   A flash made with ``durable=False`` (the scenario runner's throw-away phones) skips the fsyncs:
   still atomic for readers, no longer crash-safe.
 * Key material is created with mode 0600 (never world-readable, even for an instant).
@@ -43,15 +56,15 @@ Rules:
 * The MIC and the LSC are checked at load, as the other files are: the certificate (``.der``) must be
   one whole DER certificate, the key (``.key``) a whole PEM private key — its structure only; RSA's
   slow consistency check waits for the key's first use — and the key that of the certificate. A pair
-  that fails (truncated, empty, garbage, one half missing, or a key beside another certificate: a
-  crash between writing the two) is not loaded, and the problem names the file, what is wrong and
-  the offset where known (``flash: mic.key at offset 0: truncated: a PEM private key block with no END
-  line (...); not loaded (the phone runs without its MIC)``). The phone then runs as one without that
-  credential: without an LSC it uses its MIC (a config encrypted for the LSC fails to decrypt, CAPF
-  may install a new LSC); without a MIC, a PKI-encrypted config is refused ("no LSC or MIC") and
-  MIC-authenticated CAPF fails, until a MIC is given (``boot --lab`` or ``--mic``/``--mic-key``, which
-  replaces it: the status then says so). The next save removes the pair, as it removes the files of
-  any credential the phone does not hold.
+  that fails (truncated, empty, garbage, one half missing, or a key beside another certificate: an
+  older phoneemu's crash between writing the two) is not loaded, and the problem names the file, what
+  is wrong and the offset where known (``flash: mic.key at offset 0: truncated: a PEM private key
+  block with no END line (...); not loaded (the phone runs without its MIC)``). The phone then runs as
+  one without that credential: without an LSC it uses its MIC (a config encrypted for the LSC fails to
+  decrypt, CAPF may install a new LSC); without a MIC, a PKI-encrypted config is refused ("no LSC or
+  MIC") and MIC-authenticated CAPF fails, until a MIC is given (``boot --lab`` or
+  ``--mic``/``--mic-key``, which replaces it: the status then says so). The next save removes the
+  pair, as it removes the files of any credential the phone does not hold.
 * :meth:`Flash.erase_trust_lists` removes CTL and ITL ("Erasing CTL and ITL files");
   :meth:`Flash.factory_reset` removes everything but the MIC.
 
@@ -92,6 +105,7 @@ _ALL = (CTL_FILE, ITL_FILE, CONFIG_FILE, "mic.der", "mic.key", "lsc.der", "lsc.k
         STATE_FILE, LAST_BOOT_FILE)
 _TMP_PREFIX = "."
 _TMP_SUFFIX = ".tmp"
+_STAGED_SUFFIX = ".new"
 _MAX_STATE = 64 * 1024
 
 
@@ -159,11 +173,62 @@ class Flash:
                 if self.durable:
                     _fsync_dir(self.path)
             return
-        with contextlib.suppress(FileNotFoundError):  # unchanged: not rewritten (a FIFO is never read)
-            st = p.stat()
-            if stat.S_ISREG(st.st_mode) and st.st_size == len(data) and p.read_bytes() == data:
-                return
+        if self._unchanged(name, data):  # not rewritten
+            return
         atomic_write(p, data, mode=0o600 if name in KEY_FILES else 0o644, durable=self.durable)
+
+    def _unchanged(self, name: str, data: bytes) -> bool:
+        """True when ``name`` is a regular file holding ``data`` already (a FIFO is never read)."""
+        try:
+            st = self._file(name).stat()
+        except FileNotFoundError:
+            return False
+        return stat.S_ISREG(st.st_mode) and st.st_size == len(data) and self._file(name).read_bytes() == data
+
+    def _staged(self, name: str) -> Path:
+        return self._file(f"{_TMP_PREFIX}{name}{_STAGED_SUFFIX}")
+
+    def _write_pair(self, stem: Literal["mic", "lsc"], cred: Credential | None) -> None:
+        """Replace (or remove) a certificate and its key as one pair (module rules)."""
+        der_name, key_name = f"{stem}.der", f"{stem}.key"
+        self._settle_pair(stem, strict=True)
+        if cred is None:
+            self._write(der_name, None)
+            self._write(key_name, None)
+            return
+        if self._unchanged(der_name, cred.cert_der) and self._unchanged(key_name, cred.key_pem):
+            return
+        staged_der, staged_key = self._staged(der_name), self._staged(key_name)
+        atomic_write(staged_der, cred.cert_der, durable=self.durable)
+        atomic_write(staged_key, cred.key_pem, mode=0o600, durable=self.durable)
+        os.replace(staged_der, self._file(der_name))  # the commit point: the new pair stands
+        if self.durable:
+            _fsync_dir(self.path)
+        os.replace(staged_key, self._file(key_name))
+        if self.durable:
+            _fsync_dir(self.path)
+
+    def _settle_pair(self, stem: Literal["mic", "lsc"], *, strict: bool = False) -> None:
+        """Undo (not committed) or finish (committed) a pair replacement a crash interrupted (module
+        rules). A flash that cannot be changed (read-only) is left as it is and noted, unless ``strict``
+        (a save): then the OSError propagates."""
+        der_name, key_name = f"{stem}.der", f"{stem}.key"
+        staged_der, staged_key = self._staged(der_name), self._staged(key_name)
+        try:
+            if os.path.lexists(staged_der):  # staged, never committed: the old pair stands
+                staged_key.unlink(missing_ok=True)  # the key first: a crash here leaves a rollback again
+                staged_der.unlink()
+            elif os.path.lexists(staged_key):  # committed: the new certificate is in place, finish
+                os.replace(staged_key, self._file(key_name))
+            else:
+                return
+            if self.durable:
+                _fsync_dir(self.path)
+        except OSError as exc:
+            if strict:
+                raise
+            self.problems.append(f"{key_name}: an interrupted replacement of the {stem.upper()} could not "
+                                 f"be settled: {exc}")
 
     def _clean_temps(self) -> None:
         for p in self.path.glob(f"{_TMP_PREFIX}*{_TMP_SUFFIX}"):
@@ -178,6 +243,8 @@ class Flash:
         if not self.path.is_dir():
             return store
         self._clean_temps()
+        self._settle_pair("mic")
+        self._settle_pair("lsc")
         state = self._state()
         store.mic = self._credential("mic")
         store.lsc = self._credential("lsc")
@@ -304,9 +371,8 @@ class Flash:
         self._write(CTL_FILE, store.ctl.raw if store.ctl is not None else None)
         self._write(ITL_FILE, store.itl.raw if store.itl is not None else None)
         self._write(CONFIG_FILE, store.config.xml if store.config is not None else None)
-        for stem, cred in (("mic", store.mic), ("lsc", store.lsc)):
-            self._write(f"{stem}.der", cred.cert_der if cred is not None else None)
-            self._write(f"{stem}.key", cred.key_pem if cred is not None else None)
+        self._write_pair("mic", store.mic)
+        self._write_pair("lsc", store.lsc)
         self._write("symmetric.key", store.symmetric_key)
         state = {
             "capf_auth_mode": store.capf_auth_mode,
@@ -349,6 +415,8 @@ class Flash:
     def factory_reset(self) -> str:
         """Remove everything but the MIC (certificate and key)."""
         if self.path.is_dir():
+            for name in ("lsc.key", "lsc.der"):  # the staged key first: no rollback state is a commit
+                self._staged(name).unlink(missing_ok=True)
             for name in _ALL:
                 if not name.startswith("mic."):
                     self._write(name, None)

@@ -334,6 +334,91 @@ def test_a_damaged_mic_is_a_missing_one_at_the_next_save(tmp_path: Path) -> None
     assert fl.problems == [] and again.mic is None and again.lsc is not None
 
 
+@pytest.mark.parametrize("stem", ["lsc", "mic"])
+def test_a_crash_anywhere_in_a_pair_replacement_loads_the_old_pair_or_the_new(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stem: str) -> None:
+    """The save of a new LSC (or MIC) is stopped at each rename in turn (a crash: nothing after it runs).
+    Loading then gives the old pair or the new one, whole, with no problem and no staged file left; a
+    save made without loading first settles it too. Before, the certificate and the key were renamed
+    into place one after the other: a crash between left a new certificate beside the old key and the
+    phone lost its LSC."""
+    import shutil
+
+    real_replace = os.replace
+    for crash_at in range(20):  # bounded: the save renames a handful of files
+        fl, store = _booted(tmp_path / f"crash{crash_at}")
+        old = getattr(store, stem)
+        new = Credential.of(*_ident(f"{stem}-new")[::-1])
+        setattr(store, stem, new)
+        calls: list[object] = []
+
+        def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str], n: int = crash_at,
+                    calls: list[object] = calls) -> None:
+            calls.append(dst)
+            if len(calls) > n:
+                raise OSError("power lost")
+            real_replace(src, dst)
+
+        monkeypatch.setattr(os, "replace", replace)
+        try:
+            fl.save(store)
+            crashed = False
+        except OSError:
+            crashed = True
+        monkeypatch.undo()
+        if not crashed:
+            assert crash_at >= 4, "a pair is staged (2 renames) then renamed into place (2 more)"
+            break
+        staged_key = fl.path / f".{stem}.key.new"
+        if staged_key.exists():  # key material is never world-readable, staged or not
+            assert stat.S_IMODE(staged_key.stat().st_mode) == 0o600
+        shutil.copytree(fl.path, tmp_path / f"save{crash_at}")
+        back_fl = Flash(fl.path, profile=P, intern=InternCache())
+        back = back_fl.load()
+        assert back_fl.problems == [], (crash_at, back_fl.problems)
+        assert getattr(back, stem) in (old, new), crash_at
+        assert getattr(back, stem) == (new if crash_at >= 3 else old), crash_at  # the commit: rename 3
+        assert not [n for n in fl.files() if n.endswith(".new")], fl.files()
+        other = Flash(tmp_path / f"save{crash_at}", profile=P, intern=InternCache())
+        other.save(store)  # no load first: the save settles what the crash left, then replaces the pair
+        again = other.load()
+        assert other.problems == [] and getattr(again, stem) == new
+        assert not [n for n in other.files() if n.endswith(".new")]
+    else:
+        pytest.fail("the save never completed")
+
+
+def test_a_staged_key_beside_another_certificate_is_still_refused(tmp_path: Path) -> None:
+    """Settling a committed replacement renames ``.lsc.key.new`` onto ``lsc.key``; the pair check still
+    applies (a key that is not the certificate's is refused, as before)."""
+    fl, store = _booted(tmp_path)
+    (fl.path / ".lsc.key.new").write_bytes((fl.path / "mic.key").read_bytes())
+    back_fl = Flash(fl.path, profile=P, intern=InternCache())
+    back = back_fl.load()
+    assert back.lsc is None and back.mic == store.mic
+    assert back_fl.problems == ["lsc.key: not the private key of the certificate in lsc.der; not loaded "
+                                "(the phone runs without its LSC)"]
+    assert ".lsc.key.new" not in fl.files()
+
+
+def test_a_flash_with_only_the_pair_files_loads_as_before(tmp_path: Path) -> None:
+    """The on-flash format is unchanged: a flash written file by file (an older phoneemu: no staged
+    files) loads its MIC and LSC; a save writes the same names and leaves nothing staged."""
+    fl, store = _booted(tmp_path)
+    assert {"mic.der", "mic.key", "lsc.der", "lsc.key"} <= set(fl.files())
+    assert not [n for n in fl.files() if n.startswith(".")]
+    assert stat.S_IMODE((fl.path / "lsc.key").stat().st_mode) == 0o600
+    _key, cert = _ident("lsc")
+    assert (fl.path / "lsc.der").read_bytes() == certs.cert_der(cert)
+    older = tmp_path / "older"
+    older.mkdir()
+    for name in ("mic.der", "mic.key", "lsc.der", "lsc.key"):
+        (older / name).write_bytes((fl.path / name).read_bytes())
+    back_fl = Flash(older, profile=P, intern=InternCache())
+    back = back_fl.load()
+    assert back_fl.problems == [] and back.lsc == store.lsc and back.mic == store.mic
+
+
 # --------------------------------------------------------------------------- config.xml <-> state.json
 def _other_config(tmp_path: Path) -> TrustStore:
     """The booted store after accepting another config under another name (the next save's content)."""
