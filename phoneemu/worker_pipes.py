@@ -102,6 +102,14 @@ class Inbox:
         for c in self._conns.values():
             os.set_blocking(c.fileno(), False)
 
+    def add(self, w: int, conn: Connection) -> None:
+        """Read worker ``w``'s pipe too (a worker started later, e.g. in place of one that was killed)."""
+        if w in self._conns or w in self.closed:
+            raise ValueError(f"worker {w} already has a pipe")
+        os.set_blocking(conn.fileno(), False)
+        self._conns[w] = conn
+        self._bufs[w] = bytearray()
+
     def open(self) -> list[int]:
         """Workers whose pipe has not ended."""
         return list(self._conns)

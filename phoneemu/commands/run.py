@@ -10,12 +10,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from phoneemu.commands._argtypes import non_negative_int
+from phoneemu.commands._argtypes import non_negative_float, non_negative_int
 from phoneemu.errors import ScenarioError
 from phoneemu.files import check_writable
+from phoneemu.scenario.deadline import DEFAULT_TIMEOUT_S, GRACE_S
 from phoneemu.scenario.loader import discover, load_file
 from phoneemu.scenario.model import Expectation, Scenario
 from phoneemu.scenario.reports import render_text, write_json, write_junit
+from phoneemu.scenario.results import RunSummary
 from phoneemu.scenario.runner import RunOptions, run_scenarios
 
 __all__ = ["register"]
@@ -30,11 +32,19 @@ examples:
   phoneemu run scenarios/ -k migration               scenarios whose name contains "migration"
   phoneemu run scenarios/ --tag tvs                  scenarios with "tvs" in their tags: list
   phoneemu run scenarios/ -j 0 --junit out.xml       one worker process per core
+  phoneemu run scenarios/ --timeout 60               no scenario may take more than a minute
 
 verdicts: PASS, XFAIL (expected failure), FAIL, XPASS (an xfail mark that no longer fails),
 ERROR (the scenario could not run). Exit status 1 on FAIL, XPASS or ERROR; 2 on a mistake in a
 scenario file (reported as file:line field: problem before anything runs) or when -k or --tag
 selects nothing.
+A scenario that runs past its time limit (--timeout, or its file's timeout: key) is an ERROR
+naming the step it was in ("timed out after 60 s in steps[3] (boot, FILE:LINE)"); its lab servers are
+closed and the run goes on with the next scenario. With -j a worker that has not reported %(late)g s
+after the limit is killed (the scenario is an ERROR naming it) and a fresh one runs the rest. A
+sequential run whose scenario cannot be stopped at all (blocking code that neither cancellation nor a
+signal interrupts) is abandoned %(late)g s after the limit: the reports are written with it as
+ERROR and the rest not run; exit status 1.
 Ctrl-C stops the run and keeps what it found: the report (and --junit/--json) is written with the
 scenario under way as ERROR (interrupted) and the rest listed as not run; exit status 130.
 """
@@ -43,7 +53,8 @@ scenario under way as ERROR (interrupted) and the rest listed as not run; exit s
 def register(sub: Any) -> None:
     p = sub.add_parser("run", help="run scenario files (the catalogue: phoneemu run scenarios/)",
                        description="Run scenario files: clusters, phones, steps and expectations.",
-                       epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=_EPILOG.replace("%(late)g", f"{2 * GRACE_S:g}"),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or folders (*.yaml)")
     p.add_argument("--junit", type=Path, metavar="FILE", help="write a JUnit XML report")
     p.add_argument("--json", type=Path, metavar="FILE", help="write a JSON report")
@@ -62,6 +73,10 @@ def register(sub: Any) -> None:
     p.add_argument("-j", "--jobs", type=non_negative_int, default=1, metavar="N",
                    help="run scenarios in N worker processes (0 = one per core; default 1); reports keep "
                    "the scenario order")
+    p.add_argument("--timeout", type=non_negative_float, default=DEFAULT_TIMEOUT_S, metavar="S",
+                   help=f"each scenario's wall-clock limit in seconds (default {DEFAULT_TIMEOUT_S:g}; 0 = no "
+                   "limit); a scenario file's timeout: key overrides it. Past it the scenario is an ERROR "
+                   "naming its step, and the run goes on")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                    help="color the verdicts: auto (default) = when stdout is a terminal")
     p.set_defaults(handler=_run)
@@ -138,17 +153,23 @@ def _run(args: argparse.Namespace) -> int:
         raise ScenarioError(f"-j {args.jobs}: expected 0 (one per core) or more", file=" ".join(args.paths))
     jobs = args.jobs or (os.cpu_count() or 1)
     old_term = _term_as_interrupt()  # SIGTERM (kill, CI timeout) is a Ctrl-C: reports, workers stopped
+    colour = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
+
+    def report(summary: RunSummary) -> None:
+        progress.done()
+        print(render_text(summary, colour=colour, verbose=args.verbose))
+        if args.junit:
+            write_junit(summary, args.junit)
+        if args.json:
+            write_json(summary, args.json)
+
+    options = RunOptions(capture_dir=args.capture, progress=progress, timeout=args.timeout,
+                         on_abandon=report)
     try:
-        summary = run_scenarios(scenarios, RunOptions(capture_dir=args.capture, progress=progress), jobs=jobs)
+        summary = run_scenarios(scenarios, options, jobs=jobs)
     finally:
         signal.signal(signal.SIGTERM, old_term)
-    progress.done()
-    colour = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
-    print(render_text(summary, colour=colour, verbose=args.verbose))
-    if args.junit:
-        write_junit(summary, args.junit)
-    if args.json:
-        write_json(summary, args.json)
+    report(summary)
     if summary.interrupted:
         return 130
     return 0 if summary.ok else 1

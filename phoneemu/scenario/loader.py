@@ -25,6 +25,7 @@ __all__ = [
     "ADMIN_OPERATIONS",
     "CHECKS",
     "STEP_KINDS",
+    "TOP_KEYS",
     "discover",
     "load_file",
     "load_text",
@@ -122,6 +123,9 @@ CHECKS: dict[str, tuple[str, ...] | None] = {
 
 _BOOL_CHECKS = frozenset({"locked_out", "encrypted", "tvs_used", "retransmitted"})
 _INT_CHECKS = {"trust_file_retries": (0, 100)}
+
+#: The keys of a scenario file's top level (docs/scenarios.md's full example shows each).
+TOP_KEYS = ("name", "description", "reproduces", "tags", "timeout", "clusters", "phones", "steps")
 
 STEP_KINDS = (
     "boot", "reset", "admin", "move", "service", "network", "tamper", "clock",
@@ -752,9 +756,7 @@ def load_text(text: str, path: str = "<string>") -> Scenario:
         line = mark.line + 1 if mark is not None else None
         raise ScenarioError(f"invalid YAML: {getattr(exc, 'problem', None) or exc}", file=path,
                             line=line) from None
-    top = ctx.mapping(root, "scenario",
-                      allowed=("name", "description", "reproduces", "tags", "clusters", "phones", "steps"),
-                      required=("reproduces", "phones", "steps"))
+    top = ctx.mapping(root, "scenario", allowed=TOP_KEYS, required=("reproduces", "phones", "steps"))
     clusters_node = top.get("clusters")
     clusters: dict[str, ClusterSpec] = {}
     if clusters_node is None:
@@ -790,7 +792,25 @@ def load_text(text: str, path: str = "<string>") -> Scenario:
         description=ctx.string(top["description"], "description") if "description" in top else "",
         reproduces=ctx.string(top["reproduces"], "reproduces"),
         clusters=clusters, phones=groups, steps=steps, tags=tags,
+        timeout=_timeout(ctx, top["timeout"]) if "timeout" in top else None,
     )
+
+
+#: The largest ``timeout:`` of a scenario (a day); 0 = no limit.
+MAX_TIMEOUT_S = 86_400
+
+
+def _timeout(ctx: _Ctx, node: _Node) -> int:
+    """``timeout: 600`` / ``90s`` / ``10m`` / ``1h``: the scenario's wall-clock limit in seconds, 0..1 day
+    (0 = no limit); it overrides ``run --timeout``."""
+    expected = f"expected seconds from 0 (no limit) to {MAX_TIMEOUT_S} (1 day): 600, 90s, 10m or 1h"
+    try:
+        seconds = parse_duration(node.value)
+    except ScenarioError:
+        raise ctx.fail(node, "timeout", f"{expected}; got {_plain(node)!r}") from None
+    if seconds > MAX_TIMEOUT_S:
+        raise ctx.fail(node, "timeout", f"{expected}; got {_plain(node)!r} ({seconds} s)")
+    return seconds
 
 
 def load_file(path: Path) -> Scenario:

@@ -99,3 +99,6 @@ class Scenario:
     phones: dict[str, PhoneGroup]
     steps: tuple[Step | Expectation, ...]
     tags: tuple[str, ...] = ()
+    #: The scenario's wall-clock limit in seconds (``timeout:``; 0 = none), overriding ``run --timeout``;
+    #: None: the run's (:mod:`phoneemu.scenario.deadline`).
+    timeout: int | None = None

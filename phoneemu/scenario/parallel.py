@@ -20,6 +20,13 @@ Rules:
   or sends bytes that do not decode (it is killed) makes the scenario it was running an ERROR at
   once, naming the worker, its pid and the signal or exit status (or the damage), and the other
   workers go on. When every worker is gone with scenarios never started, those are ERRORs too.
+* Time limit (:mod:`phoneemu.scenario.deadline`): a worker enforces each scenario's limit itself, as a
+  sequential run does (cancel at the limit, a signal ``grace`` later) and reports the ERROR naming the
+  step. It tells the parent each step it starts, with the expectation results evaluated so far, so the
+  parent always knows both. A worker that has not reported ``2 x grace`` after the limit is killed: the
+  scenario is an ERROR ``timed out after S s in steps[I] (VERB, FILE:LINE); worker process NAME (pid
+  N) did not report ... and was killed``, with those expectation results, and a fresh worker (same lab
+  addresses) takes its place for the scenarios left.
 """
 
 from __future__ import annotations
@@ -49,26 +56,41 @@ def usable_jobs(jobs: int, scenarios: list[Scenario], base: int) -> tuple[int, i
     return max(1, min(jobs, len(scenarios), fit)), width
 
 
-def _worker(base: int, tasks: Any, results: Any, settings: tuple[str | None, str | None, int | None],
-            me: int = 0) -> None:
+def _worker(base: int, tasks: Any, results: Any,
+            settings: tuple[str | None, str | None, int | None, float, float], me: int = 0) -> None:
     """Worker process: say ``ready``, then run each scenario the parent hands it over ``tasks`` (its
     own pipe) and send the result over ``results`` (its own pipe), until it gets None or the parent is
-    gone. ``settings``: capture folder, work folder, scenario clock start (as in the sequential run's
-    options)."""
+    gone; ``("step", i, text, new expectation results)`` as each step starts. ``settings``: capture
+    folder, work folder, scenario clock start, time limit and grace (as in the sequential run's options)."""
     import asyncio
 
+    from phoneemu.scenario.deadline import ScenarioOverrun, StepTracker, hard_stop, limit_for, seconds_text
     from phoneemu.scenario.runner import RunOptions, new_result, run_scenario
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    capture_dir, workdir, start_time = settings
+    capture_dir, workdir, start_time, timeout, grace = settings
     opts = RunOptions(capture_dir=Path(capture_dir) if capture_dir else None,
-                      workdir=Path(workdir) if workdir else None, start_time=start_time, lab_host_base=base)
+                      workdir=Path(workdir) if workdir else None, start_time=start_time, lab_host_base=base,
+                      timeout=timeout, grace=grace)
     try:
         worker_pipes.send(results, ("ready", me))
         while (item := worker_pipes.recv(tasks)) is not None:
             i, sc = item
+
+            def tell(text: str, new: list[Any], i: int = i) -> None:
+                worker_pipes.send(results, ("step", i, text, new))
+
+            tracker = StepTracker(tell)
+            limit = limit_for(sc, timeout)
+            result = new_result(sc)
             try:
-                result = asyncio.run(run_scenario(sc, opts))
+                with hard_stop(limit + grace if limit > 0 else 0):
+                    result = asyncio.run(run_scenario(sc, opts, result, tracker))
+            except ScenarioOverrun:  # the signal came while closing: as the sequential run says it
+                result.error = (f"timed out after {seconds_text(limit)} s {tracker.text}; interrupted "
+                                f"{grace:g} s later (the lab servers may not all be closed)")
+            except (EOFError, OSError):  # a step message found the parent gone
+                raise
             except BaseException as exc:  # run_scenario reports its own errors; this is the last resort
                 result = new_result(sc)
                 result.error = f"worker failed: {type(exc).__name__}: {exc}"
@@ -106,25 +128,44 @@ def _no_sigint() -> Iterator[None]:
 def run_parallel(scenarios: list[Scenario], options: Any, jobs: int) -> RunSummary:
     """Run ``scenarios`` on ``jobs`` worker processes (see module rules); ``options`` is the
     sequential run's :class:`~phoneemu.scenario.runner.RunOptions`."""
+    from phoneemu.scenario.deadline import limit_for, seconds_text
     from phoneemu.scenario.runner import new_result
 
     workers, width = usable_jobs(jobs, scenarios, options.lab_host_base)
     ctx = mp.get_context("spawn")
-    to_workers = [ctx.Pipe(duplex=False) for _ in range(workers)]  # (worker's reading end, parent's)
-    from_workers = [ctx.Pipe(duplex=False) for _ in range(workers)]  # (parent's reading end, worker's)
-    inbox = worker_pipes.Inbox({w: r for w, (r, _) in enumerate(from_workers)})
     capture = str(options.capture_dir) if options.capture_dir is not None else None
     workdir = str(options.workdir) if options.workdir is not None else None
-    procs = [ctx.Process(target=_worker, name=f"phoneemu-run-{w}", daemon=True,
-                         args=(options.lab_host_base + w * width, to_workers[w][0], from_workers[w][1],
-                               (capture, workdir, options.start_time), w)) for w in range(workers)]
+    settings = (capture, workdir, options.start_time, float(options.timeout), float(options.grace))
+    procs: list[Any] = []  # worker -> its process (a worker started in place of a killed one: a new index)
+    to_workers: list[Any] = []  # worker -> the parent's writing end of its task pipe
+    slots: list[int] = []  # worker -> its lab addresses (0 .. workers-1; a replacement keeps its slot)
+    inbox = worker_pipes.Inbox({})
     summary = RunSummary()
     results: dict[int, ScenarioResult] = {}
+    partial: dict[int, ScenarioResult] = {}  # scenario -> what its worker said so far (step, expectations)
+    doing: dict[int, str] = {}  # scenario -> the step under way, as its worker said
     todo = list(range(len(scenarios)))[::-1]  # scenario indexes not handed out yet, next one last
     running: dict[int, int] = {}  # worker -> the scenario it was handed
+    since: dict[int, float] = {}  # worker -> when it was handed that scenario (monotonic)
     gone: dict[int, str] = {}  # worker -> how it ended
     ended_at: dict[int, float] = {}  # worker -> when its pipe or its process was first seen ended
     started = time.perf_counter()
+
+    def spawn(slot: int) -> None:
+        """Start a worker on lab addresses ``slot`` (0 .. workers-1) and read its pipe."""
+        w = len(procs)
+        tasks_r, tasks_w = ctx.Pipe(duplex=False)  # (worker's reading end, parent's)
+        res_r, res_w = ctx.Pipe(duplex=False)  # (parent's reading end, worker's)
+        p = ctx.Process(target=_worker, name=f"phoneemu-run-{w}", daemon=True,
+                        args=(options.lab_host_base + slot * width, tasks_r, res_w, settings, w))
+        slots.append(slot)
+        procs.append(p)
+        to_workers.append(tasks_w)
+        try:
+            p.start()
+        finally:  # the worker holds the only copy of its ends: its exit is the parent's end of file
+            worker_pipes.close_after_start([tasks_r, res_w])
+        inbox.add(w, res_r)
 
     def report(j: int, text: str) -> None:
         if options.progress is not None:
@@ -134,16 +175,19 @@ def run_parallel(scenarios: list[Scenario], options: Any, jobs: int) -> RunSumma
         """Worker ``w`` is idle: its next scenario, or None (it exits)."""
         j = todo.pop() if todo else None
         try:
-            worker_pipes.send(to_workers[w][1], None if j is None else (j, scenarios[j]))
+            worker_pipes.send(to_workers[w], None if j is None else (j, scenarios[j]))
         except OSError:  # it is gone: the scenario goes back, its end is noticed below
             if j is not None:
                 todo.append(j)
             return
         if j is not None:
             running[w] = j
+            since[w] = time.monotonic()
+            partial[j] = new_result(scenarios[j])
 
-    def end(w: int, how: str) -> None:
-        """Worker ``w`` is gone (``how``, else its exit status): the scenario it ran is an ERROR."""
+    def end(w: int, how: str, error: str | None = None) -> None:
+        """Worker ``w`` is gone (``how``, else its exit status): the scenario it ran is an ERROR
+        (``error``, else the worker's end), with the expectation results it had reported."""
         p = procs[w]
         if p.is_alive():
             p.kill()
@@ -151,17 +195,36 @@ def run_parallel(scenarios: list[Scenario], options: Any, jobs: int) -> RunSumma
         gone[w] = how or _exit_text(p)
         j = running.pop(w, None)
         if j is not None and j not in results:
-            results[j] = new_result(scenarios[j])
-            results[j].error = f"worker process {gone[w]} while running this scenario"
+            results[j] = partial.pop(j) if j in partial else new_result(scenarios[j])
+            results[j].error = error or f"worker process {gone[w]} while running this scenario"
+            results[j].duration_s = time.monotonic() - since[w]
             report(j, f"ERROR ({gone[w]})")
+
+    def overdue(now: float) -> None:
+        """Kill each worker past its scenario's limit and ``2 x grace``; a fresh worker takes its place."""
+        for w, j in list(running.items()):
+            limit = limit_for(scenarios[j], options.timeout)
+            late = limit + 2 * options.grace
+            if limit <= 0 or now - since[w] <= late or w in gone:
+                continue
+            p = procs[w]
+            p.kill()
+            p.join(5.0)
+            step = doing.get(j, "in set-up (the worker said nothing yet)")
+            end(w, f"{p.name} (pid {p.pid}) was killed: past the time limit",
+                f"timed out after {seconds_text(limit)} s {step}; worker process {p.name} (pid {p.pid}) "
+                f"had not reported {late:g} s after it started the scenario and was killed")
+            if todo:
+                spawn(slots[w])
 
     try:
         try:
-            for p in procs:
-                p.start()
-        finally:  # each worker holds the only copy of its ends: its exit is the parent's end of file
-            worker_pipes.close_after_start(r for r, _ in to_workers)
-            worker_pipes.close_after_start(w for _, w in from_workers)
+            for slot in range(workers):
+                spawn(slot)
+        except BaseException:
+            for c in to_workers:
+                c.close()
+            raise
         while len(results) < len(scenarios):
             live = [p.sentinel for w, p in enumerate(procs) if w not in gone and p.exitcode is None]
             for w, msg in inbox.wait(0.2, live):
@@ -170,12 +233,17 @@ def run_parallel(scenarios: list[Scenario], options: Any, jobs: int) -> RunSumma
                         end(w, f"{procs[w].name} (pid {procs[w].pid}) sent a damaged message ({msg.why})")
                 elif msg[0] == "ready":
                     hand_out(w)
+                elif msg[0] == "step" and running.get(w) == msg[1]:
+                    doing[msg[1]] = msg[2]
+                    partial[msg[1]].expectations.extend(msg[3])
                 elif msg[0] == "result" and running.get(w) == msg[1]:
                     del running[w]
+                    partial.pop(msg[1], None)
                     results[msg[1]] = msg[2]
                     report(msg[1], f"{msg[2].outcome.value} ({workers} workers)")
                     hand_out(w)
             now = time.monotonic()
+            overdue(now)
             for w, p in enumerate(procs):  # each worker's own pipe: the others cannot hide its end
                 if w in gone:
                     continue
@@ -202,7 +270,7 @@ def run_parallel(scenarios: list[Scenario], options: Any, jobs: int) -> RunSumma
             for p in procs:
                 p.join(5.0)
             inbox.close()
-            for _, c in to_workers:
+            for c in to_workers:
                 c.close()
     summary.scenarios = [results[i] for i in sorted(results)]
     summary.not_run = [sc.name for i, sc in enumerate(scenarios) if i not in results]

@@ -5,12 +5,17 @@ selected phone's *latest* boot report and stored state at that point. A step tha
 carried out (e.g. a lab whose port is taken; lab steps on an external cluster are refused earlier,
 when the file is loaded) ends the scenario with ERROR and names the step's file:line; remaining
 expectations are not evaluated.
+
+Each scenario has a wall-clock limit (``run --timeout``, a file's ``timeout:``): past it the step under way
+is cancelled and the scenario is an ERROR naming it, its lab servers closed, and the run goes on
+(:mod:`phoneemu.scenario.deadline` states the rule, with what happens to code that cancellation cannot stop).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import sys
 import tempfile
@@ -22,6 +27,16 @@ from typing import Any
 
 from phoneemu.errors import PhoneEmuError, ScenarioError
 from phoneemu.scenario import checks
+from phoneemu.scenario.deadline import (
+    DEFAULT_TIMEOUT_S,
+    GRACE_S,
+    ScenarioOverrun,
+    StepTracker,
+    Watchdog,
+    hard_stop,
+    limit_for,
+    seconds_text,
+)
 from phoneemu.scenario.model import Expectation, Scenario, Step
 from phoneemu.scenario.results import CheckResult, ExpectationResult, RunSummary, ScenarioResult
 from phoneemu.values import is_ascii_digits
@@ -61,14 +76,23 @@ def lab_host_base_from_env() -> int:
 class RunOptions:
     """``lab_host_base``: lab clusters listen on 127.0.0.<base>, <base+1>, ...; the environment variable
     ``PHONEEMU_LAB_HOST_BASE`` sets it (11..40), so parallel runs on one machine can keep their captures
-    apart. ``start_time``: the scenario clock's start (None: see :func:`scenario_start`)."""
+    apart. ``start_time``: the scenario clock's start (None: see :func:`scenario_start`). ``timeout``:
+    each scenario's wall-clock limit in seconds unless its file sets one (0: none); ``grace``: seconds
+    after it before blocking code is stopped harder (:mod:`phoneemu.scenario.deadline`).
+    ``on_abandon``: called with the summary (the stuck scenario as ERROR, the rest not run) when a
+    sequential run must end because a scenario cannot be stopped; the process then exits with status 1.
+    None: no such watchdog (a caller of :func:`run_scenarios` keeps its process; a stuck scenario waits)."""
 
     def __init__(self, *, capture_dir: Path | None = None, workdir: Path | None = None,
                  start_time: int | None = None, progress: Callable[[str], None] | None = None,
-                 lab_host_base: int | None = None) -> None:
+                 lab_host_base: int | None = None, timeout: float = DEFAULT_TIMEOUT_S,
+                 grace: float = GRACE_S, on_abandon: Callable[[RunSummary], None] | None = None) -> None:
         if lab_host_base is None:
             lab_host_base = lab_host_base_from_env()
         self.lab_host_base = lab_host_base
+        self.timeout = timeout
+        self.grace = grace
+        self.on_abandon = on_abandon
         self.capture_dir = capture_dir
         self.workdir = workdir
         self.start_time = start_time
@@ -216,15 +240,19 @@ def _expect_lab_keys(scenario: Scenario) -> None:
                 key_supply.expect(KeySpec.parse(str(spec.options.get("key", "rsa2048"))))
 
 
-async def run_scenario(scenario: Scenario, options: RunOptions,
-                       result: ScenarioResult | None = None) -> ScenarioResult:
+async def run_scenario(scenario: Scenario, options: RunOptions, result: ScenarioResult | None = None,
+                       tracker: StepTracker | None = None) -> ScenarioResult:
     """Run one scenario, filling ``result`` (a new one if None) as expectations are evaluated, so
-    that what was evaluated before an interruption is still there for the report."""
+    that what was evaluated before an interruption is still there for the report. ``tracker`` follows
+    the step under way (the time limit's message names it)."""
     _expect_lab_keys(scenario)
     from phoneemu.scenario.world import World  # imported late: pulls in lab and phone
 
     if result is None:
         result = new_result(scenario)
+    if tracker is None:
+        tracker = StepTracker()
+    limit = limit_for(scenario, options.timeout)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="phoneemu-") as tmp:
         workdir = Path(tmp) if options.workdir is None else options.workdir / scenario.name
@@ -241,19 +269,28 @@ async def run_scenario(scenario: Scenario, options: RunOptions,
         world = World(scenario, workdir, start_time=start, keylog=keylog, capture=capture,
                       host_base=options.lab_host_base)
         try:
-            await world.start()
-            for item in scenario.steps:
-                if isinstance(item, Expectation):
-                    result.expectations.append(_evaluate(world, item))
-                else:
-                    await _do_step(world, item)
-        except PhoneEmuError as exc:
-            result.error = str(exc)
+            async with asyncio.timeout(limit if limit > 0 else None):
+                try:
+                    await world.start()
+                    for index, item in enumerate(scenario.steps):
+                        tracker.at(index, item, result.expectations)
+                        if isinstance(item, Expectation):
+                            result.expectations.append(_evaluate(world, item))
+                        else:
+                            await _do_step(world, item)
+                except PhoneEmuError as exc:
+                    result.error = str(exc)
+        except TimeoutError:
+            result.error = f"timed out after {seconds_text(limit)} s {tracker.text}"
+        except ScenarioOverrun:
+            result.error = (f"timed out after {seconds_text(limit)} s {tracker.text}; the step did not stop "
+                            f"when cancelled (blocking code), it was interrupted {options.grace:g} s later")
         except Exception as exc:  # an internal bug: report it as ERROR and go on with the next scenario
             result.error = f"internal error: {type(exc).__name__}: {exc}"
             traceback.print_exc(file=sys.stderr)
         finally:
             result.duration_s = time.perf_counter() - started
+            tracker.closing(result.expectations)
             await world.close()
             if capture is not None:
                 capture.close()
@@ -275,12 +312,44 @@ def run_scenarios(scenarios: list[Scenario], options: RunOptions, *, jobs: int =
             options.progress(f"[{i}/{len(scenarios)}] {sc.name}")
         result = new_result(sc)
         summary.scenarios.append(result)
+        tracker = StepTracker()
+        limit = limit_for(sc, options.timeout)
+        abandon = functools.partial(_abandon, summary, options, sc=sc, result=result, tracker=tracker,
+                                    limit=limit, rest=scenarios[i:], at=time.perf_counter(), started=started)
+        armed = limit > 0 and options.on_abandon is not None
+        watchdog = Watchdog(limit + 2 * options.grace if armed else 0, abandon).start()
         try:
-            asyncio.run(run_scenario(sc, options, result))
+            with hard_stop(limit + options.grace if limit > 0 else 0):
+                asyncio.run(run_scenario(sc, options, result, tracker))
+        except ScenarioOverrun:  # the signal came while the scenario was closing (or not in its steps)
+            result.error = (f"timed out after {seconds_text(limit)} s {tracker.text}; interrupted "
+                            f"{options.grace:g} s later (the lab servers may not all be closed)")
         except KeyboardInterrupt:
             result.error = "interrupted (Ctrl-C) before the scenario finished"
             summary.interrupted = True
             summary.not_run = [s.name for s in scenarios[i:]]
             break
+        finally:
+            watchdog.stop()
     summary.duration_s = time.perf_counter() - started
     return summary
+
+
+def _abandon(summary: RunSummary, options: RunOptions, *, sc: Scenario, result: ScenarioResult,
+             tracker: StepTracker, limit: float, rest: list[Scenario], at: float, started: float) -> None:
+    """The watchdog's last resort (see :mod:`phoneemu.scenario.deadline`): report and end the process."""
+    result.error = (f"timed out after {seconds_text(limit)} s {tracker.text}; it could not be stopped "
+                    f"{2 * options.grace:g} s later either: the run was abandoned")
+    result.duration_s = time.perf_counter() - at
+    summary.duration_s = time.perf_counter() - started
+    summary.interrupted = True
+    summary.not_run = [s.name for s in rest]
+    sys.stderr.write(f"\nphoneemu run: scenario {sc.name} ({sc.path}) {result.error}; "
+                     f"{len(rest)} scenario(s) not run; exit status 1\n")
+    try:
+        if options.on_abandon is not None:
+            options.on_abandon(summary)
+    finally:  # the main thread is stuck: nothing else can end the process
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(1)

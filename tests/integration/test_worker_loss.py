@@ -142,7 +142,7 @@ def _worker(mode: str, base: int, tasks: Any, results: Any, settings: Any, me: i
     """Runs in the worker process: the real ``_worker`` with each scenario's run faked."""
     from phoneemu.scenario import runner
 
-    async def run_scenario(sc: Scenario, opts: RunOptions) -> Any:
+    async def run_scenario(sc: Scenario, opts: RunOptions, result: Any = None, tracker: Any = None) -> Any:
         res = runner.new_result(sc)
         if sc.name == "poison":
             res.error = _Poison()  # type: ignore[assignment]

@@ -154,6 +154,19 @@ def test_scenario_format_example_loads() -> None:
     assert example is not None
     scenario = load_text(example.group(1), "docs/scenarios.md")
     assert scenario.name == "migration-old-tvs-unaware" and len(scenario.clusters) == 3
+    assert scenario.timeout == 600  # timeout: 10m
+
+
+def test_scenario_format_example_shows_every_top_level_key() -> None:
+    """Each key the loader accepts at a file's top level (``timeout`` was added later) is in the full
+    example of docs/scenarios.md."""
+    import yaml
+
+    from phoneemu.scenario.loader import TOP_KEYS
+
+    example = re.search(r"```yaml\n(.*?)```", _scenario_doc(), re.DOTALL)
+    assert example is not None
+    assert set(yaml.safe_load(example.group(1))) == set(TOP_KEYS)
 
 
 DOCS = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
