@@ -25,8 +25,8 @@ Rules:
   step. It tells the parent each step it starts, with the expectation results evaluated so far, so the
   parent always knows both. A worker that has not reported ``2 x grace`` after the limit is killed: the
   scenario is an ERROR ``timed out after S s in steps[I] (VERB, FILE:LINE); worker process NAME (pid
-  N) did not report ... and was killed``, with those expectation results, and a fresh worker (same lab
-  addresses) takes its place for the scenarios left.
+  N) had not reported T s after it started the scenario and was killed``, with those expectation
+  results, and a fresh worker (same lab addresses) takes its place for the scenarios left.
 """
 
 from __future__ import annotations
