@@ -19,7 +19,10 @@ Rules:
 * A worker that dies (killed by a signal, e.g. the OOM killer; any end of its process or its pipe)
   or sends bytes that do not decode (it is killed) makes the scenario it was running an ERROR at
   once, naming the worker, its pid and the signal or exit status (or the damage), and the other
-  workers go on. When every worker is gone with scenarios never started, those are ERRORs too.
+  workers go on. A fresh worker (same lab addresses) takes its place when scenarios are left and the
+  dead one had started (said ``ready``): a worker that dies before that is not replaced (a worker
+  that cannot start would otherwise be restarted for ever). When every worker is gone with scenarios
+  never started, those are ERRORs too.
 * Time limit (:mod:`phoneemu.scenario.deadline`): a worker enforces each scenario's limit itself, as a
   sequential run does (cancel at the limit, a signal ``grace`` later) and reports the ERROR naming the
   step. It tells the parent each step it starts, with the expectation results evaluated so far, so the
@@ -148,6 +151,7 @@ def run_parallel(scenarios: list[Scenario], options: Any, jobs: int) -> RunSumma
     running: dict[int, int] = {}  # worker -> the scenario it was handed
     since: dict[int, float] = {}  # worker -> when it was handed that scenario (monotonic)
     gone: dict[int, str] = {}  # worker -> how it ended
+    came_up: set[int] = set()  # workers that said ``ready``: one of them that dies is replaced
     ended_at: dict[int, float] = {}  # worker -> when its pipe or its process was first seen ended
     started = time.perf_counter()
 
@@ -200,6 +204,11 @@ def run_parallel(scenarios: list[Scenario], options: Any, jobs: int) -> RunSumma
             results[j].duration_s = time.monotonic() - since[w]
             report(j, f"ERROR ({gone[w]})")
 
+    def replace(w: int) -> None:
+        """Worker ``w`` died: a fresh one on its lab addresses, if scenarios are left and it had come up."""
+        if todo and w in came_up:
+            spawn(slots[w])
+
     def overdue(now: float) -> None:
         """Kill each worker past its scenario's limit and ``2 x grace``; a fresh worker takes its place."""
         for w, j in list(running.items()):
@@ -231,7 +240,9 @@ def run_parallel(scenarios: list[Scenario], options: Any, jobs: int) -> RunSumma
                 if isinstance(msg, worker_pipes.Closed):
                     if msg.damaged:
                         end(w, f"{procs[w].name} (pid {procs[w].pid}) sent a damaged message ({msg.why})")
+                        replace(w)
                 elif msg[0] == "ready":
+                    came_up.add(w)
                     hand_out(w)
                 elif msg[0] == "step" and running.get(w) == msg[1]:
                     doing[msg[1]] = msg[2]
@@ -254,6 +265,7 @@ def run_parallel(scenarios: list[Scenario], options: Any, jobs: int) -> RunSumma
                 # both ended: every message it sent has been read; one alone: give the other a moment
                 if (code is not None and closed) or now - ended_at[w] > _END_GRACE_S:
                     end(w, "" if code is not None else f"{p.name} (pid {p.pid}) closed its pipe")
+                    replace(w)
             if len(gone) == len(procs):  # every worker gone, results missing
                 why = "; ".join(gone[w] for w in sorted(gone))
                 for j, sc in enumerate(scenarios):

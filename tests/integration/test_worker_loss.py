@@ -164,12 +164,13 @@ def _big_worker(*args: Any) -> None:
     _worker("big", *args)
 
 
-def _run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, worker: Any, names: list[str]) -> Any:
+def _run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, worker: Any, names: list[str],
+         jobs: int = 2) -> Any:
     monkeypatch.setattr(parallel, "_worker", worker)
     scenarios = [load_text(SCENARIO, str(tmp_path / f"{n}.yaml")) for n in names]
     assert [s.name for s in scenarios] == names
     lines: list[str] = []
-    summary = parallel.run_parallel(scenarios, RunOptions(progress=lines.append, lab_host_base=11), 2)
+    summary = parallel.run_parallel(scenarios, RunOptions(progress=lines.append, lab_host_base=11), jobs)
     return {s.name: s for s in summary.scenarios}, summary, lines
 
 
@@ -189,6 +190,37 @@ def test_run_worker_garbled_or_killed_mid_message_is_an_error_the_rest_kept(
     err = got[victim].error
     assert err is not None and err.startswith("worker process phoneemu-run-") and err.endswith(why), err
     assert any(f"{victim} ERROR (phoneemu-run-" in line for line in lines), lines
+
+
+@pytest.mark.parametrize("victim", ["poison", "cut"])
+def test_run_worker_that_dies_is_replaced_for_the_scenarios_left(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, victim: str) -> None:
+    """``-j 1``: the only worker dies (or garbles its result) in the second scenario; a fresh worker
+    runs the rest. Before: they were ERRORs "not run: every worker process ended"."""
+    names = ["a", victim, "b", "c"]
+    got, summary, _ = _run(monkeypatch, tmp_path, _plain_worker, names, jobs=1)
+    assert list(got) == names and not summary.not_run
+    assert {n: got[n].outcome.value for n in "abc"} == dict.fromkeys("abc", "PASS"), \
+        {n: got[n].error for n in "abc"}
+    assert got[victim].outcome.value == "ERROR"
+
+
+def _dead_on_arrival(*args: Any) -> None:
+    """A worker that cannot start (as with a broken install): it exits before saying ``ready``."""
+    import os
+
+    os._exit(3)
+
+
+def test_run_workers_that_cannot_start_are_not_restarted_for_ever(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Workers that die before they come up are not replaced: every scenario is an ERROR saying why,
+    at once (no restart loop)."""
+    got, summary, _ = _run(monkeypatch, tmp_path, _dead_on_arrival, ["a", "b", "c"])
+    assert list(got) == ["a", "b", "c"] and not summary.not_run
+    for sc in got.values():
+        assert sc.error is not None and sc.error.startswith("not run: every worker process ended"), sc.error
+        assert "exited with status 3" in sc.error, sc.error
 
 
 def test_run_results_of_several_mb_arrive(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
