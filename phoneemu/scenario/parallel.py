@@ -30,13 +30,18 @@ Rules:
   scenario is an ERROR ``timed out after S s in steps[I] (VERB, FILE:LINE); worker process NAME (pid
   N) had not reported T s after it started the scenario and was killed``, with those expectation
   results, and a fresh worker (same lab addresses) takes its place for the scenarios left.
+* Temporary files: the workers make theirs (each scenario's lab and flash folders) in one folder the
+  parent creates (``phoneemu-run-*``) and removes once every worker has ended, so a worker killed in
+  the middle of a scenario leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -60,18 +65,22 @@ def usable_jobs(jobs: int, scenarios: list[Scenario], base: int) -> tuple[int, i
 
 
 def _worker(base: int, tasks: Any, results: Any,
-            settings: tuple[str | None, str | None, int | None, float, float], me: int = 0) -> None:
+            settings: tuple[str | None, str | None, int | None, float, float, str | None],
+            me: int = 0) -> None:
     """Worker process: say ``ready``, then run each scenario the parent hands it over ``tasks`` (its
     own pipe) and send the result over ``results`` (its own pipe), until it gets None or the parent is
     gone; ``("step", i, text, new expectation results)`` as each step starts. ``settings``: capture
-    folder, work folder, scenario clock start, time limit and grace (as in the sequential run's options)."""
+    folder, work folder, scenario clock start, time limit and grace (as in the sequential run's options),
+    and the parent's folder for the worker's temporary files (``tempfile.tempdir``)."""
     import asyncio
 
     from phoneemu.scenario.deadline import ScenarioOverrun, StepTracker, hard_stop, limit_for, seconds_text
     from phoneemu.scenario.runner import RunOptions, new_result, run_scenario
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    capture_dir, workdir, start_time, timeout, grace = settings
+    capture_dir, workdir, start_time, timeout, grace, tmp_root = settings
+    if tmp_root:  # the parent removes it at the end: nothing is left behind by a worker it killed
+        tempfile.tempdir = tmp_root
     opts = RunOptions(capture_dir=Path(capture_dir) if capture_dir else None,
                       workdir=Path(workdir) if workdir else None, start_time=start_time, lab_host_base=base,
                       timeout=timeout, grace=grace)
@@ -138,7 +147,8 @@ def run_parallel(scenarios: list[Scenario], options: Any, jobs: int) -> RunSumma
     ctx = mp.get_context("spawn")
     capture = str(options.capture_dir) if options.capture_dir is not None else None
     workdir = str(options.workdir) if options.workdir is not None else None
-    settings = (capture, workdir, options.start_time, float(options.timeout), float(options.grace))
+    run_tmp = tempfile.mkdtemp(prefix="phoneemu-run-")  # the workers' temporary files, removed at the end
+    settings = (capture, workdir, options.start_time, float(options.timeout), float(options.grace), run_tmp)
     procs: list[Any] = []  # worker -> its process (a worker started in place of a killed one: a new index)
     to_workers: list[Any] = []  # worker -> the parent's writing end of its task pipe
     slots: list[int] = []  # worker -> its lab addresses (0 .. workers-1; a replacement keeps its slot)
@@ -284,6 +294,7 @@ def run_parallel(scenarios: list[Scenario], options: Any, jobs: int) -> RunSumma
             inbox.close()
             for c in to_workers:
                 c.close()
+            shutil.rmtree(run_tmp, ignore_errors=True)
     summary.scenarios = [results[i] for i in sorted(results)]
     summary.not_run = [sc.name for i, sc in enumerate(scenarios) if i not in results]
     summary.duration_s = time.perf_counter() - started

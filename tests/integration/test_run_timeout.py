@@ -258,6 +258,9 @@ def _stuck_worker(base: int, tasks: Any, results: Any, settings: Any, me: int = 
     async def run_scenario(sc: Scenario, opts: RunOptions, result: Any = None, tracker: Any = None) -> Any:
         res = result if result is not None else runner.new_result(sc)
         if sc.name.startswith("stuck"):
+            import tempfile
+
+            (Path(tempfile.mkdtemp(prefix="phoneemu-")) / "flash.bin").write_bytes(b"x")  # a lab's files
             tracker.at(0, sc.steps[0], res.expectations)
             res.expectations.append(ExpectationResult(where=sc.steps[1].where, label="kept", xfail=None))
             tracker.at(1, sc.steps[1], res.expectations)
@@ -273,7 +276,13 @@ def test_the_parent_kills_a_worker_past_the_limit_and_a_fresh_one_runs_the_rest(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """-j 2, both workers stuck past the limit and its grace: each is killed, its scenario is an ERROR
     naming the step, the worker and its pid, with the expectation it had reported; fresh workers run
-    the other scenarios (before: never, the run hung)."""
+    the other scenarios (before: never, the run hung). The killed workers' temporary files are gone."""
+    import tempfile
+
+    tmp_root = tmp_path / "tmp"
+    tmp_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_root))
+    monkeypatch.setenv("TMPDIR", str(tmp_root))  # the workers' default too
     monkeypatch.setattr(parallel, "_worker", _stuck_worker)
     scenarios = _scenarios(tmp_path, ["stuck-1", "stuck-2", "a", "b", "c"])
     lines: list[str] = []
@@ -290,6 +299,7 @@ def test_the_parent_kills_a_worker_past_the_limit_and_a_fresh_one_runs_the_rest(
         assert err.endswith("had not reported 1 s after it started the scenario and was killed"), err
         assert [e.label for e in got[n].expectations] == ["kept"]
     assert any("was killed: past the time limit" in line for line in lines), lines
+    assert not list(tmp_root.iterdir()), list(tmp_root.rglob("*"))
 
 
 def test_the_help_and_docs_say_the_unit_and_default() -> None:
