@@ -4,8 +4,9 @@ Each phone is a real emulated phone (same boot sequence and rules as ``phoneemu 
 in-memory trust store (``--flash DIR`` keeps one flash folder per MAC under DIR). Phones are
 sharded across processes (``--shards``, default: one per core) by MAC range. Live progress goes
 to stderr; the summary (counts by outcome, by deciding rule and by trust-list outcome — "ITL
-updated 4990, ITL rejected 10" after a certificate change —, latency percentiles, rate, peak RSS) to
-stdout; --json adds each phone's record (outcome, deciding rule, reason, itl/ctl outcome). Exit
+updated 4990, ITL rejected 10" after a certificate change —, files received over HTTP and over TFTP
+— a fallback from HTTP shows here —, latency percentiles, rate, peak RSS) to stdout; --json adds each
+phone's record (outcome, deciding rule, reason, itl/ctl outcome, files_over). Exit
 status 0 when every phone booted, 1 when any failed, 2 on bad input.
 Files come as ``phoneemu boot`` fetches them: over HTTP (--http-port, default 6970) first when the
 profile does (a cp-8861; spec §H.1), TFTP otherwise or when HTTP fails; --no-http for TFTP only.

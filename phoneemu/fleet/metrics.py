@@ -72,6 +72,8 @@ class BootRecord:
     itl: str | None = None  # this boot's ITL outcome (BootReport.trust["ITL"])
     ctl: str | None = None
     signer: str | None = None  # the deciding decision's file signer, kept for failed boots only
+    over_http: int = 0  # files this boot received over HTTP 6970 (spec §H.1)
+    over_tftp: int = 0  # ... over TFTP (a cp-8861's fallback when HTTP fails; older models' only way)
 
     @classmethod
     def of(cls, report: BootReport, *, latency_s: float, end_s: float) -> BootRecord:
@@ -79,9 +81,12 @@ class BootRecord:
         outcome = outcome_of(report)
         reason = d.reason[:300] if d is not None and outcome != "ok" else None
         signer = d.signer[:300] if d is not None and d.signer and outcome != "ok" else None
+        over = list(report.fetched_over.values())
+        http = over.count("http")
         return cls(mac=report.mac, outcome=outcome, rule=d.rule if d is not None else None,
                    latency_s=latency_s, end_s=end_s, tvs_used=report.tvs_used, reason=reason,
-                   itl=report.trust.get("ITL"), ctl=report.trust.get("CTL"), signer=signer)
+                   itl=report.trust.get("ITL"), ctl=report.trust.get("CTL"), signer=signer,
+                   over_http=http, over_tftp=len(over) - http)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mac": self.mac, "outcome": self.outcome, "rule": self.rule,
@@ -95,6 +100,8 @@ class BootRecord:
             out["reason"] = self.reason
         if self.signer is not None:
             out["signer"] = self.signer
+        if self.over_http or self.over_tftp:
+            out["files_over"] = {"http": self.over_http, "tftp": self.over_tftp}
         return out
 
 
@@ -145,6 +152,7 @@ class FleetMetrics:
         self.by_rule: Counter[str] = Counter()
         self.by_trust: Counter[str] = Counter()  # "ITL updated", "CTL absent", ...
         self.tvs_used = 0
+        self.files_over: Counter[str] = Counter()  # "http"/"tftp" -> files received that way
         self.latencies = array("d")
         self.end_times = array("d")
         self.wall_s = 0.0
@@ -160,6 +168,10 @@ class FleetMetrics:
             if outcome is not None:
                 self.by_trust[f"{kind} {outcome}"] += 1
         self.tvs_used += rec.tvs_used
+        if rec.over_http:
+            self.files_over["http"] += rec.over_http
+        if rec.over_tftp:
+            self.files_over["tftp"] += rec.over_tftp
         self.latencies.append(rec.latency_s)
         self.end_times.append(rec.end_s)
         if rec.outcome != "ok" and len(self.failures) < self.max_failures_kept:
@@ -175,6 +187,7 @@ class FleetMetrics:
         self.by_rule.update(other.by_rule)
         self.by_trust.update(other.by_trust)
         self.tvs_used += other.tvs_used
+        self.files_over.update(other.files_over)
         self.latencies.extend(other.latencies)
         self.end_times.extend(other.end_times)
         self.wall_s = max(self.wall_s, other.wall_s)
@@ -245,6 +258,7 @@ class FleetMetrics:
             "by_rule": dict(self.by_rule.most_common()),
             "by_trust": dict(sorted(self.by_trust.items())),
             "tvs_used": self.tvs_used,
+            "files_over": dict(sorted(self.files_over.items())),
             "latency_ms": self.latency_percentiles(),
             "wall_s": round(self.wall_s, 3),
             "boots_per_s": round(self.rate(), 1),
@@ -267,6 +281,9 @@ class FleetMetrics:
         lines += [f"  {v:>8}  {k}" for k, v in s["by_rule"].items()]
         if s["by_trust"]:
             lines.append("trust lists: " + ", ".join(f"{k} {v}" for k, v in s["by_trust"].items()))
+        if s["files_over"]:
+            lines.append("files received: "
+                         + ", ".join(f"{v} over {k.upper()}" for k, v in s["files_over"].items()))
         if s["tvs_used"]:
             lines.append(f"TVS asked by {s['tvs_used']} phones")
         if s["peak_rss_mib"]:
@@ -283,6 +300,7 @@ class FleetMetrics:
     def to_state(self) -> dict[str, Any]:
         return {"by_outcome": dict(self.by_outcome), "by_rule": dict(self.by_rule),
                 "by_trust": dict(self.by_trust), "tvs_used": self.tvs_used,
+                "files_over": dict(self.files_over),
                 "latencies": self.latencies.tobytes(), "end_times": self.end_times.tobytes(),
                 "wall_s": self.wall_s, "peak_rss": dict(self.peak_rss), "failures": list(self.failures)}
 
@@ -293,6 +311,7 @@ class FleetMetrics:
         m.by_rule.update(state["by_rule"])
         m.by_trust.update(state.get("by_trust", {}))
         m.tvs_used = int(state["tvs_used"])
+        m.files_over.update(state.get("files_over", {}))
         m.latencies.frombytes(state["latencies"])
         m.end_times.frombytes(state["end_times"])
         m.wall_s = float(state["wall_s"])

@@ -94,6 +94,9 @@ def test_fleet_storm_outcomes_tvs_and_verified_once(tmp_path: Path) -> None:
     assert "signer" not in by_mac[mac_text(START)].as_dict()  # kept for failed boots only
     assert m.by_trust == {"CTL updated": COUNT, "ITL updated": COUNT}
     assert f"trust lists: CTL updated {COUNT}, ITL updated {COUNT}" in m.render()
+    # TFTP only here: CTL, ITL and config for every phone, the two static files for the COUNT - 1 others
+    assert m.files_over == {"tftp": 3 * COUNT + 2 * (COUNT - 1)}
+    assert by_mac[BAD].as_dict()["files_over"] == {"http": 0, "tftp": 3}
     assert seen[-1] == (COUNT, COUNT - 1)
     # the CTL (checked with the TVS-vouched key) and the ITL (with the CTL's SAST record) are the same
     # bytes for every phone: verified once each; every config is its own file (COUNT - 1 good ones;
@@ -152,6 +155,7 @@ def test_cli_fleet_boot_two_shards_json(tmp_path: Path) -> None:
     assert f"http {ports[0]})" in stderr  # the target line names the HTTP port
     assert "20 phones: 20 booted, 0 failed" in stdout and "G.4-signed-by-itl-tftp" in stdout
     doc = json.loads(out.read_text())
+    assert doc["summary"]["files_over"].get("http", 0) >= 60 and "files received: " in stdout
     assert doc["summary"]["shards"] == 2 and doc["summary"]["booted"] == 20
     assert sorted(p["mac"] for p in doc["phones"]) == [mac_text(START + i) for i in range(20)]
     assert all(p["outcome"] == "ok" for p in doc["phones"])

@@ -103,11 +103,14 @@ def test_merge_and_state_round_trip() -> None:
     a.wall_s, b.wall_s = 1.0, 3.0
     a.peak_rss["shard-0"], b.peak_rss["shard-1"] = 50.0, 60.0
     b.add(BootRecord(mac="0A0000000002", outcome="locked-out", rule="G.3.4-tvs-unknown-signer",
-                     latency_s=0.1, end_s=0.2, itl="rejected", ctl="absent"))
+                     latency_s=0.1, end_s=0.2, itl="rejected", ctl="absent", over_http=1, over_tftp=1))
+    a.add(BootRecord(mac="0A0000000003", outcome="ok", rule="G.4", latency_s=0.1, end_s=0.2, over_http=5))
     b2 = FleetMetrics.from_state(b.to_state())
     assert b2.summary() == b.summary() and b2.by_trust == {"ITL rejected": 1, "CTL absent": 1}
     m = FleetMetrics.merged([a, b2])
-    assert m.total == 3 and m.by_rule["G.4-bad-signature"] == 1 and m.wall_s == 3.0
+    assert m.summary()["files_over"] == {"http": 6, "tftp": 1}
+    assert "files received: 6 over HTTP, 1 over TFTP" in m.render()
+    assert m.total == 4 and m.by_rule["G.4-bad-signature"] == 1 and m.wall_s == 3.0
     assert m.peak_rss == {"shard-0": 50.0, "shard-1": 60.0}
     assert peak_rss_mib() > 1.0
 
