@@ -70,7 +70,8 @@ def register(sub: Any) -> None:
     b.add_argument("--concurrency", type=positive_int, default=64, metavar="N",
                    help="concurrent boots per process (default 64)")
     b.add_argument("--timeout", type=positive_float, default=2.0, metavar="S",
-                   help="TFTP timeout per packet in seconds (default 2)")
+                   help="timeout of one request in seconds: a TFTP packet, an HTTP GET (then TFTP is "
+                        "tried), as boot --timeout; default 2")
     b.add_argument("--retries", type=non_negative_int, default=5, metavar="N",
                    help="TFTP retransmissions per packet (default 5)")
     b.add_argument("--tftp-max-time", type=positive_float, default=None, metavar="S",

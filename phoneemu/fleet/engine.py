@@ -124,7 +124,7 @@ class FleetSpec:
     #: phones only queue, so each boot's latency grows with it (p99 doubles at 128): 64 keeps latencies
     #: those of the cluster, not of our queue
     concurrency: int = 64
-    fetch_timeout: float = 2.0
+    fetch_timeout: float = 2.0  # one request (s): a TFTP packet, an HTTP GET (as `boot --timeout`)
     fetch_retries: int = 5
     #: whole-transfer cap of each TFTP download (s); None: the phone's default (default_tftp_max_time)
     fetch_max_time: float | None = None
@@ -277,7 +277,8 @@ def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | 
         phone = Phone(mac=mac, profile=profile, flash=flash, clock=clock,
                       events=EventLog(spec.event_limit, max(1, min(8, spec.event_limit))),
                       fetch_timeout=spec.fetch_timeout, fetch_retries=spec.fetch_retries,
-                      fetch_max_time=spec.fetch_max_time, tftp_pool=pool, tvs=asker, keylog=spec.keylog)
+                      fetch_max_time=spec.fetch_max_time, http_timeout=spec.fetch_timeout, tftp_pool=pool,
+                      tvs=asker, keylog=spec.keylog)
         if pre is not None:
             pre.apply(phone)
         phones.append(phone)

@@ -331,3 +331,35 @@ def test_cli_fleet_keylog_holds_each_phones_tvs_session(tmp_path: Path) -> None:
     assert rc1 == 0 and rc2 == 0, (out1, out2)
     assert "6 phones: 6 booted, 0 failed" in out2
     assert len(read_keylog(keys)) == 6  # one TLS session per phone of the second storm
+
+
+def test_fleet_http_that_never_answers_falls_back_to_tftp_within_the_request_timeout(tmp_path: Path) -> None:
+    """HTTP 6970 accepts connections and never answers (a stuck proxy): each phone gives up on HTTP
+    after ``fetch_timeout``, as ``boot --timeout`` does, and takes the file over TFTP. Before, fleet
+    phones waited the phone's 5 s HTTP default per file whatever ``--timeout`` said."""
+    c = LabCluster.init(tmp_path / "lab", seed=8, key_spec="rsa1024", now=NOW)
+    c.add_phones([mac_text(START + i) for i in range(3)], now=NOW)
+    held: list[asyncio.StreamWriter] = []
+
+    async def mute(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        held.append(w)  # keep the connection open, say nothing
+
+    async def body() -> Any:
+        stuck = await asyncio.start_server(mute, HOST, 0)
+        try:
+            async with LabServers(c, host=HOST, tftp_tid_mode="shared") as srv:
+                target = BootTarget(host=HOST, tftp_port=srv.ports["tftp"],
+                                    http_port=stuck.sockets[0].getsockname()[1], use_http=True)
+                spec = FleetSpec(target=target, count=3, mac_start=START, concurrency=3, fetch_timeout=0.3,
+                                 keep_records=True)
+                return await run_shard(spec, range(START, START + 3))
+        finally:
+            for w in held:
+                w.close()
+            stuck.close()
+            await stuck.wait_closed()
+
+    res = run(body())
+    assert res.metrics.booted == 3, res.metrics.render()
+    assert res.metrics.files_over == {"tftp": 12} and len(held) >= 12  # 4 files each, HTTP tried first
+    assert max(res.metrics.latencies) < 5.0, res.metrics.render()  # 6 requests x 0.3 s, not x 5 s
