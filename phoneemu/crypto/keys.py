@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -216,7 +217,7 @@ def public_key_spki_der(key: PublicKey) -> bytes:
 def load_public_key_spki_der(data: bytes) -> PublicKey:
     try:
         key = serialization.load_der_public_key(data)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:  # UnsupportedAlgorithm: an unknown key OID
         raise DecodeError(f"not a DER SubjectPublicKeyInfo: {exc}", path="public_key") from None
     if not isinstance(key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
         raise DecodeError("public key is neither RSA nor EC", path="public_key")
@@ -240,7 +241,7 @@ def load_private_key_pem(data: bytes, *, source: str = "key") -> PrivateKey:
         if b"PRIVATE KEY" in block[:40]:
             try:
                 key = serialization.load_pem_private_key(block, password=None)
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
                 raise DecodeError(f"cannot load private key: {exc}", path=source) from None
             if isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
                 return key
@@ -270,7 +271,7 @@ def private_key_pem_public_der(data: bytes, *, source: str = "key") -> bytes:
             try:
                 key = serialization.load_pem_private_key(data[start:stop + 5], password=None,
                                                          unsafe_skip_rsa_key_validation=True)
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
                 raise DecodeError(f"the PEM block is not a private key: {exc}", path=source,
                                   offset=start) from None
             if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):

@@ -10,6 +10,7 @@ import contextlib
 import warnings
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from phoneemu.crypto import certs
 from phoneemu.errors import DecodeError
@@ -123,3 +124,78 @@ def test_phone_show_with_a_damaged_mic_says_unreadable(tmp_path: object,
     out = capsys.readouterr().out
     assert "flash problem: mic.der: not a DER X.509 certificate: unknown string type" in out, out
     assert "not loaded (the phone runs without its MIC)" in out
+
+
+# --- found by a bug hunt with a throwaway harness feeding mutated bytes to every public parser -------
+
+_ID_EC_PUBLIC_KEY = bytes.fromhex("06072a8648ce3d0201")  # OID 1.2.840.10045.2.1
+
+
+def _unknown_oid(der: bytes) -> bytes:
+    """``der`` with its id-ecPublicKey OID turned into 1.2.840.10045.2.127, a key type nobody knows."""
+    at = der.index(_ID_EC_PUBLIC_KEY)
+    return der[: at + 8] + b"\x7f" + der[at + 9:]
+
+
+def _ec_key() -> ec.EllipticCurvePrivateKey:
+    return ec.derive_private_key(12345, ec.SECP256R1())
+
+
+def test_spki_with_unknown_key_algorithm_is_decode_error() -> None:
+    """A SubjectPublicKeyInfo whose algorithm OID is unknown made ``load_der_public_key`` raise
+    ``cryptography.exceptions.UnsupportedAlgorithm`` (not a ValueError) out of
+    ``crypto.keys.load_public_key_spki_der``."""
+    from phoneemu.crypto import keys
+
+    spki = keys.public_key_spki_der(_ec_key().public_key())
+    with pytest.raises(DecodeError, match="Unknown key type") as info:
+        keys.load_public_key_spki_der(_unknown_oid(spki))
+    assert info.value.path == "public_key"
+
+
+@pytest.mark.parametrize("loader", ["load_private_key_pem", "private_key_pem_public_der"])
+def test_pem_private_key_with_unknown_key_algorithm_is_decode_error(loader: str) -> None:
+    """The same OID in a PKCS#8 PEM key (e.g. a damaged key file of a lab or a phone's flash)."""
+    import base64
+
+    from phoneemu.crypto import keys
+
+    pem = keys.private_key_pem(_ec_key())
+    der = base64.b64decode(b"".join(pem.splitlines()[1:-1]))
+    bad = (b"-----BEGIN PRIVATE KEY-----\n" + base64.encodebytes(_unknown_oid(der))
+           + b"-----END PRIVATE KEY-----\n")
+    with pytest.raises(DecodeError, match="Unknown key type") as info:
+        getattr(keys, loader)(bad, source="mic.key")
+    assert info.value.path == "mic.key"
+
+
+def test_capf_server_keygen_response_with_unknown_key_algorithm_fails_the_session() -> None:
+    """Through the CAPF server (spec §F): a phone answering KEY_GENERATE_REQUEST with a PUBLIC_KEY whose
+    algorithm OID is unknown made ``CapfServerSession.receive`` raise UnsupportedAlgorithm, which the lab
+    CAPF service does not catch (its connection task died with a traceback and no session log). Expected:
+    a DecodeError that fails the session."""
+    from phoneemu.protocols import capf
+
+    key = _ec_key()
+    server = capf.CapfServerSession(session_id=7, operation="install", key_type="ec",
+                                    issue_lsc=lambda name, spki: b"\x30\x00")
+    client = capf.CapfClientSession(device_name="SEP001122334455",
+                                    generate_key=lambda kind, bits, curve: key)
+    to_server: list[bytes] = []
+    to_client = [server.start()]
+    while to_client:
+        to_server = [out for frame in to_client for out in client.receive(frame)]
+        keygen = [f for f in to_server if capf.decode(f).command == capf.CapfCommand.KEY_GENERATE_RESPONSE]
+        if keygen:
+            break
+        to_client = [out for frame in to_server for out in server.receive(frame)]
+    else:
+        pytest.fail("the client never sent KEY_GENERATE_RESPONSE")
+    msg = capf.decode(keygen[0])
+    elements = tuple(capf.Element(tag=e.tag, value=_unknown_oid(e.value) if e.tag == capf.CapfTag.PUBLIC_KEY
+                                  else e.value) for e in msg.elements)
+    bad = capf.encode(capf.CapfMessage(command=msg.command, session_id=msg.session_id, elements=elements))
+    with pytest.raises(DecodeError, match="Unknown key type"):
+        server.receive(bad)
+    assert server.state == "failed"
+
