@@ -178,6 +178,8 @@ class _Node:
 
 MAX_YAML_NODES = 100_000  # a scenario has hundreds; aliases ("billion laughs") cannot expand past this
 MAX_YAML_DEPTH = 64
+MAX_NUMBER_CHARS = 100  # the longest int/float scalar read (a scenario's numbers are counts and seconds)
+_NUMBER_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"})
 
 
 def _convert(node: yaml.Node, loader: yaml.SafeLoader, budget: list[int] | None = None,
@@ -206,6 +208,11 @@ def _convert(node: yaml.Node, loader: yaml.SafeLoader, budget: list[int] | None 
     if isinstance(node, yaml.SequenceNode):
         return _Node([_convert(v, loader, budget, depth + 1) for v in node.value], line)
     raw = str(node.value) if isinstance(node, yaml.ScalarNode) and node.style is None else None
+    if node.tag in _NUMBER_TAGS and len(str(node.value)) > MAX_NUMBER_CHARS:
+        # PyYAML reads a base-60 number (`1:0:0:...`, YAML 1.1) in time quadratic in its length:
+        # a 900 KB one takes ~50 s. No scenario value is that long, so refuse it unread.
+        raise ScenarioError(f"a number of {len(str(node.value))} characters (at most {MAX_NUMBER_CHARS}); "
+                            "quote it to write text", line=line)
     try:
         value = loader.construct_object(node)
     except _CONSTRUCT_ERRORS as exc:  # e.g. `2024-13-45` (a date), `!!float x`, `!!bool maybe`

@@ -199,3 +199,16 @@ def test_capf_server_keygen_response_with_unknown_key_algorithm_fails_the_sessio
         server.receive(bad)
     assert server.state == "failed"
 
+
+def test_scenario_base60_number_is_refused_unread() -> None:
+    """A scenario of 900 KB (under the 1 MiB file limit) holding one plain base-60 integer
+    (``1:0:0:...``, YAML 1.1) took ~50 s in PyYAML's int constructor (quadratic in the number of
+    digit groups): a hang. Expected: a ScenarioError with file:line before the value is read (a short
+    one here: the length alone decides, and without the fix the test fails fast, not slowly)."""
+    from phoneemu.errors import ScenarioError
+    from phoneemu.scenario.loader import load_text
+
+    text = "name: x\nreproduces: 1" + ":0" * 1000 + "\nphones: {}\nsteps: []\n"
+    with pytest.raises(ScenarioError, match="a number of 2001 characters") as info:
+        load_text(text, "bomb.yaml")
+    assert (info.value.file, info.value.line) == ("bomb.yaml", 2)
