@@ -4,7 +4,9 @@
   EC signers for file headers are [UNK] in the spec; our convention: ECDSA with the same
   hash, DER-encoded signature (used only where a profile allows EC file signers).
 * CAPF signed data (spec §F.7): the RSA "signature" is the raw private-key operation on
-  ``00 01 FF..FF 00 || hash`` (PKCS#1 type-1 padding, no DigestInfo).
+  ``00 01 FF..FF 00 || hash`` (PKCS#1 type-1 padding, no DigestInfo). That operation is Python's
+  ``pow``, so an RSA key above 16384 bits or with a public exponent above 64 bits (OpenSSL's limits)
+  is refused with reason UNSUPPORTED_KEY before any arithmetic.
 * Optional process-wide memo of **successful** file-signature checks (:class:`VerifyCache`, off unless
   :func:`set_verify_cache` installs one; fleets do, issue #6): keyed by the SHA-256 of the signed
   bytes, the signature, the hash code and the SHA-256 of the signer's SubjectPublicKeyInfo, so
@@ -130,6 +132,10 @@ def _verify(key: PublicKey, signature: bytes, data: bytes, alg: HashAlg, *, what
                                 reason=VerifyReason.BAD_SIGNATURE) from None
 
 
+RAW_RSA_MAX_EXPONENT_BITS = 64  # OpenSSL's RSA_MAX_PUBEXP_BITS; real keys use 65537 (17 bits)
+RAW_RSA_MAX_MODULUS_BITS = 16384  # OpenSSL's OPENSSL_RSA_MAX_MODULUS_BITS
+
+
 def _type1_pad(h: bytes, k: int) -> bytes:
     return b"\x00\x01" + b"\xff" * (k - 3 - len(h)) + b"\x00" + h
 
@@ -150,6 +156,14 @@ def verify_raw_digest(key: PublicKey, signature: bytes, data: bytes, alg: HashAl
     if isinstance(key, rsa.RSAPublicKey):
         k = (key.key_size + 7) // 8
         pn = key.public_numbers()
+        if pn.e.bit_length() > RAW_RSA_MAX_EXPONENT_BITS or key.key_size > RAW_RSA_MAX_MODULUS_BITS:
+            # pow() below is Python's: a 16384-bit key with a 16383-bit exponent costs ~9 s of CPU per
+            # signature, and the key comes from a certificate the peer sent (CAPF authentication).
+            # OpenSSL's own limits: RSA_MAX_PUBEXP_BITS and OPENSSL_RSA_MAX_MODULUS_BITS.
+            raise VerificationError(
+                f"CAPF {alg.label} signed data: RSA-{key.key_size} key with a {pn.e.bit_length()}-bit "
+                f"public exponent refused (at most {RAW_RSA_MAX_MODULUS_BITS}-bit modulus and "
+                f"{RAW_RSA_MAX_EXPONENT_BITS}-bit exponent)", reason=VerifyReason.UNSUPPORTED_KEY)
         s = int.from_bytes(signature, "big")
         ok = len(signature) == k and s < pn.n
         if not ok or pow(s, pn.e, pn.n).to_bytes(k, "big") != _type1_pad(h, k):

@@ -10,7 +10,9 @@ import contextlib
 import warnings
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from phoneemu.crypto import certs
 from phoneemu.errors import DecodeError
@@ -212,3 +214,59 @@ def test_scenario_base60_number_is_refused_unread() -> None:
     with pytest.raises(ScenarioError, match="a number of 2001 characters") as info:
         load_text(text, "bomb.yaml")
     assert (info.value.file, info.value.line) == ("bomb.yaml", 2)
+
+
+def _rsa_key_with_huge_exponent(bits: int) -> rsa.RSAPublicKey:
+    """A public RSA key nobody would make, but cryptography loads: odd modulus, (bits-1)-bit exponent."""
+    import random
+
+    rng = random.Random(bits)
+    n = rng.getrandbits(bits) | (1 << (bits - 1)) | 1
+    return rsa.RSAPublicNumbers(rng.getrandbits(bits - 1) | (1 << (bits - 2)) | 1, n).public_key()
+
+
+def test_capf_raw_rsa_check_refuses_a_huge_public_exponent_before_pow() -> None:
+    """Found by reading the CAPF authentication path after the harness runs: ``verify_raw_digest`` does
+    the raw RSA operation with Python's ``pow``; a 16384-bit key with a 16383-bit exponent (in a
+    certificate the peer sends, checked before the certificate is trusted) cost ~9 s of CPU per
+    signature in the CAPF server's event loop, twice per AUTH_RESPONSE. Expected: refused at once with
+    reason UNSUPPORTED_KEY (8192 bits here: without the fix the test fails in ~1 s with BAD_SIGNATURE)."""
+    from phoneemu.crypto.hashes import HashAlg
+    from phoneemu.crypto.signatures import verify_raw_digest
+    from phoneemu.errors import VerificationError, VerifyReason
+
+    key = _rsa_key_with_huge_exponent(8192)
+    signature = (key.public_numbers().n - 5).to_bytes(1024, "big")
+    with pytest.raises(VerificationError, match=r"\d+-bit public exponent refused") as info:
+        verify_raw_digest(key, signature, b"auth data", HashAlg.SHA512)
+    assert info.value.reason is VerifyReason.UNSUPPORTED_KEY
+
+
+def test_capf_server_certificate_auth_with_a_huge_exponent_key_ends_bad_auth() -> None:
+    """The same through ``CapfServerSession`` in certificate mode (AUTH_TYPE 3, LSC): an AUTH_RESPONSE
+    whose self-made certificate carries that key ends the session "bad-auth" naming the key."""
+    import datetime as dt
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    from phoneemu.protocols import capf
+
+    key = _rsa_key_with_huge_exponent(8192)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "SEP001122334455")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key).serial_number(5)
+            .not_valid_before(dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
+            .not_valid_after(dt.datetime(2040, 1, 1, tzinfo=dt.UTC)).sign(_ec_key(), hashes.SHA256()))
+    server = capf.CapfServerSession(session_id=9, operation="fetch", auth_mode=capf.AuthType.LSC,
+                                    verify_device_cert=lambda c, t: None)
+    server.start()
+    signature = (key.public_numbers().n - 5).to_bytes(1024, "big")
+    der = cert.public_bytes(serialization.Encoding.DER)
+    reply = capf.message(capf.CapfCommand.AUTH_RESPONSE, 9,
+                         (capf.CapfTag.DEVICE_NAME, capf.encode_cstring("SEP001122334455")),
+                         (capf.CapfTag.CERTIFICATE, capf.encode_certificate(der)),
+                         (capf.CapfTag.SHA2_SIGNED_DATA, capf.encode_sha2_signed_data(signature)))
+    server.receive(capf.encode(reply))
+    assert server.result is not None
+    assert server.result.outcome == "bad-auth", server.result
+    assert "public exponent refused" in server.result.detail
