@@ -262,13 +262,18 @@ _LOADED_MAX = 1024
 
 
 def load_certs_pem(data: bytes, *, source: str = "pem") -> list[x509.Certificate]:
-    """All certificates in a PEM blob (which may also hold a private key)."""
-    try:
-        certs = [_parsed(c) for c in x509.load_pem_x509_certificates(data)]
-    except _LOAD_ERRORS as exc:
-        if b"CERTIFICATE" not in data:
-            return []
-        raise DecodeError(f"cannot load PEM certificates: {_why(exc)}", path=source) from None
+    """All certificates in a PEM blob (which may also hold a private key); as strict as
+    :func:`load_cert_der`: what cryptography warns about is a DecodeError too."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            certs = [_parsed(c) for c in x509.load_pem_x509_certificates(data)]
+        except _LOAD_ERRORS as exc:
+            if b"CERTIFICATE" not in data:
+                return []
+            raise DecodeError(f"cannot load PEM certificates: {_why(exc)}", path=source) from None
+    if caught:
+        raise DecodeError(f"certificate violates RFC 5280: {caught[0].message}", path=source)
     return certs
 
 

@@ -270,3 +270,21 @@ def test_capf_server_certificate_auth_with_a_huge_exponent_key_ends_bad_auth() -
     assert server.result is not None
     assert server.result.outcome == "bad-auth", server.result
     assert "public exponent refused" in server.result.detail
+
+
+def test_load_certs_pem_negative_serial_is_decode_error_not_a_warning() -> None:
+    """The negative-serial certificate above, in PEM (the harness's crypto target,
+    ``crypto.certs.load_certs_pem``, as used for lab certificate files and ``inspect --cert``):
+    cryptography's CryptographyDeprecationWarning escaped, an exception under ``-W error``, where
+    ``load_cert_der`` already refuses it. Expected: the same DecodeError, naming the source."""
+    import base64
+
+    der = build_corpus("itl").donor_certs[0]
+    at = der.index(b"\x02\x06\x6b\xa5")
+    negative = der[: at + 2] + b"\xeb" + der[at + 3:]
+    pem = b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(negative) + b"-----END CERTIFICATE-----\n"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DecodeError, match="certificate violates RFC 5280") as info:
+            certs.load_certs_pem(pem, source="ca.pem")
+    assert info.value.path == "ca.pem"
