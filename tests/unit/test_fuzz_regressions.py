@@ -288,3 +288,16 @@ def test_load_certs_pem_negative_serial_is_decode_error_not_a_warning() -> None:
         with pytest.raises(DecodeError, match="certificate violates RFC 5280") as info:
             certs.load_certs_pem(pem, source="ca.pem")
     assert info.value.path == "ca.pem"
+
+
+def test_scenario_huge_hex_integer_is_scenario_error_not_value_error() -> None:
+    """A hexadecimal count of 4000 digits (``count: 0xfff...``) loaded as a 16000-bit int; the
+    range check's message then did ``repr()`` of it, and Python's 4300-digit limit on int-to-text
+    conversion raised ValueError out of ``load_text``. The length limit on numbers refuses it first."""
+    from phoneemu.errors import ScenarioError
+    from phoneemu.scenario.loader import load_text
+
+    text = "reproduces: x\nphones:\n  a:\n    count: 0x" + "f" * 4000 + "\nsteps: []\n"
+    with pytest.raises(ScenarioError, match="a number of 4002 characters") as info:
+        load_text(text, "hex.yaml")
+    assert (info.value.file, info.value.line) == ("hex.yaml", 4)
