@@ -103,6 +103,9 @@ class AtomicFile:
                  make_parents: bool = False, tmp_name: str | None = None) -> None:
         self.path = Path(path)
         self.durable = durable
+        if not self.path.name:  # "/", "." or "": a folder; no temporary name can be made beside it
+            raise IsADirectoryError(errno.EISDIR, f"cannot write: {os.strerror(errno.EISDIR)}",
+                                    str(self.path))
         default = f".{self.path.name}.tmp{os.getpid()}-{threading.get_ident()}"
         self._tmp = self.path.with_name(tmp_name or default)
         self._fd = -1

@@ -100,6 +100,8 @@ def handler(args: argparse.Namespace) -> int:
         return _install()
     if args.capture is None:
         raise PhoneEmuError("give CAPTURE.pcap, --lua or --install", path="capture")
+    if args.capture.is_dir():
+        raise PhoneEmuError(f"{args.capture}: is a folder, not a capture file", path="capture")
     keylog = args.keylog
     if keylog is None and args.capture.with_suffix(".keys").exists():
         keylog = args.capture.with_suffix(".keys")

@@ -182,3 +182,50 @@ def test_missing_phone_json_is_still_fine(tmp_path: Path) -> None:
     from phoneemu.phone.phone import read_phone_file
 
     assert read_phone_file(tmp_path) == {} and read_phone_file(tmp_path / "nope") == {}
+
+
+# --------------------------------------------------------------------------- 9. command-line sweep
+# Each case of a bad-input sweep of every command and option that printed a traceback, took bad
+# input as a failed boot (exit 1), or silently did something else than asked.
+def _one_line(rc: int, capsys: pytest.CaptureFixture[str], *words: str) -> str:
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert rc == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert all(w in lines[0] for w in words), lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def sweep_lab(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("sweep") / "lab"
+    LabCluster.init(root, seed=5, key_spec="rsa1024").add_phone("001122334455")
+    return root
+
+
+@pytest.fixture
+def lab_copy(sweep_lab: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(sweep_lab, tmp_path / "lab"))
+
+
+@pytest.mark.parametrize("name", ["/", ".", ""])
+def test_an_output_path_without_a_name_is_a_folder_not_a_traceback(
+        name: str, lab_copy: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``lab itlrecovery DIR export .`` raised ValueError ("has an empty name") out of AtomicFile."""
+    from phoneemu.files import atomic_write
+
+    monkeypatch.chdir(lab_copy.parent)
+    with pytest.raises(IsADirectoryError) as info:
+        atomic_write(name, b"x")
+    assert info.value.filename == str(Path(name)) and "cannot write" in str(info.value)
+    if name == ".":
+        _one_line(main(["lab", "itlrecovery", str(lab_copy), "export", "."]), capsys, ".", "Is a directory")
+        assert not any(p.name.startswith(".") and "tmp" in p.name for p in lab_copy.parent.iterdir())
+
+
+@pytest.mark.parametrize("capture", [".", "/"])
+def test_wireshark_capture_that_is_a_folder(capture: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """``wireshark . --print`` raised ValueError from Path.with_suffix."""
+    _one_line(main(["wireshark", capture, "--print"]), capsys, "capture", "is a folder")
