@@ -416,13 +416,16 @@ def _help(parser: argparse.ArgumentParser) -> int:
 
 
 def _init(args: argparse.Namespace) -> int:
-    LabCluster.check_new_root(args.dir)  # before the progress line: a refusal is one line
-    if args.seed is not None:  # seeded RSA keys are made in pure Python: say why it takes seconds
-        print("creating the cluster's identities (seeded keys are made in pure Python: a few seconds)...",
-              file=sys.stderr, flush=True)
+    def progress() -> None:  # seeded RSA keys are made in pure Python: say why it takes seconds
+        if args.seed is not None:
+            print("creating the cluster's identities (seeded keys are made in pure Python: a few seconds)...",
+                  file=sys.stderr, flush=True)
+
+    # the progress line comes once every option is checked: a refusal is one line
     cluster = LabCluster.init(args.dir, seed=args.seed, name=args.name, host=args.host, nodes=args.nodes,
                               itlrecovery_years=args.itlrecovery_years, upgraded=args.upgraded,
-                              key_spec=args.key, load=args.load, now=args.now, https_key=args.https_key)
+                              key_spec=args.key, load=args.load, now=args.now, https_key=args.https_key,
+                              before_keys=progress)
     s = cluster.summary()
     print(f"lab cluster {s['name']!r} created in {args.dir} (seed {s['seed']}, {s['nodes']} node(s), "
           f"ITLRecovery {s['itlrecovery_years']} years)")

@@ -261,6 +261,8 @@ class LabCluster:
         """PhoneEmuError unless ``root`` can take a new cluster: a new folder or an empty one (see
         :meth:`init`); ``lab init`` asks before it starts making keys."""
         root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise PhoneEmuError("is a file, not a folder: give a new or empty folder", path=str(root))
         if (root / "cluster.json").exists():
             raise PhoneEmuError(f"{root} already holds a lab cluster", path=str(root))
         if root.is_dir() and any(root.iterdir()):
@@ -290,6 +292,7 @@ class LabCluster:
         itl_signer: str = "itlrecovery",
         pre_8_0: bool = False,
         durable: bool = True,
+        before_keys: Callable[[], object] | None = None,
     ) -> LabCluster:
         """Create a cluster in ``root``: a new folder or an empty one. A folder holding anything else
         is refused (PhoneEmuError), a cluster or not: the lab writes ``certs/``, ``private/`` and
@@ -308,6 +311,8 @@ class LabCluster:
         unless the cluster is in mixed mode (signed by the CallManager key, verified on the CTL).
         ``durable=False``: a throw-away cluster (a scenario's temporary folder) whose keys and
         certificates are written without fsyncs (see :class:`LabPki`); kept across reloads.
+        ``before_keys`` is called once every option is checked, just before the keys are made (the
+        CLI's progress line: a refused option is one line, not a progress line and then an error).
         """
         host = check_host(host)
         if itl_signer not in ("itlrecovery", "callmanager"):
@@ -343,6 +348,8 @@ class LabCluster:
         root.mkdir(parents=True, exist_ok=True)
         (root / "private").mkdir(mode=0o700, exist_ok=True)
         pki = LabPki(root, seed=seed, key_spec=spec, cluster_name=name, durable=durable)
+        if before_keys is not None:
+            before_keys()
         for ident in cls._core_names(nodes):
             years_for = years if ident == "itlrecovery" else None
             pki.create(ident, now=start, generation=0, years=years_for)

@@ -229,3 +229,21 @@ def test_an_output_path_without_a_name_is_a_folder_not_a_traceback(
 def test_wireshark_capture_that_is_a_folder(capture: str, capsys: pytest.CaptureFixture[str]) -> None:
     """``wireshark . --print`` raised ValueError from Path.with_suffix."""
     _one_line(main(["wireshark", capture, "--print"]), capsys, "capture", "is a folder")
+
+
+def test_lab_init_on_a_file_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "notes.txt"
+    f.write_text("mine\n")
+    _one_line(main(["lab", "init", str(f), "--seed", "1"]), capsys, str(f), "is a file, not a folder")
+    assert f.read_text() == "mine\n"
+
+
+@pytest.mark.parametrize(("option", "value", "word"), [
+    ("--name", "a b", "'a b'"), ("--host", "[::1]", "'[::1]'"), ("--key", "rsa9", "RSA size 9"),
+    ("--load", "ü", "'ü'"), ("--https-key", "x", "'x'"),
+])
+def test_lab_init_refusal_is_one_line_without_the_progress_line(
+        option: str, value: str, word: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The seeded-keys progress line came before the options were checked: two lines for one error."""
+    _one_line(main(["lab", "init", str(tmp_path / "lab"), "--seed", "1", option, value]), capsys, word)
+    assert not (tmp_path / "lab").exists()
