@@ -12,13 +12,21 @@
   (:func:`parse_host_port`; ``--tftp``, a scenario's ``external: {tftp: ...}``). A colon must be
   followed by a port 1..65535 and a ``[`` closed by ``]`` followed by nothing but ``:PORT``: a
   typo is refused where it is written, never silently sent to port 69 or to a host named ``[::1]``.
+  The host is an IP address (inside ``[...]``: an IPv6 one) or an ASCII DNS name (labels of
+  letters, digits, hyphens and underscores): ``host name``, ``ü`` or ``[::zz]`` is bad input, not a
+  name that fails to resolve after every retry of a boot.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
+
 from phoneemu.errors import PhoneEmuError
 
 __all__ = ["MAX_TIME", "MIN_TIME", "check_time", "is_ascii_digits", "parse_ascii_int", "parse_host_port"]
+
+_DNS_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 
 MIN_TIME = 0
 MAX_TIME = 221_845_392_000
@@ -61,9 +69,24 @@ def parse_host_port(text: str, *, what: str = "--tftp", default_port: int = 69) 
         host, has_port, port = t, False, ""
     if not host:
         raise PhoneEmuError(f"{what} {text!r}: no host", path=what.lstrip("-"))
+    if not _is_host(host, v6_only=t.startswith("[")):
+        expected = ("not an IPv6 address (brackets are for IPv6)" if t.startswith("[") else
+                    "neither an IP address nor a DNS name (ASCII letters, digits, hyphens, dots)")
+        raise PhoneEmuError(f"{what} {text!r}: host {host!r} is {expected}", path=what.lstrip("-"))
     if not has_port:
         return host, default_port
     value = parse_ascii_int(port, max_digits=5)
     if value is None or not 0 < value < 65536:
         raise PhoneEmuError(f"{what} {text!r}: port must be 1..65535", path=what.lstrip("-"))
     return host, value
+
+
+def _is_host(host: str, *, v6_only: bool) -> bool:
+    """An IP address (IPv6 only when ``v6_only``: it was written in brackets) or an ASCII DNS name."""
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        if v6_only or len(host) > 253 or not host.isascii():
+            return False
+        return all(_DNS_LABEL.fullmatch(label) for label in host.removesuffix(".").split("."))
+    return not v6_only or addr.version == 6

@@ -247,3 +247,23 @@ def test_lab_init_refusal_is_one_line_without_the_progress_line(
     """The seeded-keys progress line came before the options were checked: two lines for one error."""
     _one_line(main(["lab", "init", str(tmp_path / "lab"), "--seed", "1", option, value]), capsys, word)
     assert not (tmp_path / "lab").exists()
+
+
+@pytest.mark.parametrize(("tftp", "words"), [
+    ("host name:69", "'host name' is neither"), ("ü:69", "'ü' is neither"), ("[::zz]:69", "not an IPv6"),
+    ("[127.0.0.1]:69", "not an IPv6"), ("a..b", "'a..b' is neither"), ("a-:69", "'a-' is neither"),
+])
+@pytest.mark.parametrize("command", [["boot", "--mac", "001122334455"], ["fleet", "boot", "--count", "1"]])
+def test_tftp_host_that_is_no_host_is_bad_input(command: list[str], tftp: str, words: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Booted (exit 1, "cannot resolve" after every retry) instead of refusing the option (exit 2)."""
+    _one_line(main([*command, "--tftp", tftp]), capsys, "--tftp", words)
+
+
+@pytest.mark.parametrize("text", ["127.0.0.1:69", "[::1]:69", "::1", "[::1]", "localhost",
+                                  "tftp-1.example.com.:6969", "fe80::1%eth0", "cucm_pub:69"])
+def test_good_tftp_hosts_still_parse(text: str) -> None:
+    from phoneemu.values import parse_host_port
+
+    host, port = parse_host_port(text)
+    assert host and 0 < port < 65536
