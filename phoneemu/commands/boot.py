@@ -214,14 +214,14 @@ def handler(args: argparse.Namespace) -> int:
         (tmp := tempfile.TemporaryDirectory(prefix="phoneemu-flash-")).name)
     try:
         ident = read_phone_file(flash_dir)
-        mac_text = args.mac or ident.get("mac")
+        mac_text = args.mac if args.mac is not None else ident.get("mac")  # --mac "": refused, not skipped
         if not isinstance(mac_text, str):
             raise PhoneEmuError("--mac is required (no phone.json in the flash directory)", path="mac")
         mac = config_fmt.normalise_mac(mac_text)
         if ident.get("mac") and ident["mac"] != mac:
             raise PhoneEmuError(f"{flash_dir} holds the flash of phone {ident['mac']}, not {mac}",
                                 path="flash")
-        pname = args.profile or ident.get("profile") or "cp-8861"
+        pname = args.profile if args.profile is not None else (ident.get("profile") or "cp-8861")
         profile = get_profile(str(pname))
         mic, signers = _mic(args, mac)
         fixed = args.now

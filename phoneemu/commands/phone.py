@@ -70,7 +70,9 @@ def register(sub: Any) -> None:
 
 
 def _profile(args: argparse.Namespace) -> PhoneProfile:
-    name = args.profile or read_phone_file(args.flash).get("profile") or "cp-8861"
+    name = args.profile  # --profile "": refused by get_profile, not taken as "not given"
+    if name is None:
+        name = read_phone_file(args.flash).get("profile") or "cp-8861"
     return get_profile(str(name))
 
 

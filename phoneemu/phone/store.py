@@ -462,10 +462,14 @@ class TrustStore:
         return msg
 
     def set_symmetric_key(self, key: bytes | None) -> None:
-        """Set (or with 16/32 zero bytes or None, clear) the manual config key (spec §C.5)."""
-        if key is None or not any(key):
+        """Set (or with 16/32 zero bytes or None, clear) the manual config key (spec §C.5). An empty
+        key is refused: ``set-key ""`` or ``--key "$UNSET"`` must not clear the key without a word."""
+        if key is None or (not any(key) and len(key) in (16, 32)):
             self.symmetric_key = None
             return
+        if not key:
+            raise EncodeError("empty key: give 32 hex digits (64 where the model takes 256-bit keys); "
+                              "32 zero digits clear it", path="symmetric_key")
         bits = len(key) * 8
         if not self.profile.symmetric_key_bits:
             raise EncodeError(f"{self.profile.name} has no manual config key (it decrypts configs with its "

@@ -267,3 +267,35 @@ def test_good_tftp_hosts_still_parse(text: str) -> None:
 
     host, port = parse_host_port(text)
     assert host and 0 < port < 65536
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["--mac", ""], ("mac", "'' is not a MAC")),
+    (["--mac", "001122334455", "--profile", ""], ("profile", "unknown phone profile ''")),
+    (["--mac", "001122334455", "--key", ""], ("empty key",)),
+])
+def test_boot_empty_values_are_not_defaults(argv: list[str], words: tuple[str, ...], tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """``--mac ""`` took the flash's MAC, ``--profile ""`` the default, ``--key ""`` cleared the key:
+    an unset shell variable must not boot another phone than asked."""
+    (tmp_path / "phone.json").write_text('{"mac": "001122334455", "profile": "cp-8861"}')
+    _one_line(main(["boot", "--tftp", "127.0.0.1:9", "--flash", str(tmp_path), "--timeout", "0.1", *argv]),
+              capsys, *words)
+
+
+@pytest.mark.parametrize("key", ["", " ", "00"])
+def test_phone_set_key_empty_or_short_zero_does_not_clear(key: str, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "phone.json").write_text('{"mac": "0A0000000009", "profile": "cp-7942-symmetric"}')
+    good = "00112233445566778899AABBCCDDEEFF"
+    assert main(["phone", "set-key", "--flash", str(tmp_path), good]) == 0
+    capsys.readouterr()
+    _one_line(main(["phone", "set-key", "--flash", str(tmp_path), key]), capsys, "symmetric_key")
+    assert main(["phone", "show", "--flash", str(tmp_path), "--json"]) == 0
+    assert "Manual config key: not set" not in capsys.readouterr().out
+    assert (tmp_path / "symmetric.key").read_bytes() == bytes.fromhex(good)
+    assert main(["phone", "set-key", "--flash", str(tmp_path), "0" * 32]) == 0  # zeros still clear it
+
+
+def test_phone_empty_profile_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _one_line(main(["phone", "show", "--flash", str(tmp_path), "--profile", ""]), capsys, "profile", "''")
