@@ -805,6 +805,9 @@ class LabCluster:
         (made by :meth:`export_itlrecovery`)."""
         if key not in ("localkey", "remotekey"):
             raise EncodeError(f"itl reset {key!r}: localkey or remotekey", path="key")
+        if key == "localkey" and key_file is not None:  # else the key the user named is silently not restored
+            raise EncodeError("--key-file is for remotekey (localkey signs with the CallManager key and "
+                              "restores nothing)", path="key_file")
         if key == "remotekey":
             if key_file is None:
                 key_file = self.root / DEFAULT_EXPORT

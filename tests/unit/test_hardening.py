@@ -299,3 +299,12 @@ def test_phone_set_key_empty_or_short_zero_does_not_clear(key: str, tmp_path: Pa
 
 def test_phone_empty_profile_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _one_line(main(["phone", "show", "--flash", str(tmp_path), "--profile", ""]), capsys, "profile", "''")
+
+
+def test_itl_reset_localkey_with_key_file_is_refused(lab_copy: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """--key-file was silently ignored with localkey: the key the user named was not restored."""
+    before = (lab_copy / "cluster.json").read_bytes()
+    _one_line(main(["lab", "itl-reset", str(lab_copy), "localkey", "--key-file", str(tmp_path / "k.pem")]),
+              capsys, "--key-file is for remotekey")
+    assert (lab_copy / "cluster.json").read_bytes() == before
