@@ -191,6 +191,14 @@ def _handle(args: argparse.Namespace) -> int:
         raise EncodeError("--reject-exc is for --target MODULE:FUNCTION (phoneemu's own rejections are "
                           "DecodeError and VerificationError; a command's are its exit statuses)",
                           path="--reject-exc")
+    # an option of another mode is refused, not ignored: the run would not be the one asked for
+    if args.crash_exit is not None and args.target_cmd is None:
+        raise EncodeError("--crash-exit is for --target-cmd CMD (an in-process target's crashes are its "
+                          "exceptions)", path="--crash-exit")
+    for option, value in (("--mac", args.mac), ("--serve-root", args.serve_root),
+                          ("--http-port", args.http_port)):
+        if value is not None and not args.serve:
+            raise EncodeError(f"{option} is for --serve (mutants served to a device under test)", path=option)
     mutator = Mutator(corpus, resign_ratio=args.resign_ratio)
     if args.serve:
         return _serve(args, mutator)

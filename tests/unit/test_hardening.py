@@ -308,3 +308,16 @@ def test_itl_reset_localkey_with_key_file_is_refused(lab_copy: Path, tmp_path: P
     _one_line(main(["lab", "itl-reset", str(lab_copy), "localkey", "--key-file", str(tmp_path / "k.pem")]),
               capsys, "--key-file is for remotekey")
     assert (lab_copy / "cluster.json").read_bytes() == before
+
+
+@pytest.mark.parametrize(("extra", "option"), [
+    (["--crash-exit", "1"], "--crash-exit"), (["--mac", "zz"], "--mac"),
+    (["--serve-root", "/nonexistent"], "--serve-root"), (["--http-port", "6970"], "--http-port"),
+])
+def test_fuzz_option_of_another_mode_is_refused(extra: list[str], option: str, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Ignored before: the run was not the one asked for (as --reject-exc already was)."""
+    out = str(tmp_path / "fz")
+    rc = main(["fuzz", "--format", "itl", "--target", "phoneemu", "--runs", "1", "--out", out, *extra])
+    _one_line(rc, capsys, f"{option} is for")
+    assert not (tmp_path / "fz").exists()
