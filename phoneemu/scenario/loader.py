@@ -280,7 +280,7 @@ class _Ctx:
     def integer(self, node: _Node, field: str, lo: int = 0, hi: int = 1 << 31) -> int:
         v = node.value
         if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            raise self.fail(node, field, f"expected an integer in {lo}..{hi}, got {v!r}")
+            raise self.fail(node, field, f"expected an integer in {lo}..{hi}, got {_plain(node)!r}")
         return v
 
     def boolean(self, node: _Node, field: str) -> bool:
@@ -289,7 +289,7 @@ class _Ctx:
             return v
         if v in ("on", "off"):
             return bool(v == "on")
-        raise self.fail(node, field, f"expected true/false (or on/off), got {v!r}")
+        raise self.fail(node, field, f"expected true/false (or on/off), got {_plain(node)!r}")
 
     def names(self, node: _Node, field: str) -> tuple[str, ...]:
         if isinstance(node.value, list):
@@ -328,7 +328,7 @@ def _cluster(ctx: _Ctx, name: str, node: _Node) -> ClusterSpec:
         else:
             options[key] = ctx.string(val, f)
             if key == "itl_signer" and options[key] not in ("itlrecovery", "callmanager"):
-                raise ctx.fail(val, f, f"expected itlrecovery or callmanager, got {val.value!r}")
+                raise ctx.fail(val, f, f"expected itlrecovery or callmanager, got {_plain(val)!r}")
     return ClusterSpec(name=name, where=ctx.where(node), seed=seed, options=options)
 
 
@@ -835,7 +835,11 @@ def load_file(path: Path) -> Scenario:
 def discover(paths: Iterable[str | Path]) -> list[Path]:
     """Expand files and folders (``*.yaml``/``*.yml``, sorted) into scenario files."""
     out: list[Path] = []
-    for p in map(Path, paths):
+    for given in paths:
+        if isinstance(given, str) and not given.strip():  # Path("") is ".": every scenario below the cwd
+            raise ScenarioError("empty path: give a scenario file or folder (an unset variable?)",
+                                file=repr(given))
+        p = Path(given)
         if p.is_dir():
             out.extend(sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml") and q.is_file()))
         elif p.exists():

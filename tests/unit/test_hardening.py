@@ -321,3 +321,24 @@ def test_fuzz_option_of_another_mode_is_refused(extra: list[str], option: str, t
     rc = main(["fuzz", "--format", "itl", "--target", "phoneemu", "--runs", "1", "--out", out, *extra])
     _one_line(rc, capsys, f"{option} is for")
     assert not (tmp_path / "fz").exists()
+
+
+@pytest.mark.parametrize("path", ["", " "])
+def test_run_with_an_empty_path_is_refused(path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """``run ""`` was ``run .``: every *.yaml below the current folder (an unset variable ran them all)."""
+    (tmp_path / "other.yaml").write_text("not: a scenario\n")
+    monkeypatch.chdir(tmp_path)
+    for argv in (["run", path], ["run", "--list", path]):
+        _one_line(main(argv), capsys, f"{path!r}: empty path")
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    ("[1]", "got [1]"), ("{a: 2}", "got {'a': 2}"), ("[1, {a: [x]}]", "got [1, {'a': ['x']}]"),
+])
+def test_scenario_type_errors_show_the_value_not_a_node_repr(value: str, shown: str) -> None:
+    """``count: [1]`` said ``got [<phoneemu.scenario.loader._Node object at 0x...>]``."""
+    text = f"name: x\nreproduces: y\nphones:\n  p: {{count: {value}}}\nsteps:\n  - boot: p\n"
+    with pytest.raises(ScenarioError) as info:
+        load_text(text, "t.yaml")
+    assert str(info.value).endswith(shown) and "_Node" not in str(info.value), str(info.value)
