@@ -164,7 +164,7 @@ def _load_certs(paths: list[Path]) -> list[tuple[str, x509.Certificate]]:
     for p in paths:
         found = certs.load_certs_pem(read_at_most(p, PEM_LIMIT, what="certificate file"), source=str(p))
         if not found:
-            raise VerificationError(f"{p}: no certificate in PEM", path=str(p))
+            raise VerificationError("no certificate in PEM", path=str(p))
         out += [(str(p), c) for c in found]
     return out
 

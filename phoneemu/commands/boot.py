@@ -94,7 +94,7 @@ def pem_certificates(paths: list[Path]) -> list[x509.Certificate]:
     for p in paths:
         found = certs.load_certs_pem(read_at_most(p, PEM_LIMIT, what="PEM file"), source=str(p))
         if not found:
-            raise PhoneEmuError(f"{p}: no certificate in PEM", path=str(p))
+            raise PhoneEmuError("no certificate in PEM", path=str(p))
         out += found
     return out
 

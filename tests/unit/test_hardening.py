@@ -342,3 +342,21 @@ def test_scenario_type_errors_show_the_value_not_a_node_repr(value: str, shown: 
     with pytest.raises(ScenarioError) as info:
         load_text(text, "t.yaml")
     assert str(info.value).endswith(shown) and "_Node" not in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("argv", [
+    ["inspect", "@VECTOR", "--cert", "@PEM"],
+    ["replay", "@CAPTURE", "--mac", "0A0000000001", "--tvs-cert", "@PEM"],
+    ["predict", "--installed-itl", "@VECTOR", "@VECTOR", "--image-signer", "@PEM"],
+], ids=lambda a: a[0])
+def test_a_pem_without_a_certificate_is_named_once(argv: list[str], tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Said 'F: F: no certificate in PEM' (the path in the message and again as the error's path)."""
+    vector = next(p for p in sorted((Path(__file__).parents[1] / "vectors").iterdir()) if p.suffix == ".tlv")
+    pem = tmp_path / "empty.pem"
+    pem.write_text("not a certificate\n")
+    capture = Path(__file__).parents[2] / "captures" / "first-boot-trusts-first-itl.pcap"
+    where = {"@PEM": str(pem), "@VECTOR": str(vector), "@CAPTURE": str(capture)}
+    argv = [where.get(a, a) for a in argv]
+    line = _one_line(main(argv), capsys, "no certificate in PEM")
+    assert line.count(str(pem)) == 1, line
