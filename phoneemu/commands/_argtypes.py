@@ -13,8 +13,8 @@ import math
 from phoneemu.values import MAX_TIME, MIN_TIME, parse_ascii_int
 
 __all__ = [
-    "integer", "non_negative_float", "non_negative_int", "port", "positive_float", "positive_int",
-    "unix_time",
+    "MAX_FLEET_PHONES", "fleet_size", "integer", "non_negative_float", "non_negative_int", "port",
+    "positive_float", "positive_int", "unix_time",
 ]
 
 _MAX_SECONDS = 10.0 * 365 * 86400
@@ -55,6 +55,16 @@ def _float(text: str, *, lo: float, strict: bool, what: str) -> float:
 def positive_int(text: str) -> int:
     """1, 2, ...: counts, concurrency, sizes."""
     return _int(text, lo=1, hi=_UNBOUNDED, what="a positive integer")
+
+
+MAX_FLEET_PHONES = 1_000_000
+"""``fleet boot --count``: every phone's MAC and record is held in memory; ten times the 100,000 of a
+scenario or a lab, but a typo'd ``10**12`` is refused, not a MemoryError after the banner."""
+
+
+def fleet_size(text: str) -> int:
+    """1..:data:`MAX_FLEET_PHONES` phones."""
+    return _int(text, lo=1, hi=MAX_FLEET_PHONES, what="a number of phones")
 
 
 def non_negative_int(text: str) -> int:

@@ -27,7 +27,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from phoneemu.commands._argtypes import non_negative_int, port, positive_float, positive_int
+from phoneemu.commands._argtypes import (
+    MAX_FLEET_PHONES,
+    fleet_size,
+    non_negative_int,
+    port,
+    positive_float,
+    positive_int,
+)
 from phoneemu.errors import PhoneEmuError
 from phoneemu.files import check_writable, write_output
 from phoneemu.fleet.engine import FleetSpec, mac_text, parse_mac
@@ -55,7 +62,8 @@ def register(sub: Any) -> None:
     b = fsub.add_parser("boot", help="boot N phones concurrently and summarise the outcomes",
                         description=__doc__, epilog=_EPILOG,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    b.add_argument("--count", type=positive_int, required=True, metavar="N", help="number of phones")
+    b.add_argument("--count", type=fleet_size, required=True, metavar="N",
+                   help=f"number of phones (1..{MAX_FLEET_PHONES:,})")
     b.add_argument("--tftp", required=True, metavar="HOST[:PORT]", help="TFTP server (DHCP option 150)")
     b.add_argument("--mac-start", default="0A0000000000", metavar="MAC",
                    help="first MAC; phones get consecutive MACs (default 0A0000000000)")

@@ -360,3 +360,10 @@ def test_a_pem_without_a_certificate_is_named_once(argv: list[str], tmp_path: Pa
     argv = [where.get(a, a) for a in argv]
     line = _one_line(main(argv), capsys, "no certificate in PEM")
     assert line.count(str(pem)) == 1, line
+
+
+@pytest.mark.parametrize("count", ["1000000000000", "1000001"])
+def test_fleet_count_beyond_the_cap_is_a_usage_error(count: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """``fleet boot --count 1000000000000`` printed its banner, then died of MemoryError (a traceback)."""
+    line = _usage_error(["fleet", "boot", "--tftp", "127.0.0.1:9", "--count", count], capsys)
+    assert "--count" in line and "1..1000000" in line, line
