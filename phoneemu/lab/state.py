@@ -214,6 +214,8 @@ def load_state(root: Path) -> ClusterState:
     except FileNotFoundError:
         raise DecodeError(f"not a lab cluster (no {STATE_FILE}; create one with "
                           f"'phoneemu lab init {root}')", path=str(root)) from None
+    except NotADirectoryError:  # a file given as DIR: not "DIR/cluster.json: Not a directory"
+        raise DecodeError("is a file, not a lab cluster folder", path=str(root)) from None
     except UnicodeDecodeError:
         raise DecodeError("not UTF-8", path=str(path)) from None
     return ClusterState.from_json(text, source=str(path))

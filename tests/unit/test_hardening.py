@@ -367,3 +367,15 @@ def test_fleet_count_beyond_the_cap_is_a_usage_error(count: str, capsys: pytest.
     """``fleet boot --count 1000000000000`` printed its banner, then died of MemoryError (a traceback)."""
     line = _usage_error(["fleet", "boot", "--tftp", "127.0.0.1:9", "--count", count], capsys)
     assert "--count" in line and "1..1000000" in line, line
+
+
+@pytest.mark.parametrize("argv", [["lab", "show", "@F"], ["lab", "ctl-update", "@F"],
+                                  ["lab", "exchange", "@LAB", "@F"]], ids=lambda a: a[1])
+def test_a_file_given_as_lab_dir_is_named_as_a_file(argv: list[str], lab_copy: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Said 'F/cluster.json: Not a directory'."""
+    f = tmp_path / "ITLFile.tlv"
+    f.write_bytes(b"\x01\x00\x02")
+    argv = [str(f) if a == "@F" else str(lab_copy) if a == "@LAB" else a for a in argv]
+    line = _one_line(main(argv), capsys, f"{f}: is a file, not a lab cluster folder")
+    assert "cluster.json" not in line, line
