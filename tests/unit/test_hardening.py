@@ -362,11 +362,11 @@ def test_a_pem_without_a_certificate_is_named_once(argv: list[str], tmp_path: Pa
     assert line.count(str(pem)) == 1, line
 
 
-@pytest.mark.parametrize("count", ["1000000000000", "1000001"])
+@pytest.mark.parametrize("count", ["1000000000000", "100001"])
 def test_fleet_count_beyond_the_cap_is_a_usage_error(count: str, capsys: pytest.CaptureFixture[str]) -> None:
     """``fleet boot --count 1000000000000`` printed its banner, then died of MemoryError (a traceback)."""
     line = _usage_error(["fleet", "boot", "--tftp", "127.0.0.1:9", "--count", count], capsys)
-    assert "--count" in line and "1..1000000" in line, line
+    assert "--count" in line and "1..100000" in line, line
 
 
 @pytest.mark.parametrize("argv", [["lab", "show", "@F"], ["lab", "ctl-update", "@F"],
