@@ -221,7 +221,7 @@ def test_cli_fleet_bad_input_exits_2() -> None:
         return proc.returncode, se.decode()
 
     rc, err = run(body())
-    assert rc == 2 and "argument --count: must be at least 1" in err
+    assert rc == 2 and "argument --count: 0 is outside 1..100000" in err
 
 
 def test_cli_fleet_flash_folder_that_cannot_exist_is_one_line(tmp_path: Path,
