@@ -28,12 +28,12 @@ from __future__ import annotations
 import os
 import pickle
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-__all__ = ["MAX_MESSAGE", "Closed", "Inbox", "close_after_start", "recv", "send"]
+__all__ = ["MAX_MESSAGE", "Closed", "Inbox", "close_after_start", "ended_workers", "recv", "send"]
 
 _HEADER = struct.Struct("!Q")
 #: Largest message a reader accepts (a larger length is a damaged pipe, not a reason to buffer 2**64 bytes).
@@ -89,6 +89,25 @@ def close_after_start(conns: Iterable[Connection]) -> None:
     """Close the parent's copies of the ends it gave to workers that have started."""
     for c in conns:
         c.close()
+
+
+def ended_workers(procs: Sequence[Any], inbox: Inbox, *, skip: Container[int], ended_at: dict[int, float],
+                  now: float, grace: float) -> list[int]:
+    """The workers (indexes of ``procs``, those in ``skip`` left out) whose end is settled: process and
+    pipe both ended (every message sent has been read), or one of them more than ``grace`` seconds ago
+    (the other — the exit status, the last bytes in the pipe — had its moment). ``ended_at`` keeps when
+    each end was first seen."""
+    out: list[int] = []
+    for w, p in enumerate(procs):
+        if w in skip:
+            continue
+        code, closed = p.exitcode, w in inbox.closed
+        if code is None and not closed:
+            continue
+        ended_at.setdefault(w, now)
+        if (code is not None and closed) or now - ended_at[w] > grace:
+            out.append(w)
+    return out
 
 
 class Inbox:

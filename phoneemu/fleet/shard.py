@@ -280,18 +280,12 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
                     elif msg[0] == "error":
                         lose(i, f"failed: {msg[1]}")
                 now = time.monotonic()
-                for i, p in enumerate(procs):  # each shard's own pipe: the others cannot hide its end
-                    if i in results or i in lost:
-                        continue
-                    code, closed = p.exitcode, i in inbox.closed
-                    if code is None and not closed:
-                        continue
-                    ended_at.setdefault(i, now)
-                    # its pipe ended and its process too: every message it sent has been read; either
-                    # one alone: give the other a moment (the exit status, the last bytes in the pipe)
-                    if (code is not None and closed) or now - ended_at[i] > _RESULT_GRACE_S:
-                        lose(i, _ended_text(p, inbox.closed.get(i))
-                             + ("" if code is not None and code < 0 else " without its result"))
+                # each shard's own pipe: the others cannot hide its end
+                for i in worker_pipes.ended_workers(procs, inbox, skip=results.keys() | lost.keys(),
+                                                    ended_at=ended_at, now=now, grace=_RESULT_GRACE_S):
+                    code = procs[i].exitcode
+                    lose(i, _ended_text(procs[i], inbox.closed.get(i))
+                         + ("" if code is not None and code < 0 else " without its result"))
             except KeyboardInterrupt:
                 if interrupted:
                     raise  # the second one aborts

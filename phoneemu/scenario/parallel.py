@@ -265,17 +265,12 @@ def run_parallel(scenarios: list[Scenario], options: Any, jobs: int) -> RunSumma
                     hand_out(w)
             now = time.monotonic()
             overdue(now)
-            for w, p in enumerate(procs):  # each worker's own pipe: the others cannot hide its end
-                if w in gone:
-                    continue
-                code, closed = p.exitcode, w in inbox.closed
-                if code is None and not closed:
-                    continue
-                ended_at.setdefault(w, now)
-                # both ended: every message it sent has been read; one alone: give the other a moment
-                if (code is not None and closed) or now - ended_at[w] > _END_GRACE_S:
-                    end(w, "" if code is not None else f"{p.name} (pid {p.pid}) closed its pipe")
-                    replace(w)
+            # each worker's own pipe: the others cannot hide its end
+            for w in worker_pipes.ended_workers(procs, inbox, skip=gone, ended_at=ended_at, now=now,
+                                                grace=_END_GRACE_S):
+                p = procs[w]
+                end(w, "" if p.exitcode is not None else f"{p.name} (pid {p.pid}) closed its pipe")
+                replace(w)
             if len(gone) == len(procs):  # every worker gone, results missing
                 why = "; ".join(gone[w] for w in sorted(gone))
                 for j, sc in enumerate(scenarios):
