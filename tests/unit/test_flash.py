@@ -325,7 +325,8 @@ def test_a_damaged_mic_is_a_missing_one_at_the_next_save(tmp_path: Path) -> None
     """What the phone does with a damaged credential: it holds none, so the next save removes the pair
     (as for every credential the phone does not hold); a later load is a flash without a MIC."""
     fl, _ = _booted(tmp_path)
-    (fl.path / "mic.key").write_bytes(b"-----BEGIN PRIVATE KEY-----\nMIIC")
+    key = fl.path / "mic.key"
+    key.write_bytes(key.read_bytes()[:32])  # the phone's own key, cut short (no END line)
     back = fl.load()
     assert back.mic is None and len(fl.problems) == 1
     fl.save(back)

@@ -164,8 +164,8 @@ def test_pem_private_key_with_unknown_key_algorithm_is_decode_error(loader: str)
 
     pem = keys.private_key_pem(_ec_key())
     der = base64.b64decode(b"".join(pem.splitlines()[1:-1]))
-    bad = (b"-----BEGIN PRIVATE KEY-----\n" + base64.encodebytes(_unknown_oid(der))
-           + b"-----END PRIVATE KEY-----\n")
+    begin, *_, end = pem.splitlines()  # the generated key's own PEM lines, around the altered body
+    bad = begin + b"\n" + base64.encodebytes(_unknown_oid(der)) + end + b"\n"
     with pytest.raises(DecodeError, match="Unknown key type") as info:
         getattr(keys, loader)(bad, source="mic.key")
     assert info.value.path == "mic.key"
