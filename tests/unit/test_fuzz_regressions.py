@@ -124,7 +124,8 @@ def test_phone_show_with_a_damaged_mic_says_unreadable(tmp_path: object,
     assert main(["phone", "show", "--flash", str(flash)]) == 0
     # the damaged MIC is noticed when the flash is loaded (flash module rules), naming the file
     out = capsys.readouterr().out
-    assert "flash problem: mic.der: not a DER X.509 certificate: unknown string type" in out, out
+    # what cryptography says after the colon depends on its version (48: "unknown string type")
+    assert "flash problem: mic.der: not a DER X.509 certificate: " in out, out
     assert "not loaded (the phone runs without its MIC)" in out
 
 
