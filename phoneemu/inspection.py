@@ -24,6 +24,7 @@ from phoneemu.formats import detect, signed, trustlist
 from phoneemu.formats._tlv import printable
 from phoneemu.formats.header import CONTAINER_TAGS, HeaderTag, ParsedHeader, verify_signature
 from phoneemu.formats.trustlist import RecordTag, TrustList
+from phoneemu.values import host_port
 
 __all__ = ["inspect_bytes", "render_text"]
 
@@ -310,7 +311,8 @@ def _inspect_xml(data: bytes, report: dict[str, Any], limit: int | None = None) 
                   "device_security_mode", "load_information"):
         shown[field] = getattr(cfg, field, None)
     for field in ("capf_servers", "tvs_servers"):
-        shown[field] = [f"{s.host}:{s.port} (priority {s.priority})" for s in getattr(cfg, field, ())]
+        shown[field] = [f"{host_port(s.host, s.port)} (priority {s.priority})"
+                        for s in getattr(cfg, field, ())]
     report["config"] = shown
     return report
 

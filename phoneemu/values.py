@@ -14,7 +14,11 @@
   typo is refused where it is written, never silently sent to port 69 or to a host named ``[::1]``.
   The host is an IP address (inside ``[...]``: an IPv6 one) or an ASCII DNS name (labels of
   letters, digits, hyphens and underscores): ``host name``, ``ü`` or ``[::zz]`` is bad input, not a
-  name that fails to resolve after every retry of a boot.
+  name that fails to resolve after every retry of a boot. A bare IPv6 address never carries a port:
+  ``::1:6969`` is the address ``::1:6969`` (port 69); write ``[::1]:6969`` for port 6969.
+* An address is shown as :func:`host_port` writes it — ``host:port``, ``[V6]:port`` for IPv6 — in
+  every message, log line, report and URL, so what is printed can be given back to ``--tftp``
+  (``::1:6969`` would read as an address without a port).
 """
 
 from __future__ import annotations
@@ -24,7 +28,10 @@ import re
 
 from phoneemu.errors import PhoneEmuError
 
-__all__ = ["MAX_TIME", "MIN_TIME", "check_time", "is_ascii_digits", "parse_ascii_int", "parse_host_port"]
+__all__ = [
+    "MAX_TIME", "MIN_TIME", "check_time", "host_port", "is_ascii_digits", "parse_ascii_int",
+    "parse_host_port",
+]
 
 _DNS_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 
@@ -79,6 +86,13 @@ def parse_host_port(text: str, *, what: str = "--tftp", default_port: int = 69) 
     if value is None or not 0 < value < 65536:
         raise PhoneEmuError(f"{what} {text!r}: port must be 1..65535", path=what.lstrip("-"))
     return host, value
+
+
+def host_port(host: object, port: object) -> str:
+    """``host:port``, or ``[host]:port`` when ``host`` is an IPv6 address (it holds a colon), as
+    :func:`parse_host_port` reads it back; ``host`` and ``port`` as a socket address gives them."""
+    text = str(host)
+    return f"[{text}]:{port}" if ":" in text else f"{text}:{port}"
 
 
 def _is_host(host: str, *, v6_only: bool) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 from phoneemu.commands._argtypes import non_negative_int, port, positive_float, positive_int
 from phoneemu.errors import EncodeError
 from phoneemu.files import read_at_most, write_output
-from phoneemu.values import parse_ascii_int
+from phoneemu.values import host_port, parse_ascii_int
 
 __all__ = ["register"]
 
@@ -267,11 +267,11 @@ def _serve(args: argparse.Namespace, mutator: object) -> int:
                            start_index=args.run_index, mac=args.mac, fallback=fallback)
 
     def ready(port: int) -> None:
-        print(f"fuzz {args.fmt}: serving mutants over TFTP on {args.host}:{port}; "
+        print(f"fuzz {args.fmt}: serving mutants over TFTP on {host_port(args.host, port)}; "
               f"log {session.log_path}", file=sys.stderr, flush=True)
 
     def http_ready(port: int) -> None:
-        print(f"fuzz {args.fmt}: serving mutants over HTTP on {args.host}:{port}", file=sys.stderr,
+        print(f"fuzz {args.fmt}: serving mutants over HTTP on {host_port(args.host, port)}", file=sys.stderr,
               flush=True)
 
     # Bounded even when only --runs is given and the device stops asking.

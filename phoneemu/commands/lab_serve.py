@@ -45,6 +45,7 @@ from phoneemu.commands._argtypes import port
 from phoneemu.crypto.certs import dn_text, fingerprint
 from phoneemu.errors import PhoneEmuError, TransportError
 from phoneemu.lab.state import DEFAULT_PORTS
+from phoneemu.values import host_port
 
 if TYPE_CHECKING:
     from phoneemu.lab.servers import LabServers
@@ -93,7 +94,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 
 def hostport(host: str, port: int) -> str:
     """``HOST:PORT`` as ``boot --tftp`` takes it back: an IPv6 address in brackets (``[::1]:6969``)."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return host_port(host, port)
 
 
 def register_serve(lab_sub: Any) -> argparse.ArgumentParser:

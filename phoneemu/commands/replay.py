@@ -22,6 +22,7 @@ from phoneemu.formats.config import normalise_mac
 from phoneemu.net.tls_decrypt import KeyLog, read_keylog
 from phoneemu.scenario.replay import MAX_MEMORY, CaptureIndex, Limits, ReplayResult, boot_count, replay_phone
 from phoneemu.scenario.replay_tvs import TvsCapture, scan_capture
+from phoneemu.values import host_port
 
 __all__ = ["register"]
 
@@ -115,15 +116,15 @@ def _tvs_json(tvs: TvsCapture) -> dict[str, Any]:
             "not_decrypted": list(tvs.problems),
             **({"unlisted_exchanges": tvs.unlisted} if tvs.unlisted else {}),
             **({"unlisted_not_decrypted": tvs.unlisted_problems} if tvs.unlisted_problems else {}),
-            "exchanges": [{"start": x.start, "server": f"{x.server[0]}:{x.server[1]}", "tls": x.tls,
+            "exchanges": [{"start": x.start, "server": host_port(x.server[0], x.server[1]), "tls": x.tls,
                            "device_name": x.request.device_name, "describe": x.describe()}
                           for x in tvs.exchanges]}
 
 
 def _list_json(index: CaptureIndex) -> dict[str, Any]:
     def dl(d: Any) -> dict[str, Any]:
-        return {"name": d.name, "protocol": d.protocol, "server": f"{d.server[0]}:{d.server[1]}",
-                "client": f"{d.client[0]}:{d.client[1]}", "outcome": d.outcome,
+        return {"name": d.name, "protocol": d.protocol, "server": host_port(d.server[0], d.server[1]),
+                "client": host_port(d.client[0], d.client[1]), "outcome": d.outcome,
                 "size": d.nbytes, "detail": d.detail, "start": d.start}
     return {"packets": index.packets, "skipped": index.skipped,
             **({"unlisted": index.unlisted} if index.unlisted else {}),

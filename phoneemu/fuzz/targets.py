@@ -60,6 +60,7 @@ from typing import Literal, Protocol
 from phoneemu.errors import DecodeError, EncodeError, TransportError, VerificationError
 from phoneemu.files import atomic_write
 from phoneemu.fuzz.corpus import Corpus
+from phoneemu.values import host_port
 
 __all__ = [
     "HANDLED",
@@ -505,14 +506,14 @@ class ServeSession:
         outcome = {200: "ok", 404: "not-found", 403: "refused"}.get(status, f"http-{status}")
         self.outcomes[outcome] += 1
         self._log({"event": "request", "protocol": "http", "name": name, "outcome": outcome,
-                   "peer": f"{peer[0]}:{peer[1]}", "detail": f"HTTP {status}"})
+                   "peer": host_port(peer[0], peer[1]), "detail": f"HTTP {status}"})
 
     def on_request(self, event: object) -> None:
         outcome = str(getattr(event, "outcome", "?"))
         self.outcomes[outcome] += 1
         peer = getattr(event, "peer", ("?", 0))
         self._log({"event": "request", "name": getattr(event, "filename", "?"), "outcome": outcome,
-                   "peer": f"{peer[0]}:{peer[1]}", "detail": getattr(event, "detail", "")})
+                   "peer": host_port(peer[0], peer[1]), "detail": getattr(event, "detail", "")})
 
 
 async def serve_session(session: ServeSession, *, host: str = "127.0.0.1", port: int = 6969,
@@ -533,14 +534,15 @@ async def serve_session(session: ServeSession, *, host: str = "127.0.0.1", port:
         try:  # a host that is not this machine's, a port in use: say which server and where
             await stack.enter_async_context(server)
         except OSError as exc:
-            raise TransportError(f"cannot listen for tftp on {host}:{port}: {exc.strerror or exc}",
+            raise TransportError(f"cannot listen for tftp on {host_port(host, port)}: {exc.strerror or exc}",
                                  kind="unreachable") from None
         if http_port is not None:
             try:
                 http = await stack.enter_async_context(
                     HttpServer(session.get, host, http_port, on_request=session.on_http))
             except OSError as exc:
-                raise TransportError(f"cannot listen for http on {host}:{http_port}: {exc.strerror or exc}",
+                raise TransportError(f"cannot listen for http on {host_port(host, http_port)}: "
+                                     f"{exc.strerror or exc}",
                                      kind="unreachable") from None
             if http_ready is not None:
                 http_ready(http.port)

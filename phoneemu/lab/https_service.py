@@ -21,6 +21,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from phoneemu.values import host_port
+
 __all__ = ["DIRECTORY_XML", "HttpsAppHandler"]
 
 _log = logging.getLogger("phoneemu.lab.https")
@@ -41,7 +43,7 @@ def _response(status: int, body: bytes, *, head_only: bool = False) -> bytes:
 
 def _peer(writer: asyncio.StreamWriter) -> str:
     peername = writer.get_extra_info("peername")
-    return f"{peername[0]}:{peername[1]}" if peername else "?"
+    return host_port(peername[0], peername[1]) if peername else "?"
 
 
 class HttpsAppHandler:

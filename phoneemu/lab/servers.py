@@ -91,6 +91,7 @@ from phoneemu.net.capture import UdpSink
 from phoneemu.net.http import HttpServer
 from phoneemu.net.tftp import DEFAULT_RETRIES, DEFAULT_TIMEOUT, TftpRequestEvent, TftpServer
 from phoneemu.net.tls import CUCM_TVS_CIPHERS, TlsServer, server_context
+from phoneemu.values import host_port
 
 __all__ = ["SERVICES", "LabServers", "RequestLog"]
 
@@ -610,19 +611,20 @@ class LabServers:
 
     def _on_tftp(self, ev: TftpRequestEvent) -> None:
         if _log.isEnabledFor(logging.INFO):  # the size/detail text only when someone reads the log
-            _log.info("tftp: %s:%s RRQ %s: %s%s", ev.peer[0], ev.peer[1], ev.filename, ev.outcome,
+            _log.info("tftp: %s RRQ %s: %s%s", host_port(ev.peer[0], ev.peer[1]), ev.filename, ev.outcome,
                       f" ({ev.size} bytes)" if ev.outcome == "ok" else f" ({ev.detail})" if ev.detail else "")
-        self._record(RequestLog(service="tftp", peer=f"{ev.peer[0]}:{ev.peer[1]}", name=ev.filename,
+        self._record(RequestLog(service="tftp", peer=host_port(ev.peer[0], ev.peer[1]), name=ev.filename,
                                 outcome=ev.outcome, detail=ev.detail, time=time.time()))
 
     def _on_http(self, peer: tuple[str, int], name: str, status: int) -> None:
-        _log.info("http: %s:%s GET %s: %d", peer[0], peer[1], name, status)
-        self._record(RequestLog(service="http", peer=f"{peer[0]}:{peer[1]}", name=name,
+        _log.info("http: %s GET %s: %d", host_port(peer[0], peer[1]), name, status)
+        self._record(RequestLog(service="http", peer=host_port(peer[0], peer[1]), name=name,
                                 outcome=_HTTP_OUTCOMES.get(status, "error"), detail=f"HTTP {status}",
                                 time=time.time()))
 
     def _on_http_drop(self, peer: tuple[str, int], name: str) -> None:
-        self._record(RequestLog(service="http", peer=f"{peer[0]}:{peer[1]}", name=name, outcome="dropped",
+        self._record(RequestLog(service="http", peer=host_port(peer[0], peer[1]),
+                                name=name, outcome="dropped",
                                 detail="lab network loss", time=time.time()))
 
     def _on_tvs(self, e: TvsConnectionLog) -> None:
@@ -661,4 +663,4 @@ def _bind_error(name: str, host: str, port: int, exc: OSError) -> TransportError
         hint = ""
         kind = "unreachable"
     reason = os.strerror(exc.errno) if exc.errno else str(exc)  # asyncio wraps it in a longer text
-    return TransportError(f"cannot listen for {name} on {host}:{port}: {reason}{hint}", kind=kind)
+    return TransportError(f"cannot listen for {name} on {host_port(host, port)}: {reason}{hint}", kind=kind)

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 from phoneemu.errors import PhoneEmuError
 from phoneemu.protocols import tvs
+from phoneemu.values import host_port
 
 __all__ = ["TvsConnectionLog", "TvsHandler", "address_text", "answer_frames", "tls_summary"]
 
@@ -84,7 +85,7 @@ def address_text(addr: object) -> str:
     """``host:port`` of a socket address, ``[host]:port`` for IPv6, ``?`` when there is none."""
     if isinstance(addr, tuple) and len(addr) >= 2:
         host = str(addr[0])
-        return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
+        return host_port(host, addr[1])
     return "?"
 
 

@@ -29,6 +29,7 @@ from phoneemu.errors import DecodeError, TransportError
 from phoneemu.net.tls import open_tls_connection, peer_certificate_der
 from phoneemu.net.tvs_client import ServerAddress, default_tls_context
 from phoneemu.protocols.capf import CapfClientSession, CapfResult
+from phoneemu.values import host_port
 
 __all__ = ["CapfOutcome", "capf_session"]
 
@@ -63,20 +64,21 @@ async def capf_session(server: ServerAddress, client_session: CapfClientSession,
         cipher = obj.cipher() if obj is not None else None
         tls_text = f"{obj.version() if obj is not None else '?'} {cipher[0] if cipher else '?'}"
         if accept_server is not None and not accept_server(cert):
-            raise TransportError(f"{host}:{port}: CAPF certificate not accepted", kind="tls")
+            raise TransportError(f"{host_port(host, port)}: CAPF certificate not accepted", kind="tls")
         while not client_session.done:
             try:
                 data = await asyncio.wait_for(reader.read(_READ_SIZE), timeout)
             except TimeoutError:
-                raise TransportError(f"{host}:{port}: CAPF silent for {timeout}s in state "
+                raise TransportError(f"{host_port(host, port)}: CAPF silent for {timeout}s in state "
                                      f"{client_session.state!r}", kind="timeout") from None
             if not data:
-                raise TransportError(f"{host}:{port}: CAPF closed the connection in state "
+                raise TransportError(f"{host_port(host, port)}: CAPF closed the connection in state "
                                      f"{client_session.state!r}", kind="protocol")
             try:
                 frames = await asyncio.to_thread(client_session.receive, data)
             except DecodeError as exc:
-                raise TransportError(f"{host}:{port}: CAPF protocol error: {exc}", kind="protocol") from exc
+                raise TransportError(f"{host_port(host, port)}: CAPF protocol error: {exc}",
+                                     kind="protocol") from exc
             for frame in frames:
                 writer.write(frame)
             if frames:
@@ -85,9 +87,9 @@ async def capf_session(server: ServerAddress, client_session: CapfClientSession,
         assert result is not None
         return CapfOutcome(result=result, host=host, port=port, server_cert=cert, tls=tls_text)
     except ssl.SSLError as exc:
-        raise TransportError(f"{host}:{port}: TLS error: {exc.reason or exc}", kind="tls") from exc
+        raise TransportError(f"{host_port(host, port)}: TLS error: {exc.reason or exc}", kind="tls") from exc
     except (ConnectionError, OSError) as exc:
-        raise TransportError(f"{host}:{port}: connection lost: {exc}", kind="unreachable") from exc
+        raise TransportError(f"{host_port(host, port)}: connection lost: {exc}", kind="unreachable") from exc
     finally:
         writer.close()
         with contextlib.suppress(Exception):

@@ -46,7 +46,7 @@ from urllib.parse import quote, unquote
 from phoneemu.errors import TransportError
 from phoneemu.net.tftp_codec import unsafe_name_reason
 from phoneemu.net.tftp_server import Provider, provider_from, transfer_socket_budget
-from phoneemu.values import is_ascii_digits, parse_ascii_int
+from phoneemu.values import host_port, is_ascii_digits, parse_ascii_int
 
 __all__ = ["HttpServer", "http_get"]
 
@@ -238,7 +238,7 @@ class HttpServer:
                 await asyncio.wait_for(writer.drain(), self.idle_timeout)
             except TimeoutError:
                 raise _SlowReaderError(
-                    f"{peer[0]}:{peer[1]} did not take the {status} response to {name!r} within "
+                    f"{host_port(peer[0], peer[1])} did not take the {status} response to {name!r} within "
                     f"{self.idle_timeout:g}s ({off} of {len(view)} body bytes written, "
                     f"{writer.transport.get_write_buffer_size()} unsent): connection aborted") from None
 
@@ -250,8 +250,8 @@ async def http_get(host: str, port: int, path: str, *, timeout: float = 5.0,
     try:
         return await asyncio.wait_for(_get(host, port, name, max_size, max_header), timeout)
     except TimeoutError:
-        raise TransportError(f"http://{host}:{port}/{name}: timeout after {timeout}s", kind="timeout",
-                             path=name) from None
+        raise TransportError(f"http://{host_port(host, port)}/{name}: timeout after {timeout}s",
+                             kind="timeout", path=name) from None
 
 
 async def _read_chunked(reader: asyncio.StreamReader, name: str, max_size: int) -> bytes:
@@ -282,10 +282,10 @@ async def _get(host: str, port: int, name: str, max_size: int, max_header: int) 
     try:
         reader, writer = await asyncio.open_connection(host, port, limit=max_header)
     except OSError as exc:
-        raise TransportError(f"http://{host}:{port}: cannot connect: {exc}", kind="unreachable",
+        raise TransportError(f"http://{host_port(host, port)}: cannot connect: {exc}", kind="unreachable",
                              path=name) from exc
     try:
-        hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        hostport = host_port(host, port)
         writer.write(f"GET /{quote(name)} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n"
                      .encode("ascii"))
         await writer.drain()
@@ -314,7 +314,8 @@ async def _get(host: str, port: int, name: str, max_size: int, max_header: int) 
             raise TransportError(f"body above {max_size} bytes", kind="too-large", path=name)
         return body
     except (ConnectionError, OSError) as exc:
-        raise TransportError(f"http://{host}:{port}/{name}: {exc}", kind="unreachable", path=name) from exc
+        raise TransportError(f"http://{host_port(host, port)}/{name}: {exc}", kind="unreachable",
+                             path=name) from exc
     finally:
         writer.close()
         with contextlib.suppress(Exception):

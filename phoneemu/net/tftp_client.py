@@ -59,6 +59,7 @@ from phoneemu.net.tftp_codec import (
     error_packet,
     negotiated,
 )
+from phoneemu.values import host_port
 
 __all__ = ["DEFAULT_MAX_SIZE", "TftpClientPool", "client_stats", "tftp_get"]
 
@@ -151,7 +152,7 @@ class _Transfer:
         if isinstance(exc, PeerError):
             if self.tid is None and exc.errno == errno.ECONNREFUSED and exc.peer[:2] == self.server[:2]:
                 host, port = self.server[:2]
-                where = f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+                where = host_port(host, port)
                 self._fail(TransportError(f"nothing listens on {where} (ICMP port unreachable)",
                                           kind="unreachable", path=self.name))
         elif isinstance(exc, ConnectionRefusedError):
@@ -202,7 +203,8 @@ class _Transfer:
             # the first answer from the server's host may be garbage too: say so now, not after every
             # retry has timed out (a stray packet from another port of that host is as telling)
             where = f" at offset {exc.offset}" if exc.offset is not None else ""
-            self._fail(TransportError(f"malformed reply{where} from {addr[0]}:{addr[1]}: {exc.message}",
+            self._fail(TransportError(f"malformed reply{where} from {host_port(addr[0], addr[1])}: "
+                                      f"{exc.message}",
                                       kind="protocol", path=self.name),
                        error_packet(ErrorCode.ILLEGAL_OPERATION, "malformed packet"))
             return

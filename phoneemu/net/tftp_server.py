@@ -73,6 +73,7 @@ from phoneemu.net.tftp_codec import (
     unsafe_name_reason,
 )
 from phoneemu.net.tftp_codec import OptionAck as _OptionAck
+from phoneemu.values import host_port
 
 __all__ = [
     "DEFAULT_RETRIES", "DEFAULT_TIMEOUT", "PacketCache", "Provider", "TftpRequestEvent", "TftpServer",
@@ -393,7 +394,7 @@ class TftpServer:
         self.now = self._loop.time
         sock = bound_udp_socket(self.host, self.requested_port, rcvbuf=self.rcvbuf)
         self._transport = UdpSocket(self._loop, sock, self.on_main_datagram, self._on_socket_error)
-        _log.info("tftp: serving on %s:%d (tid_mode=%s, at most %d transfers)", self.host, self.port,
+        _log.info("tftp: serving on %s (tid_mode=%s, at most %d transfers)", host_port(self.host, self.port),
                   self.tid_mode, self.max_transfers)
         return self
 

@@ -35,6 +35,7 @@ from cryptography import x509
 from phoneemu.crypto.certs import cert_der
 from phoneemu.crypto.keys import PrivateKey, private_key_pem
 from phoneemu.errors import TransportError
+from phoneemu.values import host_port
 
 __all__ = [
     "CUCM_TVS_CIPHERS",
@@ -211,18 +212,20 @@ async def open_tls_connection(host: str, port: int, ctx: ssl.SSLContext, *, time
             asyncio.open_connection(host, port, ssl=ctx, server_hostname=server_hostname or host,
                                     ssl_handshake_timeout=timeout), timeout)
     except TimeoutError:
-        raise TransportError(f"{host}:{port}: TLS connect timeout after {timeout}s", kind="timeout") from None
+        raise TransportError(f"{host_port(host, port)}: TLS connect timeout after {timeout}s",
+                             kind="timeout") from None
     except ssl.SSLError as exc:
-        raise TransportError(f"{host}:{port}: TLS handshake failed: {exc.reason or exc}", kind="tls") from exc
+        raise TransportError(f"{host_port(host, port)}: TLS handshake failed: {exc.reason or exc}",
+                             kind="tls") from exc
     except OSError as exc:
-        raise TransportError(f"{host}:{port}: cannot connect: {exc}", kind="unreachable") from exc
+        raise TransportError(f"{host_port(host, port)}: cannot connect: {exc}", kind="unreachable") from exc
 
 
 def _peer_of(peername: object) -> str:
     """``host:port`` (``[host]:port`` for IPv6) of a transport's ``peername`` (``?`` when there is none)."""
     if isinstance(peername, tuple) and len(peername) >= 2:
         host = str(peername[0])
-        return f"[{host}]:{peername[1]}" if ":" in host else f"{host}:{peername[1]}"
+        return host_port(host, peername[1])
     return "?"
 
 

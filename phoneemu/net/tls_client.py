@@ -43,6 +43,7 @@ import ssl
 from collections.abc import Sequence
 
 from phoneemu.errors import TransportError
+from phoneemu.values import host_port
 
 __all__ = ["TlsClientConnection"]
 
@@ -98,7 +99,8 @@ async def _connect(loop: asyncio.AbstractEventLoop, host: str, port: int) -> soc
         try:
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError as exc:
-            raise TransportError(f"{host}:{port}: cannot resolve: {exc}", kind="unreachable") from exc
+            raise TransportError(f"{host_port(host, port)}: cannot resolve: {exc}",
+                                 kind="unreachable") from exc
         targets = [(int(info[0]), (str(info[4][0]), int(info[4][1]))) for info in infos[:_MAX_ADDRESSES]]
     failures: list[str] = []
     for family, addr in targets:
@@ -114,7 +116,7 @@ async def _connect(loop: asyncio.AbstractEventLoop, host: str, port: int) -> soc
         except BaseException:
             sock.close()
             raise
-    raise TransportError(f"{host}:{port}: cannot connect: {'; '.join(failures) or 'no address'}",
+    raise TransportError(f"{host_port(host, port)}: cannot connect: {'; '.join(failures) or 'no address'}",
                          kind="unreachable")
 
 
@@ -171,7 +173,8 @@ class TlsClientConnection:
             return conn
         except TimeoutError:
             _discard(conn, sock)
-            raise TransportError(f"{host}:{port}: {step} timeout after {timeout}s", kind="timeout") from None
+            raise TransportError(f"{host_port(host, port)}: {step} timeout after {timeout}s",
+                                 kind="timeout") from None
         except BaseException:
             _discard(conn, sock)
             raise
@@ -187,9 +190,10 @@ class TlsClientConnection:
             except ssl.SSLError as exc:
                 with contextlib.suppress(Exception):
                     await self._flush()  # the alert, for the server's log
-                raise TransportError(f"{self.host}:{self.port}: TLS handshake failed: {exc.reason or exc}",
+                raise TransportError(f"{host_port(self.host, self.port)}: TLS handshake failed: "
+                                     f"{exc.reason or exc}",
                                      kind="tls") from exc
-        raise TransportError(f"{self.host}:{self.port}: TLS handshake did not finish", kind="tls")
+        raise TransportError(f"{host_port(self.host, self.port)}: TLS handshake did not finish", kind="tls")
 
     def _on_readable(self) -> None:
         """Reader callback: what the socket holds goes into the incoming BIO; a waiting _fill wakes."""
@@ -228,7 +232,7 @@ class TlsClientConnection:
             if sent < len(data):
                 await self._loop.sock_sendall(self._sock, data[sent:])
         except OSError as exc:
-            raise TransportError(f"{self.host}:{self.port}: connection lost: {exc}",
+            raise TransportError(f"{host_port(self.host, self.port)}: connection lost: {exc}",
                                  kind="unreachable") from exc
 
     async def _fill(self) -> None:
@@ -241,7 +245,7 @@ class TlsClientConnection:
                 self._waiter = None
         self._fresh = False
         if self._lost is not None:
-            raise TransportError(f"{self.host}:{self.port}: connection lost: {self._lost}",
+            raise TransportError(f"{host_port(self.host, self.port)}: connection lost: {self._lost}",
                                  kind="unreachable") from self._lost
         if self._eof:
             self._in.write_eof()
@@ -262,7 +266,7 @@ class TlsClientConnection:
         try:
             self.obj.write(data)
         except ssl.SSLError as exc:
-            raise TransportError(f"{self.host}:{self.port}: TLS error: {exc.reason or exc}",
+            raise TransportError(f"{host_port(self.host, self.port)}: TLS error: {exc.reason or exc}",
                                  kind="tls") from exc
         await self._flush()
 
@@ -280,9 +284,9 @@ class TlsClientConnection:
             except ssl.SSLEOFError:
                 return b""
             except ssl.SSLError as exc:
-                raise TransportError(f"{self.host}:{self.port}: TLS error: {exc.reason or exc}",
+                raise TransportError(f"{host_port(self.host, self.port)}: TLS error: {exc.reason or exc}",
                                      kind="tls") from exc
-        raise TransportError(f"{self.host}:{self.port}: no complete TLS record", kind="protocol")
+        raise TransportError(f"{host_port(self.host, self.port)}: no complete TLS record", kind="protocol")
 
     def close(self) -> None:
         """Close the socket (TCP FIN) without a TLS close_notify: the TVS/CAPF framing says where a

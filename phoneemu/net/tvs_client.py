@@ -31,6 +31,7 @@ from phoneemu.errors import DecodeError, TransportError
 from phoneemu.net.tls import client_context_verify_after_handshake
 from phoneemu.net.tls_client import TlsClientConnection
 from phoneemu.protocols import tvs
+from phoneemu.values import host_port
 
 __all__ = ["ServerAddress", "TvsReply", "default_tls_context", "tvs_exchange", "tvs_query", "tvs_verify"]
 
@@ -109,7 +110,8 @@ async def _one(host: str, port: int, request: tvs.TvsMessage, *, timeout: float,
     try:
         cert = conn.peer_cert
         if accept_server is not None and not accept_server(cert):
-            raise TransportError(f"{host}:{port}: TVS certificate not accepted (not the ITL TVS record)",
+            raise TransportError(f"{host_port(host, port)}: TVS certificate not accepted "
+                                 "(not the ITL TVS record)",
                                  kind="tls")
         exchange = tvs.TvsClientExchange(request)
         async with asyncio.timeout_at(conn.deadline):  # connect + handshake + exchange: one bound
@@ -121,12 +123,13 @@ async def _one(host: str, port: int, request: tvs.TvsMessage, *, timeout: float,
                 resp = exchange.receive(data)
                 if resp is not None:
                     return resp, cert, conn.description
-        raise TransportError(f"{host}:{port}: no complete TVS response in {_MAX_READS} reads",
+        raise TransportError(f"{host_port(host, port)}: no complete TVS response in {_MAX_READS} reads",
                              kind="protocol")
     except TimeoutError:
-        raise TransportError(f"{host}:{port}: no TVS response within {timeout}s", kind="timeout") from None
+        raise TransportError(f"{host_port(host, port)}: no TVS response within {timeout}s",
+                             kind="timeout") from None
     except DecodeError as exc:
-        raise TransportError(f"{host}:{port}: bad TVS response: {exc}", kind="protocol") from exc
+        raise TransportError(f"{host_port(host, port)}: bad TVS response: {exc}", kind="protocol") from exc
     finally:
         conn.close()
 

@@ -99,6 +99,7 @@ from phoneemu.phone.events import Decision, Event, EventLog, QueryKey
 from phoneemu.phone.profile import PhoneProfile
 from phoneemu.phone.store import AcceptedConfig, Credential, TrustStore, TvsAnswer, TvsResult, TvsStatus
 from phoneemu.protocols.capf import CapfClientSession, CapfResult
+from phoneemu.values import host_port
 
 __all__ = [
     "AUTH_STRING_WAIT",
@@ -248,7 +249,8 @@ def net_capf_runner(*, timeout: float = 30.0, tls_versions: Sequence[str] = ("1.
                 capf_session(server, session, timeout=timeout, accept_server=accept_server,
                              tls=phone_client_context(tls_versions, keylog)), 4 * timeout)
         except TimeoutError:
-            raise TransportError(f"{server.host}:{server.port}: CAPF session longer than {4 * timeout:g}s",
+            raise TransportError(f"{host_port(server.host, server.port)}: CAPF session longer than "
+                                 f"{4 * timeout:g}s",
                                  kind="timeout") from None
         return outcome.result
     return run
@@ -442,7 +444,7 @@ class _Boot:
     async def ask_tvs(self, key: QueryKey) -> TvsResult:
         servers = self.store.tvs_servers
         self.tvs_used = True
-        where = ", ".join(f"{s.host}:{s.port}" for s in servers)
+        where = ", ".join(host_port(s.host, s.port) for s in servers)
         self.note("tvs", f"QUERY {key.subject} (serial {key.serial.hex().upper()}) to {where}")
         check = rules.TvsServerCheck(self.store, on_refused=lambda: self.note(
             "tvs", "TVS server certificate is not an ITL TVS record: not used (spec E.1)"))
@@ -697,7 +699,7 @@ class _Boot:
                           f"{self.capf_retry_delay:g}s")
                 await self.sleep(self.capf_retry_delay)
             server = servers[attempt % len(servers)]
-            self.note("capf", f"CAPF session with {server.host}:{server.port} (auth mode {mode})")
+            self.note("capf", f"CAPF session with {host_port(server.host, server.port)} (auth mode {mode})")
             got = await self.capf_attempt(server, mode, known)
             if isinstance(got, CapfResult):
                 return self.capf_result(got)
@@ -720,7 +722,7 @@ class _Boot:
         adds its answer there unless it is "no answer" (kept for this attempt only). One TVS question per
         attempt (our convention): a reconnect presenting another certificate that needs TVS is refused
         (``vouched_for`` of :func:`rules.decide_capf_server`), and the next attempt asks about it."""
-        where = f"{server.host}:{server.port}"
+        where = host_port(server.host, server.port)
         answers = dict(known)
 
         def decide(der: bytes, vouched_for: str | None = None) -> Decision:

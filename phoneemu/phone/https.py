@@ -36,6 +36,7 @@ from phoneemu.phone import rules
 from phoneemu.phone.events import Event, EventLog
 from phoneemu.phone.profile import PhoneProfile
 from phoneemu.phone.store import TrustStore, TvsAnswer, TvsResult, TvsStatus
+from phoneemu.values import host_port
 
 __all__ = ["HttpsResult", "open_https"]
 
@@ -65,7 +66,7 @@ async def _verify(store: TrustStore, cert_der: bytes, *, device_name: str, versi
     from phoneemu.net.tvs_client import tvs_verify
 
     servers = store.tvs_servers
-    where = ", ".join(f"{s.host}:{s.port}" for s in servers)
+    where = ", ".join(host_port(s.host, s.port) for s in servers)
     events.add(Event(time=now, phone=mac, kind="tvs", detail=f"VERIFY HTTPS server certificate to {where}"))
     check = rules.TvsServerCheck(store)
     try:
@@ -120,7 +121,7 @@ async def open_https(host: str, port: int, *, store: TrustStore, profile: PhoneP
                      tvs_timeout: float = 5.0, keylog: str | Path | None = None,
                      max_body: int = 65536) -> HttpsResult:
     """Open ``https://host:port/`` as the phone would (see module docstring)."""
-    server = f"{host}:{port}"
+    server = host_port(host, port)
     log = str(keylog) if keylog is not None else None
     ctx = phone_client_context(profile.tls_versions, log)
     try:

@@ -22,6 +22,7 @@ from phoneemu.crypto import certs, keys
 from phoneemu.errors import PhoneEmuError
 from phoneemu.inspection import inspect_bytes, render_text
 from phoneemu.phone.store import Credential, TrustStore
+from phoneemu.values import host_port
 
 __all__ = ["render_show", "show_state"]
 
@@ -73,8 +74,8 @@ def show_state(store: TrustStore, *, mac: str | None = None, now: int | None = N
         c = cfg.config
         config_info = {
             "file": cfg.file, "accepted_by": store.config_rule, "device_name": c.device_name,
-            "tvs_servers": [f"{s.host}:{s.port} (priority {s.priority})" for s in c.tvs_servers],
-            "capf_servers": [f"{s.host}:{s.port} (priority {s.priority})" for s in c.capf_servers],
+            "tvs_servers": [f"{host_port(s.host, s.port)} (priority {s.priority})" for s in c.tvs_servers],
+            "capf_servers": [f"{host_port(s.host, s.port)} (priority {s.priority})" for s in c.capf_servers],
             "capf_auth_mode": c.capf_auth_mode, "encr_config": c.encr_config,
             "load_information": c.load_information, "device_security_mode": c.device_security_mode,
         }

@@ -71,7 +71,7 @@ from urllib.parse import unquote
 from phoneemu.errors import DecodeError, PhoneEmuError
 from phoneemu.net.capture import FIN, RST, SYN, PcapPacket
 from phoneemu.net.tftp_codec import DEFAULT_BLKSIZE, Data, Error, OptionAck, ReadRequest, WriteRequest, decode
-from phoneemu.values import parse_ascii_int
+from phoneemu.values import host_port, parse_ascii_int
 
 __all__ = [
     "MAX_FILE", "MAX_FLOWS", "MAX_MEMORY", "MAX_STREAM", "MAX_TLS_STREAM", "MAX_UNCLASSIFIED", "PIECE_COST",
@@ -164,7 +164,7 @@ class Download:
         n = self.nbytes
         size = f"{n} bytes" if n is not None else self.outcome
         detail = f" ({self.detail})" if self.detail else ""
-        return (f"{self.protocol:<4} {self.server[0]}:{self.server[1]} {self.name}: {size}"
+        return (f"{self.protocol:<4} {host_port(self.server[0], self.server[1])} {self.name}: {size}"
                 f"{'' if self.ok else detail}")
 
 
@@ -198,7 +198,7 @@ class TlsSink(Protocol):
 
 
 def _ep(e: Endpoint) -> str:
-    return f"{e[0]}:{e[1]}"
+    return host_port(e[0], e[1])
 
 
 # --------------------------------------------------------------------------- the overall budget
@@ -292,7 +292,8 @@ class _Tftp(_Flow):
         self.detail = ""
 
     def flow(self) -> str:
-        return f"tftp {_ep(self.client)} -> {self.server[0]}:{self.tid or self.server[1]} {self.name!r}"
+        server = host_port(self.server[0], self.tid or self.server[1])
+        return f"tftp {_ep(self.client)} -> {server} {self.name!r}"
 
     def answer(self, pkt: PcapPacket, msg: object, max_file: int, warn: Callable[[str], None]) -> None:
         if self.outcome is not None:

@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from phoneemu.errors import PhoneEmuError, TransportError
 from phoneemu.files import read_at_most
+from phoneemu.values import host_port
 
 if TYPE_CHECKING:
     from phoneemu.phone.boot import BootReport
@@ -286,7 +287,7 @@ def _server_checking_tvs(inner: Any, *, explicit: Sequence[bytes], inferred: dic
                     usable = True
                     break
                 how = "--tvs-server-cert" if explicit else "the new ITL's TVS record for this address"
-                refused.append(f"TVS {s.host}:{s.port} presents {_subject(presented[0])} ({how}), "
+                refused.append(f"TVS {host_port(s.host, s.port)} presents {_subject(presented[0])} ({how}), "
                                "which is not a TVS record of the installed ITL: the phone does not talk to "
                                "it (spec §E.1)")
             if not usable:

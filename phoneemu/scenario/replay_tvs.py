@@ -34,6 +34,7 @@ from phoneemu.net.tls_decrypt import KeyLog, decrypt_tls, key_problem
 from phoneemu.protocols import tvs
 from phoneemu.scenario._capture_flows import MAX_TLS_STREAM, Endpoint, FlowScanner, Limits
 from phoneemu.scenario.replay import CaptureIndex, phone_sink
+from phoneemu.values import host_port
 
 __all__ = ["MAX_LISTED_EXCHANGES", "CaptureScan", "CapturedTvs", "TvsCapture", "TvsCollector", "scan_capture",
            "tvs_from_packets"]
@@ -75,7 +76,7 @@ class CapturedTvs:
             code = self.response.status
             name = tvs.TvsStatus(code).name if code in tvs.TvsStatus._value2member_map_ else "unknown"
             answer = f"status {code} ({name})"
-        return (f"tvs {self.server[0]}:{self.server[1]} {r.device_name}: {what} -> {answer} "
+        return (f"tvs {host_port(self.server[0], self.server[1])} {r.device_name}: {what} -> {answer} "
                 f"({self.tls})")
 
 
@@ -169,7 +170,7 @@ class TvsCollector:
 
     def connection(self, *, client: Endpoint, server: Endpoint, start: float, order: int,
                    client_stream: bytes | None, server_stream: bytes | None, problem: str) -> None:
-        where = f"{client[0]}:{client[1]} -> {server[0]}:{server[1]}"
+        where = f"{host_port(client[0], client[1])} -> {host_port(server[0], server[1])}"
         if client_stream is None or server_stream is None:
             self._problem(f"{where}: {problem}")
             return

@@ -1,0 +1,208 @@
+"""IPv6 end to end, over real ``::1`` sockets: a lab cluster on ``::1`` (configs and ITL records name
+it), ``boot --tftp [::1]:PORT`` over HTTP 6970 then TFTP, TVS and CAPF over TLS, ``fleet boot``, a
+scenario whose cluster is ``external: {tftp: "[::1]:PORT"}``, and ``replay``/``wireshark`` of a
+capture of IPv6 packets. Every address printed is in the
+bracketed form ``[::1]:PORT`` that ``--tftp`` reads back.
+
+Skipped, with the reason, on a machine without an IPv6 loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from phoneemu.cli import main
+from phoneemu.lab.cluster import LabCluster
+from phoneemu.lab.servers import LabServers
+from phoneemu.net.capture import PcapWriter, read_pcap
+from tests.helpers import run_within
+
+REPO = Path(__file__).resolve().parents[2]
+HOST = "::1"
+MAC = "0A00000006C1"
+FLEET_START = 0x0A0000000600
+
+
+def _ipv6_loopback() -> str | None:
+    """None when ``::1`` can be bound here, else why not."""
+    if not socket.has_ipv6:
+        return "Python built without IPv6 (socket.has_ipv6 is False)"
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind((HOST, 0))
+    except OSError as exc:
+        return f"no IPv6 loopback: cannot bind ::1 ({exc})"
+    return None
+
+
+_NO_V6 = _ipv6_loopback()
+pytestmark = pytest.mark.skipif(_NO_V6 is not None, reason=_NO_V6 or "")
+
+run = run_within(120)
+
+
+async def cli(*args: str, limit: float = 90) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "phoneemu", *args, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, cwd=REPO)
+    out, err = await asyncio.wait_for(proc.communicate(), limit)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A lab initialised with ``--host ::1`` (real clock: the scenario's external cluster is dated by
+    it), one phone with a pending CAPF install, the CAPF record left out of the ITL (the phone asks
+    TVS about the CAPF server), and 50 fleet phones."""
+    root = tmp_path_factory.mktemp("labv6") / "lab"
+    lab = LabCluster.init(root, seed=61, key_spec="rsa1024", host=HOST)
+    lab.add_phone(MAC)
+    lab.set_itl_capf(False)
+    lab.set_capf([MAC], "install", auth_mode="auth-string", auth_string="123456")
+    lab.add_phones([f"{FLEET_START + i:012X}" for i in range(50)])
+    return root
+
+
+def _closed_port(kind: int) -> int:
+    """A port on ::1 nothing listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET6, kind) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def test_lab_init_host_v6_names_it_in_configs(cluster: LabCluster) -> None:
+    """``lab init --host ::1``: the config's TVS and CAPF addresses are the bare address (a config
+    field holds the address alone, the port is its own element)."""
+    config = (cluster.root / "tftp" / f"SEP{MAC}.cnf.xml").read_text()
+    assert "<address>::1</address>" in config and "<processNodeName>::1</processNodeName>" in config
+    assert "[::1]" not in config
+
+
+def test_boot_v6_http_tftp_tvs_capf(cluster: LabCluster, tmp_path: Path) -> None:
+    """``boot --tftp [::1]:PORT``: files over HTTP 6970, then (``--no-http``) over TFTP; CAPF over TLS
+    to ::1, its certificate vouched for by TVS over TLS to ::1; every address shown bracketed."""
+    flash = tmp_path / "ph"
+
+    async def body() -> tuple[tuple[int, str, str], tuple[int, str, str], list[str]]:
+        async with LabServers(cluster, host=HOST) as srv:
+            common = ["--tftp", f"[{HOST}]:{srv.ports['tftp']}", "--http-port", str(srv.ports["http"]),
+                      "--flash", str(flash), "--timeout", "2"]
+            first = await cli("boot", "--mac", MAC, "--lab", str(cluster.root), "--auth-string", "123456",
+                              "--json", *common)
+            second = await cli("boot", "--no-http", *common)
+            return first, second, [f"{r.service} {r.peer}" for r in srv.requests]
+
+    (rc1, out1, err1), (rc2, out2, err2), log = run(body())
+    assert rc1 == 0, out1 + err1
+    doc = json.loads(out1)
+    assert doc["report"]["lsc"] == "installed" and doc["report"]["tvs_used"] is True
+    notes = " | ".join(str(e.get("detail", "")) for e in doc["events"])
+    assert "CAPF session with [::1]:" in notes, notes
+    assert "::1:" not in notes.replace("[::1]:", "")
+    assert rc2 == 0, out2 + err2
+    assert f"Phone {MAC}: OK" in out2
+    assert any(line.startswith("http [::1]:") for line in log), log
+    assert any(line.startswith("tftp [::1]:") for line in log), log
+
+
+def test_boot_v6_unreachable_names_brackets(capsys: pytest.CaptureFixture[str]) -> None:
+    """Nothing listens on [::1]: the HTTP URL is ``http://[::1]:PORT`` (``http://::1:PORT`` is no URL),
+    the TFTP address ``[::1]:PORT``; the one-line hint names the host and each port."""
+    tftp, http = _closed_port(socket.SOCK_DGRAM), _closed_port(socket.SOCK_STREAM)
+    rc = main(["boot", "--tftp", f"[{HOST}]:{tftp}", "--http-port", str(http), "--mac", MAC,
+               "--timeout", "0.2"])
+    out, err = capsys.readouterr()
+    assert rc == 1
+    assert f"http://[::1]:{http}" in out and f"[::1]:{tftp}" in out, out
+    assert "http://::1:" not in out and f" ::1:{tftp}" not in out
+    assert err.count("\n") == 1, err
+    assert f"nothing answered at ::1 (TFTP port {tftp}, HTTP port {http})" in err, err
+    assert "note:" not in err  # ::1 is no address with a port in it
+
+
+def test_fleet_boot_v6(cluster: LabCluster) -> None:
+    """``fleet boot --count 50 --tftp [::1]:PORT`` on two shards: every phone boots, files over HTTP."""
+    async def body() -> tuple[int, str, str]:
+        async with LabServers(cluster, host=HOST) as srv:
+            return await cli("fleet", "boot", "--count", "50", "--mac-start", f"{FLEET_START:012X}",
+                             "--tftp", f"[{HOST}]:{srv.ports['tftp']}", "--http-port", str(srv.ports["http"]),
+                             "--shards", "2", "-q")
+
+    rc, out, err = run(body())
+    assert rc == 0, out + err
+    assert "50 phones: 50 booted, 0 failed" in out and "over HTTP" in out
+
+
+def test_scenario_with_external_v6_cluster(cluster: LabCluster, tmp_path: Path) -> None:
+    """``phoneemu run`` of a scenario whose cluster is ``external: {tftp: "[::1]:PORT"}``."""
+    scenario = tmp_path / "v6.yaml"
+
+    async def body() -> tuple[int, str, str]:
+        async with LabServers(cluster, host=HOST) as srv:
+            scenario.write_text(
+                "name: external-v6\n"
+                "description: a phone boots against a cluster on ::1\n"
+                "reproduces: IPv6 loopback cluster\n"
+                "clusters:\n"
+                f"  real: {{external: {{tftp: \"[::1]:{srv.ports['tftp']}\", http_port: {srv.ports['http']},"
+                " use_http: true}}\n"
+                "phones:\n"
+                f"  p: {{mac: \"{FLEET_START + 7:012X}\"}}\n"
+                "steps:\n"
+                "  - boot: p\n"
+                "  - expect: {phones: p, itl: installed, config: accepted}\n")
+            return await cli("run", str(scenario))
+
+    rc, out, err = run(body())
+    assert rc == 0, out + err
+    assert "1 passed" in out or "PASS" in out, out
+
+
+def _to_v6(src: Path, dst: Path) -> None:
+    """Rewrite a reference capture's IPv4 packets as IPv6 ones between ::1 endpoints (same ports,
+    payloads, TCP sequence numbers and times)."""
+    with PcapWriter(dst) as w:
+        for p in read_pcap(src):
+            s, d = (HOST, p.sport), (HOST, p.dport)
+            if p.proto == "udp":
+                w.udp(s, d, p.payload, ts=p.ts)
+            else:
+                w.tcp(s, d, seq=p.seq, ack=p.ack, flags=p.flags, payload=p.payload, ts=p.ts)
+
+
+def test_replay_and_wireshark_of_v6_capture(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A capture of IPv6 packets replays as its IPv4 original does (TVS answers decrypted from the key
+    log); ``--list``, ``--json`` and ``wireshark --print`` show the servers bracketed."""
+    name = "migration-itl-signer-unknown"
+    v4 = REPO / "captures" / f"{name}.pcap"
+    v6 = tmp_path / f"{name}.pcap"
+    _to_v6(v4, v6)
+    keys = tmp_path / f"{name}.keys"
+    keys.write_bytes((REPO / "captures" / f"{name}.keys").read_bytes())
+    assert any(":" in p.src for p in read_pcap(v6))
+
+    def replay(capture: Path, *extra: str) -> tuple[int, str]:
+        rc = main(["replay", str(capture), *extra])
+        out, err = capsys.readouterr()
+        return rc, out + err
+
+    rc4, out4 = replay(v4, "--mac", "0A0000000501", "--keylog", str(keys))
+    rc6, out6 = replay(v6, "--mac", "0A0000000501", "--keylog", str(keys))
+    assert rc6 == rc4
+    decisions = [line for line in out4.splitlines() if "G." in line]
+    assert decisions and decisions == [line for line in out6.splitlines() if "G." in line]
+    assert "2 exchange(s) decrypted" in out6
+    rc, listing = replay(v6, "--list")
+    assert rc == 0 and "http [::1]:" in listing and "http ::1:" not in listing, listing
+    rc, doc = replay(v6, "--list", "--json")
+    assert rc == 0 and '"[::1]:' in doc and '"::1:' not in doc
+    assert main(["wireshark", str(v6), "--print"]) == 0
+    printed = capsys.readouterr().out
+    assert "-d tcp.port==" in printed and f"tls.keylog_file:{keys}" in printed, printed
