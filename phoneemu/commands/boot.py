@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import ipaddress
 import json
 import sys
 import tempfile
@@ -149,7 +150,21 @@ def unanswered_hint(report: BootReport, target: BootTarget) -> str | None:
     http = f", HTTP port {target.http_port}" if target.use_http and target.http_port else ""
     return (f"nothing answered at {target.host} (TFTP port {target.tftp_port}{http}): is the cluster's "
             f"TFTP server running there? For a lab: phoneemu lab serve DIR --tftp-port {target.tftp_port} "
-            "(it prints the ports it listens on)")
+            f"(it prints the ports it listens on){_bare_v6_note(target.host, target.tftp_port)}")
+
+
+def _bare_v6_note(host: str, port: int) -> str:
+    """For ``--tftp ::1:6969`` (a bare IPv6 address, so port 69, whose last group reads like a port):
+    how to write the port that was probably meant."""
+    head, _, last = host.rpartition(":")
+    if port != 69 or not 1 <= len(last) <= 5 or not last.isascii() or not last.isdigit():
+        return ""
+    try:
+        ipaddress.IPv6Address(head)
+    except ValueError:
+        return ""
+    return (f"; note: {host} is one IPv6 address, so port 69 (a bare IPv6 address takes no port): "
+            f"for port {last} write --tftp [{head}]:{last}")
 
 
 def offline_boot_lines(served: Sequence[tuple[str, str]], report: BootReport) -> list[str]:

@@ -127,6 +127,15 @@ def test_boot_v6_unreachable_names_brackets(capsys: pytest.CaptureFixture[str]) 
     assert "note:" not in err  # ::1 is no address with a port in it
 
 
+def test_bare_v6_with_what_looks_like_a_port_is_explained(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--tftp ::1:PORT`` is the IPv6 address ``::1:PORT`` on port 69 (a bare address has no port):
+    when nothing answers there, the hint says how to write a port."""
+    rc = main(["boot", "--tftp", "::1:6969", "--no-http", "--mac", MAC, "--timeout", "0.05"])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.count("\n") == 1
+    assert "nothing answered at ::1:6969 (TFTP port 69)" in err and "write --tftp [::1]:6969" in err, err
+
+
 def test_fleet_boot_v6(cluster: LabCluster) -> None:
     """``fleet boot --count 50 --tftp [::1]:PORT`` on two shards: every phone boots, files over HTTP."""
     async def body() -> tuple[int, str, str]:
