@@ -77,8 +77,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", metavar="H",
                    help="address to listen on (default: the address given to lab init --host, 127.0.0.1 "
                         "unless changed). Configs and ITL records name this address, so a different one "
-                        "re-issues them (same signers: phones follow). 0.0.0.0 listens everywhere and keeps "
-                        "the address the configs name")
+                        "re-issues them (same signers: phones follow). :: listens on every address, IPv4 "
+                        "and IPv6 (dual-stack), 0.0.0.0 on every IPv4 address; both keep the address the "
+                        "configs name. An IPv6 address is written bare: --host ::1")
     p.add_argument("--tftp-port", type=_port, default=DEFAULT_PORTS["tftp"], metavar="N",
                    help="TFTP UDP port (default 69; 0 = any free port)")
     p.add_argument("--http-port", type=_port, default=DEFAULT_PORTS["http"], metavar="N",
@@ -138,8 +139,10 @@ async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, htt
     if host is None:
         host = named
     elif host.strip() in WILDCARD_HOSTS:
-        host = host.strip()
-        print(f"listening on every address; configs and ITL records name {named} "
+        # '[::]' and '*' are '::' (a socket cannot bind either text): every address, both families
+        host = "0.0.0.0" if host.strip() == "0.0.0.0" else "::"
+        every = "every IPv4 address" if host == "0.0.0.0" else "every address, IPv4 and IPv6"
+        print(f"listening on {every}; configs and ITL records name {named} "
               f"(to change it: phoneemu lab serve --dir {root} --host ADDRESS)")
     else:
         # checked now, re-issued once the servers listen there: an address this machine lacks must
@@ -165,7 +168,7 @@ async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, htt
             if exc.kind != "unreachable":
                 raise
             raise TransportError(f"{exc.message} (is {host} an address of this machine? --host ADDRESS "
-                                 "listens on one it has and re-issues the configs for it, --host 0.0.0.0 on "
+                                 "listens on one it has and re-issues the configs for it, --host :: on "
                                  "every address)", kind=exc.kind) from None
         new_host = host
         if started and reissue and await _unless_stopped(

@@ -56,6 +56,7 @@ from phoneemu.errors import PhoneEmuError
 from phoneemu.lab.pki import Identity
 from phoneemu.lab.tvs_service import TvsConnectionLog, TvsHandler, address_text, answer_frames
 from phoneemu.lab.tvs_threaded import IdentityContext
+from phoneemu.net._listen import set_v6only
 from phoneemu.protocols import tvs
 
 __all__ = ["DEFAULT_MAX_CONNECTIONS", "LoopTvsServer"]
@@ -394,8 +395,7 @@ class LoopTvsServer:
         sock = socket.socket(family, socket.SOCK_STREAM, proto)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            set_v6only(sock, self.host)  # ``::``: IPv4 too (phoneemu.net._listen)
             sock.bind(addr)
             sock.listen(self.backlog)
             sock.setblocking(False)

@@ -90,6 +90,7 @@ from cryptography import x509
 from phoneemu.errors import PhoneEmuError
 from phoneemu.lab.pki import Identity
 from phoneemu.lab.tvs_service import TvsConnectionLog, TvsHandler, address_text, answer_frames
+from phoneemu.net._listen import set_v6only
 from phoneemu.net.tls import CUCM_TVS_CIPHERS, server_context
 from phoneemu.protocols import tvs
 
@@ -225,8 +226,7 @@ class ThreadedTvsServer:
         sock = socket.socket(family, socket.SOCK_STREAM, proto)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            set_v6only(sock, self.host)  # ``::``: IPv4 too (phoneemu.net._listen)
             sock.bind(addr)
             sock.listen(self.backlog)
         except BaseException:

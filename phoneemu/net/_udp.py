@@ -24,6 +24,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from phoneemu.net._listen import set_v6only
+
 __all__ = ["PeerError", "UdpSocket", "bound_udp_socket", "report_icmp_errors"]
 
 _log = logging.getLogger("phoneemu.net.udp")
@@ -31,11 +33,13 @@ Addr = tuple[Any, ...]
 
 
 def bound_udp_socket(host: str, port: int, *, rcvbuf: int = 0) -> socket.socket:
-    """A non-blocking UDP socket bound to ``host:port`` (family from the address text)."""
+    """A non-blocking UDP socket bound to ``host:port`` (family from the address text; ``::``
+    dual-stack, other IPv6 addresses IPv6 only: :mod:`phoneemu.net._listen`)."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(fam, socket.SOCK_DGRAM)
     try:
         sock.setblocking(False)
+        set_v6only(sock, host)
         if rcvbuf:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)

@@ -44,6 +44,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 from phoneemu.errors import TransportError
+from phoneemu.net._listen import is_ipv6_any, tcp_listener
 from phoneemu.net.tftp_codec import unsafe_name_reason
 from phoneemu.net.tftp_server import Provider, provider_from, transfer_socket_budget
 from phoneemu.values import host_port, is_ascii_digits, parse_ascii_int
@@ -92,8 +93,13 @@ class HttpServer:
         self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> HttpServer:
-        self._server = await asyncio.start_server(self._handle, self.host, self.requested_port,
-                                                  limit=self.max_header, backlog=self.backlog)
+        if is_ipv6_any(self.host):  # dual-stack: IPv4 clients too (phoneemu.net._listen)
+            self._server = await asyncio.start_server(
+                self._handle, sock=tcp_listener(self.host, self.requested_port, backlog=self.backlog),
+                limit=self.max_header)
+        else:
+            self._server = await asyncio.start_server(self._handle, self.host, self.requested_port,
+                                                      limit=self.max_header, backlog=self.backlog)
         return self
 
     @property

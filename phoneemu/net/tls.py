@@ -35,6 +35,7 @@ from cryptography import x509
 from phoneemu.crypto.certs import cert_der
 from phoneemu.crypto.keys import PrivateKey, private_key_pem
 from phoneemu.errors import TransportError
+from phoneemu.net._listen import is_ipv6_any, tcp_listener
 from phoneemu.values import host_port
 
 __all__ = [
@@ -278,15 +279,27 @@ class TlsServer:
 
     async def start(self) -> TlsServer:
         loop = asyncio.get_running_loop()
+        # ``::``: a dual-stack socket, IPv4 clients too (phoneemu.net._listen)
+        sock = tcp_listener(self.host, self.requested_port, backlog=self.backlog) \
+            if is_ipv6_any(self.host) else None
         if self.ctx is not None and isinstance(loop, asyncio.BaseEventLoop):
-            self._server = await loop.create_server(
-                lambda: _PausedProtocol(self), self.host, self.requested_port, backlog=self.backlog)
+            def factory() -> _PausedProtocol:
+                return _PausedProtocol(self)
+            if sock is not None:
+                self._server = await loop.create_server(factory, sock=sock, backlog=self.backlog)
+            else:
+                self._server = await loop.create_server(factory, self.host, self.requested_port,
+                                                        backlog=self.backlog)
         else:  # plain TCP, or another loop (uvloop starts reading after connection_made: no pausing)
             kwargs: dict[str, object] = {}
             if self.ctx is not None:
                 kwargs["ssl_handshake_timeout"] = self.handshake_timeout
-            self._server = await asyncio.start_server(self._on_connect, self.host, self.requested_port,
-                                                      ssl=self.ctx, backlog=self.backlog, **kwargs)  # type: ignore[arg-type]
+            if sock is not None:
+                kwargs["sock"] = sock
+            else:
+                kwargs.update(host=self.host, port=self.requested_port)
+            self._server = await asyncio.start_server(self._on_connect, ssl=self.ctx, backlog=self.backlog,
+                                                      **kwargs)  # type: ignore[arg-type]
         return self
 
     def _spawn(self, transport: asyncio.Transport) -> None:

@@ -1,7 +1,7 @@
 """IPv6 end to end, over real ``::1`` sockets: a lab cluster on ``::1`` (configs and ITL records name
 it), ``boot --tftp [::1]:PORT`` over HTTP 6970 then TFTP, TVS and CAPF over TLS, ``fleet boot``, a
-scenario whose cluster is ``external: {tftp: "[::1]:PORT"}``, and ``replay``/``wireshark`` of a
-capture of IPv6 packets. Every address printed is in the
+scenario whose cluster is ``external: {tftp: "[::1]:PORT"}``, ``lab serve --host ::`` on both
+families, and ``replay``/``wireshark`` of a capture of IPv6 packets. Every address printed is in the
 bracketed form ``[::1]:PORT`` that ``--tftp`` reads back.
 
 Skipped, with the reason, on a machine without an IPv6 loopback.
@@ -174,6 +174,43 @@ def test_scenario_with_external_v6_cluster(cluster: LabCluster, tmp_path: Path) 
     assert "1 passed" in out or "PASS" in out, out
 
 
+def test_lab_serve_wildcard_v6_listens_on_both_families(cluster: LabCluster, tmp_path: Path) -> None:
+    """``--host ::`` is every address: each listener is dual-stack (IPV6_V6ONLY off, so IPv4 phones
+    reach it too), TCP as well as UDP; a phone boots over ::1."""
+    async def body() -> tuple[list[tuple[str, int]], tuple[int, str, str]]:
+        async with LabServers(cluster, host="::") as srv:
+            socks = _listeners(srv)
+            v6only = [(name, s.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)) for name, s in socks]
+            booted = await cli("boot", "--tftp", f"[{HOST}]:{srv.ports['tftp']}", "--http-port",
+                               str(srv.ports["http"]), "--mac", MAC, "--lab", str(cluster.root),
+                               "--flash", str(tmp_path / "ph"), "--auth-string", "123456")
+            return v6only, booted
+
+    v6only, (rc, out, err) = run(body())
+    assert {name for name, _ in v6only} == {"tftp", "http", "tvs", "capf"}
+    assert all(flag == 0 for _, flag in v6only), v6only
+    assert rc == 0, out + err
+
+
+def _listeners(srv: LabServers) -> list[tuple[str, socket.socket]]:
+    """The listening sockets of the lab's four services (test-only peek at the servers)."""
+    found: list[tuple[str, socket.socket]] = []
+    for name in ("tftp", "http", "tvs", "capf"):
+        server = getattr(srv, name)
+        for attr in ("_server", "_listener", "_sock", "sock", "_transport"):
+            inner = getattr(server, attr, None)
+            if inner is None:
+                continue
+            if isinstance(inner, socket.socket):
+                found.append((name, inner))
+            elif isinstance(getattr(inner, "sock", None), socket.socket):  # the TFTP UdpSocket
+                found.append((name, inner.sock))
+            elif hasattr(inner, "sockets"):
+                found.extend((name, s) for s in inner.sockets)
+            break
+    return found
+
+
 def _to_v6(src: Path, dst: Path) -> None:
     """Rewrite a reference capture's IPv4 packets as IPv6 ones between ::1 endpoints (same ports,
     payloads, TCP sequence numbers and times)."""
@@ -215,3 +252,31 @@ def test_replay_and_wireshark_of_v6_capture(tmp_path: Path, capsys: pytest.Captu
     assert main(["wireshark", str(v6), "--print"]) == 0
     printed = capsys.readouterr().out
     assert "-d tcp.port==" in printed and f"tls.keylog_file:{keys}" in printed, printed
+
+
+@pytest.mark.parametrize("wildcard", ["::", "[::]", "*"])
+def test_lab_serve_cli_v6_wildcards(cluster: LabCluster, wildcard: str) -> None:
+    """``lab serve --host ::`` (or ``[::]``, ``*``: the same wildcard) listens on every address, says
+    so, and keeps the address the configs name; ``[::]`` and ``*`` were accepted, then failed to bind."""
+    async def body() -> tuple[str, int | None]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "phoneemu", "lab", "serve", str(cluster.root), "--host", wildcard,
+            "--tftp-port", "0", "--http-port", "0", "--tvs-port", "0", "--capf-port", "0",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=REPO)
+        assert proc.stdout is not None
+        lines: list[str] = []
+        try:
+            for _ in range(20):  # bounded: the banner is a few lines
+                line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+                lines.append(line)
+                if not line or line.startswith("listening capf"):
+                    break
+        finally:
+            if proc.returncode is None:
+                proc.terminate()
+            await asyncio.wait_for(proc.wait(), 30)
+        return "".join(lines), proc.returncode
+
+    text, _ = run(body())
+    assert "listening on every address, IPv4 and IPv6; configs and ITL records name ::1" in text, text
+    assert "listening tftp udp [::]:" in text and "listening capf tls [::]:" in text, text

@@ -1,0 +1,48 @@
+"""Listening sockets on the IPv6 wildcard: ``::`` is every address, IPv4 included.
+
+Rules:
+
+* A socket bound to ``::`` is dual-stack (``IPV6_V6ONLY`` off): IPv4 peers reach it as
+  ``::ffff:a.b.c.d``. This holds for TCP (HTTP 6970, TVS, CAPF) and UDP (TFTP) alike, so
+  ``lab serve --host ::`` serves IPv4 and IPv6 phones with every service. (asyncio turns
+  ``IPV6_V6ONLY`` on for every IPv6 listener, while a UDP socket takes the kernel default — on Linux
+  dual-stack —: before this rule an IPv4 phone got TFTP from ``::`` but no HTTP, TVS or CAPF.)
+* Any other IPv6 address (``::1``, ``2001:db8::10``) listens on IPv6 only; ``0.0.0.0`` is every
+  IPv4 address.
+"""
+
+from __future__ import annotations
+
+import socket
+
+__all__ = ["IPV6_ANY", "is_ipv6_any", "set_v6only", "tcp_listener"]
+
+IPV6_ANY = "::"
+
+
+def is_ipv6_any(host: object) -> bool:
+    """True for the IPv6 wildcard ``::`` (the dual-stack every-address listener)."""
+    return host == IPV6_ANY
+
+
+def set_v6only(sock: socket.socket, host: object) -> None:
+    """``IPV6_V6ONLY`` of an IPv6 ``sock`` about to be bound to ``host``: off for ``::``, on otherwise."""
+    if sock.family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if is_ipv6_any(host) else 1)
+
+
+def tcp_listener(host: str, port: int, *, backlog: int) -> socket.socket:
+    """A listening, non-blocking TCP socket on ``host:port`` for ``asyncio.start_server(sock=...)``
+    (``SO_REUSEADDR`` as asyncio sets it; :func:`set_v6only`). OSError as ``bind``/``listen`` raise it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        set_v6only(sock, host)
+        sock.bind((host, port))
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
