@@ -46,6 +46,7 @@ examples:
   phoneemu boot --tftp 10.0.0.5 --mac 00:11:22:33:44:55 --mic mic.pem --mic-key mic.key --json
   phoneemu boot --tftp 10.0.0.5 --flash /tmp/ph1          reboot the same phone (MAC from its flash)
   phoneemu boot --tftp 10.0.0.5 --flash /tmp/ph1 --keylog tls.keys   decrypt its TVS/CAPF in Wireshark
+  phoneemu boot --tftp [::1]:6969 --mac 001122334455 --lab /tmp/lab   IPv6 (lab init/serve --host ::1)
 """
 
 
@@ -53,7 +54,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser("boot", help="boot one emulated phone against a cluster and show its decisions",
                        description=__doc__.split("\n\n")[1] if __doc__ else None, epilog=_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tftp", required=True, metavar="HOST[:PORT]", help="TFTP server (DHCP option 150)")
+    p.add_argument("--tftp", required=True, metavar="HOST[:PORT]",
+                   help="TFTP server (DHCP option 150): HOST or HOST:PORT; IPv6 as [V6]:PORT (--tftp "
+                        "[::1]:6969) or bare without a port (::1 is port 69); default port 69")
     p.add_argument("--mac", metavar="MAC", help="phone MAC (default: the one in --flash DIR)")
     p.add_argument("--flash", type=Path, metavar="DIR", help="phone flash directory (default: temporary)")
     p.add_argument("--profile", metavar="NAME", help=f"phone model profile ({', '.join(sorted(PROFILES))}); "

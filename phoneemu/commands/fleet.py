@@ -64,7 +64,9 @@ def register(sub: Any) -> None:
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     b.add_argument("--count", type=fleet_size, required=True, metavar="N",
                    help=f"number of phones (1..{MAX_FLEET_PHONES:,})")
-    b.add_argument("--tftp", required=True, metavar="HOST[:PORT]", help="TFTP server (DHCP option 150)")
+    b.add_argument("--tftp", required=True, metavar="HOST[:PORT]",
+                   help="TFTP server (DHCP option 150): HOST or HOST:PORT; IPv6 as [V6]:PORT (--tftp "
+                        "[::1]:6969) or bare without a port (::1 is port 69); default port 69")
     b.add_argument("--mac-start", default="0A0000000000", metavar="MAC",
                    help="first MAC; phones get consecutive MACs (default 0A0000000000)")
     b.add_argument("--profile", default="cp-8861", choices=sorted(PROFILES),

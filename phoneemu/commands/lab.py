@@ -43,10 +43,11 @@ so an emulated phone can be provisioned with it (a real MIC key never leaves the
 """
 
 
-#: One or two example lines per operation, shown under its --help.
+#: Example lines per operation (one to three), shown under its --help.
 _OP_EXAMPLES: dict[str, tuple[str, ...]] = {
     "init": ("phoneemu lab init /tmp/lab --seed 1 --nodes 2",
-             "phoneemu lab init /tmp/lab --host 192.0.2.10      configs name the address phones reach"),
+             "phoneemu lab init /tmp/lab --host 192.0.2.10      configs name the address phones reach",
+             "phoneemu lab init /tmp/lab --host ::1             IPv6, bare (then boot --tftp [::1]:PORT)"),
     "show": ("phoneemu lab show /tmp/lab --itl", "phoneemu lab show /tmp/lab --files --log"),
     "regenerate": ("phoneemu lab regenerate /tmp/lab itlrecovery      phones need TVS to follow",
                    "phoneemu lab regenerate /tmp/lab tvs-2            the second node's TVS"),
