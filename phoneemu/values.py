@@ -79,6 +79,10 @@ def parse_host_port(text: str, *, what: str = "--tftp", default_port: int = 69) 
     if not _is_host(host, v6_only=t.startswith("[")):
         expected = ("not an IPv6 address (brackets are for IPv6)" if t.startswith("[") else
                     "neither an IP address nor a DNS name (ASCII letters, digits, hyphens, dots)")
+        head, _, last = host.rpartition(":")
+        if not t.startswith("[") and head and is_ascii_digits(last) and _is_host(head, v6_only=True):
+            expected = (f"not an IPv6 address; a bare IPv6 address takes no port: for port {last} "
+                        f"write [{head}]:{last}")
         raise PhoneEmuError(f"{what} {text!r}: host {host!r} is {expected}", path=what.lstrip("-"))
     if not has_port:
         return host, default_port

@@ -1,0 +1,34 @@
+"""``values.host_port`` writes what ``values.parse_host_port`` reads back; a bare IPv6 address with
+what reads like a port is explained, not called 'neither an IP address nor a DNS name'."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from phoneemu.errors import PhoneEmuError
+from phoneemu.values import host_port, parse_host_port
+
+
+@pytest.mark.parametrize(("host", "port", "text"), [
+    ("127.0.0.1", 6969, "127.0.0.1:6969"), ("::1", 6970, "[::1]:6970"),
+    ("2001:db8::10", 2445, "[2001:db8::10]:2445"), ("cucm-1.example.net", 69, "cucm-1.example.net:69"),
+])
+def test_host_port_brackets_ipv6_only(host: str, port: int, text: str) -> None:
+    assert host_port(host, port) == text
+    assert parse_host_port(text) == (host, port)
+
+
+@given(st.ip_addresses(), st.integers(min_value=1, max_value=65535))
+def test_host_port_round_trips(addr: object, port: int) -> None:
+    assert parse_host_port(host_port(str(addr), port)) == (str(addr), port)
+
+
+def test_bare_ipv6_with_a_port_that_is_no_address_says_how_to_write_it() -> None:
+    """``::1:60654`` is no IPv6 address (a group holds 4 hex digits): the port was meant."""
+    with pytest.raises(PhoneEmuError, match=r"takes no port: for port 60654 write \[::1\]:60654"):
+        parse_host_port("::1:60654")
+    assert parse_host_port("::1:6969") == ("::1:6969", 69)  # a valid address: port 69 (documented)
+    with pytest.raises(PhoneEmuError, match="neither an IP address nor a DNS name"):
+        parse_host_port("::zz")
