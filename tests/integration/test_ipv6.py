@@ -280,3 +280,19 @@ def test_lab_serve_cli_v6_wildcards(cluster: LabCluster, wildcard: str) -> None:
     text, _ = run(body())
     assert "listening on every address, IPv4 and IPv6; configs and ITL records name ::1" in text, text
     assert "listening tftp udp [::]:" in text and "listening capf tls [::]:" in text, text
+
+
+def test_replay_of_v6_tftp_downloads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """TFTP transfers over IPv6 (a cp-7962's, whose TID port differs from port 69's) reassemble and
+    replay as their IPv4 original."""
+    name = "sha512-signing-sha1-phone"
+    v4 = REPO / "captures" / f"{name}.pcap"
+    v6 = tmp_path / f"{name}.pcap"
+    _to_v6(v4, v6)
+    outs = []
+    for capture in (v4, v6):
+        rc = main(["replay", str(capture), "--mac", "0A0000001602"])
+        outs.append((rc, [line for line in capsys.readouterr().out.splitlines() if "G." in line]))
+    assert outs[0] == outs[1] and outs[0][1]
+    assert main(["replay", str(v6), "--list"]) == 0
+    assert "tftp [::1]:" in capsys.readouterr().out
