@@ -31,6 +31,16 @@ Rules:
   In live mode :meth:`CaptureSink.udp` and :meth:`CaptureSink.tcp_flow` record nothing (the real
   packets are already captured; ``udp`` only teaches the endpoints), so servers may feed the sink
   unconditionally.
+* **External clusters** (a scenario's ``external`` cluster: a real cluster or a ``lab serve``
+  elsewhere, IPv4 or IPv6): in live mode a second packet socket (``SOCK_DGRAM``: the IP packet
+  without its link header, whatever the interface) reads *every* interface and keeps each IPv4 or
+  IPv6 packet to or from an address of the external cluster's TFTP host (a DNS name is resolved
+  when the capture opens); on ``lo`` the outgoing copy is dropped as above, on other interfaces
+  both directions are kept once each. IPv4 packets inside the lab range are left to the ``lo``
+  socket (never twice). These packets are not sorted into ours and foreign (our rule): another
+  program talking to that host at the same time is in the pcap too, and a TVS or CAPF on another
+  host than the TFTP host is not (the note file says both). A synthetic capture holds nothing of an
+  external cluster (its servers are not ours to feed it): the note file says so.
 * **Synthetic mode** (fallback when the raw socket cannot be opened — no root, no ``AF_PACKET`` —
   or forced with ``mode="synthetic"`` / ``PHONEEMU_CAPTURE=synthetic``): the pcap holds what the
   services feed the sink: :meth:`CaptureSink.udp` datagrams with faithful IP/UDP framing
@@ -52,18 +62,25 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from phoneemu.errors import ScenarioError
 from phoneemu.files import write_output
 from phoneemu.net.capture import SNAPLEN, Endpoint, PcapWriter, TcpFlow
 
-__all__ = ["LAB_HOSTS", "CaptureSink", "LiveCapture", "SyntheticCapture", "open_capture"]
+__all__ = [
+    "LAB_HOSTS", "CaptureSink", "ExternalHosts", "LiveCapture", "SyntheticCapture", "open_capture",
+    "resolve_external",
+]
 
 #: The scenario world's lab addresses (first, last), inclusive.
 LAB_HOSTS = ("127.0.0.11", "127.0.0.40")
 
 _ETH_P_ALL = 0x0003
+_ETH_P_IP = 0x0800
+_ETH_P_IPV6 = 0x86DD
 _ETH_HEADER = 14
 _PACKET_OUTGOING = 4
 _SO_ATTACH_FILTER = 26
@@ -83,14 +100,59 @@ def _ip_int(text: str) -> int:
         raise ScenarioError(f"capture: {text!r} is not an IPv4 address", path="hosts") from exc
 
 
+@dataclass(frozen=True)
+class ExternalHosts:
+    """The external clusters' TFTP hosts a live capture keeps packets of (module rules)."""
+
+    names: tuple[str, ...] = ()
+    addresses: frozenset[bytes] = frozenset()  # packed IPv4 (4 bytes) / IPv6 (16 bytes)
+    unresolved: tuple[str, ...] = ()  # "NAME (why)"
+
+    def note_lines(self, mode: str) -> list[str]:
+        """What the note file says of them in ``mode`` (``live`` / ``synthetic``)."""
+        if not self.names:
+            return []
+        shown = ", ".join(sorted(socket.inet_ntop(socket.AF_INET if len(a) == 4 else socket.AF_INET6, a)
+                                 for a in self.addresses)) or "none"
+        at = ", ".join(self.names)
+        if mode == "synthetic":
+            lines = [f"Not held: the external cluster(s) at {at} (a synthetic capture holds only what "
+                     "phoneemu's own lab servers feed it; live capture needs CAP_NET_RAW)."]
+        else:
+            lines = [f"External cluster(s) at {at}: every packet to or from {shown}, on every interface, "
+                     "is in the pcap (another program's too); a TVS or CAPF on another host is not."]
+        lines += [f"Not held: external cluster host {u}." for u in self.unresolved]
+        return lines
+
+
+def resolve_external(hosts: Sequence[str]) -> ExternalHosts:
+    """Every address of each host (an IP literal, or a DNS name resolved now); hosts that do not
+    resolve are named in ``unresolved``, never an error: the capture goes on without them."""
+    names: list[str] = []
+    found: set[bytes] = set()
+    unresolved: list[str] = []
+    for host in dict.fromkeys(hosts):
+        names.append(host)
+        try:
+            infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_UDP)
+        except (OSError, UnicodeError) as exc:
+            unresolved.append(f"{host} (not resolved: {exc})")
+            continue
+        for family, _, _, _, sockaddr in infos:
+            if family in (socket.AF_INET, socket.AF_INET6):
+                found.add(socket.inet_pton(family, str(sockaddr[0]).split("%", 1)[0]))
+    return ExternalHosts(names=tuple(names), addresses=frozenset(found), unresolved=tuple(unresolved))
+
+
 class CaptureSink:
     """What the runner and the lab servers see of a capture (both modes)."""
 
     mode = "none"
 
-    def __init__(self, path: Path, keylog: Path) -> None:
+    def __init__(self, path: Path, keylog: Path, *, external: ExternalHosts | None = None) -> None:
         self.path = path
         self.keylog = keylog
+        self.external = external or ExternalHosts()
         self.closed = False
 
     @property
@@ -119,8 +181,9 @@ class SyntheticCapture(CaptureSink):
 
     mode = "synthetic"
 
-    def __init__(self, path: Path, keylog: Path, *, reason: str = "") -> None:
-        super().__init__(path, keylog)
+    def __init__(self, path: Path, keylog: Path, *, reason: str = "",
+                 external: ExternalHosts | None = None) -> None:
+        super().__init__(path, keylog, external=external)
         self.reason = reason
         self._writer = PcapWriter(path)
         self._flows = 0
@@ -152,6 +215,7 @@ class SyntheticCapture(CaptureSink):
             lines.append(f"Also {self._flows} TCP conversation(s) fed by services (synthesised framing).")
         else:
             lines.append("Not held: HTTP 6970, TVS 2445 and CAPF 3804 (no service fed a TCP flow).")
+        lines += self.external.note_lines(self.mode)
         write_output(self.note_path, ("\n".join(lines) + "\n").encode("utf-8"))
 
 
@@ -208,8 +272,8 @@ class LiveCapture(CaptureSink):
 
     def __init__(self, path: Path, keylog: Path, *, hosts: tuple[str, str] = LAB_HOSTS,
                  max_bytes: int = _DEFAULT_MAX_BYTES, interface: str = "lo",
-                 drop_foreign: bool = True) -> None:
-        super().__init__(path, keylog)
+                 drop_foreign: bool = True, external: ExternalHosts | None = None) -> None:
+        super().__init__(path, keylog, external=external)
         self._lo, self._hi = _ip_int(hosts[0]), _ip_int(hosts[1])
         self.max_bytes = max_bytes
         self.drop_foreign = drop_foreign
@@ -225,16 +289,25 @@ class LiveCapture(CaptureSink):
         self._last_scan = 0.0
         self._spool_path = path.with_name(path.name + ".spool")
         self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_ALL))
+        self._any: socket.socket | None = None  # every interface, for external clusters (module rules)
         try:
             with contextlib.suppress(OSError):
                 self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
             self._attach_filter()
             self._sock.bind((interface, 0))
             self._sock.setblocking(False)
-            self._drain_stale()
+            self._drain_stale(self._sock)
+            if self.external.addresses:
+                self._any = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(_ETH_P_ALL))
+                with contextlib.suppress(OSError):
+                    self._any.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
+                self._any.setblocking(False)
+                self._drain_stale(self._any)
             self._spool = open(self._spool_path, "wb")  # noqa: SIM115 - closed in close()
         except BaseException:
             self._sock.close()
+            if self._any is not None:
+                self._any.close()
             raise
         self._null_writer: PcapWriter | None = None
         self._written = 0
@@ -253,11 +326,11 @@ class LiveCapture(CaptureSink):
         except OSError:
             self.filter_in_kernel = False
 
-    def _drain_stale(self) -> None:
+    def _drain_stale(self, sock: socket.socket) -> None:
         """Packets queued before the filter was attached are discarded (bounded count)."""
         for _ in range(10_000):
             try:
-                self._sock.recv(SNAPLEN)
+                sock.recv(SNAPLEN)
             except (BlockingIOError, InterruptedError):
                 return
 
@@ -267,6 +340,22 @@ class LiveCapture(CaptureSink):
 
     def _in_range(self, addr: int) -> bool:
         return self._lo <= addr <= self._hi
+
+    def keep_external(self, pkt: bytes, ifname: str, protocol: int, pkttype: int) -> bytes | None:
+        """``pkt`` (an IP packet read on any interface) when it is to or from an external cluster's
+        address, once: the outgoing copy on ``lo`` and lab-range IPv4 (the ``lo`` socket's) left out."""
+        if pkttype == _PACKET_OUTGOING and ifname == "lo":
+            return None
+        if protocol == _ETH_P_IP and len(pkt) >= 20 and pkt[0] >> 4 == 4:
+            src, dst = pkt[12:16], pkt[16:20]
+            if self._in_range(int.from_bytes(src, "big")) or self._in_range(int.from_bytes(dst, "big")):
+                return None
+        elif protocol == _ETH_P_IPV6 and len(pkt) >= 40 and pkt[0] >> 4 == 6:
+            src, dst = pkt[8:24], pkt[24:40]
+        else:
+            return None
+        wanted = self.external.addresses
+        return pkt if src in wanted or dst in wanted else None
 
     def keep(self, frame: bytes, pkttype: int) -> bytes | None:
         """The IP packet of ``frame`` when it is an incoming IPv4 packet touching the lab range."""
@@ -310,8 +399,8 @@ class LiveCapture(CaptureSink):
         """``"ours"`` (an endpoint is one of our sockets), ``"foreign"`` (another process's), or
         ``"unknown"``; membership tests only, safe while the other thread adds."""
         ihl = (pkt[0] & 0x0F) * 4
-        if pkt[9] not in (6, 17) or len(pkt) < ihl + 4:
-            return "unknown"
+        if pkt[0] >> 4 != 4 or pkt[9] not in (6, 17) or len(pkt) < ihl + 4:
+            return "unknown"  # IPv6 (external clusters only) is not sorted (module rules)
         src, dst = struct.unpack_from("!II", pkt, 12)
         sport, dport = struct.unpack_from("!HH", pkt, ihl)
         ends = [(src, sport), (dst, dport)]
@@ -324,24 +413,29 @@ class LiveCapture(CaptureSink):
         return "unknown"
 
     # --- the thread ---------------------------------------------------------------------------
-    def _read_ready(self) -> int:
-        """Spool every queued frame (bounded per call); returns how many were read."""
+    def _read_ready(self, sock: socket.socket | None = None) -> int:
+        """Spool every frame queued on ``sock`` (default: the ``lo`` socket; bounded per call);
+        returns how many were read."""
+        external = sock is not None and sock is self._any
+        sock = sock or self._sock
         n = 0
         while n < 4096:
             try:
-                frame, addr = self._sock.recvfrom(SNAPLEN)
+                frame, addr = sock.recvfrom(SNAPLEN)
             except (BlockingIOError, InterruptedError):
                 break
             n += 1
             ts = time.time()
-            pkt = self.keep(frame, int(addr[2]) if len(addr) > 2 else 0)
+            pkttype = int(addr[2]) if len(addr) > 2 else 0
+            pkt = (self.keep_external(frame, str(addr[0]), int(addr[1]), pkttype) if external
+                   else self.keep(frame, pkttype))
             if pkt is None or self.truncated:
                 continue
             if self._written + len(pkt) + _SPOOL.size > self.max_bytes:
                 self.truncated = True
                 continue
             stale = time.monotonic() - self._last_scan > _RESCAN_S
-            if self.drop_foreign and stale and self.verdict(pkt) == "unknown":
+            if not external and self.drop_foreign and stale and self.verdict(pkt) == "unknown":
                 self._scan()  # a socket we do not know yet: learn it while it still exists
             self._spool.write(_SPOOL.pack(ts, len(pkt)) + pkt)
             self._written += len(pkt) + _SPOOL.size
@@ -351,15 +445,17 @@ class LiveCapture(CaptureSink):
         try:
             next_scan = time.monotonic() + _SCAN_S
             poller = select.poll()  # not select(): the fd may be above FD_SETSIZE in a large fleet
-            poller.register(self._sock.fileno(), select.POLLIN)
+            socks = {s.fileno(): s for s in (self._sock, self._any) if s is not None}
+            for fd in socks:
+                poller.register(fd, select.POLLIN)
             while not self._stop.is_set():
-                if poller.poll(_POLL_S * 1000):
-                    self._read_ready()
+                for fd, _ in poller.poll(_POLL_S * 1000):
+                    self._read_ready(socks[fd])
                 if time.monotonic() >= next_scan:
                     self._scan()
                     next_scan = time.monotonic() + _SCAN_S
             deadline = time.monotonic() + 0.5
-            while time.monotonic() < deadline and self._read_ready():
+            while time.monotonic() < deadline and sum([self._read_ready(s) for s in socks.values()]) > 0:
                 pass
         except OSError as exc:  # disk full, interface gone: keep what was written, say why
             self.error = f"{type(exc).__name__}: {exc}"
@@ -395,6 +491,8 @@ class LiveCapture(CaptureSink):
         self._stop.set()
         self._thread.join(_STOP_TIMEOUT)
         self._sock.close()
+        if self._any is not None:
+            self._any.close()
         if self._null_writer is not None:
             self._null_writer.close()
         problems = []
@@ -414,6 +512,7 @@ class LiveCapture(CaptureSink):
         if self.proc_error:
             problems.append(f"/proc not readable ({self.proc_error}): packets of other programs on the lab "
                             "addresses may be included")
+        problems += self.external.note_lines(self.mode)
         if problems:
             write_output(self.note_path, ("\n".join(problems) + "\n").encode("utf-8"))
 
@@ -424,8 +523,10 @@ def _safe_stem(name: str) -> str:
 
 
 def open_capture(capture_dir: str | Path, scenario_name: str, *, mode: str | None = None,
-                 hosts: tuple[str, str] = LAB_HOSTS) -> tuple[CaptureSink, Path]:
+                 hosts: tuple[str, str] = LAB_HOSTS,
+                 external: Sequence[str] = ()) -> tuple[CaptureSink, Path]:
     """Open ``DIR/<scenario>.pcap`` and ``DIR/<scenario>.keys``; ``(sink, keylog_path)``.
+    ``external``: the TFTP hosts of the scenario's external clusters (module rules).
 
     ``mode``: ``"live"`` (raise if the raw socket cannot be opened), ``"synthetic"``, or ``None`` /
     ``"auto"`` (live, else synthetic); the environment variable ``PHONEEMU_CAPTURE`` sets the default.
@@ -441,11 +542,12 @@ def open_capture(capture_dir: str | Path, scenario_name: str, *, mode: str | Non
     with contextlib.suppress(FileNotFoundError):
         (d / f"{stem}.note.txt").unlink()
     reason = "synthetic mode requested"
+    outside = resolve_external(external)
     if chosen != "synthetic":
         try:
-            return LiveCapture(pcap, keylog, hosts=hosts), keylog
+            return LiveCapture(pcap, keylog, hosts=hosts, external=outside), keylog
         except (PermissionError, AttributeError, OSError) as exc:
             if chosen == "live":
                 raise ScenarioError(f"live capture on lo is not possible: {exc}", path="capture") from exc
             reason = f"live capture on lo not possible: {exc}"
-    return SyntheticCapture(pcap, keylog, reason=reason), keylog
+    return SyntheticCapture(pcap, keylog, reason=reason, external=outside), keylog

@@ -39,7 +39,7 @@ from phoneemu.scenario.deadline import (
 )
 from phoneemu.scenario.model import Expectation, Scenario, Step
 from phoneemu.scenario.results import CheckResult, ExpectationResult, RunSummary, ScenarioResult
-from phoneemu.values import is_ascii_digits
+from phoneemu.values import is_ascii_digits, parse_host_port
 
 __all__ = ["RunOptions", "new_result", "run_scenario", "run_scenarios", "scenario_start"]
 
@@ -262,8 +262,10 @@ async def run_scenario(scenario: Scenario, options: RunOptions, result: Scenario
             from phoneemu.scenario.capturing import open_capture
             base = options.lab_host_base
             last = min(40, base + max(0, len(scenario.clusters) - 1))
+            outside = [parse_host_port(str(spec.external["tftp"]), what="tftp")[0]
+                       for spec in scenario.clusters.values() if spec.external is not None]
             capture, keylog = open_capture(options.capture_dir, scenario.name,
-                                           hosts=(f"127.0.0.{base}", f"127.0.0.{last}"))
+                                           hosts=(f"127.0.0.{base}", f"127.0.0.{last}"), external=outside)
             result.capture = str(capture.path)
         start = scenario_start(scenario, options.start_time)
         world = World(scenario, workdir, start_time=start, keylog=keylog, capture=capture,

@@ -6,6 +6,7 @@ the synthetic fallback is tested instead. tshark checks run only where tshark is
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
@@ -395,3 +396,86 @@ def test_committed_vouching_capture_with_its_key_log_updates_the_itl() -> None:
         assert _boot(results, 1) == {"itl": "updated", "config": "accepted", "locked_out": False,
                                      "rule": "G.4-signed-by-itl-tftp", "reason": None}
         assert any(d.rule == "G.3.4-vouched-by-tvs" and d.accepted for d in results[1].report.decisions)
+
+
+# --------------------------------------------------------------------------- external clusters
+EXTERNAL_MAC = "0A00000007E1"
+run_long = run_within(90)
+
+
+def _v6_loopback_missing() -> str | None:
+    if not socket.has_ipv6:
+        return "Python built without IPv6"
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+    except OSError as exc:
+        return f"no IPv6 loopback ({exc})"
+    return None
+
+
+@pytest.mark.parametrize("host", ["127.0.0.57", "::1"])
+def test_run_capture_holds_an_external_clusters_traffic(tmp_path: Path, host: str) -> None:
+    """``run --capture`` of a scenario whose cluster is ``external`` (a ``lab serve`` on an address
+    outside the built-in lab's range, IPv4 or IPv6): the pcap holds the phone's TFTP and TVS traffic
+    with that host, each packet once, and replays to the phone's decisions; the note file names what
+    is and is not held. (Before: an empty pcap, silently.)"""
+    from phoneemu.lab.cluster import LabCluster
+    from phoneemu.lab.servers import LabServers
+    from phoneemu.values import host_port
+
+    if host == "::1" and (why := _v6_loopback_missing()):
+        pytest.skip(why)
+    try:
+        probe, _ = open_capture(tmp_path / "probe", "probe", mode="live")
+        probe.close()
+    except ScenarioError as exc:
+        pytest.skip(f"live capture not possible here: {exc}")
+    lab = LabCluster.init(tmp_path / "lab", seed=71, key_spec="rsa1024", host=host)
+    lab.add_phone(EXTERNAL_MAC)
+    scenario = tmp_path / "external.yaml"
+    caps = tmp_path / "caps"
+
+    async def body() -> tuple[int, str]:
+        async with LabServers(lab, host=host) as srv:
+            scenario.write_text(
+                "name: external-capture\n"
+                "description: a phone boots twice against an external cluster, captured\n"
+                "reproduces: capture of a real cluster\n"
+                "clusters:\n"
+                f"  real: {{external: {{tftp: \"{host_port(host, srv.ports['tftp'])}\", use_http: false}}}}\n"
+                "phones:\n"
+                f"  p: {{mac: \"{EXTERNAL_MAC}\", profile: cp-8861}}\n"
+                "steps:\n"
+                "  - boot: p\n"
+                "  - expect: {phones: p, itl: installed, config: accepted}\n")
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "phoneemu", "run", str(scenario), "--capture", str(caps),
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=ROOT)
+            out, _ = await asyncio.wait_for(proc.communicate(), 60)
+            return proc.returncode or 0, out.decode()
+
+    rc, out = run_long(body())
+    assert rc == 0, out
+    pcap = caps / "external-capture.pcap"
+    ours = [p for p in read_pcap(pcap) if host in (p.src, p.dst)]
+    assert ours  # (on ::1 other programs' packets may be there too: module rules)
+    rrqs = [p for p in ours if p.proto == "udp" and p.payload[:2] == b"\x00\x01"]
+    assert any(f"ITLSEP{EXTERNAL_MAC}".encode() in p.payload for p in rrqs)
+    raw = [(p.src, p.sport, p.dst, p.dport, p.payload) for p in ours]
+    assert len(raw) == len(set(raw))  # each packet once (the outgoing copy on lo dropped)
+    idx = index_capture(pcap)
+    assert EXTERNAL_MAC in idx.macs()
+    results = run(replay_phone(idx, EXTERNAL_MAC))
+    assert [r.report.trust["ITL"] for r in results] == ["installed"]
+    note = (caps / "external-capture.note.txt").read_text()
+    assert f"External cluster(s) at {host}" in note
+
+
+def test_synthetic_capture_names_the_external_cluster_it_does_not_hold(tmp_path: Path) -> None:
+    sink, _ = open_capture(tmp_path, "synthetic-external", mode="synthetic", external=["127.0.0.57", "::1"])
+    assert sink.external.addresses == {socket.inet_pton(socket.AF_INET, "127.0.0.57"),
+                                       socket.inet_pton(socket.AF_INET6, "::1")}
+    sink.close()
+    note = sink.note_path.read_text()
+    assert "Not held: the external cluster(s) at 127.0.0.57, ::1" in note
