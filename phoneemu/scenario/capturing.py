@@ -37,9 +37,13 @@ Rules:
   IPv6 packet to or from an address of the external cluster's TFTP host (a DNS name is resolved
   when the capture opens); on ``lo`` the outgoing copy is dropped as above, on other interfaces
   both directions are kept once each. IPv4 packets inside the lab range are left to the ``lo``
-  socket (never twice). These packets are not sorted into ours and foreign (our rule): another
-  program talking to that host at the same time is in the pcap too, and a TVS or CAPF on another
-  host than the TFTP host is not (the note file says both). A synthetic capture holds nothing of an
+  socket (never twice). A TVS, CAPF or HTTP server on another host is found the way the phone
+  finds it: a TCP packet to or from an address outside that set makes the capture look (at most
+  every ``_RESCAN_S`` seconds) at this process's TCP sockets in ``/proc/self/net/tcp`` and ``tcp6``;
+  the remote address of one of them joins the set for the rest of the run (the SYN itself is kept:
+  the connecting socket exists when it is sent). These packets are not sorted into ours and foreign
+  (our rule): another program talking to those hosts at the same time is in the pcap too (the note
+  file says so). A synthetic capture holds nothing of an
   external cluster (its servers are not ours to feed it): the note file says so.
 * **Synthetic mode** (fallback when the raw socket cannot be opened — no root, no ``AF_PACKET`` —
   or forced with ``mode="synthetic"`` / ``PHONEEMU_CAPTURE=synthetic``): the pcap holds what the
@@ -119,8 +123,9 @@ class ExternalHosts:
             lines = [f"Not held: the external cluster(s) at {at} (a synthetic capture holds only what "
                      "phoneemu's own lab servers feed it; live capture needs CAP_NET_RAW)."]
         else:
-            lines = [f"External cluster(s) at {at}: every packet to or from {shown}, on every interface, "
-                     "is in the pcap (another program's too); a TVS or CAPF on another host is not."]
+            lines = [f"External cluster(s) at {at}: every packet to or from {shown}, and from each host "
+                     "the phones connected to over TCP (a TVS, CAPF or HTTP server elsewhere), on every "
+                     "interface, is in the pcap (another program's packets with those hosts too)."]
         lines += [f"Not held: external cluster host {u}." for u in self.unresolved]
         return lines
 
@@ -250,6 +255,33 @@ def _own_socket_inodes() -> set[int]:
     return out
 
 
+def _proc_address(text: str) -> bytes:
+    """A ``/proc/net`` hex address as packed bytes: 32-bit words in host (little-endian) order."""
+    raw = bytes.fromhex(text)
+    return b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+
+
+def _own_tcp_peers() -> set[bytes]:
+    """Remote addresses (packed) of this process's TCP sockets, IPv4 and IPv6 (listeners left out)."""
+    inodes = _own_socket_inodes()
+    out: set[bytes] = set()
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(OSError), \
+                open(f"/proc/self/net/{table}", encoding="ascii", errors="replace") as fh:
+            next(fh, None)
+            for line in fh:
+                f = line.split()
+                if len(f) < 10 or not f[9].isdigit() or int(f[9]) not in inodes or f[3] == "0A":
+                    continue  # not ours, or LISTEN
+                with contextlib.suppress(ValueError):
+                    peer = _proc_address(f[2].partition(":")[0])
+                    if peer[:12] == b"\0" * 10 + b"\xff\xff":
+                        peer = peer[12:]  # ::ffff:a.b.c.d on a dual-stack socket: the IPv4 packets
+                    if any(peer):
+                        out.add(peer)
+    return out
+
+
 def _proc_endpoints(table: str) -> list[tuple[int, int, int]]:
     """``(IPv4 address as int, port, inode)`` of every socket in ``/proc/self/net/<table>``."""
     out: list[tuple[int, int, int]] = []
@@ -290,6 +322,8 @@ class LiveCapture(CaptureSink):
         self._spool_path = path.with_name(path.name + ".spool")
         self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_ALL))
         self._any: socket.socket | None = None  # every interface, for external clusters (module rules)
+        self._peers: set[bytes] = set()  # remote addresses of our TCP sockets seen so far (module rules)
+        self._last_peer_scan = 0.0
         try:
             with contextlib.suppress(OSError):
                 self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
@@ -355,7 +389,16 @@ class LiveCapture(CaptureSink):
         else:
             return None
         wanted = self.external.addresses
-        return pkt if src in wanted or dst in wanted else None
+        if src in wanted or dst in wanted or src in self._peers or dst in self._peers:
+            return pkt
+        tcp = pkt[9] == 6 if len(src) == 4 else pkt[6] == 6
+        if tcp and time.monotonic() - self._last_peer_scan > _RESCAN_S:
+            self._last_peer_scan = time.monotonic()
+            with contextlib.suppress(OSError):
+                self._peers |= _own_tcp_peers()
+            if src in self._peers or dst in self._peers:
+                return pkt
+        return None
 
     def keep(self, frame: bytes, pkttype: int) -> bytes | None:
         """The IP packet of ``frame`` when it is an incoming IPv4 packet touching the lab range."""

@@ -479,3 +479,33 @@ def test_synthetic_capture_names_the_external_cluster_it_does_not_hold(tmp_path:
     sink.close()
     note = sink.note_path.read_text()
     assert "Not held: the external cluster(s) at 127.0.0.57, ::1" in note
+
+
+def test_live_capture_follows_the_phones_tcp_connections_to_other_hosts(tmp_path: Path) -> None:
+    """An external cluster's TVS on another host than its TFTP host: a TCP packet with a host this
+    process holds a TCP connection to is kept (it joins the set), one with a host it does not is not."""
+    try:
+        sink, _ = open_capture(tmp_path, "peers", mode="live", external=["127.0.0.57"])
+    except ScenarioError as exc:
+        pytest.skip(f"live capture not possible here: {exc}")
+    assert isinstance(sink, LiveCapture)
+
+    def tcp_packet(src: str, dst: str) -> bytes:
+        return (bytes([0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0]) + socket.inet_aton(src)
+                + socket.inet_aton(dst) + bytes(20))
+
+    listener = socket.socket()
+    try:
+        listener.bind(("127.0.0.58", 0))
+        listener.listen(1)
+        with socket.create_connection(listener.getsockname(), timeout=5):
+            time.sleep(0.02)  # past _RESCAN_S since the capture opened
+            kept = sink.keep_external(tcp_packet("127.0.0.1", "127.0.0.58"), "lo", 0x0800, 0)
+            time.sleep(0.02)
+            other = sink.keep_external(tcp_packet("127.0.0.1", "127.0.0.59"), "lo", 0x0800, 0)
+        tftp_host = sink.keep_external(tcp_packet("127.0.0.57", "127.0.0.1"), "lo", 0x0800, 0)
+        outgoing_copy = sink.keep_external(tcp_packet("127.0.0.1", "127.0.0.58"), "lo", 0x0800, 4)
+    finally:
+        listener.close()
+        sink.close()
+    assert kept is not None and other is None and tftp_host is not None and outgoing_copy is None
