@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 
@@ -38,6 +38,9 @@ from phoneemu.phone.phone import Phone, read_phone_file
 from phoneemu.phone.profile import PROFILES, get_profile
 from phoneemu.values import parse_ascii_int, parse_host_port
 
+if TYPE_CHECKING:
+    from phoneemu.scenario.capturing import CaptureSink
+
 __all__ = ["parse_hostport", "register", "unanswered_hint"]
 
 _EPILOG = """\
@@ -46,6 +49,7 @@ examples:
   phoneemu boot --tftp 10.0.0.5 --mac 00:11:22:33:44:55 --mic mic.pem --mic-key mic.key --json
   phoneemu boot --tftp 10.0.0.5 --flash /tmp/ph1          reboot the same phone (MAC from its flash)
   phoneemu boot --tftp 10.0.0.5 --flash /tmp/ph1 --keylog tls.keys   decrypt its TVS/CAPF in Wireshark
+  phoneemu boot --tftp 10.0.0.5 --flash /tmp/ph1 --capture boot.pcap  its packets + boot.keys (root)
   phoneemu boot --tftp [::1]:6969 --mac 001122334455 --lab /tmp/lab   IPv6 (lab init/serve --host ::1)
 """
 
@@ -83,6 +87,11 @@ def register(sub: Any) -> None:
     p.add_argument("--keylog", type=Path, metavar="FILE",
                    help="append the TLS secrets of the phone's TVS, CAPF and HTTPS connections (key-log "
                    "format): capture with tcpdump, then phoneemu wireshark CAPTURE --keylog FILE")
+    p.add_argument("--capture", type=Path, metavar="FILE.pcap",
+                   help="write the boot's packets to FILE.pcap: a live capture (Linux, root or CAP_NET_RAW) "
+                   "of every packet to or from the TFTP host and each host the phone connects to over TCP "
+                   "(TVS, CAPF), on every interface; the TLS key log goes to --keylog, default FILE.keys "
+                   "(default: no capture)")
     p.set_defaults(handler=handler)
 
 
@@ -212,6 +221,20 @@ def tvs_roles(text: str) -> frozenset[int]:
     return frozenset(c for c in codes if c is not None)
 
 
+def _open_capture(path: Path | None, keylog: Path, host: str) -> CaptureSink | None:
+    """``--capture``: a live capture of the packets with ``host`` and the hosts the phone connects to
+    over TCP (:mod:`phoneemu.scenario.capturing`, external clusters); no lab range on ``lo``."""
+    if path is None:
+        return None
+    from phoneemu.scenario.capturing import LiveCapture, resolve_external
+
+    try:
+        return LiveCapture(path, keylog, hosts=("0.0.0.0", "0.0.0.0"), external=resolve_external([host]))
+    except (PermissionError, AttributeError, OSError) as exc:
+        raise PhoneEmuError(f"--capture {path}: live capture not possible here (Linux, root or CAP_NET_RAW "
+                            f"needed): {exc}", path="capture") from exc
+
+
 def outcome_lines(report: BootReport, *, label_width: int) -> list[str]:
     """The deciding decision (when there is one) and the statuses shown, labels padded to
     ``label_width`` (``boot`` and ``replay`` print them the same way)."""
@@ -226,7 +249,13 @@ def outcome_lines(report: BootReport, *, label_width: int) -> list[str]:
 
 def handler(args: argparse.Namespace) -> int:
     host, port = parse_hostport(args.tftp)
+    fresh_keylog = args.capture is not None and args.keylog is None
+    if fresh_keylog:
+        args.keylog = args.capture.with_suffix(".keys")
+    check_writable(args.capture, "--capture")
     check_writable(args.keylog, "--keylog")
+    if fresh_keylog:  # one capture, one key log (as run --capture); a --keylog given is appended to
+        args.keylog.write_bytes(b"")
     tmp: tempfile.TemporaryDirectory[str] | None = None
     flash_dir: Path = args.flash if args.flash is not None else Path(
         (tmp := tempfile.TemporaryDirectory(prefix="phoneemu-flash-")).name)
@@ -254,7 +283,14 @@ def handler(args: argparse.Namespace) -> int:
         if args.auth_string is not None:
             phone.enter_auth_string(args.auth_string)
         target = BootTarget(host=host, tftp_port=port, http_port=args.http_port, use_http=not args.no_http)
-        report = asyncio.run(phone.boot(target))
+        capture = _open_capture(args.capture, args.keylog, host)
+        try:
+            report = asyncio.run(phone.boot(target))
+        finally:
+            if capture is not None:
+                capture.close()
+                print(f"phoneemu boot: capture: {capture.path} ({capture.count} packets), TLS key log "
+                      f"{capture.keylog}, what it holds: {capture.note_path}", file=sys.stderr)
         if args.json:
             doc = {"report": report.as_dict(),
                    "events": [{k: v for k, v in dataclasses.asdict(e).items() if v is not None}

@@ -509,3 +509,52 @@ def test_live_capture_follows_the_phones_tcp_connections_to_other_hosts(tmp_path
         listener.close()
         sink.close()
     assert kept is not None and other is None and tftp_host is not None and outgoing_copy is None
+
+
+def test_boot_capture_writes_the_boots_packets_and_key_log(tmp_path: Path) -> None:
+    """``boot --capture F.pcap`` against a cluster on 127.0.0.56: the pcap holds the boot's packets
+    (replayed to the same decisions), the key log ``F.keys`` is there (empty: no TLS in a first boot)."""
+    from phoneemu.lab.cluster import LabCluster
+    from phoneemu.lab.servers import LabServers
+
+    host, mac = "127.0.0.56", "0A00000007E3"
+    try:
+        probe, _ = open_capture(tmp_path / "probe", "probe", mode="live")
+        probe.close()
+    except ScenarioError as exc:
+        pytest.skip(f"live capture not possible here: {exc}")
+    lab = LabCluster.init(tmp_path / "lab", seed=72, key_spec="rsa1024", host=host)
+    lab.add_phone(mac)
+    pcap = tmp_path / "boot.pcap"
+
+    async def body() -> tuple[int, str]:
+        async with LabServers(lab, host=host) as srv:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "phoneemu", "boot", "--tftp", f"{host}:{srv.ports['tftp']}",
+                "--http-port", str(srv.ports["http"]), "--mac", mac, "--lab", str(tmp_path / "lab"),
+                "--capture", str(pcap), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                cwd=ROOT)
+            out, _ = await asyncio.wait_for(proc.communicate(), 60)
+            return proc.returncode or 0, out.decode()
+
+    rc, out = run_long(body())
+    assert rc == 0, out
+    assert f"capture: {pcap} (" in out and f"TLS key log {tmp_path / 'boot.keys'}" in out
+    assert (tmp_path / "boot.keys").exists()
+    idx = index_capture(pcap)
+    assert idx.macs() == [mac]
+    results = run(replay_phone(idx, mac))
+    assert [(r.report.trust["ITL"], r.report.config) for r in results] == [("installed", "accepted")]
+
+
+def test_boot_capture_not_possible_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_a: object, **_k: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr("phoneemu.scenario.capturing.LiveCapture", refuse)
+    rc = main(["boot", "--tftp", "127.0.0.56:9", "--mac", "0A00000007E4",
+               "--capture", str(tmp_path / "b.pcap")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.count("\n") == 1 and "--capture" in err and "live capture not possible here" in err
