@@ -403,6 +403,24 @@ EXTERNAL_MAC = "0A00000007E1"
 run_long = run_within(90)
 
 
+async def phoneemu_cli(*args: str) -> tuple[int, str]:
+    """``python -m phoneemu ARGS`` in a subprocess (the test's loop serves the lab meanwhile): rc and
+    stdout + stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "phoneemu", *args, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, cwd=ROOT)
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode()
+
+
+def skip_unless_live(tmp: Path) -> None:
+    try:
+        probe, _ = open_capture(tmp / "probe", "probe", mode="live")
+    except ScenarioError as exc:
+        pytest.skip(f"live capture not possible here: {exc}")
+    probe.close()
+
+
 def _v6_loopback_missing() -> str | None:
     if not socket.has_ipv6:
         return "Python built without IPv6"
@@ -426,11 +444,7 @@ def test_run_capture_holds_an_external_clusters_traffic(tmp_path: Path, host: st
 
     if host == "::1" and (why := _v6_loopback_missing()):
         pytest.skip(why)
-    try:
-        probe, _ = open_capture(tmp_path / "probe", "probe", mode="live")
-        probe.close()
-    except ScenarioError as exc:
-        pytest.skip(f"live capture not possible here: {exc}")
+    skip_unless_live(tmp_path)
     lab = LabCluster.init(tmp_path / "lab", seed=71, key_spec="rsa1024", host=host)
     lab.add_phone(EXTERNAL_MAC)
     scenario = tmp_path / "external.yaml"
@@ -449,11 +463,7 @@ def test_run_capture_holds_an_external_clusters_traffic(tmp_path: Path, host: st
                 "steps:\n"
                 "  - boot: p\n"
                 "  - expect: {phones: p, itl: installed, config: accepted}\n")
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "phoneemu", "run", str(scenario), "--capture", str(caps),
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=ROOT)
-            out, _ = await asyncio.wait_for(proc.communicate(), 60)
-            return proc.returncode or 0, out.decode()
+            return await phoneemu_cli("run", str(scenario), "--capture", str(caps))
 
     rc, out = run_long(body())
     assert rc == 0, out
@@ -518,24 +528,16 @@ def test_boot_capture_writes_the_boots_packets_and_key_log(tmp_path: Path) -> No
     from phoneemu.lab.servers import LabServers
 
     host, mac = "127.0.0.56", "0A00000007E3"
-    try:
-        probe, _ = open_capture(tmp_path / "probe", "probe", mode="live")
-        probe.close()
-    except ScenarioError as exc:
-        pytest.skip(f"live capture not possible here: {exc}")
+    skip_unless_live(tmp_path)
     lab = LabCluster.init(tmp_path / "lab", seed=72, key_spec="rsa1024", host=host)
     lab.add_phone(mac)
     pcap = tmp_path / "boot.pcap"
 
     async def body() -> tuple[int, str]:
         async with LabServers(lab, host=host) as srv:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "phoneemu", "boot", "--tftp", f"{host}:{srv.ports['tftp']}",
-                "--http-port", str(srv.ports["http"]), "--mac", mac, "--lab", str(tmp_path / "lab"),
-                "--capture", str(pcap), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-                cwd=ROOT)
-            out, _ = await asyncio.wait_for(proc.communicate(), 60)
-            return proc.returncode or 0, out.decode()
+            return await phoneemu_cli("boot", "--tftp", f"{host}:{srv.ports['tftp']}", "--http-port",
+                                      str(srv.ports["http"]), "--mac", mac, "--lab", str(tmp_path / "lab"),
+                                      "--capture", str(pcap))
 
     rc, out = run_long(body())
     assert rc == 0, out
