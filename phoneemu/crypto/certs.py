@@ -25,6 +25,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from phoneemu.crypto._memo import IdentityMemo
 from phoneemu.crypto.keys import PrivateKey, PublicKey
+from phoneemu.crypto.pem import pem_problem
 from phoneemu.errors import DecodeError
 
 __all__ = [
@@ -271,7 +272,8 @@ def load_certs_pem(data: bytes, *, source: str = "pem") -> list[x509.Certificate
         except _LOAD_ERRORS as exc:
             if b"CERTIFICATE" not in data:
                 return []
-            raise DecodeError(f"cannot load PEM certificates: {_why(exc)}", path=source) from None
+            why = pem_problem(data, "CERTIFICATE") or _why(exc)
+            raise DecodeError(f"cannot load PEM certificates: {why}", path=source) from None
     if caught:
         raise DecodeError(f"certificate violates RFC 5280: {caught[0].message}", path=source)
     return certs

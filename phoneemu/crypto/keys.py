@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from phoneemu.crypto._memo import IdentityMemo
+from phoneemu.crypto.pem import pem_problem
 from phoneemu.errors import DecodeError, EncodeError
 from phoneemu.files import atomic_write
 from phoneemu.values import is_ascii_digits
@@ -236,13 +237,16 @@ def load_private_key_pem(data: bytes, *, source: str = "key") -> PrivateKey:
         end_marker = data.find(b"-----END ", start)
         stop = data.find(b"-----", end_marker + 9) if end_marker != -1 else -1
         if stop == -1:
+            if b"PRIVATE KEY" in data[start:start + 40]:
+                raise DecodeError(f"cannot load private key: {pem_problem(data, 'PRIVATE KEY')}", path=source)
             break
         block = data[start : stop + 5]
         if b"PRIVATE KEY" in block[:40]:
             try:
                 key = serialization.load_pem_private_key(block, password=None)
             except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-                raise DecodeError(f"cannot load private key: {exc}", path=source) from None
+                why = pem_problem(block, "PRIVATE KEY") or str(exc)
+                raise DecodeError(f"cannot load private key: {why}", path=source) from None
             if isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
                 return key
             raise DecodeError("private key is neither RSA nor EC", path=source)
@@ -272,7 +276,8 @@ def private_key_pem_public_der(data: bytes, *, source: str = "key") -> bytes:
                 key = serialization.load_pem_private_key(data[start:stop + 5], password=None,
                                                          unsafe_skip_rsa_key_validation=True)
             except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-                raise DecodeError(f"the PEM block is not a private key: {exc}", path=source,
+                why = pem_problem(data[start:stop + 5], "PRIVATE KEY") or str(exc)
+                raise DecodeError(f"the PEM block is not a private key: {why}", path=source,
                                   offset=start) from None
             if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
                 raise DecodeError("the private key is neither RSA nor EC", path=source, offset=start)
