@@ -203,6 +203,11 @@ def _optional(name: str) -> ModuleType | None:
 
 
 # --------------------------------------------------------------------------- per format
+#: How a note names a detected format.
+_KIND_NAMES = {"itl": "an ITL", "ctl": "a CTL", "sgn": "a signed file (.sgn)", "firmware": "a firmware image",
+               "xml": "a config XML"}
+
+
 def inspect_bytes(data: bytes, *, name: str | None = None, cert_paths: list[Path] | None = None,
                   key_path: Path | None = None, limit: int | None = None) -> dict[str, Any]:
     """Everything ``inspect`` prints, as a JSON-able dict; raises PhoneEmuError if parsing fails."""
@@ -210,6 +215,9 @@ def inspect_bytes(data: bytes, *, name: str | None = None, cert_paths: list[Path
     report: dict[str, Any] = {"file": name, "format": kind, **_checksums(data), "checks": [], "notes": []}
     cands = _load_certs(cert_paths or [])
     checks: list[dict[str, Any]] = report["checks"]
+    if key_path is not None and kind != "enc":
+        what = _KIND_NAMES.get(kind, kind)
+        report["notes"].append(f"key {key_path.name} not used: {what} is not encrypted")
     if kind in ("itl", "ctl"):
         tl = trustlist.parse(data, limit=limit if limit is not None else trustlist.DEFAULT_LIMIT,
                              kind="CTL" if kind == "ctl" else "ITL")

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from phoneemu.commands._argtypes import positive_int
+from phoneemu.crypto import keys
 from phoneemu.errors import PhoneEmuError, SizeLimitError
-from phoneemu.files import read_at_most
+from phoneemu.files import PEM_LIMIT, read_at_most
 from phoneemu.inspection import inspect_bytes, render_text
 
 __all__ = ["LARGEST_FILE", "handler", "inspect_bytes", "register", "render_text"]
@@ -59,6 +60,17 @@ examples:
     p.set_defaults(handler=handler)
 
 
+def _key_problem(path: Path) -> str | None:
+    """Why ``--key`` cannot be used (checked whatever the file is: a typo is not silently ignored)."""
+    try:
+        keys.load_private_key_pem(read_at_most(path, PEM_LIMIT, what="key file"), source=str(path))
+    except OSError as exc:
+        return str(exc.strerror or exc)
+    except PhoneEmuError as exc:  # it names the path itself: keep what follows it
+        return str(exc).removeprefix(f"{path}: ")
+    return None
+
+
 def handler(args: argparse.Namespace) -> int:
     try:
         limit = args.limit if args.limit is not None else LARGEST_FILE
@@ -67,6 +79,9 @@ def handler(args: argparse.Namespace) -> int:
         except SizeLimitError as exc:  # refused before reading it all: memory stays bounded
             print(f"phoneemu inspect: {args.file}: {exc.message}"
                   f"{' (--limit)' if args.limit is not None else ''}", file=sys.stderr)
+            return 2
+        if args.key is not None and (problem := _key_problem(args.key)) is not None:
+            print(f"phoneemu inspect: --key {args.key}: {problem}", file=sys.stderr)
             return 2
         report = inspect_bytes(data, name=args.file.name, cert_paths=args.cert, key_path=args.key,
                                limit=args.limit)

@@ -3,11 +3,13 @@ one-line error naming where, never a traceback."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from phoneemu.cli import main
+from phoneemu.crypto import keys
 from phoneemu.errors import PhoneEmuError, ScenarioError
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.scenario.clock import ScenarioClock
@@ -379,3 +381,23 @@ def test_a_file_given_as_lab_dir_is_named_as_a_file(argv: list[str], lab_copy: P
     argv = [str(f) if a == "@F" else str(lab_copy) if a == "@LAB" else a for a in argv]
     line = _one_line(main(argv), capsys, f"{f}: is a file, not a lab cluster folder")
     assert "cluster.json" not in line, line
+
+
+def test_inspect_key_is_checked_even_on_a_file_that_is_not_encrypted(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``inspect FILE --key K``: a missing or damaged K is a one-line error naming --key (it was
+    ignored on a file that is not encrypted); a good K there is a note that it was not used."""
+    itl = str(Path(__file__).resolve().parents[1] / "vectors" / "itl_lab.tlv")
+    assert main(["inspect", itl, "--key", str(tmp_path / "missing.pem")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--key {tmp_path / 'missing.pem'}: No such file" in err
+    key = keys.private_key_pem(keys.generate_key(keys.KeySpec.parse("ec-p256")))
+    cut = tmp_path / "cut.pem"
+    cut.write_bytes(b"\n".join(key.splitlines()[:2]))
+    assert main(["inspect", itl, "--key", str(cut)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--key" in err and "has no END line" in err
+    good = tmp_path / "good.pem"
+    good.write_bytes(key)
+    assert main(["inspect", itl, "--key", str(good), "--json"]) == 0
+    assert "key good.pem not used: an ITL is not encrypted" in json.loads(capsys.readouterr().out)["notes"]
