@@ -93,6 +93,7 @@ class _FileFetcher:
             elif per_phone in files and general not in files:
                 self.alias[general] = files[per_phone]
         self.served: list[tuple[str, str]] = []
+        self.mac = mac
 
     async def fetch(self, name: str) -> bytes:
         path = self.files.get(name) or self.alias.get(name)
@@ -117,6 +118,8 @@ class PredictInputs:
     def __init__(self, new_files: Sequence[Path]) -> None:
         self.files = _files(new_files)
         self.folder = any(p.is_dir() for p in new_files)
+        #: files named one by one (not found in a folder): one the phone never asks for is a note
+        self.named = tuple(p for p in new_files if not p.is_dir())
         self._data: dict[Path, bytes] = {}
         self._cached = 0
         self._new_itls: dict[tuple[str, int, bytes], Any] = {}
@@ -370,7 +373,17 @@ async def predict_boot(new_files: Sequence[Path] | PredictInputs, *, installed_i
     fetcher = _FileFetcher(files, phone_mac, folder=inputs.folder, read=inputs.read)
     report = await phone.boot(BootTarget(host="files", tftp_port=69, use_http=False), fetcher=fetcher)
     notes += list(dict.fromkeys(refused))
+    notes += _unasked_notes(inputs.named, fetcher)
     return PredictResult(mac=phone_mac, served=tuple(fetcher.served), report=report, notes=tuple(notes))
+
+
+def _unasked_notes(named: Sequence[Path], fetcher: _FileFetcher) -> list[str]:
+    """A note for each file given by name that the phone never asked for (a file of another phone, a
+    name the phone does not request): its content played no part in the prediction."""
+    used = {fetcher.files.get(name) or fetcher.alias.get(name) for name, _ in fetcher.served}
+    return [f"{p.name} given but never asked for by phone {fetcher.mac}: not part of this prediction "
+            f"(it asked for {', '.join(dict.fromkeys(n for n, _ in fetcher.served)) or 'nothing'})"
+            for p in named if p not in used]
 
 
 #: ``predict --fleet-flash``: at most this many entries in the folder (each a phone's flash).

@@ -199,3 +199,20 @@ def test_an_emulated_phones_flash_is_the_installed_state(two: tuple[Path, Path, 
     assert json.loads(capsys.readouterr().out)["profile"] == "cp-8861"
     assert main(["predict", "--flash", str(tmp_path / "nope"), *new]) == 2
     assert "no such flash directory" in capsys.readouterr().err
+
+
+def test_a_file_the_phone_never_asks_for_is_a_note(two: tuple[Path, Path, Path],
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A NEW_FILE named one by one that the phone does not request (another phone's config: a --mac
+    typo) is said, not silently left out of the prediction; files of a folder are not."""
+    _a, b, _pem = two
+    other = "0A00000000D2"
+    rc = main(["predict", "--mac", other, "--now", str(NOW), "--json",
+               str(b / "ITLFile.tlv"), str(b / f"SEP{MAC}.cnf.xml.sgn")])
+    doc = json.loads(capsys.readouterr().out)
+    assert rc == 1  # no config for that phone
+    notes = [n for n in doc["notes"] if "never asked for" in n]
+    assert len(notes) == 1 and notes[0].startswith(f"SEP{MAC}.cnf.xml.sgn given but never asked for by "
+                                                   f"phone {other}")
+    assert main(["predict", "--mac", other, "--now", str(NOW), "--json", str(b)]) == 1
+    assert not [n for n in json.loads(capsys.readouterr().out)["notes"] if "never asked for" in n]
