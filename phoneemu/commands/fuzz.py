@@ -175,6 +175,10 @@ def _handle(args: argparse.Namespace) -> int:
         raise EncodeError("give --runs N or --time S (or both)", path="--runs")
     if args.export_corpus is None and args.replay is None and args.out is None:
         raise EncodeError("--out DIR is required", path="--out")
+    for option, folder in (("--out", args.out), ("--export-corpus", args.export_corpus)):
+        if folder is not None and folder.exists() and not folder.is_dir():
+            raise EncodeError(f"{folder} exists and is not a folder (give a new or existing folder: files "
+                              "are written into it)", path=option)
     corpus = build_corpus(args.fmt, bits=args.key_bits)
     if args.seed_dir is not None:
         corpus = with_seed_files(corpus, args.seed_dir)

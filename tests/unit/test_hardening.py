@@ -401,3 +401,14 @@ def test_inspect_key_is_checked_even_on_a_file_that_is_not_encrypted(
     good.write_bytes(key)
     assert main(["inspect", itl, "--key", str(good), "--json"]) == 0
     assert "key good.pem not used: an ITL is not encrypted" in json.loads(capsys.readouterr().out)["notes"]
+
+
+@pytest.mark.parametrize("option", [["--target", "phoneemu", "--runs", "5", "--out"], ["--export-corpus"]])
+def test_fuzz_output_folder_that_is_a_file_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     option: list[str]) -> None:
+    """``fuzz --out FILE`` said only "File exists"."""
+    f = tmp_path / "afile"
+    f.write_bytes(b"x")
+    assert main(["fuzz", "--format", "itl", *option, str(f)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{option[-1]}: {f} exists and is not a folder" in err
