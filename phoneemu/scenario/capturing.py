@@ -37,13 +37,14 @@ Rules:
   IPv6 packet to or from an address of the external cluster's TFTP host (a DNS name is resolved
   when the capture opens); on ``lo`` the outgoing copy is dropped as above, on other interfaces
   both directions are kept once each. IPv4 packets inside the lab range are left to the ``lo``
-  socket (never twice). A TVS, CAPF or HTTP server on another host is found the way the phone
-  finds it: a TCP packet to or from an address outside that set makes the capture look (at most
-  every ``_RESCAN_S`` seconds) at this process's TCP sockets in ``/proc/self/net/tcp`` and ``tcp6``;
-  the remote address of one of them joins the set for the rest of the run (the SYN itself is kept:
-  the connecting socket exists when it is sent). These packets are not sorted into ours and foreign
-  (our rule): another program talking to those hosts at the same time is in the pcap too (the note
-  file says so). A synthetic capture holds nothing of an
+  socket (never twice), unless they are an external cluster's (an external cluster given an address
+  of the lab range is kept by the second socket only). A TVS, CAPF or HTTP server on another host
+  is found the way the phone finds it: a TCP packet to or from an address outside that set makes
+  the capture look (at most every ``_RESCAN_S`` seconds) at this process's TCP sockets in
+  ``/proc/self/net/tcp`` and ``tcp6``; the remote address of one of them joins the set for the rest
+  of the run (the SYN itself is kept: the connecting socket exists when it is sent). These packets
+  are not sorted into ours and foreign (our rule): another program talking to those hosts at the
+  same time is in the pcap too (the note file says so). A synthetic capture holds nothing of an
   external cluster (its servers are not ours to feed it): the note file says so.
 * **Synthetic mode** (fallback when the raw socket cannot be opened — no root, no ``AF_PACKET`` —
   or forced with ``mode="synthetic"`` / ``PHONEEMU_CAPTURE=synthetic``): the pcap holds what the
@@ -92,7 +93,7 @@ _STOP_TIMEOUT = 2.0
 _POLL_S = 0.05
 _SCAN_S = 0.1
 _RESCAN_S = 0.01
-_SPOOL = struct.Struct("<dI")
+_SPOOL = struct.Struct("<dI?")  # time, length, from the every-interface socket (never sorted)
 _DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -323,6 +324,8 @@ class LiveCapture(CaptureSink):
         self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_ALL))
         self._any: socket.socket | None = None  # every interface, for external clusters (module rules)
         self._peers: set[bytes] = set()  # remote addresses of our TCP sockets seen so far (module rules)
+        self._external_v4 = frozenset(int.from_bytes(a, "big") for a in self.external.addresses
+                                      if len(a) == 4)
         self._last_peer_scan = 0.0
         try:
             with contextlib.suppress(OSError):
@@ -382,8 +385,9 @@ class LiveCapture(CaptureSink):
             return None
         if protocol == _ETH_P_IP and len(pkt) >= 20 and pkt[0] >> 4 == 4:
             src, dst = pkt[12:16], pkt[16:20]
-            if self._in_range(int.from_bytes(src, "big")) or self._in_range(int.from_bytes(dst, "big")):
-                return None
+            ends = (int.from_bytes(src, "big"), int.from_bytes(dst, "big"))
+            if self._external_v4.isdisjoint(ends) and (self._in_range(ends[0]) or self._in_range(ends[1])):
+                return None  # the built-in lab's: the lo socket keeps it
         elif protocol == _ETH_P_IPV6 and len(pkt) >= 40 and pkt[0] >> 4 == 6:
             src, dst = pkt[8:24], pkt[24:40]
         else:
@@ -409,6 +413,8 @@ class LiveCapture(CaptureSink):
         src, dst = struct.unpack_from("!II", frame, _ETH_HEADER + 12)
         if not (self._in_range(src) or self._in_range(dst)):
             return None
+        if self._any is not None and not self._external_v4.isdisjoint((src, dst)):
+            return None  # an external cluster inside the lab range: the other socket keeps it, unsorted
         return frame[_ETH_HEADER:]
 
     # --- which endpoints are ours ----------------------------------------------------------
@@ -480,7 +486,7 @@ class LiveCapture(CaptureSink):
             stale = time.monotonic() - self._last_scan > _RESCAN_S
             if not external and self.drop_foreign and stale and self.verdict(pkt) == "unknown":
                 self._scan()  # a socket we do not know yet: learn it while it still exists
-            self._spool.write(_SPOOL.pack(ts, len(pkt)) + pkt)
+            self._spool.write(_SPOOL.pack(ts, len(pkt), external) + pkt)
             self._written += len(pkt) + _SPOOL.size
         return n
 
@@ -516,11 +522,11 @@ class LiveCapture(CaptureSink):
                 head = spool.read(_SPOOL.size)
                 if len(head) < _SPOOL.size:
                     break
-                ts, n = _SPOOL.unpack(head)
+                ts, n, external = _SPOOL.unpack(head)
                 pkt = spool.read(n)
                 if len(pkt) < n:
                     break
-                if filter_own and self.verdict(pkt) == "foreign":
+                if filter_own and not external and self.verdict(pkt) == "foreign":
                     self.dropped_foreign += 1
                     continue
                 out.packet(pkt, ts)

@@ -432,12 +432,15 @@ def _v6_loopback_missing() -> str | None:
     return None
 
 
-@pytest.mark.parametrize("host", ["127.0.0.57", "::1"])
-def test_run_capture_holds_an_external_clusters_traffic(tmp_path: Path, host: str) -> None:
+@pytest.mark.parametrize("host", ["127.0.0.57", "::1", "127.0.0.26"])
+def test_run_capture_holds_an_external_clusters_traffic(tmp_path: Path, host: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """``run --capture`` of a scenario whose cluster is ``external`` (a ``lab serve`` on an address
-    outside the built-in lab's range, IPv4 or IPv6): the pcap holds the phone's TFTP and TVS traffic
-    with that host, each packet once, and replays to the phone's decisions; the note file names what
-    is and is not held. (Before: an empty pcap, silently.)"""
+    outside the built-in lab's range, IPv4 or IPv6, or inside it: 127.0.0.26 with the range moved
+    there): the pcap holds the phone's TFTP and TVS traffic with that host, each packet once, and
+    replays to the phone's decisions; the note file names what is and is not held. (Before: an
+    empty pcap, silently.)"""
+    monkeypatch.setenv("PHONEEMU_LAB_HOST_BASE", "26")  # the subprocess's lab range: 127.0.0.26 only
     from phoneemu.lab.cluster import LabCluster
     from phoneemu.lab.servers import LabServers
     from phoneemu.values import host_port
