@@ -29,7 +29,8 @@ parameter), except firmware (SHA-512). File timestamps are the lab clock.
 
 Lab conveniences (ours): the MIC key of each phone is kept in ``DIR/phones/<MAC>/mic.key`` (0600)
 with ``mic.pem`` so an emulated phone can be provisioned with it — a real MIC key never leaves the
-phone. LSCs issued by CAPF are recorded in ``DIR/phones/<MAC>/lsc.pem``.
+phone. LSCs issued by CAPF are recorded in ``DIR/phones/<MAC>/lsc.pem``; the state (its SHA-256)
+is the commit point, see :meth:`LabCluster.record_lsc`.
 
 Tampering (:meth:`LabCluster.tamper`) flips one byte of a served file until the next rebuild;
 tampering ``ITLFile.tlv`` / ``CTLFile.tlv`` also tampers the per-device copies (same file).
@@ -59,6 +60,7 @@ Our conventions where the spec is silent ([UNK]/[INF]):
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import ipaddress
@@ -109,6 +111,8 @@ _STATIC_FILES = {
     "AppDialRules.xml": b'<?xml version="1.0" encoding="UTF-8"?>\n<DialRules></DialRules>\n',
 }
 _FIRMWARE_SIZE = 8192
+#: A new LSC before the state that names it is saved (:meth:`LabCluster.record_lsc`).
+_STAGED_LSC = ".lsc-staged.pem"
 _CAPF_OPERATIONS = ("install", "fetch", "delete")
 _ENCRYPT_MODES = ("pki", "symmetric")
 _HASHES = {"sha1": 1, "sha-1": 1, "1": 1, "sha512": 3, "sha-512": 3, "3": 3}
@@ -522,11 +526,38 @@ class LabCluster:
         return found[0], key
 
     def phone_lsc(self, mac: str) -> x509.Certificate | None:
-        path = self.phone_dir(mac) / "lsc.pem"
-        if not path.exists():
+        """The LSC the saved state records for ``mac`` (None: none recorded). The state is the commit
+        point (:meth:`record_lsc`): ``lsc.pem`` counts only when it holds the certificate the state names
+        (``lsc_sha256``), else the staged copy a record interrupted after its commit left does; a file
+        the state does not name (a record that failed before its commit, a delete not yet tidied) is not
+        the phone's LSC."""
+        ph = self.state.phones.get(_mac(mac))
+        if ph is None or not ph.has_lsc:
             return None
-        found = certs.load_certs_pem(read_at_most(path, PEM_LIMIT, what="certificate file"), source=str(path))
-        return found[0] if found else None
+        d = self.phone_dir(mac)
+        for path in (d / "lsc.pem", d / _STAGED_LSC):
+            if not path.exists():
+                continue
+            found = certs.load_certs_pem(read_at_most(path, PEM_LIMIT, what="certificate file"),
+                                         source=str(path))
+            if ph.lsc_sha256 is None:  # a lab saved before the field: lsc.pem as it is
+                return found[0] if found else None
+            if found and hashlib.sha256(certs.cert_der(found[0])).hexdigest() == ph.lsc_sha256:
+                return found[0]
+        return None
+
+    def _settle_lsc(self, ph: PhoneState) -> None:
+        """After the state's commit: put the staged LSC in place as ``lsc.pem``, or remove the files of
+        one no longer recorded. A failure here changes nothing :meth:`phone_lsc` answers (it reads the
+        state first); the next record or delete of the phone tidies up."""
+        d = self.phone_dir(ph.mac)
+        staged, path = d / _STAGED_LSC, d / "lsc.pem"
+        with contextlib.suppress(OSError):
+            if ph.has_lsc and staged.exists():
+                os.replace(staged, path)
+            elif not ph.has_lsc:
+                path.unlink(missing_ok=True)
+                staged.unlink(missing_ok=True)
 
     def phone_cert(self, mac: str) -> x509.Certificate:
         """The certificate encrypted configs are wrapped to: the LSC if recorded, else the MIC."""
@@ -701,21 +732,27 @@ class LabCluster:
         ``operation``: the pending operation the CAPF session ran. The pending operation is cleared only
         while it is still that one: an administrator who set another one for the phone meanwhile (another
         process, saved while the session ran) keeps it — the LSC is recorded either way, the phone has
-        it. None clears whatever is pending."""
+        it. None clears whatever is pending.
+
+        The saved state is the commit point: the new LSC is written first under a staged name
+        (``.lsc-staged.pem``), the state naming it (``lsc_sha256``) is saved, then the staged file is
+        renamed to ``lsc.pem`` (a delete removes ``lsc.pem`` after the save). A failure or a kill at any
+        step leaves a lab whose :meth:`phone_lsc` agrees with its state: the old LSC (or none) when
+        the save did not happen, the new one when it did."""
         ph = self._phone(mac)
-        path = self.phone_dir(ph.mac) / "lsc.pem"
         if cert is None:
-            path.unlink(missing_ok=True)
-            ph.has_lsc = False
+            ph.has_lsc, ph.lsc_sha256 = False, None
         else:
             c = certs.load_cert_der(cert) if isinstance(cert, bytes) else cert
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomic(path, cert_pem(c))
-            ph.has_lsc = True
+            staged = self.phone_dir(ph.mac) / _STAGED_LSC
+            staged.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomic(staged, cert_pem(c))
+            ph.has_lsc, ph.lsc_sha256 = True, hashlib.sha256(certs.cert_der(c)).hexdigest()
         if operation is None or ph.capf_operation == operation:
             ph.capf_operation = None
         self._commit("capf-lsc", {"mac": ph.mac, "lsc": cert is not None,
                                   "pending": ph.capf_operation}, now, phones=[ph.mac])
+        self._settle_lsc(ph)
 
     def capf_done(self, mac: str, *, now: Now = None, operation: str | None = None) -> None:
         """Clear the pending CAPF operation of ``mac`` (fetch finished, or delete done: the LSC is
@@ -723,13 +760,14 @@ class LabCluster:
         pending one is cleared only while it is still that one, as in :meth:`record_lsc`."""
         ph = self._phone(mac)
         ran = ph.capf_operation if operation is None else operation
-        if ran == "delete":
-            (self.phone_dir(ph.mac) / "lsc.pem").unlink(missing_ok=True)
-            ph.has_lsc = False
+        if ran == "delete":  # forgotten in the state (the commit point), lsc.pem removed after the save
+            ph.has_lsc, ph.lsc_sha256 = False, None
         if operation is None or ph.capf_operation == operation:
             ph.capf_operation = None
         self._commit("capf-done", {"mac": ph.mac, "operation": operation, "pending": ph.capf_operation},
                      now, phones=[ph.mac])
+        if ran == "delete":
+            self._settle_lsc(ph)
 
     # ============================================================== TVS
     def tvs_lookup(self, key: bytes | tuple[str, bytes, str]) -> TvsEntry | None:

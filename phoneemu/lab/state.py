@@ -55,7 +55,11 @@ class PhoneState:
     capf_auth_mode: int = 0  # §H.5 capfAuthMode 0..4
     auth_string: str | None = None
     lsc_key: str = "rsa2048"  # key the phone generates for an LSC (CAPF install)
-    has_lsc: bool = False  # DIR/phones/<MAC>/lsc.pem exists
+    has_lsc: bool = False  # CAPF recorded an LSC: DIR/phones/<MAC>/lsc.pem (see lsc_sha256)
+    #: SHA-256 (hex) of the recorded LSC's DER: the state is the commit point, ``lsc.pem`` (or the staged
+    #: ``.lsc-staged.pem`` an interrupted record left) counts only when it holds this certificate.
+    #: None with ``has_lsc``: a lab saved before this field, whatever ``lsc.pem`` holds.
+    lsc_sha256: str | None = None
     load: str | None = None  # per-phone loadInformation override
     security_mode: int = 1  # device security profile: 1 non-secure, 2 authenticated, 3 encrypted (§H.5)
     #: SIP digest credentials of the phone's Digest User (seed "Digest Authentication": "the credentials

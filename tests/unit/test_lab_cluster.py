@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from phoneemu.crypto import certs, keys
 from phoneemu.crypto.keys import KeySpec
@@ -847,3 +848,73 @@ def test_throw_away_cluster_skips_fsync_and_keeps_key_modes(
     assert LabCluster.open(tmp_path / "scratch", durable=False).pki.durable is False
     _init(tmp_path / "kept")  # the default: keys and certificates survive a crash
     assert synced
+
+
+def _boom(*_a: object, **_k: object) -> None:
+    raise OSError(28, "No space left on device")
+
+
+def _an_lsc(lab: LabCluster, seed: str) -> x509.Certificate:
+    key = keys.generate_key(KeySpec(kind="ec", curve="p256"), unsafe_seed=seed)
+    return certs.load_cert_der(lab.issue_lsc(f"SEP{MAC}", key.public_key()))
+
+
+def test_an_lsc_record_whose_state_save_fails_leaves_the_lab_as_it_was(
+        lab: LabCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The state save fails (full disk, or a kill before it): a reloaded lab records no LSC and
+    ``phone_lsc`` agrees with it. Before, ``lsc.pem`` was written first and a reloaded lab held an LSC its
+    state did not know (has_lsc False, ``capf-lsc`` not logged)."""
+    lab.set_capf([MAC], "install", auth_mode=2)
+    first = _an_lsc(lab, "lsc-1")
+    monkeypatch.setattr("phoneemu.lab.cluster.save_state", _boom)
+    with pytest.raises(OSError):
+        lab.record_lsc(MAC, first, operation="install")
+    monkeypatch.undo()
+    again = LabCluster.open(lab.root)
+    assert not again.state.phones[MAC].has_lsc and again.phone_lsc(MAC) is None
+    assert again.capf_pending(MAC) is not None  # still pending: the phone's retry installs it
+    again.record_lsc(MAC, first, operation="install")
+    assert LabCluster.open(lab.root).phone_lsc(MAC) == first
+
+
+def test_a_second_lsc_record_whose_save_fails_keeps_the_first(
+        lab: LabCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = _an_lsc(lab, "lsc-1"), _an_lsc(lab, "lsc-2")
+    lab.record_lsc(MAC, first)
+    monkeypatch.setattr("phoneemu.lab.cluster.save_state", _boom)
+    with pytest.raises(OSError):
+        lab.record_lsc(MAC, second)
+    monkeypatch.undo()
+    again = LabCluster.open(lab.root)
+    assert again.state.phones[MAC].has_lsc and again.phone_lsc(MAC) == first
+
+
+def test_an_lsc_record_killed_after_its_save_is_the_new_lsc(
+        lab: LabCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed between the save and the rename of the staged file: the state names the new LSC and
+    ``phone_lsc`` (and the encrypted config, wrapped to it) follow the state."""
+    first, second = _an_lsc(lab, "lsc-1"), _an_lsc(lab, "lsc-2")
+    lab.record_lsc(MAC, first)
+    monkeypatch.setattr(LabCluster, "_settle_lsc", lambda _self, _ph: None)
+    lab.record_lsc(MAC, second)
+    monkeypatch.undo()
+    again = LabCluster.open(lab.root)
+    assert again.phone_lsc(MAC) == second
+
+
+def test_a_delete_whose_state_save_fails_keeps_the_lsc(
+        lab: LabCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """capf_done after a delete: the save fails, the state still records the LSC and ``lsc.pem`` is still
+    there. Before, ``lsc.pem`` was removed first: the reloaded state said has_lsc with no LSC to read."""
+    first = _an_lsc(lab, "lsc-1")
+    lab.record_lsc(MAC, first)
+    lab.set_capf([MAC], "delete")
+    monkeypatch.setattr("phoneemu.lab.cluster.save_state", _boom)
+    with pytest.raises(OSError):
+        lab.capf_done(MAC, operation="delete")
+    monkeypatch.undo()
+    again = LabCluster.open(lab.root)
+    assert again.state.phones[MAC].has_lsc and again.phone_lsc(MAC) == first
+    again.capf_done(MAC, operation="delete")
+    assert not (lab.phone_dir(MAC) / "lsc.pem").exists()
+    assert LabCluster.open(lab.root).phone_lsc(MAC) is None
