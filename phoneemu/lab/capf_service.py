@@ -34,6 +34,14 @@ Rules:
   (failure) instead of the success — it keeps its old LSC (an install is not stored, a delete not
   done) — the outcome is logged as ``error: ... not recorded``, and the operation stays pending for
   the phone's next CAPF session.
+* **Issued by the CAPF identity current at the record** (our convention): ``phoneemu lab regenerate DIR
+  capf`` run by another process while a session runs makes the LSC that session issued (from the CAPF
+  key it had) one the lab no longer vouches for. Under the lock, on the state as saved, the record
+  checks that the LSC still verifies with the current CAPF identity; if not, nothing is written and the
+  phone gets END_SESSION REASON 7 (failure, §F.5) like any record that fails: it keeps its old LSC,
+  the install stays pending, and its retry (§F.1) is served by the new CAPF identity (TLS and issuer).
+  Issuing again inside the session is not possible: the phone stored the LSC before the record
+  (STORE_CERTIFICATE comes before END_SESSION, §F.6).
 * A malformed frame or a protocol violation closes that one connection with the reason logged; each
   read is bounded by ``read_timeout`` and a whole session by ``session_timeout``.
 """
@@ -47,7 +55,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError, ProtocolError
+from phoneemu.crypto import certs
+from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError, ProtocolError, VerificationError
 from phoneemu.formats import config
 from phoneemu.lab.lock import LabBusyError, when_lab_lock_free
 from phoneemu.lab.tvs_service import peer_text, tls_summary
@@ -234,7 +243,14 @@ class CapfHandler:
 
         def record() -> None:
             if result.outcome == "installed":
-                self.cluster.record_lsc(mac, result.certificate, now=now, operation=ran)
+                lsc = certs.load_cert_der(result.certificate or b"")
+                try:  # the CAPF identity as saved now (update_locked re-read the lab): still the issuer?
+                    self.cluster.verify_device_cert(lsc, capf.CertType.LSC)
+                except VerificationError as exc:
+                    raise PhoneEmuError(f"the CAPF identity was regenerated during the session (LSC "
+                                        f"{exc.message}); not recorded, the phone's retry gets an LSC "
+                                        "from the current CAPF") from None
+                self.cluster.record_lsc(mac, lsc, now=now, operation=ran)
             else:  # fetched, deleted
                 self.cluster.capf_done(mac, now=now, operation=ran)
 

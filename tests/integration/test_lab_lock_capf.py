@@ -217,3 +217,42 @@ def test_the_https_identity_made_on_first_use_waits_for_the_lab_lock(cluster: La
     assert waits and not started
     saved = LabCluster.open(cluster.root).state
     assert saved.tvs_ttl == 55 and any(t.source == "tomcat" for t in saved.tvs_trust)
+
+
+def test_a_capf_regenerated_during_an_enrolment_is_refused_and_the_retry_uses_the_new_capf(
+        cluster: LabCluster, caplog: Any) -> None:
+    """``lab regenerate DIR capf`` (another process) lands after serve issued the LSC from the old CAPF
+    key and before it recorded it: the record finds the LSC no longer verifies with the current CAPF
+    identity, writes nothing and the phone gets END_SESSION REASON 7 (it keeps no LSC); the install stays
+    pending and the phone's next session gets an LSC issued by the new CAPF. Before, the lab recorded
+    (and the phone kept) an LSC from a CAPF identity the lab no longer has."""
+    caplog.set_level(logging.WARNING, logger="phoneemu.lab.lock")
+    cluster.set_capf([MAC], "install", auth_mode=capf.AuthType.NULL_STRING)
+    old_capf = cluster.identity("capf").cert
+
+    async def main() -> tuple[CapfOutcome, CapfOutcome, list[tuple[str, str]]]:
+        async with LabServers(cluster, host=HOST) as servers:
+            fd = _hold(cluster.root)
+            try:
+                enrol = asyncio.ensure_future(_enrol(servers))
+                assert await _logged(caplog, f"waiting for it to record the CAPF installed of SEP{MAC}")
+                LabCluster.open(cluster.root).regenerate("capf")  # the operation, holding the lock
+            finally:
+                os.close(fd)
+            refused = await asyncio.wait_for(enrol, 20)
+            again = await _enrol(servers)
+            log = [(r.outcome, r.detail) for r in servers.requests if r.service == "capf"]
+            return refused, again, log
+
+    refused, again, log = run(main())
+    assert refused.outcome == "rejected" and refused.result.reason == capf.Reason.FAILURE
+    assert refused.result.certificate is None  # the phone stored nothing
+    assert log[0][0] == "error" and "CAPF identity was regenerated during the session" in log[0][1]
+    assert again.outcome == "installed" and again.result.certificate is not None
+    saved = LabCluster.open(cluster.root)
+    new_capf = saved.identity("capf").cert
+    assert new_capf != old_capf
+    recorded = saved.phone_lsc(MAC)
+    assert recorded is not None and certs.cert_der(recorded) == again.result.certificate
+    saved.verify_device_cert(recorded, capf.CertType.LSC)  # issued by the CAPF the lab has now
+    assert saved.state.phones[MAC].capf_operation is None
