@@ -21,19 +21,33 @@ Rules:
 * The parent gives each worker its end at start and closes its own copy right after
   (:func:`close_after_start`), so the worker holds the only copy: its exit is the pipe's end of file,
   and a worker reading from a parent that vanished sees end of file too (:func:`recv` raises EOFError).
+* A worker whose parent is killed from outside (SIGKILL, the OOM killer) exits at once, whatever it is
+  doing, not at its own time limit (:func:`exit_with_parent`, called first thing in the worker): on
+  Linux the kernel sends it SIGKILL when the parent dies (``prctl(PR_SET_PDEATHSIG)``); everywhere a
+  watcher thread checks every ``poll`` seconds that its parent is still the process that started it
+  (``os.getppid()``: an orphan is adopted by another) and ends the process (``os._exit(1)``) if not.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
+import multiprocessing
 import os
 import pickle
+import signal
 import struct
+import sys
+import threading
+import time
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-__all__ = ["MAX_MESSAGE", "Closed", "Inbox", "close_after_start", "ended_workers", "recv", "send"]
+__all__ = ["MAX_MESSAGE", "Closed", "Inbox", "close_after_start", "ended_workers", "exit_with_parent", "recv",
+           "send"]
 
 _HEADER = struct.Struct("!Q")
 #: Largest message a reader accepts (a larger length is a damaged pipe, not a reason to buffer 2**64 bytes).
@@ -83,6 +97,37 @@ def _read_exactly(fd: int, n: int) -> bytes:
         parts.append(chunk)
         left -= len(chunk)
     return b"".join(parts)
+
+
+_PR_SET_PDEATHSIG = 1
+#: How long the watcher of :func:`exit_with_parent` watches at most (a bound, far beyond any run).
+_WATCH_LIMIT_S = 30 * 24 * 3600.0
+
+
+def exit_with_parent(parent: int | None = None, *, poll: float = 0.5) -> int:
+    """In a worker process: end this process as soon as process ``parent`` is no longer its parent.
+    ``parent`` None: the pid of the process that started this one as multiprocessing recorded it
+    (so that a parent already gone before this call is noticed too), else ``os.getppid()``. See the
+    module rules; returns the parent's pid at once, the watching is done by the kernel and a daemon
+    thread."""
+    if parent is None:
+        started_by = multiprocessing.parent_process()
+        parent = started_by.pid if started_by is not None and started_by.pid else os.getppid()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError, TypeError):
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # died before the signal was asked for: nobody would send it
+        os._exit(1)
+
+    def watch() -> None:
+        for _ in range(max(1, round(_WATCH_LIMIT_S / poll))):
+            if os.getppid() != parent:
+                os._exit(1)
+            time.sleep(poll)
+
+    threading.Thread(target=watch, name="phoneemu-parent-watch", daemon=True).start()
+    return parent
 
 
 def close_after_start(conns: Iterable[Connection]) -> None:

@@ -32,8 +32,9 @@ Rules:
   them and re-raises ``KeyboardInterrupt`` — no orphan processes. Shard processes ignore SIGINT
   and SIGTERM (a signal to the whole process group, as from ``timeout`` or a service manager, is
   the parent's to handle); a shard whose parent vanished (e.g. SIGKILLed) exits by itself at once
-  (the end of its pipe of orders; at the latest within about half a second, when its parent
-  changes), whether it is booting or waiting for the storm to start.
+  (the end of its pipe of orders; on Linux the kernel's parent-death signal; at the latest within about
+  half a second, when its parent changes: :func:`phoneemu.worker_pipes.exit_with_parent`), whether it
+  is booting, building its phones or waiting for the storm to start.
 * ``shards=0`` runs the single shard in this process (tests, profiling).
 """
 
@@ -140,7 +141,7 @@ def _child(spec: FleetSpec, macs: range, shard: int, channels: tuple[Any, Any],
     out, control = channels
     for sig in (signal.SIGINT, signal.SIGTERM):  # a Ctrl-C or a `kill` of the process group reaches
         signal.signal(sig, signal.SIG_IGN)       # the shards too: the parent alone decides (via `stop`)
-    parent = os.getppid()
+    parent = worker_pipes.exit_with_parent()  # Linux: killed with the parent, whatever the shard is doing
     go, stop = threading.Event(), threading.Event()
 
     def listen() -> None:

@@ -30,6 +30,9 @@ Rules:
   scenario is an ERROR ``timed out after S s in steps[I] (VERB, FILE:LINE); worker process NAME (pid
   N) had not reported T s after it started the scenario and was killed``, with those expectation
   results, and a fresh worker (same lab addresses) takes its place for the scenarios left.
+* A parent killed from outside (SIGKILL, the OOM killer): its workers exit at once, even in the middle
+  of a step that would wait for an hour (:func:`phoneemu.worker_pipes.exit_with_parent`), not at the
+  scenario's time limit; its ``phoneemu-run-*`` folder is left behind (nobody is left to remove it).
 * Temporary files: the workers make theirs (each scenario's lab and flash folders) in one folder the
   parent creates (``phoneemu-run-*``) and removes once every worker has ended, so a worker killed in
   the middle of a scenario leaves nothing behind.
@@ -78,6 +81,7 @@ def _worker(base: int, tasks: Any, results: Any,
     from phoneemu.scenario.runner import RunOptions, new_result, run_scenario
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    worker_pipes.exit_with_parent()
     capture_dir, workdir, start_time, timeout, grace, tmp_root = settings
     if tmp_root:  # the parent removes it at the end: nothing is left behind by a worker it killed
         tempfile.tempdir = tmp_root
