@@ -918,3 +918,14 @@ def test_a_delete_whose_state_save_fails_keeps_the_lsc(
     again.capf_done(MAC, operation="delete")
     assert not (lab.phone_dir(MAC) / "lsc.pem").exists()
     assert LabCluster.open(lab.root).phone_lsc(MAC) is None
+
+
+def test_a_lab_saved_before_lsc_sha256_reads_its_lsc_pem(lab: LabCluster) -> None:
+    """A state without ``lsc_sha256`` (saved by an earlier version) and ``has_lsc``: ``lsc.pem`` as it is."""
+    first = _an_lsc(lab, "lsc-1")
+    lab.record_lsc(MAC, first)
+    path = lab.root / "cluster.json"
+    path.write_text(path.read_text().replace(f'"lsc_sha256": "{lab.state.phones[MAC].lsc_sha256}"',
+                                             '"lsc_sha256": null'))
+    again = LabCluster.open(lab.root)
+    assert again.state.phones[MAC].lsc_sha256 is None and again.phone_lsc(MAC) == first
