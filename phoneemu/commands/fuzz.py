@@ -15,7 +15,6 @@ from pathlib import Path
 from phoneemu.commands._argtypes import non_negative_int, port, positive_float, positive_int
 from phoneemu.errors import EncodeError
 from phoneemu.files import read_at_most, write_output
-from phoneemu.fuzz import FORMATS, SUFFIXES
 from phoneemu.values import host_port, parse_ascii_int
 
 __all__ = ["register"]
@@ -70,8 +69,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser("fuzz", help="fuzz signed-file parsers (in process, a command, or a device)",
                               description=_DESCRIPTION, epilog=_EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--format", required=True, choices=FORMATS, dest="fmt",
-                   help="file format to mutate (firmware: signed loads in our layout, spec §D)")
+    p.add_argument("--format", required=True, choices=("itl", "ctl", "sgn", "enc"), dest="fmt",
+                   help="file format to mutate")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--target", metavar="phoneemu|MODULE:FUNCTION", help="in-process target")
     g.add_argument("--target-cmd", metavar="CMD", help='external command, "{}" = input file path')
@@ -210,7 +209,7 @@ def _handle(args: argparse.Namespace) -> int:
     target: Target
     if args.target_cmd is not None:
         workdir = (args.out or Path(".")) / ".work"
-        suffix = SUFFIXES[args.fmt]
+        suffix = {"itl": ".tlv", "ctl": ".tlv", "sgn": ".sgn", "enc": ".enc.sgn"}[args.fmt]
         target = CommandTarget(args.target_cmd, workdir=workdir, suffix=suffix, timeout=args.timeout,
                                crash_exit=_crash_exit(args.crash_exit))
     elif args.target == "phoneemu":

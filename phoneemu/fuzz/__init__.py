@@ -14,8 +14,6 @@ The command line is ``phoneemu fuzz`` (:mod:`phoneemu.commands.fuzz`).
 
 from __future__ import annotations
 
-__all__ = ["FORMATS", "SUFFIXES"]
+__all__ = ["FORMATS"]
 
-FORMATS = ("itl", "ctl", "sgn", "enc", "firmware")
-#: The file suffix of each format's inputs (seeds exported, inputs given to --target-cmd).
-SUFFIXES = {"itl": ".tlv", "ctl": ".tlv", "sgn": ".sgn", "enc": ".enc.sgn", "firmware": ".loads"}
+FORMATS = ("itl", "ctl", "sgn", "enc")

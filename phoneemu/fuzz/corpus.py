@@ -33,7 +33,7 @@ from phoneemu.files import atomic_write, read_at_most
 from phoneemu.formats import signed, trustlist
 from phoneemu.formats.header import FileSigner
 from phoneemu.formats.trustlist import Role, TrustRecord
-from phoneemu.fuzz import FORMATS, SUFFIXES
+from phoneemu.fuzz import FORMATS
 
 __all__ = ["FORMATS", "Corpus", "Identity", "build_corpus", "export_corpus", "with_seed_files"]
 
@@ -176,8 +176,7 @@ def _seeded_wrap(blob: bytes, ids: dict[str, Identity], rng: random.Random) -> b
 
 @lru_cache(maxsize=16)
 def build_corpus(fmt: str, *, bits: int = 1024) -> Corpus:
-    """The seed corpus of ``fmt`` (``itl``, ``ctl``, ``sgn``, ``enc`` or ``firmware``), built once per
-    process."""
+    """The seed corpus of ``fmt`` (``itl``, ``ctl``, ``sgn`` or ``enc``), built once per process."""
     if fmt not in FORMATS:
         raise EncodeError(f"unknown fuzz format {fmt!r} (one of {', '.join(FORMATS)})", path="format")
     ids = _identities(bits)
@@ -195,35 +194,14 @@ def build_corpus(fmt: str, *, bits: int = 1024) -> Corpus:
                                         hash_alg=2)),
         ]
         signer = ids["callmanager"]
-    elif fmt == "firmware":
-        signer = _identity("imagesigning", "CN=ImageSigning-fuzz;OU=LAB;O=phoneemu;C=US", 0x1A6E, bits=bits)
-        named = _firmware_seeds(signer)
     else:
         named = _enc_seeds(ids, 0x5EED)
         signer = ids["callmanager"]
     donors = tuple(certs.cert_der(i.cert) for i in ids.values())
     donor_sigs = tuple(certs.cert_signature_bytes(i.cert) for i in ids.values())
-    verify = signer.cert if fmt == "firmware" else ids["callmanager"].cert
     return Corpus(fmt=fmt, seeds=tuple(b for _, b in named), names=tuple(n for n, _ in named),
-                  signer=signer, verify_cert=verify, recipient=ids["phone"],
+                  signer=signer, verify_cert=ids["callmanager"].cert, recipient=ids["phone"],
                   donor_certs=donors, donor_signatures=donor_sigs)
-
-
-def _firmware_seeds(signer: Identity) -> list[tuple[str, bytes]]:
-    """Signed firmware loads in our layout (formats.firmware, spec §D [UNK]): SHA-512 and SHA-1,
-    and an empty image; the image bytes are a fixed pattern (the parser does not look inside)."""
-    from phoneemu.formats import firmware
-
-    image = bytes(range(256)) * 16
-    s = signer.signer
-    return [
-        ("sip88xx.14-2-1", firmware.build(load_name="sip88xx.14-2-1", payload=image, signer=s,
-                                          timestamp=_TIMESTAMP)),
-        ("sip88xx.12-8-1-sha1", firmware.build(load_name="sip88xx.12-8-1", payload=image[:512], signer=s,
-                                               timestamp=_TIMESTAMP, hash_alg=1)),
-        ("empty-image", firmware.build(load_name="sip78xx.14-1-1", payload=b"", signer=s,
-                                       timestamp=_TIMESTAMP, filename="SIP78xx.14-1-1.sbn")),
-    ]
 
 
 #: Largest seed file taken from ``--seed-dir`` (a trust list is at most 64 KiB, spec §B.5).
@@ -231,7 +209,7 @@ MAX_SEED_FILE = 1 << 20
 #: At most this many ``--seed-dir`` files, holding at most this many bytes together (all kept in memory).
 MAX_SEED_FILES = 1000
 MAX_SEED_TOTAL = 64 << 20
-_SUFFIX = SUFFIXES
+_SUFFIX = {"itl": ".tlv", "ctl": ".tlv", "sgn": ".sgn", "enc": ".enc.sgn"}
 
 
 def with_seed_files(corpus: Corpus, folder: Path) -> Corpus:

@@ -580,7 +580,7 @@ def mutators_for(fmt: str) -> tuple[str, ...]:
     """Names of the mutators that apply to ``fmt``."""
     if fmt in ("itl", "ctl"):
         skip = _BODY_ONLY | {"encryption"}
-    elif fmt in ("sgn", "firmware"):
+    elif fmt == "sgn":
         skip = _TRUST_ONLY | {"encryption"}
     else:
         skip = set(_TRUST_ONLY)

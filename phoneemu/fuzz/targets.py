@@ -16,10 +16,8 @@ Rules implemented here (design §3.7, docs/internals.md "Errors"):
   changed the filters gets them reset for its next input (perf only: the same rule as per call).
 * ``--target phoneemu`` runs what a phone does with the file: trust lists are parsed with every
   record decoded, each record's certificate and key decoded, and ``verify_self``; ``.sgn`` is
-  parsed and verified with the corpus TFTP certificate; a firmware load is parsed (header and our
-  manifest, spec §D), rebuilt and verified with the corpus image-signing certificate;
-  ``.enc.sgn`` is parsed, verified and decrypted with the corpus phone key; a file that parses
-  must serialise back to the same bytes
+  parsed and verified with the corpus TFTP certificate; ``.enc.sgn`` is parsed, verified and
+  decrypted with the corpus phone key; a file that parses must serialise back to the same bytes
   (round-trip oracle, design §3.11). Each stage runs even when an earlier one rejected the
   file (after a successful parse), so one input exercises all of them. A trust-list record whose
   certificate/key checks passed is not checked again when the same (immutable, memoised) record
@@ -290,20 +288,6 @@ def phoneemu_callable(fmt: str, corpus: Corpus, *, round_trip: bool = True) -> C
                 raise rejected
 
         return run_enc
-    if fmt == "firmware":
-        from phoneemu.formats import firmware
-
-        image_cert = corpus.verify_cert
-
-        def run_firmware(data: bytes) -> None:
-            detect(data)
-            img = firmware.parse(data)
-            if round_trip:
-                _check_round_trip(fmt, data, build_header(img.header)
-                                  + firmware.build_payload(img.load_name, img.payload))
-            firmware.verify(img, image_cert)
-
-        return run_firmware
     raise EncodeError(f"no phoneemu target for format {fmt!r}", path="format")
 
 
@@ -442,7 +426,6 @@ _NAME_RULES: dict[str, re.Pattern[str]] = {
     "ctl": re.compile(r"^(CTLSEP[0-9A-F]{12}\.tlv|CTLFile\.tlv)$", re.IGNORECASE),
     "sgn": re.compile(r"^(?!.*\.enc\.sgn$).+\.sgn$", re.IGNORECASE),
     "enc": re.compile(r"^.+\.enc\.sgn$", re.IGNORECASE),
-    "firmware": re.compile(r"^.+\.(loads|sbn)$", re.IGNORECASE),
 }
 
 

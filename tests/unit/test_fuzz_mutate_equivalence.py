@@ -31,7 +31,7 @@ from phoneemu.fuzz.tlvtree import (
     serialise,
 )
 
-FORMATS = ["itl", "ctl", "sgn", "enc", "firmware"]
+FORMATS = ["itl", "ctl", "sgn", "enc"]
 
 
 def _node_marks(nodes: list[Node], pos: int, marks: set[int]) -> int:
