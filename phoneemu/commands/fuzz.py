@@ -15,6 +15,7 @@ from pathlib import Path
 from phoneemu.commands._argtypes import non_negative_int, port, positive_float, positive_int
 from phoneemu.errors import EncodeError
 from phoneemu.files import read_at_most, write_output
+from phoneemu.fuzz import FORMATS
 from phoneemu.values import host_port, parse_ascii_int
 
 __all__ = ["register"]
@@ -23,10 +24,12 @@ _SERVE_DEFAULT_TIME = 3600.0
 _REPLAY_LIMIT = 16 << 20  # a saved finding is at most MAX_FILE (72 KiB); 16 MiB covers hand-made inputs
 
 _DESCRIPTION = """\
-Mutate valid CTL/ITL, .sgn or .enc.sgn files (built from deterministic lab-like keys) with
-structure-aware mutators: lying length fields, truncation at TLV boundaries, duplicated /
-missing / reordered / unknown tags, inconsistent containers, out-of-range role / hash / modulus
-codes, very many records, strings without NUL, damaged certificate DER, swapped signatures.
+Mutate valid CTL/ITL, .sgn, .enc.sgn or signed firmware files (.loads / .cop.sgn, built from
+deterministic lab-like keys) with structure-aware mutators: lying length fields, truncation at TLV
+boundaries, duplicated / missing / reordered / unknown tags, inconsistent containers, out-of-range
+role / hash / modulus codes, very many records, strings without NUL, damaged certificate DER,
+swapped signatures; for firmware also the load manifest (magic, lying load-name / image lengths,
+bad load names, bytes after the image). Firmware mutants are re-signed with the image-signing key.
 A share of the mutants (--resign-ratio) is re-signed with the corpus key so it gets past the
 signature check; the rest keep a stale signature and must be rejected.
 
@@ -55,6 +58,7 @@ examples:
   phoneemu fuzz --format sgn --target mypkg.parser:parse --time 60 --out /tmp/fz
   phoneemu fuzz --format itl --target myparser:parse --reject-exc ValueError,myparser.ParseError \\
       --runs 20000 --out /tmp/fz    (myparser.py in the current directory; other exceptions crash)
+  phoneemu fuzz --format firmware --target phoneemu --runs 20000 --out /tmp/fzfw
   phoneemu fuzz --format itl --export-corpus /tmp/seeds    (seed files, their certificates and key)
   phoneemu fuzz --format itl --seed-dir ./fetched --target phoneemu --runs 5000 --out /tmp/fz
   phoneemu fuzz --format ctl --target-cmd "./ctlparse {}" --crash-exit 1,134 --runs 500 --out /tmp/fz
@@ -69,8 +73,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser("fuzz", help="fuzz signed-file parsers (in process, a command, or a device)",
                               description=_DESCRIPTION, epilog=_EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--format", required=True, choices=("itl", "ctl", "sgn", "enc"), dest="fmt",
-                   help="file format to mutate")
+    p.add_argument("--format", required=True, choices=FORMATS, dest="fmt",
+                   help="file format to mutate (firmware: signed loads, .loads/.cop.sgn, spec §D)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--target", metavar="phoneemu|MODULE:FUNCTION", help="in-process target")
     g.add_argument("--target-cmd", metavar="CMD", help='external command, "{}" = input file path')
@@ -209,7 +213,8 @@ def _handle(args: argparse.Namespace) -> int:
     target: Target
     if args.target_cmd is not None:
         workdir = (args.out or Path(".")) / ".work"
-        suffix = {"itl": ".tlv", "ctl": ".tlv", "sgn": ".sgn", "enc": ".enc.sgn"}[args.fmt]
+        suffix = {"itl": ".tlv", "ctl": ".tlv", "sgn": ".sgn", "enc": ".enc.sgn",
+                  "firmware": ".loads"}[args.fmt]
         target = CommandTarget(args.target_cmd, workdir=workdir, suffix=suffix, timeout=args.timeout,
                                crash_exit=_crash_exit(args.crash_exit))
     elif args.target == "phoneemu":

@@ -16,4 +16,4 @@ from __future__ import annotations
 
 __all__ = ["FORMATS"]
 
-FORMATS = ("itl", "ctl", "sgn", "enc")
+FORMATS = ("itl", "ctl", "sgn", "enc", "firmware")

@@ -63,7 +63,8 @@ class Corpus:
     """Valid seed files of one format and the key material a target needs to check them.
 
     ``signer`` re-signs mutants (the SAST identity for trust lists, whose record is in every seed;
-    the TFTP identity for ``.sgn``/``.enc.sgn``); ``verify_cert`` verifies ``.sgn``/``.enc.sgn``;
+    the TFTP identity for ``.sgn``/``.enc.sgn``, the image-signing one for firmware); ``verify_cert``
+    verifies ``.sgn``/``.enc.sgn`` (firmware: the image-signing certificate);
     ``recipient`` decrypts ``.enc.sgn``. ``donor_certs`` / ``donor_signatures`` feed swap mutations.
     """
 
@@ -97,6 +98,7 @@ def _identities(bits: int) -> dict[str, Identity]:
         _identity("capf", "CN=CAPF-fuzz;OU=LAB;O=phoneemu;C=US", 0x4001, bits=bits),
         _identity("appserver", "CN=apps.fuzz.lab;O=phoneemu;C=US", 0x5001, bits=bits, ec=True),
         _identity("phone", "CN=SEP001122334455;OU=LAB;O=phoneemu;C=US", 0x9001, bits=bits),
+        _identity("imagesigning", "CN=ImageSigning-fuzz;OU=LAB;O=phoneemu;C=US", 0x1A6E, bits=bits),
     ]
     return {i.name: i for i in ids}
 
@@ -174,6 +176,25 @@ def _seeded_wrap(blob: bytes, ids: dict[str, Identity], rng: random.Random) -> b
     return sign_header(header, ef.ciphertext, ids["callmanager"].signer)
 
 
+def _firmware_seeds(ids: dict[str, Identity]) -> list[tuple[str, bytes]]:
+    """Signed loads (spec §D, our layout in :mod:`phoneemu.formats.firmware`) signed by the image-signing
+    identity: a SHA-512 ``.loads``, a SHA-1 one, an empty image and a ``.cop.sgn``-named package."""
+    from phoneemu.formats import firmware
+
+    s = ids["imagesigning"].signer
+    image = bytes(range(256)) * 2
+    return [
+        ("sip88xx-sha512", firmware.build(load_name="sip88xx.14-2-1", payload=image, signer=s,
+                                          timestamp=_TIMESTAMP)),
+        ("sip78xx-sha1", firmware.build(load_name="sip78xx.12-8-1", payload=image[:64], signer=s,
+                                        timestamp=_TIMESTAMP, hash_alg=1)),
+        ("empty-image", firmware.build(load_name="SCCP70.9-4-2", payload=b"", signer=s,
+                                       timestamp=_TIMESTAMP)),
+        ("cop-package", firmware.build(load_name="cmterm-devicepack.14-2", payload=image[:100], signer=s,
+                                       timestamp=_TIMESTAMP, filename="cmterm-devicepack.14-2.cop.sgn")),
+    ]
+
+
 @lru_cache(maxsize=16)
 def build_corpus(fmt: str, *, bits: int = 1024) -> Corpus:
     """The seed corpus of ``fmt`` (``itl``, ``ctl``, ``sgn`` or ``enc``), built once per process."""
@@ -194,13 +215,19 @@ def build_corpus(fmt: str, *, bits: int = 1024) -> Corpus:
                                         hash_alg=2)),
         ]
         signer = ids["callmanager"]
+    elif fmt == "firmware":
+        named = _firmware_seeds(ids)
+        signer = ids["imagesigning"]
     else:
         named = _enc_seeds(ids, 0x5EED)
         signer = ids["callmanager"]
-    donors = tuple(certs.cert_der(i.cert) for i in ids.values())
-    donor_sigs = tuple(certs.cert_signature_bytes(i.cert) for i in ids.values())
+    # the image-signing identity donates to firmware only: the other formats' mutants of a --seed stay
+    donor_ids = [i for n, i in ids.items() if fmt == "firmware" or n != "imagesigning"]
+    donors = tuple(certs.cert_der(i.cert) for i in donor_ids)
+    donor_sigs = tuple(certs.cert_signature_bytes(i.cert) for i in donor_ids)
     return Corpus(fmt=fmt, seeds=tuple(b for _, b in named), names=tuple(n for n, _ in named),
-                  signer=signer, verify_cert=ids["callmanager"].cert, recipient=ids["phone"],
+                  signer=signer, recipient=ids["phone"],
+                  verify_cert=ids["imagesigning" if fmt == "firmware" else "callmanager"].cert,
                   donor_certs=donors, donor_signatures=donor_sigs)
 
 
@@ -209,7 +236,7 @@ MAX_SEED_FILE = 1 << 20
 #: At most this many ``--seed-dir`` files, holding at most this many bytes together (all kept in memory).
 MAX_SEED_FILES = 1000
 MAX_SEED_TOTAL = 64 << 20
-_SUFFIX = {"itl": ".tlv", "ctl": ".tlv", "sgn": ".sgn", "enc": ".enc.sgn"}
+_SUFFIX = {"itl": ".tlv", "ctl": ".tlv", "sgn": ".sgn", "enc": ".enc.sgn", "firmware": ".loads"}
 
 
 def with_seed_files(corpus: Corpus, folder: Path) -> Corpus:

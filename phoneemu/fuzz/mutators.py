@@ -547,6 +547,39 @@ def version_mutation(tree: FileTree, rng: random.Random, ctx: MutationContext) -
     return True
 
 
+def firmware_manifest(tree: FileTree, rng: random.Random, ctx: MutationContext) -> bool:
+    """Firmware payload manifest (our layout, :mod:`phoneemu.formats.firmware`): magic, a lying
+    load-name or image length (0, short, huge), a load name without NUL / with bad characters / of
+    129 characters, bytes after the image."""
+    if tree.records is not None:
+        return False
+    b = tree.body
+    magic_len = 8
+    if len(b) < magic_len + 2:
+        tree.body = b + _rand_bytes(rng, rng.choice((1, 2, 6)))
+        return True
+    name_len = int.from_bytes(b[magic_len:magic_len + 2], "big")
+    name_end = magic_len + 2 + name_len
+    mode = rng.randrange(6)
+    if mode == 0:
+        tree.body = rng.choice((b"PHEMUFW2", b"\0" * 8, _rand_bytes(rng, 8))) + b[magic_len:]
+    elif mode == 1:
+        n = rng.choice((0, 1, name_len - 1, name_len + 1, 129, 0xFFFF, rng.randrange(0x10000)))
+        tree.body = b[:magic_len] + min(max(0, n), 0xFFFF).to_bytes(2, "big") + b[magic_len + 2:]
+    elif mode == 2 and name_end + 4 <= len(b):
+        size = int.from_bytes(b[name_end:name_end + 4], "big")
+        n = rng.choice((0, max(0, size - 1), size + 1, 0xFFFFFFFF, 1 << 31, rng.randrange(1 << 32)))
+        tree.body = b[:name_end] + min(n, 0xFFFFFFFF).to_bytes(4, "big") + b[name_end + 4:]
+    elif mode == 3 and name_end <= len(b):
+        name = rng.choice((b"x" * 129 + b"\0", b"../etc\0", b"..\0", b"a b\0", b"\xff\0", b"noNUL", b"\0"))
+        tree.body = b[:magic_len] + len(name).to_bytes(2, "big") + name + b[name_end:]
+    elif mode == 4:
+        tree.body = b + _rand_bytes(rng, rng.choice((1, 4, 16)))
+    else:
+        tree.body = b[: rng.randrange(len(b) + 1)]
+    return True
+
+
 #: name → mutator; ``mutators_for(fmt)`` picks those that apply.
 MUTATORS: dict[str, Mutation] = {
     "length-lie": length_lie,
@@ -571,19 +604,23 @@ MUTATORS: dict[str, Mutation] = {
     "encryption": encryption_fields,
     "raw-garbage": raw_garbage,
     "version": version_mutation,
+    "firmware-manifest": firmware_manifest,
 }
 _TRUST_ONLY = {"record-length-lie", "many-records", "cert-der", "record-ops"}
 _BODY_ONLY = {"body"}
+_FIRMWARE_ONLY = {"firmware-manifest"}
 
 
 def mutators_for(fmt: str) -> tuple[str, ...]:
     """Names of the mutators that apply to ``fmt``."""
     if fmt in ("itl", "ctl"):
-        skip = _BODY_ONLY | {"encryption"}
+        skip = _BODY_ONLY | {"encryption"} | _FIRMWARE_ONLY
     elif fmt == "sgn":
-        skip = _TRUST_ONLY | {"encryption"}
+        skip = _TRUST_ONLY | {"encryption"} | _FIRMWARE_ONLY
+    elif fmt == "firmware":
+        skip = _TRUST_ONLY | {"encryption"}  # it mutates encryption tags, which no seed load carries
     else:
-        skip = set(_TRUST_ONLY)
+        skip = _TRUST_ONLY | _FIRMWARE_ONLY
     return tuple(n for n in MUTATORS if n not in skip)
 
 

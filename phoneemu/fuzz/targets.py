@@ -17,7 +17,9 @@ Rules implemented here (design §3.7, docs/internals.md "Errors"):
 * ``--target phoneemu`` runs what a phone does with the file: trust lists are parsed with every
   record decoded, each record's certificate and key decoded, and ``verify_self``; ``.sgn`` is
   parsed and verified with the corpus TFTP certificate; ``.enc.sgn`` is parsed, verified and
-  decrypted with the corpus phone key; a file that parses must serialise back to the same bytes
+  decrypted with the corpus phone key; a firmware load (``.loads``, ``.cop.sgn``) is parsed (header
+  and manifest) and verified against the corpus image-signing certificate, as ``decide_firmware``
+  does; a file that parses must serialise back to the same bytes
   (round-trip oracle, design §3.11). Each stage runs even when an earlier one rejected the
   file (after a successful parse), so one input exercises all of them. A trust-list record whose
   certificate/key checks passed is not checked again when the same (immutable, memoised) record
@@ -288,6 +290,19 @@ def phoneemu_callable(fmt: str, corpus: Corpus, *, round_trip: bool = True) -> C
                 raise rejected
 
         return run_enc
+    if fmt == "firmware":
+        from phoneemu.formats import firmware
+
+        image_signer = corpus.verify_cert
+
+        def run_firmware(data: bytes) -> None:
+            img = firmware.parse(data)
+            if round_trip:
+                _check_round_trip(fmt, data, build_header(img.header)
+                                  + firmware.build_payload(img.load_name, img.payload))
+            firmware.verify(img, [image_signer])
+
+        return run_firmware
     raise EncodeError(f"no phoneemu target for format {fmt!r}", path="format")
 
 
@@ -426,6 +441,7 @@ _NAME_RULES: dict[str, re.Pattern[str]] = {
     "ctl": re.compile(r"^(CTLSEP[0-9A-F]{12}\.tlv|CTLFile\.tlv)$", re.IGNORECASE),
     "sgn": re.compile(r"^(?!.*\.enc\.sgn$).+\.sgn$", re.IGNORECASE),
     "enc": re.compile(r"^.+\.enc\.sgn$", re.IGNORECASE),
+    "firmware": re.compile(r"^.+\.(loads|sbn|cop\.sgn|sha512)$", re.IGNORECASE),
 }
 
 
@@ -433,7 +449,8 @@ def served_name_matches(fmt: str, name: str, mac: str | None = None) -> bool:
     """Whether a phone's request for ``name`` gets a mutant of ``fmt`` (spec §B.1, §C.2, §C.6).
 
     Trust lists: ``CTLSEP<MAC>.tlv`` / ``ITLSEP<MAC>.tlv`` and the generic ``CTLFile.tlv`` /
-    ``ITLFile.tlv``; ``.sgn``: any ``*.sgn`` that is not ``*.enc.sgn``; ``.enc.sgn``: ``*.enc.sgn``.
+    ``ITLFile.tlv``; ``.sgn``: any ``*.sgn`` that is not ``*.enc.sgn``; ``.enc.sgn``: ``*.enc.sgn``;
+    firmware: ``*.loads``, ``*.sbn``, ``*.cop.sgn``, ``*.sha512`` (spec §D).
     With ``mac`` only names carrying that MAC (or no MAC at all) match.
     """
     base = name.rsplit("/", 1)[-1]
