@@ -15,7 +15,7 @@ from pathlib import Path
 from phoneemu.commands._argtypes import non_negative_int, port, positive_float, positive_int
 from phoneemu.errors import EncodeError
 from phoneemu.files import read_at_most, write_output
-from phoneemu.fuzz import FORMATS
+from phoneemu.fuzz import FORMATS, MESSAGE_FORMATS
 from phoneemu.values import host_port, parse_ascii_int
 
 __all__ = ["register"]
@@ -30,6 +30,9 @@ boundaries, duplicated / missing / reordered / unknown tags, inconsistent contai
 role / hash / modulus codes, very many records, strings without NUL, damaged certificate DER,
 swapped signatures; for firmware also the load manifest (magic, lying load-name / image lengths,
 bad load names, bytes after the image). Firmware mutants are re-signed with the image-signing key.
+TVS and CAPF messages (tvs-response: what the phone's TVS client parses; tvs-request: what the lab
+TVS server parses; capf: either direction) are mutated in their header fields, body length, element
+lengths, element order and values (they are not signed: --resign-ratio does not apply).
 A share of the mutants (--resign-ratio) is re-signed with the corpus key so it gets past the
 signature check; the rest keep a stale signature and must be rejected.
 
@@ -59,6 +62,8 @@ examples:
   phoneemu fuzz --format itl --target myparser:parse --reject-exc ValueError,myparser.ParseError \\
       --runs 20000 --out /tmp/fz    (myparser.py in the current directory; other exceptions crash)
   phoneemu fuzz --format firmware --target phoneemu --runs 20000 --out /tmp/fzfw
+  phoneemu fuzz --format tvs-response --target phoneemu --runs 20000 --out /tmp/fztvs
+  phoneemu fuzz --format capf --target-cmd "./capfparse {}" --runs 5000 --out /tmp/fzcapf
   phoneemu fuzz --format itl --export-corpus /tmp/seeds    (seed files, their certificates and key)
   phoneemu fuzz --format itl --seed-dir ./fetched --target phoneemu --runs 5000 --out /tmp/fz
   phoneemu fuzz --format ctl --target-cmd "./ctlparse {}" --crash-exit 1,134 --runs 500 --out /tmp/fz
@@ -74,7 +79,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                               description=_DESCRIPTION, epilog=_EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--format", required=True, choices=FORMATS, dest="fmt",
-                   help="file format to mutate (firmware: signed loads, .loads/.cop.sgn, spec §D)")
+                   help="file format to mutate (firmware: signed loads, .loads/.cop.sgn, spec §D; "
+                   "tvs-response, tvs-request, capf: TVS/CAPF messages, spec §E, §F)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--target", metavar="phoneemu|MODULE:FUNCTION", help="in-process target")
     g.add_argument("--target-cmd", metavar="CMD", help='external command, "{}" = input file path')
@@ -207,6 +213,10 @@ def _handle(args: argparse.Namespace) -> int:
                           ("--http-port", args.http_port)):
         if value is not None and not args.serve:
             raise EncodeError(f"{option} is for --serve (mutants served to a device under test)", path=option)
+    if args.serve and args.fmt in MESSAGE_FORMATS:
+        raise EncodeError(f"only files a phone fetches over TFTP/HTTP are served; {args.fmt} messages "
+                          "travel over TLS to TVS/CAPF: fuzz them with --target or --target-cmd",
+                          path="--serve")
     mutator = Mutator(corpus, resign_ratio=args.resign_ratio)
     if args.serve:
         return _serve(args, mutator)
@@ -214,7 +224,7 @@ def _handle(args: argparse.Namespace) -> int:
     if args.target_cmd is not None:
         workdir = (args.out or Path(".")) / ".work"
         suffix = {"itl": ".tlv", "ctl": ".tlv", "sgn": ".sgn", "enc": ".enc.sgn",
-                  "firmware": ".loads"}[args.fmt]
+                  "firmware": ".loads"}.get(args.fmt, ".bin")
         target = CommandTarget(args.target_cmd, workdir=workdir, suffix=suffix, timeout=args.timeout,
                                crash_exit=_crash_exit(args.crash_exit))
     elif args.target == "phoneemu":

@@ -3,6 +3,7 @@
 * :mod:`~phoneemu.fuzz.tlvtree` — a lossless TLV tree of a signed file and re-signing (spec §A.3).
 * :mod:`~phoneemu.fuzz.corpus` — deterministic valid seed files of each format and their keys.
 * :mod:`~phoneemu.fuzz.mutators` — structure-aware mutators; :class:`~phoneemu.fuzz.mutators.Mutator`.
+* :mod:`~phoneemu.fuzz.messages` — TVS and CAPF messages: seeds, mutation, our targets (spec §E, §F).
 * :mod:`~phoneemu.fuzz.targets` — in-process callables, external commands, a device under test
   served over TFTP.
 * :mod:`~phoneemu.fuzz.engine` — the seeded, bounded loop with deduplication and crash saving.
@@ -14,6 +15,10 @@ The command line is ``phoneemu fuzz`` (:mod:`phoneemu.commands.fuzz`).
 
 from __future__ import annotations
 
-__all__ = ["FORMATS"]
+__all__ = ["FILE_FORMATS", "FORMATS", "MESSAGE_FORMATS"]
 
-FORMATS = ("itl", "ctl", "sgn", "enc", "firmware")
+FILE_FORMATS = ("itl", "ctl", "sgn", "enc", "firmware")
+"""Signed files: a TLV header (spec §A) and a body; mutated through :mod:`~phoneemu.fuzz.tlvtree`."""
+MESSAGE_FORMATS = ("tvs-response", "tvs-request", "capf")
+"""TVS / CAPF messages (spec §E, §F): :mod:`~phoneemu.fuzz.messages`."""
+FORMATS = FILE_FORMATS + MESSAGE_FORMATS

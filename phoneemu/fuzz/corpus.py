@@ -33,7 +33,8 @@ from phoneemu.files import atomic_write, read_at_most
 from phoneemu.formats import signed, trustlist
 from phoneemu.formats.header import FileSigner
 from phoneemu.formats.trustlist import Role, TrustRecord
-from phoneemu.fuzz import FORMATS
+from phoneemu.fuzz import FORMATS, MESSAGE_FORMATS
+from phoneemu.fuzz.messages import message_seeds
 
 __all__ = ["FORMATS", "Corpus", "Identity", "build_corpus", "export_corpus", "with_seed_files"]
 
@@ -215,6 +216,9 @@ def build_corpus(fmt: str, *, bits: int = 1024) -> Corpus:
                                         hash_alg=2)),
         ]
         signer = ids["callmanager"]
+    elif fmt in MESSAGE_FORMATS:
+        named = message_seeds(fmt, certs.cert_der(ids["callmanager"].cert), certs.cert_der(ids["phone"].cert))
+        signer = ids["callmanager"]  # messages are not signed: nothing is re-signed
     elif fmt == "firmware":
         named = _firmware_seeds(ids)
         signer = ids["imagesigning"]
@@ -236,7 +240,8 @@ MAX_SEED_FILE = 1 << 20
 #: At most this many ``--seed-dir`` files, holding at most this many bytes together (all kept in memory).
 MAX_SEED_FILES = 1000
 MAX_SEED_TOTAL = 64 << 20
-_SUFFIX = {"itl": ".tlv", "ctl": ".tlv", "sgn": ".sgn", "enc": ".enc.sgn", "firmware": ".loads"}
+_SUFFIX = {"itl": ".tlv", "ctl": ".tlv", "sgn": ".sgn", "enc": ".enc.sgn", "firmware": ".loads",
+           "tvs-response": ".bin", "tvs-request": ".bin", "capf": ".bin"}
 
 
 def with_seed_files(corpus: Corpus, folder: Path) -> Corpus:

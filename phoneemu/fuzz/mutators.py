@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 
 from phoneemu.errors import EncodeError
 from phoneemu.formats._tlv import unchecked
+from phoneemu.fuzz import MESSAGE_FORMATS
 from phoneemu.fuzz.corpus import Corpus
+from phoneemu.fuzz.messages import MessageMutator
 from phoneemu.fuzz.tlvtree import (
     CONTAINER,
     CONTAINERS,
@@ -648,6 +650,14 @@ class Mutator:
         if not 0.0 <= resign_ratio <= 1.0:
             raise EncodeError(f"resign ratio {resign_ratio} outside 0..1", path="resign_ratio")
         self.corpus = corpus
+        self.message: MessageMutator | None = None
+        if corpus.fmt in MESSAGE_FORMATS:  # TVS / CAPF messages: no signed header, nothing re-signed
+            self.message = MessageMutator(corpus.fmt, corpus.seeds, max_ops=max_ops)
+            self.records = False
+            self.names: tuple[str, ...] = MessageMutator.OPS
+            self.ops: list[tuple[str, Mutation]] = []
+            self.resign_ratio = 0.0
+            return
         self.records = corpus.fmt in ("itl", "ctl")
         self.ctx = MutationContext(corpus=corpus, records=self.records)
         self.ctx.seed_trees = [parse_tree(s, records=self.records) for s in corpus.seeds]
@@ -666,6 +676,9 @@ class Mutator:
         self.cache: SignCache = {}
 
     def mutate(self, rng: random.Random) -> Mutant:
+        if self.message is not None:
+            si, data, mops = self.message.mutate(rng)
+            return unchecked(Mutant, data=data, seed_index=si, ops=mops, resigned=False)
         ctx = self.ctx
         seeds = ctx.seed_trees
         randrange = rng.randrange  # bound once (perf only)

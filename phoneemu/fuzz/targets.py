@@ -290,6 +290,13 @@ def phoneemu_callable(fmt: str, corpus: Corpus, *, round_trip: bool = True) -> C
                 raise rejected
 
         return run_enc
+    from phoneemu.fuzz import MESSAGE_FORMATS
+    from phoneemu.fuzz.messages import message_callable
+
+    if fmt in MESSAGE_FORMATS:
+        from phoneemu.crypto import certs
+
+        return message_callable(fmt, certs.cert_der(corpus.verify_cert), round_trip=round_trip)
     if fmt == "firmware":
         from phoneemu.formats import firmware
 

@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 
 from phoneemu.errors import DecodeError, EncodeError, VerificationError
 from phoneemu.formats import trustlist
-from phoneemu.fuzz.corpus import FORMATS, build_corpus
+from phoneemu.fuzz import FILE_FORMATS as FORMATS
+from phoneemu.fuzz.corpus import build_corpus
 from phoneemu.fuzz.engine import FuzzConfig, Progress, fuzz, input_for
 from phoneemu.fuzz.minimize import minimize
 from phoneemu.fuzz.mutators import Mutator

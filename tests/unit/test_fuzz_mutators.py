@@ -8,8 +8,9 @@ import pytest
 
 from phoneemu.errors import DecodeError, EncodeError, SizeLimitError, VerificationError
 from phoneemu.formats import encrypted, signed, trustlist
+from phoneemu.fuzz import FILE_FORMATS as FORMATS
 from phoneemu.fuzz import mutators as m
-from phoneemu.fuzz.corpus import FORMATS, build_corpus
+from phoneemu.fuzz.corpus import build_corpus
 from phoneemu.fuzz.mutators import MUTATORS, MutationContext, Mutator, mutators_for, tlv_boundaries
 from phoneemu.fuzz.tlvtree import CONTAINER, LEAF, FileTree, parse_tree, serialise
 
