@@ -266,6 +266,7 @@ def _handle(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace, mutator: object) -> int:
     import asyncio
 
+    from phoneemu.fuzz.corpus import NAMED_FORMATS, renamed
     from phoneemu.fuzz.engine import input_for
     from phoneemu.fuzz.mutators import Mutator
     from phoneemu.fuzz.targets import ServeSession, serve_session
@@ -276,8 +277,24 @@ def _serve(args: argparse.Namespace, mutator: object) -> int:
     if args.mac is not None and (len(args.mac) != 12 or any(c not in hexdigits for c in args.mac)):
         raise EncodeError(f"--mac {args.mac!r}: expected 12 hex digits", path="--mac")
 
-    def make(index: int) -> tuple[bytes, dict[str, object]]:
-        m = input_for(mutator, args.seed, index)
+    # .sgn / .enc.sgn / firmware: the seeds carry the requested name in their header FILENAME (and a
+    # load its load name), re-signed, so a mutant is not refused by the §G.4 name rule before the
+    # parser sees it; one Mutator per requested name (a phone asks for a few), at most 64 kept.
+    per_name: dict[str, Mutator] = {}
+
+    def mutator_for(name: str) -> Mutator:
+        if args.fmt not in NAMED_FORMATS:
+            return mutator
+        base = name.replace("\\", "/").rsplit("/", 1)[-1]
+        m = per_name.get(base)
+        if m is None:
+            if len(per_name) >= 64:
+                per_name.clear()
+            m = per_name[base] = Mutator(renamed(mutator.corpus, base), resign_ratio=mutator.resign_ratio)
+        return m
+
+    def make(index: int, name: str) -> tuple[bytes, dict[str, object]]:
+        m = input_for(mutator_for(name), args.seed, index)
         return m.data, {"ops": list(m.ops), "resigned": m.resigned}
 
     fallback = provider_from(args.serve_root, max_file_size=32 * 1024 * 1024) if args.serve_root else None

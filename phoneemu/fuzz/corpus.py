@@ -36,7 +36,8 @@ from phoneemu.formats.trustlist import Role, TrustRecord
 from phoneemu.fuzz import FORMATS, MESSAGE_FORMATS
 from phoneemu.fuzz.messages import message_seeds
 
-__all__ = ["FORMATS", "Corpus", "Identity", "build_corpus", "export_corpus", "with_seed_files"]
+__all__ = ["FORMATS", "NAMED_FORMATS", "Corpus", "Identity", "build_corpus", "export_corpus", "renamed",
+           "with_seed_files"]
 
 _TIMESTAMP = 1_767_225_600  # 2026-01-01 00:00:00 UTC
 _NOT_BEFORE = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
@@ -270,6 +271,40 @@ def with_seed_files(corpus: Corpus, folder: Path) -> Corpus:
             seeds.append(data)
             names.append(p.name)
     return replace(corpus, seeds=tuple(seeds), names=tuple(names))
+
+
+#: Formats whose header FILENAME a phone compares with the name it requested (spec §G.4, §D).
+NAMED_FORMATS = ("sgn", "enc", "firmware")
+
+
+def renamed(corpus: Corpus, name: str) -> Corpus:
+    """``corpus`` with every seed's header FILENAME set to ``name`` (the name a phone requested, base
+    name) and re-signed with the corpus key — for a firmware load also its manifest's load name when
+    ``name`` is ``<load>.loads`` — so that ``--serve`` mutants pass the §G.4 name rule (and §D
+    ``D-wrong-load``) and reach the parser. A seed that does not parse (a ``--seed-dir`` file) is kept."""
+    from dataclasses import replace as dc_replace
+
+    from phoneemu.errors import DecodeError
+    from phoneemu.formats import firmware
+    from phoneemu.formats.header import parse_envelope, sign_header
+
+    if corpus.fmt not in NAMED_FORMATS:
+        return corpus
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    load = base[: -len(".loads")] if base.lower().endswith(".loads") else None
+    seeds = []
+    for data in corpus.seeds:
+        try:
+            raw, ph = parse_envelope(data, fmt=corpus.fmt, limit=MAX_SEED_FILE)
+            body = raw[ph.body_offset:]
+            if corpus.fmt == "firmware" and load is not None:
+                _, image = firmware.parse_payload(body)
+                body = firmware.build_payload(load, image)
+            header = dc_replace(ph.header, filename=base, layout=None, header_length=0)
+            seeds.append(sign_header(header, body, corpus.signer.signer))
+        except (DecodeError, EncodeError):
+            seeds.append(data)
+    return replace(corpus, seeds=tuple(seeds))
 
 
 def export_corpus(corpus: Corpus, folder: Path) -> list[Path]:

@@ -474,12 +474,13 @@ class ServeSession:
     """Hands out mutants to a device under test through the lab TFTP server.
 
     ``get(name)`` is the TFTP provider: a matching name gets the next input (index
-    ``start_index``, ``start_index + 1`` ...), saved under ``DIR/served/`` with its seed; other
+    ``start_index``, ``start_index + 1`` ...; ``make(index, name)`` builds it for that name), saved
+    under ``DIR/served/`` with its seed; other
     names come from ``fallback`` (e.g. a lab cluster's files) or are "not found". Every request
     and its outcome are appended to ``DIR/served/requests.jsonl`` — the observation of the device.
     """
 
-    def __init__(self, *, fmt: str, make: Callable[[int], tuple[bytes, dict[str, object]]], seed: int,
+    def __init__(self, *, fmt: str, make: Callable[[int, str], tuple[bytes, dict[str, object]]], seed: int,
                  out: Path, runs: int | None, start_index: int = 0, mac: str | None = None,
                  fallback: Callable[[str], bytes | None] | None = None) -> None:
         self.fmt = fmt
@@ -514,7 +515,7 @@ class ServeSession:
         if served_name_matches(self.fmt, name, self.mac) and not self.exhausted:
             index = self.next_index
             self.next_index += 1
-            data, meta = self.make(index)
+            data, meta = self.make(index, name)
             safe = re.sub(r"[^A-Za-z0-9._-]", "_", name.rsplit("/", 1)[-1])
             path = self.dir / f"{index:06d}-{safe}"
             atomic_write(path, data)  # a record of what was served: never truncated by a kill

@@ -14,7 +14,7 @@ import pytest
 
 from phoneemu.cli import main
 from phoneemu.errors import TransportError
-from phoneemu.fuzz.corpus import build_corpus
+from phoneemu.fuzz.corpus import build_corpus, renamed
 from phoneemu.fuzz.engine import input_for
 from phoneemu.fuzz.mutators import Mutator
 from phoneemu.fuzz.targets import ServeSession, serve_session
@@ -127,7 +127,7 @@ def test_serve_hands_mutants_to_a_tftp_client(tmp_path: Path) -> None:
 
     mut = Mutator(build_corpus("itl"))
 
-    def make(i: int) -> tuple[bytes, dict[str, object]]:
+    def make(i: int, _name: str) -> tuple[bytes, dict[str, object]]:
         m = input_for(mut, 4, i)
         return m.data, {"ops": list(m.ops)}
 
@@ -175,7 +175,7 @@ def test_cli_serve_over_loopback(tmp_path: Path) -> None:
         port = int(line.split("127.0.0.1:")[1].split(";")[0])
 
         async def device() -> list[bytes]:
-            return [await tftp_get("127.0.0.1", port, "SEP001122334455.cnf.xml.sgn", timeout=1.0, retries=3)
+            return [await tftp_get("127.0.0.1", port, "SEPAABBCCDDEEFF.cnf.xml.sgn", timeout=1.0, retries=3)
                     for _ in range(2)]
 
         got = asyncio.run(device())
@@ -186,7 +186,8 @@ def test_cli_serve_over_loopback(tmp_path: Path) -> None:
             proc.wait()
     assert proc.returncode == 0
     assert "served 2 mutant(s)" in out
-    mut = Mutator(build_corpus("sgn"))
+    # the seeds carry the requested name (spec §G.4), re-signed: mutants of them are what is served
+    mut = Mutator(renamed(build_corpus("sgn"), "SEPAABBCCDDEEFF.cnf.xml.sgn"))
     assert got == [input_for(mut, 6, 0).data, input_for(mut, 6, 1).data]
 
 
@@ -198,7 +199,7 @@ def test_serve_over_http_and_tftp(tmp_path: Path) -> None:
 
     mut = Mutator(build_corpus("sgn"))
 
-    def make(i: int) -> tuple[bytes, dict[str, object]]:
+    def make(i: int, _name: str) -> tuple[bytes, dict[str, object]]:
         m = input_for(mut, 9, i)
         return m.data, {"ops": list(m.ops)}
 
