@@ -192,8 +192,9 @@ def _firmware_seeds(ids: dict[str, Identity]) -> list[tuple[str, bytes]]:
                                         timestamp=_TIMESTAMP, hash_alg=1)),
         ("empty-image", firmware.build(load_name="SCCP70.9-4-2", payload=b"", signer=s,
                                        timestamp=_TIMESTAMP)),
-        ("cop-package", firmware.build(load_name="cmterm-devicepack.14-2", payload=image[:100], signer=s,
-                                       timestamp=_TIMESTAMP, filename="cmterm-devicepack.14-2.cop.sgn")),
+        ("cop-package.cop.sgn", firmware.build(load_name="cmterm-devicepack.14-2", payload=image[:100],
+                                               signer=s, timestamp=_TIMESTAMP,
+                                               filename="cmterm-devicepack.14-2.cop.sgn")),
     ]
 
 
@@ -319,7 +320,7 @@ def export_corpus(corpus: Corpus, folder: Path) -> list[Path]:
     # atomic_write: a file (or a planted link) already there is replaced, never written through, and
     # the key is 0600 from its first byte
     for i, (name, data) in enumerate(zip(corpus.names, corpus.seeds, strict=True)):
-        suffix = "" if name.endswith(_SUFFIX[corpus.fmt]) else _SUFFIX[corpus.fmt]
+        suffix = "" if name.endswith((_SUFFIX[corpus.fmt], ".cop.sgn")) else _SUFFIX[corpus.fmt]
         p = folder / f"{i:02d}-{name}{suffix}"
         atomic_write(p, data)
         written.append(p)
