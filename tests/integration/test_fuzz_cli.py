@@ -225,3 +225,22 @@ def test_serve_over_http_and_tftp(tmp_path: Path) -> None:
     log = [json.loads(line) for line in (tmp_path / "served" / "requests.jsonl").read_text().splitlines()]
     http = [e for e in log if e["event"] == "request" and e.get("protocol") == "http"]
     assert [e["outcome"] for e in http] == ["ok", "ok", "not-found"]
+
+
+def test_firmware_format_finds_a_crashing_user_parser_and_exports_its_seeds(tmp_path: Path) -> None:
+    """``--format firmware``: signed loads (our layout, spec §D) fuzzed against a user's parser; its
+    crash is a finding; ``--export-corpus`` writes ``.loads`` seeds and the image-signing cert."""
+    out = tmp_path / "fz"
+    r = _cli("--format", "firmware", "--target", "tests.fuzz_helpers:crashy", "--runs", "100", "--seed", "3",
+             "--out", str(out), "--no-minimize")
+    assert r.returncode == 1, r.stderr
+    (crash,) = (out / "crashes").iterdir()
+    assert json.loads((crash / "info.json").read_text())["signature"].startswith("IndexError")
+    r = _cli("--format", "firmware", "--export-corpus", str(tmp_path / "seeds"))
+    assert r.returncode == 0, r.stderr
+    names = sorted(p.name for p in (tmp_path / "seeds").iterdir())
+    assert "00-sip88xx-sha512.loads" in names and "verify.pem" in names
+    seed = (tmp_path / "seeds" / "00-sip88xx-sha512.loads").read_bytes()
+    r = _cli("--format", "firmware", "--target", "phoneemu", "--runs", "300", "--seed", "1", "--out",
+             str(tmp_path / "ours"))
+    assert r.returncode == 0 and seed  # our own firmware parser: no finding
