@@ -26,24 +26,46 @@ from typing import Any
 
 from phoneemu.net._listen import set_v6only
 
-__all__ = ["PeerError", "UdpSocket", "bound_udp_socket", "report_icmp_errors"]
+__all__ = ["PeerError", "UdpSocket", "bound_udp_socket", "client_udp_socket", "report_icmp_errors"]
 
 _log = logging.getLogger("phoneemu.net.udp")
 Addr = tuple[Any, ...]
+
+
+_NONBLOCK: int = getattr(socket, "SOCK_NONBLOCK", 0)
+"""Linux: the socket is made non-blocking by ``socket()`` itself, one ``ioctl(FIONBIO)`` less per
+socket (a phone opens one per TFTP transfer, issue #6); elsewhere ``setblocking(False)`` after."""
 
 
 def bound_udp_socket(host: str, port: int, *, rcvbuf: int = 0) -> socket.socket:
     """A non-blocking UDP socket bound to ``host:port`` (family from the address text; ``::``
     dual-stack, other IPv6 addresses IPv6 only: :mod:`phoneemu.net._listen`)."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(fam, socket.SOCK_DGRAM)
+    sock = socket.socket(fam, socket.SOCK_DGRAM | _NONBLOCK)
     try:
-        sock.setblocking(False)
+        if not _NONBLOCK:
+            sock.setblocking(False)
         set_v6only(sock, host)
         if rcvbuf:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def client_udp_socket(family: int) -> socket.socket:
+    """A non-blocking UDP socket of ``family`` left unbound: the kernel gives it an ephemeral port on
+    every address (IPv6: dual-stack) at its first ``sendto``, as ``bind(("0.0.0.0", 0))`` would —
+    one ``bind`` call less per TFTP transfer of a phone (issue #6). Only for a socket that sends
+    before it waits for anything (a client's request)."""
+    sock = socket.socket(family, socket.SOCK_DGRAM | _NONBLOCK)
+    try:
+        if not _NONBLOCK:
+            sock.setblocking(False)
+        set_v6only(sock, "::")
     except OSError:
         sock.close()
         raise

@@ -46,7 +46,7 @@ from collections.abc import Callable
 from typing import Any
 
 from phoneemu.errors import DecodeError, TransportError
-from phoneemu.net._udp import PeerError, UdpSocket, bound_udp_socket, report_icmp_errors
+from phoneemu.net._udp import PeerError, UdpSocket, client_udp_socket, report_icmp_errors
 from phoneemu.net.tftp_codec import (
     DEFAULT_BLKSIZE,
     Error,
@@ -286,14 +286,16 @@ class _Transfer:
 class _Endpoint:
     """One client UDP socket; dispatches to the transfer currently using it."""
 
-    __slots__ = ("prev_final", "prev_tid", "transfer", "transport")
+    __slots__ = ("loop", "prev_final", "prev_tid", "transfer", "transport")
 
-    def __init__(self, family: int) -> None:
+    def __init__(self, family: int, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        # the pool gives its loop: asyncio.get_running_loop() costs a getpid() syscall a call
+        self.loop = loop if loop is not None else asyncio.get_running_loop()
         self.transfer: _Transfer | None = None
         self.prev_tid: Addr | None = None  # TID and final DATA of the previous transfer (dally)
         self.prev_final = b""
-        sock = bound_udp_socket("::" if family == socket.AF_INET6 else "0.0.0.0", 0)
-        self.transport = UdpSocket(asyncio.get_running_loop(), sock, self._on_datagram, self._on_error,
+        sock = client_udp_socket(family)  # bound by the kernel at the RRQ's sendto
+        self.transport = UdpSocket(self.loop, sock, self._on_datagram, self._on_error,
                                    max_batch=1)
         self.transport.icmp_errors = report_icmp_errors(sock)
 
@@ -340,7 +342,7 @@ async def _resolve(host: str, port: int) -> Addr:
 async def _run(ep: _Endpoint, server: Addr, name: str, *, blksize: int | None, timeout: float, retries: int,
                tsize: bool, max_size: int, on_retransmit: Callable[[], None] | None = None,
                max_time: float | None = None) -> bytes:
-    loop = asyncio.get_running_loop()
+    loop = ep.loop
     t = _Transfer(loop, ep.transport, server, name, blksize=blksize, timeout=timeout,
                   retries=retries, tsize=tsize, max_size=max_size, on_retransmit=on_retransmit)
     cap = None if max_time is None else loop.call_later(max_time, t.fail_slow, max_time)
@@ -371,7 +373,7 @@ async def tftp_get(host: str, port: int, filename: str, *, blksize: int | None =
                    on_retransmit: Callable[[], None] | None = None, max_time: float | None = None) -> bytes:
     """Download ``filename`` with one fresh UDP socket; TransportError on failure (see module doc)."""
     server = await _resolve(host, port)
-    ep = _Endpoint(_family(server))
+    ep = _Endpoint(_family(server), asyncio.get_running_loop())
     try:
         return await _run(ep, server, filename, blksize=blksize, timeout=timeout, retries=retries,
                           tsize=tsize, max_size=max_size, on_retransmit=on_retransmit, max_time=max_time)
@@ -389,6 +391,7 @@ class TftpClientPool:
         self.defaults: dict[str, Any] = {"blksize": blksize, "timeout": timeout, "retries": retries,
                                          "tsize": tsize, "max_size": max_size, "max_time": max_time}
         self._sem: asyncio.Semaphore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the first get (the pool's)
         self._idle: dict[int, collections.deque[_Endpoint]] = {}
         self._all: set[_Endpoint] = set()
         self._closed = False
@@ -399,14 +402,15 @@ class TftpClientPool:
             raise TransportError("client pool closed", kind="error")
         opts = {**self.defaults, **options}
         server = await _resolve(host, port)
-        if self._sem is None:
+        if self._sem is None or self._loop is None:
             self._sem = asyncio.Semaphore(self.max_sockets)
+            self._loop = asyncio.get_running_loop()
         async with self._sem:
             fam = _family(server)
             idle = self._idle.setdefault(fam, collections.deque())
             ep = idle.popleft() if idle else None
             if ep is None:
-                ep = _Endpoint(fam)
+                ep = _Endpoint(fam, self._loop)
                 self._all.add(ep)
             reuse = False
             try:

@@ -310,6 +310,31 @@ def test_nothing_listening_is_unreachable_at_once() -> None:
 
 
 @linux_only
+def test_client_socket_is_bound_by_its_request() -> None:
+    """A transfer's socket is not bound before the RRQ (one syscall less a transfer, issue #6): the
+    kernel gives it an ephemeral port on every address at the first sendto, which the server sees."""
+    async def main() -> None:
+        silent = RawClient()
+        ep = tftp_client._Endpoint(socket.AF_INET)
+        try:
+            assert ep.transport.sock.getsockname() == ("0.0.0.0", 0)
+            assert ep.transport.sock.getblocking() is False
+            transfer = asyncio.ensure_future(tftp_client._run(
+                ep, (HOST, silent.sock.getsockname()[1]), "ITLFile.tlv", blksize=None, timeout=0.05,
+                retries=0, tsize=False, max_size=1 << 20))
+            await asyncio.sleep(0.01)
+            port = ep.transport.sock.getsockname()[1]
+            assert port != 0
+            data, addr = silent.sock.recvfrom(600)
+            assert addr == (HOST, port) and data.startswith(b"\x00\x01ITLFile.tlv\x00")
+            with pytest.raises(TransportError):
+                await transfer
+        finally:
+            ep.transport.close()
+            silent.close()
+    run(main())
+
+
 def test_icmp_error_about_another_address_is_ignored() -> None:
     """An ICMP error for a datagram sent elsewhere (a finished transfer's TID on a reused pool socket)
     does not end the transfer under way: a silent server still means a timeout."""
