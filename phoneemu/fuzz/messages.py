@@ -214,6 +214,16 @@ def _round_trip(fmt: str, data: bytes, again: bytes) -> None:
     _check_round_trip(fmt, data, again)
 
 
+def _tvs_round_trip(fmt: str, data: bytes) -> None:
+    """A TVS message that decodes must encode back to its exact bytes (one that does not decode is
+    left to the exchange, which rejects it)."""
+    try:
+        msg = tvs.decode(data)
+    except DecodeError:
+        return
+    _round_trip(fmt, data, tvs.encode(msg))
+
+
 def message_callable(fmt: str, cert_der: bytes, *, round_trip: bool = True) -> Callable[[bytes], None]:
     """What our client or server does with one message of ``fmt`` (see module docstring)."""
     if fmt == "tvs-response":
@@ -223,12 +233,7 @@ def message_callable(fmt: str, cert_der: bytes, *, round_trip: bool = True) -> C
         def run_response(data: bytes) -> None:
             request = query if len(data) > 2 and data[2] == tvs.TvsMsgType.QUERY_RESPONSE else verify
             if round_trip and len(data) >= tvs.HEADER_SIZE:
-                try:
-                    msg = tvs.decode(data)
-                except DecodeError:
-                    pass
-                else:
-                    _round_trip(fmt, data, tvs.encode(msg))
+                _tvs_round_trip(fmt, data)
             exchange = tvs.TvsClientExchange(request)
             exchange.receive(data)
             exchange.eof()
@@ -243,12 +248,7 @@ def message_callable(fmt: str, cert_der: bytes, *, round_trip: bool = True) -> C
 
         def run_request(data: bytes) -> None:
             if round_trip:
-                try:
-                    msg = tvs.decode(data)
-                except DecodeError:
-                    pass
-                else:
-                    _round_trip(fmt, data, tvs.encode(msg))
+                _tvs_round_trip(fmt, data)
             conn = tvs.TvsServerConnection(lookup)
             answers = conn.receive(data)
             for out in answers:

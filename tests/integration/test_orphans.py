@@ -95,6 +95,22 @@ def _kill_parent_and_wait(proc: subprocess.Popen[bytes], want: int) -> tuple[set
     return kids, left
 
 
+def _assert_children_exit_with_parent(argv: list[str]) -> None:
+    """``phoneemu ARGV`` started, its two worker processes seen, the parent SIGKILLed: every child
+    gone within ``_GONE_S`` seconds."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "phoneemu", *argv], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        kids, left = _kill_parent_and_wait(proc, 2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert len(kids) >= 2
+    assert not left, f"still running {_GONE_S} s after their parent was killed: {sorted(left)}"
+
+
 @pytest.fixture
 def black_hole() -> Iterator[socket.socket]:
     """A loopback UDP "TFTP server" that takes every request and never answers."""
@@ -114,33 +130,12 @@ def test_run_j_workers_exit_when_their_parent_is_killed(tmp_path: Path, black_ho
         f = tmp_path / f"hang{i}.yaml"
         f.write_text(_HANG.format(port=black_hole.getsockname()[1], i=i))
         files.append(str(f))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "phoneemu", "run", *files, "-j", "2"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        kids, left = _kill_parent_and_wait(proc, 2)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-    assert len(kids) >= 2
-    assert not left, f"still running {_GONE_S} s after their parent was killed: {sorted(left)}"
+    _assert_children_exit_with_parent(["run", *files, "-j", "2"])
 
 
 def test_fleet_shards_exit_when_their_parent_is_killed(tmp_path: Path, black_hole: socket.socket) -> None:
     """Two shards booting phones against a TFTP server that never answers (each boot waits for its
     timers); the parent is SIGKILLed: both shards exit at once."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "phoneemu", "fleet", "boot", "--count", "4", "--tftp",
-                             f"127.0.0.1:{black_hole.getsockname()[1]}",
-                             "--mac-start", mac_text(0x0B0000000100),
-                             "--shards", "2", "--no-http", "-q"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        kids, left = _kill_parent_and_wait(proc, 2)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-    assert len(kids) >= 2
-    assert not left, f"still running {_GONE_S} s after their parent was killed: {sorted(left)}"
+    _assert_children_exit_with_parent(["fleet", "boot", "--count", "4", "--tftp",
+                                       f"127.0.0.1:{black_hole.getsockname()[1]}", "--mac-start",
+                                       mac_text(0x0B0000000100), "--shards", "2", "--no-http", "-q"])
