@@ -39,10 +39,11 @@ Rules:
   both directions are kept once each. IPv4 packets inside the lab range are left to the ``lo``
   socket (never twice), unless they are an external cluster's (an external cluster given an address
   of the lab range is kept by the second socket only). A TVS, CAPF or HTTP server on another host
-  is found the way the phone finds it: a TCP packet to or from an address outside that set makes
-  the capture look (at most every ``_RESCAN_S`` seconds) at this process's TCP sockets in
-  ``/proc/self/net/tcp`` and ``tcp6``; the remote address of one of them joins the set for the rest
-  of the run (the SYN itself is kept: the connecting socket exists when it is sent). These packets
+  is found the way the phone finds it: a TCP SYN (without ACK) to or from an address outside that
+  set makes the capture look (at most every ``_PEER_SCAN_S`` seconds) at this process's TCP sockets
+  in ``/proc/self/net/tcp`` and ``tcp6``; the remote address of one of them joins the set for the
+  rest of the run, SYN included (the connecting socket exists when it is sent). Only SYNs make it
+  look: other programs' traffic on a busy host costs no scan per packet. These packets
   are not sorted into ours and foreign (our rule): another program talking to those hosts at the
   same time is in the pcap too (the note file says so). A synthetic capture holds nothing of an
   external cluster (its servers are not ours to feed it): the note file says so.
@@ -93,6 +94,7 @@ _STOP_TIMEOUT = 2.0
 _POLL_S = 0.05
 _SCAN_S = 0.1
 _RESCAN_S = 0.01
+_PEER_SCAN_S = 0.001
 _SPOOL = struct.Struct("<dI?")  # time, length, from the every-interface socket (never sorted)
 _DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
@@ -256,6 +258,16 @@ def _own_socket_inodes() -> set[int]:
     return out
 
 
+def _is_syn(pkt: bytes, address_size: int) -> bool:
+    """A TCP SYN without ACK (a connection being opened) in IPv4 (``address_size`` 4) or IPv6 ``pkt``."""
+    if address_size == 4:
+        at = (pkt[0] & 0x0F) * 4
+        is_tcp = pkt[9] == 6
+    else:
+        at, is_tcp = 40, pkt[6] == 6  # extension headers: not followed (the phones send none)
+    return is_tcp and len(pkt) > at + 13 and pkt[at + 13] & 0x12 == 0x02
+
+
 def _proc_address(text: str) -> bytes:
     """A ``/proc/net`` hex address as packed bytes: 32-bit words in host (little-endian) order."""
     raw = bytes.fromhex(text)
@@ -395,8 +407,7 @@ class LiveCapture(CaptureSink):
         wanted = self.external.addresses
         if src in wanted or dst in wanted or src in self._peers or dst in self._peers:
             return pkt
-        tcp = pkt[9] == 6 if len(src) == 4 else pkt[6] == 6
-        if tcp and time.monotonic() - self._last_peer_scan > _RESCAN_S:
+        if _is_syn(pkt, len(src)) and time.monotonic() - self._last_peer_scan > _PEER_SCAN_S:
             self._last_peer_scan = time.monotonic()
             with contextlib.suppress(OSError):
                 self._peers |= _own_tcp_peers()

@@ -494,34 +494,57 @@ def test_synthetic_capture_names_the_external_cluster_it_does_not_hold(tmp_path:
     assert "Not held: the external cluster(s) at 127.0.0.57, ::1" in note
 
 
-def test_live_capture_follows_the_phones_tcp_connections_to_other_hosts(tmp_path: Path) -> None:
-    """An external cluster's TVS on another host than its TFTP host: a TCP packet with a host this
-    process holds a TCP connection to is kept (it joins the set), one with a host it does not is not."""
+def test_live_capture_follows_the_phones_tcp_connections_to_other_hosts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An external cluster's TVS on another host than its TFTP host: a TCP SYN with a host this
+    process holds a TCP connection to makes it join the set (that SYN and what follows are kept); a
+    SYN with a host it does not is not kept, and a packet that is not a SYN makes no lookup (a busy
+    host's traffic costs no /proc scan per packet). Then for real: a connection this process opens
+    is followed by the capture thread."""
+    from phoneemu.scenario import capturing
+
     try:
         sink, _ = open_capture(tmp_path, "peers", mode="live", external=["127.0.0.57"])
     except ScenarioError as exc:
         pytest.skip(f"live capture not possible here: {exc}")
     assert isinstance(sink, LiveCapture)
 
-    def tcp_packet(src: str, dst: str) -> bytes:
+    def tcp_packet(src: str, dst: str, flags: int = 0x10) -> bytes:
+        tcp = bytes(13) + bytes([flags]) + bytes(6)
         return (bytes([0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0]) + socket.inet_aton(src)
-                + socket.inet_aton(dst) + bytes(20))
+                + socket.inet_aton(dst) + tcp)
+
+    def keep(packet: bytes, pkttype: int = 0) -> bytes | None:
+        time.sleep(0.005)  # past _PEER_SCAN_S since the last look
+        return sink.keep_external(packet, "lo", 0x0800, pkttype)
+
+    looks: list[int] = []
+
+    def peers() -> set[bytes]:
+        looks.append(1)
+        return {socket.inet_aton("127.0.0.60")}
 
     listener = socket.socket()
     try:
+        with monkeypatch.context() as m:
+            m.setattr(capturing, "_own_tcp_peers", peers)
+            not_syn = keep(tcp_packet("127.0.0.1", "127.0.0.60"))  # an ACK: no lookup
+            assert not_syn is None and not looks
+            assert keep(tcp_packet("127.0.0.1", "127.0.0.60", flags=0x02)) is not None and looks
+            assert keep(tcp_packet("127.0.0.60", "127.0.0.1")) is not None  # joined the set
+            assert keep(tcp_packet("127.0.0.1", "127.0.0.59", flags=0x02)) is None
+        assert keep(tcp_packet("127.0.0.57", "127.0.0.1")) is not None  # the TFTP host
         listener.bind(("127.0.0.58", 0))
         listener.listen(1)
         with socket.create_connection(listener.getsockname(), timeout=5):
-            time.sleep(0.02)  # past _RESCAN_S since the capture opened
-            kept = sink.keep_external(tcp_packet("127.0.0.1", "127.0.0.58"), "lo", 0x0800, 0)
-            time.sleep(0.02)
-            other = sink.keep_external(tcp_packet("127.0.0.1", "127.0.0.59"), "lo", 0x0800, 0)
-        tftp_host = sink.keep_external(tcp_packet("127.0.0.57", "127.0.0.1"), "lo", 0x0800, 0)
-        outgoing_copy = sink.keep_external(tcp_packet("127.0.0.1", "127.0.0.58"), "lo", 0x0800, 4)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and socket.inet_aton("127.0.0.58") not in sink._peers:
+                time.sleep(0.01)
+        assert keep(tcp_packet("127.0.0.1", "127.0.0.58")) is not None  # learnt from the real SYN
+        assert keep(tcp_packet("127.0.0.1", "127.0.0.58"), pkttype=4) is None  # lo's outgoing copy
     finally:
         listener.close()
         sink.close()
-    assert kept is not None and other is None and tftp_host is not None and outgoing_copy is None
 
 
 def test_boot_capture_writes_the_boots_packets_and_key_log(tmp_path: Path) -> None:
