@@ -17,11 +17,12 @@ import asyncio
 import contextlib
 import functools
 import os
+import shutil
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -254,7 +255,7 @@ async def run_scenario(scenario: Scenario, options: RunOptions, result: Scenario
         tracker = StepTracker()
     limit = limit_for(scenario, options.timeout)
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="phoneemu-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="phoneemu-") as tmp, _removed_if_abandoned(Path(tmp)):
         workdir = Path(tmp) if options.workdir is None else options.workdir / scenario.name
         capture = None
         keylog = None
@@ -337,6 +338,21 @@ def run_scenarios(scenarios: list[Scenario], options: RunOptions, *, jobs: int =
     return summary
 
 
+#: The temporary folders of the scenarios under way: the watchdog's last resort ends the process with
+#: ``os._exit`` (no ``finally`` runs), so it removes them itself (nothing of a run is left in the
+#: system's temporary folder; a ``workdir`` the user asked for is kept).
+_TEMPORARY: set[Path] = set()
+
+
+@contextlib.contextmanager
+def _removed_if_abandoned(folder: Path) -> Iterator[None]:
+    _TEMPORARY.add(folder)
+    try:
+        yield
+    finally:
+        _TEMPORARY.discard(folder)
+
+
 def _abandon(summary: RunSummary, options: RunOptions, *, sc: Scenario, result: ScenarioResult,
              tracker: StepTracker, limit: float, rest: list[Scenario], at: float, started: float) -> None:
     """The watchdog's last resort (see :mod:`phoneemu.scenario.deadline`): report and end the process."""
@@ -352,6 +368,8 @@ def _abandon(summary: RunSummary, options: RunOptions, *, sc: Scenario, result: 
         if options.on_abandon is not None:
             options.on_abandon(summary)
     finally:  # the main thread is stuck: nothing else can end the process
+        for folder in list(_TEMPORARY):
+            shutil.rmtree(folder, ignore_errors=True)
         sys.stderr.flush()
         sys.stdout.flush()
         os._exit(1)

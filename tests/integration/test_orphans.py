@@ -95,10 +95,11 @@ def _kill_parent_and_wait(proc: subprocess.Popen[bytes], want: int) -> tuple[set
     return kids, left
 
 
-def _assert_children_exit_with_parent(argv: list[str]) -> None:
+def _assert_children_exit_with_parent(argv: list[str], tmp: Path) -> None:
     """``phoneemu ARGV`` started, its two worker processes seen, the parent SIGKILLed: every child
-    gone within ``_GONE_S`` seconds."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    gone within ``_GONE_S`` seconds. Its temporary folders go under ``tmp`` (a parent killed by
+    SIGKILL cannot remove them: documented)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp)}
     proc = subprocess.Popen([sys.executable, "-m", "phoneemu", *argv], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -130,7 +131,7 @@ def test_run_j_workers_exit_when_their_parent_is_killed(tmp_path: Path, black_ho
         f = tmp_path / f"hang{i}.yaml"
         f.write_text(_HANG.format(port=black_hole.getsockname()[1], i=i))
         files.append(str(f))
-    _assert_children_exit_with_parent(["run", *files, "-j", "2"])
+    _assert_children_exit_with_parent(["run", *files, "-j", "2"], tmp_path)
 
 
 def test_fleet_shards_exit_when_their_parent_is_killed(tmp_path: Path, black_hole: socket.socket) -> None:
@@ -138,4 +139,5 @@ def test_fleet_shards_exit_when_their_parent_is_killed(tmp_path: Path, black_hol
     timers); the parent is SIGKILLed: both shards exit at once."""
     _assert_children_exit_with_parent(["fleet", "boot", "--count", "4", "--tftp",
                                        f"127.0.0.1:{black_hole.getsockname()[1]}", "--mac-start",
-                                       mac_text(0x0B0000000100), "--shards", "2", "--no-http", "-q"])
+                                       mac_text(0x0B0000000100), "--shards", "2", "--no-http", "-q"],
+                                      tmp_path)

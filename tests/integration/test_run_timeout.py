@@ -235,10 +235,13 @@ def test_a_sequential_run_that_cannot_stop_its_scenario_reports_and_exits(tmp_pa
     js = tmp_path / "r.json"
     script = tmp_path / "abandon.py"
     script.write_text(_ABANDON)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(scratch)}
     proc = subprocess.run([sys.executable, str(script), "run", *files, "--timeout", "2", "--json", str(js)],
                           capture_output=True, text=True, timeout=60, env=env, check=False)
     assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert not list(scratch.iterdir())  # the stuck scenario's temporary lab removed before the exit
     why = (f"timed out after 2 s in steps[1] (expect, {files[1]}:6); it could not be stopped 0.5 s later "
            "either: the run was abandoned")
     assert f"phoneemu run: scenario b-stuck ({files[1]}) {why}; 1 scenario(s) not run" in proc.stderr
