@@ -29,9 +29,17 @@ Rules:
   file; a socket whose transfer failed is closed, never reused. A reused socket re-ACKs a late
   duplicate of its previous transfer's final DATA (the RFC 1350 dally), told apart by the server's
   transfer ID (its per-transfer port). A socket whose server answered from its listening address
-  (a single-socket server such as the lab's ``tid_mode="shared"``) is closed after the transfer,
-  not reused: a late duplicate from it could not be told apart from the next transfer's packets
-  (a stale one-block DATA 1 taken for the next file, seen about once in 10,000 fleet boots).
+  (a single-socket server such as the lab's ``tid_mode="shared"``) is reused only when the file's
+  final DATA had a block number of 2 or more (on the wire): the only late packet that can still come
+  from that transfer is a duplicate of its final DATA (lock-step: every earlier block was acknowledged
+  before the next was sent) — or an ERROR if the server gives up waiting for our final ACK, which
+  fails the next transfer and never gives it wrong bytes —, and the next transfer takes nothing but
+  DATA 1 (or an OACK/ERROR) as its first answer, then each block only once the blocks before it have
+  come. A final DATA 1 (a
+  one-block file, common with ``blksize``) could be taken for the next file's DATA 1 — a stale
+  config, seen about once in 10,000 fleet boots when such sockets were reused —, so that socket is
+  closed. Our convention (RFC 1350 asks for fresh TIDs); the lab's shared mode also ends a transfer
+  when the same client sends a new request, so on loopback nothing of it follows the new request.
 """
 
 from __future__ import annotations
@@ -286,7 +294,7 @@ class _Transfer:
 class _Endpoint:
     """One client UDP socket; dispatches to the transfer currently using it."""
 
-    __slots__ = ("loop", "prev_final", "prev_tid", "transfer", "transport")
+    __slots__ = ("loop", "prev_final", "prev_tid", "reusable", "transfer", "transport")
 
     def __init__(self, family: int, loop: asyncio.AbstractEventLoop | None = None) -> None:
         # the pool gives its loop: asyncio.get_running_loop() costs a getpid() syscall a call
@@ -294,6 +302,7 @@ class _Endpoint:
         self.transfer: _Transfer | None = None
         self.prev_tid: Addr | None = None  # TID and final DATA of the previous transfer (dally)
         self.prev_final = b""
+        self.reusable = False  # the last transfer succeeded and a stale packet of it cannot pass
         sock = client_udp_socket(family)  # bound by the kernel at the RRQ's sendto
         self.transport = UdpSocket(self.loop, sock, self._on_datagram, self._on_error,
                                    max_batch=1)
@@ -303,7 +312,7 @@ class _Endpoint:
         prev = self.prev_tid
         if prev is not None and data == self.prev_final and addr[:2] == prev[:2]:
             # the previous transfer's final DATA again (our last ACK was lost): re-ACK it, as a
-            # dallying RFC 1350 client would. Only for servers that answered from their own TID.
+            # dallying RFC 1350 client would, while the socket waits in the pool.
             self.transport.sendto(ack_packet((data[2] << 8) | data[3]), addr)
             return
         t = self.transfer
@@ -348,13 +357,17 @@ async def _run(ep: _Endpoint, server: Addr, name: str, *, blksize: int | None, t
     cap = None if max_time is None else loop.call_later(max_time, t.fail_slow, max_time)
     ep.transfer = t
     ep.prev_tid = None
+    ep.reusable = False
     # no dally during a transfer (prev_tid is cleared): datagrams go straight to it, one call less each
     ep.transport.on_datagram = t.on_datagram
     try:
         t.start()
         data = await t.fut
-        if t.tid is not None and t.tid[:2] != server[:2]:
+        if t.tid is not None:
             ep.prev_tid, ep.prev_final = t.tid, t.final_pkt
+            # see the module docstring: a single-socket server's final DATA 1 could pass as the next
+            # file's first block; a final DATA 2+ cannot (the next transfer wants DATA 1 first)
+            ep.reusable = t.tid[:2] != server[:2] or _final_block(t.final_pkt) >= 2
         return data
     finally:
         t._finish()
@@ -362,6 +375,11 @@ async def _run(ep: _Endpoint, server: Addr, name: str, *, blksize: int | None, t
             cap.cancel()
         ep.transfer = None
         ep.transport.on_datagram = ep._on_datagram
+
+
+def _final_block(final_pkt: bytes) -> int:
+    """The block number of a final DATA packet as sent (16 bits); 0 when there is none."""
+    return (final_pkt[2] << 8) | final_pkt[3] if len(final_pkt) >= 4 else 0
 
 
 def _family(addr: Addr) -> int:
@@ -415,9 +433,9 @@ class TftpClientPool:
             reuse = False
             try:
                 data = await _run(ep, server, filename, **opts)
-                # a server that answered from its listening address (single-socket server) can send a
-                # late duplicate that a reused socket could not tell from the next transfer's packets
-                reuse = ep.prev_tid is not None
+                # a single-socket server's late duplicate of a final DATA 1 could pass as the next
+                # transfer's first block: that socket is not reused (module docstring)
+                reuse = ep.reusable
                 return data
             finally:
                 if reuse and not self._closed:

@@ -1,4 +1,4 @@
-"""TftpClientPool against a single-socket server (answers from its listening address): no reuse."""
+"""TftpClientPool against a single-socket server (answers from its listening address): reuse rules."""
 
 from __future__ import annotations
 
@@ -40,6 +40,44 @@ def test_single_socket_server_sockets_are_not_reused_and_stale_data_cannot_leak(
                 await server.send(encode(Data(block=1, data=b"the right config")), client2)
                 assert decode((await server.recv())[0]) == Ack(block=1)
                 assert await second == b"the right config"
+        finally:
+            server.close()
+
+    run(main())
+
+
+def test_single_socket_server_socket_is_reused_after_a_multi_block_file_and_a_stale_final_refused() -> None:
+    """After a final DATA 2+ the socket is reused (issue #6: ~65 syscalls a boot); a late copy of that
+    final block, before or during the next transfer, is re-ACKed or ignored, never taken as data."""
+
+    async def main() -> None:
+        server = RawClient()
+        port = server.sock.getsockname()[1]
+        try:
+            async with TftpClientPool(max_sockets=1) as pool:
+                first = asyncio.create_task(pool.get(HOST, port, "ITLSEPA.tlv", timeout=0.5))
+                rrq, client = await server.recv()
+                assert decode(rrq) == ReadRequest(filename="ITLSEPA.tlv", options={})
+                await server.send(encode(Data(block=1, data=b"x" * 512)), client)
+                assert decode((await server.recv())[0]) == Ack(block=1)
+                stale = encode(Data(block=2, data=b"end of the ITL"))
+                await server.send(stale, client)
+                assert decode((await server.recv())[0]) == Ack(block=2)
+                assert await first == b"x" * 512 + b"end of the ITL"
+
+                await server.send(stale, client)  # our final ACK was lost: the idle socket re-ACKs it
+                assert decode((await server.recv())[0]) == Ack(block=2)
+
+                second = asyncio.create_task(pool.get(HOST, port, "SEPB.cnf.xml.sgn", timeout=0.5))
+                rrq2, client2 = await server.recv()
+                assert decode(rrq2).filename == "SEPB.cnf.xml.sgn"  # type: ignore[union-attr]
+                assert client2 == client  # the same socket, reused
+                await server.send(stale, client)  # late, before the first answer: not an answer
+                await server.send(encode(Data(block=1, data=b"y" * 512)), client)
+                assert decode((await server.recv())[0]) == Ack(block=1)
+                await server.send(encode(Data(block=2, data=b"the right config")), client)
+                assert decode((await server.recv())[0]) == Ack(block=2)
+                assert await second == b"y" * 512 + b"the right config"
         finally:
             server.close()
 
