@@ -17,8 +17,8 @@ import asyncio
 import dataclasses
 import ipaddress
 import json
+import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +36,7 @@ from phoneemu.phone.boot import BootReport, BootTarget, decision_dict
 from phoneemu.phone.flash import Flash
 from phoneemu.phone.phone import Phone, read_phone_file
 from phoneemu.phone.profile import PROFILES, get_profile
+from phoneemu.tempdirs import make_owned_tempdir, sweep_abandoned
 from phoneemu.values import parse_ascii_int, parse_host_port
 
 if TYPE_CHECKING:
@@ -256,9 +257,10 @@ def handler(args: argparse.Namespace) -> int:
     check_writable(args.keylog, "--keylog")
     if fresh_keylog:  # one capture, one key log (as run --capture); a --keylog given is appended to
         args.keylog.write_bytes(b"")
-    tmp: tempfile.TemporaryDirectory[str] | None = None
+    sweep_abandoned()  # phoneemu-* folders of processes killed before they could remove them
+    tmp: str | None = None
     flash_dir: Path = args.flash if args.flash is not None else Path(
-        (tmp := tempfile.TemporaryDirectory(prefix="phoneemu-flash-")).name)
+        tmp := make_owned_tempdir("phoneemu-flash-"))
     try:
         ident = read_phone_file(flash_dir)
         mac_text = args.mac if args.mac is not None else ident.get("mac")  # --mac "": refused, not skipped
@@ -307,5 +309,5 @@ def handler(args: argparse.Namespace) -> int:
         return 0 if report.ok else 1
     finally:
         if tmp is not None:
-            tmp.cleanup()
+            shutil.rmtree(tmp, ignore_errors=True)
 

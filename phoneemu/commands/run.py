@@ -19,6 +19,7 @@ from phoneemu.scenario.model import Expectation, Scenario
 from phoneemu.scenario.reports import render_text, write_json, write_junit
 from phoneemu.scenario.results import RunSummary
 from phoneemu.scenario.runner import RunOptions, run_scenarios
+from phoneemu.tempdirs import sweep_abandoned
 
 __all__ = ["register"]
 
@@ -123,6 +124,7 @@ def _name_matches(name: str, pattern: str) -> bool:
 
 
 def _run(args: argparse.Namespace) -> int:
+    sweep_abandoned()  # phoneemu-* folders of runs killed before they could remove them (SIGKILL)
     check_writable(args.junit, "--junit")
     check_writable(args.json, "--json")
     scenarios = _load_all(args.paths)

@@ -32,7 +32,8 @@ Rules:
   results, and a fresh worker (same lab addresses) takes its place for the scenarios left.
 * A parent killed from outside (SIGKILL, the OOM killer): its workers exit at once, even in the middle
   of a step that would wait for an hour (:func:`phoneemu.worker_pipes.exit_with_parent`), not at the
-  scenario's time limit; its ``phoneemu-run-*`` folder is left behind (nobody is left to remove it).
+  scenario's time limit; its ``phoneemu-run-*`` folder is left behind (nobody is left to remove it)
+  until the next ``phoneemu run`` or ``boot`` sees its maker gone (:mod:`phoneemu.tempdirs`).
 * Temporary files: the workers make theirs (each scenario's lab and flash folders) in one folder the
   parent creates (``phoneemu-run-*``) and removes once every worker has ended, so a worker killed in
   the middle of a scenario leaves nothing behind.
@@ -54,6 +55,7 @@ from typing import Any
 from phoneemu import worker_pipes
 from phoneemu.scenario.model import Scenario
 from phoneemu.scenario.results import RunSummary, ScenarioResult
+from phoneemu.tempdirs import make_owned_tempdir
 
 __all__ = ["LAST_LAB_HOST", "run_parallel", "usable_jobs"]
 
@@ -151,7 +153,7 @@ def run_parallel(scenarios: list[Scenario], options: Any, jobs: int) -> RunSumma
     ctx = mp.get_context("spawn")
     capture = str(options.capture_dir) if options.capture_dir is not None else None
     workdir = str(options.workdir) if options.workdir is not None else None
-    run_tmp = tempfile.mkdtemp(prefix="phoneemu-run-")  # the workers' temporary files, removed at the end
+    run_tmp = make_owned_tempdir("phoneemu-run-")  # the workers' temporary files, removed at the end
     settings = (capture, workdir, options.start_time, float(options.timeout), float(options.grace), run_tmp)
     procs: list[Any] = []  # worker -> its process (a worker started in place of a killed one: a new index)
     to_workers: list[Any] = []  # worker -> the parent's writing end of its task pipe

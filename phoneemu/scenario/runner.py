@@ -19,7 +19,6 @@ import functools
 import os
 import shutil
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -40,6 +39,7 @@ from phoneemu.scenario.deadline import (
 )
 from phoneemu.scenario.model import Expectation, Scenario, Step
 from phoneemu.scenario.results import CheckResult, ExpectationResult, RunSummary, ScenarioResult
+from phoneemu.tempdirs import owned_tempdir
 from phoneemu.values import is_ascii_digits, parse_host_port
 
 __all__ = ["RunOptions", "new_result", "run_scenario", "run_scenarios", "scenario_start"]
@@ -255,7 +255,7 @@ async def run_scenario(scenario: Scenario, options: RunOptions, result: Scenario
         tracker = StepTracker()
     limit = limit_for(scenario, options.timeout)
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="phoneemu-") as tmp, _removed_if_abandoned(Path(tmp)):
+    with owned_tempdir() as tmp, _removed_if_abandoned(Path(tmp)):
         workdir = Path(tmp) if options.workdir is None else options.workdir / scenario.name
         capture = None
         keylog = None

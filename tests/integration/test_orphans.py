@@ -98,7 +98,7 @@ def _kill_parent_and_wait(proc: subprocess.Popen[bytes], want: int) -> tuple[set
 def _assert_children_exit_with_parent(argv: list[str], tmp: Path) -> None:
     """``phoneemu ARGV`` started, its two worker processes seen, the parent SIGKILLed: every child
     gone within ``_GONE_S`` seconds. Its temporary folders go under ``tmp`` (a parent killed by
-    SIGKILL cannot remove them: documented)."""
+    SIGKILL cannot remove them; the next ``run`` or ``boot`` does)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp)}
     proc = subprocess.Popen([sys.executable, "-m", "phoneemu", *argv], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -132,6 +132,12 @@ def test_run_j_workers_exit_when_their_parent_is_killed(tmp_path: Path, black_ho
         f.write_text(_HANG.format(port=black_hole.getsockname()[1], i=i))
         files.append(str(f))
     _assert_children_exit_with_parent(["run", *files, "-j", "2"], tmp_path)
+    left = sorted(p.name for p in tmp_path.glob("phoneemu-run-*"))
+    assert len(left) == 1  # nobody was left to remove it; the next run does (its maker is gone)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path)}
+    subprocess.run([sys.executable, "-m", "phoneemu", "run", files[0], "--list"], env=env, check=True,
+                   stdout=subprocess.DEVNULL, timeout=60)
+    assert not list(tmp_path.glob("phoneemu-run-*"))
 
 
 def test_fleet_shards_exit_when_their_parent_is_killed(tmp_path: Path, black_hole: socket.socket) -> None:
