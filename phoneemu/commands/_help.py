@@ -21,7 +21,10 @@ def plain(text: str | None) -> str | None:
 
 
 def tidy(parser: argparse.ArgumentParser) -> None:
-    """Clean the description, epilog and every option's help of ``parser`` and its sub-commands."""
+    """Clean the description, epilog and every option's help of ``parser`` and its sub-commands; each
+    records itself as ``args.parser_used`` (the deepest one chosen wins), for :func:`phoneemu.cli.main`'s
+    errors about arguments no parser took."""
+    parser.set_defaults(parser_used=parser)
     parser.description = plain(parser.description)
     parser.epilog = plain(parser.epilog)
     for action in parser._actions:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+import pytest
+
 from phoneemu.cli import build_parser
 from tests.helpers import cli_parsers
 
@@ -56,3 +58,18 @@ def test_durations_say_their_unit() -> None:
     wrong = [f"{name} {'/'.join(a.option_strings) or a.dest}" for name, p in cli_parsers(build_parser())
              for a in _arguments(p) if a.metavar in ("S", "SECONDS") and "second" not in str(a.help)]
     assert not wrong
+
+
+def test_an_unknown_option_is_reported_by_the_sub_command_given(capsys: pytest.CaptureFixture[str]) -> None:
+    """With the sub-command's name and usage, not the top-level ``usage: phoneemu [-h] COMMAND ...``."""
+    from phoneemu.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["lab", "init", "/nonexistent", "--phones", "200"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: phoneemu lab init" in err
+    assert err.rstrip().endswith("phoneemu lab init: error: unrecognized arguments: --phones 200")
+    with pytest.raises(SystemExit):
+        main(["--bogus"])
+    assert "phoneemu: error: unrecognized arguments: --bogus" in capsys.readouterr().err
