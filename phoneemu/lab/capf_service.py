@@ -262,6 +262,9 @@ class CapfHandler:
             return session.refuse(f"lab busy: {exc.message}; the operation stays pending")
         except PhoneEmuError as exc:
             return session.refuse(f"cluster update failed: {exc}")
+        except OSError as exc:  # the state could not be saved (a full disk): undone, still pending
+            return session.refuse(f"cluster update failed: cannot save the lab: {exc}; the operation "
+                                  "stays pending")
         return session.confirm()
 
 

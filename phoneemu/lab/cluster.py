@@ -254,6 +254,7 @@ class LabCluster:
         self._central_for: list[LabCluster] = []  # clusters whose device files this TFTP also serves
         self._mtime: tuple[int, int, int] = (0, 0, 0)
         self._unloadable: tuple[int, int, int] | None = None  # a saved state that failed to load
+        self._unsaved = False  # a save failed: the state in memory is ahead of the disk (_save)
         self._reload_lock = threading.Lock()  # lab serve reloads from its loop and its TVS threads
         #: MIC (certificate, key) per MAC, valid while ``mic.key`` keeps the (inode, size, mtime) it had
         #: when cached: loading a PEM RSA key validates it (~40 ms), too slow for hundreds of phones.
@@ -432,13 +433,32 @@ class LabCluster:
         whole state; the save is atomic, :func:`phoneemu.files.atomic_write`). ``wait=False``: the lock
         is tried without waiting, :class:`~phoneemu.lab.lock.LabBusyError` while an operation holds it
         (nothing read, nothing written). A saved state that cannot be loaded is a PhoneEmuError and
-        nothing is written over it."""
+        nothing is written over it. A change whose save fails (a full disk) is undone in memory too: the
+        cluster goes on serving the state as saved, and the error goes to the caller."""
         lock = hold_lab_lock(self.root) if wait else try_lab_lock(self.root, exclusive=True)
         with lock, self._reload_lock:
             seen = self._state_mtime()
             if seen != self._mtime:
                 self._reload(seen)
-            return change()
+            self._unsaved = False
+            try:
+                return change()
+            except BaseException:
+                if self._unsaved:  # the change did not reach the disk: serve the state as saved again
+                    self._unsaved = False
+                    with contextlib.suppress(PhoneEmuError):
+                        self._reload(self._state_mtime())
+                raise
+
+    def _save(self) -> None:
+        """Save the state (atomic); a save that fails marks the state in memory as ahead of the disk,
+        which :meth:`update_locked` then puts back as saved."""
+        try:
+            save_state(self.root, self.state)
+        except BaseException:
+            self._unsaved = True
+            raise
+        self._mtime = self._state_mtime()
 
     def _reload(self, seen: tuple[int, int, int]) -> bool:
         try:
@@ -1081,8 +1101,7 @@ class LabCluster:
             self.state.log.append(LogEntry(time=self.state.clock, generation=self.state.generation,
                                            op="app-server", args={"cert": "tomcat"}))
             self._index_tvs()
-            save_state(self.root, self.state)
-            self._mtime = self._state_mtime()
+            self._save()
         return ident
 
     def exported_certs(self) -> list[x509.Certificate]:
@@ -1119,8 +1138,7 @@ class LabCluster:
         self._tick(now)
         self.state.log.append(LogEntry(time=self.state.clock, generation=self.state.generation,
                                        op="tamper", args={"file": name, "offset": off}))
-        save_state(self.root, self.state)
-        self._mtime = self._state_mtime()
+        self._save()
         return off
 
     def set_sbd(self, on: bool, *, now: Now = None) -> None:
@@ -1198,8 +1216,7 @@ class LabCluster:
         self.state.clock = check_time(self.state.clock + seconds, "lab clock")
         self.state.log.append(LogEntry(time=self.state.clock, generation=self.state.generation,
                                        op="clock", args={"advance": seconds}))
-        save_state(self.root, self.state)
-        self._mtime = self._state_mtime()
+        self._save()
 
     def export_itlrecovery(self, path: str | Path | None = None) -> None:
         """``file get tftp ITLRecovery.p12`` stand-in: cert + key PEM, mode 0600 (§G.7); by default into
@@ -1209,7 +1226,7 @@ class LabCluster:
         self.pki.export_identity("itlrecovery", Path(path))
         self.state.log.append(LogEntry(time=self.state.clock, generation=self.state.generation,
                                        op="itlrecovery-export", args={"file": str(path)}))
-        save_state(self.root, self.state)
+        self._save()
 
     def import_itlrecovery(self, path: str | Path, *, now: Now = None) -> None:
         """Replace the ITLRecovery identity with an exported one."""
@@ -1294,8 +1311,7 @@ class LabCluster:
             self._rebuild()
         else:
             self._rebuild_phones(phones)
-        save_state(self.root, self.state)
-        self._mtime = self._state_mtime()
+        self._save()
 
     def _rebuild(self) -> None:
         self._rand_counter = 0

@@ -256,3 +256,38 @@ def test_a_capf_regenerated_during_an_enrolment_is_refused_and_the_retry_uses_th
     assert recorded is not None and certs.cert_der(recorded) == again.result.certificate
     saved.verify_device_cert(recorded, capf.CertType.LSC)  # issued by the CAPF the lab has now
     assert saved.state.phones[MAC].capf_operation is None
+
+
+def test_a_record_whose_save_fails_is_undone_in_memory_and_the_retry_enrols(cluster: LabCluster,
+                                                                             monkeypatch: Any,
+                                                                             caplog: Any) -> None:
+    """The state save fails (a full disk): the phone is told the operation failed (REASON 7), and the
+    running lab serves the state as saved — no LSC recorded, the install still pending —, not a state
+    ahead of its disk. Before, the OSError escaped the session (no END_SESSION) and serve's memory said
+    the LSC was recorded while ``cluster.json`` did not."""
+    import errno
+
+    from phoneemu.lab import cluster as cluster_module
+
+    cluster.set_capf([MAC], "install", auth_mode=capf.AuthType.NULL_STRING)
+    real_save = cluster_module.save_state  # type: ignore[attr-defined]
+
+    def full_disk(*_: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    async def main() -> tuple[CapfOutcome, CapfOutcome]:
+        async with LabServers(cluster, host=HOST) as servers:
+            monkeypatch.setattr(cluster_module, "save_state", full_disk)
+            first = await _enrol(servers)
+            assert not cluster.state.phones[MAC].has_lsc and cluster.phone_lsc(MAC) is None
+            pending = cluster.capf_pending(MAC)
+            assert pending is not None and pending.operation == "install"
+            monkeypatch.setattr(cluster_module, "save_state", real_save)
+            return first, await _enrol(servers)
+
+    first, retry = run(main())
+    assert first.outcome == "rejected"
+    assert "cannot save the lab: [Errno 28] No space left on device" in caplog.text
+    assert retry.outcome == "installed"
+    saved = LabCluster.open(cluster.root)
+    assert saved.state.phones[MAC].has_lsc and _lsc_on_disk(saved) is not None
