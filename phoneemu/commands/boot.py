@@ -22,15 +22,16 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cryptography import x509
 
 from phoneemu.commands._argtypes import non_negative_float, port, positive_float, unix_time
+from phoneemu.commands._capture import capture_keylog, capture_summary, open_host_capture
 from phoneemu.crypto import certs, keys
 from phoneemu.crypto.keys import PrivateKey
 from phoneemu.errors import PhoneEmuError
-from phoneemu.files import PEM_LIMIT, check_writable, read_at_most
+from phoneemu.files import PEM_LIMIT, read_at_most
 from phoneemu.formats import config as config_fmt
 from phoneemu.phone.boot import BootReport, BootTarget, decision_dict
 from phoneemu.phone.flash import Flash
@@ -38,9 +39,6 @@ from phoneemu.phone.phone import Phone, read_phone_file
 from phoneemu.phone.profile import PROFILES, get_profile
 from phoneemu.tempdirs import make_owned_tempdir, sweep_abandoned
 from phoneemu.values import parse_ascii_int, parse_host_port
-
-if TYPE_CHECKING:
-    from phoneemu.scenario.capturing import CaptureSink
 
 __all__ = ["parse_hostport", "register", "unanswered_hint"]
 
@@ -222,20 +220,6 @@ def tvs_roles(text: str) -> frozenset[int]:
     return frozenset(c for c in codes if c is not None)
 
 
-def _open_capture(path: Path | None, keylog: Path, host: str) -> CaptureSink | None:
-    """``--capture``: a live capture of the packets with ``host`` and the hosts the phone connects to
-    over TCP (:mod:`phoneemu.scenario.capturing`, external clusters); no lab range on ``lo``."""
-    if path is None:
-        return None
-    from phoneemu.scenario.capturing import LiveCapture, resolve_external
-
-    try:
-        return LiveCapture(path, keylog, hosts=("0.0.0.0", "0.0.0.0"), external=resolve_external([host]))
-    except (PermissionError, AttributeError, OSError) as exc:
-        raise PhoneEmuError(f"--capture {path}: live capture not possible here (Linux, root or CAP_NET_RAW "
-                            f"needed): {exc}", path="capture") from exc
-
-
 def outcome_lines(report: BootReport, *, label_width: int) -> list[str]:
     """The deciding decision (when there is one) and the statuses shown, labels padded to
     ``label_width`` (``boot`` and ``replay`` print them the same way)."""
@@ -250,13 +234,7 @@ def outcome_lines(report: BootReport, *, label_width: int) -> list[str]:
 
 def handler(args: argparse.Namespace) -> int:
     host, port = parse_hostport(args.tftp)
-    fresh_keylog = args.capture is not None and args.keylog is None
-    if fresh_keylog:
-        args.keylog = args.capture.with_suffix(".keys")
-    check_writable(args.capture, "--capture")
-    check_writable(args.keylog, "--keylog")
-    if fresh_keylog:  # one capture, one key log (as run --capture); a --keylog given is appended to
-        args.keylog.write_bytes(b"")
+    args.keylog = capture_keylog(args.capture, args.keylog)
     sweep_abandoned()  # phoneemu-* folders of processes killed before they could remove them
     tmp: str | None = None
     flash_dir: Path = args.flash if args.flash is not None else Path(
@@ -285,14 +263,14 @@ def handler(args: argparse.Namespace) -> int:
         if args.auth_string is not None:
             phone.enter_auth_string(args.auth_string)
         target = BootTarget(host=host, tftp_port=port, http_port=args.http_port, use_http=not args.no_http)
-        capture = _open_capture(args.capture, args.keylog, host)
+        capture = open_host_capture(args.capture, args.keylog, host)
         try:
             report = asyncio.run(phone.boot(target))
         finally:
             if capture is not None:
                 capture.close()
-                print(f"phoneemu boot: capture: {capture.path} ({capture.count} packets), TLS key log "
-                      f"{capture.keylog}, what it holds: {capture.note_path}", file=sys.stderr)
+                for line in capture_summary(capture):
+                    print(f"phoneemu boot: {line}", file=sys.stderr)
         if args.json:
             doc = {"report": report.as_dict(),
                    "events": [{k: v for k, v in dataclasses.asdict(e).items() if v is not None}

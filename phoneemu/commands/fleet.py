@@ -8,6 +8,11 @@ updated 4990, ITL rejected 10" after a certificate change —, files received ov
 — a fallback from HTTP shows here —, latency percentiles, rate, peak RSS) to stdout; --json adds each
 phone's record (outcome, deciding rule, reason, itl/ctl outcome, files_over). Exit
 status 0 when every phone booted, 1 when any failed, 2 on bad input.
+--capture F.pcap records the whole storm as ``boot --capture`` records one boot: a live capture in
+this process (Linux, root or CAP_NET_RAW; otherwise exit 2 before any boot) of every IPv4/IPv6 packet
+to or from the --tftp host and each host the phones connect to over TCP (TVS, CAPF, HTTP elsewhere),
+on every interface; every shard writes its TLS secrets to one key log, F.keys (or --keylog). The
+pcap stops growing at --capture-limit MiB (default 256; the summary and F.note.txt say so).
 Files come as ``phoneemu boot`` fetches them: over HTTP (--http-port, default 6970) first when the
 profile does (a cp-8861; spec §H.1), TFTP otherwise or when HTTP fails; --no-http for TFTP only.
 Ctrl-C (or SIGTERM) starts no new boot, lets the boots under way finish and still writes the
@@ -35,6 +40,7 @@ from phoneemu.commands._argtypes import (
     positive_float,
     positive_int,
 )
+from phoneemu.commands._capture import DEFAULT_LIMIT_MIB, capture_keylog, capture_summary, open_host_capture
 from phoneemu.errors import PhoneEmuError
 from phoneemu.files import check_writable, write_output
 from phoneemu.fleet.engine import FleetSpec, mac_text, parse_mac
@@ -52,6 +58,8 @@ examples:
   phoneemu lab serve --dir /tmp/lab --tftp-port 6969 &
   phoneemu fleet boot --count 5000 --tftp 127.0.0.1:6969 --mac-start 0A0000000000
   phoneemu fleet boot --count 40000 --tftp 10.0.0.5 --json out.json --plot storm.png
+  phoneemu fleet boot --count 500 --tftp 10.0.0.5 --capture storm.pcap   the storm's packets + storm.keys
+  phoneemu wireshark storm.pcap --keylog storm.keys                        its TVS/CAPF decoded
 """
 
 
@@ -105,7 +113,15 @@ def register(sub: Any) -> None:
                    help="draw boots over time and the latency distribution (needs phoneemu[plot])")
     b.add_argument("--keylog", type=Path, default=None, metavar="FILE",
                    help="append the phones' TLS secrets (TVS, CAPF) in key-log format, for Wireshark "
-                   "and replay --keylog")
+                   "and replay --keylog (with --capture: default FILE.keys beside the pcap)")
+    b.add_argument("--capture", type=Path, default=None, metavar="FILE.pcap",
+                   help="write the storm's packets to FILE.pcap: a live capture (Linux, root or CAP_NET_RAW) "
+                   "of every packet to or from the TFTP host and each host the phones connect to over TCP "
+                   "(TVS, CAPF), on every interface; the TLS key log goes to --keylog, default FILE.keys "
+                   "(default: no capture)")
+    b.add_argument("--capture-limit", type=positive_float, default=None, metavar="MiB",
+                   help=f"stop recording once the pcap would exceed MiB mebibytes (default "
+                   f"{DEFAULT_LIMIT_MIB:g}; the summary and FILE.note.txt say so); fractions allowed")
     b.add_argument("-q", "--quiet", action="store_true", help="no live progress")
     b.set_defaults(handler=_boot)
     p.set_defaults(handler=lambda _args: (p.print_help(), 2)[1])
@@ -116,7 +132,9 @@ def _boot(args: argparse.Namespace) -> int:
         raise PhoneEmuError("--count must be at least 1", path="count")
     check_writable(args.json, "--json")
     check_writable(args.plot, "--plot")
-    check_writable(args.keylog, "--keylog")
+    if args.capture_limit is not None and args.capture is None:
+        raise PhoneEmuError("--capture-limit goes with --capture", path="capture-limit")
+    args.keylog = capture_keylog(args.capture, args.keylog)  # checks --capture and --keylog
     if args.flash is not None:  # made here, not in each shard: a bad folder is one line, exit 2
         args.flash.mkdir(parents=True, exist_ok=True)
         if not os.access(args.flash, os.W_OK | os.X_OK):
@@ -136,6 +154,9 @@ def _boot(args: argparse.Namespace) -> int:
                      flash_dir=str(args.flash) if args.flash is not None else None,
                      keep_records=args.json is not None, blksize=args.blksize,
                      event_loop=args.event_loop, keylog=str(args.keylog) if args.keylog is not None else None)
+    limit_mib = args.capture_limit if args.capture_limit is not None else DEFAULT_LIMIT_MIB
+    capture = open_host_capture(args.capture, args.keylog, host, max_bytes=int(limit_mib * 1024 * 1024),
+                                limit_name=f"--capture-limit {limit_mib:g} MiB")  # before any boot: exit 2
     print(f"fleet: {args.count} phones {mac_text(start)}..{mac_text(start + args.count - 1)} "
           f"({args.profile}) -> {target}", file=sys.stderr)
     progress = Progress(enabled=not args.quiet)
@@ -151,17 +172,35 @@ def _boot(args: argparse.Namespace) -> int:
 
     try:
         result = run_fleet(spec, shards=args.shards, progress=progress, on_interrupt=on_interrupt,
-                           on_lost=on_lost)
+                           on_lost=on_lost, on_start=capture.add_owners if capture is not None else None)
+    except BaseException:
+        if capture is not None:  # aborted: what was captured is still written; say where
+            progress.close()
+            capture.close()
+            for line in capture_summary(capture):
+                print(f"fleet: {line}", file=sys.stderr)
+        raise
     finally:
         progress.close()
+    if capture is not None:
+        capture.close()
     print(result.metrics.render())
+    if capture is not None:
+        for line in capture_summary(capture):
+            print(line)
     if result.not_started:
         why = "interrupted" if result.interrupted else "--max-time"
         print(f"not started ({why}): {result.not_started}")
     for lost in result.lost:
         print(f"lost: {lost.message()}")
     if args.json is not None:
-        doc = {"target": str(target), "profile": args.profile, "summary": result.summary(),
+        summary = result.summary()
+        if capture is not None:
+            summary["capture"] = {"pcap": str(capture.path), "keylog": str(capture.keylog),
+                                  "note": str(capture.note_path), "packets": capture.count,
+                                  "limit_bytes": capture.max_bytes, "truncated": capture.truncated,
+                                  "kernel_drops": capture.kernel_drops}
+        doc = {"target": str(target), "profile": args.profile, "summary": summary,
                "phones": [r.as_dict() for r in result.records]}
         write_output(args.json, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
     if args.plot is not None:

@@ -210,8 +210,11 @@ def _stop(procs: list[Any]) -> None:
 def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressFn | None = None,
               start_timeout: float = 120.0, run_timeout: float = 3600.0, interrupt_grace: float = 60.0,
               on_interrupt: Callable[[], None] | None = None,
-              on_lost: Callable[[str], None] | None = None) -> FleetResult:
-    """Boot ``spec.count`` phones across ``shards`` processes (see module docstring)."""
+              on_lost: Callable[[str], None] | None = None,
+              on_start: Callable[[list[int]], None] | None = None) -> FleetResult:
+    """Boot ``spec.count`` phones across ``shards`` processes (see module docstring). ``on_start(pids)``
+    is told the shard processes' ids once they started, before the storm (``fleet boot --capture``
+    follows their TCP connections)."""
     n = (os.cpu_count() or 1) if shards is None else shards
     if n == 0:
         return _run_inline(spec, progress, on_interrupt)
@@ -247,6 +250,8 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
         finally:  # each shard holds the only copy of its writing end: its exit is the parent's end of file
             worker_pipes.close_after_start(w for _, w in pipes)
             worker_pipes.close_after_start(r for r, _ in orders)
+        if on_start is not None:
+            on_start([p.pid for p in procs if p.pid is not None])
         limit = time.monotonic() + start_timeout
         while len(ready) < len(procs):
             for i, msg in _get(inbox, limit, procs, "start"):

@@ -15,7 +15,11 @@ Rules:
   (``PACKET_OUTGOING``) is dropped, as libpcap does on loopback, so every packet appears once. The
   14-byte (all-zero) Ethernet header of ``lo`` is stripped. A classic BPF filter does the selection in
   the kernel where it can be attached; the same test is repeated in Python. Packets stream to disk
-  (bounded memory); past ``max_bytes`` the capture stops writing and says so in the note file.
+  (bounded memory); past ``max_bytes`` (the size the pcap would reach: its header and each packet's
+  record; the spool is smaller) the capture stops writing and says so in the note file, naming the
+  bound as ``limit_name`` (``--capture-limit`` for ``fleet boot``). Packets the kernel dropped because
+  the thread could not keep up (``PACKET_STATISTICS``, read at close) are counted in ``kernel_drops``
+  and the note file says so.
   ``close()`` drains what the kernel already queued, stops the thread within ``_STOP_TIMEOUT``
   seconds and flushes.
 * **Leave out other programs' traffic** (our rule): other programs on the same machine may use the
@@ -41,8 +45,10 @@ Rules:
   of the lab range is kept by the second socket only). A TVS, CAPF or HTTP server on another host
   is found the way the phone finds it: a TCP SYN (without ACK) to or from an address outside that
   set makes the capture look (at most every ``_PEER_SCAN_S`` seconds) at this process's TCP sockets
-  in ``/proc/self/net/tcp`` and ``tcp6``; the remote address of one of them joins the set for the
-  rest of the run, SYN included (the connecting socket exists when it is sent). Only SYNs make it
+  — and those of the worker processes given to :meth:`LiveCapture.add_owners` (``fleet boot``'s
+  shards, whose phones run there) — in ``/proc/self/net/tcp`` and ``tcp6``; the remote address of
+  one of them joins the set for the rest of the run, SYN included (the connecting socket exists when
+  it is sent). Only SYNs make it
   look: other programs' traffic on a busy host costs no scan per packet. These packets
   are not sorted into ours and foreign (our rule): another program talking to those hosts at the
   same time is in the pcap too (the note file says so). A synthetic capture holds nothing of an
@@ -68,7 +74,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,6 +102,8 @@ _SCAN_S = 0.1
 _RESCAN_S = 0.01
 _PEER_SCAN_S = 0.001
 _SPOOL = struct.Struct("<dI?")  # time, length, from the every-interface socket (never sorted)
+_PCAP_HEADER, _PCAP_RECORD = 24, 16  # classic pcap: file header, per-packet record header
+_SOL_PACKET, _PACKET_STATISTICS = 263, 6
 _DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -248,13 +256,20 @@ def _bpf_program(lo: int, hi: int) -> bytes:
     return b"".join(struct.pack("HBBI", *i) for i in ins)
 
 
-def _own_socket_inodes() -> set[int]:
+def _own_socket_inodes(pids: Collection[int] = ()) -> set[int]:
+    """Socket inodes of this process and of ``pids`` (its worker processes, e.g. fleet shards; one
+    that is gone or not readable adds none)."""
     out: set[int] = set()
-    for fd in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):
-            target = os.readlink(f"/proc/self/fd/{fd}")
-            if target.startswith("socket:["):
-                out.add(int(target[8:-1]))
+    for proc in ("self", *map(str, pids)):
+        try:
+            fds = os.listdir(f"/proc/{proc}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{proc}/fd/{fd}")
+                if target.startswith("socket:["):
+                    out.add(int(target[8:-1]))
     return out
 
 
@@ -274,9 +289,10 @@ def _proc_address(text: str) -> bytes:
     return b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
 
 
-def _own_tcp_peers() -> set[bytes]:
-    """Remote addresses (packed) of this process's TCP sockets, IPv4 and IPv6 (listeners left out)."""
-    inodes = _own_socket_inodes()
+def _own_tcp_peers(pids: Collection[int] = ()) -> set[bytes]:
+    """Remote addresses (packed) of the TCP sockets of this process and of ``pids`` (same network
+    namespace), IPv4 and IPv6 (listeners left out)."""
+    inodes = _own_socket_inodes(pids)
     out: set[bytes] = set()
     for table in ("tcp", "tcp6"):
         with contextlib.suppress(OSError), \
@@ -317,10 +333,14 @@ class LiveCapture(CaptureSink):
 
     def __init__(self, path: Path, keylog: Path, *, hosts: tuple[str, str] = LAB_HOSTS,
                  max_bytes: int = _DEFAULT_MAX_BYTES, interface: str = "lo",
-                 drop_foreign: bool = True, external: ExternalHosts | None = None) -> None:
+                 drop_foreign: bool = True, external: ExternalHosts | None = None,
+                 limit_name: str = "max_bytes") -> None:
         super().__init__(path, keylog, external=external)
         self._lo, self._hi = _ip_int(hosts[0]), _ip_int(hosts[1])
         self.max_bytes = max_bytes
+        self.limit_name = limit_name  # how the note file names the bound (e.g. "--capture-limit")
+        self.kernel_drops = 0  # packets the kernel dropped because the thread fell behind (read at close)
+        self._owner_pids: tuple[int, ...] = ()  # worker processes whose TCP peers are ours too
         self.drop_foreign = drop_foreign
         self.truncated = False
         self.error: str | None = None
@@ -359,7 +379,7 @@ class LiveCapture(CaptureSink):
                 self._any.close()
             raise
         self._null_writer: PcapWriter | None = None
-        self._written = 0
+        self._written = _PCAP_HEADER  # the pcap's size once written (what max_bytes bounds)
         self._stop = threading.Event()
         self._scan()
         self._thread = threading.Thread(target=self._run, name=f"capture:{path.stem}", daemon=True)
@@ -387,6 +407,11 @@ class LiveCapture(CaptureSink):
     def count(self) -> int:
         return self.kept
 
+    def add_owners(self, pids: Iterable[int]) -> None:
+        """Worker processes (e.g. fleet shards) whose TCP connections are the phones' too: a host one of
+        them connects to joins the set as this process's own would (module rules)."""
+        self._owner_pids = (*self._owner_pids, *pids)
+
     def _in_range(self, addr: int) -> bool:
         return self._lo <= addr <= self._hi
 
@@ -410,7 +435,7 @@ class LiveCapture(CaptureSink):
         if _is_syn(pkt, len(src)) and time.monotonic() - self._last_peer_scan > _PEER_SCAN_S:
             self._last_peer_scan = time.monotonic()
             with contextlib.suppress(OSError):
-                self._peers |= _own_tcp_peers()
+                self._peers |= _own_tcp_peers(self._owner_pids)
             if src in self._peers or dst in self._peers:
                 return pkt
         return None
@@ -437,8 +462,8 @@ class LiveCapture(CaptureSink):
     def _scan(self) -> None:
         """Learn which lab-range endpoints are bound by this process and which by others (/proc)."""
         self._last_scan = time.monotonic()
-        if self.proc_error is not None:
-            return
+        if self.proc_error is not None or self._hi == 0:
+            return  # no lab range (boot and fleet --capture: hosts 0.0.0.0): nothing on lo to sort
         try:
             inodes = _own_socket_inodes()
             found = _proc_endpoints("tcp") + _proc_endpoints("udp")
@@ -491,14 +516,14 @@ class LiveCapture(CaptureSink):
                    else self.keep(frame, pkttype))
             if pkt is None or self.truncated:
                 continue
-            if self._written + len(pkt) + _SPOOL.size > self.max_bytes:
+            if self._written + len(pkt) + _PCAP_RECORD > self.max_bytes:
                 self.truncated = True
                 continue
             stale = time.monotonic() - self._last_scan > _RESCAN_S
             if not external and self.drop_foreign and stale and self.verdict(pkt) == "unknown":
                 self._scan()  # a socket we do not know yet: learn it while it still exists
             self._spool.write(_SPOOL.pack(ts, len(pkt), external) + pkt)
-            self._written += len(pkt) + _SPOOL.size
+            self._written += len(pkt) + _PCAP_RECORD  # the spool's record (13 bytes) is smaller
         return n
 
     def _run(self) -> None:
@@ -550,6 +575,11 @@ class LiveCapture(CaptureSink):
         time.sleep(0.02)  # let loopback deliver what was just sent
         self._stop.set()
         self._thread.join(_STOP_TIMEOUT)
+        for sock in (self._sock, self._any):
+            if sock is not None:
+                with contextlib.suppress(OSError):  # since the socket opened (the one read resets it)
+                    stats = sock.getsockopt(_SOL_PACKET, _PACKET_STATISTICS, 8)
+                    self.kernel_drops += struct.unpack("II", stats)[1]
         self._sock.close()
         if self._any is not None:
             self._any.close()
@@ -566,7 +596,11 @@ class LiveCapture(CaptureSink):
                 with contextlib.suppress(OSError):
                     self._spool_path.unlink()
         if self.truncated:
-            problems.append(f"capture stopped at {self.max_bytes} bytes (max_bytes); later packets missing")
+            problems.append(f"capture stopped at {self.max_bytes} bytes ({self.limit_name}); later packets "
+                            "missing")
+        if self.kernel_drops:
+            problems.append(f"the kernel dropped {self.kernel_drops} packet(s) the capture thread could not "
+                            "read in time: they are missing from the pcap")
         if self.error:
             problems.append(f"capture thread stopped: {self.error}")
         if self.proc_error:

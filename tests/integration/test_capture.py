@@ -7,13 +7,14 @@ the synthetic fallback is tested instead. tshark checks run only where tshark is
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
@@ -22,9 +23,18 @@ from phoneemu.errors import ScenarioError, TransportError
 from phoneemu.net.capture import read_pcap
 from phoneemu.net.tftp import TftpServer, tftp_get
 from phoneemu.net.tftp_codec import Data, ReadRequest, decode
-from phoneemu.scenario.capturing import CaptureSink, LiveCapture, SyntheticCapture, open_capture
+from phoneemu.scenario.capturing import (
+    CaptureSink,
+    LiveCapture,
+    SyntheticCapture,
+    open_capture,
+    resolve_external,
+)
 from phoneemu.scenario.replay import ReplayResult, index_capture, replay_phone
 from tests.helpers import run_within
+
+if TYPE_CHECKING:
+    from phoneemu.lab.cluster import LabCluster
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
@@ -520,7 +530,7 @@ def test_live_capture_follows_the_phones_tcp_connections_to_other_hosts(
 
     looks: list[int] = []
 
-    def peers() -> set[bytes]:
+    def peers(_pids: object = ()) -> set[bytes]:
         looks.append(1)
         return {socket.inet_aton("127.0.0.60")}
 
@@ -586,3 +596,185 @@ def test_boot_capture_not_possible_is_one_line(tmp_path: Path, capsys: pytest.Ca
     err = capsys.readouterr().err
     assert rc == 2
     assert err.count("\n") == 1 and "--capture" in err and "live capture not possible here" in err
+
+
+# --------------------------------------------------------------------------- fleet boot --capture
+FLEET_HOST = "127.0.0.63"  # the fleet capture tests' cluster (no other test uses it)
+FLEET_START = 0x0A0000000E00
+FLEET_MACS = [f"{FLEET_START + i:012X}" for i in range(5)]
+
+
+def _fleet_lab(tmp: Path, seed: int) -> LabCluster:
+    from phoneemu.lab.cluster import LabCluster
+
+    lab = LabCluster.init(tmp / "lab", seed=seed, key_spec="rsa1024", host=FLEET_HOST)
+    lab.add_phones(FLEET_MACS)
+    return lab
+
+
+def _fleet_argv(tftp_port: int, flash: Path, *extra: str) -> list[str]:
+    return ["fleet", "boot", "--count", str(len(FLEET_MACS)), "--tftp", f"{FLEET_HOST}:{tftp_port}",
+            "--mac-start", FLEET_MACS[0], "--no-http", "--shards", "2", "--flash", str(flash), "-q", *extra]
+
+
+def test_fleet_boot_capture_holds_every_phones_requests_and_one_key_log(tmp_path: Path) -> None:
+    """``fleet boot --capture F.pcap`` (2 shards, 5 phones): the parent's live capture holds each
+    phone's TFTP RRQs and its TVS connection; every shard wrote its TLS secrets to the one key log
+    ``F.keys``, one CLIENT_RANDOM line per handshake; the pcap replays each phone's boot. (Before:
+    no such option.)"""
+    from phoneemu.lab.servers import LabServers
+    from phoneemu.net.tls_decrypt import read_keylog
+
+    skip_unless_live(tmp_path)
+    lab = _fleet_lab(tmp_path, seed=73)
+    flash, pcap, keys = tmp_path / "flash", tmp_path / "storm.pcap", tmp_path / "storm.keys"
+    tvs_port: list[int] = []
+
+    async def body() -> tuple[int, str]:
+        async with LabServers(lab, host=FLEET_HOST) as srv:
+            rc, out = await phoneemu_cli(*_fleet_argv(srv.ports["tftp"], flash))  # ITL installed
+            assert rc == 0, out
+            lab.regenerate("itlrecovery")  # the captured storm asks TVS about the new ITL signer
+            tvs_port.append(srv.ports["tvs"])
+            return await phoneemu_cli(*_fleet_argv(srv.ports["tftp"], flash, "--capture", str(pcap)))
+
+    rc, out = run_long(body())
+    assert rc == 0, out
+    assert "5 phones: 5 booted, 0 failed" in out and "TVS asked by 5 phones" in out
+    assert f"capture: {pcap} (" in out and f"TLS key log {keys}" in out
+    packets = [p for p in read_pcap(pcap) if FLEET_HOST in (p.src, p.dst)]
+    rrqs = [p.payload for p in packets if p.proto == "udp" and p.payload[:2] == b"\x00\x01"]
+    for mac in FLEET_MACS:
+        for name in (f"CTLSEP{mac}.tlv", f"ITLSEP{mac}.tlv", f"SEP{mac}.cnf.xml.sgn"):
+            assert any(name.encode() + b"\0" in r for r in rrqs), name
+    tvs_syns = {p.sport for p in packets if p.proto == "tcp" and p.dport == tvs_port[0]}
+    assert len(tvs_syns) == 5  # each phone's TVS connection, from the shard processes
+    lines = keys.read_text().splitlines()
+    assert sum(line.startswith("CLIENT_RANDOM ") for line in lines) == 5
+    assert len(read_keylog(keys)) == 5
+    idx = index_capture(pcap)
+    assert sorted(idx.macs()) == FLEET_MACS
+    assert "External cluster(s) at 127.0.0.63" in (tmp_path / "storm.note.txt").read_text()
+
+
+def test_fleet_boot_capture_limit_bounds_the_pcap(tmp_path: Path) -> None:
+    """``--capture-limit 0.02`` (MiB): the pcap stays within 20,971 bytes, and the summary, --json and
+    the note file say the capture stopped there."""
+    from phoneemu.lab.servers import LabServers
+
+    skip_unless_live(tmp_path)
+    lab = _fleet_lab(tmp_path, seed=74)
+    pcap, report = tmp_path / "small.pcap", tmp_path / "fleet.json"
+
+    async def body() -> tuple[int, str]:
+        async with LabServers(lab, host=FLEET_HOST) as srv:
+            argv = _fleet_argv(srv.ports["tftp"], tmp_path / "flash", "--capture", str(pcap),
+                               "--capture-limit", "0.02", "--json", str(report))
+            return await phoneemu_cli(*argv)
+
+    rc, out = run_long(body())
+    assert rc == 0, out
+    limit = int(0.02 * 1024 * 1024)
+    assert 0 < pcap.stat().st_size <= limit
+    assert list(read_pcap(pcap))  # what was kept is whole: a pcap that reads to the end
+    assert "capture: stopped at 20,971 bytes (--capture-limit 0.02 MiB): later packets are missing" in out
+    note = (tmp_path / "small.note.txt").read_text()
+    assert f"capture stopped at {limit} bytes (--capture-limit 0.02 MiB); later packets missing" in note
+    cap = json.loads(report.read_text())["summary"]["capture"]
+    assert cap["truncated"] is True and cap["limit_bytes"] == limit and cap["pcap"] == str(pcap)
+
+
+def test_fleet_boot_capture_not_possible_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """No packet socket (no root, not Linux): one line naming --capture, exit 2, no shard started."""
+    def refuse(*_a: object, **_k: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    def no_storm(*_a: object, **_k: object) -> None:
+        raise AssertionError("the storm started")
+
+    monkeypatch.setattr("phoneemu.scenario.capturing.LiveCapture", refuse)
+    monkeypatch.setattr("phoneemu.commands.fleet.run_fleet", no_storm)
+    rc = main(["fleet", "boot", "--count", "5", "--tftp", f"{FLEET_HOST}:9", "-q",
+               "--capture", str(tmp_path / "f.pcap")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.count("\n") == 1 and "--capture" in err and "live capture not possible here" in err
+    assert err.startswith("phoneemu fleet: ")  # the fleet command, before any "fleet: N phones" line
+    assert main(["fleet", "boot", "--count", "5", "--tftp", f"{FLEET_HOST}:9", "--capture-limit", "1"]) == 2
+    assert "--capture-limit goes with --capture" in capsys.readouterr().err
+
+
+PEER_CHILD = """
+import socket, sys
+listener = socket.socket()
+listener.bind(("127.0.0.64", 0))
+listener.listen(1)
+print("ready", flush=True)
+sys.stdin.readline()
+conn = socket.create_connection(listener.getsockname(), timeout=5)
+print("connected", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_live_capture_follows_the_tcp_connections_of_its_worker_processes(tmp_path: Path) -> None:
+    """A fleet's phones connect from its shard processes: a host one of the processes given to
+    ``add_owners`` connects to joins the capture's set, as this process's own would; without it, not."""
+    from phoneemu.scenario import capturing
+
+    try:
+        sink, _ = open_capture(tmp_path, "owners", mode="live", external=["127.0.0.57"])
+    except ScenarioError as exc:
+        pytest.skip(f"live capture not possible here: {exc}")
+    assert isinstance(sink, LiveCapture)
+    child = subprocess.Popen([sys.executable, "-c", PEER_CHILD], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    peer = socket.inet_aton("127.0.0.64")
+    try:
+        assert child.stdin is not None and child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
+        sink.add_owners([child.pid])
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "connected"
+        assert peer in capturing._own_tcp_peers([child.pid]) and peer not in capturing._own_tcp_peers()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and peer not in sink._peers:  # learnt from the child's SYN
+            time.sleep(0.01)
+        assert peer in sink._peers
+    finally:
+        child.kill()
+        child.wait(5)
+        for stream in (child.stdin, child.stdout):
+            if stream is not None:
+                stream.close()
+        sink.close()
+
+
+def test_live_capture_says_what_the_kernel_dropped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Packets the kernel dropped because the capture thread fell behind (PACKET_STATISTICS, read
+    at close, per packet socket) are counted and named in the note file and the summary lines."""
+    import struct
+
+    from phoneemu.commands._capture import capture_summary
+
+    try:
+        sink = LiveCapture(tmp_path / "d.pcap", tmp_path / "d.keys", hosts=("0.0.0.0", "0.0.0.0"),
+                           external=resolve_external(["127.0.0.57"]))
+    except OSError as exc:
+        pytest.skip(f"live capture not possible here: {exc}")
+    real = socket.socket.getsockopt
+
+    def stats(self: socket.socket, level: int, option: int, *size: int) -> object:
+        if (level, option) == (263, 6):  # SOL_PACKET, PACKET_STATISTICS: (packets, drops)
+            return struct.pack("II", 10, 3)
+        return real(self, level, option, *size)
+
+    monkeypatch.setattr(socket.socket, "getsockopt", stats)
+    sink.close()
+    monkeypatch.undo()
+    assert sink.kernel_drops == 6  # the lo socket's and the every-interface socket's
+    assert "the kernel dropped 6 packet(s)" in sink.note_path.read_text()
+    assert any("the kernel dropped 6 packet(s)" in line for line in capture_summary(sink))
+

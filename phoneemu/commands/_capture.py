@@ -1,0 +1,78 @@
+"""``--capture F.pcap`` of ``boot`` and ``fleet boot``: one live capture of the cluster's hosts.
+
+Rules (both commands, one implementation):
+
+* The key log goes to ``--keylog`` when given (appended to, as without ``--capture``), else to
+  ``F.keys`` beside the pcap, emptied first: one capture, one key log (as ``run --capture``). Both
+  paths are checked writable before any work is done.
+* The capture is live only (:class:`phoneemu.scenario.capturing.LiveCapture` with no built-in lab
+  range, the TFTP host as its external cluster): every IPv4/IPv6 packet to or from the ``--tftp``
+  host and each host the phones connect to over TCP (TVS, CAPF, HTTP elsewhere), on every
+  interface. Where the packet socket cannot be opened (not Linux, no root or CAP_NET_RAW) it is a
+  :class:`~phoneemu.errors.PhoneEmuError` naming ``--capture`` (one line, exit 2), before any boot.
+* ``max_bytes`` bounds the pcap (our convention: 256 MiB by default); past it the capture keeps
+  nothing more, and the summary line and the note file ``F.note.txt`` say so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from phoneemu.errors import PhoneEmuError
+from phoneemu.files import check_writable
+
+if TYPE_CHECKING:
+    from phoneemu.scenario.capturing import LiveCapture
+
+__all__ = ["DEFAULT_LIMIT_MIB", "capture_keylog", "capture_summary", "open_host_capture"]
+
+#: ``--capture-limit`` default, MiB (our convention: as ``run --capture``'s bound).
+DEFAULT_LIMIT_MIB = 256.0
+_MIB = 1024 * 1024
+
+
+def capture_keylog(capture: Path | None, keylog: Path | None) -> Path | None:
+    """The key log to use: ``keylog``, else ``capture``'s ``.keys`` (emptied); None without either.
+    Both are checked writable first (PhoneEmuError naming the option)."""
+    fresh = capture is not None and keylog is None
+    if capture is not None and keylog is None:  # (mypy: fresh alone does not narrow)
+        keylog = capture.with_suffix(".keys")
+    check_writable(capture, "--capture")
+    check_writable(keylog, "--keylog")
+    if fresh and keylog is not None:  # one capture, one key log; a --keylog given is appended to
+        keylog.write_bytes(b"")
+    return keylog
+
+
+def open_host_capture(path: Path | None, keylog: Path, host: str, *,
+                      max_bytes: int = int(DEFAULT_LIMIT_MIB * _MIB),
+                      limit_name: str = "max_bytes") -> LiveCapture | None:
+    """``--capture``: a live capture of the packets with ``host`` and the hosts the phones connect to
+    over TCP (:mod:`phoneemu.scenario.capturing`, external clusters); no lab range on ``lo``."""
+    if path is None:
+        return None
+    from phoneemu.scenario.capturing import LiveCapture, resolve_external
+
+    try:
+        return LiveCapture(path, keylog, hosts=("0.0.0.0", "0.0.0.0"), external=resolve_external([host]),
+                           max_bytes=max_bytes, limit_name=limit_name)
+    except (PermissionError, AttributeError, OSError) as exc:
+        raise PhoneEmuError(f"--capture {path}: live capture not possible here (Linux, root or CAP_NET_RAW "
+                            f"needed): {exc}", path="capture") from exc
+
+
+def capture_summary(capture: LiveCapture) -> list[str]:
+    """What a closed capture holds: its line, then one per thing missing from it."""
+    size = capture.path.stat().st_size if capture.path.is_file() else 0
+    lines = [f"capture: {capture.path} ({capture.count} packets, {size:,} bytes), TLS key log "
+             f"{capture.keylog}, what it holds: {capture.note_path}"]
+    if capture.truncated:
+        lines.append(f"capture: stopped at {capture.max_bytes:,} bytes ({capture.limit_name}): later "
+                     "packets are missing")
+    if capture.kernel_drops:
+        lines.append(f"capture: the kernel dropped {capture.kernel_drops} packet(s) the capture could not "
+                     "read in time")
+    if capture.error:
+        lines.append(f"capture: stopped early: {capture.error}")
+    return lines
