@@ -30,9 +30,10 @@ boundaries, duplicated / missing / reordered / unknown tags, inconsistent contai
 role / hash / modulus codes, very many records, strings without NUL, damaged certificate DER,
 swapped signatures; for firmware also the load manifest (magic, lying load-name / image lengths,
 bad load names, bytes after the image). Firmware mutants are re-signed with the image-signing key.
-TVS and CAPF messages (tvs-response: what the phone's TVS client parses; tvs-request: what the lab
-TVS server parses; capf: either direction) are mutated in their header fields, body length, element
-lengths, element order and values (they are not signed: --resign-ratio does not apply).
+TVS and CAPF messages (tvs-response: what the phone's TVS client parses, then decides an ITL on;
+tvs-request: what the lab TVS server parses; capf: either direction) are mutated in their header
+fields, body length, element lengths, element order and values (they are not signed: --resign-ratio
+does not apply).
 A share of the mutants (--resign-ratio) is re-signed with the corpus key so it gets past the
 signature check; the rest keep a stale signature and must be rejected.
 

@@ -20,7 +20,12 @@ Rules implemented here:
   The header's body length is recomputed unless the body-length lie was applied.
 * Targets (``--target phoneemu``): ``tvs-response`` feeds the bytes to :class:`TvsClientExchange` of a
   VERIFY request (or a QUERY request when byte 2 says QUERY_RESPONSE), session id of the seeds, then
-  ``eof()``; ``tvs-request`` to a :class:`TvsServerConnection` whose lookup knows the corpus
+  ``eof()``; a response that decodes then goes where a phone's goes (:func:`phone_after_tvs`): what
+  the phone keeps of it (:func:`phoneemu.phone.store.query_answer`) decides, by the §G.3.4 rule, an
+  ITL signed by the corpus CallManager — a signer the phone's installed ITL holds only with role
+  CCM+TFTP. Oracle: the ITL may be accepted only when the response says valid, gives role SAST (0)
+  and returns a certificate with the signer's public key (else :class:`TvsAcceptanceError`, a
+  finding); ``tvs-request`` to a :class:`TvsServerConnection` whose lookup knows the corpus
   certificates; ``capf`` decodes the frame and every element value with a typed decoder
   (certificate wrapper, SHA2_SIGNED_DATA, SUDI_DATA, NUL-terminated strings). A message that decodes
   must encode back to the same bytes (round trip).
@@ -31,6 +36,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from phoneemu.crypto import certs
 from phoneemu.errors import DecodeError, EncodeError
@@ -61,6 +67,8 @@ def message_seeds(fmt: str, cert_der: bytes, other_der: bytes) -> list[tuple[str
             ("verify-invalid", tvs.encode(tvs.response(verify, status=1, reserved=0xF7))),
             ("query-valid", tvs.encode(tvs.response(query, status=0, roles=(1,), ttl=3600,
                                                     certificate=cert_der))),
+            ("query-vouches-signer", tvs.encode(tvs.response(query, status=0, roles=(0, 2), ttl=86400,
+                                                              certificate=cert_der))),
         ]
     if fmt == "capf":
         c, t = capf.CapfCommand, capf.CapfTag
@@ -224,19 +232,81 @@ def _tvs_round_trip(fmt: str, data: bytes) -> None:
     _round_trip(fmt, data, tvs.encode(msg))
 
 
+class TvsAcceptanceError(AssertionError):
+    """The phone accepted a trust list on a TVS answer that does not vouch for its signer (a finding)."""
+
+
+@lru_cache(maxsize=4)
+def phone_after_tvs(bits: int) -> Callable[[tvs.TvsResponse], None]:
+    """A phone (cp-8861) that asked TVS about the signer of a new ITL, as :func:`message_callable`'s
+    ``tvs-response`` target uses it (see module docstring): its installed ITL holds the corpus
+    ITLRecovery (SAST), CallManager (CCM+TFTP) and TVS (TVS) records, its config (signed by the
+    CallManager) lists a TVS server, and the new ITL is signed by the CallManager."""
+    from cryptography.hazmat.primitives import serialization
+
+    from phoneemu.formats import config as config_fmt
+    from phoneemu.formats import signed, trustlist
+    from phoneemu.fuzz.corpus import _TIMESTAMP, _identities
+    from phoneemu.phone import rules
+    from phoneemu.phone.profile import get_profile
+    from phoneemu.phone.store import InternCache, TrustStore, query_answer
+
+    ids = _identities(bits)
+    sast, ccm, tvs_id = ids["itlrecovery"], ids["callmanager"], ids["tvs"]
+    role, rec = trustlist.Role, trustlist.TrustRecord.from_certificate
+    profile, now = get_profile("cp-8861"), _TIMESTAMP
+    store = TrustStore(profile=profile, intern=InternCache())
+    installed = trustlist.build(kind="ITL", signer=sast.signer, timestamp=now - 86400, records=[
+        rec(sast.cert, role.SAST), rec(ccm.cert, role.CCM_TFTP, dns_name="fuzz-pub", ip="10.0.0.1"),
+        rec(tvs_id.cert, role.TVS, dns_name="fuzz-pub")])
+    server = config_fmt.Server(host="10.0.0.1", port=2445, priority=0)
+    body = config_fmt.build(config_fmt.DeviceConfig(device_name="SEP001122334455", tvs_servers=(server,)))
+    config = signed.build(body=body, filename="SEP001122334455.cnf.xml.sgn", signer=ccm.signer, timestamp=now)
+    for d in (rules.decide_trust_list(store, installed, kind="ITL", profile=profile, now=now),
+              rules.decide_config(store, "SEP001122334455.cnf.xml.sgn", config, profile=profile, now=now)):
+        assert d.accepted, d
+        store.apply(d)
+    new_itl = trustlist.build(kind="ITL", signer=ccm.signer, timestamp=now, records=[
+        rec(ccm.cert, role.SAST), rec(tvs_id.cert, role.TVS, dns_name="fuzz-pub")])
+    assert rules.decide_trust_list(store, new_itl, kind="ITL", profile=profile, now=now).pending
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    signer_key = ccm.cert.public_key().public_bytes(*spki)
+
+    def decide(response: tvs.TvsResponse) -> None:
+        d = rules.decide_trust_list(store, new_itl, kind="ITL", profile=profile, now=now,
+                                    tvs_answer=query_answer(response))
+        if not d.accepted:
+            return
+        key = None
+        if response.certificate:
+            try:
+                key = certs.load_cert_der(response.certificate).public_key().public_bytes(*spki)
+            except (DecodeError, ValueError):
+                key = None
+        if not (response.valid and int(role.SAST) in response.roles and key == signer_key):
+            raise TvsAcceptanceError(f"ITL accepted ({d.rule}) on a TVS response that does not vouch for "
+                                     f"its signer: valid={response.valid}, roles={response.roles}, "
+                                     f"certificate with the signer's key: {key == signer_key}")
+
+    return decide
+
+
 def message_callable(fmt: str, cert_der: bytes, *, round_trip: bool = True) -> Callable[[bytes], None]:
     """What our client or server does with one message of ``fmt`` (see module docstring)."""
     if fmt == "tvs-response":
         verify = tvs.verify_request(_SESSION, _DEVICE, cert_der)
         query = tvs.query_request(_SESSION, _DEVICE, "CN=x", "CN=y", b"\x01")
+        phone = phone_after_tvs(certs.load_cert_der(cert_der).public_key().key_size)  # type: ignore[union-attr]
 
         def run_response(data: bytes) -> None:
             request = query if len(data) > 2 and data[2] == tvs.TvsMsgType.QUERY_RESPONSE else verify
             if round_trip and len(data) >= tvs.HEADER_SIZE:
                 _tvs_round_trip(fmt, data)
             exchange = tvs.TvsClientExchange(request)
-            exchange.receive(data)
+            response = exchange.receive(data)
             exchange.eof()
+            if response is not None:
+                phone(response)
 
         return run_response
     if fmt == "tvs-request":

@@ -97,7 +97,15 @@ from phoneemu.net.fetch import Fetcher
 from phoneemu.phone import rules, status
 from phoneemu.phone.events import Decision, Event, EventLog, QueryKey
 from phoneemu.phone.profile import PhoneProfile
-from phoneemu.phone.store import AcceptedConfig, Credential, TrustStore, TvsAnswer, TvsResult, TvsStatus
+from phoneemu.phone.store import (
+    AcceptedConfig,
+    Credential,
+    TrustStore,
+    TvsAnswer,
+    TvsResult,
+    TvsStatus,
+    query_answer,
+)
 from phoneemu.protocols.capf import CapfClientSession, CapfResult
 from phoneemu.values import host_port
 
@@ -230,9 +238,7 @@ def net_tvs_asker(*, timeout: float = 5.0, tls_versions: Sequence[str] = ("1.2",
         from phoneemu.net.tvs_client import tvs_query
         reply = await tvs_query(servers, device_name, key.subject, key.issuer, key.serial, timeout=timeout,
                                 accept_server=accept_server, tls=phone_client_context(tls_versions, keylog))
-        if reply.valid and reply.certificate:
-            return TvsAnswer.from_reply(reply.certificate, reply.roles, reply.ttl)
-        return TvsStatus.NOT_FOUND
+        return query_answer(reply)
     return ask
 
 

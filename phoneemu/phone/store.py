@@ -37,7 +37,7 @@ import enum
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from cryptography import x509
 
@@ -63,6 +63,7 @@ __all__ = [
     "TvsAnswer",
     "TvsResult",
     "TvsStatus",
+    "query_answer",
 ]
 
 #: At most this many TVS cache entries per phone (oldest dropped); bounded whatever TVS says.
@@ -119,6 +120,25 @@ class TvsStatus(enum.Enum):
 
 
 TvsResult = TvsAnswer | TvsStatus
+
+
+class _QueryResponse(Protocol):
+    @property
+    def valid(self) -> bool: ...
+    @property
+    def certificate(self) -> bytes | None: ...
+    @property
+    def roles(self) -> tuple[int, ...]: ...
+    @property
+    def ttl(self) -> int | None: ...
+
+
+def query_answer(response: _QueryResponse) -> TvsResult:
+    """What a phone keeps of a TVS QUERY response (spec §E.7.2): the returned certificate with its roles
+    and TTL when TVS says valid and returns one, else "not found". The rules judge the certificate."""
+    if response.valid and response.certificate:
+        return TvsAnswer.from_reply(response.certificate, response.roles, response.ttl)
+    return TvsStatus.NOT_FOUND
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import random
 from pathlib import Path
 
@@ -114,3 +115,55 @@ def test_help_lists_the_new_formats(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for fmt in ("firmware", "tvs-response", "tvs-request", "capf"):
         assert fmt in out
+
+
+def _tvs_response_rules(monkeypatch: pytest.MonkeyPatch, always_accept: bool = False) -> list[str]:
+    """The §G.3.4 rules the tvs-response target's phone reaches (optionally: a broken rule that accepts)."""
+    from phoneemu.phone import rules
+
+    seen: list[str] = []
+    real = rules.decide_trust_list
+
+    def spy(*args: object, **kw: object) -> object:
+        d = real(*args, **kw)  # type: ignore[arg-type]
+        if kw.get("tvs_answer") is None:  # the phone being set up, not an answer
+            return d
+        if always_accept:
+            d = dataclasses.replace(d, accepted=True, rule="G.3.4-broken", reason_code=None)
+        seen.append(d.rule)
+        return d
+
+    monkeypatch.setattr(rules, "decide_trust_list", spy)
+    return seen
+
+
+def test_tvs_responses_reach_the_phones_trust_list_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each decoded seed answer is what a phone then decides an ITL on (spec §G.3.4), the accepting
+    path included; a response vouching for another certificate with role SAST is not accepted."""
+    c = build_corpus("tvs-response")
+    seen = _tvs_response_rules(monkeypatch)
+    run = phoneemu_callable("tvs-response", c)
+    for seed in c.seeds:
+        run(seed)
+    assert seen == ["G.3.4-tvs-unknown-signer", "G.3.4-tvs-unknown-signer", "G.3.4-tvs-wrong-role",
+                    "G.3.4-vouched-by-tvs"]
+    vouched = tvs.decode(c.seeds[c.names.index("query-vouches-signer")])
+    other = c.donor_certs[0]  # the ITLRecovery certificate: not the signer
+    elements = tuple(dataclasses.replace(e, value=other) if e.tag == tvs.TvsTag.CERTIFICATE else e
+                     for e in vouched.elements)
+    assert elements != vouched.elements
+    forged = dataclasses.replace(vouched, elements=elements)
+    run(tvs.encode(forged))
+    assert seen[-1] == "G.3.4-tvs-unknown-signer"
+
+
+def test_a_phone_accepting_on_a_bad_tvs_answer_is_a_finding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The oracle: a rule that accepts the ITL on the wrong-role answer is a TvsAcceptanceError."""
+    from phoneemu.fuzz.messages import TvsAcceptanceError
+
+    c = build_corpus("tvs-response")
+    _tvs_response_rules(monkeypatch, always_accept=True)
+    run = phoneemu_callable("tvs-response", c)
+    run(c.seeds[c.names.index("query-vouches-signer")])  # a good answer: accepting is right
+    with pytest.raises(TvsAcceptanceError, match="does not vouch"):
+        run(c.seeds[c.names.index("query-valid")])  # role CCM only
