@@ -242,8 +242,7 @@ def phone_after_tvs(bits: int) -> Callable[[tvs.TvsResponse], None]:
     ``tvs-response`` target uses it (see module docstring): its installed ITL holds the corpus
     ITLRecovery (SAST), CallManager (CCM+TFTP) and TVS (TVS) records, its config (signed by the
     CallManager) lists a TVS server, and the new ITL is signed by the CallManager."""
-    from cryptography.hazmat.primitives import serialization
-
+    from phoneemu.crypto.keys import public_key_spki_der
     from phoneemu.formats import config as config_fmt
     from phoneemu.formats import signed, trustlist
     from phoneemu.fuzz.corpus import _TIMESTAMP, _identities
@@ -269,8 +268,7 @@ def phone_after_tvs(bits: int) -> Callable[[tvs.TvsResponse], None]:
     new_itl = trustlist.build(kind="ITL", signer=ccm.signer, timestamp=now, records=[
         rec(ccm.cert, role.SAST), rec(tvs_id.cert, role.TVS, dns_name="fuzz-pub")])
     assert rules.decide_trust_list(store, new_itl, kind="ITL", profile=profile, now=now).pending
-    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    signer_key = ccm.cert.public_key().public_bytes(*spki)
+    signer_key = public_key_spki_der(ccm.cert.public_key())  # type: ignore[arg-type]
 
     def decide(response: tvs.TvsResponse) -> None:
         d = rules.decide_trust_list(store, new_itl, kind="ITL", profile=profile, now=now,
@@ -280,7 +278,7 @@ def phone_after_tvs(bits: int) -> Callable[[tvs.TvsResponse], None]:
         key = None
         if response.certificate:
             try:
-                key = certs.load_cert_der(response.certificate).public_key().public_bytes(*spki)
+                key = public_key_spki_der(certs.load_cert_der(response.certificate).public_key())  # type: ignore[arg-type]
             except (DecodeError, ValueError):
                 key = None
         if not (response.valid and int(role.SAST) in response.roles and key == signer_key):
