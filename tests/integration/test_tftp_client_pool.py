@@ -82,3 +82,32 @@ def test_single_socket_server_socket_is_reused_after_a_multi_block_file_and_a_st
             server.close()
 
     run(main())
+
+
+def test_a_lossy_slow_single_socket_server_never_gives_a_reused_socket_the_wrong_file() -> None:
+    """Issue #6's reuse rule where it matters: the lab server in ``tid_mode="shared"`` drops 15 % of
+    the datagrams and delivers each of its own 20 ms late, so the retransmission of a final DATA whose
+    ACK was lost can still be on its way when the client's next request leaves the same socket. Four
+    pooled sockets fetch files of 1, 2 and 3 blocks (and a whole number of blocks) 60 times, idle in
+    between for times around the server's retransmission timeout. Every download is exactly its
+    file's bytes; a socket reused after a one-block file took such a late DATA 1 for the next file."""
+    from phoneemu.net.tftp_server import TftpServer
+
+    files = {f"f{n}.bin": bytes([n]) * size for n, size in enumerate((100, 600, 1200, 1024, 513, 40))}
+    names = sorted(files)
+    order = [names[(i * 7 + i // 3) % len(names)] for i in range(60)]
+
+    async def main() -> None:
+        server = TftpServer(files, HOST, 0, tid_mode="shared", loss=0.15, delay=0.02, seed=6, timeout=0.03,
+                            retries=20)
+        async with server as srv, TftpClientPool(max_sockets=4, timeout=0.2, retries=12) as pool:
+
+            async def fetch(i: int, name: str) -> bytes:
+                await asyncio.sleep(i * 0.015 + (i * 37 % 11) * 0.001)  # sockets idle now and then
+                return await pool.get(HOST, srv.port, name)
+
+            got = await asyncio.gather(*(fetch(i, name) for i, name in enumerate(order)))
+        wrong = [(i, n, len(g)) for i, (g, n) in enumerate(zip(got, order, strict=True)) if g != files[n]]
+        assert not wrong, wrong
+
+    run(main())
