@@ -56,7 +56,7 @@ from phoneemu.errors import PhoneEmuError
 from phoneemu.lab.pki import Identity
 from phoneemu.lab.tvs_service import TvsConnectionLog, TvsHandler, address_text, answer_frames
 from phoneemu.lab.tvs_threaded import IdentityContext
-from phoneemu.net._listen import set_v6only
+from phoneemu.net._listen import tcp_listener
 from phoneemu.protocols import tvs
 
 __all__ = ["DEFAULT_MAX_CONNECTIONS", "LoopTvsServer"]
@@ -389,20 +389,7 @@ class LoopTvsServer:
     async def start(self) -> LoopTvsServer:
         """Bind and listen (OSError as :func:`asyncio.start_server` raises it), then accept on the loop."""
         self._loop = asyncio.get_running_loop()
-        infos = socket.getaddrinfo(self.host, self.requested_port, type=socket.SOCK_STREAM,
-                                   flags=socket.AI_PASSIVE)
-        family, _type, proto, _canon, addr = infos[0]
-        sock = socket.socket(family, socket.SOCK_STREAM, proto)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            set_v6only(sock, self.host)  # ``::``: IPv4 too (phoneemu.net._listen)
-            sock.bind(addr)
-            sock.listen(self.backlog)
-            sock.setblocking(False)
-        except BaseException:
-            sock.close()
-            raise
-        self._listener = sock
+        self._listener = tcp_listener(self.host, self.requested_port, backlog=self.backlog)
         self._accept_on()
         return self
 

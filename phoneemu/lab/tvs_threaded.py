@@ -90,7 +90,7 @@ from cryptography import x509
 from phoneemu.errors import PhoneEmuError
 from phoneemu.lab.pki import Identity
 from phoneemu.lab.tvs_service import TvsConnectionLog, TvsHandler, address_text, answer_frames
-from phoneemu.net._listen import set_v6only
+from phoneemu.net._listen import tcp_listener
 from phoneemu.net.tls import CUCM_TVS_CIPHERS, server_context
 from phoneemu.protocols import tvs
 
@@ -207,7 +207,8 @@ class ThreadedTvsServer:
     async def start(self) -> ThreadedTvsServer:
         """Bind and listen (OSError as :func:`asyncio.start_server` raises it), then start the pool."""
         self._loop = asyncio.get_running_loop()
-        self._listener = self._bind()
+        # blocking, no timeout: each worker sleeps in accept() until woken for it
+        self._listener = tcp_listener(self.host, self.requested_port, backlog=self.backlog, blocking=True)
         self._stopping.clear()
         shortest = min(self.handshake_timeout, self.handler.read_timeout)
         self.tick = max(0.001, min(_MAX_TICK, shortest / 4))
@@ -218,21 +219,6 @@ class ThreadedTvsServer:
         for t in self._threads:
             t.start()
         return self
-
-    def _bind(self) -> socket.socket:
-        infos = socket.getaddrinfo(self.host, self.requested_port, type=socket.SOCK_STREAM,
-                                   flags=socket.AI_PASSIVE)
-        family, _type, proto, _canon, addr = infos[0]
-        sock = socket.socket(family, socket.SOCK_STREAM, proto)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            set_v6only(sock, self.host)  # ``::``: IPv4 too (phoneemu.net._listen)
-            sock.bind(addr)
-            sock.listen(self.backlog)
-        except BaseException:
-            sock.close()
-            raise
-        return sock  # blocking, no timeout: each worker sleeps in accept() until woken for it
 
     @property
     def port(self) -> int:

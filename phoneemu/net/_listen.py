@@ -31,17 +31,20 @@ def set_v6only(sock: socket.socket, host: object) -> None:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if is_ipv6_any(host) else 1)
 
 
-def tcp_listener(host: str, port: int, *, backlog: int) -> socket.socket:
-    """A listening, non-blocking TCP socket on ``host:port`` for ``asyncio.start_server(sock=...)``
-    (``SO_REUSEADDR`` as asyncio sets it; :func:`set_v6only`). OSError as ``bind``/``listen`` raise it."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+def tcp_listener(host: str, port: int, *, backlog: int, blocking: bool = False) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (a name is resolved, its first passive address taken),
+    non-blocking for ``asyncio.start_server(sock=...)`` or an event loop's reader unless ``blocking``
+    (a thread sleeping in ``accept``); ``SO_REUSEADDR`` as asyncio sets it, :func:`set_v6only`.
+    OSError as ``getaddrinfo``/``bind``/``listen`` raise it."""
+    family, _type, proto, _canon, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                            flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, socket.SOCK_STREAM, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         set_v6only(sock, host)
-        sock.bind((host, port))
+        sock.bind(addr)
         sock.listen(backlog)
-        sock.setblocking(False)
+        sock.setblocking(blocking)
     except BaseException:
         sock.close()
         raise
