@@ -26,20 +26,21 @@ Rules:
   socket) is ignored.
 * :class:`TftpClientPool` keeps a bounded set of UDP sockets and reuses them (FIFO) across
   successful transfers, so thousands of emulated phones in one event loop pay no socket setup per
-  file; a socket whose transfer failed is closed, never reused. A reused socket re-ACKs a late
-  duplicate of its previous transfer's final DATA (the RFC 1350 dally), told apart by the server's
-  transfer ID (its per-transfer port). A socket whose server answered from its listening address
-  (a single-socket server such as the lab's ``tid_mode="shared"``) is reused only when the file's
-  final DATA had a block number of 2 or more (on the wire): the only late packet that can still come
-  from that transfer is a duplicate of its final DATA (lock-step: every earlier block was acknowledged
-  before the next was sent) — or an ERROR if the server gives up waiting for our final ACK, which
-  fails the next transfer and never gives it wrong bytes —, and the next transfer takes nothing but
-  DATA 1 (or an OACK/ERROR) as its first answer, then each block only once the blocks before it have
-  come. A final DATA 1 (a
-  one-block file, common with ``blksize``) could be taken for the next file's DATA 1 — a stale
+  file; a socket whose transfer failed is closed, never reused. A socket waiting in the pool
+  re-ACKs a late duplicate of its previous transfer's final DATA (the RFC 1350 dally); during a
+  transfer, packets from another transfer ID (the server's per-transfer port) get ERROR 5. A
+  socket whose server answered from its listening address (a single-socket server such as the
+  lab's ``tid_mode="shared"``) is reused only when the file's
+  final DATA had a block number of 2 or more on the wire (our convention; RFC 1350 asks for fresh
+  TIDs). Why that is safe: such a server keeps one transfer per client address, so once our next
+  request reaches it, it sends nothing more of the previous file; what it sent before comes first
+  (one socket pair, in order), and that can only be copies of the final DATA (lock-step: every
+  earlier block was acknowledged before the next was sent) — or an ERROR if it gave up on our final
+  ACK, which fails the next transfer and never gives it wrong bytes. The next transfer takes only
+  DATA 1 (or an OACK/ERROR) as its first answer, so a late final DATA 2+ is ignored; a late final
+  DATA 1 (a one-block file, common with ``blksize``) would be taken for the next file — a stale
   config, seen about once in 10,000 fleet boots when such sockets were reused —, so that socket is
-  closed. Our convention (RFC 1350 asks for fresh TIDs); the lab's shared mode also ends a transfer
-  when the same client sends a new request, so on loopback nothing of it follows the new request.
+  closed.
 """
 
 from __future__ import annotations
