@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from phoneemu.commands._installed import add_installed_options, fill_from_flash, installed_config_key
 from phoneemu.commands.boot import add_offline_phone_options, offline_boot_lines, pem_certificates, tvs_roles
 from phoneemu.files import write_output
 from phoneemu.scenario.predict import (
@@ -85,18 +86,7 @@ def register(sub: Any) -> None:
     p.add_argument("files", nargs="+", type=Path, metavar="NEW_FILE",
                    help="the files the phone downloads (CTLFile.tlv, ITLFile.tlv, SEP<MAC>.cnf.xml.sgn ...), "
                    "or folders holding them (a copy of the cluster's TFTP root)")
-    p.add_argument("--installed-itl", type=Path, metavar="FILE", help="the ITL the phone holds now")
-    p.add_argument("--installed-ctl", type=Path, metavar="FILE", help="the CTL the phone holds now")
-    p.add_argument("--installed-config", type=Path, metavar="FILE",
-                   help="the phone's current config (.cnf.xml.sgn or .cnf.xml): names its TVS servers; "
-                   "without it TVS is not usable")
-    p.add_argument("--installed-config-key", type=Path, metavar="PEM",
-                   help="the phone's private key (its LSC key, else its MIC key) when --installed-config "
-                   "is an encrypted .enc.sgn")
-    p.add_argument("--flash", type=Path, metavar="DIR",
-                   help="an emulated phone's flash (boot/fleet boot --flash): its ITL, CTL and config are "
-                   "the installed ones, its MAC and profile the defaults (--installed-*, --mac, --profile "
-                   "win)")
+    add_installed_options(p, when="now")
     p.add_argument("--fleet-flash", type=Path, metavar="DIR",
                    help="many emulated phones' flashes, one per DIR/<MAC> (fleet boot --flash DIR): predict "
                    f"each (at most {MAX_FLEET}) and print how many are accepted or lock out, by deciding "
@@ -132,27 +122,6 @@ def _text(r: PredictResult, installed: str) -> str:
         lines.append(f"  not given: {', '.join(missing)} (asked for by the phone: add those the cluster "
                      "serves)")
     return "\n".join(lines)
-
-
-def _from_flash(args: argparse.Namespace) -> None:
-    """Fill the installed lists, config, MAC and profile the user did not give from ``--flash DIR``."""
-    from phoneemu.errors import PhoneEmuError
-    from phoneemu.phone.flash import CONFIG_FILE, CTL_FILE, ITL_FILE
-    from phoneemu.phone.phone import read_phone_file
-
-    d: Path = args.flash
-    if not d.is_dir():
-        raise PhoneEmuError(f"{d}: no such flash directory (an emulated phone's, from boot --flash)",
-                            path="flash")
-    ident = read_phone_file(d)
-    for attr, name in (("installed_itl", ITL_FILE), ("installed_ctl", CTL_FILE),
-                       ("installed_config", CONFIG_FILE)):
-        if getattr(args, attr) is None and (d / name).is_file():
-            setattr(args, attr, d / name)
-    if args.mac is None and isinstance(ident.get("mac"), str):
-        args.mac = ident["mac"]
-    if args.profile is None and isinstance(ident.get("profile"), str):
-        args.profile = ident["profile"]
 
 
 _FIRST_MACS = 5  # MACs shown per deciding rule
@@ -273,15 +242,10 @@ def handler(args: argparse.Namespace) -> int:
                                   "tvs_server_certs": pem_certificates(args.tvs_server_cert),
                                   "tvs_reachable": args.tvs_reachable})
     if args.flash is not None:
-        _from_flash(args)
+        fill_from_flash(args)
     if args.profile is None:
         args.profile = "cp-8861"
-    key = None
-    if args.installed_config_key is not None:
-        from phoneemu.crypto.keys import load_private_key_pem
-        from phoneemu.files import read_at_most
-        key = load_private_key_pem(read_at_most(args.installed_config_key, 1 << 20, what="key"),
-                                   source=str(args.installed_config_key))
+    key = installed_config_key(args)
     result = asyncio.run(predict_boot(
         args.files, installed_itl=args.installed_itl, installed_ctl=args.installed_ctl,
         installed_config=args.installed_config, mac=args.mac,

@@ -16,10 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from phoneemu.commands._argtypes import positive_int
+from phoneemu.commands._installed import add_installed_options, fill_from_flash, installed_config_key
 from phoneemu.commands.boot import add_offline_phone_options, offline_boot_lines, pem_certificates, tvs_roles
 from phoneemu.errors import PhoneEmuError
 from phoneemu.formats.config import normalise_mac
 from phoneemu.net.tls_decrypt import KeyLog, read_keylog
+from phoneemu.phone.profile import get_profile
+from phoneemu.scenario.predict import load_installed
 from phoneemu.scenario.replay import MAX_MEMORY, CaptureIndex, Limits, ReplayResult, boot_count, replay_phone
 from phoneemu.scenario.replay_tvs import TvsCapture, scan_capture
 from phoneemu.values import host_port
@@ -33,6 +36,9 @@ examples:
   phoneemu replay site.pcap --mac 00:11:22:33:44:55 --profile cp-7962 --json
   phoneemu replay captures/migration-itl-signer-unknown.pcap --mac 0A0000000501 \\
       --keylog captures/migration-itl-signer-unknown.keys     TVS answers as in the capture
+  phoneemu replay site.pcap --mac 00:11:22:33:44:55 --installed-itl old/ITLFile.tlv \\
+      --installed-config old/SEP001122334455.cnf.xml.sgn     the phone held these before the capture
+  phoneemu replay storm.pcap --flash /tmp/fleet/0A0000000001 --keylog storm.keys   a fleet boot --flash phone
 
 Offline, TVS and CAPF are unreachable: decisions that needed them are marked by the phone as a
 TVS/CAPF failure. --keylog FILE decrypts the captured TVS exchanges (TLS 1.0-1.3) and answers
@@ -67,7 +73,10 @@ def register(sub: Any) -> None:
     p.add_argument("capture", type=Path, metavar="CAPTURE.pcap",
                    help="the capture: pcap or pcapng (as Wireshark and tcpdump save it)")
     p.add_argument("--mac", help="the phone to replay (MAC in any usual notation); required unless --list")
-    add_offline_phone_options(p, now_help="phone clock (default: each boot's capture time)")
+    add_offline_phone_options(p, now_help="phone clock (default: each boot's capture time)",
+                              profile_help="phone model profile (default: the --flash phone's, else cp-8861)")
+    p.set_defaults(profile=None)  # cp-8861, or the --flash phone's
+    add_installed_options(p, when="before the capture (default: nothing, a phone out of the box)")
     p.add_argument("--keylog", type=Path, metavar="FILE",
                    help="TLS key log of the capture (SSLKEYLOGFILE format, as --capture and lab serve "
                    "--keylog write it): decrypt the TVS exchanges and answer as TVS did in the capture")
@@ -139,6 +148,10 @@ def _boot_text(i: int, r: ReplayResult) -> str:
 
 
 def handler(args: argparse.Namespace) -> int:
+    if args.flash is not None:
+        fill_from_flash(args)
+    if args.profile is None:
+        args.profile = "cp-8861"
     if args.mac is None and not args.list:
         raise PhoneEmuError("give --mac MAC (or --list to see the phones in the capture)", path="mac")
     secrets = read_keylog(args.keylog) if args.keylog is not None else None
@@ -160,21 +173,28 @@ def handler(args: argparse.Namespace) -> int:
         return 0
     assert mac is not None
     roles = tvs_roles(args.tvs_roles)
+    held = load_installed(limit=get_profile(args.profile).trust_list_limit, itl=args.installed_itl,
+                          ctl=args.installed_ctl, config=args.installed_config,
+                          config_key=installed_config_key(args))
     results = asyncio.run(replay_phone(index, mac, profile=args.profile, now=args.now,
                                        image_signers=pem_certificates(args.image_signer),
                                        tvs_certs=pem_certificates(args.tvs_cert), tvs_roles=roles,
-                                       tvs_capture=tvs_capture if args.keylog is not None else None))
+                                       tvs_capture=tvs_capture if args.keylog is not None else None,
+                                       installed=held))
+    files = (("CTL", args.installed_ctl), ("ITL", args.installed_itl), ("config", args.installed_config))
+    holding = ", ".join(f"{k} {p}" for k, p in files if p is not None) or "nothing (out of the box)"
     tvs = "answers for given certificates" if args.tvs_cert else "unavailable"
     if args.keylog is not None:
         tvs = (f"answers from the capture ({tvs_capture.decrypted} exchange(s) decrypted"
                f"{', else for given certificates' if args.tvs_cert else ''})")
     if args.json:
         print(json.dumps({"mac": mac, "profile": args.profile, "capture": str(args.capture),
+                          "installed": {k.lower(): str(p) if p is not None else None for k, p in files},
                           "offline": {"tvs": tvs, "capf": "unavailable"},
                           **({"tls": _tvs_json(tvs_capture)} if args.keylog is not None else {}),
                           "boots": [r.as_dict() for r in results]}, indent=2))
     else:
-        print(f"replay of phone {mac} from {args.capture} (profile {args.profile}; offline TVS: {tvs}; "
-              "CAPF unavailable)")
+        print(f"replay of phone {mac} from {args.capture} (profile {args.profile}; holding {holding}; "
+              f"offline TVS: {tvs}; CAPF unavailable)")
         print("\n".join(_boot_text(i, r) for i, r in enumerate(results, 1)))
     return 0 if all(r.report.ok for r in results) else 1

@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from phoneemu.phone.boot import BootReport
     from phoneemu.phone.store import AcceptedConfig
 
-__all__ = ["PredictInputs", "PredictResult", "predict_boot"]
+__all__ = ["Installed", "PredictInputs", "PredictResult", "load_installed", "predict_boot"]
 
 _MAX_FILE = 16 << 20
 _MAX_FILES = 10_000
@@ -300,6 +300,54 @@ def _server_checking_tvs(inner: Any, *, explicit: Sequence[bytes], inferred: dic
     return ask
 
 
+@dataclass(frozen=True, kw_only=True)
+class Installed:
+    """What a phone holds before the files it is given (``predict``'s and ``replay``'s starting point):
+    its CTL, ITL (parsed) and current config, as if accepted earlier (see module rules)."""
+
+    ctl: Any = None
+    itl: Any = None
+    config: AcceptedConfig | None = None
+
+    def restore(self, phone: Any) -> None:
+        """Put it in ``phone``'s trust store, as :data:`~phoneemu.fleet.engine.PRESTATE_RULES` say."""
+        from phoneemu.fleet.engine import PRESTATE_RULES
+
+        ctl_rule, itl_rule, cfg_rule = PRESTATE_RULES
+        phone.store.restore(ctl=self.ctl, itl=self.itl, config=self.config, ctl_rule=ctl_rule,
+                            itl_rule=itl_rule, config_rule=cfg_rule)
+
+
+def load_installed(*, limit: int, itl: Path | None = None, ctl: Path | None = None,
+                   config: Path | None = None, config_key: Any = None,
+                   parse: Callable[[bytes, Literal["CTL", "ITL"], int], Any] | None = None) -> Installed:
+    """Read and check the installed lists and config (module rules); PhoneEmuError naming the file and
+    the option (``installed-itl`` ...). ``parse`` caches parsed lists (``PredictInputs.installed_list``)."""
+    from phoneemu.formats import trustlist
+    from phoneemu.phone import rules
+
+    lists: dict[str, Any] = {}
+    wanted: tuple[tuple[Literal["CTL", "ITL"], Path | None], ...] = (("CTL", ctl), ("ITL", itl))
+    for kind, path in wanted:
+        if path is None:
+            continue
+        data = read_at_most(path, limit, what=f"installed {kind}")
+        try:
+            tl = parse(data, kind, limit) if parse is not None else \
+                trustlist.parse(data, limit=limit, kind=kind)
+        except PhoneEmuError as exc:
+            raise PhoneEmuError(f"{path}: installed {kind}: {exc}",
+                                path=f"installed-{kind.lower()}") from None
+        # CTL and ITL share one layout (§B): the header FILENAME says which, checked as the boot does
+        wrong = rules.trust_list_name_problem(tl.header.filename, kind=kind)
+        if wrong is not None:
+            raise PhoneEmuError(f"{path}: given as the installed {kind}, but its {wrong}",
+                                path=f"installed-{kind.lower()}")
+        lists[kind] = tl
+    cfg = _installed_config(config, config_key) if config is not None else None
+    return Installed(ctl=lists.get("CTL"), itl=lists.get("ITL"), config=cfg)
+
+
 async def predict_boot(new_files: Sequence[Path] | PredictInputs, *, installed_itl: Path | None = None,
                        installed_ctl: Path | None = None, installed_config: Path | None = None,
                        mac: str | None = None, profile: str = "cp-8861",
@@ -309,9 +357,7 @@ async def predict_boot(new_files: Sequence[Path] | PredictInputs, *, installed_i
                        tvs_server_certs: Sequence[Any] = (), tvs_reachable: bool = False) -> PredictResult:
     """Boot a phone holding the installed lists on ``new_files`` (see module rules); a
     :class:`PredictInputs` shares the reading and parsing of the new files among many phones."""
-    from phoneemu.fleet.engine import PRESTATE_RULES
     from phoneemu.formats.config import normalise_mac
-    from phoneemu.phone import rules
     from phoneemu.phone.boot import BootTarget
     from phoneemu.phone.phone import Phone
     from phoneemu.phone.profile import get_profile
@@ -321,26 +367,10 @@ async def predict_boot(new_files: Sequence[Path] | PredictInputs, *, installed_i
     inputs = new_files if isinstance(new_files, PredictInputs) else PredictInputs(new_files)
     files = inputs.files
     phone_mac = normalise_mac(mac) if mac else _default_mac(list(files))
-    installed: dict[str, Any] = {}
-    wanted: tuple[tuple[Literal["CTL", "ITL"], Path | None], ...] = (("CTL", installed_ctl),
-                                                                    ("ITL", installed_itl))
-    for kind, path in wanted:
-        if path is not None:
-            data = read_at_most(path, prof.trust_list_limit, what=f"installed {kind}")
-            try:
-                tl = inputs.installed_list(data, kind, prof.trust_list_limit)
-            except PhoneEmuError as exc:
-                raise PhoneEmuError(f"{path}: installed {kind}: {exc}",
-                                    path=f"installed-{kind.lower()}") from None
-            # CTL and ITL share one layout (§B): the header FILENAME says which, checked as the boot does
-            wrong = rules.trust_list_name_problem(tl.header.filename, kind=kind)
-            if wrong is not None:
-                raise PhoneEmuError(f"{path}: given as the installed {kind}, but its {wrong}",
-                                    path=f"installed-{kind.lower()}")
-            installed[kind] = tl
-
-    config = _installed_config(installed_config, installed_config_key) if installed_config is not None \
-        else None
+    held = load_installed(limit=prof.trust_list_limit, itl=installed_itl, ctl=installed_ctl,
+                          config=installed_config, config_key=installed_config_key,
+                          parse=inputs.installed_list)
+    config = held.config
     notes = _tvs_notes(tvs_certs, config, installed_config) if tvs_certs else \
         _tvs_notes([True] if tvs_reachable else [], config, installed_config, option="--tvs-reachable")
 
@@ -362,14 +392,12 @@ async def predict_boot(new_files: Sequence[Path] | PredictInputs, *, installed_i
     tvs = _server_checking_tvs(inner,
                                explicit=[cert_der(c) for c in tvs_server_certs],
                                inferred=_inferred_tvs_certs(inputs.new_itl(phone_mac, prof.trust_list_limit),
-                                                            installed.get("ITL")),
+                                                            held.itl),
                                refused=refused)
     phone = Phone(mac=phone_mac, profile=prof, flash=None, clock=lambda: now,
                   tvs=tvs, capf=no_capf, sleep=no_sleep,
                   image_signers=tuple(image_signers), capf_retries=0)
-    ctl_rule, itl_rule, cfg_rule = PRESTATE_RULES
-    phone.store.restore(ctl=installed.get("CTL"), itl=installed.get("ITL"), config=config,
-                        ctl_rule=ctl_rule, itl_rule=itl_rule, config_rule=cfg_rule)
+    held.restore(phone)
     fetcher = _FileFetcher(files, phone_mac, folder=inputs.folder, read=inputs.read)
     report = await phone.boot(BootTarget(host="files", tftp_port=69, use_http=False), fetcher=fetcher)
     notes += list(dict.fromkeys(refused))

@@ -566,10 +566,11 @@ async def replay_phone(index: CaptureIndex, mac: str, *, profile: str = "cp-8861
                        now: int | None = None, image_signers: Sequence[Any] = (),
                        tvs_certs: Sequence[Any] = (),
                        tvs_roles: frozenset[int] = frozenset({0, 2}),
-                       tvs_capture: Any = None) -> list[ReplayResult]:
+                       tvs_capture: Any = None, installed: Any = None) -> list[ReplayResult]:
     """Boot a fresh phone offline once per captured boot of ``mac`` (see module rules); with
     ``tvs_capture`` (:class:`phoneemu.scenario.replay_tvs.TvsCapture`) TVS answers as it did in the
-    capture."""
+    capture; ``installed`` (:class:`phoneemu.scenario.predict.Installed`) is what the phone holds
+    before the first boot (else nothing: a phone out of the box)."""
     from phoneemu.formats.config import normalise_mac
     from phoneemu.phone.boot import BootTarget
     from phoneemu.phone.phone import Phone
@@ -596,6 +597,8 @@ async def replay_phone(index: CaptureIndex, mac: str, *, profile: str = "cp-8861
     phone = Phone(mac=mac, profile=get_profile(profile), flash=None, clock=lambda: current["t"],
                   tvs=tvs, capf=no_capf, sleep=no_sleep,
                   image_signers=tuple(image_signers), capf_retries=0)
+    if installed is not None:
+        installed.restore(phone)
     results: list[ReplayResult] = []
     for i, b in enumerate(boots):
         window["start"] = b.order

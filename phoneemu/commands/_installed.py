@@ -1,0 +1,64 @@
+"""What a phone holds before the files it is given: ``--installed-itl/-ctl/-config[-key]`` and
+``--flash DIR``, shared by ``predict`` (before the new files) and ``replay`` (before the capture).
+
+Rules: an option given wins over the ``--flash`` phone's file; the flash also gives the MAC and the
+profile when ``--mac`` / ``--profile`` are not given (its ``phone.json``). The lists and config are
+read and checked by :func:`phoneemu.scenario.predict.load_installed` (module rules there).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from phoneemu.errors import PhoneEmuError
+
+__all__ = ["add_installed_options", "fill_from_flash", "installed_config_key"]
+
+
+def add_installed_options(p: Any, *, when: str) -> None:
+    """``--installed-*`` and ``--flash``; ``when`` says before what (``"now"``, ``"before the capture"``)."""
+    p.add_argument("--installed-itl", type=Path, metavar="FILE", help=f"the ITL the phone holds {when}")
+    p.add_argument("--installed-ctl", type=Path, metavar="FILE", help=f"the CTL the phone holds {when}")
+    p.add_argument("--installed-config", type=Path, metavar="FILE",
+                   help=f"the phone's config {when} (.cnf.xml.sgn or .cnf.xml): names its TVS servers; "
+                   "without it TVS is not usable")
+    p.add_argument("--installed-config-key", type=Path, metavar="PEM",
+                   help="the phone's private key (its LSC key, else its MIC key) when --installed-config "
+                   "is an encrypted .enc.sgn")
+    p.add_argument("--flash", type=Path, metavar="DIR",
+                   help="an emulated phone's flash (boot/fleet boot --flash): its ITL, CTL and config are "
+                   "the installed ones, its MAC and profile the defaults (--installed-*, --mac, --profile "
+                   "win)")
+
+
+def fill_from_flash(args: argparse.Namespace) -> None:
+    """Fill the installed lists, config, MAC and profile the user did not give from ``--flash DIR``."""
+    from phoneemu.phone.flash import CONFIG_FILE, CTL_FILE, ITL_FILE
+    from phoneemu.phone.phone import read_phone_file
+
+    d: Path = args.flash
+    if not d.is_dir():
+        raise PhoneEmuError(f"{d}: no such flash directory (an emulated phone's, from boot --flash)",
+                            path="flash")
+    ident = read_phone_file(d)
+    for attr, name in (("installed_itl", ITL_FILE), ("installed_ctl", CTL_FILE),
+                       ("installed_config", CONFIG_FILE)):
+        if getattr(args, attr) is None and (d / name).is_file():
+            setattr(args, attr, d / name)
+    if args.mac is None and isinstance(ident.get("mac"), str):
+        args.mac = ident["mac"]
+    if args.profile is None and isinstance(ident.get("profile"), str):
+        args.profile = ident["profile"]
+
+
+def installed_config_key(args: argparse.Namespace) -> Any:
+    """The ``--installed-config-key`` private key, or None."""
+    if args.installed_config_key is None:
+        return None
+    from phoneemu.crypto.keys import load_private_key_pem
+    from phoneemu.files import read_at_most
+
+    return load_private_key_pem(read_at_most(args.installed_config_key, 1 << 20, what="key"),
+                                source=str(args.installed_config_key))
