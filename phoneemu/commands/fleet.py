@@ -43,7 +43,7 @@ from phoneemu.commands._argtypes import (
 from phoneemu.commands._capture import DEFAULT_LIMIT_MIB, capture_keylog, capture_summary, open_host_capture
 from phoneemu.errors import PhoneEmuError
 from phoneemu.files import check_writable, write_output
-from phoneemu.fleet.engine import FleetSpec, mac_text, parse_mac
+from phoneemu.fleet.engine import FleetSpec, Prestate, mac_text, parse_mac
 from phoneemu.fleet.loop import EVENT_LOOPS
 from phoneemu.fleet.progress import Progress
 from phoneemu.fleet.shard import run_fleet
@@ -59,6 +59,8 @@ examples:
   phoneemu fleet boot --count 5000 --tftp 127.0.0.1:6969 --mac-start 0A0000000000
   phoneemu fleet boot --count 40000 --tftp 10.0.0.5 --json out.json --plot storm.png
   phoneemu fleet boot --count 500 --tftp 10.0.0.5 --capture storm.pcap   the storm's packets + storm.keys
+  phoneemu fleet boot --count 5000 --tftp 10.0.0.6 --installed-itl old/ITLFile.tlv --installed-config-dir old/
+                                     a migration wave: phones holding the old cluster's ITL and configs
   phoneemu wireshark storm.pcap --keylog storm.keys                        its TVS/CAPF decoded
 """
 
@@ -124,9 +126,39 @@ def register(sub: Any) -> None:
     b.add_argument("--capture-limit", type=positive_float, default=None, metavar="MiB",
                    help=f"stop recording once the pcap would exceed MiB mebibytes (default "
                    f"{DEFAULT_LIMIT_MIB:g}; the summary and FILE.note.txt say so); fractions allowed")
+    b.add_argument("--installed-itl", type=Path, metavar="FILE",
+                   help="every phone starts holding this ITL (e.g. the old cluster's, from tftp get "
+                   "ITLFile.tlv: a migration wave), as if accepted earlier (default: nothing; a --flash "
+                   "phone's own)")
+    b.add_argument("--installed-ctl", type=Path, metavar="FILE", help="every phone starts holding this CTL")
+    b.add_argument("--installed-config-dir", type=Path, metavar="DIR",
+                   help="each phone starts holding its config from DIR (SEP<MAC>.cnf.xml.sgn or .cnf.xml, "
+                   "e.g. a copy of the old cluster's TFTP root): it names the TVS servers the phone asks; "
+                   "a phone without one there holds none")
     b.add_argument("-q", "--quiet", action="store_true", help="no live progress")
     b.set_defaults(handler=_boot)
     p.set_defaults(handler=lambda _args: (p.print_help(), 2)[1])
+
+
+def _installed(args: argparse.Namespace) -> Prestate | None:
+    """``--installed-itl/-ctl/-config-dir``: what every phone holds before its boot, checked here (one
+    line, exit 2, before any boot) as ``predict`` checks it (``scenario.predict.load_installed``)."""
+    if args.installed_itl is None and args.installed_ctl is None and args.installed_config_dir is None:
+        return None
+    from phoneemu.phone.profile import get_profile
+    from phoneemu.scenario.predict import load_installed
+
+    load_installed(limit=get_profile(args.profile).trust_list_limit, itl=args.installed_itl,
+                   ctl=args.installed_ctl)
+    folder = args.installed_config_dir
+    if folder is not None and not folder.is_dir():
+        raise PhoneEmuError(f"--installed-config-dir {folder}: no such folder", path="installed-config-dir")
+    held = [f"{k} {p}" for k, p in (("ITL", args.installed_itl), ("CTL", args.installed_ctl),
+                                     ("configs from", folder)) if p is not None]
+    print(f"fleet: every phone starts holding {', '.join(held)}", file=sys.stderr)
+    return Prestate(itl=args.installed_itl.read_bytes() if args.installed_itl is not None else None,
+                    ctl=args.installed_ctl.read_bytes() if args.installed_ctl is not None else None,
+                    config_dir=str(folder) if folder is not None else None)
 
 
 def _boot(args: argparse.Namespace) -> int:
@@ -146,6 +178,7 @@ def _boot(args: argparse.Namespace) -> int:
 
         require_matplotlib()  # fail before booting anything
         check_plot_path(args.plot)
+    prestate = _installed(args)
     host, port = parse_host_port(args.tftp)
     target = BootTarget(host=host, tftp_port=port, http_port=args.http_port, use_http=not args.no_http)
     start = parse_mac(args.mac_start)
@@ -155,7 +188,8 @@ def _boot(args: argparse.Namespace) -> int:
                      tvs_timeout=args.tvs_timeout, max_time_s=args.max_time,
                      flash_dir=str(args.flash) if args.flash is not None else None,
                      keep_records=args.json is not None, blksize=args.blksize,
-                     event_loop=args.event_loop, keylog=str(args.keylog) if args.keylog is not None else None)
+                     event_loop=args.event_loop, keylog=str(args.keylog) if args.keylog is not None else None,
+                     prestate=prestate)
     limit_mib = args.capture_limit if args.capture_limit is not None else DEFAULT_LIMIT_MIB
     capture = open_host_capture(args.capture, args.keylog, host, max_bytes=int(limit_mib * 1024 * 1024),
                                 limit_name=f"--capture-limit {limit_mib:g} MiB")  # before any boot: exit 2

@@ -363,3 +363,42 @@ def test_fleet_http_that_never_answers_falls_back_to_tftp_within_the_request_tim
     assert res.metrics.booted == 3, res.metrics.render()
     assert res.metrics.files_over == {"tftp": 12} and len(held) >= 12  # 4 files each, HTTP tried first
     assert max(res.metrics.latencies) < 5.0, res.metrics.render()  # 6 requests x 0.3 s, not x 5 s
+
+
+def test_cli_fleet_installed_files_make_a_migration_wave(tmp_path: Path) -> None:
+    """``--installed-itl/-ctl/-config-dir``: every phone starts holding the old cluster's lists and its
+    own old config (as ``predict`` takes them), so after an ITLRecovery regeneration each phone asks
+    TVS (the config names it) and is vouched for — without an earlier fleet boot. A list given as
+    the wrong kind is one line, exit 2, before any boot."""
+    c = LabCluster.init(tmp_path / "lab", seed=5, key_spec="rsa1024", now=NOW)
+    c.set_mixed_mode(True, now=NOW)
+    c.add_phones([mac_text(START + i) for i in range(6)], now=NOW)
+    out = tmp_path / "fleet.json"
+
+    async def body() -> tuple[int, str, str, int]:
+        async with LabServers(c, host=HOST) as srv:
+            old = tmp_path / "old"
+            shutil.copytree(c.root / "tftp", old)  # the configs name this running lab's TVS port
+            c.regenerate("itlrecovery", now=NOW)
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "phoneemu", "fleet", "boot", "--count", "6", "--tftp",
+                f"{HOST}:{srv.ports['tftp']}", "--no-http", "--mac-start", mac_text(START), "--shards", "0",
+                "--installed-itl", str(old / "ITLFile.tlv"), "--installed-ctl", str(old / "CTLFile.tlv"),
+                "--installed-config-dir", str(old), "--json", str(out), "-q",
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            so, se = await asyncio.wait_for(proc.communicate(), 90)
+            assert proc.returncode is not None
+            return proc.returncode, so.decode(), se.decode(), srv.tvs_handler.answered
+
+    rc, stdout, stderr, tvs_answered = run(body())
+    assert rc == 0, stderr
+    assert "every phone starts holding ITL" in stderr
+    doc = json.loads(out.read_text())
+    assert [p["itl"] for p in doc["phones"]] == ["updated"] * 6, doc["phones"]
+    assert tvs_answered >= 6 and "TVS asked by 6 phones" in stdout
+    from phoneemu.cli import main
+
+    assert main(["fleet", "boot", "--count", "1", "--tftp", f"{HOST}:9", "--installed-itl",
+                 str(tmp_path / "old" / "CTLFile.tlv")]) == 2
+    assert main(["fleet", "boot", "--count", "1", "--tftp", f"{HOST}:9", "--installed-config-dir",
+                 str(tmp_path / "missing")]) == 2
