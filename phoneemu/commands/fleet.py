@@ -59,9 +59,9 @@ examples:
   phoneemu fleet boot --count 5000 --tftp 127.0.0.1:6969 --mac-start 0A0000000000
   phoneemu fleet boot --count 40000 --tftp 10.0.0.5 --json out.json --plot storm.png
   phoneemu fleet boot --count 500 --tftp 10.0.0.5 --capture storm.pcap   the storm's packets + storm.keys
+  phoneemu wireshark storm.pcap --keylog storm.keys                        its TVS/CAPF decoded
   phoneemu fleet boot --count 5000 --tftp 10.0.0.6 --installed-itl old/ITLFile.tlv --installed-config-dir old/
                                      a migration wave: phones holding the old cluster's ITL and configs
-  phoneemu wireshark storm.pcap --keylog storm.keys                        its TVS/CAPF decoded
 """
 
 
