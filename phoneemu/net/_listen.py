@@ -14,6 +14,7 @@ Rules:
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 __all__ = ["IPV6_ANY", "is_ipv6_any", "set_v6only", "tcp_listener"]
 
@@ -32,12 +33,16 @@ def set_v6only(sock: socket.socket, host: object) -> None:
 
 
 def tcp_listener(host: str, port: int, *, backlog: int, blocking: bool = False) -> socket.socket:
-    """A listening TCP socket on ``host:port`` (a name is resolved, its first passive address taken),
-    non-blocking for ``asyncio.start_server(sock=...)`` or an event loop's reader unless ``blocking``
-    (a thread sleeping in ``accept``); ``SO_REUSEADDR`` as asyncio sets it, :func:`set_v6only`.
+    """A listening TCP socket on ``host:port`` (a name is resolved, its first passive address taken;
+    ``""`` is every IPv4 address), non-blocking for ``asyncio.start_server(sock=...)`` or an event
+    loop's reader unless ``blocking`` (a thread sleeping in ``accept``); ``SO_REUSEADDR`` as asyncio
+    sets it, :func:`set_v6only`.
     OSError as ``getaddrinfo``/``bind``/``listen`` raise it."""
-    family, _type, proto, _canon, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                            flags=socket.AI_PASSIVE)[0]
+    family, proto = socket.AF_INET, 0
+    addr: Any = ("", port)  # "": every IPv4 address, as bind takes it
+    if host:
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        family, proto, addr = info[0], info[2], info[4]  # an IPv6 address keeps its scope
     sock = socket.socket(family, socket.SOCK_STREAM, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
