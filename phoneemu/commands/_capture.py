@@ -67,12 +67,4 @@ def capture_summary(capture: LiveCapture) -> list[str]:
     size = capture.path.stat().st_size if capture.path.is_file() else 0
     lines = [f"capture: {capture.path} ({capture.count} packets, {size:,} bytes), TLS key log "
              f"{capture.keylog}, what it holds: {capture.note_path}"]
-    if capture.truncated:
-        lines.append(f"capture: stopped at {capture.max_bytes:,} bytes ({capture.limit_name}): later "
-                     "packets are missing")
-    if capture.kernel_drops:
-        lines.append(f"capture: the kernel dropped {capture.kernel_drops} packet(s) the capture could not "
-                     "read in time")
-    if capture.error:
-        lines.append(f"capture: stopped early: {capture.error}")
-    return lines
+    return lines + [f"capture: {line}" for line in capture.missing]  # as the note file says them

@@ -283,7 +283,7 @@ def private_key_pem_public_der(data: bytes, *, source: str = "key") -> bytes:
                 raise DecodeError("the private key is neither RSA nor EC", path=source, offset=start)
             return public_key_spki_der(key.public_key())
         start = data.find(b"-----BEGIN ", start + 11)
-    raise DecodeError(f"no PEM private key found (no '-----BEGIN ... PRIVATE KEY-----' line in "
+    raise DecodeError(f"no PEM private key found (no BEGIN ... PRIVATE KEY line in "
                       f"{len(data)} bytes)", path=source)
 
 

@@ -343,6 +343,7 @@ class LiveCapture(CaptureSink):
         self._owner_pids: tuple[int, ...] = ()  # worker processes whose TCP peers are ours too
         self.drop_foreign = drop_foreign
         self.truncated = False
+        self.missing: tuple[str, ...] = ()  # what the pcap lacks, one line each (set by close)
         self.error: str | None = None
         self.filter_in_kernel = False
         self.proc_error: str | None = None
@@ -585,9 +586,9 @@ class LiveCapture(CaptureSink):
             self._any.close()
         if self._null_writer is not None:
             self._null_writer.close()
-        problems = []
+        missing: list[str] = []
         if self._thread.is_alive():
-            problems.append("capture thread did not stop in time; the pcap may miss the last packets")
+            missing.append("capture thread did not stop in time; the pcap may miss the last packets")
         else:
             self._spool.close()
             try:
@@ -596,13 +597,15 @@ class LiveCapture(CaptureSink):
                 with contextlib.suppress(OSError):
                     self._spool_path.unlink()
         if self.truncated:
-            problems.append(f"capture stopped at {self.max_bytes} bytes ({self.limit_name}); later packets "
-                            "missing")
+            missing.append(f"stopped at {self.max_bytes:,} bytes ({self.limit_name}); later packets are "
+                           "missing")
         if self.kernel_drops:
-            problems.append(f"the kernel dropped {self.kernel_drops} packet(s) the capture thread could not "
-                            "read in time: they are missing from the pcap")
+            missing.append(f"the kernel dropped {self.kernel_drops} packet(s) the capture thread could not "
+                           "read in time: they are missing from the pcap")
         if self.error:
-            problems.append(f"capture thread stopped: {self.error}")
+            missing.append(f"capture thread stopped: {self.error}")
+        self.missing = tuple(missing)
+        problems = list(missing)
         if self.proc_error:
             problems.append(f"/proc not readable ({self.proc_error}): packets of other programs on the lab "
                             "addresses may be included")

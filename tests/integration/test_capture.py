@@ -677,9 +677,9 @@ def test_fleet_boot_capture_limit_bounds_the_pcap(tmp_path: Path) -> None:
     limit = int(0.02 * 1024 * 1024)
     assert 0 < pcap.stat().st_size <= limit
     assert list(read_pcap(pcap))  # what was kept is whole: a pcap that reads to the end
-    assert "capture: stopped at 20,971 bytes (--capture-limit 0.02 MiB): later packets are missing" in out
+    assert "capture: stopped at 20,971 bytes (--capture-limit 0.02 MiB); later packets are missing" in out
     note = (tmp_path / "small.note.txt").read_text()
-    assert f"capture stopped at {limit} bytes (--capture-limit 0.02 MiB); later packets missing" in note
+    assert f"stopped at {limit:,} bytes (--capture-limit 0.02 MiB); later packets are missing" in note
     cap = json.loads(report.read_text())["summary"]["capture"]
     assert cap["truncated"] is True and cap["limit_bytes"] == limit and cap["pcap"] == str(pcap)
 
