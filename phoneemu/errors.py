@@ -11,7 +11,9 @@ UnicodeDecodeError or ValueError — parsers raise :class:`DecodeError`, verifie
 
 from __future__ import annotations
 
+import copy
 import enum
+from typing import TypeVar
 
 __all__ = [
     "DecodeError",
@@ -24,6 +26,7 @@ __all__ = [
     "TransportError",
     "VerificationError",
     "VerifyReason",
+    "naming_file",
 ]
 
 
@@ -152,3 +155,20 @@ class TransportError(PhoneEmuError):
 
 class ScenarioError(PhoneEmuError):
     """A mistake in a scenario file, reported with file:line and the field before anything runs."""
+
+
+_E = TypeVar("_E", bound=PhoneEmuError)
+
+
+def naming_file(exc: _E, file: str) -> _E:
+    """``exc`` saying it happened in ``file`` (same class and fields); ``exc`` itself if it names a file.
+
+    For readers that only see bytes: the caller that opened the file adds its name, so that
+    ``bad magic`` becomes ``in.cap header.magic at offset 0: bad magic``."""
+    if exc.file is not None:
+        return exc
+    named = copy.copy(exc)
+    named.file = file
+    named.args = (named._render(),)
+    return named
+

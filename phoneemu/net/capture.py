@@ -14,7 +14,9 @@ Rules:
   LINKTYPE_RAW, ETHERNET, IPV4, IPV6 or LINUX_SLL/SLL2 — ``tcpdump -i any``), and pcapng as
   Wireshark saves it (Section Header, Interface Description, Enhanced and Simple Packet blocks of
   those link types; other blocks skipped; every block length checked and bounded); anything
-  malformed raises DecodeError(fmt="pcap").
+  malformed raises DecodeError(fmt="pcap"). A capture that ends inside its last packet (tcpdump
+  killed, a full disk) is an error too, unless the caller passes ``cut_short``: then, as Wireshark
+  does, the packets before that point are read and ``cut_short`` receives the error as a warning.
   Packets that are not UDP/TCP over IP are skipped.
 """
 
@@ -33,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from phoneemu.errors import DecodeError, EncodeError
+from phoneemu.errors import DecodeError, EncodeError, naming_file
 from phoneemu.files import AtomicFile
 
 __all__ = [
@@ -324,11 +326,21 @@ def _decode_ip(pkt: bytes, base: int, ts: float, index: int, *, record: int = 0)
     return None
 
 
-def read_pcap(path: str | Path, *, max_packets: int = 10_000_000) -> Iterator[PcapPacket]:
-    """Yield the UDP/TCP packets of a classic pcap file; malformed input raises DecodeError.
+CutShort = Callable[[DecodeError], None]
+"""Told that the capture ends inside a packet (the error, naming file and offset); reading stops there."""
+
+
+def read_pcap(path: str | Path, *, max_packets: int = 10_000_000,
+              cut_short: CutShort | None = None) -> Iterator[PcapPacket]:
+    """Yield the UDP/TCP packets of a classic pcap or pcapng file; malformed input raises DecodeError.
 
     The file is read one record at a time: memory stays bounded by the snaplen (at most
-    ``SNAPLEN``) whatever the size of the capture."""
+    ``SNAPLEN``) whatever the size of the capture. A file that ends inside a packet raises too,
+    or with ``cut_short`` ends the packets there and tells it (named with the file)."""
+    named: CutShort | None = None
+    if cut_short is not None:
+        def named(exc: DecodeError) -> None:
+            cut_short(naming_file(exc, str(path)))
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO with no writer must not hang
     try:
         mode = os.fstat(fd).st_mode
@@ -337,9 +349,11 @@ def read_pcap(path: str | Path, *, max_packets: int = 10_000_000) -> Iterator[Pc
         if stat.S_ISREG(mode):
             os.set_blocking(fd, True)
             with os.fdopen(fd, "rb", closefd=False) as f:
-                yield from _read_records(f.read, max_packets)
+                yield from _read_records(f.read, max_packets, named)
         else:  # a pipe (tcpdump -w - |, <(zcat ...)) or device: each read waits at most STREAM_TIMEOUT s
-            yield from _read_records(_StreamRead(fd, str(path)), max_packets)
+            yield from _read_records(_StreamRead(fd, str(path)), max_packets, named)
+    except DecodeError as exc:
+        raise naming_file(exc, str(path)) from None
     finally:
         os.close(fd)
 
@@ -400,7 +414,8 @@ _PCAPNG_MAX_INTERFACES = 65536
 _PCAPNG_MAX_BLOCK = SNAPLEN + 4096  # a packet block holds at most one snaplen of data and its options
 
 
-def _read_pcapng(read: Callable[[int], bytes], max_packets: int) -> Iterator[PcapPacket]:
+def _read_pcapng(read: Callable[[int], bytes], max_packets: int,
+                 cut_short: CutShort | None) -> Iterator[PcapPacket]:
     """pcapng (the Wireshark default): Section Header, Interface Description, Enhanced and Simple
     Packet blocks; other blocks are skipped. Every block length is checked against its trailer and
     bounded by ``_PCAPNG_MAX_BLOCK``, so memory stays bounded as for classic pcap."""
@@ -412,7 +427,8 @@ def _read_pcapng(read: Callable[[int], bytes], max_packets: int) -> Iterator[Pca
         if not head:
             return
         if len(head) < 8:
-            raise _perr(f"block header needs 8 bytes, {len(head)} remain", pos, "block")
+            _end_inside(_perr(f"block header needs 8 bytes, {len(head)} remain", pos, "block"), cut_short)
+            return
         if head[:4] == _PCAPNG_SHB:
             bom = read(4)
             if bom == b"\x4d\x3c\x2b\x1a":
@@ -433,7 +449,8 @@ def _read_pcapng(read: Callable[[int], bytes], max_packets: int) -> Iterator[Pca
         body = body_prefix + read(blen - 12 - len(body_prefix))
         trailer = read(4)
         if len(body) < blen - 12 or len(trailer) < 4:
-            raise _perr(f"pcapng block of {blen} bytes truncated", pos, "block")
+            _end_inside(_perr(f"pcapng block of {blen} bytes truncated", pos, "block"), cut_short)
+            return
         if struct.unpack(end + "I", trailer)[0] != blen:
             raise _perr("pcapng block length and trailing length differ", pos + blen - 4, "block.length")
         kind = struct.unpack(end + "I", btype)[0]
@@ -492,7 +509,15 @@ def _read_pcapng(read: Callable[[int], bytes], max_packets: int) -> Iterator[Pca
         pos += blen
 
 
-def _read_records(fread: Callable[[int], bytes], max_packets: int) -> Iterator[PcapPacket]:
+def _end_inside(exc: DecodeError, cut_short: CutShort | None) -> None:
+    """The file ended inside a packet: raise ``exc``, or tell ``cut_short`` (the reading stops)."""
+    if cut_short is None:
+        raise exc
+    cut_short(exc)
+
+
+def _read_records(fread: Callable[[int], bytes], max_packets: int,
+                  cut_short: CutShort | None) -> Iterator[PcapPacket]:
     head = fread(24)
     if head[:4] == _PCAPNG_SHB:
         buffered = [head]
@@ -501,7 +526,7 @@ def _read_records(fread: Callable[[int], bytes], max_packets: int) -> Iterator[P
             out = buffered[0][:n]
             buffered[0] = buffered[0][n:]
             return out + fread(n - len(out)) if len(out) < n else out
-        yield from _read_pcapng(read, max_packets)
+        yield from _read_pcapng(read, max_packets, cut_short)
         return
     if len(head) < 24:
         raise _perr(f"file header needs 24 bytes, got {len(head)}", 0, "header")
@@ -530,7 +555,9 @@ def _read_records(fread: Callable[[int], bytes], max_packets: int) -> Iterator[P
         if index >= max_packets:
             raise _perr(f"more than {max_packets} packets", pos, f"packet[{index}]")
         if len(rec) < 16:
-            raise _perr(f"record header needs 16 bytes, {len(rec)} remain", pos, f"packet[{index}]")
+            _end_inside(_perr(f"record header needs 16 bytes, {len(rec)} remain", pos, f"packet[{index}]"),
+                        cut_short)
+            return
         sec, frac, incl, _orig = record.unpack(rec)
         if incl > limit:
             raise _perr(f"captured length {incl} exceeds snaplen {limit}", pos + 8,
@@ -538,8 +565,9 @@ def _read_records(fread: Callable[[int], bytes], max_packets: int) -> Iterator[P
         body_at = pos + 16
         frame = fread(incl)
         if len(frame) < incl:
-            raise _perr(f"captured length {incl} exceeds remaining {len(frame)}", pos + 8,
-                        f"packet[{index}].incl_len")
+            _end_inside(_perr(f"captured length {incl} exceeds remaining {len(frame)}", pos + 8,
+                              f"packet[{index}].incl_len"), cut_short)
+            return
         ts = sec + frac / (1e9 if nano else 1e6)
         pkt = _frame_packet(link, frame, body_at, ts, index, record=pos)
         if pkt is not None:

@@ -248,11 +248,17 @@ def scan_capture(path: str | Path, *, mac: str | None = None, secrets: KeyLog | 
     sink = phone_sink(mac)
     collector = TvsCollector(secrets, mac=mac) if secrets is not None else None
     scanner = FlowScanner(sink, tls=collector, limits=limits, warn=warn)
-    for pkt in read_pcap(path):
+    cut: list[str] = []  # first among the warnings: it is why the end of the capture is missing
+
+    def cut_short(exc: DecodeError) -> None:
+        cut.append(f"{exc}: the capture ends inside this packet (tcpdump stopped, disk full?); "
+                   "the packets before it are read")
+    for pkt in read_pcap(path, cut_short=cut_short):
         scanner.feed(pkt)
     scanner.close()
     if dropped:
         warnings.append(f"... and {dropped} more warning(s)")
+    warnings[:0] = cut
     tvs = collector.result(scanner.tls_connections) if collector is not None else TvsCapture(
         exchanges=(), tls_connections=scanner.tls_connections, not_tvs=0, problems=())
     index = sink.index(scanner, warnings)

@@ -232,3 +232,36 @@ def test_interface_descriptions_are_capped(tmp_path: Path, monkeypatch: pytest.M
     f.write_bytes(shb + _block(1, struct.pack("<HHI", 101, 0, 0)) * 4)
     with pytest.raises(DecodeError, match=r"interface\[3\].*more than 3 interfaces"):
         list(read_pcap(f))
+
+
+def _cut_inside_last_packet(data: bytes, classic: bool) -> bytes:
+    """``data`` ending 5 bytes into its last packet's bytes (a tcpdump killed while writing)."""
+    return data[:-5] if classic else data[:-9]  # pcapng: also before the block's 4-byte trailer
+
+
+@pytest.mark.parametrize("classic", [True, False])
+def test_a_capture_cut_inside_its_last_packet(tmp_path: Path, classic: bool) -> None:
+    """An error naming the file and where, or with ``cut_short`` every packet before it and the same
+    error as a warning (as Wireshark opens such a capture)."""
+    full = CAPTURE.read_bytes() if classic else to_pcapng(CAPTURE.read_bytes())
+    f = tmp_path / "cut.cap"
+    f.write_bytes(_cut_inside_last_packet(full, classic))
+    with pytest.raises(DecodeError) as ei:
+        list(read_pcap(f))
+    assert ei.value.file == str(f) and str(f) in str(ei.value) and ei.value.offset is not None
+    told: list[DecodeError] = []
+    got = list(read_pcap(f, cut_short=told.append))
+    assert got == list(read_pcap(CAPTURE))[:-1]
+    assert [str(e) for e in told] == [str(ei.value)]
+    f.write_bytes(full)
+    assert list(read_pcap(f, cut_short=told.append)) == list(read_pcap(CAPTURE)) and len(told) == 1
+
+
+def test_a_malformed_capture_names_its_file_even_with_cut_short(tmp_path: Path) -> None:
+    """Only a file that ends inside a packet is tolerated: a bad length before the end still raises."""
+    data = bytearray(CAPTURE.read_bytes())
+    struct.pack_into("<I", data, 24 + 8, 1 << 20)  # the first packet's captured length: over snaplen
+    f = tmp_path / "bad.pcap"
+    f.write_bytes(bytes(data))
+    with pytest.raises(DecodeError, match=r"bad\.pcap packet\[0\]\.incl_len at offset 32"):
+        list(read_pcap(f, cut_short=lambda exc: None))

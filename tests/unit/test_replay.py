@@ -11,6 +11,7 @@ import struct
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -430,4 +431,21 @@ def test_cli_replay_list_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[
     bad = tmp_path / "bad.pcap"
     bad.write_bytes(b"nope")
     assert main(["replay", str(bad), "--list"]) == 2
-    assert "offset 0" in capsys.readouterr().err
+    assert f"{bad} header at offset 0" in capsys.readouterr().err
+
+
+def test_cli_replay_of_a_capture_cut_inside_its_last_packet(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """tcpdump killed while writing: the boots before the cut replay as they would, with a warning."""
+    import json
+    p = boot_capture(tmp_path)
+    assert main(["replay", str(p), "--mac", MAC, "--json"]) == 0
+    whole = json.loads(capsys.readouterr().out)["boots"]
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(p.read_bytes()[:-3])
+    assert main(["replay", str(cut), "--mac", MAC, "--json"]) == 0
+    out, err = capsys.readouterr()
+    def decisions(boots: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in b["report"].items() if k != "duration_s"} for b in boots]
+    assert decisions(json.loads(out)["boots"]) == decisions(whole)
+    assert f"replay: warning: pcap: {cut} packet[" in err and "the capture ends inside this packet" in err
