@@ -155,6 +155,9 @@ def handler(args: argparse.Namespace) -> int:
     if args.mac is None and not args.list:
         raise PhoneEmuError("give --mac MAC (or --list to see the phones in the capture)", path="mac")
     secrets = read_keylog(args.keylog) if args.keylog is not None else None
+    if secrets is not None and not secrets:
+        print(f"replay: warning: --keylog {args.keylog}: no secrets (no CLIENT_RANDOM or TLS 1.3 traffic "
+              "secret line): no TLS connection can be decrypted", file=sys.stderr)
     mac = normalise_mac(args.mac) if not args.list else None
     if args.list and secrets is None:
         secrets = KeyLog()  # --list --json names each TLS connection and why it is not decrypted

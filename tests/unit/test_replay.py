@@ -434,6 +434,19 @@ def test_cli_replay_list_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert f"{bad} header at offset 0" in capsys.readouterr().err
 
 
+def test_cli_replay_warns_of_a_key_log_without_secrets(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """The capture given as --keylog by mistake, or an empty key log: said at once, not only as "no key-log
+    entry" per connection."""
+    p = boot_capture(tmp_path)
+    assert main(["replay", str(p), "--list", "--keylog", str(p)]) == 0
+    assert f"replay: warning: --keylog {p}: no secrets" in capsys.readouterr().err
+    keys = tmp_path / "x.keys"
+    keys.write_text(f"# a comment\nCLIENT_RANDOM {'ab' * 32} {'cd' * 48}\n")
+    assert main(["replay", str(p), "--list", "--keylog", str(keys)]) == 0
+    assert "no secrets" not in capsys.readouterr().err
+
+
 def test_cli_replay_of_a_capture_cut_inside_its_last_packet(tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     """tcpdump killed while writing: the boots before the cut replay as they would, with a warning."""
