@@ -144,6 +144,10 @@ def peak_rss_mib(*, children: bool = False) -> float:
     return usage.ru_maxrss * scale / (1024.0 * 1024.0)
 
 
+_FAILURES_SHOWN = 5
+"""Failed boots the console summary names one by one; the count of the rest follows them."""
+
+
 class FleetMetrics:
     """Aggregated results of many boots (one shard, or several merged)."""
 
@@ -290,10 +294,14 @@ class FleetMetrics:
             total = sum(s["peak_rss_mib"].values())
             parts = ", ".join(f"{k} {v:.0f}" for k, v in s["peak_rss_mib"].items())
             lines.append(f"peak RSS MiB: {parts} (sum {total:.0f})")
-        for f in s["failures"][:5]:
+        shown = s["failures"][:_FAILURES_SHOWN]
+        for f in shown:
             why = f": {f['reason']}" if f.get("reason") else ""
             why += f" (signer {f['signer']})" if f.get("signer") else ""
             lines.append(f"  failed: {f['mac']} {f['outcome']} ({f['rule']}){why}")
+        if s["failed"] > len(shown):
+            rest = s["failed"] - len(shown)
+            lines.append(f"  ... and {rest} more failed (every phone's record: --json FILE)")
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ transport between processes

@@ -86,6 +86,19 @@ def test_metrics_counts_rates_and_summary() -> None:
     assert "12 phones: 10 booted, 2 failed" in text and "G.3.4-tvs-unknown-signer" in text
 
 
+def test_summary_names_five_failures_and_counts_the_rest() -> None:
+    """A storm of 40,000 failures lists five, then how many more, not a silent cut."""
+    m = FleetMetrics()
+    for i in range(30):
+        m.add(_rec("no-config", "H.3-config-transport-failed", lat=0.01, end=0.1 * i))
+    lines = m.render().splitlines()
+    assert sum(line.startswith("  failed: ") for line in lines) == 5
+    assert lines[-1] == "  ... and 25 more failed (every phone's record: --json FILE)"
+    few = FleetMetrics()
+    few.add(_rec("no-config", "H.3-config-transport-failed"))
+    assert "more failed" not in few.render()
+
+
 def test_sustained_rate_drops_ramp_and_tail() -> None:
     m = FleetMetrics()
     for sec, n in enumerate([5, 100, 100, 100, 100, 7]):
