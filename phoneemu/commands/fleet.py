@@ -110,7 +110,9 @@ def register(sub: Any) -> None:
     b.add_argument("--max-time", type=positive_float, default=None, metavar="S",
                    help="start no new boot after S seconds (the rest count as not started)")
     b.add_argument("--flash", type=Path, default=None, metavar="DIR",
-                   help="keep each phone's flash in DIR/<MAC> (default: in memory)")
+                   help="keep each phone's flash in DIR/<MAC> (default: in memory); each file is "
+                   "replaced atomically, without the fsyncs of boot --flash (our convention: a killed "
+                   "fleet leaves every file whole, an OS crash may lose the last writes)")
     b.add_argument("--json", type=Path, default=None, metavar="FILE",
                    help="write the summary and every phone's record as JSON")
     b.add_argument("--plot", type=Path, default=None, metavar="FILE.png",

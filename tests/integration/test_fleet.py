@@ -304,6 +304,17 @@ def test_fleet_event_loop_names() -> None:
     assert resolve_event_loop("auto") == expected
 
 
+def test_fleet_flashes_are_atomic_but_not_fsynced(tmp_path: Path) -> None:
+    """Our convention for fleet boot --flash: each file replaced atomically (a killed fleet leaves every
+    file whole) without the fsyncs of a single phone's flash, which cost ~4 ms a phone on a VM disk
+    (a 2,000-phone storm: 193 -> 351 boots/s)."""
+    spec = FleetSpec(target=BootTarget(host=HOST, tftp_port=9), count=2, mac_start=START,
+                     flash_dir=str(tmp_path / "fleet"))
+    flashes = [p.flash for p in make_phones(spec, range(START, START + 2), pool=None)]
+    assert [f.path.name for f in flashes if f is not None and not f.durable] == [mac_text(START),
+                                                                                 mac_text(START + 1)]
+
+
 def test_cli_fleet_keylog_holds_each_phones_tvs_session(tmp_path: Path) -> None:
     """--keylog across shard processes: one line per TVS session, every line whole."""
     from phoneemu.net.tls_decrypt import read_keylog
