@@ -379,7 +379,8 @@ def _translate(exc: Exception, path: str, data: bytes = b"") -> DecodeError:
         return DecodeError("external reference refused", fmt=FMT, path=path)
     if isinstance(exc, ET.ParseError):
         line, col = getattr(exc, "position", (0, 0))
-        return DecodeError(f"not well-formed XML at line {line} column {col}: {exc}", fmt=FMT, path=path)
+        what = re.sub(r": line \d+, column \d+$", "", str(exc))  # expat repeats the position we give
+        return DecodeError(f"not well-formed XML at line {line} column {col}: {what}", fmt=FMT, path=path)
     return DecodeError(f"cannot parse XML: {exc}", fmt=FMT, path=path)
 
 

@@ -193,6 +193,14 @@ def test_hostile_xml_refused_naming_the_problem(data: bytes, needle: str) -> Non
     assert info.value.fmt == "config"
 
 
+def test_not_well_formed_xml_says_where_once() -> None:
+    """expat's own ", line 1, column 11" suffix is dropped: the message gave the position twice."""
+    with pytest.raises(DecodeError) as info:
+        c.parse(b"<device><x>\xff</x></device>")
+    assert str(info.value) == ("config: device: not well-formed XML at line 1 column 11: not well-formed "
+                               "(invalid token)")
+
+
 def test_oversized_refused_before_parsing() -> None:
     data = b"<device>" + b" " * c.CONFIG_LIMIT + b"</device>"
     with pytest.raises(SizeLimitError):
