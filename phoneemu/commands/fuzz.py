@@ -29,7 +29,10 @@ deterministic lab-like keys) with structure-aware mutators: lying length fields,
 boundaries, duplicated / missing / reordered / unknown tags, inconsistent containers, out-of-range
 role / hash / modulus codes, very many records, strings without NUL, damaged certificate DER,
 swapped signatures; for firmware also the load manifest (magic, lying load-name / image lengths,
-bad load names, bytes after the image). Firmware mutants are re-signed with the image-signing key.
+bad load names, bytes after the image); for a signed config's XML body hostile XML (entities and
+billion laughs, deep nesting, duplicated / unknown elements, bad typed values and server lists,
+lying encodings, characters XML cannot carry, text past the size limit). Firmware mutants are
+re-signed with the image-signing key.
 TVS and CAPF messages (tvs-response: what the phone's TVS client parses, then decides an ITL on;
 tvs-request: what the lab TVS server parses; capf: either direction) are mutated in their header
 fields, body length, element lengths, element order and values (they are not signed: --resign-ratio

@@ -11,7 +11,8 @@ Rules implemented here:
   inconsistent with their children, duplicated / removed / reordered / moved tags, unknown tags,
   role / hash / modulus / signature-algorithm / encryption codes out of range, very many records,
   strings without their NUL, certificate DER mutations, signature swaps, padding in odd places,
-  encryption fields (IV, padding count, wrapped key, plaintext hash) and body mutations.
+  encryption fields (IV, padding count, wrapped key, plaintext hash) and body mutations; a
+  ``.sgn`` body that is XML (a device config) also gets hostile XML (:mod:`phoneemu.fuzz.xmlmut`).
 * After serialisation a fraction of mutants is truncated at a TLV boundary or bit-flipped.
 * Everything is driven by the ``random.Random`` passed in: the same seed gives the same mutant.
 """
@@ -43,6 +44,7 @@ from phoneemu.fuzz.tlvtree import (
     resign,
     serialise,
 )
+from phoneemu.fuzz.xmlmut import mutate_xml
 
 __all__ = ["MUTATORS", "Mutant", "MutationContext", "Mutator", "mutators_for", "tlv_boundaries"]
 
@@ -511,6 +513,15 @@ def body_mutation(tree: FileTree, rng: random.Random, ctx: MutationContext) -> b
     return True
 
 
+def config_xml(tree: FileTree, rng: random.Random, ctx: MutationContext) -> bool:
+    """``.sgn`` body that is XML (a device config, spec §C.1, §C.2): entities, deep nesting, hostile
+    values, server lists, encodings ... (:func:`phoneemu.fuzz.xmlmut.mutate_xml`)."""
+    if tree.records is not None or tree.body.lstrip()[:1] != b"<":
+        return False
+    tree.body, _op = mutate_xml(tree.body, rng)
+    return True
+
+
 def encryption_fields(tree: FileTree, rng: random.Random, ctx: MutationContext) -> bool:
     """Encryption tags (spec §C.3): padding count 0/17/large, key size, IV/key/hash sizes, junk."""
     u16 = _header_leaves(tree, H_ENC_U16)
@@ -603,6 +614,7 @@ MUTATORS: dict[str, Mutation] = {
     "record-ops": record_ops,
     "trailer": trailer_junk,
     "body": body_mutation,
+    "config-xml": config_xml,
     "encryption": encryption_fields,
     "raw-garbage": raw_garbage,
     "version": version_mutation,
@@ -611,18 +623,20 @@ MUTATORS: dict[str, Mutation] = {
 _TRUST_ONLY = {"record-length-lie", "many-records", "cert-der", "record-ops"}
 _BODY_ONLY = {"body"}
 _FIRMWARE_ONLY = {"firmware-manifest"}
+_SGN_ONLY = {"config-xml"}  # an .enc.sgn body is ciphertext; a firmware body a load
 
 
 def mutators_for(fmt: str) -> tuple[str, ...]:
     """Names of the mutators that apply to ``fmt``."""
     if fmt in ("itl", "ctl"):
-        skip = _BODY_ONLY | {"encryption"} | _FIRMWARE_ONLY
+        skip = _BODY_ONLY | {"encryption"} | _FIRMWARE_ONLY | _SGN_ONLY
     elif fmt == "sgn":
         skip = _TRUST_ONLY | {"encryption"} | _FIRMWARE_ONLY
     elif fmt == "firmware":
-        skip = _TRUST_ONLY | {"encryption"}  # it mutates encryption tags, which no seed load carries
+        # it mutates encryption tags, which no seed load carries
+        skip = _TRUST_ONLY | {"encryption"} | _SGN_ONLY
     else:
-        skip = _TRUST_ONLY | _FIRMWARE_ONLY
+        skip = _TRUST_ONLY | _FIRMWARE_ONLY | _SGN_ONLY
     return tuple(n for n in MUTATORS if n not in skip)
 
 

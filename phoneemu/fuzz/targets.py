@@ -16,7 +16,9 @@ Rules implemented here (design §3.7, docs/internals.md "Errors"):
   changed the filters gets them reset for its next input (perf only: the same rule as per call).
 * ``--target phoneemu`` runs what a phone does with the file: trust lists are parsed with every
   record decoded, each record's certificate and key decoded, and ``verify_self``; ``.sgn`` is
-  parsed and verified with the corpus TFTP certificate; ``.enc.sgn`` is parsed, verified and
+  parsed and verified with the corpus TFTP certificate and, when its header names a device config
+  (``*.cnf.xml.sgn``) and the signature holds, its body parsed as the config a phone would take
+  (and built back to the same config); ``.enc.sgn`` is parsed, verified and
   decrypted with the corpus phone key; a firmware load (``.loads``, ``.cop.sgn``) is parsed (header
   and manifest) and verified against the corpus image-signing certificate, as ``decide_firmware``
   does; a file that parses must serialise back to the same bytes
@@ -59,8 +61,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, Protocol
 
-from phoneemu.errors import DecodeError, EncodeError, TransportError, VerificationError
+from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError, TransportError, VerificationError
 from phoneemu.files import atomic_write
+from phoneemu.formats import config as config_fmt
+from phoneemu.formats.config import DeviceConfig
 from phoneemu.fuzz.corpus import Corpus
 from phoneemu.values import host_port
 
@@ -201,6 +205,10 @@ class PythonTarget:
         return None
 
 
+_CONFIG_SUFFIX = ".cnf.xml.sgn"
+"""A signed file named so (``SEP<MAC>.cnf.xml.sgn``, ``XmlDefault.cnf.xml.sgn``) is a device config."""
+
+
 class RoundTripError(AssertionError):
     """A parsed file that does not serialise back to its exact bytes (design §3.11 property)."""
 
@@ -211,6 +219,19 @@ def _check_round_trip(fmt: str, data: bytes, again: bytes) -> None:
                   min(len(data), len(again)))
         raise RoundTripError(f"{fmt}: serialise(parse(b)) != b: first difference at offset {at} "
                              f"(input {len(data)} bytes, rebuilt {len(again)})")
+
+
+def _check_config_round_trip(cfg: DeviceConfig) -> None:
+    """``parse(build(cfg)) == cfg`` for a config the parser took; the rebuilt bytes are not held to the
+    size limit (the canonical form can be a little longer than a body just under it). Any error on
+    the way back is a finding too, not a rejection: the input was taken."""
+    try:
+        rebuilt = config_fmt.build(cfg)
+        again = config_fmt.parse(rebuilt, limit=max(config_fmt.CONFIG_LIMIT, len(rebuilt)))
+    except PhoneEmuError as exc:
+        raise RoundTripError(f"sgn: the body's device config does not build and parse back: {exc}") from None
+    if again != cfg:
+        raise RoundTripError("sgn: the body's device config is not parse(build(config))")
 
 
 def phoneemu_callable(fmt: str, corpus: Corpus, *, round_trip: bool = True) -> Callable[[bytes], None]:
@@ -268,6 +289,10 @@ def phoneemu_callable(fmt: str, corpus: Corpus, *, round_trip: bool = True) -> C
             if round_trip:
                 _check_round_trip(fmt, data, signed.serialise(sf))
             signed.verify(sf, cert)
+            if sf.header.filename.endswith(_CONFIG_SUFFIX):  # a phone parses it next (spec §C.1, §C.2)
+                cfg = config_fmt.parse(sf.body)
+                if round_trip:
+                    _check_config_round_trip(cfg)
 
         return run_sgn
     if fmt == "enc":
