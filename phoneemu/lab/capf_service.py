@@ -34,6 +34,13 @@ Rules:
   (failure) instead of the success — it keeps its old LSC (an install is not stored, a delete not
   done) — the outcome is logged as ``error: ... not recorded``, and the operation stays pending for
   the phone's next CAPF session.
+* **Group commit** (perf; the rules above unchanged): the records of the sessions that finish while
+  one is being saved wait and are then made together, in one :meth:`LabCluster.update_locked` with one
+  save of the state (:meth:`LabCluster.saved_once`), each session told its own outcome. A record that
+  fails on its own (the checks above) fails only its session; a save that fails, or a lock still held
+  after ``lock_wait``, fails every session of that group, none of their records standing. Before, each
+  record saved the whole state: in a storm of N enrolments against a lab of N phones, O(N²) work
+  (2,000 phones: ~70 ms of lab CPU per enrolment, phones timing out).
 * **Issued by the CAPF identity current at the record** (our convention): ``phoneemu lab regenerate DIR
   capf`` run by another process while a session runs makes the LSC that session issued (from the CAPF
   key it had) one the lab no longer vouches for. Under the lock, on the state as saved, the record
@@ -115,6 +122,9 @@ class CapfHandler:
         self.lock_wait = lock_wait
         self.on_log = on_log
         self.results: dict[str, int] = {}
+        self._group: list[_Record] = []  # records awaiting their commit
+        self._committing: asyncio.Task[None] | None = None
+        self.commits = 0  # group commits made (one save of the state each); for tests and figures
 
     def _now(self) -> int | None:
         return self.clock() if self.clock is not None else None
@@ -255,9 +265,7 @@ class CapfHandler:
                 self.cluster.capf_done(mac, now=now, operation=ran)
 
         try:
-            await when_lab_lock_free(lambda: self.cluster.update_locked(record, wait=False),
-                                     root=self.cluster.root, limit=self.lock_wait,
-                                     what=f"record the CAPF {result.outcome} of {st.device_name}")
+            await self._record(_Record(record, f"record the CAPF {result.outcome} of {st.device_name}"))
         except LabBusyError as exc:
             return session.refuse(f"lab busy: {exc.message}; the operation stays pending")
         except PhoneEmuError as exc:
@@ -266,6 +274,61 @@ class CapfHandler:
             return session.refuse(f"cluster update failed: cannot save the lab: {exc}; the operation "
                                   "stays pending")
         return session.confirm()
+
+
+    async def _record(self, rec: _Record) -> None:
+        """Make ``rec`` in the lab with the other records of its group (module docstring): returns once
+        saved, or raises what failed it (its own PhoneEmuError, or the group's)."""
+        self._group.append(rec)
+        if self._committing is None:
+            self._committing = asyncio.get_running_loop().create_task(self._commit_groups())
+        await rec.done
+
+    async def _commit_groups(self) -> None:
+        try:
+            await asyncio.sleep(0)  # the sessions finishing in this turn of the loop join the group
+            while self._group:
+                group, self._group = self._group, []
+                await self._commit(group)
+        finally:
+            self._committing = None
+
+    async def _commit(self, group: list[_Record]) -> None:
+        own: list[BaseException | None] = [None] * len(group)
+
+        def make_all() -> None:
+            with self.cluster.saved_once():
+                for i, rec in enumerate(group):
+                    try:
+                        rec.change()
+                    except PhoneEmuError as exc:  # this session's record only (checked before changing)
+                        own[i] = exc
+
+        what = group[0].what if len(group) == 1 else \
+            f"record {len(group)} CAPF outcomes ({group[0].what.removeprefix('record ')}, ...)"
+        try:
+            await when_lab_lock_free(lambda: self.cluster.update_locked(make_all, wait=False),
+                                     root=self.cluster.root, limit=self.lock_wait, what=what)
+        except (PhoneEmuError, OSError) as exc:  # the group's: lock still held, or the save failed
+            own = [exc] * len(group)
+        self.commits += 1
+        for rec, failed in zip(group, own, strict=True):
+            if not rec.done.done():  # a session cancelled meanwhile (timeout) no longer waits
+                if failed is None:
+                    rec.done.set_result(None)
+                else:
+                    rec.done.set_exception(failed)
+
+
+class _Record:
+    """One finished session's change of the lab, awaiting its group commit."""
+
+    __slots__ = ("change", "done", "what")
+
+    def __init__(self, change: Callable[[], None], what: str) -> None:
+        self.change = change
+        self.what = what
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
 
 class _Conn:

@@ -68,7 +68,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -255,6 +255,9 @@ class LabCluster:
         self._mtime: tuple[int, int, int] = (0, 0, 0)
         self._unloadable: tuple[int, int, int] | None = None  # a saved state that failed to load
         self._unsaved = False  # a save failed: the state in memory is ahead of the disk (_save)
+        #: inside :meth:`saved_once`: what runs after its one save (None: every change saves at once)
+        self._after_save: list[Callable[[], None]] | None = None
+        self._save_due = False  # inside saved_once: a change asked for a save
         self._reload_lock = threading.Lock()  # lab serve reloads from its loop and its TVS threads
         #: MIC (certificate, key) per MAC, valid while ``mic.key`` keeps the (inode, size, mtime) it had
         #: when cached: loading a PEM RSA key validates it (~40 ms), too slow for hundreds of phones.
@@ -450,9 +453,46 @@ class LabCluster:
                         self._reload(self._state_mtime())
                 raise
 
+    @contextlib.contextmanager
+    def saved_once(self) -> Iterator[None]:
+        """Changes made inside save the state once, at the end (a group commit: the CAPF server records
+        the sessions that finished together with one save, not one save of the whole state each); what a
+        change does after its save (:meth:`_after_saving`) runs after that one. Use it inside
+        :meth:`update_locked`: a failure inside, or of the save, leaves the state in memory ahead of the
+        disk, which update_locked puts back as saved — none of the changes then stands."""
+        if self._after_save is not None:  # nested: the outer one saves
+            yield
+            return
+        self._after_save, self._save_due = [], False
+        try:
+            yield
+            after = self._after_save
+            self._after_save = None
+            if self._save_due:
+                self._save()
+            for fn in after:
+                fn()
+        except BaseException:
+            if self._save_due:
+                self._unsaved = True
+            raise
+        finally:
+            self._after_save, self._save_due = None, False
+
+    def _after_saving(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once the state is saved: now, or after :meth:`saved_once`'s save."""
+        if self._after_save is None:
+            fn()
+        else:
+            self._after_save.append(fn)
+
     def _save(self) -> None:
         """Save the state (atomic); a save that fails marks the state in memory as ahead of the disk,
-        which :meth:`update_locked` then puts back as saved."""
+        which :meth:`update_locked` then puts back as saved. Inside :meth:`saved_once` it only asks for
+        that one save."""
+        if self._after_save is not None:
+            self._save_due = True
+            return
         try:
             save_state(self.root, self.state)
         except BaseException:
@@ -772,7 +812,7 @@ class LabCluster:
             ph.capf_operation = None
         self._commit("capf-lsc", {"mac": ph.mac, "lsc": cert is not None,
                                   "pending": ph.capf_operation}, now, phones=[ph.mac])
-        self._settle_lsc(ph)
+        self._after_saving(lambda: self._settle_lsc(ph))
 
     def capf_done(self, mac: str, *, now: Now = None, operation: str | None = None) -> None:
         """Clear the pending CAPF operation of ``mac`` (fetch finished, or delete done: the LSC is
@@ -787,7 +827,7 @@ class LabCluster:
         self._commit("capf-done", {"mac": ph.mac, "operation": operation, "pending": ph.capf_operation},
                      now, phones=[ph.mac])
         if ran == "delete":
-            self._settle_lsc(ph)
+            self._after_saving(lambda: self._settle_lsc(ph))
 
     # ============================================================== TVS
     def tvs_lookup(self, key: bytes | tuple[str, bytes, str]) -> TvsEntry | None:

@@ -24,7 +24,9 @@ from tests.helpers import lab_template, run
 
 HOST = "127.0.0.1"
 MAC = "001122334455"
-template = lab_template("lablockcapf", seed=13, phones={MAC: {"lsc_key": "ec-p256"}})
+GROUP_MACS = [f"0011223344{i:02X}" for i in range(0x60, 0x68)]
+template = lab_template("lablockcapf", seed=13,
+                        phones={m: {"lsc_key": "ec-p256"} for m in [MAC, *GROUP_MACS]})
 
 
 def _hold(root: Path) -> int:
@@ -291,3 +293,80 @@ def test_a_record_whose_save_fails_is_undone_in_memory_and_the_retry_enrols(clus
     assert retry.outcome == "installed"
     saved = LabCluster.open(cluster.root)
     assert saved.state.phones[MAC].has_lsc and _lsc_on_disk(saved) is not None
+
+
+def test_enrolments_that_finish_together_are_recorded_with_one_save(cluster: LabCluster, caplog: Any,
+                                                                   monkeypatch: Any) -> None:
+    """Eight phones enrol while an operation holds the lab lock: their records wait as one group and
+    are made with one save of the state (was one save of the whole state per enrolment: O(N^2) in a
+    storm). Every phone is told it succeeded only once its LSC is in the saved state, and each LSC is
+    the one it was sent."""
+    caplog.set_level(logging.WARNING, logger="phoneemu.lab.lock")
+    cluster.set_capf(GROUP_MACS, "install", auth_mode=capf.AuthType.NULL_STRING)
+    saves: list[int] = []
+    import phoneemu.lab.cluster as cluster_mod
+    real_save = cluster_mod.save_state
+
+    def counting_save(root: Path, state: Any) -> None:
+        saves.append(len(saves))
+        real_save(root, state)
+
+    async def main() -> tuple[list[CapfOutcome], bool, int]:
+        async with LabServers(cluster, host=HOST) as servers:
+            saves.clear()  # serve's own write of its ports at start
+            fd = _hold(cluster.root)
+            try:
+                enrols = [asyncio.ensure_future(capf_session(
+                    (HOST, servers.ports["capf"]),
+                    capf.CapfClientSession(device_name=f"SEP{m}", auth_mode=capf.AuthType.NULL_STRING),
+                    timeout=20)) for m in GROUP_MACS]
+                waiting = await _logged(caplog, "CAPF installed of SEP")
+                await asyncio.sleep(0.5)  # the other sessions finish meanwhile: one group waits
+                answered = any(e.done() for e in enrols)
+            finally:
+                os.close(fd)
+            outs = await asyncio.wait_for(asyncio.gather(*enrols), 30)
+            return list(outs), waiting and not answered, servers.capf_handler.commits
+
+    monkeypatch.setattr(cluster_mod, "save_state", counting_save)
+    outs, waited, commits = run(main())
+    assert waited, "a phone was answered before its record was saved"
+    assert [o.outcome for o in outs] == ["installed"] * len(GROUP_MACS)
+    assert commits <= 2 and len(saves) == commits, (commits, len(saves))
+    saved = LabCluster.open(cluster.root)
+    for mac, out in zip(GROUP_MACS, outs, strict=True):
+        ph = saved.state.phones[mac]
+        assert ph.has_lsc and ph.capf_operation is None
+        lsc = saved.phone_lsc(mac)
+        assert lsc is not None and certs.cert_der(lsc) == out.result.certificate
+        assert not (saved.phone_dir(mac) / ".lsc-staged.pem").exists()
+    assert [e.op for e in saved.state.log[-len(GROUP_MACS):]] == ["capf-lsc"] * len(GROUP_MACS)
+
+
+def test_a_group_whose_save_fails_records_none_of_it(cluster: LabCluster) -> None:
+    """The one save of a group fails (a full disk): every phone of the group is told REASON 7, none of
+    the LSCs stands in the lab (memory put back as saved), and the operations stay pending."""
+    macs = GROUP_MACS[:3]
+    cluster.set_capf(macs, "install", auth_mode=capf.AuthType.NULL_STRING)
+    import phoneemu.lab.cluster as cluster_mod
+
+    def full_disk(root: Path, state: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    async def main() -> list[CapfOutcome]:
+        async with LabServers(cluster, host=HOST) as servers:
+            orig = cluster_mod.save_state
+            cluster_mod.save_state = full_disk
+            try:
+                return list(await asyncio.wait_for(asyncio.gather(*[capf_session(
+                    (HOST, servers.ports["capf"]),
+                    capf.CapfClientSession(device_name=f"SEP{m}", auth_mode=capf.AuthType.NULL_STRING),
+                    timeout=20) for m in macs]), 30))
+            finally:
+                cluster_mod.save_state = orig
+
+    outs = run(main())
+    assert [o.result.reason for o in outs] == [capf.Reason.FAILURE] * 3
+    for c in (cluster, LabCluster.open(cluster.root)):
+        for m in macs:
+            assert not c.state.phones[m].has_lsc and c.state.phones[m].capf_operation == "install"
