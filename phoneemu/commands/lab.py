@@ -62,7 +62,8 @@ _OP_EXAMPLES: dict[str, tuple[str, ...]] = {
     "ctl-update": ("phoneemu lab ctl-update /tmp/lab",),
     "add-node": ("phoneemu lab add-node /tmp/lab                    node 2: tvs-2 joins the ITL",),
     "remove-node": ("phoneemu lab remove-node /tmp/lab                 the last node leaves the ITL",),
-    "security-mode": ("phoneemu lab security-mode /tmp/lab --mac 001122334455 encrypted",),
+    "security-mode": ("phoneemu lab security-mode /tmp/lab --mac 001122334455 encrypted",
+                      "phoneemu lab security-mode /tmp/lab --mac 0A0000000000 --count 500 authenticated"),
     "rollback": ("phoneemu lab rollback /tmp/lab on                 serve the empty ITL",),
     "digest": ("phoneemu lab digest /tmp/lab --mac 001122334455 --user alice --password lab-secret",
                "phoneemu lab digest /tmp/lab --mac 001122334455 --user alice --password x --exclude"),
@@ -82,7 +83,9 @@ _OP_EXAMPLES: dict[str, tuple[str, ...]] = {
     "load": ("phoneemu lab load /tmp/lab sip88xx.14-2-1",
              "phoneemu lab load /tmp/lab sip88xx.14-2-1 --mac 001122334455 --tamper"),
     "capf": ("phoneemu lab capf /tmp/lab install --mac 001122334455 --auth-string 123456",
-             "phoneemu lab capf /tmp/lab delete --mac 001122334455 --auth-mode lsc"),
+             "phoneemu lab capf /tmp/lab delete --mac 001122334455 --auth-mode lsc",
+             "phoneemu lab capf /tmp/lab install --mac 0A0000000000 --count 2000 --auth-mode null-string"
+             "   (then fleet boot --count 2000: a CAPF enrolment storm)"),
     "itlrecovery": ("phoneemu lab itlrecovery /tmp/lab export /tmp/ITLRecovery.pem",),
     "clock": ("phoneemu lab clock /tmp/lab --advance 86400",),
 }
@@ -304,29 +307,29 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=_op(lambda c, a, n: c.remove_certs(a.count, now=n)))
 
     p = add("encryption", "configuration file encryption of a phone on/off")
-    p.add_argument("--mac", required=True, action="append", help="phone MAC (repeatable)")
+    _mac_options(p)
     _onoff(p, "encryption")
     p.add_argument("--mode", choices=("pki", "symmetric"), default="pki",
                    help="pki: encrypted for the phone's certificate (default); symmetric: a manual key")
     p.add_argument("--symmetric-key", metavar="HEX", help="--mode symmetric: the key, 32 or 64 hex digits")
     p.set_defaults(handler=_op(lambda c, a, n: c.set_encryption(
-        a.mac, a.state == "on", mode=a.mode, symmetric_key=a.symmetric_key, now=n)))
+        _macs(a), a.state == "on", mode=a.mode, symmetric_key=a.symmetric_key, now=n)))
 
     p = add("security-mode", "device security mode of phones (deviceSecurityMode: TLS needs a CTL, spec G.9)")
-    p.add_argument("--mac", required=True, action="append", help="phone MAC (repeatable)")
+    _mac_options(p)
     p.add_argument("mode", choices=("non-secure", "authenticated", "encrypted"),
                    help="the device security mode written into the phones' configs")
-    p.set_defaults(handler=_op(lambda c, a, n: c.set_security_mode(a.mac, a.mode, now=n)))
+    p.set_defaults(handler=_op(lambda c, a, n: c.set_security_mode(_macs(a), a.mode, now=n)))
 
     p = add("digest", "SIP digest credentials of phones, written into their configs (lab values only)")
-    p.add_argument("--mac", required=True, action="append", help="phone MAC (repeatable)")
+    _mac_options(p)
     p.add_argument("--user", help="digest user (required unless --clear)")
     p.add_argument("--password", help="digest password (a lab value: it is stored in the cluster state)")
     p.add_argument("--exclude", action="store_true",
                    help="Exclude Digest Credential in Configuration File: keep them out of the config")
     p.add_argument("--clear", action="store_true", help="remove the phones' digest credentials")
     p.set_defaults(handler=_op(lambda c, a, n: c.set_digest(
-        a.mac, None if a.clear else _required(a.user, "--user", "or --clear to remove the credentials"),
+        _macs(a), None if a.clear else _required(a.user, "--user", "or --clear to remove the credentials"),
         None if a.clear else a.password, exclude=a.exclude, now=n)))
 
     p = add("itl-capf", "whether the ITL carries the CAPF record (off: phones ask TVS about the CAPF server)")
@@ -371,15 +374,14 @@ def register(sub: Any) -> None:
 
     p = add("load", "name a firmware load in loadInformation (cluster-wide or --mac)")
     p.add_argument("name", metavar="NAME", help="the load name, e.g. sip88xx.14-2-1 (served as NAME.loads)")
-    p.add_argument("--mac", action="append", default=[], help="only this phone's config (repeatable; "
-                   "default: cluster-wide)")
+    _mac_options(p, required=False, what="only this phone's config (repeatable; default: cluster-wide)")
     p.add_argument("--tamper", action="store_true", help="serve the load with a broken signature")
-    p.set_defaults(handler=_op(lambda c, a, n: c.set_load(a.name, macs=a.mac, tamper=a.tamper, now=n)))
+    p.set_defaults(handler=_op(lambda c, a, n: c.set_load(a.name, macs=_macs(a), tamper=a.tamper, now=n)))
 
     p = add("capf", "set a pending CAPF operation on phones")
     p.add_argument("operation", choices=("install", "fetch", "delete", "none"),
                    help="the operation the phones run at their next boot (none: cancel it)")
-    p.add_argument("--mac", required=True, action="append", help="phone MAC (repeatable)")
+    _mac_options(p)
     p.add_argument("--auth-mode", type=_auth_mode_arg, metavar="MODE", help=_AUTH_MODE_HELP)
     p.add_argument("--auth-string", metavar="DIGITS",
                    help="CAPF authentication string (4..16 digits); implies --auth-mode string")
@@ -436,7 +438,8 @@ def _init(args: argparse.Namespace) -> int:
 
 def _capf(c: LabCluster, a: argparse.Namespace, now: int | None) -> None:
     _require_auth_choice(a.operation, a.auth_mode, a.auth_string)
-    c.set_capf(a.mac, a.operation, auth_mode=a.auth_mode, auth_string=a.auth_string, key=a.lsc_key, now=now)
+    c.set_capf(_macs(a), a.operation, auth_mode=a.auth_mode, auth_string=a.auth_string, key=a.lsc_key,
+               now=now)
 
 
 def _exchange(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
@@ -470,14 +473,38 @@ def _phone_count(text: str) -> int:
     return n
 
 
-def _phone_add(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
+def _consecutive(mac: str, count: int) -> list[str]:
+    """``count`` consecutive MACs from ``mac``, numbered as ``fleet boot --mac-start`` numbers them."""
     from phoneemu.fleet.engine import mac_range, mac_text, parse_mac
 
-    _require_auth_choice(a.capf, a.auth_mode, a.auth_string)
     try:
-        macs = [mac_text(m) for m in mac_range(parse_mac(a.mac), a.count)]
+        return [mac_text(m) for m in mac_range(parse_mac(mac), count)]
     except EncodeError as exc:
-        raise EncodeError(f"--mac {a.mac} --count {a.count}: {exc.message}", path="mac") from None
+        raise EncodeError(f"--mac {mac} --count {count}: {exc.message}", path="mac") from None
+
+
+def _mac_options(p: argparse.ArgumentParser, *, required: bool = True,
+                 what: str = "phone MAC (repeatable)") -> None:
+    """``--mac`` (repeatable) and ``--count N``: the phones of a per-phone operation (:func:`_macs`)."""
+    p.add_argument("--mac", required=required, action="append", default=None if required else [], help=what)
+    p.add_argument("--count", type=_phone_count, default=1, metavar="N",
+                   help="N phones with consecutive MACs from one --mac, as lab phone add --count and fleet "
+                   "boot --mac-start number them (default 1)")
+
+
+def _macs(a: argparse.Namespace) -> list[str]:
+    """The phones ``--mac`` names, or with ``--count N`` the N consecutive MACs from the one ``--mac``."""
+    if a.count == 1:
+        return list(a.mac)
+    if len(a.mac) != 1:
+        raise PhoneEmuError(f"--count {a.count} takes exactly one --mac (the first of {a.count} consecutive "
+                            f"MACs), got {len(a.mac)}", path="count")
+    return _consecutive(a.mac[0], a.count)
+
+
+def _phone_add(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
+    _require_auth_choice(a.capf, a.auth_mode, a.auth_string)
+    macs = _consecutive(a.mac, a.count)
     if len(macs) > 1:
         slower = " (seeded keys: slower)" if c.state.seed is not None else ""
         print(f"adding {len(macs)} phones, one MIC each{slower}...", file=sys.stderr, flush=True)

@@ -219,6 +219,32 @@ def test_phone_add_count_adds_consecutive_macs(lab_dir: Path, capsys: pytest.Cap
         main(["lab", "phone", "add", str(lab_dir), "--mac", BARE, "--count", "0"])
 
 
+def test_per_phone_operations_take_count_consecutive_macs(lab_dir: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """``lab capf|encryption|security-mode|digest|load --mac M --count N``: the N phones fleet boot
+    --mac-start M --count N boots (a CAPF enrolment storm was 2,000 --mac options)."""
+    assert main(["lab", "phone", "add", str(lab_dir), "--mac", "0A0000000000", "--count", "4"]) == 0
+    first3 = ["0A0000000000", "0A0000000001", "0A0000000002"]
+    base = ["--mac", "0A0000000000", "--count", "3"]
+    assert main(["lab", "capf", str(lab_dir), "install", *base, "--auth-mode", "null-string"]) == 0
+    assert main(["lab", "security-mode", str(lab_dir), *base, "authenticated"]) == 0
+    assert main(["lab", "load", str(lab_dir), "sip88xx.14-2-1", *base]) == 0
+    c = LabCluster.open(lab_dir)
+    for mac, ph in c.state.phones.items():
+        inside = mac in first3
+        assert (ph.capf_operation == "install") is inside and (ph.security_mode == 2) is inside, mac
+        assert (ph.load == "sip88xx.14-2-1") is inside, mac
+    capsys.readouterr()
+    assert main(["lab", "capf", str(lab_dir), "none", "--mac", "0A0000000000", "--mac", "0A0000000002",
+                 "--count", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "--count 2 takes exactly one --mac (the first of 2 consecutive MACs), got 2" in err
+    assert main(["lab", "load", str(lab_dir), "x.1", "--count", "2"]) == 2  # --count without --mac
+    assert main(["lab", "encryption", str(lab_dir), "on", "--mac", "0A0000000003", "--count", "2"]) == 2
+    assert "0A0000000004" in capsys.readouterr().err  # not in the cluster: named, nothing changed
+    assert not LabCluster.open(lab_dir).state.phones["0A0000000003"].encrypt
+
+
 def test_exchange_says_what_each_tvs_now_vouches_for(lab_dir: Path, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     other = tmp_path / "other"
