@@ -58,6 +58,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -80,6 +81,8 @@ _READ_SIZE = 65536
 #: How long a finished CAPF operation waits for a ``phoneemu lab`` operation holding the lab lock before
 #: the phone is told it failed (our convention: well inside the phone's 30 s read timeout, §F.1)
 CAPF_LOCK_WAIT_S = 10.0
+#: Longest pause between two group commits (perf; :meth:`CapfHandler._commit_groups`)
+_MAX_GROUP_WAIT_S = 0.25
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -285,24 +288,34 @@ class CapfHandler:
         await rec.done
 
     async def _commit_groups(self) -> None:
+        """Commit the groups while records wait. After a commit, wait as long as its save took (at most
+        :data:`_MAX_GROUP_WAIT_S`): the sessions under way meanwhile finish and join the next group, so
+        saving takes at most about half of the loop's time however large the lab's state."""
         try:
             await asyncio.sleep(0)  # the sessions finishing in this turn of the loop join the group
             while self._group:
                 group, self._group = self._group, []
-                await self._commit(group)
+                took = await self._commit(group)
+                await asyncio.sleep(min(took, _MAX_GROUP_WAIT_S))
         finally:
             self._committing = None
 
-    async def _commit(self, group: list[_Record]) -> None:
+    async def _commit(self, group: list[_Record]) -> float:
+        """Make ``group``'s records with one save; tell each its outcome; the seconds that took (not
+        counting a wait for the lab lock)."""
         own: list[BaseException | None] = [None] * len(group)
+        took = 0.0
 
         def make_all() -> None:
+            nonlocal took
+            start = time.monotonic()
             with self.cluster.saved_once():
                 for i, rec in enumerate(group):
                     try:
                         rec.change()
                     except PhoneEmuError as exc:  # this session's record only (checked before changing)
                         own[i] = exc
+            took = time.monotonic() - start
 
         what = group[0].what if len(group) == 1 else \
             f"record {len(group)} CAPF outcomes ({group[0].what.removeprefix('record ')}, ...)"
@@ -318,6 +331,7 @@ class CapfHandler:
                     rec.done.set_result(None)
                 else:
                     rec.done.set_exception(failed)
+        return took
 
 
 class _Record:

@@ -648,6 +648,31 @@ def test_a_damaged_state_names_the_key(key: str, value: object, where: str) -> N
     assert info.value.path == f"cluster.json:{where}", str(info.value)
 
 
+def test_state_json_puts_each_phone_and_log_entry_on_its_own_line() -> None:
+    """Our layout (lab/state.py): what ``asdict`` gives, one key per line, a phone or a log entry per
+    line (``grep MAC cluster.json``), written by the C encoder (was an indented dump, 3x slower)."""
+    import json
+    from dataclasses import asdict
+
+    from phoneemu.lab.state import ClusterState, LogEntry, PhoneState, TrustedCert
+
+    macs = [f"0A00000000{i:02X}" for i in range(3)]
+    st = ClusterState(phones={m: PhoneState(mac=m, digest_user="a\"b\u00e9") for m in macs}, clock=NOW,
+                      log=[LogEntry(time=NOW, generation=i, op="x", args={"k": [1, None]}) for i in range(2)],
+                      tvs_trust=[TrustedCert(pem="-----\n", roles=[0])])
+    text = st.to_json()
+    assert json.loads(text) == asdict(st) and ClusterState.from_json(text) == st
+    lines = text.splitlines()
+    assert lines[0] == "{" and lines[-1] == "}" and text.endswith("}\n")
+    for m in macs:
+        (line,) = [ln for ln in lines if m in ln]
+        assert json.loads(line.split(": ", 1)[1].rstrip(",")) == asdict(st.phones[m])
+    assert sum('"op": "x"' in ln for ln in lines) == 2
+    assert '  "ports": {"capf": 3804' in text and '  "loads": {}' in text and '  "log": [' in text
+    empty = ClusterState()
+    assert json.loads(empty.to_json()) == asdict(empty)
+
+
 def test_lab_show_of_a_damaged_state_is_one_line(lab: LabCluster, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
