@@ -69,7 +69,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from xml.sax.saxutils import escape as xml_escape
@@ -479,6 +479,25 @@ class LabCluster:
         finally:
             self._after_save, self._save_due = None, False
 
+    @contextlib.contextmanager
+    def _phone_change_undone_on_error(self, mac: str) -> Iterator[None]:
+        """A change of one phone (a CAPF record) that raises is undone in memory: the phone's fields, the
+        clock, the generation and the log are put back. Its files need nothing: :meth:`_rebuild_phones`
+        builds them all before it replaces any. Before, a record whose files could not be built (an EC
+        LSC for a phone whose config is encrypted to it, spec §C.3) left the phone recorded in memory
+        — its install no longer pending — though nothing was saved, and a group commit would save that."""
+        ph = self._phone(mac)
+        before = replace(ph)
+        clock, generation, logged = self.state.clock, self.state.generation, len(self.state.log)
+        try:
+            yield
+        except BaseException:
+            for f in fields(ph):
+                setattr(ph, f.name, getattr(before, f.name))
+            self.state.clock, self.state.generation = clock, generation
+            del self.state.log[logged:]
+            raise
+
     def _after_saving(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` once the state is saved: now, or after :meth:`saved_once`'s save."""
         if self._after_save is None:
@@ -799,6 +818,11 @@ class LabCluster:
         renamed to ``lsc.pem`` (a delete removes ``lsc.pem`` after the save). A failure or a kill at any
         step leaves a lab whose :meth:`phone_lsc` agrees with its state: the old LSC (or none) when
         the save did not happen, the new one when it did."""
+        with self._phone_change_undone_on_error(mac):
+            self._record_lsc(mac, cert, now=now, operation=operation)
+
+    def _record_lsc(self, mac: str, cert: x509.Certificate | bytes | None, *, now: Now,
+                    operation: str | None) -> None:
         ph = self._phone(mac)
         if cert is None:
             ph.has_lsc, ph.lsc_sha256 = False, None
@@ -818,6 +842,10 @@ class LabCluster:
         """Clear the pending CAPF operation of ``mac`` (fetch finished, or delete done: the LSC is
         forgotten). ``operation``: the operation the CAPF session ran (None: the one pending); the
         pending one is cleared only while it is still that one, as in :meth:`record_lsc`."""
+        with self._phone_change_undone_on_error(mac):
+            self._capf_done(mac, now=now, operation=operation)
+
+    def _capf_done(self, mac: str, *, now: Now, operation: str | None) -> None:
         ph = self._phone(mac)
         ran = ph.capf_operation if operation is None else operation
         if ran == "delete":  # forgotten in the state (the commit point), lsc.pem removed after the save

@@ -370,3 +370,43 @@ def test_a_group_whose_save_fails_records_none_of_it(cluster: LabCluster) -> Non
     for c in (cluster, LabCluster.open(cluster.root)):
         for m in macs:
             assert not c.state.phones[m].has_lsc and c.state.phones[m].capf_operation == "install"
+
+
+def test_a_record_that_cannot_be_built_is_undone_and_spares_its_group(cluster: LabCluster,
+                                                                      caplog: Any) -> None:
+    """Two enrolments finish together: one phone's config is encrypted to its certificate and its new
+    LSC is EC (no key wrap for EC, spec §C.3), the other's is fine. The first is refused (REASON 7) with
+    its install still pending — in the serving lab's memory too, so its retry is offered the install
+    again (before: 'nothing pending', the memory said recorded though nothing was saved) — and the
+    second is recorded in the same group."""
+    caplog.set_level(logging.WARNING, logger="phoneemu.lab.lock")
+    bad, good = GROUP_MACS[:2]
+    cluster.set_encryption([bad], True, mode="pki")
+    cluster.set_capf([bad, good], "install", auth_mode=capf.AuthType.NULL_STRING)
+
+    def enrol(servers: LabServers, mac: str) -> Any:
+        return capf_session((HOST, servers.ports["capf"]), capf.CapfClientSession(
+            device_name=f"SEP{mac}", auth_mode=capf.AuthType.NULL_STRING), timeout=20)
+
+    async def main() -> tuple[list[CapfOutcome], CapfOutcome, int]:
+        async with LabServers(cluster, host=HOST) as servers:
+            fd = _hold(cluster.root)
+            try:
+                first = [asyncio.ensure_future(enrol(servers, m)) for m in (bad, good)]
+                await _logged(caplog, "CAPF installed of SEP")
+                await asyncio.sleep(0.5)
+            finally:
+                os.close(fd)
+            outs = list(await asyncio.wait_for(asyncio.gather(*first), 30))
+            commits = servers.capf_handler.commits
+            again = await asyncio.wait_for(enrol(servers, bad), 30)
+            return outs, again, commits
+
+    (out_bad, out_good), again, commits = run(main())
+    assert commits == 1, "the two records were not one group"
+    assert out_bad.result.reason == capf.Reason.FAILURE and out_good.outcome == "installed"
+    assert again.result.outcome != "nothing-pending" and again.result.reason == capf.Reason.FAILURE
+    for c in (cluster, LabCluster.open(cluster.root)):
+        assert c.state.phones[bad].capf_operation == "install" and not c.state.phones[bad].has_lsc
+        assert c.state.phones[good].capf_operation is None and c.state.phones[good].has_lsc
+        assert [e.args["mac"] for e in c.state.log if e.op == "capf-lsc"] == [good]
