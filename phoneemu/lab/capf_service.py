@@ -278,7 +278,6 @@ class CapfHandler:
                                   "stays pending")
         return session.confirm()
 
-
     async def _record(self, rec: _Record) -> None:
         """Make ``rec`` in the lab with the other records of its group (module docstring): returns once
         saved, or raises what failed it (its own PhoneEmuError, or the group's)."""
@@ -313,7 +312,7 @@ class CapfHandler:
                 for i, rec in enumerate(group):
                     try:
                         rec.change()
-                    except PhoneEmuError as exc:  # this session's record only (checked before changing)
+                    except PhoneEmuError as exc:  # this session's only: LabCluster undid it in memory
                         own[i] = exc
             took = time.monotonic() - start
 
@@ -322,7 +321,7 @@ class CapfHandler:
         try:
             await when_lab_lock_free(lambda: self.cluster.update_locked(make_all, wait=False),
                                      root=self.cluster.root, limit=self.lock_wait, what=what)
-        except (PhoneEmuError, OSError) as exc:  # the group's: lock still held, or the save failed
+        except Exception as exc:  # the group's (lock still held, the save failed): each session's, as before
             own = [exc] * len(group)
         self.commits += 1
         for rec, failed in zip(group, own, strict=True):
