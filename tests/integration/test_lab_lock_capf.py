@@ -297,11 +297,12 @@ def test_a_record_whose_save_fails_is_undone_in_memory_and_the_retry_enrols(clus
 
 def test_enrolments_that_finish_together_are_recorded_with_one_save(cluster: LabCluster, caplog: Any,
                                                                    monkeypatch: Any) -> None:
-    """Eight phones enrol while an operation holds the lab lock: their records wait as one group and
-    are made with one save of the state (was one save of the whole state per enrolment: O(N^2) in a
-    storm). Every phone is told it succeeded only once its LSC is in the saved state, and each LSC is
-    the one it was sent."""
+    """While an operation holds the lab lock, a pilot enrolment's record waits for it and seven more
+    finish: their records queue as one group, made with one save of the state (was one save of the
+    whole state per enrolment: O(N^2) in a storm). Every phone is told it succeeded only once its LSC
+    is in the saved state, and each LSC is the one it was sent."""
     caplog.set_level(logging.WARNING, logger="phoneemu.lab.lock")
+    pilot, *rest = GROUP_MACS
     cluster.set_capf(GROUP_MACS, "install", auth_mode=capf.AuthType.NULL_STRING)
     saves: list[int] = []
     import phoneemu.lab.cluster as cluster_mod
@@ -311,28 +312,35 @@ def test_enrolments_that_finish_together_are_recorded_with_one_save(cluster: Lab
         saves.append(len(saves))
         real_save(root, state)
 
-    async def main() -> tuple[list[CapfOutcome], bool, int]:
+    def enrol(servers: LabServers, mac: str) -> Any:
+        return capf_session((HOST, servers.ports["capf"]), capf.CapfClientSession(
+            device_name=f"SEP{mac}", auth_mode=capf.AuthType.NULL_STRING), timeout=20)
+
+    async def main() -> tuple[list[CapfOutcome], bool, bool, int]:
         async with LabServers(cluster, host=HOST) as servers:
+            handler = servers.capf_handler
             saves.clear()  # serve's own write of its ports at start
             fd = _hold(cluster.root)
             try:
-                enrols = [asyncio.ensure_future(capf_session(
-                    (HOST, servers.ports["capf"]),
-                    capf.CapfClientSession(device_name=f"SEP{m}", auth_mode=capf.AuthType.NULL_STRING),
-                    timeout=20)) for m in GROUP_MACS]
-                waiting = await _logged(caplog, "CAPF installed of SEP")
-                await asyncio.sleep(0.5)  # the other sessions finish meanwhile: one group waits
+                enrols = [asyncio.ensure_future(enrol(servers, pilot))]
+                waiting = await _logged(caplog, f"CAPF installed of SEP{pilot}")
+                enrols += [asyncio.ensure_future(enrol(servers, m)) for m in rest]
+                for _ in range(400):  # all seven queued behind the pilot's group (bounded: 20 s)
+                    if len(handler._group) == len(rest):
+                        break
+                    await asyncio.sleep(0.05)
+                queued = len(handler._group) == len(rest)
                 answered = any(e.done() for e in enrols)
             finally:
                 os.close(fd)
             outs = await asyncio.wait_for(asyncio.gather(*enrols), 30)
-            return list(outs), waiting and not answered, servers.capf_handler.commits
+            return list(outs), waiting and not answered, queued, handler.commits
 
     monkeypatch.setattr(cluster_mod, "save_state", counting_save)
-    outs, waited, commits = run(main())
+    outs, waited, queued, commits = run(main())
     assert waited, "a phone was answered before its record was saved"
     assert [o.outcome for o in outs] == ["installed"] * len(GROUP_MACS)
-    assert commits <= 2 and len(saves) == commits, (commits, len(saves))
+    assert queued and commits == 2 and len(saves) == 2, (queued, commits, len(saves))
     saved = LabCluster.open(cluster.root)
     for mac, out in zip(GROUP_MACS, outs, strict=True):
         ph = saved.state.phones[mac]
@@ -374,39 +382,47 @@ def test_a_group_whose_save_fails_records_none_of_it(cluster: LabCluster) -> Non
 
 def test_a_record_that_cannot_be_built_is_undone_and_spares_its_group(cluster: LabCluster,
                                                                       caplog: Any) -> None:
-    """Two enrolments finish together: one phone's config is encrypted to its certificate and its new
-    LSC is EC (no key wrap for EC, spec §C.3), the other's is fine. The first is refused (REASON 7) with
-    its install still pending — in the serving lab's memory too, so its retry is offered the install
-    again (before: 'nothing pending', the memory said recorded though nothing was saved) — and the
-    second is recorded in the same group."""
+    """Two enrolments are recorded in one group: one phone's config is encrypted to its certificate and
+    its new LSC is EC (no key wrap for EC, spec §C.3), the other's is fine. The first is refused
+    (REASON 7) with its install still pending — in the serving lab's memory too, so its retry is offered
+    the install again (before: 'nothing pending', the memory said recorded though nothing was saved) —
+    and the second is recorded by the same commit. A pilot enrolment's record waits for the lab lock
+    first, so that the other two queue behind it as one group."""
     caplog.set_level(logging.WARNING, logger="phoneemu.lab.lock")
-    bad, good = GROUP_MACS[:2]
+    bad, good, pilot = GROUP_MACS[:3]
     cluster.set_encryption([bad], True, mode="pki")
-    cluster.set_capf([bad, good], "install", auth_mode=capf.AuthType.NULL_STRING)
+    cluster.set_capf([bad, good, pilot], "install", auth_mode=capf.AuthType.NULL_STRING)
 
     def enrol(servers: LabServers, mac: str) -> Any:
         return capf_session((HOST, servers.ports["capf"]), capf.CapfClientSession(
             device_name=f"SEP{mac}", auth_mode=capf.AuthType.NULL_STRING), timeout=20)
 
-    async def main() -> tuple[list[CapfOutcome], CapfOutcome, int]:
+    async def main() -> tuple[list[CapfOutcome], CapfOutcome, int, bool]:
         async with LabServers(cluster, host=HOST) as servers:
+            handler = servers.capf_handler
             fd = _hold(cluster.root)
             try:
-                first = [asyncio.ensure_future(enrol(servers, m)) for m in (bad, good)]
-                await _logged(caplog, "CAPF installed of SEP")
-                await asyncio.sleep(0.5)
+                first = asyncio.ensure_future(enrol(servers, pilot))
+                await _logged(caplog, f"CAPF installed of SEP{pilot}")  # its group waits for the lock
+                pair = [asyncio.ensure_future(enrol(servers, m)) for m in (bad, good)]
+                for _ in range(400):  # both records queued behind the pilot's group (bounded: 20 s)
+                    if len(handler._group) == 2:
+                        break
+                    await asyncio.sleep(0.05)
+                queued = len(handler._group) == 2
             finally:
                 os.close(fd)
-            outs = list(await asyncio.wait_for(asyncio.gather(*first), 30))
-            commits = servers.capf_handler.commits
+            outs = list(await asyncio.wait_for(asyncio.gather(first, *pair), 30))
+            commits = handler.commits
             again = await asyncio.wait_for(enrol(servers, bad), 30)
-            return outs, again, commits
+            return outs, again, commits, queued
 
-    (out_bad, out_good), again, commits = run(main())
-    assert commits == 1, "the two records were not one group"
-    assert out_bad.result.reason == capf.Reason.FAILURE and out_good.outcome == "installed"
+    (out_pilot, out_bad, out_good), again, commits, queued = run(main())
+    assert queued and commits == 2, "the two records were not one group"
+    assert out_pilot.outcome == "installed" and out_good.outcome == "installed"
+    assert out_bad.result.reason == capf.Reason.FAILURE
     assert again.result.outcome != "nothing-pending" and again.result.reason == capf.Reason.FAILURE
     for c in (cluster, LabCluster.open(cluster.root)):
         assert c.state.phones[bad].capf_operation == "install" and not c.state.phones[bad].has_lsc
         assert c.state.phones[good].capf_operation is None and c.state.phones[good].has_lsc
-        assert [e.args["mac"] for e in c.state.log if e.op == "capf-lsc"] == [good]
+        assert [e.args["mac"] for e in c.state.log if e.op == "capf-lsc"] == [pilot, good]
