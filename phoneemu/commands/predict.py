@@ -150,15 +150,20 @@ def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone]) -> 
         for n in ph.notes:
             if n not in shared:
                 own.setdefault(n, []).append(ph.mac or "")
+    asked: dict[str, int] = {}
+    for ph in done:
+        for name in ph.not_given:
+            asked[name] = asked.get(name, 0) + 1
     return {"fleet_flash": str(args.fleet_flash), "new_files": [str(f) for f in args.files], "now": now,
             "tvs": _tvs_text(args), "entries": len(phones), "predicted": len(done),
             "skipped": len(phones) - len(done), "outcomes": counts, "rules": rules, "notes": list(shared),
+            "not_given": [{"name": n, "phones": c} for n, c in sorted(asked.items(), key=lambda kv: -kv[1])],
             "phone_notes": [{"note": n, "count": len(macs), "first_macs": macs[:_FIRST_MACS]}
                             for n, macs in sorted(own.items(), key=lambda kv: -len(kv[1]))],
             "skipped_entries": [{"entry": ph.entry, "reason": ph.skipped} for ph in phones
                                 if ph.skipped is not None],
-            "phones": [{**(ph.detail or {}), "notes": [n for n in ph.notes if n not in shared]}
-                       for ph in done]}
+            "phones": [{**(ph.detail or {}), "notes": [n for n in ph.notes if n not in shared],
+                        "not_given": list(ph.not_given)} for ph in done]}
 
 
 def _macs(group: dict[str, Any]) -> str:
@@ -179,6 +184,10 @@ def _fleet_text(doc: dict[str, Any]) -> str:
     lines += [f"note: {n}" for n in doc["notes"]]
     lines += [f"note for {g['count']} phone{'s' if g['count'] != 1 else ''} ({_macs(g)}): {g['note']}"
               for g in doc["phone_notes"]]
+    if doc["not_given"]:
+        names = ", ".join(f"{g['name']} ({g['phones']})" for g in doc["not_given"])
+        lines.append(f"not given: {names} (asked for by that many phones: add those the cluster serves, "
+                     "e.g. give its TFTP folder)")
     if doc["skipped_entries"]:
         lines.append("skipped:")
         lines += [f"  {s['entry']}: {s['reason']}" for s in doc["skipped_entries"][:_FIRST_SKIPPED]]

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -354,9 +354,13 @@ async def predict_boot(new_files: Sequence[Path] | PredictInputs, *, installed_i
                        now: int, tvs_certs: Sequence[Any] = (),
                        tvs_roles: frozenset[int] = frozenset({0, 2}),
                        image_signers: Sequence[Any] = (), installed_config_key: Any = None,
-                       tvs_server_certs: Sequence[Any] = (), tvs_reachable: bool = False) -> PredictResult:
+                       tvs_server_certs: Sequence[Any] = (), tvs_reachable: bool = False,
+                       asked: set[Path] | None = None) -> PredictResult:
     """Boot a phone holding the installed lists on ``new_files`` (see module rules); a
-    :class:`PredictInputs` shares the reading and parsing of the new files among many phones."""
+    :class:`PredictInputs` shares the reading and parsing of the new files among many phones.
+    ``asked`` (a fleet): the named files this phone asked for are added to it, and no note is made
+    of those it did not (another phone's files are no typo; :func:`predict_fleet` notes the files no
+    phone asked for, once)."""
     from phoneemu.formats.config import normalise_mac
     from phoneemu.phone.boot import BootTarget
     from phoneemu.phone.phone import Phone
@@ -401,14 +405,22 @@ async def predict_boot(new_files: Sequence[Path] | PredictInputs, *, installed_i
     fetcher = _FileFetcher(files, phone_mac, folder=inputs.folder, read=inputs.read)
     report = await phone.boot(BootTarget(host="files", tftp_port=69, use_http=False), fetcher=fetcher)
     notes += list(dict.fromkeys(refused))
-    notes += _unasked_notes(inputs.named, fetcher)
+    if asked is None:
+        notes += _unasked_notes(inputs.named, fetcher)
+    else:
+        asked.update(p for p in _used(fetcher) if p is not None)
     return PredictResult(mac=phone_mac, served=tuple(fetcher.served), report=report, notes=tuple(notes))
+
+
+def _used(fetcher: _FileFetcher) -> set[Path | None]:
+    """The given files the phone asked for."""
+    return {fetcher.files.get(name) or fetcher.alias.get(name) for name, _ in fetcher.served}
 
 
 def _unasked_notes(named: Sequence[Path], fetcher: _FileFetcher) -> list[str]:
     """A note for each file given by name that the phone never asked for (a file of another phone, a
     name the phone does not request): its content played no part in the prediction."""
-    used = {fetcher.files.get(name) or fetcher.alias.get(name) for name, _ in fetcher.served}
+    used = _used(fetcher)
     return [f"{p.name} given but never asked for by phone {fetcher.mac}: not part of this prediction "
             f"(it asked for {', '.join(dict.fromkeys(n for n, _ in fetcher.served)) or 'nothing'})"
             for p in named if p not in used]
@@ -416,6 +428,7 @@ def _unasked_notes(named: Sequence[Path], fetcher: _FileFetcher) -> list[str]:
 
 #: ``predict --fleet-flash``: at most this many entries in the folder (each a phone's flash).
 MAX_FLEET = 100_000
+_UNASKED_SHOWN = 10  # file names the fleet's "asked for by no phone" note lists
 #: The predicted outcomes of a phone, in the order they are reported.
 OUTCOMES = ("accepted", "locked out", "failed")
 
@@ -432,6 +445,8 @@ class FleetPhone:
     rule: str | None = None  # the deciding rule ("(none)" when the boot decided nothing)
     detail: dict[str, Any] | None = None  # the JSON view of the prediction, notes apart
     notes: tuple[str, ...] = ()  # PredictResult.notes
+    #: names the phone asked for that the new files did not hold, its MAC written ``<MAC>``
+    not_given: tuple[str, ...] = ()
     skipped: str | None = None
 
 
@@ -484,10 +499,20 @@ async def predict_fleet(root: Path, new_files: Sequence[Path], *, profile: str |
     inputs = PredictInputs(new_files)
     # identical signature checks (one new ITL against one installed generation) are made once
     old_cache = signatures.set_verify_cache(signatures.VerifyCache())
+    asked: set[Path] = set()
     try:
-        return await _predict_each(entries, inputs, profile=profile, now=now, progress=progress, **options)
+        phones = await _predict_each(entries, inputs, profile=profile, now=now, progress=progress,
+                                     asked=asked, **options)
     finally:
         signatures.set_verify_cache(old_cache)
+    unasked = [p.name for p in inputs.named if p not in asked]
+    if not unasked:
+        return phones
+    shown = ", ".join(unasked[:_UNASKED_SHOWN]) + (f" and {len(unasked) - _UNASKED_SHOWN} more"
+                                                   if len(unasked) > _UNASKED_SHOWN else "")
+    note = (f"{len(unasked)} file(s) given but asked for by no phone of the fleet: {shown} (not part of "
+            "any prediction)")
+    return [replace(ph, notes=(*ph.notes, note)) if ph.outcome is not None else ph for ph in phones]
 
 
 async def _predict_each(entries: list[Path], inputs: PredictInputs, *, profile: str | None, now: int,
@@ -547,7 +572,9 @@ async def _predict_each(entries: list[Path], inputs: PredictInputs, *, profile: 
                                       "deciding": decision_dict(rep.deciding) if rep.deciding else None,
                                       "decisions": [{"rule": x.rule, "accepted": x.accepted, "file": x.file}
                                                     for x in rep.decisions]},
-                              notes=r.notes))
+                              notes=r.notes,
+                              not_given=tuple(name.replace(r.mac, "<MAC>") for name, answer in r.served
+                                              if answer.startswith("not given"))))
     if progress is not None:
         progress(len(entries), len(entries))
     return out
