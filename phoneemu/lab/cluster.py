@@ -394,9 +394,14 @@ class LabCluster:
             # identical contents (every CTLSEP<MAC>/ITLSEP<MAC> is the same list) share one bytes
             # object: a 40,000-phone lab holds each trust list once, not 80,000 times
             same: dict[bytes, bytes] = {}
-            cluster._files = {p.name: same.setdefault(data, data) for p in sorted(tftp.iterdir())
-                              if p.is_file() and not p.name.startswith(".")
-                              for data in (p.read_bytes(),)}
+            with os.scandir(tftp) as listing:  # names sorted as strings: Path objects sort 10x slower
+                served = sorted((e.name, e.path) for e in listing
+                                if e.is_file() and not e.name.startswith("."))
+            cluster._files = {}
+            for name, path in served:
+                with open(path, "rb") as f:
+                    data = f.read()
+                cluster._files[name] = same.setdefault(data, data)
             cluster._index_tvs()
         else:
             cluster._rebuild()

@@ -222,14 +222,25 @@ def _conforms(value: Any, hint: Any) -> bool:
     return isinstance(value, hint)
 
 
+_SCHEMAS: dict[type[Any], tuple[frozenset[str], dict[str, Any]]] = {}
+
+
+def _schema(cls: type[Any]) -> tuple[frozenset[str], dict[str, Any]]:
+    """The field names and type hints of a state dataclass (perf only: ``typing.get_type_hints``
+    evaluates the string annotations anew each call, ~0.3 ms; a 40,000-phone state made it 12 s)."""
+    got = _SCHEMAS.get(cls)
+    if got is None:
+        got = _SCHEMAS[cls] = (frozenset(f.name for f in fields(cls)), typing.get_type_hints(cls))
+    return got
+
+
 def _make(cls: type[Any], raw: Any, where: str) -> Any:
     if not isinstance(raw, dict):
         raise DecodeError("expected an object", path=where)
-    names = {f.name for f in fields(cls)}
+    names, hints = _schema(cls)
     unknown = sorted(set(raw) - names)
     if unknown:
         raise DecodeError(f"unknown keys {unknown}", path=where)
-    hints = typing.get_type_hints(cls)
     for key, value in raw.items():
         if not _conforms(value, hints[key]):
             want = hints[key].__name__ if isinstance(hints[key], type) else str(hints[key])
