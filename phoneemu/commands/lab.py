@@ -12,6 +12,7 @@ import importlib
 import json
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -245,6 +246,8 @@ def register(sub: Any) -> None:
     p.add_argument("--itl", action="store_true", help="print the served ITL as CUCM's 'show itl' does")
     p.add_argument("--ctl", action="store_true", help="print the served CTL as CUCM's 'show ctl' does")
     p.add_argument("--json", action="store_true", help="summary as JSON")
+    p.add_argument("--phones", action="store_true",
+                   help=f"list every phone (default: one line each up to {_PHONES_SHOWN}, then counts)")
     p.add_argument("--files", action="store_true", help="list served files with sizes")
     p.add_argument("--log", action="store_true", help="print the change log")
     p.set_defaults(handler=_show)
@@ -525,30 +528,56 @@ def _itlrecovery(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
     return f"ITLRecovery replaced from {a.file}"
 
 
+_PHONES_SHOWN = 20
+"""``lab show`` lists the phones one by one up to this many; beyond, it counts them (``--phones``: all)."""
+
+
+def _phone_lines(phones: dict[str, dict[str, Any]], *, every: bool, w: int) -> list[str]:
+    """One line per phone, or for a large lab the first few and counts by model, encryption, pending
+    CAPF operation and LSC (a 40,000-phone lab printed 40,000 lines)."""
+    def line(mac: str, ph: dict[str, Any]) -> str:
+        return (f"phone {mac}: model {ph['model']}, encrypt {ph['encrypt'] or 'off'}, "
+                f"capf {ph['capf'] or '-'}, LSC {'yes' if ph['lsc'] else 'no'}")
+    if every or len(phones) <= _PHONES_SHOWN:
+        return [line(m, ph) for m, ph in phones.items()]
+
+    def counts(field: str, none: str) -> str:
+        c = Counter(str(ph[field] or none) for ph in phones.values())
+        return ", ".join(f"{k} {v}" for k, v in c.most_common())
+    macs = list(phones)
+    out = [f"{'phones:':<{w}}{len(phones)} ({macs[0]}..{macs[-1]}); model {counts('model', '-')}; "
+           f"encrypt {counts('encrypt', 'off')}; capf pending {counts('capf', 'none')}; "
+           f"LSC {sum(1 for ph in phones.values() if ph['lsc'])}"]
+    out += [line(m, phones[m]) for m in macs[:_PHONES_SHOWN]]
+    out.append(f"... and {len(phones) - _PHONES_SHOWN} more phones (--phones lists every one; --json has "
+               "them)")
+    return out
+
+
 def _show(args: argparse.Namespace) -> int:
     cluster = LabCluster.open(args.dir)
     s = cluster.summary()
     if args.json:
         print(json.dumps(s, indent=2, sort_keys=True))
     else:
-        for key in ("name", "dir", "host", "seed", "nodes", "generation", "clock", "ports", "mixed_mode",
-                    "itl_signer", "ctl_signer", "rollback", "extra_certs", "signature_algorithm",
-                    "upgraded", "itlrecovery_years", "itlrecovery_regenerate_years", "sbd",
-                    "autoregistration", "tvs_ttl", "load", "tvs_trust"):
-            print(f"{key + ':':<22}{s[key]}")
+        keys = ("name", "dir", "host", "seed", "nodes", "generation", "clock", "ports", "mixed_mode",
+                "itl_signer", "ctl_signer", "rollback", "extra_certs", "signature_algorithm",
+                "upgraded", "itlrecovery_years", "itlrecovery_regenerate_years", "sbd",
+                "autoregistration", "tvs_ttl", "load", "tvs_trust")
+        w = max(len(k) for k in keys) + 2
+        for key in keys:
+            print(f"{key + ':':<{w}}{s[key]}")
         if s["stopped"]:
-            print(f"{'stopped:':<22}{', '.join(s['stopped'])} (lab serve keeps them down: phoneemu lab "
+            print(f"{'stopped:':<{w}}{', '.join(s['stopped'])} (lab serve keeps them down: phoneemu lab "
                   f"service {args.dir} NAME start)")
-        print(f"{'ITL:':<22}{s['itl_length']} bytes  md5 {s['itl_md5']}  sha1 {s['itl_sha1']}")
+        print(f"{'ITL:':<{w}}{s['itl_length']} bytes  md5 {s['itl_md5']}  sha1 {s['itl_sha1']}")
         if s["ctl"]:
-            print(f"{'CTL:':<22}md5 {s['ctl_md5']}  sha1 {s['ctl_sha1']}")
+            print(f"{'CTL:':<{w}}md5 {s['ctl_md5']}  sha1 {s['ctl_sha1']}")
         else:
-            print(f"{'CTL:':<22}none (not in mixed mode)")
-        for mac, ph in s["phones"].items():
-            print(f"phone {mac}: model {ph['model']}, encrypt {ph['encrypt'] or 'off'}, "
-                  f"capf {ph['capf'] or '-'}, LSC {'yes' if ph['lsc'] else 'no'}")
+            print(f"{'CTL:':<{w}}none (not in mixed mode)")
+        print("\n".join(_phone_lines(s["phones"], every=args.phones, w=w)))
         if s["tampered"]:
-            print(f"{'tampered:':<22}{s['tampered']}")
+            print(f"{'tampered:':<{w}}{s['tampered']}")
     if args.files:
         for name, data in sorted(cluster.files().items()):
             print(f"{len(data):>8}  {name}")

@@ -245,6 +245,28 @@ def test_per_phone_operations_take_count_consecutive_macs(lab_dir: Path,
     assert not LabCluster.open(lab_dir).state.phones["0A0000000003"].encrypt
 
 
+def test_show_counts_the_phones_of_a_large_lab(lab_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Up to 20 phones one line each; beyond, counts and the first 20 (a 40,000-phone lab printed 40,000
+    lines); --phones lists every one. Labels stay aligned (itlrecovery_regenerate_years was not)."""
+    assert main(["lab", "phone", "add", str(lab_dir), "--mac", "0A0000000000", "--count", "24"]) == 0
+    assert main(["lab", "capf", str(lab_dir), "install", "--mac", "0A0000000000", "--count", "3",
+                 "--auth-mode", "null-string"]) == 0
+    capsys.readouterr()
+    assert main(["lab", "show", str(lab_dir)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    (summary,) = [ln for ln in out if ln.startswith("phones:")]
+    assert summary.split(None, 1)[1] == ("25 (001122334455..0A0000000017); model 8861 25; encrypt off 25; "
+                                         "capf pending none 22, install 3; LSC 0")
+    assert sum(ln.startswith("phone ") for ln in out) == 20
+    assert out[-1] == "... and 5 more phones (--phones lists every one; --json has them)"
+    labels = [ln for ln in out if ln.startswith(("itlrecovery_regenerate_years:", "name:", "phones:"))]
+    assert len({ln.index(ln.split(":", 1)[1].strip()) for ln in labels}) == 1
+    assert main(["lab", "show", str(lab_dir), "--phones"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert sum(ln.startswith("phone ") for ln in out) == 25
+    assert not any(ln.startswith("phones:") for ln in out)
+
+
 def test_exchange_says_what_each_tvs_now_vouches_for(lab_dir: Path, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     other = tmp_path / "other"
