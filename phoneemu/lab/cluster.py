@@ -81,6 +81,7 @@ from phoneemu.crypto.keys import KeySpec, PrivateKey, PublicKey
 from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError, VerificationError, VerifyReason
 from phoneemu.files import PEM_LIMIT, atomic_write, read_at_most
 from phoneemu.formats import config, encrypted, firmware, signed, trustlist
+from phoneemu.formats.header import FileSigner
 from phoneemu.formats.trustlist import Role, TrustRecord
 from phoneemu.lab.lock import hold_lab_lock, try_lab_lock
 from phoneemu.lab.pki import Identity, LabPki, cert_pem, node_identity
@@ -1561,7 +1562,7 @@ class LabCluster:
             extra=_device_extra(ph),
         )
 
-    def _phone_files(self, ph: PhoneState, signer: Any) -> dict[str, bytes]:
+    def _phone_files(self, ph: PhoneState, signer: FileSigner) -> dict[str, bytes]:
         st = self.state
         ts, h = st.clock, st.hash_alg
         cfg = self._device_config(ph, ph.load or st.load)
@@ -1575,7 +1576,7 @@ class LabCluster:
             return out
         if ph.encrypt is None:
             out[plain] = full
-            out[sgn] = signed.build(body=full, filename=sgn, signer=signer, timestamp=ts, hash_alg=h)
+            out[sgn] = self._signed(full, sgn, signer, ts, h)
             return out
         if ph.encrypt == "symmetric":
             key = bytes.fromhex(ph.symmetric_key or "")
@@ -1587,8 +1588,27 @@ class LabCluster:
                                        timestamp=ts, hash_alg=h, rand=self._rand(enc))
         stub = config.build(config.stub_of(cfg, certs.fingerprint(recipient, "md5")))
         out[plain] = stub
-        out[sgn] = signed.build(body=stub, filename=sgn, signer=signer, timestamp=ts, hash_alg=h)
+        out[sgn] = self._signed(stub, sgn, signer, ts, h)
         return out
+
+    def _signed(self, body: bytes, name: str, signer: FileSigner, ts: int, hash_alg: int) -> bytes:
+        """``name`` signed over ``body``: the file served now when it already is that — same body, name,
+        hash and signer, and its signature verifies (a tampered copy does not) — else signed anew with
+        the lab clock as timestamp. A device file is re-signed only when its data changes (spec §C.1), so
+        an operation that changes nothing of a phone's config leaves its file as it was: a
+        40,000-phone lab no longer re-signs and rewrites 40,000 configs for a TVS TTL."""
+        old = self._files.get(name)
+        if old is not None:
+            try:
+                sf = signed.parse(old)
+                h = sf.header
+                if (sf.body == body and h.filename == name and h.hash_alg == hash_alg
+                        and h.signer == signer.info):
+                    signed.verify(sf, signer.cert)
+                    return old
+            except PhoneEmuError:
+                pass  # not the file it should be (damaged, tampered): signed anew
+        return signed.build(body=body, filename=name, signer=signer, timestamp=ts, hash_alg=hash_alg)
 
     # ============================================================== views
     def summary(self) -> dict[str, Any]:

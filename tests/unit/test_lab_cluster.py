@@ -648,6 +648,25 @@ def test_a_damaged_state_names_the_key(key: str, value: object, where: str) -> N
     assert info.value.path == f"cluster.json:{where}", str(info.value)
 
 
+def test_a_config_is_re_signed_only_when_its_data_changes(lab: LabCluster) -> None:
+    """A cluster-wide operation that leaves a phone's config as it was (a TVS TTL, on a later clock) keeps
+    its signed file byte for byte (spec §C.1; was re-signed with the new time, every phone of the lab);
+    a change of its data re-signs it; a tampered copy is signed anew by the next rebuild."""
+    name = f"SEP{MAC}.cnf.xml.sgn"
+    before = lab.files()[name]
+    lab.set_tvs_ttl(1234, now=NOW + 3600)
+    assert lab.files()[name] == before and LabCluster.open(lab.root).files()[name] == before
+    lab.set_security_mode([MAC], "authenticated", now=NOW + 7200)
+    changed = lab.files()[name]
+    assert changed != before and signed.parse(changed).header.timestamp == NOW + 7200
+    lab.tamper(name, now=NOW + 7200)
+    lab.set_tvs_ttl(4321, now=NOW + 7200)
+    assert lab.files()[name] == changed  # the same data and time: the same bytes as before the flip
+    reopened = LabCluster.open(lab.root)
+    reopened.set_tvs_ttl(99, now=NOW + 9000)  # another process: compares with the files it read
+    assert reopened.files()[name] == changed
+
+
 def test_state_json_puts_each_phone_and_log_entry_on_its_own_line() -> None:
     """Our layout (lab/state.py): what ``asdict`` gives, one key per line, a phone or a log entry per
     line (``grep MAC cluster.json``), written by the C encoder (was an indented dump, 3x slower)."""
