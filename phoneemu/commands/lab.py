@@ -505,6 +505,24 @@ def _macs(a: argparse.Namespace) -> list[str]:
     return _consecutive(a.mac[0], a.count)
 
 
+def _mic_progress(every: float = 5.0) -> Callable[[int, int], None]:
+    """``N/M MICs issued, R/s, about S s left`` on stderr every ``every`` seconds, and when the last
+    MIC is issued (then the served files are built: one signed config per phone)."""
+    start = last = time.monotonic()
+
+    def tell(done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last < every and done != total:
+            return
+        last = now
+        rate = done / max(now - start, 1e-9)
+        left = (total - done) / rate if rate else 0.0
+        tail = f", about {left:.0f} s left" if done != total else "; building the served files..."
+        print(f"{done}/{total} MICs issued, {rate:.0f}/s{tail}", file=sys.stderr, flush=True)
+    return tell
+
+
 def _phone_add(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
     _require_auth_choice(a.capf, a.auth_mode, a.auth_string)
     macs = _consecutive(a.mac, a.count)
@@ -513,7 +531,7 @@ def _phone_add(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
         print(f"adding {len(macs)} phones, one MIC each{slower}...", file=sys.stderr, flush=True)
     c.add_phones(macs, model=a.model, encrypt=a.encrypt, symmetric_key=a.symmetric_key,
                  capf_operation=a.capf, capf_auth_mode=a.auth_mode, auth_string=a.auth_string,
-                 lsc_key=a.lsc_key, now=now)
+                 lsc_key=a.lsc_key, now=now, progress=_mic_progress() if len(macs) > 1 else None)
     if len(macs) == 1:
         return f"phone {macs[0]}: MIC in {c.phone_dir(macs[0])}/mic.pem (key mic.key, 0600)"
     return (f"{len(macs)} phones {macs[0]}..{macs[-1]}: MICs in {c.root}/phones/<MAC>/mic.pem "

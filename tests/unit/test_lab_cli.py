@@ -210,7 +210,9 @@ def test_phone_add_count_adds_consecutive_macs(lab_dir: Path, capsys: pytest.Cap
     """``--count N``: the N consecutive MACs ``fleet boot --mac-start --count`` boots, in one rebuild."""
     capsys.readouterr()
     assert main(["lab", "phone", "add", str(lab_dir), "--mac", "0A00000000FE", "--count", "3"]) == 0
-    assert "3 phones 0A00000000FE..0A0000000100" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "3 phones 0A00000000FE..0A0000000100" in out
+    assert "3/3 MICs issued" in err and "building the served files" in err  # progress of a long add
     files = LabCluster.open(lab_dir).files()
     assert all(f"SEP{m}.cnf.xml.sgn" in files for m in ("0A00000000FE", "0A00000000FF", "0A0000000100"))
     assert main(["lab", "phone", "add", str(lab_dir), "--mac", "FFFFFFFFFFFF", "--count", "2"]) == 2
