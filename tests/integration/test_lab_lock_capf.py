@@ -36,12 +36,21 @@ def _hold(root: Path) -> int:
     return fd
 
 
-def _phone() -> capf.CapfClientSession:
-    return capf.CapfClientSession(device_name=f"SEP{MAC}", auth_mode=capf.AuthType.NULL_STRING)
+def _phone(mac: str = MAC) -> capf.CapfClientSession:
+    return capf.CapfClientSession(device_name=f"SEP{mac}", auth_mode=capf.AuthType.NULL_STRING)
 
 
-async def _enrol(servers: LabServers) -> CapfOutcome:
-    return await capf_session((HOST, servers.ports["capf"]), _phone(), timeout=20)
+async def _enrol(servers: LabServers, mac: str = MAC) -> CapfOutcome:
+    return await capf_session((HOST, servers.ports["capf"]), _phone(mac), timeout=20)
+
+
+async def _queued(servers: LabServers, count: int) -> bool:
+    """Wait (bounded: 20 s) until ``count`` CAPF records queue for the next group commit."""
+    for _ in range(400):
+        if len(servers.capf_handler._group) == count:
+            return True
+        await asyncio.sleep(0.05)
+    return False
 
 
 async def _logged(caplog: Any, text: str, limit: float = 5.0) -> bool:
@@ -312,24 +321,16 @@ def test_enrolments_that_finish_together_are_recorded_with_one_save(cluster: Lab
         saves.append(len(saves))
         real_save(root, state)
 
-    def enrol(servers: LabServers, mac: str) -> Any:
-        return capf_session((HOST, servers.ports["capf"]), capf.CapfClientSession(
-            device_name=f"SEP{mac}", auth_mode=capf.AuthType.NULL_STRING), timeout=20)
-
     async def main() -> tuple[list[CapfOutcome], bool, bool, int]:
         async with LabServers(cluster, host=HOST) as servers:
             handler = servers.capf_handler
             saves.clear()  # serve's own write of its ports at start
             fd = _hold(cluster.root)
             try:
-                enrols = [asyncio.ensure_future(enrol(servers, pilot))]
+                enrols = [asyncio.ensure_future(_enrol(servers, pilot))]
                 waiting = await _logged(caplog, f"CAPF installed of SEP{pilot}")
-                enrols += [asyncio.ensure_future(enrol(servers, m)) for m in rest]
-                for _ in range(400):  # all seven queued behind the pilot's group (bounded: 20 s)
-                    if len(handler._group) == len(rest):
-                        break
-                    await asyncio.sleep(0.05)
-                queued = len(handler._group) == len(rest)
+                enrols += [asyncio.ensure_future(_enrol(servers, m)) for m in rest]
+                queued = await _queued(servers, len(rest))  # all seven behind the pilot's group
                 answered = any(e.done() for e in enrols)
             finally:
                 os.close(fd)
@@ -366,10 +367,7 @@ def test_a_group_whose_save_fails_records_none_of_it(cluster: LabCluster) -> Non
             orig = cluster_mod.save_state
             cluster_mod.save_state = full_disk
             try:
-                return list(await asyncio.wait_for(asyncio.gather(*[capf_session(
-                    (HOST, servers.ports["capf"]),
-                    capf.CapfClientSession(device_name=f"SEP{m}", auth_mode=capf.AuthType.NULL_STRING),
-                    timeout=20) for m in macs]), 30))
+                return list(await asyncio.wait_for(asyncio.gather(*[_enrol(servers, m) for m in macs]), 30))
             finally:
                 cluster_mod.save_state = orig
 
@@ -393,28 +391,20 @@ def test_a_record_that_cannot_be_built_is_undone_and_spares_its_group(cluster: L
     cluster.set_encryption([bad], True, mode="pki")
     cluster.set_capf([bad, good, pilot], "install", auth_mode=capf.AuthType.NULL_STRING)
 
-    def enrol(servers: LabServers, mac: str) -> Any:
-        return capf_session((HOST, servers.ports["capf"]), capf.CapfClientSession(
-            device_name=f"SEP{mac}", auth_mode=capf.AuthType.NULL_STRING), timeout=20)
-
     async def main() -> tuple[list[CapfOutcome], CapfOutcome, int, bool]:
         async with LabServers(cluster, host=HOST) as servers:
             handler = servers.capf_handler
             fd = _hold(cluster.root)
             try:
-                first = asyncio.ensure_future(enrol(servers, pilot))
+                first = asyncio.ensure_future(_enrol(servers, pilot))
                 await _logged(caplog, f"CAPF installed of SEP{pilot}")  # its group waits for the lock
-                pair = [asyncio.ensure_future(enrol(servers, m)) for m in (bad, good)]
-                for _ in range(400):  # both records queued behind the pilot's group (bounded: 20 s)
-                    if len(handler._group) == 2:
-                        break
-                    await asyncio.sleep(0.05)
-                queued = len(handler._group) == 2
+                pair = [asyncio.ensure_future(_enrol(servers, m)) for m in (bad, good)]
+                queued = await _queued(servers, 2)  # both behind the pilot's group
             finally:
                 os.close(fd)
             outs = list(await asyncio.wait_for(asyncio.gather(first, *pair), 30))
             commits = handler.commits
-            again = await asyncio.wait_for(enrol(servers, bad), 30)
+            again = await asyncio.wait_for(_enrol(servers, bad), 30)
             return outs, again, commits, queued
 
     (out_pilot, out_bad, out_good), again, commits, queued = run(main())
