@@ -117,7 +117,7 @@ def register(sub: Any) -> None:
 def _text(r: PredictResult, installed: str) -> str:
     lines = [f"phone {r.mac}, holding {installed}:", *offline_boot_lines(r.served, r.report)]
     lines += [f"  note: {n}" for n in r.notes]
-    missing = [name for name, answer in r.served if answer.startswith("not given")]
+    missing = r.not_given
     if missing:
         lines.append(f"  not given: {', '.join(missing)} (asked for by the phone: add those the cluster "
                      "serves)")

@@ -518,7 +518,7 @@ def config_xml(tree: FileTree, rng: random.Random, ctx: MutationContext) -> bool
     values, server lists, encodings ... (:func:`phoneemu.fuzz.xmlmut.mutate_xml`)."""
     if tree.records is not None or tree.body.lstrip()[:1] != b"<":
         return False
-    tree.body, _op = mutate_xml(tree.body, rng)
+    tree.body = mutate_xml(tree.body, rng)
     return True
 
 

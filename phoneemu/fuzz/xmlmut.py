@@ -218,9 +218,8 @@ XML_OPS: dict[str, XmlOp] = {
 _NAMES = tuple(XML_OPS)
 
 
-def mutate_xml(body: bytes, rng: random.Random) -> tuple[bytes, str]:
-    """``body`` changed by one operation of :data:`XML_OPS` chosen with ``rng``; its name. The result
-    is at most :data:`MAX_BODY` bytes."""
+def mutate_xml(body: bytes, rng: random.Random) -> bytes:
+    """``body`` changed by one operation of :data:`XML_OPS` chosen with ``rng``: at most
+    :data:`MAX_BODY` bytes."""
     name = _NAMES[rng.randrange(len(_NAMES))]
-    out = XML_OPS[name](body, rng)
-    return out[:MAX_BODY], name
+    return XML_OPS[name](body, rng)[:MAX_BODY]

@@ -65,6 +65,10 @@ _PER_PHONE = re.compile(r"SEP[0-9A-Fa-f]{12}")
 _ALIASES = {"CTLFile.tlv": "CTLSEP{mac}.tlv", "ITLFile.tlv": "ITLSEP{mac}.tlv"}
 
 
+NOT_GIVEN = "not given"
+"""How a name the phone asked for and no given file holds is answered (named files, not a folder)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class PredictResult:
     """The offline boot: what was asked for, what was served, what the phone decided."""
@@ -75,6 +79,11 @@ class PredictResult:
     #: What the prediction could not use and why (e.g. ``--tvs-cert`` with no TVS to ask), and TVS
     #: servers the phone refused to talk to (their certificate is not an installed ITL TVS record).
     notes: tuple[str, ...] = ()
+
+    @property
+    def not_given(self) -> tuple[str, ...]:
+        """The names the phone asked for that the new files did not hold."""
+        return tuple(name for name, answer in self.served if answer.startswith(NOT_GIVEN))
 
 
 class _FileFetcher:
@@ -99,7 +108,7 @@ class _FileFetcher:
         path = self.files.get(name) or self.alias.get(name)
         if path is None:
             self.served.append((name, "not in the given folder → not found" if self.folder
-                                else "not given → not found"))
+                                else f"{NOT_GIVEN} → not found"))
             raise TransportError("not among the given files", kind="not-found", code=1, path=name)
         data: bytes = self.read(path)
         alias = "" if name in self.files else f" ({path.name})"
@@ -573,8 +582,7 @@ async def _predict_each(entries: list[Path], inputs: PredictInputs, *, profile: 
                                       "decisions": [{"rule": x.rule, "accepted": x.accepted, "file": x.file}
                                                     for x in rep.decisions]},
                               notes=r.notes,
-                              not_given=tuple(name.replace(r.mac, "<MAC>") for name, answer in r.served
-                                              if answer.startswith("not given"))))
+                              not_given=tuple(name.replace(r.mac, "<MAC>") for name in r.not_given)))
     if progress is not None:
         progress(len(entries), len(entries))
     return out
