@@ -40,7 +40,7 @@ Rules:
   fails on its own (the checks above) fails only its session; a save that fails, or a lock still held
   after ``lock_wait``, fails every session of that group, none of their records standing. Before, each
   record saved the whole state: in a storm of N enrolments against a lab of N phones, O(N²) work
-  (2,000 phones: ~70 ms of lab CPU per enrolment, phones timing out).
+  (a 2,000-phone lab: ~70 ms of lab CPU per enrolment, phones timing out).
 * **Issued by the CAPF identity current at the record** (our convention): ``phoneemu lab regenerate DIR
   capf`` run by another process while a session runs makes the LSC that session issued (from the CAPF
   key it had) one the lab no longer vouches for. Under the lock, on the state as saved, the record
