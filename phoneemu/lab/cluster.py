@@ -261,7 +261,7 @@ class LabCluster:
         self._save_due = False  # inside saved_once: a change asked for a save
         self._reload_lock = threading.Lock()  # lab serve reloads from its loop and its TVS threads
         #: MIC (certificate, key) per MAC, valid while ``mic.key`` keeps the (inode, size, mtime) it had
-        #: when cached: loading a PEM RSA key validates it (~40 ms), too slow for hundreds of phones.
+        #: when cached: loading a PEM RSA key checks it with a test signature (keys._rsa_key_problem).
         self._mic_cache: dict[str, tuple[tuple[int, int, int], x509.Certificate, PrivateKey]] = {}
 
     # ============================================================== creation
