@@ -28,6 +28,9 @@ Rules:
 * Every TFTP transfer is capped in time like a single phone's (``fetch_max_time``, None = the phone's
   default :func:`~phoneemu.phone.phone.default_tftp_max_time`; our convention, see
   :mod:`phoneemu.phone.phone`): the phones and the ``blksize`` fetchers pass the same cap.
+* ``mic_dir`` (``fleet boot --lab DIR``: the lab's ``phones`` folder): each phone holds the MIC the lab
+  issued it (:func:`phoneemu.fleet.mics.lab_mic`); a phone whose MIC files do not load is not made and
+  counts as failed (outcome ``error``, rule ``not-booted``, the file named in its reason).
 * :func:`boot_many` is the single-process entry point the scenario runner uses for phone groups with
   ``count > 1``; it returns the full reports in the order of the phones.
 """
@@ -45,9 +48,10 @@ from pathlib import Path
 from typing import Any
 
 from phoneemu.crypto import signatures
-from phoneemu.errors import DecodeError, EncodeError
+from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError
 from phoneemu.fleet.loop import resolve_event_loop
 from phoneemu.fleet.metrics import BootRecord, FleetMetrics, peak_rss_mib
+from phoneemu.fleet.mics import lab_mic
 from phoneemu.formats import config as config_fmt
 from phoneemu.formats import signed
 from phoneemu.net.fetch import Fetcher, HttpFetcher, HttpThenTftpFetcher, TftpFetcher
@@ -140,6 +144,8 @@ class FleetSpec:
     blksize: int | None = None  # RFC 2348 TFTP block size to ask for; None = the phone's own (512)
     event_loop: str = "auto"  # shard processes' loop: "auto" (uvloop when installed), "asyncio", "uvloop"
     keylog: str | None = None  # append the phones' TLS secrets (TVS) here: Wireshark, replay --keylog
+    #: a lab's ``phones`` folder: each phone holds the MIC the lab issued it (``fleet.mics``); None: no MIC
+    mic_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.count < 0:
@@ -259,8 +265,10 @@ def fetcher_for(phone: Phone, spec: FleetSpec, pool: TftpClientPool | None) -> F
 
 
 def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | None,
-                tvs: TvsAsker | None = None) -> list[Phone]:
-    """The phones of ``macs`` (shared pool and TVS asker; prestate applied)."""
+                tvs: TvsAsker | None = None, unready: list[tuple[str, str]] | None = None) -> list[Phone]:
+    """The phones of ``macs`` (shared pool and TVS asker; prestate applied; ``spec.mic_dir``: each with
+    its lab MIC). A phone whose lab MIC cannot be loaded is not made: its MAC and why go to ``unready``
+    (the PhoneEmuError is raised when it is None)."""
     profile = get_profile(spec.profile)
     offset = spec.clock_offset_s
 
@@ -270,12 +278,22 @@ def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | 
     asker = tvs if tvs is not None else net_tvs_asker(timeout=spec.tvs_timeout,
                                                       tls_versions=profile.tls_versions, keylog=spec.keylog)
     pre = _Prestater(spec.prestate, profile) if spec.prestate is not None else None
+    mic_dir = Path(spec.mic_dir) if spec.mic_dir is not None else None
     phones: list[Phone] = []
     for value in macs:
         mac = mac_text(value)
+        mic = None
+        if mic_dir is not None:
+            try:
+                mic = lab_mic(mic_dir, mac)
+            except PhoneEmuError as exc:
+                if unready is None:
+                    raise
+                unready.append((mac, f"lab MIC: {exc}"))
+                continue
         # atomic, not fsynced (our convention): the fsyncs halved a --flash storm's rate on a VM disk
         flash = Flash(Path(spec.flash_dir) / mac, profile=profile, durable=False) if spec.flash_dir else None
-        phone = Phone(mac=mac, profile=profile, flash=flash, clock=clock,
+        phone = Phone(mac=mac, profile=profile, flash=flash, clock=clock, mic=mic,
                       events=EventLog(spec.event_limit, max(1, min(8, spec.event_limit))),
                       fetch_timeout=spec.fetch_timeout, fetch_retries=spec.fetch_retries,
                       fetch_max_time=spec.fetch_max_time, http_timeout=spec.fetch_timeout, tftp_pool=pool,
@@ -308,7 +326,14 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
     pool = TftpClientPool(max_sockets=spec.max_sockets, timeout=spec.fetch_timeout,
                           retries=spec.fetch_retries)
     try:
-        phones = make_phones(spec, macs, pool=pool)
+        unready: list[tuple[str, str]] = []
+        phones = make_phones(spec, macs, pool=pool, unready=unready)
+        for mac, why in unready:  # failed before the storm: no phone to boot (its lab MIC does not load)
+            rec = BootRecord(mac=mac, outcome="error", rule="not-booted", latency_s=0.0, end_s=0.0,
+                             reason=why[:300])
+            metrics.add(rec)
+            if spec.keep_records:
+                records.append(rec)
         # tens of thousands of long-lived phone objects: keep the cyclic GC from re-scanning them at
         # every full collection during the storm (gc.freeze moves them to the permanent generation)
         gc.collect()
@@ -323,7 +348,7 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
         cpu0 = _cpu_s()
         start = time.perf_counter()
         stop_at = start + spec.max_time_s if spec.max_time_s is not None else None
-        done = ok = 0
+        done, ok = len(unready), 0
 
         async def worker() -> None:
             nonlocal done, ok
@@ -366,7 +391,8 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
         if on_progress is not None:
             on_progress(done, ok)
         metrics.peak_rss[f"shard-{shard}"] = peak_rss_mib()
-        return ShardResult(shard=shard, metrics=metrics, records=records, not_started=len(phones) - done,
+        return ShardResult(shard=shard, metrics=metrics, records=records,
+                           not_started=len(phones) + len(unready) - done,
                            setup_s=setup_s, verify_hits=cache.hits if cache else 0,
                            verify_misses=cache.misses if cache else 0,
                            intern_hits=SHARED_CACHE.hits - cache_hits0,

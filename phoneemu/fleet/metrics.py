@@ -11,8 +11,10 @@ Rules (issue #6):
 * Percentiles use the nearest-rank method on the sorted latencies (p50, p90, p99, max); an empty
   fleet reports ``None``.
 * "Rate" is boots per second: overall (``boots / wall time``), and per one-second bucket of end times
-  (:meth:`FleetMetrics.rate_series`) for the plot; ``sustained`` is the median of the full
-  buckets between the first and last boot (our convention: the ramp-up and tail seconds are dropped).
+  (:meth:`FleetMetrics.rate_series`) for the plot; ``sustained`` is the mean rate over the full
+  buckets between the first and last (our convention: the ramp-up and tail seconds are dropped; a mean,
+  not a median, so a storm whose boots end in bursts — CAPF enrolments recorded in groups — is not
+  reported as 0/s when most seconds see none end).
 * Each record also keeps the boot's trust-list outcomes (``itl``, ``ctl``: installed, updated,
   unchanged, empty, rejected, absent — ``BootReport.trust``), counted as ``by_trust`` ("ITL updated":
   50): after a certificate change, which phones took the new list and which kept the old one.
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import math
 import resource
-import statistics
 import sys
 from array import array
 from collections import Counter
@@ -236,12 +237,12 @@ class FleetMetrics:
         return out
 
     def sustained_rate(self, bucket_s: float = 1.0) -> float:
-        """Median boots/s over the full buckets between ramp-up and tail (overall rate if too short)."""
+        """Mean boots/s over the full buckets between ramp-up and tail (overall rate if too short)."""
         series = self.rate_series(bucket_s)
         inner = series[1:-1]
         if len(inner) < 3:
             return self.rate()
-        return float(statistics.median(inner)) / bucket_s
+        return sum(inner) / (len(inner) * bucket_s)
 
     def latency_percentiles(self) -> dict[str, float | None]:
         """p50/p90/p99/max latency in milliseconds."""

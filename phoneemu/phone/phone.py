@@ -143,7 +143,7 @@ class Phone:
         profile: PhoneProfile,
         flash: Flash | None,
         clock: Callable[[], int],
-        mic: tuple[x509.Certificate, PrivateKey] | None = None,
+        mic: tuple[x509.Certificate, PrivateKey] | Credential | None = None,
         events: EventLog | None = None,
         image_signers: Sequence[x509.Certificate] = (),
         capf_retries: int = 3,
@@ -194,7 +194,7 @@ class Phone:
         else:
             self._store = TrustStore(profile=profile)
         if mic is not None:
-            self._store.mic = Credential.of(*mic)
+            self._store.mic = mic if isinstance(mic, Credential) else Credential.of(*mic)
             # a damaged MIC on flash is still reported, with what happens now: the given one replaces it
             given = "not loaded (the MIC given replaces it)"
             self._flash_problems = [p.replace(dropped_credential("mic"), given) for p in self._flash_problems]

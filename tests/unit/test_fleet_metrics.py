@@ -105,6 +105,11 @@ def test_sustained_rate_drops_ramp_and_tail() -> None:
         for _ in range(n):
             m.add(_rec(end=sec + 0.5))
     assert m.sustained_rate() == 100.0
+    bursts = FleetMetrics()  # boots that end in bursts (CAPF groups): most seconds see none end
+    for sec, n in enumerate([5, 0, 90, 0, 0, 60, 0, 7]):
+        for _ in range(n):
+            bursts.add(_rec(end=sec + 0.5))
+    assert bursts.sustained_rate() == 25.0
     empty = FleetMetrics()
     assert empty.rate() == 0.0 and empty.rate_series() == [] and empty.latency_percentiles()["p50"] is None
 

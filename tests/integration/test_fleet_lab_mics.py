@@ -1,0 +1,100 @@
+"""``fleet boot --lab DIR``: fleet phones holding their lab MICs enrol with CAPF by MIC (capfAuthMode 4).
+
+Over loopback against a seeded lab whose phones have a pending CAPF install authenticated by MIC:
+phones without a MIC are refused (spec §F.6), phones with theirs enrol and the lab records each LSC.
+A phone whose ``mic.key`` is damaged is not booted: it fails with the file named, the others go on.
+The CLI checks, before any boot, that the folder is a lab and holds every MAC of the run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from phoneemu.cli import main
+from phoneemu.fleet.engine import FleetSpec, mac_text, run_shard
+from phoneemu.fleet.mics import lab_mic, missing_macs
+from phoneemu.lab.cluster import LabCluster
+from phoneemu.lab.servers import LabServers
+from phoneemu.phone.boot import BootTarget
+from tests.helpers import run_within
+
+NOW = 1_780_000_000
+HOST = "127.0.0.1"
+START = 0x0A0000000200
+COUNT = 6
+DAMAGED = mac_text(START + 4)
+
+run = run_within(120)
+
+
+def _lab(tmp: Path) -> LabCluster:
+    c = LabCluster.init(tmp / "lab", seed=5, key_spec="rsa1024", now=NOW)
+    c.add_phones([mac_text(START + i) for i in range(COUNT)], capf_operation="install", capf_auth_mode="mic",
+                 lsc_key="ec-p256", now=NOW)
+    return c
+
+
+def _storm(c: LabCluster, *, with_mics: bool) -> Any:
+    async def body() -> Any:
+        async with LabServers(c, host=HOST) as srv:
+            target = BootTarget(host=HOST, tftp_port=srv.ports["tftp"], http_port=srv.ports["http"])
+            spec = FleetSpec(target=target, count=COUNT, mac_start=START, keep_records=True,
+                             mic_dir=str(c.root / "phones") if with_mics else None)
+            return await run_shard(spec, range(START, START + COUNT))
+    return run(body())
+
+
+def test_phones_with_their_lab_mics_enrol_by_mic(tmp_path: Path) -> None:
+    c = _lab(tmp_path)
+    without = _storm(c, with_mics=False)
+    assert {r.rule for r in without.records} == {"F.6-capf-rejected"}
+    assert all(c.phone_lsc(mac_text(START + i)) is None for i in range(COUNT))
+
+    key = c.root / "phones" / DAMAGED / "mic.key"
+    key.write_bytes(key.read_bytes()[:200])  # cut: no END line
+    res = _storm(c, with_mics=True)
+    by_mac = {r.mac: r for r in res.records}
+    assert len(by_mac) == COUNT and res.not_started == 0
+    bad = by_mac.pop(DAMAGED)
+    assert (bad.outcome, bad.rule) == ("error", "not-booted")
+    assert bad.reason.startswith(f"lab MIC: {key} at offset 0: truncated: a PEM private key block")
+    assert res.metrics.failed == 1
+    c = LabCluster.open(c.root)
+    for mac, rec in by_mac.items():
+        assert rec.outcome == "ok", (mac, rec.rule, rec.reason)
+        assert c.phone_lsc(mac) is not None, mac
+    assert c.phone_lsc(DAMAGED) is None
+
+
+def test_lab_mic_names_the_file_it_cannot_use(tmp_path: Path) -> None:
+    c = LabCluster.init(tmp_path / "lab", seed=6, key_spec="rsa1024", now=NOW)
+    a, b = mac_text(START), mac_text(START + 1)
+    c.add_phones([a, b], now=NOW)
+    folder = c.root / "phones"
+    cred = lab_mic(folder, a)
+    assert cred.cert().subject == c.phone_identity(a)[0].subject
+    assert cred.key().public_key().public_numbers() == c.phone_identity(a)[1].public_key().public_numbers()
+    # b's key beside a's certificate: not its key
+    (folder / a / "mic.key").write_bytes((folder / b / "mic.key").read_bytes())
+    with pytest.raises(Exception, match=rf"{folder / a / 'mic.key'}: not the private key of the certificate"):
+        lab_mic(folder, a)
+    (folder / b / "mic.pem").unlink()
+    with pytest.raises(Exception, match=rf"{folder / b / 'mic.pem'}: no such file \(the lab has no MIC"):
+        lab_mic(folder, b)
+    assert missing_macs(folder, [a, mac_text(START + 9), b]) == [mac_text(START + 9)]
+
+
+def test_cli_checks_the_lab_before_any_boot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    c = LabCluster.init(tmp_path / "lab", seed=7, key_spec="rsa1024", now=NOW)
+    c.add_phones([mac_text(START + i) for i in range(3)], now=NOW)
+    common = ["fleet", "boot", "--tftp", "127.0.0.1:9", "--mac-start", mac_text(START), "-q"]
+    assert main([*common, "--count", "5", "--lab", str(c.root)]) == 2
+    err = capsys.readouterr().err
+    assert f"--lab {c.root}: 2 of the 5 phones are not in the lab ({mac_text(START + 3)}, " in err
+    assert f"lab phone add {c.root} --mac {mac_text(START + 3)} --count N" in err
+    assert "Traceback" not in err
+    assert main([*common, "--count", "3", "--lab", str(tmp_path)]) == 2
+    assert "not a lab cluster folder (no cluster.json" in capsys.readouterr().err
