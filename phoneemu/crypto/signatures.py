@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from typing import cast
+from typing import Any, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
@@ -140,14 +140,30 @@ def _type1_pad(h: bytes, k: int) -> bytes:
     return b"\x00\x01" + b"\xff" * (k - 3 - len(h)) + b"\x00" + h
 
 
+#: cryptography's PKCS#1 v1.5 signing without a DigestInfo (``utils.NoDigestInfo``, cryptography 47+)
+_NO_DIGEST_INFO: Any = getattr(utils, "NoDigestInfo", None)
+
+
 def sign_raw_digest(key: PrivateKey, data: bytes, alg: HashAlg) -> bytes:
-    """CAPF signed data (spec §F.7): raw RSA on type-1-padded bare hash; ECDSA for EC keys."""
+    """CAPF signed data (spec §F.7): raw RSA on type-1-padded bare hash; ECDSA for EC keys.
+
+    RSA is OpenSSL's PKCS#1 v1.5 signature with no DigestInfo (0.3 ms for RSA-2048); with a
+    cryptography too old for that, Python's ``pow`` with the Chinese remainder theorem (6 ms; two per
+    CAPF authentication), its result checked with the public exponent before it is sent, as OpenSSL
+    checks its own CRT results."""
     h = digest(alg, data)
     if isinstance(key, rsa.RSAPrivateKey):
+        if _NO_DIGEST_INFO is not None:
+            return key.sign(h, padding.PKCS1v15(), _NO_DIGEST_INFO())
         k = (key.key_size + 7) // 8
         n = key.private_numbers()
+        modulus = n.public_numbers.n
         m = int.from_bytes(_type1_pad(h, k), "big")
-        return pow(m, n.d, n.public_numbers.n).to_bytes(k, "big")
+        s_p, s_q = pow(m, n.dmp1, n.p), pow(m, n.dmq1, n.q)
+        s = s_q + n.q * ((n.iqmp * (s_p - s_q)) % n.p)
+        if pow(s, n.public_numbers.e, modulus) != m:  # a key whose CRT parts disagree: never sent wrong
+            s = pow(m, n.d, modulus)
+        return s.to_bytes(k, "big")
     return key.sign(h, ec.ECDSA(utils.Prehashed(alg.hazmat())))
 
 
