@@ -18,6 +18,9 @@ Rules (issue #6):
 * Each record also keeps the boot's trust-list outcomes (``itl``, ``ctl``: installed, updated,
   unchanged, empty, rejected, absent — ``BootReport.trust``), counted as ``by_trust`` ("ITL updated":
   50): after a certificate change, which phones took the new list and which kept the old one.
+* And how its CAPF session ended (``capf``: the rule of its last CAPF decision, §F), counted as
+  ``by_capf`` ("F.6-lsc-installed": 1998, "F.6-capf-rejected": 2): a CAPF failure does not fail a boot
+  whose config is accepted, so an enrolment storm is read here; the first few failures keep their reason.
 * Peak RSS comes from ``resource.getrusage`` (``ru_maxrss`` is KiB on Linux, bytes on macOS):
   :func:`peak_rss_mib` for this process, ``children=True`` for the largest finished child.
 """
@@ -75,6 +78,10 @@ class BootRecord:
     signer: str | None = None  # the deciding decision's file signer, kept for failed boots only
     over_http: int = 0  # files this boot received over HTTP 6970 (spec §H.1)
     over_tftp: int = 0  # ... over TFTP (a cp-8861's fallback when HTTP fails; older models' only way)
+    #: the rule of this boot's last CAPF decision (F.6-lsc-installed, F.6-capf-rejected, F.1-...,
+    #: F.7-...): how its CAPF session ended; None when the config asked for none
+    capf: str | None = None
+    capf_reason: str | None = None  # that decision's reason, kept when it was not accepted
 
     @classmethod
     def of(cls, report: BootReport, *, latency_s: float, end_s: float) -> BootRecord:
@@ -84,10 +91,12 @@ class BootRecord:
         signer = d.signer[:300] if d is not None and d.signer and outcome != "ok" else None
         over = list(report.fetched_over.values())
         http = over.count("http")
+        capf = next((c for c in reversed(report.decisions) if c.kind == "capf"), None)
         return cls(mac=report.mac, outcome=outcome, rule=d.rule if d is not None else None,
                    latency_s=latency_s, end_s=end_s, tvs_used=report.tvs_used, reason=reason,
                    itl=report.trust.get("ITL"), ctl=report.trust.get("CTL"), signer=signer,
-                   over_http=http, over_tftp=len(over) - http)
+                   over_http=http, over_tftp=len(over) - http, capf=capf.rule if capf is not None else None,
+                   capf_reason=capf.reason[:300] if capf is not None and not capf.accepted else None)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mac": self.mac, "outcome": self.outcome, "rule": self.rule,
@@ -103,6 +112,10 @@ class BootRecord:
             out["signer"] = self.signer
         if self.over_http or self.over_tftp:
             out["files_over"] = {"http": self.over_http, "tftp": self.over_tftp}
+        if self.capf is not None:
+            out["capf"] = self.capf
+        if self.capf_reason is not None:
+            out["capf_reason"] = self.capf_reason
         return out
 
 
@@ -156,6 +169,8 @@ class FleetMetrics:
         self.by_outcome: Counter[str] = Counter()
         self.by_rule: Counter[str] = Counter()
         self.by_trust: Counter[str] = Counter()  # "ITL updated", "CTL absent", ...
+        self.by_capf: Counter[str] = Counter()  # "F.6-lsc-installed", "F.6-capf-rejected", ...
+        self.capf_failures: list[dict[str, Any]] = []  # the first few CAPF sessions that failed
         self.tvs_used = 0
         self.files_over: Counter[str] = Counter()  # "http"/"tftp" -> files received that way
         self.latencies = array("d")
@@ -173,6 +188,10 @@ class FleetMetrics:
             if outcome is not None:
                 self.by_trust[f"{kind} {outcome}"] += 1
         self.tvs_used += rec.tvs_used
+        if rec.capf is not None:
+            self.by_capf[rec.capf] += 1
+            if rec.capf_reason is not None and len(self.capf_failures) < _FAILURES_SHOWN:
+                self.capf_failures.append({"mac": rec.mac, "capf": rec.capf, "reason": rec.capf_reason})
         if rec.over_http:
             self.files_over["http"] += rec.over_http
         if rec.over_tftp:
@@ -191,6 +210,8 @@ class FleetMetrics:
         self.by_outcome.update(other.by_outcome)
         self.by_rule.update(other.by_rule)
         self.by_trust.update(other.by_trust)
+        self.by_capf.update(other.by_capf)
+        self.capf_failures.extend(other.capf_failures[:_FAILURES_SHOWN - len(self.capf_failures)])
         self.tvs_used += other.tvs_used
         self.files_over.update(other.files_over)
         self.latencies.extend(other.latencies)
@@ -262,6 +283,8 @@ class FleetMetrics:
             "by_outcome": dict(self.by_outcome.most_common()),
             "by_rule": dict(self.by_rule.most_common()),
             "by_trust": dict(sorted(self.by_trust.items())),
+            "by_capf": dict(self.by_capf.most_common()),
+            "capf_failures": list(self.capf_failures),
             "tvs_used": self.tvs_used,
             "files_over": dict(sorted(self.files_over.items())),
             "latency_ms": self.latency_percentiles(),
@@ -286,6 +309,9 @@ class FleetMetrics:
         lines += [f"  {v:>8}  {k}" for k, v in s["by_rule"].items()]
         if s["by_trust"]:
             lines.append("trust lists: " + ", ".join(f"{k} {v}" for k, v in s["by_trust"].items()))
+        if s["by_capf"]:
+            lines.append("CAPF: " + ", ".join(f"{k} {v}" for k, v in s["by_capf"].items()))
+            lines += [f"  CAPF failed: {f['mac']} ({f['capf']}): {f['reason']}" for f in s["capf_failures"]]
         if s["files_over"]:
             lines.append("files received: "
                          + ", ".join(f"{v} over {k.upper()}" for k, v in s["files_over"].items()))
@@ -308,7 +334,8 @@ class FleetMetrics:
     # ------------------------------------------------------------------ transport between processes
     def to_state(self) -> dict[str, Any]:
         return {"by_outcome": dict(self.by_outcome), "by_rule": dict(self.by_rule),
-                "by_trust": dict(self.by_trust), "tvs_used": self.tvs_used,
+                "by_trust": dict(self.by_trust), "by_capf": dict(self.by_capf),
+                "capf_failures": list(self.capf_failures), "tvs_used": self.tvs_used,
                 "files_over": dict(self.files_over),
                 "latencies": self.latencies.tobytes(), "end_times": self.end_times.tobytes(),
                 "wall_s": self.wall_s, "peak_rss": dict(self.peak_rss), "failures": list(self.failures)}
@@ -319,6 +346,8 @@ class FleetMetrics:
         m.by_outcome.update(state["by_outcome"])
         m.by_rule.update(state["by_rule"])
         m.by_trust.update(state.get("by_trust", {}))
+        m.by_capf.update(state.get("by_capf", {}))
+        m.capf_failures.extend(state.get("capf_failures", []))
         m.tvs_used = int(state["tvs_used"])
         m.files_over.update(state.get("files_over", {}))
         m.latencies.frombytes(state["latencies"])

@@ -51,6 +51,8 @@ def test_phones_with_their_lab_mics_enrol_by_mic(tmp_path: Path) -> None:
     c = _lab(tmp_path)
     without = _storm(c, with_mics=False)
     assert {r.rule for r in without.records} == {"F.6-capf-rejected"}
+    assert without.metrics.by_capf == {"F.6-capf-rejected": COUNT}
+    assert len(without.metrics.capf_failures) == 5  # the first few, with why
     assert all(c.phone_lsc(mac_text(START + i)) is None for i in range(COUNT))
 
     key = c.root / "phones" / DAMAGED / "mic.key"
@@ -62,6 +64,7 @@ def test_phones_with_their_lab_mics_enrol_by_mic(tmp_path: Path) -> None:
     assert (bad.outcome, bad.rule) == ("error", "not-booted")
     assert bad.reason.startswith(f"lab MIC: {key} at offset 0: truncated: a PEM private key block")
     assert res.metrics.failed == 1
+    assert res.metrics.by_capf == {"F.6-lsc-installed": COUNT - 1}
     c = LabCluster.open(c.root)
     for mac, rec in by_mac.items():
         assert rec.outcome == "ok", (mac, rec.rule, rec.reason)

@@ -225,3 +225,38 @@ def test_peak_rss_of_a_spawned_child_is_its_own() -> None:
     assert peak_rss_mib() > 200.0
     assert child < 150.0, child
     del ballast
+
+
+def test_capf_outcomes_are_counted_and_survive_merge_and_transport() -> None:
+    """A CAPF failure does not fail a boot whose config is accepted: the storm is read in ``by_capf``."""
+    ok = Decision(rule="G.4-signed-by-itl-tftp", accepted=True, reason="config", file="SEP.cnf.xml.sgn")
+    server = Decision(rule="F.1-capf-server-in-itl", accepted=True, reason="server ok", file="h", kind="capf")
+    refused = Decision(rule="F.6-capf-rejected", accepted=False, reason="CAPF ended the session: bad data",
+                       file="", kind="capf")
+    installed = Decision(rule="F.6-lsc-installed", accepted=True, reason="issued", file="", kind="capf")
+
+    def rec(mac: str, *decisions: Decision) -> BootRecord:
+        report = BootReport(mac=mac, ok=True, trust={}, config="accepted", config_file=None, encrypted=False,
+                            decisions=(*decisions, ok), deciding=ok, statuses=(), firmware="none", load=None,
+                            lsc="absent", locked_out=False, tvs_used=False, timeline=(), duration_s=0.01)
+        return BootRecord.of(report, latency_s=0.1, end_s=0.2)
+
+    a, b = FleetMetrics(), FleetMetrics()
+    a.add(rec("0A0000000001", server, installed))
+    a.add(rec("0A0000000002", server, refused))
+    b.add(rec("0A0000000003"))  # no CAPF session asked for
+    b.add(rec("0A0000000004", installed))
+    assert a.by_capf == {"F.6-lsc-installed": 1, "F.6-capf-rejected": 1}
+    m = FleetMetrics.from_state(a.to_state()).merge(FleetMetrics.from_state(b.to_state()))
+    assert m.by_outcome == {"ok": 4} and m.failed == 0
+    assert m.by_capf == {"F.6-lsc-installed": 2, "F.6-capf-rejected": 1}
+    text = m.render()
+    assert "CAPF: F.6-lsc-installed 2, F.6-capf-rejected 1" in text
+    assert "  CAPF failed: 0A0000000002 (F.6-capf-rejected): CAPF ended the session: bad data" in text
+    assert m.summary()["capf_failures"] == [{"mac": "0A0000000002", "capf": "F.6-capf-rejected",
+                                             "reason": "CAPF ended the session: bad data"}]
+    record = rec("0A0000000002", server, refused).as_dict()
+    assert record["capf"] == "F.6-capf-rejected"
+    assert record["capf_reason"] == "CAPF ended the session: bad data"
+    assert "capf" not in rec("0A0000000003").as_dict()
+    assert "CAPF" not in FleetMetrics().render()
