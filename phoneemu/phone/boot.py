@@ -708,7 +708,7 @@ class _Boot:
             self.note("capf", f"CAPF session with {host_port(server.host, server.port)} (auth mode {mode})")
             got = await self.capf_attempt(server, mode, known)
             if isinstance(got, CapfResult):
-                return self.capf_result(got)
+                return self.capf_result(got, mode)
             failed = got
             self.note("capf", failed.note)
         assert failed is not None
@@ -763,7 +763,7 @@ class _Boot:
         except (PhoneEmuError, OSError) as exc:
             return _CapfFailed(note=f"CAPF error: {exc}", message=str(exc))
 
-    def capf_result(self, result: CapfResult) -> bool:
+    def capf_result(self, result: CapfResult, mode: int) -> bool:
         out = result.outcome
         if out == "installed" and result.certificate is not None and result.key is not None:
             self.store.lsc = Credential.of_der(result.certificate, result.key)
@@ -785,9 +785,12 @@ class _Boot:
             self.record(Decision(rule=f"F.6-{out}", accepted=True, file="", kind="capf",
                                  reason=f"CAPF session ended: {out}"))
             return False
-        self.record(Decision(rule="F.6-capf-rejected", accepted=False, file="", kind="capf",
-                             reason=f"CAPF ended the session: {result.detail or out} "
-                             f"(reason {result.reason})",
+        why = f"CAPF ended the session: {result.detail or out} (reason {result.reason})"
+        if mode in (3, 4) and self.store.lsc is None and self.store.mic is None:
+            held = "an LSC or a MIC" if mode == 3 else "a MIC or an LSC"
+            why += (f"; the phone holds no certificate to authenticate with (capfAuthMode {mode} needs "
+                    f"{held}, spec §F.7)")
+        self.record(Decision(rule="F.6-capf-rejected", accepted=False, file="", kind="capf", reason=why,
                              reason_code=VerifyReason.OTHER))
         return False
 

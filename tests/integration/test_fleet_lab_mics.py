@@ -53,6 +53,9 @@ def test_phones_with_their_lab_mics_enrol_by_mic(tmp_path: Path) -> None:
     assert {r.rule for r in without.records} == {"F.6-capf-rejected"}
     assert without.metrics.by_capf == {"F.6-capf-rejected": COUNT}
     assert len(without.metrics.capf_failures) == 5  # the first few, with why
+    hint = ("; the phone holds no certificate to authenticate with (capfAuthMode 4 needs a MIC or an LSC, "
+            "spec §F.7)")
+    assert all(f["reason"].endswith(hint) for f in without.metrics.capf_failures)
     assert all(c.phone_lsc(mac_text(START + i)) is None for i in range(COUNT))
 
     key = c.root / "phones" / DAMAGED / "mic.key"
