@@ -4,12 +4,16 @@ our one-item-per-line layout reads back as the same state, and each phone's line
 from __future__ import annotations
 
 import json
+import types
+import typing
 from dataclasses import asdict
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from phoneemu.lab.state import ClusterState, LogEntry, PhoneState
+from phoneemu.lab import state
+from phoneemu.lab.state import ClusterState, LogEntry, PhoneState, TrustedCert
 from phoneemu.values import MAX_TIME, MIN_TIME
 
 _text = st.text(max_size=30)  # quotes, backslashes, newlines, "}," and non-ASCII included
@@ -36,3 +40,38 @@ def test_state_json_reads_back_whatever_the_text(phones: dict[str, PhoneState], 
     for mac, ph in phones.items():
         (line,) = [ln for ln in lines if ln.startswith(f'    "{mac}": ')]
         assert json.loads(line.split(": ", 1)[1].rstrip(",")) == asdict(ph)
+
+
+def _reference_conforms(value: object, hint: object) -> bool:
+    """The type rule of ``state._conforms`` as written before it was compiled per hint (the oracle)."""
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return True
+    if hint is None or hint is type(None):
+        return value is None
+    if origin in (typing.Union, types.UnionType):
+        return any(_reference_conforms(value, h) for h in typing.get_args(hint))
+    if origin is dict:
+        key_t, val_t = typing.get_args(hint)
+        return isinstance(value, dict) and all(_reference_conforms(k, key_t) and _reference_conforms(v, val_t)
+                                               for k, v in value.items())
+    if origin is list:
+        (item_t,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_reference_conforms(v, item_t) for v in value)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    assert isinstance(hint, type)
+    return isinstance(value, hint)
+
+
+_HINTS = sorted({hint for cls in (ClusterState, PhoneState, LogEntry, TrustedCert)
+                 for hint in typing.get_type_hints(cls).values()}, key=str)
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | _text,
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
+                     max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(_HINTS), _json)
+def test_compiled_type_check_is_the_rule(hint: object, value: object) -> None:
+    assert state._conforms(value, hint) == _reference_conforms(value, hint)
