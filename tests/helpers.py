@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import shutil
 import ssl
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import pytest
+
+from phoneemu.crypto.keys import _der_len as der_len
 
 T = TypeVar("T")
 
@@ -173,3 +176,18 @@ def cli_parsers(p: argparse.ArgumentParser,
         if isinstance(action, argparse._SubParsersAction):
             for sub_name, sub in action.choices.items():
                 yield from cli_parsers(sub, f"{name} {sub_name}")
+
+
+def _der_int(v: int) -> bytes:
+    body = v.to_bytes(v.bit_length() // 8 + 1, "big", signed=True)
+    while len(body) > 1 and ((body[0] == 0 and body[1] < 0x80) or (body[0] == 0xFF and body[1] >= 0x80)):
+        body = body[1:]  # minimal two's complement (DER)
+    return b"\x02" + der_len(len(body)) + body
+
+
+def pkcs1_private_key_pem(n: int, e: int, d: int, p: int, q: int, dmp1: int, dmq1: int, iqmp: int) -> bytes:
+    """A PKCS#1 ``RSA PRIVATE KEY`` PEM of any integers, consistent or not (cryptography refuses to
+    build some of them: p·q ≠ n, say), for tests of what a key loader accepts."""
+    body = _der_int(0) + b"".join(_der_int(v) for v in (n, e, d, p, q, dmp1, dmq1, iqmp))
+    der = b"\x30" + der_len(len(body)) + body
+    return b"-----BEGIN RSA PRIVATE KEY-----\n" + base64.encodebytes(der) + b"-----END RSA PRIVATE KEY-----\n"

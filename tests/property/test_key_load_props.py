@@ -4,8 +4,6 @@ our check in place of OpenSSL's)."""
 
 from __future__ import annotations
 
-import base64
-
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from hypothesis import HealthCheck, given, settings
@@ -13,6 +11,7 @@ from hypothesis import strategies as st
 
 from phoneemu.crypto import keys
 from phoneemu.errors import DecodeError
+from tests.helpers import pkcs1_private_key_pem
 
 _KEY = keys.generate_key(keys.KeySpec(kind="rsa", bits=1024), unsafe_seed="key-load-props")
 assert isinstance(_KEY, rsa.RSAPrivateKey)
@@ -22,24 +21,8 @@ _VALUES = {"n": _N.public_numbers.n, "e": _N.public_numbers.e, "d": _N.d, "p": _
            "dmp1": _N.dmp1, "dmq1": _N.dmq1, "iqmp": _N.iqmp}
 
 
-def _der_len(n: int) -> bytes:
-    if n < 0x80:
-        return bytes([n])
-    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(raw)]) + raw
-
-
-def _der_int(v: int) -> bytes:
-    body = v.to_bytes(v.bit_length() // 8 + 1, "big", signed=True)
-    while len(body) > 1 and ((body[0] == 0 and body[1] < 0x80) or (body[0] == 0xFF and body[1] >= 0x80)):
-        body = body[1:]  # minimal two's complement (DER)
-    return b"\x02" + _der_len(len(body)) + body
-
-
 def _pem(values: dict[str, int]) -> bytes:
-    body = _der_int(0) + b"".join(_der_int(values[f]) for f in _FIELDS)
-    der = b"\x30" + _der_len(len(body)) + body
-    return b"-----BEGIN RSA PRIVATE KEY-----\n" + base64.encodebytes(der) + b"-----END RSA PRIVATE KEY-----\n"
+    return pkcs1_private_key_pem(*(values[f] for f in _FIELDS))
 
 
 _CHANGE = st.one_of(

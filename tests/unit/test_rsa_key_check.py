@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import math
 
 import pytest
@@ -10,6 +9,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from phoneemu.crypto import keys
 from phoneemu.errors import DecodeError
+from tests.helpers import pkcs1_private_key_pem
 
 
 @pytest.fixture(scope="module")
@@ -22,25 +22,6 @@ def good() -> rsa.RSAPrivateNumbers:
 def _pem(numbers: rsa.RSAPrivateNumbers) -> bytes:
     """The PEM of ``numbers`` as they are (cryptography told not to check them)."""
     return keys.private_key_pem(numbers.private_key(unsafe_skip_rsa_key_validation=True))
-
-
-def _der_int(v: int) -> bytes:
-    body = v.to_bytes(v.bit_length() // 8 + 1, "big")
-    return b"\x02" + _der_len(len(body)) + body
-
-
-def _der_len(n: int) -> bytes:
-    if n < 0x80:
-        return bytes([n])
-    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(raw)]) + raw
-
-
-def _pkcs1_pem(n: int, e: int, d: int, p: int, q: int, dmp1: int, dmq1: int, iqmp: int) -> bytes:
-    """A PKCS#1 ``RSA PRIVATE KEY`` PEM of any numbers (for parts cryptography would not build)."""
-    body = b"".join(_der_int(v) for v in (0, n, e, d, p, q, dmp1, dmq1, iqmp))
-    der = b"\x30" + _der_len(len(body)) + body
-    return b"-----BEGIN RSA PRIVATE KEY-----\n" + base64.encodebytes(der) + b"-----END RSA PRIVATE KEY-----\n"
 
 
 def _with(numbers: rsa.RSAPrivateNumbers, **changes: int) -> rsa.RSAPrivateNumbers:
@@ -75,7 +56,7 @@ def test_primes_that_do_not_make_the_modulus_are_refused(good: rsa.RSAPrivateNum
     assert isinstance(other, rsa.RSAPrivateKey)
     o = other.private_numbers()
     pub = good.public_numbers
-    pem = _pkcs1_pem(pub.n, pub.e, good.d, o.p, o.q, o.dmp1, o.dmq1, o.iqmp)
+    pem = pkcs1_private_key_pem(pub.n, pub.e, good.d, o.p, o.q, o.dmp1, o.dmq1, o.iqmp)
     with pytest.raises(DecodeError, match="do not multiply to the modulus n"):
         keys.load_private_key_pem(pem, source="k.pem")
 
