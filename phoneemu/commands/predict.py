@@ -70,7 +70,9 @@ name. TVS needs the installed config (the phone asks the TVS servers it names; a
 offline: vouches for --tvs-cert certificates, "not found" for others, and is unreachable when no
 --tvs-cert is given (--tvs-reachable: it answers "not found" to everything, as the old cluster's TVS
 does before a bulk certificate export). A --tvs-cert the phone cannot use is reported as a "note:"
-line. CAPF is unreachable.
+line. CAPF is unreachable. A --flash (--fleet-flash) phone also holds that flash's MIC, LSC and
+manual key (read, never changed), so it decrypts a new encrypted config as that phone would
+(spec §G.12); a damaged one is a "note:" line and not used.
 
 Before it asks, the phone checks the TVS server's own certificate against its installed ITL's TVS
 records (spec §E.1). When the new ITL names the TVS at the address the phone asks, with the same
@@ -260,7 +262,8 @@ def handler(args: argparse.Namespace) -> int:
         installed_config=args.installed_config, mac=args.mac,
         profile=args.profile, now=now, tvs_certs=pem_certificates(args.tvs_cert), tvs_roles=roles,
         image_signers=pem_certificates(args.image_signer), installed_config_key=key,
-        tvs_server_certs=pem_certificates(args.tvs_server_cert), tvs_reachable=args.tvs_reachable))
+        tvs_server_certs=pem_certificates(args.tvs_server_cert), tvs_reachable=args.tvs_reachable,
+        keys_from=args.flash))
     held = (("CTL", args.installed_ctl), ("ITL", args.installed_itl))
     installed = " and ".join(f"{k} {p.name}" for k, p in held if p is not None) or "no trust list"
     doc = {"mac": result.mac, "profile": args.profile, "now": now,

@@ -272,6 +272,16 @@ class Flash:
             store.firmware_load = load
         return store
 
+    def held_keys(self) -> tuple[Credential | None, Credential | None, bytes | None]:
+        """The MIC, LSC and manual config key (``symmetric.key``) the flash holds, each read and checked
+        as :meth:`load` reads it (a damaged one is noted in :attr:`problems` and None), **without
+        changing anything**: no interrupted pair replacement settled, no temporary file removed
+        (``predict`` reads a phone's flash to decrypt the new configs as the phone would, spec §G.12)."""
+        self.problems = []
+        if not self.path.is_dir():
+            return None, None, None
+        return self._credential("mic"), self._credential("lsc"), self._read("symmetric.key", 64) or None
+
     def _state(self) -> dict[str, Any]:
         raw = self._read(STATE_FILE, _MAX_STATE)
         if raw is None:

@@ -364,12 +364,13 @@ async def predict_boot(new_files: Sequence[Path] | PredictInputs, *, installed_i
                        tvs_roles: frozenset[int] = frozenset({0, 2}),
                        image_signers: Sequence[Any] = (), installed_config_key: Any = None,
                        tvs_server_certs: Sequence[Any] = (), tvs_reachable: bool = False,
-                       asked: set[Path] | None = None) -> PredictResult:
+                       asked: set[Path] | None = None, keys_from: Path | None = None) -> PredictResult:
     """Boot a phone holding the installed lists on ``new_files`` (see module rules); a
     :class:`PredictInputs` shares the reading and parsing of the new files among many phones.
     ``asked`` (a fleet): the named files this phone asked for are added to it, and no note is made
     of those it did not (another phone's files are no typo; :func:`predict_fleet` notes the files no
-    phone asked for, once)."""
+    phone asked for, once). ``keys_from``: a phone's flash whose MIC, LSC and manual key the phone holds
+    (read only), so that it decrypts new encrypted configs as that phone would."""
     from phoneemu.formats.config import normalise_mac
     from phoneemu.phone.boot import BootTarget
     from phoneemu.phone.phone import Phone
@@ -411,6 +412,8 @@ async def predict_boot(new_files: Sequence[Path] | PredictInputs, *, installed_i
                   tvs=tvs, capf=no_capf, sleep=no_sleep,
                   image_signers=tuple(image_signers), capf_retries=0)
     held.restore(phone)
+    if keys_from is not None:
+        notes += _hold_keys(phone, keys_from, prof)
     fetcher = _FileFetcher(files, phone_mac, folder=inputs.folder, read=inputs.read)
     report = await phone.boot(BootTarget(host="files", tftp_port=69, use_http=False), fetcher=fetcher)
     notes += list(dict.fromkeys(refused))
@@ -419,6 +422,24 @@ async def predict_boot(new_files: Sequence[Path] | PredictInputs, *, installed_i
     else:
         asked.update(p for p in _used(fetcher) if p is not None)
     return PredictResult(mac=phone_mac, served=tuple(fetcher.served), report=report, notes=tuple(notes))
+
+
+def _hold_keys(phone: Any, flash_dir: Path, profile: Any) -> list[str]:
+    """Give ``phone`` the MIC, LSC and manual key of the flash ``flash_dir`` (read only); the notes say
+    what could not be used, and why."""
+    from phoneemu.errors import EncodeError
+    from phoneemu.phone.flash import Flash
+
+    reader = Flash(flash_dir, profile=profile, durable=False)
+    mic, lsc, symmetric = reader.held_keys()
+    notes = [f"{flash_dir}: {problem}" for problem in reader.problems]
+    phone.store.mic, phone.store.lsc = mic, lsc
+    if symmetric is not None:
+        try:
+            phone.store.set_symmetric_key(symmetric)
+        except EncodeError as exc:
+            notes.append(f"{flash_dir}: symmetric.key: {exc.message}; not used")
+    return notes
 
 
 def _used(fetcher: _FileFetcher) -> set[Path | None]:
@@ -561,7 +582,7 @@ async def _predict_each(entries: list[Path], inputs: PredictInputs, *, profile: 
         try:
             r = await predict_boot(inputs, installed_itl=held["itl"], installed_ctl=held["ctl"],
                                    installed_config=held["config"], mac=mac, profile=prof, now=now,
-                                   **options)
+                                   keys_from=d, **options)
         except PhoneEmuError as exc:
             out.append(FleetPhone(entry=d.name, mac=mac, profile=prof, skipped=str(exc)))
             continue
