@@ -30,7 +30,8 @@ def add_installed_options(p: Any, *, when: str) -> None:
     p.add_argument("--flash", type=Path, metavar="DIR",
                    help="an emulated phone's flash (boot/fleet boot --flash): its ITL, CTL and config are "
                    "the installed ones, its MAC and profile the defaults (--installed-*, --mac, --profile "
-                   "win)")
+                   "win); the phone holds its MIC, LSC and manual key, to decrypt encrypted configs "
+                   "(the flash is read, never changed)")
 
 
 def fill_from_flash(args: argparse.Namespace) -> None:

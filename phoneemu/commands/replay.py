@@ -179,11 +179,14 @@ def handler(args: argparse.Namespace) -> int:
     held = load_installed(limit=get_profile(args.profile).trust_list_limit, itl=args.installed_itl,
                           ctl=args.installed_ctl, config=args.installed_config,
                           config_key=installed_config_key(args))
+    notes: list[str] = []
     results = asyncio.run(replay_phone(index, mac, profile=args.profile, now=args.now,
                                        image_signers=pem_certificates(args.image_signer),
                                        tvs_certs=pem_certificates(args.tvs_cert), tvs_roles=roles,
                                        tvs_capture=tvs_capture if args.keylog is not None else None,
-                                       installed=held))
+                                       installed=held, keys_from=args.flash, notes=notes))
+    for text in notes:
+        print(f"replay: warning: {text}", file=sys.stderr)
     files = (("CTL", args.installed_ctl), ("ITL", args.installed_itl), ("config", args.installed_config))
     holding = ", ".join(f"{k} {p}" for k, p in files if p is not None) or "nothing (out of the box)"
     tvs = "answers for given certificates" if args.tvs_cert else "unavailable"

@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from phoneemu.phone.boot import BootReport
     from phoneemu.phone.store import AcceptedConfig
 
-__all__ = ["Installed", "PredictInputs", "PredictResult", "load_installed", "predict_boot"]
+__all__ = ["Installed", "PredictInputs", "PredictResult", "hold_flash_keys", "load_installed", "predict_boot"]
 
 _MAX_FILE = 16 << 20
 _MAX_FILES = 10_000
@@ -413,7 +413,7 @@ async def predict_boot(new_files: Sequence[Path] | PredictInputs, *, installed_i
                   image_signers=tuple(image_signers), capf_retries=0)
     held.restore(phone)
     if keys_from is not None:
-        notes += _hold_keys(phone, keys_from, prof)
+        notes += hold_flash_keys(phone, keys_from, prof)
     fetcher = _FileFetcher(files, phone_mac, folder=inputs.folder, read=inputs.read)
     report = await phone.boot(BootTarget(host="files", tftp_port=69, use_http=False), fetcher=fetcher)
     notes += list(dict.fromkeys(refused))
@@ -424,7 +424,7 @@ async def predict_boot(new_files: Sequence[Path] | PredictInputs, *, installed_i
     return PredictResult(mac=phone_mac, served=tuple(fetcher.served), report=report, notes=tuple(notes))
 
 
-def _hold_keys(phone: Any, flash_dir: Path, profile: Any) -> list[str]:
+def hold_flash_keys(phone: Any, flash_dir: Path, profile: Any) -> list[str]:
     """Give ``phone`` the MIC, LSC and manual key of the flash ``flash_dir`` (read only); the notes say
     what could not be used, and why."""
     from phoneemu.errors import EncodeError

@@ -37,9 +37,10 @@ Rules (issue #5 point 3; spec §C.6 request names, §H.1 TFTP/HTTP 6970):
   a boot may use; a boot's time (the phone clock without ``--now``) is the time of its first
   request, which thus never goes back from one boot to the next.
 * **Offline decisions**: a fresh :class:`~phoneemu.phone.phone.Phone` (profile selectable, no
-  flash, no MIC) boots once per captured boot through :class:`ReplayFetcher`, which answers each
-  name with the captured outcome (consecutive downloads of one name — HTTP then TFTP fallback —
-  count as one fetch; the final outcome wins). CAPF is unavailable offline (TransportError
+  flash; no MIC, LSC or manual key unless ``keys_from`` names a phone's flash) boots once per
+  captured boot through :class:`ReplayFetcher`, which answers each name with the captured outcome
+  (consecutive downloads of one name — HTTP then TFTP fallback — count as one fetch; the final
+  outcome wins). CAPF is unavailable offline (TransportError
   ``unreachable``). TVS is unavailable too, unless ``tvs_certs`` are given: then an offline TVS
   answers a QUERY whose issuer and serial match one of them with that certificate and
   ``tvs_roles`` (default SAST + CCM+TFTP) and any other QUERY with "not found" — a "what if the TVS
@@ -566,11 +567,14 @@ async def replay_phone(index: CaptureIndex, mac: str, *, profile: str = "cp-8861
                        now: int | None = None, image_signers: Sequence[Any] = (),
                        tvs_certs: Sequence[Any] = (),
                        tvs_roles: frozenset[int] = frozenset({0, 2}),
-                       tvs_capture: Any = None, installed: Any = None) -> list[ReplayResult]:
+                       tvs_capture: Any = None, installed: Any = None, keys_from: Path | None = None,
+                       notes: list[str] | None = None) -> list[ReplayResult]:
     """Boot a fresh phone offline once per captured boot of ``mac`` (see module rules); with
     ``tvs_capture`` (:class:`phoneemu.scenario.replay_tvs.TvsCapture`) TVS answers as it did in the
     capture; ``installed`` (:class:`phoneemu.scenario.predict.Installed`) is what the phone holds
-    before the first boot (else nothing: a phone out of the box)."""
+    before the first boot (else nothing: a phone out of the box); ``keys_from``: a phone's flash whose
+    MIC, LSC and manual key it holds (read only: captured encrypted configs are decrypted as that phone
+    would), what could not be used added to ``notes``."""
     from phoneemu.formats.config import normalise_mac
     from phoneemu.phone.boot import BootTarget
     from phoneemu.phone.phone import Phone
@@ -599,6 +603,12 @@ async def replay_phone(index: CaptureIndex, mac: str, *, profile: str = "cp-8861
                   image_signers=tuple(image_signers), capf_retries=0)
     if installed is not None:
         installed.restore(phone)
+    if keys_from is not None:
+        from phoneemu.scenario.predict import hold_flash_keys
+
+        held = hold_flash_keys(phone, keys_from, phone.profile)
+        if notes is not None:
+            notes += held
     results: list[ReplayResult] = []
     for i, b in enumerate(boots):
         window["start"] = b.order

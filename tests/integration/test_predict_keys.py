@@ -1,5 +1,6 @@
-"""``predict --flash`` / ``--fleet-flash`` on a cluster with encrypted configs (spec §G.12): the predicted
-phone holds its flash's MIC, LSC and manual key, so it decrypts a new ``.enc.sgn`` as the phone would.
+"""``predict --flash`` / ``--fleet-flash`` (and ``replay --flash``) on a cluster with encrypted configs
+(spec §G.12): the predicted phone holds its flash's MIC, LSC and manual key, so it decrypts a new
+``.enc.sgn`` as the phone would.
 
 Before, the predicted phone held no key at all and every phone of an encrypted-config cluster was
 predicted to fail (G.12.3-no-key). The flash is read, never changed: an interrupted pair replacement
@@ -90,3 +91,27 @@ def test_encrypted_configs_are_predicted_with_each_phones_own_key(tmp_path: Path
     assert rc == 0
     assert "deciding: G.12.3-decrypted (accepted)" in capsys.readouterr().out
     assert os.path.exists(staged)
+
+
+def test_replay_with_a_flash_decrypts_the_captured_encrypted_config(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.unit.test_replay import http_get, write
+
+    c = LabCluster.init(tmp_path / "lab", seed=44, key_spec="rsa1024", now=NOW, name="enc")
+    c.add_phones(MACS, encrypt="pki", now=NOW)
+    fleet = tmp_path / "fleet"
+    run(_boot_into(fleet, c))
+    mac = MACS[0]
+    files = dict(c.files())
+    names = [f"CTLSEP{mac}.tlv", "CTLFile.tlv", f"ITLSEP{mac}.tlv", "ITLFile.tlv", f"SEP{mac}.cnf.xml.sgn",
+             f"SEP{mac}.cnf.xml.enc.sgn", "g3-tones.xml.sgn", "AppDialRules.xml.sgn"]
+    pcap = write(tmp_path, lambda w: http_get(w, [(n, files.get(n)) for n in names]))
+
+    def deciding(argv: list[str]) -> str:
+        main(["replay", str(pcap), *argv, "--json"])
+        doc = json.loads(capsys.readouterr().out)
+        rule: str = doc["boots"][0]["report"]["deciding"]["rule"]
+        return rule
+
+    assert deciding(["--mac", mac]) == "G.12.2-cert-hash-mismatch"  # out of the box: no certificate
+    assert deciding(["--flash", str(fleet / mac)]) == "G.12.3-decrypted"
