@@ -142,7 +142,9 @@ def register(sub: Any) -> None:
     b.add_argument("--lab", type=Path, default=None, metavar="DIR",
                    help="the lab cluster folder the phones were added to (lab phone add): each phone "
                    "holds the MIC the lab issued it (DIR/phones/<MAC>/mic.pem, mic.key), as a scenario's "
-                   "phones do, so it can enrol with CAPF by its MIC (lab capf ... --auth-mode mic); every "
+                   "phones do, so it can enrol with CAPF by its MIC (lab capf ... --auth-mode mic), and a "
+                   "phone the lab encrypts for with a manual key has it typed in (--profile "
+                   "cp-7942-symmetric, lab phone add --encrypt symmetric); every "
                    "MAC of the run must be in the lab (checked before any boot). Default: no MIC")
     b.add_argument("-q", "--quiet", action="store_true", help="no live progress")
     b.set_defaults(handler=_boot)
@@ -170,22 +172,29 @@ def _installed(args: argparse.Namespace) -> Prestate | None:
                     config_dir=str(folder) if folder is not None else None)
 
 
-def _lab_mics(args: argparse.Namespace, start: int) -> str | None:
-    """``--lab DIR``: its phones folder, once every MAC of the run is in it (one line, exit 2, before
-    any boot); None without --lab."""
+def _lab_phones(args: argparse.Namespace, start: int) -> tuple[str | None, dict[str, str]]:
+    """``--lab DIR``: its phones folder, once every MAC of the run is in it, and the manual config keys
+    of the run's phones the lab encrypts with a symmetric key (one line, exit 2, before any boot);
+    None and no keys without --lab."""
     if args.lab is None:
-        return None
+        return None, {}
     from phoneemu.fleet.mics import missing_macs, phones_folder
+    from phoneemu.lab.state import load_state
 
     folder = phones_folder(args.lab)
-    missing = missing_macs(folder, (mac_text(start + i) for i in range(args.count)))
+    macs = [mac_text(start + i) for i in range(args.count)]
+    missing = missing_macs(folder, macs)
     if missing:
         first = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
         raise PhoneEmuError(f"--lab {args.lab}: {len(missing)} of the {args.count} phones are not in the lab "
                             f"({first}); add them with 'phoneemu lab phone add {args.lab} --mac "
                             f"{missing[0]} --count N'", path="lab")
-    print(f"fleet: every phone holds the MIC {args.lab} issued it", file=sys.stderr)
-    return str(folder)
+    known = load_state(args.lab).phones
+    keys = {mac: ph.symmetric_key for mac in macs
+            if (ph := known.get(mac)) is not None and ph.encrypt == "symmetric" and ph.symmetric_key}
+    typed = f" and the manual config key of {len(keys)} of them" if keys else ""
+    print(f"fleet: every phone holds the MIC {args.lab} issued it{typed}", file=sys.stderr)
+    return str(folder), keys
 
 
 def _boot(args: argparse.Namespace) -> int:
@@ -209,7 +218,7 @@ def _boot(args: argparse.Namespace) -> int:
     host, port = parse_host_port(args.tftp)
     target = BootTarget(host=host, tftp_port=port, http_port=args.http_port, use_http=not args.no_http)
     start = parse_mac(args.mac_start)
-    mic_dir = _lab_mics(args, start)
+    mic_dir, symmetric_keys = _lab_phones(args, start)
     spec = FleetSpec(target=target, count=args.count, mac_start=start, profile=args.profile,
                      concurrency=args.concurrency, fetch_timeout=args.timeout, fetch_retries=args.retries,
                      fetch_max_time=args.tftp_max_time,
@@ -217,7 +226,7 @@ def _boot(args: argparse.Namespace) -> int:
                      flash_dir=str(args.flash) if args.flash is not None else None,
                      keep_records=args.json is not None, blksize=args.blksize,
                      event_loop=args.event_loop, keylog=str(args.keylog) if args.keylog is not None else None,
-                     prestate=prestate, mic_dir=mic_dir)
+                     prestate=prestate, mic_dir=mic_dir, symmetric_keys=symmetric_keys)
     limit_mib = args.capture_limit if args.capture_limit is not None else DEFAULT_LIMIT_MIB
     capture = open_host_capture(args.capture, args.keylog, host, max_bytes=int(limit_mib * 1024 * 1024),
                                 limit_name=f"--capture-limit {limit_mib:g} MiB")  # before any boot: exit 2

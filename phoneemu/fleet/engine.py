@@ -29,8 +29,10 @@ Rules:
   default :func:`~phoneemu.phone.phone.default_tftp_max_time`; our convention, see
   :mod:`phoneemu.phone.phone`): the phones and the ``blksize`` fetchers pass the same cap.
 * ``mic_dir`` (``fleet boot --lab DIR``: the lab's ``phones`` folder): each phone holds the MIC the lab
-  issued it (:func:`phoneemu.fleet.mics.lab_mic`); a phone whose MIC files do not load is not made and
-  counts as failed (outcome ``error``, rule ``not-booted``, the file named in its reason).
+  issued it (:func:`phoneemu.fleet.mics.lab_mic`), and ``symmetric_keys`` the manual config key the lab
+  encrypts its config with, typed in (models with one, spec §C.5); a phone whose MIC files do not load,
+  or whose key its model refuses, is not made and counts as failed (outcome ``error``, rule
+  ``not-booted``, the reason naming the file or the key).
 * :func:`boot_many` is the single-process entry point the scenario runner uses for phone groups with
   ``count > 1``; it returns the full reports in the order of the phones.
 """
@@ -146,6 +148,9 @@ class FleetSpec:
     keylog: str | None = None  # append the phones' TLS secrets (TVS) here: Wireshark, replay --keylog
     #: a lab's ``phones`` folder: each phone holds the MIC the lab issued it (``fleet.mics``); None: no MIC
     mic_dir: str | None = None
+    #: MAC -> the manual config key (hex) typed into that phone (``fleet boot --lab``: the lab's key for a
+    #: phone with symmetric encryption); set on phones whose model takes one (spec §C.5)
+    symmetric_keys: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.count < 0:
@@ -300,6 +305,15 @@ def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | 
                       tvs=asker, keylog=spec.keylog)
         if pre is not None:
             pre.apply(phone)
+        key = spec.symmetric_keys.get(mac)
+        if key is not None and profile.symmetric_key_bits:
+            try:
+                phone.set_symmetric_key(key)
+            except EncodeError as exc:
+                if unready is None:
+                    raise
+                unready.append((mac, f"lab symmetric key: {exc}"))
+                continue
         phones.append(phone)
     return phones
 

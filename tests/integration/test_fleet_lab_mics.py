@@ -104,3 +104,36 @@ def test_cli_checks_the_lab_before_any_boot(tmp_path: Path, capsys: pytest.Captu
     assert "Traceback" not in err
     assert main([*common, "--count", "3", "--lab", str(tmp_path)]) == 2
     assert "not a lab cluster folder (no cluster.json" in capsys.readouterr().err
+
+
+def test_symmetric_key_phones_get_the_key_the_lab_encrypts_with(tmp_path: Path) -> None:
+    """cp-7942-symmetric phones the lab encrypts for with a manual key (spec §C.5): with --lab each has
+    it typed in and decrypts its config; without, none can."""
+    import argparse
+
+    from phoneemu.commands.fleet import _lab_phones
+
+    c = LabCluster.init(tmp_path / "lab", seed=8, key_spec="rsa1024", now=NOW)
+    macs = [mac_text(START + i) for i in range(3)]
+    c.add_phones(macs, model="7942", encrypt="symmetric", symmetric_key="00112233445566778899aabbccddeeff",
+                 now=NOW)
+    mic_dir, keys = _lab_phones(argparse.Namespace(lab=c.root, count=3), START)
+    assert mic_dir == str(c.root / "phones") and sorted(keys) == macs
+    assert all(keys[m] == c.state.phones[m].symmetric_key for m in macs)
+
+    def storm(**given: Any) -> Any:
+        async def body() -> Any:
+            async with LabServers(c, host=HOST) as srv:
+                target = BootTarget(host=HOST, tftp_port=srv.ports["tftp"], http_port=srv.ports["http"])
+                spec = FleetSpec(target=target, count=3, mac_start=START, keep_records=True,
+                                 profile="cp-7942-symmetric", **given)
+                return await run_shard(spec, range(START, START + 3))
+        return run(body())
+
+    # without the key a phone cannot ask for its .enc.sgn: it boots on the default config (§G.10)
+    assert {r.rule for r in storm().records} == {"G.4-signed-by-itl-tftp"}
+    assert {r.rule for r in storm(mic_dir=mic_dir, symmetric_keys=keys).records} == {"G.12.3-decrypted"}
+    bad = storm(mic_dir=mic_dir, symmetric_keys={**keys, macs[1]: "not hex"})
+    by_mac = {r.mac: r for r in bad.records}
+    assert (by_mac[macs[1]].rule, by_mac[macs[1]].outcome) == ("not-booted", "error")
+    assert by_mac[macs[1]].reason is not None and "lab symmetric key: " in by_mac[macs[1]].reason
