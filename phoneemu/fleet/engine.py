@@ -271,9 +271,10 @@ def fetcher_for(phone: Phone, spec: FleetSpec, pool: TftpClientPool | None) -> F
 
 def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | None,
                 tvs: TvsAsker | None = None, unready: list[tuple[str, str]] | None = None) -> list[Phone]:
-    """The phones of ``macs`` (shared pool and TVS asker; prestate applied; ``spec.mic_dir``: each with
-    its lab MIC). A phone whose lab MIC cannot be loaded is not made: its MAC and why go to ``unready``
-    (the PhoneEmuError is raised when it is None)."""
+    """The phones of ``macs`` (shared pool and TVS asker; prestate applied; ``spec.mic_dir`` and
+    ``spec.symmetric_keys``: each with its lab MIC and manual key). A phone whose lab MIC does not load,
+    or whose key its model refuses, is not made: its MAC and why go to ``unready`` (the error is raised
+    when it is None)."""
     profile = get_profile(spec.profile)
     offset = spec.clock_offset_s
 
@@ -342,7 +343,7 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
     try:
         unready: list[tuple[str, str]] = []
         phones = make_phones(spec, macs, pool=pool, unready=unready)
-        for mac, why in unready:  # failed before the storm: no phone to boot (its lab MIC does not load)
+        for mac, why in unready:  # failed before the storm: no phone to boot (its lab MIC or key is unusable)
             rec = BootRecord(mac=mac, outcome="error", rule="not-booted", latency_s=0.0, end_s=0.0,
                              reason=why[:300])
             metrics.add(rec)
