@@ -1,4 +1,4 @@
-"""Fleet phones holding the MICs a lab issued them (``fleet boot --lab DIR``; spec §F, §G.10).
+"""Fleet phones holding the MICs a lab issued them (``fleet boot --lab DIR``; spec §F.7, §H.2).
 
 A lab keeps each phone's MIC as ``DIR/phones/<MAC>/mic.pem`` (certificate) and ``mic.key`` (PKCS#8
 key, 0600). A fleet phone given its lab's MIC authenticates to CAPF with it (capfAuthMode 4, "by
