@@ -144,7 +144,11 @@ def _unsafe_seeded_rsa(seed: str, bits: int) -> rsa.RSAPrivateKey:
         dmp1=rsa.rsa_crt_dmp1(d, p), dmq1=rsa.rsa_crt_dmq1(d, q), iqmp=rsa.rsa_crt_iqmp(p, q),
         public_numbers=rsa.RSAPublicNumbers(e, p * q),
     )
-    return numbers.private_key(unsafe_skip_rsa_key_validation=False)
+    key = numbers.private_key(unsafe_skip_rsa_key_validation=True)  # checked below: ours, not OpenSSL's
+    problem = _rsa_key_problem(key)
+    if problem is not None:  # pragma: no cover - p and q passed Miller-Rabin; their parts are derived
+        raise RuntimeError(f"seeded RSA key: {problem}")
+    return key
 
 
 def generate_key(spec: KeySpec, *, unsafe_seed: str | None = None) -> PrivateKey:
