@@ -77,8 +77,12 @@ def _where(file: str | None, line: int | None, path: str | None, tag: int | None
 
 
 def _render(message: str, fmt: str | None, where: str) -> str:
-    """The exception text: ``fmt: where: message``, each part only when present."""
+    """The exception text: ``fmt: where: message``, each part only when present. A message that opens
+    with the command-line option its path names (path ``lab``, ``--lab DIR: not a lab ...``) says where
+    already: the path is not repeated before it (``lab: --lab DIR: ...``)."""
     head = f"{fmt}: " if fmt else ""
+    if where and message.startswith(f"--{where}") and message[len(where) + 2:][:1] in (" ", ":", "="):
+        where = ""
     return f"{head}{where}: {message}" if where else f"{head}{message}"
 
 
