@@ -189,5 +189,10 @@ def pkcs1_private_key_pem(n: int, e: int, d: int, p: int, q: int, dmp1: int, dmq
     """A PKCS#1 ``RSA PRIVATE KEY`` PEM of any integers, consistent or not (cryptography refuses to
     build some of them: p·q ≠ n, say), for tests of what a key loader accepts."""
     body = _der_int(0) + b"".join(_der_int(v) for v in (n, e, d, p, q, dmp1, dmq1, iqmp))
-    der = b"\x30" + der_len(len(body)) + body
-    return b"-----BEGIN RSA PRIVATE KEY-----\n" + base64.encodebytes(der) + b"-----END RSA PRIVATE KEY-----\n"
+    return pem_armour("RSA PRIVATE KEY", b"\x30" + der_len(len(body)) + body)
+
+
+def pem_armour(label: str, der: bytes) -> bytes:
+    """``der`` as a PEM block with ``label`` (base64 in 76-character lines, which OpenSSL reads)."""
+    begin, end = f"-----BEGIN {label}-----\n", f"-----END {label}-----\n"
+    return begin.encode() + base64.encodebytes(der) + end.encode()
