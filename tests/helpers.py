@@ -196,3 +196,45 @@ def pem_armour(label: str, der: bytes) -> bytes:
     """``der`` as a PEM block with ``label`` (base64 in 76-character lines, which OpenSSL reads)."""
     begin, end = f"-----BEGIN {label}-----\n", f"-----END {label}-----\n"
     return begin.encode() + base64.encodebytes(der) + end.encode()
+
+
+class LabFiles:
+    """A lab's served files, in memory (the phone's fetcher interface): an offline boot on them."""
+
+    def __init__(self, cluster: Any) -> None:
+        self.files = dict(cluster.files())
+
+    async def fetch(self, name: str) -> bytes:
+        from phoneemu.errors import TransportError
+
+        if name not in self.files:
+            raise TransportError("file not found", kind="not-found", code=1, path=name)
+        data: bytes = self.files[name]
+        return data
+
+
+async def boot_offline_into(fleet: Path, cluster: Any, macs: list[str], *, now: int,
+                            with_mics: bool = False) -> list[Any]:
+    """Boot each phone of ``macs`` once on ``cluster``'s files, offline (TVS and CAPF unreachable), into
+    its own flash ``fleet/<MAC>`` (with the MIC the lab issued it when ``with_mics``); the reports."""
+    from phoneemu.errors import TransportError
+    from phoneemu.phone.boot import BootTarget
+    from phoneemu.phone.flash import Flash
+    from phoneemu.phone.phone import Phone
+    from phoneemu.phone.profile import get_profile
+
+    async def unreachable(*_a: Any, **_k: Any) -> Any:
+        raise TransportError("offline", kind="unreachable")
+
+    async def no_sleep(_s: float) -> None:
+        return None
+
+    prof = get_profile("cp-8861")
+    reports = []
+    for mac in macs:
+        phone = Phone(mac=mac, profile=prof, flash=Flash(fleet / mac, profile=prof), clock=lambda: now,
+                      mic=cluster.phone_identity(mac) if with_mics else None, tvs=unreachable,
+                      capf=unreachable, sleep=no_sleep, capf_retries=0)
+        reports.append(await phone.boot(BootTarget(host="lab", tftp_port=69, use_http=False),
+                                        fetcher=LabFiles(cluster)))
+    return reports

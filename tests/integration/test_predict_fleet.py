@@ -10,50 +10,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 import phoneemu.scenario.predict as predict_mod
 from phoneemu.cli import main
-from phoneemu.errors import TransportError
 from phoneemu.lab.cluster import LabCluster
-from phoneemu.phone.boot import BootTarget
-from phoneemu.phone.flash import Flash
-from phoneemu.phone.phone import Phone
-from phoneemu.phone.profile import get_profile
-from tests.helpers import run
+from tests.helpers import boot_offline_into, run
 
 NOW = 1_780_000_000
 OLD = [f"0A00000000E{i}" for i in range(1, 4)]  # booted on the first ITL
 NEW = ["0A00000000F1", "0A00000000F2"]  # booted after ITLRecovery was regenerated
 
 
-class _LabFiles:
-    """The lab's served files, in memory (the phone's fetcher interface)."""
-
-    def __init__(self, c: LabCluster) -> None:
-        self.files = dict(c.files())
-
-    async def fetch(self, name: str) -> bytes:
-        if name not in self.files:
-            raise TransportError("file not found", kind="not-found", code=1, path=name)
-        return self.files[name]
-
-
 async def _boot_into(fleet: Path, c: LabCluster, macs: list[str]) -> None:
-    async def unreachable(*_a: Any, **_k: Any) -> Any:
-        raise TransportError("offline", kind="unreachable")
-
-    async def no_sleep(_s: float) -> None:
-        return None
-
-    prof = get_profile("cp-8861")
-    for mac in macs:
-        phone = Phone(mac=mac, profile=prof, flash=Flash(fleet / mac, profile=prof), clock=lambda: NOW,
-                      tvs=unreachable, capf=unreachable, sleep=no_sleep, capf_retries=0)
-        report = await phone.boot(BootTarget(host="lab", tftp_port=69, use_http=False), fetcher=_LabFiles(c))
+    for report in await boot_offline_into(fleet, c, macs, now=NOW):
         assert report.ok and report.trust["ITL"] == "installed"
 
 

@@ -12,47 +12,20 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from phoneemu.cli import main
-from phoneemu.errors import TransportError
 from phoneemu.lab.cluster import LabCluster
-from phoneemu.phone.boot import BootTarget
-from phoneemu.phone.flash import Flash
-from phoneemu.phone.phone import Phone
-from phoneemu.phone.profile import get_profile
-from tests.helpers import run
+from tests.helpers import boot_offline_into, run
 
 NOW = 1_780_000_000
 MACS = ["0A00000003A1", "0A00000003A2", "0A00000003A3"]
 DAMAGED = MACS[2]
 
 
-class _LabFiles:
-    def __init__(self, c: LabCluster) -> None:
-        self.files = dict(c.files())
-
-    async def fetch(self, name: str) -> bytes:
-        if name not in self.files:
-            raise TransportError("file not found", kind="not-found", code=1, path=name)
-        return self.files[name]
-
-
 async def _boot_into(fleet: Path, c: LabCluster) -> None:
-    async def unreachable(*_a: Any, **_k: Any) -> Any:
-        raise TransportError("offline", kind="unreachable")
-
-    async def no_sleep(_s: float) -> None:
-        return None
-
-    prof = get_profile("cp-8861")
-    for mac in MACS:
-        phone = Phone(mac=mac, profile=prof, flash=Flash(fleet / mac, profile=prof), clock=lambda: NOW,
-                      mic=c.phone_identity(mac), tvs=unreachable, capf=unreachable, sleep=no_sleep,
-                      capf_retries=0)
-        report = await phone.boot(BootTarget(host="lab", tftp_port=69, use_http=False), fetcher=_LabFiles(c))
+    for report in await boot_offline_into(fleet, c, MACS, now=NOW, with_mics=True):
         assert report.ok and report.deciding is not None and report.deciding.rule == "G.12.3-decrypted"
 
 
