@@ -289,12 +289,16 @@ def test_fleet_shard_waiting_for_the_storm_exits_when_its_parent_dies(tmp_path: 
         line = await asyncio.wait_for(proc.stdout.readline(), 60)  # not communicate(): the shard
         assert await asyncio.wait_for(proc.wait(), 30) == 0       # holds the pipe while it lives
         shard = int(line.decode().split()[0])
-        for _ in range(50):  # 5 s at most
-            if not _alive(shard):
-                return shard
-            await asyncio.sleep(0.1)
-        os.kill(shard, signal.SIGKILL)
-        raise AssertionError("the orphaned shard kept waiting")
+        try:
+            for _ in range(50):  # 5 s at most
+                if not _alive(shard):
+                    return shard
+                await asyncio.sleep(0.1)
+            os.kill(shard, signal.SIGKILL)
+            raise AssertionError("the orphaned shard kept waiting")
+        finally:  # the pipe ends with the shard: read to its end, so the transport closes here, not in
+            # a later test's garbage collection (a ResourceWarning that test would be blamed for)
+            await asyncio.wait_for(proc.stdout.read(), 30)
 
     run(body())
 

@@ -275,6 +275,9 @@ def test_lab_serve_cli_v6_wildcards(cluster: LabCluster, wildcard: str) -> None:
             if proc.returncode is None:
                 proc.terminate()
             await asyncio.wait_for(proc.wait(), 30)
+            # read the pipe to its end: its transport closes here, not in a later test's garbage
+            # collection (a ResourceWarning that test would be blamed for)
+            await asyncio.wait_for(proc.stdout.read(), 30)
         return "".join(lines), proc.returncode
 
     text, _ = run(body())
