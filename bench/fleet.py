@@ -68,6 +68,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -364,7 +365,8 @@ def main() -> int:
                          prestate=pre, max_time_s=args.max_seconds, fetch_timeout=2.0, tvs_timeout=20.0,
                          blksize=args.blksize, event_loop=args.event_loop)
 
-        def progress(done: int, ok: int, total: int, elapsed: float) -> None:
+        def progress(done: int, ok: int, total: int, elapsed: float, *,
+                     failing: Mapping[str, int] | None = None) -> None:
             if not args.json and sys.stderr.isatty():
                 rate = done / elapsed if elapsed > 0 else 0.0
                 print(f"\r  booted {ok}/{total} failed {done - ok} {rate:,.0f}/s   ", end="", file=sys.stderr)

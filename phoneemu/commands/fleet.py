@@ -3,13 +3,14 @@
 Each phone is a real emulated phone (same boot sequence and rules as ``phoneemu boot``) with an
 in-memory trust store (``--flash DIR`` keeps one flash folder per MAC under DIR). Phones are
 sharded across processes (``--shards``, default: one per core) by MAC range. Live progress goes
-to stderr; the summary (counts by outcome, by deciding rule and by trust-list outcome — "ITL
-updated 4990, ITL rejected 10" after a certificate change —, how CAPF sessions ended ("CAPF:
-F.6-lsc-installed 1998, F.6-capf-rejected 2", the first failures with why), files received over
-HTTP and over TFTP — a fallback from HTTP shows here —, latency percentiles, rate, peak RSS) to
-stdout; --json adds each phone's record (outcome, deciding rule, reason, itl/ctl outcome, files_over,
-capf and capf_reason). Exit
-status 0 when every phone booted, 1 when any failed, 2 on bad input.
+to stderr (booted, failed, rate and the most common failure so far: "most failed:
+H.3-config-transport-failed 120" says at once that the TFTP address is wrong); the summary (counts
+by outcome, by deciding rule and by trust-list outcome — "ITL updated 4990, ITL rejected 10" after
+a certificate change —, how CAPF sessions ended ("CAPF: F.6-lsc-installed 1998, F.6-capf-rejected
+2", the first failures with why), files received over HTTP and over TFTP — a fallback from HTTP
+shows here —, latency percentiles, rate, peak RSS) to stdout; --json adds each phone's record
+(outcome, deciding rule, reason, itl/ctl outcome, files_over, capf and capf_reason). Exit status 0
+when every phone booted, 1 when any failed, 2 on bad input.
 --capture F.pcap records the whole storm as ``boot --capture`` records one boot: a live capture in
 this process (Linux, root or CAP_NET_RAW; otherwise exit 2 before any boot) of every IPv4/IPv6 packet
 to or from the --tftp host and each host the phones connect to over TCP (TVS, CAPF, HTTP elsewhere),

@@ -319,15 +319,20 @@ def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | 
     return phones
 
 
+#: the most common failures (deciding rules) a shard's progress reports carry
+_FAILING_SHOWN = 3
+
+
 async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
-                    on_progress: Callable[[int, int], None] | None = None,
+                    on_progress: Callable[[int, int, dict[str, int]], None] | None = None,
                     ready: Callable[[], Any] | None = None,
                     progress_interval: float = 0.25,
                     should_stop: Callable[[], bool] | None = None) -> ShardResult:
     """Boot the phones ``macs`` of ``spec`` in this loop; see the module docstring.
 
     ``ready`` (optional, may be a coroutine function) is awaited after the phones are built and before
-    the first boot (shards start their storm together). ``on_progress(done, ok)`` is called every
+    the first boot (shards start their storm together). ``on_progress(done, ok, failing)`` (``failing``:
+    the deciding rules of the most common failures so far, with their counts) is called every
     ``progress_interval`` seconds and at the end. Once ``should_stop()`` is true no new boot starts
     (the boots under way finish; the rest count as not started), like the end of ``max_time_s``.
     """
@@ -394,7 +399,7 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
             while True:
                 await asyncio.sleep(progress_interval)
                 if on_progress is not None:
-                    on_progress(done, ok)
+                    on_progress(done, ok, dict(metrics.failed_by_rule.most_common(_FAILING_SHOWN)))
 
         rep = asyncio.create_task(reporter())
         try:
@@ -404,7 +409,7 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
         metrics.wall_s = time.perf_counter() - start
         cpu_s = _cpu_s() - cpu0
         if on_progress is not None:
-            on_progress(done, ok)
+            on_progress(done, ok, dict(metrics.failed_by_rule.most_common(_FAILING_SHOWN)))
         metrics.peak_rss[f"shard-{shard}"] = peak_rss_mib()
         return ShardResult(shard=shard, metrics=metrics, records=records,
                            not_started=len(phones) + len(unready) - done,

@@ -170,6 +170,7 @@ class FleetMetrics:
         self.by_rule: Counter[str] = Counter()
         self.by_trust: Counter[str] = Counter()  # "ITL updated", "CTL absent", ...
         self.by_capf: Counter[str] = Counter()  # "F.6-lsc-installed", "F.6-capf-rejected", ...
+        self.failed_by_rule: Counter[str] = Counter()  # the deciding rules of the failed boots only
         self.capf_failures: list[dict[str, Any]] = []  # the first few CAPF sessions that failed
         self.tvs_used = 0
         self.files_over: Counter[str] = Counter()  # "http"/"tftp" -> files received that way
@@ -184,6 +185,8 @@ class FleetMetrics:
     def add(self, rec: BootRecord) -> None:
         self.by_outcome[rec.outcome] += 1
         self.by_rule[rec.rule or "(none)"] += 1
+        if rec.outcome != "ok":
+            self.failed_by_rule[rec.rule or "(none)"] += 1
         for kind, outcome in (("ITL", rec.itl), ("CTL", rec.ctl)):
             if outcome is not None:
                 self.by_trust[f"{kind} {outcome}"] += 1
@@ -211,6 +214,7 @@ class FleetMetrics:
         self.by_rule.update(other.by_rule)
         self.by_trust.update(other.by_trust)
         self.by_capf.update(other.by_capf)
+        self.failed_by_rule.update(other.failed_by_rule)
         self.capf_failures.extend(other.capf_failures[:_FAILURES_SHOWN - len(self.capf_failures)])
         self.tvs_used += other.tvs_used
         self.files_over.update(other.files_over)
@@ -335,6 +339,7 @@ class FleetMetrics:
     def to_state(self) -> dict[str, Any]:
         return {"by_outcome": dict(self.by_outcome), "by_rule": dict(self.by_rule),
                 "by_trust": dict(self.by_trust), "by_capf": dict(self.by_capf),
+                "failed_by_rule": dict(self.failed_by_rule),
                 "capf_failures": list(self.capf_failures), "tvs_used": self.tvs_used,
                 "files_over": dict(self.files_over),
                 "latencies": self.latencies.tobytes(), "end_times": self.end_times.tobytes(),
@@ -347,6 +352,7 @@ class FleetMetrics:
         m.by_rule.update(state["by_rule"])
         m.by_trust.update(state.get("by_trust", {}))
         m.by_capf.update(state.get("by_capf", {}))
+        m.failed_by_rule.update(state.get("failed_by_rule", {}))
         m.capf_failures.extend(state.get("capf_failures", []))
         m.tvs_used = int(state["tvs_used"])
         m.files_over.update(state.get("files_over", {}))

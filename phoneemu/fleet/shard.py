@@ -48,9 +48,10 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from phoneemu import worker_pipes
 from phoneemu.errors import PhoneEmuError
@@ -60,8 +61,12 @@ from phoneemu.fleet.metrics import BootRecord, FleetMetrics, peak_rss_mib
 
 __all__ = ["FleetResult", "LostShard", "ProgressFn", "run_fleet", "split_range"]
 
-#: ``progress(done, booted, total, elapsed_s)``
-ProgressFn = Callable[[int, int, int, float], None]
+class ProgressFn(Protocol):
+    """``progress(done, booted, total, elapsed_s, failing=...)``; ``failing``: the deciding rules of the
+    most common failures so far, with their counts (all shards together)."""
+
+    def __call__(self, done: int, booted: int, total: int, elapsed_s: float, /, *,
+                 failing: Mapping[str, int]) -> None: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,10 +165,10 @@ def _child(spec: FleetSpec, macs: range, shard: int, channels: tuple[Any, Any],
         except OSError:  # the parent's end is gone (it died): nobody to report to
             os._exit(1)
 
-    def progress(done: int, ok: int) -> None:
+    def progress(done: int, ok: int, failing: dict[str, int] | None = None) -> None:
         if os.getppid() != parent:  # the parent died without stopping us: do not linger as an orphan
             os._exit(1)
-        tell("progress", done, ok)
+        tell("progress", done, ok, failing or {})
 
     async def ready() -> None:
         tell("ready")
@@ -187,6 +192,21 @@ def _child(spec: FleetSpec, macs: range, shard: int, channels: tuple[Any, Any],
         tell("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}")
     else:
         tell("done", state)
+
+
+def _failing(value: Any) -> dict[str, int]:
+    """A shard's ``failing`` report as rule -> count; anything else (a shard of another version) is {}."""
+    if not isinstance(value, dict):
+        return {}
+    return {k: v for k, v in value.items() if isinstance(k, str) and type(v) is int}
+
+
+def _merged(failing_by: Mapping[int, Mapping[str, int]]) -> dict[str, int]:
+    """The shards' most common failures together (each shard sends its own few)."""
+    total: Counter[str] = Counter()
+    for failing in failing_by.values():
+        total.update(failing)
+    return dict(total.most_common(3))
 
 
 def _order(orders: list[tuple[Any, Any]], what: str) -> None:
@@ -227,6 +247,7 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
                          name=f"phoneemu-fleet-{i}", daemon=True) for i, r in enumerate(ranges)]
     old_term = _term_as_interrupt()
     done_by: dict[int, tuple[int, int]] = {}
+    failing_by: dict[int, dict[str, int]] = {}  # each shard's most common failures, as it last said
     results: dict[int, ShardResult] = {}
     lost: dict[int, LostShard] = {}
     ready: set[int] = set()
@@ -277,9 +298,10 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
                             lose(i, f"sent a damaged message ({msg.why})")
                     elif msg[0] == "progress":
                         done_by[i] = (msg[1], msg[2])
+                        failing_by[i] = _failing(msg[3] if len(msg) > 3 else None)
                         if progress is not None:
                             progress(sum(d for d, _ in done_by.values()), sum(o for _, o in done_by.values()),
-                                     spec.count, time.monotonic() - t0)
+                                     spec.count, time.monotonic() - t0, failing=_merged(failing_by))
                     elif msg[0] == "done":
                         lost.pop(i, None)  # its result made it after all
                         results[i] = ShardResult.from_state(msg[1])
@@ -374,9 +396,9 @@ def _run_inline(spec: FleetSpec, progress: ProgressFn | None,
     t0 = time.monotonic()
     stop = threading.Event()
 
-    def on_progress(done: int, ok: int) -> None:
+    def on_progress(done: int, ok: int, failing: dict[str, int]) -> None:
         if progress is not None:
-            progress(done, ok, spec.count, time.monotonic() - t0)
+            progress(done, ok, spec.count, time.monotonic() - t0, failing=failing)
 
     def on_signal(_sig: int, _frame: Any) -> None:
         if stop.is_set():

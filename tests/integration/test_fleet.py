@@ -70,7 +70,7 @@ def test_fleet_storm_outcomes_tvs_and_verified_once(tmp_path: Path) -> None:
                              keep_records=True, fetch_timeout=1.0, tvs_timeout=10.0)
             seen: list[tuple[int, int]] = []
             res = await run_shard(spec, range(START, START + COUNT),
-                                  on_progress=lambda d, o: seen.append((d, o)), progress_interval=0.05)
+                                  on_progress=lambda d, o, f: seen.append((d, o, f)), progress_interval=0.05)
             return res, seen, srv.tvs_handler.answered
 
     gc_before = gc.get_threshold()
@@ -97,7 +97,7 @@ def test_fleet_storm_outcomes_tvs_and_verified_once(tmp_path: Path) -> None:
     # TFTP only here: CTL, ITL and config for every phone, the two static files for the COUNT - 1 others
     assert m.files_over == {"tftp": 3 * COUNT + 2 * (COUNT - 1)}
     assert by_mac[BAD].as_dict()["files_over"] == {"http": 0, "tftp": 3}
-    assert seen[-1] == (COUNT, COUNT - 1)
+    assert seen[-1] == (COUNT, COUNT - 1, {"G.4-bad-signature": 1})  # the one failure, and why
     # the CTL (checked with the TVS-vouched key) and the ITL (with the CTL's SAST record) are the same
     # bytes for every phone: verified once each; every config is its own file (COUNT - 1 good ones;
     # the tampered one fails and failures are never cached). The two static files the config names

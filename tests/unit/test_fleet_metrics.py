@@ -161,6 +161,14 @@ def test_progress_line_is_bounded_off_a_terminal() -> None:
     assert progress_text(10, 9, 10, 0.0).startswith("booted 9/10 failed 1")
 
 
+def test_progress_names_the_most_common_failure() -> None:
+    failing = {"H.3-config-transport-failed": 120, "G.3.4-tvs-unreachable": 8}
+    assert progress_text(200, 72, 40000, 4.0, failing).endswith(
+        "; most failed: H.3-config-transport-failed 120")
+    assert "most failed" not in progress_text(200, 200, 40000, 4.0, {})  # nothing failed
+    assert "most failed" not in progress_text(200, 199, 40000, 4.0)  # a shard that did not say
+
+
 def test_plot_without_matplotlib_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
@@ -260,3 +268,12 @@ def test_capf_outcomes_are_counted_and_survive_merge_and_transport() -> None:
     assert record["capf_reason"] == "CAPF ended the session: bad data"
     assert "capf" not in rec("0A0000000003").as_dict()
     assert "CAPF" not in FleetMetrics().render()
+
+
+def test_shards_failing_reports_are_checked_and_merged() -> None:
+    from phoneemu.fleet.shard import _failing, _merged
+
+    assert _failing({"G.4-bad-signature": 2, 3: 1, "x": "1", "y": True}) == {"G.4-bad-signature": 2}
+    assert _failing(None) == {} and _failing(["G.4"]) == {}
+    merged = _merged({0: {"A": 5, "B": 1}, 1: {"B": 7, "C": 2}, 2: {"D": 1}})
+    assert merged == {"B": 8, "A": 5, "C": 2}  # the three most common, all shards together
