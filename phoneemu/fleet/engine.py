@@ -66,6 +66,7 @@ from phoneemu.phone.profile import PhoneProfile, get_profile
 from phoneemu.phone.store import SHARED_CACHE, AcceptedConfig
 
 __all__ = [
+    "FAILING_SHOWN",
     "PRESTATE_RULES",
     "FleetSpec",
     "Prestate",
@@ -319,8 +320,8 @@ def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | 
     return phones
 
 
-#: the most common failures (deciding rules) a shard's progress reports carry
-_FAILING_SHOWN = 3
+#: how many of the most common failures (deciding rules) progress reports carry, a shard's and the merge
+FAILING_SHOWN = 3
 
 
 async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
@@ -399,7 +400,7 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
             while True:
                 await asyncio.sleep(progress_interval)
                 if on_progress is not None:
-                    on_progress(done, ok, dict(metrics.failed_by_rule.most_common(_FAILING_SHOWN)))
+                    on_progress(done, ok, dict(metrics.failed_by_rule.most_common(FAILING_SHOWN)))
 
         rep = asyncio.create_task(reporter())
         try:
@@ -409,7 +410,7 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
         metrics.wall_s = time.perf_counter() - start
         cpu_s = _cpu_s() - cpu0
         if on_progress is not None:
-            on_progress(done, ok, dict(metrics.failed_by_rule.most_common(_FAILING_SHOWN)))
+            on_progress(done, ok, dict(metrics.failed_by_rule.most_common(FAILING_SHOWN)))
         metrics.peak_rss[f"shard-{shard}"] = peak_rss_mib()
         return ShardResult(shard=shard, metrics=metrics, records=records,
                            not_started=len(phones) + len(unready) - done,

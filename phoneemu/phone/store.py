@@ -43,7 +43,7 @@ from cryptography import x509
 
 from phoneemu.crypto import certs, keys
 from phoneemu.crypto.keys import PrivateKey
-from phoneemu.errors import EncodeError, SizeLimitError
+from phoneemu.errors import DecodeError, EncodeError, SizeLimitError
 from phoneemu.formats import config as config_fmt
 from phoneemu.formats import trustlist
 from phoneemu.formats.config import DeviceConfig, Server
@@ -156,6 +156,19 @@ class Credential:
     def of_der(cls, cert_der: bytes, key: PrivateKey) -> Credential:
         """A credential whose :meth:`key` is ``key`` itself (no PEM parse: ``keys.private_key_from_pem``)."""
         return cls(cert_der=cert_der, key_pem=keys.remembered_private_key_pem(key))
+
+    @staticmethod
+    def check_pair(cert: x509.Certificate, key_pem: bytes, *, cert_name: str, key_name: str) -> None:
+        """A stored pair (a flash's, a lab's): DecodeError unless ``key_pem`` holds the private key of
+        ``cert`` (the public halves compared; the key itself is loaded, checked, when it is used). The
+        error names the file at fault: ``cert_name`` or ``key_name``."""
+        key_spki = keys.private_key_pem_public_der(key_pem, source=key_name)
+        try:
+            cert_spki = keys.public_key_spki_der(certs.cert_public_key(cert))
+        except DecodeError as exc:
+            raise DecodeError(exc.message, path=cert_name) from None
+        if cert_spki != key_spki:
+            raise DecodeError(f"not the private key of the certificate in {cert_name}", path=key_name)
 
     def cert(self) -> x509.Certificate:
         return certs.load_cert_der(self.cert_der)

@@ -54,6 +54,8 @@ from phoneemu.values import host_port
 
 if TYPE_CHECKING:
     from phoneemu.phone.boot import BootReport
+    from phoneemu.phone.phone import Phone
+    from phoneemu.phone.profile import PhoneProfile
     from phoneemu.phone.store import AcceptedConfig
 
 __all__ = ["Installed", "PredictInputs", "PredictResult", "hold_flash_keys", "load_installed", "predict_boot"]
@@ -424,7 +426,7 @@ async def predict_boot(new_files: Sequence[Path] | PredictInputs, *, installed_i
     return PredictResult(mac=phone_mac, served=tuple(fetcher.served), report=report, notes=tuple(notes))
 
 
-def hold_flash_keys(phone: Any, flash_dir: Path, profile: Any) -> list[str]:
+def hold_flash_keys(phone: Phone, flash_dir: Path, profile: PhoneProfile) -> list[str]:
     """Give ``phone`` the MIC, LSC and manual key of the flash ``flash_dir`` (read only); the notes say
     what could not be used, and why."""
     from phoneemu.errors import EncodeError
