@@ -15,12 +15,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from phoneemu.commands._argtypes import integer, non_negative_int, positive_int, unix_time
 from phoneemu.errors import EncodeError, PhoneEmuError
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.lock import hold_lab_lock
+from phoneemu.lab.trust_line import trust_line
 
 __all__ = ["register"]
 
@@ -115,25 +116,9 @@ def _op(fn: Callable[[LabCluster, argparse.Namespace, int | None], str | None]) 
             msg = fn(cluster, args, _now(cluster, args))
         if msg:
             print(msg)
-        print(f"generation {cluster.generation}; ITL md5 {cluster.summary()['itl_md5']}"
-              + "".join(f"; {kind} signed by {_signer_cn(cluster, kind)}" for kind in ("ITL", "CTL")
-                        if cluster.get(f"{kind}File.tlv") is not None)
-              + ("; rollback: the empty ITL is served" if cluster.state.rollback else ""))
+        print(trust_line(cluster))
         return 0
     return handler
-
-
-def _signer_cn(cluster: LabCluster, kind: Literal["CTL", "ITL"]) -> str:
-    """The CN of the served CTL/ITL's signer (after ``itl-reset`` the CallManager one, spec §G.7)."""
-    from phoneemu.formats import trustlist
-
-    data = cluster.get(f"{kind}File.tlv")
-    try:
-        name = trustlist.parse(data or b"", kind=kind, limit=1 << 24).header.signer.name
-    except PhoneEmuError as exc:
-        return f"? ({exc})"
-    cn = [part[3:] for part in name.split(";") if part.startswith("CN=")]
-    return cn[0] if cn else name
 
 
 _AUTH_MODE_NAMES = {"none": 0, "string": 1, "auth-string": 1, "null-string": 2, "lsc": 3, "mic": 4}

@@ -5,7 +5,8 @@ The ``lab`` command group lives in :mod:`phoneemu.commands.lab`; it adds this su
 
 Defaults are the real CUCM ports (TFTP UDP 69, HTTP 6970, TVS 2445, CAPF 3804); port 0 picks a free
 one. Prints one ``listening`` line per service (with the real port), records the ports in the cluster
-so its configs name them, re-reads the cluster when another ``phoneemu lab`` command changes it. A port
+so its configs name them, re-reads the cluster when another ``phoneemu lab`` command changes it and says
+so (``12:04:31 picked up a change to the lab: generation 3; ITL md5 ...; ITL signed by ...``). A port
 that is taken or needs privileges is one error line (exit 2), suggesting ``--tftp-port 6969`` for TFTP.
 
 Rules:
@@ -37,6 +38,7 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -48,6 +50,7 @@ from phoneemu.lab.state import DEFAULT_PORTS
 from phoneemu.values import host_port
 
 if TYPE_CHECKING:
+    from phoneemu.lab.cluster import LabCluster
     from phoneemu.lab.servers import LabServers
 
 __all__ = ["EXIT_SIGINT", "hostport", "main", "register_serve", "serve"]
@@ -150,7 +153,8 @@ async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, htt
         host = check_host(host)
         reissue = host != named
     servers = LabServers(cluster, host=host, tftp_port=tftp_port, http_port=http_port, tvs_port=tvs_port,
-                         capf_port=capf_port, keylog=keylog, watch=1.0)
+                         capf_port=capf_port, keylog=keylog, watch=1.0,
+                         on_reload=lambda: _say_reloaded(cluster))
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     got: list[signal.Signals] = []
@@ -184,6 +188,16 @@ async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, htt
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     return EXIT_SIGINT if got and got[0] == signal.SIGINT else 0
+
+
+def _say_reloaded(cluster: LabCluster) -> None:
+    """A change another process saved (``phoneemu lab OPERATION``) is served now: one line saying what,
+    with the time, as the operation ended (a terminal watching ``lab serve`` sees each change land)."""
+    from phoneemu.lab.trust_line import trust_line
+
+    line = f"{time.strftime('%H:%M:%S')} picked up a change to the lab: {trust_line(cluster)}"
+    with contextlib.suppress(OSError):  # stdout closed (a pipe whose reader left): serving goes on
+        print(line, flush=True)
 
 
 async def _unless_stopped(work: Awaitable[_T], stop: asyncio.Event) -> _T | None:

@@ -31,6 +31,8 @@ Rules:
   ``phoneemu lab`` operation is writing it: the periodic one waits up to :data:`LOCK_WAIT_S` (trying
   every :data:`LOCK_POLL_S`, the loop serving meanwhile), then skips this reload (logged) and tries
   again at the next poll; a per-request one does not wait (the request gets the state already loaded).
+  ``on_reload`` is called after each reload that found a change (``lab serve`` prints what it serves
+  now; from whichever thread served the request that noticed it).
   ``set_network(loss, delay_s, seed)`` degrades TFTP and HTTP replies: TFTP drops each datagram with
   probability ``loss`` and delays each sent one by ``delay_s`` (the TFTP server's hooks); HTTP —
   **our convention**, TCP does not lose packets visibly — waits ``delay_s`` before each response and,
@@ -228,8 +230,10 @@ class LabServers:
         tvs_impl: str = "loop",
         app_https: bool = False,
         https_port: int = 0,
+        on_reload: Callable[[], None] | None = None,
     ) -> None:
         self.cluster = cluster
+        self.on_reload = on_reload
         self.host = host
         self.requested = {"tftp": tftp_port, "http": http_port, "tvs": tvs_port, "capf": capf_port,
                           "https": https_port}
@@ -565,6 +569,8 @@ class LabServers:
             if self.cluster.reload_if_changed():
                 _log.info("lab: cluster state changed on disk (generation %d): reloaded",
                           self.cluster.generation)
+                if self.on_reload is not None:
+                    self.on_reload()
         except LabBusyError:
             _log.debug("lab: %s held: reload deferred", self.cluster.root / LOCK_FILE)
             return False

@@ -344,6 +344,7 @@ class _Boot:
         self.timeline: list[str] = []
         self.trust: dict[str, str] = {}
         self.tvs_used = False
+        self.tvs_failure: str | None = None  # why the last TVS question got no answer (server, error)
         self.lsc: str | None = None
         self.capf_done = False
         self.config = "none"
@@ -457,13 +458,15 @@ class _Boot:
         try:
             answer = await self.tvs(servers, key, device_name=self.device_name, accept_server=check)
         except TransportError as exc:
+            self.tvs_failure = exc.message
             if check.refused:  # servers were reached, and every one was refused
                 self.note("tvs", f"no trusted TVS server ({exc.kind}): {exc.message}")
                 return TvsStatus.SERVER_UNTRUSTED
             self.note("tvs", f"TVS unreachable ({exc.kind}): {exc.message}")
             return TvsStatus.UNREACHABLE
         except (PhoneEmuError, OSError) as exc:
-            self.note("tvs", f"TVS exchange failed: {exc}")
+            self.tvs_failure = f"TVS exchange failed: {exc}"
+            self.note("tvs", self.tvs_failure)
             return TvsStatus.UNREACHABLE
         if isinstance(answer, TvsAnswer):
             self.note("tvs", f"TVS knows the certificate, roles {roles_text(answer.roles)}, "
@@ -474,12 +477,18 @@ class _Boot:
         return answer
 
     async def decide_with_tvs(self, decide: Callable[[TvsResult | None], Decision]) -> Decision:
-        """Run a rule; when it asks for TVS, record the pending decision, ask, and run it again."""
+        """Run a rule; when it asks for TVS, record the pending decision, ask, and run it again. A decision
+        that TVS gave no answer names why (``... (no TVS server answered: 10.0.0.5:2445: cannot connect:
+        ...)``): a fleet summary shows the deciding reason only, not the phone's timeline."""
         d = decide(None)
         if d.pending:
             assert d.needs_tvs is not None
             self.record(d)
-            d = decide(await self.ask_tvs(d.needs_tvs))
+            answer = await self.ask_tvs(d.needs_tvs)
+            d = decide(answer)
+            if answer in (TvsStatus.UNREACHABLE, TvsStatus.SERVER_UNTRUSTED) and self.tvs_failure \
+                    and not d.accepted:
+                d = dataclasses.replace(d, reason=f"{d.reason} ({self.tvs_failure})")
         if "tvs" in d.rule:
             self.tvs_used = True
         return d

@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -389,6 +390,8 @@ def test_lab_serve_subprocess_listens_and_stops_on_sigterm(cluster: LabCluster, 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(_serve_cmd(cluster.root, "--keylog", str(keylog)), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    watchdog = threading.Timer(60, proc.kill)  # a line that never comes: readline sees EOF, the test fails
+    watchdog.start()
     try:
         ports: dict[str, int] = {}
         deadline = time.monotonic() + 20
@@ -411,9 +414,23 @@ def test_lab_serve_subprocess_listens_and_stops_on_sigterm(cluster: LabCluster, 
         run(probe())
         assert LabCluster.open(cluster.root).state.ports == ports
         assert keylog.exists() and "CLIENT" in keylog.read_text()  # TLS key log for Wireshark
+        # another process changes the lab: the next request picks it up, and lab serve says so
+        op = subprocess.run([sys.executable, "-m", "phoneemu", "lab", "regenerate", str(cluster.root),
+                             "callmanager"], check=False, capture_output=True, text=True, env=env, cwd=REPO,
+                            timeout=60)
+        assert op.returncode == 0, op.stderr
+        said_by_operation = op.stdout.splitlines()[-1]
+        assert said_by_operation.startswith("generation ")
+        run(tftp_get(HOST, ports["tftp"], "ITLFile.tlv"))
+        line = proc.stdout.readline()
+        if line.startswith("Ctrl-C"):  # the last line of the start-up banner
+            line = proc.stdout.readline()
+        assert re.fullmatch(r"\d\d:\d\d:\d\d picked up a change to the lab: (.*)\n", line), line
+        assert line.split(": ", 1)[1].rstrip("\n") == said_by_operation
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:
+        watchdog.cancel()
         reap(proc)
 
 

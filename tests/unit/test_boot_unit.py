@@ -275,6 +275,8 @@ def test_tvs_negative_answers(lab: LabCluster, answer: TvsResult | None, down: b
     r, _ = boot(p, lab.get)
     assert r.deciding is not None and r.deciding.rule == rule and r.locked_out and not r.ok
     assert "G.3.5-locked-ignores-config" in rules(r)
+    # no answer: the deciding reason names why (a fleet summary shows only that line)
+    assert r.deciding.reason.endswith("(connection refused)") == down
 
 
 def test_tvs_wrong_role(lab: LabCluster) -> None:
