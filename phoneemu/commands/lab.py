@@ -439,8 +439,11 @@ def _exchange(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
     def names(x: LabCluster) -> str:
         cns = [dn_text(cert.subject).split(";")[0].removeprefix("CN=") for cert in x.exported_certs()]
         return ", ".join(cns)
-    return (f"TVS of {c.state.name} now vouches for {peer.state.name}'s {names(peer)}; TVS of "
-            f"{peer.state.name} for {c.state.name}'s {names(c)} (roles SAST, TFTP) — a snapshot: "
+
+    def who(x: LabCluster) -> str:  # two labs of one name (both "lab" by default): their folders say which
+        return x.state.name if c.state.name != peer.state.name else f"{x.state.name} ({x.root})"
+    return (f"TVS of {who(c)} now vouches for {who(peer)}'s {names(peer)}; TVS of "
+            f"{who(peer)} for {who(c)}'s {names(c)} (roles SAST, TFTP) — a snapshot: "
             "a certificate regenerated later needs another exchange")
 
 

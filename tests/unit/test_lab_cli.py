@@ -281,6 +281,18 @@ def test_exchange_says_what_each_tvs_now_vouches_for(lab_dir: Path, tmp_path: Pa
         "ITLRECOVERY_lab-pub, lab-pub" in out and "a snapshot" in out
 
 
+def test_exchange_between_two_labs_of_one_name_names_their_folders(
+        lab_dir: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    other = tmp_path / "other"
+    assert main(["lab", "init", str(other), "--seed", "5", "--key", "rsa1024", "--now", "1780000000"]) == 0
+    capsys.readouterr()
+    assert main(["lab", "exchange", str(lab_dir), str(other)]) == 0
+    out = capsys.readouterr().out
+    assert f"TVS of lab ({lab_dir}) now vouches for lab ({other})'s ITLRECOVERY_lab-pub, lab-pub; " \
+        f"TVS of lab ({other}) for lab ({lab_dir})'s" in out
+
+
 def test_service_without_a_running_serve_does_not_claim_one(lab_dir: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     """``lab service`` only records the wanted state: it cannot know whether a ``lab serve`` runs, so it
