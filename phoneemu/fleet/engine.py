@@ -192,11 +192,7 @@ class ShardResult:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> ShardResult:
-        recs = [BootRecord(mac=r["mac"], outcome=r["outcome"], rule=r["rule"],
-                           latency_s=r["latency_ms"] / 1000.0, end_s=r["end_s"], tvs_used=r["tvs_used"],
-                           reason=r.get("reason"), itl=r.get("itl"), ctl=r.get("ctl"),
-                           signer=r.get("signer"))
-                for r in state["records"]]
+        recs = [BootRecord.from_dict(r) for r in state["records"]]
         return cls(shard=int(state["shard"]), metrics=FleetMetrics.from_state(state["metrics"]), records=recs,
                    not_started=int(state["not_started"]), setup_s=float(state["setup_s"]),
                    verify_hits=int(state["verify_hits"]), verify_misses=int(state["verify_misses"]),

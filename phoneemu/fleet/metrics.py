@@ -118,6 +118,16 @@ class BootRecord:
             out["capf_reason"] = self.capf_reason
         return out
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BootRecord:
+        """The record :meth:`as_dict` gave (a shard's records cross its pipe this way); every field
+        comes back."""
+        over = d.get("files_over") or {}
+        return cls(mac=d["mac"], outcome=d["outcome"], rule=d["rule"], latency_s=d["latency_ms"] / 1000.0,
+                   end_s=d["end_s"], tvs_used=d["tvs_used"], reason=d.get("reason"), itl=d.get("itl"),
+                   ctl=d.get("ctl"), signer=d.get("signer"), over_http=int(over.get("http", 0)),
+                   over_tftp=int(over.get("tftp", 0)), capf=d.get("capf"), capf_reason=d.get("capf_reason"))
+
 
 def percentile(sorted_values: Sequence[float], q: float) -> float | None:
     """Nearest-rank percentile ``q`` (0..100) of already sorted values; None when empty."""

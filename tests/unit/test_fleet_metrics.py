@@ -277,3 +277,23 @@ def test_shards_failing_reports_are_checked_and_merged() -> None:
     assert _failing(None) == {} and _failing(["G.4"]) == {}
     merged = _merged({0: {"A": 5, "B": 1}, 1: {"B": 7, "C": 2}, 2: {"D": 1}})
     assert merged == {"B": 8, "A": 5, "C": 2}  # the three most common, all shards together
+
+
+_text = st.none() | st.text(max_size=20)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.builds(BootRecord, mac=st.text(min_size=1, max_size=12), outcome=st.text(min_size=1, max_size=12),
+                 rule=_text, latency_s=st.floats(0, 1e4), end_s=st.floats(0, 1e4), tvs_used=st.booleans(),
+                 reason=_text, itl=_text, ctl=_text, signer=_text, over_http=st.integers(0, 50),
+                 over_tftp=st.integers(0, 50), capf=_text, capf_reason=_text))
+def test_a_shards_records_cross_its_pipe_whole(rec: BootRecord) -> None:
+    """Every field of a record sent by a shard comes back in the parent (files_over and the CAPF
+    outcome were lost on the way: a 2-shard --json had none)."""
+    from phoneemu.fleet.engine import ShardResult
+
+    sent = ShardResult(shard=1, metrics=FleetMetrics(), records=[rec])
+    got = ShardResult.from_state(sent.to_state()).records[0]
+    assert got.as_dict() == rec.as_dict()
+    assert (got.over_http, got.over_tftp, got.capf, got.capf_reason) == \
+        (rec.over_http, rec.over_tftp, rec.capf, rec.capf_reason)
