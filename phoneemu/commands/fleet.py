@@ -38,6 +38,7 @@ from typing import Any
 from phoneemu.commands._argtypes import (
     MAX_FLEET_PHONES,
     fleet_size,
+    non_negative_float,
     non_negative_int,
     port,
     positive_float,
@@ -107,6 +108,10 @@ def register(sub: Any) -> None:
                    "phone's own (512)")
     b.add_argument("--tvs-timeout", type=positive_float, default=10.0, metavar="S",
                    help="TVS exchange timeout in seconds: connect, handshake, answer (default 10)")
+    b.add_argument("--capf-retry-delay", type=non_negative_float, default=30.0, metavar="S",
+                   help="pause before each CAPF retry in seconds (default 30, as the spec gives; a "
+                   "phone retries 3 times); a pausing phone gives its turn (--concurrency) to the next "
+                   "phone, and the progress line counts the phones pausing")
     b.add_argument("--event-loop", default="auto", choices=EVENT_LOOPS,
                    help="event loop of the phone processes: auto (the default) = uvloop when "
                    "installed, else asyncio")
@@ -227,7 +232,8 @@ def _boot(args: argparse.Namespace) -> int:
                      flash_dir=str(args.flash) if args.flash is not None else None,
                      keep_records=args.json is not None, blksize=args.blksize,
                      event_loop=args.event_loop, keylog=str(args.keylog) if args.keylog is not None else None,
-                     prestate=prestate, mic_dir=mic_dir, symmetric_keys=symmetric_keys)
+                     prestate=prestate, mic_dir=mic_dir, symmetric_keys=symmetric_keys,
+                     capf_retry_delay=args.capf_retry_delay)
     limit_mib = args.capture_limit if args.capture_limit is not None else DEFAULT_LIMIT_MIB
     capture = open_host_capture(args.capture, args.keylog, host, max_bytes=int(limit_mib * 1024 * 1024),
                                 limit_name=f"--capture-limit {limit_mib:g} MiB")  # before any boot: exit 2

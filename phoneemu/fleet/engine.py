@@ -4,8 +4,11 @@ Rules:
 
 * Every phone is a real :class:`phoneemu.phone.phone.Phone` and boots with :meth:`Phone.boot` — the
   same boot sequence, rules (spec §G) and fetch code as a single phone. Nothing is decided here.
-* Concurrency is bounded: ``concurrency`` workers take phones from one queue; a phone boots once per
-  run. A run can also be bounded in time (``max_time_s``): after it no new boot starts and the
+* Concurrency is bounded: at most ``concurrency`` boots hold a turn at once, phones taking turns in
+  MAC order; a phone boots once per run. A phone pausing before a CAPF retry (``capf_retry_delay``,
+  spec §F.1: 30 s) gives its turn to the next phone and takes one again to go on, so a CAPF outage
+  does not stall the phones not yet started for 3 x 30 s per turn; progress reports count the phones
+  pausing. A run can also be bounded in time (``max_time_s``): after it no new boot starts and the
   phones not started are counted as ``not-started``.
 * What phones of one process share (immutable or process-wide, never per-phone copies):
   one :class:`~phoneemu.net.tftp_client.TftpClientPool` (bounded UDP sockets, reused), the TLS client
@@ -44,7 +47,7 @@ import gc
 import resource
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,6 +155,9 @@ class FleetSpec:
     #: MAC -> the manual config key (hex) typed into that phone (``fleet boot --lab``: the lab's key for a
     #: phone with symmetric encryption); set on phones whose model takes one (spec §C.5)
     symmetric_keys: dict[str, str] = field(default_factory=dict)
+    #: the phones' pause before each CAPF retry (s; spec §F.1: 3 retries, 30 s apart); a pausing phone
+    #: gives its turn (``concurrency``) to the next phone while it waits
+    capf_retry_delay: float = 30.0
 
     def __post_init__(self) -> None:
         if self.count < 0:
@@ -162,6 +168,9 @@ class FleetSpec:
             raise EncodeError("max_sockets must be at least 1", path="max_sockets")
         if self.event_limit < 1:
             raise EncodeError("event_limit must be at least 1", path="event_limit")
+        if not self.capf_retry_delay >= 0:  # NaN too
+            raise EncodeError(f"capf_retry_delay {self.capf_retry_delay} is not a number of seconds >= 0",
+                              path="capf_retry_delay")
         if self.blksize is not None and not 8 <= self.blksize <= 65464:
             raise EncodeError(f"blksize {self.blksize} outside 8..65464 (RFC 2348)", path="blksize")
         mac_range(self.mac_start, self.count)
@@ -267,11 +276,12 @@ def fetcher_for(phone: Phone, spec: FleetSpec, pool: TftpClientPool | None) -> F
 
 
 def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | None,
-                tvs: TvsAsker | None = None, unready: list[tuple[str, str]] | None = None) -> list[Phone]:
+                tvs: TvsAsker | None = None, unready: list[tuple[str, str]] | None = None,
+                sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> list[Phone]:
     """The phones of ``macs`` (shared pool and TVS asker; prestate applied; ``spec.mic_dir`` and
-    ``spec.symmetric_keys``: each with its lab MIC and manual key). A phone whose lab MIC does not load,
-    or whose key its model refuses, is not made: its MAC and why go to ``unready`` (the error is raised
-    when it is None)."""
+    ``spec.symmetric_keys``: each with its lab MIC and manual key; ``sleep``: their pause before a CAPF
+    retry). A phone whose lab MIC does not load, or whose key its model refuses, is not made: its MAC
+    and why go to ``unready`` (the error is raised when it is None)."""
     profile = get_profile(spec.profile)
     offset = spec.clock_offset_s
 
@@ -300,7 +310,7 @@ def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | 
                       events=EventLog(spec.event_limit, max(1, min(8, spec.event_limit))),
                       fetch_timeout=spec.fetch_timeout, fetch_retries=spec.fetch_retries,
                       fetch_max_time=spec.fetch_max_time, http_timeout=spec.fetch_timeout, tftp_pool=pool,
-                      tvs=asker, keylog=spec.keylog)
+                      tvs=asker, keylog=spec.keylog, capf_retry_delay=spec.capf_retry_delay, sleep=sleep)
         if pre is not None:
             pre.apply(phone)
         key = spec.symmetric_keys.get(mac)
@@ -321,15 +331,16 @@ FAILING_SHOWN = 3
 
 
 async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
-                    on_progress: Callable[[int, int, dict[str, int]], None] | None = None,
+                    on_progress: Callable[[int, int, dict[str, int], int], None] | None = None,
                     ready: Callable[[], Any] | None = None,
                     progress_interval: float = 0.25,
                     should_stop: Callable[[], bool] | None = None) -> ShardResult:
     """Boot the phones ``macs`` of ``spec`` in this loop; see the module docstring.
 
     ``ready`` (optional, may be a coroutine function) is awaited after the phones are built and before
-    the first boot (shards start their storm together). ``on_progress(done, ok, failing)`` (``failing``:
-    the deciding rules of the most common failures so far, with their counts) is called every
+    the first boot (shards start their storm together). ``on_progress(done, ok, failing, pausing)``
+    (``failing``: the deciding rules of the most common failures so far, with their counts; ``pausing``:
+    the phones waiting before a CAPF retry now) is called every
     ``progress_interval`` seconds and at the end. Once ``should_stop()`` is true no new boot starts
     (the boots under way finish; the rest count as not started), like the end of ``max_time_s``.
     """
@@ -344,7 +355,22 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
                           retries=spec.fetch_retries)
     try:
         unready: list[tuple[str, str]] = []
-        phones = make_phones(spec, macs, pool=pool, unready=unready)
+        slots = asyncio.Semaphore(spec.concurrency)
+        pausing = 0  # phones waiting before a CAPF retry, their turn given up
+
+        async def pause(seconds: float) -> None:
+            """A phone's pause before a CAPF retry: its turn goes to the next phone meanwhile (a CAPF
+            outage must not hold every turn for 3 x 30 s while the other phones wait to start)."""
+            nonlocal pausing
+            pausing += 1
+            slots.release()
+            try:
+                await asyncio.sleep(seconds)
+            finally:
+                pausing -= 1
+            await slots.acquire()  # (cancelled: no turn taken back; the run is ending anyway)
+
+        phones = make_phones(spec, macs, pool=pool, unready=unready, sleep=pause)
         for mac, why in unready:  # failed before the storm: no phone to boot (its lab MIC or key is unusable)
             rec = BootRecord(mac=mac, outcome="error", rule="not-booted", latency_s=0.0, end_s=0.0,
                              reason=why[:300])
@@ -361,19 +387,15 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
             got = ready()
             if asyncio.iscoroutine(got):
                 await got
-        queue: Iterator[Phone] = iter(phones)
         cpu0 = _cpu_s()
         start = time.perf_counter()
         stop_at = start + spec.max_time_s if spec.max_time_s is not None else None
         done, ok = len(unready), 0
 
-        async def worker() -> None:
+        async def boot_one(phone: Phone) -> None:
+            """One phone's boot, holding a turn (``slots``) except while it pauses."""
             nonlocal done, ok
-            for phone in queue:
-                if stop_at is not None and time.perf_counter() >= stop_at:
-                    return
-                if should_stop is not None and should_stop():
-                    return
+            try:
                 t0 = time.perf_counter()
                 try:
                     report = await phone.boot(spec.target, fetcher=fetcher_for(phone, spec, pool))
@@ -383,7 +405,7 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
                                       f"{traceback.format_exc(limit=-1).strip().splitlines()[-1]}",
                                       latency_s=t1 - t0, end_s=t1 - start)
                     done += 1
-                    continue
+                    return
                 t1 = time.perf_counter()
                 rec = BootRecord.of(report, latency_s=t1 - t0, end_s=t1 - start)
                 metrics.add(rec)
@@ -391,22 +413,39 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
                     records.append(rec)
                 done += 1
                 ok += rec.outcome == "ok"
+            finally:
+                slots.release()
+
+        def report_progress() -> None:
+            if on_progress is not None:
+                on_progress(done, ok, dict(metrics.failed_by_rule.most_common(FAILING_SHOWN)), pausing)
 
         async def reporter() -> None:
             while True:
                 await asyncio.sleep(progress_interval)
-                if on_progress is not None:
-                    on_progress(done, ok, dict(metrics.failed_by_rule.most_common(FAILING_SHOWN)))
+                report_progress()
 
         rep = asyncio.create_task(reporter())
+        booting: set[asyncio.Task[None]] = set()
         try:
-            await asyncio.gather(*(worker() for _ in range(min(spec.concurrency, max(1, len(phones))))))
+            for phone in phones:
+                await slots.acquire()
+                if (stop_at is not None and time.perf_counter() >= stop_at) or \
+                        (should_stop is not None and should_stop()):
+                    slots.release()
+                    break
+                task = asyncio.create_task(boot_one(phone))
+                booting.add(task)
+                task.add_done_callback(booting.discard)
+            if booting:
+                await asyncio.gather(*booting)
         finally:
             rep.cancel()
+            for task in booting:
+                task.cancel()
         metrics.wall_s = time.perf_counter() - start
         cpu_s = _cpu_s() - cpu0
-        if on_progress is not None:
-            on_progress(done, ok, dict(metrics.failed_by_rule.most_common(FAILING_SHOWN)))
+        report_progress()
         metrics.peak_rss[f"shard-{shard}"] = peak_rss_mib()
         return ShardResult(shard=shard, metrics=metrics, records=records,
                            not_started=len(phones) + len(unready) - done,

@@ -16,10 +16,11 @@ __all__ = ["Progress", "progress_text"]
 
 
 def progress_text(done: int, booted: int, total: int, elapsed_s: float,
-                  failing: Mapping[str, int] | None = None) -> str:
+                  failing: Mapping[str, int] | None = None, *, pausing: int = 0) -> str:
     """``booted 1200/40000 failed 3 (3% done) 1,850/s 0.6s``, then the most common failure so far
     (``; most failed: G.3.4-tvs-unreachable 3``): why phones fail shows while the storm runs, not only
-    in the summary (a wrong --tftp address, a TVS outage)."""
+    in the summary (a wrong --tftp address, a TVS outage); then the phones waiting to retry CAPF
+    (``; 120 pausing before a CAPF retry``: a CAPF outage, not a hung run)."""
     failed = done - booted
     rate = done / elapsed_s if elapsed_s > 0 else 0.0
     pct = 100.0 * done / total if total else 100.0
@@ -28,6 +29,8 @@ def progress_text(done: int, booted: int, total: int, elapsed_s: float,
     if failed and failing:
         rule, count = max(failing.items(), key=lambda item: item[1])
         text += f"; most failed: {rule} {count}"
+    if pausing:
+        text += f"; {pausing} pausing before a CAPF retry"
     return text
 
 
@@ -44,14 +47,14 @@ class Progress:
         self._open = False
 
     def __call__(self, done: int, booted: int, total: int, elapsed_s: float, *,
-                 failing: Mapping[str, int] | None = None) -> None:
+                 failing: Mapping[str, int] | None = None, pausing: int = 0) -> None:
         if not self.enabled:
             return
         now = time.monotonic()
         if now - self._last < self.interval and done < total:
             return
         self._last = now
-        text = progress_text(done, booted, total, elapsed_s, failing)
+        text = progress_text(done, booted, total, elapsed_s, failing, pausing=pausing)
         if self.tty:
             self.stream.write("\r" + text + "\x1b[K")
             self._open = True

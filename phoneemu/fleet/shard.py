@@ -62,11 +62,12 @@ from phoneemu.fleet.metrics import BootRecord, FleetMetrics, peak_rss_mib
 __all__ = ["FleetResult", "LostShard", "ProgressFn", "run_fleet", "split_range"]
 
 class ProgressFn(Protocol):
-    """``progress(done, booted, total, elapsed_s, failing=...)``; ``failing``: the deciding rules of the
-    most common failures so far, with their counts (all shards together)."""
+    """``progress(done, booted, total, elapsed_s, failing=..., pausing=...)``; ``failing``: the deciding
+    rules of the most common failures so far, with their counts; ``pausing``: the phones waiting before
+    a CAPF retry now (all shards together)."""
 
     def __call__(self, done: int, booted: int, total: int, elapsed_s: float, /, *,
-                 failing: Mapping[str, int]) -> None: ...
+                 failing: Mapping[str, int], pausing: int) -> None: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,10 +166,10 @@ def _child(spec: FleetSpec, macs: range, shard: int, channels: tuple[Any, Any],
         except OSError:  # the parent's end is gone (it died): nobody to report to
             os._exit(1)
 
-    def progress(done: int, ok: int, failing: dict[str, int] | None = None) -> None:
+    def progress(done: int, ok: int, failing: dict[str, int], pausing: int) -> None:
         if os.getppid() != parent:  # the parent died without stopping us: do not linger as an orphan
             os._exit(1)
-        tell("progress", done, ok, failing or {})
+        tell("progress", done, ok, failing, pausing)
 
     async def ready() -> None:
         tell("ready")
@@ -199,6 +200,11 @@ def _failing(value: Any) -> dict[str, int]:
     if not isinstance(value, dict):
         return {}
     return {k: v for k, v in value.items() if isinstance(k, str) and type(v) is int}
+
+
+def _count(value: Any) -> int:
+    """A shard's ``pausing`` report: a count, anything else (a shard of another version) 0."""
+    return value if type(value) is int and value >= 0 else 0
 
 
 def _merged(failing_by: Mapping[int, Mapping[str, int]]) -> dict[str, int]:
@@ -248,6 +254,7 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
     old_term = _term_as_interrupt()
     done_by: dict[int, tuple[int, int]] = {}
     failing_by: dict[int, dict[str, int]] = {}  # each shard's most common failures, as it last said
+    pausing_by: dict[int, int] = {}  # each shard's phones pausing before a CAPF retry, as it last said
     results: dict[int, ShardResult] = {}
     lost: dict[int, LostShard] = {}
     ready: set[int] = set()
@@ -299,9 +306,11 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
                     elif msg[0] == "progress":
                         done_by[i] = (msg[1], msg[2])
                         failing_by[i] = _failing(msg[3] if len(msg) > 3 else None)
+                        pausing_by[i] = _count(msg[4] if len(msg) > 4 else None)
                         if progress is not None:
                             progress(sum(d for d, _ in done_by.values()), sum(o for _, o in done_by.values()),
-                                     spec.count, time.monotonic() - t0, failing=_merged(failing_by))
+                                     spec.count, time.monotonic() - t0, failing=_merged(failing_by),
+                                     pausing=sum(pausing_by.values()))
                     elif msg[0] == "done":
                         lost.pop(i, None)  # its result made it after all
                         results[i] = ShardResult.from_state(msg[1])
@@ -396,9 +405,9 @@ def _run_inline(spec: FleetSpec, progress: ProgressFn | None,
     t0 = time.monotonic()
     stop = threading.Event()
 
-    def on_progress(done: int, ok: int, failing: dict[str, int]) -> None:
+    def on_progress(done: int, ok: int, failing: dict[str, int], pausing: int) -> None:
         if progress is not None:
-            progress(done, ok, spec.count, time.monotonic() - t0, failing=failing)
+            progress(done, ok, spec.count, time.monotonic() - t0, failing=failing, pausing=pausing)
 
     def on_signal(_sig: int, _frame: Any) -> None:
         if stop.is_set():

@@ -70,7 +70,8 @@ def test_fleet_storm_outcomes_tvs_and_verified_once(tmp_path: Path) -> None:
                              keep_records=True, fetch_timeout=1.0, tvs_timeout=10.0)
             seen: list[tuple[int, int]] = []
             res = await run_shard(spec, range(START, START + COUNT),
-                                  on_progress=lambda d, o, f: seen.append((d, o, f)), progress_interval=0.05)
+                                  on_progress=lambda d, o, f, _p: seen.append((d, o, f)),
+                                  progress_interval=0.05)
             return res, seen, srv.tvs_handler.answered
 
     gc_before = gc.get_threshold()
@@ -128,6 +129,43 @@ def test_boot_many_first_contact_in_order(tmp_path: Path) -> None:
         assert r.ok and r.trust["ITL"] == "installed" and r.decisions[0].rule == "G.2-first-itl-tofu"
     for r in again:
         assert r.ok and r.trust["ITL"] == "unchanged"
+
+
+def test_a_phone_pausing_before_a_capf_retry_gives_its_turn_to_the_next(tmp_path: Path) -> None:
+    """Spec §F.1: a phone retries CAPF 3 times, ``capf_retry_delay`` apart. With one turn
+    (concurrency 1) and CAPF down, the phones after the pausing one boot during its pauses, and the
+    progress reports count it pausing; it ends with its CAPF outcome recorded."""
+    c = LabCluster.init(tmp_path / "lab", seed=4, key_spec="rsa1024", now=NOW)
+    macs = [mac_text(START + i) for i in range(6)]
+    c.add_phones(macs, now=NOW)
+    c.set_capf([macs[0]], "install", auth_mode="null-string", key="rsa1024", now=NOW)
+
+    async def body() -> Any:
+        async with LabServers(c, host=HOST) as srv:
+            await srv.stop_service("capf")
+            target = BootTarget(host=HOST, tftp_port=srv.ports["tftp"], http_port=srv.ports["http"])
+            spec = FleetSpec(target=target, count=6, mac_start=START, concurrency=1, keep_records=True,
+                             capf_retry_delay=0.4)
+            pausing: list[int] = []
+            res = await run_shard(spec, range(START, START + 6), progress_interval=0.05,
+                                  on_progress=lambda _d, _o, _f, p: pausing.append(p))
+            return res, pausing
+
+    res, pausing = run(body())
+    ends = {r.mac: r.end_s for r in res.records}
+    assert len(ends) == 6 and res.not_started == 0
+    assert all(ends[m] < ends[macs[0]] for m in macs[1:])  # booted while the first one paused
+    assert max(pausing) == 1 and pausing[-1] == 0
+    first = next(r for r in res.records if r.mac == macs[0])
+    assert first.outcome == "ok" and first.capf == "F.1-capf-unreachable"  # its config was accepted
+    assert first.latency_s >= 3 * 0.4
+
+
+def test_fleet_spec_refuses_a_negative_capf_retry_delay() -> None:
+    target = BootTarget(host=HOST, tftp_port=69)
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(EncodeError, match="capf_retry_delay"):
+            FleetSpec(target=target, count=1, capf_retry_delay=bad)
 
 
 def test_cli_fleet_boot_two_shards_json(tmp_path: Path) -> None:

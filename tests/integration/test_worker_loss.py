@@ -57,7 +57,7 @@ def _quick_run_shard(mode: str, out: Any) -> Any:
         if ready is not None:
             await ready()
         if on_progress is not None:
-            on_progress(len(macs), len(macs))
+            on_progress(len(macs), len(macs), {}, 0)
         if mode == "cut" and shard == 1:
             _cut_off_and_die(out)
         reason = "r" * PAD if mode == "big" else None

@@ -169,6 +169,12 @@ def test_progress_names_the_most_common_failure() -> None:
     assert "most failed" not in progress_text(200, 199, 40000, 4.0)  # a shard that did not say
 
 
+def test_progress_counts_the_phones_pausing_before_a_capf_retry() -> None:
+    """A CAPF outage shows as phones pausing (3 x 30 s, spec §F.1), not as a run that hangs."""
+    assert progress_text(0, 0, 2000, 35.0, {}, pausing=128).endswith("; 128 pausing before a CAPF retry")
+    assert "pausing" not in progress_text(10, 10, 2000, 1.0, {}, pausing=0)
+
+
 def test_plot_without_matplotlib_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
@@ -271,7 +277,9 @@ def test_capf_outcomes_are_counted_and_survive_merge_and_transport() -> None:
 
 
 def test_shards_failing_reports_are_checked_and_merged() -> None:
-    from phoneemu.fleet.shard import _failing, _merged
+    from phoneemu.fleet.shard import _count, _failing, _merged
+
+    assert [_count(v) for v in (3, 0, -1, True, "2", None, 1.5)] == [3, 0, 0, 0, 0, 0, 0]
 
     assert _failing({"G.4-bad-signature": 2, 3: 1, "x": "1", "y": True}) == {"G.4-bad-signature": 2}
     assert _failing(None) == {} and _failing(["G.4"]) == {}
