@@ -763,7 +763,7 @@ def load_text(text: str, path: str = "<string>") -> Scenario:
         line = mark.line + 1 if mark is not None else None
         raise ScenarioError(f"invalid YAML: {getattr(exc, 'problem', None) or exc}", file=path,
                             line=line) from None
-    top = ctx.mapping(root, "scenario", allowed=TOP_KEYS, required=("reproduces", "phones", "steps"))
+    top = ctx.mapping(root, "scenario", allowed=TOP_KEYS, required=("phones", "steps"))
     clusters_node = top.get("clusters")
     clusters: dict[str, ClusterSpec] = {}
     if clusters_node is None:
@@ -797,7 +797,7 @@ def load_text(text: str, path: str = "<string>") -> Scenario:
         name=ctx.string(top["name"], "name") if "name" in top else stem,
         path=path,
         description=ctx.string(top["description"], "description") if "description" in top else "",
-        reproduces=ctx.string(top["reproduces"], "reproduces"),
+        reproduces=ctx.string(top["reproduces"], "reproduces") if "reproduces" in top else "",
         clusters=clusters, phones=groups, steps=steps, tags=tags,
         timeout=_timeout(ctx, top["timeout"]) if "timeout" in top else None,
     )

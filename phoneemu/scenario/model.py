@@ -94,7 +94,7 @@ class Scenario:
     name: str
     path: str
     description: str
-    reproduces: str
+    reproduces: str  # the seed/spec section a catalogue file reproduces; "" in a site's own scenario
     clusters: dict[str, ClusterSpec]
     phones: dict[str, PhoneGroup]
     steps: tuple[Step | Expectation, ...]

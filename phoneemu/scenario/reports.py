@@ -72,7 +72,7 @@ def render_text(summary: RunSummary, *, colour: bool = False, verbose: bool = Fa
     for s in summary.scenarios:
         o = s.outcome.value
         out.append(f"{_paint(f'{o:<5}', o, colour)} {s.name}  ({s.path}, {s.phones} phone(s), "
-                   f"{s.duration_s:.2f}s)  reproduces: {s.reproduces}")
+                   f"{s.duration_s:.2f}s)" + (f"  reproduces: {s.reproduces}" if s.reproduces else ""))
         if s.error:
             out.append(f"      error: {s.error}")
         if s.capture and (verbose or s.outcome.bad):
@@ -152,6 +152,21 @@ def write_json(summary: RunSummary, path: Path) -> None:
     _write_report(path, json.dumps(to_json(summary), indent=2, default=str) + "\n")
 
 
+def _failure_message(e: ExpectationResult) -> str:
+    """A failed expectation's one-line message (what CI pages show first): its first failed check,
+    and how many phones failed it (``expectation failed: itl: expected 'updated', got 'installed' (12 of
+    50 phones)``)."""
+    failed = e.failures()
+    if not failed:
+        return "expectation failed"
+    first = failed[0]
+    what = f"{first.check}: expected {first.expected!r}, got {first.actual!r}"
+    phones = {c.phone for c in e.checks}
+    alike = {c.phone for c in failed if c.check == first.check}
+    who = first.phone if len(phones) == 1 else f"{len(alike)} of {len(phones)} phones, first {first.phone}"
+    return f"expectation failed: {what} ({who})"
+
+
 def _junit_case(out: IO[str], s: ScenarioResult, e: ExpectationResult, name: str) -> None:
     file, _, line = e.where.rpartition(":")
     where = f" file={quoteattr(file)} line={quoteattr(line)}" if file and line.isdigit() else ""
@@ -160,7 +175,7 @@ def _junit_case(out: IO[str], s: ScenarioResult, e: ExpectationResult, name: str
     o = e.outcome
     body = "\n".join(_failure_lines(e, 40))
     if o is Outcome.FAIL:
-        out.write(f'      <failure message="expectation failed">{escape(body)}</failure>\n')
+        out.write(f'      <failure message={quoteattr(_failure_message(e))}>{escape(body)}</failure>\n')
     elif o is Outcome.XPASS:
         out.write(f'      <failure message={quoteattr("unexpected pass (xfail: " + str(e.xfail) + ")")}/>\n')
     elif o is Outcome.XFAIL:
@@ -180,9 +195,10 @@ def write_junit(summary: RunSummary, path: Path) -> None:
         out.write(f"  <testsuite name={quoteattr(s.name)} tests=\"{tests}\" failures=\"{fails}\" "
                   f"errors=\"{errors}\" skipped=\"{skips}\" time=\"{s.duration_s:.3f}\" "
                   f"file={quoteattr(s.path)}>\n")
-        props = [("reproduces", s.reproduces)] + [("tag", t) for t in s.tags]
-        out.write("    <properties>" + "".join(f"<property name={quoteattr(k)} value={quoteattr(v)}/>"
-                                               for k, v in props) + "</properties>\n")
+        props = [("reproduces", s.reproduces)] * bool(s.reproduces) + [("tag", t) for t in s.tags]
+        if props:  # none: no empty <properties/> (a site's own scenario without reproduces or tags)
+            out.write("    <properties>" + "".join(f"<property name={quoteattr(k)} value={quoteattr(v)}/>"
+                                                   for k, v in props) + "</properties>\n")
         if s.error:
             out.write(f'    <testcase classname={quoteattr(s.name)} name="run" time="0">\n'
                       f'      <error message={quoteattr(s.error)}/>\n    </testcase>\n')

@@ -28,6 +28,7 @@ def test_scenario_passes(path: Path) -> None:
     scenario = load_file(path)
     head = path.read_text().splitlines()[0]
     assert head.startswith("# Reproduces:"), f"{path.name} must name the section it reproduces"
+    assert scenario.reproduces, f"{path.name}: a catalogue file's reproduces: field names the section"
     result = asyncio.run(run_scenario(scenario, RunOptions()))
     report = render_text(RunSummary(scenarios=[result]), verbose=True)
     assert not result.outcome.bad, report

@@ -49,6 +49,33 @@ def test_fail_exits_nonzero_with_timeline(tmp_path: Path, capsys: pytest.Capture
     assert "timeline of 0B0000000001" in out and "G.2-first-itl-tofu" in out
     case = ET.parse(junit).getroot().find("testsuite/testcase/failure")
     assert case is not None and "expected 'rejected'" in (case.text or "")
+    # the one line CI pages show first says what failed, not only that something did
+    assert case.get("message") == \
+        "expectation failed: itl: expected 'rejected', got 'installed' (0B0000000001)"
+
+
+def test_a_sites_own_scenario_needs_no_reproduces(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``reproduces:`` names the spec section a catalogue file reproduces; a site's own conformance
+    scenario has none to name: it runs, and its reports carry no empty reproduces."""
+    f = _write(tmp_path, "site", BASE.format(extra=", itl: installed").replace("reproduces: spec G.2\n", ""))
+    junit, js = tmp_path / "r.xml", tmp_path / "r.json"
+    assert main(["run", str(f), "--junit", str(junit), "--json", str(js)]) == 0
+    out = capsys.readouterr().out
+    assert "PASS  site" in out and "reproduces" not in out
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None and suite.find("properties") is None
+    assert json.loads(js.read_text())["scenarios"][0]["reproduces"] == ""
+
+
+def test_junit_message_counts_the_phones_that_failed_alike(tmp_path: Path) -> None:
+    text = BASE.format(extra=", itl: rejected").replace("p: {mac: 0B0000000001}",
+                                                        "p: {mac_start: 0B0000000001, count: 3}")
+    f = _write(tmp_path, "many", text)
+    junit = tmp_path / "r.xml"
+    assert main(["run", str(f), "--junit", str(junit)]) == 1
+    case = ET.parse(junit).getroot().find("testsuite/testcase/failure")
+    assert case is not None and case.get("message") == \
+        "expectation failed: itl: expected 'rejected', got 'installed' (3 of 3 phones, first 0B0000000001)"
 
 
 def test_xfail_and_xpass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
