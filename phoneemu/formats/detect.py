@@ -65,5 +65,7 @@ def detect(data: bytes, name: str | None = None) -> Kind:
     if text.lstrip(b" \t\r\n")[:1] == b"<":
         return "xml"
     hint = f" (name suggests {_by_name(name)})" if name and _by_name(name) else ""
+    if not data:  # a download that got nothing, a file truncated to nothing: say so, not "not XML"
+        raise DecodeError(f"empty (0 bytes): no signed header, no XML{hint}", fmt="detect", offset=0)
     raise DecodeError(f"not a signed header (no VERSION TLV 01 00 02) and not XML{hint}", fmt="detect",
                       offset=0)

@@ -53,3 +53,5 @@ def test_detect(vectors: dict[str, bytes]) -> None:
         detect.detect(b"\x00garbage", "x.bin")
     with pytest.raises(DecodeError):
         detect.detect(b"\x01\x00\x02\x01")
+    with pytest.raises(DecodeError, match=r"^detect: at offset 0: empty \(0 bytes\).*\(name suggests itl\)"):
+        detect.detect(b"", "ITLFile.tlv")
