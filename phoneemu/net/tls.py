@@ -230,6 +230,19 @@ def _peer_of(peername: object) -> str:
     return "?"
 
 
+class _TlsStreamProtocol(asyncio.StreamReaderProtocol):
+    """The stream protocol over a TLS transport made by ``start_tls``. A client that closes right after
+    its handshake (a phone refusing our certificate, spec §E.1, §F.1) sends its Finished and its
+    close together: the EOF reaches the protocol before :meth:`connection_made` has told it that it
+    runs over TLS, and asyncio's answer to the stream's "keep open" was one warning line per
+    connection (``returning true from eof_received() has no effect when using ssl``). Over TLS the
+    transport closes itself on EOF: say so."""
+
+    def eof_received(self) -> bool:
+        super().eof_received()  # the reader sees its end of file
+        return False
+
+
 class _PausedProtocol(asyncio.Protocol):
     """A new TCP connection that reads nothing until :meth:`asyncio.loop.start_tls` takes it over
     (so not a byte of the ClientHello is consumed by a plain-text reader)."""
@@ -318,7 +331,7 @@ class TlsServer:
         peername = raw.get_extra_info("peername")
         peer = _peer_of(peername)
         reader = asyncio.StreamReader()
-        protocol = asyncio.StreamReaderProtocol(reader)
+        protocol = _TlsStreamProtocol(reader)
         try:
             tls = await asyncio.wait_for(
                 loop.start_tls(raw, protocol, self.ctx, server_side=True,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import ssl
 from functools import cache
 from pathlib import Path
@@ -249,3 +250,38 @@ def test_ipv6_peer_is_named_with_brackets() -> None:
         finally:
             await srv.close()
     run(main())
+
+
+def test_a_client_that_closes_right_after_its_handshake_is_not_a_warning_storm(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A phone that refuses the server's certificate (spec §E.1, §F.1) closes right after the
+    handshake: its Finished and its close arrive together, before the stream knows it runs over TLS.
+    One line per such connection (the handler's), not asyncio's 'returning true from eof_received()'
+    besides (a 10-phone cp-7940 storm with a CAPF operation pending printed 37 of them)."""
+    import socket
+    import threading
+
+    key, cert = identity("rsa2048", "capf-eof")
+    handled = threading.Event()
+
+    async def reader_side(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        assert await reader.read(5) == b""  # end of file, seen by the handler
+        handled.set()
+
+    def close_at_once(port: int) -> None:  # blocking: nothing runs between the handshake and the close
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with socket.create_connection((HOST, port), timeout=5) as raw:
+            ctx.wrap_socket(raw).close()
+
+    async def main() -> None:
+        async with TlsServer(reader_side, server_context(cert, key), HOST, 0, name="capf") as srv:
+            for _ in range(5):
+                await asyncio.to_thread(close_at_once, srv.port)
+            await asyncio.sleep(0.2)
+
+    with caplog.at_level(logging.WARNING):
+        run(main())
+    assert handled.is_set()
+    assert not [r for r in caplog.records if "eof_received" in r.getMessage()]
