@@ -7,7 +7,8 @@ to stderr (booted, failed, rate and the most common failure so far: "most failed
 H.3-config-transport-failed 120" says at once that the TFTP address is wrong); the summary (counts
 by outcome, by deciding rule and by trust-list outcome — "ITL updated 4990, ITL rejected 10" after
 a certificate change —, how CAPF sessions ended ("CAPF: F.6-lsc-installed 1998, F.6-capf-rejected
-2", the first failures with why), files received over HTTP and over TFTP — a fallback from HTTP
+2", its failures by kind), failed boots by kind (alike failures one line, with their count and
+first MACs), files received over HTTP and over TFTP — a fallback from HTTP
 shows here —, latency percentiles, rate, peak RSS) to stdout; --json adds each phone's record
 (outcome, deciding rule, reason, itl/ctl outcome, files_over, capf and capf_reason). Exit status 0
 when every phone booted, 1 when any failed, 2 on bad input.

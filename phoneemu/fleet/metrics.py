@@ -21,6 +21,9 @@ Rules (issue #6):
 * And how its CAPF session ended (``capf``: the rule of its last CAPF decision, §F), counted as
   ``by_capf`` ("F.6-lsc-installed": 1998, "F.6-capf-rejected": 2): a CAPF failure does not fail a boot
   whose config is accepted, so an enrolment storm is read here; the first few failures keep their reason.
+* Failed boots and failed CAPF sessions are also grouped by what they have in common
+  (:class:`~phoneemu.fleet.alike.Alike`: outcome, rule, reason, signer): the summary shows the most
+  common kinds, each with its count and first MACs — one TVS outage is one line, not five copies.
 * Peak RSS comes from ``resource.getrusage`` (``ru_maxrss`` is KiB on Linux, bytes on macOS):
   :func:`peak_rss_mib` for this process, ``children=True`` for the largest finished child.
 """
@@ -32,10 +35,11 @@ import resource
 import sys
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from phoneemu.fleet.alike import Alike
 from phoneemu.phone.boot import BootReport
 
 __all__ = [
@@ -169,6 +173,35 @@ def peak_rss_mib(*, children: bool = False) -> float:
 
 
 _FAILURES_SHOWN = 5
+#: what failures of one kind share (fleet.alike): the summary's lines, one per kind
+_FAILED_BY = ("outcome", "rule", "reason", "signer")
+_CAPF_FAILED_BY = ("capf", "reason")
+
+
+def _failure_text(kind: dict[str, Any]) -> str:
+    why = f": {kind['reason']}" if kind.get("reason") else ""
+    why += f" (signer {kind['signer']})" if kind.get("signer") else ""
+    return f"{kind['outcome']} ({kind['rule']}){why}"
+
+
+def _kind_lines(kinds: list[dict[str, Any]], head: str, text: Callable[[dict[str, Any]], str],
+                total: int) -> list[str]:
+    """The :data:`_FAILURES_SHOWN` most common kinds of failure, one line each (a single phone by its
+    MAC; more by their count, then their first MACs), then how many failed otherwise."""
+    lines: list[str] = []
+    shown = 0
+    for kind in kinds[:_FAILURES_SHOWN]:
+        n, macs = kind["count"], kind["macs"]
+        if n == 1:
+            lines.append(f"  {head}: {macs[0]} {text(kind).replace('{mac}', macs[0])}")
+        else:
+            more = f" and {n - len(macs)} more" if n > len(macs) else ""
+            lines.append(f"  {head}: {n} phones {text(kind)}")
+            lines.append(f"      {', '.join(macs)}{more}")
+        shown += n
+    if total > shown:
+        lines.append(f"  ... and {total - shown} more {head} otherwise (every phone's record: --json FILE)")
+    return lines
 """Failed boots the console summary names one by one; the count of the rest follows them."""
 
 
@@ -190,6 +223,8 @@ class FleetMetrics:
         self.peak_rss: dict[str, float] = {}  # "shard-0": MiB, ...
         self.failures: list[dict[str, Any]] = []  # the first few failed boots (mac, outcome, rule)
         self.max_failures_kept = 20
+        self.failed_alike = Alike(_FAILED_BY)  # failed boots by kind: counts and first MACs
+        self.capf_alike = Alike(_CAPF_FAILED_BY)
 
     # ------------------------------------------------------------------ input
     def add(self, rec: BootRecord) -> None:
@@ -203,16 +238,21 @@ class FleetMetrics:
         self.tvs_used += rec.tvs_used
         if rec.capf is not None:
             self.by_capf[rec.capf] += 1
-            if rec.capf_reason is not None and len(self.capf_failures) < _FAILURES_SHOWN:
-                self.capf_failures.append({"mac": rec.mac, "capf": rec.capf, "reason": rec.capf_reason})
+            if rec.capf_reason is not None:
+                self.capf_alike.add(rec.mac, {"capf": rec.capf, "reason": rec.capf_reason})
+                if len(self.capf_failures) < _FAILURES_SHOWN:
+                    self.capf_failures.append({"mac": rec.mac, "capf": rec.capf, "reason": rec.capf_reason})
         if rec.over_http:
             self.files_over["http"] += rec.over_http
         if rec.over_tftp:
             self.files_over["tftp"] += rec.over_tftp
         self.latencies.append(rec.latency_s)
         self.end_times.append(rec.end_s)
-        if rec.outcome != "ok" and len(self.failures) < self.max_failures_kept:
-            self.failures.append(rec.as_dict())
+        if rec.outcome != "ok":
+            self.failed_alike.add(rec.mac, {"outcome": rec.outcome, "rule": rec.rule, "reason": rec.reason,
+                                            "signer": rec.signer})
+            if len(self.failures) < self.max_failures_kept:
+                self.failures.append(rec.as_dict())
 
     def add_error(self, mac: str, text: str, *, latency_s: float, end_s: float) -> None:
         """A boot that raised instead of reporting (a bug: the boot contract says it never raises)."""
@@ -234,6 +274,8 @@ class FleetMetrics:
         self.peak_rss.update(other.peak_rss)
         room = self.max_failures_kept - len(self.failures)
         self.failures.extend(other.failures[:max(0, room)])
+        self.failed_alike.merge(other.failed_alike)
+        self.capf_alike.merge(other.capf_alike)
         return self
 
     @classmethod
@@ -307,6 +349,9 @@ class FleetMetrics:
             "sustained_boots_per_s": round(self.sustained_rate(), 1),
             "peak_rss_mib": {k: round(v, 1) for k, v in sorted(self.peak_rss.items())},
             "failures": list(self.failures),
+            "failure_kinds": self.failed_alike.kinds(),
+            "failure_kinds_not_kept": self.failed_alike.other,
+            "capf_failure_kinds": self.capf_alike.kinds(),
         }
 
     def render(self) -> str:
@@ -325,7 +370,9 @@ class FleetMetrics:
             lines.append("trust lists: " + ", ".join(f"{k} {v}" for k, v in s["by_trust"].items()))
         if s["by_capf"]:
             lines.append("CAPF: " + ", ".join(f"{k} {v}" for k, v in s["by_capf"].items()))
-            lines += [f"  CAPF failed: {f['mac']} ({f['capf']}): {f['reason']}" for f in s["capf_failures"]]
+            capf_failed = sum(k["count"] for k in s["capf_failure_kinds"]) + self.capf_alike.other
+            lines += _kind_lines(s["capf_failure_kinds"], "CAPF failed",
+                                 lambda k: f"({k['capf']}): {k['reason']}", capf_failed)
         if s["files_over"]:
             lines.append("files received: "
                          + ", ".join(f"{v} over {k.upper()}" for k, v in s["files_over"].items()))
@@ -335,14 +382,7 @@ class FleetMetrics:
             total = sum(s["peak_rss_mib"].values())
             parts = ", ".join(f"{k} {v:.0f}" for k, v in s["peak_rss_mib"].items())
             lines.append(f"peak RSS MiB: {parts} (sum {total:.0f})")
-        shown = s["failures"][:_FAILURES_SHOWN]
-        for f in shown:
-            why = f": {f['reason']}" if f.get("reason") else ""
-            why += f" (signer {f['signer']})" if f.get("signer") else ""
-            lines.append(f"  failed: {f['mac']} {f['outcome']} ({f['rule']}){why}")
-        if s["failed"] > len(shown):
-            rest = s["failed"] - len(shown)
-            lines.append(f"  ... and {rest} more failed (every phone's record: --json FILE)")
+        lines += _kind_lines(s["failure_kinds"], "failed", _failure_text, s["failed"])
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ transport between processes
@@ -353,7 +393,8 @@ class FleetMetrics:
                 "capf_failures": list(self.capf_failures), "tvs_used": self.tvs_used,
                 "files_over": dict(self.files_over),
                 "latencies": self.latencies.tobytes(), "end_times": self.end_times.tobytes(),
-                "wall_s": self.wall_s, "peak_rss": dict(self.peak_rss), "failures": list(self.failures)}
+                "wall_s": self.wall_s, "peak_rss": dict(self.peak_rss), "failures": list(self.failures),
+                "failed_alike": self.failed_alike.to_state(), "capf_alike": self.capf_alike.to_state()}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> FleetMetrics:
@@ -371,4 +412,6 @@ class FleetMetrics:
         m.wall_s = float(state["wall_s"])
         m.peak_rss.update(state["peak_rss"])
         m.failures.extend(state["failures"])
+        m.failed_alike = Alike.from_state(_FAILED_BY, state.get("failed_alike"))
+        m.capf_alike = Alike.from_state(_CAPF_FAILED_BY, state.get("capf_alike"))
         return m

@@ -86,17 +86,49 @@ def test_metrics_counts_rates_and_summary() -> None:
     assert "12 phones: 10 booted, 2 failed" in text and "G.3.4-tvs-unknown-signer" in text
 
 
-def test_summary_names_five_failures_and_counts_the_rest() -> None:
-    """A storm of 40,000 failures lists five, then how many more, not a silent cut."""
+def test_summary_groups_alike_failures_and_counts_the_rest() -> None:
+    """40,000 phones locked out by one TVS outage read as one line with a count and the first MACs; the
+    five most common kinds are shown, then how many failed otherwise — not a silent cut."""
     m = FleetMetrics()
     for i in range(30):
-        m.add(_rec("no-config", "H.3-config-transport-failed", lat=0.01, end=0.1 * i))
+        mac = f"0A00000000{i:02X}"
+        m.add(BootRecord(mac=mac, outcome="no-config", rule="H.3-config-transport-failed", latency_s=0.01,
+                         end_s=0.1 * i, reason=f"TFTP timeout for SEP{mac}.cnf.xml.sgn"))
+    lines = m.render().splitlines()
+    assert lines[-2:] == [
+        "  failed: 30 phones no-config (H.3-config-transport-failed): TFTP timeout for SEP{mac}.cnf.xml.sgn",
+        "      0A0000000000, 0A0000000001, 0A0000000002 and 27 more"]
+    for k in range(7):  # seven more kinds, one phone each: five kinds shown in all, then the rest counted
+        m.add(BootRecord(mac=f"0B00000000{k:02X}", outcome="config-rejected", rule=f"G.4-rule-{k}",
+                         latency_s=0.01, end_s=1.0, reason=f"SEP0B00000000{k:02X} why"))
     lines = m.render().splitlines()
     assert sum(line.startswith("  failed: ") for line in lines) == 5
-    assert lines[-1] == "  ... and 25 more failed (every phone's record: --json FILE)"
+    assert "  failed: 0B0000000000 config-rejected (G.4-rule-0): SEP0B0000000000 why" in lines
+    assert lines[-1] == "  ... and 3 more failed otherwise (every phone's record: --json FILE)"
+    kinds = m.summary()["failure_kinds"]
+    assert kinds[0]["count"] == 30 and kinds[0]["macs"] == ["0A0000000000", "0A0000000001", "0A0000000002"]
     few = FleetMetrics()
     few.add(_rec("no-config", "H.3-config-transport-failed"))
-    assert "more failed" not in few.render()
+    assert "more failed" not in few.render() and "  failed: 0A0000000001 no-config" in few.render()
+
+
+def test_alike_kinds_are_bounded_and_merge_across_shards() -> None:
+    from phoneemu.fleet.alike import KINDS_KEPT, MACS_KEPT, Alike
+
+    a, b = Alike(("rule", "reason")), Alike(("rule", "reason"))
+    for i in range(KINDS_KEPT + 10):  # more kinds than kept: the rest are counted, memory stays bounded
+        a.add(f"M{i}", {"rule": f"R{i}", "reason": None})
+    assert len(a.kinds()) == KINDS_KEPT and a.other == 10
+    for i in range(5):
+        b.add(f"N{i}", {"rule": "R0", "reason": f"file SEPN{i}.cnf.xml"})  # alike: own MAC as {mac}
+    got = Alike.from_state(("rule", "reason"), a.to_state()).merge(Alike.from_state(("rule", "reason"),
+                                                                                     b.to_state()))
+    assert got.other == 10 + 5  # R0 with that reason is a new kind past the bound
+    c = Alike(("rule", "reason"))
+    c.merge(b)
+    assert c.kinds() == [{"count": 5, "rule": "R0", "reason": "file SEP{mac}.cnf.xml",
+                          "macs": ["N0", "N1", "N2"][:MACS_KEPT]}]
+    assert Alike.from_state(("rule",), None).kinds() == []
 
 
 def test_sustained_rate_drops_ramp_and_tail() -> None:
@@ -267,6 +299,9 @@ def test_capf_outcomes_are_counted_and_survive_merge_and_transport() -> None:
     text = m.render()
     assert "CAPF: F.6-lsc-installed 2, F.6-capf-rejected 1" in text
     assert "  CAPF failed: 0A0000000002 (F.6-capf-rejected): CAPF ended the session: bad data" in text
+    assert m.summary()["capf_failure_kinds"] == [{"count": 1, "capf": "F.6-capf-rejected",
+                                                  "reason": "CAPF ended the session: bad data",
+                                                  "macs": ["0A0000000002"]}]
     assert m.summary()["capf_failures"] == [{"mac": "0A0000000002", "capf": "F.6-capf-rejected",
                                              "reason": "CAPF ended the session: bad data"}]
     record = rec("0A0000000002", server, refused).as_dict()
