@@ -57,6 +57,7 @@ from phoneemu.lab.pki import Identity
 from phoneemu.lab.tvs_service import TvsConnectionLog, TvsHandler, address_text, answer_frames
 from phoneemu.lab.tvs_threaded import IdentityContext
 from phoneemu.net._listen import tcp_listener
+from phoneemu.net.tls import handshake_failure
 from phoneemu.protocols import tvs
 
 __all__ = ["DEFAULT_MAX_CONNECTIONS", "LoopTvsServer"]
@@ -174,7 +175,7 @@ class _Connection:
         if self.handshaken:
             self._refuse(f"connection lost: {exc}")
         else:
-            self._handshake_failed(f"{type(exc).__name__}: {exc}")
+            self._handshake_failed(f"TLS handshake failed: {handshake_failure(exc)}")
         self.close(peer_closed=True)
 
     # --- deadlines -------------------------------------------------------------------------------
@@ -197,7 +198,7 @@ class _Connection:
             self.timer = loop.call_at(self.deadline, self._on_timer)
             return
         if not self.handshaken:
-            self._handshake_failed(f"timeout: not complete within {self.server.handshake_timeout}s")
+            self._handshake_failed(f"TLS handshake timeout after {self.server.handshake_timeout:g}s")
             self.close(peer_closed=True)
             return
         handler = self.server.handler
@@ -221,7 +222,7 @@ class _Connection:
             return
         except (ssl.SSLError, ValueError) as exc:
             self._flush()  # the alert, for the client's log
-            self._handshake_failed(f"{type(exc).__name__}: {exc}")
+            self._handshake_failed(f"TLS handshake failed: {handshake_failure(exc)}")
             self.close(peer_closed=True)
             return
         self.handshaken = True
@@ -241,7 +242,7 @@ class _Connection:
     def _handshake_failed(self, reason: str) -> None:
         server = self.server
         server.errors += 1
-        _log.warning("%s: connection from %s failed: TLS handshake: %s", server.name, self.peer, reason)
+        _log.warning("%s: %s: %s", server.name, self.peer, reason)  # as TlsServer words it
 
     # --- requests --------------------------------------------------------------------------------
     def _serve(self) -> None:

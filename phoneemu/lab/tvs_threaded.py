@@ -91,7 +91,7 @@ from phoneemu.errors import PhoneEmuError
 from phoneemu.lab.pki import Identity
 from phoneemu.lab.tvs_service import TvsConnectionLog, TvsHandler, address_text, answer_frames
 from phoneemu.net._listen import tcp_listener
-from phoneemu.net.tls import CUCM_TVS_CIPHERS, server_context
+from phoneemu.net.tls import CUCM_TVS_CIPHERS, handshake_failure, server_context
 from phoneemu.protocols import tvs
 
 __all__ = ["DEFAULT_WORKERS", "IdentityContext", "ThreadedTvsServer"]
@@ -341,17 +341,16 @@ class ThreadedTvsServer:
                 with self._lock:
                     self.errors += 1
                 if deadline.fired:
-                    _log.warning("%s: connection from %s failed: TLS handshake: timeout: not complete within "
-                                 "%ss", self.name, peer, self.handshake_timeout)
+                    _log.warning("%s: %s: TLS handshake timeout after %gs", self.name, peer,
+                                 self.handshake_timeout)
                 else:
-                    _log.warning("%s: connection from %s failed: TLS handshake: %s: %s", self.name, peer,
-                                 type(exc).__name__, exc)
+                    _log.warning("%s: %s: TLS handshake failed: %s", self.name, peer, handshake_failure(exc))
                 return
             if deadline.fired:  # cut just as it completed: the deadline passed all the same
                 with self._lock:
                     self.errors += 1
-                _log.warning("%s: connection from %s failed: TLS handshake: timeout: not complete within "
-                             "%ss", self.name, peer, self.handshake_timeout)
+                _log.warning("%s: %s: TLS handshake timeout after %gs", self.name, peer,
+                             self.handshake_timeout)
                 return
             if _QUICKACK is not None:  # ACK the client's Finished now (see module docstring)
                 with contextlib.suppress(OSError):

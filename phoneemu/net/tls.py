@@ -222,6 +222,16 @@ async def open_tls_connection(host: str, port: int, ctx: ssl.SSLContext, *, time
         raise TransportError(f"{host_port(host, port)}: cannot connect: {exc}", kind="unreachable") from exc
 
 
+def handshake_failure(exc: BaseException) -> str:
+    """Why a TLS handshake failed, as every lab TLS server logs it (``tvs: 10.0.0.7:51234: TLS handshake
+    failed: WHY``): OpenSSL's reason (``WRONG_VERSION_NUMBER``, ``TLSV1_ALERT_UNKNOWN_CA``), else the
+    error's type and its message when it has one (``ConnectionResetError``)."""
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return str(exc.reason)
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def _peer_of(peername: object) -> str:
     """``host:port`` (``[host]:port`` for IPv6) of a transport's ``peername`` (``?`` when there is none)."""
     if isinstance(peername, tuple) and len(peername) >= 2:
@@ -343,11 +353,8 @@ class TlsServer:
         except TimeoutError:
             self._handshake_failed(raw, peer, f"TLS handshake timeout after {self.handshake_timeout:g}s")
             return
-        except ssl.SSLError as exc:
-            self._handshake_failed(raw, peer, f"TLS handshake failed: {exc.reason or exc}")
-            return
-        except (OSError, EOFError, RuntimeError) as exc:
-            self._handshake_failed(raw, peer, f"TLS handshake failed: {type(exc).__name__}: {exc}")
+        except (OSError, EOFError, RuntimeError) as exc:  # ssl.SSLError is an OSError
+            self._handshake_failed(raw, peer, f"TLS handshake failed: {handshake_failure(exc)}")
             return
         if tls is None:  # the peer went away at once
             self._handshake_failed(raw, peer, "TLS handshake failed: connection closed")

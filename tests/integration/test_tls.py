@@ -285,3 +285,13 @@ def test_a_client_that_closes_right_after_its_handshake_is_not_a_warning_storm(
         run(main())
     assert handled.is_set()
     assert not [r for r in caplog.records if "eof_received" in r.getMessage()]
+
+
+def test_handshake_failure_wording() -> None:
+    from phoneemu.net.tls import handshake_failure
+
+    err = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
+    err.reason = "WRONG_VERSION_NUMBER"
+    assert handshake_failure(err) == "WRONG_VERSION_NUMBER"
+    assert handshake_failure(ConnectionResetError()) == "ConnectionResetError"  # no empty ': '
+    assert handshake_failure(EOFError("closed")) == "EOFError: closed"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import threading
 import time
@@ -309,4 +310,26 @@ def test_stalled_handshake_and_idle_connection_are_cut_by_the_watchdog(impl: str
             assert reply.valid
     with caplog.at_level("WARNING", logger="phoneemu.lab.tvs"):
         run(main())
-    assert any("TLS handshake: timeout: not complete within 0.3s" in r.getMessage() for r in caplog.records)
+    assert any("TLS handshake timeout after 0.3s" in r.getMessage() for r in caplog.records)
+
+
+def test_a_client_that_is_not_tls_is_one_line_worded_alike_by_every_tvs_server(
+        impl: str, cluster: LabCluster, caplog: pytest.LogCaptureFixture) -> None:
+    """Each TVS implementation (and CAPF's TlsServer) says ``tvs: PEER: TLS handshake failed: REASON``
+    with OpenSSL's reason, so one grep finds them all in a lab serve log."""
+    async def main() -> None:
+        async with LabServers(cluster, tvs_impl=impl, io_timeout=2.0) as servers:
+            reader, writer = await asyncio.open_connection(HOST, servers.ports["tvs"])
+            writer.write(b"GET / HTTP/1.0\r\n\r\n")
+            await asyncio.wait_for(reader.read(1000), 5)  # an alert or nothing, then the end
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            await asyncio.sleep(0.1)
+
+    with caplog.at_level("WARNING"):
+        run(main())
+    lines = [r.getMessage() for r in caplog.records if "TLS handshake" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert re.fullmatch(r"tvs: 127\.0\.0\.1:\d+: TLS handshake failed: (WRONG_VERSION_NUMBER|"
+                        r"HTTP_REQUEST)", lines[0]), lines
