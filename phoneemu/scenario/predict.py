@@ -200,12 +200,16 @@ def _files(paths: Sequence[Path]) -> dict[str, Path]:
     return found
 
 
-def _default_mac(names: Sequence[str]) -> str:
-    for name in names:
-        m = _SEP_MAC.match(name)
-        if m:
-            return m.group(1).upper()
-    return "001122334455"
+def _default_mac(names: Sequence[str]) -> tuple[str, list[str]]:
+    """The MAC of the first ``SEP<MAC>`` file name (else 001122334455), and a note when the files are
+    those of several phones: the prediction is for one of them, and says which and how to choose."""
+    macs = sorted({m.group(1).upper() for name in names if (m := _SEP_MAC.match(name))})
+    if not macs:
+        return "001122334455", []
+    if len(macs) == 1:
+        return macs[0], []
+    return macs[0], [f"no --mac: predicted for {macs[0]}, the first of the {len(macs)} phones whose "
+                     "SEP<MAC> files are given (--mac MAC for another; --fleet-flash DIR for many)"]
 
 
 def _installed_config(path: Path, key: Any = None) -> AcceptedConfig:
@@ -382,13 +386,14 @@ async def predict_boot(new_files: Sequence[Path] | PredictInputs, *, installed_i
     prof = get_profile(profile)
     inputs = new_files if isinstance(new_files, PredictInputs) else PredictInputs(new_files)
     files = inputs.files
-    phone_mac = normalise_mac(mac) if mac else _default_mac(list(files))
+    phone_mac, mac_notes = (normalise_mac(mac), []) if mac else _default_mac(list(files))
     held = load_installed(limit=prof.trust_list_limit, itl=installed_itl, ctl=installed_ctl,
                           config=installed_config, config_key=installed_config_key,
                           parse=inputs.installed_list)
     config = held.config
-    notes = _tvs_notes(tvs_certs, config, installed_config) if tvs_certs else \
-        _tvs_notes([True] if tvs_reachable else [], config, installed_config, option="--tvs-reachable")
+    notes = mac_notes + (_tvs_notes(tvs_certs, config, installed_config) if tvs_certs else
+                         _tvs_notes([True] if tvs_reachable else [], config, installed_config,
+                                    option="--tvs-reachable"))
 
     async def no_capf(*_a: Any, **_k: Any) -> Any:
         raise TransportError("CAPF unavailable offline (predict)", kind="unreachable")

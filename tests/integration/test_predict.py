@@ -112,6 +112,26 @@ def test_a_folder_is_a_tftp_root(two: tuple[Path, Path, Path], tmp_path: Path,
     assert main(["predict", str(root), str(root / "ITLFile.tlv")]) == 2  # the same name twice
 
 
+def test_a_folder_of_many_phones_files_without_mac_says_which_phone_it_predicted(
+        two: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A TFTP root holds every phone's config: without --mac the prediction is for one of them, and
+    says which and how to choose (it was silent: a user could read one phone's result as the site's)."""
+    a, _b, _pem = two
+    c = LabCluster.open(tmp_path / "b")
+    c.add_phones(["0A00000000D0", "0A00000000D2"], now=NOW)
+    root = tmp_path / "b" / "tftp"
+    main(["predict", "--installed-itl", str(a / "ITLFile.tlv"), "--now", str(NOW), str(root)])
+    out = capsys.readouterr().out
+    assert out.startswith("phone 0A00000000D0,")
+    assert "note: no --mac: predicted for 0A00000000D0, the first of the 3 phones whose SEP<MAC> files " \
+        "are given" in out
+    main(["predict", "--installed-itl", str(a / "ITLFile.tlv"), "--now", str(NOW), "--mac", MAC, str(root)])
+    assert "no --mac" not in capsys.readouterr().out
+    main(["predict", "--installed-itl", str(a / "ITLFile.tlv"), "--now", str(NOW),
+          str(root / "ITLFile.tlv"), str(root / f"SEP{MAC}.cnf.xml.sgn")])  # one phone's files: no doubt
+    assert "no --mac" not in capsys.readouterr().out
+
+
 def test_new_itl_given_as_the_ctl_is_refused_like_the_boot(two: tuple[Path, Path, Path], tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     """A CTL/ITL mix-up among the new files: the boot's header FILENAME check (one shared function)."""
