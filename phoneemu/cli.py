@@ -12,6 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from phoneemu import version_text
 from phoneemu.commands._help import tidy
 from phoneemu.errors import PhoneEmuError
 
@@ -43,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=version_text(),
+                        help="the version of phoneemu and of what it runs on (Python, cryptography, "
+                        "OpenSSL), for a CI log or a bug report")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:
         try:

@@ -281,8 +281,10 @@ def _boot(args: argparse.Namespace) -> int:
                                   "note": str(capture.note_path), "packets": capture.count,
                                   "limit_bytes": capture.max_bytes, "truncated": capture.truncated,
                                   "kernel_drops": capture.kernel_drops}
+        from phoneemu import version_text
+
         doc = {"target": str(target), "profile": args.profile, "summary": summary,
-               "phones": [r.as_dict() for r in result.records]}
+               "phones": [r.as_dict() for r in result.records], "phoneemu": version_text()}
         write_output(args.json, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
     if args.plot is not None:
         from phoneemu.fleet.plot import plot_metrics

@@ -130,6 +130,8 @@ def _scenario_json(s: ScenarioResult) -> dict[str, Any]:
 
 
 def to_json(summary: RunSummary) -> dict[str, Any]:
+    from phoneemu import version_text
+
     return {
         "ok": summary.ok,
         "interrupted": summary.interrupted,
@@ -138,6 +140,7 @@ def to_json(summary: RunSummary) -> dict[str, Any]:
         "counts": dict(summary.counts()),
         "expectation_counts": dict(summary.expectation_counts()),
         "scenarios": [_scenario_json(s) for s in summary.scenarios],
+        "phoneemu": version_text(),
     }
 
 

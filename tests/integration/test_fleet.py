@@ -197,6 +197,10 @@ def test_cli_fleet_boot_two_shards_json(tmp_path: Path) -> None:
     assert doc["summary"]["shards"] == 2 and doc["summary"]["booted"] == 20
     assert sorted(p["mac"] for p in doc["phones"]) == [mac_text(START + i) for i in range(20)]
     assert all(p["outcome"] == "ok" for p in doc["phones"])
+    # files_over crossed the shards' pipes with the records (it was dropped on the way), and the
+    # document says what ran
+    assert all(p["files_over"]["http"] >= 3 for p in doc["phones"])
+    assert doc["phoneemu"].startswith("phoneemu ")
 
 
 @pytest.mark.parametrize(("presses", "shards", "group"), [(1, "2", False), (2, "2", False), (1, "0", False),

@@ -37,6 +37,7 @@ def test_pass_writes_junit_and_json(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert suite is not None and suite.get("tests") == "1" and suite.get("failures") == "0"
     doc = json.loads(js.read_text())
     assert doc["ok"] is True and doc["scenarios"][0]["outcome"] == "PASS"
+    assert doc["phoneemu"].startswith("phoneemu ")  # what ran, for the CI record
 
 
 def test_fail_exits_nonzero_with_timeline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

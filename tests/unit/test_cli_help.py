@@ -32,7 +32,8 @@ def test_commands_and_lab_operations_show_examples() -> None:
 
 def _arguments(p: argparse.ArgumentParser) -> list[argparse.Action]:
     """The options and positional arguments of ``p`` (not -h, not its sub-command choice)."""
-    return [a for a in p._actions if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction))]
+    return [a for a in p._actions
+            if not isinstance(a, (argparse._HelpAction, argparse._VersionAction, argparse._SubParsersAction))]
 
 
 def test_every_option_and_argument_says_what_it_does() -> None:
@@ -73,3 +74,21 @@ def test_an_unknown_option_is_reported_by_the_sub_command_given(capsys: pytest.C
     with pytest.raises(SystemExit):
         main(["--bogus"])
     assert "phoneemu: error: unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_version_names_phoneemu_and_both_openssl_builds(capsys: pytest.CaptureFixture[str]) -> None:
+    """A CI log or a bug report says what ran: TLS comes from Python's ssl, signatures from cryptography
+    (two OpenSSL builds, often of different versions)."""
+    import ssl
+
+    import cryptography
+
+    from phoneemu import __version__
+    from phoneemu.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"phoneemu {__version__} (Python ")
+    assert f"{ssl.OPENSSL_VERSION} for TLS" in out and f"cryptography {cryptography.__version__} with " in out
