@@ -163,7 +163,11 @@ class CapfHandler:
                              (capf.CapfTag.VERSION, bytes([capf.CAPF_VERSION])),
                              (capf.CapfTag.AUTH_TYPE, bytes([capf.AuthType.NONE])))
         writer.write(capf.encode(first))
-        await writer.drain()
+        try:
+            await writer.drain()
+        except OSError:  # gone at once: a phone that refused this server's certificate (spec §F.1)
+            self._emit(st.log("closed: peer closed before AUTH_REQUEST"))
+            return
         decoder = capf.FrameDecoder()  # only to find the end of AUTH_RESPONSE
         pending = b""  # raw bytes before the session exists (bounded: at most one frame + one read)
         session: capf.CapfServerSession | None = None

@@ -401,3 +401,34 @@ def test_lab_tvs_offers_the_cucm14_cipher_list(cluster: LabCluster, impl: str) -
             await body(servers)
 
     run(main())
+
+
+def test_a_phone_that_closes_right_after_the_handshake_is_not_a_warning(
+        cluster: LabCluster, caplog: pytest.LogCaptureFixture) -> None:
+    """A phone that refuses the CAPF certificate (spec §F.1) closes, often with a reset, before our
+    AUTH_REQUEST is written: that is the client's choice, logged at INFO and recorded as ``closed``
+    (it escaped as 'capf: connection from X failed: ConnectionResetError: Connection lost', one
+    warning per attempt of every such phone)."""
+    import socket
+    import ssl
+    import struct
+
+    def reset_at_once(port: int) -> None:  # blocking: nothing runs between the handshake and the reset
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        raw = socket.create_connection((HOST, port), timeout=5)
+        tls = ctx.wrap_socket(raw)
+        tls.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+        tls.close()
+
+    async def body(servers: LabServers) -> None:
+        for _ in range(5):
+            await asyncio.to_thread(reset_at_once, servers.ports["capf"])
+        await asyncio.sleep(0.3)
+        outcomes = [r.outcome for r in servers.requests if r.service == "capf"]
+        assert outcomes == ["closed"] * 5, outcomes
+
+    with caplog.at_level("INFO"):
+        with_servers(cluster, body)
+    assert not [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
