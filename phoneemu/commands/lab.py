@@ -560,11 +560,52 @@ def _phone_lines(phones: dict[str, dict[str, Any]], *, every: bool, w: int) -> l
     return out
 
 
+def _show_json(cluster: LabCluster, summary: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """``lab show --json``: the summary, plus what --log, --files, --itl and --ctl ask for (the log
+    whole, file sizes, the served trust lists decoded as ``inspect --json`` decodes them)."""
+    from phoneemu.inspection import inspect_bytes
+
+    doc = dict(summary)
+    if args.log:
+        doc["log"] = [{"time": e.time, "generation": e.generation, "op": e.op, "args": e.args}
+                      for e in cluster.state.log]
+    if args.files:
+        doc["served_files"] = {name: len(data) for name, data in sorted(cluster.files().items())}
+    for kind, wanted in (("ITL", args.itl), ("CTL", args.ctl)):
+        if wanted:
+            data = cluster.get(f"{kind}File.tlv")
+            doc[f"{kind.lower()}_file"] = inspect_bytes(data, name=f"{kind}File.tlv") if data else None
+    return doc
+
+
+def _iso(unix: int) -> str:
+    """A change log time, as a person reads it (UTC)."""
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(unix, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _brief(args: dict[str, Any], *, shown: int = 3) -> dict[str, Any]:
+    """A change log entry's arguments for the text view: a long list (``lab capf --count 40000``'s MACs)
+    as its first items and a count, consecutive MACs as a range (``--json`` has every one)."""
+    out: dict[str, Any] = dict(args)
+    for key, value in args.items():
+        if isinstance(value, list) and len(value) > 2 * shown:
+            ints = [int(v, 16) for v in value if isinstance(v, str) and len(v) == 12
+                    and all(c in "0123456789ABCDEFabcdef" for c in v)]
+            if len(ints) == len(value) and ints == list(range(ints[0], ints[0] + len(ints))):
+                out[key] = f"{value[0]}..{value[-1]} ({len(value)})"
+            else:
+                out[key] = [*value[:shown], f"... {len(value) - shown} more"]
+    return out
+
+
 def _show(args: argparse.Namespace) -> int:
     cluster = LabCluster.open(args.dir)
     s = cluster.summary()
-    if args.json:
-        print(json.dumps(s, indent=2, sort_keys=True))
+    if args.json:  # one JSON document, whatever else is asked (text after it would break jq)
+        print(json.dumps(_show_json(cluster, s, args), indent=2, sort_keys=True))
+        return 0
     else:
         keys = ("name", "dir", "host", "seed", "nodes", "generation", "clock", "ports", "mixed_mode",
                 "itl_signer", "ctl_signer", "rollback", "extra_certs", "signature_algorithm",
@@ -589,7 +630,8 @@ def _show(args: argparse.Namespace) -> int:
             print(f"{len(data):>8}  {name}")
     if args.log:
         for e in cluster.state.log:
-            print(f"{e.time}  gen {e.generation:<4} {e.op} {json.dumps(e.args, sort_keys=True)}")
+            brief = json.dumps(_brief(e.args), sort_keys=True)
+            print(f"{_iso(e.time)}  gen {e.generation:<4} {e.op} {brief}")
     if args.itl:
         print(cluster.show_itl(), end="")
     if args.ctl:

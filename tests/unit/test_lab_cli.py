@@ -41,6 +41,22 @@ def test_init_show_and_json(lab_dir: Path, capsys: pytest.CaptureFixture[str]) -
     assert (lab_dir / "phones" / BARE / "mic.key").exists()
 
 
+def test_show_json_is_one_document_whatever_else_is_asked(lab_dir: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """``--json`` with --log, --files, --itl, --ctl printed the JSON, then text after it (jq failed)."""
+    assert main(["lab", "phone", "add", str(lab_dir), "--mac", "0A0000000100", "--count", "40"]) == 0
+    capsys.readouterr()
+    assert main(["lab", "show", str(lab_dir), "--json", "--log", "--files", "--itl", "--ctl"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["log"][-1]["op"] == "phone-add" and len(doc["log"][-1]["args"]["macs"]) == 40
+    assert doc["served_files"][f"ITLSEP{BARE}.tlv"] > 0
+    assert doc["itl_file"]["format"] == "itl" and doc["ctl_file"] is None  # not in mixed mode
+    # the text log: people's time, and 40 consecutive MACs as a range
+    assert main(["lab", "show", str(lab_dir), "--log"]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith("2026-05-28T") and '"0A0000000100..0A0000000127 (40)"' in last, last
+
+
 def test_default_init_uses_rsa2048(tmp_path: Path) -> None:
     args = build_parser().parse_args(["lab", "init", str(tmp_path / "x")])
     assert args.key == "rsa2048"
@@ -323,3 +339,12 @@ def test_an_operation_on_a_folder_that_is_no_lab_leaves_nothing_there(tmp_path: 
     empty.mkdir()
     assert main(["lab", "tvs-ttl", str(empty), "60"]) != 0
     assert list(empty.iterdir()) == []
+
+
+def test_log_text_shortens_long_lists_only() -> None:
+    from phoneemu.commands.lab import _brief
+
+    assert _brief({"macs": ["0A0000000001", "0A0000000002"], "n": 3}) == {"macs": ["0A0000000001",
+                                                                                   "0A0000000002"], "n": 3}
+    scattered = [f"0A00000000{i:02X}" for i in range(0, 40, 2)]
+    assert _brief({"macs": scattered})["macs"] == [*scattered[:3], "... 17 more"]
