@@ -30,12 +30,12 @@ from phoneemu.commands._argtypes import non_negative_float, port, positive_float
 from phoneemu.commands._capture import capture_keylog, capture_summary, open_host_capture
 from phoneemu.crypto import certs, keys
 from phoneemu.crypto.keys import PrivateKey
-from phoneemu.errors import PhoneEmuError
+from phoneemu.errors import DecodeError, PhoneEmuError
 from phoneemu.files import PEM_LIMIT, read_at_most
 from phoneemu.formats import config as config_fmt
 from phoneemu.phone.boot import BootReport, BootTarget, decision_dict
 from phoneemu.phone.flash import Flash
-from phoneemu.phone.phone import Phone, read_phone_file
+from phoneemu.phone.phone import Phone, check_flash_owner, read_phone_file
 from phoneemu.phone.profile import PROFILES, get_profile
 from phoneemu.tempdirs import make_owned_tempdir, sweep_abandoned
 from phoneemu.values import parse_ascii_int, parse_host_port
@@ -245,11 +245,12 @@ def handler(args: argparse.Namespace) -> int:
         if not isinstance(mac_text, str):
             raise PhoneEmuError("--mac is required (no phone.json in the flash directory)", path="mac")
         mac = config_fmt.normalise_mac(mac_text)
-        if ident.get("mac") and ident["mac"] != mac:
-            raise PhoneEmuError(f"{flash_dir} holds the flash of phone {ident['mac']}, not {mac}",
-                                path="flash")
         pname = args.profile if args.profile is not None else (ident.get("profile") or "cp-8861")
         profile = get_profile(str(pname))
+        try:
+            check_flash_owner(flash_dir, mac=mac, profile=profile.name)
+        except DecodeError as exc:
+            raise PhoneEmuError(f"{flash_dir} {exc.message}", path="flash") from None
         mic, signers = _mic(args, mac)
         fixed = args.now
         phone = Phone(mac=mac, profile=profile, flash=Flash(flash_dir, profile=profile),

@@ -50,7 +50,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from phoneemu.crypto import signatures
 from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError
@@ -64,7 +64,7 @@ from phoneemu.net.tftp_client import TftpClientPool
 from phoneemu.phone.boot import BootReport, BootTarget, TvsAsker, net_tvs_asker
 from phoneemu.phone.events import EventLog
 from phoneemu.phone.flash import Flash
-from phoneemu.phone.phone import Phone
+from phoneemu.phone.phone import Phone, check_flash_owner
 from phoneemu.phone.profile import PhoneProfile, get_profile
 from phoneemu.phone.store import SHARED_CACHE, AcceptedConfig
 
@@ -91,6 +91,7 @@ _STORM_GC_THRESHOLD = (10_000, 50, 100)
 #: The rules a :class:`Prestate` pretends installed the CTL, the ITL and the config.
 PRESTATE_RULES = ("G.2-first-ctl-tofu", "G.2-first-itl-tofu", "G.4-signed-by-ctl-tftp")
 _MAC_MAX = (1 << 48) - 1
+_T = TypeVar("_T")
 
 
 def parse_mac(text: str) -> int:
@@ -275,13 +276,31 @@ def fetcher_for(phone: Phone, spec: FleetSpec, pool: TftpClientPool | None) -> F
     return tftp
 
 
+class _UnreadyError(Exception):
+    """A phone of the run that cannot be made, and why (its lab MIC, its flash, its manual key)."""
+
+    def __init__(self, why: str, error: PhoneEmuError) -> None:
+        super().__init__(why)
+        self.why = why
+        self.error = error
+
+
+def _checked(what: str, step: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """``step(*args, **kwargs)``; a PhoneEmuError becomes :class:`_UnreadyError` saying ``what`` failed."""
+    try:
+        return step(*args, **kwargs)
+    except PhoneEmuError as exc:
+        raise _UnreadyError(f"{what}: {exc}", exc) from exc
+
+
 def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | None,
                 tvs: TvsAsker | None = None, unready: list[tuple[str, str]] | None = None,
                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> list[Phone]:
     """The phones of ``macs`` (shared pool and TVS asker; prestate applied; ``spec.mic_dir`` and
     ``spec.symmetric_keys``: each with its lab MIC and manual key; ``sleep``: their pause before a CAPF
-    retry). A phone whose lab MIC does not load, or whose key its model refuses, is not made: its MAC
-    and why go to ``unready`` (the error is raised when it is None)."""
+    retry). A phone whose lab MIC does not load, whose flash folder is another phone's or another
+    model's (:func:`~phoneemu.phone.phone.check_flash_owner`), or whose key its model refuses, is not
+    made: its MAC and why go to ``unready`` (the error is raised when it is None)."""
     profile = get_profile(spec.profile)
     offset = spec.clock_offset_s
 
@@ -295,33 +314,29 @@ def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | 
     phones: list[Phone] = []
     for value in macs:
         mac = mac_text(value)
-        mic = None
-        if mic_dir is not None:
-            try:
-                mic = lab_mic(mic_dir, mac)
-            except PhoneEmuError as exc:
-                if unready is None:
-                    raise
-                unready.append((mac, f"lab MIC: {exc}"))
-                continue
-        # atomic, not fsynced (our convention): the fsyncs halved a --flash storm's rate on a VM disk
-        flash = Flash(Path(spec.flash_dir) / mac, profile=profile, durable=False) if spec.flash_dir else None
-        phone = Phone(mac=mac, profile=profile, flash=flash, clock=clock, mic=mic,
-                      events=EventLog(spec.event_limit, max(1, min(8, spec.event_limit))),
-                      fetch_timeout=spec.fetch_timeout, fetch_retries=spec.fetch_retries,
-                      fetch_max_time=spec.fetch_max_time, http_timeout=spec.fetch_timeout, tftp_pool=pool,
-                      tvs=asker, keylog=spec.keylog, capf_retry_delay=spec.capf_retry_delay, sleep=sleep)
-        if pre is not None:
-            pre.apply(phone)
-        key = spec.symmetric_keys.get(mac)
-        if key is not None and profile.symmetric_key_bits:
-            try:
-                phone.set_symmetric_key(key)
-            except EncodeError as exc:
-                if unready is None:
-                    raise
-                unready.append((mac, f"lab symmetric key: {exc}"))
-                continue
+        try:
+            mic = _checked("lab MIC", lab_mic, mic_dir, mac) if mic_dir is not None else None
+            flash = None
+            if spec.flash_dir:
+                folder = Path(spec.flash_dir) / mac
+                _checked("flash", check_flash_owner, folder, mac=mac, profile=profile.name)
+                # atomic, not fsynced (our convention): the fsyncs halved a --flash storm's rate on a VM disk
+                flash = Flash(folder, profile=profile, durable=False)
+            phone = Phone(mac=mac, profile=profile, flash=flash, clock=clock, mic=mic,
+                          events=EventLog(spec.event_limit, max(1, min(8, spec.event_limit))),
+                          fetch_timeout=spec.fetch_timeout, fetch_retries=spec.fetch_retries,
+                          fetch_max_time=spec.fetch_max_time, http_timeout=spec.fetch_timeout, tftp_pool=pool,
+                          tvs=asker, keylog=spec.keylog, capf_retry_delay=spec.capf_retry_delay, sleep=sleep)
+            if pre is not None:
+                pre.apply(phone)
+            key = spec.symmetric_keys.get(mac)
+            if key is not None and profile.symmetric_key_bits:
+                _checked("lab symmetric key", phone.set_symmetric_key, key)
+        except _UnreadyError as exc:
+            if unready is None:
+                raise exc.error from None
+            unready.append((mac, exc.why))
+            continue
         phones.append(phone)
     return phones
 

@@ -69,7 +69,8 @@ from phoneemu.phone.https import HttpsResult, open_https
 from phoneemu.phone.profile import PROFILES, PhoneProfile
 from phoneemu.phone.store import Credential, TrustStore
 
-__all__ = ["DEFAULT_TFTP_MAX_TIME", "PHONE_FILE", "Phone", "default_tftp_max_time", "read_phone_file"]
+__all__ = ["DEFAULT_TFTP_MAX_TIME", "PHONE_FILE", "Phone", "check_flash_owner", "default_tftp_max_time",
+           "read_phone_file"]
 
 #: Seconds a phone's whole TFTP transfer may take by default (our convention, see module docstring)
 DEFAULT_TFTP_MAX_TIME = 60.0
@@ -118,6 +119,18 @@ def read_phone_file(path: Path | str) -> dict[str, Any]:
         raise DecodeError(f"corrupt: profile {obj['profile']!r} is none of {', '.join(sorted(PROFILES))}; "
                           f"delete it and boot with --mac", path=str(p))
     return obj
+
+
+def check_flash_owner(path: Path | str, *, mac: str, profile: str) -> None:
+    """A flash belongs to one phone, of one model: a ``phone.json`` naming another MAC, or another
+    profile, is refused (a DecodeError naming the folder and the way out). Booting a cp-8861's flash
+    as a cp-7940 would have relabelled it and kept an ITL the model never installs."""
+    ident = read_phone_file(path)
+    if ident.get("mac") and config_fmt.normalise_mac(ident["mac"]) != mac:
+        raise DecodeError(f"holds the flash of phone {ident['mac']}, not {mac}", path=str(path))
+    if ident.get("profile") and ident["profile"] != profile:
+        raise DecodeError(f"holds the flash of a {ident['profile']}, not a {profile}: a flash belongs to one "
+                          f"model (--profile {ident['profile']}, or another flash folder)", path=str(path))
 
 
 def _last_boot(report: BootReport, store: TrustStore, at: int) -> dict[str, Any]:

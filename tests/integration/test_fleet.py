@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from phoneemu.errors import EncodeError
+from phoneemu.errors import EncodeError, PhoneEmuError
 from phoneemu.fleet.engine import FleetSpec, Prestate, boot_many, mac_text, make_phones, run_shard
 from phoneemu.fleet.loop import resolve_event_loop
 from phoneemu.fleet.shard import run_fleet
@@ -355,6 +355,23 @@ def test_fleet_flashes_are_atomic_but_not_fsynced(tmp_path: Path) -> None:
     flashes = [p.flash for p in make_phones(spec, range(START, START + 2), pool=None)]
     assert [f.path.name for f in flashes if f is not None and not f.durable] == [mac_text(START),
                                                                                  mac_text(START + 1)]
+
+
+def test_a_fleet_phone_whose_flash_is_another_models_is_not_booted(tmp_path: Path) -> None:
+    """fleet boot --profile cp-7940 --flash DIR over cp-8861 flashes relabelled them and kept their ITL
+    (a model that never installs one); now each such phone is not booted, its reason naming the folder."""
+    other = tmp_path / "fleet" / mac_text(START + 1)
+    other.mkdir(parents=True)
+    (other / "phone.json").write_text(json.dumps({"mac": mac_text(START + 1), "profile": "cp-8861"}))
+    spec = FleetSpec(target=BootTarget(host=HOST, tftp_port=9), count=2, mac_start=START,
+                     flash_dir=str(tmp_path / "fleet"), profile="cp-7940")
+    unready: list[tuple[str, str]] = []
+    phones = make_phones(spec, range(START, START + 2), pool=None, unready=unready)
+    assert [p.mac for p in phones] == [mac_text(START)]
+    assert unready == [(mac_text(START + 1), f"flash: {other}: holds the flash of a cp-8861, not a "
+                        "cp-7940: a flash belongs to one model (--profile cp-8861, or another flash folder)")]
+    with pytest.raises(PhoneEmuError, match="holds the flash of a cp-8861"):
+        make_phones(spec, range(START, START + 2), pool=None)
 
 
 def test_cli_fleet_keylog_holds_each_phones_tvs_session(tmp_path: Path) -> None:

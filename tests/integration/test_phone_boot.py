@@ -101,6 +101,18 @@ def test_boot_cli_errors_and_unreachable_cluster(tmp_path: Path, capsys: pytest.
     assert "--mic and --mic-key" in capsys.readouterr().err
     assert main(["boot", "--tftp", HOST, "--flash", str(tmp_path / "empty")]) == 2
     assert "--mac is required" in capsys.readouterr().err
+    # a flash belongs to one phone of one model: booting it as another is refused, nothing rewritten
+    flash = tmp_path / "ph"
+    flash.mkdir()
+    ident = json.dumps({"mac": MAC, "profile": "cp-8861"})
+    (flash / "phone.json").write_text(ident)
+    assert main(["boot", "--tftp", f"{HOST}:9", "--flash", str(flash), "--profile", "cp-7940"]) == 2
+    assert capsys.readouterr().err == (f"phoneemu boot: flash: {flash} holds the flash of a cp-8861, not a "
+                                       "cp-7940: a flash belongs to one model (--profile cp-8861, or "
+                                       "another flash folder)\n")
+    assert main(["boot", "--tftp", f"{HOST}:9", "--flash", str(flash), "--mac", "0A0000000001"]) == 2
+    assert f"holds the flash of phone {MAC}, not 0A0000000001" in capsys.readouterr().err
+    assert (flash / "phone.json").read_text() == ident
 
 
 def test_phone_object_and_cli_share_flash(tmp_path: Path) -> None:
