@@ -7,7 +7,8 @@ ended the boot with a configuration it accepted; 1 otherwise; 2 for bad argument
 
 ``--flash DIR`` keeps the phone's state between runs (a reboot continues from it); without it a
 temporary directory is used. ``--lab DIR`` uses the MIC the built-in lab issued for the MAC and trusts
-the lab's image-signing certificate.
+the lab's image-signing certificate; without ``--tftp`` the phone goes where that lab's ``lab serve``
+listens (the address and ports it records when it starts).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from cryptography import x509
 
 from phoneemu.commands._argtypes import non_negative_float, port, positive_float, unix_time
 from phoneemu.commands._capture import capture_keylog, capture_summary, open_host_capture
+from phoneemu.commands._cluster_address import cluster_address
 from phoneemu.crypto import certs, keys
 from phoneemu.crypto.keys import PrivateKey
 from phoneemu.errors import DecodeError, PhoneEmuError
@@ -45,6 +47,7 @@ __all__ = ["parse_hostport", "register", "unanswered_hint"]
 _EPILOG = """\
 examples:
   phoneemu boot --tftp 127.0.0.1:6969 --mac 001122334455 --lab /tmp/lab --flash /tmp/ph1
+  phoneemu boot --lab /tmp/lab --mac 001122334455        where that lab's lab serve listens
   phoneemu boot --tftp 10.0.0.5 --mac 00:11:22:33:44:55 --mic mic.pem --mic-key mic.key --json
   phoneemu boot --tftp 10.0.0.5 --flash /tmp/ph1          reboot the same phone (MAC from its flash)
   phoneemu boot --tftp 10.0.0.5 --flash /tmp/ph1 --keylog tls.keys   decrypt its TVS/CAPF in Wireshark
@@ -57,14 +60,16 @@ def register(sub: Any) -> None:
     p = sub.add_parser("boot", help="boot one emulated phone against a cluster and show its decisions",
                        description=__doc__.split("\n\n")[1] if __doc__ else None, epilog=_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tftp", required=True, metavar="HOST[:PORT]",
+    p.add_argument("--tftp", metavar="HOST[:PORT]",
                    help="TFTP server (DHCP option 150): HOST or HOST:PORT; IPv6 as [V6]:PORT (--tftp "
-                        "[::1]:6969) or bare without a port (::1 is port 69); default port 69")
+                        "[::1]:6969) or bare without a port (::1 is port 69); default port 69. Required "
+                        "unless --lab DIR: then the address and ports its lab serve listens on")
     p.add_argument("--mac", metavar="MAC", help="phone MAC (default: the one in --flash DIR)")
     p.add_argument("--flash", type=Path, metavar="DIR", help="phone flash directory (default: temporary)")
     p.add_argument("--profile", metavar="NAME", help=f"phone model profile ({', '.join(sorted(PROFILES))}); "
                    "default: the one in --flash DIR, else cp-8861")
-    p.add_argument("--http-port", type=port, default=6970, metavar="N", help="HTTP file port (default 6970)")
+    p.add_argument("--http-port", type=port, default=None, metavar="N",
+                   help="HTTP file port (default 6970, or the --lab DIR's when --tftp is not given)")
     p.add_argument("--no-http", action="store_true", help="TFTP only")
     p.add_argument("--json", action="store_true", help="print events, decisions and statuses as JSON")
     p.add_argument("--timeout", type=positive_float, default=2.0, metavar="S",
@@ -233,7 +238,10 @@ def outcome_lines(report: BootReport, *, label_width: int) -> list[str]:
 
 
 def handler(args: argparse.Namespace) -> int:
-    host, port = parse_hostport(args.tftp)
+    where = cluster_address(args)
+    host, port = where.host, where.tftp_port
+    if where.from_lab:
+        print(f"boot: cluster at {where}, where lab serve of {args.lab} listens", file=sys.stderr)
     args.keylog = capture_keylog(args.capture, args.keylog)
     sweep_abandoned()  # phoneemu-* folders of processes killed before they could remove them
     tmp: str | None = None
@@ -263,7 +271,7 @@ def handler(args: argparse.Namespace) -> int:
             phone.set_symmetric_key(args.key)
         if args.auth_string is not None:
             phone.enter_auth_string(args.auth_string)
-        target = BootTarget(host=host, tftp_port=port, http_port=args.http_port, use_http=not args.no_http)
+        target = BootTarget(host=host, tftp_port=port, http_port=where.http_port, use_http=not args.no_http)
         capture = open_host_capture(args.capture, args.keylog, host)
         try:
             report = asyncio.run(phone.boot(target))

@@ -46,6 +46,7 @@ from phoneemu.commands._argtypes import (
     positive_int,
 )
 from phoneemu.commands._capture import DEFAULT_LIMIT_MIB, capture_keylog, capture_summary, open_host_capture
+from phoneemu.commands._cluster_address import cluster_address
 from phoneemu.errors import PhoneEmuError
 from phoneemu.files import check_writable, write_output
 from phoneemu.fleet.engine import FleetSpec, Prestate, mac_text, parse_mac
@@ -54,7 +55,6 @@ from phoneemu.fleet.progress import Progress
 from phoneemu.fleet.shard import run_fleet
 from phoneemu.phone.boot import BootTarget
 from phoneemu.phone.profile import PROFILES
-from phoneemu.values import parse_host_port
 
 __all__ = ["register"]
 
@@ -63,6 +63,7 @@ examples:
   phoneemu lab serve --dir /tmp/lab --tftp-port 6969 &
   phoneemu fleet boot --count 5000 --tftp 127.0.0.1:6969 --mac-start 0A0000000000
   phoneemu fleet boot --count 40000 --tftp 10.0.0.5 --json out.json --plot storm.png
+  phoneemu fleet boot --count 2000 --lab /tmp/lab      where that lab's lab serve listens, with its MICs
   phoneemu fleet boot --count 500 --tftp 10.0.0.5 --capture storm.pcap   the storm's packets + storm.keys
   phoneemu wireshark storm.pcap --keylog storm.keys                        its TVS/CAPF decoded
   phoneemu fleet boot --count 5000 --tftp 10.0.0.6 --installed-itl old/ITLFile.tlv --installed-config-dir old/
@@ -79,16 +80,17 @@ def register(sub: Any) -> None:
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     b.add_argument("--count", type=fleet_size, required=True, metavar="N",
                    help=f"number of phones (1..{MAX_FLEET_PHONES:,})")
-    b.add_argument("--tftp", required=True, metavar="HOST[:PORT]",
+    b.add_argument("--tftp", metavar="HOST[:PORT]",
                    help="TFTP server (DHCP option 150): HOST or HOST:PORT; IPv6 as [V6]:PORT (--tftp "
-                        "[::1]:6969) or bare without a port (::1 is port 69); default port 69")
+                        "[::1]:6969) or bare without a port (::1 is port 69); default port 69. Required "
+                        "unless --lab DIR: then the address and ports its lab serve listens on")
     b.add_argument("--mac-start", default="0A0000000000", metavar="MAC",
                    help="first MAC; phones get consecutive MACs (default 0A0000000000)")
     b.add_argument("--profile", default="cp-8861", choices=sorted(PROFILES),
                    help="phone model profile (default cp-8861)")
-    b.add_argument("--http-port", type=port, default=6970, metavar="N",
+    b.add_argument("--http-port", type=port, default=None, metavar="N",
                    help="HTTP file port, tried first when the profile fetches over HTTP, as `boot` "
-                        "does (spec §H.1; default 6970)")
+                        "does (spec §H.1; default 6970, or the --lab DIR's when --tftp is not given)")
     b.add_argument("--no-http", action="store_true", help="TFTP only")
     b.add_argument("--shards", type=non_negative_int, default=None, metavar="N",
                    help="processes (default: one per core; 0 = in this process)")
@@ -222,8 +224,12 @@ def _boot(args: argparse.Namespace) -> int:
         require_matplotlib()  # fail before booting anything
         check_plot_path(args.plot)
     prestate = _installed(args)
-    host, port = parse_host_port(args.tftp)
-    target = BootTarget(host=host, tftp_port=port, http_port=args.http_port, use_http=not args.no_http)
+    where = cluster_address(args)
+    if where.from_lab:
+        print(f"fleet: cluster at {where}, where lab serve of {args.lab} listens", file=sys.stderr)
+    host = where.host
+    target = BootTarget(host=host, tftp_port=where.tftp_port, http_port=where.http_port,
+                        use_http=not args.no_http)
     start = parse_mac(args.mac_start)
     mic_dir, symmetric_keys = _lab_phones(args, start)
     spec = FleetSpec(target=target, count=args.count, mac_start=start, profile=args.profile,

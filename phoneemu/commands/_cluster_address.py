@@ -1,0 +1,42 @@
+"""Where ``boot`` and ``fleet boot`` find the cluster: ``--tftp HOST[:PORT]`` and ``--http-port N``, or,
+without ``--tftp``, the address and ports the ``--lab DIR`` cluster's ``lab serve`` listens on (it
+records them in the lab when it starts; a lab never served has the real CUCM ports, spec §H.1).
+``phoneemu boot --lab /tmp/lab --mac ...`` then needs no port copied from ``lab serve``'s banner."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from phoneemu.errors import PhoneEmuError
+from phoneemu.lab.state import DEFAULT_PORTS
+from phoneemu.values import host_port, parse_host_port
+
+__all__ = ["ClusterAddress", "cluster_address"]
+
+
+@dataclass(frozen=True)
+class ClusterAddress:
+    host: str
+    tftp_port: int
+    http_port: int
+    from_lab: bool  # taken from --lab DIR (the commands say so on stderr)
+
+    def __str__(self) -> str:
+        return f"{host_port(self.host, self.tftp_port)} (HTTP {self.http_port})"
+
+
+def cluster_address(args: argparse.Namespace) -> ClusterAddress:
+    """``args.tftp`` / ``args.http_port`` (None: not given), else those of ``args.lab``'s cluster."""
+    if args.tftp is not None:
+        host, port = parse_host_port(args.tftp, what="--tftp")
+        http = args.http_port if args.http_port is not None else DEFAULT_PORTS["http"]
+        return ClusterAddress(host, port, http, from_lab=False)
+    if getattr(args, "lab", None) is None:
+        raise PhoneEmuError("--tftp HOST[:PORT] is required (or --lab DIR: the address its lab serve "
+                            "listens on)", path="tftp")
+    from phoneemu.lab.state import load_state
+
+    state = load_state(args.lab)
+    http = args.http_port if args.http_port is not None else state.ports["http"]
+    return ClusterAddress(state.host, state.ports["tftp"], http, from_lab=True)

@@ -1,0 +1,47 @@
+"""``boot`` / ``fleet boot`` without --tftp: the address and ports the --lab DIR's lab serve listens on."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from phoneemu.cli import main
+from phoneemu.commands._cluster_address import ClusterAddress, cluster_address
+from phoneemu.errors import PhoneEmuError
+from phoneemu.lab.cluster import LabCluster
+
+NOW = 1_780_000_000
+
+
+def _args(**kw: object) -> argparse.Namespace:
+    return argparse.Namespace(**{"tftp": None, "http_port": None, "lab": None, **kw})
+
+
+def test_given_tftp_wins_and_http_defaults_to_6970(tmp_path: Path) -> None:
+    assert cluster_address(_args(tftp="[::1]:6969")) == ClusterAddress("::1", 6969, 6970, from_lab=False)
+    got = cluster_address(_args(tftp="10.0.0.5", http_port=8080, lab=tmp_path / "not-read"))
+    assert got == ClusterAddress("10.0.0.5", 69, 8080, from_lab=False)
+    with pytest.raises(PhoneEmuError, match=r"--tftp HOST\[:PORT\] is required \(or --lab DIR"):
+        cluster_address(_args())
+
+
+def test_without_tftp_the_labs_recorded_address_and_ports(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    lab = LabCluster.init(tmp_path / "lab", seed=3, key_spec="rsa1024", now=NOW, host="127.0.0.7")
+    assert cluster_address(_args(lab=lab.root)) == ClusterAddress("127.0.0.7", 69, 6970, from_lab=True)
+    lab.set_ports(tftp=16969, http=16970, now=NOW)  # as lab serve records them when it starts
+    got = cluster_address(_args(lab=lab.root))
+    assert got == ClusterAddress("127.0.0.7", 16969, 16970, from_lab=True)
+    assert str(got) == "127.0.0.7:16969 (HTTP 16970)"
+    assert cluster_address(_args(lab=lab.root, http_port=1)).http_port == 1  # an explicit port wins
+    # the CLI says where it went (stderr: --json output stays one document); nothing listens there
+    lab.add_phone("0A0000000001", now=NOW)
+    main(["boot", "--lab", str(lab.root), "--mac", "0A0000000001", "--timeout", "0.05", "--no-http",
+          "--json"])
+    err = capsys.readouterr().err
+    assert err.startswith(f"boot: cluster at 127.0.0.7:16969 (HTTP 16970), where lab serve of {lab.root} "
+                          "listens\n")
+    assert main(["boot", "--lab", str(tmp_path / "nolab"), "--mac", "0A0000000001"]) == 2
+    assert "not a lab cluster" in capsys.readouterr().err
