@@ -13,8 +13,9 @@ def version_text() -> str:
     import ssl
 
     import cryptography
-    from cryptography.hazmat.backends.openssl.backend import backend
+
+    from phoneemu.crypto import openssl_version_text
 
     return (f"phoneemu {__version__} (Python {platform.python_version()} with {ssl.OPENSSL_VERSION} for TLS; "
-            f"cryptography {cryptography.__version__} with {backend.openssl_version_text()} for "
+            f"cryptography {cryptography.__version__} with {openssl_version_text()} for "
             "signatures and keys)")
