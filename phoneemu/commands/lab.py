@@ -617,6 +617,12 @@ def _show(args: argparse.Namespace) -> int:
         if s["stopped"]:
             print(f"{'stopped:':<{w}}{', '.join(s['stopped'])} (lab serve keeps them down: phoneemu lab "
                   f"service {args.dir} NAME start)")
+        print(f"{'certificates:':<{w}}(as Certificate Management lists them; UTC)")
+        for name, cert in s["certificates"].items():
+            cn = cert["subject"].split(";")[0].removeprefix("CN=")
+            years = int(cert["not_after"][:4]) - int(cert["not_before"][:4])
+            print(f"  {name:<{w - 2}}{cn}  valid {cert['not_before'][:10]} .. {cert['not_after'][:10]} "
+                  f"({years} years)  sha1 {cert['sha1']}")
         print(f"{'ITL:':<{w}}{s['itl_length']} bytes  md5 {s['itl_md5']}  sha1 {s['itl_sha1']}")
         if s["ctl"]:
             print(f"{'CTL:':<{w}}md5 {s['ctl_md5']}  sha1 {s['ctl_sha1']}")

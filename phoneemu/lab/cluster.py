@@ -581,6 +581,25 @@ class LabCluster:
     def identity(self, name: str) -> Identity:
         return self.pki.get(name)
 
+    def identity_names(self) -> list[str]:
+        """The cluster's own identities: ITLRecovery, CAPF, the manufacturing CA, image signing, and
+        each node's CallManager and TVS."""
+        return self._core_names(self.state.nodes)
+
+    def certificates(self) -> dict[str, dict[str, str]]:
+        """Each identity's certificate as Certificate Management lists it (seed "View the Validity
+        Period of ITLRecovery Certificate"): subject, validity (UTC) and SHA-1 fingerprint."""
+        from phoneemu.crypto.certs import dn_text, fingerprint
+
+        out: dict[str, dict[str, str]] = {}
+        for name in self.identity_names():
+            cert = self.identity(name).cert
+            out[name] = {"subject": dn_text(cert.subject),
+                         "not_before": cert.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                         "not_after": cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                         "sha1": fingerprint(cert)}
+        return out
+
     def callmanager(self, node: int = 1) -> Identity:
         return self.pki.get(node_identity("callmanager", node))
 
@@ -1636,7 +1655,7 @@ class LabCluster:
             "phones": {m: {"model": p.model, "encrypt": p.encrypt, "capf": p.capf_operation, "lsc": p.has_lsc}
                        for m, p in sorted(st.phones.items())},
             "tvs_trust": len(st.tvs_trust), "tampered": dict(st.tampered), "files": len(self._files),
-            "stopped": list(st.stopped),
+            "stopped": list(st.stopped), "certificates": self.certificates(),
         }
 
     def checksums(self, kind: Literal["CTL", "ITL"]) -> dict[str, str] | None:

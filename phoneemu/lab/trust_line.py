@@ -4,6 +4,7 @@ says when it picks up a change another process saved:
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Literal
 
 from phoneemu.errors import PhoneEmuError
@@ -15,7 +16,8 @@ if TYPE_CHECKING:
 def trust_line(cluster: LabCluster) -> str:
     """Generation, the served ITL's md5 and who signs the served ITL and CTL (spec §G.7: after
     ``itl-reset`` the CallManager); the rollback's empty ITL is said."""
-    return (f"generation {cluster.generation}; ITL md5 {cluster.summary()['itl_md5']}"
+    itl_md5 = hashlib.md5(cluster.get("ITLFile.tlv") or b"", usedforsecurity=False).hexdigest()
+    return (f"generation {cluster.generation}; ITL md5 {itl_md5}"
             + "".join(f"; {kind} signed by {signer_cn(cluster, kind)}" for kind in ("ITL", "CTL")
                       if cluster.get(f"{kind}File.tlv") is not None)
             + ("; rollback: the empty ITL is served" if cluster.state.rollback else ""))

@@ -41,6 +41,20 @@ def test_init_show_and_json(lab_dir: Path, capsys: pytest.CaptureFixture[str]) -
     assert (lab_dir / "phones" / BARE / "mic.key").exists()
 
 
+def test_show_lists_each_certificate_with_its_validity(lab_dir: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Seed "View the Validity Period of ITLRecovery Certificate": Certificate Management shows it; so
+    does lab show, for every identity of the cluster (text and --json)."""
+    capsys.readouterr()
+    assert main(["lab", "show", str(lab_dir)]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.lstrip().startswith("itlrecovery "))
+    assert "ITLRECOVERY_lab-pub  valid 2026-01-01 .. 2046-01-01 (20 years)  sha1 " in line, line
+    assert main(["lab", "show", str(lab_dir), "--json"]) == 0
+    certs = json.loads(capsys.readouterr().out)["certificates"]
+    assert set(certs) == {"itlrecovery", "capf", "mfgca", "imagesigning", "callmanager", "tvs"}
+    assert certs["itlrecovery"]["not_after"].startswith("2046-") and len(certs["tvs"]["sha1"]) == 40
+
+
 def test_show_json_is_one_document_whatever_else_is_asked(lab_dir: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     """``--json`` with --log, --files, --itl, --ctl printed the JSON, then text after it (jq failed)."""
