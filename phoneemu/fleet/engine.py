@@ -55,7 +55,7 @@ from typing import Any, TypeVar
 from phoneemu.crypto import signatures
 from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError
 from phoneemu.fleet.loop import resolve_event_loop
-from phoneemu.fleet.metrics import BootRecord, FleetMetrics, peak_rss_mib
+from phoneemu.fleet.metrics import NOT_BOOTED, BootRecord, FleetMetrics, peak_rss_mib
 from phoneemu.fleet.mics import lab_mic
 from phoneemu.formats import config as config_fmt
 from phoneemu.formats import signed
@@ -387,7 +387,7 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
 
         phones = make_phones(spec, macs, pool=pool, unready=unready, sleep=pause)
         for mac, why in unready:  # failed before the storm: no phone to boot (its lab MIC or key is unusable)
-            rec = BootRecord(mac=mac, outcome="error", rule="not-booted", latency_s=0.0, end_s=0.0,
+            rec = BootRecord(mac=mac, outcome="error", rule=NOT_BOOTED, latency_s=0.0, end_s=0.0,
                              reason=why[:300])
             metrics.add(rec)
             if spec.keep_records:

@@ -340,3 +340,17 @@ def test_a_shards_records_cross_its_pipe_whole(rec: BootRecord) -> None:
     assert got.as_dict() == rec.as_dict()
     assert (got.over_http, got.over_tftp, got.capf, got.capf_reason) == \
         (rec.over_http, rec.over_tftp, rec.capf, rec.capf_reason)
+
+
+def test_phones_never_booted_are_no_boots_in_the_rate() -> None:
+    """Five phones whose flash was another model's, a run of 5 µs: 0 boots/s, not 199,872/s."""
+    from phoneemu.fleet.metrics import NOT_BOOTED
+
+    m = FleetMetrics()
+    for i in range(5):
+        m.add(BootRecord(mac=f"0A000000000{i}", outcome="error", rule=NOT_BOOTED, latency_s=0.0, end_s=0.0))
+    m.wall_s = 0.000025
+    assert m.rate() == 0.0 and "(0 boots/s" in m.render()
+    m.add(_rec(end=1.0))
+    m.wall_s = 2.0
+    assert m.rate() == 0.5  # the one boot, over the run
