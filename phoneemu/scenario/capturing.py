@@ -49,7 +49,13 @@ Rules:
   shards, whose phones run there) — in ``/proc/self/net/tcp`` and ``tcp6``; the remote address of
   one of them joins the set for the rest of the run, SYN included (the connecting socket exists when
   it is sent). Only SYNs make it
-  look: other programs' traffic on a busy host costs no scan per packet. These packets
+  look: other programs' traffic on a busy host costs no scan per packet. A connection too short for
+  that look to find its socket (a loopback TVS exchange of a fleet shard is over in a millisecond,
+  while the look reads the shard's thousands of descriptors) is spooled *tentatively*, with every
+  later packet to or from that host (at most ``_TENTATIVE_HOSTS`` hosts): ``close()`` keeps them when
+  a later look learned the host as ours (the next phone's connection), else drops them. Before, the
+  first phone's TVS exchange with another host was missing from a fleet's pcap, and ``replay`` of that
+  phone found TVS unreachable. These packets
   are not sorted into ours and foreign (our rule): another program talking to those hosts at the
   same time is in the pcap too (the note file says so). A synthetic capture holds nothing of an
   external cluster (its servers are not ours to feed it): the note file says so.
@@ -101,7 +107,10 @@ _POLL_S = 0.05
 _SCAN_S = 0.1
 _RESCAN_S = 0.01
 _PEER_SCAN_S = 0.001
-_SPOOL = struct.Struct("<dI?")  # time, length, from the every-interface socket (never sorted)
+_SPOOL = struct.Struct("<dIB")  # time, length, kind: one of the three below
+_LO, _EXTERNAL, _TENTATIVE = 0, 1, 2  # lo (sorted at close); every-interface (kept); every-interface with
+#: a host not yet known to be ours (kept at close if a later scan learned it, module rules)
+_TENTATIVE_HOSTS = 256  # hosts tracked tentatively at once (our bound)
 _PCAP_HEADER, _PCAP_RECORD = 24, 16  # classic pcap: file header, per-packet record header
 _SOL_PACKET, _PACKET_STATISTICS = 263, 6
 _DEFAULT_MAX_BYTES = 256 * 1024 * 1024
@@ -360,6 +369,7 @@ class LiveCapture(CaptureSink):
         self._external_v4 = frozenset(int.from_bytes(a, "big") for a in self.external.addresses
                                       if len(a) == 4)
         self._last_peer_scan = 0.0
+        self._tentative: set[bytes] = set()  # hosts a SYN went to/came from, not (yet) known as ours
         try:
             with contextlib.suppress(OSError):
                 self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
@@ -416,9 +426,11 @@ class LiveCapture(CaptureSink):
     def _in_range(self, addr: int) -> bool:
         return self._lo <= addr <= self._hi
 
-    def keep_external(self, pkt: bytes, ifname: str, protocol: int, pkttype: int) -> bytes | None:
-        """``pkt`` (an IP packet read on any interface) when it is to or from an external cluster's
-        address, once: the outgoing copy on ``lo`` and lab-range IPv4 (the ``lo`` socket's) left out."""
+    def keep_external(self, pkt: bytes, ifname: str, protocol: int, pkttype: int) -> tuple[bytes, int] | None:
+        """``pkt`` (an IP packet read on any interface) and how to spool it (``_EXTERNAL``, or
+        ``_TENTATIVE`` for a host not known to be ours yet) when it is to or from an external cluster's
+        address or a peer of ours, once: the outgoing copy on ``lo`` and lab-range IPv4 (the ``lo``
+        socket's) left out."""
         if pkttype == _PACKET_OUTGOING and ifname == "lo":
             return None
         if protocol == _ETH_P_IP and len(pkt) >= 20 and pkt[0] >> 4 == 4:
@@ -432,14 +444,26 @@ class LiveCapture(CaptureSink):
             return None
         wanted = self.external.addresses
         if src in wanted or dst in wanted or src in self._peers or dst in self._peers:
-            return pkt
-        if _is_syn(pkt, len(src)) and time.monotonic() - self._last_peer_scan > _PEER_SCAN_S:
+            return pkt, _EXTERNAL
+        syn = _is_syn(pkt, len(src))
+        if syn and time.monotonic() - self._last_peer_scan > _PEER_SCAN_S:
             self._last_peer_scan = time.monotonic()
             with contextlib.suppress(OSError):
                 self._peers |= _own_tcp_peers(self._owner_pids)
             if src in self._peers or dst in self._peers:
-                return pkt
+                return pkt, _EXTERNAL
+        if src in self._tentative or dst in self._tentative:
+            return pkt, _TENTATIVE
+        if syn and len(self._tentative) < _TENTATIVE_HOSTS:
+            self._tentative.add(dst)  # the host connected to: what a scan learns of our client sockets
+            return pkt, _TENTATIVE
         return None
+
+    def _learned(self, pkt: bytes) -> bool:
+        """A tentatively spooled packet's host has been learned as a peer of ours since."""
+        size = 4 if pkt[0] >> 4 == 4 else 16
+        src, dst = (pkt[12:16], pkt[16:20]) if size == 4 else (pkt[8:24], pkt[24:40])
+        return src in self._peers or dst in self._peers
 
     def keep(self, frame: bytes, pkttype: int) -> bytes | None:
         """The IP packet of ``frame`` when it is an incoming IPv4 packet touching the lab range."""
@@ -513,8 +537,11 @@ class LiveCapture(CaptureSink):
             n += 1
             ts = time.time()
             pkttype = int(addr[2]) if len(addr) > 2 else 0
-            pkt = (self.keep_external(frame, str(addr[0]), int(addr[1]), pkttype) if external
-                   else self.keep(frame, pkttype))
+            if external:
+                got = self.keep_external(frame, str(addr[0]), int(addr[1]), pkttype)
+                pkt, kind = got if got is not None else (None, _EXTERNAL)
+            else:
+                pkt, kind = self.keep(frame, pkttype), _LO
             if pkt is None or self.truncated:
                 continue
             if self._written + len(pkt) + _PCAP_RECORD > self.max_bytes:
@@ -523,7 +550,7 @@ class LiveCapture(CaptureSink):
             stale = time.monotonic() - self._last_scan > _RESCAN_S
             if not external and self.drop_foreign and stale and self.verdict(pkt) == "unknown":
                 self._scan()  # a socket we do not know yet: learn it while it still exists
-            self._spool.write(_SPOOL.pack(ts, len(pkt), external) + pkt)
+            self._spool.write(_SPOOL.pack(ts, len(pkt), kind) + pkt)
             self._written += len(pkt) + _PCAP_RECORD  # the spool's record (13 bytes) is smaller
         return n
 
@@ -559,11 +586,14 @@ class LiveCapture(CaptureSink):
                 head = spool.read(_SPOOL.size)
                 if len(head) < _SPOOL.size:
                     break
-                ts, n, external = _SPOOL.unpack(head)
+                ts, n, kind = _SPOOL.unpack(head)
                 pkt = spool.read(n)
                 if len(pkt) < n:
                     break
-                if filter_own and not external and self.verdict(pkt) == "foreign":
+                if filter_own and kind == _LO and self.verdict(pkt) == "foreign":
+                    self.dropped_foreign += 1
+                    continue
+                if kind == _TENTATIVE and not self._learned(pkt):
                     self.dropped_foreign += 1
                     continue
                 out.packet(pkt, ts)
