@@ -145,8 +145,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.list:
         for s in scenarios:
             n_exp = sum(isinstance(x, Expectation) for x in s.steps)
-            tags = f"; tags: {', '.join(s.tags)}" if s.tags else ""
-            print(f"{s.name:<40} {s.path}  ({n_exp} expectation(s); reproduces: {s.reproduces}{tags})")
+            extra = (f"; reproduces: {s.reproduces}" if s.reproduces else "") + \
+                (f"; tags: {', '.join(s.tags)}" if s.tags else "")
+            print(f"{s.name:<40} {s.path}  ({n_exp} expectation(s){extra})")
         return 0
     if args.capture is not None:
         args.capture.mkdir(parents=True, exist_ok=True)

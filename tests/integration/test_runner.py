@@ -63,6 +63,8 @@ def test_a_sites_own_scenario_needs_no_reproduces(tmp_path: Path, capsys: pytest
     assert main(["run", str(f), "--junit", str(junit), "--json", str(js)]) == 0
     out = capsys.readouterr().out
     assert "PASS  site" in out and "reproduces" not in out
+    assert main(["run", str(f), "--list"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("(1 expectation(s))")  # no empty 'reproduces: '
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None and suite.find("properties") is None
     assert json.loads(js.read_text())["scenarios"][0]["reproduces"] == ""
