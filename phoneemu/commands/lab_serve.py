@@ -50,7 +50,6 @@ from phoneemu.lab.state import DEFAULT_PORTS
 from phoneemu.values import host_port
 
 if TYPE_CHECKING:
-    from phoneemu.lab.cluster import LabCluster
     from phoneemu.lab.servers import LabServers
 
 __all__ = ["EXIT_SIGINT", "hostport", "main", "register_serve", "serve"]
@@ -154,7 +153,7 @@ async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, htt
         reissue = host != named
     servers = LabServers(cluster, host=host, tftp_port=tftp_port, http_port=http_port, tvs_port=tvs_port,
                          capf_port=capf_port, keylog=keylog, watch=1.0,
-                         on_reload=lambda: _say_reloaded(cluster))
+                         on_notice=_say)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     got: list[signal.Signals] = []
@@ -190,14 +189,12 @@ async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, htt
     return EXIT_SIGINT if got and got[0] == signal.SIGINT else 0
 
 
-def _say_reloaded(cluster: LabCluster) -> None:
-    """A change another process saved (``phoneemu lab OPERATION``) is served now: one line saying what,
-    with the time, as the operation ended (a terminal watching ``lab serve`` sees each change land)."""
-    from phoneemu.lab.trust_line import trust_line
-
-    line = f"{time.strftime('%H:%M:%S')} picked up a change to the lab: {trust_line(cluster)}"
+def _say(text: str) -> None:
+    """What the servers notice (a change another process saved, served now — as the operation's own
+    last line; a node's TVS started or stopped): one line with the time, so a terminal watching
+    ``lab serve`` sees each change land."""
     with contextlib.suppress(OSError):  # stdout closed (a pipe whose reader left): serving goes on
-        print(line, flush=True)
+        print(f"{time.strftime('%H:%M:%S')} {text}", flush=True)
 
 
 async def _unless_stopped(work: Awaitable[_T], stop: asyncio.Event) -> _T | None:

@@ -31,8 +31,10 @@ Rules:
   ``phoneemu lab`` operation is writing it: the periodic one waits up to :data:`LOCK_WAIT_S` (trying
   every :data:`LOCK_POLL_S`, the loop serving meanwhile), then skips this reload (logged) and tries
   again at the next poll; a per-request one does not wait (the request gets the state already loaded).
-  ``on_reload`` is called after each reload that found a change (``lab serve`` prints what it serves
-  now; from whichever thread served the request that noticed it).
+  ``on_notice(text)`` is told what an operator watching ``lab serve`` wants to see happen:
+  each reload that found a change (``picked up a change to the lab: generation 4; ITL md5 ...; ITL
+  signed by ...``, from whichever thread served the request that noticed it) and each node's TVS
+  started or stopped by ``add-node`` / ``remove-node`` (``tvs-2 listening on tls 127.0.0.1:40123``).
   ``set_network(loss, delay_s, seed)`` degrades TFTP and HTTP replies: TFTP drops each datagram with
   probability ``loss`` and delays each sent one by ``delay_s`` (the TFTP server's hooks); HTTP —
   **our convention**, TCP does not lose packets visibly — waits ``delay_s`` before each response and,
@@ -230,10 +232,10 @@ class LabServers:
         tvs_impl: str = "loop",
         app_https: bool = False,
         https_port: int = 0,
-        on_reload: Callable[[], None] | None = None,
+        on_notice: Callable[[str], None] | None = None,
     ) -> None:
         self.cluster = cluster
-        self.on_reload = on_reload
+        self.on_notice = on_notice
         self.host = host
         self.requested = {"tftp": tftp_port, "http": http_port, "tvs": tvs_port, "capf": capf_port,
                           "https": https_port}
@@ -334,10 +336,22 @@ class LabServers:
         for name in sorted(set(self.tvs_nodes) - wanted):
             await self._stop(name)
             self.ports.pop(name, None)
+            self._notice(f"{name} stopped (its node was removed)")
         for name in sorted(wanted):
             if name not in self.ports:
                 await self._start(name, 0)
+                if name in self.ports:
+                    self._notice(f"{name} listening on tls {host_port(self.host, self.ports[name])} "
+                                 "(a node was added)")
         await self.update_cluster(self._record_ports)
+
+    def _notice(self, text: str) -> None:
+        """Tell ``on_notice`` (see module docstring); its failure is logged, never the request's."""
+        if self.on_notice is not None:
+            try:
+                self.on_notice(text)
+            except Exception:
+                _log.exception("lab: on_notice callback failed")
 
     def _record_ports(self) -> None:
         """Record the listening ports in the cluster (the nodes' TVS ports only of nodes it still has)."""
@@ -569,8 +583,9 @@ class LabServers:
             if self.cluster.reload_if_changed():
                 _log.info("lab: cluster state changed on disk (generation %d): reloaded",
                           self.cluster.generation)
-                if self.on_reload is not None:
-                    self.on_reload()
+                from phoneemu.lab.trust_line import trust_line
+
+                self._notice(f"picked up a change to the lab: {trust_line(self.cluster)}")
         except LabBusyError:
             _log.debug("lab: %s held: reload deferred", self.cluster.root / LOCK_FILE)
             return False

@@ -160,9 +160,13 @@ def test_set_network_fail_makes_named_files_fail(cluster: LabCluster) -> None:
 
 def test_every_node_runs_tvs_and_sync_nodes(cluster: LabCluster) -> None:
     async def body(servers: LabServers) -> None:
+        notices: list[str] = []
+        servers.on_notice = notices.append
         cluster.add_node()
         await servers.sync_nodes()
         assert servers.running("tvs-2") and cluster.state.ports["tvs-2"] == servers.ports["tvs-2"]
+        # lab serve prints what it starts (it had said nothing of node 2's TVS)
+        assert notices == [f"tvs-2 listening on tls {HOST}:{servers.ports['tvs-2']} (a node was added)"]
         cfg = config.parse(cluster.get(f"SEP{MAC}.cnf.xml") or b"")
         assert [s.port for s in cfg.tvs_servers] == [servers.ports["tvs"], servers.ports["tvs-2"]]
         reply = await tvs_verify([(HOST, servers.ports["tvs-2"])], "SEPX", cluster.tvs_identity(2).der)
@@ -174,6 +178,7 @@ def test_every_node_runs_tvs_and_sync_nodes(cluster: LabCluster) -> None:
         cluster.remove_node()
         await servers.sync_nodes()
         assert "tvs-2" not in servers.ports and "tvs-2" not in cluster.state.ports
+        assert notices[-1] == "tvs-2 stopped (its node was removed)"
         with pytest.raises(Exception, match="unknown service"):
             servers.running("tvs-2")
 
