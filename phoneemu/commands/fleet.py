@@ -111,6 +111,10 @@ def register(sub: Any) -> None:
                    "phone's own (512)")
     b.add_argument("--tvs-timeout", type=positive_float, default=10.0, metavar="S",
                    help="TVS exchange timeout in seconds: connect, handshake, answer (default 10)")
+    b.add_argument("--auth-string", metavar="DIGITS", default=None,
+                   help="the CAPF authentication string every phone has typed in (4..16 digits, spec "
+                   "§F.7), for a pending operation by string; with --lab, each phone types the string "
+                   "the lab set for it instead")
     b.add_argument("--capf-retry-delay", type=non_negative_float, default=30.0, metavar="S",
                    help="pause before each CAPF retry in seconds (default 30, as the spec gives; a "
                    "phone retries 3 times); a pausing phone gives its turn (--concurrency) to the next "
@@ -181,12 +185,13 @@ def _installed(args: argparse.Namespace) -> Prestate | None:
                     config_dir=str(folder) if folder is not None else None)
 
 
-def _lab_phones(args: argparse.Namespace, start: int) -> tuple[str | None, dict[str, str]]:
-    """``--lab DIR``: its phones folder, once every MAC of the run is in it, and the manual config keys
-    of the run's phones the lab encrypts with a symmetric key (one line, exit 2, before any boot);
-    None and no keys without --lab."""
+def _lab_phones(args: argparse.Namespace, start: int) -> tuple[str | None, dict[str, str], dict[str, str]]:
+    """``--lab DIR``: its phones folder, once every MAC of the run is in it, the manual config keys of
+    the run's phones the lab encrypts with a symmetric key and the CAPF authentication strings of those
+    whose pending operation is by string (one line, exit 2, before any boot); None and nothing without
+    --lab."""
     if args.lab is None:
-        return None, {}
+        return None, {}, {}
     from phoneemu.fleet.mics import missing_macs, phones_folder
     from phoneemu.lab.state import load_state
 
@@ -201,9 +206,14 @@ def _lab_phones(args: argparse.Namespace, start: int) -> tuple[str | None, dict[
     known = load_state(args.lab).phones
     keys = {mac: ph.symmetric_key for mac in macs
             if (ph := known.get(mac)) is not None and ph.encrypt == "symmetric" and ph.symmetric_key}
-    typed = f" and the manual config key of {len(keys)} of them" if keys else ""
+    strings = {mac: ph.auth_string for mac in macs
+               if (ph := known.get(mac)) is not None and ph.capf_operation and ph.capf_auth_mode == 1
+               and ph.auth_string}
+    typed = "".join(f", and the {what} of {len(found)} of them typed in"
+                    for what, found in (("manual config key", keys), ("CAPF authentication string", strings))
+                    if found)
     print(f"fleet: every phone holds the MIC {args.lab} issued it{typed}", file=sys.stderr)
-    return str(folder), keys
+    return str(folder), keys, strings
 
 
 def _boot(args: argparse.Namespace) -> int:
@@ -231,7 +241,7 @@ def _boot(args: argparse.Namespace) -> int:
     target = BootTarget(host=host, tftp_port=where.tftp_port, http_port=where.http_port,
                         use_http=not args.no_http)
     start = parse_mac(args.mac_start)
-    mic_dir, symmetric_keys = _lab_phones(args, start)
+    mic_dir, symmetric_keys, auth_strings = _lab_phones(args, start)
     spec = FleetSpec(target=target, count=args.count, mac_start=start, profile=args.profile,
                      concurrency=args.concurrency, fetch_timeout=args.timeout, fetch_retries=args.retries,
                      fetch_max_time=args.tftp_max_time,
@@ -240,7 +250,8 @@ def _boot(args: argparse.Namespace) -> int:
                      keep_records=args.json is not None, blksize=args.blksize,
                      event_loop=args.event_loop, keylog=str(args.keylog) if args.keylog is not None else None,
                      prestate=prestate, mic_dir=mic_dir, symmetric_keys=symmetric_keys,
-                     capf_retry_delay=args.capf_retry_delay)
+                     capf_retry_delay=args.capf_retry_delay, auth_string=args.auth_string,
+                     auth_strings=auth_strings)
     limit_mib = args.capture_limit if args.capture_limit is not None else DEFAULT_LIMIT_MIB
     capture = open_host_capture(args.capture, args.keylog, host, max_bytes=int(limit_mib * 1024 * 1024),
                                 limit_name=f"--capture-limit {limit_mib:g} MiB")  # before any boot: exit 2

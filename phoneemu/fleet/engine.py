@@ -33,7 +33,8 @@ Rules:
   :mod:`phoneemu.phone.phone`): the phones and the ``blksize`` fetchers pass the same cap.
 * ``mic_dir`` (``fleet boot --lab DIR``: the lab's ``phones`` folder): each phone holds the MIC the lab
   issued it (:func:`phoneemu.fleet.mics.lab_mic`), and ``symmetric_keys`` the manual config key the lab
-  encrypts its config with, typed in (models with one, spec §C.5); a phone whose MIC files do not load,
+  encrypts its config with, typed in (models with one, spec §C.5); ``auth_strings`` (else
+  ``auth_string``) the CAPF authentication string typed in (spec §F.7); a phone whose MIC files do not load,
   or whose key its model refuses, is not made and counts as failed (outcome ``error``, rule
   ``not-booted``, the reason naming the file or the key).
 * :func:`boot_many` is the single-process entry point the scenario runner uses for phone groups with
@@ -159,6 +160,10 @@ class FleetSpec:
     #: the phones' pause before each CAPF retry (s; spec §F.1: 3 retries, 30 s apart); a pausing phone
     #: gives its turn (``concurrency``) to the next phone while it waits
     capf_retry_delay: float = 30.0
+    #: the CAPF authentication string every phone has typed in (``fleet boot --auth-string``, spec §F.7)
+    auth_string: str | None = None
+    #: MAC -> the string the lab set for that phone's pending operation (``fleet boot --lab``); wins
+    auth_strings: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.count < 0:
@@ -172,6 +177,10 @@ class FleetSpec:
         if not self.capf_retry_delay >= 0:  # NaN too
             raise EncodeError(f"capf_retry_delay {self.capf_retry_delay} is not a number of seconds >= 0",
                               path="capf_retry_delay")
+        if self.auth_string is not None and not (self.auth_string.isascii() and self.auth_string.isdigit()
+                                                 and 4 <= len(self.auth_string) <= 16):
+            raise EncodeError(f"--auth-string {self.auth_string!r}: 4..16 digits (spec §F.7)",
+                              path="auth-string")
         if self.blksize is not None and not 8 <= self.blksize <= 65464:
             raise EncodeError(f"blksize {self.blksize} outside 8..65464 (RFC 2348)", path="blksize")
         mac_range(self.mac_start, self.count)
@@ -332,6 +341,9 @@ def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | 
             key = spec.symmetric_keys.get(mac)
             if key is not None and profile.symmetric_key_bits:
                 _checked("lab symmetric key", phone.set_symmetric_key, key)
+            auth = spec.auth_strings.get(mac, spec.auth_string)
+            if auth is not None:
+                _checked("CAPF authentication string", phone.enter_auth_string, auth)
         except _UnreadyError as exc:
             if unready is None:
                 raise exc.error from None

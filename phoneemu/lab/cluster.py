@@ -781,6 +781,8 @@ class LabCluster:
             if not (auth_string.isascii() and auth_string.isdigit() and 4 <= len(auth_string) <= 16):
                 raise EncodeError("authentication string must be 4..16 digits", path="auth_string")
             ph.auth_string = auth_string
+            if auth_mode is None:  # a string given without a mode is mode 1, whatever the last one was
+                auth_mode = 1       # (--auth-string implies --auth-mode string; a null-string mode stayed)
         if auth_mode is not None:
             if not isinstance(auth_mode, int) or not 0 <= auth_mode <= 4:
                 raise EncodeError(f"CAPF auth mode {auth_mode!r} not in 0..4 (spec §H.5)", path="auth_mode")
@@ -1278,7 +1280,8 @@ class LabCluster:
                            None if auth_string is None else str(auth_string), key)
             updated[mac] = ph
         self.state.phones.update(updated)
-        self._commit("capf", {"macs": macs, "operation": operation, "auth_mode": auth_mode}, now, phones=macs)
+        mode = _auth_mode(auth_mode) if auth_mode is not None else (1 if auth_string is not None else None)
+        self._commit("capf", {"macs": macs, "operation": operation, "auth_mode": mode}, now, phones=macs)
 
     def set_host(self, host: str, *, now: Now = None) -> bool:
         """Name ``host`` in the configs (TVS and CAPF servers) and the ITL/CTL records instead of the

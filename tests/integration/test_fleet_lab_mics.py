@@ -117,8 +117,8 @@ def test_symmetric_key_phones_get_the_key_the_lab_encrypts_with(tmp_path: Path) 
     macs = [mac_text(START + i) for i in range(3)]
     c.add_phones(macs, model="7942", encrypt="symmetric", symmetric_key="00112233445566778899aabbccddeeff",
                  now=NOW)
-    mic_dir, keys = _lab_phones(argparse.Namespace(lab=c.root, count=3), START)
-    assert mic_dir == str(c.root / "phones") and sorted(keys) == macs
+    mic_dir, keys, strings = _lab_phones(argparse.Namespace(lab=c.root, count=3), START)
+    assert mic_dir == str(c.root / "phones") and sorted(keys) == macs and strings == {}
     assert all(keys[m] == c.state.phones[m].symmetric_key for m in macs)
 
     def storm(**given: Any) -> Any:
@@ -137,3 +137,33 @@ def test_symmetric_key_phones_get_the_key_the_lab_encrypts_with(tmp_path: Path) 
     by_mac = {r.mac: r for r in bad.records}
     assert (by_mac[macs[1]].rule, by_mac[macs[1]].outcome) == ("not-booted", "error")
     assert by_mac[macs[1]].reason is not None and "lab symmetric key: " in by_mac[macs[1]].reason
+
+
+def test_phones_type_the_capf_string_the_lab_set_for_them(tmp_path: Path) -> None:
+    """CUCM's "By Authentication String" at scale (spec §F.7): with --lab each phone types the string
+    the lab set for its pending operation; with --auth-string every phone types that one; without, each
+    waits for someone to type it. A wrong string is refused by CAPF."""
+    import argparse
+
+    from phoneemu.commands.fleet import _lab_phones
+
+    c = LabCluster.init(tmp_path / "lab", seed=9, key_spec="rsa1024", now=NOW)
+    macs = [mac_text(START + i) for i in range(3)]
+    c.add_phones(macs, now=NOW)
+    c.set_capf(macs[:2], "install", auth_string="246810", key="ec-p256", now=NOW)
+    c.set_capf(macs[2:], "install", auth_mode="null-string", key="ec-p256", now=NOW)
+    _mic_dir, _keys, strings = _lab_phones(argparse.Namespace(lab=c.root, count=3), START)
+    assert strings == {macs[0]: "246810", macs[1]: "246810"}  # not the null-string phone
+
+    def storm(**given: Any) -> dict[str, str | None]:
+        async def body() -> Any:
+            async with LabServers(c, host=HOST) as srv:
+                target = BootTarget(host=HOST, tftp_port=srv.ports["tftp"], http_port=srv.ports["http"])
+                spec = FleetSpec(target=target, count=2, mac_start=START, keep_records=True,
+                                 capf_retry_delay=0.0, **given)
+                return await run_shard(spec, range(START, START + 2))
+        return {r.mac: r.capf for r in run(body()).records}
+
+    assert set(storm().values()) == {"F.7-wait-auth-string"}
+    assert set(storm(auth_string="1111").values()) == {"F.6-capf-rejected"}
+    assert set(storm(auth_strings=strings, auth_string="1111").values()) == {"F.6-lsc-installed"}

@@ -45,3 +45,19 @@ def test_a_bad_auth_mode_name_is_a_usage_error(lab: Path, capsys: pytest.Capture
     with pytest.raises(SystemExit):
         main(["lab", "phone", "add", str(lab), "--mac", MAC, "--capf", "install", "--auth-mode", "nul"])
     assert "null-string" in capsys.readouterr().err
+
+
+def test_an_auth_string_after_a_null_string_operation_is_mode_1(lab: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """``--auth-string`` implies ``--auth-mode string`` whatever the phone's last operation used: after a
+    null-string enrolment the phone kept mode 2, and the next install by string enrolled without it."""
+    assert main(["lab", "phone", "add", str(lab), "--mac", MAC, "--capf", "install",
+                 "--auth-mode", "null-string"]) == 0
+    assert main(["lab", "capf", str(lab), "install", "--mac", MAC, "--auth-string", "123456"]) == 0
+    ph = LabCluster.open(lab).state.phones[MAC]
+    assert (ph.capf_auth_mode, ph.auth_string) == (1, "123456")
+    assert LabCluster.open(lab).state.log[-1].args["auth_mode"] == 1  # the change log says so
+    # an explicit mode still wins over the implication
+    assert main(["lab", "capf", str(lab), "install", "--mac", MAC, "--auth-string", "9999",
+                 "--auth-mode", "null-string"]) == 0
+    assert LabCluster.open(lab).state.phones[MAC].capf_auth_mode == 2
