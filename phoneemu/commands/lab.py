@@ -297,11 +297,12 @@ def register(sub: Any) -> None:
     p = add("encryption", "configuration file encryption of a phone on/off")
     _mac_options(p)
     _onoff(p, "encryption")
-    p.add_argument("--mode", choices=("pki", "symmetric"), default="pki",
-                   help="pki: encrypted for the phone's certificate (default); symmetric: a manual key")
-    p.add_argument("--symmetric-key", metavar="HEX", help="--mode symmetric: the key, 32 or 64 hex digits")
-    p.set_defaults(handler=_op(lambda c, a, n: c.set_encryption(
-        _macs(a), a.state == "on", mode=a.mode, symmetric_key=a.symmetric_key, now=n)))
+    p.add_argument("--mode", choices=("pki", "symmetric"), default=None,
+                   help="pki: encrypted for the phone's certificate (the default); symmetric: a manual key "
+                   "(the default with --symmetric-key)")
+    p.add_argument("--symmetric-key", metavar="HEX", help="the manual key, 32 or 64 hex digits (implies "
+                   "--mode symmetric)")
+    p.set_defaults(handler=_op(_encryption))
 
     p = add("security-mode", "device security mode of phones (deviceSecurityMode: TLS needs a CTL, spec G.9)")
     _mac_options(p)
@@ -428,6 +429,16 @@ def _capf(c: LabCluster, a: argparse.Namespace, now: int | None) -> None:
     _require_auth_choice(a.operation, a.auth_mode, a.auth_string)
     c.set_capf(_macs(a), a.operation, auth_mode=a.auth_mode, auth_string=a.auth_string, key=a.lsc_key,
                now=now)
+
+
+def _encryption(c: LabCluster, a: argparse.Namespace, now: int | None) -> None:
+    """``--symmetric-key`` implies ``--mode symmetric`` (as ``--auth-string`` implies string mode); with
+    ``--mode pki`` it is refused rather than ignored."""
+    mode = a.mode or ("symmetric" if a.symmetric_key is not None else "pki")
+    if mode == "pki" and a.symmetric_key is not None:
+        raise PhoneEmuError("--symmetric-key goes with --mode symmetric (--mode pki encrypts for the "
+                            "phone's certificate)", path="symmetric-key")
+    c.set_encryption(_macs(a), a.state == "on", mode=mode, symmetric_key=a.symmetric_key, now=now)
 
 
 def _exchange(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:

@@ -179,7 +179,10 @@ class CapfHandler:
                                   f"{session.state if session else 'wait-auth'}"))
                 return
             except OSError as exc:
-                self._emit(st.log(f"closed: connection lost: {exc}"))
+                if session is None:  # reset before answering AUTH_REQUEST: a phone refusing us (§F.1)
+                    self._emit(st.log(f"closed: peer closed (reset) in state wait-auth: {exc}"))
+                else:
+                    self._emit(st.log(f"closed: connection lost: {exc}"))
                 return
             if not data:
                 where = session.state if session else "wait-auth"

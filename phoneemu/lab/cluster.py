@@ -772,6 +772,19 @@ class LabCluster:
             raise EncodeError("symmetric encryption needs a key (32 or 64 hex digits)", path="symmetric_key")
         ph.encrypt = mode
 
+    def _check_pki_recipient(self, mac: str) -> None:
+        """PKI config encryption wraps the file key for the phone's certificate with RSA (spec §C.3; an EC
+        wrap is unknown): a phone whose LSC (else MIC) has an EC key is refused now, naming the way out,
+        not later by every rebuild of the served files (each CAPF outcome then failed to record)."""
+        lsc = self.phone_lsc(mac)
+        key = keys.key_description(certs.cert_public_key(self.phone_cert(mac)))
+        if not key.startswith("RSA"):
+            which = "LSC" if lsc is not None else "MIC"
+            raise EncodeError(f"phone {mac}: PKI config encryption wraps the key for the phone's "
+                              f"certificate with RSA (spec §C.3); its {which} has an {key} key: --mode "
+                              "symmetric, or enrol an RSA LSC first (lab capf ... --lsc-key rsa2048)",
+                              path="encrypt")
+
     def _set_capf(self, ph: PhoneState, operation: str | None, auth_mode: int | None,
                   auth_string: str | None, lsc_key: str | None) -> None:
         if lsc_key is not None:
@@ -1117,6 +1130,8 @@ class LabCluster:
             ph = replace(self._phone(mac))
             if on:
                 self._set_encryption(ph, mode, symmetric_key, explicit=True)
+                if ph.encrypt == "pki":
+                    self._check_pki_recipient(mac)
             else:
                 ph.encrypt = None
             updated[mac] = ph
@@ -1278,6 +1293,12 @@ class LabCluster:
             ph = replace(self._phone(mac))
             self._set_capf(ph, operation, _auth_mode(auth_mode),
                            None if auth_string is None else str(auth_string), key)
+            if ph.capf_operation == "install" and ph.encrypt == "pki" and ph.lsc_key is not None \
+                    and not ph.lsc_key.startswith("rsa"):
+                raise EncodeError(f"phone {mac}: its config is encrypted for its certificate (PKI, "
+                                  f"spec §C.3), which needs an RSA key, and an {ph.lsc_key} LSC could not "
+                                  "be wrapped to: --lsc-key rsa2048, or lab encryption ... --mode symmetric "
+                                  "first", path="lsc_key")
             updated[mac] = ph
         self.state.phones.update(updated)
         mode = _auth_mode(auth_mode) if auth_mode is not None else (1 if auth_string is not None else None)

@@ -9,6 +9,7 @@ operation's process; ``_hold`` holds the lock as that process would (another ope
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import fcntl
 import logging
 import os
@@ -389,7 +390,11 @@ def test_a_record_that_cannot_be_built_is_undone_and_spares_its_group(cluster: L
     caplog.set_level(logging.WARNING, logger="phoneemu.lab.lock")
     bad, good, pilot = GROUP_MACS[:3]
     cluster.set_encryption([bad], True, mode="pki")
-    cluster.set_capf([bad, good, pilot], "install", auth_mode=capf.AuthType.NULL_STRING)
+    cluster.set_capf([bad, good, pilot], "install", auth_mode=capf.AuthType.NULL_STRING, key="rsa1024")
+    # the lab's operations refuse an EC LSC for a PKI-encrypted phone up front; a state made otherwise
+    # (an older lab, an edited cluster.json) must still be survived by the CAPF group commit
+    cluster.state.phones[bad] = dataclasses.replace(cluster.state.phones[bad], lsc_key="ec-p256")
+    cluster._save()  # (the lsc_key is read when the LSC is issued: no file to rebuild)
 
     async def main() -> tuple[list[CapfOutcome], CapfOutcome, int, bool]:
         async with LabServers(cluster, host=HOST) as servers:

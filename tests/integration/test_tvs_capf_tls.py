@@ -405,8 +405,9 @@ def test_lab_tvs_offers_the_cucm14_cipher_list(cluster: LabCluster, impl: str) -
 
 def test_a_phone_that_closes_right_after_the_handshake_is_not_a_warning(
         cluster: LabCluster, caplog: pytest.LogCaptureFixture) -> None:
-    """A phone that refuses the CAPF certificate (spec §F.1) closes, often with a reset, before our
-    AUTH_REQUEST is written: that is the client's choice, logged at INFO and recorded as ``closed``
+    """A phone that refuses the CAPF certificate (spec §F.1) closes, often with a reset, before it
+    answers our AUTH_REQUEST (before or after that is flushed, as the load decides): that is the client's
+    choice, logged at INFO and recorded as ``closed``
     (it escaped as 'capf: connection from X failed: ConnectionResetError: Connection lost', one
     warning per attempt of every such phone)."""
     import socket
