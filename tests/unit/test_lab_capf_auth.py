@@ -61,3 +61,35 @@ def test_an_auth_string_after_a_null_string_operation_is_mode_1(lab: Path,
     assert main(["lab", "capf", str(lab), "install", "--mac", MAC, "--auth-string", "9999",
                  "--auth-mode", "null-string"]) == 0
     assert LabCluster.open(lab).state.phones[MAC].capf_auth_mode == 2
+
+
+def test_pki_encryption_and_an_ec_lsc_are_refused_together(lab: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """PKI config encryption wraps the file key with RSA for the phone's certificate (spec §C.3): an EC
+    LSC for an encrypted phone, or encryption for a phone whose LSC is EC, is refused up front (before:
+    every CAPF outcome of that phone failed to record, REASON 7 at each retry)."""
+    assert main(["lab", "phone", "add", str(lab), "--mac", MAC, "--encrypt", "pki"]) == 0
+    capsys.readouterr()
+    assert main(["lab", "capf", str(lab), "install", "--mac", MAC, "--auth-mode", "null-string",
+                 "--lsc-key", "ec-p256"]) == 2
+    err = capsys.readouterr().err
+    assert f"phone {MAC}: its config is encrypted for its certificate" in err and "--lsc-key rsa2048" in err
+    assert LabCluster.open(lab).state.phones[MAC].capf_operation is None  # nothing half-done
+    assert main(["lab", "capf", str(lab), "install", "--mac", MAC, "--auth-mode", "null-string",
+                 "--lsc-key", "rsa1024"]) == 0
+    # a phone whose LSC is EC: encryption for its certificate is refused
+    c = LabCluster.open(lab)
+    c.add_phone("0011223344BB")
+    from phoneemu.crypto.keys import KeySpec, generate_key, public_key_spki_der
+    ec = generate_key(KeySpec.parse("ec-p256"))
+    c.record_lsc("0011223344BB", c.issue_lsc("SEP0011223344BB", public_key_spki_der(ec.public_key())))
+    capsys.readouterr()
+    assert main(["lab", "encryption", str(lab), "--mac", "0011223344BB", "on"]) == 2
+    assert "its LSC has an EC secp256r1 key: --mode symmetric" in capsys.readouterr().err
+    # --symmetric-key implies --mode symmetric, and is refused with --mode pki
+    key = "00112233445566778899AABBCCDDEEFF"
+    assert main(["lab", "encryption", str(lab), "--mac", "0011223344BB", "on", "--symmetric-key", key]) == 0
+    assert LabCluster.open(lab).state.phones["0011223344BB"].encrypt == "symmetric"
+    assert main(["lab", "encryption", str(lab), "--mac", "0011223344BB", "on", "--mode", "pki",
+                 "--symmetric-key", key]) == 2
+    assert "--symmetric-key goes with --mode symmetric" in capsys.readouterr().err
