@@ -34,7 +34,8 @@ Rules:
   ``on_notice(text)`` is told what an operator watching ``lab serve`` wants to see happen:
   each reload that found a change (``picked up a change to the lab: generation 4; ITL md5 ...; ITL
   signed by ...``, from whichever thread served the request that noticed it) and each node's TVS
-  started or stopped by ``add-node`` / ``remove-node`` (``tvs-2 listening on tls 127.0.0.1:40123``).
+  started or stopped by ``add-node`` / ``remove-node`` (``tvs-2 listening on tls 127.0.0.1:40123``), and
+  each service ``phoneemu lab service`` takes down or brings back (without ``on_notice``: logged).
   ``set_network(loss, delay_s, seed)`` degrades TFTP and HTTP replies: TFTP drops each datagram with
   probability ``loss`` and delays each sent one by ``delay_s`` (the TFTP server's hooks); HTTP —
   **our convention**, TCP does not lose packets visibly — waits ``delay_s`` before each response and,
@@ -345,6 +346,14 @@ class LabServers:
                                  "(a node was added)")
         await self.update_cluster(self._record_ports)
 
+    def _say_or_log(self, text: str) -> None:
+        """A service taken down or brought back by ``phoneemu lab service``: ``on_notice`` when set (lab
+        serve's own lines), else a warning in the log (scenarios, tests)."""
+        if self.on_notice is not None:
+            self._notice(text)
+        else:
+            _log.warning("lab: %s", text)
+
     def _notice(self, text: str) -> None:
         """Tell ``on_notice`` (see module docstring); its failure is logged, never the request's."""
         if self.on_notice is not None:
@@ -380,7 +389,7 @@ class LabServers:
                 self._state_stopped.add(name)  # before the await: a reader never sees it half-done
                 await self._stop(name)
                 changes.append((name, "stopped"))
-                _log.warning("lab: %s stopped (phoneemu lab service ... %s start brings it back)", name, name)
+                self._say_or_log(f"{name} stopped (phoneemu lab service ... {name} start brings it back)")
         for name in sorted(self._state_stopped - wanted):
             self._state_stopped.discard(name)
             if name in SERVICES or name in self._node_tvs_names():
@@ -395,7 +404,7 @@ class LabServers:
                     continue
                 self._restart_errors.pop(name, None)
                 changes.append((name, "started"))
-                _log.warning("lab: %s started again", name)
+                self._say_or_log(f"{name} started again")
         return changes
 
     @property

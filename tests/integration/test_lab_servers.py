@@ -295,8 +295,10 @@ def test_lab_service_stops_and_starts_tvs_of_a_served_lab(cluster: LabCluster) -
     """``phoneemu lab service DIR tvs stop`` (another process) takes a served lab's TVS down — a TVS
     outage during a certificate change — and ``start`` brings it back on the same port; a lab served
     while the cluster lists TVS as stopped starts without it."""
+    notices: list[str] = []
+
     async def main() -> None:
-        async with LabServers(cluster, watch=0.05) as servers:
+        async with LabServers(cluster, watch=0.05, on_notice=notices.append) as servers:
             addr = [(HOST, servers.ports["tvs"])]
             other = LabCluster.open(cluster.root)  # stands for another process
             other.set_service("tvs", False)
@@ -310,6 +312,9 @@ def test_lab_service_stops_and_starts_tvs_of_a_served_lab(cluster: LabCluster) -
             assert servers.ports["tvs"] == addr[0][1]
             assert (await tvs_verify(addr, "CP-8861-SEP" + MAC, cluster.callmanager().der, timeout=5)).valid
             other.set_service("tvs", False)
+        # lab serve's lines: each change picked up, and the service taken down and brought back
+        assert [n for n in notices if not n.startswith("picked up")][:2] == [
+            "tvs stopped (phoneemu lab service ... tvs start brings it back)", "tvs started again"]
         assert LabCluster.open(cluster.root).summary()["stopped"] == ["tvs"]  # lab show says so
         async with LabServers(LabCluster.open(cluster.root), watch=0.05) as servers:
             assert not servers.running("tvs") and servers.running("capf")
