@@ -119,7 +119,8 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.dir is None:
         raise PhoneEmuError("which lab cluster? phoneemu lab serve DIR (or --dir DIR)", path="dir")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+                        format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    # (one time format for the log and the lines lab serve prints; every message names its service)
     return asyncio.run(serve(args.dir, host=args.host, tftp_port=args.tftp_port, http_port=args.http_port,
                              tvs_port=args.tvs_port, capf_port=args.capf_port, keylog=args.keylog))
 
