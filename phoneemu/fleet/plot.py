@@ -47,29 +47,35 @@ def check_plot_path(path: Path | str) -> None:
                             f"{', '.join(sorted(known))})", path="plot")
 
 
+def bucket_for(span_s: float) -> float:
+    """The time bucket of the rate bars: one second, or less for a storm shorter than 50 s so that it
+    still has at most about 50 bars and more than one (a 0.16 s storm drew a single bar)."""
+    return next((b for b in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5) if span_s / b <= 50), 1.0)
+
+
 def plot_metrics(metrics: FleetMetrics, path: Path | str, *, title: str = "phoneemu fleet") -> Path:
     """Write the two-panel figure to ``path`` (its suffix names the format; none: ``path.png``)
     atomically; returns the path written."""
     plt = require_matplotlib()
     path = Path(path)
-    series = metrics.rate_series(1.0)
+    end = max(metrics.end_times, default=0.0)
+    bucket = bucket_for(end)
+    series = metrics.rate_series(bucket)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     try:
-        # the last second is usually partial: its bar ends at the last boot, not a second later
-        end = max(metrics.end_times, default=0.0)
-        xs = list(range(len(series)))
-        widths = [max(0.05, min(1.0, end - x)) for x in xs]
-        ax1.bar(xs, series, width=widths, align="edge", color="tab:blue", alpha=0.6, label="boots")
+        # bars: the rate in each bucket; the last bucket is usually partial: its bar ends at the last boot
+        xs = [i * bucket for i in range(len(series))]
+        widths = [max(bucket * 0.05, min(bucket, end - x)) for x in xs]
+        ax1.bar(xs, [v / bucket for v in series], width=widths, align="edge", color="tab:blue", alpha=0.6,
+                label="boots/s")
         ax1.set_xlabel("seconds since start")
-        ax1.set_ylabel("boots finished in each second")
+        ax1.set_ylabel("boots/s, in each second" if bucket >= 1.0 else f"boots/s, in each {bucket:g} s")
         cum = ax1.twinx()
-        total = 0
-        cx, cy = [0.0], [0]
-        for x, v in zip(xs, series, strict=True):
-            total += v
-            cx.append(x + widths[x])
-            cy.append(total)
-        cum.plot(cx, cy, color="tab:green", label="cumulative")
+        ends = sorted(metrics.end_times)  # the cumulative count itself, a step per boot (thinned)
+        step = max(1, len(ends) // 2000)
+        cx = [0.0, *ends[step - 1::step], *ends[-1:]]
+        cy = [0, *range(step, len(ends) + 1, step), *([len(ends)] if ends else [])]
+        cum.step(cx, cy, where="post", color="tab:green", label="cumulative")
         ax1.set_ylim(bottom=0)
         cum.set_ylim(bottom=0)  # both axes start at zero, side by side
         cum.set_ylabel("boots finished (cumulative)")

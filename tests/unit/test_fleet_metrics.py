@@ -230,6 +230,20 @@ def test_plot_writes_a_png(tmp_path: object) -> None:
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     empty = plot_metrics(FleetMetrics(), Path(str(tmp_path)) / "empty.png")  # a run that booted nothing
     assert empty.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    short = FleetMetrics()
+    for i in range(5001):  # a sub-second storm with more boots than the cumulative curve keeps points
+        short.add(_rec(end=0.08 + i / 250_000))
+    assert plot_metrics(short, Path(str(tmp_path)) / "short.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_buckets_fit_the_storm() -> None:
+    """A storm shorter than 50 s gets sub-second bars (a 0.16 s storm drew one bar and a straight
+    line); a longer one one bar per second; about 50 bars at most below that."""
+    from phoneemu.fleet.plot import bucket_for
+
+    assert bucket_for(0.16) == 0.01 and bucket_for(0.0) == 0.01
+    assert bucket_for(4.5) == 0.1 and bucket_for(24.0) == 0.5 and bucket_for(55.8) == 1.0
+    assert all(span / bucket_for(span) <= 50 for span in (0.3, 1.0, 2.6, 9.9, 25.0))
 
 
 def test_verify_cache_remembers_successes_only() -> None:
