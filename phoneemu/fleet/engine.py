@@ -44,6 +44,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import resource
 import time
@@ -385,14 +386,26 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
         slots = asyncio.Semaphore(spec.concurrency)
         pausing = 0  # phones waiting before a CAPF retry, their turn given up
 
+        stop_at: float | None = None  # set when the storm starts (max_time_s)
+        stopped = asyncio.Event()  # set by the progress reporter once stopping() is true
+
+        def stopping() -> bool:
+            """No new boot starts (``max_time_s`` reached, or ``should_stop()``)."""
+            return (stop_at is not None and time.perf_counter() >= stop_at) or \
+                (should_stop is not None and should_stop())
+
         async def pause(seconds: float) -> None:
             """A phone's pause before a CAPF retry: its turn goes to the next phone meanwhile (a CAPF
-            outage must not hold every turn for 3 x 30 s while the other phones wait to start)."""
+            outage must not hold every turn for 3 x 30 s while the other phones wait to start). Once the
+            run is stopping (Ctrl-C, --max-time) the pause ends: the boots under way finish at once, not
+            after their remaining pauses."""
             nonlocal pausing
             pausing += 1
             slots.release()
             try:
-                await asyncio.sleep(seconds)
+                if not stopped.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stopped.wait(), seconds)
             finally:
                 pausing -= 1
             await slots.acquire()  # (cancelled: no turn taken back; the run is ending anyway)
@@ -451,14 +464,15 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
             while True:
                 await asyncio.sleep(progress_interval)
                 report_progress()
+                if stopping():
+                    stopped.set()  # pausing phones go on at once
 
         rep = asyncio.create_task(reporter())
         booting: set[asyncio.Task[None]] = set()
         try:
             for phone in phones:
                 await slots.acquire()
-                if (stop_at is not None and time.perf_counter() >= stop_at) or \
-                        (should_stop is not None and should_stop()):
+                if stopping():
                     slots.release()
                     break
                 task = asyncio.create_task(boot_one(phone))

@@ -161,6 +161,32 @@ def test_a_phone_pausing_before_a_capf_retry_gives_its_turn_to_the_next(tmp_path
     assert first.latency_s >= 3 * 0.4
 
 
+def test_a_stopping_run_ends_the_capf_pauses(tmp_path: Path) -> None:
+    """Ctrl-C (or --max-time) lets the boots under way finish: a phone pausing 30 s before each CAPF
+    retry goes on at once instead of holding the run for its remaining pauses (up to 90 s)."""
+    import time
+
+    c = LabCluster.init(tmp_path / "lab", seed=4, key_spec="rsa1024", now=NOW)
+    mac = mac_text(START)
+    c.add_phones([mac], now=NOW)
+    c.set_capf([mac], "install", auth_mode="null-string", key="rsa1024", now=NOW)
+
+    async def body() -> Any:
+        async with LabServers(c, host=HOST) as srv:
+            await srv.stop_service("capf")
+            target = BootTarget(host=HOST, tftp_port=srv.ports["tftp"], http_port=srv.ports["http"])
+            spec = FleetSpec(target=target, count=1, mac_start=START, keep_records=True,
+                             capf_retry_delay=30.0)
+            t0 = time.monotonic()
+            res = await run_shard(spec, range(START, START + 1), progress_interval=0.05,
+                                  should_stop=lambda: time.monotonic() - t0 > 0.5)
+            return res, time.monotonic() - t0
+
+    res, took = run(body())
+    assert took < 10, took  # not 90 s
+    assert [(r.outcome, r.capf) for r in res.records] == [("ok", "F.1-capf-unreachable")]
+
+
 def test_fleet_spec_refuses_a_negative_capf_retry_delay() -> None:
     target = BootTarget(host=HOST, tftp_port=69)
     for bad in (-1.0, float("nan")):
