@@ -354,6 +354,39 @@ def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | 
     return phones
 
 
+class _Turns:
+    """At most ``n`` boots of a shard hold a turn at once (``take`` / ``give``). A phone pausing before a
+    CAPF retry (its ``sleep``, spec §F.1: 30 s) gives its turn to the next phone meanwhile and takes one
+    again to go on, so a CAPF outage does not hold every turn for 3 x 30 s while the other phones wait
+    to start; ``pausing`` counts them. After ``stop()`` (Ctrl-C, --max-time) pauses end at once: the
+    boots under way finish now, not after their remaining pauses."""
+
+    def __init__(self, n: int) -> None:
+        self._slots = asyncio.Semaphore(n)
+        self._stopped = asyncio.Event()
+        self.pausing = 0
+
+    async def take(self) -> None:
+        await self._slots.acquire()
+
+    def give(self) -> None:
+        self._slots.release()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    async def pause(self, seconds: float) -> None:
+        self.pausing += 1
+        self.give()
+        try:
+            if not self._stopped.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopped.wait(), seconds)
+        finally:
+            self.pausing -= 1
+        await self.take()  # (cancelled: no turn taken back; the run is ending anyway)
+
+
 #: how many of the most common failures (deciding rules) progress reports carry, a shard's and the merge
 FAILING_SHOWN = 3
 
@@ -383,34 +416,8 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
                           retries=spec.fetch_retries)
     try:
         unready: list[tuple[str, str]] = []
-        slots = asyncio.Semaphore(spec.concurrency)
-        pausing = 0  # phones waiting before a CAPF retry, their turn given up
-
-        stop_at: float | None = None  # set when the storm starts (max_time_s)
-        stopped = asyncio.Event()  # set by the progress reporter once stopping() is true
-
-        def stopping() -> bool:
-            """No new boot starts (``max_time_s`` reached, or ``should_stop()``)."""
-            return (stop_at is not None and time.perf_counter() >= stop_at) or \
-                (should_stop is not None and should_stop())
-
-        async def pause(seconds: float) -> None:
-            """A phone's pause before a CAPF retry: its turn goes to the next phone meanwhile (a CAPF
-            outage must not hold every turn for 3 x 30 s while the other phones wait to start). Once the
-            run is stopping (Ctrl-C, --max-time) the pause ends: the boots under way finish at once, not
-            after their remaining pauses."""
-            nonlocal pausing
-            pausing += 1
-            slots.release()
-            try:
-                if not stopped.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stopped.wait(), seconds)
-            finally:
-                pausing -= 1
-            await slots.acquire()  # (cancelled: no turn taken back; the run is ending anyway)
-
-        phones = make_phones(spec, macs, pool=pool, unready=unready, sleep=pause)
+        turns = _Turns(spec.concurrency)
+        phones = make_phones(spec, macs, pool=pool, unready=unready, sleep=turns.pause)
         for mac, why in unready:  # failed before the storm: no phone to boot (its lab MIC or key is unusable)
             rec = BootRecord(mac=mac, outcome="error", rule=NOT_BOOTED, latency_s=0.0, end_s=0.0,
                              reason=why[:300])
@@ -432,8 +439,13 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
         stop_at = start + spec.max_time_s if spec.max_time_s is not None else None
         done, ok = len(unready), 0
 
+        def stopping() -> bool:
+            """No new boot starts (``max_time_s`` reached, or ``should_stop()``)."""
+            return (stop_at is not None and time.perf_counter() >= stop_at) or \
+                (should_stop is not None and should_stop())
+
         async def boot_one(phone: Phone) -> None:
-            """One phone's boot, holding a turn (``slots``) except while it pauses."""
+            """One phone's boot, holding a turn (``turns``) except while it pauses."""
             nonlocal done, ok
             try:
                 t0 = time.perf_counter()
@@ -454,26 +466,26 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
                 done += 1
                 ok += rec.outcome == "ok"
             finally:
-                slots.release()
+                turns.give()
 
         def report_progress() -> None:
             if on_progress is not None:
-                on_progress(done, ok, dict(metrics.failed_by_rule.most_common(FAILING_SHOWN)), pausing)
+                on_progress(done, ok, dict(metrics.failed_by_rule.most_common(FAILING_SHOWN)), turns.pausing)
 
         async def reporter() -> None:
             while True:
                 await asyncio.sleep(progress_interval)
                 report_progress()
                 if stopping():
-                    stopped.set()  # pausing phones go on at once
+                    turns.stop()  # pausing phones go on at once
 
         rep = asyncio.create_task(reporter())
         booting: set[asyncio.Task[None]] = set()
         try:
             for phone in phones:
-                await slots.acquire()
+                await turns.take()
                 if stopping():
-                    slots.release()
+                    turns.give()
                     break
                 task = asyncio.create_task(boot_one(phone))
                 booting.add(task)
