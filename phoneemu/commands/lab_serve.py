@@ -153,8 +153,7 @@ async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, htt
         host = check_host(host)
         reissue = host != named
     servers = LabServers(cluster, host=host, tftp_port=tftp_port, http_port=http_port, tvs_port=tvs_port,
-                         capf_port=capf_port, keylog=keylog, watch=1.0,
-                         on_notice=_say)
+                         capf_port=capf_port, keylog=keylog, watch=1.0, on_notice=_say)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     got: list[signal.Signals] = []
@@ -192,8 +191,8 @@ async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, htt
 
 def _say(text: str) -> None:
     """What the servers notice (a change another process saved, served now — as the operation's own
-    last line; a node's TVS started or stopped): one line with the time, so a terminal watching
-    ``lab serve`` sees each change land."""
+    last line; a node's TVS started or stopped; a service taken down or brought back): one line with
+    the time, so a terminal watching ``lab serve`` sees each change land."""
     with contextlib.suppress(OSError):  # stdout closed (a pipe whose reader left): serving goes on
         print(f"{time.strftime('%H:%M:%S')} {text}", flush=True)
 
