@@ -442,13 +442,13 @@ def _encryption(c: LabCluster, a: argparse.Namespace, now: int | None) -> None:
 
 
 def _exchange(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
-    from phoneemu.crypto.certs import dn_text
+    from phoneemu.crypto.certs import dn_common_name, dn_text
 
     c.exchange_certificates(a.other, now=now)
     peer = LabCluster.open(a.other)
 
     def names(x: LabCluster) -> str:
-        cns = [dn_text(cert.subject).split(";")[0].removeprefix("CN=") for cert in x.exported_certs()]
+        cns = [dn_common_name(dn_text(cert.subject)) for cert in x.exported_certs()]
         return ", ".join(cns)
 
     def who(x: LabCluster) -> str:  # two labs of one name (both "lab" by default): their folders say which
@@ -612,6 +612,8 @@ def _brief(args: dict[str, Any], *, shown: int = 3) -> dict[str, Any]:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from phoneemu.crypto.certs import dn_common_name
+
     cluster = LabCluster.open(args.dir)
     s = cluster.summary()
     if args.json:  # one JSON document, whatever else is asked (text after it would break jq)
@@ -630,7 +632,7 @@ def _show(args: argparse.Namespace) -> int:
                   f"service {args.dir} NAME start)")
         print(f"{'certificates:':<{w}}(as Certificate Management lists them; UTC)")
         for name, cert in s["certificates"].items():
-            cn = cert["subject"].split(";")[0].removeprefix("CN=")
+            cn = dn_common_name(cert["subject"])
             years = int(cert["not_after"][:4]) - int(cert["not_before"][:4])
             print(f"  {name:<{w - 2}}{cn}  valid {cert['not_before'][:10]} .. {cert['not_after'][:10]} "
                   f"({years} years)  sha1 {cert['sha1']}")

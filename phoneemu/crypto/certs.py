@@ -105,6 +105,16 @@ def dn_text(name: x509.Name) -> str:
     return _DN_TEXTS(name)
 
 
+def dn_common_name(text: str) -> str:
+    """The CN value of a DN written with ``;`` or ``,`` separators (``CN=ITLRECOVERY_lab-pub;OU=...`` ->
+    ``ITLRECOVERY_lab-pub``); the whole text when it has no CN."""
+    for part in text.replace(",", ";").split(";"):
+        key, sep, value = part.strip().partition("=")
+        if sep and key.strip().upper() == "CN":
+            return value.strip()
+    return text
+
+
 @lru_cache(maxsize=4096)
 def normalise_dn(text: str) -> str:
     """Comparable form of a DN written with ``;`` or ``,`` separators, any case/spacing."""

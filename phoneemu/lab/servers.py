@@ -346,21 +346,17 @@ class LabServers:
                                  "(a node was added)")
         await self.update_cluster(self._record_ports)
 
-    def _say_or_log(self, text: str) -> None:
-        """A service taken down or brought back by ``phoneemu lab service``: ``on_notice`` when set (lab
-        serve's own lines), else a warning in the log (scenarios, tests)."""
-        if self.on_notice is not None:
-            self._notice(text)
-        else:
-            _log.warning("lab: %s", text)
-
-    def _notice(self, text: str) -> None:
-        """Tell ``on_notice`` (see module docstring); its failure is logged, never the request's."""
-        if self.on_notice is not None:
-            try:
-                self.on_notice(text)
-            except Exception:
-                _log.exception("lab: on_notice callback failed")
+    def _notice(self, text: str, *, or_log: bool = False) -> None:
+        """Tell ``on_notice`` (see module docstring); its failure is logged, never the request's.
+        Without ``on_notice`` (scenarios, tests), ``or_log`` makes it a warning in the log instead."""
+        if self.on_notice is None:
+            if or_log:
+                _log.warning("lab: %s", text)
+            return
+        try:
+            self.on_notice(text)
+        except Exception:
+            _log.exception("lab: on_notice callback failed")
 
     def _record_ports(self) -> None:
         """Record the listening ports in the cluster (the nodes' TVS ports only of nodes it still has)."""
@@ -389,7 +385,8 @@ class LabServers:
                 self._state_stopped.add(name)  # before the await: a reader never sees it half-done
                 await self._stop(name)
                 changes.append((name, "stopped"))
-                self._say_or_log(f"{name} stopped (phoneemu lab service ... {name} start brings it back)")
+                self._notice(f"{name} stopped (phoneemu lab service ... {name} start brings it back)",
+                             or_log=True)
         for name in sorted(self._state_stopped - wanted):
             self._state_stopped.discard(name)
             if name in SERVICES or name in self._node_tvs_names():
@@ -404,7 +401,7 @@ class LabServers:
                     continue
                 self._restart_errors.pop(name, None)
                 changes.append((name, "started"))
-                self._say_or_log(f"{name} started again")
+                self._notice(f"{name} started again", or_log=True)
         return changes
 
     @property

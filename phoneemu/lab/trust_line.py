@@ -25,6 +25,7 @@ def trust_line(cluster: LabCluster) -> str:
 
 def signer_cn(cluster: LabCluster, kind: Literal["CTL", "ITL"]) -> str:
     """The CN of the served CTL/ITL's signer; a file that does not parse is ``? (why)``."""
+    from phoneemu.crypto.certs import dn_common_name
     from phoneemu.formats import trustlist
 
     data = cluster.get(f"{kind}File.tlv")
@@ -32,5 +33,4 @@ def signer_cn(cluster: LabCluster, kind: Literal["CTL", "ITL"]) -> str:
         name = trustlist.parse(data or b"", kind=kind, limit=1 << 24).header.signer.name
     except PhoneEmuError as exc:
         return f"? ({exc})"
-    cn = [part[3:] for part in name.split(";") if part.startswith("CN=")]
-    return cn[0] if cn else name
+    return dn_common_name(name)

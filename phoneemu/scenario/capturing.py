@@ -49,16 +49,15 @@ Rules:
   shards, whose phones run there) — in ``/proc/self/net/tcp`` and ``tcp6``; the remote address of
   one of them joins the set for the rest of the run, SYN included (the connecting socket exists when
   it is sent). Only SYNs make it
-  look: other programs' traffic on a busy host costs no scan per packet. A connection too short for
-  that look to find its socket (a loopback TVS exchange of a fleet shard is over in a millisecond,
-  while the look reads the shard's thousands of descriptors) is spooled *tentatively*, with every
-  later packet to or from that host (at most ``_TENTATIVE_HOSTS`` hosts): ``close()`` keeps them when
-  a later look learned the host as ours (the next phone's connection), else drops them. Before, the
-  first phone's TVS exchange with another host was missing from a fleet's pcap, and ``replay`` of that
-  phone found TVS unreachable. These packets
-  are not sorted into ours and foreign (our rule): another program talking to those hosts at the
-  same time is in the pcap too (the note file says so). A synthetic capture holds nothing of an
-  external cluster (its servers are not ours to feed it): the note file says so.
+  look: other programs' traffic on a busy host costs no scan per packet. These packets are not sorted
+  into ours and foreign (our rule): another program talking to those hosts at the same time is in
+  the pcap too (the note file says so). A connection too short for that look to find its socket (a
+  fleet shard's loopback TVS exchange is over in a millisecond, while the look reads the shard's
+  thousands of descriptors) is spooled *tentatively*, with every later packet to or from that host
+  (at most ``_TENTATIVE_HOSTS`` hosts): ``close()`` keeps them when a later look learnt the host as
+  ours (the next phone's connection), else drops them — the first phone's TVS exchange with another
+  host is in the pcap, so ``replay`` of that phone does not find TVS unreachable. A synthetic capture
+  holds nothing of an external cluster (its servers are not ours to feed it): the note file says so.
 * **Synthetic mode** (fallback when the raw socket cannot be opened — no root, no ``AF_PACKET`` —
   or forced with ``mode="synthetic"`` / ``PHONEEMU_CAPTURE=synthetic``): the pcap holds what the
   services feed the sink: :meth:`CaptureSink.udp` datagrams with faithful IP/UDP framing
@@ -539,7 +538,7 @@ class LiveCapture(CaptureSink):
             pkttype = int(addr[2]) if len(addr) > 2 else 0
             if external:
                 got = self.keep_external(frame, str(addr[0]), int(addr[1]), pkttype)
-                pkt, kind = got if got is not None else (None, _EXTERNAL)
+                pkt, kind = got or (None, _EXTERNAL)
             else:
                 pkt, kind = self.keep(frame, pkttype), _LO
             if pkt is None or self.truncated:

@@ -29,6 +29,7 @@ import fnmatch
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from phoneemu.crypto.certs import dn_common_name
 from phoneemu.formats.trustlist import Role, TrustList
 
 __all__ = ["PhoneView", "evaluate"]
@@ -226,14 +227,6 @@ _ROLE_SHORT = {Role.SAST: "SAST", Role.CCM: "CCM", Role.CCM_TFTP: "CCM+TFTP", Ro
                Role.CAPF: "CAPF", Role.SRST: "SRST", Role.APP_SERVER: "APP-SERVER", Role.TVS: "TVS"}
 
 
-def _cn(subject: str) -> str:
-    for part in subject.replace(",", ";").split(";"):
-        key, sep, value = part.strip().partition("=")
-        if sep and key.strip().upper() == "CN":
-            return value.strip()
-    return subject
-
-
 def record_entries(tl: TrustList) -> list[str]:
     """``ROLE CN`` per record of ``tl`` (``ROLE (empty)`` for an empty rollback record), file order."""
     out = []
@@ -242,7 +235,7 @@ def record_entries(tl: TrustList) -> list[str]:
             role = _ROLE_SHORT.get(Role(rec.role), str(rec.role))
         except ValueError:
             role = str(rec.role)
-        out.append(f"{role} (empty)" if rec.is_empty else f"{role} {_cn(rec.subject or '?')}")
+        out.append(f"{role} (empty)" if rec.is_empty else f"{role} {dn_common_name(rec.subject or '?')}")
     return out
 
 

@@ -149,3 +149,11 @@ def test_missing_identity_is_a_decode_error(tmp_path: Path) -> None:
 def test_ec_identity_for_records(tmp_path: Path) -> None:
     ident = _pki(tmp_path).create("https", now=NOW, spec=KeySpec(kind="ec", curve="p256"))
     assert keys.key_description(ident.key) == "EC secp256r1"
+
+
+def test_dn_common_name_reads_either_separator_and_falls_back_to_the_text() -> None:
+    from phoneemu.crypto.certs import dn_common_name
+
+    assert dn_common_name("CN=ITLRECOVERY_lab-pub;OU=phoneemu;O=lab") == "ITLRECOVERY_lab-pub"
+    assert dn_common_name("O=lab, cn = tvs-1 ,C=US") == "tvs-1"
+    assert dn_common_name("OU=phoneemu;O=lab") == "OU=phoneemu;O=lab"  # no CN: the whole DN
