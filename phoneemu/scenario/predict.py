@@ -201,8 +201,8 @@ def _files(paths: Sequence[Path]) -> dict[str, Path]:
 
 
 def _default_mac(names: Sequence[str]) -> tuple[str, list[str]]:
-    """The MAC of the first ``SEP<MAC>`` file name (else 001122334455), and a note when the files are
-    those of several phones: the prediction is for one of them, and says which and how to choose."""
+    """The lowest MAC among the ``SEP<MAC>`` file names (else 001122334455), and a note when the files
+    are those of several phones: the prediction is for one of them, and says which and how to choose."""
     macs = sorted({m.group(1).upper() for name in names if (m := _SEP_MAC.match(name))})
     if not macs:
         return "001122334455", []
