@@ -18,13 +18,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from phoneemu.commands._installed import add_installed_options, fill_from_flash, installed_config_key
+from phoneemu.commands._progress import progress_line
 from phoneemu.commands.boot import add_offline_phone_options, offline_boot_lines, pem_certificates, tvs_roles
 from phoneemu.files import write_output
 from phoneemu.scenario.predict import (
@@ -202,23 +201,6 @@ def _fleet_text(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _progress_line() -> Callable[[int, int], None] | None:
-    """``predicted N/M`` on stderr, at most 4 times a second, when stderr is a terminal (a large fleet
-    takes minutes: ~5 ms a phone)."""
-    if not sys.stderr.isatty():
-        return None
-    last = [0.0]
-
-    def show(done: int, total: int) -> None:
-        t = time.monotonic()
-        if done == total or t - last[0] >= 0.25:
-            last[0] = t
-            end = "\n" if done == total else ""
-            print(f"\r  predicted {done}/{total}", end=end, file=sys.stderr, flush=True)
-
-    return show
-
-
 def _fleet(args: argparse.Namespace, now: int, options: dict[str, Any]) -> int:
     from phoneemu.errors import PhoneEmuError
 
@@ -230,7 +212,7 @@ def _fleet(args: argparse.Namespace, now: int, options: dict[str, Any]) -> int:
             raise PhoneEmuError(f"{option} is one phone's: not with --fleet-flash (each phone's installed "
                                 "lists, config, MAC and profile come from its flash)", path="fleet-flash")
     phones = asyncio.run(predict_fleet(args.fleet_flash, args.files, profile=args.profile, now=now,
-                                       progress=_progress_line(), **options))
+                                       progress=progress_line("predicted"), **options))
     doc = _fleet_doc(args, now, phones)
     if args.json_file is not None:
         write_output(args.json_file, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))

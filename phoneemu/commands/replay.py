@@ -17,6 +17,7 @@ from typing import Any
 
 from phoneemu.commands._argtypes import positive_int
 from phoneemu.commands._installed import add_installed_options, fill_from_flash, installed_config_key
+from phoneemu.commands._replay_all import check_all_options, installed_files, offline_words, run_all
 from phoneemu.commands.boot import add_offline_phone_options, offline_boot_lines, pem_certificates, tvs_roles
 from phoneemu.errors import PhoneEmuError
 from phoneemu.formats.config import normalise_mac
@@ -39,6 +40,8 @@ examples:
   phoneemu replay site.pcap --mac 00:11:22:33:44:55 --installed-itl old/ITLFile.tlv \\
       --installed-config old/SEP001122334455.cnf.xml.sgn     the phone held these before the capture
   phoneemu replay storm.pcap --flash /tmp/fleet/0A0000000001 --keylog storm.keys   a fleet boot --flash phone
+  phoneemu replay storm.pcap --all --keylog storm.keys      every phone of the capture, summarised
+  phoneemu replay storm.pcap --all --fleet-flash fleet-before/ --json   each phone holding its own flash
 
 Offline, TVS and CAPF are unreachable: decisions that needed them are marked by the phone as a
 TVS/CAPF failure. --keylog FILE decrypts the captured TVS exchanges (TLS 1.0-1.3) and answers
@@ -60,6 +63,12 @@ beyond, when the kept downloads hold more than half of it, the least useful give
 recently active flows holding any end early, as they stand. A cap that is hit is a warning on
 stderr naming the flow or file and the capture offset.
 
+--all replays every phone of the capture from one pass: each phone's downloads are spooled to an
+unnamed temporary file (identical files once), memory holds their descriptions (half of --max-memory
+at most: about 220,000 downloads by default; beyond, a warning); each phone is served and decides as
+--mac alone would. The text lists each phone (up to 50), then each phone's last boot by outcome and
+deciding rule, what changed across boots, and the failures grouped by kind; --json every boot.
+
 Exit status: 0 when every replayed boot ended with a configuration it accepted (or --list), 1
 otherwise, 2 on bad input.
 """
@@ -72,7 +81,8 @@ def register(sub: Any) -> None:
                        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("capture", type=Path, metavar="CAPTURE.pcap",
                    help="the capture: pcap or pcapng (as Wireshark and tcpdump save it)")
-    p.add_argument("--mac", help="the phone to replay (MAC in any usual notation); required unless --list")
+    p.add_argument("--mac", help="the phone to replay (MAC in any usual notation); required unless --list "
+                   "or --all")
     add_offline_phone_options(p, now_help="phone clock (default: each boot's capture time)",
                               profile_help="phone model profile (default: the --flash phone's, else cp-8861)")
     p.set_defaults(profile=None)  # cp-8861, or the --flash phone's
@@ -85,6 +95,13 @@ def register(sub: Any) -> None:
                    f"{MAX_MEMORY >> 20}): beyond, kept downloads give up their bytes or the least recently "
                    "active flows end early, each with a warning")
     p.add_argument("--list", action="store_true", help="list the phones and files in the capture")
+    p.add_argument("--all", action="store_true",
+                   help="replay every phone of the capture (one pass over it): a line per phone, what their "
+                   "last boots decided and the failures grouped by kind; --installed-itl (-ctl, -config) "
+                   "hold for every phone")
+    p.add_argument("--fleet-flash", type=Path, metavar="DIR",
+                   help="with --all: phones' flashes, one per DIR/<MAC> (fleet boot --flash DIR): each phone "
+                   "holds its own installed files, profile and keys (phones without one: the options')")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=handler)
 
@@ -141,6 +158,19 @@ def _list_json(index: CaptureIndex) -> dict[str, Any]:
             "shared": [dl(d) for d in index.shared()]}
 
 
+def _all(args: argparse.Namespace) -> int:
+    """``--all``: every phone (:mod:`phoneemu.commands._replay_all`)."""
+    secrets = read_keylog(args.keylog) if args.keylog is not None else None
+    limits = Limits(max_memory=args.max_memory << 20) if args.max_memory is not None else None
+    profile = args.profile or "cp-8861"
+    held = load_installed(limit=get_profile(profile).trust_list_limit, itl=args.installed_itl,
+                          ctl=args.installed_ctl, config=args.installed_config,
+                          config_key=installed_config_key(args))
+    return run_all(args, secrets=secrets, limits=limits, installed=held, now=args.now,
+                   image_signers=pem_certificates(args.image_signer),
+                   tvs_certs=pem_certificates(args.tvs_cert), tvs_roles=tvs_roles(args.tvs_roles))
+
+
 def _boot_text(i: int, r: ReplayResult) -> str:
     lines = [f"== boot {i} against {r.boot.server} ({len(r.served)} file request(s))",
              *offline_boot_lines(r.served, r.report)]
@@ -148,6 +178,9 @@ def _boot_text(i: int, r: ReplayResult) -> str:
 
 
 def handler(args: argparse.Namespace) -> int:
+    check_all_options(args)
+    if args.all:
+        return _all(args)
     if args.flash is not None:
         fill_from_flash(args)
     if args.profile is None:
@@ -187,12 +220,8 @@ def handler(args: argparse.Namespace) -> int:
                                        installed=held, keys_from=args.flash, notes=notes))
     for text in notes:
         print(f"replay: warning: {text}", file=sys.stderr)
-    files = (("CTL", args.installed_ctl), ("ITL", args.installed_itl), ("config", args.installed_config))
-    holding = ", ".join(f"{k} {p}" for k, p in files if p is not None) or "nothing (out of the box)"
-    tvs = "answers for given certificates" if args.tvs_cert else "unavailable"
-    if args.keylog is not None:
-        tvs = (f"answers from the capture ({tvs_capture.decrypted} exchange(s) decrypted"
-               f"{', else for given certificates' if args.tvs_cert else ''})")
+    files = installed_files(args)
+    holding, tvs = offline_words(args, tvs_capture)
     if args.json:
         print(json.dumps({"mac": mac, "profile": args.profile, "capture": str(args.capture),
                           "installed": {k.lower(): str(p) if p is not None else None for k, p in files},

@@ -43,10 +43,13 @@ from phoneemu.fleet.alike import Alike
 from phoneemu.phone.boot import BootReport
 
 __all__ = [
+    "FAILED_BY",
     "NOT_BOOTED",
     "OUTCOMES",
     "BootRecord",
     "FleetMetrics",
+    "failure_text",
+    "kind_lines",
     "outcome_of",
     "peak_rss_mib",
     "percentile",
@@ -178,20 +181,22 @@ def peak_rss_mib(*, children: bool = False) -> float:
 
 _FAILURES_SHOWN = 5
 #: what failures of one kind share (fleet.alike): the summary's lines, one per kind
-_FAILED_BY = ("outcome", "rule", "reason", "signer")
+FAILED_BY = ("outcome", "rule", "reason", "signer")
 _CAPF_FAILED_BY = ("capf", "reason")
 
 
-def _failure_text(kind: dict[str, Any]) -> str:
+def failure_text(kind: dict[str, Any]) -> str:
+    """One kind of failed boot (:data:`FAILED_BY`) as the summary words it."""
     why = f": {kind['reason']}" if kind.get("reason") else ""
     why += f" (signer {kind['signer']})" if kind.get("signer") else ""
     return f"{kind['outcome']} ({kind['rule']}){why}"
 
 
-def _kind_lines(kinds: list[dict[str, Any]], head: str, text: Callable[[dict[str, Any]], str],
-                total: int) -> list[str]:
+def kind_lines(kinds: list[dict[str, Any]], head: str, text: Callable[[dict[str, Any]], str],
+               total: int, *, every_record: str = "--json FILE") -> list[str]:
     """The :data:`_FAILURES_SHOWN` most common kinds of failure, one line each (a single phone by its
-    MAC; more by their count, then their first MACs), then how many failed otherwise."""
+    MAC; more by their count, then their first MACs), then how many failed otherwise (each phone's
+    record: the option ``every_record``)."""
     lines: list[str] = []
     shown = 0
     for kind in kinds[:_FAILURES_SHOWN]:
@@ -204,7 +209,8 @@ def _kind_lines(kinds: list[dict[str, Any]], head: str, text: Callable[[dict[str
             lines.append(f"      {', '.join(macs)}{more}")
         shown += n
     if total > shown:
-        lines.append(f"  ... and {total - shown} more {head} otherwise (every phone's record: --json FILE)")
+        lines.append(f"  ... and {total - shown} more {head} otherwise (every phone's record: "
+                     f"{every_record})")
     return lines
 """Failed boots the console summary names one by one; the count of the rest follows them."""
 
@@ -227,7 +233,7 @@ class FleetMetrics:
         self.peak_rss: dict[str, float] = {}  # "shard-0": MiB, ...
         self.failures: list[dict[str, Any]] = []  # the first few failed boots (mac, outcome, rule)
         self.max_failures_kept = 20
-        self.failed_alike = Alike(_FAILED_BY)  # failed boots by kind: counts and first MACs
+        self.failed_alike = Alike(FAILED_BY)  # failed boots by kind: counts and first MACs
         self.capf_alike = Alike(_CAPF_FAILED_BY)
 
     # ------------------------------------------------------------------ input
@@ -377,7 +383,7 @@ class FleetMetrics:
         if s["by_capf"]:
             lines.append("CAPF: " + ", ".join(f"{k} {v}" for k, v in s["by_capf"].items()))
             capf_failed = sum(k["count"] for k in s["capf_failure_kinds"]) + self.capf_alike.other
-            lines += _kind_lines(s["capf_failure_kinds"], "CAPF failed",
+            lines += kind_lines(s["capf_failure_kinds"], "CAPF failed",
                                  lambda k: f"({k['capf']}): {k['reason']}", capf_failed)
         if s["files_over"]:
             lines.append("files received: "
@@ -388,7 +394,7 @@ class FleetMetrics:
             total = sum(s["peak_rss_mib"].values())
             parts = ", ".join(f"{k} {v:.0f}" for k, v in s["peak_rss_mib"].items())
             lines.append(f"peak RSS MiB: {parts} (sum {total:.0f})")
-        lines += _kind_lines(s["failure_kinds"], "failed", _failure_text, s["failed"])
+        lines += kind_lines(s["failure_kinds"], "failed", failure_text, s["failed"])
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ transport between processes
@@ -418,6 +424,6 @@ class FleetMetrics:
         m.wall_s = float(state["wall_s"])
         m.peak_rss.update(state["peak_rss"])
         m.failures.extend(state["failures"])
-        m.failed_alike = Alike.from_state(_FAILED_BY, state.get("failed_alike"))
+        m.failed_alike = Alike.from_state(FAILED_BY, state.get("failed_alike"))
         m.capf_alike = Alike.from_state(_CAPF_FAILED_BY, state.get("capf_alike"))
         return m

@@ -75,7 +75,7 @@ import bisect
 import dataclasses
 import functools
 import heapq
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -114,7 +114,9 @@ __all__ = [
     "ReplayBoot",
     "ReplayFetcher",
     "ReplayResult",
+    "SharedLookup",
     "boot_count",
+    "boot_groups",
     "boots_of",
     "http_downloads",
     "index_capture",
@@ -122,6 +124,7 @@ __all__ = [
     "mac_of",
     "offline_tvs",
     "phone_sink",
+    "replay_boots",
     "replay_phone",
     "tftp_downloads",
 ]
@@ -435,6 +438,12 @@ def index_capture(path: str | Path, *, max_file: int = MAX_FILE) -> CaptureIndex
 
 
 # --------------------------------------------------------------------------- boots
+#: ``(name, the boot's client endpoints) -> candidates``: the cluster-wide downloads of ``name`` in a
+#: boot's window, in capture order, as many as :class:`ReplayFetcher` needs to answer as it would from
+#: the whole window (``replay --all``: the same clients' first complete one and last one, any client's)
+SharedLookup = Callable[[str, frozenset[Endpoint]], list[Download]]
+
+
 @dataclass(frozen=True, kw_only=True)
 class ReplayBoot:
     """One boot of a phone as seen in the capture: its own downloads and the cluster-wide ones offered."""
@@ -446,9 +455,12 @@ class ReplayBoot:
     own: tuple[Download, ...]
     shared: tuple[Download, ...]
     order: int = 0  # rank of its first request in capture order: where its window starts
+    #: where cluster-wide names are looked up instead of ``shared`` (``replay --all``)
+    shared_lookup: SharedLookup | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
-def _boot_groups(own: list[Download], mac: str) -> list[list[Download]]:
+def boot_groups(own: list[Download], mac: str) -> list[list[Download]]:
+    """A phone's own downloads (capture order) split into boots (module rules)."""
     if not own:
         return []
     names = {d.name for d in own}
@@ -465,12 +477,12 @@ def _boot_groups(own: list[Download], mac: str) -> list[list[Download]]:
 
 def boot_count(index: CaptureIndex, mac: str) -> int:
     """How many boots of the phone the capture shows (:func:`boots_of` without building them)."""
-    return len(_boot_groups(index.of_mac(mac), mac))
+    return len(boot_groups(index.of_mac(mac), mac))
 
 
 def boots_of(index: CaptureIndex, mac: str) -> list[ReplayBoot]:
     """Split a phone's downloads into boots (see module rules)."""
-    groups = _boot_groups(index.of_mac(mac), mac)
+    groups = boot_groups(index.of_mac(mac), mac)
     boots: list[ReplayBoot] = []
     for i, g in enumerate(groups):
         first = g[0].order
@@ -498,7 +510,8 @@ class ReplayFetcher:
             else:
                 groups.append([d])
             prev = d.name
-        self._clients = {d.client for d in boot.own}
+        self._clients = frozenset(d.client for d in boot.own)
+        self._lookup = boot.shared_lookup
         self._shared: dict[str, list[Download]] = {}
         for d in boot.shared:
             self._shared.setdefault(d.name, []).append(d)
@@ -509,7 +522,7 @@ class ReplayFetcher:
         if queue:
             group = queue.pop(0) if len(queue) > 1 else queue[0]
             return group, ""
-        cands = self._shared.get(name, [])
+        cands = self._shared.get(name, []) if self._lookup is None else self._lookup(name, self._clients)
         mine = [d for d in cands if d.client in self._clients]
         if mine:
             return mine, " (cluster-wide name, same client endpoint)"
@@ -563,28 +576,35 @@ def offline_tvs(certificates: Sequence[Any], roles: frozenset[int]) -> Any:
     return ask
 
 
-async def replay_phone(index: CaptureIndex, mac: str, *, profile: str = "cp-8861",
-                       now: int | None = None, image_signers: Sequence[Any] = (),
-                       tvs_certs: Sequence[Any] = (),
-                       tvs_roles: frozenset[int] = frozenset({0, 2}),
-                       tvs_capture: Any = None, installed: Any = None, keys_from: Path | None = None,
-                       notes: list[str] | None = None) -> list[ReplayResult]:
-    """Boot a fresh phone offline once per captured boot of ``mac`` (see module rules); with
-    ``tvs_capture`` (:class:`phoneemu.scenario.replay_tvs.TvsCapture`) TVS answers as it did in the
-    capture; ``installed`` (:class:`phoneemu.scenario.predict.Installed`) is what the phone holds
-    before the first boot (else nothing: a phone out of the box); ``keys_from``: a phone's flash whose
-    MIC, LSC and manual key it holds (read only: captured encrypted configs are decrypted as that phone
-    would), what could not be used added to ``notes``."""
+async def replay_phone(index: CaptureIndex, mac: str, **options: Any) -> list[ReplayResult]:
+    """Boot a fresh phone offline once per captured boot of ``mac`` (see module rules); ``options``
+    as :func:`replay_boots`."""
     from phoneemu.formats.config import normalise_mac
-    from phoneemu.phone.boot import BootTarget
-    from phoneemu.phone.phone import Phone
-    from phoneemu.phone.profile import get_profile
 
     mac = normalise_mac(mac)
     boots = boots_of(index, mac)
     if not boots:
         raise PhoneEmuError(f"no download of phone {mac} in the capture (macs: "
                             f"{', '.join(index.macs()) or 'none'})", path="mac")
+    return await replay_boots(boots, mac, **options)
+
+
+async def replay_boots(boots: Sequence[ReplayBoot], mac: str, *, profile: str = "cp-8861",
+                       now: int | None = None, image_signers: Sequence[Any] = (),
+                       tvs_certs: Sequence[Any] = (),
+                       tvs_roles: frozenset[int] = frozenset({0, 2}),
+                       tvs_capture: Any = None, installed: Any = None, keys_from: Path | None = None,
+                       notes: list[str] | None = None) -> list[ReplayResult]:
+    """Boot a fresh phone ``mac`` offline once per boot of ``boots`` (one phone's, in order; module
+    rules); with ``tvs_capture`` (:class:`phoneemu.scenario.replay_tvs.TvsCapture`) TVS answers as it
+    did in the capture; ``installed`` (:class:`phoneemu.scenario.predict.Installed`) is what the phone
+    holds before the first boot (else nothing: a phone out of the box); ``keys_from``: a phone's flash
+    whose MIC, LSC and manual key it holds (read only: captured encrypted configs are decrypted as that
+    phone would), what could not be used added to ``notes``."""
+    from phoneemu.phone.boot import BootTarget
+    from phoneemu.phone.phone import Phone
+    from phoneemu.phone.profile import get_profile
+
     current = {"t": int(now if now is not None else boots[0].start)}
 
     async def no_capf(*_a: Any, **_k: Any) -> Any:

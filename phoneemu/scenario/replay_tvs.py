@@ -22,6 +22,7 @@ Rules (spec §E.1 TLS, §E.2 framing, §E.5/§E.6 QUERY and its answer; *our con
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -96,6 +97,15 @@ class TvsCapture:
         """TVS exchanges decrypted, kept or not."""
         return len(self.exchanges) + self.unlisted
 
+    @functools.cached_property
+    def _queries_of(self) -> dict[str | None, list[int]]:
+        """The QUERY exchanges of each phone (by the MAC in the device name), in capture order."""
+        out: dict[str | None, list[int]] = {}
+        for i, ex in enumerate(self.exchanges):
+            if isinstance(ex.request, tvs.QueryRequest):
+                out.setdefault(_mac_in(ex.request.device_name), []).append(i)
+        return out
+
     def asker(self, window: Callable[[], tuple[float, float]], fallback: Any = None) -> Any:
         """A :class:`~phoneemu.phone.boot.TvsAsker` answering from the capture (module rules);
         ``window()`` gives the current boot's ``(start, stop)`` ranks in capture order."""
@@ -108,10 +118,11 @@ class TvsCapture:
             start, stop = window()
             mac = _mac_in(device_name)
             issuer, serial = normalise_dn(key.issuer), int.from_bytes(key.serial, "big")
-            for i, ex in enumerate(self.exchanges):
+            for i in self._queries_of.get(mac, ()):
+                ex = self.exchanges[i]
                 r = ex.request
-                if (i in used or not isinstance(r, tvs.QueryRequest) or _mac_in(r.device_name) != mac
-                        or not start <= ex.order < stop or normalise_dn(r.issuer) != issuer
+                assert isinstance(r, tvs.QueryRequest)
+                if (i in used or not start <= ex.order < stop or normalise_dn(r.issuer) != issuer
                         or int.from_bytes(r.serial, "big") != serial):
                     continue
                 used.add(i)

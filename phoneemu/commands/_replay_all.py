@@ -1,0 +1,189 @@
+"""``phoneemu replay --all``: every phone of a capture replayed at once, summarised as a fleet
+(:mod:`phoneemu.scenario.replay_fleet`; outcomes named as ``fleet boot`` names them)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from phoneemu.commands._progress import progress_line
+from phoneemu.errors import PhoneEmuError
+from phoneemu.fleet.alike import Alike
+from phoneemu.fleet.metrics import FAILED_BY, failure_text, kind_lines, outcome_of
+from phoneemu.net.tls_decrypt import KeyLog
+from phoneemu.scenario.replay import Limits, ReplayResult
+from phoneemu.scenario.replay_fleet import PhoneReplay, replay_fleet, scan_fleet
+from phoneemu.scenario.replay_tvs import TvsCapture
+
+__all__ = ["PHONES_LISTED", "check_all_options", "fleet_doc", "fleet_text", "installed_files",
+           "offline_words", "run_all"]
+
+PHONES_LISTED = 50
+"""Phones the text output lists one per line (more: the summary only; ``--json`` has every phone)."""
+
+
+def check_all_options(args: argparse.Namespace) -> None:
+    """``--all`` replays every phone: not with one phone's options; ``--fleet-flash`` only with it."""
+    if args.fleet_flash is not None and not args.all:
+        raise PhoneEmuError("--fleet-flash is for --all (one phone: --flash DIR)", path="fleet-flash")
+    if not args.all:
+        return
+    for option, value in (("--mac", args.mac), ("--flash", args.flash), ("--list", args.list or None)):
+        if value is not None:
+            raise PhoneEmuError(f"{option} is for one phone: not with --all (every phone of the capture)",
+                                path="all")
+    if args.fleet_flash is not None and not args.fleet_flash.is_dir():
+        raise PhoneEmuError(f"{args.fleet_flash}: no such folder (phones' flashes, one per <MAC>, as fleet "
+                            "boot --flash keeps them)", path="fleet-flash")
+
+
+def _boot_record(r: ReplayResult) -> dict[str, Any]:
+    rep = r.report
+    d = rep.deciding
+    out: dict[str, Any] = {"start": r.boot.start, "server": r.boot.server, "outcome": outcome_of(rep),
+                           "rule": d.rule if d is not None else None, "config": rep.config,
+                           "itl": rep.trust.get("ITL"), "ctl": rep.trust.get("CTL"), "tvs_used": rep.tvs_used}
+    if not rep.ok and d is not None:
+        out["reason"] = d.reason
+        if d.signer:
+            out["signer"] = d.signer
+    return out
+
+
+def _phone_record(ph: PhoneReplay) -> dict[str, Any]:
+    if ph.skipped is not None:
+        return {"mac": ph.mac, "profile": ph.profile, "skipped": ph.skipped}
+    boots = [_boot_record(r) for r in ph.results]
+    return {"mac": ph.mac, "profile": ph.profile, "outcome": boots[-1]["outcome"], "rule": boots[-1]["rule"],
+            "boots": boots, "notes": list(ph.notes)}
+
+
+def fleet_doc(phones: list[PhoneReplay]) -> dict[str, Any]:
+    """The summary of every phone's last boot, and each phone's record (module docstring)."""
+    records = [_phone_record(ph) for ph in phones]
+    by_outcome: Counter[str] = Counter()
+    by_rule: Counter[str] = Counter()
+    by_trust: Counter[str] = Counter()
+    changed: Counter[str] = Counter()
+    failed = Alike(FAILED_BY)
+    noted = Alike(("note",))
+    for rec in records:
+        for note in rec.get("notes", ()):
+            noted.add(rec["mac"], {"note": note})
+        if "skipped" in rec:
+            by_outcome["skipped"] += 1
+            continue
+        last = rec["boots"][-1]
+        by_outcome[last["outcome"]] += 1
+        by_rule[last["rule"] or "(none)"] += 1
+        for kind in ("ITL", "CTL"):
+            if last[kind.lower()] is not None:
+                by_trust[f"{kind} {last[kind.lower()]}"] += 1
+        first = rec["boots"][0]["outcome"]
+        if first != last["outcome"]:
+            changed[f"{first} -> {last['outcome']}"] += 1
+        if last["outcome"] != "ok":
+            failed.add(rec["mac"], {f: last.get(f) for f in FAILED_BY})
+    return {"phones": len(records), "boots": sum(len(r.get("boots", ())) for r in records),
+            "by_outcome": dict(by_outcome.most_common()), "by_rule": dict(by_rule.most_common()),
+            "by_trust": dict(sorted(by_trust.items())), "changed": dict(changed.most_common()),
+            "failure_kinds": failed.kinds(), "failure_kinds_not_kept": failed.other,
+            "note_kinds": noted.kinds(),
+            "records": records}
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+def _phone_line(rec: dict[str, Any]) -> str:
+    if "skipped" in rec:
+        return f"  {rec['mac']}  skipped: {rec['skipped']}"
+    boots = rec["boots"]
+    path = " -> ".join(dict.fromkeys(b["outcome"] for b in boots)) if len(boots) > 1 else boots[0]["outcome"]
+    trust = ", ".join(f"{k} {boots[-1][k.lower()]}" for k in ("ITL", "CTL") if boots[-1][k.lower()])
+    return (f"  {rec['mac']}  {_count(len(boots), 'boot')}  {path} "
+            f"({boots[-1]['rule']}){'; ' + trust if trust else ''}")
+
+
+def fleet_text(doc: dict[str, Any], head: str) -> str:
+    lines = [head]
+    if doc["phones"] <= PHONES_LISTED:
+        lines += [_phone_line(rec) for rec in doc["records"]]
+    lines.append("each phone's last boot: " + ", ".join(f"{k} {v}" for k, v in doc["by_outcome"].items()))
+    lines.append("by deciding rule (last boot):")
+    lines += [f"  {v:>8}  {k}" for k, v in doc["by_rule"].items()]
+    if doc["by_trust"]:
+        lines.append("trust lists (last boot): " + ", ".join(f"{k} {v}" for k, v in doc["by_trust"].items()))
+    if doc["changed"]:
+        lines.append("changed across the capture's boots: "
+                     + ", ".join(f"{k} {v}" for k, v in doc["changed"].items()))
+    for kind in doc["note_kinds"]:
+        n, macs = kind["count"], kind["macs"]
+        more = f" and {n - len(macs)} more" if n > len(macs) else ""
+        note = kind["note"].replace("{mac}", macs[0]) if n == 1 else kind["note"]
+        lines.append(f"note for {_count(n, 'phone')} ({', '.join(macs)}{more}): {note}")
+    failed = sum(k["count"] for k in doc["failure_kinds"]) + doc["failure_kinds_not_kept"]
+    lines += kind_lines(doc["failure_kinds"], "failed", failure_text, failed, every_record="--json")
+    ok = doc["by_outcome"].get("ok", 0)
+    lines.append(f"result: {ok} of {_count(doc['phones'], 'phone')} ended with a configuration accepted")
+    return "\n".join(lines)
+
+
+def installed_files(args: argparse.Namespace) -> tuple[tuple[str, Path | None], ...]:
+    """The ``--installed-*`` files, by kind."""
+    return (("CTL", args.installed_ctl), ("ITL", args.installed_itl), ("config", args.installed_config))
+
+
+def offline_words(args: argparse.Namespace, tvs_capture: TvsCapture) -> tuple[str, str]:
+    """What the replayed phones hold before the capture, and what the offline TVS does."""
+    holding = ", ".join(f"{k} {p}" for k, p in installed_files(args) if p is not None) or \
+        "nothing (out of the box)"
+    if getattr(args, "fleet_flash", None) is not None:
+        holding = f"each its flash in {args.fleet_flash} (phones without one: {holding})"
+    tvs = "answers for given certificates" if args.tvs_cert else "unavailable"
+    if args.keylog is not None:
+        tvs = (f"answers from the capture ({tvs_capture.decrypted} exchange(s) decrypted"
+               f"{', else for given certificates' if args.tvs_cert else ''})")
+    return holding, tvs
+
+
+def run_all(args: argparse.Namespace, *, secrets: KeyLog | None, limits: Limits | None, installed: Any,
+            **options: Any) -> int:
+    """Scan once, replay every phone, print the summary (``--json``: the document); the exit status
+    as for one phone: 0 when every replayed boot of every phone accepted a configuration."""
+    capture = scan_fleet(args.capture, secrets=secrets, limits=limits)
+    try:
+        for text in capture.warnings:
+            print(f"replay: warning: {text}", file=sys.stderr)
+        if not capture.macs():
+            raise PhoneEmuError(f"{args.capture}: no phone's download in the capture ({capture.packets} "
+                                "packet(s); a phone's own names carry its MAC: CTLSEP<MAC>.tlv, "
+                                "SEP<MAC>.cnf.xml...)", path="capture")
+        phones = asyncio.run(replay_fleet(capture, profile=args.profile or "cp-8861", installed=installed,
+                                          fleet_flash=args.fleet_flash, use_keylog=args.keylog is not None,
+                                          progress=progress_line("replayed"), **options))
+    finally:
+        capture.close()
+    doc = fleet_doc(phones)
+    holding, tvs = offline_words(args, capture.tvs)
+    profile = args.profile or "cp-8861"
+    if args.json:
+        print(json.dumps({"capture": str(args.capture), "profile": profile,
+                          "fleet_flash": str(args.fleet_flash) if args.fleet_flash else None,
+                          "installed": {k.lower(): str(p) if p is not None else None
+                                        for k, p in installed_files(args)},
+                          "offline": {"tvs": tvs, "capf": "unavailable"}, "packets": capture.packets,
+                          "downloads": capture.downloads, "warnings": list(capture.warnings), **doc},
+                         indent=2))
+    else:
+        counts = f"{_count(doc['phones'], 'phone')} ({_count(doc['boots'], 'boot')})"
+        print(fleet_text(doc, f"replay of {counts} from {args.capture} (profile {profile}; holding "
+                              f"{holding}; offline TVS: {tvs}; CAPF unavailable)"))
+    every_ok = all(ph.skipped is None and all(r.report.ok for r in ph.results) for ph in phones)
+    return 0 if every_ok else 1

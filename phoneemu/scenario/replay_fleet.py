@@ -1,0 +1,410 @@
+"""``phoneemu replay --all``: every phone of a capture replayed from one pass over it, in bounded memory.
+
+A boot storm captured at a site (a SPAN port, ``fleet boot --capture``) answers "which phones accepted,
+which locked out, and why" for all of them at once, offline.
+
+Rules (*our conventions*; the flows, caps and budget are :mod:`phoneemu.scenario._capture_flows`'s, the
+boots, windows and answers :mod:`phoneemu.scenario.replay`'s):
+
+* **One pass.** The capture is read once, packet by packet, as for one phone. Every download's bytes
+  go to a spool: an unnamed temporary file (gone when the replay ends, even if the process is
+  killed), identical bytes written once (SHA-256), at most :data:`MAX_SPOOL` bytes in all (beyond, a
+  download's bytes are not kept: it is reported ``too-large``, with a warning). Memory holds each
+  download's description (name, endpoints, times, outcome, where its bytes are): they count against
+  the overall budget (``--max-memory``) at :data:`DESCRIPTION_COST` bytes each and may take half of
+  it; a download beyond that is not kept (counted, with a warning naming the budget). At most
+  :data:`~phoneemu.scenario.replay.MAX_MACS` phones.
+* **Each phone as ``replay --mac`` would.** The same boots (split at its ``CTLSEP``/``ITLSEP``
+  requests), the same windows, the same answer to a cluster-wide name: of that name's downloads from
+  the boot's server inside the window, those of a client endpoint the boot itself used, else any
+  client's; the first complete one, else the last one. A fresh phone per MAC, in MAC order, holding
+  what ``installed`` says (the same for every phone) or its own flash (``fleet_flash/<MAC>``).
+* **TVS** (``--keylog``): the exchanges of every phone are kept (at most
+  :data:`MAX_FLEET_EXCHANGES`; beyond, counted, with a warning) and each phone's queries are answered
+  from its own, as for one phone.
+* **The result** of a phone is its last boot's (the state the capture leaves it in); every boot is in
+  its record.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import hashlib
+import os
+import tempfile
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from phoneemu.errors import DecodeError, PhoneEmuError
+from phoneemu.net.capture import read_pcap
+from phoneemu.net.tls_decrypt import KeyLog
+from phoneemu.scenario._capture_flows import Download, Endpoint, FlowScanner, Limits
+from phoneemu.scenario.replay import (
+    MAX_MACS,
+    ReplayBoot,
+    ReplayResult,
+    boot_groups,
+    replay_boots,
+)
+from phoneemu.scenario.replay_tvs import MAX_WARNINGS, TvsCapture, TvsCollector
+
+__all__ = ["DESCRIPTION_COST", "MAX_FLEET_EXCHANGES", "MAX_SPOOL", "FleetCapture", "PhoneReplay",
+           "replay_fleet", "scan_fleet"]
+
+MAX_SPOOL = 4 << 30
+"""Bytes of downloaded files the spool holds on disk (identical files once)."""
+DESCRIPTION_COST = 600
+"""What one kept download's description counts against the overall budget (a Download without its
+bytes, its spool reference and its list slots, as CPython holds them)."""
+MAX_FLEET_EXCHANGES = 1_000_000
+"""TVS exchanges kept for ``--all`` (each phone's queries are answered from its own)."""
+_READ_CACHE = 64  # spool reads remembered (a cluster-wide file served to every phone is read once)
+
+
+class _Spool:
+    """Downloaded bytes on disk, identical bytes once: ``put(data) -> (offset, size)``, ``get(ref)``."""
+
+    def __init__(self, limit: int = MAX_SPOOL) -> None:
+        self._file = tempfile.TemporaryFile(prefix="phoneemu-replay-")  # noqa: SIM115 (closed by close())
+        self._fd = self._file.fileno()
+        self._size = 0
+        self.limit = limit
+        self._refs: dict[bytes, tuple[int, int]] = {}
+        self._cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+
+    def put(self, data: bytes) -> tuple[int, int] | None:
+        """Where ``data`` is; None when the spool is full."""
+        digest = hashlib.sha256(data).digest()
+        ref = self._refs.get(digest)
+        if ref is not None:
+            return ref
+        if self._size + len(data) > self.limit:
+            return None
+        os.pwrite(self._fd, data, self._size)
+        ref = self._refs[digest] = (self._size, len(data))
+        self._size += len(data)
+        return ref
+
+    def get(self, ref: tuple[int, int]) -> bytes:
+        data = self._cache.get(ref)
+        if data is not None:
+            self._cache.move_to_end(ref)
+            return data
+        offset, size = ref
+        data = os.pread(self._fd, size, offset)
+        if len(data) != size:
+            raise PhoneEmuError(f"replay spool: {size} bytes at {offset} read back as {len(data)} "
+                                "(the temporary file was changed)", path="spool")
+        self._cache[ref] = data
+        if len(self._cache) > _READ_CACHE:
+            self._cache.popitem(last=False)
+        return data
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """A download without its bytes, and where they are in the spool (None: not kept)."""
+
+    download: Download
+    ref: tuple[int, int] | None
+    seq: int  # arrival: orders downloads of one rank
+
+
+class _FleetSink:
+    """Every download, its bytes spooled (module rules, "One pass"); a
+    :class:`~phoneemu.scenario._capture_flows.DownloadSink`."""
+
+    def __init__(self, spool: _Spool, budget: int, warn: Callable[[str], None]) -> None:
+        self.spool, self.warn = spool, warn
+        self.max_kept = max(1, budget // (2 * DESCRIPTION_COST))
+        self.kept: list[_Kept] = []
+        self.not_kept = 0
+        self.spool_full = 0
+        self.macs: set[str] = set()
+        self.too_many_macs = 0
+
+    @property
+    def held(self) -> int:
+        return len(self.kept) * DESCRIPTION_COST
+
+    def drop(self, why: str) -> Download | None:
+        return None  # descriptions are capped at half the budget: never more than half held
+
+    def request(self, name: str, client: Endpoint, server: Endpoint, start: float, order: int) -> None:
+        return None
+
+    def want_data(self, name: str) -> bool:
+        return True
+
+    def add(self, d: Download) -> None:
+        mac = d.mac
+        if mac is not None and mac not in self.macs:
+            if len(self.macs) >= MAX_MACS:
+                self.too_many_macs += 1
+                return
+            self.macs.add(mac)
+        if len(self.kept) >= self.max_kept:
+            self.not_kept += 1
+            if self.not_kept == 1:
+                self.warn(f"{d.protocol} {d.name!r}: more than {self.max_kept} downloads: their descriptions "
+                          "would hold more than half the overall budget (--max-memory); this one and the "
+                          "later ones are not replayed (counted)")
+            return
+        ref = None
+        if d.data is not None:
+            ref = self.spool.put(d.data)
+            if ref is None:
+                self.spool_full += 1
+                if self.spool_full == 1:
+                    self.warn(f"{d.protocol} {d.name!r}: the files downloaded hold more than "
+                              f"{self.spool.limit} distinct bytes (the spool's limit): this one and later "
+                              "new files are reported too-large")
+                d = dataclasses.replace(d, outcome="too-large",
+                                        detail=f"{len(d.data)} bytes received; the replay spool is full")
+        self.kept.append(_Kept(dataclasses.replace(d, data=None) if d.data is not None else d, ref,
+                               len(self.kept)))
+
+
+class _Candidates:
+    """The cluster-wide downloads of one (server, name) or (server, name, client), in capture order,
+    with where the next complete one is: the window queries of :meth:`FleetCapture.shared_lookup`."""
+
+    __slots__ = ("items", "next_ok", "ranks")
+
+    def __init__(self, items: list[_Kept]) -> None:
+        self.items = items
+        self.ranks = [k.download.order for k in items]
+        nxt = len(items)
+        self.next_ok = [0] * len(items)
+        for i in range(len(items) - 1, -1, -1):
+            if items[i].ref is not None and items[i].download.ok:
+                nxt = i
+            self.next_ok[i] = nxt
+
+    def window(self, start: float, stop: float) -> tuple[_Kept | None, _Kept | None]:
+        """The first complete download and the last download ranked in ``[start, stop)``."""
+        i, j = bisect.bisect_left(self.ranks, start), bisect.bisect_left(self.ranks, stop)
+        if i >= j:
+            return None, None
+        ok = self.next_ok[i]
+        return (self.items[ok] if ok < j else None), self.items[j - 1]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PhoneReplay:
+    """One phone of ``replay --all``: its boots' results, or why it was not replayed."""
+
+    mac: str
+    profile: str
+    results: tuple[ReplayResult, ...] = ()
+    notes: tuple[str, ...] = ()
+    skipped: str | None = None
+
+    @property
+    def last(self) -> ReplayResult | None:
+        return self.results[-1] if self.results else None
+
+
+class FleetCapture:
+    """What one pass over a capture kept for replaying every phone (module rules); :meth:`close` removes
+    the spool."""
+
+    def __init__(self, sink: _FleetSink, scanner: FlowScanner, tvs: TvsCapture,
+                 warnings: Sequence[str]) -> None:
+        self._spool = sink.spool
+        self.packets, self.skipped = scanner.packets, scanner.skipped
+        self.tvs = tvs
+        notes = list(warnings)
+        if sink.not_kept:
+            notes.append(f"{sink.not_kept} download(s) not replayed: more than {sink.max_kept} downloads "
+                         "(raise --max-memory to keep them)")
+        if sink.spool_full:
+            notes.append(f"{sink.spool_full} download(s) reported too-large: the spool's {sink.spool.limit} "
+                         "bytes were full")
+        if sink.too_many_macs:
+            notes.append(f"{sink.too_many_macs} download(s) of phones beyond the first {MAX_MACS} not "
+                         "replayed")
+        self.warnings = tuple(notes)
+        self.downloads = len(sink.kept)
+        own: dict[str, list[_Kept]] = {}
+        shared: dict[tuple[str, str], list[_Kept]] = {}
+        by_client: dict[tuple[str, str, Endpoint], list[_Kept]] = {}
+        for k in sorted(sink.kept, key=lambda k: (k.download.order, k.seq)):
+            d = k.download
+            mac = d.mac
+            if mac is not None:
+                own.setdefault(mac, []).append(k)
+            else:
+                shared.setdefault((d.server[0], d.name), []).append(k)
+                by_client.setdefault((d.server[0], d.name, d.client), []).append(k)
+        self._own = own
+        self._shared = {key: _Candidates(v) for key, v in shared.items()}
+        self._by_client = {key: _Candidates(v) for key, v in by_client.items()}
+
+    def macs(self) -> list[str]:
+        return sorted(self._own)
+
+    def _download(self, k: _Kept) -> Download:
+        if k.ref is None:
+            return k.download
+        return dataclasses.replace(k.download, data=self._spool.get(k.ref))
+
+    def boots(self, mac: str) -> list[ReplayBoot]:
+        """The phone's boots, as :func:`~phoneemu.scenario.replay.boots_of` splits them, each looking
+        cluster-wide names up in its window."""
+        groups = boot_groups([self._download(k) for k in self._own.get(mac, [])], mac)
+        boots: list[ReplayBoot] = []
+        for i, g in enumerate(groups):
+            start, stop = g[0].order, groups[i + 1][0].order if i + 1 < len(groups) else float("inf")
+            server = g[0].server[0]
+            boots.append(ReplayBoot(mac=mac, server=server, start=g[0].start, end=max(d.end for d in g),
+                                    own=tuple(g), shared=(), order=start,
+                                    shared_lookup=self.shared_lookup(server, start, stop)))
+        return boots
+
+    def shared_lookup(self, server: str, start: float, stop: float) -> Callable[[str, frozenset[Endpoint]],
+                                                                                list[Download]]:
+        """The window's candidates for a cluster-wide name (module rules, "Each phone")."""
+        def lookup(name: str, clients: frozenset[Endpoint]) -> list[Download]:
+            picked: dict[int, _Kept] = {}
+            for client in clients:
+                cands = self._by_client.get((server, name, client))
+                if cands is not None:
+                    for k in cands.window(start, stop):
+                        if k is not None:
+                            picked[k.seq] = k
+            everyone = self._shared.get((server, name))
+            if not picked and everyone is not None:
+                for k in everyone.window(start, stop):
+                    if k is not None:
+                        picked[k.seq] = k
+            if picked:  # the same clients' candidates alone, when any (as ReplayFetcher picks)
+                mine = sorted(picked.values(), key=lambda k: (k.download.order, k.seq))
+                ok = next((k for k in mine if k.ref is not None and k.download.ok), None)
+                last = mine[-1]
+                mine = [k for k in mine if k is ok or k is last]
+                return [self._download(k) for k in mine]
+            return []
+        return lookup
+
+    def close(self) -> None:
+        self._spool.close()
+
+
+def scan_fleet(path: str | Path, *, secrets: KeyLog | None = None, limits: Limits | None = None,
+               spool_limit: int = MAX_SPOOL) -> FleetCapture:
+    """Read a capture once keeping what replaying every phone needs (module rules); DecodeError naming
+    the offset for a malformed capture (a capture cut inside a packet: a warning, the packets before it
+    read)."""
+    limits = limits or Limits()
+    warnings: list[str] = []
+    dropped = [0]
+
+    def warn(text: str) -> None:
+        if len(warnings) < MAX_WARNINGS:
+            warnings.append(text)
+        else:
+            dropped[0] += 1
+    spool = _Spool(spool_limit)
+    try:
+        sink = _FleetSink(spool, limits.max_memory, warn)
+        collector = TvsCollector(secrets, limit=MAX_FLEET_EXCHANGES) if secrets is not None else None
+        scanner = FlowScanner(sink, tls=collector, limits=limits, warn=warn)
+        cut: list[str] = []
+
+        def cut_short(exc: DecodeError) -> None:
+            cut.append(f"{exc}: the capture ends inside this packet (tcpdump stopped, disk full?); "
+                       "the packets before it are read")
+        for pkt in read_pcap(path, cut_short=cut_short):
+            scanner.feed(pkt)
+        scanner.close()
+    except BaseException:
+        spool.close()
+        raise
+    if dropped[0]:
+        warnings.append(f"... and {dropped[0]} more warning(s)")
+    warnings[:0] = cut
+    if collector is not None and collector.unlisted:
+        warnings.append(f"{collector.unlisted} TVS exchange(s) beyond the first {MAX_FLEET_EXCHANGES} not "
+                        "kept: those phones' queries are answered as not captured")
+    tvs = collector.result(scanner.tls_connections) if collector is not None else TvsCapture(
+        exchanges=(), tls_connections=scanner.tls_connections, not_tvs=0, problems=())
+    return FleetCapture(sink, scanner, tvs, warnings)
+
+
+async def replay_fleet(capture: FleetCapture, *, profile: str = "cp-8861", installed: Any = None,
+                       fleet_flash: Path | None = None, use_keylog: bool = False,
+                       progress: Callable[[int, int], None] | None = None,
+                       **options: Any) -> list[PhoneReplay]:
+    """Replay every phone of ``capture`` (module rules, "Each phone"); ``options`` as
+    :func:`~phoneemu.scenario.replay.replay_boots` (``tvs_certs``, ``tvs_roles``, ``now``,
+    ``image_signers``); ``use_keylog``: TVS answers from the capture's exchanges; ``fleet_flash``: a
+    folder of phones' flashes (``fleet boot --flash``), ``<MAC>`` holding a phone's installed files,
+    profile and keys (phones without one hold ``installed``)."""
+    from phoneemu.crypto import signatures
+
+    macs = capture.macs()
+    out: list[PhoneReplay] = []
+    # identical signature checks (one captured ITL against one installed generation) are made once
+    old_cache = signatures.set_verify_cache(signatures.VerifyCache())
+    try:
+        for n, mac in enumerate(macs):
+            if progress is not None and n:
+                progress(n, len(macs))
+            out.append(await _replay_one(capture, mac, profile=profile, installed=installed,
+                                         fleet_flash=fleet_flash, use_keylog=use_keylog, **options))
+    finally:
+        signatures.set_verify_cache(old_cache)
+    if progress is not None and macs:
+        progress(len(macs), len(macs))
+    return out
+
+
+async def _replay_one(capture: FleetCapture, mac: str, *, profile: str, installed: Any,
+                      fleet_flash: Path | None, use_keylog: bool, **options: Any) -> PhoneReplay:
+    notes: list[str] = []
+    keys_from = None
+    if fleet_flash is not None:
+        flash = fleet_flash / mac
+        if flash.is_dir():
+            try:
+                profile, installed = _from_flash(flash, mac, profile)
+            except PhoneEmuError as exc:
+                return PhoneReplay(mac=mac, profile=profile, skipped=f"{flash}: {exc}")
+            keys_from = flash
+        else:
+            notes.append(f"no flash {flash}: holds what the options say")
+    boots = capture.boots(mac)
+    results = await replay_boots(boots, mac, profile=profile, installed=installed, keys_from=keys_from,
+                                 notes=notes, tvs_capture=capture.tvs if use_keylog else None, **options)
+    return PhoneReplay(mac=mac, profile=profile, results=tuple(results), notes=tuple(notes))
+
+
+def _from_flash(flash: Path, mac: str, profile: str) -> tuple[str, Any]:
+    """The profile and installed files a phone's flash holds (PhoneEmuError when unusable)."""
+    from phoneemu.phone.flash import CONFIG_FILE, CTL_FILE, ITL_FILE
+    from phoneemu.phone.phone import read_phone_file
+    from phoneemu.phone.profile import get_profile
+    from phoneemu.scenario.predict import load_installed
+
+    ident = read_phone_file(flash)
+    owner = ident.get("mac")
+    if isinstance(owner, str) and owner.upper() != mac:
+        raise PhoneEmuError(f"the flash is phone {owner}'s, not {mac}'s", path="fleet-flash")
+    held_profile = ident.get("profile")
+    if isinstance(held_profile, str):
+        profile = held_profile
+    prof = get_profile(profile)
+
+    def held(name: str) -> Path | None:
+        return flash / name if (flash / name).is_file() else None
+    return profile, load_installed(limit=prof.trust_list_limit, itl=held(ITL_FILE), ctl=held(CTL_FILE),
+                                   config=held(CONFIG_FILE))
+

@@ -1,0 +1,107 @@
+"""``phoneemu replay CAPTURE --all``: every phone of a capture replayed at once, as each alone would be.
+
+The committed captures (``captures/``) hold 1 to 3 phones each, with their TLS key logs: every phone's
+every boot decides the same replayed with the others as replayed alone (``--mac``), TVS answering from
+the capture. ``--fleet-flash`` gives each phone its own flash (model, installed files, keys): the
+SHA-512 capture's cp-7962 locks out there, as the scenario that made it says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from phoneemu.cli import main
+from phoneemu.net.tls_decrypt import read_keylog
+from phoneemu.scenario.replay import replay_phone
+from phoneemu.scenario.replay_fleet import replay_fleet, scan_fleet
+from phoneemu.scenario.replay_tvs import scan_capture
+
+ROOT = Path(__file__).resolve().parents[2]
+CAPTURES = sorted((ROOT / "captures").glob("*.pcap"))
+SHA512 = ROOT / "captures" / "sha512-signing-sha1-phone.pcap"
+MIGRATION = ROOT / "captures" / "migration-itl-signer-unknown.pcap"
+
+
+def _decisions(report: Any) -> dict[str, Any]:
+    return {k: v for k, v in report.as_dict().items() if k != "duration_s"}
+
+
+@pytest.mark.parametrize("pcap", CAPTURES, ids=[p.stem for p in CAPTURES])
+def test_every_phone_decides_as_when_replayed_alone(pcap: Path) -> None:
+    keys = read_keylog(pcap.with_suffix(".keys"))
+    fleet = scan_fleet(pcap, secrets=keys)
+    try:
+        phones = asyncio.run(replay_fleet(fleet, use_keylog=True))
+    finally:
+        fleet.close()
+    assert phones and all(ph.skipped is None for ph in phones)
+    for ph in phones:
+        alone = scan_capture(pcap, mac=ph.mac, secrets=keys)
+        ref = asyncio.run(replay_phone(alone.index, ph.mac, tvs_capture=alone.tvs))
+        assert [(r.served, _decisions(r.report)) for r in ph.results] == \
+            [(r.served, _decisions(r.report)) for r in ref]
+
+
+def test_cli_summary_groups_the_locked_out_phones(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", str(MIGRATION), "--all"]) == 1
+    out = capsys.readouterr().out
+    assert "replay of 2 phones (4 boots)" in out
+    assert "0A0000000501  2 boots  ok -> locked-out (G.3.4-tvs-unreachable)" in out
+    assert "changed across the capture's boots: ok -> locked-out 2" in out
+    assert "failed: 2 phones locked-out (G.3.4-tvs-unreachable)" in out
+    assert "0A0000000501, 0A0000000502" in out
+    assert "result: 0 of 2 phones ended with a configuration accepted" in out
+
+
+def test_cli_json_with_the_key_log_and_a_fleet_flash(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    flash = tmp_path / "fleet" / "0A0000001602"
+    flash.mkdir(parents=True)
+    (flash / "phone.json").write_text(json.dumps({"mac": "0A0000001602", "profile": "cp-7962"}))
+    assert main(["replay", str(SHA512), "--all", "--fleet-flash", str(tmp_path / "fleet"),
+                 "--keylog", str(SHA512.with_suffix(".keys")), "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["phones"] == 2 and doc["boots"] == 4
+    assert doc["by_outcome"] == {"ok": 1, "locked-out": 1}
+    one, two = doc["records"]
+    assert (one["mac"], one["profile"], one["outcome"]) == ("0A0000001601", "cp-8861", "ok")
+    assert one["notes"] == [f"no flash {tmp_path / 'fleet' / '0A0000001601'}: holds what the options say"]
+    assert (two["profile"], two["rule"]) == ("cp-7962", "G.3.1-unsupported-hash")
+    assert [b["outcome"] for b in two["boots"]] == ["ok", "locked-out"]
+    assert doc["failure_kinds"][0]["macs"] == ["0A0000001602"]
+    assert doc["offline"]["tvs"].startswith("answers from the capture")
+
+
+def test_cli_all_phones_ok_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    pcap = ROOT / "captures" / "first-boot-trusts-first-itl.pcap"
+    assert main(["replay", str(pcap), "--all"]) == 0
+    assert "result: 3 of 3 phones ended with a configuration accepted" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["--all", "--mac", "0A0000000501"], "--mac is for one phone: not with --all"),
+    (["--all", "--list"], "--list is for one phone"),
+    (["--all", "--flash", "x"], "--flash is for one phone"),
+    (["--fleet-flash", "x", "--mac", "0A0000000501"], "--fleet-flash is for --all"),
+    (["--all", "--fleet-flash", "no-such-folder"], "no-such-folder: no such folder"),
+])
+def test_cli_option_conflicts_are_one_line(argv: list[str], words: str,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", str(MIGRATION), *argv]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err
+
+
+def test_cli_capture_without_phones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from phoneemu.net.capture import PcapWriter
+
+    empty = tmp_path / "empty.pcap"
+    with PcapWriter(empty):
+        pass
+    assert main(["replay", str(empty), "--all"]) == 2
+    assert "no phone's download in the capture (0 packet(s)" in capsys.readouterr().err

@@ -1,0 +1,122 @@
+"""``replay --all`` (scenario.replay_fleet): one pass, bytes spooled to disk, and every phone served
+exactly as ``replay --mac`` serves it.
+
+The property: for random captures of several phones and cluster-wide downloads (shared or own client
+endpoints, two servers, failures, reused sockets), each boot of each phone answers every name the same
+way (bytes, or the failure and its words) whether it was replayed alone or with every phone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from phoneemu.errors import TransportError
+from phoneemu.net.capture import PcapWriter
+from phoneemu.scenario import replay_fleet
+from phoneemu.scenario.replay import ReplayBoot, ReplayFetcher
+from phoneemu.scenario.replay_fleet import scan_fleet
+from phoneemu.scenario.replay_tvs import scan_capture
+from tests.unit.test_replay import LAB, MAC, MAC2, Clock, tftp_transfer
+
+MAC3 = "0A0000000003"
+PHONES = (MAC, MAC2, MAC3)
+SHARED = ("ITLFile.tlv", "CTLFile.tlv", "g3-tones.xml.sgn")
+SERVERS = (LAB, "127.0.0.12")
+
+
+def _own_names(mac: str) -> tuple[str, ...]:
+    return (f"CTLSEP{mac}.tlv", f"ITLSEP{mac}.tlv", f"SEP{mac}.cnf.xml.sgn")
+
+
+transfer = st.tuples(
+    st.sampled_from([*PHONES, None]),  # whose name (None: a cluster-wide one)
+    st.integers(0, 2),  # which of those names
+    st.integers(0, 3),  # client port
+    st.integers(0, 1),  # server
+    st.sampled_from([None, b"A" * 700, b"B" * 30, b"A" * 700]),  # not found, or the file
+)
+
+
+def _write(path: Path, transfers: list[tuple[str | None, int, int, int, bytes | None]]) -> None:
+    with PcapWriter(path, clock=Clock()) as w:
+        for n, (mac, which, client, server, data) in enumerate(transfers):
+            name = _own_names(mac)[which] if mac is not None else SHARED[which]
+            tftp_transfer(w, name, data, client=40000 + client, tid=50000 + n, server=(SERVERS[server], 69))
+
+
+async def _answers(boot: ReplayBoot, names: list[str]) -> list[object]:
+    f = ReplayFetcher(boot)
+    out: list[object] = []
+    for name in names:
+        try:
+            out.append(await f.fetch(name))
+        except TransportError as exc:
+            out.append((exc.kind, str(exc)))
+    return [*out, *f.served]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(transfers=st.lists(transfer, min_size=1, max_size=24))
+def test_every_phone_is_served_as_when_replayed_alone(tmp_path: Path,
+                                                      transfers: list[tuple[str | None, int, int, int,
+                                                                            bytes | None]]) -> None:
+    pcap = tmp_path / "c.pcap"
+    _write(pcap, transfers)
+    fleet = scan_fleet(pcap)
+    try:
+        assert fleet.macs() == sorted({t[0] for t in transfers if t[0] is not None})
+        for mac in fleet.macs():
+            alone = scan_capture(pcap, mac=mac).index
+            from phoneemu.scenario.replay import boots_of
+
+            ref, got = boots_of(alone, mac), fleet.boots(mac)
+            assert [b.own for b in got] == [b.own for b in ref]
+            names = [*_own_names(mac), *SHARED, *SHARED]  # each asked twice: the answer stays
+            for b_ref, b_got in zip(ref, got, strict=True):
+                assert asyncio.run(_answers(b_got, names)) == asyncio.run(_answers(b_ref, names))
+    finally:
+        fleet.close()
+
+
+def test_identical_bytes_are_spooled_once_and_read_back(tmp_path: Path) -> None:
+    spool = replay_fleet._Spool(limit=1000)
+    try:
+        a, b = spool.put(b"x" * 600), spool.put(b"x" * 600)
+        assert a == b == (0, 600)
+        assert spool.put(b"y" * 600) is None  # 1,200 distinct bytes: over the limit
+        assert spool.put(b"z" * 400) == (600, 400)
+        assert spool.get((0, 600)) == b"x" * 600 and spool.get((600, 400)) == b"z" * 400
+    finally:
+        spool.close()
+
+
+def test_a_full_spool_reports_too_large_and_says_so(tmp_path: Path) -> None:
+    pcap = tmp_path / "c.pcap"
+    _write(pcap, [(MAC, 0, 0, 0, b"A" * 700), (MAC, 1, 0, 0, b"B" * 30)])
+    fleet = scan_fleet(pcap, spool_limit=100)
+    try:
+        (boot,) = fleet.boots(MAC)
+        assert [d.outcome for d in boot.own] == ["too-large", "ok"]
+        assert any("spool" in w for w in fleet.warnings)
+    finally:
+        fleet.close()
+
+
+def test_descriptions_beyond_half_the_budget_are_counted_not_kept(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from phoneemu.scenario._capture_flows import Limits
+
+    pcap = tmp_path / "c.pcap"
+    _write(pcap, [(MAC, i % 3, 0, 0, b"B" * 30) for i in range(10)])
+    monkeypatch.setattr(replay_fleet, "DESCRIPTION_COST", 1 << 16)
+    fleet = scan_fleet(pcap, limits=Limits(max_memory=4 << 16))  # room for two descriptions
+    try:
+        assert fleet.downloads == 2
+        assert any("8 download(s) not replayed" in w and "--max-memory" in w for w in fleet.warnings)
+    finally:
+        fleet.close()
