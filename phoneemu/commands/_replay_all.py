@@ -48,6 +48,8 @@ def _boot_record(r: ReplayResult) -> dict[str, Any]:
     out: dict[str, Any] = {"start": r.boot.start, "server": r.boot.server, "outcome": outcome_of(rep),
                            "rule": d.rule if d is not None else None, "config": rep.config,
                            "itl": rep.trust.get("ITL"), "ctl": rep.trust.get("CTL"), "tvs_used": rep.tvs_used}
+    if r.not_captured:
+        out["not_captured"] = list(r.not_captured)
     if not rep.ok and d is not None:
         out["reason"] = d.reason
         if d.signer:
@@ -70,8 +72,9 @@ def fleet_doc(phones: list[PhoneReplay]) -> dict[str, Any]:
     by_rule: Counter[str] = Counter()
     by_trust: Counter[str] = Counter()
     changed: Counter[str] = Counter()
-    failed = Alike(FAILED_BY)
+    failed = Alike(_FAILED_BY)
     noted = Alike(("note",))
+    partial = Alike(("not_captured",))
     for rec in records:
         for note in rec.get("notes", ()):
             noted.add(rec["mac"], {"note": note})
@@ -87,14 +90,29 @@ def fleet_doc(phones: list[PhoneReplay]) -> dict[str, Any]:
         first = rec["boots"][0]["outcome"]
         if first != last["outcome"]:
             changed[f"{first} -> {last['outcome']}"] += 1
+        if last.get("not_captured"):
+            partial.add(rec["mac"], {"not_captured": ", ".join(last["not_captured"])})
         if last["outcome"] != "ok":
-            failed.add(rec["mac"], {f: last.get(f) for f in FAILED_BY})
+            failed.add(rec["mac"], {**{f: last.get(f) for f in FAILED_BY}, "partial": _partial(last)})
     return {"phones": len(records), "boots": sum(len(r.get("boots", ())) for r in records),
             "by_outcome": dict(by_outcome.most_common()), "by_rule": dict(by_rule.most_common()),
             "by_trust": dict(sorted(by_trust.items())), "changed": dict(changed.most_common()),
             "failure_kinds": failed.kinds(), "failure_kinds_not_kept": failed.other,
-            "note_kinds": noted.kinds(),
+            "note_kinds": noted.kinds(), "partial_kinds": partial.kinds(),
             "records": records}
+
+
+#: failed last boots are alike when these agree: fleet boot's fields, and whether the capture held the
+#: whole boot (a boot it holds in part fails for want of files, not by the cluster's doing)
+_FAILED_BY = (*FAILED_BY, "partial")
+
+
+def _partial(boot: dict[str, Any]) -> str | None:
+    return "the capture holds this boot in part" if boot.get("not_captured") else None
+
+
+def _failure_text(kind: dict[str, Any]) -> str:
+    return failure_text(kind) + (f" [{kind['partial']}]" if kind.get("partial") else "")
 
 
 def _count(n: int, what: str) -> str:
@@ -128,8 +146,15 @@ def fleet_text(doc: dict[str, Any], head: str) -> str:
         more = f" and {n - len(macs)} more" if n > len(macs) else ""
         note = kind["note"].replace("{mac}", macs[0]) if n == 1 else kind["note"]
         lines.append(f"note for {_count(n, 'phone')} ({', '.join(macs)}{more}): {note}")
+    for kind in doc["partial_kinds"]:
+        n, macs = kind["count"], kind["macs"]
+        more = f" and {n - len(macs)} more" if n > len(macs) else ""
+        names = kind["not_captured"].replace("{mac}", macs[0]) if n == 1 else kind["not_captured"]
+        lines.append(f"held in part: the last boot of {_count(n, 'phone')} asked for {names}, whose "
+                     "request or whole answer is not in that boot of the capture (it ends during the boot?) "
+                     f"({', '.join(macs)}{more})")
     failed = sum(k["count"] for k in doc["failure_kinds"]) + doc["failure_kinds_not_kept"]
-    lines += kind_lines(doc["failure_kinds"], "failed", failure_text, failed, every_record="--json")
+    lines += kind_lines(doc["failure_kinds"], "failed", _failure_text, failed, every_record="--json")
     ok = doc["by_outcome"].get("ok", 0)
     lines.append(f"result: {ok} of {_count(doc['phones'], 'phone')} ended with a configuration accepted")
     return "\n".join(lines)

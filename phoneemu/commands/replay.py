@@ -174,6 +174,11 @@ def _all(args: argparse.Namespace) -> int:
 def _boot_text(i: int, r: ReplayResult) -> str:
     lines = [f"== boot {i} against {r.boot.server} ({len(r.served)} file request(s))",
              *offline_boot_lines(r.served, r.report)]
+    if r.not_captured:
+        lines.append(f"  note:     the capture holds this boot in part: {', '.join(r.not_captured)}: "
+                     "asked for by the phone, its request or its whole answer is not in this boot of the "
+                     "capture (the capture ends during the boot, or the captured phone acted otherwise: "
+                     "another model, other files held)")
     return "\n".join(lines)
 
 

@@ -74,11 +74,14 @@ from phoneemu.net.tftp_codec import DEFAULT_BLKSIZE, Data, Error, OptionAck, Rea
 from phoneemu.values import host_port, parse_ascii_int
 
 __all__ = [
-    "MAX_FILE", "MAX_FLOWS", "MAX_MEMORY", "MAX_STREAM", "MAX_TLS_STREAM", "MAX_UNCLASSIFIED", "PIECE_COST",
-    "TCP_FLOW_COST", "TFTP_FLOW_COST", "Download", "Endpoint", "FlowScanner", "Limits", "TlsSink", "mac_of",
+    "CAPTURE_END", "MAX_FILE", "MAX_FLOWS", "MAX_MEMORY", "MAX_STREAM", "MAX_TLS_STREAM", "MAX_UNCLASSIFIED",
+    "PIECE_COST", "TCP_FLOW_COST", "TFTP_FLOW_COST", "Download", "Endpoint", "FlowScanner", "Limits",
+    "TlsSink", "mac_of",
 ]
 
 Endpoint = tuple[str, int]
+CAPTURE_END = "still open when the capture ended"
+"""Ends the detail of a download the capture ended during (our convention: the capture holds it in part)."""
 MAX_FILE = 32 * 1024 * 1024
 """Bytes of one download (a TFTP transfer, an HTTP body)."""
 MAX_STREAM = 8 * 1024 * 1024
@@ -492,6 +495,7 @@ class _Http:
     def __init__(self, conn: _Conn, client: Endpoint, sink: DownloadSink, limits: Limits,
                  warn: Callable[[str], None], *, rank: Callable[[], int]) -> None:
         self.conn, self.client, self.rank = conn, client, rank
+        self.early = ""  # why the connection ended before its end (finish)
         self.server = conn.ends[1] if conn.ends[0] == client else conn.ends[0]
         self.sink, self.limits, self.warn = sink, limits, warn
         self.creq, self.sresp = _Buffer(conn.charge), _Buffer(conn.charge)
@@ -562,6 +566,8 @@ class _Http:
 
     def _emit(self, outcome: str, data: bytes | None, detail: str, req: _Request, *, t1: float,
               size: int | None = None) -> None:
+        if self.early and outcome in ("incomplete", "no-reply"):
+            detail = f"{detail}; {self.early}"
         self.sink.add(Download(name=req.name, protocol="http", client=self.client, server=self.server,
                                start=req.start, end=t1, outcome=outcome,
                                data=data if outcome == "ok" and req.keep else None, detail=detail,
@@ -711,8 +717,10 @@ class _Http:
         self._emit_cur()
         self._stop("chunk", leftover=True)
 
-    def finish(self) -> None:
-        """The connection ended: what is pending is incomplete or unanswered (module rules)."""
+    def finish(self, early: str = "") -> None:
+        """The connection ended: what is pending is incomplete or unanswered (module rules); ``early``:
+        why it ended before its end (appended to their details)."""
+        self.early = early
         server_dir = self.conn.dirs[self.server]
         complete = server_dir.complete
         if self.cur is not None:
@@ -1087,11 +1095,11 @@ class FlowScanner:
             for at, ts, piece in early.get(end, []):
                 self._route(conn, end, at, ts, piece, offset=offset)
 
-    def _end(self, conn: _Conn) -> None:
+    def _end(self, conn: _Conn, early: str = "") -> None:
         if conn.kind is None:
             self._classify(conn, final=True)
         if conn.http is not None:
-            conn.http.finish()
+            conn.http.finish(early)
         elif conn.tls is not None and self.tls is not None:
             t = conn.tls
             cs, ss = t.streams[t.client], t.streams[t.server]
@@ -1105,11 +1113,11 @@ class FlowScanner:
         """End every open flow (the end of the capture)."""
         if self.downloads is not None:
             for t in self._tftp.values():
-                self.downloads.add(t.finish())
+                self.downloads.add(t.finish(early=CAPTURE_END))
         self._tftp.clear()
         for conn in self._tcp.values():
             if conn.kind != "closed":
-                self._end(conn)
+                self._end(conn, CAPTURE_END)
         self._tcp.clear()
         if self.evicted > 1:
             self.warn(f"{self.evicted} flows in all ended early: more than {self.limits.max_flows} open at "

@@ -46,6 +46,12 @@ Rules (issue #5 point 3; spec §C.6 request names, §H.1 TFTP/HTTP 6970):
   ``tvs_roles`` (default SAST + CCM+TFTP) and any other QUERY with "not found" — a "what if the TVS
   had vouched for this signer" replay (our convention). With the capture's TLS key log, TVS answers
   as it did in the capture (:mod:`phoneemu.scenario.replay_tvs`).
+* **Held in part** (*our convention*): a boot asked for a name the capture holds in part when the name
+  carries the phone's MAC and the boot did not request it in the capture, or when the download it is
+  answered with was still open when the capture ended (its detail ends "still open when the capture
+  ended"): the capture ends during the boot, or the captured phone acted otherwise (another model,
+  other files held). Each replayed boot lists those names (``not_captured``); its decisions stand as
+  the phone made them on what the capture holds.
 * Bad input: a malformed pcap raises DecodeError naming the offset; malformed TFTP/HTTP inside it is
   skipped and counted, never raised.
 * **Bounded** (:mod:`phoneemu.scenario._capture_flows` has the per-flow caps and the overall
@@ -83,6 +89,7 @@ from typing import TYPE_CHECKING, Any
 from phoneemu.errors import PhoneEmuError, TransportError
 from phoneemu.net.capture import PcapPacket, read_pcap
 from phoneemu.scenario._capture_flows import (
+    CAPTURE_END,
     MAX_FILE,
     MAX_FLOWS,
     MAX_MEMORY,
@@ -108,6 +115,7 @@ __all__ = [
     "MAX_MEMORY",
     "MAX_STREAM",
     "MAX_TLS_STREAM",
+    "NOT_IN_CAPTURE",
     "CaptureIndex",
     "Download",
     "Limits",
@@ -136,6 +144,8 @@ MAX_MACS = 100_000
 MAX_CLIENT_SLOTS = 100_000
 """``--mac``: cluster-wide downloads kept per client endpoint on the phone's addresses (phones behind
 one address, e.g. a lab on 127.0.0.1); beyond, a download counts as from any client of the window."""
+NOT_IN_CAPTURE = "not in capture → not found"
+"""How :class:`ReplayFetcher` answers a name the boot did not request in the capture."""
 _FAIL_KINDS = {"not-found": "not-found", "refused": "refused", "incomplete": "timeout",
                "no-reply": "timeout", "too-large": "too-large"}
 
@@ -516,6 +526,9 @@ class ReplayFetcher:
         for d in boot.shared:
             self._shared.setdefault(d.name, []).append(d)
         self.served: list[tuple[str, str]] = []  # (name, what was answered)
+        self.mac = boot.mac
+        #: what the boot asked for that the capture holds in part (module rules, "Held in part")
+        self.not_captured: list[str] = []
 
     def _pick(self, name: str) -> tuple[list[Download], str]:
         queue = self._own.get(name)
@@ -533,13 +546,17 @@ class ReplayFetcher:
     async def fetch(self, name: str) -> bytes:
         group, note = self._pick(name)
         if not group:
-            self.served.append((name, "not in capture → not found"))
+            if mac_of(name) == self.mac:
+                self.not_captured.append(name)
+            self.served.append((name, NOT_IN_CAPTURE))
             raise TransportError("not requested in the capture", kind="not-found", code=1, path=name)
         ok = next((d for d in group if d.ok and d.data is not None), None)
         if ok is not None and ok.data is not None:
             self.served.append((name, f"{len(ok.data)} bytes via {ok.protocol}{note}"))
             return ok.data
         last = group[-1]
+        if last.detail.endswith(CAPTURE_END):
+            self.not_captured.append(name)
         self.served.append((name, f"{last.outcome} via {last.protocol}{note}"))
         raise TransportError(f"captured outcome: {last.outcome} {last.detail}".strip(),
                              kind=_FAIL_KINDS.get(last.outcome, "error"),
@@ -555,9 +572,13 @@ class ReplayResult:
     served: tuple[tuple[str, str], ...]
     report: BootReport
 
+    #: names this boot asked for that the capture holds in part (:attr:`ReplayFetcher.not_captured`)
+    not_captured: tuple[str, ...] = ()
+
     def as_dict(self) -> dict[str, Any]:
         return {"server": self.boot.server, "start": self.boot.start,
                 "served": [{"name": n, "answer": a} for n, a in self.served],
+                **({"not_captured": list(self.not_captured)} if self.not_captured else {}),
                 "report": self.report.as_dict()}
 
 
@@ -638,5 +659,6 @@ async def replay_boots(boots: Sequence[ReplayBoot], mac: str, *, profile: str = 
         fetcher = ReplayFetcher(b)
         port = b.own[0].server[1] if b.own[0].protocol == "tftp" else 69
         report = await phone.boot(BootTarget(host=b.server, tftp_port=port, use_http=False), fetcher=fetcher)
-        results.append(ReplayResult(boot=b, served=tuple(fetcher.served), report=report))
+        results.append(ReplayResult(boot=b, served=tuple(fetcher.served), report=report,
+                                    not_captured=tuple(dict.fromkeys(fetcher.not_captured))))
     return results

@@ -105,3 +105,38 @@ def test_cli_capture_without_phones(tmp_path: Path, capsys: pytest.CaptureFixtur
         pass
     assert main(["replay", str(empty), "--all"]) == 2
     assert "no phone's download in the capture (0 packet(s)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cut_at", ["first config request", "last answer"])
+def test_a_capture_ending_during_boots_names_them_held_in_part(tmp_path: Path, cut_at: str,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """The capture ends before both phones' last config requests (not requested), or before the last
+    answer of the capture (one phone's download still open at its end)."""
+    from phoneemu.net.capture import read_pcap
+
+    packets = list(read_pcap(MIGRATION))
+    if cut_at == "last answer":
+        end = max(p.offset for p in packets if p.payload.startswith(b"HTTP/1.1 200 OK"))
+        held_in_part = 1
+    else:
+        end = min(p.offset for p in packets[len(packets) // 2:] if b".cnf.xml.sgn HTTP" in p.payload)
+        held_in_part = 2
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(MIGRATION.read_bytes()[:end])
+    assert main(["replay", str(cut), "--all", "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    partial = [r["mac"] for r in doc["records"] if "not_captured" in r["boots"][-1]]
+    assert len(partial) == held_in_part
+    assert all("not_captured" not in r["boots"][0] for r in doc["records"])
+    mac = partial[0]
+    assert doc["partial_kinds"] == [{"count": held_in_part, "not_captured": "SEP{mac}.cnf.xml.sgn",
+                                     "macs": partial}]
+    assert all("the capture holds this boot in part" in k["partial"] for k in doc["failure_kinds"]
+               if set(k["macs"]) <= set(partial))
+    assert main(["replay", str(cut), "--all"]) == 1
+    out = capsys.readouterr().out
+    names = f"SEP{mac}.cnf.xml.sgn" if held_in_part == 1 else "SEP{mac}.cnf.xml.sgn"
+    assert (f"held in part: the last boot of {held_in_part} phone{'s' if held_in_part > 1 else ''} asked for "
+            f"{names}, whose request or whole answer is not in that boot of the capture") in out
+    assert main(["replay", str(cut), "--mac", mac]) == 1
+    assert f"the capture holds this boot in part: SEP{mac}.cnf.xml.sgn" in capsys.readouterr().out
