@@ -21,9 +21,17 @@ class ClusterAddress:
     tftp_port: int
     http_port: int
     from_lab: bool  # taken from --lab DIR (the commands say so on stderr)
+    served: bool = False  # --lab DIR: a lab serve of it has recorded the ports it listens on
 
     def __str__(self) -> str:
         return f"{host_port(self.host, self.tftp_port)} (HTTP {self.http_port})"
+
+    def lab_line(self, command: str, lab: object) -> str:
+        """What ``command`` says on stderr of an address taken from the lab ``lab``."""
+        if self.served:
+            return f"{command}: cluster at {self}, where lab serve of {lab} listens"
+        return (f"{command}: cluster at {self}, the real CUCM ports: no lab serve of {lab} has recorded its "
+                "own (it does when it starts; started just now? give it a second)")
 
 
 def cluster_address(args: argparse.Namespace) -> ClusterAddress:
@@ -39,4 +47,5 @@ def cluster_address(args: argparse.Namespace) -> ClusterAddress:
 
     state = load_state(args.lab)
     http = args.http_port if args.http_port is not None else state.ports["http"]
-    return ClusterAddress(state.host, state.ports["tftp"], http, from_lab=True)
+    served = any(entry.op == "ports" for entry in state.log)
+    return ClusterAddress(state.host, state.ports["tftp"], http, from_lab=True, served=served)

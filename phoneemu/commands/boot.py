@@ -241,7 +241,7 @@ def handler(args: argparse.Namespace) -> int:
     where = cluster_address(args)
     host, port = where.host, where.tftp_port
     if where.from_lab:
-        print(f"boot: cluster at {where}, where lab serve of {args.lab} listens", file=sys.stderr)
+        print(where.lab_line("boot", args.lab), file=sys.stderr)
     args.keylog = capture_keylog(args.capture, args.keylog)
     sweep_abandoned()  # phoneemu-* folders of processes killed before they could remove them
     tmp: str | None = None

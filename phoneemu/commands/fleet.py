@@ -236,7 +236,7 @@ def _boot(args: argparse.Namespace) -> int:
     prestate = _installed(args)
     where = cluster_address(args)
     if where.from_lab:
-        print(f"fleet: cluster at {where}, where lab serve of {args.lab} listens", file=sys.stderr)
+        print(where.lab_line("fleet", args.lab), file=sys.stderr)
     host = where.host
     target = BootTarget(host=host, tftp_port=where.tftp_port, http_port=where.http_port,
                         use_http=not args.no_http)

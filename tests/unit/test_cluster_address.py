@@ -30,10 +30,14 @@ def test_given_tftp_wins_and_http_defaults_to_6970(tmp_path: Path) -> None:
 def test_without_tftp_the_labs_recorded_address_and_ports(tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     lab = LabCluster.init(tmp_path / "lab", seed=3, key_spec="rsa1024", now=NOW, host="127.0.0.7")
-    assert cluster_address(_args(lab=lab.root)) == ClusterAddress("127.0.0.7", 69, 6970, from_lab=True)
+    never = cluster_address(_args(lab=lab.root))
+    assert never == ClusterAddress("127.0.0.7", 69, 6970, from_lab=True, served=False)
+    assert never.lab_line("boot", lab.root) == (
+        f"boot: cluster at 127.0.0.7:69 (HTTP 6970), the real CUCM ports: no lab serve of {lab.root} has "
+        "recorded its own (it does when it starts; started just now? give it a second)")
     lab.set_ports(tftp=16969, http=16970, now=NOW)  # as lab serve records them when it starts
     got = cluster_address(_args(lab=lab.root))
-    assert got == ClusterAddress("127.0.0.7", 16969, 16970, from_lab=True)
+    assert got == ClusterAddress("127.0.0.7", 16969, 16970, from_lab=True, served=True)
     assert str(got) == "127.0.0.7:16969 (HTTP 16970)"
     assert cluster_address(_args(lab=lab.root, http_port=1)).http_port == 1  # an explicit port wins
     # the CLI says where it went (stderr: --json output stays one document); nothing listens there
