@@ -20,8 +20,16 @@ from phoneemu.scenario.replay import Limits, ReplayResult
 from phoneemu.scenario.replay_fleet import PhoneReplay, replay_fleet, scan_fleet
 from phoneemu.scenario.replay_tvs import TvsCapture
 
-__all__ = ["PHONES_LISTED", "check_all_options", "fleet_doc", "fleet_text", "installed_files",
-           "offline_words", "run_all"]
+__all__ = [
+    "PHONES_LISTED",
+    "check_all_options",
+    "fleet_doc",
+    "fleet_text",
+    "installed_files",
+    "offline_words",
+    "phone_record",
+    "run_all",
+]
 
 PHONES_LISTED = 50
 """Phones the text output lists one per line (more: the summary only; ``--json`` has every phone)."""
@@ -57,7 +65,7 @@ def _boot_record(r: ReplayResult) -> dict[str, Any]:
     return out
 
 
-def _phone_record(ph: PhoneReplay) -> dict[str, Any]:
+def phone_record(ph: PhoneReplay) -> dict[str, Any]:
     if ph.skipped is not None:
         return {"mac": ph.mac, "profile": ph.profile, "skipped": ph.skipped}
     boots = [_boot_record(r) for r in ph.results]
@@ -65,9 +73,8 @@ def _phone_record(ph: PhoneReplay) -> dict[str, Any]:
             "boots": boots, "notes": list(ph.notes)}
 
 
-def fleet_doc(phones: list[PhoneReplay]) -> dict[str, Any]:
-    """The summary of every phone's last boot, and each phone's record (module docstring)."""
-    records = [_phone_record(ph) for ph in phones]
+def fleet_doc(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The summary of every phone's last boot, and each phone's record (``phone_record``)."""
     by_outcome: Counter[str] = Counter()
     by_rule: Counter[str] = Counter()
     by_trust: Counter[str] = Counter()
@@ -190,12 +197,13 @@ def run_all(args: argparse.Namespace, *, secrets: KeyLog | None, limits: Limits 
             raise PhoneEmuError(f"{args.capture}: no phone's download in the capture ({capture.packets} "
                                 "packet(s); a phone's own names carry its MAC: CTLSEP<MAC>.tlv, "
                                 "SEP<MAC>.cnf.xml...)", path="capture")
-        phones = asyncio.run(replay_fleet(capture, profile=args.profile or "cp-8861", installed=installed,
-                                          fleet_flash=args.fleet_flash, use_keylog=args.keylog is not None,
-                                          progress=progress_line("replayed"), **options))
+        records = asyncio.run(replay_fleet(capture, reduce=phone_record, profile=args.profile or "cp-8861",
+                                           installed=installed, fleet_flash=args.fleet_flash,
+                                           use_keylog=args.keylog is not None,
+                                           progress=progress_line("replayed"), **options))
     finally:
         capture.close()
-    doc = fleet_doc(phones)
+    doc = fleet_doc(records)
     holding, tvs = offline_words(args, capture.tvs)
     profile = args.profile or "cp-8861"
     if args.json:
@@ -210,5 +218,5 @@ def run_all(args: argparse.Namespace, *, secrets: KeyLog | None, limits: Limits 
         counts = f"{_count(doc['phones'], 'phone')} ({_count(doc['boots'], 'boot')})"
         print(fleet_text(doc, f"replay of {counts} from {args.capture} (profile {profile}; holding "
                               f"{holding}; offline TVS: {tvs}; CAPF unavailable)"))
-    every_ok = all(ph.skipped is None and all(r.report.ok for r in ph.results) for ph in phones)
+    every_ok = all("skipped" not in r and all(b["outcome"] == "ok" for b in r["boots"]) for r in records)
     return 0 if every_ok else 1

@@ -37,7 +37,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from phoneemu.errors import DecodeError, PhoneEmuError
 from phoneemu.net.capture import read_pcap
@@ -62,6 +62,7 @@ DESCRIPTION_COST = 600
 bytes, its spool reference and its list slots, as CPython holds them)."""
 MAX_FLEET_EXCHANGES = 1_000_000
 """TVS exchanges kept for ``--all`` (each phone's queries are answered from its own)."""
+T = TypeVar("T")
 _READ_CACHE = 64  # spool reads remembered (a cluster-wide file served to every phone is read once)
 
 
@@ -339,27 +340,29 @@ def scan_fleet(path: str | Path, *, secrets: KeyLog | None = None, limits: Limit
     return FleetCapture(sink, scanner, tvs, warnings)
 
 
-async def replay_fleet(capture: FleetCapture, *, profile: str = "cp-8861", installed: Any = None,
+async def replay_fleet(capture: FleetCapture, *, reduce: Callable[[PhoneReplay], T],
+                       profile: str = "cp-8861", installed: Any = None,
                        fleet_flash: Path | None = None, use_keylog: bool = False,
                        progress: Callable[[int, int], None] | None = None,
-                       **options: Any) -> list[PhoneReplay]:
-    """Replay every phone of ``capture`` (module rules, "Each phone"); ``options`` as
-    :func:`~phoneemu.scenario.replay.replay_boots` (``tvs_certs``, ``tvs_roles``, ``now``,
+                       **options: Any) -> list[T]:
+    """Replay every phone of ``capture`` (module rules, "Each phone"), each reduced by ``reduce`` as soon
+    as it is done (a phone's boot reports are not all kept: 40,000 of them would not fit); ``options``
+    as :func:`~phoneemu.scenario.replay.replay_boots` (``tvs_certs``, ``tvs_roles``, ``now``,
     ``image_signers``); ``use_keylog``: TVS answers from the capture's exchanges; ``fleet_flash``: a
     folder of phones' flashes (``fleet boot --flash``), ``<MAC>`` holding a phone's installed files,
     profile and keys (phones without one hold ``installed``)."""
     from phoneemu.crypto import signatures
 
     macs = capture.macs()
-    out: list[PhoneReplay] = []
+    out: list[T] = []
     # identical signature checks (one captured ITL against one installed generation) are made once
     old_cache = signatures.set_verify_cache(signatures.VerifyCache())
     try:
         for n, mac in enumerate(macs):
             if progress is not None and n:
                 progress(n, len(macs))
-            out.append(await _replay_one(capture, mac, profile=profile, installed=installed,
-                                         fleet_flash=fleet_flash, use_keylog=use_keylog, **options))
+            out.append(reduce(await _replay_one(capture, mac, profile=profile, installed=installed,
+                                                fleet_flash=fleet_flash, use_keylog=use_keylog, **options)))
     finally:
         signatures.set_verify_cache(old_cache)
     if progress is not None and macs:
