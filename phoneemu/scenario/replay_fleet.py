@@ -11,17 +11,19 @@ boots, windows and answers :mod:`phoneemu.scenario.replay`'s):
   killed), identical bytes written once (SHA-256), at most :data:`MAX_SPOOL` bytes in all (beyond, a
   download's bytes are not kept: it is reported ``too-large``, with a warning). Memory holds each
   download's description (name, endpoints, times, outcome, where its bytes are): they count against
-  the overall budget (``--max-memory``) at :data:`DESCRIPTION_COST` bytes each and may take half of
-  it; a download beyond that is not kept (counted, with a warning naming the budget). At most
+  the overall budget (``--max-memory``) at :data:`DESCRIPTION_COST` bytes each and, with the TVS
+  exchanges kept, may take half of it (the open flows have the other half); a download beyond that is
+  not kept (counted, with a warning naming the budget). At most
   :data:`~phoneemu.scenario.replay.MAX_MACS` phones.
 * **Each phone as ``replay --mac`` would.** The same boots (split at its ``CTLSEP``/``ITLSEP``
   requests), the same windows, the same answer to a cluster-wide name: of that name's downloads from
   the boot's server inside the window, those of a client endpoint the boot itself used, else any
   client's; the first complete one, else the last one. A fresh phone per MAC, in MAC order, holding
   what ``installed`` says (the same for every phone) or its own flash (``fleet_flash/<MAC>``).
-* **TVS** (``--keylog``): the exchanges of every phone are kept (at most
-  :data:`MAX_FLEET_EXCHANGES`; beyond, counted, with a warning) and each phone's queries are answered
-  from its own, as for one phone.
+* **TVS** (``--keylog``): the exchanges of every phone are kept, each counted at
+  :data:`EXCHANGE_COST` against the half of the budget above (an answer's certificate and a query's
+  issuer held once for all exchanges that carry them), at most :data:`MAX_FLEET_EXCHANGES`; beyond,
+  counted, with a warning; each phone's queries are answered from its own, as for one phone.
 * **The result** of a phone is its last boot's (the state the capture leaves it in); every boot is in
   its record.
 """
@@ -42,6 +44,7 @@ from typing import Any, TypeVar
 from phoneemu.errors import DecodeError, PhoneEmuError
 from phoneemu.net.capture import read_pcap
 from phoneemu.net.tls_decrypt import KeyLog
+from phoneemu.protocols import tvs
 from phoneemu.scenario._capture_flows import Download, Endpoint, FlowScanner, Limits
 from phoneemu.scenario.replay import (
     MAX_MACS,
@@ -52,16 +55,20 @@ from phoneemu.scenario.replay import (
 )
 from phoneemu.scenario.replay_tvs import MAX_WARNINGS, TvsCapture, TvsCollector
 
-__all__ = ["DESCRIPTION_COST", "MAX_FLEET_EXCHANGES", "MAX_SPOOL", "FleetCapture", "PhoneReplay",
-           "replay_fleet", "scan_fleet"]
+__all__ = ["DESCRIPTION_COST", "EXCHANGE_COST", "MAX_FLEET_EXCHANGES", "MAX_SPOOL", "FleetCapture",
+           "PhoneReplay", "replay_fleet", "scan_fleet"]
 
 MAX_SPOOL = 4 << 30
 """Bytes of downloaded files the spool holds on disk (identical files once)."""
 DESCRIPTION_COST = 600
 """What one kept download's description counts against the overall budget (a Download without its
 bytes, its spool reference and its list slots, as CPython holds them)."""
+EXCHANGE_COST = 1536
+"""What one kept TVS exchange counts against the overall budget (its request and answer as CPython
+holds them, the answer's certificate shared with the exchanges that carry the same one)."""
 MAX_FLEET_EXCHANGES = 1_000_000
-"""TVS exchanges kept for ``--all`` (each phone's queries are answered from its own)."""
+"""TVS exchanges kept for ``--all`` at most, whatever the budget (each phone's queries are answered
+from its own)."""
 T = TypeVar("T")
 _READ_CACHE = 64  # spool reads remembered (a cluster-wide file served to every phone is read once)
 
@@ -118,13 +125,65 @@ class _Kept:
     seq: int  # arrival: orders downloads of one rank
 
 
+class _Allowance:
+    """Half the overall budget, drawn on by the downloads' descriptions and the TVS exchanges kept
+    (module rules, "One pass"): the open flows have the other half."""
+
+    def __init__(self, budget: int) -> None:
+        self.limit = budget // 2
+        self.used = 0
+
+    def take(self, cost: int) -> bool:
+        if self.used + cost > self.limit:
+            return False
+        self.used += cost
+        return True
+
+
+class _FleetTvs(TvsCollector):
+    """Every phone's TVS exchanges, while the allowance lasts; the certificates of their answers and the
+    issuers of their queries kept once each."""
+
+    def __init__(self, secrets: KeyLog, allowance: _Allowance, warn: Callable[[str], None]) -> None:
+        super().__init__(secrets, limit=MAX_FLEET_EXCHANGES)
+        self.allowance, self.warn = allowance, warn
+        self.not_kept = 0
+        self._same: dict[Any, Any] = {}
+
+    def connection(self, **kw: Any) -> None:
+        before = len(self.found)
+        super().connection(**kw)
+        for i in range(len(self.found) - 1, before - 1, -1):
+            ex = self.found[i]
+            if not self.allowance.take(EXCHANGE_COST):
+                del self.found[i]
+                self.not_kept += 1
+                self.unlisted += 1  # decrypted, not kept
+                if self.not_kept == 1:
+                    self.warn(f"TVS {ex.request.device_name}: the TVS exchanges and downloads kept would "
+                              "hold more than half the overall budget (--max-memory): this exchange and the "
+                              "later ones are not kept (those phones' queries are answered as not captured)")
+                continue
+            request, response = ex.request, ex.response
+            if isinstance(request, tvs.QueryRequest):
+                request = dataclasses.replace(request, issuer=self._once(request.issuer))
+            if response is not None and response.certificate:
+                response = dataclasses.replace(response, certificate=self._once(response.certificate))
+            self.found[i] = dataclasses.replace(ex, request=request, response=response)
+
+    def _once(self, value: Any) -> Any:
+        if len(self._same) >= 4096:
+            return value
+        return self._same.setdefault(value, value)
+
+
 class _FleetSink:
     """Every download, its bytes spooled (module rules, "One pass"); a
     :class:`~phoneemu.scenario._capture_flows.DownloadSink`."""
 
-    def __init__(self, spool: _Spool, budget: int, warn: Callable[[str], None]) -> None:
-        self.spool, self.warn = spool, warn
-        self.max_kept = max(1, budget // (2 * DESCRIPTION_COST))
+    def __init__(self, spool: _Spool, allowance: _Allowance, warn: Callable[[str], None]) -> None:
+        self.spool, self.warn, self.allowance = spool, warn, allowance
+        self.max_kept = allowance.limit // DESCRIPTION_COST
         self.kept: list[_Kept] = []
         self.not_kept = 0
         self.spool_full = 0
@@ -151,12 +210,12 @@ class _FleetSink:
                 self.too_many_macs += 1
                 return
             self.macs.add(mac)
-        if len(self.kept) >= self.max_kept:
+        if not self.allowance.take(DESCRIPTION_COST):
             self.not_kept += 1
             if self.not_kept == 1:
-                self.warn(f"{d.protocol} {d.name!r}: more than {self.max_kept} downloads: their descriptions "
-                          "would hold more than half the overall budget (--max-memory); this one and the "
-                          "later ones are not replayed (counted)")
+                self.warn(f"{d.protocol} {d.name!r}: the downloads' descriptions and TVS exchanges kept "
+                          "would hold more than half the overall budget (--max-memory); this download and "
+                          "the later ones are not replayed (counted)")
             return
         ref = None
         if d.data is not None:
@@ -224,8 +283,9 @@ class FleetCapture:
         self.tvs = tvs
         notes = list(warnings)
         if sink.not_kept:
-            notes.append(f"{sink.not_kept} download(s) not replayed: more than {sink.max_kept} downloads "
-                         "(raise --max-memory to keep them)")
+            notes.append(f"{sink.not_kept} download(s) not replayed: their descriptions would not fit half "
+                         f"the overall budget beside the {len(sink.kept)} kept (raise --max-memory to keep "
+                         "them)")
         if sink.spool_full:
             notes.append(f"{sink.spool_full} download(s) reported too-large: the spool's {sink.spool.limit} "
                          "bytes were full")
@@ -315,8 +375,9 @@ def scan_fleet(path: str | Path, *, secrets: KeyLog | None = None, limits: Limit
             dropped[0] += 1
     spool = _Spool(spool_limit)
     try:
-        sink = _FleetSink(spool, limits.max_memory, warn)
-        collector = TvsCollector(secrets, limit=MAX_FLEET_EXCHANGES) if secrets is not None else None
+        allowance = _Allowance(limits.max_memory)
+        sink = _FleetSink(spool, allowance, warn)
+        collector = _FleetTvs(secrets, allowance, warn) if secrets is not None else None
         scanner = FlowScanner(sink, tls=collector, limits=limits, warn=warn)
         cut: list[str] = []
 
@@ -333,8 +394,9 @@ def scan_fleet(path: str | Path, *, secrets: KeyLog | None = None, limits: Limit
         warnings.append(f"... and {dropped[0]} more warning(s)")
     warnings[:0] = cut
     if collector is not None and collector.unlisted:
-        warnings.append(f"{collector.unlisted} TVS exchange(s) beyond the first {MAX_FLEET_EXCHANGES} not "
-                        "kept: those phones' queries are answered as not captured")
+        warnings.append(f"{collector.unlisted} TVS exchange(s) not kept (beyond "
+                        f"{MAX_FLEET_EXCHANGES}, or half the overall budget: raise --max-memory): those "
+                        "phones' queries are answered as not captured")
     tvs = collector.result(scanner.tls_connections) if collector is not None else TvsCapture(
         exchanges=(), tls_connections=scanner.tls_connections, not_tvs=0, problems=())
     return FleetCapture(sink, scanner, tvs, warnings)

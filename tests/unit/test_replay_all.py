@@ -120,3 +120,19 @@ def test_descriptions_beyond_half_the_budget_are_counted_not_kept(tmp_path: Path
         assert any("8 download(s) not replayed" in w and "--max-memory" in w for w in fleet.warnings)
     finally:
         fleet.close()
+
+
+def test_tvs_exchanges_beyond_the_allowance_are_counted_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    from phoneemu.net.tls_decrypt import read_keylog
+
+    pcap = Path(__file__).resolve().parents[2] / "captures" / "migration-itl-signer-unknown.pcap"
+    keys = read_keylog(pcap.with_suffix(".keys"))
+    kept = scan_fleet(pcap, secrets=keys)
+    kept.close()
+    assert kept.tvs.decrypted == 2 and not kept.warnings
+    monkeypatch.setattr(replay_fleet, "EXCHANGE_COST", 1 << 40)  # none fits
+    fleet = scan_fleet(pcap, secrets=keys)
+    fleet.close()
+    assert fleet.tvs.exchanges == () and fleet.tvs.decrypted == 2
+    assert any("2 TVS exchange(s) not kept" in w and "--max-memory" in w for w in fleet.warnings)
+    assert fleet.downloads == kept.downloads  # the downloads are all there
