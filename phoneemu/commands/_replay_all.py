@@ -21,6 +21,7 @@ from phoneemu.scenario.replay_fleet import PhoneReplay, replay_fleet, scan_fleet
 from phoneemu.scenario.replay_tvs import TvsCapture
 
 __all__ = [
+    "ALL_MAX_MEMORY_MIB",
     "PHONES_LISTED",
     "check_all_options",
     "fleet_doc",
@@ -31,6 +32,9 @@ __all__ = [
     "run_all",
 ]
 
+ALL_MAX_MEMORY_MIB = 1024
+"""``--max-memory`` of ``--all`` unless given (our convention): every phone's downloads are described in
+memory (half the budget at most), so a full cluster's storm (40,000 phones) fits."""
 PHONES_LISTED = 50
 """Phones the text output lists one per line (more: the summary only; ``--json`` has every phone)."""
 

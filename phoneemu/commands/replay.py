@@ -17,7 +17,13 @@ from typing import Any
 
 from phoneemu.commands._argtypes import positive_int
 from phoneemu.commands._installed import add_installed_options, fill_from_flash, installed_config_key
-from phoneemu.commands._replay_all import check_all_options, installed_files, offline_words, run_all
+from phoneemu.commands._replay_all import (
+    ALL_MAX_MEMORY_MIB,
+    check_all_options,
+    installed_files,
+    offline_words,
+    run_all,
+)
 from phoneemu.commands.boot import add_offline_phone_options, offline_boot_lines, pem_certificates, tvs_roles
 from phoneemu.errors import PhoneEmuError
 from phoneemu.formats.config import normalise_mac
@@ -64,9 +70,10 @@ recently active flows holding any end early, as they stand. A cap that is hit is
 stderr naming the flow or file and the capture offset.
 
 --all replays every phone of the capture from one pass: each phone's downloads are spooled to an
-unnamed temporary file (identical files once), memory holds their descriptions (half of --max-memory
-at most: about 220,000 downloads by default; beyond, a warning); each phone is served and decides as
---mac alone would. The text lists each phone (up to 50), then each phone's last boot by outcome and
+unnamed temporary file (identical files once), memory holds their descriptions and the TVS exchanges
+(half of --max-memory at most, whose default is 1024 MiB with --all: about 100,000 phones of 6
+downloads and a TVS exchange each; beyond, a warning); each phone is served and decides as --mac
+alone would. The text lists each phone (up to 50), then each phone's last boot by outcome and
 deciding rule, what changed across boots, and the failures grouped by kind; --json every boot.
 
 Exit status: 0 when every replayed boot ended with a configuration it accepted (or --list), 1
@@ -92,7 +99,8 @@ def register(sub: Any) -> None:
                    "--keylog write it): decrypt the TVS exchanges and answer as TVS did in the capture")
     p.add_argument("--max-memory", type=positive_int, metavar="MiB",
                    help=f"bytes the open flows and the kept downloads may hold together, in MiB (default "
-                   f"{MAX_MEMORY >> 20}): beyond, kept downloads give up their bytes or the least recently "
+                   f"{MAX_MEMORY >> 20}; --all {ALL_MAX_MEMORY_MIB}): beyond, kept downloads give up their "
+                   "bytes or the least recently "
                    "active flows end early, each with a warning")
     p.add_argument("--list", action="store_true", help="list the phones and files in the capture")
     p.add_argument("--all", action="store_true",
@@ -161,7 +169,7 @@ def _list_json(index: CaptureIndex) -> dict[str, Any]:
 def _all(args: argparse.Namespace) -> int:
     """``--all``: every phone (:mod:`phoneemu.commands._replay_all`)."""
     secrets = read_keylog(args.keylog) if args.keylog is not None else None
-    limits = Limits(max_memory=args.max_memory << 20) if args.max_memory is not None else None
+    limits = Limits(max_memory=(args.max_memory if args.max_memory is not None else ALL_MAX_MEMORY_MIB) << 20)
     profile = args.profile or "cp-8861"
     held = load_installed(limit=get_profile(profile).trust_list_limit, itl=args.installed_itl,
                           ctl=args.installed_ctl, config=args.installed_config,

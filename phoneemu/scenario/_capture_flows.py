@@ -134,7 +134,7 @@ class Limits:
                                     path=f"limits.{f.name}")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Download:
     """One file request seen in a capture and how it ended."""
 

@@ -60,9 +60,10 @@ __all__ = ["DESCRIPTION_COST", "EXCHANGE_COST", "MAX_FLEET_EXCHANGES", "MAX_SPOO
 
 MAX_SPOOL = 4 << 30
 """Bytes of downloaded files the spool holds on disk (identical files once)."""
-DESCRIPTION_COST = 600
+DESCRIPTION_COST = 640
 """What one kept download's description counts against the overall budget (a Download without its
-bytes, its spool reference and its list slots, as CPython holds them)."""
+bytes, its spool reference and its list slots, as CPython holds them: measured 600 bytes in a storm
+capture, its addresses and endpoints held once)."""
 EXCHANGE_COST = 1536
 """What one kept TVS exchange counts against the overall budget (its request and answer as CPython
 holds them, the answer's certificate shared with the exchanges that carry the same one)."""
@@ -71,6 +72,7 @@ MAX_FLEET_EXCHANGES = 1_000_000
 from its own)."""
 T = TypeVar("T")
 _READ_CACHE = 64  # spool reads remembered (a cluster-wide file served to every phone is read once)
+_SAME_KEPT = 65_536  # distinct values held once (endpoints, addresses, certificates) at most
 
 
 class _Spool:
@@ -172,7 +174,7 @@ class _FleetTvs(TvsCollector):
             self.found[i] = dataclasses.replace(ex, request=request, response=response)
 
     def _once(self, value: Any) -> Any:
-        if len(self._same) >= 4096:
+        if len(self._same) >= _SAME_KEPT:
             return value
         return self._same.setdefault(value, value)
 
@@ -189,6 +191,7 @@ class _FleetSink:
         self.spool_full = 0
         self.macs: set[str] = set()
         self.too_many_macs = 0
+        self._same: dict[Any, Any] = {}
 
     @property
     def held(self) -> int:
@@ -228,8 +231,19 @@ class _FleetSink:
                               "new files are reported too-large")
                 d = dataclasses.replace(d, outcome="too-large",
                                         detail=f"{len(d.data)} bytes received; the replay spool is full")
-        self.kept.append(_Kept(dataclasses.replace(d, data=None) if d.data is not None else d, ref,
-                               len(self.kept)))
+        bare = dataclasses.replace(d, data=None, client=self._endpoint(d.client),
+                                   server=self._endpoint(d.server), outcome=self._once(d.outcome))
+        self.kept.append(_Kept(bare, ref, len(self.kept)))
+
+    def _once(self, value: Any) -> Any:
+        """``value``, or an equal one kept before (addresses, endpoints, outcomes: one copy for all)."""
+        if len(self._same) >= _SAME_KEPT:
+            return value
+        return self._same.setdefault(value, value)
+
+    def _endpoint(self, e: Endpoint) -> Endpoint:
+        kept: Endpoint = self._once((self._once(e[0]), e[1]))
+        return kept
 
 
 class _Candidates:
@@ -297,14 +311,19 @@ class FleetCapture:
         own: dict[str, list[_Kept]] = {}
         shared: dict[tuple[str, str], list[_Kept]] = {}
         by_client: dict[tuple[str, str, Endpoint], list[_Kept]] = {}
-        for k in sorted(sink.kept, key=lambda k: (k.download.order, k.seq)):
+        ordered = sorted(sink.kept, key=lambda k: (k.download.order, k.seq))
+        sink.kept.clear()
+        # a boot's own clients are the endpoints of its own downloads: only those look up by client
+        phones_clients = {k.download.client for k in ordered if k.download.mac is not None}
+        for k in ordered:
             d = k.download
             mac = d.mac
             if mac is not None:
                 own.setdefault(mac, []).append(k)
             else:
                 shared.setdefault((d.server[0], d.name), []).append(k)
-                by_client.setdefault((d.server[0], d.name, d.client), []).append(k)
+                if d.client in phones_clients:
+                    by_client.setdefault((d.server[0], d.name, d.client), []).append(k)
         self._own = own
         self._shared = {key: _Candidates(v) for key, v in shared.items()}
         self._by_client = {key: _Candidates(v) for key, v in by_client.items()}
