@@ -212,9 +212,14 @@ def synthesise_adversarial(conns: int, kib: int, folder: Path, kind: str = "out-
 
 
 def _peak_rss_run(code: Path, capture: Path, mac: str, extra: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Run ``phoneemu replay`` in a child; its own peak RSS comes from ``wait4`` on it."""
+    """Run ``phoneemu replay`` of one phone in a child (:func:`peak_rss_run`)."""
+    return peak_rss_run(code, ["replay", str(capture), "--mac", mac, "--json", *extra])
+
+
+def peak_rss_run(code: Path, argv: list[str]) -> dict[str, Any]:
+    """Run ``phoneemu ARGV`` of the tree ``code`` in a child; its own peak RSS comes from ``wait4`` on it."""
     env = dict(os.environ, PYTHONPATH=str(code))
-    cmd = [sys.executable, "-m", "phoneemu", "replay", str(capture), "--mac", mac, "--json", *extra]
+    cmd = [sys.executable, "-m", "phoneemu", *argv]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, cwd=code)

@@ -43,8 +43,18 @@ def check_all_options(args: argparse.Namespace) -> None:
     """``--all`` replays every phone: not with one phone's options; ``--fleet-flash`` only with it."""
     if args.fleet_flash is not None and not args.all:
         raise PhoneEmuError("--fleet-flash is for --all (one phone: --flash DIR)", path="fleet-flash")
+    if args.installed_config_dir is not None and not args.all:
+        raise PhoneEmuError("--installed-config-dir is for --all (one phone: --installed-config FILE)",
+                            path="installed-config-dir")
     if not args.all:
         return
+    if args.installed_config_dir is not None:
+        if args.installed_config is not None:
+            raise PhoneEmuError("--installed-config-dir gives each phone its own config: not with "
+                                "--installed-config", path="installed-config-dir")
+        if not args.installed_config_dir.is_dir():
+            raise PhoneEmuError(f"{args.installed_config_dir}: no such folder (phones' configs, "
+                                "SEP<MAC>.cnf.xml.sgn or .cnf.xml)", path="installed-config-dir")
     for option, value in (("--mac", args.mac), ("--flash", args.flash), ("--list", args.list or None)):
         if value is not None:
             raise PhoneEmuError(f"{option} is for one phone: not with --all (every phone of the capture)",
@@ -178,8 +188,10 @@ def installed_files(args: argparse.Namespace) -> tuple[tuple[str, Path | None], 
 
 def offline_words(args: argparse.Namespace, tvs_capture: TvsCapture) -> tuple[str, str]:
     """What the replayed phones hold before the capture, and what the offline TVS does."""
-    holding = ", ".join(f"{k} {p}" for k, p in installed_files(args) if p is not None) or \
-        "nothing (out of the box)"
+    held = [f"{k} {p}" for k, p in installed_files(args) if p is not None]
+    if getattr(args, "installed_config_dir", None) is not None:
+        held.append(f"each its config from {args.installed_config_dir}")
+    holding = ", ".join(held) or "nothing (out of the box)"
     if getattr(args, "fleet_flash", None) is not None:
         holding = f"each its flash in {args.fleet_flash} (phones without one: {holding})"
     tvs = "answers for given certificates" if args.tvs_cert else "unavailable"
@@ -202,7 +214,8 @@ def run_all(args: argparse.Namespace, *, secrets: KeyLog | None, limits: Limits 
                                 "packet(s); a phone's own names carry its MAC: CTLSEP<MAC>.tlv, "
                                 "SEP<MAC>.cnf.xml...)", path="capture")
         records = asyncio.run(replay_fleet(capture, reduce=phone_record, profile=args.profile or "cp-8861",
-                                           installed=installed, fleet_flash=args.fleet_flash,
+                                           installed=installed, config_dir=args.installed_config_dir,
+                                           fleet_flash=args.fleet_flash,
                                            use_keylog=args.keylog is not None,
                                            progress=progress_line("replayed"), **options))
     finally:

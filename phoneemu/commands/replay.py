@@ -107,6 +107,10 @@ def register(sub: Any) -> None:
                    help="replay every phone of the capture (one pass over it): a line per phone, what their "
                    "last boots decided and the failures grouped by kind; --installed-itl (-ctl, -config) "
                    "hold for every phone")
+    p.add_argument("--installed-config-dir", type=Path, metavar="DIR",
+                   help="with --all: each phone holds its config from DIR (SEP<MAC>.cnf.xml.sgn or "
+                   ".cnf.xml, e.g. a copy of the cluster's TFTP root from before the capture): it names the "
+                   "TVS servers the phone asks")
     p.add_argument("--fleet-flash", type=Path, metavar="DIR",
                    help="with --all: phones' flashes, one per DIR/<MAC> (fleet boot --flash DIR): each phone "
                    "holds its own installed files, profile and keys (phones without one: the options')")

@@ -422,7 +422,7 @@ def scan_fleet(path: str | Path, *, secrets: KeyLog | None = None, limits: Limit
 
 
 async def replay_fleet(capture: FleetCapture, *, reduce: Callable[[PhoneReplay], T],
-                       profile: str = "cp-8861", installed: Any = None,
+                       profile: str = "cp-8861", installed: Any = None, config_dir: Path | None = None,
                        fleet_flash: Path | None = None, use_keylog: bool = False,
                        progress: Callable[[int, int], None] | None = None,
                        **options: Any) -> list[T]:
@@ -431,7 +431,8 @@ async def replay_fleet(capture: FleetCapture, *, reduce: Callable[[PhoneReplay],
     as :func:`~phoneemu.scenario.replay.replay_boots` (``tvs_certs``, ``tvs_roles``, ``now``,
     ``image_signers``); ``use_keylog``: TVS answers from the capture's exchanges; ``fleet_flash``: a
     folder of phones' flashes (``fleet boot --flash``), ``<MAC>`` holding a phone's installed files,
-    profile and keys (phones without one hold ``installed``)."""
+    profile and keys (phones without one hold ``installed``); ``config_dir``: each phone (without a
+    flash) holds its config from there, as ``fleet boot --installed-config-dir`` takes it."""
     from phoneemu.crypto import signatures
 
     macs = capture.macs()
@@ -443,7 +444,8 @@ async def replay_fleet(capture: FleetCapture, *, reduce: Callable[[PhoneReplay],
             if progress is not None and n:
                 progress(n, len(macs))
             out.append(reduce(await _replay_one(capture, mac, profile=profile, installed=installed,
-                                                fleet_flash=fleet_flash, use_keylog=use_keylog, **options)))
+                                                config_dir=config_dir, fleet_flash=fleet_flash,
+                                                use_keylog=use_keylog, **options)))
     finally:
         signatures.set_verify_cache(old_cache)
     if progress is not None and macs:
@@ -452,9 +454,12 @@ async def replay_fleet(capture: FleetCapture, *, reduce: Callable[[PhoneReplay],
 
 
 async def _replay_one(capture: FleetCapture, mac: str, *, profile: str, installed: Any,
-                      fleet_flash: Path | None, use_keylog: bool, **options: Any) -> PhoneReplay:
+                      config_dir: Path | None, fleet_flash: Path | None, use_keylog: bool,
+                      **options: Any) -> PhoneReplay:
     notes: list[str] = []
     keys_from = None
+    if config_dir is not None:
+        installed = _with_config(installed, config_dir, mac, profile, notes)
     if fleet_flash is not None:
         flash = fleet_flash / mac
         if flash.is_dir():
@@ -469,6 +474,26 @@ async def _replay_one(capture: FleetCapture, mac: str, *, profile: str, installe
     results = await replay_boots(boots, mac, profile=profile, installed=installed, keys_from=keys_from,
                                  notes=notes, tvs_capture=capture.tvs if use_keylog else None, **options)
     return PhoneReplay(mac=mac, profile=profile, results=tuple(results), notes=tuple(notes))
+
+
+def _with_config(installed: Any, config_dir: Path, mac: str, profile: str, notes: list[str]) -> Any:
+    """``installed`` holding the phone's config from ``config_dir`` (``SEP<MAC>.cnf.xml.sgn``, else
+    ``.cnf.xml``); none there, or one that cannot be used: as it was, with a note saying so."""
+    from phoneemu.formats.config import config_file_name
+    from phoneemu.phone.profile import get_profile
+    from phoneemu.scenario.predict import Installed, load_installed
+
+    found = next((config_dir / config_file_name(mac, kind) for kind in ("sgn", "plain")
+                  if (config_dir / config_file_name(mac, kind)).is_file()), None)
+    if found is None:
+        notes.append(f"no {config_dir / config_file_name(mac, 'sgn')} (nor .cnf.xml): holds no config")
+        return installed
+    try:
+        config = load_installed(limit=get_profile(profile).trust_list_limit, config=found).config
+    except PhoneEmuError as exc:
+        notes.append(f"{exc}: holds no config")
+        return installed
+    return dataclasses.replace(installed or Installed(), config=config)
 
 
 def _from_flash(flash: Path, mac: str, profile: str) -> tuple[str, Any]:

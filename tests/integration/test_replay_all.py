@@ -140,3 +140,29 @@ def test_a_capture_ending_during_boots_names_them_held_in_part(tmp_path: Path, c
             f"{names}, whose request or whole answer is not in that boot of the capture") in out
     assert main(["replay", str(cut), "--mac", mac]) == 1
     assert f"the capture holds this boot in part: SEP{mac}.cnf.xml.sgn" in capsys.readouterr().out
+
+
+def test_installed_config_dir_gives_each_phone_its_config(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from phoneemu.scenario.replay import boots_of, index_capture
+
+    first = boots_of(index_capture(MIGRATION), "0A0000000501")[0]
+    got = {d.name: d.data for d in first.own if d.ok and d.data}
+    itl = tmp_path / "ITLFile.tlv"
+    itl.write_bytes(got["ITLSEP0A0000000501.tlv"])
+    configs = tmp_path / "tftp"
+    configs.mkdir()
+    (configs / "SEP0A0000000501.cnf.xml.sgn").write_bytes(got["SEP0A0000000501.cnf.xml.sgn"])
+    assert main(["replay", str(MIGRATION), "--all", "--installed-itl", str(itl), "--installed-config-dir",
+                 str(configs), "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    one, two = doc["records"]
+    assert one["notes"] == [] and one["boots"][0]["itl"] == "unchanged"
+    assert two["notes"] == [f"no {configs / 'SEP0A0000000502.cnf.xml.sgn'} (nor .cnf.xml): holds no config"]
+    assert main(["replay", str(MIGRATION), "--all", "--installed-config-dir", str(configs)]) == 1
+    out = capsys.readouterr().out
+    assert f"holding each its config from {configs}" in out
+    assert "note for 1 phone (0A0000000502): no " in out
+    assert main(["replay", str(MIGRATION), "--mac", "0A0000000501",
+                 "--installed-config-dir", str(configs)]) == 2
+    assert "--installed-config-dir is for --all" in capsys.readouterr().err
