@@ -201,11 +201,24 @@ def offline_words(args: argparse.Namespace, tvs_capture: TvsCapture) -> tuple[st
     return holding, tvs
 
 
+def _size_mib(path: Path) -> int:
+    """The capture's size in MiB (0: not a regular file, e.g. a pipe, or less than 1 MiB)."""
+    try:
+        return path.stat().st_size >> 20 if path.is_file() else 0
+    except OSError:
+        return 0
+
+
 def run_all(args: argparse.Namespace, *, secrets: KeyLog | None, limits: Limits | None, installed: Any,
             **options: Any) -> int:
     """Scan once, replay every phone, print the summary (``--json``: the document); the exit status
     as for one phone: 0 when every replayed boot of every phone accepted a configuration."""
-    capture = scan_fleet(args.capture, secrets=secrets, limits=limits)
+    shown = progress_line("read MiB")
+    size = _size_mib(args.capture)
+    capture = scan_fleet(args.capture, secrets=secrets, limits=limits,
+                         progress=(lambda at: shown(at >> 20, size)) if shown is not None and size else None)
+    if shown is not None and size:
+        shown(size, size)
     try:
         for text in capture.warnings:
             print(f"replay: warning: {text}", file=sys.stderr)

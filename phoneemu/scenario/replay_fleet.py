@@ -71,6 +71,7 @@ MAX_FLEET_EXCHANGES = 1_000_000
 """TVS exchanges kept for ``--all`` at most, whatever the budget (each phone's queries are answered
 from its own)."""
 T = TypeVar("T")
+_PROGRESS_EVERY = 4096  # packets between two progress calls of scan_fleet
 _READ_CACHE = 64  # spool reads remembered (a cluster-wide file served to every phone is read once)
 _SAME_KEPT = 65_536  # distinct values held once (endpoints, addresses, certificates) at most
 
@@ -379,10 +380,10 @@ class FleetCapture:
 
 
 def scan_fleet(path: str | Path, *, secrets: KeyLog | None = None, limits: Limits | None = None,
-               spool_limit: int = MAX_SPOOL) -> FleetCapture:
+               spool_limit: int = MAX_SPOOL, progress: Callable[[int], None] | None = None) -> FleetCapture:
     """Read a capture once keeping what replaying every phone needs (module rules); DecodeError naming
     the offset for a malformed capture (a capture cut inside a packet: a warning, the packets before it
-    read)."""
+    read). ``progress(offset)`` is told how far the reading is, every few thousand packets."""
     limits = limits or Limits()
     warnings: list[str] = []
     dropped = [0]
@@ -403,8 +404,10 @@ def scan_fleet(path: str | Path, *, secrets: KeyLog | None = None, limits: Limit
         def cut_short(exc: DecodeError) -> None:
             cut.append(f"{exc}: the capture ends inside this packet (tcpdump stopped, disk full?); "
                        "the packets before it are read")
-        for pkt in read_pcap(path, cut_short=cut_short):
+        for n, pkt in enumerate(read_pcap(path, cut_short=cut_short)):
             scanner.feed(pkt)
+            if progress is not None and not n % _PROGRESS_EVERY:
+                progress(pkt.offset)
         scanner.close()
     except BaseException:
         spool.close()

@@ -136,3 +136,12 @@ def test_tvs_exchanges_beyond_the_allowance_are_counted_not_kept(monkeypatch: py
     assert fleet.tvs.exchanges == () and fleet.tvs.decrypted == 2
     assert any("2 TVS exchange(s) not kept" in w and "--max-memory" in w for w in fleet.warnings)
     assert fleet.downloads == kept.downloads  # the downloads are all there
+
+
+def test_scan_progress_is_told_the_offset_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pcap = tmp_path / "c.pcap"
+    _write(pcap, [(MAC, i % 3, 0, 0, b"B" * 30) for i in range(10)])
+    monkeypatch.setattr(replay_fleet, "_PROGRESS_EVERY", 7)
+    seen: list[int] = []
+    scan_fleet(pcap, progress=seen.append).close()
+    assert len(seen) == 5 and seen == sorted(seen) and 0 < seen[-1] < pcap.stat().st_size  # 30 packets
