@@ -96,11 +96,13 @@ def fleet_doc(records: list[dict[str, Any]]) -> dict[str, Any]:
     failed = Alike(_FAILED_BY)
     noted = Alike(("note",))
     partial = Alike(("not_captured",))
+    skipped = Alike(("skipped",))
     for rec in records:
         for note in rec.get("notes", ()):
             noted.add(rec["mac"], {"note": note})
         if "skipped" in rec:
             by_outcome["skipped"] += 1
+            skipped.add(rec["mac"], {"skipped": rec["skipped"]})
             continue
         last = rec["boots"][-1]
         by_outcome[last["outcome"]] += 1
@@ -119,7 +121,7 @@ def fleet_doc(records: list[dict[str, Any]]) -> dict[str, Any]:
             "by_outcome": dict(by_outcome.most_common()), "by_rule": dict(by_rule.most_common()),
             "by_trust": dict(sorted(by_trust.items())), "changed": dict(changed.most_common()),
             "failure_kinds": failed.kinds(), "failure_kinds_not_kept": failed.other,
-            "note_kinds": noted.kinds(), "partial_kinds": partial.kinds(),
+            "note_kinds": noted.kinds(), "partial_kinds": partial.kinds(), "skipped_kinds": skipped.kinds(),
             "records": records}
 
 
@@ -162,11 +164,12 @@ def fleet_text(doc: dict[str, Any], head: str) -> str:
     if doc["changed"]:
         lines.append("changed across the capture's boots: "
                      + ", ".join(f"{k} {v}" for k, v in doc["changed"].items()))
-    for kind in doc["note_kinds"]:
-        n, macs = kind["count"], kind["macs"]
-        more = f" and {n - len(macs)} more" if n > len(macs) else ""
-        note = kind["note"].replace("{mac}", macs[0]) if n == 1 else kind["note"]
-        lines.append(f"note for {_count(n, 'phone')} ({', '.join(macs)}{more}): {note}")
+    for lead, field in (("note for", "note"), ("not replayed:", "skipped")):
+        for kind in doc[f"{field}_kinds"]:
+            n, macs = kind["count"], kind["macs"]
+            more = f" and {n - len(macs)} more" if n > len(macs) else ""
+            text = kind[field].replace("{mac}", macs[0]) if n == 1 else kind[field]
+            lines.append(f"{lead} {_count(n, 'phone')} ({', '.join(macs)}{more}): {text}")
     for kind in doc["partial_kinds"]:
         n, macs = kind["count"], kind["macs"]
         more = f" and {n - len(macs)} more" if n > len(macs) else ""

@@ -469,7 +469,7 @@ async def _replay_one(capture: FleetCapture, mac: str, *, profile: str, installe
             try:
                 profile, installed = _from_flash(flash, mac, profile)
             except PhoneEmuError as exc:
-                return PhoneReplay(mac=mac, profile=profile, skipped=f"{flash}: {exc}")
+                return PhoneReplay(mac=mac, profile=profile, skipped=f"{flash}: {exc.message}")
             keys_from = flash
         else:
             notes.append(f"no flash {flash}: holds what the options say")

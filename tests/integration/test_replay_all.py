@@ -166,3 +166,15 @@ def test_installed_config_dir_gives_each_phone_its_config(tmp_path: Path,
     assert main(["replay", str(MIGRATION), "--mac", "0A0000000501",
                  "--installed-config-dir", str(configs)]) == 2
     assert "--installed-config-dir is for --all" in capsys.readouterr().err
+
+
+def test_a_flash_of_another_phone_is_not_replayed_and_says_why(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    wrong = tmp_path / "fleet" / "0A0000000501"
+    wrong.mkdir(parents=True)
+    (wrong / "phone.json").write_text(json.dumps({"mac": "0A0000000999", "profile": "cp-8861"}))
+    assert main(["replay", str(MIGRATION), "--all", "--fleet-flash", str(tmp_path / "fleet")]) == 1
+    out = capsys.readouterr().out
+    assert "each phone's last boot: " in out and "locked-out 1" in out and "skipped 1" in out
+    assert (f"not replayed: 1 phone (0A0000000501): {wrong}: the flash is phone 0A0000000999's, not "
+            "0A0000000501's") in out
