@@ -145,3 +145,35 @@ def test_scan_progress_is_told_the_offset_read(tmp_path: Path, monkeypatch: pyte
     seen: list[int] = []
     scan_fleet(pcap, progress=seen.append).close()
     assert len(seen) == 5 and seen == sorted(seen) and 0 < seen[-1] < pcap.stat().st_size  # 30 packets
+
+
+MIGRATION = Path(__file__).resolve().parents[2] / "captures" / "migration-itl-signer-unknown.pcap"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flips=st.lists(st.tuples(st.integers(0, 70_000), st.integers(0, 255)), max_size=6),
+       cut=st.integers(24, 70_000))
+def test_damaged_captures_replay_every_phone_or_say_where(tmp_path: Path, flips: list[tuple[int, int]],
+                                                           cut: int) -> None:
+    """A damaged capture (bytes changed, cut anywhere) replays every phone it still holds, with the key
+    log, or fails with a DecodeError naming the offset: no other exception escapes."""
+    from phoneemu.errors import DecodeError
+    from phoneemu.net.tls_decrypt import read_keylog
+
+    data = bytearray(MIGRATION.read_bytes())
+    for at, value in flips:
+        if at < len(data):
+            data[at] = value
+    damaged = tmp_path / "damaged.pcap"
+    damaged.write_bytes(bytes(data[:cut]))
+    try:
+        fleet = scan_fleet(damaged, secrets=read_keylog(MIGRATION.with_suffix(".keys")))
+    except DecodeError as exc:
+        assert exc.offset is not None
+        return
+    try:
+        phones = asyncio.run(replay_fleet.replay_fleet(fleet, reduce=lambda ph: ph, use_keylog=True))
+    finally:
+        fleet.close()
+    assert [ph.mac for ph in phones] == fleet.macs()
+    assert all(len(ph.results) >= 1 for ph in phones)
