@@ -71,9 +71,28 @@ def _key_problem(path: Path) -> str | None:
     return None
 
 
+def _capture_kind(path: Path) -> str | None:
+    """``pcap``/``pcapng`` when the file starts as a capture (its first 4 bytes; a FIFO is not read)."""
+    from phoneemu.net.capture import capture_kind
+
+    try:
+        if not path.is_file():
+            return None
+        with path.open("rb") as fh:
+            return capture_kind(fh.read(4))
+    except OSError:
+        return None  # the read that follows says why
+
+
 def handler(args: argparse.Namespace) -> int:
     try:
         limit = args.limit if args.limit is not None else LARGEST_FILE
+        kind = _capture_kind(args.file)
+        if kind is not None:  # a capture holds files; inspect decodes one
+            print(f"phoneemu inspect: {args.file}: a packet capture ({kind}), not a file phoneemu inspect "
+                  f"decodes: phoneemu replay {args.file} --list lists its phones and the files they "
+                  "downloaded, --mac MAC or --all replays them", file=sys.stderr)
+            return 2
         try:
             data = read_at_most(args.file, limit, what="file")
         except SizeLimitError as exc:  # refused before reading it all: memory stays bounded

@@ -45,6 +45,7 @@ __all__ = [
     "PcapWriter",
     "TcpFlow",
     "UdpSink",
+    "capture_kind",
     "inet_checksum",
     "read_pcap",
 ]
@@ -410,6 +411,15 @@ def _frame_packet(link: int, frame: bytes, body_at: int, ts: float, index: int, 
 
 
 _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
+_PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d")
+
+
+def capture_kind(head: bytes) -> str | None:
+    """``"pcap"`` or ``"pcapng"`` when ``head`` (a file's first 4 bytes or more) starts a capture, else
+    None."""
+    if head[:4] == _PCAPNG_SHB:
+        return "pcapng"
+    return "pcap" if head[:4] in _PCAP_MAGICS else None
 _PCAPNG_MAX_INTERFACES = 65536
 _PCAPNG_MAX_BLOCK = SNAPLEN + 4096  # a packet block holds at most one snaplen of data and its options
 

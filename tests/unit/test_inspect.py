@@ -159,3 +159,19 @@ def test_limit_applies_to_a_config_xml_too(tmp_path: Path, capsys: pytest.Captur
     assert "262144-byte config limit" in capsys.readouterr().err
     assert main(["inspect", "--limit", "400000", str(x)]) == 0
     assert main(["inspect", "--limit", "1000", str(x)]) == 2
+
+
+@pytest.mark.parametrize("head", [b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\x3c\x4d", b"\x0a\x0d\x0d\x0a"])
+def test_a_capture_is_named_and_replay_suggested(tmp_path: Path, head: bytes,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from phoneemu.cli import main
+
+    cap = tmp_path / "site.pcap"
+    cap.write_bytes(head)
+    with cap.open("r+b") as fh:  # 17 MiB (sparse), past inspect's limit: named before the size check
+        fh.truncate(17 << 20)
+    assert main(["inspect", str(cap)]) == 2
+    err = capsys.readouterr().err
+    kind = "pcapng" if head == b"\x0a\x0d\x0d\x0a" else "pcap"
+    assert f"{cap}: a packet capture ({kind}), not a file phoneemu inspect decodes: phoneemu replay {cap} " \
+        "--list" in err
