@@ -30,6 +30,7 @@ __all__ = [
     "offline_words",
     "phone_record",
     "run_all",
+    "write_junit",
 ]
 
 ALL_MAX_MEMORY_MIB = 1024
@@ -43,6 +44,8 @@ def check_all_options(args: argparse.Namespace) -> None:
     """``--all`` replays every phone: not with one phone's options; ``--fleet-flash`` only with it."""
     if args.fleet_flash is not None and not args.all:
         raise PhoneEmuError("--fleet-flash is for --all (one phone: --flash DIR)", path="fleet-flash")
+    if args.junit is not None and not args.all:
+        raise PhoneEmuError("--junit is for --all (a test case per phone)", path="junit")
     if args.installed_config_dir is not None and not args.all:
         raise PhoneEmuError("--installed-config-dir is for --all (one phone: --installed-config FILE)",
                             path="installed-config-dir")
@@ -59,6 +62,9 @@ def check_all_options(args: argparse.Namespace) -> None:
         if value is not None:
             raise PhoneEmuError(f"{option} is for one phone: not with --all (every phone of the capture)",
                                 path="all")
+    from phoneemu.files import check_writable
+
+    check_writable(args.junit, "--junit")
     if args.fleet_flash is not None and not args.fleet_flash.is_dir():
         raise PhoneEmuError(f"{args.fleet_flash}: no such folder (phones' flashes, one per <MAC>, as fleet "
                             "boot --flash keeps them)", path="fleet-flash")
@@ -204,6 +210,57 @@ def offline_words(args: argparse.Namespace, tvs_capture: TvsCapture) -> tuple[st
     return holding, tvs
 
 
+def _junit_failure(rec: dict[str, Any]) -> tuple[str, str] | None:
+    """A phone's JUnit failure (message, body): its first boot that did not accept a configuration."""
+    boots = rec["boots"]
+    bad = next((i for i, b in enumerate(boots) if b["outcome"] != "ok"), None)
+    if bad is None:
+        return None
+    b = boots[bad]
+    message = f"boot {bad + 1} of {len(boots)}: {b['outcome']} ({b['rule']})"
+    message += f": {b['reason']}" if b.get("reason") else ""
+    message += f" [{_partial(b)}]" if _partial(b) else ""
+    body = [_boot_line(i, x) for i, x in enumerate(boots)]
+    return message, "\n".join([*body, *rec.get("notes", ())])
+
+
+def _boot_line(i: int, b: dict[str, Any]) -> str:
+    missing = f"; not captured: {', '.join(b['not_captured'])}" if b.get("not_captured") else ""
+    return (f"boot {i + 1} against {b['server']}: {b['outcome']} ({b['rule']}); ITL {b['itl']}, "
+            f"CTL {b['ctl']}, config {b['config']}{missing}")
+
+
+def write_junit(doc: dict[str, Any], capture: Path, path: Path) -> None:
+    """JUnit XML: one test case per phone, failed when a boot of it did not accept a configuration (the
+    exit status's rule), skipped when it was not replayed; a CI page lists which phones and why."""
+    from xml.sax.saxutils import escape, quoteattr
+
+    from phoneemu.files import write_output
+
+    suite = f"replay {capture.name}"
+    cases: list[str] = []
+    failures = skipped = 0
+    for rec in doc["records"]:
+        head = f'    <testcase classname={quoteattr(suite)} name={quoteattr(rec["mac"])} time="0">'
+        if "skipped" in rec:
+            skipped += 1
+            cases.append(f'{head}\n      <skipped message={quoteattr("not replayed: " + rec["skipped"])}/>\n'
+                         "    </testcase>")
+            continue
+        failed = _junit_failure(rec)
+        if failed is None:
+            cases.append(f"{head}</testcase>")
+            continue
+        failures += 1
+        cases.append(f"{head}\n      <failure message={quoteattr(failed[0])}>{escape(failed[1])}</failure>\n"
+                     "    </testcase>")
+    xml = ['<?xml version="1.0" encoding="UTF-8"?>', '<testsuites name="phoneemu replay">',
+           f'  <testsuite name={quoteattr(suite)} tests="{len(cases)}" failures="{failures}" errors="0" '
+           f'skipped="{skipped}" file={quoteattr(str(capture))}>', *cases, "  </testsuite>",
+           "</testsuites>", ""]
+    write_output(path, "\n".join(xml).encode("utf-8"))
+
+
 def _size_mib(path: Path) -> int:
     """The capture's size in MiB (0: not a regular file, e.g. a pipe, or less than 1 MiB)."""
     try:
@@ -237,6 +294,8 @@ def run_all(args: argparse.Namespace, *, secrets: KeyLog | None, limits: Limits 
     finally:
         capture.close()
     doc = fleet_doc(records)
+    if args.junit is not None:
+        write_junit(doc, args.capture, args.junit)
     holding, tvs = offline_words(args, capture.tvs)
     profile = args.profile or "cp-8861"
     if args.json:

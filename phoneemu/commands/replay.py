@@ -48,6 +48,7 @@ examples:
   phoneemu replay storm.pcap --flash /tmp/fleet/0A0000000001 --keylog storm.keys   a fleet boot --flash phone
   phoneemu replay storm.pcap --all --keylog storm.keys      every phone of the capture, summarised
   phoneemu replay storm.pcap --all --fleet-flash fleet-before/ --json   each phone holding its own flash
+  phoneemu replay site.pcap --all --installed-config-dir tftp-before/ --junit phones.xml   for CI
 
 Offline, TVS and CAPF are unreachable: decisions that needed them are marked by the phone as a
 TVS/CAPF failure. --keylog FILE decrypts the captured TVS exchanges (TLS 1.0-1.3) and answers
@@ -115,6 +116,9 @@ def register(sub: Any) -> None:
                    help="with --all: phones' flashes, one per DIR/<MAC> (fleet boot --flash DIR): each phone "
                    "holds its own installed files, profile and keys (phones without one: the options')")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--junit", type=Path, metavar="FILE",
+                   help="with --all: write a JUnit XML report, a test case per phone (failed when a boot "
+                   "of it did not accept a configuration: which one and why)")
     p.set_defaults(handler=handler)
 
 

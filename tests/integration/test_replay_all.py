@@ -178,3 +178,27 @@ def test_a_flash_of_another_phone_is_not_replayed_and_says_why(tmp_path: Path,
     assert "each phone's last boot: " in out and "locked-out 1" in out and "skipped 1" in out
     assert (f"not replayed: 1 phone (0A0000000501): {wrong}: the flash is phone 0A0000000999's, not "
             "0A0000000501's") in out
+
+
+def test_junit_has_a_case_per_phone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import xml.etree.ElementTree as ET
+
+    report = tmp_path / "phones.xml"
+    assert main(["replay", str(MIGRATION), "--all", "--junit", str(report)]) == 1
+    suite = ET.parse(report).getroot().find("testsuite")
+    assert suite is not None and suite.get("tests") == "2" and suite.get("failures") == "2"
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == ["0A0000000501", "0A0000000502"]
+    failure = cases[0].find("failure")
+    assert failure is not None
+    assert (failure.get("message") or "").startswith("boot 2 of 2: locked-out (G.3.4-tvs-unreachable): ")
+    assert "boot 1 against 127.0.0.11: ok (G.4-signed-by-itl-tftp)" in (failure.text or "")
+    ok = ROOT / "captures" / "first-boot-trusts-first-itl.pcap"
+    assert main(["replay", str(ok), "--all", "--junit", str(report)]) == 0
+    suite = ET.parse(report).getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "0" and len(suite.findall("testcase")) == 3
+    capsys.readouterr()
+    assert main(["replay", str(ok), "--mac", "0A0000000001", "--junit", str(report)]) == 2
+    assert "--junit is for --all" in capsys.readouterr().err
+    assert main(["replay", str(ok), "--all", "--junit", str(tmp_path / "no" / "such" / "x.xml")]) == 2
+    assert "--junit" in capsys.readouterr().err
