@@ -231,34 +231,16 @@ def _boot_line(i: int, b: dict[str, Any]) -> str:
 
 
 def write_junit(doc: dict[str, Any], capture: Path, path: Path) -> None:
-    """JUnit XML: one test case per phone, failed when a boot of it did not accept a configuration (the
-    exit status's rule), skipped when it was not replayed; a CI page lists which phones and why."""
-    from xml.sax.saxutils import escape, quoteattr
+    """JUnit XML (:mod:`phoneemu.fleet.junit`): a case per phone, failed when a boot of it did not
+    accept a configuration (the exit status's rule), skipped with the reason when not replayed."""
+    from phoneemu.fleet.junit import Case, write_cases
 
-    from phoneemu.files import write_output
-
-    suite = f"replay {capture.name}"
-    cases: list[str] = []
-    failures = skipped = 0
-    for rec in doc["records"]:
-        head = f'    <testcase classname={quoteattr(suite)} name={quoteattr(rec["mac"])} time="0">'
+    def case(rec: dict[str, Any]) -> Case:
         if "skipped" in rec:
-            skipped += 1
-            cases.append(f'{head}\n      <skipped message={quoteattr("not replayed: " + rec["skipped"])}/>\n'
-                         "    </testcase>")
-            continue
-        failed = _junit_failure(rec)
-        if failed is None:
-            cases.append(f"{head}</testcase>")
-            continue
-        failures += 1
-        cases.append(f"{head}\n      <failure message={quoteattr(failed[0])}>{escape(failed[1])}</failure>\n"
-                     "    </testcase>")
-    xml = ['<?xml version="1.0" encoding="UTF-8"?>', '<testsuites name="phoneemu replay">',
-           f'  <testsuite name={quoteattr(suite)} tests="{len(cases)}" failures="{failures}" errors="0" '
-           f'skipped="{skipped}" file={quoteattr(str(capture))}>', *cases, "  </testsuite>",
-           "</testsuites>", ""]
-    write_output(path, "\n".join(xml).encode("utf-8"))
+            return Case(rec["mac"], skipped=f"not replayed: {rec['skipped']}")
+        return Case(rec["mac"], failure=_junit_failure(rec))
+    write_cases(path, suites="phoneemu replay", suite=f"replay {capture.name}", file=str(capture),
+                cases=(case(rec) for rec in doc["records"]))
 
 
 def _size_mib(path: Path) -> int:

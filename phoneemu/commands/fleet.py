@@ -63,6 +63,7 @@ examples:
   phoneemu lab serve --dir /tmp/lab --tftp-port 6969 &
   phoneemu fleet boot --count 5000 --tftp 127.0.0.1:6969 --mac-start 0A0000000000
   phoneemu fleet boot --count 40000 --tftp 10.0.0.5 --json out.json --plot storm.png
+  phoneemu fleet boot --count 500 --tftp 10.0.0.5 --junit phones.xml        a test case per phone, for CI
   phoneemu fleet boot --count 2000 --lab /tmp/lab      where that lab's lab serve listens, with its MICs
   phoneemu fleet boot --count 500 --tftp 10.0.0.5 --capture storm.pcap   the storm's packets + storm.keys
   phoneemu wireshark storm.pcap --keylog storm.keys                        its TVS/CAPF decoded
@@ -130,6 +131,9 @@ def register(sub: Any) -> None:
                    "fleet leaves every file whole, an OS crash may lose the last writes)")
     b.add_argument("--json", type=Path, default=None, metavar="FILE",
                    help="write the summary and every phone's record as JSON")
+    b.add_argument("--junit", type=Path, default=None, metavar="FILE",
+                   help="write a JUnit XML report for CI: a test case per phone, failed with its outcome, "
+                   "deciding rule and reason when it did not accept a configuration")
     b.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
                    help="draw boots over time and the latency distribution (needs phoneemu[plot])")
     b.add_argument("--keylog", type=Path, default=None, metavar="FILE",
@@ -216,10 +220,32 @@ def _lab_phones(args: argparse.Namespace, start: int) -> tuple[str | None, dict[
     return str(folder), keys, strings
 
 
+def _write_junit(path: Path, result: Any, *, target: str, count: int) -> None:
+    """``--junit``: a case per phone booted (:mod:`phoneemu.fleet.junit`), one skipped case counting the
+    phones not started, one error case per shard process that died."""
+    from phoneemu.fleet.junit import Case, write_cases
+    from phoneemu.fleet.metrics import BootRecord
+
+    def case(rec: BootRecord) -> Case:
+        if rec.outcome == "ok":
+            return Case(rec.mac, time_s=rec.latency_s)
+        message = f"{rec.outcome} ({rec.rule})" + (f": {rec.reason}" if rec.reason else "")
+        body = "\n".join(f"{k}: {v}" for k, v in rec.as_dict().items())
+        return Case(rec.mac, time_s=rec.latency_s, failure=(message, body))
+    cases = [case(rec) for rec in result.records]
+    if result.not_started:
+        why = "interrupted" if result.interrupted else "--max-time"
+        cases.append(Case("not started", skipped=f"{result.not_started} phones not started ({why})"))
+    cases += [Case(f"lost shard {i + 1}", error=lost.message()) for i, lost in enumerate(result.lost)]
+    write_cases(path, suites="phoneemu fleet", suite=f"fleet boot {count} phones -> {target}", cases=cases,
+                time_s=result.metrics.wall_s)
+
+
 def _boot(args: argparse.Namespace) -> int:
     if args.count < 1:
         raise PhoneEmuError("--count must be at least 1", path="count")
     check_writable(args.json, "--json")
+    check_writable(args.junit, "--junit")
     check_writable(args.plot, "--plot")
     if args.capture_limit is not None and args.capture is None:
         raise PhoneEmuError("--capture-limit goes with --capture", path="capture-limit")
@@ -247,7 +273,7 @@ def _boot(args: argparse.Namespace) -> int:
                      fetch_max_time=args.tftp_max_time,
                      tvs_timeout=args.tvs_timeout, max_time_s=args.max_time,
                      flash_dir=str(args.flash) if args.flash is not None else None,
-                     keep_records=args.json is not None, blksize=args.blksize,
+                     keep_records=args.json is not None or args.junit is not None, blksize=args.blksize,
                      event_loop=args.event_loop, keylog=str(args.keylog) if args.keylog is not None else None,
                      prestate=prestate, mic_dir=mic_dir, symmetric_keys=symmetric_keys,
                      capf_retry_delay=args.capf_retry_delay, auth_string=args.auth_string,
@@ -303,6 +329,8 @@ def _boot(args: argparse.Namespace) -> int:
         doc = {"target": str(target), "profile": args.profile, "summary": summary,
                "phones": [r.as_dict() for r in result.records], "phoneemu": version_text()}
         write_output(args.json, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
+    if args.junit is not None:
+        _write_junit(args.junit, result, target=str(target), count=args.count)
     if args.plot is not None:
         from phoneemu.fleet.plot import plot_metrics
 

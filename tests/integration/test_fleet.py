@@ -229,6 +229,36 @@ def test_cli_fleet_boot_two_shards_json(tmp_path: Path) -> None:
     assert doc["phoneemu"].startswith("phoneemu ")
 
 
+def test_cli_fleet_boot_junit_has_a_case_per_phone(tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    c = LabCluster.init(tmp_path / "lab", seed=5, key_spec="rsa1024", now=NOW)
+    c.add_phones([mac_text(START + i) for i in range(4)], now=NOW)
+    report = tmp_path / "phones.xml"
+
+    async def body() -> tuple[int, str]:
+        async with LabServers(c, host=HOST, tftp_tid_mode="shared") as srv:
+            c.tamper(f"SEP{mac_text(START + 3)}.cnf.xml.sgn", now=NOW)  # the fourth phone's config fails
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "phoneemu", "fleet", "boot", "--count", "4", "--tftp",
+                f"{HOST}:{srv.ports['tftp']}", "--no-http", "--mac-start", mac_text(START), "--shards", "0",
+                "--junit", str(report), "-q", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            so, se = await asyncio.wait_for(proc.communicate(), 90)
+            assert proc.returncode is not None
+            return proc.returncode, (so + se).decode()
+
+    rc, output = run(body())
+    assert rc == 1, output
+    suite = ET.parse(report).getroot().find("testsuite")
+    assert suite is not None and suite.get("tests") == "4" and suite.get("failures") == "1", output
+    cases = {c.get("name"): c for c in suite.findall("testcase")}
+    assert sorted(cases) == [mac_text(START + i) for i in range(4)]
+    failure = cases[mac_text(START + 3)].find("failure")
+    assert failure is not None and (failure.get("message") or "").startswith("locked-out (G.4-bad-signature")
+    assert f"mac: {mac_text(START + 3)}" in (failure.text or "")
+    assert all(cases[mac_text(START + i)].find("failure") is None for i in range(3))
+
+
 @pytest.mark.parametrize(("presses", "shards", "group"), [(1, "2", False), (2, "2", False), (1, "0", False),
                                                      (1, "2", True)])
 def test_cli_fleet_ctrl_c_keeps_what_booted(tmp_path: Path, presses: int, shards: str, group: bool) -> None:
