@@ -22,6 +22,10 @@ profile does (a cp-8861; spec §H.1), TFTP otherwise or when HTTP fails; --no-ht
 Ctrl-C (or SIGTERM) starts no new boot, lets the boots under way finish and still writes the
 summary, --json and --plot of what ran (the rest count as not started), then exits 130; a second
 Ctrl-C aborts at once.
+When nothing answers at the target (a mistyped address, a cluster down), a shard starts no new boot
+once its first 32 phones got no answer to any request (every one timed out or was unreachable): the
+summary says so and counts the rest as not started (--keep-going boots every phone anyway); one
+answer of any kind, a file or "not found", and the storm goes on.
 A shard process that dies during the storm (e.g. killed by the OOM killer) is reported at once on
 stderr, naming the shard, its MACs and the signal; the other shards finish, and the summary and
 --json count its phones as lost ("lost" and "lost_shards"); exit status 1 (130 if interrupted too).
@@ -125,6 +129,10 @@ def register(sub: Any) -> None:
                    "installed, else asyncio")
     b.add_argument("--max-time", type=positive_float, default=None, metavar="S",
                    help="start no new boot after S seconds (the rest count as not started)")
+    b.add_argument("--keep-going", action="store_true",
+                   help=f"boot every phone even when nothing answers: by default a shard starts no new boot "
+                   f"once its first {GIVE_UP_UNANSWERED} phones got no answer to any request (a wrong "
+                   "address, a cluster down: each later phone would wait out the same timeouts)")
     b.add_argument("--flash", type=Path, default=None, metavar="DIR",
                    help="keep each phone's flash in DIR/<MAC> (default: in memory); each file is "
                    "replaced atomically, without the fsyncs of boot --flash (our convention: a killed "
@@ -220,6 +228,19 @@ def _lab_phones(args: argparse.Namespace, start: int) -> tuple[str | None, dict[
     return str(folder), keys, strings
 
 
+#: fleet boot's FleetSpec.give_up_unanswered unless --keep-going (our convention)
+GIVE_UP_UNANSWERED = 32
+
+
+def _why(result: Any) -> str:
+    """Why some phones were not started."""
+    if result.interrupted:
+        return "interrupted"
+    if result.gave_up:
+        return f"{result.gave_up}; --keep-going boots every phone anyway"
+    return "--max-time"
+
+
 def _write_junit(path: Path, result: Any, *, target: str, count: int) -> None:
     """``--junit``: a case per phone booted (:mod:`phoneemu.fleet.junit`), one skipped case counting the
     phones not started, one error case per shard process that died."""
@@ -234,8 +255,7 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int) -> None:
         return Case(rec.mac, time_s=rec.latency_s, failure=(message, body))
     cases = [case(rec) for rec in result.records]
     if result.not_started:
-        why = "interrupted" if result.interrupted else "--max-time"
-        cases.append(Case("not started", skipped=f"{result.not_started} phones not started ({why})"))
+        cases.append(Case("not started", skipped=f"{result.not_started} phones not started ({_why(result)})"))
     cases += [Case(f"lost shard {i + 1}", error=lost.message()) for i, lost in enumerate(result.lost)]
     write_cases(path, suites="phoneemu fleet", suite=f"fleet boot {count} phones -> {target}", cases=cases,
                 time_s=result.metrics.wall_s)
@@ -272,6 +292,7 @@ def _boot(args: argparse.Namespace) -> int:
                      concurrency=args.concurrency, fetch_timeout=args.timeout, fetch_retries=args.retries,
                      fetch_max_time=args.tftp_max_time,
                      tvs_timeout=args.tvs_timeout, max_time_s=args.max_time,
+                     give_up_unanswered=None if args.keep_going else GIVE_UP_UNANSWERED,
                      flash_dir=str(args.flash) if args.flash is not None else None,
                      keep_records=args.json is not None or args.junit is not None, blksize=args.blksize,
                      event_loop=args.event_loop, keylog=str(args.keylog) if args.keylog is not None else None,
@@ -313,8 +334,7 @@ def _boot(args: argparse.Namespace) -> int:
         for line in capture_summary(capture):
             print(line)
     if result.not_started:
-        why = "interrupted" if result.interrupted else "--max-time"
-        print(f"not started ({why}): {result.not_started}")
+        print(f"not started ({_why(result)}): {result.not_started}")
     for lost in result.lost:
         print(f"lost: {lost.message()}")
     if args.json is not None:

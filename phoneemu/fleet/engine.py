@@ -69,6 +69,7 @@ from phoneemu.phone.flash import Flash
 from phoneemu.phone.phone import Phone, check_flash_owner
 from phoneemu.phone.profile import PhoneProfile, get_profile
 from phoneemu.phone.store import SHARED_CACHE, AcceptedConfig
+from phoneemu.values import host_port
 
 __all__ = [
     "FAILING_SHOWN",
@@ -165,6 +166,10 @@ class FleetSpec:
     auth_string: str | None = None
     #: MAC -> the string the lab set for that phone's pending operation (``fleet boot --lab``); wins
     auth_strings: dict[str, str] = field(default_factory=dict)
+    #: start no new boot once this many boots of a shard have ended and not one request of any of them got
+    #: an answer (``BootRecord.answered``): nothing answers at the target (a wrong address, a cluster
+    #: down), and every later phone would wait out the same timeouts; None: boot every phone anyway
+    give_up_unanswered: int | None = None
 
     def __post_init__(self) -> None:
         if self.count < 0:
@@ -173,6 +178,8 @@ class FleetSpec:
             raise EncodeError("concurrency must be at least 1", path="concurrency")
         if self.max_sockets < 1:
             raise EncodeError("max_sockets must be at least 1", path="max_sockets")
+        if self.give_up_unanswered is not None and self.give_up_unanswered < 1:
+            raise EncodeError("give_up_unanswered must be at least 1 (or None)", path="give_up_unanswered")
         if self.event_limit < 1:
             raise EncodeError("event_limit must be at least 1", path="event_limit")
         if not self.capf_retry_delay >= 0:  # NaN too
@@ -203,12 +210,14 @@ class ShardResult:
     intern_hits: int = 0
     intern_misses: int = 0
     cpu_s: float = 0.0  # user + system CPU time of this process during the boots
+    gave_up: str | None = None  # why no new boot started (FleetSpec.give_up_unanswered), else None
 
     def to_state(self) -> dict[str, Any]:
         return {"shard": self.shard, "metrics": self.metrics.to_state(),
                 "records": [r.as_dict() for r in self.records], "not_started": self.not_started,
                 "setup_s": self.setup_s, "verify_hits": self.verify_hits, "verify_misses": self.verify_misses,
-                "intern_hits": self.intern_hits, "intern_misses": self.intern_misses, "cpu_s": self.cpu_s}
+                "intern_hits": self.intern_hits, "intern_misses": self.intern_misses, "cpu_s": self.cpu_s,
+                "gave_up": self.gave_up}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> ShardResult:
@@ -217,7 +226,7 @@ class ShardResult:
                    not_started=int(state["not_started"]), setup_s=float(state["setup_s"]),
                    verify_hits=int(state["verify_hits"]), verify_misses=int(state["verify_misses"]),
                    intern_hits=int(state["intern_hits"]), intern_misses=int(state["intern_misses"]),
-                   cpu_s=float(state["cpu_s"]))
+                   cpu_s=float(state["cpu_s"]), gave_up=state.get("gave_up"))
 
 
 # --------------------------------------------------------------------------- scenario entry point
@@ -438,11 +447,27 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
         start = time.perf_counter()
         stop_at = start + spec.max_time_s if spec.max_time_s is not None else None
         done, ok = len(unready), 0
+        unanswered, answered = 0, False  # FleetSpec.give_up_unanswered
+        gave_up: str | None = None
 
         def stopping() -> bool:
-            """No new boot starts (``max_time_s`` reached, or ``should_stop()``)."""
-            return (stop_at is not None and time.perf_counter() >= stop_at) or \
+            """No new boot starts (``max_time_s`` reached, ``should_stop()``, or nothing answers)."""
+            return (stop_at is not None and time.perf_counter() >= stop_at) or gave_up is not None or \
                 (should_stop is not None and should_stop())
+
+        def heard(rec: BootRecord) -> None:
+            """Count a boot towards ``give_up_unanswered``."""
+            nonlocal unanswered, answered, gave_up
+            if rec.answered:
+                answered = True
+                return
+            unanswered += 1
+            limit = spec.give_up_unanswered
+            if limit is not None and not answered and unanswered >= limit and gave_up is None:
+                where = host_port(spec.target.host, spec.target.tftp_port)
+                gave_up = (f"the first {unanswered} phones got no answer to any request from {where} (every "
+                           "one timed out or was unreachable)")
+                turns.stop()  # pausing phones go on at once
 
         async def boot_one(phone: Phone) -> None:
             """One phone's boot, holding a turn (``turns``) except while it pauses."""
@@ -460,6 +485,7 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
                     return
                 t1 = time.perf_counter()
                 rec = BootRecord.of(report, latency_s=t1 - t0, end_s=t1 - start)
+                heard(rec)
                 metrics.add(rec)
                 if spec.keep_records:
                     records.append(rec)
@@ -505,7 +531,7 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
                            setup_s=setup_s, verify_hits=cache.hits if cache else 0,
                            verify_misses=cache.misses if cache else 0,
                            intern_hits=SHARED_CACHE.hits - cache_hits0,
-                           intern_misses=SHARED_CACHE.misses - cache_miss0, cpu_s=cpu_s)
+                           intern_misses=SHARED_CACHE.misses - cache_miss0, cpu_s=cpu_s, gave_up=gave_up)
     finally:
         if cache is not None:
             signatures.set_verify_cache(old_cache)

@@ -93,6 +93,7 @@ class BootRecord:
     #: F.7-...): how its CAPF session ended; None when the config asked for none
     capf: str | None = None
     capf_reason: str | None = None  # that decision's reason, kept when it was not accepted
+    answered: bool = True  # some request of this boot got an answer from the cluster (BootReport.answered)
 
     @classmethod
     def of(cls, report: BootReport, *, latency_s: float, end_s: float) -> BootRecord:
@@ -107,7 +108,8 @@ class BootRecord:
                    latency_s=latency_s, end_s=end_s, tvs_used=report.tvs_used, reason=reason,
                    itl=report.trust.get("ITL"), ctl=report.trust.get("CTL"), signer=signer,
                    over_http=http, over_tftp=len(over) - http, capf=capf.rule if capf is not None else None,
-                   capf_reason=capf.reason[:300] if capf is not None and not capf.accepted else None)
+                   capf_reason=capf.reason[:300] if capf is not None and not capf.accepted else None,
+                   answered=report.answered)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mac": self.mac, "outcome": self.outcome, "rule": self.rule,
@@ -127,6 +129,8 @@ class BootRecord:
             out["capf"] = self.capf
         if self.capf_reason is not None:
             out["capf_reason"] = self.capf_reason
+        if not self.answered:
+            out["answered"] = False
         return out
 
     @classmethod
@@ -137,7 +141,8 @@ class BootRecord:
         return cls(mac=d["mac"], outcome=d["outcome"], rule=d["rule"], latency_s=d["latency_ms"] / 1000.0,
                    end_s=d["end_s"], tvs_used=d["tvs_used"], reason=d.get("reason"), itl=d.get("itl"),
                    ctl=d.get("ctl"), signer=d.get("signer"), over_http=int(over.get("http", 0)),
-                   over_tftp=int(over.get("tftp", 0)), capf=d.get("capf"), capf_reason=d.get("capf_reason"))
+                   over_tftp=int(over.get("tftp", 0)), capf=d.get("capf"), capf_reason=d.get("capf_reason"),
+                   answered=bool(d.get("answered", True)))
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float | None:

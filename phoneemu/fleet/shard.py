@@ -106,6 +106,11 @@ class FleetResult:
         return sum(s.not_started for s in self.shards)
 
     @property
+    def gave_up(self) -> str | None:
+        """Why the shards started no new boot (``FleetSpec.give_up_unanswered``): the first shard's reason."""
+        return next((s.gave_up for s in self.shards if s.gave_up), None)
+
+    @property
     def lost_phones(self) -> int:
         return sum(x.phones for x in self.lost)
 
@@ -114,6 +119,7 @@ class FleetResult:
         out["shards"] = len(self.shards)
         out["not_started"] = self.not_started
         out["interrupted"] = self.interrupted
+        out["gave_up"] = self.gave_up
         out["lost"] = self.lost_phones
         out["lost_shards"] = [x.as_dict() for x in self.lost]
         out["setup_s"] = round(max((s.setup_s for s in self.shards), default=0.0), 3)

@@ -176,6 +176,9 @@ class BootReport:
     #: the pending "ask TVS" decisions of this boot (``G.3.4-needs-tvs`` ...), in order: not outcomes, so
     #: not in ``decisions``, but rules the phone applied (a scenario's ``rule:`` check sees them)
     pending: tuple[Decision, ...] = ()
+    #: whether any request of this boot got an answer from the cluster (a file, not found, refused, an
+    #: error): False when every one timed out or was unreachable (nothing there, or nothing answering)
+    answered: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready view (decisions as dicts; reason codes as their stable names)."""
@@ -188,7 +191,7 @@ class BootReport:
             "decisions": [decision_dict(d) for d in self.decisions],
             "statuses": list(self.statuses), "timeline": list(self.timeline), "static": dict(self.static),
             "retransmits": self.retransmits, "fetched_over": dict(self.fetched_over),
-            "duration_s": round(self.duration_s, 4),
+            "answered": self.answered, "duration_s": round(self.duration_s, 4),
         }
 
 
@@ -226,6 +229,8 @@ _last_hms: tuple[int | None, str] = (None, "")
 
 #: Trust-file outcomes a §G.9 retry does not overwrite, and the ones it may overwrite them with.
 _MEANINGFUL = frozenset({"installed", "updated", "empty", "rejected"})
+#: TransportError kinds that are no answer from the cluster (BootReport.answered)
+_NO_ANSWER = frozenset({"timeout", "unreachable"})
 _CHANGES = frozenset({"installed", "updated", "empty"})
 
 
@@ -355,6 +360,7 @@ class _Boot:
         self.static: dict[str, str] = {}
         self.retransmits = 0
         self.fetched_over: dict[str, str] = {}
+        self.answered = False  # BootReport.answered
         self.flash_problems: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ recording
@@ -412,14 +418,17 @@ class _Boot:
         try:
             data = await self.fetcher.fetch(name)
         except TransportError as exc:
+            self.answered |= exc.kind not in _NO_ANSWER
             return _Fail(self._with_fallback(exc))
         except PhoneEmuError as exc:
+            self.answered = True
             return _Fail(self._with_fallback(TransportError(f"{exc}", kind="protocol", path=name)))
         except OSError as exc:
             return _Fail(self._with_fallback(TransportError(f"{exc}", kind="error", path=name)))
         finally:
             sent_again = self._fetcher_retransmits() - before
             self.retransmits += sent_again
+        self.answered = True
         again = f" ({sent_again} TFTP retransmission{'s' if sent_again != 1 else ''})" if sent_again else ""
         self.note("fetched", f"{len(data)} bytes{self._fallback_text()}{again}", file=name)
         over = getattr(self.fetcher, "transport", "")
@@ -913,7 +922,7 @@ class _Boot:
             statuses=tuple(self.statuses), firmware=self.firmware, load=self.store.firmware_load, lsc=lsc,
             locked_out=locked, tvs_used=self.tvs_used, timeline=tuple(self.timeline), duration_s=duration,
             target=target, static=dict(self.static), retransmits=self.retransmits,
-            fetched_over=self.fetched_over, pending=tuple(self.pending))
+            fetched_over=self.fetched_over, pending=tuple(self.pending), answered=self.answered)
 
 
 def _records(tl: TrustList) -> list[TrustRecord]:

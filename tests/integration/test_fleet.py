@@ -16,6 +16,8 @@ import json
 import os
 import shutil
 import signal
+import socket
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -257,6 +259,34 @@ def test_cli_fleet_boot_junit_has_a_case_per_phone(tmp_path: Path) -> None:
     assert failure is not None and (failure.get("message") or "").startswith("locked-out (G.4-bad-signature")
     assert f"mac: {mac_text(START + 3)}" in (failure.text or "")
     assert all(cases[mac_text(START + i)].find("failure") is None for i in range(3))
+
+
+def test_cli_fleet_boot_gives_up_when_nothing_answers(tmp_path: Path) -> None:
+    """A wrong address (nothing answers on it: a silent UDP socket here) stops the storm after the first
+    32 phones of a shard got no answer at all, instead of every phone waiting out the same timeouts;
+    --keep-going boots them all."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind((HOST, 0))
+    port = silent.getsockname()[1]
+
+    def fleet(*extra: str) -> tuple[int, str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "phoneemu", "fleet", "boot", "--count", "120", "--tftp", f"{HOST}:{port}",
+             "--no-http", "--timeout", "0.05", "--retries", "0", "--shards", "0", "--concurrency", "8",
+             "-q", *extra], capture_output=True, text=True, timeout=120, check=False)
+        return proc.returncode, proc.stdout + proc.stderr
+    try:
+        rc, out = fleet()
+        assert rc == 1, out
+        assert (f"the first 32 phones got no answer to any request from {HOST}:{port} (every one timed "
+                "out or was unreachable); --keep-going boots every phone anyway") in out
+        booted = int(out.split(" phones: ")[1].split(" booted")[0])  # "120 phones: 0 booted, 39 failed"
+        failed = int(out.split(" booted, ")[1].split(" failed")[0])
+        assert booted == 0 and 32 <= failed < 120, out
+        rc, out = fleet("--keep-going")
+        assert rc == 1 and "120 phones: 0 booted, 120 failed" in out and "not started" not in out, out
+    finally:
+        silent.close()
 
 
 @pytest.mark.parametrize(("presses", "shards", "group"), [(1, "2", False), (2, "2", False), (1, "0", False),

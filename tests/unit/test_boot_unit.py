@@ -221,6 +221,23 @@ def test_transport_failures_become_statuses(lab: LabCluster, exc: Exception, sho
     assert transport_status(TransportError("x", kind="timeout")) == status.TFTP_TIMEOUT
 
 
+@pytest.mark.parametrize(("exc", "answered"), [
+    (TransportError("no answer", kind="timeout"), False),
+    (TransportError("nothing listens", kind="unreachable"), False),
+    (TransportError("File not found", kind="not-found", code=1), True),
+    (TransportError("denied", kind="refused"), True),
+    (DecodeError("bad packet"), True),
+    (OSError("network down"), False),
+])
+def test_a_boot_says_whether_the_cluster_answered_at_all(lab: LabCluster, exc: Exception,
+                                                          answered: bool) -> None:
+    """BootReport.answered (fleet boot gives up on an address where nothing answers): an answer of any
+    kind is one; timeouts and unreachable servers are none."""
+    r = run(phone(lab).boot(TARGET, fetcher=Broken(exc)))
+    assert r.answered is answered and r.as_dict()["answered"] is answered
+    assert boot(phone(lab), lab.get)[0].answered
+
+
 class Lossy(MemoryFetcher):
     """Serves the lab's files, counting ``resends[name]`` TFTP retransmissions for each (a fake loss)."""
 

@@ -343,7 +343,7 @@ _text = st.none() | st.text(max_size=20)
 @given(st.builds(BootRecord, mac=st.text(min_size=1, max_size=12), outcome=st.text(min_size=1, max_size=12),
                  rule=_text, latency_s=st.floats(0, 1e4), end_s=st.floats(0, 1e4), tvs_used=st.booleans(),
                  reason=_text, itl=_text, ctl=_text, signer=_text, over_http=st.integers(0, 50),
-                 over_tftp=st.integers(0, 50), capf=_text, capf_reason=_text))
+                 over_tftp=st.integers(0, 50), capf=_text, capf_reason=_text, answered=st.booleans()))
 def test_a_shards_records_cross_its_pipe_whole(rec: BootRecord) -> None:
     """Every field of a record sent by a shard comes back in the parent (files_over and the CAPF
     outcome were lost on the way: a 2-shard --json had none)."""
@@ -352,8 +352,8 @@ def test_a_shards_records_cross_its_pipe_whole(rec: BootRecord) -> None:
     sent = ShardResult(shard=1, metrics=FleetMetrics(), records=[rec])
     got = ShardResult.from_state(sent.to_state()).records[0]
     assert got.as_dict() == rec.as_dict()
-    assert (got.over_http, got.over_tftp, got.capf, got.capf_reason) == \
-        (rec.over_http, rec.over_tftp, rec.capf, rec.capf_reason)
+    assert (got.over_http, got.over_tftp, got.capf, got.capf_reason, got.answered) == \
+        (rec.over_http, rec.over_tftp, rec.capf, rec.capf_reason, rec.answered)
 
 
 def test_phones_never_booted_are_no_boots_in_the_rate() -> None:
