@@ -2,8 +2,9 @@
 
 The capture may come from ``phoneemu run --capture`` or from any cluster (tcpdump/Wireshark pcap of
 TFTP and HTTP 6970). See :mod:`phoneemu.scenario.replay` for how transfers are reassembled and how
-files are attributed to a phone. Exit status: 0 when every replayed boot ended with an accepted
-config, 1 otherwise, 2 on bad input.
+files are attributed to a phone; ``--all`` replays every phone of the capture
+(:mod:`phoneemu.scenario.replay_fleet`, :mod:`phoneemu.commands._replay_all`). Exit status: 0 when
+every replayed boot ended with an accepted config, 1 otherwise, 2 on bad input.
 """
 
 from __future__ import annotations

@@ -72,7 +72,8 @@ Rules (issue #5 point 3; spec §C.6 request names, §H.1 TFTP/HTTP 6970):
   decide trust are small: trust lists, configs; a large one is a load), then the earliest request.
   Such a download is reported ``too-large`` (its detail says why; the boot that fetches it is told
   so), with a warning naming the file, the capture offset and the budget. A capture that fits the
-  budget loses nothing, so its decisions are the same whatever the budget.
+  budget loses nothing, so its decisions are the same whatever the budget. ``replay --all`` keeps
+  every phone's downloads instead, their bytes on disk (:mod:`phoneemu.scenario.replay_fleet`).
 """
 
 from __future__ import annotations
