@@ -13,7 +13,8 @@ boots, windows and answers :mod:`phoneemu.scenario.replay`'s):
   download's description (name, endpoints, times, outcome, where its bytes are): they count against
   the overall budget (``--max-memory``) at :data:`DESCRIPTION_COST` bytes each and, with the TVS
   exchanges kept, may take half of it (the open flows have the other half); a download beyond that is
-  not kept (counted, with a warning naming the budget). At most
+  not kept (counted, with a warning naming the budget), and a phone with a download of its own not
+  kept is not replayed (it says why). At most
   :data:`~phoneemu.scenario.replay.MAX_MACS` phones.
 * **Each phone as ``replay --mac`` would.** The same boots (split at its ``CTLSEP``/``ITLSEP``
   requests), the same windows, the same answer to a cluster-wide name: of that name's downloads from
@@ -71,6 +72,10 @@ MAX_FLEET_EXCHANGES = 1_000_000
 """TVS exchanges kept for ``--all`` at most, whatever the budget (each phone's queries are answered
 from its own)."""
 T = TypeVar("T")
+NOT_KEPT = ("its downloads were not all kept: the downloads' descriptions filled half of --max-memory "
+            "before them (raise --max-memory)")
+"""Why a phone of the capture is not replayed when a download of its own came after the allowance was
+full (replayed on what was kept, it would decide on files it never lacked)."""
 _PROGRESS_EVERY = 4096  # packets between two progress calls of scan_fleet
 _READ_CACHE = 64  # spool reads remembered (a cluster-wide file served to every phone is read once)
 _SAME_KEPT = 65_536  # distinct values held once (endpoints, addresses, certificates) at most
@@ -191,6 +196,7 @@ class _FleetSink:
         self.not_kept = 0
         self.spool_full = 0
         self.macs: set[str] = set()
+        self.dropped_macs: set[str] = set()  # phones with a download not kept (a subset of macs)
         self.too_many_macs = 0
         self._same: dict[Any, Any] = {}
 
@@ -215,6 +221,8 @@ class _FleetSink:
                 return
             self.macs.add(mac)
         if not self.allowance.take(DESCRIPTION_COST):
+            if mac is not None:
+                self.dropped_macs.add(mac)
             self.not_kept += 1
             if self.not_kept == 1:
                 self.warn(f"{d.protocol} {d.name!r}: the downloads' descriptions and TVS exchanges kept "
@@ -326,6 +334,8 @@ class FleetCapture:
                 if d.client in phones_clients:
                     by_client.setdefault((d.server[0], d.name, d.client), []).append(k)
         self._own = own
+        #: phones seen in the capture with a download of their own not kept (beyond the allowance)
+        self.not_kept = sorted(sink.dropped_macs | (sink.macs - own.keys()))
         self._shared = {key: _Candidates(v) for key, v in shared.items()}
         self._by_client = {key: _Candidates(v) for key, v in by_client.items()}
 
@@ -438,7 +448,8 @@ async def replay_fleet(capture: FleetCapture, *, reduce: Callable[[PhoneReplay],
     flash) holds its config from there, as ``fleet boot --installed-config-dir`` takes it."""
     from phoneemu.crypto import signatures
 
-    macs = capture.macs()
+    unkept = set(capture.not_kept)
+    macs = sorted(unkept.union(capture.macs()))
     out: list[T] = []
     # identical signature checks (one captured ITL against one installed generation) are made once
     old_cache = signatures.set_verify_cache(signatures.VerifyCache())
@@ -446,6 +457,9 @@ async def replay_fleet(capture: FleetCapture, *, reduce: Callable[[PhoneReplay],
         for n, mac in enumerate(macs):
             if progress is not None and n:
                 progress(n, len(macs))
+            if mac in unkept:
+                out.append(reduce(PhoneReplay(mac=mac, profile=profile, skipped=NOT_KEPT)))
+                continue
             out.append(reduce(await _replay_one(capture, mac, profile=profile, installed=installed,
                                                 config_dir=config_dir, fleet_flash=fleet_flash,
                                                 use_keylog=use_keylog, **options)))

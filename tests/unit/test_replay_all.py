@@ -118,6 +118,9 @@ def test_descriptions_beyond_half_the_budget_are_counted_not_kept(tmp_path: Path
     try:
         assert fleet.downloads == 2
         assert any("8 download(s) not replayed" in w and "--max-memory" in w for w in fleet.warnings)
+        assert fleet.not_kept == [MAC]  # not replayed on part of its files: said why
+        (phone,) = asyncio.run(replay_fleet.replay_fleet(fleet, reduce=lambda ph: ph))
+        assert phone.skipped == replay_fleet.NOT_KEPT and phone.results == ()
     finally:
         fleet.close()
 
