@@ -46,6 +46,9 @@ def check_all_options(args: argparse.Namespace) -> None:
         raise PhoneEmuError("--fleet-flash is for --all (one phone: --flash DIR)", path="fleet-flash")
     if args.junit is not None and not args.all:
         raise PhoneEmuError("--junit is for --all (a test case per phone)", path="junit")
+    if args.export_flash is not None and not args.all:
+        raise PhoneEmuError("--export-flash is for --all (one phone: boot --flash keeps its flash)",
+                            path="export-flash")
     if args.installed_config_dir is not None and not args.all:
         raise PhoneEmuError("--installed-config-dir is for --all (one phone: --installed-config FILE)",
                             path="installed-config-dir")
@@ -65,9 +68,21 @@ def check_all_options(args: argparse.Namespace) -> None:
     from phoneemu.files import check_writable
 
     check_writable(args.junit, "--junit")
+    _check_export(args.export_flash)
     if args.fleet_flash is not None and not args.fleet_flash.is_dir():
         raise PhoneEmuError(f"{args.fleet_flash}: no such folder (phones' flashes, one per <MAC>, as fleet "
                             "boot --flash keeps them)", path="fleet-flash")
+
+
+def _check_export(folder: Path | None) -> None:
+    """``--export-flash``: a new folder, or an empty one (phones' flashes are never mixed or replaced)."""
+    if folder is None:
+        return
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise PhoneEmuError(f"{folder}: {'not empty' if folder.is_dir() else 'not a folder'} (--export-flash "
+                            "writes into a new or empty folder: give another one)", path="export-flash")
+    if not folder.parent.is_dir():
+        raise PhoneEmuError(f"{folder}: no folder {folder.parent} to make it in", path="export-flash")
 
 
 def _boot_record(r: ReplayResult) -> dict[str, Any]:
@@ -270,7 +285,7 @@ def run_all(args: argparse.Namespace, *, secrets: KeyLog | None, limits: Limits 
                                 "SEP<MAC>.cnf.xml...)", path="capture")
         records = asyncio.run(replay_fleet(capture, reduce=phone_record, profile=args.profile or "cp-8861",
                                            installed=installed, config_dir=args.installed_config_dir,
-                                           fleet_flash=args.fleet_flash,
+                                           fleet_flash=args.fleet_flash, export_flash=args.export_flash,
                                            use_keylog=args.keylog is not None,
                                            progress=progress_line("replayed"), **options))
     finally:

@@ -50,6 +50,8 @@ examples:
   phoneemu replay storm.pcap --all --keylog storm.keys      every phone of the capture, summarised
   phoneemu replay storm.pcap --all --fleet-flash fleet-before/ --json   each phone holding its own flash
   phoneemu replay site.pcap --all --installed-config-dir tftp-before/ --junit phones.xml   for CI
+  phoneemu replay site.pcap --all --keylog site.keys --export-flash site-phones/ && \
+      phoneemu predict --fleet-flash site-phones/ new-cluster/     what the change would do to each phone
 
 Offline, TVS and CAPF are unreachable: decisions that needed them are marked by the phone as a
 TVS/CAPF failure. --keylog FILE decrypts the captured TVS exchanges (TLS 1.0-1.3) and answers
@@ -113,6 +115,10 @@ def register(sub: Any) -> None:
                    help="with --all: each phone holds its config from DIR (SEP<MAC>.cnf.xml.sgn or "
                    ".cnf.xml, e.g. a copy of the cluster's TFTP root from before the capture): it names the "
                    "TVS servers the phone asks")
+    p.add_argument("--export-flash", type=Path, metavar="DIR",
+                   help="with --all: write each replayed phone's flash as its last boot left it to "
+                   "DIR/<MAC> (trust lists, config, keys; a new or empty folder), for predict --fleet-flash "
+                   "DIR NEW-FILES: what a planned change would do to every phone of the site")
     p.add_argument("--fleet-flash", type=Path, metavar="DIR",
                    help="with --all: phones' flashes, one per DIR/<MAC> (fleet boot --flash DIR): each phone "
                    "holds its own installed files, profile and keys (phones without one: the options')")

@@ -238,6 +238,18 @@ class Phone:
                 return
         atomic_write(p, ident, durable=self.flash.durable)
 
+    def save_to(self, flash: Flash, last_report: BootReport | None = None) -> None:
+        """Write this phone's trust store, keys and identity into ``flash`` (another phone's folder is
+        never this phone's flash: ``replay --all --export-flash`` writes each replayed phone's state);
+        ``last_report``: its last boot, as ``last-boot.json``."""
+        held, self.flash = self.flash, flash
+        try:
+            self._save()
+            if last_report is not None:
+                flash.save_last_boot(_last_boot(last_report, self._store, self.clock()))
+        finally:
+            self.flash = held
+
     # ------------------------------------------------------------------ user actions
     def erase_trust(self) -> str:
         """Settings → erase CTL and ITL (spec §G.6); returns the status message."""

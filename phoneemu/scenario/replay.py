@@ -616,13 +616,15 @@ async def replay_boots(boots: Sequence[ReplayBoot], mac: str, *, profile: str = 
                        tvs_certs: Sequence[Any] = (),
                        tvs_roles: frozenset[int] = frozenset({0, 2}),
                        tvs_capture: Any = None, installed: Any = None, keys_from: Path | None = None,
-                       notes: list[str] | None = None) -> list[ReplayResult]:
+                       notes: list[str] | None = None, export: Path | None = None) -> list[ReplayResult]:
     """Boot a fresh phone ``mac`` offline once per boot of ``boots`` (one phone's, in order; module
     rules); with ``tvs_capture`` (:class:`phoneemu.scenario.replay_tvs.TvsCapture`) TVS answers as it
     did in the capture; ``installed`` (:class:`phoneemu.scenario.predict.Installed`) is what the phone
     holds before the first boot (else nothing: a phone out of the box); ``keys_from``: a phone's flash
     whose MIC, LSC and manual key it holds (read only: captured encrypted configs are decrypted as that
-    phone would), what could not be used added to ``notes``."""
+    phone would), what could not be used added to ``notes``; ``export``: a folder the phone's flash is
+    written into after its last boot (what it holds then: trust lists, config, keys; ``predict
+    --fleet-flash`` reads such folders)."""
     from phoneemu.phone.boot import BootTarget
     from phoneemu.phone.phone import Phone
     from phoneemu.phone.profile import get_profile
@@ -662,4 +664,10 @@ async def replay_boots(boots: Sequence[ReplayBoot], mac: str, *, profile: str = 
         report = await phone.boot(BootTarget(host=b.server, tftp_port=port, use_http=False), fetcher=fetcher)
         results.append(ReplayResult(boot=b, served=tuple(fetcher.served), report=report,
                                     not_captured=tuple(dict.fromkeys(fetcher.not_captured))))
+    if export is not None:
+        from phoneemu.phone.flash import Flash
+
+        # atomic, not fsynced (our convention, as fleet boot --flash): a throw-away copy of a state
+        phone.save_to(Flash(export, profile=phone.profile, durable=False),
+                      results[-1].report if results else None)
     return results

@@ -436,7 +436,8 @@ def scan_fleet(path: str | Path, *, secrets: KeyLog | None = None, limits: Limit
 
 async def replay_fleet(capture: FleetCapture, *, reduce: Callable[[PhoneReplay], T],
                        profile: str = "cp-8861", installed: Any = None, config_dir: Path | None = None,
-                       fleet_flash: Path | None = None, use_keylog: bool = False,
+                       fleet_flash: Path | None = None, export_flash: Path | None = None,
+                       use_keylog: bool = False,
                        progress: Callable[[int, int], None] | None = None,
                        **options: Any) -> list[T]:
     """Replay every phone of ``capture`` (module rules, "Each phone"), each reduced by ``reduce`` as soon
@@ -445,7 +446,8 @@ async def replay_fleet(capture: FleetCapture, *, reduce: Callable[[PhoneReplay],
     ``image_signers``); ``use_keylog``: TVS answers from the capture's exchanges; ``fleet_flash``: a
     folder of phones' flashes (``fleet boot --flash``), ``<MAC>`` holding a phone's installed files,
     profile and keys (phones without one hold ``installed``); ``config_dir``: each phone (without a
-    flash) holds its config from there, as ``fleet boot --installed-config-dir`` takes it."""
+    flash) holds its config from there, as ``fleet boot --installed-config-dir`` takes it;
+    ``export_flash``: each replayed phone's flash after its last boot is written to ``<MAC>`` there."""
     from phoneemu.crypto import signatures
 
     unkept = set(capture.not_kept)
@@ -462,7 +464,9 @@ async def replay_fleet(capture: FleetCapture, *, reduce: Callable[[PhoneReplay],
                 continue
             out.append(reduce(await _replay_one(capture, mac, profile=profile, installed=installed,
                                                 config_dir=config_dir, fleet_flash=fleet_flash,
-                                                use_keylog=use_keylog, **options)))
+                                                use_keylog=use_keylog,
+                                                export=export_flash / mac if export_flash else None,
+                                                **options)))
     finally:
         signatures.set_verify_cache(old_cache)
     if progress is not None and macs:

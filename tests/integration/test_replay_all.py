@@ -202,3 +202,38 @@ def test_junit_has_a_case_per_phone(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "--junit is for --all" in capsys.readouterr().err
     assert main(["replay", str(ok), "--all", "--junit", str(tmp_path / "no" / "such" / "x.xml")]) == 2
     assert "--junit" in capsys.readouterr().err
+
+
+def test_export_flash_then_predict_every_phone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--export-flash writes what each phone holds after the capture; predict --fleet-flash then says
+    what new files would do to every one of them. The migration capture's phones end locked out on the
+    new cluster holding the old cluster's ITL: the new cluster's ITL still is refused (TVS unreachable
+    offline), the old one is accepted again."""
+    from phoneemu.scenario.replay import boots_of, index_capture
+
+    site = tmp_path / "site"
+    assert main(["replay", str(MIGRATION), "--all", "--export-flash", str(site)]) == 1
+    capsys.readouterr()
+    idx = index_capture(MIGRATION)
+    for mac in ("0A0000000501", "0A0000000502"):
+        first, second = boots_of(idx, mac)
+        held = {d.name: d.data for d in first.own if d.ok and d.data}
+        assert (site / mac / "ITLFile.tlv").read_bytes() == held[f"ITLSEP{mac}.tlv"]  # the new one refused
+        assert json.loads((site / mac / "phone.json").read_text()) == {"mac": mac, "profile": "cp-8861"}
+        assert json.loads((site / mac / "last-boot.json").read_text())["locked_out"] is True
+        new_itl = next(d.data for d in second.own if d.name == f"ITLSEP{mac}.tlv" and d.data)
+    old = tmp_path / "old" / "ITLFile.tlv"
+    old.parent.mkdir()
+    old.write_bytes(held[f"ITLSEP{mac}.tlv"])
+    new = tmp_path / "new" / "ITLFile.tlv"
+    new.parent.mkdir()
+    new.write_bytes(new_itl)
+    assert main(["predict", "--fleet-flash", str(site), str(new), "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["predicted"] == 2 and doc["outcomes"]["locked out"] == 2
+    assert main(["predict", "--fleet-flash", str(site), str(old), "--json"]) in (0, 1)
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["predicted"] == 2 and doc["outcomes"]["locked out"] == 0
+    # a folder that holds anything already is refused: flashes are never mixed or replaced
+    assert main(["replay", str(MIGRATION), "--all", "--export-flash", str(site)]) == 2
+    assert "not empty" in capsys.readouterr().err
