@@ -50,8 +50,8 @@ examples:
   phoneemu replay storm.pcap --all --keylog storm.keys      every phone of the capture, summarised
   phoneemu replay storm.pcap --all --fleet-flash fleet-before/ --json   each phone holding its own flash
   phoneemu replay site.pcap --all --installed-config-dir tftp-before/ --junit phones.xml   for CI
-  phoneemu replay site.pcap --all --keylog site.keys --export-flash site-phones/ && \
-      phoneemu predict --fleet-flash site-phones/ new-cluster/     what the change would do to each phone
+  phoneemu replay site.pcap --all --keylog site.keys --export-flash site-phones/   then:
+  phoneemu predict --fleet-flash site-phones/ new-cluster/ITLFile.tlv     what the change would do to each
 
 Offline, TVS and CAPF are unreachable: decisions that needed them are marked by the phone as a
 TVS/CAPF failure. --keylog FILE decrypts the captured TVS exchanges (TLS 1.0-1.3) and answers
