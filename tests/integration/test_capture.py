@@ -652,6 +652,7 @@ def test_fleet_boot_capture_holds_every_phones_requests_and_one_key_log(tmp_path
         async with LabServers(lab, host=FLEET_HOST) as srv:
             rc, out = await phoneemu_cli(*_fleet_argv(srv.ports["tftp"], flash))  # ITL installed
             assert rc == 0, out
+            shutil.copytree(flash, tmp_path / "flash-before")
             lab.regenerate("itlrecovery")  # the captured storm asks TVS about the new ITL signer
             tvs_port.append(srv.ports["tvs"])
             return await phoneemu_cli(*_fleet_argv(srv.ports["tftp"], flash, "--capture", str(pcap)))
@@ -673,6 +674,16 @@ def test_fleet_boot_capture_holds_every_phones_requests_and_one_key_log(tmp_path
     idx = index_capture(pcap)
     assert sorted(idx.macs()) == FLEET_MACS
     assert "External cluster(s) at 127.0.0.63" in (tmp_path / "storm.note.txt").read_text()
+    # every phone replayed from the capture, holding its flash from before the storm and answered by
+    # TVS as captured, ends holding exactly what the live phone's flash holds
+    exported = tmp_path / "exported"
+    assert main(["replay", str(pcap), "--all", "--keylog", str(keys), "--fleet-flash",
+                 str(tmp_path / "flash-before"), "--export-flash", str(exported)]) == 0
+    for mac in FLEET_MACS:
+        live = sorted(f.name for f in (flash / mac).iterdir() if f.name != "last-boot.json")
+        assert sorted(f.name for f in (exported / mac).iterdir() if f.name != "last-boot.json") == live
+        for name in live:
+            assert (exported / mac / name).read_bytes() == (flash / mac / name).read_bytes(), (mac, name)
 
 
 def test_fleet_boot_capture_limit_bounds_the_pcap(tmp_path: Path) -> None:
