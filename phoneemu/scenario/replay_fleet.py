@@ -77,7 +77,8 @@ NOT_KEPT = ("its downloads were not all kept: the downloads' descriptions filled
 """Why a phone of the capture is not replayed when a download of its own came after the allowance was
 full (replayed on what was kept, it would decide on files it never lacked)."""
 _PROGRESS_EVERY = 4096  # packets between two progress calls of scan_fleet
-_READ_CACHE = 64  # spool reads remembered (a cluster-wide file served to every phone is read once)
+_READ_CACHE = 16 << 20  # bytes of spool reads remembered (a cluster-wide file served to every phone is
+# read once); a file larger than a quarter of it is read each time
 _SAME_KEPT = 65_536  # distinct values held once (endpoints, addresses, certificates) at most
 
 
@@ -91,6 +92,7 @@ class _Spool:
         self.limit = limit
         self._refs: dict[bytes, tuple[int, int]] = {}
         self._cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self._cached = 0  # bytes in _cache
 
     def put(self, data: bytes) -> tuple[int, int] | None:
         """Where ``data`` is; None when the spool is full."""
@@ -115,9 +117,12 @@ class _Spool:
         if len(data) != size:
             raise PhoneEmuError(f"replay spool: {size} bytes at {offset} read back as {len(data)} "
                                 "(the temporary file was changed)", path="spool")
-        self._cache[ref] = data
-        if len(self._cache) > _READ_CACHE:
-            self._cache.popitem(last=False)
+        if size <= _READ_CACHE // 4:
+            self._cache[ref] = data
+            self._cached += size
+            while self._cached > _READ_CACHE:
+                _ref, old = self._cache.popitem(last=False)
+                self._cached -= len(old)
         return data
 
     def close(self) -> None:

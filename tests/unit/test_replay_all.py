@@ -95,6 +95,22 @@ def test_identical_bytes_are_spooled_once_and_read_back(tmp_path: Path) -> None:
         spool.close()
 
 
+def test_spool_reads_remembered_are_bounded_in_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(replay_fleet, "_READ_CACHE", 4000)
+    spool = replay_fleet._Spool()
+    try:
+        refs = [spool.put(bytes([i]) * 900) for i in range(6)]
+        big = spool.put(b"B" * 1500)  # more than a quarter of the cache: read each time, not kept
+        for ref in [*refs, big]:
+            assert ref is not None
+            spool.get(ref)
+        assert spool._cached <= 4000 and len(spool._cache) == 4
+        assert all(len(v) == 900 for v in spool._cache.values())
+        assert spool.get(refs[0]) == bytes([0]) * 900  # evicted, read back from the file
+    finally:
+        spool.close()
+
+
 def test_a_full_spool_reports_too_large_and_says_so(tmp_path: Path) -> None:
     pcap = tmp_path / "c.pcap"
     _write(pcap, [(MAC, 0, 0, 0, b"A" * 700), (MAC, 1, 0, 0, b"B" * 30)])
