@@ -153,6 +153,20 @@ class _Allowance:
         return True
 
 
+class _Once:
+    """``once(value)``: ``value``, or an equal one kept before (addresses, endpoints, outcomes,
+    certificates: one copy for all), at most :data:`_SAME_KEPT` distinct values."""
+
+    def __init__(self) -> None:
+        self._same: dict[Any, Any] = {}
+
+    def __call__(self, value: T) -> T:
+        if len(self._same) >= _SAME_KEPT:
+            return value
+        kept: T = self._same.setdefault(value, value)
+        return kept
+
+
 class _FleetTvs(TvsCollector):
     """Every phone's TVS exchanges, while the allowance lasts; the certificates of their answers and the
     issuers of their queries kept once each."""
@@ -161,7 +175,7 @@ class _FleetTvs(TvsCollector):
         super().__init__(secrets, limit=MAX_FLEET_EXCHANGES)
         self.allowance, self.warn = allowance, warn
         self.not_kept = 0
-        self._same: dict[Any, Any] = {}
+        self._once = _Once()
 
     def connection(self, **kw: Any) -> None:
         before = len(self.found)
@@ -184,11 +198,6 @@ class _FleetTvs(TvsCollector):
                 response = dataclasses.replace(response, certificate=self._once(response.certificate))
             self.found[i] = dataclasses.replace(ex, request=request, response=response)
 
-    def _once(self, value: Any) -> Any:
-        if len(self._same) >= _SAME_KEPT:
-            return value
-        return self._same.setdefault(value, value)
-
 
 class _FleetSink:
     """Every download, its bytes spooled (module rules, "One pass"); a
@@ -196,21 +205,21 @@ class _FleetSink:
 
     def __init__(self, spool: _Spool, allowance: _Allowance, warn: Callable[[str], None]) -> None:
         self.spool, self.warn, self.allowance = spool, warn, allowance
-        self.max_kept = allowance.limit // DESCRIPTION_COST
         self.kept: list[_Kept] = []
         self.not_kept = 0
         self.spool_full = 0
         self.macs: set[str] = set()
         self.dropped_macs: set[str] = set()  # phones with a download not kept (a subset of macs)
         self.too_many_macs = 0
-        self._same: dict[Any, Any] = {}
+        self._once = _Once()
 
     @property
     def held(self) -> int:
-        return len(self.kept) * DESCRIPTION_COST
+        """The descriptions and TVS exchanges kept, as the budget counts them (the allowance used)."""
+        return self.allowance.used
 
     def drop(self, why: str) -> Download | None:
-        return None  # descriptions are capped at half the budget: never more than half held
+        return None  # the allowance is half the budget: never more than half held, nothing to give up
 
     def request(self, name: str, client: Endpoint, server: Endpoint, start: float, order: int) -> None:
         return None
@@ -249,15 +258,8 @@ class _FleetSink:
                                    server=self._endpoint(d.server), outcome=self._once(d.outcome))
         self.kept.append(_Kept(bare, ref, len(self.kept)))
 
-    def _once(self, value: Any) -> Any:
-        """``value``, or an equal one kept before (addresses, endpoints, outcomes: one copy for all)."""
-        if len(self._same) >= _SAME_KEPT:
-            return value
-        return self._same.setdefault(value, value)
-
     def _endpoint(self, e: Endpoint) -> Endpoint:
-        kept: Endpoint = self._once((self._once(e[0]), e[1]))
-        return kept
+        return self._once((self._once(e[0]), e[1]))
 
 
 class _Candidates:
