@@ -297,10 +297,6 @@ class PhoneReplay:
     notes: tuple[str, ...] = ()
     skipped: str | None = None
 
-    @property
-    def last(self) -> ReplayResult | None:
-        return self.results[-1] if self.results else None
-
 
 class FleetCapture:
     """What one pass over a capture kept for replaying every phone (module rules); :meth:`close` removes
