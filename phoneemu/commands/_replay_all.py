@@ -279,7 +279,7 @@ def run_all(args: argparse.Namespace, *, secrets: KeyLog | None, limits: Limits 
     try:
         for text in capture.warnings:
             print(f"replay: warning: {text}", file=sys.stderr)
-        if not capture.macs():
+        if not capture.macs() and not capture.not_kept:
             raise PhoneEmuError(f"{args.capture}: no phone's download in the capture ({capture.packets} "
                                 "packet(s); a phone's own names carry its MAC: CTLSEP<MAC>.tlv, "
                                 "SEP<MAC>.cnf.xml...)", path="capture")
