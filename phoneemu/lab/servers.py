@@ -35,7 +35,8 @@ Rules:
   each reload that found a change (``picked up a change to the lab: generation 4; ITL md5 ...; ITL
   signed by ...``, from whichever thread served the request that noticed it) and each node's TVS
   started or stopped by ``add-node`` / ``remove-node`` (``tvs-2 listening on tls 127.0.0.1:40123``), and
-  each service ``phoneemu lab service`` takes down or brings back (without ``on_notice``: logged).
+  each service ``phoneemu lab service`` takes down or brings back, and, at start, ports other than the
+  lab recorded (every served file is rebuilt: configs name them) (without ``on_notice``: logged).
   ``set_network(loss, delay_s, seed)`` degrades TFTP and HTTP replies: TFTP drops each datagram with
   probability ``loss`` and delays each sent one by ``delay_s`` (the TFTP server's hooks); HTTP —
   **our convention**, TCP does not lose packets visibly — waits ``delay_s`` before each response and,
@@ -359,10 +360,19 @@ class LabServers:
             _log.exception("lab: on_notice callback failed")
 
     def _record_ports(self) -> None:
-        """Record the listening ports in the cluster (the nodes' TVS ports only of nodes it still has)."""
+        """Record the listening ports in the cluster (the nodes' TVS ports only of nodes it still has).
+        Ports other than those recorded rebuild every served file (configs name them, spec §H.5): a
+        notice says so first (a 40,000-phone lab takes about a minute, with nothing else to see); a new
+        node's TVS port has its own notice (``sync_nodes``)."""
         nodes = set(self._node_tvs_names())
-        self.cluster.set_ports(now=self._now(), **{k: v for k, v in self.ports.items()
-                                                   if k in DEFAULT_PORTS or k in nodes})
+        ports = {k: v for k, v in self.ports.items() if k in DEFAULT_PORTS or k in nodes}
+        recorded = self.cluster.state.ports
+        moved = [f"{k} {recorded[k]} -> {v}" for k, v in ports.items() if recorded.get(k, v) != v]
+        if moved:
+            phones = len(self.cluster.state.phones)
+            self._notice(f"ports other than the lab recorded ({', '.join(moved)}): its files name them; "
+                         f"rebuilding every served file ({phones} phone{'s' if phones != 1 else ''}) ...")
+        self.cluster.set_ports(now=self._now(), **ports)
 
     async def update_cluster(self, change: Callable[[], _T], *, limit: float | None = None) -> _T:
         """Run ``change`` (a cluster change that saves the state) under the lab lock held exclusively,
