@@ -104,6 +104,17 @@ def _now(cluster: LabCluster, args: argparse.Namespace) -> int | None:
     return None if cluster.state.seed is not None else int(time.time())
 
 
+#: phones from which a lab operation says on stderr that it builds every served file again
+REBUILD_NOTICE_PHONES = 2000
+
+
+def _say_rebuild(phones: int) -> None:
+    """A large lab's rebuild takes a while (each phone's config is signed again): say so first."""
+    if phones >= REBUILD_NOTICE_PHONES:
+        print(f"building the served files of {phones} phones again (each phone's config is signed "
+              "again) ...", file=sys.stderr, flush=True)
+
+
 def _op(fn: Callable[[LabCluster, argparse.Namespace, int | None], str | None]) \
         -> Callable[[argparse.Namespace], int]:
     """A lab operation holds an exclusive ``flock`` on ``DIR/.lab.lock`` from loading ``cluster.json``
@@ -113,6 +124,7 @@ def _op(fn: Callable[[LabCluster, argparse.Namespace, int | None], str | None]) 
         # not a lab (no cluster.json): no lock file is left there, LabCluster.open says why
         with hold_lab_lock(args.dir):
             cluster = LabCluster.open(args.dir)
+            cluster.on_rebuild = _say_rebuild
             msg = fn(cluster, args, _now(cluster, args))
         if msg:
             print(msg)

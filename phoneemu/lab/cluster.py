@@ -263,6 +263,9 @@ class LabCluster:
         #: MIC (certificate, key) per MAC, valid while ``mic.key`` keeps the (inode, size, mtime) it had
         #: when cached: loading a PEM RSA key checks it with a test signature (keys._rsa_key_problem).
         self._mic_cache: dict[str, tuple[tuple[int, int, int], x509.Certificate, PrivateKey]] = {}
+        #: told the number of phones before every served file is built again (each config signed
+        #: again: about a minute for 40,000 phones); the ``lab`` commands say so on a large lab
+        self.on_rebuild: Callable[[int], None] | None = None
 
     # ============================================================== creation
     @staticmethod
@@ -1435,6 +1438,8 @@ class LabCluster:
         self._save()
 
     def _rebuild(self) -> None:
+        if self.on_rebuild is not None:
+            self.on_rebuild(len(self.state.phones))
         self._rand_counter = 0
         tampered = set(self.state.tampered)
         self.state.tampered.clear()

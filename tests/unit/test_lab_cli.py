@@ -362,3 +362,19 @@ def test_log_text_shortens_long_lists_only() -> None:
                                                                                    "0A0000000002"], "n": 3}
     scattered = [f"0A00000000{i:02X}" for i in range(0, 40, 2)]
     assert _brief({"macs": scattered})["macs"] == [*scattered[:3], "... 17 more"]
+
+
+def test_a_large_labs_rebuild_is_said_first(lab_dir: Path, capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """An operation that builds every served file again says so on stderr before (a 40,000-phone lab
+    takes a minute: each config is signed again), from REBUILD_NOTICE_PHONES phones on."""
+    from phoneemu.commands import lab as lab_cmd
+
+    assert main(["lab", "phone", "add", str(lab_dir), "--mac", "0A0000000A00", "--count", "3"]) == 0
+    capsys.readouterr()
+    assert main(["lab", "regenerate", str(lab_dir), "tvs"]) == 0
+    assert "building the served files" not in capsys.readouterr().err  # a small lab: nothing to wait for
+    monkeypatch.setattr(lab_cmd, "REBUILD_NOTICE_PHONES", 3)
+    assert main(["lab", "regenerate", str(lab_dir), "tvs"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("building the served files of ") and "phones again" in err
