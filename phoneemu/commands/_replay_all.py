@@ -298,6 +298,9 @@ def run_all(args: argparse.Namespace, *, secrets: KeyLog | None, limits: Limits 
     if args.json:
         print(json.dumps({"capture": str(args.capture), "profile": profile,
                           "fleet_flash": str(args.fleet_flash) if args.fleet_flash else None,
+                          "export_flash": str(args.export_flash) if args.export_flash else None,
+                          "installed_config_dir": str(args.installed_config_dir)
+                          if args.installed_config_dir else None,
                           "installed": {k.lower(): str(p) if p is not None else None
                                         for k, p in installed_files(args)},
                           "offline": {"tvs": tvs, "capf": "unavailable"}, "packets": capture.packets,
