@@ -310,5 +310,9 @@ def run_all(args: argparse.Namespace, *, secrets: KeyLog | None, limits: Limits 
         counts = f"{_count(doc['phones'], 'phone')} ({_count(doc['boots'], 'boot')})"
         print(fleet_text(doc, f"replay of {counts} from {args.capture} (profile {profile}; holding "
                               f"{holding}; offline TVS: {tvs}; CAPF unavailable)"))
+        if args.export_flash is not None:
+            written = sum("skipped" not in r for r in records)
+            print(f"flashes of {_count(written, 'phone')} written to {args.export_flash}/<MAC> (phoneemu "
+                  f"predict --fleet-flash {args.export_flash} NEW-FILES: what new files would do to each)")
     every_ok = all("skipped" not in r and all(b["outcome"] == "ok" for b in r["boots"]) for r in records)
     return 0 if every_ok else 1

@@ -213,7 +213,8 @@ def test_export_flash_then_predict_every_phone(tmp_path: Path, capsys: pytest.Ca
 
     site = tmp_path / "site"
     assert main(["replay", str(MIGRATION), "--all", "--export-flash", str(site)]) == 1
-    capsys.readouterr()
+    assert f"flashes of 2 phones written to {site}/<MAC> (phoneemu predict --fleet-flash {site} NEW-FILES" \
+        in capsys.readouterr().out
     idx = index_capture(MIGRATION)
     for mac in ("0A0000000501", "0A0000000502"):
         first, second = boots_of(idx, mac)
