@@ -418,7 +418,8 @@ class _Boot:
         try:
             data = await self.fetcher.fetch(name)
         except TransportError as exc:
-            self.answered |= exc.kind not in _NO_ANSWER
+            http: TransportError | None = getattr(self.fetcher, "last_fallback", None)  # HTTP, then TFTP
+            self.answered |= exc.kind not in _NO_ANSWER or (http is not None and http.kind not in _NO_ANSWER)
             return _Fail(self._with_fallback(exc))
         except PhoneEmuError as exc:
             self.answered = True

@@ -238,6 +238,19 @@ def test_a_boot_says_whether_the_cluster_answered_at_all(lab: LabCluster, exc: E
     assert boot(phone(lab), lab.get)[0].answered
 
 
+class HttpNotFoundTftpSilent(Broken):
+    """HTTP 6970 answered "not found", the TFTP fallback timed out (as HttpThenTftpFetcher reports it)."""
+
+    def __init__(self) -> None:
+        super().__init__(TransportError("no answer", kind="timeout"))
+        self.last_fallback = TransportError("HTTP 404", kind="not-found", code=1)
+
+
+def test_an_http_answer_before_a_silent_tftp_fallback_is_an_answer(lab: LabCluster) -> None:
+    r = run(phone(lab).boot(TARGET, fetcher=HttpNotFoundTftpSilent()))
+    assert r.answered and not r.ok
+
+
 class Lossy(MemoryFetcher):
     """Serves the lab's files, counting ``resends[name]`` TFTP retransmissions for each (a fake loss)."""
 
