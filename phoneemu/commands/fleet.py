@@ -315,9 +315,15 @@ def _boot(args: argparse.Namespace) -> int:
         progress.close()
         print(f"fleet: lost {message}", file=sys.stderr)
 
+    def on_give_up(reason: str) -> None:
+        progress.close()
+        print(f"fleet: giving up: {reason}; no new boot starts, the boots under way finish "
+              "(--keep-going boots every phone anyway)", file=sys.stderr)
+
     try:
         result = run_fleet(spec, shards=args.shards, progress=progress, on_interrupt=on_interrupt,
-                           on_lost=on_lost, on_start=capture.add_owners if capture is not None else None)
+                           on_lost=on_lost, on_start=capture.add_owners if capture is not None else None,
+                           on_give_up=on_give_up)
     except BaseException:
         if capture is not None:  # aborted: what was captured is still written; say where
             progress.close()

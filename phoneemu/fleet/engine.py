@@ -404,7 +404,8 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
                     on_progress: Callable[[int, int, dict[str, int], int], None] | None = None,
                     ready: Callable[[], Any] | None = None,
                     progress_interval: float = 0.25,
-                    should_stop: Callable[[], bool] | None = None) -> ShardResult:
+                    should_stop: Callable[[], bool] | None = None,
+                    on_give_up: Callable[[str], None] | None = None) -> ShardResult:
     """Boot the phones ``macs`` of ``spec`` in this loop; see the module docstring.
 
     ``ready`` (optional, may be a coroutine function) is awaited after the phones are built and before
@@ -413,6 +414,7 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
     the phones waiting before a CAPF retry now) is called every
     ``progress_interval`` seconds and at the end. Once ``should_stop()`` is true no new boot starts
     (the boots under way finish; the rest count as not started), like the end of ``max_time_s``.
+    ``on_give_up(reason)`` is told once when the shard gives up (``FleetSpec.give_up_unanswered``).
     """
     t_setup = time.perf_counter()
     old_gc_threshold = gc.get_threshold()
@@ -468,6 +470,8 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
                 gave_up = (f"the first {unanswered} phones got no answer to any request from {where} (every "
                            "one timed out or was unreachable)")
                 turns.stop()  # pausing phones go on at once
+                if on_give_up is not None:
+                    on_give_up(gave_up)
 
         async def boot_one(phone: Phone) -> None:
             """One phone's boot, holding a turn (``turns``) except while it pauses."""

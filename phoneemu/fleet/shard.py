@@ -191,7 +191,7 @@ def _child(spec: FleetSpec, macs: range, shard: int, channels: tuple[Any, Any],
     try:
         result = run_on(spec.event_loop,
                         run_shard(spec, macs, shard=shard, on_progress=progress, ready=ready,
-                                  should_stop=stop.is_set))
+                                  should_stop=stop.is_set, on_give_up=lambda why: tell("gave_up", why)))
         state = result.to_state()
     except (PhoneEmuError, OSError) as exc:  # bad input or a file that failed: its one line, no traceback
         tell("error", f"{type(exc).__name__}: {exc}")
@@ -243,13 +243,15 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
               start_timeout: float = 120.0, run_timeout: float = 3600.0, interrupt_grace: float = 60.0,
               on_interrupt: Callable[[], None] | None = None,
               on_lost: Callable[[str], None] | None = None,
-              on_start: Callable[[list[int]], None] | None = None) -> FleetResult:
+              on_start: Callable[[list[int]], None] | None = None,
+              on_give_up: Callable[[str], None] | None = None) -> FleetResult:
     """Boot ``spec.count`` phones across ``shards`` processes (see module docstring). ``on_start(pids)``
     is told the shard processes' ids once they started, before the storm (``fleet boot --capture``
-    follows their TCP connections)."""
+    follows their TCP connections); ``on_give_up(reason)`` once, when the first shard gives up
+    (``FleetSpec.give_up_unanswered``)."""
     n = (os.cpu_count() or 1) if shards is None else shards
     if n == 0:
-        return _run_inline(spec, progress, on_interrupt)
+        return _run_inline(spec, progress, on_interrupt, on_give_up)
     ranges = split_range(spec.mac_start, spec.count, n)
     ctx = mp.get_context("spawn")
     pipes = [ctx.Pipe(duplex=False) for _ in ranges]  # (parent's reading end, shard's writing end)
@@ -303,6 +305,7 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
         budget = spec.max_time_s + 60.0 if spec.max_time_s is not None else run_timeout
         limit = t0 + budget
         ended_at: dict[int, float] = {}  # shards whose process or pipe ended, not yet accounted for
+        gave_up_said = False  # on_give_up is told once, for the first shard that gives up
         while len(results) + len(lost) < len(procs):
             try:  # an interrupt can land anywhere in here (a signal handler raises it)
                 for i, msg in _get(inbox, limit, procs, "run"):
@@ -317,6 +320,10 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
                             progress(sum(d for d, _ in done_by.values()), sum(o for _, o in done_by.values()),
                                      spec.count, time.monotonic() - t0, failing=_merged(failing_by),
                                      pausing=sum(pausing_by.values()))
+                    elif msg[0] == "gave_up":
+                        if on_give_up is not None and not gave_up_said:
+                            gave_up_said = True
+                            on_give_up(str(msg[1]) if len(msg) > 1 else "")
                     elif msg[0] == "done":
                         lost.pop(i, None)  # its result made it after all
                         results[i] = ShardResult.from_state(msg[1])
@@ -406,7 +413,8 @@ def _get(inbox: worker_pipes.Inbox, limit: float, procs: list[Any], phase: str) 
 
 
 def _run_inline(spec: FleetSpec, progress: ProgressFn | None,
-                on_interrupt: Callable[[], None] | None = None) -> FleetResult:
+                on_interrupt: Callable[[], None] | None = None,
+                on_give_up: Callable[[str], None] | None = None) -> FleetResult:
     """The single shard in this process; Ctrl-C/SIGTERM as in the module docstring (main thread only)."""
     t0 = time.monotonic()
     stop = threading.Event()
@@ -428,7 +436,8 @@ def _run_inline(spec: FleetSpec, progress: ProgressFn | None,
             handlers[sig] = signal.signal(sig, on_signal)
     try:
         macs = mac_range(spec.mac_start, spec.count)
-        res = run_on(spec.event_loop, run_shard(spec, macs, on_progress=on_progress, should_stop=stop.is_set))
+        res = run_on(spec.event_loop, run_shard(spec, macs, on_progress=on_progress, should_stop=stop.is_set,
+                                                on_give_up=on_give_up))
     finally:
         for sig, old in handlers.items():
             signal.signal(sig, old)
