@@ -53,7 +53,7 @@ def _cut_off_and_die(conn: Any) -> None:
 # --------------------------------------------------------------------------- fleet shards
 def _quick_run_shard(mode: str, out: Any) -> Any:
     async def run_shard(spec: FleetSpec, macs: range, *, shard: int = 0, on_progress: Any = None,
-                        ready: Any = None, should_stop: Any = None) -> ShardResult:
+                        ready: Any = None, should_stop: Any = None, on_give_up: Any = None) -> ShardResult:
         if ready is not None:
             await ready()
         if on_progress is not None:
