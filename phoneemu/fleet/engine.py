@@ -9,7 +9,8 @@ Rules:
   spec §F.1: 30 s) gives its turn to the next phone and takes one again to go on, so a CAPF outage
   does not stall the phones not yet started for 3 x 30 s per turn; progress reports count the phones
   pausing. A run can also be bounded in time (``max_time_s``): after it no new boot starts and the
-  phones not started are counted as ``not-started``.
+  phones not started are counted as ``not-started``; the same once ``give_up_unanswered`` boots of a
+  shard ended and not one of their requests got an answer (our convention: nothing answers there).
 * What phones of one process share (immutable or process-wide, never per-phone copies):
   one :class:`~phoneemu.net.tftp_client.TftpClientPool` (bounded UDP sockets, reused), the TLS client
   context for TVS, the :data:`~phoneemu.phone.store.SHARED_CACHE` of parsed trust lists/configs keyed
