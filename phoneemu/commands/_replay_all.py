@@ -44,6 +44,8 @@ def check_all_options(args: argparse.Namespace) -> None:
     """``--all`` replays every phone: not with one phone's options; ``--fleet-flash`` only with it."""
     if args.fleet_flash is not None and not args.all:
         raise PhoneEmuError("--fleet-flash is for --all (one phone: --flash DIR)", path="fleet-flash")
+    if args.models is not None and not args.all:
+        raise PhoneEmuError("--models is for --all (one phone: --profile NAME)", path="models")
     if args.junit is not None and not args.all:
         raise PhoneEmuError("--junit is for --all (a test case per phone)", path="junit")
     if args.export_flash is not None and not args.all:
@@ -270,6 +272,11 @@ def run_all(args: argparse.Namespace, *, secrets: KeyLog | None, limits: Limits 
             **options: Any) -> int:
     """Scan once, replay every phone, print the summary (``--json``: the document); the exit status
     as for one phone: 0 when every replayed boot of every phone accepted a configuration."""
+    models = None
+    if args.models is not None:
+        from phoneemu.scenario.phone_models import read_phone_models
+
+        models = read_phone_models(args.models, default=args.profile or "cp-8861")
     shown = progress_line("read MiB")
     size = _size_mib(args.capture)
     capture = scan_fleet(args.capture, secrets=secrets, limits=limits,
@@ -286,6 +293,7 @@ def run_all(args: argparse.Namespace, *, secrets: KeyLog | None, limits: Limits 
         records = asyncio.run(replay_fleet(capture, reduce=phone_record, profile=args.profile or "cp-8861",
                                            installed=installed, config_dir=args.installed_config_dir,
                                            fleet_flash=args.fleet_flash, export_flash=args.export_flash,
+                                           models=models,
                                            use_keylog=args.keylog is not None,
                                            progress=progress_line("replayed"), **options))
     finally:
@@ -308,6 +316,8 @@ def run_all(args: argparse.Namespace, *, secrets: KeyLog | None, limits: Limits 
                          indent=2))
     else:
         counts = f"{_count(doc['phones'], 'phone')} ({_count(doc['boots'], 'boot')})"
+        if models is not None:
+            profile = f"{profile}, or each phone's model from {args.models}"
         print(fleet_text(doc, f"replay of {counts} from {args.capture} (profile {profile}; holding "
                               f"{holding}; offline TVS: {tvs}; CAPF unavailable)"))
         if args.export_flash is not None:

@@ -50,6 +50,7 @@ examples:
   phoneemu replay storm.pcap --all --keylog storm.keys      every phone of the capture, summarised
   phoneemu replay storm.pcap --all --fleet-flash fleet-before/ --json   each phone holding its own flash
   phoneemu replay site.pcap --all --installed-config-dir tftp-before/ --junit phones.xml   for CI
+  phoneemu replay site.pcap --all --models phones.csv     each phone's model from a CUCM phone export
   phoneemu replay site.pcap --all --keylog site.keys --export-flash site-phones/   then:
   phoneemu predict --fleet-flash site-phones/ new-cluster/ITLFile.tlv     what the change would do to each
 
@@ -115,6 +116,10 @@ def register(sub: Any) -> None:
                    help="with --all: each phone holds its config from DIR (SEP<MAC>.cnf.xml.sgn or "
                    ".cnf.xml, e.g. a copy of the cluster's TFTP root from before the capture): it names the "
                    "TVS servers the phone asks")
+    p.add_argument("--models", type=Path, metavar="FILE",
+                   help="with --all: each phone's model, a line per phone: MAC (or SEP<MAC>) and model "
+                   "(cp-7962, 'Cisco 7962'), comma-separated as a CUCM phone export's Device Name and "
+                   "Device Type columns; a model without a profile here keeps --profile, noted")
     p.add_argument("--export-flash", type=Path, metavar="DIR",
                    help="with --all: write each replayed phone's flash as its last boot left it to "
                    "DIR/<MAC> (trust lists, config, keys; a new or empty folder), for predict --fleet-flash "

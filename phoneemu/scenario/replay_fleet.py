@@ -440,7 +440,7 @@ def scan_fleet(path: str | Path, *, secrets: KeyLog | None = None, limits: Limit
 async def replay_fleet(capture: FleetCapture, *, reduce: Callable[[PhoneReplay], T],
                        profile: str = "cp-8861", installed: Any = None, config_dir: Path | None = None,
                        fleet_flash: Path | None = None, export_flash: Path | None = None,
-                       use_keylog: bool = False,
+                       models: Any = None, use_keylog: bool = False,
                        progress: Callable[[int, int], None] | None = None,
                        **options: Any) -> list[T]:
     """Replay every phone of ``capture`` (module rules, "Each phone"), each reduced by ``reduce`` as soon
@@ -450,7 +450,9 @@ async def replay_fleet(capture: FleetCapture, *, reduce: Callable[[PhoneReplay],
     folder of phones' flashes (``fleet boot --flash``), ``<MAC>`` holding a phone's installed files,
     profile and keys (phones without one hold ``installed``); ``config_dir``: each phone (without a
     flash) holds its config from there, as ``fleet boot --installed-config-dir`` takes it;
-    ``export_flash``: each replayed phone's flash after its last boot is written to ``<MAC>`` there."""
+    ``export_flash``: each replayed phone's flash after its last boot is written to ``<MAC>`` there;
+    ``models`` (:class:`~phoneemu.scenario.phone_models.PhoneModels`): each phone's model, where known
+    (a phone's flash says it first)."""
     from phoneemu.crypto import signatures
 
     unkept = set(capture.not_kept)
@@ -465,7 +467,9 @@ async def replay_fleet(capture: FleetCapture, *, reduce: Callable[[PhoneReplay],
             if mac in unkept:
                 out.append(reduce(PhoneReplay(mac=mac, profile=profile, skipped=NOT_KEPT)))
                 continue
-            out.append(reduce(await _replay_one(capture, mac, profile=profile, installed=installed,
+            own = profile if models is None else models.profile_of.get(mac, profile)
+            noted = () if models is None or mac not in models.notes_of else (models.notes_of[mac],)
+            out.append(reduce(await _replay_one(capture, mac, profile=own, noted=noted, installed=installed,
                                                 config_dir=config_dir, fleet_flash=fleet_flash,
                                                 use_keylog=use_keylog,
                                                 export=export_flash / mac if export_flash else None,
@@ -477,10 +481,10 @@ async def replay_fleet(capture: FleetCapture, *, reduce: Callable[[PhoneReplay],
     return out
 
 
-async def _replay_one(capture: FleetCapture, mac: str, *, profile: str, installed: Any,
-                      config_dir: Path | None, fleet_flash: Path | None, use_keylog: bool,
+async def _replay_one(capture: FleetCapture, mac: str, *, profile: str, noted: tuple[str, ...],
+                      installed: Any, config_dir: Path | None, fleet_flash: Path | None, use_keylog: bool,
                       **options: Any) -> PhoneReplay:
-    notes: list[str] = []
+    notes: list[str] = list(noted)
     keys_from = None
     if config_dir is not None:
         installed = _with_config(installed, config_dir, mac, profile, notes)

@@ -238,3 +238,32 @@ def test_export_flash_then_predict_every_phone(tmp_path: Path, capsys: pytest.Ca
     # a folder that holds anything already is refused: flashes are never mixed or replaced
     assert main(["replay", str(MIGRATION), "--all", "--export-flash", str(site)]) == 2
     assert "not empty" in capsys.readouterr().err
+
+
+def test_models_file_gives_each_phone_its_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A CUCM phone export's Device Name and Device Type columns: the SHA-512 capture's cp-7962 locks
+    out as it did live; a model without a profile keeps the default, noted."""
+    models = tmp_path / "phones.csv"
+    models.write_text("Device Name,Device Type,Description\n"
+                      "SEP0A0000001602,Cisco 7962,lobby\n"
+                      "0a:00:00:00:16:01;Cisco 7841\n")
+    assert main(["replay", str(SHA512), "--all", "--models", str(models), "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    one, two = doc["records"]
+    assert (one["profile"], one["outcome"]) == ("cp-8861", "ok")
+    assert one["notes"] == [f"model 'Cisco 7841' ({models}:3) has no profile here: replayed as cp-8861"]
+    assert (two["profile"], two["rule"]) == ("cp-7962", "G.3.1-unsupported-hash")
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("SEP0A0000001602,Cisco 7962\nnot-a-mac,Cisco 7962\n", ":2: 'not-a-mac' is not a MAC address"),
+    ("SEP0A0000001602\n", ":1: SEP0A0000001602: no model after the MAC"),
+    ("0A0000001602 cp-7962\n0A:00:00:00:16:02 cp-7962\n", ":2: 0A0000001602 is given on line 1 too"),
+])
+def test_a_bad_models_file_names_its_line(tmp_path: Path, text: str, words: str,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    models = tmp_path / "m.txt"
+    models.write_text(text)
+    assert main(["replay", str(SHA512), "--all", "--models", str(models)]) == 2
+    err = capsys.readouterr().err
+    assert f"{models}{words}" in err and err.count("\n") == 1
