@@ -162,6 +162,9 @@ def _list_text(index: CaptureIndex, tvs: TvsCapture, keylog: Path | None) -> str
         lines += [f"  {d.describe()}" for d in shared]
     if index.unlisted:
         lines.append(f"... {index.unlisted} more download(s) not listed (at most {len(index.downloads)} are)")
+    phones = len(index.macs())
+    if phones > 1:
+        lines.append(f"{phones} phones: replay --mac MAC replays one, replay --all every one")
     return "\n".join(lines)
 
 
@@ -219,7 +222,8 @@ def handler(args: argparse.Namespace) -> int:
     if args.profile is None:
         args.profile = "cp-8861"
     if args.mac is None and not args.list:
-        raise PhoneEmuError("give --mac MAC (or --list to see the phones in the capture)", path="mac")
+        raise PhoneEmuError("give --mac MAC (or --list to see the phones in the capture, --all to replay "
+                            "every one)", path="mac")
     secrets = read_keylog(args.keylog) if args.keylog is not None else None
     if secrets is not None and not secrets:
         print(f"replay: warning: --keylog {args.keylog}: no secrets (no CLIENT_RANDOM or TLS 1.3 traffic "

@@ -267,3 +267,11 @@ def test_a_bad_models_file_names_its_line(tmp_path: Path, text: str, words: str,
     assert main(["replay", str(SHA512), "--all", "--models", str(models)]) == 2
     err = capsys.readouterr().err
     assert f"{models}{words}" in err and err.count("\n") == 1
+
+
+def test_list_and_a_missing_mac_point_at_all(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", str(MIGRATION), "--list"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith(
+        "2 phones: replay --mac MAC replays one, replay --all every one")
+    assert main(["replay", str(MIGRATION)]) == 2
+    assert "--all to replay every one" in capsys.readouterr().err
