@@ -105,8 +105,7 @@ def register(sub: Any) -> None:
     p.add_argument("--max-memory", type=positive_int, metavar="MiB",
                    help=f"bytes the open flows and the kept downloads may hold together, in MiB (default "
                    f"{MAX_MEMORY >> 20}; --all {ALL_MAX_MEMORY_MIB}): beyond, kept downloads give up their "
-                   "bytes or the least recently "
-                   "active flows end early, each with a warning")
+                   "bytes or the least recently active flows end early, each with a warning")
     p.add_argument("--list", action="store_true", help="list the phones and files in the capture")
     p.add_argument("--all", action="store_true",
                    help="replay every phone of the capture (one pass over it): a line per phone, what their "
@@ -189,9 +188,18 @@ def _list_json(index: CaptureIndex) -> dict[str, Any]:
             "shared": [dl(d) for d in index.shared()]}
 
 
+def _secrets(args: argparse.Namespace) -> KeyLog | None:
+    """The ``--keylog`` secrets (None without it); a key log without any is a warning."""
+    secrets = read_keylog(args.keylog) if args.keylog is not None else None
+    if secrets is not None and not secrets:
+        print(f"replay: warning: --keylog {args.keylog}: no secrets (no CLIENT_RANDOM or TLS 1.3 traffic "
+              "secret line): no TLS connection can be decrypted", file=sys.stderr)
+    return secrets
+
+
 def _all(args: argparse.Namespace) -> int:
     """``--all``: every phone (:mod:`phoneemu.commands._replay_all`)."""
-    secrets = read_keylog(args.keylog) if args.keylog is not None else None
+    secrets = _secrets(args)
     limits = Limits(max_memory=(args.max_memory if args.max_memory is not None else ALL_MAX_MEMORY_MIB) << 20)
     profile = args.profile or "cp-8861"
     held = load_installed(limit=get_profile(profile).trust_list_limit, itl=args.installed_itl,
@@ -224,10 +232,7 @@ def handler(args: argparse.Namespace) -> int:
     if args.mac is None and not args.list:
         raise PhoneEmuError("give --mac MAC (or --list to see the phones in the capture, --all to replay "
                             "every one)", path="mac")
-    secrets = read_keylog(args.keylog) if args.keylog is not None else None
-    if secrets is not None and not secrets:
-        print(f"replay: warning: --keylog {args.keylog}: no secrets (no CLIENT_RANDOM or TLS 1.3 traffic "
-              "secret line): no TLS connection can be decrypted", file=sys.stderr)
+    secrets = _secrets(args)
     mac = normalise_mac(args.mac) if not args.list else None
     if args.list and secrets is None:
         secrets = KeyLog()  # --list --json names each TLS connection and why it is not decrypted
