@@ -48,6 +48,8 @@ def check_all_options(args: argparse.Namespace) -> None:
         raise PhoneEmuError("--models is for --all (one phone: --profile NAME)", path="models")
     if args.junit is not None and not args.all:
         raise PhoneEmuError("--junit is for --all (a test case per phone)", path="junit")
+    if args.json_file is not None and not args.all:
+        raise PhoneEmuError("--json-file is for --all (one phone: --json)", path="json-file")
     if args.export_flash is not None and not args.all:
         raise PhoneEmuError("--export-flash is for --all (one phone: boot --flash keeps its flash)",
                             path="export-flash")
@@ -70,6 +72,7 @@ def check_all_options(args: argparse.Namespace) -> None:
     from phoneemu.files import check_writable
 
     check_writable(args.junit, "--junit")
+    check_writable(args.json_file, "--json-file")
     _check_export(args.export_flash)
     if args.fleet_flash is not None and not args.fleet_flash.is_dir():
         raise PhoneEmuError(f"{args.fleet_flash}: no such folder (phones' flashes, one per <MAC>, as fleet "
@@ -303,17 +306,19 @@ def run_all(args: argparse.Namespace, *, secrets: KeyLog | None, limits: Limits 
         write_junit(doc, args.capture, args.junit)
     holding, tvs = offline_words(args, capture.tvs)
     profile = args.profile or "cp-8861"
+    if args.json or args.json_file is not None:
+        given = {name: str(getattr(args, name)) if getattr(args, name) is not None else None
+                 for name in ("fleet_flash", "export_flash", "installed_config_dir", "models")}
+        whole = {"capture": str(args.capture), "profile": profile, **given,
+                 "installed": {k.lower(): None if p is None else str(p) for k, p in installed_files(args)},
+                 "offline": {"tvs": tvs, "capf": "unavailable"}, "packets": capture.packets,
+                 "downloads": capture.downloads, "warnings": list(capture.warnings), **doc}
+        if args.json_file is not None:
+            from phoneemu.files import write_output
+
+            write_output(args.json_file, (json.dumps(whole, indent=1) + "\n").encode("utf-8"))
     if args.json:
-        print(json.dumps({"capture": str(args.capture), "profile": profile,
-                          "fleet_flash": str(args.fleet_flash) if args.fleet_flash else None,
-                          "export_flash": str(args.export_flash) if args.export_flash else None,
-                          "installed_config_dir": str(args.installed_config_dir)
-                          if args.installed_config_dir else None,
-                          "installed": {k.lower(): str(p) if p is not None else None
-                                        for k, p in installed_files(args)},
-                          "offline": {"tvs": tvs, "capf": "unavailable"}, "packets": capture.packets,
-                          "downloads": capture.downloads, "warnings": list(capture.warnings), **doc},
-                         indent=2))
+        print(json.dumps(whole, indent=2))
     else:
         counts = f"{_count(doc['phones'], 'phone')} ({_count(doc['boots'], 'boot')})"
         if models is not None:

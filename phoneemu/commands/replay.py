@@ -127,6 +127,9 @@ def register(sub: Any) -> None:
                    help="with --all: phones' flashes, one per DIR/<MAC> (fleet boot --flash DIR): each phone "
                    "holds its own installed files, profile and keys (phones without one: the options')")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--json-file", type=Path, metavar="FILE",
+                   help="with --all: write the JSON document (every phone's every boot) to FILE and print "
+                   "the summary as text")
     p.add_argument("--junit", type=Path, metavar="FILE",
                    help="with --all: write a JUnit XML report, a test case per phone (failed when a boot "
                    "of it did not accept a configuration: which one and why)")
