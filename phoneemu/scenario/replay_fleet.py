@@ -42,8 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from phoneemu.errors import DecodeError, PhoneEmuError
-from phoneemu.net.capture import read_pcap
+from phoneemu.errors import PhoneEmuError
 from phoneemu.net.tls_decrypt import KeyLog
 from phoneemu.protocols import tvs
 from phoneemu.scenario._capture_flows import Download, Endpoint, FlowScanner, Limits
@@ -54,7 +53,7 @@ from phoneemu.scenario.replay import (
     boot_groups,
     replay_boots,
 )
-from phoneemu.scenario.replay_tvs import MAX_WARNINGS, TvsCapture, TvsCollector
+from phoneemu.scenario.replay_tvs import ScanWarnings, TvsCapture, TvsCollector, feed_capture, no_tvs
 
 __all__ = ["DESCRIPTION_COST", "EXCHANGE_COST", "MAX_FLEET_EXCHANGES", "MAX_SPOOL", "FleetCapture",
            "PhoneReplay", "replay_fleet", "scan_fleet"]
@@ -398,43 +397,24 @@ def scan_fleet(path: str | Path, *, secrets: KeyLog | None = None, limits: Limit
     the offset for a malformed capture (a capture cut inside a packet: a warning, the packets before it
     read). ``progress(offset)`` is told how far the reading is, every few thousand packets."""
     limits = limits or Limits()
-    warnings: list[str] = []
-    dropped = [0]
-
-    def warn(text: str) -> None:
-        if len(warnings) < MAX_WARNINGS:
-            warnings.append(text)
-        else:
-            dropped[0] += 1
+    warnings = ScanWarnings()
     spool = _Spool(spool_limit)
     try:
         allowance = _Allowance(limits.max_memory)
-        sink = _FleetSink(spool, allowance, warn)
-        collector = _FleetTvs(secrets, allowance, warn) if secrets is not None else None
-        scanner = FlowScanner(sink, tls=collector, limits=limits, warn=warn)
-        cut: list[str] = []
-
-        def cut_short(exc: DecodeError) -> None:
-            cut.append(f"{exc}: the capture ends inside this packet (tcpdump stopped, disk full?); "
-                       "the packets before it are read")
-        for n, pkt in enumerate(read_pcap(path, cut_short=cut_short)):
-            scanner.feed(pkt)
-            if progress is not None and not n % _PROGRESS_EVERY:
-                progress(pkt.offset)
-        scanner.close()
+        sink = _FleetSink(spool, allowance, warnings)
+        collector = _FleetTvs(secrets, allowance, warnings) if secrets is not None else None
+        scanner = FlowScanner(sink, tls=collector, limits=limits, warn=warnings)
+        feed_capture(path, scanner, warnings, progress=progress, every=_PROGRESS_EVERY)
     except BaseException:
         spool.close()
         raise
-    if dropped[0]:
-        warnings.append(f"... and {dropped[0]} more warning(s)")
-    warnings[:0] = cut
+    notes = warnings.lines()
     if collector is not None and collector.unlisted:
-        warnings.append(f"{collector.unlisted} TVS exchange(s) not kept (beyond "
-                        f"{MAX_FLEET_EXCHANGES}, or half the overall budget: raise --max-memory): those "
-                        "phones' queries are answered as not captured")
-    tvs = collector.result(scanner.tls_connections) if collector is not None else TvsCapture(
-        exchanges=(), tls_connections=scanner.tls_connections, not_tvs=0, problems=())
-    return FleetCapture(sink, scanner, tvs, warnings)
+        notes.append(f"{collector.unlisted} TVS exchange(s) not kept (beyond "
+                     f"{MAX_FLEET_EXCHANGES}, or half the overall budget: raise --max-memory): those "
+                     "phones' queries are answered as not captured")
+    tvs = collector.result(scanner.tls_connections) if collector is not None else no_tvs(scanner)
+    return FleetCapture(sink, scanner, tvs, notes)
 
 
 async def replay_fleet(capture: FleetCapture, *, reduce: Callable[[PhoneReplay], T],

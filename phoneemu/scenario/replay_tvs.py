@@ -37,8 +37,8 @@ from phoneemu.scenario._capture_flows import MAX_TLS_STREAM, Endpoint, FlowScann
 from phoneemu.scenario.replay import CaptureIndex, phone_sink
 from phoneemu.values import host_port
 
-__all__ = ["MAX_LISTED_EXCHANGES", "CaptureScan", "CapturedTvs", "TvsCapture", "TvsCollector", "scan_capture",
-           "tvs_from_packets"]
+__all__ = ["MAX_LISTED_EXCHANGES", "CaptureScan", "CapturedTvs", "ScanWarnings", "TvsCapture", "TvsCollector",
+           "feed_capture", "no_tvs", "scan_capture", "tvs_from_packets"]
 
 _MAX_MESSAGES = 64  # TVS requests of one connection taken (phones send one, §E.7)
 MAX_LISTED_EXCHANGES = 10_000
@@ -241,36 +241,58 @@ class CaptureScan:
 MAX_WARNINGS = 100
 
 
+class ScanWarnings:
+    """A capture scan's warnings (``warn(text)``): the first :data:`MAX_WARNINGS` kept, the rest counted;
+    a capture that ends inside a packet (``cut_short``) says so first — it is why the end is missing."""
+
+    def __init__(self) -> None:
+        self._kept: list[str] = []
+        self._dropped = 0
+        self._cut: list[str] = []
+
+    def __call__(self, text: str) -> None:
+        if len(self._kept) < MAX_WARNINGS:
+            self._kept.append(text)
+        else:
+            self._dropped += 1
+
+    def cut_short(self, exc: DecodeError) -> None:
+        self._cut.append(f"{exc}: the capture ends inside this packet (tcpdump stopped, disk full?); "
+                         "the packets before it are read")
+
+    def lines(self) -> list[str]:
+        more = [f"... and {self._dropped} more warning(s)"] if self._dropped else []
+        return [*self._cut, *self._kept, *more]
+
+
+def feed_capture(path: str | Path, scanner: FlowScanner, warnings: ScanWarnings, *,
+                 progress: Callable[[int], None] | None = None, every: int = 4096) -> None:
+    """Read ``path`` packet by packet into ``scanner`` and close it (DecodeError naming the offset for
+    a malformed capture; one cut inside a packet is a warning); ``progress(offset)`` every ``every``
+    packets."""
+    for n, pkt in enumerate(read_pcap(path, cut_short=warnings.cut_short)):
+        scanner.feed(pkt)
+        if progress is not None and not n % every:
+            progress(pkt.offset)
+    scanner.close()
+
+
+def no_tvs(scanner: FlowScanner) -> TvsCapture:
+    """What a scan without a key log knows of TLS: how many connections it saw."""
+    return TvsCapture(exchanges=(), tls_connections=scanner.tls_connections, not_tvs=0, problems=())
+
+
 def scan_capture(path: str | Path, *, mac: str | None = None, secrets: KeyLog | None = None,
                  limits: Limits | None = None) -> CaptureScan:
     """Read a capture once, packet by packet, keeping what the replay of ``mac`` needs (None: the
     listing of every phone, without file contents); with ``secrets`` the TLS connections are decrypted
     as they end. Memory stays bounded (:mod:`phoneemu.scenario._capture_flows`); malformed input raises
     DecodeError naming the offset."""
-    warnings: list[str] = []
-    dropped = 0
-
-    def warn(text: str) -> None:
-        nonlocal dropped
-        if len(warnings) < MAX_WARNINGS:
-            warnings.append(text)
-        else:
-            dropped += 1
+    warnings = ScanWarnings()
     sink = phone_sink(mac)
     collector = TvsCollector(secrets, mac=mac) if secrets is not None else None
-    scanner = FlowScanner(sink, tls=collector, limits=limits, warn=warn)
-    cut: list[str] = []  # first among the warnings: it is why the end of the capture is missing
-
-    def cut_short(exc: DecodeError) -> None:
-        cut.append(f"{exc}: the capture ends inside this packet (tcpdump stopped, disk full?); "
-                   "the packets before it are read")
-    for pkt in read_pcap(path, cut_short=cut_short):
-        scanner.feed(pkt)
-    scanner.close()
-    if dropped:
-        warnings.append(f"... and {dropped} more warning(s)")
-    warnings[:0] = cut
-    tvs = collector.result(scanner.tls_connections) if collector is not None else TvsCapture(
-        exchanges=(), tls_connections=scanner.tls_connections, not_tvs=0, problems=())
-    index = sink.index(scanner, warnings)
+    scanner = FlowScanner(sink, tls=collector, limits=limits, warn=warnings)
+    feed_capture(path, scanner, warnings)
+    tvs = collector.result(scanner.tls_connections) if collector is not None else no_tvs(scanner)
+    index = sink.index(scanner, warnings.lines())
     return CaptureScan(index=index, tvs=tvs, warnings=index.warnings)
