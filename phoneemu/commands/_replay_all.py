@@ -23,6 +23,7 @@ from phoneemu.scenario.replay_tvs import TvsCapture
 __all__ = [
     "ALL_MAX_MEMORY_MIB",
     "PHONES_LISTED",
+    "add_all_options",
     "check_all_options",
     "fleet_doc",
     "fleet_text",
@@ -40,22 +41,43 @@ PHONES_LISTED = 50
 """Phones the text output lists one per line (more: the summary only; ``--json`` has every phone)."""
 
 
+#: the options of ``--all`` alone: (flag, metavar, help, what one phone takes instead)
+_ALL_OPTIONS = (
+    ("--installed-config-dir", "DIR", "each phone holds its config from DIR (SEP<MAC>.cnf.xml.sgn or "
+     ".cnf.xml, e.g. a copy of the cluster's TFTP root from before the capture): it names the TVS servers "
+     "the phone asks", "--installed-config FILE"),
+    ("--fleet-flash", "DIR", "phones' flashes, one per DIR/<MAC> (fleet boot --flash DIR): each phone "
+     "holds its own installed files, profile and keys (phones without one: the options')", "--flash DIR"),
+    ("--models", "FILE", "each phone's model, a line per phone: MAC (or SEP<MAC>) and model (cp-7962, "
+     "'Cisco 7962'), comma-separated as a CUCM phone export's Device Name and Device Type columns; a "
+     "model without a profile here keeps --profile, noted", "--profile NAME"),
+    ("--export-flash", "DIR", "write each replayed phone's flash as its last boot left it to DIR/<MAC> "
+     "(trust lists, config, keys; a new or empty folder), for predict --fleet-flash DIR NEW-FILES: what "
+     "a planned change would do to every phone of the site", "boot --flash keeps its flash"),
+    ("--json-file", "FILE", "write the JSON document (every phone's every boot) to FILE and print the "
+     "summary as text", "--json"),
+    ("--junit", "FILE", "write a JUnit XML report, a test case per phone (failed when a boot of it did "
+     "not accept a configuration: which one and why)", "the exit status, or --json"),
+)
+
+
+def add_all_options(p: Any) -> None:
+    """``--all`` and the options only it takes, as one group of ``replay --help``."""
+    g = p.add_argument_group("every phone of the capture")
+    g.add_argument("--all", action="store_true",
+                   help="replay every phone of the capture (one pass over it): a line per phone, what their "
+                   "last boots decided and the failures grouped by kind; --installed-itl (-ctl, -config) "
+                   "hold for every phone")
+    for flag, metavar, text, _one in _ALL_OPTIONS:
+        g.add_argument(flag, type=Path, metavar=metavar, help=f"with --all: {text}")
+
+
 def check_all_options(args: argparse.Namespace) -> None:
-    """``--all`` replays every phone: not with one phone's options; ``--fleet-flash`` only with it."""
-    if args.fleet_flash is not None and not args.all:
-        raise PhoneEmuError("--fleet-flash is for --all (one phone: --flash DIR)", path="fleet-flash")
-    if args.models is not None and not args.all:
-        raise PhoneEmuError("--models is for --all (one phone: --profile NAME)", path="models")
-    if args.junit is not None and not args.all:
-        raise PhoneEmuError("--junit is for --all (a test case per phone)", path="junit")
-    if args.json_file is not None and not args.all:
-        raise PhoneEmuError("--json-file is for --all (one phone: --json)", path="json-file")
-    if args.export_flash is not None and not args.all:
-        raise PhoneEmuError("--export-flash is for --all (one phone: boot --flash keeps its flash)",
-                            path="export-flash")
-    if args.installed_config_dir is not None and not args.all:
-        raise PhoneEmuError("--installed-config-dir is for --all (one phone: --installed-config FILE)",
-                            path="installed-config-dir")
+    """``--all`` replays every phone: not with one phone's options; the options of ``--all`` only with it."""
+    if not args.all:
+        for flag, _metavar, _text, one in _ALL_OPTIONS:
+            if getattr(args, flag[2:].replace("-", "_")) is not None:
+                raise PhoneEmuError(f"{flag} is for --all (one phone: {one})", path=flag[2:])
     if not args.all:
         return
     if args.installed_config_dir is not None:

@@ -20,6 +20,7 @@ from phoneemu.commands._argtypes import positive_int
 from phoneemu.commands._installed import add_installed_options, fill_from_flash, installed_config_key
 from phoneemu.commands._replay_all import (
     ALL_MAX_MEMORY_MIB,
+    add_all_options,
     check_all_options,
     installed_files,
     offline_words,
@@ -107,32 +108,8 @@ def register(sub: Any) -> None:
                    f"{MAX_MEMORY >> 20}; --all {ALL_MAX_MEMORY_MIB}): beyond, kept downloads give up their "
                    "bytes or the least recently active flows end early, each with a warning")
     p.add_argument("--list", action="store_true", help="list the phones and files in the capture")
-    p.add_argument("--all", action="store_true",
-                   help="replay every phone of the capture (one pass over it): a line per phone, what their "
-                   "last boots decided and the failures grouped by kind; --installed-itl (-ctl, -config) "
-                   "hold for every phone")
-    p.add_argument("--installed-config-dir", type=Path, metavar="DIR",
-                   help="with --all: each phone holds its config from DIR (SEP<MAC>.cnf.xml.sgn or "
-                   ".cnf.xml, e.g. a copy of the cluster's TFTP root from before the capture): it names the "
-                   "TVS servers the phone asks")
-    p.add_argument("--models", type=Path, metavar="FILE",
-                   help="with --all: each phone's model, a line per phone: MAC (or SEP<MAC>) and model "
-                   "(cp-7962, 'Cisco 7962'), comma-separated as a CUCM phone export's Device Name and "
-                   "Device Type columns; a model without a profile here keeps --profile, noted")
-    p.add_argument("--export-flash", type=Path, metavar="DIR",
-                   help="with --all: write each replayed phone's flash as its last boot left it to "
-                   "DIR/<MAC> (trust lists, config, keys; a new or empty folder), for predict --fleet-flash "
-                   "DIR NEW-FILES: what a planned change would do to every phone of the site")
-    p.add_argument("--fleet-flash", type=Path, metavar="DIR",
-                   help="with --all: phones' flashes, one per DIR/<MAC> (fleet boot --flash DIR): each phone "
-                   "holds its own installed files, profile and keys (phones without one: the options')")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("--json-file", type=Path, metavar="FILE",
-                   help="with --all: write the JSON document (every phone's every boot) to FILE and print "
-                   "the summary as text")
-    p.add_argument("--junit", type=Path, metavar="FILE",
-                   help="with --all: write a JUnit XML report, a test case per phone (failed when a boot "
-                   "of it did not accept a configuration: which one and why)")
+    add_all_options(p)
     p.set_defaults(handler=handler)
 
 
