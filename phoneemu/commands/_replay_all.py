@@ -200,6 +200,15 @@ def _phone_line(rec: dict[str, Any]) -> str:
             f"({boots[-1]['rule']}){'; ' + trust if trust else ''}")
 
 
+def _group(kind: dict[str, Any], field: str) -> tuple[str, str, str]:
+    """A group of alike phones as the summary words it: ``N phones``, its first MACs (``and M more``),
+    and its ``field`` (a single phone's own MAC in place of ``{mac}``)."""
+    n, macs = kind["count"], kind["macs"]
+    more = f" and {n - len(macs)} more" if n > len(macs) else ""
+    value = kind[field].replace("{mac}", macs[0]) if n == 1 else kind[field]
+    return _count(n, "phone"), f"{', '.join(macs)}{more}", value
+
+
 def fleet_text(doc: dict[str, Any], head: str) -> str:
     lines = [head]
     if doc["phones"] <= PHONES_LISTED:
@@ -214,17 +223,12 @@ def fleet_text(doc: dict[str, Any], head: str) -> str:
                      + ", ".join(f"{k} {v}" for k, v in doc["changed"].items()))
     for lead, field in (("note for", "note"), ("not replayed:", "skipped")):
         for kind in doc[f"{field}_kinds"]:
-            n, macs = kind["count"], kind["macs"]
-            more = f" and {n - len(macs)} more" if n > len(macs) else ""
-            text = kind[field].replace("{mac}", macs[0]) if n == 1 else kind[field]
-            lines.append(f"{lead} {_count(n, 'phone')} ({', '.join(macs)}{more}): {text}")
+            phones, macs, text = _group(kind, field)
+            lines.append(f"{lead} {phones} ({macs}): {text}")
     for kind in doc["partial_kinds"]:
-        n, macs = kind["count"], kind["macs"]
-        more = f" and {n - len(macs)} more" if n > len(macs) else ""
-        names = kind["not_captured"].replace("{mac}", macs[0]) if n == 1 else kind["not_captured"]
-        lines.append(f"held in part: the last boot of {_count(n, 'phone')} asked for {names}, whose "
-                     "request or whole answer is not in that boot of the capture (it ends during the boot?) "
-                     f"({', '.join(macs)}{more})")
+        phones, macs, names = _group(kind, "not_captured")
+        lines.append(f"held in part: the last boot of {phones} asked for {names}, whose request or whole "
+                     f"answer is not in that boot of the capture (it ends during the boot?) ({macs})")
     failed = sum(k["count"] for k in doc["failure_kinds"]) + doc["failure_kinds_not_kept"]
     lines += kind_lines(doc["failure_kinds"], "failed", _failure_text, failed, every_record="--json")
     ok = doc["by_outcome"].get("ok", 0)
