@@ -14,7 +14,7 @@ from typing import Any
 from phoneemu.commands._progress import progress_line
 from phoneemu.errors import PhoneEmuError
 from phoneemu.fleet.alike import Alike
-from phoneemu.fleet.metrics import FAILED_BY, failure_text, kind_lines, outcome_of
+from phoneemu.fleet.metrics import FAILED_BY, failure_text, kind_lines, outcome_of, tally_lines
 from phoneemu.net.tls_decrypt import KeyLog
 from phoneemu.scenario.replay import Limits, ReplayResult
 from phoneemu.scenario.replay_fleet import PhoneReplay, replay_fleet, scan_fleet
@@ -213,11 +213,7 @@ def fleet_text(doc: dict[str, Any], head: str) -> str:
     lines = [head]
     if doc["phones"] <= PHONES_LISTED:
         lines += [_phone_line(rec) for rec in doc["records"]]
-    lines.append("each phone's last boot: " + ", ".join(f"{k} {v}" for k, v in doc["by_outcome"].items()))
-    lines.append("by deciding rule (last boot):")
-    lines += [f"  {v:>8}  {k}" for k, v in doc["by_rule"].items()]
-    if doc["by_trust"]:
-        lines.append("trust lists (last boot): " + ", ".join(f"{k} {v}" for k, v in doc["by_trust"].items()))
+    lines += tally_lines(doc, outcome_head="each phone's last boot", which=" (last boot)")
     if doc["changed"]:
         lines.append("changed across the capture's boots: "
                      + ", ".join(f"{k} {v}" for k, v in doc["changed"].items()))

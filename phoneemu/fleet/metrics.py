@@ -35,7 +35,7 @@ import resource
 import sys
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +53,7 @@ __all__ = [
     "outcome_of",
     "peak_rss_mib",
     "percentile",
+    "tally_lines",
 ]
 
 #: The deciding rule of a phone the fleet could not make (its lab MIC, flash or manual key unusable)
@@ -188,6 +189,20 @@ _FAILURES_SHOWN = 5
 #: what failures of one kind share (fleet.alike): the summary's lines, one per kind
 FAILED_BY = ("outcome", "rule", "reason", "signer")
 _CAPF_FAILED_BY = ("capf", "reason")
+
+
+def _counts(counter: Mapping[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counter.items())
+
+
+def tally_lines(s: Mapping[str, Any], *, outcome_head: str, which: str = "") -> list[str]:
+    """A summary's counts of ``by_outcome``, ``by_rule`` and ``by_trust`` (the trust lists' outcomes),
+    a line each (the rules one per line); ``which``: the boots counted (`` (last boot)``)."""
+    lines = [f"{outcome_head}: {_counts(s['by_outcome'])}", f"by deciding rule{which}:"]
+    lines += [f"  {v:>8}  {k}" for k, v in s["by_rule"].items()]
+    if s["by_trust"]:
+        lines.append(f"trust lists{which}: {_counts(s['by_trust'])}")
+    return lines
 
 
 def failure_text(kind: dict[str, Any]) -> str:
@@ -380,13 +395,9 @@ class FleetMetrics:
         if lat["p50"] is not None:
             lines.append(f"latency ms: p50 {lat['p50']:.1f}  p90 {lat['p90']:.1f}  p99 {lat['p99']:.1f}  "
                          f"max {lat['max']:.1f}")
-        lines.append("by outcome: " + ", ".join(f"{k} {v}" for k, v in s["by_outcome"].items()))
-        lines.append("by deciding rule:")
-        lines += [f"  {v:>8}  {k}" for k, v in s["by_rule"].items()]
-        if s["by_trust"]:
-            lines.append("trust lists: " + ", ".join(f"{k} {v}" for k, v in s["by_trust"].items()))
+        lines += tally_lines(s, outcome_head="by outcome")
         if s["by_capf"]:
-            lines.append("CAPF: " + ", ".join(f"{k} {v}" for k, v in s["by_capf"].items()))
+            lines.append(f"CAPF: {_counts(s['by_capf'])}")
             capf_failed = sum(k["count"] for k in s["capf_failure_kinds"]) + self.capf_alike.other
             lines += kind_lines(s["capf_failure_kinds"], "CAPF failed",
                                  lambda k: f"({k['capf']}): {k['reason']}", capf_failed)
