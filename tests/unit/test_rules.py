@@ -890,3 +890,63 @@ def test_key_only_record_needs_the_same_key_serial_and_issuer() -> None:
     assert not rules.record_matches_peer(bare_key, forged, certs.load_cert_der(forged))
     garbled = TrustRecord(role=Role.TVS, public_key=b"\x30\x03\x02\x01\x01")
     assert not rules.record_matches_peer(garbled, certs.cert_der(tvs.cert), tvs.cert)
+
+
+def _unusable(rec: TrustRecord) -> TrustRecord:
+    """``rec`` with a key that is neither PKCS#1 RSA nor an EC point, and no certificate to fall back on."""
+    return TrustRecord(role=rec.role, dns_name=rec.dns_name, subject=rec.subject, issuer=rec.issuer,
+                       serial=rec.serial, public_key=b"\x30\x03\x02\x01\x01", ip_address=rec.ip_address)
+
+
+def test_signer_record_without_a_usable_key_rejects_never_skips() -> None:
+    """§G.3/§G.4: the installed record naming the signer has a key that does not decode: the file is
+    rejected as a bad signature (UNSUPPORTED_KEY), not accepted and not passed to another anchor."""
+    rec, cm, other = ident("recovery-a"), ident("cm-a"), ident("recovery-x")
+    s = new_store()
+    install(s, "ITL", tl("ITL", rec, [rec.record(Role.SAST), _unusable(cm.record(Role.CCM_TFTP)),
+                                      _unusable(other.record(Role.SAST))]))
+    d = rules.decide_config(s, CFG + ".sgn", sgn(cm), profile=P8861, now=NOW)
+    expect(d, "G.4-bad-signature", False, VerifyReason.UNSUPPORTED_KEY)
+    assert "no usable key" in d.reason
+    update = tl("ITL", other, [other.record(Role.SAST), rec.record(Role.SAST)], ts=NOW + 1)
+    d2 = rules.decide_trust_list(s, update, kind="ITL", profile=P8861, now=NOW)
+    expect(d2, "G.3-bad-signature", False, VerifyReason.UNSUPPORTED_KEY)
+    assert s.itl is not None and s.itl.raw != update  # the installed ITL stays
+
+
+def test_static_file_trust_states() -> None:
+    """§G.4 for a static file in each trust state: none (unsigned or signed, not checked), rollback ITL
+    (likewise), an installed ITL (unsigned refused; signed checked; damaged or misnamed refused)."""
+    body = b"<ringList/>"
+    name = "RingList.xml"
+
+    def static(s: TrustStore, file_name: str, data: bytes) -> Decision:
+        return rules.decide_static_file(s, file_name, data, profile=P8861, now=NOW)
+
+    def signed_as(file_name: str, signer: Ident) -> bytes:
+        return signed.build(body=body, filename=file_name, signer=signer.signer, timestamp=NOW, hash_alg=1)
+
+    none = new_store()
+    expect(static(none, name, body), "G.4-unsigned-no-trust-list", True)
+    expect(static(none, name + ".sgn", signed_as(name + ".sgn", ident("cm-x"))),
+           "G.4-signed-unchecked-no-trust-list", True)
+    rollback = new_store()
+    install(rollback, "ITL", tl("ITL", ident("recovery-a"), []))
+    expect(static(rollback, name, body), "G.4-empty-itl-accepts-unsigned", True)
+    expect(static(rollback, name + ".sgn", signed_as(name + ".sgn", ident("cm-x"))),
+           "G.4-empty-itl-signature-unchecked", True)
+    s = with_itl_and_config()
+    expect(static(s, name, body), "G.4-unsigned-rejected", False, VerifyReason.NOT_SIGNED)
+    expect(static(s, name + ".sgn", signed_as(name + ".sgn", ident("cm-a"))), "G.4-signed-by-itl-tftp", True)
+    expect(static(s, name + ".sgn", b"\x01\x02garbage"), "G.4-malformed", False, VerifyReason.OTHER)
+    expect(static(s, name + ".sgn", signed_as("Other.xml.sgn", ident("cm-a"))), "G.4-wrong-file-name", False,
+           VerifyReason.OTHER)
+    expect(static(s, name + ".sgn", tamper(signed_as(name + ".sgn", ident("cm-a")))), "G.4-bad-signature",
+           False, VerifyReason.BAD_SIGNATURE)
+
+
+def test_capf_server_certificate_that_does_not_decode_is_refused() -> None:
+    """§F.1, §G.5: a CAPF server presenting bytes that are not a certificate is refused, saying so."""
+    s = with_itl_and_config()
+    d = rules.decide_capf_server(s, b"\x30\x03\x02\x01\x01", profile=P8861, now=NOW)
+    assert not d.accepted and d.reason_code == VerifyReason.OTHER and "unreadable" in d.reason, d

@@ -175,3 +175,19 @@ def test_roles_text_names_codes_for_reasons() -> None:
 
     assert roles_text([Role.CAPF, 0, 2, 21, 99]) == "SAST (0), CCM+TFTP (2), CAPF (4), TVS (21), Unknown (99)"
     assert roles_text(frozenset()) == "none"
+
+
+def test_parse_record_checks_its_own_span(vectors: dict[str, bytes]) -> None:
+    """``parse_record`` called with a span the list scan did not make: the record must begin with
+    RECORD_LENGTH and that length must be the span's, each error naming the offset."""
+    data = vectors["itl_lab.tlv"]
+    tl0 = tlist.parse(data)
+    start = tl0.body_offset
+    length = int.from_bytes(data[start + 3:start + 5], "big")
+    assert tlist.parse_record(data, start, start + length) == tl0.record(0)
+    with pytest.raises(DecodeError, match=r"must start with RECORD_LENGTH") as e1:
+        tlist.parse_record(data, start + 1, start + length)
+    assert e1.value.offset == start + 1
+    with pytest.raises(DecodeError, match=rf"RECORD_LENGTH {length} != record span {length - 1}") as e2:
+        tlist.parse_record(data, start, start + length - 1)
+    assert e2.value.offset == start + 3 and e2.value.path == "record[0].record_length"
