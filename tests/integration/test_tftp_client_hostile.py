@@ -68,3 +68,70 @@ def test_max_time_does_not_cut_a_transfer_that_ends_in_time() -> None:
 
     threading.Thread(target=serve, daemon=True).start()
     assert run(tftp_get("127.0.0.1", port, "f", timeout=0.5, retries=1, max_time=2.0), limit=3.0) == b"hi"
+
+
+def _scripted_server(script: list[bytes], *, expect_replies: int) -> tuple[int, list[bytes], threading.Event]:
+    """Answer one RRQ: send each packet of ``script`` from a fresh TID after the client's previous reply
+    (the first right after the RRQ); collect the client's replies (at most ``expect_replies``)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    s.settimeout(3)
+    got: list[bytes] = []
+    done = threading.Event()
+
+    def serve() -> None:
+        t = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        t.bind(("127.0.0.1", 0))
+        t.settimeout(1.5)
+        try:
+            rrq, addr = s.recvfrom(2048)
+            got.append(rrq)
+            for pkt in script:
+                t.sendto(pkt, addr)
+                if len(got) <= expect_replies:
+                    got.append(t.recvfrom(2048)[0])
+        except OSError:
+            pass
+        finally:
+            t.close()
+            s.close()
+            done.set()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return int(s.getsockname()[1]), got, done
+
+
+def _error_code(pkt: bytes) -> int:
+    assert pkt[:2] == b"\x00\x05", pkt
+    return int.from_bytes(pkt[2:4], "big")
+
+
+def test_a_data_block_larger_than_the_block_size_fails_the_transfer_and_tells_the_server() -> None:
+    port, got, done = _scripted_server([b"\x00\x03\x00\x01" + b"x" * 600], expect_replies=1)
+    with pytest.raises(TransportError) as info:
+        run(tftp_get("127.0.0.1", port, "f", timeout=0.5, retries=1), limit=3.0)
+    assert info.value.kind == "protocol" and "DATA 1 has 600 bytes > blksize 512" in str(info.value)
+    done.wait(3)
+    assert _error_code(got[-1]) == 4  # illegal operation
+
+
+@pytest.mark.parametrize(("oack", "why"), [
+    (b"\x00\x06blksize\x001428\x00", "blksize 1428 above requested 1024"),
+    (b"\x00\x06blksize\x001024\x00timeout\x005\x00", "options we did not ask for: ['timeout']"),
+])
+def test_an_oack_with_options_not_asked_for_is_refused(oack: bytes, why: str) -> None:
+    port, got, done = _scripted_server([oack], expect_replies=1)
+    with pytest.raises(TransportError) as info:
+        run(tftp_get("127.0.0.1", port, "f", blksize=1024, timeout=0.5, retries=1), limit=3.0)
+    assert info.value.kind == "protocol" and "bad OACK" in str(info.value) and why in str(info.value)
+    done.wait(3)
+    assert _error_code(got[-1]) == 8  # option negotiation refused (RFC 2347)
+
+
+def test_a_repeated_oack_is_acknowledged_again_and_the_transfer_completes() -> None:
+    """Our ACK 0 lost on the way: the server sends its OACK again; the client ACKs 0 again."""
+    oack = b"\x00\x06blksize\x001024\x00"
+    port, got, done = _scripted_server([oack, oack, b"\x00\x03\x00\x01" + b"y" * 10], expect_replies=3)
+    assert run(tftp_get("127.0.0.1", port, "f", blksize=1024, timeout=0.5, retries=1), limit=3.0) == b"y" * 10
+    done.wait(3)
+    assert got[1:] == [b"\x00\x04\x00\x00", b"\x00\x04\x00\x00", b"\x00\x04\x00\x01"]
