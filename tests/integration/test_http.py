@@ -362,3 +362,65 @@ def test_connection_storm_waits_in_the_listen_queue_not_in_syn_retransmission() 
                     s.close()
             assert await http_get(HOST, srv.port, "ITLFile.tlv") == FILES["ITLFile.tlv"]
     run(main())
+
+
+def test_a_provider_that_fails_or_serves_too_much_is_answered_and_the_server_goes_on(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A provider raising is a 500 (logged with its traceback), one raising TransportError or returning
+    more than ``max_file_size`` a 413; callbacks that raise are logged; the next request is served."""
+    def provider(name: str) -> bytes | None:
+        if name == "boom":
+            raise RuntimeError("disk on fire")
+        if name == "limit":
+            raise TransportError("above the provider's limit", kind="too-large")
+        if name == "big":
+            return b"b" * 2048
+        return FILES.get(name)
+
+    def on_request(_peer: tuple[str, int], name: str, _status: int) -> None:
+        if name == "SEP001122334455.cnf.xml":
+            raise ValueError("logging callback broken")
+
+    async def main() -> None:
+        async with HttpServer(provider, HOST, 0, max_file_size=1024, on_request=on_request) as srv:
+            for name, code in (("boom", 500), ("limit", 413), ("big", 413)):
+                with pytest.raises(TransportError) as ei:
+                    await http_get(HOST, srv.port, name)
+                assert ei.value.code == code, (name, ei.value)
+            assert await http_get(HOST, srv.port, "SEP001122334455.cnf.xml") == b"<device/>"
+            assert await http_get(HOST, srv.port, "dir/a b.txt") == b"sp"
+
+    with caplog.at_level("ERROR"):
+        run(main())
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("provider failed for 'boom'" in m for m in logged), logged
+    assert any("on_request callback failed" in m for m in logged), logged
+
+
+@pytest.mark.parametrize(("response", "kind", "words"), [
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n8\r\nabcdefgh\r\n8\r\nijklmnop\r\n0\r\n\r\n",
+     "too-large", "body above 12 bytes"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcdXY0\r\n\r\n", "protocol",
+     "chunk not followed by CRLF"),
+    (b"HTTP/1.0 200 OK\r\n\r\n" + b"e" * 13, "too-large", "body above 12 bytes"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n" + b"e" * 13, "too-large", ""),
+])
+def test_client_bounds_a_body_whatever_its_framing(response: bytes, kind: str, words: str) -> None:
+    async def main() -> None:
+        async def canned(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(response)
+                await writer.drain()
+            finally:
+                writer.close()
+        server = await asyncio.start_server(canned, HOST, 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            with pytest.raises(TransportError) as ei:
+                await http_get(HOST, port, "f", timeout=2, max_size=12)
+            assert ei.value.kind == kind and words in str(ei.value), ei.value
+        finally:
+            server.close()
+            await server.wait_closed()
+    run(main())
