@@ -531,3 +531,65 @@ def test_packet_cache_bounds_and_large_files_sliced_per_block() -> None:
     mid = [p for p in data if len(p.data) in (512, 440)]  # big.bin's blocks are 1024 and 544 bytes
     assert [p.block for p in mid] == [1, 2, 3, 4, 5, 6] * 2
     assert b"".join(p.data for p in mid[:6]) == files["mid.bin"] == b"".join(p.data for p in mid[6:])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_requests_that_do_not_belong_to_a_transfer(mode: str, tmp_path: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """Mid-transfer, a repeated RRQ is ignored (our timer retransmits) and any other request to the
+    transfer's own port aborts the transfer with ERROR 4 (ephemeral TIDs; with a shared TID the next
+    request of the same peer supersedes it); mail mode is refused; a provider that raises is ERROR 0
+    "server error" (logged), a file above ``max_file_size`` "file too large"; each is one logged
+    outcome and the server goes on."""
+    events: list[TftpRequestEvent] = []
+    (tmp_path / "big.bin").write_bytes(b"b" * 3000)
+
+    def provider(name: str) -> bytes | None:
+        if name == "boom":
+            raise RuntimeError("disk on fire")
+        return FILES.get(name)
+
+    async def main() -> None:
+        async with TftpServer(provider, HOST, 0, tid_mode=mode, on_request=events.append) as srv, \
+                TftpServer(tmp_path, HOST, 0, tid_mode=mode, max_file_size=2048,
+                           on_request=events.append) as small:
+            raw = RawClient()
+            try:
+                rrq = encode(ReadRequest(filename="exact512.bin"))
+                await raw.send(rrq, (HOST, srv.port))
+                d1, tid = await raw.recv()
+                assert decode(d1) == Data(block=1, data=FILES["exact512.bin"][:512])
+                if mode == "ephemeral":
+                    await raw.send(rrq, tid)  # the same RRQ again, to the transfer's port
+                    with pytest.raises(TimeoutError):
+                        await raw.recv(timeout=0.2)
+                await raw.send(encode(Ack(block=1)), tid)
+                assert decode((await raw.recv())[0]) == Data(block=2, data=FILES["exact512.bin"][512:1024])
+                await raw.send(b"\x00\x02upload.bin\x00octet\x00", tid)
+                pkt = decode((await raw.recv())[0])
+                # shared: the transfer's port is the server's, where a WRQ is a new (refused) request
+                assert isinstance(pkt, Error) and pkt.code == (4 if mode == "ephemeral" else 2), pkt
+                for request, code, message in (
+                        (b"\x00\x01small.txt\x00mail\x00", 4, "mail mode not supported"),
+                        (b"\x00\x01boom\x00octet\x00", 0, "server error"),
+                ):
+                    await raw.send(request, (HOST, srv.port))
+                    pkt = decode((await raw.recv())[0])
+                    assert isinstance(pkt, Error) and (pkt.code, pkt.message) == (code, message), pkt
+                await raw.send(b"\x00\x01big.bin\x00octet\x00", (HOST, small.port))
+                pkt = decode((await raw.recv())[0])
+                assert isinstance(pkt, Error) and pkt.message == "file too large", pkt
+            finally:
+                raw.close()
+            assert await tftp_get(HOST, srv.port, "small.txt") == FILES["small.txt"]
+
+    with caplog.at_level("ERROR"):
+        run(main())
+    outcomes = [(e.filename, e.outcome) for e in events]
+    shared = [("upload.bin", "refused")] if mode == "shared" else []
+    assert outcomes == [("exact512.bin", "aborted"), *shared, ("small.txt", "refused"), ("boom", "error"),
+                        ("big.bin", "too-large"), ("small.txt", "ok")], outcomes
+    why = ("unexpected WriteRequest during transfer" if mode == "ephemeral"
+           else "superseded by a new request from the same peer")  # shared: one transfer per peer
+    assert why in events[0].detail, events[0]
+    assert any("provider failed for 'boom'" in r.getMessage() for r in caplog.records)
