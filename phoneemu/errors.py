@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import enum
+from collections.abc import Iterable
 from typing import TypeVar
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "VerificationError",
     "VerifyReason",
     "naming_file",
+    "several",
 ]
 
 
@@ -158,7 +160,44 @@ class TransportError(PhoneEmuError):
 
 
 class ScenarioError(PhoneEmuError):
-    """A mistake in a scenario file, reported with file:line and the field before anything runs."""
+    """A mistake in a scenario file, reported with file:line and the field before anything runs.
+
+    ``mistakes``: every mistake it stands for (itself alone, or those :func:`several` gathered)."""
+
+    @property
+    def mistakes(self) -> tuple[ScenarioError, ...]:
+        return (self,)
+
+
+#: At most this many mistakes are listed one per line by :func:`several` (the rest are counted).
+MAX_LISTED_MISTAKES = 20
+
+
+class _ScenarioMistakesError(ScenarioError):
+    """Several scenario mistakes as one error: a count, then one line each (at most 20 listed)."""
+
+    def __init__(self, mistakes: tuple[ScenarioError, ...]) -> None:
+        self._mistakes = mistakes
+        files = {m.file for m in mistakes}
+        head = f"{len(mistakes)} mistakes in {len(files)} scenario files" if len(files) > 1 else \
+            f"{len(mistakes)} mistakes in {next(iter(files)) or 'the scenario'}"
+        lines = [str(m) for m in mistakes[:MAX_LISTED_MISTAKES]]
+        if len(mistakes) > MAX_LISTED_MISTAKES:
+            lines.append(f"... and {len(mistakes) - MAX_LISTED_MISTAKES} more")
+        super().__init__(head + " (nothing ran):\n  " + "\n  ".join(lines))
+
+    @property
+    def mistakes(self) -> tuple[ScenarioError, ...]:
+        return self._mistakes
+
+
+def several(errors: Iterable[ScenarioError]) -> ScenarioError | None:
+    """One error for every mistake of ``errors`` (each one's own mistakes flattened); None when there
+    are none, the mistake itself when there is one: a user fixes them all after one run."""
+    flat = tuple(m for e in errors for m in e.mistakes)
+    if not flat:
+        return None
+    return flat[0] if len(flat) == 1 else _ScenarioMistakesError(flat)
 
 
 _E = TypeVar("_E", bound=PhoneEmuError)

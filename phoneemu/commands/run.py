@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from phoneemu.commands._argtypes import non_negative_float, non_negative_int
-from phoneemu.errors import ScenarioError
+from phoneemu.errors import ScenarioError, several
 from phoneemu.files import check_writable
 from phoneemu.scenario.deadline import DEFAULT_TIMEOUT_S, GRACE_S
 from phoneemu.scenario.loader import discover, load_file
@@ -95,7 +95,17 @@ def _load_all(paths: list[str]) -> list[Scenario]:
     files = discover(paths)
     if not files:
         raise ScenarioError("no scenario files (*.yaml) found", file=" ".join(paths))
-    return [load_file(f) for f in files]
+    scenarios: list[Scenario] = []
+    mistakes: list[ScenarioError] = []
+    for f in files:  # every file's mistakes, all in one error: nothing runs until all are fixed
+        try:
+            scenarios.append(load_file(f))
+        except ScenarioError as exc:
+            mistakes.append(exc)
+    err = several(mistakes)
+    if err is not None:
+        raise err
+    return scenarios
 
 
 class _Progress:

@@ -7,14 +7,15 @@ of: ...)``. YAML is read with the safe loader only (no object construction).
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from phoneemu.errors import PhoneEmuError, ScenarioError
+from phoneemu.errors import PhoneEmuError, ScenarioError, several
 from phoneemu.files import read_at_most
 from phoneemu.phone import rule_ids
 from phoneemu.phone.profile import PROFILES, profile_from_dict
@@ -728,8 +729,27 @@ def _expectation(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGrou
     )
 
 
+@contextlib.contextmanager
+def _gather(mistakes: list[ScenarioError]) -> Iterator[None]:
+    """Keep a ScenarioError of the block in ``mistakes`` and go on with the next cluster, group or step."""
+    try:
+        yield
+    except ScenarioError as exc:
+        mistakes.append(exc)
+
+
+def _raise_gathered(mistakes: list[ScenarioError]) -> None:
+    err = several(mistakes)
+    if err is not None:
+        raise err
+
+
 def load_text(text: str, path: str = "<string>") -> Scenario:
-    """Parse and validate one scenario document; raises ScenarioError with file:line."""
+    """Parse and validate one scenario document; raises ScenarioError with file:line.
+
+    The mistakes of every cluster, then of every phone group, then of every step are all told in one
+    error (:func:`~phoneemu.errors.several`): the clusters' alone when they have some (groups name
+    clusters), likewise the groups' before the steps'."""
     ctx = _Ctx(path)
     bad = next((i for i, ch in enumerate(text) if ch < " " and ch not in "\t\n\r"), None)
     if bad is not None:  # YAML refuses control characters; say where, as file:line
@@ -766,11 +786,14 @@ def load_text(text: str, path: str = "<string>") -> Scenario:
     top = ctx.mapping(root, "scenario", allowed=TOP_KEYS, required=("phones", "steps"))
     clusters_node = top.get("clusters")
     clusters: dict[str, ClusterSpec] = {}
+    mistakes: list[ScenarioError] = []
     if clusters_node is None:
         clusters["lab"] = ClusterSpec(name="lab", where=ctx.where(root))
     else:
         for name, n in ctx.mapping(clusters_node, "clusters").items():
-            clusters[name] = _cluster(ctx, name, n)
+            with _gather(mistakes):
+                clusters[name] = _cluster(ctx, name, n)
+        _raise_gathered(mistakes)  # phone groups name clusters: none of their mistakes would be news
         if not clusters:
             raise ctx.fail(clusters_node, "clusters", "define at least one cluster")
         for name, spec in clusters.items():
@@ -780,15 +803,22 @@ def load_text(text: str, path: str = "<string>") -> Scenario:
                                f"tftp_for names {home!r}, not a built-in lab cluster of this file")
     groups: dict[str, PhoneGroup] = {}
     for name, n in ctx.mapping(top["phones"], "phones").items():
-        if name == "all":
-            raise ctx.fail(n, "phones.all", "'all' is reserved for every phone")
-        groups[name] = _phones(ctx, name, n, clusters)
+        with _gather(mistakes):
+            if name == "all":
+                raise ctx.fail(n, "phones.all", "'all' is reserved for every phone")
+            groups[name] = _phones(ctx, name, n, clusters)
+    _raise_gathered(mistakes)  # steps name phone groups: an unknown group would be a mistake made twice
     if not groups:
         raise ctx.fail(top["phones"], "phones", "define at least one phone group")
     steps_node = top["steps"]
     if not isinstance(steps_node.value, list) or not steps_node.value:
         raise ctx.fail(steps_node, "steps", "expected a non-empty list of steps")
-    steps = tuple(_step(ctx, i, n, clusters, groups) for i, n in enumerate(steps_node.value))
+    step_list: list[Step | Expectation] = []
+    for i, n in enumerate(steps_node.value):
+        with _gather(mistakes):
+            step_list.append(_step(ctx, i, n, clusters, groups))
+    _raise_gathered(mistakes)
+    steps = tuple(step_list)
     if not any(isinstance(s, Expectation) for s in steps):
         raise ctx.fail(steps_node, "steps", "a scenario needs at least one 'expect' step")
     stem = Path(path).name.removesuffix(".yaml").removesuffix(".yml")

@@ -98,6 +98,12 @@ def test_scenario_mistake_is_reported_before_running(tmp_path: Path,
     captured = capsys.readouterr()
     assert f"{bad}:6 steps[0].boot: unknown phone group 'q'" in captured.err
     assert "PASS" not in captured.out  # nothing ran
+    worse = _write(tmp_path, "c", BASE.format(extra="").replace("boot: p", "boot: r"))
+    assert main(["run", "--list", str(good), str(bad), str(worse)]) == 2  # every file's mistakes at once
+    assert capsys.readouterr().err.splitlines() == [
+        "phoneemu run: 2 mistakes in 2 scenario files (nothing ran):",
+        f"  {bad}:6 steps[0].boot: unknown phone group 'q' (defined: p)",
+        f"  {worse}:6 steps[0].boot: unknown phone group 'r' (defined: p)"]
 
 
 def test_a_selection_that_matches_nothing_is_an_error(tmp_path: Path,

@@ -462,3 +462,39 @@ def test_retransmitted_is_a_boolean_check() -> None:
     where = r"demo\.yaml:14 steps\[4\]\.expect\.retransmitted"
     with pytest.raises(ScenarioError, match=rf"{where}: expected true"):
         load_text(GOOD.replace("itl: [installed, updated]", "retransmitted: 3"), "demo.yaml")
+
+
+def test_every_mistake_of_a_file_is_told_at_once() -> None:
+    """Each cluster, phone group and step is checked even after one failed: one error lists them all,
+    each with its line and field (the groups' only once the clusters have none, the steps' once the
+    groups have none: an unknown name would be one mistake told twice)."""
+    text = GOOD.replace("cert: callmanager", "cert: calmanager").replace("to: other", "to: nowhere") \
+        .replace("itl: [installed, updated]", "itl: [installd]")
+    with pytest.raises(ScenarioError) as info:
+        load_text(text, "demo.yaml")
+    got = [(m.line, m.path) for m in info.value.mistakes]
+    assert got == [(11, "steps[1].admin.cert"), (12, "steps[2].move.to"), (14, "steps[4].expect.itl")]
+    lines = str(info.value).splitlines()
+    assert lines[0] == "3 mistakes in demo.yaml (nothing ran):"
+    assert lines[1].startswith("  demo.yaml:11 steps[1].admin.cert: ") and "did you mean" in lines[1]
+    groups = GOOD.replace("count: 3", "count: -3").replace("trust_list_limit: 2000", "trust_list_limt: 1") \
+        .replace("cert: callmanager", "cert: calmanager")
+    with pytest.raises(ScenarioError) as info:
+        load_text(groups, "demo.yaml")
+    assert [m.path for m in info.value.mistakes] == ["phones.sbd.count",
+                                                     "phones.legacy.profile.trust_list_limt"]
+    one = GOOD.replace("cert: callmanager", "cert: calmanager")
+    with pytest.raises(ScenarioError) as info:
+        load_text(one, "demo.yaml")
+    assert info.value.mistakes == (info.value,) and info.value.line == 11  # one mistake: as before
+
+
+def test_mistakes_beyond_twenty_are_counted() -> None:
+    steps = "".join(f"  - boot: nobody{i}\n" for i in range(25))
+    with pytest.raises(ScenarioError) as info:
+        load_text(f"phones:\n  p: {{}}\nsteps:\n{steps}  - expect: {{phones: p, itl: installed}}\n",
+                  "many.yaml")
+    assert len(info.value.mistakes) == 25
+    text = str(info.value)
+    assert text.splitlines()[0] == "25 mistakes in many.yaml (nothing ran):"
+    assert text.count("unknown phone group") == 20 and text.endswith("... and 5 more")
