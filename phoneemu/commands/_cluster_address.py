@@ -1,7 +1,9 @@
 """Where ``boot`` and ``fleet boot`` find the cluster: ``--tftp HOST[:PORT]`` and ``--http-port N``, or,
 without ``--tftp``, the address and ports the ``--lab DIR`` cluster's ``lab serve`` listens on (it
 records them in the lab when it starts; a lab never served has the real CUCM ports, spec §H.1).
-``phoneemu boot --lab /tmp/lab --mac ...`` then needs no port copied from ``lab serve``'s banner."""
+``phoneemu boot --lab /tmp/lab --mac ...`` then needs no port copied from ``lab serve``'s banner; given
+``--tftp`` at the very address and TFTP port that lab serve recorded, the phones take its HTTP port too
+(else HTTP 6970 would be tried first by each phone for each file, and fall back to TFTP)."""
 
 from __future__ import annotations
 
@@ -34,11 +36,31 @@ class ClusterAddress:
                 "own (it does when it starts; started just now? give it a second)")
 
 
+def _served_http_port(args: argparse.Namespace, host: str, port: int) -> int:
+    """The HTTP port for ``--tftp HOST:PORT`` without ``--http-port``: the one ``--lab DIR``'s lab serve
+    recorded when it listens at that very TFTP address and port (a lab served on other ports than the
+    real ones), else 6970 (spec §H.1)."""
+    lab = getattr(args, "lab", None)
+    if lab is None:
+        return DEFAULT_PORTS["http"]
+    from phoneemu.lab.state import load_state
+
+    try:
+        state = load_state(lab)
+    except (PhoneEmuError, OSError):  # said by the command when it reads the lab for the phones' MICs
+        return DEFAULT_PORTS["http"]
+    served = any(entry.op == "ports" for entry in state.log)
+    if served and state.ports["tftp"] == port and state.host == host:
+        return state.ports["http"]
+    return DEFAULT_PORTS["http"]
+
+
 def cluster_address(args: argparse.Namespace) -> ClusterAddress:
-    """``args.tftp`` / ``args.http_port`` (None: not given), else those of ``args.lab``'s cluster."""
+    """``args.tftp`` / ``args.http_port`` (None: not given), else those of ``args.lab``'s cluster; a
+    ``--tftp`` where the lab's ``lab serve`` listens takes its HTTP port too."""
     if args.tftp is not None:
         host, port = parse_host_port(args.tftp, what="--tftp")
-        http = args.http_port if args.http_port is not None else DEFAULT_PORTS["http"]
+        http = args.http_port if args.http_port is not None else _served_http_port(args, host, port)
         return ClusterAddress(host, port, http, from_lab=False)
     if getattr(args, "lab", None) is None:
         raise PhoneEmuError("--tftp HOST[:PORT] is required (or --lab DIR: the address its lab serve "

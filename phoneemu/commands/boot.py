@@ -69,7 +69,8 @@ def register(sub: Any) -> None:
     p.add_argument("--profile", metavar="NAME", help=f"phone model profile ({', '.join(sorted(PROFILES))}); "
                    "default: the one in --flash DIR, else cp-8861")
     p.add_argument("--http-port", type=port, default=None, metavar="N",
-                   help="HTTP file port (default 6970, or the --lab DIR's when --tftp is not given)")
+                   help="HTTP file port (default 6970, or that of the --lab DIR's lab serve: without "
+                        "--tftp, or with --tftp at its TFTP address)")
     p.add_argument("--no-http", action="store_true", help="TFTP only")
     p.add_argument("--json", action="store_true", help="print events, decisions and statuses as JSON")
     p.add_argument("--timeout", type=positive_float, default=2.0, metavar="S",

@@ -95,7 +95,8 @@ def register(sub: Any) -> None:
                    help="phone model profile (default cp-8861)")
     b.add_argument("--http-port", type=port, default=None, metavar="N",
                    help="HTTP file port, tried first when the profile fetches over HTTP, as `boot` "
-                        "does (spec §H.1; default 6970, or the --lab DIR's when --tftp is not given)")
+                        "does (spec §H.1; default 6970, or that of the --lab DIR's lab serve: without "
+                        "--tftp, or with --tftp at its TFTP address)")
     b.add_argument("--no-http", action="store_true", help="TFTP only")
     b.add_argument("--shards", type=non_negative_int, default=None, metavar="N",
                    help="processes (default: one per core; 0 = in this process)")

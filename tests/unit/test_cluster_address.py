@@ -49,3 +49,17 @@ def test_without_tftp_the_labs_recorded_address_and_ports(tmp_path: Path,
                           "listens\n")
     assert main(["boot", "--lab", str(tmp_path / "nolab"), "--mac", "0A0000000001"]) == 2
     assert "not a lab cluster" in capsys.readouterr().err
+
+
+def test_tftp_where_the_labs_serve_listens_takes_its_http_port(tmp_path: Path) -> None:
+    """``--tftp`` naming the lab serve's own TFTP address: its HTTP port too (was 6970: every file of
+    every phone tried HTTP on a port nobody listened on, then TFTP); any other --tftp keeps 6970."""
+    lab = LabCluster.init(tmp_path / "lab", seed=3, key_spec="rsa1024", now=NOW, host="127.0.0.7")
+    assert cluster_address(_args(tftp="127.0.0.7:16969", lab=lab.root)).http_port == 6970  # never served
+    lab.set_ports(tftp=16969, http=16970, now=NOW)
+    got = cluster_address(_args(tftp="127.0.0.7:16969", lab=lab.root))
+    assert got == ClusterAddress("127.0.0.7", 16969, 16970, from_lab=False)
+    assert cluster_address(_args(tftp="127.0.0.7:16969", lab=lab.root, http_port=8080)).http_port == 8080
+    assert cluster_address(_args(tftp="127.0.0.7:6969", lab=lab.root)).http_port == 6970
+    assert cluster_address(_args(tftp="127.0.0.8:16969", lab=lab.root)).http_port == 6970
+    assert cluster_address(_args(tftp="127.0.0.7:16969", lab=tmp_path / "no-lab")).http_port == 6970
