@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import sys
 from pathlib import Path
@@ -33,7 +34,7 @@ from phoneemu.net.tls_decrypt import KeyLog, read_keylog
 from phoneemu.phone.profile import get_profile
 from phoneemu.scenario.predict import load_installed
 from phoneemu.scenario.replay import MAX_MEMORY, CaptureIndex, Limits, ReplayResult, boot_count, replay_phone
-from phoneemu.scenario.replay_tvs import TvsCapture, scan_capture
+from phoneemu.scenario.replay_tvs import CapturedTvs, TvsCapture, scan_capture
 from phoneemu.values import host_port
 
 __all__ = ["register"]
@@ -107,20 +108,29 @@ def register(sub: Any) -> None:
                    help=f"bytes the open flows and the kept downloads may hold together, in MiB (default "
                    f"{MAX_MEMORY >> 20}; --all {ALL_MAX_MEMORY_MIB}): beyond, kept downloads give up their "
                    "bytes or the least recently active flows end early, each with a warning")
-    p.add_argument("--list", action="store_true", help="list the phones and files in the capture")
+    p.add_argument("--list", action="store_true", help="list the phones and files in the capture (with "
+                   "--mac: that phone's files and TVS exchanges, and the cluster-wide names)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_all_options(p)
     p.set_defaults(handler=handler)
 
 
-def _tvs_lines(tvs: TvsCapture, keylog: Path | None) -> list[str]:
+def _exchanges(tvs: TvsCapture, only: str | None) -> list[CapturedTvs]:
+    """The TVS exchanges to list: every one, or ``only`` that phone's."""
+    return list(tvs.exchanges) if only is None else [x for x in tvs.exchanges if x.mac == only]
+
+
+def _tvs_lines(tvs: TvsCapture, keylog: Path | None, only: str | None) -> list[str]:
     if keylog is None:
         return [f"{tvs.tls_connections} TLS connection(s) (TVS, CAPF, HTTPS): give --keylog FILE to "
                 "decrypt the TVS exchanges"] if tvs.tls_connections else []
     lines = [f"{tvs.tls_connections} TLS connection(s): {tvs.decrypted} TVS exchange(s) decrypted, "
              f"{tvs.not_tvs} other, {len(tvs.problems) + tvs.unlisted_problems} not decrypted"]
-    lines += [f"  {x.describe()}" for x in tvs.exchanges]
-    if tvs.unlisted:
+    listed = _exchanges(tvs, only)
+    if only is not None:
+        lines.append(f"  {len(listed)} of them asked by phone {only}:")
+    lines += [f"  {x.describe()}" for x in listed]
+    if tvs.unlisted and only is None:
         lines.append(f"  ... {tvs.unlisted} more exchange(s) not listed")
     lines += [f"  not decrypted: {p}" for p in tvs.problems]
     if tvs.unlisted_problems:
@@ -128,43 +138,59 @@ def _tvs_lines(tvs: TvsCapture, keylog: Path | None) -> list[str]:
     return lines
 
 
-def _list_text(index: CaptureIndex, tvs: TvsCapture, keylog: Path | None) -> str:
+def _listed_macs(index: CaptureIndex, only: str | None) -> list[str]:
+    """The phones to list: every one, or ``only`` (a PhoneEmuError naming some of those there are when
+    the capture has no download of it)."""
+    macs = index.macs()
+    if only is None or only in macs:
+        return macs if only is None else [only]
+    some = ", ".join(macs[:5]) + (f" ... ({len(macs)} phones)" if len(macs) > 5 else "")
+    raise PhoneEmuError(f"phone {only} has no download in the capture (phones: {some or 'none'})",
+                        path="mac")
+
+
+def _list_text(index: CaptureIndex, tvs: TvsCapture, keylog: Path | None, only: str | None) -> str:
+    macs = _listed_macs(index, only)
     lines = [f"{index.packets} packet(s), {len(index.downloads) + index.unlisted} download(s), "
              f"{index.skipped} non-TFTP UDP datagram(s) skipped"]
-    lines += _tvs_lines(tvs, keylog)
-    for mac in index.macs():
+    lines += _tvs_lines(tvs, keylog, only)
+    for mac in macs:
         lines.append(f"phone {mac}: {boot_count(index, mac)} boot(s)")
         lines += [f"  {d.describe()}" for d in index.of_mac(mac)]
     shared = index.shared()
     if shared:
         lines.append("cluster-wide names:")
-        lines += [f"  {d.describe()}" for d in shared]
+        alike = collections.Counter(d.describe() for d in shared)  # first seen first (dicts keep order)
+        lines += [f"  {text}" + (f"  ({n} downloads)" if n > 1 else "") for text, n in alike.items()]
     if index.unlisted:
         lines.append(f"... {index.unlisted} more download(s) not listed (at most {len(index.downloads)} are)")
     phones = len(index.macs())
-    if phones > 1:
+    if only is not None and phones > 1:
+        lines.append(f"(phone {only} of the capture's {phones}: --list without --mac lists every one)")
+    elif phones > 1:
         lines.append(f"{phones} phones: replay --mac MAC replays one, replay --all every one")
     return "\n".join(lines)
 
 
-def _tvs_json(tvs: TvsCapture) -> dict[str, Any]:
+def _tvs_json(tvs: TvsCapture, only: str | None) -> dict[str, Any]:
     return {"tls_connections": tvs.tls_connections, "other_tls": tvs.not_tvs,
             "not_decrypted": list(tvs.problems),
             **({"unlisted_exchanges": tvs.unlisted} if tvs.unlisted else {}),
             **({"unlisted_not_decrypted": tvs.unlisted_problems} if tvs.unlisted_problems else {}),
+            **({"exchanges_of": only} if only is not None else {}),
             "exchanges": [{"start": x.start, "server": host_port(x.server[0], x.server[1]), "tls": x.tls,
                            "device_name": x.request.device_name, "describe": x.describe()}
-                          for x in tvs.exchanges]}
+                          for x in _exchanges(tvs, only)]}
 
 
-def _list_json(index: CaptureIndex) -> dict[str, Any]:
+def _list_json(index: CaptureIndex, only: str | None) -> dict[str, Any]:
     def dl(d: Any) -> dict[str, Any]:
         return {"name": d.name, "protocol": d.protocol, "server": host_port(d.server[0], d.server[1]),
                 "client": host_port(d.client[0], d.client[1]), "outcome": d.outcome,
                 "size": d.nbytes, "detail": d.detail, "start": d.start}
     return {"packets": index.packets, "skipped": index.skipped,
             **({"unlisted": index.unlisted} if index.unlisted else {}),
-            "phones": {m: [dl(d) for d in index.of_mac(m)] for m in index.macs()},
+            "phones": {m: [dl(d) for d in index.of_mac(m)] for m in _listed_macs(index, only)},
             "shared": [dl(d) for d in index.shared()]}
 
 
@@ -213,21 +239,22 @@ def handler(args: argparse.Namespace) -> int:
         raise PhoneEmuError("give --mac MAC (or --list to see the phones in the capture, --all to replay "
                             "every one)", path="mac")
     secrets = _secrets(args)
-    mac = normalise_mac(args.mac) if not args.list else None
+    mac = normalise_mac(args.mac) if args.mac is not None else None
     if args.list and secrets is None:
         secrets = KeyLog()  # --list --json names each TLS connection and why it is not decrypted
     limits = Limits(max_memory=args.max_memory << 20) if args.max_memory is not None else None
-    scan = scan_capture(args.capture, mac=mac, secrets=secrets, limits=limits)  # one pass, bounded memory
+    scan = scan_capture(args.capture, mac=None if args.list else mac, secrets=secrets,
+                        limits=limits)  # one pass, bounded memory; --list: no file contents
     for text in scan.warnings:
         print(f"replay: warning: {text}", file=sys.stderr)
     index, tvs_capture = scan.index, scan.tvs
     if args.list:
         if args.json:
-            doc = _list_json(index)
-            doc["tls"] = _tvs_json(tvs_capture)
+            doc = _list_json(index, mac)
+            doc["tls"] = _tvs_json(tvs_capture, mac)
             print(json.dumps(doc, indent=2))
         else:
-            print(_list_text(index, tvs_capture, args.keylog))
+            print(_list_text(index, tvs_capture, args.keylog, mac))
         return 0
     assert mac is not None
     roles = tvs_roles(args.tvs_roles)
@@ -248,7 +275,7 @@ def handler(args: argparse.Namespace) -> int:
         print(json.dumps({"mac": mac, "profile": args.profile, "capture": str(args.capture),
                           "installed": {k.lower(): str(p) if p is not None else None for k, p in files},
                           "offline": {"tvs": tvs, "capf": "unavailable"},
-                          **({"tls": _tvs_json(tvs_capture)} if args.keylog is not None else {}),
+                          **({"tls": _tvs_json(tvs_capture, mac)} if args.keylog is not None else {}),
                           "boots": [r.as_dict() for r in results]}, indent=2))
     else:
         print(f"replay of phone {mac} from {args.capture} (profile {args.profile}; holding {holding}; "

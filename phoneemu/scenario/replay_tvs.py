@@ -63,6 +63,11 @@ class CapturedTvs:
     response: tvs.TvsResponse | None
     order: int = 0  # rank of its connection in capture order (module rules)
 
+    @property
+    def mac(self) -> str | None:
+        """The asking phone's MAC, from the device name (``SEP<MAC>``, ``CP-<model>-SEP<MAC>``)."""
+        return _mac_in(self.request.device_name)
+
     def describe(self) -> str:
         r = self.request
         if isinstance(r, tvs.QueryRequest):

@@ -329,7 +329,8 @@ def test_committed_migration_replayed_with_its_key_log(capsys: pytest.CaptureFix
         assert _boot(results, 1) == dict(MIGRATED, rule="G.3.4-tvs-unknown-signer", reason="unknown-signer")
     assert main(["replay", str(pcap), "--mac", "0A0000000501", "--keylog", str(keys), "--json"]) == 1
     doc = json.loads(capsys.readouterr().out)
-    assert doc["boots"][1]["report"]["tvs_used"] and len(doc["tls"]["exchanges"]) == 2
+    assert doc["boots"][1]["report"]["tvs_used"] and len(doc["tls"]["exchanges"]) == 1  # this phone's
+    assert doc["tls"]["exchanges_of"] == "0A0000000501" and doc["tls"]["tls_connections"] == 2
     assert main(["replay", str(pcap), "--list", "--keylog", str(keys)]) == 0
     assert "2 TVS exchange(s) decrypted" in capsys.readouterr().out
 
@@ -807,3 +808,25 @@ def test_live_capture_says_what_the_kernel_dropped(tmp_path: Path, monkeypatch: 
     assert "the kernel dropped 6 packet(s)" in sink.note_path.read_text()
     assert any("the kernel dropped 6 packet(s)" in line for line in capture_summary(sink))
 
+
+
+def test_list_of_one_phone_of_a_committed_capture(capsys: pytest.CaptureFixture[str]) -> None:
+    """``replay --list --mac MAC``: that phone's downloads and TVS exchanges (and the cluster-wide names,
+    alike downloads counted once); a MAC the capture lacks is one error naming some it has."""
+    pcap = CAPTURES / "migration-itl-signer-unknown.pcap"
+    keys = pcap.with_suffix(".keys")
+    assert main(["replay", str(pcap), "--list", "--mac", "0a:00:00:00:05:01", "--keylog", str(keys)]) == 0
+    out = capsys.readouterr().out
+    assert "phone 0A0000000501: 2 boot(s)" in out and "0A0000000502" not in out
+    assert "  1 of them asked by phone 0A0000000501:" in out and out.count("  tvs ") == 1
+    assert "CTLFile.tlv: not-found (HTTP 404 Not Found)  (2 downloads)" in out
+    assert out.rstrip().endswith("(phone 0A0000000501 of the capture's 2: --list without --mac lists every "
+                                 "one)")
+    assert main(["replay", str(pcap), "--list", "--mac", "0A0000000501", "--json", "--keylog",
+                 str(keys)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert list(doc["phones"]) == ["0A0000000501"] and doc["tls"]["exchanges_of"] == "0A0000000501"
+    assert [x["device_name"] for x in doc["tls"]["exchanges"]] == ["SEP0A0000000501"]
+    assert main(["replay", str(pcap), "--list", "--mac", "0A0000000599"]) == 2
+    assert "phone 0A0000000599 has no download in the capture (phones: 0A0000000501, 0A0000000502)" in \
+        capsys.readouterr().err
