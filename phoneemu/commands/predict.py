@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from phoneemu.commands._argtypes import positive_float
 from phoneemu.commands._installed import add_installed_options, fill_from_flash, installed_config_key
 from phoneemu.commands._progress import progress_line
 from phoneemu.commands.boot import add_offline_phone_options, offline_boot_lines, pem_certificates, tvs_roles
@@ -35,6 +36,7 @@ from phoneemu.scenario.predict import (
     predict_fleet,
     run_wide_notes,
 )
+from phoneemu.scenario.predict_live_tvs import LiveTvs
 
 __all__ = ["register"]
 
@@ -55,6 +57,9 @@ examples:
   phoneemu predict --flash ph1 --tvs-reachable new-tftp/
   # every emulated phone of a fleet (fleet boot --flash fleet/): how many lock out? exit 1 if any
   phoneemu predict --fleet-flash fleet --tvs-reachable --json-file fleet-predict.json new-tftp/
+  # the same, asking the TVS servers the phones' configs name, over the network (does cluster A's TVS
+  # know B's ITLRecovery after the bulk certificate export?)
+  phoneemu predict --fleet-flash fleet --tvs-live b-tftp/
   # TVS and ITLRecovery regenerated while phones were off (new = the TFTP root after the change)
   phoneemu predict --installed-itl old/ITLFile.tlv --installed-config old/SEP001122334455.cnf.xml.sgn \\
       --tvs-cert new/ITLRecovery.pem --mac 001122334455 new/
@@ -68,7 +73,8 @@ name. TVS needs the installed config (the phone asks the TVS servers it names; a
 .cnf.xml.enc.sgn is read with --installed-config-key, the phone's LSC or MIC key); it then answers
 offline: vouches for --tvs-cert certificates, "not found" for others, and is unreachable when no
 --tvs-cert is given (--tvs-reachable: it answers "not found" to everything, as the old cluster's TVS
-does before a bulk certificate export). A --tvs-cert the phone cannot use is reported as a "note:"
+does before a bulk certificate export; --tvs-live: the servers are asked over the network, a QUERY
+each, read only). A --tvs-cert the phone cannot use is reported as a "note:"
 line. CAPF is unreachable. A --flash (--fleet-flash) phone also holds that flash's MIC, LSC and
 manual key (read, never changed), so it decrypts a new encrypted config as that phone would
 (spec §G.12); a damaged one is a "note:" line and not used.
@@ -108,6 +114,14 @@ def register(sub: Any) -> None:
                    "only if it matches a TVS record of the installed ITL (spec §E.1). Default: for a TVS "
                    "at an address the new ITL names, that ITL's TVS record of the same subject; else one "
                    "the phone trusts")
+    p.add_argument("--tvs-live", action="store_true",
+                   help="ask the TVS servers each installed config names, over the network, as the phone "
+                   "would (a QUERY: read only; each server checked against the installed ITL; one connection "
+                   "per server and question for a whole fleet): e.g. does cluster A's TVS know B's "
+                   "ITLRecovery after the bulk certificate export? Not with --tvs-cert, --tvs-reachable or "
+                   "--tvs-server-cert")
+    p.add_argument("--tvs-timeout", type=positive_float, default=5.0, metavar="S",
+                   help="--tvs-live: seconds for each TVS connection and exchange (default 5)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--json-file", type=Path, metavar="FILE",
                    help="write the JSON result to FILE (with --fleet-flash: the summary, the notes every "
@@ -129,12 +143,15 @@ _FIRST_MACS = 5  # MACs shown per deciding rule
 _FIRST_SKIPPED = 10
 
 
-def _tvs_text(args: argparse.Namespace) -> str:
+def _tvs_text(args: argparse.Namespace, live: LiveTvs | None) -> str:
+    if live is not None:
+        return f"asked over the network ({live.connections} TLS connection(s))"
     return ("vouches for given certificates" if args.tvs_cert else
             "reachable, knows none of the new certificates" if args.tvs_reachable else "unreachable")
 
 
-def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone]) -> dict[str, Any]:
+def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone],
+               live: LiveTvs | None) -> dict[str, Any]:
     done = [ph for ph in phones if ph.outcome is not None]
     counts = {o: sum(1 for ph in done if ph.outcome == o) for o in OUTCOMES}
     groups: dict[tuple[str, str], list[str]] = {}
@@ -156,7 +173,7 @@ def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone]) -> 
         for name in ph.not_given:
             asked[name] = asked.get(name, 0) + 1
     return {"fleet_flash": str(args.fleet_flash), "new_files": [str(f) for f in args.files], "now": now,
-            "tvs": _tvs_text(args), "entries": len(phones), "predicted": len(done),
+            "tvs": _tvs_text(args, live), "entries": len(phones), "predicted": len(done),
             "skipped": len(phones) - len(done), "outcomes": counts, "rules": rules, "notes": list(shared),
             "not_given": [{"name": n, "phones": c} for n, c in sorted(asked.items(), key=lambda kv: -kv[1])],
             "phone_notes": [{"note": n, "count": len(macs), "first_macs": macs[:_FIRST_MACS]}
@@ -201,6 +218,20 @@ def _fleet_text(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _live_tvs(args: argparse.Namespace) -> LiveTvs | None:
+    """``--tvs-live``'s asker (None without it); refused with the options that stand in for TVS."""
+    from phoneemu.errors import PhoneEmuError
+
+    if not args.tvs_live:
+        return None
+    for option, given in (("--tvs-cert", args.tvs_cert), ("--tvs-reachable", args.tvs_reachable),
+                          ("--tvs-server-cert", args.tvs_server_cert)):
+        if given:
+            raise PhoneEmuError(f"{option} stands in for the TVS servers: not with --tvs-live, which asks "
+                                "them", path="tvs-live")
+    return LiveTvs(timeout=args.tvs_timeout)
+
+
 def _fleet(args: argparse.Namespace, now: int, options: dict[str, Any]) -> int:
     from phoneemu.errors import PhoneEmuError
 
@@ -213,7 +244,7 @@ def _fleet(args: argparse.Namespace, now: int, options: dict[str, Any]) -> int:
                                 "lists, config, MAC and profile come from its flash)", path="fleet-flash")
     phones = asyncio.run(predict_fleet(args.fleet_flash, args.files, profile=args.profile, now=now,
                                        progress=progress_line("predicted"), **options))
-    doc = _fleet_doc(args, now, phones)
+    doc = _fleet_doc(args, now, phones, options["tvs_live"])
     if args.json_file is not None:
         write_output(args.json_file, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
     print(json.dumps(doc, indent=2) if args.json else _fleet_text(doc))
@@ -229,11 +260,12 @@ def handler(args: argparse.Namespace) -> int:
     check_writable(args.json_file, "--json-file")
     roles = tvs_roles(args.tvs_roles)
     now = args.now if args.now is not None else int(time.time())
+    live = _live_tvs(args)
     if args.fleet_flash is not None:
         return _fleet(args, now, {"tvs_certs": pem_certificates(args.tvs_cert), "tvs_roles": roles,
                                   "image_signers": pem_certificates(args.image_signer),
                                   "tvs_server_certs": pem_certificates(args.tvs_server_cert),
-                                  "tvs_reachable": args.tvs_reachable})
+                                  "tvs_reachable": args.tvs_reachable, "tvs_live": live})
     if args.flash is not None:
         fill_from_flash(args)
     if args.profile is None:
@@ -245,13 +277,13 @@ def handler(args: argparse.Namespace) -> int:
         profile=args.profile, now=now, tvs_certs=pem_certificates(args.tvs_cert), tvs_roles=roles,
         image_signers=pem_certificates(args.image_signer), installed_config_key=key,
         tvs_server_certs=pem_certificates(args.tvs_server_cert), tvs_reachable=args.tvs_reachable,
-        keys_from=args.flash))
+        tvs_live=live, keys_from=args.flash))
     held = (("CTL", args.installed_ctl), ("ITL", args.installed_itl))
     installed = " and ".join(f"{k} {p.name}" for k, p in held if p is not None) or "no trust list"
     doc = {"mac": result.mac, "profile": args.profile, "now": now,
            "installed": {"ctl": str(args.installed_ctl) if args.installed_ctl else None,
                          "itl": str(args.installed_itl) if args.installed_itl else None},
-           "tvs": _tvs_text(args), "notes": list(result.notes),
+           "tvs": _tvs_text(args, live), "notes": list(result.notes),
            "served": [{"name": n, "answer": a} for n, a in result.served],
            "report": result.report.as_dict()}
     if args.json_file is not None:

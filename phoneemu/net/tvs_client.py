@@ -33,7 +33,8 @@ from phoneemu.net.tls_client import TlsClientConnection
 from phoneemu.protocols import tvs
 from phoneemu.values import host_port
 
-__all__ = ["ServerAddress", "TvsReply", "default_tls_context", "tvs_exchange", "tvs_query", "tvs_verify"]
+__all__ = ["ServerAddress", "TvsReply", "default_tls_context", "server_order", "tvs_exchange", "tvs_query",
+           "tvs_verify"]
 
 _MAX_READS = 4096  # a response is at most a few hundred KiB: bounded all the same
 _session_ids = itertools.count(1)
@@ -93,7 +94,8 @@ def default_tls_context() -> ssl.SSLContext:
     return _default_ctx
 
 
-def _ordered(servers: Sequence[ServerAddress]) -> list[tuple[str, int]]:
+def server_order(servers: Sequence[ServerAddress]) -> list[tuple[str, int]]:
+    """``(host, port)`` of ``servers`` in the order they are tried: priority, then as listed (§E.1)."""
     keyed: list[tuple[int, int, str, int]] = []
     for i, s in enumerate(servers):
         if isinstance(s, tuple):
@@ -138,7 +140,7 @@ async def tvs_exchange(servers: Sequence[ServerAddress], request: tvs.TvsMessage
                        tls: ssl.SSLContext | None = None,
                        accept_server: Callable[[bytes | None], bool] | None = None) -> TvsReply:
     """Send ``request`` to the first server that answers (see module docstring)."""
-    order = _ordered(servers)
+    order = server_order(servers)
     if not order:
         raise TransportError("no TVS server configured", kind="unreachable")
     ctx = tls or default_tls_context()

@@ -23,7 +23,9 @@ Rules (our conventions, stated in the README):
 * TVS is unreachable unless ``--tvs-cert`` is given: then it vouches for those certificates (with
   ``--tvs-roles``) and answers "not found" for any other, as in ``replay``. ``tvs_reachable`` without
   certificates: TVS answers, but "not found" to everything (the old cluster's TVS before any bulk
-  certificate export, spec §G.6 problem 3, vs. problem 2: unreachable). CAPF is unreachable.
+  certificate export, spec §G.6 problem 3, vs. problem 2: unreachable). ``tvs_live``: the servers the
+  installed config names are asked over the network, and present their own certificates
+  (:mod:`.predict_live_tvs`). CAPF is unreachable.
   When the phone cannot ask TVS at all (no installed config, or one naming no TVS server), the
   result carries a note saying why ``--tvs-cert`` went unused.
 * An installed ``.enc.sgn`` config is decrypted with ``installed_config_key`` (the phone's key);
@@ -57,6 +59,7 @@ if TYPE_CHECKING:
     from phoneemu.phone.phone import Phone
     from phoneemu.phone.profile import PhoneProfile
     from phoneemu.phone.store import AcceptedConfig
+    from phoneemu.scenario.predict_live_tvs import LiveTvs
 
 __all__ = ["Installed", "PredictInputs", "PredictResult", "hold_flash_keys", "load_installed", "predict_boot"]
 
@@ -242,7 +245,7 @@ def _installed_config(path: Path, key: Any = None) -> AcceptedConfig:
 
 def _tvs_notes(tvs_certs: Sequence[Any], config: AcceptedConfig | None,
                config_path: Path | None, *, option: str = "--tvs-cert") -> list[str]:
-    """Why ``--tvs-cert`` (or ``--tvs-reachable``) cannot be used by this phone (spec §E.7.5: its current
+    """Why ``--tvs-cert`` (``--tvs-reachable``, ``--tvs-live``) cannot be used by this phone (spec §E.7.5: its current
     config names the TVS servers it asks); empty when it can."""
     if not tvs_certs:
         return []
@@ -370,13 +373,15 @@ async def predict_boot(new_files: Sequence[Path] | PredictInputs, *, installed_i
                        tvs_roles: frozenset[int] = frozenset({0, 2}),
                        image_signers: Sequence[Any] = (), installed_config_key: Any = None,
                        tvs_server_certs: Sequence[Any] = (), tvs_reachable: bool = False,
+                       tvs_live: LiveTvs | None = None,
                        asked: set[Path] | None = None, keys_from: Path | None = None) -> PredictResult:
     """Boot a phone holding the installed lists on ``new_files`` (see module rules); a
     :class:`PredictInputs` shares the reading and parsing of the new files among many phones.
     ``asked`` (a fleet): the named files this phone asked for are added to it, and no note is made
     of those it did not (another phone's files are no typo; :func:`predict_fleet` notes the files no
     phone asked for, once). ``keys_from``: a phone's flash whose MIC, LSC and manual key the phone holds
-    (read only), so that it decrypts new encrypted configs as that phone would."""
+    (read only), so that it decrypts new encrypted configs as that phone would. ``tvs_live``: the TVS
+    servers of the installed config are asked over the network (:mod:`.predict_live_tvs`) instead."""
     from phoneemu.formats.config import normalise_mac
     from phoneemu.phone.boot import BootTarget
     from phoneemu.phone.phone import Phone
@@ -392,6 +397,7 @@ async def predict_boot(new_files: Sequence[Path] | PredictInputs, *, installed_i
                           parse=inputs.installed_list)
     config = held.config
     notes = mac_notes + (_tvs_notes(tvs_certs, config, installed_config) if tvs_certs else
+                         _tvs_notes([True], config, installed_config, option="--tvs-live") if tvs_live else
                          _tvs_notes([True] if tvs_reachable else [], config, installed_config,
                                     option="--tvs-reachable"))
 
@@ -410,11 +416,10 @@ async def predict_boot(new_files: Sequence[Path] | PredictInputs, *, installed_i
             from phoneemu.phone.store import TvsStatus
             return TvsStatus.NOT_FOUND
         inner = knows_nothing
-    tvs = _server_checking_tvs(inner,
-                               explicit=[cert_der(c) for c in tvs_server_certs],
-                               inferred=_inferred_tvs_certs(inputs.new_itl(phone_mac, prof.trust_list_limit),
-                                                            held.itl),
-                               refused=refused)
+    tvs = tvs_live.asker(prof.tls_versions) if tvs_live is not None else _server_checking_tvs(
+        inner, explicit=[cert_der(c) for c in tvs_server_certs],
+        inferred=_inferred_tvs_certs(inputs.new_itl(phone_mac, prof.trust_list_limit), held.itl),
+        refused=refused)
     phone = Phone(mac=phone_mac, profile=prof, flash=None, clock=lambda: now,
                   tvs=tvs, capf=no_capf, sleep=no_sleep,
                   image_signers=tuple(image_signers), capf_retries=0)

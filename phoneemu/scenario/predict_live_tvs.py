@@ -1,0 +1,114 @@
+"""``predict --tvs-live``: the TVS servers a phone's installed config names, asked over the network.
+
+What it answers before a change reaches real phones: would the TVS the phones ask today vouch for the
+new signer — e.g. cluster A's TVS for cluster B's ITLRecovery after a bulk certificate export (spec
+§G.6 problem 3) — and would the phones talk to that TVS at all.
+
+Rules (spec §E.1 failover and server check, §E.7.2 QUERY; the remembering is *our convention*):
+
+* The phone asks as on its boot: the servers of its installed config in priority order, over TLS in
+  its profile's versions; it talks to a server only if the certificate the server presents matches a
+  TVS record of its installed ITL (``accept_server``); the first server that answers decides. A QUERY
+  changes nothing on the cluster.
+* Remembered for the run, per server and TLS versions: the certificate the server presented, its
+  answer to each question, and a server that could not be reached (or answered garbage). So a fleet of
+  predicted phones makes one connection per server and question, not one per phone; each phone still
+  judges the presented certificate with its own installed ITL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from phoneemu.errors import TransportError
+from phoneemu.net.tls import phone_client_context
+from phoneemu.net.tvs_client import ServerAddress, TvsReply, server_order, tvs_query
+from phoneemu.phone.events import QueryKey
+from phoneemu.phone.store import TvsResult, query_answer
+from phoneemu.values import host_port
+
+if TYPE_CHECKING:
+    from phoneemu.formats.config import Server
+    from phoneemu.phone.boot import TvsAsker
+
+__all__ = ["LiveTvs"]
+
+_Where = tuple[str, int, tuple[str, ...]]  # host, port, TLS versions
+
+
+@dataclass
+class LiveTvs:
+    """The TVS servers asked over the network, what they said remembered (module rules); one per run,
+    shared by every predicted phone. ``connections``: TLS connections made."""
+
+    timeout: float = 5.0
+    connections: int = 0
+    _presented: dict[_Where, bytes | None] = field(default_factory=dict)
+    _answers: dict[tuple[_Where, QueryKey], TvsReply] = field(default_factory=dict)
+    _down: dict[_Where, TransportError] = field(default_factory=dict)
+
+    def asker(self, tls_versions: Sequence[str]) -> TvsAsker:
+        """The ``TvsAsker`` of a phone whose profile speaks ``tls_versions``."""
+        versions = tuple(tls_versions)
+
+        async def ask(servers: Sequence[Server], key: QueryKey, *, device_name: str,
+                      accept_server: Callable[[bytes | None], bool] | None) -> TvsResult:
+            return await self._ask(versions, servers, key, device_name, accept_server)
+        return ask
+
+    async def _ask(self, versions: tuple[str, ...], servers: Sequence[ServerAddress], key: QueryKey,
+                   device_name: str, accept_server: Callable[[bytes | None], bool] | None) -> TvsResult:
+        order = server_order(servers)
+        if not order:
+            raise TransportError("no TVS server configured", kind="unreachable")
+        failures: list[str] = []
+        last = "unreachable"
+        for host, port in order:
+            where = (host, port, versions)
+            down = self._down.get(where)
+            if down is not None:
+                failures.append(str(down))
+                last = down.kind
+                continue
+            if where in self._presented and accept_server is not None \
+                    and not accept_server(self._presented[where]):
+                failures.append(f"{host_port(host, port)}: server certificate refused (not a TVS record of "
+                                "the installed ITL)")
+                last = "tls"
+                continue
+            reply = self._answers.get((where, key))
+            if reply is None:
+                try:
+                    reply = await self._connect(where, key, device_name, accept_server)
+                except TransportError as exc:
+                    failures.append(str(exc))
+                    last = exc.kind
+                    continue
+            return query_answer(reply)
+        raise TransportError("no TVS server answered: " + "; ".join(failures), kind=last)
+
+    async def _connect(self, where: _Where, key: QueryKey, device_name: str,
+                       accept_server: Callable[[bytes | None], bool] | None) -> TvsReply:
+        """One real QUERY to one server; what it presented and answered is remembered (module rules)."""
+        host, port, versions = where
+        refused = False
+
+        def judge(der: bytes | None) -> bool:
+            nonlocal refused
+            self._presented[where] = der
+            refused = accept_server is not None and not accept_server(der)
+            return not refused
+
+        self.connections += 1
+        try:
+            reply = await tvs_query([(host, port)], device_name, key.subject, key.issuer, key.serial,
+                                    timeout=self.timeout, tls=phone_client_context(versions),
+                                    accept_server=judge)
+        except TransportError as exc:
+            if not refused:  # unreachable, TLS failure, garbage: not asked again this run
+                self._down[where] = exc
+            raise
+        self._answers[(where, key)] = reply
+        return reply
