@@ -245,8 +245,8 @@ def _installed_config(path: Path, key: Any = None) -> AcceptedConfig:
 
 def _tvs_notes(tvs_certs: Sequence[Any], config: AcceptedConfig | None,
                config_path: Path | None, *, option: str = "--tvs-cert") -> list[str]:
-    """Why ``--tvs-cert`` (``--tvs-reachable``, ``--tvs-live``) cannot be used by this phone (spec §E.7.5: its current
-    config names the TVS servers it asks); empty when it can."""
+    """Why ``--tvs-cert`` (``--tvs-reachable``, ``--tvs-live``) cannot be used by this phone (spec §E.7.5:
+    its current config names the TVS servers it asks); empty when it can."""
     if not tvs_certs:
         return []
     if config is None:
