@@ -20,7 +20,7 @@ __all__ = ["build_parser", "main"]
 
 # Order is the order shown in --help.
 _COMMAND_MODULES = (
-    "run", "boot", "phone", "lab", "inspect", "replay", "predict", "fleet", "fuzz", "wireshark",
+    "run", "boot", "phone", "lab", "inspect", "replay", "predict", "tvs", "fleet", "fuzz", "wireshark",
 )
 
 _EPILOG = """\

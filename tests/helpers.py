@@ -238,3 +238,33 @@ async def boot_offline_into(fleet: Path, cluster: Any, macs: list[str], *, now: 
         reports.append(await phone.boot(BootTarget(host="lab", tftp_port=69, use_http=False),
                                         fetcher=LabFiles(cluster)))
     return reports
+
+
+def serve_in_thread(cluster: Any, host: str = "127.0.0.1", **options: Any) -> tuple[dict[str, int], Any]:
+    """``LabServers(cluster, host=host, **options)`` on its own asyncio loop in a thread, for code under
+    test that runs its own loop (``asyncio.run``: the CLI); returns (ports, stop())."""
+    import threading
+
+    from phoneemu.lab.servers import LabServers
+
+    ready: dict[str, Any] = {}
+    started = threading.Event()
+    loop = asyncio.new_event_loop()
+
+    async def main(stop: asyncio.Event) -> None:
+        async with LabServers(cluster, host=host, **options) as srv:
+            ready["ports"] = srv.ports
+            started.set()
+            await asyncio.wait_for(stop.wait(), 120)
+
+    stop_ev = asyncio.Event()
+    t = threading.Thread(target=lambda: loop.run_until_complete(main(stop_ev)), daemon=True)
+    t.start()
+    assert started.wait(60)
+
+    def stop() -> None:
+        loop.call_soon_threadsafe(stop_ev.set)
+        t.join(30)
+        loop.close()
+
+    return ready["ports"], stop

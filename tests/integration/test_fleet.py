@@ -31,7 +31,7 @@ from phoneemu.fleet.shard import run_fleet
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.servers import LabServers
 from phoneemu.phone.boot import BootTarget
-from tests.helpers import run_within
+from tests.helpers import run_within, serve_in_thread
 
 NOW = 1_780_000_000
 HOST = "127.0.0.1"
@@ -380,39 +380,12 @@ def test_fleet_shard_os_error_is_reported_without_a_traceback(tmp_path: Path) ->
     assert "\n" not in str(info.value) and "Traceback" not in str(info.value)
 
 
-def _serve_in_thread(c: LabCluster) -> tuple[dict[str, int], Any]:
-    """LabServers on its own asyncio loop in a thread; returns (ports, stop())."""
-    import threading
-
-    ready: Any = {}
-    started = threading.Event()
-    loop = asyncio.new_event_loop()
-
-    async def main(stop: asyncio.Event) -> None:
-        async with LabServers(c, host=HOST, tftp_tid_mode="shared") as srv:
-            ready["ports"] = srv.ports
-            started.set()
-            await asyncio.wait_for(stop.wait(), 120)
-
-    stop_ev = asyncio.Event()
-    t = threading.Thread(target=lambda: loop.run_until_complete(main(stop_ev)), daemon=True)
-    t.start()
-    assert started.wait(60)
-
-    def stop() -> None:
-        loop.call_soon_threadsafe(stop_ev.set)
-        t.join(30)
-        loop.close()
-
-    return ready["ports"], stop
-
-
 @pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
 def test_fleet_same_outcomes_on_each_event_loop(tmp_path: Path, event_loop: str) -> None:
     if event_loop == "uvloop":
         pytest.importorskip("uvloop")
     c = _lab(tmp_path)
-    ports, stop = _serve_in_thread(c)
+    ports, stop = serve_in_thread(c, tftp_tid_mode="shared")
     try:
         pre = _regenerate(c, tmp_path)
         target = BootTarget(host=HOST, tftp_port=ports["tftp"], use_http=False)

@@ -1,0 +1,203 @@
+"""phoneemu tvs: ask a TVS server about one certificate, as a phone would (spec §E).
+
+A phone that meets a signer its trust lists do not hold asks the TVS servers its config names
+(QUERY by the signer's subject, issuer and serial, spec §E.7.2); this command asks one TVS that very
+question — about a certificate, or about the signer of a signed file (an ITL, CTL or .sgn: what the
+phone would ask on downloading it) — and shows the answer (status, roles, TTL, the certificate
+returned), the certificate the server presented and, with --itl, whether a phone holding that ITL
+would talk to it at all (its certificate must be a TVS record of the ITL, spec §E.1). --verify sends
+the whole certificate instead (VERIFY, §E.7.1). A QUERY or VERIFY changes nothing on the cluster.
+
+Exit status: 0 when the TVS vouches for the certificate (and, with --itl, the phone would talk to
+the server), 1 when it does not, the phone would not talk to it, or it does not answer; 2 on bad
+input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from phoneemu.commands._argtypes import positive_float
+from phoneemu.crypto import certs
+from phoneemu.errors import DecodeError, PhoneEmuError, TransportError, naming_file
+from phoneemu.files import read_at_most
+from phoneemu.formats import detect, header, trustlist
+from phoneemu.formats.trustlist import role_text
+from phoneemu.net.tls import phone_client_context
+from phoneemu.net.tvs_client import TvsReply, tvs_query, tvs_verify
+from phoneemu.phone.events import QueryKey
+from phoneemu.phone.profile import get_profile
+from phoneemu.phone.rules import https_query_key, query_key, tvs_server_trusted
+from phoneemu.phone.store import InternCache, TrustStore
+from phoneemu.values import host_port, parse_host_port
+
+__all__ = ["register"]
+
+TVS_PORT = 2445
+_FILE_LIMIT = 1 << 20  # a certificate or a signed header: the size of a trust list at most
+
+_EPILOG = """\
+examples:
+  phoneemu tvs 10.0.0.5 new/ITLFile.tlv             does the TVS know the signer of the new ITL?
+  phoneemu tvs 10.0.0.5 b/ITLRecovery.pem --itl a/ITLFile.tlv
+                                                   ...and would a phone holding a's ITL ask it?
+  phoneemu tvs 127.0.0.1:42445 callmanager.pem --verify --json
+  phoneemu tvs [::1]:2445 SEP001122334455.cnf.xml.sgn --tls 1.0   as a TLS 1.0-only phone (7900 series)
+"""
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("tvs", help="ask a TVS server about a certificate or a file's signer, as a phone "
+                       "would", description=__doc__, epilog=_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("server", metavar="HOST[:PORT]", help=f"the TVS server (port {TVS_PORT} when not given)")
+    p.add_argument("subject", type=Path, metavar="CERT_OR_FILE",
+                   help="a certificate (PEM or DER), or a signed file (ITL, CTL, .sgn, .enc.sgn): its signer")
+    p.add_argument("--verify", action="store_true",
+                   help="send the whole certificate (VERIFY, spec §E.7.1) instead of a QUERY by issuer "
+                   "and serial; a certificate only")
+    p.add_argument("--itl", type=Path, metavar="FILE",
+                   help="the ITL a phone holds: say whether it would talk to this server (its certificate "
+                   "a TVS record of the ITL, spec §E.1)")
+    p.add_argument("--device-name", default="SEP001122334455", metavar="NAME",
+                   help="the device name sent (default SEP001122334455)")
+    p.add_argument("--tls", default=None, metavar="VERSIONS",
+                   help="TLS versions the phone speaks, e.g. 1.2 or 1.0 (default: a cp-8861's)")
+    p.add_argument("--timeout", type=positive_float, default=5.0, metavar="S",
+                   help="seconds for connect, handshake and answer (default 5)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(handler=handler)
+
+
+def _subject(path: Path) -> tuple[QueryKey, x509.Certificate | None, str]:
+    """The QUERY key of ``path`` (a certificate, else a signed file's signer), the certificate when it
+    is one, and what it is."""
+    data = read_at_most(path, _FILE_LIMIT, what="certificate or signed file")
+    try:
+        found = certs.load_certs_pem(data, source=str(path)) if b"-----BEGIN" in data else \
+            [certs.load_cert_der(data)] if data[:1] == b"\x30" else []
+    except DecodeError as exc:
+        raise naming_file(exc, str(path)) from None
+    if found:
+        return https_query_key(found[0]), found[0], "certificate"
+    try:
+        kind = detect.detect(data, name=path.name)
+        if kind == "xml":
+            raise DecodeError("an unsigned XML file has no signer to ask about", path="file")
+        parsed = header.parse_header(data, fmt=kind)
+    except DecodeError as exc:
+        raise naming_file(exc, str(path)) from None
+    return query_key(parsed.header), None, f"signer of {path.name} ({kind})"
+
+
+def _itl_store(path: Path) -> TrustStore:
+    data = read_at_most(path, _FILE_LIMIT, what="ITL")
+    try:
+        tl = trustlist.parse(data, limit=_FILE_LIMIT)
+    except DecodeError as exc:
+        raise naming_file(exc, str(path)) from None
+    store = TrustStore(profile=get_profile("cp-8861"), intern=InternCache())
+    store.itl = tl
+    return store
+
+
+def _roles(roles: tuple[int, ...]) -> list[str]:
+    return [f"{role_text(r)} ({r})" for r in roles]
+
+
+def _doc(args: argparse.Namespace, key: QueryKey, what: str, *, reply: TvsReply | None,
+         error: TransportError | None, trusted: bool | None) -> dict[str, Any]:
+    doc: dict[str, Any] = {"server": host_port(*parse_host_port(args.server, what="server",
+                                                                   default_port=TVS_PORT)),
+                           "request": "VERIFY" if args.verify else "QUERY", "about": what,
+                           "subject": key.subject, "issuer": key.issuer, "serial": key.serial.hex()}
+    if error is not None:
+        doc["error"] = {"kind": error.kind, "message": error.message}
+        return doc
+    assert reply is not None
+    presented = reply.server_cert
+    doc["tls"] = reply.tls
+    doc["server_certificate"] = None if presented is None else {
+        "subject": _dn(presented), "sha1": hashlib.sha1(presented, usedforsecurity=False).hexdigest()}
+    if trusted is not None:
+        doc["phone_would_talk"] = trusted
+    resp = reply.response
+    doc["answer"] = {"valid": resp.valid, "status": resp.status, "roles": _roles(resp.roles), "ttl": resp.ttl,
+                     "certificate": None if not resp.certificate else _dn(resp.certificate)}
+    return doc
+
+
+def _dn(der: bytes) -> str:
+    try:
+        return certs.dn_text(certs.load_cert_der(der).subject)
+    except DecodeError:
+        return f"(unreadable certificate, {len(der)} bytes)"
+
+
+def _text(doc: dict[str, Any]) -> str:
+    lines = [f"{doc['request']} {doc['server']} about the {doc['about']}:",
+             f"  subject {doc['subject']}", f"  issuer  {doc['issuer']}", f"  serial  {doc['serial']}"]
+    if "error" in doc:
+        lines.append(f"  no answer ({doc['error']['kind']}): {doc['error']['message']}")
+        return "\n".join(lines)
+    sc = doc["server_certificate"]
+    lines.append(f"  server  {doc['tls']}, presents " +
+                 ("no certificate" if sc is None else f"{sc['subject']} (SHA-1 {sc['sha1']})"))
+    if "phone_would_talk" in doc:
+        lines.append("  a phone holding the --itl ITL " + ("talks to it: its certificate is a TVS record of "
+                     "the ITL" if doc["phone_would_talk"] else "does NOT talk to it: its certificate is not "
+                     "a TVS record of the ITL (spec §E.1)"))
+    a = doc["answer"]
+    if a["valid"]:
+        got = f", returns {a['certificate']}" if a["certificate"] else ""
+        lines.append(f"  answer  valid: roles {', '.join(a['roles']) or 'none'}, TTL {a['ttl']}s{got}")
+    else:
+        lines.append(f"  answer  not known to this TVS (status {a['status']})")
+    return "\n".join(lines)
+
+
+async def _ask(args: argparse.Namespace, key: QueryKey, cert: x509.Certificate | None,
+               accept: Any) -> TvsReply:
+    host, port = parse_host_port(args.server, what="server", default_port=TVS_PORT)
+    versions = tuple(v.strip() for v in args.tls.split(",")) if args.tls else \
+        get_profile("cp-8861").tls_versions
+    ctx = phone_client_context(versions)
+    if args.verify:
+        assert cert is not None
+        return await tvs_verify([(host, port)], args.device_name, certs.cert_der(cert), timeout=args.timeout,
+                                tls=ctx, accept_server=accept)
+    return await tvs_query([(host, port)], args.device_name, key.subject, key.issuer, key.serial,
+                           timeout=args.timeout, tls=ctx, accept_server=accept)
+
+
+def handler(args: argparse.Namespace) -> int:
+    key, cert, what = _subject(args.subject)
+    if args.verify and cert is None:
+        raise PhoneEmuError(f"--verify sends a whole certificate: {args.subject} is a signed file (its "
+                            "header names the signer only; a QUERY asks about it)", path="verify")
+    store = _itl_store(args.itl) if args.itl is not None else None
+    seen: list[bytes | None] = []
+
+    def note(der: bytes | None) -> bool:
+        seen.append(der)
+        return True  # asked anyway: the answer is shown with the phone's verdict on the server
+
+    reply: TvsReply | None = None
+    error: TransportError | None = None
+    try:
+        reply = asyncio.run(_ask(args, key, cert, note))
+    except TransportError as exc:
+        error = exc
+    trusted = tvs_server_trusted(store, seen[-1]) if store is not None and seen else None
+    doc = _doc(args, key, what, reply=reply, error=error, trusted=trusted)
+    print(json.dumps(doc, indent=2) if args.json else _text(doc))
+    vouched = reply is not None and reply.response.valid
+    return 0 if vouched and trusted is not False else 1
+

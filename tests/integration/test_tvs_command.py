@@ -1,0 +1,89 @@
+"""``phoneemu tvs``: one TVS server asked about a certificate or a file's signer, over loopback (spec §E)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from phoneemu.cli import main
+from phoneemu.lab.cluster import LabCluster
+from tests.helpers import copy_cluster, lab_template, serve_in_thread
+
+MAC = "0A00000000F1"
+template = lab_template("tvscmd", seed=41, phones={MAC: {}})
+
+
+@pytest.fixture
+def served(template: Path, tmp_path: Path) -> Iterator[tuple[LabCluster, str, Path]]:
+    """The lab served; its TVS address; its ITL as a phone holds it."""
+    c = copy_cluster(template, tmp_path)
+    ports, stop = serve_in_thread(c)
+    itl = tmp_path / "held-ITLFile.tlv"
+    itl.write_bytes(c.files()["ITLFile.tlv"])
+    try:
+        yield c, f"127.0.0.1:{ports['tvs']}", itl
+    finally:
+        stop()
+
+
+def _pem(c: LabCluster, name: str, folder: Path) -> Path:
+    p = folder / f"{name}.pem"
+    p.write_bytes(c.identity(name).cert.public_bytes(Encoding.PEM))
+    return p
+
+
+def test_a_known_signer_and_an_unknown_one(served: tuple[LabCluster, str, Path], tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    c, tvs, itl = served
+    assert main(["tvs", tvs, str(itl), "--itl", str(itl)]) == 0  # the signer of the ITL: ITLRecovery
+    out = capsys.readouterr().out
+    assert out.startswith(f"QUERY {tvs} about the signer of {itl.name} (itl):")
+    assert "talks to it: its certificate is a TVS record of the ITL" in out
+    assert "answer  valid: roles System Administrator Security Token (0), TTL" in out
+    other = LabCluster.init(tmp_path / "other", seed=42, key_spec="rsa1024", name="other")
+    stranger = _pem(other, "itlrecovery", tmp_path)
+    assert main(["tvs", tvs, str(stranger)]) == 1
+    assert "answer  not known to this TVS (status 1)" in capsys.readouterr().out
+    assert main(["tvs", tvs, str(_pem(c, "callmanager", tmp_path)), "--verify", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["request"] == "VERIFY" and doc["answer"]["valid"]
+    assert doc["answer"]["roles"] == ["System Administrator Security Token (0)", "CCM+TFTP (2)"]
+
+
+def test_a_tvs_the_phones_itl_does_not_name_is_said(served: tuple[LabCluster, str, Path], tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """TVS regenerated since the phone took its ITL: the answer is shown, and that the phone would not
+    ask that server (spec §E.1); exit 1."""
+    c, tvs, itl = served
+    c.regenerate("tvs")
+    assert main(["tvs", tvs, str(itl), "--itl", str(itl), "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["phone_would_talk"] is False and doc["answer"]["valid"]
+
+
+def test_no_answer_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    other = LabCluster.init(tmp_path / "c", seed=43, key_spec="rsa1024", name="c")
+    pem = _pem(other, "callmanager", tmp_path)
+    assert main(["tvs", f"127.0.0.1:{port}", str(pem), "--timeout", "2"]) == 1
+    assert "no answer (unreachable)" in capsys.readouterr().out
+    itl = tmp_path / "ITLFile.tlv"
+    itl.write_bytes(other.files()["ITLFile.tlv"])
+    assert main(["tvs", f"127.0.0.1:{port}", str(itl), "--verify"]) == 2
+    assert "--verify sends a whole certificate" in capsys.readouterr().err
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"\x30\x03\x02\x01\x01")
+    assert main(["tvs", f"127.0.0.1:{port}", str(junk)]) == 2
+    assert str(junk) in capsys.readouterr().err
+    xml = tmp_path / "plain.xml"
+    xml.write_bytes(b"<device/>")
+    assert main(["tvs", f"127.0.0.1:{port}", str(xml)]) == 2
+    assert "no signer to ask about" in capsys.readouterr().err
