@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -163,6 +165,24 @@ def test_http_timeout() -> None:
     run(main())
 
 
+@contextlib.asynccontextmanager
+async def _canned(response: bytes) -> AsyncIterator[int]:
+    """A server answering each request head with ``response`` as it is, then closing; its port."""
+    async def canned(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(response)
+            await writer.drain()
+        finally:
+            writer.close()
+    server = await asyncio.start_server(canned, HOST, 0)
+    try:
+        yield int(server.sockets[0].getsockname()[1])
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 @pytest.mark.parametrize(("response", "result"), [
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n3;x=y\r\nefg\r\n0\r\nT: 1\r\n\r\n",
      b"abcdefg"),
@@ -194,25 +214,13 @@ def test_http_timeout() -> None:
 ])
 def test_client_parses_real_world_responses(response: bytes, result: bytes | str) -> None:
     async def main() -> None:
-        async def canned(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                await reader.readuntil(b"\r\n\r\n")
-                writer.write(response)
-                await writer.drain()
-            finally:
-                writer.close()
-        server = await asyncio.start_server(canned, HOST, 0)
-        port = server.sockets[0].getsockname()[1]
-        try:
+        async with _canned(response) as port:
             if isinstance(result, bytes):
                 assert await http_get(HOST, port, "f", timeout=2) == result
             else:
                 with pytest.raises(TransportError) as ei:
                     await http_get(HOST, port, "f", timeout=2)
                 assert ei.value.kind == result
-        finally:
-            server.close()
-            await server.wait_closed()
     run(main())
 
 
@@ -407,20 +415,8 @@ def test_a_provider_that_fails_or_serves_too_much_is_answered_and_the_server_goe
 ])
 def test_client_bounds_a_body_whatever_its_framing(response: bytes, kind: str, words: str) -> None:
     async def main() -> None:
-        async def canned(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                await reader.readuntil(b"\r\n\r\n")
-                writer.write(response)
-                await writer.drain()
-            finally:
-                writer.close()
-        server = await asyncio.start_server(canned, HOST, 0)
-        port = server.sockets[0].getsockname()[1]
-        try:
+        async with _canned(response) as port:
             with pytest.raises(TransportError) as ei:
                 await http_get(HOST, port, "f", timeout=2, max_size=12)
             assert ei.value.kind == kind and words in str(ei.value), ei.value
-        finally:
-            server.close()
-            await server.wait_closed()
     run(main())
