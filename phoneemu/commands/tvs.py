@@ -163,12 +163,25 @@ def _text(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+_TLS_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
+
+
+def _versions(text: str | None) -> tuple[str, ...]:
+    """``--tls 1.0`` / ``1.2,1.3``; a cp-8861's when not given."""
+    if text is None:
+        return tuple(get_profile("cp-8861").tls_versions)
+    versions = tuple(v.strip() for v in text.split(","))
+    bad = [v for v in versions if v not in _TLS_VERSIONS]
+    if bad or not versions:
+        raise PhoneEmuError(f"--tls {text!r}: expected TLS versions among {', '.join(_TLS_VERSIONS)} "
+                            "(comma-separated)", path="tls")
+    return versions
+
+
 async def _ask(args: argparse.Namespace, key: QueryKey, cert: x509.Certificate | None,
                accept: Any) -> TvsReply:
     host, port = parse_host_port(args.server, what="server", default_port=TVS_PORT)
-    versions = tuple(v.strip() for v in args.tls.split(",")) if args.tls else \
-        get_profile("cp-8861").tls_versions
-    ctx = phone_client_context(versions)
+    ctx = phone_client_context(_versions(args.tls))
     if args.verify:
         assert cert is not None
         return await tvs_verify([(host, port)], args.device_name, certs.cert_der(cert), timeout=args.timeout,
@@ -178,6 +191,7 @@ async def _ask(args: argparse.Namespace, key: QueryKey, cert: x509.Certificate |
 
 
 def handler(args: argparse.Namespace) -> int:
+    _versions(args.tls)  # a bad --tls is said before anything is read or asked
     key, cert, what = _subject(args.subject)
     if args.verify and cert is None:
         raise PhoneEmuError(f"--verify sends a whole certificate: {args.subject} is a signed file (its "

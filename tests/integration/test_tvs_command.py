@@ -52,6 +52,8 @@ def test_a_known_signer_and_an_unknown_one(served: tuple[LabCluster, str, Path],
     doc = json.loads(capsys.readouterr().out)
     assert doc["request"] == "VERIFY" and doc["answer"]["valid"]
     assert doc["answer"]["roles"] == ["System Administrator Security Token (0)", "CCM+TFTP (2)"]
+    assert main(["tvs", tvs, str(itl), "--tls", "1.0", "--json"]) == 0  # as a 7900-series phone
+    assert json.loads(capsys.readouterr().out)["tls"].startswith("TLSv1 ")
 
 
 def test_a_tvs_the_phones_itl_does_not_name_is_said(served: tuple[LabCluster, str, Path], tmp_path: Path,
@@ -83,6 +85,8 @@ def test_no_answer_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[s
     junk.write_bytes(b"\x30\x03\x02\x01\x01")
     assert main(["tvs", f"127.0.0.1:{port}", str(junk)]) == 2
     assert str(junk) in capsys.readouterr().err
+    assert main(["tvs", f"127.0.0.1:{port}", str(pem), "--tls", "1.5"]) == 2
+    assert "--tls '1.5': expected TLS versions among 1.0, 1.1, 1.2, 1.3" in capsys.readouterr().err
     xml = tmp_path / "plain.xml"
     xml.write_bytes(b"<device/>")
     assert main(["tvs", f"127.0.0.1:{port}", str(xml)]) == 2
