@@ -37,6 +37,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ from phoneemu.fleet.loop import EVENT_LOOPS
 from phoneemu.fleet.progress import Progress
 from phoneemu.fleet.shard import run_fleet
 from phoneemu.phone.boot import BootTarget
-from phoneemu.phone.profile import PROFILES
+from phoneemu.phone.profile import PROFILES, get_profile
 
 __all__ = ["register"]
 
@@ -233,6 +234,18 @@ def _lab_phones(args: argparse.Namespace, start: int) -> tuple[str | None, dict[
 GIVE_UP_UNANSWERED = 32
 
 
+def http_fallback_hint(files_over: Mapping[str, int], target: BootTarget, profile: str) -> str | None:
+    """A note when the phones fetch over HTTP first (spec §H.1) and not one file came that way: each
+    phone then tried HTTP for each file and fell back to TFTP (a wrong ``--http-port``, or a cluster
+    without HTTP), which a summary line "files received: N over TFTP" alone does not tell."""
+    if not target.use_http or not get_profile(profile).uses_http_first:
+        return None
+    if files_over.get("http", 0) or not files_over.get("tftp", 0):
+        return None
+    return (f"note: no file came over HTTP (port {target.http_port}): every phone tried HTTP first, as a "
+            f"{profile} does, then TFTP; --http-port N where the cluster serves HTTP, or --no-http")
+
+
 def _why(result: Any) -> str:
     """Why some phones were not started."""
     if result.interrupted:
@@ -337,6 +350,9 @@ def _boot(args: argparse.Namespace) -> int:
     if capture is not None:
         capture.close()
     print(result.metrics.render())
+    hint = http_fallback_hint(result.metrics.files_over, target, args.profile)
+    if hint:
+        print(hint)
     if capture is not None:
         for line in capture_summary(capture):
             print(line)

@@ -368,3 +368,19 @@ def test_phones_never_booted_are_no_boots_in_the_rate() -> None:
     m.add(_rec(end=1.0))
     m.wall_s = 2.0
     assert m.rate() == 0.5  # the one boot, over the run
+
+
+def test_a_storm_where_no_file_came_over_http_says_why() -> None:
+    """Phones that fetch over HTTP first and got every file over TFTP: a note naming the HTTP port (a wrong
+    --http-port cost each phone a failed connection per file); none otherwise."""
+    from phoneemu.commands.fleet import http_fallback_hint
+    from phoneemu.phone.boot import BootTarget
+
+    http = BootTarget(host="127.0.0.1", tftp_port=6969, http_port=6971, use_http=True)
+    hint = http_fallback_hint({"tftp": 200}, http, "cp-8861")
+    assert hint is not None and "no file came over HTTP (port 6971)" in hint and "--no-http" in hint
+    assert http_fallback_hint({"tftp": 150, "http": 50}, http, "cp-8861") is None
+    assert http_fallback_hint({}, http, "cp-8861") is None  # nothing received at all: other lines say why
+    assert http_fallback_hint({"tftp": 200}, http, "cp-7962") is None  # fetches over TFTP (spec §H.1)
+    no_http = BootTarget(host="127.0.0.1", tftp_port=6969, http_port=6971, use_http=False)
+    assert http_fallback_hint({"tftp": 200}, no_http, "cp-8861") is None
