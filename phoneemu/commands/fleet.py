@@ -34,10 +34,11 @@ stderr, naming the shard, its MACs and the signal; the other shards finish, and 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +93,13 @@ def register(sub: Any) -> None:
                         "unless --lab DIR: then the address and ports its lab serve listens on")
     b.add_argument("--mac-start", default="0A0000000000", metavar="MAC",
                    help="first MAC; phones get consecutive MACs (default 0A0000000000)")
-    b.add_argument("--profile", default="cp-8861", choices=sorted(PROFILES),
-                   help="phone model profile (default cp-8861)")
+    b.add_argument("--profile", default=None, choices=sorted(PROFILES),
+                   help="phone model profile of every phone (default: each --lab phone's model, else "
+                   "cp-8861)")
+    b.add_argument("--models", type=Path, metavar="FILE",
+                   help="each phone's model, a line per phone: MAC (or SEP<MAC>) and model (cp-7962, "
+                   "Cisco 7962: a CUCM phone export's Device Name and Device Type columns as they are); "
+                   "phones not in it, and models without a profile here, are --profile's")
     b.add_argument("--http-port", type=port, default=None, metavar="N",
                    help="HTTP file port, tried first when the profile fetches over HTTP, as `boot` "
                         "does (spec §H.1; default 6970, or that of the --lab DIR's lab serve: without "
@@ -186,7 +192,7 @@ def _installed(args: argparse.Namespace) -> Prestate | None:
     from phoneemu.phone.profile import get_profile
     from phoneemu.scenario.predict import load_installed
 
-    load_installed(limit=get_profile(args.profile).trust_list_limit, itl=args.installed_itl,
+    load_installed(limit=get_profile(args.profile or "cp-8861").trust_list_limit, itl=args.installed_itl,
                    ctl=args.installed_ctl)
     folder = args.installed_config_dir
     if folder is not None and not folder.is_dir():
@@ -199,13 +205,14 @@ def _installed(args: argparse.Namespace) -> Prestate | None:
                     config_dir=str(folder) if folder is not None else None)
 
 
-def _lab_phones(args: argparse.Namespace, start: int) -> tuple[str | None, dict[str, str], dict[str, str]]:
+def _lab_phones(args: argparse.Namespace, start: int
+                ) -> tuple[str | None, dict[str, str], dict[str, str], dict[str, str]]:
     """``--lab DIR``: its phones folder, once every MAC of the run is in it, the manual config keys of
-    the run's phones the lab encrypts with a symmetric key and the CAPF authentication strings of those
-    whose pending operation is by string (one line, exit 2, before any boot); None and nothing without
-    --lab."""
+    the run's phones the lab encrypts with a symmetric key, the CAPF authentication strings of those
+    whose pending operation is by string (one line, exit 2, before any boot), and each phone's model
+    (its profile, when phoneemu has one); None and nothing without --lab."""
     if args.lab is None:
-        return None, {}, {}
+        return None, {}, {}, {}
     from phoneemu.fleet.mics import missing_macs, phones_folder
     from phoneemu.lab.state import load_state
 
@@ -227,23 +234,63 @@ def _lab_phones(args: argparse.Namespace, start: int) -> tuple[str | None, dict[
                     for what, found in (("manual config key", keys), ("CAPF authentication string", strings))
                     if found)
     print(f"fleet: every phone holds the MIC {args.lab} issued it{typed}", file=sys.stderr)
-    return str(folder), keys, strings
+    from phoneemu.scenario.phone_models import profile_for_model
+
+    models = {mac: ph.model for mac in macs if (ph := known.get(mac)) is not None}
+    profiles = {mac: name for mac, model in models.items() if (name := profile_for_model(model)) is not None}
+    return str(folder), keys, strings, profiles
+
+
+def _profiles(args: argparse.Namespace, start: int, lab_profiles: dict[str, str]) -> dict[str, str]:
+    """Each phone's model profile that is not ``args.profile`` (resolved here: --profile, else cp-8861):
+    ``--models FILE`` first, then, without --profile, the --lab phone's model. Said on stderr when the
+    phones are of several models."""
+    given = args.profile
+    args.profile = given or "cp-8861"
+    macs = [mac_text(start + i) for i in range(args.count)]
+    out = {} if given is not None else {m: p for m, p in lab_profiles.items() if p != args.profile}
+    if args.models is not None:
+        from phoneemu.scenario.phone_models import read_phone_models
+
+        models = read_phone_models(args.models, default=args.profile, done="booted")
+        run = set(macs)
+        listed = {m: p for m, p in models.profile_of.items() if m in run}
+        out.update(listed)
+        notes = [n for m, n in models.notes_of.items() if m in run]
+        if notes:
+            print(f"fleet: {len(notes)} phones' models have no profile here, e.g. {notes[0]}",
+                  file=sys.stderr)
+        print(f"fleet: {len(listed)} of the {args.count} phones have a model in {args.models}",
+              file=sys.stderr)
+    return {m: p for m, p in out.items() if p != args.profile}
+
+
+def _model_mix(args: argparse.Namespace, profiles: Mapping[str, str]) -> str:
+    """``cp-8861`` or ``cp-8861 700, cp-7962 300``: the phones of the run by model."""
+    if not profiles:
+        return str(args.profile)
+    counts = collections.Counter(profiles.values())
+    counts[args.profile] += args.count - len(profiles)
+    return ", ".join(f"{p} {n}" for p, n in counts.most_common() if n)
 
 
 #: fleet boot's FleetSpec.give_up_unanswered unless --keep-going (our convention)
 GIVE_UP_UNANSWERED = 32
 
 
-def http_fallback_hint(files_over: Mapping[str, int], target: BootTarget, profile: str) -> str | None:
-    """A note when the phones fetch over HTTP first (spec §H.1) and not one file came that way: each
-    phone then tried HTTP for each file and fell back to TFTP (a wrong ``--http-port``, or a cluster
-    without HTTP), which a summary line "files received: N over TFTP" alone does not tell."""
-    if not target.use_http or not get_profile(profile).uses_http_first:
+def http_fallback_hint(files_over: Mapping[str, int], target: BootTarget,
+                       profiles: Iterable[str]) -> str | None:
+    """A note when phones fetch over HTTP first (spec §H.1; ``profiles``: the models of the run) and
+    not one file came that way: each tried HTTP for each file and fell back to TFTP (a wrong
+    ``--http-port``, or a cluster without HTTP), which "files received: N over TFTP" alone does not tell."""
+    first = sorted(p for p in set(profiles) if get_profile(p).uses_http_first)
+    if not target.use_http or not first:
         return None
     if files_over.get("http", 0) or not files_over.get("tftp", 0):
         return None
-    return (f"note: no file came over HTTP (port {target.http_port}): every phone tried HTTP first, as a "
-            f"{profile} does, then TFTP; --http-port N where the cluster serves HTTP, or --no-http")
+    return (f"note: no file came over HTTP (port {target.http_port}): the phones that fetch over HTTP first "
+            f"({', '.join(first)}) tried it for every file, then TFTP; --http-port N where the cluster "
+            "serves HTTP, or --no-http")
 
 
 def _why(result: Any) -> str:
@@ -301,9 +348,11 @@ def _boot(args: argparse.Namespace) -> int:
     target = BootTarget(host=host, tftp_port=where.tftp_port, http_port=where.http_port,
                         use_http=not args.no_http)
     start = parse_mac(args.mac_start)
-    mic_dir, symmetric_keys, auth_strings = _lab_phones(args, start)
+    mic_dir, symmetric_keys, auth_strings, lab_profiles = _lab_phones(args, start)
+    profiles = _profiles(args, start, lab_profiles)
     spec = FleetSpec(target=target, count=args.count, mac_start=start, profile=args.profile,
-                     concurrency=args.concurrency, fetch_timeout=args.timeout, fetch_retries=args.retries,
+                     profiles=profiles, concurrency=args.concurrency, fetch_timeout=args.timeout,
+                     fetch_retries=args.retries,
                      fetch_max_time=args.tftp_max_time,
                      tvs_timeout=args.tvs_timeout, max_time_s=args.max_time,
                      give_up_unanswered=None if args.keep_going else GIVE_UP_UNANSWERED,
@@ -317,7 +366,7 @@ def _boot(args: argparse.Namespace) -> int:
     capture = open_host_capture(args.capture, args.keylog, host, max_bytes=int(limit_mib * 1024 * 1024),
                                 limit_name=f"--capture-limit {limit_mib:g} MiB")  # before any boot: exit 2
     print(f"fleet: {args.count} phones {mac_text(start)}..{mac_text(start + args.count - 1)} "
-          f"({args.profile}) -> {target}", file=sys.stderr)
+          f"({_model_mix(args, profiles)}) -> {target}", file=sys.stderr)
     progress = Progress(enabled=not args.quiet)
 
     def on_interrupt() -> None:
@@ -350,7 +399,7 @@ def _boot(args: argparse.Namespace) -> int:
     if capture is not None:
         capture.close()
     print(result.metrics.render())
-    hint = http_fallback_hint(result.metrics.files_over, target, args.profile)
+    hint = http_fallback_hint(result.metrics.files_over, target, {args.profile, *profiles.values()})
     if hint:
         print(hint)
     if capture is not None:

@@ -167,6 +167,9 @@ class FleetSpec:
     auth_string: str | None = None
     #: MAC -> the string the lab set for that phone's pending operation (``fleet boot --lab``); wins
     auth_strings: dict[str, str] = field(default_factory=dict)
+    #: MAC -> that phone's model profile (a site of several models: ``fleet boot --models``, or each lab
+    #: phone's model); the others are ``profile``
+    profiles: dict[str, str] = field(default_factory=dict)
     #: start no new boot once this many boots of a shard have ended and not one request of any of them got
     #: an answer (``BootRecord.answered``): nothing answers at the target (a wrong address, a cluster
     #: down), and every later phone would wait out the same timeouts; None: boot every phone anyway
@@ -194,7 +197,8 @@ class FleetSpec:
             raise EncodeError(f"blksize {self.blksize} outside 8..65464 (RFC 2348)", path="blksize")
         mac_range(self.mac_start, self.count)
         resolve_event_loop(self.event_loop)  # raises for an unknown or missing loop
-        get_profile(self.profile)  # raises for an unknown profile name
+        for name in {self.profile, *self.profiles.values()}:
+            get_profile(name)  # raises for an unknown profile name
 
 
 @dataclass(kw_only=True)
@@ -313,6 +317,27 @@ def _checked(what: str, step: Callable[..., _T], *args: Any, **kwargs: Any) -> _
         raise _UnreadyError(f"{what}: {exc}", exc) from exc
 
 
+class _Models:
+    """Per model profile of a fleet (``FleetSpec.profiles``): the profile, its TVS asker (the model's TLS
+    versions) and its prestate (the model's trust-list limit), each made once."""
+
+    def __init__(self, spec: FleetSpec, tvs: TvsAsker | None) -> None:
+        self.spec, self.tvs = spec, tvs
+        self._made: dict[str, tuple[PhoneProfile, TvsAsker, _Prestater | None]] = {}
+
+    def of(self, mac: str) -> tuple[PhoneProfile, TvsAsker, _Prestater | None]:
+        spec = self.spec
+        name = spec.profiles.get(mac, spec.profile)
+        made = self._made.get(name)
+        if made is None:
+            profile = get_profile(name)
+            asker = self.tvs if self.tvs is not None else net_tvs_asker(
+                timeout=spec.tvs_timeout, tls_versions=profile.tls_versions, keylog=spec.keylog)
+            pre = _Prestater(spec.prestate, profile) if spec.prestate is not None else None
+            made = self._made[name] = (profile, asker, pre)
+        return made
+
+
 def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | None,
                 tvs: TvsAsker | None = None, unready: list[tuple[str, str]] | None = None,
                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> list[Phone]:
@@ -321,19 +346,17 @@ def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | 
     retry). A phone whose lab MIC does not load, whose flash folder is another phone's or another
     model's (:func:`~phoneemu.phone.phone.check_flash_owner`), or whose key its model refuses, is not
     made: its MAC and why go to ``unready`` (the error is raised when it is None)."""
-    profile = get_profile(spec.profile)
     offset = spec.clock_offset_s
 
     def clock() -> int:
         return int(time.time()) + offset
 
-    asker = tvs if tvs is not None else net_tvs_asker(timeout=spec.tvs_timeout,
-                                                      tls_versions=profile.tls_versions, keylog=spec.keylog)
-    pre = _Prestater(spec.prestate, profile) if spec.prestate is not None else None
+    models = _Models(spec, tvs)
     mic_dir = Path(spec.mic_dir) if spec.mic_dir is not None else None
     phones: list[Phone] = []
     for value in macs:
         mac = mac_text(value)
+        profile, asker, pre = models.of(mac)
         try:
             mic = _checked("lab MIC", lab_mic, mic_dir, mac) if mic_dir is not None else None
             flash = None
@@ -489,7 +512,8 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
                     done += 1
                     return
                 t1 = time.perf_counter()
-                rec = BootRecord.of(report, latency_s=t1 - t0, end_s=t1 - start)
+                rec = BootRecord.of(report, latency_s=t1 - t0, end_s=t1 - start,
+                                    profile=phone.profile.name if spec.profiles else None)
                 heard(rec)
                 metrics.add(rec)
                 if spec.keep_records:

@@ -95,9 +95,11 @@ class BootRecord:
     capf: str | None = None
     capf_reason: str | None = None  # that decision's reason, kept when it was not accepted
     answered: bool = True  # some request of this boot got an answer from the cluster (BootReport.answered)
+    profile: str | None = None  # the phone's model profile (a fleet of several models: FleetSpec.profiles)
 
     @classmethod
-    def of(cls, report: BootReport, *, latency_s: float, end_s: float) -> BootRecord:
+    def of(cls, report: BootReport, *, latency_s: float, end_s: float,
+           profile: str | None = None) -> BootRecord:
         d = report.deciding
         outcome = outcome_of(report)
         reason = d.reason[:300] if d is not None and outcome != "ok" else None
@@ -110,7 +112,7 @@ class BootRecord:
                    itl=report.trust.get("ITL"), ctl=report.trust.get("CTL"), signer=signer,
                    over_http=http, over_tftp=len(over) - http, capf=capf.rule if capf is not None else None,
                    capf_reason=capf.reason[:300] if capf is not None and not capf.accepted else None,
-                   answered=report.answered)
+                   answered=report.answered, profile=profile)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mac": self.mac, "outcome": self.outcome, "rule": self.rule,
@@ -132,6 +134,8 @@ class BootRecord:
             out["capf_reason"] = self.capf_reason
         if not self.answered:
             out["answered"] = False
+        if self.profile is not None:
+            out["profile"] = self.profile
         return out
 
     @classmethod
@@ -143,7 +147,7 @@ class BootRecord:
                    end_s=d["end_s"], tvs_used=d["tvs_used"], reason=d.get("reason"), itl=d.get("itl"),
                    ctl=d.get("ctl"), signer=d.get("signer"), over_http=int(over.get("http", 0)),
                    over_tftp=int(over.get("tftp", 0)), capf=d.get("capf"), capf_reason=d.get("capf_reason"),
-                   answered=bool(d.get("answered", True)))
+                   answered=bool(d.get("answered", True)), profile=d.get("profile"))
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float | None:
@@ -198,7 +202,11 @@ def _counts(counter: Mapping[str, int]) -> str:
 def tally_lines(s: Mapping[str, Any], *, outcome_head: str, which: str = "") -> list[str]:
     """A summary's counts of ``by_outcome``, ``by_rule`` and ``by_trust`` (the trust lists' outcomes),
     a line each (the rules one per line); ``which``: the boots counted (`` (last boot)``)."""
-    lines = [f"{outcome_head}: {_counts(s['by_outcome'])}", f"by deciding rule{which}:"]
+    lines = [f"{outcome_head}: {_counts(s['by_outcome'])}"]
+    models = s.get("by_model") or {}
+    if len(models) > 1:  # a fleet of several models: how each fared
+        lines.append(f"by model{which}: " + "; ".join(f"{m} {_counts(c)}" for m, c in models.items()))
+    lines.append(f"by deciding rule{which}:")
     lines += [f"  {v:>8}  {k}" for k, v in s["by_rule"].items()]
     if s["by_trust"]:
         lines.append(f"trust lists{which}: {_counts(s['by_trust'])}")
@@ -244,6 +252,7 @@ class FleetMetrics:
         self.by_trust: Counter[str] = Counter()  # "ITL updated", "CTL absent", ...
         self.by_capf: Counter[str] = Counter()  # "F.6-lsc-installed", "F.6-capf-rejected", ...
         self.failed_by_rule: Counter[str] = Counter()  # the deciding rules of the failed boots only
+        self.by_model: Counter[tuple[str, str]] = Counter()  # (profile, outcome) of boots that name one
         self.capf_failures: list[dict[str, Any]] = []  # the first few CAPF sessions that failed
         self.tvs_used = 0
         self.files_over: Counter[str] = Counter()  # "http"/"tftp" -> files received that way
@@ -259,6 +268,8 @@ class FleetMetrics:
     # ------------------------------------------------------------------ input
     def add(self, rec: BootRecord) -> None:
         self.by_outcome[rec.outcome] += 1
+        if rec.profile is not None:
+            self.by_model[(rec.profile, rec.outcome)] += 1
         self.by_rule[rec.rule or "(none)"] += 1
         if rec.outcome != "ok":
             self.failed_by_rule[rec.rule or "(none)"] += 1
@@ -295,6 +306,7 @@ class FleetMetrics:
         self.by_trust.update(other.by_trust)
         self.by_capf.update(other.by_capf)
         self.failed_by_rule.update(other.failed_by_rule)
+        self.by_model.update(other.by_model)
         self.capf_failures.extend(other.capf_failures[:_FAILURES_SHOWN - len(self.capf_failures)])
         self.tvs_used += other.tvs_used
         self.files_over.update(other.files_over)
@@ -372,6 +384,7 @@ class FleetMetrics:
             "by_rule": dict(self.by_rule.most_common()),
             "by_trust": dict(sorted(self.by_trust.items())),
             "by_capf": dict(self.by_capf.most_common()),
+            "by_model": self.model_counts(),
             "capf_failures": list(self.capf_failures),
             "tvs_used": self.tvs_used,
             "files_over": dict(sorted(self.files_over.items())),
@@ -385,6 +398,13 @@ class FleetMetrics:
             "failure_kinds_not_kept": self.failed_alike.other,
             "capf_failure_kinds": self.capf_alike.kinds(),
         }
+
+    def model_counts(self) -> dict[str, dict[str, int]]:
+        """profile -> outcome -> boots, the most common first (empty when no boot named its profile)."""
+        out: dict[str, dict[str, int]] = {}
+        for (profile, outcome), n in sorted(self.by_model.items(), key=lambda kv: (kv[0][0], -kv[1])):
+            out.setdefault(profile, {})[outcome] = n
+        return out
 
     def render(self) -> str:
         """The human summary printed at the end of ``phoneemu fleet boot``."""
@@ -418,6 +438,7 @@ class FleetMetrics:
         return {"by_outcome": dict(self.by_outcome), "by_rule": dict(self.by_rule),
                 "by_trust": dict(self.by_trust), "by_capf": dict(self.by_capf),
                 "failed_by_rule": dict(self.failed_by_rule),
+                "by_model": [[p, o, n] for (p, o), n in self.by_model.items()],
                 "capf_failures": list(self.capf_failures), "tvs_used": self.tvs_used,
                 "files_over": dict(self.files_over),
                 "latencies": self.latencies.tobytes(), "end_times": self.end_times.tobytes(),
@@ -432,6 +453,7 @@ class FleetMetrics:
         m.by_trust.update(state.get("by_trust", {}))
         m.by_capf.update(state.get("by_capf", {}))
         m.failed_by_rule.update(state.get("failed_by_rule", {}))
+        m.by_model.update({(str(p), str(o)): int(n) for p, o, n in state.get("by_model", [])})
         m.capf_failures.extend(state.get("capf_failures", []))
         m.tvs_used = int(state["tvs_used"])
         m.files_over.update(state.get("files_over", {}))

@@ -1,4 +1,5 @@
-"""Which model each phone of a site is (``replay --all --models FILE``): a capture does not say it.
+"""Which model each phone of a site is (``replay --all --models FILE``: a capture does not say it;
+``fleet boot --models FILE``: a site's mix of models).
 
 Rules (our convention):
 
@@ -25,7 +26,7 @@ from phoneemu.files import read_at_most
 from phoneemu.formats.config import normalise_mac
 from phoneemu.phone.profile import PROFILES
 
-__all__ = ["MAX_BYTES", "MAX_LINES", "PhoneModels", "read_phone_models"]
+__all__ = ["MAX_BYTES", "MAX_LINES", "PhoneModels", "profile_for_model", "read_phone_models"]
 
 MAX_BYTES = 16 << 20
 MAX_LINES = 200_000
@@ -42,14 +43,16 @@ class PhoneModels:
     notes_of: dict[str, str] = field(default_factory=dict)
 
 
-def _profile(model: str) -> str | None:
+def profile_for_model(model: str) -> str | None:
+    """The profile of a model (``cp-7962``, ``Cisco 7962``, ``CP-8861``, ``7942``: module rules); None
+    when phoneemu has none for it."""
     if model.lower() in PROFILES:
         return model.lower()
     m = _NUMBER.search(model)
     return _BY_MODEL.get(f"CP-{m.group(1)}") if m else None
 
 
-def read_phone_models(path: Path, *, default: str) -> PhoneModels:
+def read_phone_models(path: Path, *, default: str, done: str = "replayed") -> PhoneModels:
     """The models of ``path`` (module rules); PhoneEmuError naming ``path:line`` when malformed."""
     text = read_at_most(path, MAX_BYTES, what="models file").decode("utf-8", errors="replace")
     out = PhoneModels()
@@ -74,10 +77,10 @@ def read_phone_models(path: Path, *, default: str) -> PhoneModels:
         if mac in seen:
             raise PhoneEmuError(f"{path}:{n}: {mac} is given on line {seen[mac]} too", path="models")
         seen[mac] = n
-        profile = _profile(rest)
+        profile = profile_for_model(rest)
         if profile is None:
             out.profile_of[mac] = default
-            out.notes_of[mac] = f"model {rest[:40]!r} ({path}:{n}) has no profile here: replayed as {default}"
+            out.notes_of[mac] = f"model {rest[:40]!r} ({path}:{n}) has no profile here: {done} as {default}"
         else:
             out.profile_of[mac] = profile
     return out

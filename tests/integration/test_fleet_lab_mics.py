@@ -117,7 +117,7 @@ def test_symmetric_key_phones_get_the_key_the_lab_encrypts_with(tmp_path: Path) 
     macs = [mac_text(START + i) for i in range(3)]
     c.add_phones(macs, model="7942", encrypt="symmetric", symmetric_key="00112233445566778899aabbccddeeff",
                  now=NOW)
-    mic_dir, keys, strings = _lab_phones(argparse.Namespace(lab=c.root, count=3), START)
+    mic_dir, keys, strings, _profiles = _lab_phones(argparse.Namespace(lab=c.root, count=3), START)
     assert mic_dir == str(c.root / "phones") and sorted(keys) == macs and strings == {}
     assert all(keys[m] == c.state.phones[m].symmetric_key for m in macs)
 
@@ -152,7 +152,7 @@ def test_phones_type_the_capf_string_the_lab_set_for_them(tmp_path: Path) -> Non
     c.add_phones(macs, now=NOW)
     c.set_capf(macs[:2], "install", auth_string="246810", key="ec-p256", now=NOW)
     c.set_capf(macs[2:], "install", auth_mode="null-string", key="ec-p256", now=NOW)
-    _mic_dir, _keys, strings = _lab_phones(argparse.Namespace(lab=c.root, count=3), START)
+    _mic_dir, _keys, strings, _profiles = _lab_phones(argparse.Namespace(lab=c.root, count=3), START)
     assert strings == {macs[0]: "246810", macs[1]: "246810"}  # not the null-string phone
 
     def storm(**given: Any) -> dict[str, str | None]:
@@ -167,3 +167,44 @@ def test_phones_type_the_capf_string_the_lab_set_for_them(tmp_path: Path) -> Non
     assert set(storm().values()) == {"F.7-wait-auth-string"}
     assert set(storm(auth_string="1111").values()) == {"F.6-capf-rejected"}
     assert set(storm(auth_strings=strings, auth_string="1111").values()) == {"F.6-lsc-installed"}
+
+
+def test_a_fleet_of_several_models_boots_each_as_its_model(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """``fleet boot --lab``: each phone boots as the model the lab has for it (a cp-7962 over TFTP only,
+    spec §H.1); ``--models FILE`` (a CUCM export's columns) wins for the phones it names, ``--profile``
+    for all the others; the summary counts outcomes by model."""
+    import json
+
+    from tests.helpers import serve_in_thread
+
+    c = LabCluster.init(tmp_path / "lab", seed=9, key_spec="rsa1024", now=NOW)
+    macs = [mac_text(START + i) for i in range(4)]
+    c.add_phones(macs[:3], now=NOW)  # 8861
+    c.add_phones(macs[3:], model="7962", now=NOW)
+    ports, stop = serve_in_thread(c)
+    try:
+        common = ["fleet", "boot", "--tftp", f"{HOST}:{ports['tftp']}", "--http-port", str(ports["http"]),
+                  "--mac-start", macs[0], "--count", "4", "--lab", str(c.root), "-q", "--shards", "1"]
+        out_json = tmp_path / "f.json"
+        assert main([*common, "--json", str(out_json)]) == 0
+        out, err = capsys.readouterr()
+        assert "(cp-8861 3, cp-7962 1)" in err
+        assert "by model: cp-7962 ok 1; cp-8861 ok 3" in out
+        doc = json.loads(out_json.read_text())
+        by_mac = {p["mac"]: p for p in doc["phones"]}
+        assert by_mac[macs[3]]["profile"] == "cp-7962" and by_mac[macs[3]]["files_over"]["http"] == 0
+        assert by_mac[macs[0]]["profile"] == "cp-8861" and by_mac[macs[0]]["files_over"]["tftp"] == 0
+        models = tmp_path / "export.csv"
+        models.write_text(f"Device Name,Device Type\nSEP{macs[0]},Cisco 7962\nSEP{macs[1]},Cisco 9999\n")
+        assert main([*common, "--models", str(models), "--json", str(out_json)]) == 0
+        out, err = capsys.readouterr()
+        assert f"fleet: 2 of the 4 phones have a model in {models}" in err
+        assert "1 phones' models have no profile here, e.g. model 'Cisco 9999'" in err
+        assert {p["mac"]: p["profile"] for p in json.loads(out_json.read_text())["phones"]} == {
+            macs[0]: "cp-7962", macs[1]: "cp-8861", macs[2]: "cp-8861", macs[3]: "cp-7962"}
+        assert main([*common, "--profile", "cp-8861"]) == 0  # every phone: no model line
+        out, err = capsys.readouterr()
+        assert "(cp-8861) ->" in err and "by model" not in out
+    finally:
+        stop()

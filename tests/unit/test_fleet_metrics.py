@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -377,10 +378,29 @@ def test_a_storm_where_no_file_came_over_http_says_why() -> None:
     from phoneemu.phone.boot import BootTarget
 
     http = BootTarget(host="127.0.0.1", tftp_port=6969, http_port=6971, use_http=True)
-    hint = http_fallback_hint({"tftp": 200}, http, "cp-8861")
+    hint = http_fallback_hint({"tftp": 200}, http, {"cp-8861", "cp-7962"})
     assert hint is not None and "no file came over HTTP (port 6971)" in hint and "--no-http" in hint
-    assert http_fallback_hint({"tftp": 150, "http": 50}, http, "cp-8861") is None
-    assert http_fallback_hint({}, http, "cp-8861") is None  # nothing received at all: other lines say why
-    assert http_fallback_hint({"tftp": 200}, http, "cp-7962") is None  # fetches over TFTP (spec §H.1)
+    assert "HTTP first (cp-8861) tried it" in hint
+    assert http_fallback_hint({"tftp": 150, "http": 50}, http, {"cp-8861"}) is None
+    assert http_fallback_hint({}, http, {"cp-8861"}) is None  # nothing received at all: other lines say why
+    assert http_fallback_hint({"tftp": 200}, http, {"cp-7962"}) is None  # fetches over TFTP (spec §H.1)
     no_http = BootTarget(host="127.0.0.1", tftp_port=6969, http_port=6971, use_http=False)
-    assert http_fallback_hint({"tftp": 200}, no_http, "cp-8861") is None
+    assert http_fallback_hint({"tftp": 200}, no_http, {"cp-8861"}) is None
+
+
+_TEXT = st.none() | st.text(max_size=20)
+
+
+@given(st.builds(BootRecord, mac=st.text(min_size=1, max_size=12),
+                 outcome=st.sampled_from(["ok", "locked-out"]), rule=_TEXT,
+                 latency_s=st.integers(0, 10**7).map(lambda us: us / 1e6),
+                 end_s=st.integers(0, 10**7).map(lambda us: us / 1e4), tvs_used=st.booleans(), reason=_TEXT,
+                 itl=_TEXT, ctl=_TEXT, signer=_TEXT, over_http=st.integers(0, 9), over_tftp=st.integers(0, 9),
+                 capf=_TEXT, capf_reason=_TEXT, answered=st.booleans(), profile=_TEXT))
+def test_a_record_crosses_a_shards_pipe_whole(rec: BootRecord) -> None:
+    """``BootRecord.from_dict(as_dict())`` gives every field back (a field left out of either is lost
+    for every record of a multi-process fleet: its --json and --junit)."""
+    back = BootRecord.from_dict(rec.as_dict())
+    assert back.latency_s == pytest.approx(rec.latency_s, abs=1e-9)
+    assert back.end_s == pytest.approx(rec.end_s, abs=1e-9)
+    assert dataclasses.replace(back, latency_s=rec.latency_s, end_s=rec.end_s) == rec
