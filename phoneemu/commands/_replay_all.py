@@ -141,6 +141,7 @@ def fleet_doc(records: list[dict[str, Any]]) -> dict[str, Any]:
     by_rule: Counter[str] = Counter()
     by_trust: Counter[str] = Counter()
     changed: Counter[str] = Counter()
+    by_model: dict[str, Counter[str]] = {}
     failed = Alike(_FAILED_BY)
     noted = Alike(("note",))
     partial = Alike(("not_captured",))
@@ -154,6 +155,7 @@ def fleet_doc(records: list[dict[str, Any]]) -> dict[str, Any]:
             continue
         last = rec["boots"][-1]
         by_outcome[last["outcome"]] += 1
+        by_model.setdefault(rec["profile"], Counter())[last["outcome"]] += 1
         by_rule[last["rule"] or "(none)"] += 1
         for kind in ("ITL", "CTL"):
             if last[kind.lower()] is not None:
@@ -167,6 +169,7 @@ def fleet_doc(records: list[dict[str, Any]]) -> dict[str, Any]:
             failed.add(rec["mac"], {**{f: last.get(f) for f in FAILED_BY}, "partial": _partial(last)})
     return {"phones": len(records), "boots": sum(len(r.get("boots", ())) for r in records),
             "by_outcome": dict(by_outcome.most_common()), "by_rule": dict(by_rule.most_common()),
+            "by_model": {m: dict(c.most_common()) for m, c in sorted(by_model.items())},
             "by_trust": dict(sorted(by_trust.items())), "changed": dict(changed.most_common()),
             "failure_kinds": failed.kinds(), "failure_kinds_not_kept": failed.other,
             "note_kinds": noted.kinds(), "partial_kinds": partial.kinds(), "skipped_kinds": skipped.kinds(),
