@@ -72,9 +72,6 @@ def test_cli_json_with_the_key_log_and_a_fleet_flash(tmp_path: Path,
     assert (one["mac"], one["profile"], one["outcome"]) == ("0A0000001601", "cp-8861", "ok")
     assert one["notes"] == [f"no flash {tmp_path / 'fleet' / '0A0000001601'}: holds what the options say"]
     assert (two["profile"], two["rule"]) == ("cp-7962", "G.3.1-unsupported-hash")
-    assert doc["by_model"] == {"cp-7962": {"locked-out": 1}, "cp-8861": {"ok": 1}}
-    assert main(["replay", str(SHA512), "--all", "--models", str(models)]) == 1
-    assert "by model (last boot): cp-7962 locked-out 1; cp-8861 ok 1" in capsys.readouterr().out
     assert [b["outcome"] for b in two["boots"]] == ["ok", "locked-out"]
     assert doc["failure_kinds"][0]["macs"] == ["0A0000001602"]
     assert doc["offline"]["tvs"].startswith("answers from the capture")
@@ -256,6 +253,9 @@ def test_models_file_gives_each_phone_its_model(tmp_path: Path, capsys: pytest.C
     assert (one["profile"], one["outcome"]) == ("cp-8861", "ok")
     assert one["notes"] == [f"model 'Cisco 7841' ({models}:3) has no profile here: replayed as cp-8861"]
     assert (two["profile"], two["rule"]) == ("cp-7962", "G.3.1-unsupported-hash")
+    assert doc["by_model"] == {"cp-7962": {"locked-out": 1}, "cp-8861": {"ok": 1}}
+    assert main(["replay", str(SHA512), "--all", "--models", str(models)]) == 1
+    assert "by model (last boot): cp-7962 locked-out 1; cp-8861 ok 1" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(("text", "words"), [
