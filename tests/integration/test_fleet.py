@@ -293,6 +293,13 @@ def test_cli_fleet_boot_gives_up_when_nothing_answers(tmp_path: Path) -> None:
         silent.close()
 
 
+def _ctrl_c_as_a_terminal() -> None:
+    """In the child before it runs: SIGINT as a terminal's foreground job has it. A test run started in
+    the background of a non-interactive shell (``pytest ... &``) has SIGINT ignored, and an ignored
+    signal is inherited: the CLI would never see the test's Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize(("presses", "shards", "group"), [(1, "2", False), (2, "2", False), (1, "0", False),
                                                      (1, "2", True)])
 def test_cli_fleet_ctrl_c_keeps_what_booted(tmp_path: Path, presses: int, shards: str, group: bool) -> None:
@@ -311,7 +318,7 @@ def test_cli_fleet_ctrl_c_keeps_what_booted(tmp_path: Path, presses: int, shards
                 sys.executable, "-m", "phoneemu", "fleet", "boot", "--count", "20", "--tftp",
                 f"{HOST}:{srv.ports['tftp']}", "--mac-start", mac_text(START), "--shards", shards,
                 "--concurrency", "1", "--no-http", "--json", str(out), stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE, start_new_session=group)
+                stderr=asyncio.subprocess.PIPE, start_new_session=group, preexec_fn=_ctrl_c_as_a_terminal)
             for _ in range(600):  # until the storm has begun (the lab saw requests), 60 s at most
                 if len(srv.requests) >= 2:
                     break

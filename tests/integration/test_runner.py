@@ -160,7 +160,12 @@ def test_ctrl_c_keeps_what_ran_and_lists_the_rest(tmp_path: Path, capsys: pytest
 
     monkeypatch.setattr(runner, "_evaluate", evaluate_then_interrupt)
     junit, js = tmp_path / "r.xml", tmp_path / "r.json"
-    rc = main(["run", str(first), str(second), str(third), "--junit", str(junit), "--json", str(js)])
+    # as in a terminal: a test run started in the background of a non-interactive shell ignores SIGINT
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        rc = main(["run", str(first), str(second), str(third), "--junit", str(junit), "--json", str(js)])
+    finally:
+        signal.signal(signal.SIGINT, old)
     out = capsys.readouterr().out
     assert rc == 130
     assert "PASS  a-first" in out and "ERROR b-second" in out and "interrupted" in out
