@@ -67,7 +67,8 @@ def register(sub: Any) -> None:
     p.add_argument("--mac", metavar="MAC", help="phone MAC (default: the one in --flash DIR)")
     p.add_argument("--flash", type=Path, metavar="DIR", help="phone flash directory (default: temporary)")
     p.add_argument("--profile", metavar="NAME", help=f"phone model profile ({', '.join(sorted(PROFILES))}); "
-                   "default: the one in --flash DIR, else cp-8861")
+                   "default: the one in --flash DIR, else the model --lab DIR has for the phone, else "
+                   "cp-8861")
     p.add_argument("--http-port", type=port, default=None, metavar="N",
                    help="HTTP file port (default 6970, or that of the --lab DIR's lab serve: without "
                         "--tftp, or with --tftp at its TFTP address)")
@@ -115,6 +116,18 @@ def pem_certificates(paths: list[Path]) -> list[x509.Certificate]:
             raise PhoneEmuError("no certificate in PEM", path=str(p))
         out += found
     return out
+
+
+def _lab_profile(args: argparse.Namespace, mac: str) -> str | None:
+    """The profile of the model ``--lab DIR`` has for phone ``mac`` (None: no --lab, no such phone, or
+    a model phoneemu has no profile for)."""
+    if args.lab is None:
+        return None
+    from phoneemu.lab.state import load_state
+    from phoneemu.scenario.phone_models import profile_for_model
+
+    ph = load_state(args.lab).phones.get(mac)
+    return profile_for_model(ph.model) if ph is not None else None
 
 
 def _mic(args: argparse.Namespace, mac: str) -> tuple[tuple[x509.Certificate, PrivateKey] | None,
@@ -254,7 +267,8 @@ def handler(args: argparse.Namespace) -> int:
         if not isinstance(mac_text, str):
             raise PhoneEmuError("--mac is required (no phone.json in the flash directory)", path="mac")
         mac = config_fmt.normalise_mac(mac_text)
-        pname = args.profile if args.profile is not None else (ident.get("profile") or "cp-8861")
+        pname = args.profile if args.profile is not None else (ident.get("profile") or _lab_profile(args, mac)
+                                                               or "cp-8861")
         profile = get_profile(str(pname))
         try:
             check_flash_owner(flash_dir, mac=mac, profile=profile.name)

@@ -155,3 +155,19 @@ def test_boot_keylog_decrypts_the_tvs_exchange(tmp_path: Path) -> None:
     assert rc == 0 and "G.3.4-vouched-by-tvs" in out
     assert len(read_keylog(keys)) == 1  # one TLS session: the TVS query
     assert main(["boot", "--tftp", HOST, "--mac", MAC, "--keylog", str(tmp_path)]) == 2  # a folder
+
+
+def test_boot_with_lab_takes_the_model_the_lab_has_for_the_phone(tmp_path: Path) -> None:
+    """``boot --lab DIR`` without --profile (and a fresh flash): the phone is the model the lab added it
+    as (was always a cp-8861); --profile still wins."""
+    from phoneemu.lab.cluster import LabCluster
+    from phoneemu.phone.phone import read_phone_file
+
+    c = LabCluster.init(tmp_path / "lab", seed=12, key_spec="rsa1024")
+    c.add_phone(MAC, model="7962")
+    common = ["boot", "--tftp", f"{HOST}:9", "--lab", str(c.root), "--mac", MAC, "--no-http", "--timeout",
+              "0.05"]
+    assert main([*common, "--flash", str(tmp_path / "a")]) == 1  # nothing listens: the model is what counts
+    assert read_phone_file(tmp_path / "a")["profile"] == "cp-7962"
+    assert main([*common, "--flash", str(tmp_path / "b"), "--profile", "cp-8861"]) == 1
+    assert read_phone_file(tmp_path / "b")["profile"] == "cp-8861"
