@@ -236,15 +236,15 @@ def _lab_phones(args: argparse.Namespace, start: int
     print(f"fleet: every phone holds the MIC {args.lab} issued it{typed}", file=sys.stderr)
     from phoneemu.scenario.phone_models import profile_for_model
 
-    models = {mac: ph.model for mac in macs if (ph := known.get(mac)) is not None}
-    profiles = {mac: name for mac, model in models.items() if (name := profile_for_model(model)) is not None}
+    profiles = {mac: name for mac in macs
+                if (ph := known.get(mac)) is not None and (name := profile_for_model(ph.model)) is not None}
     return str(folder), keys, strings, profiles
 
 
 def _profiles(args: argparse.Namespace, start: int, lab_profiles: dict[str, str]) -> dict[str, str]:
-    """Each phone's model profile that is not ``args.profile`` (resolved here: --profile, else cp-8861):
-    ``--models FILE`` first, then, without --profile, the --lab phone's model. Said on stderr when the
-    phones are of several models."""
+    """Each phone's model profile that is not ``args.profile`` (which this resolves: --profile, else
+    cp-8861): ``--models FILE`` first, then, without --profile, the --lab phone's model. What the models
+    file gave is said on stderr."""
     given = args.profile
     args.profile = given or "cp-8861"
     macs = [mac_text(start + i) for i in range(args.count)]
