@@ -55,12 +55,13 @@ from phoneemu.commands._capture import DEFAULT_LIMIT_MIB, capture_keylog, captur
 from phoneemu.commands._cluster_address import cluster_address
 from phoneemu.errors import PhoneEmuError
 from phoneemu.files import check_writable, write_output
-from phoneemu.fleet.engine import FleetSpec, Prestate, mac_text, parse_mac
+from phoneemu.fleet.engine import FleetSpec, Prestate, mac_range, mac_text, parse_mac
 from phoneemu.fleet.loop import EVENT_LOOPS
 from phoneemu.fleet.progress import Progress
 from phoneemu.fleet.shard import run_fleet
 from phoneemu.phone.boot import BootTarget
 from phoneemu.phone.profile import PROFILES, get_profile
+from phoneemu.scenario.phone_models import PhoneModels, profile_for_model, read_phone_models
 
 __all__ = ["register"]
 
@@ -85,8 +86,9 @@ def register(sub: Any) -> None:
     b = fsub.add_parser("boot", help="boot N phones concurrently and summarise the outcomes",
                         description=__doc__, epilog=_EPILOG,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    b.add_argument("--count", type=fleet_size, required=True, metavar="N",
-                   help=f"number of phones (1..{MAX_FLEET_PHONES:,})")
+    b.add_argument("--count", type=fleet_size, default=None, metavar="N",
+                   help=f"number of phones (1..{MAX_FLEET_PHONES:,}), consecutive MACs from --mac-start; "
+                   "without it, --models FILE's phones, as listed (a site's own MACs)")
     b.add_argument("--tftp", metavar="HOST[:PORT]",
                    help="TFTP server (DHCP option 150): HOST or HOST:PORT; IPv6 as [V6]:PORT (--tftp "
                         "[::1]:6969) or bare without a port (::1 is port 69); default port 69. Required "
@@ -99,7 +101,8 @@ def register(sub: Any) -> None:
     b.add_argument("--models", type=Path, metavar="FILE",
                    help="each phone's model, a line per phone: MAC (or SEP<MAC>) and model (cp-7962, "
                    "Cisco 7962: a CUCM phone export's Device Name and Device Type columns as they are); "
-                   "phones not in it, and models without a profile here, are --profile's")
+                   "phones not in it, and models without a profile here, are --profile's. Without --count "
+                   "the fleet is the phones it lists")
     b.add_argument("--http-port", type=port, default=None, metavar="N",
                    help="HTTP file port, tried first when the profile fetches over HTTP, as `boot` "
                         "does (spec §H.1; default 6970, or that of the --lab DIR's lab serve: without "
@@ -205,7 +208,7 @@ def _installed(args: argparse.Namespace) -> Prestate | None:
                     config_dir=str(folder) if folder is not None else None)
 
 
-def _lab_phones(args: argparse.Namespace, start: int
+def _lab_phones(args: argparse.Namespace, macs: list[str]
                 ) -> tuple[str | None, dict[str, str], dict[str, str], dict[str, str]]:
     """``--lab DIR``: its phones folder, once every MAC of the run is in it, the manual config keys of
     the run's phones the lab encrypts with a symmetric key, the CAPF authentication strings of those
@@ -217,11 +220,10 @@ def _lab_phones(args: argparse.Namespace, start: int
     from phoneemu.lab.state import load_state
 
     folder = phones_folder(args.lab)
-    macs = [mac_text(start + i) for i in range(args.count)]
     missing = missing_macs(folder, macs)
     if missing:
         first = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
-        raise PhoneEmuError(f"--lab {args.lab}: {len(missing)} of the {args.count} phones are not in the lab "
+        raise PhoneEmuError(f"--lab {args.lab}: {len(missing)} of the {len(macs)} phones are not in the lab "
                             f"({first}); add them with 'phoneemu lab phone add {args.lab} --mac "
                             f"{missing[0]} --count N'", path="lab")
     known = load_state(args.lab).phones
@@ -234,25 +236,20 @@ def _lab_phones(args: argparse.Namespace, start: int
                     for what, found in (("manual config key", keys), ("CAPF authentication string", strings))
                     if found)
     print(f"fleet: every phone holds the MIC {args.lab} issued it{typed}", file=sys.stderr)
-    from phoneemu.scenario.phone_models import profile_for_model
-
     profiles = {mac: name for mac in macs
                 if (ph := known.get(mac)) is not None and (name := profile_for_model(ph.model)) is not None}
     return str(folder), keys, strings, profiles
 
 
-def _profiles(args: argparse.Namespace, start: int, lab_profiles: dict[str, str]) -> dict[str, str]:
+def _profiles(args: argparse.Namespace, macs: list[str], models: PhoneModels | None,
+              lab_profiles: dict[str, str]) -> dict[str, str]:
     """Each phone's model profile that is not ``args.profile`` (which this resolves: --profile, else
     cp-8861): ``--models FILE`` first, then, without --profile, the --lab phone's model. What the models
     file gave is said on stderr."""
     given = args.profile
     args.profile = given or "cp-8861"
-    macs = [mac_text(start + i) for i in range(args.count)]
     out = {} if given is not None else {m: p for m, p in lab_profiles.items() if p != args.profile}
-    if args.models is not None:
-        from phoneemu.scenario.phone_models import read_phone_models
-
-        models = read_phone_models(args.models, default=args.profile, done="booted")
+    if models is not None:
         run = set(macs)
         listed = {m: p for m, p in models.profile_of.items() if m in run}
         out.update(listed)
@@ -260,17 +257,39 @@ def _profiles(args: argparse.Namespace, start: int, lab_profiles: dict[str, str]
         if notes:
             print(f"fleet: {len(notes)} phones' models have no profile here, e.g. {notes[0]}",
                   file=sys.stderr)
-        print(f"fleet: {len(listed)} of the {args.count} phones have a model in {args.models}",
+        print(f"fleet: {len(listed)} of the {len(macs)} phones have a model in {args.models}",
               file=sys.stderr)
     return {m: p for m, p in out.items() if p != args.profile}
 
 
-def _model_mix(args: argparse.Namespace, profiles: Mapping[str, str]) -> str:
+def _run_macs(args: argparse.Namespace) -> tuple[list[int], PhoneModels | None]:
+    """The run's MACs (``--count`` from ``--mac-start``, else the phones ``--models`` lists) and the
+    models file read (None without --models); one line, exit 2, when there are none."""
+    models = None
+    if args.models is not None:
+        models = read_phone_models(args.models, default=args.profile or "cp-8861", done="booted")
+    if args.count is not None:
+        if args.count < 1:
+            raise PhoneEmuError("--count must be at least 1", path="count")
+        start = parse_mac(args.mac_start)
+        return list(mac_range(start, args.count)), models
+    if models is None:
+        raise PhoneEmuError("--count N is required (or --models FILE: the fleet is the phones it lists)",
+                            path="count")
+    if not models.profile_of:
+        raise PhoneEmuError(f"--models {args.models}: no phone in it", path="models")
+    if len(models.profile_of) > MAX_FLEET_PHONES:
+        raise PhoneEmuError(f"--models {args.models}: {len(models.profile_of):,} phones, at most "
+                            f"{MAX_FLEET_PHONES:,} in one run", path="models")
+    return [int(m, 16) for m in models.profile_of], models
+
+
+def _model_mix(args: argparse.Namespace, count: int, profiles: Mapping[str, str]) -> str:
     """``cp-8861`` or ``cp-8861 700, cp-7962 300``: the phones of the run by model."""
     if not profiles:
         return str(args.profile)
     counts = collections.Counter(profiles.values())
-    counts[args.profile] += args.count - len(profiles)
+    counts[args.profile] += count - len(profiles)
     return ", ".join(f"{p} {n}" for p, n in counts.most_common() if n)
 
 
@@ -323,8 +342,9 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int) -> None:
 
 
 def _boot(args: argparse.Namespace) -> int:
-    if args.count < 1:
-        raise PhoneEmuError("--count must be at least 1", path="count")
+    run_macs, models = _run_macs(args)
+    listed = args.count is None  # the phones of the models file, not consecutive MACs
+    args.count = len(run_macs)
     check_writable(args.json, "--json")
     check_writable(args.junit, "--junit")
     check_writable(args.plot, "--plot")
@@ -347,10 +367,11 @@ def _boot(args: argparse.Namespace) -> int:
     host = where.host
     target = BootTarget(host=host, tftp_port=where.tftp_port, http_port=where.http_port,
                         use_http=not args.no_http)
-    start = parse_mac(args.mac_start)
-    mic_dir, symmetric_keys, auth_strings, lab_profiles = _lab_phones(args, start)
-    profiles = _profiles(args, start, lab_profiles)
-    spec = FleetSpec(target=target, count=args.count, mac_start=start, profile=args.profile,
+    macs = [mac_text(m) for m in run_macs]
+    mic_dir, symmetric_keys, auth_strings, lab_profiles = _lab_phones(args, macs)
+    profiles = _profiles(args, macs, models, lab_profiles)
+    spec = FleetSpec(target=target, count=args.count, mac_start=run_macs[0], profile=args.profile,
+                     macs=tuple(run_macs) if listed else (),
                      profiles=profiles, concurrency=args.concurrency, fetch_timeout=args.timeout,
                      fetch_retries=args.retries,
                      fetch_max_time=args.tftp_max_time,
@@ -365,8 +386,9 @@ def _boot(args: argparse.Namespace) -> int:
     limit_mib = args.capture_limit if args.capture_limit is not None else DEFAULT_LIMIT_MIB
     capture = open_host_capture(args.capture, args.keylog, host, max_bytes=int(limit_mib * 1024 * 1024),
                                 limit_name=f"--capture-limit {limit_mib:g} MiB")  # before any boot: exit 2
-    print(f"fleet: {args.count} phones {mac_text(start)}..{mac_text(start + args.count - 1)} "
-          f"({_model_mix(args, profiles)}) -> {target}", file=sys.stderr)
+    which = f"of {args.models}, {macs[0]} ... {macs[-1]}" if listed else f"{macs[0]}..{macs[-1]}"
+    print(f"fleet: {args.count} phones {which} ({_model_mix(args, args.count, profiles)}) -> {target}",
+          file=sys.stderr)
     progress = Progress(enabled=not args.quiet)
 
     def on_interrupt() -> None:

@@ -170,6 +170,9 @@ class FleetSpec:
     #: MAC -> that phone's model profile (a site of several models: ``fleet boot --models``, or each lab
     #: phone's model); the others are ``profile``
     profiles: dict[str, str] = field(default_factory=dict)
+    #: the phones' MACs, when they are not ``count`` consecutive ones from ``mac_start`` (a site's phones:
+    #: ``fleet boot --models FILE`` without --count); ``count`` is then their number
+    macs: tuple[int, ...] = ()
     #: start no new boot once this many boots of a shard have ended and not one request of any of them got
     #: an answer (``BootRecord.answered``): nothing answers at the target (a wrong address, a cluster
     #: down), and every later phone would wait out the same timeouts; None: boot every phone anyway
@@ -195,10 +198,23 @@ class FleetSpec:
                               path="auth-string")
         if self.blksize is not None and not 8 <= self.blksize <= 65464:
             raise EncodeError(f"blksize {self.blksize} outside 8..65464 (RFC 2348)", path="blksize")
-        mac_range(self.mac_start, self.count)
+        if self.macs:
+            if len(self.macs) != self.count:
+                raise EncodeError(f"count {self.count} is not the {len(self.macs)} MACs given", path="count")
+            if len(set(self.macs)) != len(self.macs):
+                raise EncodeError("a MAC is given twice", path="macs")
+            for value in self.macs:
+                mac_text(value)  # raises outside 48 bits
+        else:
+            mac_range(self.mac_start, self.count)
         resolve_event_loop(self.event_loop)  # raises for an unknown or missing loop
         for name in {self.profile, *self.profiles.values()}:
             get_profile(name)  # raises for an unknown profile name
+
+
+def fleet_macs(spec: FleetSpec) -> Sequence[int]:
+    """The MACs of a fleet, in boot order: ``spec.macs``, else ``count`` consecutive from ``mac_start``."""
+    return spec.macs or mac_range(spec.mac_start, spec.count)
 
 
 @dataclass(kw_only=True)

@@ -49,13 +49,13 @@ import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from phoneemu import worker_pipes
 from phoneemu.errors import PhoneEmuError
-from phoneemu.fleet.engine import FAILING_SHOWN, FleetSpec, ShardResult, mac_range, run_shard
+from phoneemu.fleet.engine import FAILING_SHOWN, FleetSpec, ShardResult, fleet_macs, mac_range, run_shard
 from phoneemu.fleet.loop import run_on
 from phoneemu.fleet.metrics import BootRecord, FleetMetrics, peak_rss_mib
 
@@ -79,9 +79,10 @@ class LostShard:
     phones: int
     why: str  # "killed by SIGKILL", "exited with status 1", or the error it reported
     reported_done: int = 0  # boots it had reported finished before it ended (their records are lost)
+    last_mac: int | None = None  # its last phone's MAC (None: first_mac + phones - 1, consecutive MACs)
 
     def message(self) -> str:
-        last = self.first_mac + self.phones - 1
+        last = self.last_mac if self.last_mac is not None else self.first_mac + self.phones - 1
         return (f"shard {self.shard} (phoneemu-fleet-{self.shard}, {self.phones} phones "
                 f"{self.first_mac:012X}..{last:012X}) {self.why}: its {self.phones} phones are lost "
                 f"({self.reported_done} had finished booting; their records went with it)")
@@ -131,6 +132,14 @@ class FleetResult:
         return out
 
 
+def split_macs(spec: FleetSpec, parts: int) -> list[Sequence[int]]:
+    """The fleet's MACs (:func:`~phoneemu.fleet.engine.fleet_macs`) cut into ``parts`` contiguous
+    near-equal slices, one per shard."""
+    if not spec.macs:
+        return list(split_range(spec.mac_start, spec.count, parts))
+    return [spec.macs[r.start:r.stop] for r in split_range(0, len(spec.macs), parts)]
+
+
 def split_range(start: int, count: int, parts: int) -> list[range]:
     """``count`` consecutive values from ``start`` cut into ``parts`` contiguous near-equal ranges."""
     whole = mac_range(start, count)
@@ -145,7 +154,7 @@ def split_range(start: int, count: int, parts: int) -> list[range]:
     return out
 
 
-def _child(spec: FleetSpec, macs: range, shard: int, channels: tuple[Any, Any],
+def _child(spec: FleetSpec, macs: Sequence[int], shard: int, channels: tuple[Any, Any],
            start_timeout: float) -> None:
     """Shard process body: build phones, wait for ``go``, boot until done or ``stop``, send the result.
     ``channels``: this shard's own pipes, the writing end of the one to the parent and the reading
@@ -252,7 +261,7 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
     n = (os.cpu_count() or 1) if shards is None else shards
     if n == 0:
         return _run_inline(spec, progress, on_interrupt, on_give_up)
-    ranges = split_range(spec.mac_start, spec.count, n)
+    ranges = split_macs(spec, n)
     ctx = mp.get_context("spawn")
     pipes = [ctx.Pipe(duplex=False) for _ in ranges]  # (parent's reading end, shard's writing end)
     orders = [ctx.Pipe(duplex=False) for _ in ranges]  # (shard's reading end, parent's writing end)
@@ -271,7 +280,8 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
     def lose(i: int, why: str) -> None:
         if i in results or i in lost:
             return
-        lost[i] = LostShard(shard=i, first_mac=ranges[i].start, phones=len(ranges[i]), why=why,
+        lost[i] = LostShard(shard=i, first_mac=ranges[i][0], last_mac=ranges[i][-1], phones=len(ranges[i]),
+                            why=why,
                             reported_done=done_by.get(i, (0, 0))[0])
         if procs[i].is_alive():
             procs[i].kill()  # a shard that reported an error or garbled its pipe: its result is not coming
@@ -435,7 +445,7 @@ def _run_inline(spec: FleetSpec, progress: ProgressFn | None,
         for sig in (signal.SIGINT, signal.SIGTERM):
             handlers[sig] = signal.signal(sig, on_signal)
     try:
-        macs = mac_range(spec.mac_start, spec.count)
+        macs = fleet_macs(spec)
         res = run_on(spec.event_loop, run_shard(spec, macs, on_progress=on_progress, should_stop=stop.is_set,
                                                 on_give_up=on_give_up))
     finally:

@@ -117,7 +117,7 @@ def test_symmetric_key_phones_get_the_key_the_lab_encrypts_with(tmp_path: Path) 
     macs = [mac_text(START + i) for i in range(3)]
     c.add_phones(macs, model="7942", encrypt="symmetric", symmetric_key="00112233445566778899aabbccddeeff",
                  now=NOW)
-    mic_dir, keys, strings, _profiles = _lab_phones(argparse.Namespace(lab=c.root, count=3), START)
+    mic_dir, keys, strings, _profiles = _lab_phones(argparse.Namespace(lab=c.root), macs)
     assert mic_dir == str(c.root / "phones") and sorted(keys) == macs and strings == {}
     assert all(keys[m] == c.state.phones[m].symmetric_key for m in macs)
 
@@ -152,7 +152,7 @@ def test_phones_type_the_capf_string_the_lab_set_for_them(tmp_path: Path) -> Non
     c.add_phones(macs, now=NOW)
     c.set_capf(macs[:2], "install", auth_string="246810", key="ec-p256", now=NOW)
     c.set_capf(macs[2:], "install", auth_mode="null-string", key="ec-p256", now=NOW)
-    _mic_dir, _keys, strings, _profiles = _lab_phones(argparse.Namespace(lab=c.root, count=3), START)
+    _mic_dir, _keys, strings, _profiles = _lab_phones(argparse.Namespace(lab=c.root), macs)
     assert strings == {macs[0]: "246810", macs[1]: "246810"}  # not the null-string phone
 
     def storm(**given: Any) -> dict[str, str | None]:
@@ -206,5 +206,15 @@ def test_a_fleet_of_several_models_boots_each_as_its_model(tmp_path: Path,
         assert main([*common, "--profile", "cp-8861"]) == 0  # every phone: no model line
         out, err = capsys.readouterr()
         assert "(cp-8861) ->" in err and "by model" not in out
+        site = tmp_path / "site.csv"  # a site's own phones: not consecutive, in the export's order
+        site.write_text(f"SEP{macs[3]},Cisco 7962\nSEP{macs[1]},Cisco 8861\n")
+        no_count = [a for a in common if a not in ("--count", "4")]
+        assert main([*no_count, "--models", str(site), "--json", str(out_json)]) == 0
+        out, err = capsys.readouterr()
+        assert f"fleet: 2 phones of {site}, {macs[3]} ... {macs[1]} (cp-7962 1, cp-8861 1)" in err
+        assert sorted(p["mac"] for p in json.loads(out_json.read_text())["phones"]) == [macs[1], macs[3]]
+        assert main([*no_count]) == 2
+        assert "--count N is required (or --models FILE: the fleet is the phones it lists)" in \
+            capsys.readouterr().err
     finally:
         stop()

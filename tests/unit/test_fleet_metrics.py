@@ -404,3 +404,22 @@ def test_a_record_crosses_a_shards_pipe_whole(rec: BootRecord) -> None:
     assert back.latency_s == pytest.approx(rec.latency_s, abs=1e-9)
     assert back.end_s == pytest.approx(rec.end_s, abs=1e-9)
     assert dataclasses.replace(back, latency_s=rec.latency_s, end_s=rec.end_s) == rec
+
+
+def test_a_fleet_of_listed_macs_is_split_in_order_and_checked() -> None:
+    """``FleetSpec.macs`` (a site's phones): shards take contiguous slices in the given order; a MAC
+    twice, a count that is not theirs, or one outside 48 bits is refused."""
+    from phoneemu.fleet.engine import fleet_macs
+    from phoneemu.fleet.shard import split_macs
+
+    target = BootTarget(host="127.0.0.1", tftp_port=69)
+    macs = (0x0A0000000300, 0x0A0000000005, 0x0A00000001F0)
+    spec = FleetSpec(target=target, count=3, macs=macs)
+    assert list(fleet_macs(spec)) == list(macs)
+    assert split_macs(spec, 2) == [macs[:2], macs[2:]]
+    assert split_macs(FleetSpec(target=target, count=3, mac_start=5), 2) == [range(5, 7), range(7, 8)]
+    for bad, words in (({"count": 2, "macs": macs}, "not the 3 MACs"),
+                       ({"count": 2, "macs": (1, 1)}, "given twice"),
+                       ({"count": 1, "macs": (1 << 48,)}, "outside 48 bits")):
+        with pytest.raises(EncodeError, match=words):
+            FleetSpec(target=target, **bad)  # type: ignore[arg-type]
