@@ -2,7 +2,9 @@
 
 Each phone is a real emulated phone (same boot sequence and rules as ``phoneemu boot``) with an
 in-memory trust store (``--flash DIR`` keeps one flash folder per MAC under DIR). Phones are
-sharded across processes (``--shards``, default: one per core) by MAC range. Live progress goes
+sharded across processes (``--shards``, default: one per core) by MAC range: --count phones with
+consecutive MACs from --mac-start, or the phones a --models FILE lists (a site's CUCM export: each
+its own MAC and model; the summary then counts outcomes by model). Live progress goes
 to stderr (booted, failed, rate and the most common failure so far: "most failed:
 H.3-config-transport-failed 120" says at once that the TFTP address is wrong); the summary (counts
 by outcome, by deciding rule and by trust-list outcome — "ITL updated 4990, ITL rejected 10" after
@@ -72,6 +74,7 @@ examples:
   phoneemu fleet boot --count 40000 --tftp 10.0.0.5 --json out.json --plot storm.png
   phoneemu fleet boot --count 500 --tftp 10.0.0.5 --junit phones.xml        a test case per phone, for CI
   phoneemu fleet boot --count 2000 --lab /tmp/lab      where that lab's lab serve listens, with its MICs
+  phoneemu fleet boot --models site-phones.csv --tftp 10.0.0.5   a site's own phones (MACs, models)
   phoneemu fleet boot --count 500 --tftp 10.0.0.5 --capture storm.pcap   the storm's packets + storm.keys
   phoneemu wireshark storm.pcap --keylog storm.keys                        its TVS/CAPF decoded
   phoneemu fleet boot --count 5000 --tftp 10.0.0.6 --installed-itl old/ITLFile.tlv --installed-config-dir old/
