@@ -169,12 +169,16 @@ def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone],
             if n not in shared:
                 own.setdefault(n, []).append(ph.mac or "")
     asked: dict[str, int] = {}
+    by_model: dict[str, dict[str, int]] = {}
     for ph in done:
         for name in ph.not_given:
             asked[name] = asked.get(name, 0) + 1
+        model = by_model.setdefault(ph.profile or "?", {})
+        model[str(ph.outcome)] = model.get(str(ph.outcome), 0) + 1
     return {"fleet_flash": str(args.fleet_flash), "new_files": [str(f) for f in args.files], "now": now,
             "tvs": _tvs_text(args, live), "entries": len(phones), "predicted": len(done),
             "skipped": len(phones) - len(done), "outcomes": counts, "rules": rules, "notes": list(shared),
+            "by_model": dict(sorted(by_model.items())),
             "not_given": [{"name": n, "phones": c} for n, c in sorted(asked.items(), key=lambda kv: -kv[1])],
             "phone_notes": [{"note": n, "count": len(macs), "first_macs": macs[:_FIRST_MACS]}
                             for n, macs in sorted(own.items(), key=lambda kv: -len(kv[1]))],
@@ -194,6 +198,9 @@ def _fleet_text(doc: dict[str, Any]) -> str:
     lines = [f"fleet {doc['fleet_flash']}: {doc['predicted']} phones predicted, {doc['skipped']} entries "
              f"skipped; TVS {doc['tvs']}"]
     lines += [f"  {o + ':':<12}{n}" for o, n in doc["outcomes"].items()]
+    if len(doc["by_model"]) > 1:  # phones of several models: how each would fare
+        lines.append("by model: " + "; ".join(f"{m} " + ", ".join(f"{o} {n}" for o, n in c.items())
+                                              for m, c in doc["by_model"].items()))
     if doc["rules"]:
         lines.append("by deciding rule:")
         width = max(len(r["rule"]) for r in doc["rules"])

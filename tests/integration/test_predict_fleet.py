@@ -202,3 +202,18 @@ def test_fleet_given_every_served_file_by_name_notes_only_those_no_phone_asked_f
     assert {g["name"]: g["phones"] for g in doc["not_given"]} == {"CTLSEP<MAC>.tlv": 5, "CTLFile.tlv": 5}
     assert all(p["not_given"] == ["CTLSEP<MAC>.tlv", "CTLFile.tlv"] for p in doc["phones"])
     assert "not given: CTLSEP<MAC>.tlv (5), CTLFile.tlv (5)" in out
+
+
+def test_fleet_of_several_models_is_counted_by_model(lab: tuple[Path, Path, Path], tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    fleet, root, _pem = lab
+    fleet = _copy(fleet, tmp_path / "fleet")
+    ident = fleet / NEW[0] / "phone.json"
+    ident.write_text(json.dumps({**json.loads(ident.read_text()), "profile": "cp-7962"}))
+    out_json = tmp_path / "out.json"
+    assert main(["predict", "--fleet-flash", str(fleet), "--now", str(NOW), "--json-file", str(out_json),
+                 str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "by model: cp-7962 accepted 1; cp-8861 locked out 3, accepted 1" in out
+    assert json.loads(out_json.read_text())["by_model"] == {"cp-7962": {"accepted": 1},
+                                                            "cp-8861": {"locked out": 3, "accepted": 1}}
