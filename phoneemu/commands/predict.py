@@ -27,6 +27,7 @@ from phoneemu.commands._installed import add_installed_options, fill_from_flash,
 from phoneemu.commands._progress import progress_line
 from phoneemu.commands.boot import add_offline_phone_options, offline_boot_lines, pem_certificates, tvs_roles
 from phoneemu.files import write_output
+from phoneemu.fleet.metrics import model_lines
 from phoneemu.scenario.predict import (
     MAX_FLEET,
     OUTCOMES,
@@ -198,9 +199,7 @@ def _fleet_text(doc: dict[str, Any]) -> str:
     lines = [f"fleet {doc['fleet_flash']}: {doc['predicted']} phones predicted, {doc['skipped']} entries "
              f"skipped; TVS {doc['tvs']}"]
     lines += [f"  {o + ':':<12}{n}" for o, n in doc["outcomes"].items()]
-    if len(doc["by_model"]) > 1:  # phones of several models: how each would fare
-        lines.append("by model: " + "; ".join(f"{m} " + ", ".join(f"{o} {n}" for o, n in c.items())
-                                              for m, c in doc["by_model"].items()))
+    lines += model_lines(doc["by_model"])
     if doc["rules"]:
         lines.append("by deciding rule:")
         width = max(len(r["rule"]) for r in doc["rules"])

@@ -50,6 +50,7 @@ __all__ = [
     "FleetMetrics",
     "failure_text",
     "kind_lines",
+    "model_lines",
     "outcome_of",
     "peak_rss_mib",
     "percentile",
@@ -199,13 +200,19 @@ def _counts(counter: Mapping[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in counter.items())
 
 
+def model_lines(by_model: Mapping[str, Mapping[str, int]], *, which: str = "") -> list[str]:
+    """``by model: cp-7962 locked-out 300; cp-8861 ok 700`` (profile -> outcome -> phones) when the
+    phones are of several models, else nothing."""
+    if len(by_model) < 2:
+        return []
+    return [f"by model{which}: " + "; ".join(f"{m} {_counts(c)}" for m, c in by_model.items())]
+
+
 def tally_lines(s: Mapping[str, Any], *, outcome_head: str, which: str = "") -> list[str]:
     """A summary's counts of ``by_outcome``, ``by_rule`` and ``by_trust`` (the trust lists' outcomes),
     a line each (the rules one per line); ``which``: the boots counted (`` (last boot)``)."""
     lines = [f"{outcome_head}: {_counts(s['by_outcome'])}"]
-    models = s.get("by_model") or {}
-    if len(models) > 1:  # a fleet of several models: how each fared
-        lines.append(f"by model{which}: " + "; ".join(f"{m} {_counts(c)}" for m, c in models.items()))
+    lines += model_lines(s.get("by_model") or {}, which=which)
     lines.append(f"by deciding rule{which}:")
     lines += [f"  {v:>8}  {k}" for k, v in s["by_rule"].items()]
     if s["by_trust"]:
