@@ -81,14 +81,18 @@ class LostShard:
     reported_done: int = 0  # boots it had reported finished before it ended (their records are lost)
     last_mac: int | None = None  # its last phone's MAC (None: first_mac + phones - 1, consecutive MACs)
 
+    @property
+    def last(self) -> int:
+        return self.last_mac if self.last_mac is not None else self.first_mac + self.phones - 1
+
     def message(self) -> str:
-        last = self.last_mac if self.last_mac is not None else self.first_mac + self.phones - 1
         return (f"shard {self.shard} (phoneemu-fleet-{self.shard}, {self.phones} phones "
-                f"{self.first_mac:012X}..{last:012X}) {self.why}: its {self.phones} phones are lost "
+                f"{self.first_mac:012X}..{self.last:012X}) {self.why}: its {self.phones} phones are lost "
                 f"({self.reported_done} had finished booting; their records went with it)")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"shard": self.shard, "first_mac": f"{self.first_mac:012X}", "phones": self.phones,
+        return {"shard": self.shard, "first_mac": f"{self.first_mac:012X}", "last_mac": f"{self.last:012X}",
+                "phones": self.phones,
                 "why": self.why, "reported_done": self.reported_done}
 
 
