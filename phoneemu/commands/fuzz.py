@@ -122,6 +122,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="--serve: also serve mutants over HTTP on this TCP port (phones try HTTP 6970 "
                    "first, spec §H.1; 0 = any); default TFTP only")
     p.add_argument("--mac", help="--serve: only answer names carrying this MAC (12 hex digits)")
+    p.add_argument("--silent-after", type=positive_float, metavar="S",
+                   help="--serve: a device that asks for nothing within S seconds after it was served a "
+                   "mutant is a finding (it hung, or crashed and did not come back; reset it with your "
+                   "harness so that it boots again): the mutant is saved in DIR/crashes/silent-<index>/, "
+                   "exit 1")
     p.add_argument("--serve-root", type=Path, metavar="DIR",
                    help="--serve: answer every other requested name from this directory")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
@@ -214,6 +219,7 @@ def _handle(args: argparse.Namespace) -> int:
         raise EncodeError("--crash-exit is for --target-cmd CMD (an in-process target's crashes are its "
                           "exceptions)", path="--crash-exit")
     for option, value in (("--mac", args.mac), ("--serve-root", args.serve_root),
+                          ("--silent-after", args.silent_after),
                           ("--http-port", args.http_port)):
         if value is not None and not args.serve:
             raise EncodeError(f"{option} is for --serve (mutants served to a device under test)", path=option)
@@ -304,7 +310,14 @@ def _serve(args: argparse.Namespace, mutator: object) -> int:
     fallback = provider_from(args.serve_root, max_file_size=32 * 1024 * 1024) if args.serve_root else None
     args.out.mkdir(parents=True, exist_ok=True)
     session = ServeSession(fmt=args.fmt, make=make, seed=args.seed, out=args.out, runs=args.runs,
-                           start_index=args.run_index, mac=args.mac, fallback=fallback)
+                           start_index=args.run_index, mac=args.mac, fallback=fallback,
+                           silent_after=args.silent_after)
+
+    def on_silence(finding: dict[str, object]) -> None:
+        index = int(str(finding["index"]))
+        print(f"fuzz {args.fmt}: the device asked for nothing in {finding['silent_s']} s after mutant "
+              f"{index} ({finding['name']}): hung, or crashed and not back? saved in "
+              f"{args.out / 'crashes' / f'silent-{index:06d}'}", file=sys.stderr, flush=True)
 
     def ready(port: int) -> None:
         print(f"fuzz {args.fmt}: serving mutants over TFTP on {host_port(args.host, port)}; "
@@ -317,8 +330,12 @@ def _serve(args: argparse.Namespace, mutator: object) -> int:
     # Bounded even when only --runs is given and the device stops asking.
     time_limit = args.time if args.time is not None else _SERVE_DEFAULT_TIME
     asyncio.run(serve_session(session, host=args.host, port=args.port, time_limit=time_limit, ready=ready,
-                              http_port=args.http_port, http_ready=http_ready))
+                              http_port=args.http_port, http_ready=http_ready, on_silence=on_silence))
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(session.outcomes.items())) or "none"
+    silent = "" if args.silent_after is None else \
+        f"; silent after {len(session.silences)} mutant(s)" + (
+            f" ({', '.join(str(f['index']) for f in session.silences[:10])}: crashes/silent-*)"
+            if session.silences else "")
     print(f"{args.fmt}: served {session.served} mutant(s) to {session.requests} request(s); "
-          f"transfer outcomes: {outcomes}; log {session.log_path}")
-    return 0
+          f"transfer outcomes: {outcomes}{silent}; log {session.log_path}")
+    return 1 if session.silences else 0

@@ -507,7 +507,8 @@ class ServeSession:
 
     def __init__(self, *, fmt: str, make: Callable[[int, str], tuple[bytes, dict[str, object]]], seed: int,
                  out: Path, runs: int | None, start_index: int = 0, mac: str | None = None,
-                 fallback: Callable[[str], bytes | None] | None = None) -> None:
+                 fallback: Callable[[str], bytes | None] | None = None,
+                 silent_after: float | None = None) -> None:
         self.fmt = fmt
         self.make = make
         self.seed = seed
@@ -521,6 +522,12 @@ class ServeSession:
         self.fallback = fallback
         self.outcomes: Counter[str] = Counter()
         self.requests = 0
+        #: a device that asks for nothing at all within this long after it was served a mutant is
+        #: reported (it hung, or crashed and did not come back); None: not watched
+        self.silent_after = silent_after
+        self.silences: list[dict[str, object]] = []  # the mutants a silence followed (``check_silence``)
+        #: the mutant being watched: index, name, file, when served; None once the device asked again
+        self._watched: tuple[int, str, str, float] | None = None
 
     @property
     def served(self) -> int:
@@ -537,6 +544,7 @@ class ServeSession:
 
     def get(self, name: str) -> bytes | None:
         self.requests += 1
+        self._watched = None  # it asked again: it survived the last mutant
         if served_name_matches(self.fmt, name, self.mac) and not self.exhausted:
             index = self.next_index
             self.next_index += 1
@@ -546,10 +554,37 @@ class ServeSession:
             atomic_write(path, data)  # a record of what was served: never truncated by a kill
             self._log({"event": "served", "name": name, "index": index, "seed": self.seed, "size": len(data),
                        "file": path.name, **meta})
+            self._watched = (index, name, path.name, time.monotonic())
             return data
         other = self.fallback(name) if self.fallback is not None else None
         self._log({"event": "fallback" if other is not None else "not-served", "name": name})
         return other
+
+    def silence_settled(self) -> bool:
+        """The last mutant served has been watched out: the device asked again, or its silence is
+        reported."""
+        return self._watched is None
+
+    def check_silence(self, now: float | None = None) -> dict[str, object] | None:
+        """The finding when the device has asked for nothing in the ``silent_after`` seconds since it was
+        served a mutant: that mutant is saved as ``crashes/silent-<index>/input.bin`` with ``info.json``,
+        and logged; None otherwise (not watching, or not yet)."""
+        if self.silent_after is None or self._watched is None:
+            return None
+        index, name, file, served_at = self._watched
+        quiet = (time.monotonic() if now is None else now) - served_at
+        if quiet < self.silent_after:
+            return None
+        self._watched = None  # reported once
+        finding: dict[str, object] = {"kind": "silence", "index": index, "name": name, "served_file": file,
+                                      "seed": self.seed, "silent_s": round(quiet, 1)}
+        folder = self.dir.parent / "crashes" / f"silent-{index:06d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(folder / "input.bin", (self.dir / file).read_bytes())
+        atomic_write(folder / "info.json", (json.dumps(finding, indent=2, sort_keys=True) + "\n").encode())
+        self.silences.append(finding)
+        self._log({"event": "silent", "index": index, "name": name, "silent_s": finding["silent_s"]})
+        return finding
 
     def on_http(self, peer: tuple[str, int], name: str, status: int) -> None:
         """HTTP 6970 request outcome (the lab HTTP server's ``on_request``)."""
@@ -569,9 +604,11 @@ class ServeSession:
 async def serve_session(session: ServeSession, *, host: str = "127.0.0.1", port: int = 6969,
                         time_limit: float | None = None, ready: Callable[[int], None] | None = None,
                         timeout: float = 1.0, retries: int = 3, http_port: int | None = None,
-                        http_ready: Callable[[int], None] | None = None) -> None:
+                        http_ready: Callable[[int], None] | None = None,
+                        on_silence: Callable[[dict[str, object]], None] | None = None) -> None:
     """Run the TFTP server (and with ``http_port`` the HTTP 6970 server, which phones try first,
-    spec §H.1) until ``session`` is exhausted (and transfers finished) or time runs out."""
+    spec §H.1) until ``session`` is exhausted (and transfers finished; with ``silent_after``, the last
+    mutant watched for a silence too) or time runs out; ``on_silence(finding)`` for each silence."""
     import asyncio
     import contextlib
 
@@ -601,7 +638,11 @@ async def serve_session(session: ServeSession, *, host: str = "127.0.0.1", port:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + time_limit if time_limit is not None else None
         while deadline is None or loop.time() < deadline:
-            if session.exhausted and server.active_transfers == 0:
+            finding = session.check_silence()
+            if finding is not None and on_silence is not None:
+                on_silence(finding)
+            if session.exhausted and server.active_transfers == 0 and (
+                    session.silent_after is None or session.silence_settled()):
                 if http_port is not None:
                     await asyncio.sleep(0.5)  # the last HTTP response is on its way: let it leave
                 break

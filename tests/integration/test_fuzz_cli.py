@@ -244,3 +244,65 @@ def test_firmware_format_finds_a_crashing_user_parser_and_exports_its_seeds(tmp_
     r = _cli("--format", "firmware", "--target", "phoneemu", "--runs", "300", "--seed", "1", "--out",
              str(tmp_path / "ours"))
     assert r.returncode == 0 and seed  # our own firmware parser: no finding
+
+
+def test_serve_reports_a_device_that_falls_silent_after_a_mutant(tmp_path: Path) -> None:
+    """``--silent-after``: a device that asks again after each mutant survived it; one that asks for
+    nothing within S seconds after one is a finding (the mutant saved in crashes/silent-<index>/); the
+    session ends once the last mutant is watched out."""
+    from phoneemu.net.tftp import tftp_get
+
+    mut = Mutator(build_corpus("itl"))
+
+    def make(i: int, _name: str) -> tuple[bytes, dict[str, object]]:
+        return input_for(mut, 5, i).data, {}
+
+    session = ServeSession(fmt="itl", make=make, seed=5, out=tmp_path, runs=3, silent_after=0.5)
+    silences: list[dict[str, object]] = []
+
+    async def device(port: int) -> None:
+        for _ in range(2):  # mutant 0, then a request after it: it survived; then mutant 1, and silence
+            await tftp_get("127.0.0.1", port, "ITLFile.tlv", timeout=0.5, retries=2)
+        await asyncio.sleep(1.0)
+        await tftp_get("127.0.0.1", port, "ITLFile.tlv", timeout=0.5, retries=2)  # reset: mutant 2, silence
+
+    async def run() -> None:
+        ports: asyncio.Queue[int] = asyncio.Queue()
+        server = asyncio.create_task(serve_session(session, port=0, time_limit=10, ready=ports.put_nowait,
+                                                   on_silence=silences.append))
+        await device(await ports.get())
+        await asyncio.wait_for(server, 10)
+
+    asyncio.run(run())
+    assert [f["index"] for f in silences] == [1, 2] == [f["index"] for f in session.silences]
+    info = json.loads((tmp_path / "crashes" / "silent-000001" / "info.json").read_text())
+    assert info["kind"] == "silence" and info["name"] == "ITLFile.tlv" and info["silent_s"] >= 0.5
+    assert (tmp_path / "crashes" / "silent-000001" / "input.bin").read_bytes() == input_for(mut, 5, 1).data
+    assert not (tmp_path / "crashes" / "silent-000000").exists()
+    log = [json.loads(line) for line in (tmp_path / "served" / "requests.jsonl").read_text().splitlines()]
+    assert [e["index"] for e in log if e["event"] == "silent"] == [1, 2]
+
+
+def test_cli_serve_exits_one_when_the_device_fell_silent(tmp_path: Path) -> None:
+    from phoneemu.net.tftp import tftp_get
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, "-m", "phoneemu", "fuzz", "--format", "itl", "--serve", "--port", "0",
+            "--runs", "1", "--time", "30", "--silent-after", "0.3", "--out", str(tmp_path)]
+    pipe = subprocess.PIPE
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=pipe, stderr=pipe, text=True)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        port = int(line.split("127.0.0.1:")[1].split(";")[0])
+        asyncio.run(tftp_get("127.0.0.1", port, "ITLFile.tlv", timeout=1.0, retries=3))  # then nothing
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, (out, err)
+    assert "silent after 1 mutant(s) (0: crashes/silent-*)" in out
+    assert "the device asked for nothing in" in err and "after mutant 0 (ITLFile.tlv)" in err
+    assert main(["fuzz", "--format", "itl", "--target", "phoneemu", "--runs", "1", "--out", str(tmp_path),
+                 "--silent-after", "1"]) == 2  # for --serve only
