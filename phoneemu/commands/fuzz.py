@@ -52,7 +52,9 @@ Targets:
   --serve                    a device under test: the lab TFTP server (and HTTP server, --http-port)
                              answers the names a phone requests (ITLSEP<MAC>.tlv, CTLFile.tlv,
                              SEP<MAC>.cnf.xml.sgn ...) with the next mutant; requests are logged in
-                             DIR/served/requests.jsonl
+                             DIR/served/requests.jsonl. --silent-after S: a device that asks for
+                             nothing within S s after a mutant (reset it with your harness so that
+                             it boots again) is a finding, DIR/crashes/silent-<index>/
 
 Findings are deduplicated (exception type and innermost project frame, signal, exit status),
 minimised, and saved in DIR/crashes/<id>/ with input.bin, minimized.bin and info.json (seed, run
@@ -72,6 +74,7 @@ examples:
   phoneemu fuzz --format itl --seed-dir ./fetched --target phoneemu --runs 5000 --out /tmp/fz
   phoneemu fuzz --format ctl --target-cmd "./ctlparse {}" --crash-exit 1,134 --runs 500 --out /tmp/fz
   phoneemu fuzz --format itl --serve --port 6969 --mac 001122334455 --runs 50 --time 600 --out /tmp/fz
+  phoneemu fuzz --format itl --serve --port 69 --silent-after 120 --runs 200 --out /tmp/fz   a hung phone
   phoneemu fuzz --format sgn --serve --port 69 --http-port 6970 --host 10.0.0.5 --runs 500 --out /tmp/fz
   phoneemu fuzz --format itl --target phoneemu --replay /tmp/fz/crashes/<id>/minimized.bin
   phoneemu fuzz --format itl --target phoneemu --seed 1 --run-index 4242 --runs 1 --out /tmp/one
