@@ -128,8 +128,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--silent-after", type=positive_float, metavar="S",
                    help="--serve: a device that asks for nothing within S seconds after it was served a "
                    "mutant is a finding (it hung, or crashed and did not come back; reset it with your "
-                   "harness so that it boots again): the mutant is saved in DIR/crashes/silent-<index>/, "
-                   "exit 1")
+                   "harness so that it boots again; any request counts, so let the device under test "
+                   "alone ask this server): the mutant is saved in DIR/crashes/silent-<index>/, exit 1")
     p.add_argument("--serve-root", type=Path, metavar="DIR",
                    help="--serve: answer every other requested name from this directory")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line")

@@ -523,7 +523,8 @@ class ServeSession:
         self.outcomes: Counter[str] = Counter()
         self.requests = 0
         #: a device that asks for nothing at all within this long after it was served a mutant is
-        #: reported (it hung, or crashed and did not come back); None: not watched
+        #: reported (it hung, or crashed and did not come back); any request counts (the device under
+        #: test is taken to be the server's only client); None: not watched
         self.silent_after = silent_after
         self.silences: list[dict[str, object]] = []  # the mutants a silence followed (``check_silence``)
         #: the mutant being watched: index, name, file, when served; None once the device asked again
