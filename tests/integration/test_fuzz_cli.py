@@ -160,19 +160,24 @@ def test_serve_hands_mutants_to_a_tftp_client(tmp_path: Path) -> None:
     assert sum(1 for e in log if e["event"] == "request") == 4
 
 
+def _serve_cli(*options: str) -> tuple[subprocess.Popen[str], int]:
+    """``phoneemu fuzz --serve --port 0 OPTIONS`` started; the process and the TFTP port it says."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, "-m", "phoneemu", "fuzz", "--serve", "--port", "0", *options]
+    pipe = subprocess.PIPE
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=pipe, stderr=pipe, text=True)
+    assert proc.stderr is not None
+    line = proc.stderr.readline()
+    assert "serving mutants over TFTP on 127.0.0.1:" in line, line
+    return proc, int(line.split("127.0.0.1:")[1].split(";")[0])
+
+
 def test_cli_serve_over_loopback(tmp_path: Path) -> None:
     from phoneemu.net.tftp import tftp_get
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    argv = [sys.executable, "-m", "phoneemu", "fuzz", "--format", "sgn", "--serve", "--port", "0",
-            "--runs", "2", "--time", "30", "--seed", "6", "--out", str(tmp_path)]
-    pipe = subprocess.PIPE
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=pipe, stderr=pipe, text=True)
+    proc, port = _serve_cli("--format", "sgn", "--runs", "2", "--time", "30", "--seed", "6", "--out",
+                            str(tmp_path))
     try:
-        assert proc.stderr is not None
-        line = proc.stderr.readline()
-        assert "serving mutants over TFTP on 127.0.0.1:" in line, line
-        port = int(line.split("127.0.0.1:")[1].split(";")[0])
 
         async def device() -> list[bytes]:
             return [await tftp_get("127.0.0.1", port, "SEPAABBCCDDEEFF.cnf.xml.sgn", timeout=1.0, retries=3)
@@ -286,15 +291,9 @@ def test_serve_reports_a_device_that_falls_silent_after_a_mutant(tmp_path: Path)
 def test_cli_serve_exits_one_when_the_device_fell_silent(tmp_path: Path) -> None:
     from phoneemu.net.tftp import tftp_get
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    argv = [sys.executable, "-m", "phoneemu", "fuzz", "--format", "itl", "--serve", "--port", "0",
-            "--runs", "1", "--time", "30", "--silent-after", "0.3", "--out", str(tmp_path)]
-    pipe = subprocess.PIPE
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=pipe, stderr=pipe, text=True)
+    proc, port = _serve_cli("--format", "itl", "--runs", "1", "--time", "30", "--silent-after", "0.3",
+                            "--out", str(tmp_path))
     try:
-        assert proc.stderr is not None
-        line = proc.stderr.readline()
-        port = int(line.split("127.0.0.1:")[1].split(";")[0])
         asyncio.run(tftp_get("127.0.0.1", port, "ITLFile.tlv", timeout=1.0, retries=3))  # then nothing
         out, err = proc.communicate(timeout=30)
     finally:
