@@ -26,14 +26,14 @@ from cryptography import x509
 
 from phoneemu.commands._argtypes import positive_float
 from phoneemu.crypto import certs
-from phoneemu.errors import DecodeError, PhoneEmuError, TransportError, naming_file
+from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError, TransportError, naming_file
 from phoneemu.files import read_at_most
 from phoneemu.formats import detect, header, trustlist
 from phoneemu.formats.trustlist import role_text
 from phoneemu.net.tls import phone_client_context
 from phoneemu.net.tvs_client import TvsReply, tvs_query, tvs_verify
 from phoneemu.phone.events import QueryKey
-from phoneemu.phone.profile import get_profile
+from phoneemu.phone.profile import check_tls_versions, get_profile
 from phoneemu.phone.rules import https_query_key, query_key, tvs_server_trusted
 from phoneemu.phone.store import InternCache, TrustStore
 from phoneemu.values import host_port, parse_host_port
@@ -163,19 +163,14 @@ def _text(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-_TLS_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
-
-
 def _versions(text: str | None) -> tuple[str, ...]:
     """``--tls 1.0`` / ``1.2,1.3``; a cp-8861's when not given."""
     if text is None:
         return tuple(get_profile("cp-8861").tls_versions)
-    versions = tuple(v.strip() for v in text.split(","))
-    bad = [v for v in versions if v not in _TLS_VERSIONS]
-    if bad or not versions:
-        raise PhoneEmuError(f"--tls {text!r}: expected TLS versions among {', '.join(_TLS_VERSIONS)} "
-                            "(comma-separated)", path="tls")
-    return versions
+    try:
+        return check_tls_versions([v.strip() for v in text.split(",")], what="--tls")
+    except EncodeError as exc:
+        raise PhoneEmuError(exc.message, path="tls") from None
 
 
 async def _ask(args: argparse.Namespace, key: QueryKey, cert: x509.Certificate | None,

@@ -36,6 +36,7 @@ from phoneemu.crypto.certs import cert_der
 from phoneemu.crypto.keys import PrivateKey, private_key_pem
 from phoneemu.errors import TransportError
 from phoneemu.net._listen import is_ipv6_any, tcp_listener
+from phoneemu.phone.profile import TLS_VERSIONS
 from phoneemu.values import host_port
 
 __all__ = [
@@ -446,8 +447,7 @@ def phone_client_context(versions: Sequence[str], keylog: str | Path | None = No
     """The ``CERT_NONE`` client context an emulated phone uses for TVS and CAPF, limited to the TLS
     versions of its profile (7900-series phones speak only TLS 1.0, spec §E.1/§F.1); one shared
     context per (versions, key log) so that thousands of phones do not each build one."""
-    order = ("1.0", "1.1", "1.2", "1.3")
-    picked = sorted({v for v in versions if v in order}, key=order.index) or ["1.2", "1.3"]
+    picked = sorted({v for v in versions if v in TLS_VERSIONS}, key=TLS_VERSIONS.index) or ["1.2", "1.3"]
     key = (picked[0], picked[-1], str(keylog) if keylog is not None else None)
     ctx = _PHONE_CONTEXTS.get(key)
     if ctx is None:

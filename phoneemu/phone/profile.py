@@ -34,7 +34,9 @@ from phoneemu.errors import EncodeError, ScenarioError
 __all__ = [
     "CONFIG_POLICIES",
     "PROFILES",
+    "TLS_VERSIONS",
     "PhoneProfile",
+    "check_tls_versions",
     "get_profile",
     "profile_from_dict",
 ]
@@ -144,6 +146,23 @@ def get_profile(name: str) -> PhoneProfile:
                             path="profile") from None
 
 
+#: The TLS versions a phone profile may speak (spec §E.1: 7900-series phones TLS 1.0 only), oldest first.
+TLS_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
+
+
+def check_tls_versions(versions: Any, *, what: str = "tls_versions") -> tuple[str, ...]:
+    """``versions`` (strings among :data:`TLS_VERSIONS`, at least one) as a tuple; EncodeError naming
+    ``what`` otherwise (a version that does not exist used to be dropped without a word)."""
+    if isinstance(versions, str) or not isinstance(versions, list | tuple) or not versions:
+        raise EncodeError(f"{what}: expected a list of TLS versions among {', '.join(TLS_VERSIONS)}",
+                          path=what)
+    bad = [v for v in versions if v not in TLS_VERSIONS]
+    if bad:
+        raise EncodeError(f"{what}: {', '.join(map(repr, bad))} is not a TLS version (expected some of "
+                          f"{', '.join(TLS_VERSIONS)})", path=what)
+    return tuple(versions)
+
+
 def _coerce(name: str, value: Any) -> Any:
     if name == "hash_algorithms":
         if not isinstance(value, list | tuple | set | frozenset):
@@ -157,7 +176,12 @@ def _coerce(name: str, value: Any) -> Any:
             else:
                 raise ScenarioError(f"{name}: unknown hash {v!r} (sha1, sha256, sha512)", path=name)
         return frozenset(out)
-    if name in ("tls_versions", "request_order"):
+    if name == "tls_versions":
+        try:
+            return check_tls_versions(value, what=name)
+        except EncodeError as exc:
+            raise ScenarioError(exc.message, path=name) from None
+    if name == "request_order":
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
             raise ScenarioError(f"{name} must be a list of strings", path=name)
         return tuple(value)

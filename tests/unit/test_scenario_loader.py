@@ -224,6 +224,8 @@ def test_admin_arguments_are_typed_at_load_time(admin: str, field: str, words: s
     ("{capf: {operation: bogus, auth_mode: mic}}", "capf.operation", "unknown CAPF operation 'bogus'"),
     ("{capf: {operation: install, auth_mode: 9}}", "capf.auth_mode", "expected 0..4 or one of"),
     ("{capf: {operation: install, auth_mode: mic, key: rsa99}}", "capf.key", "unsupported RSA size 99"),
+    ('{profile: {base: cp-7940, tls_versions: ["1.5"]}}', "profile.tls_versions",
+     "'1.5' is not a TLS version"),  # was dropped without a word: the phone spoke TLS 1.2/1.3
 ])
 def test_phone_group_keys_and_capf_are_checked_at_load_time(group: str, field: str, words: str) -> None:
     """Were accepted, then an ERROR without file:line when the lab enrolled the phones."""
