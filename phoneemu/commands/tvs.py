@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -125,20 +124,13 @@ def _doc(args: argparse.Namespace, key: QueryKey, what: str, *, reply: TvsReply 
     presented = reply.server_cert
     doc["tls"] = reply.tls
     doc["server_certificate"] = None if presented is None else {
-        "subject": _dn(presented), "sha1": hashlib.sha1(presented, usedforsecurity=False).hexdigest()}
+        "subject": certs.subject_of_der(presented), "sha1": certs.fingerprint(presented)}
     if trusted is not None:
         doc["phone_would_talk"] = trusted
     resp = reply.response
     doc["answer"] = {"valid": resp.valid, "status": resp.status, "roles": _roles(resp.roles), "ttl": resp.ttl,
-                     "certificate": None if not resp.certificate else _dn(resp.certificate)}
+                     "certificate": None if not resp.certificate else certs.subject_of_der(resp.certificate)}
     return doc
-
-
-def _dn(der: bytes) -> str:
-    try:
-        return certs.dn_text(certs.load_cert_der(der).subject)
-    except DecodeError:
-        return f"(unreadable certificate, {len(der)} bytes)"
 
 
 def _text(doc: dict[str, Any]) -> str:

@@ -44,6 +44,7 @@ __all__ = [
     "normalise_dn",
     "serial_bytes",
     "serial_from_bytes",
+    "subject_of_der",
 ]
 
 Certificate = x509.Certificate
@@ -103,6 +104,15 @@ def dn_text(name: x509.Name) -> str:
     """CUCM-style DN text: most-specific RDN first, ``;``-separated (spec §A.7). Computed once per
     ``Name`` object (a parsed certificate returns the same one each time)."""
     return _DN_TEXTS(name)
+
+
+def subject_of_der(der: bytes) -> str:
+    """The subject (:func:`dn_text`) of a DER certificate, for messages: ``(unreadable certificate, N
+    bytes)`` when it does not decode (a server may present anything)."""
+    try:
+        return dn_text(load_cert_der(der).subject)
+    except DecodeError:
+        return f"(unreadable certificate, {len(der)} bytes)"
 
 
 def dn_common_name(text: str) -> str:

@@ -50,6 +50,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from phoneemu.crypto.certs import subject_of_der
 from phoneemu.errors import PhoneEmuError, TransportError
 from phoneemu.files import read_at_most
 from phoneemu.values import host_port
@@ -286,15 +287,6 @@ def _inferred_tvs_certs(new_itl: Any, installed_itl: Any) -> dict[str, list[byte
     return out
 
 
-def _subject(der: bytes) -> str:
-    from phoneemu.crypto.certs import dn_text, load_cert_der
-
-    try:
-        return dn_text(load_cert_der(der).subject)
-    except PhoneEmuError:
-        return "(unreadable certificate)"
-
-
 def _server_checking_tvs(inner: Any, *, explicit: Sequence[bytes], inferred: dict[str, list[bytes]],
                          refused: list[str]) -> Any:
     """Wrap the offline TVS: before a server is asked, the phone checks the certificate it presents
@@ -308,9 +300,9 @@ def _server_checking_tvs(inner: Any, *, explicit: Sequence[bytes], inferred: dic
                     usable = True
                     break
                 how = "--tvs-server-cert" if explicit else "the new ITL's TVS record for this address"
-                refused.append(f"TVS {host_port(s.host, s.port)} presents {_subject(presented[0])} ({how}), "
-                               "which is not a TVS record of the installed ITL: the phone does not talk to "
-                               "it (spec §E.1)")
+                refused.append(f"TVS {host_port(s.host, s.port)} presents {subject_of_der(presented[0])} "
+                               f"({how}), which is not a TVS record of the installed ITL: the phone does not "
+                               "talk to it (spec §E.1)")
             if not usable:
                 raise TransportError("every TVS server presented a certificate the installed ITL does not "
                                      "hold", kind="tls")
