@@ -27,7 +27,7 @@ from phoneemu.commands._argtypes import positive_float
 from phoneemu.crypto import certs
 from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError, TransportError, naming_file
 from phoneemu.files import read_at_most
-from phoneemu.formats import detect, header, trustlist
+from phoneemu.formats import detect, header
 from phoneemu.formats.trustlist import role_text
 from phoneemu.net.tls import phone_client_context
 from phoneemu.net.tvs_client import TvsReply, tvs_query, tvs_verify
@@ -35,6 +35,7 @@ from phoneemu.phone.events import QueryKey
 from phoneemu.phone.profile import check_tls_versions, get_profile
 from phoneemu.phone.rules import https_query_key, query_key, tvs_server_trusted
 from phoneemu.phone.store import InternCache, TrustStore
+from phoneemu.scenario.predict import load_installed
 from phoneemu.values import host_port, parse_host_port
 
 __all__ = ["register"]
@@ -97,13 +98,11 @@ def _subject(path: Path) -> tuple[QueryKey, x509.Certificate | None, str]:
 
 
 def _itl_store(path: Path) -> TrustStore:
-    data = read_at_most(path, _FILE_LIMIT, what="ITL")
-    try:
-        tl = trustlist.parse(data, limit=_FILE_LIMIT)
-    except DecodeError as exc:
-        raise naming_file(exc, str(path)) from None
-    store = TrustStore(profile=get_profile("cp-8861"), intern=InternCache())
-    store.itl = tl
+    """A cp-8861's trust store holding ``path`` as its ITL, read and checked as ``predict`` reads an
+    installed ITL (an error names the file)."""
+    profile = get_profile("cp-8861")
+    store = TrustStore(profile=profile, intern=InternCache())
+    store.itl = load_installed(limit=profile.trust_list_limit, itl=path).itl
     return store
 
 
