@@ -44,10 +44,10 @@ class LiveTvs:
     shared by every predicted phone. ``connections``: TLS connections made."""
 
     timeout: float = 5.0
-    connections: int = 0
-    _presented: dict[_Where, bytes | None] = field(default_factory=dict)
-    _answers: dict[tuple[_Where, QueryKey], TvsReply] = field(default_factory=dict)
-    _down: dict[_Where, TransportError] = field(default_factory=dict)
+    connections: int = field(default=0, init=False)
+    _presented: dict[_Where, bytes | None] = field(default_factory=dict, init=False, repr=False)
+    _answers: dict[tuple[_Where, QueryKey], TvsReply] = field(default_factory=dict, init=False, repr=False)
+    _down: dict[_Where, TransportError] = field(default_factory=dict, init=False, repr=False)
 
     def asker(self, tls_versions: Sequence[str]) -> TvsAsker:
         """The ``TvsAsker`` of a phone whose profile speaks ``tls_versions``."""
