@@ -18,7 +18,7 @@ from typing import Any
 from cryptography import x509
 
 from phoneemu.crypto import certs, keys
-from phoneemu.errors import PhoneEmuError, VerificationError
+from phoneemu.errors import DecodeError, PhoneEmuError, VerificationError, naming_file
 from phoneemu.files import PEM_LIMIT, read_at_most
 from phoneemu.formats import detect, signed, trustlist
 from phoneemu.formats._tlv import printable
@@ -161,12 +161,37 @@ def _record_info(tl: TrustList, i: int, signer_index: int | None) -> dict[str, A
 
 
 def _load_certs(paths: list[Path]) -> list[tuple[str, x509.Certificate]]:
+    """The certificates of each ``--cert`` file: a PEM (each certificate in it), or a CTL/ITL (the
+    certificate of each of its records, named ``FILE #N ROLE``: what a phone holding it could check
+    a signature with, whatever the role; §G's role rules are ``predict``'s)."""
     out: list[tuple[str, x509.Certificate]] = []
     for p in paths:
-        found = certs.load_certs_pem(read_at_most(p, PEM_LIMIT, what="certificate file"), source=str(p))
+        data = read_at_most(p, max(PEM_LIMIT, trustlist.DEFAULT_LIMIT), what="certificate file")
+        if data[:3] == b"\x01\x00\x02":
+            out += _trust_list_certs(p, data)
+            continue
+        found = certs.load_certs_pem(data, source=str(p))
         if not found:
-            raise VerificationError("no certificate in PEM", path=str(p))
+            raise VerificationError("no certificate in PEM (nor a CTL/ITL)", path=str(p))
         out += [(str(p), c) for c in found]
+    return out
+
+
+def _trust_list_certs(path: Path, data: bytes) -> list[tuple[str, x509.Certificate]]:
+    """Each record's certificate of the trust list ``data`` (read from ``path``); DecodeError naming
+    the file when it is a signed file of another kind or does not parse."""
+    try:
+        kind = detect.detect(data, path.name)
+        if kind not in ("itl", "ctl"):
+            raise VerificationError(f"{_KIND_NAMES.get(kind, kind)}, not a certificate (PEM) nor a CTL/ITL",
+                                    path=str(path))
+        tl = trustlist.parse(data, kind="CTL" if kind == "ctl" else "ITL")
+        out = [(f"{path} #{i + 1} {rec.role_name}", rec.x509()) for i, rec in enumerate(tl.records)
+               if rec.certificate is not None]
+    except DecodeError as exc:
+        raise naming_file(exc, str(path)) from None
+    if not out:
+        raise VerificationError(f"{kind.upper()} without a certificate (an empty trust list)", path=str(path))
     return out
 
 

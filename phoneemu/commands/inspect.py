@@ -6,10 +6,10 @@ text, subject, issuer, serial (colon hex), key algorithm and size, certificate S
 "This etoken was (not) used to sign the ... file." annotation.
 
 Checks: a trust list is verified with its own SAST record (spec §B.4); ``--cert`` names the
-signer of a ``.sgn`` / ``.enc.sgn`` / firmware (each certificate is tried); ``--key`` (a PEM that
-may also hold the certificate) decrypts an ``.enc.sgn``. Exit 0 only if the file parsed and every
-check asked for passed; otherwise one line on stderr: exit 1 for a failed check, 2 for a file that
-does not parse or cannot be read.
+signer of a ``.sgn`` / ``.enc.sgn`` / firmware (each certificate of a PEM or of a CTL/ITL is
+tried); ``--key`` (a PEM that may also hold the certificate) decrypts an ``.enc.sgn``. Exit 0
+only if the file parsed and every check asked for passed; otherwise one line on stderr: exit 1 for
+a failed check, 2 for a file that does not parse or cannot be read.
 """
 
 from __future__ import annotations
@@ -43,13 +43,16 @@ def register(subparsers: Any) -> None:
 examples:
   phoneemu inspect ITLFile.tlv                          records, signer, signature checked
   phoneemu inspect SEP001122334455.cnf.xml.sgn --cert tftp.pem
+  phoneemu inspect SEP001122334455.cnf.xml.sgn --cert ITLFile.tlv   signed by a certificate of this ITL?
   phoneemu inspect SEP001122334455.cnf.xml.enc.sgn --cert tftp.pem --key phone.key
   phoneemu inspect CTLFile.tlv --json
 """, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", type=Path, metavar="FILE",
                    help="the file to decode; its format is detected from its bytes (and name)")
     p.add_argument("--cert", type=Path, action="append", default=[], metavar="PEM",
-                   help="signer certificate(s) for .sgn/.enc.sgn/firmware (repeatable; each is tried)")
+                   help="signer certificate(s) for .sgn/.enc.sgn/firmware (repeatable; each is tried): a "
+                   "PEM, or a CTL/ITL whose records' certificates are tried (whatever their role: the "
+                   "phone's role rules are predict's)")
     p.add_argument("--key", type=Path, metavar="PEM",
                    help="private key (PEM, may also hold the certificate) to decrypt an .enc.sgn")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")

@@ -175,3 +175,24 @@ def test_a_capture_is_named_and_replay_suggested(tmp_path: Path, head: bytes,
     kind = "pcapng" if head == b"\x0a\x0d\x0d\x0a" else "pcap"
     assert f"{cap}: a packet capture ({kind}), not a file phoneemu inspect decodes: phoneemu replay {cap} " \
         "--list" in err
+
+
+def test_a_trust_list_as_cert_gives_its_records_certificates(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """``--cert ITLFile.tlv``: the signer is looked for among the trust list's certificates (the file
+    a user has from ``tftp get``), each named by its record; a damaged list or another signed file
+    is one line naming it, exit 2."""
+    sgn = str(VECTORS / "SEP001122334455.cnf.xml.sgn")
+    assert main(["inspect", sgn, "--cert", str(VECTORS / "itl_lab.tlv")]) == 0
+    out = capsys.readouterr().out
+    assert "verified successfully" in out and "itl_lab.tlv #" in out
+    assert main(["inspect", sgn, "--cert", str(VECTORS / "ctl_nonsecure_3746.tlv")]) == 1
+    assert "(unknown-signer)" in capsys.readouterr().err
+    cut = tmp_path / "cut.tlv"
+    cut.write_bytes((VECTORS / "itl_lab.tlv").read_bytes()[:1500])
+    assert main(["inspect", sgn, "--cert", str(cut)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cut.tlv" in err[0]
+    assert main(["inspect", sgn, "--cert", sgn]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a certificate (PEM) nor a CTL/ITL" in err[0]
