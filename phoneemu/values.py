@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 
 from phoneemu.errors import PhoneEmuError
 
 __all__ = [
-    "MAX_TIME", "MIN_TIME", "check_time", "host_port", "is_ascii_digits", "parse_ascii_int",
+    "MAX_TIME", "MIN_TIME", "check_time", "host_matcher", "host_port", "is_ascii_digits", "parse_ascii_int",
     "parse_host_port",
 ]
 
@@ -108,3 +109,25 @@ def _is_host(host: str, *, v6_only: bool) -> bool:
             return False
         return all(_DNS_LABEL.fullmatch(label) for label in host.removesuffix(".").split("."))
     return not v6_only or addr.version == 6
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address ``text`` names, an IPv4-mapped IPv6 one (a dual-stack socket's peer) as IPv4 and
+    a ``%scope`` dropped; None when it is not an address."""
+    try:
+        addr = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
+
+
+def host_matcher(text: str, *, what: str = "--device") -> Callable[[str], bool]:
+    """``match(peer_host)``: whether a socket peer's host is the IP address ``text`` (``10.0.0.5``
+    matches a dual-stack server's ``::ffff:10.0.0.5``; ``fe80::1%eth0`` is ``fe80::1``). A text
+    that is not an IP address is refused naming ``what``: a peer is known by its address only."""
+    want = _address(text.strip("[]"))
+    if want is None:
+        raise PhoneEmuError(f"{text!r}: not an IP address (e.g. 10.0.0.5 or 2001:db8::5)", path=what)
+    return lambda host: _address(host) == want

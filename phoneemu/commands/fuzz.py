@@ -16,7 +16,7 @@ from phoneemu.commands._argtypes import non_negative_int, port, positive_float, 
 from phoneemu.errors import EncodeError
 from phoneemu.files import read_at_most, write_output
 from phoneemu.fuzz import FORMATS, MESSAGE_FORMATS
-from phoneemu.values import host_port, parse_ascii_int
+from phoneemu.values import host_matcher, host_port, parse_ascii_int
 
 __all__ = ["register"]
 
@@ -54,7 +54,8 @@ Targets:
                              SEP<MAC>.cnf.xml.sgn ...) with the next mutant; requests are logged in
                              DIR/served/requests.jsonl. --silent-after S: a device that asks for
                              nothing within S s after a mutant (reset it with your harness so that
-                             it boots again) is a finding, DIR/crashes/silent-<index>/
+                             it boots again) is a finding, DIR/crashes/silent-<index>/. --device
+                             ADDR: that host alone is answered and watched (others are refused)
 
 Findings are deduplicated (exception type and innermost project frame, signal, exit status),
 minimised, and saved in DIR/crashes/<id>/ with input.bin, minimized.bin and info.json (seed, run
@@ -75,6 +76,8 @@ examples:
   phoneemu fuzz --format ctl --target-cmd "./ctlparse {}" --crash-exit 1,134 --runs 500 --out /tmp/fz
   phoneemu fuzz --format itl --serve --port 6969 --mac 001122334455 --runs 50 --time 600 --out /tmp/fz
   phoneemu fuzz --format itl --serve --port 69 --silent-after 120 --runs 200 --out /tmp/fz   a hung phone
+  phoneemu fuzz --format itl --serve --host 10.0.0.1 --port 69 --device 10.0.0.5 --silent-after 120 \\
+      --runs 200 --out /tmp/fz    (a lab network: that phone alone is served and watched)
   phoneemu fuzz --format sgn --serve --port 69 --http-port 6970 --host 10.0.0.5 --runs 500 --out /tmp/fz
   phoneemu fuzz --format itl --target phoneemu --replay /tmp/fz/crashes/<id>/minimized.bin
   phoneemu fuzz --format itl --target phoneemu --seed 1 --run-index 4242 --runs 1 --out /tmp/one
@@ -125,11 +128,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="--serve: also serve mutants over HTTP on this TCP port (phones try HTTP 6970 "
                    "first, spec §H.1; 0 = any); default TFTP only")
     p.add_argument("--mac", help="--serve: only answer names carrying this MAC (12 hex digits)")
+    p.add_argument("--device", metavar="ADDR",
+                   help="--serve: the device under test's IP address: only its requests are answered "
+                   "(any other host is refused: TFTP access violation, HTTP 403, logged), and only they "
+                   "count for --silent-after; a lab network's other phones neither get mutants nor hide "
+                   "a hung device")
     p.add_argument("--silent-after", type=positive_float, metavar="S",
                    help="--serve: a device that asks for nothing within S seconds after it was served a "
                    "mutant is a finding (it hung, or crashed and did not come back; reset it with your "
                    "harness so that it boots again; any request counts, so let the device under test "
-                   "alone ask this server): the mutant is saved in DIR/crashes/silent-<index>/, exit 1")
+                   "alone ask this server, or name it with --device): the mutant is saved in "
+                   "DIR/crashes/silent-<index>/, exit 1")
     p.add_argument("--serve-root", type=Path, metavar="DIR",
                    help="--serve: answer every other requested name from this directory")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
@@ -222,7 +231,7 @@ def _handle(args: argparse.Namespace) -> int:
         raise EncodeError("--crash-exit is for --target-cmd CMD (an in-process target's crashes are its "
                           "exceptions)", path="--crash-exit")
     for option, value in (("--mac", args.mac), ("--serve-root", args.serve_root),
-                          ("--silent-after", args.silent_after),
+                          ("--silent-after", args.silent_after), ("--device", args.device),
                           ("--http-port", args.http_port)):
         if value is not None and not args.serve:
             raise EncodeError(f"{option} is for --serve (mutants served to a device under test)", path=option)
@@ -288,7 +297,8 @@ def _serve(args: argparse.Namespace, mutator: object) -> int:
     assert isinstance(mutator, Mutator)
     hexdigits = "0123456789abcdefABCDEF"
     if args.mac is not None and (len(args.mac) != 12 or any(c not in hexdigits for c in args.mac)):
-        raise EncodeError(f"--mac {args.mac!r}: expected 12 hex digits", path="--mac")
+        raise EncodeError(f"{args.mac!r}: expected 12 hex digits", path="--mac")
+    allow_peer = host_matcher(args.device) if args.device is not None else None
 
     # .sgn / .enc.sgn / firmware: the seeds carry the requested name in their header FILENAME (and a
     # load its load name), re-signed, so a mutant is not refused by the §G.4 name rule before the
@@ -333,7 +343,8 @@ def _serve(args: argparse.Namespace, mutator: object) -> int:
     # Bounded even when only --runs is given and the device stops asking.
     time_limit = args.time if args.time is not None else _SERVE_DEFAULT_TIME
     asyncio.run(serve_session(session, host=args.host, port=args.port, time_limit=time_limit, ready=ready,
-                              http_port=args.http_port, http_ready=http_ready, on_silence=on_silence))
+                              http_port=args.http_port, http_ready=http_ready, on_silence=on_silence,
+                              allow_peer=allow_peer))
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(session.outcomes.items())) or "none"
     silent = "" if args.silent_after is None else \
         f"; silent after {len(session.silences)} mutant(s)" + (

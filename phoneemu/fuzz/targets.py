@@ -523,8 +523,9 @@ class ServeSession:
         self.outcomes: Counter[str] = Counter()
         self.requests = 0
         #: a device that asks for nothing at all within this long after it was served a mutant is
-        #: reported (it hung, or crashed and did not come back); any request counts (the device under
-        #: test is taken to be the server's only client); None: not watched
+        #: reported (it hung, or crashed and did not come back); any request ``get`` sees counts (the
+        #: device under test is taken to be the server's only client, or the servers let no other host
+        #: through: ``serve_session(allow_peer=...)``, ``--device``); None: not watched
         self.silent_after = silent_after
         self.silences: list[dict[str, object]] = []  # the mutants a silence followed (``check_silence``)
         #: the mutant being watched: index, name, file, when served; None once the device asked again
@@ -606,10 +607,13 @@ async def serve_session(session: ServeSession, *, host: str = "127.0.0.1", port:
                         time_limit: float | None = None, ready: Callable[[int], None] | None = None,
                         timeout: float = 1.0, retries: int = 3, http_port: int | None = None,
                         http_ready: Callable[[int], None] | None = None,
-                        on_silence: Callable[[dict[str, object]], None] | None = None) -> None:
+                        on_silence: Callable[[dict[str, object]], None] | None = None,
+                        allow_peer: Callable[[str], bool] | None = None) -> None:
     """Run the TFTP server (and with ``http_port`` the HTTP 6970 server, which phones try first,
     spec §H.1) until ``session`` is exhausted (and transfers finished; with ``silent_after``, the last
-    mutant watched for a silence too) or time runs out; ``on_silence(finding)`` for each silence."""
+    mutant watched for a silence too) or time runs out; ``on_silence(finding)`` for each silence.
+    ``allow_peer(host)`` False: that host is refused by both servers before ``session`` is asked, so
+    it is served nothing and its requests do not count as the device's (``--device``)."""
     import asyncio
     import contextlib
 
@@ -617,7 +621,7 @@ async def serve_session(session: ServeSession, *, host: str = "127.0.0.1", port:
     from phoneemu.net.tftp_server import TftpServer
 
     server = TftpServer(session.get, host, port, timeout=timeout, retries=retries,
-                        on_request=session.on_request)
+                        on_request=session.on_request, allow_peer=allow_peer)
     async with contextlib.AsyncExitStack() as stack:
         try:  # a host that is not this machine's, a port in use: say which server and where
             await stack.enter_async_context(server)
@@ -627,7 +631,8 @@ async def serve_session(session: ServeSession, *, host: str = "127.0.0.1", port:
         if http_port is not None:
             try:
                 http = await stack.enter_async_context(
-                    HttpServer(session.get, host, http_port, on_request=session.on_http))
+                    HttpServer(session.get, host, http_port, on_request=session.on_http,
+                               allow_peer=allow_peer))
             except OSError as exc:
                 raise TransportError(f"cannot listen for http on {host_port(host, http_port)}: "
                                      f"{exc.strerror or exc}",

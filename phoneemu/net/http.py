@@ -77,8 +77,10 @@ class HttpServer:
                  port: int = 6970, *, max_header: int = 8192, max_file_size: int = 32 * 1024 * 1024,
                  idle_timeout: float = 10.0, max_requests: int = 100, max_connections: int | None = None,
                  on_request: Callable[[tuple[str, int], str, int], None] | None = None,
-                 backlog: int = 1024) -> None:
+                 backlog: int = 1024, allow_peer: Callable[[str], bool] | None = None) -> None:
         self.provider = provider_from(source, max_file_size=max_file_size)
+        #: ``allow_peer(host)`` False: that host is answered 403, the provider not asked (as TFTP's)
+        self.allow_peer = allow_peer
         self.backlog = backlog
         self.host = host
         self.requested_port = port
@@ -209,6 +211,8 @@ class HttpServer:
         reason = unsafe_name_reason(name)
         if reason is not None:
             _log.warning("http: refused %r from %s: %s", name, peer, reason)
+            return 403, b""
+        if self.allow_peer is not None and not self.allow_peer(peer[0]):
             return 403, b""
         try:
             data = self.provider(name)

@@ -350,6 +350,7 @@ class TftpServer:
         capture: UdpSink | None = None,
         rcvbuf: int = 4 * 1024 * 1024,
         cache_bytes: int = 64 * 1024 * 1024,
+        allow_peer: Callable[[str], bool] | None = None,
     ) -> None:
         if not 0.0 <= loss < 1.0:
             raise EncodeError(f"loss {loss} outside [0, 1)", path="loss")
@@ -376,6 +377,9 @@ class TftpServer:
         self.capture = capture
         self.rcvbuf = rcvbuf
         self.packet_cache = PacketCache(cache_bytes)
+        #: ``allow_peer(host)`` False: that host's requests are refused (ERROR 2, outcome "refused"),
+        #: the provider not asked (``fuzz --serve --device``: mutants for the device under test only)
+        self.allow_peer = allow_peer
         self._transport: UdpSocket | None = None
         self._by_peer: dict[Addr, _Transfer] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -517,6 +521,10 @@ class TftpServer:
         if pkt.mode == "mail":
             self._refuse(transport, addr, ErrorCode.ILLEGAL_OPERATION, "mail mode not supported",
                          filename=name, outcome="refused")
+            return
+        if self.allow_peer is not None and not self.allow_peer(_peer(addr)[0]):
+            self._refuse(transport, addr, ErrorCode.ACCESS_VIOLATION, "access violation", filename=name,
+                         outcome="refused", detail="host not served")
             return
         if len(self._by_peer) >= self.max_transfers:
             self._refuse(transport, addr, ErrorCode.NOT_DEFINED, "server busy", filename=name,

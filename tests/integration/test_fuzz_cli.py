@@ -305,3 +305,72 @@ def test_cli_serve_exits_one_when_the_device_fell_silent(tmp_path: Path) -> None
     assert "the device asked for nothing in" in err and "after mutant 0 (ITLFile.tlv)" in err
     assert main(["fuzz", "--format", "itl", "--target", "phoneemu", "--runs", "1", "--out", str(tmp_path),
                  "--silent-after", "1"]) == 2  # for --serve only
+
+
+def test_device_alone_is_served_and_watched(tmp_path: Path) -> None:
+    """``--device``: another host's requests are refused by both servers (TFTP access violation, HTTP
+    403), get no mutant and do not count as the device's: its silence after a mutant is still found."""
+    from phoneemu.net.http import http_get
+    from phoneemu.net.tftp import tftp_get
+    from phoneemu.values import host_matcher
+
+    mut = Mutator(build_corpus("itl"))
+
+    def make(i: int, _name: str) -> tuple[bytes, dict[str, object]]:
+        return input_for(mut, 7, i).data, {}
+
+    device = {"host": "127.0.0.1"}
+
+    def allow(host: str) -> bool:
+        return host_matcher(device["host"])(host)
+    session = ServeSession(fmt="itl", make=make, seed=7, out=tmp_path, runs=1, silent_after=0.6)
+
+    async def run() -> list[str]:
+        tftp_ports: asyncio.Queue[int] = asyncio.Queue()
+        http_ports: asyncio.Queue[int] = asyncio.Queue()
+        server = asyncio.create_task(serve_session(
+            session, port=0, time_limit=10, ready=tftp_ports.put_nowait, http_port=0,
+            http_ready=http_ports.put_nowait, allow_peer=allow))
+        tftp_port, http_port = await tftp_ports.get(), await http_ports.get()
+        assert await tftp_get("127.0.0.1", tftp_port, "ITLFile.tlv", timeout=0.5, retries=2) == \
+            input_for(mut, 7, 0).data
+        device["host"] = "127.0.0.2"  # from now on 127.0.0.1 is another phone of the lab network
+        refused = []
+        for _ in range(3):  # asking again and again, it neither gets a mutant nor hides the silence
+            with pytest.raises(TransportError) as tftp_exc:
+                await tftp_get("127.0.0.1", tftp_port, "ITLFile.tlv", timeout=0.5, retries=2)
+            with pytest.raises(TransportError) as http_exc:
+                await http_get("127.0.0.1", http_port, "ITLFile.tlv", timeout=2.0)
+            refused += [str(tftp_exc.value), str(http_exc.value)]
+            await asyncio.sleep(0.3)
+        await asyncio.wait_for(server, 10)
+        return refused
+
+    refused = asyncio.run(run())
+    assert "access violation" in refused[0] and "403" in refused[1]
+    assert session.served == 1 and [f["index"] for f in session.silences] == [0]
+    log = [json.loads(line) for line in (tmp_path / "served" / "requests.jsonl").read_text().splitlines()]
+    outcomes = [e["outcome"] for e in log if e["event"] == "request"]
+    assert outcomes.count("refused") == 6 and outcomes.count("ok") == 1
+    assert all(e["detail"] in ("host not served", "HTTP 403") for e in log if e.get("outcome") == "refused")
+
+
+def test_cli_device_option(tmp_path: Path) -> None:
+    from phoneemu.net.tftp import tftp_get
+
+    proc, port = _serve_cli("--format", "itl", "--runs", "1", "--time", "3", "--device", "127.0.0.2",
+                            "--out", str(tmp_path))
+    try:
+        with pytest.raises(TransportError, match="access violation"):
+            asyncio.run(tftp_get("127.0.0.1", port, "ITLFile.tlv", timeout=1.0, retries=3))
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, (out, err)
+    assert "served 0 mutant(s)" in out and "refused 1" in out
+    for bad in (["--device", "phone7"], ["--device", "10.0.0.300"]):
+        assert main(["fuzz", "--format", "itl", "--serve", "--runs", "1", "--out", str(tmp_path), *bad]) == 2
+    assert main(["fuzz", "--format", "itl", "--target", "phoneemu", "--runs", "1", "--out", str(tmp_path),
+                 "--device", "127.0.0.1"]) == 2  # for --serve only

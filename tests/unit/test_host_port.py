@@ -32,3 +32,17 @@ def test_bare_ipv6_with_a_port_that_is_no_address_says_how_to_write_it() -> None
     assert parse_host_port("::1:6969") == ("::1:6969", 69)  # a valid address: port 69 (documented)
     with pytest.raises(PhoneEmuError, match="neither an IP address nor a DNS name"):
         parse_host_port("::zz")
+
+
+def test_host_matcher_knows_a_peer_by_its_address() -> None:
+    """``fuzz --serve --device``: a dual-stack server sees an IPv4 phone as ``::ffff:A.B.C.D`` and a
+    link-local one with its ``%scope``; a name or a bad address is refused where it is written."""
+    from phoneemu.values import host_matcher
+
+    v4 = host_matcher("10.0.0.5")
+    assert v4("10.0.0.5") and v4("::ffff:10.0.0.5") and not v4("10.0.0.50") and not v4("?")
+    v6 = host_matcher("[FE80::1]")
+    assert v6("fe80::1%eth0") and v6("fe80:0::1") and not v6("fe80::2")
+    for bad in ("phone7", "10.0.0.300", ""):
+        with pytest.raises(PhoneEmuError, match="not an IP address"):
+            host_matcher(bad)
