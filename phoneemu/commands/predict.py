@@ -33,6 +33,7 @@ from phoneemu.scenario.predict import (
     OUTCOMES,
     FleetPhone,
     PredictResult,
+    outcome,
     predict_boot,
     predict_fleet,
     run_wide_notes,
@@ -61,6 +62,8 @@ examples:
   # the same, asking the TVS servers the phones' configs name, over the network (does cluster A's TVS
   # know B's ITLRecovery after the bulk certificate export?)
   phoneemu predict --fleet-flash fleet --tvs-live b-tftp/
+  # the same in CI: a JUnit test case per phone, failed when it would lock out
+  phoneemu predict --fleet-flash fleet --tvs-live --junit predict.xml b-tftp/
   # TVS and ITLRecovery regenerated while phones were off (new = the TFTP root after the change)
   phoneemu predict --installed-itl old/ITLFile.tlv --installed-config old/SEP001122334455.cnf.xml.sgn \\
       --tvs-cert new/ITLRecovery.pem --mac 001122334455 new/
@@ -127,7 +130,41 @@ def register(sub: Any) -> None:
     p.add_argument("--json-file", type=Path, metavar="FILE",
                    help="write the JSON result to FILE (with --fleet-flash: the summary, the notes every "
                    "phone has once as \"notes\", and every phone's prediction with its own notes)")
+    p.add_argument("--junit", type=Path, metavar="FILE",
+                   help="write a JUnit XML report for CI: a test case per phone (with --fleet-flash each "
+                   "predicted phone, an entry not predicted skipped with why), failed when the phone would "
+                   "not end with a configuration it accepted (locked out, or failed: the message says "
+                   "which, its rule and reason)")
     p.set_defaults(handler=handler)
+
+
+def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: dict[str, Any]) -> Any:
+    """A phone's JUnit case (:mod:`phoneemu.fleet.junit`): failed unless its outcome is accepted."""
+    from phoneemu.fleet.junit import Case
+
+    if result == "accepted":
+        return Case(mac)
+    rule = deciding["rule"] if deciding else "(none)"
+    reason = f": {deciding['file']}: {deciding['reason']}" if deciding and deciding.get("reason") else ""
+    lines = [f"{k}: {json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in body.items()]
+    return Case(mac, failure=(f"{result} ({rule}){reason}", "\n".join(lines)))
+
+
+def _write_junit(path: Path, suite: str, cases: list[Any]) -> None:
+    from phoneemu.fleet.junit import write_cases
+
+    write_cases(path, suites="phoneemu predict", suite=suite, cases=cases)
+
+
+def _fleet_junit(path: Path, doc: dict[str, Any], phones: list[FleetPhone]) -> None:
+    """``--junit`` of ``--fleet-flash``: a case per predicted phone, a skipped one per entry that was not."""
+    from phoneemu.fleet.junit import Case
+
+    cases = [_junit_case(ph.mac or ph.entry, str(ph.outcome), (ph.detail or {}).get("deciding"),
+                         {**(ph.detail or {}), "notes": list(ph.notes)})
+             if ph.outcome is not None else Case(ph.mac or ph.entry, skipped=f"not predicted: {ph.skipped}")
+             for ph in phones]
+    _write_junit(path, f"predict {doc['fleet_flash']} on {', '.join(doc['new_files'])}", cases)
 
 
 def _text(r: PredictResult, installed: str) -> str:
@@ -253,6 +290,8 @@ def _fleet(args: argparse.Namespace, now: int, options: dict[str, Any]) -> int:
     doc = _fleet_doc(args, now, phones, options["tvs_live"])
     if args.json_file is not None:
         write_output(args.json_file, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
+    if args.junit is not None:
+        _fleet_junit(args.junit, doc, phones)
     print(json.dumps(doc, indent=2) if args.json else _fleet_text(doc))
     if doc["predicted"] == 0:
         raise PhoneEmuError(f"{args.fleet_flash}: no phone's flash in it (every entry was skipped)",
@@ -264,6 +303,7 @@ def handler(args: argparse.Namespace) -> int:
     from phoneemu.files import check_writable
 
     check_writable(args.json_file, "--json-file")
+    check_writable(args.junit, "--junit")
     roles = tvs_roles(args.tvs_roles)
     now = args.now if args.now is not None else int(time.time())
     live = _live_tvs(args)
@@ -294,6 +334,12 @@ def handler(args: argparse.Namespace) -> int:
            "report": result.report.as_dict()}
     if args.json_file is not None:
         write_output(args.json_file, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
+    if args.junit is not None:
+        rep = doc["report"]
+        case = _junit_case(result.mac, outcome(result.report), rep.get("deciding"),
+                           {"installed": doc["installed"], "tvs": doc["tvs"], "notes": doc["notes"],
+                            "decisions": [f"{d['rule']} {d['file']}" for d in rep.get("decisions", [])]})
+        _write_junit(args.junit, f"predict {', '.join(str(f) for f in args.files)}", [case])
     if args.json:
         print(json.dumps(doc, indent=2))
     else:

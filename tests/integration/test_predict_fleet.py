@@ -217,3 +217,39 @@ def test_fleet_of_several_models_is_counted_by_model(lab: tuple[Path, Path, Path
     assert "by model: cp-7962 accepted 1; cp-8861 locked out 3, accepted 1" in out
     assert json.loads(out_json.read_text())["by_model"] == {"cp-7962": {"accepted": 1},
                                                             "cp-8861": {"locked out": 3, "accepted": 1}}
+
+
+def test_junit_report_a_case_per_phone(lab: tuple[Path, Path, Path], tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """``--junit``: for CI, a case per phone, failed with the outcome, rule and reason when it would
+    lock out; an entry not predicted is skipped with why; one phone's prediction is one case too."""
+    import xml.etree.ElementTree as ET  # our own report, not untrusted input
+
+    fleet, root, _pem = lab
+    fleet = _copy(fleet, tmp_path / "fleet")
+    (fleet / "junk").mkdir()
+    report = tmp_path / "predict.xml"
+    assert main(["predict", "--fleet-flash", str(fleet), "--now", str(NOW), "--junit", str(report),
+                 str(root)]) == 1
+    capsys.readouterr()
+    suite = ET.parse(report).getroot().find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("6", "3", "1")
+    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    assert set(cases) == {*OLD, *NEW, "junk"}
+    failure = cases[OLD[0]].find("failure")
+    assert failure is not None and failure.text is not None
+    assert failure.get("message", "").startswith("locked out (G.3.4-tvs-unreachable): ")
+    assert "flash: " in failure.text
+    assert all(len(cases[m]) == 0 for m in NEW)
+    skipped = cases["junk"].find("skipped")
+    assert skipped is not None and "not predicted: " in skipped.get("message", "")
+
+    one = tmp_path / "one.xml"
+    assert main(["predict", "--flash", str(fleet / OLD[0]), "--now", str(NOW), "--junit", str(one),
+                 str(root)]) == 1
+    capsys.readouterr()
+    case = ET.parse(one).getroot().find("testsuite/testcase")
+    assert case is not None and case.get("name") == OLD[0]
+    failure = case.find("failure")
+    assert failure is not None and "G.3.4-tvs-unreachable" in failure.get("message", "")
