@@ -226,6 +226,12 @@ def _print_listening(servers: LabServers, root: Path, host: str) -> None:
     print(f"listening http tcp {hostport(host, p['http'])}")
     print(f"listening tvs  tls {hostport(host, p['tvs'])}  cert {dn_text(tvs_cert.subject)} "
           f"sha1 {fingerprint(tvs_cert, 'sha1')}")
+    for node in range(2, cluster.state.nodes + 1):  # each node's TVS (add-node), named in the configs
+        name = f"tvs-{node}"
+        if name in p:
+            cert = cluster.tvs_identity(node).cert
+            print(f"listening {name} tls {hostport(host, p[name])}  cert {dn_text(cert.subject)} "
+                  f"sha1 {fingerprint(cert, 'sha1')}")
     print(f"listening capf tls {hostport(host, p['capf'])}  cert {dn_text(capf_cert.subject)} "
           f"sha1 {fingerprint(capf_cert, 'sha1')}")
     for name in sorted(servers.stopped_by_cluster):

@@ -8,8 +8,14 @@ returned), the certificate the server presented and, with --itl, whether a phone
 would talk to it at all (its certificate must be a TVS record of the ITL, spec §E.1). --verify sends
 the whole certificate instead (VERIFY, §E.7.1). A QUERY or VERIFY changes nothing on the cluster.
 
-Exit status: 0 when the TVS vouches for the certificate (and, with --itl, the phone would talk to
-the server), 1 when it does not, the phone would not talk to it, or it does not answer; 2 on bad
+Several servers (given, or named by a phone's config with --config) are each asked, at once: does
+every TVS node know it? A phone asks them in priority order and moves on only when one does not
+answer (or, with --itl, is not a TVS record of its ITL), so the first that answers decides; the
+summary says which one decides now and what each later one would say if the earlier ones were down
+(a node that does not vouch locks phones out on failover, spec §E.1).
+
+Exit status: 0 when every TVS asked vouches for the certificate (and, with --itl, the phone would
+talk to each), 1 when one does not, the phone would not talk to it, or it does not answer; 2 on bad
 input.
 """
 
@@ -30,7 +36,7 @@ from phoneemu.files import read_at_most
 from phoneemu.formats import detect, header
 from phoneemu.formats.trustlist import role_text
 from phoneemu.net.tls import phone_client_context
-from phoneemu.net.tvs_client import TvsReply, tvs_query, tvs_verify
+from phoneemu.net.tvs_client import TvsReply, server_order, tvs_query, tvs_verify
 from phoneemu.phone.events import QueryKey
 from phoneemu.phone.profile import check_tls_versions, get_profile
 from phoneemu.phone.rules import https_query_key, query_key, tvs_server_trusted
@@ -50,6 +56,9 @@ examples:
                                                    ...and would a phone holding a's ITL ask it?
   phoneemu tvs 127.0.0.1:42445 callmanager.pem --verify --json
   phoneemu tvs [::1]:2445 SEP001122334455.cnf.xml.sgn --tls 1.0   as a TLS 1.0-only phone (7900 series)
+  phoneemu tvs b/ITLRecovery.pem --config a/SEP001122334455.cnf.xml.sgn --itl a/ITLFile.tlv
+                                                   every TVS that phone's config names: all of them?
+  phoneemu tvs 10.0.0.5 10.0.0.6 10.0.0.7:2445 new/ITLFile.tlv     each node of a cluster
 """
 
 
@@ -57,7 +66,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser("tvs", help="ask a TVS server about a certificate or a file's signer, as a phone "
                        "would", description=__doc__, epilog=_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("server", metavar="HOST[:PORT]", help=f"the TVS server (port {TVS_PORT} when not given)")
+    p.add_argument("servers", nargs="*", metavar="HOST[:PORT]",
+                   help=f"the TVS server(s) asked (port {TVS_PORT} when not given); none with --config")
     p.add_argument("subject", type=Path, metavar="CERT_OR_FILE",
                    help="a certificate (PEM or DER), or a signed file (ITL, CTL, .sgn, .enc.sgn): its signer")
     p.add_argument("--verify", action="store_true",
@@ -66,6 +76,9 @@ def register(sub: Any) -> None:
     p.add_argument("--itl", type=Path, metavar="FILE",
                    help="the ITL a phone holds: say whether it would talk to this server (its certificate "
                    "a TVS record of the ITL, spec §E.1)")
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="a phone's config (SEP<MAC>.cnf.xml or .cnf.xml.sgn): also ask each TVS server it "
+                   "names, in its priority order (after the servers given)")
     p.add_argument("--device-name", default="SEP001122334455", metavar="NAME",
                    help="the device name sent (default SEP001122334455)")
     p.add_argument("--tls", default=None, metavar="VERSIONS",
@@ -110,10 +123,27 @@ def _roles(roles: tuple[int, ...]) -> list[str]:
     return [f"{role_text(r)} ({r})" for r in roles]
 
 
-def _doc(args: argparse.Namespace, key: QueryKey, what: str, *, reply: TvsReply | None,
-         error: TransportError | None, trusted: bool | None) -> dict[str, Any]:
-    doc: dict[str, Any] = {"server": host_port(*parse_host_port(args.server, what="server",
-                                                                   default_port=TVS_PORT)),
+def _servers(args: argparse.Namespace) -> list[tuple[str, int]]:
+    """The servers asked: those given, then those ``--config`` names in priority order (spec §E.1),
+    each once; PhoneEmuError when there is none."""
+    asked = [parse_host_port(text, what="server", default_port=TVS_PORT) for text in args.servers]
+    if args.config is not None:
+        cfg = load_installed(limit=_FILE_LIMIT, config=args.config).config
+        assert cfg is not None
+        named = server_order(cfg.config.tvs_servers)
+        if not named:
+            raise PhoneEmuError(f"{args.config}: the config names no TVS server (<TVS><members>)",
+                                path="config")
+        asked += named
+    if not asked:
+        raise PhoneEmuError("no TVS server to ask: give HOST[:PORT], or --config a phone's config",
+                            path="server")
+    return list(dict.fromkeys(asked))
+
+
+def _doc(args: argparse.Namespace, server: tuple[str, int], key: QueryKey, what: str, *,
+         reply: TvsReply | None, error: TransportError | None, trusted: bool | None) -> dict[str, Any]:
+    doc: dict[str, Any] = {"server": host_port(*server),
                            "request": "VERIFY" if args.verify else "QUERY", "about": what,
                            "subject": key.subject, "issuer": key.issuer, "serial": key.serial.hex()}
     if error is not None:
@@ -164,16 +194,66 @@ def _versions(text: str | None) -> tuple[str, ...]:
         raise PhoneEmuError(exc.message, path="tls") from None
 
 
-async def _ask(args: argparse.Namespace, key: QueryKey, cert: x509.Certificate | None,
-               accept: Any) -> TvsReply:
-    host, port = parse_host_port(args.server, what="server", default_port=TVS_PORT)
+_Asked = tuple[TvsReply | None, TransportError | None, bool | None]
+
+
+async def _ask(args: argparse.Namespace, server: tuple[str, int], key: QueryKey,
+               cert: x509.Certificate | None, store: TrustStore | None) -> _Asked:
+    """One server asked: its reply or why none came, and (with ``store``) whether a phone holding that
+    ITL would talk to it — asked anyway, so that its answer is shown with that verdict."""
+    seen: list[bytes | None] = []
+
+    def note(der: bytes | None) -> bool:
+        seen.append(der)
+        return True
+
     ctx = phone_client_context(_versions(args.tls))
-    if args.verify:
-        assert cert is not None
-        return await tvs_verify([(host, port)], args.device_name, certs.cert_der(cert), timeout=args.timeout,
-                                tls=ctx, accept_server=accept)
-    return await tvs_query([(host, port)], args.device_name, key.subject, key.issuer, key.serial,
-                           timeout=args.timeout, tls=ctx, accept_server=accept)
+    try:
+        if args.verify:
+            assert cert is not None
+            reply = await tvs_verify([server], args.device_name, certs.cert_der(cert), timeout=args.timeout,
+                                     tls=ctx, accept_server=note)
+        else:
+            reply = await tvs_query([server], args.device_name, key.subject, key.issuer, key.serial,
+                                    timeout=args.timeout, tls=ctx, accept_server=note)
+    except TransportError as exc:
+        return None, exc, tvs_server_trusted(store, seen[-1]) if store is not None and seen else None
+    return reply, None, tvs_server_trusted(store, seen[-1]) if store is not None and seen else None
+
+
+def _vouches(doc: dict[str, Any]) -> bool:
+    return "answer" in doc and doc["answer"]["valid"] and doc.get("phone_would_talk") is not False
+
+
+def _verdict(doc: dict[str, Any]) -> str:
+    if "error" in doc:
+        return f"no answer ({doc['error']['kind']})"
+    if doc.get("phone_would_talk") is False:
+        return "not talked to (not a TVS record of the --itl ITL)"
+    return "vouches" if doc["answer"]["valid"] else "does NOT vouch (not known)"
+
+
+def _summary(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Who decides for a phone asking ``docs``' servers in their order (the first that answers and
+    that it talks to, spec §E.1), and what each later one would say were the earlier ones down."""
+    answering = [d for d in docs if "answer" in d and d.get("phone_would_talk") is not False]
+    return {"asked": len(docs), "vouching": sum(1 for d in docs if _vouches(d)),
+            "decides_now": answering[0]["server"] if answering else None,
+            "failover": [{"server": d["server"], "verdict": _verdict(d)} for d in answering[1:]]}
+
+
+def _several_text(docs: list[dict[str, Any]], summary: dict[str, Any]) -> str:
+    lines = [line for d in docs for line in (_text(d), "")]
+    lines.append(f"{summary['vouching']} of {summary['asked']} TVS servers vouch: "
+                 + "; ".join(f"{d['server']} {_verdict(d)}" for d in docs))
+    now = summary["decides_now"]
+    if now is None:
+        lines.append("a phone asking them in this order gets no answer: unreachable (spec §G.3.4)")
+        return "\n".join(lines)
+    first = next(d for d in docs if d["server"] == now)
+    lines.append(f"a phone asking them in this order: {now} decides now ({_verdict(first)})")
+    lines += [f"  were the servers before it down: {f['server']} {f['verdict']}" for f in summary["failover"]]
+    return "\n".join(lines)
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -183,21 +263,18 @@ def handler(args: argparse.Namespace) -> int:
         raise PhoneEmuError(f"--verify sends a whole certificate: {args.subject} is a signed file (its "
                             "header names the signer only; a QUERY asks about it)", path="verify")
     store = _itl_store(args.itl) if args.itl is not None else None
-    seen: list[bytes | None] = []
+    servers = _servers(args)
 
-    def note(der: bytes | None) -> bool:
-        seen.append(der)
-        return True  # asked anyway: the answer is shown with the phone's verdict on the server
+    async def ask_all() -> list[_Asked]:
+        return list(await asyncio.gather(*(_ask(args, s, key, cert, store) for s in servers)))
 
-    reply: TvsReply | None = None
-    error: TransportError | None = None
-    try:
-        reply = asyncio.run(_ask(args, key, cert, note))
-    except TransportError as exc:
-        error = exc
-    trusted = tvs_server_trusted(store, seen[-1]) if store is not None and seen else None
-    doc = _doc(args, key, what, reply=reply, error=error, trusted=trusted)
-    print(json.dumps(doc, indent=2) if args.json else _text(doc))
-    vouched = reply is not None and reply.response.valid
-    return 0 if vouched and trusted is not False else 1
+    docs = [_doc(args, server, key, what, reply=reply, error=error, trusted=trusted)
+            for server, (reply, error, trusted) in zip(servers, asyncio.run(ask_all()), strict=True)]
+    if len(docs) == 1 and args.config is None:  # one server named: its answer, as it always was
+        print(json.dumps(docs[0], indent=2) if args.json else _text(docs[0]))
+    else:
+        summary = _summary(docs)
+        print(json.dumps({**summary, "servers": docs}, indent=2) if args.json else
+              _several_text(docs, summary))
+    return 0 if all(_vouches(d) for d in docs) else 1
 

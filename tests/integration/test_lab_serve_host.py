@@ -31,6 +31,7 @@ def test_lab_serve_on_another_host_reissues_configs_for_it(cluster: LabCluster) 
     """``lab serve --host H`` with H other than the ``lab init --host`` address: the configs' TVS and
     CAPF servers and the ITL records name H (a phone told to ask TVS at the old address stays locked)."""
     assert cluster.state.host == HOST
+    cluster.add_node()  # its TVS too listens there, and is said so
     proc = subprocess.Popen(_serve_cmd(cluster.root, "--host", "127.0.0.2"), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
                             cwd=REPO)
@@ -46,7 +47,7 @@ def test_lab_serve_on_another_host_reissues_configs_for_it(cluster: LabCluster) 
         text = "".join(lines)
         err = proc.stderr.read() if proc.stderr is not None and proc.poll() is not None else ""
         assert f"named {HOST}; re-issued for 127.0.0.2" in text, text + err
-        assert "listening tvs  tls 127.0.0.2:" in text
+        assert "listening tvs  tls 127.0.0.2:" in text and "listening tvs-2 tls 127.0.0.2:" in text
         reopened = LabCluster.open(cluster.root)
         assert reopened.state.host == "127.0.0.2"
         config = (cluster.root / "tftp" / f"SEP{MAC}.cnf.xml").read_text()

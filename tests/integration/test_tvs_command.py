@@ -92,3 +92,55 @@ def test_no_answer_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[s
     xml.write_bytes(b"<device/>")
     assert main(["tvs", f"127.0.0.1:{port}", str(xml)]) == 2
     assert "no signer to ask about" in capsys.readouterr().err
+
+
+def test_every_tvs_a_config_names_is_asked(served: tuple[LabCluster, str, Path], tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """``--config``: each TVS server the phone's config names is asked (at once); the summary says
+    which decides now for a phone asking them in priority order (the first that answers and, with
+    --itl, that it talks to: spec §E.1) and what each later one would say on failover; exit 0 only
+    when every one vouches."""
+    import socket
+
+    from phoneemu.formats import config
+
+    _c, tvs, itl = served
+    other = LabCluster.init(tmp_path / "other", seed=44, key_spec="rsa1024", name="o")
+    other_ports, stop_other = serve_in_thread(other, tvs_port=0)
+    with socket.socket() as s:  # a port nobody listens on: a node that is down
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    try:
+        lab_port = int(tvs.rsplit(":", 1)[1])
+        members = (config.Server(host="127.0.0.1", port=lab_port, priority=1),
+                   config.Server(host="127.0.0.1", port=dead, priority=0),
+                   config.Server(host="127.0.0.1", port=other_ports["tvs"], priority=2))
+        cfg = tmp_path / f"SEP{MAC}.cnf.xml"
+        cfg.write_bytes(config.build(config.DeviceConfig(device_name=f"SEP{MAC}", tvs_servers=members)))
+        assert main(["tvs", str(itl), "--config", str(cfg), "--timeout", "2"]) == 1
+        out = capsys.readouterr().out
+        assert out.index(f"127.0.0.1:{dead} about") < out.index(f"{tvs} about") < \
+            out.index(f"127.0.0.1:{other_ports['tvs']} about")  # the config's priority order
+        assert "1 of 3 TVS servers vouch" in out
+        assert f"a phone asking them in this order: {tvs} decides now (vouches)" in out
+        assert f"were the servers before it down: 127.0.0.1:{other_ports['tvs']} does NOT vouch" in out
+        # with the phone's ITL: the other cluster's TVS is not one it talks to; JSON says the same
+        assert main(["tvs", str(itl), "--config", str(cfg), "--itl", str(itl), "--json",
+                     "--timeout", "2"]) == 1
+        doc = json.loads(capsys.readouterr().out)
+        assert (doc["asked"], doc["vouching"], doc["decides_now"]) == (3, 1, tvs)
+        assert doc["failover"] == []
+        assert [d.get("phone_would_talk") for d in doc["servers"]] == [None, True, False]
+        # a server given and the same named by the config: asked once; all vouch: exit 0
+        only = tmp_path / "only.cnf.xml"
+        only.write_bytes(config.build(config.DeviceConfig(device_name=f"SEP{MAC}", tvs_servers=members[:1])))
+        assert main(["tvs", tvs, str(itl), "--config", str(only)]) == 0
+        assert "1 of 1 TVS servers vouch" in capsys.readouterr().out
+    finally:
+        stop_other()
+    none = tmp_path / "none.cnf.xml"
+    none.write_bytes(config.build(config.DeviceConfig(device_name=f"SEP{MAC}")))
+    assert main(["tvs", str(itl), "--config", str(none)]) == 2
+    assert "names no TVS server" in capsys.readouterr().err
+    assert main(["tvs", str(itl)]) == 2
+    assert "no TVS server to ask" in capsys.readouterr().err
