@@ -41,7 +41,7 @@ from phoneemu.phone.events import QueryKey
 from phoneemu.phone.profile import check_tls_versions, get_profile
 from phoneemu.phone.rules import https_query_key, query_key, tvs_server_trusted
 from phoneemu.phone.store import InternCache, TrustStore
-from phoneemu.scenario.predict import load_installed
+from phoneemu.scenario.predict import installed_config, load_installed
 from phoneemu.values import host_port, parse_host_port
 
 __all__ = ["register"]
@@ -128,9 +128,7 @@ def _servers(args: argparse.Namespace) -> list[tuple[str, int]]:
     each once; PhoneEmuError when there is none."""
     asked = [parse_host_port(text, what="server", default_port=TVS_PORT) for text in args.servers]
     if args.config is not None:
-        cfg = load_installed(limit=_FILE_LIMIT, config=args.config).config
-        assert cfg is not None
-        named = server_order(cfg.config.tvs_servers)
+        named = server_order(installed_config(args.config, option="config").config.tvs_servers)
         if not named:
             raise PhoneEmuError(f"{args.config}: the config names no TVS server (<TVS><members>)",
                                 path="config")

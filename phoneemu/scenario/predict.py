@@ -62,7 +62,8 @@ if TYPE_CHECKING:
     from phoneemu.phone.store import AcceptedConfig
     from phoneemu.scenario.predict_live_tvs import LiveTvs
 
-__all__ = ["Installed", "PredictInputs", "PredictResult", "hold_flash_keys", "load_installed", "predict_boot"]
+__all__ = ["Installed", "PredictInputs", "PredictResult", "hold_flash_keys", "installed_config",
+           "load_installed", "predict_boot"]
 
 _MAX_FILE = 16 << 20
 _MAX_FILES = 10_000
@@ -216,9 +217,10 @@ def _default_mac(names: Sequence[str]) -> tuple[str, list[str]]:
                      "SEP<MAC> files are given (--mac MAC for another; --fleet-flash DIR for many)"]
 
 
-def _installed_config(path: Path, key: Any = None) -> AcceptedConfig:
+def installed_config(path: Path, key: Any = None, *, option: str = "installed-config") -> AcceptedConfig:
     """The phone's current config: a signed ``.sgn`` (its body), plain XML, or an ``.enc.sgn``
-    decrypted with ``key`` (the phone's private key)."""
+    decrypted with ``key`` (the phone's private key); PhoneEmuError naming the file and ``option``
+    (the command's option that gave it; only ``installed-config`` has a key option to decrypt with)."""
     from phoneemu.formats import config as config_fmt
     from phoneemu.formats import encrypted, signed
     from phoneemu.formats.detect import detect
@@ -230,10 +232,10 @@ def _installed_config(path: Path, key: Any = None) -> AcceptedConfig:
     except PhoneEmuError:
         kind = "xml"  # config_fmt.parse says what is wrong with it
     if kind == "enc" and key is None:
-        raise PhoneEmuError(
-            f"{path}: installed config is encrypted (.enc.sgn): give the phone's private key to decrypt it "
-            "(--installed-config-key PEM: its LSC key, or the MIC key when it has no LSC), or the "
-            "config as plain XML (SEP<MAC>.cnf.xml)", path="installed-config")
+        how = ("give the phone's private key to decrypt it (--installed-config-key PEM: its LSC key, or the "
+               "MIC key when it has no LSC), or " if option == "installed-config" else "give ")
+        raise PhoneEmuError(f"{path}: installed config is encrypted (.enc.sgn): {how}the config as plain XML "
+                            "(SEP<MAC>.cnf.xml)", path=option)
     try:
         if kind == "enc":
             xml = encrypted.decrypt_pki(encrypted.parse(data), key)
@@ -241,7 +243,7 @@ def _installed_config(path: Path, key: Any = None) -> AcceptedConfig:
             xml = signed.parse(data).body if data[:3] == b"\x01\x00\x02" else data
         return AcceptedConfig(file=path.name, xml=xml, config=config_fmt.parse(xml))
     except PhoneEmuError as exc:
-        raise PhoneEmuError(f"{path}: installed config: {exc}", path="installed-config") from None
+        raise PhoneEmuError(f"{path}: installed config: {exc}", path=option) from None
 
 
 def _tvs_notes(tvs_certs: Sequence[Any], config: AcceptedConfig | None,
@@ -354,7 +356,7 @@ def load_installed(*, limit: int, itl: Path | None = None, ctl: Path | None = No
             raise PhoneEmuError(f"{path}: given as the installed {kind}, but its {wrong}",
                                 path=f"installed-{kind.lower()}")
         lists[kind] = tl
-    cfg = _installed_config(config, config_key) if config is not None else None
+    cfg = installed_config(config, config_key) if config is not None else None
     return Installed(ctl=lists.get("CTL"), itl=lists.get("ITL"), config=cfg)
 
 

@@ -144,3 +144,6 @@ def test_every_tvs_a_config_names_is_asked(served: tuple[LabCluster, str, Path],
     assert "names no TVS server" in capsys.readouterr().err
     assert main(["tvs", str(itl)]) == 2
     assert "no TVS server to ask" in capsys.readouterr().err
+    assert main(["tvs", str(itl), "--config", str(itl)]) == 2  # not a config: named as --config's
+    err = capsys.readouterr().err
+    assert f"config: {itl}: installed config: " in err and "installed-config" not in err
