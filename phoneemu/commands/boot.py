@@ -21,7 +21,7 @@ import json
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from phoneemu.phone.boot import BootReport, BootTarget, decision_dict
 from phoneemu.phone.flash import Flash
 from phoneemu.phone.phone import Phone, check_flash_owner, read_phone_file
 from phoneemu.phone.profile import PROFILES, get_profile
+from phoneemu.phone.ways_out import way_out_lines
 from phoneemu.tempdirs import make_owned_tempdir, sweep_abandoned
 from phoneemu.values import parse_ascii_int, parse_host_port
 
@@ -153,7 +154,7 @@ def _mic(args: argparse.Namespace, mac: str) -> tuple[tuple[x509.Certificate, Pr
     return (mic, key), signers
 
 
-def _text(report: BootReport) -> str:
+def _text(report: BootReport, fill: Mapping[str, str]) -> str:
     lines = list(report.timeline)
     trust = ", ".join(f"{k} {v}" for k, v in report.trust.items())
     cfg = f"{report.config}" + (f" ({report.config_file})" if report.config_file else "")
@@ -164,7 +165,7 @@ def _text(report: BootReport) -> str:
               f"  LSC:       {report.lsc}",
               f"  TVS used:  {'yes' if report.tvs_used else 'no'}   locked out: "
               f"{'yes' if report.locked_out else 'no'}"]
-    lines += outcome_lines(report, label_width=11)
+    lines += outcome_lines(report, label_width=11, fill=fill)
     return "\n".join(lines)
 
 
@@ -197,7 +198,8 @@ def _bare_v6_note(host: str, port: int) -> str:
             f"for port {last} write --tftp [{head}]:{last}")
 
 
-def offline_boot_lines(served: Sequence[tuple[str, str]], report: BootReport) -> list[str]:
+def offline_boot_lines(served: Sequence[tuple[str, str]], report: BootReport,
+                       fill: Mapping[str, str] | None = None) -> list[str]:
     """An offline boot (``replay``, ``predict``): what each request got, every decision, the result
     line, then :func:`outcome_lines`."""
     lines = [f"  fetch {name}: {answer}" for name, answer in served]
@@ -208,7 +210,7 @@ def offline_boot_lines(served: Sequence[tuple[str, str]], report: BootReport) ->
     lines.append(f"  result:   {'OK' if report.ok else 'FAILED'}; trust {trust}; config {report.config}"
                  f"{' (' + report.config_file + ')' if report.config_file else ''}; locked out: "
                  f"{'yes' if report.locked_out else 'no'}")
-    return lines + outcome_lines(report, label_width=10)
+    return lines + outcome_lines(report, label_width=10, fill=fill)
 
 
 def add_offline_phone_options(p: Any, *, now_help: str,
@@ -239,15 +241,19 @@ def tvs_roles(text: str) -> frozenset[int]:
     return frozenset(c for c in codes if c is not None)
 
 
-def outcome_lines(report: BootReport, *, label_width: int) -> list[str]:
+def outcome_lines(report: BootReport, *, label_width: int,
+                  fill: Mapping[str, str] | None = None) -> list[str]:
     """The deciding decision (when there is one) and the statuses shown, labels padded to
-    ``label_width`` (``boot`` and ``replay`` print them the same way)."""
+    ``label_width`` (``boot`` and ``replay`` print them the same way); under a lockout its ways out,
+    their lab commands filled in with ``fill`` (:func:`phoneemu.phone.ways_out.way_out_lines`)."""
     lines: list[str] = []
     if report.deciding is not None:
         d = report.deciding
         verdict = "accepted" if d.accepted else "rejected"
         lines.append(f"  {'deciding:':<{label_width}}{d.rule} ({verdict}) {d.file}: {d.reason}")
     lines.append(f"  {'statuses:':<{label_width}}{' | '.join(report.statuses) or '-'}")
+    if report.locked_out and report.deciding is not None:  # and then? (phoneemu.phone.ways_out)
+        lines += way_out_lines(report.deciding.rule, report.deciding.kind, fill=fill)
     return lines
 
 
@@ -304,7 +310,9 @@ def handler(args: argparse.Namespace) -> int:
                    "flash": str(flash_dir) if args.flash is not None else None}
             print(json.dumps(doc, indent=2))
         else:
-            print(_text(report))
+            known = {"DIR": str(args.lab) if args.lab is not None else None,
+                     "FLASH": str(flash_dir) if args.flash is not None else None}
+            print(_text(report, {k: v for k, v in known.items() if v is not None}))
         hint = unanswered_hint(report, target)
         if hint is not None:
             print(f"phoneemu boot: {hint}", file=sys.stderr)

@@ -423,7 +423,7 @@ def _boot(args: argparse.Namespace) -> int:
         progress.close()
     if capture is not None:
         capture.close()
-    print(result.metrics.render())
+    print(result.metrics.render({"DIR": str(args.lab)} if args.lab is not None else None))
     hint = http_fallback_hint(result.metrics.files_over, target, {args.profile, *profiles.values()})
     if hint:
         print(hint)

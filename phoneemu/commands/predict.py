@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from phoneemu.commands._progress import progress_line
 from phoneemu.commands.boot import add_offline_phone_options, offline_boot_lines, pem_certificates, tvs_roles
 from phoneemu.files import write_output
 from phoneemu.fleet.metrics import model_lines
+from phoneemu.phone.ways_out import ways_out_doc, ways_out_text
 from phoneemu.scenario.predict import (
     MAX_FLEET,
     OUTCOMES,
@@ -167,8 +169,9 @@ def _fleet_junit(path: Path, doc: dict[str, Any], phones: list[FleetPhone]) -> N
     _write_junit(path, f"predict {doc['fleet_flash']} on {', '.join(doc['new_files'])}", cases)
 
 
-def _text(r: PredictResult, installed: str) -> str:
-    lines = [f"phone {r.mac}, holding {installed}:", *offline_boot_lines(r.served, r.report)]
+def _text(r: PredictResult, installed: str, flash: Path | None) -> str:
+    fill = {"FLASH": str(flash)} if flash is not None else None
+    lines = [f"phone {r.mac}, holding {installed}:", *offline_boot_lines(r.served, r.report, fill)]
     lines += [f"  note: {n}" for n in r.notes]
     missing = r.not_given
     if missing:
@@ -208,6 +211,9 @@ def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone],
                 own.setdefault(n, []).append(ph.mac or "")
     asked: dict[str, int] = {}
     by_model: dict[str, dict[str, int]] = {}
+    locked: Counter[tuple[str, str]] = Counter(
+        (str(ph.rule), str(((ph.detail or {}).get("deciding") or {}).get("kind", "")))
+        for ph in done if ph.outcome == "locked out")
     for ph in done:
         for name in ph.not_given:
             asked[name] = asked.get(name, 0) + 1
@@ -216,7 +222,7 @@ def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone],
     return {"fleet_flash": str(args.fleet_flash), "new_files": [str(f) for f in args.files], "now": now,
             "tvs": _tvs_text(args, live), "entries": len(phones), "predicted": len(done),
             "skipped": len(phones) - len(done), "outcomes": counts, "rules": rules, "notes": list(shared),
-            "by_model": dict(sorted(by_model.items())),
+            "by_model": dict(sorted(by_model.items())), "ways_out": ways_out_doc(locked),
             "not_given": [{"name": n, "phones": c} for n, c in sorted(asked.items(), key=lambda kv: -kv[1])],
             "phone_notes": [{"note": n, "count": len(macs), "first_macs": macs[:_FIRST_MACS]}
                             for n, macs in sorted(own.items(), key=lambda kv: -len(kv[1]))],
@@ -242,6 +248,7 @@ def _fleet_text(doc: dict[str, Any]) -> str:
         width = max(len(r["rule"]) for r in doc["rules"])
         for r in doc["rules"]:
             lines.append(f"  {r['outcome']:<11} {r['rule']:<{width}} {r['count']:>6}  {_macs(r)}")
+    lines += ways_out_text(doc["ways_out"])
     lines += [f"note: {n}" for n in doc["notes"]]
     lines += [f"note for {g['count']} phone{'s' if g['count'] != 1 else ''} ({_macs(g)}): {g['note']}"
               for g in doc["phone_notes"]]
@@ -343,5 +350,5 @@ def handler(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
-        print(_text(result, installed))
+        print(_text(result, installed, args.flash))
     return 0 if result.report.ok else 1

@@ -41,6 +41,7 @@ from typing import Any
 
 from phoneemu.fleet.alike import Alike
 from phoneemu.phone.boot import BootReport
+from phoneemu.phone.ways_out import ways_out_doc, ways_out_text
 
 __all__ = [
     "FAILED_BY",
@@ -97,6 +98,7 @@ class BootRecord:
     capf_reason: str | None = None  # that decision's reason, kept when it was not accepted
     answered: bool = True  # some request of this boot got an answer from the cluster (BootReport.answered)
     profile: str | None = None  # the phone's model profile (a fleet of several models: FleetSpec.profiles)
+    kind: str | None = None  # the deciding decision's kind of file (ITL, CTL, config ...), failed boots only
 
     @classmethod
     def of(cls, report: BootReport, *, latency_s: float, end_s: float,
@@ -113,7 +115,8 @@ class BootRecord:
                    itl=report.trust.get("ITL"), ctl=report.trust.get("CTL"), signer=signer,
                    over_http=http, over_tftp=len(over) - http, capf=capf.rule if capf is not None else None,
                    capf_reason=capf.reason[:300] if capf is not None and not capf.accepted else None,
-                   answered=report.answered, profile=profile)
+                   answered=report.answered, profile=profile,
+                   kind=(d.kind or None) if d is not None and outcome != "ok" else None)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mac": self.mac, "outcome": self.outcome, "rule": self.rule,
@@ -137,6 +140,8 @@ class BootRecord:
             out["answered"] = False
         if self.profile is not None:
             out["profile"] = self.profile
+        if self.kind is not None:
+            out["kind"] = self.kind
         return out
 
     @classmethod
@@ -148,7 +153,7 @@ class BootRecord:
                    end_s=d["end_s"], tvs_used=d["tvs_used"], reason=d.get("reason"), itl=d.get("itl"),
                    ctl=d.get("ctl"), signer=d.get("signer"), over_http=int(over.get("http", 0)),
                    over_tftp=int(over.get("tftp", 0)), capf=d.get("capf"), capf_reason=d.get("capf_reason"),
-                   answered=bool(d.get("answered", True)), profile=d.get("profile"))
+                   answered=bool(d.get("answered", True)), profile=d.get("profile"), kind=d.get("kind"))
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float | None:
@@ -260,6 +265,7 @@ class FleetMetrics:
         self.by_capf: Counter[str] = Counter()  # "F.6-lsc-installed", "F.6-capf-rejected", ...
         self.failed_by_rule: Counter[str] = Counter()  # the deciding rules of the failed boots only
         self.by_model: Counter[tuple[str, str]] = Counter()  # (profile, outcome) of boots that name one
+        self.locked_by: Counter[tuple[str, str]] = Counter()  # (deciding rule, kind) of locked-out boots
         self.capf_failures: list[dict[str, Any]] = []  # the first few CAPF sessions that failed
         self.tvs_used = 0
         self.files_over: Counter[str] = Counter()  # "http"/"tftp" -> files received that way
@@ -280,6 +286,8 @@ class FleetMetrics:
         self.by_rule[rec.rule or "(none)"] += 1
         if rec.outcome != "ok":
             self.failed_by_rule[rec.rule or "(none)"] += 1
+        if rec.outcome == "locked-out":
+            self.locked_by[(rec.rule or "(none)", rec.kind or "")] += 1
         for kind, outcome in (("ITL", rec.itl), ("CTL", rec.ctl)):
             if outcome is not None:
                 self.by_trust[f"{kind} {outcome}"] += 1
@@ -314,6 +322,7 @@ class FleetMetrics:
         self.by_capf.update(other.by_capf)
         self.failed_by_rule.update(other.failed_by_rule)
         self.by_model.update(other.by_model)
+        self.locked_by.update(other.locked_by)
         self.capf_failures.extend(other.capf_failures[:_FAILURES_SHOWN - len(self.capf_failures)])
         self.tvs_used += other.tvs_used
         self.files_over.update(other.files_over)
@@ -404,6 +413,7 @@ class FleetMetrics:
             "failure_kinds": self.failed_alike.kinds(),
             "failure_kinds_not_kept": self.failed_alike.other,
             "capf_failure_kinds": self.capf_alike.kinds(),
+            "ways_out": ways_out_doc(self.locked_by),
         }
 
     def model_counts(self) -> dict[str, dict[str, int]]:
@@ -413,8 +423,9 @@ class FleetMetrics:
             out.setdefault(profile, {})[outcome] = n
         return out
 
-    def render(self) -> str:
-        """The human summary printed at the end of ``phoneemu fleet boot``."""
+    def render(self, fill: Mapping[str, str] | None = None) -> str:
+        """The human summary printed at the end of ``phoneemu fleet boot`` (``fill``: the placeholders
+        of the ways out's lab commands that are known, :func:`phoneemu.phone.ways_out.way_out_lines`)."""
         s = self.summary()
         lat = s["latency_ms"]
         lines = [f"{s['phones']} phones: {s['booted']} booted, {s['failed']} failed in {s['wall_s']:.2f}s "
@@ -438,6 +449,7 @@ class FleetMetrics:
             parts = ", ".join(f"{k} {v:.0f}" for k, v in s["peak_rss_mib"].items())
             lines.append(f"peak RSS MiB: {parts} (sum {total:.0f})")
         lines += kind_lines(s["failure_kinds"], "failed", failure_text, s["failed"])
+        lines += ways_out_text(s["ways_out"], fill)
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ transport between processes
@@ -446,6 +458,7 @@ class FleetMetrics:
                 "by_trust": dict(self.by_trust), "by_capf": dict(self.by_capf),
                 "failed_by_rule": dict(self.failed_by_rule),
                 "by_model": [[p, o, n] for (p, o), n in self.by_model.items()],
+                "locked_by": [[r, k, n] for (r, k), n in self.locked_by.items()],
                 "capf_failures": list(self.capf_failures), "tvs_used": self.tvs_used,
                 "files_over": dict(self.files_over),
                 "latencies": self.latencies.tobytes(), "end_times": self.end_times.tobytes(),
@@ -461,6 +474,7 @@ class FleetMetrics:
         m.by_capf.update(state.get("by_capf", {}))
         m.failed_by_rule.update(state.get("failed_by_rule", {}))
         m.by_model.update({(str(p), str(o)): int(n) for p, o, n in state.get("by_model", [])})
+        m.locked_by.update({(str(r), str(k)): int(n) for r, k, n in state.get("locked_by", [])})
         m.capf_failures.extend(state.get("capf_failures", []))
         m.tvs_used = int(state["tvs_used"])
         m.files_over.update(state.get("files_over", {}))

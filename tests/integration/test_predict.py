@@ -52,6 +52,9 @@ def test_migration_without_preparation_locks_out(two: tuple[Path, Path, Path],
     assert rc == 1
     assert f"fetch ITLSEP{MAC}.tlv: " in out and "(ITLFile.tlv)" in out  # ITLFile.tlv answers ITLSEP<MAC>
     assert "deciding: G.3.5-reject-unknown-signer (rejected)" in out and "locked out: yes" in out
+    # and then? the documented ways out, each with its lab command and the scenario that rehearses it
+    assert "  way out (moving away from a cluster that still serves them): Prepare Cluster" in out
+    assert "rehearse: phoneemu run scenarios/migration-manual-itl-delete.yaml" in out
 
 
 def test_tvs_vouching_lets_the_phone_migrate(two: tuple[Path, Path, Path],
@@ -67,6 +70,7 @@ def test_tvs_vouching_lets_the_phone_migrate(two: tuple[Path, Path, Path],
     assert main([*common, *new]) == 1  # the same phone, its TVS unreachable
     doc = json.loads(capsys.readouterr().out)
     assert doc["report"]["deciding"]["rule"] == "G.3.4-tvs-unreachable"
+    assert doc["report"]["ways_out"][0]["scenario"] == "tvs-outage"
 
 
 def test_callmanager_regeneration_on_the_same_cluster(tmp_path: Path,

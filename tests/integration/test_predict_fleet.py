@@ -72,6 +72,7 @@ def test_fleet_counts_lockouts_by_rule(lab: tuple[Path, Path, Path], tmp_path: P
     locked = next(line for line in out.splitlines() if line.startswith("  locked out  "))
     assert "G.3.4-tvs-unreachable" in locked and " ".join(OLD) in locked
     assert "result: 3 of 5 phones would lock out" in out
+    assert "ways out of G.3.4-tvs-unreachable (ITL; 3 phones locked out):" in out
     assert "junk: no phone.json naming the phone's MAC" in out
     assert "README.txt: not a folder" in out
     assert "0A00000000B1: " in out and "installed ITL" in out

@@ -154,13 +154,20 @@ def test_merge_and_state_round_trip() -> None:
     a.wall_s, b.wall_s = 1.0, 3.0
     a.peak_rss["shard-0"], b.peak_rss["shard-1"] = 50.0, 60.0
     b.add(BootRecord(mac="0A0000000002", outcome="locked-out", rule="G.3.4-tvs-unknown-signer",
-                     latency_s=0.1, end_s=0.2, itl="rejected", ctl="absent", over_http=1, over_tftp=1))
+                     latency_s=0.1, end_s=0.2, itl="rejected", ctl="absent", over_http=1, over_tftp=1,
+                     kind="ITL"))
     a.add(BootRecord(mac="0A0000000003", outcome="ok", rule="G.4", latency_s=0.1, end_s=0.2, over_http=5))
     b2 = FleetMetrics.from_state(b.to_state())
     assert b2.summary() == b.summary() and b2.by_trust == {"ITL rejected": 1, "CTL absent": 1}
     m = FleetMetrics.merged([a, b2])
     assert m.summary()["files_over"] == {"http": 6, "tftp": 1}
     assert "files received: 6 over HTTP, 1 over TFTP" in m.render()
+    # a lockout's ways out cross the shard's pipe with their rule and kind, and are said
+    assert [(w["rule"], w["kind"], w["phones"]) for w in m.summary()["ways_out"]] == \
+        [("G.3.4-tvs-unknown-signer", "ITL", 1)]
+    text = m.render({"DIR": "/tmp/my lab"})
+    assert "ways out of G.3.4-tvs-unknown-signer (ITL; 1 phone locked out):" in text
+    assert "phoneemu lab itl-reset '/tmp/my lab' localkey" in text
     assert m.total == 4 and m.by_rule["G.4-bad-signature"] == 1 and m.wall_s == 3.0
     assert m.peak_rss == {"shard-0": 50.0, "shard-1": 60.0}
     assert peak_rss_mib() > 1.0
@@ -344,7 +351,8 @@ _text = st.none() | st.text(max_size=20)
 @given(st.builds(BootRecord, mac=st.text(min_size=1, max_size=12), outcome=st.text(min_size=1, max_size=12),
                  rule=_text, latency_s=st.floats(0, 1e4), end_s=st.floats(0, 1e4), tvs_used=st.booleans(),
                  reason=_text, itl=_text, ctl=_text, signer=_text, over_http=st.integers(0, 50),
-                 over_tftp=st.integers(0, 50), capf=_text, capf_reason=_text, answered=st.booleans()))
+                 over_tftp=st.integers(0, 50), capf=_text, capf_reason=_text, answered=st.booleans(),
+                 kind=_text))
 def test_a_shards_records_cross_its_pipe_whole(rec: BootRecord) -> None:
     """Every field of a record sent by a shard comes back in the parent (files_over and the CAPF
     outcome were lost on the way: a 2-shard --json had none)."""
@@ -396,7 +404,7 @@ _TEXT = st.none() | st.text(max_size=20)
                  latency_s=st.integers(0, 10**7).map(lambda us: us / 1e6),
                  end_s=st.integers(0, 10**7).map(lambda us: us / 1e4), tvs_used=st.booleans(), reason=_TEXT,
                  itl=_TEXT, ctl=_TEXT, signer=_TEXT, over_http=st.integers(0, 9), over_tftp=st.integers(0, 9),
-                 capf=_TEXT, capf_reason=_TEXT, answered=st.booleans(), profile=_TEXT))
+                 capf=_TEXT, capf_reason=_TEXT, answered=st.booleans(), profile=_TEXT, kind=_TEXT))
 def test_a_record_crosses_a_shards_pipe_whole(rec: BootRecord) -> None:
     """``BootRecord.from_dict(as_dict())`` gives every field back (a field left out of either is lost
     for every record of a multi-process fleet: its --json and --junit)."""

@@ -1,0 +1,170 @@
+"""The documented ways out of a lockout, by the rule that decided it (seed chapter, spec §G.6, §G.7).
+
+A phone that rejected a trust list stays locked (spec §G.3.5) until one of the procedures of the seed
+chapter makes it accept one again. ``boot``, ``predict`` and ``fleet boot`` say them under a lockout,
+each with the situation it fits, the procedure on a real cluster, the same in the lab, and the
+catalogue scenario that rehearses it — the question after "3,000 phones would lock out" is "and then?".
+
+Which procedure fits is a matter of the situation, which a phone cannot see (moved to another cluster,
+or a certificate regenerated on its own): every way out names the situation it is for (``when``). The
+choice of ways per rule is ours, from the seed chapter and the scenarios that reproduce it:
+
+* a new signer TVS does not know (§G.6 problem 3): bulk certificate export (migration); rollback ITL
+  on the old cluster before the move; ``utils itl reset`` on the same cluster; deleting the ITL by hand;
+* TVS unreachable (§G.6 problem 2, an outage): TVS back; rollback; itl reset; deleting the ITL (a bulk
+  export does not help while the old TVS cannot be reached);
+* a CTL (mixed mode) is not blanked by the rollback ITL (spec §G.3 note): ``utils ctl reset localkey``;
+* an ITL above the phone's limit: fewer certificates; an expired signer: a regenerated one.
+
+Lab commands are written with ``DIR`` (the cluster), ``OLD``/``NEW`` (two clusters) and ``FLASH``
+(an emulated phone's flash) for the user to fill in; tests parse each one with the real CLI.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["WAYS_BY_KIND", "WayOut", "way_out_lines", "ways_out", "ways_out_doc", "ways_out_text"]
+
+
+@dataclass(frozen=True)
+class WayOut:
+    """One documented way out: for which situation, what to do, the lab command, the scenario."""
+
+    when: str
+    action: str
+    lab: str
+    scenario: str
+
+
+_EXPORT = WayOut(
+    "moved to another cluster whose TVS they can reach",
+    "bulk certificate export between the clusters, then restart TVS on the old one: it vouches for the "
+    "new signer (seed: Migrate IP Phones Between Clusters)",
+    "phoneemu lab exchange OLD NEW && phoneemu lab restart-tvs OLD", "migration-old-tvs-unaware")
+_ROLLBACK = WayOut(
+    "moving away from a cluster that still serves them",
+    "Prepare Cluster for Rollback to pre-8.0 on the old cluster and reset the phones there first: the "
+    "empty ITL accepts any new ITL (seed: Migrate IP Phones Between Clusters)",
+    "phoneemu lab rollback OLD on", "rollback-empty-itl-escape")
+_ITL_RESET = WayOut(
+    "their own cluster, its ITLRecovery or TVS certificate regenerated",
+    "utils itl reset localkey (or remotekey with the exported ITLRecovery.p12), reset the phones, then "
+    "restart TFTP: the ITL signed by the CallManager key they trust brings the new certificates "
+    "(seed: Perform Bulk Reset of ITL File)",
+    "phoneemu lab itl-reset DIR localkey && phoneemu lab restart-tftp DIR", "bulk-itl-reset-localkey")
+_DELETE = WayOut(
+    "any situation; the last resort, phone by phone",
+    "delete the ITL on each phone (Settings > Security > Trust List; or a factory reset): it then trusts "
+    "the next ITL on first use",
+    "phoneemu phone erase --flash FLASH", "migration-manual-itl-delete")
+_TVS_BACK = WayOut(
+    "a TVS outage",
+    "bring TVS back: the phones take the new trust list at their next reset (seed: Trust Verification "
+    "Service)",
+    "phoneemu lab service DIR tvs start", "tvs-outage")
+_CTL_RESET = WayOut(
+    "mixed mode, their own cluster (the rollback ITL does not blank a CTL)",
+    "utils ctl reset localkey, reset the phones, then utils ctl update CTLFile: the CTL signed by the "
+    "CallManager key, a SAST record of theirs, brings the new certificates (seed: Reset CTL Localkey)",
+    "phoneemu lab ctl-reset DIR localkey && phoneemu lab ctl-update DIR", "ctl-reset-locked-phones")
+_FEWER_CERTS = WayOut(
+    "an ITL above the phone's limit (64 KiB)",
+    "remove certificates from the ITL (the extra TVS/application certificates) until it fits",
+    "phoneemu lab remove-certs DIR", "itl-over-64k-fails")
+_REGENERATE = WayOut(
+    "an expired signer (ITLRecovery of an upgraded cluster: 5 years)",
+    "regenerate the certificate (ITLRecovery: the new one lasts 20 years); TVS vouches for the new "
+    "signer (seed: View the Validity Period of ITLRecovery Certificate)",
+    "phoneemu lab regenerate DIR itlrecovery", "itlrecovery-expiry")
+_CENTRAL = WayOut(
+    "files from a central (proxy) TFTP signed by another cluster",
+    "Prepare Cluster for Rollback on the central TFTP: its empty ITL disables the signature check of "
+    "the home configs (seed: Update ITL File for Cisco Unified IP Phones)",
+    "phoneemu lab rollback CENTRAL on", "centralized-tftp-caveat")
+_PRE_8 = WayOut(
+    "moved to a pre-8.0 cluster (unsigned configs only)",
+    "Prepare Cluster for Rollback on the old cluster and reset the phones there before the move: the "
+    "empty ITL accepts unsigned configs (seed: Roll Back Cluster to a Pre-8.0 Release)",
+    "phoneemu lab rollback OLD on", "migration-pre-8-cluster")
+
+_ITL_WAYS: dict[str, tuple[WayOut, ...]] = {
+    "G.3.4-tvs-unknown-signer": (_EXPORT, _ROLLBACK, _ITL_RESET, _DELETE),
+    "G.3.4-tvs-unreachable": (_TVS_BACK, _ROLLBACK, _ITL_RESET, _DELETE),
+    "G.3.4-tvs-server-untrusted": (_ROLLBACK, _ITL_RESET, _DELETE),
+    "G.3.4-tvs-wrong-role": (_ITL_RESET, _DELETE),
+    "G.3.5-reject-unknown-signer": (_ROLLBACK, _ITL_RESET, _DELETE),
+    "G.3.1-oversize": (_FEWER_CERTS,),
+    "G.3-expired-signer": (_REGENERATE, _ITL_RESET),
+}
+_CTL_WAYS: dict[str, tuple[WayOut, ...]] = {
+    "G.3.4-tvs-unknown-signer": (_CTL_RESET, _DELETE),
+    "G.3.4-tvs-unreachable": (_TVS_BACK, _CTL_RESET, _DELETE),
+    "G.3.4-tvs-server-untrusted": (_CTL_RESET, _DELETE),
+    "G.3.4-tvs-wrong-role": (_CTL_RESET, _DELETE),
+    "G.3.5-reject-unknown-signer": (_CTL_RESET, _DELETE),
+    "G.3-expired-signer": (_REGENERATE, _CTL_RESET),
+}
+_CONFIG_WAYS: dict[str, tuple[WayOut, ...]] = {
+    "G.4-reject-unknown-signer": (_CENTRAL, _ROLLBACK, _ITL_RESET),
+    "G.4-tvs-unknown-signer": (_CENTRAL, _EXPORT, _ITL_RESET),
+    "G.4-tvs-unreachable": (_TVS_BACK, _ITL_RESET),
+    "G.4-unsigned-rejected": (_PRE_8, _DELETE),
+}
+
+#: Every rule with ways out, by the kind of file it rejected (tests check the names against the
+#: rule ids, the scenarios and the CLI).
+WAYS_BY_KIND: dict[str, dict[str, tuple[WayOut, ...]]] = {"ITL": _ITL_WAYS, "CTL": _CTL_WAYS,
+                                                          "config": _CONFIG_WAYS}
+
+
+def ways_out(rule: str, kind: str) -> tuple[WayOut, ...]:
+    """The ways out of a lockout decided by ``rule`` on a file of ``kind`` (``ITL``, ``CTL`` or
+    ``config``); none for a rule that is not a lockout's or that no procedure addresses."""
+    return WAYS_BY_KIND.get(kind, {}).get(rule, ())
+
+
+def _filled(command: str, name: str, value: str) -> str:
+    """``command`` with the placeholder word ``name`` replaced by ``value``, quoted for a shell."""
+    quoted = shlex.quote(value)
+    return re.sub(rf"\b{re.escape(name)}\b", lambda _m: quoted, command)
+
+
+def way_out_lines(rule: str, kind: str, *, indent: str = "  ",
+                  fill: Mapping[str, str] | None = None) -> list[str]:
+    """Text lines: ``way out (<situation>): <action>`` then the lab command and scenario; ``fill``
+    replaces the command's placeholders that are known (``{"DIR": "/tmp/lab", "FLASH": "/tmp/ph1"}``)."""
+    lines: list[str] = []
+    for w in ways_out(rule, kind):
+        lab = w.lab
+        for name, value in (fill or {}).items():
+            lab = _filled(lab, name, value)
+        lines.append(f"{indent}way out ({w.when}): {w.action}")
+        lines.append(f"{indent}  lab: {lab}   rehearse: phoneemu run scenarios/{w.scenario}.yaml")
+    return lines
+
+
+def ways_out_doc(locked: Mapping[tuple[str, str], int]) -> list[dict[str, Any]]:
+    """JSON view of the ways out of many lockouts: ``locked`` counts phones by (deciding rule, kind of
+    file); one entry per pair that has ways out, the most phones first."""
+    out: list[dict[str, Any]] = []
+    for (rule, kind), n in sorted(locked.items(), key=lambda kv: (-kv[1], kv[0])):
+        ways = ways_out(rule, kind)
+        if ways:
+            out.append({"rule": rule, "kind": kind, "phones": n, "ways": [asdict(w) for w in ways]})
+    return out
+
+
+def ways_out_text(doc: list[dict[str, Any]], fill: Mapping[str, str] | None = None) -> list[str]:
+    """The text of :func:`ways_out_doc`: a head line per rule, then its ways (:func:`way_out_lines`)."""
+    lines: list[str] = []
+    for entry in doc:
+        n = entry["phones"]
+        lines.append(f"ways out of {entry['rule']} ({entry['kind']}; {n} phone{'s' if n != 1 else ''} locked "
+                     "out):")
+        lines += way_out_lines(entry["rule"], entry["kind"], fill=fill)
+    return lines

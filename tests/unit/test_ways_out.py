@@ -1,0 +1,68 @@
+"""The ways out of a lockout (``phoneemu.phone.ways_out``): every rule is one a phone decides, every
+scenario is in the catalogue, every lab command is one the CLI takes, and they are said where a
+lockout is reported."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+
+from phoneemu.cli import build_parser
+from phoneemu.phone.rule_ids import RULE_IDS
+from phoneemu.phone.ways_out import WAYS_BY_KIND, way_out_lines, ways_out, ways_out_doc, ways_out_text
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+_ALL = [(kind, rule, way) for kind, table in WAYS_BY_KIND.items() for rule, ways in table.items()
+        for way in ways]
+_SAMPLES = {"DIR": "/tmp/lab", "OLD": "/tmp/old", "NEW": "/tmp/new", "CENTRAL": "/tmp/central",
+            "FLASH": "/tmp/ph1"}
+
+
+def test_every_rule_is_a_lockout_rule_a_phone_decides() -> None:
+    for kind, rule, _way in _ALL:
+        assert rule in RULE_IDS, rule
+        assert rule.startswith("G.3" if kind in ("ITL", "CTL") else "G.4"), (kind, rule)
+
+
+@pytest.mark.parametrize(("kind", "rule", "way"), _ALL, ids=[f"{k}-{r}-{w.scenario}" for k, r, w in _ALL])
+def test_each_way_names_a_catalogue_scenario_and_commands_the_cli_takes(kind: str, rule: str,
+                                                                        way: object) -> None:
+    from phoneemu.phone.ways_out import WayOut
+
+    assert isinstance(way, WayOut)
+    assert (SCENARIOS / f"{way.scenario}.yaml").is_file(), way.scenario
+    assert way.when and way.action and "phoneemu run" not in way.lab
+    parser = build_parser()
+    for written in way.lab.split("&&"):
+        command = written
+        for name, value in _SAMPLES.items():
+            command = command.replace(name, value)
+        argv = shlex.split(command)
+        assert argv[0] == "phoneemu", command
+        parser.parse_args(argv[1:])  # SystemExit (a failed test) for a command the CLI refuses
+
+
+def test_lines_fill_what_is_known_and_quote_it() -> None:
+    lines = way_out_lines("G.3.4-tvs-unreachable", "ITL", fill={"DIR": "/tmp/a lab", "FLASH": "ph1"})
+    assert lines[0].startswith("  way out (a TVS outage): bring TVS back")
+    assert lines[1] == ("    lab: phoneemu lab service '/tmp/a lab' tvs start   "
+                        "rehearse: phoneemu run scenarios/tvs-outage.yaml")
+    assert any("phoneemu phone erase --flash ph1" in line for line in lines)
+    assert any("phoneemu lab rollback OLD on" in line for line in lines)  # not known: left for the user
+    assert ways_out("G.3.4-vouched-by-tvs", "ITL") == ()
+    assert way_out_lines("G.4-bad-signature", "config") == []
+    # a CTL is not blanked by the rollback ITL (spec §G.3 note): its ways out are the CTL reset's
+    assert [w.scenario for w in ways_out("G.3.4-tvs-unknown-signer", "CTL")] == \
+        ["ctl-reset-locked-phones", "migration-manual-itl-delete"]
+
+
+def test_doc_counts_phones_by_rule_and_kind_most_first() -> None:
+    doc = ways_out_doc({("G.3.4-tvs-unreachable", "ITL"): 2, ("G.3.4-tvs-unknown-signer", "ITL"): 7,
+                        ("G.4-bad-signature", "config"): 5})
+    assert [(d["rule"], d["phones"]) for d in doc] == [("G.3.4-tvs-unknown-signer", 7),
+                                                        ("G.3.4-tvs-unreachable", 2)]
+    assert doc[0]["ways"][0]["scenario"] == "migration-old-tvs-unaware"
+    text = ways_out_text(doc)
+    assert text[0] == "ways out of G.3.4-tvs-unknown-signer (ITL; 7 phones locked out):"
