@@ -16,6 +16,7 @@ from phoneemu.errors import PhoneEmuError
 from phoneemu.fleet.alike import Alike
 from phoneemu.fleet.metrics import FAILED_BY, failure_text, kind_lines, outcome_of, tally_lines
 from phoneemu.net.tls_decrypt import KeyLog
+from phoneemu.phone.ways_out import ways_out_doc, ways_out_text
 from phoneemu.scenario.replay import Limits, ReplayResult
 from phoneemu.scenario.replay_fleet import PhoneReplay, replay_fleet, scan_fleet
 from phoneemu.scenario.replay_tvs import TvsCapture
@@ -122,6 +123,7 @@ def _boot_record(r: ReplayResult) -> dict[str, Any]:
         out["not_captured"] = list(r.not_captured)
     if not rep.ok and d is not None:
         out["reason"] = d.reason
+        out["kind"] = d.kind
         if d.signer:
             out["signer"] = d.signer
     return out
@@ -146,6 +148,7 @@ def fleet_doc(records: list[dict[str, Any]]) -> dict[str, Any]:
     noted = Alike(("note",))
     partial = Alike(("not_captured",))
     skipped = Alike(("skipped",))
+    locked: Counter[tuple[str, str]] = Counter()  # (rule, kind) of the last boots that locked out
     for rec in records:
         for note in rec.get("notes", ()):
             noted.add(rec["mac"], {"note": note})
@@ -165,6 +168,8 @@ def fleet_doc(records: list[dict[str, Any]]) -> dict[str, Any]:
             changed[f"{first} -> {last['outcome']}"] += 1
         if last.get("not_captured"):
             partial.add(rec["mac"], {"not_captured": ", ".join(last["not_captured"])})
+        if last["outcome"] == "locked-out":
+            locked[(str(last["rule"]), str(last.get("kind", "")))] += 1
         if last["outcome"] != "ok":
             failed.add(rec["mac"], {**{f: last.get(f) for f in FAILED_BY}, "partial": _partial(last)})
     return {"phones": len(records), "boots": sum(len(r.get("boots", ())) for r in records),
@@ -173,7 +178,7 @@ def fleet_doc(records: list[dict[str, Any]]) -> dict[str, Any]:
             "by_trust": dict(sorted(by_trust.items())), "changed": dict(changed.most_common()),
             "failure_kinds": failed.kinds(), "failure_kinds_not_kept": failed.other,
             "note_kinds": noted.kinds(), "partial_kinds": partial.kinds(), "skipped_kinds": skipped.kinds(),
-            "records": records}
+            "ways_out": ways_out_doc(locked), "records": records}
 
 
 #: failed last boots are alike when these agree: fleet boot's fields, and whether the capture held the
@@ -230,6 +235,7 @@ def fleet_text(doc: dict[str, Any], head: str) -> str:
                      f"answer is not in that boot of the capture (it ends during the boot?) ({macs})")
     failed = sum(k["count"] for k in doc["failure_kinds"]) + doc["failure_kinds_not_kept"]
     lines += kind_lines(doc["failure_kinds"], "failed", _failure_text, failed, every_record="--json")
+    lines += ways_out_text(doc["ways_out"])
     ok = doc["by_outcome"].get("ok", 0)
     lines.append(f"result: {ok} of {_count(doc['phones'], 'phone')} ended with a configuration accepted")
     return "\n".join(lines)

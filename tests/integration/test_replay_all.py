@@ -54,6 +54,7 @@ def test_cli_summary_groups_the_locked_out_phones(capsys: pytest.CaptureFixture[
     assert "0A0000000501  2 boots  ok -> locked-out (G.3.4-tvs-unreachable)" in out
     assert "changed across the capture's boots: ok -> locked-out 2" in out
     assert "failed: 2 phones locked-out (G.3.4-tvs-unreachable)" in out
+    assert "ways out of G.3.4-tvs-unreachable (ITL; 2 phones locked out):" in out
     assert "0A0000000501, 0A0000000502" in out
     assert "result: 0 of 2 phones ended with a configuration accepted" in out
 
