@@ -100,7 +100,7 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=2, default=str))
     else:
-        sys.stdout.write(render_show(info))
+        sys.stdout.write(render_show(info, str(args.flash)))
         for problem in flash.problems:
             print(f"  flash problem: {problem}")
     return 0

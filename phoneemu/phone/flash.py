@@ -10,9 +10,9 @@ Layout of the directory (ours; real phones keep ``/CTLFile.tlv``, ``/ITLFile.tlv
 * ``state.json`` — capfAuthMode, running load, the config's file name and SHA-256, and the rule that
   accepted each file;
 * ``last-boot.json`` — what the last boot ended with (when, against what, ok / locked out and by
-  which refused list, trust-list and config outcomes, the deciding decision), so that ``phoneemu
-  phone show`` can say a phone at rest is locked out and why; removed by an erase of the trust lists
-  (the lock no longer holds) and by a factory reset.
+  which refused list, trust-list and config outcomes, the deciding decision, its rule and kind of
+  file), so that ``phoneemu phone show`` can say a phone at rest is locked out, why and the ways out;
+  removed by an erase of the trust lists (the lock no longer holds) and by a factory reset.
 
 Rules:
 

@@ -143,6 +143,7 @@ def _last_boot(report: BootReport, store: TrustStore, at: int) -> dict[str, Any]
             "locked_out": report.locked_out, "locked_by": sorted(store.locked_by),
             "trust": dict(report.trust),
             "config": report.config, "config_file": report.config_file, "deciding": deciding,
+            "deciding_rule": None if d is None else d.rule, "deciding_kind": None if d is None else d.kind,
             "statuses": list(report.statuses)}
 
 

@@ -22,6 +22,7 @@ from phoneemu.crypto import certs, keys
 from phoneemu.errors import PhoneEmuError
 from phoneemu.inspection import inspect_bytes, render_text
 from phoneemu.phone.store import Credential, TrustStore
+from phoneemu.phone.ways_out import way_out_lines
 from phoneemu.values import host_port
 
 __all__ = ["render_show", "show_state"]
@@ -122,8 +123,9 @@ def _last_boot_text(last: dict[str, Any]) -> str:
             f"{last.get('config') or '?'}" + (f" ({last['config_file']})" if last.get("config_file") else ""))
 
 
-def render_show(info: dict[str, Any]) -> str:
-    """The text form of :func:`show_state`."""
+def render_show(info: dict[str, Any], flash: str | None = None) -> str:
+    """The text form of :func:`show_state`; ``flash``: the folder shown, filled into the lab commands
+    of a locked phone's ways out (:mod:`phoneemu.phone.ways_out`)."""
     out: list[str] = []
     for kind in ("CTL", "ITL"):
         rep = info[kind.lower()]
@@ -165,6 +167,10 @@ def render_show(info: dict[str, Any]) -> str:
         by = " and ".join(info["locked_by"]) or "a trust list"
         out.append(f"  Trust List update failed ({by} refused): the phone ignores configuration changes "
                    "(locked until that list installs, an erase or a reboot)")
+        decided = (last or {}).get("deciding_rule"), (last or {}).get("deciding_kind")
+        if isinstance(decided[0], str) and isinstance(decided[1], str):  # absent in an older flash
+            out += way_out_lines(decided[0], decided[1], indent="  ",
+                                 fill={"FLASH": flash} if flash is not None else None)
     out += ["  " + line for line in _cred_lines("MIC", info["mic"])]
     out += ["  " + line for line in _cred_lines("LSC", info["lsc"])]
     return "\n".join(out) + "\n"

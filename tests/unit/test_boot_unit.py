@@ -776,6 +776,8 @@ def test_phone_show_of_a_flash_says_the_last_boot_locked_the_phone(
     out = capsys.readouterr().out
     assert "Last boot: " in out and "FAILED, locked out; CTL absent, ITL rejected" in out
     assert "deciding: G.3.4-tvs-unreachable (rejected)" in out and "(ITL refused)" in out
+    assert "  way out (a TVS outage): bring TVS back" in out  # and then? (phone.ways_out)
+    assert f"lab: phoneemu phone erase --flash {flash}   rehearse: " in out
     assert cli.main(["phone", "erase", "--flash", str(flash)]) == 0
     capsys.readouterr()
     assert cli.main(["phone", "show", "--flash", str(flash), "--json"]) == 0
