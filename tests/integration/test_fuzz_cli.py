@@ -8,6 +8,7 @@ import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -172,24 +173,33 @@ def _serve_cli(*options: str) -> tuple[subprocess.Popen[str], int]:
     return proc, int(line.split("127.0.0.1:")[1].split(";")[0])
 
 
-def test_cli_serve_over_loopback(tmp_path: Path) -> None:
-    from phoneemu.net.tftp import tftp_get
-
-    proc, port = _serve_cli("--format", "sgn", "--runs", "2", "--time", "30", "--seed", "6", "--out",
-                            str(tmp_path))
+def _serve_cli_with(device: Callable[[int], object], *options: str) -> tuple[int, str, str]:
+    """``phoneemu fuzz --serve --port 0 OPTIONS`` with ``device(port)`` run against it, then waited
+    for: its exit status, stdout and stderr (killed if it outlives the test)."""
+    proc, port = _serve_cli(*options)
     try:
-
-        async def device() -> list[bytes]:
-            return [await tftp_get("127.0.0.1", port, "SEPAABBCCDDEEFF.cnf.xml.sgn", timeout=1.0, retries=3)
-                    for _ in range(2)]
-
-        got = asyncio.run(device())
-        out, _ = proc.communicate(timeout=30)
+        device(port)
+        out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 0
+    return proc.returncode, out, err
+
+
+def test_cli_serve_over_loopback(tmp_path: Path) -> None:
+    from phoneemu.net.tftp import tftp_get
+
+    got: list[bytes] = []
+
+    async def device(port: int) -> None:
+        for _ in range(2):
+            got.append(await tftp_get("127.0.0.1", port, "SEPAABBCCDDEEFF.cnf.xml.sgn", timeout=1.0,
+                                      retries=3))
+
+    rc, out, _err = _serve_cli_with(lambda port: asyncio.run(device(port)), "--format", "sgn", "--runs", "2",
+                                    "--time", "30", "--seed", "6", "--out", str(tmp_path))
+    assert rc == 0
     assert "served 2 mutant(s)" in out
     # the seeds carry the requested name (spec §G.4), re-signed: mutants of them are what is served
     mut = Mutator(renamed(build_corpus("sgn"), "SEPAABBCCDDEEFF.cnf.xml.sgn"))
@@ -291,16 +301,10 @@ def test_serve_reports_a_device_that_falls_silent_after_a_mutant(tmp_path: Path)
 def test_cli_serve_exits_one_when_the_device_fell_silent(tmp_path: Path) -> None:
     from phoneemu.net.tftp import tftp_get
 
-    proc, port = _serve_cli("--format", "itl", "--runs", "1", "--time", "30", "--silent-after", "0.3",
-                            "--out", str(tmp_path))
-    try:
-        asyncio.run(tftp_get("127.0.0.1", port, "ITLFile.tlv", timeout=1.0, retries=3))  # then nothing
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 1, (out, err)
+    rc, out, err = _serve_cli_with(  # one request, then nothing
+        lambda port: asyncio.run(tftp_get("127.0.0.1", port, "ITLFile.tlv", timeout=1.0, retries=3)),
+        "--format", "itl", "--runs", "1", "--time", "30", "--silent-after", "0.3", "--out", str(tmp_path))
+    assert rc == 1, (out, err)
     assert "silent after 1 mutant(s) (0: crashes/silent-*)" in out
     assert "the device asked for nothing in" in err and "after mutant 0 (ITLFile.tlv)" in err
     assert main(["fuzz", "--format", "itl", "--target", "phoneemu", "--runs", "1", "--out", str(tmp_path),
@@ -358,17 +362,13 @@ def test_device_alone_is_served_and_watched(tmp_path: Path) -> None:
 def test_cli_device_option(tmp_path: Path) -> None:
     from phoneemu.net.tftp import tftp_get
 
-    proc, port = _serve_cli("--format", "itl", "--runs", "1", "--time", "3", "--device", "127.0.0.2",
-                            "--out", str(tmp_path))
-    try:
+    def another_host(port: int) -> None:
         with pytest.raises(TransportError, match="access violation"):
             asyncio.run(tftp_get("127.0.0.1", port, "ITLFile.tlv", timeout=1.0, retries=3))
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, (out, err)
+
+    rc, out, err = _serve_cli_with(another_host, "--format", "itl", "--runs", "1", "--time", "3",
+                                   "--device", "127.0.0.2", "--out", str(tmp_path))
+    assert rc == 0, (out, err)
     assert "served 0 mutant(s)" in out and "refused 1" in out
     for bad in (["--device", "phone7"], ["--device", "10.0.0.300"]):
         assert main(["fuzz", "--format", "itl", "--serve", "--runs", "1", "--out", str(tmp_path), *bad]) == 2
