@@ -206,6 +206,8 @@ async def _ask(args: argparse.Namespace, server: tuple[str, int], key: QueryKey,
         return True
 
     ctx = phone_client_context(_versions(args.tls))
+    reply: TvsReply | None = None
+    error: TransportError | None = None
     try:
         if args.verify:
             assert cert is not None
@@ -215,8 +217,8 @@ async def _ask(args: argparse.Namespace, server: tuple[str, int], key: QueryKey,
             reply = await tvs_query([server], args.device_name, key.subject, key.issuer, key.serial,
                                     timeout=args.timeout, tls=ctx, accept_server=note)
     except TransportError as exc:
-        return None, exc, tvs_server_trusted(store, seen[-1]) if store is not None and seen else None
-    return reply, None, tvs_server_trusted(store, seen[-1]) if store is not None and seen else None
+        error = exc
+    return reply, error, tvs_server_trusted(store, seen[-1]) if store is not None and seen else None
 
 
 def _vouches(doc: dict[str, Any]) -> bool:

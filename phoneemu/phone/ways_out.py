@@ -1,9 +1,10 @@
 """The documented ways out of a lockout, by the rule that decided it (seed chapter, spec §G.6, §G.7).
 
 A phone that rejected a trust list stays locked (spec §G.3.5) until one of the procedures of the seed
-chapter makes it accept one again. ``boot``, ``predict`` and ``fleet boot`` say them under a lockout,
-each with the situation it fits, the procedure on a real cluster, the same in the lab, and the
-catalogue scenario that rehearses it — the question after "3,000 phones would lock out" is "and then?".
+chapter makes it accept one again. ``boot``, ``predict``, ``fleet boot``, ``replay --all`` and
+``phone show`` say them under a lockout, each with the situation it fits, the procedure on a real
+cluster, the same in the lab, and the catalogue scenario that rehearses it — the question after
+"3,000 phones would lock out" is "and then?".
 
 Which procedure fits is a matter of the situation, which a phone cannot see (moved to another cluster,
 or a certificate regenerated on its own): every way out names the situation it is for (``when``). The
@@ -59,8 +60,8 @@ _ITL_RESET = WayOut(
     "phoneemu lab itl-reset DIR localkey && phoneemu lab restart-tftp DIR", "bulk-itl-reset-localkey")
 _DELETE = WayOut(
     "any situation; the last resort, phone by phone",
-    "delete the ITL on each phone (Settings > Security > Trust List; or a factory reset): it then trusts "
-    "the next ITL on first use",
+    "erase the CTL and ITL on each phone (Settings > Security > Trust List; or a factory reset): it then "
+    "trusts the next trust list on first use",
     "phoneemu phone erase --flash FLASH", "migration-manual-itl-delete")
 _TVS_BACK = WayOut(
     "a TVS outage",
