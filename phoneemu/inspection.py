@@ -178,8 +178,8 @@ def _load_certs(paths: list[Path]) -> list[tuple[str, x509.Certificate]]:
 
 
 def _trust_list_certs(path: Path, data: bytes) -> list[tuple[str, x509.Certificate]]:
-    """Each record's certificate of the trust list ``data`` (read from ``path``); DecodeError naming
-    the file when it is a signed file of another kind or does not parse."""
+    """Each record's certificate of the trust list ``data`` (read from ``path``); a PhoneEmuError naming
+    the file when it is a signed file of another kind, holds no certificate or does not parse."""
     try:
         kind = detect.detect(data, path.name)
         if kind not in ("itl", "ctl"):

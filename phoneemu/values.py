@@ -16,6 +16,8 @@
   letters, digits, hyphens and underscores): ``host name``, ``ü`` or ``[::zz]`` is bad input, not a
   name that fails to resolve after every retry of a boot. A bare IPv6 address never carries a port:
   ``::1:6969`` is the address ``::1:6969`` (port 69); write ``[::1]:6969`` for port 6969.
+* A peer is matched by its IP address (:func:`host_matcher`, ``fuzz --serve --device``): an
+  IPv4-mapped IPv6 peer of a dual-stack socket is its IPv4 address, a ``%scope`` is dropped.
 * An address is shown as :func:`host_port` writes it — ``host:port``, ``[V6]:port`` for IPv6 — in
   every message, log line, report and URL, so what is printed can be given back to ``--tftp``
   (``::1:6969`` would read as an address without a port).
