@@ -20,6 +20,7 @@ import asyncio
 import json
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from phoneemu.commands._argtypes import positive_float
 from phoneemu.commands._installed import add_installed_options, fill_from_flash, installed_config_key
 from phoneemu.commands._progress import progress_line
 from phoneemu.commands.boot import add_offline_phone_options, offline_boot_lines, pem_certificates, tvs_roles
+from phoneemu.errors import PhoneEmuError
 from phoneemu.files import write_output
 from phoneemu.fleet.metrics import model_lines
 from phoneemu.phone.ways_out import ways_out_doc, ways_out_text
@@ -38,6 +40,7 @@ from phoneemu.scenario.predict import (
     outcome,
     predict_boot,
     predict_fleet,
+    predict_listed,
     run_wide_notes,
 )
 from phoneemu.scenario.predict_live_tvs import LiveTvs
@@ -66,6 +69,9 @@ examples:
   phoneemu predict --fleet-flash fleet --tvs-live b-tftp/
   # the same in CI: a JUnit test case per phone, failed when it would lock out
   phoneemu predict --fleet-flash fleet --tvs-live --junit predict.xml b-tftp/
+  # a real site's phones (a CUCM phone export), from the old cluster's files alone
+  phoneemu predict --models phones.csv --installed-itl old/ITLFile.tlv --installed-config-dir old/ \\
+      --tvs-live new/
   # TVS and ITLRecovery regenerated while phones were off (new = the TFTP root after the change)
   phoneemu predict --installed-itl old/ITLFile.tlv --installed-config old/SEP001122334455.cnf.xml.sgn \\
       --tvs-cert new/ITLRecovery.pem --mac 001122334455 new/
@@ -106,6 +112,15 @@ def register(sub: Any) -> None:
                    "rule; per-phone files (SEP<MAC>.cnf.xml.sgn) are picked by MAC; --profile overrides each "
                    "phone's. Exit 0 when no phone "
                    "would lock out, 1 when some would, 2 on bad input")
+    p.add_argument("--models", type=Path, metavar="FILE",
+                   help="a site's real phones, predicted from files (no emulated flash needed): each phone a "
+                   "CUCM phone export lists (Device Name, Device Type: as fleet boot --models reads it) as "
+                   "its model, all holding --installed-itl/--installed-ctl (the old cluster's, as tftp get "
+                   "gives them) and each its own config from --installed-config-dir; summarised as with "
+                   "--fleet-flash (exit 0 when no phone would lock out, 1 when some would)")
+    p.add_argument("--installed-config-dir", type=Path, metavar="DIR",
+                   help="--models: each phone's config now, DIR/SEP<MAC>.cnf.xml.sgn (else .cnf.xml; the old "
+                   "cluster's TFTP folder): it names the phone's TVS servers; a phone without one holds none")
     p.add_argument("--mac", help="the phone's MAC (default: from a SEP<MAC> file name, else 001122334455)")
     add_offline_phone_options(p, now_help="the phone's clock, Unix seconds (default: now)",
                               profile_help="phone model profile (default: the --flash phone's, else cp-8861)")
@@ -166,7 +181,7 @@ def _fleet_junit(path: Path, doc: dict[str, Any], phones: list[FleetPhone]) -> N
                          {**(ph.detail or {}), "notes": list(ph.notes)})
              if ph.outcome is not None else Case(ph.mac or ph.entry, skipped=f"not predicted: {ph.skipped}")
              for ph in phones]
-    _write_junit(path, f"predict {doc['fleet_flash']} on {', '.join(doc['new_files'])}", cases)
+    _write_junit(path, f"predict {doc['source']} on {', '.join(doc['new_files'])}", cases)
 
 
 def _text(r: PredictResult, installed: str, flash: Path | None) -> str:
@@ -192,7 +207,7 @@ def _tvs_text(args: argparse.Namespace, live: LiveTvs | None) -> str:
 
 
 def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone],
-               live: LiveTvs | None) -> dict[str, Any]:
+               live: LiveTvs | None, *, source: str) -> dict[str, Any]:
     done = [ph for ph in phones if ph.outcome is not None]
     counts = {o: sum(1 for ph in done if ph.outcome == o) for o in OUTCOMES}
     groups: dict[tuple[str, str], list[str]] = {}
@@ -219,7 +234,9 @@ def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone],
             asked[name] = asked.get(name, 0) + 1
         model = by_model.setdefault(ph.profile or "?", {})
         model[str(ph.outcome)] = model.get(str(ph.outcome), 0) + 1
-    return {"fleet_flash": str(args.fleet_flash), "new_files": [str(f) for f in args.files], "now": now,
+    return {"source": source, "fleet_flash": str(args.fleet_flash) if args.fleet_flash else None,
+            "models": str(args.models) if args.models else None,
+            "new_files": [str(f) for f in args.files], "now": now,
             "tvs": _tvs_text(args, live), "entries": len(phones), "predicted": len(done),
             "skipped": len(phones) - len(done), "outcomes": counts, "rules": rules, "notes": list(shared),
             "by_model": dict(sorted(by_model.items())), "ways_out": ways_out_doc(locked),
@@ -239,7 +256,7 @@ def _macs(group: dict[str, Any]) -> str:
 
 
 def _fleet_text(doc: dict[str, Any]) -> str:
-    lines = [f"fleet {doc['fleet_flash']}: {doc['predicted']} phones predicted, {doc['skipped']} entries "
+    lines = [f"fleet {doc['source']}: {doc['predicted']} phones predicted, {doc['skipped']} entries "
              f"skipped; TVS {doc['tvs']}"]
     lines += [f"  {o + ':':<12}{n}" for o, n in doc["outcomes"].items()]
     lines += model_lines(doc["by_model"])
@@ -270,8 +287,6 @@ def _fleet_text(doc: dict[str, Any]) -> str:
 
 def _live_tvs(args: argparse.Namespace) -> LiveTvs | None:
     """``--tvs-live``'s asker (None without it); refused with the options that stand in for TVS."""
-    from phoneemu.errors import PhoneEmuError
-
     if not args.tvs_live:
         return None
     for option, given in (("--tvs-cert", args.tvs_cert), ("--tvs-reachable", args.tvs_reachable),
@@ -283,8 +298,6 @@ def _live_tvs(args: argparse.Namespace) -> LiveTvs | None:
 
 
 def _fleet(args: argparse.Namespace, now: int, options: dict[str, Any]) -> int:
-    from phoneemu.errors import PhoneEmuError
-
     for option, value in (("--flash", args.flash), ("--installed-itl", args.installed_itl),
                           ("--installed-ctl", args.installed_ctl),
                           ("--installed-config", args.installed_config),
@@ -294,16 +307,52 @@ def _fleet(args: argparse.Namespace, now: int, options: dict[str, Any]) -> int:
                                 "lists, config, MAC and profile come from its flash)", path="fleet-flash")
     phones = asyncio.run(predict_fleet(args.fleet_flash, args.files, profile=args.profile, now=now,
                                        progress=progress_line("predicted"), **options))
-    doc = _fleet_doc(args, now, phones, options["tvs_live"])
+    return _fleet_report(args, now, phones, options["tvs_live"], source=str(args.fleet_flash))
+
+
+def _fleet_report(args: argparse.Namespace, now: int, phones: list[FleetPhone], live: LiveTvs | None, *,
+                  source: str) -> int:
+    """The summary of a fleet's predictions (``--fleet-flash`` or ``--models``), its JSON and JUnit
+    files; the exit status (1 when a phone would lock out)."""
+    doc = _fleet_doc(args, now, phones, live, source=source)
     if args.json_file is not None:
         write_output(args.json_file, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
     if args.junit is not None:
         _fleet_junit(args.junit, doc, phones)
     print(json.dumps(doc, indent=2) if args.json else _fleet_text(doc))
     if doc["predicted"] == 0:
-        raise PhoneEmuError(f"{args.fleet_flash}: no phone's flash in it (every entry was skipped)",
-                            path="fleet-flash")
+        what = "no listed phone predicted" if args.models is not None else "no phone's flash in it"
+        raise PhoneEmuError(f"{source}: {what} (every entry was skipped)",
+                            path="models" if args.models is not None else "fleet-flash")
     return 1 if doc["outcomes"]["locked out"] else 0
+
+
+def _listed(args: argparse.Namespace, now: int, options: dict[str, Any]) -> int:
+    """``--models FILE``: the site's listed phones predicted from files (:func:`predict_listed`)."""
+    from phoneemu.scenario.phone_models import read_phone_models
+
+    for option, value in (("--fleet-flash", args.fleet_flash), ("--flash", args.flash),
+                          ("--installed-config", args.installed_config),
+                          ("--installed-config-key", args.installed_config_key), ("--mac", args.mac)):
+        if value is not None:
+            raise PhoneEmuError(f"{option} is one phone's (or emulated phones'): not with --models (each "
+                                "listed phone holds the --installed-itl/-ctl lists and its own config from "
+                                "--installed-config-dir)", path="models")
+    folder = args.installed_config_dir
+    if folder is not None and not folder.is_dir():
+        raise PhoneEmuError(f"--installed-config-dir {folder}: no such folder", path="installed-config-dir")
+    models = read_phone_models(args.models, default=args.profile or "cp-8861", done="predicted")
+    phones = list(models.profile_of.items())
+    if not phones:
+        raise PhoneEmuError(f"{args.models}: lists no phone", path="models")
+    if args.profile is not None:  # --profile: every listed phone is that model
+        phones = [(mac, args.profile) for mac, _prof in phones]
+    predicted = asyncio.run(predict_listed(
+        phones, args.files, now=now, installed_itl=args.installed_itl, installed_ctl=args.installed_ctl,
+        config_dir=folder, progress=progress_line("predicted"), **options))
+    predicted = [replace(ph, notes=(*ph.notes, models.notes_of[ph.mac]))
+                 if ph.mac in models.notes_of and ph.outcome is not None else ph for ph in predicted]
+    return _fleet_report(args, now, predicted, options["tvs_live"], source=str(args.models))
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -314,11 +363,15 @@ def handler(args: argparse.Namespace) -> int:
     roles = tvs_roles(args.tvs_roles)
     now = args.now if args.now is not None else int(time.time())
     live = _live_tvs(args)
-    if args.fleet_flash is not None:
-        return _fleet(args, now, {"tvs_certs": pem_certificates(args.tvs_cert), "tvs_roles": roles,
-                                  "image_signers": pem_certificates(args.image_signer),
-                                  "tvs_server_certs": pem_certificates(args.tvs_server_cert),
-                                  "tvs_reachable": args.tvs_reachable, "tvs_live": live})
+    if args.installed_config_dir is not None and args.models is None:
+        raise PhoneEmuError("--installed-config-dir is for --models (each listed phone's config)",
+                            path="installed-config-dir")
+    fleet = _listed if args.models is not None else _fleet if args.fleet_flash is not None else None
+    if fleet is not None:
+        return fleet(args, now, {"tvs_certs": pem_certificates(args.tvs_cert), "tvs_roles": roles,
+                                 "image_signers": pem_certificates(args.image_signer),
+                                 "tvs_server_certs": pem_certificates(args.tvs_server_cert),
+                                 "tvs_reachable": args.tvs_reachable, "tvs_live": live})
     if args.flash is not None:
         fill_from_flash(args)
     if args.profile is None:

@@ -541,6 +541,54 @@ async def predict_fleet(root: Path, new_files: Sequence[Path], *, profile: str |
                                      asked=asked, **options)
     finally:
         signatures.set_verify_cache(old_cache)
+    return _noting_unasked(phones, inputs, asked)
+
+
+async def predict_listed(phones: Sequence[tuple[str, str]], new_files: Sequence[Path], *, now: int,
+                         installed_itl: Path | None = None, installed_ctl: Path | None = None,
+                         config_dir: Path | None = None, progress: Callable[[int, int], None] | None = None,
+                         **options: Any) -> list[FleetPhone]:
+    """:func:`predict_boot` for each listed phone (MAC, profile: a site's CUCM phone export, ``predict
+    --models``), all holding ``installed_itl`` / ``installed_ctl`` (the old cluster's lists, which a
+    phone that booted there holds) and each its own config from ``config_dir``
+    (``SEP<MAC>.cnf.xml.sgn``, else ``.cnf.xml``; none there: it holds none, noted: its TVS servers
+    unknown). A real site's fleet predicted from files, no emulated flash needed; no phone holds keys,
+    so a new encrypted config is not decrypted (noted by the boot). PhoneEmuError for a bad new or
+    installed file (checked once, before any phone)."""
+    from phoneemu.crypto import signatures
+    from phoneemu.formats.config import config_file_name
+    from phoneemu.phone.profile import get_profile
+
+    if len(phones) > MAX_FLEET:
+        raise PhoneEmuError(f"{len(phones)} phones listed; predict at most {MAX_FLEET} at once",
+                            path="models")
+    inputs = PredictInputs(new_files)
+    largest = max((get_profile(prof).trust_list_limit for _mac, prof in phones), default=1 << 16)
+    load_installed(limit=largest, itl=installed_itl, ctl=installed_ctl)  # bad input: said before any phone
+    old_cache = signatures.set_verify_cache(signatures.VerifyCache())
+    asked: set[Path] = set()
+    out: list[FleetPhone] = []
+    try:
+        for n, (mac, prof) in enumerate(phones):
+            if progress is not None and n:
+                progress(n, len(phones))
+            config = None if config_dir is None else next(
+                (config_dir / config_file_name(mac, kind) for kind in ("sgn", "plain")
+                 if (config_dir / config_file_name(mac, kind)).is_file()), None)
+            missing = () if config is not None or config_dir is None else (
+                f"no {config_file_name(mac, 'sgn')} (nor .cnf.xml) in {config_dir}: holds no config",)
+            held = {"itl": installed_itl, "ctl": installed_ctl, "config": config}
+            out.append(await _predict_one(inputs, mac, mac, prof, held, now=now, keys_from=None,
+                                          where={"listed": mac}, notes=missing, asked=asked, **options))
+    finally:
+        signatures.set_verify_cache(old_cache)
+    if progress is not None:
+        progress(len(phones), len(phones))
+    return _noting_unasked(out, inputs, asked)
+
+
+def _noting_unasked(phones: list[FleetPhone], inputs: PredictInputs, asked: set[Path]) -> list[FleetPhone]:
+    """``phones`` with a note on each prediction naming the given files no phone asked for."""
     unasked = [p.name for p in inputs.named if p not in asked]
     if not unasked:
         return phones
@@ -553,7 +601,6 @@ async def predict_fleet(root: Path, new_files: Sequence[Path], *, profile: str |
 
 async def _predict_each(entries: list[Path], inputs: PredictInputs, *, profile: str | None, now: int,
                         progress: Callable[[int, int], None] | None, **options: Any) -> list[FleetPhone]:
-    from phoneemu.phone.boot import decision_dict
     from phoneemu.phone.flash import CONFIG_FILE, CTL_FILE, ITL_FILE
     from phoneemu.phone.phone import PHONE_FILE, read_phone_file
 
@@ -585,31 +632,41 @@ async def _predict_each(entries: list[Path], inputs: PredictInputs, *, profile: 
         seen[mac.upper()] = d.name
         held = {k: d / n if (d / n).is_file() else None
                 for k, n in (("itl", ITL_FILE), ("ctl", CTL_FILE), ("config", CONFIG_FILE))}
-        try:
-            r = await predict_boot(inputs, installed_itl=held["itl"], installed_ctl=held["ctl"],
-                                   installed_config=held["config"], mac=mac, profile=prof, now=now,
-                                   keys_from=d, **options)
-        except PhoneEmuError as exc:
-            out.append(FleetPhone(entry=d.name, mac=mac, profile=prof, skipped=str(exc)))
-            continue
-        except OSError as exc:  # e.g. an unreadable installed file: this phone only
-            out.append(FleetPhone(entry=d.name, mac=mac, profile=prof,
-                                  skipped=f"{exc.filename or d}: {exc.strerror or exc}"))
-            continue
-        rep = r.report
-        result = outcome(rep)
-        out.append(FleetPhone(entry=d.name, mac=r.mac, profile=prof, outcome=result,
-                              rule=rep.deciding.rule if rep.deciding is not None else "(none)",
-                              detail={"flash": str(d), "mac": r.mac, "profile": prof, "outcome": result,
-                                      "ok": rep.ok, "locked_out": rep.locked_out,
-                                      "installed": {k: v.name if v else None for k, v in held.items()},
-                                      "trust": dict(rep.trust), "config": rep.config,
-                                      "config_file": rep.config_file,
-                                      "deciding": decision_dict(rep.deciding) if rep.deciding else None,
-                                      "decisions": [{"rule": x.rule, "accepted": x.accepted, "file": x.file}
-                                                    for x in rep.decisions]},
-                              notes=r.notes,
-                              not_given=tuple(name.replace(r.mac, "<MAC>") for name in r.not_given)))
+        out.append(await _predict_one(inputs, d.name, mac, prof, held, now=now, keys_from=d,
+                                      where={"flash": str(d)}, **options))
     if progress is not None:
         progress(len(entries), len(entries))
     return out
+
+
+async def _predict_one(inputs: PredictInputs, entry: str, mac: str, prof: str, held: dict[str, Path | None],
+                       *, now: int, keys_from: Path | None, where: dict[str, str],
+                       notes: tuple[str, ...] = (), **options: Any) -> FleetPhone:
+    """One phone of a fleet predicted (:func:`predict_boot`), holding ``held``; skipped with the reason
+    when its installed files cannot be used. ``where`` (its flash, or that it was listed) and
+    ``notes`` join its record."""
+    from phoneemu.phone.boot import decision_dict
+
+    try:
+        r = await predict_boot(inputs, installed_itl=held["itl"], installed_ctl=held["ctl"],
+                               installed_config=held["config"], mac=mac, profile=prof, now=now,
+                               keys_from=keys_from, **options)
+    except PhoneEmuError as exc:
+        return FleetPhone(entry=entry, mac=mac, profile=prof, skipped=str(exc))
+    except OSError as exc:  # e.g. an unreadable installed file: this phone only
+        return FleetPhone(entry=entry, mac=mac, profile=prof,
+                          skipped=f"{exc.filename or entry}: {exc.strerror or exc}")
+    rep = r.report
+    result = outcome(rep)
+    return FleetPhone(entry=entry, mac=r.mac, profile=prof, outcome=result,
+                      rule=rep.deciding.rule if rep.deciding is not None else "(none)",
+                      detail={**where, "mac": r.mac, "profile": prof, "outcome": result,
+                              "ok": rep.ok, "locked_out": rep.locked_out,
+                              "installed": {k: v.name if v else None for k, v in held.items()},
+                              "trust": dict(rep.trust), "config": rep.config,
+                              "config_file": rep.config_file,
+                              "deciding": decision_dict(rep.deciding) if rep.deciding else None,
+                              "decisions": [{"rule": x.rule, "accepted": x.accepted, "file": x.file}
+                                            for x in rep.decisions]},
+                      notes=(*notes, *r.notes),
+                      not_given=tuple(name.replace(r.mac, "<MAC>") for name in r.not_given))

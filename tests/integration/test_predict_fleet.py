@@ -254,3 +254,49 @@ def test_junit_report_a_case_per_phone(lab: tuple[Path, Path, Path], tmp_path: P
     assert case is not None and case.get("name") == OLD[0]
     failure = case.find("failure")
     assert failure is not None and "G.3.4-tvs-unreachable" in failure.get("message", "")
+
+
+def test_a_sites_listed_phones_predicted_from_files(lab: tuple[Path, Path, Path], tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """``--models``: a real site's phones (a CUCM export) predicted from files alone — the old
+    cluster's ITL and each phone's own config from a folder — as --fleet-flash predicts emulated
+    ones: the same outcomes for the same phones; a phone without a config holds none (noted), a model
+    without a profile is a cp-8861 (noted); bad input is one line, exit 2."""
+    fleet, root, pem = lab
+    configs = tmp_path / "old-tftp"
+    configs.mkdir()
+    for mac in OLD:
+        (configs / f"SEP{mac}.cnf.xml").write_bytes((fleet / mac / "config.xml").read_bytes())
+    export = tmp_path / "phones.csv"
+    export.write_text("Device Name,Device Type,Description\n" + "".join(
+        f"SEP{mac},Cisco {model},desk\n" for mac, model in zip([*OLD, "0A00000000A9"],
+                                                                ["8861", "7962", "8861", "9971"],
+                                                                strict=True)))
+    common = ["predict", "--models", str(export), "--installed-itl", str(fleet / OLD[0] / "ITLFile.tlv"),
+              "--installed-config-dir", str(configs), "--now", str(NOW)]
+    json_file = tmp_path / "site.json"
+    assert main([*common, "--json-file", str(json_file), str(root)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"fleet {export}: 4 phones predicted, 0 entries skipped")
+    assert "by model: cp-7962 locked out 1; cp-8861 locked out 3" in out
+    locked = next(line for line in out.splitlines() if "G.3.4-tvs-unreachable" in line)
+    assert " ".join(OLD) in locked  # as --fleet-flash found for these phones
+    assert "G.3.5-reject-unknown-signer" in out  # no config: no TVS to ask
+    assert "no SEP0A00000000A9.cnf.xml.sgn (nor .cnf.xml)" in out and "'Cisco 9971'" in out
+    doc = json.loads(json_file.read_text())
+    assert doc["models"] == str(export) and doc["fleet_flash"] is None
+    assert {p["mac"]: p["profile"] for p in doc["phones"]}[OLD[1]] == "cp-7962"
+    assert main([*common, "--tvs-cert", str(pem), str(root)]) == 1  # the listed phone without a config
+    out = capsys.readouterr().out
+    assert "  accepted:   3" in out and "  locked out: 1" in out
+    for bad, says in ((["--fleet-flash", str(fleet)], "--fleet-flash is one phone's (or emulated phones')"),
+                      (["--mac", OLD[0]], "--mac is one phone's"),
+                      (["--installed-config-dir", str(tmp_path / "nope")], "no such folder")):
+        assert main([*common, *bad, str(root)]) == 2
+        assert says in capsys.readouterr().err
+    assert main(["predict", "--installed-config-dir", str(configs), str(root)]) == 2
+    assert "--installed-config-dir is for --models" in capsys.readouterr().err
+    empty = tmp_path / "empty.csv"
+    empty.write_text("Device Name,Device Type\n")
+    assert main(["predict", "--models", str(empty), str(root)]) == 2
+    assert "lists no phone" in capsys.readouterr().err
