@@ -197,6 +197,7 @@ def _text(r: PredictResult, installed: str, flash: Path | None) -> str:
 
 _FIRST_MACS = 5  # MACs shown per deciding rule
 _FIRST_SKIPPED = 10
+_FIRST_NOTES = 10  # kinds of note the text lists (the most phones first)
 
 
 def _tvs_text(args: argparse.Namespace, live: LiveTvs | None) -> str:
@@ -219,11 +220,11 @@ def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone],
              for (out, rule), macs in sorted(groups.items(), key=lambda kv: (order[kv[0][0]], -len(kv[1]),
                                                                              kv[0][1]))]
     shared = run_wide_notes(phones)
-    own: dict[str, list[str]] = {}
+    own: dict[str, list[str]] = {}  # a note naming its phone's MAC is counted as <MAC>: alike phones group
     for ph in done:
         for n in ph.notes:
             if n not in shared:
-                own.setdefault(n, []).append(ph.mac or "")
+                own.setdefault(n.replace(ph.mac, "<MAC>") if ph.mac else n, []).append(ph.mac or "")
     asked: dict[str, int] = {}
     by_model: dict[str, dict[str, int]] = {}
     locked: Counter[tuple[str, str]] = Counter(
@@ -268,7 +269,10 @@ def _fleet_text(doc: dict[str, Any]) -> str:
     lines += ways_out_text(doc["ways_out"])
     lines += [f"note: {n}" for n in doc["notes"]]
     lines += [f"note for {g['count']} phone{'s' if g['count'] != 1 else ''} ({_macs(g)}): {g['note']}"
-              for g in doc["phone_notes"]]
+              for g in doc["phone_notes"][:_FIRST_NOTES]]
+    if len(doc["phone_notes"]) > _FIRST_NOTES:
+        lines.append(f"... and {len(doc['phone_notes']) - _FIRST_NOTES} more notes, for fewer phones each "
+                     "(--json-file lists them all)")
     if doc["not_given"]:
         names = ", ".join(f"{g['name']} ({g['phones']})" for g in doc["not_given"])
         lines.append(f"not given: {names} (asked for by that many phones: add those the cluster serves, "

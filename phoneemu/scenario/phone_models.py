@@ -80,7 +80,7 @@ def read_phone_models(path: Path, *, default: str, done: str = "replayed") -> Ph
         profile = profile_for_model(rest)
         if profile is None:
             out.profile_of[mac] = default
-            out.notes_of[mac] = f"model {rest[:40]!r} ({path}:{n}) has no profile here: {done} as {default}"
+            out.notes_of[mac] = f"model {rest[:40]!r} ({path}) has no profile here: {done} as {default}"
         else:
             out.profile_of[mac] = profile
     return out

@@ -282,7 +282,7 @@ def test_a_sites_listed_phones_predicted_from_files(lab: tuple[Path, Path, Path]
     locked = next(line for line in out.splitlines() if "G.3.4-tvs-unreachable" in line)
     assert " ".join(OLD) in locked  # as --fleet-flash found for these phones
     assert "G.3.5-reject-unknown-signer" in out  # no config: no TVS to ask
-    assert "no SEP0A00000000A9.cnf.xml.sgn (nor .cnf.xml)" in out and "'Cisco 9971'" in out
+    assert "(0A00000000A9): no SEP<MAC>.cnf.xml.sgn (nor .cnf.xml)" in out and "'Cisco 9971'" in out
     doc = json.loads(json_file.read_text())
     assert doc["models"] == str(export) and doc["fleet_flash"] is None
     assert {p["mac"]: p["profile"] for p in doc["phones"]}[OLD[1]] == "cp-7962"
@@ -300,3 +300,20 @@ def test_a_sites_listed_phones_predicted_from_files(lab: tuple[Path, Path, Path]
     empty.write_text("Device Name,Device Type\n")
     assert main(["predict", "--models", str(empty), str(root)]) == 2
     assert "lists no phone" in capsys.readouterr().err
+
+
+def test_notes_of_many_phones_are_grouped_and_bounded(lab: tuple[Path, Path, Path], tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A note naming its phone's MAC groups alike phones (as ``<MAC>``); the text lists the ten
+    commonest kinds of note and counts the rest (5,000 phones printed 5,000 note lines)."""
+    fleet, root, _pem = lab
+    export = tmp_path / "phones.csv"
+    export.write_text("".join(f"SEP0A00000001{i:02X},Cisco 99{i:02d}\n" for i in range(12)))
+    empty = tmp_path / "no-configs"
+    empty.mkdir()
+    assert main(["predict", "--models", str(export), "--installed-itl", str(fleet / OLD[0] / "ITLFile.tlv"),
+                 "--installed-config-dir", str(empty), "--now", str(NOW), str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "note for 12 phones (0A0000000100 " in out and ": no SEP<MAC>.cnf.xml.sgn (nor .cnf.xml)" in out
+    assert sum(1 for line in out.splitlines() if line.startswith("note for 1 phone ")) == 9
+    assert "... and 3 more notes, for fewer phones each (--json-file lists them all)" in out

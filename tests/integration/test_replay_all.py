@@ -252,7 +252,7 @@ def test_models_file_gives_each_phone_its_model(tmp_path: Path, capsys: pytest.C
     doc = json.loads(capsys.readouterr().out)
     one, two = doc["records"]
     assert (one["profile"], one["outcome"]) == ("cp-8861", "ok")
-    assert one["notes"] == [f"model 'Cisco 7841' ({models}:3) has no profile here: replayed as cp-8861"]
+    assert one["notes"] == [f"model 'Cisco 7841' ({models}) has no profile here: replayed as cp-8861"]
     assert (two["profile"], two["rule"]) == ("cp-7962", "G.3.1-unsupported-hash")
     assert doc["by_model"] == {"cp-7962": {"locked-out": 1}, "cp-8861": {"ok": 1}}
     assert main(["replay", str(SHA512), "--all", "--models", str(models)]) == 1
