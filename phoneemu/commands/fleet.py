@@ -63,6 +63,7 @@ from phoneemu.fleet.progress import Progress
 from phoneemu.fleet.shard import run_fleet
 from phoneemu.phone.boot import BootTarget
 from phoneemu.phone.profile import PROFILES, get_profile
+from phoneemu.phone.ways_out import way_out_lines
 from phoneemu.scenario.phone_models import PhoneModels, profile_for_model, read_phone_models
 
 __all__ = ["register"]
@@ -334,7 +335,8 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int) -> None:
         if rec.outcome == "ok":
             return Case(rec.mac, time_s=rec.latency_s)
         message = f"{rec.outcome} ({rec.rule})" + (f": {rec.reason}" if rec.reason else "")
-        body = "\n".join(f"{k}: {v}" for k, v in rec.as_dict().items())
+        ways = way_out_lines(rec.rule or "", rec.kind or "", indent="") if rec.outcome == "locked-out" else []
+        body = "\n".join([*(f"{k}: {v}" for k, v in rec.as_dict().items()), *ways])
         return Case(rec.mac, time_s=rec.latency_s, failure=(message, body))
     cases = [case(rec) for rec in result.records]
     if result.not_started:

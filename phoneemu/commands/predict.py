@@ -31,7 +31,7 @@ from phoneemu.commands.boot import add_offline_phone_options, offline_boot_lines
 from phoneemu.errors import PhoneEmuError
 from phoneemu.files import write_output
 from phoneemu.fleet.metrics import model_lines
-from phoneemu.phone.ways_out import ways_out_doc, ways_out_text
+from phoneemu.phone.ways_out import way_out_lines, ways_out_doc, ways_out_text
 from phoneemu.scenario.predict import (
     MAX_FLEET,
     OUTCOMES,
@@ -164,6 +164,8 @@ def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: di
     rule = deciding["rule"] if deciding else "(none)"
     reason = f": {deciding['file']}: {deciding['reason']}" if deciding and deciding.get("reason") else ""
     lines = [f"{k}: {json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in body.items()]
+    if result == "locked out" and deciding:
+        lines += way_out_lines(rule, str(deciding.get("kind", "")), indent="")
     return Case(mac, failure=(f"{result} ({rule}){reason}", "\n".join(lines)))
 
 

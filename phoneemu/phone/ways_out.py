@@ -15,7 +15,8 @@ choice of ways per rule is ours, from the seed chapter and the scenarios that re
 * TVS unreachable (§G.6 problem 2, an outage): TVS back; rollback; itl reset; deleting the ITL (a bulk
   export does not help while the old TVS cannot be reached);
 * a CTL (mixed mode) is not blanked by the rollback ITL (spec §G.3 note): ``utils ctl reset localkey``;
-* an ITL above the phone's limit: fewer certificates; an expired signer: a regenerated one.
+* an ITL above the phone's limit: fewer certificates; an expired signer: a regenerated one;
+* a bad signature from a trusted signer (a file changed after it was signed): the file signed again.
 
 Lab commands are written with ``DIR`` (the cluster), ``OLD``/``NEW`` (two clusters) and ``FLASH``
 (an emulated phone's flash) for the user to fill in; tests parse each one with the real CLI.
@@ -93,6 +94,12 @@ _PRE_8 = WayOut(
     "empty ITL accepts unsigned configs (seed: Roll Back Cluster to a Pre-8.0 Release)",
     "phoneemu lab rollback OLD on", "migration-pre-8-cluster")
 
+_RESIGNED = WayOut(
+    "a file changed on its way or on the TFTP server (the signer is trusted, the signature fails)",
+    "serve the file as the cluster signs it: restart the TFTP service (it builds and signs the files "
+    "again) and find what changed it (seed: File Authentication)",
+    "phoneemu lab restart-tftp DIR", "tampered-config-rejected")
+
 _ITL_WAYS: dict[str, tuple[WayOut, ...]] = {
     "G.3.4-tvs-unknown-signer": (_EXPORT, _ROLLBACK, _ITL_RESET, _DELETE),
     "G.3.4-tvs-unreachable": (_TVS_BACK, _ROLLBACK, _ITL_RESET, _DELETE),
@@ -101,6 +108,7 @@ _ITL_WAYS: dict[str, tuple[WayOut, ...]] = {
     "G.3.5-reject-unknown-signer": (_ROLLBACK, _ITL_RESET, _DELETE),
     "G.3.1-oversize": (_FEWER_CERTS,),
     "G.3-expired-signer": (_REGENERATE, _ITL_RESET),
+    "G.3-bad-signature": (_RESIGNED,),
 }
 _CTL_WAYS: dict[str, tuple[WayOut, ...]] = {
     "G.3.4-tvs-unknown-signer": (_CTL_RESET, _DELETE),
@@ -109,12 +117,14 @@ _CTL_WAYS: dict[str, tuple[WayOut, ...]] = {
     "G.3.4-tvs-wrong-role": (_CTL_RESET, _DELETE),
     "G.3.5-reject-unknown-signer": (_CTL_RESET, _DELETE),
     "G.3-expired-signer": (_REGENERATE, _CTL_RESET),
+    "G.3-bad-signature": (_RESIGNED,),
 }
 _CONFIG_WAYS: dict[str, tuple[WayOut, ...]] = {
     "G.4-reject-unknown-signer": (_CENTRAL, _ROLLBACK, _ITL_RESET),
     "G.4-tvs-unknown-signer": (_CENTRAL, _EXPORT, _ITL_RESET),
     "G.4-tvs-unreachable": (_TVS_BACK, _ITL_RESET),
     "G.4-unsigned-rejected": (_PRE_8, _DELETE),
+    "G.4-bad-signature": (_RESIGNED,),
 }
 
 #: Every rule with ways out, by the kind of file it rejected (tests check the names against the

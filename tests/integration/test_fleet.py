@@ -258,6 +258,7 @@ def test_cli_fleet_boot_junit_has_a_case_per_phone(tmp_path: Path) -> None:
     failure = cases[mac_text(START + 3)].find("failure")
     assert failure is not None and (failure.get("message") or "").startswith("locked-out (G.4-bad-signature")
     assert f"mac: {mac_text(START + 3)}" in (failure.text or "")
+    assert "way out (a file changed on its way" in (failure.text or "")  # and then? (phone.ways_out)
     assert all(cases[mac_text(START + i)].find("failure") is None for i in range(3))
 
 

@@ -242,6 +242,7 @@ def test_junit_report_a_case_per_phone(lab: tuple[Path, Path, Path], tmp_path: P
     assert failure is not None and failure.text is not None
     assert failure.get("message", "").startswith("locked out (G.3.4-tvs-unreachable): ")
     assert "flash: " in failure.text
+    assert "way out (" in failure.text and "rehearse: phoneemu run scenarios/" in failure.text  # and then?
     assert all(len(cases[m]) == 0 for m in NEW)
     skipped = cases["junk"].find("skipped")
     assert skipped is not None and "not predicted: " in skipped.get("message", "")

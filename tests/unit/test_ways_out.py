@@ -52,7 +52,7 @@ def test_lines_fill_what_is_known_and_quote_it() -> None:
     assert any("phoneemu phone erase --flash ph1" in line for line in lines)
     assert any("phoneemu lab rollback OLD on" in line for line in lines)  # not known: left for the user
     assert ways_out("G.3.4-vouched-by-tvs", "ITL") == ()
-    assert way_out_lines("G.4-bad-signature", "config") == []
+    assert way_out_lines("G.4-malformed", "config") == []
     # a CTL is not blanked by the rollback ITL (spec §G.3 note): its ways out are the CTL reset's
     assert [w.scenario for w in ways_out("G.3.4-tvs-unknown-signer", "CTL")] == \
         ["ctl-reset-locked-phones", "migration-manual-itl-delete"]
@@ -60,7 +60,7 @@ def test_lines_fill_what_is_known_and_quote_it() -> None:
 
 def test_doc_counts_phones_by_rule_and_kind_most_first() -> None:
     doc = ways_out_doc({("G.3.4-tvs-unreachable", "ITL"): 2, ("G.3.4-tvs-unknown-signer", "ITL"): 7,
-                        ("G.4-bad-signature", "config"): 5})
+                        ("G.4-malformed", "config"): 5})  # a rule without ways out: not listed
     assert [(d["rule"], d["phones"]) for d in doc] == [("G.3.4-tvs-unknown-signer", 7),
                                                         ("G.3.4-tvs-unreachable", 2)]
     assert doc[0]["ways"][0]["scenario"] == "migration-old-tvs-unaware"
