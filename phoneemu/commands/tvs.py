@@ -1,7 +1,7 @@
 """phoneemu tvs: ask a TVS server about one certificate, as a phone would (spec §E).
 
 A phone that meets a signer its trust lists do not hold asks the TVS servers its config names
-(QUERY by the signer's subject, issuer and serial, spec §E.7.2); this command asks one TVS that very
+(QUERY by the signer's subject, issuer and serial, spec §E.7.2); this command asks a TVS that very
 question — about a certificate, or about the signer of a signed file (an ITL, CTL or .sgn: what the
 phone would ask on downloading it) — and shows the answer (status, roles, TTL, the certificate
 returned), the certificate the server presented and, with --itl, whether a phone holding that ITL
@@ -67,7 +67,8 @@ def register(sub: Any) -> None:
                        "would", description=__doc__, epilog=_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("servers", nargs="*", metavar="HOST[:PORT]",
-                   help=f"the TVS server(s) asked (port {TVS_PORT} when not given); none with --config")
+                   help=f"the TVS server(s) asked (port {TVS_PORT} when not given); none needed with "
+                   "--config")
     p.add_argument("subject", type=Path, metavar="CERT_OR_FILE",
                    help="a certificate (PEM or DER), or a signed file (ITL, CTL, .sgn, .enc.sgn): its signer")
     p.add_argument("--verify", action="store_true",
@@ -79,8 +80,8 @@ def register(sub: Any) -> None:
     p.add_argument("--config", type=Path, metavar="FILE",
                    help="a phone's config (SEP<MAC>.cnf.xml or .cnf.xml.sgn): also ask each TVS server it "
                    "names, in its priority order (after the servers given)")
-    p.add_argument("--device-name", default="SEP001122334455", metavar="NAME",
-                   help="the device name sent (default SEP001122334455)")
+    p.add_argument("--device-name", default=None, metavar="NAME",
+                   help="the device name sent (default: the --config phone's, else SEP001122334455)")
     p.add_argument("--tls", default=None, metavar="VERSIONS",
                    help="TLS versions the phone speaks, e.g. 1.2 or 1.0 (default: a cp-8861's)")
     p.add_argument("--timeout", type=positive_float, default=5.0, metavar="S",
@@ -128,7 +129,10 @@ def _servers(args: argparse.Namespace) -> list[tuple[str, int]]:
     each once; PhoneEmuError when there is none."""
     asked = [parse_host_port(text, what="server", default_port=TVS_PORT) for text in args.servers]
     if args.config is not None:
-        named = server_order(installed_config(args.config, option="config").config.tvs_servers)
+        cfg = installed_config(args.config, option="config").config
+        if args.device_name is None and cfg.device_name:
+            args.device_name = cfg.device_name  # the phone asks in its own name
+        named = server_order(cfg.tvs_servers)
         if not named:
             raise PhoneEmuError(f"{args.config}: the config names no TVS server (<TVS><members>)",
                                 path="config")
@@ -141,7 +145,7 @@ def _servers(args: argparse.Namespace) -> list[tuple[str, int]]:
 
 def _doc(args: argparse.Namespace, server: tuple[str, int], key: QueryKey, what: str, *,
          reply: TvsReply | None, error: TransportError | None, trusted: bool | None) -> dict[str, Any]:
-    doc: dict[str, Any] = {"server": host_port(*server),
+    doc: dict[str, Any] = {"server": host_port(*server), "device_name": args.device_name,
                            "request": "VERIFY" if args.verify else "QUERY", "about": what,
                            "subject": key.subject, "issuer": key.issuer, "serial": key.serial.hex()}
     if error is not None:
@@ -264,6 +268,8 @@ def handler(args: argparse.Namespace) -> int:
                             "header names the signer only; a QUERY asks about it)", path="verify")
     store = _itl_store(args.itl) if args.itl is not None else None
     servers = _servers(args)
+    if args.device_name is None:
+        args.device_name = "SEP001122334455"
 
     async def ask_all() -> list[_Asked]:
         return list(await asyncio.gather(*(_ask(args, s, key, cert, store) for s in servers)))

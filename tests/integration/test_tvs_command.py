@@ -131,6 +131,7 @@ def test_every_tvs_a_config_names_is_asked(served: tuple[LabCluster, str, Path],
         assert (doc["asked"], doc["vouching"], doc["decides_now"]) == (3, 1, tvs)
         assert doc["failover"] == []
         assert [d.get("phone_would_talk") for d in doc["servers"]] == [None, True, False]
+        assert {d["device_name"] for d in doc["servers"]} == {f"SEP{MAC}"}  # the config's phone asks
         # a server given and the same named by the config: asked once; all vouch: exit 0
         only = tmp_path / "only.cnf.xml"
         only.write_bytes(config.build(config.DeviceConfig(device_name=f"SEP{MAC}", tvs_servers=members[:1])))
