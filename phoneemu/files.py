@@ -32,7 +32,8 @@ from pathlib import Path
 
 from phoneemu.errors import PhoneEmuError, SizeLimitError
 
-__all__ = ["PEM_LIMIT", "AtomicFile", "atomic_write", "check_writable", "read_at_most", "write_output"]
+__all__ = ["PEM_LIMIT", "AtomicFile", "atomic_write", "check_writable", "phone_config_in", "read_at_most",
+           "write_output"]
 
 PEM_LIMIT = 1 << 20
 """Certificates and keys given on the command line: 1 MiB is far more than any PEM chain needs."""
@@ -208,3 +209,15 @@ def check_writable(path: Path | None, option: str) -> None:
         raise PhoneEmuError(f"{option} {path}: folder {parent} does not exist", path=option.lstrip("-"))
     if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise PhoneEmuError(f"{option} {path}: not writable", path=option.lstrip("-"))
+
+
+def phone_config_in(folder: Path, mac: str) -> Path | None:
+    """A phone's config in a TFTP folder (a cluster's, or a copy): ``SEP<MAC>.cnf.xml.sgn``, else
+    ``SEP<MAC>.cnf.xml``; None when neither is a file there (``--installed-config-dir``)."""
+    from phoneemu.formats.config import config_file_name
+
+    for kind in ("sgn", "plain"):
+        path = folder / config_file_name(mac, kind)
+        if path.is_file():
+            return path
+    return None

@@ -57,6 +57,7 @@ from typing import Any, TypeVar
 
 from phoneemu.crypto import signatures
 from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError
+from phoneemu.files import phone_config_in
 from phoneemu.fleet.loop import resolve_event_loop
 from phoneemu.fleet.metrics import NOT_BOOTED, BootRecord, FleetMetrics, peak_rss_mib
 from phoneemu.fleet.mics import lab_mic
@@ -274,16 +275,13 @@ def _cpu_s() -> float:
 
 def _previous_config(config_dir: Path, mac: str) -> AcceptedConfig | None:
     """The phone's previous config: the body of ``SEP<MAC>.cnf.xml.sgn`` (else ``.cnf.xml``)."""
-    sgn = config_dir / config_fmt.config_file_name(mac, "sgn")
-    plain = config_dir / config_fmt.config_file_name(mac, "plain")
+    found = phone_config_in(config_dir, mac)
+    if found is None:
+        return None
     try:
-        if sgn.is_file():
-            xml, name = signed.parse(sgn.read_bytes()).body, sgn.name
-        elif plain.is_file():
-            xml, name = plain.read_bytes(), plain.name
-        else:
-            return None
-        return AcceptedConfig(file=name, xml=xml, config=config_fmt.parse(xml))
+        data = found.read_bytes()
+        xml = signed.parse(data).body if found.name.endswith(".sgn") else data
+        return AcceptedConfig(file=found.name, xml=xml, config=config_fmt.parse(xml))
     except (OSError, DecodeError):
         return None
 

@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from phoneemu.crypto.certs import subject_of_der
 from phoneemu.errors import PhoneEmuError, TransportError
-from phoneemu.files import read_at_most
+from phoneemu.files import phone_config_in, read_at_most
 from phoneemu.values import host_port
 
 if TYPE_CHECKING:
@@ -572,9 +572,7 @@ async def predict_listed(phones: Sequence[tuple[str, str]], new_files: Sequence[
         for n, (mac, prof) in enumerate(phones):
             if progress is not None and n:
                 progress(n, len(phones))
-            config = None if config_dir is None else next(
-                (config_dir / config_file_name(mac, kind) for kind in ("sgn", "plain")
-                 if (config_dir / config_file_name(mac, kind)).is_file()), None)
+            config = None if config_dir is None else phone_config_in(config_dir, mac)
             missing = () if config is not None or config_dir is None else (
                 f"no {config_file_name(mac, 'sgn')} (nor .cnf.xml) in {config_dir}: holds no config",)
             held = {"itl": installed_itl, "ctl": installed_ctl, "config": config}

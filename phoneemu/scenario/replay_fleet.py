@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from phoneemu.errors import PhoneEmuError
+from phoneemu.files import phone_config_in
 from phoneemu.net.tls_decrypt import KeyLog
 from phoneemu.protocols import tvs
 from phoneemu.scenario._capture_flows import Download, Endpoint, FlowScanner, Limits
@@ -491,8 +492,7 @@ def _with_config(installed: Any, config_dir: Path, mac: str, profile: str, notes
     from phoneemu.phone.profile import get_profile
     from phoneemu.scenario.predict import Installed, load_installed
 
-    found = next((config_dir / config_file_name(mac, kind) for kind in ("sgn", "plain")
-                  if (config_dir / config_file_name(mac, kind)).is_file()), None)
+    found = phone_config_in(config_dir, mac)
     if found is None:
         notes.append(f"no {config_dir / config_file_name(mac, 'sgn')} (nor .cnf.xml): holds no config")
         return installed
