@@ -341,9 +341,9 @@ def _listed(args: argparse.Namespace, now: int, options: dict[str, Any]) -> int:
                           ("--installed-config", args.installed_config),
                           ("--installed-config-key", args.installed_config_key), ("--mac", args.mac)):
         if value is not None:
-            raise PhoneEmuError(f"{option} is one phone's (or emulated phones'): not with --models (each "
-                                "listed phone holds the --installed-itl/-ctl lists and its own config from "
-                                "--installed-config-dir)", path="models")
+            raise PhoneEmuError(f"{option}: not with --models (each listed phone holds the "
+                                "--installed-itl/-ctl lists and its own config from --installed-config-dir)",
+                                path="models")
     folder = args.installed_config_dir
     if folder is not None and not folder.is_dir():
         raise PhoneEmuError(f"--installed-config-dir {folder}: no such folder", path="installed-config-dir")

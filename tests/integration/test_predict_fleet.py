@@ -290,8 +290,8 @@ def test_a_sites_listed_phones_predicted_from_files(lab: tuple[Path, Path, Path]
     assert main([*common, "--tvs-cert", str(pem), str(root)]) == 1  # the listed phone without a config
     out = capsys.readouterr().out
     assert "  accepted:   3" in out and "  locked out: 1" in out
-    for bad, says in ((["--fleet-flash", str(fleet)], "--fleet-flash is one phone's (or emulated phones')"),
-                      (["--mac", OLD[0]], "--mac is one phone's"),
+    for bad, says in ((["--fleet-flash", str(fleet)], "--fleet-flash: not with --models"),
+                      (["--mac", OLD[0]], "--mac: not with --models"),
                       (["--installed-config-dir", str(tmp_path / "nope")], "no such folder")):
         assert main([*common, *bad, str(root)]) == 2
         assert says in capsys.readouterr().err
