@@ -4,10 +4,12 @@ The ``lab`` command group lives in :mod:`phoneemu.commands.lab`; it adds this su
 :func:`register_serve`. ``python -m phoneemu.commands.lab_serve --dir DIR`` runs it on its own.
 
 Defaults are the real CUCM ports (TFTP UDP 69, HTTP 6970, TVS 2445, CAPF 3804); port 0 picks a free
-one. Prints one ``listening`` line per service (with the real port), records the ports in the cluster
-so its configs name them, re-reads the cluster when another ``phoneemu lab`` command changes it and says
-so (``12:04:31 picked up a change to the lab: generation 3; ITL md5 ...; ITL signed by ...``). A port
-that is taken or needs privileges is one error line (exit 2), suggesting ``--tftp-port 6969`` for TFTP.
+one — the port the lab recorded when it is free (our convention, ``LabServers._start``; so is each
+node's TVS), so that a lab served again keeps its ports and its files. Prints one ``listening`` line
+per service (with the real port), records the ports in the cluster so its configs name them, re-reads
+the cluster when another ``phoneemu lab`` command changes it and says so (``12:04:31 picked up a
+change to the lab: generation 3; ITL md5 ...; ITL signed by ...``). A port that is taken or needs
+privileges is one error line (exit 2), suggesting ``--tftp-port 6969`` for TFTP.
 
 Rules:
 
@@ -83,13 +85,13 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                         "and IPv6 (dual-stack), 0.0.0.0 on every IPv4 address; both keep the address the "
                         "configs name. An IPv6 address is written bare: --host ::1")
     p.add_argument("--tftp-port", type=_port, default=DEFAULT_PORTS["tftp"], metavar="N",
-                   help="TFTP UDP port (default 69; 0 = any free port)")
+                   help="TFTP UDP port (default 69; 0 = any free port, the lab's last one when free)")
     p.add_argument("--http-port", type=_port, default=DEFAULT_PORTS["http"], metavar="N",
-                   help="HTTP port (default 6970; 0 = any free port)")
+                   help="HTTP port (default 6970; 0 = any free port, the lab's last one when free)")
     p.add_argument("--tvs-port", type=_port, default=DEFAULT_PORTS["tvs"], metavar="N",
-                   help="TVS TLS port (default 2445; 0 = any free port)")
+                   help="TVS TLS port (default 2445; 0 = any free port, the lab's last one when free)")
     p.add_argument("--capf-port", type=_port, default=DEFAULT_PORTS["capf"], metavar="N",
-                   help="CAPF TLS port (default 3804; 0 = any free port)")
+                   help="CAPF TLS port (default 3804; 0 = any free port, the lab's last one when free)")
     p.add_argument("--keylog", type=Path, metavar="FILE", help="append TLS key-log lines (Wireshark)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
     p.set_defaults(handler=run_serve)

@@ -471,6 +471,21 @@ class LabServers:
         srv.rng = random.Random(self.network.rng.random())
 
     async def _start(self, name: str, port: int) -> None:
+        """Start service ``name`` on ``port``; port 0 (any free port, and every node's TVS) takes the
+        port the lab recorded for it when that one is free (our convention): a lab served again keeps
+        its ports, so its files (configs name them) are not all rebuilt and a phone's installed config
+        still names the right TVS. A recorded default port (69, 6970, 2445, 3804) or one below 1024 is
+        never taken unasked (it is for whoever asks for it by number)."""
+        recorded = self.cluster.state.ports.get(name) if port == 0 else None
+        if recorded is not None and recorded >= 1024 and recorded != DEFAULT_PORTS.get(name):
+            try:
+                await self._start_on(name, recorded)
+                return
+            except TransportError:
+                pass  # in use (another lab, another run): any free port, as asked
+        await self._start_on(name, port)
+
+    async def _start_on(self, name: str, port: int) -> None:
         try:
             if name == "tftp":
                 tftp = TftpServer(self._served_file, self.host, port, on_request=self._on_tftp,

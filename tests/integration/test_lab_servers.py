@@ -463,3 +463,28 @@ def test_lab_serve_port_in_use_is_one_line_exit_2(cluster: LabCluster) -> None:
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot listen for http" in lines[0] and "in use" in lines[0], done.stderr
+
+
+def test_a_lab_served_again_keeps_its_ports_and_files(cluster: LabCluster) -> None:
+    """Port 0 (and every node's TVS) takes the port the lab recorded when it is free: served again,
+    a lab keeps its ports, so nothing is rebuilt and a phone's installed config still names its TVS
+    servers (each restart of a two-node lab moved node 2's TVS and rebuilt every file); a recorded
+    port in use gives way to any free port, as port 0 asks."""
+    import socket
+
+    cluster.add_node()
+    first = with_servers(cluster, _ports)
+    generation = cluster.generation
+    assert with_servers(cluster, _ports) == first
+    assert cluster.generation == generation  # nothing rebuilt
+    with socket.socket() as taken:  # someone else now listens on node 2's TVS port
+        taken.bind((HOST, first["tvs-2"]))
+        taken.listen()
+        moved = with_servers(cluster, _ports)
+    assert moved["tvs-2"] != first["tvs-2"] and {k: moved[k] for k in ("tvs", "capf")} == \
+        {k: first[k] for k in ("tvs", "capf")}
+    assert cluster.state.ports["tvs-2"] == moved["tvs-2"]
+
+
+async def _ports(servers: LabServers) -> dict[str, int]:
+    return dict(servers.ports)
