@@ -249,7 +249,8 @@ class LabCluster:
         self.root = Path(root)
         self.state = state
         self.pki = pki
-        self._files: dict[str, bytes] = {}
+        #: every served file by name; None until first used after :meth:`open` (``_files``)
+        self._served: dict[str, bytes] | None = {}
         self._tvs: list[tuple[bytes, str, int, str, tuple[int, ...]]] = []
         self._rand_counter = 0
         self._central_for: list[LabCluster] = []  # clusters whose device files this TFTP also serves
@@ -395,22 +396,53 @@ class LabCluster:
                                           durable=durable))
         tftp = root / "tftp"
         if tftp.is_dir() and (tftp / "ITLFile.tlv").exists():
-            # identical contents (every CTLSEP<MAC>/ITLSEP<MAC> is the same list) share one bytes
-            # object: a 40,000-phone lab holds each trust list once, not 80,000 times
-            same: dict[bytes, bytes] = {}
-            with os.scandir(tftp) as listing:  # names sorted as strings: Path objects sort 10x slower
-                served = sorted((e.name, e.path) for e in listing
-                                if e.is_file() and not e.name.startswith("."))
-            cluster._files = {}
-            for name, path in served:
-                with open(path, "rb") as f:
-                    data = f.read()
-                cluster._files[name] = same.setdefault(data, data)
+            cluster._served = None  # read when first used: a `lab show` needs two of them
             cluster._index_tvs()
         else:
             cluster._rebuild()
         cluster._mtime = cluster._state_mtime()
         return cluster
+
+    @property
+    def _files(self) -> dict[str, bytes]:
+        """Every served file by name, read from ``DIR/tftp`` on first use after :meth:`open` (a
+        40,000-phone lab's ``lab show`` reads its ITL and CTL, not 80,000 files)."""
+        if self._served is None:
+            self._served = self._read_served()
+        return self._served
+
+    @_files.setter
+    def _files(self, files: dict[str, bytes]) -> None:
+        self._served = files
+
+    def _read_served(self) -> dict[str, bytes]:
+        """The files of ``DIR/tftp``; identical contents (every CTLSEP<MAC>/ITLSEP<MAC> is the same
+        list) share one bytes object: a 40,000-phone lab holds each trust list once, not 80,000 times."""
+        same: dict[bytes, bytes] = {}
+        with os.scandir(self.root / "tftp") as listing:  # sorted as strings: Path objects sort 10x slower
+            served = sorted((e.name, e.path) for e in listing if e.is_file() and not e.name.startswith("."))
+        files: dict[str, bytes] = {}
+        for name, path in served:
+            with open(path, "rb") as f:
+                data = f.read()
+            files[name] = same.setdefault(data, data)
+        return files
+
+    def _served_file(self, name: str) -> bytes | None:
+        """One served file, without reading the others when they are not read yet."""
+        if self._served is not None:
+            return self._served.get(name)
+        try:
+            with open(self.root / "tftp" / name, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
+    def _served_count(self) -> int:
+        if self._served is not None:
+            return len(self._served)
+        with os.scandir(self.root / "tftp") as listing:
+            return sum(1 for e in listing if e.is_file() and not e.name.startswith("."))
 
     def _state_mtime(self) -> tuple[int, int, int]:
         """Identity of the saved state: (inode, mtime ns, size); atomic saves change the inode."""
@@ -537,7 +569,7 @@ class LabCluster:
         except OSError as exc:
             self._unloadable = seen
             raise PhoneEmuError(f"cannot read the saved cluster: {exc}", path=str(self.root)) from None
-        self.state, self.pki, self._files, self._tvs = fresh.state, fresh.pki, fresh._files, fresh._tvs
+        self.state, self.pki, self._served, self._tvs = fresh.state, fresh.pki, fresh._served, fresh._tvs
         self._mtime = fresh._mtime
         return True
 
@@ -1665,8 +1697,8 @@ class LabCluster:
     # ============================================================== views
     def summary(self) -> dict[str, Any]:
         st = self.state
-        itl = self._files.get("ITLFile.tlv", b"")
-        ctl = self._files.get("CTLFile.tlv")
+        itl = self._served_file("ITLFile.tlv") or b""
+        ctl = self._served_file("CTLFile.tlv")
         return {
             "name": st.name, "dir": str(self.root), "host": st.host, "seed": st.seed, "nodes": st.nodes,
             "generation": st.generation, "clock": dt.datetime.fromtimestamp(st.clock, dt.UTC).isoformat(),
@@ -1683,7 +1715,7 @@ class LabCluster:
             "ctl_sha1": hashlib.sha1(ctl, usedforsecurity=False).hexdigest() if ctl is not None else None,
             "phones": {m: {"model": p.model, "encrypt": p.encrypt, "capf": p.capf_operation, "lsc": p.has_lsc}
                        for m, p in sorted(st.phones.items())},
-            "tvs_trust": len(st.tvs_trust), "tampered": dict(st.tampered), "files": len(self._files),
+            "tvs_trust": len(st.tvs_trust), "tampered": dict(st.tampered), "files": self._served_count(),
             "stopped": list(st.stopped), "certificates": self.certificates(),
         }
 
@@ -1691,7 +1723,7 @@ class LabCluster:
         """The checksums ``show itl`` / ``show ctl`` print for the served file (MD5 and SHA-1, lower-case
         hex), None when the cluster serves no such file (spec §H.4). A phone's reported checksum is
         compared with these ("ITL File Status": Match / MisMatch, spec §G.1)."""
-        data = self._files.get(f"{kind}File.tlv")
+        data = self._served_file(f"{kind}File.tlv")
         if data is None:
             return None
         return {"md5": hashlib.md5(data, usedforsecurity=False).hexdigest(),
@@ -1706,7 +1738,7 @@ class LabCluster:
         return self._show("CTL")
 
     def _show(self, kind: Literal["CTL", "ITL"]) -> str:
-        data = self._files.get(f"{kind}File.tlv")
+        data = self._served_file(f"{kind}File.tlv")
         if data is None:
             return (f"Length of {kind} file: 0\n{kind} File not found. Please run CTLClient plugin or "
                     f"run the "
