@@ -415,6 +415,11 @@ class LabCluster:
     def _files(self, files: dict[str, bytes]) -> None:
         self._served = files
 
+    def load_served(self) -> None:
+        """Read the served files now (``LabServers.start``: before the first phone asks, not during
+        a storm)."""
+        _ = self._files
+
     def _read_served(self) -> dict[str, bytes]:
         """The files of ``DIR/tftp``; identical contents (every CTLSEP<MAC>/ITLSEP<MAC> is the same
         list) share one bytes object: a 40,000-phone lab holds each trust list once, not 80,000 times."""
@@ -563,13 +568,14 @@ class LabCluster:
     def _reload(self, seen: tuple[int, int, int]) -> bool:
         try:
             fresh = LabCluster.open(self.root, durable=self.pki.durable)
+            fresh.load_served()  # here, under the lab lock: one generation's files, never a mix
         except PhoneEmuError:
             self._unloadable = seen
             raise
         except OSError as exc:
             self._unloadable = seen
             raise PhoneEmuError(f"cannot read the saved cluster: {exc}", path=str(self.root)) from None
-        self.state, self.pki, self._served, self._tvs = fresh.state, fresh.pki, fresh._served, fresh._tvs
+        self.state, self.pki, self._files, self._tvs = fresh.state, fresh.pki, fresh._files, fresh._tvs
         self._mtime = fresh._mtime
         return True
 

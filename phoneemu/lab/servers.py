@@ -283,6 +283,7 @@ class LabServers:
         """Bind every service, then record the real ports in the cluster (configs name them)."""
         if self._started:
             return self
+        self.cluster.load_served()  # read before the first request, not while a storm waits on it
         # TVS: the CUCM 14 cipher list in its order (spec §E.1): TLS 1.2 phones get RSA key transport
         self._tvs_ctx = _IdentityContexts(self._tvs_identity, keylog=self.keylog,
                                           ciphers=CUCM_TVS_CIPHERS)
