@@ -772,6 +772,7 @@ def test_phone_show_of_a_flash_says_the_last_boot_locked_the_phone(
     last = info["last_boot"]
     assert last["locked_out"] is True and last["trust"]["ITL"] == "rejected"
     assert last["deciding"].startswith("G.3.4-tvs-unreachable (rejected) ITLSEP")
+    assert info["ways_out"][0]["scenario"] == "tvs-outage"  # and then? (phone.ways_out)
     assert cli.main(["phone", "show", "--flash", str(flash)]) == 0
     out = capsys.readouterr().out
     assert "Last boot: " in out and "FAILED, locked out; CTL absent, ITL rejected" in out
@@ -782,7 +783,7 @@ def test_phone_show_of_a_flash_says_the_last_boot_locked_the_phone(
     capsys.readouterr()
     assert cli.main(["phone", "show", "--flash", str(flash), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["locked"] is False and info["last_boot"] is None
+    assert info["locked"] is False and info["last_boot"] is None and info["ways_out"] == []
 
 
 def test_g9_retries_keep_the_boots_ctl_outcome(lab: LabCluster) -> None:
