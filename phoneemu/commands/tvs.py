@@ -75,8 +75,8 @@ def register(sub: Any) -> None:
                    help="send the whole certificate (VERIFY, spec §E.7.1) instead of a QUERY by issuer "
                    "and serial; a certificate only")
     p.add_argument("--itl", type=Path, metavar="FILE",
-                   help="the ITL a phone holds: say whether it would talk to this server (its certificate "
-                   "a TVS record of the ITL, spec §E.1)")
+                   help="the ITL a phone holds: say whether it would talk to each server asked (its "
+                   "certificate a TVS record of the ITL, spec §E.1)")
     p.add_argument("--config", type=Path, metavar="FILE",
                    help="a phone's config (SEP<MAC>.cnf.xml or .cnf.xml.sgn): also ask each TVS server it "
                    "names, in its priority order (after the servers given)")
