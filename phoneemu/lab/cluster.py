@@ -424,10 +424,8 @@ class LabCluster:
         """The files of ``DIR/tftp``; identical contents (every CTLSEP<MAC>/ITLSEP<MAC> is the same
         list) share one bytes object: a 40,000-phone lab holds each trust list once, not 80,000 times."""
         same: dict[bytes, bytes] = {}
-        with os.scandir(self.root / "tftp") as listing:  # sorted as strings: Path objects sort 10x slower
-            served = sorted((e.name, e.path) for e in listing if e.is_file() and not e.name.startswith("."))
         files: dict[str, bytes] = {}
-        for name, path in served:
+        for name, path in sorted(self._served_entries()):  # sorted as strings: Paths sort 10x slower
             with open(path, "rb") as f:
                 data = f.read()
             files[name] = same.setdefault(data, data)
@@ -444,10 +442,12 @@ class LabCluster:
             return None
 
     def _served_count(self) -> int:
-        if self._served is not None:
-            return len(self._served)
+        return len(self._served) if self._served is not None else len(self._served_entries())
+
+    def _served_entries(self) -> list[tuple[str, str]]:
+        """(name, path) of each served file in ``DIR/tftp`` (hidden files are not served)."""
         with os.scandir(self.root / "tftp") as listing:
-            return sum(1 for e in listing if e.is_file() and not e.name.startswith("."))
+            return [(e.name, e.path) for e in listing if e.is_file() and not e.name.startswith(".")]
 
     def _state_mtime(self) -> tuple[int, int, int]:
         """Identity of the saved state: (inode, mtime ns, size); atomic saves change the inode."""

@@ -106,7 +106,7 @@ from phoneemu.phone.store import (
     TvsStatus,
     query_answer,
 )
-from phoneemu.phone.ways_out import ways_out
+from phoneemu.phone.ways_out import ways_out_json
 from phoneemu.protocols.capf import CapfClientSession, CapfResult
 from phoneemu.values import host_port
 
@@ -193,7 +193,7 @@ class BootReport:
             "statuses": list(self.statuses), "timeline": list(self.timeline), "static": dict(self.static),
             "retransmits": self.retransmits, "fetched_over": dict(self.fetched_over),
             "answered": self.answered, "duration_s": round(self.duration_s, 4),
-            "ways_out": [dataclasses.asdict(w) for w in ways_out(self.deciding.rule, self.deciding.kind)]
+            "ways_out": ways_out_json(self.deciding.rule, self.deciding.kind)
             if self.locked_out and self.deciding is not None else [],
         }
 

@@ -16,14 +16,13 @@ A phone at rest is as its last boot left it: given that boot's report (``last-bo
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from phoneemu.crypto import certs, keys
 from phoneemu.errors import PhoneEmuError
 from phoneemu.inspection import inspect_bytes, render_text
 from phoneemu.phone.store import Credential, TrustStore
-from phoneemu.phone.ways_out import way_out_lines, ways_out
+from phoneemu.phone.ways_out import way_out_lines, ways_out_json
 from phoneemu.values import host_port
 
 __all__ = ["render_show", "show_state"]
@@ -87,9 +86,8 @@ def show_state(store: TrustStore, *, mac: str | None = None, now: int | None = N
         by = last_boot.get("locked_by")
         locked_by |= {k for k in by if isinstance(k, str)} if isinstance(by, list) else set()
     locked = store.locked or bool(last_boot is not None and last_boot.get("locked_out") is True)
-    decided = (last_boot or {}).get("deciding_rule"), (last_boot or {}).get("deciding_kind")
-    ways = ways_out(decided[0], decided[1]) if locked and isinstance(decided[0], str) and \
-        isinstance(decided[1], str) else ()
+    ways = ways_out_json((last_boot or {}).get("deciding_rule"), (last_boot or {}).get("deciding_kind")) \
+        if locked else []
     return {
         "mac": mac, "profile": store.profile.name, "ctl": lists["ctl"], "itl": lists["itl"],
         "itl_checksum": store.itl_checksum(), "ctl_checksum": _ctl_checksum(store),
@@ -98,7 +96,7 @@ def show_state(store: TrustStore, *, mac: str | None = None, now: int | None = N
         "symmetric_key_set": store.symmetric_key is not None, "capf_auth_mode": store.capf_auth_mode,
         "running_load": store.firmware_load, "tvs_cache_entries": tvs_entries, "locked": locked,
         "locked_by": sorted(locked_by),  # the refused kinds (CTL, ITL) that keep the phone locked
-        "last_boot": last_boot, "ways_out": [dataclasses.asdict(w) for w in ways],
+        "last_boot": last_boot, "ways_out": ways,
     }
 
 

@@ -30,7 +30,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["WAYS_BY_KIND", "WayOut", "way_out_lines", "ways_out", "ways_out_doc", "ways_out_text"]
+__all__ = ["WAYS_BY_KIND", "WayOut", "way_out_lines", "ways_out", "ways_out_doc", "ways_out_json",
+           "ways_out_text"]
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,14 @@ def _filled(command: str, name: str, value: str) -> str:
     return re.sub(rf"\b{re.escape(name)}\b", lambda _m: quoted, command)
 
 
+def ways_out_json(rule: str | None, kind: str | None) -> list[dict[str, str]]:
+    """:func:`ways_out` as JSON (``ways_out`` of a boot report, ``phone show --json``); none when the
+    rule or kind is not known (a flash written by an older phoneemu keeps neither)."""
+    if not isinstance(rule, str) or not isinstance(kind, str):
+        return []
+    return [asdict(w) for w in ways_out(rule, kind)]
+
+
 def way_out_lines(rule: str, kind: str, *, indent: str = "  ",
                   fill: Mapping[str, str] | None = None) -> list[str]:
     """Text lines: ``way out (<situation>): <action>`` then the lab command and scenario; ``fill``
@@ -166,7 +175,7 @@ def ways_out_doc(locked: Mapping[tuple[str, str], int]) -> list[dict[str, Any]]:
     for (rule, kind), n in sorted(locked.items(), key=lambda kv: (-kv[1], kv[0])):
         ways = ways_out(rule, kind)
         if ways:
-            out.append({"rule": rule, "kind": kind, "phones": n, "ways": [asdict(w) for w in ways]})
+            out.append({"rule": rule, "kind": kind, "phones": n, "ways": ways_out_json(rule, kind)})
     return out
 
 

@@ -53,6 +53,10 @@ def test_lines_fill_what_is_known_and_quote_it() -> None:
     assert any("phoneemu lab rollback OLD on" in line for line in lines)  # not known: left for the user
     assert ways_out("G.3.4-vouched-by-tvs", "ITL") == ()
     assert way_out_lines("G.4-malformed", "config") == []
+    from phoneemu.phone.ways_out import ways_out_json  # JSON: a flash of an older phoneemu names neither
+
+    assert ways_out_json(None, "ITL") == ways_out_json("G.3.4-tvs-unreachable", None) == []
+    assert ways_out_json("G.3.4-tvs-unreachable", "ITL")[0]["scenario"] == "tvs-outage"
     # a CTL is not blanked by the rollback ITL (spec §G.3 note): its ways out are the CTL reset's
     assert [w.scenario for w in ways_out("G.3.4-tvs-unknown-signer", "CTL")] == \
         ["ctl-reset-locked-phones", "migration-manual-itl-delete"]
