@@ -288,13 +288,21 @@ def _run_macs(args: argparse.Namespace) -> tuple[list[int], PhoneModels | None]:
     return [int(m, 16) for m in models.profile_of], models
 
 
-def _model_mix(args: argparse.Namespace, count: int, profiles: Mapping[str, str]) -> str:
-    """``cp-8861`` or ``cp-8861 700, cp-7962 300``: the phones of the run by model."""
-    if not profiles:
-        return str(args.profile)
+def _models_of_run(args: argparse.Namespace, count: int,
+                   profiles: Mapping[str, str]) -> collections.Counter[str]:
+    """The phones of the run by model: those ``profiles`` names (from ``--models`` or ``--lab``), the rest
+    ``--profile``'s."""
     counts = collections.Counter(profiles.values())
-    counts[args.profile] += count - len(profiles)
-    return ", ".join(f"{p} {n}" for p, n in counts.most_common() if n)
+    if count > len(profiles):
+        counts[args.profile] += count - len(profiles)
+    return counts
+
+
+def _model_mix(counts: collections.Counter[str], *, by_phone: bool) -> str:
+    """``cp-8861`` or, when the phones have their own models (``by_phone``), ``cp-8861 700, cp-7962 300``."""
+    if not by_phone:
+        return ", ".join(counts)
+    return ", ".join(f"{p} {n}" for p, n in counts.most_common())
 
 
 #: fleet boot's FleetSpec.give_up_unanswered unless --keep-going (our convention)
@@ -392,8 +400,9 @@ def _boot(args: argparse.Namespace) -> int:
     capture = open_host_capture(args.capture, args.keylog, host, max_bytes=int(limit_mib * 1024 * 1024),
                                 limit_name=f"--capture-limit {limit_mib:g} MiB")  # before any boot: exit 2
     which = f"of {args.models}, {macs[0]} ... {macs[-1]}" if listed else f"{macs[0]}..{macs[-1]}"
-    print(f"fleet: {args.count} phones {which} ({_model_mix(args, args.count, profiles)}) -> {target}",
-          file=sys.stderr)
+    run_models = _models_of_run(args, args.count, profiles)
+    mix = _model_mix(run_models, by_phone=bool(profiles))
+    print(f"fleet: {args.count} phones {which} ({mix}) -> {target}", file=sys.stderr)
     progress = Progress(enabled=not args.quiet)
 
     def on_interrupt() -> None:
@@ -426,7 +435,7 @@ def _boot(args: argparse.Namespace) -> int:
     if capture is not None:
         capture.close()
     print(result.metrics.render({"DIR": str(args.lab)} if args.lab is not None else None))
-    hint = http_fallback_hint(result.metrics.files_over, target, {args.profile, *profiles.values()})
+    hint = http_fallback_hint(result.metrics.files_over, target, run_models)
     if hint:
         print(hint)
     if capture is not None:

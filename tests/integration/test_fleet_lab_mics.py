@@ -206,6 +206,12 @@ def test_a_fleet_of_several_models_boots_each_as_its_model(tmp_path: Path,
         assert main([*common, "--profile", "cp-8861"]) == 0  # every phone: no model line
         out, err = capsys.readouterr()
         assert "(cp-8861) ->" in err and "by model" not in out
+        only_7962 = [*common[:common.index("--mac-start")], "--mac-start", macs[3], "--count", "1",
+                     "--lab", str(c.root), "-q", "--shards", "1"]
+        assert main(only_7962) == 0  # the lab's cp-7962 alone: TFTP only, so no note about HTTP
+        out, err = capsys.readouterr()
+        assert "(cp-7962 1) ->" in err and "files received: 4 over TFTP" in out
+        assert "over HTTP" not in out
         site = tmp_path / "site.csv"  # a site's own phones: not consecutive, in the export's order
         site.write_text(f"SEP{macs[3]},Cisco 7962\nSEP{macs[1]},Cisco 8861\n")
         no_count = [a for a in common if a not in ("--count", "4")]
