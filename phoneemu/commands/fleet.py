@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
 import os
 import sys
@@ -100,8 +101,8 @@ def register(sub: Any) -> None:
     b.add_argument("--mac-start", default="0A0000000000", metavar="MAC",
                    help="first MAC; phones get consecutive MACs (default 0A0000000000)")
     b.add_argument("--profile", default=None, choices=sorted(PROFILES),
-                   help="phone model profile of every phone (default: each --lab phone's model, else "
-                   "cp-8861)")
+                   help="phone model profile of every phone (default: the model each phone's --flash "
+                   "folder holds, else its --lab model, else cp-8861)")
     b.add_argument("--models", type=Path, metavar="FILE",
                    help="each phone's model, a line per phone: MAC (or SEP<MAC>) and model (cp-7962, "
                    "Cisco 7962: a CUCM phone export's Device Name and Device Type columns as they are); "
@@ -245,14 +246,40 @@ def _lab_phones(args: argparse.Namespace, macs: list[str]
     return str(folder), keys, strings, profiles
 
 
+def _flash_profiles(args: argparse.Namespace, macs: list[str]) -> dict[str, str]:
+    """Without --profile, the model each phone's ``--flash DIR/<MAC>`` holds (as ``boot`` takes it from
+    its --flash): a fleet booted again on the flashes it kept keeps its models. A flash that cannot be
+    read is left to the boot, which names it."""
+    if args.flash is None or args.profile is not None:
+        return {}
+    from phoneemu.phone.phone import read_phone_file
+
+    try:
+        kept = set(os.listdir(args.flash)) & set(macs)
+    except OSError:
+        return {}
+    out = {}
+    for mac in sorted(kept):
+        with contextlib.suppress(PhoneEmuError):
+            name = read_phone_file(args.flash / mac).get("profile")
+            if isinstance(name, str):
+                out[mac] = name
+    return out
+
+
 def _profiles(args: argparse.Namespace, macs: list[str], models: PhoneModels | None,
               lab_profiles: dict[str, str]) -> dict[str, str]:
     """Each phone's model profile that is not ``args.profile`` (which this resolves: --profile, else
-    cp-8861): ``--models FILE`` first, then, without --profile, the --lab phone's model. What the models
-    file gave is said on stderr."""
+    cp-8861): ``--models FILE`` first, then, without --profile, the model its --flash holds, then the
+    --lab phone's model. What the models file and the flashes gave is said on stderr."""
+    flashed = _flash_profiles(args, macs)
     given = args.profile
     args.profile = given or "cp-8861"
     out = {} if given is not None else {m: p for m, p in lab_profiles.items() if p != args.profile}
+    moved = sum(1 for m, p in flashed.items() if out.get(m, args.profile) != p)
+    out.update(flashed)
+    if moved:
+        print(f"fleet: {moved} phones boot as the model their flash in {args.flash} holds", file=sys.stderr)
     if models is not None:
         run = set(macs)
         listed = {m: p for m, p in models.profile_of.items() if m in run}

@@ -224,3 +224,33 @@ def test_a_fleet_of_several_models_boots_each_as_its_model(tmp_path: Path,
             capsys.readouterr().err
     finally:
         stop()
+
+
+def test_a_fleet_booted_again_on_its_flashes_keeps_their_models(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """``fleet boot --flash DIR`` without --profile: each phone boots as the model its flash holds (as
+    ``boot`` does), before the --lab model; --profile naming another model is refused per phone."""
+    from tests.helpers import serve_in_thread
+
+    c = LabCluster.init(tmp_path / "lab", seed=9, key_spec="rsa1024", now=NOW)
+    macs = [mac_text(START + i) for i in range(3)]
+    c.add_phones(macs, model="7962", now=NOW)
+    ports, stop = serve_in_thread(c)
+    flash = tmp_path / "flash"
+    try:
+        common = ["fleet", "boot", "--tftp", f"{HOST}:{ports['tftp']}", "--http-port", str(ports["http"]),
+                  "--mac-start", macs[0], "--count", "3", "-q", "--shards", "1", "--flash", str(flash)]
+        assert main([*common, "--lab", str(c.root)]) == 0
+        capsys.readouterr()
+        assert main(common) == 0  # no --lab: the flashes say cp-7962
+        out, err = capsys.readouterr()
+        assert f"fleet: 3 phones boot as the model their flash in {flash} holds" in err
+        assert "(cp-7962 3) ->" in err and "ok 3" in out
+        assert main([*common, "--lab", str(c.root)]) == 0  # the lab agrees: nothing to say
+        out, err = capsys.readouterr()
+        assert "their flash" not in err and "(cp-7962 3) ->" in err
+        assert main([*common, "--profile", "cp-8861"]) == 1
+        out, err = capsys.readouterr()
+        assert "holds the flash of a cp-7962, not a cp-8861" in out
+    finally:
+        stop()
