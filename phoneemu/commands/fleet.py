@@ -461,7 +461,8 @@ def _boot(args: argparse.Namespace) -> int:
         progress.close()
     if capture is not None:
         capture.close()
-    print(result.metrics.render({"DIR": str(args.lab)} if args.lab is not None else None))
+    known = {"DIR": args.lab, "FLEET": args.flash}
+    print(result.metrics.render({k: str(v) for k, v in known.items() if v is not None} or None))
     hint = http_fallback_hint(result.metrics.files_over, target, run_models)
     if hint:
         print(hint)

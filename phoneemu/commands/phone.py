@@ -6,25 +6,41 @@
 * ``phone factory-reset --flash DIR`` — forget everything but the MIC.
 * ``phone set-key --flash DIR HEX`` — "Set Cfg Encrypt Key" (32 zero digits clear it, spec §C.5) on a
   model with a manual key (cp-7962, cp-7942-symmetric).
+* ``--fleet-flash DIR`` instead of ``--flash`` (show, erase, factory-reset): every phone's flash
+  ``DIR/<MAC>`` as ``fleet boot --flash DIR`` keeps them. ``show`` groups the phones by the ITL and CTL
+  each holds (``--cluster``: whether it is the cluster's current one, CUCM's ITL File Status), the
+  config each accepted and how its last boot ended, with the ways out of the lockouts; ``erase`` is the
+  last way out of a lockout done for the whole fleet.
 
 The profile comes from ``--profile``, else the flash's ``phone.json``, else cp-8861. Exit 0 on
-success, 2 when the directory or an argument is wrong.
+success, 1 when a phone of a fleet could not be changed, 2 when the directory or an argument is wrong.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from phoneemu.errors import PhoneEmuError
+from phoneemu.files import read_at_most
 from phoneemu.phone.flash import Flash
+from phoneemu.phone.flashes import FlashEntry, holds_flashes, phone_flashes
 from phoneemu.phone.phone import Phone, read_phone_file
 from phoneemu.phone.profile import PROFILES, PhoneProfile, get_profile
 from phoneemu.phone.show import render_show, show_state
+from phoneemu.phone.show_fleet import fleet_show, render_fleet_show
 
 __all__ = ["register"]
+
+_FIRST_LISTED = 10  # failed phones and skipped entries a fleet action lists
+#: a trust list read for --cluster: at most this many bytes (far above any phone's limit)
+MAX_TRUST_FILE = 4 << 20
 
 
 _EPILOG = """\
@@ -36,6 +52,10 @@ examples:
   phoneemu phone set-key --flash /tmp/ph2 00112233445566778899AABBCCDDEEFF
                      a manual-key model's flash (boot --profile cp-7942-symmetric --flash /tmp/ph2 first;
                      a cp-8861 has no manual key)
+  phoneemu phone show --fleet-flash /tmp/fleet --cluster /tmp/lab
+                     the flashes fleet boot --flash /tmp/fleet kept: which phones hold the lab's current
+                     ITL and CTL, which an older one, how their last boots ended
+  phoneemu phone erase --fleet-flash /tmp/fleet      erase CTL and ITL on every phone of the fleet
 """
 
 
@@ -45,8 +65,12 @@ def register(sub: Any) -> None:
                        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     psub = p.add_subparsers(dest="phone_command", metavar="ACTION", required=True)
 
-    def common(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--flash", type=Path, required=True, metavar="DIR", help="phone flash directory")
+    def common(q: argparse.ArgumentParser, *, fleet: bool = True) -> None:
+        where = q.add_mutually_exclusive_group(required=True)
+        where.add_argument("--flash", type=Path, metavar="DIR", help="phone flash directory")
+        if fleet:
+            where.add_argument("--fleet-flash", type=Path, metavar="DIR",
+                               help="every phone's flash DIR/<MAC> (as fleet boot --flash DIR keeps them)")
         q.add_argument("--profile", metavar="NAME",
                        help=f"phone model profile ({', '.join(sorted(PROFILES))}); default: the one in the "
                        "flash's phone.json, else cp-8861")
@@ -54,6 +78,10 @@ def register(sub: Any) -> None:
     q = psub.add_parser("show", help="show the stored trust state (show itl / show ctl style)")
     common(q)
     q.add_argument("--json", action="store_true", help="print one JSON document")
+    q.add_argument("--cluster", type=Path, metavar="PATH",
+                   help="with --fleet-flash: compare each phone's ITL and CTL checksums with the cluster's "
+                   "current lists (CUCM's ITL File Status, match / mismatch): a lab folder, or a folder "
+                   "holding the ITLFile.tlv (and CTLFile.tlv) the cluster serves, as tftp get saves them")
     q.set_defaults(handler=_show)
     q = psub.add_parser("erase", help="erase CTL and ITL (Settings menu)")
     common(q)
@@ -62,7 +90,7 @@ def register(sub: Any) -> None:
     common(q)
     q.set_defaults(handler=_reset)
     q = psub.add_parser("set-key", help="set (or with 32 zero digits clear) the manual config key")
-    common(q)
+    common(q, fleet=False)
     q.add_argument("key", metavar="HEX",
                    help="the key in hex, as long as the model's keys: 32 digits (AES-128; 64 where "
                    "symmetric_key_bits is 256); zeros clear it")
@@ -77,10 +105,16 @@ def _profile(args: argparse.Namespace) -> PhoneProfile:
 
 
 def _existing(args: argparse.Namespace) -> bool:
-    """A missing flash folder is an error that says which command makes one (every action needs one)."""
+    """A missing flash folder is an error that says which command makes one (every action needs one);
+    so is a fleet's folder given as one phone's."""
     if not args.flash.is_dir():
         print(f"phoneemu phone: {args.flash}: no such flash directory (an emulated phone's flash is made "
               "by boot --flash DIR)", file=sys.stderr)
+        return False
+    if holds_flashes(args.flash):
+        print(f"phoneemu phone: {args.flash}: holds phones' flashes ({args.flash}/<MAC>, as fleet boot "
+              f"--flash keeps them), not one: give one of them as --flash, or all with --fleet-flash "
+              f"{args.flash}", file=sys.stderr)
         return False
     return True
 
@@ -89,7 +123,20 @@ def _phone(args: argparse.Namespace) -> Phone:
     return Phone.from_flash(args.flash, profile=_profile(args), clock=lambda: 0)
 
 
+def _fleet(args: argparse.Namespace) -> list[FlashEntry]:
+    """The phones' flashes of ``--fleet-flash`` (PhoneEmuError: exit 2 when the folder is wrong)."""
+    if args.profile is not None:
+        get_profile(args.profile)  # a wrong --profile: refused before any flash is touched
+    return phone_flashes(args.fleet_flash, profile=args.profile)
+
+
 def _show(args: argparse.Namespace) -> int:
+    if args.fleet_flash is not None:
+        return _show_fleet(args)
+    if args.cluster is not None:
+        print("phoneemu phone: --cluster goes with --fleet-flash (one phone's flash: compare the ITL "
+              "checksum phone show prints with the cluster's 'show itl')", file=sys.stderr)
+        return 2
     if not _existing(args):
         return 2
     profile = _profile(args)
@@ -106,7 +153,81 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cluster_lists(path: Path) -> tuple[dict[str, dict[str, str] | None], str | None]:
+    """``--cluster PATH``: the checksums of the cluster's current ITL and CTL (a lab's, or the files a
+    folder holds) and the lab folder (None for a folder of files)."""
+    from phoneemu.lab.state import STATE_FILE
+
+    if (path / STATE_FILE).is_file():
+        from phoneemu.lab.cluster import LabCluster
+
+        lab = LabCluster.open(path)
+        return {"ITL": lab.checksums("ITL"), "CTL": lab.checksums("CTL")}, str(path)
+    if not path.is_dir():
+        raise PhoneEmuError(f"{path}: not a folder (a lab folder, or one holding the cluster's ITLFile.tlv)",
+                            path="cluster")
+    out: dict[str, dict[str, str] | None] = {}
+    for kind in ("ITL", "CTL"):
+        try:
+            data = read_at_most(path / f"{kind}File.tlv", MAX_TRUST_FILE, what=f"{kind}File.tlv")
+        except FileNotFoundError:
+            out[kind] = None
+            continue
+        except OSError as exc:
+            raise PhoneEmuError(f"{path / f'{kind}File.tlv'}: cannot read: {exc.strerror or exc}",
+                                path="cluster") from None
+        out[kind] = {"md5": hashlib.md5(data, usedforsecurity=False).hexdigest(),
+                     "sha1": hashlib.sha1(data, usedforsecurity=False).hexdigest()}
+    if out["ITL"] is None and out["CTL"] is None:
+        raise PhoneEmuError(f"{path}: holds neither ITLFile.tlv nor CTLFile.tlv, nor is it a lab folder",
+                            path="cluster")
+    return out, None
+
+
+def _show_fleet(args: argparse.Namespace) -> int:
+    entries = _fleet(args)  # the folder first: a wrong one is said before the cluster is read
+    current, lab = _cluster_lists(args.cluster) if args.cluster is not None else (None, None)
+    doc = fleet_show(entries, root=str(args.fleet_flash), cluster=current,
+                     cluster_name=str(args.cluster) if args.cluster is not None else None, lab=lab)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        sys.stdout.write(render_fleet_show(doc))
+    return 0
+
+
+def _each_phone(args: argparse.Namespace, change: Callable[[Phone], str], done: str) -> int:
+    """``change`` on every phone's flash of ``--fleet-flash``; a line per kind of outcome (``done``: what
+    was done, for the phones it said nothing else of), the phones it failed on and the skipped entries."""
+    said: Counter[str] = Counter()
+    failed: list[str] = []
+    entries = _fleet(args)
+    for e in entries:
+        if e.skipped is not None or e.mac is None or e.profile is None:
+            continue
+        try:
+            said[change(Phone.from_flash(e.path, profile=get_profile(e.profile), clock=lambda: 0))] += 1
+        except PhoneEmuError as exc:
+            failed.append(f"{e.entry}: {exc}")
+    for message, n in said.most_common():
+        print(f"{message}: {n} phone{'s' if n != 1 else ''} ({done})")
+    if not said and not failed:
+        print(f"phoneemu phone: {args.fleet_flash}: no phone's flash in it ({len(entries)} entries, none "
+              "with a phone.json naming its MAC)", file=sys.stderr)
+        return 2
+    for what, lines in (("failed", failed), ("skipped", [f"{e.entry}: {e.skipped}" for e in entries
+                                                         if e.skipped is not None])):
+        if lines:
+            print(f"{what}: {len(lines)}")
+            print("\n".join(f"  {line}" for line in lines[:_FIRST_LISTED]))
+            if len(lines) > _FIRST_LISTED:
+                print(f"  ... and {len(lines) - _FIRST_LISTED} more")
+    return 1 if failed else 0
+
+
 def _erase(args: argparse.Namespace) -> int:
+    if args.fleet_flash is not None:
+        return _each_phone(args, Phone.erase_trust, f"{args.fleet_flash}/<MAC>")
     if not _existing(args):
         return 2
     print(_phone(args).erase_trust())
@@ -114,11 +235,17 @@ def _erase(args: argparse.Namespace) -> int:
 
 
 def _reset(args: argparse.Namespace) -> int:
+    if args.fleet_flash is not None:
+        return _each_phone(args, _factory_reset, f"{args.fleet_flash}/<MAC>")
     if not _existing(args):
         return 2
-    _phone(args).factory_reset()
-    print("Factory reset: everything but the MIC erased")
+    print(_factory_reset(_phone(args)))
     return 0
+
+
+def _factory_reset(phone: Phone) -> str:
+    phone.factory_reset()
+    return "Factory reset: everything but the MIC erased"
 
 
 def _set_key(args: argparse.Namespace) -> int:

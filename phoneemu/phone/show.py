@@ -46,14 +46,6 @@ def _credential(cred: Credential | None) -> dict[str, Any] | None:
     }
 
 
-def _ctl_checksum(store: TrustStore) -> str | None:
-    """The installed CTL's checksum as the phone shows it (MD5 or SHA-1 by model, spec §G.1, §H.4)."""
-    ctl = store.trust_list("CTL")
-    if ctl is None:
-        return None
-    return ctl.md5() if store.profile.status_checksum == "md5" else ctl.sha1()
-
-
 def show_state(store: TrustStore, *, mac: str | None = None, now: int | None = None,
                last_boot: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything ``phoneemu phone show`` prints, as a JSON-able dict (``last_boot``: module rules)."""
@@ -90,7 +82,7 @@ def show_state(store: TrustStore, *, mac: str | None = None, now: int | None = N
         if locked else []
     return {
         "mac": mac, "profile": store.profile.name, "ctl": lists["ctl"], "itl": lists["itl"],
-        "itl_checksum": store.itl_checksum(), "ctl_checksum": _ctl_checksum(store),
+        "itl_checksum": store.itl_checksum(), "ctl_checksum": store.ctl_checksum(),
         "checksum_style": store.profile.status_checksum,
         "config": config_info, "mic": _credential(store.mic), "lsc": _credential(store.lsc),
         "symmetric_key_set": store.symmetric_key is not None, "capf_auth_mode": store.capf_auth_mode,

@@ -370,6 +370,12 @@ class TrustStore:
             return None
         return self.itl.md5() if self.profile.status_checksum == "md5" else self.itl.sha1()
 
+    def ctl_checksum(self) -> str | None:
+        """The installed CTL's checksum as the phone shows it (MD5 or SHA-1 per model, spec §G.1, §H.4)."""
+        if self.ctl is None:
+            return None
+        return self.ctl.md5() if self.profile.status_checksum == "md5" else self.ctl.sha1()
+
     # ------------------------------------------------------------------ TVS cache
     def tvs_lookup(self, key: QueryKey, now: int) -> TvsAnswer | None:
         """A cached TVS answer still valid at ``now`` (expired entries are dropped)."""

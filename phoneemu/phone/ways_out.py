@@ -19,7 +19,9 @@ choice of ways per rule is ours, from the seed chapter and the scenarios that re
 * a bad signature from a trusted signer (a file changed after it was signed): the file signed again.
 
 Lab commands are written with ``DIR`` (the cluster), ``OLD``/``NEW`` (two clusters) and ``FLASH``
-(an emulated phone's flash) for the user to fill in; tests parse each one with the real CLI.
+(an emulated phone's flash) for the user to fill in; tests parse each one with the real CLI. Where many
+phones are locked (``fleet boot``, ``predict`` and ``phone show`` of a fleet, ``replay --all``) a way
+out done phone by phone is written for all of them: ``--fleet-flash FLEET`` (``fleet_lab``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["WAYS_BY_KIND", "WayOut", "way_out_lines", "ways_out", "ways_out_doc", "ways_out_json",
@@ -36,12 +38,18 @@ __all__ = ["WAYS_BY_KIND", "WayOut", "way_out_lines", "ways_out", "ways_out_doc"
 
 @dataclass(frozen=True)
 class WayOut:
-    """One documented way out: for which situation, what to do, the lab command, the scenario."""
+    """One documented way out: for which situation, what to do, the lab command, the scenario; and the
+    lab command for a fleet of emulated phones where it is another (``fleet_lab``)."""
 
     when: str
     action: str
     lab: str
     scenario: str
+    fleet_lab: str = ""
+
+    def command(self, *, fleet: bool) -> str:
+        """The lab command for one phone, or with ``fleet`` for many."""
+        return (self.fleet_lab or self.lab) if fleet else self.lab
 
 
 _EXPORT = WayOut(
@@ -64,7 +72,8 @@ _DELETE = WayOut(
     "any situation; the last resort, phone by phone",
     "erase the CTL and ITL on each phone (Settings > Security > Trust List; or a factory reset): it then "
     "trusts the next trust list on first use",
-    "phoneemu phone erase --flash FLASH", "migration-manual-itl-delete")
+    "phoneemu phone erase --flash FLASH", "migration-manual-itl-delete",
+    fleet_lab="phoneemu phone erase --fleet-flash FLEET")
 _TVS_BACK = WayOut(
     "a TVS outage",
     "bring TVS back: the phones take the new trust list at their next reset (seed: Trust Verification "
@@ -146,21 +155,24 @@ def _filled(command: str, name: str, value: str) -> str:
     return re.sub(rf"\b{re.escape(name)}\b", lambda _m: quoted, command)
 
 
-def ways_out_json(rule: str | None, kind: str | None) -> list[dict[str, str]]:
-    """:func:`ways_out` as JSON (``ways_out`` of a boot report, ``phone show --json``); none when the
-    rule or kind is not known (a flash written by an older phoneemu keeps neither)."""
+def ways_out_json(rule: str | None, kind: str | None, *, fleet: bool = False) -> list[dict[str, str]]:
+    """:func:`ways_out` as JSON (``ways_out`` of a boot report, ``phone show --json``; ``fleet``: the
+    commands for many phones); none when the rule or kind is not known (a flash written by an older
+    phoneemu keeps neither)."""
     if not isinstance(rule, str) or not isinstance(kind, str):
         return []
-    return [asdict(w) for w in ways_out(rule, kind)]
+    return [{"when": w.when, "action": w.action, "lab": w.command(fleet=fleet), "scenario": w.scenario}
+            for w in ways_out(rule, kind)]
 
 
 def way_out_lines(rule: str, kind: str, *, indent: str = "  ",
-                  fill: Mapping[str, str] | None = None) -> list[str]:
-    """Text lines: ``way out (<situation>): <action>`` then the lab command and scenario; ``fill``
-    replaces the command's placeholders that are known (``{"DIR": "/tmp/lab", "FLASH": "/tmp/ph1"}``)."""
+                  fill: Mapping[str, str] | None = None, fleet: bool = False) -> list[str]:
+    """Text lines: ``way out (<situation>): <action>`` then the lab command (``fleet``: for many phones)
+    and scenario; ``fill`` replaces the command's placeholders that are known (``{"DIR": "/tmp/lab",
+    "FLASH": "/tmp/ph1"}``)."""
     lines: list[str] = []
     for w in ways_out(rule, kind):
-        lab = w.lab
+        lab = w.command(fleet=fleet)
         for name, value in (fill or {}).items():
             lab = _filled(lab, name, value)
         lines.append(f"{indent}way out ({w.when}): {w.action}")
@@ -175,7 +187,8 @@ def ways_out_doc(locked: Mapping[tuple[str, str], int]) -> list[dict[str, Any]]:
     for (rule, kind), n in sorted(locked.items(), key=lambda kv: (-kv[1], kv[0])):
         ways = ways_out(rule, kind)
         if ways:
-            out.append({"rule": rule, "kind": kind, "phones": n, "ways": ways_out_json(rule, kind)})
+            out.append({"rule": rule, "kind": kind, "phones": n,
+                        "ways": ways_out_json(rule, kind, fleet=True)})
     return out
 
 
@@ -186,5 +199,5 @@ def ways_out_text(doc: list[dict[str, Any]], fill: Mapping[str, str] | None = No
         n = entry["phones"]
         lines.append(f"ways out of {entry['rule']} ({entry['kind']}; {n} phone{'s' if n != 1 else ''} locked "
                      "out):")
-        lines += way_out_lines(entry["rule"], entry["kind"], fill=fill)
+        lines += way_out_lines(entry["rule"], entry["kind"], fill=fill, fleet=True)
     return lines

@@ -57,6 +57,7 @@ from phoneemu.values import host_port
 
 if TYPE_CHECKING:
     from phoneemu.phone.boot import BootReport
+    from phoneemu.phone.flashes import FlashEntry
     from phoneemu.phone.phone import Phone
     from phoneemu.phone.profile import PhoneProfile
     from phoneemu.phone.store import AcceptedConfig
@@ -502,24 +503,6 @@ def outcome(report: BootReport) -> str:
     return "locked out" if report.locked_out else "accepted" if report.ok else "failed"
 
 
-def _fleet_entries(root: Path, limit: int) -> list[Path]:
-    import os
-
-    if not root.is_dir():
-        raise PhoneEmuError(f"{root}: no such folder (one flash folder per phone, as fleet boot --flash "
-                            "keeps them)", path="fleet-flash")
-    entries: list[Path] = []
-    with os.scandir(root) as it:
-        for e in it:
-            entries.append(root / e.name)
-            if len(entries) > limit:
-                raise PhoneEmuError(f"{root}: more than {limit} entries; predict at most {limit} phones at "
-                                    "once (split the folder)", path="fleet-flash")
-    if not entries:
-        raise PhoneEmuError(f"{root}: empty (no phone flash folder in it)", path="fleet-flash")
-    return sorted(entries)
-
-
 async def predict_fleet(root: Path, new_files: Sequence[Path], *, profile: str | None, now: int,
                         limit: int | None = None, progress: Callable[[int, int], None] | None = None,
                         **options: Any) -> list[FleetPhone]:
@@ -530,15 +513,16 @@ async def predict_fleet(root: Path, new_files: Sequence[Path], *, profile: str |
     predicted (each phone counts once). ``progress(done, total)`` is called after every entry.
     PhoneEmuError for a bad ``root`` or new file."""
     from phoneemu.crypto import signatures
+    from phoneemu.phone.flashes import phone_flashes
 
-    entries = _fleet_entries(root, MAX_FLEET if limit is None else limit)
+    entries = phone_flashes(root, profile=profile, limit=MAX_FLEET if limit is None else limit,
+                            what="predict")
     inputs = PredictInputs(new_files)
     # identical signature checks (one new ITL against one installed generation) are made once
     old_cache = signatures.set_verify_cache(signatures.VerifyCache())
     asked: set[Path] = set()
     try:
-        phones = await _predict_each(entries, inputs, profile=profile, now=now, progress=progress,
-                                     asked=asked, **options)
+        phones = await _predict_each(entries, inputs, now=now, progress=progress, asked=asked, **options)
     finally:
         signatures.set_verify_cache(old_cache)
     return _noting_unasked(phones, inputs, asked)
@@ -597,40 +581,21 @@ def _noting_unasked(phones: list[FleetPhone], inputs: PredictInputs, asked: set[
     return [replace(ph, notes=(*ph.notes, note)) if ph.outcome is not None else ph for ph in phones]
 
 
-async def _predict_each(entries: list[Path], inputs: PredictInputs, *, profile: str | None, now: int,
+async def _predict_each(entries: list[FlashEntry], inputs: PredictInputs, *, now: int,
                         progress: Callable[[int, int], None] | None, **options: Any) -> list[FleetPhone]:
     from phoneemu.phone.flash import CONFIG_FILE, CTL_FILE, ITL_FILE
-    from phoneemu.phone.phone import PHONE_FILE, read_phone_file
 
     out: list[FleetPhone] = []
-    seen: dict[str, str] = {}  # MAC -> the folder it was predicted from
-    for n, d in enumerate(entries):
+    for n, e in enumerate(entries):
         if progress is not None and n:
             progress(n, len(entries))
-        if not d.is_dir():
-            out.append(FleetPhone(entry=d.name, skipped="not a folder (not a phone's flash)"))
+        if e.skipped is not None or e.mac is None or e.profile is None:
+            out.append(FleetPhone(entry=e.entry, mac=e.mac, skipped=e.skipped))
             continue
-        try:
-            ident = read_phone_file(d)
-        except PhoneEmuError as exc:
-            out.append(FleetPhone(entry=d.name, skipped=str(exc)))
-            continue
-        mac, prof = ident.get("mac"), profile or ident.get("profile") or "cp-8861"
-        if not isinstance(mac, str):
-            out.append(FleetPhone(entry=d.name, skipped=f"no {PHONE_FILE} naming the phone's MAC (not a "
-                                  "phone's flash: boot --flash / fleet boot --flash keep one)"))
-            continue
-        if not isinstance(prof, str):
-            out.append(FleetPhone(entry=d.name, mac=mac, skipped=f"{PHONE_FILE}: profile is not a name"))
-            continue
-        if mac.upper() in seen:
-            out.append(FleetPhone(entry=d.name, mac=mac, skipped=f"MAC {mac} already predicted from "
-                                  f"{seen[mac.upper()]!r} (each phone counts once)"))
-            continue
-        seen[mac.upper()] = d.name
+        d = e.path
         held = {k: d / n if (d / n).is_file() else None
                 for k, n in (("itl", ITL_FILE), ("ctl", CTL_FILE), ("config", CONFIG_FILE))}
-        out.append(await _predict_one(inputs, d.name, mac, prof, held, now=now, keys_from=d,
+        out.append(await _predict_one(inputs, e.entry, e.mac, e.profile, held, now=now, keys_from=d,
                                       where={"flash": str(d)}, **options))
     if progress is not None:
         progress(len(entries), len(entries))

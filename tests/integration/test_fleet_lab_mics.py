@@ -8,6 +8,8 @@ The CLI checks, before any boot, that the folder is a lab and holds every MAC of
 
 from __future__ import annotations
 
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -235,7 +237,7 @@ def test_a_fleet_booted_again_on_its_flashes_keeps_their_models(tmp_path: Path,
     c = LabCluster.init(tmp_path / "lab", seed=9, key_spec="rsa1024", now=NOW)
     macs = [mac_text(START + i) for i in range(3)]
     c.add_phones(macs, model="7962", now=NOW)
-    ports, stop = serve_in_thread(c)
+    ports, stop = serve_in_thread(c, watch=0.05)
     flash = tmp_path / "flash"
     try:
         common = ["fleet", "boot", "--tftp", f"{HOST}:{ports['tftp']}", "--http-port", str(ports["http"]),
@@ -252,5 +254,18 @@ def test_a_fleet_booted_again_on_its_flashes_keeps_their_models(tmp_path: Path,
         assert main([*common, "--profile", "cp-8861"]) == 1
         out, err = capsys.readouterr()
         assert "holds the flash of a cp-7962, not a cp-8861" in out
+        c.set_service("tvs", False, now=NOW)  # a TVS outage while ITLRecovery is regenerated: locked out
+        c.regenerate("itlrecovery", now=NOW)
+        deadline = time.monotonic() + 20  # the served lab follows (watch 0.05 s): its TVS listener closes
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((HOST, ports["tvs"]), timeout=1).close()
+            except OSError:
+                break
+            time.sleep(0.05)
+        assert main([*common, "--tvs-timeout", "2"]) == 1
+        out, err = capsys.readouterr()
+        assert "ways out of G.3.4-tvs-unreachable (ITL; 3 phones locked out)" in out
+        assert f"lab: phoneemu phone erase --fleet-flash {flash}   rehearse:" in out  # the fleet's flashes
     finally:
         stop()

@@ -147,7 +147,7 @@ def test_fleet_counts_a_copied_phone_once_and_reports_progress(lab: tuple[Path, 
                                            progress=lambda done, total: seen.append((done, total))))
     skipped = [p for p in phones if p.skipped]
     assert [p.entry for p in skipped] == ["zz-copy-of-first"]
-    assert f"MAC {OLD[0]} already predicted from '{OLD[0]}'" in (skipped[0].skipped or "")
+    assert f"MAC {OLD[0]} already counted from '{OLD[0]}'" in (skipped[0].skipped or "")
     assert len([p for p in phones if not p.skipped]) == 5
     assert seen[-1] == (6, 6) and [d for d, _ in seen] == sorted(d for d, _ in seen)
 

@@ -17,7 +17,7 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 _ALL = [(kind, rule, way) for kind, table in WAYS_BY_KIND.items() for rule, ways in table.items()
         for way in ways]
 _SAMPLES = {"DIR": "/tmp/lab", "OLD": "/tmp/old", "NEW": "/tmp/new", "CENTRAL": "/tmp/central",
-            "FLASH": "/tmp/ph1"}
+            "FLASH": "/tmp/ph1", "FLEET": "/tmp/fleet"}
 
 
 def test_every_rule_is_a_lockout_rule_a_phone_decides() -> None:
@@ -35,7 +35,9 @@ def test_each_way_names_a_catalogue_scenario_and_commands_the_cli_takes(kind: st
     assert (SCENARIOS / f"{way.scenario}.yaml").is_file(), way.scenario
     assert way.when and way.action and "phoneemu run" not in way.lab
     parser = build_parser()
-    for written in way.lab.split("&&"):
+    for written in [*way.lab.split("&&"), *way.fleet_lab.split("&&")]:
+        if not written:
+            continue
         command = written
         for name, value in _SAMPLES.items():
             command = command.replace(name, value)
@@ -57,6 +59,12 @@ def test_lines_fill_what_is_known_and_quote_it() -> None:
 
     assert ways_out_json(None, "ITL") == ways_out_json("G.3.4-tvs-unreachable", None) == []
     assert ways_out_json("G.3.4-tvs-unreachable", "ITL")[0]["scenario"] == "tvs-outage"
+    # many phones: the phone-by-phone way out is written for the whole fleet
+    assert ways_out_json("G.3.4-tvs-unreachable", "ITL")[-1]["lab"] == "phoneemu phone erase --flash FLASH"
+    assert ways_out_json("G.3.4-tvs-unreachable", "ITL", fleet=True)[-1]["lab"] == \
+        "phoneemu phone erase --fleet-flash FLEET"
+    assert any("phoneemu phone erase --fleet-flash /tmp/f" in line for line in way_out_lines(
+        "G.3.4-tvs-unreachable", "ITL", fill={"FLEET": "/tmp/f"}, fleet=True))
     # a CTL is not blanked by the rollback ITL (spec §G.3 note): its ways out are the CTL reset's
     assert [w.scenario for w in ways_out("G.3.4-tvs-unknown-signer", "CTL")] == \
         ["ctl-reset-locked-phones", "migration-manual-itl-delete"]

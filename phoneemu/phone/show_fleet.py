@@ -1,0 +1,170 @@
+"""A fleet's flashes at a glance: which trust lists the phones hold and how their last boots ended.
+
+``phone show --fleet-flash DIR`` over ``DIR/<MAC>`` (:mod:`phoneemu.phone.flashes`): the phones are
+grouped by the ITL and the CTL checksum each shows (MD5 or SHA-1 by model, spec §G.1, §H.4) — given
+the cluster's current lists, each group is said to match it or not, as CUCM's "ITL File Status"
+(Match / MisMatch) does phone by phone —, by the config each accepted, and by how its last boot ended
+(the deciding rule of a lockout, with the ways out, :mod:`phoneemu.phone.ways_out`). After a
+certificate change, "ITL md5 ... mismatch 1,200 phones" is the count of phones still on the old list.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from phoneemu.errors import PhoneEmuError
+from phoneemu.phone.flash import Flash
+from phoneemu.phone.flashes import FlashEntry
+from phoneemu.phone.profile import get_profile
+from phoneemu.phone.ways_out import ways_out_doc, ways_out_text
+
+__all__ = ["FIRST_MACS", "fleet_show", "macs_text", "render_fleet_show"]
+
+#: MACs named per group (the JSON ``first_macs``; the count says how many more)
+FIRST_MACS = 5
+_FIRST_LISTED = 10  # skipped entries and flash problems the text lists
+
+
+def macs_text(count: int, first: Sequence[str]) -> str:
+    """A group's first MACs, and how many more it has: ``A B ... (15 more)``."""
+    rest = count - len(first)
+    return " ".join(first) + (f" ... ({rest} more)" if rest else "")
+
+
+def _status(shown: str | None, style: str, current: Mapping[str, str] | None, known: bool) -> str:
+    """``match``/``mismatch`` against the cluster's list, ``not-installed``, or ``unknown`` (no cluster
+    given) — the values of a scenario's ``itl_file_status``."""
+    if shown is None:
+        return "not-installed"
+    if not known:
+        return "unknown"
+    return "match" if current is not None and current.get(style) == shown else "mismatch"
+
+
+def _phone_record(e: FlashEntry, cluster: Mapping[str, Mapping[str, str] | None] | None) -> dict[str, Any]:
+    """One phone's flash, read as ``phone show`` reads it (problems noted, never raised)."""
+    assert e.mac is not None and e.profile is not None
+    flash = Flash(e.path, profile=get_profile(e.profile))
+    store = flash.load()
+    last = flash.last_boot()
+    style = store.profile.status_checksum
+    itl, ctl = store.itl_checksum(), store.ctl_checksum()
+    known = cluster is not None
+    return {
+        "entry": e.entry, "mac": e.mac, "profile": e.profile, "checksum_style": style,
+        "itl_checksum": itl, "ctl_checksum": ctl,
+        "itl_status": _status(itl, style, (cluster or {}).get("ITL"), known),
+        "ctl_status": _status(ctl, style, (cluster or {}).get("CTL"), known),
+        "config_file": store.config.file if store.config is not None else None,
+        "last_boot": None if last is None else {
+            k: last.get(k) for k in ("at", "target", "ok", "locked_out", "deciding_rule", "deciding_kind")},
+        "problems": list(flash.problems),
+    }
+
+
+def _last_outcome(rec: dict[str, Any]) -> tuple[str, str, str]:
+    """(outcome, deciding rule, kind of file) of a phone's last boot as the flash keeps it."""
+    last = rec["last_boot"]
+    if last is None:
+        return "no boot kept", "", ""  # never booted, or erased since (an erase forgets the last boot)
+    rule, kind = str(last.get("deciding_rule") or "(none)"), str(last.get("deciding_kind") or "")
+    if last.get("locked_out") is True:
+        return "locked out", rule, kind
+    return ("ok" if last.get("ok") is True else "failed"), rule, kind
+
+
+def _groups(records: list[dict[str, Any]], key: Any) -> list[dict[str, Any]]:
+    """Records grouped by ``key(record)`` (a tuple of named parts), most phones first."""
+    members: dict[tuple[tuple[str, Any], ...], list[str]] = collections.defaultdict(list)
+    for rec in records:
+        members[tuple(key(rec).items())].append(rec["mac"])
+    return [{**dict(k), "count": len(macs), "first_macs": macs[:FIRST_MACS]}
+            for k, macs in sorted(members.items(), key=lambda kv: (-len(kv[1]), str(kv[0])))]
+
+
+def fleet_show(entries: Sequence[FlashEntry], *, root: str,
+               cluster: Mapping[str, Mapping[str, str] | None] | None = None,
+               cluster_name: str | None = None, lab: str | None = None) -> dict[str, Any]:
+    """The JSON view of a fleet's flashes (module docstring). ``cluster``: the current lists' checksums
+    by kind (``{"ITL": {"md5": ..., "sha1": ...}, "CTL": None}``), ``cluster_name`` where they came from,
+    ``lab`` the lab folder when they came from a lab (filled into the ways out's commands)."""
+    records: list[dict[str, Any]] = []
+    skipped = [{"entry": e.entry, "reason": e.skipped} for e in entries if e.skipped is not None]
+    for e in entries:
+        if e.skipped is None:
+            try:
+                records.append(_phone_record(e, cluster))
+            except PhoneEmuError as exc:
+                skipped.append({"entry": e.entry, "reason": str(exc)})
+    locked = collections.Counter((rule, kind) for rec in records
+                                 for outcome, rule, kind in [_last_outcome(rec)] if outcome == "locked out")
+
+    def checksum(kind: str) -> Any:
+        low = kind.lower()
+        return lambda r: {"checksum": f"{r['checksum_style']} {r[low + '_checksum']}" if r[low + "_checksum"]
+                          else "none", "status": r[low + "_status"]}
+
+    def boot(rec: dict[str, Any]) -> dict[str, str]:
+        outcome, rule, kind = _last_outcome(rec)
+        return {"outcome": outcome, "rule": rule, "kind": kind}
+
+    return {
+        "fleet_flash": root, "phones": len(records), "skipped": len(skipped), "cluster": cluster_name,
+        "lab": lab,
+        "current": {k: dict(v) if v else None for k, v in (cluster or {}).items()},
+        "itl": _groups(records, checksum("ITL")), "ctl": _groups(records, checksum("CTL")),
+        "configs": _groups(records, lambda r: {
+            "file": (r["config_file"] or "none").replace(r["mac"], "<MAC>")}),
+        "last_boots": _groups(records, boot), "ways_out": ways_out_doc(locked),
+        "problems": [{"mac": r["mac"], "problem": p} for r in records for p in r["problems"]],
+        "skipped_entries": skipped, "records": records,
+    }
+
+
+def _status_text(status: str, name: str | None) -> str:
+    return {"match": f"matches {name}", "mismatch": f"does not match {name}",
+            "not-installed": "", "unknown": ""}[status]
+
+
+def render_fleet_show(doc: dict[str, Any]) -> str:
+    """The text form of :func:`fleet_show`."""
+    lines = [f"fleet {doc['fleet_flash']}: {doc['phones']} phones' flashes, {doc['skipped']} entries skipped"]
+    name = doc["cluster"]
+    for kind in ("ITL", "CTL"):
+        groups = doc[kind.lower()]
+        if not groups:
+            continue
+        cur = doc["current"].get(kind) if name else None
+        styles = sorted({g["checksum"].split()[0] for g in groups if g["checksum"] != "none"}) or ["md5"]
+        said = f"; {name} serves " + ", ".join(f"{st} {cur[st]}" for st in styles) if cur else \
+            f"; {name} serves none" if name else ""
+        lines.append(f"{kind} (the checksum each phone shows{said}):")
+        width = max(len(g["checksum"]) for g in groups)
+        for g in groups:
+            status = _status_text(g["status"], name)
+            lines.append(f"  {g['checksum']:<{width}} {g['count']:>6}  {status + '  ' if status else ''}"
+                         f"{macs_text(g['count'], g['first_macs'])}")
+    if doc["configs"]:
+        lines.append("config accepted:")
+        width = max(len(g["file"]) for g in doc["configs"])
+        lines += [f"  {g['file']:<{width}} {g['count']:>6}  {macs_text(g['count'], g['first_macs'])}"
+                  for g in doc["configs"]]
+    if doc["last_boots"]:
+        lines.append("last boot:")
+        labels = [f"{g['outcome']} {g['rule']}" + (f" ({g['kind']})" if g["kind"] else "") if g["rule"]
+                  else g["outcome"] for g in doc["last_boots"]]
+        width = max(map(len, labels))
+        lines += [f"  {label:<{width}} {g['count']:>6}  {macs_text(g['count'], g['first_macs'])}"
+                  for label, g in zip(labels, doc["last_boots"], strict=True)]
+    fill = {"FLEET": doc["fleet_flash"], **({"DIR": doc["lab"]} if doc["lab"] else {})}
+    lines += ways_out_text(doc["ways_out"], fill)
+    for what, items, fmt in (("flash problems", doc["problems"], "{mac}: {problem}"),
+                             ("skipped", doc["skipped_entries"], "{entry}: {reason}")):
+        if items:
+            lines.append(f"{what}:")
+            lines += ["  " + fmt.format(**item) for item in items[:_FIRST_LISTED]]
+            if len(items) > _FIRST_LISTED:
+                lines.append(f"  ... and {len(items) - _FIRST_LISTED} more (--json lists them all)")
+    return "\n".join(lines) + "\n"
