@@ -85,9 +85,13 @@ def register(sub: Any) -> None:
     p.add_argument("--mic", type=Path, metavar="PEM", help="the phone's MIC certificate")
     p.add_argument("--mic-key", type=Path, metavar="PEM", help="the MIC's private key")
     p.add_argument("--lab", type=Path, metavar="DIR",
-                   help="built-in lab cluster: use its MIC for this MAC and its image-signing certificate")
+                   help="built-in lab cluster: use its MIC for this MAC and its image-signing certificate; "
+                   "the phone also holds the lab's manual config key for it (when its flash holds none) "
+                   "and has the CAPF authentication string of its pending operation typed in, as fleet "
+                   "boot --lab")
     p.add_argument("--auth-string", metavar="DIGITS", help="CAPF authentication string typed on the phone")
-    p.add_argument("--key", metavar="HEX", help="manual config encryption key (Set Cfg Encrypt Key)")
+    p.add_argument("--key", metavar="HEX",
+                   help="manual config encryption key (Set Cfg Encrypt Key; kept on the flash)")
     p.add_argument("--capf-retry-delay", type=non_negative_float, default=30.0, metavar="S",
                    help="pause between CAPF retries in seconds (default 30, as the spec gives)")
     p.add_argument("--now", type=unix_time, metavar="UNIX", help="the phone's clock (default: real time)")
@@ -129,6 +133,29 @@ def _lab_profile(args: argparse.Namespace, mac: str) -> str | None:
 
     ph = load_state(args.lab).phones.get(mac)
     return profile_for_model(ph.model) if ph is not None else None
+
+
+def _type_lab_secrets(args: argparse.Namespace, mac: str, phone: Phone) -> None:
+    """``--lab DIR``, as ``fleet boot --lab``: the phone holds the manual config key the lab encrypts
+    its config with (spec §C.5) when its flash holds none and no --key was given, and has the CAPF
+    authentication string of the lab's pending operation by string (spec §F.7) typed in unless
+    --auth-string was given; each said on stderr."""
+    if args.lab is None:
+        return
+    from phoneemu.lab.state import load_state
+
+    ph = load_state(args.lab).phones.get(mac)
+    if ph is None:
+        return
+    key, typed = ph.manual_key(), ph.pending_auth_string()
+    if args.key is None and key and phone.profile.symmetric_key_bits and phone.store.symmetric_key is None:
+        phone.set_symmetric_key(key)
+        print(f"boot: the manual config key {args.lab} encrypts with is set on the phone (Set Cfg Encrypt "
+              "Key; phone set-key changes it)", file=sys.stderr)
+    if args.auth_string is None and typed:
+        phone.enter_auth_string(typed)
+        print(f"boot: the CAPF authentication string {args.lab} set for the {ph.capf_operation} is typed in "
+              "(--auth-string types another)", file=sys.stderr)
 
 
 def _mic(args: argparse.Namespace, mac: str) -> tuple[tuple[x509.Certificate, PrivateKey] | None,
@@ -292,6 +319,7 @@ def handler(args: argparse.Namespace) -> int:
             phone.set_symmetric_key(args.key)
         if args.auth_string is not None:
             phone.enter_auth_string(args.auth_string)
+        _type_lab_secrets(args, mac, phone)
         target = BootTarget(host=host, tftp_port=port, http_port=where.http_port, use_http=not args.no_http)
         capture = open_host_capture(args.capture, args.keylog, host)
         try:

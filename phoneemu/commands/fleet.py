@@ -232,11 +232,9 @@ def _lab_phones(args: argparse.Namespace, macs: list[str]
                             f"({first}); add them with 'phoneemu lab phone add {args.lab} --mac "
                             f"{missing[0]} --count N'", path="lab")
     known = load_state(args.lab).phones
-    keys = {mac: ph.symmetric_key for mac in macs
-            if (ph := known.get(mac)) is not None and ph.encrypt == "symmetric" and ph.symmetric_key}
-    strings = {mac: ph.auth_string for mac in macs
-               if (ph := known.get(mac)) is not None and ph.capf_operation and ph.capf_auth_mode == 1
-               and ph.auth_string}
+    keys = {mac: key for mac in macs if (ph := known.get(mac)) is not None and (key := ph.manual_key())}
+    strings = {mac: typed for mac in macs
+               if (ph := known.get(mac)) is not None and (typed := ph.pending_auth_string())}
     typed = "".join(f", and the {what} of {len(found)} of them typed in"
                     for what, found in (("manual config key", keys), ("CAPF authentication string", strings))
                     if found)

@@ -76,6 +76,17 @@ class PhoneState:
     digest_password: str | None = None
     exclude_digest: bool = False
 
+    def manual_key(self) -> str | None:
+        """The manual config key (hex) the lab encrypts this phone's config with, to be set on the phone
+        (Set Cfg Encrypt Key, spec §C.5); None when its config is not encrypted with one."""
+        return self.symmetric_key if self.encrypt == "symmetric" and self.symmetric_key else None
+
+    def pending_auth_string(self) -> str | None:
+        """The authentication string to type on the phone for its pending CAPF operation (capfAuthMode 1,
+        spec §F.7); None when none is pending by string."""
+        return self.auth_string if self.capf_operation and self.capf_auth_mode == 1 and self.auth_string \
+            else None
+
 
 @dataclass(kw_only=True)
 class TrustedCert:

@@ -171,3 +171,36 @@ def test_boot_with_lab_takes_the_model_the_lab_has_for_the_phone(tmp_path: Path)
     assert read_phone_file(tmp_path / "a")["profile"] == "cp-7962"
     assert main([*common, "--flash", str(tmp_path / "b"), "--profile", "cp-8861"]) == 1
     assert read_phone_file(tmp_path / "b")["profile"] == "cp-8861"
+
+
+def test_boot_lab_types_the_labs_manual_key_and_capf_string(tmp_path: Path) -> None:
+    """``boot --lab`` as ``fleet boot --lab``: a manual-key phone holds the key the lab encrypts its
+    config with (spec §C.5) unless its flash holds one (set with ``phone set-key``: kept), and a phone
+    with a CAPF operation by string has the lab's string typed in (spec §F.7) unless --auth-string."""
+    sym, capf = "0A00000000D1", "0A00000000D2"
+    c = LabCluster.init(tmp_path / "lab", key_spec="rsa1024", now=NOW)
+    c.add_phone(sym, model="7942", encrypt="symmetric", symmetric_key="00112233445566778899aabbccddeeff",
+                now=NOW)
+    c.add_phone(capf, now=NOW)
+    c.set_capf([capf], "install", auth_string="246810", key="ec-p256", now=NOW)
+
+    async def body() -> None:
+        async with LabServers(c, host=HOST) as srv:
+            common = ["--tftp", f"{HOST}:{srv.ports['tftp']}", "--http-port", str(srv.ports["http"]),
+                      "--lab", str(c.root), "--json", "--capf-retry-delay", "0"]
+            rc, out, err = await cli("boot", "--mac", sym, "--flash", str(tmp_path / "sym"), *common)
+            assert rc == 0 and "the manual config key" in err
+            assert json.loads(out)["report"]["deciding"]["rule"] == "G.12.3-decrypted"
+            assert main(["phone", "set-key", "--flash", str(tmp_path / "sym"), "ff" * 16]) == 0
+            rc, out, err = await cli("boot", "--flash", str(tmp_path / "sym"), *common)
+            assert "the manual config key" not in err  # the flash's own key is kept: it decrypts nothing
+            assert json.loads(out)["report"]["deciding"]["rule"] != "G.12.3-decrypted"
+            rc, out, err = await cli("boot", "--mac", capf, "--flash", str(tmp_path / "w"), "--auth-string",
+                                     "1111", *common)
+            assert "authentication string" not in err and json.loads(out)["report"]["lsc"] != "installed"
+            rc, out, err = await cli("boot", "--mac", capf, "--flash", str(tmp_path / "c"), *common)
+            assert rc == 0
+            assert f"the CAPF authentication string {c.root} set for the install is typed in" in err
+            assert json.loads(out)["report"]["lsc"] == "installed"
+
+    run(body())
