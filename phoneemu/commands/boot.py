@@ -275,9 +275,7 @@ def outcome_lines(report: BootReport, *, label_width: int,
     their lab commands filled in with ``fill`` (:func:`phoneemu.phone.ways_out.way_out_lines`)."""
     lines: list[str] = []
     if report.deciding is not None:
-        d = report.deciding
-        verdict = "accepted" if d.accepted else "rejected"
-        lines.append(f"  {'deciding:':<{label_width}}{d.rule} ({verdict}) {d.file}: {d.reason}")
+        lines.append(f"  {'deciding:':<{label_width}}{report.deciding.summary()}")
     lines.append(f"  {'statuses:':<{label_width}}{' | '.join(report.statuses) or '-'}")
     if report.locked_out and report.deciding is not None:  # and then? (phoneemu.phone.ways_out)
         lines += way_out_lines(report.deciding.rule, report.deciding.kind, fill=fill)

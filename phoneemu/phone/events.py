@@ -65,6 +65,11 @@ class Decision:
         """True when the rule cannot decide before the caller asks TVS (``needs_tvs``)."""
         return self.needs_tvs is not None
 
+    def summary(self) -> str:
+        """``RULE (accepted|rejected) FILE: REASON`` (no file for a decision about none, e.g. CAPF's)."""
+        verdict = "accepted" if self.accepted else "rejected"
+        return f"{self.rule} ({verdict}) " + (f"{self.file}: " if self.file else "") + self.reason
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Event:

@@ -136,8 +136,7 @@ def check_flash_owner(path: Path | str, *, mac: str, profile: str) -> None:
 def _last_boot(report: BootReport, store: TrustStore, at: int) -> dict[str, Any]:
     """What ``last-boot.json`` keeps of a boot (:mod:`phoneemu.phone.flash`)."""
     d = report.deciding
-    deciding = None if d is None else \
-        f"{d.rule} ({'accepted' if d.accepted else 'rejected'}) {d.file}: {d.reason}"
+    deciding = None if d is None else d.summary()
     t = report.target
     return {"at": at, "target": None if t is None else f"{t.host} (tftp {t.tftp_port})", "ok": report.ok,
             "locked_out": report.locked_out, "locked_by": sorted(store.locked_by),

@@ -119,9 +119,7 @@ def _evaluate(world: Any, exp: Expectation) -> ExpectationResult:
             result.timelines[handle.mac] = handle.timeline()
             r = handle.report
             if r is not None and r.deciding is not None:
-                d = r.deciding
-                result.deciding[handle.mac] = (f"{d.rule} ({'accepted' if d.accepted else 'rejected'}) "
-                                               f"{d.file}: {d.reason}")
+                result.deciding[handle.mac] = r.deciding.summary()
     return result
 
 

@@ -1001,3 +1001,14 @@ def _who(der: bytes) -> str:
     from phoneemu.phone.rules import https_query_key
     key = https_query_key(certs.load_cert_der(der))
     return f"{key.subject} (serial {key.serial.hex().upper()})"
+
+
+def test_a_decision_about_no_file_reads_without_an_empty_file_name() -> None:
+    """``Decision.summary`` (boot's ``deciding:`` line, last-boot.json, scenario timelines): a CAPF
+    decision names no file, so no lone ``: `` is left where the file would be."""
+    from phoneemu.phone.events import Decision
+
+    capf = Decision(rule="F.7-wait-auth-string", accepted=False, reason="no string entered", file="")
+    assert capf.summary() == "F.7-wait-auth-string (rejected) no string entered"
+    itl = Decision(rule="G.3.2-first-use", accepted=True, reason="trusted on first use", file="ITLFile.tlv")
+    assert itl.summary() == "G.3.2-first-use (accepted) ITLFile.tlv: trusted on first use"
