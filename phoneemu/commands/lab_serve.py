@@ -38,10 +38,11 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -52,6 +53,7 @@ from phoneemu.lab.state import DEFAULT_PORTS
 from phoneemu.values import host_port
 
 if TYPE_CHECKING:
+    from phoneemu.lab.cluster import LabCluster
     from phoneemu.lab.servers import LabServers
 
 __all__ = ["EXIT_SIGINT", "hostport", "main", "register_serve", "serve"]
@@ -135,10 +137,21 @@ async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, htt
     ``host`` None listens on the address the configs name (``lab init --host``); another address is
     written into the configs and ITL records first (a phone told to ask TVS at the old address would
     find no TVS there and stay locked), except a wildcard (0.0.0.0, ::), which keeps the named address."""
-    from phoneemu.lab.cluster import WILDCARD_HOSTS, LabCluster, check_host
-    from phoneemu.lab.servers import LabServers
+    from phoneemu.lab.cluster import LabCluster
+    from phoneemu.lab.lock import serving
 
     cluster = LabCluster.open(root)
+    with serving(root) as note:
+        return await _serve(cluster, root, note, host=host, tftp_port=tftp_port, http_port=http_port,
+                            tvs_port=tvs_port, capf_port=capf_port, keylog=keylog)
+
+
+async def _serve(cluster: LabCluster, root: Path, note: Callable[[str], None], *, host: str | None,
+                 tftp_port: int, http_port: int, tvs_port: int, capf_port: int, keylog: Path | None) -> int:
+    """:func:`serve` once the lab folder is this process's to serve (``note``: where it listens)."""
+    from phoneemu.lab.cluster import WILDCARD_HOSTS, check_host
+    from phoneemu.lab.servers import LabServers
+
     named = cluster.state.host
     reissue = False
     if host is None:
@@ -182,6 +195,9 @@ async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, htt
                   f"(generation {cluster.generation}; same signers, phones accept the new ITL)")
         if started and not stop.is_set():
             _print_listening(servers, root, host)
+            order = [*DEFAULT_PORTS, *sorted(set(servers.ports) - set(DEFAULT_PORTS))]
+            note(f"pid {os.getpid()}, " + ", ".join(f"{name} {hostport(host, servers.ports[name])}"
+                                                    for name in order if name in servers.ports))
         await stop.wait()
         print(f"stopping ({got[0].name})" if got else "stopping", flush=True)
     finally:

@@ -17,6 +17,10 @@ Rules:
   :class:`LabBusyError` and nothing is written (the caller says so to its client).
 * A lab whose lock file cannot be created (a read-only folder) is used unlocked, as before; a folder that
   is not a lab (no ``cluster.json``) gets no lock file.
+* One ``lab serve`` per lab folder (:func:`serving`): it holds ``DIR/.serve.lock`` exclusively while it
+  runs and writes there its pid and where it listens. A second one is refused before it changes anything,
+  naming the first: it would have recorded its own ports, so the first — which follows every change —
+  would have served files naming a TVS and CAPF port nobody listened on.
 """
 
 from __future__ import annotations
@@ -33,10 +37,11 @@ from typing import TypeVar
 
 from phoneemu.errors import PhoneEmuError
 
-__all__ = ["LOCK_FILE", "LOCK_POLL_S", "LOCK_WAIT_S", "LabBusyError", "hold_lab_lock", "try_lab_lock",
-           "when_lab_lock_free"]
+__all__ = ["LOCK_FILE", "LOCK_POLL_S", "LOCK_WAIT_S", "SERVE_LOCK_FILE", "LabBusyError", "LabServedError",
+           "hold_lab_lock", "serving", "try_lab_lock", "when_lab_lock_free"]
 
 LOCK_FILE = ".lab.lock"
+SERVE_LOCK_FILE = ".serve.lock"
 #: ``lab serve``: how long a periodic reload waits for a ``phoneemu lab`` operation holding the lab lock
 #: (at most, and at most the watch interval), after how long a write waiting for it is logged, and how
 #: often both try meanwhile (our convention)
@@ -51,14 +56,51 @@ class LabBusyError(PhoneEmuError):
     """Another process holds the lab lock (a ``phoneemu lab`` operation is writing the lab)."""
 
 
-def _open(root: Path) -> int:
+class LabServedError(PhoneEmuError):
+    """Another ``lab serve`` serves this lab folder."""
+
+
+def _open(root: Path, name: str = LOCK_FILE) -> int:
     """The lock file's descriptor, -1 when ``root`` is not a lab or the file cannot be created."""
     if not (root / "cluster.json").is_file():
         return -1
     try:
-        return os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        return os.open(root / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError:
         return -1
+
+
+@contextlib.contextmanager
+def serving(root: Path | str) -> Iterator[Callable[[str], None]]:
+    """Hold ``DIR/.serve.lock`` while serving the lab (module rules); yields ``note(text)``, which
+    records where this server listens for a second one's error. :class:`LabServedError` (naming what
+    the holder noted) when another process serves it."""
+    root = Path(root)
+    fd = _open(root, SERVE_LOCK_FILE)
+    if fd >= 0:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held = os.pread(fd, 1024, 0).decode("utf-8", "replace").strip() or "starting"
+            os.close(fd)
+            why = (f"already served by another 'phoneemu lab serve' ({held}): one lab serve per lab folder "
+                   "(the lab's files name the ports it listens on); stop that one first, or serve a copy of "
+                   "the folder")
+            raise LabServedError(why, path=str(root)) from None
+
+    def note(text: str) -> None:
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, text.encode(), 0)
+
+    try:
+        note(f"pid {os.getpid()}, starting")
+        yield note
+    finally:
+        if fd >= 0:
+            note("")
+            os.close(fd)
 
 
 @contextlib.contextmanager

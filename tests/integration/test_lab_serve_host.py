@@ -101,3 +101,41 @@ def test_lab_serve_that_cannot_listen_leaves_the_configs_alone(cluster: LabClust
     reopened = LabCluster.open(cluster.root)
     assert reopened.state.host == HOST and reopened.generation == generation
     assert host not in (cluster.root / "tftp" / f"SEP{MAC}.cnf.xml").read_text()
+
+
+def test_a_second_lab_serve_of_one_lab_is_refused_before_it_changes_anything(cluster: LabCluster) -> None:
+    """One ``lab serve`` per lab folder (``DIR/.serve.lock``): a second one, on other ports, would have
+    recorded them and the first — which follows every change — would have served configs naming a TVS
+    nobody listens on. It is one line naming the first (pid, ports), exit 2, the lab unchanged; once the
+    first stops, the folder can be served again."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    first = subprocess.Popen(_serve_cmd(cluster.root), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=env, cwd=REPO)
+    try:
+        assert first.stdout is not None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            line = first.stdout.readline()
+            if not line or line.startswith("listening capf"):
+                break
+        saved = (cluster.root / "cluster.json").read_bytes()
+        second = subprocess.run(_serve_cmd(cluster.root), capture_output=True, text=True, env=env, cwd=REPO,
+                                timeout=60)
+        assert second.returncode == 2, second.stderr
+        assert f"already served by another 'phoneemu lab serve' (pid {first.pid}, tftp {HOST}:" in second.stderr
+        assert "one lab serve per lab folder" in second.stderr and second.stderr.count("\n") == 1
+        assert (cluster.root / "cluster.json").read_bytes() == saved  # nothing recorded, nothing rebuilt
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=10) == 0
+    finally:
+        reap(first)
+    again = subprocess.Popen(_serve_cmd(cluster.root), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=env, cwd=REPO)
+    try:
+        assert again.stdout is not None
+        lines = [again.stdout.readline() for _ in range(3)]  # (a port taken meanwhile: a line before)
+        assert any(line.startswith("lab cluster ") for line in lines), lines  # the lock went with the first
+        again.send_signal(signal.SIGTERM)
+        assert again.wait(timeout=10) == 0
+    finally:
+        reap(again)
