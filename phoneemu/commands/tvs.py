@@ -8,6 +8,9 @@ returned), the certificate the server presented and, with --itl, whether a phone
 would talk to it at all (its certificate must be a TVS record of the ITL, spec §E.1). --verify sends
 the whole certificate instead (VERIFY, §E.7.1). A QUERY or VERIFY changes nothing on the cluster.
 
+--flash DIR asks as an emulated phone would (boot --flash DIR): the TVS servers of its config, in its
+device name, over its model's TLS versions, and whether it would talk to each (its ITL).
+
 Several servers (given, or named by a phone's config with --config) are each asked, at once: does
 every TVS node know it? A phone asks them in priority order and moves on only when one does not
 answer (or, with --itl, is not a TVS record of its ITL), so the first that answers decides; the
@@ -59,6 +62,7 @@ examples:
   phoneemu tvs b/ITLRecovery.pem --config a/SEP001122334455.cnf.xml.sgn --itl a/ITLFile.tlv
                                                    every TVS that phone's config names: all of them?
   phoneemu tvs 10.0.0.5 10.0.0.6 10.0.0.7:2445 new/ITLFile.tlv     each node of a cluster
+  phoneemu tvs --flash /tmp/ph1 new/ITLFile.tlv     as that emulated phone would ask (config, ITL, model)
 """
 
 
@@ -80,6 +84,9 @@ def register(sub: Any) -> None:
     p.add_argument("--config", type=Path, metavar="FILE",
                    help="a phone's config (SEP<MAC>.cnf.xml or .cnf.xml.sgn): also ask each TVS server it "
                    "names, in its priority order (after the servers given)")
+    p.add_argument("--flash", type=Path, metavar="DIR",
+                   help="an emulated phone's flash (boot --flash DIR): its config as --config, its ITL as "
+                   "--itl, its model's TLS versions as --tls")
     p.add_argument("--device-name", default=None, metavar="NAME",
                    help="the device name sent (default: the --config phone's, else SEP001122334455)")
     p.add_argument("--tls", default=None, metavar="VERSIONS",
@@ -111,10 +118,10 @@ def _subject(path: Path) -> tuple[QueryKey, x509.Certificate | None, str]:
     return query_key(parsed.header), None, f"signer of {path.name} ({kind})"
 
 
-def _itl_store(path: Path) -> TrustStore:
-    """A cp-8861's trust store holding ``path`` as its ITL, read and checked as ``predict`` reads an
-    installed ITL (an error names the file)."""
-    profile = get_profile("cp-8861")
+def _itl_store(path: Path, profile_name: str) -> TrustStore:
+    """A trust store of ``profile_name`` holding ``path`` as its ITL, read and checked as ``predict``
+    reads an installed ITL (an error names the file)."""
+    profile = get_profile(profile_name)
     store = TrustStore(profile=profile, intern=InternCache())
     store.itl = load_installed(limit=profile.trust_list_limit, itl=path).itl
     return store
@@ -186,10 +193,10 @@ def _text(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _versions(text: str | None) -> tuple[str, ...]:
-    """``--tls 1.0`` / ``1.2,1.3``; a cp-8861's when not given."""
+def _versions(text: str | None, profile: str = "cp-8861") -> tuple[str, ...]:
+    """``--tls 1.0`` / ``1.2,1.3``; ``profile``'s when not given."""
     if text is None:
-        return tuple(get_profile("cp-8861").tls_versions)
+        return tuple(get_profile(profile).tls_versions)
     try:
         return check_tls_versions([v.strip() for v in text.split(",")], what="--tls")
     except EncodeError as exc:
@@ -209,7 +216,7 @@ async def _ask(args: argparse.Namespace, server: tuple[str, int], key: QueryKey,
         seen.append(der)
         return True
 
-    ctx = phone_client_context(_versions(args.tls))
+    ctx = phone_client_context(_versions(args.tls, args.profile))
     reply: TvsReply | None = None
     error: TransportError | None = None
     try:
@@ -260,13 +267,40 @@ def _several_text(docs: list[dict[str, Any]], summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _from_flash(args: argparse.Namespace) -> None:
+    """``--flash DIR``: its config and ITL (those it holds) and its model, in place of --config, --itl
+    and the default --tls (given with them: refused)."""
+    args.profile = "cp-8861"
+    if args.flash is None:
+        return
+    from phoneemu.phone.flash import CONFIG_FILE, ITL_FILE
+    from phoneemu.phone.phone import read_phone_file
+
+    if args.config is not None or args.itl is not None:
+        raise PhoneEmuError("--flash takes the phone's config and ITL: give --flash, or --config / --itl",
+                            path="flash")
+    if not args.flash.is_dir():
+        raise PhoneEmuError(f"{args.flash}: no such flash directory (boot --flash DIR makes one)",
+                            path="flash")
+    ident = read_phone_file(args.flash)
+    args.profile = str(ident.get("profile") or "cp-8861")
+    if (args.flash / CONFIG_FILE).is_file():
+        args.config = args.flash / CONFIG_FILE
+    elif not args.servers:
+        raise PhoneEmuError(f"{args.flash}: holds no accepted config, so no TVS server to ask (name one: "
+                            "phoneemu tvs HOST[:PORT] ...)", path="flash")
+    if (args.flash / ITL_FILE).is_file():
+        args.itl = args.flash / ITL_FILE
+
+
 def handler(args: argparse.Namespace) -> int:
+    _from_flash(args)
     _versions(args.tls)  # a bad --tls is said before anything is read or asked
     key, cert, what = _subject(args.subject)
     if args.verify and cert is None:
         raise PhoneEmuError(f"--verify sends a whole certificate: {args.subject} is a signed file (its "
                             "header names the signer only; a QUERY asks about it)", path="verify")
-    store = _itl_store(args.itl) if args.itl is not None else None
+    store = _itl_store(args.itl, args.profile) if args.itl is not None else None
     servers = _servers(args)
     if args.device_name is None:
         args.device_name = "SEP001122334455"

@@ -119,10 +119,11 @@ def test_a_second_lab_serve_of_one_lab_is_refused_before_it_changes_anything(clu
             if not line or line.startswith("listening capf"):
                 break
         saved = (cluster.root / "cluster.json").read_bytes()
-        second = subprocess.run(_serve_cmd(cluster.root), capture_output=True, text=True, env=env, cwd=REPO,
-                                timeout=60)
+        second = subprocess.run(_serve_cmd(cluster.root), check=False, capture_output=True, text=True,
+                                env=env, cwd=REPO, timeout=60)
         assert second.returncode == 2, second.stderr
-        assert f"already served by another 'phoneemu lab serve' (pid {first.pid}, tftp {HOST}:" in second.stderr
+        err = second.stderr
+        assert f"already served by another 'phoneemu lab serve' (pid {first.pid}, tftp {HOST}:" in err
         assert "one lab serve per lab folder" in second.stderr and second.stderr.count("\n") == 1
         assert (cluster.root / "cluster.json").read_bytes() == saved  # nothing recorded, nothing rebuilt
         first.send_signal(signal.SIGTERM)

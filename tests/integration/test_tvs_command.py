@@ -148,3 +148,30 @@ def test_every_tvs_a_config_names_is_asked(served: tuple[LabCluster, str, Path],
     assert main(["tvs", str(itl), "--config", str(itl)]) == 2  # not a config: named as --config's
     err = capsys.readouterr().err
     assert f"config: {itl}: installed config: " in err and "installed-config" not in err
+
+
+def test_an_emulated_phones_flash_asks_as_that_phone(served: tuple[LabCluster, str, Path], tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """``--flash DIR``: the TVS servers of the phone's accepted config, its ITL (would it talk to
+    them?), its device name and its model's TLS versions (a cp-7962 speaks TLS 1.0)."""
+    from phoneemu.phone.boot import BootTarget
+    from phoneemu.phone.flash import Flash
+    from phoneemu.phone.phone import Phone
+    from phoneemu.phone.profile import get_profile
+    from tests.helpers import LabFiles, run
+
+    c, tvs, itl = served
+    prof = get_profile("cp-7962")
+    flash = tmp_path / "ph"
+    phone = Phone(mac=MAC, profile=prof, flash=Flash(flash, profile=prof), clock=lambda: 1_780_000_000)
+    assert run(phone.boot(BootTarget(host="lab", tftp_port=69, use_http=False), fetcher=LabFiles(c))).ok
+    assert main(["tvs", "--flash", str(flash), str(itl), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [d["server"] for d in doc["servers"]] == [tvs]  # the config's TVS: no server given
+    assert doc["servers"][0]["device_name"] == f"SEP{MAC}" and doc["servers"][0]["phone_would_talk"] is True
+    assert doc["servers"][0]["tls"].startswith("TLSv1 ")
+    for argv, said in ((["--flash", str(flash), "--itl", str(itl)], "give --flash, or --config / --itl"),
+                       (["--flash", str(tmp_path / "none")], "no such flash directory"),
+                       (["--flash", str(tmp_path)], "holds no accepted config")):
+        assert main(["tvs", *argv, str(itl)]) == 2
+        assert said in capsys.readouterr().err
