@@ -70,6 +70,7 @@ __all__ = [
     "default_config_name",
     "device_name_for",
     "device_pool_xml",
+    "digest_credentials",
     "normalise_mac",
     "parse",
     "parse_config_file_name",
@@ -700,6 +701,26 @@ def _call_managers(cfg: DeviceConfig) -> tuple[CallManager, ...]:
         out.append(CallManager(host=_host(name, f"{path}.callManager.processNodeName"),
                                priority=_priority(member, i, path), sip_port=sip, secured_sip_port=secured))
     return tuple(out)
+
+
+def digest_credentials(cfg: DeviceConfig) -> tuple[str, str] | None:
+    """The SIP digest user and password of the first line (``sipLines/line/authName``, ``authPassword``,
+    spec §G.13; the element names are our convention, as the lab writes them), None when the config
+    carries none ("Exclude Digest Credential in Configuration File"). A malformed list is a DecodeError
+    naming the element."""
+    xml = cfg.extra.get("sipLines")
+    if xml is None:
+        return None
+    lines = _fromstring(xml.encode("utf-8"), path="sipLines")
+    line = _only_child(lines, "line", "sipLines", required=False)
+    if line is None:
+        return None
+    name = _only_child(line, "authName", "sipLines.line", required=False)
+    if name is None:
+        return None
+    password = _only_child(line, "authPassword", "sipLines.line", required=False)
+    return (_str(name, "sipLines.line.authName"),
+            "" if password is None else _str(password, "sipLines.line.authPassword"))
 
 
 def device_pool_xml(managers: tuple[CallManager, ...] | list[CallManager]) -> str:

@@ -56,6 +56,10 @@ Rules:
   the cluster's ``tomcat`` identity, which TVS vouches for (spec §E.7.1). It starts with the others
   only when ``app_https=True``; otherwise ``start_service("https")`` starts it on demand (port 0
   the first time). Its port is in ``ports`` but not in the cluster state (configs do not name it).
+* ``sip`` (TCP) and ``sips`` (TLS, presenting node 1's CallManager certificate, the CTL's CCM+TFTP
+  record) are the SIP registrar (:mod:`.sip_service`, digest authentication, spec §G.13), started on
+  demand like ``https`` (``start_service("sip")``); their ports are not recorded either (our convention:
+  the phone is given the registrar's address with the ``sip`` step or ``phoneemu register``).
 * ``requests`` records what was asked and how it ended (service, peer, name, outcome), bounded to
   the last ``max_log`` entries. ``clock`` (Unix seconds, the scenario clock) dates the cluster
   operations the servers trigger (port record, LSC issue/record).
@@ -89,6 +93,7 @@ from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.https_service import HttpsAppHandler
 from phoneemu.lab.lock import LOCK_FILE, LOCK_POLL_S, LOCK_WAIT_S, LabBusyError, when_lab_lock_free
 from phoneemu.lab.pki import Identity
+from phoneemu.lab.sip_service import SipRegistrar
 from phoneemu.lab.state import DEFAULT_PORTS
 from phoneemu.lab.tvs_loop import LoopTvsServer
 from phoneemu.lab.tvs_service import TvsConnectionLog, TvsHandler
@@ -104,7 +109,9 @@ __all__ = ["SERVICES", "LabServers", "RequestLog"]
 _log = logging.getLogger("phoneemu.lab.servers")
 _T = TypeVar("_T")
 
-SERVICES = ("tftp", "http", "tvs", "capf", "https")
+SERVICES = ("tftp", "http", "tvs", "capf", "https", "sip", "sips")
+#: services started only when asked (``start_service``): their ports are not in the lab's configs
+ON_DEMAND = frozenset({"https", "sip", "sips"})
 
 #: TVS server: on the loop (tvs_loop, least CPU), worker threads (tvs_threaded) or asyncio TLS (tvs_service)
 TVS_IMPLS = ("loop", "threads", "asyncio")
@@ -240,7 +247,7 @@ class LabServers:
         self.on_notice = on_notice
         self.host = host
         self.requested = {"tftp": tftp_port, "http": http_port, "tvs": tvs_port, "capf": capf_port,
-                          "https": https_port}
+                          "https": https_port, "sip": 0, "sips": 0}
         self.app_https = app_https
         self.keylog = keylog
         self.capture = capture
@@ -267,6 +274,10 @@ class LabServers:
         self.capf: TlsServer | None = None
         self.https: TlsServer | None = None
         self.https_handler = HttpsAppHandler(read_timeout=io_timeout, on_log=self._on_https)
+        self.sip: TlsServer | None = None
+        self.sips: TlsServer | None = None
+        self.sip_handler = SipRegistrar(self._sip_credentials, clock=clock, read_timeout=io_timeout,
+                                        on_log=self._on_sip)
         self.tvs_handler = TvsHandler(cluster.tvs_lookup, read_timeout=io_timeout, on_log=self._on_tvs)
         self.capf_handler = CapfHandler(cluster, clock=clock, read_timeout=io_timeout * 3,
                                         session_timeout=capf_session_timeout, lock_wait=capf_lock_wait,
@@ -290,7 +301,7 @@ class LabServers:
         self._capf_ctx = _IdentityContexts(self._capf_identity, keylog=self.keylog)
         try:
             for name in SERVICES:
-                if name != "https" or self.app_https:
+                if name not in ON_DEMAND or (name == "https" and self.app_https):
                     await self._start(name, self.requested[name])
             for name in self._node_tvs_names():
                 await self._start(name, 0)
@@ -531,6 +542,16 @@ class LabServers:
                     on_handshake_error=self._handshake_logger("https"))
                 self.https = await https.start()
                 bound = https.port
+            elif name in ("sip", "sips"):
+                ctx = None
+                if name == "sips":  # node 1's CallManager certificate, the CTL's CCM+TFTP record (§G.5),
+                    # the current one at each handshake (a regenerated certificate is presented at once)
+                    ctx = _IdentityContexts(self._callmanager_identity, keylog=self.keylog).base
+                sip_srv = TlsServer(self.sip_handler, ctx, self.host, port, name=name,
+                                    handshake_timeout=self.io_timeout,
+                                    on_handshake_error=self._handshake_logger(name))
+                setattr(self, name, await sip_srv.start())
+                bound = sip_srv.port
             else:
                 assert self._capf_ctx is not None
                 capf = TlsServer(self.capf_handler, self._capf_ctx.base, self.host, port, name="capf",
@@ -643,6 +664,10 @@ class LabServers:
         self._fresh()
         return self.cluster.tvs_identity()
 
+    def _callmanager_identity(self) -> Identity:
+        self._fresh()
+        return self.cluster.callmanager()
+
     def _capf_identity(self) -> Identity:
         self._fresh()
         return self.cluster.identity("capf")
@@ -689,6 +714,16 @@ class LabServers:
     def _on_https(self, peer: str, path: str, status: int) -> None:
         self._record(RequestLog(service="https", peer=peer, name=path,
                                 outcome=_HTTP_OUTCOMES.get(status, "error"), detail=f"HTTP {status}",
+                                time=time.time()))
+
+    def _sip_credentials(self, mac: str) -> tuple[str | None, str | None] | None:
+        """The registrar's view of a device: its digest user and password, None when unknown."""
+        self._fresh()
+        ph = self.cluster.state.phones.get(mac)
+        return None if ph is None else (ph.digest_user, ph.digest_password)
+
+    def _on_sip(self, peer: str, device: str, outcome: str, detail: str) -> None:
+        self._record(RequestLog(service="sip", peer=peer, name=device, outcome=outcome, detail=detail,
                                 time=time.time()))
 
     def _on_capf(self, e: CapfSessionLog) -> None:

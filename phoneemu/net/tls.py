@@ -398,7 +398,9 @@ class TlsServer:
         try:
             await self.handler(reader, writer)
         except asyncio.CancelledError:
-            raise
+            # the connection's own task, cancelled by close(): it ends here. Raised further, asyncio's
+            # start_server callback (plain TCP) would log "Exception in callback" for it
+            return
         except Exception as exc:
             self.errors += 1
             _log.warning("%s: connection from %s failed: %s: %s", self.name, peer, type(exc).__name__, exc)

@@ -67,6 +67,8 @@ from phoneemu.phone.events import EventLog
 from phoneemu.phone.flash import Flash, atomic_write, dropped_credential
 from phoneemu.phone.https import HttpsResult, open_https
 from phoneemu.phone.profile import PROFILES, PhoneProfile
+from phoneemu.phone.sip import DigestCache, SipResult
+from phoneemu.phone.sip import register as register_sip
 from phoneemu.phone.store import Credential, TrustStore
 
 __all__ = ["DEFAULT_TFTP_MAX_TIME", "PHONE_FILE", "Phone", "check_flash_owner", "default_tftp_max_time",
@@ -200,6 +202,7 @@ class Phone:
         self.tvs_timeout = tvs_timeout
         self._keylog = log
         self._auth_string: str | None = None
+        self._digest_cache: DigestCache | None = None  # the registrar's last challenge (RAM: a boot forgets)
         self._flash_problems: list[str] = []  # shown by the next boot (the store was loaded without them)
         if flash is not None:
             self._store = flash.load()
@@ -308,6 +311,7 @@ class Phone:
         def used() -> None:
             self._auth_string = None
 
+        self._digest_cache = None  # RAM: a reboot forgets the registrar's last challenge
         report = await run_boot(
             mac=self.mac, profile=self._profile, store=self._store,
             fetcher=fetcher if fetcher is not None else self.fetcher_for(target), clock=self.clock,
@@ -326,6 +330,21 @@ class Phone:
                                 events=self.events, clock=self.clock,
                                 timeout=timeout if timeout is not None else self.http_timeout,
                                 tvs_timeout=self.tvs_timeout, keylog=self._keylog)
+
+    async def register_sip(self, host: str, sip_port: int, sips_port: int, *,
+                           timeout: float | None = None) -> SipResult:
+        """Register with the CallManager's SIP registrar at ``host``, over TCP (``sip_port``) or, when
+        §G.9 says TLS, over TLS (``sips_port``), answering its digest challenge (spec §G.13)."""
+        return await register_sip(self._store, self._profile, self.mac, host, sip_port=sip_port,
+                                  sips_port=sips_port, events=self.events, clock=self.clock,
+                                  timeout=timeout if timeout is not None else self.http_timeout,
+                                  keylog=self._keylog, cache=self._digest)
+
+    @property
+    def _digest(self) -> DigestCache:
+        if self._digest_cache is None:
+            self._digest_cache = DigestCache()
+        return self._digest_cache
 
     @classmethod
     def from_flash(cls, path: Path | str, *, profile: PhoneProfile, clock: Callable[[], int],

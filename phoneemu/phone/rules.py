@@ -995,6 +995,20 @@ def decide_secure_transport(store: TrustStore, cfg: DeviceConfig, *, profile: Ph
              "use-tcp")
 
 
+def decide_sip_server(store: TrustStore, cert_der: bytes | None, *, server: str) -> Decision:
+    """§G.5 "SIP-TLS server: CCM / CCM+TFTP in CTL": the certificate the registrar presents over TLS
+    must be a non-empty CCM or CCM+TFTP record of the installed CTL (byte for byte; a regenerated
+    CallManager certificate the phone's CTL does not list yet is refused)."""
+    ccm = frozenset({Role.CCM, Role.CCM_TFTP})
+    listed = {r.certificate for r in readable_records(store.ctl) if r.role in ccm and not r.is_empty} \
+        if store.ctl is not None else set()
+    if cert_der is not None and cert_der in listed:
+        return Decision(rule="G.5-sip-server-in-ctl", accepted=True, file=server, kind="transport",
+                        reason="the registrar's certificate is a CCM+TFTP record of the CTL")
+    return Decision(rule="G.5-sip-server-untrusted", accepted=False, file=server, kind="transport",
+                    reason="the registrar's certificate is not a CCM record of the installed CTL")
+
+
 def decide_auto_registration(store: TrustStore, *, profile: PhoneProfile, device_config_found: bool,
                              default_config_found: bool) -> Decision:
     """§G.10: fall back to the default config; signed when the phone holds a trust list."""

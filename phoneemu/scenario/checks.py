@@ -97,6 +97,12 @@ def _last_https(p: PhoneView) -> Any:
     return getattr(p, "https", None)  # HttpsResult | None (phone/https.py)
 
 
+def _step_results(p: PhoneView) -> list[Any]:
+    """The last ``https`` and ``sip`` steps' results that applied a rule (their rule and status count
+    for ``rule``, ``deciding_rule`` and ``status`` beside the last boot's)."""
+    return [r for r in (_last_https(p), getattr(p, "sip", None)) if r is not None and r.rule]
+
+
 def _matches(rule: str, wanted: Any) -> bool:
     """``rule`` equals ``wanted`` or lies under it ("G.3" matches "G.3.5-reject-unknown-signer")."""
     w = str(wanted)
@@ -107,10 +113,7 @@ def _deciding_rules(p: PhoneView) -> list[str]:
     """The last boot's deciding rule (``BootReport.deciding``) and the last HTTPS result's rule."""
     r = p.report
     out = [r.deciding.rule] if r is not None and r.deciding is not None else []
-    https = _last_https(p)
-    if https is not None and https.rule:
-        out.append(https.rule)
-    return out
+    return out + [res.rule for res in _step_results(p)]
 
 
 def _rule(p: PhoneView, expected: Any) -> tuple[Any, bool]:
@@ -118,9 +121,7 @@ def _rule(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     that asked TVS records ``G.3.4-needs-tvs`` and then its verdict, and both match."""
     r = p.report
     rules = [d.rule for d in (*getattr(r, "pending", ()), *r.decisions)] if r is not None else []
-    https = _last_https(p)
-    if https is not None and https.rule:
-        rules.append(https.rule)
+    rules += [rule for res in _step_results(p) for rule in (getattr(res, "rules", ()) or (res.rule,))]
     held = any(_matches(rule, w) for w in _any_of(expected) for rule in rules)
     return list(dict.fromkeys(rules)), held
 
@@ -294,6 +295,23 @@ def _fetched_over(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     return actual, actual in _any_of(expected)
 
 
+def _sip(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+    """registered / rejected / unreachable: how the last ``sip`` step's registration ended (§G.13)."""
+    res = getattr(p, "sip", None)
+    actual = None if res is None else "registered" if res.registered else \
+        "unreachable" if res.rule == "G.13-unreachable" else "rejected"
+    return actual, actual in _any_of(expected)
+
+
+def _sip_field(name: str, none: Any) -> Callable[[PhoneView, Any], tuple[Any, bool]]:
+    """A field of the last ``sip`` step's result (``none`` before any, or when it was not tried)."""
+    def check(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+        res = getattr(p, "sip", None)
+        actual = (getattr(res, name) if res is not None else None) or none
+        return actual, actual in _any_of(expected)
+    return check
+
+
 _CHECKS: dict[str, Callable[[PhoneView, Any], tuple[Any, bool]]] = {
     "itl": _trust("ITL"),
     "ctl": _trust("CTL"),
@@ -324,6 +342,10 @@ _CHECKS: dict[str, Callable[[PhoneView, Any], tuple[Any, bool]]] = {
     "trust_file_retries": _trust_file_retries,
     "retransmitted": _retransmitted,
     "fetched_over": _fetched_over,
+    "sip": _sip,
+    "sip_transport": _sip_field("transport", "none"),
+    "sip_challenged": _sip_field("challenged", False),
+    "sip_stale": _sip_field("stale", False),
 }
 
 

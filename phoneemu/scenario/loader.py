@@ -120,9 +120,14 @@ CHECKS: dict[str, tuple[str, ...] | None] = {
     "trust_file_retries": None,
     "retransmitted": None,
     "fetched_over": ("http", "tftp", "mixed", "none"),
+    "sip": ("registered", "rejected", "unreachable"),
+    "sip_transport": ("tcp", "tls", "none"),
+    "sip_challenged": None,
+    "sip_stale": None,
 }
 
-_BOOL_CHECKS = frozenset({"locked_out", "encrypted", "tvs_used", "retransmitted"})
+_BOOL_CHECKS = frozenset({"locked_out", "encrypted", "tvs_used", "retransmitted", "sip_challenged",
+                          "sip_stale"})
 _INT_CHECKS = {"trust_file_retries": (0, 100)}
 
 #: The keys of a scenario file's top level (docs/scenarios.md's full example shows each).
@@ -130,7 +135,7 @@ TOP_KEYS = ("name", "description", "reproduces", "tags", "timeout", "clusters", 
 
 STEP_KINDS = (
     "boot", "reset", "admin", "move", "service", "network", "tamper", "clock",
-    "erase", "factory-reset", "set-key", "capf", "https", "expect",
+    "erase", "factory-reset", "set-key", "capf", "https", "sip", "expect",
 )
 
 _MAC = re.compile(r"^[0-9A-Fa-f]{12}$")
@@ -674,7 +679,7 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
         if "auth_string" in am:
             args["auth_string"] = ctx.quoted(am["auth_string"], f"{field}.auth_string", "auth_string")
         return Step(kind=kind, where=where, args=args)
-    if kind == "https":
+    if kind in ("https", "sip"):
         if isinstance(arg.value, dict):
             am = ctx.mapping(arg, field, allowed=("phones", "cluster"), required=("phones",))
             args = {"phones": _phone_refs(ctx, am["phones"], f"{field}.phones", groups),

@@ -162,6 +162,8 @@ async def _do_step(world: Any, step: Step) -> None:
             world.clock.advance(int(a["advance"]))
         elif step.kind == "https":
             await world.https(world.select(a["phones"]), a.get("cluster"), step.where)
+        elif step.kind == "sip":
+            await world.sip(world.select(a["phones"]), a.get("cluster"), step.where)
         elif step.kind == "admin":
             await _admin(world, step)
         elif step.kind == "service":

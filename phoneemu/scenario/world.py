@@ -27,6 +27,7 @@ from phoneemu.phone.flash import Flash
 from phoneemu.phone.https import HttpsResult
 from phoneemu.phone.phone import Phone
 from phoneemu.phone.profile import PhoneProfile, profile_from_dict
+from phoneemu.phone.sip import SipResult
 from phoneemu.scenario.clock import ScenarioClock
 from phoneemu.scenario.model import ClusterSpec, PhoneGroup, Scenario
 from phoneemu.values import parse_host_port
@@ -65,6 +66,7 @@ class PhoneHandle:
     report: BootReport | None = None
     history: list[BootReport] = field(default_factory=list)
     https: HttpsResult | None = None  # the last ``https`` step's result (spec §E.7.1)
+    sip: SipResult | None = None  # the last ``sip`` step's result (spec §G.13)
     #: (cluster name, "ITL"/"CTL") -> what that cluster's ``show itl``/``show ctl`` prints as checksums
     served_checksums: Callable[[str, str], dict[str, str] | None] | None = None
 
@@ -288,6 +290,17 @@ class World:
             if not h.servers.running("https"):
                 await h.servers.start_service("https")
             p.https = await p.phone.open_https(h.host, h.servers.ports["https"])
+
+    async def sip(self, phones: list[PhoneHandle], cluster: str | None, where: str) -> None:
+        """Each phone registers with the SIP registrar of ``cluster`` (default: its own), its TCP and TLS
+        listeners started on demand (spec §G.13, §G.9); the result is kept for the ``sip`` checks."""
+        for p in phones:
+            h = self.lab(cluster or p.cluster, where)
+            assert h.servers is not None
+            for name in ("sip", "sips"):
+                if not h.servers.running(name):
+                    await h.servers.start_service(name)
+            p.sip = await p.phone.register_sip(h.host, h.servers.ports["sip"], h.servers.ports["sips"])
 
     def now_datetime(self) -> dt.datetime:
         return self.clock.datetime()

@@ -1,0 +1,177 @@
+"""The lab SIP registrar: REGISTER with digest authentication, over TCP and TLS (spec §G.13, §G.9, §G.5).
+
+A stand-in for the CallManager's SIP line side, as far as the trust client sees it: the phone
+registers over TCP (``sip``, 5060) or, in authenticated/encrypted mode with a CUCM certificate in its
+CTL, over TLS (``sips``, 5061) presenting the node's CallManager certificate — the one the CTL lists
+as CCM+TFTP (spec §G.5). Rules (spec §G.13, from the seed chapter's "Digest Authentication"):
+
+* A device the cluster does not know (``From: <sip:SEP<MAC>@...>``, our convention) gets
+  ``404 Not Found``. A known device without a digest user registers at once (``200 OK``): digest
+  authentication is per device, independent of the cluster security mode.
+* A device with a digest user is challenged: ``401 Unauthorized`` with ``WWW-Authenticate: Digest
+  realm="ccmsipline", nonce=..., algorithm=MD5, qop="auth"`` (realm: "SIP Station Realm"). Its answer
+  is checked against the credentials the cluster holds (not those in its config: "Exclude Digest
+  Credential in Configuration File" leaves the phone without them, and it cannot answer).
+* A nonce is valid for the phone security profile's "Nonce Validity Time", 600 s of the lab clock:
+  past it the answer gets ``401`` with ``stale=TRUE`` (the phone answers the new nonce without asking
+  anyone, RFC 2617 §3.2.1). A nonce count not above the last one seen for that nonce is a replay
+  (RFC 2617 §3.2.2: the server detects replays with ``nc``): ``401``, a fresh challenge.
+* Wrong user, realm, URI or response: ``401`` with a fresh challenge (RFC 2617; the phone gives up).
+  Another method: ``405``. A malformed message: ``400`` and the connection is closed. At most
+  :data:`MAX_NONCES` nonces are kept (the oldest go first); memory per connection is bounded by the
+  message limits of :mod:`phoneemu.protocols.sip`.
+* ``on_log(peer, device, outcome, detail)`` sees every answer (outcome ``registered``, ``challenged``,
+  ``stale``, ``replayed``, ``refused``, ``unknown-device``, ``malformed``, ``not-allowed``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import re
+import secrets
+import time
+from collections.abc import Callable
+
+from phoneemu.errors import DecodeError
+from phoneemu.protocols import sip
+from phoneemu.values import host_port
+
+__all__ = ["MAX_NONCES", "NONCE_VALIDITY_S", "SipRegistrar"]
+
+_log = logging.getLogger("phoneemu.lab.sip")
+
+#: CUCM phone security profile "Nonce Validity Time" default (spec §G.13)
+NONCE_VALIDITY_S = 600
+MAX_NONCES = 10_000
+_DEVICE_RE = re.compile(r"<?sips?:(SEP[0-9A-Fa-f]{12})@", re.IGNORECASE)
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed"}
+
+
+class SipRegistrar:
+    """Per-connection handler for :class:`phoneemu.net.tls.TlsServer` (TCP or TLS; module rules).
+
+    ``credentials(mac)`` gives a known device's digest user and password (``(None, None)``: known, no
+    digest; None: unknown device); ``clock()`` the lab time in seconds."""
+
+    def __init__(self, credentials: Callable[[str], tuple[str | None, str | None] | None], *,
+                 clock: Callable[[], int] | None = None, read_timeout: float = 10.0,
+                 nonce_validity: int = NONCE_VALIDITY_S,
+                 on_log: Callable[[str, str, str, str], None] | None = None) -> None:
+        self.credentials = credentials
+        self.clock = clock if clock is not None else (lambda: int(time.time()))
+        self.read_timeout = read_timeout
+        self.nonce_validity = nonce_validity
+        self.on_log = on_log
+        self._nonces: collections.OrderedDict[str, list[int]] = collections.OrderedDict()  # issued, last nc
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peername = writer.get_extra_info("peername")
+        peer = host_port(peername[0], peername[1]) if peername else "?"
+        stream = sip.SipStream()
+        try:
+            while True:
+                msg = stream.next()
+                if msg is None:
+                    chunk = await asyncio.wait_for(reader.read(4096), self.read_timeout)
+                    if not chunk:
+                        return
+                    stream.feed(chunk)
+                    continue
+                writer.write(self.answer(msg, peer))
+                await writer.drain()
+        except DecodeError as exc:
+            self._log(peer, "?", "malformed", str(exc))
+            writer.write(sip.build_message("SIP/2.0 400 Bad Request", []))
+            await writer.drain()
+        except (TimeoutError, ConnectionError, OSError):
+            return
+        finally:
+            writer.close()
+
+    def _nonce(self) -> str:
+        nonce = secrets.token_hex(16)
+        self._nonces[nonce] = [self.clock(), 0]
+        while len(self._nonces) > MAX_NONCES:
+            self._nonces.popitem(last=False)
+        return nonce
+
+    def _log(self, peer: str, device: str, outcome: str, detail: str) -> None:
+        _log.info("sip %s %s: %s %s", peer, device, outcome, detail)
+        if self.on_log is not None:
+            self.on_log(peer, device, outcome, detail)
+
+    def answer(self, msg: sip.SipMessage, peer: str = "?") -> bytes:
+        """The response to one request (module rules); a response is ignored (b"")."""
+        if msg.method is None:
+            return b""
+        found = _DEVICE_RE.search(msg.header("from") or "")
+        device = found.group(1).upper() if found else "?"
+        if msg.method != "REGISTER":
+            self._log(peer, device, "not-allowed", msg.method)
+            return self._response(msg, 405, [("Allow", "REGISTER")])
+        creds = self.credentials(device[3:]) if found else None
+        if creds is None:
+            self._log(peer, device, "unknown-device", "no such device on the cluster")
+            return self._response(msg, 404)
+        user, password = creds
+        if user is None:
+            self._log(peer, device, "registered", "no digest authentication for this device")
+            return self._ok(msg)
+        auth = msg.header("authorization")
+        if auth is None:
+            self._log(peer, device, "challenged", f"digest user {user}")
+            return self._challenge(msg)
+        try:
+            got = sip.parse_digest(auth, field="Authorization")
+        except DecodeError as exc:
+            self._log(peer, device, "refused", str(exc))
+            return self._challenge(msg)
+        why = self._check(got, user=user, password=password or "", uri=msg.uri or "")
+        if why is None:
+            self._log(peer, device, "registered", f"digest user {user}")
+            return self._ok(msg)
+        outcome, detail = why
+        self._log(peer, device, outcome, detail)
+        return self._challenge(msg, stale=outcome == "stale")
+
+    def _check(self, got: dict[str, str], *, user: str, password: str, uri: str) -> tuple[str, str] | None:
+        """None when the answer is right; else (outcome, why)."""
+        if got.get("username") != user or got.get("realm") != sip.REALM or got.get("uri") != uri:
+            return "refused", "username, realm or uri is not the expected one"
+        nonce = got.get("nonce", "")
+        issued = self._nonces.get(nonce)
+        if issued is None:
+            return "refused", "a nonce this registrar did not issue (or forgot)"
+        qop, nc, cnonce = got.get("qop", ""), got.get("nc", ""), got.get("cnonce", "")
+        expected = sip.digest_response(username=user, realm=sip.REALM, password=password, method="REGISTER",
+                                       uri=uri, nonce=nonce, nc=nc, cnonce=cnonce, qop=qop)
+        if not secrets.compare_digest(got.get("response", ""), expected):
+            return "refused", "wrong response (password)"
+        if self.clock() - issued[0] > self.nonce_validity:
+            return "stale", f"nonce older than {self.nonce_validity} s"
+        count = int(nc, 16) if qop == "auth" and re.fullmatch(r"[0-9a-fA-F]{8}", nc) else -1
+        if count <= issued[1]:
+            return "replayed", f"nonce count {nc or '(none)'} not above {issued[1]:08x}"
+        issued[1] = count
+        return None
+
+    def _challenge(self, msg: sip.SipMessage, *, stale: bool = False) -> bytes:
+        params = [("realm", sip.REALM), ("nonce", self._nonce()), ("algorithm", "MD5"), ("qop", "auth")]
+        if stale:
+            params.append(("stale", "TRUE"))
+        value = sip.format_digest(params, unquoted=frozenset({"algorithm", "stale"}))
+        return self._response(msg, 401, [("WWW-Authenticate", value)])
+
+    def _ok(self, msg: sip.SipMessage) -> bytes:
+        extra = [(k, v) for k in ("Contact",) if (v := msg.header(k)) is not None]
+        return self._response(msg, 200, [*extra, ("Expires", msg.header("expires") or "3600")])
+
+    @staticmethod
+    def _response(msg: sip.SipMessage, status: int, extra: list[tuple[str, str]] | None = None) -> bytes:
+        """A response copying Via, From, To (with a tag), Call-ID and CSeq (RFC 3261 §8.2.6.2)."""
+        copied = [(k, v) for k in ("Via", "From", "To", "Call-ID", "CSeq")
+                  if (v := msg.header(k)) is not None]
+        copied = [(k, f"{v};tag=lab" if k == "To" and ";tag=" not in v else v) for k, v in copied]
+        return sip.build_message(f"SIP/2.0 {status} {_REASONS[status]}", [*copied, *(extra or [])])

@@ -1,0 +1,249 @@
+"""The phone registering with the CallManager: SIP REGISTER, digest authentication (spec §G.13, §G.9, §G.5).
+
+Steps:
+
+1. The phone needs an accepted config (``G.13-no-config`` otherwise); its credentials are the config's
+   digest user and password (:func:`phoneemu.formats.config.digest_credentials`).
+2. Transport (§G.9): a device in authenticated or encrypted mode whose CTL holds a CUCM certificate
+   registers over TLS (the registrar's ``securedSipPort``), any other over TCP (``sipPort``). Over TLS
+   the registrar's certificate must be a CCM / CCM+TFTP record of the CTL (§G.5:
+   :func:`phoneemu.phone.rules.decide_sip_server`), else nothing is sent (``G.5-sip-server-untrusted``).
+3. REGISTER (:mod:`phoneemu.protocols.sip`). A ``401`` challenge is answered with the RFC 2617 MD5
+   response, ``qop=auth``, a fresh cnonce and the nonce count; a second ``401`` with ``stale=TRUE`` is
+   answered once more with its new nonce (no one is asked, RFC 2617 §3.2.1); any other ``401`` after an
+   answer to a fresh challenge means the credentials were refused (``G.13-digest-rejected``). The phone
+   keeps the last challenge (RAM, :class:`DigestCache`) and answers it at once when it registers again
+   (the next nonce count, RFC 2617 §3.2.2): within the registrar's nonce validity (600 s) it is
+   registered without a new challenge; past it the registrar says ``stale=TRUE``. A challenge the config
+   carries no credentials for: ``G.13-no-credentials``. ``200``: ``G.13-registered``; another final status:
+   ``G.13-registrar-refused``; no connection, or no answer within the timeout: ``G.13-unreachable``.
+4. Every decision goes to the event log (the ``sip`` check of a scenario reads the result).
+
+Ours: the registrar's address is given (the ``sip`` step, ``phoneemu register``), not read from the
+config's ``devicePool``; one request per message exchange, at most three REGISTERs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from phoneemu.errors import DecodeError, TransportError
+from phoneemu.formats import config as config_fmt
+from phoneemu.net.tls import open_tls_connection, peer_certificate_der, phone_client_context
+from phoneemu.phone import rules
+from phoneemu.phone.events import Decision, EventLog
+from phoneemu.phone.profile import PhoneProfile
+from phoneemu.phone.store import TrustStore
+from phoneemu.protocols import sip
+from phoneemu.values import host_port
+
+__all__ = ["DigestCache", "SipResult", "register"]
+
+_MAX_REQUESTS = 3
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SipResult:
+    """How a registration ended: the deciding rule and why, over which transport, what was asked."""
+
+    registered: bool
+    rule: str
+    reason: str
+    transport: str = ""  # "tcp" | "tls" | "" (not tried)
+    server: str = ""
+    challenged: bool = False
+    stale: bool = False
+    status: int | None = None
+    #: every rule applied, in order: the registrar's certificate (§G.5, over TLS), then ``rule``
+    rules: tuple[str, ...] = ()
+
+
+@dataclass(kw_only=True, slots=True)
+class DigestCache:
+    """The last digest challenge of a registrar (``server``) and the nonce count used with it (RAM)."""
+
+    server: str = ""
+    challenge: dict[str, str] | None = None
+    nc: int = 0
+
+
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes, *,
+                    timeout: float) -> sip.SipMessage:
+    """Send ``request``; the first final response (1xx skipped). TransportError / DecodeError."""
+    writer.write(request)
+    stream = sip.SipStream()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    await writer.drain()
+    while True:
+        msg = stream.next()
+        if msg is not None:
+            if msg.status is not None and msg.status >= 200:
+                return msg
+            continue
+        left = deadline - loop.time()
+        try:
+            if left <= 0:
+                raise TimeoutError
+            chunk = await asyncio.wait_for(reader.read(4096), left)
+        except TimeoutError:
+            raise TransportError(f"no SIP response within {timeout}s", kind="timeout") from None
+        if not chunk:
+            raise TransportError("the registrar closed the connection without answering", kind="closed")
+        stream.feed(chunk)
+
+
+class _Register:
+    """The REGISTER requests of one registration (same Call-ID, rising CSeq)."""
+
+    def __init__(self, mac: str, host: str, transport: str, local: str) -> None:
+        self.device = config_fmt.device_name_for(mac)
+        self.mac = mac
+        self.uri = f"sip:[{host}]" if ":" in host else f"sip:{host}"
+        self.transport = transport
+        self.local = local
+        self.call_id = f"{secrets.token_hex(8)}@{self.device}"
+        self.tag = secrets.token_hex(4)
+        self.cseq = 0
+
+    def request(self, authorization: str | None = None) -> bytes:
+        self.cseq += 1
+        aor = f"<{self.uri.replace('sip:', f'sip:{self.device}@', 1)}>"
+        headers = [
+            ("Via", f"SIP/2.0/{self.transport.upper()} {self.local};branch=z9hG4bK{secrets.token_hex(8)}"),
+            ("Max-Forwards", "70"), ("From", f"{aor};tag={self.tag}"), ("To", aor), ("Call-ID", self.call_id),
+            ("CSeq", f"{self.cseq} REGISTER"),
+            ("Contact", f"<sip:{self.device}@{self.local};transport={self.transport}>;"
+                        f'+sip.instance="<urn:uuid:00000000-0000-0000-0000-{self.mac}>"'),
+            ("Expires", "3600"), ("User-Agent", "phoneemu"),
+        ]
+        if authorization is not None:
+            headers.append(("Authorization", authorization))
+        return sip.build_message(f"REGISTER {self.uri} SIP/2.0", headers)
+
+    def answer(self, challenge: dict[str, str], user: str, password: str, count: int = 1) -> str:
+        """The Authorization header for ``challenge`` (RFC 2617 §3.2.2, qop=auth when offered; ``count``
+        its nonce count)."""
+        nonce, realm = challenge.get("nonce", ""), challenge.get("realm", "")
+        qop = "auth" if "auth" in [q.strip() for q in challenge.get("qop", "").split(",")] else ""
+        cnonce = secrets.token_hex(8) if qop else ""
+        nc = f"{count:08x}" if qop else ""
+        response = sip.digest_response(username=user, realm=realm, password=password, method="REGISTER",
+                                       uri=self.uri, nonce=nonce, nc=nc, cnonce=cnonce, qop=qop)
+        params = [("username", user), ("realm", realm), ("nonce", nonce), ("uri", self.uri),
+                  ("response", response), ("algorithm", "MD5")]
+        if qop:
+            params += [("qop", qop), ("nc", nc), ("cnonce", cnonce)]
+        return sip.format_digest(params)
+
+
+async def register(store: TrustStore, profile: PhoneProfile, mac: str, host: str, *, sip_port: int,
+                   sips_port: int, events: EventLog, clock: Callable[[], int], timeout: float = 5.0,
+                   keylog: str | Path | None = None, cache: DigestCache | None = None) -> SipResult:
+    """Register with the registrar at ``host`` (module docstring); every decision is logged."""
+    applied: list[str] = []
+
+    def done(rule: str, ok: bool, reason: str, *, transport: str = "", server: str = "",
+             challenged: bool = False, stale: bool = False, status: int | None = None) -> SipResult:
+        events.record(Decision(rule=rule, accepted=ok, reason=reason, file=server, kind="sip"), time=clock(),
+                      phone=mac)
+        return SipResult(registered=ok, rule=rule, reason=reason, transport=transport, server=server,
+                         challenged=challenged, stale=stale, status=status, rules=(*applied, rule))
+
+    if store.config is None:
+        return done("G.13-no-config", False, "no accepted config: no line to register")
+    cfg = store.config.config
+    try:
+        creds = config_fmt.digest_credentials(cfg)
+    except DecodeError as exc:
+        return done("G.13-no-config", False, f"the config's lines do not parse: {exc}")
+    secure = rules.decide_secure_transport(store, cfg, profile=profile, attempts=profile.secure_mode_attempts)
+    transport = "tls" if secure is not None and secure.action == "use-tls" else "tcp"
+    port = sips_port if transport == "tls" else sip_port
+    server = host_port(host, port)
+    try:
+        if transport == "tls":
+            ctx = phone_client_context(profile.tls_versions, str(keylog) if keylog is not None else None)
+            reader, writer = await open_tls_connection(host, port, ctx, timeout=timeout)
+        else:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (TransportError, OSError, TimeoutError) as exc:
+        why = exc.message if isinstance(exc, TransportError) else \
+            f"{server}: cannot connect: {exc or 'timeout'}"
+        return done("G.13-unreachable", False, why, transport=transport, server=server)
+    try:
+        if transport == "tls":
+            d = rules.decide_sip_server(store, peer_certificate_der(writer), server=server)
+            events.record(d, time=clock(), phone=mac)
+            if not d.accepted:
+                return SipResult(registered=False, rule=d.rule, reason=d.reason, transport=transport,
+                                 server=server, rules=(d.rule,))
+            applied.append(d.rule)
+        sockname = writer.get_extra_info("sockname")
+        local = host_port(sockname[0], sockname[1]) if sockname else "0.0.0.0:0"
+        reg = _Register(mac, host, transport, local)
+        if cache is None or cache.server != server:
+            cache = DigestCache(server=server) if cache is None else _reset(cache, server)
+        return await _converse(reg, reader, writer, creds, cache, timeout=timeout,
+                               done=functools.partial(done, transport=transport, server=server))
+    except (TransportError, DecodeError, OSError, TimeoutError) as exc:
+        return done("G.13-unreachable", False, f"SIP exchange failed: {exc or type(exc).__name__}",
+                    transport=transport, server=server)
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+
+def _reset(cache: DigestCache, server: str) -> DigestCache:
+    cache.server, cache.challenge, cache.nc = server, None, 0
+    return cache
+
+
+def _answer(reg: _Register, cache: DigestCache, challenge: dict[str, str], creds: tuple[str, str]) -> str:
+    """Answer ``challenge`` (kept in ``cache`` with its next nonce count)."""
+    if cache.challenge is None or cache.challenge.get("nonce") != challenge.get("nonce"):
+        cache.challenge, cache.nc = challenge, 0
+    cache.nc += 1
+    return reg.answer(challenge, *creds, count=cache.nc)
+
+
+async def _converse(reg: _Register, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    creds: tuple[str, str] | None, cache: DigestCache, *, timeout: float,
+                    done: Callable[..., SipResult]) -> SipResult:
+    """REGISTER, and answer the challenges (module docstring, step 3)."""
+    challenged = stale = False
+    authorization: str | None = None
+    from_cache = False
+    if creds is not None and cache.challenge is not None:  # the last challenge, answered at once
+        authorization, from_cache = _answer(reg, cache, cache.challenge, creds), True
+    for _ in range(_MAX_REQUESTS):
+        resp = await _exchange(reader, writer, reg.request(authorization), timeout=timeout)
+        if resp.status == 200:
+            how = "after a digest challenge" if challenged else "no challenge"
+            return done("G.13-registered", True, f"200 OK ({how})", challenged=challenged, stale=stale,
+                        status=200)
+        if resp.status != 401:
+            return done("G.13-registrar-refused", False, f"{resp.status} {resp.reason}",
+                        challenged=challenged, stale=stale, status=resp.status)
+        challenge = sip.parse_digest(resp.header("www-authenticate") or "", field="WWW-Authenticate")
+        is_stale = challenge.get("stale", "").upper() == "TRUE"
+        if authorization is not None and not is_stale and not from_cache:
+            cache.challenge = None  # refused: the next registration starts afresh
+            return done("G.13-digest-rejected", False, "401 again after the digest answer: credentials "
+                        "refused", challenged=True, stale=stale, status=401)
+        if creds is None:
+            realm = challenge.get("realm", "?")
+            return done("G.13-no-credentials", False, f"challenged (401, realm {realm}) but the config "
+                        "carries no digest credentials", challenged=True, status=401)
+        stale = stale or (authorization is not None and is_stale)
+        challenged, from_cache = True, False
+        authorization = _answer(reg, cache, challenge, creds)
+    return done("G.13-digest-rejected", False, f"still challenged after {_MAX_REQUESTS} REGISTERs",
+                challenged=True, stale=stale, status=401)

@@ -1,0 +1,212 @@
+"""SIP REGISTER with digest authentication, sans-I/O (spec §G.13, RFC 3261, RFC 2617).
+
+What the phone and the lab registrar say to each other when the phone registers, and the digest
+arithmetic of spec §G.13: ``HA1 = MD5(username ":" realm ":" password)``, ``HA2 = MD5(method ":" uri)``,
+``response = MD5(HA1 ":" nonce ":" nc ":" cnonce ":" qop ":" HA2)`` with ``qop=auth`` (RFC 2617
+§3.2.2.1; without qop ``MD5(HA1 ":" nonce ":" HA2)``).
+
+Rules:
+
+* A message is a start line, headers and a body of ``Content-Length`` bytes (RFC 3261 §7, §18.3: over a
+  stream a message without Content-Length is malformed). Bounded: a head of at most :data:`MAX_HEAD`
+  bytes and :data:`MAX_HEADERS` header lines, a body of at most :data:`MAX_BODY` bytes whatever
+  Content-Length claims. Header names are case-insensitive (compact forms ``v f t i m l`` are taken).
+* Bad input — no CRLF CRLF within the limit, a start line that is neither a request nor a status line,
+  a header line without a colon, a Content-Length that is not a number or over the limit, a digest
+  challenge whose parameters do not parse — is a :class:`~phoneemu.errors.DecodeError` naming the
+  field and offset; nothing else escapes.
+* Ours (the spec gives the digest, not the REGISTER a phone sends): the From/To user is the device name
+  ``SEP<MAC>`` (the lab has no directory numbers), the Contact carries ``+sip.instance`` with the MAC
+  (as Cisco phones do), Expires 3600.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from phoneemu.errors import DecodeError
+
+__all__ = ["MAX_BODY", "MAX_HEAD", "MAX_HEADERS", "REALM", "SipMessage", "SipStream", "build_message",
+           "digest_response", "format_digest", "parse_digest", "parse_message"]
+
+FMT = "sip"
+MAX_HEAD = 8192
+MAX_HEADERS = 64
+MAX_BODY = 4096
+#: CUCM's "SIP Station Realm" default (spec §G.13)
+REALM = "ccmsipline"
+
+_COMPACT = {"v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact", "l": "content-length"}
+_REQUEST_RE = re.compile(r"([A-Z]{1,16}) (\S{1,1024}) SIP/2\.0")
+_STATUS_RE = re.compile(r"SIP/2\.0 ([1-6][0-9]{2}) ([^\r\n]{0,256})")
+_TOKEN_RE = re.compile(r"[A-Za-z0-9!%'*+._`~-]+")
+_PARAM_RE = re.compile(r'\s*([A-Za-z0-9_-]{1,32})\s*=\s*'
+                       r'("(?:[^"\\\r\n]|\\.){0,1024}"|[^\s,"]{1,1024})\s*(,|$)')
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SipMessage:
+    """A request (``method``, ``uri``) or a response (``status``, ``reason``); headers in order."""
+
+    method: str | None = None
+    uri: str | None = None
+    status: int | None = None
+    reason: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        """The first header ``name`` (case-insensitive; compact forms too), None when absent."""
+        want = _COMPACT.get(name.lower(), name.lower())
+        for k, v in self.headers:
+            if _COMPACT.get(k.lower(), k.lower()) == want:
+                return v
+        return None
+
+
+def build_message(start: str, headers: list[tuple[str, str]], body: bytes = b"") -> bytes:
+    """A message with ``Content-Length`` last among the headers (RFC 3261 §20.14)."""
+    lines = [start, *(f"{k}: {v}" for k, v in headers), f"Content-Length: {len(body)}", "", ""]
+    return "\r\n".join(lines).encode("utf-8") + body
+
+
+def _head_end(data: bytes) -> int:
+    end = data.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
+    if end < 0:
+        if len(data) > MAX_HEAD:
+            raise DecodeError(f"no end of the message head within {MAX_HEAD} bytes", fmt=FMT, path="head",
+                              offset=MAX_HEAD)
+        raise DecodeError("message head cut short (no blank line)", fmt=FMT, path="head", offset=len(data))
+    return end
+
+
+def parse_message(data: bytes) -> SipMessage:
+    """One whole message (head and exactly its Content-Length of body); DecodeError otherwise."""
+    end = _head_end(data)
+    msg, length = _parse_head(data[:end])
+    body = data[end + 4:]
+    if len(body) != length:
+        raise DecodeError(f"body of {len(body)} bytes, Content-Length says {length}", fmt=FMT,
+                          path="Content-Length", offset=end + 4)
+    return _with_body(msg, body)
+
+
+def _with_body(msg: SipMessage, body: bytes) -> SipMessage:
+    return SipMessage(method=msg.method, uri=msg.uri, status=msg.status, reason=msg.reason,
+                      headers=msg.headers, body=bytes(body))
+
+
+def _parse_head(head: bytes) -> tuple[SipMessage, int]:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DecodeError("head is not UTF-8", fmt=FMT, path="head", offset=exc.start) from None
+    lines = text.split("\r\n")
+    start = lines[0]
+    request, status = _REQUEST_RE.fullmatch(start), _STATUS_RE.fullmatch(start)
+    if request is None and status is None:
+        raise DecodeError(f"start line {start[:60]!r} is neither a SIP/2.0 request nor a status line",
+                          fmt=FMT, path="start-line", offset=0)
+    headers: list[tuple[str, str]] = []
+    offset = len(start) + 2
+    for line in lines[1:]:
+        if line[:1] in (" ", "\t") and headers:  # folded continuation (RFC 3261 §7.3.1)
+            name, value = headers[-1]
+            headers[-1] = (name, f"{value} {line.strip()}")
+        else:
+            name, sep, value = line.partition(":")
+            if not sep or not _TOKEN_RE.fullmatch(name.strip()):
+                raise DecodeError(f"header line {line[:60]!r} has no name and colon", fmt=FMT,
+                                  path=f"header[{len(headers)}]", offset=offset)
+            headers.append((name.strip(), value.strip()))
+            if len(headers) > MAX_HEADERS:
+                raise DecodeError(f"more than {MAX_HEADERS} headers", fmt=FMT, path="headers", offset=offset)
+        offset += len(line) + 2
+    msg = SipMessage(method=request.group(1) if request else None, uri=request.group(2) if request else None,
+                     status=int(status.group(1)) if status else None,
+                     reason=status.group(2) if status else "", headers=tuple(headers))
+    raw = msg.header("content-length")
+    if raw is None:
+        raise DecodeError("no Content-Length (required over a stream, RFC 3261 §18.3)", fmt=FMT,
+                          path="Content-Length")
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 6:
+        raise DecodeError(f"Content-Length {raw[:20]!r} is not a number", fmt=FMT, path="Content-Length")
+    if int(raw) > MAX_BODY:
+        raise DecodeError(f"Content-Length {int(raw)} exceeds the {MAX_BODY}-byte limit", fmt=FMT,
+                          path="Content-Length")
+    return msg, int(raw)
+
+
+class SipStream:
+    """Messages framed out of a byte stream (``feed`` then ``next``); memory bounded by the limits."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+        if len(self._buf) > MAX_HEAD + MAX_BODY + 4 and self._buf.find(b"\r\n\r\n", 0, MAX_HEAD + 4) < 0:
+            _head_end(bytes(self._buf))  # raises: no head end within the limit
+
+    def next(self) -> SipMessage | None:
+        """The next whole message, None until one has arrived; DecodeError for a malformed one."""
+        end = self._buf.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
+        if end < 0:
+            if len(self._buf) > MAX_HEAD:
+                _head_end(bytes(self._buf))
+            return None
+        msg, length = _parse_head(bytes(self._buf[:end]))
+        if len(self._buf) < end + 4 + length:
+            return None
+        body = bytes(self._buf[end + 4:end + 4 + length])
+        del self._buf[:end + 4 + length]
+        return _with_body(msg, body)
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def digest_response(*, username: str, realm: str, password: str, method: str, uri: str, nonce: str,
+                    nc: str = "", cnonce: str = "", qop: str = "") -> str:
+    """The RFC 2617 §3.2.2.1 ``response`` (MD5; with ``qop=auth`` when ``qop`` is given)."""
+    ha1 = _md5(f"{username}:{realm}:{password}")
+    ha2 = _md5(f"{method}:{uri}")
+    if qop:
+        return _md5(f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")
+    return _md5(f"{ha1}:{nonce}:{ha2}")
+
+
+def parse_digest(value: str, *, field: str = "WWW-Authenticate") -> dict[str, str]:
+    """The parameters of a ``Digest k=v, k="v"`` header (names lower-cased, quotes and escapes removed);
+    DecodeError naming ``field`` when it is not a Digest one or a parameter does not parse."""
+    scheme, _, rest = value.strip().partition(" ")
+    if scheme.lower() != "digest":
+        raise DecodeError(f"scheme {scheme[:20]!r} is not Digest", fmt=FMT, path=field)
+    out: dict[str, str] = {}
+    pos = 0
+    rest = rest.strip()
+    while pos < len(rest):
+        m = _PARAM_RE.match(rest, pos)
+        if m is None:
+            raise DecodeError(f"parameter {rest[pos:pos + 40]!r} does not parse", fmt=FMT, path=field,
+                              offset=pos)
+        raw = m.group(2)
+        out[m.group(1).lower()] = re.sub(r"\\(.)", r"\1", raw[1:-1]) if raw.startswith('"') else raw
+        pos = m.end()
+        if len(out) > 32:
+            raise DecodeError("more than 32 parameters", fmt=FMT, path=field)
+    return out
+
+
+def format_digest(params: list[tuple[str, str]], *, unquoted: frozenset[str] = frozenset(
+        {"algorithm", "qop", "nc", "stale"})) -> str:
+    """``Digest k="v", ...`` (``unquoted`` names as tokens, RFC 2617 §3.2.1, §3.2.2)."""
+    def one(k: str, v: str) -> str:
+        if k in unquoted:
+            return f"{k}={v}"
+        escaped = v.replace("\\", "\\\\").replace('"', '\\"')
+        return f'{k}="{escaped}"'
+    return "Digest " + ", ".join(one(k, v) for k, v in params)

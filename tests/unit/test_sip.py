@@ -1,0 +1,220 @@
+"""SIP REGISTER and digest authentication (spec §G.13): the codec, the digest arithmetic, the lab
+registrar's rules (challenge, nonce validity, replay, unknown device) and hostile input."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from phoneemu.errors import DecodeError
+from phoneemu.lab.sip_service import NONCE_VALIDITY_S, SipRegistrar
+from phoneemu.protocols import sip
+
+MAC = "0011223344AA"
+
+
+def test_rfc2617_worked_example() -> None:
+    """RFC 2617 §3.5: Mufasa, "Circle Of Life", qop=auth, nc=00000001, cnonce 0a4f113b."""
+    got = sip.digest_response(username="Mufasa", realm="testrealm@host.com", password="Circle Of Life",
+                              method="GET", uri="/dir/index.html", nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093",
+                              nc="00000001", cnonce="0a4f113b", qop="auth")
+    assert got == "6629fae49393a05397450978507c4ef1"
+
+
+def test_message_round_trip_and_header_rules() -> None:
+    raw = sip.build_message("REGISTER sip:10.0.0.1 SIP/2.0", [("f", "<sip:SEP0011223344AA@10.0.0.1>"),
+                                                              ("Via", "SIP/2.0/TCP a;branch=z9hG4bK1")],
+                            b"body")
+    msg = sip.parse_message(raw)
+    assert (msg.method, msg.uri, msg.body) == ("REGISTER", "sip:10.0.0.1", b"body")
+    assert msg.header("From") == msg.header("f") == "<sip:SEP0011223344AA@10.0.0.1>"  # compact form
+    ok = sip.parse_message(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n")
+    assert (ok.status, ok.reason, ok.method) == (200, "OK", None)
+
+
+@pytest.mark.parametrize(("raw", "path"), [
+    (b"HELLO\r\nContent-Length: 0\r\n\r\n", "start-line"),
+    (b"SIP/2.0 200 OK\r\nno colon here\r\nContent-Length: 0\r\n\r\n", "header[0]"),
+    (b"SIP/2.0 200 OK\r\n\r\n", "Content-Length"),
+    (b"SIP/2.0 200 OK\r\nContent-Length: 99999999\r\n\r\n", "Content-Length"),
+    (b"SIP/2.0 200 OK\r\nContent-Length: x1\r\n\r\n", "Content-Length"),
+    (b"SIP/2.0 200 OK\r\nContent-Length: 5\r\n\r\nab", "Content-Length"),
+    (b"SIP/2.0 200 OK\r\n" + b"X: y\r\n" * 100 + b"Content-Length: 0\r\n\r\n", "headers"),
+    (b"SIP/2.0 200 OK\r\nX: " + b"a" * 9000 + b"\r\n\r\n", "head"),
+])
+def test_malformed_messages_name_the_field(raw: bytes, path: str) -> None:
+    with pytest.raises(DecodeError) as exc:
+        sip.parse_message(raw)
+    assert exc.value.path == path
+
+
+def test_stream_frames_messages_split_anywhere() -> None:
+    one = sip.build_message("SIP/2.0 401 Unauthorized", [("WWW-Authenticate", 'Digest realm="r"')], b"")
+    two = sip.build_message("SIP/2.0 200 OK", [], b"xy")
+    data = one + two
+    for cut in range(len(data) + 1):
+        s = sip.SipStream()
+        got = []
+        for part in (data[:cut], data[cut:]):
+            s.feed(part)
+            while (m := s.next()) is not None:
+                got.append(m.status)
+        assert got == [401, 200]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=600))
+def test_random_bytes_only_ever_decode_error(data: bytes) -> None:
+    with contextlib.suppress(DecodeError):
+        sip.parse_message(data)
+    s = sip.SipStream()
+    with contextlib.suppress(DecodeError):
+        s.feed(data)
+        s.next()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_digest_parameters_parse_or_decode_error(text: str) -> None:
+    try:
+        params = sip.parse_digest("Digest " + text)
+    except DecodeError:
+        return
+    assert all(k == k.lower() for k in params)
+
+
+def test_digest_header_round_trip_with_quotes() -> None:
+    value = sip.format_digest([("username", 'a"b\\c'), ("realm", "ccmsipline"), ("nc", "00000001")])
+    assert sip.parse_digest(value) == {"username": 'a"b\\c', "realm": "ccmsipline", "nc": "00000001"}
+    with pytest.raises(DecodeError):
+        sip.parse_digest('Basic realm="x"')
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1_000
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def _registrar(users: dict[str, tuple[str | None, str | None]]) -> tuple[SipRegistrar, _Clock, list[str]]:
+    clock, log = _Clock(), []
+    reg = SipRegistrar(users.get, clock=clock, on_log=lambda _p, d, outcome, _w: log.append(f"{d} {outcome}"))
+    return reg, clock, log
+
+
+def _register(authorization: str | None = None, device: str = f"SEP{MAC}") -> sip.SipMessage:
+    headers = [("Via", "SIP/2.0/TCP 127.0.0.1:5;branch=z9hG4bK1"), ("From", f"<sip:{device}@lab>;tag=1"),
+               ("To", f"<sip:{device}@lab>"), ("Call-ID", "c@x"), ("CSeq", "1 REGISTER")]
+    if authorization is not None:
+        headers.append(("Authorization", authorization))
+    return sip.parse_message(sip.build_message("REGISTER sip:lab SIP/2.0", headers))
+
+
+def _answer(challenge: sip.SipMessage, password: str, nc: str = "00000001", user: str = "alice") -> str:
+    params = sip.parse_digest(challenge.header("WWW-Authenticate") or "")
+    response = sip.digest_response(username=user, realm=params["realm"], password=password, method="REGISTER",
+                                   uri="sip:lab", nonce=params["nonce"], nc=nc, cnonce="c0ffee", qop="auth")
+    return sip.format_digest([("username", user), ("realm", params["realm"]), ("nonce", params["nonce"]),
+                              ("uri", "sip:lab"), ("response", response), ("qop", "auth"), ("nc", nc),
+                              ("cnonce", "c0ffee")])
+
+
+def test_registrar_challenges_checks_and_refuses_replays() -> None:
+    reg, clock, log = _registrar({MAC: ("alice", "s3cret"), "0011223344BB": (None, None)})
+    challenge = sip.parse_message(reg.answer(_register()))
+    assert challenge.status == 401 and challenge.header("To", ).endswith(";tag=lab")
+    params = sip.parse_digest(challenge.header("WWW-Authenticate") or "")
+    assert (params["realm"], params["algorithm"], params["qop"]) == ("ccmsipline", "MD5", "auth")
+    answer = _answer(challenge, "s3cret")
+    assert sip.parse_message(reg.answer(_register(answer))).status == 200
+    again = sip.parse_message(reg.answer(_register(answer)))  # the same nonce count: a replay
+    assert again.status == 401 and "stale" not in sip.parse_digest(again.header("WWW-Authenticate") or "")
+    assert sip.parse_message(reg.answer(_register(_answer(challenge, "s3cret", nc="00000002")))).status == 200
+    wrong = sip.parse_message(reg.answer(_register(_answer(challenge, "guess", nc="00000003"))))
+    assert wrong.status == 401
+    clock.now += NONCE_VALIDITY_S + 1  # past the nonce validity: right answer, stale nonce
+    stale = sip.parse_message(reg.answer(_register(_answer(challenge, "s3cret", nc="00000004"))))
+    assert stale.status == 401 and sip.parse_digest(stale.header("WWW-Authenticate") or "")["stale"] == "TRUE"
+    assert sip.parse_message(reg.answer(_register(device="SEP0011223344BB"))).status == 200  # no digest user
+    assert sip.parse_message(reg.answer(_register(device="SEP0011223344CC"))).status == 404  # unknown
+    options = sip.parse_message(sip.build_message("OPTIONS sip:lab SIP/2.0", [("From", f"<sip:SEP{MAC}@l>")]))
+    assert sip.parse_message(reg.answer(options)).status == 405
+    assert log == [f"SEP{MAC} challenged", f"SEP{MAC} registered", f"SEP{MAC} replayed",
+                   f"SEP{MAC} registered", f"SEP{MAC} refused", f"SEP{MAC} stale",
+                   "SEP0011223344BB registered", "SEP0011223344CC unknown-device", f"SEP{MAC} not-allowed"]
+
+
+def test_registrar_answers_garbage_with_400_and_keeps_serving() -> None:
+    from phoneemu.net.tls import TlsServer
+
+    reg, _clock, log = _registrar({MAC: (None, None)})
+
+    async def body() -> None:
+        async with TlsServer(reg, None, "127.0.0.1", 0) as srv:
+            r, w = await asyncio.open_connection("127.0.0.1", srv.port)
+            w.write(b"\x00\xffGARBAGE\r\n\r\n")
+            assert (await asyncio.wait_for(r.read(), 5)).startswith(b"SIP/2.0 400 Bad Request\r\n")
+            w.close()
+            r, w = await asyncio.open_connection("127.0.0.1", srv.port)
+            w.write(b"A" * (sip.MAX_HEAD + sip.MAX_BODY + 10))  # no head end within the limit
+            assert (await asyncio.wait_for(r.read(), 5)).startswith(b"SIP/2.0 400 Bad Request\r\n")
+            w.close()
+            r, w = await asyncio.open_connection("127.0.0.1", srv.port)
+            w.write(sip.build_message("REGISTER sip:lab SIP/2.0", [("From", f"<sip:SEP{MAC}@lab>")]))
+            assert (await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 5)).startswith(b"SIP/2.0 200 OK")
+            w.close()
+
+    asyncio.run(body())
+    assert log[:2] == ["? malformed", "? malformed"] and log[2] == f"SEP{MAC} registered"
+
+
+def test_the_phone_survives_a_hostile_registrar() -> None:
+    """A registrar answering garbage, a 500, or nothing: one result naming why, nothing raised."""
+    from phoneemu.formats import config as config_fmt
+    from phoneemu.phone.events import EventLog
+    from phoneemu.phone.profile import get_profile
+    from phoneemu.phone.sip import register
+    from phoneemu.phone.store import AcceptedConfig, TrustStore
+
+    profile = get_profile("cp-8861")
+    store = TrustStore(profile=profile)
+    lines = ('<sipLines><line button="1"><authName>alice</authName><authPassword>pw</authPassword></line>'
+             '</sipLines>')
+    cfg = config_fmt.DeviceConfig(device_name=f"SEP{MAC}", extra={"sipLines": lines})
+    store.config = AcceptedConfig(file="SEP.cnf.xml", xml=config_fmt.build(cfg), config=cfg)
+    answers = [b"\x00garbage\r\n\r\n", b"SIP/2.0 500 Server Internal Error\r\nContent-Length: 0\r\n\r\n", b""]
+
+    async def body() -> list[tuple[str, str]]:
+        got = []
+        for answer in answers:
+            async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter,
+                              answer: bytes = answer) -> None:
+                await r.readuntil(b"\r\n\r\n")
+                w.write(answer)
+                await r.read()  # until the phone hangs up (after its answer, or its timeout)
+                w.close()
+                await w.wait_closed()
+
+            server = await asyncio.start_server(handler, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            res = await register(store, profile, MAC, "127.0.0.1", sip_port=port, sips_port=1,
+                                 events=EventLog(50), clock=lambda: 0, timeout=0.5)
+            got.append((res.rule, res.reason))
+            server.close()
+            await server.wait_closed()
+            await asyncio.sleep(0.05)  # the handler sees the hang-up and closes
+        return got
+
+    got = asyncio.run(body())
+    assert got[0][0] == "G.13-unreachable" and "start line" in got[0][1]
+    assert got[1] == ("G.13-registrar-refused", "500 Server Internal Error")
+    assert got[2][0] == "G.13-unreachable" and "no SIP response within 0.5s" in got[2][1]
+    assert store.config is not None
+    cfg2 = config_fmt.DeviceConfig(device_name=f"SEP{MAC}")
+    assert config_fmt.digest_credentials(cfg2) is None
