@@ -39,6 +39,7 @@ from phoneemu.phone.boot import BootReport, BootTarget, decision_dict
 from phoneemu.phone.flash import Flash
 from phoneemu.phone.phone import Phone, check_flash_owner, read_phone_file
 from phoneemu.phone.profile import PROFILES, get_profile
+from phoneemu.phone.sip import SipResult
 from phoneemu.phone.ways_out import way_out_lines
 from phoneemu.tempdirs import make_owned_tempdir, sweep_abandoned
 from phoneemu.values import parse_ascii_int, parse_host_port
@@ -95,6 +96,12 @@ def register(sub: Any) -> None:
     p.add_argument("--capf-retry-delay", type=non_negative_float, default=30.0, metavar="S",
                    help="pause between CAPF retries in seconds (default 30, as the spec gives)")
     p.add_argument("--now", type=unix_time, metavar="UNIX", help="the phone's clock (default: real time)")
+    p.add_argument("--register", metavar="HOST[:PORT]",
+                   help="after the boot, register with this SIP registrar (TCP, port 5060 when not given; "
+                   "a CUCM node, or lab serve --sip-port) answering its digest challenge from the config; "
+                   "over TLS on --sips-port when the phone's security mode and CTL say so (spec G.9, G.13)")
+    p.add_argument("--sips-port", type=port, default=5061, metavar="N",
+                   help="the registrar's SIP over TLS port (default 5061)")
     p.add_argument("--keylog", type=Path, metavar="FILE",
                    help="append the TLS secrets of the phone's TVS, CAPF and HTTPS connections (key-log "
                    "format): capture with tcpdump, then phoneemu wireshark CAPTURE --keylog FILE")
@@ -133,6 +140,16 @@ def _lab_profile(args: argparse.Namespace, mac: str) -> str | None:
 
     ph = load_state(args.lab).phones.get(mac)
     return profile_for_model(ph.model) if ph is not None else None
+
+
+def _sip_line(res: SipResult | None) -> str:
+    """The ``--register`` outcome under the boot's summary."""
+    if res is None:
+        return "  SIP:       not registered: no config accepted, so no line to register"
+    verdict = f"registered over {res.transport}" if res.registered else "NOT registered" + (
+        f" over {res.transport}" if res.transport else "")
+    how = ", challenged" + (" (stale nonce)" if res.stale else "") if res.challenged else ""
+    return f"  SIP:       {verdict} at {res.server or '?'}{how}: {res.rule}: {res.reason}"
 
 
 def _type_lab_secrets(args: argparse.Namespace, mac: str, phone: Phone) -> None:
@@ -320,8 +337,13 @@ def handler(args: argparse.Namespace) -> int:
         _type_lab_secrets(args, mac, phone)
         target = BootTarget(host=host, tftp_port=port, http_port=where.http_port, use_http=not args.no_http)
         capture = open_host_capture(args.capture, args.keylog, host)
+        registrar = parse_host_port(args.register, what="--register", default_port=5060) \
+            if args.register is not None else None
+        sip_result = None
         try:
             report = asyncio.run(phone.boot(target))
+            if registrar is not None and report.config == "accepted":
+                sip_result = asyncio.run(phone.register_sip(registrar[0], registrar[1], args.sips_port))
         finally:
             if capture is not None:
                 capture.close()
@@ -334,15 +356,20 @@ def handler(args: argparse.Namespace) -> int:
                    "statuses": list(report.statuses),
                    "decisions": [decision_dict(d) for d in report.decisions],
                    "flash": str(flash_dir) if args.flash is not None else None}
+            if registrar is not None:
+                doc["sip"] = dataclasses.asdict(sip_result) if sip_result is not None else None
             print(json.dumps(doc, indent=2))
         else:
             known = {"DIR": str(args.lab) if args.lab is not None else None,
                      "FLASH": str(flash_dir) if args.flash is not None else None}
             print(_text(report, {k: v for k, v in known.items() if v is not None}))
+            if registrar is not None:
+                print(_sip_line(sip_result))
         hint = unanswered_hint(report, target)
         if hint is not None:
             print(f"phoneemu boot: {hint}", file=sys.stderr)
-        return 0 if report.ok else 1
+        return 0 if report.ok and (registrar is None or (sip_result is not None and sip_result.registered)) \
+            else 1
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)

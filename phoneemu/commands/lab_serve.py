@@ -94,6 +94,12 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="TVS TLS port (default 2445; 0 = any free port, the lab's last one when free)")
     p.add_argument("--capf-port", type=_port, default=DEFAULT_PORTS["capf"], metavar="N",
                    help="CAPF TLS port (default 3804; 0 = any free port, the lab's last one when free)")
+    p.add_argument("--sip-port", type=_port, default=None, metavar="N",
+                   help="also run the SIP registrar over TCP on N (5060 is CUCM's; 0 = any free port): "
+                   "phones register with digest authentication (spec G.13; boot --register)")
+    p.add_argument("--sips-port", type=_port, default=None, metavar="N",
+                   help="also run the SIP registrar over TLS on N (5061 is CUCM's; 0 = any free port), "
+                   "presenting the CallManager certificate the CTL lists")
     p.add_argument("--keylog", type=Path, metavar="FILE", help="append TLS key-log lines (Wireshark)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
     p.set_defaults(handler=run_serve)
@@ -126,11 +132,13 @@ def run_serve(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
     # (one time format for the log and the lines lab serve prints; every message names its service)
     return asyncio.run(serve(args.dir, host=args.host, tftp_port=args.tftp_port, http_port=args.http_port,
-                             tvs_port=args.tvs_port, capf_port=args.capf_port, keylog=args.keylog))
+                             tvs_port=args.tvs_port, capf_port=args.capf_port, keylog=args.keylog,
+                             sip_port=args.sip_port, sips_port=args.sips_port))
 
 
 async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, http_port: int = 6970,
-                tvs_port: int = 2445, capf_port: int = 3804, keylog: Path | None = None) -> int:
+                tvs_port: int = 2445, capf_port: int = 3804, keylog: Path | None = None,
+                sip_port: int | None = None, sips_port: int | None = None) -> int:
     """Open the cluster, serve until SIGINT/SIGTERM, stop cleanly; return the exit status (130 after
     SIGINT, 0 after SIGTERM: module rules).
 
@@ -143,11 +151,13 @@ async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, htt
     cluster = LabCluster.open(root)
     with serving(root) as note:
         return await _serve(cluster, root, note, host=host, tftp_port=tftp_port, http_port=http_port,
-                            tvs_port=tvs_port, capf_port=capf_port, keylog=keylog)
+                            tvs_port=tvs_port, capf_port=capf_port, keylog=keylog,
+                            sip_ports={"sip": sip_port, "sips": sips_port})
 
 
 async def _serve(cluster: LabCluster, root: Path, note: Callable[[str], None], *, host: str | None,
-                 tftp_port: int, http_port: int, tvs_port: int, capf_port: int, keylog: Path | None) -> int:
+                 tftp_port: int, http_port: int, tvs_port: int, capf_port: int, keylog: Path | None,
+                 sip_ports: dict[str, int | None]) -> int:
     """:func:`serve` once the lab folder is this process's to serve (``note``: where it listens)."""
     from phoneemu.lab.cluster import WILDCARD_HOSTS, check_host
     from phoneemu.lab.servers import LabServers
@@ -168,7 +178,8 @@ async def _serve(cluster: LabCluster, root: Path, note: Callable[[str], None], *
         host = check_host(host)
         reissue = host != named
     servers = LabServers(cluster, host=host, tftp_port=tftp_port, http_port=http_port, tvs_port=tvs_port,
-                         capf_port=capf_port, keylog=keylog, watch=1.0, on_notice=_say)
+                         capf_port=capf_port, keylog=keylog, watch=1.0, on_notice=_say,
+                         sip_ports=sip_ports)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     got: list[signal.Signals] = []
@@ -252,6 +263,12 @@ def _print_listening(servers: LabServers, root: Path, host: str) -> None:
                   f"sha1 {fingerprint(cert, 'sha1')}")
     print(f"listening capf tls {hostport(host, p['capf'])}  cert {dn_text(capf_cert.subject)} "
           f"sha1 {fingerprint(capf_cert, 'sha1')}")
+    if "sip" in p:
+        print(f"listening sip  tcp {hostport(host, p['sip'])}  SIP registrar (digest realm ccmsipline)")
+    if "sips" in p:
+        cm = cluster.callmanager().cert
+        print(f"listening sips tls {hostport(host, p['sips'])}  cert {dn_text(cm.subject)} "
+              f"sha1 {fingerprint(cm, 'sha1')}")
     for name in sorted(servers.stopped_by_cluster):
         print(f"{name} stopped (an outage: phoneemu lab service {root} {name} start brings it back)")
     print("Ctrl-C (SIGINT) or SIGTERM stops", flush=True)

@@ -80,7 +80,7 @@ import random
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -242,12 +242,17 @@ class LabServers:
         app_https: bool = False,
         https_port: int = 0,
         on_notice: Callable[[str], None] | None = None,
+        sip_ports: Mapping[str, int | None] | None = None,
     ) -> None:
         self.cluster = cluster
         self.on_notice = on_notice
         self.host = host
         self.requested = {"tftp": tftp_port, "http": http_port, "tvs": tvs_port, "capf": capf_port,
                           "https": https_port, "sip": 0, "sips": 0}
+        #: the SIP registrar's listeners started with the others (``lab serve --sip-port``), by port
+        self.sip_at_start = {k: v for k, v in (sip_ports or {}).items()
+                             if v is not None and k in ("sip", "sips")}
+        self.requested.update(self.sip_at_start)
         self.app_https = app_https
         self.keylog = keylog
         self.capture = capture
@@ -301,7 +306,7 @@ class LabServers:
         self._capf_ctx = _IdentityContexts(self._capf_identity, keylog=self.keylog)
         try:
             for name in SERVICES:
-                if name not in ON_DEMAND or (name == "https" and self.app_https):
+                if name not in ON_DEMAND or (name == "https" and self.app_https) or name in self.sip_at_start:
                     await self._start(name, self.requested[name])
             for name in self._node_tvs_names():
                 await self._start(name, 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -140,3 +141,32 @@ def test_a_second_lab_serve_of_one_lab_is_refused_before_it_changes_anything(clu
         assert again.wait(timeout=10) == 0
     finally:
         reap(again)
+
+
+def test_lab_serve_runs_the_sip_registrar_when_asked(cluster: LabCluster) -> None:
+    """``lab serve --sip-port N --sips-port N``: the registrar over TCP and TLS (the CallManager
+    certificate), each with its ``listening`` line; without them, none (lab serve as before)."""
+    proc = subprocess.Popen(_serve_cmd(cluster.root, "--sip-port", "0", "--sips-port", "0"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 20
+        while not any(line.startswith("listening sips") for line in lines) and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+        text = "".join(lines)
+        assert f"listening sip  tcp {HOST}:" in text and "SIP registrar (digest realm ccmsipline)" in text
+        assert f"listening sips tls {HOST}:" in text and "cert CN=" in text
+        port = int(text.split("listening sip  tcp ")[1].split()[0].rsplit(":", 1)[1])
+        with socket.create_connection((HOST, port), timeout=5) as s:
+            s.sendall(b"REGISTER sip:lab SIP/2.0\r\nFrom: <sip:SEP" + MAC.encode() + b"@lab>\r\n"
+                      b"Content-Length: 0\r\n\r\n")
+            assert s.recv(4096).startswith(b"SIP/2.0 200 OK\r\n")  # a lab phone without a digest user
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        reap(proc)

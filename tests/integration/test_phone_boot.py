@@ -204,3 +204,33 @@ def test_boot_lab_types_the_labs_manual_key_and_capf_string(tmp_path: Path) -> N
             assert json.loads(out)["report"]["lsc"] == "installed"
 
     run(body())
+
+
+def test_boot_register_answers_the_digest_challenge_over_tcp_then_tls(tmp_path: Path) -> None:
+    """``boot --register HOST:PORT``: after the boot the phone registers with the SIP registrar (spec
+    §G.13), over TCP; in encrypted mode with a CTL (mixed mode) over TLS on ``--sips-port`` (§G.9); with
+    no registrar there, exit 1 and why."""
+    c = _lab(tmp_path)
+    c.set_digest([MAC], "alice", "s3cret", now=NOW)
+
+    async def body() -> None:
+        async with LabServers(c, host=HOST, sip_ports={"sip": 0, "sips": 0}) as srv:
+            p = srv.ports
+            common = ["--tftp", f"{HOST}:{p['tftp']}", "--http-port", str(p["http"]), "--mac", MAC,
+                      "--flash", str(tmp_path / "ph"), "--register", f"{HOST}:{p['sip']}",
+                      "--sips-port", str(p["sips"])]
+            rc, out, _err = await cli("boot", *common)
+            assert rc == 0, out
+            assert f"SIP:       registered over tcp at {HOST}:{p['sip']}, challenged: G.13-registered" in out
+            c.set_security_mode([MAC], "encrypted", now=NOW)
+            c.set_mixed_mode(True, now=NOW)
+            rc, out, _err = await cli("boot", "--json", *common)
+            doc = json.loads(out)
+            assert rc == 0 and doc["sip"]["transport"] == "tls" and doc["sip"]["rules"] == [
+                "G.5-sip-server-in-ctl", "G.13-registered"]
+            c.set_security_mode([MAC], "non-secure", now=NOW)
+            rc, out, _err = await cli("boot", *common[:-4], "--register", f"{HOST}:1")  # nobody there
+            assert rc == 1 and f"SIP:       NOT registered over tcp at {HOST}:1: G.13-unreachable" in out
+        assert any(r.service == "sip" and r.outcome == "challenged" for r in srv.requests)
+
+    run(body())
