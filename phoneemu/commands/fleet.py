@@ -12,8 +12,9 @@ a certificate change —, how CAPF sessions ended ("CAPF: F.6-lsc-installed 1998
 2", its failures by kind), failed boots by kind (alike failures one line, with their count and
 first MACs), files received over HTTP and over TFTP — a fallback from HTTP
 shows here —, latency percentiles, rate, peak RSS) to stdout; --json adds each phone's record
-(outcome, deciding rule, reason, itl/ctl outcome, files_over, capf and capf_reason). Exit status 0
-when every phone booted, 1 when any failed, 2 on bad input.
+(outcome, deciding rule, reason, itl/ctl outcome, files_over, capf and capf_reason; sip and sip_reason
+with --register). Exit status 0 when every phone booted (and, with --register, registered), 1 when any
+failed, 2 on bad input.
 --capture F.pcap records the whole storm as ``boot --capture`` records one boot: a live capture in
 this process (Linux, root or CAP_NET_RAW; otherwise exit 2 before any boot) of every IPv4/IPv6 packet
 to or from the --tftp host and each host the phones connect to over TCP (TVS, CAPF, HTTP elsewhere),
@@ -66,6 +67,7 @@ from phoneemu.phone.boot import BootTarget
 from phoneemu.phone.profile import PROFILES, get_profile
 from phoneemu.phone.ways_out import way_out_lines
 from phoneemu.scenario.phone_models import PhoneModels, profile_for_model, read_phone_models
+from phoneemu.values import parse_host_port
 
 __all__ = ["register"]
 
@@ -130,6 +132,13 @@ def register(sub: Any) -> None:
     b.add_argument("--blksize", type=positive_int, default=None, metavar="N",
                    help="ask for this TFTP block size in bytes (RFC 2348: 8..65464); default: the "
                    "phone's own (512)")
+    b.add_argument("--register", metavar="HOST[:PORT]",
+                   help="after its boot each phone registers over SIP with this registrar (TCP, port 5060 "
+                   "when not given; over TLS on --sips-port when its security mode and CTL say so), "
+                   "answering the digest challenge from its config (spec G.13): the summary's SIP line; "
+                   "JUnit fails a phone not registered")
+    b.add_argument("--sips-port", type=port, default=5061, metavar="N",
+                   help="the registrar's SIP over TLS port (default 5061)")
     b.add_argument("--tvs-timeout", type=positive_float, default=10.0, metavar="S",
                    help="TVS exchange timeout in seconds: connect, handshake, answer (default 10)")
     b.add_argument("--auth-string", metavar="DIGITS", default=None,
@@ -330,6 +339,14 @@ def _model_mix(counts: collections.Counter[str], *, by_phone: bool) -> str:
     return ", ".join(f"{p} {n}" for p, n in counts.most_common())
 
 
+def _registrar(args: argparse.Namespace) -> tuple[str, int, int] | None:
+    """``--register HOST[:PORT]`` and ``--sips-port``: FleetSpec.register (None without --register)."""
+    if args.register is None:
+        return None
+    host, sip_port = parse_host_port(args.register, what="--register", default_port=5060)
+    return host, sip_port, args.sips_port
+
+
 #: fleet boot's FleetSpec.give_up_unanswered unless --keep-going (our convention)
 GIVE_UP_UNANSWERED = 32
 
@@ -365,6 +382,10 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int) -> None:
     from phoneemu.fleet.metrics import BootRecord
 
     def case(rec: BootRecord) -> Case:
+        if rec.outcome == "ok" and rec.sip_reason is not None:  # --register: a phone up but not registered
+            return Case(rec.mac, time_s=rec.latency_s, failure=(
+                f"not registered ({rec.sip}): {rec.sip_reason}",
+                "\n".join(f"{k}: {v}" for k, v in rec.as_dict().items())))
         if rec.outcome == "ok":
             return Case(rec.mac, time_s=rec.latency_s)
         message = f"{rec.outcome} ({rec.rule})" + (f": {rec.reason}" if rec.reason else "")
@@ -417,6 +438,7 @@ def _boot(args: argparse.Namespace) -> int:
                      give_up_unanswered=None if args.keep_going else GIVE_UP_UNANSWERED,
                      flash_dir=str(args.flash) if args.flash is not None else None,
                      keep_records=args.json is not None or args.junit is not None, blksize=args.blksize,
+                     register=_registrar(args),
                      event_loop=args.event_loop, keylog=str(args.keylog) if args.keylog is not None else None,
                      prestate=prestate, mic_dir=mic_dir, symmetric_keys=symmetric_keys,
                      capf_retry_delay=args.capf_retry_delay, auth_string=args.auth_string,
@@ -496,4 +518,5 @@ def _boot(args: argparse.Namespace) -> int:
         print(f"phoneemu fleet: {result.lost_phones} of {args.count} phones lost with "
               f"{len(result.lost)} shard process(es) that died", file=sys.stderr)
         return 1
-    return 0 if m.failed == 0 and not result.not_started else 1
+    unregistered = sum(n for rule, n in m.sip.by_rule.items() if rule != "G.13-registered")
+    return 0 if m.failed == 0 and not result.not_started and not unregistered else 1

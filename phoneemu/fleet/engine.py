@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import resource
 import time
@@ -178,6 +179,9 @@ class FleetSpec:
     #: an answer (``BootRecord.answered``): nothing answers at the target (a wrong address, a cluster
     #: down), and every later phone would wait out the same timeouts; None: boot every phone anyway
     give_up_unanswered: int | None = None
+    #: after its boot each phone whose config was accepted registers over SIP with this registrar (host,
+    #: TCP port, TLS port; spec §G.13, ``fleet boot --register``): ``BootRecord.sip``; None: no registration
+    register: tuple[str, int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.count < 0:
@@ -528,6 +532,11 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
                 t1 = time.perf_counter()
                 rec = BootRecord.of(report, latency_s=t1 - t0, end_s=t1 - start,
                                     profile=phone.profile.name if spec.profiles else None)
+                if spec.register is not None and report.config == "accepted":
+                    host, sip_port, sips_port = spec.register
+                    sip = await phone.register_sip(host, sip_port, sips_port, timeout=spec.tvs_timeout)
+                    rec = dataclasses.replace(rec, sip=sip.rule,
+                                              sip_reason=None if sip.registered else sip.reason[:300])
                 heard(rec)
                 metrics.add(rec)
                 if spec.keep_records:

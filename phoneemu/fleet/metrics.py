@@ -99,6 +99,10 @@ class BootRecord:
     answered: bool = True  # some request of this boot got an answer from the cluster (BootReport.answered)
     profile: str | None = None  # the phone's model profile (a fleet of several models: FleetSpec.profiles)
     kind: str | None = None  # the deciding decision's kind of file (ITL, CTL, config ...), failed boots only
+    #: the rule of the SIP registration after the boot (FleetSpec.register, spec §G.13): G.13-registered,
+    #: G.13-digest-rejected, ...; None when the phone did not register
+    sip: str | None = None
+    sip_reason: str | None = None  # that registration's reason, kept when it failed
 
     @classmethod
     def of(cls, report: BootReport, *, latency_s: float, end_s: float,
@@ -142,6 +146,10 @@ class BootRecord:
             out["profile"] = self.profile
         if self.kind is not None:
             out["kind"] = self.kind
+        if self.sip is not None:
+            out["sip"] = self.sip
+        if self.sip_reason is not None:
+            out["sip_reason"] = self.sip_reason
         return out
 
     @classmethod
@@ -153,7 +161,8 @@ class BootRecord:
                    end_s=d["end_s"], tvs_used=d["tvs_used"], reason=d.get("reason"), itl=d.get("itl"),
                    ctl=d.get("ctl"), signer=d.get("signer"), over_http=int(over.get("http", 0)),
                    over_tftp=int(over.get("tftp", 0)), capf=d.get("capf"), capf_reason=d.get("capf_reason"),
-                   answered=bool(d.get("answered", True)), profile=d.get("profile"), kind=d.get("kind"))
+                   answered=bool(d.get("answered", True)), profile=d.get("profile"), kind=d.get("kind"),
+                   sip=d.get("sip"), sip_reason=d.get("sip_reason"))
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float | None:
@@ -198,7 +207,6 @@ def peak_rss_mib(*, children: bool = False) -> float:
 _FAILURES_SHOWN = 5
 #: what failures of one kind share (fleet.alike): the summary's lines, one per kind
 FAILED_BY = ("outcome", "rule", "reason", "signer")
-_CAPF_FAILED_BY = ("capf", "reason")
 
 
 def _counts(counter: Mapping[str, int]) -> str:
@@ -255,6 +263,61 @@ def kind_lines(kinds: list[dict[str, Any]], head: str, text: Callable[[dict[str,
 """Failed boots the console summary names one by one; the count of the rest follows them."""
 
 
+class SessionTally:
+    """How one kind of session after the boots ended — CAPF (``capf``, spec §F) or the SIP registration
+    (``sip``, §G.13): the count of each session's rule, its failures by kind (fleet.alike) and the first
+    few failures. Its summary keys are ``by_<key>``, ``<key>_failures`` and ``<key>_failure_kinds``."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.by_rule: Counter[str] = Counter()
+        self.failures: list[dict[str, Any]] = []
+        self.alike = Alike((key, "reason"))
+
+    def add(self, mac: str, rule: str | None, reason: str | None) -> None:
+        if rule is None:
+            return
+        self.by_rule[rule] += 1
+        if reason is not None:
+            self.alike.add(mac, {self.key: rule, "reason": reason})
+            if len(self.failures) < _FAILURES_SHOWN:
+                self.failures.append({"mac": mac, self.key: rule, "reason": reason})
+
+    def merge(self, other: SessionTally) -> None:
+        self.by_rule.update(other.by_rule)
+        self.failures.extend(other.failures[:_FAILURES_SHOWN - len(self.failures)])
+        self.alike.merge(other.alike)
+
+    def summary(self) -> dict[str, Any]:
+        k = self.key
+        return {f"by_{k}": dict(self.by_rule.most_common()), f"{k}_failures": list(self.failures),
+                f"{k}_failure_kinds": self.alike.kinds()}
+
+    def lines(self, head: str) -> list[str]:
+        """``HEAD: rule n, ...`` then the kinds of failure (``HEAD failed``)."""
+        if not self.by_rule:
+            return []
+        kinds = self.alike.kinds()
+        failed = sum(kind["count"] for kind in kinds) + self.alike.other
+        def text(kind: dict[str, Any]) -> str:
+            return f"({kind[self.key]}): {kind['reason']}"
+        return [f"{head}: {_counts(dict(self.by_rule.most_common()))}",
+                *kind_lines(kinds, f"{head} failed", text, failed)]
+
+    def to_state(self) -> dict[str, Any]:
+        k = self.key
+        return {f"by_{k}": dict(self.by_rule), f"{k}_failures": list(self.failures),
+                f"{k}_alike": self.alike.to_state()}
+
+    @classmethod
+    def from_state(cls, key: str, state: Mapping[str, Any]) -> SessionTally:
+        t = cls(key)
+        t.by_rule.update(state.get(f"by_{key}", {}))
+        t.failures.extend(state.get(f"{key}_failures", []))
+        t.alike = Alike.from_state((key, "reason"), state.get(f"{key}_alike"))
+        return t
+
+
 class FleetMetrics:
     """Aggregated results of many boots (one shard, or several merged)."""
 
@@ -262,11 +325,11 @@ class FleetMetrics:
         self.by_outcome: Counter[str] = Counter()
         self.by_rule: Counter[str] = Counter()
         self.by_trust: Counter[str] = Counter()  # "ITL updated", "CTL absent", ...
-        self.by_capf: Counter[str] = Counter()  # "F.6-lsc-installed", "F.6-capf-rejected", ...
+        self.capf = SessionTally("capf")  # "F.6-lsc-installed", "F.6-capf-rejected", ...
+        self.sip = SessionTally("sip")  # "G.13-registered", "G.13-digest-rejected", ...
         self.failed_by_rule: Counter[str] = Counter()  # the deciding rules of the failed boots only
         self.by_model: Counter[tuple[str, str]] = Counter()  # (profile, outcome) of boots that name one
         self.locked_by: Counter[tuple[str, str]] = Counter()  # (deciding rule, kind) of locked-out boots
-        self.capf_failures: list[dict[str, Any]] = []  # the first few CAPF sessions that failed
         self.tvs_used = 0
         self.files_over: Counter[str] = Counter()  # "http"/"tftp" -> files received that way
         self.latencies = array("d")
@@ -276,7 +339,6 @@ class FleetMetrics:
         self.failures: list[dict[str, Any]] = []  # the first few failed boots (mac, outcome, rule)
         self.max_failures_kept = 20
         self.failed_alike = Alike(FAILED_BY)  # failed boots by kind: counts and first MACs
-        self.capf_alike = Alike(_CAPF_FAILED_BY)
 
     # ------------------------------------------------------------------ input
     def add(self, rec: BootRecord) -> None:
@@ -292,12 +354,8 @@ class FleetMetrics:
             if outcome is not None:
                 self.by_trust[f"{kind} {outcome}"] += 1
         self.tvs_used += rec.tvs_used
-        if rec.capf is not None:
-            self.by_capf[rec.capf] += 1
-            if rec.capf_reason is not None:
-                self.capf_alike.add(rec.mac, {"capf": rec.capf, "reason": rec.capf_reason})
-                if len(self.capf_failures) < _FAILURES_SHOWN:
-                    self.capf_failures.append({"mac": rec.mac, "capf": rec.capf, "reason": rec.capf_reason})
+        self.capf.add(rec.mac, rec.capf, rec.capf_reason)
+        self.sip.add(rec.mac, rec.sip, rec.sip_reason)
         if rec.over_http:
             self.files_over["http"] += rec.over_http
         if rec.over_tftp:
@@ -319,11 +377,11 @@ class FleetMetrics:
         self.by_outcome.update(other.by_outcome)
         self.by_rule.update(other.by_rule)
         self.by_trust.update(other.by_trust)
-        self.by_capf.update(other.by_capf)
+        self.capf.merge(other.capf)
+        self.sip.merge(other.sip)
         self.failed_by_rule.update(other.failed_by_rule)
         self.by_model.update(other.by_model)
         self.locked_by.update(other.locked_by)
-        self.capf_failures.extend(other.capf_failures[:_FAILURES_SHOWN - len(self.capf_failures)])
         self.tvs_used += other.tvs_used
         self.files_over.update(other.files_over)
         self.latencies.extend(other.latencies)
@@ -333,7 +391,6 @@ class FleetMetrics:
         room = self.max_failures_kept - len(self.failures)
         self.failures.extend(other.failures[:max(0, room)])
         self.failed_alike.merge(other.failed_alike)
-        self.capf_alike.merge(other.capf_alike)
         return self
 
     @classmethod
@@ -399,9 +456,9 @@ class FleetMetrics:
             "by_outcome": dict(self.by_outcome.most_common()),
             "by_rule": dict(self.by_rule.most_common()),
             "by_trust": dict(sorted(self.by_trust.items())),
-            "by_capf": dict(self.by_capf.most_common()),
+            **self.capf.summary(),
+            **self.sip.summary(),
             "by_model": self.model_counts(),
-            "capf_failures": list(self.capf_failures),
             "tvs_used": self.tvs_used,
             "files_over": dict(sorted(self.files_over.items())),
             "latency_ms": self.latency_percentiles(),
@@ -412,7 +469,6 @@ class FleetMetrics:
             "failures": list(self.failures),
             "failure_kinds": self.failed_alike.kinds(),
             "failure_kinds_not_kept": self.failed_alike.other,
-            "capf_failure_kinds": self.capf_alike.kinds(),
             "ways_out": ways_out_doc(self.locked_by),
         }
 
@@ -434,11 +490,8 @@ class FleetMetrics:
             lines.append(f"latency ms: p50 {lat['p50']:.1f}  p90 {lat['p90']:.1f}  p99 {lat['p99']:.1f}  "
                          f"max {lat['max']:.1f}")
         lines += tally_lines(s, outcome_head="by outcome")
-        if s["by_capf"]:
-            lines.append(f"CAPF: {_counts(s['by_capf'])}")
-            capf_failed = sum(k["count"] for k in s["capf_failure_kinds"]) + self.capf_alike.other
-            lines += kind_lines(s["capf_failure_kinds"], "CAPF failed",
-                                 lambda k: f"({k['capf']}): {k['reason']}", capf_failed)
+        lines += self.capf.lines("CAPF")
+        lines += self.sip.lines("SIP")
         if s["files_over"]:
             lines.append("files received: "
                          + ", ".join(f"{v} over {k.upper()}" for k, v in s["files_over"].items()))
@@ -455,15 +508,15 @@ class FleetMetrics:
     # ------------------------------------------------------------------ transport between processes
     def to_state(self) -> dict[str, Any]:
         return {"by_outcome": dict(self.by_outcome), "by_rule": dict(self.by_rule),
-                "by_trust": dict(self.by_trust), "by_capf": dict(self.by_capf),
+                "by_trust": dict(self.by_trust), **self.capf.to_state(), **self.sip.to_state(),
                 "failed_by_rule": dict(self.failed_by_rule),
                 "by_model": [[p, o, n] for (p, o), n in self.by_model.items()],
                 "locked_by": [[r, k, n] for (r, k), n in self.locked_by.items()],
-                "capf_failures": list(self.capf_failures), "tvs_used": self.tvs_used,
+                "tvs_used": self.tvs_used,
                 "files_over": dict(self.files_over),
                 "latencies": self.latencies.tobytes(), "end_times": self.end_times.tobytes(),
                 "wall_s": self.wall_s, "peak_rss": dict(self.peak_rss), "failures": list(self.failures),
-                "failed_alike": self.failed_alike.to_state(), "capf_alike": self.capf_alike.to_state()}
+                "failed_alike": self.failed_alike.to_state()}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> FleetMetrics:
@@ -471,11 +524,11 @@ class FleetMetrics:
         m.by_outcome.update(state["by_outcome"])
         m.by_rule.update(state["by_rule"])
         m.by_trust.update(state.get("by_trust", {}))
-        m.by_capf.update(state.get("by_capf", {}))
+        m.capf = SessionTally.from_state("capf", state)
+        m.sip = SessionTally.from_state("sip", state)
         m.failed_by_rule.update(state.get("failed_by_rule", {}))
         m.by_model.update({(str(p), str(o)): int(n) for p, o, n in state.get("by_model", [])})
         m.locked_by.update({(str(r), str(k)): int(n) for r, k, n in state.get("locked_by", [])})
-        m.capf_failures.extend(state.get("capf_failures", []))
         m.tvs_used = int(state["tvs_used"])
         m.files_over.update(state.get("files_over", {}))
         m.latencies.frombytes(state["latencies"])
@@ -484,5 +537,4 @@ class FleetMetrics:
         m.peak_rss.update(state["peak_rss"])
         m.failures.extend(state["failures"])
         m.failed_alike = Alike.from_state(FAILED_BY, state.get("failed_alike"))
-        m.capf_alike = Alike.from_state(_CAPF_FAILED_BY, state.get("capf_alike"))
         return m

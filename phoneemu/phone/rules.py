@@ -100,6 +100,9 @@ Firmware (``decide_firmware``, spec §D; failure keeps the running load):
   ``D-unsupported-hash`` / ``D-unsupported-key`` / ``D-expired-signer`` / ``D-malformed``
 Transport (``decide_secure_transport``, spec §G.9; a non-secure device has no §G.9 decision: None):
   ``G.9-tls-with-ctl`` / ``G.9-retry-trust-file`` / ``G.9-fallback-tcp``
+The SIP registrar over TLS (``decide_sip_server``, spec §G.5 "SIP-TLS server: CCM / CCM+TFTP in CTL"):
+  ``G.5-sip-server-in-ctl`` / ``G.5-sip-server-untrusted`` (the registration itself, §G.13, is
+  :mod:`phoneemu.phone.sip`'s: ``G.13-*``)
 Auto-registration (``decide_auto_registration``, spec §G.10):
   ``G.10-device-config`` / ``G.10-use-default-config`` / ``G.10-no-config``
 HTTPS application servers (``decide_https_server``, spec §E.7.1, §E.7.6, §G.5 "HTTPS XML services"):

@@ -53,11 +53,11 @@ def test_phones_with_their_lab_mics_enrol_by_mic(tmp_path: Path) -> None:
     c = _lab(tmp_path)
     without = _storm(c, with_mics=False)
     assert {r.rule for r in without.records} == {"F.6-capf-rejected"}
-    assert without.metrics.by_capf == {"F.6-capf-rejected": COUNT}
-    assert len(without.metrics.capf_failures) == 5  # the first few, with why
+    assert without.metrics.capf.by_rule == {"F.6-capf-rejected": COUNT}
+    assert len(without.metrics.capf.failures) == 5  # the first few, with why
     hint = ("; the phone holds no certificate to authenticate with (capfAuthMode 4 needs a MIC or an LSC, "
             "spec §F.7)")
-    assert all(f["reason"].endswith(hint) for f in without.metrics.capf_failures)
+    assert all(f["reason"].endswith(hint) for f in without.metrics.capf.failures)
     assert all(c.phone_lsc(mac_text(START + i)) is None for i in range(COUNT))
 
     key = c.root / "phones" / DAMAGED / "mic.key"
@@ -69,7 +69,7 @@ def test_phones_with_their_lab_mics_enrol_by_mic(tmp_path: Path) -> None:
     assert (bad.outcome, bad.rule) == ("error", "not-booted")
     assert bad.reason.startswith(f"lab MIC: {key} at offset 0: truncated: a PEM private key block")
     assert res.metrics.failed == 1
-    assert res.metrics.by_capf == {"F.6-lsc-installed": COUNT - 1}
+    assert res.metrics.capf.by_rule == {"F.6-lsc-installed": COUNT - 1}
     c = LabCluster.open(c.root)
     for mac, rec in by_mac.items():
         assert rec.outcome == "ok", (mac, rec.rule, rec.reason)
@@ -267,5 +267,36 @@ def test_a_fleet_booted_again_on_its_flashes_keeps_their_models(tmp_path: Path,
         out, err = capsys.readouterr()
         assert "ways out of G.3.4-tvs-unreachable (ITL; 3 phones locked out)" in out
         assert f"lab: phoneemu phone erase --fleet-flash {flash}   rehearse:" in out  # the fleet's flashes
+    finally:
+        stop()
+
+
+def test_a_fleet_registers_over_sip_after_booting(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``fleet boot --register``: each phone whose config was accepted registers with the registrar,
+    answering the digest challenge from its config (spec §G.13); the summary counts the registrations
+    by rule, and JUnit fails a phone up but not registered (its config excludes the credentials)."""
+    import xml.etree.ElementTree as ET
+
+    from tests.helpers import serve_in_thread
+
+    c = LabCluster.init(tmp_path / "lab", seed=9, key_spec="rsa1024", now=NOW)
+    macs = [mac_text(START + i) for i in range(3)]
+    c.add_phones(macs, now=NOW)
+    c.set_digest(macs[:2], "alice", "s3cret", now=NOW)
+    c.set_digest(macs[2:], "bob", "pw", exclude=True, now=NOW)  # the cluster challenges, the config lacks
+    ports, stop = serve_in_thread(c, sip_ports={"sip": 0, "sips": 0})
+    try:
+        junit = tmp_path / "f.xml"
+        argv = ["fleet", "boot", "--tftp", f"{HOST}:{ports['tftp']}", "--http-port", str(ports["http"]),
+                "--mac-start", macs[0], "--count", "3", "-q", "--shards", "1", "--register",
+                f"{HOST}:{ports['sip']}", "--sips-port", str(ports["sips"]), "--junit", str(junit)]
+        assert main(argv) == 1  # every boot ok, one phone not registered
+        out = capsys.readouterr().out
+        assert "SIP: G.13-registered 2, G.13-no-credentials 1" in out
+        assert f"SIP failed: {macs[2]} (G.13-no-credentials): challenged (401, realm ccmsipline)" in out
+        failed = [tc for tc in ET.parse(junit).getroot().iter("testcase") if tc.find("failure") is not None]
+        assert [tc.get("name") for tc in failed] == [macs[2]]
+        assert failed[0].find("failure").get("message", "").startswith(  # type: ignore[union-attr]
+            "not registered (G.13-no-credentials)")
     finally:
         stop()

@@ -314,10 +314,10 @@ def test_capf_outcomes_are_counted_and_survive_merge_and_transport() -> None:
     a.add(rec("0A0000000002", server, refused))
     b.add(rec("0A0000000003"))  # no CAPF session asked for
     b.add(rec("0A0000000004", installed))
-    assert a.by_capf == {"F.6-lsc-installed": 1, "F.6-capf-rejected": 1}
+    assert a.capf.by_rule == {"F.6-lsc-installed": 1, "F.6-capf-rejected": 1}
     m = FleetMetrics.from_state(a.to_state()).merge(FleetMetrics.from_state(b.to_state()))
     assert m.by_outcome == {"ok": 4} and m.failed == 0
-    assert m.by_capf == {"F.6-lsc-installed": 2, "F.6-capf-rejected": 1}
+    assert m.capf.by_rule == {"F.6-lsc-installed": 2, "F.6-capf-rejected": 1}
     text = m.render()
     assert "CAPF: F.6-lsc-installed 2, F.6-capf-rejected 1" in text
     assert "  CAPF failed: 0A0000000002 (F.6-capf-rejected): CAPF ended the session: bad data" in text
