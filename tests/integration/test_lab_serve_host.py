@@ -23,6 +23,19 @@ MAC = "0011223344CC"
 template = lab_template("labhost", seed=11, phones={MAC: {}})
 
 
+def _lines_until(proc: subprocess.Popen[str], prefix: str) -> str:
+    """What ``lab serve`` printed up to its line starting with ``prefix`` (at most 20 s; less at EOF)."""
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 20
+    while not any(line.startswith(prefix) for line in lines) and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+    return "".join(lines)
+
+
 def _serve_cmd(root: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "phoneemu", "lab", "serve", "--dir", str(root), "--tftp-port", "0",
             "--http-port", "0", "--tvs-port", "0", "--capf-port", "0", *extra]
@@ -37,15 +50,7 @@ def test_lab_serve_on_another_host_reissues_configs_for_it(cluster: LabCluster) 
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
                             cwd=REPO)
     try:
-        assert proc.stdout is not None
-        lines: list[str] = []
-        deadline = time.monotonic() + 20
-        while not any(line.startswith("listening capf") for line in lines) and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-        text = "".join(lines)
+        text = _lines_until(proc, "listening capf")
         err = proc.stderr.read() if proc.stderr is not None and proc.poll() is not None else ""
         assert f"named {HOST}; re-issued for 127.0.0.2" in text, text + err
         assert "listening tvs  tls 127.0.0.2:" in text and "listening tvs-2 tls 127.0.0.2:" in text
@@ -113,12 +118,7 @@ def test_a_second_lab_serve_of_one_lab_is_refused_before_it_changes_anything(clu
     first = subprocess.Popen(_serve_cmd(cluster.root), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, env=env, cwd=REPO)
     try:
-        assert first.stdout is not None
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            line = first.stdout.readline()
-            if not line or line.startswith("listening capf"):
-                break
+        _lines_until(first, "listening capf")
         saved = (cluster.root / "cluster.json").read_bytes()
         second = subprocess.run(_serve_cmd(cluster.root), check=False, capture_output=True, text=True,
                                 env=env, cwd=REPO, timeout=60)
@@ -150,15 +150,7 @@ def test_lab_serve_runs_the_sip_registrar_when_asked(cluster: LabCluster) -> Non
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)
     try:
-        assert proc.stdout is not None
-        lines: list[str] = []
-        deadline = time.monotonic() + 20
-        while not any(line.startswith("listening sips") for line in lines) and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-        text = "".join(lines)
+        text = _lines_until(proc, "listening sips")
         assert f"listening sip  tcp {HOST}:" in text and "SIP registrar (digest realm ccmsipline)" in text
         assert f"listening sips tls {HOST}:" in text and "cert CN=" in text
         port = int(text.split("listening sip  tcp ")[1].split()[0].rsplit(":", 1)[1])
