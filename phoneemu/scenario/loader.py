@@ -339,15 +339,22 @@ def _cluster(ctx: _Ctx, name: str, node: _Node) -> ClusterSpec:
 
 
 def _external(ctx: _Ctx, node: _Node, field: str) -> dict[str, Any]:
-    """``external: {tftp: HOST[:PORT], http_port: N, use_http: BOOL}``, checked here (the address as
+    """``external: {tftp: HOST[:PORT], http_port: N, use_http: BOOL, sip: HOST[:PORT], sips_port: N}``
+    (``sip``: the cluster's SIP registrar, for the ``sip`` step), checked here (the address as
     ``--tftp`` takes it, a port 1..65535, a boolean) so that a typo is a file:line error before
     anything runs, not a run-time error of the scenario."""
-    ext = ctx.mapping(node, field, allowed=("tftp", "http_port", "use_http"), required=("tftp",))
-    out: dict[str, Any] = {"tftp": ctx.string(ext["tftp"], f"{field}.tftp")}
-    try:
-        parse_host_port(out["tftp"], what="tftp")
-    except PhoneEmuError as exc:
-        raise ctx.fail(ext["tftp"], f"{field}.tftp", exc.message) from None
+    ext = ctx.mapping(node, field, allowed=("tftp", "http_port", "use_http", "sip", "sips_port"),
+                      required=("tftp",))
+    out: dict[str, Any] = {}
+    for key in ("tftp", "sip"):
+        if key in ext:
+            out[key] = ctx.string(ext[key], f"{field}.{key}")
+            try:
+                parse_host_port(out[key], what=key)
+            except PhoneEmuError as exc:
+                raise ctx.fail(ext[key], f"{field}.{key}", exc.message) from None
+    if "sips_port" in ext:
+        out["sips_port"] = ctx.integer(ext["sips_port"], f"{field}.sips_port", 1, 65535)
     if "http_port" in ext:
         out["http_port"] = ctx.integer(ext["http_port"], f"{field}.http_port", 1, 65535)
     if "use_http" in ext:

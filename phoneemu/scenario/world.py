@@ -295,12 +295,25 @@ class World:
         """Each phone registers with the SIP registrar of ``cluster`` (default: its own), its TCP and TLS
         listeners started on demand (spec §G.13, §G.9); the result is kept for the ``sip`` checks."""
         for p in phones:
-            h = self.lab(cluster or p.cluster, where)
-            assert h.servers is not None
-            for name in ("sip", "sips"):
-                if not h.servers.running(name):
-                    await h.servers.start_service(name)
-            p.sip = await p.phone.register_sip(h.host, h.servers.ports["sip"], h.servers.ports["sips"])
+            host, sip_port, sips_port = await self._registrar(cluster or p.cluster, where)
+            p.sip = await p.phone.register_sip(host, sip_port, sips_port)
+
+    async def _registrar(self, name: str, where: str) -> tuple[str, int, int]:
+        """The SIP registrar of cluster ``name``: a real cluster's ``external.sip`` (TCP, 5060 by default)
+        and ``sips_port`` (5061), or the lab's own, started on demand."""
+        spec = self.clusters[name].spec
+        if spec.external is not None:
+            if "sip" not in spec.external:
+                raise ScenarioError(f"cluster {name!r} is external: name its SIP registrar for the sip step "
+                                    "(external: {sip: HOST[:PORT], sips_port: N})", file=where)
+            host, port = parse_host_port(spec.external["sip"], what="sip", default_port=5060)
+            return host, port, int(spec.external.get("sips_port", 5061))
+        h = self.lab(name, where)
+        assert h.servers is not None
+        for service in ("sip", "sips"):
+            if not h.servers.running(service):
+                await h.servers.start_service(service)
+        return h.host, h.servers.ports["sip"], h.servers.ports["sips"]
 
     def now_datetime(self) -> dt.datetime:
         return self.clock.datetime()

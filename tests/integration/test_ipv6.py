@@ -150,23 +150,26 @@ def test_fleet_boot_v6(cluster: LabCluster) -> None:
 
 
 def test_scenario_with_external_v6_cluster(cluster: LabCluster, tmp_path: Path) -> None:
-    """``phoneemu run`` of a scenario whose cluster is ``external: {tftp: "[::1]:PORT"}``."""
+    """``phoneemu run`` of a scenario whose cluster is ``external: {tftp: "[::1]:PORT", sip: "[::1]:PORT"}``:
+    the phone boots, then registers with the registrar the scenario names (a real cluster's)."""
     scenario = tmp_path / "v6.yaml"
 
     async def body() -> tuple[int, str, str]:
-        async with LabServers(cluster, host=HOST) as srv:
+        async with LabServers(cluster, host=HOST, sip_ports={"sip": 0, "sips": 0}) as srv:
             scenario.write_text(
                 "name: external-v6\n"
-                "description: a phone boots against a cluster on ::1\n"
+                "description: a phone boots against a cluster on ::1 and registers with its registrar\n"
                 "reproduces: IPv6 loopback cluster\n"
                 "clusters:\n"
                 f"  real: {{external: {{tftp: \"[::1]:{srv.ports['tftp']}\", http_port: {srv.ports['http']},"
-                " use_http: true}}\n"
+                f" use_http: true, sip: \"[::1]:{srv.ports['sip']}\", sips_port: {srv.ports['sips']}}}}}\n"
                 "phones:\n"
                 f"  p: {{mac: \"{FLEET_START + 7:012X}\"}}\n"
                 "steps:\n"
                 "  - boot: p\n"
-                "  - expect: {phones: p, itl: installed, config: accepted}\n")
+                "  - expect: {phones: p, itl: installed, config: accepted}\n"
+                "  - sip: p\n"
+                "  - expect: {phones: p, sip: registered, sip_transport: tcp}\n")
             return await cli("run", str(scenario))
 
     rc, out, err = run(body())

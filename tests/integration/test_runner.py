@@ -137,6 +137,30 @@ steps:
     assert "PASS" not in captured.out and "ERROR" not in captured.out
 
 
+def test_sip_step_on_an_external_cluster_needs_its_registrar(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A real cluster's registrar is named in its ``external`` (``sip: HOST[:PORT]``): without it the
+    ``sip`` step is an ERROR naming the step and what to write; a bad address is refused at load."""
+    text = """\
+reproduces: test
+clusters:
+  real: {external: {tftp: "127.0.0.1:9"}}
+phones:
+  p: {mac: 0B0000000003, cluster: real}
+steps:
+  - sip: p
+  - expect: {phones: p, sip: registered}
+"""
+    f = _write(tmp_path, "extsip", text)
+    assert main(["run", str(f)]) == 1
+    out = capsys.readouterr().out
+    assert "ERROR" in out and f"{f}:7" in out and "external: {sip: HOST[:PORT], sips_port: N}" in out
+    bad = _write(tmp_path, "extsipbad",
+                 text.replace('tftp: "127.0.0.1:9"', 'tftp: "127.0.0.1:9", sip: "a b"'))
+    assert main(["run", str(bad)]) == 2
+    assert f"{bad}:3 clusters.real.external.sip:" in capsys.readouterr().err
+
+
 def test_ctrl_c_keeps_what_ran_and_lists_the_rest(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """A real SIGINT in the middle of the second scenario: the reports are still written, with
