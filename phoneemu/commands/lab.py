@@ -565,8 +565,9 @@ def _phone_lines(phones: dict[str, dict[str, Any]], *, every: bool, w: int) -> l
     """One line per phone, or for a large lab the first few and counts by model, encryption, pending
     CAPF operation and LSC (a 40,000-phone lab printed 40,000 lines)."""
     def line(mac: str, ph: dict[str, Any]) -> str:
+        status = f", ITL File Status {ph['itl_file_status']}" if "itl_file_status" in ph else ""
         return (f"phone {mac}: model {ph['model']}, encrypt {ph['encrypt'] or 'off'}, "
-                f"capf {ph['capf'] or '-'}, LSC {'yes' if ph['lsc'] else 'no'}")
+                f"capf {ph['capf'] or '-'}, LSC {'yes' if ph['lsc'] else 'no'}{status}")
     if every or len(phones) <= _PHONES_SHOWN:
         return [line(m, ph) for m, ph in phones.items()]
 
@@ -576,11 +577,32 @@ def _phone_lines(phones: dict[str, dict[str, Any]], *, every: bool, w: int) -> l
     macs = list(phones)
     out = [f"{'phones:':<{w}}{len(phones)} ({macs[0]}..{macs[-1]}); model {counts('model', '-')}; "
            f"encrypt {counts('encrypt', 'off')}; capf pending {counts('capf', 'none')}; "
-           f"LSC {sum(1 for ph in phones.values() if ph['lsc'])}"]
+           f"LSC {sum(1 for ph in phones.values() if ph['lsc'])}"
+           + (f"; ITL File Status {counts('itl_file_status', 'Unknown')}"
+              if any("itl_file_status" in ph for ph in phones.values()) else "")]
     out += [line(m, phones[m]) for m in macs[:_PHONES_SHOWN]]
     out.append(f"... and {len(phones) - _PHONES_SHOWN} more phones (--phones lists every one; --json has "
                "them)")
     return out
+
+
+def _itl_file_status(cluster: LabCluster, summary: dict[str, Any]) -> None:
+    """Each phone's ITL File Status (spec §G.1: Match / MisMatch / Not Installed / Unknown) from what it
+    reported at its last SIP registration with ``lab serve`` (:mod:`phoneemu.lab.registrations`); nothing
+    when no phone ever registered (a problem reading the reports is said on stderr)."""
+    from phoneemu.lab.registrations import itl_file_status, read_registrations
+
+    reports, problem = read_registrations(cluster.root)
+    if problem is not None:
+        print(f"phoneemu lab: {problem}", file=sys.stderr)
+    if not reports:
+        return
+    current = cluster.checksums("ITL")
+    for mac, ph in summary["phones"].items():
+        itl, at = reports.get(mac, (None, None))
+        ph["itl_file_status"] = itl_file_status(itl, current)
+        if at is not None:
+            ph["registered_at"] = at
 
 
 def _show_json(cluster: LabCluster, summary: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -628,6 +650,7 @@ def _show(args: argparse.Namespace) -> int:
 
     cluster = LabCluster.open(args.dir)
     s = cluster.summary()
+    _itl_file_status(cluster, s)
     if args.json:  # one JSON document, whatever else is asked (text after it would break jq)
         print(json.dumps(_show_json(cluster, s, args), indent=2, sort_keys=True))
         return 0

@@ -59,7 +59,9 @@ Rules:
 * ``sip`` (TCP) and ``sips`` (TLS, presenting node 1's CallManager certificate, the CTL's CCM+TFTP
   record) are the SIP registrar (:mod:`.sip_service`, digest authentication, spec §G.13), started on
   demand like ``https`` (``start_service("sip")``); their ports are not recorded either (our convention:
-  the phone is given the registrar's address with the ``sip`` step or ``phoneemu register``).
+  the phone is given the registrar's address with the ``sip`` step or ``boot --register``); a
+  registered phone's ITL report is kept in ``registrations`` and, with ``watch`` (lab serve), written to
+  ``DIR/registrations.json`` for ``lab show`` (:mod:`.registrations`).
 * ``requests`` records what was asked and how it ended (service, peer, name, outcome), bounded to
   the last ``max_log`` entries. ``clock`` (Unix seconds, the scenario clock) dates the cluster
   operations the servers trigger (port record, LSC issue/record).
@@ -93,6 +95,7 @@ from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.https_service import HttpsAppHandler
 from phoneemu.lab.lock import LOCK_FILE, LOCK_POLL_S, LOCK_WAIT_S, LabBusyError, when_lab_lock_free
 from phoneemu.lab.pki import Identity
+from phoneemu.lab.registrations import REGISTRATIONS_FILE, write_registrations
 from phoneemu.lab.sip_service import SipRegistrar
 from phoneemu.lab.state import DEFAULT_PORTS
 from phoneemu.lab.tvs_loop import LoopTvsServer
@@ -282,7 +285,12 @@ class LabServers:
         self.sip: TlsServer | None = None
         self.sips: TlsServer | None = None
         self.sip_handler = SipRegistrar(self._sip_credentials, clock=clock, read_timeout=io_timeout,
-                                        on_log=self._on_sip)
+                                        on_log=self._on_sip, on_registered=self._on_registered)
+        #: MAC -> (the ITL checksum it reported at its last registration, when): spec §G.1, ``lab show``'s
+        #: ITL File Status once ``lab serve`` has written them (``registrations.json``, every watch interval)
+        self.registrations: dict[str, tuple[str, int]] = {}
+        self._registrations_written = 0  # how many reports were written (a change writes them again)
+        self._registrations_seen = 0
         self.tvs_handler = TvsHandler(cluster.tvs_lookup, read_timeout=io_timeout, on_log=self._on_tvs)
         self.capf_handler = CapfHandler(cluster, clock=clock, read_timeout=io_timeout * 3,
                                         session_timeout=capf_session_timeout, lock_wait=capf_lock_wait,
@@ -327,6 +335,7 @@ class LabServers:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch_task
             self._watch_task = None
+            self._write_registrations()  # the last reports too
         await self._stop_all()
         self._started = False
 
@@ -616,6 +625,7 @@ class LabServers:
         while True:
             await asyncio.sleep(interval)
             await self._reload_waiting(min(interval, LOCK_WAIT_S))
+            self._write_registrations()
             await self.sync_stopped()
             if set(self._node_tvs_names()) != {k for k in self.ports if k.startswith("tvs-")}:
                 try:  # another process added or removed a node: run (or stop) its TVS
@@ -726,6 +736,21 @@ class LabServers:
         self._fresh()
         ph = self.cluster.state.phones.get(mac)
         return None if ph is None else (ph.digest_user, ph.digest_password)
+
+    def _on_registered(self, mac: str, itl: str | None) -> None:
+        if itl is not None:
+            self.registrations[mac] = (itl, self._now() or int(time.time()))
+            self._registrations_seen += 1
+
+    def _write_registrations(self) -> None:
+        """``DIR/registrations.json`` when a report came since the last write (lab serve's watch loop)."""
+        if self._registrations_seen == self._registrations_written:
+            return
+        self._registrations_written = self._registrations_seen
+        try:
+            write_registrations(self.cluster.root, self.registrations)
+        except (OSError, PhoneEmuError) as exc:
+            _log.warning("lab: cannot write %s: %s", self.cluster.root / REGISTRATIONS_FILE, exc)
 
     def _on_sip(self, peer: str, device: str, outcome: str, detail: str) -> None:
         self._record(RequestLog(service="sip", peer=peer, name=device, outcome=outcome, detail=detail,

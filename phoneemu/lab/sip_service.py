@@ -20,6 +20,8 @@ as CCM+TFTP (spec §G.5). Rules (spec §G.13, from the seed chapter's "Digest Au
   Another method: ``405``. A malformed message: ``400`` and the connection is closed. At most
   :data:`MAX_NONCES` nonces are kept (the oldest go first); memory per connection is bounded by the
   message limits of :mod:`phoneemu.protocols.sip`.
+* A device registered (``200``) reports the checksum of its installed ITL (``X-Phoneemu-ITL-Hash``, ours:
+  :mod:`.registrations`); ``on_registered(mac, report)`` sees it (None: no usable report).
 * ``on_log(peer, device, outcome, detail)`` sees every answer (outcome ``registered``, ``challenged``,
   ``stale``, ``replayed``, ``refused``, ``unknown-device``, ``malformed``, ``not-allowed``).
 """
@@ -35,6 +37,7 @@ import time
 from collections.abc import Callable
 
 from phoneemu.errors import DecodeError
+from phoneemu.lab.registrations import ITL_HASH_HEADER, reported_itl
 from phoneemu.protocols import sip
 from phoneemu.values import host_port
 
@@ -58,12 +61,14 @@ class SipRegistrar:
     def __init__(self, credentials: Callable[[str], tuple[str | None, str | None] | None], *,
                  clock: Callable[[], int] | None = None, read_timeout: float = 10.0,
                  nonce_validity: int = NONCE_VALIDITY_S,
-                 on_log: Callable[[str, str, str, str], None] | None = None) -> None:
+                 on_log: Callable[[str, str, str, str], None] | None = None,
+                 on_registered: Callable[[str, str | None], None] | None = None) -> None:
         self.credentials = credentials
         self.clock = clock if clock is not None else (lambda: int(time.time()))
         self.read_timeout = read_timeout
         self.nonce_validity = nonce_validity
         self.on_log = on_log
+        self.on_registered = on_registered
         self._nonces: collections.OrderedDict[str, list[int]] = collections.OrderedDict()  # issued, last nc
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -118,7 +123,7 @@ class SipRegistrar:
         user, password = creds
         if user is None:
             self._log(peer, device, "registered", "no digest authentication for this device")
-            return self._ok(msg)
+            return self._ok(msg, device)
         auth = msg.header("authorization")
         if auth is None:
             self._log(peer, device, "challenged", f"digest user {user}")
@@ -131,7 +136,7 @@ class SipRegistrar:
         why = self._check(got, user=user, password=password or "", uri=msg.uri or "")
         if why is None:
             self._log(peer, device, "registered", f"digest user {user}")
-            return self._ok(msg)
+            return self._ok(msg, device)
         outcome, detail = why
         self._log(peer, device, outcome, detail)
         return self._challenge(msg, stale=outcome == "stale")
@@ -164,7 +169,9 @@ class SipRegistrar:
         value = sip.format_digest(params, unquoted=frozenset({"algorithm", "stale"}))
         return self._response(msg, 401, [("WWW-Authenticate", value)])
 
-    def _ok(self, msg: sip.SipMessage) -> bytes:
+    def _ok(self, msg: sip.SipMessage, device: str) -> bytes:
+        if self.on_registered is not None:
+            self.on_registered(device[3:], reported_itl(msg.header(ITL_HASH_HEADER)))
         extra = [(k, v) for k in ("Contact",) if (v := msg.header(k)) is not None]
         return self._response(msg, 200, [*extra, ("Expires", msg.header("expires") or "3600")])
 

@@ -19,7 +19,10 @@ Steps:
    ``G.13-registrar-refused``; no connection, or no answer within the timeout: ``G.13-unreachable``.
 4. Every decision goes to the event log (the ``sip`` check of a scenario reads the result).
 
-Ours: the registrar's address is given (the ``sip`` step, ``phoneemu register``), not read from the
+Each REGISTER reports the checksum of the installed ITL (spec §G.1, "reports the installed ITL's hash
+at registration"; the form is ours: ``X-Phoneemu-ITL-Hash``, :mod:`phoneemu.lab.registrations`).
+
+Ours: the registrar's address is given (the ``sip`` step, ``boot --register``), not read from the
 config's ``devicePool``; one request per message exchange, at most three REGISTERs.
 """
 
@@ -102,7 +105,7 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
 class _Register:
     """The REGISTER requests of one registration (same Call-ID, rising CSeq)."""
 
-    def __init__(self, mac: str, host: str, transport: str, local: str) -> None:
+    def __init__(self, mac: str, host: str, transport: str, local: str, itl: str | None = None) -> None:
         self.device = config_fmt.device_name_for(mac)
         self.mac = mac
         self.uri = f"sip:[{host}]" if ":" in host else f"sip:{host}"
@@ -111,6 +114,7 @@ class _Register:
         self.call_id = f"{secrets.token_hex(8)}@{self.device}"
         self.tag = secrets.token_hex(4)
         self.cseq = 0
+        self.itl = itl or "none"  # the checksum of the installed ITL, reported (spec §G.1)
 
     def request(self, authorization: str | None = None) -> bytes:
         self.cseq += 1
@@ -122,6 +126,7 @@ class _Register:
             ("Contact", f"<sip:{self.device}@{self.local};transport={self.transport}>;"
                         f'+sip.instance="<urn:uuid:00000000-0000-0000-0000-{self.mac}>"'),
             ("Expires", "3600"), ("User-Agent", "phoneemu"),
+            ("X-Phoneemu-ITL-Hash", self.itl),  # §G.1 "reports the installed ITL's hash" (the form: ours)
         ]
         if authorization is not None:
             headers.append(("Authorization", authorization))
@@ -187,7 +192,7 @@ async def register(store: TrustStore, profile: PhoneProfile, mac: str, host: str
             applied.append(d.rule)
         sockname = writer.get_extra_info("sockname")
         local = host_port(sockname[0], sockname[1]) if sockname else "0.0.0.0:0"
-        reg = _Register(mac, host, transport, local)
+        reg = _Register(mac, host, transport, local, store.itl_checksum())
         if cache is None or cache.server != server:
             cache = DigestCache(server=server) if cache is None else _reset(cache, server)
         return await _converse(reg, reader, writer, creds, cache, timeout=timeout,

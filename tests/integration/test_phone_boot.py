@@ -234,3 +234,38 @@ def test_boot_register_answers_the_digest_challenge_over_tcp_then_tls(tmp_path: 
         assert any(r.service == "sip" and r.outcome == "challenged" for r in srv.requests)
 
     run(body())
+
+
+def test_lab_show_has_the_itl_file_status_each_phone_reported(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Spec §G.1: a phone reports its installed ITL's hash when it registers; a served lab (``lab
+    serve``'s watch) writes the reports, and ``lab show`` says Match — MisMatch once the ITL changed
+    (a certificate regenerated) until the phone boots and registers again; Unknown for a phone that never
+    registered."""
+    from phoneemu.phone.boot import BootTarget
+
+    other = "0A00000000C2"
+    c = _lab(tmp_path)
+    c.add_phone(other, now=NOW)
+
+    async def body() -> None:
+        async with LabServers(c, host=HOST, watch=0.05, sip_ports={"sip": 0, "sips": 0}) as srv:
+            p = srv.ports
+            prof = get_profile("cp-8861")
+            phone = Phone(mac=MAC, profile=prof, flash=Flash(tmp_path / "ph", profile=prof),
+                          clock=lambda: NOW)
+            target = BootTarget(host=HOST, tftp_port=p["tftp"], http_port=p["http"])
+            assert (await phone.boot(target)).ok
+            assert (await phone.register_sip(HOST, p["sip"], p["sips"])).registered
+        # (written at a watch interval, and the last ones when the servers stop)
+
+    run(body())
+    assert main(["lab", "show", str(c.root)]) == 0
+    out = capsys.readouterr().out
+    assert f"phone {MAC}: model 8861, encrypt off, capf -, LSC no, ITL File Status Match" in out
+    assert f"phone {other}: model 8861, encrypt off, capf -, LSC no, ITL File Status Unknown" in out
+    c.regenerate("tvs", now=NOW)
+    assert main(["lab", "show", str(c.root), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    mine = doc["phones"][MAC]
+    assert mine["itl_file_status"] == "MisMatch" and isinstance(mine["registered_at"], int)

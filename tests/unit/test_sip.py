@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -218,3 +219,38 @@ def test_the_phone_survives_a_hostile_registrar() -> None:
     assert store.config is not None
     cfg2 = config_fmt.DeviceConfig(device_name=f"SEP{MAC}")
     assert config_fmt.digest_credentials(cfg2) is None
+
+
+def test_itl_file_status_words_and_reports_on_disk(tmp_path: Path) -> None:
+    """Spec §G.1: what the phone reported at registration against the served ITL, in CUCM's words; the
+    reports ``lab serve`` writes read back, a damaged file is no reports and a problem said."""
+    from phoneemu.lab.registrations import (
+        REGISTRATIONS_FILE,
+        itl_file_status,
+        read_registrations,
+        reported_itl,
+        write_registrations,
+    )
+
+    current = {"md5": "a" * 32, "sha1": "b" * 40}
+    assert [itl_file_status(r, current) for r in (None, "none", "a" * 32, "b" * 40, "c" * 32)] == [
+        "Unknown", "Not Installed", "Match", "Match", "MisMatch"]
+    assert itl_file_status("a" * 32, None) == "MisMatch"  # the cluster serves no ITL now
+    assert [reported_itl(v) for v in (None, "none", "A" * 32, "x" * 32, "a" * 33, " " + "b" * 40)] == [
+        None, "none", "a" * 32, None, None, "b" * 40]
+    write_registrations(tmp_path, {MAC: ("a" * 32, 1_000)})
+    assert read_registrations(tmp_path) == ({MAC: ("a" * 32, 1_000)}, None)
+    (tmp_path / REGISTRATIONS_FILE).write_bytes(b"\xff{")
+    reports, problem = read_registrations(tmp_path)
+    assert reports == {} and problem is not None and "unreadable" in problem
+    (tmp_path / REGISTRATIONS_FILE).unlink()
+    assert read_registrations(tmp_path) == ({}, None)
+
+
+def test_the_registrar_hears_the_itl_report_of_a_registered_phone() -> None:
+    heard: list[tuple[str, str | None]] = []
+    reg = SipRegistrar({MAC: (None, None)}.get, on_registered=lambda mac, itl: heard.append((mac, itl)))
+    msg = sip.parse_message(sip.build_message("REGISTER sip:lab SIP/2.0", [
+        ("From", f"<sip:SEP{MAC}@lab>"), ("X-Phoneemu-ITL-Hash", "C" * 40)]))
+    assert sip.parse_message(reg.answer(msg)).status == 200
+    assert heard == [(MAC, "c" * 40)]
