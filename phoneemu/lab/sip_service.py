@@ -156,7 +156,9 @@ class SipRegistrar:
             return "refused", "wrong response (password)"
         if self.clock() - issued[0] > self.nonce_validity:
             return "stale", f"nonce older than {self.nonce_validity} s"
-        count = int(nc, 16) if qop == "auth" and re.fullmatch(r"[0-9a-fA-F]{8}", nc) else -1
+        if qop == "auth" and not re.fullmatch(r"[0-9a-fA-F]{8}", nc):
+            return "refused", f"qop=auth without a nonce count of 8 hex digits (nc {nc[:20]!r})"
+        count = int(nc, 16) if qop == "auth" else 1  # without qop (RFC 2069) a nonce is good once
         if count <= issued[1]:
             return "replayed", f"nonce count {nc or '(none)'} not above {issued[1]:08x}"
         issued[1] = count

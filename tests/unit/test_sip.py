@@ -151,6 +151,23 @@ def test_registrar_challenges_checks_and_refuses_replays() -> None:
                    "SEP0011223344BB registered", "SEP0011223344CC unknown-device", f"SEP{MAC} not-allowed"]
 
 
+def test_registrar_takes_an_answer_without_qop_once() -> None:
+    """RFC 2069 style (no qop, no nonce count): the nonce is good for one answer; the same again is a
+    replay. qop=auth without a proper nc is refused."""
+    reg, _clock, log = _registrar({MAC: ("alice", "s3cret")})
+    challenge = sip.parse_message(reg.answer(_register()))
+    params = sip.parse_digest(challenge.header("WWW-Authenticate") or "")
+    response = sip.digest_response(username="alice", realm=params["realm"], password="s3cret",
+                                   method="REGISTER", uri="sip:lab", nonce=params["nonce"])
+    plain = sip.format_digest([("username", "alice"), ("realm", params["realm"]), ("nonce", params["nonce"]),
+                               ("uri", "sip:lab"), ("response", response)])
+    assert sip.parse_message(reg.answer(_register(plain))).status == 200
+    assert sip.parse_message(reg.answer(_register(plain))).status == 401
+    bad_nc = _answer(challenge, "s3cret", nc="1")
+    assert sip.parse_message(reg.answer(_register(bad_nc))).status == 401
+    assert log[1:] == [f"SEP{MAC} registered", f"SEP{MAC} replayed", f"SEP{MAC} refused"]
+
+
 def test_registrar_answers_garbage_with_400_and_keeps_serving() -> None:
     from phoneemu.net.tls import TlsServer
 
