@@ -104,7 +104,7 @@ from phoneemu.lab.tvs_threaded import ThreadedTvsServer
 from phoneemu.net.capture import UdpSink
 from phoneemu.net.http import HttpServer
 from phoneemu.net.tftp import DEFAULT_RETRIES, DEFAULT_TIMEOUT, TftpRequestEvent, TftpServer
-from phoneemu.net.tls import CUCM_TVS_CIPHERS, TlsServer, server_context
+from phoneemu.net.tls import CUCM_SIP_LINE_CIPHERS, CUCM_TVS_CIPHERS, TlsServer, server_context
 from phoneemu.values import host_port
 
 __all__ = ["SERVICES", "LabServers", "RequestLog"]
@@ -560,7 +560,8 @@ class LabServers:
                 ctx = None
                 if name == "sips":  # node 1's CallManager certificate, the CTL's CCM+TFTP record (§G.5),
                     # the current one at each handshake (a regenerated certificate is presented at once)
-                    ctx = _IdentityContexts(self._callmanager_identity, keylog=self.keylog).base
+                    ctx = _IdentityContexts(self._callmanager_identity, keylog=self.keylog,
+                                            ciphers=CUCM_SIP_LINE_CIPHERS).base
                 sip_srv = TlsServer(self.sip_handler, ctx, self.host, port, name=name,
                                     handshake_timeout=self.io_timeout,
                                     on_handshake_error=self._handshake_logger(name))

@@ -65,6 +65,7 @@ class SipResult:
     status: int | None = None
     #: every rule applied, in order: the registrar's certificate (§G.5, over TLS), then ``rule``
     rules: tuple[str, ...] = ()
+    tls: str = ""  # over TLS: the version and cipher negotiated ("TLSv1.2 AES128-SHA")
 
 
 @dataclass(kw_only=True, slots=True)
@@ -154,12 +155,15 @@ async def register(store: TrustStore, profile: PhoneProfile, mac: str, host: str
     """Register with the registrar at ``host`` (module docstring); every decision is logged."""
     applied: list[str] = []
 
+    applied_tls: list[str] = []
+
     def done(rule: str, ok: bool, reason: str, *, transport: str = "", server: str = "",
              challenged: bool = False, stale: bool = False, status: int | None = None) -> SipResult:
         events.record(Decision(rule=rule, accepted=ok, reason=reason, file=server, kind="sip"), time=clock(),
                       phone=mac)
         return SipResult(registered=ok, rule=rule, reason=reason, transport=transport, server=server,
-                         challenged=challenged, stale=stale, status=status, rules=(*applied, rule))
+                         challenged=challenged, stale=stale, status=status, rules=(*applied, rule),
+                         tls="".join(applied_tls))
 
     if store.config is None:
         return done("G.13-no-config", False, "no accepted config: no line to register")
@@ -184,11 +188,14 @@ async def register(store: TrustStore, profile: PhoneProfile, mac: str, host: str
         return done("G.13-unreachable", False, why, transport=transport, server=server)
     try:
         if transport == "tls":
+            sslobj = writer.get_extra_info("ssl_object")
+            if sslobj is not None and sslobj.cipher() is not None:
+                applied_tls.append(f"{sslobj.version()} {sslobj.cipher()[0]}")
             d = rules.decide_sip_server(store, peer_certificate_der(writer), server=server)
             events.record(d, time=clock(), phone=mac)
             if not d.accepted:
                 return SipResult(registered=False, rule=d.rule, reason=d.reason, transport=transport,
-                                 server=server, rules=(d.rule,))
+                                 server=server, rules=(d.rule,), tls="".join(applied_tls))
             applied.append(d.rule)
         sockname = writer.get_extra_info("sockname")
         local = host_port(sockname[0], sockname[1]) if sockname else "0.0.0.0:0"

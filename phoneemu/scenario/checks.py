@@ -303,6 +303,13 @@ def _sip(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     return actual, actual in _any_of(expected)
 
 
+def _sip_cipher(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+    """The cipher the last ``sip`` step negotiated over TLS (``AES128-SHA``); ``none`` over TCP."""
+    res = getattr(p, "sip", None)
+    actual = res.tls.split(" ", 1)[-1] if res is not None and res.tls else "none"
+    return actual, actual in [str(v) for v in _any_of(expected)]
+
+
 def _sip_field(name: str, none: Any) -> Callable[[PhoneView, Any], tuple[Any, bool]]:
     """A field of the last ``sip`` step's result (``none`` before any, or when it was not tried)."""
     def check(p: PhoneView, expected: Any) -> tuple[Any, bool]:
@@ -346,6 +353,7 @@ _CHECKS: dict[str, Callable[[PhoneView, Any], tuple[Any, bool]]] = {
     "sip_transport": _sip_field("transport", "none"),
     "sip_challenged": _sip_field("challenged", False),
     "sip_stale": _sip_field("stale", False),
+    "sip_cipher": _sip_cipher,
 }
 
 

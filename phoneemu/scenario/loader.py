@@ -124,6 +124,7 @@ CHECKS: dict[str, tuple[str, ...] | None] = {
     "sip_transport": ("tcp", "tls", "none"),
     "sip_challenged": None,
     "sip_stale": None,
+    "sip_cipher": None,
 }
 
 _BOOL_CHECKS = frozenset({"locked_out", "encrypted", "tvs_used", "retransmitted", "sip_challenged",
