@@ -148,6 +148,7 @@ def _sip_line(res: SipResult | None) -> str:
         return "  SIP:       not registered: no config accepted, so no line to register"
     verdict = f"registered over {res.transport}" if res.registered else "NOT registered" + (
         f" over {res.transport}" if res.transport else "")
+    verdict += f" ({res.tls})" if res.tls else ""
     how = ", challenged" + (" (stale nonce)" if res.stale else "") if res.challenged else ""
     return f"  SIP:       {verdict} at {res.server or '?'}{how}: {res.rule}: {res.reason}"
 

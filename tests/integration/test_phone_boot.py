@@ -228,6 +228,7 @@ def test_boot_register_answers_the_digest_challenge_over_tcp_then_tls(tmp_path: 
             doc = json.loads(out)
             assert rc == 0 and doc["sip"]["transport"] == "tls" and doc["sip"]["rules"] == [
                 "G.5-sip-server-in-ctl", "G.13-registered"]
+            assert doc["sip"]["tls"] == "TLSv1.2 AES128-SHA"  # CUCM's SIP line with a phone
             c.set_security_mode([MAC], "non-secure", now=NOW)
             rc, out, _err = await cli("boot", *common[:-4], "--register", f"{HOST}:1")  # nobody there
             assert rc == 1 and f"SIP:       NOT registered over tcp at {HOST}:1: G.13-unreachable" in out
