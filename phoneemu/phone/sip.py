@@ -153,9 +153,8 @@ async def register(store: TrustStore, profile: PhoneProfile, mac: str, host: str
                    sips_port: int, events: EventLog, clock: Callable[[], int], timeout: float = 5.0,
                    keylog: str | Path | None = None, cache: DigestCache | None = None) -> SipResult:
     """Register with the registrar at ``host`` (module docstring); every decision is logged."""
-    applied: list[str] = []
-
-    applied_tls: list[str] = []
+    applied: list[str] = []  # the §G.5 rule over TLS, before the registration's own
+    applied_tls: list[str] = []  # the TLS version and cipher, over TLS
 
     def done(rule: str, ok: bool, reason: str, *, transport: str = "", server: str = "",
              challenged: bool = False, stale: bool = False, status: int | None = None) -> SipResult:
@@ -200,8 +199,10 @@ async def register(store: TrustStore, profile: PhoneProfile, mac: str, host: str
         sockname = writer.get_extra_info("sockname")
         local = host_port(sockname[0], sockname[1]) if sockname else "0.0.0.0:0"
         reg = _Register(mac, host, transport, local, store.itl_checksum())
-        if cache is None or cache.server != server:
-            cache = DigestCache(server=server) if cache is None else _reset(cache, server)
+        if cache is None:
+            cache = DigestCache(server=server)
+        elif cache.server != server:  # another registrar: its challenge is not this one's
+            cache.server, cache.challenge, cache.nc = server, None, 0
         return await _converse(reg, reader, writer, creds, cache, timeout=timeout,
                                done=functools.partial(done, transport=transport, server=server))
     except (TransportError, DecodeError, OSError, TimeoutError) as exc:
@@ -211,11 +212,6 @@ async def register(store: TrustStore, profile: PhoneProfile, mac: str, host: str
         writer.close()
         with contextlib.suppress(Exception):
             await writer.wait_closed()
-
-
-def _reset(cache: DigestCache, server: str) -> DigestCache:
-    cache.server, cache.challenge, cache.nc = server, None, 0
-    return cache
 
 
 def _answer(reg: _Register, cache: DigestCache, challenge: dict[str, str], creds: tuple[str, str]) -> str:
