@@ -34,11 +34,10 @@ from phoneemu.phone.flashes import FlashEntry, holds_flashes, phone_flashes
 from phoneemu.phone.phone import Phone, read_phone_file
 from phoneemu.phone.profile import PROFILES, PhoneProfile, get_profile
 from phoneemu.phone.show import render_show, show_state
-from phoneemu.phone.show_fleet import fleet_show, render_fleet_show
+from phoneemu.phone.show_fleet import FIRST_LISTED, fleet_show, render_fleet_show
 
 __all__ = ["register"]
 
-_FIRST_LISTED = 10  # failed phones and skipped entries a fleet action lists
 #: a trust list read for --cluster: at most this many bytes (far above any phone's limit)
 MAX_TRUST_FILE = 4 << 20
 
@@ -219,9 +218,9 @@ def _each_phone(args: argparse.Namespace, change: Callable[[Phone], str], done: 
                                                          if e.skipped is not None])):
         if lines:
             print(f"{what}: {len(lines)}")
-            print("\n".join(f"  {line}" for line in lines[:_FIRST_LISTED]))
-            if len(lines) > _FIRST_LISTED:
-                print(f"  ... and {len(lines) - _FIRST_LISTED} more")
+            print("\n".join(f"  {line}" for line in lines[:FIRST_LISTED]))
+            if len(lines) > FIRST_LISTED:
+                print(f"  ... and {len(lines) - FIRST_LISTED} more")
     return 1 if failed else 0
 
 

@@ -31,6 +31,7 @@ from phoneemu.commands.boot import add_offline_phone_options, offline_boot_lines
 from phoneemu.errors import PhoneEmuError
 from phoneemu.files import write_output
 from phoneemu.fleet.metrics import model_lines
+from phoneemu.phone.show_fleet import macs_text
 from phoneemu.phone.ways_out import way_out_lines, ways_out_doc, ways_out_text
 from phoneemu.scenario.predict import (
     MAX_FLEET,
@@ -254,8 +255,7 @@ def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone],
 
 def _macs(group: dict[str, Any]) -> str:
     """A group's first MACs, and how many more it has."""
-    rest = group["count"] - len(group["first_macs"])
-    return " ".join(group["first_macs"]) + (f" ... ({rest} more)" if rest else "")
+    return macs_text(group["count"], group["first_macs"])
 
 
 def _fleet_text(doc: dict[str, Any]) -> str:

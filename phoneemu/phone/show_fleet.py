@@ -20,11 +20,12 @@ from phoneemu.phone.flashes import FlashEntry
 from phoneemu.phone.profile import get_profile
 from phoneemu.phone.ways_out import ways_out_doc, ways_out_text
 
-__all__ = ["FIRST_MACS", "fleet_show", "macs_text", "render_fleet_show"]
+__all__ = ["FIRST_LISTED", "FIRST_MACS", "fleet_show", "macs_text", "render_fleet_show"]
 
 #: MACs named per group (the JSON ``first_macs``; the count says how many more)
 FIRST_MACS = 5
-_FIRST_LISTED = 10  # skipped entries and flash problems the text lists
+#: skipped entries, flash problems (and a fleet action's failures) the text lists one by one
+FIRST_LISTED = 10
 
 
 def macs_text(count: int, first: Sequence[str]) -> str:
@@ -164,7 +165,7 @@ def render_fleet_show(doc: dict[str, Any]) -> str:
                              ("skipped", doc["skipped_entries"], "{entry}: {reason}")):
         if items:
             lines.append(f"{what}:")
-            lines += ["  " + fmt.format(**item) for item in items[:_FIRST_LISTED]]
-            if len(items) > _FIRST_LISTED:
-                lines.append(f"  ... and {len(items) - _FIRST_LISTED} more (--json lists them all)")
+            lines += ["  " + fmt.format(**item) for item in items[:FIRST_LISTED]]
+            if len(items) > FIRST_LISTED:
+                lines.append(f"  ... and {len(items) - FIRST_LISTED} more (--json lists them all)")
     return "\n".join(lines) + "\n"
