@@ -76,6 +76,12 @@ def outcome_of(report: BootReport) -> str:
     return "no-config"
 
 
+#: the fields of a record's JSON that are left out when they say nothing (None; no file over HTTP or TFTP;
+#: answered), in their order
+_OPTIONAL_FIELDS = ("itl", "ctl", "reason", "signer", "files_over", "capf", "capf_reason", "answered",
+                    "profile", "kind", "sip", "sip_reason")
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class BootRecord:
     """One phone boot of a fleet, reduced to what the summary needs."""
@@ -126,30 +132,12 @@ class BootRecord:
         out: dict[str, Any] = {"mac": self.mac, "outcome": self.outcome, "rule": self.rule,
                                "latency_ms": round(self.latency_s * 1000.0, 3), "end_s": round(self.end_s, 4),
                                "tvs_used": self.tvs_used}
-        if self.itl is not None:
-            out["itl"] = self.itl
-        if self.ctl is not None:
-            out["ctl"] = self.ctl
-        if self.reason is not None:
-            out["reason"] = self.reason
-        if self.signer is not None:
-            out["signer"] = self.signer
-        if self.over_http or self.over_tftp:
-            out["files_over"] = {"http": self.over_http, "tftp": self.over_tftp}
-        if self.capf is not None:
-            out["capf"] = self.capf
-        if self.capf_reason is not None:
-            out["capf_reason"] = self.capf_reason
-        if not self.answered:
-            out["answered"] = False
-        if self.profile is not None:
-            out["profile"] = self.profile
-        if self.kind is not None:
-            out["kind"] = self.kind
-        if self.sip is not None:
-            out["sip"] = self.sip
-        if self.sip_reason is not None:
-            out["sip_reason"] = self.sip_reason
+        shown = {"files_over": {"http": self.over_http, "tftp": self.over_tftp}
+                 if self.over_http or self.over_tftp else None, "answered": None if self.answered else False}
+        for name in _OPTIONAL_FIELDS:  # each only when it says something
+            value = shown[name] if name in shown else getattr(self, name)
+            if value is not None:
+                out[name] = value
         return out
 
     @classmethod
