@@ -115,6 +115,7 @@ def fleet_show(entries: Sequence[FlashEntry], *, root: str,
         "fleet_flash": root, "phones": len(records), "skipped": len(skipped), "cluster": cluster_name,
         "lab": lab,
         "current": {k: dict(v) if v else None for k, v in (cluster or {}).items()},
+        "models": dict(collections.Counter(r["profile"] for r in records).most_common()),
         "itl": _groups(records, checksum("ITL")), "ctl": _groups(records, checksum("CTL")),
         "configs": _groups(records, lambda r: {
             "file": (r["config_file"] or "none").replace(r["mac"], "<MAC>")}),
@@ -132,6 +133,8 @@ def _status_text(status: str, name: str | None) -> str:
 def render_fleet_show(doc: dict[str, Any]) -> str:
     """The text form of :func:`fleet_show`."""
     lines = [f"fleet {doc['fleet_flash']}: {doc['phones']} phones' flashes, {doc['skipped']} entries skipped"]
+    if len(doc["models"]) > 1:  # a site's mix: each model shows its own checksum (MD5 or SHA-1)
+        lines.append("models: " + ", ".join(f"{m} {n}" for m, n in doc["models"].items()))
     name = doc["cluster"]
     for kind in ("ITL", "CTL"):
         groups = doc[kind.lower()]

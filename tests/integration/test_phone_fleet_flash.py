@@ -50,6 +50,7 @@ def test_show_groups_the_phones_by_the_itl_they_hold_and_their_last_boot(
     assert main(["phone", "show", "--fleet-flash", str(folder), "--cluster", str(c.root)]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"fleet {folder}: 5 phones' flashes, 0 entries skipped\n")
+    assert "models:" not in out  # one model: no line for it
     assert f"(the checksum each phone shows; {c.root} serves sha1 {current['sha1']}):" in out
     assert f"  sha1 {old}      3  does not match {c.root}  {' '.join(OLD)}\n" in out
     assert f"  sha1 {current['sha1']}      2  matches {c.root}  {' '.join(NEW)}\n" in out
@@ -61,7 +62,7 @@ def test_show_groups_the_phones_by_the_itl_they_hold_and_their_last_boot(
     assert main(["phone", "show", "--fleet-flash", str(folder), "--cluster", str(c.root / "tftp"),
                  "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["phones"] == 5 and doc["lab"] is None
+    assert doc["phones"] == 5 and doc["lab"] is None and doc["models"] == {"cp-8861": 5}
     assert {r["mac"]: r["itl_status"] for r in doc["records"]} == {
         **dict.fromkeys(OLD, "mismatch"), **dict.fromkeys(NEW, "match")}
     assert {r["mac"]: r["ctl_status"] for r in doc["records"]} == dict.fromkeys([*OLD, *NEW], "not-installed")
