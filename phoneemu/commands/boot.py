@@ -30,6 +30,7 @@ from cryptography import x509
 from phoneemu.commands._argtypes import non_negative_float, port, positive_float, unix_time
 from phoneemu.commands._capture import capture_keylog, capture_summary, open_host_capture
 from phoneemu.commands._cluster_address import cluster_address
+from phoneemu.commands._register import add_register_options, registrar
 from phoneemu.crypto import certs, keys
 from phoneemu.crypto.keys import PrivateKey
 from phoneemu.errors import DecodeError, PhoneEmuError
@@ -96,12 +97,7 @@ def register(sub: Any) -> None:
     p.add_argument("--capf-retry-delay", type=non_negative_float, default=30.0, metavar="S",
                    help="pause between CAPF retries in seconds (default 30, as the spec gives)")
     p.add_argument("--now", type=unix_time, metavar="UNIX", help="the phone's clock (default: real time)")
-    p.add_argument("--register", metavar="HOST[:PORT]",
-                   help="after the boot, register with this SIP registrar (TCP, port 5060 when not given; "
-                   "a CUCM node, or lab serve --sip-port) answering its digest challenge from the config; "
-                   "over TLS on --sips-port when the phone's security mode and CTL say so (spec G.9, G.13)")
-    p.add_argument("--sips-port", type=port, default=5061, metavar="N",
-                   help="the registrar's SIP over TLS port (default 5061)")
+    add_register_options(p, after="after the boot,")
     p.add_argument("--keylog", type=Path, metavar="FILE",
                    help="append the TLS secrets of the phone's TVS, CAPF and HTTPS connections (key-log "
                    "format): capture with tcpdump, then phoneemu wireshark CAPTURE --keylog FILE")
@@ -338,13 +334,12 @@ def handler(args: argparse.Namespace) -> int:
         _type_lab_secrets(args, mac, phone)
         target = BootTarget(host=host, tftp_port=port, http_port=where.http_port, use_http=not args.no_http)
         capture = open_host_capture(args.capture, args.keylog, host)
-        registrar = parse_host_port(args.register, what="--register", default_port=5060) \
-            if args.register is not None else None
+        where_sip = registrar(args)
         sip_result = None
         try:
             report = asyncio.run(phone.boot(target))
-            if registrar is not None and report.config == "accepted":
-                sip_result = asyncio.run(phone.register_sip(registrar[0], registrar[1], args.sips_port))
+            if where_sip is not None and report.config == "accepted":
+                sip_result = asyncio.run(phone.register_sip(*where_sip))
         finally:
             if capture is not None:
                 capture.close()
@@ -357,19 +352,19 @@ def handler(args: argparse.Namespace) -> int:
                    "statuses": list(report.statuses),
                    "decisions": [decision_dict(d) for d in report.decisions],
                    "flash": str(flash_dir) if args.flash is not None else None}
-            if registrar is not None:
+            if where_sip is not None:
                 doc["sip"] = dataclasses.asdict(sip_result) if sip_result is not None else None
             print(json.dumps(doc, indent=2))
         else:
             known = {"DIR": str(args.lab) if args.lab is not None else None,
                      "FLASH": str(flash_dir) if args.flash is not None else None}
             print(_text(report, {k: v for k, v in known.items() if v is not None}))
-            if registrar is not None:
+            if where_sip is not None:
                 print(_sip_line(sip_result))
         hint = unanswered_hint(report, target)
         if hint is not None:
             print(f"phoneemu boot: {hint}", file=sys.stderr)
-        return 0 if report.ok and (registrar is None or (sip_result is not None and sip_result.registered)) \
+        return 0 if report.ok and (where_sip is None or (sip_result is not None and sip_result.registered)) \
             else 1
     finally:
         if tmp is not None:

@@ -57,6 +57,7 @@ from phoneemu.commands._argtypes import (
 )
 from phoneemu.commands._capture import DEFAULT_LIMIT_MIB, capture_keylog, capture_summary, open_host_capture
 from phoneemu.commands._cluster_address import cluster_address
+from phoneemu.commands._register import add_register_options, registrar
 from phoneemu.errors import PhoneEmuError
 from phoneemu.files import check_writable, write_output
 from phoneemu.fleet.engine import FleetSpec, Prestate, mac_range, mac_text, parse_mac
@@ -67,7 +68,6 @@ from phoneemu.phone.boot import BootTarget
 from phoneemu.phone.profile import PROFILES, get_profile
 from phoneemu.phone.ways_out import way_out_lines
 from phoneemu.scenario.phone_models import PhoneModels, profile_for_model, read_phone_models
-from phoneemu.values import parse_host_port
 
 __all__ = ["register"]
 
@@ -132,13 +132,8 @@ def register(sub: Any) -> None:
     b.add_argument("--blksize", type=positive_int, default=None, metavar="N",
                    help="ask for this TFTP block size in bytes (RFC 2348: 8..65464); default: the "
                    "phone's own (512)")
-    b.add_argument("--register", metavar="HOST[:PORT]",
-                   help="after its boot each phone registers over SIP with this registrar (TCP, port 5060 "
-                   "when not given; over TLS on --sips-port when its security mode and CTL say so), "
-                   "answering the digest challenge from its config (spec G.13): the summary's SIP line; "
-                   "JUnit fails a phone not registered")
-    b.add_argument("--sips-port", type=port, default=5061, metavar="N",
-                   help="the registrar's SIP over TLS port (default 5061)")
+    add_register_options(b, after="after its boot each phone whose config was accepted (the summary's SIP "
+                         "line; JUnit fails a phone not registered, exit 1):")
     b.add_argument("--tvs-timeout", type=positive_float, default=10.0, metavar="S",
                    help="TVS exchange timeout in seconds: connect, handshake, answer (default 10)")
     b.add_argument("--auth-string", metavar="DIGITS", default=None,
@@ -339,14 +334,6 @@ def _model_mix(counts: collections.Counter[str], *, by_phone: bool) -> str:
     return ", ".join(f"{p} {n}" for p, n in counts.most_common())
 
 
-def _registrar(args: argparse.Namespace) -> tuple[str, int, int] | None:
-    """``--register HOST[:PORT]`` and ``--sips-port``: FleetSpec.register (None without --register)."""
-    if args.register is None:
-        return None
-    host, sip_port = parse_host_port(args.register, what="--register", default_port=5060)
-    return host, sip_port, args.sips_port
-
-
 #: fleet boot's FleetSpec.give_up_unanswered unless --keep-going (our convention)
 GIVE_UP_UNANSWERED = 32
 
@@ -438,7 +425,7 @@ def _boot(args: argparse.Namespace) -> int:
                      give_up_unanswered=None if args.keep_going else GIVE_UP_UNANSWERED,
                      flash_dir=str(args.flash) if args.flash is not None else None,
                      keep_records=args.json is not None or args.junit is not None, blksize=args.blksize,
-                     register=_registrar(args),
+                     register=registrar(args),
                      event_loop=args.event_loop, keylog=str(args.keylog) if args.keylog is not None else None,
                      prestate=prestate, mic_dir=mic_dir, symmetric_keys=symmetric_keys,
                      capf_retry_delay=args.capf_retry_delay, auth_string=args.auth_string,

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 from phoneemu.errors import DecodeError
 
-__all__ = ["MAX_BODY", "MAX_HEAD", "MAX_HEADERS", "REALM", "SipMessage", "SipStream", "build_message",
-           "digest_response", "format_digest", "parse_digest", "parse_message"]
+__all__ = ["MAX_BODY", "MAX_HEAD", "MAX_HEADERS", "REALM", "SIPS_PORT", "SIP_PORT", "SipMessage", "SipStream",
+           "build_message", "digest_response", "format_digest", "parse_digest", "parse_message"]
 
 FMT = "sip"
 MAX_HEAD = 8192
@@ -37,6 +37,9 @@ MAX_HEADERS = 64
 MAX_BODY = 4096
 #: CUCM's "SIP Station Realm" default (spec §G.13)
 REALM = "ccmsipline"
+#: CUCM's SIP line ports: TCP (sipPort) and TLS (securedSipPort)
+SIP_PORT = 5060
+SIPS_PORT = 5061
 
 _COMPACT = {"v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact", "l": "content-length"}
 _REQUEST_RE = re.compile(r"([A-Z]{1,16}) (\S{1,1024}) SIP/2\.0")

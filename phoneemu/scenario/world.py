@@ -28,6 +28,7 @@ from phoneemu.phone.https import HttpsResult
 from phoneemu.phone.phone import Phone
 from phoneemu.phone.profile import PhoneProfile, profile_from_dict
 from phoneemu.phone.sip import SipResult
+from phoneemu.protocols.sip import SIP_PORT, SIPS_PORT
 from phoneemu.scenario.clock import ScenarioClock
 from phoneemu.scenario.model import ClusterSpec, PhoneGroup, Scenario
 from phoneemu.values import parse_host_port
@@ -306,8 +307,8 @@ class World:
             if "sip" not in spec.external:
                 raise ScenarioError(f"cluster {name!r} is external: name its SIP registrar for the sip step "
                                     "(external: {sip: HOST[:PORT], sips_port: N})", file=where)
-            host, port = parse_host_port(spec.external["sip"], what="sip", default_port=5060)
-            return host, port, int(spec.external.get("sips_port", 5061))
+            host, port = parse_host_port(spec.external["sip"], what="sip", default_port=SIP_PORT)
+            return host, port, int(spec.external.get("sips_port", SIPS_PORT))
         h = self.lab(name, where)
         assert h.servers is not None
         for service in ("sip", "sips"):
