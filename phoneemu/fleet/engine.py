@@ -180,8 +180,9 @@ class FleetSpec:
     #: down), and every later phone would wait out the same timeouts; None: boot every phone anyway
     give_up_unanswered: int | None = None
     #: after its boot each phone whose config was accepted registers over SIP with this registrar (host,
-    #: TCP port, TLS port; spec §G.13, ``fleet boot --register``): ``BootRecord.sip``; None: no registration
-    register: tuple[str, int, int] | None = None
+    #: TCP port, TLS port; spec §G.13, ``fleet boot --register``; host None: the CallManagers its config
+    #: names, spec §H.5): ``BootRecord.sip``; None: no registration
+    register: tuple[str | None, int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.count < 0:

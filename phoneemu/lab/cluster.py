@@ -15,9 +15,10 @@ Served files (rebuilt from the state after every change, spec §B.5, §B.7, §C,
 * ``ITLSEP<MAC>.tlv`` / ``CTLSEP<MAC>.tlv``: the same bytes (internal filename ``ITLFile.tlv`` /
   ``CTLFile.tlv``). :meth:`LabCluster.files` lists them for known phones; :meth:`LabCluster.get`
   answers them for any MAC (spec §H.6).
-* ``SEP<MAC>.cnf.xml`` and ``.cnf.xml.sgn`` (TVS and CAPF servers with the cluster host and the
-  ports in the state). Encryption PKI: ``.cnf.xml.enc.sgn`` wrapped to the phone's LSC if it has one,
-  else its MIC, and the stub (``fullConfig=false``, ``certHash`` = MD5 of that certificate) as
+* ``SEP<MAC>.cnf.xml`` and ``.cnf.xml.sgn`` (TVS and CAPF servers and the CallManager group's
+  registrar — ``devicePool`` — with the cluster host and the ports in the state). Encryption PKI:
+  ``.cnf.xml.enc.sgn`` wrapped to the phone's LSC if it has one, else its MIC, and the stub
+  (``fullConfig=false``, ``certHash`` = MD5 of that certificate) as
   ``.cnf.xml.sgn`` and ``.cnf.xml`` (spec §C.3, §C.4). Symmetric: ``.cnf.xml.enc.sgn`` only.
 * ``XmlDefault.cnf.xml`` (unsigned, for phones without Security By Default) and, with SBD on,
   ``XmlDefault.cnf.xml.sgn`` (spec §G.10); absent when autoregistration is off.
@@ -93,6 +94,7 @@ from phoneemu.lab.state import (
     load_state,
     save_state,
 )
+from phoneemu.protocols.sip import SIP_PORT, SIPS_PORT
 from phoneemu.protocols.tvs import TvsEntry
 from phoneemu.values import check_time, is_ascii_digits
 
@@ -1037,10 +1039,11 @@ class LabCluster:
 
     def set_service(self, name: str, running: bool, *, now: Now = None) -> None:
         """Stop (``running=False``) or start a service of a running ``lab serve`` — ``tftp``, ``http``,
-        ``tvs``, ``capf`` or ``tvs-N`` (node N's TVS): a TVS outage during a certificate change (spec
-        §E.7.6). Only recorded here (``stopped``); the server follows within its watch interval."""
+        ``tvs``, ``capf``, ``tvs-N`` (node N's TVS), ``sip`` or ``sips`` (the registrar): a TVS outage
+        during a certificate change (spec §E.7.6), the CallManager the configs name down (§H.5). Only
+        recorded here (``stopped``); the server follows within its watch interval."""
         nodes = [f"tvs-{n}" for n in range(2, self.state.nodes + 1)]
-        known = ["tftp", "http", "tvs", "capf", *nodes]
+        known = ["tftp", "http", "tvs", "capf", *nodes, "sip", "sips"]
         if name not in known:
             raise EncodeError(f"{name!r} is not a service of this cluster: one of {', '.join(known)}",
                               path="service")
@@ -1362,7 +1365,7 @@ class LabCluster:
         for svc, port in ports.items():
             node = re.fullmatch(r"tvs-([2-8])", svc)  # the TVS of node 2..8
             node_ok = node is not None and int(node[1]) <= self.state.nodes
-            if svc not in ("tftp", "http", "tvs", "capf") and not node_ok:
+            if svc not in ("tftp", "http", "tvs", "capf", "sip", "sips") and not node_ok:
                 raise EncodeError(f"unknown service {svc!r}", path="ports")
             if not isinstance(port, int) or not 0 < port < 65536:
                 raise EncodeError(f"port {port!r} for {svc} outside 1..65535", path=f"ports.{svc}")
@@ -1641,6 +1644,12 @@ class LabCluster:
             if not st.pre_8_0 else ()  # no TVS before 8.0
         capf = (config.Server(host=st.host, port=st.ports["capf"], priority=0),)
         auth_mode = ph.capf_auth_mode if ph is not None and ph.capf_operation else 0
+        extra = _device_extra(ph)
+        # the CallManager group (spec §H.5): node 1's registrar, on the ports lab serve --sip-port /
+        # --sips-port recorded, else CUCM's (5060/5061, where nothing listens until one is served)
+        extra["devicePool"] = config.device_pool_xml([config.CallManager(
+            host=st.host, priority=0, sip_port=st.ports.get("sip", SIP_PORT),
+            secured_sip_port=st.ports.get("sips", SIPS_PORT))])
         return config.DeviceConfig(
             device_name=config.device_name_for(ph.mac) if ph is not None else None,
             full_config=True, capf_auth_mode=auth_mode, capf_servers=capf, tvs_servers=tvs,
@@ -1649,7 +1658,7 @@ class LabCluster:
             # the static files served beside the configs (spec §C.6 row 6): the locale's g3-tones.xml
             # and the dial rules, signed like the configs in the same states (seed "File Authentication")
             network_locale="United_States", dial_template="AppDialRules.xml",
-            extra=_device_extra(ph),
+            extra=extra,
         )
 
     def _phone_files(self, ph: PhoneState, signer: FileSigner) -> dict[str, bytes]:

@@ -58,8 +58,10 @@ Rules:
   the first time). Its port is in ``ports`` but not in the cluster state (configs do not name it).
 * ``sip`` (TCP) and ``sips`` (TLS, presenting node 1's CallManager certificate, the CTL's CCM+TFTP
   record) are the SIP registrar (:mod:`.sip_service`, digest authentication, spec §G.13), started on
-  demand like ``https`` (``start_service("sip")``); their ports are not recorded either (our convention:
-  the phone is given the registrar's address with the ``sip`` step or ``boot --register``); a
+  demand like ``https`` (``start_service("sip")``). Started with the others (``sip_ports``, lab serve
+  ``--sip-port`` / ``--sips-port``) their ports are recorded: configs name them in ``devicePool``
+  (spec §H.5), where a phone told to register without an address finds its CallManager; started on
+  demand they are not (a scenario's ``sip`` step gives the phone the registrar's address); a
   registered phone's ITL report is kept in ``registrations`` and, with ``watch`` (lab serve), written to
   ``DIR/registrations.json`` for ``lab show`` (:mod:`.registrations`).
 * ``requests`` records what was asked and how it ended (service, peer, name, outcome), bounded to
@@ -105,6 +107,7 @@ from phoneemu.net.capture import UdpSink
 from phoneemu.net.http import HttpServer
 from phoneemu.net.tftp import DEFAULT_RETRIES, DEFAULT_TIMEOUT, TftpRequestEvent, TftpServer
 from phoneemu.net.tls import CUCM_SIP_LINE_CIPHERS, CUCM_TVS_CIPHERS, TlsServer, server_context
+from phoneemu.protocols.sip import SIP_PORT, SIPS_PORT
 from phoneemu.values import host_port
 
 __all__ = ["SERVICES", "LabServers", "RequestLog"]
@@ -113,6 +116,8 @@ _log = logging.getLogger("phoneemu.lab.servers")
 _T = TypeVar("_T")
 
 SERVICES = ("tftp", "http", "tvs", "capf", "https", "sip", "sips")
+#: the registrar's ports a lab's configs name before ``lab serve --sip-port`` / ``--sips-port`` recorded any
+_SIP_DEFAULTS = {"sip": SIP_PORT, "sips": SIPS_PORT}
 #: services started only when asked (``start_service``): their ports are not in the lab's configs
 ON_DEMAND = frozenset({"https", "sip", "sips"})
 
@@ -391,9 +396,11 @@ class LabServers:
         notice says so first (a 40,000-phone lab takes about a minute, with nothing else to see); a new
         node's TVS port has its own notice (``sync_nodes``)."""
         nodes = set(self._node_tvs_names())
-        ports = {k: v for k, v in self.ports.items() if k in DEFAULT_PORTS or k in nodes}
+        ports = {k: v for k, v in self.ports.items()
+                 if k in DEFAULT_PORTS or k in nodes or k in self.sip_at_start}
         recorded = self.cluster.state.ports
-        moved = [f"{k} {recorded[k]} -> {v}" for k, v in ports.items() if recorded.get(k, v) != v]
+        named = {**_SIP_DEFAULTS, **recorded}  # the SIP ports configs name until recorded (devicePool)
+        moved = [f"{k} {named[k]} -> {v}" for k, v in ports.items() if named.get(k, v) != v]
         if moved:
             phones = len(self.cluster.state.phones)
             self._notice(f"ports other than the lab recorded ({', '.join(moved)}): its files name them; "

@@ -70,6 +70,7 @@ from phoneemu.phone.profile import PROFILES, PhoneProfile
 from phoneemu.phone.sip import DigestCache, SipResult
 from phoneemu.phone.sip import register as register_sip
 from phoneemu.phone.store import Credential, TrustStore
+from phoneemu.protocols.sip import SIP_PORT, SIPS_PORT
 
 __all__ = ["DEFAULT_TFTP_MAX_TIME", "PHONE_FILE", "Phone", "check_flash_owner", "default_tftp_max_time",
            "read_phone_file"]
@@ -331,10 +332,11 @@ class Phone:
                                 timeout=timeout if timeout is not None else self.http_timeout,
                                 tvs_timeout=self.tvs_timeout, keylog=self._keylog)
 
-    async def register_sip(self, host: str, sip_port: int, sips_port: int, *,
+    async def register_sip(self, host: str | None, sip_port: int = SIP_PORT, sips_port: int = SIPS_PORT, *,
                            timeout: float | None = None) -> SipResult:
-        """Register with the CallManager's SIP registrar at ``host``, over TCP (``sip_port``) or, when
-        §G.9 says TLS, over TLS (``sips_port``), answering its digest challenge (spec §G.13)."""
+        """Register with the CallManager's SIP registrar at ``host`` (None: the CallManagers the config's
+        ``devicePool`` names, each on its own ports), over TCP (``sip_port``) or, when §G.9 says TLS,
+        over TLS (``sips_port``), answering its digest challenge (spec §G.13)."""
         return await register_sip(self._store, self._profile, self.mac, host, sip_port=sip_port,
                                   sips_port=sips_port, events=self.events, clock=self.clock,
                                   timeout=timeout if timeout is not None else self.http_timeout,

@@ -16,20 +16,25 @@ Steps:
    (the next nonce count, RFC 2617 §3.2.2): within the registrar's nonce validity (600 s) it is
    registered without a new challenge; past it the registrar says ``stale=TRUE``. A challenge the config
    carries no credentials for: ``G.13-no-credentials``. ``200``: ``G.13-registered``; another final status:
-   ``G.13-registrar-refused``; no connection, or no answer within the timeout: ``G.13-unreachable``.
+   ``G.13-registrar-refused``; no connection, or no answer within the timeout: ``G.13-unreachable``
+   (the next CallManager of the config, if any, is tried; see "Where" below).
 4. Every decision goes to the event log (the ``sip`` check of a scenario reads the result).
 
 Each REGISTER reports the checksum of the installed ITL (spec §G.1, "reports the installed ITL's hash
 at registration"; the form is ours: ``X-Phoneemu-ITL-Hash``, :mod:`phoneemu.lab.registrations`).
 
-Ours: the registrar's address is given (the ``sip`` step, ``boot --register``), not read from the
-config's ``devicePool``; one request per message exchange, at most three REGISTERs.
+Where: the registrar given (the ``sip`` step, ``boot --register HOST``), or else the CallManagers of the
+config's ``devicePool/callManagerGroup`` (spec §H.5) in priority order, each on its ``sipPort`` /
+``securedSipPort`` (5060 / 5061 when absent): one unreachable, the next is tried (its rule stays in
+``rules``); a config naming none: ``G.13-no-callmanager``. Ours: the failover order and its bound
+(five, as for TVS), one request per message exchange, at most three REGISTERs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import secrets
 from collections.abc import Callable
@@ -44,11 +49,14 @@ from phoneemu.phone.events import Decision, EventLog
 from phoneemu.phone.profile import PhoneProfile
 from phoneemu.phone.store import TrustStore
 from phoneemu.protocols import sip
+from phoneemu.protocols.sip import SIP_PORT, SIPS_PORT
 from phoneemu.values import host_port
 
 __all__ = ["DigestCache", "SipResult", "register"]
 
 _MAX_REQUESTS = 3
+#: CallManagers of the config's group tried in turn, at most (ours: as many as TVS servers, spec §E.7.5)
+_MAX_CALL_MANAGERS = config_fmt.MAX_SERVERS
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -149,10 +157,47 @@ class _Register:
         return sip.format_digest(params)
 
 
-async def register(store: TrustStore, profile: PhoneProfile, mac: str, host: str, *, sip_port: int,
+async def register(store: TrustStore, profile: PhoneProfile, mac: str, host: str | None, *, sip_port: int,
                    sips_port: int, events: EventLog, clock: Callable[[], int], timeout: float = 5.0,
                    keylog: str | Path | None = None, cache: DigestCache | None = None) -> SipResult:
-    """Register with the registrar at ``host`` (module docstring); every decision is logged."""
+    """Register with the registrar at ``host``, or (``host`` None) with the CallManagers the config's
+    ``devicePool`` names, in priority order, the next one tried while one is unreachable (module
+    docstring); every decision is logged."""
+    if host is not None or store.config is None:
+        return await _register_at(store, profile, mac, host or "", sip_port=sip_port, sips_port=sips_port,
+                                  events=events, clock=clock, timeout=timeout, keylog=keylog, cache=cache)
+    try:
+        managers = sorted(config_fmt.call_managers(store.config.config), key=lambda cm: cm.priority)
+    except DecodeError as exc:
+        return _decided(events, clock, mac, "G.13-no-config",
+                        f"the config's devicePool does not parse: {exc}")
+    if not managers:
+        return _decided(events, clock, mac, "G.13-no-callmanager",
+                        "the config names no CallManager (devicePool/callManagerGroup) and no registrar was "
+                        "given")
+    earlier: list[str] = []
+    for cm in managers[:_MAX_CALL_MANAGERS]:
+        result = await _register_at(store, profile, mac, cm.host, sip_port=cm.sip_port or SIP_PORT,
+                                    sips_port=cm.secured_sip_port or SIPS_PORT, events=events, clock=clock,
+                                    timeout=timeout, keylog=keylog, cache=cache)
+        result = dataclasses.replace(result, rules=(*earlier, *result.rules))
+        if result.rule != "G.13-unreachable":
+            return result
+        earlier.append(result.rule)
+    return result
+
+
+def _decided(events: EventLog, clock: Callable[[], int], mac: str, rule: str, reason: str) -> SipResult:
+    """A registration that ended before any registrar was tried (logged)."""
+    events.record(Decision(rule=rule, accepted=False, reason=reason, file="", kind="sip"), time=clock(),
+                  phone=mac)
+    return SipResult(registered=False, rule=rule, reason=reason, rules=(rule,))
+
+
+async def _register_at(store: TrustStore, profile: PhoneProfile, mac: str, host: str, *, sip_port: int,
+                       sips_port: int, events: EventLog, clock: Callable[[], int], timeout: float,
+                       keylog: str | Path | None, cache: DigestCache | None) -> SipResult:
+    """Register with the registrar at ``host`` (module docstring, steps 1-4)."""
     applied: list[str] = []  # the §G.5 rule over TLS, before the registration's own
     applied_tls: list[str] = []  # the TLS version and cipher, over TLS
 

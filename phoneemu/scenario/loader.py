@@ -617,10 +617,10 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
     if kind == "service":
         am = ctx.mapping(arg, field)
         for key, val in am.items():
-            if key != "cluster" and key not in ("tvs", "tftp", "http", "capf") \
+            if key != "cluster" and key not in ("tvs", "tftp", "http", "capf", "sip", "sips") \
                     and not re.fullmatch(r"tvs-[2-8]", key):
                 raise ctx.fail(val, f"{field}.{key}", "unknown field (expected one of: capf, cluster, http, "
-                                                      "tftp, tvs, tvs-2 ... tvs-8)")
+                                                      "sip, sips, tftp, tvs, tvs-2 ... tvs-8)")
         args = {"cluster": lab_ref(am, field)}
         for svc in am:
             if svc != "cluster":

@@ -168,7 +168,7 @@ async def _do_step(world: Any, step: Step) -> None:
             await _admin(world, step)
         elif step.kind == "service":
             h = world.lab(a["cluster"], step.where)
-            for svc in [k for k in a if k != "cluster"]:  # tvs, tftp, http, capf, tvs-2 ... (node TVS)
+            for svc in [k for k in a if k != "cluster"]:  # tvs, tftp, http, capf, sip, sips, tvs-2 ...
                 if a[svc] == "stop":
                     await h.servers.stop_service(svc)
                 else:

@@ -30,7 +30,7 @@ from phoneemu.phone.profile import PhoneProfile, profile_from_dict
 from phoneemu.phone.sip import SipResult
 from phoneemu.protocols.sip import SIP_PORT, SIPS_PORT
 from phoneemu.scenario.clock import ScenarioClock
-from phoneemu.scenario.model import ClusterSpec, PhoneGroup, Scenario
+from phoneemu.scenario.model import ClusterSpec, PhoneGroup, Scenario, Step
 from phoneemu.values import parse_host_port
 
 __all__ = ["PhoneHandle", "World"]
@@ -186,8 +186,11 @@ class World:
         )
         for op, args in _initial_operations(opts):
             cluster.apply(op, now=self.clock(), **args)
+        # a scenario that registers runs the registrar from the start, so the configs name its ports
+        # (devicePool, spec §H.5) and the phones find it there
+        registers = any(isinstance(step, Step) and step.kind == "sip" for step in self.scenario.steps)
         servers = LabServers(cluster, host=host, keylog=self.keylog, capture=self.capture,
-                             clock=self.clock)
+                             clock=self.clock, sip_ports={"sip": 0, "sips": 0} if registers else None)
         await servers.start()
         return ClusterHandle(spec=spec, host=host, tftp_port=servers.ports["tftp"],
                              http_port=servers.ports["http"], cluster=cluster, servers=servers)
@@ -293,22 +296,29 @@ class World:
             p.https = await p.phone.open_https(h.host, h.servers.ports["https"])
 
     async def sip(self, phones: list[PhoneHandle], cluster: str | None, where: str) -> None:
-        """Each phone registers with the SIP registrar of ``cluster`` (default: its own), its TCP and TLS
-        listeners started on demand (spec §G.13, §G.9); the result is kept for the ``sip`` checks."""
+        """Each phone registers (spec §G.13, §G.9): with ``cluster``'s SIP registrar when the step names
+        one, else with the CallManagers its config names (spec §H.5) — unless its own cluster is a real
+        one whose ``external.sip`` says where; the result is kept for the ``sip`` checks."""
         for p in phones:
-            host, sip_port, sips_port = await self._registrar(cluster or p.cluster, where)
+            host, sip_port, sips_port = await self._registrar(cluster, p.cluster, where)
             p.sip = await p.phone.register_sip(host, sip_port, sips_port)
 
-    async def _registrar(self, name: str, where: str) -> tuple[str, int, int]:
-        """The SIP registrar of cluster ``name``: a real cluster's ``external.sip`` (TCP, 5060 by default)
-        and ``sips_port`` (5061), or the lab's own, started on demand."""
+    async def _registrar(self, named: str | None, own: str, where: str) -> tuple[str | None, int, int]:
+        """The SIP registrar of cluster ``named``, or of the phone's ``own`` cluster (host None: the
+        config's CallManagers): a real cluster's ``external.sip`` (TCP, 5060 by default) and
+        ``sips_port`` (5061), or a lab's own, its listeners started on demand when the step names it."""
+        name = named or own
         spec = self.clusters[name].spec
         if spec.external is not None:
             if "sip" not in spec.external:
+                if named is None:
+                    return None, SIP_PORT, SIPS_PORT
                 raise ScenarioError(f"cluster {name!r} is external: name its SIP registrar for the sip step "
                                     "(external: {sip: HOST[:PORT], sips_port: N})", file=where)
             host, port = parse_host_port(spec.external["sip"], what="sip", default_port=SIP_PORT)
             return host, port, int(spec.external.get("sips_port", SIPS_PORT))
+        if named is None:
+            return None, SIP_PORT, SIPS_PORT
         h = self.lab(name, where)
         assert h.servers is not None
         for service in ("sip", "sips"):

@@ -298,5 +298,8 @@ def test_a_fleet_registers_over_sip_after_booting(tmp_path: Path, capsys: pytest
         assert [tc.get("name") for tc in failed] == [macs[2]]
         assert failed[0].find("failure").get("message", "").startswith(  # type: ignore[union-attr]
             "not registered (G.13-no-credentials)")
+        at = argv.index("--register")  # alone: the CallManager each config names (spec §H.5)
+        assert main([*argv[:at + 1], *argv[at + 4:]]) == 1
+        assert "SIP: G.13-registered 2, G.13-no-credentials 1" in capsys.readouterr().out
     finally:
         stop()

@@ -326,6 +326,35 @@ def test_lab_service_stops_and_starts_tvs_of_a_served_lab(cluster: LabCluster) -
     run(main())
 
 
+def test_a_lab_served_with_sip_names_its_registrar_in_the_configs(cluster: LabCluster) -> None:
+    """``lab serve --sip-port/--sips-port``: the registrar's ports are recorded and every config's
+    ``devicePool`` names them (spec §H.5; the notice says they moved from CUCM's 5060/5061); ``lab
+    service DIR sip stop`` takes it down (the CallManager the configs name, down) and ``start`` back."""
+    notices: list[str] = []
+
+    async def main() -> None:
+        async with LabServers(cluster, watch=0.05, on_notice=notices.append,
+                              sip_ports={"sip": 0, "sips": 0}) as servers:
+            assert _registrar_named(cluster) == (HOST, servers.ports["sip"], servers.ports["sips"])
+            other = LabCluster.open(cluster.root)  # stands for another process
+            other.set_service("sip", False)
+            await until(lambda: not servers.running("sip") and servers.running("sips"))
+            other.set_service("sip", True)
+            await until(lambda: servers.running("sip"))
+        assert f"sip 5060 -> {servers.ports['sip']}" in notices[0]
+        assert f"sips 5061 -> {servers.ports['sips']}" in notices[0]
+    run(main())
+    assert _registrar_named(LabCluster.open(cluster.root))[1] != 5060  # kept for the next lab serve
+
+
+def _registrar_named(cluster: LabCluster) -> tuple[str, int | None, int | None]:
+    """The one CallManager a lab phone's config names: host, sipPort, securedSipPort."""
+    from phoneemu.formats import config as config_fmt
+
+    (cm,) = config_fmt.call_managers(config_fmt.parse(cluster.get(f"SEP{MAC}.cnf.xml") or b""))
+    return cm.host, cm.sip_port, cm.secured_sip_port
+
+
 def test_a_service_that_cannot_start_again_is_retried_and_the_watch_goes_on(cluster: LabCluster) -> None:
     """``lab service DIR tvs start`` while another program holds the TVS port: the failed restart used
     to end the watch task (no later change was followed) and made ``stop()`` raise. Now it is logged

@@ -237,6 +237,35 @@ def test_boot_register_answers_the_digest_challenge_over_tcp_then_tls(tmp_path: 
     run(body())
 
 
+def test_boot_register_without_an_address_finds_the_callmanager_in_its_config(tmp_path: Path) -> None:
+    """``boot --register`` alone: the phone registers with the CallManager its config names (spec §H.5
+    ``devicePool``): a lab served with SIP records its ports there — TCP, then TLS on the recorded
+    securedSipPort in encrypted mode with a CTL; the lab's SIP stopped: unreachable, exit 1."""
+    c = _lab(tmp_path)
+    c.set_digest([MAC], "alice", "s3cret", now=NOW)
+
+    async def body() -> None:
+        async with LabServers(c, host=HOST, sip_ports={"sip": 0, "sips": 0}) as srv:
+            p = srv.ports
+            assert c.state.ports["sip"] == p["sip"] and c.state.ports["sips"] == p["sips"]
+            common = ["--tftp", f"{HOST}:{p['tftp']}", "--http-port", str(p["http"]), "--mac", MAC,
+                      "--flash", str(tmp_path / "ph"), "--register"]
+            rc, out, _err = await cli("boot", *common)
+            assert rc == 0, out
+            assert f"SIP:       registered over tcp at {HOST}:{p['sip']}, challenged: G.13-registered" in out
+            c.set_security_mode([MAC], "encrypted", now=NOW)
+            c.set_mixed_mode(True, now=NOW)
+            rc, out, _err = await cli("boot", "--json", *common)
+            doc = json.loads(out)
+            assert rc == 0 and doc["sip"]["transport"] == "tls"
+            assert doc["sip"]["server"] == f"{HOST}:{p['sips']}"
+            await srv.stop_service("sips")
+            rc, out, _err = await cli("boot", *common)
+            assert rc == 1 and f"NOT registered over tls at {HOST}:{p['sips']}: G.13-unreachable" in out
+
+    run(body())
+
+
 def test_lab_show_has_the_itl_file_status_each_phone_reported(tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     """Spec §G.1: a phone reports its installed ITL's hash when it registers; a served lab (``lab

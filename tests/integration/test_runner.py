@@ -139,8 +139,9 @@ steps:
 
 def test_sip_step_on_an_external_cluster_needs_its_registrar(tmp_path: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
-    """A real cluster's registrar is named in its ``external`` (``sip: HOST[:PORT]``): without it the
-    ``sip`` step is an ERROR naming the step and what to write; a bad address is refused at load."""
+    """A phone of a real cluster without ``external.sip`` registers with the CallManagers its config
+    names (here it has none: not registered, no ERROR); a step naming that cluster as the registrar
+    is an ERROR naming the step and what to write; a bad address is refused at load."""
     text = """\
 reproduces: test
 clusters:
@@ -154,7 +155,11 @@ steps:
     f = _write(tmp_path, "extsip", text)
     assert main(["run", str(f)]) == 1
     out = capsys.readouterr().out
-    assert "ERROR" in out and f"{f}:7" in out and "external: {sip: HOST[:PORT], sips_port: N}" in out
+    assert "ERROR" not in out and "expected 'registered', got 'rejected'" in out
+    named = _write(tmp_path, "extsipnamed", text.replace("- sip: p", "- sip: {phones: p, cluster: real}"))
+    assert main(["run", str(named)]) == 1
+    out = capsys.readouterr().out
+    assert "ERROR" in out and f"{named}:7" in out and "external: {sip: HOST[:PORT], sips_port: N}" in out
     bad = _write(tmp_path, "extsipbad",
                  text.replace('tftp: "127.0.0.1:9"', 'tftp: "127.0.0.1:9", sip: "a b"'))
     assert main(["run", str(bad)]) == 2

@@ -271,3 +271,60 @@ def test_the_registrar_hears_the_itl_report_of_a_registered_phone() -> None:
         ("From", f"<sip:SEP{MAC}@lab>"), ("X-Phoneemu-ITL-Hash", "C" * 40)]))
     assert sip.parse_message(reg.answer(msg)).status == 200
     assert heard == [(MAC, "c" * 40)]
+
+
+def test_without_a_registrar_the_phone_tries_its_configs_call_managers_in_priority_order() -> None:
+    """Spec §H.5: ``register`` without a host takes the config's ``devicePool`` CallManagers by priority,
+    the next one while one is unreachable (the earlier rules kept); none named: ``G.13-no-callmanager``;
+    a malformed pool: ``G.13-no-config`` naming the element."""
+    from phoneemu.formats import config as config_fmt
+    from phoneemu.phone.events import EventLog
+    from phoneemu.phone.profile import get_profile
+    from phoneemu.phone.sip import register
+    from phoneemu.phone.store import AcceptedConfig, TrustStore
+
+    profile = get_profile("cp-8861")
+    store = TrustStore(profile=profile)
+
+    def install(extra: dict[str, str]) -> None:
+        cfg = config_fmt.DeviceConfig(device_name=f"SEP{MAC}", extra=extra)
+        store.config = AcceptedConfig(file="SEP.cnf.xml", xml=config_fmt.build(cfg), config=cfg)
+
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(Exception):
+            await r.readuntil(b"\r\n\r\n")
+            w.write(sip.build_message("SIP/2.0 200 OK", [("Content-Length", "0")]))
+            await w.drain()
+            await r.read()
+        w.close()
+
+    async def body() -> list[tuple[str, str, tuple[str, ...]]]:
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        got = []
+        pools = [
+            [config_fmt.CallManager(host="127.0.0.1", priority=1, sip_port=port),
+             config_fmt.CallManager(host="127.0.0.1", priority=0, sip_port=1)],  # the first is down
+            [config_fmt.CallManager(host="127.0.0.1", priority=0, sip_port=port)],
+            [],
+        ]
+        for pool in pools:
+            install({"devicePool": config_fmt.device_pool_xml(pool)})
+            res = await register(store, profile, MAC, None, sip_port=9, sips_port=9, events=EventLog(50),
+                                 clock=lambda: 0, timeout=1.0)
+            got.append((res.rule, res.server, res.rules))
+        install({"devicePool": "<devicePool><callManagerGroup><members><member><callManager/></member>"
+                               "</members></callManagerGroup></devicePool>"})
+        res = await register(store, profile, MAC, None, sip_port=9, sips_port=9, events=EventLog(50),
+                             clock=lambda: 0, timeout=1.0)
+        got.append((res.rule, res.reason, res.rules))
+        server.close()
+        await server.wait_closed()
+        return got
+
+    got = asyncio.run(body())
+    assert got[0][0] == "G.13-registered" and got[0][2] == ("G.13-unreachable", "G.13-registered")
+    assert got[0][1].endswith(f":{got[1][1].rsplit(':', 1)[1]}")  # the second CallManager's port
+    assert got[1][0] == "G.13-registered" and got[1][2] == ("G.13-registered",)
+    assert got[2] == ("G.13-no-callmanager", "", ("G.13-no-callmanager",))
+    assert got[3][0] == "G.13-no-config" and "member[0].callManager" in got[3][1]
