@@ -45,6 +45,15 @@ _NOT_AFTER = dt.datetime(2045, 1, 1, tzinfo=dt.UTC)
 _CONFIG = (b'<?xml version="1.0" encoding="UTF-8"?>\n<device><fullConfig>true</fullConfig>'
            b"<deviceSecurityMode>2</deviceSecurityMode><loadInformation>sip88xx.14-2-1</loadInformation>"
            b"</device>\n")
+#: a config as the lab writes one for a registering phone: its CallManager group (spec §H.5) and SIP
+#: digest credentials (§G.13), what ``phone/sip.py`` reads from it
+_CONFIG_SIP = (b'<?xml version="1.0" encoding="UTF-8"?>\n<device><fullConfig>true</fullConfig>'
+               b"<deviceSecurityMode>3</deviceSecurityMode><devicePool><callManagerGroup><members>"
+               b'<member priority="0"><callManager><ports><sipPort>5060</sipPort><securedSipPort>5061'
+               b"</securedSipPort></ports><processNodeName>cucm-pub</processNodeName></callManager></member>"
+               b'<member priority="1"><callManager><processNodeName>10.0.0.2</processNodeName></callManager>'
+               b'</member></members></callManagerGroup></devicePool><sipLines><line button="1">'
+               b"<authName>alice</authName><authPassword>s3cret</authPassword></line></sipLines></device>\n")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -212,6 +221,8 @@ def build_corpus(fmt: str, *, bits: int = 1024) -> Corpus:
         named = [
             ("config", signed.build(body=_CONFIG, filename="SEP001122334455.cnf.xml.sgn", signer=s,
                                     timestamp=_TIMESTAMP)),
+            ("config-sip", signed.build(body=_CONFIG_SIP, filename="SEP001122334456.cnf.xml.sgn", signer=s,
+                                        timestamp=_TIMESTAMP)),
             ("ringlist-sha512", signed.build(body=b"<CiscoIPPhoneRingList/>", filename="Ringlist.xml.sgn",
                                              signer=s, timestamp=_TIMESTAMP, hash_alg=3)),
             ("empty-body", signed.build(body=b"", filename="empty.sgn", signer=s, timestamp=_TIMESTAMP,

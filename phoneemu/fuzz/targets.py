@@ -18,7 +18,8 @@ Rules implemented here (design §3.7, docs/internals.md "Errors"):
   record decoded, each record's certificate and key decoded, and ``verify_self``; ``.sgn`` is
   parsed and verified with the corpus TFTP certificate and, when its header names a device config
   (``*.cnf.xml.sgn``) and the signature holds, its body parsed as the config a phone would take
-  (and built back to the same config); ``.enc.sgn`` is parsed, verified and
+  (and built back to the same config), its CallManagers and SIP digest credentials read (what a
+  registering phone reads: spec §H.5, §G.13); ``.enc.sgn`` is parsed, verified and
   decrypted with the corpus phone key; a firmware load (``.loads``, ``.cop.sgn``) is parsed (header
   and manifest) and verified against the corpus image-signing certificate, as ``decide_firmware``
   does; a file that parses must serialise back to the same bytes
@@ -293,6 +294,9 @@ def phoneemu_callable(fmt: str, corpus: Corpus, *, round_trip: bool = True) -> C
                 cfg = config_fmt.parse(sf.body)
                 if round_trip:
                     _check_config_round_trip(cfg)
+                # and, registering, reads its CallManagers and digest credentials (spec §H.5, §G.13)
+                config_fmt.call_managers(cfg)
+                config_fmt.digest_credentials(cfg)
 
         return run_sgn
     if fmt == "enc":

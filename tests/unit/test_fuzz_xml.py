@@ -91,6 +91,20 @@ def test_sgn_target_parses_a_signed_config_body_as_a_phone_would() -> None:
         run(_resigned_config(bad)[:-1] + b"x")
 
 
+def test_sgn_target_reads_the_call_managers_and_credentials_a_registering_phone_reads() -> None:
+    """The ``config-sip`` seed carries a ``devicePool`` and ``sipLines`` (spec §H.5, §G.13): the target
+    reads them as ``phone/sip.py`` does, so a malformed member or line is a rejection naming it."""
+    run = phoneemu_callable("sgn", CORPUS)
+    body = signed.parse(CORPUS.seeds[CORPUS.names.index("config-sip")]).body
+    run(_resigned_config(body))
+    cut = body.replace(b"<processNodeName>10.0.0.2</processNodeName>", b"")
+    with pytest.raises(DecodeError, match=r"member\[1\]\.callManager"):
+        run(_resigned_config(cut))
+    twice = body.replace(b"<authName>alice</authName>", b"<authName>a</authName><authName>b</authName>")
+    with pytest.raises(DecodeError, match="authName"):
+        run(_resigned_config(twice))
+
+
 def test_sgn_target_round_trip_oracle_on_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
     """A config model that loses a field on the way back is a finding, not a rejection."""
     run = phoneemu_callable("sgn", CORPUS)
