@@ -40,6 +40,7 @@ Our conventions (spec [UNK] or [INF]):
 
 from __future__ import annotations
 
+import functools
 import re
 import xml.etree.ElementTree as ET  # building and serialising only; parsing goes through defusedxml
 from collections.abc import Mapping
@@ -334,8 +335,24 @@ def _check_extra(name: object, value: object) -> None:
                           path=path)
 
 
+#: extra elements up to this many characters are canonicalised once per process (:func:`_canonical_extra`)
+_EXTRA_MEMO_CHARS = 4096
+
+
 def _canonical_extra(name: object, value: object) -> str:
-    """An extra element as ET serialises it (text alone becomes ``<name>text</name>``)."""
+    """An extra element as ET serialises it (text alone becomes ``<name>text</name>``). Short ones are
+    remembered (a lab's configs all carry the same ``devicePool``: parsed once, not once a phone)."""
+    if isinstance(name, str) and isinstance(value, str) and len(value) <= _EXTRA_MEMO_CHARS:
+        return _canonical_extra_memo(name, value)
+    return _canonical_extra_once(name, value)
+
+
+@functools.lru_cache(maxsize=256)
+def _canonical_extra_memo(name: str, value: str) -> str:
+    return _canonical_extra_once(name, value)
+
+
+def _canonical_extra_once(name: object, value: object) -> str:
     _check_extra(name, value)
     assert isinstance(name, str) and isinstance(value, str)
     path = f"extra.{name}"

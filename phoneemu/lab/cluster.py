@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import ipaddress
 import os
@@ -238,6 +239,13 @@ def _device_extra(ph: PhoneState | None) -> dict[str, str]:
         extra["sipLines"] = (f'<sipLines><line button="1"><authName>{user}</authName>'
                              f"<authPassword>{password}</authPassword></line></sipLines>")
     return extra
+
+
+@functools.lru_cache(maxsize=8)
+def _device_pool(host: str, sip_port: int, sips_port: int) -> str:
+    """The CallManager group of every config (spec §H.5): node 1, the same for every phone."""
+    return config.device_pool_xml([config.CallManager(host=host, priority=0, sip_port=sip_port,
+                                                      secured_sip_port=sips_port)])
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -1049,7 +1057,8 @@ class LabCluster:
                               path="service")
         stopped = [s for s in self.state.stopped if s != name] + ([] if running else [name])
         self.state.stopped = sorted(stopped)
-        self._commit("service", {"service": name, "action": "start" if running else "stop"}, now)
+        self._commit("service", {"service": name, "action": "start" if running else "stop"}, now,
+                     phones=[])  # no served file changes
 
     def restart_tvs(self, *, now: Now = None) -> None:
         """TVS restart: nothing served changes (the servers layer restarts the listener)."""
@@ -1115,12 +1124,14 @@ class LabCluster:
         self._tick(now)
         if user is not None and password is None:
             raise EncodeError("digest: a user needs a password", path="password")
+        changed = []
         for mac in macs:
             ph = self._phone(mac)
             ph.digest_user = None if user is None else str(user)
             ph.digest_password = None if user is None else str(password)
             ph.exclude_digest = exclude
-        self._commit("digest", {"macs": list(macs), "user": user, "exclude": exclude}, now)
+            changed.append(ph.mac)
+        self._commit("digest", {"macs": list(macs), "user": user, "exclude": exclude}, now, phones=changed)
 
     def set_itl_capf(self, on: bool, *, now: Now = None) -> None:
         """Whether the ITL carries a CAPF record. Without it the phone cannot find the CAPF server's
@@ -1647,9 +1658,8 @@ class LabCluster:
         extra = _device_extra(ph)
         # the CallManager group (spec §H.5): node 1's registrar, on the ports lab serve --sip-port /
         # --sips-port recorded, else CUCM's (5060/5061, where nothing listens until one is served)
-        extra["devicePool"] = config.device_pool_xml([config.CallManager(
-            host=st.host, priority=0, sip_port=st.ports.get("sip", SIP_PORT),
-            secured_sip_port=st.ports.get("sips", SIPS_PORT))])
+        extra["devicePool"] = _device_pool(st.host, st.ports.get("sip", SIP_PORT),
+                                           st.ports.get("sips", SIPS_PORT))
         return config.DeviceConfig(
             device_name=config.device_name_for(ph.mac) if ph is not None else None,
             full_config=True, capf_auth_mode=auth_mode, capf_servers=capf, tvs_servers=tvs,

@@ -999,3 +999,21 @@ def test_an_opened_lab_reads_its_served_files_when_first_used(lab: LabCluster,
     assert reads == []
     assert opened.get(f"SEP{MAC}.cnf.xml.sgn") == written[f"SEP{MAC}.cnf.xml.sgn"]
     assert opened.files() == written and reads == ["all"]
+
+
+def test_a_phone_level_change_rebuilds_only_that_phones_files(lab: LabCluster) -> None:
+    """``lab digest`` changes the named phones' configs only, and ``lab service`` no file: neither
+    rebuilds every served file (40,000 phones: tens of seconds each, with the "building the served files
+    again" notice); the changed config carries the credentials, the others are the same bytes."""
+    other = "0A00000000E1"
+    lab.add_phone(other, now=NOW)
+    before = {n: lab.get(n) for n in lab.files()}
+    rebuilds: list[int] = []
+    lab.on_rebuild = rebuilds.append
+    lab.set_digest(["00:11:22:33:44:55"], "alice", "pw", now=NOW + 1)  # normalised as usual
+    lab.set_service("tvs", False, now=NOW + 2)
+    assert rebuilds == []
+    changed = {n for n in lab.files() if lab.get(n) != before.get(n)}
+    assert changed == {f"SEP{MAC}.cnf.xml", f"SEP{MAC}.cnf.xml.sgn"}
+    cfg = config.parse(lab.get(f"SEP{MAC}.cnf.xml") or b"")
+    assert config.digest_credentials(cfg) == ("alice", "pw")
