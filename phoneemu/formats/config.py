@@ -72,6 +72,7 @@ __all__ = [
     "device_name_for",
     "device_pool_xml",
     "digest_credentials",
+    "line_number",
     "normalise_mac",
     "parse",
     "parse_config_file_name",
@@ -720,16 +721,27 @@ def _call_managers(cfg: DeviceConfig) -> tuple[CallManager, ...]:
     return tuple(out)
 
 
-def digest_credentials(cfg: DeviceConfig) -> tuple[str, str] | None:
-    """The SIP digest user and password of the first line (``sipLines/line/authName``, ``authPassword``,
-    spec §G.13; the element names are our convention, as the lab writes them), None when the config
-    carries none ("Exclude Digest Credential in Configuration File"). A malformed list is a DecodeError
-    naming the element."""
+def _first_line(cfg: DeviceConfig) -> ET.Element | None:
+    """The first ``line`` of the config's SIP lines: a top-level ``sipLines`` (as the lab writes it), else
+    ``sipProfile/sipLines`` (the layout of CUCM's SIP phone configs as commonly published; both are our
+    convention, spec §G.13 names no element). A malformed list is a DecodeError naming the element."""
     xml = cfg.extra.get("sipLines")
-    if xml is None:
-        return None
-    lines = _fromstring(xml.encode("utf-8"), path="sipLines")
-    line = _only_child(lines, "line", "sipLines", required=False)
+    if xml is not None:
+        lines: ET.Element | None = _fromstring(xml.encode("utf-8"), path="sipLines")
+    else:
+        xml = cfg.extra.get("sipProfile")
+        if xml is None:
+            return None
+        profile = _fromstring(xml.encode("utf-8"), path="sipProfile")
+        lines = _only_child(profile, "sipLines", "sipProfile", required=False)
+    return None if lines is None else next((c for c in lines if c.tag == "line"), None)  # line 1 of any
+
+
+def digest_credentials(cfg: DeviceConfig) -> tuple[str, str] | None:
+    """The SIP digest user and password of the first line (``line/authName``, ``authPassword``; where
+    the line is: :func:`_first_line`; spec §G.13), None when the config carries none ("Exclude Digest
+    Credential in Configuration File"). A malformed list is a DecodeError naming the element."""
+    line = _first_line(cfg)
     if line is None:
         return None
     name = _only_child(line, "authName", "sipLines.line", required=False)
@@ -738,6 +750,14 @@ def digest_credentials(cfg: DeviceConfig) -> tuple[str, str] | None:
     password = _only_child(line, "authPassword", "sipLines.line", required=False)
     return (_str(name, "sipLines.line.authName"),
             "" if password is None else _str(password, "sipLines.line.authPassword"))
+
+
+def line_number(cfg: DeviceConfig) -> str | None:
+    """The first line's directory number (``line/name``, where the line is: :func:`_first_line`), None
+    when it has none (the lab's lines have none). A malformed list is a DecodeError naming the element."""
+    line = _first_line(cfg)
+    name = None if line is None else _only_child(line, "name", "sipLines.line", required=False)
+    return None if name is None else _str(name, "sipLines.line.name") or None
 
 
 def device_pool_xml(managers: tuple[CallManager, ...] | list[CallManager]) -> str:

@@ -5,8 +5,10 @@ registers over TCP (``sip``, 5060) or, in authenticated/encrypted mode with a CU
 CTL, over TLS (``sips``, 5061) presenting the node's CallManager certificate — the one the CTL lists
 as CCM+TFTP (spec §G.5). Rules (spec §G.13, from the seed chapter's "Digest Authentication"):
 
-* A device the cluster does not know (``From: <sip:SEP<MAC>@...>``, our convention) gets
-  ``404 Not Found``. A known device without a digest user registers at once (``200 OK``): digest
+* A device is named by ``From: <sip:SEP<MAC>@...>`` (our convention: a phone whose line has no
+  directory number), else by its Contact's ``+sip.instance`` (``urn:uuid:00000000-0000-0000-0000-<MAC>``,
+  what a line with a number leaves); one the cluster does not know gets ``404 Not Found``. A known
+  device without a digest user registers at once (``200 OK``): digest
   authentication is per device, independent of the cluster security mode.
 * A device with a digest user is challenged: ``401 Unauthorized`` with ``WWW-Authenticate: Digest
   realm="ccmsipline", nonce=..., algorithm=MD5, qop="auth"`` (realm: "SIP Station Realm"). Its answer
@@ -49,6 +51,9 @@ _log = logging.getLogger("phoneemu.lab.sip")
 NONCE_VALIDITY_S = 600
 MAX_NONCES = 10_000
 _DEVICE_RE = re.compile(r"<?sips?:(SEP[0-9A-Fa-f]{12})@", re.IGNORECASE)
+#: a Cisco phone's Contact ``+sip.instance="<urn:uuid:00000000-0000-0000-0000-<MAC>>"``
+_INSTANCE_RE = re.compile(r'\+sip\.instance="<urn:uuid:00000000-0000-0000-0000-([0-9A-Fa-f]{12})>"',
+                          re.IGNORECASE)
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed"}
 
 
@@ -111,8 +116,9 @@ class SipRegistrar:
         """The response to one request (module rules); a response is ignored (b"")."""
         if msg.method is None:
             return b""
-        found = _DEVICE_RE.search(msg.header("from") or "")
-        device = found.group(1).upper() if found else "?"
+        found = _DEVICE_RE.search(msg.header("from") or "") \
+            or _INSTANCE_RE.search(msg.header("contact") or "")
+        device = f"SEP{found.group(1)[-12:].upper()}" if found else "?"
         if msg.method != "REGISTER":
             self._log(peer, device, "not-allowed", msg.method)
             return self._response(msg, 405, [("Allow", "REGISTER")])

@@ -3,7 +3,8 @@
 Steps:
 
 1. The phone needs an accepted config (``G.13-no-config`` otherwise); its credentials are the config's
-   digest user and password (:func:`phoneemu.formats.config.digest_credentials`).
+   first line's digest user and password (:func:`phoneemu.formats.config.digest_credentials`), its
+   REGISTER's user that line's directory number (``line/name``), else the device name ``SEP<MAC>``.
 2. Transport (§G.9): a device in authenticated or encrypted mode whose CTL holds a CUCM certificate
    registers over TLS (the registrar's ``securedSipPort``), any other over TCP (``sipPort``). Over TLS
    the registrar's certificate must be a CCM / CCM+TFTP record of the CTL (§G.5:
@@ -114,8 +115,10 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
 class _Register:
     """The REGISTER requests of one registration (same Call-ID, rising CSeq)."""
 
-    def __init__(self, mac: str, host: str, transport: str, local: str, itl: str | None = None) -> None:
+    def __init__(self, mac: str, host: str, transport: str, local: str, *, itl: str | None = None,
+                 number: str | None = None) -> None:
         self.device = config_fmt.device_name_for(mac)
+        self.user = number or self.device  # the line's directory number, else the device name (ours)
         self.mac = mac
         self.uri = f"sip:[{host}]" if ":" in host else f"sip:{host}"
         self.transport = transport
@@ -127,7 +130,7 @@ class _Register:
 
     def request(self, authorization: str | None = None) -> bytes:
         self.cseq += 1
-        aor = f"<{self.uri.replace('sip:', f'sip:{self.device}@', 1)}>"
+        aor = f"<{self.uri.replace('sip:', f'sip:{self.user}@', 1)}>"
         headers = [
             ("Via", f"SIP/2.0/{self.transport.upper()} {self.local};branch=z9hG4bK{secrets.token_hex(8)}"),
             ("Max-Forwards", "70"), ("From", f"{aor};tag={self.tag}"), ("To", aor), ("Call-ID", self.call_id),
@@ -214,6 +217,7 @@ async def _register_at(store: TrustStore, profile: PhoneProfile, mac: str, host:
     cfg = store.config.config
     try:
         creds = config_fmt.digest_credentials(cfg)
+        number = config_fmt.line_number(cfg)
     except DecodeError as exc:
         return done("G.13-no-config", False, f"the config's lines do not parse: {exc}")
     secure = rules.decide_secure_transport(store, cfg, profile=profile, attempts=profile.secure_mode_attempts)
@@ -243,7 +247,7 @@ async def _register_at(store: TrustStore, profile: PhoneProfile, mac: str, host:
             applied.append(d.rule)
         sockname = writer.get_extra_info("sockname")
         local = host_port(sockname[0], sockname[1]) if sockname else "0.0.0.0:0"
-        reg = _Register(mac, host, transport, local, store.itl_checksum())
+        reg = _Register(mac, host, transport, local, itl=store.itl_checksum(), number=number)
         if cache is None:
             cache = DigestCache(server=server)
         elif cache.server != server:  # another registrar: its challenge is not this one's

@@ -328,3 +328,52 @@ def test_without_a_registrar_the_phone_tries_its_configs_call_managers_in_priori
     assert got[1][0] == "G.13-registered" and got[1][2] == ("G.13-registered",)
     assert got[2] == ("G.13-no-callmanager", "", ("G.13-no-callmanager",))
     assert got[3][0] == "G.13-no-config" and "member[0].callManager" in got[3][1]
+
+
+def test_a_cucm_style_line_registers_with_its_number_and_the_lab_knows_it_by_instance() -> None:
+    """A config whose SIP lines are inside ``sipProfile`` (CUCM's layout, several lines; ours to read,
+    spec §G.13 names no element): the first line's credentials answer the challenge and its directory
+    number is the REGISTER's user; the lab registrar names the device by its ``+sip.instance`` then."""
+    from phoneemu.formats import config as config_fmt
+    from phoneemu.phone.events import EventLog
+    from phoneemu.phone.profile import get_profile
+    from phoneemu.phone.sip import register
+    from phoneemu.phone.store import AcceptedConfig, TrustStore
+
+    profile_xml = ('<sipProfile><sipProxies><registerWithProxy>true</registerWithProxy></sipProxies>'
+                   '<sipLines><line button="1"><featureID>9</featureID><name>1001</name>'
+                   '<authName>alice</authName><authPassword>s3cret</authPassword></line>'
+                   '<line button="2"><name>1002</name></line>'
+                   '</sipLines></sipProfile>')
+    cfg = config_fmt.DeviceConfig(device_name=f"SEP{MAC}", extra={"sipProfile": profile_xml})
+    assert config_fmt.digest_credentials(cfg) == ("alice", "s3cret")
+    assert config_fmt.line_number(cfg) == "1001"
+    assert config_fmt.line_number(config_fmt.DeviceConfig()) is None
+    profile = get_profile("cp-8861")
+    store = TrustStore(profile=profile)
+    store.config = AcceptedConfig(file="SEP.cnf.xml", xml=config_fmt.build(cfg), config=cfg)
+    registrar = SipRegistrar({MAC: ("alice", "s3cret")}.get)
+    froms: list[str] = []
+
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        stream = sip.SipStream()
+        with contextlib.suppress(Exception):
+            while chunk := await r.read(4096):
+                stream.feed(chunk)
+                while (msg := stream.next()) is not None:
+                    froms.append(msg.header("from") or "")
+                    w.write(registrar.answer(msg))
+                    await w.drain()
+        w.close()
+
+    async def body() -> str:
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        res = await register(store, profile, MAC, "127.0.0.1", sip_port=port, sips_port=1,
+                             events=EventLog(50), clock=lambda: 0, timeout=2.0)
+        server.close()
+        await server.wait_closed()
+        return res.rule
+
+    assert asyncio.run(body()) == "G.13-registered"
+    assert froms and all(f.startswith("<sip:1001@127.0.0.1>") for f in froms)
