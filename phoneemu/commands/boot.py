@@ -146,8 +146,7 @@ def _sip_line(res: SipResult | None) -> str:
         f" over {res.transport}" if res.transport else "")
     verdict += f" ({res.tls})" if res.tls else ""
     how = ", challenged" + (" (stale nonce)" if res.stale else "") if res.challenged else ""
-    down = res.rules.count("G.13-unreachable") - (res.rule == "G.13-unreachable")
-    how += f", after {down} CallManager{'s' if down > 1 else ''} of its config unreachable" if down else ""
+    how += f", after {'; '.join(res.passed_over)}" if res.passed_over else ""
     return f"  SIP:       {verdict} at {res.server or '?'}{how}: {res.rule}: {res.reason}"
 
 

@@ -277,7 +277,8 @@ def register(sub: Any) -> None:
     p = add("service", "stop or start a service of a running 'lab serve' (tvs: a TVS outage during a "
             "certificate change)")
     p.add_argument("service", metavar="SERVICE", help="tftp, http, tvs, capf, tvs-N (node N's TVS), or sip / "
-                   "sips (the SIP registrar over TCP / TLS: the CallManager the configs name, down)")
+                   "sips (the SIP registrar over TCP / TLS: the CallManager the configs name, down; sip-N / "
+                   "sips-N node N's)")
     p.add_argument("action", choices=("stop", "start"), help="take the service down or bring it back")
     p.set_defaults(handler=_op(_service))
 

@@ -263,12 +263,15 @@ def _print_listening(servers: LabServers, root: Path, host: str) -> None:
                   f"sha1 {fingerprint(cert, 'sha1')}")
     print(f"listening capf tls {hostport(host, p['capf'])}  cert {dn_text(capf_cert.subject)} "
           f"sha1 {fingerprint(capf_cert, 'sha1')}")
-    if "sip" in p:
-        print(f"listening sip  tcp {hostport(host, p['sip'])}  SIP registrar (digest realm ccmsipline)")
-    if "sips" in p:
-        cm = cluster.callmanager().cert
-        print(f"listening sips tls {hostport(host, p['sips'])}  cert {dn_text(cm.subject)} "
-              f"sha1 {fingerprint(cm, 'sha1')}")
+    for node in range(1, cluster.state.nodes + 1):  # each node's registrar: the configs' CallManagers
+        suffix = f"-{node}" if node > 1 else ""
+        if f"sip{suffix}" in p:
+            print(f"listening {'sip' + suffix:4} tcp {hostport(host, p['sip' + suffix])}  SIP registrar "
+                  "(digest realm ccmsipline)")
+        if f"sips{suffix}" in p:
+            cm = cluster.callmanager(node).cert
+            print(f"listening {'sips' + suffix:4} tls {hostport(host, p['sips' + suffix])}  cert "
+                  f"{dn_text(cm.subject)} sha1 {fingerprint(cm, 'sha1')}")
     for name in sorted(servers.stopped_by_cluster):
         print(f"{name} stopped (an outage: phoneemu lab service {root} {name} start brings it back)")
     print("Ctrl-C (SIGINT) or SIGTERM stops", flush=True)

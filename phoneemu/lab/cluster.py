@@ -88,6 +88,7 @@ from phoneemu.formats.trustlist import Role, TrustRecord
 from phoneemu.lab.lock import hold_lab_lock, try_lab_lock
 from phoneemu.lab.pki import Identity, LabPki, cert_pem, node_identity
 from phoneemu.lab.state import (
+    CALL_MANAGER_GROUP_SIZE,
     ClusterState,
     LogEntry,
     PhoneState,
@@ -242,10 +243,12 @@ def _device_extra(ph: PhoneState | None) -> dict[str, str]:
 
 
 @functools.lru_cache(maxsize=8)
-def _device_pool(host: str, sip_port: int, sips_port: int) -> str:
-    """The CallManager group of every config (spec §H.5): node 1, the same for every phone."""
-    return config.device_pool_xml([config.CallManager(host=host, priority=0, sip_port=sip_port,
-                                                      secured_sip_port=sips_port)])
+def _device_pool(host: str, ports: tuple[tuple[int, int], ...]) -> str:
+    """The CallManager group of every config (spec §H.5): a member per node, in node order, on its
+    registrar's TCP and TLS ports; the same for every phone."""
+    return config.device_pool_xml([
+        config.CallManager(host=host, priority=i, sip_port=sip, secured_sip_port=sips)
+        for i, (sip, sips) in enumerate(ports)])
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -1047,11 +1050,14 @@ class LabCluster:
 
     def set_service(self, name: str, running: bool, *, now: Now = None) -> None:
         """Stop (``running=False``) or start a service of a running ``lab serve`` — ``tftp``, ``http``,
-        ``tvs``, ``capf``, ``tvs-N`` (node N's TVS), ``sip`` or ``sips`` (the registrar): a TVS outage
-        during a certificate change (spec §E.7.6), the CallManager the configs name down (§H.5). Only
+        ``tvs``, ``capf``, ``tvs-N`` (node N's TVS), ``sip`` or ``sips`` (the registrar; ``sip-N`` /
+        ``sips-N`` node N's): a TVS outage during a certificate change (spec §E.7.6), the CallManager
+        the configs name down (§H.5). Only
         recorded here (``stopped``); the server follows within its watch interval."""
         nodes = [f"tvs-{n}" for n in range(2, self.state.nodes + 1)]
-        known = ["tftp", "http", "tvs", "capf", *nodes, "sip", "sips"]
+        registrars = [f"{base}-{n}" for n in range(2, min(self.state.nodes, CALL_MANAGER_GROUP_SIZE) + 1)
+                      for base in ("sip", "sips")]
+        known = ["tftp", "http", "tvs", "capf", *nodes, "sip", "sips", *registrars]
         if name not in known:
             raise EncodeError(f"{name!r} is not a service of this cluster: one of {', '.join(known)}",
                               path="service")
@@ -1106,7 +1112,8 @@ class LabCluster:
             raise PhoneEmuError("the publisher (node 1) cannot be removed", path="nodes")
         for base in ("callmanager", "tvs"):
             self.pki.forget(node_identity(base, node))
-        self.state.ports.pop(f"tvs-{node}", None)
+        for svc in ("tvs", "sip", "sips"):
+            self.state.ports.pop(f"{svc}-{node}", None)
         self.state.nodes = node - 1
         self._commit("remove-node", {"node": node}, now)
 
@@ -1374,7 +1381,7 @@ class LabCluster:
         """Record the ports the servers really listen on (configs name them, spec §H.5)."""
         changed = False
         for svc, port in ports.items():
-            node = re.fullmatch(r"tvs-([2-8])", svc)  # the TVS of node 2..8
+            node = re.fullmatch(r"(?:tvs|sips?)-([2-8])", svc)  # the TVS, registrar of node 2..8
             node_ok = node is not None and int(node[1]) <= self.state.nodes
             if svc not in ("tftp", "http", "tvs", "capf", "sip", "sips") and not node_ok:
                 raise EncodeError(f"unknown service {svc!r}", path="ports")
@@ -1642,6 +1649,14 @@ class LabCluster:
             files[fname] = _flip(data, None)[0] if st.loads.get(load) else data
         return files
 
+    def _call_manager_ports(self) -> Iterator[tuple[int, int]]:
+        """(sipPort, securedSipPort) of each node the configs list as a CallManager (``_device_config``)."""
+        ports = self.state.ports
+        yield ports.get("sip", SIP_PORT), ports.get("sips", SIPS_PORT)
+        for n in range(2, min(self.state.nodes, CALL_MANAGER_GROUP_SIZE) + 1):
+            if f"sip-{n}" in ports or f"sips-{n}" in ports:
+                yield ports.get(f"sip-{n}", SIP_PORT), ports.get(f"sips-{n}", SIPS_PORT)
+
     def _device_config(self, ph: PhoneState | None, load: str | None) -> config.DeviceConfig:
         st = self.state
         # every node runs TVS (seed "Default Security Overview"); node N is listed once its TVS port is
@@ -1657,9 +1672,9 @@ class LabCluster:
         auth_mode = ph.capf_auth_mode if ph is not None and ph.capf_operation else 0
         extra = _device_extra(ph)
         # the CallManager group (spec §H.5): node 1's registrar, on the ports lab serve --sip-port /
-        # --sips-port recorded, else CUCM's (5060/5061, where nothing listens until one is served)
-        extra["devicePool"] = _device_pool(st.host, st.ports.get("sip", SIP_PORT),
-                                           st.ports.get("sips", SIPS_PORT))
+        # --sips-port recorded, else CUCM's (5060/5061, where nothing listens until one is served), then
+        # the other nodes' whose registrars lab serve runs (ports recorded as sip-N / sips-N)
+        extra["devicePool"] = _device_pool(st.host, tuple(self._call_manager_ports()))
         return config.DeviceConfig(
             device_name=config.device_name_for(ph.mac) if ph is not None else None,
             full_config=True, capf_auth_mode=auth_mode, capf_servers=capf, tvs_servers=tvs,

@@ -99,7 +99,7 @@ from phoneemu.lab.lock import LOCK_FILE, LOCK_POLL_S, LOCK_WAIT_S, LabBusyError,
 from phoneemu.lab.pki import Identity
 from phoneemu.lab.registrations import REGISTRATIONS_FILE, write_registrations
 from phoneemu.lab.sip_service import SipRegistrar
-from phoneemu.lab.state import DEFAULT_PORTS
+from phoneemu.lab.state import CALL_MANAGER_GROUP_SIZE, DEFAULT_PORTS
 from phoneemu.lab.tvs_loop import LoopTvsServer
 from phoneemu.lab.tvs_service import TvsConnectionLog, TvsHandler
 from phoneemu.lab.tvs_threaded import ThreadedTvsServer
@@ -302,6 +302,8 @@ class LabServers:
                                         on_log=self._on_capf)
         # "tvs-2" ... (node 1 is ``tvs``)
         self.tvs_nodes: dict[str, TlsServer | ThreadedTvsServer | LoopTvsServer] = {}
+        # "sip-2", "sips-2" ... (node 1's are ``sip`` / ``sips``)
+        self.sip_nodes: dict[str, TlsServer] = {}
         self._tvs_ctx: _IdentityContexts | None = None
         self._capf_ctx: _IdentityContexts | None = None
         self._watch_task: asyncio.Task[None] | None = None
@@ -321,7 +323,7 @@ class LabServers:
             for name in SERVICES:
                 if name not in ON_DEMAND or (name == "https" and self.app_https) or name in self.sip_at_start:
                     await self._start(name, self.requested[name])
-            for name in self._node_tvs_names():
+            for name in self._node_names():
                 await self._start(name, 0)
         except BaseException:
             await self._stop_all()
@@ -363,10 +365,11 @@ class LabServers:
         await self._start(name, self.ports.get(name, self.requested.get(name, 0)))
 
     async def sync_nodes(self) -> None:
-        """Run a TVS for every node of the cluster (start new nodes', stop removed ones') and record
-        the ports, so device configs list exactly the running nodes' TVS servers."""
-        wanted = set(self._node_tvs_names())
-        for name in sorted(set(self.tvs_nodes) - wanted):
+        """Run a TVS (and, when SIP is served, a registrar) for every node of the cluster (start new
+        nodes', stop removed ones') and record the ports, so device configs list exactly the running
+        nodes' TVS servers and CallManagers."""
+        wanted = set(self._node_names())
+        for name in sorted((set(self.tvs_nodes) | set(self.sip_nodes)) - wanted):
             await self._stop(name)
             self.ports.pop(name, None)
             self._notice(f"{name} stopped (its node was removed)")
@@ -374,7 +377,8 @@ class LabServers:
             if name not in self.ports:
                 await self._start(name, 0)
                 if name in self.ports:
-                    self._notice(f"{name} listening on tls {host_port(self.host, self.ports[name])} "
+                    how = "tcp" if name.startswith("sip-") else "tls"
+                    self._notice(f"{name} listening on {how} {host_port(self.host, self.ports[name])} "
                                  "(a node was added)")
         await self.update_cluster(self._record_ports)
 
@@ -395,7 +399,7 @@ class LabServers:
         Ports other than those recorded rebuild every served file (configs name them, spec §H.5): a
         notice says so first (a 40,000-phone lab takes about a minute, with nothing else to see); a new
         node's TVS port has its own notice (``sync_nodes``)."""
-        nodes = set(self._node_tvs_names())
+        nodes = set(self._node_names())
         ports = {k: v for k, v in self.ports.items()
                  if k in DEFAULT_PORTS or k in nodes or k in self.sip_at_start}
         recorded = self.cluster.state.ports
@@ -424,7 +428,7 @@ class LabServers:
         wanted = set(self.cluster.state.stopped)
         changes: list[tuple[str, str]] = []
         for name in sorted(wanted - self._state_stopped):
-            if name in SERVICES or name in self._node_tvs_names():
+            if name in SERVICES or name in self._node_names():
                 self._state_stopped.add(name)  # before the await: a reader never sees it half-done
                 await self._stop(name)
                 changes.append((name, "stopped"))
@@ -432,7 +436,7 @@ class LabServers:
                              or_log=True)
         for name in sorted(self._state_stopped - wanted):
             self._state_stopped.discard(name)
-            if name in SERVICES or name in self._node_tvs_names():
+            if name in SERVICES or name in self._node_names():
                 try:
                     await self.start_service(name)
                 except PhoneEmuError as exc:  # e.g. another program took its port meanwhile
@@ -454,6 +458,17 @@ class LabServers:
 
     def _node_tvs_names(self) -> list[str]:
         return [f"tvs-{n}" for n in range(2, self.cluster.state.nodes + 1)]
+
+    def _node_sip_names(self) -> list[str]:
+        """``sip-N`` / ``sips-N``: nodes 2.. 's registrars, run when node 1's were started with the others
+        (``sip_ports``), at most the nodes a config's CallManager group lists."""
+        last = min(self.cluster.state.nodes, CALL_MANAGER_GROUP_SIZE)
+        return [f"{base}-{n}" for n in range(2, last + 1) for base in ("sip", "sips")
+                if base in self.sip_at_start]
+
+    def _node_names(self) -> list[str]:
+        """The services of nodes 2..: every node's TVS, and its registrar (:meth:`_node_sip_names`)."""
+        return [*self._node_tvs_names(), *self._node_sip_names()]
 
     def running(self, name: str) -> bool:
         self._check_name(name)
@@ -484,13 +499,15 @@ class LabServers:
 
     # --- internals -------------------------------------------------------------------
     def _check_name(self, name: str) -> None:
-        if name not in SERVICES and name not in self._node_tvs_names():
-            known = [*SERVICES, *self._node_tvs_names()]
+        if name not in SERVICES and name not in self._node_names():
+            known = [*SERVICES, *self._node_names()]
             raise PhoneEmuError(f"unknown service {name!r}; one of {', '.join(known)}", path="service")
 
     def _running(self, name: str) -> bool:
         if name.startswith("tvs-"):
             return name in self.tvs_nodes
+        if name.startswith(("sip-", "sips-")):
+            return name in self.sip_nodes
         return getattr(self, name) is not None
 
     def _now(self) -> int | None:
@@ -536,6 +553,8 @@ class LabServers:
             elif name.startswith("tvs-"):
                 node = int(name.split("-", 1)[1])
                 bound = await self._start_node_tvs(name, node, port)
+            elif name.startswith(("sip-", "sips-")):
+                bound = await self._start_node_sip(name, port)
             elif name == "tvs" and self.tvs_impl == "loop":
                 tvs_l = LoopTvsServer(self.tvs_handler, self._tvs_identity, self.host, port,
                                       handshake_timeout=self.io_timeout, keylog=self.keylog)
@@ -564,14 +583,7 @@ class LabServers:
                 self.https = await https.start()
                 bound = https.port
             elif name in ("sip", "sips"):
-                ctx = None
-                if name == "sips":  # node 1's CallManager certificate, the CTL's CCM+TFTP record (§G.5),
-                    # the current one at each handshake (a regenerated certificate is presented at once)
-                    ctx = _IdentityContexts(self._callmanager_identity, keylog=self.keylog,
-                                            ciphers=CUCM_SIP_LINE_CIPHERS).base
-                sip_srv = TlsServer(self.sip_handler, ctx, self.host, port, name=name,
-                                    handshake_timeout=self.io_timeout,
-                                    on_handshake_error=self._handshake_logger(name))
+                sip_srv = self._registrar(name, 1, port)
                 setattr(self, name, await sip_srv.start())
                 bound = sip_srv.port
             else:
@@ -608,9 +620,29 @@ class LabServers:
         self.tvs_nodes[name] = await tls.start()
         return tls.port
 
+    def _registrar(self, name: str, node: int, port: int) -> TlsServer:
+        """Node ``node``'s registrar ``name`` (``sip``/``sips``, ``-N``): over TLS presenting that node's
+        CallManager certificate, the CTL's CCM+TFTP record of the node (§G.5), the current one at each
+        handshake (a regenerated certificate is presented at once)."""
+        ctx = None
+        if name.startswith("sips"):
+            def identity() -> Identity:
+                self._fresh()
+                return self.cluster.callmanager(node)
+
+            ctx = _IdentityContexts(identity, keylog=self.keylog, ciphers=CUCM_SIP_LINE_CIPHERS).base
+        return TlsServer(self.sip_handler, ctx, self.host, port, name=name, handshake_timeout=self.io_timeout,
+                         on_handshake_error=self._handshake_logger(name))
+
+    async def _start_node_sip(self, name: str, port: int) -> int:
+        """The registrar ``sip-N`` / ``sips-N`` of node N (2..)."""
+        srv = self._registrar(name, int(name.rsplit("-", 1)[1]), port)
+        self.sip_nodes[name] = await srv.start()
+        return srv.port
+
     async def _stop(self, name: str) -> None:
-        if name.startswith("tvs-"):
-            node_srv = self.tvs_nodes.pop(name, None)
+        if name.startswith(("tvs-", "sip-", "sips-")):
+            node_srv = (self.tvs_nodes if name.startswith("tvs-") else self.sip_nodes).pop(name, None)
             if node_srv is not None:
                 await node_srv.close()
             return
@@ -621,7 +653,7 @@ class LabServers:
         await srv.close()
 
     async def _stop_all(self) -> None:
-        for name in sorted(self.tvs_nodes):
+        for name in sorted([*self.tvs_nodes, *self.sip_nodes]):
             with contextlib.suppress(Exception):
                 await self._stop(name)
         for name in reversed(SERVICES):
@@ -635,8 +667,8 @@ class LabServers:
             await self._reload_waiting(min(interval, LOCK_WAIT_S))
             self._write_registrations()
             await self.sync_stopped()
-            if set(self._node_tvs_names()) != {k for k in self.ports if k.startswith("tvs-")}:
-                try:  # another process added or removed a node: run (or stop) its TVS
+            if set(self._node_names()) != {k for k in self.ports if k.startswith(("tvs-", "sip-", "sips-"))}:
+                try:  # another process added or removed a node: run (or stop) its TVS (and registrar)
                     await self.sync_nodes()
                 except PhoneEmuError as exc:
                     _log.warning("lab: cannot follow the cluster's nodes: %s", exc)
@@ -686,10 +718,6 @@ class LabServers:
     def _tvs_identity(self) -> Identity:
         self._fresh()
         return self.cluster.tvs_identity()
-
-    def _callmanager_identity(self) -> Identity:
-        self._fresh()
-        return self.cluster.callmanager()
 
     def _capf_identity(self) -> Identity:
         self._fresh()

@@ -31,6 +31,7 @@ from phoneemu.files import atomic_write, read_at_most
 from phoneemu.values import MAX_TIME, MIN_TIME
 
 __all__ = [
+    "CALL_MANAGER_GROUP_SIZE",
     "DEFAULT_PORTS",
     "STATE_FILE",
     "STATE_VERSION",
@@ -48,6 +49,9 @@ STATE_VERSION = 1
 STATE_LIMIT = 256 << 20
 #: Real CUCM ports (spec §H.1); the server launcher records the ports it actually listens on.
 DEFAULT_PORTS = {"tftp": 69, "http": 6970, "tvs": 2445, "capf": 3804}
+#: the nodes a config's CallManager group (``devicePool``) lists at most: CUCM's group holds three (ours,
+#: spec §H.5 gives no number); nodes 2.. are listed once ``lab serve`` recorded their registrar's ports
+CALL_MANAGER_GROUP_SIZE = 3
 
 
 @dataclass(kw_only=True)

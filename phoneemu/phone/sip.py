@@ -26,9 +26,11 @@ at registration"; the form is ours: ``X-Phoneemu-ITL-Hash``, :mod:`phoneemu.lab.
 
 Where: the registrar given (the ``sip`` step, ``boot --register HOST``), or else the CallManagers of the
 config's ``devicePool/callManagerGroup`` (spec §H.5) in priority order, each on its ``sipPort`` /
-``securedSipPort`` (5060 / 5061 when absent): one unreachable, the next is tried (its rule stays in
-``rules``); a config naming none: ``G.13-no-callmanager``. Ours: the failover order and its bound
-(five, as for TVS), one request per message exchange, at most three REGISTERs.
+``securedSipPort`` (5060 / 5061 when absent): one unreachable, or over TLS presenting a certificate
+the CTL does not list (§G.5), the next is tried (its rules stay in ``rules``, it is named in
+``passed_over``); a config naming none: ``G.13-no-callmanager``. Ours: what makes the phone try the
+next one, the order and its bound (five, as for TVS), one request per message exchange, at most three
+REGISTERs.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ __all__ = ["DigestCache", "SipResult", "register"]
 _MAX_REQUESTS = 3
 #: CallManagers of the config's group tried in turn, at most (ours: as many as TVS servers, spec §E.7.5)
 _MAX_CALL_MANAGERS = config_fmt.MAX_SERVERS
+#: how a registration with one CallManager ends when the phone tries the next (no connection it can use)
+_NEXT_CALL_MANAGER = frozenset({"G.13-unreachable", "G.5-sip-server-untrusted"})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -75,6 +79,9 @@ class SipResult:
     #: every rule applied, in order: the registrar's certificate (§G.5, over TLS), then ``rule``
     rules: tuple[str, ...] = ()
     tls: str = ""  # over TLS: the version and cipher negotiated ("TLSv1.2 AES128-SHA")
+    #: the config's CallManagers tried first and passed over, each "HOST:PORT rule" (unreachable, or over
+    #: TLS a certificate the CTL does not list), in the order tried
+    passed_over: tuple[str, ...] = ()
 
 
 @dataclass(kw_only=True, slots=True)
@@ -179,14 +186,16 @@ async def register(store: TrustStore, profile: PhoneProfile, mac: str, host: str
                         "the config names no CallManager (devicePool/callManagerGroup) and no registrar was "
                         "given")
     earlier: list[str] = []
+    passed: list[str] = []
     for cm in managers[:_MAX_CALL_MANAGERS]:
         result = await _register_at(store, profile, mac, cm.host, sip_port=cm.sip_port or SIP_PORT,
                                     sips_port=cm.secured_sip_port or SIPS_PORT, events=events, clock=clock,
                                     timeout=timeout, keylog=keylog, cache=cache)
-        result = dataclasses.replace(result, rules=(*earlier, *result.rules))
-        if result.rule != "G.13-unreachable":
+        result = dataclasses.replace(result, rules=(*earlier, *result.rules), passed_over=tuple(passed))
+        if result.rule not in _NEXT_CALL_MANAGER:
             return result
-        earlier.append(result.rule)
+        earlier.extend(result.rules[len(earlier):])
+        passed.append(f"{result.server} {result.rule}")
     return result
 
 

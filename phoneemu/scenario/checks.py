@@ -303,6 +303,14 @@ def _sip(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     return actual, actual in _any_of(expected)
 
 
+def _sip_passed_over(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+    """How many of its config's CallManagers the last ``sip`` step passed over (unreachable, or over TLS
+    a certificate the CTL does not list) before the one that ended it (spec §H.5, §G.5)."""
+    res = getattr(p, "sip", None)
+    actual = len(res.passed_over) if res is not None else 0
+    return actual, any(actual == w for w in _any_of(expected))
+
+
 def _sip_cipher(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     """The cipher the last ``sip`` step negotiated over TLS (``AES128-SHA``); ``none`` over TCP."""
     res = getattr(p, "sip", None)
@@ -350,6 +358,7 @@ _CHECKS: dict[str, Callable[[PhoneView, Any], tuple[Any, bool]]] = {
     "retransmitted": _retransmitted,
     "fetched_over": _fetched_over,
     "sip": _sip,
+    "sip_passed_over": _sip_passed_over,
     "sip_transport": _sip_field("transport", "none"),
     "sip_challenged": _sip_field("challenged", False),
     "sip_stale": _sip_field("stale", False),

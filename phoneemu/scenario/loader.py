@@ -125,11 +125,12 @@ CHECKS: dict[str, tuple[str, ...] | None] = {
     "sip_challenged": None,
     "sip_stale": None,
     "sip_cipher": None,
+    "sip_passed_over": None,
 }
 
 _BOOL_CHECKS = frozenset({"locked_out", "encrypted", "tvs_used", "retransmitted", "sip_challenged",
                           "sip_stale"})
-_INT_CHECKS = {"trust_file_retries": (0, 100)}
+_INT_CHECKS = {"trust_file_retries": (0, 100), "sip_passed_over": (0, 5)}
 
 #: The keys of a scenario file's top level (docs/scenarios.md's full example shows each).
 TOP_KEYS = ("name", "description", "reproduces", "tags", "timeout", "clusters", "phones", "steps")
@@ -618,9 +619,10 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
         am = ctx.mapping(arg, field)
         for key, val in am.items():
             if key != "cluster" and key not in ("tvs", "tftp", "http", "capf", "sip", "sips") \
-                    and not re.fullmatch(r"tvs-[2-8]", key):
+                    and not re.fullmatch(r"tvs-[2-8]|sips?-[23]", key):
                 raise ctx.fail(val, f"{field}.{key}", "unknown field (expected one of: capf, cluster, http, "
-                                                      "sip, sips, tftp, tvs, tvs-2 ... tvs-8)")
+                                                      "sip, sips, sip-2, sips-2, sip-3, sips-3, tftp, tvs, "
+                                                      "tvs-2 ... tvs-8)")
         args = {"cluster": lab_ref(am, field)}
         for svc in am:
             if svc != "cluster":

@@ -347,6 +347,39 @@ def test_a_lab_served_with_sip_names_its_registrar_in_the_configs(cluster: LabCl
     assert _registrar_named(LabCluster.open(cluster.root))[1] != 5060  # kept for the next lab serve
 
 
+def test_each_node_of_a_lab_served_with_sip_is_a_callmanager_of_the_configs(cluster: LabCluster) -> None:
+    """Spec §H.5: a lab of several nodes served with SIP runs a registrar per node (``sip-N`` /
+    ``sips-N``, node N's CallManager certificate over TLS, §G.5), records its ports and lists the nodes in
+    the configs' CallManager group in node order, at most three; a node added while serving joins, a node
+    removed leaves (ports and config)."""
+    from phoneemu.crypto import certs
+    from phoneemu.formats import config as config_fmt
+    from phoneemu.net.tls import open_tls_connection, peer_certificate_der, phone_client_context
+
+    cluster.add_node(now=cluster.clock)
+
+    def group() -> list[tuple[int | None, int | None]]:
+        cfg = config_fmt.parse(cluster.get(f"SEP{MAC}.cnf.xml") or b"")
+        return [(cm.sip_port, cm.secured_sip_port) for cm in config_fmt.call_managers(cfg)]
+
+    async def main() -> None:
+        async with LabServers(cluster, sip_ports={"sip": 0, "sips": 0}) as servers:
+            p = servers.ports
+            assert group() == [(p["sip"], p["sips"]), (p["sip-2"], p["sips-2"])]
+            _r, w = await open_tls_connection(HOST, p["sips-2"], phone_client_context(("1.2",)))
+            assert peer_certificate_der(w) == certs.cert_der(cluster.callmanager(2).cert)
+            w.close()
+            for _ in range(2):
+                cluster.add_node(now=cluster.clock)
+            await servers.sync_nodes()
+            assert "sips-3" in servers.ports and "sips-4" not in servers.ports and len(group()) == 3
+            cluster.remove_node(now=cluster.clock)
+            cluster.remove_node(now=cluster.clock)
+            await servers.sync_nodes()
+            assert "sips-3" not in servers.ports and "sips-3" not in cluster.state.ports and len(group()) == 2
+    run(main())
+
+
 def _registrar_named(cluster: LabCluster) -> tuple[str, int | None, int | None]:
     """The one CallManager a lab phone's config names: host, sipPort, securedSipPort."""
     from phoneemu.formats import config as config_fmt

@@ -313,6 +313,8 @@ def test_without_a_registrar_the_phone_tries_its_configs_call_managers_in_priori
             res = await register(store, profile, MAC, None, sip_port=9, sips_port=9, events=EventLog(50),
                                  clock=lambda: 0, timeout=1.0)
             got.append((res.rule, res.server, res.rules))
+            assert len(res.passed_over) == (1 if len(pool) == 2 else 0)
+            assert all(p.endswith(":1 G.13-unreachable") for p in res.passed_over)
         install({"devicePool": "<devicePool><callManagerGroup><members><member><callManager/></member>"
                                "</members></callManagerGroup></devicePool>"})
         res = await register(store, profile, MAC, None, sip_port=9, sips_port=9, events=EventLog(50),
