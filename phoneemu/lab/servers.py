@@ -182,36 +182,50 @@ class _LabHttpServer(HttpServer):
         await super()._respond(writer, peer, name, status, body, head_only=head_only, keep=keep)
 
 
+#: OpenSSL's X509_V_FLAG_NO_CHECK_TIME (Python's ssl has no name for it)
+_X509_V_FLAG_NO_CHECK_TIME = 0x200000
+
+
 class _IdentityContexts:
-    """Server contexts for the current TVS/CAPF identity, swapped in at each handshake (SNI callback)."""
+    """Server contexts for the current TVS/CAPF identity, swapped in at each handshake (SNI callback).
+
+    ``client_trust`` (the registrar over TLS): the phone's certificate is asked for and, when given,
+    verified against the certificates it gives, taken again at each handshake (mutual TLS, seed "Device
+    Authentication"); one that does not verify fails the handshake."""
 
     def __init__(self, identity: Callable[[], Identity], *, keylog: Path | None,
-                 ciphers: str | None = None) -> None:
+                 ciphers: str | None = None,
+                 client_trust: Callable[[], tuple[x509.Certificate, ...]] | None = None) -> None:
         self._identity = identity
         self._keylog = keylog
         self._ciphers = ciphers
-        self._current: tuple[x509.Certificate, ssl.SSLContext] | None = None
-        self.base = self._build(identity())
+        self._client_trust = client_trust
+        self._current: tuple[x509.Certificate, tuple[x509.Certificate, ...], ssl.SSLContext] | None = None
+        self.base = self._build(identity(), self._trust())
         self.base.sni_callback = self._on_hello
 
-    def _build(self, ident: Identity) -> ssl.SSLContext:
+    def _trust(self) -> tuple[x509.Certificate, ...]:
+        return self._client_trust() if self._client_trust is not None else ()
+
+    def _build(self, ident: Identity, trust: tuple[x509.Certificate, ...]) -> ssl.SSLContext:
         # TLS 1.0..1.3: old phones speak only TLS 1.0 (spec §E.1, §F.1); no client certificate (tvsd
-        # uses CERT_NONE).
+        # uses CERT_NONE) unless ``client_trust``
+        # (the certificate is asked for, not required: a phone without one gets the registrar's 403 —
+        # asyncio drops the alert a failed handshake would send, the phone would only see a reset)
         ctx = server_context(ident.cert, ident.key, min_version="1.0", max_version="1.3",
-                             keylog_filename=self._keylog, ciphers=self._ciphers)
-        self._current = (ident.cert, ctx)
+                             keylog_filename=self._keylog, ciphers=self._ciphers, client_trust=trust or None)
+        if trust:  # validity is the lab clock's, not the system's: OpenSSL checks the chain, not the dates
+            ctx.verify_flags |= _X509_V_FLAG_NO_CHECK_TIME
+        self._current = (ident.cert, trust, ctx)
         return ctx
 
     def context(self) -> ssl.SSLContext:
-        ident = self._identity()
+        ident, trust = self._identity(), self._trust()
         current = self._current
-        if current is not None and current[0] is ident.cert:
-            return current[1]
-        if current is not None and current[0] == ident.cert:
-            self._current = (ident.cert, current[1])
-            return current[1]
+        if current is not None and current[0] == ident.cert and current[1] == trust:
+            return current[2]
         _log.info("tls: presenting %s", ident.name)
-        ctx = self._build(ident)
+        ctx = self._build(ident, trust)
         ctx.sni_callback = self._on_hello
         return ctx
 
@@ -630,7 +644,8 @@ class LabServers:
                 self._fresh()
                 return self.cluster.callmanager(node)
 
-            ctx = _IdentityContexts(identity, keylog=self.keylog, ciphers=CUCM_SIP_LINE_CIPHERS).base
+            ctx = _IdentityContexts(identity, keylog=self.keylog, ciphers=CUCM_SIP_LINE_CIPHERS,
+                                    client_trust=self._device_trust).base
         return TlsServer(self.sip_handler, ctx, self.host, port, name=name, handshake_timeout=self.io_timeout,
                          on_handshake_error=self._handshake_logger(name))
 
@@ -718,6 +733,13 @@ class LabServers:
     def _tvs_identity(self) -> Identity:
         self._fresh()
         return self.cluster.tvs_identity()
+
+    def _device_trust(self) -> tuple[x509.Certificate, ...]:
+        """What the registrar over TLS accepts a phone's certificate from (mutual TLS, seed "Device
+        Authentication"; CUCM's CallManager-trust): the manufacturing CA (MICs) and the current CAPF
+        (LSCs). Ours: a regenerated CAPF's earlier LSCs are refused — the lab's trust is CUCM's after
+        the old CAPF certificate was deleted from CallManager-trust."""
+        return self.cluster.identity("mfgca").cert, self.cluster.identity("capf").cert
 
     def _capf_identity(self) -> Identity:
         self._fresh()

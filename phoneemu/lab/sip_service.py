@@ -10,6 +10,11 @@ as CCM+TFTP (spec §G.5). Rules (spec §G.13, from the seed chapter's "Digest Au
   what a line with a number leaves); one the cluster does not know gets ``404 Not Found``. A known
   device without a digest user registers at once (``200 OK``): digest
   authentication is per device, independent of the cluster security mode.
+* Over TLS (mutual authentication, seed "Device Authentication"): the phone's certificate is asked for
+  in the handshake and must chain to the manufacturing CA (a MIC) or the current CAPF (an LSC) — one
+  that does not fails the handshake —, and a REGISTER is answered ``403 Forbidden`` when the phone
+  presented none or one whose common name does not end with its device name (ours: CUCM's checks are
+  not in the spec; ``lab.servers`` gives the trust).
 * A device with a digest user is challenged: ``401 Unauthorized`` with ``WWW-Authenticate: Digest
   realm="ccmsipline", nonce=..., algorithm=MD5, qop="auth"`` (realm: "SIP Station Realm"). Its answer
   is checked against the credentials the cluster holds (not those in its config: "Exclude Digest
@@ -38,8 +43,12 @@ import secrets
 import time
 from collections.abc import Callable
 
+from cryptography.x509.oid import NameOID
+
+from phoneemu.crypto import certs
 from phoneemu.errors import DecodeError
 from phoneemu.lab.registrations import ITL_HASH_HEADER, reported_itl
+from phoneemu.net.tls import peer_certificate_der
 from phoneemu.protocols import sip
 from phoneemu.values import host_port
 
@@ -54,7 +63,24 @@ _DEVICE_RE = re.compile(r"<?sips?:(SEP[0-9A-Fa-f]{12})@", re.IGNORECASE)
 #: a Cisco phone's Contact ``+sip.instance="<urn:uuid:00000000-0000-0000-0000-<MAC>>"``
 _INSTANCE_RE = re.compile(r'\+sip\.instance="<urn:uuid:00000000-0000-0000-0000-([0-9A-Fa-f]{12})>"',
                           re.IGNORECASE)
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed"}
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+            405: "Method Not Allowed"}
+
+
+def _device_cert_problem(der: bytes | None, device: str) -> str | None:
+    """Why a phone's certificate over TLS does not authenticate ``device`` (``SEP<MAC>``), None when it
+    does: one must be presented (its chain was verified in the handshake) and name the device in its
+    common name (an LSC's CN is the device name, a MIC's ``CP-<model>-SEP<MAC>``, spec §F.9)."""
+    if der is None:
+        return "no device certificate presented over TLS (mutual authentication: an LSC or a MIC)"
+    try:
+        subject = certs.load_cert_der(der, path="device certificate").subject
+    except DecodeError as exc:
+        return f"device certificate unreadable: {exc}"
+    cn = next((str(a.value) for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)), "")
+    if not cn.upper().endswith(device.upper()):
+        return f"the device certificate names {cn[:80]!r}, not {device}"
+    return None
 
 
 class SipRegistrar:
@@ -79,6 +105,8 @@ class SipRegistrar:
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peername = writer.get_extra_info("peername")
         peer = host_port(peername[0], peername[1]) if peername else "?"
+        over_tls = writer.get_extra_info("ssl_object") is not None
+        device_cert = peer_certificate_der(writer) if over_tls else None
         stream = sip.SipStream()
         try:
             while True:
@@ -89,7 +117,7 @@ class SipRegistrar:
                         return
                     stream.feed(chunk)
                     continue
-                writer.write(self.answer(msg, peer))
+                writer.write(self.answer(msg, peer, over_tls=over_tls, device_cert=device_cert))
                 await writer.drain()
         except DecodeError as exc:
             self._log(peer, "?", "malformed", str(exc))
@@ -112,8 +140,10 @@ class SipRegistrar:
         if self.on_log is not None:
             self.on_log(peer, device, outcome, detail)
 
-    def answer(self, msg: sip.SipMessage, peer: str = "?") -> bytes:
-        """The response to one request (module rules); a response is ignored (b"")."""
+    def answer(self, msg: sip.SipMessage, peer: str = "?", *, over_tls: bool = False,
+               device_cert: bytes | None = None) -> bytes:
+        """The response to one request (module rules); a response is ignored (b""). ``over_tls``: the
+        request came over TLS, where ``device_cert`` is the certificate the phone presented (DER)."""
         if msg.method is None:
             return b""
         found = _DEVICE_RE.search(msg.header("from") or "") \
@@ -126,6 +156,11 @@ class SipRegistrar:
         if creds is None:
             self._log(peer, device, "unknown-device", "no such device on the cluster")
             return self._response(msg, 404)
+        if over_tls:
+            refused = _device_cert_problem(device_cert, device)
+            if refused is not None:
+                self._log(peer, device, "forbidden", refused)
+                return self._response(msg, 403)
         user, password = creds
         if user is None:
             self._log(peer, device, "registered", "no digest authentication for this device")

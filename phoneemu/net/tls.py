@@ -45,6 +45,7 @@ __all__ = [
     "PHONE_TLS12_CIPHERS",
     "Handler",
     "TlsServer",
+    "client_certificate_refused",
     "client_context",
     "client_context_verify_after_handshake",
     "open_tls_connection",
@@ -449,17 +450,49 @@ PHONE_TLS12_CIPHERS = ("AES256-SHA:AES128-SHA:AES256-GCM-SHA384:AES128-GCM-SHA25
                        "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256")
 
 _PHONE_CONTEXTS: dict[tuple[str, str, str | None], ssl.SSLContext] = {}
+_PHONE_IDENTITY_CONTEXTS: dict[tuple[str, str, str | None, bytes], ssl.SSLContext] = {}
+#: client contexts with a phone's own certificate kept (a fleet registering over TLS reuses none of them)
+_IDENTITY_CONTEXTS = 64
 
 
-def phone_client_context(versions: Sequence[str], keylog: str | Path | None = None) -> ssl.SSLContext:
+def phone_client_context(versions: Sequence[str], keylog: str | Path | None = None, *,
+                         identity: tuple[x509.Certificate, PrivateKey] | None = None) -> ssl.SSLContext:
     """The ``CERT_NONE`` client context an emulated phone uses for TVS and CAPF, limited to the TLS
     versions of its profile (7900-series phones speak only TLS 1.0, spec §E.1/§F.1); one shared
-    context per (versions, key log) so that thousands of phones do not each build one."""
+    context per (versions, key log) so that thousands of phones do not each build one. With
+    ``identity`` (certificate, key) the context presents it when the server asks (the phone's LSC or
+    MIC to a CallManager, spec §F.9): a context of its own, the last :data:`_IDENTITY_CONTEXTS` kept."""
     picked = sorted({v for v in versions if v in TLS_VERSIONS}, key=TLS_VERSIONS.index) or ["1.2", "1.3"]
     key = (picked[0], picked[-1], str(keylog) if keylog is not None else None)
+    if identity is not None:
+        own = (*key, cert_der(identity[0]))
+        ctx = _PHONE_IDENTITY_CONTEXTS.pop(own, None)
+        if ctx is None:
+            ctx = client_context_verify_after_handshake(  # (any key size it holds: a 1024-bit MIC too)
+                chain=identity[0], key=identity[1], min_version=picked[0], max_version=picked[-1],
+                keylog_filename=keylog, ciphers=f"{PHONE_TLS12_CIPHERS}:@SECLEVEL=0")
+        _PHONE_IDENTITY_CONTEXTS[own] = ctx  # the most recently used last
+        while len(_PHONE_IDENTITY_CONTEXTS) > _IDENTITY_CONTEXTS:
+            del _PHONE_IDENTITY_CONTEXTS[next(iter(_PHONE_IDENTITY_CONTEXTS))]
+        return ctx
     ctx = _PHONE_CONTEXTS.get(key)
     if ctx is None:
         ctx = client_context_verify_after_handshake(min_version=picked[0], max_version=picked[-1],
                                                     keylog_filename=keylog, ciphers=PHONE_TLS12_CIPHERS)
         _PHONE_CONTEXTS[key] = ctx
     return ctx
+
+
+#: the TLS alerts (OpenSSL's reason names) a server sends when it refuses the client's certificate, or
+#: the absence of one it requires
+_CLIENT_CERT_ALERTS = ("ALERT_UNKNOWN_CA", "ALERT_BAD_CERTIFICATE", "CERTIFICATE_REQUIRED",
+                       "ALERT_CERTIFICATE_EXPIRED", "ALERT_CERTIFICATE_UNKNOWN",
+                       "ALERT_UNSUPPORTED_CERTIFICATE", "ALERT_CERTIFICATE_REVOKED", "ALERT_ACCESS_DENIED")
+
+
+def client_certificate_refused(message: str, *, presented: bool) -> bool:
+    """Whether a handshake failure ``message`` (:func:`open_tls_connection`'s) is the server refusing the
+    client's certificate — or, when none was ``presented``, a handshake failure alert (TLS 1.2 servers
+    send that one when they require a certificate)."""
+    refused = any(a in message for a in _CLIENT_CERT_ALERTS)
+    return refused or (not presented and "HANDSHAKE_FAILURE" in message)

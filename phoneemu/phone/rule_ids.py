@@ -45,8 +45,8 @@ RULE_IDS: frozenset[str] = frozenset({
     "G.4-unsupported-hash", "G.4-vouched-by-tvs", "G.4-wrong-file-name",
     # G.5 the SIP registrar over TLS, G.13 SIP registration with digest authentication
     "G.5-sip-server-in-ctl", "G.5-sip-server-untrusted",
-    "G.13-digest-rejected", "G.13-no-callmanager", "G.13-no-config", "G.13-no-credentials", "G.13-registered",
-    "G.13-registrar-refused", "G.13-unreachable",
+    "G.13-device-cert-refused", "G.13-digest-rejected", "G.13-no-callmanager", "G.13-no-config",
+    "G.13-no-credentials", "G.13-registered", "G.13-registrar-refused", "G.13-unreachable",
     # G.9 secure connections, G.10 default config, G.12 encrypted configs
     "G.9-fallback-tcp", "G.9-retry-trust-file", "G.9-tls-with-ctl",
     "G.10-device-config", "G.10-no-config", "G.10-use-default-config",

@@ -8,7 +8,9 @@ Steps:
 2. Transport (§G.9): a device in authenticated or encrypted mode whose CTL holds a CUCM certificate
    registers over TLS (the registrar's ``securedSipPort``), any other over TCP (``sipPort``). Over TLS
    the registrar's certificate must be a CCM / CCM+TFTP record of the CTL (§G.5:
-   :func:`phoneemu.phone.rules.decide_sip_server`), else nothing is sent (``G.5-sip-server-untrusted``).
+   :func:`phoneemu.phone.rules.decide_sip_server`), else nothing is sent (``G.5-sip-server-untrusted``);
+   the phone presents its own certificate when asked, its LSC, else its MIC (§F.9, mutual
+   authentication; ``client_cert``): a TLS alert refusing it is ``G.13-device-cert-refused``.
 3. REGISTER (:mod:`phoneemu.protocols.sip`). A ``401`` challenge is answered with the RFC 2617 MD5
    response, ``qop=auth``, a fresh cnonce and the nonce count; a second ``401`` with ``stale=TRUE`` is
    answered once more with its new nonce (no one is asked, RFC 2617 §3.2.1); any other ``401`` after an
@@ -46,7 +48,12 @@ from pathlib import Path
 
 from phoneemu.errors import DecodeError, TransportError
 from phoneemu.formats import config as config_fmt
-from phoneemu.net.tls import open_tls_connection, peer_certificate_der, phone_client_context
+from phoneemu.net.tls import (
+    client_certificate_refused,
+    open_tls_connection,
+    peer_certificate_der,
+    phone_client_context,
+)
 from phoneemu.phone import rules
 from phoneemu.phone.events import Decision, EventLog
 from phoneemu.phone.profile import PhoneProfile
@@ -61,7 +68,7 @@ _MAX_REQUESTS = 3
 #: CallManagers of the config's group tried in turn, at most (ours: as many as TVS servers, spec §E.7.5)
 _MAX_CALL_MANAGERS = config_fmt.MAX_SERVERS
 #: how a registration with one CallManager ends when the phone tries the next (no connection it can use)
-_NEXT_CALL_MANAGER = frozenset({"G.13-unreachable", "G.5-sip-server-untrusted"})
+_NEXT_CALL_MANAGER = frozenset({"G.13-unreachable", "G.5-sip-server-untrusted", "G.13-device-cert-refused"})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -79,6 +86,8 @@ class SipResult:
     #: every rule applied, in order: the registrar's certificate (§G.5, over TLS), then ``rule``
     rules: tuple[str, ...] = ()
     tls: str = ""  # over TLS: the version and cipher negotiated ("TLSv1.2 AES128-SHA")
+    #: over TLS, the phone's own certificate it presented: "LSC", "MIC" or "" (none; TCP)
+    client_cert: str = ""
     #: the config's CallManagers tried first and passed over, each "HOST:PORT rule" (unreachable, or over
     #: TLS a certificate the CTL does not list), in the order tried
     passed_over: tuple[str, ...] = ()
@@ -171,9 +180,9 @@ async def register(store: TrustStore, profile: PhoneProfile, mac: str, host: str
                    sips_port: int, events: EventLog, clock: Callable[[], int], timeout: float = 5.0,
                    keylog: str | Path | None = None, cache: DigestCache | None = None) -> SipResult:
     """Register with the registrar at ``host``, or (``host`` None) with the CallManagers the config's
-    ``devicePool`` names, in priority order, the next one tried while one is unreachable (module
-    docstring); every decision is logged."""
-    if host is not None or store.config is None:
+    ``devicePool`` names, in priority order, the next one tried while one gives no usable connection
+    (module docstring, "Where"); every decision is logged."""
+    if host is not None or store.config is None:  # (no config: G.13-no-config before any address is used)
         return await _register_at(store, profile, mac, host or "", sip_port=sip_port, sips_port=sips_port,
                                   events=events, clock=clock, timeout=timeout, keylog=keylog, cache=cache)
     try:
@@ -214,12 +223,13 @@ async def _register_at(store: TrustStore, profile: PhoneProfile, mac: str, host:
     applied_tls: list[str] = []  # the TLS version and cipher, over TLS
 
     def done(rule: str, ok: bool, reason: str, *, transport: str = "", server: str = "",
-             challenged: bool = False, stale: bool = False, status: int | None = None) -> SipResult:
+             challenged: bool = False, stale: bool = False, status: int | None = None,
+             client_cert: str = "") -> SipResult:
         events.record(Decision(rule=rule, accepted=ok, reason=reason, file=server, kind="sip"), time=clock(),
                       phone=mac)
         return SipResult(registered=ok, rule=rule, reason=reason, transport=transport, server=server,
                          challenged=challenged, stale=stale, status=status, rules=(*applied, rule),
-                         tls="".join(applied_tls))
+                         tls="".join(applied_tls), client_cert=client_cert)
 
     if store.config is None:
         return done("G.13-no-config", False, "no accepted config: no line to register")
@@ -233,15 +243,22 @@ async def _register_at(store: TrustStore, profile: PhoneProfile, mac: str, host:
     transport = "tls" if secure is not None and secure.action == "use-tls" else "tcp"
     port = sips_port if transport == "tls" else sip_port
     server = host_port(host, port)
+    own = store.credential if transport == "tls" else None  # LSC, else MIC (§F.9): mutual TLS
+    presented = "" if own is None else "LSC" if own is store.lsc else "MIC"
     try:
         if transport == "tls":
-            ctx = phone_client_context(profile.tls_versions, str(keylog) if keylog is not None else None)
+            ctx = phone_client_context(profile.tls_versions, str(keylog) if keylog is not None else None,
+                                       identity=None if own is None else (own.cert(), own.key()))
             reader, writer = await open_tls_connection(host, port, ctx, timeout=timeout)
         else:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     except (TransportError, OSError, TimeoutError) as exc:
         why = exc.message if isinstance(exc, TransportError) else \
             f"{server}: cannot connect: {exc or 'timeout'}"
+        if isinstance(exc, TransportError) and client_certificate_refused(why, presented=own is not None):
+            mine = f"its {presented}" if presented else "none: the phone holds no LSC or MIC"
+            return done("G.13-device-cert-refused", False, f"the registrar refused the phone's certificate "
+                        f"({mine}): {why}", transport=transport, server=server, client_cert=presented)
         return done("G.13-unreachable", False, why, transport=transport, server=server)
     try:
         if transport == "tls":
@@ -252,7 +269,8 @@ async def _register_at(store: TrustStore, profile: PhoneProfile, mac: str, host:
             events.record(d, time=clock(), phone=mac)
             if not d.accepted:
                 return SipResult(registered=False, rule=d.rule, reason=d.reason, transport=transport,
-                                 server=server, rules=(d.rule,), tls="".join(applied_tls))
+                                 server=server, rules=(d.rule,), tls="".join(applied_tls),
+                                 client_cert=presented)
             applied.append(d.rule)
         sockname = writer.get_extra_info("sockname")
         local = host_port(sockname[0], sockname[1]) if sockname else "0.0.0.0:0"
@@ -262,7 +280,8 @@ async def _register_at(store: TrustStore, profile: PhoneProfile, mac: str, host:
         elif cache.server != server:  # another registrar: its challenge is not this one's
             cache.server, cache.challenge, cache.nc = server, None, 0
         return await _converse(reg, reader, writer, creds, cache, timeout=timeout,
-                               done=functools.partial(done, transport=transport, server=server))
+                               done=functools.partial(done, transport=transport, server=server,
+                                                      client_cert=presented))
     except (TransportError, DecodeError, OSError, TimeoutError) as exc:
         return done("G.13-unreachable", False, f"SIP exchange failed: {exc or type(exc).__name__}",
                     transport=transport, server=server)

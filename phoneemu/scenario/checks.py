@@ -303,6 +303,14 @@ def _sip(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     return actual, actual in _any_of(expected)
 
 
+def _sip_client_cert(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+    """lsc / mic / none: the phone's own certificate the last ``sip`` step presented over TLS (mutual
+    authentication: its LSC, else its MIC, spec §F.9); none over TCP or when it holds neither."""
+    res = getattr(p, "sip", None)
+    actual = (res.client_cert.lower() if res is not None else "") or "none"
+    return actual, actual in _any_of(expected)
+
+
 def _sip_passed_over(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     """How many of its config's CallManagers the last ``sip`` step passed over (unreachable, or over TLS
     a certificate the CTL does not list) before the one that ended it (spec §H.5, §G.5)."""
@@ -359,6 +367,7 @@ _CHECKS: dict[str, Callable[[PhoneView, Any], tuple[Any, bool]]] = {
     "fetched_over": _fetched_over,
     "sip": _sip,
     "sip_passed_over": _sip_passed_over,
+    "sip_client_cert": _sip_client_cert,
     "sip_transport": _sip_field("transport", "none"),
     "sip_challenged": _sip_field("challenged", False),
     "sip_stale": _sip_field("stale", False),

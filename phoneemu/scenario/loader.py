@@ -126,6 +126,7 @@ CHECKS: dict[str, tuple[str, ...] | None] = {
     "sip_stale": None,
     "sip_cipher": None,
     "sip_passed_over": None,
+    "sip_client_cert": ("lsc", "mic", "none"),
 }
 
 _BOOL_CHECKS = frozenset({"locked_out", "encrypted", "tvs_used", "retransmitted", "sip_challenged",

@@ -224,11 +224,16 @@ def test_boot_register_answers_the_digest_challenge_over_tcp_then_tls(tmp_path: 
             assert f"SIP:       registered over tcp at {HOST}:{p['sip']}, challenged: G.13-registered" in out
             c.set_security_mode([MAC], "encrypted", now=NOW)
             c.set_mixed_mode(True, now=NOW)
-            rc, out, _err = await cli("boot", "--json", *common)
+            rc, out, _err = await cli("boot", "--json", *common)  # no MIC given: nothing to present
+            doc = json.loads(out)
+            assert rc == 1 and doc["sip"]["rule"] == "G.13-registrar-refused" and doc["sip"]["status"] == 403
+            assert doc["sip"]["client_cert"] == ""
+            rc, out, _err = await cli("boot", "--json", "--lab", str(c.root), *common)  # its MIC: mutual TLS
             doc = json.loads(out)
             assert rc == 0 and doc["sip"]["transport"] == "tls" and doc["sip"]["rules"] == [
                 "G.5-sip-server-in-ctl", "G.13-registered"]
             assert doc["sip"]["tls"] == "TLSv1.2 AES128-SHA"  # CUCM's SIP line with a phone
+            assert doc["sip"]["client_cert"] == "MIC"
             c.set_security_mode([MAC], "non-secure", now=NOW)
             rc, out, _err = await cli("boot", *common[:-4], "--register", f"{HOST}:1")  # nobody there
             assert rc == 1 and f"SIP:       NOT registered over tcp at {HOST}:1: G.13-unreachable" in out
@@ -249,7 +254,7 @@ def test_boot_register_without_an_address_finds_the_callmanager_in_its_config(tm
             p = srv.ports
             assert c.state.ports["sip"] == p["sip"] and c.state.ports["sips"] == p["sips"]
             common = ["--tftp", f"{HOST}:{p['tftp']}", "--http-port", str(p["http"]), "--mac", MAC,
-                      "--flash", str(tmp_path / "ph"), "--register"]
+                      "--flash", str(tmp_path / "ph"), "--lab", str(c.root), "--register"]  # its MIC (TLS)
             rc, out, _err = await cli("boot", *common)
             assert rc == 0, out
             assert f"SIP:       registered over tcp at {HOST}:{p['sip']}, challenged: G.13-registered" in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import ssl
@@ -295,3 +296,63 @@ def test_handshake_failure_wording() -> None:
     assert handshake_failure(err) == "WRONG_VERSION_NUMBER"
     assert handshake_failure(ConnectionResetError()) == "ConnectionResetError"  # no empty ': '
     assert handshake_failure(EOFError("closed")) == "EOFError: closed"
+
+
+def test_a_phone_refused_for_its_certificate_says_so() -> None:
+    """A registrar that requires a client certificate from another CA (a real CUCM whose CallManager-
+    trust lacks the phone's issuer) sends an alert in the handshake: the phone's registration ends
+    ``G.13-device-cert-refused`` naming the certificate it presented (its MIC; spec §F.9), and with no
+    certificate at all the handshake failure alert counts as the same refusal."""
+    import socket
+    import threading
+
+    from phoneemu.formats import config as config_fmt
+    from phoneemu.phone.events import EventLog
+    from phoneemu.phone.profile import get_profile
+    from phoneemu.phone.sip import register
+    from phoneemu.phone.store import AcceptedConfig, Credential, TrustStore
+
+    _ca_key, ca = identity("ec-p256", "CallManager-trust CA")
+    srv_key, srv_cert = identity("ec-p256", "cucm-pub")
+    ctx = server_context(srv_cert, srv_key, client_trust=[ca], require_client_cert=True)
+    listener = socket.create_server((HOST, 0))
+    port = listener.getsockname()[1]
+    listener.settimeout(10)
+
+    def serve(count: int) -> None:  # blocking OpenSSL sends its alert before the handshake raises
+        for _ in range(count):
+            conn, _ = listener.accept()
+            with conn, contextlib.suppress(OSError):
+                ctx.wrap_socket(conn, server_side=True)
+
+    thread = threading.Thread(target=serve, args=(2,), daemon=True)
+    thread.start()
+    profile = get_profile("cp-8861")
+    mic_key, mic = identity("ec-p256", "CP-8861-SEP0011223344AA")
+    results = []
+    for mic_held in (Credential.of(mic, mic_key), None):
+        store = TrustStore(profile=profile, mic=mic_held)
+        cfg = config_fmt.DeviceConfig(device_name="SEP0011223344AA", device_security_mode=3)
+        store.config = AcceptedConfig(file="SEP.cnf.xml", xml=config_fmt.build(cfg), config=cfg)
+        store.ctl = _ctl_listing(srv_cert)
+        results.append(asyncio.run(register(store, profile, "0011223344AA", HOST, sip_port=9, sips_port=port,
+                                            events=EventLog(20), clock=lambda: 0, timeout=5)))
+    thread.join(10)
+    listener.close()
+    assert results[0].rule == "G.13-device-cert-refused" and "(its MIC)" in results[0].reason
+    assert results[0].client_cert == "MIC" and results[0].transport == "tls"
+    assert results[1].rule == "G.13-device-cert-refused" and "holds no LSC or MIC" in results[1].reason
+
+
+def _ctl_listing(cert: x509.Certificate) -> object:
+    """A CTL whose CCM+TFTP record is ``cert`` (spec §B.3), signed by a SAST of its own."""
+    from phoneemu.formats import trustlist
+    from phoneemu.formats.header import FileSigner
+    from phoneemu.formats.trustlist import Role, TrustRecord
+
+    sast_key, sast = identity("ec-p256", "SAST")
+    records = [TrustRecord.from_certificate(sast, Role.SAST),
+               TrustRecord.from_certificate(cert, Role.CCM_TFTP)]
+    data = trustlist.build(kind="CTL", records=records, signer=FileSigner(key=sast_key, cert=sast),
+                           timestamp=1_700_000_000)
+    return trustlist.parse(data)

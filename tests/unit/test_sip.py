@@ -379,3 +379,35 @@ def test_a_cucm_style_line_registers_with_its_number_and_the_lab_knows_it_by_ins
 
     assert asyncio.run(body()) == "G.13-registered"
     assert froms and all(f.startswith("<sip:1001@127.0.0.1>") for f in froms)
+
+
+def test_over_tls_the_registrar_wants_a_certificate_naming_the_device() -> None:
+    """Mutual authentication (seed "Device Authentication"): over TLS a REGISTER from a phone that
+    presented no certificate, or one naming another device, is answered 403; over TCP none is asked."""
+    import datetime as dt
+
+    from phoneemu.crypto.certs import CertRequest, cert_der, issue_certificate
+    from phoneemu.crypto.keys import KeySpec, generate_key
+
+    key = generate_key(KeySpec.parse("ec-p256"))
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+    def cert(cn: str) -> bytes:
+        req = CertRequest(subject=f"CN={cn};O=phoneemu", public_key=key.public_key(), serial=7,
+                          not_before=now, not_after=now + dt.timedelta(days=1))
+        return cert_der(issue_certificate(req, issuer_key=key))
+
+    logged: list[tuple[str, str]] = []
+    reg = SipRegistrar({MAC: (None, None)}.get, on_log=lambda _p, _d, outcome, detail: logged.append(
+        (outcome, detail)))
+    assert sip.parse_message(reg.answer(_register(), over_tls=True)).status == 403
+    assert logged[-1][0] == "forbidden" and "no device certificate" in logged[-1][1]
+    other = cert("CP-8861-SEP0011223344BB")
+    assert sip.parse_message(reg.answer(_register(), over_tls=True, device_cert=other)).status == 403
+    assert "names 'CP-8861-SEP0011223344BB', not SEP0011223344AA" in logged[-1][1]
+    junk = b"\x30\x03junk"
+    assert sip.parse_message(reg.answer(_register(), over_tls=True, device_cert=junk)).status == 403
+    assert "unreadable" in logged[-1][1]
+    for cn in (f"CP-8861-SEP{MAC}", f"SEP{MAC}"):  # a MIC's name, an LSC's
+        assert sip.parse_message(reg.answer(_register(), over_tls=True, device_cert=cert(cn))).status == 200
+    assert sip.parse_message(reg.answer(_register())).status == 200  # over TCP no certificate is asked
