@@ -94,6 +94,7 @@ from phoneemu.lab.state import (
     PhoneState,
     TrustedCert,
     load_state,
+    node_registrars,
     save_state,
 )
 from phoneemu.protocols.sip import SIP_PORT, SIPS_PORT
@@ -1052,12 +1053,10 @@ class LabCluster:
         """Stop (``running=False``) or start a service of a running ``lab serve`` — ``tftp``, ``http``,
         ``tvs``, ``capf``, ``tvs-N`` (node N's TVS), ``sip`` or ``sips`` (the registrar; ``sip-N`` /
         ``sips-N`` node N's): a TVS outage during a certificate change (spec §E.7.6), the CallManager
-        the configs name down (§H.5). Only
-        recorded here (``stopped``); the server follows within its watch interval."""
+        the configs name down (§H.5). Only recorded here (``stopped``); the server follows within its
+        watch interval."""
         nodes = [f"tvs-{n}" for n in range(2, self.state.nodes + 1)]
-        registrars = [f"{base}-{n}" for n in range(2, min(self.state.nodes, CALL_MANAGER_GROUP_SIZE) + 1)
-                      for base in ("sip", "sips")]
-        known = ["tftp", "http", "tvs", "capf", *nodes, "sip", "sips", *registrars]
+        known = ["tftp", "http", "tvs", "capf", *nodes, "sip", "sips", *node_registrars(self.state.nodes)]
         if name not in known:
             raise EncodeError(f"{name!r} is not a service of this cluster: one of {', '.join(known)}",
                               path="service")

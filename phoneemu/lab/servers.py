@@ -99,7 +99,7 @@ from phoneemu.lab.lock import LOCK_FILE, LOCK_POLL_S, LOCK_WAIT_S, LabBusyError,
 from phoneemu.lab.pki import Identity
 from phoneemu.lab.registrations import REGISTRATIONS_FILE, write_registrations
 from phoneemu.lab.sip_service import SipRegistrar
-from phoneemu.lab.state import CALL_MANAGER_GROUP_SIZE, DEFAULT_PORTS
+from phoneemu.lab.state import DEFAULT_PORTS, node_registrars
 from phoneemu.lab.tvs_loop import LoopTvsServer
 from phoneemu.lab.tvs_service import TvsConnectionLog, TvsHandler
 from phoneemu.lab.tvs_threaded import ThreadedTvsServer
@@ -476,9 +476,8 @@ class LabServers:
     def _node_sip_names(self) -> list[str]:
         """``sip-N`` / ``sips-N``: nodes 2.. 's registrars, run when node 1's were started with the others
         (``sip_ports``), at most the nodes a config's CallManager group lists."""
-        last = min(self.cluster.state.nodes, CALL_MANAGER_GROUP_SIZE)
-        return [f"{base}-{n}" for n in range(2, last + 1) for base in ("sip", "sips")
-                if base in self.sip_at_start]
+        return [name for name in node_registrars(self.cluster.state.nodes)
+                if name.rsplit("-", 1)[0] in self.sip_at_start]
 
     def _node_names(self) -> list[str]:
         """The services of nodes 2..: every node's TVS, and its registrar (:meth:`_node_sip_names`)."""

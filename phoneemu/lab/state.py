@@ -40,6 +40,7 @@ __all__ = [
     "PhoneState",
     "TrustedCert",
     "load_state",
+    "node_registrars",
     "save_state",
 ]
 
@@ -52,6 +53,12 @@ DEFAULT_PORTS = {"tftp": 69, "http": 6970, "tvs": 2445, "capf": 3804}
 #: the nodes a config's CallManager group (``devicePool``) lists at most: CUCM's group holds three (ours,
 #: spec §H.5 gives no number); nodes 2.. are listed once ``lab serve`` recorded their registrar's ports
 CALL_MANAGER_GROUP_SIZE = 3
+
+
+def node_registrars(nodes: int) -> list[str]:
+    """``sip-N``, ``sips-N`` of nodes 2.. a config's CallManager group lists (``lab serve`` runs them)."""
+    return [f"{base}-{n}" for n in range(2, min(nodes, CALL_MANAGER_GROUP_SIZE) + 1)
+            for base in ("sip", "sips")]
 
 
 @dataclass(kw_only=True)
