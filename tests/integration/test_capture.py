@@ -619,20 +619,24 @@ def test_boot_capture_not_possible_is_one_line(tmp_path: Path, capsys: pytest.Ca
 
 # --------------------------------------------------------------------------- fleet boot --capture
 FLEET_HOST = "127.0.0.63"  # the fleet capture tests' cluster (no other test uses it)
+#: the --capture-limit test's own cluster: run beside the other fleet capture test (pytest -n 2), a
+#: shared address let that test's packets fill its 20 KB first (kept, then dropped as another
+#: process's: an empty pcap)
+LIMIT_HOST = "127.0.0.65"
 FLEET_START = 0x0A0000000E00
 FLEET_MACS = [f"{FLEET_START + i:012X}" for i in range(5)]
 
 
-def _fleet_lab(tmp: Path, seed: int) -> LabCluster:
+def _fleet_lab(tmp: Path, seed: int, host: str = FLEET_HOST) -> LabCluster:
     from phoneemu.lab.cluster import LabCluster
 
-    lab = LabCluster.init(tmp / "lab", seed=seed, key_spec="rsa1024", host=FLEET_HOST)
+    lab = LabCluster.init(tmp / "lab", seed=seed, key_spec="rsa1024", host=host)
     lab.add_phones(FLEET_MACS)
     return lab
 
 
-def _fleet_argv(tftp_port: int, flash: Path, *extra: str) -> list[str]:
-    return ["fleet", "boot", "--count", str(len(FLEET_MACS)), "--tftp", f"{FLEET_HOST}:{tftp_port}",
+def _fleet_argv(tftp_port: int, flash: Path, *extra: str, host: str = FLEET_HOST) -> list[str]:
+    return ["fleet", "boot", "--count", str(len(FLEET_MACS)), "--tftp", f"{host}:{tftp_port}",
             "--mac-start", FLEET_MACS[0], "--no-http", "--shards", "2", "--flash", str(flash), "-q", *extra]
 
 
@@ -693,13 +697,13 @@ def test_fleet_boot_capture_limit_bounds_the_pcap(tmp_path: Path) -> None:
     from phoneemu.lab.servers import LabServers
 
     skip_unless_live(tmp_path)
-    lab = _fleet_lab(tmp_path, seed=74)
+    lab = _fleet_lab(tmp_path, seed=74, host=LIMIT_HOST)
     pcap, report = tmp_path / "small.pcap", tmp_path / "fleet.json"
 
     async def body() -> tuple[int, str]:
-        async with LabServers(lab, host=FLEET_HOST) as srv:
+        async with LabServers(lab, host=LIMIT_HOST) as srv:
             argv = _fleet_argv(srv.ports["tftp"], tmp_path / "flash", "--capture", str(pcap),
-                               "--capture-limit", "0.02", "--json", str(report))
+                               "--capture-limit", "0.02", "--json", str(report), host=LIMIT_HOST)
             return await phoneemu_cli(*argv)
 
     rc, out = run_long(body())
