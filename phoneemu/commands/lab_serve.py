@@ -95,11 +95,13 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--capf-port", type=_port, default=DEFAULT_PORTS["capf"], metavar="N",
                    help="CAPF TLS port (default 3804; 0 = any free port, the lab's last one when free)")
     p.add_argument("--sip-port", type=_port, default=None, metavar="N",
-                   help="also run the SIP registrar over TCP on N (5060 is CUCM's; 0 = any free port): "
-                   "phones register with digest authentication (spec G.13; boot --register)")
+                   help="also run the SIP registrar over TCP on N (5060 is CUCM's; 0 = any free port), "
+                   "one per node: phones register with digest authentication (spec G.13; boot --register); "
+                   "the ports are recorded and every config's devicePool names them (spec H.5)")
     p.add_argument("--sips-port", type=_port, default=None, metavar="N",
                    help="also run the SIP registrar over TLS on N (5061 is CUCM's; 0 = any free port), "
-                   "presenting the CallManager certificate the CTL lists")
+                   "presenting each node's CallManager certificate the CTL lists and asking for the "
+                   "phone's LSC or MIC (mutual authentication)")
     p.add_argument("--keylog", type=Path, metavar="FILE", help="append TLS key-log lines (Wireshark)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
     p.set_defaults(handler=run_serve)
