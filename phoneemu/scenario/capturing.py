@@ -17,7 +17,10 @@ Rules:
   the kernel where it can be attached; the same test is repeated in Python. Packets stream to disk
   (bounded memory); past ``max_bytes`` (the size the pcap would reach: its header and each packet's
   record; the spool is smaller) the capture stops writing and says so in the note file, naming the
-  bound as ``limit_name`` (``--capture-limit`` for ``fleet boot``). Packets the kernel dropped because
+  bound as ``limit_name`` (``--capture-limit`` for ``fleet boot``). Packets of hosts not yet known to
+  be ours (external mode, below) are spooled within a ``max_bytes`` of their own — other programs'
+  connections cannot use up the phones' bound, and the spool stays within twice it —, and the pcap
+  written at close stops at ``max_bytes`` too. Packets the kernel dropped because
   the thread could not keep up (``PACKET_STATISTICS``, read at close) are counted in ``kernel_drops``
   and the note file says so.
   ``close()`` drains what the kernel already queued, stops the thread within ``_STOP_TIMEOUT``
@@ -390,6 +393,8 @@ class LiveCapture(CaptureSink):
             raise
         self._null_writer: PcapWriter | None = None
         self._written = _PCAP_HEADER  # the pcap's size once written (what max_bytes bounds)
+        self._tentative_spooled = 0  # bytes of _TENTATIVE packets spooled (their own max_bytes)
+        self.tentative_overflow = 0  # such packets not spooled: that budget was spent
         self._stop = threading.Event()
         self._scan()
         self._thread = threading.Thread(target=self._run, name=f"capture:{path.stem}", daemon=True)
@@ -541,17 +546,30 @@ class LiveCapture(CaptureSink):
                 pkt, kind = got or (None, _EXTERNAL)
             else:
                 pkt, kind = self.keep(frame, pkttype), _LO
-            if pkt is None or self.truncated:
-                continue
-            if self._written + len(pkt) + _PCAP_RECORD > self.max_bytes:
-                self.truncated = True
-                continue
-            stale = time.monotonic() - self._last_scan > _RESCAN_S
-            if not external and self.drop_foreign and stale and self.verdict(pkt) == "unknown":
-                self._scan()  # a socket we do not know yet: learn it while it still exists
-            self._spool.write(_SPOOL.pack(ts, len(pkt), kind) + pkt)
-            self._written += len(pkt) + _PCAP_RECORD  # the spool's record (13 bytes) is smaller
+            if pkt is not None:
+                self._spool_packet(pkt, kind, ts)
         return n
+
+    def _spool_packet(self, pkt: bytes, kind: int, ts: float) -> None:
+        """Spool ``pkt`` within the bounds (module rules): packets of hosts not known to be ours yet
+        (``_TENTATIVE``) have a budget of their own, so other programs' traffic cannot use up ours."""
+        size = len(pkt) + _PCAP_RECORD  # the spool's record (13 bytes) is smaller
+        if kind == _TENTATIVE:
+            if self._tentative_spooled + size > self.max_bytes:
+                self.tentative_overflow += 1
+                return
+            self._tentative_spooled += size
+        else:
+            if self.truncated:
+                return
+            if self._written + size > self.max_bytes:
+                self.truncated = True
+                return
+            self._written += size
+            stale = time.monotonic() - self._last_scan > _RESCAN_S
+            if kind == _LO and self.drop_foreign and stale and self.verdict(pkt) == "unknown":
+                self._scan()  # a socket we do not know yet: learn it while it still exists
+        self._spool.write(_SPOOL.pack(ts, len(pkt), kind) + pkt)
 
     def _run(self) -> None:
         try:
@@ -578,8 +596,9 @@ class LiveCapture(CaptureSink):
         return TcpFlow(self._null_writer, client, server)
 
     def _write_pcap(self) -> None:
-        """Copy the spooled packets that touch one of our endpoints into the pcap."""
+        """Copy the spooled packets that touch one of our endpoints into the pcap, within ``max_bytes``."""
         filter_own = self.drop_foreign and self.proc_error is None
+        written = _PCAP_HEADER
         with open(self._spool_path, "rb") as spool, PcapWriter(self.path) as out:
             while True:
                 head = spool.read(_SPOOL.size)
@@ -595,6 +614,10 @@ class LiveCapture(CaptureSink):
                 if kind == _TENTATIVE and not self._learned(pkt):
                     self.dropped_foreign += 1
                     continue
+                written += len(pkt) + _PCAP_RECORD
+                if written > self.max_bytes:  # learned hosts' packets on top of the others
+                    self.truncated = True
+                    break
                 out.packet(pkt, ts)
                 self.kept += 1
 
@@ -628,6 +651,10 @@ class LiveCapture(CaptureSink):
         if self.truncated:
             missing.append(f"stopped at {self.max_bytes:,} bytes ({self.limit_name}); later packets are "
                            "missing")
+        if self.tentative_overflow:
+            missing.append(f"{self.tentative_overflow} packet(s) of hosts not yet known to be the phones' "
+                           f"peers were not kept ({self.limit_name} bounds them apart): some may have been "
+                           "theirs")
         if self.kernel_drops:
             missing.append(f"the kernel dropped {self.kernel_drops} packet(s) the capture thread could not "
                            "read in time: they are missing from the pcap")
