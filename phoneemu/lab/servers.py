@@ -210,8 +210,8 @@ class _IdentityContexts:
     def _build(self, ident: Identity, trust: tuple[x509.Certificate, ...]) -> ssl.SSLContext:
         # TLS 1.0..1.3: old phones speak only TLS 1.0 (spec §E.1, §F.1); no client certificate (tvsd
         # uses CERT_NONE) unless ``client_trust``
-        # (the certificate is asked for, not required: a phone without one gets the registrar's 403 —
-        # asyncio drops the alert a failed handshake would send, the phone would only see a reset)
+        # (the certificate is asked for, not required: a phone without one gets the registrar's 403, a
+        # phone whose certificate does not verify the handshake's alert, phoneemu.net.tls_accept)
         ctx = server_context(ident.cert, ident.key, min_version="1.0", max_version="1.3",
                              keylog_filename=self._keylog, ciphers=self._ciphers, client_trust=trust or None)
         if trust:  # validity is the lab clock's, not the system's: OpenSSL checks the chain, not the dates

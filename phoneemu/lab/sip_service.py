@@ -12,9 +12,9 @@ as CCM+TFTP (spec §G.5). Rules (spec §G.13, from the seed chapter's "Digest Au
   authentication is per device, independent of the cluster security mode.
 * Over TLS (mutual authentication, seed "Device Authentication"): the phone's certificate is asked for
   in the handshake and must chain to the manufacturing CA (a MIC) or the current CAPF (an LSC) — one
-  that does not fails the handshake —, and a REGISTER is answered ``403 Forbidden`` when the phone
-  presented none or one whose common name does not end with its device name (ours: CUCM's checks are
-  not in the spec; ``lab.servers`` gives the trust).
+  that does not fails the handshake with OpenSSL's alert (``unknown ca``) —, and a REGISTER is answered
+  ``403 Forbidden`` when the phone presented none or one whose common name does not end with its
+  device name (ours: CUCM's checks are not in the spec; ``lab.servers`` gives the trust).
 * A device with a digest user is challenged: ``401 Unauthorized`` with ``WWW-Authenticate: Digest
   realm="ccmsipline", nonce=..., algorithm=MD5, qop="auth"`` (realm: "SIP Station Realm"). Its answer
   is checked against the credentials the cluster holds (not those in its config: "Exclude Digest

@@ -28,7 +28,6 @@ import tempfile
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import cast
 
 from cryptography import x509
 
@@ -36,6 +35,7 @@ from phoneemu.crypto.certs import cert_der
 from phoneemu.crypto.keys import PrivateKey, private_key_pem
 from phoneemu.errors import TransportError
 from phoneemu.net._listen import is_ipv6_any, tcp_listener
+from phoneemu.net.tls_accept import TlsAcceptProtocol
 from phoneemu.phone.profile import TLS_VERSIONS
 from phoneemu.values import host_port
 
@@ -244,42 +244,25 @@ def _peer_of(peername: object) -> str:
 
 
 class _TlsStreamProtocol(asyncio.StreamReaderProtocol):
-    """The stream protocol over a TLS transport made by ``start_tls``. A client that closes right after
-    its handshake (a phone refusing our certificate, spec §E.1, §F.1) sends its Finished and its
-    close together: the EOF reaches the protocol before :meth:`connection_made` has told it that it
-    runs over TLS, and asyncio's answer to the stream's "keep open" was one warning line per
-    connection (``returning true from eof_received() has no effect when using ssl``). Over TLS the
-    transport closes itself on EOF: say so."""
+    """The stream protocol over a TLS connection: the reader sees the peer's end of stream (or its
+    close_notify), and the connection closes then — TLS has no half-close (a phone refusing our
+    certificate, spec §E.1, §F.1, sends its Finished and its close together)."""
 
     def eof_received(self) -> bool:
         super().eof_received()  # the reader sees its end of file
         return False
 
 
-class _PausedProtocol(asyncio.Protocol):
-    """A new TCP connection that reads nothing until :meth:`asyncio.loop.start_tls` takes it over
-    (so not a byte of the ClientHello is consumed by a plain-text reader)."""
-
-    def __init__(self, server: TlsServer) -> None:
-        self._server = server
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        raw = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
-        raw.pause_reading()
-        self._server._spawn(raw)
-
-
 class TlsServer:
     """``async with TlsServer(handler, ctx, port=0) as srv`` — one isolated handler per connection.
 
-    With a context, the TLS handshake is run by :meth:`asyncio.loop.start_tls` in the connection's
-    own task, not inside ``start_server`` (where a failed handshake is dropped without a word): each
-    failure is counted in ``handshake_failures``, logged (warning) and passed to
-    ``on_handshake_error(peer, reason)`` — a phone that refuses the lab's certificate shows up.
-    (On a loop other than asyncio's own, e.g. uvloop, ``start_server(ssl=...)`` is used as before.)
+    With a context, TLS is :class:`phoneemu.net.tls_accept.TlsAcceptProtocol` on every loop (asyncio's
+    own TLS drops the alert of a failed handshake: a client refused for its certificate saw a reset);
+    each failed handshake (its alert sent) is counted in ``handshake_failures``, logged (warning) and
+    passed to ``on_handshake_error(peer, reason)`` — a phone that refuses the lab's certificate shows up.
 
     At most ``max_connections`` connections are open at once, those still in their handshake
-    included (on asyncio's own loop; elsewhere from the handler's start): one more is closed at once
+    included (plain TCP: from the handler's start): one more is closed at once
     (logged, counted in ``refused``), so a flood of TCP connections that never send a ClientHello
     cannot hold more descriptors than that."""
 
@@ -308,62 +291,55 @@ class TlsServer:
         # ``::``: a dual-stack socket, IPv4 clients too (phoneemu.net._listen)
         sock = tcp_listener(self.host, self.requested_port, backlog=self.backlog) \
             if is_ipv6_any(self.host) else None
-        if self.ctx is not None and isinstance(loop, asyncio.BaseEventLoop):
-            def factory() -> _PausedProtocol:
-                return _PausedProtocol(self)
+        if self.ctx is not None:
+            ctx = self.ctx
+
+            def factory() -> TlsAcceptProtocol:
+                return TlsAcceptProtocol(ctx, self._spawn)
             if sock is not None:
                 self._server = await loop.create_server(factory, sock=sock, backlog=self.backlog)
             else:
                 self._server = await loop.create_server(factory, self.host, self.requested_port,
                                                         backlog=self.backlog)
-        else:  # plain TCP, or another loop (uvloop starts reading after connection_made: no pausing)
-            kwargs: dict[str, object] = {}
-            if self.ctx is not None:
-                kwargs["ssl_handshake_timeout"] = self.handshake_timeout
-            if sock is not None:
-                kwargs["sock"] = sock
-            else:
-                kwargs.update(host=self.host, port=self.requested_port)
-            self._server = await asyncio.start_server(self._on_connect, ssl=self.ctx, backlog=self.backlog,
+        else:
+            kwargs: dict[str, object] = {"sock": sock} if sock is not None else \
+                {"host": self.host, "port": self.requested_port}
+            self._server = await asyncio.start_server(self._on_connect, backlog=self.backlog,
                                                       **kwargs)  # type: ignore[arg-type]
         return self
 
-    def _spawn(self, transport: asyncio.Transport) -> None:
+    def _spawn(self, conn: TlsAcceptProtocol) -> None:
+        raw = conn.raw
+        assert raw is not None
         if len(self._active) >= self.max_connections:  # before the handshake (class docstring)
-            self._refuse(transport.get_extra_info("peername"))
-            transport.abort()
+            self._refuse(raw.get_extra_info("peername"))
+            raw.abort()
             return
-        task = asyncio.get_running_loop().create_task(self._tls_connection(transport))
+        task = asyncio.get_running_loop().create_task(self._tls_connection(conn))
         self._active.add(task)
         task.add_done_callback(self._active.discard)
 
-    async def _tls_connection(self, raw: asyncio.Transport) -> None:
-        """Handshake on ``raw``, then the handler with a StreamReader/Writer over the TLS transport."""
-        assert self.ctx is not None
-        loop = asyncio.get_running_loop()
-        peername = raw.get_extra_info("peername")
-        peer = _peer_of(peername)
-        reader = asyncio.StreamReader()
-        protocol = _TlsStreamProtocol(reader)
+    async def _tls_connection(self, conn: TlsAcceptProtocol) -> None:
+        """Wait for the handshake, then the handler with a StreamReader/Writer over the TLS transport."""
+        raw, handshake = conn.raw, conn.handshake
+        assert raw is not None and handshake is not None
+        peer = _peer_of(raw.get_extra_info("peername"))
         try:
-            tls = await asyncio.wait_for(
-                loop.start_tls(raw, protocol, self.ctx, server_side=True,
-                               ssl_handshake_timeout=self.handshake_timeout),
-                self.handshake_timeout + 1.0)
+            await asyncio.wait_for(handshake, self.handshake_timeout)
         except asyncio.CancelledError:
             raw.abort()
             raise
         except TimeoutError:
-            self._handshake_failed(raw, peer, f"TLS handshake timeout after {self.handshake_timeout:g}s")
+            raw.abort()
+            self._handshake_failed(peer, f"TLS handshake timeout after {self.handshake_timeout:g}s")
             return
-        except (OSError, EOFError, RuntimeError) as exc:  # ssl.SSLError is an OSError
-            self._handshake_failed(raw, peer, f"TLS handshake failed: {handshake_failure(exc)}")
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError; the alert is on its way
+            self._handshake_failed(peer, f"TLS handshake failed: {handshake_failure(exc)}")
             return
-        if tls is None:  # the peer went away at once
-            self._handshake_failed(raw, peer, "TLS handshake failed: connection closed")
-            return
-        protocol.connection_made(tls)
-        writer = asyncio.StreamWriter(tls, protocol, reader, loop)
+        reader = asyncio.StreamReader()
+        protocol = _TlsStreamProtocol(reader)
+        tls = conn.attach(protocol)
+        writer = asyncio.StreamWriter(tls, protocol, reader, asyncio.get_running_loop())
         await self._on_connect(reader, writer)
 
     def _refuse(self, peername: object) -> None:
@@ -371,8 +347,7 @@ class TlsServer:
         _log.warning("%s: refusing %s: %d connections open (max_connections)", self.name,
                      _peer_of(peername), len(self._active))
 
-    def _handshake_failed(self, raw: asyncio.Transport, peer: str, reason: str) -> None:
-        raw.abort()
+    def _handshake_failed(self, peer: str, reason: str) -> None:
         self.handshake_failures += 1
         _log.warning("%s: %s: %s", self.name, peer, reason)
         if self.on_handshake_error is not None:

@@ -356,3 +356,39 @@ def _ctl_listing(cert: x509.Certificate) -> object:
     data = trustlist.build(kind="CTL", records=records, signer=FileSigner(key=sast_key, cert=sast),
                            timestamp=1_700_000_000)
     return trustlist.parse(data)
+
+
+@pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
+def test_a_refused_client_certificate_gets_the_alert_not_a_reset(loop_name: str) -> None:
+    """A server refusing the client's certificate in the handshake (the lab registrar and a phone whose
+    LSC comes from a CAPF it no longer trusts, spec §F.9) sends OpenSSL's alert before it closes: the
+    client reads ``unknown ca``, as from a real CUCM — asyncio's own TLS closed without it (a reset,
+    "unreachable" to the phone). The same on uvloop; the server counts and names the failure."""
+    from phoneemu.fleet.loop import resolve_event_loop, run_on
+
+    if resolve_event_loop("auto") != "uvloop" and loop_name == "uvloop":
+        pytest.skip("uvloop not installed")
+    key, cert = identity("ec-p256", "cucm-sips")
+    _ca_key, trusted_ca = identity("ec-p256", "CAPF-current")
+    old_key, old_lsc = identity("ec-p256", "SEP0011223344AA-old-capf")
+    failed: list[str] = []
+
+    async def main() -> str:
+        sctx = server_context(cert, key, client_trust=[trusted_ca], max_version="1.2")
+        async with TlsServer(echo, sctx, HOST, 0,
+                             on_handshake_error=lambda _p, why: failed.append(why)) as srv:
+            cctx = client_context(trust=[cert], chain=old_lsc, key=old_key)
+            with pytest.raises(TransportError) as ei:
+                await roundtrip(srv.port, cctx)
+            for _ in range(100):
+                if failed:
+                    break
+                await asyncio.sleep(0.02)
+            assert srv.handshake_failures == 1
+            out, _peer, _v = await roundtrip(srv.port, client_context(trust=[cert]))  # none presented: served
+            assert out == b"hello-"
+            return str(ei.value)
+
+    message = run_on(loop_name, asyncio.wait_for(main(), 10))
+    assert "ALERT_UNKNOWN_CA" in message, message
+    assert failed and "CERTIFICATE_VERIFY_FAILED" in failed[0]
