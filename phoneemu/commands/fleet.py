@@ -12,8 +12,10 @@ a certificate change —, how CAPF sessions ended ("CAPF: F.6-lsc-installed 1998
 2", its failures by kind), failed boots by kind (alike failures one line, with their count and
 first MACs), files received over HTTP and over TFTP — a fallback from HTTP
 shows here —, latency percentiles, rate, peak RSS) to stdout; --json adds each phone's record
-(outcome, deciding rule, reason, itl/ctl outcome, files_over, capf and capf_reason; sip and sip_reason
-with --register). Exit status 0 when every phone booted (and, with --register, registered), 1 when any
+(outcome, deciding rule, reason, itl/ctl outcome, files_over, capf and capf_reason; sip, sip_reason,
+sip_server and sip_passed_over with --register: its summary counts the CallManager each registration
+ended with and those passed over first, "SIP passed over first: 10.0.0.1:5061 G.13-unreachable 4000"
+when node 1 is down). Exit status 0 when every phone booted (and, with --register, registered), 1 when any
 failed, 2 on bad input.
 --capture F.pcap records the whole storm as ``boot --capture`` records one boot: a live capture in
 this process (Linux, root or CAP_NET_RAW; otherwise exit 2 before any boot) of every IPv4/IPv6 packet

@@ -71,6 +71,7 @@ from phoneemu.phone.events import EventLog
 from phoneemu.phone.flash import Flash
 from phoneemu.phone.phone import Phone, check_flash_owner
 from phoneemu.phone.profile import PhoneProfile, get_profile
+from phoneemu.phone.sip import SipResult
 from phoneemu.phone.store import SHARED_CACHE, AcceptedConfig
 from phoneemu.values import host_port
 
@@ -257,6 +258,13 @@ class ShardResult:
 
 
 # --------------------------------------------------------------------------- scenario entry point
+def sip_server_of(result: SipResult) -> str | None:
+    """``HOST:PORT over tls`` of the CallManager a registration ended with (None: none was tried)."""
+    if not result.server:
+        return None
+    return f"{result.server} over {result.transport}" if result.transport else result.server
+
+
 async def boot_many(phones: list[Phone], target: BootTarget, *, concurrency: int) -> list[BootReport]:
     """Boot every phone once against ``target``, at most ``concurrency`` at a time; reports in order."""
     if concurrency < 1:
@@ -537,7 +545,9 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
                     host, sip_port, sips_port = spec.register
                     sip = await phone.register_sip(host, sip_port, sips_port, timeout=spec.tvs_timeout)
                     rec = dataclasses.replace(rec, sip=sip.rule,
-                                              sip_reason=None if sip.registered else sip.reason[:300])
+                                              sip_reason=None if sip.registered else sip.reason[:300],
+                                              sip_server=sip_server_of(sip),
+                                              sip_passed_over=sip.passed_over or None)
                 heard(rec)
                 metrics.add(rec)
                 if spec.keep_records:

@@ -79,7 +79,7 @@ def outcome_of(report: BootReport) -> str:
 #: the fields of a record's JSON that are left out when they say nothing (None; no file over HTTP or TFTP;
 #: answered), in their order
 _OPTIONAL_FIELDS = ("itl", "ctl", "reason", "signer", "files_over", "capf", "capf_reason", "answered",
-                    "profile", "kind", "sip", "sip_reason")
+                    "profile", "kind", "sip", "sip_reason", "sip_server", "sip_passed_over")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -109,6 +109,10 @@ class BootRecord:
     #: G.13-digest-rejected, ...; None when the phone did not register
     sip: str | None = None
     sip_reason: str | None = None  # that registration's reason, kept when it failed
+    #: the CallManager it registered with, or tried last: "HOST:PORT over tcp|tls" (spec §H.5)
+    sip_server: str | None = None
+    #: the config's CallManagers it passed over first, each "HOST:PORT rule" (SipResult.passed_over)
+    sip_passed_over: tuple[str, ...] | None = None
 
     @classmethod
     def of(cls, report: BootReport, *, latency_s: float, end_s: float,
@@ -133,7 +137,8 @@ class BootRecord:
                                "latency_ms": round(self.latency_s * 1000.0, 3), "end_s": round(self.end_s, 4),
                                "tvs_used": self.tvs_used}
         shown = {"files_over": {"http": self.over_http, "tftp": self.over_tftp}
-                 if self.over_http or self.over_tftp else None, "answered": None if self.answered else False}
+                 if self.over_http or self.over_tftp else None, "answered": None if self.answered else False,
+                 "sip_passed_over": list(self.sip_passed_over) if self.sip_passed_over else None}
         for name in _OPTIONAL_FIELDS:  # each only when it says something
             value = shown[name] if name in shown else getattr(self, name)
             if value is not None:
@@ -150,7 +155,8 @@ class BootRecord:
                    ctl=d.get("ctl"), signer=d.get("signer"), over_http=int(over.get("http", 0)),
                    over_tftp=int(over.get("tftp", 0)), capf=d.get("capf"), capf_reason=d.get("capf_reason"),
                    answered=bool(d.get("answered", True)), profile=d.get("profile"), kind=d.get("kind"),
-                   sip=d.get("sip"), sip_reason=d.get("sip_reason"))
+                   sip=d.get("sip"), sip_reason=d.get("sip_reason"), sip_server=d.get("sip_server"),
+                   sip_passed_over=tuple(d["sip_passed_over"]) if d.get("sip_passed_over") else None)
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float | None:
@@ -254,18 +260,28 @@ def kind_lines(kinds: list[dict[str, Any]], head: str, text: Callable[[dict[str,
 class SessionTally:
     """How one kind of session after the boots ended — CAPF (``capf``, spec §F) or the SIP registration
     (``sip``, §G.13): the count of each session's rule, its failures by kind (fleet.alike) and the first
-    few failures. Its summary keys are ``by_<key>``, ``<key>_failures`` and ``<key>_failure_kinds``."""
+    few failures. Its summary keys are ``by_<key>``, ``<key>_failures`` and ``<key>_failure_kinds``;
+    with ``servers`` (SIP: which CallManager, which passed over, spec §H.5) also ``<key>_servers`` (the
+    server each session ended with: count) and ``<key>_passed_over`` (each server passed over first,
+    with its rule: count)."""
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, *, servers: bool = False) -> None:
         self.key = key
         self.by_rule: Counter[str] = Counter()
         self.failures: list[dict[str, Any]] = []
         self.alike = Alike((key, "reason"))
+        self.servers: Counter[str] | None = Counter() if servers else None
+        self.passed_over: Counter[str] = Counter()
 
-    def add(self, mac: str, rule: str | None, reason: str | None) -> None:
+    def add(self, mac: str, rule: str | None, reason: str | None, *, server: str | None = None,
+            passed_over: Iterable[str] | None = None) -> None:
         if rule is None:
             return
         self.by_rule[rule] += 1
+        if self.servers is not None:
+            if server:
+                self.servers[server] += 1
+            self.passed_over.update(passed_over or ())
         if reason is not None:
             self.alike.add(mac, {self.key: rule, "reason": reason})
             if len(self.failures) < _FAILURES_SHOWN:
@@ -273,13 +289,20 @@ class SessionTally:
 
     def merge(self, other: SessionTally) -> None:
         self.by_rule.update(other.by_rule)
+        if self.servers is not None and other.servers is not None:
+            self.servers.update(other.servers)
+            self.passed_over.update(other.passed_over)
         self.failures.extend(other.failures[:_FAILURES_SHOWN - len(self.failures)])
         self.alike.merge(other.alike)
 
     def summary(self) -> dict[str, Any]:
         k = self.key
-        return {f"by_{k}": dict(self.by_rule.most_common()), f"{k}_failures": list(self.failures),
-                f"{k}_failure_kinds": self.alike.kinds()}
+        out = {f"by_{k}": dict(self.by_rule.most_common()), f"{k}_failures": list(self.failures),
+               f"{k}_failure_kinds": self.alike.kinds()}
+        if self.servers is not None:
+            out[f"{k}_servers"] = dict(self.servers.most_common())
+            out[f"{k}_passed_over"] = dict(self.passed_over.most_common())
+        return out
 
     def lines(self, head: str) -> list[str]:
         """``HEAD: rule n, ...`` then the kinds of failure (``HEAD failed``)."""
@@ -289,18 +312,29 @@ class SessionTally:
         failed = sum(kind["count"] for kind in kinds) + self.alike.other
         def text(kind: dict[str, Any]) -> str:
             return f"({kind[self.key]}): {kind['reason']}"
-        return [f"{head}: {_counts(dict(self.by_rule.most_common()))}",
-                *kind_lines(kinds, f"{head} failed", text, failed)]
+        lines = [f"{head}: {_counts(dict(self.by_rule.most_common()))}"]
+        if self.servers:
+            lines.append(f"{head} CallManager: {_counts(dict(self.servers.most_common()))}")
+        if self.passed_over:
+            lines.append(f"{head} passed over first: {_counts(dict(self.passed_over.most_common()))}")
+        return [*lines, *kind_lines(kinds, f"{head} failed", text, failed)]
 
     def to_state(self) -> dict[str, Any]:
         k = self.key
-        return {f"by_{k}": dict(self.by_rule), f"{k}_failures": list(self.failures),
-                f"{k}_alike": self.alike.to_state()}
+        out = {f"by_{k}": dict(self.by_rule), f"{k}_failures": list(self.failures),
+               f"{k}_alike": self.alike.to_state()}
+        if self.servers is not None:
+            out[f"{k}_servers"] = dict(self.servers)
+            out[f"{k}_passed_over"] = dict(self.passed_over)
+        return out
 
     @classmethod
-    def from_state(cls, key: str, state: Mapping[str, Any]) -> SessionTally:
-        t = cls(key)
+    def from_state(cls, key: str, state: Mapping[str, Any], *, servers: bool = False) -> SessionTally:
+        t = cls(key, servers=servers)
         t.by_rule.update(state.get(f"by_{key}", {}))
+        if t.servers is not None:
+            t.servers.update(state.get(f"{key}_servers", {}))
+            t.passed_over.update(state.get(f"{key}_passed_over", {}))
         t.failures.extend(state.get(f"{key}_failures", []))
         t.alike = Alike.from_state((key, "reason"), state.get(f"{key}_alike"))
         return t
@@ -314,7 +348,7 @@ class FleetMetrics:
         self.by_rule: Counter[str] = Counter()
         self.by_trust: Counter[str] = Counter()  # "ITL updated", "CTL absent", ...
         self.capf = SessionTally("capf")  # "F.6-lsc-installed", "F.6-capf-rejected", ...
-        self.sip = SessionTally("sip")  # "G.13-registered", "G.13-digest-rejected", ...
+        self.sip = SessionTally("sip", servers=True)  # "G.13-registered", "G.13-digest-rejected", ...
         self.failed_by_rule: Counter[str] = Counter()  # the deciding rules of the failed boots only
         self.by_model: Counter[tuple[str, str]] = Counter()  # (profile, outcome) of boots that name one
         self.locked_by: Counter[tuple[str, str]] = Counter()  # (deciding rule, kind) of locked-out boots
@@ -343,7 +377,7 @@ class FleetMetrics:
                 self.by_trust[f"{kind} {outcome}"] += 1
         self.tvs_used += rec.tvs_used
         self.capf.add(rec.mac, rec.capf, rec.capf_reason)
-        self.sip.add(rec.mac, rec.sip, rec.sip_reason)
+        self.sip.add(rec.mac, rec.sip, rec.sip_reason, server=rec.sip_server, passed_over=rec.sip_passed_over)
         if rec.over_http:
             self.files_over["http"] += rec.over_http
         if rec.over_tftp:
@@ -513,7 +547,7 @@ class FleetMetrics:
         m.by_rule.update(state["by_rule"])
         m.by_trust.update(state.get("by_trust", {}))
         m.capf = SessionTally.from_state("capf", state)
-        m.sip = SessionTally.from_state("sip", state)
+        m.sip = SessionTally.from_state("sip", state, servers=True)
         m.failed_by_rule.update(state.get("failed_by_rule", {}))
         m.by_model.update({(str(p), str(o)): int(n) for p, o, n in state.get("by_model", [])})
         m.locked_by.update({(str(r), str(k)): int(n) for r, k, n in state.get("locked_by", [])})

@@ -293,6 +293,8 @@ def test_a_fleet_registers_over_sip_after_booting(tmp_path: Path, capsys: pytest
         assert main(argv) == 1  # every boot ok, one phone not registered
         out = capsys.readouterr().out
         assert "SIP: G.13-registered 2, G.13-no-credentials 1" in out
+        assert f"SIP CallManager: {HOST}:{ports['sip']} over tcp 3" in out  # non-secure: TCP
+        assert "passed over" not in out
         assert f"SIP failed: {macs[2]} (G.13-no-credentials): challenged (401, realm ccmsipline)" in out
         failed = [tc for tc in ET.parse(junit).getroot().iter("testcase") if tc.find("failure") is not None]
         assert [tc.get("name") for tc in failed] == [macs[2]]

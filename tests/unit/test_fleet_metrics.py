@@ -333,6 +333,35 @@ def test_capf_outcomes_are_counted_and_survive_merge_and_transport() -> None:
     assert "CAPF" not in FleetMetrics().render()
 
 
+def test_sip_callmanagers_and_failovers_are_counted_and_survive_merge_and_transport() -> None:
+    """``fleet boot --register``: which CallManager each registration ended with and those passed over
+    first (spec §H.5 failover) are counted — a storm where node 1 refused every phone says so in one
+    line — across shards, in the summary, the console and each record."""
+    def rec(mac: str, rule: str, server: str, *passed: str) -> BootRecord:
+        return dataclasses.replace(_rec(), mac=mac, sip=rule, sip_server=server,
+                                   sip_reason=None if rule == "G.13-registered" else "why",
+                                   sip_passed_over=passed or None)
+
+    a, b = FleetMetrics(), FleetMetrics()
+    a.add(rec("0A0000000001", "G.13-registered", "10.0.0.2:5061 over tls", "10.0.0.1:5061 G.13-unreachable"))
+    a.add(rec("0A0000000002", "G.13-registered", "10.0.0.1:5061 over tls"))
+    b.add(rec("0A0000000003", "G.13-registered", "10.0.0.2:5061 over tls", "10.0.0.1:5061 G.13-unreachable"))
+    b.add(rec("0A0000000004", "G.13-unreachable", "10.0.0.2:5061 over tls", "10.0.0.1:5061 G.13-unreachable"))
+    b.add(_rec())  # not registered at all (no --register, or its config refused): counted nowhere
+    m = FleetMetrics.from_state(a.to_state()).merge(FleetMetrics.from_state(b.to_state()))
+    s = m.summary()
+    assert s["sip_servers"] == {"10.0.0.2:5061 over tls": 3, "10.0.0.1:5061 over tls": 1}
+    assert s["sip_passed_over"] == {"10.0.0.1:5061 G.13-unreachable": 3}
+    text = m.render()
+    assert "SIP CallManager: 10.0.0.2:5061 over tls 3, 10.0.0.1:5061 over tls 1" in text
+    assert "SIP passed over first: 10.0.0.1:5061 G.13-unreachable 3" in text
+    record = rec("0A0000000001", "G.13-registered", "10.0.0.2:5061 over tls", "x G.13-unreachable").as_dict()
+    assert record["sip_server"] == "10.0.0.2:5061 over tls"
+    assert record["sip_passed_over"] == ["x G.13-unreachable"]
+    assert "sip_passed_over" not in rec("0A0000000002", "G.13-registered", "s").as_dict()
+    assert "passed over" not in FleetMetrics().render() and "capf_servers" not in s
+
+
 def test_shards_failing_reports_are_checked_and_merged() -> None:
     from phoneemu.fleet.shard import _count, _failing, _merged
 
@@ -397,6 +426,7 @@ def test_a_storm_where_no_file_came_over_http_says_why() -> None:
 
 
 _TEXT = st.none() | st.text(max_size=20)
+_PASSED = st.none() | st.lists(st.text(max_size=20), min_size=1, max_size=3).map(tuple)
 
 
 @given(st.builds(BootRecord, mac=st.text(min_size=1, max_size=12),
@@ -404,7 +434,8 @@ _TEXT = st.none() | st.text(max_size=20)
                  latency_s=st.integers(0, 10**7).map(lambda us: us / 1e6),
                  end_s=st.integers(0, 10**7).map(lambda us: us / 1e4), tvs_used=st.booleans(), reason=_TEXT,
                  itl=_TEXT, ctl=_TEXT, signer=_TEXT, over_http=st.integers(0, 9), over_tftp=st.integers(0, 9),
-                 capf=_TEXT, capf_reason=_TEXT, answered=st.booleans(), profile=_TEXT, kind=_TEXT))
+                 capf=_TEXT, capf_reason=_TEXT, answered=st.booleans(), profile=_TEXT, kind=_TEXT,
+                 sip=_TEXT, sip_reason=_TEXT, sip_server=_TEXT, sip_passed_over=_PASSED))
 def test_a_record_crosses_a_shards_pipe_whole(rec: BootRecord) -> None:
     """``BootRecord.from_dict(as_dict())`` gives every field back (a field left out of either is lost
     for every record of a multi-process fleet: its --json and --junit)."""
