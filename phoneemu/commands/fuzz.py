@@ -36,7 +36,11 @@ re-signed with the image-signing key.
 TVS and CAPF messages (tvs-response: what the phone's TVS client parses, then decides an ITL on;
 tvs-request: what the lab TVS server parses; capf: either direction) are mutated in their header
 fields, body length, element lengths, element order and values (they are not signed: --resign-ratio
-does not apply).
+does not apply). SIP registration messages (sip-response: the registrar's answers a registering phone
+reads, a 401 challenge then the 200; sip-request: the REGISTERs the lab registrar reads) are mutated
+in their start line, header lines (removed, repeated, renamed, folded, hostile values), Content-Length,
+digest parameters and message order; the oracles: the phone registers only on a final 200 and never
+echoes a control character into its request, the registrar answers 200 only to a right digest.
 A share of the mutants (--resign-ratio) is re-signed with the corpus key so it gets past the
 signature check; the rest keep a stale signature and must be rejected.
 
@@ -71,6 +75,7 @@ examples:
   phoneemu fuzz --format firmware --target phoneemu --runs 20000 --out /tmp/fzfw
   phoneemu fuzz --format tvs-response --target phoneemu --runs 20000 --out /tmp/fztvs
   phoneemu fuzz --format capf --target-cmd "./capfparse {}" --runs 5000 --out /tmp/fzcapf
+  phoneemu fuzz --format sip-response --target phoneemu --time 60 --out /tmp/fzsip
   phoneemu fuzz --format itl --export-corpus /tmp/seeds    (seed files, their certificates and key)
   phoneemu fuzz --format itl --seed-dir ./fetched --target phoneemu --runs 5000 --out /tmp/fz
   phoneemu fuzz --format ctl --target-cmd "./ctlparse {}" --crash-exit 1,134 --runs 500 --out /tmp/fz
@@ -90,7 +95,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--format", required=True, choices=FORMATS, dest="fmt",
                    help="file format to mutate (firmware: signed loads, .loads/.cop.sgn, spec §D; "
-                   "tvs-response, tvs-request, capf: TVS/CAPF messages, spec §E, §F)")
+                   "tvs-response, tvs-request, capf: TVS/CAPF messages, spec §E, §F; sip-response, "
+                   "sip-request: SIP REGISTER and its answers, spec §G.13)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--target", metavar="phoneemu|MODULE:FUNCTION", help="in-process target")
     g.add_argument("--target-cmd", metavar="CMD", help='external command, "{}" = input file path')

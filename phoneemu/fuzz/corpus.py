@@ -35,6 +35,7 @@ from phoneemu.formats.header import FileSigner
 from phoneemu.formats.trustlist import Role, TrustRecord
 from phoneemu.fuzz import FORMATS, MESSAGE_FORMATS
 from phoneemu.fuzz.messages import message_seeds
+from phoneemu.fuzz.sipmsg import SIP_FORMATS, sip_seeds
 
 __all__ = ["FORMATS", "NAMED_FORMATS", "Corpus", "Identity", "build_corpus", "export_corpus", "renamed",
            "with_seed_files"]
@@ -229,6 +230,9 @@ def build_corpus(fmt: str, *, bits: int = 1024) -> Corpus:
                                         hash_alg=2)),
         ]
         signer = ids["callmanager"]
+    elif fmt in SIP_FORMATS:
+        named = sip_seeds(fmt)
+        signer = ids["callmanager"]  # messages are not signed: nothing is re-signed
     elif fmt in MESSAGE_FORMATS:
         named = message_seeds(fmt, certs.cert_der(ids["callmanager"].cert), certs.cert_der(ids["phone"].cert))
         signer = ids["callmanager"]  # messages are not signed: nothing is re-signed
@@ -254,7 +258,8 @@ MAX_SEED_FILE = 1 << 20
 MAX_SEED_FILES = 1000
 MAX_SEED_TOTAL = 64 << 20
 _SUFFIX = {"itl": ".tlv", "ctl": ".tlv", "sgn": ".sgn", "enc": ".enc.sgn", "firmware": ".loads",
-           "tvs-response": ".bin", "tvs-request": ".bin", "capf": ".bin"}
+           "tvs-response": ".bin", "tvs-request": ".bin", "capf": ".bin",
+           "sip-response": ".sip", "sip-request": ".sip"}
 
 
 def with_seed_files(corpus: Corpus, folder: Path) -> Corpus:

@@ -28,6 +28,7 @@ from phoneemu.formats._tlv import unchecked
 from phoneemu.fuzz import MESSAGE_FORMATS
 from phoneemu.fuzz.corpus import Corpus
 from phoneemu.fuzz.messages import MessageMutator
+from phoneemu.fuzz.sipmsg import SIP_FORMATS, SipMutator
 from phoneemu.fuzz.tlvtree import (
     CONTAINER,
     CONTAINERS,
@@ -664,11 +665,12 @@ class Mutator:
         if not 0.0 <= resign_ratio <= 1.0:
             raise EncodeError(f"resign ratio {resign_ratio} outside 0..1", path="resign_ratio")
         self.corpus = corpus
-        self.message: MessageMutator | None = None
-        if corpus.fmt in MESSAGE_FORMATS:  # TVS / CAPF messages: no signed header, nothing re-signed
-            self.message = MessageMutator(corpus.fmt, corpus.seeds, max_ops=max_ops)
+        self.message: MessageMutator | SipMutator | None = None
+        if corpus.fmt in MESSAGE_FORMATS:  # TVS / CAPF / SIP messages: no signed header, nothing re-signed
+            kind = SipMutator if corpus.fmt in SIP_FORMATS else MessageMutator
+            self.message = kind(corpus.fmt, corpus.seeds, max_ops=max_ops)
             self.records = False
-            self.names: tuple[str, ...] = MessageMutator.OPS
+            self.names: tuple[str, ...] = kind.OPS
             self.ops: list[tuple[str, Mutation]] = []
             self.resign_ratio = 0.0
             return

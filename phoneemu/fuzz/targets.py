@@ -321,7 +321,10 @@ def phoneemu_callable(fmt: str, corpus: Corpus, *, round_trip: bool = True) -> C
         return run_enc
     from phoneemu.fuzz import MESSAGE_FORMATS
     from phoneemu.fuzz.messages import message_callable
+    from phoneemu.fuzz.sipmsg import SIP_FORMATS, sip_callable
 
+    if fmt in SIP_FORMATS:
+        return sip_callable(fmt)
     if fmt in MESSAGE_FORMATS:
         from phoneemu.crypto import certs
 

@@ -103,10 +103,10 @@ class DigestCache:
 
 
 async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes, *,
-                    timeout: float) -> sip.SipMessage:
-    """Send ``request``; the first final response (1xx skipped). TransportError / DecodeError."""
+                    timeout: float, stream: sip.SipStream) -> sip.SipMessage:
+    """Send ``request``; the first final response (1xx skipped) framed out of the connection's ``stream``
+    (bytes after it stay there for the next exchange). TransportError / DecodeError."""
     writer.write(request)
-    stream = sip.SipStream()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     await writer.drain()
@@ -308,8 +308,9 @@ async def _converse(reg: _Register, reader: asyncio.StreamReader, writer: asynci
     from_cache = False
     if creds is not None and cache.challenge is not None:  # the last challenge, answered at once
         authorization, from_cache = _answer(reg, cache, cache.challenge, creds), True
+    stream = sip.SipStream()  # one per connection: what came after a response waits for the next exchange
     for _ in range(_MAX_REQUESTS):
-        resp = await _exchange(reader, writer, reg.request(authorization), timeout=timeout)
+        resp = await _exchange(reader, writer, reg.request(authorization), timeout=timeout, stream=stream)
         if resp.status == 200:
             how = "after a digest challenge" if challenged else "no challenge"
             return done("G.13-registered", True, f"200 OK ({how})", challenged=challenged, stale=stale,

@@ -13,8 +13,9 @@ Rules:
   Content-Length claims. Header names are case-insensitive (compact forms ``v f t i m l`` are taken).
 * Bad input — no CRLF CRLF within the limit, a start line that is neither a request nor a status line,
   a header line without a colon, a Content-Length that is not a number or over the limit, a digest
-  challenge whose parameters do not parse — is a :class:`~phoneemu.errors.DecodeError` naming the
-  field and offset; nothing else escapes.
+  challenge whose parameters do not parse or carry a control character (even escaped: what the phone
+  answers echoes realm and nonce, and must not carry one into its request) — is a
+  :class:`~phoneemu.errors.DecodeError` naming the field and offset; nothing else escapes.
 * Ours (the spec gives the digest, not the REGISTER a phone sends): the From/To user is the device name
   ``SEP<MAC>`` (the lab has no directory numbers), the Contact carries ``+sip.instance`` with the MAC
   (as Cisco phones do), Expires 3600.
@@ -45,6 +46,7 @@ _COMPACT = {"v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact", 
 _REQUEST_RE = re.compile(r"([A-Z]{1,16}) (\S{1,1024}) SIP/2\.0")
 _STATUS_RE = re.compile(r"SIP/2\.0 ([1-6][0-9]{2}) ([^\r\n]{0,256})")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9!%'*+._`~-]+")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # not HTAB: it is LWS
 _PARAM_RE = re.compile(r'\s*([A-Za-z0-9_-]{1,32})\s*=\s*'
                        r'("(?:[^"\\\r\n]|\\.){0,1024}"|[^\s,"]{1,1024})\s*(,|$)')
 
@@ -197,7 +199,12 @@ def parse_digest(value: str, *, field: str = "WWW-Authenticate") -> dict[str, st
             raise DecodeError(f"parameter {rest[pos:pos + 40]!r} does not parse", fmt=FMT, path=field,
                               offset=pos)
         raw = m.group(2)
-        out[m.group(1).lower()] = re.sub(r"\\(.)", r"\1", raw[1:-1]) if raw.startswith('"') else raw
+        value = re.sub(r"\\(.)", r"\1", raw[1:-1]) if raw.startswith('"') else raw
+        bad = _CONTROL_RE.search(value)
+        if bad is not None:  # not qdtext (RFC 3261 §25.1): never echoed into the phone's answer
+            raise DecodeError(f"parameter {m.group(1)!r} carries control character 0x{ord(bad.group()):02x}",
+                              fmt=FMT, path=field, offset=pos)
+        out[m.group(1).lower()] = value
         pos = m.end()
         if len(out) > 32:
             raise DecodeError("more than 32 parameters", fmt=FMT, path=field)

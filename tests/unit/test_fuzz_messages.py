@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from phoneemu.fuzz.corpus import build_corpus
 from phoneemu.fuzz.engine import FuzzConfig, fuzz, input_for
 from phoneemu.fuzz.messages import MessageMutator
 from phoneemu.fuzz.mutators import Mutator
+from phoneemu.fuzz.sipmsg import SipMutator
 from phoneemu.fuzz.strategies import mutated
 from phoneemu.fuzz.targets import PythonTarget, phoneemu_callable
 from phoneemu.protocols import capf, tvs
@@ -43,7 +45,8 @@ def test_mutants_are_deterministic_and_use_every_op(fmt: str) -> None:
         assert (a.data, a.ops) == (b.data, b.ops)
         assert not a.resigned
         ops.update(a.ops)
-    assert set(MessageMutator.OPS) <= ops
+    assert set(mut.names) <= ops
+    assert mut.names == (SipMutator.OPS if fmt.startswith("sip") else MessageMutator.OPS)
 
 
 def test_lies_are_named_where() -> None:
@@ -113,7 +116,7 @@ def test_help_lists_the_new_formats(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["fuzz", "--help"])
     out = capsys.readouterr().out
-    for fmt in ("firmware", "tvs-response", "tvs-request", "capf"):
+    for fmt in ("firmware", "tvs-response", "tvs-request", "capf", "sip-response", "sip-request"):
         assert fmt in out
 
 
@@ -167,3 +170,67 @@ def test_a_phone_accepting_on_a_bad_tvs_answer_is_a_finding(monkeypatch: pytest.
     run(c.seeds[c.names.index("query-vouches-signer")])  # a good answer: accepting is right
     with pytest.raises(TvsAcceptanceError, match="does not vouch"):
         run(c.seeds[c.names.index("query-valid")])  # role CCM only
+
+
+# --------------------------------------------------------------------------- SIP (spec §G.13)
+HOSTILE_CHALLENGE = (b"SIP/2.0 401 \r\nWWW-Authenticate:Digest realm=\".\",a=\"\",nonce=\"5eed\x10\\\r1\"\r\n"
+                     b"Content-Length:0\r\n\r\n")
+
+
+def test_sip_targets_run_the_phone_and_the_lab_registrar() -> None:
+    """Every seed is what a registration is made of: the phone registers through the pipelined answers
+    of one connection (a 401 then the 200: bytes after a response wait for the next exchange — they
+    were dropped, the phone said "closed without answering"), the registrar answers each REGISTER."""
+    for fmt in ("sip-response", "sip-request"):
+        c = build_corpus(fmt)
+        t = PythonTarget(phoneemu_callable(fmt, c), warnings_as_errors=True)
+        assert [t.run(s).status for s in c.seeds] == ["ok"] * len(c.seeds), fmt
+        for junk in (b"", b"SIP/2.0 200 OK\r\n", b"\xff" * 40 + b"\r\n\r\n", b"REGISTER x SIP/2.0\r\n\r\n"):
+            assert t.run(junk).status == "handled", (fmt, junk)
+
+
+def test_a_challenge_with_control_characters_is_refused_not_echoed() -> None:
+    """Fuzzing found it: a 401 whose nonce carries a control character (escaped or not) was answered
+    with an Authorization header echoing it — a header injected from the registrar's answer. The
+    challenge is now a DecodeError naming the parameter (RFC 3261 qdtext), nothing is echoed."""
+    from phoneemu.protocols import sip
+
+    with pytest.raises(DecodeError, match="'nonce' carries control character 0x10"):
+        sip.parse_digest('Digest realm="r", nonce="5eed\x10"')
+    with pytest.raises(DecodeError, match="control character 0x0d"):
+        sip.parse_digest('Digest realm="r", nonce="a\\\rb"', field="Authorization")
+    assert sip.parse_digest('Digest realm="a\tb"')["realm"] == "a\tb"  # HTAB is linear white space
+    c = build_corpus("sip-response")
+    assert PythonTarget(phoneemu_callable("sip-response", c)).run(HOSTILE_CHALLENGE).status == "handled"
+
+
+def test_the_sip_oracles_find_a_phone_or_registrar_that_accepts_wrongly(monkeypatch: pytest.MonkeyPatch,
+                                                                      tmp_path: Path) -> None:
+    """Planted bugs are findings: a phone that echoes a hostile nonce, a phone that calls a 403 a
+    registration, a registrar that takes any digest answer (found by a short campaign)."""
+    import re
+
+    from phoneemu.fuzz.sipmsg import SipAcceptanceError
+    from phoneemu.lab import sip_service
+    from phoneemu.phone import sip as phone_sip
+    from phoneemu.protocols import sip
+
+    monkeypatch.setattr(sip, "_CONTROL_RE", re.compile(r"(?!)"))  # the check undone
+    c = build_corpus("sip-response")
+    with pytest.raises(SipAcceptanceError, match="control character 0x10"):
+        phoneemu_callable("sip-response", c)(HOSTILE_CHALLENGE)
+    monkeypatch.undo()
+
+    async def always_registered(*_a: object, done: Callable[..., object], **_k: object) -> object:
+        return done("G.13-registered", True, "200 OK")
+
+    monkeypatch.setattr(phone_sip, "_converse", always_registered)
+    with pytest.raises(SipAcceptanceError, match="without a final 200"):
+        phoneemu_callable("sip-response", c)(c.seeds[c.names.index("forbidden")])
+    monkeypatch.undo()
+
+    monkeypatch.setattr(sip_service.SipRegistrar, "_check", lambda *_a, **_k: None)
+    c = build_corpus("sip-request")
+    report = fuzz(FuzzConfig(fmt="sip-request", seed=7, runs=400, minimize=False, out=tmp_path),
+                  PythonTarget(phoneemu_callable("sip-request", c)), Mutator(c))
+    assert any(sig.startswith("SipAcceptanceError") for sig in report.findings), report.findings
