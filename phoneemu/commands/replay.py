@@ -91,7 +91,9 @@ otherwise, 2 on bad input.
 def register(sub: Any) -> None:
     p = sub.add_parser("replay", help="rebuild a phone's downloads from a pcap and replay its decisions",
                        description="Rebuild the files a phone downloaded in a capture (TFTP and HTTP 6970) "
-                       "and run the phone's decisions on them offline.",
+                       "and run the phone's decisions on them offline; with --mac also check each of its "
+                       "SIP registrations against the rules (spec G.9 transport, G.5 the registrar's "
+                       "certificate: 'DIFFERS' when the captured phone did otherwise).",
                        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("capture", type=Path, metavar="CAPTURE.pcap",
                    help="the capture: pcap or pcapng (as Wireshark and tcpdump save it)")
@@ -224,6 +226,7 @@ def _boot_text(i: int, r: ReplayResult) -> str:
                      "asked for by the phone, its request or its whole answer is not in this boot of the "
                      "capture (the capture ends during the boot, or the captured phone acted otherwise: "
                      "another model, other files held)")
+    lines += [f"  {c.describe()}" for c in r.sip]
     return "\n".join(lines)
 
 
@@ -266,7 +269,8 @@ def handler(args: argparse.Namespace) -> int:
                                        image_signers=pem_certificates(args.image_signer),
                                        tvs_certs=pem_certificates(args.tvs_cert), tvs_roles=roles,
                                        tvs_capture=tvs_capture if args.keylog is not None else None,
-                                       installed=held, keys_from=args.flash, notes=notes))
+                                       installed=held, keys_from=args.flash, notes=notes,
+                                       sip_capture=scan.sip))
     for text in notes:
         print(f"replay: warning: {text}", file=sys.stderr)
     files = installed_files(args)

@@ -59,10 +59,6 @@ _log = logging.getLogger("phoneemu.lab.sip")
 #: CUCM phone security profile "Nonce Validity Time" default (spec §G.13)
 NONCE_VALIDITY_S = 600
 MAX_NONCES = 10_000
-_DEVICE_RE = re.compile(r"<?sips?:(SEP[0-9A-Fa-f]{12})@", re.IGNORECASE)
-#: a Cisco phone's Contact ``+sip.instance="<urn:uuid:00000000-0000-0000-0000-<MAC>>"``
-_INSTANCE_RE = re.compile(r'\+sip\.instance="<urn:uuid:00000000-0000-0000-0000-([0-9A-Fa-f]{12})>"',
-                          re.IGNORECASE)
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
             405: "Method Not Allowed"}
 
@@ -146,13 +142,12 @@ class SipRegistrar:
         request came over TLS, where ``device_cert`` is the certificate the phone presented (DER)."""
         if msg.method is None:
             return b""
-        found = _DEVICE_RE.search(msg.header("from") or "") \
-            or _INSTANCE_RE.search(msg.header("contact") or "")
-        device = f"SEP{found.group(1)[-12:].upper()}" if found else "?"
+        found = sip.device_mac(msg)
+        device = f"SEP{found}" if found else "?"
         if msg.method != "REGISTER":
             self._log(peer, device, "not-allowed", msg.method)
             return self._response(msg, 405, [("Allow", "REGISTER")])
-        creds = self.credentials(device[3:]) if found else None
+        creds = self.credentials(found) if found else None
         if creds is None:
             self._log(peer, device, "unknown-device", "no such device on the cluster")
             return self._response(msg, 404)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from phoneemu.errors import DecodeError
 
 __all__ = ["MAX_BODY", "MAX_HEAD", "MAX_HEADERS", "REALM", "SIPS_PORT", "SIP_PORT", "SipMessage", "SipStream",
-           "build_message", "digest_response", "format_digest", "parse_digest", "parse_message"]
+           "build_message", "device_mac", "digest_response", "format_digest", "parse_digest", "parse_message"]
 
 FMT = "sip"
 MAX_HEAD = 8192
@@ -46,6 +46,10 @@ _COMPACT = {"v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact", 
 _REQUEST_RE = re.compile(r"([A-Z]{1,16}) (\S{1,1024}) SIP/2\.0")
 _STATUS_RE = re.compile(r"SIP/2\.0 ([1-6][0-9]{2}) ([^\r\n]{0,256})")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9!%'*+._`~-]+")
+_DEVICE_RE = re.compile(r"<?sips?:(SEP[0-9A-Fa-f]{12})@", re.IGNORECASE)
+#: a Cisco phone's Contact ``+sip.instance="<urn:uuid:00000000-0000-0000-0000-<MAC>>"``
+_INSTANCE_RE = re.compile(r'\+sip\.instance="<urn:uuid:00000000-0000-0000-0000-([0-9A-Fa-f]{12})>"',
+                          re.IGNORECASE)
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # not HTAB: it is LWS
 _PARAM_RE = re.compile(r'\s*([A-Za-z0-9_-]{1,32})\s*=\s*'
                        r'("(?:[^"\\\r\n]|\\.){0,1024}"|[^\s,"]{1,1024})\s*(,|$)')
@@ -168,6 +172,16 @@ class SipStream:
         body = bytes(self._buf[end + 4:end + 4 + length])
         del self._buf[:end + 4 + length]
         return _with_body(msg, body)
+
+
+def device_mac(msg: SipMessage) -> str | None:
+    """The MAC (upper case) of the device a request names: ``SEP<MAC>`` as the From user, else the
+    Contact's ``+sip.instance`` (what a line with a directory number leaves); None when neither does."""
+    found = _DEVICE_RE.search(msg.header("from") or "")
+    if found is not None:
+        return found.group(1)[3:].upper()
+    found = _INSTANCE_RE.search(msg.header("contact") or "")
+    return found.group(1).upper() if found is not None else None
 
 
 def _md5(text: str) -> str:

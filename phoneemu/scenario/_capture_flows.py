@@ -20,7 +20,12 @@ adds how they are kept bounded:
   is skipped, and later responses on the connection still parsed).
 * **TLS**: the two directions are kept, at most ``max_tls_stream`` bytes each, for decryption when
   the connection ends (only when a TLS sink asks for them: ``--keylog``); beyond the cap the
-  connection is reported as not decrypted, naming the direction and the offsets. A connection the
+  connection is reported as not decrypted, naming the direction and the offsets. With a SIP sink and
+  no TLS sink, the first :data:`MAX_UNCLASSIFIED` bytes of each direction are kept (the hellos and
+  the server's certificate of TLS 1.2 and below) and given to the SIP sink.
+* **SIP** (only with a SIP sink): a connection whose client's first bytes are ``REGISTER `` is kept,
+  at most ``max_sip_stream`` bytes each way (beyond: the rest of that direction is not kept, with a
+  warning), and given to the SIP sink at its end; so is every TLS connection (see TLS). A connection the
   key log cannot open (told by its two hellos: no secrets, unknown suite or version) keeps nothing
   past them and is reported as before.
 * **Capture order is the order** (*our convention*: captures merged from several interfaces, or
@@ -74,9 +79,9 @@ from phoneemu.net.tftp_codec import DEFAULT_BLKSIZE, Data, Error, OptionAck, Rea
 from phoneemu.values import host_port, parse_ascii_int
 
 __all__ = [
-    "CAPTURE_END", "MAX_FILE", "MAX_FLOWS", "MAX_MEMORY", "MAX_STREAM", "MAX_TLS_STREAM", "MAX_UNCLASSIFIED",
-    "PIECE_COST", "TCP_FLOW_COST", "TFTP_FLOW_COST", "Download", "Endpoint", "FlowScanner", "Limits",
-    "TlsSink", "mac_of",
+    "CAPTURE_END", "MAX_FILE", "MAX_FLOWS", "MAX_MEMORY", "MAX_SIP_STREAM", "MAX_STREAM", "MAX_TLS_STREAM",
+    "MAX_UNCLASSIFIED", "PIECE_COST", "TCP_FLOW_COST", "TFTP_FLOW_COST", "Download", "Endpoint",
+    "FlowScanner", "Limits", "SipSink", "TlsSink", "mac_of",
 ]
 
 Endpoint = tuple[str, int]
@@ -91,6 +96,8 @@ MAX_TLS_STREAM = 4 * 1024 * 1024
 MAX_FLOWS = 65_536
 """TFTP transfers open at once, and TCP connections open at once."""
 MAX_UNCLASSIFIED = 64 * 1024
+MAX_SIP_STREAM = 256 * 1024
+"""Bytes of each direction of a SIP connection kept (module rules, "SIP")."""
 """Bytes per direction held before a TCP connection is known to be HTTP, TLS or neither."""
 MAX_MEMORY = 256 * 1024 * 1024
 """Bytes held by all open flows and kept downloads together (module rules, "Overall budget")."""
@@ -123,6 +130,7 @@ class Limits:
     max_file: int = MAX_FILE
     max_stream: int = MAX_STREAM
     max_tls_stream: int = MAX_TLS_STREAM
+    max_sip_stream: int = MAX_SIP_STREAM
     max_flows: int = MAX_FLOWS
     max_memory: int = MAX_MEMORY
 
@@ -187,6 +195,14 @@ class DownloadSink(Protocol):
     def drop(self, why: str) -> Download | None:
         """Drop the bytes of the least useful kept download, ``why`` appended to its detail; that download
         as it was (None: nothing kept)."""
+
+
+class SipSink(Protocol):
+    """Where ended SIP connections go (module rules, "SIP"): ``transport`` "tcp" (plain SIP) or "tls"
+    (both directions as kept: the whole streams with a TLS sink, else their starts)."""
+
+    def connection(self, *, client: Endpoint, server: Endpoint, start: float, order: int, transport: str,
+                   client_stream: bytes | None, server_stream: bytes | None, problem: str) -> None: ...
 
 
 class TlsSink(Protocol):
@@ -752,13 +768,18 @@ class _Http:
 
 
 class _Tls:
-    """Both directions of a TLS connection, kept (up to the cap) for decryption at its end."""
+    """Both directions of a TLS (or SIP) connection, kept (up to the cap) for decryption at its end."""
 
     def __init__(self, conn: _Conn, client: Endpoint, cap: int, warn: Callable[[str], None],
-                 check: Callable[[bytes, bytes], str | None] | None) -> None:
+                 check: Callable[[bytes, bytes], str | None] | None, *, keep_start: bool = False,
+                 what: str = "TLS") -> None:
         self.conn, self.client = conn, client
         self.server = conn.ends[1] if conn.ends[0] == client else conn.ends[0]
         self.cap, self.warn, self.check = cap, warn, check
+        self.keep_start = keep_start  # past the cap: keep the start (no warning), not drop everything
+        self.what = what
+        self.starts_only = False  # the key log cannot open it: its starts kept for the SIP sink only
+        self.keep_start_on_problem = False
         self.streams: dict[Endpoint, bytearray | None] = {client: bytearray(), self.server: bytearray()}
         self.problem = ""
 
@@ -771,10 +792,16 @@ class _Tls:
             if self.streams[end] is None:
                 return
         if len(buf) + len(piece) > self.cap:
+            if self.keep_start:
+                piece = piece[:max(0, self.cap - len(buf))]
+                buf += piece
+                self.conn.charge(len(piece))
+                return
             side = "client" if end == self.client else "server"
-            self.problem = (f"{side} stream longer than {self.cap} bytes (the per-direction cap for TLS) "
-                            f"at stream offset {at}, capture offset {offset}: not decrypted")
-            self.warn(f"tls {_ep(self.client)} -> {_ep(self.server)}: {self.problem}")
+            self.problem = (f"{side} stream longer than {self.cap} bytes (the per-direction cap for "
+                            f"{self.what}) at stream offset {at}, capture offset {offset}: not "
+                            f"{'decrypted' if self.what == 'TLS' else 'read'}")
+            self.warn(f"{self.what.lower()} {_ep(self.client)} -> {_ep(self.server)}: {self.problem}")
             self._drop()
             return
         buf += piece
@@ -800,7 +827,9 @@ class _Tls:
         if verdict is None:
             return
         self.check = None
-        if verdict:
+        if verdict and self.keep_start_on_problem:  # a SIP sink wants the certificate: keep the starts
+            self.problem, self.starts_only, self.keep_start, self.cap = verdict, True, True, MAX_UNCLASSIFIED
+        elif verdict:
             self.problem = verdict
             self._drop()
 
@@ -833,18 +862,24 @@ _CLOSED = _Conn(("", 0), ("", 1), 0.0, -1)
 _CLOSED.kind = "closed"  # what an ended connection's port pair maps to (its late packets are ignored)
 
 
+_REGISTER = b"REGISTER "
+
+
 def _prefix_of(data: bytes, *words: bytes) -> bool:
     return any(w.startswith(data[:len(w)]) for w in words)
 
 
 class FlowScanner:
     """Feed packets in capture order (:meth:`feed`), then :meth:`close`: downloads go to ``downloads``,
-    ended TLS connections to ``tls`` (None: TLS connections only counted), warnings to ``warn``."""
+    ended TLS connections to ``tls`` (None: TLS connections only counted), SIP connections (plain, and
+    every TLS one) to ``sip``, warnings to ``warn``."""
 
     def __init__(self, downloads: DownloadSink | None, *, tls: TlsSink | None = None,
-                 limits: Limits | None = None, warn: Callable[[str], None] | None = None) -> None:
+                 limits: Limits | None = None, warn: Callable[[str], None] | None = None,
+                 sip: SipSink | None = None) -> None:
         self.downloads = downloads
         self.tls = tls
+        self.sip = sip
         self.limits = limits or Limits()
         self.warn = warn or (lambda _text: None)
         self.packets = 0
@@ -1058,15 +1093,19 @@ class FlowScanner:
         """Decide HTTP / TLS / other from the client's first bytes (module rules)."""
         ends = [conn.client] if conn.client is not None else list(conn.ends)
         undecided = False
+        words = (b"GET ", b"HEAD ", b"\x16\x03", *((_REGISTER,) if self.sip is not None else ()))
         for e in ends:
-            first = b"".join(p for _, _, p in conn.early[e])[:5]
+            first = b"".join(p for _, _, p in conn.early[e])[:len(_REGISTER)]
             if first[:4] == b"GET " or first[:5] == b"HEAD ":
                 self._start(conn, e, "http")
                 return
             if first[:2] == b"\x16\x03":
                 self._start(conn, e, "tls")
                 return
-            if len(first) < 5 and _prefix_of(first, b"GET ", b"HEAD ", b"\x16\x03"):
+            if self.sip is not None and first == _REGISTER:
+                self._start(conn, e, "sip")
+                return
+            if any(len(first) < len(w) for w in words) and _prefix_of(first, *words):
                 undecided = True
         if final or not undecided:
             conn.kind = "other"
@@ -1082,13 +1121,21 @@ class FlowScanner:
                 return
             conn.http = _Http(conn, client, self.downloads, self.limits, self.warn, rank=self.next_rank)
             conn.kind = "http"
+        elif kind == "sip":
+            conn.tls = _Tls(conn, client, self.limits.max_sip_stream, self.warn, None, what="SIP")
+            conn.kind = "sip"
         else:
             self.tls_connections += 1
-            if self.tls is None:
+            if self.tls is None and self.sip is None:
                 conn.kind = "tls-counted"
                 conn.drop_early()
                 return
-            conn.tls = _Tls(conn, client, self.limits.max_tls_stream, self.warn, self.tls.early_problem)
+            if self.tls is None:  # SIP only: the hellos and the certificate (module rules, "TLS")
+                conn.tls = _Tls(conn, client, MAX_UNCLASSIFIED, self.warn, None, keep_start=True)
+            else:
+                conn.tls = _Tls(conn, client, self.limits.max_tls_stream, self.warn, self.tls.early_problem)
+                if self.sip is not None:  # once the key log cannot open it (module rules, "TLS")
+                    conn.tls.keep_start_on_problem = True
             conn.kind = "tls"
         early = conn.drop_early()
         for end in (client, *[e for e in conn.ends if e != client]):
@@ -1100,12 +1147,19 @@ class FlowScanner:
             self._classify(conn, final=True)
         if conn.http is not None:
             conn.http.finish(early)
-        elif conn.tls is not None and self.tls is not None:
+        elif conn.tls is not None:
             t = conn.tls
             cs, ss = t.streams[t.client], t.streams[t.server]
-            self.tls.connection(client=t.client, server=t.server, start=conn.start, order=conn.order,
-                                client_stream=bytes(cs) if cs is not None else None,
-                                server_stream=bytes(ss) if ss is not None else None, problem=t.problem)
+            streams = {"client_stream": bytes(cs) if cs is not None else None,
+                       "server_stream": bytes(ss) if ss is not None else None}
+            if self.tls is not None and conn.kind == "tls":
+                self.tls.connection(client=t.client, server=t.server, start=conn.start, order=conn.order,
+                                    problem=t.problem, **({"client_stream": None, "server_stream": None}
+                                                          if t.starts_only else streams))
+            if self.sip is not None:
+                self.sip.connection(client=t.client, server=t.server, start=conn.start, order=conn.order,
+                                    transport="tcp" if conn.kind == "sip" else "tls", problem=t.problem,
+                                    **streams)
         conn.kind, conn.http, conn.tls, conn.early, conn.dirs = "closed", None, None, {}, {}
         self.budget.release(conn)
 

@@ -28,7 +28,10 @@ Rules (issue #5 point 3; spec §C.6 request names, §H.1 TFTP/HTTP 6970):
   (a reused TFTP socket, an HTTP keep-alive connection) — then only those count. A
   boot starts with a request for ``CTLSEP<MAC>.tlv`` (else ``ITLSEP<MAC>.tlv``, else the phone's
   first name in the capture) after a request for another name; requests before the first such start
-  (a capture begun mid-boot) form a boot of their own.
+  (a capture begun mid-boot) form a boot of their own. Consecutive requests for that name are one
+  boot's retries (a secure-mode phone without a CTL "tries four times", spec §G.9; an HTTP request and
+  its TFTP fallback are one fetch): of such a run only the last fetch can start a boot, and only when
+  a request for another name follows it (*ours*).
 * **Capture order is the order** (*our convention*, :mod:`phoneemu.scenario._capture_flows`): a
   timestamp earlier than the packet before it (captures merged from several interfaces, a clock
   step) is taken as equal to it, with a warning naming its capture offset. Downloads are ordered,
@@ -282,6 +285,7 @@ class _PhoneSink(_KeptSink):
         self.own: list[Download] = []
         self.starts: list[int] = []  # the ranks of the phone's requests: the only places a boot can start
         self.addresses: set[str] = set()  # the phone's client addresses
+        self.other_addresses: set[str] = set()  # other phones' (at most MAX_MACS)
         self.servers: set[str] = set()  # the addresses it asked for its own names
         self.macs: set[str] = set()
         # (segment start, server address, name, client or None for "any client") ->
@@ -310,6 +314,8 @@ class _PhoneSink(_KeptSink):
         if mac is not None:
             if len(self.macs) < MAX_MACS:
                 self.macs.add(mac)
+            if len(self.other_addresses) < MAX_MACS:
+                self.other_addresses.add(d.client[0])
             return
         i = bisect.bisect_right(self.starts, d.order) - 1
         if i < 0 or d.server[0] not in self.servers:
@@ -358,7 +364,8 @@ class _PhoneSink(_KeptSink):
                          "downloaded cluster-wide names in its boot windows: the later ones count as "
                          "from any client (not as the phone's own connection)")
         return CaptureIndex(downloads=tuple(ordered), packets=scanner.packets, skipped=scanner.skipped,
-                            seen_macs=tuple(sorted(macs)), warnings=tuple(notes))
+                            seen_macs=tuple(sorted(macs)), warnings=tuple(notes),
+                            other_addresses=frozenset(self.other_addresses))
 
 
 def phone_sink(mac: str | None) -> _KeepAll | _ListSink | _PhoneSink:
@@ -402,6 +409,8 @@ class CaptureIndex:
     unlisted: int = 0  # downloads beyond MAX_LISTED (``--list``): counted, not kept
     seen_macs: tuple[str, ...] = ()  # phones seen, also those whose downloads were not kept
     warnings: tuple[str, ...] = ()
+    #: client addresses of other phones than the replayed one (a replay of one phone only)
+    other_addresses: frozenset[str] = frozenset()
 
     def macs(self) -> list[str]:
         return sorted(set(self._by_mac) | set(self.seen_macs))
@@ -478,12 +487,27 @@ def boot_groups(own: list[Download], mac: str) -> list[list[Download]]:
     first = next((n for n in (f"CTLSEP{mac}.tlv", f"ITLSEP{mac}.tlv") if n in names), own[0].name)
     groups: list[list[Download]] = []
     prev: str | None = None
-    for d in own:
-        if not groups or (d.name == first and prev != first):
+    for i, d in enumerate(own):
+        if not groups or (d.name == first and _starts_boot(own, i, first, prev)):
             groups.append([])
         groups[-1].append(d)
         prev = d.name
     return groups
+
+
+def _starts_boot(own: list[Download], i: int, first: str, prev: str | None) -> bool:
+    """Whether ``own[i]`` (a request for ``first``) starts a boot (module rules): no fetch of ``first``
+    follows it, and if it ends a run of them (retries), a request for another name comes next."""
+    if i > 0 and _fallback(own[i - 1], own[i]):
+        return False  # the TFTP half of a fetch that began over HTTP
+    end = i + 1 if i + 1 < len(own) and _fallback(own[i], own[i + 1]) else i
+    nxt = own[end + 1].name if end + 1 < len(own) else None
+    return nxt != first and (prev != first or nxt is not None)
+
+
+def _fallback(a: Download, b: Download) -> bool:
+    """``b`` is ``a``'s TFTP fallback: the same name over TFTP right after HTTP (one fetch, §H.1)."""
+    return a.name == b.name and a.protocol == "http" and b.protocol == "tftp"
 
 
 def boot_count(index: CaptureIndex, mac: str) -> int:
@@ -575,12 +599,16 @@ class ReplayResult:
 
     #: names this boot asked for that the capture holds in part (:attr:`ReplayFetcher.not_captured`)
     not_captured: tuple[str, ...] = ()
+    #: the phone's SIP registrations of the capture after this boot, checked against the rules
+    #: (:class:`phoneemu.scenario.replay_sip.SipCheck`)
+    sip: tuple[Any, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {"server": self.boot.server, "start": self.boot.start,
                 "served": [{"name": n, "answer": a} for n, a in self.served],
                 **({"not_captured": list(self.not_captured)} if self.not_captured else {}),
-                "report": self.report.as_dict()}
+                "report": self.report.as_dict(),
+                **({"sip": [c.as_dict() for c in self.sip]} if self.sip else {})}
 
 
 def offline_tvs(certificates: Sequence[Any], roles: frozenset[int]) -> Any:
@@ -608,6 +636,7 @@ async def replay_phone(index: CaptureIndex, mac: str, **options: Any) -> list[Re
     if not boots:
         raise PhoneEmuError(f"no download of phone {mac} in the capture (macs: "
                             f"{', '.join(index.macs()) or 'none'})", path="mac")
+    options.setdefault("shared_addresses", index.other_addresses)
     return await replay_boots(boots, mac, **options)
 
 
@@ -616,7 +645,9 @@ async def replay_boots(boots: Sequence[ReplayBoot], mac: str, *, profile: str = 
                        tvs_certs: Sequence[Any] = (),
                        tvs_roles: frozenset[int] = frozenset({0, 2}),
                        tvs_capture: Any = None, installed: Any = None, keys_from: Path | None = None,
-                       notes: list[str] | None = None, export: Path | None = None) -> list[ReplayResult]:
+                       notes: list[str] | None = None, export: Path | None = None,
+                       sip_capture: Sequence[Any] = (), shared_addresses: frozenset[str] = frozenset()
+                       ) -> list[ReplayResult]:
     """Boot a fresh phone ``mac`` offline once per boot of ``boots`` (one phone's, in order; module
     rules); with ``tvs_capture`` (:class:`phoneemu.scenario.replay_tvs.TvsCapture`) TVS answers as it
     did in the capture; ``installed`` (:class:`phoneemu.scenario.predict.Installed`) is what the phone
@@ -624,7 +655,9 @@ async def replay_boots(boots: Sequence[ReplayBoot], mac: str, *, profile: str = 
     whose MIC, LSC and manual key it holds (read only: captured encrypted configs are decrypted as that
     phone would), what could not be used added to ``notes``; ``export``: a folder the phone's flash is
     written into after its last boot (what it holds then: trust lists, config, keys; ``predict
-    --fleet-flash`` reads such folders)."""
+    --fleet-flash`` reads such folders); ``sip_capture``: the capture's SIP connections
+    (:class:`phoneemu.scenario.replay_sip.CapturedSip`), each checked after the boot it follows
+    (``shared_addresses``: client addresses other phones use too, which name no phone)."""
     from phoneemu.phone.boot import BootTarget
     from phoneemu.phone.phone import Phone
     from phoneemu.phone.profile import get_profile
@@ -662,8 +695,15 @@ async def replay_boots(boots: Sequence[ReplayBoot], mac: str, *, profile: str = 
         fetcher = ReplayFetcher(b)
         port = b.own[0].server[1] if b.own[0].protocol == "tftp" else 69
         report = await phone.boot(BootTarget(host=b.server, tftp_port=port, use_http=False), fetcher=fetcher)
+        sip: tuple[Any, ...] = ()
+        if sip_capture:
+            from phoneemu.scenario.replay_sip import check_sip
+
+            after = [c for c in sip_capture if window["start"] <= c.order < window["stop"]]
+            addresses = {d.client[0] for d in b.own} - shared_addresses
+            sip = tuple(check_sip(phone.store, phone.profile, mac, addresses, after))
         results.append(ReplayResult(boot=b, served=tuple(fetcher.served), report=report,
-                                    not_captured=tuple(dict.fromkeys(fetcher.not_captured))))
+                                    not_captured=tuple(dict.fromkeys(fetcher.not_captured)), sip=sip))
     if export is not None:
         from phoneemu.phone.flash import Flash
 

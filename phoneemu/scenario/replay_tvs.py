@@ -241,6 +241,8 @@ class CaptureScan:
     index: CaptureIndex
     tvs: TvsCapture
     warnings: tuple[str, ...]
+    #: the SIP connections (:mod:`phoneemu.scenario.replay_sip`; a replay of one phone only)
+    sip: tuple[Any, ...] = ()
 
 
 MAX_WARNINGS = 100
@@ -291,13 +293,18 @@ def scan_capture(path: str | Path, *, mac: str | None = None, secrets: KeyLog | 
                  limits: Limits | None = None) -> CaptureScan:
     """Read a capture once, packet by packet, keeping what the replay of ``mac`` needs (None: the
     listing of every phone, without file contents); with ``secrets`` the TLS connections are decrypted
-    as they end. Memory stays bounded (:mod:`phoneemu.scenario._capture_flows`); malformed input raises
+    as they end; with ``mac`` the SIP connections are kept too (:mod:`phoneemu.scenario.replay_sip`).
+    Memory stays bounded (:mod:`phoneemu.scenario._capture_flows`); malformed input raises
     DecodeError naming the offset."""
+    from phoneemu.scenario.replay_sip import SipCollector
+
     warnings = ScanWarnings()
     sink = phone_sink(mac)
     collector = TvsCollector(secrets, mac=mac) if secrets is not None else None
-    scanner = FlowScanner(sink, tls=collector, limits=limits, warn=warnings)
+    sips = SipCollector(secrets) if mac is not None else None
+    scanner = FlowScanner(sink, tls=collector, limits=limits, warn=warnings, sip=sips)
     feed_capture(path, scanner, warnings)
     tvs = collector.result(scanner.tls_connections) if collector is not None else no_tvs(scanner)
     index = sink.index(scanner, warnings.lines())
-    return CaptureScan(index=index, tvs=tvs, warnings=index.warnings)
+    return CaptureScan(index=index, tvs=tvs, warnings=index.warnings,
+                       sip=tuple(sips.found) if sips is not None else ())

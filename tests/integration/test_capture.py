@@ -240,6 +240,7 @@ TAMPERED: Expect = {"itl": "unchanged", "config": "rejected", "reason": "bad-sig
 # offline, without the key log, the TVS is unreachable: ITL rejected, locked out (rule G.3.4-tvs-unreachable)
 MIGRATED: Expect = {"itl": "rejected", "config": "rejected", "locked_out": True,
                     "rule": "G.3.4-tvs-unreachable"}
+BY_CTL: Expect = dict(ACCEPTED_AGAIN, rule="G.4-signed-by-ctl-tftp")
 SHA512_OLD: Expect = {"itl": "rejected", "config": "rejected", "reason": "unsupported-hash",
                       "locked_out": True}
 #: capture → [(mac, profile, expected facts of each boot)]
@@ -254,6 +255,10 @@ REFERENCE: dict[str, list[tuple[str, str, list[Expect]]]] = {
     "sha512-signing-sha1-phone": [
         ("0A0000001601", "cp-8861", [ACCEPTED_FIRST, dict(ACCEPTED_FIRST, itl="updated")]),
         ("0A0000001602", "cp-7962", [ACCEPTED_FIRST, SHA512_OLD])],
+    # boot 1 of the encrypted phone holds its three CTL retries (secure mode without a CTL, §G.9)
+    "sip-tls-callmanager-in-ctl": [
+        ("0A0000004201", "cp-8861", [ACCEPTED_FIRST, BY_CTL, dict(BY_CTL, itl="updated")]),
+        ("0A0000004202", "cp-8861", [ACCEPTED_FIRST, BY_CTL])],
 }
 
 
@@ -871,3 +876,63 @@ def test_other_programs_connections_do_not_use_up_the_capture_limit(tmp_path: Pa
     kept = list(read_pcap(sink.path))
     assert len(kept) == 5 and not sink.truncated, (len(kept), sink.missing)
     assert all(p.dst == "127.0.0.67" for p in kept)
+
+
+def _sip(results: list[ReplayResult]) -> list[list[tuple[str, str, str, str, tuple[str, ...]]]]:
+    """Per boot: each SIP check as (transport, outcome, expected transport, certificate rule, differs)."""
+    return [[(c.captured.transport, c.captured.outcome.split(" (")[0], c.expected, c.certificate_rule,
+              c.differs) for c in r.sip] for r in results]
+
+
+def test_a_captured_registration_is_checked_against_the_rules(capsys: pytest.CaptureFixture[str]) -> None:
+    """``replay --mac`` sets each SIP connection of the phone against the rules in its state after the
+    boot it follows (spec §G.9 transport, §G.5 the registrar's certificate, read from the TLS 1.2
+    handshake without a key log): TCP while it had no CTL, TLS to the CallManager its CTL lists, the
+    regenerated certificate refused before the reset. Without the key log the outcome over TLS is not
+    known, and a connection from the address both phones share is nobody's; with it, it is."""
+    from phoneemu.net.tls_decrypt import read_keylog
+    from phoneemu.scenario.replay_tvs import scan_capture
+
+    pcap = CAPTURES / "sip-tls-callmanager-in-ctl.pcap"
+    in_ctl, untrusted = "G.5-sip-server-in-ctl", "G.5-sip-server-untrusted"
+    for keys in (None, read_keylog(pcap.with_suffix(".keys"))):
+        scan = scan_capture(pcap, mac="0A0000004201", secrets=keys)
+        enc = _sip(run(replay_phone(scan.index, "0A0000004201", sip_capture=scan.sip)))
+        tls = "registered" if keys else "not known"
+        refused = "no REGISTER" if keys else "not known"  # the phone refused the registrar: sent nothing
+        assert enc == [[("tcp", "registered", "tcp", "", ())],
+                       [("tls", tls, "tls", in_ctl, ()), ("tls", refused, "tls", untrusted, ())],
+                       [("tls", tls, "tls", in_ctl, ()), ("tls", tls, "tls", in_ctl, ())]], keys
+        scan = scan_capture(pcap, mac="0A0000004202", secrets=keys)
+        plain = _sip(run(replay_phone(scan.index, "0A0000004202", sip_capture=scan.sip)))
+        assert plain == [[("tcp", "registered", "tcp", "", ())], [("tcp", "registered", "tcp", "", ())]]
+    assert main(["replay", str(pcap), "--mac", "0A0000004201"]) == 0
+    out = capsys.readouterr().out
+    assert ("over tls: not known (encrypted: give the key log); certificate G.5-sip-server-untrusted "
+            "(refused); the rules give tls (G.9-tls-with-ctl); as the rules say") in out
+    assert main(["replay", str(pcap), "--mac", "0A0000004201", "--json"]) == 0
+    boots = json.loads(capsys.readouterr().out)["boots"]
+    assert boots[0]["sip"][0]["transport_rule"] == "G.9-fallback-tcp" and boots[0]["sip"][0]["differs"] == []
+
+
+def test_a_registration_the_rules_refuse_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    """The verdicts that differ: a phone that registered over TLS with the registrar whose certificate
+    its CTL does not list (§G.5), and one that used TCP where its CTL and security mode give TLS (§G.9)."""
+    import dataclasses
+
+    from phoneemu.net.tls_decrypt import read_keylog
+    from phoneemu.scenario.replay_tvs import scan_capture
+
+    pcap = CAPTURES / "sip-tls-callmanager-in-ctl.pcap"
+    scan = scan_capture(pcap, mac="0A0000004201", secrets=read_keylog(pcap.with_suffix(".keys")))
+    tcp = next(c for c in scan.sip if c.mac == "0A0000004201" and c.transport == "tcp")
+    bad = next(c for c in scan.sip if c.transport == "tls" and not c.registers)  # the phone sent nothing
+    assert bad.certificate is not None
+    forged = [dataclasses.replace(bad, statuses=(200,), registers=1),  # registered with it anyway
+              dataclasses.replace(tcp, order=bad.order + 1)]  # TCP while the CTL lists the CallManager
+    results = run(replay_phone(scan.index, "0A0000004201", sip_capture=forged))
+    (registered, over_tcp), = [r.sip for r in results if r.sip]
+    assert registered.differs == (
+        "registered with a registrar whose certificate its CTL does not list (§G.5)",)
+    assert over_tcp.differs == ("the phone registered over tcp, the rules give tls",)
+    assert "DIFFERS: the phone registered over tcp, the rules give tls" in over_tcp.describe()

@@ -462,3 +462,32 @@ def test_cli_replay_of_a_capture_cut_inside_its_last_packet(tmp_path: Path,
         return [{k: v for k, v in b["report"].items() if k != "duration_s"} for b in boots]
     assert decisions(json.loads(out)["boots"]) == decisions(whole)
     assert f"replay: warning: pcap: {cut} packet[" in err and "the capture ends inside this packet" in err
+
+
+def test_a_secure_phones_ctl_retries_are_one_boot_not_three() -> None:
+    """Consecutive requests for the CTL are one boot's retries (secure mode without a CTL "tries four
+    times", spec §G.9): they split a capture into boots at the last of the run only when another name
+    follows it; an HTTP request and its TFTP fallback are one fetch. (Each retry after the first used to
+    start a boot of its own, and the next real boot was merged into the retries.)"""
+    from phoneemu.scenario._capture_flows import Download
+    from phoneemu.scenario.replay import boot_groups
+
+    mac = "0A0000004201"
+    ctl, itl, cfg = f"CTLSEP{mac}.tlv", f"ITLSEP{mac}.tlv", f"SEP{mac}.cnf.xml.sgn"
+
+    def run(*spec: tuple[str, str]) -> list[list[str]]:
+        own = [Download(protocol=proto, name=name, client=("10.0.0.9", 1000 + i), server=("10.0.0.1", 69),
+                        outcome="ok", data=b"x", start=float(i), end=float(i), order=i)
+               for i, (name, proto) in enumerate(spec)]
+        return [[f"{d.name[:3]}/{d.protocol}" for d in g] for g in boot_groups(own, mac)]
+
+    h, t = "http", "tftp"
+    assert run((ctl, h), (itl, h), (cfg, h), (ctl, h), (ctl, h), (ctl, h), (ctl, h), (itl, h), (cfg, h)) == [
+        ["CTL/http", "ITL/http", "SEP/http", "CTL/http", "CTL/http", "CTL/http"],
+        ["CTL/http", "ITL/http", "SEP/http"]]
+    # an HTTP request, then its TFTP fallback: one fetch
+    assert run((ctl, h), (ctl, t), (itl, h), (ctl, h), (ctl, t), (itl, t)) == [
+        ["CTL/http", "CTL/tftp", "ITL/http"], ["CTL/http", "CTL/tftp", "ITL/tftp"]]
+    assert run((ctl, h), (itl, h), (ctl, h), (ctl, h)) == [["CTL/http", "ITL/http", "CTL/http", "CTL/http"]]
+    # a capture cut short during a boot: that boot's first request
+    assert run((ctl, h), (itl, h), (ctl, h)) == [["CTL/http", "ITL/http"], ["CTL/http"]]

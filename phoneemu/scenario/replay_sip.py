@@ -1,0 +1,315 @@
+"""The SIP registrations of a capture, checked offline against the rules, for ``phoneemu replay --mac``.
+
+Rules (spec §G.9 transport, §G.5 the registrar's certificate, §G.13 registration; *ours* marked):
+
+* **Collected** (:class:`SipCollector`, a :class:`~phoneemu.scenario._capture_flows.SipSink`): every
+  plain TCP connection whose client starts with ``REGISTER`` and every TLS connection. Plain SIP is
+  parsed as it came (:class:`phoneemu.protocols.sip.SipStream`, the same limits; a malformed message
+  ends what is read of that direction, named in ``problem``). Of a TLS connection the registrar's
+  certificate is read from the server's plaintext handshake (TLS 1.0-1.2: the first certificate of
+  the Certificate message; TLS 1.3 sends it encrypted: not read), and with the key log its SIP is
+  decrypted (:func:`phoneemu.net.tls_decrypt.decrypt_tls`) and parsed as above. At most
+  :data:`MAX_CONNECTIONS` are kept (the rest counted).
+* **Whose** (*ours*): a connection whose REGISTER names a device (``SEP<MAC>`` in From, else the
+  Contact's ``+sip.instance``) is that phone's, and so is a TLS 1.0-1.2 connection in which the phone
+  presented its certificate (mutual TLS, §F.9: the LSC's or MIC's common name carries ``SEP<MAC>``,
+  sent in clear); another one whose content is not readable (TLS without the key log) is the replayed
+  phone's when its client address is one the phone fetched files from and no
+  other phone of the capture did (emulated phones share an address: give the key log), and it
+  is SIP when its server is a CallManager of the phone's config (``devicePool``, its
+  ``securedSipPort``; port 5061 when the config names none) — other TLS (TVS, CAPF, HTTPS) is not.
+* **Checked** after the replayed boot it follows (by capture order: the phone's state then, its CTL
+  and config): the transport the rules give (§G.9: TLS when the device security mode asks for it and
+  the CTL holds a CUCM certificate, else TCP) against the one the captured phone used; over TLS the
+  §G.5 rule on the certificate the registrar presented. The verdict *differs* when the phone used
+  another transport than the rules give, or registered (a ``200`` seen) over TLS with a registrar
+  whose certificate §G.5 refuses; otherwise it agrees, saying what is not known (an encrypted
+  outcome without the key log, a TLS 1.3 certificate).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from phoneemu.errors import DecodeError
+from phoneemu.net.tls_decrypt import KeyLog, decrypt_tls
+from phoneemu.protocols import sip
+from phoneemu.scenario._capture_flows import Endpoint
+from phoneemu.values import host_port
+
+__all__ = ["MAX_CONNECTIONS", "CapturedSip", "SipCheck", "SipCollector", "check_sip", "client_device",
+           "server_certificate"]
+
+MAX_CONNECTIONS = 10_000
+_MAX_MESSAGES = 64  # of each direction of one connection
+_CERT_LIMIT = 64 * 1024
+_HANDSHAKE, _CCS = 22, 20
+_SERVER_HELLO, _CERTIFICATE = 2, 11
+_SUPPORTED_VERSIONS, _TLS13 = 43, 0x0304
+_SEP_MAC = re.compile(r"SEP([0-9A-Fa-f]{12})")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CapturedSip:
+    """One SIP connection of the capture: who, over what, what the registrar answered."""
+
+    client: Endpoint
+    server: Endpoint
+    start: float
+    order: int
+    transport: str  # "tcp" | "tls"
+    mac: str | None = None  # the device its REGISTER names (None: none read)
+    registers: int = 0
+    statuses: tuple[int, ...] = ()  # the final answers to its REGISTERs, in order
+    readable: bool = True  # its SIP was read (plain, or decrypted with the key log)
+    certificate: bytes | None = None  # over TLS: the registrar's, when the handshake shows it
+    tls: str = ""  # "TLSv1.2" / "TLSv1.3", when known
+    problem: str = ""  # what could not be read, and why
+
+    @property
+    def outcome(self) -> str:
+        if not self.readable:
+            return "not known (encrypted: give the key log)" if self.transport == "tls" and not self.problem \
+                else f"not known ({self.problem or 'encrypted: give the key log'})"
+        if 200 in self.statuses:
+            return "registered (200 OK)"
+        if self.statuses:
+            return f"not registered (last answer {self.statuses[-1]})"
+        return "no final answer" if self.registers else "no REGISTER"
+
+
+def _handshake_messages(stream: bytes) -> list[tuple[int, bytes]]:
+    """The plaintext handshake messages of one TLS direction (before its ChangeCipherSpec); DecodeError
+    for records or messages that do not frame."""
+    data = bytearray()
+    pos = 0
+    while pos + 5 <= len(stream) and len(data) < _CERT_LIMIT:
+        kind, length = stream[pos], int.from_bytes(stream[pos + 3:pos + 5], "big")
+        if kind == _CCS:
+            break
+        if kind != _HANDSHAKE:
+            raise DecodeError(f"record type {kind} before the handshake ended", fmt="tls", offset=pos,
+                              path="record")
+        data += stream[pos + 5:pos + 5 + length]
+        pos += 5 + length
+    out: list[tuple[int, bytes]] = []
+    at = 0
+    while at + 4 <= len(data):
+        n = int.from_bytes(data[at + 1:at + 4], "big")
+        if at + 4 + n > len(data):
+            break  # the rest of that message was not kept (or the capture ended)
+        out.append((data[at], bytes(data[at + 4:at + 4 + n])))
+        at += 4 + n
+    return out
+
+
+def _is_tls13(hello: bytes) -> bool:
+    """A ServerHello choosing TLS 1.3 (its supported_versions extension, RFC 8446 §4.2.1)."""
+    at = 2 + 32
+    if at >= len(hello):
+        return False
+    at += 1 + hello[at] + 2 + 1  # session id, cipher suite, compression
+    end = at + 2 + int.from_bytes(hello[at:at + 2], "big")
+    at += 2
+    while at + 4 <= min(end, len(hello)):
+        ext, n = int.from_bytes(hello[at:at + 2], "big"), int.from_bytes(hello[at + 2:at + 4], "big")
+        if ext == _SUPPORTED_VERSIONS and hello[at + 4:at + 6] == _TLS13.to_bytes(2, "big"):
+            return True
+        at += 4 + n
+    return False
+
+
+def server_certificate(server_stream: bytes) -> tuple[bytes | None, str, str]:
+    """The registrar's certificate (DER) from a TLS server stream's plaintext handshake, the version
+    ("TLSv1.3" or ""), and why there is none (module rules)."""
+    try:
+        messages = _handshake_messages(server_stream)
+    except DecodeError as exc:
+        return None, "", f"the server's handshake does not frame: {exc}"
+    hello = next((body for kind, body in messages if kind == _SERVER_HELLO), None)
+    if hello is not None and _is_tls13(hello):
+        return None, "TLSv1.3", "TLS 1.3 sends the certificate encrypted: not read"
+    cert, why = _first_certificate(messages)
+    return cert, "", why
+
+
+def _first_certificate(messages: list[tuple[int, bytes]]) -> tuple[bytes | None, str]:
+    """The first certificate of a Certificate handshake message (RFC 5246 §7.4.2), or why there is none."""
+    cert = next((body for kind, body in messages if kind == _CERTIFICATE), None)
+    if cert is None:
+        return None, "no Certificate message in the handshake as captured"
+    if len(cert) < 6:
+        return None, "the Certificate message is empty"
+    n = int.from_bytes(cert[3:6], "big")
+    if n == 0 or 6 + n > len(cert):
+        return None, "the Certificate message's first certificate does not frame"
+    return cert[6:6 + n], ""
+
+
+def client_device(client_stream: bytes) -> str | None:
+    """The MAC of the device whose certificate the client presented in a TLS 1.0-1.2 handshake (mutual
+    TLS: its LSC, CN ``SEP<MAC>``, or its MIC, ``CP-<model>-SEP<MAC>``; spec §F.9), else None."""
+    from cryptography.x509.oid import NameOID
+
+    from phoneemu.crypto import certs
+
+    try:
+        der, _ = _first_certificate(_handshake_messages(client_stream))
+        if der is None:
+            return None
+        attrs = certs.load_cert_der(der).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    except (DecodeError, ValueError):
+        return None
+    found = _SEP_MAC.search(str(attrs[0].value)) if attrs else None
+    return found.group(1).upper() if found else None
+
+
+def _messages(data: bytes) -> tuple[list[sip.SipMessage], str]:
+    stream = sip.SipStream()
+    out: list[sip.SipMessage] = []
+    try:
+        stream.feed(data)
+        while len(out) < _MAX_MESSAGES and (msg := stream.next()) is not None:
+            out.append(msg)
+    except DecodeError as exc:
+        return out, f"SIP does not parse after {len(out)} message(s): {exc}"
+    return out, ""
+
+
+def _read(client_data: bytes, server_data: bytes) -> dict[str, object]:
+    """The REGISTERs of a connection's plaintext and the final answers to them (by CSeq)."""
+    requests, p1 = _messages(client_data)
+    answers, p2 = _messages(server_data)
+    registers = [m for m in requests if m.method == "REGISTER"]
+    mac = next((found for m in registers if (found := sip.device_mac(m)) is not None), None)
+    cseqs = {(m.header("cseq") or "").strip() for m in registers}
+    statuses = tuple(m.status for m in answers if m.status is not None and m.status >= 200
+                     and (m.header("cseq") or "").strip() in cseqs)
+    return {"mac": mac, "registers": len(registers), "statuses": statuses, "problem": p1 or p2}
+
+
+class SipCollector:
+    """A :class:`~phoneemu.scenario._capture_flows.SipSink` keeping :class:`CapturedSip` (module rules);
+    ``secrets``: the key log, to read SIP over TLS."""
+
+    def __init__(self, secrets: KeyLog | None = None, *, limit: int = MAX_CONNECTIONS) -> None:
+        self.secrets, self.limit = secrets, limit
+        self.found: list[CapturedSip] = []
+        self.unlisted = 0
+
+    def connection(self, *, client: Endpoint, server: Endpoint, start: float, order: int, transport: str,
+                   client_stream: bytes | None, server_stream: bytes | None, problem: str) -> None:
+        if len(self.found) >= self.limit:
+            self.unlisted += 1
+            return
+        base = {"client": client, "server": server, "start": start, "order": order, "transport": transport}
+        if client_stream is None or server_stream is None:
+            self.found.append(CapturedSip(**base, readable=False, problem=problem))  # type: ignore[arg-type]
+            return
+        if transport == "tcp":
+            self.found.append(CapturedSip(**base, **_read(client_stream, server_stream)))  # type: ignore[arg-type]
+            return
+        cert, version, why = server_certificate(server_stream)
+        extra: dict[str, object] = {"certificate": cert, "tls": version, "readable": False,
+                                    "problem": why or problem, "mac": client_device(client_stream)}
+        if self.secrets is not None and not problem:
+            try:
+                plain = decrypt_tls(client_stream, server_stream, self.secrets)
+            except DecodeError as exc:
+                extra["problem"] = "; ".join(p for p in (why, f"not decrypted: {exc}") if p)
+            else:
+                if plain.client_data and not plain.client_data.startswith(b"REGISTER "):
+                    return  # TVS, CAPF, HTTPS: not SIP (nothing sent: a phone that refused the registrar)
+                read = _read(plain.client_data, plain.server_data)
+                read["mac"] = read["mac"] or extra["mac"]
+                extra.update(read, readable=True, tls=plain.description,
+                             problem="; ".join(p for p in (why, str(read["problem"])) if p))
+        self.found.append(CapturedSip(**base, **extra))  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- offline check
+@dataclass(frozen=True, kw_only=True)
+class SipCheck:
+    """One captured registration set against the rules, in the phone's state after a replayed boot."""
+
+    captured: CapturedSip
+    expected: str  # "tls" | "tcp" | "" (no accepted config: not known)
+    transport_rule: str  # the §G.9 rule, "" for a non-secure device or without a config
+    certificate_rule: str = ""  # over TLS: the §G.5 rule on the registrar's certificate ("": not read)
+    certificate_accepted: bool | None = None
+    certificate_reason: str = ""
+    differs: tuple[str, ...] = ()  # why the captured phone did otherwise than the rules (empty: agrees)
+
+    def describe(self) -> str:
+        c = self.captured
+        where = f"{host_port(*c.server)} over {c.transport}" + (f" ({c.tls})" if c.tls else "")
+        parts = [f"sip {where}: {c.outcome}"]
+        if self.certificate_rule:
+            ok = "accepted" if self.certificate_accepted else "refused"
+            parts.append(f"certificate {self.certificate_rule} ({ok})")
+        elif c.transport == "tls":
+            parts.append(f"certificate not checked ({c.problem or 'not read'})")
+        if self.expected:
+            why = f"({self.transport_rule})" if self.transport_rule else "(non-secure device)"
+            parts.append(f"the rules give {self.expected} {why}")
+        verdict = "DIFFERS: " + "; ".join(self.differs) if self.differs else "as the rules say"
+        return f"{'; '.join(parts)}; {verdict}"
+
+    def as_dict(self) -> dict[str, object]:
+        c = self.captured
+        return {"server": host_port(*c.server), "client": host_port(*c.client), "transport": c.transport,
+                "tls": c.tls, "outcome": c.outcome, "statuses": list(c.statuses), "expected": self.expected,
+                "transport_rule": self.transport_rule, "certificate_rule": self.certificate_rule,
+                "certificate_accepted": self.certificate_accepted,
+                "certificate_reason": self.certificate_reason, "problem": c.problem,
+                "differs": list(self.differs)}
+
+
+def _call_manager_ports(config: object) -> set[int]:
+    from phoneemu.formats import config as config_fmt
+
+    try:
+        managers = config_fmt.call_managers(config)  # type: ignore[arg-type]
+    except DecodeError:
+        return {sip.SIPS_PORT}
+    return {cm.secured_sip_port or sip.SIPS_PORT for cm in managers} or {sip.SIPS_PORT}
+
+
+def check_sip(store: object, profile: object, mac: str, addresses: set[str],
+              connections: Sequence[CapturedSip]) -> list[SipCheck]:
+    """The captured connections of phone ``mac`` (module rules, "Whose") checked in the state ``store``
+    (a :class:`phoneemu.phone.store.TrustStore` after a replayed boot)."""
+    from phoneemu.phone import rules
+    from phoneemu.phone.store import TrustStore
+
+    assert isinstance(store, TrustStore)
+    cfg = store.config.config if store.config is not None else None
+    ports = _call_manager_ports(cfg) if cfg is not None else {sip.SIPS_PORT}
+    out: list[SipCheck] = []
+    for c in connections:
+        if c.mac is not None and c.mac != mac:
+            continue
+        if c.mac is None and (c.client[0] not in addresses
+                              or (c.transport == "tls" and c.server[1] not in ports)):
+            continue
+        expected, rule = "", ""
+        if cfg is not None:
+            secure = rules.decide_secure_transport(store, cfg, profile=profile,  # type: ignore[arg-type]
+                                                   attempts=profile.secure_mode_attempts)  # type: ignore[attr-defined]
+            expected = "tls" if secure is not None and secure.action == "use-tls" else "tcp"
+            rule = secure.rule if secure is not None else ""
+        differs: list[str] = []
+        if expected and c.transport != expected:
+            differs.append(f"the phone registered over {c.transport}, the rules give {expected}")
+        cert_rule, cert_ok, cert_reason = "", None, ""
+        if c.transport == "tls" and c.certificate is not None:
+            d = rules.decide_sip_server(store, c.certificate, server=host_port(*c.server))
+            cert_rule, cert_ok, cert_reason = d.rule, d.accepted, d.reason
+            if not d.accepted and c.readable and 200 in c.statuses:
+                differs.append("registered with a registrar whose certificate its CTL does not list (§G.5)")
+        out.append(SipCheck(captured=c, expected=expected, transport_rule=rule, certificate_rule=cert_rule,
+                            certificate_accepted=cert_ok, certificate_reason=cert_reason,
+                            differs=tuple(differs)))
+    return out

@@ -1,0 +1,97 @@
+"""replay's SIP: the registrar's certificate from a TLS handshake, the phone from its own (§G.5, §F.9)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import ssl
+
+from phoneemu.crypto.certs import CertRequest, cert_der, issue_certificate
+from phoneemu.crypto.keys import KeySpec, generate_key
+from phoneemu.net.capture import PcapPacket
+from phoneemu.net.tls import client_context, server_context
+from phoneemu.scenario._capture_flows import FlowScanner, Limits
+from phoneemu.scenario.replay_sip import SipCollector, client_device, server_certificate
+
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def _identity(cn: str) -> tuple[object, object]:
+    key = generate_key(KeySpec.parse("ec-p256"))
+    req = CertRequest(subject=f"CN={cn};O=phoneemu", public_key=key.public_key(), serial=7,
+                      not_before=NOW - dt.timedelta(days=1), not_after=NOW + dt.timedelta(days=9))
+    return key, issue_certificate(req, issuer_key=key)
+
+
+def _handshake(version: str) -> tuple[bytes, bytes, bytes, bytes]:
+    """A whole handshake in memory: (client stream, server stream, server certificate, client certificate)."""
+    skey, scert = _identity("cucm-pub")
+    ckey, ccert = _identity("CP-8861-SEP0011223344AA")
+    sctx = server_context(scert, skey, client_trust=[ccert], max_version=version)  # type: ignore[arg-type]
+    cctx = client_context(trust=[scert], chain=ccert, key=ckey)  # type: ignore[arg-type]
+    ci, co, si, so = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
+    client, server = cctx.wrap_bio(ci, co, server_hostname="x"), sctx.wrap_bio(si, so, server_side=True)
+    cs, ss = bytearray(), bytearray()
+    for _ in range(10):
+        for obj in (client, server):
+            with contextlib.suppress(ssl.SSLWantReadError):
+                obj.do_handshake()
+        out_c, out_s = co.read(), so.read()
+        cs += out_c
+        ss += out_s
+        si.write(out_c)
+        ci.write(out_s)
+        if not out_c and not out_s:
+            break
+    return bytes(cs), bytes(ss), cert_der(scert), cert_der(ccert)  # type: ignore[arg-type]
+
+
+def test_the_certificates_of_a_tls12_handshake_are_read_in_clear() -> None:
+    cs, ss, scert, _ccert = _handshake("1.2")
+    assert server_certificate(ss) == (scert, "", "")
+    assert client_device(cs) == "0011223344AA"  # the MIC it presented names the phone
+
+
+def test_tls13_and_garbage_say_why_there_is_no_certificate() -> None:
+    cs, ss, _s, _c = _handshake("1.3")
+    assert server_certificate(ss) == (None, "TLSv1.3", "TLS 1.3 sends the certificate encrypted: not read")
+    assert client_device(cs) is None
+    empty_certificate = b"\x16\x03\x03\x00\x04\x0b\x00\x00\x00"
+    for junk in (b"", b"\x16\x03\x03\xff\xff" + b"\x0b" * 10, b"\x17\x03\x03\x00\x01x", empty_certificate):
+        cert, _v, why = server_certificate(junk)
+        assert cert is None and why, junk
+        assert client_device(junk) is None
+
+
+def _tcp(src: tuple[str, int], dst: tuple[str, int], seq: int, flags: int, data: bytes = b"") -> PcapPacket:
+    return PcapPacket(ts=0.0, src=src[0], dst=dst[0], proto="tcp", sport=src[1], dport=dst[1], payload=data,
+                      seq=seq, ack=0, flags=flags)
+
+
+def test_a_plain_sip_connection_is_kept_within_its_cap() -> None:
+    """A REGISTER over TCP is collected (its device, the final answers by CSeq); a peer that sends more
+    than ``max_sip_stream`` is cut there with a warning, memory bounded."""
+    from phoneemu.net.capture import ACK, SYN
+    from phoneemu.protocols import sip
+
+    phone, cucm = ("10.0.0.9", 40000), ("10.0.0.1", 5060)
+    register = sip.build_message("REGISTER sip:10.0.0.1 SIP/2.0", [("From", "<sip:SEP0011223344AA@10.0.0.1>"),
+                                                                   ("CSeq", "1 REGISTER")])
+    ok = sip.build_message("SIP/2.0 200 OK", [("CSeq", "1 REGISTER")])
+    warnings: list[str] = []
+    found = []
+    for flood in (b"", b"x" * 5000):
+        collector = SipCollector()
+        scanner = FlowScanner(None, sip=collector, limits=Limits(max_sip_stream=1000), warn=warnings.append)
+        scanner.feed(_tcp(phone, cucm, 100, SYN))
+        scanner.feed(_tcp(cucm, phone, 900, SYN | ACK))
+        scanner.feed(_tcp(phone, cucm, 101, ACK, register))
+        scanner.feed(_tcp(cucm, phone, 901, ACK, ok + flood))
+        scanner.close()
+        found += collector.found
+    plain, flooded = found
+    assert (plain.transport, plain.mac, plain.registers, plain.statuses) == ("tcp", "0011223344AA", 1, (200,))
+    assert plain.outcome == "registered (200 OK)"
+    assert not flooded.readable and "longer than 1000 bytes" in flooded.outcome, flooded
+    assert any("sip 10.0.0.9:40000 -> 10.0.0.1:5060: server stream longer than 1000 bytes" in w
+               for w in warnings), warnings
