@@ -21,8 +21,9 @@ adds how they are kept bounded:
 * **TLS**: the two directions are kept, at most ``max_tls_stream`` bytes each, for decryption when
   the connection ends (only when a TLS sink asks for them: ``--keylog``); beyond the cap the
   connection is reported as not decrypted, naming the direction and the offsets. With a SIP sink and
-  no TLS sink, the first :data:`MAX_UNCLASSIFIED` bytes of each direction are kept (the hellos and
-  the server's certificate of TLS 1.2 and below) and given to the SIP sink.
+  no TLS sink, the first :data:`MAX_TLS_START` bytes of each direction are kept (the hellos and the
+  certificates of TLS 1.2 and below) and given to the SIP sink; so are they of a connection the key
+  log cannot open.
 * **SIP** (only with a SIP sink): a connection whose client's first bytes are ``REGISTER `` is kept,
   at most ``max_sip_stream`` bytes each way (beyond: the rest of that direction is not kept, with a
   warning), and given to the SIP sink at its end; so is every TLS connection (see TLS). A connection the
@@ -79,7 +80,8 @@ from phoneemu.net.tftp_codec import DEFAULT_BLKSIZE, Data, Error, OptionAck, Rea
 from phoneemu.values import host_port, parse_ascii_int
 
 __all__ = [
-    "CAPTURE_END", "MAX_FILE", "MAX_FLOWS", "MAX_MEMORY", "MAX_SIP_STREAM", "MAX_STREAM", "MAX_TLS_STREAM",
+    "CAPTURE_END", "MAX_FILE", "MAX_FLOWS", "MAX_MEMORY", "MAX_SIP_STREAM", "MAX_STREAM", "MAX_TLS_START",
+    "MAX_TLS_STREAM",
     "MAX_UNCLASSIFIED", "PIECE_COST", "TCP_FLOW_COST", "TFTP_FLOW_COST", "Download", "Endpoint",
     "FlowScanner", "Limits", "SipSink", "TlsSink", "mac_of",
 ]
@@ -96,6 +98,8 @@ MAX_TLS_STREAM = 4 * 1024 * 1024
 MAX_FLOWS = 65_536
 """TFTP transfers open at once, and TCP connections open at once."""
 MAX_UNCLASSIFIED = 64 * 1024
+MAX_TLS_START = 16 * 1024
+"""Bytes of each direction of a TLS connection kept for the SIP sink alone (module rules, "TLS")."""
 MAX_SIP_STREAM = 256 * 1024
 """Bytes of each direction of a SIP connection kept (module rules, "SIP")."""
 """Bytes per direction held before a TCP connection is known to be HTTP, TLS or neither."""
@@ -828,7 +832,11 @@ class _Tls:
             return
         self.check = None
         if verdict and self.keep_start_on_problem:  # a SIP sink wants the certificate: keep the starts
-            self.problem, self.starts_only, self.keep_start, self.cap = verdict, True, True, MAX_UNCLASSIFIED
+            self.problem, self.starts_only, self.keep_start, self.cap = verdict, True, True, MAX_TLS_START
+            for buf in self.streams.values():  # what is beyond the start is given back
+                if buf is not None and len(buf) > MAX_TLS_START:
+                    self.conn.charge(MAX_TLS_START - len(buf))
+                    del buf[MAX_TLS_START:]
         elif verdict:
             self.problem = verdict
             self._drop()
@@ -1131,7 +1139,7 @@ class FlowScanner:
                 conn.drop_early()
                 return
             if self.tls is None:  # SIP only: the hellos and the certificate (module rules, "TLS")
-                conn.tls = _Tls(conn, client, MAX_UNCLASSIFIED, self.warn, None, keep_start=True)
+                conn.tls = _Tls(conn, client, MAX_TLS_START, self.warn, None, keep_start=True)
             else:
                 conn.tls = _Tls(conn, client, self.limits.max_tls_stream, self.warn, self.tls.early_problem)
                 if self.sip is not None:  # once the key log cannot open it (module rules, "TLS")

@@ -9,7 +9,8 @@ Rules (spec §G.9 transport, §G.5 the registrar's certificate, §G.13 registrat
   certificate is read from the server's plaintext handshake (TLS 1.0-1.2: the first certificate of
   the Certificate message; TLS 1.3 sends it encrypted: not read), and with the key log its SIP is
   decrypted (:func:`phoneemu.net.tls_decrypt.decrypt_tls`) and parsed as above. At most
-  :data:`MAX_CONNECTIONS` are kept (the rest counted).
+  :data:`MAX_CONNECTIONS` are kept (the rest counted), holding one copy of each distinct certificate,
+  at most :data:`MAX_CERTIFICATES` of them (each within the scan's 16 KiB of a TLS start).
 * **Whose** (*ours*): a connection whose REGISTER names a device (``SEP<MAC>`` in From, else the
   Contact's ``+sip.instance``) is that phone's, and so is a TLS 1.0-1.2 connection in which the phone
   presented its certificate (mutual TLS, §F.9: the LSC's or MIC's common name carries ``SEP<MAC>``,
@@ -39,10 +40,11 @@ from phoneemu.protocols import sip
 from phoneemu.scenario._capture_flows import Endpoint
 from phoneemu.values import host_port
 
-__all__ = ["MAX_CONNECTIONS", "CapturedSip", "SipCheck", "SipCollector", "check_sip", "client_device",
-           "server_certificate"]
+__all__ = ["MAX_CERTIFICATES", "MAX_CONNECTIONS", "CapturedSip", "SipCheck", "SipCollector", "check_sip",
+           "client_device", "server_certificate"]
 
 MAX_CONNECTIONS = 10_000
+MAX_CERTIFICATES = 1_000
 _MAX_MESSAGES = 64  # of each direction of one connection
 _CERT_LIMIT = 64 * 1024
 _HANDSHAKE, _CCS = 22, 20
@@ -198,6 +200,7 @@ class SipCollector:
         self.secrets, self.limit = secrets, limit
         self.found: list[CapturedSip] = []
         self.unlisted = 0
+        self._certificates: dict[bytes, bytes] = {}
 
     def connection(self, *, client: Endpoint, server: Endpoint, start: float, order: int, transport: str,
                    client_stream: bytes | None, server_stream: bytes | None, problem: str) -> None:
@@ -212,6 +215,14 @@ class SipCollector:
             self.found.append(CapturedSip(**base, **_read(client_stream, server_stream)))  # type: ignore[arg-type]
             return
         cert, version, why = server_certificate(server_stream)
+        if cert is not None:  # connections to one server share its certificate: one copy of each
+            known = self._certificates.get(cert)
+            if known is None and len(self._certificates) >= MAX_CERTIFICATES:
+                cert, why = None, f"not kept: more than {MAX_CERTIFICATES} distinct server certificates"
+            elif known is None:
+                self._certificates[cert] = cert
+            else:
+                cert = known
         extra: dict[str, object] = {"certificate": cert, "tls": version, "readable": False,
                                     "problem": why or problem, "mac": client_device(client_stream)}
         if self.secrets is not None and not problem:
