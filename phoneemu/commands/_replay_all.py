@@ -121,6 +121,8 @@ def _boot_record(r: ReplayResult) -> dict[str, Any]:
                            "itl": rep.trust.get("ITL"), "ctl": rep.trust.get("CTL"), "tvs_used": rep.tvs_used}
     if r.not_captured:
         out["not_captured"] = list(r.not_captured)
+    if r.sip:
+        out["sip"] = [c.as_dict() for c in r.sip]
     if not rep.ok and d is not None:
         out["reason"] = d.reason
         out["kind"] = d.kind
@@ -149,7 +151,14 @@ def fleet_doc(records: list[dict[str, Any]]) -> dict[str, Any]:
     partial = Alike(("not_captured",))
     skipped = Alike(("skipped",))
     locked: Counter[tuple[str, str]] = Counter()  # (rule, kind) of the last boots that locked out
+    sip_checked = 0
+    sip_differs = Alike(("differs",))  # registrations the captured phone made otherwise than the rules
     for rec in records:
+        for boot in rec.get("boots", ()):
+            for check in boot.get("sip", ()):
+                sip_checked += 1
+                if check["differs"]:
+                    sip_differs.add(rec["mac"], {"differs": "; ".join(check["differs"])})
         for note in rec.get("notes", ()):
             noted.add(rec["mac"], {"note": note})
         if "skipped" in rec:
@@ -178,7 +187,8 @@ def fleet_doc(records: list[dict[str, Any]]) -> dict[str, Any]:
             "by_trust": dict(sorted(by_trust.items())), "changed": dict(changed.most_common()),
             "failure_kinds": failed.kinds(), "failure_kinds_not_kept": failed.other,
             "note_kinds": noted.kinds(), "partial_kinds": partial.kinds(), "skipped_kinds": skipped.kinds(),
-            "ways_out": ways_out_doc(locked), "records": records}
+            "ways_out": ways_out_doc(locked), "sip_checked": sip_checked,
+            "sip_differ_kinds": sip_differs.kinds(), "records": records}
 
 
 #: failed last boots are alike when these agree: fleet boot's fields, and whether the capture held the
@@ -235,6 +245,13 @@ def fleet_text(doc: dict[str, Any], head: str) -> str:
                      f"answer is not in that boot of the capture (it ends during the boot?) ({macs})")
     failed = sum(k["count"] for k in doc["failure_kinds"]) + doc["failure_kinds_not_kept"]
     lines += kind_lines(doc["failure_kinds"], "failed", _failure_text, failed, every_record="--json")
+    if doc["sip_checked"]:
+        differ = sum(k["count"] for k in doc["sip_differ_kinds"])
+        lines.append(f"SIP: {_count(doc['sip_checked'], 'registration')} checked against the rules (G.9, "
+                     f"G.5), {differ} differ" + ("" if differ else " (as the rules say)"))
+        for kind in doc["sip_differ_kinds"]:
+            phones, macs, text = _group(kind, "differs")
+            lines.append(f"  SIP differs for {phones} ({macs}): {text}")
     lines += ways_out_text(doc["ways_out"])
     ok = doc["by_outcome"].get("ok", 0)
     lines.append(f"result: {ok} of {_count(doc['phones'], 'phone')} ended with a configuration accepted")

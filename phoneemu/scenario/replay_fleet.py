@@ -25,6 +25,9 @@ boots, windows and answers :mod:`phoneemu.scenario.replay`'s):
   :data:`EXCHANGE_COST` against the half of the budget above (an answer's certificate and a query's
   issuer held once for all exchanges that carry them), at most :data:`MAX_FLEET_EXCHANGES`; beyond,
   counted, with a warning; each phone's queries are answered from its own, as for one phone.
+* **SIP**: every phone's SIP connections are kept (:mod:`phoneemu.scenario.replay_sip`, at most
+  :data:`~phoneemu.scenario.replay_sip.MAX_CONNECTIONS`) and each is checked as for one phone: by the
+  device it names, else by its client address when only that phone fetched files from it.
 * **The result** of a phone is its last boot's (the state the capture leaves it in); every boot is in
   its record.
 """
@@ -54,6 +57,7 @@ from phoneemu.scenario.replay import (
     boot_groups,
     replay_boots,
 )
+from phoneemu.scenario.replay_sip import MAX_CONNECTIONS, CapturedSip, SipCollector
 from phoneemu.scenario.replay_tvs import ScanWarnings, TvsCapture, TvsCollector, feed_capture, no_tvs
 
 __all__ = ["DESCRIPTION_COST", "EXCHANGE_COST", "MAX_FLEET_EXCHANGES", "MAX_SPOOL", "FleetCapture",
@@ -303,7 +307,7 @@ class FleetCapture:
     the spool."""
 
     def __init__(self, sink: _FleetSink, scanner: FlowScanner, tvs: TvsCapture,
-                 warnings: Sequence[str]) -> None:
+                 warnings: Sequence[str], sip: Sequence[CapturedSip] = ()) -> None:
         self._spool = sink.spool
         self.packets, self.skipped = scanner.packets, scanner.skipped
         self.tvs = tvs
@@ -341,9 +345,25 @@ class FleetCapture:
         self.not_kept = sorted(sink.dropped_macs | (sink.macs - own.keys()))
         self._shared = {key: _Candidates(v) for key, v in shared.items()}
         self._by_client = {key: _Candidates(v) for key, v in by_client.items()}
+        macs_at: dict[str, set[str]] = {}  # client address -> the phones that fetched their files from it
+        for mac, kept in own.items():
+            for k in kept:
+                macs_at.setdefault(k.download.client[0], set()).add(mac)
+        #: addresses several phones fetched from: a connection from one names no phone (replay_sip)
+        self.shared_addresses = frozenset(a for a, m in macs_at.items() if len(m) > 1)
+        self._sip_of: dict[str | None, list[CapturedSip]] = {}
+        for c in sip:  # capture order; one that names no device goes to the phone whose address it is
+            owners = {c.mac} if c.mac is not None else macs_at.get(c.client[0], set())
+            if len(owners) == 1:
+                self._sip_of.setdefault(next(iter(owners)), []).append(c)
 
     def macs(self) -> list[str]:
         return sorted(self._own)
+
+    def sip_of(self, mac: str) -> list[CapturedSip]:
+        """The SIP connections that may be the phone's (:func:`~phoneemu.scenario.replay_sip.check_sip`
+        decides), in capture order."""
+        return self._sip_of.get(mac, [])
 
     def _download(self, k: _Kept) -> Download:
         if k.ref is None:
@@ -404,7 +424,8 @@ def scan_fleet(path: str | Path, *, secrets: KeyLog | None = None, limits: Limit
         allowance = _Allowance(limits.max_memory)
         sink = _FleetSink(spool, allowance, warnings)
         collector = _FleetTvs(secrets, allowance, warnings) if secrets is not None else None
-        scanner = FlowScanner(sink, tls=collector, limits=limits, warn=warnings)
+        sips = SipCollector(secrets)
+        scanner = FlowScanner(sink, tls=collector, limits=limits, warn=warnings, sip=sips)
         feed_capture(path, scanner, warnings, progress=progress, every=_PROGRESS_EVERY)
     except BaseException:
         spool.close()
@@ -414,8 +435,10 @@ def scan_fleet(path: str | Path, *, secrets: KeyLog | None = None, limits: Limit
         notes.append(f"{collector.unlisted} TVS exchange(s) not kept (beyond "
                      f"{MAX_FLEET_EXCHANGES}, or half the overall budget: raise --max-memory): those "
                      "phones' queries are answered as not captured")
+    if sips.unlisted:
+        notes.append(f"{sips.unlisted} SIP connection(s) not checked (beyond {MAX_CONNECTIONS})")
     tvs = collector.result(scanner.tls_connections) if collector is not None else no_tvs(scanner)
-    return FleetCapture(sink, scanner, tvs, notes)
+    return FleetCapture(sink, scanner, tvs, notes, sip=sips.found)
 
 
 async def replay_fleet(capture: FleetCapture, *, reduce: Callable[[PhoneReplay], T],
@@ -481,7 +504,9 @@ async def _replay_one(capture: FleetCapture, mac: str, *, profile: str, noted: t
             notes.append(f"no flash {flash}: holds what the options say")
     boots = capture.boots(mac)
     results = await replay_boots(boots, mac, profile=profile, installed=installed, keys_from=keys_from,
-                                 notes=notes, tvs_capture=capture.tvs if use_keylog else None, **options)
+                                 notes=notes, tvs_capture=capture.tvs if use_keylog else None,
+                                 sip_capture=capture.sip_of(mac), shared_addresses=capture.shared_addresses,
+                                 **options)
     return PhoneReplay(mac=mac, profile=profile, results=tuple(results), notes=tuple(notes))
 
 

@@ -42,9 +42,9 @@ def test_every_phone_decides_as_when_replayed_alone(pcap: Path) -> None:
     assert phones and all(ph.skipped is None for ph in phones)
     for ph in phones:
         alone = scan_capture(pcap, mac=ph.mac, secrets=keys)
-        ref = asyncio.run(replay_phone(alone.index, ph.mac, tvs_capture=alone.tvs))
-        assert [(r.served, _decisions(r.report)) for r in ph.results] == \
-            [(r.served, _decisions(r.report)) for r in ref]
+        ref = asyncio.run(replay_phone(alone.index, ph.mac, tvs_capture=alone.tvs, sip_capture=alone.sip))
+        assert [(r.served, _decisions(r.report), [c.as_dict() for c in r.sip]) for r in ph.results] == \
+            [(r.served, _decisions(r.report), [c.as_dict() for c in r.sip]) for r in ref]
 
 
 def test_cli_summary_groups_the_locked_out_phones(capsys: pytest.CaptureFixture[str]) -> None:
@@ -76,6 +76,21 @@ def test_cli_json_with_the_key_log_and_a_fleet_flash(tmp_path: Path,
     assert [b["outcome"] for b in two["boots"]] == ["ok", "locked-out"]
     assert doc["failure_kinds"][0]["macs"] == ["0A0000001602"]
     assert doc["offline"]["tvs"].startswith("answers from the capture")
+
+
+def test_cli_all_checks_every_phones_registrations(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--all`` sets each phone's SIP registrations against the rules as ``--mac`` does, and counts them
+    (the encrypted phone's five, the non-secure phone's two); none differs in this capture."""
+    pcap = ROOT / "captures" / "sip-tls-callmanager-in-ctl.pcap"
+    assert main(["replay", str(pcap), "--all"]) == 0
+    assert "SIP: 7 registrations checked against the rules (G.9, G.5), 0 differ (as the rules say)" in \
+        capsys.readouterr().out
+    assert main(["replay", str(pcap), "--all", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["sip_checked"] == 7 and doc["sip_differ_kinds"] == []
+    first = doc["records"][0]["boots"][0]["sip"][0]
+    assert (first["transport"], first["expected"], first["transport_rule"]) == \
+        ("tcp", "tcp", "G.9-fallback-tcp")
 
 
 def test_cli_all_phones_ok_exits_0(capsys: pytest.CaptureFixture[str]) -> None:

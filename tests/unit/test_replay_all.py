@@ -196,3 +196,25 @@ def test_damaged_captures_replay_every_phone_or_say_where(tmp_path: Path, flips:
         fleet.close()
     assert [ph.mac for ph in phones] == fleet.macs()
     assert all(len(ph.results) >= 1 for ph in phones)
+
+
+def test_registrations_that_differ_are_grouped_in_the_summary() -> None:
+    """``--all``'s summary counts the SIP checks of every boot and groups the phones whose captured
+    registration differs from the rules by why (a site where 300 phones register over TCP in secure
+    mode reads as one line)."""
+    from phoneemu.commands._replay_all import fleet_doc, fleet_text
+
+    def rec(mac: str, *differs: str) -> dict[str, object]:
+        checks = [{"differs": list(d)} for d in ([], *([x] for x in differs))]
+        boot = {"outcome": "ok", "rule": "G.4-signed-by-ctl-tftp", "itl": "unchanged", "ctl": "installed",
+                "config": "accepted", "server": "10.0.0.1", "sip": checks}
+        return {"mac": mac, "profile": "cp-8861", "outcome": "ok", "rule": boot["rule"], "boots": [boot],
+                "notes": []}
+
+    tcp = "the phone registered over tcp, the rules give tls"
+    doc = fleet_doc([rec("0A0000000001", tcp), rec("0A0000000002", tcp), rec("0A0000000003")])
+    assert doc["sip_checked"] == 5
+    assert doc["sip_differ_kinds"] == [{"count": 2, "differs": tcp, "macs": ["0A0000000001", "0A0000000002"]}]
+    text = fleet_text(doc, "replay")
+    assert "SIP: 5 registrations checked against the rules (G.9, G.5), 2 differ" in text
+    assert f"  SIP differs for 2 phones (0A0000000001, 0A0000000002): {tcp}" in text
