@@ -43,7 +43,7 @@ from phoneemu.errors import DecodeError, EncodeError
 from phoneemu.fuzz import MESSAGE_FORMATS
 from phoneemu.protocols import capf, tvs
 
-__all__ = ["MESSAGE_FORMATS", "MessageMutator", "message_callable", "message_seeds"]
+__all__ = ["MESSAGE_FORMATS", "MessageMutator", "finish_mutant", "message_callable", "message_seeds"]
 
 _SESSION = 0x1234ABCD
 _DEVICE = "CP-8861-SEP001122334455"
@@ -199,20 +199,28 @@ class MessageMutator:
                 n = n + body_lie if body_lie in (-1, 1) else body_lie
             header = header[:-2] + (n & 0xFFFF).to_bytes(2, "big")
         data = header + body
-        finish = rng.random()
-        if finish < 0.08:
-            cuts = [0, self.hsize]
-            for _tag, v in m.elements:
-                cuts.append(cuts[-1] + 3 + len(v))
-            data = data[: rng.choice([c for c in cuts if c <= len(data)] or [0])]
-            applied.append("truncate-boundary")
-        elif finish < 0.12 and data:
-            b = bytearray(data)
-            for _ in range(rng.randint(1, 8)):
-                b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
-            data = bytes(b)
-            applied.append("bit-flip")
+        cuts = [0, self.hsize]
+        for _tag, v in m.elements:
+            cuts.append(cuts[-1] + 3 + len(v))
+        data = finish_mutant(rng, data, cuts, "truncate-boundary", applied)
         return si, data, tuple(applied)
+
+
+def finish_mutant(rng: random.Random, data: bytes, cuts: list[int], cut_name: str,
+                  applied: list[str]) -> bytes:
+    """The last step of a message mutant: sometimes (8 %) cut at one of ``cuts`` (boundaries of the
+    format: ``cut_name`` in ``applied``), else sometimes (4 %) one to eight bit flips."""
+    finish = rng.random()
+    if finish < 0.08:
+        data = data[: rng.choice([c for c in cuts if c <= len(data)] or [0])]
+        applied.append(cut_name)
+    elif finish < 0.12 and data:
+        b = bytearray(data)
+        for _ in range(rng.randint(1, 8)):
+            b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
+        data = bytes(b)
+        applied.append("bit-flip")
+    return data
 
 
 # --------------------------------------------------------------------------- targets

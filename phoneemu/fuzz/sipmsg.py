@@ -35,11 +35,13 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from phoneemu.errors import DecodeError, EncodeError, TransportError
+from phoneemu.fuzz.messages import finish_mutant
 from phoneemu.protocols import sip
 
 __all__ = ["SIP_FORMATS", "SipAcceptanceError", "SipMutator", "sip_callable", "sip_seeds"]
@@ -206,6 +208,7 @@ def _digest_mutant(rng: random.Random, value: bytes) -> bytes:
     return scheme + b" " + b", ".join(params)
 
 
+_LINE_END = re.compile(b"\r\n")
 _DIGEST_HEADERS = (b"www-authenticate", b"authorization")
 _NAMES = (b"Via", b"v", b"From", b"f", b"To", b"t", b"Call-ID", b"i", b"CSeq", b"Contact", b"m",
           b"Content-Length", b"l", b"WWW-Authenticate", b"Authorization", b"Expires", b"X-Unknown", b"",
@@ -305,17 +308,8 @@ class SipMutator:
         data = _join(msgs)
         if bare_lf:
             data = data.replace(b"\r\n", b"\n")
-        finish = rng.random()
-        if finish < 0.08:
-            cuts = [i + 2 for i in range(len(data) - 1) if data[i:i + 2] == b"\r\n"] or [0]
-            data = data[: rng.choice(cuts)]
-            applied.append("truncate-line")
-        elif finish < 0.12 and data:
-            b = bytearray(data)
-            for _ in range(rng.randint(1, 8)):
-                b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
-            data = bytes(b)
-            applied.append("bit-flip")
+        cuts = [0, *(m.end() for m in _LINE_END.finditer(data))]
+        data = finish_mutant(rng, data, cuts, "truncate-line", applied)
         return si, data, tuple(applied)
 
 
