@@ -40,7 +40,6 @@ class TlsAcceptProtocol(asyncio.Protocol):
     from ``connection_made`` (the server starts the connection's task there)."""
 
     def __init__(self, ctx: ssl.SSLContext, on_connection: Callable[[TlsAcceptProtocol], None]) -> None:
-        self._ctx = ctx
         self._on_connection = on_connection
         self._in = ssl.MemoryBIO()
         self._out = ssl.MemoryBIO()
@@ -48,7 +47,6 @@ class TlsAcceptProtocol(asyncio.Protocol):
         self.raw: asyncio.Transport | None = None
         self.handshake: asyncio.Future[None] | None = None
         self._app: asyncio.Protocol | None = None
-        self._app_transport: _TlsTransport | None = None
         self._eof_given = False
         self._lost: tuple[Exception | None] | None = None  # connection_lost before attach
         self._write_paused = False
@@ -149,7 +147,7 @@ class TlsAcceptProtocol(asyncio.Protocol):
         """Hand the connection to ``app`` after the handshake: its ``connection_made`` is called with the
         TLS transport, then it receives what already came (and the end, if the peer has gone)."""
         transport = _TlsTransport(self, app)
-        self._app, self._app_transport = app, transport
+        self._app = app
         app.connection_made(transport)
         if self._write_paused:
             app.pause_writing()

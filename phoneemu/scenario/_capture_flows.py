@@ -776,14 +776,14 @@ class _Tls:
 
     def __init__(self, conn: _Conn, client: Endpoint, cap: int, warn: Callable[[str], None],
                  check: Callable[[bytes, bytes], str | None] | None, *, keep_start: bool = False,
-                 what: str = "TLS") -> None:
+                 keep_start_on_problem: bool = False, what: str = "TLS") -> None:
         self.conn, self.client = conn, client
         self.server = conn.ends[1] if conn.ends[0] == client else conn.ends[0]
         self.cap, self.warn, self.check = cap, warn, check
         self.keep_start = keep_start  # past the cap: keep the start (no warning), not drop everything
         self.what = what
         self.starts_only = False  # the key log cannot open it: its starts kept for the SIP sink only
-        self.keep_start_on_problem = False
+        self.keep_start_on_problem = keep_start_on_problem  # then: keep the starts, not drop everything
         self.streams: dict[Endpoint, bytearray | None] = {client: bytearray(), self.server: bytearray()}
         self.problem = ""
 
@@ -1141,9 +1141,8 @@ class FlowScanner:
             if self.tls is None:  # SIP only: the hellos and the certificate (module rules, "TLS")
                 conn.tls = _Tls(conn, client, MAX_TLS_START, self.warn, None, keep_start=True)
             else:
-                conn.tls = _Tls(conn, client, self.limits.max_tls_stream, self.warn, self.tls.early_problem)
-                if self.sip is not None:  # once the key log cannot open it (module rules, "TLS")
-                    conn.tls.keep_start_on_problem = True
+                conn.tls = _Tls(conn, client, self.limits.max_tls_stream, self.warn, self.tls.early_problem,
+                                keep_start_on_problem=self.sip is not None)  # module rules, "TLS"
             conn.kind = "tls"
         early = conn.drop_early()
         for end in (client, *[e for e in conn.ends if e != client]):
