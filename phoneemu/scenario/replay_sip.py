@@ -33,12 +33,18 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from phoneemu.errors import DecodeError
 from phoneemu.net.tls_decrypt import KeyLog, decrypt_tls
 from phoneemu.protocols import sip
 from phoneemu.scenario._capture_flows import Endpoint
 from phoneemu.values import host_port
+
+if TYPE_CHECKING:
+    from phoneemu.formats.config import DeviceConfig
+    from phoneemu.phone.profile import PhoneProfile
+    from phoneemu.phone.store import TrustStore
 
 __all__ = ["MAX_CERTIFICATES", "MAX_CONNECTIONS", "CapturedSip", "SipCheck", "SipCollector", "check_sip",
            "client_device", "server_certificate"]
@@ -278,24 +284,22 @@ class SipCheck:
                 "differs": list(self.differs)}
 
 
-def _call_manager_ports(config: object) -> set[int]:
+def _call_manager_ports(config: DeviceConfig) -> set[int]:
     from phoneemu.formats import config as config_fmt
 
     try:
-        managers = config_fmt.call_managers(config)  # type: ignore[arg-type]
+        managers = config_fmt.call_managers(config)
     except DecodeError:
         return {sip.SIPS_PORT}
     return {cm.secured_sip_port or sip.SIPS_PORT for cm in managers} or {sip.SIPS_PORT}
 
 
-def check_sip(store: object, profile: object, mac: str, addresses: set[str],
+def check_sip(store: TrustStore, profile: PhoneProfile, mac: str, addresses: set[str],
               connections: Sequence[CapturedSip]) -> list[SipCheck]:
     """The captured connections of phone ``mac`` (module rules, "Whose") checked in the state ``store``
-    (a :class:`phoneemu.phone.store.TrustStore` after a replayed boot)."""
+    (after a replayed boot)."""
     from phoneemu.phone import rules
-    from phoneemu.phone.store import TrustStore
 
-    assert isinstance(store, TrustStore)
     cfg = store.config.config if store.config is not None else None
     ports = _call_manager_ports(cfg) if cfg is not None else {sip.SIPS_PORT}
     out: list[SipCheck] = []
@@ -307,13 +311,13 @@ def check_sip(store: object, profile: object, mac: str, addresses: set[str],
             continue
         expected, rule = "", ""
         if cfg is not None:
-            secure = rules.decide_secure_transport(store, cfg, profile=profile,  # type: ignore[arg-type]
-                                                   attempts=profile.secure_mode_attempts)  # type: ignore[attr-defined]
+            secure = rules.decide_secure_transport(store, cfg, profile=profile,
+                                                   attempts=profile.secure_mode_attempts)
             expected = "tls" if secure is not None and secure.action == "use-tls" else "tcp"
             rule = secure.rule if secure is not None else ""
         differs: list[str] = []
         if expected and c.transport != expected:
-            differs.append(f"the phone registered over {c.transport}, the rules give {expected}")
+            differs.append(f"the phone used {c.transport}, the rules give {expected}")
         cert_rule, cert_ok, cert_reason = "", None, ""
         if c.transport == "tls" and c.certificate is not None:
             d = rules.decide_sip_server(store, c.certificate, server=host_port(*c.server))

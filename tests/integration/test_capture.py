@@ -935,5 +935,5 @@ def test_a_registration_the_rules_refuse_is_named(capsys: pytest.CaptureFixture[
     (registered, over_tcp), = [r.sip for r in results if r.sip]
     assert registered.differs == (
         "registered with a registrar whose certificate its CTL does not list (§G.5)",)
-    assert over_tcp.differs == ("the phone registered over tcp, the rules give tls",)
-    assert "DIFFERS: the phone registered over tcp, the rules give tls" in over_tcp.describe()
+    assert over_tcp.differs == ("the phone used tcp, the rules give tls",)
+    assert "DIFFERS: the phone used tcp, the rules give tls" in over_tcp.describe()

@@ -211,7 +211,7 @@ def test_registrations_that_differ_are_grouped_in_the_summary() -> None:
         return {"mac": mac, "profile": "cp-8861", "outcome": "ok", "rule": boot["rule"], "boots": [boot],
                 "notes": []}
 
-    tcp = "the phone registered over tcp, the rules give tls"
+    tcp = "the phone used tcp, the rules give tls"
     doc = fleet_doc([rec("0A0000000001", tcp), rec("0A0000000002", tcp), rec("0A0000000003")])
     assert doc["sip_checked"] == 5
     assert doc["sip_differ_kinds"] == [{"count": 2, "differs": tcp, "macs": ["0A0000000001", "0A0000000002"]}]
