@@ -265,8 +265,11 @@ class LabServers:
         https_port: int = 0,
         on_notice: Callable[[str], None] | None = None,
         sip_ports: Mapping[str, int | None] | None = None,
+        handshake_log_level: int = logging.WARNING,
     ) -> None:
         self.cluster = cluster
+        #: the level failed TLS handshakes are logged at (a scenario's lab: INFO, its request log has them)
+        self.handshake_log_level = handshake_log_level
         self.on_notice = on_notice
         self.host = host
         self.requested = {"tftp": tftp_port, "http": http_port, "tvs": tvs_port, "capf": capf_port,
@@ -570,7 +573,8 @@ class LabServers:
                 bound = await self._start_node_sip(name, port)
             elif name == "tvs" and self.tvs_impl == "loop":
                 tvs_l = LoopTvsServer(self.tvs_handler, self._tvs_identity, self.host, port,
-                                      handshake_timeout=self.io_timeout, keylog=self.keylog)
+                                      handshake_timeout=self.io_timeout, keylog=self.keylog,
+                                      failure_log_level=self.handshake_log_level)
                 self.tvs = await tvs_l.start()
                 bound = tvs_l.port
             elif name == "tvs" and self.tvs_impl == "threads":
@@ -582,7 +586,7 @@ class LabServers:
             elif name == "tvs":
                 assert self._tvs_ctx is not None
                 tvs = TlsServer(self.tvs_handler, self._tvs_ctx.base, self.host, port, name="tvs",
-                                handshake_timeout=self.io_timeout,
+                                handshake_timeout=self.io_timeout, failure_log_level=self.handshake_log_level,
                                 on_handshake_error=self._handshake_logger("tvs"))
                 self.tvs = await tvs.start()
                 bound = tvs.port
@@ -592,7 +596,8 @@ class LabServers:
                 https = TlsServer(self.https_handler, server_context(
                     ident.cert, ident.key, min_version="1.0", max_version="1.3", keylog_filename=self.keylog),
                     self.host, port, name="https", handshake_timeout=self.io_timeout,
-                    on_handshake_error=self._handshake_logger("https"))
+                    on_handshake_error=self._handshake_logger("https"),
+                    failure_log_level=self.handshake_log_level)
                 self.https = await https.start()
                 bound = https.port
             elif name in ("sip", "sips"):
@@ -603,7 +608,8 @@ class LabServers:
                 assert self._capf_ctx is not None
                 capf = TlsServer(self.capf_handler, self._capf_ctx.base, self.host, port, name="capf",
                                  handshake_timeout=self.io_timeout,
-                                 on_handshake_error=self._handshake_logger("capf"))
+                                 on_handshake_error=self._handshake_logger("capf"),
+                                 failure_log_level=self.handshake_log_level)
                 self.capf = await capf.start()
                 bound = capf.port
         except OSError as exc:
@@ -618,7 +624,8 @@ class LabServers:
 
         if self.tvs_impl == "loop":
             on_loop = LoopTvsServer(self.tvs_handler, identity, self.host, port,
-                                    handshake_timeout=self.io_timeout, keylog=self.keylog, name=name)
+                                    handshake_timeout=self.io_timeout, keylog=self.keylog, name=name,
+                                    failure_log_level=self.handshake_log_level)
             self.tvs_nodes[name] = await on_loop.start()
             return on_loop.port
         if self.tvs_impl == "threads":
@@ -629,7 +636,7 @@ class LabServers:
             return threaded.port
         ctx = _IdentityContexts(identity, keylog=self.keylog, ciphers=CUCM_TVS_CIPHERS)
         tls = TlsServer(self.tvs_handler, ctx.base, self.host, port, name=name,
-                        handshake_timeout=self.io_timeout)
+                        handshake_timeout=self.io_timeout, failure_log_level=self.handshake_log_level)
         self.tvs_nodes[name] = await tls.start()
         return tls.port
 
@@ -646,6 +653,7 @@ class LabServers:
             ctx = _IdentityContexts(identity, keylog=self.keylog, ciphers=CUCM_SIP_LINE_CIPHERS,
                                     client_trust=self._device_trust).base
         return TlsServer(self.sip_handler, ctx, self.host, port, name=name, handshake_timeout=self.io_timeout,
+                         failure_log_level=self.handshake_log_level,
                          on_handshake_error=self._handshake_logger(name))
 
     async def _start_node_sip(self, name: str, port: int) -> int:

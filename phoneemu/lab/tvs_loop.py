@@ -242,7 +242,7 @@ class _Connection:
     def _handshake_failed(self, reason: str) -> None:
         server = self.server
         server.errors += 1
-        _log.warning("%s: %s: %s", server.name, self.peer, reason)  # as TlsServer words it
+        _log.log(server.failure_log_level, "%s: %s: %s", server.name, self.peer, reason)  # TlsServer's words
 
     # --- requests --------------------------------------------------------------------------------
     def _serve(self) -> None:
@@ -358,7 +358,7 @@ class LoopTvsServer:
     def __init__(self, handler: TvsHandler, identity: Callable[[], Identity], host: str = "127.0.0.1",
                  port: int = 0, *, max_connections: int = DEFAULT_MAX_CONNECTIONS,
                  handshake_timeout: float = 10.0, backlog: int = 1024, keylog: Path | None = None,
-                 name: str = "tvs") -> None:
+                 name: str = "tvs", failure_log_level: int = logging.WARNING) -> None:
         if max_connections < 1:
             raise PhoneEmuError(f"max_connections {max_connections}: at least 1", path="max_connections")
         self.handler = handler
@@ -368,6 +368,7 @@ class LoopTvsServer:
         self.handshake_timeout = handshake_timeout
         self.backlog = backlog
         self.name = name
+        self.failure_log_level = failure_log_level
         self.contexts = IdentityContext(identity, keylog=keylog)
         self.connections = 0
         self.errors = 0

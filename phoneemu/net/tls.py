@@ -258,7 +258,8 @@ class TlsServer:
 
     With a context, TLS is :class:`phoneemu.net.tls_accept.TlsAcceptProtocol` on every loop (asyncio's
     own TLS drops the alert of a failed handshake: a client refused for its certificate saw a reset);
-    each failed handshake (its alert sent) is counted in ``handshake_failures``, logged (warning) and
+    each failed handshake (its alert sent) is counted in ``handshake_failures``, logged (warning, or
+    ``failure_log_level``) and
     passed to ``on_handshake_error(peer, reason)`` — a phone that refuses the lab's certificate shows up.
 
     At most ``max_connections`` connections are open at once, those still in their handshake
@@ -269,8 +270,10 @@ class TlsServer:
     def __init__(self, handler: Handler, ctx: ssl.SSLContext | None, host: str = "127.0.0.1",
                  port: int = 0, *, name: str = "tls", handshake_timeout: float = 10.0,
                  max_connections: int = 1024, backlog: int = 1024,
-                 on_handshake_error: Callable[[str, str], None] | None = None) -> None:
+                 on_handshake_error: Callable[[str, str], None] | None = None,
+                 failure_log_level: int = logging.WARNING) -> None:
         self.handler = handler
+        self.failure_log_level = failure_log_level
         self.backlog = backlog  # listen queue: TLS connection storms (fleets) overflow asyncio's 100
         self.ctx = ctx
         self.host = host
@@ -349,7 +352,7 @@ class TlsServer:
 
     def _handshake_failed(self, peer: str, reason: str) -> None:
         self.handshake_failures += 1
-        _log.warning("%s: %s: %s", self.name, peer, reason)
+        _log.log(self.failure_log_level, "%s: %s: %s", self.name, peer, reason)
         if self.on_handshake_error is not None:
             try:
                 self.on_handshake_error(peer, reason)

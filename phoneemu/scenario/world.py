@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,7 +191,8 @@ class World:
         # (devicePool, spec §H.5) and the phones find it there
         registers = any(isinstance(step, Step) and step.kind == "sip" for step in self.scenario.steps)
         servers = LabServers(cluster, host=host, keylog=self.keylog, capture=self.capture,
-                             clock=self.clock, sip_ports={"sip": 0, "sips": 0} if registers else None)
+                             clock=self.clock, sip_ports={"sip": 0, "sips": 0} if registers else None,
+                             handshake_log_level=logging.INFO)  # expected refusals: the request log has them
         await servers.start()
         return ClusterHandle(spec=spec, host=host, tftp_port=servers.ports["tftp"],
                              http_port=servers.ports["http"], cluster=cluster, servers=servers)

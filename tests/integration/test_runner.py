@@ -415,3 +415,26 @@ def test_sigterm_is_handled_like_ctrl_c(tmp_path: Path, capsys: pytest.CaptureFi
     assert rc == 130
     assert json.loads(js.read_text())["interrupted"] is True
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_a_scenarios_expected_tls_refusals_are_no_warnings(caplog: pytest.LogCaptureFixture,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """The registrar refusing an LSC of a regenerated CAPF is what the scenario expects: its lab logs the
+    failed handshake at INFO (its request log has it), not as a warning line in the middle of
+    ``phoneemu run``'s output (the catalogue printed one); ``lab serve`` still warns (TlsServer's default)."""
+    import logging
+
+    from phoneemu.net.tls import TlsServer
+
+    scenario = Path(__file__).resolve().parents[2] / "scenarios" / "sip-tls-mutual-authentication.yaml"
+    with caplog.at_level(logging.INFO, logger="phoneemu"):
+        assert main(["run", str(scenario)]) == 0
+    capsys.readouterr()
+    failed = [r for r in caplog.records if "TLS handshake failed" in r.getMessage()]
+    assert failed, "the scenario's refused handshake was not logged at all"
+    assert all(r.levelno == logging.INFO for r in failed), [(r.levelname, r.getMessage()) for r in failed]
+
+    async def nothing(_reader: object, _writer: object) -> None:
+        return None
+
+    assert TlsServer(nothing, None).failure_log_level == logging.WARNING  # type: ignore[arg-type]
