@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import ssl
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from phoneemu.crypto.certs import CertRequest, cert_der, issue_certificate
 from phoneemu.crypto.keys import KeySpec, generate_key
@@ -95,3 +100,41 @@ def test_a_plain_sip_connection_is_kept_within_its_cap() -> None:
     assert not flooded.readable and "longer than 1000 bytes" in flooded.outcome, flooded
     assert any("sip 10.0.0.9:40000 -> 10.0.0.1:5060: server stream longer than 1000 bytes" in w
                for w in warnings), warnings
+
+
+_CAPTURE = Path(__file__).resolve().parents[2] / "captures" / "sip-tls-callmanager-in-ctl.pcap"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 10**9), st.integers(0, 255)), min_size=1, max_size=30))
+def test_a_damaged_sip_capture_is_read_and_checked_without_a_crash(flips: list[tuple[int, int]]) -> None:
+    """Bytes of the reference SIP capture's packets changed (TLS handshakes, certificates, REGISTERs and
+    answers): the scan collects what it can read (saying why not for the rest) and the SIP checks of a
+    replay describe each, nothing raises."""
+    import asyncio
+
+    from phoneemu.net.capture import read_pcap
+    from phoneemu.net.tls_decrypt import read_keylog
+    from phoneemu.scenario.replay import replay_phone
+    from phoneemu.scenario.replay_tvs import scan_capture
+
+    packets = list(read_pcap(_CAPTURE))
+    damaged = []
+    for i, p in enumerate(packets):
+        payload = bytearray(p.payload)
+        for at, value in flips:
+            if payload and at % len(packets) == i:
+                payload[at % len(payload)] = value
+        damaged.append(dataclasses.replace(p, payload=bytes(payload)))
+    keys = read_keylog(_CAPTURE.with_suffix(".keys"))
+    for secrets in (None, keys):
+        collector = SipCollector(secrets)
+        scanner = FlowScanner(None, sip=collector)
+        for p in damaged:
+            scanner.feed(p)
+        scanner.close()
+        for c in collector.found:
+            assert c.outcome and c.transport in ("tcp", "tls")
+    scan = scan_capture(_CAPTURE, mac="0A0000004201", secrets=keys)  # the clean files; the damaged SIP
+    results = asyncio.run(replay_phone(scan.index, "0A0000004201", sip_capture=collector.found))
+    assert all(c.describe() for r in results for c in r.sip)
