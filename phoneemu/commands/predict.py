@@ -4,6 +4,8 @@ A migration, certificate regeneration or rollback checked from files, before tho
 phones try it: a phone given the installed ITL (and CTL) boots once, offline, on the new files,
 with the same boot code and §G rules as every emulated phone, and prints every decision and the
 one that decided. Exit 0 when the phone ends with a configuration it accepted, 1 otherwise.
+A phone that registers over TLS also gets a forecast of its next registration before a reset and
+after the boot (spec G.9, G.5): a regenerated CallManager certificate it refuses until it resets.
 
 With --fleet-flash DIR every emulated phone's flash DIR/<MAC> (as fleet boot --flash keeps them) is
 predicted the same way, each on its own installed lists and config, and a summary counts the phones
@@ -28,6 +30,7 @@ from phoneemu.commands._argtypes import positive_float
 from phoneemu.commands._installed import add_installed_options, fill_from_flash, installed_config_key
 from phoneemu.commands._progress import progress_line
 from phoneemu.commands.boot import add_offline_phone_options, offline_boot_lines, pem_certificates, tvs_roles
+from phoneemu.crypto.certs import cert_der
 from phoneemu.errors import PhoneEmuError
 from phoneemu.files import write_output
 from phoneemu.fleet.metrics import model_lines
@@ -130,6 +133,10 @@ def register(sub: Any) -> None:
                    help="the TVS servers answer even without --tvs-cert (then they know none of the new "
                    "certificates: the old cluster's TVS before a bulk certificate export, spec §G.6 problem "
                    "3); default without --tvs-cert: unreachable (problem 2)")
+    p.add_argument("--callmanager-cert", type=Path, action="append", default=[], metavar="PEM",
+                   help="a certificate the cluster's CallManagers present for SIP over TLS (repeatable; "
+                   "default: the CCM records of the CTL the phone holds after the boot): the forecast "
+                   "of its next registration before a reset and after the boot (spec G.9, G.5)")
     p.add_argument("--tvs-server-cert", type=Path, action="append", default=[], metavar="PEM",
                    help="the certificate the TVS servers of the installed config present (repeatable; e.g. "
                    "the old cluster's TVS certificate after it was regenerated): the phone talks to a TVS "
@@ -191,6 +198,8 @@ def _text(r: PredictResult, installed: str, flash: Path | None) -> str:
     fill = {"FLASH": str(flash)} if flash is not None else None
     lines = [f"phone {r.mac}, holding {installed}:", *offline_boot_lines(r.served, r.report, fill)]
     lines += [f"  note: {n}" for n in r.notes]
+    if r.sip is not None:
+        lines += r.sip.lines()
     missing = r.not_given
     if missing:
         lines.append(f"  not given: {', '.join(missing)} (asked for by the phone: add those the cluster "
@@ -238,12 +247,15 @@ def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone],
             asked[name] = asked.get(name, 0) + 1
         model = by_model.setdefault(ph.profile or "?", {})
         model[str(ph.outcome)] = model.get(str(ph.outcome), 0) + 1
+    until_reset = [ph.mac or "" for ph in done
+                   if ((ph.detail or {}).get("sip") or {}).get("refused_until_reset")]
     return {"source": source, "fleet_flash": str(args.fleet_flash) if args.fleet_flash else None,
             "models": str(args.models) if args.models else None,
             "new_files": [str(f) for f in args.files], "now": now,
             "tvs": _tvs_text(args, live), "entries": len(phones), "predicted": len(done),
             "skipped": len(phones) - len(done), "outcomes": counts, "rules": rules, "notes": list(shared),
             "by_model": dict(sorted(by_model.items())), "ways_out": ways_out_doc(locked),
+            "sip_until_reset": {"count": len(until_reset), "first_macs": until_reset[:_FIRST_MACS]},
             "not_given": [{"name": n, "phones": c} for n, c in sorted(asked.items(), key=lambda kv: -kv[1])],
             "phone_notes": [{"note": n, "count": len(macs), "first_macs": macs[:_FIRST_MACS]}
                             for n, macs in sorted(own.items(), key=lambda kv: -len(kv[1]))],
@@ -269,6 +281,10 @@ def _fleet_text(doc: dict[str, Any]) -> str:
         for r in doc["rules"]:
             lines.append(f"  {r['outcome']:<11} {r['rule']:<{width}} {r['count']:>6}  {_macs(r)}")
     lines += ways_out_text(doc["ways_out"])
+    refusing = doc["sip_until_reset"]
+    if refusing["count"]:
+        lines.append(f"sip: {refusing['count']} phone(s) ({_macs(refusing)}) refuse a CallManager "
+                     "certificate (G.5) until they reset: their CTL lacks it")
     lines += [f"note: {n}" for n in doc["notes"]]
     lines += [f"note for {g['count']} phone{'s' if g['count'] != 1 else ''} ({_macs(g)}): {g['note']}"
               for g in doc["phone_notes"][:_FIRST_NOTES]]
@@ -389,7 +405,8 @@ def handler(args: argparse.Namespace) -> int:
         profile=args.profile, now=now, tvs_certs=pem_certificates(args.tvs_cert), tvs_roles=roles,
         image_signers=pem_certificates(args.image_signer), installed_config_key=key,
         tvs_server_certs=pem_certificates(args.tvs_server_cert), tvs_reachable=args.tvs_reachable,
-        tvs_live=live, keys_from=args.flash))
+        tvs_live=live, keys_from=args.flash,
+        callmanager_certs=[cert_der(c) for c in pem_certificates(args.callmanager_cert)]))
     held = (("CTL", args.installed_ctl), ("ITL", args.installed_itl))
     installed = " and ".join(f"{k} {p.name}" for k, p in held if p is not None) or "no trust list"
     doc = {"mac": result.mac, "profile": args.profile, "now": now,
@@ -397,7 +414,8 @@ def handler(args: argparse.Namespace) -> int:
                          "itl": str(args.installed_itl) if args.installed_itl else None},
            "tvs": _tvs_text(args, live), "notes": list(result.notes),
            "served": [{"name": n, "answer": a} for n, a in result.served],
-           "report": result.report.as_dict()}
+           "report": result.report.as_dict(),
+           **({"sip": result.sip.as_dict()} if result.sip is not None else {})}
     if args.json_file is not None:
         write_output(args.json_file, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
     if args.junit is not None:

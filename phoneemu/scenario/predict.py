@@ -87,6 +87,9 @@ class PredictResult:
     #: What the prediction could not use and why (e.g. ``--tvs-cert`` with no TVS to ask), and TVS
     #: servers the phone refused to talk to (their certificate is not an installed ITL TVS record).
     notes: tuple[str, ...] = ()
+    #: its SIP registration over TLS before a reset and after the boot
+    #: (:class:`phoneemu.scenario.predict_sip.SipForecast`; None: nothing to say)
+    sip: Any = None
 
     @property
     def not_given(self) -> tuple[str, ...]:
@@ -324,11 +327,15 @@ class Installed:
 
     def restore(self, phone: Any) -> None:
         """Put it in ``phone``'s trust store, as :data:`~phoneemu.fleet.engine.PRESTATE_RULES` say."""
+        self.restore_store(phone.store)
+
+    def restore_store(self, store: Any) -> None:
+        """Put it in a trust store (:meth:`restore`'s step)."""
         from phoneemu.fleet.engine import PRESTATE_RULES
 
         ctl_rule, itl_rule, cfg_rule = PRESTATE_RULES
-        phone.store.restore(ctl=self.ctl, itl=self.itl, config=self.config, ctl_rule=ctl_rule,
-                            itl_rule=itl_rule, config_rule=cfg_rule)
+        store.restore(ctl=self.ctl, itl=self.itl, config=self.config, ctl_rule=ctl_rule,
+                      itl_rule=itl_rule, config_rule=cfg_rule)
 
 
 def load_installed(*, limit: int, itl: Path | None = None, ctl: Path | None = None,
@@ -369,14 +376,17 @@ async def predict_boot(new_files: Sequence[Path] | PredictInputs, *, installed_i
                        image_signers: Sequence[Any] = (), installed_config_key: Any = None,
                        tvs_server_certs: Sequence[Any] = (), tvs_reachable: bool = False,
                        tvs_live: LiveTvs | None = None,
-                       asked: set[Path] | None = None, keys_from: Path | None = None) -> PredictResult:
+                       asked: set[Path] | None = None, keys_from: Path | None = None,
+                       callmanager_certs: Sequence[bytes] = ()) -> PredictResult:
     """Boot a phone holding the installed lists on ``new_files`` (see module rules); a
     :class:`PredictInputs` shares the reading and parsing of the new files among many phones.
     ``asked`` (a fleet): the named files this phone asked for are added to it, and no note is made
     of those it did not (another phone's files are no typo; :func:`predict_fleet` notes the files no
     phone asked for, once). ``keys_from``: a phone's flash whose MIC, LSC and manual key the phone holds
     (read only), so that it decrypts new encrypted configs as that phone would. ``tvs_live``: the TVS
-    servers of the installed config are asked over the network (:mod:`.predict_live_tvs`) instead."""
+    servers of the installed config are asked over the network (:mod:`.predict_live_tvs`) instead.
+    ``callmanager_certs`` (DER): the certificates the SIP forecast checks instead of the CTL's
+    (:mod:`.predict_sip`)."""
     from phoneemu.formats.config import normalise_mac
     from phoneemu.phone.boot import BootTarget
     from phoneemu.phone.phone import Phone
@@ -423,12 +433,19 @@ async def predict_boot(new_files: Sequence[Path] | PredictInputs, *, installed_i
         notes += hold_flash_keys(phone, keys_from, prof)
     fetcher = _FileFetcher(files, phone_mac, folder=inputs.folder, read=inputs.read)
     report = await phone.boot(BootTarget(host="files", tftp_port=69, use_http=False), fetcher=fetcher)
+    from phoneemu.phone.store import TrustStore
+    from phoneemu.scenario.predict_sip import forecast_sip
+
+    before = TrustStore(profile=prof)
+    held.restore_store(before)
+    sip = forecast_sip(before, phone.store, prof, callmanager_certs)
     notes += list(dict.fromkeys(refused))
     if asked is None:
         notes += _unasked_notes(inputs.named, fetcher)
     else:
         asked.update(p for p in _used(fetcher) if p is not None)
-    return PredictResult(mac=phone_mac, served=tuple(fetcher.served), report=report, notes=tuple(notes))
+    return PredictResult(mac=phone_mac, served=tuple(fetcher.served), report=report, notes=tuple(notes),
+                         sip=sip)
 
 
 def hold_flash_keys(phone: Phone, flash_dir: Path, profile: PhoneProfile) -> list[str]:
@@ -630,6 +647,7 @@ async def _predict_one(inputs: PredictInputs, entry: str, mac: str, prof: str, h
                               "config_file": rep.config_file,
                               "deciding": decision_dict(rep.deciding) if rep.deciding else None,
                               "decisions": [{"rule": x.rule, "accepted": x.accepted, "file": x.file}
-                                            for x in rep.decisions]},
+                                            for x in rep.decisions],
+                              **({"sip": r.sip.as_dict()} if r.sip is not None else {})},
                       notes=(*notes, *r.notes),
                       not_given=tuple(name.replace(r.mac, "<MAC>") for name in r.not_given))

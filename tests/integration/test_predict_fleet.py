@@ -318,3 +318,45 @@ def test_notes_of_many_phones_are_grouped_and_bounded(lab: tuple[Path, Path, Pat
     assert "note for 12 phones (0A0000000100 " in out and ": no SEP<MAC>.cnf.xml.sgn (nor .cnf.xml)" in out
     assert sum(1 for line in out.splitlines() if line.startswith("note for 1 phone ")) == 9
     assert "... and 3 more notes, for fewer phones each (--json-file lists them all)" in out
+
+
+def test_phones_that_refuse_the_regenerated_callmanager_until_they_reset(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Mixed mode, encrypted phones, the CallManager certificate regenerated: each phone's next
+    registration over TLS before a reset refuses the new certificate (its installed CTL lacks it, §G.5),
+    after the boot on the new CTL it accepts it; the fleet's summary counts those phones, a single
+    phone's prediction says so and what to do, ``--callmanager-cert`` checks a given certificate, and a
+    non-secure phone (over TCP: no certificate checked) gets no forecast."""
+    c = LabCluster.init(tmp_path / "lab", seed=43, key_spec="rsa1024", now=NOW, name="m")
+    enc, plain = ["0A00000000C1", "0A00000000C2"], "0A00000000C3"
+    c.add_phones([*enc, plain], now=NOW)
+    c.set_mixed_mode(True, now=NOW)
+    c.set_security_mode(enc, "encrypted", now=NOW)
+    fleet = tmp_path / "fleet"
+    run(_boot_into(fleet, c, [*enc, plain]))
+    old_cm = tmp_path / "old-callmanager.pem"
+    old_cm.write_bytes(c.callmanager(1).cert.public_bytes(Encoding.PEM))
+    c.regenerate("callmanager", now=NOW)
+    root = tmp_path / "lab" / "tftp"
+    assert main(["predict", "--fleet-flash", str(fleet), "--now", str(NOW), str(root)]) == 0
+    out = capsys.readouterr().out
+    assert f"sip: 2 phone(s) ({enc[0]} {enc[1]}) refuse a CallManager certificate (G.5) until they reset: " \
+        "their CTL lacks it" in out
+    flash = fleet / enc[0]
+    single = ["predict", "--flash", str(flash), "--now", str(NOW), str(root)]
+    assert main([*single, "--json"]) == 0
+    sip = json.loads(capsys.readouterr().out)["sip"]
+    assert sip["refused_until_reset"] is True
+    assert [x["rule"] for x in sip["before_reset"]["certificates"]] == ["G.5-sip-server-untrusted"]
+    assert [x["rule"] for x in sip["after_boot"]["certificates"]] == ["G.5-sip-server-in-ctl"]
+    assert sip["before_reset"]["transport_rule"] == "G.9-tls-with-ctl"
+    assert main(single) == 0
+    out = capsys.readouterr().out
+    assert "  sip before a reset: over tls (G.9-tls-with-ctl)\n    CN=m-pub" in out
+    assert "  sip: until it resets, the phone refuses 1 of the 1 CallManager certificate(s) (G.5)" in out
+    assert main([*single, "--callmanager-cert", str(old_cm), "--json"]) == 0  # the old one: accepted before
+    sip = json.loads(capsys.readouterr().out)["sip"]
+    assert [x["rule"] for x in sip["before_reset"]["certificates"]] == ["G.5-sip-server-in-ctl"]
+    assert sip["refused_until_reset"] is False
+    assert main(["predict", "--flash", str(fleet / plain), "--now", str(NOW), "--json", str(root)]) == 0
+    assert "sip" not in json.loads(capsys.readouterr().out)
