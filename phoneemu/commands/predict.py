@@ -388,12 +388,14 @@ def handler(args: argparse.Namespace) -> int:
     if args.installed_config_dir is not None and args.models is None:
         raise PhoneEmuError("--installed-config-dir is for --models (each listed phone's config)",
                             path="installed-config-dir")
+    callmanager = [cert_der(c) for c in pem_certificates(args.callmanager_cert)]
     fleet = _listed if args.models is not None else _fleet if args.fleet_flash is not None else None
     if fleet is not None:
         return fleet(args, now, {"tvs_certs": pem_certificates(args.tvs_cert), "tvs_roles": roles,
                                  "image_signers": pem_certificates(args.image_signer),
                                  "tvs_server_certs": pem_certificates(args.tvs_server_cert),
-                                 "tvs_reachable": args.tvs_reachable, "tvs_live": live})
+                                 "tvs_reachable": args.tvs_reachable, "tvs_live": live,
+                                 "callmanager_certs": callmanager})
     if args.flash is not None:
         fill_from_flash(args)
     if args.profile is None:
@@ -406,7 +408,7 @@ def handler(args: argparse.Namespace) -> int:
         image_signers=pem_certificates(args.image_signer), installed_config_key=key,
         tvs_server_certs=pem_certificates(args.tvs_server_cert), tvs_reachable=args.tvs_reachable,
         tvs_live=live, keys_from=args.flash,
-        callmanager_certs=[cert_der(c) for c in pem_certificates(args.callmanager_cert)]))
+        callmanager_certs=callmanager))
     held = (("CTL", args.installed_ctl), ("ITL", args.installed_itl))
     installed = " and ".join(f"{k} {p.name}" for k, p in held if p is not None) or "no trust list"
     doc = {"mac": result.mac, "profile": args.profile, "now": now,

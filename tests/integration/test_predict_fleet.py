@@ -342,6 +342,9 @@ def test_phones_that_refuse_the_regenerated_callmanager_until_they_reset(
     out = capsys.readouterr().out
     assert f"sip: 2 phone(s) ({enc[0]} {enc[1]}) refuse a CallManager certificate (G.5) until they reset: " \
         "their CTL lacks it" in out
+    assert main(["predict", "--fleet-flash", str(fleet), "--now", str(NOW), "--callmanager-cert", str(old_cm),
+                 str(root)]) == 0  # the certificate they hold: nobody refuses it before a reset
+    assert "refuse a CallManager certificate" not in capsys.readouterr().out
     flash = fleet / enc[0]
     single = ["predict", "--flash", str(flash), "--now", str(NOW), str(root)]
     assert main([*single, "--json"]) == 0
