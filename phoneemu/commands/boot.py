@@ -41,7 +41,7 @@ from phoneemu.phone.flash import Flash
 from phoneemu.phone.phone import Phone, check_flash_owner, read_phone_file
 from phoneemu.phone.profile import PROFILES, get_profile
 from phoneemu.phone.sip import SipResult
-from phoneemu.phone.ways_out import way_out_lines
+from phoneemu.phone.ways_out import way_out_lines, ways_out_json
 from phoneemu.tempdirs import make_owned_tempdir, sweep_abandoned
 from phoneemu.values import parse_ascii_int, parse_host_port
 
@@ -354,14 +354,21 @@ def handler(args: argparse.Namespace) -> int:
                    "decisions": [decision_dict(d) for d in report.decisions],
                    "flash": str(flash_dir) if args.flash is not None else None}
             if where_sip is not None:
-                doc["sip"] = dataclasses.asdict(sip_result) if sip_result is not None else None
+                sip_doc = dataclasses.asdict(sip_result) if sip_result is not None else None
+                if sip_doc is not None and sip_result is not None and not sip_result.registered:
+                    sip_doc["ways_out"] = ways_out_json(sip_result.rule, "sip")
+                doc["sip"] = sip_doc
             print(json.dumps(doc, indent=2))
         else:
             known = {"DIR": str(args.lab) if args.lab is not None else None,
-                     "FLASH": str(flash_dir) if args.flash is not None else None}
-            print(_text(report, {k: v for k, v in known.items() if v is not None}))
+                     "FLASH": str(flash_dir) if args.flash is not None else None, "MAC": mac}
+            fill = {k: v for k, v in known.items() if v is not None}
+            print(_text(report, fill))
             if where_sip is not None:
                 print(_sip_line(sip_result))
+                if sip_result is not None and not sip_result.registered:
+                    for line in way_out_lines(sip_result.rule, "sip", fill=fill):
+                        print(line)
         hint = unanswered_hint(report, target)
         if hint is not None:
             print(f"phoneemu boot: {hint}", file=sys.stderr)

@@ -492,6 +492,9 @@ class FleetMetrics:
             "failure_kinds": self.failed_alike.kinds(),
             "failure_kinds_not_kept": self.failed_alike.other,
             "ways_out": ways_out_doc(self.locked_by),
+            # registrations refused (kind "sip": not a lockout, the phone boots): e.g. a CallManager
+            # certificate its CTL lacks until it resets
+            "sip_ways_out": ways_out_doc({(rule, "sip"): n for rule, n in self.sip.by_rule.items()}),
         }
 
     def model_counts(self) -> dict[str, dict[str, int]]:
@@ -514,6 +517,7 @@ class FleetMetrics:
         lines += tally_lines(s, outcome_head="by outcome")
         lines += self.capf.lines("CAPF")
         lines += self.sip.lines("SIP")
+        lines += ways_out_text(s["sip_ways_out"], fill)
         if s["files_over"]:
             lines.append("files received: "
                          + ", ".join(f"{v} over {k.upper()}" for k, v in s["files_over"].items()))

@@ -16,7 +16,11 @@ choice of ways per rule is ours, from the seed chapter and the scenarios that re
   export does not help while the old TVS cannot be reached);
 * a CTL (mixed mode) is not blanked by the rollback ITL (spec §G.3 note): ``utils ctl reset localkey``;
 * an ITL above the phone's limit: fewer certificates; an expired signer: a regenerated one;
-* a bad signature from a trusted signer (a file changed after it was signed): the file signed again.
+* a bad signature from a trusted signer (a file changed after it was signed): the file signed again;
+* not a lockout — the phone boots, it does not register (kind ``sip``): a registrar certificate its CTL
+  lacks (§G.5: the CallManager certificate regenerated, the CTL not updated or the phone not reset): the
+  CTL updated and the phone reset; its LSC refused by the registrar (§F.9: the CAPF certificate
+  regenerated): a new LSC from the current CAPF.
 
 Lab commands are written with ``DIR`` (the cluster), ``OLD``/``NEW`` (two clusters) and ``FLASH``
 (an emulated phone's flash) for the user to fill in; tests parse each one with the real CLI. Where many
@@ -110,6 +114,21 @@ _RESIGNED = WayOut(
     "again) and find what changed it (seed: File Authentication)",
     "phoneemu lab restart-tftp DIR", "tampered-config-rejected")
 
+_RESET_PHONE = WayOut(
+    "the CallManager certificate regenerated in mixed mode (the registrar presents one the phone's CTL "
+    "lacks)",
+    "make the CTL list it — utils ctl update CTLFile, TFTP restarted — and reset the phones: each fetches "
+    "the new CTL (seed: Certificate Management Changes for ITLRecovery Certificate, tokenless CTL; a phone "
+    "not reset since keeps the old CTL and refuses the registrar until it resets)",
+    "phoneemu lab ctl-update DIR && phoneemu boot --lab DIR --flash FLASH --register",
+    "sip-tls-callmanager-in-ctl")
+_NEW_LSC = WayOut(
+    "the CAPF certificate regenerated (the phones' LSCs were issued by the old one)",
+    "a CAPF install operation for the phones, then a reset: each gets an LSC from the current CAPF "
+    "(or keep the old CAPF certificate in CallManager-trust until every phone has one; seed: Device "
+    "Authentication)",
+    "phoneemu lab capf DIR install --mac MAC --auth-mode null-string", "sip-tls-mutual-authentication")
+
 _ITL_WAYS: dict[str, tuple[WayOut, ...]] = {
     "G.3.4-tvs-unknown-signer": (_EXPORT, _ROLLBACK, _ITL_RESET, _DELETE),
     "G.3.4-tvs-unreachable": (_TVS_BACK, _ROLLBACK, _ITL_RESET, _DELETE),
@@ -137,15 +156,20 @@ _CONFIG_WAYS: dict[str, tuple[WayOut, ...]] = {
     "G.4-bad-signature": (_RESIGNED,),
 }
 
-#: Every rule with ways out, by the kind of file it rejected (tests check the names against the
-#: rule ids, the scenarios and the CLI).
+_SIP_WAYS: dict[str, tuple[WayOut, ...]] = {
+    "G.5-sip-server-untrusted": (_RESET_PHONE,),
+    "G.13-device-cert-refused": (_NEW_LSC,),
+}
+
+#: Every rule with ways out, by the kind of file it rejected, or ``sip`` for a registration refused
+#: (tests check the names against the rule ids, the scenarios and the CLI).
 WAYS_BY_KIND: dict[str, dict[str, tuple[WayOut, ...]]] = {"ITL": _ITL_WAYS, "CTL": _CTL_WAYS,
-                                                          "config": _CONFIG_WAYS}
+                                                          "config": _CONFIG_WAYS, "sip": _SIP_WAYS}
 
 
 def ways_out(rule: str, kind: str) -> tuple[WayOut, ...]:
     """The ways out of a lockout decided by ``rule`` on a file of ``kind`` (``ITL``, ``CTL`` or
-    ``config``); none for a rule that is not a lockout's or that no procedure addresses."""
+    ``config``), or of a registration refused (``sip``); none for a rule that no procedure addresses."""
     return WAYS_BY_KIND.get(kind, {}).get(rule, ())
 
 
@@ -197,7 +221,8 @@ def ways_out_text(doc: list[dict[str, Any]], fill: Mapping[str, str] | None = No
     lines: list[str] = []
     for entry in doc:
         n = entry["phones"]
-        lines.append(f"ways out of {entry['rule']} ({entry['kind']}; {n} phone{'s' if n != 1 else ''} locked "
-                     "out):")
+        what = "not registered" if entry["kind"] == "sip" else "locked out"
+        lines.append(f"ways out of {entry['rule']} ({entry['kind']}; {n} phone{'s' if n != 1 else ''} "
+                     f"{what}):")
         lines += way_out_lines(entry["rule"], entry["kind"], fill=fill, fleet=True)
     return lines

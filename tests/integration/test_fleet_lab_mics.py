@@ -8,6 +8,7 @@ The CLI checks, before any boot, that the folder is a lab and holds every MAC of
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from pathlib import Path
@@ -303,5 +304,41 @@ def test_a_fleet_registers_over_sip_after_booting(tmp_path: Path, capsys: pytest
         at = argv.index("--register")  # alone: the CallManager each config names (spec §H.5)
         assert main([*argv[:at + 1], *argv[at + 4:]]) == 1
         assert "SIP: G.13-registered 2, G.13-no-credentials 1" in capsys.readouterr().out
+    finally:
+        stop()
+
+
+def test_a_phone_whose_lsc_the_registrar_refuses_is_told_the_way_out(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``boot --register`` of an encrypted phone holding an LSC of a CAPF regenerated since: the lab
+    registrar refuses the LSC in the TLS handshake with its alert (not a reset), the phone says
+    ``G.13-device-cert-refused`` naming its LSC, and the way out follows — a new LSC from the current
+    CAPF, its lab command filled with the lab and the phone's MAC (spec §F.9; seed Device
+    Authentication)."""
+    from tests.helpers import serve_in_thread
+
+    c = LabCluster.init(tmp_path / "lab", seed=12, key_spec="rsa1024", now=NOW)
+    mac = mac_text(START)
+    c.add_phones([mac], now=NOW)
+    c.set_mixed_mode(True, now=NOW)
+    c.set_security_mode([mac], "encrypted", now=NOW)
+    c.set_capf([mac], "install", auth_mode="null-string", now=NOW)
+    _ports, stop = serve_in_thread(c, sip_ports={"sip": 0, "sips": 0})
+    try:
+        flash = tmp_path / "flash"
+        argv = ["boot", "--lab", str(c.root), "--mac", mac, "--flash", str(flash), "--register"]
+        assert main(argv) == 0
+        assert "registered over tls" in capsys.readouterr().out
+        c.regenerate("capf", now=NOW)
+        assert main(argv) == 1
+        out = capsys.readouterr().out
+        assert "G.13-device-cert-refused: the registrar refused the phone's certificate (its LSC)" in out
+        assert "ALERT_UNKNOWN_CA" in out
+        assert "  way out (the CAPF certificate regenerated (the phones' LSCs were issued by the old " in out
+        assert f"lab: phoneemu lab capf {c.root} install --mac {mac} --auth-mode null-string" in out
+        assert main([*argv, "--json"]) == 1
+        sip = json.loads(capsys.readouterr().out)["sip"]
+        assert sip["rule"] == "G.13-device-cert-refused" and sip["ways_out"][0]["scenario"] == \
+            "sip-tls-mutual-authentication"
     finally:
         stop()

@@ -360,6 +360,12 @@ def test_sip_callmanagers_and_failovers_are_counted_and_survive_merge_and_transp
     assert record["sip_passed_over"] == ["x G.13-unreachable"]
     assert "sip_passed_over" not in rec("0A0000000002", "G.13-registered", "s").as_dict()
     assert "passed over" not in FleetMetrics().render() and "capf_servers" not in s
+    refused = FleetMetrics()  # a registration refused by rule: its ways out, worded for phones not registered
+    for mac in ("0A0000000001", "0A0000000002"):
+        refused.add(rec(mac, "G.13-device-cert-refused", "10.0.0.1:5061 over tls"))
+    assert refused.summary()["sip_ways_out"][0]["rule"] == "G.13-device-cert-refused"
+    assert "ways out of G.13-device-cert-refused (sip; 2 phones not registered):" in refused.render()
+    assert "sip_ways_out" in m.summary() and m.summary()["sip_ways_out"] == []  # unreachable: none
 
 
 def test_shards_failing_reports_are_checked_and_merged() -> None:

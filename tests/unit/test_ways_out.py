@@ -17,13 +17,14 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 _ALL = [(kind, rule, way) for kind, table in WAYS_BY_KIND.items() for rule, ways in table.items()
         for way in ways]
 _SAMPLES = {"DIR": "/tmp/lab", "OLD": "/tmp/old", "NEW": "/tmp/new", "CENTRAL": "/tmp/central",
-            "FLASH": "/tmp/ph1", "FLEET": "/tmp/fleet"}
+            "FLASH": "/tmp/ph1", "FLEET": "/tmp/fleet", "MAC": "0A0000000001"}
 
 
 def test_every_rule_is_a_lockout_rule_a_phone_decides() -> None:
     for kind, rule, _way in _ALL:
         assert rule in RULE_IDS, rule
-        assert rule.startswith("G.3" if kind in ("ITL", "CTL") else "G.4"), (kind, rule)
+        want = {"ITL": ("G.3",), "CTL": ("G.3",), "config": ("G.4",), "sip": ("G.5-sip", "G.13")}[kind]
+        assert rule.startswith(want), (kind, rule)
 
 
 @pytest.mark.parametrize(("kind", "rule", "way"), _ALL, ids=[f"{k}-{r}-{w.scenario}" for k, r, w in _ALL])
