@@ -18,6 +18,7 @@ phone not reset"). Rules (*ours*: what predict adds to the §G rules it applies)
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -93,6 +94,7 @@ def callmanager_certificates(store: TrustStore) -> list[bytes]:
             if r.role in ccm and not r.is_empty and r.certificate is not None]
 
 
+@functools.lru_cache(maxsize=64)  # a fleet's phones check the same few certificates: one text each
 def _whose(der: bytes) -> str:
     from phoneemu.crypto import certs
 
