@@ -372,9 +372,10 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int) -> None:
 
     def case(rec: BootRecord) -> Case:
         if rec.outcome == "ok" and rec.sip_reason is not None:  # --register: a phone up but not registered
+            ways = way_out_lines(rec.sip or "", "sip", indent="")
             return Case(rec.mac, time_s=rec.latency_s, failure=(
                 f"not registered ({rec.sip}): {rec.sip_reason}",
-                "\n".join(f"{k}: {v}" for k, v in rec.as_dict().items())))
+                "\n".join([*(f"{k}: {v}" for k, v in rec.as_dict().items()), *ways])))
         if rec.outcome == "ok":
             return Case(rec.mac, time_s=rec.latency_s)
         message = f"{rec.outcome} ({rec.rule})" + (f": {rec.reason}" if rec.reason else "")

@@ -315,21 +315,32 @@ def test_a_phone_whose_lsc_the_registrar_refuses_is_told_the_way_out(
     ``G.13-device-cert-refused`` naming its LSC, and the way out follows — a new LSC from the current
     CAPF, its lab command filled with the lab and the phone's MAC (spec §F.9; seed Device
     Authentication)."""
+    import xml.etree.ElementTree as ET
+
     from tests.helpers import serve_in_thread
 
     c = LabCluster.init(tmp_path / "lab", seed=12, key_spec="rsa1024", now=NOW)
-    mac = mac_text(START)
-    c.add_phones([mac], now=NOW)
+    mac, other = mac_text(START), mac_text(START + 1)
+    c.add_phones([mac, other], now=NOW)
     c.set_mixed_mode(True, now=NOW)
-    c.set_security_mode([mac], "encrypted", now=NOW)
-    c.set_capf([mac], "install", auth_mode="null-string", now=NOW)
+    c.set_security_mode([mac, other], "encrypted", now=NOW)
+    c.set_capf([mac, other], "install", auth_mode="null-string", now=NOW)
     _ports, stop = serve_in_thread(c, sip_ports={"sip": 0, "sips": 0})
     try:
         flash = tmp_path / "flash"
         argv = ["boot", "--lab", str(c.root), "--mac", mac, "--flash", str(flash), "--register"]
         assert main(argv) == 0
         assert "registered over tls" in capsys.readouterr().out
+        fleet = ["fleet", "boot", "--lab", str(c.root), "--count", "1", "--mac-start", other, "--flash",
+                 str(tmp_path / "fleet"), "--register", "-q", "--shards", "1"]
+        assert main(fleet) == 0  # its LSC enrolled too
         c.regenerate("capf", now=NOW)
+        junit = tmp_path / "f.xml"
+        assert main([*fleet, "--junit", str(junit)]) == 1
+        out = capsys.readouterr().out
+        assert "ways out of G.13-device-cert-refused (sip; 1 phone not registered):" in out
+        (failure,) = [tc.find("failure") for tc in ET.parse(junit).getroot().iter("testcase")]
+        assert failure is not None and "phoneemu lab capf" in (failure.text or "")
         assert main(argv) == 1
         out = capsys.readouterr().out
         assert "G.13-device-cert-refused: the registrar refused the phone's certificate (its LSC)" in out
