@@ -30,13 +30,13 @@ Rules (spec §G.9 transport, §G.5 the registrar's certificate, §G.13 registrat
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from phoneemu.errors import DecodeError
 from phoneemu.net.tls_decrypt import KeyLog, decrypt_tls
+from phoneemu.net.tls_handshake import client_certificate, device_of_certificate, server_certificate
 from phoneemu.protocols import sip
 from phoneemu.scenario._capture_flows import Endpoint
 from phoneemu.values import host_port
@@ -46,17 +46,11 @@ if TYPE_CHECKING:
     from phoneemu.phone.profile import PhoneProfile
     from phoneemu.phone.store import TrustStore
 
-__all__ = ["MAX_CERTIFICATES", "MAX_CONNECTIONS", "CapturedSip", "SipCheck", "SipCollector", "check_sip",
-           "client_device", "server_certificate"]
+__all__ = ["MAX_CERTIFICATES", "MAX_CONNECTIONS", "CapturedSip", "SipCheck", "SipCollector", "check_sip"]
 
 MAX_CONNECTIONS = 10_000
 MAX_CERTIFICATES = 1_000
 _MAX_MESSAGES = 64  # of each direction of one connection
-_CERT_LIMIT = 64 * 1024
-_HANDSHAKE, _CCS = 22, 20
-_SERVER_HELLO, _CERTIFICATE = 2, 11
-_SUPPORTED_VERSIONS, _TLS13 = 43, 0x0304
-_SEP_MAC = re.compile(r"SEP([0-9A-Fa-f]{12})")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,92 +80,6 @@ class CapturedSip:
         if self.statuses:
             return f"not registered (last answer {self.statuses[-1]})"
         return "no final answer" if self.registers else "no REGISTER"
-
-
-def _handshake_messages(stream: bytes) -> list[tuple[int, bytes]]:
-    """The plaintext handshake messages of one TLS direction (before its ChangeCipherSpec); DecodeError
-    for records or messages that do not frame."""
-    data = bytearray()
-    pos = 0
-    while pos + 5 <= len(stream) and len(data) < _CERT_LIMIT:
-        kind, length = stream[pos], int.from_bytes(stream[pos + 3:pos + 5], "big")
-        if kind == _CCS:
-            break
-        if kind != _HANDSHAKE:
-            raise DecodeError(f"record type {kind} before the handshake ended", fmt="tls", offset=pos,
-                              path="record")
-        data += stream[pos + 5:pos + 5 + length]
-        pos += 5 + length
-    out: list[tuple[int, bytes]] = []
-    at = 0
-    while at + 4 <= len(data):
-        n = int.from_bytes(data[at + 1:at + 4], "big")
-        if at + 4 + n > len(data):
-            break  # the rest of that message was not kept (or the capture ended)
-        out.append((data[at], bytes(data[at + 4:at + 4 + n])))
-        at += 4 + n
-    return out
-
-
-def _is_tls13(hello: bytes) -> bool:
-    """A ServerHello choosing TLS 1.3 (its supported_versions extension, RFC 8446 §4.2.1)."""
-    at = 2 + 32
-    if at >= len(hello):
-        return False
-    at += 1 + hello[at] + 2 + 1  # session id, cipher suite, compression
-    end = at + 2 + int.from_bytes(hello[at:at + 2], "big")
-    at += 2
-    while at + 4 <= min(end, len(hello)):
-        ext, n = int.from_bytes(hello[at:at + 2], "big"), int.from_bytes(hello[at + 2:at + 4], "big")
-        if ext == _SUPPORTED_VERSIONS and hello[at + 4:at + 6] == _TLS13.to_bytes(2, "big"):
-            return True
-        at += 4 + n
-    return False
-
-
-def server_certificate(server_stream: bytes) -> tuple[bytes | None, str, str]:
-    """The registrar's certificate (DER) from a TLS server stream's plaintext handshake, the version
-    ("TLSv1.3" or ""), and why there is none (module rules)."""
-    try:
-        messages = _handshake_messages(server_stream)
-    except DecodeError as exc:
-        return None, "", f"the server's handshake does not frame: {exc}"
-    hello = next((body for kind, body in messages if kind == _SERVER_HELLO), None)
-    if hello is not None and _is_tls13(hello):
-        return None, "TLSv1.3", "TLS 1.3 sends the certificate encrypted: not read"
-    cert, why = _first_certificate(messages)
-    return cert, "", why
-
-
-def _first_certificate(messages: list[tuple[int, bytes]]) -> tuple[bytes | None, str]:
-    """The first certificate of a Certificate handshake message (RFC 5246 §7.4.2), or why there is none."""
-    cert = next((body for kind, body in messages if kind == _CERTIFICATE), None)
-    if cert is None:
-        return None, "no Certificate message in the handshake as captured"
-    if len(cert) < 6:
-        return None, "the Certificate message is empty"
-    n = int.from_bytes(cert[3:6], "big")
-    if n == 0 or 6 + n > len(cert):
-        return None, "the Certificate message's first certificate does not frame"
-    return cert[6:6 + n], ""
-
-
-def client_device(client_stream: bytes) -> str | None:
-    """The MAC of the device whose certificate the client presented in a TLS 1.0-1.2 handshake (mutual
-    TLS: its LSC, CN ``SEP<MAC>``, or its MIC, ``CP-<model>-SEP<MAC>``; spec §F.9), else None."""
-    from cryptography.x509.oid import NameOID
-
-    from phoneemu.crypto import certs
-
-    try:
-        der, _ = _first_certificate(_handshake_messages(client_stream))
-        if der is None:
-            return None
-        attrs = certs.load_cert_der(der).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    except (DecodeError, ValueError):
-        return None
-    found = _SEP_MAC.search(str(attrs[0].value)) if attrs else None
-    return found.group(1).upper() if found else None
 
 
 def _messages(data: bytes) -> tuple[list[sip.SipMessage], str]:
@@ -229,8 +137,9 @@ class SipCollector:
                 self._certificates[cert] = cert
             else:
                 cert = known
+        device = device_of_certificate(client_certificate(client_stream))  # mutual TLS names the phone
         extra: dict[str, object] = {"certificate": cert, "tls": version, "readable": False,
-                                    "problem": why or problem, "mac": client_device(client_stream)}
+                                    "problem": why or problem, "mac": device}
         if self.secrets is not None and not problem:
             try:
                 plain = decrypt_tls(client_stream, server_stream, self.secrets)

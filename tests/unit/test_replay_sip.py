@@ -15,8 +15,9 @@ from phoneemu.crypto.certs import CertRequest, cert_der, issue_certificate
 from phoneemu.crypto.keys import KeySpec, generate_key
 from phoneemu.net.capture import PcapPacket
 from phoneemu.net.tls import client_context, server_context
+from phoneemu.net.tls_handshake import client_certificate, device_of_certificate, server_certificate
 from phoneemu.scenario._capture_flows import FlowScanner, Limits
-from phoneemu.scenario.replay_sip import SipCollector, client_device, server_certificate
+from phoneemu.scenario.replay_sip import SipCollector
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
@@ -54,18 +55,18 @@ def _handshake(version: str) -> tuple[bytes, bytes, bytes, bytes]:
 def test_the_certificates_of_a_tls12_handshake_are_read_in_clear() -> None:
     cs, ss, scert, _ccert = _handshake("1.2")
     assert server_certificate(ss) == (scert, "", "")
-    assert client_device(cs) == "0011223344AA"  # the MIC it presented names the phone
+    assert device_of_certificate(client_certificate(cs)) == "0011223344AA"  # its MIC names the phone
 
 
 def test_tls13_and_garbage_say_why_there_is_no_certificate() -> None:
     cs, ss, _s, _c = _handshake("1.3")
     assert server_certificate(ss) == (None, "TLSv1.3", "TLS 1.3 sends the certificate encrypted: not read")
-    assert client_device(cs) is None
+    assert device_of_certificate(client_certificate(cs)) is None
     empty_certificate = b"\x16\x03\x03\x00\x04\x0b\x00\x00\x00"
     for junk in (b"", b"\x16\x03\x03\xff\xff" + b"\x0b" * 10, b"\x17\x03\x03\x00\x01x", empty_certificate):
         cert, _v, why = server_certificate(junk)
         assert cert is None and why, junk
-        assert client_device(junk) is None
+        assert device_of_certificate(client_certificate(junk)) is None
 
 
 def _tcp(src: tuple[str, int], dst: tuple[str, int], seq: int, flags: int, data: bytes = b"") -> PcapPacket:
