@@ -33,7 +33,7 @@ from cryptography import x509
 
 from phoneemu.crypto.certs import cert_der
 from phoneemu.crypto.keys import PrivateKey, private_key_pem
-from phoneemu.errors import TransportError
+from phoneemu.errors import DecodeError, TransportError
 from phoneemu.net._listen import is_ipv6_any, tcp_listener
 from phoneemu.net.tls_accept import TlsAcceptProtocol
 from phoneemu.phone.profile import TLS_VERSIONS
@@ -230,9 +230,27 @@ def handshake_failure(exc: BaseException) -> str:
     failed: WHY``): OpenSSL's reason (``WRONG_VERSION_NUMBER``, ``TLSV1_ALERT_UNKNOWN_CA``), else the
     error's type and its message when it has one (``ConnectionResetError``)."""
     if isinstance(exc, ssl.SSLError) and exc.reason:
-        return str(exc.reason)
+        why = getattr(exc, "verify_message", None)  # a certificate that did not verify says why
+        return f"{exc.reason} ({why})" if why else str(exc.reason)
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def presented_text(client_start: bytes) -> str:
+    """``; the client presented SUBJECT issued by ISSUER`` when the client's start of a TLS 1.0-1.2
+    handshake holds its certificate (what a refused phone presented: its LSC of another CAPF), else ""."""
+    from phoneemu.crypto import certs
+    from phoneemu.net.tls_handshake import client_certificate
+
+    der = client_certificate(client_start)
+    if der is None:
+        return ""
+    try:
+        cert = certs.load_cert_der(der)
+    except DecodeError:
+        return "; the client presented an unreadable certificate"
+    return (f"; the client presented {certs.dn_text(cert.subject)} issued by {certs.dn_text(cert.issuer)} "
+            f"(serial {cert.serial_number:X})")
 
 
 def _peer_of(peername: object) -> str:
@@ -337,7 +355,8 @@ class TlsServer:
             self._handshake_failed(peer, f"TLS handshake timeout after {self.handshake_timeout:g}s")
             return
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError; the alert is on its way
-            self._handshake_failed(peer, f"TLS handshake failed: {handshake_failure(exc)}")
+            self._handshake_failed(peer, f"TLS handshake failed: {handshake_failure(exc)}"
+                                         f"{presented_text(conn.client_start)}")
             return
         reader = asyncio.StreamReader()
         protocol = _TlsStreamProtocol(reader)

@@ -9,7 +9,9 @@ closes the connection without sending the alert OpenSSL wrote, so a client refus
 * Handshake: every byte received goes to OpenSSL and whatever it writes is sent at once — on failure
   too (the alert) —, then the connection is closed once that is written (not aborted).
   :attr:`TlsAcceptProtocol.handshake` ends with None or the failure (an ``ssl.SSLError``, or the
-  ``OSError`` of a connection lost or closed before the handshake ended).
+  ``OSError`` of a connection lost or closed before the handshake ended). The client's first
+  :data:`CLIENT_START` bytes are kept until then (``client_start``: what it presented, for the log of a
+  refused handshake; dropped once the handshake succeeds).
 * After it the connection reads nothing until :meth:`TlsAcceptProtocol.attach` gives it the stream
   protocol (bytes that came with the client's Finished wait in OpenSSL's buffer); then plaintext goes to
   that protocol, and its transport (``ssl_object``, ``peercert``, ``cipher``, ``sslcontext`` and the
@@ -30,9 +32,11 @@ import ssl
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
-__all__ = ["TlsAcceptProtocol"]
+__all__ = ["CLIENT_START", "TlsAcceptProtocol"]
 
 _RECORD_SIZE = 16384  # SSLObject.read returns one record at most: 16 KiB of plaintext (RFC 5246 §6.2.1)
+CLIENT_START = 16384
+"""Bytes of the client's handshake kept until it ends (the certificate a refused client presented)."""
 
 
 class TlsAcceptProtocol(asyncio.Protocol):
@@ -50,6 +54,9 @@ class TlsAcceptProtocol(asyncio.Protocol):
         self._eof_given = False
         self._lost: tuple[Exception | None] | None = None  # connection_lost before attach
         self._write_paused = False
+        #: the client's first bytes, until the handshake ends (at most CLIENT_START: its certificate,
+        #: for the log of a refused handshake)
+        self.client_start = b""
 
     # --- TCP side --------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -60,6 +67,9 @@ class TlsAcceptProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._in.write(data)
+        hs = self.handshake
+        if hs is not None and not hs.done() and len(self.client_start) < CLIENT_START:
+            self.client_start += data[:CLIENT_START - len(self.client_start)]
         self._drive()
 
     def eof_received(self) -> bool:
@@ -104,6 +114,7 @@ class TlsAcceptProtocol(asyncio.Protocol):
             hs.set_exception(exc)
             return
         self.flush()
+        self.client_start = b""  # not needed past the handshake
         hs.set_result(None)
         if self.raw is not None and not self.raw.is_closing():
             self.raw.pause_reading()  # until attach(): the stream protocol is not there yet
