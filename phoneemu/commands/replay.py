@@ -4,7 +4,8 @@ The capture may come from ``phoneemu run --capture`` or from any cluster (tcpdum
 TFTP and HTTP 6970). See :mod:`phoneemu.scenario.replay` for how transfers are reassembled and how
 files are attributed to a phone; ``--all`` replays every phone of the capture
 (:mod:`phoneemu.scenario.replay_fleet`, :mod:`phoneemu.commands._replay_all`). Exit status: 0 when
-every replayed boot ended with an accepted config, 1 otherwise, 2 on bad input.
+every replayed boot ended with an accepted config and no captured registration differs from the rules,
+1 otherwise, 2 on bad input.
 """
 
 from __future__ import annotations
@@ -83,8 +84,8 @@ downloads and a TVS exchange each; beyond, a warning); each phone is served and 
 alone would. The text lists each phone (up to 50), then each phone's last boot by outcome and
 deciding rule, what changed across boots, and the failures grouped by kind; --json every boot.
 
-Exit status: 0 when every replayed boot ended with a configuration it accepted (or --list), 1
-otherwise, 2 on bad input.
+Exit status: 0 when every replayed boot ended with a configuration it accepted and no captured SIP
+registration differs from the rules (or --list), 1 otherwise, 2 on bad input.
 """
 
 
@@ -285,4 +286,5 @@ def handler(args: argparse.Namespace) -> int:
         print(f"replay of phone {mac} from {args.capture} (profile {args.profile}; holding {holding}; "
               f"offline TVS: {tvs}; CAPF unavailable)")
         print("\n".join(_boot_text(i, r) for i, r in enumerate(results, 1)))
-    return 0 if all(r.report.ok for r in results) else 1
+    differs = any(c.differs for r in results for c in r.sip)  # a captured registration against the rules
+    return 0 if all(r.report.ok for r in results) and not differs else 1

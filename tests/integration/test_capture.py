@@ -941,3 +941,30 @@ def test_a_registration_the_rules_refuse_is_named(capsys: pytest.CaptureFixture[
         "registered with a registrar whose certificate its CTL does not list (§G.5)",)
     assert over_tcp.differs == ("the phone used tcp, the rules give tls",)
     assert "DIFFERS: the phone used tcp, the rules give tls" in over_tcp.describe()
+
+
+def test_a_registration_that_differs_fails_the_replay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A captured registration that differs from the rules is a conformance failure: ``replay --mac``
+    exits 1 though every boot accepted its config, and ``replay --all`` exits 1 and fails that phone's
+    JUnit case (a registration taken with a registrar the CTL does not list is a security finding)."""
+    import dataclasses
+    import xml.etree.ElementTree as ET
+
+    from phoneemu.scenario import replay_sip
+
+    pcap = CAPTURES / "sip-tls-callmanager-in-ctl.pcap"
+    assert main(["replay", str(pcap), "--mac", "0A0000004201"]) == 0
+    real = replay_sip.check_sip
+
+    def differing(*args: object, **kw: object) -> list[object]:
+        return [dataclasses.replace(c, differs=("planted",)) for c in real(*args, **kw)]  # type: ignore[arg-type]
+
+    monkeypatch.setattr(replay_sip, "check_sip", differing)
+    assert main(["replay", str(pcap), "--mac", "0A0000004201"]) == 1
+    assert "DIFFERS: planted" in capsys.readouterr().out
+    junit = tmp_path / "r.xml"
+    assert main(["replay", str(pcap), "--all", "--junit", str(junit)]) == 1
+    failures = {tc.get("name"): tc.find("failure") for tc in ET.parse(junit).getroot().iter("testcase")}
+    first = failures["0A0000004201"]
+    assert first is not None and "differs from the rules: planted" in first.get("message", "")

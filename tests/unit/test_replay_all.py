@@ -205,7 +205,8 @@ def test_registrations_that_differ_are_grouped_in_the_summary() -> None:
     from phoneemu.commands._replay_all import fleet_doc, fleet_text
 
     def rec(mac: str, *differs: str) -> dict[str, object]:
-        checks = [{"differs": list(d)} for d in ([], *([x] for x in differs))]
+        checks = [{"differs": list(d), "server": "10.0.0.1:5061", "transport": "tls"}
+                  for d in ([], *([x] for x in differs))]
         boot = {"outcome": "ok", "rule": "G.4-signed-by-ctl-tftp", "itl": "unchanged", "ctl": "installed",
                 "config": "accepted", "server": "10.0.0.1", "sip": checks}
         return {"mac": mac, "profile": "cp-8861", "outcome": "ok", "rule": boot["rule"], "boots": [boot],
@@ -218,3 +219,9 @@ def test_registrations_that_differ_are_grouped_in_the_summary() -> None:
     text = fleet_text(doc, "replay")
     assert "SIP: 5 registrations checked against the rules (G.9, G.5), 2 differ" in text
     assert f"  SIP differs for 2 phones (0A0000000001, 0A0000000002): {tcp}" in text
+    from phoneemu.commands._replay_all import _junit_failure
+
+    failure = _junit_failure(doc["records"][0])  # every boot accepted its config, a registration differs
+    assert failure is not None and failure[0] == ("boot 1 of 1: SIP to 10.0.0.1:5061 over tls differs from "
+                                                  f"the rules: {tcp}")
+    assert _junit_failure(doc["records"][2]) is None
