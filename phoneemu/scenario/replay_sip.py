@@ -147,7 +147,7 @@ class SipCollector:
                 extra["problem"] = "; ".join(p for p in (why, f"not decrypted: {exc}") if p)
             else:
                 if plain.client_data and not plain.client_data.startswith(b"REGISTER "):
-                    return  # TVS, CAPF, HTTPS: not SIP (nothing sent: a phone that refused the registrar)
+                    return  # TVS, CAPF, HTTPS: not SIP (one the phone sent nothing on, refusing it, stays)
                 read = _read(plain.client_data, plain.server_data)
                 read["mac"] = read["mac"] or extra["mac"]
                 extra.update(read, readable=True, tls=plain.description,
