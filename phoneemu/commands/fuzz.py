@@ -84,6 +84,8 @@ examples:
   phoneemu fuzz --format itl --serve --host 10.0.0.1 --port 69 --device 10.0.0.5 --silent-after 120 \\
       --runs 200 --out /tmp/fz    (a lab network: that phone alone is served and watched)
   phoneemu fuzz --format sgn --serve --port 69 --http-port 6970 --host 10.0.0.5 --runs 500 --out /tmp/fz
+  phoneemu fuzz --format sip-response --serve --host 10.0.0.1 --port 5060 --device 10.0.0.5 \\
+      --silent-after 120 --runs 200 --out /tmp/fzsip   (the phone's REGISTERs answered with mutants)
   phoneemu fuzz --format itl --target phoneemu --replay /tmp/fz/crashes/<id>/minimized.bin
   phoneemu fuzz --format itl --target phoneemu --seed 1 --run-index 4242 --runs 1 --out /tmp/one
 """
@@ -129,7 +131,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="--target phoneemu: skip the serialise(parse(b)) == b check (faster)")
     p.add_argument("--replay", type=Path, metavar="FILE", help="run one input against the target and exit")
     p.add_argument("--host", default="127.0.0.1", help="--serve: address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=port, default=6969, help="--serve: UDP port (default 6969; 0 = any)")
+    p.add_argument("--port", type=port, help="--serve: the TFTP server's UDP port (default 6969), for "
+                   "sip-response the SIP registrar's TCP port (default 5060); 0 = any")
     p.add_argument("--http-port", type=port, metavar="PORT",
                    help="--serve: also serve mutants over HTTP on this TCP port (phones try HTTP 6970 "
                    "first, spec §H.1; 0 = any); default TFTP only")
@@ -238,13 +241,18 @@ def _handle(args: argparse.Namespace) -> int:
                           "exceptions)", path="--crash-exit")
     for option, value in (("--mac", args.mac), ("--serve-root", args.serve_root),
                           ("--silent-after", args.silent_after), ("--device", args.device),
-                          ("--http-port", args.http_port)):
+                          ("--http-port", args.http_port), ("--port", args.port)):
         if value is not None and not args.serve:
             raise EncodeError(f"{option} is for --serve (mutants served to a device under test)", path=option)
-    if args.serve and args.fmt in MESSAGE_FORMATS:
-        raise EncodeError(f"only files a phone fetches over TFTP/HTTP are served; {args.fmt} messages "
-                          "travel over TLS to TVS/CAPF: fuzz them with --target or --target-cmd",
+    if args.serve and args.fmt in MESSAGE_FORMATS and args.fmt != "sip-response":
+        raise EncodeError(f"only what a phone receives is served (files over TFTP/HTTP, sip-response to its "
+                          f"REGISTERs); {args.fmt} messages: fuzz them with --target or --target-cmd",
                           path="--serve")
+    if args.serve and args.fmt == "sip-response":
+        for option, value in (("--http-port", args.http_port), ("--serve-root", args.serve_root)):
+            if value is not None:
+                raise EncodeError(f"{option} is for files served over TFTP/HTTP, not sip-response (answers "
+                                  "to a device's REGISTERs over SIP/TCP on --port)", path=option)
     mutator = Mutator(corpus, resign_ratio=args.resign_ratio)
     if args.serve:
         return _serve(args, mutator)
@@ -348,14 +356,27 @@ def _serve(args: argparse.Namespace, mutator: object) -> int:
 
     # Bounded even when only --runs is given and the device stops asking.
     time_limit = args.time if args.time is not None else _SERVE_DEFAULT_TIME
-    asyncio.run(serve_session(session, host=args.host, port=args.port, time_limit=time_limit, ready=ready,
-                              http_port=args.http_port, http_ready=http_ready, on_silence=on_silence,
-                              allow_peer=allow_peer))
+    if args.fmt == "sip-response":  # answers to the device's REGISTERs (phoneemu.fuzz.sipserve)
+        from phoneemu.fuzz.sipserve import serve_sip_session
+
+        def sip_ready(port: int) -> None:
+            print(f"fuzz {args.fmt}: answering REGISTERs with mutants over SIP/TCP on "
+                  f"{host_port(args.host, port)}; log {session.log_path}", file=sys.stderr, flush=True)
+
+        sip_port = args.port if args.port is not None else 5060
+        asyncio.run(serve_sip_session(session, host=args.host, port=sip_port, time_limit=time_limit,
+                                      ready=sip_ready, on_silence=on_silence, allow_peer=allow_peer))
+    else:
+        tftp_port = args.port if args.port is not None else 6969
+        asyncio.run(serve_session(session, host=args.host, port=tftp_port, time_limit=time_limit, ready=ready,
+                                  http_port=args.http_port, http_ready=http_ready, on_silence=on_silence,
+                                  allow_peer=allow_peer))
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(session.outcomes.items())) or "none"
     silent = "" if args.silent_after is None else \
         f"; silent after {len(session.silences)} mutant(s)" + (
             f" ({', '.join(str(f['index']) for f in session.silences[:10])}: crashes/silent-*)"
             if session.silences else "")
     print(f"{args.fmt}: served {session.served} mutant(s) to {session.requests} request(s); "
-          f"transfer outcomes: {outcomes}{silent}; log {session.log_path}")
+          f"{'request' if args.fmt == 'sip-response' else 'transfer'} outcomes: {outcomes}{silent}; "
+          f"log {session.log_path}")
     return 1 if session.silences else 0

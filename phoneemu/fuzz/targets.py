@@ -481,6 +481,7 @@ _NAME_RULES: dict[str, re.Pattern[str]] = {
     "sgn": re.compile(r"^(?!.*\.enc\.sgn$).+\.sgn$", re.IGNORECASE),
     "enc": re.compile(r"^.+\.enc\.sgn$", re.IGNORECASE),
     "firmware": re.compile(r"^.+\.(loads|sbn|cop\.sgn|sha512)$", re.IGNORECASE),
+    "sip-response": re.compile(r"^REGISTER( SEP[0-9A-F]{12})?$", re.IGNORECASE),  # fuzz.sipserve
 }
 
 
@@ -601,6 +602,14 @@ class ServeSession:
         self.outcomes[outcome] += 1
         self._log({"event": "request", "protocol": "http", "name": name, "outcome": outcome,
                    "peer": host_port(peer[0], peer[1]), "detail": f"HTTP {status}"})
+
+    def on_sip(self, peer: str, name: str, detail: str = "") -> None:
+        """A SIP request of the device (:mod:`phoneemu.fuzz.sipserve`): ``name`` is ``REGISTER SEP<MAC>``;
+        ``detail`` a message that did not parse."""
+        outcome = "malformed" if detail else "register"
+        self.outcomes[outcome] += 1
+        self._log({"event": "request", "protocol": "sip", "name": name, "outcome": outcome, "peer": peer,
+                   "detail": detail})
 
     def on_request(self, event: object) -> None:
         outcome = str(getattr(event, "outcome", "?"))

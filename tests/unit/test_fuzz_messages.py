@@ -234,3 +234,55 @@ def test_the_sip_oracles_find_a_phone_or_registrar_that_accepts_wrongly(monkeypa
     report = fuzz(FuzzConfig(fmt="sip-request", seed=7, runs=400, minimize=False, out=tmp_path),
                   PythonTarget(phoneemu_callable("sip-request", c)), Mutator(c))
     assert any(sig.startswith("SipAcceptanceError") for sig in report.findings), report.findings
+
+
+def test_a_device_under_test_gets_mutants_as_answers_to_its_registers(tmp_path: Path) -> None:
+    """``fuzz --format sip-response --serve``: each REGISTER of the device gets the next mutant (saved
+    and logged, as a served file is), past --runs a 503; a device that sends nothing more within
+    --silent-after of a mutant is a finding saved under crashes/silent-<index>/; --mac picks the
+    device by the REGISTER's From."""
+    import asyncio
+    import json
+
+    from phoneemu.fuzz.engine import input_for
+    from phoneemu.fuzz.sipserve import serve_sip_session
+    from phoneemu.fuzz.targets import ServeSession
+    from phoneemu.phone.sip import _Register
+    from phoneemu.protocols import sip
+
+    mutator = Mutator(build_corpus("sip-response"))
+
+    def make(index: int, _name: str) -> tuple[bytes, dict[str, object]]:
+        m = input_for(mutator, 5, index)
+        return m.data, {"ops": list(m.ops)}
+
+    session = ServeSession(fmt="sip-response", make=make, seed=5, out=tmp_path, runs=2, mac="001122334455",
+                           silent_after=0.3)
+    got: list[bytes] = []
+
+    async def device(port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for mac in ("001122334455", "00112233445F", "001122334455"):  # the middle one: another device
+            writer.write(_Register(mac, "127.0.0.1", "tcp", "127.0.0.1:40000").request())
+            await writer.drain()
+            await asyncio.sleep(0.1)
+            got.append(await asyncio.wait_for(reader.read(1 << 20), 5))
+        got.append(await asyncio.wait_for(reader.read(1 << 20), 5))  # silent: the session ends, then EOF
+        writer.close()
+
+    async def main() -> None:
+        ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        serving = asyncio.create_task(serve_sip_session(session, port=0, time_limit=10,
+                                                        ready=ready.set_result))
+        await device(await ready)
+        await serving
+
+    asyncio.run(asyncio.wait_for(main(), 20))
+    assert got[0] == input_for(mutator, 5, 0).data and got[2] == input_for(mutator, 5, 1).data
+    assert sip.parse_message(got[1]).status == 503  # another device (--mac): no mutant for it
+    assert got[3] == b""  # the session over (--runs served, the last one watched out)
+    log = [json.loads(line) for line in session.log_path.read_text().splitlines()]
+    assert [e["index"] for e in log if e["event"] == "served"] == [0, 1]
+    assert sum(e.get("protocol") == "sip" for e in log) == 3
+    assert [f["index"] for f in session.silences] == [1]  # nothing more after the last mutant
+    assert (tmp_path / "crashes" / "silent-000001" / "input.bin").read_bytes() == got[2]
