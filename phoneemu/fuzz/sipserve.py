@@ -98,14 +98,6 @@ async def serve_sip_session(session: ServeSession, *, host: str = "127.0.0.1", p
     async with server:
         if ready is not None:
             ready(int(server.sockets[0].getsockname()[1]))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + time_limit if time_limit is not None else None
-        while deadline is None or loop.time() < deadline:
-            finding = session.check_silence()
-            if finding is not None and on_silence is not None:
-                on_silence(finding)
-            if session.exhausted and (session.silent_after is None or session.silence_settled()):
-                break
-            await asyncio.sleep(0.02)
+        await session.watch(time_limit=time_limit, on_silence=on_silence)
         for task in list(open_connections):
             task.cancel()

@@ -603,6 +603,25 @@ class ServeSession:
         self._log({"event": "request", "protocol": "http", "name": name, "outcome": outcome,
                    "peer": host_port(peer[0], peer[1]), "detail": f"HTTP {status}"})
 
+    async def watch(self, *, time_limit: float | None,
+                    on_silence: Callable[[dict[str, object]], None] | None = None,
+                    busy: Callable[[], bool] = lambda: False) -> bool:
+        """Watch the device until the session is over — every mutant served, nothing ``busy`` (a
+        transfer under way), the last mutant watched out — or ``time_limit`` seconds passed (False);
+        ``on_silence(finding)`` for each silence (:meth:`check_silence`)."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + time_limit if time_limit is not None else None
+        while deadline is None or loop.time() < deadline:
+            finding = self.check_silence()
+            if finding is not None and on_silence is not None:
+                on_silence(finding)
+            if self.exhausted and not busy() and (self.silent_after is None or self.silence_settled()):
+                return True
+            await asyncio.sleep(0.02)
+        return False
+
     def on_sip(self, peer: str, name: str, detail: str = "") -> None:
         """A SIP request of the device (:mod:`phoneemu.fuzz.sipserve`): ``name`` is ``REGISTER SEP<MAC>``;
         ``detail`` a message that did not parse."""
@@ -657,15 +676,7 @@ async def serve_session(session: ServeSession, *, host: str = "127.0.0.1", port:
                 http_ready(http.port)
         if ready is not None:
             ready(server.port)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + time_limit if time_limit is not None else None
-        while deadline is None or loop.time() < deadline:
-            finding = session.check_silence()
-            if finding is not None and on_silence is not None:
-                on_silence(finding)
-            if session.exhausted and server.active_transfers == 0 and (
-                    session.silent_after is None or session.silence_settled()):
-                if http_port is not None:
-                    await asyncio.sleep(0.5)  # the last HTTP response is on its way: let it leave
-                break
-            await asyncio.sleep(0.02)
+        over = await session.watch(time_limit=time_limit, on_silence=on_silence,
+                                   busy=lambda: server.active_transfers > 0)
+        if over and http_port is not None:
+            await asyncio.sleep(0.5)  # the last HTTP response is on its way: let it leave
