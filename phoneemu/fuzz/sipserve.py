@@ -34,11 +34,6 @@ __all__ = ["MAX_CONNECTIONS", "serve_sip_session"]
 MAX_CONNECTIONS = 64
 
 
-def _plain(msg: sip.SipMessage, status: int, reason: str) -> bytes:
-    copied = [(k, v) for k in ("Via", "From", "To", "Call-ID", "CSeq") if (v := msg.header(k)) is not None]
-    return sip.build_message(f"SIP/2.0 {status} {reason}", copied)
-
-
 async def serve_sip_session(session: ServeSession, *, host: str = "127.0.0.1", port: int = 5060,
                             time_limit: float | None = None, ready: Callable[[int], None] | None = None,
                             on_silence: Callable[[dict[str, object]], None] | None = None,
@@ -68,14 +63,14 @@ async def serve_sip_session(session: ServeSession, *, host: str = "127.0.0.1", p
                     stream.feed(chunk)
                     continue
                 if msg.method != "REGISTER":
-                    writer.write(_plain(msg, 405, "Method Not Allowed"))
+                    writer.write(sip.response_to(msg, 405, "Method Not Allowed"))
                     await writer.drain()
                     continue
                 mac = sip.device_mac(msg)
                 name = f"REGISTER SEP{mac}" if mac else "REGISTER"
                 session.on_sip(peer, name)
                 data = session.get(name)
-                writer.write(data if data is not None else _plain(msg, 503, "Service Unavailable"))
+                writer.write(data if data is not None else sip.response_to(msg, 503, "Service Unavailable"))
                 await writer.drain()
         except DecodeError as exc:
             session.on_sip(peer, "?", f"malformed: {exc}")

@@ -215,8 +215,5 @@ class SipRegistrar:
 
     @staticmethod
     def _response(msg: sip.SipMessage, status: int, extra: list[tuple[str, str]] | None = None) -> bytes:
-        """A response copying Via, From, To (with a tag), Call-ID and CSeq (RFC 3261 §8.2.6.2)."""
-        copied = [(k, v) for k in ("Via", "From", "To", "Call-ID", "CSeq")
-                  if (v := msg.header(k)) is not None]
-        copied = [(k, f"{v};tag=lab" if k == "To" and ";tag=" not in v else v) for k, v in copied]
-        return sip.build_message(f"SIP/2.0 {status} {_REASONS[status]}", [*copied, *(extra or [])])
+        """A response copying the request's dialog headers (:func:`phoneemu.protocols.sip.response_to`)."""
+        return sip.response_to(msg, status, _REASONS[status], extra, to_tag="lab")

@@ -218,6 +218,7 @@ __all__ = [
     "decide_https_server",
     "decide_secure_transport",
     "decide_short_config",
+    "decide_sip_server",
     "decide_static_file",
     "decide_trust_list",
     "encrypted_config_missing",
@@ -226,6 +227,7 @@ __all__ = [
     "readable_records",
     "record_matches_peer",
     "signed_file_name_problem",
+    "sip_server_certificates",
     "static_request_name",
     "trust_list_name_problem",
     "tvs_server_trusted",
@@ -998,14 +1000,21 @@ def decide_secure_transport(store: TrustStore, cfg: DeviceConfig, *, profile: Ph
              "use-tcp")
 
 
+def sip_server_certificates(store: TrustStore) -> list[bytes]:
+    """The certificates a SIP-TLS registrar may present (§G.5): the non-empty CCM and CCM+TFTP records
+    of the installed CTL (DER), in CTL order."""
+    if store.ctl is None:
+        return []
+    ccm = (Role.CCM, Role.CCM_TFTP)
+    return [r.certificate for r in readable_records(store.ctl)
+            if r.role in ccm and not r.is_empty and r.certificate is not None]
+
+
 def decide_sip_server(store: TrustStore, cert_der: bytes | None, *, server: str) -> Decision:
     """§G.5 "SIP-TLS server: CCM / CCM+TFTP in CTL": the certificate the registrar presents over TLS
     must be a non-empty CCM or CCM+TFTP record of the installed CTL (byte for byte; a regenerated
     CallManager certificate the phone's CTL does not list yet is refused)."""
-    ccm = frozenset({Role.CCM, Role.CCM_TFTP})
-    listed = {r.certificate for r in readable_records(store.ctl) if r.role in ccm and not r.is_empty} \
-        if store.ctl is not None else set()
-    if cert_der is not None and cert_der in listed:
+    if cert_der is not None and cert_der in sip_server_certificates(store):
         return Decision(rule="G.5-sip-server-in-ctl", accepted=True, file=server, kind="transport",
                         reason="the registrar's certificate is a CCM+TFTP record of the CTL")
     return Decision(rule="G.5-sip-server-untrusted", accepted=False, file=server, kind="transport",

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from phoneemu.errors import DecodeError
 
 __all__ = ["MAX_BODY", "MAX_HEAD", "MAX_HEADERS", "REALM", "SIPS_PORT", "SIP_PORT", "SipMessage", "SipStream",
-           "build_message", "device_mac", "digest_response", "format_digest", "parse_digest", "parse_message"]
+           "build_message", "device_mac", "digest_response", "format_digest", "parse_digest", "parse_message",
+           "response_to"]
 
 FMT = "sip"
 MAX_HEAD = 8192
@@ -172,6 +173,15 @@ class SipStream:
         body = bytes(self._buf[end + 4:end + 4 + length])
         del self._buf[:end + 4 + length]
         return _with_body(msg, body)
+
+
+def response_to(msg: SipMessage, status: int, reason: str, extra: list[tuple[str, str]] | None = None,
+                *, to_tag: str = "phoneemu") -> bytes:
+    """A response to request ``msg`` copying Via, From, To (with ``to_tag`` when it has none), Call-ID and
+    CSeq (RFC 3261 §8.2.6.2), then ``extra`` headers."""
+    copied = [(k, v) for k in ("Via", "From", "To", "Call-ID", "CSeq") if (v := msg.header(k)) is not None]
+    copied = [(k, f"{v};tag={to_tag}" if k == "To" and ";tag=" not in v else v) for k, v in copied]
+    return build_message(f"SIP/2.0 {status} {reason}", [*copied, *(extra or [])])
 
 
 def device_mac(msg: SipMessage) -> str | None:

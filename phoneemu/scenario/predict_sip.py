@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from phoneemu.phone.profile import PhoneProfile
     from phoneemu.phone.store import TrustStore
 
-__all__ = ["SipForecast", "SipMoment", "callmanager_certificates", "forecast_sip"]
+__all__ = ["SipForecast", "SipMoment", "forecast_sip"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,18 +82,6 @@ class SipForecast:
                 "refused_until_reset": self.refused_until_reset}
 
 
-def callmanager_certificates(store: TrustStore) -> list[bytes]:
-    """The non-empty CCM and CCM+TFTP records of the phone's CTL (DER), in CTL order."""
-    from phoneemu.formats.trustlist import Role
-    from phoneemu.phone.rules import readable_records
-
-    if store.ctl is None:
-        return []
-    ccm = (Role.CCM, Role.CCM_TFTP)
-    return [r.certificate for r in readable_records(store.ctl)
-            if r.role in ccm and not r.is_empty and r.certificate is not None]
-
-
 @functools.lru_cache(maxsize=64)  # a fleet's phones check the same few certificates: one text each
 def _whose(der: bytes) -> str:
     from phoneemu.crypto import certs
@@ -125,7 +113,9 @@ def forecast_sip(before: TrustStore, after: TrustStore, profile: PhoneProfile,
                  given: Sequence[bytes] = ()) -> SipForecast | None:
     """The forecast (module rules) from the phone's state before the boot and after it; None when there
     is nothing to say."""
-    certificates = list(given) or callmanager_certificates(after)
+    from phoneemu.phone.rules import sip_server_certificates
+
+    certificates = list(given) or sip_server_certificates(after)
     if not certificates:
         return None
     first, then = _moment(before, profile, certificates), _moment(after, profile, certificates)
