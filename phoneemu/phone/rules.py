@@ -228,6 +228,7 @@ __all__ = [
     "record_matches_peer",
     "signed_file_name_problem",
     "sip_server_certificates",
+    "sip_transport",
     "static_request_name",
     "trust_list_name_problem",
     "tvs_server_trusted",
@@ -998,6 +999,14 @@ def decide_secure_transport(store: TrustStore, cfg: DeviceConfig, *, profile: Ph
                  f"of {profile.secure_mode_attempts}", "retry")
     return d("G.9-fallback-tcp", True, f"no CUCM certificate in a CTL after {attempts} attempts: TCP",
              "use-tcp")
+
+
+def sip_transport(store: TrustStore, cfg: DeviceConfig, *,
+                  profile: PhoneProfile) -> tuple[str, Decision | None]:
+    """The transport a phone registers over once its trust file attempts are spent (§G.9): ``"tls"`` when
+    :func:`decide_secure_transport` says TLS, else ``"tcp"``; with that decision (None: non-secure)."""
+    secure = decide_secure_transport(store, cfg, profile=profile, attempts=profile.secure_mode_attempts)
+    return ("tls" if secure is not None and secure.action == "use-tls" else "tcp"), secure
 
 
 def sip_server_certificates(store: TrustStore) -> list[bytes]:

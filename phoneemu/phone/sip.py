@@ -239,8 +239,7 @@ async def _register_at(store: TrustStore, profile: PhoneProfile, mac: str, host:
         number = config_fmt.line_number(cfg)
     except DecodeError as exc:
         return done("G.13-no-config", False, f"the config's lines do not parse: {exc}")
-    secure = rules.decide_secure_transport(store, cfg, profile=profile, attempts=profile.secure_mode_attempts)
-    transport = "tls" if secure is not None and secure.action == "use-tls" else "tcp"
+    transport, _secure = rules.sip_transport(store, cfg, profile=profile)
     port = sips_port if transport == "tls" else sip_port
     server = host_port(host, port)
     own = store.credential if transport == "tls" else None  # LSC, else MIC (§F.9): mutual TLS

@@ -98,9 +98,7 @@ def _moment(store: TrustStore, profile: PhoneProfile, certificates: Sequence[byt
 
     if store.config is None:
         return SipMoment(transport="", transport_rule="")
-    secure = rules.decide_secure_transport(store, store.config.config, profile=profile,
-                                           attempts=profile.secure_mode_attempts)
-    transport = "tls" if secure is not None and secure.action == "use-tls" else "tcp"
+    transport, secure = rules.sip_transport(store, store.config.config, profile=profile)
     checks: tuple[tuple[str, str, bool], ...] = ()
     if transport == "tls":
         decided = [(der, rules.decide_sip_server(store, der, server="")) for der in certificates]

@@ -220,9 +220,7 @@ def check_sip(store: TrustStore, profile: PhoneProfile, mac: str, addresses: set
             continue
         expected, rule = "", ""
         if cfg is not None:
-            secure = rules.decide_secure_transport(store, cfg, profile=profile,
-                                                   attempts=profile.secure_mode_attempts)
-            expected = "tls" if secure is not None and secure.action == "use-tls" else "tcp"
+            expected, secure = rules.sip_transport(store, cfg, profile=profile)
             rule = secure.rule if secure is not None else ""
         differs: list[str] = []
         if expected and c.transport != expected:
