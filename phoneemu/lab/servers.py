@@ -47,6 +47,8 @@ Rules:
   ``fail`` (file names, ``*``/``?`` patterns) makes every download of those files fail — a TFTP
   failure of one file (spec §G.3.5 "network or TFTP failure"): HTTP answers 500 (no fallback to
   TFTP), TFTP answers ERROR 0; the phone shows "TFTP error" (§H.3). Our convention.
+  ``tamper_media`` flips one payload byte of every packet the media resources play (an attacker on the
+  path, :mod:`.media_service`): SRTP phones drop them, RTP phones cannot tell.
 * Every node runs TVS (seed "Default Security Overview"): ``tvs`` is node 1's, ``tvs-2`` ... ``tvs-8``
   those of the other nodes, each presenting its node's TVS identity and answering from the same
   cluster knowledge; their ports are recorded in the cluster as ``tvs-N`` so device configs list them
@@ -96,6 +98,7 @@ from phoneemu.lab.capf_service import CAPF_LOCK_WAIT_S, CapfHandler, CapfSession
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.https_service import HttpsAppHandler
 from phoneemu.lab.lock import LOCK_FILE, LOCK_POLL_S, LOCK_WAIT_S, LabBusyError, when_lab_lock_free
+from phoneemu.lab.media_service import MediaResources
 from phoneemu.lab.pki import Identity
 from phoneemu.lab.registrations import REGISTRATIONS_FILE, write_registrations
 from phoneemu.lab.sip_service import SipRegistrar
@@ -149,6 +152,7 @@ class _Network:
         self.fail: tuple[str, ...] = ()
         self.tftp_timeout = DEFAULT_TIMEOUT
         self.tftp_retries = DEFAULT_RETRIES
+        self.tamper_media = False  # the media resources' packets tampered with on the way (§G.14)
 
     def fails(self, name: str) -> bool:
         """True when downloads of ``name`` are made to fail (``fail`` patterns)."""
@@ -306,8 +310,10 @@ class LabServers:
         self.https_handler = HttpsAppHandler(read_timeout=io_timeout, on_log=self._on_https)
         self.sip: TlsServer | None = None
         self.sips: TlsServer | None = None
+        self.media = MediaResources(on_log=self._on_media, tamper=lambda: self.network.tamper_media)
         self.sip_handler = SipRegistrar(self._sip_credentials, clock=clock, read_timeout=io_timeout,
-                                        on_log=self._on_sip, on_registered=self._on_registered)
+                                        on_log=self._on_sip, on_registered=self._on_registered,
+                                        media=self.media)
         #: MAC -> (the ITL checksum it reported at its last registration, when): spec §G.1, ``lab show``'s
         #: ITL File Status once ``lab serve`` has written them (``registrations.json``, every watch interval)
         self.registrations: dict[str, tuple[str, int]] = {}
@@ -361,6 +367,7 @@ class LabServers:
             self._watch_task = None
             self._write_registrations()  # the last reports too
         await self._stop_all()
+        self.media.close()
         self._started = False
 
     async def __aenter__(self) -> LabServers:
@@ -492,10 +499,11 @@ class LabServers:
 
     def set_network(self, loss: float = 0.0, delay_s: float = 0.0, seed: int = 0,
                     fail: tuple[str, ...] | list[str] = (), *, tftp_timeout_s: float | None = None,
-                    tftp_retries: int | None = None) -> None:
+                    tftp_retries: int | None = None, tamper_media: bool = False) -> None:
         """Drop TFTP datagrams / HTTP responses with probability ``loss``; delay them by ``delay_s``;
         make every download of the files matching ``fail`` fail; retransmit TFTP DATA after
-        ``tftp_timeout_s``, at most ``tftp_retries`` times (see the module docstring)."""
+        ``tftp_timeout_s``, at most ``tftp_retries`` times; flip a byte of every media packet the
+        media resources play (``tamper_media``, spec §G.14) (see the module docstring)."""
         if not 0.0 <= loss < 1.0:
             raise PhoneEmuError(f"loss {loss} outside [0, 1)", path="loss")
         if delay_s < 0.0:
@@ -510,6 +518,7 @@ class LabServers:
         self.network.delay = delay_s
         self.network.rng = random.Random(seed)
         self.network.fail = tuple(str(f) for f in fail)
+        self.network.tamper_media = tamper_media
         if self.tftp is not None:
             self._apply_tftp_network(self.tftp)
 
@@ -819,6 +828,10 @@ class LabServers:
 
     def _on_sip(self, peer: str, device: str, outcome: str, detail: str) -> None:
         self._record(RequestLog(service="sip", peer=peer, name=device, outcome=outcome, detail=detail,
+                                time=time.time()))
+
+    def _on_media(self, device: str, outcome: str, detail: str) -> None:
+        self._record(RequestLog(service="media", peer="", name=device, outcome=outcome, detail=detail,
                                 time=time.time()))
 
     def _on_capf(self, e: CapfSessionLog) -> None:

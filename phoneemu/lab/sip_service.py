@@ -24,7 +24,10 @@ as CCM+TFTP (spec §G.5). Rules (spec §G.13, from the seed chapter's "Digest Au
   anyone, RFC 2617 §3.2.1). A nonce count not above the last one seen for that nonce is a replay
   (RFC 2617 §3.2.2: the server detects replays with ``nc``): ``401``, a fresh challenge.
 * Wrong user, realm, URI or response: ``401`` with a fresh challenge (RFC 2617; the phone gives up).
-  Another method: ``405``. A malformed message: ``400`` and the connection is closed. At most
+  A call's INVITE and BYE are authenticated the same way (certificate over TLS, digest: CUCM challenges
+  every request, spec §G.13) and go, with the ACK, to the lab's media resources (``media``,
+  :mod:`.media_service`, spec §G.14). Another method (a call's too, without ``media``): ``405``.
+  A malformed message: ``400`` and the connection is closed. At most
   :data:`MAX_NONCES` nonces are kept (the oldest go first); memory per connection is bounded by the
   message limits of :mod:`phoneemu.protocols.sip`.
 * A device registered (``200``) reports the checksum of its installed ITL (``X-Phoneemu-ITL-Hash``, ours:
@@ -47,6 +50,7 @@ from cryptography.x509.oid import NameOID
 
 from phoneemu.crypto import certs
 from phoneemu.errors import DecodeError
+from phoneemu.lab.media_service import MediaResources
 from phoneemu.lab.registrations import ITL_HASH_HEADER, reported_itl
 from phoneemu.net.tls import peer_certificate_der
 from phoneemu.protocols import sip
@@ -61,6 +65,11 @@ NONCE_VALIDITY_S = 600
 MAX_NONCES = 10_000
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
             405: "Method Not Allowed"}
+
+
+def _host(address: str) -> str:
+    """The host of ``HOST:PORT`` / ``[V6]:PORT``."""
+    return address.rsplit(":", 1)[0].strip("[]")
 
 
 def _device_cert_problem(der: bytes | None, device: str) -> str | None:
@@ -89,18 +98,22 @@ class SipRegistrar:
                  clock: Callable[[], int] | None = None, read_timeout: float = 10.0,
                  nonce_validity: int = NONCE_VALIDITY_S,
                  on_log: Callable[[str, str, str, str], None] | None = None,
-                 on_registered: Callable[[str, str | None], None] | None = None) -> None:
+                 on_registered: Callable[[str, str | None], None] | None = None,
+                 media: MediaResources | None = None) -> None:
         self.credentials = credentials
         self.clock = clock if clock is not None else (lambda: int(time.time()))
         self.read_timeout = read_timeout
         self.nonce_validity = nonce_validity
         self.on_log = on_log
         self.on_registered = on_registered
+        self.media = media
         self._nonces: collections.OrderedDict[str, list[int]] = collections.OrderedDict()  # issued, last nc
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peername = writer.get_extra_info("peername")
         peer = host_port(peername[0], peername[1]) if peername else "?"
+        sockname = writer.get_extra_info("sockname")
+        local = host_port(sockname[0], sockname[1]) if sockname else "127.0.0.1:0"
         over_tls = writer.get_extra_info("ssl_object") is not None
         device_cert = peer_certificate_der(writer) if over_tls else None
         stream = sip.SipStream()
@@ -113,8 +126,10 @@ class SipRegistrar:
                         return
                     stream.feed(chunk)
                     continue
-                writer.write(self.answer(msg, peer, over_tls=over_tls, device_cert=device_cert))
-                await writer.drain()
+                reply = await self.respond(msg, peer, over_tls=over_tls, device_cert=device_cert, local=local)
+                if reply:
+                    writer.write(reply)
+                    await writer.drain()
         except DecodeError as exc:
             self._log(peer, "?", "malformed", str(exc))
             writer.write(sip.build_message("SIP/2.0 400 Bad Request", []))
@@ -138,46 +153,77 @@ class SipRegistrar:
 
     def answer(self, msg: sip.SipMessage, peer: str = "?", *, over_tls: bool = False,
                device_cert: bytes | None = None) -> bytes:
-        """The response to one request (module rules); a response is ignored (b""). ``over_tls``: the
-        request came over TLS, where ``device_cert`` is the certificate the phone presented (DER)."""
+        """The response to one request other than a call's (module rules); a response is ignored (b"").
+        ``over_tls``: the request came over TLS, where ``device_cert`` is the certificate the phone
+        presented (DER)."""
         if msg.method is None:
             return b""
+        if msg.method != "REGISTER":
+            found = sip.device_mac(msg)
+            self._log(peer, f"SEP{found}" if found else "?", "not-allowed", msg.method)
+            allow = "REGISTER, INVITE, ACK, BYE" if self.media is not None else "REGISTER"
+            return self._response(msg, 405, [("Allow", allow)])
+        device, refusal = self._admit(msg, peer, over_tls=over_tls, device_cert=device_cert,
+                                      outcome="registered")
+        return refusal if refusal is not None else self._ok(msg, device)
+
+    async def respond(self, msg: sip.SipMessage, peer: str = "?", *, over_tls: bool = False,
+                      device_cert: bytes | None = None, local: str = "127.0.0.1:0") -> bytes:
+        """The response to one request: a call's INVITE, ACK (none) and BYE go to the media resources
+        (:mod:`.media_service`) once the device is authenticated as for a REGISTER; the rest
+        :meth:`answer`. ``peer`` / ``local``: the connection's two ends (``HOST:PORT``)."""
+        if self.media is None or msg.method not in ("INVITE", "ACK", "BYE"):
+            return self.answer(msg, peer, over_tls=over_tls, device_cert=device_cert)
+        if msg.method == "ACK":  # never answered, never challenged (RFC 3261 §17.1.1.3, §22.1)
+            self.media.ack(msg)
+            return b""
+        device, refusal = self._admit(msg, peer, over_tls=over_tls, device_cert=device_cert,
+                                      outcome="authenticated")
+        if refusal is not None:
+            return refusal
+        if msg.method == "BYE":
+            return self.media.bye(msg)
+        return await self.media.invite(msg, peer_host=_host(peer), local_host=_host(local), over_tls=over_tls,
+                                       device=device)
+
+    def _admit(self, msg: sip.SipMessage, peer: str, *, over_tls: bool, device_cert: bytes | None,
+               outcome: str) -> tuple[str, bytes | None]:
+        """The device a request comes from, and the refusal to send it (None: known and authenticated:
+        its certificate over TLS, its digest answer when it has a digest user; module rules)."""
         found = sip.device_mac(msg)
         device = f"SEP{found}" if found else "?"
-        if msg.method != "REGISTER":
-            self._log(peer, device, "not-allowed", msg.method)
-            return self._response(msg, 405, [("Allow", "REGISTER")])
         creds = self.credentials(found) if found else None
         if creds is None:
             self._log(peer, device, "unknown-device", "no such device on the cluster")
-            return self._response(msg, 404)
+            return device, self._response(msg, 404)
         if over_tls:
             refused = _device_cert_problem(device_cert, device)
             if refused is not None:
                 self._log(peer, device, "forbidden", refused)
-                return self._response(msg, 403)
+                return device, self._response(msg, 403)
         user, password = creds
         if user is None:
-            self._log(peer, device, "registered", "no digest authentication for this device")
-            return self._ok(msg, device)
+            self._log(peer, device, outcome, "no digest authentication for this device")
+            return device, None
         auth = msg.header("authorization")
         if auth is None:
             self._log(peer, device, "challenged", f"digest user {user}")
-            return self._challenge(msg)
+            return device, self._challenge(msg)
         try:
             got = sip.parse_digest(auth, field="Authorization")
         except DecodeError as exc:
             self._log(peer, device, "refused", str(exc))
-            return self._challenge(msg)
-        why = self._check(got, user=user, password=password or "", uri=msg.uri or "")
+            return device, self._challenge(msg)
+        why = self._check(got, user=user, password=password or "", uri=msg.uri or "", method=msg.method or "")
         if why is None:
-            self._log(peer, device, "registered", f"digest user {user}")
-            return self._ok(msg, device)
-        outcome, detail = why
-        self._log(peer, device, outcome, detail)
-        return self._challenge(msg, stale=outcome == "stale")
+            self._log(peer, device, outcome, f"digest user {user}")
+            return device, None
+        result, detail = why
+        self._log(peer, device, result, detail)
+        return device, self._challenge(msg, stale=result == "stale")
 
-    def _check(self, got: dict[str, str], *, user: str, password: str, uri: str) -> tuple[str, str] | None:
+    def _check(self, got: dict[str, str], *, user: str, password: str, uri: str,
+               method: str = "REGISTER") -> tuple[str, str] | None:
         """None when the answer is right; else (outcome, why)."""
         if got.get("username") != user or got.get("realm") != sip.REALM or got.get("uri") != uri:
             return "refused", "username, realm or uri is not the expected one"
@@ -186,7 +232,7 @@ class SipRegistrar:
         if issued is None:
             return "refused", "a nonce this registrar did not issue (or forgot)"
         qop, nc, cnonce = got.get("qop", ""), got.get("nc", ""), got.get("cnonce", "")
-        expected = sip.digest_response(username=user, realm=sip.REALM, password=password, method="REGISTER",
+        expected = sip.digest_response(username=user, realm=sip.REALM, password=password, method=method,
                                        uri=uri, nonce=nonce, nc=nc, cnonce=cnonce, qop=qop)
         if not secrets.compare_digest(got.get("response", ""), expected):
             return "refused", "wrong response (password)"

@@ -63,6 +63,7 @@ from phoneemu.phone.boot import (
     net_tvs_asker,
     run_boot,
 )
+from phoneemu.phone.call import CallResult, place_call
 from phoneemu.phone.events import EventLog
 from phoneemu.phone.flash import Flash, atomic_write, dropped_credential
 from phoneemu.phone.https import HttpsResult, open_https
@@ -341,6 +342,15 @@ class Phone:
                                   sips_port=sips_port, events=self.events, clock=self.clock,
                                   timeout=timeout if timeout is not None else self.http_timeout,
                                   keylog=self._keylog, cache=self._digest)
+
+    async def call(self, host: str | None, sip_port: int = SIP_PORT, sips_port: int = SIPS_PORT, *,
+                   target: str, packets: int = 10, timeout: float | None = None) -> CallResult:
+        """Register as :meth:`register_sip` does and, over that connection, call ``target`` (a media
+        resource: ``moh``, ``annunciator``, ``ivr``) and exchange ``packets`` RTP/SRTP packets (§G.14)."""
+        wait = timeout if timeout is not None else self.http_timeout
+        return await place_call(self._store, self._profile, self.mac, host, target=target, sip_port=sip_port,
+                                sips_port=sips_port, events=self.events, clock=self.clock, timeout=wait,
+                                packets=packets, keylog=self._keylog, cache=self._digest)
 
     @property
     def _digest(self) -> DigestCache:

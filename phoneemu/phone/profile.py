@@ -12,6 +12,9 @@ A :class:`PhoneProfile` is frozen, shared by every phone of that model. Facts us
   is wrapped to the phone's public key, anyone can build one, and its signature is always verified
   (spec §G.12 step 3).
 * Request order differs per model (spec §C.6): the 7962 capture shows no ``CTLFile.tlv`` request.
+* SRTP suites (spec §G.14): AES_CM_128_HMAC_SHA1_80 and _32, the 80-bit tag preferred; SCCP phones
+  support only the 32-bit tag (a profile override ``srtp_suites: [AES_CM_128_HMAC_SHA1_32]``); the 7940
+  has no media encryption (ours: a plausible value for the model, as below).
 
 Our conventions (spec [UNK]): exact model limits (RSA size, EC support, TLS versions, status
 checksum style) are plausible values for the model generation, not published figures.
@@ -30,10 +33,12 @@ from typing import Any
 
 from phoneemu.crypto.hashes import HashAlg
 from phoneemu.errors import EncodeError, ScenarioError
+from phoneemu.protocols.media import SRTP_PREFERENCE
 
 __all__ = [
     "CONFIG_POLICIES",
     "PROFILES",
+    "SRTP_SUITES",
     "TLS_VERSIONS",
     "PhoneProfile",
     "check_tls_versions",
@@ -41,6 +46,8 @@ __all__ = [
     "profile_from_dict",
 ]
 
+#: The SRTP suites of Cisco phones, the 80-bit tag first (spec §G.14; SDES names, RFC 4568 §6.2)
+SRTP_SUITES = SRTP_PREFERENCE
 CONFIG_POLICIES = frozenset({"encrypted-first", "short-config-first", "plain"})
 _HASH_NAMES = {"sha1": HashAlg.SHA1, "sha-1": HashAlg.SHA1, "sha256": HashAlg.SHA256,
                "sha-256": HashAlg.SHA256, "sha512": HashAlg.SHA512, "sha-512": HashAlg.SHA512}
@@ -69,6 +76,8 @@ class PhoneProfile:
     config_policy: str = "encrypted-first"
     enc_signer_checked: bool = True
     secure_mode_attempts: int = 4
+    #: SRTP suites the model offers, its preference first (spec §G.14; none: RTP only)
+    srtp_suites: tuple[str, ...] = SRTP_SUITES
 
     def __post_init__(self) -> None:
         if not self.name or not self.model:
@@ -103,6 +112,11 @@ class PhoneProfile:
             if not tmpl.endswith(".tlv") or "{" in rest or "}" in rest:
                 raise EncodeError(f"request_order[{i}] {tmpl!r}: a .tlv name with only {{mac}} as field",
                                   path=f"request_order[{i}]")
+        bad = [s for s in self.srtp_suites if s not in SRTP_SUITES]
+        if bad or len(set(self.srtp_suites)) != len(self.srtp_suites):
+            raise EncodeError(f"srtp_suites {list(self.srtp_suites)}: each at most once, among "
+                              f"{', '.join(SRTP_SUITES)} (phones do not implement the AEAD GCM suites, spec "
+                              "§G.14)", path="srtp_suites")
         if not 1 <= self.secure_mode_attempts <= 100:
             raise EncodeError("secure_mode_attempts must be 1..100", path="secure_mode_attempts")
 
@@ -128,7 +142,7 @@ PROFILES: dict[str, PhoneProfile] = {
                      uses_http_first=False, enc_signer_checked=False),
         PhoneProfile(name="cp-7940", model="CP-7940", max_rsa_bits=2048, sbd=False, tvs_enabled=False,
                      tls_versions=("1.0",), status_checksum="md5", request_order=("CTLSEP{mac}.tlv",),
-                     uses_http_first=False, config_policy="plain"),
+                     uses_http_first=False, config_policy="plain", srtp_suites=()),
         PhoneProfile(name="cp-7942-symmetric", model="CP-7942", max_rsa_bits=2048, pki_capable=False,
                      symmetric_key_bits=128, capf=False, tls_versions=("1.0",), status_checksum="md5",
                      request_order=("CTLSEP{mac}.tlv", "ITLSEP{mac}.tlv", "ITLFile.tlv"),
@@ -181,6 +195,11 @@ def _coerce(name: str, value: Any) -> Any:
             return check_tls_versions(value, what=name)
         except EncodeError as exc:
             raise ScenarioError(exc.message, path=name) from None
+    if name == "srtp_suites":
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ScenarioError(f"{name} must be a list of SRTP suite names ({', '.join(SRTP_SUITES)})",
+                                path=name)
+        return tuple(value)
     if name == "request_order":
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
             raise ScenarioError(f"{name} must be a list of strings", path=name)

@@ -53,6 +53,10 @@ RULE_IDS: frozenset[str] = frozenset({
     "G.12.1-plain-config", "G.12.2-cert-hash-match", "G.12.2-cert-hash-mismatch",
     "G.12.2-no-symmetric-key", "G.12.2-symmetric-key-present", "G.12.2-wait-auth-string",
     "G.12.3-decrypt-failed", "G.12.3-decrypted", "G.12.3-no-key", "G.12.5-encrypted-config-missing",
+    # G.14 media encryption (calls)
+    "G.14-answer-refused", "G.14-call-refused", "G.14-media-refused", "G.14-media-unauthenticated",
+    "G.14-no-media", "G.14-offer-srtp", "G.14-rtp-fallback", "G.14-rtp-not-encrypted-mode",
+    "G.14-rtp-phone-no-srtp", "G.14-rtp-signalling-not-tls", "G.14-srtp",
     # H.3 transport
     "H.3-config-transport-failed",
 })

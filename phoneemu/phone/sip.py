@@ -42,7 +42,7 @@ import contextlib
 import dataclasses
 import functools
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +62,8 @@ from phoneemu.protocols import sip
 from phoneemu.protocols.sip import SIP_PORT, SIPS_PORT
 from phoneemu.values import host_port
 
-__all__ = ["DigestCache", "SipResult", "register"]
+__all__ = ["DigestCache", "SipResult", "SipSession", "answer_challenge", "authorization", "exchange",
+           "register"]
 
 _MAX_REQUESTS = 3
 #: CallManagers of the config's group tried in turn, at most (ours: as many as TVS servers, spec §E.7.5)
@@ -94,6 +95,26 @@ class SipResult:
 
 
 @dataclass(kw_only=True, slots=True)
+class SipSession:
+    """The connection of a registration that succeeded, kept open for what the phone does next over it
+    (a call, :mod:`phoneemu.phone.call`): its streams, who the phone is there, its credentials."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    stream: sip.SipStream
+    host: str
+    server: str
+    transport: str
+    local: str
+    user: str
+    device: str
+    mac: str
+    creds: tuple[str, str] | None
+    cache: DigestCache
+    timeout: float
+
+
+@dataclass(kw_only=True, slots=True)
 class DigestCache:
     """The last digest challenge of a registrar (``server``) and the nonce count used with it (RAM)."""
 
@@ -102,7 +123,7 @@ class DigestCache:
     nc: int = 0
 
 
-async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes, *,
+async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes, *,
                     timeout: float, stream: sip.SipStream) -> sip.SipMessage:
     """Send ``request``; the first final response (1xx skipped) framed out of the connection's ``stream``
     (bytes after it stay there for the next exchange). TransportError / DecodeError."""
@@ -160,31 +181,36 @@ class _Register:
             headers.append(("Authorization", authorization))
         return sip.build_message(f"REGISTER {self.uri} SIP/2.0", headers)
 
-    def answer(self, challenge: dict[str, str], user: str, password: str, count: int = 1) -> str:
-        """The Authorization header for ``challenge`` (RFC 2617 §3.2.2, qop=auth when offered; ``count``
-        its nonce count)."""
-        nonce, realm = challenge.get("nonce", ""), challenge.get("realm", "")
-        qop = "auth" if "auth" in [q.strip() for q in challenge.get("qop", "").split(",")] else ""
-        cnonce = secrets.token_hex(8) if qop else ""
-        nc = f"{count:08x}" if qop else ""
-        response = sip.digest_response(username=user, realm=realm, password=password, method="REGISTER",
-                                       uri=self.uri, nonce=nonce, nc=nc, cnonce=cnonce, qop=qop)
-        params = [("username", user), ("realm", realm), ("nonce", nonce), ("uri", self.uri),
-                  ("response", response), ("algorithm", "MD5")]
-        if qop:
-            params += [("qop", qop), ("nc", nc), ("cnonce", cnonce)]
-        return sip.format_digest(params)
+
+def authorization(challenge: dict[str, str], user: str, password: str, count: int, *, method: str,
+                  uri: str) -> str:
+    """The Authorization header answering ``challenge`` for a ``method`` request to ``uri`` (RFC 2617
+    §3.2.2, qop=auth when offered; ``count`` its nonce count)."""
+    nonce, realm = challenge.get("nonce", ""), challenge.get("realm", "")
+    qop = "auth" if "auth" in [q.strip() for q in challenge.get("qop", "").split(",")] else ""
+    cnonce = secrets.token_hex(8) if qop else ""
+    nc = f"{count:08x}" if qop else ""
+    response = sip.digest_response(username=user, realm=realm, password=password, method=method,
+                                   uri=uri, nonce=nonce, nc=nc, cnonce=cnonce, qop=qop)
+    params = [("username", user), ("realm", realm), ("nonce", nonce), ("uri", uri),
+              ("response", response), ("algorithm", "MD5")]
+    if qop:
+        params += [("qop", qop), ("nc", nc), ("cnonce", cnonce)]
+    return sip.format_digest(params)
 
 
 async def register(store: TrustStore, profile: PhoneProfile, mac: str, host: str | None, *, sip_port: int,
                    sips_port: int, events: EventLog, clock: Callable[[], int], timeout: float = 5.0,
-                   keylog: str | Path | None = None, cache: DigestCache | None = None) -> SipResult:
+                   keylog: str | Path | None = None, cache: DigestCache | None = None,
+                   then: Callable[[SipSession], Awaitable[None]] | None = None) -> SipResult:
     """Register with the registrar at ``host``, or (``host`` None) with the CallManagers the config's
     ``devicePool`` names, in priority order, the next one tried while one gives no usable connection
-    (module docstring, "Where"); every decision is logged."""
+    (module docstring, "Where"); every decision is logged. ``then``: run over the connection of a
+    registration that succeeded, before it is closed (it must not raise)."""
     if host is not None or store.config is None:  # (no config: G.13-no-config before any address is used)
         return await _register_at(store, profile, mac, host or "", sip_port=sip_port, sips_port=sips_port,
-                                  events=events, clock=clock, timeout=timeout, keylog=keylog, cache=cache)
+                                  events=events, clock=clock, timeout=timeout, keylog=keylog, cache=cache,
+                                  then=then)
     try:
         managers = sorted(config_fmt.call_managers(store.config.config), key=lambda cm: cm.priority)
     except DecodeError as exc:
@@ -199,7 +225,7 @@ async def register(store: TrustStore, profile: PhoneProfile, mac: str, host: str
     for cm in managers[:_MAX_CALL_MANAGERS]:
         result = await _register_at(store, profile, mac, cm.host, sip_port=cm.sip_port or SIP_PORT,
                                     sips_port=cm.secured_sip_port or SIPS_PORT, events=events, clock=clock,
-                                    timeout=timeout, keylog=keylog, cache=cache)
+                                    timeout=timeout, keylog=keylog, cache=cache, then=then)
         result = dataclasses.replace(result, rules=(*earlier, *result.rules), passed_over=tuple(passed))
         if result.rule not in _NEXT_CALL_MANAGER:
             return result
@@ -217,8 +243,9 @@ def _decided(events: EventLog, clock: Callable[[], int], mac: str, rule: str, re
 
 async def _register_at(store: TrustStore, profile: PhoneProfile, mac: str, host: str, *, sip_port: int,
                        sips_port: int, events: EventLog, clock: Callable[[], int], timeout: float,
-                       keylog: str | Path | None, cache: DigestCache | None) -> SipResult:
-    """Register with the registrar at ``host`` (module docstring, steps 1-4)."""
+                       keylog: str | Path | None, cache: DigestCache | None,
+                       then: Callable[[SipSession], Awaitable[None]] | None = None) -> SipResult:
+    """Register with the registrar at ``host`` (module docstring, steps 1-4), then ``then``."""
     applied: list[str] = []  # the §G.5 rule over TLS, before the registration's own
     applied_tls: list[str] = []  # the TLS version and cipher, over TLS
 
@@ -278,9 +305,15 @@ async def _register_at(store: TrustStore, profile: PhoneProfile, mac: str, host:
             cache = DigestCache(server=server)
         elif cache.server != server:  # another registrar: its challenge is not this one's
             cache.server, cache.challenge, cache.nc = server, None, 0
-        return await _converse(reg, reader, writer, creds, cache, timeout=timeout,
-                               done=functools.partial(done, transport=transport, server=server,
-                                                      client_cert=presented))
+        stream = sip.SipStream()  # one per connection: what came after a response waits for the next exchange
+        result = await _converse(reg, reader, writer, creds, cache, timeout=timeout, stream=stream,
+                                 done=functools.partial(done, transport=transport, server=server,
+                                                        client_cert=presented))
+        if then is not None and result.registered:
+            await then(SipSession(reader=reader, writer=writer, stream=stream, host=host, server=server,
+                                  transport=transport, local=local, user=reg.user, device=reg.device, mac=mac,
+                                  creds=creds, cache=cache, timeout=timeout))
+        return result
     except (TransportError, DecodeError, OSError, TimeoutError) as exc:
         return done("G.13-unreachable", False, f"SIP exchange failed: {exc or type(exc).__name__}",
                     transport=transport, server=server)
@@ -290,26 +323,30 @@ async def _register_at(store: TrustStore, profile: PhoneProfile, mac: str, host:
             await writer.wait_closed()
 
 
-def _answer(reg: _Register, cache: DigestCache, challenge: dict[str, str], creds: tuple[str, str]) -> str:
-    """Answer ``challenge`` (kept in ``cache`` with its next nonce count)."""
+def answer_challenge(cache: DigestCache, challenge: dict[str, str], creds: tuple[str, str], *, method: str,
+                     uri: str) -> str:
+    """Answer ``challenge`` for a ``method`` request to ``uri`` (kept in ``cache`` with its next nonce
+    count: every request answering the same nonce counts up, RFC 2617 §3.2.2)."""
     if cache.challenge is None or cache.challenge.get("nonce") != challenge.get("nonce"):
         cache.challenge, cache.nc = challenge, 0
     cache.nc += 1
-    return reg.answer(challenge, *creds, count=cache.nc)
+    return authorization(challenge, *creds, cache.nc, method=method, uri=uri)
 
 
 async def _converse(reg: _Register, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                     creds: tuple[str, str] | None, cache: DigestCache, *, timeout: float,
-                    done: Callable[..., SipResult]) -> SipResult:
-    """REGISTER, and answer the challenges (module docstring, step 3)."""
+                    done: Callable[..., SipResult], stream: sip.SipStream | None = None) -> SipResult:
+    """REGISTER, and answer the challenges (module docstring, step 3); ``stream`` frames the
+    connection's responses (one per connection: what comes after a response waits for the next)."""
+    stream = stream if stream is not None else sip.SipStream()
     challenged = stale = False
     authorization: str | None = None
     from_cache = False
     if creds is not None and cache.challenge is not None:  # the last challenge, answered at once
-        authorization, from_cache = _answer(reg, cache, cache.challenge, creds), True
-    stream = sip.SipStream()  # one per connection: what came after a response waits for the next exchange
+        authorization = answer_challenge(cache, cache.challenge, creds, method="REGISTER", uri=reg.uri)
+        from_cache = True
     for _ in range(_MAX_REQUESTS):
-        resp = await _exchange(reader, writer, reg.request(authorization), timeout=timeout, stream=stream)
+        resp = await exchange(reader, writer, reg.request(authorization), timeout=timeout, stream=stream)
         if resp.status == 200:
             how = "after a digest challenge" if challenged else "no challenge"
             return done("G.13-registered", True, f"200 OK ({how})", challenged=challenged, stale=stale,
@@ -329,6 +366,6 @@ async def _converse(reg: _Register, reader: asyncio.StreamReader, writer: asynci
                         "carries no digest credentials", challenged=True, status=401)
         stale = stale or (authorization is not None and is_stale)
         challenged, from_cache = True, False
-        authorization = _answer(reg, cache, challenge, creds)
+        authorization = answer_challenge(cache, challenge, creds, method="REGISTER", uri=reg.uri)
     return done("G.13-digest-rejected", False, f"still challenged after {_MAX_REQUESTS} REGISTERs",
                 challenged=True, stale=stale, status=401)

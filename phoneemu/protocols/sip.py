@@ -176,12 +176,12 @@ class SipStream:
 
 
 def response_to(msg: SipMessage, status: int, reason: str, extra: list[tuple[str, str]] | None = None,
-                *, to_tag: str = "phoneemu") -> bytes:
+                *, to_tag: str = "phoneemu", body: bytes = b"") -> bytes:
     """A response to request ``msg`` copying Via, From, To (with ``to_tag`` when it has none), Call-ID and
-    CSeq (RFC 3261 §8.2.6.2), then ``extra`` headers."""
+    CSeq (RFC 3261 §8.2.6.2), then ``extra`` headers, then ``body``."""
     copied = [(k, v) for k in ("Via", "From", "To", "Call-ID", "CSeq") if (v := msg.header(k)) is not None]
     copied = [(k, f"{v};tag={to_tag}" if k == "To" and ";tag=" not in v else v) for k, v in copied]
-    return build_message(f"SIP/2.0 {status} {reason}", [*copied, *(extra or [])])
+    return build_message(f"SIP/2.0 {status} {reason}", [*copied, *(extra or [])], body)
 
 
 def device_mac(msg: SipMessage) -> str | None:

@@ -98,9 +98,10 @@ def _last_https(p: PhoneView) -> Any:
 
 
 def _step_results(p: PhoneView) -> list[Any]:
-    """The last ``https`` and ``sip`` steps' results that applied a rule (their rule and status count
-    for ``rule``, ``deciding_rule`` and ``status`` beside the last boot's)."""
-    return [r for r in (_last_https(p), getattr(p, "sip", None)) if r is not None and r.rule]
+    """The last ``https``, ``sip`` and ``call`` steps' results that applied a rule (their rule and status
+    count for ``rule``, ``deciding_rule`` and ``status`` beside the last boot's)."""
+    return [r for r in (_last_https(p), getattr(p, "sip", None), getattr(p, "call", None))
+            if r is not None and r.rule]
 
 
 def _matches(rule: str, wanted: Any) -> bool:
@@ -335,6 +336,28 @@ def _sip_field(name: str, none: Any) -> Callable[[PhoneView, Any], tuple[Any, bo
     return check
 
 
+def _media(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+    """srtp / rtp / none: what the last ``call`` step's media was (§G.14; none: no packet came, or the
+    call did not happen)."""
+    res = getattr(p, "call", None)
+    actual = res.media if res is not None else "none"
+    return actual, actual in _any_of(expected)
+
+
+def _media_suite(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+    """The SRTP suite the last ``call`` step used (``AES_CM_128_HMAC_SHA1_80``); ``none`` over RTP."""
+    res = getattr(p, "call", None)
+    actual = (res.suite if res is not None else "") or "none"
+    return actual, actual in [str(v) for v in _any_of(expected)]
+
+
+def _media_refused(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+    """How many of the far end's packets the last ``call`` step dropped (SRTP tag, replay, malformed)."""
+    res = getattr(p, "call", None)
+    actual = res.refused if res is not None else 0
+    return actual, any(actual == w for w in _any_of(expected))
+
+
 _CHECKS: dict[str, Callable[[PhoneView, Any], tuple[Any, bool]]] = {
     "itl": _trust("ITL"),
     "ctl": _trust("CTL"),
@@ -372,6 +395,9 @@ _CHECKS: dict[str, Callable[[PhoneView, Any], tuple[Any, bool]]] = {
     "sip_challenged": _sip_field("challenged", False),
     "sip_stale": _sip_field("stale", False),
     "sip_cipher": _sip_cipher,
+    "media": _media,
+    "media_suite": _media_suite,
+    "media_refused": _media_refused,
 }
 
 

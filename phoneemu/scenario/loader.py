@@ -127,19 +127,25 @@ CHECKS: dict[str, tuple[str, ...] | None] = {
     "sip_cipher": None,
     "sip_passed_over": None,
     "sip_client_cert": ("lsc", "mic", "none"),
+    "media": ("srtp", "rtp", "none"),
+    "media_suite": ("AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32", "none"),
+    "media_refused": None,
 }
 
 _BOOL_CHECKS = frozenset({"locked_out", "encrypted", "tvs_used", "retransmitted", "sip_challenged",
                           "sip_stale"})
-_INT_CHECKS = {"trust_file_retries": (0, 100), "sip_passed_over": (0, 5)}
+_INT_CHECKS = {"trust_file_retries": (0, 100), "sip_passed_over": (0, 5), "media_refused": (0, 1000)}
 
 #: The keys of a scenario file's top level (docs/scenarios.md's full example shows each).
 TOP_KEYS = ("name", "description", "reproduces", "tags", "timeout", "clusters", "phones", "steps")
 
 STEP_KINDS = (
     "boot", "reset", "admin", "move", "service", "network", "tamper", "clock",
-    "erase", "factory-reset", "set-key", "capf", "https", "sip", "expect",
+    "erase", "factory-reset", "set-key", "capf", "https", "sip", "call", "expect",
 )
+
+#: who a ``call`` step may call: the lab's media resources (music on hold, annunciator, IVR; ours)
+CALL_TARGETS = ("moh", "annunciator", "ivr")
 
 _MAC = re.compile(r"^[0-9A-Fa-f]{12}$")
 _DURATION = re.compile(r"^\s*([0-9]{1,15})\s*([smhdy]?)\s*$", re.ASCII)
@@ -635,7 +641,8 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
             raise ctx.fail(arg, field, "name at least one service: tvs, tftp, http or capf")
         return Step(kind=kind, where=where, args=args)
     if kind == "network":
-        am = ctx.mapping(arg, field, allowed=("loss", "delay_ms", "seed", "cluster", "fail", "tftp"))
+        am = ctx.mapping(arg, field, allowed=("loss", "delay_ms", "seed", "cluster", "fail", "tftp",
+                                              "tamper_media"))
         args = {}
         if "fail" in am:
             items = am["fail"].value if isinstance(am["fail"].value, list) else [am["fail"]]
@@ -662,6 +669,8 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
             args["seed"] = ctx.integer(am["seed"], f"{field}.seed")
         if "tftp" in am:
             args["tftp"] = _timing(ctx, am["tftp"], f"{field}.tftp")
+        if "tamper_media" in am:
+            args["tamper_media"] = ctx.boolean(am["tamper_media"], f"{field}.tamper_media")
         args["cluster"] = lab_ref(am, field)
         return Step(kind=kind, where=where, args=args)
     if kind == "tamper":
@@ -690,6 +699,17 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
         if "auth_string" in am:
             args["auth_string"] = ctx.quoted(am["auth_string"], f"{field}.auth_string", "auth_string")
         return Step(kind=kind, where=where, args=args)
+    if kind == "call":
+        am = ctx.mapping(arg, field, allowed=("phones", "to", "packets", "cluster"),
+                         required=("phones", "to"))
+        to = ctx.string(am["to"], f"{field}.to")
+        if to not in CALL_TARGETS:
+            raise ctx.fail(am["to"], f"{field}.to", f"expected one of {', '.join(CALL_TARGETS)} (the lab's "
+                           f"media resources), got {to!r}{_did_you_mean(to, CALL_TARGETS)}")
+        return Step(kind=kind, where=where, args={
+            "phones": _phone_refs(ctx, am["phones"], f"{field}.phones", groups), "to": to,
+            "packets": ctx.integer(am["packets"], f"{field}.packets", 1, 1000) if "packets" in am else 10,
+            "cluster": cluster_ref(am["cluster"], f"{field}.cluster") if "cluster" in am else None})
     if kind in ("https", "sip"):
         if isinstance(arg.value, dict):
             am = ctx.mapping(arg, field, allowed=("phones", "cluster"), required=("phones",))

@@ -164,6 +164,9 @@ async def _do_step(world: Any, step: Step) -> None:
             await world.https(world.select(a["phones"]), a.get("cluster"), step.where)
         elif step.kind == "sip":
             await world.sip(world.select(a["phones"]), a.get("cluster"), step.where)
+        elif step.kind == "call":
+            await world.call(world.select(a["phones"]), a.get("cluster"), step.where, to=a["to"],
+                             packets=a["packets"])
         elif step.kind == "admin":
             await _admin(world, step)
         elif step.kind == "service":
@@ -180,7 +183,8 @@ async def _do_step(world: Any, step: Step) -> None:
             timeout_ms = tftp.get("timeout_ms")
             h.servers.set_network(loss=a.get("loss", 0.0), delay_s=a.get("delay_ms", 0) / 1000.0,
                                   seed=a.get("seed", 0), fail=fail, tftp_retries=tftp.get("retries"),
-                                  tftp_timeout_s=timeout_ms / 1000.0 if timeout_ms is not None else None)
+                                  tftp_timeout_s=timeout_ms / 1000.0 if timeout_ms is not None else None,
+                                  tamper_media=a.get("tamper_media", False))
         elif step.kind == "tamper":
             h = world.lab(a["cluster"], step.where)
             names = _expand_names(world, a["file"])

@@ -24,6 +24,7 @@ from phoneemu.formats.trustlist import TrustList
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.servers import LabServers
 from phoneemu.phone.boot import BootReport, BootTarget
+from phoneemu.phone.call import CallResult
 from phoneemu.phone.flash import Flash
 from phoneemu.phone.https import HttpsResult
 from phoneemu.phone.phone import Phone
@@ -69,6 +70,7 @@ class PhoneHandle:
     history: list[BootReport] = field(default_factory=list)
     https: HttpsResult | None = None  # the last ``https`` step's result (spec §E.7.1)
     sip: SipResult | None = None  # the last ``sip`` step's result (spec §G.13)
+    call: CallResult | None = None  # the last ``call`` step's result (spec §G.14)
     #: (cluster name, "ITL"/"CTL") -> what that cluster's ``show itl``/``show ctl`` prints as checksums
     served_checksums: Callable[[str, str], dict[str, str] | None] | None = None
 
@@ -121,6 +123,16 @@ class PhoneHandle:
             r = self.https
             lines.append(f"-- last https {r.server}: {'trusted' if r.trusted else 'untrusted'} ({r.how}) "
                          f"{r.rule or '-'}: {r.reason}")
+        if self.sip is not None:
+            g = self.sip
+            lines.append(f"-- last sip {g.server or '-'} {g.transport or '-'}: {g.rule}: {g.reason}")
+        if self.call is not None:
+            c = self.call
+            suite = f" {c.suite}" if c.suite else ""
+            refused = f": {c.refusal}" if c.refusal else ""
+            lines.append(f"-- last call {c.target}: media {c.media}{suite}, {c.rule}: {c.reason}; "
+                         f"sent {c.sent}, received {c.received} (authenticated {c.authenticated}, "
+                         f"refused {c.refused}{refused}); far end: {c.far_end or '-'}")
         return lines
 
 
@@ -189,7 +201,8 @@ class World:
             cluster.apply(op, now=self.clock(), **args)
         # a scenario that registers runs the registrar from the start, so the configs name its ports
         # (devicePool, spec §H.5) and the phones find it there
-        registers = any(isinstance(step, Step) and step.kind == "sip" for step in self.scenario.steps)
+        registers = any(isinstance(step, Step) and step.kind in ("sip", "call")
+                        for step in self.scenario.steps)
         servers = LabServers(cluster, host=host, keylog=self.keylog, capture=self.capture,
                              clock=self.clock, sip_ports={"sip": 0, "sips": 0} if registers else None,
                              handshake_log_level=logging.INFO)  # expected refusals: the request log has them
@@ -304,6 +317,16 @@ class World:
         for p in phones:
             host, sip_port, sips_port = await self._registrar(cluster, p.cluster, where)
             p.sip = await p.phone.register_sip(host, sip_port, sips_port)
+
+    async def call(self, phones: list[PhoneHandle], cluster: str | None, where: str, *, to: str,
+                   packets: int) -> None:
+        """Each phone registers as for the ``sip`` step and, over that connection, calls the media
+        resource ``to`` and exchanges ``packets`` media packets (spec §G.14); the result is kept for the
+        ``media`` checks (its registration for the ``sip`` ones)."""
+        for p in phones:
+            host, sip_port, sips_port = await self._registrar(cluster, p.cluster, where)
+            p.call = await p.phone.call(host, sip_port, sips_port, target=to, packets=packets)
+            p.sip = p.call.registration
 
     async def _registrar(self, named: str | None, own: str, where: str) -> tuple[str | None, int, int]:
         """The SIP registrar of cluster ``named``, or of the phone's ``own`` cluster (host None: the

@@ -1,0 +1,305 @@
+"""The phone places a call and checks its media: SDP offer/answer with SDES keys, then RTP or SRTP over
+UDP (spec §G.14, seed "Media Encryption"; RFC 3261, RFC 3264, RFC 4568, RFC 3711).
+
+Steps:
+
+1. The phone registers (:func:`phoneemu.phone.sip.register`: §G.9 transport, §G.5 registrar certificate,
+   §G.13 digest); a registration that fails ends the call before it starts, with the registration's rule.
+2. Over the same connection it decides its offer (:func:`phoneemu.phone.media_rules.decide_media_offer`):
+   SRTP only in encrypted mode over TLS — one ``a=crypto`` line per suite of its model, each with a
+   fresh master key the phone generated itself (SIP phones generate their own keys, seed); else RTP.
+3. ``INVITE sip:<target>@<registrar>`` with the SDP offer; a digest challenge is answered as for the
+   REGISTER (the last challenge answered at once, RFC 2617 nonce count). A final status other than
+   ``200``: ``G.14-call-refused``. The ``200``'s SDP answer is judged
+   (:func:`~phoneemu.phone.media_rules.decide_media_answer`) and ACKed; an answer the phone refuses ends
+   the call (BYE).
+4. Media: from a UDP port of the phone's own address the phone sends ``packets`` 20 ms G.711 packets to
+   the answer's address and port (SRTP-protected with its own key, or plain RTP), and takes what comes
+   from there — over SRTP a packet counts only when its authentication tag verifies (RFC 3711); it stops
+   once ``packets`` packets came or ``media_wait`` seconds passed. Ours: the far end is asked to play as
+   many (``X-Phoneemu-Packets``) and reports what it received in its 200 to the BYE (``X-Phoneemu-Media``,
+   :mod:`phoneemu.lab.media_service`).
+5. BYE; the verdict (:func:`~phoneemu.phone.media_rules.decide_media_received`) is logged with the others.
+
+Bounded: at most :data:`MAX_CALL_PACKETS` packets each way, datagrams from another address ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from phoneemu.crypto import srtp
+from phoneemu.errors import DecodeError, EncodeError, TransportError
+from phoneemu.phone import media_rules
+from phoneemu.phone.events import Decision, EventLog
+from phoneemu.phone.profile import PhoneProfile
+from phoneemu.phone.sip import DigestCache, SipResult, SipSession, answer_challenge, exchange, register
+from phoneemu.phone.store import TrustStore
+from phoneemu.protocols import rtp, sdp, sip
+from phoneemu.protocols.media import AVP, SAVP
+
+__all__ = ["MAX_CALL_PACKETS", "CallResult", "place_call"]
+
+MAX_CALL_PACKETS = 1000
+#: seconds the phone waits for the far end's packets after its own (ours)
+MEDIA_WAIT = 2.0
+_PACKETS_HEADER = "X-Phoneemu-Packets"
+_MEDIA_HEADER = "X-Phoneemu-Media"
+#: answers after which the phone ends the call at once (no media)
+_ENDS_CALL = ("G.14-answer-refused", "G.14-media-refused")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CallResult:
+    """How a call ended: the deciding rule and why, the media it carried and what was counted."""
+
+    rule: str
+    accepted: bool
+    reason: str
+    media: str = "none"  # "srtp" | "rtp" | "none" (no media flowed)
+    suite: str = ""  # the SRTP suite used
+    offered: tuple[str, ...] = ()  # the suites the phone offered (none: RTP offered)
+    target: str = ""
+    status: int | None = None  # the INVITE's final status
+    sent: int = 0
+    received: int = 0  # packets from the far end's address
+    authenticated: int = 0  # of those, SRTP packets whose tag verified
+    refused: int = 0  # of those, packets dropped (tag, replay, malformed)
+    refusal: str = ""  # why the first one was dropped
+    far_end: str = ""  # what the far end counted of the phone's packets (ours: X-Phoneemu-Media)
+    rules: tuple[str, ...] = ()  # every rule applied: the registration's, then the call's
+    registration: SipResult | None = None
+
+
+@dataclass(kw_only=True, slots=True)
+class _Received:
+    """What came to the phone's RTP port from the far end (counted, not kept)."""
+
+    source: tuple[str, int] | None = None
+    context: srtp.SrtpContext | None = None
+    received: int = 0
+    authenticated: int = 0
+    refused: int = 0
+    refusal: str = ""
+    enough: int = 0
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def take(self, data: bytes, addr: tuple[str, int]) -> None:
+        if self.source is None or (addr[0], addr[1]) != self.source:
+            return
+        self.received += 1
+        try:
+            if self.context is not None:
+                self.context.unprotect(data)
+                self.authenticated += 1
+            else:
+                rtp.parse_rtp(data)
+        except DecodeError as exc:
+            self.refused += 1
+            self.refusal = self.refusal or exc.message
+        if self.received >= self.enough:
+            self.done.set()
+
+
+class _RtpPort(asyncio.DatagramProtocol):
+    def __init__(self, received: _Received) -> None:
+        self.received = received
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.received.take(data, addr)
+
+
+async def place_call(store: TrustStore, profile: PhoneProfile, mac: str, host: str | None, *, target: str,
+                     sip_port: int, sips_port: int, events: EventLog, clock: Callable[[], int],
+                     timeout: float = 5.0, packets: int = 10, keylog: str | Path | None = None,
+                     cache: DigestCache | None = None) -> CallResult:
+    """Register, call ``target`` (``moh``, ``annunciator``, ``ivr`` on the lab) and exchange ``packets``
+    media packets each way (module docstring); every decision is logged."""
+    if not 1 <= packets <= MAX_CALL_PACKETS:
+        raise EncodeError(f"packets {packets} outside 1..{MAX_CALL_PACKETS}", path="packets")
+    ended: list[CallResult] = []
+
+    async def call(session: SipSession) -> None:
+        ended.append(await _Call(session, store=store, profile=profile, target=target, packets=packets,
+                                 events=events, clock=clock).run())
+
+    reg = await register(store, profile, mac, host, sip_port=sip_port, sips_port=sips_port, events=events,
+                         clock=clock, timeout=timeout, keylog=keylog, cache=cache, then=call)
+    if not ended:
+        return CallResult(rule=reg.rule, accepted=False, target=target, rules=reg.rules, registration=reg,
+                          reason=f"not registered, no call: {reg.reason}")
+    return dataclasses.replace(ended[0], rules=(*reg.rules, *ended[0].rules), registration=reg)
+
+
+def _refused(reason: str) -> Decision:
+    return Decision(rule="G.14-call-refused", accepted=False, reason=reason, file="", kind="media")
+
+
+class _Call:
+    """One call over a registered connection (module docstring, steps 2-5)."""
+
+    def __init__(self, session: SipSession, *, store: TrustStore, profile: PhoneProfile, target: str,
+                 packets: int, events: EventLog, clock: Callable[[], int]) -> None:
+        self.s = session
+        self.store = store
+        self.profile = profile
+        self.target = target
+        self.packets = packets
+        self.events = events
+        self.clock = clock
+        self.uri = f"sip:{target}@[{session.host}]" if ":" in session.host else f"sip:{target}@{session.host}"
+        self.call_id = f"{secrets.token_hex(8)}@{session.device}"
+        self.tag = secrets.token_hex(4)
+        self.cseq = 0
+        self.to = f"<{self.uri}>"
+        self.rules: list[str] = []
+
+    def _log(self, d: Decision) -> Decision:
+        self.events.record(d, time=self.clock(), phone=self.s.mac)
+        self.rules.append(d.rule)
+        return d
+
+    def _end(self, d: Decision, **kw: object) -> CallResult:
+        self._log(d)
+        return CallResult(rule=d.rule, accepted=d.accepted, reason=d.reason, target=self.target,
+                          rules=tuple(self.rules), **kw)  # type: ignore[arg-type]
+
+    def _request(self, method: str, body: bytes = b"", *, cseq: int | None = None,
+                 authorize: bool = True, branch: str | None = None) -> bytes:
+        if cseq is None:
+            self.cseq += 1
+            cseq = self.cseq
+        aor = self.s.host if ":" not in self.s.host else f"[{self.s.host}]"
+        headers = [
+            ("Via", f"SIP/2.0/{self.s.transport.upper()} {self.s.local};branch={branch or self._branch()}"),
+            ("Max-Forwards", "70"), ("From", f"<sip:{self.s.user}@{aor}>;tag={self.tag}"), ("To", self.to),
+            ("Call-ID", self.call_id), ("CSeq", f"{cseq} {method}"),
+            ("Contact", f"<sip:{self.s.device}@{self.s.local};transport={self.s.transport}>;"
+                        f'+sip.instance="<urn:uuid:00000000-0000-0000-0000-{self.s.mac}>"'),
+            ("User-Agent", "phoneemu"),
+        ]
+        if method == "INVITE":
+            headers += [("Content-Type", "application/sdp"), (_PACKETS_HEADER, str(self.packets))]
+        if authorize and self.s.creds is not None and self.s.cache.challenge is not None:
+            headers.append(("Authorization", answer_challenge(self.s.cache, self.s.cache.challenge,
+                                                              self.s.creds, method=method, uri=self.uri)))
+        return sip.build_message(f"{method} {self.uri} SIP/2.0", headers, body)
+
+    @staticmethod
+    def _branch() -> str:
+        return f"z9hG4bK{secrets.token_hex(8)}"
+
+    async def _transaction(self, method: str, body: bytes = b"") -> sip.SipMessage:
+        """``method`` until it is not challenged (one answer to a fresh challenge, RFC 2617)."""
+        for attempt in range(2):
+            branch = self._branch()
+            resp = await exchange(self.s.reader, self.s.writer, self._request(method, body, branch=branch),
+                                  timeout=self.s.timeout, stream=self.s.stream)
+            if method == "INVITE" and resp.status is not None and resp.status >= 300:
+                self._ack(resp, branch=branch)  # a non-2xx final response is ACKed (RFC 3261 §17.1.1.3)
+            if resp.status != 401 or self.s.creds is None or attempt == 1:
+                return resp
+            challenge = sip.parse_digest(resp.header("www-authenticate") or "", field="WWW-Authenticate")
+            self.s.cache.challenge, self.s.cache.nc = challenge, 0
+        return resp  # pragma: no cover - the loop returns
+
+    def _ack(self, resp: sip.SipMessage, *, branch: str | None = None) -> None:
+        to = resp.header("to")
+        if to:
+            self.to = to  # the dialog's remote tag (RFC 3261 §12.1.2)
+        self.s.writer.write(self._request("ACK", cseq=self.cseq, authorize=False, branch=branch))
+
+    async def run(self) -> CallResult:
+        if self.store.config is None:  # pragma: no cover - a registration needs a config
+            return self._end(_refused("no accepted config"))
+        cfg = self.store.config.config
+        offer_d = self._log(media_rules.decide_media_offer(cfg, transport=self.s.transport,
+                                                           profile=self.profile))
+        loop = asyncio.get_running_loop()
+        received = _Received(enough=self.packets)
+        local_host = self.s.writer.get_extra_info("sockname")[0]
+        try:
+            transport, _ = await loop.create_datagram_endpoint(lambda: _RtpPort(received),
+                                                               local_addr=(local_host, 0))
+        except OSError as exc:
+            return self._end(_refused(f"no RTP port on {local_host}: {exc}"))
+        try:
+            return await self._converse(offer_d, transport, received, local_host)
+        except (TransportError, DecodeError, OSError, TimeoutError) as exc:
+            return self._end(_refused(f"the call's SIP exchange failed: {exc or type(exc).__name__}"))
+        finally:
+            transport.close()
+
+    async def _converse(self, offer_d: Decision, transport: asyncio.DatagramTransport, received: _Received,
+                        local_host: str) -> CallResult:
+        keys: dict[int, tuple[str, bytes, bytes]] = {}
+        crypto: list[sdp.Crypto] = []
+        if offer_d.accepted:
+            for tag, suite in enumerate(self.profile.srtp_suites, 1):
+                key, salt = srtp.make_master_key()
+                keys[tag] = (suite, key, salt)
+                crypto.append(sdp.Crypto(tag=tag, suite=suite, key_params=srtp.inline_key(key, salt)))
+        offered = tuple(c.suite for c in crypto)
+        port = transport.get_extra_info("sockname")[1]
+        body = sdp.build_sdp(sdp.AudioOffer(address=local_host, port=port, profile=SAVP if crypto else AVP,
+                                            formats=(0,), crypto=tuple(crypto), session_id=port, version=1,
+                                            origin_user=self.s.device))
+        resp = await self._transaction("INVITE", body)
+        if resp.status != 200:
+            return self._end(_refused(f"INVITE {self.target}: {resp.status} {resp.reason}"), offered=offered,
+                             status=resp.status)
+        answer: sdp.AudioOffer | None = None
+        try:
+            answer = sdp.parse_sdp(resp.body)
+        except DecodeError as exc:
+            answer_d: Decision = Decision(rule="G.14-answer-refused", accepted=False, file="", kind="media",
+                                          reason=f"the SDP answer does not parse: {exc}")
+            chosen = None
+        else:
+            answer_d, chosen = media_rules.decide_media_answer(tuple(crypto), answer, offer_rule=offer_d)
+        if answer is None or answer_d.rule in _ENDS_CALL:
+            self._ack(resp)
+            await self._bye()
+            return self._end(answer_d, offered=offered, status=200)
+        send, srtp_suite = None, ""
+        if chosen is not None:  # the keys are ready before the ACK: the far end plays on it
+            suite, key, salt = keys[chosen.tag]
+            send, srtp_suite = srtp.SrtpContext(suite, key, salt), suite
+            received.context = srtp.SrtpContext(suite, *srtp.parse_inline_key(chosen.key_params))
+        received.source = (answer.address, answer.port)
+        self._ack(resp)
+        if answer_d is not offer_d:
+            self._log(answer_d)
+        sent = self._send_media(transport, send, (answer.address, answer.port))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(received.done.wait(), MEDIA_WAIT)
+        far_end = await self._bye()
+        verdict = media_rules.decide_media_received(answer_d, srtp_used=send is not None,
+                                                    received=received.received,
+                                                    authenticated=received.authenticated,
+                                                    refused=received.refused, refusal=received.refusal)
+        media = "none" if received.received == 0 else "srtp" if send is not None else "rtp"
+        return self._end(verdict, media=media, suite=srtp_suite, offered=offered, status=200, sent=sent,
+                         received=received.received, authenticated=received.authenticated,
+                         refused=received.refused, refusal=received.refusal, far_end=far_end)
+
+    def _send_media(self, transport: asyncio.DatagramTransport, send: srtp.SrtpContext | None,
+                    to: tuple[str, int]) -> int:
+        ssrc, seq, ts = secrets.randbits(32), secrets.randbelow(1 << 15), secrets.randbits(31)
+        for n in range(self.packets):
+            packet = rtp.build_rtp(rtp.RtpPacket(payload_type=0, sequence=(seq + n) & 0xFFFF,
+                                                 timestamp=(ts + 160 * n) & 0xFFFFFFFF, ssrc=ssrc,
+                                                 marker=n == 0, payload=rtp.g711_tone(n)))
+            transport.sendto(send.protect(packet) if send is not None else packet, to)
+        return self.packets
+
+    async def _bye(self) -> str:
+        """BYE; what the far end reported of the phone's media ("" when it said nothing)."""
+        resp = await self._transaction("BYE")
+        return (resp.header(_MEDIA_HEADER) or "")[:200] if resp.status == 200 else ""
