@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2] / "phoneemu"
 FORBIDDEN = {"socket", "ssl", "asyncio", "tftpy", "scapy", "time", "selectors", "http"}
-CORE = ["formats", "crypto", "protocols", "phone/rules.py", "wire.py", "errors.py"]
+CORE = ["formats", "crypto", "protocols", "phone/rules.py", "phone/media_rules.py", "wire.py", "errors.py"]
 
 
 def _modules() -> list[Path]:
