@@ -82,6 +82,20 @@ def integer(text: str) -> int:
     return -value if t.startswith("-") else value
 
 
+def call_packets(text: str) -> int:
+    """1..1000 media packets of a call (``boot --packets``; as a scenario's ``call`` step)."""
+    return _int(text, lo=1, hi=1000, what="a number of packets")
+
+
+def sip_user(text: str) -> str:
+    """The user part of a SIP URI to call (``boot --call``): 1..64 of letters, digits and ``._+-``."""
+    t = text.strip()
+    if not 1 <= len(t) <= 64 or not all(c.isascii() and (c.isalnum() or c in "._+-") for c in t):
+        raise argparse.ArgumentTypeError(f"{text[:70]!r} is not a SIP user to call (1..64 letters, digits, "
+                                         "'.', '_', '+', '-'; on a lab: moh, annunciator or ivr)")
+    return t
+
+
 def port(text: str) -> int:
     """A TCP/UDP port, 0..65535 (0 = any free port where the option allows it)."""
     return _int(text, lo=0, hi=65535, what="a port number")

@@ -27,7 +27,14 @@ from typing import Any
 
 from cryptography import x509
 
-from phoneemu.commands._argtypes import non_negative_float, port, positive_float, unix_time
+from phoneemu.commands._argtypes import (
+    call_packets,
+    non_negative_float,
+    port,
+    positive_float,
+    sip_user,
+    unix_time,
+)
 from phoneemu.commands._capture import capture_keylog, capture_summary, open_host_capture
 from phoneemu.commands._cluster_address import cluster_address
 from phoneemu.commands._register import add_register_options, registrar
@@ -37,6 +44,7 @@ from phoneemu.errors import DecodeError, PhoneEmuError
 from phoneemu.files import PEM_LIMIT, read_at_most
 from phoneemu.formats import config as config_fmt
 from phoneemu.phone.boot import BootReport, BootTarget, decision_dict
+from phoneemu.phone.call import CallResult
 from phoneemu.phone.flash import Flash
 from phoneemu.phone.phone import Phone, check_flash_owner, read_phone_file
 from phoneemu.phone.profile import PROFILES, get_profile
@@ -98,6 +106,14 @@ def register(sub: Any) -> None:
                    help="pause between CAPF retries in seconds (default 30, as the spec gives)")
     p.add_argument("--now", type=unix_time, metavar="UNIX", help="the phone's clock (default: real time)")
     add_register_options(p, after="after the boot,")
+    p.add_argument("--call", type=sip_user, metavar="USER",
+                   help="with --register: once registered, call USER over the same connection and exchange "
+                   "media: SRTP when the phone is in encrypted mode over TLS (its own SDES keys in the SDP "
+                   "offer, each packet's authentication tag verified), else RTP (spec G.14). On a lab (lab "
+                   "serve --sip-port): moh, annunciator or ivr, its media resources; on a real cluster a "
+                   "directory number that answers. Exit status 1 when no media flowed or none authenticated")
+    p.add_argument("--packets", type=call_packets, default=10, metavar="N",
+                   help="with --call: 20 ms G.711 packets each way (1..1000, default 10)")
     p.add_argument("--keylog", type=Path, metavar="FILE",
                    help="append the TLS secrets of the phone's TVS, CAPF and HTTPS connections (key-log "
                    "format): capture with tcpdump, then phoneemu wireshark CAPTURE --keylog FILE")
@@ -148,6 +164,23 @@ def _sip_line(res: SipResult | None) -> str:
     how = ", challenged" + (" (stale nonce)" if res.stale else "") if res.challenged else ""
     how += f", after {'; '.join(res.passed_over)}" if res.passed_over else ""
     return f"  SIP:       {verdict} at {res.server or '?'}{how}: {res.rule}: {res.reason}"
+
+
+def _call_line(res: CallResult | None) -> str:
+    """The ``--call`` outcome under the SIP line."""
+    if res is None:
+        return "  Call:      not placed"
+    suite = f" {res.suite}" if res.suite else ""
+    refused = f": {res.refusal}" if res.refusal else ""
+    counts = (f"; sent {res.sent}, received {res.received} (authenticated {res.authenticated}, refused "
+              f"{res.refused}{refused})" if res.sent else "")
+    far = f"; far end: {res.far_end}" if res.far_end else ""
+    return f"  Call:      {res.target}: media {res.media}{suite}: {res.rule}: {res.reason}{counts}{far}"
+
+
+def _media_flowed(res: CallResult) -> bool:
+    """Media came from the far end and, over SRTP, authenticated (``--call``'s exit status)."""
+    return res.authenticated > 0 if res.media == "srtp" else res.media == "rtp" and res.refused < res.received
 
 
 def _type_lab_secrets(args: argparse.Namespace, mac: str, phone: Phone) -> None:
@@ -336,11 +369,19 @@ def handler(args: argparse.Namespace) -> int:
         target = BootTarget(host=host, tftp_port=port, http_port=where.http_port, use_http=not args.no_http)
         capture = open_host_capture(args.capture, args.keylog, host)
         where_sip = registrar(args)
-        sip_result = None
+        if args.call is not None and where_sip is None:
+            raise PhoneEmuError("--call needs --register (the phone calls over the connection it registered "
+                                "on)", path="call")
+        sip_result: SipResult | None = None
+        call_result: CallResult | None = None
         try:
             report = asyncio.run(phone.boot(target))
             if where_sip is not None and report.config == "accepted":
-                sip_result = asyncio.run(phone.register_sip(*where_sip))
+                if args.call is not None:
+                    call_result = asyncio.run(phone.call(*where_sip, target=args.call, packets=args.packets))
+                    sip_result = call_result.registration
+                else:
+                    sip_result = asyncio.run(phone.register_sip(*where_sip))
         finally:
             if capture is not None:
                 capture.close()
@@ -358,6 +399,9 @@ def handler(args: argparse.Namespace) -> int:
                 if sip_doc is not None and sip_result is not None and not sip_result.registered:
                     sip_doc["ways_out"] = ways_out_json(sip_result.rule, "sip")
                 doc["sip"] = sip_doc
+            if args.call is not None:
+                doc["call"] = None if call_result is None else {
+                    k: v for k, v in dataclasses.asdict(call_result).items() if k != "registration"}
             print(json.dumps(doc, indent=2))
         else:
             known = {"DIR": str(args.lab) if args.lab is not None else None,
@@ -369,11 +413,14 @@ def handler(args: argparse.Namespace) -> int:
                 if sip_result is not None and not sip_result.registered:
                     for line in way_out_lines(sip_result.rule, "sip", fill=fill):
                         print(line)
+            if args.call is not None and sip_result is not None and sip_result.registered:
+                print(_call_line(call_result))
         hint = unanswered_hint(report, target)
         if hint is not None:
             print(f"phoneemu boot: {hint}", file=sys.stderr)
-        return 0 if report.ok and (where_sip is None or (sip_result is not None and sip_result.registered)) \
-            else 1
+        registered = where_sip is None or (sip_result is not None and sip_result.registered)
+        called = args.call is None or (call_result is not None and _media_flowed(call_result))
+        return 0 if report.ok and registered and called else 1
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)

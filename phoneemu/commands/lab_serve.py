@@ -269,7 +269,7 @@ def _print_listening(servers: LabServers, root: Path, host: str) -> None:
         suffix = f"-{node}" if node > 1 else ""
         if f"sip{suffix}" in p:
             print(f"listening {'sip' + suffix:4} tcp {hostport(host, p['sip' + suffix])}  SIP registrar "
-                  "(digest realm ccmsipline)")
+                  "(digest realm ccmsipline; calls to moh, annunciator, ivr)")
         if f"sips{suffix}" in p:
             cm = cluster.callmanager(node).cert
             print(f"listening {'sips' + suffix:4} tls {hostport(host, p['sips' + suffix])}  cert "

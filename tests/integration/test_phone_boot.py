@@ -271,6 +271,47 @@ def test_boot_register_without_an_address_finds_the_callmanager_in_its_config(tm
     run(body())
 
 
+def test_boot_call_exchanges_srtp_in_encrypted_mode_and_rtp_otherwise(tmp_path: Path) -> None:
+    """``boot --register --call moh``: over the registered connection the phone calls the lab's music on
+    hold (spec §G.14): challenged INVITE answered from the cached digest, RTP in non-secure mode; SRTP
+    AES_CM_128_HMAC_SHA1_80 in encrypted mode over TLS, every packet authenticated both ways; the media
+    tampered on the way: nothing authenticates, exit 1; an unknown user: 404, exit 1; --call alone: an
+    error naming --register."""
+    c = _lab(tmp_path)
+    c.set_digest([MAC], "alice", "s3cret", now=NOW)
+
+    async def body() -> None:
+        async with LabServers(c, host=HOST, sip_ports={"sip": 0, "sips": 0}) as srv:
+            p = srv.ports
+            common = ["--tftp", f"{HOST}:{p['tftp']}", "--http-port", str(p["http"]), "--mac", MAC,
+                      "--flash", str(tmp_path / "ph"), "--lab", str(c.root), "--register"]
+            rc, out, _err = await cli("boot", *common, "--call", "moh", "--packets", "4")
+            assert rc == 0, out
+            assert "Call:      moh: media rtp: G.14-rtp-not-encrypted-mode" in out
+            assert "sent 4, received 4 (authenticated 0, refused 0); far end: received=4 authenticated=0" in out
+            c.set_security_mode([MAC], "encrypted", now=NOW)
+            c.set_mixed_mode(True, now=NOW)
+            rc, out, _err = await cli("boot", "--json", *common, "--call", "ivr")
+            doc = json.loads(out)
+            assert rc == 0 and doc["sip"]["transport"] == "tls", out
+            call = doc["call"]
+            assert (call["media"], call["suite"], call["rule"]) == ("srtp", "AES_CM_128_HMAC_SHA1_80", "G.14-srtp")
+            assert (call["sent"], call["authenticated"], call["refused"]) == (10, 10, 0)
+            assert call["far_end"] == "received=10 authenticated=10 refused=0"
+            assert call["offered"] == ["AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"]
+            srv.set_network(tamper_media=True)
+            rc, out, _err = await cli("boot", *common, "--call", "moh")
+            assert rc == 1 and "G.14-media-unauthenticated" in out and "refused 10" in out
+            srv.set_network()
+            rc, out, _err = await cli("boot", *common, "--call", "nobody")
+            assert rc == 1 and "Call:      nobody: media none: G.14-call-refused: INVITE nobody: 404" in out
+            rc, _out, err = await cli("boot", *common[:-1], "--call", "moh")
+            assert rc == 2 and "--call needs --register" in err
+        assert any(r.service == "media" and r.outcome == "answered" for r in srv.requests)
+
+    run(body())
+
+
 def test_lab_show_has_the_itl_file_status_each_phone_reported(tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     """Spec §G.1: a phone reports its installed ITL's hash when it registers; a served lab (``lab
