@@ -151,7 +151,8 @@ def test_lab_serve_runs_the_sip_registrar_when_asked(cluster: LabCluster) -> Non
                             env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)
     try:
         text = _lines_until(proc, "listening sips")
-        assert f"listening sip  tcp {HOST}:" in text and "SIP registrar (digest realm ccmsipline; calls to moh, annunciator, ivr)" in text
+        assert f"listening sip  tcp {HOST}:" in text
+        assert "SIP registrar (digest realm ccmsipline; calls to moh, annunciator, ivr)" in text
         assert f"listening sips tls {HOST}:" in text and "cert CN=" in text
         port = int(text.split("listening sip  tcp ")[1].split()[0].rsplit(":", 1)[1])
         with socket.create_connection((HOST, port), timeout=5) as s:
