@@ -26,6 +26,12 @@ Rules (spec §G.9 transport, §G.5 the registrar's certificate, §G.13 registrat
   another transport than the rules give, or registered (a ``200`` seen) over TLS with a registrar
   whose certificate §G.5 refuses; otherwise it agrees, saying what is not known (an encrypted
   outcome without the key log, a TLS 1.3 certificate).
+* **Calls** over a connection read (plain, or decrypted): each INVITE's SDP offer (``RTP/SAVP`` with the
+  suites of its ``a=crypto`` lines, or ``RTP/AVP``) and the suite of the ``200``'s answer are set
+  against §G.14 (:func:`phoneemu.phone.media_rules.decide_media_offer` on the transport the phone used):
+  the verdict *differs* when the phone sent SRTP keys over TCP (in the clear: "securely get sent via
+  encrypted signaling paths", seed), offered RTP where the rules give SRTP, or SRTP where they give RTP
+  (non-secure or authenticated device, a model without SRTP). At most :data:`MAX_CALLS` a connection.
 """
 
 from __future__ import annotations
@@ -46,11 +52,68 @@ if TYPE_CHECKING:
     from phoneemu.phone.profile import PhoneProfile
     from phoneemu.phone.store import TrustStore
 
-__all__ = ["MAX_CERTIFICATES", "MAX_CONNECTIONS", "CapturedSip", "SipCheck", "SipCollector", "check_sip"]
+__all__ = ["MAX_CALLS", "MAX_CERTIFICATES", "MAX_CONNECTIONS", "CapturedCall", "CapturedSip", "SipCheck",
+           "SipCollector", "check_sip"]
 
 MAX_CONNECTIONS = 10_000
+MAX_CALLS = 16
 MAX_CERTIFICATES = 1_000
 _MAX_MESSAGES = 64  # of each direction of one connection
+
+
+@dataclass(frozen=True, kw_only=True)
+class CapturedCall:
+    """One INVITE of a captured connection: what the phone offered, what the far end answered (§G.14)."""
+
+    target: str  # the request URI
+    offered: str  # "srtp" | "rtp" | "" (no SDP that parses)
+    suites: tuple[str, ...] = ()  # of the offer's a=crypto lines
+    status: int | None = None  # the final answer
+    answered: str = ""  # "srtp SUITE" | "rtp" | "" (no answer SDP)
+    problem: str = ""
+
+    def describe(self) -> str:
+        offer = f"srtp ({', '.join(self.suites)})" if self.offered == "srtp" else self.offered or "no SDP"
+        answer = f", answered {self.status}" + (f" {self.answered}" if self.answered else "") \
+            if self.status is not None else ", no final answer"
+        return f"call {self.target}: offered {offer}{answer}" + (f" ({self.problem})" if self.problem else "")
+
+    def as_dict(self) -> dict[str, object]:
+        return {"target": self.target, "offered": self.offered, "suites": list(self.suites),
+                "status": self.status, "answered": self.answered, "problem": self.problem}
+
+
+def _sdp_media(body: bytes) -> tuple[str, tuple[str, ...], str]:
+    """("srtp"|"rtp", its suites, problem) of an SDP body; ("", (), why) when it does not parse."""
+    from phoneemu.protocols import sdp
+    from phoneemu.protocols.media import SAVP
+
+    try:
+        media = sdp.parse_sdp(body)
+    except DecodeError as exc:
+        return "", (), f"SDP: {exc}"
+    if media.profile == SAVP:
+        return "srtp", tuple(c.suite for c in media.crypto), ""
+    return "rtp", (), ""
+
+
+def _calls(requests: list[sip.SipMessage], answers: list[sip.SipMessage]) -> tuple[CapturedCall, ...]:
+    """The INVITEs of one connection with their final answers (matched by CSeq)."""
+    finals = {(m.header("cseq") or "").strip(): m for m in answers
+              if m.status is not None and m.status >= 200}
+    out: list[CapturedCall] = []
+    for m in [r for r in requests if r.method == "INVITE"][:MAX_CALLS]:
+        offered, suites, problem = _sdp_media(m.body)
+        answer = finals.get((m.header("cseq") or "").strip())
+        answered = ""
+        if answer is not None and answer.status == 200 and answer.body:
+            kind, got, why = _sdp_media(answer.body)
+            answered = f"{kind} {got[0]}" if kind == "srtp" and got else kind
+            problem = problem or (f"answer {why}" if why else "")
+        out.append(CapturedCall(target=(m.uri or "")[:80], offered=offered, suites=suites[:8],
+                                problem=problem, answered=answered,
+                                status=answer.status if answer is not None else None))
+    return tuple(out)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,6 +132,7 @@ class CapturedSip:
     certificate: bytes | None = None  # over TLS: the registrar's, when the handshake shows it
     tls: str = ""  # "TLSv1.2" / "TLSv1.3", when known
     problem: str = ""  # what could not be read, and why
+    calls: tuple[CapturedCall, ...] = ()  # its INVITEs (§G.14), when read
 
     @property
     def outcome(self) -> str:
@@ -103,7 +167,8 @@ def _read(client_data: bytes, server_data: bytes) -> dict[str, object]:
     cseqs = {(m.header("cseq") or "").strip() for m in registers}
     statuses = tuple(m.status for m in answers if m.status is not None and m.status >= 200
                      and (m.header("cseq") or "").strip() in cseqs)
-    return {"mac": mac, "registers": len(registers), "statuses": statuses, "problem": p1 or p2}
+    return {"mac": mac, "registers": len(registers), "statuses": statuses, "problem": p1 or p2,
+            "calls": _calls(requests, answers)}
 
 
 class SipCollector:
@@ -166,6 +231,7 @@ class SipCheck:
     certificate_rule: str = ""  # over TLS: the §G.5 rule on the registrar's certificate ("": not read)
     certificate_accepted: bool | None = None
     certificate_reason: str = ""
+    media_rule: str = ""  # the §G.14 offer rule for its calls ("": no call, or no config)
     differs: tuple[str, ...] = ()  # why the captured phone did otherwise than the rules (empty: agrees)
 
     def describe(self) -> str:
@@ -180,6 +246,9 @@ class SipCheck:
         if self.expected:
             why = f"({self.transport_rule})" if self.transport_rule else "(non-secure device)"
             parts.append(f"the rules give {self.expected} {why}")
+        parts += [call.describe() for call in c.calls]
+        if self.media_rule:
+            parts.append(f"its calls' media: {self.media_rule}")
         verdict = "DIFFERS: " + "; ".join(self.differs) if self.differs else "as the rules say"
         return f"{'; '.join(parts)}; {verdict}"
 
@@ -190,6 +259,7 @@ class SipCheck:
                 "transport_rule": self.transport_rule, "certificate_rule": self.certificate_rule,
                 "certificate_accepted": self.certificate_accepted,
                 "certificate_reason": self.certificate_reason, "problem": c.problem,
+                "calls": [call.as_dict() for call in c.calls], "media_rule": self.media_rule,
                 "differs": list(self.differs)}
 
 
@@ -231,7 +301,28 @@ def check_sip(store: TrustStore, profile: PhoneProfile, mac: str, addresses: set
             cert_rule, cert_ok, cert_reason = d.rule, d.accepted, d.reason
             if not d.accepted and c.readable and 200 in c.statuses:
                 differs.append("registered with a registrar whose certificate its CTL does not list (§G.5)")
+        media_rule = ""
+        if c.calls and cfg is not None:
+            media_rule, why = _check_calls(cfg, profile, c)
+            differs += why
         out.append(SipCheck(captured=c, expected=expected, transport_rule=rule, certificate_rule=cert_rule,
                             certificate_accepted=cert_ok, certificate_reason=cert_reason,
-                            differs=tuple(differs)))
+                            media_rule=media_rule, differs=tuple(differs)))
     return out
+
+
+def _check_calls(cfg: DeviceConfig, profile: PhoneProfile, c: CapturedSip) -> tuple[str, list[str]]:
+    """The §G.14 offer rule on the transport the phone used, and where its calls' offers differ."""
+    from phoneemu.phone import media_rules
+
+    d = media_rules.decide_media_offer(cfg, transport=c.transport, profile=profile)
+    differs: list[str] = []
+    for call in c.calls:
+        if call.offered == "srtp" and c.transport != "tls":
+            differs.append(f"{call.target}: SRTP keys sent over {c.transport} (in the clear; the rules give "
+                           f"RTP: {d.rule})")
+        elif call.offered == "srtp" and not d.accepted:
+            differs.append(f"{call.target}: offered SRTP, the rules give RTP ({d.rule})")
+        elif call.offered == "rtp" and d.accepted:
+            differs.append(f"{call.target}: offered RTP, the rules give SRTP ({d.rule})")
+    return d.rule, differs

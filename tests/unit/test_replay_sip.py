@@ -139,3 +139,61 @@ def test_a_damaged_sip_capture_is_read_and_checked_without_a_crash(flips: list[t
     scan = scan_capture(_CAPTURE, mac="0A0000004201", secrets=keys)  # the clean files; the damaged SIP
     results = asyncio.run(replay_phone(scan.index, "0A0000004201", sip_capture=collector.found))
     assert all(c.describe() for r in results for c in r.sip)
+
+
+def test_captured_calls_are_checked_against_g14() -> None:
+    """A captured INVITE's SDP offer set against §G.14 on the transport used: SRTP keys over TCP differ
+    (in the clear), and so does SRTP offered by a non-secure device; an RTP offer over TCP agrees; the
+    answer's suite is read (the far end's choice, not a phone verdict)."""
+    from phoneemu.crypto import srtp
+    from phoneemu.formats import config as config_fmt
+    from phoneemu.net.capture import ACK, SYN
+    from phoneemu.phone.profile import get_profile
+    from phoneemu.phone.store import AcceptedConfig, TrustStore
+    from phoneemu.protocols import sdp, sip
+    from phoneemu.scenario.replay_sip import check_sip
+
+    phone, cucm = ("10.0.0.9", 40000), ("10.0.0.1", 5060)
+    key = srtp.inline_key(*srtp.make_master_key())
+
+    def body(profile: str, crypto: tuple[sdp.Crypto, ...]) -> bytes:
+        return sdp.build_sdp(sdp.AudioOffer(address="10.0.0.9", port=30000, profile=profile, formats=(0,),
+                                            crypto=crypto))
+
+    def capture(offer: bytes, answer: bytes) -> object:
+        dev = "<sip:SEP0011223344AA@10.0.0.1>"
+        register = sip.build_message("REGISTER sip:10.0.0.1 SIP/2.0", [("From", dev), ("CSeq", "1 REGISTER")])
+        invite = sip.build_message("INVITE sip:moh@10.0.0.1 SIP/2.0", [("From", dev), ("CSeq", "2 INVITE"),
+                                                                        ("Content-Type", "application/sdp")],
+                                   offer)
+        ok = sip.build_message("SIP/2.0 200 OK", [("CSeq", "1 REGISTER")])
+        ok2 = sip.build_message("SIP/2.0 200 OK", [("CSeq", "2 INVITE")], answer)
+        collector = SipCollector()
+        scanner = FlowScanner(None, sip=collector, limits=Limits(), warn=lambda _w: None)
+        scanner.feed(_tcp(phone, cucm, 100, SYN))
+        scanner.feed(_tcp(cucm, phone, 900, SYN | ACK))
+        scanner.feed(_tcp(phone, cucm, 101, ACK, register + invite))
+        scanner.feed(_tcp(cucm, phone, 901, ACK, ok + ok2))
+        scanner.close()
+        (found,) = collector.found
+        return found
+
+    prof = get_profile("cp-8861")
+    store = TrustStore(profile=prof)
+    cfg = config_fmt.DeviceConfig(device_name="SEP0011223344AA")  # non-secure
+    store.config = AcceptedConfig(file="SEP.cnf.xml", xml=config_fmt.build(cfg), config=cfg)
+    keyed = (sdp.Crypto(tag=1, suite="AES_CM_128_HMAC_SHA1_80", key_params=key),)
+    srtp_call = capture(body("RTP/SAVP", keyed), body("RTP/SAVP", keyed))
+    (check,) = check_sip(store, prof, "0011223344AA", {"10.0.0.9"}, [srtp_call])  # type: ignore[list-item]
+    call = check.captured.calls[0]
+    assert (call.offered, call.suites, call.status, call.answered) == (
+        "srtp", ("AES_CM_128_HMAC_SHA1_80",), 200, "srtp AES_CM_128_HMAC_SHA1_80")
+    assert check.media_rule == "G.14-rtp-not-encrypted-mode"
+    assert check.differs == ("sip:moh@10.0.0.1: SRTP keys sent over tcp (in the clear; the rules give RTP: "
+                             "G.14-rtp-not-encrypted-mode)",)
+    assert "DIFFERS: sip:moh@10.0.0.1: SRTP keys sent over tcp" in check.describe()
+    rtp_call = capture(body("RTP/AVP", ()), body("RTP/AVP", ()))
+    (check,) = check_sip(store, prof, "0011223344AA", {"10.0.0.9"}, [rtp_call])  # type: ignore[list-item]
+    assert check.differs == () and "offered rtp, answered 200 rtp" in check.describe()
+    assert check.as_dict()["calls"] == [{"target": "sip:moh@10.0.0.1", "offered": "rtp", "suites": [],
+                                         "status": 200, "answered": "rtp", "problem": ""}]
