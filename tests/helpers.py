@@ -242,17 +242,21 @@ async def boot_offline_into(fleet: Path, cluster: Any, macs: list[str], *, now: 
 
 def serve_in_thread(cluster: Any, host: str = "127.0.0.1", **options: Any) -> tuple[dict[str, int], Any]:
     """``LabServers(cluster, host=host, **options)`` on its own asyncio loop in a thread, for code under
-    test that runs its own loop (``asyncio.run``: the CLI); returns (ports, stop())."""
+    test that runs its own loop (``asyncio.run``: the CLI); returns (ports, stop()). ``prepare(servers)``,
+    when given, runs once they listen (e.g. ``set_network``)."""
     import threading
 
     from phoneemu.lab.servers import LabServers
 
+    prepare = options.pop("prepare", None)
     ready: dict[str, Any] = {}
     started = threading.Event()
     loop = asyncio.new_event_loop()
 
     async def main(stop: asyncio.Event) -> None:
         async with LabServers(cluster, host=host, **options) as srv:
+            if prepare is not None:
+                prepare(srv)
             ready["ports"] = srv.ports
             started.set()
             await asyncio.wait_for(stop.wait(), 120)

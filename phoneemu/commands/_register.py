@@ -1,15 +1,16 @@
-"""``--register [HOST[:PORT]]`` and ``--sips-port N`` of ``boot`` and ``fleet boot`` (spec §G.13, §G.9,
-§H.5)."""
+"""``--register [HOST[:PORT]]``, ``--sips-port N`` and ``--call USER [--packets N]`` of ``boot`` and
+``fleet boot`` (spec §G.13, §G.9, §H.5, §G.14)."""
 
 from __future__ import annotations
 
 import argparse
 
-from phoneemu.commands._argtypes import port
+from phoneemu.commands._argtypes import call_packets, port, sip_user
+from phoneemu.errors import PhoneEmuError
 from phoneemu.protocols.sip import SIP_PORT, SIPS_PORT
 from phoneemu.values import parse_host_port
 
-__all__ = ["FROM_CONFIG", "add_register_options", "registrar"]
+__all__ = ["FROM_CONFIG", "add_call_options", "add_register_options", "call_of", "registrar"]
 
 #: ``--register`` given without an address: the CallManagers of the phone's config
 FROM_CONFIG = ""
@@ -26,6 +27,28 @@ def add_register_options(p: argparse.ArgumentParser, *, after: str) -> None:
                    "when the phone's security mode and CTL say so (spec G.9, G.13)")
     p.add_argument("--sips-port", type=port, default=SIPS_PORT, metavar="N",
                    help=f"with --register HOST: the registrar's SIP over TLS port (default {SIPS_PORT})")
+
+
+def add_call_options(p: argparse.ArgumentParser, *, what: str) -> None:
+    """``--call USER`` and ``--packets N``; ``what`` says what the command reports of the call."""
+    p.add_argument("--call", type=sip_user, metavar="USER",
+                   help="with --register: once registered, call USER over the same connection and exchange "
+                   "media: SRTP when the phone is in encrypted mode over TLS (its own SDES keys in the SDP "
+                   "offer, each packet's authentication tag verified), else RTP (spec G.14). On a lab (lab "
+                   "serve --sip-port): moh, annunciator or ivr, its media resources; on a real cluster a "
+                   f"directory number that answers. {what}")
+    p.add_argument("--packets", type=call_packets, default=10, metavar="N",
+                   help="with --call: 20 ms G.711 packets each way (1..1000, default 10)")
+
+
+def call_of(args: argparse.Namespace) -> tuple[str, int] | None:
+    """(user, packets) of ``--call``, None without it; PhoneEmuError when --register is missing."""
+    if args.call is None:
+        return None
+    if args.register is None:
+        raise PhoneEmuError("--call needs --register (the phone calls over the connection it registered on)",
+                            path="call")
+    return args.call, args.packets
 
 
 def registrar(args: argparse.Namespace) -> tuple[str | None, int, int] | None:

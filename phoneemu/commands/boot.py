@@ -27,17 +27,10 @@ from typing import Any
 
 from cryptography import x509
 
-from phoneemu.commands._argtypes import (
-    call_packets,
-    non_negative_float,
-    port,
-    positive_float,
-    sip_user,
-    unix_time,
-)
+from phoneemu.commands._argtypes import non_negative_float, port, positive_float, unix_time
 from phoneemu.commands._capture import capture_keylog, capture_summary, open_host_capture
 from phoneemu.commands._cluster_address import cluster_address
-from phoneemu.commands._register import add_register_options, registrar
+from phoneemu.commands._register import add_call_options, add_register_options, call_of, registrar
 from phoneemu.crypto import certs, keys
 from phoneemu.crypto.keys import PrivateKey
 from phoneemu.errors import DecodeError, PhoneEmuError
@@ -106,14 +99,7 @@ def register(sub: Any) -> None:
                    help="pause between CAPF retries in seconds (default 30, as the spec gives)")
     p.add_argument("--now", type=unix_time, metavar="UNIX", help="the phone's clock (default: real time)")
     add_register_options(p, after="after the boot,")
-    p.add_argument("--call", type=sip_user, metavar="USER",
-                   help="with --register: once registered, call USER over the same connection and exchange "
-                   "media: SRTP when the phone is in encrypted mode over TLS (its own SDES keys in the SDP "
-                   "offer, each packet's authentication tag verified), else RTP (spec G.14). On a lab (lab "
-                   "serve --sip-port): moh, annunciator or ivr, its media resources; on a real cluster a "
-                   "directory number that answers. Exit status 1 when no media flowed or none authenticated")
-    p.add_argument("--packets", type=call_packets, default=10, metavar="N",
-                   help="with --call: 20 ms G.711 packets each way (1..1000, default 10)")
+    add_call_options(p, what="A Call: line; exit status 1 when no media flowed or none authenticated")
     p.add_argument("--keylog", type=Path, metavar="FILE",
                    help="append the TLS secrets of the phone's TVS, CAPF and HTTPS connections (key-log "
                    "format): capture with tcpdump, then phoneemu wireshark CAPTURE --keylog FILE")
@@ -176,11 +162,6 @@ def _call_line(res: CallResult | None) -> str:
               f"{res.refused}{refused})" if res.sent else "")
     far = f"; far end: {res.far_end}" if res.far_end else ""
     return f"  Call:      {res.target}: media {res.media}{suite}: {res.rule}: {res.reason}{counts}{far}"
-
-
-def _media_flowed(res: CallResult) -> bool:
-    """Media came from the far end and, over SRTP, authenticated (``--call``'s exit status)."""
-    return res.authenticated > 0 if res.media == "srtp" else res.media == "rtp" and res.refused < res.received
 
 
 def _type_lab_secrets(args: argparse.Namespace, mac: str, phone: Phone) -> None:
@@ -369,16 +350,14 @@ def handler(args: argparse.Namespace) -> int:
         target = BootTarget(host=host, tftp_port=port, http_port=where.http_port, use_http=not args.no_http)
         capture = open_host_capture(args.capture, args.keylog, host)
         where_sip = registrar(args)
-        if args.call is not None and where_sip is None:
-            raise PhoneEmuError("--call needs --register (the phone calls over the connection it registered "
-                                "on)", path="call")
+        call = call_of(args)
         sip_result: SipResult | None = None
         call_result: CallResult | None = None
         try:
             report = asyncio.run(phone.boot(target))
             if where_sip is not None and report.config == "accepted":
-                if args.call is not None:
-                    call_result = asyncio.run(phone.call(*where_sip, target=args.call, packets=args.packets))
+                if call is not None:
+                    call_result = asyncio.run(phone.call(*where_sip, target=call[0], packets=call[1]))
                     sip_result = call_result.registration
                 else:
                     sip_result = asyncio.run(phone.register_sip(*where_sip))
@@ -419,7 +398,7 @@ def handler(args: argparse.Namespace) -> int:
         if hint is not None:
             print(f"phoneemu boot: {hint}", file=sys.stderr)
         registered = where_sip is None or (sip_result is not None and sip_result.registered)
-        called = args.call is None or (call_result is not None and _media_flowed(call_result))
+        called = args.call is None or (call_result is not None and call_result.media_flowed)
         return 0 if report.ok and registered and called else 1
     finally:
         if tmp is not None:

@@ -15,8 +15,11 @@ shows here —, latency percentiles, rate, peak RSS) to stdout; --json adds each
 (outcome, deciding rule, reason, itl/ctl outcome, files_over, capf and capf_reason; sip, sip_reason,
 sip_server and sip_passed_over with --register: its summary counts the CallManager each registration
 ended with and those passed over first, "SIP passed over first: 10.0.0.1:5061 G.13-unreachable 4000"
-when node 1 is down). Exit status 0 when every phone booted (and, with --register, registered), 1 when any
-failed, 2 on bad input.
+when node 1 is down); media, media_suite and media_reason with --call: every registered phone calls USER
+over that connection (spec G.14) and the summary counts how the calls ended and the SRTP suite each
+used ("Media: G.14-srtp 1998, G.14-rtp-not-encrypted-mode 2", "Media suite: AES_CM_128_HMAC_SHA1_80
+1998, RTP 2"). Exit status 0 when every phone booted (and, with --register, registered; with --call,
+its call carried media), 1 when any failed, 2 on bad input.
 --capture F.pcap records the whole storm as ``boot --capture`` records one boot: a live capture in
 this process (Linux, root or CAP_NET_RAW; otherwise exit 2 before any boot) of every IPv4/IPv6 packet
 to or from the --tftp host and each host the phones connect to over TCP (TVS, CAPF, HTTP elsewhere),
@@ -59,7 +62,7 @@ from phoneemu.commands._argtypes import (
 )
 from phoneemu.commands._capture import DEFAULT_LIMIT_MIB, capture_keylog, capture_summary, open_host_capture
 from phoneemu.commands._cluster_address import cluster_address
-from phoneemu.commands._register import add_register_options, registrar
+from phoneemu.commands._register import add_call_options, add_register_options, call_of, registrar
 from phoneemu.errors import PhoneEmuError
 from phoneemu.files import check_writable, write_output
 from phoneemu.fleet.engine import FleetSpec, Prestate, mac_range, mac_text, parse_mac
@@ -67,6 +70,7 @@ from phoneemu.fleet.loop import EVENT_LOOPS
 from phoneemu.fleet.progress import Progress
 from phoneemu.fleet.shard import run_fleet
 from phoneemu.phone.boot import BootTarget
+from phoneemu.phone.media_rules import NO_MEDIA
 from phoneemu.phone.profile import PROFILES, get_profile
 from phoneemu.phone.ways_out import way_out_lines
 from phoneemu.scenario.phone_models import PhoneModels, profile_for_model, read_phone_models
@@ -136,6 +140,9 @@ def register(sub: Any) -> None:
                    "phone's own (512)")
     add_register_options(b, after="after its boot each phone whose config was accepted (the summary's SIP "
                          "line; JUnit fails a phone not registered, exit 1):")
+    add_call_options(b, what="Every registered phone calls: the summary's Media lines count how the calls "
+                     "ended and the SRTP suite each used; JUnit fails a phone whose call carried no media, "
+                     "exit 1")
     b.add_argument("--tvs-timeout", type=positive_float, default=10.0, metavar="S",
                    help="TVS exchange timeout in seconds: connect, handshake, answer (default 10)")
     b.add_argument("--auth-string", metavar="DIGITS", default=None,
@@ -376,6 +383,10 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int) -> None:
             return Case(rec.mac, time_s=rec.latency_s, failure=(
                 f"not registered ({rec.sip}): {rec.sip_reason}",
                 "\n".join([*(f"{k}: {v}" for k, v in rec.as_dict().items()), *ways])))
+        if rec.outcome == "ok" and rec.media_reason is not None:  # --call: registered, no media flowed
+            return Case(rec.mac, time_s=rec.latency_s, failure=(
+                f"no media ({rec.media}): {rec.media_reason}",
+                "\n".join(f"{k}: {v}" for k, v in rec.as_dict().items())))
         if rec.outcome == "ok":
             return Case(rec.mac, time_s=rec.latency_s)
         message = f"{rec.outcome} ({rec.rule})" + (f": {rec.reason}" if rec.reason else "")
@@ -428,7 +439,7 @@ def _boot(args: argparse.Namespace) -> int:
                      give_up_unanswered=None if args.keep_going else GIVE_UP_UNANSWERED,
                      flash_dir=str(args.flash) if args.flash is not None else None,
                      keep_records=args.json is not None or args.junit is not None, blksize=args.blksize,
-                     register=registrar(args),
+                     register=registrar(args), call=call_of(args),
                      event_loop=args.event_loop, keylog=str(args.keylog) if args.keylog is not None else None,
                      prestate=prestate, mic_dir=mic_dir, symmetric_keys=symmetric_keys,
                      capf_retry_delay=args.capf_retry_delay, auth_string=args.auth_string,
@@ -509,4 +520,5 @@ def _boot(args: argparse.Namespace) -> int:
               f"{len(result.lost)} shard process(es) that died", file=sys.stderr)
         return 1
     unregistered = sum(n for rule, n in m.sip.by_rule.items() if rule != "G.13-registered")
-    return 0 if m.failed == 0 and not result.not_started and not unregistered else 1
+    silent = sum(n for rule, n in m.media.by_rule.items() if rule in NO_MEDIA)  # --call: no media flowed
+    return 0 if m.failed == 0 and not result.not_started and not unregistered and not silent else 1

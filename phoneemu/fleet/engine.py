@@ -184,10 +184,15 @@ class FleetSpec:
     #: TCP port, TLS port; spec §G.13, ``fleet boot --register``; host None: the CallManagers its config
     #: names, spec §H.5): ``BootRecord.sip``; None: no registration
     register: tuple[str | None, int, int] | None = None
+    #: with ``register``: over the registered connection each phone calls this SIP user and exchanges
+    #: that many media packets each way (spec §G.14, ``fleet boot --call``): ``BootRecord.media``
+    call: tuple[str, int] | None = None
 
     def __post_init__(self) -> None:
         if self.count < 0:
             raise EncodeError(f"count {self.count} is negative", path="count")
+        if self.call is not None and (self.register is None or not 1 <= self.call[1] <= 1000):
+            raise EncodeError("call needs register, and 1..1000 packets", path="call")
         if self.concurrency < 1:
             raise EncodeError("concurrency must be at least 1", path="concurrency")
         if self.max_sockets < 1:
@@ -258,6 +263,28 @@ class ShardResult:
 
 
 # --------------------------------------------------------------------------- scenario entry point
+async def _register(phone: Phone, spec: FleetSpec, rec: BootRecord) -> BootRecord:
+    """``spec.register`` (and ``spec.call`` over that connection) after a boot whose config was accepted:
+    the record with its registration's (and call's) outcome."""
+    assert spec.register is not None
+    host, sip_port, sips_port = spec.register
+    media: dict[str, str | None] = {}
+    if spec.call is not None:
+        called = await phone.call(host, sip_port, sips_port, target=spec.call[0], packets=spec.call[1],
+                                  timeout=spec.tvs_timeout)
+        sip = called.registration
+        if sip is not None and sip.registered:
+            flowed = called.media_flowed
+            media = {"media": called.rule, "media_suite": (called.suite or "RTP") if flowed else None,
+                     "media_reason": None if flowed else called.reason[:300]}
+    else:
+        sip = await phone.register_sip(host, sip_port, sips_port, timeout=spec.tvs_timeout)
+    assert sip is not None
+    return dataclasses.replace(rec, sip=sip.rule, sip_reason=None if sip.registered else sip.reason[:300],
+                               sip_server=sip_server_of(sip), sip_passed_over=sip.passed_over or None,
+                               **media)  # type: ignore[arg-type]
+
+
 def sip_server_of(result: SipResult) -> str | None:
     """``HOST:PORT over tls`` of the CallManager a registration ended with (None: none was tried)."""
     if not result.server:
@@ -542,12 +569,7 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
                 rec = BootRecord.of(report, latency_s=t1 - t0, end_s=t1 - start,
                                     profile=phone.profile.name if spec.profiles else None)
                 if spec.register is not None and report.config == "accepted":
-                    host, sip_port, sips_port = spec.register
-                    sip = await phone.register_sip(host, sip_port, sips_port, timeout=spec.tvs_timeout)
-                    rec = dataclasses.replace(rec, sip=sip.rule,
-                                              sip_reason=None if sip.registered else sip.reason[:300],
-                                              sip_server=sip_server_of(sip),
-                                              sip_passed_over=sip.passed_over or None)
+                    rec = await _register(phone, spec, rec)
                 heard(rec)
                 metrics.add(rec)
                 if spec.keep_records:

@@ -79,7 +79,8 @@ def outcome_of(report: BootReport) -> str:
 #: the fields of a record's JSON that are left out when they say nothing (None; no file over HTTP or TFTP;
 #: answered), in their order
 _OPTIONAL_FIELDS = ("itl", "ctl", "reason", "signer", "files_over", "capf", "capf_reason", "answered",
-                    "profile", "kind", "sip", "sip_reason", "sip_server", "sip_passed_over")
+                    "profile", "kind", "sip", "sip_reason", "sip_server", "sip_passed_over", "media",
+                    "media_suite", "media_reason")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -113,6 +114,11 @@ class BootRecord:
     sip_server: str | None = None
     #: the config's CallManagers it passed over first, each "HOST:PORT rule" (SipResult.passed_over)
     sip_passed_over: tuple[str, ...] | None = None
+    #: the rule its call ended with (FleetSpec.call, spec §G.14): G.14-srtp, G.14-rtp-fallback, ...; None
+    #: when it placed none (not registered, or no --call)
+    media: str | None = None
+    media_suite: str | None = None  # the SRTP suite of that call ("RTP" over RTP)
+    media_reason: str | None = None  # that call's reason, kept when no media flowed
 
     @classmethod
     def of(cls, report: BootReport, *, latency_s: float, end_s: float,
@@ -156,7 +162,8 @@ class BootRecord:
                    over_tftp=int(over.get("tftp", 0)), capf=d.get("capf"), capf_reason=d.get("capf_reason"),
                    answered=bool(d.get("answered", True)), profile=d.get("profile"), kind=d.get("kind"),
                    sip=d.get("sip"), sip_reason=d.get("sip_reason"), sip_server=d.get("sip_server"),
-                   sip_passed_over=tuple(d["sip_passed_over"]) if d.get("sip_passed_over") else None)
+                   sip_passed_over=tuple(d["sip_passed_over"]) if d.get("sip_passed_over") else None,
+                   media=d.get("media"), media_suite=d.get("media_suite"), media_reason=d.get("media_reason"))
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float | None:
@@ -258,15 +265,18 @@ def kind_lines(kinds: list[dict[str, Any]], head: str, text: Callable[[dict[str,
 
 
 class SessionTally:
-    """How one kind of session after the boots ended — CAPF (``capf``, spec §F) or the SIP registration
-    (``sip``, §G.13): the count of each session's rule, its failures by kind (fleet.alike) and the first
-    few failures. Its summary keys are ``by_<key>``, ``<key>_failures`` and ``<key>_failure_kinds``;
-    with ``servers`` (SIP: which CallManager, which passed over, spec §H.5) also ``<key>_servers`` (the
-    server each session ended with: count) and ``<key>_passed_over`` (each server passed over first,
-    with its rule: count)."""
+    """How one kind of session after the boots ended — CAPF (``capf``, spec §F), the SIP registration
+    (``sip``, §G.13) or the call after it (``media``, §G.14): the count of each session's rule, its
+    failures by kind (fleet.alike) and the first few failures. Its summary keys are ``by_<key>``,
+    ``<key>_failures`` and ``<key>_failure_kinds``; with ``servers`` also ``<key>_<servers_key>`` (SIP:
+    ``sip_servers``, the CallManager each session ended with, spec §H.5; calls: ``media_suites``, the
+    SRTP suite: count) and ``<key>_passed_over`` (each server passed over first, with its rule: count)."""
 
-    def __init__(self, key: str, *, servers: bool = False) -> None:
+    def __init__(self, key: str, *, servers: bool = False, servers_head: str = "CallManager",
+                 servers_key: str = "servers") -> None:
         self.key = key
+        self.servers_head = servers_head  # what the console calls them
+        self.servers_key = servers_key  # the summary's ``<key>_<servers_key>``
         self.by_rule: Counter[str] = Counter()
         self.failures: list[dict[str, Any]] = []
         self.alike = Alike((key, "reason"))
@@ -300,8 +310,9 @@ class SessionTally:
         out = {f"by_{k}": dict(self.by_rule.most_common()), f"{k}_failures": list(self.failures),
                f"{k}_failure_kinds": self.alike.kinds()}
         if self.servers is not None:
-            out[f"{k}_servers"] = dict(self.servers.most_common())
-            out[f"{k}_passed_over"] = dict(self.passed_over.most_common())
+            out[f"{k}_{self.servers_key}"] = dict(self.servers.most_common())
+            if self.passed_over or self.servers_key == "servers":
+                out[f"{k}_passed_over"] = dict(self.passed_over.most_common())
         return out
 
     def lines(self, head: str) -> list[str]:
@@ -314,7 +325,7 @@ class SessionTally:
             return f"({kind[self.key]}): {kind['reason']}"
         lines = [f"{head}: {_counts(dict(self.by_rule.most_common()))}"]
         if self.servers:
-            lines.append(f"{head} CallManager: {_counts(dict(self.servers.most_common()))}")
+            lines.append(f"{head} {self.servers_head}: {_counts(dict(self.servers.most_common()))}")
         if self.passed_over:
             lines.append(f"{head} passed over first: {_counts(dict(self.passed_over.most_common()))}")
         return [*lines, *kind_lines(kinds, f"{head} failed", text, failed)]
@@ -324,16 +335,17 @@ class SessionTally:
         out = {f"by_{k}": dict(self.by_rule), f"{k}_failures": list(self.failures),
                f"{k}_alike": self.alike.to_state()}
         if self.servers is not None:
-            out[f"{k}_servers"] = dict(self.servers)
+            out[f"{k}_{self.servers_key}"] = dict(self.servers)
             out[f"{k}_passed_over"] = dict(self.passed_over)
         return out
 
     @classmethod
-    def from_state(cls, key: str, state: Mapping[str, Any], *, servers: bool = False) -> SessionTally:
-        t = cls(key, servers=servers)
+    def from_state(cls, key: str, state: Mapping[str, Any], *, servers: bool = False,
+                   servers_head: str = "CallManager", servers_key: str = "servers") -> SessionTally:
+        t = cls(key, servers=servers, servers_head=servers_head, servers_key=servers_key)
         t.by_rule.update(state.get(f"by_{key}", {}))
         if t.servers is not None:
-            t.servers.update(state.get(f"{key}_servers", {}))
+            t.servers.update(state.get(f"{key}_{servers_key}", {}))
             t.passed_over.update(state.get(f"{key}_passed_over", {}))
         t.failures.extend(state.get(f"{key}_failures", []))
         t.alike = Alike.from_state((key, "reason"), state.get(f"{key}_alike"))
@@ -349,6 +361,8 @@ class FleetMetrics:
         self.by_trust: Counter[str] = Counter()  # "ITL updated", "CTL absent", ...
         self.capf = SessionTally("capf")  # "F.6-lsc-installed", "F.6-capf-rejected", ...
         self.sip = SessionTally("sip", servers=True)  # "G.13-registered", "G.13-digest-rejected", ...
+        #: "G.14-srtp", "G.14-rtp-not-encrypted-mode", ... (§G.14), and the SRTP suite of each call ("RTP")
+        self.media = SessionTally("media", servers=True, servers_head="suite", servers_key="suites")
         self.failed_by_rule: Counter[str] = Counter()  # the deciding rules of the failed boots only
         self.by_model: Counter[tuple[str, str]] = Counter()  # (profile, outcome) of boots that name one
         self.locked_by: Counter[tuple[str, str]] = Counter()  # (deciding rule, kind) of locked-out boots
@@ -378,6 +392,7 @@ class FleetMetrics:
         self.tvs_used += rec.tvs_used
         self.capf.add(rec.mac, rec.capf, rec.capf_reason)
         self.sip.add(rec.mac, rec.sip, rec.sip_reason, server=rec.sip_server, passed_over=rec.sip_passed_over)
+        self.media.add(rec.mac, rec.media, rec.media_reason, server=rec.media_suite)
         if rec.over_http:
             self.files_over["http"] += rec.over_http
         if rec.over_tftp:
@@ -401,6 +416,7 @@ class FleetMetrics:
         self.by_trust.update(other.by_trust)
         self.capf.merge(other.capf)
         self.sip.merge(other.sip)
+        self.media.merge(other.media)
         self.failed_by_rule.update(other.failed_by_rule)
         self.by_model.update(other.by_model)
         self.locked_by.update(other.locked_by)
@@ -480,6 +496,7 @@ class FleetMetrics:
             "by_trust": dict(sorted(self.by_trust.items())),
             **self.capf.summary(),
             **self.sip.summary(),
+            **self.media.summary(),
             "by_model": self.model_counts(),
             "tvs_used": self.tvs_used,
             "files_over": dict(sorted(self.files_over.items())),
@@ -518,6 +535,7 @@ class FleetMetrics:
         lines += self.capf.lines("CAPF")
         lines += self.sip.lines("SIP")
         lines += ways_out_text(s["sip_ways_out"], fill)
+        lines += self.media.lines("Media")
         if s["files_over"]:
             lines.append("files received: "
                          + ", ".join(f"{v} over {k.upper()}" for k, v in s["files_over"].items()))
@@ -535,6 +553,7 @@ class FleetMetrics:
     def to_state(self) -> dict[str, Any]:
         return {"by_outcome": dict(self.by_outcome), "by_rule": dict(self.by_rule),
                 "by_trust": dict(self.by_trust), **self.capf.to_state(), **self.sip.to_state(),
+                **self.media.to_state(),
                 "failed_by_rule": dict(self.failed_by_rule),
                 "by_model": [[p, o, n] for (p, o), n in self.by_model.items()],
                 "locked_by": [[r, k, n] for (r, k), n in self.locked_by.items()],
@@ -552,6 +571,8 @@ class FleetMetrics:
         m.by_trust.update(state.get("by_trust", {}))
         m.capf = SessionTally.from_state("capf", state)
         m.sip = SessionTally.from_state("sip", state, servers=True)
+        m.media = SessionTally.from_state("media", state, servers=True, servers_head="suite",
+                                          servers_key="suites")
         m.failed_by_rule.update(state.get("failed_by_rule", {}))
         m.by_model.update({(str(p), str(o)): int(n) for p, o, n in state.get("by_model", [])})
         m.locked_by.update({(str(r), str(k)): int(n) for r, k, n in state.get("locked_by", [])})

@@ -12,9 +12,10 @@ BYE of a device it has authenticated. Rules:
   address is the address the INVITE came from (the lab sends media only to the phone that asked; else
   ``488``).
 * The answer (§G.14 table, :func:`phoneemu.protocols.media.negotiate_suite`): an ``RTP/SAVP`` offer
-  that came over **TLS** with a suite both support gets ``RTP/SAVP`` and one ``a=crypto`` line — the
-  offered tag and suite, the resource's own fresh master key; any other offer gets ``RTP/AVP`` (the
-  fall-back to RTP; over TCP the keys would travel in the clear, so the lab does not use them).
+  that came over **TLS** with a suite both support (in a line without an MKI: the resource reads none) gets
+  ``RTP/SAVP`` and one ``a=crypto`` line — the offered tag and suite, the resource's own fresh master
+  key; any other offer gets ``RTP/AVP`` (the fall-back to RTP; over TCP the keys would travel in the
+  clear, so the lab does not use them).
 * Media (ours): on the ACK the resource plays, at once, as many 20 ms G.711 packets of a 1 kHz tone as the
   INVITE's ``X-Phoneemu-Packets`` asks (1..:data:`MAX_PACKETS`, default 10) from the port of its answer to
   the phone's; it counts the phone's packets (authenticated with the phone's key over SRTP). The ``200``
@@ -49,6 +50,8 @@ RESOURCES = {"moh": "music on hold", "annunciator": "annunciator", "ivr": "IVR"}
 MAX_CALLS = 256
 MAX_PACKETS = 1000
 DEFAULT_PACKETS = 10
+#: seconds a BYE's answer waits for the phone's packets still on their way (ours)
+BYE_WAIT = 1.0
 #: what the phone asks the resource to play (ours)
 PACKETS_HEADER = "X-Phoneemu-Packets"
 #: what the resource counted of the phone's packets, in its 200 to the BYE (ours)
@@ -179,9 +182,10 @@ class MediaResources:
                 packets: int, host: str) -> tuple[sdp.AudioOffer, _Call]:
         """The answer's profile and crypto, and the call with its keys (module rules, §G.14)."""
         phone = (offer.address, offer.port)
-        suite = negotiate_suite(tuple(c.suite for c in offer.crypto), self.suites) \
+        usable = tuple(c for c in offer.crypto if not c.mki)  # packets with an MKI are not ours to read
+        suite = negotiate_suite(tuple(c.suite for c in usable), self.suites) \
             if offer.profile == SAVP and over_tls else None
-        chosen = next((c for c in offer.crypto if c.suite == suite), None)
+        chosen = next((c for c in usable if c.suite == suite), None)
         if chosen is not None and suite is not None:
             try:
                 theirs = srtp.parse_inline_key(chosen.key_params)
@@ -217,12 +221,19 @@ class MediaResources:
         self._log(call.device, "played", f"{call.packets} packet(s) of {RESOURCES[call.resource]}"
                   f"{' (tampered on the way)' if tampered else ''}")
 
-    def bye(self, msg: sip.SipMessage) -> bytes:
-        """The 200 to a BYE, with what came from the phone (``481`` for no such call)."""
+    async def bye(self, msg: sip.SipMessage) -> bytes:
+        """The 200 to a BYE, with what came from the phone (``481`` for no such call). The BYE comes over
+        TCP, the media over UDP: the phone's last packets may still wait in the socket, so the count waits
+        for as many as the call asked the resource to play (the phone sends as many), at most
+        :data:`BYE_WAIT` seconds."""
         call_id = msg.header("call-id") or ""
         call = self._calls.get(call_id)
         if call is None:
             return _response(msg, 481)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + BYE_WAIT
+        while call.received < call.packets and loop.time() < until:
+            await asyncio.sleep(0.005)
         self._drop(call_id)
         self._log(call.device, "ended", call.report())
         return _response(msg, 200, [(MEDIA_HEADER, call.report())])
@@ -244,9 +255,10 @@ class MediaResources:
 
 def _packets(value: str | None) -> int:
     """The packets a call asks for (``X-Phoneemu-Packets``), 1..MAX_PACKETS, default 10."""
-    if value is None or not value.strip().isdigit() or len(value.strip()) > 6:
+    text = (value or "").strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 6:
         return DEFAULT_PACKETS
-    return max(1, min(MAX_PACKETS, int(value.strip())))
+    return max(1, min(MAX_PACKETS, int(text)))
 
 
 def _quoted(text: str) -> str:

@@ -182,7 +182,7 @@ class SipRegistrar:
         if refusal is not None:
             return refusal
         if msg.method == "BYE":
-            return self.media.bye(msg)
+            return await self.media.bye(msg)
         return await self.media.invite(msg, peer_host=_host(peer), local_host=_host(local), over_tls=over_tls,
                                        device=device)
 

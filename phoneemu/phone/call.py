@@ -48,7 +48,7 @@ __all__ = ["MAX_CALL_PACKETS", "CallResult", "place_call"]
 
 MAX_CALL_PACKETS = 1000
 #: seconds the phone waits for the far end's packets after its own (ours)
-MEDIA_WAIT = 2.0
+MEDIA_WAIT = 5.0
 _PACKETS_HEADER = "X-Phoneemu-Packets"
 _MEDIA_HEADER = "X-Phoneemu-Media"
 #: answers after which the phone ends the call at once (no media)
@@ -75,6 +75,12 @@ class CallResult:
     far_end: str = ""  # what the far end counted of the phone's packets (ours: X-Phoneemu-Media)
     rules: tuple[str, ...] = ()  # every rule applied: the registration's, then the call's
     registration: SipResult | None = None
+
+    @property
+    def media_flowed(self) -> bool:
+        """Media came from the far end, readable (over SRTP: authenticated): the call did its job."""
+        return self.rule not in media_rules.NO_MEDIA and self.registration is not None and \
+            self.registration.registered
 
 
 @dataclass(kw_only=True, slots=True)
@@ -171,14 +177,15 @@ class _Call:
                           rules=tuple(self.rules), **kw)  # type: ignore[arg-type]
 
     def _request(self, method: str, body: bytes = b"", *, cseq: int | None = None,
-                 authorize: bool = True, branch: str | None = None) -> bytes:
+                 authorize: bool = True, branch: str | None = None, to: str | None = None) -> bytes:
         if cseq is None:
             self.cseq += 1
             cseq = self.cseq
         aor = self.s.host if ":" not in self.s.host else f"[{self.s.host}]"
         headers = [
             ("Via", f"SIP/2.0/{self.s.transport.upper()} {self.s.local};branch={branch or self._branch()}"),
-            ("Max-Forwards", "70"), ("From", f"<sip:{self.s.user}@{aor}>;tag={self.tag}"), ("To", self.to),
+            ("Max-Forwards", "70"), ("From", f"<sip:{self.s.user}@{aor}>;tag={self.tag}"),
+            ("To", to or self.to),
             ("Call-ID", self.call_id), ("CSeq", f"{cseq} {method}"),
             ("Contact", f"<sip:{self.s.device}@{self.s.local};transport={self.s.transport}>;"
                         f'+sip.instance="<urn:uuid:00000000-0000-0000-0000-{self.s.mac}>"'),
@@ -202,18 +209,21 @@ class _Call:
             resp = await exchange(self.s.reader, self.s.writer, self._request(method, body, branch=branch),
                                   timeout=self.s.timeout, stream=self.s.stream)
             if method == "INVITE" and resp.status is not None and resp.status >= 300:
-                self._ack(resp, branch=branch)  # a non-2xx final response is ACKed (RFC 3261 §17.1.1.3)
+                self._ack(resp, branch=branch, dialog=False)  # a non-2xx is ACKed too (RFC 3261 §17.1.1.3)
             if resp.status != 401 or self.s.creds is None or attempt == 1:
                 return resp
             challenge = sip.parse_digest(resp.header("www-authenticate") or "", field="WWW-Authenticate")
             self.s.cache.challenge, self.s.cache.nc = challenge, 0
         return resp  # pragma: no cover - the loop returns
 
-    def _ack(self, resp: sip.SipMessage, *, branch: str | None = None) -> None:
-        to = resp.header("to")
-        if to:
-            self.to = to  # the dialog's remote tag (RFC 3261 §12.1.2)
-        self.s.writer.write(self._request("ACK", cseq=self.cseq, authorize=False, branch=branch))
+    def _ack(self, resp: sip.SipMessage, *, branch: str | None = None, dialog: bool = True) -> None:
+        """ACK ``resp``, with its To (tag); a 2xx's To is the dialog's from then on (its remote tag, RFC 3261
+        §12.1.2) — a non-2xx's is not: the INVITE sent again after a 401 is outside any dialog, no To tag
+        (§8.1.1.2)."""
+        to = resp.header("to") or self.to
+        if dialog:
+            self.to = to
+        self.s.writer.write(self._request("ACK", cseq=self.cseq, authorize=False, branch=branch, to=to))
 
     async def run(self) -> CallResult:
         if self.store.config is None:  # pragma: no cover - a registration needs a config

@@ -22,7 +22,7 @@ Rules:
   not implement them.
 
 * **Answer** (:func:`decide_media_answer`): an ``RTP/SAVP`` answer must carry one ``a=crypto`` whose tag
-  and suite the phone offered and a key of the right length (RFC 4568 §7.1.3) → ``G.14-srtp``; an
+  and suite the phone offered and a key of the right length, no MKI (RFC 4568 §7.1.3) → ``G.14-srtp``; an
   ``RTP/AVP`` answer to an SRTP offer is the fall-back to RTP ("if at least one device does not support
   SRTP, the system uses an RTP connection") → ``G.14-rtp-fallback``; an RTP answer to an RTP offer keeps
   the offer's rule; anything else — keys the phone did not offer, SRTP it did not ask for, no key — is
@@ -30,8 +30,9 @@ Rules:
   ``G.14-media-refused``.
 
 * **Media** (:func:`decide_media_received`): over SRTP a packet counts only when its authentication tag
-  verifies (RFC 3711 §3.3); packets came but none verified → ``G.14-media-unauthenticated``; none came
-  → ``G.14-no-media``. Otherwise the answer's rule stands.
+  verifies (RFC 3711 §3.3); packets came but none verified → ``G.14-media-unauthenticated``; none came,
+  or over RTP none was a readable RTP packet → ``G.14-no-media``. Otherwise the answer's rule stands
+  (:data:`NO_MEDIA`: the rules after which no media flowed).
 """
 
 from __future__ import annotations
@@ -44,7 +45,12 @@ from phoneemu.phone.profile import PhoneProfile
 from phoneemu.protocols.media import AVP, SAVP
 from phoneemu.protocols.sdp import AudioOffer, Crypto
 
-__all__ = ["decide_media_answer", "decide_media_offer", "decide_media_received"]
+__all__ = ["NO_MEDIA", "decide_media_answer", "decide_media_offer", "decide_media_received"]
+
+#: the rules a call ends with when no media flowed (the call refused, its answer refused, or nothing usable
+#: came from the far end)
+NO_MEDIA = frozenset({"G.14-call-refused", "G.14-answer-refused", "G.14-media-refused",
+                      "G.14-media-unauthenticated", "G.14-no-media"})
 
 _MODES = {1: "non-secure", 2: "authenticated", 3: "encrypted"}
 
@@ -94,6 +100,9 @@ def decide_media_answer(offered: tuple[Crypto, ...], answer: AudioOffer, *,
     if mine is None or mine.suite != got.suite:
         return _d("G.14-answer-refused", False, f"answer crypto {got.tag} {got.suite} is not one the phone "
                   "offered (RFC 4568 §7.1.3)"), None
+    if got.mki:
+        return _d("G.14-answer-refused", False, f"answer crypto {got.tag} carries an MKI ({got.mki[:20]}): "
+                  "the phone offered none and reads no MKI in the packets (RFC 4568 §6.1)"), None
     try:
         srtp.parse_inline_key(got.key_params)
     except DecodeError as exc:
@@ -104,9 +113,12 @@ def decide_media_answer(offered: tuple[Crypto, ...], answer: AudioOffer, *,
 def decide_media_received(answer_rule: Decision, *, srtp_used: bool, received: int, authenticated: int,
                           refused: int, refusal: str = "") -> Decision:
     """The call's media verdict once the packets are in (module rules, "Media")."""
-    if received == 0 and refused == 0:
+    if received == 0:
         return _d("G.14-no-media", False, "no media packet came from the far end")
     if srtp_used and authenticated == 0:
         return _d("G.14-media-unauthenticated", False,
                   f"{refused} SRTP packet(s) came, none authenticated ({refusal or 'auth tag'}): dropped")
+    if not srtp_used and refused >= received:
+        return _d("G.14-no-media", False,
+                  f"{received} packet(s) came, none a readable RTP packet ({refusal})")
     return answer_rule

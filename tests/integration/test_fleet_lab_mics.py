@@ -308,6 +308,61 @@ def test_a_fleet_registers_over_sip_after_booting(tmp_path: Path, capsys: pytest
         stop()
 
 
+def test_a_fleet_calls_after_registering(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``fleet boot --register --call moh``: every registered phone calls the lab's music on hold (spec
+    §G.14): the encrypted ones over TLS with SRTP AES_CM_128_HMAC_SHA1_80, the others RTP; the summary
+    counts the calls by rule and suite, the records carry them; media tampered on the way: the SRTP
+    phones' calls carry no media — JUnit fails them, exit 1; --call without --register: exit 2."""
+    import json
+    import xml.etree.ElementTree as ET
+
+    from tests.helpers import serve_in_thread
+
+    c = LabCluster.init(tmp_path / "lab", seed=10, key_spec="rsa1024", now=NOW)
+    macs = [mac_text(START + i) for i in range(4)]
+    c.add_phones(macs, now=NOW)
+    c.set_mixed_mode(True, now=NOW)
+    c.set_security_mode(macs[:2], "encrypted", now=NOW)
+    c.set_digest(macs[1:3], "alice", "s3cret", now=NOW)  # INVITEs challenged too
+    _ports, stop = serve_in_thread(c, sip_ports={"sip": 0, "sips": 0})
+    try:
+        junit, records = tmp_path / "f.xml", tmp_path / "f.json"
+        argv = ["fleet", "boot", "--lab", str(c.root), "--mac-start", macs[0], "--count", "4", "-q",
+                "--shards", "1", "--register", "--call", "moh", "--packets", "3", "--junit", str(junit),
+                "--json", str(records)]
+        assert main(argv) == 0
+        out = capsys.readouterr().out
+        lines = {line.split(":", 1)[0]: set(line.split(": ", 1)[1].split(", ")) for line in out.splitlines()
+                 if line.startswith("Media")}  # (equal counts: either order)
+        assert lines["Media"] == {"G.14-srtp 2", "G.14-rtp-not-encrypted-mode 2"}, out
+        assert lines["Media suite"] == {"AES_CM_128_HMAC_SHA1_80 2", "RTP 2"}
+        doc = json.loads(records.read_text())
+        by_mac = {r["mac"]: r for r in doc["phones"]}
+        assert by_mac[macs[0]]["media"] == "G.14-srtp" and by_mac[macs[0]]["media_suite"] == \
+            "AES_CM_128_HMAC_SHA1_80"
+        assert by_mac[macs[3]]["media_suite"] == "RTP" and "media_reason" not in by_mac[macs[3]]
+        assert doc["summary"]["media_suites"] == {"AES_CM_128_HMAC_SHA1_80": 2, "RTP": 2}
+    finally:
+        stop()
+    _ports2, stop = serve_in_thread(c, sip_ports={"sip": 0, "sips": 0},
+                                    prepare=lambda srv: srv.set_network(tamper_media=True))
+    try:
+        assert main(argv) == 1
+        out = capsys.readouterr().out
+        media = next(line for line in out.splitlines() if line.startswith("Media: "))
+        assert set(media[7:].split(", ")) == {"G.14-rtp-not-encrypted-mode 2", "G.14-media-unauthenticated 2"}
+        assert "Media failed: " in out and "(G.14-media-unauthenticated): 3 SRTP packet(s) came" in out, out
+        failed = [tc for tc in ET.parse(junit).getroot().iter("testcase") if tc.find("failure") is not None]
+        assert sorted(tc.get("name") or "" for tc in failed) == sorted(macs[:2])
+        assert failed[0].find("failure").get("message", "").startswith(  # type: ignore[union-attr]
+            "no media (G.14-media-unauthenticated)")
+    finally:
+        stop()
+    assert main(["fleet", "boot", "--lab", str(c.root), "--mac-start", macs[0], "--count", "1", "--call",
+                 "moh"]) == 2
+    assert "--call needs --register" in capsys.readouterr().err
+
+
 def test_a_phone_whose_lsc_the_registrar_refuses_is_told_the_way_out(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``boot --register`` of an encrypted phone holding an LSC of a CAPF regenerated since: the lab

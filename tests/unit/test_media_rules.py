@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from phoneemu.crypto import srtp
+from phoneemu.errors import DecodeError
 from phoneemu.formats.config import DeviceConfig
 from phoneemu.phone.events import Decision
 from phoneemu.phone.media_rules import decide_media_answer, decide_media_offer, decide_media_received
@@ -168,6 +169,14 @@ def test_a_good_srtp_answer_is_srtp_with_the_far_ends_crypto(tag: int, suite: st
     assert (len(key), len(salt)) == (srtp.MASTER_KEY_LEN, srtp.MASTER_SALT_LEN)
 
 
+def test_an_srtp_answer_with_an_mki_is_refused() -> None:
+    theirs = Crypto(tag=1, suite=S80, key_params=_key(), mki="1:4")
+    with pytest.raises(DecodeError, match="MKI"):
+        srtp.parse_inline_key(f"{theirs.key_params}|2^31|{theirs.mki}")  # what srtp says of an MKI
+    d, chosen = decide_media_answer(_offered(), _answer(SAVP, (theirs,)), offer_rule=SRTP_OFFER_RULE)
+    assert (d.rule, chosen) == ("G.14-answer-refused", None)
+
+
 # -- media -------------------------------------------------------------------------------------------------
 
 SRTP_RULE = Decision(rule="G.14-srtp", accepted=True, reason="srtp", file="", kind="media")
@@ -198,3 +207,11 @@ def test_otherwise_the_answers_rule_stands() -> None:
     # over RTP nothing authenticates: tampered packets are played, the answer's rule stands
     assert decide_media_received(RTP_OFFER_RULE, srtp_used=False, received=5, authenticated=0,
                                  refused=2) is RTP_OFFER_RULE
+
+
+def test_rtp_of_which_nothing_was_readable_is_no_media() -> None:
+    """Over RTP every packet malformed: nothing to play, ``G.14-no-media`` (the call carried no media)."""
+    d = decide_media_received(RTP_OFFER_RULE, srtp_used=False, received=4, authenticated=0, refused=4,
+                              refusal="version 3, not 2")
+    assert (d.rule, d.accepted) == ("G.14-no-media", False)
+    assert "4 packet(s) came, none a readable RTP packet (version 3, not 2)" in d.reason
