@@ -11,7 +11,8 @@ phone not reset"). Rules (*ours*: what predict adds to the §G rules it applies)
   (``--callmanager-cert``).
 * *Before a reset* the phone holds its installed CTL and config; *after the boot*, what the boot left.
   At each moment: the §G.9 transport (its config's device security mode and its CTL; no config: not
-  known) and, over TLS, the §G.5 rule on each certificate.
+  known) and, over TLS, the §G.5 rule on each certificate; and what its calls would carry (§G.14:
+  SRTP only in encrypted mode over TLS, :func:`phoneemu.phone.media_rules.decide_media_offer`).
 * Nothing is forecast when neither moment is over TLS (over TCP no certificate is checked) or there
   is no certificate to check.
 """
@@ -39,6 +40,8 @@ class SipMoment:
     transport: str  # "tls" | "tcp" | "" (no config: not known)
     transport_rule: str  # "" for a non-secure device or without a config
     certificates: tuple[tuple[str, str, bool], ...] = ()  # (whose, §G.5 rule, accepted)
+    media_rule: str = ""  # the §G.14 offer rule of its calls ("" without a config)
+    media: str = ""  # "srtp" | "rtp" | ""
 
     @property
     def refused(self) -> tuple[str, ...]:
@@ -47,12 +50,14 @@ class SipMoment:
     def lines(self, when: str) -> list[str]:
         if not self.transport:
             return [f"  sip {when}: no config: not known"]
-        head = f"  sip {when}: over {self.transport} ({self.transport_rule or 'non-secure device'})"
+        head = f"  sip {when}: over {self.transport} ({self.transport_rule or 'non-secure device'})" + (
+            f"; calls {self.media.upper()} ({self.media_rule})" if self.media else "")
         return [head, *(f"    {who}: {rule} ({'accepted' if ok else 'refused'})"
                         for who, rule, ok in self.certificates)]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"transport": self.transport, "transport_rule": self.transport_rule,
+        return {"transport": self.transport, "transport_rule": self.transport_rule, "media": self.media,
+                "media_rule": self.media_rule,
                 "certificates": [{"certificate": who, "rule": rule, "accepted": ok}
                                  for who, rule, ok in self.certificates]}
 
@@ -94,7 +99,7 @@ def _whose(der: bytes) -> str:
 
 
 def _moment(store: TrustStore, profile: PhoneProfile, certificates: Sequence[bytes]) -> SipMoment:
-    from phoneemu.phone import rules
+    from phoneemu.phone import media_rules, rules
 
     if store.config is None:
         return SipMoment(transport="", transport_rule="")
@@ -103,8 +108,9 @@ def _moment(store: TrustStore, profile: PhoneProfile, certificates: Sequence[byt
     if transport == "tls":
         decided = [(der, rules.decide_sip_server(store, der, server="")) for der in certificates]
         checks = tuple((_whose(der), d.rule, d.accepted) for der, d in decided)
+    media = media_rules.decide_media_offer(store.config.config, transport=transport, profile=profile)
     return SipMoment(transport=transport, transport_rule=secure.rule if secure is not None else "",
-                     certificates=checks)
+                     certificates=checks, media_rule=media.rule, media="srtp" if media.accepted else "rtp")
 
 
 def forecast_sip(before: TrustStore, after: TrustStore, profile: PhoneProfile,

@@ -353,9 +353,11 @@ def test_phones_that_refuse_the_regenerated_callmanager_until_they_reset(
     assert [x["rule"] for x in sip["before_reset"]["certificates"]] == ["G.5-sip-server-untrusted"]
     assert [x["rule"] for x in sip["after_boot"]["certificates"]] == ["G.5-sip-server-in-ctl"]
     assert sip["before_reset"]["transport_rule"] == "G.9-tls-with-ctl"
+    assert (sip["after_boot"]["media"], sip["after_boot"]["media_rule"]) == ("srtp", "G.14-offer-srtp")
     assert main(single) == 0
     out = capsys.readouterr().out
-    assert "  sip before a reset: over tls (G.9-tls-with-ctl)\n    CN=m-pub" in out
+    assert "  sip before a reset: over tls (G.9-tls-with-ctl); calls SRTP (G.14-offer-srtp)\n" \
+        "    CN=m-pub" in out
     assert "  sip: until it resets, the phone refuses 1 of the 1 CallManager certificate(s) (G.5)" in out
     assert main([*single, "--callmanager-cert", str(old_cm), "--json"]) == 0  # the old one: accepted before
     sip = json.loads(capsys.readouterr().out)["sip"]
