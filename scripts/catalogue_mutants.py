@@ -36,6 +36,8 @@ DOMAINS: dict[str, list[Any]] = {
     "signaling": ["tls", "tcp", "none"],
     "fetched_over": ["http", "tftp", "mixed", "none"],
     "https": ["trusted", "untrusted"],
+    "media": ["srtp", "rtp", "none"],
+    "media_suite": ["AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32", "none"],
 }
 BOOLS = {"locked_out", "encrypted", "tvs_used", "retransmitted"}
 OVERLAPS = {(v, "present") for v in ("installed", "updated", "unchanged", "empty", "rejected")} | {
@@ -50,7 +52,7 @@ def _mutants(name: str, expected: Any) -> list[Any]:
         return [v for v in DOMAINS[name] if v not in values]
     if name in BOOLS:
         return [not values[0]]
-    if name == "trust_file_retries":
+    if name in ("trust_file_retries", "media_refused"):
         return [values[0] + 1]
     if name in ("itl_records", "ctl_records"):
         return [expected[:-1], [*expected, "TVS zz-extra"]]
