@@ -42,6 +42,7 @@ from phoneemu.values import host_port
 __all__ = [
     "CUCM_SIP_LINE_CIPHERS",
     "CUCM_TVS_CIPHERS",
+    "PHONE_AUTHENTICATED_CIPHERS",
     "PHONE_TLS12_CIPHERS",
     "Handler",
     "TlsServer",
@@ -437,7 +438,11 @@ CUCM_TVS_CIPHERS = ("AES256-GCM-SHA384:AES256-SHA256:AES256-SHA:AES128-GCM-SHA25
 #: ECDH-RSA-AES128-GCM-SHA256, ECDH-RSA-AES256-GCM-SHA384, and still AES128-SHA); its note: "Cisco Endpoints
 #: (phones) do not support the above mentioned new ciphers", so a phone negotiates AES128-SHA. (OpenSSL 3
 #: has no static-ECDH suites: the lab registrar offers AES128-SHA alone, what phones get from CUCM anyway.)
-CUCM_SIP_LINE_CIPHERS = "ECDH-RSA-AES128-GCM-SHA256:ECDH-RSA-AES256-GCM-SHA384:AES128-SHA"
+CUCM_SIP_LINE_CIPHERS = ("ECDH-RSA-AES128-GCM-SHA256:ECDH-RSA-AES256-GCM-SHA384:AES128-SHA:NULL-SHA"
+                         ":@SECLEVEL=0")
+#: what a phone in "Authenticated" device security mode offers its CallManager: TLS with NULL-SHA —
+#: signalling authenticated, not encrypted (spec §G.14; OpenSSL leaves NULL ciphers out above level 0)
+PHONE_AUTHENTICATED_CIPHERS = "NULL-SHA:@SECLEVEL=0"
 #: What an emulated phone offers up to TLS 1.2 — our convention (spec [UNK]): the cipher a CUCM TVS
 #: was seen to negotiate with an 8861 (AES256-SHA, §E.1), the other RSA key-transport suites of the
 #: CUCM 14 list, then ECDHE with RSA or ECDSA keys (an EC TVS identity still works).
@@ -453,30 +458,39 @@ _IDENTITY_CONTEXTS = 64
 
 
 def phone_client_context(versions: Sequence[str], keylog: str | Path | None = None, *,
-                         identity: tuple[x509.Certificate, PrivateKey] | None = None) -> ssl.SSLContext:
+                         identity: tuple[x509.Certificate, PrivateKey] | None = None,
+                         authenticated_only: bool = False) -> ssl.SSLContext:
     """The ``CERT_NONE`` client context an emulated phone uses for TVS and CAPF, limited to the TLS
     versions of its profile (7900-series phones speak only TLS 1.0, spec §E.1/§F.1); one shared
     context per (versions, key log) so that thousands of phones do not each build one. With
     ``identity`` (certificate, key) the context presents it when the server asks (the phone's LSC or
-    MIC to a CallManager, spec §F.9): a context of its own, the last :data:`_IDENTITY_CONTEXTS` kept."""
+    MIC to a CallManager, spec §F.9): a context of its own, the last :data:`_IDENTITY_CONTEXTS` kept.
+    ``authenticated_only``: NULL-SHA alone, up to TLS 1.2 (a phone in "Authenticated" device security mode
+    to its CallManager: signalling authenticated, not encrypted, spec §G.14)."""
     picked = sorted({v for v in versions if v in TLS_VERSIONS}, key=TLS_VERSIONS.index) or ["1.2", "1.3"]
+    null = authenticated_only and picked[0] != "1.3"
+    if null:
+        picked = [v for v in picked if v != "1.3"]
     key = (picked[0], picked[-1], str(keylog) if keylog is not None else None)
     if identity is not None:
-        own = (*key, cert_der(identity[0]))
+        own = (*key, cert_der(identity[0]) + (b"null" if null else b""))
         ctx = _PHONE_IDENTITY_CONTEXTS.pop(own, None)
         if ctx is None:
             ctx = client_context_verify_after_handshake(  # (any key size it holds: a 1024-bit MIC too)
                 chain=identity[0], key=identity[1], min_version=picked[0], max_version=picked[-1],
-                keylog_filename=keylog, ciphers=f"{PHONE_TLS12_CIPHERS}:@SECLEVEL=0")
+                keylog_filename=keylog,
+                ciphers=PHONE_AUTHENTICATED_CIPHERS if null else f"{PHONE_TLS12_CIPHERS}:@SECLEVEL=0")
         _PHONE_IDENTITY_CONTEXTS[own] = ctx  # the most recently used last
         while len(_PHONE_IDENTITY_CONTEXTS) > _IDENTITY_CONTEXTS:
             del _PHONE_IDENTITY_CONTEXTS[next(iter(_PHONE_IDENTITY_CONTEXTS))]
         return ctx
-    ctx = _PHONE_CONTEXTS.get(key)
+    shared = (key[0], key[1] + ("-null" if null else ""), key[2])
+    ctx = _PHONE_CONTEXTS.get(shared)
     if ctx is None:
-        ctx = client_context_verify_after_handshake(min_version=picked[0], max_version=picked[-1],
-                                                    keylog_filename=keylog, ciphers=PHONE_TLS12_CIPHERS)
-        _PHONE_CONTEXTS[key] = ctx
+        ctx = client_context_verify_after_handshake(
+            min_version=picked[0], max_version=picked[-1], keylog_filename=keylog,
+            ciphers=PHONE_AUTHENTICATED_CIPHERS if null else PHONE_TLS12_CIPHERS)
+        _PHONE_CONTEXTS[shared] = ctx
     return ctx
 
 

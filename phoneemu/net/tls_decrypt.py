@@ -22,7 +22,8 @@ Rules (RFC 2246 TLS 1.0, RFC 5246 TLS 1.2, RFC 5288 GCM, RFC 7366 encrypt-then-M
 * After ChangeCipherSpec each record is decrypted with its direction's sequence number (from 0):
   GCM (nonce = 4-byte salt + 8-byte explicit nonce; AAD = seq, type, version, plaintext length);
   CBC with HMAC (TLS 1.1+: explicit IV per record; TLS 1.0: the previous record's last block), the
-  padding and the MAC checked — MAC-then-encrypt, or encrypt-then-MAC when agreed. A record that
+  padding and the MAC checked — MAC-then-encrypt, or encrypt-then-MAC when agreed; NULL-SHA (no
+  encryption, the MAC checked: CUCM's "Authenticated" security mode, spec §G.14). A record that
   does not decrypt is a DecodeError naming the direction, record index and stream offset.
 * TLS 1.3 (RFC 8446): each direction's key and IV are ``HKDF-Expand-Label(traffic secret 0, "key" /
   "iv")``; the records protected with the handshake keys come first and are skipped (they do not
@@ -46,7 +47,7 @@ from phoneemu.files import read_at_most
 
 __all__ = [
     "KEYLOG_LIMIT", "SUITES", "SUITES_13", "DecryptedTls", "KeyLog", "Suite", "decrypt_tls",
-    "hkdf_expand_label", "key_problem", "parse_keylog", "read_keylog",
+    "hkdf_expand_label", "key_problem", "parse_keylog", "read_in_clear", "read_keylog",
 ]
 
 FMT = "tls"
@@ -57,10 +58,12 @@ _CCS, _ALERT, _HANDSHAKE, _APPDATA = 20, 21, 22, 23
 
 @dataclass(frozen=True)
 class Suite:
-    """A cipher suite we decrypt: AES in GCM or CBC mode; ``mac`` is the HMAC hash of a CBC suite."""
+    """A cipher suite we decrypt: AES in GCM or CBC mode, or NULL (authenticated only: the records are
+    plaintext and their MAC, what CUCM's "Authenticated" security mode uses, spec §G.14); ``mac`` is the
+    HMAC hash of a CBC or NULL suite."""
 
     name: str
-    mode: str  # "gcm" | "cbc"
+    mode: str  # "gcm" | "cbc" | "null"
     key_len: int
     mac: str | None
     prf: str  # TLS 1.2 PRF hash
@@ -68,7 +71,8 @@ class Suite:
 
 def _suites() -> dict[int, Suite]:
     table = {
-        # RSA key transport (the CUCM TVS list, spec §E.1)
+        # RSA key transport (the CUCM TVS list, spec §E.1); NULL-SHA: "Authenticated" signalling (§G.14)
+        0x0002: ("NULL-SHA", "null", 0, "sha1"),
         0x002F: ("AES128-SHA", "cbc", 16, "sha1"), 0x0035: ("AES256-SHA", "cbc", 32, "sha1"),
         0x003C: ("AES128-SHA256", "cbc", 16, "sha256"), 0x003D: ("AES256-SHA256", "cbc", 32, "sha256"),
         0x009C: ("AES128-GCM-SHA256", "gcm", 16, None), 0x009D: ("AES256-GCM-SHA384", "gcm", 32, None),
@@ -171,7 +175,7 @@ class _Keys:
 def _key_block(version: int, suite: Suite, master: bytes, client_random: bytes,
                server_random: bytes) -> tuple[_Keys, _Keys]:
     mac_len = _MAC_LEN[suite.mac] if suite.mac else 0
-    iv_len = 4 if suite.mode == "gcm" else (16 if version < 0x0302 else 0)
+    iv_len = 4 if suite.mode == "gcm" else (16 if version < 0x0302 and suite.mode == "cbc" else 0)
     size = 2 * (mac_len + suite.key_len + iv_len)
     block = prf(version, suite, master, b"key expansion", server_random + client_random, size=size)
     parts = []
@@ -270,6 +274,8 @@ class _Decryptor:
 
     def open(self, record: _Record) -> bytes:
         try:
+            if self.suite.mode == "null":
+                return self._null(record)
             return self._gcm(record) if self.suite.mode == "gcm" else self._cbc(record)
         finally:
             self.seq += 1
@@ -286,6 +292,18 @@ class _Decryptor:
                                    self._header(record, len(body) - 24))
         except DecryptionError:
             raise self._fail(record, "GCM tag mismatch") from None
+
+    def _null(self, record: _Record) -> bytes:
+        """NULL cipher: the fragment is the data and its MAC (RFC 5246 §6.2.3.1, no encryption)."""
+        assert self.suite.mac is not None
+        mac_len = _MAC_LEN[self.suite.mac]
+        if len(record.body) < mac_len:
+            raise self._fail(record, "shorter than its MAC")
+        data, tag = record.body[:-mac_len], record.body[-mac_len:]
+        want = hmac.digest(self.keys.mac, self._header(record, len(data)) + data, self.suite.mac)
+        if not hmac.compare_digest(tag, want):
+            raise self._fail(record, "MAC mismatch")
+        return data
 
     def _cbc(self, record: _Record) -> bytes:
         assert self.suite.mac is not None
@@ -450,6 +468,31 @@ def key_problem(client_start: bytes, server_start: bytes, keylog: KeyLog | dict[
         return False
     problem = _unopenable(ch, sh, log)
     return True if problem is None else problem
+
+
+def read_in_clear(client_stream: bytes, server_stream: bytes) -> DecryptedTls | None:
+    """A TLS 1.0-1.2 session whose suite encrypts nothing (NULL-SHA: CUCM's "Authenticated" security
+    mode, spec §G.14): its application data as it travelled, each record's MAC cut off unchecked (no
+    key log needed to read it, nor to forge it); None for any other suite. DecodeError for records or
+    hellos that do not parse."""
+    client, server = _records(client_stream, "client"), _records(server_stream, "server")
+    _ch, sh = _hello(client, "client", 1), _hello(server, "server", 2)
+    suite = SUITES.get(sh.suite)
+    if sh.tls13 or suite is None or suite.mode != "null" or suite.mac is None:
+        return None
+    mac_len = _MAC_LEN[suite.mac]
+
+    def data(records: list[_Record]) -> bytes:
+        out, protected = bytearray(), False
+        for r in records:
+            if protected and r.type == _APPDATA and len(r.body) >= mac_len:
+                out += r.body[:-mac_len]
+            protected = protected or r.type == _CCS
+        return bytes(out)
+
+    version = _VERSIONS.get(sh.version, f"0x{sh.version:04x}")
+    return DecryptedTls(client_data=data(client), server_data=data(server),
+                        description=f"{version} {suite.name} (in the clear)")
 
 
 def decrypt_tls(client_stream: bytes, server_stream: bytes,

@@ -274,7 +274,8 @@ async def _register_at(store: TrustStore, profile: PhoneProfile, mac: str, host:
     try:
         if transport == "tls":
             ctx = phone_client_context(profile.tls_versions, str(keylog) if keylog is not None else None,
-                                       identity=None if own is None else (own.cert(), own.key()))
+                                       identity=None if own is None else (own.cert(), own.key()),
+                                       authenticated_only=cfg.device_security_mode == 2)
             reader, writer = await open_tls_connection(host, port, ctx, timeout=timeout)
         else:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)

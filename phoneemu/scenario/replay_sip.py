@@ -7,7 +7,8 @@ Rules (spec §G.9 transport, §G.5 the registrar's certificate, §G.13 registrat
   parsed as it came (:class:`phoneemu.protocols.sip.SipStream`, the same limits; a malformed message
   ends what is read of that direction, named in ``problem``). Of a TLS connection the registrar's
   certificate is read from the server's plaintext handshake (TLS 1.0-1.2: the first certificate of
-  the Certificate message; TLS 1.3 sends it encrypted: not read), and with the key log its SIP is
+  the Certificate message; TLS 1.3 sends it encrypted: not read), its SIP read as it travelled when the
+  suite encrypts nothing (NULL-SHA: a phone in "Authenticated" mode, spec §G.14), else with the key log
   decrypted (:func:`phoneemu.net.tls_decrypt.decrypt_tls`) and parsed as above. At most
   :data:`MAX_CONNECTIONS` are kept (the rest counted), holding one copy of each distinct certificate,
   at most :data:`MAX_CERTIFICATES` of them (each within the scan's 16 KiB of a TLS start).
@@ -29,9 +30,10 @@ Rules (spec §G.9 transport, §G.5 the registrar's certificate, §G.13 registrat
 * **Calls** over a connection read (plain, or decrypted): each INVITE's SDP offer (``RTP/SAVP`` with the
   suites of its ``a=crypto`` lines, or ``RTP/AVP``) and the suite of the ``200``'s answer are set
   against §G.14 (:func:`phoneemu.phone.media_rules.decide_media_offer` on the transport the phone used):
-  the verdict *differs* when the phone sent SRTP keys over TCP (in the clear: "securely get sent via
-  encrypted signaling paths", seed), offered RTP where the rules give SRTP, or SRTP where they give RTP
-  (non-secure or authenticated device, a model without SRTP). At most :data:`MAX_CALLS` a connection.
+  the verdict *differs* when the phone sent SRTP keys over TCP or over TLS with NULL-SHA (in the clear:
+  "securely get sent via encrypted signaling paths", seed), offered RTP where the rules give SRTP, or
+  SRTP where they give RTP (non-secure or authenticated device, a model without SRTP). At most
+  :data:`MAX_CALLS` a connection.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from phoneemu.errors import DecodeError
-from phoneemu.net.tls_decrypt import KeyLog, decrypt_tls
+from phoneemu.net.tls_decrypt import KeyLog, decrypt_tls, read_in_clear
 from phoneemu.net.tls_handshake import client_certificate, device_of_certificate, server_certificate
 from phoneemu.protocols import sip
 from phoneemu.scenario._capture_flows import Endpoint
@@ -205,12 +207,15 @@ class SipCollector:
         device = device_of_certificate(client_certificate(client_stream))  # mutual TLS names the phone
         extra: dict[str, object] = {"certificate": cert, "tls": version, "readable": False,
                                     "problem": why or problem, "mac": device}
-        if self.secrets is not None and not problem:
-            try:
-                plain = decrypt_tls(client_stream, server_stream, self.secrets)
+        if not problem:
+            try:  # NULL-SHA ("Authenticated" mode) is read without the key log: it travels in the clear
+                plain = read_in_clear(client_stream, server_stream)
+                if plain is None and self.secrets is not None:
+                    plain = decrypt_tls(client_stream, server_stream, self.secrets)
             except DecodeError as exc:
                 extra["problem"] = "; ".join(p for p in (why, f"not decrypted: {exc}") if p)
-            else:
+                plain = None
+            if plain is not None:
                 if plain.client_data and not plain.client_data.startswith(b"REGISTER "):
                     return  # TVS, CAPF, HTTPS: not SIP (one the phone sent nothing on, refusing it, stays)
                 read = _read(plain.client_data, plain.server_data)
@@ -318,7 +323,10 @@ def _check_calls(cfg: DeviceConfig, profile: PhoneProfile, c: CapturedSip) -> tu
     d = media_rules.decide_media_offer(cfg, transport=c.transport, profile=profile)
     differs: list[str] = []
     for call in c.calls:
-        if call.offered == "srtp" and c.transport != "tls":
+        if call.offered == "srtp" and "NULL" in c.tls:
+            differs.append(f"{call.target}: SRTP keys sent over {c.tls} (TLS that encrypts nothing: in the "
+                           "clear)")
+        elif call.offered == "srtp" and c.transport != "tls":
             differs.append(f"{call.target}: SRTP keys sent over {c.transport} (in the clear; the rules give "
                            f"RTP: {d.rule})")
         elif call.offered == "srtp" and not d.accepted:

@@ -245,3 +245,25 @@ def _cbc_session(factory: pytest.TempPathFactory) -> tuple[bytes, bytes, Path]:
     if "cbc" not in _CACHE:
         _CACHE["cbc"] = session(factory.mktemp("cbc"), "1.0", "AES256-SHA", etm=False)
     return _CACHE["cbc"]
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.0"])
+def test_null_sha_is_read_in_clear_and_its_mac_checked_with_the_key_log(tmp_path: Path, version: str) -> None:
+    """NULL-SHA (CUCM's "Authenticated" security mode, spec §G.14): the application data travels in the
+    clear — read without the key log (``read_in_clear``, MAC unchecked) — and with the key log every
+    record's MAC is checked (a changed byte is refused). Other suites are not readable in clear."""
+    from phoneemu.net.tls_decrypt import read_in_clear
+
+    client, server, keylog = session(tmp_path, version, "NULL-SHA:@SECLEVEL=0")
+    assert b"QUERY" * 7 in client and b"ANSWER" * 300 in server  # on the wire as they are
+    seen = read_in_clear(client, server)
+    assert seen is not None and seen.client_data == b"QUERY" * 14 and seen.server_data == b"ANSWER" * 300
+    assert seen.description.endswith("NULL-SHA (in the clear)")
+    out = decrypt_tls(client, server, read_keylog(keylog))
+    assert out.client_data == b"QUERY" * 14 and out.description.endswith("NULL-SHA")
+    bad = bytearray(server)
+    bad[-30] ^= 1  # inside the last record's data: the MAC no longer matches
+    with pytest.raises(DecodeError, match="MAC mismatch"):
+        decrypt_tls(client, bytes(bad), read_keylog(keylog))
+    encrypted, encrypted_s, _ = session(tmp_path, "1.2", "AES256-SHA")
+    assert read_in_clear(encrypted, encrypted_s) is None
