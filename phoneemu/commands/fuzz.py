@@ -41,6 +41,11 @@ reads, a 401 challenge then the 200; sip-request: the REGISTERs the lab registra
 in their start line, header lines (removed, repeated, renamed, folded, hostile values), Content-Length,
 digest parameters and message order; the oracles: the phone registers only on a final 200 and never
 echoes a control character into its request, the registrar answers 200 only to a right digest.
+A call's media (spec §G.14): srtp — SRTP packets a phone receives (ours: a suite byte, then each packet
+with a 2-byte length), mutated in their header fields, tag, payload and order (replayed, reordered,
+dropped); no forged, modified or replayed packet may authenticate. sdp — the SDP answer a calling phone
+reads and the offer the lab's media resources read, mutated line by line (c=, m=, a=crypto tag, suite and
+key lies, control characters, line ends); the phone takes SRTP only with one crypto line it offered.
 A share of the mutants (--resign-ratio) is re-signed with the corpus key so it gets past the
 signature check; the rest keep a stale signature and must be rejected.
 
@@ -76,6 +81,8 @@ examples:
   phoneemu fuzz --format tvs-response --target phoneemu --runs 20000 --out /tmp/fztvs
   phoneemu fuzz --format capf --target-cmd "./capfparse {}" --runs 5000 --out /tmp/fzcapf
   phoneemu fuzz --format sip-response --target phoneemu --time 60 --out /tmp/fzsip
+  phoneemu fuzz --format srtp --target phoneemu --time 60 --out /tmp/fzsrtp
+  phoneemu fuzz --format sdp --target phoneemu --runs 20000 --out /tmp/fzsdp
   phoneemu fuzz --format itl --export-corpus /tmp/seeds    (seed files, their certificates and key)
   phoneemu fuzz --format itl --seed-dir ./fetched --target phoneemu --runs 5000 --out /tmp/fz
   phoneemu fuzz --format ctl --target-cmd "./ctlparse {}" --crash-exit 1,134 --runs 500 --out /tmp/fz
@@ -98,7 +105,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--format", required=True, choices=FORMATS, dest="fmt",
                    help="file format to mutate (firmware: signed loads, .loads/.cop.sgn, spec §D; "
                    "tvs-response, tvs-request, capf: TVS/CAPF messages, spec §E, §F; sip-response, "
-                   "sip-request: SIP REGISTER and its answers, spec §G.13)")
+                   "sip-request: SIP REGISTER and its answers, spec §G.13; srtp, sdp: a call's SRTP packets "
+                   "and SDP offer/answer, spec §G.14)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--target", metavar="phoneemu|MODULE:FUNCTION", help="in-process target")
     g.add_argument("--target-cmd", metavar="CMD", help='external command, "{}" = input file path')
@@ -245,8 +253,8 @@ def _handle(args: argparse.Namespace) -> int:
         if value is not None and not args.serve:
             raise EncodeError(f"{option} is for --serve (mutants served to a device under test)", path=option)
     if args.serve and args.fmt in MESSAGE_FORMATS and args.fmt != "sip-response":
-        raise EncodeError(f"only what a phone receives is served (files over TFTP/HTTP, sip-response to its "
-                          f"REGISTERs); {args.fmt} messages: fuzz them with --target or --target-cmd",
+        raise EncodeError(f"only files (over TFTP/HTTP) and sip-response (answers to a phone's REGISTERs) "
+                          f"are served; {args.fmt} messages: fuzz them with --target or --target-cmd",
                           path="--serve")
     if args.serve and args.fmt == "sip-response":
         for option, value in (("--http-port", args.http_port), ("--serve-root", args.serve_root)):
@@ -260,7 +268,7 @@ def _handle(args: argparse.Namespace) -> int:
     if args.target_cmd is not None:
         workdir = (args.out or Path(".")) / ".work"
         suffix = {"itl": ".tlv", "ctl": ".tlv", "sgn": ".sgn", "enc": ".enc.sgn",
-                  "firmware": ".loads"}.get(args.fmt, ".bin")
+                  "firmware": ".loads", "srtp": ".srtp", "sdp": ".sdp"}.get(args.fmt, ".bin")
         target = CommandTarget(args.target_cmd, workdir=workdir, suffix=suffix, timeout=args.timeout,
                                crash_exit=_crash_exit(args.crash_exit))
     elif args.target == "phoneemu":

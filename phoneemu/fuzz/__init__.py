@@ -5,6 +5,8 @@
 * :mod:`~phoneemu.fuzz.mutators` — structure-aware mutators; :class:`~phoneemu.fuzz.mutators.Mutator`.
 * :mod:`~phoneemu.fuzz.messages` — TVS and CAPF messages: seeds, mutation, our targets (spec §E, §F).
 * :mod:`~phoneemu.fuzz.sipmsg` — SIP REGISTER and its answers: seeds, mutation, our targets (spec §G.13).
+* :mod:`~phoneemu.fuzz.mediamsg` — a call's SRTP packets and SDP offers/answers: seeds, mutation, our
+  targets (spec §G.14).
 * :mod:`~phoneemu.fuzz.targets` — in-process callables, external commands, a device under test
   served over TFTP.
 * :mod:`~phoneemu.fuzz.engine` — the seeded, bounded loop with deduplication and crash saving.
@@ -20,7 +22,8 @@ __all__ = ["FILE_FORMATS", "FORMATS", "MESSAGE_FORMATS"]
 
 FILE_FORMATS = ("itl", "ctl", "sgn", "enc", "firmware")
 """Signed files: a TLV header (spec §A) and a body; mutated through :mod:`~phoneemu.fuzz.tlvtree`."""
-MESSAGE_FORMATS = ("tvs-response", "tvs-request", "capf", "sip-response", "sip-request")
+MESSAGE_FORMATS = ("tvs-response", "tvs-request", "capf", "sip-response", "sip-request", "srtp", "sdp")
 """TVS / CAPF messages (spec §E, §F): :mod:`~phoneemu.fuzz.messages`; SIP registration messages (§G.13):
-:mod:`~phoneemu.fuzz.sipmsg`."""
+:mod:`~phoneemu.fuzz.sipmsg`; SRTP packets and SDP descriptions of a call (§G.14):
+:mod:`~phoneemu.fuzz.mediamsg`."""
 FORMATS = FILE_FORMATS + MESSAGE_FORMATS

@@ -34,6 +34,7 @@ from phoneemu.formats import signed, trustlist
 from phoneemu.formats.header import FileSigner
 from phoneemu.formats.trustlist import Role, TrustRecord
 from phoneemu.fuzz import FORMATS, MESSAGE_FORMATS
+from phoneemu.fuzz.mediamsg import MEDIA_FORMATS, media_seeds
 from phoneemu.fuzz.messages import message_seeds
 from phoneemu.fuzz.sipmsg import SIP_FORMATS, sip_seeds
 
@@ -233,6 +234,9 @@ def build_corpus(fmt: str, *, bits: int = 1024) -> Corpus:
     elif fmt in SIP_FORMATS:
         named = sip_seeds(fmt)
         signer = ids["callmanager"]  # messages are not signed: nothing is re-signed
+    elif fmt in MEDIA_FORMATS:
+        named = media_seeds(fmt)
+        signer = ids["callmanager"]  # not signed (SRTP's keys are the module's fixed fuzzing keys)
     elif fmt in MESSAGE_FORMATS:
         named = message_seeds(fmt, certs.cert_der(ids["callmanager"].cert), certs.cert_der(ids["phone"].cert))
         signer = ids["callmanager"]  # messages are not signed: nothing is re-signed
@@ -259,7 +263,7 @@ MAX_SEED_FILES = 1000
 MAX_SEED_TOTAL = 64 << 20
 _SUFFIX = {"itl": ".tlv", "ctl": ".tlv", "sgn": ".sgn", "enc": ".enc.sgn", "firmware": ".loads",
            "tvs-response": ".bin", "tvs-request": ".bin", "capf": ".bin",
-           "sip-response": ".sip", "sip-request": ".sip"}
+           "sip-response": ".sip", "sip-request": ".sip", "srtp": ".srtp", "sdp": ".sdp"}
 
 
 def with_seed_files(corpus: Corpus, folder: Path) -> Corpus:

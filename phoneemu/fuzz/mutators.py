@@ -27,6 +27,7 @@ from phoneemu.errors import EncodeError
 from phoneemu.formats._tlv import unchecked
 from phoneemu.fuzz import MESSAGE_FORMATS
 from phoneemu.fuzz.corpus import Corpus
+from phoneemu.fuzz.mediamsg import SdpMutator, SrtpMutator
 from phoneemu.fuzz.messages import MessageMutator
 from phoneemu.fuzz.sipmsg import SIP_FORMATS, SipMutator
 from phoneemu.fuzz.tlvtree import (
@@ -665,9 +666,11 @@ class Mutator:
         if not 0.0 <= resign_ratio <= 1.0:
             raise EncodeError(f"resign ratio {resign_ratio} outside 0..1", path="resign_ratio")
         self.corpus = corpus
-        self.message: MessageMutator | SipMutator | None = None
-        if corpus.fmt in MESSAGE_FORMATS:  # TVS / CAPF / SIP messages: no signed header, nothing re-signed
-            kind = SipMutator if corpus.fmt in SIP_FORMATS else MessageMutator
+        self.message: MessageMutator | SipMutator | SrtpMutator | SdpMutator | None = None
+        if corpus.fmt in MESSAGE_FORMATS:  # TVS / CAPF / SIP / media messages: nothing re-signed
+            kind: type[MessageMutator | SipMutator | SrtpMutator | SdpMutator] = \
+                SipMutator if corpus.fmt in SIP_FORMATS else SrtpMutator if corpus.fmt == "srtp" \
+                else SdpMutator if corpus.fmt == "sdp" else MessageMutator
             self.message = kind(corpus.fmt, corpus.seeds, max_ops=max_ops)
             self.records = False
             self.names: tuple[str, ...] = kind.OPS

@@ -320,11 +320,14 @@ def phoneemu_callable(fmt: str, corpus: Corpus, *, round_trip: bool = True) -> C
 
         return run_enc
     from phoneemu.fuzz import MESSAGE_FORMATS
+    from phoneemu.fuzz.mediamsg import MEDIA_FORMATS, media_callable
     from phoneemu.fuzz.messages import message_callable
     from phoneemu.fuzz.sipmsg import SIP_FORMATS, sip_callable
 
     if fmt in SIP_FORMATS:
         return sip_callable(fmt)
+    if fmt in MEDIA_FORMATS:
+        return media_callable(fmt, round_trip=round_trip)
     if fmt in MESSAGE_FORMATS:
         from phoneemu.crypto import certs
 

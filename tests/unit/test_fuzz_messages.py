@@ -17,6 +17,7 @@ from phoneemu.errors import DecodeError, VerificationError
 from phoneemu.fuzz import MESSAGE_FORMATS
 from phoneemu.fuzz.corpus import build_corpus
 from phoneemu.fuzz.engine import FuzzConfig, fuzz, input_for
+from phoneemu.fuzz.mediamsg import SdpMutator, SrtpMutator
 from phoneemu.fuzz.messages import MessageMutator
 from phoneemu.fuzz.mutators import Mutator
 from phoneemu.fuzz.sipmsg import SipMutator
@@ -46,7 +47,8 @@ def test_mutants_are_deterministic_and_use_every_op(fmt: str) -> None:
         assert not a.resigned
         ops.update(a.ops)
     assert set(mut.names) <= ops
-    assert mut.names == (SipMutator.OPS if fmt.startswith("sip") else MessageMutator.OPS)
+    assert mut.names == {"srtp": SrtpMutator.OPS, "sdp": SdpMutator.OPS}.get(
+        fmt, SipMutator.OPS if fmt.startswith("sip") else MessageMutator.OPS)
 
 
 def test_lies_are_named_where() -> None:
