@@ -265,8 +265,10 @@ def test_a_client_that_closes_right_after_its_handshake_is_not_a_warning_storm(
     handled: list[bool] = []
 
     async def reader_side(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        assert await reader.read(5) == b""  # end of file, seen by the handler
-        handled.append(True)
+        try:
+            await reader.read(5)  # end of file, seen by the handler (or, under load, a reset)
+        finally:
+            handled.append(True)
 
     def close_at_once(port: int) -> None:  # blocking: nothing runs between the handshake and the close
         ctx = ssl.create_default_context()
@@ -276,17 +278,19 @@ def test_a_client_that_closes_right_after_its_handshake_is_not_a_warning_storm(
             ctx.wrap_socket(raw).close()
 
     async def main() -> None:
-        async with TlsServer(reader_side, server_context(cert, key), HOST, 0, name="capf") as srv:
+        async with TlsServer(reader_side, server_context(cert, key), HOST, 0, name="capf",
+                             on_handshake_error=lambda _peer, why: refused.append(why)) as srv:
             for _ in range(5):
                 await asyncio.to_thread(close_at_once, srv.port)
-            for _ in range(500):  # every connection handled (a loaded machine takes its time), 5 s at most
-                if len(handled) == 5:
+            for _ in range(500):  # every connection done with (a loaded machine takes its time), 5 s at most
+                if len(handled) + len(refused) == 5:
                     break
                 await asyncio.sleep(0.01)
 
+    refused: list[str] = []  # (under load the close can overtake the server's last handshake read)
     with caplog.at_level(logging.WARNING):
         run(main())
-    assert len(handled) == 5
+    assert handled and len(handled) + len(refused) == 5, refused
     assert not [r for r in caplog.records if "eof_received" in r.getMessage()]
 
 
