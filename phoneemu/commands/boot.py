@@ -380,7 +380,8 @@ def handler(args: argparse.Namespace) -> int:
                 doc["sip"] = sip_doc
             if args.call is not None:
                 doc["call"] = None if call_result is None else {
-                    k: v for k, v in dataclasses.asdict(call_result).items() if k != "registration"}
+                    **{k: v for k, v in dataclasses.asdict(call_result).items() if k != "registration"},
+                    "ways_out": ways_out_json(call_result.rule, "media")}
             print(json.dumps(doc, indent=2))
         else:
             known = {"DIR": str(args.lab) if args.lab is not None else None,
@@ -394,6 +395,8 @@ def handler(args: argparse.Namespace) -> int:
                         print(line)
             if args.call is not None and sip_result is not None and sip_result.registered:
                 print(_call_line(call_result))
+                for line in way_out_lines(call_result.rule if call_result else "", "media", fill=fill):
+                    print(line)
         hint = unanswered_hint(report, target)
         if hint is not None:
             print(f"phoneemu boot: {hint}", file=sys.stderr)

@@ -512,6 +512,9 @@ class FleetMetrics:
             # registrations refused (kind "sip": not a lockout, the phone boots): e.g. a CallManager
             # certificate its CTL lacks until it resets
             "sip_ways_out": ways_out_doc({(rule, "sip"): n for rule, n in self.sip.by_rule.items()}),
+            # calls without SRTP (kind "media"): a security profile not Encrypted, no mixed mode, media
+            # changed on the path
+            "media_ways_out": ways_out_doc({(rule, "media"): n for rule, n in self.media.by_rule.items()}),
         }
 
     def model_counts(self) -> dict[str, dict[str, int]]:
@@ -536,6 +539,7 @@ class FleetMetrics:
         lines += self.sip.lines("SIP")
         lines += ways_out_text(s["sip_ways_out"], fill)
         lines += self.media.lines("Media")
+        lines += ways_out_text(s["media_ways_out"], fill)
         if s["files_over"]:
             lines.append("files received: "
                          + ", ".join(f"{v} over {k.upper()}" for k, v in s["files_over"].items()))

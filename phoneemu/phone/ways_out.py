@@ -20,7 +20,10 @@ choice of ways per rule is ours, from the seed chapter and the scenarios that re
 * not a lockout — the phone boots, it does not register (kind ``sip``): a registrar certificate its CTL
   lacks (§G.5: the CallManager certificate regenerated, the CTL not updated or the phone not reset): the
   CTL updated and the phone reset; its LSC refused by the registrar (§F.9: the CAPF certificate
-  regenerated): a new LSC from the current CAPF.
+  regenerated): a new LSC from the current CAPF;
+* not a lockout — the call carries RTP or no media (kind ``media``, §G.14): a security profile that is not
+  Encrypted: set it; encrypted mode signalling over TCP (no CTL): mixed mode; SRTP whose tags fail (the
+  media changed on the path): find what changes it.
 
 Lab commands are written with ``DIR`` (the cluster), ``OLD``/``NEW`` (two clusters) and ``FLASH``
 (an emulated phone's flash) for the user to fill in; tests parse each one with the real CLI. Where many
@@ -129,6 +132,25 @@ _NEW_LSC = WayOut(
     "Authentication)",
     "phoneemu lab capf DIR install --mac MAC --auth-mode null-string", "sip-tls-mutual-authentication")
 
+_ENCRYPTED_PROFILE = WayOut(
+    "the phone's security profile is Non Secure or Authenticated (media encryption needs encrypted "
+    "signalling)",
+    "set the device security mode of its phone security profile to Encrypted, the cluster in mixed mode, "
+    "and reset the phone: it registers over TLS and offers SRTP keys of its own (seed: Media Encryption)",
+    "phoneemu lab security-mode DIR --mac MAC encrypted", "media-encryption-needs-encrypted-signalling")
+_MIXED_MODE = WayOut(
+    "encrypted phones on a cluster not in mixed mode (no CallManager certificate in a CTL: they signal over "
+    "TCP and send no keys)",
+    "put the cluster in mixed mode (utils ctl set-cluster mixed-mode) and reset the phones: each fetches "
+    "the CTL, registers over TLS and calls with SRTP (seed: Signaling Authentication, Media Encryption)",
+    "phoneemu lab mixed-mode DIR on", "media-encryption-needs-encrypted-signalling")
+_MEDIA_PATH = WayOut(
+    "SRTP packets arrive whose authentication tag fails (changed on the path: an ALG, an SBC or an "
+    "attacker rewriting media; the phone drops them, the call is silent)",
+    "find and stop what changes the media between the endpoints; then call again and check that every "
+    "packet authenticates (seed: AES 256 Support in SRTP SIP Call Signaling)",
+    "phoneemu boot --lab DIR --flash FLASH --register --call moh", "srtp-tampered-media-dropped")
+
 _ITL_WAYS: dict[str, tuple[WayOut, ...]] = {
     "G.3.4-tvs-unknown-signer": (_EXPORT, _ROLLBACK, _ITL_RESET, _DELETE),
     "G.3.4-tvs-unreachable": (_TVS_BACK, _ROLLBACK, _ITL_RESET, _DELETE),
@@ -161,15 +183,23 @@ _SIP_WAYS: dict[str, tuple[WayOut, ...]] = {
     "G.13-device-cert-refused": (_NEW_LSC,),
 }
 
-#: Every rule with ways out, by the kind of file it rejected, or ``sip`` for a registration refused
-#: (tests check the names against the rule ids, the scenarios and the CLI).
+_MEDIA_WAYS: dict[str, tuple[WayOut, ...]] = {
+    "G.14-rtp-not-encrypted-mode": (_ENCRYPTED_PROFILE,),
+    "G.14-rtp-signalling-not-tls": (_MIXED_MODE,),
+    "G.14-media-unauthenticated": (_MEDIA_PATH,),
+}
+
+#: Every rule with ways out, by the kind of file it rejected, ``sip`` for a registration refused, or
+#: ``media`` for a call without SRTP (tests check the names against the rule ids, the scenarios and the CLI).
 WAYS_BY_KIND: dict[str, dict[str, tuple[WayOut, ...]]] = {"ITL": _ITL_WAYS, "CTL": _CTL_WAYS,
-                                                          "config": _CONFIG_WAYS, "sip": _SIP_WAYS}
+                                                          "config": _CONFIG_WAYS, "sip": _SIP_WAYS,
+                                                          "media": _MEDIA_WAYS}
 
 
 def ways_out(rule: str, kind: str) -> tuple[WayOut, ...]:
     """The ways out of a lockout decided by ``rule`` on a file of ``kind`` (``ITL``, ``CTL`` or
-    ``config``), or of a registration refused (``sip``); none for a rule that no procedure addresses."""
+    ``config``), of a registration refused (``sip``) or of a call without SRTP (``media``); none for a
+    rule that no procedure addresses."""
     return WAYS_BY_KIND.get(kind, {}).get(rule, ())
 
 
@@ -221,7 +251,7 @@ def ways_out_text(doc: list[dict[str, Any]], fill: Mapping[str, str] | None = No
     lines: list[str] = []
     for entry in doc:
         n = entry["phones"]
-        what = "not registered" if entry["kind"] == "sip" else "locked out"
+        what = {"sip": "not registered", "media": "calling without SRTP"}.get(entry["kind"], "locked out")
         lines.append(f"ways out of {entry['rule']} ({entry['kind']}; {n} phone{'s' if n != 1 else ''} "
                      f"{what}):")
         lines += way_out_lines(entry["rule"], entry["kind"], fill=fill, fleet=True)

@@ -289,6 +289,9 @@ def test_boot_call_exchanges_srtp_in_encrypted_mode_and_rtp_otherwise(tmp_path: 
             assert rc == 0, out
             assert "Call:      moh: media rtp: G.14-rtp-not-encrypted-mode" in out
             assert "sent 4, received 4 (authenticated 0, refused 0); far end: received=4 " in out
+            assert "  way out (the phone's security profile is Non Secure or Authenticated" in out
+            assert f"    lab: phoneemu lab security-mode {c.root} --mac {MAC} encrypted   rehearse: " \
+                "phoneemu run scenarios/media-encryption-needs-encrypted-signalling.yaml" in out
             c.set_security_mode([MAC], "encrypted", now=NOW)
             c.set_mixed_mode(True, now=NOW)
             rc, out, _err = await cli("boot", "--json", *common, "--call", "ivr")

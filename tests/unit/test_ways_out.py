@@ -23,7 +23,8 @@ _SAMPLES = {"DIR": "/tmp/lab", "OLD": "/tmp/old", "NEW": "/tmp/new", "CENTRAL": 
 def test_every_rule_is_a_lockout_rule_a_phone_decides() -> None:
     for kind, rule, _way in _ALL:
         assert rule in RULE_IDS, rule
-        want = {"ITL": ("G.3",), "CTL": ("G.3",), "config": ("G.4",), "sip": ("G.5-sip", "G.13")}[kind]
+        want = {"ITL": ("G.3",), "CTL": ("G.3",), "config": ("G.4",), "sip": ("G.5-sip", "G.13"),
+                "media": ("G.14",)}[kind]
         assert rule.startswith(want), (kind, rule)
 
 
