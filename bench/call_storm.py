@@ -30,17 +30,10 @@ import tempfile
 import time
 from pathlib import Path
 
-START = "0A0000000000"
+if __package__ in (None, ""):  # run as a script: the repository root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def _phoneemu(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "phoneemu", *args], check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, timeout=3600)
-
-
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+from bench.capf_storm import START, _cpu_s, _phoneemu  # the CAPF storm's way of running phoneemu
 
 
 def _wait_ports(serve: subprocess.Popen[str]) -> None:
