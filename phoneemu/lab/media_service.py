@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -130,7 +129,7 @@ class MediaResources:
     async def invite(self, msg: sip.SipMessage, *, peer_host: str, local_host: str, over_tls: bool,
                      device: str) -> bytes:
         """The response to an authenticated INVITE from ``peer_host`` that came to ``local_host``."""
-        user = (msg.uri or "").split(":", 1)[-1].split("@", 1)[0].lower()
+        user = sip.request_user(msg).lower()
         if user not in RESOURCES:
             self._log(device, "not-found", f"no media resource {user[:40]!r} (moh, annunciator, ivr)")
             return _response(msg, 404)
@@ -209,11 +208,7 @@ class MediaResources:
             return
         call.played = True
         tampered = self.tamper()
-        ssrc, seq, ts = secrets.randbits(32), secrets.randbelow(1 << 15), secrets.randbits(31)
-        for n in range(call.packets):
-            packet = rtp.build_rtp(rtp.RtpPacket(payload_type=0, sequence=(seq + n) & 0xFFFF,
-                                                 timestamp=(ts + 160 * n) & 0xFFFFFFFF, ssrc=ssrc,
-                                                 marker=n == 0, payload=rtp.g711_tone(n)))
+        for packet in rtp.tone_packets(call.packets):
             wire = call.send.protect(packet) if call.send is not None else packet
             if tampered:  # an attacker on the path: one payload byte flipped
                 wire = wire[:12] + bytes([wire[12] ^ 0x5A]) + wire[13:]

@@ -31,24 +31,23 @@ import contextlib
 import dataclasses
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from phoneemu.crypto import srtp
 from phoneemu.errors import DecodeError, EncodeError, TransportError
 from phoneemu.phone import media_rules
 from phoneemu.phone.events import Decision, EventLog
+from phoneemu.phone.media_port import MEDIA_WAIT, Received, RtpPort, send_tone
 from phoneemu.phone.profile import PhoneProfile
 from phoneemu.phone.sip import DigestCache, SipResult, SipSession, answer_challenge, exchange, register
 from phoneemu.phone.store import TrustStore
-from phoneemu.protocols import rtp, sdp, sip
+from phoneemu.protocols import sdp, sip
 from phoneemu.protocols.media import AVP, SAVP
 
 __all__ = ["MAX_CALL_PACKETS", "CallResult", "place_call"]
 
 MAX_CALL_PACKETS = 1000
-#: seconds the phone waits for the far end's packets after its own (ours)
-MEDIA_WAIT = 5.0
 _PACKETS_HEADER = "X-Phoneemu-Packets"
 _MEDIA_HEADER = "X-Phoneemu-Media"
 #: answers after which the phone ends the call at once (no media)
@@ -81,44 +80,6 @@ class CallResult:
         """Media came from the far end, readable (over SRTP: authenticated): the call did its job."""
         return self.rule not in media_rules.NO_MEDIA and self.registration is not None and \
             self.registration.registered
-
-
-@dataclass(kw_only=True, slots=True)
-class _Received:
-    """What came to the phone's RTP port from the far end (counted, not kept)."""
-
-    source: tuple[str, int] | None = None
-    context: srtp.SrtpContext | None = None
-    received: int = 0
-    authenticated: int = 0
-    refused: int = 0
-    refusal: str = ""
-    enough: int = 0
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def take(self, data: bytes, addr: tuple[str, int]) -> None:
-        if self.source is None or (addr[0], addr[1]) != self.source:
-            return
-        self.received += 1
-        try:
-            if self.context is not None:
-                self.context.unprotect(data)
-                self.authenticated += 1
-            else:
-                rtp.parse_rtp(data)
-        except DecodeError as exc:
-            self.refused += 1
-            self.refusal = self.refusal or exc.message
-        if self.received >= self.enough:
-            self.done.set()
-
-
-class _RtpPort(asyncio.DatagramProtocol):
-    def __init__(self, received: _Received) -> None:
-        self.received = received
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.received.take(data, addr)
 
 
 async def place_call(store: TrustStore, profile: PhoneProfile, mac: str, host: str | None, *, target: str,
@@ -232,10 +193,10 @@ class _Call:
         offer_d = self._log(media_rules.decide_media_offer(cfg, transport=self.s.transport,
                                                            profile=self.profile))
         loop = asyncio.get_running_loop()
-        received = _Received(enough=self.packets)
+        received = Received(enough=self.packets)
         local_host = self.s.writer.get_extra_info("sockname")[0]
         try:
-            transport, _ = await loop.create_datagram_endpoint(lambda: _RtpPort(received),
+            transport, _ = await loop.create_datagram_endpoint(lambda: RtpPort(received),
                                                                local_addr=(local_host, 0))
         except OSError as exc:
             return self._end(_refused(f"no RTP port on {local_host}: {exc}"))
@@ -246,7 +207,7 @@ class _Call:
         finally:
             transport.close()
 
-    async def _converse(self, offer_d: Decision, transport: asyncio.DatagramTransport, received: _Received,
+    async def _converse(self, offer_d: Decision, transport: asyncio.DatagramTransport, received: Received,
                         local_host: str) -> CallResult:
         keys: dict[int, tuple[str, bytes, bytes]] = {}
         crypto: list[sdp.Crypto] = []
@@ -286,7 +247,7 @@ class _Call:
         self._ack(resp)
         if answer_d is not offer_d:
             self._log(answer_d)
-        sent = self._send_media(transport, send, (answer.address, answer.port))
+        sent = send_tone(transport, send, (answer.address, answer.port), self.packets)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(received.done.wait(), MEDIA_WAIT)
         far_end = await self._bye()
@@ -298,16 +259,6 @@ class _Call:
         return self._end(verdict, media=media, suite=srtp_suite, offered=offered, status=200, sent=sent,
                          received=received.received, authenticated=received.authenticated,
                          refused=received.refused, refusal=received.refusal, far_end=far_end)
-
-    def _send_media(self, transport: asyncio.DatagramTransport, send: srtp.SrtpContext | None,
-                    to: tuple[str, int]) -> int:
-        ssrc, seq, ts = secrets.randbits(32), secrets.randbelow(1 << 15), secrets.randbits(31)
-        for n in range(self.packets):
-            packet = rtp.build_rtp(rtp.RtpPacket(payload_type=0, sequence=(seq + n) & 0xFFFF,
-                                                 timestamp=(ts + 160 * n) & 0xFFFFFFFF, ssrc=ssrc,
-                                                 marker=n == 0, payload=rtp.g711_tone(n)))
-            transport.sendto(send.protect(packet) if send is not None else packet, to)
-        return self.packets
 
     async def _bye(self) -> str:
         """BYE; what the far end reported of the phone's media ("" when it said nothing)."""

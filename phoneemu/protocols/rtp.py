@@ -29,6 +29,8 @@ Rules:
 from __future__ import annotations
 
 import math
+import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from phoneemu.errors import DecodeError, EncodeError
@@ -44,6 +46,7 @@ __all__ = [
     "header_length",
     "linear_to_ulaw",
     "parse_rtp",
+    "tone_packets",
 ]
 
 FMT = "rtp"
@@ -211,3 +214,13 @@ def g711_tone(n: int, *, samples: int = 160) -> bytes:
     start = (n * samples) % _TONE_PERIOD
     cycles = -(-(start + samples) // _TONE_PERIOD)
     return (_TONE * cycles)[start:start + samples]
+
+
+def tone_packets(count: int) -> Iterator[bytes]:
+    """``count`` RTP packets of a 20 ms G.711 µ-law 1 kHz tone (payload type 0), one stream: a random
+    SSRC, sequence and timestamp start (RFC 3550 §5.1), the first marked — what an emulated call sends."""
+    ssrc, seq, ts = secrets.randbits(32), secrets.randbelow(1 << 15), secrets.randbits(31)
+    for n in range(count):
+        yield build_rtp(RtpPacket(payload_type=0, sequence=(seq + n) & 0xFFFF,
+                                  timestamp=(ts + 160 * n) & 0xFFFFFFFF, ssrc=ssrc, marker=n == 0,
+                                  payload=g711_tone(n)))
