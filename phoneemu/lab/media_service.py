@@ -16,10 +16,11 @@ BYE of a device it has authenticated. Rules:
   ``RTP/SAVP`` and one ``a=crypto`` line — the offered tag and suite, the resource's own fresh master
   key; any other offer gets ``RTP/AVP`` (the fall-back to RTP; over TCP the keys would travel in the
   clear, so the lab does not use them).
-* Media (ours): on the ACK the resource plays, at once, as many 20 ms G.711 packets of a 1 kHz tone as the
-  INVITE's ``X-Phoneemu-Packets`` asks (1..:data:`MAX_PACKETS`, default 10) from the port of its answer to
-  the phone's; it counts the phone's packets (authenticated with the phone's key over SRTP). The ``200``
-  to the BYE reports them: ``X-Phoneemu-Media: received=N authenticated=N refused=N`` (ours).
+* Media (ours): on the ACK the resource plays, at once, as many 20 ms G.711 packets of a 1 kHz tone as
+  the INVITE's ``X-Phoneemu-Packets`` asks (:func:`phoneemu.protocols.media.packets_asked`: 1..1000,
+  default 10) from the port of its answer to the phone's; it counts the phone's packets (authenticated
+  with the phone's key over SRTP). The ``200`` to the BYE reports them: ``X-Phoneemu-Media: received=N
+  authenticated=N refused=N`` (ours).
 * ``tamper()`` (a scenario's ``network: {tamper_media: true}``): every packet the resource plays has one
   payload byte flipped on its way, as an attacker on the path would — SRTP phones drop them all, RTP
   phones play them.
@@ -38,23 +39,25 @@ from dataclasses import dataclass, field
 from phoneemu.crypto import srtp
 from phoneemu.errors import DecodeError
 from phoneemu.protocols import rtp, sdp, sip
-from phoneemu.protocols.media import AVP, SAVP, SRTP_PREFERENCE, negotiate_suite
+from phoneemu.protocols.media import (
+    AVP,
+    MEDIA_HEADER,
+    PACKETS_HEADER,
+    SAVP,
+    SRTP_PREFERENCE,
+    negotiate_suite,
+    packets_asked,
+)
 
-__all__ = ["MAX_CALLS", "MAX_PACKETS", "MEDIA_HEADER", "PACKETS_HEADER", "RESOURCES", "MediaResources"]
+__all__ = ["MAX_CALLS", "RESOURCES", "MediaResources"]
 
 _log = logging.getLogger("phoneemu.lab.media")
 
 #: the lab's media resources, by the user part of the request URI (ours)
 RESOURCES = {"moh": "music on hold", "annunciator": "annunciator", "ivr": "IVR"}
 MAX_CALLS = 256
-MAX_PACKETS = 1000
-DEFAULT_PACKETS = 10
 #: seconds a BYE's answer waits for the phone's packets still on their way (ours)
 BYE_WAIT = 1.0
-#: what the phone asks the resource to play (ours)
-PACKETS_HEADER = "X-Phoneemu-Packets"
-#: what the resource counted of the phone's packets, in its 200 to the BYE (ours)
-MEDIA_HEADER = "X-Phoneemu-Media"
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 415: "Unsupported Media Type",
             481: "Call/Transaction Does Not Exist", 488: "Not Acceptable Here", 503: "Service Unavailable"}
 
@@ -147,7 +150,7 @@ class MediaResources:
         if len(self._calls) >= MAX_CALLS and (msg.header("call-id") or "") not in self._calls:
             self._log(device, "busy", f"{MAX_CALLS} calls already")
             return _response(msg, 503)
-        packets = _packets(msg.header(PACKETS_HEADER))
+        packets = packets_asked(msg.header(PACKETS_HEADER))
         answer, call = self._answer(offer, over_tls=over_tls, resource=user, device=device, packets=packets,
                                     host=local_host)
         self._drop(msg.header("call-id") or "")
@@ -246,14 +249,6 @@ class MediaResources:
         """End every call (the lab stops)."""
         for call_id in list(self._calls):
             self._drop(call_id)
-
-
-def _packets(value: str | None) -> int:
-    """The packets a call asks for (``X-Phoneemu-Packets``), 1..MAX_PACKETS, default 10."""
-    text = (value or "").strip()
-    if not text.isascii() or not text.isdigit() or len(text) > 6:
-        return DEFAULT_PACKETS
-    return max(1, min(MAX_PACKETS, int(text)))
 
 
 def _quoted(text: str) -> str:

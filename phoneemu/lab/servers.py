@@ -94,6 +94,7 @@ from typing import Any, TypeVar
 from cryptography import x509
 
 from phoneemu.errors import PhoneEmuError, TransportError
+from phoneemu.lab.call_relay import CallRelay
 from phoneemu.lab.capf_service import CAPF_LOCK_WAIT_S, CapfHandler, CapfSessionLog
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.https_service import HttpsAppHandler
@@ -311,9 +312,10 @@ class LabServers:
         self.sip: TlsServer | None = None
         self.sips: TlsServer | None = None
         self.media = MediaResources(on_log=self._on_media, tamper=lambda: self.network.tamper_media)
+        self.relay = CallRelay(answer_timeout=io_timeout, on_log=self._on_relay)
         self.sip_handler = SipRegistrar(self._sip_credentials, clock=clock, read_timeout=io_timeout,
                                         on_log=self._on_sip, on_registered=self._on_registered,
-                                        media=self.media)
+                                        media=self.media, relay=self.relay)
         #: MAC -> (the ITL checksum it reported at its last registration, when): spec §G.1, ``lab show``'s
         #: ITL File Status once ``lab serve`` has written them (``registrations.json``, every watch interval)
         self.registrations: dict[str, tuple[str, int]] = {}
@@ -832,6 +834,10 @@ class LabServers:
 
     def _on_media(self, device: str, outcome: str, detail: str) -> None:
         self._record(RequestLog(service="media", peer="", name=device, outcome=outcome, detail=detail,
+                                time=time.time()))
+
+    def _on_relay(self, device: str, outcome: str, detail: str) -> None:
+        self._record(RequestLog(service="relay", peer="", name=device, outcome=outcome, detail=detail,
                                 time=time.time()))
 
     def _on_capf(self, e: CapfSessionLog) -> None:

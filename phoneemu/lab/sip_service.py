@@ -26,7 +26,9 @@ as CCM+TFTP (spec §G.5). Rules (spec §G.13, from the seed chapter's "Digest Au
 * Wrong user, realm, URI or response: ``401`` with a fresh challenge (RFC 2617; the phone gives up).
   A call's INVITE and BYE are authenticated the same way (certificate over TLS, digest: CUCM challenges
   every request, spec §G.13) and go, with the ACK, to the lab's media resources (``media``,
-  :mod:`.media_service`, spec §G.14). Another method (a call's too, without ``media``): ``405``.
+  :mod:`.media_service`, spec §G.14) or, to ``sip:SEP<MAC>@…`` of a phone registered on an open
+  connection, on to that phone (``relay``, :mod:`.call_relay`: CUCM between the two). Another method (a
+  call's too, without either): ``405``.
   A malformed message: ``400`` and the connection is closed. At most
   :data:`MAX_NONCES` nonces are kept (the oldest go first); memory per connection is bounded by the
   message limits of :mod:`phoneemu.protocols.sip`.
@@ -50,6 +52,7 @@ from cryptography.x509.oid import NameOID
 
 from phoneemu.crypto import certs
 from phoneemu.errors import DecodeError
+from phoneemu.lab.call_relay import CallRelay
 from phoneemu.lab.media_service import MediaResources
 from phoneemu.lab.registrations import ITL_HASH_HEADER, reported_itl
 from phoneemu.net.tls import peer_certificate_der
@@ -64,7 +67,11 @@ _log = logging.getLogger("phoneemu.lab.sip")
 NONCE_VALIDITY_S = 600
 MAX_NONCES = 10_000
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-            405: "Method Not Allowed"}
+            405: "Method Not Allowed", 481: "Call/Transaction Does Not Exist"}
+
+
+#: a phone's device name as a request's user (``SEP<MAC>``): a call to another phone (:mod:`.call_relay`)
+_PHONE_USER = re.compile(r"SEP[0-9A-Fa-f]{12}")
 
 
 def _host(address: str) -> str:
@@ -99,7 +106,7 @@ class SipRegistrar:
                  nonce_validity: int = NONCE_VALIDITY_S,
                  on_log: Callable[[str, str, str, str], None] | None = None,
                  on_registered: Callable[[str, str | None], None] | None = None,
-                 media: MediaResources | None = None) -> None:
+                 media: MediaResources | None = None, relay: CallRelay | None = None) -> None:
         self.credentials = credentials
         self.clock = clock if clock is not None else (lambda: int(time.time()))
         self.read_timeout = read_timeout
@@ -107,6 +114,7 @@ class SipRegistrar:
         self.on_log = on_log
         self.on_registered = on_registered
         self.media = media
+        self.relay = relay
         self._nonces: collections.OrderedDict[str, list[int]] = collections.OrderedDict()  # issued, last nc
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -126,10 +134,16 @@ class SipRegistrar:
                         return
                     stream.feed(chunk)
                     continue
+                if msg.status is not None:  # a phone's response to a call relayed to it
+                    if self.relay is not None:
+                        self.relay.response(msg)
+                    continue
                 reply = await self.respond(msg, peer, over_tls=over_tls, device_cert=device_cert, local=local)
                 if reply:
                     writer.write(reply)
                     await writer.drain()
+                if self.relay is not None and msg.method == "REGISTER" and reply.startswith(b"SIP/2.0 200 "):
+                    self.relay.line_up(f"SEP{sip.device_mac(msg)}", writer, over_tls=over_tls, local=local)
         except DecodeError as exc:
             self._log(peer, "?", "malformed", str(exc))
             writer.write(sip.build_message("SIP/2.0 400 Bad Request", []))
@@ -137,6 +151,8 @@ class SipRegistrar:
         except (TimeoutError, ConnectionError, OSError):
             return
         finally:
+            if self.relay is not None:
+                self.relay.line_down(writer)
             writer.close()
 
     def _nonce(self) -> str:
@@ -172,19 +188,30 @@ class SipRegistrar:
         """The response to one request: a call's INVITE, ACK (none) and BYE go to the media resources
         (:mod:`.media_service`) once the device is authenticated as for a REGISTER; the rest
         :meth:`answer`. ``peer`` / ``local``: the connection's two ends (``HOST:PORT``)."""
-        if self.media is None or msg.method not in ("INVITE", "ACK", "BYE"):
+        relay, media = self.relay, self.media
+        if (media is None and relay is None) or msg.method not in ("INVITE", "ACK", "BYE"):
             return self.answer(msg, peer, over_tls=over_tls, device_cert=device_cert)
         if msg.method == "ACK":  # never answered, never challenged (RFC 3261 §17.1.1.3, §22.1)
-            self.media.ack(msg)
+            if relay is not None and relay.owns(msg):
+                relay.ack(msg)
+            elif media is not None:
+                media.ack(msg)
             return b""
         device, refusal = self._admit(msg, peer, over_tls=over_tls, device_cert=device_cert,
                                       outcome="authenticated")
         if refusal is not None:
             return refusal
         if msg.method == "BYE":
-            return await self.media.bye(msg)
-        return await self.media.invite(msg, peer_host=_host(peer), local_host=_host(local), over_tls=over_tls,
-                                       device=device)
+            if relay is not None and relay.owns(msg):
+                return await relay.bye(msg)
+            return await media.bye(msg) if media is not None else self._response(msg, 481)
+        user = sip.request_user(msg)
+        if relay is not None and (relay.reaches(user) or _PHONE_USER.fullmatch(user)):  # another phone
+            return await relay.invite(msg, user=user, caller_tls=over_tls, device=device)
+        if media is None:
+            return self._response(msg, 404)
+        return await media.invite(msg, peer_host=_host(peer), local_host=_host(local), over_tls=over_tls,
+                                  device=device)
 
     def _admit(self, msg: sip.SipMessage, peer: str, *, over_tls: bool, device_cert: bytes | None,
                outcome: str) -> tuple[str, bytes | None]:

@@ -43,13 +43,11 @@ from phoneemu.phone.profile import PhoneProfile
 from phoneemu.phone.sip import DigestCache, SipResult, SipSession, answer_challenge, exchange, register
 from phoneemu.phone.store import TrustStore
 from phoneemu.protocols import sdp, sip
-from phoneemu.protocols.media import AVP, SAVP
+from phoneemu.protocols.media import AVP, MEDIA_HEADER, PACKETS_HEADER, SAVP
 
 __all__ = ["MAX_CALL_PACKETS", "CallResult", "place_call"]
 
 MAX_CALL_PACKETS = 1000
-_PACKETS_HEADER = "X-Phoneemu-Packets"
-_MEDIA_HEADER = "X-Phoneemu-Media"
 #: answers after which the phone ends the call at once (no media)
 _ENDS_CALL = ("G.14-answer-refused", "G.14-media-refused")
 
@@ -153,7 +151,7 @@ class _Call:
             ("User-Agent", "phoneemu"),
         ]
         if method == "INVITE":
-            headers += [("Content-Type", "application/sdp"), (_PACKETS_HEADER, str(self.packets))]
+            headers += [("Content-Type", "application/sdp"), (PACKETS_HEADER, str(self.packets))]
         if authorize and self.s.creds is not None and self.s.cache.challenge is not None:
             headers.append(("Authorization", answer_challenge(self.s.cache, self.s.cache.challenge,
                                                               self.s.creds, method=method, uri=self.uri)))
@@ -263,4 +261,4 @@ class _Call:
     async def _bye(self) -> str:
         """BYE; what the far end reported of the phone's media ("" when it said nothing)."""
         resp = await self._transaction("BYE")
-        return (resp.header(_MEDIA_HEADER) or "")[:200] if resp.status == 200 else ""
+        return (resp.header(MEDIA_HEADER) or "")[:200] if resp.status == 200 else ""

@@ -29,6 +29,14 @@ Rules:
   ``G.14-answer-refused`` (the phone ends the call); a stream answered with port 0 is
   ``G.14-media-refused``.
 
+* **Called** (:func:`decide_incoming`: a phone answering another's call, the offer relayed by the
+  CallManager): a stream refused (port 0) or without G.711 → ``G.14-media-refused``; when the phone's own
+  offer rule allows SRTP and the offer carries a usable ``a=crypto`` line (no MKI, a key of the right
+  length) of a suite both support (the §G.14 table) → ``G.14-srtp``, answered with the offered tag and a
+  key of its own; when its rule allows SRTP but the offer has none it can use → ``G.14-rtp-fallback``
+  ("if at least one device does not support SRTP, the system uses an RTP connection"); otherwise its
+  own rule (RTP).
+
 * **Media** (:func:`decide_media_received`): over SRTP a packet counts only when its authentication tag
   verifies (RFC 3711 §3.3); packets came but none verified → ``G.14-media-unauthenticated``; none came,
   or over RTP none was a readable RTP packet → ``G.14-no-media``. Otherwise the answer's rule stands
@@ -42,10 +50,11 @@ from phoneemu.errors import DecodeError
 from phoneemu.formats.config import DeviceConfig
 from phoneemu.phone.events import Decision
 from phoneemu.phone.profile import PhoneProfile
-from phoneemu.protocols.media import AVP, SAVP
+from phoneemu.protocols.media import AVP, SAVP, negotiate_suite
 from phoneemu.protocols.sdp import AudioOffer, Crypto
 
-__all__ = ["NO_MEDIA", "decide_media_answer", "decide_media_offer", "decide_media_received"]
+__all__ = ["NO_MEDIA", "decide_incoming", "decide_media_answer", "decide_media_offer",
+           "decide_media_received"]
 
 #: the rules a call ends with when no media flowed (the call refused, its answer refused, or nothing usable
 #: came from the far end)
@@ -108,6 +117,30 @@ def decide_media_answer(offered: tuple[Crypto, ...], answer: AudioOffer, *,
     except DecodeError as exc:
         return _d("G.14-answer-refused", False, f"answer key unusable: {exc.message}"), None
     return _d("G.14-srtp", True, f"SRTP {got.suite} (the far end's choice of the phone's offer)"), got
+
+
+def decide_incoming(offer: AudioOffer, *, own: Decision,
+                    suites: tuple[str, ...]) -> tuple[Decision, Crypto | None]:
+    """The called phone's verdict on the offer it got (module rules, "Called"), with the crypto line it
+    answers (None: RTP). ``own``: its :func:`decide_media_offer`; ``suites``: its model's."""
+    if offer.port == 0 or 0 not in offer.formats:
+        return _d("G.14-media-refused", False, "the offer's audio stream is refused or not G.711 µ-law"), None
+    if not own.accepted:
+        return own, None
+    usable = []
+    for c in offer.crypto if offer.profile == SAVP else ():
+        try:
+            srtp.parse_inline_key(c.key_params)
+        except DecodeError:
+            continue
+        if not c.mki:
+            usable.append(c)
+    suite = negotiate_suite(tuple(c.suite for c in usable), suites)
+    if suite is None:
+        why = "offered RTP" if not offer.crypto else "offered no SRTP suite it can use"
+        return _d("G.14-rtp-fallback", False, f"the calling side {why}: the call uses RTP"), None
+    chosen = next(c for c in usable if c.suite == suite)
+    return _d("G.14-srtp", True, f"SRTP {suite} (the §G.14 choice among the caller's offer)"), chosen
 
 
 def decide_media_received(answer_rule: Decision, *, srtp_used: bool, received: int, authenticated: int,

@@ -54,6 +54,7 @@ from phoneemu.files import read_at_most
 from phoneemu.formats import config as config_fmt
 from phoneemu.net.fetch import Fetcher, HttpFetcher, HttpThenTftpFetcher, TftpFetcher
 from phoneemu.net.tftp_client import TftpClientPool
+from phoneemu.phone.answer import answer_call
 from phoneemu.phone.boot import (
     BootReport,
     BootTarget,
@@ -351,6 +352,17 @@ class Phone:
         return await place_call(self._store, self._profile, self.mac, host, target=target, sip_port=sip_port,
                                 sips_port=sips_port, events=self.events, clock=self.clock, timeout=wait,
                                 packets=packets, keylog=self._keylog, cache=self._digest)
+
+    async def answer(self, host: str | None, sip_port: int = SIP_PORT, sips_port: int = SIPS_PORT, *,
+                     wait: float = 30.0, ready: Callable[[], None] | None = None,
+                     timeout: float | None = None) -> CallResult:
+        """Register as :meth:`register_sip` does, keep that connection, and answer the call the
+        CallManager brings there within ``wait`` seconds (another phone's :meth:`call`, spec §G.14);
+        ``ready()`` once registered."""
+        return await answer_call(self._store, self._profile, self.mac, host, sip_port=sip_port,
+                                 sips_port=sips_port, events=self.events, clock=self.clock,
+                                 timeout=timeout if timeout is not None else self.http_timeout, wait=wait,
+                                 keylog=self._keylog, cache=self._digest, ready=ready)
 
     @property
     def _digest(self) -> DigestCache:

@@ -13,13 +13,31 @@ AEAD_AES_128_GCM when offered, but Cisco phones do not implement them, so they n
 
 from __future__ import annotations
 
-__all__ = ["AVP", "SAVP", "SRTP_PREFERENCE", "negotiate_suite"]
+__all__ = ["AVP", "DEFAULT_PACKETS", "MAX_PACKETS", "MEDIA_HEADER", "PACKETS_HEADER", "SAVP",
+           "SRTP_PREFERENCE", "negotiate_suite", "packets_asked"]
 
 #: the SDP media profiles of RTP (RFC 3551) and SRTP (RFC 3711)
 AVP = "RTP/AVP"
 SAVP = "RTP/SAVP"
 #: The §G.14 preference: the 80-bit authentication tag first (IPVMS gives it precedence).
 SRTP_PREFERENCE = ("AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32")
+
+
+#: how many 20 ms media packets a call asks the far end to send (ours: an emulated call is that long)
+PACKETS_HEADER = "X-Phoneemu-Packets"
+#: what the far end counted of the caller's packets, in its 200 to the BYE (ours)
+MEDIA_HEADER = "X-Phoneemu-Media"
+DEFAULT_PACKETS = 10
+MAX_PACKETS = 1000
+
+
+def packets_asked(value: str | None) -> int:
+    """The packets ``PACKETS_HEADER`` asks for: 1..MAX_PACKETS, DEFAULT_PACKETS when absent or not a
+    number (ASCII digits only)."""
+    text = (value or "").strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 6:
+        return DEFAULT_PACKETS
+    return max(1, min(MAX_PACKETS, int(text)))
 
 
 def negotiate_suite(offered: tuple[str, ...], supported: tuple[str, ...]) -> str | None:

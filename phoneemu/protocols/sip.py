@@ -31,7 +31,7 @@ from phoneemu.errors import DecodeError
 
 __all__ = ["MAX_BODY", "MAX_HEAD", "MAX_HEADERS", "REALM", "SIPS_PORT", "SIP_PORT", "SipMessage", "SipStream",
            "build_message", "device_mac", "digest_response", "format_digest", "parse_digest", "parse_message",
-           "response_to"]
+           "request_user", "response_to"]
 
 FMT = "sip"
 MAX_HEAD = 8192
@@ -182,6 +182,12 @@ def response_to(msg: SipMessage, status: int, reason: str, extra: list[tuple[str
     copied = [(k, v) for k in ("Via", "From", "To", "Call-ID", "CSeq") if (v := msg.header(k)) is not None]
     copied = [(k, f"{v};tag={to_tag}" if k == "To" and ";tag=" not in v else v) for k, v in copied]
     return build_message(f"SIP/2.0 {status} {reason}", [*copied, *(extra or [])], body)
+
+
+def request_user(msg: SipMessage) -> str:
+    """The user part of a request's URI (``moh`` of ``sip:moh@10.0.0.1``; "" when it has none)."""
+    rest = (msg.uri or "").split(":", 1)[-1]
+    return rest.split("@", 1)[0] if "@" in rest else ""
 
 
 def device_mac(msg: SipMessage) -> str | None:

@@ -703,11 +703,16 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
         am = ctx.mapping(arg, field, allowed=("phones", "to", "packets", "cluster"),
                          required=("phones", "to"))
         to = ctx.string(am["to"], f"{field}.to")
-        if to not in CALL_TARGETS:
+        if to not in CALL_TARGETS and to not in groups:
             raise ctx.fail(am["to"], f"{field}.to", f"expected one of {', '.join(CALL_TARGETS)} (the lab's "
-                           f"media resources), got {to!r}{_did_you_mean(to, CALL_TARGETS)}")
+                           f"media resources) or a phone group, got {to!r}"
+                           f"{_did_you_mean(to, [*CALL_TARGETS, *groups])}")
+        callers = _phone_refs(ctx, am["phones"], f"{field}.phones", groups)
+        if to in groups and (groups[to].count != 1 or to in callers or "all" in callers):
+            raise ctx.fail(am["to"], f"{field}.to", f"the called group {to!r} must be one phone, not among "
+                           "the callers (it answers while they call)")
         return Step(kind=kind, where=where, args={
-            "phones": _phone_refs(ctx, am["phones"], f"{field}.phones", groups), "to": to,
+            "phones": callers, "to": to,
             "packets": ctx.integer(am["packets"], f"{field}.packets", 1, 1000) if "packets" in am else 10,
             "cluster": cluster_ref(am["cluster"], f"{field}.cluster") if "cluster" in am else None})
     if kind in ("https", "sip"):

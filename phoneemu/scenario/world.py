@@ -8,6 +8,7 @@ which. Phones boot over real sockets (TFTP/HTTP, TLS to TVS and CAPF).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -320,13 +321,31 @@ class World:
 
     async def call(self, phones: list[PhoneHandle], cluster: str | None, where: str, *, to: str,
                    packets: int) -> None:
-        """Each phone registers as for the ``sip`` step and, over that connection, calls the media
-        resource ``to`` and exchanges ``packets`` media packets (spec §G.14); the result is kept for the
-        ``media`` checks (its registration for the ``sip`` ones)."""
+        """Each phone registers as for the ``sip`` step and, over that connection, calls ``to`` — a media
+        resource, or the phone of group ``to``, which registers and answers meanwhile — and exchanges
+        ``packets`` media packets (spec §G.14); each result is kept for the ``media`` checks (its
+        registration for the ``sip`` ones)."""
+        callee = self.select((to,))[0] if to in self.groups else None
         for p in phones:
             host, sip_port, sips_port = await self._registrar(cluster, p.cluster, where)
-            p.call = await p.phone.call(host, sip_port, sips_port, target=to, packets=packets)
+            if callee is None:
+                p.call = await p.phone.call(host, sip_port, sips_port, target=to, packets=packets)
+                p.sip = p.call.registration
+                continue
+            ready = asyncio.Event()
+            b_host, b_sip, b_sips = await self._registrar(cluster, callee.cluster, where)
+            answering = asyncio.create_task(callee.phone.answer(b_host, b_sip, b_sips, wait=30.0,
+                                                                ready=ready.set))
+            await ready.wait()
+            p.call = await p.phone.call(host, sip_port, sips_port, target=f"SEP{callee.mac}", packets=packets)
+            if not p.call.registration or not p.call.registration.registered or \
+                    p.call.rule == "G.14-call-refused":
+                answering.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                callee.call = await answering
             p.sip = p.call.registration
+            if callee.call is not None:
+                callee.sip = callee.call.registration
 
     async def _registrar(self, named: str | None, own: str, where: str) -> tuple[str | None, int, int]:
         """The SIP registrar of cluster ``named``, or of the phone's ``own`` cluster (host None: the

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from phoneemu.crypto import srtp
 from phoneemu.errors import DecodeError
 from phoneemu.formats import config as config_fmt
-from phoneemu.lab.media_service import MEDIA_HEADER, MediaResources
+from phoneemu.lab.media_service import MediaResources
 from phoneemu.lab.sip_service import SipRegistrar
 from phoneemu.net.tls import TlsServer
 from phoneemu.phone.call import CallResult, place_call
@@ -26,7 +26,7 @@ from phoneemu.phone.events import EventLog
 from phoneemu.phone.profile import get_profile
 from phoneemu.phone.store import AcceptedConfig, TrustStore
 from phoneemu.protocols import rtp, sdp, sip
-from phoneemu.protocols.media import AVP, SAVP
+from phoneemu.protocols.media import AVP, MEDIA_HEADER, SAVP
 from phoneemu.scenario.loader import load_file
 from phoneemu.scenario.reports import render_text
 from phoneemu.scenario.results import Outcome, RunSummary, ScenarioResult
