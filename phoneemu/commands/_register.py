@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from phoneemu.commands._argtypes import call_packets, port, sip_user
+from phoneemu.commands._argtypes import call_packets, port, positive_float, sip_user
 from phoneemu.errors import PhoneEmuError
 from phoneemu.protocols.sip import SIP_PORT, SIPS_PORT
 from phoneemu.values import parse_host_port
@@ -29,8 +29,9 @@ def add_register_options(p: argparse.ArgumentParser, *, after: str) -> None:
                    help=f"with --register HOST: the registrar's SIP over TLS port (default {SIPS_PORT})")
 
 
-def add_call_options(p: argparse.ArgumentParser, *, what: str) -> None:
-    """``--call USER`` and ``--packets N``; ``what`` says what the command reports of the call."""
+def add_call_options(p: argparse.ArgumentParser, *, what: str, answer: bool = False) -> None:
+    """``--call USER`` and ``--packets N`` (with ``answer``, ``--answer S`` too); ``what`` says what the
+    command reports of the call."""
     p.add_argument("--call", type=sip_user, metavar="USER",
                    help="with --register: once registered, call USER over the same connection and exchange "
                    "media: SRTP when the phone is in encrypted mode over TLS (its own SDES keys in the SDP "
@@ -39,16 +40,27 @@ def add_call_options(p: argparse.ArgumentParser, *, what: str) -> None:
                    f"directory number that answers. {what}")
     p.add_argument("--packets", type=call_packets, default=10, metavar="N",
                    help="with --call: 20 ms G.711 packets each way (1..1000, default 10)")
+    if answer:
+        p.add_argument("--answer", type=positive_float, metavar="S",
+                       help="with --register, instead of --call: keep the registered connection and answer "
+                       "the first call the CallManager brings there within S seconds (another phone's "
+                       "--call SEP<MAC> on a lab, or a real phone dialling it), by the same rules (spec "
+                       f"G.14). {what}")
 
 
 def call_of(args: argparse.Namespace) -> tuple[str, int] | None:
-    """(user, packets) of ``--call``, None without it; PhoneEmuError when --register is missing."""
-    if args.call is None:
+    """(user, packets) of ``--call``, None without it; PhoneEmuError when --register is missing (or
+    ``--answer`` is given too)."""
+    answer = getattr(args, "answer", None)
+    if args.call is None and answer is None:
         return None
+    option = "--call" if args.call is not None else "--answer"
     if args.register is None:
-        raise PhoneEmuError("--call needs --register (the phone calls over the connection it registered on)",
-                            path="call")
-    return args.call, args.packets
+        raise PhoneEmuError(f"{option} needs --register (the phone calls and answers over the connection "
+                            "it registered on)", path=option[2:])
+    if args.call is not None and answer is not None:
+        raise PhoneEmuError("--call or --answer, not both (one call at a time)", path="call")
+    return (args.call, args.packets) if args.call is not None else None
 
 
 def registrar(args: argparse.Namespace) -> tuple[str | None, int, int] | None:

@@ -99,7 +99,8 @@ def register(sub: Any) -> None:
                    help="pause between CAPF retries in seconds (default 30, as the spec gives)")
     p.add_argument("--now", type=unix_time, metavar="UNIX", help="the phone's clock (default: real time)")
     add_register_options(p, after="after the boot,")
-    add_call_options(p, what="A Call: line; exit status 1 when no media flowed or none authenticated")
+    add_call_options(p, what="A Call: line; exit status 1 when no media flowed or none authenticated",
+                     answer=True)
     p.add_argument("--keylog", type=Path, metavar="FILE",
                    help="append the TLS secrets of the phone's TVS, CAPF and HTTPS connections (key-log "
                    "format): capture with tcpdump, then phoneemu wireshark CAPTURE --keylog FILE")
@@ -359,6 +360,12 @@ def handler(args: argparse.Namespace) -> int:
                 if call is not None:
                     call_result = asyncio.run(phone.call(*where_sip, target=call[0], packets=call[1]))
                     sip_result = call_result.registration
+                elif args.answer is not None:
+                    def waiting() -> None:
+                        print(f"phoneemu boot: waiting up to {args.answer:g}s for a call to SEP{mac}",
+                              file=sys.stderr, flush=True)
+                    call_result = asyncio.run(phone.answer(*where_sip, wait=args.answer, ready=waiting))
+                    sip_result = call_result.registration
                 else:
                     sip_result = asyncio.run(phone.register_sip(*where_sip))
         finally:
@@ -378,7 +385,7 @@ def handler(args: argparse.Namespace) -> int:
                 if sip_doc is not None and sip_result is not None and not sip_result.registered:
                     sip_doc["ways_out"] = ways_out_json(sip_result.rule, "sip")
                 doc["sip"] = sip_doc
-            if args.call is not None:
+            if args.call is not None or args.answer is not None:
                 doc["call"] = None if call_result is None else {
                     **{k: v for k, v in dataclasses.asdict(call_result).items() if k != "registration"},
                     "ways_out": ways_out_json(call_result.rule, "media")}
@@ -393,7 +400,7 @@ def handler(args: argparse.Namespace) -> int:
                 if sip_result is not None and not sip_result.registered:
                     for line in way_out_lines(sip_result.rule, "sip", fill=fill):
                         print(line)
-            if args.call is not None and sip_result is not None and sip_result.registered:
+            if (args.call or args.answer) is not None and sip_result is not None and sip_result.registered:
                 print(_call_line(call_result))
                 for line in way_out_lines(call_result.rule if call_result else "", "media", fill=fill):
                     print(line)
@@ -401,7 +408,7 @@ def handler(args: argparse.Namespace) -> int:
         if hint is not None:
             print(f"phoneemu boot: {hint}", file=sys.stderr)
         registered = where_sip is None or (sip_result is not None and sip_result.registered)
-        called = args.call is None or (call_result is not None and call_result.media_flowed)
+        called = (args.call or args.answer) is None or (call_result is not None and call_result.media_flowed)
         return 0 if report.ok and registered and called else 1
     finally:
         if tmp is not None:

@@ -138,7 +138,10 @@ class _Answering:
             return self._end(_refused(f"the call's SIP exchange failed: {exc or type(exc).__name__}"))
 
     async def _answer(self, invite: sip.SipMessage, own: Decision, until: float) -> CallResult:
-        caller = (invite.header("from") or "?")[:80]
+        named = invite.header("from") or "?"
+        caller = "from " + named[named.find("<") + 1:named.find(">")] if "<" in named and ">" in named \
+            else f"from {named}"
+        caller = caller[:90]
         try:
             offer = sdp.parse_sdp(invite.body)
         except DecodeError as exc:

@@ -316,6 +316,48 @@ def test_boot_call_exchanges_srtp_in_encrypted_mode_and_rtp_otherwise(tmp_path: 
     run(body())
 
 
+def test_boot_answer_takes_the_call_another_boot_places(tmp_path: Path) -> None:
+    """``boot --register --answer S`` keeps the registered connection and answers the call another
+    phone's ``boot --register --call SEP<MAC>`` places through the lab's CallManager (spec §G.14):
+    both encrypted in mixed mode: SRTP both ways, each side's Call: line; --answer and --call together,
+    or --answer without --register: an error."""
+    other = "0A00000000C2"
+    c = _lab(tmp_path)
+    c.add_phone(other, now=NOW)
+    c.set_mixed_mode(True, now=NOW)
+    c.set_security_mode([MAC, other], "encrypted", now=NOW)
+
+    async def body() -> None:
+        async with LabServers(c, host=HOST, sip_ports={"sip": 0, "sips": 0}) as srv:
+            p = srv.ports
+            common = ["--tftp", f"{HOST}:{p['tftp']}", "--http-port", str(p["http"]), "--lab", str(c.root),
+                      "--register"]
+            answering = asyncio.create_task(cli("boot", *common, "--mac", MAC, "--flash",
+                                                str(tmp_path / "a"), "--answer", "30"))
+            for _ in range(600):  # until the answering phone is registered (reachable), 30 s at most
+                if srv.relay.reaches(f"SEP{MAC}") or answering.done():
+                    break
+                await asyncio.sleep(0.05)
+            rc, out, _err = await cli("boot", *common, "--mac", other, "--flash", str(tmp_path / "b"),
+                                      "--call", f"SEP{MAC}", "--packets", "5")
+            assert rc == 0, out
+            assert f"Call:      SEP{MAC}: media srtp AES_CM_128_HMAC_SHA1_80: G.14-srtp" in out
+            assert "far end: received=5 authenticated=5 refused=0" in out
+            rc, out, err = await answering
+            assert rc == 0, (out, err)
+            assert f"waiting up to 30s for a call to SEP{MAC}" in err
+            assert f"Call:      from sip:SEP{other}@{HOST}: media srtp AES_CM_128_HMAC_SHA1_80: " \
+                "G.14-srtp" in out
+            assert "sent 5, received 5 (authenticated 5, refused 0)" in out
+            rc, _out, err = await cli("boot", *common, "--mac", MAC, "--call", "moh", "--answer", "1")
+            assert rc == 2 and "--call or --answer, not both" in err
+            rc, _out, err = await cli("boot", *common[:-1], "--mac", MAC, "--answer", "1")
+            assert rc == 2 and "--answer needs --register" in err
+        assert any(r.service == "relay" and r.outcome == "relayed" for r in srv.requests)
+
+    run(body())
+
+
 def test_lab_show_has_the_itl_file_status_each_phone_reported(tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     """Spec §G.1: a phone reports its installed ITL's hash when it registers; a served lab (``lab
