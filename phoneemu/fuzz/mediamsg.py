@@ -44,7 +44,10 @@ Rules implemented here:
   fixed RTP/SAVP offer and to its RTP/AVP offer: ``G.14-srtp`` only for an RTP/SAVP answer to the SAVP
   offer carrying exactly one crypto line whose tag and suite the phone offered and whose key-params
   (lifetime and MKI included) parse to a 16-byte key and a 14-byte salt
-  (:func:`~phoneemu.crypto.srtp.parse_inline_key`). The input is also the body of an INVITE
+  (:func:`~phoneemu.crypto.srtp.parse_inline_key`); and is the offer a called phone gets
+  (:func:`~phoneemu.phone.media_rules.decide_incoming`): ``G.14-srtp`` only when the phone's own rule
+  allows SRTP, for one of the offer's crypto lines without an MKI, of a suite the phone has, whose key
+  parses to 16 + 14 bytes. The input is also the body of an INVITE
   (``application/sdp``, a known device, over TLS) to the lab's music on hold, with a fresh
   :class:`~phoneemu.lab.media_service.MediaResources` per input, closed after it (one event loop per
   target): its response must parse as SIP with status 200, 400, 488 or 503, and a 200 must carry SDP that
@@ -65,7 +68,7 @@ from phoneemu.crypto import srtp
 from phoneemu.errors import DecodeError, EncodeError
 from phoneemu.fuzz.messages import finish_mutant
 from phoneemu.protocols import rtp, sdp, sip
-from phoneemu.protocols.media import AVP, SAVP
+from phoneemu.protocols.media import AVP, SAVP, SRTP_PREFERENCE
 
 __all__ = ["MAX_PACKETS", "MEDIA_FORMATS", "SRTP_KEYS", "MediaAcceptanceError", "SdpMutator", "SrtpMutator",
            "media_callable", "media_seeds", "srtp_frames"]
@@ -737,6 +740,26 @@ def _sdp_target(round_trip: bool) -> Callable[[bytes], None]:
                 raise MediaAcceptanceError(f"the lab answered SRTP to the offer's crypto line {mine!r}, "
                                            f"whose key-params it cannot use: {exc.message}") from None
 
+    def check_called(offer: sdp.AudioOffer) -> None:
+        """The input as the offer a called phone gets (:func:`media_rules.decide_incoming`): SRTP only on a
+        usable crypto line of the offer, of a suite the phone has, and never when its own rule says RTP."""
+        for own in (srtp_rule, rtp_rule):
+            d, chosen = media_rules.decide_incoming(offer, own=own, suites=SRTP_PREFERENCE)
+            if d.rule != "G.14-srtp" and chosen is None:
+                continue
+            what = f"{d.rule} (crypto {chosen!r}) for the offer {offer!r}"
+            if not own.accepted:
+                raise MediaAcceptanceError(f"SRTP answered by a phone whose rule says RTP: {what}")
+            if chosen is None or d.rule != "G.14-srtp" or offer.profile != SAVP \
+                    or chosen not in offer.crypto or chosen.suite not in SRTP_PREFERENCE or chosen.mki:
+                raise MediaAcceptanceError(f"not a usable crypto line of the offer: {what}")
+            try:
+                key, salt = _key_of(chosen)
+            except DecodeError as exc:
+                raise MediaAcceptanceError(f"a key that does not parse ({exc.message}): {what}") from None
+            if (len(key), len(salt)) != (srtp.MASTER_KEY_LEN, srtp.MASTER_SALT_LEN):
+                raise MediaAcceptanceError(f"a key of {len(key)}+{len(salt)} bytes: {what}")
+
     def run(data: bytes) -> None:
         offer: sdp.AudioOffer | None = None
         rejected: DecodeError | None = None
@@ -748,6 +771,7 @@ def _sdp_target(round_trip: bool) -> Callable[[bytes], None]:
             if round_trip:
                 _check_sdp_round_trip(offer)
             check_answer(offer)
+            check_called(offer)
         check_lab(data, offer)
         if rejected is not None:
             raise rejected

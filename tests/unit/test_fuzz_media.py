@@ -232,3 +232,23 @@ def test_an_mki_taken_as_srtp_is_a_finding(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(media_rules, "decide_media_answer", mki_ignored)
     with pytest.raises(MediaAcceptanceError, match="MKI"):
         run(with_mki)
+
+
+def test_a_called_phone_answering_srtp_against_its_rule_is_a_finding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Planted: decide_incoming that answers SRTP whatever the phone's own rule (an authenticated phone
+    taking the caller's keys): the sdp oracle of the called phone reports it."""
+    from phoneemu.phone import media_rules
+
+    c = build_corpus("sdp")
+    offer = next(seed for name, seed in zip(c.names, c.seeds, strict=True) if b"a=crypto" in seed
+                 and "answer" not in name)
+    run = phoneemu_callable("sdp", c)
+    run(offer)  # the real rule: not a finding
+    real = media_rules.decide_incoming
+
+    def ignores_own(o: sdp.AudioOffer, *, own: Any, suites: tuple[str, ...]) -> Any:
+        return real(o, own=dataclasses.replace(own, accepted=True, rule="G.14-offer-srtp"), suites=suites)
+
+    monkeypatch.setattr(media_rules, "decide_incoming", ignores_own)
+    with pytest.raises(MediaAcceptanceError, match="whose rule says RTP"):
+        run(offer)
