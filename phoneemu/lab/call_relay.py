@@ -11,9 +11,10 @@ seed's):
   its ``a=crypto`` lines are taken out and its profile made ``RTP/AVP`` ("SRTP is used only if every
   device on the hop supports it, otherwise RTP": SDES keys never cross a TCP leg). The called phone's
   answer comes back the same way.
-* The called phone's final response is relayed to the caller (its body and ``X-Phoneemu-Media`` too);
-  none within ``answer_timeout`` seconds: ``408 Request Timeout``. The caller's ACK and BYE go on to
-  the called phone; the BYE's ``200`` comes back.
+* The called phone's final response is relayed to the caller (its body and ``X-Phoneemu-Media`` too); a
+  final response other than 2xx is ACKed on the called phone's leg (RFC 3261 §17.1.1.3); none within
+  ``answer_timeout`` seconds, or its connection closing first: ``408 Request Timeout``. The caller's ACK
+  and BYE go on to the called phone; the BYE's ``200`` comes back.
 * Bounded: at most :data:`MAX_RELAYED` calls at once (``503`` beyond), each forgotten after its BYE or
   ``call_timeout`` seconds; responses no call waits for are dropped.
 """
@@ -77,7 +78,9 @@ class CallRelay:
         self.call_timeout = call_timeout
         self.on_log = on_log
         self._lines: dict[str, _Line] = {}
-        self._waiting: dict[tuple[str, str], asyncio.Future[sip.SipMessage]] = {}
+        #: (Call-ID, CSeq) -> the final response a relayed request waits for, and the line it went to
+        self._waiting: dict[tuple[str, str],
+                            tuple[asyncio.Future[sip.SipMessage], asyncio.StreamWriter]] = {}
         self._calls: dict[str, _Relayed] = {}
 
     def _log(self, device: str, outcome: str, detail: str) -> None:
@@ -91,9 +94,13 @@ class CallRelay:
         self._lines[device.upper()] = _Line(writer, over_tls, local)
 
     def line_down(self, writer: asyncio.StreamWriter) -> None:
-        """This connection closed: the phones registered over it are not reachable any more."""
+        """This connection closed: the phones registered over it are not reachable any more, and what
+        waits for their answer gets none at once."""
         for device in [d for d, line in self._lines.items() if line.writer is writer]:
             del self._lines[device]
+        for waiting, to in self._waiting.values():
+            if to is writer and not waiting.done():
+                waiting.set_exception(ConnectionResetError("the called phone's connection closed"))
 
     def reaches(self, user: str) -> bool:
         """Whether ``user`` names a registered phone (``SEP<MAC>``)."""
@@ -106,9 +113,9 @@ class CallRelay:
     def response(self, msg: sip.SipMessage) -> None:
         """A response a called phone sent: to the request waiting for it (else dropped)."""
         key = ((msg.header("call-id") or ""), (msg.header("cseq") or "").strip())
-        waiting = self._waiting.get(key)
-        if waiting is not None and not waiting.done() and msg.status is not None and msg.status >= 200:
-            waiting.set_result(msg)
+        found = self._waiting.get(key)
+        if found is not None and not found[0].done() and msg.status is not None and msg.status >= 200:
+            found[0].set_result(msg)
 
     # --- a call ----------------------------------------------------------------------
     async def invite(self, msg: sip.SipMessage, *, user: str, caller_tls: bool, device: str) -> bytes:
@@ -125,7 +132,12 @@ class CallRelay:
         self._forget(call_id)
         self._calls[call_id] = relayed
         relayed.timer = asyncio.get_running_loop().call_later(self.call_timeout, self._forget, call_id)
-        answer = await self._ask(msg, callee, user, offer)
+        answer, branch = await self._ask(msg, callee, user, offer)
+        if answer is not None and answer.status is not None and answer.status >= 300:  # ACKed on that leg
+            number = (msg.header("cseq") or "0").split()[0] if (msg.header("cseq") or "").split() else "0"
+            dialog = [(k, answer.header(k) or "") for k in ("From", "To", "Call-ID")]
+            ack = sip.SipMessage(method="ACK", uri=msg.uri, headers=(*dialog, ("CSeq", f"{number} ACK")))
+            callee.writer.write(self._request(ack, callee, b"", user=user, branch=branch))
         if answer is None:
             self._forget(call_id)
             self._log(device, "no-answer", f"{user} did not answer within {self.answer_timeout:g}s")
@@ -149,36 +161,40 @@ class CallRelay:
         relayed = self._calls.get(call_id)
         if relayed is None:
             return _response(msg, 400)
-        answer = await self._ask(msg, relayed.callee, "", b"")
+        answer, _branch = await self._ask(msg, relayed.callee, "", b"")
         self._forget(call_id)
         if answer is None:
             return _response(msg, 408)
         return _response(msg, answer.status or 500, _extra(answer), reason=answer.reason)
 
     async def _ask(self, msg: sip.SipMessage, callee: _Line, user: str,
-                   body: bytes) -> sip.SipMessage | None:
-        """Send ``msg`` on to the called phone and wait for its final response (None: none in time)."""
+                   body: bytes) -> tuple[sip.SipMessage | None, str]:
+        """Send ``msg`` on to the called phone and wait for its final response (None: none in time, or
+        its connection closed); with the branch of the Via it was sent with."""
         key = ((msg.header("call-id") or ""), (msg.header("cseq") or "").strip())
         waiting: asyncio.Future[sip.SipMessage] = asyncio.get_running_loop().create_future()
-        self._waiting[key] = waiting
+        self._waiting[key] = (waiting, callee.writer)
+        branch = f"z9hG4bK{secrets.token_hex(8)}"
         try:
-            callee.writer.write(self._request(msg, callee, body, user=user))
+            callee.writer.write(self._request(msg, callee, body, user=user, branch=branch))
             await callee.writer.drain()
-            return await asyncio.wait_for(waiting, self.answer_timeout)
+            return await asyncio.wait_for(waiting, self.answer_timeout), branch
         except (TimeoutError, ConnectionError, OSError):
-            return None
+            return None, branch
         finally:
             self._waiting.pop(key, None)
 
     @staticmethod
-    def _request(msg: sip.SipMessage, callee: _Line, body: bytes, *, user: str = "") -> bytes:
+    def _request(msg: sip.SipMessage, callee: _Line, body: bytes, *, user: str = "",
+                 branch: str = "") -> bytes:
         """``msg`` as the lab sends it to the called phone: its own Via, the rest as the caller wrote."""
         uri = msg.uri or ""
         if user:
             host = callee.local.rsplit(":", 1)[0]
             uri = f"sip:{user}@{host}"
         transport = "TLS" if callee.over_tls else "TCP"
-        headers = [("Via", f"SIP/2.0/{transport} {callee.local};branch=z9hG4bK{secrets.token_hex(8)}")]
+        branch = branch or f"z9hG4bK{secrets.token_hex(8)}"
+        headers = [("Via", f"SIP/2.0/{transport} {callee.local};branch={branch}")]
         for k in ("From", "To", "Call-ID", "CSeq", "Max-Forwards", *_RELAYED_HEADERS):
             v = msg.header(k)
             if v is not None and (body or k != "Content-Type"):

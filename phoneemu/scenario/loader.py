@@ -708,7 +708,9 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
                            f"media resources) or a phone group, got {to!r}"
                            f"{_did_you_mean(to, [*CALL_TARGETS, *groups])}")
         callers = _phone_refs(ctx, am["phones"], f"{field}.phones", groups)
-        if to in groups and (groups[to].count != 1 or to in callers or "all" in callers):
+        by_mac = {int(ref.replace(":", ""), 16) for ref in callers if _MAC.match(ref.replace(":", ""))}
+        if to in groups and (groups[to].count != 1 or to in callers or "all" in callers
+                             or int(groups[to].mac_start, 16) in by_mac):
             raise ctx.fail(am["to"], f"{field}.to", f"the called group {to!r} must be one phone, not among "
                            "the callers (it answers while they call)")
         return Step(kind=kind, where=where, args={
