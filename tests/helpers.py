@@ -272,3 +272,19 @@ def serve_in_thread(cluster: Any, host: str = "127.0.0.1", **options: Any) -> tu
         loop.close()
 
     return ready["ports"], stop
+
+
+def run_passing_scenario(path: Path, text: str) -> Any:
+    """Write the scenario ``text`` to ``path``, run it in process and return its result, asserting it
+    passed with a check in every expectation (the report of a failure is the assertion's message)."""
+    from phoneemu.scenario.loader import load_file
+    from phoneemu.scenario.reports import render_text
+    from phoneemu.scenario.results import Outcome, RunSummary
+    from phoneemu.scenario.runner import RunOptions, run_scenario
+
+    path.write_text(text)
+    result = asyncio.run(run_scenario(load_file(path), RunOptions()))
+    report = render_text(RunSummary(scenarios=[result]), verbose=True)
+    assert result.outcome is Outcome.PASS, report
+    assert result.expectations and all(e.checks for e in result.expectations), report
+    return result

@@ -647,6 +647,17 @@ def _key_of(c: sdp.Crypto) -> tuple[bytes, bytes]:
                                                       if part))
 
 
+def _check_key(chosen: sdp.Crypto, what: str) -> None:
+    """The key-params of a crypto line taken for SRTP parse to a 16-byte key and a 14-byte salt (a
+    finding otherwise, ``what`` saying whose)."""
+    try:
+        key, salt = _key_of(chosen)
+    except DecodeError as exc:
+        raise MediaAcceptanceError(f"a key that does not parse ({exc.message}): {what}") from None
+    if (len(key), len(salt)) != (srtp.MASTER_KEY_LEN, srtp.MASTER_SALT_LEN):
+        raise MediaAcceptanceError(f"a key of {len(key)}+{len(salt)} bytes: {what}")
+
+
 def _check_sdp_round_trip(offer: sdp.AudioOffer) -> None:
     try:
         rebuilt = sdp.build_sdp(offer)
@@ -694,12 +705,7 @@ def _sdp_target(round_trip: bool) -> Callable[[bytes], None]:
                 raise MediaAcceptanceError(f"not one SAVP crypto line: {what}")
             if (chosen.tag, chosen.suite) not in offered_pairs:
                 raise MediaAcceptanceError(f"tag and suite not offered: {what}")
-            try:
-                key, salt = _key_of(chosen)
-            except DecodeError as exc:
-                raise MediaAcceptanceError(f"a key that does not parse ({exc.message}): {what}") from None
-            if (len(key), len(salt)) != (srtp.MASTER_KEY_LEN, srtp.MASTER_SALT_LEN):
-                raise MediaAcceptanceError(f"a key of {len(key)}+{len(salt)} bytes: {what}")
+            _check_key(chosen, what)
 
     def check_lab(data: bytes, offer: sdp.AudioOffer | None) -> None:
         media = MediaResources(call_timeout=5.0)
@@ -753,12 +759,7 @@ def _sdp_target(round_trip: bool) -> Callable[[bytes], None]:
             if chosen is None or d.rule != "G.14-srtp" or offer.profile != SAVP \
                     or chosen not in offer.crypto or chosen.suite not in SRTP_PREFERENCE or chosen.mki:
                 raise MediaAcceptanceError(f"not a usable crypto line of the offer: {what}")
-            try:
-                key, salt = _key_of(chosen)
-            except DecodeError as exc:
-                raise MediaAcceptanceError(f"a key that does not parse ({exc.message}): {what}") from None
-            if (len(key), len(salt)) != (srtp.MASTER_KEY_LEN, srtp.MASTER_SALT_LEN):
-                raise MediaAcceptanceError(f"a key of {len(key)}+{len(salt)} bytes: {what}")
+            _check_key(chosen, what)
 
     def run(data: bytes) -> None:
         offer: sdp.AudioOffer | None = None

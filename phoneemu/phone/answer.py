@@ -23,14 +23,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 
 from phoneemu.crypto import srtp
 from phoneemu.errors import DecodeError, TransportError
 from phoneemu.phone import media_rules
-from phoneemu.phone.call import CallResult
+from phoneemu.phone.call import CallResult, CallSide
 from phoneemu.phone.events import Decision, EventLog
 from phoneemu.phone.media_port import MEDIA_WAIT, Received, RtpPort, send_tone
 from phoneemu.phone.profile import PhoneProfile
@@ -67,28 +66,8 @@ async def answer_call(store: TrustStore, profile: PhoneProfile, mac: str, host: 
     return dataclasses.replace(ended[0], rules=(*reg.rules, *ended[0].rules), registration=reg)
 
 
-class _Answering:
+class _Answering(CallSide):
     """The called side of one call over a registered connection (module docstring, steps 2-4)."""
-
-    def __init__(self, session: SipSession, *, store: TrustStore, profile: PhoneProfile, events: EventLog,
-                 clock: Callable[[], int]) -> None:
-        self.s = session
-        self.store = store
-        self.profile = profile
-        self.events = events
-        self.clock = clock
-        self.tag = secrets.token_hex(4)
-        self.rules: list[str] = []
-
-    def _log(self, d: Decision) -> Decision:
-        self.events.record(d, time=self.clock(), phone=self.s.mac)
-        self.rules.append(d.rule)
-        return d
-
-    def _end(self, d: Decision, **kw: object) -> CallResult:
-        self._log(d)
-        return CallResult(rule=d.rule, accepted=d.accepted, reason=d.reason, rules=tuple(self.rules),
-                          **kw)  # type: ignore[arg-type]
 
     async def _next_request(self, until: float) -> sip.SipMessage | None:
         """The next request on the connection before ``until`` (loop time); None at the deadline or when

@@ -45,7 +45,7 @@ from phoneemu.phone.store import TrustStore
 from phoneemu.protocols import sdp, sip
 from phoneemu.protocols.media import AVP, MEDIA_HEADER, PACKETS_HEADER, SAVP
 
-__all__ = ["MAX_CALL_PACKETS", "CallResult", "place_call"]
+__all__ = ["MAX_CALL_PACKETS", "CallResult", "CallSide", "place_call"]
 
 MAX_CALL_PACKETS = 1000
 #: answers after which the phone ends the call at once (no media)
@@ -106,23 +106,19 @@ def _refused(reason: str) -> Decision:
     return Decision(rule="G.14-call-refused", accepted=False, reason=reason, file="", kind="media")
 
 
-class _Call:
-    """One call over a registered connection (module docstring, steps 2-5)."""
+class CallSide:
+    """One side of a call over a registered connection (the calling phone's, or the called one's,
+    :mod:`phoneemu.phone.answer`): its decisions logged and collected, its dialog tag."""
 
-    def __init__(self, session: SipSession, *, store: TrustStore, profile: PhoneProfile, target: str,
-                 packets: int, events: EventLog, clock: Callable[[], int]) -> None:
+    def __init__(self, session: SipSession, *, store: TrustStore, profile: PhoneProfile, events: EventLog,
+                 clock: Callable[[], int], target: str = "") -> None:
         self.s = session
         self.store = store
         self.profile = profile
-        self.target = target
-        self.packets = packets
         self.events = events
         self.clock = clock
-        self.uri = f"sip:{target}@[{session.host}]" if ":" in session.host else f"sip:{target}@{session.host}"
-        self.call_id = f"{secrets.token_hex(8)}@{session.device}"
+        self.target = target
         self.tag = secrets.token_hex(4)
-        self.cseq = 0
-        self.to = f"<{self.uri}>"
         self.rules: list[str] = []
 
     def _log(self, d: Decision) -> Decision:
@@ -131,9 +127,24 @@ class _Call:
         return d
 
     def _end(self, d: Decision, **kw: object) -> CallResult:
+        """The call's result, ``d`` its deciding rule (logged); ``kw`` the other fields."""
         self._log(d)
-        return CallResult(rule=d.rule, accepted=d.accepted, reason=d.reason, target=self.target,
-                          rules=tuple(self.rules), **kw)  # type: ignore[arg-type]
+        kw.setdefault("target", self.target)
+        return CallResult(rule=d.rule, accepted=d.accepted, reason=d.reason, rules=tuple(self.rules),
+                          **kw)  # type: ignore[arg-type]
+
+
+class _Call(CallSide):
+    """One call over a registered connection (module docstring, steps 2-5)."""
+
+    def __init__(self, session: SipSession, *, store: TrustStore, profile: PhoneProfile, target: str,
+                 packets: int, events: EventLog, clock: Callable[[], int]) -> None:
+        super().__init__(session, store=store, profile=profile, events=events, clock=clock, target=target)
+        self.packets = packets
+        self.uri = f"sip:{target}@[{session.host}]" if ":" in session.host else f"sip:{target}@{session.host}"
+        self.call_id = f"{secrets.token_hex(8)}@{session.device}"
+        self.cseq = 0
+        self.to = f"<{self.uri}>"
 
     def _request(self, method: str, body: bytes = b"", *, cseq: int | None = None,
                  authorize: bool = True, branch: str | None = None, to: str | None = None) -> bytes:

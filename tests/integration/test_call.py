@@ -28,9 +28,9 @@ from phoneemu.phone.store import AcceptedConfig, TrustStore
 from phoneemu.protocols import rtp, sdp, sip
 from phoneemu.protocols.media import AVP, MEDIA_HEADER, SAVP
 from phoneemu.scenario.loader import load_file
-from phoneemu.scenario.reports import render_text
-from phoneemu.scenario.results import Outcome, RunSummary, ScenarioResult
+from phoneemu.scenario.results import Outcome, ScenarioResult
 from phoneemu.scenario.runner import RunOptions, run_scenario
+from tests.helpers import run_passing_scenario
 
 S80 = "AES_CM_128_HMAC_SHA1_80"
 S32 = "AES_CM_128_HMAC_SHA1_32"
@@ -47,12 +47,7 @@ reproduces: spec G.14
 
 
 def _run(tmp_path: Path, name: str, body: str) -> ScenarioResult:
-    f = tmp_path / f"{name}.yaml"
-    f.write_text(HEAD + body)
-    result = asyncio.run(run_scenario(load_file(f), RunOptions()))
-    report = render_text(RunSummary(scenarios=[result]), verbose=True)
-    assert result.outcome is Outcome.PASS, report
-    assert result.expectations and all(e.checks for e in result.expectations), report
+    result: ScenarioResult = run_passing_scenario(tmp_path / f"{name}.yaml", HEAD + body)
     return result
 
 

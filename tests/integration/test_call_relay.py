@@ -26,10 +26,9 @@ from phoneemu.phone.call import CallResult
 from phoneemu.protocols import sdp, sip
 from phoneemu.protocols.media import AVP, MEDIA_HEADER, SAVP
 from phoneemu.scenario import world as world_mod
-from phoneemu.scenario.loader import load_file, load_text
-from phoneemu.scenario.reports import render_text
-from phoneemu.scenario.results import Outcome, RunSummary, ScenarioResult
-from phoneemu.scenario.runner import RunOptions, run_scenario
+from phoneemu.scenario.loader import load_text
+from phoneemu.scenario.results import ScenarioResult
+from tests.helpers import run_passing_scenario
 
 S80 = "AES_CM_128_HMAC_SHA1_80"
 S32 = "AES_CM_128_HMAC_SHA1_32"
@@ -108,13 +107,7 @@ def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str,
         await orig(self)
 
     monkeypatch.setattr(world_mod.World, "close", close)
-    f = tmp_path / f"{name}.yaml"
-    f.write_text(HEAD + body)
-    result = asyncio.run(run_scenario(load_file(f), RunOptions()))
-    report = render_text(RunSummary(scenarios=[result]), verbose=True)
-    assert result.outcome is Outcome.PASS, report
-    assert result.expectations and all(e.checks for e in result.expectations), report
-    return result, calls
+    return run_passing_scenario(tmp_path / f"{name}.yaml", HEAD + body), calls
 
 
 def _counts(n: int, *, authenticated: bool) -> str:
