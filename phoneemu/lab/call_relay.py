@@ -134,7 +134,7 @@ class CallRelay:
         relayed.timer = asyncio.get_running_loop().call_later(self.call_timeout, self._forget, call_id)
         answer, branch = await self._ask(msg, callee, user, offer)
         if answer is not None and answer.status is not None and answer.status >= 300:  # ACKed on that leg
-            number = (msg.header("cseq") or "0").split()[0] if (msg.header("cseq") or "").split() else "0"
+            number = ((msg.header("cseq") or "").split() or ["0"])[0]
             dialog = [(k, answer.header(k) or "") for k in ("From", "To", "Call-ID")]
             ack = sip.SipMessage(method="ACK", uri=msg.uri, headers=(*dialog, ("CSeq", f"{number} ACK")))
             callee.writer.write(self._request(ack, callee, b"", user=user, branch=branch))
