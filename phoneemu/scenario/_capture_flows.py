@@ -83,7 +83,7 @@ __all__ = [
     "CAPTURE_END", "MAX_FILE", "MAX_FLOWS", "MAX_MEMORY", "MAX_SIP_STREAM", "MAX_STREAM", "MAX_TLS_START",
     "MAX_TLS_STREAM",
     "MAX_UNCLASSIFIED", "PIECE_COST", "TCP_FLOW_COST", "TFTP_FLOW_COST", "Download", "Endpoint",
-    "FlowScanner", "Limits", "SipSink", "TlsSink", "mac_of",
+    "FlowScanner", "Limits", "MediaSink", "SipSink", "TlsSink", "mac_of",
 ]
 
 Endpoint = tuple[str, int]
@@ -207,6 +207,13 @@ class SipSink(Protocol):
 
     def connection(self, *, client: Endpoint, server: Endpoint, start: float, order: int, transport: str,
                    client_stream: bytes | None, server_stream: bytes | None, problem: str) -> None: ...
+
+
+class MediaSink(Protocol):
+    """Where UDP datagrams that are not TFTP go (a call's RTP/SRTP, module rules "SIP"): the sink keeps
+    what it needs, bounded."""
+
+    def datagram(self, src: Endpoint, dst: Endpoint, payload: bytes) -> None: ...
 
 
 class TlsSink(Protocol):
@@ -880,12 +887,13 @@ def _prefix_of(data: bytes, *words: bytes) -> bool:
 class FlowScanner:
     """Feed packets in capture order (:meth:`feed`), then :meth:`close`: downloads go to ``downloads``,
     ended TLS connections to ``tls`` (None: TLS connections only counted), SIP connections (plain, and
-    every TLS one) to ``sip``, warnings to ``warn``."""
+    every TLS one) to ``sip``, UDP datagrams that are not TFTP to ``media``, warnings to ``warn``."""
 
     def __init__(self, downloads: DownloadSink | None, *, tls: TlsSink | None = None,
                  limits: Limits | None = None, warn: Callable[[str], None] | None = None,
-                 sip: SipSink | None = None) -> None:
+                 sip: SipSink | None = None, media: MediaSink | None = None) -> None:
         self.downloads = downloads
+        self.media = media
         self.tls = tls
         self.sip = sip
         self.limits = limits or Limits()
@@ -923,6 +931,8 @@ class FlowScanner:
         if pkt.proto == "udp":
             if self.downloads is not None:
                 self._udp(pkt)
+            elif self.media is not None:
+                self.media.datagram((pkt.src, pkt.sport), (pkt.dst, pkt.dport), pkt.payload)
         elif pkt.proto == "tcp":
             self._tcp_packet(pkt)
         if self.held > self.budget.limit:
@@ -982,6 +992,8 @@ class FlowScanner:
             msg = decode(pkt.payload)
         except DecodeError:
             self.skipped += 1
+            if self.media is not None:
+                self.media.datagram((pkt.src, pkt.sport), (pkt.dst, pkt.dport), pkt.payload)
             return
         src, dst = (pkt.src, pkt.sport), (pkt.dst, pkt.dport)
         live = self._tftp

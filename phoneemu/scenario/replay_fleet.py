@@ -57,7 +57,7 @@ from phoneemu.scenario.replay import (
     boot_groups,
     replay_boots,
 )
-from phoneemu.scenario.replay_sip import MAX_CONNECTIONS, CapturedSip, SipCollector
+from phoneemu.scenario.replay_sip import MAX_CONNECTIONS, MAX_MEDIA_FLOWS, CapturedSip, SipCollector
 from phoneemu.scenario.replay_tvs import ScanWarnings, TvsCapture, TvsCollector, feed_capture, no_tvs
 
 __all__ = ["DESCRIPTION_COST", "EXCHANGE_COST", "MAX_FLEET_EXCHANGES", "MAX_SPOOL", "FleetCapture",
@@ -425,8 +425,9 @@ def scan_fleet(path: str | Path, *, secrets: KeyLog | None = None, limits: Limit
         sink = _FleetSink(spool, allowance, warnings)
         collector = _FleetTvs(secrets, allowance, warnings) if secrets is not None else None
         sips = SipCollector(secrets)
-        scanner = FlowScanner(sink, tls=collector, limits=limits, warn=warnings, sip=sips)
+        scanner = FlowScanner(sink, tls=collector, limits=limits, warn=warnings, sip=sips, media=sips)
         feed_capture(path, scanner, warnings, progress=progress, every=_PROGRESS_EVERY)
+        sips.finish()
     except BaseException:
         spool.close()
         raise
@@ -437,6 +438,9 @@ def scan_fleet(path: str | Path, *, secrets: KeyLog | None = None, limits: Limit
                      "phones' queries are answered as not captured")
     if sips.unlisted:
         notes.append(f"{sips.unlisted} SIP connection(s) not checked (beyond {MAX_CONNECTIONS})")
+    if sips.flows_not_kept:
+        notes.append(f"{sips.flows_not_kept} UDP flow(s) not kept for the calls' media check (beyond "
+                     f"{MAX_MEDIA_FLOWS})")
     tvs = collector.result(scanner.tls_connections) if collector is not None else no_tvs(scanner)
     return FleetCapture(sink, scanner, tvs, notes, sip=sips.found)
 

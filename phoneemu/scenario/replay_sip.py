@@ -29,20 +29,25 @@ Rules (spec §G.9 transport, §G.5 the registrar's certificate, §G.13 registrat
   outcome without the key log, a TLS 1.3 certificate).
 * **Calls** over a connection read (plain, or decrypted): each INVITE's SDP offer (``RTP/SAVP`` with the
   suites of its ``a=crypto`` lines, or ``RTP/AVP``) and the suite of the ``200``'s answer are set
-  against §G.14 (:func:`phoneemu.phone.media_rules.decide_media_offer` on the transport the phone used):
-  the verdict *differs* when the phone sent SRTP keys over TCP or over TLS with NULL-SHA (in the clear:
-  "securely get sent via encrypted signaling paths", seed), offered RTP where the rules give SRTP, or
-  SRTP where they give RTP (non-secure or authenticated device, a model without SRTP). At most
-  :data:`MAX_CALLS` a connection.
+  against §G.14, and the call's media in the capture — the first :data:`MAX_MEDIA_PACKETS` datagrams
+  each way between the two SDP addresses, of at most :data:`MAX_MEDIA_FLOWS` UDP flows — is checked
+  with the SDES keys of the SDP (:func:`_check_media`; the keys stay in memory, never printed). The
+  offer is set against :func:`phoneemu.phone.media_rules.decide_media_offer` on the transport the phone
+  used: the verdict *differs* when the phone sent SRTP keys over TCP or over TLS with NULL-SHA (in the
+  clear: "securely get sent via encrypted signaling paths", seed), offered RTP where the rules give
+  SRTP, or SRTP where they give RTP (non-secure or authenticated device, a model without SRTP), or when
+  its own SRTP packets do not authenticate with the key it offered. At most :data:`MAX_CALLS` a
+  connection.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from phoneemu.errors import DecodeError
+from phoneemu.errors import DecodeError, EncodeError
 from phoneemu.net.tls_decrypt import KeyLog, decrypt_tls, read_in_clear
 from phoneemu.net.tls_handshake import client_certificate, device_of_certificate, server_certificate
 from phoneemu.protocols import sip
@@ -54,18 +59,23 @@ if TYPE_CHECKING:
     from phoneemu.phone.profile import PhoneProfile
     from phoneemu.phone.store import TrustStore
 
-__all__ = ["MAX_CALLS", "MAX_CERTIFICATES", "MAX_CONNECTIONS", "CapturedCall", "CapturedSip", "SipCheck",
-           "SipCollector", "check_sip"]
+__all__ = ["MAX_CALLS", "MAX_CERTIFICATES", "MAX_CONNECTIONS", "MAX_MEDIA_FLOWS", "MAX_MEDIA_PACKETS",
+           "CapturedCall", "CapturedSip", "SipCheck", "SipCollector", "check_sip"]
 
 MAX_CONNECTIONS = 10_000
 MAX_CALLS = 16
+#: UDP flows (source, destination) whose first packets are kept for the calls' media check, and how many
+MAX_MEDIA_FLOWS = 2_000
+MAX_MEDIA_PACKETS = 16
+_MAX_MEDIA_DATAGRAM = 2_058  # an SRTP packet of the largest RTP packet (MAX_PACKET + 10-byte tag)
 MAX_CERTIFICATES = 1_000
 _MAX_MESSAGES = 64  # of each direction of one connection
 
 
 @dataclass(frozen=True, kw_only=True)
 class CapturedCall:
-    """One INVITE of a captured connection: what the phone offered, what the far end answered (§G.14)."""
+    """One INVITE of a captured connection: what the phone offered, what the far end answered (§G.14),
+    and what its media showed (:func:`_check_media`)."""
 
     target: str  # the request URI
     offered: str  # "srtp" | "rtp" | "" (no SDP that parses)
@@ -73,30 +83,39 @@ class CapturedCall:
     status: int | None = None  # the final answer
     answered: str = ""  # "srtp SUITE" | "rtp" | "" (no answer SDP)
     problem: str = ""
+    media: str = ""  # what the captured media showed ("" : not looked at)
+    media_differs: str = ""  # why the captured media is not what was negotiated ("": it is, or not known)
+    #: the SDP of the offer and the answer (their media addresses and SDES keys), kept for the media check
+    offer_sdp: object = field(default=None, repr=False, compare=False)
+    answer_sdp: object = field(default=None, repr=False, compare=False)
 
     def describe(self) -> str:
         offer = f"srtp ({', '.join(self.suites)})" if self.offered == "srtp" else self.offered or "no SDP"
         answer = f", answered {self.status}" + (f" {self.answered}" if self.answered else "") \
             if self.status is not None else ", no final answer"
-        return f"call {self.target}: offered {offer}{answer}" + (f" ({self.problem})" if self.problem else "")
+        extra = f" ({self.problem})" if self.problem else ""
+        extra += f"; media {self.media}" if self.media else ""
+        return f"call {self.target}: offered {offer}{answer}{extra}"
 
     def as_dict(self) -> dict[str, object]:
         return {"target": self.target, "offered": self.offered, "suites": list(self.suites),
-                "status": self.status, "answered": self.answered, "problem": self.problem}
+                "status": self.status, "answered": self.answered, "problem": self.problem,
+                "media": self.media, "media_differs": self.media_differs}
 
 
-def _sdp_media(body: bytes) -> tuple[str, tuple[str, ...], str]:
-    """("srtp"|"rtp", its suites, problem) of an SDP body; ("", (), why) when it does not parse."""
+def _sdp_media(body: bytes) -> tuple[str, tuple[str, ...], str, object]:
+    """("srtp"|"rtp", its suites, problem, the parsed SDP) of a body; ("", (), why, None) when it does not
+    parse."""
     from phoneemu.protocols import sdp
     from phoneemu.protocols.media import SAVP
 
     try:
         media = sdp.parse_sdp(body)
     except DecodeError as exc:
-        return "", (), f"SDP: {exc}"
+        return "", (), f"SDP: {exc}", None
     if media.profile == SAVP:
-        return "srtp", tuple(c.suite for c in media.crypto), ""
-    return "rtp", (), ""
+        return "srtp", tuple(c.suite for c in media.crypto), "", media
+    return "rtp", (), "", media
 
 
 def _calls(requests: list[sip.SipMessage], answers: list[sip.SipMessage]) -> tuple[CapturedCall, ...]:
@@ -105,17 +124,75 @@ def _calls(requests: list[sip.SipMessage], answers: list[sip.SipMessage]) -> tup
               if m.status is not None and m.status >= 200}
     out: list[CapturedCall] = []
     for m in [r for r in requests if r.method == "INVITE"][:MAX_CALLS]:
-        offered, suites, problem = _sdp_media(m.body)
+        offered, suites, problem, offer_sdp = _sdp_media(m.body)
         answer = finals.get((m.header("cseq") or "").strip())
-        answered = ""
+        answered, answer_sdp = "", None
         if answer is not None and answer.status == 200 and answer.body:
-            kind, got, why = _sdp_media(answer.body)
+            kind, got, why, answer_sdp = _sdp_media(answer.body)
             answered = f"{kind} {got[0]}" if kind == "srtp" and got else kind
             problem = problem or (f"answer {why}" if why else "")
         out.append(CapturedCall(target=(m.uri or "")[:80], offered=offered, suites=suites[:8],
-                                problem=problem, answered=answered,
-                                status=answer.status if answer is not None else None))
+                                problem=problem, answered=answered, offer_sdp=offer_sdp,
+                                answer_sdp=answer_sdp, status=answer.status if answer is not None else None))
     return tuple(out)
+
+
+def _check_media(call: CapturedCall, flows: Mapping[tuple[Endpoint, Endpoint], list[bytes]]) -> CapturedCall:
+    """``call`` with what its captured media shows: the packets each way between the two SDP addresses,
+    over SRTP each unprotected with the key of its sender (the phone's offered line of the chosen tag,
+    the far end's answer line; a fresh receiver each way), over RTP each parsed. It differs when SRTP was
+    negotiated and the phone's own packets do not authenticate (the far end's are reported, not held
+    against the phone: it drops them, as the rules say)."""
+    from phoneemu.crypto import srtp
+    from phoneemu.protocols import rtp, sdp
+
+    offer, answer = call.offer_sdp, call.answer_sdp
+    if call.status != 200 or not isinstance(offer, sdp.AudioOffer) or not isinstance(answer, sdp.AudioOffer):
+        return call
+    phone, far = (offer.address, offer.port), (answer.address, answer.port)
+    keys: dict[str, tuple[str, str] | None] = {"phone": None, "far end": None}
+    if answer.crypto and call.answered.startswith("srtp"):
+        chosen = answer.crypto[0]
+        mine = next((c for c in offer.crypto if c.tag == chosen.tag), None)
+        keys = {"phone": (chosen.suite, mine.key_params) if mine else None,
+                "far end": (chosen.suite, chosen.key_params)}
+    parts: list[str] = []
+    differs: list[str] = []
+    for side, src, dst in (("phone", phone, far), ("far end", far, phone)):
+        packets = flows.get((src, dst), [])
+        if not packets:
+            parts.append(f"{side} sent none captured")
+            continue
+        key = keys[side]
+        if not call.answered.startswith("srtp"):
+            readable = sum(1 for p in packets if _parses(rtp.parse_rtp, p))
+            parts.append(f"{side} {len(packets)} RTP ({readable} readable)")
+            continue
+        if key is None:
+            parts.append(f"{side} {len(packets)} (no key for the chosen tag)")
+            continue
+        try:
+            ctx = srtp.SrtpContext(key[0], *srtp.parse_inline_key(key[1]))
+        except (DecodeError, EncodeError) as exc:
+            parts.append(f"{side} {len(packets)} (key unusable: {exc.message})")
+            continue
+        ok = sum(1 for p in packets if _parses(ctx.unprotect, p))
+        parts.append(f"{side} {ok} of {len(packets)} authenticated" + (
+            " (the phone drops the others: changed on the way, or the far end's fault)"
+            if side == "far end" and ok < len(packets) else ""))
+        if side == "phone" and ok < len(packets):  # the phone's own media: its conformance
+            differs.append(f"{call.target}: SRTP {key[0]} negotiated, {len(packets) - ok} of the phone's "
+                           f"{len(packets)} packets do not authenticate with the key it offered (sent in the "
+                           "clear, with another key, or changed on the way)")
+    return dataclasses.replace(call, media="; ".join(parts), media_differs="; ".join(differs))
+
+
+def _parses(fn: Callable[[bytes], object], data: bytes) -> bool:
+    try:
+        fn(data)
+    except DecodeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -174,14 +251,38 @@ def _read(client_data: bytes, server_data: bytes) -> dict[str, object]:
 
 
 class SipCollector:
-    """A :class:`~phoneemu.scenario._capture_flows.SipSink` keeping :class:`CapturedSip` (module rules);
-    ``secrets``: the key log, to read SIP over TLS."""
+    """A :class:`~phoneemu.scenario._capture_flows.SipSink` keeping :class:`CapturedSip` (module rules),
+    and a ``MediaSink`` keeping the first :data:`MAX_MEDIA_PACKETS` RTP-looking datagrams of each of
+    at most :data:`MAX_MEDIA_FLOWS` UDP flows for :meth:`finish`; ``secrets``: the key log, to read SIP
+    over TLS."""
 
     def __init__(self, secrets: KeyLog | None = None, *, limit: int = MAX_CONNECTIONS) -> None:
         self.secrets, self.limit = secrets, limit
         self.found: list[CapturedSip] = []
         self.unlisted = 0
         self._certificates: dict[bytes, bytes] = {}
+        self.flows: dict[tuple[Endpoint, Endpoint], list[bytes]] = {}
+        self.flows_not_kept = 0
+
+    def datagram(self, src: Endpoint, dst: Endpoint, payload: bytes) -> None:
+        if len(payload) < 12 or payload[0] >> 6 != 2 or len(payload) > _MAX_MEDIA_DATAGRAM:
+            return  # not RTP version 2 (RFC 3550 §5.1)
+        kept = self.flows.get((src, dst))
+        if kept is None:
+            if len(self.flows) >= MAX_MEDIA_FLOWS:
+                self.flows_not_kept += 1
+                return
+            kept = self.flows[(src, dst)] = []
+        if len(kept) < MAX_MEDIA_PACKETS:
+            kept.append(payload)
+
+    def finish(self) -> None:
+        """After the scan: each call's captured media set against what its SDP negotiated
+        (:func:`_check_media`)."""
+        if not self.flows:
+            return
+        self.found = [dataclasses.replace(c, calls=tuple(_check_media(call, self.flows) for call in c.calls))
+                      if c.calls else c for c in self.found]
 
     def connection(self, *, client: Endpoint, server: Endpoint, start: float, order: int, transport: str,
                    client_stream: bytes | None, server_stream: bytes | None, problem: str) -> None:
@@ -333,4 +434,6 @@ def _check_calls(cfg: DeviceConfig, profile: PhoneProfile, c: CapturedSip) -> tu
             differs.append(f"{call.target}: offered SRTP, the rules give RTP ({d.rule})")
         elif call.offered == "rtp" and d.accepted:
             differs.append(f"{call.target}: offered RTP, the rules give SRTP ({d.rule})")
+        if call.media_differs:
+            differs.append(call.media_differs)
     return d.rule, differs

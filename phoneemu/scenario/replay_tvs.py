@@ -302,8 +302,10 @@ def scan_capture(path: str | Path, *, mac: str | None = None, secrets: KeyLog | 
     sink = phone_sink(mac)
     collector = TvsCollector(secrets, mac=mac) if secrets is not None else None
     sips = SipCollector(secrets) if mac is not None else None
-    scanner = FlowScanner(sink, tls=collector, limits=limits, warn=warnings, sip=sips)
+    scanner = FlowScanner(sink, tls=collector, limits=limits, warn=warnings, sip=sips, media=sips)
     feed_capture(path, scanner, warnings)
+    if sips is not None:
+        sips.finish()
     tvs = collector.result(scanner.tls_connections) if collector is not None else no_tvs(scanner)
     index = sink.index(scanner, warnings.lines())
     return CaptureScan(index=index, tvs=tvs, warnings=index.warnings,

@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import ssl
 from pathlib import Path
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -196,4 +197,82 @@ def test_captured_calls_are_checked_against_g14() -> None:
     (check,) = check_sip(store, prof, "0011223344AA", {"10.0.0.9"}, [rtp_call])  # type: ignore[list-item]
     assert check.differs == () and "offered rtp, answered 200 rtp" in check.describe()
     assert check.as_dict()["calls"] == [{"target": "sip:moh@10.0.0.1", "offered": "rtp", "suites": [],
-                                         "status": 200, "answered": "rtp", "problem": ""}]
+                                         "status": 200, "answered": "rtp", "problem": "", "media": "",
+                                         "media_differs": ""}]
+
+
+def test_a_calls_captured_media_is_checked_with_the_keys_of_its_sdp() -> None:
+    """The call's first packets each way between the two SDP addresses: over SRTP each unprotected with
+    its sender's key (the phone's offered line of the answer's tag, the far end's answer line); the
+    phone's packets sent in the clear differ; the far end's that fail are reported, not held against the
+    phone; over RTP they are counted. Flows and packets kept are bounded."""
+    from phoneemu.crypto import srtp
+    from phoneemu.net.capture import ACK, SYN
+    from phoneemu.protocols import rtp, sdp, sip
+    from phoneemu.scenario.replay_sip import MAX_MEDIA_PACKETS
+
+    phone, cucm = ("10.0.0.9", 40000), ("10.0.0.1", 5060)
+    p_rtp, f_rtp = ("10.0.0.9", 30000), ("10.0.0.1", 31000)
+    pk, fk = srtp.make_master_key(), srtp.make_master_key()
+    suite = "AES_CM_128_HMAC_SHA1_80"
+
+    def body(addr: tuple[str, int], key: tuple[bytes, bytes]) -> bytes:
+        line = sdp.Crypto(tag=1, suite=suite, key_params=srtp.inline_key(*key))
+        return sdp.build_sdp(sdp.AudioOffer(address=addr[0], port=addr[1], profile="RTP/SAVP", formats=(0,),
+                                            crypto=(line,)))
+
+    def udp(src: tuple[str, int], dst: tuple[str, int], data: bytes) -> PcapPacket:
+        return PcapPacket(ts=0.0, src=src[0], dst=dst[0], proto="udp", sport=src[1], dport=dst[1],
+                          payload=data)
+
+    def scan(phone_packets: list[bytes], far_packets: list[bytes]) -> Any:
+        dev = "<sip:SEP0011223344AA@10.0.0.1>"
+        register = sip.build_message("REGISTER sip:10.0.0.1 SIP/2.0", [("From", dev), ("CSeq", "1 REGISTER")])
+        invite = sip.build_message("INVITE sip:moh@10.0.0.1 SIP/2.0", [("From", dev), ("CSeq", "2 INVITE")],
+                                   body(p_rtp, pk))
+        ok = sip.build_message("SIP/2.0 200 OK", [("CSeq", "1 REGISTER")]) + sip.build_message(
+            "SIP/2.0 200 OK", [("CSeq", "2 INVITE")], body(f_rtp, fk))
+        collector = SipCollector()
+        scanner = FlowScanner(None, sip=collector, media=collector, warn=lambda _w: None)
+        scanner.feed(_tcp(phone, cucm, 100, SYN))
+        scanner.feed(_tcp(cucm, phone, 900, SYN | ACK))
+        scanner.feed(_tcp(phone, cucm, 101, ACK, register + invite))
+        scanner.feed(_tcp(cucm, phone, 901, ACK, ok))
+        for data in phone_packets:
+            scanner.feed(udp(p_rtp, f_rtp, data))
+        for data in far_packets:
+            scanner.feed(udp(f_rtp, p_rtp, data))
+        scanner.close()
+        collector.finish()
+        (conn,) = collector.found
+        return conn.calls[0]
+
+    plain = list(rtp.tone_packets(20))
+    mine, theirs = srtp.SrtpContext(suite, *pk), srtp.SrtpContext(suite, *fk)
+    good = scan([mine.protect(p) for p in plain], [theirs.protect(p) for p in plain[:4]])
+    assert good.media == f"phone {MAX_MEDIA_PACKETS} of {MAX_MEDIA_PACKETS} authenticated; far end 4 of 4 " \
+        "authenticated", good.media
+    assert good.media_differs == ""
+    clear = scan(plain[:3], [theirs.protect(p) for p in plain[4:6]])
+    assert clear.media.startswith("phone 0 of 3 authenticated")
+    assert "3 of the phone's 3 packets do not authenticate with the key it offered" in clear.media_differs
+    flipped = [bytes([*p[:-1], p[-1] ^ 1]) for p in (theirs.protect(x) for x in plain[6:8])]
+    far_bad = scan([mine.protect(p) for p in plain[8:10]], flipped)
+    assert "far end 0 of 2 authenticated (the phone drops the others" in far_bad.media
+    assert far_bad.media_differs == ""
+
+
+def test_media_kept_for_the_check_is_bounded() -> None:
+    """At most MAX_MEDIA_FLOWS flows (the rest counted) and MAX_MEDIA_PACKETS datagrams each; what is not
+    RTP version 2 is not kept."""
+    from phoneemu.scenario.replay_sip import MAX_MEDIA_FLOWS, MAX_MEDIA_PACKETS
+
+    c = SipCollector()
+    for n in range(MAX_MEDIA_FLOWS + 5):
+        c.datagram(("10.0.0.9", n), ("10.0.0.1", 9), b"\x80" + bytes(20))
+    for _ in range(MAX_MEDIA_PACKETS + 3):
+        c.datagram(("10.0.0.9", 0), ("10.0.0.1", 9), b"\x80" + bytes(20))
+    c.datagram(("10.0.0.9", 1), ("10.0.0.1", 9), b"\x00" + bytes(20))  # version 0: not RTP
+    assert len(c.flows) == MAX_MEDIA_FLOWS and c.flows_not_kept == 5
+    assert len(c.flows[(("10.0.0.9", 0), ("10.0.0.1", 9))]) == MAX_MEDIA_PACKETS
+    assert len(c.flows[(("10.0.0.9", 1), ("10.0.0.1", 9))]) == 1
