@@ -151,12 +151,13 @@ def fleet_doc(records: list[dict[str, Any]]) -> dict[str, Any]:
     partial = Alike(("not_captured",))
     skipped = Alike(("skipped",))
     locked: Counter[tuple[str, str]] = Counter()  # (rule, kind) of the last boots that locked out
-    sip_checked = 0
+    sip_checked = calls_checked = 0
     sip_differs = Alike(("differs",))  # registrations the captured phone made otherwise than the rules
     for rec in records:
         for boot in rec.get("boots", ()):
             for check in boot.get("sip", ()):
                 sip_checked += 1
+                calls_checked += len(check.get("calls", ()))
                 if check["differs"]:
                     sip_differs.add(rec["mac"], {"differs": "; ".join(check["differs"])})
         for note in rec.get("notes", ()):
@@ -187,7 +188,7 @@ def fleet_doc(records: list[dict[str, Any]]) -> dict[str, Any]:
             "by_trust": dict(sorted(by_trust.items())), "changed": dict(changed.most_common()),
             "failure_kinds": failed.kinds(), "failure_kinds_not_kept": failed.other,
             "note_kinds": noted.kinds(), "partial_kinds": partial.kinds(), "skipped_kinds": skipped.kinds(),
-            "ways_out": ways_out_doc(locked), "sip_checked": sip_checked,
+            "ways_out": ways_out_doc(locked), "sip_checked": sip_checked, "calls_checked": calls_checked,
             "sip_differ_kinds": sip_differs.kinds(), "records": records}
 
 
@@ -247,8 +248,10 @@ def fleet_text(doc: dict[str, Any], head: str) -> str:
     lines += kind_lines(doc["failure_kinds"], "failed", _failure_text, failed, every_record="--json")
     if doc["sip_checked"]:
         differ = sum(k["count"] for k in doc["sip_differ_kinds"])
+        calls = doc.get("calls_checked", 0)
+        also = f", {_count(calls, 'call')} and their media (G.14)" if calls else ""
         lines.append(f"SIP: {_count(doc['sip_checked'], 'registration')} checked against the rules (G.9, "
-                     f"G.5), {differ} differ" + ("" if differ else " (as the rules say)"))
+                     f"G.5){also}, {differ} differ" + ("" if differ else " (as the rules say)"))
         for kind in doc["sip_differ_kinds"]:
             phones, macs, text = _group(kind, "differs")
             lines.append(f"  SIP differs for {phones} ({macs}): {text}")

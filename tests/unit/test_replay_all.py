@@ -218,6 +218,12 @@ def test_registrations_that_differ_are_grouped_in_the_summary() -> None:
     assert doc["sip_differ_kinds"] == [{"count": 2, "differs": tcp, "macs": ["0A0000000001", "0A0000000002"]}]
     text = fleet_text(doc, "replay")
     assert "SIP: 5 registrations checked against the rules (G.9, G.5), 2 differ" in text
+    calls = rec("0A0000000004")
+    calls["boots"][0]["sip"][0]["calls"] = [{"target": "sip:moh@10.0.0.1"}, {"target": "sip:ivr@10.0.0.1"}]
+    with_calls = fleet_doc([calls])
+    assert with_calls["calls_checked"] == 2
+    assert "SIP: 1 registration checked against the rules (G.9, G.5), 2 calls and their media (G.14), 0 " \
+        "differ (as the rules say)" in fleet_text(with_calls, "replay")
     assert f"  SIP differs for 2 phones (0A0000000001, 0A0000000002): {tcp}" in text
     from phoneemu.commands._replay_all import _junit_failure
 
