@@ -19,6 +19,10 @@ Entry points (one per artefact)::
     tvs_server_trusted(store, cert_der) -> bool                      (§E.1: the TVS peer certificate)
     config_request_names(store, profile, mac) -> tuple[str, ...]              (spec §C.6 row 5)
 
+A call's media encryption (spec §G.14) has its rules beside these, sans-I/O as well:
+:mod:`phoneemu.phone.media_rules` (``decide_media_offer``, ``decide_media_answer``, ``decide_incoming``,
+``decide_media_received``).
+
 TVS protocol between rule and caller (two-phase, no callbacks): when a rule needs TVS it returns a
 *pending* decision (``accepted=False``, ``needs_tvs=QueryKey(subject, issuer, serial)``, rule
 ``"...-needs-tvs"``). The caller sends a QUERY to the TVS servers of ``store.tvs_servers``, caches
