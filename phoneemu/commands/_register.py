@@ -30,8 +30,8 @@ def add_register_options(p: argparse.ArgumentParser, *, after: str) -> None:
 
 
 def add_call_options(p: argparse.ArgumentParser, *, what: str, answer: bool = False) -> None:
-    """``--call USER`` and ``--packets N`` (with ``answer``, ``--answer S`` too); ``what`` says what the
-    command reports of the call."""
+    """``--call USER`` and ``--packets N`` (with ``answer``, one phone's ``--answer S`` and ``--realtime``
+    too); ``what`` says what the command reports of the call."""
     p.add_argument("--call", type=sip_user, metavar="USER",
                    help="with --register: once registered, call USER over the same connection and exchange "
                    "media: SRTP when the phone is in encrypted mode over TLS (its own SDES keys in the SDP "
@@ -41,6 +41,10 @@ def add_call_options(p: argparse.ArgumentParser, *, what: str, answer: bool = Fa
     p.add_argument("--packets", type=call_packets, default=10, metavar="N",
                    help="with --call: 20 ms G.711 packets each way (1..1000, default 10)")
     if answer:
+        p.add_argument("--realtime", action="store_true",
+                       help="with --call or --answer: send the media in real time, one packet every 20 ms, "
+                       "as a phone does (a real phone at the far end expects that cadence); default: all at "
+                       "once")
         p.add_argument("--answer", type=positive_float, metavar="S",
                        help="with --register, instead of --call: keep the registered connection and answer "
                        "the first call the CallManager brings there within S seconds (another phone's "

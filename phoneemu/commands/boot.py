@@ -153,6 +153,10 @@ def _sip_line(res: SipResult | None) -> str:
     return f"  SIP:       {verdict} at {res.server or '?'}{how}: {res.rule}: {res.reason}"
 
 
+#: ``--realtime``: one media packet every 20 ms (its ptime)
+_PACE = 0.02
+
+
 def _call_line(res: CallResult | None) -> str:
     """The ``--call`` outcome under the SIP line."""
     if res is None:
@@ -358,13 +362,15 @@ def handler(args: argparse.Namespace) -> int:
             report = asyncio.run(phone.boot(target))
             if where_sip is not None and report.config == "accepted":
                 if call is not None:
-                    call_result = asyncio.run(phone.call(*where_sip, target=call[0], packets=call[1]))
+                    call_result = asyncio.run(phone.call(*where_sip, target=call[0], packets=call[1],
+                                                         pace=_PACE if args.realtime else 0.0))
                     sip_result = call_result.registration
                 elif args.answer is not None:
                     def waiting() -> None:
                         print(f"phoneemu boot: waiting up to {args.answer:g}s for a call to SEP{mac}",
                               file=sys.stderr, flush=True)
-                    call_result = asyncio.run(phone.answer(*where_sip, wait=args.answer, ready=waiting))
+                    call_result = asyncio.run(phone.answer(*where_sip, wait=args.answer, ready=waiting,
+                                                           pace=_PACE if args.realtime else 0.0))
                     sip_result = call_result.registration
                 else:
                     sip_result = asyncio.run(phone.register_sip(*where_sip))

@@ -46,15 +46,15 @@ MAX_OTHER = 16
 async def answer_call(store: TrustStore, profile: PhoneProfile, mac: str, host: str | None, *, sip_port: int,
                       sips_port: int, events: EventLog, clock: Callable[[], int], timeout: float = 5.0,
                       wait: float = 30.0, keylog: str | Path | None = None, cache: DigestCache | None = None,
-                      ready: Callable[[], None] | None = None) -> CallResult:
+                      ready: Callable[[], None] | None = None, pace: float = 0.0) -> CallResult:
     """Register, wait for a call on that connection and answer it (module docstring)."""
     ended: list[CallResult] = []
 
     async def line(session: SipSession) -> None:
         if ready is not None:
             ready()
-        ended.append(await _Answering(session, store=store, profile=profile, events=events,
-                                      clock=clock).run(wait))
+        ended.append(await _Answering(session, store=store, profile=profile, events=events, clock=clock,
+                                      pace=pace).run(wait))
 
     reg = await register(store, profile, mac, host, sip_port=sip_port, sips_port=sips_port, events=events,
                          clock=clock, timeout=timeout, keylog=keylog, cache=cache, then=line)
@@ -157,7 +157,7 @@ class _Answering(CallSide):
             ack = await self._next_request(until)
             if ack is None or ack.method != "ACK":
                 return self._end(_refused("no ACK for the 200"), target=caller, offered=offered, status=200)
-            sent = send_tone(transport, send, (offer.address, offer.port), packets)
+            sent = await send_tone(transport, send, (offer.address, offer.port), packets, pace=self.pace)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(received.done.wait(), MEDIA_WAIT)
             bye = await self._next_request(until)

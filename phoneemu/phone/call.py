@@ -83,7 +83,7 @@ class CallResult:
 async def place_call(store: TrustStore, profile: PhoneProfile, mac: str, host: str | None, *, target: str,
                      sip_port: int, sips_port: int, events: EventLog, clock: Callable[[], int],
                      timeout: float = 5.0, packets: int = 10, keylog: str | Path | None = None,
-                     cache: DigestCache | None = None) -> CallResult:
+                     cache: DigestCache | None = None, pace: float = 0.0) -> CallResult:
     """Register, call ``target`` (``moh``, ``annunciator``, ``ivr`` on the lab) and exchange ``packets``
     media packets each way (module docstring); every decision is logged."""
     if not 1 <= packets <= MAX_CALL_PACKETS:
@@ -92,7 +92,7 @@ async def place_call(store: TrustStore, profile: PhoneProfile, mac: str, host: s
 
     async def call(session: SipSession) -> None:
         ended.append(await _Call(session, store=store, profile=profile, target=target, packets=packets,
-                                 events=events, clock=clock).run())
+                                 events=events, clock=clock, pace=pace).run())
 
     reg = await register(store, profile, mac, host, sip_port=sip_port, sips_port=sips_port, events=events,
                          clock=clock, timeout=timeout, keylog=keylog, cache=cache, then=call)
@@ -111,8 +111,9 @@ class CallSide:
     :mod:`phoneemu.phone.answer`): its decisions logged and collected, its dialog tag."""
 
     def __init__(self, session: SipSession, *, store: TrustStore, profile: PhoneProfile, events: EventLog,
-                 clock: Callable[[], int], target: str = "") -> None:
+                 clock: Callable[[], int], target: str = "", pace: float = 0.0) -> None:
         self.s = session
+        self.pace = pace  # seconds between the media packets it sends (0: at once)
         self.store = store
         self.profile = profile
         self.events = events
@@ -138,8 +139,9 @@ class _Call(CallSide):
     """One call over a registered connection (module docstring, steps 2-5)."""
 
     def __init__(self, session: SipSession, *, store: TrustStore, profile: PhoneProfile, target: str,
-                 packets: int, events: EventLog, clock: Callable[[], int]) -> None:
-        super().__init__(session, store=store, profile=profile, events=events, clock=clock, target=target)
+                 packets: int, events: EventLog, clock: Callable[[], int], pace: float = 0.0) -> None:
+        super().__init__(session, store=store, profile=profile, events=events, clock=clock, target=target,
+                         pace=pace)
         self.packets = packets
         self.uri = f"sip:{target}@[{session.host}]" if ":" in session.host else f"sip:{target}@{session.host}"
         self.call_id = f"{secrets.token_hex(8)}@{session.device}"
@@ -256,7 +258,7 @@ class _Call(CallSide):
         self._ack(resp)
         if answer_d is not offer_d:
             self._log(answer_d)
-        sent = send_tone(transport, send, (answer.address, answer.port), self.packets)
+        sent = await send_tone(transport, send, (answer.address, answer.port), self.packets, pace=self.pace)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(received.done.wait(), MEDIA_WAIT)
         far_end = await self._bye()

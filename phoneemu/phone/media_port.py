@@ -4,6 +4,8 @@ Rules: only datagrams from the far end's address and port (its SDP) are taken; o
 as authenticated only when its tag verifies (:class:`phoneemu.crypto.srtp.SrtpContext`, replay window),
 over RTP when it parses; a refused packet is counted with the first reason. Nothing is kept but the
 counts. The phone waits until as many packets as it expects came, at most :data:`MEDIA_WAIT` seconds.
+It sends its own at once (ours), or in real time, one every 20 ms (``pace``: for a real phone at the far
+end, whose jitter buffer expects that cadence).
 """
 
 from __future__ import annotations
@@ -61,9 +63,12 @@ class RtpPort(asyncio.DatagramProtocol):
         self.received.take(data, addr)
 
 
-def send_tone(transport: asyncio.DatagramTransport, send: srtp.SrtpContext | None, to: tuple[str, int],
-              packets: int) -> int:
-    """``packets`` 20 ms tone packets to ``to``, SRTP-protected with ``send`` (None: RTP); how many."""
-    for packet in rtp.tone_packets(packets):
+async def send_tone(transport: asyncio.DatagramTransport, send: srtp.SrtpContext | None,
+                    to: tuple[str, int], packets: int, *, pace: float = 0.0) -> int:
+    """``packets`` 20 ms tone packets to ``to``, SRTP-protected with ``send`` (None: RTP), ``pace`` seconds
+    apart (0: at once, our default; 0.02: in real time, as a phone sends them); how many."""
+    for n, packet in enumerate(rtp.tone_packets(packets)):
+        if pace and n:
+            await asyncio.sleep(pace)
         transport.sendto(send.protect(packet) if send is not None else packet, to)
     return packets

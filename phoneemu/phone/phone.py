@@ -345,24 +345,25 @@ class Phone:
                                   keylog=self._keylog, cache=self._digest)
 
     async def call(self, host: str | None, sip_port: int = SIP_PORT, sips_port: int = SIPS_PORT, *,
-                   target: str, packets: int = 10, timeout: float | None = None) -> CallResult:
+                   target: str, packets: int = 10, timeout: float | None = None,
+                   pace: float = 0.0) -> CallResult:
         """Register as :meth:`register_sip` does and, over that connection, call ``target`` (a media
         resource: ``moh``, ``annunciator``, ``ivr``) and exchange ``packets`` RTP/SRTP packets (§G.14)."""
         wait = timeout if timeout is not None else self.http_timeout
         return await place_call(self._store, self._profile, self.mac, host, target=target, sip_port=sip_port,
                                 sips_port=sips_port, events=self.events, clock=self.clock, timeout=wait,
-                                packets=packets, keylog=self._keylog, cache=self._digest)
+                                packets=packets, keylog=self._keylog, cache=self._digest, pace=pace)
 
     async def answer(self, host: str | None, sip_port: int = SIP_PORT, sips_port: int = SIPS_PORT, *,
                      wait: float = 30.0, ready: Callable[[], None] | None = None,
-                     timeout: float | None = None) -> CallResult:
+                     timeout: float | None = None, pace: float = 0.0) -> CallResult:
         """Register as :meth:`register_sip` does, keep that connection, and answer the call the
         CallManager brings there within ``wait`` seconds (another phone's :meth:`call`, spec §G.14);
         ``ready()`` once registered."""
         return await answer_call(self._store, self._profile, self.mac, host, sip_port=sip_port,
                                  sips_port=sips_port, events=self.events, clock=self.clock,
                                  timeout=timeout if timeout is not None else self.http_timeout, wait=wait,
-                                 keylog=self._keylog, cache=self._digest, ready=ready)
+                                 keylog=self._keylog, cache=self._digest, ready=ready, pace=pace)
 
     @property
     def _digest(self) -> DigestCache:

@@ -333,13 +333,13 @@ def test_boot_answer_takes_the_call_another_boot_places(tmp_path: Path) -> None:
             common = ["--tftp", f"{HOST}:{p['tftp']}", "--http-port", str(p["http"]), "--lab", str(c.root),
                       "--register"]
             answering = asyncio.create_task(cli("boot", *common, "--mac", MAC, "--flash",
-                                                str(tmp_path / "a"), "--answer", "30"))
+                                                str(tmp_path / "a"), "--answer", "30", "--realtime"))
             for _ in range(600):  # until the answering phone is registered (reachable), 30 s at most
                 if srv.relay.reaches(f"SEP{MAC}") or answering.done():
                     break
                 await asyncio.sleep(0.05)
             rc, out, _err = await cli("boot", *common, "--mac", other, "--flash", str(tmp_path / "b"),
-                                      "--call", f"SEP{MAC}", "--packets", "5")
+                                      "--call", f"SEP{MAC}", "--packets", "5", "--realtime")
             assert rc == 0, out
             assert f"Call:      SEP{MAC}: media srtp AES_CM_128_HMAC_SHA1_80: G.14-srtp" in out
             assert "far end: received=5 authenticated=5 refused=0" in out

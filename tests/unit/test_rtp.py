@@ -145,3 +145,25 @@ def test_g711_tone() -> None:
     assert b"".join(g711_tone(n, samples=3) for n in range(10)) == long
     with pytest.raises(EncodeError):
         g711_tone(0, samples=-1)
+
+
+def test_a_paced_tone_is_sent_one_packet_every_pace_seconds() -> None:
+    """``media_port.send_tone(pace=)``: at once by default; with ``pace`` the packets go that far apart
+    (the phone's ``--realtime``: 20 ms)."""
+    import asyncio
+    import time
+
+    from phoneemu.phone.media_port import send_tone
+
+    class Sink:
+        def __init__(self) -> None:
+            self.times: list[float] = []
+
+        def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
+            self.times.append(time.monotonic())
+
+    for pace, low in ((0.0, 0.0), (0.02, 0.08)):
+        sink = Sink()
+        assert asyncio.run(send_tone(sink, None, ("127.0.0.1", 9), 5, pace=pace)) == 5  # type: ignore[arg-type]
+        spread = sink.times[-1] - sink.times[0]
+        assert spread >= low and (pace or spread < 0.05), (pace, spread)
