@@ -28,7 +28,10 @@ Rules (spec §G.9 transport, §G.5 the registrar's certificate, §G.13 registrat
   whose certificate §G.5 refuses; otherwise it agrees, saying what is not known (an encrypted
   outcome without the key log, a TLS 1.3 certificate).
 * **Calls** over a connection read (plain, or decrypted): each INVITE's SDP offer (``RTP/SAVP`` with the
-  suites of its ``a=crypto`` lines, or ``RTP/AVP``) and the suite of the ``200``'s answer are set
+  suites of its ``a=crypto`` lines, or ``RTP/AVP``) and the suite of the ``200``'s answer — the calls the
+  phone placed, and those the CallManager brought it (its answer set against
+  :func:`phoneemu.phone.media_rules.decide_incoming`: SRTP keys answered over TCP or NULL-SHA, SRTP where
+  the rules give RTP, RTP to an SRTP offer it could take differ) — are set
   against §G.14, and the call's media in the capture — the first :data:`MAX_MEDIA_PACKETS` datagrams
   each way between the two SDP addresses, of at most :data:`MAX_MEDIA_FLOWS` UDP flows — is checked
   with the SDES keys of the SDP (:func:`_check_media`; the keys stay in memory, never printed). The
@@ -56,6 +59,7 @@ from phoneemu.values import host_port
 
 if TYPE_CHECKING:
     from phoneemu.formats.config import DeviceConfig
+    from phoneemu.phone.events import Decision
     from phoneemu.phone.profile import PhoneProfile
     from phoneemu.phone.store import TrustStore
 
@@ -77,7 +81,7 @@ class CapturedCall:
     """One INVITE of a captured connection: what the phone offered, what the far end answered (§G.14),
     and what its media showed (:func:`_check_media`)."""
 
-    target: str  # the request URI
+    target: str  # the request URI (a call the phone received: "from <its caller>")
     offered: str  # "srtp" | "rtp" | "" (no SDP that parses)
     suites: tuple[str, ...] = ()  # of the offer's a=crypto lines
     status: int | None = None  # the final answer
@@ -85,6 +89,9 @@ class CapturedCall:
     problem: str = ""
     media: str = ""  # what the captured media showed ("" : not looked at)
     media_differs: str = ""  # why the captured media is not what was negotiated ("": it is, or not known)
+    #: "out": the phone called (it offered, the far end answered); "in": it was called (the far end
+    #: offered, the phone answered)
+    direction: str = "out"
     #: the SDP of the offer and the answer (their media addresses and SDES keys), kept for the media check
     offer_sdp: object = field(default=None, repr=False, compare=False)
     answer_sdp: object = field(default=None, repr=False, compare=False)
@@ -95,10 +102,15 @@ class CapturedCall:
             if self.status is not None else ", no final answer"
         extra = f" ({self.problem})" if self.problem else ""
         extra += f"; media {self.media}" if self.media else ""
+        if self.direction == "in":
+            return f"call {self.target} (received): offered {offer}, the phone answered" + (
+                f" {self.status}" + (f" {self.answered}" if self.answered else "")
+                if self.status is not None else " nothing final") + extra
         return f"call {self.target}: offered {offer}{answer}{extra}"
 
     def as_dict(self) -> dict[str, object]:
-        return {"target": self.target, "offered": self.offered, "suites": list(self.suites),
+        return {"target": self.target, "direction": self.direction, "offered": self.offered,
+                "suites": list(self.suites),
                 "status": self.status, "answered": self.answered, "problem": self.problem,
                 "media": self.media, "media_differs": self.media_differs}
 
@@ -118,8 +130,11 @@ def _sdp_media(body: bytes) -> tuple[str, tuple[str, ...], str, object]:
     return "rtp", (), "", media
 
 
-def _calls(requests: list[sip.SipMessage], answers: list[sip.SipMessage]) -> tuple[CapturedCall, ...]:
-    """The INVITEs of one connection with their final answers (matched by CSeq)."""
+def _calls(requests: list[sip.SipMessage], answers: list[sip.SipMessage], *,
+           direction: str = "out") -> tuple[CapturedCall, ...]:
+    """The INVITEs among ``requests`` with their final answers among ``answers`` (matched by CSeq):
+    ``direction`` "out", the phone's INVITEs and the far end's answers; "in", the INVITEs the phone got
+    and its answers."""
     finals = {(m.header("cseq") or "").strip(): m for m in answers
               if m.status is not None and m.status >= 200}
     out: list[CapturedCall] = []
@@ -131,10 +146,18 @@ def _calls(requests: list[sip.SipMessage], answers: list[sip.SipMessage]) -> tup
             kind, got, why, answer_sdp = _sdp_media(answer.body)
             answered = f"{kind} {got[0]}" if kind == "srtp" and got else kind
             problem = problem or (f"answer {why}" if why else "")
-        out.append(CapturedCall(target=(m.uri or "")[:80], offered=offered, suites=suites[:8],
+        target = (m.uri or "")[:80] if direction == "out" else f"from {_caller(m)}"
+        out.append(CapturedCall(target=target, offered=offered, suites=suites[:8], direction=direction,
                                 problem=problem, answered=answered, offer_sdp=offer_sdp,
                                 answer_sdp=answer_sdp, status=answer.status if answer is not None else None))
     return tuple(out)
+
+
+def _caller(invite: sip.SipMessage) -> str:
+    """The URI of an INVITE's From (its display part and tag left out), at most 80 characters."""
+    named = invite.header("from") or "?"
+    start, end = named.find("<"), named.find(">")
+    return (named[start + 1:end] if 0 <= start < end else named.split(";", 1)[0])[:80]
 
 
 def _check_media(call: CapturedCall, flows: Mapping[tuple[Endpoint, Endpoint], list[bytes]]) -> CapturedCall:
@@ -149,13 +172,17 @@ def _check_media(call: CapturedCall, flows: Mapping[tuple[Endpoint, Endpoint], l
     offer, answer = call.offer_sdp, call.answer_sdp
     if call.status != 200 or not isinstance(offer, sdp.AudioOffer) or not isinstance(answer, sdp.AudioOffer):
         return call
-    phone, far = (offer.address, offer.port), (answer.address, answer.port)
-    keys: dict[str, tuple[str, str] | None] = {"phone": None, "far end": None}
+    offerer, answerer = (offer.address, offer.port), (answer.address, answer.port)
+    key_of: dict[str, tuple[str, str] | None] = {"offerer": None, "answerer": None}
     if answer.crypto and call.answered.startswith("srtp"):
         chosen = answer.crypto[0]
-        mine = next((c for c in offer.crypto if c.tag == chosen.tag), None)
-        keys = {"phone": (chosen.suite, mine.key_params) if mine else None,
-                "far end": (chosen.suite, chosen.key_params)}
+        offered = next((c for c in offer.crypto if c.tag == chosen.tag), None)
+        key_of = {"offerer": (chosen.suite, offered.key_params) if offered else None,
+                  "answerer": (chosen.suite, chosen.key_params)}
+    mine, theirs = ("offerer", "answerer") if call.direction == "out" else ("answerer", "offerer")
+    addr = {"offerer": offerer, "answerer": answerer}
+    phone, far = addr[mine], addr[theirs]
+    keys = {"phone": key_of[mine], "far end": key_of[theirs]}
     parts: list[str] = []
     differs: list[str] = []
     for side, src, dst in (("phone", phone, far), ("far end", far, phone)):
@@ -182,8 +209,8 @@ def _check_media(call: CapturedCall, flows: Mapping[tuple[Endpoint, Endpoint], l
             if side == "far end" and ok < len(packets) else ""))
         if side == "phone" and ok < len(packets):  # the phone's own media: its conformance
             differs.append(f"{call.target}: SRTP {key[0]} negotiated, {len(packets) - ok} of the phone's "
-                           f"{len(packets)} packets do not authenticate with the key it offered (sent in the "
-                           "clear, with another key, or changed on the way)")
+                           f"{len(packets)} packets do not authenticate with the key it sent (in the clear, "
+                           "with another key, or changed on the way)")
     return dataclasses.replace(call, media="; ".join(parts), media_differs="; ".join(differs))
 
 
@@ -247,7 +274,7 @@ def _read(client_data: bytes, server_data: bytes) -> dict[str, object]:
     statuses = tuple(m.status for m in answers if m.status is not None and m.status >= 200
                      and (m.header("cseq") or "").strip() in cseqs)
     return {"mac": mac, "registers": len(registers), "statuses": statuses, "problem": p1 or p2,
-            "calls": _calls(requests, answers)}
+            "calls": _calls(requests, answers) + _calls(answers, requests, direction="in")}
 
 
 class SipCollector:
@@ -418,13 +445,16 @@ def check_sip(store: TrustStore, profile: PhoneProfile, mac: str, addresses: set
 
 
 def _check_calls(cfg: DeviceConfig, profile: PhoneProfile, c: CapturedSip) -> tuple[str, list[str]]:
-    """The §G.14 offer rule on the transport the phone used, and where its calls' offers differ."""
+    """The §G.14 offer rule on the transport the phone used, and where its calls differ: the offers of
+    the calls it placed, the answers of those it received (:func:`_check_received`), their media."""
     from phoneemu.phone import media_rules
 
     d = media_rules.decide_media_offer(cfg, transport=c.transport, profile=profile)
     differs: list[str] = []
     for call in c.calls:
-        if call.offered == "srtp" and "NULL" in c.tls:
+        if call.direction == "in":
+            differs += _check_received(call, d, profile, c)
+        elif call.offered == "srtp" and "NULL" in c.tls:
             differs.append(f"{call.target}: SRTP keys sent over {c.tls} (TLS that encrypts nothing: in the "
                            "clear)")
         elif call.offered == "srtp" and c.transport != "tls":
@@ -437,3 +467,23 @@ def _check_calls(cfg: DeviceConfig, profile: PhoneProfile, c: CapturedSip) -> tu
         if call.media_differs:
             differs.append(call.media_differs)
     return d.rule, differs
+
+
+def _check_received(call: CapturedCall, own: Decision, profile: PhoneProfile, c: CapturedSip) -> list[str]:
+    """A call the phone received: its answer set against :func:`phoneemu.phone.media_rules.decide_incoming`
+    (its own offer rule ``own`` and the far end's offer) — SRTP keys answered over TCP or NULL-SHA, SRTP
+    where the rules give RTP, RTP where they give SRTP differ."""
+    from phoneemu.phone import media_rules
+    from phoneemu.protocols import sdp
+
+    if call.status != 200 or not call.answered or not isinstance(call.offer_sdp, sdp.AudioOffer):
+        return []
+    answered_srtp = call.answered.startswith("srtp")
+    if answered_srtp and (c.transport != "tls" or "NULL" in c.tls):
+        return [f"{call.target}: SRTP keys answered over {c.tls or c.transport} (in the clear)"]
+    expected, _chosen = media_rules.decide_incoming(call.offer_sdp, own=own, suites=profile.srtp_suites)
+    if answered_srtp and expected.rule != "G.14-srtp":
+        return [f"{call.target}: answered SRTP, the rules give RTP ({expected.rule})"]
+    if not answered_srtp and expected.rule == "G.14-srtp":
+        return [f"{call.target}: answered RTP to an SRTP offer it could take, the rules give SRTP"]
+    return []

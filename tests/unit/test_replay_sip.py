@@ -196,7 +196,8 @@ def test_captured_calls_are_checked_against_g14() -> None:
     rtp_call = capture(body("RTP/AVP", ()), body("RTP/AVP", ()))
     (check,) = check_sip(store, prof, "0011223344AA", {"10.0.0.9"}, [rtp_call])  # type: ignore[list-item]
     assert check.differs == () and "offered rtp, answered 200 rtp" in check.describe()
-    assert check.as_dict()["calls"] == [{"target": "sip:moh@10.0.0.1", "offered": "rtp", "suites": [],
+    assert check.as_dict()["calls"] == [{"target": "sip:moh@10.0.0.1", "direction": "out", "offered": "rtp",
+                                         "suites": [],
                                          "status": 200, "answered": "rtp", "problem": "", "media": "",
                                          "media_differs": ""}]
 
@@ -255,7 +256,7 @@ def test_a_calls_captured_media_is_checked_with_the_keys_of_its_sdp() -> None:
     assert good.media_differs == ""
     clear = scan(plain[:3], [theirs.protect(p) for p in plain[4:6]])
     assert clear.media.startswith("phone 0 of 3 authenticated")
-    assert "3 of the phone's 3 packets do not authenticate with the key it offered" in clear.media_differs
+    assert "3 of the phone's 3 packets do not authenticate with the key it sent" in clear.media_differs
     flipped = [bytes([*p[:-1], p[-1] ^ 1]) for p in (theirs.protect(x) for x in plain[6:8])]
     far_bad = scan([mine.protect(p) for p in plain[8:10]], flipped)
     assert "far end 0 of 2 authenticated (the phone drops the others" in far_bad.media
@@ -276,3 +277,60 @@ def test_media_kept_for_the_check_is_bounded() -> None:
     assert len(c.flows) == MAX_MEDIA_FLOWS and c.flows_not_kept == 5
     assert len(c.flows[(("10.0.0.9", 0), ("10.0.0.1", 9))]) == MAX_MEDIA_PACKETS
     assert len(c.flows[(("10.0.0.9", 1), ("10.0.0.1", 9))]) == 1
+
+
+def test_a_call_the_phone_received_is_checked_by_its_answer() -> None:
+    """An INVITE the CallManager sent the phone over its registered connection, and the phone's 200: the
+    answer set against §G.14 (media_rules.decide_incoming) — SRTP keys answered over TCP differ, RTP to
+    the far end's SRTP offer from a non-secure phone agrees."""
+    from phoneemu.crypto import srtp
+    from phoneemu.formats import config as config_fmt
+    from phoneemu.net.capture import ACK, SYN
+    from phoneemu.phone.profile import get_profile
+    from phoneemu.phone.store import AcceptedConfig, TrustStore
+    from phoneemu.protocols import sdp, sip
+    from phoneemu.scenario.replay_sip import check_sip
+
+    phone, cucm = ("10.0.0.9", 40000), ("10.0.0.1", 5060)
+    key = srtp.inline_key(*srtp.make_master_key())
+    line = sdp.Crypto(tag=1, suite="AES_CM_128_HMAC_SHA1_80", key_params=key)
+
+    def sdp_body(addr: str, port: int, srtp_on: bool) -> bytes:
+        return sdp.build_sdp(sdp.AudioOffer(address=addr, port=port, formats=(0,),
+                                            profile="RTP/SAVP" if srtp_on else "RTP/AVP",
+                                            crypto=(line,) if srtp_on else ()))
+
+    def received(answer_srtp: bool) -> Any:
+        dev = "<sip:SEP0011223344AA@10.0.0.1>"
+        register = sip.build_message("REGISTER sip:10.0.0.1 SIP/2.0", [("From", dev), ("CSeq", "1 REGISTER")])
+        invite = sip.build_message("INVITE sip:SEP0011223344AA@10.0.0.9 SIP/2.0", [
+            ("From", "<sip:SEP0011223344BB@10.0.0.1>;tag=x"), ("CSeq", "7 INVITE")],
+            sdp_body("10.0.0.8", 30000, True))
+        answer = sip.build_message("SIP/2.0 200 OK", [("CSeq", "7 INVITE")],
+                                   sdp_body("10.0.0.9", 31000, answer_srtp))
+        collector = SipCollector()
+        scanner = FlowScanner(None, sip=collector, limits=Limits(), warn=lambda _w: None)
+        scanner.feed(_tcp(phone, cucm, 100, SYN))
+        scanner.feed(_tcp(cucm, phone, 900, SYN | ACK))
+        scanner.feed(_tcp(phone, cucm, 101, ACK, register))
+        scanner.feed(_tcp(cucm, phone, 901, ACK, sip.build_message("SIP/2.0 200 OK", [("CSeq", "1 REGISTER")])
+                          + invite))
+        scanner.feed(_tcp(phone, cucm, 101 + len(register), ACK, answer))
+        scanner.close()
+        (found,) = collector.found
+        return found
+
+    prof = get_profile("cp-8861")
+    store = TrustStore(profile=prof)
+    cfg = config_fmt.DeviceConfig(device_name="SEP0011223344AA")  # non-secure
+    store.config = AcceptedConfig(file="SEP.cnf.xml", xml=config_fmt.build(cfg), config=cfg)
+    keys_out = received(answer_srtp=True)
+    (call,) = keys_out.calls
+    assert (call.direction, call.target, call.offered, call.answered) == (
+        "in", "from sip:SEP0011223344BB@10.0.0.1", "srtp", "srtp AES_CM_128_HMAC_SHA1_80")
+    (check,) = check_sip(store, prof, "0011223344AA", {"10.0.0.9"}, [keys_out])
+    assert check.differs == ("from sip:SEP0011223344BB@10.0.0.1: SRTP keys answered over tcp (in the clear)",)
+    assert "call from sip:SEP0011223344BB@10.0.0.1 (received): offered srtp (AES_CM_128_HMAC_SHA1_80), the " \
+        "phone answered 200 srtp AES_CM_128_HMAC_SHA1_80" in check.describe()
+    (check,) = check_sip(store, prof, "0011223344AA", {"10.0.0.9"}, [received(answer_srtp=False)])
+    assert check.differs == () and check.as_dict()["calls"][0]["direction"] == "in"  # type: ignore[index]
