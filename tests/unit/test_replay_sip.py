@@ -107,6 +107,19 @@ def test_a_plain_sip_connection_is_kept_within_its_cap() -> None:
 _CAPTURE = Path(__file__).resolve().parents[2] / "captures" / "sip-tls-callmanager-in-ctl.pcap"
 
 
+def _non_secure_phone() -> tuple[Any, Any]:
+    """A cp-8861's profile and a store holding a non-secure config of SEP0011223344AA."""
+    from phoneemu.formats import config as config_fmt
+    from phoneemu.phone.profile import get_profile
+    from phoneemu.phone.store import AcceptedConfig, TrustStore
+
+    prof = get_profile("cp-8861")
+    store = TrustStore(profile=prof)
+    cfg = config_fmt.DeviceConfig(device_name="SEP0011223344AA")  # non-secure
+    store.config = AcceptedConfig(file="SEP.cnf.xml", xml=config_fmt.build(cfg), config=cfg)
+    return prof, store
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.integers(0, 10**9), st.integers(0, 255)), min_size=1, max_size=30))
 def test_a_damaged_sip_capture_is_read_and_checked_without_a_crash(flips: list[tuple[int, int]]) -> None:
@@ -147,10 +160,7 @@ def test_captured_calls_are_checked_against_g14() -> None:
     (in the clear), and so does SRTP offered by a non-secure device; an RTP offer over TCP agrees; the
     answer's suite is read (the far end's choice, not a phone verdict)."""
     from phoneemu.crypto import srtp
-    from phoneemu.formats import config as config_fmt
     from phoneemu.net.capture import ACK, SYN
-    from phoneemu.phone.profile import get_profile
-    from phoneemu.phone.store import AcceptedConfig, TrustStore
     from phoneemu.protocols import sdp, sip
     from phoneemu.scenario.replay_sip import check_sip
 
@@ -179,10 +189,7 @@ def test_captured_calls_are_checked_against_g14() -> None:
         (found,) = collector.found
         return found
 
-    prof = get_profile("cp-8861")
-    store = TrustStore(profile=prof)
-    cfg = config_fmt.DeviceConfig(device_name="SEP0011223344AA")  # non-secure
-    store.config = AcceptedConfig(file="SEP.cnf.xml", xml=config_fmt.build(cfg), config=cfg)
+    prof, store = _non_secure_phone()
     keyed = (sdp.Crypto(tag=1, suite="AES_CM_128_HMAC_SHA1_80", key_params=key),)
     srtp_call = capture(body("RTP/SAVP", keyed), body("RTP/SAVP", keyed))
     (check,) = check_sip(store, prof, "0011223344AA", {"10.0.0.9"}, [srtp_call])  # type: ignore[list-item]
@@ -284,10 +291,7 @@ def test_a_call_the_phone_received_is_checked_by_its_answer() -> None:
     answer set against §G.14 (media_rules.decide_incoming) — SRTP keys answered over TCP differ, RTP to
     the far end's SRTP offer from a non-secure phone agrees."""
     from phoneemu.crypto import srtp
-    from phoneemu.formats import config as config_fmt
     from phoneemu.net.capture import ACK, SYN
-    from phoneemu.phone.profile import get_profile
-    from phoneemu.phone.store import AcceptedConfig, TrustStore
     from phoneemu.protocols import sdp, sip
     from phoneemu.scenario.replay_sip import check_sip
 
@@ -320,10 +324,7 @@ def test_a_call_the_phone_received_is_checked_by_its_answer() -> None:
         (found,) = collector.found
         return found
 
-    prof = get_profile("cp-8861")
-    store = TrustStore(profile=prof)
-    cfg = config_fmt.DeviceConfig(device_name="SEP0011223344AA")  # non-secure
-    store.config = AcceptedConfig(file="SEP.cnf.xml", xml=config_fmt.build(cfg), config=cfg)
+    prof, store = _non_secure_phone()
     keys_out = received(answer_srtp=True)
     (call,) = keys_out.calls
     assert (call.direction, call.target, call.offered, call.answered) == (
