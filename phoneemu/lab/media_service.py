@@ -11,8 +11,8 @@ BYE of a device it has authenticated. Rules:
   :mod:`phoneemu.protocols.sdp`; malformed: ``400``) for G.711 µ-law (payload type 0) whose media
   address is the address the INVITE came from (the lab sends media only to the phone that asked; else
   ``488``).
-* The answer (§G.14 table, :func:`phoneemu.protocols.media.negotiate_suite`): an ``RTP/SAVP`` offer
-  that came over **TLS** with a suite both support (in a line without an MKI: the resource reads none) gets
+* The answer (§G.14 table, :func:`phoneemu.protocols.media.pick_offered`): an ``RTP/SAVP`` offer
+  that came over **TLS** with a suite both support (in a usable line: no MKI, a key of 16 + 14 bytes) gets
   ``RTP/SAVP`` and one ``a=crypto`` line — the offered tag and suite, the resource's own fresh master
   key; any other offer gets ``RTP/AVP`` (the fall-back to RTP; over TCP the keys would travel in the
   clear, so the lab does not use them).
@@ -45,8 +45,8 @@ from phoneemu.protocols.media import (
     PACKETS_HEADER,
     SAVP,
     SRTP_PREFERENCE,
-    negotiate_suite,
     packets_asked,
+    pick_offered,
 )
 
 __all__ = ["MAX_CALLS", "RESOURCES", "MediaResources"]
@@ -184,23 +184,14 @@ class MediaResources:
                 packets: int, host: str) -> tuple[sdp.AudioOffer, _Call]:
         """The answer's profile and crypto, and the call with its keys (module rules, §G.14)."""
         phone = (offer.address, offer.port)
-        usable = tuple(c for c in offer.crypto if not c.mki)  # packets with an MKI are not ours to read
-        suite = negotiate_suite(tuple(c.suite for c in usable), self.suites) \
-            if offer.profile == SAVP and over_tls else None
-        chosen = next((c for c in usable if c.suite == suite), None)
-        if chosen is not None and suite is not None:
-            try:
-                theirs = srtp.parse_inline_key(chosen.key_params)
-            except DecodeError:
-                chosen = None
-            else:
-                key, salt = srtp.make_master_key()
-                crypto = sdp.Crypto(tag=chosen.tag, suite=suite, key_params=srtp.inline_key(key, salt))
-                call = _Call(resource=resource, device=device, phone=phone, packets=packets,
-                             send=srtp.SrtpContext(suite, key, salt),
-                             receive=srtp.SrtpContext(suite, *theirs))
-                return sdp.AudioOffer(address=host, port=0, profile=SAVP, formats=(0,),
-                                      crypto=(crypto,)), call
+        chosen = pick_offered(offer.crypto, self.suites) if offer.profile == SAVP and over_tls else None
+        if chosen is not None:
+            key, salt = srtp.make_master_key()
+            crypto = sdp.Crypto(tag=chosen.tag, suite=chosen.suite, key_params=srtp.inline_key(key, salt))
+            call = _Call(resource=resource, device=device, phone=phone, packets=packets,
+                         send=srtp.SrtpContext(chosen.suite, key, salt),
+                         receive=srtp.SrtpContext(chosen.suite, *srtp.parse_inline_key(chosen.key_params)))
+            return sdp.AudioOffer(address=host, port=0, profile=SAVP, formats=(0,), crypto=(crypto,)), call
         call = _Call(resource=resource, device=device, phone=phone, packets=packets, send=None, receive=None)
         return sdp.AudioOffer(address=host, port=0, profile=AVP, formats=(0,)), call
 

@@ -16,8 +16,9 @@ Rules:
                                    CTL, §G.9 fall-back)
   ``G.14-rtp-phone-no-srtp``       the model has no SRTP suite (e.g. the 7940)
 
-* **Negotiation** (:func:`phoneemu.protocols.media.negotiate_suite`, used by whoever answers — the
-  lab's media resources): the §G.14 table — offered 32 and 80 → AES_CM_128_HMAC_SHA1_80; only 32 → 32;
+* **Negotiation** (:func:`phoneemu.protocols.media.negotiate_suite`; the line taken,
+  :func:`~phoneemu.protocols.media.pick_offered`, used by whoever answers — the lab's media resources, a
+  called phone): the §G.14 table — offered 32 and 80 → AES_CM_128_HMAC_SHA1_80; only 32 → 32;
   only 80 → 80; neither → RTP. AEAD_AES_*_GCM are preferred by CUCM when offered, but Cisco phones do
   not implement them.
 
@@ -50,7 +51,7 @@ from phoneemu.errors import DecodeError
 from phoneemu.formats.config import DeviceConfig
 from phoneemu.phone.events import Decision
 from phoneemu.phone.profile import PhoneProfile
-from phoneemu.protocols.media import AVP, SAVP, negotiate_suite
+from phoneemu.protocols.media import AVP, SAVP, pick_offered
 from phoneemu.protocols.sdp import AudioOffer, Crypto
 
 __all__ = ["NO_MEDIA", "decide_incoming", "decide_media_answer", "decide_media_offer",
@@ -127,20 +128,11 @@ def decide_incoming(offer: AudioOffer, *, own: Decision,
         return _d("G.14-media-refused", False, "the offer's audio stream is refused or not G.711 µ-law"), None
     if not own.accepted:
         return own, None
-    usable = []
-    for c in offer.crypto if offer.profile == SAVP else ():
-        try:
-            srtp.parse_inline_key(c.key_params)
-        except DecodeError:
-            continue
-        if not c.mki:
-            usable.append(c)
-    suite = negotiate_suite(tuple(c.suite for c in usable), suites)
-    if suite is None:
+    chosen = pick_offered(offer.crypto, suites) if offer.profile == SAVP else None
+    if chosen is None:
         why = "offered RTP" if not offer.crypto else "offered no SRTP suite it can use"
         return _d("G.14-rtp-fallback", False, f"the calling side {why}: the call uses RTP"), None
-    chosen = next(c for c in usable if c.suite == suite)
-    return _d("G.14-srtp", True, f"SRTP {suite} (the §G.14 choice among the caller's offer)"), chosen
+    return _d("G.14-srtp", True, f"SRTP {chosen.suite} (the §G.14 choice among the caller's offer)"), chosen
 
 
 def decide_media_received(answer_rule: Decision, *, srtp_used: bool, received: int, authenticated: int,

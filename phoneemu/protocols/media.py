@@ -13,8 +13,12 @@ AEAD_AES_128_GCM when offered, but Cisco phones do not implement them, so they n
 
 from __future__ import annotations
 
+from phoneemu.crypto import srtp
+from phoneemu.errors import DecodeError
+from phoneemu.protocols.sdp import Crypto
+
 __all__ = ["AVP", "DEFAULT_PACKETS", "MAX_PACKETS", "MEDIA_HEADER", "PACKETS_HEADER", "SAVP",
-           "SRTP_PREFERENCE", "negotiate_suite", "packets_asked"]
+           "SRTP_PREFERENCE", "negotiate_suite", "packets_asked", "pick_offered"]
 
 #: the SDP media profiles of RTP (RFC 3551) and SRTP (RFC 3711)
 AVP = "RTP/AVP"
@@ -43,3 +47,23 @@ def packets_asked(value: str | None) -> int:
 def negotiate_suite(offered: tuple[str, ...], supported: tuple[str, ...]) -> str | None:
     """The §G.14 table: the suite both sides support, the 80-bit tag first; None = RTP."""
     return next((s for s in SRTP_PREFERENCE if s in offered and s in supported), None)
+
+
+def _usable(line: Crypto) -> bool:
+    """An offered line whose key the answerer can use: no MKI (SRTP here reads none), a key info of a
+    16-byte key and a 14-byte salt."""
+    if line.mki:
+        return False
+    try:
+        srtp.parse_inline_key(line.key_params)
+    except DecodeError:
+        return False
+    return True
+
+
+def pick_offered(offered: tuple[Crypto, ...], supported: tuple[str, ...]) -> Crypto | None:
+    """The offered ``a=crypto`` line an answerer supporting ``supported`` answers (RFC 4568 §7.1.2): among
+    the usable lines, the suite of the §G.14 table (:func:`negotiate_suite`), its first line; None: RTP."""
+    usable = tuple(c for c in offered if _usable(c))
+    suite = negotiate_suite(tuple(c.suite for c in usable), supported)
+    return next((c for c in usable if c.suite == suite), None)

@@ -23,9 +23,8 @@ Rules:
 * ``a=crypto:<tag> <suite> inline:<key||salt>[|lifetime][|MKI:length] [session-params]`` (RFC 4568
   §9.1) is media level only (§9); tags 1..999999999 unique in the stream (§5.1); of several key-params
   the first is kept. Any suite token is kept: the answerer skips those it does not support (§7.1.2).
-* :func:`choose_crypto` answers with the first offered attribute of the answerer's most preferred
-  supported suite (§7.1.2). Phones prefer ``_80`` to ``_32`` (:data:`PHONE_SUITES`, spec §G.14) and do
-  not offer the AEAD GCM suites CUCM knows.
+* Which offered line an answerer takes is the §G.14 table's (:func:`phoneemu.protocols.media.pick_offered`):
+  phones prefer ``_80`` to ``_32`` and do not offer the AEAD GCM suites CUCM knows.
 * Ours (not in the spec): :func:`build_sdp` writes ``v o s c t m``, ``a=rtpmap:0 PCMU/8000`` when 0 is
   offered, ``a=ptime:20``, the crypto attributes in order, then the direction; the address goes in
   ``o=`` and in a session-level ``c=``.
@@ -39,8 +38,8 @@ from dataclasses import dataclass, field
 
 from phoneemu.errors import DecodeError, EncodeError, SizeLimitError
 
-__all__ = ["DIRECTIONS", "FMT", "MAX_CRYPTO", "MAX_LINE", "MAX_LINES", "MAX_SDP", "PHONE_SUITES",
-           "AudioOffer", "Crypto", "build_sdp", "choose_crypto", "parse_sdp"]
+__all__ = ["DIRECTIONS", "FMT", "MAX_CRYPTO", "MAX_LINE", "MAX_LINES", "MAX_SDP",
+           "AudioOffer", "Crypto", "build_sdp", "parse_sdp"]
 
 FMT = "sdp"
 MAX_SDP = 4096
@@ -48,7 +47,6 @@ MAX_LINES = 64
 MAX_LINE = 512
 MAX_CRYPTO = 8
 #: what a SIP phone offers, most preferred first (spec §G.14: 80 over 32 when both)
-PHONE_SUITES = ("AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32")
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 
 _MAX_TAG = 999_999_999
@@ -196,16 +194,6 @@ def build_sdp(a: AudioOffer) -> bytes:
     if len(out) > MAX_SDP:
         raise EncodeError(f"description of {len(out)} bytes exceeds {MAX_SDP}", fmt=FMT, path="sdp")
     return out
-
-
-def choose_crypto(offered: tuple[Crypto, ...], supported: tuple[str, ...]) -> Crypto | None:
-    """The offered attribute to answer (RFC 4568 §7.1.2): for the answerer's most preferred suite in
-    ``supported`` that was offered, the first attribute offering it; None when none is supported."""
-    for suite in supported:
-        for c in offered:
-            if c.suite == suite:
-                return c
-    return None
 
 
 @dataclass(slots=True)

@@ -215,3 +215,23 @@ def test_rtp_of_which_nothing_was_readable_is_no_media() -> None:
                               refusal="version 3, not 2")
     assert (d.rule, d.accepted) == ("G.14-no-media", False)
     assert "4 packet(s) came, none a readable RTP packet (version 3, not 2)" in d.reason
+
+
+def test_pick_offered_takes_the_tables_suite_its_first_usable_line() -> None:
+    """The answerer's line (RFC 4568 §7.1.2 by the §G.14 table): offered 32 first, 80 still wins; of two
+    lines of a suite the first usable one; a line with an MKI or a key that is not 16 + 14 bytes is
+    skipped; GCM is never taken; nothing usable: None (RTP)."""
+    from phoneemu.protocols.media import pick_offered
+
+    c32, c80 = _crypto(1, S32), _crypto(2, S80)
+    assert pick_offered((c32, c80), (S80, S32)) == c80
+    assert pick_offered((c32, c80), (S32,)) == c32
+    assert pick_offered((c80,), (S32,)) is None
+    twice = (_crypto(3, GCM256), _crypto(4, S80), _crypto(5, S80))
+    assert pick_offered(twice, (GCM256, S80, S32)) == twice[1]
+    with_mki = dataclasses.replace(c80, mki="1:4")
+    short = _crypto(6, S80, key="QUJD")
+    assert pick_offered((with_mki, short, c32), (S80, S32)) == c32
+    assert pick_offered((with_mki, short), (S80, S32)) is None
+    assert pick_offered((_crypto(7, GCM128),), (GCM128, S80)) is None
+    assert pick_offered((), (S80, S32)) is None

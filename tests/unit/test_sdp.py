@@ -9,7 +9,7 @@ import pytest
 
 from phoneemu.errors import DecodeError, EncodeError, SizeLimitError
 from phoneemu.protocols import sdp
-from phoneemu.protocols.sdp import PHONE_SUITES, AudioOffer, Crypto, build_sdp, choose_crypto, parse_sdp
+from phoneemu.protocols.sdp import AudioOffer, Crypto, build_sdp, parse_sdp
 
 KEY80 = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"
 KEY32 = "NgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
@@ -260,22 +260,3 @@ def test_build_refuses_what_parse_would_refuse() -> None:
         build_sdp(replace(OFFER, crypto=wide))
     assert err.value.path == "sdp"
 
-
-def test_choose_crypto_prefers_the_answerers_order() -> None:
-    # offered 32 first: the answerer still takes 80 (spec §G.14: both -> 80)
-    c32_first = (replace(C32, tag=1), replace(C80, tag=2))
-    assert choose_crypto(c32_first, PHONE_SUITES) == c32_first[1]
-    assert choose_crypto((C32,), PHONE_SUITES) == C32
-    assert choose_crypto((C80,), PHONE_SUITES) == C80
-    # unknown suites are skipped; of two attributes with the same suite the first offered wins
-    gcm = Crypto(tag=3, suite="AEAD_AES_256_GCM", key_params="QUJD")
-    twice = (gcm, replace(C80, tag=4), C80)
-    assert choose_crypto(twice, PHONE_SUITES) == twice[1]
-    assert choose_crypto(twice, ("AEAD_AES_256_GCM", *PHONE_SUITES)) == gcm
-
-
-def test_choose_crypto_none() -> None:
-    gcm = Crypto(tag=3, suite="AEAD_AES_128_GCM", key_params="QUJD")
-    assert choose_crypto((gcm,), PHONE_SUITES) is None  # phones do not implement GCM: fall back to RTP
-    assert choose_crypto((), PHONE_SUITES) is None
-    assert choose_crypto((C80, C32), ()) is None
