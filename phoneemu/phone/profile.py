@@ -38,7 +38,6 @@ from phoneemu.protocols.media import SRTP_PREFERENCE
 __all__ = [
     "CONFIG_POLICIES",
     "PROFILES",
-    "SRTP_SUITES",
     "TLS_VERSIONS",
     "PhoneProfile",
     "check_tls_versions",
@@ -46,8 +45,6 @@ __all__ = [
     "profile_from_dict",
 ]
 
-#: The SRTP suites of Cisco phones, the 80-bit tag first (spec §G.14; SDES names, RFC 4568 §6.2)
-SRTP_SUITES = SRTP_PREFERENCE
 CONFIG_POLICIES = frozenset({"encrypted-first", "short-config-first", "plain"})
 _HASH_NAMES = {"sha1": HashAlg.SHA1, "sha-1": HashAlg.SHA1, "sha256": HashAlg.SHA256,
                "sha-256": HashAlg.SHA256, "sha512": HashAlg.SHA512, "sha-512": HashAlg.SHA512}
@@ -77,7 +74,7 @@ class PhoneProfile:
     enc_signer_checked: bool = True
     secure_mode_attempts: int = 4
     #: SRTP suites the model offers, its preference first (spec §G.14; none: RTP only)
-    srtp_suites: tuple[str, ...] = SRTP_SUITES
+    srtp_suites: tuple[str, ...] = SRTP_PREFERENCE  # the suites of Cisco phones, 80 first
 
     def __post_init__(self) -> None:
         if not self.name or not self.model:
@@ -112,11 +109,11 @@ class PhoneProfile:
             if not tmpl.endswith(".tlv") or "{" in rest or "}" in rest:
                 raise EncodeError(f"request_order[{i}] {tmpl!r}: a .tlv name with only {{mac}} as field",
                                   path=f"request_order[{i}]")
-        bad = [s for s in self.srtp_suites if s not in SRTP_SUITES]
+        bad = [s for s in self.srtp_suites if s not in SRTP_PREFERENCE]
         if bad or len(set(self.srtp_suites)) != len(self.srtp_suites):
             raise EncodeError(f"srtp_suites {list(self.srtp_suites)}: each at most once, among "
-                              f"{', '.join(SRTP_SUITES)} (phones do not implement the AEAD GCM suites, spec "
-                              "§G.14)", path="srtp_suites")
+                              f"{', '.join(SRTP_PREFERENCE)} (phones do not implement the AEAD GCM suites, "
+                              "spec §G.14)", path="srtp_suites")
         if not 1 <= self.secure_mode_attempts <= 100:
             raise EncodeError("secure_mode_attempts must be 1..100", path="secure_mode_attempts")
 
@@ -197,7 +194,7 @@ def _coerce(name: str, value: Any) -> Any:
             raise ScenarioError(exc.message, path=name) from None
     if name == "srtp_suites":
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-            raise ScenarioError(f"{name} must be a list of SRTP suite names ({', '.join(SRTP_SUITES)})",
+            raise ScenarioError(f"{name} must be a list of SRTP suite names ({', '.join(SRTP_PREFERENCE)})",
                                 path=name)
         return tuple(value)
     if name == "request_order":
