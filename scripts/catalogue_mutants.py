@@ -38,6 +38,7 @@ DOMAINS: dict[str, list[Any]] = {
     "https": ["trusted", "untrusted"],
     "media": ["srtp", "rtp", "none"],
     "media_suite": ["AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32", "none"],
+    "call_status": [200, 404, 408, 480, 488, "none"],
 }
 BOOLS = {"locked_out", "encrypted", "tvs_used", "retransmitted"}
 OVERLAPS = {(v, "present") for v in ("installed", "updated", "unchanged", "empty", "rejected")} | {

@@ -66,6 +66,10 @@ _OP_EXAMPLES: dict[str, tuple[str, ...]] = {
     "remove-node": ("phoneemu lab remove-node /tmp/lab                 the last node leaves the ITL",),
     "security-mode": ("phoneemu lab security-mode /tmp/lab --mac 001122334455 encrypted",
                       "phoneemu lab security-mode /tmp/lab --mac 0A0000000000 --count 500 authenticated"),
+    "calling-search-space": (
+        "phoneemu lab calling-search-space /tmp/lab --mac 0A0000000001 --partition Executives",
+        "phoneemu lab calling-search-space /tmp/lab --mac 0A0000000002 --count 5 --css Executives,Staff",
+        "phoneemu lab calling-search-space /tmp/lab --mac 0A0000000001 --partition '<None>' --css ''"),
     "rollback": ("phoneemu lab rollback /tmp/lab on                 serve the empty ITL",),
     "digest": ("phoneemu lab digest /tmp/lab --mac 001122334455 --user alice --password lab-secret",
                "phoneemu lab digest /tmp/lab --mac 001122334455 --user alice --password x --exclude"),
@@ -324,6 +328,20 @@ def register(sub: Any) -> None:
                    help="the device security mode written into the phones' configs")
     p.set_defaults(handler=_op(lambda c, a, n: c.set_security_mode(_macs(a), a.mode, now=n)))
 
+    p = add("calling-search-space", "dial plan of phones (seed Authorization; the lab's convention): the "
+            "partition of their line and their calling search space, the partitions their calls reach; a "
+            "call to a phone in a partition the caller's calling search space does not list is refused "
+            "with 404 Not Found (<None> is reached by every calling search space)")
+    _mac_options(p)
+    p.add_argument("--partition", metavar="NAME",
+                   help="the partition of the phones' line: 1..50 letters, digits, _ - or . ('<None>' or '': "
+                   "CUCM's <None> partition, which every calling search space reaches; default: unchanged, "
+                   "<None> unless set)")
+    p.add_argument("--css", metavar="NAME,NAME",
+                   help="the phones' calling search space: partition names, comma-separated ('': it reaches "
+                   "<None> only; default: unchanged, empty unless set)")
+    p.set_defaults(handler=_op(_calling_search_space))
+
     p = add("digest", "SIP digest credentials of phones, written into their configs (lab values only)")
     _mac_options(p)
     p.add_argument("--user", help="digest user (required unless --clear)")
@@ -506,6 +524,32 @@ def _mac_options(p: argparse.ArgumentParser, *, required: bool = True,
     p.add_argument("--count", type=_phone_count, default=1, metavar="N",
                    help="N phones with consecutive MACs from one --mac, as lab phone add --count and fleet "
                    "boot --mac-start number them (default 1)")
+
+
+def _calling_search_space(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
+    """``lab calling-search-space``: the phones' partition and calling search space (``--css A,B``; '':
+    none); says what the phones now have."""
+    css = None if a.css is None else [n.strip() for n in a.css.split(",")] if a.css.strip() else []
+    macs = _macs(a)
+    from phoneemu.formats.config import normalise_mac
+    from phoneemu.lab.dial_plan import NONE_PARTITION, css_problem, describe_css, partition_problem
+
+    if a.partition is None and css is None:
+        raise EncodeError("give --partition NAME, --css NAME,NAME or both", path="--partition")
+    problem = None if a.partition is None else partition_problem(a.partition)
+    if problem is not None:
+        raise EncodeError(problem, path="--partition")
+    found = None if css is None else css_problem(css)
+    if found is not None:
+        raise EncodeError(found[1] + ("" if found[0] is None else f" (name {found[0] + 1} of {a.css!r})"),
+                          path="--css")
+    c.set_calling_search_space(macs, partition=a.partition, css=css, now=now)
+
+    plans = {c.dial_plan(normalise_mac(m)) for m in macs}
+    lines = [f"partition {p.partition or NONE_PARTITION}, calling search space {describe_css(p.css)}"
+             for p in plans if p is not None]
+    who = f"phone {macs[0]}" if len(macs) == 1 else f"{len(macs)} phones"
+    return f"{who}: " + ("; ".join(sorted(lines)) if len(lines) <= 3 else f"{len(lines)} dial plans")
 
 
 def _macs(a: argparse.Namespace) -> list[str]:

@@ -70,8 +70,14 @@ examples:
                                                           listen on 192.0.2.10; configs and ITL records
                                                           re-issued to name it (TVS, CAPF)
   phoneemu lab serve --dir /tmp/lab --host 127.0.0.11 --keylog /tmp/tls.keys -v
+  phoneemu lab serve /tmp/lab --tftp-port 6969 --sip-port 5060 --sips-port 5061 --attack tamper-signalling
+                                                          an attacker on the SIP line: phones in encrypted
+                                                          mode must drop the tampered call
 """
 
+
+#: ``--attack`` kinds: the on-path attacker's two attacks (:mod:`phoneemu.lab.on_path`)
+ATTACKS = ("tamper-signalling", "replay-sip")
 
 _port = port  # ASCII digits, 0..65535 (int() would take '٦٩' as 69)
 
@@ -103,6 +109,12 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    "presenting each node's CallManager certificate the CTL lists and asking for the "
                    "phone's LSC or MIC (mutual authentication)")
     p.add_argument("--keylog", type=Path, metavar="FILE", help="append TLS key-log lines (Wireshark)")
+    p.add_argument("--attack", action="append", choices=ATTACKS, default=[], metavar="KIND",
+                   help="put an attacker on the path of the SIP line (repeatable; ours, to test how phones "
+                        "react): tamper-signalling rewrites a call's SDP over TCP so its media goes through "
+                        "the attacker, and alters the TLS record of a call's answer (a phone must drop the "
+                        "call); replay-sip sends each REGISTER seen over TCP again (digest authentication "
+                        "must refuse it). Needs --sip-port / --sips-port")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
     p.set_defaults(handler=run_serve)
 
@@ -130,23 +142,28 @@ def run_serve(args: argparse.Namespace) -> int:
     args.dir = args.dir if args.dir is not None else args.dir_arg
     if args.dir is None:
         raise PhoneEmuError("which lab cluster? phoneemu lab serve DIR (or --dir DIR)", path="dir")
+    if args.attack and args.sip_port is None and args.sips_port is None:
+        raise PhoneEmuError("--attack puts an attacker on the SIP line: give --sip-port and/or --sips-port",
+                            path="attack")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
     # (one time format for the log and the lines lab serve prints; every message names its service)
     return asyncio.run(serve(args.dir, host=args.host, tftp_port=args.tftp_port, http_port=args.http_port,
                              tvs_port=args.tvs_port, capf_port=args.capf_port, keylog=args.keylog,
-                             sip_port=args.sip_port, sips_port=args.sips_port))
+                             sip_port=args.sip_port, sips_port=args.sips_port, attacks=tuple(args.attack)))
 
 
 async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, http_port: int = 6970,
                 tvs_port: int = 2445, capf_port: int = 3804, keylog: Path | None = None,
-                sip_port: int | None = None, sips_port: int | None = None) -> int:
+                sip_port: int | None = None, sips_port: int | None = None,
+                attacks: tuple[str, ...] = ()) -> int:
     """Open the cluster, serve until SIGINT/SIGTERM, stop cleanly; return the exit status (130 after
     SIGINT, 0 after SIGTERM: module rules).
 
     ``host`` None listens on the address the configs name (``lab init --host``); another address is
     written into the configs and ITL records first (a phone told to ask TVS at the old address would
-    find no TVS there and stay locked), except a wildcard (0.0.0.0, ::), which keeps the named address."""
+    find no TVS there and stay locked), except a wildcard (0.0.0.0, ::), which keeps the named address.
+    ``attacks``: :data:`ATTACKS` the SIP line's on-path attacker makes (:mod:`phoneemu.lab.on_path`)."""
     from phoneemu.lab.cluster import LabCluster
     from phoneemu.lab.lock import serving
 
@@ -154,12 +171,12 @@ async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, htt
     with serving(root) as note:
         return await _serve(cluster, root, note, host=host, tftp_port=tftp_port, http_port=http_port,
                             tvs_port=tvs_port, capf_port=capf_port, keylog=keylog,
-                            sip_ports={"sip": sip_port, "sips": sips_port})
+                            sip_ports={"sip": sip_port, "sips": sips_port}, attacks=attacks)
 
 
 async def _serve(cluster: LabCluster, root: Path, note: Callable[[str], None], *, host: str | None,
                  tftp_port: int, http_port: int, tvs_port: int, capf_port: int, keylog: Path | None,
-                 sip_ports: dict[str, int | None]) -> int:
+                 sip_ports: dict[str, int | None], attacks: tuple[str, ...] = ()) -> int:
     """:func:`serve` once the lab folder is this process's to serve (``note``: where it listens)."""
     from phoneemu.lab.cluster import WILDCARD_HOSTS, check_host
     from phoneemu.lab.servers import LabServers
@@ -182,6 +199,11 @@ async def _serve(cluster: LabCluster, root: Path, note: Callable[[str], None], *
     servers = LabServers(cluster, host=host, tftp_port=tftp_port, http_port=http_port, tvs_port=tvs_port,
                          capf_port=capf_port, keylog=keylog, watch=1.0, on_notice=_say,
                          sip_ports=sip_ports)
+    servers.attacker.tamper = "tamper-signalling" in attacks
+    servers.attacker.replay = "replay-sip" in attacks
+    if attacks:
+        print(f"on-path attacker on the SIP line: {', '.join(sorted(set(attacks)))} (phoneemu's test "
+              "attacker: its changes show in the log as 'on-path')", flush=True)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     got: list[signal.Signals] = []

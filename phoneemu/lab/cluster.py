@@ -55,6 +55,9 @@ Our conventions where the spec is silent ([UNK]/[INF]):
   also the validity of the initial certificate.
 * ``add_certs`` extra certificates carry role TVS: CUCM lists every TVS certificate of the cluster
   in the ITL, so they stand for the TVS certificates of a large cluster. They share one key.
+* The dial plan (seed "Authorization"; :mod:`.dial_plan`): each phone's line partition and calling
+  search space live in the state (:meth:`LabCluster.set_calling_search_space`), in no served file; the
+  SIP registrar reads them at each call between phones.
 * ``SEP<MAC>.cnf.xml.enc.sgn`` (PKI) is never byte-identical between runs, even seeded: the RSA
   PKCS#1 v1.5 key wrap pads with fresh randomness. Every other file is deterministic when seeded.
 """
@@ -70,7 +73,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -85,6 +88,7 @@ from phoneemu.files import PEM_LIMIT, atomic_write, read_at_most
 from phoneemu.formats import config, encrypted, firmware, signed, trustlist
 from phoneemu.formats.header import FileSigner
 from phoneemu.formats.trustlist import Role, TrustRecord
+from phoneemu.lab.dial_plan import DialPlan, css_arg, partition_arg
 from phoneemu.lab.lock import hold_lab_lock, try_lab_lock
 from phoneemu.lab.pki import Identity, LabPki, cert_pem, node_identity
 from phoneemu.lab.state import (
@@ -130,7 +134,7 @@ ADMIN_OPERATIONS = (
     "regenerate", "mixed-mode", "itl-reset", "restart-tftp", "restart-tvs", "ctl-reset", "ctl-update",
     "rollback", "add-certs", "remove-certs", "encryption", "signature-algorithm", "exchange", "load", "capf",
     "autoregistration", "tvs-ttl", "sbd", "upgraded", "tamper", "ports", "clock", "add-node", "remove-node",
-    "security-mode", "itl-capf", "digest",
+    "security-mode", "itl-capf", "digest", "calling-search-space",
 )
 
 #: Listening addresses that mean "every interface": never an address a config can name.
@@ -1139,6 +1143,37 @@ class LabCluster:
             changed.append(ph.mac)
         self._commit("digest", {"macs": list(macs), "user": user, "exclude": exclude}, now, phones=changed)
 
+    def set_calling_search_space(self, macs: Iterable[str], *, partition: str | None = None,
+                                 css: Sequence[str] | None = None, now: Now = None) -> None:
+        """The dial plan of phones (seed "Authorization": "calling search spaces and partitions"; our
+        convention, :mod:`.dial_plan`): their line's ``partition`` (``<None>`` or "": back to none) and
+        their calling search space ``css`` (the partitions their calls reach; empty: ``<None>`` only).
+        None leaves that part as it is; at least one is given. No served file changes: the registrar reads
+        the dial plan at each call (:meth:`dial_plan`)."""
+        macs = [_mac(m) for m in macs]
+        if not macs:
+            raise EncodeError("no phone given", path="macs")
+        if partition is None and css is None:
+            raise EncodeError("give a partition, a calling search space, or both", path="partition")
+        stored = None if partition is None else partition_arg(partition)
+        names = None if css is None else css_arg(css)
+        updated = {}
+        for mac in macs:
+            ph = replace(self._phone(mac))
+            if partition is not None:
+                ph.partition = stored
+            if names is not None:
+                ph.calling_search_space = list(names)
+            updated[mac] = ph
+        self.state.phones.update(updated)
+        self._commit("calling-search-space", {"macs": macs, "partition": partition, "css": names}, now,
+                     phones=[])
+
+    def dial_plan(self, mac: str) -> DialPlan | None:
+        """Phone ``mac``'s partition and calling search space (:mod:`.dial_plan`); None: no such phone."""
+        ph = self.state.phones.get(mac)
+        return None if ph is None else DialPlan(ph.partition, tuple(ph.calling_search_space))
+
     def set_itl_capf(self, on: bool, *, now: Now = None) -> None:
         """Whether the ITL carries a CAPF record. Without it the phone cannot find the CAPF server's
         certificate locally and asks TVS, which knows it with role CAPF (seed "Initial Trust List": "The
@@ -1437,6 +1472,9 @@ class LabCluster:
                 macs or list(self.state.phones), args.get("user"), args.get("password"),
                 exclude=_bool(args.get("exclude", False), "exclude"), now=now),
             "itl-capf": lambda: self.set_itl_capf(_bool(args.get("on", True), "on"), now=now),
+            "calling-search-space": lambda: self.set_calling_search_space(
+                macs or list(self.state.phones), partition=args.get("partition"), css=args.get("css"),
+                now=now),
             "add-node": lambda: self.add_node(now=now),
             "remove-node": lambda: self.remove_node(now=now),
             "add-certs": lambda: self.add_certs(int(args["count"]), now=now),

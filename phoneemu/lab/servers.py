@@ -49,6 +49,9 @@ Rules:
   TFTP), TFTP answers ERROR 0; the phone shows "TFTP error" (§H.3). Our convention.
   ``tamper_media`` flips one payload byte of every packet the media resources play (an attacker on the
   path, :mod:`.media_service`): SRTP phones drop them, RTP phones cannot tell.
+  ``tamper_signalling`` / ``replay_sip`` put an attacker on the path of the SIP line (:mod:`.on_path`,
+  ours): over TCP it rewrites a call's SDP and relays its media / replays REGISTERs; over TLS it can only
+  alter records, which the phone then refuses.
 * Every node runs TVS (seed "Default Security Overview"): ``tvs`` is node 1's, ``tvs-2`` ... ``tvs-8``
   those of the other nodes, each presenting its node's TVS identity and answering from the same
   cluster knowledge; their ports are recorded in the cluster as ``tvs-N`` so device configs list them
@@ -65,7 +68,9 @@ Rules:
   (spec §H.5), where a phone told to register without an address finds its CallManager; started on
   demand they are not (a scenario's ``sip`` step gives the phone the registrar's address); a
   registered phone's ITL report is kept in ``registrations`` and, with ``watch`` (lab serve), written to
-  ``DIR/registrations.json`` for ``lab show`` (:mod:`.registrations`).
+  ``DIR/registrations.json`` for ``lab show`` (:mod:`.registrations`). A call between two phones is
+  routed by the dial plan the cluster holds (each phone's partition and calling search space, seed
+  "Authorization", :mod:`.dial_plan`), read at each call: with ``watch`` the change an operation saved.
 * ``requests`` records what was asked and how it ended (service, peer, name, outcome), bounded to
   the last ``max_log`` entries. ``clock`` (Unix seconds, the scenario clock) dates the cluster
   operations the servers trigger (port record, LSC issue/record).
@@ -97,9 +102,11 @@ from phoneemu.errors import PhoneEmuError, TransportError
 from phoneemu.lab.call_relay import CallRelay
 from phoneemu.lab.capf_service import CAPF_LOCK_WAIT_S, CapfHandler, CapfSessionLog
 from phoneemu.lab.cluster import LabCluster
+from phoneemu.lab.dial_plan import DialPlan
 from phoneemu.lab.https_service import HttpsAppHandler
 from phoneemu.lab.lock import LOCK_FILE, LOCK_POLL_S, LOCK_WAIT_S, LabBusyError, when_lab_lock_free
 from phoneemu.lab.media_service import MediaResources
+from phoneemu.lab.on_path import SignallingAttacker
 from phoneemu.lab.pki import Identity
 from phoneemu.lab.registrations import REGISTRATIONS_FILE, write_registrations
 from phoneemu.lab.sip_service import SipRegistrar
@@ -313,9 +320,11 @@ class LabServers:
         self.sips: TlsServer | None = None
         self.media = MediaResources(on_log=self._on_media, tamper=lambda: self.network.tamper_media)
         self.relay = CallRelay(answer_timeout=io_timeout, on_log=self._on_relay)
+        self.attacker = SignallingAttacker(io_timeout=io_timeout, on_log=self._on_attacker)
         self.sip_handler = SipRegistrar(self._sip_credentials, clock=clock, read_timeout=io_timeout,
                                         on_log=self._on_sip, on_registered=self._on_registered,
-                                        media=self.media, relay=self.relay)
+                                        media=self.media, relay=self.relay, attacker=self.attacker,
+                                        dial_plan=self._dial_plan)
         #: MAC -> (the ITL checksum it reported at its last registration, when): spec §G.1, ``lab show``'s
         #: ITL File Status once ``lab serve`` has written them (``registrations.json``, every watch interval)
         self.registrations: dict[str, tuple[str, int]] = {}
@@ -501,11 +510,13 @@ class LabServers:
 
     def set_network(self, loss: float = 0.0, delay_s: float = 0.0, seed: int = 0,
                     fail: tuple[str, ...] | list[str] = (), *, tftp_timeout_s: float | None = None,
-                    tftp_retries: int | None = None, tamper_media: bool = False) -> None:
+                    tftp_retries: int | None = None, tamper_media: bool = False,
+                    tamper_signalling: bool = False, replay_sip: bool = False) -> None:
         """Drop TFTP datagrams / HTTP responses with probability ``loss``; delay them by ``delay_s``;
         make every download of the files matching ``fail`` fail; retransmit TFTP DATA after
         ``tftp_timeout_s``, at most ``tftp_retries`` times; flip a byte of every media packet the
-        media resources play (``tamper_media``, spec §G.14) (see the module docstring)."""
+        media resources play (``tamper_media``, spec §G.14); put an attacker on the path of the SIP line
+        (``tamper_signalling``, ``replay_sip``: :mod:`.on_path`) (see the module docstring)."""
         if not 0.0 <= loss < 1.0:
             raise PhoneEmuError(f"loss {loss} outside [0, 1)", path="loss")
         if delay_s < 0.0:
@@ -521,6 +532,8 @@ class LabServers:
         self.network.rng = random.Random(seed)
         self.network.fail = tuple(str(f) for f in fail)
         self.network.tamper_media = tamper_media
+        self.attacker.tamper = tamper_signalling
+        self.attacker.replay = replay_sip
         if self.tftp is not None:
             self._apply_tftp_network(self.tftp)
 
@@ -813,6 +826,13 @@ class LabServers:
         ph = self.cluster.state.phones.get(mac)
         return None if ph is None else (ph.digest_user, ph.digest_password)
 
+    def _dial_plan(self, mac: str) -> DialPlan | None:
+        """The registrar's view of a device's partition and calling search space (seed "Authorization",
+        :mod:`.dial_plan`), as saved now (``lab serve``: a change another process saved is picked up
+        first); None when unknown."""
+        self._fresh()
+        return self.cluster.dial_plan(mac)
+
     def _on_registered(self, mac: str, itl: str | None) -> None:
         if itl is not None:
             self.registrations[mac] = (itl, self._now() or int(time.time()))
@@ -838,6 +858,10 @@ class LabServers:
 
     def _on_relay(self, device: str, outcome: str, detail: str) -> None:
         self._record(RequestLog(service="relay", peer="", name=device, outcome=outcome, detail=detail,
+                                time=time.time()))
+
+    def _on_attacker(self, device: str, detail: str) -> None:
+        self._record(RequestLog(service="on-path", peer="", name=device, outcome="attacked", detail=detail,
                                 time=time.time()))
 
     def _on_capf(self, e: CapfSessionLog) -> None:

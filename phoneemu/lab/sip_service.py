@@ -32,10 +32,21 @@ as CCM+TFTP (spec §G.5). Rules (spec §G.13, from the seed chapter's "Digest Au
   A malformed message: ``400`` and the connection is closed. At most
   :data:`MAX_NONCES` nonces are kept (the oldest go first); memory per connection is bounded by the
   message limits of :mod:`phoneemu.protocols.sip`.
+* Authorization of a call to another phone (seed "Authorization": "calling search spaces and partitions";
+  our convention, :mod:`.dial_plan`): once the caller is authenticated, its INVITE to ``sip:SEP<MAC>@…``
+  is routed only when the called phone's partition is ``<None>`` or in the caller's calling search space
+  (``dial_plan(mac)``, read at each call; None: a device the cluster does not know, in ``<None>`` with an
+  empty one); otherwise ``404 Not Found`` (what CUCM gives a SIP phone for a number it cannot route;
+  ours), logged ``not-routable`` naming the partition and the calling search space. The media
+  resources are in ``<None>``.
 * A device registered (``200``) reports the checksum of its installed ITL (``X-Phoneemu-ITL-Hash``, ours:
   :mod:`.registrations`); ``on_registered(mac, report)`` sees it (None: no usable report).
+* ``attacker`` (:mod:`.on_path`, a scenario's ``network: {tamper_signalling, replay_sip}``) sits on the
+  path of every connection: it rewrites a call's SDP over TCP, alters the TLS records of a call's answer,
+  replays a REGISTER it saw over TCP once it was answered ``200``.
 * ``on_log(peer, device, outcome, detail)`` sees every answer (outcome ``registered``, ``challenged``,
-  ``stale``, ``replayed``, ``refused``, ``unknown-device``, ``malformed``, ``not-allowed``).
+  ``stale``, ``replayed``, ``refused``, ``unknown-device``, ``malformed``, ``not-allowed``,
+  ``not-routable``).
 """
 
 from __future__ import annotations
@@ -53,7 +64,9 @@ from cryptography.x509.oid import NameOID
 from phoneemu.crypto import certs
 from phoneemu.errors import DecodeError
 from phoneemu.lab.call_relay import CallRelay
+from phoneemu.lab.dial_plan import DialPlan, routing_refusal
 from phoneemu.lab.media_service import MediaResources
+from phoneemu.lab.on_path import SignallingAttacker
 from phoneemu.lab.registrations import ITL_HASH_HEADER, reported_itl
 from phoneemu.net.tls import peer_certificate_der
 from phoneemu.protocols import sip
@@ -106,7 +119,9 @@ class SipRegistrar:
                  nonce_validity: int = NONCE_VALIDITY_S,
                  on_log: Callable[[str, str, str, str], None] | None = None,
                  on_registered: Callable[[str, str | None], None] | None = None,
-                 media: MediaResources | None = None, relay: CallRelay | None = None) -> None:
+                 media: MediaResources | None = None, relay: CallRelay | None = None,
+                 attacker: SignallingAttacker | None = None,
+                 dial_plan: Callable[[str], DialPlan | None] | None = None) -> None:
         self.credentials = credentials
         self.clock = clock if clock is not None else (lambda: int(time.time()))
         self.read_timeout = read_timeout
@@ -115,6 +130,8 @@ class SipRegistrar:
         self.on_registered = on_registered
         self.media = media
         self.relay = relay
+        self.attacker = attacker
+        self.dial_plan = dial_plan
         self._nonces: collections.OrderedDict[str, list[int]] = collections.OrderedDict()  # issued, last nc
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -138,12 +155,8 @@ class SipRegistrar:
                     if self.relay is not None:
                         self.relay.response(msg)
                     continue
-                reply = await self.respond(msg, peer, over_tls=over_tls, device_cert=device_cert, local=local)
-                if reply:
-                    writer.write(reply)
-                    await writer.drain()
-                if self.relay is not None and msg.method == "REGISTER" and reply.startswith(b"SIP/2.0 200 "):
-                    self.relay.line_up(f"SEP{sip.device_mac(msg)}", writer, over_tls=over_tls, local=local)
+                await self._handle(msg, writer, peer=peer, local=local, over_tls=over_tls,
+                                   device_cert=device_cert)
         except DecodeError as exc:
             self._log(peer, "?", "malformed", str(exc))
             writer.write(sip.build_message("SIP/2.0 400 Bad Request", []))
@@ -154,6 +167,44 @@ class SipRegistrar:
             if self.relay is not None:
                 self.relay.line_down(writer)
             writer.close()
+
+    async def _handle(self, msg: sip.SipMessage, writer: asyncio.StreamWriter, *, peer: str, local: str,
+                      over_tls: bool, device_cert: bytes | None) -> None:
+        """Answer one request on its connection: past the on-path attacker when there is one (the clear
+        offer rewritten, the answer rewritten or its records altered, a REGISTER replayed once the phone
+        registered), the phone's line up for calls once it registered (module rules)."""
+        attacker = self.attacker if self.attacker is not None and self.attacker.active else None
+        device = f"SEP{sip.device_mac(msg) or '?'}"
+        if attacker is not None and not over_tls:
+            msg = await attacker.offer_in(msg, device=device, lab_host=_host(local))
+        reply = await self.respond(msg, peer, over_tls=over_tls, device_cert=device_cert, local=local)
+        ok = reply.startswith(b"SIP/2.0 200 ")
+        if attacker is not None and msg.method == "INVITE" and ok:
+            reply = self._past_attacker(attacker, msg, reply, writer, device=device, over_tls=over_tls)
+        replayed = attacker is not None and not over_tls and ok and attacker.will_replay(msg, device=device,
+                                                                                          peer=peer)
+        if reply:
+            writer.write(reply)
+            await writer.drain()
+        if self.relay is not None and msg.method == "REGISTER" and ok:
+            self.relay.line_up(device, writer, over_tls=over_tls, local=local)
+        if replayed and attacker is not None:  # after the phone's: the latest registration holds the line
+            host, port = local.rsplit(":", 1)
+            await attacker.replay_register(msg, device=device, registrar=(host.strip("[]"), int(port)))
+
+    @staticmethod
+    def _past_attacker(attacker: SignallingAttacker, msg: sip.SipMessage, reply: bytes,
+                       writer: asyncio.StreamWriter, *, device: str, over_tls: bool) -> bytes:
+        """A call's answer on its way past the on-path attacker (:mod:`.on_path`): rewritten over TCP; over
+        TLS the records that carry it altered."""
+        if not attacker.tamper:
+            return reply
+        if not over_tls:
+            return attacker.answer_out(msg, reply)
+        conn = writer.get_extra_info("tls_accept")
+        if conn is not None:
+            conn.alter_once = attacker.alter_answer(device)
+        return reply
 
     def _nonce(self) -> str:
         nonce = secrets.token_hex(16)
@@ -207,11 +258,27 @@ class SipRegistrar:
             return await media.bye(msg) if media is not None else self._response(msg, 481)
         user = sip.request_user(msg)
         if relay is not None and (relay.reaches(user) or _PHONE_USER.fullmatch(user)):  # another phone
+            refused = self._not_routable(msg, peer, device, user)
+            if refused is not None:
+                return refused
             return await relay.invite(msg, user=user, caller_tls=over_tls, device=device)
         if media is None:
             return self._response(msg, 404)
         return await media.invite(msg, peer_host=_host(peer), local_host=_host(local), over_tls=over_tls,
                                   device=device)
+
+    def _not_routable(self, msg: sip.SipMessage, peer: str, device: str, user: str) -> bytes | None:
+        """The ``404`` to an authenticated ``device``'s INVITE to phone ``user`` (``SEP<MAC>``) that its
+        calling search space does not reach (module rules, :mod:`.dial_plan`); None: routed."""
+        if self.dial_plan is None:
+            return None
+        caller = self.dial_plan(device[3:].upper()) or DialPlan()
+        called = self.dial_plan(user[3:].upper()) or DialPlan()
+        why = routing_refusal(caller, called, called_name=user.upper())
+        if why is None:
+            return None
+        self._log(peer, device, "not-routable", why)
+        return self._response(msg, 404)
 
     def _admit(self, msg: sip.SipMessage, peer: str, *, over_tls: bool, device_cert: bytes | None,
                outcome: str) -> tuple[str, bytes | None]:

@@ -5,9 +5,10 @@ The state is the single source of the served files: every admin operation edits 
 Keys and certificates live beside it (``DIR/private``, ``DIR/certs``, ``DIR/phones/<MAC>``);
 the state only names them. Unknown JSON keys are refused so a typo does not go unnoticed, and so is
 a value of another type than its field's (``"clock": null``, ``"ports": "x"``, a phone's
-``"digest_user": 5``), a clock outside the supported range or ``ports`` without a port 0..65535
-for each service: a hand-edited or damaged ``cluster.json`` is a DecodeError naming the key, never a
-TypeError deep inside a rebuild.
+``"digest_user": 5``), a clock outside the supported range, ``ports`` without a port 0..65535
+for each service, or a phone's ``partition`` / ``calling_search_space`` naming a partition the dial
+plan's rules refuse (:mod:`.dial_plan`): a hand-edited or damaged ``cluster.json`` is a DecodeError naming
+the key, never a TypeError deep inside a rebuild.
 
 Layout of ``cluster.json`` (ours): one key per line, sorted; a phone, a log entry or a TVS trust entry
 on one line of its own (``grep MAC cluster.json`` shows a phone's whole state). Each line is made by the
@@ -28,6 +29,7 @@ from typing import Any
 
 from phoneemu.errors import DecodeError
 from phoneemu.files import atomic_write, read_at_most
+from phoneemu.lab import dial_plan
 from phoneemu.values import MAX_TIME, MIN_TIME
 
 __all__ = [
@@ -86,6 +88,10 @@ class PhoneState:
     digest_user: str | None = None
     digest_password: str | None = None
     exclude_digest: bool = False
+    #: the dial plan (seed "Authorization", our convention: :mod:`phoneemu.lab.dial_plan`): the partition of
+    #: the phone's line (None: ``<None>``) and its calling search space, the partitions its calls reach
+    partition: str | None = None
+    calling_search_space: list[str] = field(default_factory=list)
 
     def manual_key(self) -> str | None:
         """The manual config key (hex) the lab encrypts this phone's config with, to be set on the phone
@@ -286,6 +292,8 @@ def _make(cls: type[Any], raw: Any, where: str) -> Any:
         if key in _TIMES and not MIN_TIME <= value <= MAX_TIME:
             raise DecodeError(f"time {value} is outside the supported range {MIN_TIME}..{MAX_TIME}",
                               path=f"{where}:{key}")
+        if cls is PhoneState and key in ("partition", "calling_search_space"):
+            _check_dial_plan(key, value, f"{where}:{key}")
         if cls is ClusterState and key == "ports" and (set(DEFAULT_PORTS) - set(value) or not all(
                 0 <= port <= 65535 for port in value.values())):
             raise DecodeError(f"expected a port 0..65535 for each of {', '.join(DEFAULT_PORTS)}, got "
@@ -294,6 +302,18 @@ def _make(cls: type[Any], raw: Any, where: str) -> Any:
         return cls(**raw)
     except TypeError as exc:
         raise DecodeError(f"malformed: {exc}", path=where) from None
+
+
+def _check_dial_plan(key: str, value: Any, where: str) -> None:
+    """A phone's partition or calling search space holds good names (:mod:`phoneemu.lab.dial_plan`)."""
+    if key == "partition":
+        problem = None if value is None else dial_plan.name_problem(value)
+    else:
+        found = dial_plan.css_problem(value)
+        problem, where = (None, where) if found is None else \
+            (found[1], where if found[0] is None else f"{where}[{found[0]}]")
+    if problem is not None:
+        raise DecodeError(problem, path=where)
 
 
 def load_state(root: Path) -> ClusterState:

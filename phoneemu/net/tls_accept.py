@@ -18,6 +18,9 @@ closes the connection without sending the alert OpenSSL wrote, so a client refus
   socket's extra info) encrypts what the handler writes. Closing sends close_notify without waiting
   for the peer's, then closes once written; the peer's close_notify or end of stream is the stream's
   end of file.
+* On the path (a lab attacker, :mod:`phoneemu.lab.on_path`): :attr:`TlsAcceptProtocol.alter_once`, when
+  set after the handshake, is applied to the next records sent and cleared — what an attacker between
+  the two ends does to ciphertext; the transport's extra info ``tls_accept`` is the connection.
 * Flow control and bounds: pause/resume writing of the TCP transport reach the stream protocol
   (``drain`` works); pause/resume reading pass through (a stream reader past its limit stops the
   reads). OpenSSL's input buffer holds at most what one read of the TCP transport brings on top of
@@ -57,6 +60,8 @@ class TlsAcceptProtocol(asyncio.Protocol):
         #: the client's first bytes, until the handshake ends (at most CLIENT_START: its certificate,
         #: for the log of a refused handshake)
         self.client_start = b""
+        #: applied once to the next records sent after the handshake (module rules), then cleared
+        self.alter_once: Callable[[bytes], bytes] | None = None
 
     # --- TCP side --------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -122,6 +127,10 @@ class TlsAcceptProtocol(asyncio.Protocol):
     def flush(self) -> None:
         """Send what OpenSSL wrote (nothing once the TCP transport is closing)."""
         data = self._out.read()
+        alter = self.alter_once
+        if data and alter is not None and self.handshake is not None and self.handshake.done():
+            self.alter_once = None
+            data = alter(data)
         raw = self.raw
         if data and raw is not None and not raw.is_closing():
             raw.write(data)
@@ -201,6 +210,8 @@ class _TlsTransport(asyncio.Transport):
             return obj.compression()
         if name == "sslcontext":
             return obj.context
+        if name == "tls_accept":
+            return self._conn
         return self._raw().get_extra_info(name, default)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:

@@ -10,9 +10,10 @@ Steps:
    fresh master key the phone generated itself (SIP phones generate their own keys, seed); else RTP.
 3. ``INVITE sip:<target>@<registrar>`` with the SDP offer; a digest challenge is answered as for the
    REGISTER (the last challenge answered at once, RFC 2617 nonce count). A final status other than
-   ``200``: ``G.14-call-refused``. The ``200``'s SDP answer is judged
-   (:func:`~phoneemu.phone.media_rules.decide_media_answer`) and ACKed; an answer the phone refuses ends
-   the call (BYE).
+   ``200``: ``G.14-call-refused``; a TLS record from the CallManager that fails its integrity check (an
+   attacker on the path altered it): ``G.14-signalling-tampered``, the connection dropped. The ``200``'s
+   SDP answer is judged (:func:`~phoneemu.phone.media_rules.decide_media_answer`) and ACKed; an answer
+   the phone refuses ends the call (BYE).
 4. Media: from a UDP port of the phone's own address the phone sends ``packets`` 20 ms G.711 packets to
    the answer's address and port (SRTP-protected with its own key, or plain RTP), and takes what comes
    from there — over SRTP a packet counts only when its authentication tag verifies (RFC 3711); it stops
@@ -30,6 +31,7 @@ import asyncio
 import contextlib
 import dataclasses
 import secrets
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +106,22 @@ async def place_call(store: TrustStore, profile: PhoneProfile, mac: str, host: s
 
 def _refused(reason: str) -> Decision:
     return Decision(rule="G.14-call-refused", accepted=False, reason=reason, file="", kind="media")
+
+
+#: OpenSSL's reasons for a record whose MAC or AEAD tag does not verify (RFC 5246 §7.2.2 bad_record_mac)
+_RECORD_ALTERED = ("BAD_RECORD_MAC", "DECRYPTION_FAILED")
+
+
+def _exchange_failed(exc: BaseException) -> Decision:
+    """The call's SIP exchange failed: ``G.14-signalling-tampered`` when a TLS record from the CallManager
+    did not verify (altered on the way: authenticated signalling detects it, seed "Authentication,
+    Integrity, and Authorization"; the connection is dropped), else ``G.14-call-refused``."""
+    if isinstance(exc, ssl.SSLError) and any(r in str(exc).upper() for r in _RECORD_ALTERED):
+        return Decision(rule="G.14-signalling-tampered", accepted=False, file="", kind="media",
+                        reason=f"a TLS record from the CallManager failed its integrity check"
+                               f" ({getattr(exc, 'reason', None) or exc}):"
+                               " altered on the way; the phone drops the connection and the call")
+    return _refused(f"the call's SIP exchange failed: {exc or type(exc).__name__}")
 
 
 class CallSide:
@@ -214,7 +232,7 @@ class _Call(CallSide):
         try:
             return await self._converse(offer_d, transport, received, local_host)
         except (TransportError, DecodeError, OSError, TimeoutError) as exc:
-            return self._end(_refused(f"the call's SIP exchange failed: {exc or type(exc).__name__}"))
+            return self._end(_exchange_failed(exc))
         finally:
             transport.close()
 

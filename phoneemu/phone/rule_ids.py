@@ -56,7 +56,7 @@ RULE_IDS: frozenset[str] = frozenset({
     # G.14 media encryption (calls)
     "G.14-answer-refused", "G.14-call-refused", "G.14-media-refused", "G.14-media-unauthenticated",
     "G.14-no-media", "G.14-offer-srtp", "G.14-rtp-fallback", "G.14-rtp-not-encrypted-mode",
-    "G.14-rtp-phone-no-srtp", "G.14-rtp-signalling-not-tls", "G.14-srtp",
+    "G.14-rtp-phone-no-srtp", "G.14-rtp-signalling-not-tls", "G.14-signalling-tampered", "G.14-srtp",
     # H.3 transport
     "H.3-config-transport-failed",
 })

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from phoneemu.errors import DecodeError
 
 __all__ = ["MAX_BODY", "MAX_HEAD", "MAX_HEADERS", "REALM", "SIPS_PORT", "SIP_PORT", "SipMessage", "SipStream",
-           "build_message", "device_mac", "digest_response", "format_digest", "parse_digest", "parse_message",
-           "request_user", "response_to"]
+           "build_message", "device_mac", "digest_response", "format_digest", "message_bytes", "parse_digest",
+           "parse_message", "request_user", "response_to"]
 
 FMT = "sip"
 MAX_HEAD = 8192
@@ -80,6 +80,17 @@ def build_message(start: str, headers: list[tuple[str, str]], body: bytes = b"")
     """A message with ``Content-Length`` last among the headers (RFC 3261 §20.14)."""
     lines = [start, *(f"{k}: {v}" for k, v in headers), f"Content-Length: {len(body)}", "", ""]
     return "\r\n".join(lines).encode("utf-8") + body
+
+
+def message_bytes(msg: SipMessage) -> bytes:
+    """``msg`` as bytes again: its start line, its headers in order (``Content-Length`` last, of its
+    body) and its body."""
+    if msg.method is not None:
+        start = f"{msg.method} {msg.uri} SIP/2.0"
+    else:
+        start = f"SIP/2.0 {msg.status} {msg.reason}"
+    headers = [(k, v) for k, v in msg.headers if k.lower() not in ("content-length", "l")]
+    return build_message(start, headers, msg.body)
 
 
 def _head_end(data: bytes) -> int:

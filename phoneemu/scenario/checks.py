@@ -358,6 +358,32 @@ def _media_refused(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     return actual, any(actual == w for w in _any_of(expected))
 
 
+def _call_status(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+    """The final SIP status of the last ``call`` step's INVITE (200, 404 when the caller's calling search
+    space does not reach the called phone's partition, 480 ...); ``none`` when no INVITE was answered."""
+    res = getattr(p, "call", None)
+    status = res.status if res is not None else None
+    actual: Any = status if status is not None else "none"
+    return actual, actual in _any_of(expected)
+
+
+def _media_intercepted(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+    """How many media packets of the last ``call`` step the lab's on-path attacker relayed (both ways;
+    ``network: {tamper_signalling: true}`` over TCP, :mod:`phoneemu.lab.on_path`); 0 when none."""
+    seen = getattr(p, "on_path", None)
+    actual = seen.intercepted if seen is not None else 0
+    return actual, any(actual == w for w in _any_of(expected))
+
+
+def _sip_replay(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+    """refused / accepted / none: the registrar's answer when the on-path attacker replayed the REGISTER
+    of the last ``sip`` / ``call`` step (``network: {replay_sip: true}``; none: nothing captured, over
+    TLS, or no attacker). The actual value shown may say more (``none (...)``)."""
+    seen = getattr(p, "on_path", None)
+    actual = seen.replay if seen is not None else "none"
+    return actual, actual.split(" ", 1)[0] in _any_of(expected)
+
+
 _CHECKS: dict[str, Callable[[PhoneView, Any], tuple[Any, bool]]] = {
     "itl": _trust("ITL"),
     "ctl": _trust("CTL"),
@@ -398,6 +424,9 @@ _CHECKS: dict[str, Callable[[PhoneView, Any], tuple[Any, bool]]] = {
     "media": _media,
     "media_suite": _media_suite,
     "media_refused": _media_refused,
+    "call_status": _call_status,
+    "media_intercepted": _media_intercepted,
+    "sip_replay": _sip_replay,
 }
 
 

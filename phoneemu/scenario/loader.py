@@ -58,6 +58,7 @@ ADMIN_OPERATIONS: dict[str, frozenset[str]] = {
     "autoregistration": frozenset({"on"}),
     "tvs-ttl": frozenset({"seconds"}),
     "security-mode": frozenset({"phones", "mode"}),
+    "calling-search-space": frozenset({"phones", "partition", "css"}),
     "add-node": frozenset(),
     "remove-node": frozenset(),
 }
@@ -130,11 +131,15 @@ CHECKS: dict[str, tuple[str, ...] | None] = {
     "media": ("srtp", "rtp", "none"),
     "media_suite": ("AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32", "none"),
     "media_refused": None,
+    "media_intercepted": None,
+    "sip_replay": ("refused", "accepted", "none"),
+    "call_status": None,
 }
 
 _BOOL_CHECKS = frozenset({"locked_out", "encrypted", "tvs_used", "retransmitted", "sip_challenged",
                           "sip_stale"})
-_INT_CHECKS = {"trust_file_retries": (0, 100), "sip_passed_over": (0, 5), "media_refused": (0, 1000)}
+_INT_CHECKS = {"trust_file_retries": (0, 100), "sip_passed_over": (0, 5), "media_refused": (0, 1000),
+               "media_intercepted": (0, 2000)}
 
 #: The keys of a scenario file's top level (docs/scenarios.md's full example shows each).
 TOP_KEYS = ("name", "description", "reproduces", "tags", "timeout", "clusters", "phones", "steps")
@@ -516,6 +521,41 @@ def _capf_values(ctx: _Ctx, m: dict[str, _Node], field: str) -> None:
             raise ctx.fail(m["key"], f"{field}.key", exc.message) from None
 
 
+def _dial_plan_values(ctx: _Ctx, node: _Node, m: dict[str, _Node], field: str) -> dict[str, Any]:
+    """A ``calling-search-space`` step's ``partition`` (a name, or ``"<None>"``) and ``css`` (a list of
+    names, ``[]`` for none): at least one, each name by the lab's rules (:mod:`phoneemu.lab.dial_plan`,
+    ours), checked when the file is loaded."""
+    from phoneemu.lab import dial_plan
+
+    if "partition" not in m and "css" not in m:
+        raise ctx.fail(node, field, "calling-search-space: give a partition, a css (calling search space) "
+                                    "or both")
+    out: dict[str, Any] = {}
+    if "partition" in m:
+        item = m["partition"]
+        if item.value is None:
+            raise ctx.fail(item, f"{field}.partition", "expected a partition name; for CUCM's <None> "
+                                                       "partition write partition: '<None>'")
+        out["partition"] = ctx.string(item, f"{field}.partition")
+        problem = dial_plan.partition_problem(out["partition"])
+        if problem is not None:
+            raise ctx.fail(item, f"{field}.partition", problem)
+    if "css" in m:
+        items = m["css"].value if isinstance(m["css"].value, list) else [m["css"]]
+        if m["css"].value is None:
+            raise ctx.fail(m["css"], f"{field}.css", "expected a list of partition names ([] for a calling "
+                                                     "search space that reaches <None> only)")
+        at = [f"{field}.css[{i}]" if isinstance(m["css"].value, list) else f"{field}.css"
+              for i in range(len(items))]
+        out["css"] = [ctx.string(item, where) for item, where in zip(items, at, strict=True)]
+        found = dial_plan.css_problem(out["css"])
+        if found is not None:
+            index, problem = found
+            raise ctx.fail(m["css"] if index is None else items[index],
+                           f"{field}.css" if index is None else at[index], problem)
+    return out
+
+
 def _phone_refs(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGroup]) -> tuple[str, ...]:
     items = node.value if isinstance(node.value, list) else [node]
     for i, item in enumerate(items):  # a MAC given unquoted that YAML read as a number
@@ -604,6 +644,8 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
         if op == "capf":
             _capf_values(ctx, am, field)
             _capf_auth_explicit(ctx, arg, field, am, default="install")
+        if op == "calling-search-space":
+            args.update(_dial_plan_values(ctx, arg, am, field))
         args["cluster"] = lab_ref(am, field)
         if "phones" in am:
             args["phones"] = _phone_refs(ctx, am["phones"], f"{field}.phones", groups)
@@ -642,7 +684,7 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
         return Step(kind=kind, where=where, args=args)
     if kind == "network":
         am = ctx.mapping(arg, field, allowed=("loss", "delay_ms", "seed", "cluster", "fail", "tftp",
-                                              "tamper_media"))
+                                              "tamper_media", "tamper_signalling", "replay_sip"))
         args = {}
         if "fail" in am:
             items = am["fail"].value if isinstance(am["fail"].value, list) else [am["fail"]]
@@ -669,8 +711,9 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
             args["seed"] = ctx.integer(am["seed"], f"{field}.seed")
         if "tftp" in am:
             args["tftp"] = _timing(ctx, am["tftp"], f"{field}.tftp")
-        if "tamper_media" in am:
-            args["tamper_media"] = ctx.boolean(am["tamper_media"], f"{field}.tamper_media")
+        for attack in ("tamper_media", "tamper_signalling", "replay_sip"):
+            if attack in am:
+                args[attack] = ctx.boolean(am[attack], f"{field}.{attack}")
         args["cluster"] = lab_ref(am, field)
         return Step(kind=kind, where=where, args=args)
     if kind == "tamper":
@@ -750,6 +793,8 @@ def _expectation(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGrou
                 typed.append(ctx.boolean(item, at))
             elif key in _INT_CHECKS:
                 typed.append(ctx.integer(item, at, *_INT_CHECKS[key]))
+            elif key == "call_status":
+                typed.append(_call_status(ctx, item, at))
             else:
                 typed.append(ctx.string(item, at))
                 if not typed[-1].strip():
@@ -770,6 +815,17 @@ def _expectation(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGrou
         xfail=ctx.string(m["xfail"], f"{field}.xfail") if "xfail" in m else None,
         label=ctx.string(m["label"], f"{field}.label") if "label" in m else None,
     )
+
+
+def _call_status(ctx: _Ctx, node: _Node, field: str) -> int | str:
+    """A ``call_status`` value: a SIP final status 200..699 (``404``), or ``none`` (no INVITE answered)."""
+    if node.value == "none":
+        return "none"
+    v = node.value
+    if isinstance(v, bool) or not isinstance(v, int) or not 200 <= v <= 699:
+        raise ctx.fail(node, field, f"expected a SIP final status 200..699 (e.g. 200, 404, 480) or none, "
+                                    f"got {_plain(node)!r}")
+    return v
 
 
 @contextlib.contextmanager

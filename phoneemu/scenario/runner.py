@@ -184,7 +184,9 @@ async def _do_step(world: Any, step: Step) -> None:
             h.servers.set_network(loss=a.get("loss", 0.0), delay_s=a.get("delay_ms", 0) / 1000.0,
                                   seed=a.get("seed", 0), fail=fail, tftp_retries=tftp.get("retries"),
                                   tftp_timeout_s=timeout_ms / 1000.0 if timeout_ms is not None else None,
-                                  tamper_media=a.get("tamper_media", False))
+                                  tamper_media=a.get("tamper_media", False),
+                                  tamper_signalling=a.get("tamper_signalling", False),
+                                  replay_sip=a.get("replay_sip", False))
         elif step.kind == "tamper":
             h = world.lab(a["cluster"], step.where)
             names = _expand_names(world, a["file"])

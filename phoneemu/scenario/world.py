@@ -23,6 +23,7 @@ from phoneemu.errors import ScenarioError
 from phoneemu.fleet.engine import boot_many
 from phoneemu.formats.trustlist import TrustList
 from phoneemu.lab.cluster import LabCluster
+from phoneemu.lab.on_path import OnPathSeen, SignallingAttacker
 from phoneemu.lab.servers import LabServers
 from phoneemu.phone.boot import BootReport, BootTarget
 from phoneemu.phone.call import CallResult
@@ -72,6 +73,9 @@ class PhoneHandle:
     https: HttpsResult | None = None  # the last ``https`` step's result (spec §E.7.1)
     sip: SipResult | None = None  # the last ``sip`` step's result (spec §G.13)
     call: CallResult | None = None  # the last ``call`` step's result (spec §G.14)
+    #: what the lab's on-path attacker did to the last ``sip`` / ``call`` step (``network: {tamper_signalling,
+    #: replay_sip}``, :mod:`phoneemu.lab.on_path`); None: no lab registrar, or before any
+    on_path: OnPathSeen | None = None
     #: (cluster name, "ITL"/"CTL") -> what that cluster's ``show itl``/``show ctl`` prints as checksums
     served_checksums: Callable[[str, str], dict[str, str] | None] | None = None
 
@@ -134,6 +138,10 @@ class PhoneHandle:
             lines.append(f"-- last call {c.target}: media {c.media}{suite}, {c.rule}: {c.reason}; "
                          f"sent {c.sent}, received {c.received} (authenticated {c.authenticated}, "
                          f"refused {c.refused}{refused}); far end: {c.far_end or '-'}")
+        if self.on_path is not None and (self.on_path.tampered or self.on_path.replay != "none"):
+            o = self.on_path
+            lines.append(f"-- on-path attacker: {o.tampered or 'nothing changed'}; media packets relayed "
+                         f"{o.intercepted}; REGISTER replayed: {o.replay}")
         return lines
 
 
@@ -317,7 +325,18 @@ class World:
         one whose ``external.sip`` says where; the result is kept for the ``sip`` checks."""
         for p in phones:
             host, sip_port, sips_port = await self._registrar(cluster, p.cluster, where)
+            attacker = self._attacker(cluster or p.cluster, p)
             p.sip = await p.phone.register_sip(host, sip_port, sips_port)
+            p.on_path = await attacker.settled(f"SEP{p.mac}") if attacker is not None else None
+
+    def _attacker(self, name: str, p: PhoneHandle) -> SignallingAttacker | None:
+        """The on-path attacker of lab cluster ``name``'s registrar, ``p``'s record there started afresh
+        (None: a real cluster)."""
+        servers = self.clusters[name].servers
+        if servers is None:
+            return None
+        servers.attacker.forget(f"SEP{p.mac}")
+        return servers.attacker
 
     async def call(self, phones: list[PhoneHandle], cluster: str | None, where: str, *, to: str,
                    packets: int) -> None:
@@ -327,25 +346,39 @@ class World:
         registration for the ``sip`` ones)."""
         callee = self.select((to,))[0] if to in self.groups else None
         for p in phones:
-            host, sip_port, sips_port = await self._registrar(cluster, p.cluster, where)
-            if callee is None:
-                p.call = await p.phone.call(host, sip_port, sips_port, target=to, packets=packets)
-                p.sip = p.call.registration
-                continue
-            ready = asyncio.Event()
-            b_host, b_sip, b_sips = await self._registrar(cluster, callee.cluster, where)
-            answering = asyncio.create_task(callee.phone.answer(b_host, b_sip, b_sips, wait=30.0,
-                                                                ready=ready.set))
-            await ready.wait()
-            p.call = await p.phone.call(host, sip_port, sips_port, target=f"SEP{callee.mac}", packets=packets)
-            if not p.call.registration or not p.call.registration.registered or \
-                    p.call.rule == "G.14-call-refused":
-                answering.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                callee.call = await answering
+            registrar = await self._registrar(cluster, p.cluster, where)
+            attacker = self._attacker(cluster or p.cluster, p)
+            await self._call_one(p, callee, cluster, where, registrar, to=to, packets=packets)
+            if attacker is not None:
+                p.on_path = await attacker.settled(f"SEP{p.mac}")
+
+    async def _call_one(self, p: PhoneHandle, callee: PhoneHandle | None, cluster: str | None, where: str,
+                        registrar: tuple[str | None, int, int], *, to: str, packets: int) -> None:
+        """``p`` calls a media resource ``to`` or the phone ``callee`` (:meth:`call`) through ``registrar``
+        (host, SIP port, SIPS port)."""
+        host, sip_port, sips_port = registrar
+        if callee is None:
+            p.call = await p.phone.call(host, sip_port, sips_port, target=to, packets=packets)
             p.sip = p.call.registration
-            if callee.call is not None:
-                callee.sip = callee.call.registration
+            return
+        ready = asyncio.Event()
+        b_host, b_sip, b_sips = await self._registrar(cluster, callee.cluster, where)
+        b_attacker = self._attacker(cluster or callee.cluster, callee)
+        answering = asyncio.create_task(callee.phone.answer(b_host, b_sip, b_sips, wait=30.0,
+                                                            ready=ready.set))
+        await ready.wait()
+        if b_attacker is not None:  # a replay of its REGISTER answered first: it may hold the line now
+            callee.on_path = await b_attacker.settled(f"SEP{callee.mac}")
+        p.call = await p.phone.call(host, sip_port, sips_port, target=f"SEP{callee.mac}", packets=packets)
+        if not p.call.registration or not p.call.registration.registered or \
+                p.call.rule in ("G.14-call-refused", "G.14-signalling-tampered"):
+            answering.cancel()
+        callee.call = None  # a call that never reached it leaves none (not its previous one)
+        with contextlib.suppress(asyncio.CancelledError):
+            callee.call = await answering
+        p.sip = p.call.registration
+        if callee.call is not None:
+            callee.sip = callee.call.registration
 
     async def _registrar(self, named: str | None, own: str, where: str) -> tuple[str | None, int, int]:
         """The SIP registrar of cluster ``named``, or of the phone's ``own`` cluster (host None: the

@@ -1,0 +1,320 @@
+"""An attacker on the path of the SIP line between the phones and the lab's CallManager (seed
+"Authentication, Integrity, and Authorization": modification of call-processing signalling,
+man-in-the-middle, identity theft, replay; spec §G.13, §G.14).
+
+Ours (the spec has no attacker): a scenario's ``network: {tamper_signalling: true}`` and
+``{replay_sip: true}`` turn it on for a lab cluster's registrar (:mod:`.sip_service`). Rules:
+
+* **Clear signalling is rewritten** (``tamper``; SIP over TCP): the SDP offer of a call's INVITE and the
+  SDP answer of its ``200`` get the attacker's own media address and port — two UDP ports, one facing
+  the phone (posing as the far end, on the lab's address), one facing the far end (posing as the phone,
+  on the phone's own address) — and the attacker relays the media both ways, counting the packets. A
+  man in the middle neither end can see: the call works, its media goes through the attacker.
+* **TLS signalling cannot be rewritten**: the attacker alters the TLS record that carries the call's
+  answer on its way to the phone — the SDP address in it when the record is readable (authenticated
+  mode, NULL-SHA: signed, not encrypted), one byte otherwise. The record's MAC no longer verifies: the
+  phone's TLS refuses it and drops the connection (``G.14-signalling-tampered``): the modification is
+  detected, the call fails.
+* **Replay** (``replay``; digest authentication): a REGISTER a phone sent over TCP, once the registrar
+  has answered it, is sent again, as the attacker captured it, on the attacker's own TCP connection to
+  the registrar. The answer is recorded: ``refused`` (``401``: its nonce count is not above the last
+  one, RFC 2617 §3.2.2), ``accepted`` (``200``: a device without digest authentication — the attacker
+  now holds its registration). Over TLS nothing can be captured: no replay.
+* What it did is kept per device (:meth:`SignallingAttacker.seen`) for the scenario checks
+  (``media_intercepted``, ``sip_replay``). Bounded: at most :data:`MAX_RELAYS` relays at once (the
+  oldest closed first), each closed after ``relay_timeout`` seconds; at most :data:`MAX_DEVICES`
+  device records; a replay's answer read within ``io_timeout`` and :data:`MAX_ANSWER` bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from phoneemu.errors import DecodeError, EncodeError
+from phoneemu.protocols import sdp, sip
+from phoneemu.values import host_port
+
+__all__ = ["MAX_DEVICES", "MAX_RELAYS", "OnPathSeen", "SignallingAttacker", "alter_tls_record"]
+
+_log = logging.getLogger("phoneemu.lab.on_path")
+
+MAX_RELAYS = 256
+MAX_DEVICES = 10_000
+MAX_ANSWER = 65_536
+_APPLICATION_DATA = 23  # TLS record content type (RFC 5246 §6.2.1)
+
+
+@dataclass(frozen=True, slots=True)
+class OnPathSeen:
+    """What the attacker did to one device's last call and registration."""
+
+    intercepted: int = 0  # media packets of its last call relayed through the attacker (both ways)
+    tampered: str = ""  # what it changed of its signalling ("" nothing)
+    replay: str = "none"  # its last REGISTER replayed: refused / accepted / none
+
+
+def alter_tls_record(data: bytes) -> tuple[bytes, str]:
+    """``data`` (TLS records) with its first non-empty application-data record altered, and how: the
+    first address character after ``c=IN IP4 `` / ``c=IN IP6 `` when the record is readable (NULL
+    cipher), else the middle byte of its payload flipped; unchanged ("") when it has no such record."""
+    offset = 0
+    while offset + 5 <= len(data):
+        kind, length = data[offset], int.from_bytes(data[offset + 3:offset + 5], "big")
+        start, end = offset + 5, min(offset + 5 + length, len(data))
+        if kind == _APPLICATION_DATA and end > start:
+            out = bytearray(data)
+            found = max(data.find(b"c=IN IP4 ", start, end), data.find(b"c=IN IP6 ", start, end))
+            if found >= 0 and found + 9 < end:
+                at = found + 9
+                out[at] = ord("9") if out[at] != ord("9") else ord("8")
+                return bytes(out), f"the SDP address in the readable TLS record at offset {offset} rewritten"
+            at = (start + end) // 2
+            out[at] ^= 0x01
+            return bytes(out), f"one byte of the encrypted TLS record at offset {offset} flipped"
+        offset = start + length
+    return data, ""
+
+
+class _Relay:
+    """One call's media through the attacker: ``phone`` and ``far`` are the real ends."""
+
+    def __init__(self, device: str, phone: tuple[str, int]) -> None:
+        self.device = device
+        self.phone = phone
+        self.far: tuple[str, int] | None = None
+        self.packets = 0
+        self.facing_phone: asyncio.DatagramTransport | None = None  # poses as the far end
+        self.facing_far: asyncio.DatagramTransport | None = None  # poses as the phone
+        self.timer: asyncio.TimerHandle | None = None
+
+    def close(self) -> None:
+        for transport in (self.facing_phone, self.facing_far):
+            if transport is not None:
+                transport.close()
+        if self.timer is not None:
+            self.timer.cancel()
+
+
+class _RelaySide(asyncio.DatagramProtocol):
+    """A relay's UDP port: what comes from the expected end goes on to the other one."""
+
+    def __init__(self, relay: _Relay, *, facing_phone: bool) -> None:
+        self.relay = relay
+        self.facing_phone = facing_phone
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        r = self.relay
+        if r.far is None or r.facing_far is None or r.facing_phone is None:
+            return
+        source = (str(addr[0]), int(addr[1]))
+        if self.facing_phone and source == r.phone:
+            r.facing_far.sendto(data, r.far)
+        elif not self.facing_phone and source == r.far:
+            r.facing_phone.sendto(data, r.phone)
+        else:
+            return
+        r.packets += 1
+
+
+def _rewritten(body: bytes, address: str, port: int) -> tuple[bytes, sdp.AudioOffer] | None:
+    """The SDP ``body`` with its media address and port replaced, and the original; None when it is not
+    an SDP the attacker can read."""
+    try:
+        original = sdp.parse_sdp(body)
+        return sdp.build_sdp(dataclasses.replace(original, address=address, port=port)), original
+    except (DecodeError, EncodeError):
+        return None
+
+
+def _with_body(msg: sip.SipMessage, body: bytes) -> sip.SipMessage:
+    headers = tuple((k, v) for k, v in msg.headers if k.lower() not in ("content-length", "l"))
+    return dataclasses.replace(msg, headers=(*headers, ("Content-Length", str(len(body)))), body=body)
+
+
+class SignallingAttacker:
+    """The on-path attacker of one lab registrar (module rules); ``tamper`` / ``replay`` switch its two
+    attacks (a scenario's ``network`` step)."""
+
+    def __init__(self, *, io_timeout: float = 5.0, relay_timeout: float = 60.0,
+                 on_log: Callable[[str, str], None] | None = None) -> None:
+        self.tamper = False
+        self.replay = False
+        self.io_timeout = io_timeout
+        self.relay_timeout = relay_timeout
+        self.on_log = on_log
+        self._relays: collections.OrderedDict[str, _Relay] = collections.OrderedDict()  # by Call-ID
+        self._seen: collections.OrderedDict[str, OnPathSeen] = collections.OrderedDict()
+        self._replaying: dict[str, asyncio.Event] = {}  # device -> set once its replay is answered
+        self._own: set[str] = set()  # HOST:PORT of the attacker's own connections (never replayed again)
+
+    @property
+    def active(self) -> bool:
+        return self.tamper or self.replay
+
+    # --- what it did ---------------------------------------------------------------------
+    def seen(self, device: str) -> OnPathSeen:
+        """What the attacker did to ``device`` (``SEP<MAC>``) since :meth:`forget`; its last call's
+        intercepted packets are counted as they pass."""
+        found = self._seen.get(device, OnPathSeen())
+        relay = next((r for r in reversed(self._relays.values()) if r.device == device), None)
+        return dataclasses.replace(found, intercepted=relay.packets) if relay is not None else found
+
+    async def settled(self, device: str) -> OnPathSeen:
+        """:meth:`seen`, once a replay of ``device``'s REGISTER under way has its answer (at most
+        ``io_timeout`` seconds)."""
+        pending = self._replaying.get(device)
+        if pending is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(pending.wait(), self.io_timeout)
+        return self.seen(device)
+
+    def forget(self, device: str) -> None:
+        """Start ``device``'s record afresh (a scenario step about to run)."""
+        self._seen.pop(device, None)
+        for call_id in [c for c, r in self._relays.items() if r.device == device]:
+            self._relays.pop(call_id).close()
+
+    def _note(self, device: str, *, tampered: str | None = None, replay: str | None = None) -> None:
+        before = self._seen.get(device, OnPathSeen())
+        self._seen[device] = OnPathSeen(intercepted=before.intercepted,
+                                        tampered=before.tampered if tampered is None else tampered,
+                                        replay=before.replay if replay is None else replay)
+        self._seen.move_to_end(device)
+        while len(self._seen) > MAX_DEVICES:
+            self._seen.popitem(last=False)
+        detail = tampered if tampered is not None else f"REGISTER replayed: {replay}"
+        _log.info("on-path attacker %s: %s", device, detail)
+        if self.on_log is not None:
+            self.on_log(device, detail)
+
+    # --- clear signalling ----------------------------------------------------------------
+    async def offer_in(self, msg: sip.SipMessage, *, device: str, lab_host: str) -> sip.SipMessage:
+        """The INVITE ``msg`` came over TCP: its SDP offer now names the attacker's port facing the far
+        end (on the phone's own address); unchanged when it carries no SDP the attacker reads."""
+        call_id = msg.header("call-id") or ""
+        if not self.tamper or msg.method != "INVITE" or not call_id or call_id in self._relays:
+            return msg
+        try:
+            offer = sdp.parse_sdp(msg.body)
+        except DecodeError:
+            return msg
+        relay = _Relay(device, (offer.address, offer.port))
+        loop = asyncio.get_running_loop()
+        try:
+            relay.facing_far, _ = await loop.create_datagram_endpoint(
+                lambda: _RelaySide(relay, facing_phone=False), local_addr=(offer.address, 0))
+            relay.facing_phone, _ = await loop.create_datagram_endpoint(
+                lambda: _RelaySide(relay, facing_phone=True), local_addr=(lab_host, 0))
+        except OSError as exc:
+            relay.close()
+            _log.warning("on-path attacker: no relay port for %s: %s", device, exc)
+            return msg
+        changed = _rewritten(msg.body, offer.address, relay.facing_far.get_extra_info("sockname")[1])
+        if changed is None:  # pragma: no cover - parsed above, rebuilt from the same values
+            relay.close()
+            return msg
+        self._keep(call_id, relay)
+        return _with_body(msg, changed[0])
+
+    def answer_out(self, request: sip.SipMessage, reply: bytes) -> bytes:
+        """``reply`` (bytes on their way to the phone over TCP) to the INVITE ``request`` whose offer was
+        rewritten: its SDP answer now names the attacker's port facing the phone."""
+        relay = self._relays.get(request.header("call-id") or "")
+        if relay is None or relay.facing_phone is None or relay.far is not None:
+            return reply
+        try:
+            msg = sip.parse_message(reply)
+        except DecodeError:
+            return reply
+        host, port = relay.facing_phone.get_extra_info("sockname")[:2]
+        changed = _rewritten(msg.body, str(host), int(port)) if msg.status == 200 else None
+        if changed is None:
+            return reply
+        relay.far = (changed[1].address, changed[1].port)
+        self._note(relay.device, tampered="the call's media redirected through the attacker (SDP rewritten "
+                   "over TCP)")
+        return sip.message_bytes(_with_body(msg, changed[0]))
+
+    def _keep(self, call_id: str, relay: _Relay) -> None:
+        self._relays[call_id] = relay
+        while len(self._relays) > MAX_RELAYS:
+            self._relays.popitem(last=False)[1].close()
+        relay.timer = asyncio.get_running_loop().call_later(self.relay_timeout, self._expire, call_id, relay)
+
+    def _expire(self, call_id: str, relay: _Relay) -> None:
+        if self._relays.get(call_id) is relay:
+            del self._relays[call_id]
+        relay.close()
+
+    # --- TLS signalling ------------------------------------------------------------------
+    def alter_answer(self, device: str) -> Callable[[bytes], bytes]:
+        """What alters the TLS records of a call's answer on their way to ``device`` (module rules)."""
+        def alter(data: bytes) -> bytes:
+            out, how = alter_tls_record(data)
+            if how:
+                self._note(device, tampered=how)
+            return out
+        return alter
+
+    # --- replay --------------------------------------------------------------------------
+    def will_replay(self, msg: sip.SipMessage, *, device: str, peer: str) -> bool:
+        """Whether the attacker replays the REGISTER ``msg`` that came from ``peer`` (``HOST:PORT``; not
+        one of its own replays) — :meth:`replay_register` follows. Called before the phone has its
+        answer, so that :meth:`settled` waits for the replay's."""
+        if not self.replay or msg.method != "REGISTER" or peer in self._own:
+            return False
+        if len(self._replaying) >= MAX_RELAYS and device not in self._replaying:
+            return False
+        self._replaying[device] = asyncio.Event()
+        return True
+
+    async def replay_register(self, msg: sip.SipMessage, *, device: str, registrar: tuple[str, int]) -> None:
+        """Send the REGISTER ``msg`` a phone sent over TCP again, from the attacker's own connection to
+        ``registrar``; its answer is recorded (module rules). :meth:`will_replay` said yes first."""
+        try:
+            await self._replay(msg, device=device, registrar=registrar)
+        finally:
+            done = self._replaying.pop(device, None)
+            if done is not None:
+                done.set()
+
+    async def _replay(self, msg: sip.SipMessage, *, device: str, registrar: tuple[str, int]) -> None:
+        outcome, mine = "none", ""
+        writer: asyncio.StreamWriter | None = None
+        try:
+            async with asyncio.timeout(self.io_timeout):
+                reader, writer = await asyncio.open_connection(*registrar)
+                own = writer.get_extra_info("sockname")
+                mine = host_port(own[0], own[1]) if own else ""
+                self._own.add(mine)
+                writer.write(sip.message_bytes(msg))
+                await writer.drain()
+                outcome = await self._answer_of(reader)
+        except (OSError, TimeoutError, DecodeError) as exc:
+            outcome = f"none ({exc or type(exc).__name__})"
+        finally:
+            if writer is not None:
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+            self._own.discard(mine)
+        self._note(device, replay=outcome)
+
+    @staticmethod
+    async def _answer_of(reader: asyncio.StreamReader) -> str:
+        stream, total = sip.SipStream(), 0
+        while (answer := stream.next()) is None:
+            chunk = await reader.read(4096)
+            total += len(chunk)
+            if not chunk or total > MAX_ANSWER:
+                return "none (no answer)"
+            stream.feed(chunk)
+        if answer.status == 200:
+            return "accepted"
+        return "refused" if answer.status in (401, 403, 407) else f"answered {answer.status}"
