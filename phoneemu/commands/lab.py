@@ -137,6 +137,26 @@ def _op(fn: Callable[[LabCluster, argparse.Namespace, int | None], str | None]) 
     return handler
 
 
+def itlrecovery_warning(cluster: LabCluster) -> str:
+    """The warning CUCM shows on its CLI and GUI before the ITLRecovery certificate is regenerated (seed
+    "Certificate Management Changes for ITLRecovery Certificate"), with what this cluster's phones will
+    meet (its mixed mode: a tokenless CTL)."""
+    ctl = ("this cluster is in mixed mode with a tokenless CTL: if you regenerate the CallManager "
+           "certificate, make sure the CTL file has the updated CallManager certificate and that it reaches "
+           "the phones (phoneemu lab ctl-update, then reset them)") if cluster.state.mixed_mode else (
+           "with a tokenless CTL (mixed mode), a regenerated CallManager certificate must also be in the CTL "
+           "file and reach the phones")
+    return ("warning: regenerating the ITLRecovery certificate. Phones holding the current CTL/ITL trust "
+            "the new signer only through TVS (spec G.3.4); " + ctl + ".")
+
+
+def _regenerate(cluster: LabCluster, cert: str, now: int | None) -> None:
+    """``lab regenerate``: CUCM's warning first for the ITLRecovery certificate (on stderr)."""
+    if cert == "itlrecovery":
+        print(itlrecovery_warning(cluster), file=sys.stderr)
+    cluster.regenerate(cert, now=now)
+
+
 _AUTH_MODE_NAMES = {"none": 0, "string": 1, "auth-string": 1, "null-string": 2, "lsc": 3, "mic": 4}
 _AUTH_MODE_HELP = ("how the phone proves itself to CAPF (capfAuthMode, spec §H.5): string (1: the "
                    "--auth-string typed on the phone), null-string (2: no proof; any device with this MAC "
@@ -256,7 +276,7 @@ def register(sub: Any) -> None:
     p = add("regenerate", "regenerate a certificate (callmanager, tvs, itlrecovery, capf; tvs-2 ...)")
     p.add_argument("cert", metavar="CERT",
                    help="callmanager, tvs, itlrecovery or capf; -N for node N's (tvs-2, callmanager-2)")
-    p.set_defaults(handler=_op(lambda c, a, n: c.regenerate(a.cert, now=n)))
+    p.set_defaults(handler=_op(lambda c, a, n: _regenerate(c, a.cert, n)))
 
     p = add("mixed-mode", "mixed mode on (serve a CTL) or off (non-secure: CTL with empty CCM+TFTP records)")
     _onoff(p, "mixed mode")

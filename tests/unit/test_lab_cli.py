@@ -378,3 +378,21 @@ def test_a_large_labs_rebuild_is_said_first(lab_dir: Path, capsys: pytest.Captur
     assert main(["lab", "regenerate", str(lab_dir), "tvs"]) == 0
     err = capsys.readouterr().err
     assert err.startswith("building the served files of ") and "phones again" in err
+
+
+def test_regenerating_itlrecovery_warns_first_as_cucm_does(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Seed "Certificate Management Changes for ITLRecovery Certificate": a warning on the CLI before the
+    ITLRecovery certificate is regenerated; what it says follows the cluster's mixed mode."""
+    d = tmp_path / "lab"
+    assert main(["lab", "init", str(d), "--seed", "4", "--key", "rsa1024", "--now", "1780000000"]) == 0
+    capsys.readouterr()
+    assert main(["lab", "regenerate", str(d), "itlrecovery"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("warning: regenerating the ITLRecovery certificate") and "TVS" in err
+    assert "this cluster is in mixed mode" not in err
+    assert main(["lab", "mixed-mode", str(d), "on"]) == 0
+    assert main(["lab", "regenerate", str(d), "itlrecovery"]) == 0
+    assert "this cluster is in mixed mode with a tokenless CTL" in capsys.readouterr().err
+    assert main(["lab", "regenerate", str(d), "tvs"]) == 0
+    assert capsys.readouterr().err == ""
