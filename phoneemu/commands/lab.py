@@ -19,7 +19,7 @@ from typing import Any
 
 from phoneemu.commands._argtypes import integer, non_negative_int, positive_int, unix_time
 from phoneemu.errors import EncodeError, PhoneEmuError
-from phoneemu.lab.cluster import LabCluster
+from phoneemu.lab.cluster import SECURE_URL_SCHEMES, LabCluster
 from phoneemu.lab.lock import hold_lab_lock
 from phoneemu.lab.trust_line import trust_line
 
@@ -74,6 +74,8 @@ _OP_EXAMPLES: dict[str, tuple[str, ...]] = {
     "digest": ("phoneemu lab digest /tmp/lab --mac 001122334455 --user alice --password lab-secret",
                "phoneemu lab digest /tmp/lab --mac 001122334455 --user alice --password x --exclude"),
     "itl-capf": ("phoneemu lab itl-capf /tmp/lab off                 CAPF server then vouched by TVS",),
+    "secure-urls": ("phoneemu lab secure-urls /tmp/lab http            directory over plain HTTP (no TVS)",
+                    "phoneemu lab secure-urls /tmp/lab https           back to CUCM's HTTPS URLs"),
     "add-certs": ("phoneemu lab add-certs /tmp/lab --count 40        an ITL over 64 KB",),
     "remove-certs": ("phoneemu lab remove-certs /tmp/lab                 all of them: back under 64 KB",),
     "encryption": ("phoneemu lab encryption /tmp/lab --mac 001122334455 on",
@@ -376,6 +378,12 @@ def register(sub: Any) -> None:
     p = add("itl-capf", "whether the ITL carries the CAPF record (off: phones ask TVS about the CAPF server)")
     _onoff(p, "CAPF record in the ITL")
     p.set_defaults(handler=_op(lambda c, a, n: c.set_itl_capf(a.state == "on", now=n)))
+
+    p = add("secure-urls", "scheme of the secure service URLs in configs (enterprise parameters; http: "
+                           "the workaround while phones cannot verify the HTTPS directory; taken at a reset)")
+    p.add_argument("scheme", choices=SECURE_URL_SCHEMES,
+                   help="https (CUCM's default) or http (secureDirectoryURL http://HOST:8080/...)")
+    p.set_defaults(handler=_op(lambda c, a, n: c.set_secure_urls(a.scheme, now=n)))
 
     p = add("signature-algorithm", "TFTP file signature algorithm (enterprise parameter)")
     p.add_argument("hash", choices=("sha1", "sha512"), help="hash of the signed files' signatures")
@@ -722,7 +730,7 @@ def _show(args: argparse.Namespace) -> int:
         return 0
     else:
         keys = ("name", "dir", "host", "seed", "nodes", "generation", "clock", "ports", "mixed_mode",
-                "itl_signer", "ctl_signer", "rollback", "extra_certs", "signature_algorithm",
+                "itl_signer", "ctl_signer", "rollback", "secure_urls", "extra_certs", "signature_algorithm",
                 "upgraded", "itlrecovery_years", "itlrecovery_regenerate_years", "sbd",
                 "autoregistration", "tvs_ttl", "load", "tvs_trust")
         w = max(len(k) for k in keys) + 2

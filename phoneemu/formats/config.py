@@ -76,6 +76,7 @@ __all__ = [
     "normalise_mac",
     "parse",
     "parse_config_file_name",
+    "secure_directory_url",
     "stub_for_certificate",
     "stub_of",
     "validate_mac",
@@ -750,6 +751,16 @@ def digest_credentials(cfg: DeviceConfig) -> tuple[str, str] | None:
     password = _only_child(line, "authPassword", "sipLines.line", required=False)
     return (_str(name, "sipLines.line.authName"),
             "" if password is None else _str(password, "sipLines.line.authPassword"))
+
+
+def secure_directory_url(cfg: DeviceConfig) -> str | None:
+    """The config's ``secureDirectoryURL`` (CUCM's "Secured Directory URL" enterprise parameter, which the
+    seed's workaround sets to http://; our element name for it), None when it has none. A malformed
+    element is a DecodeError naming it."""
+    xml = cfg.extra.get("secureDirectoryURL")
+    if xml is None:
+        return None
+    return _str(_fromstring(xml.encode("utf-8"), path="secureDirectoryURL"), "secureDirectoryURL").strip()
 
 
 def line_number(cfg: DeviceConfig) -> str | None:

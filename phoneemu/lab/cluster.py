@@ -103,7 +103,7 @@ from phoneemu.lab.state import (
 )
 from phoneemu.protocols.sip import SIP_PORT, SIPS_PORT
 from phoneemu.protocols.tvs import TvsEntry
-from phoneemu.values import check_time, is_ascii_digits
+from phoneemu.values import check_time, host_port, is_ascii_digits
 
 __all__ = [
     "ADMIN_OPERATIONS",
@@ -127,6 +127,10 @@ _CAPF_OPERATIONS = ("install", "fetch", "delete")
 _ENCRYPT_MODES = ("pki", "symmetric")
 _HASHES = {"sha1": 1, "sha-1": 1, "1": 1, "sha512": 3, "sha-512": 3, "3": 3}
 _REGENERATABLE = ("callmanager", "tvs", "itlrecovery", "capf")
+#: ``secure-urls`` values: the scheme of the secure URLs configs name (:meth:`LabCluster.set_secure_urls`)
+SECURE_URL_SCHEMES = ("https", "http")
+#: CUCM's plain-HTTP directory (Tomcat, port 8080) as a config's secureDirectoryURL names it
+PLAIN_DIRECTORY_URL = "http://{address}/ccmcip/xmldirectory.jsp"
 _SECURITY_MODES = {"non-secure": 1, "authenticated": 2, "encrypted": 3, "1": 1, "2": 2, "3": 3}
 
 #: Admin operation names accepted by :meth:`LabCluster.apply` (same names as the CLI and scenarios).
@@ -134,7 +138,7 @@ ADMIN_OPERATIONS = (
     "regenerate", "mixed-mode", "itl-reset", "restart-tftp", "restart-tvs", "ctl-reset", "ctl-update",
     "rollback", "add-certs", "remove-certs", "encryption", "signature-algorithm", "exchange", "load", "capf",
     "autoregistration", "tvs-ttl", "sbd", "upgraded", "tamper", "ports", "clock", "add-node", "remove-node",
-    "security-mode", "itl-capf", "digest", "calling-search-space",
+    "security-mode", "itl-capf", "digest", "calling-search-space", "secure-urls",
 )
 
 #: Listening addresses that mean "every interface": never an address a config can name.
@@ -1174,6 +1178,20 @@ class LabCluster:
         ph = self.state.phones.get(mac)
         return None if ph is None else DialPlan(ph.partition, tuple(ph.calling_search_space))
 
+    def set_secure_urls(self, scheme: str, *, now: Now = None) -> None:
+        """The enterprise parameters' secure service URLs: ``https`` (CUCM's) or ``http`` — the workaround
+        while phones cannot verify the directory server (seed "Update ITL File for Cisco Unified IP Phones"
+        step 4, "Roll Back Cluster to a Pre-8.0 Release"; spec §G.11: "make 'secure' URLs plain HTTP").
+        With ``http`` every config names ``secureDirectoryURL`` http://HOST:8080/ccmcip/xmldirectory.jsp
+        (ours: without the element a phone uses the directory over HTTPS); phones take it at their next
+        config download (a reset)."""
+        if scheme not in SECURE_URL_SCHEMES:
+            raise EncodeError(f"secure URLs scheme {scheme!r}: one of {', '.join(SECURE_URL_SCHEMES)}",
+                              path="scheme")
+        self._tick(now)
+        self.state.secure_urls_http = scheme == "http"
+        self._commit("secure-urls", {"scheme": scheme}, now)
+
     def set_itl_capf(self, on: bool, *, now: Now = None) -> None:
         """Whether the ITL carries a CAPF record. Without it the phone cannot find the CAPF server's
         certificate locally and asks TVS, which knows it with role CAPF (seed "Initial Trust List": "The
@@ -1472,6 +1490,7 @@ class LabCluster:
                 macs or list(self.state.phones), args.get("user"), args.get("password"),
                 exclude=_bool(args.get("exclude", False), "exclude"), now=now),
             "itl-capf": lambda: self.set_itl_capf(_bool(args.get("on", True), "on"), now=now),
+            "secure-urls": lambda: self.set_secure_urls(str(args.get("scheme", "https")), now=now),
             "calling-search-space": lambda: self.set_calling_search_space(
                 macs or list(self.state.phones), partition=args.get("partition"), css=args.get("css"),
                 now=now),
@@ -1712,6 +1731,8 @@ class LabCluster:
         # --sips-port recorded, else CUCM's (5060/5061, where nothing listens until one is served), then
         # the other nodes' whose registrars lab serve runs (ports recorded as sip-N / sips-N)
         extra["devicePool"] = _device_pool(st.host, tuple(self._call_manager_ports()))
+        if st.secure_urls_http:
+            extra["secureDirectoryURL"] = PLAIN_DIRECTORY_URL.format(address=host_port(st.host, 8080))
         return config.DeviceConfig(
             device_name=config.device_name_for(ph.mac) if ph is not None else None,
             full_config=True, capf_auth_mode=auth_mode, capf_servers=capf, tvs_servers=tvs,
@@ -1781,7 +1802,8 @@ class LabCluster:
             "generation": st.generation, "clock": dt.datetime.fromtimestamp(st.clock, dt.UTC).isoformat(),
             "ports": dict(st.ports), "mixed_mode": st.mixed_mode, "ctl": ctl is not None,
             "itl_signer": st.itl_signer, "ctl_signer": st.ctl_signer if ctl is not None else None,
-            "rollback": st.rollback, "itl_capf": st.itl_capf, "extra_certs": st.extra_certs,
+            "rollback": st.rollback, "secure_urls": "http" if st.secure_urls_http else "https",
+            "itl_capf": st.itl_capf, "extra_certs": st.extra_certs,
             "signature_algorithm": "sha1" if st.hash_alg == 1 else "sha512",
             "upgraded": st.upgraded, "itlrecovery_years": self.itlrecovery_validity_years(),
             "itlrecovery_regenerate_years": st.itlrecovery_years, "sbd": st.sbd,

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from phoneemu.values import host_port
 
-__all__ = ["DIRECTORY_XML", "HttpsAppHandler"]
+__all__ = ["DIRECTORY_XML", "PLAIN_DIRECTORY_XML", "HttpsAppHandler"]
 
 _log = logging.getLogger("phoneemu.lab.https")
 
@@ -31,6 +31,11 @@ _log = logging.getLogger("phoneemu.lab.https")
 DIRECTORY_XML = (b'<?xml version="1.0" encoding="UTF-8"?>\n<CiscoIPPhoneText><Title>phoneemu lab directory'
                  b'</Title><Prompt>HTTPS via TVS</Prompt><Text>Directory service reached over HTTPS.</Text>'
                  b'</CiscoIPPhoneText>\n')
+#: the body over plain HTTP (the ``directory`` service: secure URLs set to http://, ``secure-urls``)
+PLAIN_DIRECTORY_XML = (b'<?xml version="1.0" encoding="UTF-8"?>\n<CiscoIPPhoneText>'
+                       b'<Title>phoneemu lab directory</Title><Prompt>plain HTTP</Prompt>'
+                       b'<Text>Directory service reached over HTTP (no TLS, no certificate checked).</Text>'
+                       b'</CiscoIPPhoneText>\n')
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
 
 
@@ -50,8 +55,9 @@ class HttpsAppHandler:
     """Per-connection handler for :class:`phoneemu.net.tls.TlsServer` (see module docstring)."""
 
     def __init__(self, *, read_timeout: float = 10.0, max_header: int = 8192,
-                 on_log: Callable[[str, str, int], None] | None = None) -> None:
+                 on_log: Callable[[str, str, int], None] | None = None, body: bytes = DIRECTORY_XML) -> None:
         self.read_timeout = read_timeout
+        self.body = body
         self.max_header = max_header
         self.on_log = on_log
         self.answered = 0
@@ -99,7 +105,7 @@ class HttpsAppHandler:
                     status = 405
                 else:
                     status = 200 if path.split("?", 1)[0] == "/" else 404
-        body = DIRECTORY_XML if status == 200 else f"{status} {_REASONS[status]}\n".encode()
+        body = self.body if status == 200 else f"{status} {_REASONS[status]}\n".encode()
         writer.write(_response(status, body, head_only=head_only))
         await writer.drain()
         self.answered += 1

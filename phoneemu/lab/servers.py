@@ -57,6 +57,8 @@ Rules:
   cluster knowledge; their ports are recorded in the cluster as ``tvs-N`` so device configs list them
   in node (priority) order and phones fail over (spec §E.7.5). :meth:`sync_nodes` starts/stops them
   after the cluster gains or loses a node (``add-node`` / ``remove-node``).
+* ``directory`` is the same directory service over plain HTTP (on demand, ``start_service("directory")``):
+  what a phone whose config names an http:// secure directory URL opens (``secure-urls http``).
 * ``https`` is the HTTPS application server ("directory service", :mod:`.https_service`) presenting
   the cluster's ``tomcat`` identity, which TVS vouches for (spec §E.7.1). It starts with the others
   only when ``app_https=True``; otherwise ``start_service("https")`` starts it on demand (port 0
@@ -103,7 +105,7 @@ from phoneemu.lab.call_relay import CallRelay
 from phoneemu.lab.capf_service import CAPF_LOCK_WAIT_S, CapfHandler, CapfSessionLog
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.dial_plan import DialPlan
-from phoneemu.lab.https_service import HttpsAppHandler
+from phoneemu.lab.https_service import PLAIN_DIRECTORY_XML, HttpsAppHandler
 from phoneemu.lab.lock import LOCK_FILE, LOCK_POLL_S, LOCK_WAIT_S, LabBusyError, when_lab_lock_free
 from phoneemu.lab.media_service import MediaResources
 from phoneemu.lab.on_path import SignallingAttacker
@@ -126,11 +128,11 @@ __all__ = ["SERVICES", "LabServers", "RequestLog"]
 _log = logging.getLogger("phoneemu.lab.servers")
 _T = TypeVar("_T")
 
-SERVICES = ("tftp", "http", "tvs", "capf", "https", "sip", "sips")
+SERVICES = ("tftp", "http", "tvs", "capf", "https", "directory", "sip", "sips")
 #: the registrar's ports a lab's configs name before ``lab serve --sip-port`` / ``--sips-port`` recorded any
 _SIP_DEFAULTS = {"sip": SIP_PORT, "sips": SIPS_PORT}
 #: services started only when asked (``start_service``): their ports are not in the lab's configs
-ON_DEMAND = frozenset({"https", "sip", "sips"})
+ON_DEMAND = frozenset({"https", "directory", "sip", "sips"})
 
 #: TVS server: on the loop (tvs_loop, least CPU), worker threads (tvs_threaded) or asyncio TLS (tvs_service)
 TVS_IMPLS = ("loop", "threads", "asyncio")
@@ -285,7 +287,7 @@ class LabServers:
         self.on_notice = on_notice
         self.host = host
         self.requested = {"tftp": tftp_port, "http": http_port, "tvs": tvs_port, "capf": capf_port,
-                          "https": https_port, "sip": 0, "sips": 0}
+                          "https": https_port, "directory": 0, "sip": 0, "sips": 0}
         #: the SIP registrar's listeners started with the others (``lab serve --sip-port``), by port
         self.sip_at_start = {k: v for k, v in (sip_ports or {}).items()
                              if v is not None and k in ("sip", "sips")}
@@ -316,6 +318,10 @@ class LabServers:
         self.capf: TlsServer | None = None
         self.https: TlsServer | None = None
         self.https_handler = HttpsAppHandler(read_timeout=io_timeout, on_log=self._on_https)
+        #: the same directory over plain HTTP, for configs whose secure URLs are http:// (``secure-urls``)
+        self.directory: TlsServer | None = None
+        self.directory_handler = HttpsAppHandler(read_timeout=io_timeout, on_log=self._on_directory,
+                                                 body=PLAIN_DIRECTORY_XML)
         self.sip: TlsServer | None = None
         self.sips: TlsServer | None = None
         self.media = MediaResources(on_log=self._on_media, tamper=lambda: self.network.tamper_media)
@@ -624,6 +630,10 @@ class LabServers:
                     failure_log_level=self.handshake_log_level)
                 self.https = await https.start()
                 bound = https.port
+            elif name == "directory":
+                directory = TlsServer(self.directory_handler, None, self.host, port, name="directory")
+                self.directory = await directory.start()
+                bound = directory.port
             elif name in ("sip", "sips"):
                 sip_srv = self._registrar(name, 1, port)
                 setattr(self, name, await sip_srv.start())
@@ -817,6 +827,11 @@ class LabServers:
 
     def _on_https(self, peer: str, path: str, status: int) -> None:
         self._record(RequestLog(service="https", peer=peer, name=path,
+                                outcome=_HTTP_OUTCOMES.get(status, "error"), detail=f"HTTP {status}",
+                                time=time.time()))
+
+    def _on_directory(self, peer: str, path: str, status: int) -> None:
+        self._record(RequestLog(service="directory", peer=peer, name=path,
                                 outcome=_HTTP_OUTCOMES.get(status, "error"), detail=f"HTTP {status}",
                                 time=time.time()))
 

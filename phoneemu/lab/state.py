@@ -147,6 +147,9 @@ class ClusterState:
     base_itl_signer: str = "itlrecovery"
     ctl_signer: str = "itlrecovery"  # "callmanager" between ``ctl reset localkey`` and ``ctl update``
     rollback: bool = False
+    #: the enterprise parameters' secure service URLs set to plain HTTP (seed "Update ITL File for Cisco
+    #: Unified IP Phones" step 4, spec §G.11): configs name an http:// secureDirectoryURL
+    secure_urls_http: bool = False
     #: the CAPF certificate has a record in the ITL (seed "Initial Trust List": it "isn't required in
     #: the ITL File (TVS can authenticate it), however, it simplifies the connection to CAPF")
     itl_capf: bool = True

@@ -15,6 +15,12 @@ Steps (spec §E.7.1, CSC-118699):
 4. Trusted: ``GET /`` is sent and the body (bounded by ``max_body``) kept in the result. Untrusted:
    the connection is closed without a request.
 
+Plain HTTP (:func:`open_plain_http`): a config whose ``secureDirectoryURL`` is an ``http://`` URL (the
+enterprise parameters' secure URLs set to plain HTTP, the workaround of seed "Update ITL File for Cisco
+Unified IP Phones" step 4 and spec §G.11 while phones cannot verify the directory) makes the phone open
+the directory over plain TCP: no TLS, no certificate, nothing to check — ``E.7.1-plain-http`` (ours), the
+service works whatever the trust lists hold (:func:`directory_scheme` reads the config).
+
 Our conventions: a server that cannot be reached (no TLS connection at all) gives
 ``HttpsResult(trusted=False, how="connect-failed", rule="")`` — no trust rule was applied — and the
 status "Host Not Found". The HTTP exchange after a trusted handshake is best effort: a failure there
@@ -38,7 +44,7 @@ from phoneemu.phone.profile import PhoneProfile
 from phoneemu.phone.store import TrustStore, TvsAnswer, TvsResult, TvsStatus
 from phoneemu.values import host_port
 
-__all__ = ["HttpsResult", "open_https"]
+__all__ = ["HttpsResult", "directory_scheme", "open_https", "open_plain_http"]
 
 _HOW = {
     "E.7.1-https-cert-in-trust-list": "trust-list",
@@ -52,7 +58,7 @@ class HttpsResult:
     """How an HTTPS connection attempt ended: trusted or not, how, by which rule and why."""
 
     trusted: bool
-    how: str  # "trust-list" | "tvs" | "tvs-cache" | "rejected" | "connect-failed"
+    how: str  # "trust-list" | "tvs" | "tvs-cache" | "rejected" | "connect-failed" | "plain-http"
     rule: str
     reason: str
     server: str = ""
@@ -150,6 +156,44 @@ async def open_https(host: str, port: int, *, store: TrustStore, profile: PhoneP
         reason = d.reason if not problem else f"{d.reason}; {problem}"
         return HttpsResult(trusted=True, how=_HOW.get(d.rule, "trust-list"), rule=d.rule, reason=reason,
                            server=server, http_status=code, body=body)
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+
+def directory_scheme(cfg: config_fmt.DeviceConfig | None) -> str:
+    """``http`` when the config names an ``http://`` secure directory URL (module rules), else ``https``
+    (also without one, or with one that is malformed: the phone keeps to HTTPS)."""
+    if cfg is None:
+        return "https"
+    try:
+        url = config_fmt.secure_directory_url(cfg)
+    except PhoneEmuError:
+        return "https"
+    return "http" if url is not None and url.lower().startswith("http://") else "https"
+
+
+async def open_plain_http(host: str, port: int, *, mac: str, events: EventLog, clock: Callable[[], int],
+                          timeout: float = 5.0, max_body: int = 65536) -> HttpsResult:
+    """Open ``http://host:port/`` (module rules: the config's secure URL is http://): no certificate is
+    checked, ``E.7.1-plain-http``; unreachable: ``connect-failed`` and "Host Not Found"."""
+    server = host_port(host, port)
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (OSError, TimeoutError) as exc:
+        reason = f"cannot connect to {server}: {exc or type(exc).__name__}"
+        events.add(Event(time=clock(), phone=mac, kind="transport", file=server, reason=reason))
+        events.status(rules.HTTPS_FAILED_STATUS)
+        return HttpsResult(trusted=False, how="connect-failed", rule="", reason=reason, server=server,
+                           status=rules.HTTPS_FAILED_STATUS)
+    try:
+        d = rules.plain_http_directory(server)
+        events.record(d, time=clock(), phone=mac)
+        code, body, problem = await _get(reader, writer, host, timeout=timeout, max_body=max_body)
+        return HttpsResult(trusted=False, how="plain-http", rule=d.rule,
+                           reason=d.reason if not problem else f"{d.reason}; {problem}", server=server,
+                           http_status=code, body=body)
     finally:
         writer.close()
         with contextlib.suppress(Exception):

@@ -67,7 +67,7 @@ from phoneemu.phone.boot import (
 from phoneemu.phone.call import CallResult, place_call
 from phoneemu.phone.events import EventLog
 from phoneemu.phone.flash import Flash, atomic_write, dropped_credential
-from phoneemu.phone.https import HttpsResult, open_https
+from phoneemu.phone.https import HttpsResult, directory_scheme, open_https, open_plain_http
 from phoneemu.phone.profile import PROFILES, PhoneProfile
 from phoneemu.phone.sip import DigestCache, SipResult
 from phoneemu.phone.sip import register as register_sip
@@ -333,6 +333,18 @@ class Phone:
                                 events=self.events, clock=self.clock,
                                 timeout=timeout if timeout is not None else self.http_timeout,
                                 tvs_timeout=self.tvs_timeout, keylog=self._keylog)
+
+    def directory_scheme(self) -> str:
+        """``http`` when the config the phone holds names an http:// secure directory URL, else ``https``
+        (:func:`phoneemu.phone.https.directory_scheme`)."""
+        held = self._store.config
+        return directory_scheme(held.config if held is not None else None)
+
+    async def open_plain_http(self, host: str, port: int, *, timeout: float | None = None) -> HttpsResult:
+        """Open the directory over plain HTTP, as a config with an http:// secure URL has it (no certificate
+        to check, ``E.7.1-plain-http``)."""
+        return await open_plain_http(host, port, mac=self.mac, events=self.events, clock=self.clock,
+                                     timeout=timeout if timeout is not None else self.http_timeout)
 
     async def register_sip(self, host: str | None, sip_port: int = SIP_PORT, sips_port: int = SIPS_PORT, *,
                            timeout: float | None = None) -> SipResult:

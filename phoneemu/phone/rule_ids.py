@@ -22,6 +22,7 @@ RULE_IDS: frozenset[str] = frozenset({
     "E.7.1-https-needs-tvs", "E.7.1-https-not-trusted", "E.7.1-https-phone-locked",
     "E.7.1-https-tvs-server-untrusted", "E.7.1-https-tvs-unknown",
     "E.7.1-https-tvs-unreachable", "E.7.1-https-tvs-wrong-role", "E.7.1-https-vouched-by-tvs",
+    "E.7.1-plain-http",
     # F CAPF
     "F.1-capf-cert-in-trust-list", "F.1-capf-needs-tvs", "F.1-capf-vouched-by-tvs",
     "F.1-capf-not-supported", "F.1-capf-server-untrusted", "F.1-capf-unreachable", "F.1-no-capf-server",

@@ -227,6 +227,7 @@ __all__ = [
     "decide_trust_list",
     "encrypted_config_missing",
     "https_query_key",
+    "plain_http_directory",
     "query_key",
     "readable_records",
     "record_matches_peer",
@@ -1074,6 +1075,16 @@ def _https_in_lists(store: TrustStore, profile: PhoneProfile, cert_der: bytes,
             if rec.role in HTTPS_ROLES and record_matches_peer(rec, cert_der, cert):
                 return rec
     return None
+
+
+def plain_http_directory(server: str) -> Decision:
+    """The directory over plain HTTP (the config's secure URL is http://: the enterprise parameters'
+    secure URLs set to plain HTTP, seed "Update ITL File for Cisco Unified IP Phones" step 4, spec §G.11):
+    no TLS, so no certificate to authenticate — accepted whatever the trust lists hold
+    (``E.7.1-plain-http``, ours)."""
+    return Decision(rule="E.7.1-plain-http", accepted=True, file=server, kind="https",
+                    reason="the config's secure directory URL is http://: plain HTTP, no server certificate "
+                           "to authenticate (nothing protects the exchange)")
 
 
 def decide_https_server(store: TrustStore, cert_der: bytes | None, *, profile: PhoneProfile, now: int,

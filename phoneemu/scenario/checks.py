@@ -204,7 +204,8 @@ def _boot(p: PhoneView, expected: Any) -> tuple[Any, bool]:
 
 def _https(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     r = _last_https(p)
-    actual = "none" if r is None else ("trusted" if r.trusted else "untrusted")
+    actual = "none" if r is None else "plain" if r.how == "plain-http" else \
+        "trusted" if r.trusted else "untrusted"
     return actual, actual in _any_of(expected)
 
 

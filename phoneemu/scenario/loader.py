@@ -47,6 +47,7 @@ ADMIN_OPERATIONS: dict[str, frozenset[str]] = {
     "ctl-update": frozenset(),
     "rollback": frozenset({"on", "reset_phones"}),
     "itl-capf": frozenset({"on"}),
+    "secure-urls": frozenset({"scheme"}),
     "digest": frozenset({"phones", "user", "password", "exclude"}),
     "add-certs": frozenset({"count"}),
     "remove-certs": frozenset({"count"}),
@@ -67,6 +68,7 @@ ADMIN_OPERATIONS: dict[str, frozenset[str]] = {
 ADMIN_REQUIRED: dict[str, tuple[str, ...]] = {
     "regenerate": ("cert",), "add-certs": ("count",), "signature-algorithm": ("hash",),
     "exchange": ("with",), "load": ("name",), "tvs-ttl": ("seconds",), "security-mode": ("mode",),
+    "secure-urls": ("scheme",),
 }
 
 #: (admin operation, argument) -> the values the lab accepts (``cert`` may carry a node suffix: tvs-2).
@@ -78,6 +80,7 @@ ADMIN_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("encryption", "mode"): ("pki", "symmetric"),
     ("capf", "operation"): ("install", "fetch", "delete", "none"),
     ("security-mode", "mode"): ("non-secure", "authenticated", "encrypted"),
+    ("secure-urls", "scheme"): ("https", "http"),
 }
 
 #: the ``regenerate`` certificates of which every node has its own (``tvs-2``, ``callmanager-2``)
@@ -88,7 +91,8 @@ _NODE_CERTS = ("callmanager", "tvs")
 #: (or silently misread) step at run time
 _ADMIN_BOOLS = ("on", "exclude", "tamper", "reset_phones")
 _ADMIN_INTS = {"count": (1, 200), "seconds": (1, 2_592_000)}
-_ADMIN_TEXTS = ("cert", "key", "user", "password", "mode", "hash", "name", "operation", "with", "auth_mode")
+_ADMIN_TEXTS = ("cert", "key", "user", "password", "mode", "hash", "name", "operation", "with", "auth_mode",
+                "scheme")
 
 #: expectation check -> allowed values (None = free text / int / bool as documented).
 CHECKS: dict[str, tuple[str, ...] | None] = {
@@ -110,7 +114,7 @@ CHECKS: dict[str, tuple[str, ...] | None] = {
     "encrypted": None,
     "tvs_used": None,
     "boot": ("ok", "failed"),
-    "https": ("trusted", "untrusted"),
+    "https": ("trusted", "untrusted", "plain"),
     "itl_file_status": ("match", "mismatch", "not-installed", "unknown"),
     "ctl_file_status": ("match", "mismatch", "not-installed", "unknown"),
     "itl_records": None,

@@ -310,14 +310,19 @@ class World:
         await asyncio.gather(*(batch(c, hs) for c, hs in by_cluster.items()))
 
     async def https(self, phones: list[PhoneHandle], cluster: str | None, where: str) -> None:
-        """Each phone opens the HTTPS application server of ``cluster`` (default: its own cluster),
-        started on demand (spec §E.7.1); the result is kept on the handle for the ``https`` check."""
+        """Each phone opens the directory service of ``cluster`` (default: its own cluster), started on
+        demand: over HTTPS (spec §E.7.1), or over plain HTTP when its config's secure directory URL is
+        http:// (``secure-urls``, spec §G.11; the scheme is the phone's, where it listens the lab's); the
+        result is kept on the handle for the ``https`` check."""
         for p in phones:
             h = self.lab(cluster or p.cluster, where)
             assert h.servers is not None
-            if not h.servers.running("https"):
-                await h.servers.start_service("https")
-            p.https = await p.phone.open_https(h.host, h.servers.ports["https"])
+            service = "directory" if p.phone.directory_scheme() == "http" else "https"
+            if not h.servers.running(service):
+                await h.servers.start_service(service)
+            port = h.servers.ports[service]
+            p.https = await (p.phone.open_plain_http(h.host, port) if service == "directory"
+                             else p.phone.open_https(h.host, port))
 
     async def sip(self, phones: list[PhoneHandle], cluster: str | None, where: str) -> None:
         """Each phone registers (spec §G.13, §G.9): with ``cluster``'s SIP registrar when the step names

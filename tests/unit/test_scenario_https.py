@@ -24,7 +24,7 @@ def test_https_step_forms() -> None:
     assert isinstance(a, Step) and a.kind == "https" and a.args == {"phones": ("p",), "cluster": "other"}
     assert isinstance(b, Step) and b.args == {"phones": ("p",), "cluster": None}
     assert isinstance(e, Expectation) and e.checks == {"https": "trusted"}
-    assert "https" in loader.STEP_KINDS and loader.CHECKS["https"] == ("trusted", "untrusted")
+    assert "https" in loader.STEP_KINDS and loader.CHECKS["https"] == ("trusted", "untrusted", "plain")
     assert set(checks._CHECKS) == set(loader.CHECKS)
 
 
