@@ -60,7 +60,7 @@ __all__ = ["NO_MEDIA", "decide_incoming", "decide_media_answer", "decide_media_o
 #: the rules a call ends with when no media flowed (the call refused, its answer refused, or nothing usable
 #: came from the far end)
 NO_MEDIA = frozenset({"G.14-call-refused", "G.14-answer-refused", "G.14-media-refused",
-                      "G.14-media-unauthenticated", "G.14-no-media"})
+                      "G.14-media-unauthenticated", "G.14-no-media", "G.14-signalling-tampered"})
 
 _MODES = {1: "non-secure", 2: "authenticated", 3: "encrypted"}
 

@@ -124,6 +124,8 @@ HTTPS application servers (``decide_https_server``, spec §E.7.1, §E.7.6, §G.5
   ``E.7.1-https-malformed``       the server presented no (parsable) certificate — OTHER
   ``E.7.1-https-phone-locked``    a trust-list update failed (the phone is locked, §G.3.5): "HTTPS
                                   services fail" whatever the certificate — OTHER, "Host Not Found"
+  ``E.7.1-plain-http``            (``plain_http_directory``) the config's secure directory URL is
+                                  http:// (§G.11 workaround): no TLS, nothing to authenticate — accepted
 
 CAPF servers (``decide_capf_server``, spec §F.1, §G.5 "CAPF server: CAPF role (or TVS)"):
   ``F.1-capf-cert-in-trust-list``  the certificate is a CAPF record of the CTL/ITL

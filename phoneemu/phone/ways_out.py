@@ -151,6 +151,13 @@ _MEDIA_PATH = WayOut(
     "packet authenticates (seed: AES 256 Support in SRTP SIP Call Signaling)",
     "phoneemu boot --lab DIR --flash FLASH --register --call moh", "srtp-tampered-media-dropped")
 
+_SIGNALLING_PATH = WayOut(
+    "a TLS record from the CallManager fails its integrity check (something on the path alters the SIP "
+    "signalling: a firewall's SIP inspection or ALG, an SBC, an attacker; the phone drops the call)",
+    "find and stop what rewrites the SIP-TLS stream between the phones and the CallManager (no SIP "
+    "inspection on TLS 5061); then call again (seed: Authentication, Integrity, and Authorization)",
+    "phoneemu boot --lab DIR --flash FLASH --register --call moh", "sip-signalling-on-path-attacker")
+
 _ITL_WAYS: dict[str, tuple[WayOut, ...]] = {
     "G.3.4-tvs-unknown-signer": (_EXPORT, _ROLLBACK, _ITL_RESET, _DELETE),
     "G.3.4-tvs-unreachable": (_TVS_BACK, _ROLLBACK, _ITL_RESET, _DELETE),
@@ -187,6 +194,7 @@ _MEDIA_WAYS: dict[str, tuple[WayOut, ...]] = {
     "G.14-rtp-not-encrypted-mode": (_ENCRYPTED_PROFILE,),
     "G.14-rtp-signalling-not-tls": (_MIXED_MODE,),
     "G.14-media-unauthenticated": (_MEDIA_PATH,),
+    "G.14-signalling-tampered": (_SIGNALLING_PATH,),
 }
 
 #: Every rule with ways out, by the kind of file it rejected, ``sip`` for a registration refused, or

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import ssl
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from phoneemu.lab.on_path import OnPathSeen, SignallingAttacker, alter_tls_record
 from phoneemu.phone.call import _exchange_failed
+from phoneemu.phone.media_rules import NO_MEDIA
 
 
 def _record(kind: int, payload: bytes) -> bytes:
@@ -68,3 +70,13 @@ def test_an_attacker_switched_off_changes_nothing_and_records_nothing() -> None:
     from phoneemu.protocols import sip
     request = sip.parse_message(b"INVITE sip:moh@h SIP/2.0\r\nCall-ID: x\r\nContent-Length: 0\r\n\r\n")
     assert attacker.answer_out(request, reply) == reply
+
+
+@pytest.mark.parametrize("exc", [
+    ssl.SSLError(1, "[SSL: DECRYPTION_FAILED_OR_BAD_RECORD_MAC] decryption failed or bad record mac"),
+    ConnectionResetError("reset"),
+])
+def test_a_call_whose_exchange_failed_carried_no_media(exc: BaseException) -> None:
+    """A fleet counts such a call as one without media (JUnit fails it, the summary's suite is none): the
+    tampering rule was missing from NO_MEDIA and its calls were counted as RTP."""
+    assert _exchange_failed(exc).rule in NO_MEDIA
