@@ -640,8 +640,12 @@ def _phone_lines(phones: dict[str, dict[str, Any]], *, every: bool, w: int) -> l
     CAPF operation and LSC (a 40,000-phone lab printed 40,000 lines)."""
     def line(mac: str, ph: dict[str, Any]) -> str:
         status = f", ITL File Status {ph['itl_file_status']}" if "itl_file_status" in ph else ""
-        return (f"phone {mac}: model {ph['model']}, encrypt {ph['encrypt'] or 'off'}, "
-                f"capf {ph['capf'] or '-'}, LSC {'yes' if ph['lsc'] else 'no'}{status}")
+        # what differs from a new phone's defaults: its security profile, its dial plan
+        security = f", security {ph['security']}" if ph.get("security", "non-secure") != "non-secure" else ""
+        partition = f", partition {ph['partition']}" if ph.get("partition") else ""
+        css = f", css {','.join(ph['css'])}" if ph.get("css") else ""
+        return (f"phone {mac}: model {ph['model']}{security}, encrypt {ph['encrypt'] or 'off'}, "
+                f"capf {ph['capf'] or '-'}, LSC {'yes' if ph['lsc'] else 'no'}{partition}{css}{status}")
     if every or len(phones) <= _PHONES_SHOWN:
         return [line(m, ph) for m, ph in phones.items()]
 

@@ -132,6 +132,7 @@ SECURE_URL_SCHEMES = ("https", "http")
 #: CUCM's plain-HTTP directory (Tomcat, port 8080) as a config's secureDirectoryURL names it
 PLAIN_DIRECTORY_URL = "http://{address}/ccmcip/xmldirectory.jsp"
 _SECURITY_MODES = {"non-secure": 1, "authenticated": 2, "encrypted": 3, "1": 1, "2": 2, "3": 3}
+_SECURITY_MODE_NAMES = {1: "non-secure", 2: "authenticated", 3: "encrypted"}
 
 #: Admin operation names accepted by :meth:`LabCluster.apply` (same names as the CLI and scenarios).
 ADMIN_OPERATIONS = (
@@ -1812,7 +1813,9 @@ class LabCluster:
             "itl_sha1": hashlib.sha1(itl, usedforsecurity=False).hexdigest(), "itl_length": len(itl),
             "ctl_md5": hashlib.md5(ctl, usedforsecurity=False).hexdigest() if ctl is not None else None,
             "ctl_sha1": hashlib.sha1(ctl, usedforsecurity=False).hexdigest() if ctl is not None else None,
-            "phones": {m: {"model": p.model, "encrypt": p.encrypt, "capf": p.capf_operation, "lsc": p.has_lsc}
+            "phones": {m: {"model": p.model, "encrypt": p.encrypt, "capf": p.capf_operation, "lsc": p.has_lsc,
+                           "security": _SECURITY_MODE_NAMES[p.security_mode], "partition": p.partition,
+                           "css": list(p.calling_search_space)}
                        for m, p in sorted(st.phones.items())},
             "tvs_trust": len(st.tvs_trust), "tampered": dict(st.tampered), "files": self._served_count(),
             "stopped": list(st.stopped), "certificates": self.certificates(),

@@ -396,3 +396,21 @@ def test_regenerating_itlrecovery_warns_first_as_cucm_does(tmp_path: Path,
     assert "this cluster is in mixed mode with a tokenless CTL" in capsys.readouterr().err
     assert main(["lab", "regenerate", str(d), "tvs"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_show_phones_names_what_differs_from_a_new_phone(lab_dir: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """``lab show --phones``: a phone's security profile and dial plan when they are not a new phone's."""
+    assert main(["lab", "security-mode", str(lab_dir), "--mac", MAC, "encrypted"]) == 0
+    assert main(["lab", "calling-search-space", str(lab_dir), "--mac", MAC, "--partition", "Execs",
+                 "--css", "Execs,Staff"]) == 0
+    assert main(["lab", "phone", "add", str(lab_dir), "--mac", "0A0000000099"]) == 0
+    capsys.readouterr()
+    assert main(["lab", "show", str(lab_dir), "--phones"]) == 0
+    out = capsys.readouterr().out
+    assert (f"phone {BARE}: model 8861, security encrypted, encrypt off, capf -, LSC no, partition Execs, "
+            "css Execs,Staff") in out
+    assert "phone 0A0000000099: model 8861, encrypt off, capf -, LSC no\n" in out
+    assert main(["lab", "show", str(lab_dir), "--json"]) == 0
+    ph = json.loads(capsys.readouterr().out)["phones"][BARE]
+    assert (ph["security"], ph["partition"], ph["css"]) == ("encrypted", "Execs", ["Execs", "Staff"])
