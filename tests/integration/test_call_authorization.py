@@ -18,7 +18,7 @@ from phoneemu.lab.servers import LabServers
 from phoneemu.lab.sip_service import SipRegistrar
 from phoneemu.net.tls import TlsServer
 from phoneemu.protocols import sip
-from tests.helpers import lab_template, run, run_passing_scenario
+from tests.helpers import RawSipPhone, lab_template, run, run_passing_scenario
 
 A = "0A00000C5501"  # the caller
 B = "0A00000C5502"  # the called phone
@@ -151,45 +151,12 @@ def test_without_a_dial_plan_every_call_is_routed() -> None:
 # -- over loopback: the relay, a call in progress --------------------------------------------------------
 
 
-class _Client:
-    """A raw SIP client over one TCP connection to the registrar."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, mac: str) -> None:
-        self.reader, self.writer, self.mac = reader, writer, mac
-        self.stream = sip.SipStream()
-
-    async def read(self, timeout: float = 2.0) -> sip.SipMessage | None:
-        """The next message; None when nothing comes within ``timeout``."""
-        while (msg := self.stream.next()) is None:
-            try:
-                chunk = await asyncio.wait_for(self.reader.read(4096), timeout)
-            except TimeoutError:
-                return None
-            if not chunk:
-                return None
-            self.stream.feed(chunk)
-        return msg
-
-    def send(self, method: str, to: str, *, call_id: str, cseq: int,
-             extra: tuple[tuple[str, str], ...] = (), to_tag: str = "") -> None:
-        uri = f"sip:{to}@127.0.0.1"
-        self.writer.write(sip.build_message(f"{method} {uri} SIP/2.0", [
-            ("Via", f"SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bK{call_id}{cseq}"),
-            ("From", f"<sip:SEP{self.mac}@127.0.0.1>;tag=a"), ("To", f"<{uri}>{to_tag}"),
-            ("Call-ID", call_id), ("CSeq", f"{cseq} {method}"), ("Max-Forwards", "70"), *extra]))
-
-    def reply(self, msg: sip.SipMessage, status: int, reason: str) -> None:
-        self.writer.write(sip.response_to(msg, status, reason, None, to_tag="b"))
-
-
 @asynccontextmanager
-async def _phone(port: int, mac: str) -> AsyncIterator[_Client]:
+async def _phone(port: int, mac: str) -> AsyncIterator[RawSipPhone]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    client = _Client(reader, writer, mac)
+    client = RawSipPhone(reader, writer, mac)
     try:
-        client.send("REGISTER", f"SEP{mac}", call_id=f"reg-{mac}", cseq=1,
-                    extra=(("Contact", f"<sip:SEP{mac}@127.0.0.1;transport=tcp>"),))
-        ok = await client.read()
+        ok = await client.register()
         assert ok is not None and ok.status == 200, ok
         yield client
     finally:
@@ -221,25 +188,25 @@ def test_a_refused_call_never_reaches_the_called_phone_and_an_authorized_one_kee
                 if relay.reaches(f"SEP{B}"):
                     break
                 await asyncio.sleep(0.01)
-            a.send("INVITE", f"SEP{B}", call_id="x1", cseq=1)
+            a.request("INVITE", f"sip:SEP{B}@127.0.0.1", call_id="x1", cseq=1)
             refused = await a.read()
             assert refused is not None and refused.status == 404
             assert await b.read(0.2) is None
             plans.plans[A] = DialPlan(css=("Executives",))
-            a.send("INVITE", f"SEP{B}", call_id="x2", cseq=1)
+            a.request("INVITE", f"sip:SEP{B}@127.0.0.1", call_id="x2", cseq=1)
             relayed = await b.read()
             assert relayed is not None and relayed.method == "INVITE" and relayed.header("call-id") == "x2"
             b.reply(relayed, 200, "OK")
             ok = await a.read()
             assert ok is not None and ok.status == 200
             plans.plans[A] = DialPlan()  # the administrator takes Executives away mid-call
-            a.send("BYE", f"SEP{B}", call_id="x2", cseq=2, to_tag=";tag=b")
+            a.request("BYE", f"sip:SEP{B}@127.0.0.1", call_id="x2", cseq=2, to=ok.header("to"))
             bye = await b.read()
             assert bye is not None and bye.method == "BYE"
             b.reply(bye, 200, "OK")
             done = await a.read()
             assert done is not None and done.status == 200 and done.header("cseq") == "2 BYE"
-            a.send("INVITE", f"SEP{B}", call_id="x3", cseq=1)
+            a.request("INVITE", f"sip:SEP{B}@127.0.0.1", call_id="x3", cseq=1)
             again = await a.read()
             assert again is not None and again.status == 404
 

@@ -28,7 +28,7 @@ from phoneemu.protocols.media import AVP, MEDIA_HEADER, SAVP
 from phoneemu.scenario import world as world_mod
 from phoneemu.scenario.loader import load_text
 from phoneemu.scenario.results import ScenarioResult
-from tests.helpers import run_passing_scenario
+from tests.helpers import RawSipPhone, run_passing_scenario
 
 S80 = "AES_CM_128_HMAC_SHA1_80"
 S32 = "AES_CM_128_HMAC_SHA1_32"
@@ -200,54 +200,6 @@ steps:
 
 # -- 3. the registrar's relay against raw SIP clients over loopback ------------------------------------------
 
-class _Sip:
-    """A raw SIP client over one TCP connection to the lab registrar."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, mac: str) -> None:
-        self.reader, self.writer, self.mac = reader, writer, mac
-        self.stream = sip.SipStream()
-        port = writer.get_extra_info("sockname")[1]
-        self.via = f"SIP/2.0/TCP 127.0.0.1:{port};branch=z9hG4bK{mac.lower()}"
-
-    async def read(self, timeout: float = 2.0) -> sip.SipMessage | None:
-        """The next message, None when the connection ends or nothing comes within ``timeout``."""
-        loop = asyncio.get_running_loop()
-        end = loop.time() + timeout
-        while (msg := self.stream.next()) is None:
-            try:
-                chunk = await asyncio.wait_for(self.reader.read(4096), max(0.0, end - loop.time()))
-            except TimeoutError:
-                return None
-            if not chunk:
-                return None
-            self.stream.feed(chunk)
-        return msg
-
-    def request(self, method: str, uri: str, *, call_id: str, cseq: int, body: bytes = b"",
-                to: str | None = None, extra: tuple[tuple[str, str], ...] = ()) -> None:
-        headers = [("Via", self.via), ("From", f"<sip:SEP{self.mac}@127.0.0.1>;tag=t{self.mac[-2:]}"),
-                   ("To", to or f"<{uri}>"), ("Call-ID", call_id), ("CSeq", f"{cseq} {method}"),
-                   ("Max-Forwards", "70"), *extra]
-        if body:
-            headers.append(("Content-Type", "application/sdp"))
-        self.writer.write(sip.build_message(f"{method} {uri} SIP/2.0", headers, body))
-
-    def reply(self, msg: sip.SipMessage, status: int, reason: str, *,
-              extra: list[tuple[str, str]] | None = None, body: bytes = b"") -> None:
-        self.writer.write(sip.response_to(msg, status, reason, extra, to_tag="callee", body=body))
-
-    async def register(self) -> sip.SipMessage | None:
-        self.request("REGISTER", "sip:127.0.0.1", call_id=f"reg-{self.mac}", cseq=1,
-                     to=f"<sip:SEP{self.mac}@127.0.0.1>",
-                     extra=(("Contact", f"<sip:SEP{self.mac}@127.0.0.1;transport=tcp>"), ("Expires", "3600")))
-        return await self.read()
-
-    def invite(self, callee: str, body: bytes, *, call_id: str = "call-1@a") -> None:
-        self.request("INVITE", f"sip:SEP{callee}@127.0.0.1", call_id=call_id, cseq=1, body=body,
-                     extra=(("Contact", f"<sip:SEP{self.mac}@127.0.0.1;transport=tcp>"),
-                            ("X-Phoneemu-Packets", "3")))
-
-
 def _srtp_offer(port: int = 40000) -> bytes:
     crypto = (sdp.Crypto(tag=1, suite=S80, key_params=srtp.inline_key(*srtp.make_master_key())),
               sdp.Crypto(tag=2, suite=S32, key_params=srtp.inline_key(*srtp.make_master_key())))
@@ -269,9 +221,9 @@ class _Lab:
     log: list[tuple[str, str, str]]
 
     @asynccontextmanager
-    async def phone(self, mac: str, *, register: bool = True) -> AsyncIterator[_Sip]:
+    async def phone(self, mac: str, *, register: bool = True) -> AsyncIterator[RawSipPhone]:
         reader, writer = await asyncio.open_connection("127.0.0.1", self.server.port)
-        client = _Sip(reader, writer, mac)
+        client = RawSipPhone(reader, writer, mac)
         try:
             if register:
                 ok = await client.register()
