@@ -17,6 +17,10 @@ decides whether one phone may call another:
 * Names are 1..:data:`MAX_NAME` letters, digits, ``_``, ``-`` or ``.`` and compare exactly (case counts);
   a CSS lists at most :data:`MAX_CSS` partitions, none twice. ``<None>`` (or an empty name) given as a
   partition means "back to ``<None>``"; it is never a CSS entry (every CSS reaches it already).
+* The checks (:func:`name_problem`, :func:`partition_problem`, :func:`css_problem`) take any object — what a
+  scenario, a state file or a caller gives — and answer None or a message that quotes what they got cut
+  short (:func:`_shown`: at most a few hundred characters, whatever its size or depth, even when its own
+  ``repr`` fails); only text is compared with a name. Nothing but the ``*_arg`` forms' EncodeError escapes.
 
 An in-dialog request (the ACK and BYE of a call) belongs to a call whose INVITE was authorized: it is not
 checked again. SIP trunks (their ACL, ``403 Forbidden``) and presence (SUBSCRIBE, presence groups) are not
@@ -26,6 +30,7 @@ modelled.
 from __future__ import annotations
 
 import re
+import reprlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -52,6 +57,19 @@ MAX_NAME = 50
 #: the most partitions one calling search space lists (ours: bounds a state and a scenario)
 MAX_CSS = 64
 _NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlong = 3, 60, 60, 40
+_SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxdict = _SHOWN.maxset = _SHOWN.maxfrozenset = 6
+
+
+def _shown(value: object) -> str:
+    """``value`` as quoted in a message: its repr cut short, bounded in size and depth (a deep or huge list,
+    a long text), never an exception (an object whose repr fails shows its type)."""
+    try:
+        text = _SHOWN.repr(value)
+    except Exception:  # reprlib guards instances, not every container's own parts: say the type only
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +102,7 @@ def routing_refusal(caller: DialPlan, called: DialPlan, *, called_name: str) -> 
 def name_problem(name: object) -> str | None:
     """What is wrong with a partition name (module rules); None when it is a good one."""
     if not isinstance(name, str):
-        return f"expected a partition name (text), got {name!r}"
+        return f"expected a partition name (text), got {_shown(name)}"
     if not 1 <= len(name) <= MAX_NAME or not _NAME.fullmatch(name):
         shown = name if len(name) <= 60 else name[:60] + "..."
         return (f"partition name {shown!r}: 1..{MAX_NAME} letters, digits, '_', '-' or '.' (a dial plan "
@@ -94,19 +112,19 @@ def name_problem(name: object) -> str | None:
 
 def partition_problem(value: object) -> str | None:
     """What is wrong with a phone's partition as given (a name, or ``<None>`` / "" for none)."""
-    return None if value in (NONE_PARTITION, "") else name_problem(value)
+    return None if isinstance(value, str) and value in (NONE_PARTITION, "") else name_problem(value)
 
 
 def css_problem(values: object) -> tuple[int | None, str] | None:
     """What is wrong with a calling search space as given (a list of names): (the index of the entry at
     fault, None for the whole list; why), None when it is a good one."""
     if not isinstance(values, (list, tuple)):
-        return None, f"expected a list of partition names, got {values!r}"
+        return None, f"expected a list of partition names, got {_shown(values)}"
     if len(values) > MAX_CSS:
         return None, f"{len(values)} partitions: a calling search space lists at most {MAX_CSS}"
     seen: set[str] = set()
     for i, name in enumerate(values):
-        if name == NONE_PARTITION:
+        if isinstance(name, str) and name == NONE_PARTITION:
             return i, (f"{NONE_PARTITION} is reached by every calling search space: list only named "
                        "partitions")
         problem = name_problem(name)

@@ -20,10 +20,26 @@ Ours (the spec has no attacker): a scenario's ``network: {tamper_signalling: tru
   the registrar. The answer is recorded: ``refused`` (``401``: its nonce count is not above the last
   one, RFC 2617 §3.2.2), ``accepted`` (``200``: a device without digest authentication — the attacker
   now holds its registration). Over TLS nothing can be captured: no replay.
+* What it relays (ours): a stream with a port (not 0: refused, RFC 3264 §6) at a unicast address (not
+  ``0.0.0.0`` / ``::``, a multicast group or the broadcast address: the relay would listen on every
+  interface or a group) that this host can bind, of the family of the relay's other side (the lab's
+  address for an offer, the phone's for an answer: a relay cannot send from IPv4 to IPv6); any other
+  offer or answer passes unchanged. One relay per Call-ID: an INVITE sent again with the same Call-ID
+  before its call was answered (after a ``401`` challenge, RFC 3261 §22.2) gets a fresh relay, the old
+  one closed; a final answer other than ``200`` (or a ``200`` without media the attacker relays) closes
+  the call's relay at once. The relay forwards only what comes from the expected end (an address
+  compared as an address, whatever its written form) and drops what its outgoing socket cannot take
+  (more than :data:`MAX_BUFFERED` bytes waiting): a flood is never buffered.
+  :meth:`SignallingAttacker.close` closes every relay (the lab stops).
+* A replay's answer is its final response: provisional ``1xx`` ones are skipped; a request, garbage,
+  nothing within ``io_timeout`` or no final response within :data:`MAX_ANSWER` bytes is ``none (why)``.
+  One replay per device at a time; a replay promised (:meth:`SignallingAttacker.will_replay`) but never
+  made (the phone's connection dropped first) is given up after three ``io_timeout``.
 * What it did is kept per device (:meth:`SignallingAttacker.seen`) for the scenario checks
   (``media_intercepted``, ``sip_replay``). Bounded: at most :data:`MAX_RELAYS` relays at once (the
   oldest closed first), each closed after ``relay_timeout`` seconds; at most :data:`MAX_DEVICES`
-  device records; a replay's answer read within ``io_timeout`` and :data:`MAX_ANSWER` bytes.
+  device records; a replay's answer read within ``io_timeout`` and :data:`MAX_ANSWER` bytes, its
+  connection closed within ``io_timeout`` more (then reset).
 """
 
 from __future__ import annotations
@@ -32,7 +48,9 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import ipaddress
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -40,13 +58,16 @@ from phoneemu.errors import DecodeError, EncodeError
 from phoneemu.protocols import sdp, sip
 from phoneemu.values import host_port
 
-__all__ = ["MAX_DEVICES", "MAX_RELAYS", "OnPathSeen", "SignallingAttacker", "alter_tls_record"]
+__all__ = ["MAX_ANSWER", "MAX_BUFFERED", "MAX_DEVICES", "MAX_RELAYS", "OnPathSeen", "SignallingAttacker",
+           "alter_tls_record"]
 
 _log = logging.getLogger("phoneemu.lab.on_path")
 
 MAX_RELAYS = 256
 MAX_DEVICES = 10_000
 MAX_ANSWER = 65_536
+#: bytes a relay's outgoing socket may hold unsent before what comes is dropped (a flood is not buffered)
+MAX_BUFFERED = 65_536
 _APPLICATION_DATA = 23  # TLS record content type (RFC 5246 §6.2.1)
 
 
@@ -81,13 +102,36 @@ def alter_tls_record(data: bytes) -> tuple[bytes, str]:
     return data, ""
 
 
+_Ip = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _ip(host: str) -> _Ip | None:
+    """``host`` (an IP literal, as written or as a socket reports it) as an address; None otherwise."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def _relayable(address: str, port: int, *, beside: str) -> bool:
+    """Whether media at ``address``:``port`` is relayed (module rules): a port, a unicast address of the
+    family of ``beside`` (the relay's other port's address; not checked when that is no IP literal)."""
+    ip, other = _ip(address), _ip(beside)
+    return (port != 0 and ip is not None and not ip.is_unspecified and not ip.is_multicast
+            and ip != ipaddress.IPv4Address("255.255.255.255")
+            and (other is None or other.version == ip.version))
+
+
 class _Relay:
-    """One call's media through the attacker: ``phone`` and ``far`` are the real ends."""
+    """One call's media through the attacker: ``phone`` and ``far`` are the real ends (as written in the
+    SDP: where to send), ``phone_end`` / ``far_end`` the same as addresses (what a source is compared to)."""
 
     def __init__(self, device: str, phone: tuple[str, int]) -> None:
         self.device = device
         self.phone = phone
+        self.phone_end = (_ip(phone[0]), phone[1])
         self.far: tuple[str, int] | None = None
+        self.far_end: tuple[_Ip | None, int] | None = None
         self.packets = 0
         self.facing_phone: asyncio.DatagramTransport | None = None  # poses as the far end
         self.facing_far: asyncio.DatagramTransport | None = None  # poses as the phone
@@ -101,6 +145,12 @@ class _Relay:
             self.timer.cancel()
 
 
+def _backlog(transport: asyncio.DatagramTransport) -> int:
+    """Bytes ``transport`` holds unsent (asyncio's datagram transports buffer what would block)."""
+    size = getattr(transport, "get_write_buffer_size", None)
+    return int(size()) if size is not None else 0
+
+
 class _RelaySide(asyncio.DatagramProtocol):
     """A relay's UDP port: what comes from the expected end goes on to the other one."""
 
@@ -112,13 +162,16 @@ class _RelaySide(asyncio.DatagramProtocol):
         r = self.relay
         if r.far is None or r.facing_far is None or r.facing_phone is None:
             return
-        source = (str(addr[0]), int(addr[1]))
-        if self.facing_phone and source == r.phone:
-            r.facing_far.sendto(data, r.far)
-        elif not self.facing_phone and source == r.far:
-            r.facing_phone.sendto(data, r.phone)
+        source = (_ip(str(addr[0])), int(addr[1]))
+        if self.facing_phone and source == r.phone_end:
+            out, to = r.facing_far, r.far
+        elif not self.facing_phone and source == r.far_end:
+            out, to = r.facing_phone, r.phone
         else:
             return
+        if _backlog(out) > MAX_BUFFERED:  # its socket does not keep up: dropped, not buffered
+            return
+        out.sendto(data, to)
         r.packets += 1
 
 
@@ -150,7 +203,8 @@ class SignallingAttacker:
         self.on_log = on_log
         self._relays: collections.OrderedDict[str, _Relay] = collections.OrderedDict()  # by Call-ID
         self._seen: collections.OrderedDict[str, OnPathSeen] = collections.OrderedDict()
-        self._replaying: dict[str, asyncio.Event] = {}  # device -> set once its replay is answered
+        #: device -> (set once its replay is answered, when a replay never made is given up)
+        self._replaying: dict[str, tuple[asyncio.Event, float]] = {}
         self._own: set[str] = set()  # HOST:PORT of the attacker's own connections (never replayed again)
 
     @property
@@ -171,7 +225,7 @@ class SignallingAttacker:
         pending = self._replaying.get(device)
         if pending is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(pending.wait(), self.io_timeout)
+                await asyncio.wait_for(pending[0].wait(), self.io_timeout)
         return self.seen(device)
 
     def forget(self, device: str) -> None:
@@ -198,11 +252,16 @@ class SignallingAttacker:
         """The INVITE ``msg`` came over TCP: its SDP offer now names the attacker's port facing the far
         end (on the phone's own address); unchanged when it carries no SDP the attacker reads."""
         call_id = msg.header("call-id") or ""
-        if not self.tamper or msg.method != "INVITE" or not call_id or call_id in self._relays:
+        if not self.tamper or msg.method != "INVITE" or not call_id:
+            return msg
+        before = self._relays.get(call_id)
+        if before is not None and before.far is not None:  # an answered call's (re-)INVITE
             return msg
         try:
             offer = sdp.parse_sdp(msg.body)
         except DecodeError:
+            return msg
+        if not _relayable(offer.address, offer.port, beside=lab_host):
             return msg
         relay = _Relay(device, (offer.address, offer.port))
         loop = asyncio.get_running_loop()
@@ -216,7 +275,7 @@ class SignallingAttacker:
             _log.warning("on-path attacker: no relay port for %s: %s", device, exc)
             return msg
         changed = _rewritten(msg.body, offer.address, relay.facing_far.get_extra_info("sockname")[1])
-        if changed is None:  # pragma: no cover - parsed above, rebuilt from the same values
+        if changed is None:  # rebuilt over build_sdp's size limits (the address goes into o= too)
             relay.close()
             return msg
         self._keep(call_id, relay)
@@ -225,32 +284,47 @@ class SignallingAttacker:
     def answer_out(self, request: sip.SipMessage, reply: bytes) -> bytes:
         """``reply`` (bytes on their way to the phone over TCP) to the INVITE ``request`` whose offer was
         rewritten: its SDP answer now names the attacker's port facing the phone."""
-        relay = self._relays.get(request.header("call-id") or "")
+        call_id = request.header("call-id") or ""
+        relay = self._relays.get(call_id)
         if relay is None or relay.facing_phone is None or relay.far is not None:
             return reply
         try:
             msg = sip.parse_message(reply)
         except DecodeError:
             return reply
+        if msg.status is None or msg.status < 200:  # a provisional answer: the final one is still to come
+            return reply
         host, port = relay.facing_phone.get_extra_info("sockname")[:2]
         changed = _rewritten(msg.body, str(host), int(port)) if msg.status == 200 else None
-        if changed is None:
+        if changed is None or not _relayable(changed[1].address, changed[1].port, beside=relay.phone[0]):
+            self._drop(call_id, relay)  # refused, or no media the attacker relays: the call's relay goes
             return reply
         relay.far = (changed[1].address, changed[1].port)
+        relay.far_end = (_ip(relay.far[0]), relay.far[1])
         self._note(relay.device, tampered="the call's media redirected through the attacker (SDP rewritten "
                    "over TCP)")
         return sip.message_bytes(_with_body(msg, changed[0]))
 
     def _keep(self, call_id: str, relay: _Relay) -> None:
+        """``relay`` is ``call_id``'s: one it had before (its INVITE sent again, or sent twice at once) is
+        closed; past :data:`MAX_RELAYS` the oldest is."""
+        before = self._relays.pop(call_id, None)
+        if before is not None and before is not relay:
+            before.close()
         self._relays[call_id] = relay
         while len(self._relays) > MAX_RELAYS:
             self._relays.popitem(last=False)[1].close()
-        relay.timer = asyncio.get_running_loop().call_later(self.relay_timeout, self._expire, call_id, relay)
+        relay.timer = asyncio.get_running_loop().call_later(self.relay_timeout, self._drop, call_id, relay)
 
-    def _expire(self, call_id: str, relay: _Relay) -> None:
+    def _drop(self, call_id: str, relay: _Relay) -> None:
         if self._relays.get(call_id) is relay:
             del self._relays[call_id]
         relay.close()
+
+    def close(self) -> None:
+        """Close every relay (the lab stops); a replay under way ends on its own within its timeouts."""
+        while self._relays:
+            self._relays.popitem(last=False)[1].close()
 
     # --- TLS signalling ------------------------------------------------------------------
     def alter_answer(self, device: str) -> Callable[[bytes], bytes]:
@@ -269,9 +343,12 @@ class SignallingAttacker:
         answer, so that :meth:`settled` waits for the replay's."""
         if not self.replay or msg.method != "REGISTER" or peer in self._own:
             return False
-        if len(self._replaying) >= MAX_RELAYS and device not in self._replaying:
-            return False
-        self._replaying[device] = asyncio.Event()
+        now = time.monotonic()
+        for stale in [d for d, (_, until) in self._replaying.items() if until <= now]:
+            self._replaying.pop(stale)[0].set()  # promised, never made: its phone's connection dropped first
+        if device in self._replaying or len(self._replaying) >= MAX_RELAYS:
+            return False  # one at a time per device; bounded
+        self._replaying[device] = (asyncio.Event(), now + 3 * self.io_timeout)
         return True
 
     async def replay_register(self, msg: sip.SipMessage, *, device: str, registrar: tuple[str, int]) -> None:
@@ -282,7 +359,7 @@ class SignallingAttacker:
         finally:
             done = self._replaying.pop(device, None)
             if done is not None:
-                done.set()
+                done[0].set()
 
     async def _replay(self, msg: sip.SipMessage, *, device: str, registrar: tuple[str, int]) -> None:
         outcome, mine = "none", ""
@@ -297,24 +374,34 @@ class SignallingAttacker:
                 await writer.drain()
                 outcome = await self._answer_of(reader)
         except (OSError, TimeoutError, DecodeError) as exc:
-            outcome = f"none ({exc or type(exc).__name__})"
+            outcome = f"none ({str(exc)[:200] or type(exc).__name__})"
         finally:
             if writer is not None:
                 writer.close()
-                with contextlib.suppress(OSError):
-                    await writer.wait_closed()
+                try:  # what it wrote may still wait for a registrar that does not read: bounded, then reset
+                    await asyncio.wait_for(writer.wait_closed(), self.io_timeout)
+                except (OSError, TimeoutError):
+                    writer.transport.abort()
             self._own.discard(mine)
         self._note(device, replay=outcome)
 
     @staticmethod
     async def _answer_of(reader: asyncio.StreamReader) -> str:
+        """The outcome of the registrar's final response (module rules); DecodeError for garbage."""
         stream, total = sip.SipStream(), 0
-        while (answer := stream.next()) is None:
-            chunk = await reader.read(4096)
-            total += len(chunk)
-            if not chunk or total > MAX_ANSWER:
-                return "none (no answer)"
-            stream.feed(chunk)
+        while True:
+            while (answer := stream.next()) is None:
+                chunk = await reader.read(4096)
+                total += len(chunk)
+                if not chunk:
+                    return "none (no answer)"
+                if total > MAX_ANSWER:
+                    return f"none (no final answer within {MAX_ANSWER} bytes)"
+                stream.feed(chunk)
+            if answer.status is None:
+                return f"none (not an answer: a {answer.method} request)"
+            if answer.status >= 200:
+                break
         if answer.status == 200:
             return "accepted"
         return "refused" if answer.status in (401, 403, 407) else f"answered {answer.status}"

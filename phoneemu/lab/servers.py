@@ -385,6 +385,7 @@ class LabServers:
             self._write_registrations()  # the last reports too
         await self._stop_all()
         self.media.close()
+        self.attacker.close()  # its media relays' sockets
         self._started = False
 
     async def __aenter__(self) -> LabServers:

@@ -179,7 +179,7 @@ class SipRegistrar:
             msg = await attacker.offer_in(msg, device=device, lab_host=_host(local))
         reply = await self.respond(msg, peer, over_tls=over_tls, device_cert=device_cert, local=local)
         ok = reply.startswith(b"SIP/2.0 200 ")
-        if attacker is not None and msg.method == "INVITE" and ok:
+        if attacker is not None and msg.method == "INVITE" and reply and (ok or not over_tls):
             reply = self._past_attacker(attacker, msg, reply, writer, device=device, over_tls=over_tls)
         replayed = attacker is not None and not over_tls and ok and attacker.will_replay(msg, device=device,
                                                                                           peer=peer)
@@ -195,8 +195,8 @@ class SipRegistrar:
     @staticmethod
     def _past_attacker(attacker: SignallingAttacker, msg: sip.SipMessage, reply: bytes,
                        writer: asyncio.StreamWriter, *, device: str, over_tls: bool) -> bytes:
-        """A call's answer on its way past the on-path attacker (:mod:`.on_path`): rewritten over TCP; over
-        TLS the records that carry it altered."""
+        """A call's answer on its way past the on-path attacker (:mod:`.on_path`): rewritten over TCP (a
+        refusal closes the relay its offer got); over TLS the records that carry a ``200`` altered."""
         if not attacker.tamper:
             return reply
         if not over_tls:

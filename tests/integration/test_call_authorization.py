@@ -6,6 +6,7 @@ dial plan ``lab serve`` reloads, and a scenario end to end."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,7 +18,7 @@ from phoneemu.lab.dial_plan import DialPlan
 from phoneemu.lab.servers import LabServers
 from phoneemu.lab.sip_service import SipRegistrar
 from phoneemu.net.tls import TlsServer
-from phoneemu.protocols import sip
+from phoneemu.protocols import sdp, sip
 from tests.helpers import RawSipPhone, lab_template, run, run_passing_scenario
 
 A = "0A00000C5501"  # the caller
@@ -258,3 +259,31 @@ steps:
   - expect: {phones: [caller, boss], label: routed, call_status: 200, media: srtp}
 """)
     assert [e.label for e in result.expectations] == ["refused", "routed"]
+
+
+def test_the_on_path_attacker_keeps_no_relay_of_a_refused_call_nor_past_the_lab(cluster: LabCluster) -> None:
+    """With the attacker rewriting offers over TCP, a call refused (404: not routable) closes the relay its
+    offer got at once — it stayed open 60 s, and any device could open them — and stopping the lab
+    closes the relays still open."""
+    offer = sdp.build_sdp(sdp.AudioOffer(address="127.0.0.1", port=40000, profile="RTP/AVP", formats=(0,)))
+
+    async def main() -> None:
+        async with LabServers(cluster, watch=3600.0) as servers:
+            servers.set_network(tamper_signalling=True)
+            await servers.start_service("sip")
+            cluster.set_calling_search_space([B], partition="Executives")
+            reader, writer = await asyncio.open_connection("127.0.0.1", servers.ports["sip"])
+            phone = RawSipPhone(reader, writer, A)
+            phone.invite(B, offer, call_id="refused@a")
+            refused = await phone.read()
+            assert refused is not None and refused.status == 404
+            assert not servers.attacker._relays
+            cluster.set_calling_search_space([B], partition="<None>")
+            invite = dataclasses.replace(_invite(A, B, call_id="open@a"), body=offer)
+            await servers.attacker.offer_in(invite, device=f"SEP{A}", lab_host="127.0.0.1")
+            relays = list(servers.attacker._relays.values())
+            assert len(relays) == 1
+            writer.close()
+        assert not servers.attacker._relays and relays[0].facing_far is not None
+        assert relays[0].facing_far.is_closing()
+    run(main())
