@@ -272,7 +272,7 @@ class SignallingAttacker:
                 lambda: _RelaySide(relay, facing_phone=True), local_addr=(lab_host, 0))
         except OSError as exc:
             relay.close()
-            _log.warning("on-path attacker: no relay port for %s: %s", device, exc)
+            _log.info("on-path attacker: no relay port for %s: %s", device, exc)
             return msg
         changed = _rewritten(msg.body, offer.address, relay.facing_far.get_extra_info("sockname")[1])
         if changed is None:  # rebuilt over build_sdp's size limits (the address goes into o= too)
