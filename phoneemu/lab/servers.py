@@ -110,7 +110,7 @@ from phoneemu.lab.lock import LOCK_FILE, LOCK_POLL_S, LOCK_WAIT_S, LabBusyError,
 from phoneemu.lab.media_service import MediaResources
 from phoneemu.lab.on_path import SignallingAttacker
 from phoneemu.lab.pki import Identity
-from phoneemu.lab.registrations import REGISTRATIONS_FILE, write_registrations
+from phoneemu.lab.registrations import REGISTRATIONS_FILE, read_registrations, write_registrations
 from phoneemu.lab.sip_service import SipRegistrar
 from phoneemu.lab.state import DEFAULT_PORTS, node_registrars
 from phoneemu.lab.tvs_loop import LoopTvsServer
@@ -371,6 +371,7 @@ class LabServers:
         self._started = True
         await self.update_cluster(self._record_ports)
         if self.watch is not None:  # a served lab (lab serve) follows ``phoneemu lab service``
+            self._load_registrations()
             await self.sync_stopped()
             self._watch_task = asyncio.create_task(self._watch_loop(self.watch))
         _log.info("lab servers on %s: %s", self.host, ", ".join(f"{k} {v}" for k, v in self.ports.items()))
@@ -853,6 +854,15 @@ class LabServers:
         if itl is not None:
             self.registrations[mac] = (itl, self._now() or int(time.time()))
             self._registrations_seen += 1
+
+    def _load_registrations(self) -> None:
+        """The reports an earlier ``lab serve`` wrote, under those of this one: a restart loses none (the
+        first registration wrote the file whole, with itself alone). An unreadable file is said once and
+        kept until a registration writes a new one."""
+        earlier, problem = read_registrations(self.cluster.root)
+        if problem is not None:
+            _log.warning("lab: %s", problem)
+        self.registrations = {**earlier, **self.registrations}
 
     def _write_registrations(self) -> None:
         """``DIR/registrations.json`` when a report came since the last write (lab serve's watch loop)."""

@@ -391,3 +391,29 @@ def test_lab_show_has_the_itl_file_status_each_phone_reported(tmp_path: Path,
     doc = json.loads(capsys.readouterr().out)
     mine = doc["phones"][MAC]
     assert mine["itl_file_status"] == "MisMatch" and isinstance(mine["registered_at"], int)
+
+
+def test_a_lab_serve_restart_keeps_the_earlier_reports(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """``lab serve`` stopped and started again: a phone that registered with the first keeps its ITL File
+    Status after another phone registers with the second (the first registration wrote the file with
+    itself alone: every earlier report was lost)."""
+    from phoneemu.phone.boot import BootTarget
+
+    other = "0A00000000C2"
+    c = _lab(tmp_path)
+    c.add_phone(other, now=NOW)
+
+    async def serve_and_register(mac: str) -> None:
+        async with LabServers(c, host=HOST, watch=0.05, sip_ports={"sip": 0, "sips": 0}) as srv:
+            p = srv.ports
+            prof = get_profile("cp-8861")
+            phone = Phone(mac=mac, profile=prof, flash=Flash(tmp_path / mac, profile=prof), clock=lambda: NOW)
+            assert (await phone.boot(BootTarget(host=HOST, tftp_port=p["tftp"], http_port=p["http"]))).ok
+            assert (await phone.register_sip(HOST, p["sip"], p["sips"])).registered
+
+    run(serve_and_register(MAC))
+    run(serve_and_register(other))
+    assert main(["lab", "show", str(c.root), "--json"]) == 0
+    phones = json.loads(capsys.readouterr().out)["phones"]
+    assert phones[MAC]["itl_file_status"] == "Match" and phones[other]["itl_file_status"] == "Match"
