@@ -99,8 +99,8 @@ def register(sub: Any) -> None:
                    help="pause between CAPF retries in seconds (default 30, as the spec gives)")
     p.add_argument("--now", type=unix_time, metavar="UNIX", help="the phone's clock (default: real time)")
     add_register_options(p, after="after the boot,")
-    add_call_options(p, what="A Call: line; exit status 1 when no media flowed or none authenticated",
-                     answer=True)
+    add_call_options(p, answer=True, what="A Call: line; exit status 1 when no media flowed or, over SRTP, "
+                                          "none authenticated")
     p.add_argument("--keylog", type=Path, metavar="FILE",
                    help="append the TLS secrets of the phone's TVS, CAPF and HTTPS connections (key-log "
                    "format): capture with tcpdump, then phoneemu wireshark CAPTURE --keylog FILE")

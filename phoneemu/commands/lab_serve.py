@@ -203,7 +203,7 @@ async def _serve(cluster: LabCluster, root: Path, note: Callable[[str], None], *
     servers.attacker.replay = "replay-sip" in attacks
     if attacks:
         print(f"on-path attacker on the SIP line: {', '.join(sorted(set(attacks)))} (phoneemu's test "
-              "attacker: its changes show in the log as 'on-path')", flush=True)
+              "attacker; -v logs each change it makes as 'on-path attacker ...')", flush=True)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     got: list[signal.Signals] = []

@@ -620,7 +620,8 @@ def offline_tvs(certificates: Sequence[Any], roles: frozenset[int]) -> Any:
 
     async def ask(_servers: Any, key: Any, **_kw: Any) -> Any:
         if not certificates:
-            raise TransportError("TVS unavailable offline (replay)", kind="unreachable")
+            raise TransportError("TVS unavailable offline (no --tvs-cert for it to vouch for)",
+                                 kind="unreachable")
         der = known.get((normalise_dn(key.issuer), int.from_bytes(key.serial, "big")))
         return TvsAnswer(cert_der=der, roles=roles) if der is not None else TvsStatus.NOT_FOUND
     return ask
@@ -665,7 +666,8 @@ async def replay_boots(boots: Sequence[ReplayBoot], mac: str, *, profile: str = 
     current = {"t": int(now if now is not None else boots[0].start)}
 
     async def no_capf(*_a: Any, **_k: Any) -> Any:
-        raise TransportError("CAPF unavailable offline (replay)", kind="unreachable")
+        raise TransportError("CAPF unavailable offline (a capture or forecast has no CAPF server)",
+                             kind="unreachable")
 
     async def no_sleep(_s: float) -> None:
         return None
