@@ -262,6 +262,9 @@ def _tvs_notes(tvs_certs: Sequence[Any], config: AcceptedConfig | None,
                 "holding config.xml"]
     if not config.config.tvs_servers:
         name = config_path.name if config_path is not None else "config"
+        if config.config.encr_config and not config.config.full_config:  # spec §G.12 step 1
+            return [f"{option} not used: the installed config {name} is the short config of an encrypted "
+                    "phone (encrConfig true): give its SEP<MAC>.cnf.xml.enc.sgn with --installed-config-key"]
         return [f"{option} not used: the installed config {name} names no TVS server (no <TVS><members> "
                 "element), so the phone has no TVS to ask"]
     return []

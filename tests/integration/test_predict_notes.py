@@ -27,6 +27,7 @@ def files(tmp_path: Path) -> Path:
     (out / "a.cnf.xml.sgn").write_bytes(a.files()[f"SEP{MAC}.cnf.xml.sgn"])
     a.set_encryption([MAC], True, mode="pki", now=NOW)
     (out / "a.cnf.xml.enc.sgn").write_bytes(a.files()[f"SEP{MAC}.cnf.xml.enc.sgn"])
+    (out / "a-short.cnf.xml.sgn").write_bytes(a.files()[f"SEP{MAC}.cnf.xml.sgn"])  # encrypted: the short one
     (out / "phone.key").write_bytes((a.root / "phones" / MAC / "mic.key").read_bytes())
     (out / "ITLFile.tlv").write_bytes(b.files()["ITLFile.tlv"])
     (out / f"SEP{MAC}.cnf.xml.sgn").write_bytes(b.files()[f"SEP{MAC}.cnf.xml.sgn"])
@@ -64,3 +65,13 @@ def test_an_encrypted_installed_config_needs_the_phone_key(files: Path,
                          str(files / "phone.key"))) == 0
     out = capsys.readouterr().out
     assert "G.3.4-vouched-by-tvs" in out and "note:" not in out
+
+
+def test_an_encrypted_short_config_points_at_the_full_one(files: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """The .cnf.xml.sgn of an encrypted phone is its short config (spec §G.12): the note says which file
+    and option give the TVS servers, not only that it names none."""
+    assert main(_predict(files, "--installed-config", str(files / "a-short.cnf.xml.sgn"), "--json")) == 1
+    notes = json.loads(capsys.readouterr().out)["notes"]
+    assert any("a-short.cnf.xml.sgn is the short config of an encrypted phone" in n
+               and "--installed-config-key" in n for n in notes), notes
