@@ -8,9 +8,12 @@ exit 2 for bad input/usage, 1 for a check that failed (the command decides), 130
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
+import re
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from phoneemu import version_text
 from phoneemu.commands._help import tidy
@@ -36,8 +39,35 @@ Each command has its own --help with examples.
 """
 
 
+_CHOICE_RE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)")
+
+
+def did_you_mean(parser: argparse.ArgumentParser, message: str) -> str:
+    """A hint for a usage error of ``parser``: the nearest option to an unrecognised one, the nearest
+    choice to an invalid one (`` (did you mean --flash?)``); "" when nothing is near."""
+    choice = _CHOICE_RE.search(message)
+    if choice is not None:
+        given, options = choice.group(1), re.findall(r"'([^']*)'", choice.group(2))
+    elif message.startswith("unrecognized arguments: "):
+        words = message.removeprefix("unrecognized arguments: ").split()
+        given = next((w.split("=", 1)[0] for w in words if w.startswith("--")), "")
+        options = [o for o in parser._option_string_actions if o.startswith("--")]
+    else:
+        return ""
+    near = difflib.get_close_matches(given, options, n=1, cutoff=0.75) if given else []
+    return f" (did you mean {near[0]}?)" if near else ""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, whose usage errors suggest the nearest option or choice (every sub-command's too: their
+    parsers are made of this class)."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(message + did_you_mean(self, message))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="phoneemu",
         description="Emulated IP-phone trust clients (CTL/ITL, signed and encrypted configs, "
         "TVS, CAPF) and a lab cluster to test them against.",

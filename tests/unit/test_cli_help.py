@@ -7,7 +7,7 @@ import argparse
 
 import pytest
 
-from phoneemu.cli import build_parser
+from phoneemu.cli import build_parser, main
 from tests.helpers import cli_parsers
 
 
@@ -92,3 +92,24 @@ def test_version_names_phoneemu_and_both_openssl_builds(capsys: pytest.CaptureFi
     out = capsys.readouterr().out
     assert out.startswith(f"phoneemu {__version__} (Python ")
     assert f"{ssl.OPENSSL_VERSION} for TLS" in out and f"cryptography {cryptography.__version__} with " in out
+
+
+@pytest.mark.parametrize(("argv", "hint"), [
+    (["boot", "--flsh", "/tmp/x"], "(did you mean --flash?)"),
+    (["bot"], "(did you mean boot?)"),
+    (["lab", "regnerate", "/tmp/x"], "(did you mean regenerate?)"),
+    (["fleet", "boot", "--count", "3", "--tfpt", "x"], "(did you mean --tftp?)"),
+    (["lab", "secure-urls", "/tmp/x", "htps"], "(did you mean https?)"),
+])
+def test_a_usage_error_suggests_the_nearest_option_or_choice(argv: list[str], hint: str,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert capsys.readouterr().err.rstrip().endswith(hint)
+
+
+def test_nothing_near_suggests_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["boot", "--zzzzzz"])
+    assert "did you mean" not in capsys.readouterr().err
