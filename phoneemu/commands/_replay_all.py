@@ -23,8 +23,10 @@ from phoneemu.scenario.replay_tvs import TvsCapture
 
 __all__ = [
     "ALL_MAX_MEMORY_MIB",
+    "PATH_SHOWN",
     "PHONES_LISTED",
     "add_all_options",
+    "boots_path",
     "check_all_options",
     "fleet_doc",
     "fleet_text",
@@ -40,6 +42,10 @@ ALL_MAX_MEMORY_MIB = 1024
 memory (half the budget at most), so a full cluster's storm (40,000 phones) fits."""
 PHONES_LISTED = 50
 """Phones the text output lists one per line (more: the summary only; ``--json`` has every phone)."""
+PATH_SHOWN = 4
+"""Outcomes a phone's boots went through that its line (and ``changed``) names at most, a run of boots
+with one outcome as one (our convention): beyond, the first two, ``...``, the last and the number of
+changes."""
 
 
 #: the options of ``--all`` alone: (flag, metavar, help, what one phone takes instead)
@@ -139,8 +145,48 @@ def phone_record(ph: PhoneReplay) -> dict[str, Any]:
             "boots": boots, "notes": list(ph.notes)}
 
 
+def boots_path(boots: list[dict[str, Any]]) -> str:
+    """The outcomes a phone's boots went through, in capture order, a run of one outcome as one step
+    (``ok -> locked-out -> ok``; more than :data:`PATH_SHOWN` steps cut in the middle)."""
+    steps = [b["outcome"] for i, b in enumerate(boots) if i == 0 or b["outcome"] != boots[i - 1]["outcome"]]
+    if len(steps) > PATH_SHOWN:
+        return " -> ".join([*steps[:2], "...", steps[-1]]) + f" ({len(steps) - 1} changes)"
+    return " -> ".join(steps)
+
+
+def _exit_why(records: list[dict[str, Any]]) -> str | None:
+    """Why ``replay --all`` exits 1, in one line (None: it exits 0): a boot of a phone that did not
+    accept a configuration — the first phone (MAC order) whose last boot did, when some did (the summary's
+    failures are the last boots': it does not show those) —, phones not replayed, registrations that
+    differ from the rules."""
+    why: list[str] = []
+    bad = [(rec, i) for rec in records if "skipped" not in rec
+           for i in [next((i for i, b in enumerate(rec["boots"]) if b["outcome"] != "ok"), None)]
+           if i is not None]
+    if bad:
+        ending_ok = [(rec, i) for rec, i in bad if rec["boots"][-1]["outcome"] == "ok"]
+        rec, i = (ending_ok or bad)[0]
+        boot = rec["boots"][i]
+        named = f"{rec['mac']}: boot {i + 1} of {len(rec['boots'])} {boot['outcome']}, {boot['rule']}"
+        which = f", {len(ending_ok)} of them ending ok ({named})" if ending_ok else f" (first {named})"
+        why.append(f"not every replayed boot accepted a configuration: {_count(len(bad), 'phone')}{which}")
+    skipped = [rec["mac"] for rec in records if "skipped" in rec]
+    if skipped:
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        why.append(f"{_count(len(skipped), 'phone')} not replayed ({', '.join(skipped[:5])}{more})")
+    differ = [(rec, i) for rec in records for i, b in enumerate(rec.get("boots", ()))
+              if any(c["differs"] for c in b.get("sip", ()))]
+    if differ:
+        rec, i = differ[0]
+        phones = len({r["mac"] for r, _i in differ})
+        why.append(f"a SIP registration that differs from the rules on {_count(phones, 'phone')} (first "
+                   f"{rec['mac']}: boot {i + 1} of {len(rec['boots'])})")
+    return "; ".join(why) or None
+
+
 def fleet_doc(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The summary of every phone's last boot, and each phone's record (``phone_record``)."""
+    """The summary of every phone's last boot, and each phone's record (``phone_record``); what changed
+    across each phone's boots (:func:`boots_path`); the exit status and why it is 1 (``exit_why``)."""
     by_outcome: Counter[str] = Counter()
     by_rule: Counter[str] = Counter()
     by_trust: Counter[str] = Counter()
@@ -173,15 +219,16 @@ def fleet_doc(records: list[dict[str, Any]]) -> dict[str, Any]:
         for kind in ("ITL", "CTL"):
             if last[kind.lower()] is not None:
                 by_trust[f"{kind} {last[kind.lower()]}"] += 1
-        first = rec["boots"][0]["outcome"]
-        if first != last["outcome"]:
-            changed[f"{first} -> {last['outcome']}"] += 1
+        path = boots_path(rec["boots"])
+        if " -> " in path:
+            changed[path] += 1
         if last.get("not_captured"):
             partial.add(rec["mac"], {"not_captured": ", ".join(last["not_captured"])})
         if last["outcome"] == "locked-out":
             locked[(str(last["rule"]), str(last.get("kind", "")))] += 1
         if last["outcome"] != "ok":
             failed.add(rec["mac"], {**{f: last.get(f) for f in FAILED_BY}, "partial": _partial(last)})
+    why = _exit_why(records)
     return {"phones": len(records), "boots": sum(len(r.get("boots", ())) for r in records),
             "by_outcome": dict(by_outcome.most_common()), "by_rule": dict(by_rule.most_common()),
             "by_model": {m: dict(c.most_common()) for m, c in sorted(by_model.items())},
@@ -189,7 +236,8 @@ def fleet_doc(records: list[dict[str, Any]]) -> dict[str, Any]:
             "failure_kinds": failed.kinds(), "failure_kinds_not_kept": failed.other,
             "note_kinds": noted.kinds(), "partial_kinds": partial.kinds(), "skipped_kinds": skipped.kinds(),
             "ways_out": ways_out_doc(locked), "sip_checked": sip_checked, "calls_checked": calls_checked,
-            "sip_differ_kinds": sip_differs.kinds(), "records": records}
+            "sip_differ_kinds": sip_differs.kinds(), "exit_status": 0 if why is None else 1,
+            "exit_why": why, "records": records}
 
 
 #: failed last boots are alike when these agree: fleet boot's fields, and whether the capture held the
@@ -213,7 +261,7 @@ def _phone_line(rec: dict[str, Any]) -> str:
     if "skipped" in rec:
         return f"  {rec['mac']}  skipped: {rec['skipped']}"
     boots = rec["boots"]
-    path = " -> ".join(dict.fromkeys(b["outcome"] for b in boots)) if len(boots) > 1 else boots[0]["outcome"]
+    path = boots_path(boots)
     trust = ", ".join(f"{k} {boots[-1][k.lower()]}" for k in ("ITL", "CTL") if boots[-1][k.lower()])
     return (f"  {rec['mac']}  {_count(len(boots), 'boot')}  {path} "
             f"({boots[-1]['rule']}){'; ' + trust if trust else ''}")
@@ -228,7 +276,8 @@ def _group(kind: dict[str, Any], field: str) -> tuple[str, str, str]:
     return _count(n, "phone"), f"{', '.join(macs)}{more}", value
 
 
-def fleet_text(doc: dict[str, Any], head: str) -> str:
+def fleet_text(doc: dict[str, Any], head: str, fill: dict[str, str] | None = None) -> str:
+    """The summary as text; ``fill``: the ways out's lab placeholders that are known (``FLEET``)."""
     lines = [head]
     if doc["phones"] <= PHONES_LISTED:
         lines += [_phone_line(rec) for rec in doc["records"]]
@@ -255,9 +304,11 @@ def fleet_text(doc: dict[str, Any], head: str) -> str:
         for kind in doc["sip_differ_kinds"]:
             phones, macs, text = _group(kind, "differs")
             lines.append(f"  SIP differs for {phones} ({macs}): {text}")
-    lines += ways_out_text(doc["ways_out"])
+    lines += ways_out_text(doc["ways_out"], fill)
     ok = doc["by_outcome"].get("ok", 0)
     lines.append(f"result: {ok} of {_count(doc['phones'], 'phone')} ended with a configuration accepted")
+    if doc["exit_why"] is not None:
+        lines.append(f"exit status 1: {doc['exit_why']}")
     return "\n".join(lines)
 
 
@@ -382,11 +433,15 @@ def run_all(args: argparse.Namespace, *, secrets: KeyLog | None, limits: Limits 
         counts = f"{_count(doc['phones'], 'phone')} ({_count(doc['boots'], 'boot')})"
         if models is not None:
             profile = f"{profile}, or each phone's model from {args.models}"
+        # the phones' flashes a way out done phone by phone is for: as the capture leaves them, else
+        # as they were before it
+        flashes = args.export_flash or args.fleet_flash
         print(fleet_text(doc, f"replay of {counts} from {args.capture} (profile {profile}; holding "
-                              f"{holding}; offline TVS: {tvs}; CAPF unavailable)"))
+                              f"{holding}; offline TVS: {tvs}; CAPF unavailable)",
+                         {"FLEET": str(flashes)} if flashes is not None else None))
         if args.export_flash is not None:
             written = sum("skipped" not in r for r in records)
             print(f"flashes of {_count(written, 'phone')} written to {args.export_flash}/<MAC> (phoneemu "
                   f"predict --fleet-flash {args.export_flash} NEW-FILES: what new files would do to each)")
-    every_ok = all("skipped" not in r and all(b["outcome"] == "ok" for b in r["boots"]) for r in records)
-    return 0 if every_ok and not doc["sip_differ_kinds"] else 1
+    status: int = doc["exit_status"]
+    return status

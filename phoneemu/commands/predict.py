@@ -280,7 +280,8 @@ def _fleet_text(doc: dict[str, Any]) -> str:
         width = max(len(r["rule"]) for r in doc["rules"])
         for r in doc["rules"]:
             lines.append(f"  {r['outcome']:<11} {r['rule']:<{width}} {r['count']:>6}  {_macs(r)}")
-    lines += ways_out_text(doc["ways_out"])
+    # a way out done phone by phone is written for the fleet predicted (--fleet-flash; not --models)
+    lines += ways_out_text(doc["ways_out"], {"FLEET": doc["fleet_flash"]} if doc["fleet_flash"] else None)
     refusing = doc["sip_until_reset"]
     if refusing["count"]:
         lines.append(f"sip: {refusing['count']} phone(s) ({_macs(refusing)}) refuse a CallManager "

@@ -28,7 +28,9 @@ choice of ways per rule is ours, from the seed chapter and the scenarios that re
 Lab commands are written with ``DIR`` (the cluster), ``OLD``/``NEW`` (two clusters) and ``FLASH``
 (an emulated phone's flash) for the user to fill in; tests parse each one with the real CLI. Where many
 phones are locked (``fleet boot``, ``predict`` and ``phone show`` of a fleet, ``replay --all``) a way
-out done phone by phone is written for all of them: ``--fleet-flash FLEET`` (``fleet_lab``).
+out done phone by phone is written for all of them: ``--fleet-flash FLEET`` (``fleet_lab``), FLEET filled
+in with the phones' flash folder where the command knows it (``fleet boot --flash``, ``phone show
+--fleet-flash``, ``predict --fleet-flash``, ``replay --all --export-flash`` or ``--fleet-flash``).
 """
 
 from __future__ import annotations

@@ -365,3 +365,18 @@ def test_phones_that_refuse_the_regenerated_callmanager_until_they_reset(
     assert sip["refused_until_reset"] is False
     assert main(["predict", "--flash", str(fleet / plain), "--now", str(NOW), "--json", str(root)]) == 0
     assert "sip" not in json.loads(capsys.readouterr().out)
+
+
+def test_fleet_ways_out_name_the_fleet_flash(lab: tuple[Path, Path, Path],
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """The way out done phone by phone is written for the folder predicted (README "ways out": the
+    phone flash filled in when known), not with the FLEET placeholder; the JSON keeps the placeholder,
+    as every command's ``ways_out`` does."""
+    fleet, root, _pem = lab
+    assert main(["predict", "--fleet-flash", str(fleet), "--now", str(NOW), str(root)]) == 1
+    out = capsys.readouterr().out
+    assert f"lab: phoneemu phone erase --fleet-flash {fleet}   rehearse:" in out
+    assert "FLEET" not in out
+    assert main(["predict", "--fleet-flash", str(fleet), "--now", str(NOW), "--json", str(root)]) == 1
+    ways = json.loads(capsys.readouterr().out)["ways_out"][0]["ways"]
+    assert ways[-1]["lab"] == "phoneemu phone erase --fleet-flash FLEET"

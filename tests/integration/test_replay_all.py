@@ -314,3 +314,44 @@ def test_json_file_keeps_the_document_and_prints_the_summary(tmp_path: Path,
     assert doc["fleet_flash"] is None and doc["installed"] == {"ctl": None, "itl": None, "config": None}
     assert main(["replay", str(MIGRATION), "--mac", "0A0000000501", "--json-file", str(out)]) == 2
     assert "--json-file is for --all" in capsys.readouterr().err
+
+
+def test_ways_out_name_the_fleet_flash(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The way out done phone by phone is written for the phones' flashes when known (README "ways out":
+    the phone flash filled in), not FLEET: those the capture leaves (--export-flash), else those the
+    phones held before it (--fleet-flash)."""
+    before = tmp_path / "before"
+    before.mkdir()
+    assert main(["replay", str(MIGRATION), "--all", "--fleet-flash", str(before)]) == 1
+    out = capsys.readouterr().out
+    assert f"lab: phoneemu phone erase --fleet-flash {before}   rehearse:" in out and "FLEET" not in out
+    after = tmp_path / "after"
+    assert main(["replay", str(MIGRATION), "--all", "--fleet-flash", str(before),
+                 "--export-flash", str(after)]) == 1
+    assert f"lab: phoneemu phone erase --fleet-flash {after}   rehearse:" in capsys.readouterr().out
+    assert main(["replay", str(MIGRATION), "--all"]) == 1
+    assert "lab: phoneemu phone erase --fleet-flash FLEET   rehearse:" in capsys.readouterr().out
+
+
+def test_tvs_outage_capture_ok_locked_out_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The catalogue's tvs-outage, captured live and replayed with its key log: each phone's boots are
+    ok, locked-out (TVS down), ok. The line per phone, the summary and the JSON say so, and the exit
+    status 1 (a boot did not accept a configuration) names that boot."""
+    monkeypatch.setenv("PHONEEMU_LAB_HOST_BASE", "29")  # no other test's clusters in the pcap
+    assert main(["run", str(ROOT / "scenarios" / "tvs-outage.yaml"), "--capture", str(tmp_path)]) == 0
+    capsys.readouterr()
+    if (tmp_path / "tvs-outage.note.txt").exists():
+        pytest.skip("synthetic capture (no raw socket): the phones' HTTP and TVS are not in the pcap")
+    pcap, keys = tmp_path / "tvs-outage.pcap", tmp_path / "tvs-outage.keys"
+    assert main(["replay", str(pcap), "--all", "--keylog", str(keys)]) == 1
+    out = capsys.readouterr().out
+    assert "  0A0000001201  3 boots  ok -> locked-out -> ok (" in out
+    assert "changed across the capture's boots: ok -> locked-out -> ok 2" in out
+    assert out.rstrip().splitlines()[-1] == (
+        "exit status 1: not every replayed boot accepted a configuration: 2 phones, 2 of them ending ok "
+        "(0A0000001201: boot 2 of 3 locked-out, G.3.4-tvs-unreachable)")
+    assert main(["replay", str(pcap), "--all", "--keylog", str(keys), "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["changed"] == {"ok -> locked-out -> ok": 2} and doc["by_outcome"] == {"ok": 2}
+    assert doc["exit_status"] == 1 and doc["exit_why"].startswith("not every replayed boot accepted")
