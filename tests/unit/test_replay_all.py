@@ -231,3 +231,20 @@ def test_registrations_that_differ_are_grouped_in_the_summary() -> None:
     assert failure is not None and failure[0] == ("boot 1 of 1: SIP to 10.0.0.1:5061 over tls differs from "
                                                   f"the rules: {tcp}")
     assert _junit_failure(doc["records"][2]) is None
+
+
+def test_a_phone_whose_registrations_differ_alike_counts_once() -> None:
+    """Two registrations of one phone that differ the same way: one phone in the group (it read '2
+    phones'), two registrations in the count."""
+    from phoneemu.commands._replay_all import fleet_doc, fleet_text
+
+    tcp = "the phone used tcp, the rules give tls"
+    check = {"differs": [tcp], "server": "10.0.0.1:5061", "transport": "tcp"}
+    boot = {"outcome": "ok", "rule": "G.4-signed-by-ctl-tftp", "itl": "unchanged", "ctl": "installed",
+            "config": "accepted", "server": "10.0.0.1", "sip": [check, dict(check)]}
+    doc = fleet_doc([{"mac": "0A0000000001", "profile": "cp-8861", "outcome": "ok", "rule": boot["rule"],
+                      "boots": [boot, dict(boot)], "notes": []}])
+    assert doc["sip_differ_kinds"] == [{"count": 1, "differs": tcp, "macs": ["0A0000000001"]}]
+    text = fleet_text(doc, "replay")
+    assert "SIP: 4 registrations checked against the rules (G.9, G.5), 4 differ" in text
+    assert f"  SIP differs for 1 phone (0A0000000001): {tcp}" in text
