@@ -208,8 +208,8 @@ def fleet_doc(records: list[dict[str, Any]]) -> dict[str, Any]:
                 if check["differs"]:
                     sip_differing += 1
                     differs["; ".join(check["differs"])] = None
-        for why in differs:
-            sip_differs.add(rec["mac"], {"differs": why})
+        for text in differs:
+            sip_differs.add(rec["mac"], {"differs": text})
         for note in rec.get("notes", ()):
             noted.add(rec["mac"], {"note": note})
         if "skipped" in rec:
