@@ -1,6 +1,7 @@
 """Where ``boot`` and ``fleet boot`` find the cluster: ``--tftp HOST[:PORT]`` and ``--http-port N``, or,
-without ``--tftp``, the address and ports the ``--lab DIR`` cluster's ``lab serve`` listens on (it
-records them in the lab when it starts; a lab never served has the real CUCM ports, spec §H.1).
+without ``--tftp``, the address and ports the ``--lab DIR`` cluster's ``lab serve`` last listened on (it
+records them in the lab when it starts, and they stay recorded when it stops; a lab never served has the
+real CUCM ports, spec §H.1).
 ``phoneemu boot --lab /tmp/lab --mac ...`` then needs no port copied from ``lab serve``'s banner; given
 ``--tftp`` at the very address and TFTP port that lab serve recorded, the phones take its HTTP port too
 (else HTTP 6970 would be tried first by each phone for each file, and fall back to TFTP)."""
@@ -23,15 +24,19 @@ class ClusterAddress:
     tftp_port: int
     http_port: int
     from_lab: bool  # taken from --lab DIR (the commands say so on stderr)
-    served: bool = False  # --lab DIR: a lab serve of it has recorded the ports it listens on
+    served: bool = False  # --lab DIR: a lab serve of it recorded the ports it listened on (may have stopped)
 
     def __str__(self) -> str:
         return f"{host_port(self.host, self.tftp_port)} (HTTP {self.http_port})"
 
     def lab_line(self, command: str, lab: object) -> str:
-        """What ``command`` says on stderr of an address taken from the lab ``lab``."""
+        """What ``command`` says on stderr of an address taken from the lab ``lab``: the ports a lab serve
+        recorded when it started are where it last listened — the record outlives it, so whether it
+        still runs is for the boot to find out (was "where lab serve of DIR listens", also when nothing
+        did)."""
         if self.served:
-            return f"{command}: cluster at {self}, where lab serve of {lab} listens"
+            return (f"{command}: cluster at {self}, where lab serve of {lab} last listened (the ports it "
+                    "recorded)")
         return (f"{command}: cluster at {self}, the real CUCM ports: no lab serve of {lab} has recorded its "
                 "own (it does when it starts; started just now? give it a second)")
 

@@ -18,6 +18,7 @@ import asyncio
 import dataclasses
 import ipaddress
 import json
+import shlex
 import shutil
 import sys
 import time
@@ -36,6 +37,7 @@ from phoneemu.crypto.keys import PrivateKey
 from phoneemu.errors import DecodeError, PhoneEmuError
 from phoneemu.files import PEM_LIMIT, read_at_most
 from phoneemu.formats import config as config_fmt
+from phoneemu.lab.state import DEFAULT_PORTS
 from phoneemu.phone.boot import BootReport, BootTarget, decision_dict
 from phoneemu.phone.call import CallResult
 from phoneemu.phone.flash import Flash
@@ -230,19 +232,26 @@ def _text(report: BootReport, fill: Mapping[str, str]) -> str:
     return "\n".join(lines)
 
 
-def unanswered_hint(report: BootReport, target: BootTarget) -> str | None:
+def unanswered_hint(report: BootReport, target: BootTarget, *, lab: Path | None = None) -> str | None:
     """A hint when nothing answered the phone at all — no file, not even "file not found", and the boot
     failed for want of a config (timeouts or unreachable): the usual cause is a cluster that is not
-    running or a wrong ``--tftp`` port, which the phone's own statuses ("TFTP timeout") do not say."""
+    running or a wrong ``--tftp`` port, which the phone's own statuses ("TFTP timeout") do not say. Its
+    ``lab serve`` command names the lab folder when one was given (``--lab DIR``; else ``DIR``) and the
+    ports this boot asked on (HTTP's when the phone tried it on another than lab serve's default 6970)."""
     d = report.deciding
     if d is None or d.rule != "H.3-config-transport-failed" or len(report.decisions) != 1:
         return None
     if any("not found" in s.lower() for s in report.statuses):
         return None
-    http = f", HTTP port {target.http_port}" if target.use_http and target.http_port else ""
+    tried_http = target.use_http and bool(target.http_port)
+    http = f", HTTP port {target.http_port}" if tried_http else ""
+    folder = shlex.quote(str(lab)) if lab is not None else "DIR"
+    serve = f"phoneemu lab serve {folder} --tftp-port {target.tftp_port}"
+    if tried_http and target.http_port != DEFAULT_PORTS["http"]:
+        serve += f" --http-port {target.http_port}"
     return (f"nothing answered at {target.host} (TFTP port {target.tftp_port}{http}): is the cluster's "
-            f"TFTP server running there? For a lab: phoneemu lab serve DIR --tftp-port {target.tftp_port} "
-            f"(it prints the ports it listens on){_bare_v6_note(target.host, target.tftp_port)}")
+            f"TFTP server running there? For a lab: {serve} (it prints the ports it listens on)"
+            f"{_bare_v6_note(target.host, target.tftp_port)}")
 
 
 def _bare_v6_note(host: str, port: int) -> str:
@@ -410,7 +419,7 @@ def handler(args: argparse.Namespace) -> int:
                 print(_call_line(call_result))
                 for line in way_out_lines(call_result.rule if call_result else "", "media", fill=fill):
                     print(line)
-        hint = unanswered_hint(report, target)
+        hint = unanswered_hint(report, target, lab=args.lab)
         if hint is not None:
             print(f"phoneemu boot: {hint}", file=sys.stderr)
         registered = where_sip is None or (sip_result is not None and sip_result.registered)

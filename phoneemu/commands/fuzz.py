@@ -11,12 +11,17 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from phoneemu.commands._argtypes import non_negative_int, port, positive_float, positive_int
 from phoneemu.errors import EncodeError
 from phoneemu.files import read_at_most, write_output
 from phoneemu.fuzz import FORMATS, MESSAGE_FORMATS
 from phoneemu.values import host_matcher, host_port, parse_ascii_int
+
+if TYPE_CHECKING:
+    from phoneemu.fuzz.mutators import Mutator
+    from phoneemu.fuzz.targets import Target
 
 __all__ = ["register"]
 
@@ -68,7 +73,8 @@ Targets:
 
 Findings are deduplicated (exception type and innermost project frame, signal, exit status),
 minimised, and saved in DIR/crashes/<id>/ with input.bin, minimized.bin and info.json (seed, run
-index, traceback, a command that replays it). The same --seed always makes the same inputs.
+index, traceback, a command that replays it, and one that rebuilds it from --seed and --run-index
+into DIR/crashes/<id>/regenerated/ with --regenerate). The same --seed always makes the same inputs.
 """
 
 _EPILOG = """\
@@ -95,6 +101,8 @@ examples:
       --silent-after 120 --runs 200 --out /tmp/fzsip   (the phone's REGISTERs answered with mutants)
   phoneemu fuzz --format itl --target phoneemu --replay /tmp/fz/crashes/<id>/minimized.bin
   phoneemu fuzz --format itl --target phoneemu --seed 1 --run-index 4242 --runs 1 --out /tmp/one
+  phoneemu fuzz --format itl --target phoneemu --seed 1 --run-index 4242 \\
+      --regenerate /tmp/fz/crashes/<id>/regenerated    (what info.json's regenerate command does)
 """
 
 
@@ -138,6 +146,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--no-round-trip", action="store_true",
                    help="--target phoneemu: skip the serialise(parse(b)) == b check (faster)")
     p.add_argument("--replay", type=Path, metavar="FILE", help="run one input against the target and exit")
+    p.add_argument("--regenerate", type=Path, metavar="DIR",
+                   help="rebuild input --run-index of --seed into DIR/input.bin, run it once against the "
+                   "target and exit (1 when it is a finding, then also saved in DIR itself: minimized.bin, "
+                   "info.json); what info.json's regenerate command does, into crashes/<id>/regenerated/")
     p.add_argument("--host", default="127.0.0.1", help="--serve: address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=port, help="--serve: the TFTP server's UDP port (default 6969), for "
                    "sip-response the SIP registrar's TCP port (default 5060); 0 = any")
@@ -211,7 +223,6 @@ def _handle(args: argparse.Namespace) -> int:
         HANDLED,
         CommandTarget,
         PythonTarget,
-        Target,
         load_callable,
         load_exception_types,
         phoneemu_callable,
@@ -219,11 +230,15 @@ def _handle(args: argparse.Namespace) -> int:
 
     if not 0.0 <= args.resign_ratio <= 1.0:
         raise EncodeError("--resign-ratio must be within 0..1", path="--resign-ratio")
-    if args.export_corpus is None and args.replay is None and args.runs is None and args.time is None:
+    if args.regenerate is not None:
+        _check_regenerate(args)
+    one_input = args.replay is not None or args.regenerate is not None
+    if args.export_corpus is None and not one_input and args.runs is None and args.time is None:
         raise EncodeError("give --runs N or --time S (or both)", path="--runs")
-    if args.export_corpus is None and args.replay is None and args.out is None:
+    if args.export_corpus is None and not one_input and args.out is None:
         raise EncodeError("--out DIR is required", path="--out")
-    for option, folder in (("--out", args.out), ("--export-corpus", args.export_corpus)):
+    for option, folder in (("--out", args.out), ("--export-corpus", args.export_corpus),
+                           ("--regenerate", args.regenerate)):
         if folder is not None and folder.exists() and not folder.is_dir():
             raise EncodeError(f"{folder} exists and is not a folder (give a new or existing folder: files "
                               "are written into it)", path=option)
@@ -266,7 +281,7 @@ def _handle(args: argparse.Namespace) -> int:
         return _serve(args, mutator)
     target: Target
     if args.target_cmd is not None:
-        workdir = (args.out or Path(".")) / ".work"
+        workdir = (args.out or args.regenerate or Path(".")) / ".work"
         suffix = {"itl": ".tlv", "ctl": ".tlv", "sgn": ".sgn", "enc": ".enc.sgn",
                   "firmware": ".loads", "srtp": ".srtp", "sdp": ".sdp"}.get(args.fmt, ".bin")
         target = CommandTarget(args.target_cmd, workdir=workdir, suffix=suffix, timeout=args.timeout,
@@ -288,6 +303,8 @@ def _handle(args: argparse.Namespace) -> int:
             if outcome.is_finding and outcome.detail:
                 print(outcome.detail.rstrip(), file=sys.stderr)
             return 1 if outcome.is_finding else 0
+        if args.regenerate is not None:
+            return _regenerate(args, target, mutator)
         config = FuzzConfig(fmt=args.fmt, seed=args.seed, runs=args.runs, time_limit=args.time, out=args.out,
                             minimize=not args.no_minimize, reproduce=_reproduce_prefix(args),
                             progress=None if args.quiet else sys.stderr)
@@ -305,6 +322,38 @@ def _handle(args: argparse.Namespace) -> int:
                             for f in report.findings.values()]}
     write_output(args.out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode("utf-8"))
     return 1 if report.crashed else 0
+
+
+def _check_regenerate(args: argparse.Namespace) -> None:
+    """``--regenerate DIR`` rebuilds one input of a run into DIR: the options of a fuzz run, a replay, an
+    export or a device served are refused, not ignored (the command would not be the one asked for)."""
+    for option, value in (("--out", args.out), ("--runs", args.runs), ("--time", args.time),
+                          ("--replay", args.replay), ("--export-corpus", args.export_corpus),
+                          ("--serve", args.serve or None)):
+        if value is not None:
+            raise EncodeError(f"--regenerate DIR rebuilds one input (--seed, --run-index) into DIR: give "
+                              f"it without {option}", path="--regenerate")
+
+
+def _regenerate(args: argparse.Namespace, target: Target, mutator: Mutator) -> int:
+    """``--regenerate DIR``: input ``--run-index`` of ``--seed`` into DIR (:func:`phoneemu.fuzz.engine.
+    regenerate`); exit 1 when it is a finding, as the run that found it did."""
+    from phoneemu.fuzz.engine import FuzzConfig, regenerate
+
+    config = FuzzConfig(fmt=args.fmt, seed=args.seed, runs=1, minimize=not args.no_minimize,
+                        reproduce=_reproduce_prefix(args))
+    outcome, finding = regenerate(config, target, mutator, index=args.run_index, into=args.regenerate)
+    size = (args.regenerate / "input.bin").stat().st_size
+    head = (f"{args.fmt}: input {args.run_index} of seed {args.seed} rebuilt into "
+            f"{args.regenerate / 'input.bin'} ({size} bytes)")
+    if finding is None:
+        why = f" ({outcome.detail})" if outcome.detail else ""
+        print(f"{head}: {outcome.status}, not a finding now{why}")
+        return 0
+    print(f"{head}: {finding.kind} — {finding.signature}; minimized.bin and info.json beside it")
+    if finding.detail:
+        print(finding.detail.rstrip(), file=sys.stderr)
+    return 1
 
 
 def _serve(args: argparse.Namespace, mutator: object) -> int:

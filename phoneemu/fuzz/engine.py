@@ -13,6 +13,10 @@ Rules implemented here:
   mutation ops and a one-line command that replays the minimised input. Each file is written
   atomically (temporary file beside it, then renamed, :func:`phoneemu.files.atomic_write`), info.json
   last: a fuzzer killed mid-write never leaves a truncated finding.
+* A finding's input is rebuilt from its seed and run index into a folder of its own (:func:`regenerate`,
+  the ``regenerate`` command of info.json: ``crashes/<id>/regenerated/``): ``input.bin`` there whatever
+  the target does with it now, and, when it is still a finding, ``minimized.bin`` and ``info.json``
+  beside it as under ``crashes/<id>/`` — the folder itself, no ``crashes/<id>/`` inside it.
 * Progress goes to a stream at most every ``progress_interval`` seconds: one line rewritten with
   ``\\r`` on a terminal, plain lines otherwise.
 """
@@ -36,7 +40,7 @@ from phoneemu.fuzz.minimize import minimize
 from phoneemu.fuzz.mutators import Mutant, Mutator
 from phoneemu.fuzz.targets import Outcome, Target
 
-__all__ = ["Finding", "FuzzConfig", "FuzzReport", "Progress", "fuzz", "input_for", "run_seed"]
+__all__ = ["Finding", "FuzzConfig", "FuzzReport", "Progress", "fuzz", "input_for", "regenerate", "run_seed"]
 
 
 def run_seed(seed: int, index: int) -> int:
@@ -162,21 +166,27 @@ class Progress:
             self.stream.flush()
 
 
-def _save(finding: Finding, config: FuzzConfig) -> None:
-    """Write ``crashes/<key>/`` (input.bin, minimized.bin, info.json last): each file atomically
-    (:func:`phoneemu.files.atomic_write`), so a fuzzer killed mid-write leaves the previous version or
-    none, never a truncated finding; an ``info.json`` means the inputs beside it are complete."""
-    if config.out is None:
+def _save(finding: Finding, config: FuzzConfig, into: Path | None = None) -> None:
+    """Write ``crashes/<key>/`` (or ``into``, a regenerated finding's folder; input.bin, minimized.bin,
+    info.json last): each file atomically (:func:`phoneemu.files.atomic_write`), so a fuzzer killed
+    mid-write leaves the previous version or none, never a truncated finding; an ``info.json`` means the
+    inputs beside it are complete. Its ``regenerate`` command rebuilds the input into
+    ``crashes/<key>/regenerated/`` (``into`` itself for a regenerated one)."""
+    if into is not None:
+        d = into
+    elif config.out is not None:
+        d = config.out / "crashes" / finding.key
+    else:
         return
-    d = config.out / "crashes" / finding.key
     d.mkdir(parents=True, exist_ok=True)
     atomic_write(d / "input.bin", finding.data)
     mini = finding.minimized if finding.minimized is not None else finding.data
     atomic_write(d / "minimized.bin", mini)
     mini_path = shlex.quote(str(d / "minimized.bin"))
     replay = f"{config.reproduce} --replay {mini_path}" if config.reproduce else ""
-    regen = (f"{config.reproduce} --seed {config.seed} --run-index {finding.first_run} --runs 1 "
-             f"--out {shlex.quote(str(d / 'regenerated'))}" if config.reproduce else "")
+    regen_dir = d if into is not None else d / "regenerated"
+    regen = (f"{config.reproduce} --seed {config.seed} --run-index {finding.first_run} "
+             f"--regenerate {shlex.quote(str(regen_dir))}" if config.reproduce else "")
     info = {
         "format": config.fmt,
         "seed": config.seed,
@@ -196,15 +206,10 @@ def _save(finding: Finding, config: FuzzConfig) -> None:
     finding.directory = d
 
 
-def _record(report: FuzzReport, config: FuzzConfig, target: Target, mutant: Mutant, *, index: int,
-            outcome: Outcome) -> None:
-    f = report.findings.get(outcome.signature)
-    if f is not None:
-        f.count += 1
-        return
+def _finding(config: FuzzConfig, target: Target, mutant: Mutant, *, index: int, outcome: Outcome) -> Finding:
+    """A new finding of ``mutant`` (input ``index``), minimised when it is a crash and ``config`` says so."""
     f = Finding(signature=outcome.signature, kind=outcome.status, first_run=index, count=1,
                 detail=outcome.detail, ops=mutant.ops, resigned=mutant.resigned, data=mutant.data)
-    report.findings[outcome.signature] = f
     if config.minimize and outcome.status == "crash":
         sig = outcome.signature
 
@@ -214,7 +219,35 @@ def _record(report: FuzzReport, config: FuzzConfig, target: Target, mutant: Muta
 
         f.minimized = minimize(mutant.data, same, records=config.fmt in ("itl", "ctl"),
                                max_attempts=config.minimize_attempts, time_limit=config.minimize_time)
+    return f
+
+
+def _record(report: FuzzReport, config: FuzzConfig, target: Target, mutant: Mutant, *, index: int,
+            outcome: Outcome) -> None:
+    f = report.findings.get(outcome.signature)
+    if f is not None:
+        f.count += 1
+        return
+    f = report.findings[outcome.signature] = _finding(config, target, mutant, index=index, outcome=outcome)
     _save(f, config)
+
+
+def regenerate(config: FuzzConfig, target: Target, mutator: Mutator, *, index: int,
+               into: Path) -> tuple[Outcome, Finding | None]:
+    """Rebuild input ``index`` of ``config.seed`` into ``into/input.bin`` and run it once against
+    ``target`` (see module docstring): a finding is minimised and saved in ``into`` itself
+    (minimized.bin, info.json), and returned with the outcome; an input that is no longer one is
+    written all the same (None)."""
+    mutant = input_for(mutator, config.seed, index)
+    with target.session():
+        outcome = target.run(mutant.data)
+        if not outcome.is_finding:
+            into.mkdir(parents=True, exist_ok=True)
+            atomic_write(into / "input.bin", mutant.data)
+            return outcome, None
+        f = _finding(config, target, mutant, index=index, outcome=outcome)
+    _save(f, config, into)
+    return outcome, f
 
 
 def fuzz(config: FuzzConfig, target: Target, mutator: Mutator, *, start_index: int = 0,

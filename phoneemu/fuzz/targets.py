@@ -433,6 +433,7 @@ class CommandTarget:
         if not argv:
             raise EncodeError("empty --target-cmd", path="--target-cmd")
         self.workdir = workdir
+        self._made_workdir = not workdir.exists()  # removed by close() when it made it (and it is empty)
         workdir.mkdir(parents=True, exist_ok=True)
         self.path = workdir / f"input{suffix}"
         self.argv = [a.replace("{}", str(self.path)) for a in argv]
@@ -475,6 +476,9 @@ class CommandTarget:
 
     def close(self) -> None:
         self.path.unlink(missing_ok=True)
+        if self._made_workdir:  # no empty .work left in --out, --regenerate's folder or the current one
+            with contextlib.suppress(OSError):
+                self.workdir.rmdir()
 
 
 # --------------------------------------------------------------------------- device under test

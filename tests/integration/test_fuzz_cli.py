@@ -95,11 +95,10 @@ def test_crashy_target_exits_one_with_crash_dir_and_replay(tmp_path: Path) -> No
     again = _cli(*replay[2:])
     assert again.returncode == 1 and "IndexError" in again.stdout
     # the regenerate command makes the same input from seed and run index
-    regen = [*shlex.split(info["regenerate"]), "--out", str(tmp_path / "regen"), "--no-minimize"]
+    regen = [*shlex.split(info["regenerate"]), "--regenerate", str(tmp_path / "regen"), "--no-minimize"]
     again = _cli(*regen[2:])
     assert again.returncode == 1
-    (crash2,) = (tmp_path / "regen" / "crashes").iterdir()
-    assert (crash2 / "input.bin").read_bytes() == (crash / "input.bin").read_bytes()
+    assert (tmp_path / "regen" / "input.bin").read_bytes() == (crash / "input.bin").read_bytes()
 
 
 def test_same_seed_same_inputs(tmp_path: Path) -> None:

@@ -78,11 +78,12 @@ def test_reject_exc_makes_only_other_exceptions_crashes(tmp_path: Path) -> None:
     assert info["signature"].startswith("KeyError at myparser.py:")
     regen = shlex.split(info["regenerate"])
     assert regen[regen.index("--reject-exc") + 1] == "ValueError,myparser.ParseError"
-    assert regen[regen.index("--out") + 1] == str(crash / "regenerated")
+    assert regen[regen.index("--regenerate") + 1] == str(crash / "regenerated")
     again = _cli(*regen[2:], cwd=tmp_path)
     assert again.returncode == 1, again.stderr
-    (crash2,) = (crash / "regenerated" / "crashes").iterdir()
-    assert (crash2 / "input.bin").read_bytes() == (crash / "input.bin").read_bytes()
+    # into crashes/<id>/regenerated/ itself (was regenerated/crashes/<id>/input.bin)
+    assert {p.name for p in (crash / "regenerated").iterdir()} == {"input.bin", "minimized.bin", "info.json"}
+    assert (crash / "regenerated" / "input.bin").read_bytes() == (crash / "input.bin").read_bytes()
     # without --reject-exc every exception of a user's parser is a crash
     r = _cli("--format", "sgn", "--target", "myparser:parse", "--runs", "20", "--no-minimize",
              "--out", str(tmp_path / "all"), "-q", cwd=tmp_path)

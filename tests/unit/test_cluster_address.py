@@ -46,7 +46,7 @@ def test_without_tftp_the_labs_recorded_address_and_ports(tmp_path: Path,
           "--json"])
     err = capsys.readouterr().err
     assert err.startswith(f"boot: cluster at 127.0.0.7:16969 (HTTP 16970), where lab serve of {lab.root} "
-                          "listens\n")
+                          "last listened (the ports it recorded)\n")
     assert main(["boot", "--lab", str(tmp_path / "nolab"), "--mac", "0A0000000001"]) == 2
     assert "not a lab cluster" in capsys.readouterr().err
 
@@ -63,3 +63,52 @@ def test_tftp_where_the_labs_serve_listens_takes_its_http_port(tmp_path: Path) -
     assert cluster_address(_args(tftp="127.0.0.7:6969", lab=lab.root)).http_port == 6970
     assert cluster_address(_args(tftp="127.0.0.8:16969", lab=lab.root)).http_port == 6970
     assert cluster_address(_args(tftp="127.0.0.7:16969", lab=tmp_path / "no-lab")).http_port == 6970
+
+
+def _free_port(kind: int) -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_lab_whose_serve_stopped_is_not_said_to_listen(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """``boot --lab DIR`` after its lab serve stopped: the recorded ports are where lab serve last
+    listened (was "where lab serve of DIR listens", although nothing did), and the hint names the lab
+    folder and the ports this boot asked (was ``phoneemu lab serve DIR --tftp-port N``, the folder the
+    user had given left a placeholder)."""
+    import socket
+
+    lab = LabCluster.init(tmp_path / "new lab", seed=3, key_spec="rsa1024", now=NOW, host="127.0.0.1")
+    lab.add_phone("0A0000000001", now=NOW)
+    tftp, http = _free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_STREAM)
+    lab.set_ports(tftp=tftp, http=http, now=NOW)  # recorded by a lab serve that has stopped since
+    assert main(["boot", "--lab", str(lab.root), "--mac", "0A0000000001", "--timeout", "0.2"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == (f"boot: cluster at 127.0.0.1:{tftp} (HTTP {http}), where lab serve of {lab.root} last "
+                      "listened (the ports it recorded)"), err
+    assert "listens" not in err[0]
+    assert err[1].startswith(f"phoneemu boot: nothing answered at 127.0.0.1 (TFTP port {tftp}, HTTP port "
+                             f"{http}): "), err
+    serve = f"phoneemu lab serve '{lab.root}' --tftp-port {tftp} --http-port {http} ("
+    assert f"For a lab: {serve}" in err[1], err
+    assert " DIR " not in err[1]
+
+
+def test_the_hint_without_a_lab_keeps_the_placeholder(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--tftp`` alone: no lab folder known, so ``DIR``; HTTP's port only when it is not lab serve's
+    default (6970)."""
+    import socket
+
+    tftp, http = _free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_STREAM)
+    assert main(["boot", "--tftp", f"127.0.0.1:{tftp}", "--http-port", str(http), "--mac", "0A0000000001",
+                 "--timeout", "0.2"]) == 1
+    err = capsys.readouterr().err
+    assert f"For a lab: phoneemu lab serve DIR --tftp-port {tftp} --http-port {http} (" in err, err
+    assert main(["boot", "--tftp", f"127.0.0.1:{tftp}", "--no-http", "--mac", "0A0000000001",
+                 "--timeout", "0.05"]) == 1
+    err = capsys.readouterr().err
+    assert f"For a lab: phoneemu lab serve DIR --tftp-port {tftp} (it prints" in err, err

@@ -299,3 +299,45 @@ def test_input_for_with_a_reused_rng_is_the_same_input(fmt: str) -> None:
         again = input_for(mut, 5, i, rng=rng)
         fresh = input_for(mut, 5, i)
         assert (again.data, again.ops, again.resigned) == (fresh.data, fresh.ops, fresh.resigned)
+
+
+def test_regenerate_saves_the_finding_in_the_folder_it_is_given(tmp_path: Path) -> None:
+    """``regenerate``: input.bin, minimized.bin and info.json in ``into`` itself, whose regenerate
+    command names ``into`` again (was a whole run with ``--out into``: ``into/crashes/<id>/input.bin``)."""
+    from phoneemu.fuzz.engine import regenerate
+
+    cfg = FuzzConfig(fmt="sgn", seed=3, runs=60, out=tmp_path / "fz", reproduce="phoneemu fuzz --format sgn "
+                     "--target tests.fuzz_helpers:crashy", minimize_attempts=200)
+    (finding,) = fuzz(cfg, PythonTarget(fuzz_helpers.crashy), Mutator(build_corpus("sgn"))).findings.values()
+    assert finding.directory is not None
+    info = json.loads((finding.directory / "info.json").read_text())
+    assert info["regenerate"].endswith(f"--run-index {finding.first_run} --regenerate "
+                                       f"{finding.directory / 'regenerated'}")
+    into = finding.directory / "regenerated"
+    outcome, again = regenerate(cfg, PythonTarget(fuzz_helpers.crashy), Mutator(build_corpus("sgn")),
+                                index=finding.first_run, into=into)
+    assert outcome.status == "crash" and again is not None and again.directory == into
+    assert sorted(p.name for p in into.iterdir()) == ["info.json", "input.bin", "minimized.bin"]
+    assert (into / "input.bin").read_bytes() == finding.data
+    assert (into / "minimized.bin").read_bytes() == (finding.directory / "minimized.bin").read_bytes()
+    assert json.loads((into / "info.json").read_text())["regenerate"].endswith(f"--regenerate {into}")
+    # an input that is not a finding now: rebuilt all the same, nothing else written
+    datas = [input_for(Mutator(build_corpus("sgn")), 3, i).data for i in range(60)]
+    handled = next(i for i, d in enumerate(datas) if not (len(d) > 3 and d[3] & 1))
+    outcome, none = regenerate(cfg, PythonTarget(fuzz_helpers.crashy), Mutator(build_corpus("sgn")),
+                               index=handled, into=tmp_path / "r2")
+    assert outcome.status == "handled" and none is None
+    assert [p.name for p in (tmp_path / "r2").iterdir()] == ["input.bin"]
+
+
+def test_command_target_removes_the_work_folder_it_made(tmp_path: Path) -> None:
+    made = CommandTarget(["sh", "-c", "exit 0"], workdir=tmp_path / "regen" / ".work")
+    assert made.run(b"x").status == "ok"
+    made.close()
+    assert list((tmp_path / "regen").iterdir()) == []  # no empty .work left beside a regenerated input
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "keep").write_text("x")
+    theirs = CommandTarget(["sh", "-c", "exit 0"], workdir=tmp_path / "mine")
+    theirs.run(b"x")
+    theirs.close()
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["keep"]  # a folder it found is kept
