@@ -5,8 +5,9 @@ man-in-the-middle, identity theft, replay; spec §G.13, §G.14).
 Ours (the spec has no attacker): a scenario's ``network: {tamper_signalling: true}`` and
 ``{replay_sip: true}`` turn it on for a lab cluster's registrar (:mod:`.sip_service`). Rules:
 
-* **Clear signalling is rewritten** (``tamper``; SIP over TCP): the SDP offer of a call's INVITE and the
-  SDP answer of its ``200`` get the attacker's own media address and port — two UDP ports, one facing
+* **Clear signalling is rewritten** (``tamper``; SIP over TCP): the audio stream of the SDP offer of a
+  call's INVITE and of the SDP answer of its ``200`` gets the attacker's own media address and port (a
+  ``c=`` of the audio section's own; other media and attributes untouched) — two UDP ports, one facing
   the phone (posing as the far end, on the lab's address), one facing the far end (posing as the phone,
   on the phone's own address) — and the attacker relays the media both ways, counting the packets. A
   man in the middle neither end can see: the call works, its media goes through the attacker.
@@ -54,7 +55,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from phoneemu.errors import DecodeError, EncodeError
+from phoneemu.errors import DecodeError
 from phoneemu.protocols import sdp, sip
 from phoneemu.values import host_port
 
@@ -176,13 +177,35 @@ class _RelaySide(asyncio.DatagramProtocol):
 
 
 def _rewritten(body: bytes, address: str, port: int) -> tuple[bytes, sdp.AudioOffer] | None:
-    """The SDP ``body`` with its media address and port replaced, and the original; None when it is not
-    an SDP the attacker can read."""
+    """The SDP ``body`` with the address and port of its (first) audio stream replaced, and the stream as
+    it was; None when it is not an SDP the attacker can read. Only the audio section changes — its port,
+    and a ``c=`` of its own (replaced, or added after the ``m=`` / ``i=`` lines; it overrides the session's,
+    RFC 4566 §5.7) —: other media, attributes and the line ends stay as they came."""
     try:
         original = sdp.parse_sdp(body)
-        return sdp.build_sdp(dataclasses.replace(original, address=address, port=port)), original
-    except (DecodeError, EncodeError):
+    except DecodeError:
         return None
+    lines = body.split(b"\n")
+    start = next((i for i, line in enumerate(lines) if line.startswith(b"m=audio ")), None)
+    if start is None:  # pragma: no cover - parse_sdp found one
+        return None
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith(b"m=")), len(lines))
+    cr = b"\r" if lines[start].endswith(b"\r") else b""
+    fields = lines[start].rstrip(b"\r").split(b" ")
+    lines[start] = b" ".join([fields[0], str(port).encode(), *fields[2:]]) + cr
+    c_line = f"c=IN {'IP6' if ':' in address else 'IP4'} {address}".encode() + cr
+    own = next((i for i in range(start + 1, end) if lines[i].startswith(b"c=")), None)
+    if own is not None:
+        lines[own] = c_line
+    else:
+        at = start + 1 + (start + 1 < end and lines[start + 1].startswith(b"i="))
+        lines.insert(at, c_line)
+    out = b"\n".join(lines)
+    try:
+        sdp.parse_sdp(out)
+    except DecodeError:
+        return None
+    return out, original
 
 
 def _with_body(msg: sip.SipMessage, body: bytes) -> sip.SipMessage:
@@ -275,7 +298,7 @@ class SignallingAttacker:
             _log.info("on-path attacker: no relay port for %s: %s", device, exc)
             return msg
         changed = _rewritten(msg.body, offer.address, relay.facing_far.get_extra_info("sockname")[1])
-        if changed is None:  # rebuilt over build_sdp's size limits (the address goes into o= too)
+        if changed is None:  # a c= line added past the SDP size limit
             relay.close()
             return msg
         self._keep(call_id, relay)

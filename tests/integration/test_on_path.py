@@ -211,3 +211,28 @@ def test_lab_serve_attack_needs_a_sip_line(tmp_path: Path, capsys: pytest.Captur
     assert "--sip-port" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["lab", "serve", str(tmp_path), "--sip-port", "0", "--attack", "eavesdrop"])
+
+
+def test_only_the_audio_stream_is_redirected_the_rest_of_the_sdp_stays() -> None:
+    """A rich offer (video, attributes the lab does not know, a session-level c=): the attacker changes the
+    audio port and gives the audio section a c= of its own; everything else, line ends too, is as it came
+    (it rebuilt the whole SDP, dropping the video: a careful end could see it)."""
+    rich = (b"v=0\r\no=phone 7 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            b"m=audio 40000 RTP/AVP 0 101\r\ni=voice\r\na=rtpmap:0 PCMU/8000\r\na=x-vendor:thing\r\n"
+            b"m=video 40002 RTP/AVP 97\r\na=rtpmap:97 H264/90000\r\n")
+
+    async def body() -> bytes:
+        attacker = SignallingAttacker()
+        attacker.tamper = True
+        try:
+            out = await attacker.offer_in(_invite(rich), device=f"SEP{MAC}", lab_host="127.0.0.1")
+            return out.body
+        finally:
+            attacker.close()
+
+    out = asyncio.run(body())
+    audio = sdp.parse_sdp(out)
+    assert audio.address == "127.0.0.1" and audio.port != 40000
+    expected = rich.replace(b"m=audio 40000 ", f"m=audio {audio.port} ".encode()).replace(
+        b"i=voice\r\n", b"i=voice\r\nc=IN IP4 127.0.0.1\r\n")
+    assert out == expected
