@@ -338,3 +338,25 @@ class RawSipPhone:
         self.request("INVITE", f"sip:SEP{callee}@127.0.0.1", call_id=call_id, cseq=1, body=body,
                      extra=(("Contact", f"<sip:SEP{self.mac}@127.0.0.1;transport=tcp>"),
                             ("X-Phoneemu-Packets", "3")))
+
+
+#: a one-phone scenario whose 6th line is the step under test (:func:`loader_error`)
+_ONE_STEP_HEAD = """\
+reproduces: a loader test
+phones:
+  a: {mac: 0A00000F0001}
+steps:
+  - boot: all
+"""
+
+
+def loader_error(step: str) -> Any:
+    """The ScenarioError the loader raises for ``step`` (one YAML list item, e.g. ``- network: {...}``) in
+    a one-phone scenario ``t.yaml``, after asserting it names line 6 — the step's."""
+    from phoneemu.errors import ScenarioError
+    from phoneemu.scenario.loader import load_text
+
+    with pytest.raises(ScenarioError) as info:
+        load_text(_ONE_STEP_HEAD + f"  {step}\n  - expect: {{phones: a, boot: ok}}\n", "t.yaml")
+    assert "t.yaml:6" in str(info.value), str(info.value)
+    return info.value

@@ -15,6 +15,7 @@ from phoneemu.lab.sip_service import SipRegistrar
 from phoneemu.net.tls import TlsServer
 from phoneemu.protocols import sdp, sip
 from phoneemu.protocols.media import AVP
+from tests.helpers import loader_error
 
 MAC = "0A00000D0001"
 
@@ -178,14 +179,6 @@ def test_the_seen_record_is_a_value() -> None:
     assert dataclasses.replace(seen, replay="refused").replay == "refused" and seen.replay == "none"
 
 
-_HEAD = """\
-reproduces: seed Authentication, Integrity, and Authorization
-phones:
-  a: {mac: 0A00000D0101}
-steps:
-  - boot: all
-"""
-
 
 @pytest.mark.parametrize(("step", "where"), [
     ("- network: {tamper_signalling: 1}", "network.tamper_signalling"),
@@ -196,12 +189,7 @@ steps:
     ("- expect: {phones: a, media_intercepted: lots}", "media_intercepted"),
 ])
 def test_the_loader_names_a_bad_attacker_setting(step: str, where: str) -> None:
-    from phoneemu.errors import ScenarioError
-    from phoneemu.scenario.loader import load_text
-
-    with pytest.raises(ScenarioError) as info:
-        load_text(_HEAD + f"  {step}\n  - expect: {{phones: a, boot: ok}}\n", "t.yaml")
-    assert "t.yaml:6" in str(info.value) and where in str(info.value)
+    assert where in str(loader_error(step))
 
 
 def test_lab_serve_attack_needs_a_sip_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from phoneemu.cli import main
-from phoneemu.errors import DecodeError, EncodeError, ScenarioError
+from phoneemu.errors import DecodeError, EncodeError
 from phoneemu.formats import config
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.https_service import PLAIN_DIRECTORY_XML, HttpsAppHandler
 from phoneemu.net.tls import TlsServer
 from phoneemu.phone.events import EventLog
 from phoneemu.phone.https import HttpsResult, directory_scheme, open_plain_http
-from phoneemu.scenario.loader import load_text
+from tests.helpers import loader_error
 
 MAC = "001122334455"
 
@@ -84,15 +84,6 @@ def test_the_phone_opens_the_plain_directory_over_loopback() -> None:
     assert "Host Not Found" in events.status_messages
 
 
-_HEAD = """\
-reproduces: spec G.11
-phones:
-  a: {mac: 0A00000F0001}
-steps:
-  - boot: all
-"""
-
-
 @pytest.mark.parametrize(("step", "words"), [
     ("- admin: {op: secure-urls}", "scheme"),
     ("- admin: {op: secure-urls, scheme: ftp}", "scheme"),
@@ -100,9 +91,7 @@ steps:
     ("- expect: {phones: a, https: cleartext}", "https"),
 ])
 def test_the_loader_names_a_bad_secure_urls_step(step: str, words: str) -> None:
-    with pytest.raises(ScenarioError) as info:
-        load_text(_HEAD + f"  {step}\n  - expect: {{phones: a, boot: ok}}\n", "t.yaml")
-    assert "t.yaml:6" in str(info.value) and words in str(info.value)
+    assert words in str(loader_error(step))
 
 
 def test_the_cli_sets_and_refuses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
