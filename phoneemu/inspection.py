@@ -261,6 +261,10 @@ def inspect_bytes(data: bytes, *, name: str | None = None, cert_paths: list[Path
             checks.append(res)
         report["records"] = [_record_info(tl, i, signer_index) for i in range(len(tl))]
         report["empty_itl"] = tl.is_empty
+        if len(data) > trustlist.DEFAULT_LIMIT:  # read only past a raised --limit: phones refuse it unread
+            report["notes"].append(f"{len(data)} bytes: more than the {trustlist.DEFAULT_LIMIT}-byte limit "
+                                   "of a phone's trust list (spec §B.5, §H.2): phones reject it "
+                                   "(G.3.1-oversize)")
         return report
     if kind == "sgn":
         sf = signed.parse(data, **({"limit": limit} if limit is not None else {}))

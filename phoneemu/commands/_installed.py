@@ -34,24 +34,31 @@ def add_installed_options(p: Any, *, when: str) -> None:
                    "(the flash is read, never changed)")
 
 
-def fill_from_flash(args: argparse.Namespace) -> None:
-    """Fill the installed lists, config, MAC and profile the user did not give from ``--flash DIR``."""
-    from phoneemu.phone.flash import CONFIG_FILE, CTL_FILE, ITL_FILE
+def fill_from_flash(args: argparse.Namespace) -> list[str]:
+    """Fill the installed lists, config, MAC and profile the user did not give from ``--flash DIR``;
+    returns the flash's problems. A flash file the phone would not load (above its profile's limit, not
+    parsing, a config its ``state.json`` does not vouch for) is left out, as its boot leaves it out
+    (:meth:`phoneemu.phone.flash.Flash.held_files`): the phone is predicted or replayed holding what it
+    would hold, and each such file is named in a note."""
+    from phoneemu.phone.flash import Flash, not_loaded_notes
     from phoneemu.phone.phone import read_phone_file
+    from phoneemu.phone.profile import get_profile
 
     d: Path = args.flash
     if not d.is_dir():
         raise PhoneEmuError(f"{d}: no such flash directory (an emulated phone's, from boot --flash)",
                             path="flash")
     ident = read_phone_file(d)
-    for attr, name in (("installed_itl", ITL_FILE), ("installed_ctl", CTL_FILE),
-                       ("installed_config", CONFIG_FILE)):
-        if getattr(args, attr) is None and (d / name).is_file():
-            setattr(args, attr, d / name)
     if args.mac is None and isinstance(ident.get("mac"), str):
         args.mac = ident["mac"]
     if args.profile is None and isinstance(ident.get("profile"), str):
         args.profile = ident["profile"]
+    flash = Flash(d, profile=get_profile(args.profile or "cp-8861"))
+    held = flash.held_files()
+    for attr, key in (("installed_itl", "itl"), ("installed_ctl", "ctl"), ("installed_config", "config")):
+        if getattr(args, attr) is None:
+            setattr(args, attr, held[key])
+    return not_loaded_notes(d, flash.problems)
 
 
 def installed_config_key(args: argparse.Namespace) -> Any:

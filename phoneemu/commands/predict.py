@@ -189,8 +189,8 @@ def _fleet_junit(path: Path, doc: dict[str, Any], phones: list[FleetPhone]) -> N
 
     cases = [_junit_case(ph.mac or ph.entry, str(ph.outcome), (ph.detail or {}).get("deciding"),
                          {**(ph.detail or {}), "notes": list(ph.notes)})
-             if ph.outcome is not None else Case(ph.mac or ph.entry, skipped=f"not predicted: {ph.skipped}")
-             for ph in phones]
+             if ph.outcome is not None else Case(ph.entry, skipped=f"not predicted: {ph.skipped}")
+             for ph in phones]  # a skipped entry is named as its folder: a copy naming a MAC seen is no twin
     _write_junit(path, f"predict {doc['source']} on {', '.join(doc['new_files'])}", cases)
 
 
@@ -302,7 +302,12 @@ def _fleet_text(doc: dict[str, Any]) -> str:
         if doc["skipped"] > _FIRST_SKIPPED:
             lines.append(f"  ... and {doc['skipped'] - _FIRST_SKIPPED} more (--json-file lists them all)")
     locked = doc["outcomes"]["locked out"]
-    lines.append(f"result: {locked} of {doc['predicted']} phones would lock out" if locked else
+    # a skipped entry is a phone not predicted, not one that would not lock out: the verdict says so
+    unknown = (f"; {doc['skipped']} entr{'ies' if doc['skipped'] != 1 else 'y'} not predicted (skipped)"
+               if doc["skipped"] else "")
+    lines.append(f"result: {locked} of {doc['predicted']} phones would lock out{unknown}" if locked else
+                 f"result: no predicted phone would lock out ({doc['outcomes']['accepted']} of "
+                 f"{doc['predicted']} accepted{unknown})" if unknown else
                  f"result: no phone would lock out ({doc['outcomes']['accepted']} of {doc['predicted']} "
                  "accepted)")
     return "\n".join(lines)
@@ -378,6 +383,15 @@ def _listed(args: argparse.Namespace, now: int, options: dict[str, Any]) -> int:
     return _fleet_report(args, now, predicted, options["tvs_live"], source=str(args.models))
 
 
+def _config_mac(path: Path) -> str | None:
+    """The MAC of an installed config named ``SEP<MAC>...``: without ``--mac`` the phone predicted is the
+    one whose config it holds, not the first phone of the new files (None for another name)."""
+    from phoneemu.scenario.predict import _SEP_MAC
+
+    m = _SEP_MAC.match(path.name)
+    return m.group(1).upper() if m else None
+
+
 def handler(args: argparse.Namespace) -> int:
     from phoneemu.files import check_writable
 
@@ -397,8 +411,9 @@ def handler(args: argparse.Namespace) -> int:
                                  "tvs_server_certs": pem_certificates(args.tvs_server_cert),
                                  "tvs_reachable": args.tvs_reachable, "tvs_live": live,
                                  "callmanager_certs": callmanager})
-    if args.flash is not None:
-        fill_from_flash(args)
+    flash_notes = fill_from_flash(args) if args.flash is not None else []
+    if args.mac is None and args.installed_config is not None:
+        args.mac = _config_mac(args.installed_config)
     if args.profile is None:
         args.profile = "cp-8861"
     key = installed_config_key(args)
@@ -410,6 +425,8 @@ def handler(args: argparse.Namespace) -> int:
         tvs_server_certs=pem_certificates(args.tvs_server_cert), tvs_reachable=args.tvs_reachable,
         tvs_live=live, keys_from=args.flash,
         callmanager_certs=callmanager))
+    if flash_notes:
+        result = replace(result, notes=(*flash_notes, *result.notes))
     held = (("CTL", args.installed_ctl), ("ITL", args.installed_itl))
     installed = " and ".join(f"{k} {p.name}" for k, p in held if p is not None) or "no trust list"
     doc = {"mac": result.mac, "profile": args.profile, "now": now,

@@ -235,8 +235,7 @@ def handler(args: argparse.Namespace) -> int:
     check_all_options(args)
     if args.all:
         return _all(args)
-    if args.flash is not None:
-        fill_from_flash(args)
+    flash_notes = fill_from_flash(args) if args.flash is not None else []
     if args.profile is None:
         args.profile = "cp-8861"
     if args.mac is None and not args.list:
@@ -265,7 +264,7 @@ def handler(args: argparse.Namespace) -> int:
     held = load_installed(limit=get_profile(args.profile).trust_list_limit, itl=args.installed_itl,
                           ctl=args.installed_ctl, config=args.installed_config,
                           config_key=installed_config_key(args))
-    notes: list[str] = []
+    notes: list[str] = list(flash_notes)
     results = asyncio.run(replay_phone(index, mac, profile=args.profile, now=args.now,
                                        image_signers=pem_certificates(args.image_signer),
                                        tvs_certs=pem_certificates(args.tvs_cert), tvs_roles=roles,

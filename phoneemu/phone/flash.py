@@ -92,7 +92,7 @@ from phoneemu.phone import status
 from phoneemu.phone.profile import PhoneProfile
 from phoneemu.phone.store import AcceptedConfig, Credential, InternCache, TrustStore
 
-__all__ = ["KEY_FILES", "Flash", "atomic_write", "dropped_credential"]
+__all__ = ["KEY_FILES", "Flash", "atomic_write", "dropped_credential", "not_loaded_notes"]
 
 CTL_FILE = "CTLFile.tlv"
 ITL_FILE = "ITLFile.tlv"
@@ -127,6 +127,12 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, durable: bool = 
 def dropped_credential(stem: Literal["mic", "lsc"]) -> str:
     """How a flash problem with the MIC or LSC files ends: what the phone does about it (module rules)."""
     return f"not loaded (the phone runs without its {stem.upper()})"
+
+
+def not_loaded_notes(path: Path, problems: list[str]) -> list[str]:
+    """A note per file of the flash at ``path`` a boot would not load (:attr:`Flash.problems`), for the
+    offline tools: ``flash DIR: ITLFile.tlv: ...; not loaded (the phone boots as if it were absent)``."""
+    return [f"flash {path}: {p} (the phone boots as if it were absent)" for p in problems]
 
 
 class Flash:
@@ -281,6 +287,24 @@ class Flash:
         if not self.path.is_dir():
             return None, None, None
         return self._credential("mic"), self._credential("lsc"), self._read("symmetric.key", 64) or None
+
+    def held_files(self) -> dict[str, Path | None]:
+        """The ITL, CTL and config :meth:`load` would load (keys ``itl``, ``ctl``, ``config``; None: absent,
+        or not loaded — above the profile's limit, not parsing, a config ``state.json`` does not vouch
+        for — and noted in :attr:`problems`: the phone boots as if it were absent), read and checked as
+        load reads them, **without changing anything** (``predict`` and ``replay --flash`` start from
+        what the phone would hold, so that they decide as its boot does)."""
+        self.problems = []
+        if not self.path.is_dir():
+            return {"itl": None, "ctl": None, "config": None}
+        intern = InternCache(max_items=4)
+        state = self._state()
+        ctl = self._trust_list("CTL", intern)
+        itl = self._trust_list("ITL", intern)
+        cfg = self._config(state, intern)
+        return {"itl": self.path / ITL_FILE if itl is not None else None,
+                "ctl": self.path / CTL_FILE if ctl is not None else None,
+                "config": self.path / CONFIG_FILE if cfg is not None else None}
 
     def _state(self) -> dict[str, Any]:
         raw = self._read(STATE_FILE, _MAX_STATE)

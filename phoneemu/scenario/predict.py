@@ -603,7 +603,8 @@ def _noting_unasked(phones: list[FleetPhone], inputs: PredictInputs, asked: set[
 
 async def _predict_each(entries: list[FlashEntry], inputs: PredictInputs, *, now: int,
                         progress: Callable[[int, int], None] | None, **options: Any) -> list[FleetPhone]:
-    from phoneemu.phone.flash import CONFIG_FILE, CTL_FILE, ITL_FILE
+    from phoneemu.phone.flash import Flash, not_loaded_notes
+    from phoneemu.phone.profile import get_profile
 
     out: list[FleetPhone] = []
     for n, e in enumerate(entries):
@@ -613,10 +614,15 @@ async def _predict_each(entries: list[FlashEntry], inputs: PredictInputs, *, now
             out.append(FleetPhone(entry=e.entry, mac=e.mac, skipped=e.skipped))
             continue
         d = e.path
-        held = {k: d / n if (d / n).is_file() else None
-                for k, n in (("itl", ITL_FILE), ("ctl", CTL_FILE), ("config", CONFIG_FILE))}
+        try:  # what its boot would load: a damaged file is left out and noted, as the boot does
+            flash = Flash(d, profile=get_profile(e.profile))
+            held = flash.held_files()
+        except PhoneEmuError as exc:
+            out.append(FleetPhone(entry=e.entry, mac=e.mac, profile=e.profile, skipped=str(exc)))
+            continue
         out.append(await _predict_one(inputs, e.entry, e.mac, e.profile, held, now=now, keys_from=d,
-                                      where={"flash": str(d)}, **options))
+                                      where={"flash": str(d)},
+                                      notes=tuple(not_loaded_notes(d, flash.problems)), **options))
     if progress is not None:
         progress(len(entries), len(entries))
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -210,7 +211,10 @@ def test_an_emulated_phones_flash_is_the_installed_state(two: tuple[Path, Path, 
     flash = tmp_path / "ph1"
     flash.mkdir()
     (flash / "ITLFile.tlv").write_bytes((a / "ITLFile.tlv").read_bytes())
-    (flash / "config.xml").write_bytes(signed.parse((a / f"SEP{MAC}.cnf.xml.sgn").read_bytes()).body)
+    xml = signed.parse((a / f"SEP{MAC}.cnf.xml.sgn").read_bytes()).body
+    (flash / "config.xml").write_bytes(xml)  # as the phone accepted it: state.json names it (phone.flash)
+    (flash / "state.json").write_text(json.dumps({"config_file": f"SEP{MAC}.cnf.xml.sgn",
+                                                  "config_sha256": hashlib.sha256(xml).hexdigest()}))
     (flash / "phone.json").write_text(json.dumps({"mac": MAC, "profile": "cp-7962"}))
     new = [str(b / "ITLFile.tlv"), str(b / f"SEP{MAC}.cnf.xml.sgn")]
     assert main(["predict", "--flash", str(flash), "--now", str(NOW), "--tvs-reachable", "--json", *new]) == 1

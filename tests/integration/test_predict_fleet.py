@@ -58,7 +58,7 @@ def test_fleet_counts_lockouts_by_rule(lab: tuple[Path, Path, Path], tmp_path: P
     fleet = _copy(fleet, tmp_path / "fleet")
     (fleet / "junk").mkdir()  # not a phone's flash
     (fleet / "README.txt").write_text("not a phone")
-    broken = fleet / "0A00000000B1"  # a phone whose installed ITL is damaged
+    broken = fleet / "0A00000000B1"  # a phone whose installed ITL is damaged: boots as if it held none
     broken.mkdir()
     (broken / "phone.json").write_text(json.dumps({"mac": "0A00000000B1", "profile": "cp-8861"}))
     (broken / "ITLFile.tlv").write_bytes((fleet / OLD[0] / "ITLFile.tlv").read_bytes()[:300])
@@ -67,31 +67,61 @@ def test_fleet_counts_lockouts_by_rule(lab: tuple[Path, Path, Path], tmp_path: P
                str(root)])
     out = capsys.readouterr().out
     assert rc == 1, out
-    assert "5 phones predicted, 3 entries skipped" in out
-    assert "  accepted:   2" in out and "  locked out: 3" in out
+    assert "6 phones predicted, 2 entries skipped" in out
+    assert "  accepted:   3" in out and "  locked out: 3" in out
     locked = next(line for line in out.splitlines() if line.startswith("  locked out  "))
     assert "G.3.4-tvs-unreachable" in locked and " ".join(OLD) in locked
-    assert "result: 3 of 5 phones would lock out" in out
+    assert "result: 3 of 6 phones would lock out; 2 entries not predicted (skipped)" in out
     assert "ways out of G.3.4-tvs-unreachable (ITL; 3 phones locked out):" in out
     assert "junk: no phone.json naming the phone's MAC" in out
     assert "README.txt: not a folder" in out
-    assert "0A00000000B1: " in out and "installed ITL" in out
 
     doc = json.loads(out_json.read_text())
-    assert doc["entries"] == 8 and doc["predicted"] == 5 and doc["skipped"] == 3
-    assert doc["outcomes"] == {"accepted": 2, "locked out": 3, "failed": 0}
+    assert doc["entries"] == 8 and doc["predicted"] == 6 and doc["skipped"] == 2
+    assert doc["outcomes"] == {"accepted": 3, "locked out": 3, "failed": 0}
     by_rule = {(r["outcome"], r["rule"]): r for r in doc["rules"]}
     assert by_rule[("locked out", "G.3.4-tvs-unreachable")]["first_macs"] == OLD
     (accepted,) = [r for r in doc["rules"] if r["outcome"] == "accepted"]
-    assert accepted["count"] == 2 and accepted["first_macs"] == NEW
+    assert accepted["count"] == 3 and accepted["first_macs"] == ["0A00000000B1", *NEW]
     phones = {p["mac"]: p for p in doc["phones"]}
-    assert sorted(phones) == sorted([*OLD, *NEW])
+    assert sorted(phones) == sorted([*OLD, *NEW, "0A00000000B1"])
+    assert any("ITLFile.tlv" in n and "not loaded (the phone boots as if it were absent)" in n
+               for n in phones["0A00000000B1"]["notes"])
     for mac in OLD:
         assert phones[mac]["locked_out"] and phones[mac]["trust"]["ITL"] == "rejected"
     for mac in NEW:  # each phone's own config, picked by MAC from the TFTP root
         assert phones[mac]["outcome"] == "accepted" and phones[mac]["config_file"] == f"SEP{mac}.cnf.xml.sgn"
         assert phones[mac]["trust"]["ITL"] == "updated"
-    assert {s["entry"] for s in doc["skipped_entries"]} == {"junk", "README.txt", "0A00000000B1"}
+    assert {s["entry"] for s in doc["skipped_entries"]} == {"junk", "README.txt"}
+
+
+def test_a_damaged_flash_file_is_predicted_as_the_boot_takes_it(lab: tuple[Path, Path, Path], tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """A flash whose ITL is damaged: its boot loads no ITL (module rules of phone.flash), so predict
+    --flash and --fleet-flash predict it holding none and say why — the verdict the boot then gives (it
+    was predicted holding the damaged file: 'installed ITL: truncated', or skipped and counted nowhere)."""
+    from phoneemu.phone.flash import ITL_FILE
+
+    fleet, root, _pem = lab
+    copy = _copy(fleet, tmp_path / "fleet")
+    for mac in OLD[1:] + NEW:
+        import shutil
+
+        shutil.rmtree(copy / mac)
+    itl = copy / OLD[0] / ITL_FILE
+    itl.write_bytes(itl.read_bytes()[:1000])
+    assert main(["predict", "--flash", str(copy / OLD[0]), "--now", str(NOW), "--json", str(root)]) in (0, 1)
+    one = json.loads(capsys.readouterr().out)
+    assert any(f"{ITL_FILE}: " in n and "not loaded" in n for n in one["notes"]), one["notes"]
+    main(["predict", "--fleet-flash", str(copy), "--now", str(NOW), "--json", str(root)])
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["predicted"] == 1 and doc["skipped"] == 0
+    (phone,) = doc["phones"]
+    cluster = LabCluster.open(root.parent)
+    (report,) = run(boot_offline_into(copy, cluster, [OLD[0]], now=NOW))
+    assert report.deciding is not None
+    assert one["report"]["deciding"]["rule"] == phone["deciding"]["rule"] == report.deciding.rule
+    assert one["report"]["locked_out"] == phone["locked_out"] == report.locked_out
 
 
 def test_fleet_with_tvs_vouching_locks_nobody_out(lab: tuple[Path, Path, Path],
@@ -159,8 +189,9 @@ def test_fleet_notes_said_once_for_the_run(lab: tuple[Path, Path, Path], tmp_pat
     have stays in theirs and is counted in ``phone_notes``."""
     fleet, root, pem = lab
     none = _copy(fleet, tmp_path / "none")
-    for mac in [*OLD, *NEW]:
+    for mac in [*OLD, *NEW]:  # no config, and no state.json naming one (a flash problem, noted per phone)
         (none / mac / "config.xml").unlink()
+        (none / mac / "state.json").unlink()
     out_json = tmp_path / "none.json"
     args = ["predict", "--now", str(NOW), "--tvs-cert", str(pem)]
     assert main([*args, "--fleet-flash", str(none), "--json-file", str(out_json), str(root)]) == 1
@@ -173,6 +204,7 @@ def test_fleet_notes_said_once_for_the_run(lab: tuple[Path, Path, Path], tmp_pat
 
     one = _copy(fleet, tmp_path / "one")
     (one / OLD[0] / "config.xml").unlink()
+    (one / OLD[0] / "state.json").unlink()
     assert main([*args, "--fleet-flash", str(one), "--json", str(root)]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["notes"] == [] and doc["phone_notes"] == [{"note": note, "count": 1, "first_macs": [OLD[0]]}]

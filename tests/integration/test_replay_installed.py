@@ -10,6 +10,7 @@ boot as installed, replaying it makes the first boot "unchanged" and the second 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -58,8 +59,32 @@ def test_a_flash_gives_the_installed_files_and_the_mac(tmp_path: Path,
     flash.mkdir()
     (flash / "phone.json").write_text(json.dumps({"mac": MAC, "profile": "cp-8861"}))
     (flash / "ITLFile.tlv").write_bytes(itl.read_bytes())
-    (flash / "config.xml").write_bytes(signed.parse(cfg.read_bytes()).body)
+    xml = signed.parse(cfg.read_bytes()).body
+    (flash / "config.xml").write_bytes(xml)  # as the phone accepted it: state.json names it (phone.flash)
+    (flash / "state.json").write_text(json.dumps({"config_file": cfg.name,
+                                                  "config_sha256": hashlib.sha256(xml).hexdigest()}))
     assert _trust(["--flash", str(flash)], capsys)[0][0] == "unchanged"
+
+
+def test_a_flash_file_the_phone_would_not_load_is_left_out_and_named(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A flash whose ITL is damaged: the boot loads none (phone.flash), so the replay starts holding none
+    — first contact again, as a fresh phone — and warns naming the file (it was an error, exit 2,
+    though the phone itself boots)."""
+    itl, _cfg = _first_boot_files(tmp_path)
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    (flash / "phone.json").write_text(json.dumps({"mac": MAC, "profile": "cp-8861"}))
+    (flash / "ITLFile.tlv").write_bytes(itl.read_bytes()[:500])
+    fresh = _trust(["--mac", MAC], capsys)
+    main(["replay", str(PCAP), "--flash", str(flash), "--json"])
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    got = [(b["report"]["trust"]["ITL"], (b["report"].get("deciding") or {}).get("rule"))
+           for b in doc["boots"]]
+    assert got == fresh
+    assert f"replay: warning: flash {flash}: ITLFile.tlv: " in captured.err
+    assert "not loaded (the phone boots as if it were absent)" in captured.err
 
 
 def test_a_wrong_installed_file_is_one_line_naming_it(tmp_path: Path,
