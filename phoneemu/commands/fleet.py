@@ -371,15 +371,21 @@ def _why(result: Any) -> str:
     return "--max-time"
 
 
-def _write_junit(path: Path, result: Any, *, target: str, count: int) -> None:
+def _write_junit(path: Path, result: Any, *, target: str, count: int, lab: Path | None = None,
+                 flash: Path | None = None) -> None:
     """``--junit``: a case per phone booted (:mod:`phoneemu.fleet.junit`), one skipped case counting the
-    phones not started, one error case per shard process that died."""
+    phones not started, one error case per shard process that died. Its ways out name the lab folder
+    (``lab``) and the phone's own flash (``flash``/MAC) where known, as the summary does."""
     from phoneemu.fleet.junit import Case, write_cases
     from phoneemu.fleet.metrics import BootRecord
 
+    def fill(rec: BootRecord) -> dict[str, str] | None:
+        known = {"DIR": lab, "FLASH": flash / rec.mac if flash is not None else None}
+        return {k: str(v) for k, v in known.items() if v is not None} or None
+
     def case(rec: BootRecord) -> Case:
         if rec.outcome == "ok" and rec.sip_reason is not None:  # --register: a phone up but not registered
-            ways = way_out_lines(rec.sip or "", "sip", indent="")
+            ways = way_out_lines(rec.sip or "", "sip", indent="", fill=fill(rec))
             return Case(rec.mac, time_s=rec.latency_s, failure=(
                 f"not registered ({rec.sip}): {rec.sip_reason}",
                 "\n".join([*(f"{k}: {v}" for k, v in rec.as_dict().items()), *ways])))
@@ -390,7 +396,8 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int) -> None:
         if rec.outcome == "ok":
             return Case(rec.mac, time_s=rec.latency_s)
         message = f"{rec.outcome} ({rec.rule})" + (f": {rec.reason}" if rec.reason else "")
-        ways = way_out_lines(rec.rule or "", rec.kind or "", indent="") if rec.outcome == "locked-out" else []
+        locked = rec.outcome == "locked-out"
+        ways = way_out_lines(rec.rule or "", rec.kind or "", indent="", fill=fill(rec)) if locked else []
         body = "\n".join([*(f"{k}: {v}" for k, v in rec.as_dict().items()), *ways])
         return Case(rec.mac, time_s=rec.latency_s, failure=(message, body))
     cases = [case(rec) for rec in result.records]
@@ -507,7 +514,7 @@ def _boot(args: argparse.Namespace) -> int:
                "phones": [r.as_dict() for r in result.records], "phoneemu": version_text()}
         write_output(args.json, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
     if args.junit is not None:
-        _write_junit(args.junit, result, target=str(target), count=args.count)
+        _write_junit(args.junit, result, target=str(target), count=args.count, lab=args.lab, flash=args.flash)
     if args.plot is not None:
         from phoneemu.fleet.plot import plot_metrics
 

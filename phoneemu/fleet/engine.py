@@ -336,10 +336,22 @@ class _Prestater:
         self.config_dir = Path(pre.config_dir) if pre.config_dir else None
 
     def apply(self, phone: Phone) -> None:
-        cfg = _previous_config(self.config_dir, phone.mac) if self.config_dir is not None else None
-        ctl_rule, itl_rule, cfg_rule = PRESTATE_RULES
-        phone.store.restore(ctl=self.ctl, itl=self.itl, config=cfg, ctl_rule=ctl_rule, itl_rule=itl_rule,
-                            config_rule=cfg_rule)
+        """Each part given replaces the phone's own; a part not given keeps what its --flash holds (its
+        CTL, ITL, config and their rules), as ``--installed-itl`` documents: not wiped."""
+        store = phone.store
+        ctl_rule: str | None
+        itl_rule: str | None
+        cfg_rule: str | None
+        ctl, itl, cfg = store.ctl, store.itl, store.config
+        ctl_rule, itl_rule, cfg_rule = store.ctl_rule, store.itl_rule, store.config_rule
+        if self.ctl is not None:
+            ctl, ctl_rule = self.ctl, PRESTATE_RULES[0]
+        if self.itl is not None:
+            itl, itl_rule = self.itl, PRESTATE_RULES[1]
+        if self.config_dir is not None:
+            cfg, cfg_rule = _previous_config(self.config_dir, phone.mac), PRESTATE_RULES[2]
+        store.restore(ctl=ctl, itl=itl, config=cfg, ctl_rule=ctl_rule, itl_rule=itl_rule,
+                      config_rule=cfg_rule)
 
 
 def fetcher_for(phone: Phone, spec: FleetSpec, pool: TftpClientPool | None) -> Fetcher | None:

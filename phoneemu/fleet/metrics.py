@@ -12,7 +12,8 @@ Rules (issue #6):
   fleet reports ``None``.
 * "Rate" is boots per second: overall (``boots / wall time``), and per one-second bucket of end times
   (:meth:`FleetMetrics.rate_series`) for the plot; ``sustained`` is the mean rate over the full
-  buckets between the first and last (our convention: the ramp-up and tail seconds are dropped; a mean,
+  buckets between the first and last that saw boots end (our convention: the seconds before the first
+  boot ended, the ramp-up and tail seconds are dropped; a mean,
   not a median, so a storm whose boots end in bursts — CAPF enrolments recorded in groups — is not
   reported as 0/s when most seconds see none end).
 * Each record also keeps the boot's trust-list outcomes (``itl``, ``ctl``: installed, updated,
@@ -469,9 +470,12 @@ class FleetMetrics:
         return out
 
     def sustained_rate(self, bucket_s: float = 1.0) -> float:
-        """Mean boots/s over the full buckets between ramp-up and tail (overall rate if too short)."""
+        """Mean boots/s over the full buckets between ramp-up and tail (overall rate if too short); the
+        seconds before the first boot ended are no bucket of the storm (boots that all take 12 s ended
+        in one burst, reported as 0/s)."""
         series = self.rate_series(bucket_s)
-        inner = series[1:-1]
+        first = next((i for i, n in enumerate(series) if n), len(series))
+        inner = series[first + 1:-1]
         if len(inner) < 3:
             return self.rate()
         return sum(inner) / (len(inner) * bucket_s)
