@@ -1,7 +1,7 @@
 """``phoneemu fuzz``: structure-aware fuzzing of CTL/ITL, ``.sgn`` and ``.enc.sgn`` parsers.
 
 Exit status: 0 when no crash or hang was found, 1 when at least one was (or the replayed input
-crashes), 2 for usage errors.
+crashes), 2 for usage errors, 130 on Ctrl-C (the findings so far saved, summary.json written).
 """
 
 from __future__ import annotations
@@ -206,6 +206,10 @@ def _reproduce_prefix(args: argparse.Namespace) -> str:
         parts += ["--target", args.target]
         if args.reject_exc:
             parts += ["--reject-exc", args.reject_exc]
+        if args.hang_after != 1.0:  # a hang of 0.5 s is no hang at the default 1 s
+            parts += ["--hang-after", f"{args.hang_after:g}"]
+        if args.no_round_trip and args.target == "phoneemu":  # else a round-trip error comes first
+            parts.append("--no-round-trip")
     if args.seed_dir is not None:
         parts += ["--seed-dir", str(args.seed_dir.resolve())]
     if args.key_bits != 1024:
@@ -312,15 +316,21 @@ def _handle(args: argparse.Namespace) -> int:
         report = fuzz(config, target, mutator, start_index=args.run_index)
     finally:
         target.close()
+    if report.interrupted:
+        print(f"phoneemu fuzz: interrupted after {report.execs} execs; the findings so far are saved",
+              file=sys.stderr)
     print(report.summary())
     for f in report.findings.values():
         print(f"  {f.kind}: {f.signature} (x{f.count}, first at run {f.first_run}) -> {f.directory}")
-    summary = {"format": args.fmt, "seed": args.seed, "execs": report.execs, "elapsed": report.elapsed,
+    summary = {"format": args.fmt, "seed": args.seed, "interrupted": report.interrupted,
+               "execs": report.execs, "elapsed": report.elapsed,
                "execs_per_s": report.execs_per_s, "statuses": dict(report.statuses),
                "findings": [{"signature": f.signature, "kind": f.kind, "count": f.count,
                              "first_run": f.first_run, "dir": str(f.directory)}
                             for f in report.findings.values()]}
     write_output(args.out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode("utf-8"))
+    if report.interrupted:
+        return 130
     return 1 if report.crashed else 0
 
 

@@ -38,8 +38,8 @@ from phoneemu.fuzz.mediamsg import MEDIA_FORMATS, media_seeds
 from phoneemu.fuzz.messages import message_seeds
 from phoneemu.fuzz.sipmsg import SIP_FORMATS, sip_seeds
 
-__all__ = ["FORMATS", "NAMED_FORMATS", "Corpus", "Identity", "build_corpus", "export_corpus", "renamed",
-           "with_seed_files"]
+__all__ = ["FORMATS", "KEY_FILES", "NAMED_FORMATS", "Corpus", "Identity", "build_corpus", "export_corpus",
+           "renamed", "with_seed_files"]
 
 _TIMESTAMP = 1_767_225_600  # 2026-01-01 00:00:00 UTC
 _NOT_BEFORE = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
@@ -266,13 +266,19 @@ _SUFFIX = {"itl": ".tlv", "ctl": ".tlv", "sgn": ".sgn", "enc": ".enc.sgn", "firm
            "sip-response": ".sip", "sip-request": ".sip", "srtp": ".srtp", "sdp": ".sdp"}
 
 
+#: The key material :func:`export_corpus` writes beside the seeds: not seeds of a ``--seed-dir``.
+KEY_FILES = ("signer.pem", "verify.pem", "recipient.pem", "recipient.key")
+
+
 def with_seed_files(corpus: Corpus, folder: Path) -> Corpus:
     """``corpus`` plus every regular file of ``folder`` (sorted by name, so the same folder gives the
-    same inputs for a ``--seed``), e.g. files fetched from a real cluster or exported and edited.
-    Mutants of them that are re-signed are signed with the corpus key, as for the built-in seeds."""
+    same inputs for a ``--seed``), e.g. files fetched from a real cluster or exported and edited (the
+    export's certificates and key, :data:`KEY_FILES`, are not seeds). Mutants of them that are
+    re-signed are signed with the corpus key, as for the built-in seeds."""
     if not folder.is_dir():
         raise EncodeError(f"--seed-dir {folder}: not a folder", path="--seed-dir")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    files = sorted(p for p in folder.iterdir()
+                   if p.is_file() and not p.name.startswith(".") and p.name not in KEY_FILES)
     if not files:
         raise EncodeError(f"--seed-dir {folder}: holds no files", path="--seed-dir")
     if len(files) > MAX_SEED_FILES:
@@ -344,10 +350,9 @@ def export_corpus(corpus: Corpus, folder: Path) -> list[Path]:
         p = folder / f"{i:02d}-{name}{suffix}"
         atomic_write(p, data)
         written.append(p)
-    keys = {"signer.pem": certs.cert_pem(corpus.signer.cert),
-            "verify.pem": certs.cert_pem(corpus.verify_cert),
-            "recipient.pem": certs.cert_pem(corpus.recipient.cert),
-            "recipient.key": private_key_pem(corpus.recipient.key)}
+    keys = dict(zip(KEY_FILES, (certs.cert_pem(corpus.signer.cert), certs.cert_pem(corpus.verify_cert),
+                                certs.cert_pem(corpus.recipient.cert), private_key_pem(corpus.recipient.key)),
+                    strict=True))
     for name, blob in keys.items():
         atomic_write(folder / name, blob, mode=0o600 if name.endswith(".key") else 0o644)
         written.append(folder / name)

@@ -17,6 +17,9 @@ Rules implemented here:
   the ``regenerate`` command of info.json: ``crashes/<id>/regenerated/``): ``input.bin`` there whatever
   the target does with it now, and, when it is still a finding, ``minimized.bin`` and ``info.json``
   beside it as under ``crashes/<id>/`` — the folder itself, no ``crashes/<id>/`` inside it.
+* Ctrl-C stops the loop as ``runs`` would (:attr:`FuzzReport.interrupted`): a finding is saved before
+  it is minimised, so one interrupted while minimising is kept (un-minimised), and the final counts
+  are written; the input under way is not counted.
 * Progress goes to a stream at most every ``progress_interval`` seconds: one line rewritten with
   ``\\r`` on a terminal, plain lines otherwise.
 """
@@ -117,6 +120,7 @@ class FuzzReport:
     statuses: Counter[str] = field(default_factory=Counter)
     findings: dict[str, Finding] = field(default_factory=dict)
     slowest: float = 0.0
+    interrupted: bool = False  #: stopped by Ctrl-C (the findings so far are saved all the same)
 
     @property
     def execs_per_s(self) -> float:
@@ -206,10 +210,14 @@ def _save(finding: Finding, config: FuzzConfig, into: Path | None = None) -> Non
     finding.directory = d
 
 
-def _finding(config: FuzzConfig, target: Target, mutant: Mutant, *, index: int, outcome: Outcome) -> Finding:
-    """A new finding of ``mutant`` (input ``index``), minimised when it is a crash and ``config`` says so."""
+def _finding(config: FuzzConfig, target: Target, mutant: Mutant, *, index: int, outcome: Outcome,
+             save: Callable[[Finding], None] | None = None) -> Finding:
+    """A new finding of ``mutant`` (input ``index``), minimised when it is a crash and ``config`` says so;
+    ``save(finding)`` first, before minimising (a Ctrl-C while minimising keeps the finding)."""
     f = Finding(signature=outcome.signature, kind=outcome.status, first_run=index, count=1,
                 detail=outcome.detail, ops=mutant.ops, resigned=mutant.resigned, data=mutant.data)
+    if save is not None:
+        save(f)
     if config.minimize and outcome.status == "crash":
         sig = outcome.signature
 
@@ -228,8 +236,11 @@ def _record(report: FuzzReport, config: FuzzConfig, target: Target, mutant: Muta
     if f is not None:
         f.count += 1
         return
-    f = report.findings[outcome.signature] = _finding(config, target, mutant, index=index, outcome=outcome)
-    _save(f, config)
+    def keep(new: Finding) -> None:
+        report.findings[new.signature] = new
+        _save(new, config)
+
+    _save(_finding(config, target, mutant, index=index, outcome=outcome, save=keep), config)
 
 
 def regenerate(config: FuzzConfig, target: Target, mutator: Mutator, *, index: int,
@@ -262,23 +273,30 @@ def fuzz(config: FuzzConfig, target: Target, mutator: Mutator, *, start_index: i
     minimize_time = 0.0
     statuses = report.statuses
     rng = random.Random()
-    with target.session():
-        while (end is None or index < end) and (deadline is None or clock() < deadline):
-            mutant = input_for(mutator, config.seed, index, rng=rng)
-            outcome = target.run(mutant.data)
-            statuses[outcome.status] += 1
-            report.slowest = max(report.slowest, outcome.elapsed)
-            if outcome.is_finding:
-                m0 = clock()
-                _record(report, config, target, mutant, index=index, outcome=outcome)
-                minimize_time += clock() - m0
-            index += 1
-            if progress.stream is not None and index % 64 == 0:
-                el = clock() - t0 - minimize_time
-                rate = (index - start_index) / el if el > 0 else 0.0
-                progress.update(f"fuzz {config.fmt}: {index - start_index} execs, {rate:,.0f} execs/s, "
-                                f"{len(report.findings)} unique finding(s), "
-                                f"{statuses['crash']} crash(es), {statuses['hang']} hang(s)")
+    m0: float | None = None  # when the minimising under way began
+    try:
+        with target.session():
+            while (end is None or index < end) and (deadline is None or clock() < deadline):
+                mutant = input_for(mutator, config.seed, index, rng=rng)
+                outcome = target.run(mutant.data)
+                statuses[outcome.status] += 1
+                report.slowest = max(report.slowest, outcome.elapsed)
+                index += 1
+                if outcome.is_finding:
+                    m0 = clock()
+                    _record(report, config, target, mutant, index=index - 1, outcome=outcome)
+                    minimize_time += clock() - m0
+                    m0 = None
+                if progress.stream is not None and index % 64 == 0:
+                    el = clock() - t0 - minimize_time
+                    rate = (index - start_index) / el if el > 0 else 0.0
+                    progress.update(f"fuzz {config.fmt}: {index - start_index} execs, {rate:,.0f} execs/s, "
+                                    f"{len(report.findings)} unique finding(s), "
+                                    f"{statuses['crash']} crash(es), {statuses['hang']} hang(s)")
+    except KeyboardInterrupt:  # Ctrl-C: stop, and report and save what was found (a second one aborts)
+        report.interrupted = True
+        if m0 is not None:
+            minimize_time += clock() - m0
     report.execs = index - start_index
     report.elapsed = max(1e-9, clock() - t0 - minimize_time)
     for f in report.findings.values():  # final counts into info.json

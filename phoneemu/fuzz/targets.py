@@ -5,7 +5,8 @@ Rules implemented here (design §3.7, docs/internals.md "Errors"):
 * In process, ``DecodeError`` (and so ``SizeLimitError``), ``VerificationError`` (and so
   ``DecryptionError``) are *handled* rejections; any other exception is a *crash*, deduplicated by
   its type and the innermost frame of the project (``phoneemu/``, not ``phoneemu/fuzz/``) or, for a
-  user's module, the innermost frame outside this package. A run that took more than
+  user's module, the innermost frame outside this package and the standard library (two call
+  sites of ``base64.b64decode`` are two findings, each named by the user's line). A run that took more than
   ``hang_after`` seconds of CPU — or, blocked, more than ten times that of wall time — is a *hang*
   (an in-process call cannot be interrupted safely: it is measured and reported); a run merely
   preempted on a busy machine is not.
@@ -33,7 +34,7 @@ Rules implemented here (design §3.7, docs/internals.md "Errors"):
 * An external command gets the input as a file (``{}`` in the command is replaced by its path,
   or the path is appended). A crash is death by a signal, an exit status in the user's list
   (default: any status >= 128), or a timeout. Commands run from a list (``shlex.split``), never
-  through a shell.
+  through a shell. A command timed out or under way at Ctrl-C is killed with all it started.
 * A device under test (``--serve``) fetches mutants from the lab TFTP server
   (:class:`phoneemu.net.tftp_server.TftpServer`) under the names a phone requests
   (:func:`served_name_matches`); each served input is saved with its seed and every request is
@@ -52,6 +53,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import sysconfig
 import time
 import traceback
 import warnings
@@ -117,13 +119,25 @@ class Target(Protocol):
     def close(self) -> None: ...
 
 
+_STDLIB = tuple({os.path.abspath(sysconfig.get_paths()[k]) + os.sep for k in ("stdlib", "platstdlib")})
+_SITE = tuple({os.path.abspath(sysconfig.get_paths()[k]) + os.sep for k in ("purelib", "platlib")})
+
+
+def _in_stdlib(path: str) -> bool:
+    """A file of the standard library (installed packages, often under it, are not)."""
+    return path.startswith(_STDLIB) and not path.startswith(_SITE)
+
+
 def crash_location(tb: TracebackType | None) -> str:
-    """``phoneemu/formats/header.py:123`` of the innermost project frame (see module docstring)."""
+    """``phoneemu/formats/header.py:123`` of the innermost project frame (see module docstring); for a
+    user's module the innermost frame outside this package and the standard library."""
     frames = traceback.extract_tb(tb)
     mine = [f for f in frames if os.path.abspath(f.filename).startswith(_PKG + os.sep)
             and not os.path.abspath(f.filename).startswith(_FUZZ + os.sep)]
     others = [f for f in frames if not os.path.abspath(f.filename).startswith(_FUZZ + os.sep)]
-    chosen = mine or others or list(frames)
+    # the user's line that called the standard library, not base64.py:88 for every call site
+    users = [f for f in others if not _in_stdlib(os.path.abspath(f.filename))]
+    chosen = mine or users or others or list(frames)
     if not chosen:
         return "?"
     frame = chosen[-1]
@@ -456,11 +470,12 @@ class CommandTarget:
         try:
             _, err = proc.communicate(timeout=self.timeout)
         except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+            self._kill(proc)
             return Outcome(status="crash", signature=f"timeout (> {self.timeout:g} s)",
                            detail=f"killed after {self.timeout:g} s", elapsed=time.perf_counter() - t0)
+        except BaseException:  # Ctrl-C: the command, in a session of its own, is not left running
+            self._kill(proc)
+            raise
         elapsed = time.perf_counter() - t0
         rc = proc.returncode
         tail = err[-2000:].decode("utf-8", errors="replace")
@@ -470,6 +485,13 @@ class CommandTarget:
         if self._is_crash_exit(rc):
             return Outcome(status="crash", signature=f"exit status {rc}", detail=tail, elapsed=elapsed)
         return Outcome(status="ok" if rc == 0 else "handled", detail=f"exit status {rc}", elapsed=elapsed)
+
+    @staticmethod
+    def _kill(proc: subprocess.Popen[bytes]) -> None:
+        """Kill the command and everything it started (its session), and reap it."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
 
     def session(self) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()
