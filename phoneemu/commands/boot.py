@@ -275,7 +275,7 @@ def offline_boot_lines(served: Sequence[tuple[str, str]], report: BootReport,
     lines = [f"  fetch {name}: {answer}" for name, answer in served]
     for d in report.decisions:
         verdict = "accepted" if d.accepted else "rejected"
-        lines.append(f"  {d.rule:<28} {verdict:<8} {d.file}: {d.reason}")
+        lines.append(f"  {d.rule:<28} {verdict:<8} {d.file + ': ' if d.file else ''}{d.reason}")
     trust = ", ".join(f"{k} {v}" for k, v in report.trust.items())
     lines.append(f"  result:   {'OK' if report.ok else 'FAILED'}; trust {trust}; config {report.config}"
                  f"{' (' + report.config_file + ')' if report.config_file else ''}; locked out: "

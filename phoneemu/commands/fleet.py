@@ -4,7 +4,8 @@ Each phone is a real emulated phone (same boot sequence and rules as ``phoneemu 
 in-memory trust store (``--flash DIR`` keeps one flash folder per MAC under DIR). Phones are
 sharded across processes (``--shards``, default: one per core) by MAC range: --count phones with
 consecutive MACs from --mac-start, or the phones a --models FILE lists (a site's CUCM export: each
-its own MAC and model; the summary then counts outcomes by model). Live progress goes
+its own MAC and model; the summary then counts outcomes by model), or, with neither, the phones whose
+flashes --flash DIR holds (a fleet booted again, each as the model its flash holds). Live progress goes
 to stderr (booted, failed, rate and the most common failure so far: "most failed:
 H.3-config-transport-failed 120" says at once that the TFTP address is wrong); the summary (counts
 by outcome, by deciding rule and by trust-list outcome — "ITL updated 4990, ITL rejected 10" after
@@ -84,6 +85,8 @@ examples:
   phoneemu fleet boot --count 40000 --tftp 10.0.0.5 --json out.json --plot storm.png
   phoneemu fleet boot --count 500 --tftp 10.0.0.5 --junit phones.xml        a test case per phone, for CI
   phoneemu fleet boot --count 2000 --lab /tmp/lab      where that lab's lab serve listens, with its MICs
+  phoneemu fleet boot --count 2000 --lab /tmp/lab --flash fleet/   keep each phone's flash in fleet/<MAC>
+  phoneemu fleet boot --lab /tmp/lab --flash fleet/     those phones again, holding what they kept
   phoneemu fleet boot --models site-phones.csv --tftp 10.0.0.5   a site's own phones (MACs, models)
   phoneemu fleet boot --count 500 --tftp 10.0.0.5 --capture storm.pcap   the storm's packets + storm.keys
   phoneemu wireshark storm.pcap --keylog storm.keys                        its TVS/CAPF decoded
@@ -101,7 +104,8 @@ def register(sub: Any) -> None:
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     b.add_argument("--count", type=fleet_size, default=None, metavar="N",
                    help=f"number of phones (1..{MAX_FLEET_PHONES:,}), consecutive MACs from --mac-start; "
-                   "without it, --models FILE's phones, as listed (a site's own MACs)")
+                   "without it, --models FILE's phones, as listed (a site's own MACs), or else the phones "
+                   "whose flashes --flash DIR holds (a fleet booted again)")
     b.add_argument("--tftp", metavar="HOST[:PORT]",
                    help="TFTP server (DHCP option 150): HOST or HOST:PORT; IPv6 as [V6]:PORT (--tftp "
                         "[::1]:6969) or bare without a port (::1 is port 69); default port 69. Required "
@@ -304,6 +308,26 @@ def _profiles(args: argparse.Namespace, macs: list[str], models: PhoneModels | N
     return {m: p for m, p in out.items() if p != args.profile}
 
 
+def _flash_macs(root: Path) -> list[int]:
+    """The phones whose flashes ``root`` holds as ``fleet boot --flash`` keeps them (``root/<MAC>`` with a
+    ``phone.json`` naming that MAC; :mod:`phoneemu.phone.flashes`), in MAC order: ``fleet boot --flash
+    DIR`` without ``--count``/``--models`` boots that fleet again (ours). Other entries are not booted,
+    counted on stderr; none: one line, exit 2."""
+    from phoneemu.phone.flashes import phone_flashes
+
+    entries = phone_flashes(root, limit=MAX_FLEET_PHONES, what="boot")
+    macs = sorted({int(e.mac, 16) for e in entries if e.skipped is None and e.mac is not None
+                   and len(e.entry) == 12 and e.entry.upper() == e.mac.upper()})
+    others = len(entries) - len(macs)
+    if not macs:
+        raise PhoneEmuError(f"--flash {root}: no phone's flash in it (folders <MAC> holding a phone.json, as "
+                            "fleet boot --flash keeps them); give --count N or --models FILE", path="flash")
+    if others:
+        print(f"fleet: {others} entr{'ies' if others != 1 else 'y'} of {root} not a phone's flash <MAC>: "
+              "not booted", file=sys.stderr)
+    return macs
+
+
 def _run_macs(args: argparse.Namespace) -> tuple[list[int], PhoneModels | None]:
     """The run's MACs (``--count`` from ``--mac-start``, else the phones ``--models`` lists) and the
     models file read (None without --models); one line, exit 2, when there are none."""
@@ -316,8 +340,10 @@ def _run_macs(args: argparse.Namespace) -> tuple[list[int], PhoneModels | None]:
         start = parse_mac(args.mac_start)
         return list(mac_range(start, args.count)), models
     if models is None:
-        raise PhoneEmuError("--count N is required (or --models FILE: the fleet is the phones it lists)",
-                            path="count")
+        if args.flash is not None and args.flash.is_dir():
+            return _flash_macs(args.flash), None
+        raise PhoneEmuError("--count N is required (or --models FILE: the fleet is the phones it lists; or "
+                            "--flash DIR of an earlier fleet boot: its phones again)", path="count")
     if not models.profile_of:
         raise PhoneEmuError(f"--models {args.models}: no phone in it", path="models")
     if len(models.profile_of) > MAX_FLEET_PHONES:
@@ -410,7 +436,7 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int, lab: Path 
 
 def _boot(args: argparse.Namespace) -> int:
     run_macs, models = _run_macs(args)
-    listed = args.count is None  # the phones of the models file, not consecutive MACs
+    listed = args.count is None  # the phones of the models file (or of --flash), not consecutive MACs
     args.count = len(run_macs)
     check_writable(args.json, "--json")
     check_writable(args.junit, "--junit")
@@ -454,7 +480,8 @@ def _boot(args: argparse.Namespace) -> int:
     limit_mib = args.capture_limit if args.capture_limit is not None else DEFAULT_LIMIT_MIB
     capture = open_host_capture(args.capture, args.keylog, host, max_bytes=int(limit_mib * 1024 * 1024),
                                 limit_name=f"--capture-limit {limit_mib:g} MiB")  # before any boot: exit 2
-    which = f"of {args.models}, {macs[0]} ... {macs[-1]}" if listed else f"{macs[0]}..{macs[-1]}"
+    which = (f"of {args.models or args.flash}, {macs[0]} ... {macs[-1]}" if listed else
+             f"{macs[0]}..{macs[-1]}")
     run_models = _models_of_run(args, args.count, profiles)
     mix = _model_mix(run_models, by_phone=bool(profiles))
     print(f"fleet: {args.count} phones {which} ({mix}) -> {target}", file=sys.stderr)

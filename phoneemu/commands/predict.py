@@ -170,10 +170,12 @@ def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: di
     if result == "accepted":
         return Case(mac)
     rule = deciding["rule"] if deciding else "(none)"
-    reason = f": {deciding['file']}: {deciding['reason']}" if deciding and deciding.get("reason") else ""
+    reason = "" if not deciding or not deciding.get("reason") else \
+        f": {deciding['file'] + ': ' if deciding.get('file') else ''}{deciding['reason']}"
     lines = [f"{k}: {json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in body.items()]
-    if result == "locked out" and deciding:
-        lines += way_out_lines(rule, str(deciding.get("kind", "")), indent="")
+    if result == "locked out" and deciding:  # the ways out name the phone's flash when it is known
+        fill = {"FLASH": str(body["flash"])} if body.get("flash") else None
+        lines += way_out_lines(rule, str(deciding.get("kind", "")), indent="", fill=fill)
     return Case(mac, failure=(f"{result} ({rule}){reason}", "\n".join(lines)))
 
 
@@ -214,7 +216,8 @@ _FIRST_NOTES = 10  # kinds of note the text lists (the most phones first)
 
 def _tvs_text(args: argparse.Namespace, live: LiveTvs | None) -> str:
     if live is not None:
-        return f"asked over the network ({live.connections} TLS connection(s))"
+        down = f", {live.unreachable} server(s) unreachable" if live.unreachable else ""
+        return f"asked over the network ({live.connections} TLS connection(s) tried{down})"
     return ("vouches for given certificates" if args.tvs_cert else
             "reachable, knows none of the new certificates" if args.tvs_reachable else "unreachable")
 
@@ -441,7 +444,8 @@ def handler(args: argparse.Namespace) -> int:
     if args.junit is not None:
         rep = doc["report"]
         case = _junit_case(result.mac, outcome(result.report), rep.get("deciding"),
-                           {"installed": doc["installed"], "tvs": doc["tvs"], "notes": doc["notes"],
+                           {**({"flash": str(args.flash)} if args.flash is not None else {}),
+                            "installed": doc["installed"], "tvs": doc["tvs"], "notes": doc["notes"],
                             "decisions": [f"{d['rule']} {d['file']}" for d in rep.get("decisions", [])]})
         _write_junit(args.junit, f"predict {', '.join(str(f) for f in args.files)}", [case])
     if args.json:

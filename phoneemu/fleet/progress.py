@@ -2,7 +2,8 @@
 
 Rules: on a terminal one line is rewritten in place (``\\r``) at most every ``interval`` seconds; on
 anything else (a pipe, CI logs) a plain line is written at most every ``log_interval`` seconds, so a
-40,000-phone run prints a handful of lines, not thousands. :meth:`Progress.close` ends the line.
+40,000-phone run prints a handful of lines, not thousands. The line of the last phone done is always
+written, once (several shards may report that count). :meth:`Progress.close` ends the line.
 """
 
 from __future__ import annotations
@@ -45,13 +46,18 @@ class Progress:
         self.enabled = enabled
         self._last = float("-inf")
         self._open = False
+        self._final = False  # the line of the last phone done was written
 
     def __call__(self, done: int, booted: int, total: int, elapsed_s: float, *,
                  failing: Mapping[str, int] | None = None, pausing: int = 0) -> None:
         if not self.enabled:
             return
         now = time.monotonic()
-        if now - self._last < self.interval and done < total:
+        if done >= total:
+            if self._final:
+                return
+            self._final = True
+        elif now - self._last < self.interval:
             return
         self._last = now
         text = progress_text(done, booted, total, elapsed_s, failing, pausing=pausing)

@@ -33,8 +33,11 @@ from phoneemu.net.tls_client import TlsClientConnection
 from phoneemu.protocols import tvs
 from phoneemu.values import host_port
 
-__all__ = ["ServerAddress", "TvsReply", "default_tls_context", "server_order", "tvs_exchange", "tvs_query",
-           "tvs_verify"]
+__all__ = ["NO_TVS_ANSWER", "ServerAddress", "TvsReply", "default_tls_context", "server_order",
+           "tvs_exchange", "tvs_query", "tvs_verify"]
+
+#: How a TVS failure of every server begins; each server's own failure follows, ``; ``-separated.
+NO_TVS_ANSWER = "no TVS server answered: "
 
 _MAX_READS = 4096  # a response is at most a few hundred KiB: bounded all the same
 _session_ids = itertools.count(1)
@@ -156,7 +159,7 @@ async def tvs_exchange(servers: Sequence[ServerAddress], request: tvs.TvsMessage
             continue
         return TvsReply(response=resp, host=host, port=port, server_cert=cert, tls=tls_text,
                         failures=tuple(failures))
-    raise TransportError("no TVS server answered: " + "; ".join(failures), kind=last)
+    raise TransportError(NO_TVS_ANSWER + "; ".join(failures), kind=last)
 
 
 def _sid(session_id: int | None) -> int:

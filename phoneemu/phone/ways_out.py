@@ -76,7 +76,11 @@ _ITL_RESET = WayOut(
     "utils itl reset localkey (or remotekey with the exported ITLRecovery.p12), reset the phones, then "
     "restart TFTP: the ITL signed by the CallManager key they trust brings the new certificates "
     "(seed: Perform Bulk Reset of ITL File)",
-    "phoneemu lab itl-reset DIR localkey && phoneemu lab restart-tftp DIR", "bulk-itl-reset-localkey")
+    # the phones boot between the two: restarting TFTP first serves the ITLRecovery-signed ITL again
+    "phoneemu lab itl-reset DIR localkey && phoneemu boot --lab DIR --flash FLASH && "
+    "phoneemu lab restart-tftp DIR", "bulk-itl-reset-localkey",
+    fleet_lab="phoneemu lab itl-reset DIR localkey && phoneemu fleet boot --lab DIR --flash FLEET && "
+    "phoneemu lab restart-tftp DIR")
 _DELETE = WayOut(
     "any situation; the last resort, phone by phone",
     "erase the CTL and ITL on each phone (Settings > Security > Trust List; or a factory reset): it then "

@@ -251,20 +251,26 @@ def installed_config(path: Path, key: Any = None, *, option: str = "installed-co
 
 
 def _tvs_notes(tvs_certs: Sequence[Any], config: AcceptedConfig | None,
-               config_path: Path | None, *, option: str = "--tvs-cert") -> list[str]:
+               config_path: Path | None, *, option: str = "--tvs-cert", listed: bool = False) -> list[str]:
     """Why ``--tvs-cert`` (``--tvs-reachable``, ``--tvs-live``) cannot be used by this phone (spec §E.7.5:
-    its current config names the TVS servers it asks); empty when it can."""
+    its current config names the TVS servers it asks); empty when it can. ``listed`` (``--models``): the
+    config comes from ``--installed-config-dir`` and no phone key is given, so the advice says how."""
     if not tvs_certs:
         return []
     if config is None:
+        give = ("put its SEP<MAC>.cnf.xml.sgn (or .cnf.xml) in --installed-config-dir" if listed else
+                "give --installed-config (its SEP<MAC>.cnf.xml.sgn, or .cnf.xml), or a flash holding "
+                "config.xml")
         return [f"{option} not used: the phone learns its TVS servers from its current config, and it "
-                "holds none; give --installed-config (its SEP<MAC>.cnf.xml.sgn, or .cnf.xml), or a flash "
-                "holding config.xml"]
+                f"holds none; {give}"]
     if not config.config.tvs_servers:
         name = config_path.name if config_path is not None else "config"
         if config.config.encr_config and not config.config.full_config:  # spec §G.12 step 1
+            give = ("--models reads no encrypted config (no phone key): predict this phone with --flash, or "
+                    "--installed-config SEP<MAC>.cnf.xml.enc.sgn --installed-config-key PEM" if listed else
+                    "give its SEP<MAC>.cnf.xml.enc.sgn with --installed-config-key")
             return [f"{option} not used: the installed config {name} is the short config of an encrypted "
-                    "phone (encrConfig true): give its SEP<MAC>.cnf.xml.enc.sgn with --installed-config-key"]
+                    f"phone (encrConfig true): {give}"]
         return [f"{option} not used: the installed config {name} names no TVS server (no <TVS><members> "
                 "element), so the phone has no TVS to ask"]
     return []
@@ -380,7 +386,7 @@ async def predict_boot(new_files: Sequence[Path] | PredictInputs, *, installed_i
                        tvs_server_certs: Sequence[Any] = (), tvs_reachable: bool = False,
                        tvs_live: LiveTvs | None = None,
                        asked: set[Path] | None = None, keys_from: Path | None = None,
-                       callmanager_certs: Sequence[bytes] = ()) -> PredictResult:
+                       callmanager_certs: Sequence[bytes] = (), listed: bool = False) -> PredictResult:
     """Boot a phone holding the installed lists on ``new_files`` (see module rules); a
     :class:`PredictInputs` shares the reading and parsing of the new files among many phones.
     ``asked`` (a fleet): the named files this phone asked for are added to it, and no note is made
@@ -389,7 +395,7 @@ async def predict_boot(new_files: Sequence[Path] | PredictInputs, *, installed_i
     (read only), so that it decrypts new encrypted configs as that phone would. ``tvs_live``: the TVS
     servers of the installed config are asked over the network (:mod:`.predict_live_tvs`) instead.
     ``callmanager_certs`` (DER): the certificates the SIP forecast checks instead of the CTL's
-    (:mod:`.predict_sip`)."""
+    (:mod:`.predict_sip`). ``listed``: a phone of ``predict --models`` (its notes advise its options)."""
     from phoneemu.formats.config import normalise_mac
     from phoneemu.phone.boot import BootTarget
     from phoneemu.phone.phone import Phone
@@ -404,10 +410,9 @@ async def predict_boot(new_files: Sequence[Path] | PredictInputs, *, installed_i
                           config=installed_config, config_key=installed_config_key,
                           parse=inputs.installed_list)
     config = held.config
-    notes = mac_notes + (_tvs_notes(tvs_certs, config, installed_config) if tvs_certs else
-                         _tvs_notes([True], config, installed_config, option="--tvs-live") if tvs_live else
-                         _tvs_notes([True] if tvs_reachable else [], config, installed_config,
-                                    option="--tvs-reachable"))
+    option = "--tvs-cert" if tvs_certs else "--tvs-live" if tvs_live else "--tvs-reachable"
+    notes = mac_notes + _tvs_notes(tvs_certs or ([True] if tvs_live or tvs_reachable else []), config,
+                                   installed_config, option=option, listed=listed)
 
     async def no_capf(*_a: Any, **_k: Any) -> Any:
         raise TransportError("CAPF unavailable offline (predict)", kind="unreachable")
@@ -581,7 +586,8 @@ async def predict_listed(phones: Sequence[tuple[str, str]], new_files: Sequence[
                 f"no {config_file_name(mac, 'sgn')} (nor .cnf.xml) in {config_dir}: holds no config",)
             held = {"itl": installed_itl, "ctl": installed_ctl, "config": config}
             out.append(await _predict_one(inputs, mac, mac, prof, held, now=now, keys_from=None,
-                                          where={"listed": mac}, notes=missing, asked=asked, **options))
+                                          where={"listed": mac}, notes=missing, asked=asked, listed=True,
+                                          **options))
     finally:
         signatures.set_verify_cache(old_cache)
     if progress is not None:

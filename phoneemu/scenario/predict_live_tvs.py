@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from phoneemu.errors import TransportError
 from phoneemu.net.tls import phone_client_context
-from phoneemu.net.tvs_client import ServerAddress, TvsReply, server_order, tvs_query
+from phoneemu.net.tvs_client import NO_TVS_ANSWER, ServerAddress, TvsReply, server_order, tvs_query
 from phoneemu.phone.events import QueryKey
 from phoneemu.phone.store import TvsResult, query_answer
 from phoneemu.values import host_port
@@ -41,13 +41,19 @@ _Where = tuple[str, int, tuple[str, ...]]  # host, port, TLS versions
 @dataclass
 class LiveTvs:
     """The TVS servers asked over the network, what they said remembered (module rules); one per run,
-    shared by every predicted phone. ``connections``: TLS connections made."""
+    shared by every predicted phone. ``connections``: TLS connections tried (``unreachable`` of them
+    to a server that could not be reached or answered garbage)."""
 
     timeout: float = 5.0
     connections: int = field(default=0, init=False)
     _presented: dict[_Where, bytes | None] = field(default_factory=dict, init=False, repr=False)
     _answers: dict[tuple[_Where, QueryKey], TvsReply] = field(default_factory=dict, init=False, repr=False)
     _down: dict[_Where, TransportError] = field(default_factory=dict, init=False, repr=False)
+
+    @property
+    def unreachable(self) -> int:
+        """Servers (per TLS versions) that could not be reached this run, or answered garbage."""
+        return len(self._down)
 
     def asker(self, tls_versions: Sequence[str]) -> TvsAsker:
         """The ``TvsAsker`` of a phone whose profile speaks ``tls_versions``."""
@@ -87,7 +93,7 @@ class LiveTvs:
                     last = exc.kind
                     continue
             return query_answer(reply)
-        raise TransportError("no TVS server answered: " + "; ".join(failures), kind=last)
+        raise TransportError(NO_TVS_ANSWER + "; ".join(failures), kind=last)
 
     async def _connect(self, where: _Where, key: QueryKey, device_name: str,
                        accept_server: Callable[[bytes | None], bool] | None) -> TvsReply:
@@ -106,9 +112,10 @@ class LiveTvs:
             reply = await tvs_query([(host, port)], device_name, key.subject, key.issuer, key.serial,
                                     timeout=self.timeout, tls=phone_client_context(versions),
                                     accept_server=judge)
-        except TransportError as exc:
+        except TransportError as exc:  # tvs_query's own "no TVS server answered: " said once, by _ask
+            one = TransportError(str(exc).removeprefix(NO_TVS_ANSWER), kind=exc.kind)
             if not refused:  # unreachable, TLS failure, garbage: not asked again this run
-                self._down[where] = exc
-            raise
+                self._down[where] = one
+            raise one from None
         self._answers[(where, key)] = reply
         return reply

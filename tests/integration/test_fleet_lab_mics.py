@@ -9,6 +9,7 @@ The CLI checks, before any boot, that the folder is a lab and holds every MAC of
 from __future__ import annotations
 
 import json
+import shlex
 import socket
 import time
 from pathlib import Path
@@ -223,8 +224,8 @@ def test_a_fleet_of_several_models_boots_each_as_its_model(tmp_path: Path,
         assert f"fleet: 2 phones of {site}, {macs[3]} ... {macs[1]} (cp-7962 1, cp-8861 1)" in err
         assert sorted(p["mac"] for p in json.loads(out_json.read_text())["phones"]) == [macs[1], macs[3]]
         assert main([*no_count]) == 2
-        assert "--count N is required (or --models FILE: the fleet is the phones it lists)" in \
-            capsys.readouterr().err
+        assert "--count N is required (or --models FILE: the fleet is the phones it lists; or --flash DIR" \
+            in capsys.readouterr().err
     finally:
         stop()
 
@@ -264,10 +265,25 @@ def test_a_fleet_booted_again_on_its_flashes_keeps_their_models(tmp_path: Path,
             except OSError:
                 break
             time.sleep(0.05)
-        assert main([*common, "--tvs-timeout", "2"]) == 1
+        assert main([*common, "--lab", str(c.root), "--tvs-timeout", "2"]) == 1
         out, err = capsys.readouterr()
         assert "ways out of G.3.4-tvs-unreachable (ITL; 3 phones locked out)" in out
         assert f"lab: phoneemu phone erase --fleet-flash {flash}   rehearse:" in out  # the fleet's flashes
+        # the bulk ITL reset, run as printed, brings the fleet back with TVS still down: the phones boot
+        # between the reset and the TFTP restart (the printed line restarted TFTP at once: still locked)
+        (reset,) = [line.split("lab: ", 1)[1].split("   rehearse:")[0] for line in out.splitlines()
+                    if "lab: phoneemu lab itl-reset" in line]
+        assert reset == (f"phoneemu lab itl-reset {c.root} localkey && phoneemu fleet boot --lab {c.root} "
+                         f"--flash {flash} && phoneemu lab restart-tftp {c.root}")
+        for command in reset.split("&&"):
+            argv = shlex.split(command)[1:]
+            assert main([*argv, "-q", "--tvs-timeout", "2"] if argv[0] == "fleet" else argv) == 0, argv
+            out, err = capsys.readouterr()
+            if argv[0] == "fleet":  # --flash alone: the phones whose flashes it holds
+                assert f"fleet: 3 phones of {flash}, {macs[0]} ... {macs[2]}" in err and "ok 3" in out
+        assert main([*common, "--tvs-timeout", "2"]) == 0  # the ITL signed by the new ITLRecovery: taken
+        out, err = capsys.readouterr()
+        assert "ok 3" in out
     finally:
         stop()
 

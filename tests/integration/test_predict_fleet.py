@@ -275,6 +275,8 @@ def test_junit_report_a_case_per_phone(lab: tuple[Path, Path, Path], tmp_path: P
     assert failure.get("message", "").startswith("locked out (G.3.4-tvs-unreachable): ")
     assert "flash: " in failure.text
     assert "way out (" in failure.text and "rehearse: phoneemu run scenarios/" in failure.text  # and then?
+    # the ways out name the phone's flash (they said --flash FLASH)
+    assert f"--flash {fleet / OLD[0]}" in failure.text and "FLASH" not in failure.text
     assert all(len(cases[m]) == 0 for m in NEW)
     skipped = cases["junk"].find("skipped")
     assert skipped is not None and "not predicted: " in skipped.get("message", "")
@@ -287,6 +289,8 @@ def test_junit_report_a_case_per_phone(lab: tuple[Path, Path, Path], tmp_path: P
     assert case is not None and case.get("name") == OLD[0]
     failure = case.find("failure")
     assert failure is not None and "G.3.4-tvs-unreachable" in failure.get("message", "")
+    assert failure.text is not None and f"--flash {fleet / OLD[0]}" in failure.text
+    assert "FLASH" not in failure.text
 
 
 def test_a_sites_listed_phones_predicted_from_files(lab: tuple[Path, Path, Path], tmp_path: Path,
@@ -322,6 +326,9 @@ def test_a_sites_listed_phones_predicted_from_files(lab: tuple[Path, Path, Path]
     assert main([*common, "--tvs-cert", str(pem), str(root)]) == 1  # the listed phone without a config
     out = capsys.readouterr().out
     assert "  accepted:   3" in out and "  locked out: 1" in out
+    # its note advises what --models takes (it said "give --installed-config", refused with --models)
+    assert "holds none; put its SEP<MAC>.cnf.xml.sgn (or .cnf.xml) in --installed-config-dir" in out
+    assert "give --installed-config" not in out
     for bad, says in ((["--fleet-flash", str(fleet)], "--fleet-flash: not with --models"),
                       (["--mac", OLD[0]], "--mac: not with --models"),
                       (["--installed-config-dir", str(tmp_path / "nope")], "no such folder")):

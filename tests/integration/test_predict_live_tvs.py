@@ -71,8 +71,14 @@ def test_the_live_tvs_decides_as_it_would_for_the_phones(tmp_path: Path) -> None
             r3 = await _predict(tmp_path / "held", other, live)
             assert _rule(r3) == "G.3.4-tvs-unknown-signer" and r3.report.locked_out
             assert live.connections == 2  # another question
-        r4 = await _predict(tmp_path / "held", other, LiveTvs(timeout=2))
+        down = LiveTvs(timeout=2)
+        r4 = await _predict(tmp_path / "held", other, down)
         assert _rule(r4) == "G.3.4-tvs-unreachable"
+        # the reason says "no TVS server answered" once (it said it twice), and the server is counted
+        # unreachable among the connections tried
+        assert r4.report.deciding is not None
+        assert r4.report.deciding.reason.count("no TVS server answered") == 1
+        assert down.connections == 1 and down.unreachable == 1
 
     run(main_())
 

@@ -1012,3 +1012,23 @@ def test_a_decision_about_no_file_reads_without_an_empty_file_name() -> None:
     assert capf.summary() == "F.7-wait-auth-string (rejected) no string entered"
     itl = Decision(rule="G.3.2-first-use", accepted=True, reason="trusted on first use", file="ITLFile.tlv")
     assert itl.summary() == "G.3.2-first-use (accepted) ITLFile.tlv: trusted on first use"
+
+
+def test_an_offline_decision_without_a_file_reads_without_an_empty_name() -> None:
+    """A decision on no file (``G.9-tls-with-ctl``: the transport the CTL allows) is printed as its rule,
+    verdict and reason — it read ``accepted : CTL holds ...``, an empty file name before the colon."""
+    from phoneemu.commands.boot import offline_boot_lines
+    from phoneemu.phone.events import Decision
+
+    on_file = Decision(rule="G.3.2-signed-by-ctl", accepted=True, reason="signed by a CTL record",
+                       file="ITLFile.tlv")
+    no_file = Decision(rule="G.9-tls-with-ctl", accepted=True, reason="CTL holds a CUCM certificate: TLS",
+                       file="")
+    report = BootReport(mac="0A0000000001", ok=True, trust={"ITL": "updated"}, config="accepted",
+                        config_file=None, encrypted=False, decisions=(on_file, no_file), deciding=on_file,
+                        statuses=(), firmware="", load=None, lsc="", locked_out=False, tvs_used=False,
+                        timeline=(), duration_s=0.0)
+    lines = offline_boot_lines([], report)
+    assert any(line.endswith("accepted ITLFile.tlv: signed by a CTL record") for line in lines)
+    (tls,) = [line for line in lines if "G.9-tls-with-ctl" in line]
+    assert tls.endswith("accepted CTL holds a CUCM certificate: TLS") and " : " not in tls

@@ -195,6 +195,7 @@ def test_progress_line_is_bounded_off_a_terminal() -> None:
     for i in range(1000):
         p(i, i, 1000, 1.0)
     p(1000, 998, 1000, 2.0)  # the final call always prints
+    p(1000, 998, 1000, 2.1)  # once: another shard reporting the same last count (it printed twice)
     p.close()
     lines = buf.getvalue().splitlines()
     assert len(lines) == 2 and lines[-1].startswith("booted 998/1000 failed 2")
