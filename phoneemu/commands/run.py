@@ -83,12 +83,25 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=_run)
 
 
-def _term_as_interrupt() -> Any:
-    """Make SIGTERM raise KeyboardInterrupt (the interrupted run's reports, exit 130); the old handler."""
-    def on_term(_sig: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
+def _term_as_interrupt() -> tuple[Any, Any]:
+    """Make SIGTERM do what Ctrl-C does (the interrupted run's reports, exit 130); the old SIGTERM and
+    SIGINT handlers.
 
-    return signal.signal(signal.SIGTERM, on_term)
+    It calls Python's SIGINT handler, which inside a scenario is asyncio's: it cancels the scenario so
+    that it closes its labs and removes its folder (a KeyboardInterrupt raised in whatever task ran left
+    the folder behind, and a traceback). A SIGINT ignored (a shell's background job) gets that handler
+    for the run too, or asyncio would install none."""
+    old_int = signal.getsignal(signal.SIGINT)
+    if old_int is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def on_term(_sig: int, frame: Any) -> None:
+        handler = signal.getsignal(signal.SIGINT)
+        if not callable(handler):
+            raise KeyboardInterrupt
+        handler(signal.SIGINT, frame)  # default_int_handler raises KeyboardInterrupt; asyncio's cancels
+
+    return signal.signal(signal.SIGTERM, on_term), old_int
 
 
 def _load_all(paths: list[str]) -> list[Scenario]:
@@ -102,6 +115,13 @@ def _load_all(paths: list[str]) -> list[Scenario]:
             scenarios.append(load_file(f))
         except ScenarioError as exc:
             mistakes.append(exc)
+    first: dict[str, Scenario] = {}
+    for s in scenarios:  # reports, -k and --capture DIR/NAME.pcap tell scenarios apart by name
+        other = first.setdefault(s.name, s)
+        if other is not s:
+            mistakes.append(ScenarioError(
+                f"scenario name {s.name!r} is also the name of {other.path}: names must be unique (reports, "
+                f"-k and --capture DIR/NAME.pcap use them)", file=s.path, line=s.name_line, path="name"))
     err = several(mistakes)
     if err is not None:
         raise err
@@ -165,7 +185,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.jobs < 0:
         raise ScenarioError(f"-j {args.jobs}: expected 0 (one per core) or more", file=" ".join(args.paths))
     jobs = args.jobs or (os.cpu_count() or 1)
-    old_term = _term_as_interrupt()  # SIGTERM (kill, CI timeout) is a Ctrl-C: reports, workers stopped
+    old_term, old_int = _term_as_interrupt()  # SIGTERM (kill, CI timeout) is a Ctrl-C: reports
     colour = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
 
     def report(summary: RunSummary) -> None:
@@ -182,6 +202,8 @@ def _run(args: argparse.Namespace) -> int:
         summary = run_scenarios(scenarios, options, jobs=jobs)
     finally:
         signal.signal(signal.SIGTERM, old_term)
+        if old_int is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, old_int)
     report(summary)
     if summary.interrupted:
         return 130

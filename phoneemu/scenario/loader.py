@@ -142,6 +142,8 @@ CHECKS: dict[str, tuple[str, ...] | None] = {
 
 _BOOL_CHECKS = frozenset({"locked_out", "encrypted", "tvs_used", "retransmitted", "sip_challenged",
                           "sip_stale"})
+#: checks whose list is the whole set: ``[]`` means "no list installed", not "any of nothing"
+_RECORD_CHECKS = frozenset({"itl_records", "ctl_records"})
 _INT_CHECKS = {"trust_file_retries": (0, 100), "sip_passed_over": (0, 5), "media_refused": (0, 1000),
                "media_intercepted": (0, 2000)}
 
@@ -561,6 +563,11 @@ def _dial_plan_values(ctx: _Ctx, node: _Node, m: dict[str, _Node], field: str) -
 
 
 def _phone_refs(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGroup]) -> tuple[str, ...]:
+    """The groups, MACs or ``all`` a step names; ``[]`` is refused (a step on no phone, an expectation
+    that checks nothing, would pass)."""
+    if node.value == []:
+        raise ctx.fail(node, field, f"empty list: name a phone group, a list of them or all "
+                       f"(defined: {', '.join(groups)})")
     items = node.value if isinstance(node.value, list) else [node]
     for i, item in enumerate(items):  # a MAC given unquoted that YAML read as a number
         if isinstance(item, _Node) and isinstance(item.value, int) and not isinstance(item.value, bool):
@@ -787,6 +794,8 @@ def _expectation(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGrou
         if key in ("phones", "xfail", "label"):
             continue
         allowed = CHECKS[key]
+        if val.value == [] and key not in _RECORD_CHECKS:  # any of nothing never holds, all of nothing always
+            raise ctx.fail(val, f"{field}.{key}", "empty list (write at least one value)")
         values = val.value if isinstance(val.value, list) else [val]
         typed: list[Any] = []
         for n, v in enumerate(values):
@@ -816,9 +825,17 @@ def _expectation(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGrou
         raise ctx.fail(node, field, f"an expectation needs at least one check ({', '.join(CHECKS)})")
     return Expectation(
         where=ctx.where(node), phones=phones, checks=checks,
-        xfail=ctx.string(m["xfail"], f"{field}.xfail") if "xfail" in m else None,
+        xfail=_xfail_reason(ctx, m["xfail"], f"{field}.xfail") if "xfail" in m else None,
         label=ctx.string(m["label"], f"{field}.label") if "label" in m else None,
     )
+
+
+def _xfail_reason(ctx: _Ctx, node: _Node, field: str) -> str:
+    """An ``xfail`` mark's reason: text that says why, never empty (the report shows it)."""
+    reason = ctx.string(node, field)
+    if not reason.strip():
+        raise ctx.fail(node, field, "empty reason: say why the expectation is expected to fail")
+    return reason
 
 
 def _call_status(ctx: _Ctx, node: _Node, field: str) -> int | str:
@@ -933,6 +950,7 @@ def load_text(text: str, path: str = "<string>") -> Scenario:
         reproduces=ctx.string(top["reproduces"], "reproduces") if "reproduces" in top else "",
         clusters=clusters, phones=groups, steps=steps, tags=tags,
         timeout=_timeout(ctx, top["timeout"]) if "timeout" in top else None,
+        name_line=top["name"].line if "name" in top else None,
     )
 
 
@@ -966,7 +984,8 @@ def load_file(path: Path) -> Scenario:
 
 
 def discover(paths: Iterable[str | Path]) -> list[Path]:
-    """Expand files and folders (``*.yaml``/``*.yml``, sorted) into scenario files."""
+    """Expand files and folders (``*.yaml``/``*.yml``, sorted) into scenario files, each once: a file
+    named again (``scenarios/ scenarios/x.yaml``) is not run, nor reported, twice."""
     out: list[Path] = []
     for given in paths:
         if isinstance(given, str) and not given.strip():  # Path("") is ".": every scenario below the cwd
@@ -979,4 +998,11 @@ def discover(paths: Iterable[str | Path]) -> list[Path]:
             out.append(p)
         else:
             raise ScenarioError("no such file or folder", file=str(p))
-    return out
+    seen: set[Path] = set()
+    unique = []
+    for f in out:
+        key = f.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique

@@ -102,3 +102,5 @@ class Scenario:
     #: The scenario's wall-clock limit in seconds (``timeout:``; 0 = none), overriding ``run --timeout``;
     #: None: the run's (:mod:`phoneemu.scenario.deadline`).
     timeout: int | None = None
+    #: The line of the file's ``name:`` key; None when the name is the file name.
+    name_line: int | None = None

@@ -186,15 +186,26 @@ def _junit_case(out: IO[str], s: ScenarioResult, e: ExpectationResult, name: str
     out.write("    </testcase>\n")
 
 
+def _junit_counts(s: ScenarioResult) -> tuple[int, int, int, int]:
+    """tests, failures, errors, skipped of a scenario's ``<testsuite>``: its testcases as written, an
+    ERROR's ``run`` case counted beside the expectations evaluated before it."""
+    errors = 1 if s.error else 0
+    fails = sum(1 for e in s.expectations if e.outcome in (Outcome.FAIL, Outcome.XPASS))
+    skips = sum(1 for e in s.expectations if e.outcome is Outcome.XFAIL)
+    return len(s.expectations) + errors, fails, errors, skips
+
+
 def write_junit(summary: RunSummary, path: Path) -> None:
+    """The JUnit XML report; ``<testsuites>`` carries the run's totals (the sum of its suites')."""
     out = io.StringIO()
     out.write('<?xml version="1.0" encoding="UTF-8"?>\n')
-    out.write(f'<testsuites name="phoneemu" time="{summary.duration_s:.3f}">\n')
+    total = [sum(c) for c in zip(*(_junit_counts(s) for s in summary.scenarios), strict=True)] or [0] * 4
+    total[0] += len(summary.not_run)
+    total[3] += len(summary.not_run)
+    out.write(f'<testsuites name="phoneemu" tests="{total[0]}" failures="{total[1]}" errors="{total[2]}" '
+              f'skipped="{total[3]}" time="{summary.duration_s:.3f}">\n')
     for s in summary.scenarios:
-        tests = max(1, len(s.expectations))
-        fails = sum(1 for e in s.expectations if e.outcome in (Outcome.FAIL, Outcome.XPASS))
-        skips = sum(1 for e in s.expectations if e.outcome is Outcome.XFAIL)
-        errors = 1 if s.error else 0
+        tests, fails, errors, skips = _junit_counts(s)
         out.write(f"  <testsuite name={quoteattr(s.name)} tests=\"{tests}\" failures=\"{fails}\" "
                   f"errors=\"{errors}\" skipped=\"{skips}\" time=\"{s.duration_s:.3f}\" "
                   f"file={quoteattr(s.path)}>\n")
@@ -203,7 +214,8 @@ def write_junit(summary: RunSummary, path: Path) -> None:
             out.write("    <properties>" + "".join(f"<property name={quoteattr(k)} value={quoteattr(v)}/>"
                                                    for k, v in props) + "</properties>\n")
         if s.error:
-            out.write(f'    <testcase classname={quoteattr(s.name)} name="run" time="0">\n'
+            out.write(f'    <testcase classname={quoteattr(s.name)} name="run" file={quoteattr(s.path)} '
+                      f'time="0">\n'
                       f'      <error message={quoteattr(s.error)}/>\n    </testcase>\n')
         seen: dict[str, int] = {}
         for e in s.expectations:

@@ -247,11 +247,21 @@ def _expect_lab_keys(scenario: Scenario) -> None:
                 key_supply.expect(KeySpec.parse(str(spec.options.get("key", "rsa2048"))))
 
 
+def _cancelled_is_no_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A loop exception handler: a cancelled task is no error to print. A lab server's connection
+    handler cancelled at a time limit made Python 3.11's ``start_server`` callback print a
+    CancelledError traceback (it asks a cancelled task for its exception; 3.12 does not)."""
+    if isinstance(context.get("exception"), asyncio.CancelledError):
+        return
+    loop.default_exception_handler(context)
+
+
 async def run_scenario(scenario: Scenario, options: RunOptions, result: ScenarioResult | None = None,
                        tracker: StepTracker | None = None) -> ScenarioResult:
     """Run one scenario, filling ``result`` (a new one if None) as expectations are evaluated, so
     that what was evaluated before an interruption is still there for the report. ``tracker`` follows
     the step under way (the time limit's message names it)."""
+    asyncio.get_running_loop().set_exception_handler(_cancelled_is_no_error)
     _expect_lab_keys(scenario)
     from phoneemu.scenario.world import World  # imported late: pulls in lab and phone
 
