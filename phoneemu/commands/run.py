@@ -46,8 +46,9 @@ after the limit is killed (the scenario is an ERROR naming it) and a fresh one r
 sequential run whose scenario cannot be stopped at all (blocking code that neither cancellation nor a
 signal interrupts) is abandoned %(late)g s after the limit: the reports are written with it as
 ERROR and the rest not run; exit status 1.
-Ctrl-C stops the run and keeps what it found: the report (and --junit/--json) is written with the
-scenario under way as ERROR (interrupted) and the rest listed as not run; exit status 130.
+Ctrl-C (or SIGTERM) stops the run and keeps what it found: the report (and --junit/--json) is written
+with the scenario under way as ERROR (interrupted) — with -j, the scenarios under way in the workers,
+stopped at once, are listed with the rest as not run — and the rest listed as not run; exit status 130.
 """
 
 
@@ -56,7 +57,7 @@ def register(sub: Any) -> None:
                        description="Run scenario files: clusters, phones, steps and expectations.",
                        epilog=_EPILOG.replace("%(late)g", f"{2 * GRACE_S:g}"),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or folders (*.yaml)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or folders (*.yaml, *.yml)")
     p.add_argument("--junit", type=Path, metavar="FILE", help="write a JUnit XML report")
     p.add_argument("--json", type=Path, metavar="FILE", help="write a JSON report")
     p.add_argument("--capture", type=Path, metavar="DIR",
@@ -107,7 +108,7 @@ def _term_as_interrupt() -> tuple[Any, Any]:
 def _load_all(paths: list[str]) -> list[Scenario]:
     files = discover(paths)
     if not files:
-        raise ScenarioError("no scenario files (*.yaml) found", file=" ".join(paths))
+        raise ScenarioError("no scenario files (*.yaml, *.yml) found", file=" ".join(paths))
     scenarios: list[Scenario] = []
     mistakes: list[ScenarioError] = []
     for f in files:  # every file's mistakes, all in one error: nothing runs until all are fixed

@@ -273,14 +273,16 @@ class _Ctx:
         return ScenarioError(message, file=self.path, line=node.line, path=field)
 
     def mapping(self, node: _Node, field: str, allowed: Iterable[str] | None = None,
-                required: Iterable[str] = ()) -> dict[str, _Node]:
+                required: Iterable[str] = (), refused: Iterable[str] = ()) -> dict[str, _Node]:
+        """``node``'s mapping; a key not ``allowed`` is a mistake naming the allowed ones. ``refused``: keys
+        let through for the caller to refuse with a message of its own, never offered as allowed."""
         if not isinstance(node.value, dict):
             raise self.fail(node, field, f"expected a mapping, got {type(node.value).__name__}")
         m: dict[str, _Node] = node.value
         if allowed is not None:
             allowed_set = set(allowed)
             for key, val in m.items():
-                if key not in allowed_set:
+                if key not in allowed_set and key not in refused:
                     raise self.fail(val, f"{field}.{key}", f"unknown field{_did_you_mean(key, allowed_set)} "
                                     f"(expected one of: {', '.join(sorted(allowed_set))})")
         for key in required:
@@ -290,7 +292,9 @@ class _Ctx:
 
     def string(self, node: _Node, field: str) -> str:
         if not isinstance(node.value, (str, int)) or isinstance(node.value, bool):
-            raise self.fail(node, field, f"expected text, got {_plain(node)!r}")
+            hint = (f' (YAML reads an unquoted {node.raw} as a boolean: write "{node.raw}" if you meant the '
+                    "word)" if isinstance(node.value, bool) and node.raw else "")
+            raise self.fail(node, field, f"expected text, got {_plain(node)!r}{hint}")
         return str(node.value)
 
     def quoted(self, node: _Node, field: str, what: str) -> str:
@@ -422,9 +426,9 @@ def _timing(ctx: _Ctx, node: _Node, field: str,
 
 def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec]) -> PhoneGroup:
     field = f"phones.{name}"
-    allowed = ("cluster", "count", "mac_start", "mac", "profile", "encrypt", "symmetric_key", "capf", "flash",
-               "registered", "tftp", "http", "tvs")  # flash: refused below, with the way to get its effect
-    m = ctx.mapping(node, field, allowed=allowed)
+    allowed = ("cluster", "count", "mac_start", "mac", "profile", "encrypt", "symmetric_key", "capf",
+               "registered", "tftp", "http", "tvs")
+    m = ctx.mapping(node, field, allowed=allowed, refused=("flash",))  # refused below, with the way out
     default_cluster = next(iter(clusters)) if clusters else ""
     cluster = ctx.string(m["cluster"], f"{field}.cluster") if "cluster" in m else default_cluster
     if cluster not in clusters:
@@ -812,6 +816,8 @@ def _expectation(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGrou
                 typed.append(ctx.string(item, at))
                 if not typed[-1].strip():
                     raise ctx.fail(item, at, "empty text (it would match anything)")
+                if key == "reason":
+                    _reason_code(ctx, item, at, typed[-1])
             if allowed is not None and item.value not in allowed:
                 raise ctx.fail(item, f"{field}.{key}",
                                f"unknown value {item.value!r} (expected one of: {', '.join(allowed)})")
@@ -828,6 +834,21 @@ def _expectation(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGrou
         xfail=_xfail_reason(ctx, m["xfail"], f"{field}.xfail") if "xfail" in m else None,
         label=ctx.string(m["label"], f"{field}.label") if "label" in m else None,
     )
+
+
+_CODE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)+")
+
+
+def _reason_code(ctx: _Ctx, node: _Node, field: str, value: str) -> None:
+    """A ``reason`` written as a code (lower-case words joined by ``-``) must be part of a rejection code
+    (:class:`~phoneemu.errors.VerifyReason`): a misspelt one would never match, and under ``xfail`` stay
+    an expected failure for ever. Other text is matched against the decisions' reasons as written."""
+    from phoneemu.errors import VerifyReason
+
+    codes = [r.value for r in VerifyReason]
+    if _CODE.fullmatch(value) and not any(value in code for code in codes):
+        raise ctx.fail(node, field, f"unknown reason code {value!r}{_did_you_mean(value, codes)} (codes: "
+                       f"{', '.join(codes)}; other text is matched in the decisions' reasons as written)")
 
 
 def _xfail_reason(ctx: _Ctx, node: _Node, field: str) -> str:

@@ -143,3 +143,30 @@ def test_sigterm_cancels_the_scenario_not_whatever_task_ran() -> None:
         if old_int is signal.SIG_IGN:
             signal.signal(signal.SIGINT, old_int)
     assert seen == ["scenario cancelled"]
+
+
+def test_a_misspelt_reason_code_is_refused() -> None:
+    """``reason: tvs-unreachble`` matched no rejection ever: under ``xfail`` the expectation stayed XFAIL
+    for ever and the run green. A code (words joined by ``-``) must be part of a rejection code; other
+    text is still matched in the decisions' reasons as written."""
+    err = loader_error("- expect: {phones: a, reason: tvs-unreachble, xfail: waiting for a fix}")
+    assert "unknown reason code 'tvs-unreachble'" in str(err) and "did you mean 'tvs-unreachable'" in str(err)
+    for good in ("tvs-unreachable", "signer", "tvs", "unknown-signer", "no TVS server answered"):
+        load_text(_HEAD.format(name="ok") + f"  - expect: {{phones: a, reason: {good}}}\n", "t.yaml")
+
+
+def test_an_unquoted_yes_says_yaml_read_a_boolean() -> None:
+    """``config: yes`` said only 'expected text, got True'."""
+    err = loader_error("- expect: {phones: a, config: yes}")
+    assert 'YAML reads an unquoted yes as a boolean: write "yes"' in str(err)
+
+
+def test_flash_is_not_offered_as_a_phone_group_field() -> None:
+    """An unknown field of a phone group lists the fields it may have; ``flash`` is always refused (with
+    its own way out), so it is not one of them."""
+    with pytest.raises(ScenarioError) as info:
+        load_text('name: t\nphones:\n  a: {mac: "0A00000F0001", flsh: x}\nsteps:\n  - boot: all\n', "t.yaml")
+    listed = str(info.value).split("expected one of: ", 1)[1]
+    assert "flash" not in listed and "profile" in listed
+    with pytest.raises(ScenarioError, match=r"phones\.a\.flash: not supported"):
+        load_text('name: t\nphones:\n  a: {mac: "0A00000F0001", flash: x}\nsteps:\n  - boot: all\n', "t.yaml")
