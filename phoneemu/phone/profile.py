@@ -20,7 +20,7 @@ Our conventions (spec [UNK]): exact model limits (RSA size, EC support, TLS vers
 checksum style) are plausible values for the model generation, not published figures.
 ``config_policy`` is ``"encrypted-first"`` (ask ``.enc.sgn`` then ``.sgn`` then plain, spec §C.6
 row 5), ``"short-config-first"`` (CSF/PKI style: the short config decides, spec §G.12) or
-``"plain"`` (legacy: plain config only).
+``"plain"`` (legacy: no encrypted config — the plain config, or the signed one once it holds a CTL).
 """
 
 from __future__ import annotations

@@ -840,8 +840,14 @@ def static_request_name(store: TrustStore, profile: PhoneProfile, name: str) -> 
 
 def _decrypt_config(store: TrustStore, ef: encrypted.EncryptedFile, file_name: str, *, profile: PhoneProfile,
                     reason: str, signer: str, accept: _Accept, reject: _Reject) -> Decision:
-    """§G.12 step 3: unwrap with LSC/MIC (PKI) or the manual key (symmetric), decrypt, check hash."""
+    """§G.12 step 3: unwrap with LSC/MIC (PKI) or the manual key (symmetric), decrypt, check hash. The
+    plaintext hash (tag 26) is the phone's own computation, signer checked or not: a model that does
+    not have that hash cannot check it (§A.4: SHA-512 stops the phones without it), so it refuses."""
     capf = "start-capf" if profile.capf and profile.pki_capable else None
+    alg = ef.encryption.hash_alg
+    if alg is not None and not profile.supports_hash(alg):
+        return reject("G.12.3-decrypt-failed", f"decrypt file failed: plaintext hash code {alg} not "
+                      f"supported by {profile.name}", VerifyReason.UNSUPPORTED_HASH, signer=signer)
     try:
         if ef.method == "symmetric":
             if store.symmetric_key is None:
@@ -917,12 +923,15 @@ def decide_short_config(store: TrustStore, cfg: DeviceConfig, *, profile: PhoneP
 
 
 def config_request_names(store: TrustStore, profile: PhoneProfile, mac: str) -> tuple[str, ...]:
-    """Config names to ask for, in order (spec §C.6 row 5; policy per profile)."""
+    """Config names to ask for, in order (spec §C.6 row 5; policy per profile): the signed config when a
+    trust list is installed, else the plain one — a legacy ``plain`` phone too (no encrypted config):
+    holding a mixed-mode cluster's CTL it accepts only signed files (§G.4), so asking for the plain one
+    alone it could never take a config there."""
     base = config_fmt.config_file_name(mac, "plain")
     trusted = _anchors(store, profile) == "full"
     names: list[str] = []
     if profile.config_policy == "plain":
-        return (base,)
+        return (base + ".sgn" if trusted else base,)
     wants_enc = store.symmetric_key is not None or (
         store.config is not None and store.config.config.encr_config)
     if profile.config_policy == "encrypted-first" and wants_enc:

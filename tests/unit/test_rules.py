@@ -537,6 +537,21 @@ def test_encrypted_symmetric() -> None:
     assert "signer-not-checked" in d2.reason
 
 
+def test_encrypted_config_with_a_plaintext_hash_the_model_lacks_is_refused() -> None:
+    """The plaintext hash (tag 26) is the phone's own check, even where it ignores the signer (§C.3): a
+    SHA-1-only model cannot compute SHA-512 (§A.4), so it refuses the file — it was decrypted and
+    'hash checked' with a hash the model does not have."""
+    key = bytes(range(16))
+    data = encrypted.build_symmetric(plaintext=xml(), filename=CFG + ".enc.sgn", signer=ident("cm-b").signer,
+                                     key=key, timestamp=NOW, hash_alg=3, rand=random.Random(3).randbytes)
+    s = new_store(PSYM)
+    install(s, "ITL", itl_a(), PSYM)
+    s.set_symmetric_key(key)
+    assert not PSYM.supports_hash(3)
+    expect(rules.decide_config(s, CFG + ".enc.sgn", data, profile=PSYM, now=NOW), "G.12.3-decrypt-failed",
+           False, VerifyReason.UNSUPPORTED_HASH)
+
+
 def test_short_config() -> None:
     phone = ident("mic-phone")
     s = new_store(mic=phone)
@@ -630,6 +645,11 @@ def test_config_request_names() -> None:
     sym.set_symmetric_key(bytes(range(16)))
     assert rules.config_request_names(sym, PSYM, MAC) == (CFG + ".enc.sgn", CFG)
     assert rules.config_request_names(s, P7940, MAC) == (CFG,)
+    # a legacy phone holding a mixed-mode cluster's CTL accepts only signed configs (§G.4): it asks for
+    # the signed one (§C.6 row 5; it asked for the plain one alone and could never take a config)
+    legacy = new_store(P7940)
+    install(legacy, "CTL", ctl_a(), P7940)
+    assert rules.config_request_names(legacy, P7940, MAC) == (CFG + ".sgn",)
 
 
 def test_every_rule_name_in_the_code_is_documented() -> None:
