@@ -32,6 +32,12 @@ Rules (RFC 2246 TLS 1.0, RFC 5246 TLS 1.2, RFC 5288 GCM, RFC 7366 encrypt-then-M
   plaintext (zero padding removed). A KeyUpdate is reported (its next keys are not in the log).
 * Application data (type 23) of each direction is returned in order; the Finished message and
   alerts are not. A stream cut short (a gap in the capture) ends at its last whole record.
+* The certificate a server presented (:func:`presented_certificate`, what a client that refused it
+  was shown, spec §E.1): TLS 1.0-1.2 send it in clear (:mod:`phoneemu.net.tls_handshake`); TLS 1.3
+  encrypts it under the server's handshake traffic secret (``SERVER_HANDSHAKE_TRAFFIC_SECRET`` in the
+  key log): its handshake records are opened with ``HKDF-Expand-Label(secret, "key" / "iv")``, the
+  sequence number counting from 0, and the first certificate of its Certificate message (RFC 8446
+  §4.4.2) is taken.
 """
 
 from __future__ import annotations
@@ -44,10 +50,12 @@ from pathlib import Path
 from phoneemu.crypto.cipher import aead_decrypt, aes_cbc_decrypt, aes_gcm_decrypt
 from phoneemu.errors import DecodeError, DecryptionError, SizeLimitError
 from phoneemu.files import read_at_most
+from phoneemu.net.tls_handshake import HANDSHAKE_LIMIT, server_certificate
 
 __all__ = [
     "KEYLOG_LIMIT", "SUITES", "SUITES_13", "DecryptedTls", "KeyLog", "Suite", "decrypt_tls",
-    "hkdf_expand_label", "key_problem", "parse_keylog", "read_in_clear", "read_keylog",
+    "hkdf_expand_label", "key_problem", "parse_keylog", "presented_certificate", "read_in_clear",
+    "read_keylog",
 ]
 
 FMT = "tls"
@@ -101,11 +109,13 @@ _MAC_LEN = {"sha1": 20, "sha256": 32, "sha384": 48}
 
 # --------------------------------------------------------------------------- key log
 _TLS13_LABELS = ("CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0")
+_SERVER_HANDSHAKE = "SERVER_HANDSHAKE_TRAFFIC_SECRET"  # opens the server's TLS 1.3 certificate
 
 
 @dataclass(frozen=True)
 class KeyLog:
-    """Secrets by client random: TLS 1.0-1.2 master secrets, TLS 1.3 first traffic secrets."""
+    """Secrets by client random: TLS 1.0-1.2 master secrets, TLS 1.3 first traffic secrets (and the
+    server's handshake traffic secret)."""
 
     masters: dict[bytes, bytes] = field(default_factory=dict)
     traffic: dict[bytes, dict[str, bytes]] = field(default_factory=dict)
@@ -115,11 +125,13 @@ class KeyLog:
 
 
 def parse_keylog(text: str, *, source: str = "keylog") -> KeyLog:
-    """The ``CLIENT_RANDOM`` and TLS 1.3 ``*_TRAFFIC_SECRET_0`` lines (see module rules)."""
+    """The ``CLIENT_RANDOM``, TLS 1.3 ``*_TRAFFIC_SECRET_0`` and ``SERVER_HANDSHAKE_TRAFFIC_SECRET``
+    lines (see module rules)."""
     log = KeyLog()
     for number, line in enumerate(text.splitlines(), 1):
         parts = line.split()
-        if not parts or (parts[0] != "CLIENT_RANDOM" and parts[0] not in _TLS13_LABELS):
+        if not parts or (parts[0] != "CLIENT_RANDOM" and parts[0] not in _TLS13_LABELS
+                         and parts[0] != _SERVER_HANDSHAKE):
             continue
         sizes = (48,) if parts[0] == "CLIENT_RANDOM" else (32, 48)
         try:
@@ -514,3 +526,66 @@ def decrypt_tls(client_stream: bytes, server_stream: bytes,
         client_data=_application_data(client, _Decryptor(sh.version, suite, ckeys, etm, "client")),
         server_data=_application_data(server, _Decryptor(sh.version, suite, skeys, etm, "server")),
         description=f"{_VERSIONS[sh.version]} {suite.name}")
+
+
+def _certificate_13(server: list[_Record], secret: bytes, suite: tuple[str, str, int, str]
+                    ) -> tuple[bytes | None, str]:
+    """The first certificate of the server's TLS 1.3 Certificate message, its handshake records opened
+    with the server handshake traffic secret (module rules), or why there is none."""
+    _name, aead, key_len, hash_name = suite
+    key = hkdf_expand_label(secret, "key", key_len, hash_name)
+    iv = int.from_bytes(hkdf_expand_label(secret, "iv", 12, hash_name), "big")
+    data = bytearray()
+    seq = 0
+    for r in server:
+        if len(data) >= HANDSHAKE_LIMIT:
+            break
+        if r.type != _APPDATA:
+            continue  # the ServerHello, a compatibility ChangeCipherSpec
+        nonce = (iv ^ seq).to_bytes(12, "big")
+        header = struct.pack("!BHH", r.type, r.version, len(r.body))
+        try:
+            inner = aead_decrypt(aead, key, nonce, r.body, header)
+        except DecryptionError:
+            break  # past the handshake (traffic keys), or a wrong secret
+        seq += 1
+        inner = inner.rstrip(b"\x00")
+        if inner[-1:] != bytes([_HANDSHAKE]):
+            break
+        data += inner[:-1]
+    at = 0
+    while at + 4 <= len(data):
+        kind, n = data[at], int.from_bytes(data[at + 1:at + 4], "big")
+        body = bytes(data[at + 4:at + 4 + n])
+        at += 4 + n
+        if kind != 11 or len(body) < n:
+            continue
+        start = 1 + (body[0] if body else 0) + 3  # certificate_request_context, certificate_list length
+        size = int.from_bytes(body[start:start + 3], "big")
+        if size == 0 or start + 3 + size > len(body):
+            return None, "the Certificate message's first certificate does not frame"
+        return body[start + 3:start + 3 + size], ""
+    return None, "no Certificate message in the handshake records that open with the key log's secret"
+
+
+def presented_certificate(client_stream: bytes, server_stream: bytes, keylog: KeyLog | dict[bytes, bytes]
+                          ) -> tuple[bytes | None, str]:
+    """The certificate (DER) the server of a captured connection presented (module rules), or None and
+    why not: TLS 1.0-1.2 read in clear, TLS 1.3 opened with the key log's server handshake secret."""
+    try:
+        ch = _hello(_records(client_stream, "client"), "client", 1)
+        server = _records(server_stream, "server")
+        sh = _hello(server, "server", 2)
+    except DecodeError as exc:
+        return None, f"the handshake does not frame: {exc}"
+    if not sh.tls13:
+        cert, _version, why = server_certificate(server_stream)
+        return cert, why
+    log = keylog if isinstance(keylog, KeyLog) else KeyLog(masters=dict(keylog))
+    secret = log.traffic.get(ch.random, {}).get(_SERVER_HANDSHAKE)
+    if sh.suite not in SUITES_13:
+        return None, f"TLS 1.3 cipher suite 0x{sh.suite:04x} not supported"
+    if secret is None:
+        return None, ("TLS 1.3 sends the certificate encrypted: no SERVER_HANDSHAKE_TRAFFIC_SECRET in the "
+                      "key log")
+    return _certificate_13(server, secret, SUITES_13[sh.suite])

@@ -33,11 +33,13 @@ from phoneemu.net.tls_client import TlsClientConnection
 from phoneemu.protocols import tvs
 from phoneemu.values import host_port
 
-__all__ = ["NO_TVS_ANSWER", "ServerAddress", "TvsReply", "default_tls_context", "server_order",
-           "tvs_exchange", "tvs_query", "tvs_verify"]
+__all__ = ["NO_TVS_ANSWER", "SERVER_REFUSED", "ServerAddress", "TvsReply", "default_tls_context",
+           "server_order", "tvs_exchange", "tvs_query", "tvs_verify"]
 
 #: How a TVS failure of every server begins; each server's own failure follows, ``; ``-separated.
 NO_TVS_ANSWER = "no TVS server answered: "
+#: A server's failure (after ``HOST:PORT: ``) when the phone refused its certificate (spec §E.1).
+SERVER_REFUSED = "TVS certificate not accepted (not the ITL TVS record)"
 
 _MAX_READS = 4096  # a response is at most a few hundred KiB: bounded all the same
 _session_ids = itertools.count(1)
@@ -115,9 +117,7 @@ async def _one(host: str, port: int, request: tvs.TvsMessage, *, timeout: float,
     try:
         cert = conn.peer_cert
         if accept_server is not None and not accept_server(cert):
-            raise TransportError(f"{host_port(host, port)}: TVS certificate not accepted "
-                                 "(not the ITL TVS record)",
-                                 kind="tls")
+            raise TransportError(f"{host_port(host, port)}: {SERVER_REFUSED}", kind="tls")
         exchange = tvs.TvsClientExchange(request)
         async with asyncio.timeout_at(conn.deadline):  # connect + handshake + exchange: one bound
             await conn.send(exchange.request_bytes)

@@ -673,10 +673,11 @@ async def replay_boots(boots: Sequence[ReplayBoot], mac: str, *, profile: str = 
         return None
 
     window = {"start": 0.0, "stop": 0.0}  # ranks in capture order (module rules)
+    clients: dict[str, frozenset[str]] = {"own": frozenset()}  # the boot's addresses no other phone uses
     tvs = offline_tvs(tvs_certs, tvs_roles)
     if tvs_capture is not None:
         tvs = tvs_capture.asker(lambda: (window["start"], window["stop"]),
-                                fallback=tvs if tvs_certs else None)
+                                fallback=tvs if tvs_certs else None, clients=lambda: clients["own"])
     phone = Phone(mac=mac, profile=get_profile(profile), flash=None, clock=lambda: current["t"],
                   tvs=tvs, capf=no_capf, sleep=no_sleep,
                   image_signers=tuple(image_signers), capf_retries=0)
@@ -692,6 +693,7 @@ async def replay_boots(boots: Sequence[ReplayBoot], mac: str, *, profile: str = 
     for i, b in enumerate(boots):
         window["start"] = b.order
         window["stop"] = boots[i + 1].order if i + 1 < len(boots) else float("inf")
+        clients["own"] = frozenset(d.client[0] for d in b.own) - shared_addresses
         if now is None:
             current["t"] = max(current["t"], int(b.start))  # never back (module rules)
         fetcher = ReplayFetcher(b)

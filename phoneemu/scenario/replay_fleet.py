@@ -24,7 +24,10 @@ boots, windows and answers :mod:`phoneemu.scenario.replay`'s):
 * **TVS** (``--keylog``): the exchanges of every phone are kept, each counted at
   :data:`EXCHANGE_COST` against the half of the budget above (an answer's certificate and a query's
   issuer held once for all exchanges that carry them), at most :data:`MAX_FLEET_EXCHANGES`; beyond,
-  counted, with a warning; each phone's queries are answered from its own, as for one phone.
+  counted, with a warning; each phone's queries are answered from its own, as for one phone. So are
+  the connections whose client sent nothing after the handshake (a TVS server the phone refused,
+  :mod:`phoneemu.scenario.replay_tvs`), each counted at :data:`PRESENTED_COST` (the certificate held
+  once for all of them) within the same half and the same maximum, beyond: counted, with a warning.
 * **SIP**: every phone's SIP connections are kept (:mod:`phoneemu.scenario.replay_sip`, at most
   :data:`~phoneemu.scenario.replay_sip.MAX_CONNECTIONS`) and each is checked as for one phone: by the
   device it names, else by its client address when only that phone fetched files from it.
@@ -58,10 +61,18 @@ from phoneemu.scenario.replay import (
     replay_boots,
 )
 from phoneemu.scenario.replay_sip import MAX_CONNECTIONS, MAX_MEDIA_FLOWS, CapturedSip, SipCollector
-from phoneemu.scenario.replay_tvs import ScanWarnings, TvsCapture, TvsCollector, feed_capture, no_tvs
+from phoneemu.scenario.replay_tvs import (
+    MAX_CERTIFICATES,
+    ScanWarnings,
+    TvsCapture,
+    TvsCollector,
+    feed_capture,
+    no_tvs,
+)
+from phoneemu.values import host_port
 
-__all__ = ["DESCRIPTION_COST", "EXCHANGE_COST", "MAX_FLEET_EXCHANGES", "MAX_SPOOL", "FleetCapture",
-           "PhoneReplay", "replay_fleet", "scan_fleet"]
+__all__ = ["DESCRIPTION_COST", "EXCHANGE_COST", "MAX_FLEET_EXCHANGES", "MAX_SPOOL", "PRESENTED_COST",
+           "FleetCapture", "PhoneReplay", "replay_fleet", "scan_fleet"]
 
 MAX_SPOOL = 4 << 30
 """Bytes of downloaded files the spool holds on disk (identical files once)."""
@@ -72,6 +83,10 @@ capture, its addresses and endpoints held once)."""
 EXCHANGE_COST = 1536
 """What one kept TVS exchange counts against the overall budget (its request and answer as CPython
 holds them, the answer's certificate shared with the exchanges that carry the same one)."""
+PRESENTED_COST = 384
+"""What one kept connection without a request counts against the overall budget (its record, client
+endpoint, rank and time as CPython holds them: measured ~230 bytes; the server's endpoint and the
+certificate shared)."""
 MAX_FLEET_EXCHANGES = 1_000_000
 """TVS exchanges kept for ``--all`` at most, whatever the budget (each phone's queries are answered
 from its own)."""
@@ -179,11 +194,24 @@ class _FleetTvs(TvsCollector):
         super().__init__(secrets, limit=MAX_FLEET_EXCHANGES)
         self.allowance, self.warn = allowance, warn
         self.not_kept = 0
+        self.presented_not_kept = 0
         self._once = _Once()
 
     def connection(self, **kw: Any) -> None:
-        before = len(self.found)
+        before, shown = len(self.found), len(self.presented)
         super().connection(**kw)
+        for i in range(len(self.presented) - 1, shown - 1, -1):
+            c = self.presented[i]
+            if not self.allowance.take(PRESENTED_COST):
+                del self.presented[i]
+                self.unlisted_presented += 1
+                self.presented_not_kept += 1
+                if self.presented_not_kept == 1:
+                    self.warn(f"TLS {c.client[0]} -> {host_port(*c.server)}: the TVS exchanges and downloads "
+                              "kept would hold more than half the overall budget (--max-memory): this "
+                              "connection without a request and the later ones are not kept")
+                continue
+            self.presented[i] = dataclasses.replace(c, server=self._once(c.server))  # clients differ
         for i in range(len(self.found) - 1, before - 1, -1):
             ex = self.found[i]
             if not self.allowance.take(EXCHANGE_COST):
@@ -436,6 +464,10 @@ def scan_fleet(path: str | Path, *, secrets: KeyLog | None = None, limits: Limit
         notes.append(f"{collector.unlisted} TVS exchange(s) not kept (beyond "
                      f"{MAX_FLEET_EXCHANGES}, or half the overall budget: raise --max-memory): those "
                      "phones' queries are answered as not captured")
+    if collector is not None and collector.unlisted_presented:
+        notes.append(f"{collector.unlisted_presented} TLS connection(s) without a request not kept (beyond "
+                     f"{MAX_FLEET_EXCHANGES}, {MAX_CERTIFICATES} distinct server certificates, or half the "
+                     "overall budget): a TVS server those phones refused is not known")
     if sips.unlisted:
         notes.append(f"{sips.unlisted} SIP connection(s) not checked (beyond {MAX_CONNECTIONS})")
     if sips.flows_not_kept:

@@ -18,31 +18,59 @@ Rules (spec §E.1 TLS, §E.2 framing, §E.5/§E.6 QUERY and its answer; *our con
   valid answer with a certificate becomes that certificate, its roles and TTL; any other status is
   "not found"; a captured request without an answer, or no captured exchange at all, is
   "unreachable" — unless ``--tvs-cert`` is given, which then answers as without a key log.
+* **A TVS server the phone refused** (spec §E.1, §G.3.4 ``tvs-server-untrusted``): a phone that does
+  not find the TVS certificate among its ITL TVS records hangs up after the handshake and sends no
+  QUERY. So each decrypted TLS connection whose client sent no application data is kept with the
+  certificate its server presented (:func:`phoneemu.net.tls_decrypt.presented_certificate`: in clear
+  up to TLS 1.2, from the handshake the key log opens in TLS 1.3) — :class:`CapturedCert`; at most
+  ``limit`` of them, beyond that only those of the replayed phone (the MAC of a client certificate,
+  else its client addresses) up to twice ``limit`` in all; one copy of each distinct certificate, at
+  most :data:`MAX_CERTIFICATES` (the others counted). *Our convention*: when a boot's window holds no
+  QUERY of the phone to answer with, its TVS servers are taken in the order the phone tries them
+  (§E.1), and for each the first such connection to that address and port inside the window not used
+  yet — from a client address of the boot (one no other phone uses), else from any client when the
+  phone's addresses are shared (a fleet on one host), never one whose client certificate names
+  another phone — is judged by the phone's own server check (the ``accept_server`` of its TVS
+  exchange, the one the live client runs). Every server refused that way: no TVS server answered,
+  naming each, as the live client says it (rule ``G.3.4-tvs-server-untrusted``); a server without
+  such a connection counts as not reached; one the phone accepts would have been asked: its QUERY is
+  not in the capture ("unreachable" as above). A connection refused or never answered stays
+  "unreachable". The refusal comes before ``--tvs-cert``: a phone that refuses the server never asks it.
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
+import ipaddress
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from phoneemu.errors import DecodeError, TransportError
 from phoneemu.net.capture import PcapPacket, read_pcap
-from phoneemu.net.tls_decrypt import KeyLog, decrypt_tls, key_problem
+from phoneemu.net.tls_decrypt import KeyLog, decrypt_tls, key_problem, presented_certificate
+from phoneemu.net.tls_handshake import client_certificate, device_of_certificate
+from phoneemu.net.tvs_client import NO_TVS_ANSWER, SERVER_REFUSED, server_order
 from phoneemu.protocols import tvs
 from phoneemu.scenario._capture_flows import MAX_TLS_STREAM, Endpoint, FlowScanner, Limits
 from phoneemu.scenario.replay import CaptureIndex, phone_sink
 from phoneemu.values import host_port
 
-__all__ = ["MAX_LISTED_EXCHANGES", "CaptureScan", "CapturedTvs", "ScanWarnings", "TvsCapture", "TvsCollector",
-           "feed_capture", "no_tvs", "scan_capture", "tvs_from_packets"]
+__all__ = ["MAX_CERTIFICATES", "MAX_LISTED_EXCHANGES", "REFUSED", "CaptureScan", "CapturedCert",
+           "CapturedTvs", "ScanWarnings", "TvsCapture", "TvsCollector", "feed_capture", "no_tvs",
+           "scan_capture", "tvs_from_packets"]
 
 _MAX_MESSAGES = 64  # TVS requests of one connection taken (phones send one, §E.7)
 MAX_LISTED_EXCHANGES = 10_000
 """TVS exchanges (and undecryptable connections) kept of other phones than the replayed one."""
+MAX_CERTIFICATES = 1_000
+"""Distinct server certificates kept of connections without a request (module rules)."""
+REFUSED = SERVER_REFUSED
+"""What the phone's TVS client says of a server whose certificate it refused (after ``HOST:PORT: ``,
+:data:`phoneemu.net.tvs_client.SERVER_REFUSED`)."""
 _SEP_MAC = re.compile(r"SEP([0-9A-Fa-f]{12})")
 
 
@@ -86,6 +114,28 @@ class CapturedTvs:
                 f"({self.tls})")
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CapturedCert:
+    """A TLS connection whose client sent nothing after the handshake, and the certificate its server
+    presented (module rules, "A TVS server the phone refused")."""
+
+    start: float
+    client: Endpoint
+    server: Endpoint
+    certificate: bytes
+    order: int = 0  # rank of the connection in capture order
+    mac: str | None = None  # the phone its client certificate names (mutual TLS), if any
+
+
+def _host_key(host: str) -> str:
+    """An address as compared between a config and a capture (``[::1]``, ``::0:1`` and ``::1`` alike)."""
+    bare = host.strip("[]")
+    try:
+        return ipaddress.ip_address(bare).compressed
+    except ValueError:
+        return bare.lower()
+
+
 @dataclass(frozen=True, kw_only=True)
 class TvsCapture:
     """What the key log opened: the TVS exchanges, and the TLS connections it could not."""
@@ -96,6 +146,9 @@ class TvsCapture:
     problems: tuple[str, ...]
     unlisted: int = 0  # exchanges decrypted but not kept (other phones', beyond MAX_LISTED_EXCHANGES)
     unlisted_problems: int = 0
+    #: connections without a request and the certificate each server presented (module rules)
+    presented: tuple[CapturedCert, ...] = ()
+    unlisted_presented: int = 0
 
     @property
     def decrypted(self) -> int:
@@ -111,13 +164,61 @@ class TvsCapture:
                 out.setdefault(_mac_in(ex.request.device_name), []).append(i)
         return out
 
-    def asker(self, window: Callable[[], tuple[float, float]], fallback: Any = None) -> Any:
+    @functools.cached_property
+    def _presented_at(self) -> dict[tuple[str, int], tuple[list[int], list[int]]]:
+        """Per server address and port: the ranks of :attr:`presented` there and their indices, in
+        capture order."""
+        out: dict[tuple[str, int], tuple[list[int], list[int]]] = {}
+        for i in sorted(range(len(self.presented)), key=lambda i: self.presented[i].order):
+            c = self.presented[i]
+            ranks, indices = out.setdefault((_host_key(c.server[0]), c.server[1]), ([], []))
+            ranks.append(c.order)
+            indices.append(i)
+        return out
+
+    def _shown(self, host: str, port: int, *, mac: str | None, window: tuple[float, float],
+               clients: frozenset[str], used: set[int]) -> CapturedCert | None:
+        """The first connection to ``host:port`` in ``window`` the phone may have made (module rules),
+        not in ``used`` (then added to it); ``clients``: the boot's own addresses (empty: any)."""
+        ranks, indices = self._presented_at.get((_host_key(host), port), ([], []))
+        for i in indices[bisect.bisect_left(ranks, window[0]):bisect.bisect_left(ranks, window[1])]:
+            c = self.presented[i]
+            if i in used or (c.mac is not None and c.mac != mac) or (clients and c.client[0] not in clients):
+                continue
+            used.add(i)
+            return c
+        return None
+
+    def _refused(self, servers: Any, *, mac: str | None, window: tuple[float, float], clients: frozenset[str],
+                 used: set[int], accept_server: Callable[[bytes | None], bool]) -> TransportError | None:
+        """§E.1 on the certificates the phone's TVS servers presented in the window (module rules): the
+        error of the live client when it refused every one it reached, else None."""
+        failures: list[str] = []
+        refused = False
+        for host, port in server_order(servers):
+            c = self._shown(host, port, mac=mac, window=window, clients=clients, used=used)
+            if c is None:
+                failures.append(f"{host_port(host, port)}: no connection to it in the capture")
+                continue
+            if accept_server(c.certificate):
+                return None  # the phone would have asked this one: its QUERY is not in the capture
+            refused = True
+            failures.append(f"{host_port(host, port)}: {REFUSED}")
+        if not refused:
+            return None
+        last = "tls" if failures[-1].endswith(REFUSED) else "unreachable"
+        return TransportError(NO_TVS_ANSWER + "; ".join(failures), kind=last)
+
+    def asker(self, window: Callable[[], tuple[float, float]], fallback: Any = None,
+              clients: Callable[[], frozenset[str]] | None = None) -> Any:
         """A :class:`~phoneemu.phone.boot.TvsAsker` answering from the capture (module rules);
-        ``window()`` gives the current boot's ``(start, stop)`` ranks in capture order."""
+        ``window()`` gives the current boot's ``(start, stop)`` ranks in capture order, ``clients()``
+        its client addresses no other phone uses (empty, or no ``clients``: any client's connection)."""
         from phoneemu.crypto.certs import normalise_dn
         from phoneemu.phone.store import TvsAnswer, TvsStatus
 
         used: set[int] = set()
+        shown: set[int] = set()  # presented connections used
 
         async def ask(servers: Any, key: Any, *, device_name: str, **kw: Any) -> Any:
             start, stop = window()
@@ -137,6 +238,13 @@ class TvsCapture:
                 if resp.valid and resp.certificate:
                     return TvsAnswer.from_reply(resp.certificate, resp.roles, resp.ttl)
                 return TvsStatus.NOT_FOUND
+            check = kw.get("accept_server")
+            if check is not None and self.presented:
+                refused = self._refused(servers, mac=mac, window=(start, stop), used=shown,
+                                        accept_server=check,
+                                        clients=clients() if clients is not None else frozenset())
+                if refused is not None:
+                    raise refused
             if fallback is not None:
                 return await fallback(servers, key, device_name=device_name, **kw)
             raise TransportError("no such TVS query of this phone in the capture", kind="unreachable")
@@ -167,16 +275,22 @@ def _pair(requests: Sequence[tvs.TvsMessage], responses: Sequence[tvs.TvsMessage
 class TvsCollector:
     """A :class:`~phoneemu.scenario._capture_flows.TlsSink` decrypting each TLS connection as it ends
     and keeping its TVS exchanges: all of them up to ``limit``, beyond that only those of ``mac``
-    (the others are counted in :attr:`TvsCapture.unlisted`)."""
+    (the others are counted in :attr:`TvsCapture.unlisted`); and each connection whose client sent
+    nothing, with the certificate its server presented (module rules; beyond ``limit`` those of
+    ``mac`` or from ``addresses``, the phone's client addresses as the scan learns them)."""
 
     def __init__(self, secrets: KeyLog | dict[bytes, bytes], *, mac: str | None = None,
-                 limit: int = MAX_LISTED_EXCHANGES) -> None:
+                 limit: int = MAX_LISTED_EXCHANGES, addresses: Collection[str] = ()) -> None:
         self.secrets, self.mac, self.limit = secrets, mac, limit
+        self.addresses = addresses  # the replayed phone's client addresses, as the scan learns them
         self.found: list[CapturedTvs] = []
         self.problems: list[str] = []
         self.not_tvs = 0
         self.unlisted = 0
         self.unlisted_problems = 0
+        self.presented: list[CapturedCert] = []
+        self.unlisted_presented = 0
+        self._certificates: dict[bytes, bytes] = {}
 
     def early_problem(self, client_start: bytes, server_start: bytes) -> str | None:
         verdict = key_problem(client_start, server_start, self.secrets)
@@ -202,12 +316,32 @@ class TvsCollector:
             return
         if not pairs:
             self.not_tvs += 1
+            if not plain.client_data:  # the client hung up after the handshake (module rules)
+                self._presented(client, server, start=start, order=order, client_stream=client_stream,
+                                server_stream=server_stream)
         for req, resp in pairs:
             if len(self.found) >= self.limit and (self.mac is None or _mac_in(req.device_name) != self.mac):
                 self.unlisted += 1
                 continue
             self.found.append(CapturedTvs(start=start, client=client, server=server, tls=plain.description,
                                           request=req, response=resp, order=order))
+
+    def _presented(self, client: Endpoint, server: Endpoint, *, start: float, order: int,
+                   client_stream: bytes, server_stream: bytes) -> None:
+        cert, _why = presented_certificate(client_stream, server_stream, self.secrets)
+        if cert is None:
+            return
+        mac = device_of_certificate(client_certificate(client_stream))
+        mine = (mac is not None and mac == self.mac) or client[0] in self.addresses
+        kept = self._certificates.get(cert)
+        if (len(self.presented) >= self.limit and not mine) or len(self.presented) >= 2 * self.limit or \
+                (kept is None and len(self._certificates) >= MAX_CERTIFICATES):
+            self.unlisted_presented += 1
+            return
+        if kept is None:
+            kept = self._certificates[cert] = cert
+        self.presented.append(CapturedCert(start=start, client=client, server=server, certificate=kept,
+                                           order=order, mac=mac))
 
     def _problem(self, text: str) -> None:
         if len(self.problems) < self.limit:
@@ -218,7 +352,8 @@ class TvsCollector:
     def result(self, tls_connections: int) -> TvsCapture:
         return TvsCapture(exchanges=tuple(self.found), tls_connections=tls_connections, not_tvs=self.not_tvs,
                           problems=tuple(self.problems), unlisted=self.unlisted,
-                          unlisted_problems=self.unlisted_problems)
+                          unlisted_problems=self.unlisted_problems, presented=tuple(self.presented),
+                          unlisted_presented=self.unlisted_presented)
 
 
 def tvs_from_packets(packets: Iterable[PcapPacket], secrets: KeyLog | dict[bytes, bytes],
@@ -300,7 +435,8 @@ def scan_capture(path: str | Path, *, mac: str | None = None, secrets: KeyLog | 
 
     warnings = ScanWarnings()
     sink = phone_sink(mac)
-    collector = TvsCollector(secrets, mac=mac) if secrets is not None else None
+    addresses: Collection[str] = getattr(sink, "addresses", ())  # the phone's, as the scan learns them
+    collector = TvsCollector(secrets, mac=mac, addresses=addresses) if secrets is not None else None
     sips = SipCollector(secrets) if mac is not None else None
     scanner = FlowScanner(sink, tls=collector, limits=limits, warn=warnings, sip=sips, media=sips)
     feed_capture(path, scanner, warnings)
