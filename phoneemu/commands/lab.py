@@ -104,10 +104,12 @@ def _dir(p: argparse.ArgumentParser) -> None:
 
 
 def _now(cluster: LabCluster, args: argparse.Namespace) -> int | None:
-    """Seeded clusters run on their lab clock; others follow the real time unless --now is given."""
+    """Seeded clusters run on their lab clock; others follow the real time unless --now is given, never
+    behind the lab clock: a ``lab clock --advance`` (certificate expiry) holds until the real time passes
+    it, the next operation does not take the clock back."""
     if getattr(args, "now", None) is not None:
         return int(args.now)
-    return None if cluster.state.seed is not None else int(time.time())
+    return None if cluster.state.seed is not None else max(int(time.time()), cluster.state.clock)
 
 
 #: phones from which a lab operation says on stderr that it builds every served file again

@@ -85,6 +85,21 @@ CAPF_LOCK_WAIT_S = 10.0
 _MAX_GROUP_WAIT_S = 0.25
 
 
+#: Most characters of a client-chosen DEVICE_NAME (and of an outcome's detail) one log line carries
+_NAME_LOG_LIMIT = 64
+_DETAIL_LOG_LIMIT = 512
+
+
+def _loggable(text: str, limit: int) -> str:
+    """``text`` as one safe log line: control and other non-printable characters escaped (a DEVICE_NAME is
+    any bytes the client sent, §F.4: a newline would forge a log line, an escape sequence drive the
+    terminal), cut to ``limit`` characters with the full length said."""
+    safe = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+    if len(safe) <= limit:
+        return safe
+    return f"{safe[:limit]}... ({len(text)} characters)"
+
+
 @dataclass(frozen=True, kw_only=True)
 class CapfSessionLog:
     """One CAPF connection and how it ended."""
@@ -138,8 +153,9 @@ class CapfHandler:
         # client's choice, logged at INFO; malformed messages, timeouts and lost connections warn
         quiet = ":" not in entry.outcome or entry.outcome.startswith("closed: peer closed")
         level = logging.INFO if quiet else logging.WARNING
-        _log.log(level, "capf: %s (%s) %s op=%s: %s %s", entry.peer, entry.tls, entry.device_name or "-",
-                 entry.operation or "-", entry.outcome, entry.detail)
+        _log.log(level, "capf: %s (%s) %s op=%s: %s %s", entry.peer, entry.tls,
+                 _loggable(entry.device_name, _NAME_LOG_LIMIT) or "-", entry.operation or "-", entry.outcome,
+                 _loggable(entry.detail, _DETAIL_LOG_LIMIT))
         if self.on_log is not None:
             try:
                 self.on_log(entry)
@@ -243,7 +259,8 @@ class CapfHandler:
         try:
             return capf.CapfServerSession(
                 session_id=session_id, known_device=lambda _n: known,
-                verify_device_cert=self.cluster.verify_device_cert,
+                verify_device_cert=lambda cert, cert_type: self.cluster.verify_device_cert(
+                    cert, cert_type, device_name=name, now=self._now()),
                 operation=pending.operation, auth_mode=pending.auth_mode, auth_string=pending.auth_string,
                 key_type=pending.key_type, key_size=pending.key_size, curve=pending.curve,
                 issue_lsc=lambda dev, spki: self.cluster.issue_lsc(dev, spki, now=self._now()),

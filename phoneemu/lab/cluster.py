@@ -261,6 +261,19 @@ def _device_pool(host: str, ports: tuple[tuple[int, int], ...]) -> str:
         for i, (sip, sips) in enumerate(ports)])
 
 
+def _names_device(cert: x509.Certificate, device_name: str) -> bool:
+    """Whether ``cert`` is a certificate of device ``device_name`` (spec §F.9): a CN equal to the name or
+    ending in ``-<name>`` (``CP-8861-SEP…``), or a SAN URI equal to it."""
+    names = [a.value for a in cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)]
+    if any(isinstance(n, str) and (n == device_name or n.endswith("-" + device_name)) for n in names):
+        return True
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    return device_name in san.get_values_for_type(x509.UniformResourceIdentifier)
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     atomic_write(path, data)  # served files and certificates: rebuilt from the state if lost
 
@@ -903,14 +916,35 @@ class LabCluster:
             when = self.state.clock
         return certs.cert_der(self.pki.issue_lsc(device_name, public_key, now=when, days=days))
 
-    def verify_device_cert(self, cert: x509.Certificate, cert_type: int) -> None:
-        """CAPF: an LSC must chain to CAPF, a MIC to the manufacturing CA (``CertType`` 1/2)."""
-        if cert_type == 1:
-            self.pki.verify_issued(cert, "capf", what="LSC")
-        elif cert_type == 2:
-            self.pki.verify_issued(cert, "mfgca", what="MIC")
-        else:
+    def verify_device_cert(self, cert: x509.Certificate, cert_type: int, *, device_name: str | None = None,
+                           now: Now = None) -> None:
+        """CAPF: an LSC must chain to CAPF, a MIC to the manufacturing CA (``CertType`` 1/2).
+
+        With ``device_name`` (CAPF authentication by existing certificate, spec §F.7: the chain is
+        validated, so dates count), the certificate must also be within its validity at ``now`` (default:
+        the lab clock) and name that device: CN equal to it or ending in ``-<name>`` (a MIC's
+        ``CP-8861-SEP…``, a CUCM LSC's, §F.9) or a SAN URI equal to it — another phone's MIC or LSC does
+        not authenticate this one."""
+        what = {1: "LSC", 2: "MIC"}.get(cert_type)
+        if what is None:
             raise VerificationError(f"unknown certificate type {cert_type}", reason=VerifyReason.OTHER)
+        self.pki.verify_issued(cert, "capf" if cert_type == 1 else "mfgca", what=what)
+        if device_name is None:
+            return
+        when = _unix(now)
+        when = self.state.clock if when is None else when
+        start, end = int(cert.not_valid_before_utc.timestamp()), int(cert.not_valid_after_utc.timestamp())
+        if not start <= when <= end:
+            state = "expired" if when > end else "not yet valid"
+            iso = "%Y-%m-%dT%H:%M:%SZ"
+            raise VerificationError(
+                f"{what} {certs.dn_text(cert.subject)!r} {state} at the lab clock "
+                f"{dt.datetime.fromtimestamp(when, dt.UTC):{iso}} (valid "
+                f"{cert.not_valid_before_utc:{iso}} .. {cert.not_valid_after_utc:{iso}})",
+                reason=VerifyReason.EXPIRED)
+        if not _names_device(cert, device_name):
+            raise VerificationError(f"{what} {certs.dn_text(cert.subject)!r} does not name device "
+                                    f"{device_name!r} (CN or SAN URI)", reason=VerifyReason.OTHER)
 
     def record_lsc(self, mac: str, cert: x509.Certificate | bytes | None, *, now: Now = None,
                    operation: str | None = None) -> None:

@@ -336,6 +336,8 @@ def load_state(root: Path) -> ClusterState:
 
 
 def save_state(root: Path, state: ClusterState) -> None:
-    """Write ``cluster.json`` atomically (temp file + rename)."""
+    """Write ``cluster.json`` atomically (temp file + rename), mode 0600: it holds secrets — manual config
+    keys (spec §C.5), CAPF authentication strings (§F.7), SIP digest passwords (§G.13) — as ``private/``
+    holds the keys."""
     path = Path(root) / STATE_FILE
-    atomic_write(path, state.to_json().encode("utf-8"))
+    atomic_write(path, state.to_json().encode("utf-8"), mode=0o600)
