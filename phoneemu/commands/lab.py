@@ -13,7 +13,7 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -500,7 +500,32 @@ def _encryption(c: LabCluster, a: argparse.Namespace, now: int | None) -> None:
     if mode == "pki" and a.symmetric_key is not None:
         raise PhoneEmuError("--symmetric-key goes with --mode symmetric (--mode pki encrypts for the "
                             "phone's certificate)", path="symmetric-key")
-    c.set_encryption(_macs(a), a.state == "on", mode=mode, symmetric_key=a.symmetric_key, now=now)
+    macs = _macs(a)
+    c.set_encryption(macs, a.state == "on", mode=mode, symmetric_key=a.symmetric_key, now=now)
+    if a.state == "on" and mode == "symmetric":
+        _warn_no_manual_key(c, macs)
+
+
+def _warn_no_manual_key(c: LabCluster, macs: Sequence[str]) -> None:
+    """One stderr warning when phones given a manual config key are of a model that has none (spec §C.5:
+    the manual key is the symmetric-only models'; a cp-8861 decrypts with its certificate): the lab then
+    serves them only a ``.enc.sgn`` they cannot read, and they boot on the default config."""
+    from phoneemu.phone.profile import get_profile
+    from phoneemu.scenario.phone_models import profile_for_model
+
+    unable: list[tuple[str, str]] = []
+    for mac in macs:
+        ph = c.state.phones.get(mac)
+        name = profile_for_model(ph.model) if ph is not None else None
+        if name is not None and not get_profile(name).symmetric_key_bits:
+            unable.append((mac, f"model {ph.model if ph is not None else '?'} ({name})"))
+    if unable:
+        mac, what = unable[0]
+        more = f" and {len(unable) - 1} more" if len(unable) > 1 else ""
+        print(f"warning: phone {mac}{more}: {what} has no manual config key (its configs are encrypted for "
+              "its certificate): it will find no config it can read and take the default config; use "
+              "--encrypt pki (lab encryption ... --mode pki), or a model with one (--model 7942, 7962)",
+              file=sys.stderr)
 
 
 def _exchange(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
@@ -619,6 +644,8 @@ def _phone_add(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
     c.add_phones(macs, model=a.model, encrypt=a.encrypt, symmetric_key=a.symmetric_key,
                  capf_operation=a.capf, capf_auth_mode=a.auth_mode, auth_string=a.auth_string,
                  lsc_key=a.lsc_key, now=now, progress=_mic_progress() if len(macs) > 1 else None)
+    if a.encrypt == "symmetric":
+        _warn_no_manual_key(c, macs)
     if len(macs) == 1:
         return f"phone {macs[0]}: MIC in {c.phone_dir(macs[0])}/mic.pem (key mic.key, 0600)"
     return (f"{len(macs)} phones {macs[0]}..{macs[-1]}: MICs in {c.root}/phones/<MAC>/mic.pem "
@@ -646,8 +673,9 @@ def _phone_lines(phones: dict[str, dict[str, Any]], *, every: bool, w: int) -> l
         security = f", security {ph['security']}" if ph.get("security", "non-secure") != "non-secure" else ""
         partition = f", partition {ph['partition']}" if ph.get("partition") else ""
         css = f", css {','.join(ph['css'])}" if ph.get("css") else ""
+        lsc = "no" if not ph["lsc"] else f"yes ({ph['lsc_problem']})" if ph.get("lsc_problem") else "yes"
         return (f"phone {mac}: model {ph['model']}{security}, encrypt {ph['encrypt'] or 'off'}, "
-                f"capf {ph['capf'] or '-'}, LSC {'yes' if ph['lsc'] else 'no'}{partition}{css}{status}")
+                f"capf {ph['capf'] or '-'}, LSC {lsc}{partition}{css}{status}")
     if every or len(phones) <= _PHONES_SHOWN:
         return [line(m, ph) for m, ph in phones.items()]
 
@@ -731,6 +759,11 @@ def _show(args: argparse.Namespace) -> int:
     cluster = LabCluster.open(args.dir)
     s = cluster.summary()
     _itl_file_status(cluster, s)
+    listed = args.json or args.phones or len(s["phones"]) <= _PHONES_SHOWN
+    for mac in list(s["phones"])[:None if listed else _PHONES_SHOWN]:  # the phones shown one by one
+        ph = s["phones"][mac]
+        if ph["lsc"]:  # an LSC CAPF and the registrar would refuse now says so (expired, old CAPF)
+            ph["lsc_problem"] = cluster.lsc_problem(mac)
     if args.json:  # one JSON document, whatever else is asked (text after it would break jq)
         print(json.dumps(_show_json(cluster, s, args), indent=2, sort_keys=True))
         return 0

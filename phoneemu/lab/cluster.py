@@ -727,6 +727,29 @@ class LabCluster:
                 return found[0]
         return None
 
+    def lsc_problem(self, mac: str, *, now: Now = None) -> str | None:
+        """Why the LSC recorded for ``mac`` no longer authenticates it (CAPF by existing certificate, the
+        registrar: :meth:`verify_device_cert`), e.g. ``expired 2027-12-06`` or ``not issued by the current
+        CAPF (regenerated since)``; None when it does, or none is recorded. ``lab show`` says it beside
+        ``LSC yes``: the record alone reads as a working LSC."""
+        try:
+            cert = self.phone_lsc(mac)
+        except PhoneEmuError as exc:
+            return f"unreadable ({exc})"
+        if cert is None:
+            return None
+        try:
+            self.pki.verify_issued(cert, "capf", what="LSC")
+        except VerificationError:
+            return "not issued by the current CAPF (regenerated since)"
+        when = _unix(now)
+        when = self.state.clock if when is None else when
+        if when > int(cert.not_valid_after_utc.timestamp()):
+            return f"expired {cert.not_valid_after_utc:%Y-%m-%d}"
+        if when < int(cert.not_valid_before_utc.timestamp()):
+            return f"not valid before {cert.not_valid_before_utc:%Y-%m-%d}"
+        return None
+
     def _settle_lsc(self, ph: PhoneState) -> None:
         """After the state's commit: put the staged LSC in place as ``lsc.pem``, or remove the files of
         one no longer recorded. A failure here changes nothing :meth:`phone_lsc` answers (it reads the

@@ -48,3 +48,48 @@ def test_cluster_json_holding_keys_and_strings_is_0600(unseeded: Path) -> None:
     state = unseeded / "cluster.json"
     assert "00112233445566778899aabbccddeeff" in state.read_text()
     assert stat.S_IMODE(state.stat().st_mode) == 0o600
+
+
+def test_lab_show_says_when_a_recorded_lsc_no_longer_authenticates(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``lab show`` printed ``LSC yes`` for an LSC that had expired at the lab clock, or that a
+    regenerated CAPF no longer issued — both refused by CAPF (by existing certificate) and the registrar.
+    It now says why, in the text and in ``--json`` (``lsc_problem``)."""
+    import json
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    lab = LabCluster.init(tmp_path / "lab", seed=5, key_spec="rsa1024", now=1_780_000_000)
+    lab.add_phones([MAC], now=1_780_000_000)
+    key = ec.generate_private_key(ec.SECP256R1())
+    lab.record_lsc(MAC, lab.issue_lsc(f"SEP{MAC}", key.public_key(), days=30), now=1_780_000_000)
+
+    def line() -> str:
+        assert main(["lab", "show", str(lab.root), "--phones"]) == 0
+        return next(x for x in capsys.readouterr().out.splitlines() if x.startswith(f"phone {MAC}"))
+
+    assert "LSC yes," in line() or line().endswith("LSC yes")
+    assert main(["lab", "clock", str(lab.root), "--advance", str(40 * 86400)]) == 0
+    capsys.readouterr()
+    assert "LSC yes (expired 20" in line()
+    assert main(["lab", "show", str(lab.root), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["phones"][MAC]["lsc_problem"].startswith("expired ")
+    assert main(["lab", "regenerate", str(lab.root), "capf"]) == 0
+    capsys.readouterr()
+    assert "LSC yes (not issued by the current CAPF (regenerated since))" in line()
+
+
+def test_a_manual_key_for_a_model_without_one_is_warned(unseeded: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """A manual config key given to a cp-8861 (no manual key: its configs are encrypted for its
+    certificate) made the lab serve it a .enc.sgn it cannot read, without a word; now one warning. A
+    model with a manual key (7942) gets none."""
+    key = "00112233445566778899aabbccddeeff"
+    assert main(["lab", "phone", "add", str(unseeded), "--mac", MAC, "--encrypt", "symmetric",
+                 "--symmetric-key", key]) == 0
+    assert f"warning: phone {MAC}: model 8861 (cp-8861) has no manual config key" in capsys.readouterr().err
+    assert main(["lab", "phone", "add", str(unseeded), "--mac", "0011223344D2", "--model", "7942",
+                 "--encrypt", "symmetric", "--symmetric-key", key]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert main(["lab", "encryption", str(unseeded), "--mac", MAC, "on", "--symmetric-key", key]) == 0
+    assert "has no manual config key" in capsys.readouterr().err
