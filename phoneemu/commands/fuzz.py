@@ -20,12 +20,16 @@ from phoneemu.fuzz import FORMATS, MESSAGE_FORMATS
 from phoneemu.values import host_matcher, host_port, parse_ascii_int
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from phoneemu.fuzz.mutators import Mutator
-    from phoneemu.fuzz.targets import Target
+    from phoneemu.fuzz.targets import ServeSession, Target
 
 __all__ = ["register"]
 
 _SERVE_DEFAULT_TIME = 3600.0
+_DEFAULT_TIMEOUT = 5.0  # --target-cmd's --timeout
+_DEFAULT_HANG_AFTER = 1.0  # an in-process target's --hang-after
 _REPLAY_LIMIT = 16 << 20  # a saved finding is at most MAX_FILE (72 KiB); 16 MiB covers hand-made inputs
 
 _DESCRIPTION = """\
@@ -62,7 +66,8 @@ Targets:
                              directory on the path; the exception types of --reject-exc are its
                              rejections, anything else a crash
   --target-cmd "CMD {}"      an external program; {} is the input file path. A crash is death by
-                             a signal, an exit status in --crash-exit (default: >= 128), or --timeout
+                             a signal or an exit status in --crash-exit (default: >= 128), a hang a
+                             run killed at --timeout (default 5 s)
   --serve                    a device under test: the lab TFTP server (and HTTP server, --http-port)
                              answers the names a phone requests (ITLSEP<MAC>.tlv, CTLFile.tlv,
                              SEP<MAC>.cnf.xml.sgn ...) with the next mutant; requests are logged in
@@ -71,10 +76,13 @@ Targets:
                              it boots again) is a finding, DIR/crashes/silent-<index>/. --device
                              ADDR: that host alone is answered and watched (others are refused)
 
-Findings are deduplicated (exception type and innermost project frame, signal, exit status),
-minimised, and saved in DIR/crashes/<id>/ with input.bin, minimized.bin and info.json (seed, run
-index, traceback, a command that replays it, and one that rebuilds it from --seed and --run-index
-into DIR/crashes/<id>/regenerated/ with --regenerate). The same --seed always makes the same inputs.
+Findings are deduplicated (exception type, struct.error named with its module, and innermost project
+frame; signal, exit status, timeout), minimised (not an in-process hang: it cannot be interrupted),
+and saved in DIR/crashes/<id>/ with input.bin, minimized.bin and info.json (format, seed, run index,
+traceback, a command that replays it, and one that rebuilds it from --seed and --run-index into
+DIR/crashes/<id>/regenerated/ with --regenerate). A silence finding's info.json says how to serve
+its mutant again, and how to rebuild it (or why not). The same --seed always makes the same inputs;
+Ctrl-C keeps the findings so far and writes the summary (exit 130).
 """
 
 _EPILOG = """\
@@ -135,13 +143,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="share of mutants re-signed with the corpus key, 0..1 (default 0.25)")
     p.add_argument("--key-bits", type=int, default=1024, choices=(1024, 2048),
                    help="RSA size of the corpus keys (default 1024: re-signing is 10x cheaper)")
-    p.add_argument("--timeout", type=positive_float, default=5.0, metavar="S",
-                   help="per-input timeout of --target-cmd in seconds (default 5)")
+    p.add_argument("--timeout", type=positive_float, metavar="S",
+                   help="--target-cmd: per-input timeout in seconds; a command killed past it is a hang "
+                   "(default 5)")
     p.add_argument("--crash-exit", metavar="LIST",
                    help="--target-cmd: exit statuses that count as crashes, e.g. 1,134 (default: 128 and "
                    "above; death by a signal always counts)")
-    p.add_argument("--hang-after", type=positive_float, default=1.0, metavar="S",
-                   help="an in-process run slower than S seconds is reported as a hang (default 1)")
+    p.add_argument("--hang-after", type=positive_float, metavar="S",
+                   help="--target phoneemu|MODULE:FUNCTION: an in-process run slower than S seconds is "
+                   "reported as a hang (default 1)")
     p.add_argument("--no-minimize", action="store_true", help="save crashing inputs without minimising")
     p.add_argument("--no-round-trip", action="store_true",
                    help="--target phoneemu: skip the serialise(parse(b)) == b check (faster)")
@@ -206,7 +216,7 @@ def _reproduce_prefix(args: argparse.Namespace) -> str:
         parts += ["--target", args.target]
         if args.reject_exc:
             parts += ["--reject-exc", args.reject_exc]
-        if args.hang_after != 1.0:  # a hang of 0.5 s is no hang at the default 1 s
+        if args.hang_after != _DEFAULT_HANG_AFTER:  # a hang of 0.5 s is no hang at the default 1 s
             parts += ["--hang-after", f"{args.hang_after:g}"]
         if args.no_round_trip and args.target == "phoneemu":  # else a round-trip error comes first
             parts.append("--no-round-trip")
@@ -236,6 +246,8 @@ def _handle(args: argparse.Namespace) -> int:
         raise EncodeError("--resign-ratio must be within 0..1", path="--resign-ratio")
     if args.regenerate is not None:
         _check_regenerate(args)
+    if args.replay is not None:
+        _check_replay(args)
     one_input = args.replay is not None or args.regenerate is not None
     if args.export_corpus is None and not one_input and args.runs is None and args.time is None:
         raise EncodeError("give --runs N or --time S (or both)", path="--runs")
@@ -266,6 +278,23 @@ def _handle(args: argparse.Namespace) -> int:
     if args.crash_exit is not None and args.target_cmd is None:
         raise EncodeError("--crash-exit is for --target-cmd CMD (an in-process target's crashes are its "
                           "exceptions)", path="--crash-exit")
+    if args.timeout is not None and args.target_cmd is None:
+        raise EncodeError("--timeout is for --target-cmd CMD (an in-process run cannot be interrupted: its "
+                          "hangs are measured, --hang-after S)", path="--timeout")
+    if args.hang_after is not None and args.target is None:
+        raise EncodeError("--hang-after is for --target phoneemu|MODULE:FUNCTION (an in-process run; a "
+                          "command's hang is --timeout S, a device's --silent-after S)", path="--hang-after")
+    if args.no_round_trip and args.target != "phoneemu":
+        raise EncodeError("--no-round-trip is for --target phoneemu (the serialise(parse(b)) == b check of "
+                          "our own parsers)", path="--no-round-trip")
+    if args.no_minimize and args.serve:
+        raise EncodeError("--no-minimize is for --target and --target-cmd (a served mutant is saved as "
+                          "served, never minimised)", path="--no-minimize")
+    # the documented defaults, filled per mode (None above: given or not)
+    if args.target_cmd is not None and args.timeout is None:
+        args.timeout = _DEFAULT_TIMEOUT
+    if args.target is not None and args.hang_after is None:
+        args.hang_after = _DEFAULT_HANG_AFTER
     for option, value in (("--mac", args.mac), ("--serve-root", args.serve_root),
                           ("--silent-after", args.silent_after), ("--device", args.device),
                           ("--http-port", args.http_port), ("--port", args.port)):
@@ -345,6 +374,17 @@ def _check_regenerate(args: argparse.Namespace) -> None:
                               f"it without {option}", path="--regenerate")
 
 
+def _check_replay(args: argparse.Namespace) -> None:
+    """``--replay FILE`` runs one input once against the target: the options of a fuzz run, a regeneration,
+    an export or a device served are refused, not ignored (the command would not be the one asked for)."""
+    for option, value in (("--out", args.out), ("--runs", args.runs), ("--time", args.time),
+                          ("--no-minimize", args.no_minimize or None),
+                          ("--export-corpus", args.export_corpus), ("--serve", args.serve or None)):
+        if value is not None:
+            raise EncodeError(f"--replay FILE runs one input once against the target: give it without "
+                              f"{option}", path="--replay")
+
+
 def _regenerate(args: argparse.Namespace, target: Target, mutator: Mutator) -> int:
     """``--regenerate DIR``: input ``--run-index`` of ``--seed`` into DIR (:func:`phoneemu.fuzz.engine.
     regenerate`); exit 1 when it is a finding, as the run that found it did."""
@@ -405,7 +445,7 @@ def _serve(args: argparse.Namespace, mutator: object) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     session = ServeSession(fmt=args.fmt, make=make, seed=args.seed, out=args.out, runs=args.runs,
                            start_index=args.run_index, mac=args.mac, fallback=fallback,
-                           silent_after=args.silent_after)
+                           silent_after=args.silent_after, commands=_silence_commands(args))
 
     def on_silence(finding: dict[str, object]) -> None:
         index = int(str(finding["index"]))
@@ -423,21 +463,33 @@ def _serve(args: argparse.Namespace, mutator: object) -> int:
 
     # Bounded even when only --runs is given and the device stops asking.
     time_limit = args.time if args.time is not None else _SERVE_DEFAULT_TIME
-    if args.fmt == "sip-response":  # answers to the device's REGISTERs (phoneemu.fuzz.sipserve)
-        from phoneemu.fuzz.sipserve import serve_sip_session
+    interrupted = False
+    try:  # Ctrl-C: asyncio.run cancels the servers, then raises KeyboardInterrupt here
+        if args.fmt == "sip-response":  # answers to the device's REGISTERs (phoneemu.fuzz.sipserve)
+            from phoneemu.fuzz.sipserve import serve_sip_session
 
-        def sip_ready(port: int) -> None:
-            print(f"fuzz {args.fmt}: answering REGISTERs with mutants over SIP/TCP on "
-                  f"{host_port(args.host, port)}; log {session.log_path}", file=sys.stderr, flush=True)
+            def sip_ready(port: int) -> None:
+                print(f"fuzz {args.fmt}: answering REGISTERs with mutants over SIP/TCP on "
+                      f"{host_port(args.host, port)}; log {session.log_path}", file=sys.stderr, flush=True)
 
-        sip_port = args.port if args.port is not None else 5060
-        asyncio.run(serve_sip_session(session, host=args.host, port=sip_port, time_limit=time_limit,
-                                      ready=sip_ready, on_silence=on_silence, allow_peer=allow_peer))
-    else:
-        tftp_port = args.port if args.port is not None else 6969
-        asyncio.run(serve_session(session, host=args.host, port=tftp_port, time_limit=time_limit, ready=ready,
-                                  http_port=args.http_port, http_ready=http_ready, on_silence=on_silence,
-                                  allow_peer=allow_peer))
+            sip_port = args.port if args.port is not None else 5060
+            asyncio.run(serve_sip_session(session, host=args.host, port=sip_port, time_limit=time_limit,
+                                          ready=sip_ready, on_silence=on_silence, allow_peer=allow_peer))
+        else:
+            tftp_port = args.port if args.port is not None else 6969
+            asyncio.run(serve_session(session, host=args.host, port=tftp_port, time_limit=time_limit,
+                                      ready=ready, http_port=args.http_port, http_ready=http_ready,
+                                      on_silence=on_silence, allow_peer=allow_peer))
+    except KeyboardInterrupt:
+        interrupted = True
+        print(f"phoneemu fuzz: interrupted after serving {session.served} mutant(s); the findings so far "
+              "are saved", file=sys.stderr)
+    return _serve_end(args, session, interrupted=interrupted)
+
+
+def _serve_end(args: argparse.Namespace, session: ServeSession, *, interrupted: bool) -> int:
+    """The end of ``--serve``, normal or by Ctrl-C: the summary line, ``summary.json``; exit 130 when
+    interrupted, else 1 when the device fell silent after a mutant."""
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(session.outcomes.items())) or "none"
     silent = "" if args.silent_after is None else \
         f"; silent after {len(session.silences)} mutant(s)" + (
@@ -446,4 +498,56 @@ def _serve(args: argparse.Namespace, mutator: object) -> int:
     print(f"{args.fmt}: served {session.served} mutant(s) to {session.requests} request(s); "
           f"{'request' if args.fmt == 'sip-response' else 'transfer'} outcomes: {outcomes}{silent}; "
           f"log {session.log_path}")
+    summary = {"format": args.fmt, "seed": args.seed, "interrupted": interrupted, "served": session.served,
+               "requests": session.requests, "outcomes": dict(session.outcomes),
+               "silences": [{"run_index": f["index"], "name": f["name"],
+                             "dir": str(args.out / "crashes" / f"silent-{int(str(f['index'])):06d}")}
+                            for f in session.silences]}
+    write_output(args.out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode("utf-8"))
+    if interrupted:
+        return 130
     return 1 if session.silences else 0
+
+
+def _silence_commands(args: argparse.Namespace) -> Callable[[int, str, Path], dict[str, str]]:
+    """What a ``--silent-after`` finding's info.json says (:class:`~phoneemu.fuzz.targets.ServeSession`):
+    ``reproduce`` serves that mutant again with the same options (``--runs 1`` from its index) and
+    watches the device; ``regenerate`` rebuilds it with ``--regenerate`` — not for ``sgn``, ``enc`` and
+    ``firmware``, whose served mutants are made from the seeds renamed to the requested name, which
+    ``--regenerate`` does not do: a ``note`` says so, ``input.bin`` is the copy."""
+    from phoneemu.fuzz.corpus import NAMED_FORMATS
+
+    common: list[str] = []
+    if args.seed_dir is not None:
+        common += ["--seed-dir", str(args.seed_dir.resolve())]
+    if args.key_bits != 1024:
+        common += ["--key-bits", str(args.key_bits)]
+    if args.resign_ratio != 0.25:
+        common += ["--resign-ratio", f"{args.resign_ratio:g}"]
+    serve = ["phoneemu", "fuzz", "--format", args.fmt, "--serve", "--host", args.host]
+    for option, value in (("--port", args.port), ("--http-port", args.http_port), ("--device", args.device),
+                          ("--mac", args.mac), ("--silent-after", args.silent_after),
+                          ("--serve-root", args.serve_root.resolve() if args.serve_root else None)):
+        if value is not None:
+            serve += [option, f"{value:g}" if isinstance(value, float) else str(value)]
+
+    def commands(index: int, name: str, folder: Path) -> dict[str, str]:
+        again = ["--seed", str(args.seed), "--run-index", str(index)]
+        out = {"reproduce": shlex.join([*serve, *common, *again, "--runs", "1",
+                                        "--out", str((folder / "reproduced").resolve())])}
+        if args.fmt in NAMED_FORMATS:
+            out["regenerate"] = ""
+            out["note"] = (f"a device's silence: reproduce serves mutant {index} again to the first request "
+                           f"of a matching name (these bytes when it is {name!r} again: {args.fmt} mutants "
+                           "are made from the seeds renamed to the requested name and re-signed); "
+                           "--regenerate does not rename, so it cannot rebuild it: input.bin is its copy")
+        else:
+            out["regenerate"] = shlex.join(["phoneemu", "fuzz", "--format", args.fmt, "--target", "phoneemu",
+                                            *common, *again, "--regenerate",
+                                            str((folder / "regenerated").resolve())])
+            out["note"] = (f"a device's silence: reproduce serves mutant {index} again and watches the "
+                           "device; regenerate rebuilds these bytes into regenerated/input.bin and runs them "
+                           "against phoneemu's own parser")
+        return out
+
+    return commands

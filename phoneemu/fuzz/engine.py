@@ -7,9 +7,11 @@ Rules implemented here:
 * Reproducible: input ``i`` of seed ``S`` is made by ``random.Random(S * 2**32 + i)`` from the
   deterministic corpus (:mod:`phoneemu.fuzz.corpus`), so ``(S, i)`` always names the same bytes.
 * Findings are deduplicated by signature (exception type + innermost project frame, exit status,
-  signal, timeout, hang). The first input of each signature is minimised (same signature must
-  reproduce) and saved as ``DIR/crashes/<sha1(signature)[:12]>/{input.bin, minimized.bin,
-  info.json}``; ``info.json`` holds the seed, run index, signature, traceback or stderr, the
+  signal, timeout, hang). The first input of each signature is minimised (same status and signature
+  must reproduce) — a crash always, a hang only of a target whose runs are bounded (``minimize_hangs``:
+  a command, killed at its timeout; an in-process hang cannot be interrupted, and is saved as found) —
+  and saved as ``DIR/crashes/<sha1(signature)[:12]>/{input.bin, minimized.bin, info.json}``;
+  ``info.json`` holds the seed, run index, signature, traceback or stderr, the
   mutation ops and a one-line command that replays the minimised input. Each file is written
   atomically (temporary file beside it, then renamed, :func:`phoneemu.files.atomic_write`), info.json
   last: a fuzzer killed mid-write never leaves a truncated finding.
@@ -212,18 +214,20 @@ def _save(finding: Finding, config: FuzzConfig, into: Path | None = None) -> Non
 
 def _finding(config: FuzzConfig, target: Target, mutant: Mutant, *, index: int, outcome: Outcome,
              save: Callable[[Finding], None] | None = None) -> Finding:
-    """A new finding of ``mutant`` (input ``index``), minimised when it is a crash and ``config`` says so;
+    """A new finding of ``mutant`` (input ``index``), minimised when ``config`` says so and it is a crash, or
+    a hang of a target with ``minimize_hangs`` (see module docstring);
     ``save(finding)`` first, before minimising (a Ctrl-C while minimising keeps the finding)."""
     f = Finding(signature=outcome.signature, kind=outcome.status, first_run=index, count=1,
                 detail=outcome.detail, ops=mutant.ops, resigned=mutant.resigned, data=mutant.data)
     if save is not None:
         save(f)
-    if config.minimize and outcome.status == "crash":
-        sig = outcome.signature
+    if config.minimize and (outcome.status == "crash"
+                            or (outcome.status == "hang" and getattr(target, "minimize_hangs", False))):
+        sig, status = outcome.signature, outcome.status
 
         def same(candidate: bytes) -> bool:
             o = target.run(candidate)
-            return o.status == "crash" and o.signature == sig
+            return o.status == status and o.signature == sig
 
         f.minimized = minimize(mutant.data, same, records=config.fmt in ("itl", "ctl"),
                                max_attempts=config.minimize_attempts, time_limit=config.minimize_time)

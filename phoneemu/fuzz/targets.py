@@ -4,7 +4,8 @@ Rules implemented here (design §3.7, docs/internals.md "Errors"):
 
 * In process, ``DecodeError`` (and so ``SizeLimitError``), ``VerificationError`` (and so
   ``DecryptionError``) are *handled* rejections; any other exception is a *crash*, deduplicated by
-  its type and the innermost frame of the project (``phoneemu/``, not ``phoneemu/fuzz/``) or, for a
+  its type (named with its module, ``struct.error``, unless a built-in or phoneemu's: :func:`exception_name`)
+  and the innermost frame of the project (``phoneemu/``, not ``phoneemu/fuzz/``) or, for a
   user's module, the innermost frame outside this package and the standard library (two call
   sites of ``base64.b64decode`` are two findings, each named by the user's line). A run that took more than
   ``hang_after`` seconds of CPU — or, blocked, more than ten times that of wall time — is a *hang*
@@ -32,9 +33,11 @@ Rules implemented here (design §3.7, docs/internals.md "Errors"):
   import path (as ``python -m`` has it); the exception types of ``--reject-exc`` are its rejections
   (:func:`load_exception_types`), anything else a crash.
 * An external command gets the input as a file (``{}`` in the command is replaced by its path,
-  or the path is appended). A crash is death by a signal, an exit status in the user's list
-  (default: any status >= 128), or a timeout. Commands run from a list (``shlex.split``), never
-  through a shell. A command timed out or under way at Ctrl-C is killed with all it started.
+  or the path is appended). A crash is death by a signal or an exit status in the user's list
+  (default: any status >= 128); a run past ``timeout`` is a *hang* (``timeout (> N s)``), killed —
+  so, unlike an in-process hang, it can be minimised (:attr:`CommandTarget.minimize_hangs`). Commands
+  run from a list (``shlex.split``), never through a shell. A command timed out or under way at Ctrl-C
+  is killed with all it started.
 * A device under test (``--serve``) fetches mutants from the lab TFTP server
   (:class:`phoneemu.net.tftp_server.TftpServer`) under the names a phone requests
   (:func:`served_name_matches`); each served input is saved with its seed and every request is
@@ -80,6 +83,7 @@ __all__ = [
     "ServeSession",
     "Target",
     "crash_location",
+    "exception_name",
     "load_callable",
     "load_exception_types",
     "phoneemu_callable",
@@ -147,12 +151,25 @@ def crash_location(tb: TracebackType | None) -> str:
     return f"{shown}:{frame.lineno}"
 
 
+def exception_name(t: type[BaseException]) -> str:
+    """A crash signature's exception type: ``IndexError``, ``DecodeError`` (built-ins and phoneemu's own by
+    their bare name), any other module's qualified — ``struct.error``, ``binascii.Error``,
+    ``myparser.ParseError`` — so that two modules' ``error`` or ``Error`` are told apart."""
+    module = t.__module__
+    if module in ("builtins", "phoneemu") or module.startswith("phoneemu."):
+        return t.__name__
+    return f"{module}.{t.__qualname__}"
+
+
 _ERROR_ALL = ("error", None, Warning, None, 0)  # what warnings.simplefilter("error") puts first
 _WALL_FACTOR = 10  # a blocked (not computing) in-process call is a hang past this many times hang_after
 
 
 class PythonTarget:
     """Calls ``func(data)``; exceptions in ``handled`` are rejections, anything else a crash."""
+
+    #: an in-process hang cannot be interrupted: minimising it could run each attempt for ever
+    minimize_hangs = False
 
     def __init__(self, func: Callable[[bytes], object], *, name: str = "python",
                  handled: tuple[type[BaseException], ...] = HANDLED, hang_after: float = 1.0,
@@ -203,7 +220,7 @@ class PythonTarget:
             raise
         except (Exception, SystemExit) as exc:  # anything else escaping is the finding
             elapsed = time.perf_counter() - t0
-            sig = f"{type(exc).__name__} at {crash_location(exc.__traceback__)}"
+            sig = f"{exception_name(type(exc))} at {crash_location(exc.__traceback__)}"
             return Outcome(status="crash", signature=sig, elapsed=elapsed,
                            detail="".join(traceback.format_exception(exc)))
         elapsed = time.perf_counter() - t0
@@ -438,6 +455,10 @@ def _signal_name(num: int) -> str:
 class CommandTarget:
     """Runs an external command on each input file (see module docstring)."""
 
+    #: a hang is a run killed at ``timeout``: each minimisation attempt is bounded, so hangs are minimised
+    #: as crashes are (:func:`phoneemu.fuzz.engine.fuzz`)
+    minimize_hangs = True
+
     def __init__(self, command: str | Sequence[str], *, workdir: Path, suffix: str = ".bin",
                  timeout: float = 5.0, crash_exit: Collection[int] | None = None) -> None:
         try:
@@ -471,7 +492,7 @@ class CommandTarget:
             _, err = proc.communicate(timeout=self.timeout)
         except subprocess.TimeoutExpired:
             self._kill(proc)
-            return Outcome(status="crash", signature=f"timeout (> {self.timeout:g} s)",
+            return Outcome(status="hang", signature=f"timeout (> {self.timeout:g} s)",
                            detail=f"killed after {self.timeout:g} s", elapsed=time.perf_counter() - t0)
         except BaseException:  # Ctrl-C: the command, in a session of its own, is not left running
             self._kill(proc)
@@ -545,7 +566,8 @@ class ServeSession:
     def __init__(self, *, fmt: str, make: Callable[[int, str], tuple[bytes, dict[str, object]]], seed: int,
                  out: Path, runs: int | None, start_index: int = 0, mac: str | None = None,
                  fallback: Callable[[str], bytes | None] | None = None,
-                 silent_after: float | None = None) -> None:
+                 silent_after: float | None = None,
+                 commands: Callable[[int, str, Path], dict[str, str]] | None = None) -> None:
         self.fmt = fmt
         self.make = make
         self.seed = seed
@@ -565,6 +587,9 @@ class ServeSession:
         #: through: ``serve_session(allow_peer=...)``, ``--device``); None: not watched
         self.silent_after = silent_after
         self.silences: list[dict[str, object]] = []  # the mutants a silence followed (``check_silence``)
+        #: ``commands(index, name, folder)``: what a silence finding's info.json says to reproduce or
+        #: rebuild it (``reproduce``, ``regenerate``, ``note``; the CLI's, which knows the options)
+        self.commands = commands
         #: the mutant being watched: index, name, file, when served; None once the device asked again
         self._watched: tuple[int, str, str, float] | None = None
 
@@ -606,8 +631,9 @@ class ServeSession:
 
     def check_silence(self, now: float | None = None) -> dict[str, object] | None:
         """The finding when the device has asked for nothing in the ``silent_after`` seconds since it was
-        served a mutant: that mutant is saved as ``crashes/silent-<index>/input.bin`` with ``info.json``,
-        and logged; None otherwise (not watching, or not yet)."""
+        served a mutant: that mutant is saved as ``crashes/silent-<index>/input.bin`` with ``info.json``
+        (format, seed, run index, the name served, and what ``commands`` adds), and logged; None otherwise
+        (not watching, or not yet)."""
         if self.silent_after is None or self._watched is None:
             return None
         index, name, file, served_at = self._watched
@@ -615,9 +641,12 @@ class ServeSession:
         if quiet < self.silent_after:
             return None
         self._watched = None  # reported once
-        finding: dict[str, object] = {"kind": "silence", "index": index, "name": name, "served_file": file,
-                                      "seed": self.seed, "silent_s": round(quiet, 1)}
         folder = self.dir.parent / "crashes" / f"silent-{index:06d}"
+        finding: dict[str, object] = {"kind": "silence", "format": self.fmt, "seed": self.seed,
+                                      "run_index": index, "index": index, "name": name, "served_file": file,
+                                      "silent_s": round(quiet, 1)}
+        if self.commands is not None:
+            finding.update(self.commands(index, name, folder))
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write(folder / "input.bin", (self.dir / file).read_bytes())
         atomic_write(folder / "info.json", (json.dumps(finding, indent=2, sort_keys=True) + "\n").encode())
