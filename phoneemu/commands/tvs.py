@@ -44,6 +44,7 @@ from phoneemu.phone.events import QueryKey
 from phoneemu.phone.profile import check_tls_versions, get_profile
 from phoneemu.phone.rules import https_query_key, query_key, tvs_server_trusted
 from phoneemu.phone.store import InternCache, TrustStore
+from phoneemu.protocols.tvs import phone_device_name
 from phoneemu.scenario.predict import installed_config, load_installed
 from phoneemu.values import host_port, parse_host_port
 
@@ -88,7 +89,8 @@ def register(sub: Any) -> None:
                    help="an emulated phone's flash (boot --flash DIR): its config as --config, its ITL as "
                    "--itl, its model's TLS versions as --tls")
     p.add_argument("--device-name", default=None, metavar="NAME",
-                   help="the device name sent (default: the --config phone's, else SEP001122334455)")
+                   help="the device name sent (default: the --config phone's as phones send it, "
+                   "CP-<model>-SEP<MAC> (spec §E.4), else CP-8861-SEP001122334455)")
     p.add_argument("--tls", default=None, metavar="VERSIONS",
                    help="TLS versions the phone speaks, e.g. 1.2 or 1.0 (default: a cp-8861's)")
     p.add_argument("--timeout", type=positive_float, default=5.0, metavar="S",
@@ -137,8 +139,8 @@ def _servers(args: argparse.Namespace) -> list[tuple[str, int]]:
     asked = [parse_host_port(text, what="server", default_port=TVS_PORT) for text in args.servers]
     if args.config is not None:
         cfg = installed_config(args.config, option="config").config
-        if args.device_name is None and cfg.device_name:
-            args.device_name = cfg.device_name  # the phone asks in its own name
+        if args.device_name is None and cfg.device_name:  # the phone asks in its own name (spec §E.4)
+            args.device_name = phone_device_name(get_profile(args.profile).model, cfg.device_name)
         named = server_order(cfg.tvs_servers)
         if not named:
             raise PhoneEmuError(f"{args.config}: the config names no TVS server (<TVS><members>)",
@@ -303,7 +305,7 @@ def handler(args: argparse.Namespace) -> int:
     store = _itl_store(args.itl, args.profile) if args.itl is not None else None
     servers = _servers(args)
     if args.device_name is None:
-        args.device_name = "SEP001122334455"
+        args.device_name = phone_device_name(get_profile(args.profile).model, "SEP001122334455")
 
     async def ask_all() -> list[_Asked]:
         return list(await asyncio.gather(*(_ask(args, s, key, cert, store) for s in servers)))

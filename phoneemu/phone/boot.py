@@ -107,6 +107,7 @@ from phoneemu.phone.store import (
     query_answer,
 )
 from phoneemu.phone.ways_out import ways_out_json
+from phoneemu.protocols import tvs as tvs_proto
 from phoneemu.protocols.capf import CapfClientSession, CapfResult
 from phoneemu.values import host_port
 
@@ -469,7 +470,8 @@ class _Boot:
         check = rules.TvsServerCheck(self.store, on_refused=lambda: self.note(
             "tvs", "TVS server certificate is not an ITL TVS record: not used (spec E.1)"))
         try:
-            answer = await self.tvs(servers, key, device_name=self.device_name, accept_server=check)
+            answer = await self.tvs(servers, key, device_name=tvs_proto.phone_device_name(
+                self.profile.model, self.device_name), accept_server=check)  # CP-8861-SEP<MAC> (§E.4)
         except TransportError as exc:
             self.tvs_failure = exc.message
             if check.refused:  # servers were reached, and every one was refused
@@ -760,6 +762,8 @@ class _Boot:
 
         check = _CapfServerCheck(decide)
         got = await self.capf_connect(server, mode, check)
+        if check.decision is not None and check.decision.accepted:  # a rule applied: the report says so
+            self.record(check.decision)
         if not isinstance(got, _CapfFailed) or got.refused is None or not got.refused.pending:
             return got
         assert got.refused.needs_tvs is not None and check.presented is not None

@@ -42,6 +42,7 @@ from phoneemu.phone import rules
 from phoneemu.phone.events import Event, EventLog
 from phoneemu.phone.profile import PhoneProfile
 from phoneemu.phone.store import TrustStore, TvsAnswer, TvsResult, TvsStatus
+from phoneemu.protocols import tvs as tvs_proto
 from phoneemu.values import host_port
 
 __all__ = ["HttpsResult", "directory_scheme", "open_https", "open_plain_http"]
@@ -142,7 +143,8 @@ async def open_https(host: str, port: int, *, store: TrustStore, profile: PhoneP
         d = rules.decide_https_server(store, cert, profile=profile, now=clock(), server=server)
         if d.pending and cert is not None and d.needs_tvs is not None:
             events.record(d, time=clock(), phone=mac)
-            answer = await _verify(store, cert, device_name=config_fmt.device_name_for(mac),
+            answer = await _verify(store, cert, device_name=tvs_proto.phone_device_name(
+                                       profile.model, config_fmt.device_name_for(mac)),  # §E.4
                                    versions=profile.tls_versions, keylog=log, timeout=tvs_timeout,
                                    events=events, now=clock(), mac=mac)
             store.cache_tvs(d.needs_tvs, answer, clock())

@@ -66,6 +66,7 @@ __all__ = [
     "encode",
     "is_valid_device_name",
     "parse_request",
+    "phone_device_name",
     "query_request",
     "response",
     "validate_device_name",
@@ -194,6 +195,12 @@ class FrameDecoder(FrameBuffer[TvsMessage]):
 # --- device names ---------------------------------------------------------------------------------
 
 _DEVICE_NAME_RE = re.compile(r"CP-[0-9A-Za-z]+-SEP[0-9A-Fa-f]{12}")
+
+
+def phone_device_name(model: str, device: str) -> str:
+    """The DEVICE_NAME a phone sends TVS (spec §E.4): ``CP-<model>-SEP<MAC>`` from its model (``CP-8861``)
+    and device name (``SEPB000B4BA0AEE``)."""
+    return f"{model}-{device}"
 
 
 def is_valid_device_name(name: str) -> bool:

@@ -131,7 +131,7 @@ def test_every_tvs_a_config_names_is_asked(served: tuple[LabCluster, str, Path],
         assert (doc["asked"], doc["vouching"], doc["decides_now"]) == (3, 1, tvs)
         assert doc["failover"] == []
         assert [d.get("phone_would_talk") for d in doc["servers"]] == [None, True, False]
-        assert {d["device_name"] for d in doc["servers"]} == {f"SEP{MAC}"}  # the config's phone asks
+        assert {d["device_name"] for d in doc["servers"]} == {f"CP-8861-SEP{MAC}"}  # as the phone asks (§E.4)
         # a server given and the same named by the config: asked once; all vouch: exit 0
         only = tmp_path / "only.cnf.xml"
         only.write_bytes(config.build(config.DeviceConfig(device_name=f"SEP{MAC}", tvs_servers=members[:1])))
@@ -168,7 +168,8 @@ def test_an_emulated_phones_flash_asks_as_that_phone(served: tuple[LabCluster, s
     assert main(["tvs", "--flash", str(flash), str(itl), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert [d["server"] for d in doc["servers"]] == [tvs]  # the config's TVS: no server given
-    assert doc["servers"][0]["device_name"] == f"SEP{MAC}" and doc["servers"][0]["phone_would_talk"] is True
+    assert doc["servers"][0]["device_name"] == f"CP-7962-SEP{MAC}"  # its model's name (spec §E.4)
+    assert doc["servers"][0]["phone_would_talk"] is True
     assert doc["servers"][0]["tls"].startswith("TLSv1 ")
     for argv, said in ((["--flash", str(flash), "--itl", str(itl)], "give --flash, or --config / --itl"),
                        (["--flash", str(tmp_path / "none")], "no such flash directory"),

@@ -33,6 +33,7 @@ from phoneemu.phone.phone import PHONE_FILE, Phone, read_phone_file
 from phoneemu.phone.profile import PhoneProfile, get_profile, profile_from_dict
 from phoneemu.phone.show import render_show, show_state
 from phoneemu.phone.store import TvsAnswer, TvsResult, TvsStatus
+from phoneemu.protocols import tvs as tvs_proto
 from phoneemu.protocols.capf import CapfClientSession, CapfResult
 
 T = TypeVar("T")
@@ -71,11 +72,13 @@ class FakeTvs:
         self.down = down
         self.outages = outages
         self.queries: list[QueryKey] = []
+        self.device_names: list[str] = []
         self.server_ok: list[bool] = []
 
     async def __call__(self, servers: Sequence[Server], key: QueryKey, *, device_name: str,
                        accept_server: Callable[[bytes | None], bool] | None) -> TvsResult:
         self.queries.append(key)
+        self.device_names.append(device_name)
         if accept_server is not None:
             self.server_ok.append(accept_server(self.lab.tvs_identity().der))
             self.server_ok.append(accept_server(self.lab.identity("capf").der))
@@ -291,6 +294,9 @@ def test_tvs_vouches_checks_server_cert_and_flushes(lab: LabCluster) -> None:
     assert rules(r)[0] == "G.3.4-vouched-by-tvs" and r.tvs_used and r.ok
     assert tvs.server_ok == [True, False]  # only the ITL's TVS record is accepted (§E.1)
     assert tvs.queries[0].subject.startswith("CN=ITLRECOVERY")
+    # DEVICE_NAME as phones send it, CP-<model>-SEP<MAC> (spec §E.4; it was SEP<MAC>, which tvsd refuses)
+    assert tvs.device_names[0] == f"CP-8861-SEP{p.mac}"
+    assert tvs_proto.is_valid_device_name(tvs.device_names[0])
     assert p.store.tvs_cache_size == 0
     assert any("cache flush" in line for line in r.timeline)
 
@@ -933,8 +939,9 @@ _CAPF_PATHS: dict[str, tuple[list[str | None], int, list[str], list[str], str | 
     "another-certificate-on-the-reconnect-asked-next-attempt": (
         ["capf", "evil", "evil", "capf"], 0,
         [_SESSION, *_asked("<capf>", _FOUND), _VOUCHED, _REFUSED, *_retry(1),
-         *_asked("<evil>", "TVS answer: not-found"), _REFUSED, *_retry(2), _INSTALLED],
-        ["F.1-capf-vouched-by-tvs", "F.6-lsc-installed"], None, ["<capf>", "<evil>"], 2),
+         *_asked("<evil>", "TVS answer: not-found"), _REFUSED, *_retry(2), _VOUCHED, _INSTALLED],
+        ["F.1-capf-vouched-by-tvs", "F.1-capf-vouched-by-tvs", "F.6-lsc-installed"], None,
+        ["<capf>", "<evil>"], 2),
     "vouched-on-the-second-attempt": (
         [None, "capf", "capf"], 0,
         [_SESSION, _LOST, *_retry(1), *_asked("<capf>", _FOUND), _VOUCHED, _INSTALLED],
@@ -942,8 +949,8 @@ _CAPF_PATHS: dict[str, tuple[list[str | None], int, list[str], list[str], str | 
     "vouched-then-lost-retry-uses-the-answer": (
         ["capf", "capf-lost", "capf"], 0,
         [_SESSION, *_asked("<capf>", _FOUND), _VOUCHED, "CAPF unreachable: 127.0.0.1:3804: connection lost",
-         *_retry(1), _INSTALLED],
-        ["F.1-capf-vouched-by-tvs", "F.6-lsc-installed"], None, ["<capf>"], 1),
+         *_retry(1), _VOUCHED, _INSTALLED],  # the retry trusts the server on the answer kept: said again
+        ["F.1-capf-vouched-by-tvs", "F.1-capf-vouched-by-tvs", "F.6-lsc-installed"], None, ["<capf>"], 1),
     "different-certificate-on-retry": (
         ["evil", "capf", "capf"], 0,
         [_SESSION, *_asked("<evil>", "TVS answer: not-found"), _REFUSED, *_retry(1),
