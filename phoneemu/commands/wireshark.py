@@ -4,7 +4,9 @@ Wireshark knows neither TVS (spec §E) nor CAPF (spec §F); ``phoneemu/wireshark
 dissector for both (decrypted TLS application data; registered on TLS ports 2445 and 3804 and as a
 heuristic on TLS). Lab services listen on ephemeral ports, which Wireshark does not take for TLS:
 for a capture this command finds every TCP port that received a TLS ClientHello and decodes it
-as TLS, so the TVS and CAPF messages show up whatever the ports.
+as TLS, so the TVS and CAPF messages show up whatever the ports; so does SIP over TLS (the dissector
+hands it to Wireshark's SIP, whose SDP sets up the RTP/SRTP). A copy installed with --install that
+differs from this one is named on stderr: Wireshark loads it first and decodes with it.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ capf.auth_type capf.certificate_type capf.key_size capf.key_type capf.curve
 """
 
 _PLUGIN_DIR = Path("~/.local/lib/wireshark/plugins")
+_PLUGIN_NAME = "phoneemu_tvs_capf.lua"
 
 
 def dissector_path() -> Path:
@@ -86,10 +89,20 @@ def register(sub: Any) -> None:
 def _install() -> int:
     folder = _PLUGIN_DIR.expanduser()
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / "phoneemu_tvs_capf.lua"
+    target = folder / _PLUGIN_NAME
     shutil.copyfile(dissector_path(), target)
     print(f"installed {target} (Wireshark and tshark load it at start; Help -> About -> Plugins lists it)")
     return 0
+
+
+def _stale_install() -> Path | None:
+    """The installed plugin when it is not this phoneemu's dissector: Wireshark loads it first, so it
+    is the one that decodes (and a copy without the load-once guard clashes with -X lua_script:)."""
+    target = _PLUGIN_DIR.expanduser() / _PLUGIN_NAME
+    try:
+        return None if target.read_bytes() == dissector_path().read_bytes() else target
+    except OSError:  # not installed (or unreadable: Wireshark will not load it either)
+        return None
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -108,6 +121,10 @@ def handler(args: argparse.Namespace) -> int:
     if keylog is not None and not keylog.is_file():
         raise PhoneEmuError(f"--keylog {keylog}: no such file", path="keylog")
     cmd = ["tshark", *tshark_args(args.capture, keylog, tls_server_ports(args.capture)), "-Y", args.filter]
+    stale = _stale_install()
+    if stale is not None:
+        print(f"phoneemu wireshark: note: Wireshark also loads {stale}, another version of this dissector, "
+              "and decodes with that one: phoneemu wireshark --install replaces it", file=sys.stderr)
     if args.print:
         print(shlex.join(cmd))
         return 0

@@ -11,8 +11,20 @@
 -- once the port is decoded as TLS (Decode As... / tshark -d tcp.port==N,tls). A message split over
 -- several TLS records is reassembled. Malformed input is marked as an expert error, never raised.
 --
+-- SIP over TLS on a port Wireshark does not take for SIPS (lab registrars listen on ephemeral ports,
+-- Wireshark knows 5061 only) is handed to the SIP dissector by a heuristic on the decrypted data (a
+-- SIP request or status line), so the REGISTERs, INVITEs, their SDP and the RTP/SRTP it sets up show.
+--
+-- Loaded twice (installed as a plugin and given with -X lua_script:), the second copy does nothing:
+-- Wireshark refuses two protocols of one name, and would show that as a Lua error at start.
+--
 -- Use:  tshark -X lua_script:tvs_capf.lua -o tls.keylog_file:run.keys -r run.pcap -Y tvs
 --       or copy this file to ~/.local/lib/wireshark/plugins/ (phoneemu wireshark --install).
+
+if package.loaded["phoneemu_tvs_capf"] then
+  return  -- the other copy registered the protocols already
+end
+package.loaded["phoneemu_tvs_capf"] = true
 
 local ROLE = { [0] = "SAST", [1] = "CCM", [2] = "CCM+TFTP", [3] = "TFTP", [4] = "CAPF", [5] = "SRST",
                [7] = "APP-SERVER", [21] = "TVS" }
@@ -287,3 +299,19 @@ tls_port:add(3804, capf)
 local tcp_port = DissectorTable.get("tcp.port")
 tcp_port:add_for_decode_as(tvs)
 tcp_port:add_for_decode_as(capf)
+
+-- ------------------------------------------------------------------------------------ SIP over TLS
+-- A request line (METHOD SP Request-URI SP SIP/2.0) or a status line (SIP/2.0 SP 3 digits) starts
+-- every SIP message (RFC 3261 §7); the rest is the SIP dissector's, reassembly included.
+local sip_tcp = Dissector.get("sip.tcp")
+local sip_tls = Proto("phoneemu_sip_tls", "SIP over TLS on any port (phoneemu heuristic)")
+
+local function sip_heuristic(tvb, pinfo, tree)
+  local line = tvb:raw(0, math.min(tvb:len(), 256)):match("^[^\r\n]*\r\n")
+  if line == nil or not (line:match("^%u+ %S+ SIP/2%.0\r\n$") or line:match("^SIP/2%.0 %d%d%d ")) then
+    return false
+  end
+  sip_tcp:call(tvb, pinfo, tree)
+  return true
+end
+sip_tls:register_heuristic("tls", sip_heuristic)
