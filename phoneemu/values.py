@@ -87,12 +87,34 @@ def parse_host_port(text: str, *, what: str = "--tftp", default_port: int = 69) 
             expected = (f"not an IPv6 address; a bare IPv6 address takes no port: for port {last} "
                         f"write [{head}]:{last}")
         raise PhoneEmuError(f"{what} {text!r}: host {host!r} is {expected}", path=what.lstrip("-"))
+    scope = _missing_scope(host)
+    if scope is not None:
+        raise PhoneEmuError(f"{what} {text!r}: no network interface {scope!r} on this machine (the scope of "
+                            f"the link-local address {host})", path=what.lstrip("-"))
     if not has_port:
         return host, default_port
     value = parse_ascii_int(port, max_digits=5)
     if value is None or not 0 < value < 65536:
         raise PhoneEmuError(f"{what} {text!r}: port must be 1..65535", path=what.lstrip("-"))
     return host, value
+
+
+def _missing_scope(host: str) -> str | None:
+    """The interface a scoped IPv6 address (``fe80::1%eth9``) names when this machine has none of that
+    name or index (every datagram to it would fail, unseen: a boot would wait out every retry)."""
+    _, percent, scope = host.partition("%")
+    if not percent or not scope:
+        return None
+    import socket  # only for a scoped address
+
+    try:
+        if is_ascii_digits(scope):
+            socket.if_indextoname(int(scope))
+        else:
+            socket.if_nametoindex(scope)
+    except (OSError, ValueError, OverflowError):
+        return scope
+    return None
 
 
 def host_port(host: object, port: object) -> str:
@@ -109,7 +131,9 @@ def _is_host(host: str, *, v6_only: bool) -> bool:
     except ValueError:
         if v6_only or len(host) > 253 or not host.isascii():
             return False
-        return all(_DNS_LABEL.fullmatch(label) for label in host.removesuffix(".").split("."))
+        labels = host.removesuffix(".").split(".")
+        # 127.0.0.256 is no address, and no DNS name ends in a numeric label (RFC 3696 §2)
+        return all(_DNS_LABEL.fullmatch(label) for label in labels) and not labels[-1].isdigit()
     return not v6_only or addr.version == 6
 
 

@@ -209,6 +209,8 @@ def check_host(host: str) -> str:
             if len(text) > 253 or not text.isascii() or not all(_HOST_LABEL.fullmatch(x) for x in labels):
                 why = ("not an IP address (IPv6 without brackets or port) nor a DNS name (ASCII letters, "
                        "digits, hyphens, dots; at most 253 characters)")
+            elif labels[-1].isdigit():  # 127.0.0.256: no DNS name ends in a numeric label (RFC 3696 §2)
+                why = "not a valid IPv4 address, and no DNS name ends in a number"
         else:
             if addr.is_unspecified:
                 why = "empty or a wildcard"

@@ -374,7 +374,9 @@ class LabServers:
             self._load_registrations()
             await self.sync_stopped()
             self._watch_task = asyncio.create_task(self._watch_loop(self.watch))
-        _log.info("lab servers on %s: %s", self.host, ", ".join(f"{k} {v}" for k, v in self.ports.items()))
+        where = {"::": "every address ([::])", "0.0.0.0": "every IPv4 address (0.0.0.0)"}.get(self.host,
+                                                                                             self.host)
+        _log.info("lab servers on %s: %s", where, ", ".join(f"{k} {v}" for k, v in self.ports.items()))
         return self
 
     async def stop(self) -> None:

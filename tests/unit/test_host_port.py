@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from phoneemu.errors import PhoneEmuError
+from phoneemu.errors import EncodeError, PhoneEmuError
 from phoneemu.values import host_port, parse_host_port
 
 
@@ -46,3 +46,29 @@ def test_host_matcher_knows_a_peer_by_its_address() -> None:
     for bad in ("phone7", "10.0.0.300", ""):
         with pytest.raises(PhoneEmuError, match="not an IP address"):
             host_matcher(bad)
+
+
+def test_a_dotted_quad_out_of_range_is_no_host() -> None:
+    """``127.0.0.256`` is no IPv4 address and no DNS name (none ends in a number, RFC 3696 §2): it was
+    taken as a name, written into configs, and ``lab serve`` then failed with 'Unknown error -2'."""
+    from phoneemu.lab.cluster import check_host
+
+    with pytest.raises(PhoneEmuError, match="neither an IP address nor a DNS name"):
+        parse_host_port("127.0.0.256:69")
+    with pytest.raises(EncodeError, match="not a valid IPv4 address"):
+        check_host("127.0.0.256")
+    assert parse_host_port("tftp.example.com:69") == ("tftp.example.com", 69)
+    assert check_host("cucm-1.example.com") == "cucm-1.example.com"
+
+
+def test_a_scoped_address_naming_no_interface_is_refused() -> None:
+    """``[fe80::1%nosuchif]``: every datagram to it failed, unseen, and the boot waited out its retries
+    to say 'nothing answered'; now one line naming the interface."""
+    with pytest.raises(PhoneEmuError, match="no network interface 'nosuchif' on this machine"):
+        parse_host_port("[fe80::1%nosuchif]:69")
+    with pytest.raises(PhoneEmuError, match="no network interface '99999'"):
+        parse_host_port("[fe80::1%99999]:69")
+    import socket
+
+    here = socket.if_nameindex()[0][1]  # an interface this machine has (the loopback one, typically)
+    assert parse_host_port(f"[fe80::1%{here}]:69") == (f"fe80::1%{here}", 69)
