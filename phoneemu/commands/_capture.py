@@ -7,8 +7,10 @@ Rules (both commands, one implementation):
   paths are checked writable before any work is done.
 * The capture is live only (:class:`phoneemu.scenario.capturing.LiveCapture` with no built-in lab
   range, the TFTP host as its external cluster): every IPv4/IPv6 packet to or from the ``--tftp``
-  host and each host the phones connect to over TCP (TVS, CAPF, HTTP elsewhere), on every
-  interface. Where the packet socket cannot be opened (not Linux, no root or CAP_NET_RAW) it is a
+  host and each host the phones connect to over TCP (TVS, CAPF, HTTP, SIP elsewhere), on every
+  interface — however short the connection: the phones' connection points, here and in ``fleet
+  boot``'s shards, tell the capture where they connect (:mod:`phoneemu.scenario.capturing`). Where
+  the packet socket cannot be opened (not Linux, no root or CAP_NET_RAW) it is a
   :class:`~phoneemu.errors.PhoneEmuError` naming ``--capture`` (one line, exit 2), before any boot.
 * ``max_bytes`` bounds the pcap (our convention: 256 MiB by default); past it the capture keeps
   nothing more, and the summary line and the note file ``F.note.txt`` say so.

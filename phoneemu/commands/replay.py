@@ -31,7 +31,8 @@ from phoneemu.commands._replay_all import (
 from phoneemu.commands.boot import add_offline_phone_options, offline_boot_lines, pem_certificates, tvs_roles
 from phoneemu.errors import PhoneEmuError
 from phoneemu.formats.config import normalise_mac
-from phoneemu.net.tls_decrypt import KeyLog, read_keylog
+from phoneemu.net.capture import embedded_keylog
+from phoneemu.net.tls_decrypt import KeyLog, parse_keylog, read_keylog
 from phoneemu.phone.profile import get_profile
 from phoneemu.scenario.predict import load_installed
 from phoneemu.scenario.replay import MAX_MEMORY, CaptureIndex, Limits, ReplayResult, boot_count, replay_phone
@@ -97,7 +98,8 @@ def register(sub: Any) -> None:
                        "certificate: 'DIFFERS' when the captured phone did otherwise).",
                        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("capture", type=Path, metavar="CAPTURE.pcap",
-                   help="the capture: pcap or pcapng (as Wireshark and tcpdump save it)")
+                   help="the capture: pcap or pcapng (as Wireshark and tcpdump save it), or either "
+                   "gzip-compressed")
     p.add_argument("--mac", help="the phone to replay (MAC in any usual notation); required unless --list "
                    "or --all")
     add_offline_phone_options(p, now_help="phone clock (default: each boot's capture time)",
@@ -106,7 +108,8 @@ def register(sub: Any) -> None:
     add_installed_options(p, when="before the capture (default: nothing, a phone out of the box)")
     p.add_argument("--keylog", type=Path, metavar="FILE",
                    help="TLS key log of the capture (SSLKEYLOGFILE format, as --capture and lab serve "
-                   "--keylog write it): decrypt the TVS exchanges and answer as TVS did in the capture")
+                   "--keylog write it): decrypt the TVS exchanges and answer as TVS did in the capture "
+                   "(default: the key log a pcapng embeds, editcap --inject-secrets)")
     p.add_argument("--max-memory", type=positive_int, metavar="MiB",
                    help=f"bytes the open flows and the kept downloads may hold together, in MiB (default "
                    f"{MAX_MEMORY >> 20}; --all {ALL_MAX_MEMORY_MIB}): beyond, kept downloads give up their "
@@ -198,8 +201,21 @@ def _list_json(index: CaptureIndex, only: str | None) -> dict[str, Any]:
 
 
 def _secrets(args: argparse.Namespace) -> KeyLog | None:
-    """The ``--keylog`` secrets (None without it); a key log without any is a warning."""
-    secrets = read_keylog(args.keylog) if args.keylog is not None else None
+    """The ``--keylog`` secrets; without it, the key log a pcapng capture embeds (Decryption Secrets
+    Block, ``editcap --inject-secrets``), said on stderr, ``args.keylog`` then naming the capture; None
+    without either. A key log without any secret is a warning."""
+    if args.keylog is None:
+        text = embedded_keylog(args.capture)
+        if text is None:
+            return None
+        secrets = parse_keylog(text, source=f"{args.capture} (embedded key log)")
+        if secrets:
+            print(f"replay: using the TLS key log embedded in {args.capture} ({len(secrets)} secret(s))",
+                  file=sys.stderr)
+            args.keylog = args.capture
+            return secrets
+        return None
+    secrets = read_keylog(args.keylog)
     if secrets is not None and not secrets:
         print(f"replay: warning: --keylog {args.keylog}: no secrets (no CLIENT_RANDOM or TLS 1.3 traffic "
               "secret line): no TLS connection can be decrypted", file=sys.stderr)

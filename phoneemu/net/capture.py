@@ -17,12 +17,28 @@ Rules:
   malformed raises DecodeError(fmt="pcap"). A capture that ends inside its last packet (tcpdump
   killed, a full disk) is an error too, unless the caller passes ``cut_short``: then, as Wireshark
   does, the packets before that point are read and ``cut_short`` receives the error as a warning.
-  Packets that are not UDP/TCP over IP are skipped.
+  Packets that are not UDP/TCP over IP are skipped. A gzip-compressed capture (``.pcap.gz``, as tshark
+  reads it) is recognised by its magic bytes and decompressed as it is read, a bounded amount at a
+  time: the record, block and packet-count limits apply to the decompressed stream (a gzip bomb costs
+  time, never memory); a gzip stream cut short is a capture ending inside its last packet.
+* :func:`embedded_keylog` returns the TLS key log a pcapng carries in its Decryption Secrets Blocks
+  (``editcap --inject-secrets tls,keys.txt``): the ``TLSK`` secrets of the blocks before its first
+  packet (where editcap puts them), at most 16 MiB (whole lines, as a key-log file); a secrets block
+  may be larger than a packet block (the reader skips it in pieces).
+* **The phones' connections** (for a live capture, :mod:`phoneemu.scenario.capturing`): each phone
+  connection point calls :func:`note_connect` with the address it connects to (before connecting, an
+  IP literal) and :func:`note_peer` with the connected socket's peer (a DNS name resolved). Every live
+  capture of this process watching (:func:`watch_connects`) learns it at once; a process started
+  with ``PHONEEMU_CAPTURE_PEERS=FILE`` in its environment (a ``fleet boot`` shard: the capture of
+  the process that started it set it) appends ``<packed address hex> <port>`` to FILE once per
+  address and port (at most ``_PEERS_MAX`` of them), FILE not created when missing. Without either,
+  nothing is recorded (a storm without a capture pays one test per connection).
 """
 
 from __future__ import annotations
 
 import errno
+import gzip
 import ipaddress
 import os
 import select
@@ -30,6 +46,7 @@ import stat
 import struct
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,8 +63,13 @@ __all__ = [
     "TcpFlow",
     "UdpSink",
     "capture_kind",
+    "embedded_keylog",
     "inet_checksum",
+    "note_connect",
+    "note_peer",
     "read_pcap",
+    "unwatch_connects",
+    "watch_connects",
 ]
 
 LINKTYPE_ETHERNET = 1
@@ -68,6 +90,76 @@ _PROTO_UDP = 17
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
 Endpoint = tuple[str, int]
+
+
+# --- the phones' connections, for a live capture (module rules) ------------------------------
+PEERS_ENV = "PHONEEMU_CAPTURE_PEERS"
+_PEERS_MAX = 4096  # (address, port) pairs a process records or a capture learns (our bound)
+_peer_lock = threading.Lock()
+_peer_watchers: list[set[tuple[bytes, int]]] = []
+_peers_written: set[tuple[str, bytes, int]] = set()
+
+
+def packed_address(host: str) -> bytes | None:
+    """``host`` as packed bytes when it is an IP literal (an IPv4-mapped IPv6 address as the IPv4 one
+    its packets carry, a scope dropped), else None."""
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped.packed
+    return ip.packed
+
+
+def watch_connects() -> set[tuple[bytes, int]]:
+    """A set that every later :func:`note_connect` of this process adds ``(packed address, port)`` to,
+    until :func:`unwatch_connects`."""
+    seen: set[tuple[bytes, int]] = set()
+    with _peer_lock:
+        _peer_watchers.append(seen)
+    return seen
+
+
+def unwatch_connects(seen: set[tuple[bytes, int]]) -> None:
+    with _peer_lock:
+        _peer_watchers[:] = [w for w in _peer_watchers if w is not seen]
+
+
+def note_connect(host: str, port: int) -> None:
+    """A phone's connection point connects to ``host:port`` (module rules: an IP literal is recorded,
+    a name is not: :func:`note_peer` records the address it resolved to)."""
+    if not _peer_watchers and PEERS_ENV not in os.environ:
+        return
+    packed = packed_address(str(host))
+    if packed is None:
+        return
+    key = (packed, int(port))
+    path = os.environ.get(PEERS_ENV)
+    with _peer_lock:
+        for seen in _peer_watchers:
+            if len(seen) < _PEERS_MAX:
+                seen.add(key)
+        if not path or (path, *key) in _peers_written or len(_peers_written) >= _PEERS_MAX:
+            return
+        _peers_written.add((path, *key))
+    try:  # the capture made it; a stale variable (its capture gone) creates nothing
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.write(fd, f"{packed.hex()} {int(port)}\n".encode("ascii"))  # one write: whole lines appended
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def note_peer(peer: object) -> None:
+    """The peer of a connected socket (``getpeername()``, ``get_extra_info("peername")``), recorded as
+    :func:`note_connect` records an address."""
+    if isinstance(peer, (tuple, list)) and len(peer) >= 2 and isinstance(peer[1], int):
+        note_connect(str(peer[0]), peer[1])
 
 
 class UdpSink(Protocol):
@@ -336,8 +428,8 @@ def read_pcap(path: str | Path, *, max_packets: int = 10_000_000,
     """Yield the UDP/TCP packets of a classic pcap or pcapng file; malformed input raises DecodeError.
 
     The file is read one record at a time: memory stays bounded by the snaplen (at most
-    ``SNAPLEN``) whatever the size of the capture. A file that ends inside a packet raises too,
-    or with ``cut_short`` ends the packets there and tells it (named with the file)."""
+    ``SNAPLEN``) whatever the size of the capture, gzip-compressed or not. A file that ends inside a
+    packet raises too, or with ``cut_short`` ends the packets there and tells it (named with the file)."""
     named: CutShort | None = None
     if cut_short is not None:
         def named(exc: DecodeError) -> None:
@@ -422,13 +514,19 @@ def capture_kind(head: bytes) -> str | None:
     return "pcap" if head[:4] in _PCAP_MAGICS else None
 _PCAPNG_MAX_INTERFACES = 65536
 _PCAPNG_MAX_BLOCK = SNAPLEN + 4096  # a packet block holds at most one snaplen of data and its options
+_PCAPNG_DSB = 10  # Decryption Secrets Block
+_DSB_TLS = 0x544C534B  # its secrets type "TLSK": an NSS key log
+_KEYLOG_LIMIT = 16 << 20  # as phoneemu.net.tls_decrypt.KEYLOG_LIMIT (bytes of key log kept)
+_PCAPNG_MAX_SECRETS = _KEYLOG_LIMIT + 4096  # a secrets block: the key log, padded, and its options
 
 
 def _read_pcapng(read: Callable[[int], bytes], max_packets: int,
-                 cut_short: CutShort | None) -> Iterator[PcapPacket]:
+                 cut_short: CutShort | None, *, secrets: list[bytes] | None = None) -> Iterator[PcapPacket]:
     """pcapng (the Wireshark default): Section Header, Interface Description, Enhanced and Simple
     Packet blocks; other blocks are skipped. Every block length is checked against its trailer and
-    bounded by ``_PCAPNG_MAX_BLOCK``, so memory stays bounded as for classic pcap."""
+    bounded by ``_PCAPNG_MAX_BLOCK`` (a Decryption Secrets Block by ``_PCAPNG_MAX_SECRETS``, skipped in
+    pieces), so memory stays bounded as for classic pcap. With ``secrets``: the TLS key logs of the
+    secrets blocks before the first packet are appended to it, and the reading stops at that packet."""
     end = "<"
     links: list[tuple[int, int, int]] = []  # per interface: link type, snaplen, ticks per second
     pos, index = 0, 0
@@ -453,18 +551,35 @@ def _read_pcapng(read: Callable[[int], bytes], max_packets: int,
         else:
             btype, blen = head[:4], struct.unpack_from(end + "I", head, 4)[0]
             body_prefix = b""
-        if blen < (28 if btype == _PCAPNG_SHB else 12) or blen % 4 or blen > _PCAPNG_MAX_BLOCK:
-            raise _perr(f"pcapng block length {blen} (expected a multiple of 4 in 12..{_PCAPNG_MAX_BLOCK})",
+        kind = struct.unpack(end + "I", btype)[0]
+        bound = _PCAPNG_MAX_SECRETS if kind == _PCAPNG_DSB and btype != _PCAPNG_SHB else _PCAPNG_MAX_BLOCK
+        if blen < (28 if btype == _PCAPNG_SHB else 12) or blen % 4 or blen > bound:
+            raise _perr(f"pcapng block length {blen} (expected a multiple of 4 in 12..{bound})",
                         pos + 4, "block.length")
-        body = body_prefix + read(blen - 12 - len(body_prefix))
+        if secrets is not None and kind in (3, 6):
+            return  # the first packet: the secrets before it are all read
+        if kind == _PCAPNG_DSB and secrets is None:  # skipped in pieces: only its length is kept
+            left = blen - 12
+            while left > 0 and (piece := read(min(left, _PCAPNG_MAX_BLOCK))):
+                left -= len(piece)
+            body = b""
+            short = left > 0
+        else:
+            body = body_prefix + read(blen - 12 - len(body_prefix))
+            short = len(body) < blen - 12
         trailer = read(4)
-        if len(body) < blen - 12 or len(trailer) < 4:
+        if short or len(trailer) < 4:
             _end_inside(_perr(f"pcapng block of {blen} bytes truncated", pos, "block"), cut_short)
             return
         if struct.unpack(end + "I", trailer)[0] != blen:
             raise _perr("pcapng block length and trailing length differ", pos + blen - 4, "block.length")
-        kind = struct.unpack(end + "I", btype)[0]
         at = pos + 8
+        if kind == _PCAPNG_DSB and secrets is not None and btype != _PCAPNG_SHB and len(body) >= 8:
+            stype, slen = struct.unpack_from(end + "II", body, 0)
+            if stype == _DSB_TLS:
+                if slen > len(body) - 8:
+                    raise _perr(f"secrets length {slen} exceeds the block", at + 4, "secrets.length")
+                secrets.append(body[8:8 + slen])
         if kind == 1:  # Interface Description Block
             if len(body) < 8:
                 raise _perr("interface description truncated", at, "interface")
@@ -519,6 +634,43 @@ def _read_pcapng(read: Callable[[int], bytes], max_packets: int,
         pos += blen
 
 
+def embedded_keylog(path: str | Path) -> str | None:
+    """The TLS key log embedded in the pcapng (or gzip-compressed pcapng) at ``path`` (module rules);
+    None when it has none, or is not a regular file (a pipe is read once, by :func:`read_pcap`).
+    Malformed input raises DecodeError naming the file."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
+    except OSError:
+        return None
+    found: list[bytes] = []
+    with open(path, "rb") as f:
+        head = f.read(24)
+        read: Callable[[int], bytes] = f.read
+        if head[:2] == _GZIP_MAGIC:
+            read = _Gunzip(head, f.read)
+            head = read(24)
+        if head[:4] != _PCAPNG_SHB:
+            return None
+        buffered = [head]
+
+        def from_head(n: int) -> bytes:
+            out = buffered[0][:n]
+            buffered[0] = buffered[0][n:]
+            return out + read(n - len(out)) if len(out) < n else out
+        try:
+            for _ in _read_pcapng(from_head, 0, lambda _exc: None, secrets=found):
+                pass
+        except DecodeError as exc:
+            raise naming_file(exc, str(path)) from None
+    if not found:
+        return None
+    data = b"\n".join(found)
+    if len(data) > _KEYLOG_LIMIT:  # whole lines only
+        data = data[:_KEYLOG_LIMIT].rpartition(b"\n")[0]
+    return data.decode("utf-8", errors="replace")
+
+
 def _end_inside(exc: DecodeError, cut_short: CutShort | None) -> None:
     """The file ended inside a packet: raise ``exc``, or tell ``cut_short`` (the reading stops)."""
     if cut_short is None:
@@ -526,9 +678,69 @@ def _end_inside(exc: DecodeError, cut_short: CutShort | None) -> None:
     cut_short(exc)
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+_GZIP_CHUNK = 1 << 16  # compressed bytes read at a time
+
+
+class _Prepended:
+    """``read(n)`` of ``head`` then of ``fread``: a stream whose first bytes were already read."""
+
+    def __init__(self, head: bytes, fread: Callable[[int], bytes]) -> None:
+        self._head, self._fread = head, fread
+
+    def read(self, n: int = -1, /) -> bytes:
+        n = _GZIP_CHUNK if n < 0 else n
+        out, self._head = self._head[:n], self._head[n:]
+        return out + self._fread(n - len(out)) if len(out) < n else out
+
+    def seek(self, n: int, /) -> object:
+        raise OSError("a capture is read once, from its start")
+
+
+class _Gunzip:
+    """``read(n)`` of the decompressed stream: at most ``n`` bytes decompressed per call (bounded
+    memory); a stream cut short ends (``cut`` says so), a damaged one raises DecodeError."""
+
+    def __init__(self, head: bytes, fread: Callable[[int], bytes]) -> None:
+        self._gz = gzip.GzipFile(fileobj=_Prepended(head, fread), mode="rb")
+        self._pos = 0
+        self.cut: DecodeError | None = None
+
+    def __call__(self, n: int) -> bytes:
+        chunks: list[bytes] = []
+        got = 0
+        while got < n and self.cut is None:
+            try:
+                chunk = self._gz.read(n - got)
+            except EOFError:
+                self.cut = _perr("the gzip stream ends before its end marker (the file is cut short)",
+                                 self._pos + got, "gzip")
+                break
+            except (OSError, zlib.error) as exc:  # BadGzipFile, a damaged deflate stream, bad CRC
+                raise _perr(f"gzip: {exc}", self._pos + got, "gzip") from None
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        self._pos += got
+        return b"".join(chunks)
+
+
 def _read_records(fread: Callable[[int], bytes], max_packets: int,
                   cut_short: CutShort | None) -> Iterator[PcapPacket]:
     head = fread(24)
+    if head[:2] == _GZIP_MAGIC:
+        gunzip = _Gunzip(head, fread)
+        told: list[DecodeError] = []
+        inner: CutShort | None = None
+        if cut_short is not None:
+            def inner(exc: DecodeError) -> None:
+                told.append(exc)
+                cut_short(exc)
+        yield from _read_records(gunzip, max_packets, inner)
+        if gunzip.cut is not None and not told:  # the records ended whole where the stream did: cut short
+            _end_inside(gunzip.cut, cut_short)
+        return
     if head[:4] == _PCAPNG_SHB:
         buffered = [head]
 
@@ -546,8 +758,9 @@ def _read_records(fread: Callable[[int], bytes], max_packets: int,
     elif magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
         end = ">"
     else:
-        raise _perr(f"bad magic {magic.hex()}: neither pcap nor pcapng (save the capture as pcap or "
-                    "pcapng, or convert it: editcap -F pcap in.cap out.pcap)", 0, "header.magic")
+        raise _perr(f"bad magic {magic.hex()}: neither pcap nor pcapng, nor either gzip-compressed (save "
+                    "the capture as pcap or pcapng, or convert it: editcap -F pcap in.cap out.pcap)", 0,
+                    "header.magic")
     nano = magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
     major, _minor, _tz, _sig, snaplen, linktype = struct.unpack_from(end + "HHiIII", head, 4)
     if major != 2:

@@ -45,6 +45,7 @@ from urllib.parse import quote, unquote
 
 from phoneemu.errors import TransportError
 from phoneemu.net._listen import is_ipv6_any, tcp_listener
+from phoneemu.net.capture import note_connect, note_peer
 from phoneemu.net.tftp_codec import unsafe_name_reason
 from phoneemu.net.tftp_server import Provider, provider_from, transfer_socket_budget
 from phoneemu.values import host_port, is_ascii_digits, parse_ascii_int
@@ -290,7 +291,9 @@ async def _read_chunked(reader: asyncio.StreamReader, name: str, max_size: int) 
 
 async def _get(host: str, port: int, name: str, max_size: int, max_header: int) -> bytes:
     try:
+        note_connect(host, port)  # a live capture's: the phones' host (phoneemu.net.capture rules)
         reader, writer = await asyncio.open_connection(host, port, limit=max_header)
+        note_peer(writer.get_extra_info("peername"))
     except OSError as exc:
         raise TransportError(f"http://{host_port(host, port)}: cannot connect: {exc}", kind="unreachable",
                              path=name) from exc

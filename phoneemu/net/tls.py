@@ -35,6 +35,7 @@ from phoneemu.crypto.certs import cert_der
 from phoneemu.crypto.keys import PrivateKey, private_key_pem
 from phoneemu.errors import DecodeError, TransportError
 from phoneemu.net._listen import is_ipv6_any, tcp_listener
+from phoneemu.net.capture import note_connect, note_peer
 from phoneemu.net.tls_accept import TlsAcceptProtocol
 from phoneemu.phone.profile import TLS_VERSIONS
 from phoneemu.values import host_port
@@ -211,11 +212,15 @@ def peer_certificate_der(
 async def open_tls_connection(host: str, port: int, ctx: ssl.SSLContext, *, timeout: float = 10.0,
                               server_hostname: str | None = None
                               ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Connect and handshake; TransportError kind "unreachable" / "timeout" / "tls"."""
+    """Connect and handshake; TransportError kind "unreachable" / "timeout" / "tls". Where it connects
+    is told to a live capture (:func:`phoneemu.net.capture.note_connect`)."""
     try:
-        return await asyncio.wait_for(
+        note_connect(host, port)
+        reader, writer = await asyncio.wait_for(
             asyncio.open_connection(host, port, ssl=ctx, server_hostname=server_hostname or host,
                                     ssl_handshake_timeout=timeout), timeout)
+        note_peer(writer.get_extra_info("peername"))
+        return reader, writer
     except TimeoutError:
         raise TransportError(f"{host_port(host, port)}: TLS connect timeout after {timeout}s",
                              kind="timeout") from None

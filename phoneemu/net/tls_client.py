@@ -43,6 +43,7 @@ import ssl
 from collections.abc import Sequence
 
 from phoneemu.errors import TransportError
+from phoneemu.net.capture import note_connect
 from phoneemu.values import host_port
 
 __all__ = ["TlsClientConnection"]
@@ -108,6 +109,7 @@ async def _connect(loop: asyncio.AbstractEventLoop, host: str, port: int) -> soc
         try:
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            note_connect(*addr)  # a live capture's: the phones' host (phoneemu.net.capture rules)
             await _sock_connect(loop, sock, addr)
             return sock
         except OSError as exc:

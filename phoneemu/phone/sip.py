@@ -48,6 +48,7 @@ from pathlib import Path
 
 from phoneemu.errors import DecodeError, TransportError
 from phoneemu.formats import config as config_fmt
+from phoneemu.net.capture import note_connect, note_peer
 from phoneemu.net.tls import (
     client_certificate_refused,
     open_tls_connection,
@@ -278,7 +279,9 @@ async def _register_at(store: TrustStore, profile: PhoneProfile, mac: str, host:
                                        authenticated_only=cfg.device_security_mode == 2)
             reader, writer = await open_tls_connection(host, port, ctx, timeout=timeout)
         else:
+            note_connect(host, port)  # a live capture's: the phones' host (phoneemu.net.capture rules)
             reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+            note_peer(writer.get_extra_info("peername"))
     except (TransportError, OSError, TimeoutError) as exc:
         why = exc.message if isinstance(exc, TransportError) else \
             f"{server}: cannot connect: {exc or 'timeout'}"

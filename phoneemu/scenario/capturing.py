@@ -22,7 +22,9 @@ Rules:
   connections cannot use up the phones' bound, and the spool stays within twice it —, and the pcap
   written at close stops at ``max_bytes`` too. Packets the kernel dropped because
   the thread could not keep up (``PACKET_STATISTICS``, read at close) are counted in ``kernel_drops``
-  and the note file says so.
+  and the note file says so. Each packet's time is the kernel's, when it received the packet
+  (``SO_TIMESTAMPNS``, read with the packet), not when the thread read it: deltas and jitter hold
+  under load; where the kernel gives none, the reading time is used and the note file says so.
   ``close()`` drains what the kernel already queued, stops the thread within ``_STOP_TIMEOUT``
   seconds and flushes.
 * **Leave out other programs' traffic** (our rule): other programs on the same machine may use the
@@ -59,7 +61,15 @@ Rules:
   thousands of descriptors) is spooled *tentatively*, with every later packet to or from that host
   (at most ``_TENTATIVE_HOSTS`` hosts): ``close()`` keeps them when a later look learnt the host as
   ours (the next phone's connection), else drops them — the first phone's TVS exchange with another
-  host is in the pcap, so ``replay`` of that phone does not find TVS unreachable. A synthetic capture
+  host is in the pcap, so ``replay`` of that phone does not find TVS unreachable. The phones' own
+  connection points say where they connect (:func:`phoneemu.net.capture.note_connect`), so no look
+  is needed for them: a SYN to an address and port a phone of this process — or of a process started
+  after the capture opened, e.g. a ``fleet boot`` shard: the capture puts ``PHONEEMU_CAPTURE_PEERS``
+  (``<pcap>.peers``, removed at close) in the environment for them — said it connects to makes the
+  host join the set at once, however short the connection, and at close every host they named is
+  learnt (the tentative packets of one whose SYN came first are kept). The tentative packets still
+  dropped at close (no phone named the host, no look found it ours) are counted and their hosts named
+  in the note file. A synthetic capture
   holds nothing of an external cluster (its servers are not ours to feed it): the note file says so.
 * **Synthetic mode** (fallback when the raw socket cannot be opened — no root, no ``AF_PACKET`` —
   or forced with ``mode="synthetic"`` / ``PHONEEMU_CAPTURE=synthetic``): the pcap holds what the
@@ -85,9 +95,11 @@ import time
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from phoneemu.errors import ScenarioError
 from phoneemu.files import write_output
+from phoneemu.net import capture as _connects
 from phoneemu.net.capture import SNAPLEN, Endpoint, PcapWriter, TcpFlow
 
 __all__ = [
@@ -115,6 +127,13 @@ _LO, _EXTERNAL, _TENTATIVE = 0, 1, 2  # lo (sorted at close); every-interface (k
 _TENTATIVE_HOSTS = 256  # hosts tracked tentatively at once (our bound)
 _PCAP_HEADER, _PCAP_RECORD = 24, 16  # classic pcap: file header, per-packet record header
 _SOL_PACKET, _PACKET_STATISTICS = 263, 6
+#: SO_TIMESTAMPNS (= its SCM_TIMESTAMPNS control message) of Linux's generic socket options (x86, arm,
+#: and most others; checked with getsockopt once set): the packet's receive time, a struct timespec
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+_TIMESPEC = struct.Struct("@ll")
+_CMSG_SPACE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
+_PEER_FILE_MAX = 4 << 20  # bytes of <pcap>.peers read (the phones' connections in other processes)
+_NAMED_HOSTS = 10  # hosts named in the note file's line of dropped tentative packets
 _DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -294,6 +313,30 @@ def _is_syn(pkt: bytes, address_size: int) -> bool:
     return is_tcp and len(pkt) > at + 13 and pkt[at + 13] & 0x12 == 0x02
 
 
+def _tcp_dport(pkt: bytes, address_size: int) -> int:
+    """The TCP destination port of an IPv4 (``address_size`` 4) or IPv6 ``pkt`` (a SYN, checked)."""
+    at = (pkt[0] & 0x0F) * 4 if address_size == 4 else 40
+    return int.from_bytes(pkt[at + 2:at + 4], "big")
+
+
+def _enable_kernel_timestamps(sock: socket.socket) -> bool:
+    """Ask the kernel for each packet's receive time (``SO_TIMESTAMPNS``); False where it will not."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        return bool(sock.getsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS)) and _CMSG_SPACE > 0
+    except OSError:
+        return False
+
+
+def _kernel_time(ancdata: list[tuple[int, int, bytes]]) -> float | None:
+    """The receive time of ``recvmsg``'s control messages (``SCM_TIMESTAMPNS``), None without it."""
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+            sec, nsec = _TIMESPEC.unpack_from(data)
+            return float(sec + nsec / 1e9)
+    return None
+
+
 def _proc_address(text: str) -> bytes:
     """A ``/proc/net`` hex address as packed bytes: 32-bit words in host (little-endian) order."""
     raw = bytes.fromhex(text)
@@ -372,6 +415,14 @@ class LiveCapture(CaptureSink):
                                       if len(a) == 4)
         self._last_peer_scan = 0.0
         self._tentative: set[bytes] = set()  # hosts a SYN went to/came from, not (yet) known as ours
+        self._connects: set[tuple[bytes, int]] | None = None  # where the phones said they connect
+        self._peer_file: Path | None = None  # the same from processes started since (module rules)
+        self._peer_fh: BinaryIO | None = None
+        self._peer_rest = b""  # a line not yet whole
+        self._peer_read = 0
+        self._env_before: str | None = None
+        self.dropped_hosts: set[bytes] = set()  # hosts of tentative packets dropped at close
+        self.dropped_tentative = 0
         try:
             with contextlib.suppress(OSError):
                 self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
@@ -379,17 +430,27 @@ class LiveCapture(CaptureSink):
             self._sock.bind((interface, 0))
             self._sock.setblocking(False)
             self._drain_stale(self._sock)
+            stamped = _enable_kernel_timestamps(self._sock)
             if self.external.addresses:
                 self._any = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(_ETH_P_ALL))
                 with contextlib.suppress(OSError):
                     self._any.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
                 self._any.setblocking(False)
                 self._drain_stale(self._any)
+                stamped = _enable_kernel_timestamps(self._any) and stamped
+            self.kernel_timestamps = stamped  # each packet's time is the kernel's (module rules)
             self._spool = open(self._spool_path, "wb")  # noqa: SIM115 - closed in close()
+            if self._any is not None:
+                self._watch_connects()
         except BaseException:
             self._sock.close()
             if self._any is not None:
                 self._any.close()
+            self._unwatch_connects()
+            if hasattr(self, "_spool"):
+                self._spool.close()
+                with contextlib.suppress(OSError):
+                    self._spool_path.unlink()
             raise
         self._null_writer: PcapWriter | None = None
         self._written = _PCAP_HEADER  # the pcap's size once written (what max_bytes bounds)
@@ -399,6 +460,55 @@ class LiveCapture(CaptureSink):
         self._scan()
         self._thread = threading.Thread(target=self._run, name=f"capture:{path.stem}", daemon=True)
         self._thread.start()
+
+    def _watch_connects(self) -> None:
+        """Learn where the phones connect: this process's at once, later processes' through
+        ``<pcap>.peers`` named in their environment (module rules)."""
+        self._connects = _connects.watch_connects()
+        self._peer_file = self.path.absolute().with_name(self.path.name + ".peers")  # whatever their cwd
+        self._peer_file.write_bytes(b"")
+        self._peer_fh = open(self._peer_file, "rb")  # noqa: SIM115 - closed in close()
+        self._env_before = os.environ.get(_connects.PEERS_ENV)
+        os.environ[_connects.PEERS_ENV] = str(self._peer_file)
+
+    def _unwatch_connects(self) -> None:
+        """Stop learning where the phones connect; the environment as it was, ``<pcap>.peers`` removed."""
+        if self._connects is not None:
+            _connects.unwatch_connects(self._connects)
+        if self._peer_file is None:
+            return
+        if os.environ.get(_connects.PEERS_ENV) == str(self._peer_file):
+            if self._env_before is None:
+                os.environ.pop(_connects.PEERS_ENV, None)
+            else:
+                os.environ[_connects.PEERS_ENV] = self._env_before
+        if self._peer_fh is not None:
+            self._peer_fh.close()
+        with contextlib.suppress(OSError):
+            self._peer_file.unlink()
+        self._peer_file = self._peer_fh = None
+
+    def _read_peer_file(self) -> None:
+        """Learn the connections other processes appended to ``<pcap>.peers`` since the last read
+        (at most ``_PEER_FILE_MAX`` bytes in all)."""
+        if self._peer_fh is None or self._connects is None or self._peer_read >= _PEER_FILE_MAX:
+            return
+        with contextlib.suppress(OSError):
+            data = self._peer_fh.read(_PEER_FILE_MAX - self._peer_read)
+            self._peer_read += len(data or b"")
+            *lines, self._peer_rest = (self._peer_rest + (data or b"")).split(b"\n")
+            for line in lines:
+                with contextlib.suppress(ValueError):
+                    address, port = line.split()
+                    self._connects.add((bytes.fromhex(address.decode("ascii")), int(port)))
+
+    def _phones_connect_to(self, address: bytes, port: int) -> bool:
+        """A phone said it connects to ``address:port`` (this process, else ``<pcap>.peers`` read now)."""
+        if self._connects is None:
+            return False
+        if (address, port) not in self._connects:
+            self._read_peer_file()
+        return (address, port) in self._connects
 
     def _attach_filter(self) -> None:
         prog = _bpf_program(self._lo, self._hi)
@@ -450,6 +560,9 @@ class LiveCapture(CaptureSink):
         if src in wanted or dst in wanted or src in self._peers or dst in self._peers:
             return pkt, _EXTERNAL
         syn = _is_syn(pkt, len(src))
+        if syn and self._phones_connect_to(dst, _tcp_dport(pkt, len(src))):
+            self._peers.add(dst)  # a phone connects there: the host is ours, however short the connection
+            return pkt, _EXTERNAL
         if syn and time.monotonic() - self._last_peer_scan > _PEER_SCAN_S:
             self._last_peer_scan = time.monotonic()
             with contextlib.suppress(OSError):
@@ -533,13 +646,14 @@ class LiveCapture(CaptureSink):
         external = sock is not None and sock is self._any
         sock = sock or self._sock
         n = 0
+        space = _CMSG_SPACE if self.kernel_timestamps else 0
         while n < 4096:
             try:
-                frame, addr = sock.recvfrom(SNAPLEN)
+                frame, ancdata, _flags, addr = sock.recvmsg(SNAPLEN, space)
             except (BlockingIOError, InterruptedError):
                 break
             n += 1
-            ts = time.time()
+            ts = (_kernel_time(ancdata) if space else None) or time.time()  # the kernel's (module rules)
             pkttype = int(addr[2]) if len(addr) > 2 else 0
             if external:
                 got = self.keep_external(frame, str(addr[0]), int(addr[1]), pkttype)
@@ -613,6 +727,10 @@ class LiveCapture(CaptureSink):
                     continue
                 if kind == _TENTATIVE and not self._learned(pkt):
                     self.dropped_foreign += 1
+                    self.dropped_tentative += 1
+                    size = 4 if pkt[0] >> 4 == 4 else 16
+                    ends = (pkt[12:16], pkt[16:20]) if size == 4 else (pkt[8:24], pkt[24:40])
+                    self.dropped_hosts.update(e for e in ends if e in self._tentative)
                     continue
                 written += len(pkt) + _PCAP_RECORD
                 if written > self.max_bytes:  # learned hosts' packets on top of the others
@@ -638,6 +756,11 @@ class LiveCapture(CaptureSink):
             self._any.close()
         if self._null_writer is not None:
             self._null_writer.close()
+        if self._connects is not None:  # every host a phone named is ours (module rules)
+            _connects.unwatch_connects(self._connects)
+            self._read_peer_file()
+            self._peers |= {address for address, _port in self._connects}
+        self._unwatch_connects()
         missing: list[str] = []
         if self._thread.is_alive():
             missing.append("capture thread did not stop in time; the pcap may miss the last packets")
@@ -662,6 +785,17 @@ class LiveCapture(CaptureSink):
             missing.append(f"capture thread stopped: {self.error}")
         self.missing = tuple(missing)
         problems = list(missing)
+        if self.dropped_tentative:
+            named = sorted(socket.inet_ntop(socket.AF_INET if len(a) == 4 else socket.AF_INET6, a)
+                           for a in self.dropped_hosts)
+            more = f" and {len(named) - _NAMED_HOSTS} more" if len(named) > _NAMED_HOSTS else ""
+            shown = ", ".join(named[:_NAMED_HOSTS])
+            problems.append(f"Left out: {self.dropped_tentative} packet(s) with {shown}{more}: a TCP "
+                            "connection was opened with them during the capture, but no phone said it"
+                            " connects there and no look found it the phones' (another program's)")
+        if not self.kernel_timestamps:
+            problems.append("The packets' times are when the capture thread read them, not when the kernel "
+                            "received them (no SO_TIMESTAMPNS here): deltas and jitter may be distorted")
         if self.proc_error:
             problems.append(f"/proc not readable ({self.proc_error}): packets of other programs on the lab "
                             "addresses may be included")

@@ -1,0 +1,174 @@
+"""``boot``/``fleet boot --capture``: the hosts a phone connects to are in the pcap however short the
+connection, unrelated hosts' are not (and the note says so); packet times are the kernel's.
+
+Live capture needs root (CAP_NET_RAW) and Linux; elsewhere these tests are skipped. The capture thread
+is held back (its reading gated) so that it reads a connection's SYN only once the connection is over:
+the race a short TVS exchange loses in a real boot, made certain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from phoneemu.errors import PhoneEmuError
+from phoneemu.net import capture as capture_module
+from phoneemu.net.capture import read_pcap
+from phoneemu.scenario.capturing import LiveCapture
+
+# addresses no other test uses (xdist workers capture side by side)
+TFTP_HOST = "127.0.0.74"  # the capture's --tftp host
+PHONE_PEER = "127.0.0.75"  # a server a phone connects to (IPv4 case)
+OTHER_PEER = "127.0.0.76"  # a server another program connects to
+SHARD_PEER = "127.0.0.77"  # a server a phone of another process (a fleet shard) connects to
+
+
+def _v6_missing() -> str | None:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+    except OSError as exc:
+        return f"no IPv6 loopback ({exc})"
+    return None
+
+
+class Gate:
+    """Hold the capture thread before it reads anything, until :meth:`release`."""
+
+    def __init__(self, sink: LiveCapture) -> None:
+        self.entered, self.released = threading.Event(), threading.Event()
+        read = sink._read_ready
+
+        def gated(sock: socket.socket | None = None) -> int:
+            self.entered.set()
+            self.released.wait(10)
+            return read(sock)
+
+        sink._read_ready = gated  # type: ignore[method-assign]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:  # a packet with the TFTP host
+            udp.bind((TFTP_HOST, 0))
+            udp.sendto(b"arm", udp.getsockname())
+            assert self.entered.wait(5), "the capture thread read nothing"
+
+    def release(self) -> None:
+        self.released.set()
+
+
+@pytest.fixture
+def sink(tmp_path: Path) -> Iterator[LiveCapture]:
+    from phoneemu.commands._capture import open_host_capture
+
+    try:
+        cap = open_host_capture(tmp_path / "boot.pcap", tmp_path / "boot.keys", TFTP_HOST)
+    except PhoneEmuError as exc:
+        pytest.skip(f"live capture not possible here: {exc}")
+    assert cap is not None
+    try:
+        yield cap
+    finally:
+        cap.close()
+
+
+OTHER_PROGRAM = """
+import socket, sys
+listener = socket.socket()
+listener.bind((sys.argv[1], 0))
+listener.listen(1)
+with socket.create_connection(listener.getsockname(), timeout=5) as c:
+    conn, _ = listener.accept()
+    c.sendall(b"not the phones'")
+    conn.recv(100)
+    conn.close()
+"""
+
+
+@pytest.mark.parametrize("peer", [PHONE_PEER, "::1"])
+def test_a_phones_short_connection_to_another_host_is_kept(sink: LiveCapture, peer: str) -> None:
+    """A phone's connection to another host than ``--tftp`` (TVS, SIP: here HTTP, the same hook), over
+    before the capture thread reads its SYN, is in the pcap, SYN to FIN; another program's connection
+    with another host in the same moment is not, and the note file names it. (Before: the phone's was
+    dropped at close, silently.)"""
+    from phoneemu.net.http import HttpServer, http_get
+
+    if peer == "::1" and (why := _v6_missing()):
+        pytest.skip(why)
+
+    async def fetch() -> bytes:
+        async with HttpServer({"SEP0A0000000F01.cnf.xml": b"<device/>"}, peer, 0) as srv:
+            return await http_get(peer, srv.port, "SEP0A0000000F01.cnf.xml", timeout=5)
+
+    gate = Gate(sink)
+    try:
+        assert asyncio.run(fetch()) == b"<device/>"
+        subprocess.run([sys.executable, "-c", OTHER_PROGRAM, OTHER_PEER], check=True, timeout=10)
+    finally:
+        gate.release()
+    sink.close()
+    packets = list(read_pcap(sink.path))
+    ours = [p for p in packets if peer in (p.src, p.dst)]
+    assert any(p.flags & 0x12 == 0x02 for p in ours)  # the SYN
+    assert any(b"GET /SEP0A0000000F01.cnf.xml" in p.payload for p in ours)
+    assert any(b"<device/>" in p.payload for p in ours)
+    assert not [p for p in packets if OTHER_PEER in (p.src, p.dst)]  # unrelated: left out
+    note = sink.note_path.read_text()
+    assert "Left out:" in note and OTHER_PEER in note and peer not in note.split("Left out:")[1]
+
+
+SHARD = """
+import asyncio, sys
+from phoneemu.net.http import HttpServer, http_get
+
+async def main():
+    async with HttpServer({"f": b"shard"}, sys.argv[1], 0) as srv:
+        assert await http_get(sys.argv[1], srv.port, "f", timeout=5) == b"shard"
+
+asyncio.run(main())
+"""
+
+
+def test_a_shard_processs_short_connection_is_kept(sink: LiveCapture) -> None:
+    """A process started after the capture opened (a ``fleet boot`` shard) tells it where its phones
+    connect through the file its environment names: that process's connection, over and the process gone
+    before the capture thread reads its SYN, is in the pcap. At close the variable and the file go."""
+    peers = os.environ.get(capture_module.PEERS_ENV)
+    assert peers is not None and Path(peers).is_file()
+    gate = Gate(sink)
+    try:
+        subprocess.run([sys.executable, "-c", SHARD, SHARD_PEER], check=True, timeout=20)
+    finally:
+        gate.release()
+    sink.close()
+    assert capture_module.PEERS_ENV not in os.environ and not Path(peers).exists()
+    shard = [p for p in read_pcap(sink.path) if SHARD_PEER in (p.src, p.dst)]
+    assert any(p.flags & 0x12 == 0x02 for p in shard) and any(b"shard" in p.payload for p in shard)
+    note = sink.note_path.read_text()  # (other tests' connections may be left out: not this one)
+    assert "Left out:" not in note or SHARD_PEER not in note.split("Left out:")[1]
+
+
+def test_packet_times_are_the_kernels(sink: LiveCapture) -> None:
+    """Two datagrams 0.2 s apart, read together by a thread that fell behind, keep their 0.2 s in the
+    pcap (the kernel's receive times, SO_TIMESTAMPNS). (Before: the thread's reading time: ~0 s apart.)"""
+    assert sink.kernel_timestamps
+    gate = Gate(sink)
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind((TFTP_HOST, 0))
+            udp.sendto(b"first", udp.getsockname())
+            time.sleep(0.2)
+            udp.sendto(b"second", udp.getsockname())
+            time.sleep(0.1)
+    finally:
+        gate.release()
+    sink.close()
+    times = {p.payload: p.ts for p in read_pcap(sink.path) if p.payload in (b"first", b"second")}
+    assert 0.18 <= times[b"second"] - times[b"first"] <= 0.28
+    assert abs(times[b"first"] - time.time()) < 5
