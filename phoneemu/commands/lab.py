@@ -93,7 +93,8 @@ _OP_EXAMPLES: dict[str, tuple[str, ...]] = {
     "capf": ("phoneemu lab capf /tmp/lab install --mac 001122334455 --auth-string 123456",
              "phoneemu lab capf /tmp/lab delete --mac 001122334455 --auth-mode lsc",
              "phoneemu lab capf /tmp/lab install --mac 0A0000000000 --count 2000 --auth-mode null-string"
-             "   (then fleet boot --count 2000: a CAPF enrolment storm)"),
+             "   (phones added first with lab phone add --count 2000; then fleet boot --count 2000: a CAPF "
+             "enrolment storm)"),
     "itlrecovery": ("phoneemu lab itlrecovery /tmp/lab export /tmp/ITLRecovery.pem",),
     "clock": ("phoneemu lab clock /tmp/lab --advance 86400",),
 }
