@@ -75,15 +75,25 @@ def _key_problem(path: Path) -> str | None:
 
 
 def _capture_kind(path: Path) -> str | None:
-    """``pcap``/``pcapng`` when the file starts as a capture (its first 4 bytes; a FIFO is not read)."""
+    """``pcap``/``pcapng`` (``gzipped pcap``...) when the file starts as a capture (its first 4 bytes, of
+    the decompressed stream when gzipped, as ``replay`` reads it; a FIFO is not read)."""
+    import gzip
+    import zlib
+
     from phoneemu.net.capture import capture_kind
 
     try:
         if not path.is_file():
             return None
         with path.open("rb") as fh:
-            return capture_kind(fh.read(4))
-    except OSError:
+            head = fh.read(4)
+            if head[:2] != b"\x1f\x8b":
+                return capture_kind(head)
+            fh.seek(0)
+            with gzip.GzipFile(fileobj=fh) as unzipped:
+                kind = capture_kind(unzipped.read(4))
+            return f"gzipped {kind}" if kind is not None else None
+    except (OSError, EOFError, zlib.error):
         return None  # the read that follows says why
 
 

@@ -76,7 +76,8 @@ def register(sub: Any) -> None:
     p.add_argument("capture", nargs="?", type=Path, metavar="CAPTURE.pcap",
                    help="a capture (pcap or pcapng) to show with tshark (TVS and CAPF messages)")
     p.add_argument("--keylog", type=Path, metavar="FILE",
-                   help="TLS key log (default: CAPTURE with the suffix .keys, when it exists)")
+                   help="TLS key log (default: CAPTURE with the suffix .keys, when it exists; x.keys for "
+                   "x.pcap.gz too)")
     p.add_argument("--filter", default="tvs || capf", metavar="EXPR",
                    help="display filter (default 'tvs || capf')")
     p.add_argument("--print", action="store_true", help="print the tshark command instead of running it")
@@ -105,6 +106,12 @@ def _stale_install() -> Path | None:
         return None
 
 
+def _keys_beside(capture: Path) -> Path:
+    """The key log a capture command writes beside CAPTURE: its suffix ``.keys`` — of ``x.pcap.gz`` (a
+    capture gzipped afterwards), ``x.keys`` too."""
+    return (capture.with_suffix("") if capture.suffix == ".gz" else capture).with_suffix(".keys")
+
+
 def handler(args: argparse.Namespace) -> int:
     if args.lua:
         print(dissector_path())
@@ -116,8 +123,9 @@ def handler(args: argparse.Namespace) -> int:
     if args.capture.is_dir():
         raise PhoneEmuError(f"{args.capture}: is a folder, not a capture file", path="capture")
     keylog = args.keylog
-    if keylog is None and args.capture.with_suffix(".keys").exists():
-        keylog = args.capture.with_suffix(".keys")
+    beside = _keys_beside(args.capture)
+    if keylog is None and beside.exists():
+        keylog = beside
     if keylog is not None and not keylog.is_file():
         raise PhoneEmuError(f"--keylog {keylog}: no such file", path="keylog")
     cmd = ["tshark", *tshark_args(args.capture, keylog, tls_server_ports(args.capture)), "-Y", args.filter]

@@ -29,6 +29,21 @@ def test_ports_and_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["wireshark", str(MIGRATION), "--keylog", "/nonexistent.keys", "--print"]) == 2
 
 
+def test_a_gzipped_capture_takes_the_key_log_beside_it(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """``x.pcap.gz`` (a capture gzipped afterwards) takes ``x.keys`` as ``x.pcap`` does (it looked for
+    ``x.pcap.keys``), and its TLS ports are found through the gzip."""
+    import gzip
+
+    gz = tmp_path / "migration.pcap.gz"
+    gz.write_bytes(gzip.compress(MIGRATION.read_bytes()))
+    keys = tmp_path / "migration.keys"
+    keys.write_bytes(MIGRATION.with_suffix(".keys").read_bytes())
+    assert main(["wireshark", str(gz), "--print"]) == 0
+    out = capsys.readouterr().out
+    assert f"tls.keylog_file:{keys}" in out and "-d tcp.port==" in out
+
+
 def test_install_copies_into_the_personal_plugin_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))

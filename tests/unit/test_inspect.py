@@ -177,6 +177,22 @@ def test_a_capture_is_named_and_replay_suggested(tmp_path: Path, head: bytes,
         "--list" in err
 
 
+def test_a_gzipped_capture_is_named_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``x.pcap.gz`` (replay and wireshark read it) is named as a capture, not 'not a signed header'."""
+    import gzip
+
+    from phoneemu.cli import main
+
+    cap = tmp_path / "site.pcap.gz"
+    cap.write_bytes(gzip.compress(b"\xd4\xc3\xb2\xa1" + bytes(20)))
+    assert main(["inspect", str(cap)]) == 2
+    assert f"{cap}: a packet capture (gzipped pcap)" in capsys.readouterr().err
+    other = tmp_path / "notes.gz"
+    other.write_bytes(gzip.compress(b"hello"))
+    assert main(["inspect", str(other)]) == 2
+    assert "a packet capture" not in capsys.readouterr().err
+
+
 def test_a_trust_list_as_cert_gives_its_records_certificates(tmp_path: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     """``--cert ITLFile.tlv``: the signer is looked for among the trust list's certificates (the file
