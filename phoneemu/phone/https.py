@@ -37,6 +37,7 @@ from pathlib import Path
 
 from phoneemu.errors import PhoneEmuError, TransportError
 from phoneemu.formats import config as config_fmt
+from phoneemu.net.capture import note_connect, note_peer
 from phoneemu.net.tls import open_tls_connection, peer_certificate_der, phone_client_context
 from phoneemu.phone import rules
 from phoneemu.phone.events import Event, EventLog
@@ -182,7 +183,9 @@ async def open_plain_http(host: str, port: int, *, mac: str, events: EventLog, c
     checked, ``E.7.1-plain-http``; unreachable: ``connect-failed`` and "Host Not Found"."""
     server = host_port(host, port)
     try:
+        note_connect(host, port)  # a live capture's: the phones' host (phoneemu.net.capture rules)
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        note_peer(writer.get_extra_info("peername"))
     except (OSError, TimeoutError) as exc:
         reason = f"cannot connect to {server}: {exc or type(exc).__name__}"
         events.add(Event(time=clock(), phone=mac, kind="transport", file=server, reason=reason))
