@@ -360,3 +360,71 @@ def loader_error(step: str) -> Any:
         load_text(_ONE_STEP_HEAD + f"  {step}\n  - expect: {{phones: a, boot: ok}}\n", "t.yaml")
     assert "t.yaml:6" in str(info.value), str(info.value)
     return info.value
+
+
+# --------------------------------------------------------------------------- live captures, subprocesses
+async def phoneemu_cli(*args: str) -> tuple[int, str]:
+    """``python -m phoneemu ARGS`` in a subprocess (the test's loop serves the lab meanwhile): rc and
+    stdout + stderr."""
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "phoneemu", *args, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1])
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode()
+
+
+def skip_unless_live(tmp: Path) -> None:
+    """Skip the test where a live capture cannot be opened (not root, not Linux)."""
+    from phoneemu.errors import ScenarioError
+    from phoneemu.scenario.capturing import open_capture
+
+    try:
+        probe, _ = open_capture(tmp / "probe", "probe", mode="live")
+    except ScenarioError as exc:
+        pytest.skip(f"live capture not possible here: {exc}")
+    probe.close()
+
+
+def v6_loopback_missing() -> str | None:
+    """Why ``::1`` cannot be used here (None when it can)."""
+    import socket
+
+    if not socket.has_ipv6:
+        return "Python built without IPv6"
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+    except OSError as exc:
+        return f"no IPv6 loopback ({exc})"
+    return None
+
+
+def start_fuzz_serve(*options: str, python: tuple[str, ...] = ("-m", "phoneemu")
+                     ) -> tuple[subprocess.Popen[str], int]:
+    """``phoneemu fuzz --serve --port 0 OPTIONS`` started (``python``: the interpreter's arguments that
+    run phoneemu); the process and the TFTP port it says on stderr."""
+    import os
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    argv = [sys.executable, *python, "fuzz", "--serve", "--port", "0", *options]
+    pipe = subprocess.PIPE
+    proc = subprocess.Popen(argv, cwd=root, env=env, stdout=pipe, stderr=pipe, text=True)
+    assert proc.stderr is not None
+    line = proc.stderr.readline()
+    assert "serving mutants over TFTP on 127.0.0.1:" in line, line
+    return proc, int(line.split("127.0.0.1:")[1].split(";")[0])
+
+
+def finish_process(proc: subprocess.Popen[str], timeout: float = 30.0) -> tuple[int, str, str]:
+    """Wait for ``proc``: its exit status, stdout and stderr (killed if it outlives ``timeout``)."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, out, err

@@ -220,13 +220,20 @@ def _reproduce_prefix(args: argparse.Namespace) -> str:
             parts += ["--hang-after", f"{args.hang_after:g}"]
         if args.no_round_trip and args.target == "phoneemu":  # else a round-trip error comes first
             parts.append("--no-round-trip")
+    return shlex.join(parts + _corpus_options(args))
+
+
+def _corpus_options(args: argparse.Namespace) -> list[str]:
+    """The options that make the corpus and its mutants (seed folder, key size, re-sign ratio), as a
+    command line that rebuilds an input must repeat them."""
+    out: list[str] = []
     if args.seed_dir is not None:
-        parts += ["--seed-dir", str(args.seed_dir.resolve())]
+        out += ["--seed-dir", str(args.seed_dir.resolve())]
     if args.key_bits != 1024:
-        parts += ["--key-bits", str(args.key_bits)]
+        out += ["--key-bits", str(args.key_bits)]
     if args.resign_ratio != 0.25:
-        parts += ["--resign-ratio", f"{args.resign_ratio:g}"]
-    return shlex.join(parts)
+        out += ["--resign-ratio", f"{args.resign_ratio:g}"]
+    return out
 
 
 def _handle(args: argparse.Namespace) -> int:
@@ -517,13 +524,7 @@ def _silence_commands(args: argparse.Namespace) -> Callable[[int, str, Path], di
     ``--regenerate`` does not do: a ``note`` says so, ``input.bin`` is the copy."""
     from phoneemu.fuzz.corpus import NAMED_FORMATS
 
-    common: list[str] = []
-    if args.seed_dir is not None:
-        common += ["--seed-dir", str(args.seed_dir.resolve())]
-    if args.key_bits != 1024:
-        common += ["--key-bits", str(args.key_bits)]
-    if args.resign_ratio != 0.25:
-        common += ["--resign-ratio", f"{args.resign_ratio:g}"]
+    common = _corpus_options(args)
     serve = ["phoneemu", "fuzz", "--format", args.fmt, "--serve", "--host", args.host]
     for option, value in (("--port", args.port), ("--http-port", args.http_port), ("--device", args.device),
                           ("--mac", args.mac), ("--silent-after", args.silent_after),

@@ -6,7 +6,6 @@ the synthetic fallback is tested instead. tshark checks run only where tshark is
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import socket
@@ -33,7 +32,7 @@ from phoneemu.scenario.capturing import (
     resolve_external,
 )
 from phoneemu.scenario.replay import ReplayResult, index_capture, replay_phone
-from tests.helpers import run_within
+from tests.helpers import phoneemu_cli, run_within, skip_unless_live, v6_loopback_missing
 
 if TYPE_CHECKING:
     from phoneemu.lab.cluster import LabCluster
@@ -421,35 +420,6 @@ EXTERNAL_MAC = "0A00000007E1"
 run_long = run_within(90)
 
 
-async def phoneemu_cli(*args: str) -> tuple[int, str]:
-    """``python -m phoneemu ARGS`` in a subprocess (the test's loop serves the lab meanwhile): rc and
-    stdout + stderr."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "phoneemu", *args, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, cwd=ROOT)
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode or 0, out.decode()
-
-
-def skip_unless_live(tmp: Path) -> None:
-    try:
-        probe, _ = open_capture(tmp / "probe", "probe", mode="live")
-    except ScenarioError as exc:
-        pytest.skip(f"live capture not possible here: {exc}")
-    probe.close()
-
-
-def _v6_loopback_missing() -> str | None:
-    if not socket.has_ipv6:
-        return "Python built without IPv6"
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
-            s.bind(("::1", 0))
-    except OSError as exc:
-        return f"no IPv6 loopback ({exc})"
-    return None
-
-
 @pytest.mark.parametrize("host", ["127.0.0.57", "::1", "127.0.0.26"])
 def test_run_capture_holds_an_external_clusters_traffic(tmp_path: Path, host: str,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -463,7 +433,7 @@ def test_run_capture_holds_an_external_clusters_traffic(tmp_path: Path, host: st
     from phoneemu.lab.servers import LabServers
     from phoneemu.values import host_port
 
-    if host == "::1" and (why := _v6_loopback_missing()):
+    if host == "::1" and (why := v6_loopback_missing()):
         pytest.skip(why)
     skip_unless_live(tmp_path)
     lab = LabCluster.init(tmp_path / "lab", seed=71, key_spec="rsa1024", host=host)

@@ -24,21 +24,13 @@ from phoneemu.errors import PhoneEmuError
 from phoneemu.net import capture as capture_module
 from phoneemu.net.capture import read_pcap
 from phoneemu.scenario.capturing import LiveCapture
+from tests.helpers import v6_loopback_missing
 
 # addresses no other test uses (xdist workers capture side by side)
 TFTP_HOST = "127.0.0.74"  # the capture's --tftp host
 PHONE_PEER = "127.0.0.75"  # a server a phone connects to (IPv4 case)
 OTHER_PEER = "127.0.0.76"  # a server another program connects to
 SHARD_PEER = "127.0.0.77"  # a server a phone of another process (a fleet shard) connects to
-
-
-def _v6_missing() -> str | None:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-    except OSError as exc:
-        return f"no IPv6 loopback ({exc})"
-    return None
 
 
 class Gate:
@@ -99,7 +91,7 @@ def test_a_phones_short_connection_to_another_host_is_kept(sink: LiveCapture, pe
     dropped at close, silently.)"""
     from phoneemu.net.http import HttpServer, http_get
 
-    if peer == "::1" and (why := _v6_missing()):
+    if peer == "::1" and (why := v6_loopback_missing()):
         pytest.skip(why)
 
     async def fetch() -> bytes:

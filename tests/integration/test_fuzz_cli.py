@@ -19,6 +19,7 @@ from phoneemu.fuzz.corpus import build_corpus, renamed
 from phoneemu.fuzz.engine import input_for
 from phoneemu.fuzz.mutators import Mutator
 from phoneemu.fuzz.targets import ServeSession, serve_session
+from tests.helpers import finish_process, start_fuzz_serve
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -160,30 +161,15 @@ def test_serve_hands_mutants_to_a_tftp_client(tmp_path: Path) -> None:
     assert sum(1 for e in log if e["event"] == "request") == 4
 
 
-def _serve_cli(*options: str) -> tuple[subprocess.Popen[str], int]:
-    """``phoneemu fuzz --serve --port 0 OPTIONS`` started; the process and the TFTP port it says."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    argv = [sys.executable, "-m", "phoneemu", "fuzz", "--serve", "--port", "0", *options]
-    pipe = subprocess.PIPE
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=pipe, stderr=pipe, text=True)
-    assert proc.stderr is not None
-    line = proc.stderr.readline()
-    assert "serving mutants over TFTP on 127.0.0.1:" in line, line
-    return proc, int(line.split("127.0.0.1:")[1].split(";")[0])
-
-
 def _serve_cli_with(device: Callable[[int], object], *options: str) -> tuple[int, str, str]:
     """``phoneemu fuzz --serve --port 0 OPTIONS`` with ``device(port)`` run against it, then waited
     for: its exit status, stdout and stderr (killed if it outlives the test)."""
-    proc, port = _serve_cli(*options)
+    proc, port = start_fuzz_serve(*options)
     try:
         device(port)
-        out, err = proc.communicate(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return proc.returncode, out, err
+        status = finish_process(proc)
+    return status
 
 
 def test_cli_serve_over_loopback(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shlex
 import signal
 import subprocess
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from phoneemu.cli import main
+from tests.helpers import finish_process, start_fuzz_serve
 
 ROOT = Path(__file__).resolve().parents[2]
 # Ctrl-C as at a terminal, even when this test runs with SIGINT ignored (a background job)
@@ -23,31 +23,14 @@ _MAIN = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_ha
 
 
 def _serve(*options: str) -> tuple[subprocess.Popen[str], int]:
-    """``phoneemu fuzz --serve --port 0 OPTIONS`` started; the process and the TFTP port it says."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    argv = [sys.executable, "-c", _MAIN, "fuzz", "--serve", "--port", "0", *options]
-    pipe = subprocess.PIPE
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=pipe, stderr=pipe, text=True)
-    assert proc.stderr is not None
-    line = proc.stderr.readline()
-    assert "serving mutants over TFTP on 127.0.0.1:" in line, line
-    return proc, int(line.split("127.0.0.1:")[1].split(";")[0])
+    """``phoneemu fuzz --serve --port 0 OPTIONS`` started, Ctrl-C as at a terminal."""
+    return start_fuzz_serve(*options, python=("-c", _MAIN))
 
 
 def _fetch(port: int, name: str) -> bytes:
     from phoneemu.net.tftp import tftp_get
 
     return asyncio.run(tftp_get("127.0.0.1", port, name, timeout=1.0, retries=3))
-
-
-def _finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
-    try:
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return proc.returncode, out, err
 
 
 # --------------------------------------------------------------------------- 9. a silence finding's info.json
@@ -59,7 +42,7 @@ def test_a_silence_finding_says_its_format_and_how_to_serve_and_rebuild_it(
     proc, port = _serve("--format", "itl", "--seed", "3", "--run-index", "7", "--runs", "1", "--time", "30",
                         "--silent-after", "0.3", "--out", str(out))
     served = _fetch(port, "ITLFile.tlv")
-    rc, stdout, err = _finish(proc)
+    rc, stdout, err = finish_process(proc)
     assert rc == 1, (stdout, err)
     folder = out / "crashes" / "silent-000007"
     info = json.loads((folder / "info.json").read_text())
@@ -83,7 +66,7 @@ def test_a_served_mutant_made_for_its_name_says_why_it_cannot_be_rebuilt(tmp_pat
     proc, port = _serve("--format", "sgn", "--runs", "1", "--time", "30", "--silent-after", "0.3",
                         "--out", str(out))
     _fetch(port, "SEP001122334455.cnf.xml.sgn")
-    rc, stdout, err = _finish(proc)
+    rc, stdout, err = finish_process(proc)
     assert rc == 1, (stdout, err)
     info = json.loads((out / "crashes" / "silent-000000" / "info.json").read_text())
     assert info["format"] == "sgn" and info["regenerate"] == "" and "cannot rebuild" in info["note"]
@@ -99,7 +82,7 @@ def test_ctrl_c_while_serving_prints_and_writes_the_summary(tmp_path: Path) -> N
     _fetch(port, "ITLFile.tlv")
     time.sleep(0.3)  # the server has seen the last ACK
     proc.send_signal(signal.SIGINT)
-    rc, stdout, err = _finish(proc)
+    rc, stdout, err = finish_process(proc)
     assert rc == 130, (stdout, err)
     assert "itl: served 1 mutant(s) to 1 request(s); transfer outcomes: " in stdout, stdout
     assert "interrupted after serving 1 mutant(s)" in err and "Traceback" not in err, err

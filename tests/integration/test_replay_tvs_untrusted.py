@@ -15,7 +15,6 @@ import datetime as dt
 import json
 import shutil
 import ssl
-import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -25,13 +24,12 @@ import pytest
 from phoneemu.cli import main
 from phoneemu.crypto.certs import CertRequest, cert_der, issue_certificate
 from phoneemu.crypto.keys import KeySpec, generate_key
-from phoneemu.errors import ScenarioError, TransportError
+from phoneemu.errors import TransportError
 from phoneemu.net.tls import client_context_verify_after_handshake, server_context
 from phoneemu.net.tls_decrypt import parse_keylog, presented_certificate
 from phoneemu.net.tvs_client import NO_TVS_ANSWER
-from phoneemu.scenario.capturing import open_capture
 from phoneemu.scenario.replay_tvs import REFUSED, CapturedCert, TvsCapture
-from tests.helpers import run_within
+from tests.helpers import phoneemu_cli, run_within, skip_unless_live
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.71"  # this file's fleet cluster: no other test uses it (its packets alone in the pcap)
@@ -40,23 +38,6 @@ MACS = [f"{START + i:012X}" for i in range(4)]
 UNTRUSTED = "G.3.4-tvs-server-untrusted"
 
 run_long = run_within(60)
-
-
-async def _cli(*args: str) -> tuple[int, str]:
-    """``python -m phoneemu ARGS`` in a subprocess (this loop serves the lab meanwhile)."""
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "phoneemu", *args, cwd=ROOT,
-                                                stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.STDOUT)
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode or 0, out.decode()
-
-
-def _skip_unless_live(tmp: Path) -> None:
-    try:
-        probe, _ = open_capture(tmp / "probe", "probe", mode="live")
-    except ScenarioError as exc:
-        pytest.skip(f"live capture not possible here (a synthetic capture holds no TLS): {exc}")
-    probe.close()
 
 
 def _fleet(port: int, flash: Path, *extra: str) -> list[str]:
@@ -74,7 +55,7 @@ def test_a_storm_refusing_a_regenerated_tvs_replays_as_the_live_fleet_decided(
     from phoneemu.lab.cluster import LabCluster
     from phoneemu.lab.servers import LabServers
 
-    _skip_unless_live(tmp_path)
+    skip_unless_live(tmp_path)  # a synthetic capture holds no TLS
     lab = LabCluster.init(tmp_path / "lab", seed=71, key_spec="rsa1024", host=HOST)
     lab.add_phones(MACS)
     flash, before = tmp_path / "flash", tmp_path / "flash-before"
@@ -82,12 +63,12 @@ def test_a_storm_refusing_a_regenerated_tvs_replays_as_the_live_fleet_decided(
 
     async def body() -> tuple[int, str]:
         async with LabServers(lab, host=HOST) as srv:
-            rc, out = await _cli(*_fleet(srv.ports["tftp"], flash))  # first boot: ITL installed
+            rc, out = await phoneemu_cli(*_fleet(srv.ports["tftp"], flash))  # first boot: ITL installed
             assert rc == 0, out
             shutil.copytree(flash, before)
             lab.regenerate("tvs")
             lab.regenerate("itlrecovery")
-            return await _cli(*_fleet(srv.ports["tftp"], flash, "--capture", str(pcap)))
+            return await phoneemu_cli(*_fleet(srv.ports["tftp"], flash, "--capture", str(pcap)))
 
     rc, out = run_long(body())
     assert rc == 1, out
