@@ -659,9 +659,9 @@ async def replay_boots(boots: Sequence[ReplayBoot], mac: str, *, profile: str = 
     --fleet-flash`` reads such folders); ``sip_capture``: the capture's SIP connections
     (:class:`phoneemu.scenario.replay_sip.CapturedSip`), each checked after the boot it follows
     (``shared_addresses``: client addresses other phones use too, which name no phone)."""
-    from phoneemu.phone.boot import BootTarget
     from phoneemu.phone.phone import Phone
     from phoneemu.phone.profile import get_profile
+    from phoneemu.scenario.replay_target import captured_target
 
     current = {"t": int(now if now is not None else boots[0].start)}
 
@@ -697,8 +697,7 @@ async def replay_boots(boots: Sequence[ReplayBoot], mac: str, *, profile: str = 
         if now is None:
             current["t"] = max(current["t"], int(b.start))  # never back (module rules)
         fetcher = ReplayFetcher(b)
-        port = b.own[0].server[1] if b.own[0].protocol == "tftp" else 69
-        report = await phone.boot(BootTarget(host=b.server, tftp_port=port, use_http=False), fetcher=fetcher)
+        report = await phone.boot(captured_target(b), fetcher=fetcher)
         sip: tuple[Any, ...] = ()
         if sip_capture:
             from phoneemu.scenario.replay_sip import check_sip

@@ -95,3 +95,13 @@ def test_a_wrong_installed_file_is_one_line_naming_it(tmp_path: Path,
     assert f"{itl}: given as the installed CTL" in err and "Traceback" not in err
     assert main(["replay", str(PCAP), "--flash", str(tmp_path / "none")]) == 2
     assert "no such flash directory" in capsys.readouterr().err
+
+
+def test_the_boot_target_is_what_the_capture_shows(capsys: pytest.CaptureFixture[str]) -> None:
+    """The committed capture's phone fetched over HTTP 6970 alone: its target names that port and no TFTP
+    port (it said '(tftp 69)', a port the capture never shows)."""
+    import re
+
+    main(["replay", str(PCAP), "--mac", MAC, "--json"])
+    targets = [b["report"]["target"] for b in json.loads(capsys.readouterr().out)["boots"]]
+    assert targets and all(re.fullmatch(r"127\.0\.0\.1[12] \(http \d+\)", t) for t in targets), targets
