@@ -132,10 +132,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="number of inputs (served files with --serve); --runs or --time is required")
     p.add_argument("--time", type=positive_float, metavar="S",
                    help="time limit in seconds (--serve without --time stops after an hour)")
-    p.add_argument("--seed", type=non_negative_int, default=0, metavar="N",
-                   help="run seed: the same seed makes the same inputs (default 0)")
-    p.add_argument("--run-index", type=non_negative_int, default=0, metavar="I",
-                   help="index of the first input (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=None, metavar="N",
+                   help="run seed: the same seed makes the same inputs (default 0; not with --replay)")
+    p.add_argument("--run-index", type=non_negative_int, default=None, metavar="I",
+                   help="index of the first input (default 0; not with --replay)")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="output directory (crashes/, served/, summary.json); required unless --replay or "
                    "--export-corpus")
@@ -255,6 +255,8 @@ def _handle(args: argparse.Namespace) -> int:
         _check_regenerate(args)
     if args.replay is not None:
         _check_replay(args)
+    args.seed = 0 if args.seed is None else args.seed  # the defaults, once --replay has refused them
+    args.run_index = 0 if args.run_index is None else args.run_index
     one_input = args.replay is not None or args.regenerate is not None
     if args.export_corpus is None and not one_input and args.runs is None and args.time is None:
         raise EncodeError("give --runs N or --time S (or both)", path="--runs")
@@ -385,6 +387,7 @@ def _check_replay(args: argparse.Namespace) -> None:
     """``--replay FILE`` runs one input once against the target: the options of a fuzz run, a regeneration,
     an export or a device served are refused, not ignored (the command would not be the one asked for)."""
     for option, value in (("--out", args.out), ("--runs", args.runs), ("--time", args.time),
+                          ("--seed", args.seed), ("--run-index", args.run_index),
                           ("--no-minimize", args.no_minimize or None),
                           ("--export-corpus", args.export_corpus), ("--serve", args.serve or None)):
         if value is not None:

@@ -45,7 +45,7 @@ def test_an_option_of_another_mode_is_refused(tmp_path: Path, argv: list[str], o
 
 
 @pytest.mark.parametrize("extra", [["--runs", "100"], ["--time", "1"], ["--out", "zz"], ["--no-minimize"],
-                                   ["--export-corpus", "e"]])
+                                   ["--export-corpus", "e"], ["--seed", "3"], ["--run-index", "7"]])
 def test_replay_refuses_the_options_of_a_fuzz_run(tmp_path: Path, extra: list[str],
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     """``--replay M --runs 100 --out zz`` ran M once (exit 0/1) and never created zz."""
