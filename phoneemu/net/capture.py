@@ -20,10 +20,12 @@ Rules:
   Packets that are not UDP/TCP over IP are skipped. A gzip-compressed capture (``.pcap.gz``, as tshark
   reads it) is recognised by its magic bytes and decompressed as it is read, a bounded amount at a
   time: the record, block and packet-count limits apply to the decompressed stream (a gzip bomb costs
-  time, never memory); a gzip stream cut short is a capture ending inside its last packet.
+  time, never memory); a gzip stream cut short is a capture ending inside its last packet (cut inside
+  the capture's header: an error); a gzip stream inside the decompressed one is refused (as tshark).
 * :func:`embedded_keylog` returns the TLS key log a pcapng carries in its Decryption Secrets Blocks
   (``editcap --inject-secrets tls,keys.txt``): the ``TLSK`` secrets of the blocks before its first
-  packet (where editcap puts them), at most 16 MiB (whole lines, as a key-log file); a secrets block
+  packet (where editcap puts them), at most 16 MiB in all, whatever the number of blocks (whole lines,
+  as a key-log file; the blocks past it are skipped as when reading packets); a secrets block
   may be larger than a packet block (the reader skips it in pieces).
 * **The phones' connections** (for a live capture, :mod:`phoneemu.scenario.capturing`): each phone
   connection point calls :func:`note_connect` with the address it connects to (before connecting, an
@@ -530,6 +532,7 @@ def _read_pcapng(read: Callable[[int], bytes], max_packets: int,
     end = "<"
     links: list[tuple[int, int, int]] = []  # per interface: link type, snaplen, ticks per second
     pos, index = 0, 0
+    kept = 0  # bytes of secrets appended, each block counted with its separator
     while True:
         head = read(8)
         if not head:
@@ -558,7 +561,8 @@ def _read_pcapng(read: Callable[[int], bytes], max_packets: int,
                         pos + 4, "block.length")
         if secrets is not None and kind in (3, 6):
             return  # the first packet: the secrets before it are all read
-        if kind == _PCAPNG_DSB and secrets is None:  # skipped in pieces: only its length is kept
+        collect = kind == _PCAPNG_DSB and secrets is not None and kept <= _KEYLOG_LIMIT
+        if kind == _PCAPNG_DSB and not collect:  # skipped in pieces: only its length is kept
             left = blen - 12
             while left > 0 and (piece := read(min(left, _PCAPNG_MAX_BLOCK))):
                 left -= len(piece)
@@ -574,12 +578,14 @@ def _read_pcapng(read: Callable[[int], bytes], max_packets: int,
         if struct.unpack(end + "I", trailer)[0] != blen:
             raise _perr("pcapng block length and trailing length differ", pos + blen - 4, "block.length")
         at = pos + 8
-        if kind == _PCAPNG_DSB and secrets is not None and btype != _PCAPNG_SHB and len(body) >= 8:
+        if collect and secrets is not None and len(body) >= 8:
             stype, slen = struct.unpack_from(end + "II", body, 0)
             if stype == _DSB_TLS:
                 if slen > len(body) - 8:
                     raise _perr(f"secrets length {slen} exceeds the block", at + 4, "secrets.length")
-                secrets.append(body[8:8 + slen])
+                # at most one byte past the limit is kept in all: the caller cuts the key log there
+                secrets.append(body[8:8 + min(slen, _KEYLOG_LIMIT + 1 - kept)])
+                kept += len(secrets[-1]) + 1
         if kind == 1:  # Interface Description Block
             if len(body) < 8:
                 raise _perr("interface description truncated", at, "interface")
@@ -645,20 +651,20 @@ def embedded_keylog(path: str | Path) -> str | None:
         return None
     found: list[bytes] = []
     with open(path, "rb") as f:
-        head = f.read(24)
-        read: Callable[[int], bytes] = f.read
-        if head[:2] == _GZIP_MAGIC:
-            read = _Gunzip(head, f.read)
-            head = read(24)
-        if head[:4] != _PCAPNG_SHB:
-            return None
-        buffered = [head]
+        try:  # a damaged gzip stream is an error naming the file, as when read_pcap reads it
+            head = f.read(24)
+            read: Callable[[int], bytes] = f.read
+            if head[:2] == _GZIP_MAGIC:
+                read = _Gunzip(head, f.read)
+                head = read(24)
+            if head[:4] != _PCAPNG_SHB:
+                return None
+            buffered = [head]
 
-        def from_head(n: int) -> bytes:
-            out = buffered[0][:n]
-            buffered[0] = buffered[0][n:]
-            return out + read(n - len(out)) if len(out) < n else out
-        try:
+            def from_head(n: int) -> bytes:
+                out = buffered[0][:n]
+                buffered[0] = buffered[0][n:]
+                return out + read(n - len(out)) if len(out) < n else out
             for _ in _read_pcapng(from_head, 0, lambda _exc: None, secrets=found):
                 pass
         except DecodeError as exc:
@@ -727,8 +733,13 @@ class _Gunzip:
 
 
 def _read_records(fread: Callable[[int], bytes], max_packets: int,
-                  cut_short: CutShort | None) -> Iterator[PcapPacket]:
+                  cut_short: CutShort | None, *, gzipped: bool = False) -> Iterator[PcapPacket]:
+    """The packets of a capture; a gzip stream is decompressed once (one inside it is refused: as
+    tshark, and a gzip of a gzip of ... can no longer exhaust the stack)."""
     head = fread(24)
+    if head[:2] == _GZIP_MAGIC and gzipped:
+        raise _perr("a gzip stream inside the gzip stream (decompress the capture: zcat FILE > out.pcap)", 0,
+                    "gzip")
     if head[:2] == _GZIP_MAGIC:
         gunzip = _Gunzip(head, fread)
         told: list[DecodeError] = []
@@ -737,7 +748,10 @@ def _read_records(fread: Callable[[int], bytes], max_packets: int,
             def inner(exc: DecodeError) -> None:
                 told.append(exc)
                 cut_short(exc)
-        yield from _read_records(gunzip, max_packets, inner)
+        first = gunzip(24)
+        if len(first) < 24 and gunzip.cut is not None:  # cut inside its own header: say so, not "24 bytes"
+            raise gunzip.cut
+        yield from _read_records(_Prepended(first, gunzip).read, max_packets, inner, gzipped=True)
         if gunzip.cut is not None and not told:  # the records ended whole where the stream did: cut short
             _end_inside(gunzip.cut, cut_short)
         return

@@ -18,23 +18,22 @@ Rules (spec §E.1 TLS, §E.2 framing, §E.5/§E.6 QUERY and its answer; *our con
   valid answer with a certificate becomes that certificate, its roles and TTL; any other status is
   "not found"; a captured request without an answer, or no captured exchange at all, is
   "unreachable" — unless ``--tvs-cert`` is given, which then answers as without a key log.
-* **A TVS server the phone refused** (spec §E.1, §G.3.4 ``tvs-server-untrusted``): a phone that does
-  not find the TVS certificate among its ITL TVS records hangs up after the handshake and sends no
-  QUERY. So each decrypted TLS connection whose client sent no application data is kept with the
-  certificate its server presented (:func:`phoneemu.net.tls_decrypt.presented_certificate`: in clear
-  up to TLS 1.2, from the handshake the key log opens in TLS 1.3) — :class:`CapturedCert`; at most
-  ``limit`` of them, beyond that only those of the replayed phone (the MAC of a client certificate,
-  else its client addresses) up to twice ``limit`` in all; one copy of each distinct certificate, at
-  most :data:`MAX_CERTIFICATES` (the others counted). *Our convention*: when a boot's window holds no
-  QUERY of the phone to answer with, its TVS servers are taken in the order the phone tries them
-  (§E.1), and for each the first such connection to that address and port inside the window not used
-  yet — from a client address of the boot (one no other phone uses), else from any client when the
-  phone's addresses are shared (a fleet on one host), never one whose client certificate names
-  another phone — is judged by the phone's own server check (the ``accept_server`` of its TVS
-  exchange, the one the live client runs). Every server refused that way: no TVS server answered,
-  naming each, as the live client says it (rule ``G.3.4-tvs-server-untrusted``); a server without
-  such a connection counts as not reached; one the phone accepts would have been asked: its QUERY is
-  not in the capture ("unreachable" as above). A connection refused or never answered stays
+* **A TVS server the phone refused** (spec §E.1, §G.3.4 ``tvs-server-untrusted``): a phone that does not find
+  the TVS certificate among its ITL TVS records hangs up after the handshake and sends no QUERY. So each
+  decrypted TLS connection whose client sent no application data is kept with the certificate its server
+  presented (:func:`phoneemu.net.tls_decrypt.presented_certificate`: in clear up to TLS 1.2, from the
+  handshake the key log opens in TLS 1.3) — :class:`CapturedCert`; at most ``limit`` of them, beyond that only
+  those of the replayed phone (the MAC of a client certificate, else its client addresses) up to twice
+  ``limit`` in all; one copy of each distinct certificate, at most :data:`MAX_CERTIFICATES` and
+  :data:`MAX_CERTIFICATE_BYTES` (the others counted). *Our convention*: when a boot's window holds no QUERY of
+  the phone to answer with, its TVS servers are taken in the order the phone tries them (§E.1), and for each
+  the first such connection to that address and port inside the window not used yet — from a client address of
+  the boot (one no other phone uses), else from any client when the phone's addresses are shared (a fleet on
+  one host), never one whose client certificate names another phone — is judged by the phone's own server
+  check (the ``accept_server`` of its TVS exchange, the one the live client runs). Every server refused that
+  way: no TVS server answered, naming each, as the live client says it (rule ``G.3.4-tvs-server-untrusted``);
+  a server without such a connection counts as not reached; one the phone accepts would have been asked: its
+  QUERY is not in the capture ("unreachable" as above). A connection refused or never answered stays
   "unreachable". The refusal comes before ``--tvs-cert``: a phone that refuses the server never asks it.
 """
 
@@ -59,15 +58,17 @@ from phoneemu.scenario._capture_flows import MAX_TLS_STREAM, Endpoint, FlowScann
 from phoneemu.scenario.replay import CaptureIndex, phone_sink
 from phoneemu.values import host_port
 
-__all__ = ["MAX_CERTIFICATES", "MAX_LISTED_EXCHANGES", "REFUSED", "CaptureScan", "CapturedCert",
-           "CapturedTvs", "ScanWarnings", "TvsCapture", "TvsCollector", "feed_capture", "no_tvs",
-           "scan_capture", "tvs_from_packets"]
+__all__ = ["MAX_CERTIFICATES", "MAX_CERTIFICATE_BYTES", "MAX_LISTED_EXCHANGES", "REFUSED", "CaptureScan",
+           "CapturedCert", "CapturedTvs", "ScanWarnings", "TvsCapture", "TvsCollector", "feed_capture",
+           "no_tvs", "scan_capture", "tvs_from_packets"]
 
 _MAX_MESSAGES = 64  # TVS requests of one connection taken (phones send one, §E.7)
 MAX_LISTED_EXCHANGES = 10_000
 """TVS exchanges (and undecryptable connections) kept of other phones than the replayed one."""
 MAX_CERTIFICATES = 1_000
 """Distinct server certificates kept of connections without a request (module rules)."""
+MAX_CERTIFICATE_BYTES = 8 << 20
+"""Their bytes at most (one may be ~80 KiB: 1,000 would hold ~80 MiB outside --max-memory's account)."""
 REFUSED = SERVER_REFUSED
 """What the phone's TVS client says of a server whose certificate it refused (after ``HOST:PORT: ``,
 :data:`phoneemu.net.tvs_client.SERVER_REFUSED`)."""
@@ -291,6 +292,7 @@ class TvsCollector:
         self.presented: list[CapturedCert] = []
         self.unlisted_presented = 0
         self._certificates: dict[bytes, bytes] = {}
+        self._certificate_bytes = 0
 
     def early_problem(self, client_start: bytes, server_start: bytes) -> str | None:
         verdict = key_problem(client_start, server_start, self.secrets)
@@ -335,11 +337,13 @@ class TvsCollector:
         mine = (mac is not None and mac == self.mac) or client[0] in self.addresses
         kept = self._certificates.get(cert)
         if (len(self.presented) >= self.limit and not mine) or len(self.presented) >= 2 * self.limit or \
-                (kept is None and len(self._certificates) >= MAX_CERTIFICATES):
+                (kept is None and (len(self._certificates) >= MAX_CERTIFICATES
+                                   or self._certificate_bytes + len(cert) > MAX_CERTIFICATE_BYTES)):
             self.unlisted_presented += 1
             return
         if kept is None:
             kept = self._certificates[cert] = cert
+            self._certificate_bytes += len(cert)
         self.presented.append(CapturedCert(start=start, client=client, server=server, certificate=kept,
                                            order=order, mac=mac))
 

@@ -309,6 +309,20 @@ def test_connections_without_a_request_are_kept_within_their_caps(tmp_path: Path
     assert [c.client[0] for c in kept.presented] == ["10.1.0.8", "10.1.0.7", "10.1.0.9", "10.1.0.9"]
     assert kept.unlisted_presented == 2 and len({id(c.certificate) for c in kept.presented}) == 1
 
+    # the distinct certificates' bytes are bounded too (~80 KiB each: 1,000 would be ~80 MiB)
+    import phoneemu.scenario.replay_tvs as replay_tvs
+
+    small = TvsCollector(log, limit=10)
+    cert_size = len(replay_tvs.presented_certificate(client, server, log)[0] or b"")
+    assert cert_size > 0
+    old = replay_tvs.MAX_CERTIFICATE_BYTES
+    replay_tvs.MAX_CERTIFICATE_BYTES = cert_size - 1
+    try:
+        feed(small, "10.1.0.8", 0)
+    finally:
+        replay_tvs.MAX_CERTIFICATE_BYTES = old
+    assert small.result(1).presented == () and small.result(1).unlisted_presented == 1
+
     warnings: list[str] = []
     fleet = _FleetTvs(log, _Allowance(4 * PRESENTED_COST), warnings.append)  # half: 2 connections
     for n in range(4):
