@@ -428,3 +428,40 @@ def finish_process(proc: subprocess.Popen[str], timeout: float = 30.0) -> tuple[
             proc.kill()
             proc.wait()
     return proc.returncode, out, err
+
+
+class MemoryTlsPair:
+    """An OpenSSL client and server over memory BIOs, every byte each side sent kept (``to_server``,
+    ``to_client``): a TLS session captured without sockets, for the TLS-reading tests."""
+
+    def __init__(self, cctx: ssl.SSLContext, sctx: ssl.SSLContext, *, server_hostname: str = "tvs") -> None:
+        self._cin, self._cout, self._sin, self._sout = (ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(),
+                                                        ssl.MemoryBIO())
+        self.client = cctx.wrap_bio(self._cin, self._cout, server_hostname=server_hostname)
+        self.server = sctx.wrap_bio(self._sin, self._sout, server_side=True)
+        self.to_server, self.to_client = bytearray(), bytearray()
+
+    def pump(self) -> None:
+        """Carry what each side wrote to the other, keeping a copy."""
+        data = self._cout.read()
+        self.to_server.extend(data)
+        self._sin.write(data)
+        data = self._sout.read()
+        self.to_client.extend(data)
+        self._cin.write(data)
+
+    def handshake(self, rounds: int = 20) -> None:
+        """Both handshakes to their end (AssertionError when ``rounds`` exchanges do not do it)."""
+        done = [False, False]
+        for _ in range(rounds):
+            for i, end in enumerate((self.client, self.server)):
+                if not done[i]:
+                    try:
+                        end.do_handshake()
+                        done[i] = True
+                    except ssl.SSLWantReadError:
+                        pass
+            self.pump()
+            if all(done):
+                return
+        raise AssertionError(f"TLS handshake not done after {rounds} exchanges")

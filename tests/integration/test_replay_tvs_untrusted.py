@@ -14,7 +14,6 @@ import asyncio
 import datetime as dt
 import json
 import shutil
-import ssl
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from phoneemu.net.tls import client_context_verify_after_handshake, server_conte
 from phoneemu.net.tls_decrypt import parse_keylog, presented_certificate
 from phoneemu.net.tvs_client import NO_TVS_ANSWER
 from phoneemu.scenario.replay_tvs import REFUSED, CapturedCert, TvsCapture
-from tests.helpers import phoneemu_cli, run_within, skip_unless_live
+from tests.helpers import MemoryTlsPair, phoneemu_cli, run_within, skip_unless_live
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.71"  # this file's fleet cluster: no other test uses it (its packets alone in the pcap)
@@ -155,27 +154,9 @@ def _refused_handshake(tmp_path: Path, version: str) -> tuple[bytes, bytes, str]
     sctx = server_context(cert, key, min_version=version, max_version=version)
     cctx = client_context_verify_after_handshake(min_version=version, max_version=version,
                                                  keylog_filename=keylog)
-    cin, cout, sin, sout = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
-    client = cctx.wrap_bio(cin, cout, server_hostname="tvs")
-    server = sctx.wrap_bio(sin, sout, server_side=True)
-    to_server, to_client = bytearray(), bytearray()
-    done = [False, False]
-    for _ in range(10):
-        for i, end in enumerate((client, server)):
-            if not done[i]:
-                try:
-                    end.do_handshake()
-                    done[i] = True
-                except ssl.SSLWantReadError:
-                    pass
-        data = cout.read()
-        to_server += data
-        sin.write(data)
-        data = sout.read()
-        to_client += data
-        cin.write(data)
-    assert done == [True, True]
-    return bytes(to_server), bytes(to_client), keylog.read_text()
+    pair = MemoryTlsPair(cctx, sctx)
+    pair.handshake()
+    return bytes(pair.to_server), bytes(pair.to_client), keylog.read_text()
 
 
 @pytest.mark.parametrize("version", ["1.2", "1.3"])
@@ -311,9 +292,10 @@ def test_connections_without_a_request_are_kept_within_their_caps(tmp_path: Path
 
     # the distinct certificates' bytes are bounded too (~80 KiB each: 1,000 would be ~80 MiB)
     import phoneemu.scenario.replay_tvs as replay_tvs
+    from phoneemu.net.tls_decrypt import presented_certificate
 
     small = TvsCollector(log, limit=10)
-    cert_size = len(replay_tvs.presented_certificate(client, server, log)[0] or b"")
+    cert_size = len(presented_certificate(client, server, log)[0] or b"")
     assert cert_size > 0
     old = replay_tvs.MAX_CERTIFICATE_BYTES
     replay_tvs.MAX_CERTIFICATE_BYTES = cert_size - 1

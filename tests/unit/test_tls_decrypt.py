@@ -19,6 +19,7 @@ from phoneemu.crypto.keys import KeySpec, PrivateKey, generate_key
 from phoneemu.errors import DecodeError
 from phoneemu.net.tls import client_context_verify_after_handshake, server_context
 from phoneemu.net.tls_decrypt import decrypt_tls, hkdf_expand_label, parse_keylog, read_keylog
+from tests.helpers import MemoryTlsPair
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 NO_ENCRYPT_THEN_MAC = 0x00080000  # SSL_OP_NO_ENCRYPT_THEN_MAC: Python has no name for it
@@ -45,39 +46,16 @@ def session(tmp_path: Path, version: str, cipher: str, *, etm: bool = True, key:
                                                  ciphers=None if tls13 else cipher, keylog_filename=keylog)
     if not etm:
         cctx.options |= NO_ENCRYPT_THEN_MAC
-    cin, cout, sin, sout = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
-    client = cctx.wrap_bio(cin, cout, server_hostname="tvs")
-    server = sctx.wrap_bio(sin, sout, server_side=True)
-    to_server, to_client = bytearray(), bytearray()
-
-    def pump() -> None:
-        data = cout.read()
-        to_server.extend(data)
-        sin.write(data)
-        data = sout.read()
-        to_client.extend(data)
-        cin.write(data)
-
-    done = [False, False]
-    for _ in range(20):
-        for i, obj in enumerate((client, server)):
-            if not done[i]:
-                try:
-                    obj.do_handshake()
-                    done[i] = True
-                except ssl.SSLWantReadError:
-                    pass
-        pump()
-        if all(done):
-            break
-    client.write(messages[0])
-    client.write(messages[0])
-    pump()
-    assert server.read(1 << 16) + server.read(1 << 16) == messages[0] * 2
-    server.write(messages[1])
-    pump()
-    assert client.version() == {"1.0": "TLSv1", "1.2": "TLSv1.2", "1.3": "TLSv1.3"}[version]
-    return bytes(to_server), bytes(to_client), keylog
+    pair = MemoryTlsPair(cctx, sctx)
+    pair.handshake()
+    pair.client.write(messages[0])
+    pair.client.write(messages[0])
+    pair.pump()
+    assert pair.server.read(1 << 16) + pair.server.read(1 << 16) == messages[0] * 2
+    pair.server.write(messages[1])
+    pair.pump()
+    assert pair.client.version() == {"1.0": "TLSv1", "1.2": "TLSv1.2", "1.3": "TLSv1.3"}[version]
+    return bytes(pair.to_server), bytes(pair.to_client), keylog
 
 
 @pytest.mark.parametrize(("version", "cipher", "etm"), [
