@@ -3,6 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
+# Byte-compile our sources once: the tests start hundreds of phoneemu processes (CLI runs, fleet shards,
+# scenario workers), and where PYTHONDONTWRITEBYTECODE is set each of them compiled every module again
+# (~0.35 s of CPU a process). Python still reads these files, and ignores one whose source is newer.
+python3 -m compileall -q phoneemu tests bench >/dev/null
 python3 -m ruff check phoneemu tests bench
 python3 -m mypy
 python3 -m pytest -n 2 -q "$@"
