@@ -25,8 +25,10 @@ Rules:
   and the note file says so. Each packet's time is the kernel's, when it received the packet
   (``SO_TIMESTAMPNS``, read with the packet), not when the thread read it: deltas and jitter hold
   under load; where the kernel gives none, the reading time is used and the note file says so.
-  ``close()`` drains what the kernel already queued, stops the thread within ``_STOP_TIMEOUT``
-  seconds and flushes.
+  ``close()`` drains what the kernel already queued (for at most ``_DRAIN_S`` seconds), stops the
+  thread and flushes; a thread still busy after ``_STOP_TIMEOUT`` + ``_STOP_GRACE`` seconds (a loaded
+  machine) is left, and the pcap is written from what it spooled, the note file saying the last packets
+  may be missing — there is always a pcap.
 * **Leave out other programs' traffic** (our rule): other programs on the same machine may use the
   same loopback addresses (e.g. a second ``phoneemu run`` at the same time). The thread spools
   candidate packets to ``<scenario>.pcap.spool`` and classifies the bound sockets in the lab range
@@ -117,6 +119,10 @@ _ETH_HEADER = 14
 _PACKET_OUTGOING = 4
 _SO_ATTACH_FILTER = 26
 _STOP_TIMEOUT = 2.0
+#: what ``close()`` waits for a thread still busy after ``_STOP_TIMEOUT`` (a backlog sorted with /proc
+#: scans on a loaded machine) before it leaves it and writes the pcap from what was spooled (our bound)
+_STOP_GRACE = 30.0
+_DRAIN_S = 0.5  # after the stop: how long the thread reads what the kernel had already queued
 _POLL_S = 0.05
 _SCAN_S = 0.1
 _RESCAN_S = 0.01
@@ -399,6 +405,9 @@ class LiveCapture(CaptureSink):
         self.truncated = False
         self.missing: tuple[str, ...] = ()  # what the pcap lacks, one line each (set by close)
         self.error: str | None = None
+        self._abandoned = False  # close() stopped waiting for the thread: its sockets closed under it
+        self._thread_done = False
+        self._ending = threading.Lock()  # who closes the spool: close(), or an abandoned thread at its end
         self.filter_in_kernel = False
         self.proc_error: str | None = None
         self.kept = 0
@@ -640,14 +649,17 @@ class LiveCapture(CaptureSink):
         return "unknown"
 
     # --- the thread ---------------------------------------------------------------------------
-    def _read_ready(self, sock: socket.socket | None = None) -> int:
-        """Spool every frame queued on ``sock`` (default: the ``lo`` socket; bounded per call);
-        returns how many were read."""
+    def _read_ready(self, sock: socket.socket | None = None, until: float | None = None) -> int:
+        """Spool every frame queued on ``sock`` (default: the ``lo`` socket; bounded per call: at most
+        4,096 frames, and none more once the stop is asked — past ``until``, a monotonic time, in the
+        drain after it); returns how many were read."""
         external = sock is not None and sock is self._any
         sock = sock or self._sock
         n = 0
         space = _CMSG_SPACE if self.kernel_timestamps else 0
         while n < 4096:
+            if n & 63 == 63 and (time.monotonic() > until if until is not None else self._stop.is_set()):
+                break  # the stop: the drain (bounded in time) reads the rest
             try:
                 frame, ancdata, _flags, addr = sock.recvmsg(SNAPLEN, space)
             except (BlockingIOError, InterruptedError):
@@ -698,11 +710,18 @@ class LiveCapture(CaptureSink):
                 if time.monotonic() >= next_scan:
                     self._scan()
                     next_scan = time.monotonic() + _SCAN_S
-            deadline = time.monotonic() + 0.5
-            while time.monotonic() < deadline and sum([self._read_ready(s) for s in socks.values()]) > 0:
+            deadline = time.monotonic() + _DRAIN_S
+            while time.monotonic() < deadline and \
+                    sum([self._read_ready(s, deadline) for s in socks.values()]) > 0:
                 pass
-        except OSError as exc:  # disk full, interface gone: keep what was written, say why
-            self.error = f"{type(exc).__name__}: {exc}"
+        except (OSError, ValueError) as exc:  # disk full, interface gone: keep what was written, say why
+            if not self._abandoned:  # (else: close() closed the sockets under it)
+                self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            with self._ending:
+                self._thread_done = True
+                if self._abandoned:
+                    self._spool.close()
 
     def tcp_flow(self, client: Endpoint, server: Endpoint) -> TcpFlow:
         if self._null_writer is None:
@@ -746,6 +765,10 @@ class LiveCapture(CaptureSink):
         time.sleep(0.02)  # let loopback deliver what was just sent
         self._stop.set()
         self._thread.join(_STOP_TIMEOUT)
+        if self._thread.is_alive():  # a loaded machine: the drain is bounded in time, a /proc scan is not
+            self._thread.join(_STOP_GRACE)
+        with self._ending:
+            self._abandoned = not self._thread_done
         for sock in (self._sock, self._any):
             if sock is not None:
                 with contextlib.suppress(OSError):  # since the socket opened (the one read resets it)
@@ -762,15 +785,17 @@ class LiveCapture(CaptureSink):
             self._peers |= {address for address, _port in self._connects}
         self._unwatch_connects()
         missing: list[str] = []
-        if self._thread.is_alive():
+        if self._abandoned:  # the pcap from what it spooled so far (never no pcap at all)
             missing.append("capture thread did not stop in time; the pcap may miss the last packets")
+            with contextlib.suppress(OSError, ValueError):
+                self._spool.flush()  # (buffered files are thread-safe; a record cut short ends the copy)
         else:
             self._spool.close()
-            try:
-                self._write_pcap()
-            finally:
-                with contextlib.suppress(OSError):
-                    self._spool_path.unlink()
+        try:
+            self._write_pcap()
+        finally:
+            with contextlib.suppress(OSError):
+                self._spool_path.unlink()
         if self.truncated:
             missing.append(f"stopped at {self.max_bytes:,} bytes ({self.limit_name}); later packets are "
                            "missing")

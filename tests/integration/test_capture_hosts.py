@@ -40,10 +40,10 @@ class Gate:
         self.entered, self.released = threading.Event(), threading.Event()
         read = sink._read_ready
 
-        def gated(sock: socket.socket | None = None) -> int:
+        def gated(sock: socket.socket | None = None, until: float | None = None) -> int:
             self.entered.set()
             self.released.wait(10)
-            return read(sock)
+            return read(sock, until)
 
         sink._read_ready = gated  # type: ignore[method-assign]
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:  # a packet with the TFTP host
@@ -164,3 +164,40 @@ def test_packet_times_are_the_kernels(sink: LiveCapture) -> None:
     times = {p.payload: p.ts for p in read_pcap(sink.path) if p.payload in (b"first", b"second")}
     assert 0.18 <= times[b"second"] - times[b"first"] <= 0.28
     assert abs(times[b"first"] - time.time()) < 5
+
+
+
+@pytest.mark.parametrize("stuck", [False, True])
+def test_a_capture_thread_slow_to_stop_still_leaves_the_pcap(
+        sink: LiveCapture, monkeypatch: pytest.MonkeyPatch, stuck: bool) -> None:
+    """A busy machine: the capture thread is still in a /proc scan when ``close()`` has waited
+    ``_STOP_TIMEOUT`` for it. ``close()`` waits longer (``_STOP_GRACE``); a thread stuck past that too is
+    left, and the pcap is written all the same from what it spooled, the note saying the last packets may
+    be missing. (Before: no pcap at all, and "capture thread stopped: OSError: Bad file descriptor" — its
+    socket closed under it —, which a 3x-overloaded test run saw.)"""
+    from phoneemu.scenario import capturing
+
+    monkeypatch.setattr(capturing, "_STOP_TIMEOUT", 0.1)
+    monkeypatch.setattr(capturing, "_STOP_GRACE", 0.3 if stuck else 10.0)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:  # spooled before the slow part
+        udp.bind((TFTP_HOST, 0))
+        udp.sendto(b"first", udp.getsockname())
+        deadline = time.monotonic() + 5
+        while sink._written == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert sink._written > 0
+    scan, slow = sink._scan, threading.Event()
+
+    def slow_scan() -> None:  # a scan of thousands of descriptors on an overloaded machine
+        slow.set()
+        time.sleep(1.0)
+        scan()
+
+    sink._scan = slow_scan  # type: ignore[method-assign]
+    assert slow.wait(5)  # the thread's periodic scan (every _SCAN_S) is under way
+    sink.close()
+    packets = list(read_pcap(sink.path))
+    assert any(p.payload == b"first" for p in packets)
+    note = sink.note_path.read_text() if sink.note_path.exists() else ""
+    assert ("did not stop in time" in note) == stuck
+    assert "Bad file descriptor" not in note
