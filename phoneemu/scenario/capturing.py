@@ -25,7 +25,9 @@ Rules:
   and the note file says so. Each packet's time is the kernel's, when it received the packet
   (``SO_TIMESTAMPNS``, read with the packet), not when the thread read it: deltas and jitter hold
   under load; where the kernel gives none, the reading time is used and the note file says so.
-  ``close()`` drains what the kernel already queued (for at most ``_DRAIN_S`` seconds), stops the
+  ``close()`` drains what the kernel queued before the stop — ``_DRAIN_S`` seconds as usual, then
+  without looks at ``/proc`` until each socket is empty or gives a packet the kernel stamped after the
+  stop, for at most ``_HURRY_S`` seconds more (unread packets then are said in the note) —, stops the
   thread and flushes; a thread still busy after ``_STOP_TIMEOUT`` + ``_STOP_GRACE`` seconds (a loaded
   machine) is left, and the pcap is written from what it spooled, the note file saying the last packets
   may be missing — there is always a pcap.
@@ -47,11 +49,17 @@ Rules:
   without its link header, whatever the interface) reads *every* interface and keeps each IPv4 or
   IPv6 packet to or from an address of the external cluster's TFTP host (a DNS name is resolved
   when the capture opens); on ``lo`` the outgoing copy is dropped as above, on other interfaces
-  both directions are kept once each. IPv4 packets inside the lab range are left to the ``lo``
-  socket (never twice), unless they are an external cluster's (an external cluster given an address
-  of the lab range is kept by the second socket only). A TVS, CAPF or HTTP server on another host
-  is found the way the phone finds it: a TCP SYN (without ACK) to or from an address outside that
-  set makes the capture look (at most every ``_PEER_SCAN_S`` seconds) at this process's TCP sockets
+  both directions are kept once each. A kernel filter on that socket (our rule) passes only TCP
+  packets (any host: a SYN is how the phones' peers are found, below) and packets to or from the
+  external addresses and the peers learnt so far (re-attached as peers join), the outgoing copy on
+  ``lo`` dropped: another program's UDP — a TFTP storm on another loopback address — never fills its
+  buffer (before, the kernel dropped the phones' packets with it). Looks at ``/proc`` take at most a
+  fifth of the thread (``_SCAN_SHARE``: a busy host's TCP table is long). IPv4 packets inside the
+  lab range are left to the ``lo`` socket (never twice), unless they are an external cluster's (an
+  external cluster given an address of the lab range is kept by the second socket only). A TVS, CAPF
+  or HTTP server on another host is found the way the phone finds it: a TCP SYN (without ACK) to or
+  from an address outside that set makes the capture look (at most every ``_PEER_SCAN_S`` seconds) at
+  this process's TCP sockets
   — and those of the worker processes given to :meth:`LiveCapture.add_owners` (``fleet boot``'s
   shards, whose phones run there) — in ``/proc/self/net/tcp`` and ``tcp6``; the remote address of
   one of them joins the set for the rest of the run, SYN included (the connecting socket exists when
@@ -122,7 +130,11 @@ _STOP_TIMEOUT = 2.0
 #: what ``close()`` waits for a thread still busy after ``_STOP_TIMEOUT`` (a backlog sorted with /proc
 #: scans on a loaded machine) before it leaves it and writes the pcap from what was spooled (our bound)
 _STOP_GRACE = 30.0
-_DRAIN_S = 0.5  # after the stop: how long the thread reads what the kernel had already queued
+_DRAIN_S = 0.5  # after the stop: how long the thread reads what the kernel had queued, still looking at /proc
+#: then, without looks (close() sorts what it spools), until each socket is empty or gives a packet the
+#: kernel stamped after the stop — at most this long (our bound; without kernel times: _DRAIN_S in all)
+_HURRY_S = 5.0
+_SCAN_SHARE = 4  # a look at /proc waits this many times its own duration before the next (a fifth at most)
 _POLL_S = 0.05
 _SCAN_S = 0.1
 _RESCAN_S = 0.01
@@ -292,6 +304,64 @@ def _bpf_program(lo: int, hi: int) -> bytes:
     return b"".join(struct.pack("HBBI", *i) for i in ins)
 
 
+#: the most addresses of each family the every-interface filter names; past them it keeps all that
+#: family's packets, as without a filter (BPF programs hold at most 4,096 instructions)
+_FILTER_V4, _FILTER_V6 = 512, 96
+
+
+def _external_bpf_program(addresses: Collection[bytes], lo_index: int) -> bytes:
+    """Classic BPF for the every-interface socket (``SOCK_DGRAM``: the filter sees the IP header at 0):
+    drop the outgoing copy on ``lo``; keep every TCP packet (a SYN to any host teaches the phones' peers,
+    module rules) and any packet to or from one of ``addresses`` (packed IPv4/IPv6); drop the rest —
+    other programs' UDP (a TFTP storm on another loopback address) never fills the socket's buffer."""
+    ld_w, ld_b, alu_and, jeq, ja, ret = 0x20, 0x30, 0x54, 0x15, 0x05, 0x06
+    v4 = sorted(a for a in addresses if len(a) == 4)
+    v6 = sorted(a for a in addresses if len(a) == 16)
+    accept, drop = (ret, 0, 0, SNAPLEN), (ret, 0, 0, 0)
+    head = [
+        (ld_w, 0, 0, 0xFFFFF000 + 4),  # SKF_AD_PKTTYPE
+        (jeq, 0, 3, _PACKET_OUTGOING),
+        (ld_w, 0, 0, 0xFFFFF000 + 8),  # SKF_AD_IFINDEX
+        (jeq, 0, 1, lo_index),
+        drop,
+        (ld_b, 0, 0, 0),
+        (alu_and, 0, 0, 0xF0),
+        (jeq, 1, 0, 0x40),  # IPv4 → the v4 block, past the jump below
+    ]
+    block4: list[tuple[int, int, int, int]] = [(ld_b, 0, 0, 9), (jeq, 0, 1, 6), accept]  # TCP
+    if len(v4) > _FILTER_V4:
+        block4 = [accept]
+    else:
+        for offset in (12, 16):  # source, destination
+            block4.append((ld_w, 0, 0, offset))
+            for a in v4:
+                block4 += [(jeq, 0, 1, int.from_bytes(a, "big")), accept]
+        block4.append(drop)
+    block6: list[tuple[int, int, int, int]] = [
+        (jeq, 1, 0, 0x60), drop,  # neither IPv4 nor IPv6: drop
+        (ld_b, 0, 0, 6), (jeq, 0, 1, 6), accept,  # next header TCP (extension headers: not followed)
+    ]
+    if len(v6) > _FILTER_V6:
+        block6.append(accept)
+    else:
+        for offset in (8, 24):
+            for a in v6:
+                w = struct.unpack("!IIII", a)
+                block6 += [(ld_w, 0, 0, offset), (jeq, 0, 7, w[0]), (ld_w, 0, 0, offset + 4),
+                           (jeq, 0, 5, w[1]), (ld_w, 0, 0, offset + 8), (jeq, 0, 3, w[2]),
+                           (ld_w, 0, 0, offset + 12), (jeq, 0, 1, w[3]), accept]
+        block6.append(drop)
+    ins = [*head, (ja, 0, 0, len(block4)), *block4, *block6]
+    return b"".join(struct.pack("HBBI", *i) for i in ins)
+
+
+def _attach_bpf(sock: socket.socket, prog: bytes) -> None:
+    """Attach (or replace) the classic BPF program ``prog`` on ``sock``; OSError where it cannot."""
+    buf = ctypes.create_string_buffer(prog, len(prog))
+    fprog = struct.pack("HL", len(prog) // 8, ctypes.addressof(buf))
+    sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
+
+
 def _own_socket_inodes(pids: Collection[int] = ()) -> set[int]:
     """Socket inodes of this process and of ``pids`` (its worker processes, e.g. fleet shards; one
     that is gone or not readable adds none)."""
@@ -406,6 +476,10 @@ class LiveCapture(CaptureSink):
         self.missing: tuple[str, ...] = ()  # what the pcap lacks, one line each (set by close)
         self.error: str | None = None
         self._abandoned = False  # close() stopped waiting for the thread: its sockets closed under it
+        self._stop_wall: float | None = None  # wall time of the stop (kernel packet times are wall times)
+        self._past_stop: set[socket.socket] = set()  # sockets that gave a packet stamped after the stop
+        self._hurry = False  # the drain's second part: no looks at /proc
+        self.unread_at_stop = False  # the drain ended (_HURRY_S) with packets of before the stop unread
         self._thread_done = False
         self._ending = threading.Lock()  # who closes the spool: close(), or an abandoned thread at its end
         self.filter_in_kernel = False
@@ -415,14 +489,15 @@ class LiveCapture(CaptureSink):
         self._own: set[tuple[int, int]] = set()  # (address, port); address 0 = any
         self._foreign: set[tuple[int, int]] = set()  # bound by another process at some scan
         self._own_lock = threading.Lock()
-        self._last_scan = 0.0
+        self._next_scan = 0.0  # no look at /proc (lo) before this monotonic time (see _SCAN_SHARE)
         self._spool_path = path.with_name(path.name + ".spool")
         self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_ALL))
         self._any: socket.socket | None = None  # every interface, for external clusters (module rules)
         self._peers: set[bytes] = set()  # remote addresses of our TCP sockets seen so far (module rules)
+        self._any_filtered: int | None = None  # peers the every-interface kernel filter names (None: none)
         self._external_v4 = frozenset(int.from_bytes(a, "big") for a in self.external.addresses
                                       if len(a) == 4)
-        self._last_peer_scan = 0.0
+        self._next_peer_scan = 0.0
         self._tentative: set[bytes] = set()  # hosts a SYN went to/came from, not (yet) known as ours
         self._connects: set[tuple[bytes, int]] | None = None  # where the phones said they connect
         self._peer_file: Path | None = None  # the same from processes started since (module rules)
@@ -444,6 +519,7 @@ class LiveCapture(CaptureSink):
                 self._any = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(_ETH_P_ALL))
                 with contextlib.suppress(OSError):
                     self._any.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
+                self._attach_external_filter()
                 self._any.setblocking(False)
                 self._drain_stale(self._any)
                 stamped = _enable_kernel_timestamps(self._any) and stamped
@@ -520,14 +596,27 @@ class LiveCapture(CaptureSink):
         return (address, port) in self._connects
 
     def _attach_filter(self) -> None:
-        prog = _bpf_program(self._lo, self._hi)
-        buf = ctypes.create_string_buffer(prog, len(prog))
-        fprog = struct.pack("HL", len(prog) // 8, ctypes.addressof(buf))
         try:
-            self._sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
+            _attach_bpf(self._sock, _bpf_program(self._lo, self._hi))
             self.filter_in_kernel = True
         except OSError:
             self.filter_in_kernel = False
+
+    def _attach_external_filter(self) -> None:
+        """(Re)attach the every-interface socket's kernel filter for the external addresses and the peers
+        learnt so far (:func:`_external_bpf_program`); where it cannot be attached, the socket reads
+        everything as before and the thread sorts it."""
+        if self._any is None:
+            return
+        try:
+            lo_index = socket.if_nametoindex("lo")
+        except OSError:
+            lo_index = 0
+        try:
+            _attach_bpf(self._any, _external_bpf_program(self.external.addresses | self._peers, lo_index))
+            self._any_filtered = len(self._peers)
+        except OSError:
+            self._any_filtered = None
 
     def _drain_stale(self, sock: socket.socket) -> None:
         """Packets queued before the filter was attached are discarded (bounded count)."""
@@ -572,10 +661,12 @@ class LiveCapture(CaptureSink):
         if syn and self._phones_connect_to(dst, _tcp_dport(pkt, len(src))):
             self._peers.add(dst)  # a phone connects there: the host is ours, however short the connection
             return pkt, _EXTERNAL
-        if syn and time.monotonic() - self._last_peer_scan > _PEER_SCAN_S:
-            self._last_peer_scan = time.monotonic()
+        now = time.monotonic()
+        if syn and now >= self._next_peer_scan and not self._hurry:
             with contextlib.suppress(OSError):
                 self._peers |= _own_tcp_peers(self._owner_pids)
+            # a busy host's TCP table is long: the looks take at most a share of the thread
+            self._next_peer_scan = now + max(_PEER_SCAN_S, _SCAN_SHARE * (time.monotonic() - now))
             if src in self._peers or dst in self._peers:
                 return pkt, _EXTERNAL
         if src in self._tentative or dst in self._tentative:
@@ -612,7 +703,8 @@ class LiveCapture(CaptureSink):
 
     def _scan(self) -> None:
         """Learn which lab-range endpoints are bound by this process and which by others (/proc)."""
-        self._last_scan = time.monotonic()
+        start = time.monotonic()
+        self._next_scan = start + _RESCAN_S
         if self.proc_error is not None or self._hi == 0:
             return  # no lab range (boot and fleet --capture: hosts 0.0.0.0): nothing on lo to sort
         try:
@@ -623,6 +715,7 @@ class LiveCapture(CaptureSink):
             return
         for addr, port, inode in found:
             self._learn(addr, port, own=inode in inodes)
+        self._next_scan = start + max(_RESCAN_S, _SCAN_SHARE * (time.monotonic() - start))
 
     def udp(self, src: Endpoint, dst: Endpoint, payload: bytes, ts: float | None = None) -> None:
         for host, port in (src, dst):
@@ -666,6 +759,9 @@ class LiveCapture(CaptureSink):
                 break
             n += 1
             ts = (_kernel_time(ancdata) if space else None) or time.time()  # the kernel's (module rules)
+            if self._stop_wall is not None and space and ts > self._stop_wall:
+                self._past_stop.add(sock)  # sent after the stop: the drain of this socket is over
+                break
             pkttype = int(addr[2]) if len(addr) > 2 else 0
             if external:
                 got = self.keep_external(frame, str(addr[0]), int(addr[1]), pkttype)
@@ -692,7 +788,7 @@ class LiveCapture(CaptureSink):
                 self.truncated = True
                 return
             self._written += size
-            stale = time.monotonic() - self._last_scan > _RESCAN_S
+            stale = not self._hurry and time.monotonic() >= self._next_scan
             if kind == _LO and self.drop_foreign and stale and self.verdict(pkt) == "unknown":
                 self._scan()  # a socket we do not know yet: learn it while it still exists
         self._spool.write(_SPOOL.pack(ts, len(pkt), kind) + pkt)
@@ -707,13 +803,12 @@ class LiveCapture(CaptureSink):
             while not self._stop.is_set():
                 for fd, _ in poller.poll(_POLL_S * 1000):
                     self._read_ready(socks[fd])
-                if time.monotonic() >= next_scan:
+                if self._any_filtered is not None and self._any_filtered != len(self._peers):
+                    self._attach_external_filter()  # a new peer's UDP too (its TCP always passes)
+                if time.monotonic() >= max(next_scan, self._next_scan):
                     self._scan()
                     next_scan = time.monotonic() + _SCAN_S
-            deadline = time.monotonic() + _DRAIN_S
-            while time.monotonic() < deadline and \
-                    sum([self._read_ready(s, deadline) for s in socks.values()]) > 0:
-                pass
+            self._drain(list(socks.values()))
         except (OSError, ValueError) as exc:  # disk full, interface gone: keep what was written, say why
             if not self._abandoned:  # (else: close() closed the sockets under it)
                 self.error = f"{type(exc).__name__}: {exc}"
@@ -722,6 +817,17 @@ class LiveCapture(CaptureSink):
                 self._thread_done = True
                 if self._abandoned:
                     self._spool.close()
+
+    def _drain(self, socks: list[socket.socket]) -> None:
+        """After the stop: read what the kernel queued before it (``_DRAIN_S`` with looks at /proc, then
+        without, bounded by ``_HURRY_S``); what is still unread then is said in the note (module rules)."""
+        start = time.monotonic()
+        end = start + (_HURRY_S if self.kernel_timestamps else _DRAIN_S)
+        pending = list(socks)
+        while pending and time.monotonic() < end:
+            self._hurry = time.monotonic() >= start + _DRAIN_S
+            pending = [s for s in pending if self._read_ready(s, end) > 0 and s not in self._past_stop]
+        self.unread_at_stop = bool(pending)
 
     def tcp_flow(self, client: Endpoint, server: Endpoint) -> TcpFlow:
         if self._null_writer is None:
@@ -763,6 +869,7 @@ class LiveCapture(CaptureSink):
             return
         self.closed = True
         time.sleep(0.02)  # let loopback deliver what was just sent
+        self._stop_wall = time.time()
         self._stop.set()
         self._thread.join(_STOP_TIMEOUT)
         if self._thread.is_alive():  # a loaded machine: the drain is bounded in time, a /proc scan is not
@@ -803,6 +910,9 @@ class LiveCapture(CaptureSink):
             missing.append(f"{self.tentative_overflow} packet(s) of hosts not yet known to be the phones' "
                            f"peers were not kept ({self.limit_name} bounds them apart): some may have been "
                            "theirs")
+        if self.unread_at_stop:
+            missing.append(f"the capture thread had not read every packet queued at the stop after "
+                           f"{_DRAIN_S + _HURRY_S:g} s (a loaded machine): the last packets may be missing")
         if self.kernel_drops:
             missing.append(f"the kernel dropped {self.kernel_drops} packet(s) the capture thread could not "
                            "read in time: they are missing from the pcap")

@@ -503,7 +503,7 @@ def test_live_capture_follows_the_phones_tcp_connections_to_other_hosts(
                 + socket.inet_aton(dst) + tcp)
 
     def keep(packet: bytes, pkttype: int = 0) -> tuple[bytes, int] | None:
-        sink._last_peer_scan = float("-inf")  # past _PEER_SCAN_S since the last look (the thread's too)
+        sink._next_peer_scan = float("-inf")  # a look is due (the thread's too)
         return sink.keep_external(packet, "lo", 0x0800, pkttype)
 
     looks: list[int] = []

@@ -9,6 +9,7 @@ the race a short TVS exchange loses in a real boot, made certain.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -201,3 +202,70 @@ def test_a_capture_thread_slow_to_stop_still_leaves_the_pcap(
     note = sink.note_path.read_text() if sink.note_path.exists() else ""
     assert ("did not stop in time" in note) == stuck
     assert "Bad file descriptor" not in note
+
+
+FILTER_WANTED, FILTER_OTHER = "127.0.0.78", "127.0.0.79"  # (no other test uses them)
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_the_every_interface_filter_drops_other_hosts_udp_in_the_kernel(v6: bool) -> None:
+    """The every-interface socket's kernel filter (``_external_bpf_program``): the external host's UDP
+    and any host's TCP pass, once (the outgoing copy on ``lo`` dropped); another host's UDP — a TFTP
+    storm of another program, which filled the socket's buffer until the kernel dropped the phones'
+    packets — never reaches it."""
+    from phoneemu.scenario import capturing
+
+    if v6 and (why := v6_loopback_missing()):
+        pytest.skip(why)
+    wanted = "::1" if v6 else FILTER_WANTED
+    family = socket.AF_INET6 if v6 else socket.AF_INET
+    try:
+        raw = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(capturing._ETH_P_ALL))
+    except (PermissionError, AttributeError, OSError) as exc:
+        pytest.skip(f"no packet socket here: {exc}")
+    with raw:
+        wanted_packed, lo = {socket.inet_pton(family, wanted)}, socket.if_nametoindex("lo")
+        capturing._attach_bpf(raw, capturing._external_bpf_program(wanted_packed, lo))
+        raw.setblocking(False)
+        with contextlib.suppress(BlockingIOError):  # what was queued before the filter
+            for _ in range(100_000):
+                raw.recv(65536)
+        marks = {b"udp-other-" + bytes([i]) for i in range(20)}
+        for mark in marks:  # another host's UDP: dropped
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                udp.bind((FILTER_OTHER, 0))
+                udp.sendto(mark, udp.getsockname())
+        with socket.socket(family, socket.SOCK_DGRAM) as udp:  # the wanted host's: kept
+            udp.bind((wanted, 0))
+            udp.sendto(b"udp-wanted", udp.getsockname())
+        with socket.socket() as listener:  # another host's TCP: kept (a SYN teaches the peers)
+            listener.bind((FILTER_OTHER, 0))
+            listener.listen(1)
+            with socket.create_connection(listener.getsockname(), timeout=5) as c:
+                conn, _ = listener.accept()
+                c.sendall(b"tcp-other")
+                conn.recv(100)
+                conn.close()
+        time.sleep(0.05)
+        got: list[bytes] = []
+        with contextlib.suppress(BlockingIOError):
+            for _ in range(10_000):
+                got.append(raw.recv(65536))
+    assert sum(p.endswith(b"udp-wanted") for p in got) == 1  # once: not the outgoing copy too
+    assert sum(p.endswith(b"tcp-other") for p in got) == 1
+    assert not [p for p in got if p.endswith(tuple(marks))]
+
+
+def test_the_every_interface_filter_stays_within_the_kernels_bound() -> None:
+    """At most ``_FILTER_V4`` IPv4 and ``_FILTER_V6`` IPv6 addresses are named: the program then holds
+    at most 4,096 instructions (the kernel's BPF_MAXINSNS); past them it keeps that family whole."""
+    from phoneemu.scenario import capturing
+
+    def addresses(n4: int, n6: int) -> set[bytes]:
+        return {(10 << 24 | i).to_bytes(4, "big") for i in range(n4)} | \
+            {(1 << 120 | i).to_bytes(16, "big") for i in range(n6)}
+
+    full = capturing._external_bpf_program(addresses(capturing._FILTER_V4, capturing._FILTER_V6), 1)
+    assert len(full) // 8 <= 4096
+    over = capturing._external_bpf_program(addresses(capturing._FILTER_V4 + 1, capturing._FILTER_V6 + 1), 1)
+    assert len(over) < len(full) // 10  # both families kept whole: no address named
