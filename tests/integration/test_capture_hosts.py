@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from phoneemu.errors import PhoneEmuError
+from phoneemu.errors import PhoneEmuError, ScenarioError
 from phoneemu.net import capture as capture_module
 from phoneemu.net.capture import read_pcap
 from phoneemu.scenario.capturing import LiveCapture
@@ -269,3 +269,109 @@ def test_the_every_interface_filter_stays_within_the_kernels_bound() -> None:
     assert len(full) // 8 <= 4096
     over = capturing._external_bpf_program(addresses(capturing._FILTER_V4 + 1, capturing._FILTER_V6 + 1), 1)
     assert len(over) < len(full) // 10  # both families kept whole: no address named
+
+
+OTHER_TFTP = """
+import socket, sys
+lab = sys.argv[1]
+server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+server.bind((lab, 0))
+client.bind(("127.0.0.1", 0))
+print("ready", flush=True)
+sys.stdin.readline()
+client.sendto(b"\\x00\\x01foreign.tlv\\x00octet\\x00", server.getsockname())
+server.recvfrom(100)
+transfer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # the transfer's own port (its TID)
+transfer.bind((lab, 0))
+transfer.sendto(b"\\x00\\x03\\x00\\x01foreign-data", client.getsockname())
+_data, at = client.recvfrom(100)
+client.sendto(b"\\x00\\x04\\x00\\x01", at)
+transfer.recvfrom(100)
+transfer.close()
+print("done", flush=True)
+sys.stdin.readline()
+"""
+SORTED_LAB = "127.0.0.36"  # the lab range of this test's capture (no other test uses it)
+LOOKED_AT = "127.0.0.37"  # (nor this one)
+
+
+def test_another_programs_short_lived_transfer_socket_is_left_out_with_its_client(tmp_path: Path) -> None:
+    """Two ``phoneemu run --capture`` at once on the lab addresses: the other run's TFTP transfer socket
+    closes before any look at /proc sees it, so its DATA and ACKs had only unknown endpoints and were
+    kept (the pcaps of two concurrent catalogue runs held each other's transfers). Its client
+    (127.0.0.1:port) was seen only with the other run's server, a socket a look did see: packets with
+    that client are the other run's too. Ours — our client with our server, then our own unseen
+    transfer socket — are all kept."""
+    from phoneemu.scenario.capturing import open_capture
+
+    proc = subprocess.Popen([sys.executable, "-c", OTHER_TFTP, SORTED_LAB], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    ours = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    ours.bind((SORTED_LAB, 0))  # our server: seen by the capture's first look, as the other's is
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        try:
+            sink, _ = open_capture(tmp_path, "sorted", mode="live", hosts=(SORTED_LAB, SORTED_LAB))
+        except ScenarioError as exc:  # no packet socket here
+            pytest.skip(f"live capture not possible here: {exc}")
+        assert isinstance(sink, LiveCapture)
+        sink._scan = lambda: None  # type: ignore[method-assign]  # no later look: every transfer too short
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "done"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client, \
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as transfer:
+            client.bind(("127.0.0.1", 0))
+            client.sendto(b"\x00\x01ours.tlv\x00octet\x00", ours.getsockname())
+            ours.recvfrom(100)
+            transfer.bind((SORTED_LAB, 0))
+            transfer.sendto(b"\x00\x03\x00\x01our-data", client.getsockname())
+            _data, at = client.recvfrom(100)
+            client.sendto(b"\x00\x04\x00\x01", at)
+            transfer.recvfrom(100)
+        sink.close()
+    finally:
+        ours.close()
+        proc.stdin.close()
+        proc.wait(10)
+        proc.stdout.close()
+    payloads = [p.payload for p in read_pcap(sink.path)]
+    assert any(b"ours.tlv" in p for p in payloads) and b"\x00\x03\x00\x01our-data" in payloads
+    assert payloads.count(b"\x00\x04\x00\x01") == 1  # our ACK, not theirs
+    assert not [p for p in payloads if b"foreign" in p]
+    assert sink.dropped_foreign == 3  # their RRQ (their server seen), DATA and ACK (their client)
+
+
+def test_the_sockets_a_look_finds_are_those_of_proc_net(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A look at the sockets (``_proc_endpoints``) asks NETLINK_SOCK_DIAG first — the kernel leaves out
+    the TIME_WAIT sockets and formats no text — and finds what ``/proc/self/net/{tcp,udp}`` lists with an
+    owner; where sock_diag fails it reads /proc. The closed server end (no owner) is in neither."""
+    from phoneemu.scenario import capturing
+
+    with socket.socket() as listener, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        listener.bind((LOOKED_AT, 0))
+        listener.listen(1)
+        udp.bind((LOOKED_AT, 0))
+        with socket.create_connection(listener.getsockname(), timeout=5) as c:
+            conn, _ = listener.accept()
+            conn.close()  # the server side closes first: its end goes to TIME_WAIT
+            c.recv(1)
+        try:
+            found = {t: sorted(capturing._diag_endpoints(t)) for t in ("tcp", "udp")}
+        except OSError as exc:
+            pytest.skip(f"no sock_diag here: {exc}")
+        monkeypatch.setattr(capturing, "_diag_endpoints", lambda _t: (_ for _ in ()).throw(OSError("no")))
+        from_proc = {t: sorted(capturing._proc_endpoints(t)) for t in ("tcp", "udp")}
+        lab = int.from_bytes(socket.inet_aton(LOOKED_AT), "big")
+        assert (lab, listener.getsockname()[1], _inode(listener)) in found["tcp"]
+        assert (lab, udp.getsockname()[1], _inode(udp)) in found["udp"]
+    mine = {t: [e for e in found[t] if e[0] == lab] for t in found}  # (other tests' sockets come and go)
+    assert mine == {t: [e for e in from_proc[t] if e[0] == lab] for t in from_proc}
+    assert len(mine["tcp"]) == 1 and len(mine["udp"]) == 1  # the listener; not the closed end (no owner)
+
+
+def _inode(sock: socket.socket) -> int:
+    """The socket's inode, as /proc and sock_diag name it."""
+    return int(os.readlink(f"/proc/self/fd/{sock.fileno()}")[8:-1])
