@@ -713,10 +713,11 @@ class LiveCapture(CaptureSink):
             self._next_peer_scan = now + max(_PEER_SCAN_S, _SCAN_SHARE * (time.monotonic() - now))
             if src in self._peers or dst in self._peers:
                 return pkt, _EXTERNAL
+        if syn and dst not in self._tentative and len(self._tentative) < _TENTATIVE_HOSTS:
+            # the host connected to: what a scan learns of our client sockets (added even when the source
+            # is tentative already — 127.0.0.1 of other connections —, so that the note can name it)
+            self._tentative.add(dst)
         if src in self._tentative or dst in self._tentative:
-            return pkt, _TENTATIVE
-        if syn and len(self._tentative) < _TENTATIVE_HOSTS:
-            self._tentative.add(dst)  # the host connected to: what a scan learns of our client sockets
             return pkt, _TENTATIVE
         return None
 

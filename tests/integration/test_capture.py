@@ -530,6 +530,12 @@ def test_live_capture_follows_the_phones_tcp_connections_to_other_hosts(
             ack59 = tcp_packet("127.0.0.59", "127.0.0.1")
             assert keep(ack59) == (ack59, capturing._TENTATIVE) and not sink._learned(ack59)
             assert keep(tcp_packet("127.0.0.1", "127.0.0.61")) is None  # no SYN: not followed
+            # a SYN from a tentative host (127.0.0.1, another connection's end) to a new one: the new one
+            # is tentative too, so that the note names it when its packets are left out
+            keep(tcp_packet("127.0.0.64", "127.0.0.1", flags=0x02))  # 127.0.0.1: tentative
+            syn63 = tcp_packet("127.0.0.1", "127.0.0.63", flags=0x02)
+            assert keep(syn63) == (syn63, capturing._TENTATIVE)
+            assert socket.inet_aton("127.0.0.63") in sink._tentative
         assert keep(tcp_packet("127.0.0.57", "127.0.0.1")) == (tcp_packet("127.0.0.57", "127.0.0.1"),
                                                                 capturing._EXTERNAL)  # the TFTP host
         listener.bind(("127.0.0.58", 0))
