@@ -375,3 +375,32 @@ def test_the_sockets_a_look_finds_are_those_of_proc_net(monkeypatch: pytest.Monk
 def _inode(sock: socket.socket) -> int:
     """The socket's inode, as /proc and sock_diag name it."""
     return int(os.readlink(f"/proc/self/fd/{sock.fileno()}")[8:-1])
+
+
+def test_packets_still_unread_when_the_drain_ends_are_said(sink: LiveCapture,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The drain after the stop is bounded (``_DRAIN_S`` + ``_HURRY_S``): a backlog the thread cannot
+    read in that time (each packet slow to spool, as on a loaded machine) is said in the note and the
+    summary's missing lines, and what was read is in the pcap."""
+    from phoneemu.scenario import capturing
+
+    monkeypatch.setattr(capturing, "_DRAIN_S", 0.05)
+    monkeypatch.setattr(capturing, "_HURRY_S", 0.2)
+    gate = Gate(sink)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:  # a backlog with the --tftp host
+        udp.bind((TFTP_HOST, 0))
+        for i in range(300):
+            udp.sendto(b"backlog %d" % i, udp.getsockname())
+    spool = sink._spool_packet
+
+    def slow(pkt: bytes, kind: int, ts: float) -> None:
+        time.sleep(0.005)
+        spool(pkt, kind, ts)
+
+    sink._spool_packet = slow  # type: ignore[method-assign]
+    gate.release()
+    sink.close()
+    assert sink.unread_at_stop
+    assert any("had not read every packet queued at the stop" in line for line in sink.missing)
+    assert "had not read every packet queued at the stop" in sink.note_path.read_text()
+    assert 0 < sum(p.payload.startswith(b"backlog") for p in read_pcap(sink.path)) < 300
