@@ -62,12 +62,11 @@ Rules:
   external cluster given an address of the lab range is kept by the second socket only). A TVS, CAPF
   or HTTP server on another host is found the way the phone finds it: a TCP SYN (without ACK) to or
   from an address outside that set makes the capture look (at most every ``_PEER_SCAN_S`` seconds) at
-  this process's TCP sockets
-  — and those of the worker processes given to :meth:`LiveCapture.add_owners` (``fleet boot``'s
-  shards, whose phones run there) — in ``/proc/self/net/tcp`` and ``tcp6``; the remote address of
-  one of them joins the set for the rest of the run, SYN included (the connecting socket exists when
-  it is sent). Only SYNs make it
-  look: other programs' traffic on a busy host costs no scan per packet. These packets are not sorted
+  this process's TCP sockets — and those of the worker processes given to :meth:`LiveCapture.add_owners`
+  (``fleet boot``'s shards, whose phones run there) — through NETLINK_SOCK_DIAG (else in
+  ``/proc/self/net/tcp`` and ``tcp6``); the remote address of one of them joins the set for the rest of
+  the run, SYN included (the connecting socket exists when it is sent). Only SYNs make it look: other
+  programs' traffic on a busy host costs no scan per packet. These packets are not sorted
   into ours and foreign (our rule): another program talking to those hosts at the same time is in
   the pcap too (the note file says so). A connection too short for that look to find its socket (a
   fleet shard's loopback TVS exchange is over in a millisecond, while the look reads the shard's
@@ -424,9 +423,15 @@ def _proc_address(text: str) -> bytes:
 
 def _own_tcp_peers(pids: Collection[int] = ()) -> set[bytes]:
     """Remote addresses (packed) of the TCP sockets of this process and of ``pids`` (same network
-    namespace), IPv4 and IPv6 (listeners left out)."""
+    namespace), IPv4 and IPv6 (listeners left out); asked of :func:`_diag_sockets` first."""
     inodes = _own_socket_inodes(pids)
     out: set[bytes] = set()
+    with contextlib.suppress(OSError, AttributeError, ValueError, struct.error):
+        for family in (socket.AF_INET, socket.AF_INET6):
+            found = _diag_sockets(family, socket.IPPROTO_TCP, _DIAG_CONNECTED)
+            out.update(_unmapped(peer) for _local, _port, peer, inode in found if inode in inodes)
+        return {peer for peer in out if any(peer)}
+    out.clear()
     for table in ("tcp", "tcp6"):
         with contextlib.suppress(OSError), \
                 open(f"/proc/self/net/{table}", encoding="ascii", errors="replace") as fh:
@@ -436,12 +441,13 @@ def _own_tcp_peers(pids: Collection[int] = ()) -> set[bytes]:
                 if len(f) < 10 or not f[9].isdigit() or int(f[9]) not in inodes or f[3] == "0A":
                     continue  # not ours, or LISTEN
                 with contextlib.suppress(ValueError):
-                    peer = _proc_address(f[2].partition(":")[0])
-                    if peer[:12] == b"\0" * 10 + b"\xff\xff":
-                        peer = peer[12:]  # ::ffff:a.b.c.d on a dual-stack socket: the IPv4 packets
-                    if any(peer):
-                        out.add(peer)
-    return out
+                    out.add(_unmapped(_proc_address(f[2].partition(":")[0])))
+    return {peer for peer in out if any(peer)}
+
+
+def _unmapped(peer: bytes) -> bytes:
+    """``::ffff:a.b.c.d`` (a dual-stack socket's IPv4 peer) as the IPv4 address its packets carry."""
+    return peer[12:] if peer[:12] == b"\0" * 10 + b"\xff\xff" else peer
 
 
 #: a /proc/net/{tcp,udp} line of a socket with an owner: local address, port, inode (not 0)
@@ -453,6 +459,7 @@ _NETLINK_SOCK_DIAG, _SOCK_DIAG_BY_FAMILY = 4, 20
 _NLMSG_ERROR, _NLMSG_DONE = 2, 3
 _NL_HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port id
 _DIAG_STATES = {"tcp": 0xFFF & ~(1 << 6), "udp": 0xFFF}  # every state but TIME_WAIT (no owner)
+_DIAG_CONNECTED = 0xFFF & ~(1 << 6) & ~(1 << 10)  # nor LISTEN
 _DIAG_MAX_MESSAGES = 1_000_000  # sockets a dump may list (our bound)
 
 
@@ -461,8 +468,17 @@ def _diag_endpoints(table: str) -> list[tuple[int, int, int]]:
     the kernel leaves out the TIME_WAIT sockets a busy host has thousands of, and formats no text — a
     look costs ~2 ms where /proc/net/tcp took ~9 ms with 5,000 of them. OSError where it is not offered."""
     proto = socket.IPPROTO_TCP if table == "tcp" else socket.IPPROTO_UDP
-    request = struct.pack("=BBBBI", socket.AF_INET, proto, 0, 0, _DIAG_STATES[table]) + bytes(48)
-    out: list[tuple[int, int, int]] = []
+    return [(int.from_bytes(local, "big"), port, inode)
+            for local, port, _peer, inode in _diag_sockets(socket.AF_INET, proto, _DIAG_STATES[table])]
+
+
+def _diag_sockets(family: int, proto: int, states: int) -> list[tuple[bytes, int, bytes, int]]:
+    """``(local address, local port, remote address, inode)`` (addresses packed, 4 or 16 bytes) of the
+    sockets of ``family``/``proto`` in the ``states`` (a bit per TCP state) that have an owner (inode not
+    0), from a NETLINK_SOCK_DIAG dump; OSError where it is not offered or the dump is malformed."""
+    size = 4 if family == socket.AF_INET else 16
+    request = struct.pack("=BBBBI", family, proto, 0, 0, states) + bytes(48)
+    out: list[tuple[bytes, int, bytes, int]] = []
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_SOCK_DIAG) as nl:
         nl.settimeout(1.0)
         nl.sendall(_NL_HEADER.pack(_NL_HEADER.size + len(request), _SOCK_DIAG_BY_FAMILY, 0x301, 1, 0)
@@ -479,10 +495,11 @@ def _diag_endpoints(table: str) -> list[tuple[int, int, int]]:
                 if kind == _NLMSG_ERROR or length < _NL_HEADER.size + 72 or at + length > len(data):
                     raise OSError("sock_diag: an error or a malformed message")
                 body = at + _NL_HEADER.size  # inet_diag_msg: family, state, timer, retrans, sockid, ...
-                port, address = struct.unpack_from("!H2xI", data, body + 4)
+                (port,) = struct.unpack_from("!H", data, body + 4)  # sockid: sport, dport, src, dst, ...
                 (inode,) = struct.unpack_from("=I", data, body + 68)
                 if inode:
-                    out.append((address, port, inode))
+                    local, remote = data[body + 8:body + 8 + size], data[body + 24:body + 24 + size]
+                    out.append((local, port, remote, inode))
                 at += (length + 3) & ~3
     raise OSError("sock_diag: more sockets than the bound")
 

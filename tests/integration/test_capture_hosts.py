@@ -404,3 +404,27 @@ def test_packets_still_unread_when_the_drain_ends_are_said(sink: LiveCapture,
     assert any("had not read every packet queued at the stop" in line for line in sink.missing)
     assert "had not read every packet queued at the stop" in sink.note_path.read_text()
     assert 0 < sum(p.payload.startswith(b"backlog") for p in read_pcap(sink.path)) < 300
+
+
+def test_the_phones_tcp_peers_from_sock_diag_are_those_of_proc_net(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``_own_tcp_peers`` (the hosts this process's TCP sockets talk to: a capture's look for the phones'
+    TVS or CAPF elsewhere) finds the same peers through sock_diag as through /proc/net/tcp{,6}: IPv4 and
+    IPv6, listeners left out."""
+    from phoneemu.scenario import capturing
+
+    with contextlib.ExitStack() as stack:
+        hosts = [(socket.AF_INET, LOOKED_AT)] + ([] if v6_loopback_missing() else [(socket.AF_INET6, "::1")])
+        for family, host in hosts:
+            listener = stack.enter_context(socket.socket(family))
+            listener.bind((host, 0))
+            listener.listen(1)
+            stack.enter_context(socket.create_connection(listener.getsockname()[:2], timeout=5))
+            stack.enter_context(listener.accept()[0])
+        try:
+            capturing._diag_sockets(socket.AF_INET, socket.IPPROTO_TCP, capturing._DIAG_CONNECTED)
+        except OSError as exc:
+            pytest.skip(f"no sock_diag here: {exc}")
+        found = capturing._own_tcp_peers()
+        monkeypatch.setattr(capturing, "_diag_sockets", lambda *_a: (_ for _ in ()).throw(OSError("no")))
+        assert capturing._own_tcp_peers() == found
+    assert {socket.inet_pton(family, host) for family, host in hosts} <= found
