@@ -465,3 +465,19 @@ class MemoryTlsPair:
             if all(done):
                 return
         raise AssertionError(f"TLS handshake not done after {rounds} exchanges")
+
+
+def tftp_exchange_with_a_transfer_port(server: Any, client: Any, lab: str, name: bytes, data: bytes) -> None:
+    """A TFTP-looking exchange over UDP sockets: ``client`` asks ``server`` for ``name``; a transfer socket
+    of its own on ``lab`` (the transfer's TID) sends one DATA block, the client ACKs it, the transfer socket
+    closes (short-lived: what a capture's look at /proc may never see)."""
+    import socket
+
+    client.sendto(b"\x00\x01" + name + b"\x00octet\x00", server.getsockname())
+    server.recvfrom(100)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as transfer:
+        transfer.bind((lab, 0))
+        transfer.sendto(b"\x00\x03\x00\x01" + data, client.getsockname())
+        _data, at = client.recvfrom(100)
+        client.sendto(b"\x00\x04\x00\x01", at)
+        transfer.recvfrom(100)

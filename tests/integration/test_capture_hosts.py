@@ -25,7 +25,7 @@ from phoneemu.errors import PhoneEmuError, ScenarioError
 from phoneemu.net import capture as capture_module
 from phoneemu.net.capture import read_pcap
 from phoneemu.scenario.capturing import LiveCapture
-from tests.helpers import v6_loopback_missing
+from tests.helpers import tftp_exchange_with_a_transfer_port, v6_loopback_missing
 
 # addresses no other test uses (xdist workers capture side by side)
 TFTP_HOST = "127.0.0.74"  # the capture's --tftp host
@@ -238,21 +238,15 @@ def test_the_every_interface_filter_drops_other_hosts_udp_in_the_kernel(v6: bool
         with socket.socket(family, socket.SOCK_DGRAM) as udp:  # the wanted host's: kept
             udp.bind((wanted, 0))
             udp.sendto(b"udp-wanted", udp.getsockname())
-        with socket.socket() as listener:  # another host's TCP: kept (a SYN teaches the peers)
-            listener.bind((FILTER_OTHER, 0))
-            listener.listen(1)
-            with socket.create_connection(listener.getsockname(), timeout=5) as c:
-                conn, _ = listener.accept()
-                c.sendall(b"tcp-other")
-                conn.recv(100)
-                conn.close()
+        # another host's TCP: kept (a SYN teaches the peers)
+        subprocess.run([sys.executable, "-c", OTHER_PROGRAM, FILTER_OTHER], check=True, timeout=10)
         time.sleep(0.05)
         got: list[bytes] = []
         with contextlib.suppress(BlockingIOError):
             for _ in range(10_000):
                 got.append(raw.recv(65536))
     assert sum(p.endswith(b"udp-wanted") for p in got) == 1  # once: not the outgoing copy too
-    assert sum(p.endswith(b"tcp-other") for p in got) == 1
+    assert sum(p.endswith(b"not the phones'") for p in got) == 1
     assert not [p for p in got if p.endswith(tuple(marks))]
 
 
@@ -273,6 +267,7 @@ def test_the_every_interface_filter_stays_within_the_kernels_bound() -> None:
 
 OTHER_TFTP = """
 import socket, sys
+from tests.helpers import tftp_exchange_with_a_transfer_port
 lab = sys.argv[1]
 server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -280,15 +275,7 @@ server.bind((lab, 0))
 client.bind(("127.0.0.1", 0))
 print("ready", flush=True)
 sys.stdin.readline()
-client.sendto(b"\\x00\\x01foreign.tlv\\x00octet\\x00", server.getsockname())
-server.recvfrom(100)
-transfer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # the transfer's own port (its TID)
-transfer.bind((lab, 0))
-transfer.sendto(b"\\x00\\x03\\x00\\x01foreign-data", client.getsockname())
-_data, at = client.recvfrom(100)
-client.sendto(b"\\x00\\x04\\x00\\x01", at)
-transfer.recvfrom(100)
-transfer.close()
+tftp_exchange_with_a_transfer_port(server, client, lab, b"foreign.tlv", b"foreign-data")
 print("done", flush=True)
 sys.stdin.readline()
 """
@@ -321,16 +308,9 @@ def test_another_programs_short_lived_transfer_socket_is_left_out_with_its_clien
         proc.stdin.write("go\n")
         proc.stdin.flush()
         assert proc.stdout.readline().strip() == "done"
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client, \
-                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as transfer:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
             client.bind(("127.0.0.1", 0))
-            client.sendto(b"\x00\x01ours.tlv\x00octet\x00", ours.getsockname())
-            ours.recvfrom(100)
-            transfer.bind((SORTED_LAB, 0))
-            transfer.sendto(b"\x00\x03\x00\x01our-data", client.getsockname())
-            _data, at = client.recvfrom(100)
-            client.sendto(b"\x00\x04\x00\x01", at)
-            transfer.recvfrom(100)
+            tftp_exchange_with_a_transfer_port(ours, client, SORTED_LAB, b"ours.tlv", b"our-data")
         sink.close()
     finally:
         ours.close()
