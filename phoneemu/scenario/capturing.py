@@ -425,13 +425,18 @@ def _own_tcp_peers(pids: Collection[int] = ()) -> set[bytes]:
     """Remote addresses (packed) of the TCP sockets of this process and of ``pids`` (same network
     namespace), IPv4 and IPv6 (listeners left out); asked of :func:`_diag_sockets` first."""
     inodes = _own_socket_inodes(pids)
+    try:
+        peers = {_unmapped(peer) for family in (socket.AF_INET, socket.AF_INET6)
+                 for _local, _port, peer, inode in _diag_sockets(family, socket.IPPROTO_TCP, _DIAG_CONNECTED)
+                 if inode in inodes}
+    except _DIAG_FAILURES:
+        peers = _proc_tcp_peers(inodes)
+    return {peer for peer in peers if any(peer)}
+
+
+def _proc_tcp_peers(inodes: Collection[int]) -> set[bytes]:
+    """:func:`_own_tcp_peers` read from ``/proc/self/net/tcp`` and ``tcp6`` (no sock_diag here)."""
     out: set[bytes] = set()
-    with contextlib.suppress(OSError, AttributeError, ValueError, struct.error):
-        for family in (socket.AF_INET, socket.AF_INET6):
-            found = _diag_sockets(family, socket.IPPROTO_TCP, _DIAG_CONNECTED)
-            out.update(_unmapped(peer) for _local, _port, peer, inode in found if inode in inodes)
-        return {peer for peer in out if any(peer)}
-    out.clear()
     for table in ("tcp", "tcp6"):
         with contextlib.suppress(OSError), \
                 open(f"/proc/self/net/{table}", encoding="ascii", errors="replace") as fh:
@@ -442,7 +447,7 @@ def _own_tcp_peers(pids: Collection[int] = ()) -> set[bytes]:
                     continue  # not ours, or LISTEN
                 with contextlib.suppress(ValueError):
                     out.add(_unmapped(_proc_address(f[2].partition(":")[0])))
-    return {peer for peer in out if any(peer)}
+    return out
 
 
 def _unmapped(peer: bytes) -> bytes:
@@ -461,6 +466,8 @@ _NL_HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence,
 _DIAG_STATES = {"tcp": 0xFFF & ~(1 << 6), "udp": 0xFFF}  # every state but TIME_WAIT (no owner)
 _DIAG_CONNECTED = 0xFFF & ~(1 << 6) & ~(1 << 10)  # nor LISTEN
 _DIAG_MAX_MESSAGES = 1_000_000  # sockets a dump may list (our bound)
+#: a look through sock_diag that fails in any of these ways reads /proc instead
+_DIAG_FAILURES = (OSError, AttributeError, ValueError, struct.error)
 
 
 def _diag_endpoints(table: str) -> list[tuple[int, int, int]]:
@@ -507,7 +514,7 @@ def _diag_sockets(family: int, proto: int, states: int) -> list[tuple[bytes, int
 def _proc_endpoints(table: str) -> list[tuple[int, int, int]]:
     """``(IPv4 address as int, port, inode)`` of every socket in ``/proc/self/net/<table>`` (asked of
     :func:`_diag_endpoints` first: the same sockets, cheaper)."""
-    with contextlib.suppress(OSError, AttributeError, ValueError, struct.error):
+    with contextlib.suppress(*_DIAG_FAILURES):
         return _diag_endpoints(table)
     with open(f"/proc/self/net/{table}", encoding="ascii", errors="replace") as fh:
         text = fh.read()
