@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from phoneemu.commands._argtypes import port
 from phoneemu.crypto.certs import dn_text, fingerprint
 from phoneemu.errors import PhoneEmuError, TransportError
+from phoneemu.lab.log_lines import OneLineFormatter
 from phoneemu.lab.state import DEFAULT_PORTS
 from phoneemu.values import host_port
 
@@ -145,9 +146,11 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.attack and args.sip_port is None and args.sips_port is None:
         raise PhoneEmuError("--attack puts an attacker on the SIP line: give --sip-port and/or --sips-port",
                             path="attack")
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
-    # (one time format for the log and the lines lab serve prints; every message names its service)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
+    # (one time format for the log and the lines lab serve prints; every message names its service, and
+    # is one line whatever a client sent: phoneemu.lab.log_lines)
     return asyncio.run(serve(args.dir, host=args.host, tftp_port=args.tftp_port, http_port=args.http_port,
                              tvs_port=args.tvs_port, capf_port=args.capf_port, keylog=args.keylog,
                              sip_port=args.sip_port, sips_port=args.sips_port, attacks=tuple(args.attack)))

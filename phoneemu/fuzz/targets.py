@@ -686,7 +686,7 @@ class ServeSession:
         self._log({"event": "silent", "index": index, "name": name, "silent_s": finding["silent_s"]})
         return finding
 
-    def on_http(self, peer: tuple[str, int], name: str, status: int) -> None:
+    def on_http(self, peer: tuple[str, int], _method: str, name: str, status: int) -> None:
         """HTTP 6970 request outcome (the lab HTTP server's ``on_request``)."""
         outcome = {200: "ok", 404: "not-found", 403: "refused"}.get(status, f"http-{status}")
         self.outcomes[outcome] += 1

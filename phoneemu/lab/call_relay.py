@@ -13,10 +13,15 @@ seed's):
   answer comes back the same way.
 * The called phone's final response is relayed to the caller (its body and ``X-Phoneemu-Media`` too); a
   final response other than 2xx is ACKed on the called phone's leg (RFC 3261 §17.1.1.3); none within
-  ``answer_timeout`` seconds, or its connection closing first: ``408 Request Timeout``. The caller's ACK
-  and BYE go on to the called phone; the BYE's ``200`` comes back.
+  ``answer_timeout`` seconds, or its connection closing first: ``408 Request Timeout``. The caller's
+  ACK and BYE go on to the called phone; the BYE's ``200`` comes back.
+  They must come over the connection the INVITE came on (ours: a phone sends a call's requests over
+  the connection it registered on): an ACK from another connection is dropped and logged, a BYE is
+  answered ``481`` — knowing a Call-ID is not enough to make the lab write to a phone.
 * Bounded: at most :data:`MAX_RELAYED` calls at once (``503`` beyond), each forgotten after its BYE or
-  ``call_timeout`` seconds; responses no call waits for are dropped.
+  ``call_timeout`` seconds; responses no call waits for are dropped; a called phone that does not read
+  what the lab writes to it has at most :data:`MAX_UNSENT` bytes queued for it — past that the lab
+  writes nothing more to it (an ACK is dropped, a request answered ``408``), logged.
 """
 
 from __future__ import annotations
@@ -32,10 +37,13 @@ from phoneemu.errors import DecodeError
 from phoneemu.protocols import sdp, sip
 from phoneemu.protocols.media import AVP
 
-__all__ = ["MAX_RELAYED", "CallRelay"]
+__all__ = ["MAX_RELAYED", "MAX_UNSENT", "CallRelay"]
 
 _log = logging.getLogger("phoneemu.lab.relay")
 MAX_RELAYED = 256
+#: bytes the lab queues for a called phone that does not read (module rules; a SIP message is at most
+#: MAX_HEAD + MAX_BODY = 12 KiB)
+MAX_UNSENT = 64 * 1024
 _REASONS = {400: "Bad Request", 408: "Request Timeout", 480: "Temporarily Unavailable",
             503: "Service Unavailable"}
 _RELAYED_HEADERS = ("Content-Type", "X-Phoneemu-Packets", "X-Phoneemu-Media")
@@ -52,10 +60,11 @@ class _Line:
 
 @dataclass(slots=True)
 class _Relayed:
-    """A call relayed: the called phone's line, the caller's device."""
+    """A call relayed: the called phone's line, the caller's device and the connection its INVITE came on."""
 
     callee: _Line
     device: str
+    caller: object
     timer: asyncio.TimerHandle | None = None
 
 
@@ -118,8 +127,10 @@ class CallRelay:
             found[0].set_result(msg)
 
     # --- a call ----------------------------------------------------------------------
-    async def invite(self, msg: sip.SipMessage, *, user: str, caller_tls: bool, device: str) -> bytes:
-        """The caller's INVITE to ``user``: relayed, and the response to send the caller."""
+    async def invite(self, msg: sip.SipMessage, *, user: str, caller_tls: bool, device: str,
+                     origin: object = None) -> bytes:
+        """The caller's INVITE to ``user`` over connection ``origin``: relayed, and the response to send
+        the caller."""
         callee = self._lines.get(user.upper())
         if callee is None:
             return _response(msg, 480)
@@ -128,16 +139,16 @@ class CallRelay:
             return _response(msg, 503)
         hops_tls = caller_tls and callee.over_tls
         offer = msg.body if hops_tls else _keys_out(msg.body)
-        relayed = _Relayed(callee=callee, device=device)
+        relayed = _Relayed(callee=callee, device=device, caller=origin)
         self._forget(call_id)
         self._calls[call_id] = relayed
         relayed.timer = asyncio.get_running_loop().call_later(self.call_timeout, self._forget, call_id)
-        answer, branch = await self._ask(msg, callee, user, offer)
+        answer, branch = await self._ask(msg, callee, user, offer, device)
         if answer is not None and answer.status is not None and answer.status >= 300:  # ACKed on that leg
             number = ((msg.header("cseq") or "").split() or ["0"])[0]
             dialog = [(k, answer.header(k) or "") for k in ("From", "To", "Call-ID")]
             ack = sip.SipMessage(method="ACK", uri=msg.uri, headers=(*dialog, ("CSeq", f"{number} ACK")))
-            callee.writer.write(self._request(ack, callee, b"", user=user, branch=branch))
+            self._write(callee, self._request(ack, callee, b"", user=user, branch=branch), device)
         if answer is None:
             self._forget(call_id)
             self._log(device, "no-answer", f"{user} did not answer within {self.answer_timeout:g}s")
@@ -149,26 +160,36 @@ class CallRelay:
             self._forget(call_id)
         return _response(msg, answer.status or 500, _extra(answer), body, reason=answer.reason)
 
-    def ack(self, msg: sip.SipMessage) -> None:
-        """The caller's ACK, on to the called phone."""
+    def ack(self, msg: sip.SipMessage, origin: object = None) -> None:
+        """The caller's ACK over connection ``origin``, on to the called phone (module rules)."""
         relayed = self._calls.get(msg.header("call-id") or "")
-        if relayed is not None:
-            relayed.callee.writer.write(self._request(msg, relayed.callee, b""))
+        if relayed is None:
+            return
+        if relayed.caller is not origin:
+            self._log(relayed.device, "ack-dropped", "an ACK of this call from another connection than the "
+                      "INVITE's")
+            return
+        self._write(relayed.callee, self._request(msg, relayed.callee, b""), relayed.device)
 
-    async def bye(self, msg: sip.SipMessage) -> bytes:
-        """The caller's BYE, on to the called phone; its 200 back (what it counted of the media)."""
+    async def bye(self, msg: sip.SipMessage, origin: object = None) -> bytes:
+        """The caller's BYE over connection ``origin``, on to the called phone; its 200 back (what it
+        counted of the media); ``481`` from another connection than the INVITE's (module rules)."""
         call_id = msg.header("call-id") or ""
         relayed = self._calls.get(call_id)
         if relayed is None:
             return _response(msg, 400)
-        answer, _branch = await self._ask(msg, relayed.callee, "", b"")
+        if relayed.caller is not origin:
+            self._log(relayed.device, "bye-refused", "a BYE of this call from another connection than the "
+                      "INVITE's: 481")
+            return _response(msg, 481)
+        answer, _branch = await self._ask(msg, relayed.callee, "", b"", relayed.device)
         self._forget(call_id)
         if answer is None:
             return _response(msg, 408)
         return _response(msg, answer.status or 500, _extra(answer), reason=answer.reason)
 
-    async def _ask(self, msg: sip.SipMessage, callee: _Line, user: str,
-                   body: bytes) -> tuple[sip.SipMessage | None, str]:
+    async def _ask(self, msg: sip.SipMessage, callee: _Line, user: str, body: bytes,
+                   device: str) -> tuple[sip.SipMessage | None, str]:
         """Send ``msg`` on to the called phone and wait for its final response (None: none in time, or
         its connection closed); with the branch of the Via it was sent with."""
         key = ((msg.header("call-id") or ""), (msg.header("cseq") or "").strip())
@@ -176,13 +197,27 @@ class CallRelay:
         self._waiting[key] = (waiting, callee.writer)
         branch = f"z9hG4bK{secrets.token_hex(8)}"
         try:
-            callee.writer.write(self._request(msg, callee, body, user=user, branch=branch))
-            await callee.writer.drain()
+            if not self._write(callee, self._request(msg, callee, body, user=user, branch=branch), device):
+                return None, branch
+            # no drain: what is queued for the called phone is bounded by _write, and a drain waits for
+            # a phone that does not read as long as its connection stays up
             return await asyncio.wait_for(waiting, self.answer_timeout), branch
         except (TimeoutError, ConnectionError, OSError):
             return None, branch
         finally:
             self._waiting.pop(key, None)
+
+    def _write(self, callee: _Line, data: bytes, device: str) -> bool:
+        """Queue ``data`` for the called phone unless :data:`MAX_UNSENT` bytes wait for it already (module
+        rules); False: not written (logged)."""
+        transport = callee.writer.transport
+        unsent = transport.get_write_buffer_size()
+        if transport.is_closing() or unsent + len(data) > MAX_UNSENT:
+            self._log(device, "not-written", f"the called phone's connection holds {unsent} unsent bytes "
+                      f"(at most {MAX_UNSENT}): it does not read what the lab sends it")
+            return False
+        callee.writer.write(data)
+        return True
 
     @staticmethod
     def _request(msg: sip.SipMessage, callee: _Line, body: bytes, *, user: str = "",

@@ -67,6 +67,7 @@ from phoneemu.crypto import certs
 from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError, ProtocolError, VerificationError
 from phoneemu.formats import config
 from phoneemu.lab.lock import LabBusyError, when_lab_lock_free
+from phoneemu.lab.log_lines import loggable
 from phoneemu.lab.tvs_service import peer_text, tls_summary
 from phoneemu.protocols import capf
 
@@ -88,16 +89,6 @@ _MAX_GROUP_WAIT_S = 0.25
 #: Most characters of a client-chosen DEVICE_NAME (and of an outcome's detail) one log line carries
 _NAME_LOG_LIMIT = 64
 _DETAIL_LOG_LIMIT = 512
-
-
-def _loggable(text: str, limit: int) -> str:
-    """``text`` as one safe log line: control and other non-printable characters escaped (a DEVICE_NAME is
-    any bytes the client sent, §F.4: a newline would forge a log line, an escape sequence drive the
-    terminal), cut to ``limit`` characters with the full length said."""
-    safe = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
-    if len(safe) <= limit:
-        return safe
-    return f"{safe[:limit]}... ({len(text)} characters)"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,8 +145,8 @@ class CapfHandler:
         quiet = ":" not in entry.outcome or entry.outcome.startswith("closed: peer closed")
         level = logging.INFO if quiet else logging.WARNING
         _log.log(level, "capf: %s (%s) %s op=%s: %s %s", entry.peer, entry.tls,
-                 _loggable(entry.device_name, _NAME_LOG_LIMIT) or "-", entry.operation or "-", entry.outcome,
-                 _loggable(entry.detail, _DETAIL_LOG_LIMIT))
+                 loggable(entry.device_name, _NAME_LOG_LIMIT) or "-", entry.operation or "-", entry.outcome,
+                 loggable(entry.detail, _DETAIL_LOG_LIMIT))
         if self.on_log is not None:
             try:
                 self.on_log(entry)
@@ -224,10 +215,14 @@ class CapfHandler:
                 writer.write(frame)  # one write per frame: header + body together (§F.2)
             if frames:
                 await writer.drain()
-            if session.error is not None:  # garbage after good frames in the same read: answered first
+            if session.error is not None and session.unconfirmed is None:
+                # garbage after good frames in the same read: answered first
                 self._emit(st.log(f"malformed: {session.error}"))
                 return
             if session.unconfirmed is not None:  # succeeded: record it, then tell the phone
+                if session.error is not None:  # what followed the last frame is not answered
+                    _log.warning("capf %s: after the operation's last frame: %s (ignored)", st.peer,
+                                 session.error)
                 writer.write(await self._finish(st, session))
                 await writer.drain()
                 result = session.result

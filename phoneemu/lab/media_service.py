@@ -24,8 +24,13 @@ BYE of a device it has authenticated. Rules:
 * ``tamper()`` (a scenario's ``network: {tamper_media: true}``): every packet the resource plays has one
   payload byte flipped on its way, as an attacker on the path would — SRTP phones drop them all, RTP
   phones play them.
-* Bounded: at most :data:`MAX_CALLS` calls at once (``503`` beyond), each closed after ``call_timeout``
-  seconds; an ACK or BYE of no call is ignored / ``481``.
+* Bounded: at most :data:`MAX_CALLS` calls at once (``503`` beyond; a call counts from its INVITE, while
+  its RTP port opens too), each closed after ``call_timeout`` seconds; an ACK or BYE of no call is
+  ignored / ``481``, and so is one from another connection than the INVITE's (ours: knowing a Call-ID
+  is not enough to start or end a call's media; an ACK is never authenticated). An INVITE of a Call-ID
+  whose port is still opening is ``491 Request Pending``; a later one (authenticated, from any
+  connection: a phone that reconnected) replaces the earlier call, its port closed. No RTP port to be
+  had (the system's limit): ``503``, logged.
 """
 
 from __future__ import annotations
@@ -59,7 +64,8 @@ MAX_CALLS = 256
 #: seconds a BYE's answer waits for the phone's packets still on their way (ours)
 BYE_WAIT = 1.0
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 415: "Unsupported Media Type",
-            481: "Call/Transaction Does Not Exist", 488: "Not Acceptable Here", 503: "Service Unavailable"}
+            481: "Call/Transaction Does Not Exist", 488: "Not Acceptable Here", 491: "Request Pending",
+            503: "Service Unavailable"}
 
 
 @dataclass(kw_only=True, slots=True)
@@ -72,6 +78,7 @@ class _Call:
     packets: int
     send: srtp.SrtpContext | None
     receive: srtp.SrtpContext | None
+    origin: object = None  # the connection its INVITE came on
     transport: asyncio.DatagramTransport | None = None
     received: int = 0
     authenticated: int = 0
@@ -130,8 +137,9 @@ class MediaResources:
             self.on_log(device, outcome, detail)
 
     async def invite(self, msg: sip.SipMessage, *, peer_host: str, local_host: str, over_tls: bool,
-                     device: str) -> bytes:
-        """The response to an authenticated INVITE from ``peer_host`` that came to ``local_host``."""
+                     device: str, origin: object = None) -> bytes:
+        """The response to an authenticated INVITE from ``peer_host`` that came to ``local_host`` over
+        connection ``origin``."""
         user = sip.request_user(msg).lower()
         if user not in RESOURCES:
             self._log(device, "not-found", f"no media resource {user[:40]!r} (moh, annunciator, ivr)")
@@ -147,19 +155,33 @@ class MediaResources:
         if problem is not None:
             self._log(device, "not-acceptable", problem)
             return _response(msg, 488, [("Warning", f'304 phoneemu "{_quoted(problem)}"')])
-        if len(self._calls) >= MAX_CALLS and (msg.header("call-id") or "") not in self._calls:
+        call_id = msg.header("call-id") or ""
+        earlier = self._calls.get(call_id)
+        if earlier is not None and earlier.transport is None:
+            self._log(device, "pending", "an INVITE of this Call-ID is still being answered")
+            return _response(msg, 491)
+        if len(self._calls) >= MAX_CALLS and earlier is None:
             self._log(device, "busy", f"{MAX_CALLS} calls already")
             return _response(msg, 503)
         packets = packets_asked(msg.header(PACKETS_HEADER))
         answer, call = self._answer(offer, over_tls=over_tls, resource=user, device=device, packets=packets,
                                     host=local_host)
-        self._drop(msg.header("call-id") or "")
+        call.origin = origin
+        self._drop(call_id)
+        self._calls[call_id] = call  # counted, and this Call-ID taken, before the await (module rules)
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(lambda: _Media(call), local_addr=(local_host, 0))
+        try:
+            transport, _ = await loop.create_datagram_endpoint(lambda: _Media(call),
+                                                               local_addr=(local_host, 0))
+        except OSError as exc:
+            self._calls.pop(call_id, None)
+            self._log(device, "no-port", f"no RTP port on {local_host}: {exc}")
+            return _response(msg, 503)
+        if self._calls.get(call_id) is not call:  # ended meanwhile (the lab stopping)
+            transport.close()
+            return _response(msg, 503)
         call.transport = transport
         port = transport.get_extra_info("sockname")[1]
-        call_id = msg.header("call-id") or ""
-        self._calls[call_id] = call
         call.timer = loop.call_later(self.call_timeout, self._drop, call_id)
         body = sdp.build_sdp(sdp.AudioOffer(address=local_host, port=port, profile=answer.profile,
                                             formats=(0,), crypto=answer.crypto, session_id=port, version=1,
@@ -195,10 +217,11 @@ class MediaResources:
         call = _Call(resource=resource, device=device, phone=phone, packets=packets, send=None, receive=None)
         return sdp.AudioOffer(address=host, port=0, profile=AVP, formats=(0,)), call
 
-    def ack(self, msg: sip.SipMessage) -> None:
-        """The ACK of an answered call: play its packets once (module rules, "Media")."""
+    def ack(self, msg: sip.SipMessage, origin: object = None) -> None:
+        """The ACK of an answered call over its INVITE's connection ``origin``: play its packets once
+        (module rules, "Media")."""
         call = self._calls.get(msg.header("call-id") or "")
-        if call is None or call.played or call.transport is None:
+        if call is None or call.played or call.transport is None or call.origin is not origin:
             return
         call.played = True
         tampered = self.tamper()
@@ -210,14 +233,14 @@ class MediaResources:
         self._log(call.device, "played", f"{call.packets} packet(s) of {RESOURCES[call.resource]}"
                   f"{' (tampered on the way)' if tampered else ''}")
 
-    async def bye(self, msg: sip.SipMessage) -> bytes:
+    async def bye(self, msg: sip.SipMessage, origin: object = None) -> bytes:
         """The 200 to a BYE, with what came from the phone (``481`` for no such call). The BYE comes over
         TCP, the media over UDP: the phone's last packets may still wait in the socket, so the count waits
         for as many as the call asked the resource to play (the phone sends as many), at most
         :data:`BYE_WAIT` seconds."""
         call_id = msg.header("call-id") or ""
         call = self._calls.get(call_id)
-        if call is None:
+        if call is None or call.transport is None or call.origin is not origin:
             return _response(msg, 481)
         loop = asyncio.get_running_loop()
         until = loop.time() + BYE_WAIT

@@ -187,13 +187,14 @@ class _LabHttpServer(HttpServer):
         return super()._lookup(name, peer)
 
     async def _respond(self, writer: asyncio.StreamWriter, peer: tuple[str, int], name: str, status: int,
-                       body: bytes, *, head_only: bool, keep: bool) -> None:
+                       body: bytes, *, head_only: bool, keep: bool, method: str = "-") -> None:
         if self.network.delay > 0.0:
             await asyncio.sleep(self.network.delay)
         if self.network.drop():
             self.on_drop(peer, name)
             raise ConnectionResetError("lab network: response dropped")
-        await super()._respond(writer, peer, name, status, body, head_only=head_only, keep=keep)
+        await super()._respond(writer, peer, name, status, body, head_only=head_only, keep=keep,
+                               method=method)
 
 
 #: OpenSSL's X509_V_FLAG_NO_CHECK_TIME (Python's ssl has no name for it)
@@ -812,8 +813,10 @@ class LabServers:
         self._record(RequestLog(service="tftp", peer=host_port(ev.peer[0], ev.peer[1]), name=ev.filename,
                                 outcome=ev.outcome, detail=ev.detail, time=time.time()))
 
-    def _on_http(self, peer: tuple[str, int], name: str, status: int) -> None:
-        _log.info("http: %s GET %s: %d", host_port(peer[0], peer[1]), name, status)
+    def _on_http(self, peer: tuple[str, int], method: str, name: str, status: int) -> None:
+        # (a request refused before its method and name were read has "-" here: the HTTP server's own line
+        # says why)
+        _log.info("http: %s %s %s: %d", host_port(peer[0], peer[1]), method, name or "-", status)
         self._record(RequestLog(service="http", peer=host_port(peer[0], peer[1]), name=name,
                                 outcome=_HTTP_OUTCOMES.get(status, "error"), detail=f"HTTP {status}",
                                 time=time.time()))

@@ -27,8 +27,10 @@ as CCM+TFTP (spec §G.5). Rules (spec §G.13, from the seed chapter's "Digest Au
   A call's INVITE and BYE are authenticated the same way (certificate over TLS, digest: CUCM challenges
   every request, spec §G.13) and go, with the ACK, to the lab's media resources (``media``,
   :mod:`.media_service`, spec §G.14) or, to ``sip:SEP<MAC>@…`` of a phone registered on an open
-  connection, on to that phone (``relay``, :mod:`.call_relay`: CUCM between the two). Another method (a
-  call's too, without either): ``405``.
+  connection, on to that phone (``relay``, :mod:`.call_relay`: CUCM between the two); a call's ACK and
+  BYE count only over the connection its INVITE came on (ours; an ACK is never authenticated, and a
+  Call-ID alone must not make the lab write to a phone). Another method (a call's too, without
+  either): ``405``.
   A malformed message: ``400`` and the connection is closed. At most
   :data:`MAX_NONCES` nonces are kept (the oldest go first); memory per connection is bounded by the
   message limits of :mod:`phoneemu.protocols.sip`.
@@ -177,7 +179,8 @@ class SipRegistrar:
         device = f"SEP{sip.device_mac(msg) or '?'}"
         if attacker is not None and not over_tls:
             msg = await attacker.offer_in(msg, device=device, lab_host=_host(local))
-        reply = await self.respond(msg, peer, over_tls=over_tls, device_cert=device_cert, local=local)
+        reply = await self.respond(msg, peer, over_tls=over_tls, device_cert=device_cert, local=local,
+                                   origin=writer)
         ok = reply.startswith(b"SIP/2.0 200 ")
         if attacker is not None and msg.method == "INVITE" and reply and (ok or not over_tls):
             reply = self._past_attacker(attacker, msg, reply, writer, device=device, over_tls=over_tls)
@@ -235,18 +238,20 @@ class SipRegistrar:
         return refusal if refusal is not None else self._ok(msg, device)
 
     async def respond(self, msg: sip.SipMessage, peer: str = "?", *, over_tls: bool = False,
-                      device_cert: bytes | None = None, local: str = "127.0.0.1:0") -> bytes:
+                      device_cert: bytes | None = None, local: str = "127.0.0.1:0",
+                      origin: object = None) -> bytes:
         """The response to one request: a call's INVITE, ACK (none) and BYE go to the media resources
         (:mod:`.media_service`) once the device is authenticated as for a REGISTER; the rest
-        :meth:`answer`. ``peer`` / ``local``: the connection's two ends (``HOST:PORT``)."""
+        :meth:`answer`. ``peer`` / ``local``: the connection's two ends (``HOST:PORT``); ``origin``: the
+        connection itself (a call's ACK and BYE must come over its INVITE's)."""
         relay, media = self.relay, self.media
         if (media is None and relay is None) or msg.method not in ("INVITE", "ACK", "BYE"):
             return self.answer(msg, peer, over_tls=over_tls, device_cert=device_cert)
         if msg.method == "ACK":  # never answered, never challenged (RFC 3261 §17.1.1.3, §22.1)
             if relay is not None and relay.owns(msg):
-                relay.ack(msg)
+                relay.ack(msg, origin)
             elif media is not None:
-                media.ack(msg)
+                media.ack(msg, origin)
             return b""
         device, refusal = self._admit(msg, peer, over_tls=over_tls, device_cert=device_cert,
                                       outcome="authenticated")
@@ -254,18 +259,18 @@ class SipRegistrar:
             return refusal
         if msg.method == "BYE":
             if relay is not None and relay.owns(msg):
-                return await relay.bye(msg)
-            return await media.bye(msg) if media is not None else self._response(msg, 481)
+                return await relay.bye(msg, origin)
+            return await media.bye(msg, origin) if media is not None else self._response(msg, 481)
         user = sip.request_user(msg)
         if relay is not None and (relay.reaches(user) or _PHONE_USER.fullmatch(user)):  # another phone
             refused = self._not_routable(msg, peer, device, user)
             if refused is not None:
                 return refused
-            return await relay.invite(msg, user=user, caller_tls=over_tls, device=device)
+            return await relay.invite(msg, user=user, caller_tls=over_tls, device=device, origin=origin)
         if media is None:
             return self._response(msg, 404)
         return await media.invite(msg, peer_host=_host(peer), local_host=_host(local), over_tls=over_tls,
-                                  device=device)
+                                  device=device, origin=origin)
 
     def _not_routable(self, msg: sip.SipMessage, peer: str, device: str, user: str) -> bytes | None:
         """The ``404`` to an authenticated ``device``'s INVITE to phone ``user`` (``SEP<MAC>``) that its

@@ -6,8 +6,12 @@ Rules:
   ignored, one leading ``/`` removed, and the rest is the TFTP file name served by the same provider
   as TFTP. A name refused by :func:`~phoneemu.net.tftp_codec.unsafe_name_reason` → 403 (logged);
   missing → 404; a malformed request line or header → 400; a request line plus headers above
-  ``max_header`` bytes (default 8 KiB) → 431; a head cut by the client's close → 400; each logged
-  with its reason (INFO). A request body is not accepted (Content-Length > 0 or chunked → 400).
+  ``max_header`` bytes (default 8 KiB) → 431; a head cut by the client's close → 400; a head begun
+  but not ended within ``idle_timeout`` (a slow or stalled client; on a connection's first request,
+  also one not begun) → 408, an idle keep-alive connection closed silently; a control character other
+  than HTAB in the head → 400; each logged with its reason (INFO). A line of the head ends with CRLF
+  or a bare LF (RFC 9112 §2.2 lets a server take LF), empty lines before the request line are skipped
+  (§2.2). A request body is not accepted (Content-Length > 0 or chunked → 400).
   Keep-alive follows HTTP/1.1 defaults, bounded by ``max_requests`` per connection (the last response
   says ``Connection: close``) and an ``idle_timeout``. A response is written 256 KiB at a time; a
   client that does not take the next piece within ``idle_timeout`` has its connection aborted
@@ -39,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -56,8 +61,9 @@ _log = logging.getLogger("phoneemu.net.http")
 _WRITE_CHUNK = 256 * 1024  # a response is written and drained in pieces of this size (module docstring)
 _ALLOW = "Allow: GET, HEAD\r\n"  # RFC 9110 §15.5.6: a 405 names the methods that are
 _REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-            413: "Content Too Large", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
-            503: "Service Unavailable"}
+            408: "Request Timeout", 413: "Content Too Large", 431: "Request Header Fields Too Large",
+            500: "Internal Server Error", 503: "Service Unavailable"}
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # in a line of a request head: not HTAB (white space)
 _MAX_INTERIM = 8  # 1xx responses the client skips before it calls the answer malformed (docstring)
 
 
@@ -77,7 +83,7 @@ class HttpServer:
     def __init__(self, source: Provider | Mapping[str, bytes] | str | Path, host: str = "127.0.0.1",
                  port: int = 6970, *, max_header: int = 8192, max_file_size: int = 32 * 1024 * 1024,
                  idle_timeout: float = 10.0, max_requests: int = 100, max_connections: int | None = None,
-                 on_request: Callable[[tuple[str, int], str, int], None] | None = None,
+                 on_request: Callable[[tuple[str, int], str, str, int], None] | None = None,
                  backlog: int = 1024, allow_peer: Callable[[str], bool] | None = None) -> None:
         self.provider = provider_from(source, max_file_size=max_file_size)
         #: ``allow_peer(host)`` False: that host is answered 403, the provider not asked (as TFTP's)
@@ -136,20 +142,25 @@ class HttpServer:
         self._writers.add(writer)
         try:
             for served in range(self.max_requests):
+                got = bytearray()  # this request's head so far: a time-out with some of it is a 408
                 try:
-                    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.idle_timeout)
+                    head = await asyncio.wait_for(_read_head(reader, got, self.max_header), self.idle_timeout)
                 except (asyncio.LimitOverrunError, ValueError):
                     _log.info("http: request head from %s: no blank line within %d bytes (max_header): 431",
                               peer, self.max_header)
                     await self._respond(writer, peer, "", 431, b"", head_only=False, keep=False)
                     return
                 except asyncio.IncompleteReadError as exc:
-                    if exc.partial.strip():
+                    if got.strip() or exc.partial.strip():
                         _log.info("http: request head from %s cut at byte %d: connection closed before the "
-                                  "blank line: 400", peer, len(exc.partial))
+                                  "blank line: 400", peer, len(got) + len(exc.partial))
                         await self._respond(writer, peer, "", 400, b"", head_only=False, keep=False)
                     return
                 except TimeoutError:
+                    if served == 0 or got.strip():  # not an idle keep-alive connection: say why it ends
+                        _log.info("http: no complete request head from %s within %gs: 408", peer,
+                                  self.idle_timeout)
+                        await self._respond(writer, peer, "", 408, b"", head_only=False, keep=False)
                     return
                 try:
                     method, name, keep = self._parse(head)
@@ -159,7 +170,8 @@ class HttpServer:
                     return
                 keep = keep and served + 1 < self.max_requests  # the last one says Connection: close
                 status, body = self._lookup(name, peer)
-                await self._respond(writer, peer, name, status, body, head_only=method == "HEAD", keep=keep)
+                await self._respond(writer, peer, name, status, body, head_only=method == "HEAD", keep=keep,
+                                    method=method)
                 if not keep:
                     return
         except _SlowReaderError as exc:
@@ -180,7 +192,10 @@ class HttpServer:
             text = head.decode("ascii")
         except UnicodeDecodeError:
             raise _BadRequestError(400, "non-ASCII request head") from None
-        lines = text.split("\r\n")
+        lines = [line.removesuffix("\r") for line in text.lstrip("\r\n").split("\n")]
+        bad = next((line for line in lines if _CONTROL.search(line)), None)
+        if bad is not None:
+            raise _BadRequestError(400, f"control character in the request head: {bad[:80]!r}")
         parts = lines[0].split(" ")
         if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
             raise _BadRequestError(400, f"malformed request line {lines[0][:80]!r}")
@@ -209,6 +224,7 @@ class HttpServer:
         return method, name, keep
 
     def _lookup(self, name: str, peer: tuple[str, int]) -> tuple[int, bytes]:
+        """The status and body of a GET of ``name`` (module rules)."""
         reason = unsafe_name_reason(name)
         if reason is not None:
             _log.warning("http: refused %r from %s: %s", name, peer, reason)
@@ -229,10 +245,12 @@ class HttpServer:
         return 200, data
 
     async def _respond(self, writer: asyncio.StreamWriter, peer: tuple[str, int], name: str, status: int,
-                       body: bytes, *, head_only: bool, keep: bool) -> None:
+                       body: bytes, *, head_only: bool, keep: bool, method: str = "-") -> None:
+        """Write the response; ``on_request(peer, method, name, status)`` is told first (method ``-`` and
+        name empty: a request refused before both were read)."""
         if self.on_request is not None:
             try:
-                self.on_request(peer, name, status)
+                self.on_request(peer, method, name, status)
             except Exception:
                 _log.exception("http: on_request callback failed")
         head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
@@ -252,6 +270,19 @@ class HttpServer:
                     f"{host_port(peer[0], peer[1])} did not take the {status} response to {name!r} within "
                     f"{self.idle_timeout:g}s ({off} of {len(view)} body bytes written, "
                     f"{writer.transport.get_write_buffer_size()} unsent): connection aborted") from None
+
+
+async def _read_head(reader: asyncio.StreamReader, got: bytearray, max_header: int) -> bytes:
+    """A request head up to its empty line, into ``got`` as it comes (module rules: CRLF or LF ends a
+    line); ValueError past ``max_header`` bytes, LimitOverrunError for a longer line, IncompleteReadError
+    when the client closes first."""
+    while True:
+        line = await reader.readuntil(b"\n")
+        got += line
+        if len(got) > max_header:
+            raise ValueError("request head above max_header")
+        if line in (b"\n", b"\r\n") and got.strip():  # an empty line ends a head that has begun
+            return bytes(got)
 
 
 async def http_get(host: str, port: int, path: str, *, timeout: float = 5.0,

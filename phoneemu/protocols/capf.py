@@ -487,28 +487,34 @@ class _Session:
         """Feed bytes from the peer; return the frames to send (each one complete buffer).
 
         A DecodeError/ProtocolError fails the session for good: every later call raises it again
-        (the I/O shell closes the connection).
+        (the I/O shell closes the connection). When frames before it in ``data`` were answered, those
+        answers are returned first and the session is failed (:attr:`failed`, :attr:`error`) — garbage
+        or an out-of-place message after a complete exchange does not swallow its answer.
         """
         if self._error is not None:
             raise self._error
+        out: list[bytes] = []
         try:
-            frames = self._receive(data)
+            self._receive(data, out)
         except DecodeError as exc:
             self._error = exc
             self.state = "failed"
-            raise
+            if not out:
+                raise
+            return out
         if self._decoder.error is not None:  # garbage after complete frames: those are answered first
             self._error = self._decoder.error
             self.state = "failed"
-        return frames
+        return out
 
     @property
     def error(self) -> DecodeError | None:
         """Why the session failed (see :attr:`failed`), else None."""
         return self._error
 
-    def _receive(self, data: bytes) -> list[bytes]:
-        out: list[bytes] = []
+    def _receive(self, data: bytes, out: list[bytes]) -> None:
+        """The answers to the frames of ``data``, into ``out`` as they are made (kept when a later frame
+        raises)."""
         for msg in self._decoder.feed(data):
             if self.done:
                 raise ProtocolError(f"{self.role}: {_cmd_name(msg.command)} after the session ended",
@@ -517,7 +523,6 @@ class _Session:
                 raise ProtocolError(f"{self.role}: session id {msg.session_id}, expected {self.session_id}",
                                     fmt=FMT, path=f"{self.role}.{self.state}.session_id")
             out.extend(encode(m) for m in self._handle(msg))
-        return out
 
     def _handle(self, msg: CapfMessage) -> list[CapfMessage]:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -12,7 +12,9 @@ Rules:
   bytes and :data:`MAX_HEADERS` header lines, a body of at most :data:`MAX_BODY` bytes whatever
   Content-Length claims. Header names are case-insensitive (compact forms ``v f t i m l`` are taken).
 * Bad input — no CRLF CRLF within the limit, a start line that is neither a request nor a status line,
-  a header line without a colon, a Content-Length that is not a number or over the limit, a digest
+  a header line without a colon or with a control character other than HTAB (a bare CR or LF would
+  let a value carry a header of its own into what echoes it: a response, a relayed request), a
+  Content-Length that is not a number or over the limit, a digest
   challenge whose parameters do not parse or carry a control character (even escaped: what the phone
   answers echoes realm and nonce, and must not carry one into its request) — is a
   :class:`~phoneemu.errors.DecodeError` naming the field and offset; nothing else escapes.
@@ -133,6 +135,10 @@ def _parse_head(head: bytes) -> tuple[SipMessage, int]:
     headers: list[tuple[str, str]] = []
     offset = len(start) + 2
     for line in lines[1:]:
+        control = _CONTROL_RE.search(line)
+        if control is not None:
+            raise DecodeError(f"control character {control.group()!r} in header line {line[:60]!r}", fmt=FMT,
+                              path=f"header[{len(headers)}]", offset=offset + control.start())
         if line[:1] in (" ", "\t") and headers:  # folded continuation (RFC 3261 §7.3.1)
             name, value = headers[-1]
             headers[-1] = (name, f"{value} {line.strip()}")

@@ -4,8 +4,10 @@ media resources fed hostile INVITEs, and the phone against a hostile far end."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
+import os
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -643,3 +645,72 @@ def test_nothing_raised_is_the_contract_of_place_call() -> None:
     for packets in (0, 1001):
         with pytest.raises(EncodeError):
             asyncio.run(main(packets))
+
+
+def _open_udp_sockets() -> int:
+    """UDP sockets this process holds (Linux: /proc/self/fd links to socket inodes in /proc/net/udp)."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    udp = set()
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            udp |= {line.split()[9] for line in f.readlines()[1:]}
+    return len(inodes & udp)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/fd"), reason="counts sockets through /proc (Linux)")
+def test_invites_at_once_neither_leak_rtp_ports_nor_pass_the_call_limit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The call limit and the Call-ID were checked before the RTP port's await and the call stored after
+    it: two INVITEs of one Call-ID at once left a port open for ever, and 300 INVITEs at once all got
+    200 past MAX_CALLS (256)."""
+    from phoneemu.lab import media_service
+
+    monkeypatch.setattr(media_service, "MAX_CALLS", 5)
+
+    async def body(reg: SipRegistrar, media: MediaResources, log: list[tuple[str, str]]) -> None:
+        before = _open_udp_sockets()
+        twice = await asyncio.gather(*(_respond(reg, _request("INVITE", _offer(), call_id="same@x"))
+                                       for _ in range(2)))
+        assert sorted(r.status for r in twice if r is not None) == [200, 491]
+        many = await asyncio.gather(*(_respond(reg, _request("INVITE", _offer(), call_id=f"c{i}@x"))
+                                      for i in range(8)))
+        assert sorted(r.status for r in many if r is not None) == [200] * 4 + [503] * 4
+        assert len(media._calls) == 5 and _open_udp_sockets() - before == 5
+        for call_id in [*media._calls]:
+            bye = await _respond(reg, _request("BYE", call_id=call_id, cseq=2, content_type=None))
+            assert bye is not None and bye.status == 200
+        await _until(lambda: _open_udp_sockets() == before)  # a transport closes on the next loop turn
+        assert media._calls == {} and _open_udp_sockets() == before
+
+    log = _in_lab(body)
+    assert [o for o, _ in log].count("pending") == 1 and [o for o, _ in log].count("busy") == 4
+
+
+def test_an_ack_or_bye_from_another_connection_than_the_invites_neither_plays_nor_ends_the_call() -> None:
+    async def body(reg: SipRegistrar, media: MediaResources, log: list[tuple[str, str]]) -> None:
+        transport, udp, port = await _udp()
+        mine, other = object(), object()
+        try:
+            ok = await reg.respond(_request("INVITE", _offer(port)), PEER, local=LOCAL, origin=mine)
+            assert sip.parse_message(ok).status == 200
+            assert await reg.respond(_request("ACK"), PEER, local=LOCAL, origin=other) == b""
+            bye = await reg.respond(_request("BYE", cseq=2, content_type=None), PEER, local=LOCAL,
+                                    origin=other)
+            assert sip.parse_message(bye).status == 481
+            await _until(lambda: False, 0.1)
+            assert udp.got == [] and "call-1@x" in media._calls  # not played, not ended
+            assert await reg.respond(_request("ACK"), PEER, local=LOCAL, origin=mine) == b""
+            await _until(lambda: len(udp.got) >= 10)
+            assert len(udp.got) == 10
+            again = await reg.respond(_request("INVITE", _offer(port), cseq=3), PEER, local=LOCAL,
+                                      origin=other)  # authenticated: a phone that reconnected replaces it
+            assert sip.parse_message(again).status == 200 and media._calls["call-1@x"].origin is other
+        finally:
+            transport.close()
+
+    _in_lab(body)

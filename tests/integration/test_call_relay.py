@@ -436,6 +436,13 @@ class _Writer:
     def is_closing(self) -> bool:
         return self.closed
 
+    @property
+    def transport(self) -> _Writer:  # what the relay asks of the transport: its unsent bytes, closing
+        return self
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return default
 
@@ -483,3 +490,85 @@ def test_random_bytes_for_the_callees_answer_never_raise_and_the_caller_gets_a_f
     assert resp.status == expected and resp.header("call-id") == "prop@a"
     assert relay._waiting == {}
     assert ("prop@a" in relay._calls) == (expected == 200)  # only an answered call is kept (for its BYE)
+
+
+# -- 5. what a connection other than the caller's, or a callee that does not read, can make the lab do -------
+
+def test_an_ack_or_bye_from_another_connection_than_the_invites_goes_nowhere() -> None:
+    """Knowing a call's Call-ID was enough for any connection — even one of an unknown device, an ACK is
+    never authenticated — to make the lab write to the called phone (and, flooding, grow its memory)."""
+    async def body(lab: _Lab) -> None:
+        async with lab.phone(B) as b, lab.phone(A) as a, lab.phone(STRANGER, register=False) as other:
+            a.invite(B, _srtp_offer())
+            relayed = await b.read()
+            assert relayed is not None
+            b.reply(relayed, 200, "OK", extra=[("Content-Type", "application/sdp")], body=relayed.body)
+            ok = await a.read()
+            assert ok is not None and ok.status == 200
+            for _ in range(3):
+                other.request("ACK", f"sip:SEP{B}@127.0.0.1", call_id="call-1@a", cseq=1, to=ok.header("to"))
+            other.request("BYE", f"sip:SEP{B}@127.0.0.1", call_id="call-1@a", cseq=2, to=ok.header("to"))
+            refused = await other.read()
+            assert refused is not None and refused.status == 481
+            assert await b.read(0.15) is None  # nothing reached the called phone
+            a.request("ACK", f"sip:SEP{B}@127.0.0.1", call_id="call-1@a", cseq=1, to=ok.header("to"))
+            ack = await b.read()
+            assert ack is not None and ack.method == "ACK"  # the caller's own still does
+
+    lab = _in_lab(body)
+    assert [o for _, o, _ in lab.log].count("ack-dropped") == 3
+    assert [o for _, o, _ in lab.log].count("bye-refused") == 1
+
+
+class _StuckWriter(_Writer):
+    """A called phone's connection that takes nothing: ``unsent`` bytes queued, its drain never ends."""
+
+    def __init__(self, unsent: int) -> None:
+        super().__init__()
+        self.unsent = unsent
+
+    def get_write_buffer_size(self) -> int:
+        return self.unsent + len(self.data)
+
+    async def drain(self) -> None:
+        await asyncio.sleep(3600)
+
+
+def test_a_called_phone_that_does_not_read_bounds_what_the_lab_queues_and_the_caller_still_gets_answers(
+) -> None:
+    """The relay wrote every ACK to a called phone that did not read (20,000 ACKs: +140 MB of server
+    memory), and the caller's BYE waited for that phone's drain outside the answer time-out, for ever."""
+    from phoneemu.lab.call_relay import MAX_UNSENT
+
+    async def main() -> tuple[CallRelay, list[tuple[str, str, str]], float]:
+        log: list[tuple[str, str, str]] = []
+        relay = CallRelay(answer_timeout=0.3, on_log=lambda *a: log.append(a))
+        writer = _StuckWriter(unsent=0)
+        relay.line_up(f"SEP{B}", cast(asyncio.StreamWriter, writer), over_tls=False, local=LOCAL)
+        origin = object()
+        call = asyncio.create_task(relay.invite(_invite(_srtp_offer()), user=f"SEP{B}", caller_tls=False,
+                                                device=f"SEP{A}", origin=origin))
+        await _until(lambda: bool(writer.data))
+        relayed = sip.parse_message(bytes(writer.data))
+        relay.response(sip.parse_message(sip.response_to(relayed, 200, "OK")))
+        assert sip.parse_message(await call).status == 200
+        ack = sip.parse_message(sip.build_message(f"ACK sip:SEP{B}@127.0.0.1 SIP/2.0", [
+            ("From", f"<sip:SEP{A}@127.0.0.1>;tag=a"), ("To", f"<sip:{'x' * 4000}@y>;tag=lab"),
+            ("Call-ID", "prop@a"), ("CSeq", "1 ACK")]))
+        for _ in range(100):
+            relay.ack(ack, origin)
+        assert MAX_UNSENT - 4500 < len(writer.data) <= MAX_UNSENT
+        bye = sip.parse_message(sip.build_message(f"BYE sip:SEP{B}@127.0.0.1 SIP/2.0", [
+            ("From", f"<sip:SEP{A}@127.0.0.1>;tag=a"), ("To", "<sip:x@y>;tag=lab"), ("Call-ID", "prop@a"),
+            ("CSeq", "2 BYE")]))
+        writer.unsent = 0  # room again, but the drain never ends: the BYE is answered within its time-out
+        writer.data.clear()
+        started = time.monotonic()
+        resp = sip.parse_message(await asyncio.wait_for(relay.bye(bye, origin), 5))
+        assert resp.status == 408
+        return relay, log, time.monotonic() - started
+
+    relay, log, took = asyncio.run(main())
+    assert took < 2.0, took
+    assert relay._calls == {} and relay._waiting == {}
+    assert [o for _, o, _ in log].count("not-written") > 80

@@ -36,7 +36,7 @@ def test_get_and_errors() -> None:
     seen: list[tuple[str, int]] = []
 
     async def main() -> None:
-        async with HttpServer(FILES, HOST, 0, on_request=lambda _p, n, s: seen.append((n, s))) as srv:
+        async with HttpServer(FILES, HOST, 0, on_request=lambda _p, _m, n, s: seen.append((n, s))) as srv:
             assert await http_get(HOST, srv.port, "ITLFile.tlv") == FILES["ITLFile.tlv"]
             assert await http_get(HOST, srv.port, "/dir/a b.txt") == b"sp"
             with pytest.raises(TransportError) as ei:
@@ -66,6 +66,12 @@ def test_get_and_errors() -> None:
     (b"GET /x HTTP/1.1\r\nX: " + b"a" * 9000 + b"\r\n\r\n", b"431"),
     (b"\xff\xfe / HTTP/1.1\r\n\r\n", b"400"),
     (b"GET /ITLFile.tlv HTTP/1.0\r\n\r\n", b"200"),
+    # a bare LF ends a line (RFC 9112 §2.2), empty lines before the request line are skipped
+    (b"GET /ITLFile.tlv HTTP/1.1\nConnection: close\n\n", b"200"),
+    (b"\r\n\r\nGET /ITLFile.tlv HTTP/1.1\r\nConnection: close\r\n\r\n", b"200"),
+    # a control character in a line of the head (a bare CR, an escape): refused, not taken as a name
+    (b"GET /ITLFile.tlv HTTP/1.1\r\nX: a\rb\r\n\r\n", b"400"),
+    (b"GET /ITL\x1bFile.tlv HTTP/1.1\r\n\r\n", b"400"),
 ])
 def test_malformed_requests(request_bytes: bytes, status: bytes) -> None:
     async def main() -> None:
@@ -317,6 +323,35 @@ def test_oversized_and_truncated_heads_are_logged(request_bytes: bytes, words: s
     assert any(words in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
 
 
+def test_a_head_begun_and_not_ended_in_time_is_answered_408_and_logged(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A slow or stalled client (a byte now and then, no empty line) was closed at the idle time-out
+    without an answer or a word in the log; an idle keep-alive connection is still closed silently."""
+    async def main() -> None:
+        async with HttpServer(FILES, HOST, 0, idle_timeout=0.3) as srv:
+            reader, writer = await asyncio.open_connection(HOST, srv.port)
+            writer.write(b"GET /ITLFile.tlv HTTP/1.1\r\nHost: x")
+            await writer.drain()
+            out = await asyncio.wait_for(reader.read(), 3)
+            assert out.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), out[:80]
+            writer.close()
+            reader, writer = await asyncio.open_connection(HOST, srv.port)  # a slower one: no whole line
+            writer.write(b"GET /ITL")
+            assert (await asyncio.wait_for(reader.read(), 3)).startswith(b"HTTP/1.1 408 ")
+            writer.close()
+            reader, writer = await asyncio.open_connection(HOST, srv.port)  # keep-alive, then idle
+            writer.write(b"GET /ITLFile.tlv HTTP/1.1\r\n\r\n")
+            out = await asyncio.wait_for(reader.read(), 3)
+            assert out.startswith(b"HTTP/1.1 200 OK\r\n") and b" 408 " not in out, out[:80]
+            writer.close()
+
+    with caplog.at_level("INFO", logger="phoneemu.net.http"):
+        run(main())
+    said = [r.getMessage() for r in caplog.records if "408" in r.getMessage()]
+    assert len(said) == 2 and all("no complete request head from" in m and "within 0.3s" in m
+                                  for m in said), said
+
+
 def test_a_malformed_header_is_named_by_its_line() -> None:
     async def main() -> None:
         async def canned(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -385,7 +420,7 @@ def test_a_provider_that_fails_or_serves_too_much_is_answered_and_the_server_goe
             return b"b" * 2048
         return FILES.get(name)
 
-    def on_request(_peer: tuple[str, int], name: str, _status: int) -> None:
+    def on_request(_peer: tuple[str, int], _method: str, name: str, _status: int) -> None:
         if name == "SEP001122334455.cnf.xml":
             raise ValueError("logging callback broken")
 

@@ -445,6 +445,19 @@ def test_a_frame_followed_by_garbage_is_answered_then_the_session_fails(pki: Pki
         s.receive(b"")
 
 
+def test_a_frame_followed_by_an_out_of_place_frame_is_answered_then_the_session_fails(pki: Pki) -> None:
+    """One read holding AUTH_RESPONSE twice: the reply to the first was lost with the error of the second
+    (the phone got nothing, not even the KEY_GENERATE_REQUEST its AUTH_RESPONSE earned)."""
+    s = server(pki, operation="install", auth_mode=AuthType.NULL_STRING, key_type="ec", curve="p256")
+    c = CapfClientSession(device_name=DEVICE, generate_key=fast_keys)
+    (auth_response,) = c.receive(s.start())
+    frames = s.receive(auth_response + auth_response)
+    assert [f[1] for f in frames] == [C.KEY_GENERATE_REQUEST]
+    assert s.failed and s.error is not None and "unexpected" in str(s.error)
+    with pytest.raises(DecodeError):
+        s.receive(b"")
+
+
 # --- confirm_end: the server records a success before the phone is told ----------------------------
 
 def _until_unconfirmed(s: CapfServerSession, c: CapfClientSession) -> list[int]:

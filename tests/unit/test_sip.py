@@ -46,11 +46,20 @@ def test_message_round_trip_and_header_rules() -> None:
     (b"SIP/2.0 200 OK\r\nContent-Length: 5\r\n\r\nab", "Content-Length"),
     (b"SIP/2.0 200 OK\r\n" + b"X: y\r\n" * 100 + b"Content-Length: 0\r\n\r\n", "headers"),
     (b"SIP/2.0 200 OK\r\nX: " + b"a" * 9000 + b"\r\n\r\n", "head"),
+    # a bare LF or CR in a value: a header of its own in what echoes it (the registrar's 200 did)
+    (b"REGISTER sip:x SIP/2.0\r\nExpires: 60\nX-Injected: yes\r\nContent-Length: 0\r\n\r\n", "header[0]"),
+    (b"REGISTER sip:x SIP/2.0\r\nCall-ID: a\rb\r\nContent-Length: 0\r\n\r\n", "header[0]"),
+    (b"REGISTER sip:x SIP/2.0\r\nTo: <sip:a>\r\nFrom: \x1b[2J\r\nContent-Length: 0\r\n\r\n", "header[1]"),
 ])
 def test_malformed_messages_name_the_field(raw: bytes, path: str) -> None:
     with pytest.raises(DecodeError) as exc:
         sip.parse_message(raw)
     assert exc.value.path == path
+
+
+def test_a_tab_in_a_header_value_is_white_space_not_a_control_character() -> None:
+    msg = sip.parse_message(b"REGISTER sip:x SIP/2.0\r\nSubject: a\tb\r\nContent-Length: 0\r\n\r\n")
+    assert msg.header("subject") == "a\tb"
 
 
 def test_stream_frames_messages_split_anywhere() -> None:
