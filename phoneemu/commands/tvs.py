@@ -18,8 +18,9 @@ summary says which one decides now and what each later one would say if the earl
 (a node that does not vouch locks phones out on failover, spec §E.1).
 
 Exit status: 0 when every TVS asked vouches for the certificate (and, with --itl, the phone would
-talk to each), 1 when one does not, the phone would not talk to it, or it does not answer; 2 on bad
-input.
+talk to each), 1 when one does not, the phone would not talk to it, it does not answer, or its answer is
+malformed (status valid with a certificate that does not parse; an element repeated with another value);
+2 on bad input.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ from phoneemu.net.tvs_client import TvsReply, server_order, tvs_query, tvs_verif
 from phoneemu.phone.events import QueryKey
 from phoneemu.phone.profile import check_tls_versions, get_profile
 from phoneemu.phone.rules import https_query_key, query_key, tvs_server_trusted
-from phoneemu.phone.store import InternCache, TrustStore
-from phoneemu.protocols.tvs import phone_device_name
+from phoneemu.phone.store import TVS_TTL_DEFAULT, InternCache, TrustStore
+from phoneemu.protocols.tvs import TvsResponse, phone_device_name
 from phoneemu.scenario.predict import installed_config, load_installed
 from phoneemu.values import host_port, parse_host_port
 
@@ -167,10 +168,30 @@ def _doc(args: argparse.Namespace, server: tuple[str, int], key: QueryKey, what:
         "subject": certs.subject_of_der(presented), "sha1": certs.fingerprint(presented)}
     if trusted is not None:
         doc["phone_would_talk"] = trusted
-    resp = reply.response
-    doc["answer"] = {"valid": resp.valid, "status": resp.status, "roles": _roles(resp.roles), "ttl": resp.ttl,
-                     "certificate": None if not resp.certificate else certs.subject_of_der(resp.certificate)}
+    doc["answer"] = _answer(reply.response)
     return doc
+
+
+def _answer(resp: TvsResponse) -> dict[str, Any]:
+    """The answer as shown. A "valid" STATUS with a certificate that does not parse is no answer a phone
+    can use (it verifies the signer with it, spec §E.7.2, §G.3): ``valid`` False and ``problem`` says why."""
+    subject, problem = None, None
+    if resp.certificate:
+        try:
+            subject = certs.dn_text(certs.load_cert_der(resp.certificate).subject)
+        except DecodeError as exc:
+            subject = f"(unreadable certificate, {len(resp.certificate)} bytes)"
+            problem = f"the certificate returned ({len(resp.certificate)} bytes) is unreadable: {exc.message}"
+    out = {"valid": resp.valid and problem is None, "status": resp.status, "roles": _roles(resp.roles),
+           "ttl": resp.ttl, "certificate": subject}
+    if resp.valid and problem is not None:
+        out["problem"] = problem
+    return out
+
+
+def _ttl(ttl: int | None) -> str:
+    """An answer's TTL; none sent: what a phone keeps it for (spec §E.4: CUCM sends 86400 s)."""
+    return f"TTL {ttl}s" if ttl is not None else f"no TTL (a phone keeps it {TVS_TTL_DEFAULT}s)"
 
 
 def _text(doc: dict[str, Any]) -> str:
@@ -187,9 +208,11 @@ def _text(doc: dict[str, Any]) -> str:
                      "the ITL" if doc["phone_would_talk"] else "does NOT talk to it: its certificate is not "
                      "a TVS record of the ITL (spec §E.1)"))
     a = doc["answer"]
-    if a["valid"]:
+    if "problem" in a:
+        lines.append(f"  answer  malformed: status 0 (valid) but {a['problem']}: a phone cannot use it")
+    elif a["valid"]:
         got = f", returns {a['certificate']}" if a["certificate"] else ""
-        lines.append(f"  answer  valid: roles {', '.join(a['roles']) or 'none'}, TTL {a['ttl']}s{got}")
+        lines.append(f"  answer  valid: roles {', '.join(a['roles']) or 'none'}, {_ttl(a['ttl'])}{got}")
     else:
         lines.append(f"  answer  not known to this TVS (status {a['status']})")
     return "\n".join(lines)
@@ -243,6 +266,8 @@ def _verdict(doc: dict[str, Any]) -> str:
         return f"no answer ({doc['error']['kind']})"
     if doc.get("phone_would_talk") is False:
         return "not talked to (not a TVS record of the --itl ITL)"
+    if "problem" in doc["answer"]:
+        return "malformed answer (unreadable certificate)"
     return "vouches" if doc["answer"]["valid"] else "does NOT vouch (not known)"
 
 

@@ -895,6 +895,10 @@ class LabCluster:
         if auth_string is not None:
             if not (auth_string.isascii() and auth_string.isdigit() and 4 <= len(auth_string) <= 16):
                 raise EncodeError("authentication string must be 4..16 digits", path="auth_string")
+            if auth_mode not in (None, 1):  # a string with another mode: which one was meant?
+                raise EncodeError(f"an authentication string goes with CAPF auth mode string (1), not "
+                                  f"{_AUTH_MODE_TEXT.get(auth_mode, auth_mode)} ({auth_mode}): --auth-string "
+                                  "implies --auth-mode string (give one or the other)", path="auth_mode")
             ph.auth_string = auth_string
             if auth_mode is None:  # a string given without a mode is mode 1, whatever the last one was
                 auth_mode = 1       # (--auth-string implies --auth-mode string; a null-string mode stayed)
@@ -1979,6 +1983,7 @@ def _model(text: str) -> str:
 #: capfAuthMode names (spec §H.5) the lab and scenarios accept besides the codes 0..4
 CAPF_AUTH_MODES = {"none": 0, "password": 1, "string": 1, "auth-string": 1, "null-string": 2, "null": 2,
                    "lsc": 3, "mic": 4}
+_AUTH_MODE_TEXT = {0: "none", 1: "string", 2: "null-string", 3: "lsc", 4: "mic"}
 
 
 def _auth_mode(value: int | str | None) -> int | None:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from phoneemu import json_doc
 from phoneemu.errors import PhoneEmuError
 from phoneemu.files import read_at_most, write_output
 
@@ -59,10 +60,10 @@ def read_registrations(root: Path) -> tuple[dict[str, tuple[str, int]], str | No
     """The reports ``lab serve`` last wrote (none when there is no file) and a problem reading it."""
     path = root / REGISTRATIONS_FILE
     try:
-        doc: Any = json.loads(read_at_most(path, _MAX_FILE, what=REGISTRATIONS_FILE))
+        doc: Any = json_doc.loads(read_at_most(path, _MAX_FILE, what=REGISTRATIONS_FILE).decode("utf-8"))
     except FileNotFoundError:
         return {}, None
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # not UTF-8, not JSON (deep nesting too: json_doc)
         return {}, f"{path}: unreadable ({exc}); ITL File Status shown as Unknown"
     except PhoneEmuError as exc:  # over the size limit
         return {}, f"{path}: {exc}; ITL File Status shown as Unknown"

@@ -6,9 +6,11 @@ Keys and certificates live beside it (``DIR/private``, ``DIR/certs``, ``DIR/phon
 the state only names them. Unknown JSON keys are refused so a typo does not go unnoticed, and so is
 a value of another type than its field's (``"clock": null``, ``"ports": "x"``, a phone's
 ``"digest_user": 5``), a clock outside the supported range, ``ports`` without a port 0..65535
-for each service, or a phone's ``partition`` / ``calling_search_space`` naming a partition the dial
-plan's rules refuse (:mod:`.dial_plan`): a hand-edited or damaged ``cluster.json`` is a DecodeError naming
-the key, never a TypeError deep inside a rebuild.
+for each service, a phone's ``partition`` / ``calling_search_space`` naming a partition the dial
+plan's rules refuse (:mod:`.dial_plan`), or a value outside what the admin operations set (``_ALLOWED``:
+a ``security_mode`` 1..3, a ``capf_auth_mode`` 0..4, a key spec, ``hash_alg`` 1 or 3 ...), and JSON
+nested too deeply (:mod:`phoneemu.json_doc`): a hand-edited or damaged ``cluster.json`` is a
+DecodeError naming the key, never a TypeError or KeyError deep inside a rebuild or ``lab show``.
 
 Layout of ``cluster.json`` (ours): one key per line, sorted; a phone, a log entry or a TVS trust entry
 on one line of its own (``grep MAC cluster.json`` shows a phone's whole state). Each line is made by the
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -27,8 +30,11 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from phoneemu.errors import DecodeError
+from phoneemu import json_doc
+from phoneemu.crypto.keys import KeySpec
+from phoneemu.errors import DecodeError, EncodeError
 from phoneemu.files import atomic_write, read_at_most
+from phoneemu.formats._tlv import printable
 from phoneemu.lab import dial_plan
 from phoneemu.values import MAX_TIME, MIN_TIME
 
@@ -187,15 +193,15 @@ class ClusterState:
     @classmethod
     def from_json(cls, text: str, *, source: str = STATE_FILE) -> ClusterState:
         try:
-            raw = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raw = json_doc.loads(text)
+        except json.JSONDecodeError as exc:
             raise DecodeError(f"not JSON: {exc}", path=source) from None
         if not isinstance(raw, dict):
             raise DecodeError("top level is not an object", path=source)
         if raw.get("version") != STATE_VERSION:
             raise DecodeError(f"state version {raw.get('version')!r}, expected {STATE_VERSION}", path=source)
         try:
-            raw["phones"] = {k: _make(PhoneState, v, f"{source}:phones.{k}")
+            raw["phones"] = {k: _make(PhoneState, v, f"{source}:phones.{printable(k)}")
                              for k, v in dict(raw.get("phones", {})).items()}
             raw["tvs_trust"] = [_make(TrustedCert, v, f"{source}:tvs_trust[{i}]")
                                 for i, v in enumerate(raw.get("tvs_trust", []))]
@@ -297,6 +303,8 @@ def _make(cls: type[Any], raw: Any, where: str) -> Any:
                               path=f"{where}:{key}")
         if cls is PhoneState and key in ("partition", "calling_search_space"):
             _check_dial_plan(key, value, f"{where}:{key}")
+        if (cls, key) in _ALLOWED:
+            _check_allowed(_ALLOWED[cls, key], value, f"{where}:{key}")
         if cls is ClusterState and key == "ports" and (set(DEFAULT_PORTS) - set(value) or not all(
                 0 <= port <= 65535 for port in value.values())):
             raise DecodeError(f"expected a port 0..65535 for each of {', '.join(DEFAULT_PORTS)}, got "
@@ -305,6 +313,56 @@ def _make(cls: type[Any], raw: Any, where: str) -> Any:
         return cls(**raw)
     except TypeError as exc:
         raise DecodeError(f"malformed: {exc}", path=where) from None
+
+
+_SIGNERS = ("itlrecovery", "callmanager")
+_HEX = re.compile(r"[0-9a-f]{32}|[0-9a-f]{64}")
+_MAC = re.compile(r"[0-9A-F]{12}")
+_PATTERN_TEXT = {_HEX: "32 or 64 lower-case hex digits", _MAC: "12 upper-case hex digits (a MAC)"}
+#: the values a field may hold beyond its type, as the admin operations set them (module rules); a key
+#: spec is text :meth:`KeySpec.parse` reads
+_ALLOWED: dict[tuple[type[Any], str], tuple[Any, ...] | range | re.Pattern[str] | type[KeySpec]] = {
+    (PhoneState, "security_mode"): range(1, 4),  # deviceSecurityMode (spec §H.5)
+    (PhoneState, "capf_auth_mode"): range(0, 5),  # capfAuthMode (spec §H.5)
+    (PhoneState, "mac"): _MAC,
+    (PhoneState, "encrypt"): ("pki", "symmetric"),
+    (PhoneState, "capf_operation"): ("install", "fetch", "delete"),
+    (PhoneState, "symmetric_key"): _HEX,  # 128 or 256 bits, lower-case hex (spec §C.5)
+    (PhoneState, "lsc_key"): KeySpec,
+    (ClusterState, "key_spec"): KeySpec,
+    (ClusterState, "https_key"): KeySpec,
+    (ClusterState, "nodes"): range(1, 9),
+    (ClusterState, "itlrecovery_years"): range(1, 31),
+    (ClusterState, "hash_alg"): (1, 3),  # SHA-1, SHA-512 (spec §A.4)
+    (ClusterState, "tvs_ttl"): range(1, 2_592_001),  # spec §H.2
+    (ClusterState, "extra_certs"): range(0, 1 << 31),
+    (ClusterState, "itl_signer"): _SIGNERS,
+    (ClusterState, "base_itl_signer"): _SIGNERS,
+    (ClusterState, "ctl_signer"): _SIGNERS,
+}
+
+
+def _check_allowed(allowed: tuple[Any, ...] | range | re.Pattern[str] | type[KeySpec], value: Any,
+                   where: str) -> None:
+    """``value`` (of the field's type, checked) is one ``allowed`` names: else a DecodeError at ``where``
+    (a ``security_mode`` 7 was a KeyError out of ``lab show``)."""
+    if value is None:
+        return  # an optional field left empty (its type, checked, allows None)
+    if allowed is KeySpec:
+        try:
+            KeySpec.parse(value)
+        except EncodeError as exc:
+            raise DecodeError(exc.message, path=where) from None
+        return
+    if isinstance(allowed, re.Pattern):
+        if not allowed.fullmatch(value):
+            raise DecodeError(f"{json.dumps(value)[:60]} is not {_PATTERN_TEXT[allowed]}", path=where)
+        return
+    assert isinstance(allowed, (tuple, range))
+    if value not in allowed:
+        want = f"outside {allowed.start}..{allowed.stop - 1}" if isinstance(allowed, range) else \
+            "not " + " or ".join(json.dumps(v) for v in allowed)
+        raise DecodeError(f"{json.dumps(value)[:60]} is {want}", path=where)
 
 
 def _check_dial_plan(key: str, value: Any, where: str) -> None:

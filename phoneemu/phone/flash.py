@@ -84,7 +84,7 @@ import stat
 from pathlib import Path
 from typing import Any, Literal
 
-from phoneemu import files
+from phoneemu import files, json_doc
 from phoneemu.crypto import certs
 from phoneemu.errors import DecodeError, EncodeError
 from phoneemu.formats.trustlist import TrustList
@@ -307,15 +307,20 @@ class Flash:
                 "config": self.path / CONFIG_FILE if cfg is not None else None}
 
     def _state(self) -> dict[str, Any]:
-        raw = self._read(STATE_FILE, _MAX_STATE)
+        return self._json_object(STATE_FILE) or {}
+
+    def _json_object(self, name: str) -> dict[str, Any] | None:
+        """The JSON object file ``name`` holds; None when absent, not one, or not JSON (that noted in
+        :attr:`problems`: deep nesting too, :mod:`phoneemu.json_doc`)."""
+        raw = self._read(name, _MAX_STATE)
         if raw is None:
-            return {}
+            return None
         try:
-            obj = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            self.problems.append(f"{STATE_FILE}: {exc}")
-            return {}
-        return obj if isinstance(obj, dict) else {}
+            obj = json_doc.loads(raw.decode("utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            self.problems.append(f"{name}: {exc}")
+            return None
+        return obj if isinstance(obj, dict) else None
 
     def _config(self, state: dict[str, Any], intern: InternCache) -> AcceptedConfig | None:
         """The config, only as the file ``state.json`` says the phone accepted it (module rules)."""
@@ -418,15 +423,7 @@ class Flash:
 
     def last_boot(self) -> dict[str, Any] | None:
         """The last boot's summary, or None (never booted, erased, or unreadable: noted in problems)."""
-        raw = self._read(LAST_BOOT_FILE, _MAX_STATE)
-        if raw is None:
-            return None
-        try:
-            obj = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            self.problems.append(f"{LAST_BOOT_FILE}: {exc}")
-            return None
-        return obj if isinstance(obj, dict) else None
+        return self._json_object(LAST_BOOT_FILE)
 
     # ------------------------------------------------------------------ admin
     def erase_trust_lists(self) -> str:

@@ -48,6 +48,7 @@ from typing import Any
 
 from cryptography import x509
 
+from phoneemu import json_doc
 from phoneemu.crypto.keys import PrivateKey
 from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError
 from phoneemu.files import read_at_most
@@ -92,7 +93,8 @@ PHONE_FILE = "phone.json"
 def read_phone_file(path: Path | str) -> dict[str, Any]:
     """The ``phone.json`` of a flash directory ({} when there is none). A file that is there but
     cannot be used is a DecodeError naming it and where it goes wrong (not "no phone.json"): not
-    JSON, not an object, a ``mac`` that is not a MAC or a ``profile`` that names no profile."""
+    JSON (nested too deeply too), not an object, a ``mac`` that is not a MAC (text) or a ``profile`` that
+    is not the name of a profile (a list, a number: never a TypeError)."""
     p = Path(path) / PHONE_FILE
     try:
         data = read_at_most(p, 4096, what=PHONE_FILE)
@@ -103,7 +105,7 @@ def read_phone_file(path: Path | str) -> dict[str, Any]:
     except PhoneEmuError as exc:
         raise DecodeError(f"{exc.message}; delete it and boot with --mac", path=str(p)) from None
     try:
-        obj = json.loads(data.decode("utf-8"))
+        obj = json_doc.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise DecodeError("corrupt: not UTF-8; delete it and boot with --mac", path=str(p),
                           offset=exc.start) from None
@@ -120,9 +122,9 @@ def read_phone_file(path: Path | str) -> dict[str, Any]:
         except EncodeError as exc:
             raise DecodeError(f"corrupt: mac: {exc.message}; delete it and boot with --mac",
                               path=str(p)) from None
-    if "profile" in obj and obj["profile"] not in PROFILES:
-        raise DecodeError(f"corrupt: profile {obj['profile']!r} is none of {', '.join(sorted(PROFILES))}; "
-                          f"delete it and boot with --mac", path=str(p))
+    if "profile" in obj and not (isinstance(obj["profile"], str) and obj["profile"] in PROFILES):
+        raise DecodeError(f"corrupt: profile {json.dumps(obj['profile'])[:60]} is none of "
+                          f"{', '.join(sorted(PROFILES))}; delete it and boot with --mac", path=str(p))
     return obj
 
 

@@ -15,6 +15,9 @@ Framing (spec §E.2): a 10-byte header ``0x57 | version 1 | message type | reser
   truncated CUCM dump (a 22-byte NUL-terminated issuer string and a 19-byte serial); we encode the
   issuer as a NUL-terminated DN string and the serial as the raw certificate serial bytes.
 * Unknown element tags survive decode → encode unchanged, in order.
+* A response's STATUS, CERTIFICATE, ROLES or TTL repeated with another value is a DecodeError (spec §E.4
+  is silent on repeats; **our convention**, :func:`_no_conflicting_repeats`): the phone and ``phoneemu
+  tvs`` read responses here, so neither picks one of two contradicting answers.
 * The session id is echoed by the server; the client checks that the response echoes the
   request's session id and answers its type (2 for 1, 4 for 3) — :func:`check_response`.
 * Server decision (§E.6): found → STATUS 0 [, CERTIFICATE for QUERY], ROLES, TTL (the CUCM order of
@@ -312,6 +315,7 @@ class TvsResponse:
         if msg.msg_type not in (TvsMsgType.VERIFY_RESPONSE, TvsMsgType.QUERY_RESPONSE):
             raise ProtocolError(f"message type {msg.msg_type} is not a response (2 or 4)", fmt=FMT,
                                 path="msg_type")
+        _no_conflicting_repeats(msg)
         status = _require(msg, TvsTag.STATUS)
         if len(status) != 1:
             raise _value_error(msg, TvsTag.STATUS, f"value of {len(status)} bytes, expected 1")
@@ -325,6 +329,20 @@ class TvsResponse:
             ttl=int.from_bytes(ttl_raw, "big") if ttl_raw is not None else None,
             certificate=msg.get(TvsTag.CERTIFICATE),
         )
+
+
+_ANSWER_TAGS = (TvsTag.STATUS, TvsTag.CERTIFICATE, TvsTag.ROLES, TvsTag.TTL)
+
+
+def _no_conflicting_repeats(msg: TvsMessage) -> None:
+    """A response element given twice with different values (two STATUS: valid and invalid) is malformed:
+    which one counts is not for the reader to pick. Spec §E.4 is silent on repeats; **our convention**:
+    the same value repeated is accepted (it says one thing), a different one is a DecodeError."""
+    for tag in _ANSWER_TAGS:
+        values = {e.value for e in msg.elements if e.tag == tag}
+        if len(values) > 1:
+            raise _value_error(msg, tag, f"{len(values)} different values (element repeated): the answer "
+                               "contradicts itself")
 
 
 def verify_request(session_id: int, device_name: str, cert_der: bytes) -> TvsMessage:

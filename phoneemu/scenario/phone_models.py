@@ -12,7 +12,8 @@ Rules (our convention):
   ``CP-8861``, ``7942``): the profile whose model is ``CP-<number>``. A model phoneemu has no profile
   for keeps the default profile, with a note for that phone (a site has models we do not emulate).
 * A MAC given twice, a line without a model, or more than :data:`MAX_LINES` lines is an error naming
-  the file and line; the file is read up to :data:`MAX_BYTES`.
+  the file and line; the file is read up to :data:`MAX_BYTES`. Text of the file quoted in a message or a
+  note has its undecodable bytes and control characters escaped (``\\xff``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from phoneemu.errors import EncodeError, PhoneEmuError
 from phoneemu.files import read_at_most
+from phoneemu.formats._tlv import printable
 from phoneemu.formats.config import normalise_mac
 from phoneemu.phone.profile import PROFILES
 
@@ -54,7 +56,7 @@ def profile_for_model(model: str) -> str | None:
 
 def read_phone_models(path: Path, *, default: str, done: str = "replayed") -> PhoneModels:
     """The models of ``path`` (module rules); PhoneEmuError naming ``path:line`` when malformed."""
-    text = read_at_most(path, MAX_BYTES, what="models file").decode("utf-8", errors="replace")
+    text = read_at_most(path, MAX_BYTES, what="models file").decode("utf-8", errors="surrogateescape")
     out = PhoneModels()
     seen: dict[str, int] = {}
     for n, raw in enumerate(text.splitlines(), 1):
@@ -67,23 +69,32 @@ def read_phone_models(path: Path, *, default: str, done: str = "replayed") -> Ph
         name = first[3:] if first.upper().startswith("SEP") else first
         try:
             mac = normalise_mac(name)
-        except EncodeError as exc:
+        except EncodeError:
             if not seen and n == _first_line(text):
                 continue  # a header ("Device Name,Device Type")
-            raise PhoneEmuError(f"{path}:{n}: {exc.message}", path="models") from None
+            raise PhoneEmuError(f"{path}:{n}: {_shown(name)} is not a MAC address: 12 hex digits, e.g. "
+                                "001122334455, 00:11:22:33:44:55 or 0011.2233.4455", path="models") from None
         if not rest:
-            raise PhoneEmuError(f"{path}:{n}: {first}: no model after the MAC (e.g. '{first},Cisco 7962')",
-                                path="models")
+            raise PhoneEmuError(f"{path}:{n}: {printable(first)}: no model after the MAC (e.g. "
+                                f"'{printable(first)},Cisco 7962')", path="models")
         if mac in seen:
             raise PhoneEmuError(f"{path}:{n}: {mac} is given on line {seen[mac]} too", path="models")
         seen[mac] = n
         profile = profile_for_model(rest)
         if profile is None:
             out.profile_of[mac] = default
-            out.notes_of[mac] = f"model {rest[:40]!r} ({path}) has no profile here: {done} as {default}"
+            out.notes_of[mac] = f"model {_shown(rest)} ({path}) has no profile here: {done} as {default}"
         else:
             out.profile_of[mac] = profile
     return out
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """``text`` of the file quoted for a message: undecodable bytes and control characters escaped
+    (``\\xff``, ``\\x1b``: a binary file given as --models echoes nothing raw to the terminal), at most
+    ``limit`` characters."""
+    shown = printable(text[:limit])
+    return f"'{shown}'" + ("..." if len(text) > limit else "")
 
 
 def _fields(line: str) -> tuple[str, str]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from phoneemu.cli import main
 from phoneemu.lab.cluster import LabCluster
+from phoneemu.protocols.tvs import Element, TvsMessage, TvsTag, decode, encode
 from tests.helpers import copy_cluster, lab_template, serve_in_thread
 
 MAC = "0A00000000F1"
@@ -176,3 +178,89 @@ def test_an_emulated_phones_flash_asks_as_that_phone(served: tuple[LabCluster, s
                        (["--flash", str(tmp_path)], "holds no accepted config")):
         assert main(["tvs", *argv, str(itl)]) == 2
         assert said in capsys.readouterr().err
+
+
+@pytest.fixture
+def hostile(template: Path, tmp_path: Path) -> Iterator[tuple[LabCluster, Callable[[list[Element]], str]]]:
+    """A TVS over TLS (the lab's TVS certificate) answering each request with the elements given:
+    ``start(elements) -> HOST:PORT``."""
+    import socket
+    import threading
+
+    from phoneemu.net.tls import server_context
+
+    c = copy_cluster(template, tmp_path)
+    tvs_id = c.identity("tvs")
+    ctx = server_context(tvs_id.cert, tvs_id.key, min_version="1.0")  # @SECLEVEL=0: the lab's small keys
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+
+    def serve(sock: socket.socket, elements: list[Element]) -> None:
+        with sock:
+            while not stop.is_set():
+                try:
+                    conn, _ = sock.accept()
+                except TimeoutError:
+                    continue
+                with conn, contextlib.suppress(OSError), ctx.wrap_socket(conn, server_side=True) as tls:
+                    got = b""
+                    while len(got) < 10 or len(got) < 10 + int.from_bytes(got[8:10], "big"):
+                        chunk = tls.recv(65536)
+                        if not chunk:
+                            break
+                        got += chunk
+                    req = decode(got)
+                    tls.sendall(encode(TvsMessage(msg_type=req.msg_type + 1, session_id=req.session_id,
+                                                  elements=tuple(elements))))
+
+    def start(elements: list[Element]) -> str:
+        sock = socket.create_server(("127.0.0.1", 0))
+        sock.settimeout(0.1)
+        t = threading.Thread(target=serve, args=(sock, elements), daemon=True)
+        t.start()
+        threads.append(t)
+        return f"127.0.0.1:{sock.getsockname()[1]}"
+
+    try:
+        yield c, start
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(5)
+
+
+def test_a_valid_answer_with_an_unreadable_certificate_is_a_failed_answer(
+        hostile: tuple[LabCluster, Callable[[list[Element]], str]], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Was "answer valid: ... TTL Nones, returns (unreadable certificate, 500 bytes)" and exit 0: a phone
+    cannot verify a signer with a certificate it cannot read (spec §E.7.2)."""
+    c, start = hostile
+    pem = _pem(c, "itlrecovery", tmp_path)
+    good = c.identity("itlrecovery").cert.public_bytes(Encoding.DER)
+    status, roles = Element(tag=TvsTag.STATUS, value=b"\0"), Element(tag=TvsTag.ROLES, value=b"\0")
+    for junk in (bytes(range(250)) * 2, good[:200]):  # 500 bytes of noise; truncated DER
+        server = start([status, Element(tag=TvsTag.CERTIFICATE, value=junk), roles])
+        assert main(["tvs", server, str(pem)]) == 1
+        out = capsys.readouterr().out
+        assert "answer  malformed: status 0 (valid) but the certificate returned" in out, out
+        assert "is unreadable" in out and "answer  valid" not in out and "None" not in out, out
+        assert main(["tvs", server, str(pem), "--json"]) == 1
+        doc = json.loads(capsys.readouterr().out)
+        assert doc["answer"]["valid"] is False and "unreadable" in doc["answer"]["problem"]
+    # a good answer without a TTL reads sensibly
+    server = start([status, Element(tag=TvsTag.CERTIFICATE, value=good), roles])
+    assert main(["tvs", server, str(pem)]) == 0
+    out = capsys.readouterr().out
+    assert "no TTL (a phone keeps it 86400s), returns " in out and "TTL None" not in out, out
+
+
+def test_two_status_elements_that_disagree_are_no_answer(
+        hostile: tuple[LabCluster, Callable[[list[Element]], str]], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """STATUS 0 then STATUS 1: was read as the first, "valid" (exit 0)."""
+    c, start = hostile
+    server = start([Element(tag=TvsTag.STATUS, value=b"\0"), Element(tag=TvsTag.STATUS, value=b"\1"),
+                    Element(tag=TvsTag.ROLES, value=b"\0")])
+    assert main(["tvs", server, str(_pem(c, "callmanager", tmp_path)), "--verify"]) == 1
+    out = capsys.readouterr().out
+    assert "no answer (protocol)" in out and "STATUS" in out and "different values" in out, out

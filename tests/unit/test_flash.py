@@ -128,6 +128,37 @@ def test_oversize_or_corrupt_files_are_not_loaded(tmp_path: Path) -> None:
     assert any("CTLFile.tlv" in p for p in fl2.problems) and any("state.json" in p for p in fl2.problems)
 
 
+@pytest.mark.parametrize("name", ["state.json", "last-boot.json"])
+@pytest.mark.parametrize("content", [b"[" * 4000, b'{"a": ' * 3000, b"[" + b"9" * 5000 + b"]"],
+                         ids=["deep-array", "deep-object", "long-number"])
+def test_hostile_json_in_the_flash_is_a_noted_problem(tmp_path: Path, name: str, content: bytes) -> None:
+    """Was a RecursionError (deep nesting) out of load / held_files / last_boot: every reader of the
+    flash (phone show --flash, erase, factory-reset, set-key, predict --flash) died with a traceback."""
+    fl, _ = _booted(tmp_path)
+    (fl.path / name).write_bytes(content)
+    fl2 = Flash(fl.path, profile=P, intern=InternCache())
+    assert fl2.load().itl is not None and fl2.held_files()["itl"] is not None
+    assert fl2.last_boot() is None or name != "last-boot.json"
+    assert any(p.startswith(f"{name}: ") for p in fl2.problems), fl2.problems
+
+
+def test_json_doc_turns_every_failure_into_a_json_error() -> None:
+    """What json.loads raises on hostile text besides JSONDecodeError, with where it goes wrong."""
+    import json
+
+    from phoneemu import json_doc
+
+    with pytest.raises(json.JSONDecodeError, match="nested too deeply") as deep:
+        json_doc.loads('{"s": "[[[[[", "x": ' + "[" * 4000)
+    assert deep.value.pos >= 20  # the brackets of the string do not count
+    with pytest.raises(json.JSONDecodeError, match="more than 4300 digits") as digits:
+        json_doc.loads("[1, " + "7" * 5000 + "]")
+    assert digits.value.pos == 4
+    with pytest.raises(json.JSONDecodeError, match="Expecting value"):
+        json_doc.loads("[")
+    assert json_doc.loads('{"a": [1]}') == {"a": [1]}
+
+
 @pytest.mark.parametrize("name", ["state.json", "last-boot.json", "ITLFile.tlv", "config.xml", "mic.key"])
 def test_a_fifo_in_the_flash_is_not_loaded_and_never_waited_on(tmp_path: Path, name: str) -> None:
     """A FIFO named like a flash file: was an open() waiting for a writer for ever (phone show hung)."""

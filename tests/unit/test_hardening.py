@@ -170,7 +170,14 @@ def test_inspect_with_a_huge_limit_reads_only_the_file(tmp_path: Path,
     (b'{"mac": "0011', "line 1 column"),
     (b"[1, 2]", "expected a JSON object"),
     (b"\xff\xfe{}", "not UTF-8"),
-])
+    (b"[" * 4000, "nested too deeply"),  # was a RecursionError traceback
+    (b'{"mac": "001122334455", "profile": ' + b"[" * 4000, "nested too deeply"),
+    (b'{"mac": "001122334455", "profile": ["cp-8861"]}', 'profile ["cp-8861"] is none of'),  # a TypeError
+    (b'{"mac": "001122334455", "profile": {"a": 1}}', 'profile {"a": 1} is none of'),
+    (b'{"mac": "001122334455", "profile": null}', "profile null is none of"),
+    (b'{"mac": ["001122334455"]}', "mac: MAC must be text"),
+], ids=["truncated", "list", "utf16", "deep", "deep-profile", "profile-list", "profile-object",
+        "profile-null", "mac-list"])
 def test_corrupt_phone_json_says_corrupt_and_where(tmp_path: Path, content: bytes, words: str,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "phone.json").write_bytes(content)

@@ -57,10 +57,30 @@ def test_an_auth_string_after_a_null_string_operation_is_mode_1(lab: Path,
     ph = LabCluster.open(lab).state.phones[MAC]
     assert (ph.capf_auth_mode, ph.auth_string) == (1, "123456")
     assert LabCluster.open(lab).state.log[-1].args["auth_mode"] == 1  # the change log says so
-    # an explicit mode still wins over the implication
+    # another explicit mode beside it contradicts the implication: refused (next test)
     assert main(["lab", "capf", str(lab), "install", "--mac", MAC, "--auth-string", "9999",
-                 "--auth-mode", "null-string"]) == 0
-    assert LabCluster.open(lab).state.phones[MAC].capf_auth_mode == 2
+                 "--auth-mode", "null-string"]) == 2
+    assert LabCluster.open(lab).state.phones[MAC].auth_string == "123456"
+
+
+@pytest.mark.parametrize("mode", ["mic", "lsc", "null-string", "none", "4", "0"])
+@pytest.mark.parametrize("command", ["phone add", "capf"])
+def test_an_auth_string_with_another_auth_mode_is_refused(lab: Path, mode: str, command: str,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """``--auth-string`` implies ``--auth-mode string``: with ``--auth-mode mic`` both were stored (mode 4,
+    a string no phone is asked for). Refused, naming both; nothing stored."""
+    if command == "capf":
+        assert main(["lab", "phone", "add", str(lab), "--mac", MAC]) == 0
+        argv = ["lab", "capf", str(lab), "install", "--mac", MAC]
+    else:
+        argv = ["lab", "phone", "add", str(lab), "--mac", MAC, "--capf", "install"]
+    capsys.readouterr()
+    assert main([*argv, "--auth-string", "1234", "--auth-mode", mode]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--auth-string implies --auth-mode string" in err, err
+    ph = LabCluster.open(lab).state.phones.get(MAC)
+    assert ph is None or (ph.auth_string, ph.capf_operation) == (None, None)
+    assert main([*argv, "--auth-string", "1234", "--auth-mode", "string"]) == 0  # the same choice twice
 
 
 def test_pki_encryption_and_an_ec_lsc_are_refused_together(lab: Path,

@@ -631,6 +631,19 @@ def test_an_unloadable_saved_state_is_reported_once(lab: LabCluster) -> None:
     ("loads", None, "loads"), ("tampered", [], "tampered"), ("stopped", [1], "stopped"),
     ("phones", {MAC: {"mac": MAC, "digest_user": -1}}, f"phones.{MAC}:digest_user"),
     ("log", [{"time": "x", "generation": 1, "op": "init"}], "log[0]:time"),
+    # in range too, not only of the type (a security_mode 7 was a KeyError out of lab show)
+    ("phones", {MAC: {"mac": MAC, "security_mode": 7}}, f"phones.{MAC}:security_mode"),
+    ("phones", {MAC: {"mac": MAC, "security_mode": -1}}, f"phones.{MAC}:security_mode"),
+    ("phones", {MAC: {"mac": MAC, "capf_auth_mode": 5}}, f"phones.{MAC}:capf_auth_mode"),
+    ("phones", {MAC: {"mac": MAC, "encrypt": "aes"}}, f"phones.{MAC}:encrypt"),
+    ("phones", {MAC: {"mac": MAC, "capf_operation": "x"}}, f"phones.{MAC}:capf_operation"),
+    ("phones", {MAC: {"mac": MAC, "symmetric_key": "zz"}}, f"phones.{MAC}:symmetric_key"),
+    ("phones", {MAC: {"mac": MAC, "lsc_key": "rsa1"}}, f"phones.{MAC}:lsc_key"),
+    ("phones", {MAC: {"mac": "nope"}}, f"phones.{MAC}:mac"),
+    ("hash_alg", 2, "hash_alg"), ("nodes", 0, "nodes"), ("nodes", 9, "nodes"), ("tvs_ttl", 0, "tvs_ttl"),
+    ("itlrecovery_years", 99, "itlrecovery_years"), ("key_spec", "rsa7", "key_spec"),
+    ("https_key", "dsa", "https_key"), ("itl_signer", "x", "itl_signer"), ("ctl_signer", "x", "ctl_signer"),
+    ("extra_certs", -1, "extra_certs"),
 ])
 def test_a_damaged_state_names_the_key(key: str, value: object, where: str) -> None:
     """Were TypeError / AttributeError / KeyError / OverflowError tracebacks out of every lab command:
@@ -690,6 +703,43 @@ def test_state_json_puts_each_phone_and_log_entry_on_its_own_line() -> None:
     assert '  "ports": {"capf": 3804' in text and '  "loads": {}' in text and '  "log": [' in text
     empty = ClusterState()
     assert json.loads(empty.to_json()) == asdict(empty)
+
+
+def test_a_cluster_json_nested_too_deeply_is_not_json() -> None:
+    """Was a RecursionError traceback out of every lab command."""
+    from phoneemu.lab.state import ClusterState
+
+    for text in ("[" * 4000, '{"version": 1, "log": [{"args": ' + '{"a": ' * 3000):
+        with pytest.raises(DecodeError, match="not JSON: nested too deeply") as info:
+            ClusterState.from_json(text)
+        assert info.value.path == "cluster.json"
+
+
+@pytest.mark.parametrize(("edit", "words"), [
+    ({"security_mode": 7}, f"cluster.json:phones.{MAC}:security_mode: 7 is outside 1..3"),
+    ({"capf_auth_mode": -1}, f"cluster.json:phones.{MAC}:capf_auth_mode: -1 is outside 0..4"),
+    (None, "cluster.json: not JSON: nested too deeply"),
+])
+def test_lab_commands_on_a_state_out_of_range_say_where(lab: LabCluster, capsys: pytest.CaptureFixture[str],
+                                                         edit: dict[str, int] | None, words: str) -> None:
+    """``lab show`` died with KeyError (security_mode 7) or RecursionError; ``mixed-mode`` and ``phone add``
+    took the state as it was."""
+    import json
+
+    from phoneemu.cli import main
+
+    state = lab.root / "cluster.json"
+    if edit is None:
+        state.write_text("[" * 4000)
+    else:
+        doc = json.loads(state.read_text())
+        doc["phones"].setdefault(MAC, {"mac": MAC}).update(edit)
+        state.write_text(json.dumps(doc))
+    for argv in (["lab", "show", str(lab.root)], ["lab", "mixed-mode", str(lab.root), "on"],
+                 ["lab", "phone", "add", str(lab.root), "--mac", "0A0000000077"]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and words in err and "Traceback" not in err, (argv, err)
 
 
 def test_lab_show_of_a_damaged_state_is_one_line(lab: LabCluster, capsys: pytest.CaptureFixture[str]) -> None:

@@ -41,3 +41,28 @@ def test_any_text_is_read_or_refused_naming_its_line(tmp_path: Path, text: str) 
         assert str(f) + ":" in str(exc)
         return
     assert all(len(mac) == 12 for mac in got.profile_of)
+
+
+@pytest.mark.parametrize(("content", "shown"), [
+    (b"SEP00112233445A,Cisco 7962\n0\x82\x01\x02\xff\xfe\x1b[31m\x07ab,cp-8861\n",
+     r"'0\x82\x01\x02\xff\xfe\x1b[31m\x07ab'"),
+    (b"SEP00112233445A,Cisco 7962\n\xc3\xa9\xe2\x80\xae00,cp-8861\n", "'\u00e9\\x202e00'"),  # letters stay
+], ids=["der", "bidi"])
+def test_binary_in_the_models_file_is_escaped_in_the_message(tmp_path: Path, content: bytes,
+                                                              shown: str) -> None:
+    """A DER file given as --models echoed its bytes into the terminal (as U+FFFD, and a bidi override
+    as it is): each undecodable byte and control character is escaped."""
+    f = tmp_path / "x.pem"
+    f.write_bytes(content)
+    with pytest.raises(PhoneEmuError) as info:
+        read_phone_models(f, default="cp-8861")
+    msg = str(info.value)
+    assert f"x.pem:2: {shown} is not a MAC" in msg, msg
+    assert msg.isprintable() and "\ufffd" not in msg, msg
+
+
+def test_a_model_without_a_profile_is_noted_escaped(tmp_path: Path) -> None:
+    f = tmp_path / "m.csv"
+    f.write_bytes(b"SEP00112233445A,\xff\x1b[1mCisco 9999\n")
+    note = read_phone_models(f, default="cp-8861").notes_of["00112233445A"]
+    assert note.startswith(r"model '\xff\x1b[1mCisco 9999' (") and note.isprintable(), note

@@ -269,6 +269,10 @@ def test_itl_file_status_words_and_reports_on_disk(tmp_path: Path) -> None:
     (tmp_path / REGISTRATIONS_FILE).write_bytes(b"\xff{")
     reports, problem = read_registrations(tmp_path)
     assert reports == {} and problem is not None and "unreadable" in problem
+    for hostile in (b"[" * 4000, b'{"x": ' * 3000):  # was a RecursionError out of lab show
+        (tmp_path / REGISTRATIONS_FILE).write_bytes(hostile)
+        reports, problem = read_registrations(tmp_path)
+        assert reports == {} and problem is not None and "nested too deeply" in problem
     (tmp_path / REGISTRATIONS_FILE).unlink()
     assert read_registrations(tmp_path) == ({}, None)
 

@@ -267,3 +267,23 @@ def test_client_exchange_and_server_connection() -> None:
     strict = tvs.TvsServerConnection(lambda k: None, strict_device_name=True)
     with pytest.raises(ProtocolError, match="CP-<model>"):
         strict.receive(tvs.encode(tvs.verify_request(1, "SEP001122334455", der)))
+
+
+def test_a_response_element_repeated_with_another_value_is_malformed() -> None:
+    """Two STATUS elements, valid and invalid: the first one was taken (a "valid" answer). Spec §E.4 says
+    nothing of repeats; our convention: the same value repeated is one answer, another value is refused,
+    by the phone's client (TvsClientExchange) and ``phoneemu tvs`` alike."""
+    der = b"\x30\x03\x02\x01\x07"
+    for tag, a, b in ((TvsTag.STATUS, b"\0", b"\1"), (TvsTag.TTL, b"\0\0\0\1", b"\0\0\0\2"),
+                      (TvsTag.ROLES, b"\0", b"\3"), (TvsTag.CERTIFICATE, der, der + b"x")):
+        msg = TvsMessage(msg_type=4, session_id=5, elements=(
+            Element(tag=TvsTag.STATUS, value=b"\0"), Element(tag=tag, value=a), Element(tag=tag, value=b)))
+        with pytest.raises(DecodeError, match="different values") as info:
+            tvs.TvsResponse.from_message(msg)
+        assert info.value.path.endswith(tag.name), info.value
+        ex = tvs.TvsClientExchange(tvs.query_request(5, "CP-8861-SEPB000B4BA0AEE", "CN=a", "CN=b", b"\1"))
+        with pytest.raises(DecodeError, match="different values"):
+            ex.receive(tvs.encode(msg))
+    same = TvsMessage(msg_type=2, session_id=1, elements=(
+        Element(tag=TvsTag.STATUS, value=b"\0"), Element(tag=TvsTag.STATUS, value=b"\0")))
+    assert tvs.TvsResponse.from_message(same).valid
