@@ -15,7 +15,7 @@ from phoneemu.errors import ScenarioError, several
 from phoneemu.files import check_writable
 from phoneemu.scenario.deadline import DEFAULT_TIMEOUT_S, GRACE_S
 from phoneemu.scenario.loader import discover, load_file
-from phoneemu.scenario.model import Expectation, Scenario
+from phoneemu.scenario.model import Expectation, Scenario, capture_stem
 from phoneemu.scenario.reports import render_text, write_json, write_junit
 from phoneemu.scenario.results import RunSummary
 from phoneemu.scenario.runner import RunOptions, run_scenarios
@@ -62,9 +62,10 @@ def register(sub: Any) -> None:
     p.add_argument("--json", type=Path, metavar="FILE", help="write a JSON report")
     p.add_argument("--capture", type=Path, metavar="DIR",
                    help="write a pcap and a TLS key log per scenario into DIR (DIR/NAME.pcap, "
-                   "DIR/NAME.keys): a live capture of loopback where raw sockets are allowed (root), else "
-                   "a TFTP-only synthetic one that DIR/NAME.note.txt explains; PHONEEMU_CAPTURE=live or "
-                   "synthetic forces one")
+                   "DIR/NAME.keys; NAME: the scenario's name, characters other than A-Za-z0-9._- as _, at "
+                   "most 120, unique in a run ignoring case): a live capture of loopback where raw sockets "
+                   "are allowed (root), else a TFTP-only synthetic one that DIR/NAME.note.txt explains; "
+                   "PHONEEMU_CAPTURE=live or synthetic forces one")
     p.add_argument("-k", "--select", metavar="TEXT",
                    help="only scenarios whose name contains TEXT, or matches it as a glob when it holds "
                    "* ? or [ (e.g. -k migration, -k 'migration-*-tvs-*')")
@@ -116,17 +117,35 @@ def _load_all(paths: list[str]) -> list[Scenario]:
             scenarios.append(load_file(f))
         except ScenarioError as exc:
             mistakes.append(exc)
-    first: dict[str, Scenario] = {}
-    for s in scenarios:  # reports, -k and --capture DIR/NAME.pcap tell scenarios apart by name
-        other = first.setdefault(s.name, s)
-        if other is not s:
-            mistakes.append(ScenarioError(
-                f"scenario name {s.name!r} is also the name of {other.path}: names must be unique (reports, "
-                f"-k and --capture DIR/NAME.pcap use them)", file=s.path, line=s.name_line, path="name"))
+    mistakes += _name_clashes(scenarios)
     err = several(mistakes)
     if err is not None:
         raise err
     return scenarios
+
+
+def _name_clashes(scenarios: list[Scenario]) -> list[ScenarioError]:
+    """Names are unique in a run (reports, -k), and so are their capture file stems, ignoring case as
+    macOS and Windows do: ``a b``, ``a_b`` and ``a/b`` would all write ``--capture DIR/a_b.pcap``."""
+    mistakes: list[ScenarioError] = []
+    by_name: dict[str, Scenario] = {}
+    by_stem: dict[str, Scenario] = {}
+    for s in scenarios:
+        other = by_name.setdefault(s.name, s)
+        if other is not s:
+            mistakes.append(ScenarioError(
+                f"scenario name {s.name!r} is also the name of {other.path}: names must be unique (reports, "
+                f"-k and --capture DIR/NAME.pcap use them)", file=s.path, line=s.name_line, path="name"))
+            continue
+        stem = capture_stem(s.name)
+        other = by_stem.setdefault(stem.lower(), s)
+        if other is not s:
+            mistakes.append(ScenarioError(
+                f"scenario name {s.name!r} and the name {other.name!r} of {other.path} are one capture file "
+                f"name, {stem}.pcap (--capture writes DIR/NAME.pcap with NAME's characters other than "
+                "A-Za-z0-9._- as _, at most 120 of them, case ignored): rename one",
+                file=s.path, line=s.name_line, path="name"))
+    return mistakes
 
 
 class _Progress:

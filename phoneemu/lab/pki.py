@@ -36,7 +36,7 @@ import base64
 import datetime as dt
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +73,7 @@ CORE_IDENTITIES = ("callmanager", "itlrecovery", "tvs", "capf", "mfgca", "images
 
 _VALIDITY_YEARS = {"callmanager": 5, "tvs": 5, "capf": 5, "mfgca": 30, "imagesigning": 20, "extra": 5}
 _MIC_YEARS = 10  # spec §H.2
+_KEYS_PER_BATCH = 4  # MIC keys a core makes between two looks at prepare_mic_keys' stop()
 _BACKDATE = dt.timedelta(days=1)
 
 
@@ -288,9 +289,12 @@ class LabPki:
         )
         return certs.issue_certificate(req, issuer_key=ca.key, issuer=ca.cert), key
 
-    def prepare_mic_keys(self, count: int, spec: KeySpec | None = None) -> None:
+    def prepare_mic_keys(self, count: int, spec: KeySpec | None = None, *,
+                         stop: Callable[[], bool] | None = None) -> None:
         """Make ``count`` fresh MIC keys on all cores for the next :meth:`issue_mic` calls (unseeded
-        labs only; each key is used once, so every phone still has its own key pair)."""
+        labs only; each key is used once, so every phone still has its own key pair). ``stop()`` is asked
+        between batches of a few keys a core (RSA-2048 keys for 100,000 phones take hours): once true,
+        the keys made so far are kept and no more are made."""
         key_spec = spec or self.key_spec
         spare = self._spare_mic_keys.setdefault(str(key_spec), [])
         missing = count - len(spare)
@@ -299,8 +303,12 @@ class LabPki:
         if missing == 1:
             spare.append(key_supply.take(key_spec))
             return
-        with ThreadPoolExecutor(max_workers=min(missing, os.cpu_count() or 1)) as pool:
-            spare.extend(pool.map(lambda _: key_supply.take(key_spec), range(missing)))
+        workers = min(missing, os.cpu_count() or 1)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            while missing > 0 and not (stop is not None and stop()):
+                batch = min(missing, workers * _KEYS_PER_BATCH)
+                spare.extend(pool.map(lambda _: key_supply.take(key_spec), range(batch)))
+                missing -= batch
 
     def issue_lsc(self, device_name: str, public_key: PublicKey | bytes, *,
                   now: dt.datetime | int | float, days: int = 365) -> x509.Certificate:

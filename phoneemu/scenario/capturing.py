@@ -113,6 +113,7 @@ from phoneemu.errors import ScenarioError
 from phoneemu.files import write_output
 from phoneemu.net import capture as _connects
 from phoneemu.net.capture import SNAPLEN, Endpoint, PcapWriter, TcpFlow
+from phoneemu.scenario.model import capture_stem
 
 __all__ = [
     "LAB_HOSTS", "CaptureSink", "ExternalHosts", "LiveCapture", "SyntheticCapture", "open_capture",
@@ -155,7 +156,6 @@ _CMSG_SPACE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE")
 _PEER_FILE_MAX = 4 << 20  # bytes of <pcap>.peers read (the phones' connections in other processes)
 _NAMED_HOSTS = 10  # hosts named in the note file's line of dropped tentative packets
 _DEFAULT_MAX_BYTES = 256 * 1024 * 1024
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
 def _ip_int(text: str) -> int:
@@ -1036,11 +1036,6 @@ class LiveCapture(CaptureSink):
             write_output(self.note_path, ("\n".join(problems) + "\n").encode("utf-8"))
 
 
-def _safe_stem(name: str) -> str:
-    stem = _SAFE_NAME.sub("_", name).strip("._") or "capture"
-    return stem[:120]
-
-
 def open_capture(capture_dir: str | Path, scenario_name: str, *, mode: str | None = None,
                  hosts: tuple[str, str] = LAB_HOSTS,
                  external: Sequence[str] = ()) -> tuple[CaptureSink, Path]:
@@ -1055,7 +1050,7 @@ def open_capture(capture_dir: str | Path, scenario_name: str, *, mode: str | Non
         raise ScenarioError(f"capture mode {chosen!r} is not auto, live or synthetic", path="capture")
     d = Path(capture_dir)
     d.mkdir(parents=True, exist_ok=True)
-    stem = _safe_stem(scenario_name)
+    stem = capture_stem(scenario_name)
     pcap, keylog = d / f"{stem}.pcap", d / f"{stem}.keys"
     keylog.write_bytes(b"")
     with contextlib.suppress(FileNotFoundError):

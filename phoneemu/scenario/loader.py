@@ -202,10 +202,14 @@ class _Node:
         self.raw = raw
 
 
+#: phones of a scenario, all groups together (ours: a full cluster's worth, as ``fleet boot --count``)
+MAX_PHONES = 100_000
 MAX_YAML_NODES = 100_000  # a scenario has hundreds; aliases ("billion laughs") cannot expand past this
 MAX_YAML_DEPTH = 64
 MAX_NUMBER_CHARS = 100  # the longest int/float scalar read (a scenario's numbers are counts and seconds)
 _NUMBER_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"})
+#: the only tags a mapping or list may carry: its own (``!!map``, ``!!seq`` or none)
+_COLLECTION_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
 
 
 def _convert(node: yaml.Node, loader: yaml.SafeLoader, budget: list[int] | None = None,
@@ -220,6 +224,12 @@ def _convert(node: yaml.Node, loader: yaml.SafeLoader, budget: list[int] | None 
                             line=line)
     if depth > MAX_YAML_DEPTH:
         raise ScenarioError(f"nested more than {MAX_YAML_DEPTH} levels deep", line=line)
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _COLLECTION_TAGS:
+        # PyYAML's safe constructor would refuse it, but the tree is built here: it would be dropped
+        kind = "mapping" if isinstance(node, yaml.MappingNode) else "list"
+        tag = str(node.tag).replace("tag:yaml.org,2002:", "!!", 1)
+        raise ScenarioError(f"YAML tag {tag!r} on a {kind} is not allowed (a scenario holds plain mappings, "
+                            "lists and values)", line=line)
     if isinstance(node, yaml.MappingNode):
         out: dict[str, _Node] = {}
         for k, v in node.value:
@@ -252,6 +262,47 @@ def _convert(node: yaml.Node, loader: yaml.SafeLoader, budget: list[int] | None 
 #: What PyYAML's safe constructors raise, besides YAMLError, on a scalar that looks like a date, number
 #: or boolean (by its form or an explicit ``!!tag``) but is not one.
 _CONSTRUCT_ERRORS = (ValueError, TypeError, LookupError, AttributeError, OverflowError)
+
+
+#: fields whose text may span lines (TAB and LF allowed): the description, an xfail reason, and the
+#: configuration text an expectation looks for; every other text is one line of a report or a terminal
+_MULTI_LINE = frozenset({"description", "xfail", "config_contains", "config_lacks"})
+#: what no text of a scenario may hold once YAML has decoded its escapes (``"\e[2J"``, ``"\udc80"``):
+#: control characters (they reach terminals and reports as they are), lone surrogates (not UTF-8: the
+#: reports could not be written) and U+FFFE/U+FFFF (not XML 1.0)
+_BAD_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_BAD_MULTI_LINE_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def _text_problem(text: str, multi_line: bool = False) -> str | None:
+    """What makes ``text`` unusable in a scenario (:data:`_BAD_TEXT`; TAB and LF only where
+    ``multi_line``), or None."""
+    bad = (_BAD_MULTI_LINE_TEXT if multi_line else _BAD_TEXT).search(text)
+    if bad is None:
+        return None
+    code = ord(bad.group())
+    what = ("a lone surrogate" if 0xD800 <= code <= 0xDFFF else "a noncharacter" if code >= 0xFFFE
+            else "a control character")
+    allowed = "; TAB and line breaks only in " + ", ".join(sorted(_MULTI_LINE)) if code in (9, 10) else ""
+    return f"{what} (U+{code:04X}) at character {bad.start()} is not allowed in a scenario's text{allowed}"
+
+
+def _check_texts(ctx: _Ctx, node: _Node, field: str, multi_line: bool = False) -> None:
+    """Every key and text of the file, as YAML decoded it, is free of :data:`_BAD_TEXT` (the raw text
+    check of :func:`load_text` does not see escapes)."""
+    if isinstance(node.value, dict):
+        for key, child in node.value.items():
+            problem = _text_problem(key)
+            if problem is not None:
+                raise ctx.fail(child, field or "scenario", f"key {key!r}: {problem}")
+            _check_texts(ctx, child, f"{field}.{key}" if field else key, key in _MULTI_LINE)
+    elif isinstance(node.value, list):
+        for i, child in enumerate(node.value):
+            _check_texts(ctx, child, f"{field}[{i}]", multi_line)
+    elif isinstance(node.value, str):
+        problem = _text_problem(node.value, multi_line)
+        if problem is not None:
+            raise ctx.fail(node, field, problem)
 
 
 def _plain(n: _Node) -> Any:
@@ -333,11 +384,15 @@ def _cluster(ctx: _Ctx, name: str, node: _Node) -> ClusterSpec:
         return ClusterSpec(name=name, where=ctx.where(node))
     m = ctx.mapping(node, field)
     if "external" in m:
+        for key, val in m.items():  # were silently ignored
+            if key != "external":
+                what = "a built-in lab cluster's option" if key in _LAB_OPTIONS else \
+                    f"unknown field{_did_you_mean(key, ('external', *_LAB_OPTIONS))}"
+                raise ctx.fail(val, f"{field}.{key}", f"{what} (an external cluster takes external: only; a "
+                                                      "real cluster's settings are made on the cluster)")
         return ClusterSpec(name=name, where=ctx.where(node), external=_external(ctx, m["external"],
                                                                                  f"{field}.external"))
-    allowed = ("seed", "nodes", "key", "itlrecovery_years", "upgraded", "mixed_mode", "signature_algorithm",
-               "rollback", "extra_certs", "load", "autoregistration", "tvs_ttl", "sbd", "itl_signer",
-               "pre_8_0", "tftp_for")
+    allowed = _LAB_OPTIONS
     if "host" in m:  # was accepted and ignored: say where lab clusters listen instead
         raise ctx.fail(m["host"], f"{field}.host", "a lab cluster's address is not chosen per scenario: "
                        "clusters listen on 127.0.0.<base>, <base+1>, ... (PHONEEMU_LAB_HOST_BASE, 11..40); "
@@ -357,9 +412,37 @@ def _cluster(ctx: _Ctx, name: str, node: _Node) -> ClusterSpec:
             options[key] = ctx.integer(val, f, *_CLUSTER_INTS[key])
         else:
             options[key] = ctx.string(val, f)
-            if key == "itl_signer" and options[key] not in ("itlrecovery", "callmanager"):
-                raise ctx.fail(val, f, f"expected itlrecovery or callmanager, got {_plain(val)!r}")
+            problem = _lab_option_problem(key, options[key])
+            if problem is not None:
+                raise ctx.fail(val, f, problem)
     return ClusterSpec(name=name, where=ctx.where(node), seed=seed, options=options)
+
+
+#: the options of a built-in lab cluster (``clusters: {NAME: {...}}``)
+_LAB_OPTIONS = ("seed", "nodes", "key", "itlrecovery_years", "upgraded", "mixed_mode", "signature_algorithm",
+                "rollback", "extra_certs", "load", "autoregistration", "tvs_ttl", "sbd", "itl_signer",
+                "pre_8_0", "tftp_for")
+
+
+def _lab_option_problem(key: str, value: str) -> str | None:
+    """Why the lab would refuse a text option when it starts (by its own checks: the signers' key spec,
+    the firmware load name, the ITL signer; ``signature_algorithm`` as its admin operation), or None."""
+    from phoneemu.crypto.keys import KeySpec
+    from phoneemu.formats import firmware
+
+    hashes = ADMIN_CHOICES[("signature-algorithm", "hash")]
+    try:
+        if key == "key" and KeySpec.parse(value).kind != "rsa":
+            return f"the cluster's file signers must be RSA (spec §G.5), got {value!r} (e.g. rsa2048)"
+        if key == "load":
+            firmware.loads_file_name(value)
+    except PhoneEmuError as exc:
+        return exc.message
+    if key == "signature_algorithm" and value.lower() not in hashes:
+        return f"expected one of: {', '.join(hashes)}; got {value!r}{_did_you_mean(value.lower(), hashes)}"
+    if key == "itl_signer" and value not in ("itlrecovery", "callmanager"):
+        return f"expected itlrecovery or callmanager, got {value!r}"
+    return None
 
 
 def _external(ctx: _Ctx, node: _Node, field: str) -> dict[str, Any]:
@@ -435,7 +518,7 @@ def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec])
         at = m.get("cluster", node)
         raise ctx.fail(at, f"{field}.cluster",
                        f"unknown cluster {cluster!r} (defined: {', '.join(clusters) or 'none'})")
-    count = ctx.integer(m["count"], f"{field}.count", 1, 100_000) if "count" in m else 1
+    count = ctx.integer(m["count"], f"{field}.count", 1, MAX_PHONES) if "count" in m else 1
     mac_key = "mac_start" if "mac_start" in m else "mac" if "mac" in m else None
     mac = "001122330001"
     if mac_key:
@@ -590,8 +673,66 @@ def _phone_refs(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGroup
     return refs
 
 
+#: the services a ``service`` step stops or starts on every lab (``https`` and ``directory``, which the
+#: lab also knows, are started by the ``https`` step itself); nodes 2..'s come from :class:`_Labs`
+_SERVICES = ("tvs", "tftp", "http", "capf", "sip", "sips")
+#: (admin operation, argument) whose value the lab reads in any case (``SHA512``); the others as written
+_ADMIN_ANY_CASE = frozenset({("signature-algorithm", "hash"), ("security-mode", "mode")})
+#: the most nodes a lab cluster has (``nodes:``, ``add-node``)
+_MAX_NODES = _CLUSTER_INTS["nodes"][1]
+
+
+class _Labs:
+    """What the loader knows of each cluster at a step, as the lab will be then: its node count
+    (``nodes:``, then the ``add-node`` / ``remove-node`` steps before) and whether the lab runs nodes
+    2..'s registrars (``sip-N``, ``sips-N``: only in a scenario with a ``sip`` or ``call`` step)."""
+
+    def __init__(self, clusters: dict[str, ClusterSpec], registers: bool) -> None:
+        self.nodes = {name: int(spec.options.get("nodes", 1)) for name, spec in clusters.items()}
+        self.registers = registers
+
+    def certs(self, cluster: str, nodes: int | None = None) -> tuple[str, ...]:
+        """What ``regenerate`` takes (:meth:`LabCluster.regenerate`): every node's CallManager and TVS
+        identity (``callmanager``, ``tvs`` for node 1, ``tvs-2`` ...), ITLRecovery and CAPF."""
+        from phoneemu.lab.pki import node_identity
+
+        count = self.nodes[cluster] if nodes is None else nodes
+        shared = [c for c in ADMIN_CHOICES[("regenerate", "cert")] if c not in _NODE_CERTS]
+        return (*(node_identity(c, n) for n in range(1, count + 1) for c in _NODE_CERTS), *shared)
+
+    def services(self, cluster: str, nodes: int | None = None, registers: bool | None = None) \
+            -> tuple[str, ...]:
+        """What a ``service`` step names (:meth:`LabServers.stop_service`): :data:`_SERVICES`, nodes 2..'s
+        TVS (``tvs-2`` ...) and, when the lab runs them, registrars (:func:`node_registrars`)."""
+        from phoneemu.lab.pki import node_identity
+        from phoneemu.lab.state import node_registrars
+
+        count = self.nodes[cluster] if nodes is None else nodes
+        sip = self.registers if registers is None else registers
+        return (*_SERVICES, *(node_identity("tvs", n) for n in range(2, count + 1)),
+                *(node_registrars(count) if sip else ()))
+
+    def at_step(self, cluster: str, name: str) -> str:
+        """Why a certificate or service of nodes 2.. is not there at this step, or nothing."""
+        if name in self.certs(cluster, _MAX_NODES) or name in self.services(cluster, _MAX_NODES):
+            return f"; cluster {cluster!r} has {self.nodes[cluster]} node(s) at this step: nodes:, add-node"
+        if name in self.services(cluster, _MAX_NODES, registers=True):
+            return "; nodes 2..'s registrars run only in a scenario with a sip or call step"
+        return ""
+
+    def change_nodes(self, cluster: str, by: int) -> str | None:
+        """``add-node`` (``by`` 1) or ``remove-node`` (-1) as the lab does it, or why the lab refuses it."""
+        count = self.nodes[cluster] + by
+        if count > _MAX_NODES:
+            return f"cluster {cluster!r} already has {_MAX_NODES} nodes, the most a lab cluster has"
+        if count < 1:
+            return f"cluster {cluster!r} has one node here: the publisher (node 1) cannot be removed"
+        self.nodes[cluster] = count
+        return None
+
+
 def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
-          groups: dict[str, PhoneGroup]) -> Step | Expectation:
+          groups: dict[str, PhoneGroup], *, labs: _Labs) -> Step | Expectation:
     field = f"steps[{i}]"
     m = ctx.mapping(node, field)
     if len(m) != 1:
@@ -635,17 +776,18 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
                            f"(expected one of: {', '.join(ADMIN_OPERATIONS)})")
         allowed = ADMIN_OPERATIONS[op] | {"op", "cluster"}
         ctx.mapping(arg, field, allowed=allowed, required=ADMIN_REQUIRED.get(op, ()))
+        lab = lab_ref(am, field)
         for name, value in am.items():
-            choices = ADMIN_CHOICES.get((op, name))
+            cert = (op, name) == ("regenerate", "cert")  # node 2..'s tvs-2: if the lab has a node 2 then
+            choices = labs.certs(lab) if cert else ADMIN_CHOICES.get((op, name))
             if choices is not None:
-                text = ctx.string(value, f"{field}.{name}").lower()
-                base, _, suffix = text.partition("-") if name == "cert" else (text, "", "")
-                # only per-node identities take a node suffix (tvs-2, callmanager-2): capf-2 or
-                # itlrecovery-2 passed here and failed only when the step ran
-                if base not in choices or (suffix and not (suffix.isdigit() and base in _NODE_CERTS)):
-                    raise ctx.fail(value, f"{field}.{name}",
-                                   f"{op}: unknown {name} {text!r}{_did_you_mean(base, choices)} "
-                                   f"(expected one of: {', '.join(choices)})")
+                text = ctx.string(value, f"{field}.{name}")
+                text = text.lower() if (op, name) in _ADMIN_ANY_CASE else text  # as the lab reads them
+                if text not in choices:
+                    why = labs.at_step(lab, text) if cert else ""
+                    raise ctx.fail(value, f"{field}.{name}", f"{op}: unknown {name} {text!r}"
+                                   f"{'' if why else _did_you_mean(text, choices)} (expected one of: "
+                                   f"{', '.join(choices)}{why})")
         args = {k: _plain(v) for k, v in am.items()}
         for name, value in am.items():  # typed here, not by the lab when the step runs
             if name in _ADMIN_BOOLS:  # reset_phones: Unified CM 10.5+ resets the phones itself
@@ -661,9 +803,13 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
             _capf_auth_explicit(ctx, arg, field, am, default="install")
         if op == "calling-search-space":
             args.update(_dial_plan_values(ctx, arg, am, field))
-        args["cluster"] = lab_ref(am, field)
+        args["cluster"] = lab
         if "phones" in am:
             args["phones"] = _phone_refs(ctx, am["phones"], f"{field}.phones", groups)
+        if op in ("add-node", "remove-node"):
+            problem = labs.change_nodes(lab, 1 if op == "add-node" else -1)
+            if problem is not None:
+                raise ctx.fail(am["op"], f"{field}.op", problem)
         if op == "exchange":
             if "with" not in am:
                 raise ctx.fail(arg, field, "exchange needs 'with: <cluster>'")
@@ -681,13 +827,15 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
         return Step(kind=kind, where=where, args=args)
     if kind == "service":
         am = ctx.mapping(arg, field)
+        lab = lab_ref(am, field)
+        services = labs.services(lab)
         for key, val in am.items():
-            if key != "cluster" and key not in ("tvs", "tftp", "http", "capf", "sip", "sips") \
-                    and not re.fullmatch(r"tvs-[2-8]|sips?-[23]", key):
-                raise ctx.fail(val, f"{field}.{key}", "unknown field (expected one of: capf, cluster, http, "
-                                                      "sip, sips, sip-2, sips-2, sip-3, sips-3, tftp, tvs, "
-                                                      "tvs-2 ... tvs-8)")
-        args = {"cluster": lab_ref(am, field)}
+            if key != "cluster" and key not in services:
+                why = labs.at_step(lab, key)
+                near = "" if why else _did_you_mean(key, services)
+                raise ctx.fail(val, f"{field}.{key}", f"unknown field{near} (expected one of: cluster, "
+                                                      f"{', '.join(services)}{why})")
+        args = {"cluster": lab}
         for svc in am:
             if svc != "cluster":
                 state = ctx.string(am[svc], f"{field}.{svc}")
@@ -924,6 +1072,7 @@ def load_text(text: str, path: str = "<string>") -> Scenario:
         line = mark.line + 1 if mark is not None else None
         raise ScenarioError(f"invalid YAML: {getattr(exc, 'problem', None) or exc}", file=path,
                             line=line) from None
+    _check_texts(ctx, root, "")
     top = ctx.mapping(root, "scenario", allowed=TOP_KEYS, required=("phones", "steps"))
     clusters_node = top.get("clusters")
     clusters: dict[str, ClusterSpec] = {}
@@ -951,18 +1100,28 @@ def load_text(text: str, path: str = "<string>") -> Scenario:
     _raise_gathered(mistakes)  # steps name phone groups: an unknown group would be a mistake made twice
     if not groups:
         raise ctx.fail(top["phones"], "phones", "define at least one phone group")
+    total = sum(g.count for g in groups.values())
+    if total > MAX_PHONES:
+        raise ctx.fail(top["phones"], "phones", f"{total:,} phones in all: at most {MAX_PHONES:,} a scenario "
+                       "(a full cluster; each phone gets a key pair and a MIC of its own)")
     steps_node = top["steps"]
     if not isinstance(steps_node.value, list) or not steps_node.value:
         raise ctx.fail(steps_node, "steps", "expected a non-empty list of steps")
     step_list: list[Step | Expectation] = []
+    registers = any(isinstance(n.value, dict) and ("sip" in n.value or "call" in n.value)
+                    for n in steps_node.value)
+    labs = _Labs(clusters, registers)
     for i, n in enumerate(steps_node.value):
         with _gather(mistakes):
-            step_list.append(_step(ctx, i, n, clusters, groups))
+            step_list.append(_step(ctx, i, n, clusters, groups, labs=labs))
     _raise_gathered(mistakes)
     steps = tuple(step_list)
     if not any(isinstance(s, Expectation) for s in steps):
         raise ctx.fail(steps_node, "steps", "a scenario needs at least one 'expect' step")
     stem = Path(path).name.removesuffix(".yaml").removesuffix(".yml")
+    if "name" not in top and _text_problem(stem) is not None:  # e.g. a byte that is not UTF-8 (surrogate)
+        raise ctx.fail(root, "name", f"the file name cannot be the scenario's name: {_text_problem(stem)}; "
+                                     "write a name: key")
     tags = ctx.names(top["tags"], "tags") if "tags" in top else ()
     return Scenario(
         name=ctx.string(top["name"], "name") if "name" in top else stem,

@@ -6,6 +6,7 @@ from (``where`` = ``file:line``) so that run-time failures point back at the fil
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +16,20 @@ __all__ = [
     "PhoneGroup",
     "Scenario",
     "Step",
+    "capture_stem",
 ]
+
+_UNSAFE_IN_FILE_NAMES = re.compile(r"[^A-Za-z0-9._-]")
+#: the longest capture file stem (``run --capture DIR/STEM.pcap``)
+MAX_CAPTURE_STEM = 120
+
+
+def capture_stem(name: str) -> str:
+    """A scenario's capture file stem (``DIR/STEM.pcap``, ``.keys``, ``.note.txt``): its name with every
+    character other than ``A-Za-z0-9._-`` written ``_``, no leading or trailing ``.`` or ``_``, at most
+    120 characters (``capture`` if nothing is left). Different names can share one: ``run`` refuses them."""
+    stem = _UNSAFE_IN_FILE_NAMES.sub("_", name).strip("._") or "capture"
+    return stem[:MAX_CAPTURE_STEM]
 
 
 @dataclass(frozen=True, kw_only=True)

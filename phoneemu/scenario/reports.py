@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 from typing import IO, Any
 from xml.sax.saxutils import escape, quoteattr
@@ -24,6 +25,10 @@ from phoneemu.files import write_output
 from phoneemu.scenario.results import ExpectationResult, Outcome, RunSummary, ScenarioResult
 
 __all__ = ["render_text", "to_json", "write_json", "write_junit"]
+
+#: what XML 1.0 forbids (C0 controls but TAB/LF/CR, lone surrogates, U+FFFE/U+FFFF): ``quoteattr`` and
+#: ``escape`` keep them, so the JUnit writer replaces them (U+FFFD) rather than write a file no parser reads
+_NOT_XML = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 _COLOURS = {"PASS": "32", "XFAIL": "33", "FAIL": "31", "XPASS": "35", "ERROR": "31;1"}
 
@@ -228,4 +233,4 @@ def write_junit(summary: RunSummary, path: Path) -> None:
                   f'      <skipped message="not run: the run was interrupted"/>\n'
                   f'    </testcase>\n  </testsuite>\n')
     out.write("</testsuites>\n")
-    _write_report(path, out.getvalue())
+    _write_report(path, _NOT_XML.sub("\ufffd", out.getvalue()))

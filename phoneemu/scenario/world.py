@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,6 +146,27 @@ class PhoneHandle:
         return lines
 
 
+class _EnrolStoppedError(Exception):
+    """The scenario was cancelled while its phones were being enrolled (:meth:`World._enrol`)."""
+
+
+def _enrol_in_thread(lab: LabCluster, group: PhoneGroup, macs: list[str], now: int,
+                     stop: threading.Event) -> None:
+    """The blocking part of :meth:`World._enrol`: MIC keys, then the device entries of a registered group;
+    stops between two keys or two phones once ``stop`` is set."""
+    spec = KeySpec.parse(lab.state.key_spec) if group.registered else lab.pki.key_spec
+    lab.pki.prepare_mic_keys(len(macs), spec, stop=stop.is_set)
+
+    def progress(_done: int, _total: int) -> None:
+        if stop.is_set():
+            raise _EnrolStoppedError
+
+    if group.registered and not stop.is_set():
+        with contextlib.suppress(_EnrolStoppedError):
+            lab.add_phones(macs, model=_profile(group).model, encrypt=group.encrypt,
+                           symmetric_key=group.symmetric_key, capf=group.capf, now=now, progress=progress)
+
+
 class World:
     """Owns clusters, servers, phones and the scenario clock for one scenario run."""
 
@@ -178,21 +200,30 @@ class World:
                 if mac in self.phones:
                     raise ScenarioError(f"MAC {mac} of group {group.name!r} is already used by group "
                                         f"{self.phones[mac].group!r}", file=group.where)
-            self._enrol(group, macs)
+            await self._enrol(group, macs)
             for mac in macs:
                 self.phones[mac] = self._make_phone(group, mac)
                 self.groups[group.name].append(mac)
 
-    def _enrol(self, group: PhoneGroup, macs: list[str]) -> None:
-        """Give a group's phones their MICs, and device entries if registered, in one state write."""
+    async def _enrol(self, group: PhoneGroup, macs: list[str]) -> None:
+        """Give a group's phones their MICs, and device entries if registered, in one state write — in a
+        thread, so that the scenario can be cancelled meanwhile (Ctrl-C, SIGTERM, its time limit: the keys
+        and MICs of 100,000 phones take hours, and blocked the event loop, where a cancellation never
+        arrived). Cancelled, the thread is told to stop and waited for (it ends within a few keys), so
+        nothing writes into the lab's folder once the scenario is cleaning it up."""
         lab = self.clusters[group.cluster].cluster
         if lab is None:
             return
-        spec = KeySpec.parse(lab.state.key_spec) if group.registered else lab.pki.key_spec
-        lab.pki.prepare_mic_keys(len(macs), spec)
-        if group.registered:
-            lab.add_phones(macs, model=_profile(group).model, encrypt=group.encrypt,
-                           symmetric_key=group.symmetric_key, capf=group.capf, now=self.clock())
+        stop = threading.Event()
+        work = asyncio.get_running_loop().run_in_executor(
+            None, _enrol_in_thread, lab, group, macs, self.clock(), stop)
+        try:
+            await asyncio.shield(work)
+        except asyncio.CancelledError:
+            stop.set()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await work
+            raise
 
     async def _start_cluster(self, spec: ClusterSpec, index: int) -> ClusterHandle:
         if spec.external is not None:

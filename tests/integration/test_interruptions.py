@@ -456,3 +456,50 @@ def test_boot_with_a_damaged_mic_on_flash_names_the_file(tmp_path: Path, name: s
     assert "decrypt file failed" not in out
     assert rc3 == 0 and "G.12.3-decrypted accepted" in out3, out3 + err3
     assert f"status: flash: {name} at offset " in out3 and "not loaded (the MIC given replaces it)" in out3
+
+
+BIG_GROUP = """\
+reproduces: spec G.3
+phones:
+  many: {count: 3000, mac_start: "0A0000200000"}
+steps:
+  - expect: {phones: many, itl: absent}
+"""
+
+
+def test_a_scenario_cancelled_while_its_phones_get_their_keys_stops_at_once(tmp_path: Path) -> None:
+    """The MIC keys of a large group were made on the event loop: a Ctrl-C, a SIGTERM or the time limit
+    (all a cancellation) waited for every key — 2,000,000 phones ignored SIGTERM for 10 minutes. Now the
+    set-up is cancelled within a few keys, and the key-making thread stops too."""
+    import asyncio
+
+    from phoneemu.scenario.loader import load_text
+    from phoneemu.scenario.world import World
+
+    async def main() -> tuple[float, int, int]:
+        world = World(load_text(BIG_GROUP, "big.yaml"), tmp_path, start_time=1_780_272_000)
+        start = asyncio.create_task(world.start())
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 60
+            spare: list[object] = []
+            while not spare and loop.time() < deadline:  # the keys are being made
+                await asyncio.sleep(0.01)
+                lab = next(iter(world.clusters.values())).cluster if world.clusters else None
+                pools = lab.pki._spare_mic_keys if lab is not None else {}
+                spare = next(iter(pools.values()), [])
+            assert spare, "no key made within 60 s"
+            cancelled_at = loop.time()
+            start.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await start
+            took = loop.time() - cancelled_at
+            made = len(spare)
+            await asyncio.sleep(0.5)
+            return took, made, len(spare)
+        finally:
+            await world.close()
+
+    took, made, later = asyncio.run(main())
+    assert took < 10, took  # within a batch of keys (seconds at most on a loaded machine), not 3,000 keys
+    assert made < 3000 and later == made  # and no key is made after it
