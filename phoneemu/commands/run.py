@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from phoneemu.commands._argtypes import non_negative_float, non_negative_int
-from phoneemu.errors import ScenarioError, several
+from phoneemu.errors import PhoneEmuError, ScenarioError, several
 from phoneemu.files import check_writable
 from phoneemu.scenario.deadline import DEFAULT_TIMEOUT_S, GRACE_S
 from phoneemu.scenario.loader import discover, load_file
@@ -166,6 +166,35 @@ class _Progress:
             sys.stderr.flush()
 
 
+def _outputs_apart(args: argparse.Namespace, scenarios: list[Scenario]) -> None:
+    """Refuse outputs that would overwrite an input or each other (nothing lost to a typo): --junit or
+    --json naming a scenario file of the run or the same file as the other, --capture an existing file."""
+    if args.capture is not None and args.capture.exists() and not args.capture.is_dir():
+        raise PhoneEmuError(f"--capture {args.capture}: is a file, not a folder", path="capture")
+    inputs = {_same_file_key(Path(s.path)): s.path for s in scenarios}
+    seen: dict[object, str] = {}
+    for option, path in (("--junit", args.junit), ("--json", args.json)):
+        if path is None:
+            continue
+        key = _same_file_key(path)
+        if key in inputs:
+            raise PhoneEmuError(f"{option} {path}: is the scenario file {inputs[key]}; the report would "
+                                "overwrite it", path=option.lstrip("-"))
+        if key in seen:
+            raise PhoneEmuError(f"{option} {path}: the same file as {seen[key]}", path=option.lstrip("-"))
+        seen[key] = f"{option} {path}"
+
+
+def _same_file_key(path: Path) -> object:
+    """What tells two paths of one file apart from others: (device, inode) of an existing file, else the
+    resolved path."""
+    try:
+        st = path.stat()
+    except OSError:
+        return path.resolve()
+    return (st.st_dev, st.st_ino)
+
+
 def _name_matches(name: str, pattern: str) -> bool:
     """A glob when ``pattern`` holds glob characters, else a substring of ``name``."""
     if any(c in pattern for c in "*?["):
@@ -178,6 +207,7 @@ def _run(args: argparse.Namespace) -> int:
     check_writable(args.junit, "--junit")
     check_writable(args.json, "--json")
     scenarios = _load_all(args.paths)
+    _outputs_apart(args, scenarios)
     if args.select:
         selected = [s for s in scenarios if _name_matches(s.name, args.select)]
         if not selected:  # a mistyped -k must not turn a CI job green by running nothing

@@ -209,3 +209,22 @@ def test_the_phones_of_all_groups_together_are_bounded() -> None:
     with pytest.raises(ScenarioError, match=r"big\.yaml:3 phones: 150,000 phones in all: at most 100,000"):
         load_text(text, "big.yaml")
     assert load_text(text.replace("50000", str(MAX_PHONES // 3)), "big.yaml").phones["g2"].count == 33333
+
+
+def test_reports_that_would_overwrite_a_scenario_or_each_other_are_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--junit`` naming the scenario file of the run overwrote it with the report."""
+    scenario = tmp_path / "s.yaml"
+    text = _DOC.format(name="s", label="ok")
+    scenario.write_text(text)
+    capture_file = tmp_path / "cap"
+    capture_file.write_text("x")
+    for argv, words in (
+            (["--junit", str(scenario)], "is the scenario file"),
+            (["--json", str(tmp_path / "." / "s.yaml")], "is the scenario file"),
+            (["--junit", str(tmp_path / "r.xml"), "--json", str(tmp_path / "r.xml")],
+             "the same file as --junit"),
+            (["--capture", str(capture_file)], f"--capture {capture_file}: is a file, not a folder")):
+        assert cli.main(["run", str(scenario), *argv]) == 2, argv
+        assert words in capsys.readouterr().err, argv
+    assert scenario.read_text() == text and capture_file.read_text() == "x"
