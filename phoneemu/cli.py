@@ -11,9 +11,11 @@ import argparse
 import difflib
 import importlib
 import re
+import signal
 import sys
+import threading
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from phoneemu import version_text
 from phoneemu.commands._help import tidy
@@ -100,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
+    old_term = _term_as_ctrl_c()
     try:
         return int(handler(args))
     except PhoneEmuError as exc:
@@ -114,3 +117,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         print(f"phoneemu {args.command}{where}: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+
+
+def _term_as_ctrl_c() -> Any:
+    """SIGTERM (``kill``, a CI time-out) does what Ctrl-C does in every command: it calls the SIGINT
+    handler in force (Python's raises KeyboardInterrupt; asyncio's cancels; a command's own defers it), so
+    a command keeps what it found, kills what it started and removes its temporary files (``boot``'s
+    flash with the MIC key, ``fuzz``'s summary and target processes were lost to a bare SIGTERM). A
+    command with a SIGTERM rule of its own (``run``, ``fleet``, ``lab serve``) sets it while it runs.
+    The old handler (None outside the main thread: signals are set there only)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def on_term(_sig: int, frame: Any) -> None:
+        handler = signal.getsignal(signal.SIGINT)
+        if not callable(handler):  # ignored (a background job) or the default: still stop as Ctrl-C
+            raise KeyboardInterrupt
+        handler(signal.SIGINT, frame)
+
+    return signal.signal(signal.SIGTERM, on_term)

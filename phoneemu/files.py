@@ -27,7 +27,7 @@ import select
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from phoneemu.errors import PhoneEmuError, SizeLimitError
@@ -209,6 +209,28 @@ def check_writable(path: Path | None, option: str) -> None:
         raise PhoneEmuError(f"{option} {path}: folder {parent} does not exist", path=option.lstrip("-"))
     if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise PhoneEmuError(f"{option} {path}: not writable", path=option.lstrip("-"))
+
+
+def same_file_key(path: Path) -> object:
+    """What two paths of one file share: (device, inode) of an existing file, else the resolved path."""
+    try:
+        st = path.stat()
+    except OSError:
+        return path.resolve()
+    return (st.st_dev, st.st_ino)
+
+
+def check_apart(outputs: Sequence[tuple[str, Path | None]]) -> None:
+    """Refuse two output options naming one file (``--json r --junit r``: one report would overwrite the
+    other, unseen). PhoneEmuError names both options."""
+    seen: dict[object, str] = {}
+    for option, path in outputs:
+        if path is None:
+            continue
+        key = same_file_key(path)
+        if key in seen:
+            raise PhoneEmuError(f"{option} {path}: the same file as {seen[key]}", path=option.lstrip("-"))
+        seen[key] = f"{option} {path}"
 
 
 def phone_config_in(folder: Path, mac: str) -> Path | None:

@@ -241,8 +241,8 @@ def unanswered_hint(report: BootReport, target: BootTarget, *, lab: Path | None 
     d = report.deciding
     if d is None or d.rule != "H.3-config-transport-failed" or len(report.decisions) != 1:
         return None
-    if any("not found" in s.lower() for s in report.statuses):
-        return None
+    if report.answered or any("not found" in s.lower() for s in report.statuses):
+        return None  # something answered (a malformed reply, an endless file): the decision says what
     tried_http = target.use_http and bool(target.http_port)
     http = f", HTTP port {target.http_port}" if tried_http else ""
     folder = shlex.quote(str(lab)) if lab is not None else "DIR"

@@ -48,7 +48,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ from phoneemu.commands._capture import DEFAULT_LIMIT_MIB, capture_keylog, captur
 from phoneemu.commands._cluster_address import cluster_address
 from phoneemu.commands._register import add_call_options, add_register_options, call_of, registrar
 from phoneemu.errors import PhoneEmuError
-from phoneemu.files import check_writable, write_output
+from phoneemu.files import check_apart, check_writable, write_output
 from phoneemu.fleet.engine import FleetSpec, Prestate, mac_range, mac_text, parse_mac
 from phoneemu.fleet.loop import EVENT_LOOPS
 from phoneemu.fleet.progress import Progress
@@ -434,6 +434,15 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int, lab: Path 
                 time_s=result.metrics.wall_s)
 
 
+def _report(option: str, path: Path, write: Callable[[], object], unwritten: list[str]) -> None:
+    """Write one report; a failure (a full disk, /dev/full) is said naming the option and the file, and
+    the other reports are still written."""
+    try:
+        write()
+    except OSError as exc:
+        unwritten.append(f"{option} {path}: not written: {exc.strerror or exc}")
+
+
 def _boot(args: argparse.Namespace) -> int:
     run_macs, models = _run_macs(args)
     listed = args.count is None  # the phones of the models file (or of --flash), not consecutive MACs
@@ -441,6 +450,8 @@ def _boot(args: argparse.Namespace) -> int:
     check_writable(args.json, "--json")
     check_writable(args.junit, "--junit")
     check_writable(args.plot, "--plot")
+    check_apart([("--json", args.json), ("--junit", args.junit), ("--plot", args.plot),
+                 ("--keylog", args.keylog), ("--capture", args.capture)])
     if args.capture_limit is not None and args.capture is None:
         raise PhoneEmuError("--capture-limit goes with --capture", path="capture-limit")
     args.keylog = capture_keylog(args.capture, args.keylog)  # checks --capture and --keylog
@@ -528,6 +539,7 @@ def _boot(args: argparse.Namespace) -> int:
         print(f"not started ({_why(result)}): {result.not_started}")
     for lost in result.lost:
         print(f"lost: {lost.message()}")
+    unwritten: list[str] = []
     if args.json is not None:
         summary = result.summary()
         if capture is not None:
@@ -539,13 +551,19 @@ def _boot(args: argparse.Namespace) -> int:
 
         doc = {"target": str(target), "profile": args.profile, "summary": summary,
                "phones": [r.as_dict() for r in result.records], "phoneemu": version_text()}
-        write_output(args.json, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
+        data = (json.dumps(doc, indent=1) + "\n").encode("utf-8")
+        _report("--json", args.json, lambda: write_output(args.json, data), unwritten)
     if args.junit is not None:
-        _write_junit(args.junit, result, target=str(target), count=args.count, lab=args.lab, flash=args.flash)
+        _report("--junit", args.junit, lambda: _write_junit(args.junit, result, target=str(target),
+                                                           count=args.count, lab=args.lab, flash=args.flash),
+                unwritten)
     if args.plot is not None:
         from phoneemu.fleet.plot import plot_metrics
 
-        plot_metrics(result.metrics, args.plot, title=f"phoneemu fleet: {args.count} phones -> {target}")
+        _report("--plot", args.plot, lambda: plot_metrics(
+            result.metrics, args.plot, title=f"phoneemu fleet: {args.count} phones -> {target}"), unwritten)
+    if unwritten:  # each report tried; the summary above is the storm's
+        raise PhoneEmuError("; ".join(unwritten) + " (the summary above is the run's)", path="output")
     m = result.metrics
     if result.interrupted:
         return 130  # like any interrupted command, after the summary of what did run

@@ -12,7 +12,7 @@ from typing import Any
 
 from phoneemu.commands._argtypes import non_negative_float, non_negative_int
 from phoneemu.errors import PhoneEmuError, ScenarioError, several
-from phoneemu.files import check_writable
+from phoneemu.files import check_apart, check_writable, same_file_key
 from phoneemu.scenario.deadline import DEFAULT_TIMEOUT_S, GRACE_S
 from phoneemu.scenario.loader import discover, load_file
 from phoneemu.scenario.model import Expectation, Scenario, capture_stem
@@ -171,28 +171,12 @@ def _outputs_apart(args: argparse.Namespace, scenarios: list[Scenario]) -> None:
     --json naming a scenario file of the run or the same file as the other, --capture an existing file."""
     if args.capture is not None and args.capture.exists() and not args.capture.is_dir():
         raise PhoneEmuError(f"--capture {args.capture}: is a file, not a folder", path="capture")
-    inputs = {_same_file_key(Path(s.path)): s.path for s in scenarios}
-    seen: dict[object, str] = {}
+    inputs = {same_file_key(Path(s.path)): s.path for s in scenarios}
     for option, path in (("--junit", args.junit), ("--json", args.json)):
-        if path is None:
-            continue
-        key = _same_file_key(path)
-        if key in inputs:
-            raise PhoneEmuError(f"{option} {path}: is the scenario file {inputs[key]}; the report would "
-                                "overwrite it", path=option.lstrip("-"))
-        if key in seen:
-            raise PhoneEmuError(f"{option} {path}: the same file as {seen[key]}", path=option.lstrip("-"))
-        seen[key] = f"{option} {path}"
-
-
-def _same_file_key(path: Path) -> object:
-    """What tells two paths of one file apart from others: (device, inode) of an existing file, else the
-    resolved path."""
-    try:
-        st = path.stat()
-    except OSError:
-        return path.resolve()
-    return (st.st_dev, st.st_ino)
+        if path is not None and same_file_key(path) in inputs:
+            raise PhoneEmuError(f"{option} {path}: is the scenario file {inputs[same_file_key(path)]}; the "
+                                "report would overwrite it", path=option.lstrip("-"))
+    check_apart([("--junit", args.junit), ("--json", args.json)])
 
 
 def _name_matches(name: str, pattern: str) -> bool:

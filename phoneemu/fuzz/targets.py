@@ -52,6 +52,7 @@ import importlib
 import json
 import os
 import re
+import selectors
 import shlex
 import signal
 import subprocess
@@ -95,6 +96,8 @@ HANDLED: tuple[type[BaseException], ...] = (DecodeError, VerificationError)
 Status = Literal["ok", "handled", "crash", "hang"]
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../phoneemu
 _FUZZ = os.path.dirname(os.path.abspath(__file__))
+#: the bytes of a --target-cmd's stderr a finding keeps (its last ones: where a crash says why)
+_STDERR_TAIL = 2000
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -521,7 +524,8 @@ class CommandTarget:
                                     stderr=subprocess.PIPE, start_new_session=True)
         try:
             interrupted()  # raises the deferred Ctrl-C here, where the command is killed
-            _, err = proc.communicate(timeout=self.timeout)
+            err = self._stderr_tail(proc, t0)
+            proc.wait(timeout=max(0.0, t0 + self.timeout - time.perf_counter()))
         except subprocess.TimeoutExpired:
             self._kill(proc)
             return Outcome(status="hang", signature=f"timeout (> {self.timeout:g} s)",
@@ -531,13 +535,38 @@ class CommandTarget:
             raise
         elapsed = time.perf_counter() - t0
         rc = proc.returncode
-        tail = err[-2000:].decode("utf-8", errors="replace")
+        if proc.stderr is not None:
+            proc.stderr.close()
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # what it left running in the
+            os.killpg(proc.pid, signal.SIGKILL)  # background (its session): not left for ever, run after run
+        tail = err.decode("utf-8", errors="replace")
         if rc < 0:
             return Outcome(status="crash", signature=f"killed by {_signal_name(-rc)}", detail=tail,
                            elapsed=elapsed)
         if self._is_crash_exit(rc):
             return Outcome(status="crash", signature=f"exit status {rc}", detail=tail, elapsed=elapsed)
         return Outcome(status="ok" if rc == 0 else "handled", detail=f"exit status {rc}", elapsed=elapsed)
+
+    def _stderr_tail(self, proc: subprocess.Popen[bytes], t0: float) -> bytes:
+        """The last :data:`_STDERR_TAIL` bytes the command writes to stderr, read until it closes it
+        (memory bounded whatever it writes: ``communicate`` kept a gigabyte); TimeoutExpired past the
+        command's time."""
+        assert proc.stderr is not None
+        tail = bytearray()
+        fd = proc.stderr.fileno()
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while True:
+                left = t0 + self.timeout - time.perf_counter()
+                if left <= 0:
+                    raise subprocess.TimeoutExpired(self.argv, self.timeout)
+                if not sel.select(left):
+                    continue
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    return bytes(tail)
+                tail += chunk
+                del tail[:-_STDERR_TAIL]
 
     @staticmethod
     def _kill(proc: subprocess.Popen[bytes]) -> None:

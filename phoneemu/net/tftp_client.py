@@ -55,6 +55,7 @@ from collections.abc import Callable
 from typing import Any
 
 from phoneemu.errors import DecodeError, TransportError
+from phoneemu.formats._tlv import printable
 from phoneemu.net._udp import PeerError, UdpSocket, client_udp_socket, report_icmp_errors
 from phoneemu.net.tftp_codec import (
     DEFAULT_BLKSIZE,
@@ -221,7 +222,7 @@ class _Transfer:
             if self.tid is None:
                 self.tid = addr
             kind = _KINDS.get(pkt.code, "error")  # type: ignore[call-overload]
-            self._fail(TransportError(f"TFTP error {pkt.code}: {pkt.message}", kind=kind,
+            self._fail(TransportError(f"TFTP error {pkt.code}: {printable(pkt.message)}", kind=kind,
                                       code=pkt.code, path=self.name))
             return
         if isinstance(pkt, OptionAck):

@@ -47,7 +47,7 @@ SIPS_PORT = 5061
 
 _COMPACT = {"v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact", "l": "content-length"}
 _REQUEST_RE = re.compile(r"([A-Z]{1,16}) (\S{1,1024}) SIP/2\.0")
-_STATUS_RE = re.compile(r"SIP/2\.0 ([1-6][0-9]{2}) ([^\r\n]{0,256})")
+_STATUS_RE = re.compile(r"SIP/2\.0 ([1-6][0-9]{2}) ([^\x00-\x08\x0a-\x1f\x7f]{0,256})")  # no control char
 _TOKEN_RE = re.compile(r"[A-Za-z0-9!%'*+._`~-]+")
 _DEVICE_RE = re.compile(r"<?sips?:(SEP[0-9A-Fa-f]{12})@", re.IGNORECASE)
 #: a Cisco phone's Contact ``+sip.instance="<urn:uuid:00000000-0000-0000-0000-<MAC>>"``

@@ -75,6 +75,7 @@ from typing import Protocol
 from urllib.parse import unquote
 
 from phoneemu.errors import DecodeError, PhoneEmuError
+from phoneemu.formats._tlv import printable
 from phoneemu.net.capture import FIN, RST, SYN, PcapPacket
 from phoneemu.net.tftp_codec import DEFAULT_BLKSIZE, Data, Error, OptionAck, ReadRequest, WriteRequest, decode
 from phoneemu.values import host_port, parse_ascii_int
@@ -357,7 +358,7 @@ class _Tftp(_Flow):
                 self.outcome = "ok"
         elif isinstance(msg, Error):
             self.outcome = _TFTP_ERRORS.get(msg.code, "error")
-            self.detail = f"TFTP error {msg.code}: {msg.message}"
+            self.detail = f"TFTP error {msg.code}: {printable(msg.message)}"
 
     def client_error(self, msg: Error) -> None:
         if self.outcome is None:

@@ -546,3 +546,25 @@ def test_cli_fleet_installed_files_make_a_migration_wave(tmp_path: Path) -> None
                  str(tmp_path / "old" / "CTLFile.tlv")]) == 2
     assert main(["fleet", "boot", "--count", "1", "--tftp", f"{HOST}:9", "--installed-config-dir",
                  str(tmp_path / "missing")]) == 2
+
+
+def test_fleet_reports_are_never_lost_to_each_other_or_to_a_failed_write(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--json r --junit r`` ran the storm and kept the JUnit alone (the JSON overwritten, exit 0); a
+    report that failed to write (``--json /dev/full``) said "No space left on device" naming neither
+    option nor file, and the reports after it were not written."""
+    from phoneemu.cli import main
+
+    same = tmp_path / "r.out"
+    assert main(["fleet", "boot", "--count", "2", "--tftp", "127.0.0.1:9", "--json", str(same),
+                 "--junit", str(same)]) == 2
+    assert "--junit " + str(same) + ": the same file as --json" in capsys.readouterr().err
+    assert not same.exists()  # refused before any boot
+    if not os.path.exists("/dev/full"):
+        return
+    junit = tmp_path / "j.xml"
+    rc = main(["fleet", "boot", "--count", "2", "--shards", "1", "--tftp", "127.0.0.1:9", "--no-http",
+               "--json", "/dev/full", "--junit", str(junit)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--json /dev/full: not written:" in err, err
+    assert junit.read_text().startswith("<?xml")  # the report after the failed one is still written

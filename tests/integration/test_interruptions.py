@@ -12,7 +12,9 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,7 @@ import pytest
 from phoneemu.fleet.engine import mac_text
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.servers import LabServers
-from tests.helpers import run_within
+from tests.helpers import reap, run_within
 
 NOW = 1_780_000_000
 HOST = "127.0.0.1"
@@ -503,3 +505,40 @@ def test_a_scenario_cancelled_while_its_phones_get_their_keys_stops_at_once(tmp_
     took, made, later = asyncio.run(main())
     assert took < 10, took  # within a batch of keys (seconds at most on a loaded machine), not 3,000 keys
     assert made < 3000 and later == made  # and no key is made after it
+
+
+def _phoneemu(*argv: str, cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "phoneemu", *argv], cwd=cwd, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+                                 "TMPDIR": str(cwd)})
+
+
+def test_sigterm_stops_boot_and_fuzz_as_ctrl_c_does(tmp_path: Path) -> None:
+    """A bare SIGTERM killed ``boot`` (its temporary flash, with the MIC's private key, was left in
+    $TMPDIR) and ``fuzz`` (no summary.json: the findings went unreported); now it is a Ctrl-C in every
+    command: exit 130, the summary written, the temporary flash removed."""
+    import socket as socket_mod
+
+    lab = LabCluster.init(tmp_path / "lab", seed=3, key_spec="rsa1024")
+    lab.add_phone("001122334455")
+    with socket_mod.socket(socket_mod.AF_INET, socket_mod.SOCK_DGRAM) as silent:  # a TFTP that never answers
+        silent.bind((HOST, 0))
+        boot = _phoneemu("boot", "--tftp", f"{HOST}:{silent.getsockname()[1]}", "--mac", "001122334455",
+                         "--lab", str(tmp_path / "lab"), "--no-http", cwd=tmp_path)
+        fuzz = _phoneemu("fuzz", "--format", "itl", "--target", "phoneemu", "--time", "60", "--out",
+                         str(tmp_path / "fz"), cwd=tmp_path)
+        try:
+            deadline = time.monotonic() + 30
+            while not list(tmp_path.glob("phoneemu-flash-*")) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert list(tmp_path.glob("phoneemu-flash-*")), "boot made no temporary flash"
+            time.sleep(1.0)  # fuzz under way too
+            for proc in (boot, fuzz):
+                proc.send_signal(signal.SIGTERM)
+            assert boot.wait(timeout=30) == 130 and fuzz.wait(timeout=30) == 130
+        finally:
+            reap(boot)
+            reap(fuzz)
+    assert not list(tmp_path.glob("phoneemu-flash-*"))
+    assert (tmp_path / "fz" / "summary.json").is_file()

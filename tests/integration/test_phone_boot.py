@@ -80,6 +80,38 @@ def test_boot_cli_text_then_json_reboot_and_show(tmp_path: Path) -> None:
     assert stored.itl is not None and stored.itl.md5() in out
 
 
+def test_a_server_that_answers_badly_is_not_told_nothing_answered(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every request answered by an OACK with an option never asked for: the decision said so, then the
+    hint said "nothing answered at ... is the cluster's TFTP server running there?"."""
+    import socket
+    import threading
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((HOST, 0))
+        sock.settimeout(0.2)
+        stop = threading.Event()
+
+        def serve() -> None:
+            while not stop.is_set():
+                try:
+                    _data, addr = sock.recvfrom(2048)
+                except OSError:
+                    continue
+                sock.sendto(b"\x00\x06evil\x001\x00", addr)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        try:
+            rc = main(["boot", "--tftp", f"{HOST}:{sock.getsockname()[1]}", "--mac", MAC, "--no-http",
+                       "--timeout", "0.5", "--now", str(NOW)])
+        finally:
+            stop.set()
+            thread.join(5)
+    out, err = capsys.readouterr()
+    assert rc == 1 and "options we did not ask for" in out, out
+    assert "nothing answered" not in err, err
+
+
 def test_boot_cli_errors_and_unreachable_cluster(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """In process (no lab needed): nothing answers → statuses, one hint line on stderr naming the address
     and port nobody answered on, and exit 1; bad arguments → exit 2."""

@@ -593,3 +593,29 @@ def test_requests_that_do_not_belong_to_a_transfer(mode: str, tmp_path: Path,
            else "superseded by a new request from the same peer")  # shared: one transfer per peer
     assert why in events[0].detail, events[0]
     assert any("provider failed for 'boom'" in r.getMessage() for r in caplog.records)
+
+
+def test_a_servers_error_message_is_shown_with_its_control_characters_escaped() -> None:
+    """A TFTP ERROR's text reached the terminal as it was: a server cleared the screen and printed a fake
+    verdict (``\\x1b[2J ... config accepted``)."""
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        hostile = "\x1b]0;PWNED\x07\x1b[2Jfake: config accepted\nline"
+
+        class Server(asyncio.DatagramProtocol):
+            def connection_made(self, transport: Any) -> None:
+                self.transport = transport
+
+            def datagram_received(self, data: bytes, addr: Any) -> None:
+                self.transport.sendto(encode(Error(code=0, message=hostile)), addr)
+
+        transport, _ = await loop.create_datagram_endpoint(Server, local_addr=(HOST, 0))
+        try:
+            with pytest.raises(TransportError) as exc:
+                await tftp_get(HOST, transport.get_extra_info("sockname")[1], "CTLFile.tlv", timeout=2)
+        finally:
+            transport.close()
+        text = str(exc.value)
+        assert "\x1b" not in text and "\x07" not in text and "\n" not in text
+        assert "\\x1b[2Jfake: config accepted\\x0aline" in text, text
+    run(main())

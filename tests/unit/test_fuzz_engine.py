@@ -143,6 +143,25 @@ def test_command_target_signal_exit_and_timeout(tmp_path: Path) -> None:
     assert slow.status == "hang" and slow.signature == "timeout (> 0.2 s)"  # a hang, not a crash
 
 
+def test_command_target_keeps_only_the_tail_of_stderr_and_leaves_nothing_running(tmp_path: Path) -> None:
+    """``communicate`` kept all a command wrote to stderr (a gigabyte: 2 GB of memory) for the 2,000
+    bytes a finding keeps; what a command left running in the background stayed for ever (run after
+    run), as its session was killed only on a time-out."""
+    import resource
+    import time
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    loud_cmd = "head -c 200000000 /dev/zero | tr '\\0' x >&2; echo END >&2; kill -SEGV $$"
+    loud = CommandTarget(["sh", "-c", loud_cmd], workdir=tmp_path, timeout=60).run(b"x")
+    assert loud.status == "crash" and loud.detail.endswith("xEND\n") and len(loud.detail) == 2000
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KiB: not 200 MB more
+    marker = tmp_path / "left"
+    CommandTarget(["sh", "-c", f"(sleep 1; touch {marker}) >/dev/null 2>&1 & exit 0"],
+                  workdir=tmp_path).run(b"x")
+    time.sleep(1.5)
+    assert not marker.exists()  # the background job went with the command's session
+
+
 def test_command_target_gets_the_file(tmp_path: Path) -> None:
     copy = tmp_path / "copy.bin"
     t = CommandTarget(["cp", "{}", str(copy)], workdir=tmp_path / "w", suffix=".tlv")

@@ -57,6 +57,15 @@ def test_malformed_messages_name_the_field(raw: bytes, path: str) -> None:
     assert exc.value.path == path
 
 
+def test_a_reason_phrase_with_a_control_character_is_malformed() -> None:
+    """A registrar's reason phrase reached the terminal as it was: ``403 \x1b[2J...Registered OK``."""
+    with pytest.raises(DecodeError) as exc:
+        sip.parse_message(b"SIP/2.0 403 \x1b]0;x\x07\x1b[2JRegistered OK\r\nContent-Length: 0\r\n\r\n")
+    assert exc.value.path == "start-line"
+    tabbed = sip.parse_message(b"SIP/2.0 403 Forbidden\tnow\r\nContent-Length: 0\r\n\r\n")
+    assert tabbed.reason == "Forbidden\tnow"
+
+
 def test_a_tab_in_a_header_value_is_white_space_not_a_control_character() -> None:
     msg = sip.parse_message(b"REGISTER sip:x SIP/2.0\r\nSubject: a\tb\r\nContent-Length: 0\r\n\r\n")
     assert msg.header("subject") == "a\tb"
