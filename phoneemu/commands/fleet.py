@@ -47,6 +47,7 @@ import collections
 import contextlib
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -308,6 +309,10 @@ def _profiles(args: argparse.Namespace, macs: list[str], models: PhoneModels | N
     return {m: p for m, p in out.items() if p != args.profile}
 
 
+_MAC_FOLDER = re.compile(r"[0-9A-Fa-f]{12}")
+_NAMED_DAMAGED = 10  # phone folders of --flash DIR that do not load, named one by one on stderr
+
+
 def _flash_macs(root: Path) -> list[int]:
     """The phones whose flashes ``root`` holds as ``fleet boot --flash`` keeps them (``root/<MAC>`` with a
     ``phone.json`` naming that MAC; :mod:`phoneemu.phone.flashes`), in MAC order: ``fleet boot --flash
@@ -325,6 +330,16 @@ def _flash_macs(root: Path) -> list[int]:
     if others:
         print(f"fleet: {others} entr{'ies' if others != 1 else 'y'} of {root} not a phone's flash <MAC>: "
               "not booted", file=sys.stderr)
+    # a phone's folder (<MAC>) that does not load is a phone of the fleet not booted: each is named, with
+    # why (a damaged phone.json was counted with the stray files, unnamed)
+    booted = set(macs)
+    damaged = [e for e in entries if _MAC_FOLDER.fullmatch(e.entry) and int(e.entry, 16) not in booted]
+    for e in damaged[:_NAMED_DAMAGED]:
+        why = e.skipped or (f"its phone.json names {e.mac}" if e.mac else "no phone.json")
+        print(f"fleet: {root / e.entry}: not booted: {why}", file=sys.stderr)
+    if len(damaged) > _NAMED_DAMAGED:
+        print(f"fleet: ... and {len(damaged) - _NAMED_DAMAGED} more phone folder(s) not booted",
+              file=sys.stderr)
     return macs
 
 

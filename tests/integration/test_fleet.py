@@ -568,3 +568,20 @@ def test_fleet_reports_are_never_lost_to_each_other_or_to_a_failed_write(
     err = capsys.readouterr().err
     assert rc == 2 and "--json /dev/full: not written:" in err, err
     assert junit.read_text().startswith("<?xml")  # the report after the failed one is still written
+
+
+def test_fleet_flash_without_count_names_the_phone_folders_it_does_not_boot(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A phone's folder whose phone.json was damaged was counted with stray files ("1 entry ... not a
+    phone's flash"), the phone not named."""
+    from phoneemu.cli import main
+
+    flash = tmp_path / "fl"
+    main(["fleet", "boot", "--count", "3", "--shards", "1", "--tftp", "127.0.0.1:9", "--no-http",
+          "--flash", str(flash), "-q"])
+    (flash / "0A0000000002" / "phone.json").write_text("{bad")
+    capsys.readouterr()
+    main(["fleet", "boot", "--shards", "1", "--tftp", "127.0.0.1:9", "--no-http", "--flash", str(flash),
+          "-q"])
+    err = capsys.readouterr().err
+    assert f"{flash / '0A0000000002'}: not booted:" in err and "phone.json" in err, err
