@@ -1,7 +1,7 @@
 """``phoneemu fuzz``: structure-aware fuzzing of CTL/ITL, ``.sgn`` and ``.enc.sgn`` parsers.
 
 Exit status: 0 when no crash or hang was found, 1 when at least one was (or the replayed input
-crashes), 2 for usage errors, 130 on Ctrl-C (the findings so far saved, summary.json written).
+crashes), 2 for usage errors, 130 on Ctrl-C or SIGTERM (the findings so far saved, summary.json written).
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ and saved in DIR/crashes/<id>/ with input.bin, minimized.bin and info.json (form
 traceback, a command that replays it, and one that rebuilds it from --seed and --run-index into
 DIR/crashes/<id>/regenerated/ with --regenerate). A silence finding's info.json says how to serve
 its mutant again, and how to rebuild it (or why not). The same --seed always makes the same inputs;
-Ctrl-C keeps the findings so far and writes the summary (exit 130).
+Ctrl-C (or SIGTERM, as in every phoneemu command) keeps the findings so far and writes the summary (exit 130).
 """
 
 _EPILOG = """\
