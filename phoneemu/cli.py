@@ -13,13 +13,13 @@ import importlib
 import re
 import signal
 import sys
-import threading
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from phoneemu import version_text
 from phoneemu.commands._help import tidy
 from phoneemu.errors import PhoneEmuError
+from phoneemu.interrupts import term_as_ctrl_c
 
 __all__ = ["build_parser", "main"]
 
@@ -102,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
-    old_term = _term_as_ctrl_c()
+    old_term = term_as_ctrl_c()  # SIGTERM is a Ctrl-C in every command (phoneemu.interrupts)
     try:
         return int(handler(args))
     except PhoneEmuError as exc:
@@ -121,21 +121,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
 
-
-def _term_as_ctrl_c() -> Any:
-    """SIGTERM (``kill``, a CI time-out) does what Ctrl-C does in every command: it calls the SIGINT
-    handler in force (Python's raises KeyboardInterrupt; asyncio's cancels; a command's own defers it), so
-    a command keeps what it found, kills what it started and removes its temporary files (``boot``'s
-    flash with the MIC key, ``fuzz``'s summary and target processes were lost to a bare SIGTERM). A
-    command with a SIGTERM rule of its own (``run``, ``fleet``, ``lab serve``) sets it while it runs.
-    The old handler (None outside the main thread: signals are set there only)."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def on_term(_sig: int, frame: Any) -> None:
-        handler = signal.getsignal(signal.SIGINT)
-        if not callable(handler):  # ignored (a background job) or the default: still stop as Ctrl-C
-            raise KeyboardInterrupt
-        handler(signal.SIGINT, frame)
-
-    return signal.signal(signal.SIGTERM, on_term)

@@ -13,6 +13,7 @@ from typing import Any
 from phoneemu.commands._argtypes import non_negative_float, non_negative_int
 from phoneemu.errors import PhoneEmuError, ScenarioError, several
 from phoneemu.files import check_apart, check_writable, same_file_key
+from phoneemu.interrupts import term_as_ctrl_c
 from phoneemu.scenario.deadline import DEFAULT_TIMEOUT_S, GRACE_S
 from phoneemu.scenario.loader import discover, load_file
 from phoneemu.scenario.model import Expectation, Scenario, capture_stem
@@ -96,14 +97,7 @@ def _term_as_interrupt() -> tuple[Any, Any]:
     old_int = signal.getsignal(signal.SIGINT)
     if old_int is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    def on_term(_sig: int, frame: Any) -> None:
-        handler = signal.getsignal(signal.SIGINT)
-        if not callable(handler):
-            raise KeyboardInterrupt
-        handler(signal.SIGINT, frame)  # default_int_handler raises KeyboardInterrupt; asyncio's cancels
-
-    return signal.signal(signal.SIGTERM, on_term), old_int
+    return term_as_ctrl_c(), old_int
 
 
 def _load_all(paths: list[str]) -> list[Scenario]:
@@ -173,9 +167,10 @@ def _outputs_apart(args: argparse.Namespace, scenarios: list[Scenario]) -> None:
         raise PhoneEmuError(f"--capture {args.capture}: is a file, not a folder", path="capture")
     inputs = {same_file_key(Path(s.path)): s.path for s in scenarios}
     for option, path in (("--junit", args.junit), ("--json", args.json)):
-        if path is not None and same_file_key(path) in inputs:
-            raise PhoneEmuError(f"{option} {path}: is the scenario file {inputs[same_file_key(path)]}; the "
-                                "report would overwrite it", path=option.lstrip("-"))
+        scenario_file = inputs.get(same_file_key(path)) if path is not None else None
+        if scenario_file is not None:
+            raise PhoneEmuError(f"{option} {path}: is the scenario file {scenario_file}; the report would "
+                                "overwrite it", path=option.lstrip("-"))
     check_apart([("--junit", args.junit), ("--json", args.json)])
 
 

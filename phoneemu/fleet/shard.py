@@ -58,6 +58,7 @@ from phoneemu.errors import PhoneEmuError
 from phoneemu.fleet.engine import FAILING_SHOWN, FleetSpec, ShardResult, fleet_macs, mac_range, run_shard
 from phoneemu.fleet.loop import run_on
 from phoneemu.fleet.metrics import BootRecord, FleetMetrics, peak_rss_mib
+from phoneemu.interrupts import term_as_ctrl_c
 
 __all__ = ["FleetResult", "LostShard", "ProgressFn", "run_fleet", "split_range"]
 
@@ -272,7 +273,7 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
     inbox = worker_pipes.Inbox({i: r for i, (r, _) in enumerate(pipes)})
     procs = [ctx.Process(target=_child, args=(spec, r, i, (pipes[i][1], orders[i][0]), start_timeout),
                          name=f"phoneemu-fleet-{i}", daemon=True) for i, r in enumerate(ranges)]
-    old_term = _term_as_interrupt()
+    old_term = term_as_ctrl_c()  # SIGTERM: KeyboardInterrupt here (phoneemu.interrupts)
     done_by: dict[int, tuple[int, int]] = {}
     failing_by: dict[int, dict[str, int]] = {}  # each shard's most common failures, as it last said
     pausing_by: dict[int, int] = {}  # each shard's phones pausing before a CAPF retry, as it last said
@@ -393,17 +394,6 @@ def _exit_text(code: int | None) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exited with status {code}"
-
-
-def _term_as_interrupt() -> Any:
-    """Make SIGTERM raise KeyboardInterrupt in this (main) thread; the old handler, or None."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def on_term(_sig: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    return signal.signal(signal.SIGTERM, on_term)
 
 
 def _ended_text(p: Any, closed: worker_pipes.Closed | None) -> str:
