@@ -743,6 +743,12 @@ def decide_config(store: TrustStore, file_name: str, data: bytes, *, profile: Ph
             return reject("G.3.5-locked-ignores-config", "trust-list update failed: the served config is "
                           "unchanged — the phone keeps running its installed config (it ignores "
                           "configuration changes, spec §G.3.5)", VerifyReason.UNKNOWN_SIGNER)
+        if store.config is None:
+            first = "" if store.has_trust_list else "; on a phone holding no trust list this is our " \
+                "convention — the seed: an ITL over 64 KiB makes registration fail"
+            return reject("G.3.5-locked-ignores-config", "trust list refused: the phone holds no config "
+                          f"and takes none until a trust list loads (spec §G.3.5{first})",
+                          VerifyReason.UNKNOWN_SIGNER)
         return reject("G.3.5-locked-ignores-config", "trust-list update failed: the phone ignores "
                       "configuration changes and keeps its installed config (spec §G.3.5)",
                       VerifyReason.UNKNOWN_SIGNER)

@@ -19,6 +19,10 @@ Rules enforced here:
   changes until *that* kind is installed, or the lists are erased (or the next boot re-evaluates).
   Installing the other kind does not unlock: a CTL refused and an ITL accepted in the same boot leaves
   the phone locked (the refused CTL's signer is still unknown; ``locked_by`` names the kinds).
+  Our convention where §G.3 is silent ("when one is installed"): a first CTL or ITL refused on a phone
+  holding none (malformed, oversize, wrong name) locks it too — it takes no config, unsigned or
+  signed, until a trust list loads (the seed: an ITL over 64 KiB makes registration fail). The boot
+  report's ``locked_out`` stays false there: no list is held, nothing needs erasing.
 * Factory reset keeps the MIC only (spec §G.6 "reset security settings"); erase removes CTL and
   ITL ("Erasing CTL and ITL files").
 

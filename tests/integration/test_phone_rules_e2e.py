@@ -316,6 +316,8 @@ def test_oversize_itl_rejected(tmp_path: Path) -> None:
     # the store marks the failed update (spec §G.3.5): the config is ignored, though no list is held
     assert ph.store.itl is None and "G.3.5-locked-ignores-config" in rules(r)
     assert not r.ok and not r.locked_out
+    refused = next(d for d in r.decisions if d.rule == "G.3.5-locked-ignores-config")
+    assert "holds no config" in refused.reason and "our convention" in refused.reason
 
 
 def test_expired_itl_signer(tmp_path: Path) -> None:
