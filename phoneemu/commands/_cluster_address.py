@@ -11,11 +11,26 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from phoneemu.commands._argtypes import port
 from phoneemu.errors import PhoneEmuError
 from phoneemu.lab.state import DEFAULT_PORTS
-from phoneemu.values import host_port, parse_host_port
+from phoneemu.values import host_port, parse_ascii_int, parse_host_port
 
-__all__ = ["ClusterAddress", "cluster_address"]
+__all__ = ["ClusterAddress", "cluster_address", "http_port"]
+
+
+def http_port(text: str) -> int:
+    """argparse type of ``--http-port N`` (``boot``, ``fleet boot``): the cluster's HTTP file port, 1..65535,
+    refused at parse time like any bad port. Port 0 is a server's "any free port" (``lab serve --http-port
+    0``), no port a phone can ask: it passed the parse (0..65535) and was refused only later, after the
+    banner, by the boot target naming its field (``http_port: http_port 0 outside 1..65535``), where 70000
+    was ``argument --http-port: 70000 is outside 0..65535``: two messages, two ranges."""
+    t = text.strip()
+    digits = parse_ascii_int(t.removeprefix("-"))
+    if digits is not None and (t.startswith("-") or not 1 <= digits <= 65535):
+        hint = " (no port a phone can ask; --no-http: TFTP only)" if digits == 0 else ""
+        raise argparse.ArgumentTypeError(f"{t} is outside 1..65535{hint}")
+    return port(text)  # not a number: said as for every port
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import asyncio
 import dataclasses
 import ipaddress
 import json
+import os
 import shlex
 import shutil
 import sys
@@ -28,9 +29,9 @@ from typing import Any
 
 from cryptography import x509
 
-from phoneemu.commands._argtypes import non_negative_float, port, positive_float, unix_time
+from phoneemu.commands._argtypes import non_negative_float, positive_float, unix_time
 from phoneemu.commands._capture import capture_keylog, capture_summary, open_host_capture
-from phoneemu.commands._cluster_address import cluster_address
+from phoneemu.commands._cluster_address import cluster_address, http_port
 from phoneemu.commands._register import add_call_options, add_register_options, call_of, registrar
 from phoneemu.crypto import certs, keys
 from phoneemu.crypto.keys import PrivateKey
@@ -75,7 +76,7 @@ def register(sub: Any) -> None:
     p.add_argument("--profile", metavar="NAME", help=f"phone model profile ({', '.join(sorted(PROFILES))}); "
                    "default: the one in --flash DIR, else the model --lab DIR has for the phone, else "
                    "cp-8861")
-    p.add_argument("--http-port", type=port, default=None, metavar="N",
+    p.add_argument("--http-port", type=http_port, default=None, metavar="N",
                    help="HTTP file port (default 6970, or that of the --lab DIR's lab serve: without "
                         "--tftp, or with --tftp at its TFTP address)")
     p.add_argument("--no-http", action="store_true", help="TFTP only")
@@ -325,7 +326,42 @@ def outcome_lines(report: BootReport, *, label_width: int,
     return lines
 
 
+def _check_flash_folder(path: Path | None) -> None:
+    """``--flash DIR``: a folder the phone can read and keep its state in, or one it can make (the boot
+    makes it), checked before anything is read or made; else one line naming the option, the folder and
+    why, exit 2 (was the OSError of the first file the phone wrote, "/tmp/f: File exists", naming no
+    option, once its MIC was checked)."""
+    if path is None:
+        return
+    try:
+        problem = _flash_folder_problem(path)
+    except OSError as exc:  # a folder on the way that cannot be looked into
+        problem = str(exc.strerror or exc)
+    if problem is not None:
+        raise PhoneEmuError(f"--flash {path}: {problem}", path="flash")
+
+
+def _flash_folder_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be the phone's flash folder (None: it can)."""
+    if path.is_dir():
+        for mode, what in ((os.R_OK | os.X_OK, "readable"), (os.W_OK, "writable")):
+            if not os.access(path, mode):
+                return f"not {what} (the phone reads and keeps its state there)"
+        return None
+    if path.exists() or path.is_symlink():
+        what = ("a file" if path.is_file() else "a link to nothing" if not path.exists()
+                else "a device or pipe")
+        return f"is {what}, not a folder (the phone keeps its state in a folder)"
+    parent = next(p for p in path.absolute().parents if p.exists())  # "/" exists
+    if not parent.is_dir():
+        return f"cannot be made: {parent} is a file, not a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot be made: folder {parent} is not writable"
+    return None
+
+
 def handler(args: argparse.Namespace) -> int:
+    _check_flash_folder(args.flash)
     where = cluster_address(args)
     host, port = where.host, where.tftp_port
     if where.from_lab:

@@ -29,8 +29,8 @@ pcap stops growing at --capture-limit MiB (default 256; the summary and F.note.t
 Files come as ``phoneemu boot`` fetches them: over HTTP (--http-port, default 6970) first when the
 profile does (a cp-8861; spec §H.1), TFTP otherwise or when HTTP fails; --no-http for TFTP only.
 Ctrl-C (or SIGTERM) starts no new boot, lets the boots under way finish and still writes the
-summary, --json and --plot of what ran (the rest count as not started), then exits 130; a second
-Ctrl-C aborts at once.
+summary, --json, --junit and --plot of what ran (the rest count as not started; interrupted as the
+shards start, no phone booted), then exits 130; a second Ctrl-C aborts at once.
 When nothing answers at the target (a mistyped address, a cluster down), a shard starts no new boot
 once its first 32 phones got no answer to any request (every one timed out or was unreachable): the
 summary says so and counts the rest as not started (--keep-going boots every phone anyway); one
@@ -58,19 +58,18 @@ from phoneemu.commands._argtypes import (
     fleet_size,
     non_negative_float,
     non_negative_int,
-    port,
     positive_float,
     positive_int,
 )
 from phoneemu.commands._capture import DEFAULT_LIMIT_MIB, capture_keylog, capture_summary, open_host_capture
-from phoneemu.commands._cluster_address import cluster_address
+from phoneemu.commands._cluster_address import cluster_address, http_port
 from phoneemu.commands._register import add_call_options, add_register_options, call_of, registrar
 from phoneemu.errors import PhoneEmuError
 from phoneemu.files import check_apart, check_writable, write_output
 from phoneemu.fleet.engine import FleetSpec, Prestate, mac_range, mac_text, parse_mac
 from phoneemu.fleet.loop import EVENT_LOOPS
 from phoneemu.fleet.progress import Progress
-from phoneemu.fleet.shard import run_fleet
+from phoneemu.fleet.shard import interrupted_before_storm, run_fleet
 from phoneemu.phone.boot import BootTarget
 from phoneemu.phone.media_rules import NO_MEDIA
 from phoneemu.phone.profile import PROFILES, get_profile
@@ -121,7 +120,7 @@ def register(sub: Any) -> None:
                    "Cisco 7962: a CUCM phone export's Device Name and Device Type columns as they are); "
                    "phones not in it, and models without a profile here, are --profile's. Without --count "
                    "the fleet is the phones it lists")
-    b.add_argument("--http-port", type=port, default=None, metavar="N",
+    b.add_argument("--http-port", type=http_port, default=None, metavar="N",
                    help="HTTP file port, tried first when the profile fetches over HTTP, as `boot` "
                         "does (spec §H.1; default 6970, or that of the --lab DIR's lab serve: without "
                         "--tftp, or with --tftp at its TFTP address)")
@@ -148,6 +147,8 @@ def register(sub: Any) -> None:
     add_call_options(b, what="Every registered phone calls: the summary's Media lines count how the calls "
                      "ended and the SRTP suite each used; JUnit fails a phone whose call carried no media, "
                      "exit 1")
+    # None: --packets not given (refused without --call in _boot, which then sets this default)
+    b.set_defaults(packets=None, call_packets=b.get_default("packets"))
     b.add_argument("--tvs-timeout", type=positive_float, default=10.0, metavar="S",
                    help="TVS exchange timeout in seconds: connect, handshake, answer (default 10)")
     b.add_argument("--auth-string", metavar="DIGITS", default=None,
@@ -320,7 +321,10 @@ def _flash_macs(root: Path) -> list[int]:
     counted on stderr; none: one line, exit 2."""
     from phoneemu.phone.flashes import phone_flashes
 
-    entries = phone_flashes(root, limit=MAX_FLEET_PHONES, what="boot")
+    try:
+        entries = phone_flashes(root, limit=MAX_FLEET_PHONES, what="boot")
+    except PhoneEmuError as exc:  # "DIR: cannot list: Permission denied", "DIR: empty": the option too
+        raise PhoneEmuError(f"--flash {exc.message}", path="flash") from None
     macs = sorted({int(e.mac, 16) for e in entries if e.skipped is None and e.mac is not None
                    and len(e.entry) == 12 and e.entry.upper() == e.mac.upper()})
     others = len(entries) - len(macs)
@@ -345,10 +349,21 @@ def _flash_macs(root: Path) -> list[int]:
 
 def _run_macs(args: argparse.Namespace) -> tuple[list[int], PhoneModels | None]:
     """The run's MACs (``--count`` from ``--mac-start``, else the phones ``--models`` lists) and the
-    models file read (None without --models); one line, exit 2, when there are none."""
+    models file read (None without --models); one line, exit 2, when there are none. ``--models`` or
+    ``--flash`` that cannot be read is one line naming the option, the path and why (was the OSError's
+    "/tmp: Is a directory", naming no option)."""
+    if args.flash is not None and args.flash.exists() and not args.flash.is_dir():
+        what = "a file" if args.flash.is_file() else "a device or pipe"
+        raise PhoneEmuError(f"--flash {args.flash}: is {what}, not a folder (one folder per phone is kept "
+                            "in it)", path="flash")
     models = None
     if args.models is not None:
-        models = read_phone_models(args.models, default=args.profile or "cp-8861", done="booted")
+        try:
+            models = read_phone_models(args.models, default=args.profile or "cp-8861", done="booted")
+        except IsADirectoryError:
+            raise PhoneEmuError(f"--models {args.models}: is a folder, not a file", path="models") from None
+        except OSError as exc:
+            raise PhoneEmuError(f"--models {args.models}: {exc.strerror or exc}", path="models") from None
     if args.count is not None:
         if args.count < 1:
             raise PhoneEmuError("--count must be at least 1", path="count")
@@ -469,9 +484,18 @@ def _boot(args: argparse.Namespace) -> int:
                  ("--keylog", args.keylog), ("--capture", args.capture)])
     if args.capture_limit is not None and args.capture is None:
         raise PhoneEmuError("--capture-limit goes with --capture", path="capture-limit")
+    if args.packets is not None and args.call is None:  # was ignored: no call, no packets
+        raise PhoneEmuError("--packets goes with --call (the media packets of each phone's call)",
+                            path="packets")
+    if args.packets is None:
+        args.packets = args.call_packets
     args.keylog = capture_keylog(args.capture, args.keylog)  # checks --capture and --keylog
     if args.flash is not None:  # made here, not in each shard: a bad folder is one line, exit 2
-        args.flash.mkdir(parents=True, exist_ok=True)
+        try:  # a file, as --flash itself, is refused earlier (_run_macs)
+            args.flash.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # under a file, in a read-only folder: was the OSError, no option named
+            raise PhoneEmuError(f"--flash {args.flash}: cannot make the folder: {exc.strerror or exc}",
+                                path="flash") from None
         if not os.access(args.flash, os.W_OK | os.X_OK):
             raise PhoneEmuError(f"--flash {args.flash}: not writable", path="flash")
     if args.plot is not None:
@@ -510,8 +534,8 @@ def _boot(args: argparse.Namespace) -> int:
              f"{macs[0]}..{macs[-1]}")
     run_models = _models_of_run(args, args.count, profiles)
     mix = _model_mix(run_models, by_phone=bool(profiles))
-    print(f"fleet: {args.count} phones {which} ({mix}) -> {target}", file=sys.stderr)
     progress = Progress(enabled=not args.quiet)
+    stormed = False  # run_fleet said the storm starts: a KeyboardInterrupt from it then aborts
 
     def on_interrupt() -> None:
         progress.close()
@@ -527,10 +551,20 @@ def _boot(args: argparse.Namespace) -> int:
         print(f"fleet: giving up: {reason}; no new boot starts, the boots under way finish "
               "(--keep-going boots every phone anyway)", file=sys.stderr)
 
+    def on_storm() -> None:
+        nonlocal stormed
+        stormed = True
+
     try:
-        result = run_fleet(spec, shards=args.shards, progress=progress, on_interrupt=on_interrupt,
-                           on_lost=on_lost, on_start=capture.add_owners if capture is not None else None,
-                           on_give_up=on_give_up)
+        try:  # interrupted from the banner on, before the storm: the summary and reports, no phone booted
+            print(f"fleet: {args.count} phones {which} ({mix}) -> {target}", file=sys.stderr)
+            result = run_fleet(spec, shards=args.shards, progress=progress, on_interrupt=on_interrupt,
+                               on_lost=on_lost, on_start=capture.add_owners if capture is not None else None,
+                               on_give_up=on_give_up, on_storm=on_storm)
+        except KeyboardInterrupt:
+            if stormed:
+                raise  # a second Ctrl-C, or boots that did not end in the grace period: abort
+            result = interrupted_before_storm(spec, args.shards)  # before any shard started
     except BaseException:
         if capture is not None:  # aborted: what was captured is still written; say where
             progress.close()
@@ -540,6 +574,8 @@ def _boot(args: argparse.Namespace) -> int:
         raise
     finally:
         progress.close()
+    if result.before_storm:
+        print("fleet: interrupted while the shards were starting: no phone booted", file=sys.stderr)
     if capture is not None:
         capture.close()
     known = {"DIR": args.lab, "FLEET": args.flash}

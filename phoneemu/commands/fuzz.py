@@ -179,7 +179,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    "alone ask this server, or name it with --device): the mutant is saved in "
                    "DIR/crashes/silent-<index>/, exit 1")
     p.add_argument("--serve-root", type=Path, metavar="DIR",
-                   help="--serve: answer every other requested name from this directory")
+                   help="--serve: answer every other requested name from the files in this folder (a file "
+                   "or a missing folder is refused)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     p.add_argument("--reject-exc", metavar="LIST",
                    help="--target MODULE:FUNCTION: exception types that mean the input was rejected, "
@@ -192,6 +193,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="write the seed files of --format (with --seed-dir's) and the certificates and "
                         "key that check them into DIR, then exit")
     p.set_defaults(handler=_handle)
+
+
+def _make_folder(folder: Path, option: str) -> None:
+    """Create the output folder ``option`` names (and its parents) before any input is run, and check that
+    a file can be written in it: one that cannot (``--out /proc/x``, below a file, read-only) is a usage
+    error naming the option and the folder, not an OSError naming a file inside it found mid-run."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise EncodeError(f"{folder}: cannot create the folder or write in it: {exc.strerror or exc}",
+                          path=option) from None
 
 
 def _crash_exit(text: str | None) -> set[int] | None:
@@ -267,10 +283,16 @@ def _handle(args: argparse.Namespace) -> int:
         if folder is not None and folder.exists() and not folder.is_dir():
             raise EncodeError(f"{folder} exists and is not a folder (give a new or existing folder: files "
                               "are written into it)", path=option)
+    root = args.serve_root
+    if args.serve and root is not None and not root.is_dir():  # without --serve: refused below as such
+        raise EncodeError(f"{root}: {'is not a folder' if root.exists() else 'no such folder'} (--serve "
+                          "answers every other name the device asks for from the files in this folder)",
+                          path="--serve-root")
     corpus = build_corpus(args.fmt, bits=args.key_bits)
     if args.seed_dir is not None:
         corpus = with_seed_files(corpus, args.seed_dir)
     if args.export_corpus is not None:
+        _make_folder(args.export_corpus, "--export-corpus")
         written = export_corpus(corpus, args.export_corpus)
         print(f"{args.fmt}: {len(corpus.seeds)} seed file(s) and their keys written to {args.export_corpus}:")
         for path in written:
@@ -321,6 +343,9 @@ def _handle(args: argparse.Namespace) -> int:
     mutator = Mutator(corpus, resign_ratio=args.resign_ratio)
     if args.serve:
         return _serve(args, mutator)
+    for option, folder in (("--out", args.out), ("--regenerate", args.regenerate)):
+        if folder is not None:
+            _make_folder(folder, option)
     target: Target
     if args.target_cmd is not None:
         workdir = (args.out or args.regenerate or Path(".")) / ".work"
@@ -350,7 +375,6 @@ def _handle(args: argparse.Namespace) -> int:
         config = FuzzConfig(fmt=args.fmt, seed=args.seed, runs=args.runs, time_limit=args.time, out=args.out,
                             minimize=not args.no_minimize, reproduce=_reproduce_prefix(args),
                             progress=None if args.quiet else sys.stderr)
-        args.out.mkdir(parents=True, exist_ok=True)
         report = fuzz(config, target, mutator, start_index=args.run_index)
     finally:
         target.close()
@@ -452,7 +476,7 @@ def _serve(args: argparse.Namespace, mutator: object) -> int:
         return m.data, {"ops": list(m.ops), "resigned": m.resigned}
 
     fallback = provider_from(args.serve_root, max_file_size=32 * 1024 * 1024) if args.serve_root else None
-    args.out.mkdir(parents=True, exist_ok=True)
+    _make_folder(args.out, "--out")
     session = ServeSession(fmt=args.fmt, make=make, seed=args.seed, out=args.out, runs=args.runs,
                            start_index=args.run_index, mac=args.mac, fallback=fallback,
                            silent_after=args.silent_after, commands=_silence_commands(args))

@@ -17,10 +17,13 @@ answer (or, with --itl, is not a TVS record of its ITL), so the first that answe
 summary says which one decides now and what each later one would say if the earlier ones were down
 (a node that does not vouch locks phones out on failover, spec §E.1).
 
+A QUERY answer vouches only with the certificate returned: the phone verifies the signer with it
+(spec §E.3, §E.7.2), so "valid" without one is, on a phone, "TVS does not know the signer" (§G.3.4).
+
 Exit status: 0 when every TVS asked vouches for the certificate (and, with --itl, the phone would
-talk to each), 1 when one does not, the phone would not talk to it, it does not answer, or its answer is
-malformed (status valid with a certificate that does not parse; an element repeated with another value);
-2 on bad input.
+talk to each), 1 when one does not (a QUERY answered valid without the certificate included), the phone
+would not talk to it, it does not answer, or its answer is malformed (status valid with a certificate
+that does not parse; an element repeated with another value); 2 on bad input.
 """
 
 from __future__ import annotations
@@ -168,13 +171,16 @@ def _doc(args: argparse.Namespace, server: tuple[str, int], key: QueryKey, what:
         "subject": certs.subject_of_der(presented), "sha1": certs.fingerprint(presented)}
     if trusted is not None:
         doc["phone_would_talk"] = trusted
-    doc["answer"] = _answer(reply.response)
+    doc["answer"] = _answer(reply.response, query=not args.verify)
     return doc
 
 
-def _answer(resp: TvsResponse) -> dict[str, Any]:
-    """The answer as shown. A "valid" STATUS with a certificate that does not parse is no answer a phone
-    can use (it verifies the signer with it, spec §E.7.2, §G.3): ``valid`` False and ``problem`` says why."""
+def _answer(resp: TvsResponse, *, query: bool) -> dict[str, Any]:
+    """The answer as shown. A "valid" STATUS is no answer a phone can use (``valid`` False, ``problem``
+    says why) with a certificate that does not parse, or, to a QUERY, with no certificate at all: the
+    phone verifies the signer with the certificate TVS returns (spec §E.3, §E.7.2, §G.3.4; rules
+    ``_tvs_cert``: none → "TVS does not know the signer"). A VERIFY answer returns none (the phone sent
+    it): status 0 alone vouches."""
     subject, problem = None, None
     if resp.certificate:
         try:
@@ -182,6 +188,10 @@ def _answer(resp: TvsResponse) -> dict[str, Any]:
         except DecodeError as exc:
             subject = f"(unreadable certificate, {len(resp.certificate)} bytes)"
             problem = f"the certificate returned ({len(resp.certificate)} bytes) is unreadable: {exc.message}"
+    elif query:
+        problem = ("no certificate returned (a QUERY answer returns the signer's certificate and the phone "
+                   "verifies the signer with it, spec §E.3, §E.7.2): a phone takes it as \"TVS does not know "
+                   "the signer\" (§G.3.4)")
     out = {"valid": resp.valid and problem is None, "status": resp.status, "roles": _roles(resp.roles),
            "ttl": resp.ttl, "certificate": subject}
     if resp.valid and problem is not None:
@@ -208,7 +218,10 @@ def _text(doc: dict[str, Any]) -> str:
                      "the ITL" if doc["phone_would_talk"] else "does NOT talk to it: its certificate is not "
                      "a TVS record of the ITL (spec §E.1)"))
     a = doc["answer"]
-    if "problem" in a:
+    if "problem" in a and a["certificate"] is None:  # a QUERY answered without the certificate
+        lines.append(f"  answer  does NOT vouch: status 0 (valid) but {a['problem']}; roles "
+                     f"{', '.join(a['roles']) or 'none'}, {_ttl(a['ttl'])}")
+    elif "problem" in a:
         lines.append(f"  answer  malformed: status 0 (valid) but {a['problem']}: a phone cannot use it")
     elif a["valid"]:
         got = f", returns {a['certificate']}" if a["certificate"] else ""
@@ -267,7 +280,8 @@ def _verdict(doc: dict[str, Any]) -> str:
     if doc.get("phone_would_talk") is False:
         return "not talked to (not a TVS record of the --itl ITL)"
     if "problem" in doc["answer"]:
-        return "malformed answer (unreadable certificate)"
+        return "malformed answer (unreadable certificate)" if doc["answer"]["certificate"] else \
+            "does NOT vouch (valid, no certificate returned)"
     return "vouches" if doc["answer"]["valid"] else "does NOT vouch (not known)"
 
 

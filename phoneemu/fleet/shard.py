@@ -27,9 +27,12 @@ Rules:
 * Ctrl-C (or SIGTERM) during the storm stops it gracefully, so nothing booted is lost: shards
   start no new boot, the boots under way finish (within ``interrupt_grace`` seconds), and the
   result — marked ``interrupted``, the rest counted as not started — is returned as usual;
-  ``on_interrupt()`` is called first (e.g. to tell the user). A second Ctrl-C, an interrupt before
-  the storm starts, or a grace period that runs out aborts: the parent kills the shards, joins
-  them and re-raises ``KeyboardInterrupt`` — no orphan processes. Shard processes ignore SIGINT
+  ``on_interrupt()`` is called first (e.g. to tell the user). An interrupt before the storm starts
+  (while the shards start and build their phones: no boot is under way) kills the shards, joins them
+  and returns the result as usual, marked ``interrupted`` and ``before_storm``, every phone counted
+  as not started (``fleet boot`` still writes its summary and reports: was a bare KeyboardInterrupt,
+  no report). A second Ctrl-C, or a grace period that runs out, aborts: the parent kills the shards,
+  joins them and re-raises ``KeyboardInterrupt`` — no orphan processes. Shard processes ignore SIGINT
   and SIGTERM (a signal to the whole process group, as from ``timeout`` or a service manager, is
   the parent's to handle); a shard whose parent vanished (e.g. SIGKILLed) exits by itself at once
   (the end of its pipe of orders; on Linux the kernel's parent-death signal; at the latest within about
@@ -60,7 +63,7 @@ from phoneemu.fleet.loop import run_on
 from phoneemu.fleet.metrics import BootRecord, FleetMetrics, peak_rss_mib
 from phoneemu.interrupts import term_as_ctrl_c
 
-__all__ = ["FleetResult", "LostShard", "ProgressFn", "run_fleet", "split_range"]
+__all__ = ["FleetResult", "LostShard", "ProgressFn", "interrupted_before_storm", "run_fleet", "split_range"]
 
 class ProgressFn(Protocol):
     """``progress(done, booted, total, elapsed_s, failing=..., pausing=...)``; ``failing``: the deciding
@@ -106,6 +109,7 @@ class FleetResult:
     records: list[BootRecord] = field(default_factory=list)
     interrupted: bool = False  # stopped early by Ctrl-C/SIGTERM: not-started phones were never booted
     lost: list[LostShard] = field(default_factory=list)  # shards that died during the storm
+    before_storm: bool = False  # interrupted while the shards were starting: no phone booted
 
     @property
     def not_started(self) -> int:
@@ -245,12 +249,14 @@ def _order(orders: list[tuple[Any, Any]], what: str) -> None:
 
 def _stop(procs: list[Any]) -> None:
     """Kill the shards still alive (they ignore SIGTERM; a shard that is still running here is
-    being aborted, its result is not wanted) and reap them all."""
+    being aborted, its result is not wanted) and reap them all (those never started — an interrupt
+    while they were being started — have nothing to reap)."""
     for p in procs:
         if p.is_alive():
             p.kill()
     for p in procs:
-        p.join(5.0)
+        if p.pid is not None:
+            p.join(5.0)
 
 
 def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressFn | None = None,
@@ -258,14 +264,17 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
               on_interrupt: Callable[[], None] | None = None,
               on_lost: Callable[[str], None] | None = None,
               on_start: Callable[[list[int]], None] | None = None,
-              on_give_up: Callable[[str], None] | None = None) -> FleetResult:
+              on_give_up: Callable[[str], None] | None = None,
+              on_storm: Callable[[], None] | None = None) -> FleetResult:
     """Boot ``spec.count`` phones across ``shards`` processes (see module docstring). ``on_start(pids)``
     is told the shard processes' ids once they started, before the storm (``fleet boot --capture``
     follows their TCP connections); ``on_give_up(reason)`` once, when the first shard gives up
-    (``FleetSpec.give_up_unanswered``)."""
+    (``FleetSpec.give_up_unanswered``); ``on_storm()`` once, as the storm starts: a KeyboardInterrupt
+    out of this function before it is an interrupt before any shard started (the caller's
+    :func:`interrupted_before_storm`), after it an abort (a second Ctrl-C)."""
     n = (os.cpu_count() or 1) if shards is None else shards
     if n == 0:
-        return _run_inline(spec, progress, on_interrupt, on_give_up)
+        return _run_inline(spec, progress, on_interrupt, on_give_up, on_storm)
     ranges = split_macs(spec, n)
     ctx = mp.get_context("spawn")
     pipes = [ctx.Pipe(duplex=False) for _ in ranges]  # (parent's reading end, shard's writing end)
@@ -295,32 +304,39 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
             on_lost(lost[i].message() + (f"; the other {going} shard(s) go on" if going else ""))
 
     try:
-        try:
-            for p in procs:
-                p.start()
-        finally:  # each shard holds the only copy of its writing end: its exit is the parent's end of file
-            worker_pipes.close_after_start(w for _, w in pipes)
-            worker_pipes.close_after_start(r for r, _ in orders)
-        if on_start is not None:
-            on_start([p.pid for p in procs if p.pid is not None])
-        limit = time.monotonic() + start_timeout
-        while len(ready) < len(procs):
-            for i, msg in _get(inbox, limit, procs, "start"):
-                if isinstance(msg, worker_pipes.Closed):
-                    if not msg.damaged:
-                        procs[i].join(_RESULT_GRACE_S)  # its pipe ended: so does the process, for its status
-                    raise PhoneEmuError(f"fleet: shard process {procs[i].name} {_ended_text(procs[i], msg)} "
-                                        "before the storm")
-                if msg[0] == "ready":
-                    ready.add(i)
-                elif msg[0] == "error":
-                    raise PhoneEmuError(f"fleet shard {i} failed: {msg[1]}")
-        _order(orders, "go")
+        try:  # the start: an interrupt here (no boot under way) ends the run before the storm
+            try:
+                for p in procs:
+                    p.start()
+            finally:  # each shard holds the only copy of its writing end: its exit is the parent's EOF
+                worker_pipes.close_after_start(w for _, w in pipes)
+                worker_pipes.close_after_start(r for r, _ in orders)
+            if on_start is not None:
+                on_start([p.pid for p in procs if p.pid is not None])
+            limit = time.monotonic() + start_timeout
+            while len(ready) < len(procs):
+                for i, msg in _get(inbox, limit, procs, "start"):
+                    if isinstance(msg, worker_pipes.Closed):
+                        if not msg.damaged:  # its pipe ended: so does the process, for its status
+                            procs[i].join(_RESULT_GRACE_S)
+                        raise PhoneEmuError(f"fleet: shard process {procs[i].name} "
+                                            f"{_ended_text(procs[i], msg)} before the storm")
+                    if msg[0] == "ready":
+                        ready.add(i)
+                    elif msg[0] == "error":
+                        raise PhoneEmuError(f"fleet shard {i} failed: {msg[1]}")
+        except KeyboardInterrupt:  # the shards are killed and reaped below (finally)
+            interrupted = True
+        if interrupted:
+            return _not_stormed(ranges)
         t0 = time.monotonic()
         budget = spec.max_time_s + 60.0 if spec.max_time_s is not None else run_timeout
         limit = t0 + budget
         ended_at: dict[int, float] = {}  # shards whose process or pipe ended, not yet accounted for
         gave_up_said = False  # on_give_up is told once, for the first shard that gives up
+        if on_storm is not None:
+            on_storm()
+        _order(orders, "go")
         while len(results) + len(lost) < len(procs):
             try:  # an interrupt can land anywhere in here (a signal handler raises it)
                 for i, msg in _get(inbox, limit, procs, "run"):
@@ -379,6 +395,23 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
                        interrupted=interrupted, lost=[lost[i] for i in sorted(lost)])
 
 
+def interrupted_before_storm(spec: FleetSpec, shards: int | None = None) -> FleetResult:
+    """The result of a run interrupted before :func:`run_fleet` started a shard (``fleet boot``: Ctrl-C
+    as it prints its banner): as one interrupted while its shards were starting, no phone booted, each
+    shard's phones not started."""
+    n = (os.cpu_count() or 1) if shards is None else shards
+    return _not_stormed(split_macs(spec, max(1, n)))
+
+
+def _not_stormed(ranges: Sequence[Sequence[int]]) -> FleetResult:
+    """The result of a run interrupted before the storm: no phone booted, each shard's phones not
+    started."""
+    shards = [ShardResult(shard=i, metrics=FleetMetrics(), not_started=len(r)) for i, r in enumerate(ranges)]
+    merged = FleetMetrics.merged([])
+    merged.peak_rss["parent"] = peak_rss_mib()
+    return FleetResult(metrics=merged, shards=shards, interrupted=True, before_storm=True)
+
+
 #: Seconds between the end of a shard's process and the end of its pipe (either order) before it
 #: counts as lost all the same (e.g. a process of its own still holds the pipe).
 _RESULT_GRACE_S = 5.0
@@ -418,7 +451,8 @@ def _get(inbox: worker_pipes.Inbox, limit: float, procs: list[Any], phase: str) 
 
 def _run_inline(spec: FleetSpec, progress: ProgressFn | None,
                 on_interrupt: Callable[[], None] | None = None,
-                on_give_up: Callable[[str], None] | None = None) -> FleetResult:
+                on_give_up: Callable[[str], None] | None = None,
+                on_storm: Callable[[], None] | None = None) -> FleetResult:
     """The single shard in this process; Ctrl-C/SIGTERM as in the module docstring (main thread only)."""
     t0 = time.monotonic()
     stop = threading.Event()
@@ -438,6 +472,8 @@ def _run_inline(spec: FleetSpec, progress: ProgressFn | None,
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             handlers[sig] = signal.signal(sig, on_signal)
+    if on_storm is not None:  # from here a Ctrl-C stops the run gracefully (on_signal)
+        on_storm()
     try:
         macs = fleet_macs(spec)
         res = run_on(spec.event_loop, run_shard(spec, macs, on_progress=on_progress, should_stop=stop.is_set,

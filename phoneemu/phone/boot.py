@@ -4,7 +4,11 @@ One boot, in order:
 
 1. **Trust files** (spec §C.6 rows 1-4) in the profile's order (``profile.trust_file_names(mac)``):
    per kind the per-device name (``CTLSEP<MAC>.tlv`` / ``ITLSEP<MAC>.tlv``) first and the generic name
-   only when the per-device one was not found. "File not found" is normal for every trust file
+   only when the per-device one was not found (spec §C.6 row 4: ``ITLFile.tlv`` "after ITLSEP is not
+   found"). Any other failure of the per-device name (a time-out, an access error, the server gone) ends
+   that kind for this boot: the phone keeps what it holds and does not take the cluster's generic file in
+   place of a per-device one it could not read (the timeline says the generic name was not asked).
+   "File not found" is normal for every trust file
    (status ``File Not Found <CTLFile.tlv>``, informational). Each file goes to
    :func:`~phoneemu.phone.rules.decide_trust_list`; when the rule asks for TVS the phone sends a QUERY
    to the TVS servers of its current config, caches the answer (TTL) and asks the rule again with it
@@ -281,6 +285,11 @@ def transport_status(exc: TransportError) -> str:
 
 
 # --------------------------------------------------------------------------- the sequence
+def _trust_kind(name: str) -> str:
+    """``CTL`` for ``CTLSEP<MAC>.tlv`` / ``CTLFile.tlv``, else ``ITL``."""
+    return "CTL" if name.upper().startswith("CTL") else "ITL"
+
+
 class _Fail:
     """A failed fetch: the transport error (``not_found`` for "file not found")."""
 
@@ -512,14 +521,20 @@ class _Boot:
     async def trust_phase(self, kinds: frozenset[str] = frozenset({"CTL", "ITL"}), *, retry: int = 0) -> None:
         """Fetch and decide the trust files; ``retry`` > 0 for the §G.9 retries (their decisions say so,
         and they replace the boot's outcome for a kind only with a change: installed/updated/empty)."""
-        done: set[str] = set()
-        for name in self.profile.trust_file_names(self.mac):
-            kind = "CTL" if name.upper().startswith("CTL") else "ITL"
+        names = self.profile.trust_file_names(self.mac)
+        done: set[str] = set()  # kinds fetched, or ended by a failure other than "not found"
+        for i, name in enumerate(names):
+            kind = _trust_kind(name)
             if kind not in kinds or kind in done:
                 continue
             got = await self.fetch(name)
             if isinstance(got, _Fail):
                 self.fetch_failed(name, got, trust_file=True)
+                if not got.not_found:  # §C.6: the next name of the kind only after "not found"
+                    done.add(kind)
+                    for later in (n for n in names[i + 1:] if _trust_kind(n) == kind):
+                        self.note("not-asked", f"not asked: {name} failed ({got.error.kind}), not "
+                                  "\"not found\" (spec §C.6)", file=later)
                 continue
             done.add(kind)
             await self.install_trust(kind, name, got, retry=retry)

@@ -254,6 +254,36 @@ def test_a_valid_answer_with_an_unreadable_certificate_is_a_failed_answer(
     assert "no TTL (a phone keeps it 86400s), returns " in out and "TTL None" not in out, out
 
 
+def test_a_valid_query_answer_without_the_certificate_does_not_vouch(
+        hostile: tuple[LabCluster, Callable[[list[Element]], str]], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Was "answer  valid: roles ..." and exit 0: a QUERY asks TVS to return the certificate (spec §E.3),
+    and the phone verifies the signer with it (§E.7.2, §G.3.4): status 0 without it is "TVS does not know
+    the signer" on a phone (rules ``_tvs_cert``), so it does not vouch, and the output says why. A VERIFY
+    answer carries no certificate (the phone sent it): status 0 alone vouches."""
+    c, start = hostile
+    pem = _pem(c, "itlrecovery", tmp_path)
+    status, roles = Element(tag=TvsTag.STATUS, value=b"\0"), Element(tag=TvsTag.ROLES, value=b"\0")
+    ttl = Element(tag=TvsTag.TTL, value=(86400).to_bytes(4, "big"))
+    server = start([status, roles, ttl])
+    assert main(["tvs", server, str(pem)]) == 1
+    out = capsys.readouterr().out
+    assert "answer  does NOT vouch: status 0 (valid) but no certificate returned" in out, out
+    assert "TVS does not know the signer" in out and "answer  valid" not in out, out
+    assert main(["tvs", server, str(pem), "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["answer"]["valid"] is False and doc["answer"]["certificate"] is None
+    assert "no certificate returned" in doc["answer"]["problem"]
+    second = start([status, roles, ttl])
+    assert main(["tvs", server, second, str(pem)]) == 1  # several servers: the summary says it too
+    out = capsys.readouterr().out
+    assert "0 of 2 TVS servers vouch" in out, out
+    assert f"{server} decides now (does NOT vouch (valid, no certificate returned))" in out, out
+    assert main(["tvs", server, str(pem), "--verify"]) == 0  # VERIFY: no certificate is expected back
+    out = capsys.readouterr().out
+    assert "answer  valid: roles System Administrator Security Token (0), TTL 86400s" in out, out
+
+
 def test_two_status_elements_that_disagree_are_no_answer(
         hostile: tuple[LabCluster, Callable[[list[Element]], str]], tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:

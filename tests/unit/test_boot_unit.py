@@ -162,6 +162,43 @@ def test_generic_name_only_when_per_device_missing(lab: LabCluster) -> None:
     assert r.trust["ITL"] == "installed" and r.decisions[0].file == "ITLFile.tlv"
 
 
+class FailsOn(MemoryFetcher):
+    """Serves the lab's files; ``failing`` names fail with ``error`` (a time-out, an access error...)."""
+
+    def __init__(self, lab: LabCluster, failing: set[str], error: TransportError) -> None:
+        super().__init__(lab.get)
+        self.failing = failing
+        self.error = error
+
+    async def fetch(self, name: str) -> bytes:
+        if name in self.failing:
+            self.requests.append(name)
+            raise self.error
+        return await super().fetch(name)
+
+
+@pytest.mark.parametrize("error", [TransportError("no answer", kind="timeout"),
+                                   TransportError("denied", kind="refused", code=2),
+                                   TransportError("server gone", kind="unreachable")],
+                         ids=lambda e: e.kind)
+def test_generic_name_not_asked_after_a_transport_failure(lab: LabCluster, error: TransportError) -> None:
+    """Spec §C.6 row 4: ``ITLFile.tlv`` "after ITLSEP is not found". A time-out (or an access error) on
+    the per-device file is not "not there": the phone keeps what it holds and does not take the generic
+    file in its place (it was asked before anyway, on every not-found; a per-device override, [UCM-ds],
+    must not be replaced by the cluster's file because one transfer was lost). Same for the CTL."""
+    p = phone(lab)
+    assert boot(p, lab.get)[0].trust["ITL"] == "installed"
+    lab.regenerate("itlrecovery", now=NOW)  # ITLFile.tlv is another file now: installing it would show
+    f = FailsOn(lab, {f"CTLSEP{MAC}.tlv", f"ITLSEP{MAC}.tlv"}, error)
+    r = run(p.boot(TARGET, fetcher=f))
+    assert list(f.requests)[:2] == [f"CTLSEP{MAC}.tlv", f"ITLSEP{MAC}.tlv"], f.requests
+    assert "CTLFile.tlv" not in f.requests and "ITLFile.tlv" not in f.requests, f.requests
+    assert r.statuses[:2] == (transport_status(error), transport_status(error))
+    assert r.trust.get("ITL") in (None, "unchanged") and p.store.itl is not None
+    assert any(f"ITLFile.tlv: not asked: ITLSEP{MAC}.tlv failed ({error.kind}), not \"not found\"" in t
+               for t in r.timeline), r.timeline
+
+
 def test_model_order_without_ctlfile(lab: LabCluster) -> None:
     r, f = boot(phone(lab, profile="cp-7962"), lab.get)
     assert "CTLFile.tlv" not in f.requests and r.ok

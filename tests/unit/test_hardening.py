@@ -419,3 +419,44 @@ def test_fuzz_output_folder_that_is_a_file_is_named(tmp_path: Path, capsys: pyte
     assert main(["fuzz", "--format", "itl", *option, str(f)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{option[-1]}: {f} exists and is not a folder" in err
+
+
+@pytest.mark.parametrize("kind", ["file", "missing"])
+def test_fuzz_serve_root_that_is_not_a_folder_is_refused(kind: str, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """``fuzz --serve --serve-root FILE`` served (exit 0) as if the phone's other names were all missing:
+    a file or a missing folder is a one-line usage error naming the option and the path, nothing served."""
+    root = tmp_path / "root"
+    if kind == "file":
+        root.write_bytes(b"x")
+    out = tmp_path / "fz"
+    rc = main(["fuzz", "--format", "itl", "--serve", "--port", "0", "--runs", "1", "--time", "1", "-q",
+               "--out", str(out), "--serve-root", str(root)])
+    said = "is not a folder" if kind == "file" else "no such folder"
+    _one_line(rc, capsys, f"--serve-root: {root}", said)
+    assert not out.exists()
+
+
+def _cannot_be_folders(tmp_path: Path) -> list[Path]:
+    """Folders that cannot be created: below a file (everywhere), and in /proc (Linux, even as root)."""
+    f = tmp_path / "afile"
+    f.write_bytes(b"x")
+    return [f / "sub", *([Path("/proc/phoneemu-x")] if Path("/proc/self").is_dir() else [])]
+
+
+@pytest.mark.parametrize("argv", [
+    ["--target", "phoneemu", "--runs", "1", "--out", "@DIR"],
+    ["--target-cmd", "true {}", "--runs", "1", "--out", "@DIR"],
+    ["--serve", "--port", "0", "--runs", "1", "--time", "1", "--out", "@DIR"],
+    ["--target", "phoneemu", "--regenerate", "@DIR"],
+    ["--export-corpus", "@DIR"],
+], ids=lambda a: f"{a[0]}-{a[-2]}")
+def test_fuzz_output_folder_that_cannot_be_created_names_the_option(
+        argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``fuzz --out /proc/x`` said "phoneemu fuzz: /proc/x: No such file or directory" (or named a file
+    inside it): the option is named too, exit 2, one line, no traceback."""
+    option = argv[-2]
+    for folder in _cannot_be_folders(tmp_path):
+        rc = main(["fuzz", "--format", "itl", "-q", *[str(folder) if a == "@DIR" else a for a in argv]])
+        _one_line(rc, capsys, f"{option}: {folder}: cannot create the folder or write in it")
+
