@@ -16,21 +16,28 @@ from phoneemu.errors import PhoneEmuError
 from phoneemu.lab.state import DEFAULT_PORTS
 from phoneemu.values import host_port, parse_ascii_int, parse_host_port
 
-__all__ = ["ClusterAddress", "cluster_address", "http_port"]
+__all__ = ["ClusterAddress", "asked_port", "cluster_address", "http_port"]
 
 
-def http_port(text: str) -> int:
-    """argparse type of ``--http-port N`` (``boot``, ``fleet boot``): the cluster's HTTP file port, 1..65535,
-    refused at parse time like any bad port. Port 0 is a server's "any free port" (``lab serve --http-port
-    0``), no port a phone can ask: it passed the parse (0..65535) and was refused only later, after the
-    banner, by the boot target naming its field (``http_port: http_port 0 outside 1..65535``), where 70000
-    was ``argument --http-port: 70000 is outside 0..65535``: two messages, two ranges."""
+def asked_port(text: str, *, zero_hint: str = "") -> int:
+    """argparse type of a cluster port a phone asks (``--http-port``, ``--sips-port``): 1..65535, refused
+    at parse time like any bad port, ``zero_hint`` said after 0. Port 0 is a server's "any free port"
+    (``lab serve --http-port 0``), no port a phone can ask: the plain ``_argtypes.port`` (0..65535) let it
+    through, to be refused later or not at all."""
     t = text.strip()
     digits = parse_ascii_int(t.removeprefix("-"))
     if digits is not None and (t.startswith("-") or not 1 <= digits <= 65535):
-        hint = " (no port a phone can ask; --no-http: TFTP only)" if digits == 0 else ""
+        hint = f" (no port a phone can ask{zero_hint})" if digits == 0 else ""
         raise argparse.ArgumentTypeError(f"{t} is outside 1..65535{hint}")
     return port(text)  # not a number: said as for every port
+
+
+def http_port(text: str) -> int:
+    """argparse type of ``--http-port N`` (``boot``, ``fleet boot``): the cluster's HTTP file port, 1..65535
+    (:func:`asked_port`). 0 passed the parse (0..65535) and was refused only later, after the banner, by
+    the boot target naming its field (``http_port: http_port 0 outside 1..65535``), where 70000 was
+    ``argument --http-port: 70000 is outside 0..65535``: two messages, two ranges."""
+    return asked_port(text, zero_hint="; --no-http: TFTP only")
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import argparse
 
-from phoneemu.commands._argtypes import call_packets, port, positive_float, sip_user
+from phoneemu.commands._argtypes import call_packets, positive_float, sip_user
+from phoneemu.commands._cluster_address import asked_port
 from phoneemu.errors import PhoneEmuError
 from phoneemu.protocols.sip import SIP_PORT, SIPS_PORT
 from phoneemu.values import parse_host_port
 
-__all__ = ["FROM_CONFIG", "add_call_options", "add_register_options", "call_of", "registrar"]
+__all__ = ["FROM_CONFIG", "add_call_options", "add_register_options", "call_of", "registrar", "sips_port"]
 
 #: ``--register`` given without an address: the CallManagers of the phone's config
 FROM_CONFIG = ""
@@ -25,8 +26,15 @@ def add_register_options(p: argparse.ArgumentParser, *, after: str) -> None:
                    f"a real phone does; with HOST[:PORT], with that registrar (TCP, port {SIP_PORT} when not "
                    "given; a CUCM node, or lab serve --sip-port). Over TLS (securedSipPort, or --sips-port) "
                    "when the phone's security mode and CTL say so (spec G.9, G.13)")
-    p.add_argument("--sips-port", type=port, default=SIPS_PORT, metavar="N",
+    p.add_argument("--sips-port", type=sips_port, default=SIPS_PORT, metavar="N",
                    help=f"with --register HOST: the registrar's SIP over TLS port (default {SIPS_PORT})")
+
+
+def sips_port(text: str) -> int:
+    """argparse type of ``--sips-port N``: the registrar's SIP over TLS port, 1..65535, as ``--http-port``
+    (:func:`~phoneemu.commands._cluster_address.asked_port`). 0 was taken silently (a port, 0..65535), the
+    phone then dialling port 0 over TLS, where 70000 was refused as "outside 0..65535"."""
+    return asked_port(text, zero_hint=f": the registrar's SIP over TLS port, default {SIPS_PORT}")
 
 
 def add_call_options(p: argparse.ArgumentParser, *, what: str, answer: bool = False) -> None:

@@ -218,7 +218,7 @@ def _crash_exit(text: str | None) -> set[int] | None:
     codes = [parse_ascii_int(x, max_digits=3) for x in text.replace(" ", "").split(",") if x]
     if any(c is None or c > 255 for c in codes):
         raise EncodeError(f"--crash-exit {text!r}: expected exit statuses 0..255 separated by commas",
-                          path="--crash-exit")
+                          path="crash-exit")
     return {c for c in codes if c is not None}
 
 
@@ -266,7 +266,7 @@ def _handle(args: argparse.Namespace) -> int:
     )
 
     if not 0.0 <= args.resign_ratio <= 1.0:
-        raise EncodeError("--resign-ratio must be within 0..1", path="--resign-ratio")
+        raise EncodeError("--resign-ratio must be within 0..1", path="resign-ratio")
     if args.regenerate is not None:
         _check_regenerate(args)
     if args.replay is not None:
@@ -277,7 +277,7 @@ def _handle(args: argparse.Namespace) -> int:
     if args.export_corpus is None and not one_input and args.runs is None and args.time is None:
         raise EncodeError("give --runs N or --time S (or both)", path="--runs")
     if args.export_corpus is None and not one_input and args.out is None:
-        raise EncodeError("--out DIR is required", path="--out")
+        raise EncodeError("--out DIR is required", path="out")
     for option, folder in (("--out", args.out), ("--export-corpus", args.export_corpus),
                            ("--regenerate", args.regenerate)):
         if folder is not None and folder.exists() and not folder.is_dir():
@@ -304,23 +304,23 @@ def _handle(args: argparse.Namespace) -> int:
     if args.reject_exc is not None and (args.target is None or args.target == "phoneemu"):
         raise EncodeError("--reject-exc is for --target MODULE:FUNCTION (phoneemu's own rejections are "
                           "DecodeError and VerificationError; a command's are its exit statuses)",
-                          path="--reject-exc")
+                          path="reject-exc")
     # an option of another mode is refused, not ignored: the run would not be the one asked for
     if args.crash_exit is not None and args.target_cmd is None:
         raise EncodeError("--crash-exit is for --target-cmd CMD (an in-process target's crashes are its "
-                          "exceptions)", path="--crash-exit")
+                          "exceptions)", path="crash-exit")
     if args.timeout is not None and args.target_cmd is None:
         raise EncodeError("--timeout is for --target-cmd CMD (an in-process run cannot be interrupted: its "
-                          "hangs are measured, --hang-after S)", path="--timeout")
+                          "hangs are measured, --hang-after S)", path="timeout")
     if args.hang_after is not None and args.target is None:
         raise EncodeError("--hang-after is for --target phoneemu|MODULE:FUNCTION (an in-process run; a "
-                          "command's hang is --timeout S, a device's --silent-after S)", path="--hang-after")
+                          "command's hang is --timeout S, a device's --silent-after S)", path="hang-after")
     if args.no_round_trip and args.target != "phoneemu":
         raise EncodeError("--no-round-trip is for --target phoneemu (the serialise(parse(b)) == b check of "
-                          "our own parsers)", path="--no-round-trip")
+                          "our own parsers)", path="no-round-trip")
     if args.no_minimize and args.serve:
         raise EncodeError("--no-minimize is for --target and --target-cmd (a served mutant is saved as "
-                          "served, never minimised)", path="--no-minimize")
+                          "served, never minimised)", path="no-minimize")
     # the documented defaults, filled per mode (None above: given or not)
     if args.target_cmd is not None and args.timeout is None:
         args.timeout = _DEFAULT_TIMEOUT
@@ -330,7 +330,8 @@ def _handle(args: argparse.Namespace) -> int:
                           ("--silent-after", args.silent_after), ("--device", args.device),
                           ("--http-port", args.http_port), ("--port", args.port)):
         if value is not None and not args.serve:
-            raise EncodeError(f"{option} is for --serve (mutants served to a device under test)", path=option)
+            raise EncodeError(f"{option} is for --serve (mutants served to a device under test)",
+                              path=option[2:])
     if args.serve and args.fmt in MESSAGE_FORMATS and args.fmt != "sip-response":
         raise EncodeError(f"only files (over TFTP/HTTP) and sip-response (answers to a phone's REGISTERs) "
                           f"are served; {args.fmt} messages: fuzz them with --target or --target-cmd",
@@ -339,7 +340,7 @@ def _handle(args: argparse.Namespace) -> int:
         for option, value in (("--http-port", args.http_port), ("--serve-root", args.serve_root)):
             if value is not None:
                 raise EncodeError(f"{option} is for files served over TFTP/HTTP, not sip-response (answers "
-                                  "to a device's REGISTERs over SIP/TCP on --port)", path=option)
+                                  "to a device's REGISTERs over SIP/TCP on --port)", path=option[2:])
     mutator = Mutator(corpus, resign_ratio=args.resign_ratio)
     if args.serve:
         return _serve(args, mutator)
@@ -404,7 +405,7 @@ def _check_regenerate(args: argparse.Namespace) -> None:
                           ("--serve", args.serve or None)):
         if value is not None:
             raise EncodeError(f"--regenerate DIR rebuilds one input (--seed, --run-index) into DIR: give "
-                              f"it without {option}", path="--regenerate")
+                              f"it without {option}", path="regenerate")
 
 
 def _check_replay(args: argparse.Namespace) -> None:
@@ -416,7 +417,7 @@ def _check_replay(args: argparse.Namespace) -> None:
                           ("--export-corpus", args.export_corpus), ("--serve", args.serve or None)):
         if value is not None:
             raise EncodeError(f"--replay FILE runs one input once against the target: give it without "
-                              f"{option}", path="--replay")
+                              f"{option}", path="replay")
 
 
 def _regenerate(args: argparse.Namespace, target: Target, mutator: Mutator) -> int:

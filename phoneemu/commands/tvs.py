@@ -18,12 +18,13 @@ summary says which one decides now and what each later one would say if the earl
 (a node that does not vouch locks phones out on failover, spec §E.1).
 
 A QUERY answer vouches only with the certificate returned: the phone verifies the signer with it
-(spec §E.3, §E.7.2), so "valid" without one is, on a phone, "TVS does not know the signer" (§G.3.4).
+(spec §E.3, §E.7.2), so "valid" without one, or with another certificate than the one asked about (its
+serial or issuer differ), is, on a phone, "TVS does not know the signer" (§G.3.4).
 
 Exit status: 0 when every TVS asked vouches for the certificate (and, with --itl, the phone would
-talk to each), 1 when one does not (a QUERY answered valid without the certificate included), the phone
-would not talk to it, it does not answer, or its answer is malformed (status valid with a certificate
-that does not parse; an element repeated with another value); 2 on bad input.
+talk to each), 1 when one does not (a QUERY answered valid without the certificate included, or with
+another one), the phone would not talk to it, it does not answer, or its answer is malformed (status
+valid with a certificate that does not parse; an element repeated with another value); 2 on bad input.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from phoneemu.net.tls import phone_client_context
 from phoneemu.net.tvs_client import TvsReply, server_order, tvs_query, tvs_verify
 from phoneemu.phone.events import QueryKey
 from phoneemu.phone.profile import check_tls_versions, get_profile
-from phoneemu.phone.rules import https_query_key, query_key, tvs_server_trusted
+from phoneemu.phone.rules import https_query_key, query_key, tvs_cert_mismatch, tvs_server_trusted
 from phoneemu.phone.store import TVS_TTL_DEFAULT, InternCache, TrustStore
 from phoneemu.protocols.tvs import TvsResponse, phone_device_name
 from phoneemu.scenario.predict import installed_config, load_installed
@@ -171,32 +172,55 @@ def _doc(args: argparse.Namespace, server: tuple[str, int], key: QueryKey, what:
         "subject": certs.subject_of_der(presented), "sha1": certs.fingerprint(presented)}
     if trusted is not None:
         doc["phone_would_talk"] = trusted
-    doc["answer"] = _answer(reply.response, query=not args.verify)
+    doc["answer"] = _answer(reply.response, None if args.verify else key)
     return doc
 
 
-def _answer(resp: TvsResponse, *, query: bool) -> dict[str, Any]:
-    """The answer as shown. A "valid" STATUS is no answer a phone can use (``valid`` False, ``problem``
-    says why) with a certificate that does not parse, or, to a QUERY, with no certificate at all: the
-    phone verifies the signer with the certificate TVS returns (spec §E.3, §E.7.2, §G.3.4; rules
-    ``_tvs_cert``: none → "TVS does not know the signer"). A VERIFY answer returns none (the phone sent
-    it): status 0 alone vouches."""
+def _answer(resp: TvsResponse, query: QueryKey | None) -> dict[str, Any]:
+    """The answer as shown (``query``: the QUERY's key; None for a VERIFY). A "valid" STATUS is no answer
+    a phone can use (``valid`` False, ``problem`` says why) with a certificate that does not parse, or, to
+    a QUERY, with no certificate at all or another one than asked about (``mismatch``: the serial and/or
+    issuer returned and asked): the phone verifies the signer with the certificate TVS returns (spec §E.3,
+    §E.7.2, §G.3.4; rules ``_tvs_cert`` and :func:`~phoneemu.phone.rules.tvs_cert_mismatch`: none or
+    another → "TVS does not know the signer"). A VERIFY answer returns none (the phone sent it): status 0
+    alone vouches."""
     subject, problem = None, None
+    mismatch: dict[str, dict[str, str]] = {}
     if resp.certificate:
         try:
-            subject = certs.dn_text(certs.load_cert_der(resp.certificate).subject)
+            cert = certs.load_cert_der(resp.certificate)
         except DecodeError as exc:
             subject = f"(unreadable certificate, {len(resp.certificate)} bytes)"
             problem = f"the certificate returned ({len(resp.certificate)} bytes) is unreadable: {exc.message}"
-    elif query:
+        else:
+            subject = certs.dn_text(cert.subject)
+            if query is not None:
+                mismatch = _mismatch(cert, query)
+        if mismatch:
+            problem = ("the certificate returned is not the one asked about (" + "; ".join(
+                f"{what} {m['returned']} returned, {m['asked']} asked" for what, m in mismatch.items())
+                + "): a phone takes it as \"TVS does not know the signer\" (spec §E.7.2, §G.3.4)")
+    elif query is not None:
         problem = ("no certificate returned (a QUERY answer returns the signer's certificate and the phone "
                    "verifies the signer with it, spec §E.3, §E.7.2): a phone takes it as \"TVS does not know "
                    "the signer\" (§G.3.4)")
-    out = {"valid": resp.valid and problem is None, "status": resp.status, "roles": _roles(resp.roles),
-           "ttl": resp.ttl, "certificate": subject}
+    out: dict[str, Any] = {"valid": resp.valid and problem is None, "status": resp.status,
+                           "roles": _roles(resp.roles), "ttl": resp.ttl, "certificate": subject}
     if resp.valid and problem is not None:
         out["problem"] = problem
+        if mismatch:
+            out["mismatch"] = mismatch
     return out
+
+
+def _mismatch(cert: x509.Certificate, key: QueryKey) -> dict[str, dict[str, str]]:
+    """What of ``cert`` differs from the signer ``key`` asked about, as the phone compares them (rules
+    :func:`~phoneemu.phone.rules.tvs_cert_mismatch`): ``{"serial"|"issuer": {"returned", "asked"}}``,
+    shown as the QUERY lines show them (serial in hex, issuer as DN text)."""
+    shown = {"serial": (certs.serial_bytes(cert.serial_number).hex(), key.serial.hex()),
+             "issuer": (certs.dn_text(cert.issuer), key.issuer)}
+    return {what: {"returned": shown[what][0], "asked": shown[what][1]}
+            for what in tvs_cert_mismatch(cert, key)}
 
 
 def _ttl(ttl: int | None) -> str:
@@ -218,7 +242,7 @@ def _text(doc: dict[str, Any]) -> str:
                      "the ITL" if doc["phone_would_talk"] else "does NOT talk to it: its certificate is not "
                      "a TVS record of the ITL (spec §E.1)"))
     a = doc["answer"]
-    if "problem" in a and a["certificate"] is None:  # a QUERY answered without the certificate
+    if "problem" in a and (a["certificate"] is None or "mismatch" in a):  # a QUERY: none, or another one
         lines.append(f"  answer  does NOT vouch: status 0 (valid) but {a['problem']}; roles "
                      f"{', '.join(a['roles']) or 'none'}, {_ttl(a['ttl'])}")
     elif "problem" in a:
@@ -279,8 +303,11 @@ def _verdict(doc: dict[str, Any]) -> str:
         return f"no answer ({doc['error']['kind']})"
     if doc.get("phone_would_talk") is False:
         return "not talked to (not a TVS record of the --itl ITL)"
-    if "problem" in doc["answer"]:
-        return "malformed answer (unreadable certificate)" if doc["answer"]["certificate"] else \
+    a = doc["answer"]
+    if "mismatch" in a:
+        return "does NOT vouch (valid, another certificate returned)"
+    if "problem" in a:
+        return "malformed answer (unreadable certificate)" if a["certificate"] else \
             "does NOT vouch (valid, no certificate returned)"
     return "vouches" if doc["answer"]["valid"] else "does NOT vouch (not known)"
 

@@ -275,15 +275,16 @@ def with_seed_files(corpus: Corpus, folder: Path) -> Corpus:
     same inputs for a ``--seed``), e.g. files fetched from a real cluster or exported and edited (the
     export's certificates and key, :data:`KEY_FILES`, are not seeds). Mutants of them that are
     re-signed are signed with the corpus key, as for the built-in seeds."""
-    if not folder.is_dir():
-        raise EncodeError(f"--seed-dir {folder}: not a folder", path="--seed-dir")
+    if not folder.is_dir():  # path "seed-dir": the message opens with the option, said once (errors._render)
+        raise EncodeError(f"--seed-dir {folder}: {'not a folder' if folder.exists() else 'no such folder'}",
+                          path="seed-dir")
     files = sorted(p for p in folder.iterdir()
                    if p.is_file() and not p.name.startswith(".") and p.name not in KEY_FILES)
     if not files:
-        raise EncodeError(f"--seed-dir {folder}: holds no files", path="--seed-dir")
+        raise EncodeError(f"--seed-dir {folder}: holds no files", path="seed-dir")
     if len(files) > MAX_SEED_FILES:
         raise EncodeError(f"--seed-dir {folder}: {len(files)} files, more than {MAX_SEED_FILES}: choose the "
-                          "seeds that matter", path="--seed-dir")
+                          "seeds that matter", path="seed-dir")
     seeds, names = list(corpus.seeds), list(corpus.names)
     total = 0
     for p in files:
@@ -291,9 +292,9 @@ def with_seed_files(corpus: Corpus, folder: Path) -> Corpus:
         total += len(data)
         if total > MAX_SEED_TOTAL:  # every seed stays in memory for the whole run
             raise EncodeError(f"--seed-dir {folder}: the files hold more than {MAX_SEED_TOTAL} bytes "
-                              f"(reached at {p.name})", path="--seed-dir")
+                              f"(reached at {p.name})", path="seed-dir")
         if not data:
-            raise EncodeError(f"--seed-dir: {p} is empty", path="--seed-dir")
+            raise EncodeError(f"--seed-dir: {p} is empty", path="seed-dir")
         if data not in seeds:
             seeds.append(data)
             names.append(p.name)
@@ -340,7 +341,7 @@ def export_corpus(corpus: Corpus, folder: Path) -> list[Path]:
     with, and the ``.enc.sgn`` recipient's key and certificate. These are fixed fuzzing keys derived
     from public labels (``unsafe_seed``): they protect nothing."""
     if folder.exists() and not folder.is_dir():
-        raise EncodeError(f"--export-corpus {folder}: exists and is not a folder", path="--export-corpus")
+        raise EncodeError(f"--export-corpus {folder}: exists and is not a folder", path="export-corpus")
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     # atomic_write: a file (or a planted link) already there is replaced, never written through, and

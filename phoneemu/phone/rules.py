@@ -238,6 +238,7 @@ __all__ = [
     "sip_transport",
     "static_request_name",
     "trust_list_name_problem",
+    "tvs_cert_mismatch",
     "tvs_server_trusted",
     "tvs_usable",
 ]
@@ -438,11 +439,20 @@ def _tvs_cert(answer: TvsAnswer, header: SignedHeader) -> x509.Certificate | Non
         cert = certs.load_cert_der(answer.cert_der)
     except DecodeError:
         return None
-    if certs.serial_bytes(cert.serial_number) != header.signer.serial:
-        return None
-    if not _same_issuer(certs.dn_text(cert.issuer), header.signer.issuer):
-        return None
-    return cert
+    return None if tvs_cert_mismatch(cert, query_key(header)) else cert
+
+
+def tvs_cert_mismatch(cert: x509.Certificate, key: QueryKey) -> tuple[Literal["serial", "issuer"], ...]:
+    """What differs between the certificate a TVS QUERY answer returned and the signer asked about
+    (``key``, spec §E.7.2): ``"serial"`` (as a header writes it, §A.2 tag 5) and/or ``"issuer"``
+    (normalised DN); empty when it is the signer's. A phone takes a certificate that differs as no answer,
+    "TVS does not know the signer" (§G.3.4, :func:`_tvs_cert`); ``phoneemu tvs`` says so too."""
+    differs: list[Literal["serial", "issuer"]] = []
+    if certs.serial_bytes(cert.serial_number) != key.serial:
+        differs.append("serial")
+    if not _same_issuer(certs.dn_text(cert.issuer), key.issuer):
+        differs.append("issuer")
+    return tuple(differs)
 
 
 _FAIL_RULE = {

@@ -284,6 +284,65 @@ def test_a_valid_query_answer_without_the_certificate_does_not_vouch(
     assert "answer  valid: roles System Administrator Security Token (0), TTL 86400s" in out, out
 
 
+def test_a_valid_query_answer_returning_another_certificate_does_not_vouch(
+        hostile: tuple[LabCluster, Callable[[list[Element]], str]], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Was "answer  valid: ..., returns <another subject>" and exit 0: the certificate a QUERY answer
+    returns must be the signer asked about, its serial and issuer (spec §E.7.2); another one is, on a
+    phone, "TVS does not know the signer" (§G.3.4, rules ``_tvs_cert``). The output says which differs,
+    returned vs asked."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from phoneemu.crypto import certs
+
+    c, start = hostile
+    asked = c.identity("itlrecovery").cert
+    pem = _pem(c, "itlrecovery", tmp_path)
+    serial = certs.serial_bytes(asked.serial_number).hex()
+    status, roles = Element(tag=TvsTag.STATUS, value=b"\0"), Element(tag=TvsTag.ROLES, value=b"\0")
+    ttl = Element(tag=TvsTag.TTL, value=(86400).to_bytes(4, "big"))
+    other = c.identity("callmanager").cert  # another serial (same lab issuer or not: said either way)
+    server = start([status, Element(tag=TvsTag.CERTIFICATE, value=other.public_bytes(Encoding.DER)), roles,
+                    ttl])
+    assert main(["tvs", server, str(pem)]) == 1
+    out = capsys.readouterr().out
+    other_serial = certs.serial_bytes(other.serial_number).hex()
+    assert "answer  does NOT vouch: status 0 (valid) but the certificate returned is not the one asked" \
+        in out, out
+    assert f"serial {other_serial} returned, {serial} asked" in out, out
+    assert "TVS does not know the signer" in out and "answer  valid" not in out, out
+    assert main(["tvs", server, str(pem), "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["answer"]["valid"] is False and "not the one asked" in doc["answer"]["problem"]
+    assert doc["answer"]["mismatch"]["serial"] == {"returned": other_serial, "asked": serial}
+    # the same serial from another issuer
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "impostor CA")])
+    now = datetime.datetime.now(datetime.UTC)
+    impostor = (x509.CertificateBuilder().subject_name(asked.subject).issuer_name(name)
+                .public_key(key.public_key()).serial_number(asked.serial_number)
+                .not_valid_before(now - datetime.timedelta(days=1))
+                .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    server = start([status, Element(tag=TvsTag.CERTIFICATE, value=impostor.public_bytes(Encoding.DER)),
+                    roles, ttl])
+    assert main(["tvs", server, str(pem), "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert set(doc["answer"]["mismatch"]) == {"issuer"}, doc
+    assert doc["answer"]["mismatch"]["issuer"] == {"returned": "CN=impostor CA", "asked": doc["issuer"]}
+    second = start([status, Element(tag=TvsTag.CERTIFICATE, value=asked.public_bytes(Encoding.DER)), roles])
+    assert main(["tvs", server, second, str(pem)]) == 1  # the summary says it too; the right one vouches
+    out = capsys.readouterr().out
+    assert "issuer CN=impostor CA returned, " in out, out
+    assert "1 of 2 TVS servers vouch" in out, out
+    assert f"{server} decides now (does NOT vouch (valid, another certificate returned))" in out, out
+    assert main(["tvs", server, str(pem), "--verify"]) == 0  # VERIFY: the phone sent the certificate
+
+
 def test_two_status_elements_that_disagree_are_no_answer(
         hostile: tuple[LabCluster, Callable[[list[Element]], str]], tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:

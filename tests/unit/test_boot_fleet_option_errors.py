@@ -5,6 +5,10 @@ path or value and why, exit 2, no traceback, before any boot.
 * ``--http-port 0`` passed the parse (a port, 0..65535) and was refused later by the boot target, naming
   its field (``http_port: http_port 0 outside 1..65535``) where ``--http-port 70000`` was argparse's
   ``argument --http-port: 70000 is outside 0..65535``: now one message, at parse time, in both commands.
+* ``boot --packets N`` without ``--call`` was ignored too (with ``--answer`` as well: the caller's INVITE
+  says how many packets an answered call carries): refused as in ``fleet boot``.
+* ``--sips-port 0`` (``--register``'s TLS port) was taken silently, the phone dialling port 0, where 70000
+  was ``... outside 0..65535``: refused at parse time as ``--http-port``, 1..65535, in both commands.
 * ``--flash FILE`` (boot, fleet boot) and ``fleet boot --models DIR`` gave the OSError's text naming the
   file but not the option (``/tmp/f: File exists``, ``/tmp: Is a directory``).
 """
@@ -64,6 +68,54 @@ def test_fleet_packets_reach_the_call_and_default_to_10(monkeypatch: pytest.Monk
     assert main([*FLEET, "--register", "--call", "moh", "--packets", "7"]) == 130
     assert main([*FLEET, "--register", "--call", "moh"]) == 130
     assert [s.call for s in specs] == [("moh", 7), ("moh", 10)]
+
+
+# ----------------------------------------------------------------------------------- boot --packets
+def test_boot_packets_without_call_is_refused_naming_both_options(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_boot(monkeypatch)
+    for extra in ([], ["--register"]):
+        line = _fails([*BOOT, "--packets", "5", *extra], capsys)
+        assert line == "phoneemu boot: --packets goes with --call (the media packets of the phone's call)"
+    line = _fails([*BOOT, "--packets", "5", "--register", "--answer", "3"], capsys)
+    assert line == ("phoneemu boot: --packets goes with --call (the media packets of the phone's call; with "
+                    "--answer, the caller says how many)")
+
+
+def test_boot_packets_reach_the_call_and_default_to_10(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With --call, --packets N is the call's; without --packets, 10 (its documented default)."""
+    calls: list[Any] = []
+
+    def fake_call_of(args: Any) -> Any:
+        calls.append((args.call, args.packets))
+        raise KeyboardInterrupt  # before the boot: the command ends there
+    monkeypatch.setattr("phoneemu.commands.boot.call_of", fake_call_of)
+    _no_boot(monkeypatch)
+    assert main([*BOOT, "--register", "--call", "moh", "--packets", "7"]) == 130
+    assert main([*BOOT, "--register", "--call", "moh"]) == 130
+    assert calls == [("moh", 7), ("moh", 10)]
+
+
+# ----------------------------------------------------------------------------------- --sips-port 0
+@pytest.mark.parametrize("value", ["0", "70000", "-1"])
+def test_sips_port_out_of_range_is_refused_at_parse_time_in_both_commands(
+        value: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """0 was taken (the phone then dialled port 0 over TLS); 70000 was "... outside 0..65535"."""
+    _no_boot(monkeypatch)
+    said = set()
+    for argv in (BOOT, FLEET):
+        line = _usage_error([*argv, "--register", "127.0.0.1", "--sips-port", value], capsys)
+        said.add(line.split(": error: ", 1)[1])
+    assert len(said) == 1, said
+    message = said.pop()
+    assert message.startswith(f"argument --sips-port: {value} is outside 1..65535"), message
+    if value == "0":
+        assert "no port a phone can ask" in message and "5061" in message, message
+
+
+def test_sips_port_that_is_not_a_number_is_said_as_for_any_port(capsys: pytest.CaptureFixture[str]) -> None:
+    line = _usage_error([*BOOT, "--register", "--sips-port", "x"], capsys)
+    assert line.endswith("argument --sips-port: 'x' is not a port number (ASCII digits 0-9)")
 
 
 # ----------------------------------------------------------------------------------- --http-port 0

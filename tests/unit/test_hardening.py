@@ -460,3 +460,48 @@ def test_fuzz_output_folder_that_cannot_be_created_names_the_option(
         rc = main(["fuzz", "--format", "itl", "-q", *[str(folder) if a == "@DIR" else a for a in argv]])
         _one_line(rc, capsys, f"{option}: {folder}: cannot create the folder or write in it")
 
+
+
+@pytest.mark.parametrize("kind", ["missing", "file", "empty"])
+def test_fuzz_seed_dir_that_holds_no_seeds_is_said_once(kind: str, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """``fuzz --seed-dir X`` with a bad X said the option twice (``--seed-dir: --seed-dir X: not a folder``),
+    and "not a folder" for one that does not exist: one line, the option once, exit 2, nothing run."""
+    seeds = tmp_path / "seeds"
+    if kind == "file":
+        seeds.write_bytes(b"x")
+    elif kind == "empty":
+        seeds.mkdir()
+    out = tmp_path / "fz"
+    rc = main(["fuzz", "--format", "itl", "--target", "phoneemu", "--runs", "1", "-q", "--out", str(out),
+               "--seed-dir", str(seeds)])
+    said = {"missing": "no such folder", "file": "not a folder", "empty": "holds no files"}[kind]
+    line = _one_line(rc, capsys)
+    assert line == f"phoneemu fuzz: --seed-dir {seeds}: {said}", line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["--target", "phoneemu", "--runs", "1", "--out", "@DIR", "--resign-ratio", "2"],
+    ["--target", "phoneemu", "--runs", "1"],
+    ["--target-cmd", "true {}", "--runs", "1", "--out", "@DIR", "--crash-exit", "999"],
+    ["--target", "phoneemu", "--runs", "1", "--out", "@DIR", "--crash-exit", "1"],
+    ["--target", "phoneemu", "--runs", "1", "--out", "@DIR", "--reject-exc", "ValueError"],
+    ["--target", "phoneemu", "--runs", "1", "--out", "@DIR", "--timeout", "3"],
+    ["--target-cmd", "true {}", "--runs", "1", "--out", "@DIR", "--hang-after", "3"],
+    ["--target-cmd", "true {}", "--runs", "1", "--out", "@DIR", "--no-round-trip"],
+    ["--serve", "--runs", "1", "--out", "@DIR", "--no-minimize"],
+    ["--target", "phoneemu", "--runs", "1", "--out", "@DIR", "--mac", "001122334455"],
+    ["--target", "phoneemu", "--regenerate", "@DIR", "--out", "@DIR"],
+    ["--target", "phoneemu", "--replay", "@DIR", "--out", "@DIR"],
+], ids=["resign-ratio", "no-out", "crash-exit-value", "crash-exit-mode", "reject-exc", "timeout",
+        "hang-after", "no-round-trip", "no-minimize", "mac", "regenerate", "replay"])
+def test_fuzz_option_errors_name_the_option_once(argv: list[str], tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """Each was ``--X: --X ...`` (``phoneemu fuzz: --resign-ratio: --resign-ratio must be within 0..1``):
+    the message opens with its option, so the option is not said again before it."""
+    rc = main(["fuzz", "--format", "itl", "-q", *[str(tmp_path / "d") if a == "@DIR" else a for a in argv]])
+    line = _one_line(rc, capsys)
+    head = line.removeprefix("phoneemu fuzz: ")
+    option = head.split(" ", 1)[0].rstrip(":")
+    assert option.startswith("--") and not head.startswith(f"{option}: {option}"), line
