@@ -34,6 +34,7 @@ from phoneemu.crypto.certs import cert_der
 from phoneemu.errors import PhoneEmuError
 from phoneemu.files import write_output
 from phoneemu.fleet.metrics import model_lines
+from phoneemu.formats._tlv import printable
 from phoneemu.phone.show_fleet import macs_text
 from phoneemu.phone.ways_out import way_out_lines, ways_out_doc, ways_out_text
 from phoneemu.scenario.predict import (
@@ -301,7 +302,9 @@ def _fleet_text(doc: dict[str, Any]) -> str:
                      "e.g. give its TFTP folder)")
     if doc["skipped_entries"]:
         lines.append("skipped:")
-        lines += [f"  {s['entry']}: {s['reason']}" for s in doc["skipped_entries"][:_FIRST_SKIPPED]]
+        # an entry's folder name with its control characters escaped (nothing raw on the terminal)
+        lines += [f"  {printable(s['entry'])}: {s['reason']}"
+                  for s in doc["skipped_entries"][:_FIRST_SKIPPED]]
         if doc["skipped"] > _FIRST_SKIPPED:
             lines.append(f"  ... and {doc['skipped'] - _FIRST_SKIPPED} more (--json-file lists them all)")
     locked = doc["outcomes"]["locked out"]

@@ -23,7 +23,7 @@ from typing import Any
 from phoneemu.errors import PhoneEmuError
 from phoneemu.net.capture import read_pcap
 
-__all__ = ["dissector_path", "register", "tls_server_ports", "tshark_args"]
+__all__ = ["dissector_path", "register", "shell_word", "tls_server_ports", "tshark_args"]
 
 _EPILOG = """\
 examples:
@@ -67,6 +67,23 @@ def tshark_args(pcap: Path, keylog: Path | None, ports: list[int]) -> list[str]:
     for port in ports:
         args += ["-d", f"tcp.port=={port},tls"]
     return [*args, "-r", str(pcap)]
+
+
+def shell_word(arg: str) -> str:
+    """``arg`` quoted for a POSIX shell (:func:`shlex.quote`); one with control characters or bytes that
+    are not UTF-8 (a capture's file name) as bash's ``$'...'`` with ``\\xHH`` escapes: the printed
+    command never carries them raw to the terminal, and still runs as printed."""
+    if arg.isprintable():
+        return shlex.quote(arg)
+    out = []
+    for c in arg:
+        if c in "\\'":
+            out.append("\\" + c)
+        elif c.isprintable():
+            out.append(c)
+        else:  # a lone surrogate (surrogateescape) is the byte it stands for
+            out += [f"\\x{b:02x}" for b in c.encode("utf-8", errors="surrogateescape")]
+    return "$'" + "".join(out) + "'"
 
 
 def register(sub: Any) -> None:
@@ -134,7 +151,7 @@ def handler(args: argparse.Namespace) -> int:
         print(f"phoneemu wireshark: note: Wireshark also loads {stale}, another version of this dissector, "
               "and decodes with that one: phoneemu wireshark --install replaces it", file=sys.stderr)
     if args.print:
-        print(shlex.join(cmd))
+        print(" ".join(shell_word(a) for a in cmd))
         return 0
     tshark = shutil.which("tshark")
     if tshark is None:

@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import heapq
 import re
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -179,8 +180,11 @@ class Download:
     def describe(self) -> str:
         n = self.nbytes
         size = f"{n} bytes" if n is not None else self.outcome
-        detail = f" ({self.detail})" if self.detail else ""
-        return (f"{self.protocol:<4} {host_port(self.server[0], self.server[1])} {self.name}: {size}"
+        # printed as it is: the capture's name and detail with their control characters escaped
+        # (nothing of the input reaches the terminal raw)
+        detail = f" ({printable(self.detail)})" if self.detail else ""
+        server = host_port(self.server[0], self.server[1])
+        return (f"{self.protocol:<4} {server} {printable(self.name)}: {size}"
                 f"{'' if self.ok else detail}")
 
 
@@ -363,7 +367,7 @@ class _Tftp(_Flow):
     def client_error(self, msg: Error) -> None:
         if self.outcome is None:
             self.outcome = "error"
-            self.detail = f"client aborted: TFTP error {msg.code}: {msg.message}"
+            self.detail = f"client aborted: TFTP error {msg.code}: {printable(msg.message)}"
 
     def finish(self, early: str = "") -> Download:
         """The transfer as it ended; ``early``: why it was ended before its end (appended to the detail)."""
@@ -387,7 +391,7 @@ class _Tftp(_Flow):
 class _Stream:
     """One direction of a TCP connection, delivered in order to ``sink(offset, ts, data)``."""
 
-    __slots__ = ("base", "charge", "fin", "isn", "next", "overflow", "pending", "pending_bytes",
+    __slots__ = ("_held", "base", "charge", "fin", "isn", "next", "overflow", "pending", "pending_bytes",
                  "seen_payload", "sink")
 
     def __init__(self, charge: Callable[[int], None]) -> None:
@@ -395,7 +399,8 @@ class _Stream:
         self.isn: int | None = None
         self.base: int | None = None  # sequence number of stream offset 0
         self.next = 0  # stream offset of the next byte in order
-        self.pending: list[tuple[int, float, bytes]] = []
+        self.pending: list[tuple[int, int, float, bytes]] = []  # heap: stream offset, arrival, time, bytes
+        self._held = 0  # segments held so far (arrival order of the heap's ties)
         self.pending_bytes = 0
         self.fin = False
         self.overflow = False
@@ -426,19 +431,20 @@ class _Stream:
                 warn(f"{flow()}: more than {cap} out-of-order bytes waiting for stream offset {self.next} "
                      f"(the per-direction cap), capture offset {pkt.offset}: the stream ends there")
                 return
-            self.pending.append((rel, pkt.ts, pkt.payload))
+            self._held += 1  # ties leave in arrival order
+            heapq.heappush(self.pending, (rel, self._held, pkt.ts, pkt.payload))
             self.pending_bytes += len(pkt.payload)
             self.charge(len(pkt.payload) + PIECE_COST)
             return
         self._deliver(rel, pkt.ts, pkt.payload)
-        if self.pending:
-            self.pending.sort(key=lambda p: p[0])
-            while self.pending and self.pending[0][0] <= self.next:
-                prel, pts, pdata = self.pending.pop(0)
-                self.pending_bytes -= len(pdata)
-                self.charge(-(len(pdata) + PIECE_COST))
-                if prel + len(pdata) > self.next:
-                    self._deliver(prel, pts, pdata)
+        # a heap (every loop bounded in time too): sorting the waiting segments at each in-order one was
+        # quadratic, minutes for a capture of 10 MB of one-byte segments
+        while self.pending and self.pending[0][0] <= self.next:
+            prel, _n, pts, pdata = heapq.heappop(self.pending)
+            self.pending_bytes -= len(pdata)
+            self.charge(-(len(pdata) + PIECE_COST))
+            if prel + len(pdata) > self.next:
+                self._deliver(prel, pts, pdata)
 
     def _deliver(self, rel: int, ts: float, data: bytes) -> None:
         tail = data[self.next - rel:]
@@ -651,7 +657,8 @@ class _Http:
                 sparts = sline.split(" ", 2)
                 code = (parse_ascii_int(sparts[1], max_digits=3) if len(sparts) >= 2 else None) or -1
                 outcome = _HTTP_OUTCOMES.get(code, "error")
-                detail = f"HTTP {sline[9:].strip() if sline.startswith('HTTP/') else sline[:40]}"
+                # the status line's control characters escaped: the detail is printed (replay's boot lines)
+                detail = f"HTTP {printable(sline[9:].strip() if sline.startswith('HTTP/') else sline[:40])}"
                 self._drop_body()
                 self.cur, self.got = (req, outcome, detail, t1), 0
                 if req.method == "HEAD" or code in (204, 304) or 100 <= code < 200:

@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from phoneemu.crypto.certs import subject_of_der
 from phoneemu.errors import PhoneEmuError, TransportError
 from phoneemu.files import phone_config_in, read_at_most
+from phoneemu.formats._tlv import printable
 from phoneemu.values import host_port
 
 if TYPE_CHECKING:
@@ -483,8 +484,9 @@ def _unasked_notes(named: Sequence[Path], fetcher: _FileFetcher) -> list[str]:
     """A note for each file given by name that the phone never asked for (a file of another phone, a
     name the phone does not request): its content played no part in the prediction."""
     used = _used(fetcher)
-    return [f"{p.name} given but never asked for by phone {fetcher.mac}: not part of this prediction "
-            f"(it asked for {', '.join(dict.fromkeys(n for n, _ in fetcher.served)) or 'nothing'})"
+    # the file's name with its control characters escaped: a note is printed (nothing raw on the terminal)
+    return [f"{printable(p.name)} given but never asked for by phone {fetcher.mac}: not part of this "
+            f"prediction (it asked for {', '.join(dict.fromkeys(n for n, _ in fetcher.served)) or 'nothing'})"
             for p in named if p not in used]
 
 
@@ -597,7 +599,7 @@ async def predict_listed(phones: Sequence[tuple[str, str]], new_files: Sequence[
 
 def _noting_unasked(phones: list[FleetPhone], inputs: PredictInputs, asked: set[Path]) -> list[FleetPhone]:
     """``phones`` with a note on each prediction naming the given files no phone asked for."""
-    unasked = [p.name for p in inputs.named if p not in asked]
+    unasked = [printable(p.name) for p in inputs.named if p not in asked]  # printed: escaped, never raw
     if not unasked:
         return phones
     shown = ", ".join(unasked[:_UNASKED_SHOWN]) + (f" and {len(unasked) - _UNASKED_SHOWN} more"

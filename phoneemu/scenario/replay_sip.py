@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from phoneemu.errors import DecodeError, EncodeError
+from phoneemu.formats._tlv import printable
 from phoneemu.net.tls_decrypt import KeyLog, decrypt_tls, read_in_clear
 from phoneemu.net.tls_handshake import client_certificate, device_of_certificate, server_certificate
 from phoneemu.protocols import sip
@@ -146,7 +147,8 @@ def _calls(requests: list[sip.SipMessage], answers: list[sip.SipMessage], *,
             kind, got, why, answer_sdp = _sdp_media(answer.body)
             answered = f"{kind} {got[0]}" if kind == "srtp" and got else kind
             problem = problem or (f"answer {why}" if why else "")
-        target = (m.uri or "")[:80] if direction == "out" else f"from {_caller(m)}"
+        # the captured URI with its control characters escaped: the target is printed (and in DIFFERS lines)
+        target = printable((m.uri or "")[:80] if direction == "out" else f"from {_caller(m)}")
         out.append(CapturedCall(target=target, offered=offered, suites=suites[:8], direction=direction,
                                 problem=problem, answered=answered, offer_sdp=offer_sdp,
                                 answer_sdp=answer_sdp, status=answer.status if answer is not None else None))

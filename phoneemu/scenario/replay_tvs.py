@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from phoneemu.errors import DecodeError, TransportError
+from phoneemu.formats._tlv import printable
 from phoneemu.net.capture import PcapPacket, read_pcap
 from phoneemu.net.tls_decrypt import KeyLog, decrypt_tls, key_problem, presented_certificate
 from phoneemu.net.tls_handshake import client_certificate, device_of_certificate
@@ -100,7 +101,7 @@ class CapturedTvs:
     def describe(self) -> str:
         r = self.request
         if isinstance(r, tvs.QueryRequest):
-            what = f"QUERY issuer {r.issuer} serial {r.serial.hex()}"
+            what = f"QUERY issuer {printable(r.issuer)} serial {r.serial.hex()}"
         else:
             what = f"VERIFY certificate of {len(r.certificate)} bytes"
         if self.response is None:
@@ -111,7 +112,9 @@ class CapturedTvs:
             code = self.response.status
             name = tvs.TvsStatus(code).name if code in tvs.TvsStatus._value2member_map_ else "unknown"
             answer = f"status {code} ({name})"
-        return (f"tvs {host_port(self.server[0], self.server[1])} {r.device_name}: {what} -> {answer} "
+        # the captured device name and issuer with their control characters escaped (printed as is)
+        server = host_port(self.server[0], self.server[1])
+        return (f"tvs {server} {printable(r.device_name)}: {what} -> {answer} "
                 f"({self.tls})")
 
 

@@ -32,7 +32,7 @@ def held(scanner: FlowScanner) -> int:
     for conn in {id(c): c for c in scanner._tcp.values()}.values():
         total += TCP_FLOW_COST if conn.kind != "closed" else 0
         for d in conn.dirs.values():
-            total += sum(len(p) + PIECE_COST for _, _, p in d.pending)
+            total += sum(len(p) + PIECE_COST for *_, p in d.pending)  # (offset, [arrival,] time, bytes)
         total += sum(len(p) + PIECE_COST for pieces in conn.early.values() for _, _, p in pieces)
         if conn.http is not None:
             for buf in (conn.http.creq, conn.http.sresp):
