@@ -11,7 +11,10 @@ from phoneemu.errors import PhoneEmuError
 from phoneemu.protocols.sip import SIP_PORT, SIPS_PORT
 from phoneemu.values import parse_host_port
 
-__all__ = ["FROM_CONFIG", "add_call_options", "add_register_options", "call_of", "registrar", "sips_port"]
+__all__ = [
+    "CALL_PACKETS", "FROM_CONFIG", "add_call_options", "add_register_options", "call_of", "checked_packets",
+    "registrar", "sips_port",
+]
 
 #: ``--register`` given without an address: the CallManagers of the phone's config
 FROM_CONFIG = ""
@@ -37,6 +40,22 @@ def sips_port(text: str) -> int:
     return asked_port(text, zero_hint=f": the registrar's SIP over TLS port, default {SIPS_PORT}")
 
 
+#: Media packets each way of a ``--call`` when ``--packets`` is not given.
+CALL_PACKETS = 10
+
+
+def checked_packets(args: argparse.Namespace, *, each: str = "the phone's") -> int:
+    """``args.packets`` as the call sends it: ``--packets N`` goes with ``--call`` (without it, it was
+    ignored silently; with ``--answer`` too, as the caller's INVITE says how many packets the answering
+    phone sends, spec §G.14 ``X-Phoneemu-Packets``); not given: :data:`CALL_PACKETS`. ``each``: whose call
+    the message names (``each phone's`` for a fleet)."""
+    if args.packets is not None and args.call is None:
+        why = "; with --answer, the caller says how many" if getattr(args, "answer", None) is not None else ""
+        raise PhoneEmuError(f"--packets goes with --call (the media packets of {each} call{why})",
+                            path="packets")
+    return CALL_PACKETS if args.packets is None else int(args.packets)
+
+
 def add_call_options(p: argparse.ArgumentParser, *, what: str, answer: bool = False) -> None:
     """``--call USER`` and ``--packets N`` (with ``answer``, one phone's ``--answer S`` and ``--realtime``
     too); ``what`` says what the command reports of the call."""
@@ -46,8 +65,9 @@ def add_call_options(p: argparse.ArgumentParser, *, what: str, answer: bool = Fa
                    "offer, each packet's authentication tag verified), else RTP (spec G.14). On a lab (lab "
                    "serve --sip-port): moh, annunciator or ivr, its media resources; on a real cluster a "
                    f"directory number that answers. {what}")
-    p.add_argument("--packets", type=call_packets, default=10, metavar="N",
-                   help="with --call: 20 ms G.711 packets each way (1..1000, default 10)")
+    # default None: "not given", refused without --call (checked_packets), then CALL_PACKETS
+    p.add_argument("--packets", type=call_packets, default=None, metavar="N",
+                   help=f"with --call: 20 ms G.711 packets each way (1..1000, default {CALL_PACKETS})")
     if answer:
         p.add_argument("--realtime", action="store_true",
                        help="with --call or --answer: send the media in real time, one packet every 20 ms, "

@@ -32,7 +32,13 @@ from cryptography import x509
 from phoneemu.commands._argtypes import non_negative_float, positive_float, unix_time
 from phoneemu.commands._capture import capture_keylog, capture_summary, open_host_capture
 from phoneemu.commands._cluster_address import cluster_address, http_port
-from phoneemu.commands._register import add_call_options, add_register_options, call_of, registrar
+from phoneemu.commands._register import (
+    add_call_options,
+    add_register_options,
+    call_of,
+    checked_packets,
+    registrar,
+)
 from phoneemu.crypto import certs, keys
 from phoneemu.crypto.keys import PrivateKey
 from phoneemu.errors import DecodeError, PhoneEmuError
@@ -104,8 +110,6 @@ def register(sub: Any) -> None:
     add_register_options(p, after="after the boot,")
     add_call_options(p, answer=True, what="A Call: line; exit status 1 when no media flowed or, over SRTP, "
                                           "none authenticated")
-    # None: --packets not given (refused without --call in handler, which then sets this default)
-    p.set_defaults(packets=None, call_packets=p.get_default("packets"))
     p.add_argument("--keylog", type=Path, metavar="FILE",
                    help="append the TLS secrets of the phone's TVS, CAPF and HTTPS connections (key-log "
                    "format): capture with tcpdump, then phoneemu wireshark CAPTURE --keylog FILE")
@@ -362,20 +366,8 @@ def _flash_folder_problem(path: Path) -> str | None:
     return None
 
 
-def _check_packets(args: argparse.Namespace) -> None:
-    """``--packets N`` goes with ``--call``: without it (as ``fleet boot``) it was ignored, silently; with
-    ``--answer`` too, as the caller's INVITE says how many packets the answering phone sends (spec §G.14,
-    ``X-Phoneemu-Packets``). Given with ``--call``, or not at all (its default, 10): ``args.packets``."""
-    if args.packets is not None and args.call is None:
-        why = "; with --answer, the caller says how many" if args.answer is not None else ""
-        raise PhoneEmuError(f"--packets goes with --call (the media packets of the phone's call{why})",
-                            path="packets")
-    if args.packets is None:
-        args.packets = args.call_packets
-
-
 def handler(args: argparse.Namespace) -> int:
-    _check_packets(args)
+    args.packets = checked_packets(args)
     _check_flash_folder(args.flash)
     where = cluster_address(args)
     host, port = where.host, where.tftp_port

@@ -63,7 +63,13 @@ from phoneemu.commands._argtypes import (
 )
 from phoneemu.commands._capture import DEFAULT_LIMIT_MIB, capture_keylog, capture_summary, open_host_capture
 from phoneemu.commands._cluster_address import cluster_address, http_port
-from phoneemu.commands._register import add_call_options, add_register_options, call_of, registrar
+from phoneemu.commands._register import (
+    add_call_options,
+    add_register_options,
+    call_of,
+    checked_packets,
+    registrar,
+)
 from phoneemu.errors import PhoneEmuError
 from phoneemu.files import check_apart, check_writable, write_output
 from phoneemu.fleet.engine import FleetSpec, Prestate, mac_range, mac_text, parse_mac
@@ -147,8 +153,6 @@ def register(sub: Any) -> None:
     add_call_options(b, what="Every registered phone calls: the summary's Media lines count how the calls "
                      "ended and the SRTP suite each used; JUnit fails a phone whose call carried no media, "
                      "exit 1")
-    # None: --packets not given (refused without --call in _boot, which then sets this default)
-    b.set_defaults(packets=None, call_packets=b.get_default("packets"))
     b.add_argument("--tvs-timeout", type=positive_float, default=10.0, metavar="S",
                    help="TVS exchange timeout in seconds: connect, handshake, answer (default 10)")
     b.add_argument("--auth-string", metavar="DIGITS", default=None,
@@ -484,11 +488,7 @@ def _boot(args: argparse.Namespace) -> int:
                  ("--keylog", args.keylog), ("--capture", args.capture)])
     if args.capture_limit is not None and args.capture is None:
         raise PhoneEmuError("--capture-limit goes with --capture", path="capture-limit")
-    if args.packets is not None and args.call is None:  # was ignored: no call, no packets
-        raise PhoneEmuError("--packets goes with --call (the media packets of each phone's call)",
-                            path="packets")
-    if args.packets is None:
-        args.packets = args.call_packets
+    args.packets = checked_packets(args, each="each phone's")
     args.keylog = capture_keylog(args.capture, args.keylog)  # checks --capture and --keylog
     if args.flash is not None:  # made here, not in each shard: a bad folder is one line, exit 2
         try:  # a file, as --flash itself, is refused earlier (_run_macs)
