@@ -3,6 +3,10 @@
 Each command module exposes ``register(subparsers)``; it adds its parser and sets
 ``handler(args) -> int``. Errors of the project print as one line, never a traceback:
 exit 2 for bad input/usage, 1 for a check that failed (the command decides), 130 on Ctrl-C.
+An error's text, a usage error's included, reaches the terminal escaped (control characters and
+undecodable bytes as ``\\xHH``): it may name a file whose name came from a capture, a folder of
+captures or a hostile server, and such a name must not move the cursor, clear the screen or
+forge a line of its own.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import NoReturn
 from phoneemu import version_text
 from phoneemu.commands._help import tidy
 from phoneemu.errors import PhoneEmuError
+from phoneemu.formats._tlv import printable
 from phoneemu.interrupts import term_as_ctrl_c
 
 __all__ = ["build_parser", "main"]
@@ -65,7 +70,7 @@ class _Parser(argparse.ArgumentParser):
     parsers are made of this class)."""
 
     def error(self, message: str) -> NoReturn:
-        super().error(message + did_you_mean(self, message))
+        super().error(printable(message + did_you_mean(self, message)))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(handler(args))
     except PhoneEmuError as exc:
-        print(f"phoneemu {args.command}: {exc}", file=sys.stderr)
+        print(f"phoneemu {args.command}: {printable(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"phoneemu {args.command}: interrupted", file=sys.stderr)
@@ -114,8 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 1
     except OSError as exc:
-        where = f": {exc.filename}" if exc.filename else ""
-        print(f"phoneemu {args.command}{where}: {exc.strerror or exc}", file=sys.stderr)
+        where = f": {printable(str(exc.filename))}" if exc.filename else ""
+        print(f"phoneemu {args.command}{where}: {printable(str(exc.strerror or exc))}", file=sys.stderr)
         return 2
     finally:
         if old_term is not None:

@@ -48,7 +48,11 @@ def checked_packets(args: argparse.Namespace, *, each: str = "the phone's") -> i
     """``args.packets`` as the call sends it: ``--packets N`` goes with ``--call`` (without it, it was
     ignored silently; with ``--answer`` too, as the caller's INVITE says how many packets the answering
     phone sends, spec §G.14 ``X-Phoneemu-Packets``); not given: :data:`CALL_PACKETS`. ``each``: whose call
-    the message names (``each phone's`` for a fleet)."""
+    the message names (``each phone's`` for a fleet). ``--realtime`` (boot) goes with ``--call`` or
+    ``--answer`` the same way: without either there is no media to pace."""
+    if getattr(args, "realtime", False) and args.call is None and getattr(args, "answer", None) is None:
+        raise PhoneEmuError("--realtime goes with --call or --answer (it paces the call's media, one packet "
+                            "every 20 ms)", path="realtime")
     if args.packets is not None and args.call is None:
         why = "; with --answer, the caller says how many" if getattr(args, "answer", None) is not None else ""
         raise PhoneEmuError(f"--packets goes with --call (the media packets of {each} call{why})",

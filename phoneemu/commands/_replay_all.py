@@ -15,6 +15,7 @@ from phoneemu.commands._progress import progress_line
 from phoneemu.errors import PhoneEmuError
 from phoneemu.fleet.alike import Alike
 from phoneemu.fleet.metrics import FAILED_BY, failure_text, kind_lines, outcome_of, tally_lines
+from phoneemu.formats._tlv import printable
 from phoneemu.net.tls_decrypt import KeyLog
 from phoneemu.phone.ways_out import ways_out_doc, ways_out_text
 from phoneemu.scenario.replay import Limits, ReplayResult
@@ -441,8 +442,8 @@ def run_all(args: argparse.Namespace, *, secrets: KeyLog | None, limits: Limits 
         # the phones' flashes a way out done phone by phone is for: as the capture leaves them, else
         # as they were before it
         flashes = args.export_flash or args.fleet_flash
-        print(fleet_text(doc, f"replay of {counts} from {args.capture} (profile {profile}; holding "
-                              f"{holding}; offline TVS: {tvs}; CAPF unavailable)",
+        print(fleet_text(doc, printable(f"replay of {counts} from {args.capture} (profile {profile}; "
+                                        f"holding {holding}; offline TVS: {tvs}; CAPF unavailable)"),
                          {"FLEET": str(flashes)} if flashes is not None else None))
         if args.export_flash is not None:
             written = sum("skipped" not in r for r in records)

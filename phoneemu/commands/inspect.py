@@ -24,6 +24,7 @@ from phoneemu.commands._argtypes import positive_int
 from phoneemu.crypto import keys
 from phoneemu.errors import PhoneEmuError, SizeLimitError
 from phoneemu.files import PEM_LIMIT, read_at_most
+from phoneemu.formats._tlv import printable
 from phoneemu.inspection import inspect_bytes, render_text
 
 __all__ = ["LARGEST_FILE", "handler", "inspect_bytes", "register", "render_text"]
@@ -97,34 +98,39 @@ def _capture_kind(path: Path) -> str | None:
         return None  # the read that follows says why
 
 
+def _say(line: str) -> None:
+    """One line on stderr, escaped: it names the file, whose name may carry control characters."""
+    print(printable(line), file=sys.stderr)
+
+
 def handler(args: argparse.Namespace) -> int:
     try:
         limit = args.limit if args.limit is not None else LARGEST_FILE
         kind = _capture_kind(args.file)
         if kind is not None:  # a capture holds files; inspect decodes one
-            print(f"phoneemu inspect: {args.file}: a packet capture ({kind}), not a file phoneemu inspect "
-                  f"decodes: phoneemu replay {args.file} --list lists its phones and the files they "
-                  "downloaded, --mac MAC or --all replays them", file=sys.stderr)
+            _say(f"phoneemu inspect: {args.file}: a packet capture ({kind}), not a file phoneemu inspect "
+                 f"decodes: phoneemu replay {args.file} --list lists its phones and the files they "
+                 "downloaded, --mac MAC or --all replays them")
             return 2
         try:
             data = read_at_most(args.file, limit, what="file")
         except SizeLimitError as exc:  # refused before reading it all: memory stays bounded
-            print(f"phoneemu inspect: {args.file}: {exc.message}"
-                  f"{' (--limit)' if args.limit is not None else ''}", file=sys.stderr)
+            _say(f"phoneemu inspect: {args.file}: {exc.message}"
+                 f"{' (--limit)' if args.limit is not None else ''}")
             return 2
         if args.key is not None and (problem := _key_problem(args.key)) is not None:
-            print(f"phoneemu inspect: --key {args.key}: {problem}", file=sys.stderr)
+            _say(f"phoneemu inspect: --key {args.key}: {problem}")
             return 2
         report = inspect_bytes(data, name=args.file.name, cert_paths=args.cert, key_path=args.key,
                                limit=args.limit)
     except OSError as exc:
-        print(f"phoneemu inspect: {exc.filename or args.file}: {exc.strerror or exc}", file=sys.stderr)
+        _say(f"phoneemu inspect: {exc.filename or args.file}: {exc.strerror or exc}")
         return 2
     except PhoneEmuError as exc:
-        print(f"phoneemu inspect: {args.file}: {exc}", file=sys.stderr)
+        _say(f"phoneemu inspect: {args.file}: {exc}")
         return 2
     except Exception as exc:  # last resort: one line, never a traceback
-        print(f"phoneemu inspect: {args.file}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        _say(f"phoneemu inspect: {args.file}: internal error: {type(exc).__name__}: {exc}")
         return 3
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=False))
@@ -133,7 +139,6 @@ def handler(args: argparse.Namespace) -> int:
     failed = [c for c in report["checks"] if not c["ok"]]
     if failed:
         c = failed[0]
-        print(f"phoneemu inspect: {args.file}: {c['check']} check failed ({c['reason']}): {c['detail']}",
-              file=sys.stderr)
+        _say(f"phoneemu inspect: {args.file}: {c['check']} check failed ({c['reason']}): {c['detail']}")
         return 1
     return 0

@@ -30,6 +30,7 @@ from phoneemu.commands._replay_all import (
 )
 from phoneemu.commands.boot import add_offline_phone_options, offline_boot_lines, pem_certificates, tvs_roles
 from phoneemu.errors import PhoneEmuError
+from phoneemu.formats._tlv import printable
 from phoneemu.formats.config import normalise_mac
 from phoneemu.net.capture import embedded_keylog
 from phoneemu.net.tls_decrypt import KeyLog, parse_keylog, read_keylog
@@ -298,8 +299,8 @@ def handler(args: argparse.Namespace) -> int:
                           **({"tls": _tvs_json(tvs_capture, mac)} if args.keylog is not None else {}),
                           "boots": [r.as_dict() for r in results]}, indent=2))
     else:
-        print(f"replay of phone {mac} from {args.capture} (profile {args.profile}; holding {holding}; "
-              f"offline TVS: {tvs}; CAPF unavailable)")
+        print(printable(f"replay of phone {mac} from {args.capture} (profile {args.profile}; holding "
+                        f"{holding}; offline TVS: {tvs}; CAPF unavailable)"))
         print("\n".join(_boot_text(i, r) for i, r in enumerate(results, 1)))
     differs = any(c.differs for r in results for c in r.sip)  # a captured registration against the rules
     return 0 if all(r.report.ok for r in results) and not differs else 1

@@ -82,6 +82,29 @@ def test_boot_packets_without_call_is_refused_naming_both_options(
                     "--answer, the caller says how many)")
 
 
+def test_boot_realtime_without_call_or_answer_is_refused(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """--realtime paces a call's media: without --call or --answer it was ignored silently."""
+    _no_boot(monkeypatch)
+    for extra in ([], ["--register"]):
+        line = _fails([*BOOT, "--realtime", *extra], capsys)
+        assert line == ("phoneemu boot: --realtime goes with --call or --answer (it paces the call's media, "
+                        "one packet every 20 ms)")
+
+
+def test_boot_realtime_with_call_or_answer_reaches_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[Any] = []
+
+    def fake_call_of(args: Any) -> Any:
+        seen.append((args.call, args.answer, args.realtime))
+        raise KeyboardInterrupt  # before the boot: the command ends there
+    monkeypatch.setattr("phoneemu.commands.boot.call_of", fake_call_of)
+    _no_boot(monkeypatch)
+    assert main([*BOOT, "--register", "--call", "moh", "--realtime"]) == 130
+    assert main([*BOOT, "--register", "--answer", "3", "--realtime"]) == 130
+    assert seen == [("moh", None, True), (None, 3.0, True)]
+
+
 def test_boot_packets_reach_the_call_and_default_to_10(monkeypatch: pytest.MonkeyPatch) -> None:
     """With --call, --packets N is the call's; without --packets, 10 (its documented default)."""
     calls: list[Any] = []

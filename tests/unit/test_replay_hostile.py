@@ -168,3 +168,39 @@ def test_predict_fleet_names_entries_and_files_escaped(tmp_path: Path,
     assert not [c for c in RAW if c in out], out
     assert "asked for by no phone of the fleet: stray\\x1b]0;title\\x07.tlv" in out
     assert "  0A0000000009\\x1b[2J: " in out
+
+
+HOSTILE_NAME = "cap\x1b[2J\x1b]0;t\x07\x9b\r"  # a capture named by whoever filled a folder of captures
+
+
+@pytest.mark.parametrize("mode", [["--mac", MAC], ["--all"]])
+def test_a_capture_name_reaches_the_terminal_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     mode: list[str]) -> None:
+    capture = _hostile_capture(tmp_path / f"{HOSTILE_NAME}.pcap")
+    main(["replay", str(capture), *mode])
+    out, err = capsys.readouterr()
+    assert not [c for c in RAW if c in out + err], out + err
+    assert "from " + str(tmp_path) + "/cap\\x1b[2J\\x1b]0;t\\x07\\x9b\\x0d.pcap (profile" in out
+
+
+@pytest.mark.parametrize("argv", [
+    ["replay", "{bad}", "--list"],  # an OSError's file name (cli.main)
+    ["replay", "{damaged}", "--list"],  # a PhoneEmuError naming the file (cli.main)
+    ["inspect", "{damaged}"],  # inspect says its own errors
+    ["inspect", "{bad}"],
+    ["run", "{damaged}"],
+    ["replay", "{damaged}", "--list", "{bad}"],  # a usage error echoing the argument (argparse)
+])
+def test_an_error_naming_a_hostile_file_reaches_the_terminal_escaped(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    damaged = tmp_path / f"{HOSTILE_NAME}.pcap"
+    damaged.write_bytes(b"garbage")
+    names = {"{bad}": str(tmp_path / HOSTILE_NAME), "{damaged}": str(damaged)}
+    try:
+        code = main([names.get(a, a) for a in argv])
+    except SystemExit as exc:  # argparse's usage error
+        code = int(str(exc.code))
+    out, err = capsys.readouterr()
+    assert code in (1, 2), (code, err)
+    assert not [c for c in RAW if c in out + err], out + err
+    assert "cap\\x1b[2J\\x1b]0;t\\x07" in err, err
