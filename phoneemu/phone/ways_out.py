@@ -12,8 +12,9 @@ choice of ways per rule is ours, from the seed chapter and the scenarios that re
 
 * a new signer TVS does not know (§G.6 problem 3): bulk certificate export (migration); rollback ITL
   on the old cluster before the move; ``utils itl reset`` on the same cluster; deleting the ITL by hand;
-* TVS unreachable (§G.6 problem 2, an outage): TVS back; rollback; itl reset; deleting the ITL (a bulk
-  export does not help while the old TVS cannot be reached);
+* TVS unreachable (§G.6 problem 2, an outage, or TVS moved away from the address the phone's config
+  names): TVS back there; rollback; itl reset; deleting the ITL (a bulk export does not help while the
+  old TVS cannot be reached);
 * a CTL (mixed mode) is not blanked by the rollback ITL (spec §G.3 note): ``utils ctl reset localkey``;
 * an ITL above the phone's limit: fewer certificates; an expired signer: a regenerated one;
 * a bad signature from a trusted signer (a file changed after it was signed): the file signed again;
@@ -88,9 +89,10 @@ _DELETE = WayOut(
     "phoneemu phone erase --flash FLASH", "migration-manual-itl-delete",
     fleet_lab="phoneemu phone erase --fleet-flash FLEET")
 _TVS_BACK = WayOut(
-    "a TVS outage",
-    "bring TVS back: the phones take the new trust list at their next reset (seed: Trust Verification "
-    "Service)",
+    "a TVS outage, or TVS moved",
+    "bring TVS back where the phones' config names it (their last accepted config lists the TVS servers "
+    "they ask; a TVS moved to another address is unreachable to them): the phones take the new trust list "
+    "at their next reset (seed: Trust Verification Service)",
     "phoneemu lab service DIR tvs start", "tvs-outage")
 _CTL_RESET = WayOut(
     "mixed mode, their own cluster (the rollback ITL does not blank a CTL)",
