@@ -820,7 +820,8 @@ def test_phone_show_of_a_flash_says_the_last_boot_locked_the_phone(
     out = capsys.readouterr().out
     assert "Last boot: " in out and "FAILED, locked out; CTL absent, ITL rejected" in out
     assert "deciding: G.3.4-tvs-unreachable (rejected)" in out and "(ITL refused)" in out
-    assert "  way out (a TVS outage, or TVS moved): bring TVS back where the phones' config names it" in out  # and then? (phone.ways_out)
+    # and then? (phone.ways_out)
+    assert "  way out (a TVS outage, or TVS moved): bring TVS back where the phones' config names it" in out
     assert f"lab: phoneemu phone erase --flash {flash}   rehearse: " in out
     assert cli.main(["phone", "erase", "--flash", str(flash)]) == 0
     capsys.readouterr()

@@ -50,7 +50,8 @@ def test_each_way_names_a_catalogue_scenario_and_commands_the_cli_takes(kind: st
 
 def test_lines_fill_what_is_known_and_quote_it() -> None:
     lines = way_out_lines("G.3.4-tvs-unreachable", "ITL", fill={"DIR": "/tmp/a lab", "FLASH": "ph1"})
-    assert lines[0].startswith("  way out (a TVS outage, or TVS moved): bring TVS back where the phones' config names it")
+    assert lines[0].startswith("  way out (a TVS outage, or TVS moved): bring TVS back where the phones' "
+                               "config names it")
     assert lines[1] == ("    lab: phoneemu lab service '/tmp/a lab' tvs start   "
                         "rehearse: phoneemu run scenarios/tvs-outage.yaml")
     assert any("phoneemu phone erase --flash ph1" in line for line in lines)
