@@ -141,7 +141,7 @@ def _boot_record(r: ReplayResult) -> dict[str, Any]:
 def phone_record(ph: PhoneReplay) -> dict[str, Any]:
     if ph.skipped is not None:
         return {"mac": ph.mac, "profile": ph.profile, "skipped": ph.skipped}
-    boots = [_boot_record(r) for r in ph.results]
+    boots = [r if isinstance(r, dict) else _boot_record(r) for r in ph.results]  # run_all: already reduced
     return {"mac": ph.mac, "profile": ph.profile, "outcome": boots[-1]["outcome"], "rule": boots[-1]["rule"],
             "boots": boots, "notes": list(ph.notes)}
 
@@ -413,7 +413,7 @@ def run_all(args: argparse.Namespace, *, secrets: KeyLog | None, limits: Limits 
                                            installed=installed, config_dir=args.installed_config_dir,
                                            fleet_flash=args.fleet_flash, export_flash=args.export_flash,
                                            models=models,
-                                           use_keylog=args.keylog is not None,
+                                           use_keylog=args.keylog is not None, boot=_boot_record,
                                            progress=progress_line("replayed"), **options))
     finally:
         capture.close()

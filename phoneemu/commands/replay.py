@@ -282,25 +282,75 @@ def handler(args: argparse.Namespace) -> int:
                           ctl=args.installed_ctl, config=args.installed_config,
                           config_key=installed_config_key(args))
     notes: list[str] = list(flash_notes)
-    results = asyncio.run(replay_phone(index, mac, profile=args.profile, now=args.now,
-                                       image_signers=pem_certificates(args.image_signer),
-                                       tvs_certs=pem_certificates(args.tvs_cert), tvs_roles=roles,
-                                       tvs_capture=tvs_capture if args.keylog is not None else None,
-                                       installed=held, keys_from=args.flash, notes=notes,
-                                       sip_capture=scan.sip))
-    for text in notes:
-        print(f"replay: warning: {text}", file=sys.stderr)
     files = installed_files(args)
     holding, tvs = offline_words(args, tvs_capture)
-    if args.json:
-        print(json.dumps({"mac": mac, "profile": args.profile, "capture": str(args.capture),
-                          "installed": {k.lower(): str(p) if p is not None else None for k, p in files},
-                          "offline": {"tvs": tvs, "capf": "unavailable"},
-                          **({"tls": _tvs_json(tvs_capture, mac)} if args.keylog is not None else {}),
-                          "boots": [r.as_dict() for r in results]}, indent=2))
-    else:
-        print(printable(f"replay of phone {mac} from {args.capture} (profile {args.profile}; holding "
-                        f"{holding}; offline TVS: {tvs}; CAPF unavailable)"))
-        print("\n".join(_boot_text(i, r) for i, r in enumerate(results, 1)))
-    differs = any(c.differs for r in results for c in r.sip)  # a captured registration against the rules
-    return 0 if all(r.report.ok for r in results) and not differs else 1
+    out = _BootPrinter(args, mac, files=files, holding=holding, tvs=tvs, tvs_capture=tvs_capture)
+    why = index.not_replayed(mac)
+    if why is not None:  # beyond the budget (as replay --all says of such a phone): exit status 1
+        out.skipped(why)
+        return 1
+    asyncio.run(replay_phone(index, mac, profile=args.profile, now=args.now,
+                             image_signers=pem_certificates(args.image_signer),
+                             tvs_certs=pem_certificates(args.tvs_cert), tvs_roles=roles,
+                             tvs_capture=tvs_capture if args.keylog is not None else None,
+                             installed=held, keys_from=args.flash, notes=notes,
+                             sip_capture=scan.sip, each=out.boot))
+    out.close()
+    for text in notes:
+        print(f"replay: warning: {text}", file=sys.stderr)
+    return 0 if out.ok and not out.differs else 1
+
+
+class _BootPrinter:
+    """Prints each replayed boot's text as soon as it is done; with ``--json`` keeps only each boot's JSON
+    text and prints the whole document at the end (never half a document: an interrupted replay prints
+    none). The boots' reports are not kept (a capture may hold tens of thousands of boots of one phone);
+    the output is the one the whole list would print. ``ok``: every boot accepted a configuration;
+    ``differs``: a captured registration went otherwise than the rules."""
+
+    def __init__(self, args: argparse.Namespace, mac: str, *, files: Any, holding: str, tvs: str,
+                 tvs_capture: TvsCapture) -> None:
+        self.json = bool(args.json)
+        self.ok, self.differs, self.boots = True, False, 0
+        self.items: list[str] = []  # --json: each boot's item of the document's list, as printed
+        if self.json:
+            doc = {"mac": mac, "profile": args.profile, "capture": str(args.capture),
+                   "installed": {k.lower(): str(p) if p is not None else None for k, p in files},
+                   "offline": {"tvs": tvs, "capf": "unavailable"},
+                   **({"tls": _tvs_json(tvs_capture, mac)} if args.keylog is not None else {}),
+                   "boots": _BOOTS}
+            self.doc = doc
+            self.head, self.tail = json.dumps(doc, indent=2).split(json.dumps(_BOOTS), 1)
+        else:
+            self.head = printable(f"replay of phone {mac} from {args.capture} (profile {args.profile}; "
+                                  f"holding {holding}; offline TVS: {tvs}; CAPF unavailable)")
+            self.tail = ""
+
+    def boot(self, r: ReplayResult) -> None:
+        self.boots += 1
+        self.ok = self.ok and r.report.ok
+        self.differs = self.differs or any(c.differs for c in r.sip)
+        if not self.json:
+            if self.boots == 1:
+                print(self.head)
+            print(_boot_text(self.boots, r))
+            return
+        # json.dumps(indent=2) of the whole document: each boot an item of a list two levels deep
+        self.items.append("\n".join("    " + line for line in json.dumps(r.as_dict(), indent=2).split("\n")))
+
+    def skipped(self, why: str) -> None:
+        """The phone is not replayed: why."""
+        if self.json:
+            print(json.dumps({**{k: v for k, v in self.doc.items() if k != "boots"}, "skipped": why,
+                              "boots": []}, indent=2))
+        else:
+            print(self.head)
+            print(f"  not replayed: {why}")
+
+    def close(self) -> None:
+        if self.json:
+            items = ",\n".join(self.items)
+            print(f"{self.head}[]{self.tail}" if not items else f"{self.head}[\n{items}\n  ]{self.tail}")
+
+
+_BOOTS = "\x00boots\x00"  # where the boots go in the JSON document (no other value is this string)

@@ -58,9 +58,12 @@ adds how they are kept bounded:
 
   So each side may use what the other leaves, and neither a flood of completed downloads nor one of
   unfinished flows can take the other's half; a capture whose total stays within the budget loses
-  nothing. What is held never exceeds the budget plus one packet. Not counted: a kept download's
-  record without bytes (one per request of the replayed phone; ``--list``: at most ``MAX_LISTED``)
-  and the port pair of an ended TCP connection (at most ``max_flows``).
+  nothing. What is held never exceeds the budget plus one packet. Not counted here: the port pair of an
+  ended TCP connection (at most ``max_flows``), and the records of the downloads a sink keeps (one per
+  request: their name, endpoints, times and outcome, bytes or none), which the sink bounds itself — a
+  sink with a ``bind(budget, warn, offset)`` method is told the budget, the warnings' destination and
+  where the packet being read is (``offset()``) when the scan starts (:mod:`phoneemu.scenario.replay`,
+  "Bounded"; ``replay --all`` counts them in the budget, :mod:`phoneemu.scenario.replay_fleet`).
 """
 
 from __future__ import annotations
@@ -916,6 +919,9 @@ class FlowScanner:
         self._time = float("-inf")  # the time of the packet before (module rules, "Capture order")
         self._rank = 0
         self.budget = _Budget(self.limits.max_memory)
+        bind = getattr(downloads, "bind", None)  # a sink bounding its records by the budget (replay)
+        if bind is not None:
+            bind(self.limits.max_memory, self.warn, lambda: self._current_offset)
         self._tftp: OrderedDict[Endpoint, _Tftp] = OrderedDict()
         self._tcp: OrderedDict[frozenset[Endpoint], _Conn] = OrderedDict()
 
@@ -927,6 +933,7 @@ class FlowScanner:
 
     def feed(self, pkt: PcapPacket) -> None:
         self.packets += 1
+        self._current_offset = pkt.offset
         self.next_rank()
         if pkt.ts < self._time:
             self.backwards += 1

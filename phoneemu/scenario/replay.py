@@ -75,8 +75,18 @@ Rules (issue #5 point 3; spec §C.6 request names, §H.1 TFTP/HTTP 6970):
   decide trust are small: trust lists, configs; a large one is a load), then the earliest request.
   Such a download is reported ``too-large`` (its detail says why; the boot that fetches it is told
   so), with a warning naming the file, the capture offset and the budget. A capture that fits the
-  budget loses nothing, so its decisions are the same whatever the budget. ``replay --all`` keeps
-  every phone's downloads instead, their bytes on disk (:mod:`phoneemu.scenario.replay_fleet`).
+  budget loses nothing, so its decisions are the same whatever the budget. The records of the kept
+  downloads (one per request, with or without bytes: a capture of 100,000 requests that never got an
+  answer holds 100,000 of them) are counted apart, :data:`RECORD_COST` each (a cluster-wide slot
+  :data:`SLOT_COST`), and may hold half the overall budget (:func:`record_allowance`; the flows' and
+  bytes' accounting above is unchanged): beyond, *our convention* as ``replay --all``'s for a phone
+  whose downloads were not all kept — the phone is not replayed (replayed on a part of its requests it
+  would decide on files it never lacked), what was kept for it is let go, and a warning names the
+  request, the capture offset and the budget (raise ``--max-memory``); ``--list`` lists no more
+  downloads than the allowance holds (the rest counted, with a warning). The boots are replayed one
+  at a time: ``replay_boots(each=...)`` hands each result on as it is done, keeping none.
+  ``replay --all`` keeps every phone's downloads instead, their bytes on disk
+  (:mod:`phoneemu.scenario.replay_fleet`).
 """
 
 from __future__ import annotations
@@ -106,6 +116,7 @@ from phoneemu.scenario._capture_flows import (
     Limits,
     mac_of,
 )
+from phoneemu.values import host_port
 
 if TYPE_CHECKING:
     from phoneemu.phone.boot import BootReport
@@ -119,7 +130,10 @@ __all__ = [
     "MAX_MEMORY",
     "MAX_STREAM",
     "MAX_TLS_STREAM",
+    "MIN_RECORD_ALLOWANCE",
     "NOT_IN_CAPTURE",
+    "RECORD_COST",
+    "SLOT_COST",
     "CaptureIndex",
     "Download",
     "Limits",
@@ -136,6 +150,7 @@ __all__ = [
     "mac_of",
     "offline_tvs",
     "phone_sink",
+    "record_allowance",
     "replay_boots",
     "replay_phone",
     "tftp_downloads",
@@ -143,6 +158,20 @@ __all__ = [
 
 MAX_LISTED = 100_000
 """Downloads listed by ``replay --list`` (beyond: counted, not listed)."""
+RECORD_COST = 1024
+"""What the record of one download a scan keeps counts against the records' allowance (module rules,
+"Bounded"), its bytes apart: the :class:`Download` (name, endpoints, times, outcome, detail), the rank
+and client address of the phone's request, and what a replay of one phone builds from it (the index,
+the phone's boots). Measured with tracemalloc on 20,000 requests without answers (each from its own
+client address, or from two; names in turn so that each boot has two or three): 710 to 745 bytes a
+request for ``--mac`` with its boots, 630 for ``--list``; rounded up for the index's passing copies."""
+SLOT_COST = 768
+"""What one cluster-wide slot of a replayed phone counts (module rules, "Bounded"): its key, its four
+places and the record it holds (measured with tracemalloc: 627 bytes a slot holding a record of its own,
+410 for two slots sharing one)."""
+MIN_RECORD_ALLOWANCE = 256 * 1024
+"""The records' allowance whatever the budget (``--max-memory`` is 1 MiB at least: half of it is more;
+a smaller budget is a test's of the flows, which keeps a few records)."""
 MAX_MACS = 100_000
 """Phone MACs remembered (for ``--list`` and for the error naming the phones of the capture)."""
 MAX_CLIENT_SLOTS = 100_000
@@ -212,11 +241,27 @@ class _Kept:
         return None
 
 
+def record_allowance(budget: int) -> int:
+    """What the records of the downloads a scan keeps may count (module rules, "Bounded"): half the
+    overall budget ``budget``, at least :data:`MIN_RECORD_ALLOWANCE`."""
+    return max(budget // 2, MIN_RECORD_ALLOWANCE)
+
+
 class _KeptSink:
-    """A download sink whose kept bytes are accounted in :class:`_Kept` (the overall budget)."""
+    """A download sink whose kept bytes are accounted in :class:`_Kept` (the overall budget), and whose
+    records (module rules, "Bounded") count against :func:`record_allowance` once the scan has bound it
+    (:meth:`bind`)."""
 
     def __init__(self) -> None:
         self.kept = _Kept()
+        self.allowance = record_allowance(MAX_MEMORY)
+        self.records = 0  # what the records kept count, RECORD_COST (or SLOT_COST) each
+        self.warn: Callable[[str], None] = lambda _text: None
+        self.offset: Callable[[], int] = lambda: 0
+
+    def bind(self, budget: int, warn: Callable[[str], None], offset: Callable[[], int]) -> None:
+        """The scan's overall budget, where its warnings go and where its packet is (the scanner calls it)."""
+        self.allowance, self.warn, self.offset = record_allowance(budget), warn, offset
 
     @property
     def held(self) -> int:
@@ -265,10 +310,16 @@ class _ListSink(_KeepAll):
         mac = download.mac
         if mac is not None and len(self.macs) < MAX_MACS:
             self.macs.add(mac)
-        if len(self.downloads) < self.limit:
+        if len(self.downloads) < self.limit and self.records + RECORD_COST <= self.allowance:
             self.downloads.append(download)
-        else:
-            self.unlisted += 1
+            self.records += RECORD_COST
+            return
+        if not self.unlisted and len(self.downloads) < self.limit:
+            self.warn(f"{download.protocol} {host_port(*download.server)} {download.name!r}, capture "
+                      f"offset {self.offset()}: the records of the {len(self.downloads)} downloads listed "
+                      f"would hold more than {self.allowance} bytes (half the overall budget): this download "
+                      "and the later ones are counted, not listed (raise --max-memory to list them)")
+        self.unlisted += 1
 
     def index(self, scanner: FlowScanner, warnings: Sequence[str] = ()) -> CaptureIndex:
         base = super().index(scanner, warnings)
@@ -294,12 +345,37 @@ class _PhoneSink(_KeptSink):
         self.client_slots = 0
         self.client_slots_full = False
         self.seq = 0
+        self.not_kept = 0  # the phone's requests not kept: beyond the records' allowance (module rules)
 
     def request(self, name: str, client: Endpoint, server: Endpoint, start: float, order: int) -> None:
         if mac_of(name) == self.mac:
+            if self.not_kept or not self._room(RECORD_COST, name, server):
+                self.not_kept += 1
+                return
             bisect.insort(self.starts, order)
             self.addresses.add(client[0])
             self.servers.add(server[0])
+
+    def _room(self, cost: int, name: str, server: Endpoint) -> bool:
+        """Whether a record of ``cost`` fits the allowance (module rules, "Bounded"); when it does not,
+        nothing more is kept for the phone and what was is let go: it will not be replayed (on a part of
+        its requests it would decide on files it never lacked), with a warning."""
+        if self.records + cost <= self.allowance:
+            self.records += cost
+            return True
+        requests = len(self.starts)
+        self.warn(f"{name!r} from {host_port(*server)}, capture offset {self.offset()}: the records of "
+                  f"phone {self.mac}'s {requests} requests and of the cluster-wide downloads of its boots "
+                  f"would hold more than {self.allowance} bytes (half the overall budget): the phone is not "
+                  "replayed (raise --max-memory)")
+        for i in range(len(self.own)):
+            self.kept.release(self.own, i)
+        for slot in self.shared.values():
+            self.kept.release(slot, 1)
+            self.kept.release(slot, 3)
+        self.own, self.shared, self.starts, self.records = [], {}, [], 0
+        self.not_kept = requests  # those before, counted with this one and the later ones by request()
+        return False
 
     def want_data(self, name: str) -> bool:
         mac = mac_of(name)
@@ -308,6 +384,8 @@ class _PhoneSink(_KeptSink):
     def add(self, d: Download) -> None:
         mac = d.mac
         if mac == self.mac:
+            if self.not_kept:
+                return  # the phone is not replayed (its request was counted)
             self.own.append(d)
             self.kept.hold(self.own, len(self.own) - 1)
             return
@@ -321,8 +399,8 @@ class _PhoneSink(_KeptSink):
         if i < 0 or d.server[0] not in self.servers:
             return  # before the phone's first request, or from a server it never asked: in no boot's window
         seg = self.starts[i]
-        anyone = self.shared.setdefault((seg, d.server[0], d.name, None), [None] * 4)
-        if d.data is not None:  # the same cluster-wide file downloaded by many phones: one copy
+        anyone = self.shared.get((seg, d.server[0], d.name, None))
+        if d.data is not None and anyone is not None:  # the same cluster-wide file by many phones: one copy
             same = next((e.data for e in (anyone[1], anyone[3]) if e is not None and e.data == d.data), None)
             if same is not None:
                 d = dataclasses.replace(d, data=same)
@@ -336,8 +414,11 @@ class _PhoneSink(_KeptSink):
                 self.client_slots_full = True  # beyond: served as from any client of the window
         for client in keys:
             key = (seg, d.server[0], d.name, client)
-            if client is not None and key not in self.shared:
-                self.client_slots += 1
+            if key not in self.shared:
+                if not self._room(SLOT_COST, d.name, d.server):
+                    return  # the phone is not replayed (not_kept counts its requests)
+                if client is not None:
+                    self.client_slots += 1
             slot = self.shared.setdefault(key, [None] * 4)
             if d.ok and d.data is not None and (slot[0] is None or rank < slot[0]):
                 self._put(slot, 1, rank, d)
@@ -363,9 +444,12 @@ class _PhoneSink(_KeptSink):
             notes.append(f"more than {MAX_CLIENT_SLOTS} client endpoints on the phone's address(es) "
                          "downloaded cluster-wide names in its boot windows: the later ones count as "
                          "from any client (not as the phone's own connection)")
+        if self.not_kept:
+            macs.add(self.mac)
         return CaptureIndex(downloads=tuple(ordered), packets=scanner.packets, skipped=scanner.skipped,
                             seen_macs=tuple(sorted(macs)), warnings=tuple(notes),
-                            other_addresses=frozenset(self.other_addresses))
+                            other_addresses=frozenset(self.other_addresses),
+                            not_kept={self.mac: self.not_kept} if self.not_kept else {})
 
 
 def phone_sink(mac: str | None) -> _KeepAll | _ListSink | _PhoneSink:
@@ -411,6 +495,16 @@ class CaptureIndex:
     warnings: tuple[str, ...] = ()
     #: client addresses of other phones than the replayed one (a replay of one phone only)
     other_addresses: frozenset[str] = frozenset()
+    #: phone -> its requests not kept: beyond the records' allowance, it is not replayed (module rules)
+    not_kept: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def not_replayed(self, mac: str) -> str | None:
+        """Why the phone cannot be replayed from this index (None: it can)."""
+        n = self.not_kept.get(mac)
+        if not n:
+            return None
+        return (f"its downloads were not all kept: the records of its {n} requests would hold more than half "
+                "of --max-memory, beside the cluster-wide downloads of its boots (raise --max-memory)")
 
     def macs(self) -> list[str]:
         return sorted(set(self._by_mac) | set(self.seen_macs))
@@ -633,6 +727,9 @@ async def replay_phone(index: CaptureIndex, mac: str, **options: Any) -> list[Re
     from phoneemu.formats.config import normalise_mac
 
     mac = normalise_mac(mac)
+    why = index.not_replayed(mac)
+    if why is not None:
+        raise PhoneEmuError(f"phone {mac} is not replayed: {why}", path="max-memory")
     boots = boots_of(index, mac)
     if not boots:
         raise PhoneEmuError(f"no download of phone {mac} in the capture (macs: "
@@ -647,8 +744,8 @@ async def replay_boots(boots: Sequence[ReplayBoot], mac: str, *, profile: str = 
                        tvs_roles: frozenset[int] = frozenset({0, 2}),
                        tvs_capture: Any = None, installed: Any = None, keys_from: Path | None = None,
                        notes: list[str] | None = None, export: Path | None = None,
-                       sip_capture: Sequence[Any] = (), shared_addresses: frozenset[str] = frozenset()
-                       ) -> list[ReplayResult]:
+                       sip_capture: Sequence[Any] = (), shared_addresses: frozenset[str] = frozenset(),
+                       each: Callable[[ReplayResult], None] | None = None) -> list[ReplayResult]:
     """Boot a fresh phone ``mac`` offline once per boot of ``boots`` (one phone's, in order; module
     rules); with ``tvs_capture`` (:class:`phoneemu.scenario.replay_tvs.TvsCapture`) TVS answers as it
     did in the capture; ``installed`` (:class:`phoneemu.scenario.predict.Installed`) is what the phone
@@ -658,7 +755,9 @@ async def replay_boots(boots: Sequence[ReplayBoot], mac: str, *, profile: str = 
     written into after its last boot (what it holds then: trust lists, config, keys; ``predict
     --fleet-flash`` reads such folders); ``sip_capture``: the capture's SIP connections
     (:class:`phoneemu.scenario.replay_sip.CapturedSip`), each checked after the boot it follows
-    (``shared_addresses``: client addresses other phones use too, which name no phone)."""
+    (``shared_addresses``: client addresses other phones use too, which name no phone); ``each``: every
+    result is handed to it as soon as its boot is done and none is kept (the list returned is empty: a
+    capture of tens of thousands of boots of one phone does not hold their reports at once)."""
     from phoneemu.phone.phone import Phone
     from phoneemu.phone.profile import get_profile
     from phoneemu.scenario.replay_target import captured_target
@@ -690,6 +789,7 @@ async def replay_boots(boots: Sequence[ReplayBoot], mac: str, *, profile: str = 
         if notes is not None:
             notes += held
     results: list[ReplayResult] = []
+    last: BootReport | None = None
     for i, b in enumerate(boots):
         window["start"] = b.order
         window["stop"] = boots[i + 1].order if i + 1 < len(boots) else float("inf")
@@ -705,12 +805,16 @@ async def replay_boots(boots: Sequence[ReplayBoot], mac: str, *, profile: str = 
             after = [c for c in sip_capture if window["start"] <= c.order < window["stop"]]
             addresses = {d.client[0] for d in b.own} - shared_addresses
             sip = tuple(check_sip(phone.store, phone.profile, mac, addresses, after))
-        results.append(ReplayResult(boot=b, served=tuple(fetcher.served), report=report,
-                                    not_captured=tuple(dict.fromkeys(fetcher.not_captured)), sip=sip))
+        result = ReplayResult(boot=b, served=tuple(fetcher.served), report=report,
+                              not_captured=tuple(dict.fromkeys(fetcher.not_captured)), sip=sip)
+        last = report
+        if each is not None:
+            each(result)
+        else:
+            results.append(result)
     if export is not None:
         from phoneemu.phone.flash import Flash
 
         # atomic, not fsynced (our convention, as fleet boot --flash): a throw-away copy of a state
-        phone.save_to(Flash(export, profile=phone.profile, durable=False),
-                      results[-1].report if results else None)
+        phone.save_to(Flash(export, profile=phone.profile, durable=False), last)
     return results

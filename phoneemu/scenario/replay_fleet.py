@@ -325,7 +325,8 @@ class PhoneReplay:
 
     mac: str
     profile: str
-    results: tuple[ReplayResult, ...] = ()
+    #: its boots' results, each reduced by ``replay_fleet(boot=...)`` when given
+    results: tuple[Any, ...] = ()
     notes: tuple[str, ...] = ()
     skipped: str | None = None
 
@@ -482,7 +483,7 @@ async def replay_fleet(capture: FleetCapture, *, reduce: Callable[[PhoneReplay],
                        fleet_flash: Path | None = None, export_flash: Path | None = None,
                        models: Any = None, use_keylog: bool = False,
                        progress: Callable[[int, int], None] | None = None,
-                       **options: Any) -> list[T]:
+                       boot: Callable[[ReplayResult], Any] | None = None, **options: Any) -> list[T]:
     """Replay every phone of ``capture`` (module rules, "Each phone"), each reduced by ``reduce`` as soon
     as it is done (a phone's boot reports are not all kept: 40,000 of them would not fit); ``options``
     as :func:`~phoneemu.scenario.replay.replay_boots` (``tvs_certs``, ``tvs_roles``, ``now``,
@@ -492,7 +493,9 @@ async def replay_fleet(capture: FleetCapture, *, reduce: Callable[[PhoneReplay],
     flash) holds its config from there, as ``fleet boot --installed-config-dir`` takes it;
     ``export_flash``: each replayed phone's flash after its last boot is written to ``<MAC>`` there;
     ``models`` (:class:`~phoneemu.scenario.phone_models.PhoneModels`): each phone's model, where known
-    (a phone's flash says it first)."""
+    (a phone's flash says it first); ``boot``: each boot's result is reduced by it as soon as the boot is
+    done, and ``PhoneReplay.results`` holds what it returns (a phone of tens of thousands of boots does
+    not hold their reports at once)."""
     from phoneemu.crypto import signatures
 
     unkept = set(capture.not_kept)
@@ -511,7 +514,7 @@ async def replay_fleet(capture: FleetCapture, *, reduce: Callable[[PhoneReplay],
             noted = () if models is None or mac not in models.notes_of else (models.notes_of[mac],)
             out.append(reduce(await _replay_one(capture, mac, profile=own, noted=noted, installed=installed,
                                                 config_dir=config_dir, fleet_flash=fleet_flash,
-                                                use_keylog=use_keylog,
+                                                use_keylog=use_keylog, boot=boot,
                                                 export=export_flash / mac if export_flash else None,
                                                 **options)))
     finally:
@@ -523,7 +526,7 @@ async def replay_fleet(capture: FleetCapture, *, reduce: Callable[[PhoneReplay],
 
 async def _replay_one(capture: FleetCapture, mac: str, *, profile: str, noted: tuple[str, ...],
                       installed: Any, config_dir: Path | None, fleet_flash: Path | None, use_keylog: bool,
-                      **options: Any) -> PhoneReplay:
+                      boot: Callable[[ReplayResult], Any] | None = None, **options: Any) -> PhoneReplay:
     notes: list[str] = list(noted)
     keys_from = None
     if config_dir is not None:
@@ -539,11 +542,14 @@ async def _replay_one(capture: FleetCapture, mac: str, *, profile: str, noted: t
         else:
             notes.append(f"no flash {flash}: holds what the options say")
     boots = capture.boots(mac)
-    results = await replay_boots(boots, mac, profile=profile, installed=installed, keys_from=keys_from,
-                                 notes=notes, tvs_capture=capture.tvs if use_keylog else None,
-                                 sip_capture=capture.sip_of(mac), shared_addresses=capture.shared_addresses,
-                                 **options)
-    return PhoneReplay(mac=mac, profile=profile, results=tuple(results), notes=tuple(notes))
+    reduced: list[Any] = []
+    results: list[Any] = await replay_boots(
+        boots, mac, profile=profile, installed=installed, keys_from=keys_from, notes=notes,
+        tvs_capture=capture.tvs if use_keylog else None, sip_capture=capture.sip_of(mac),
+        shared_addresses=capture.shared_addresses,
+        each=None if boot is None else (lambda r: reduced.append(boot(r))), **options)
+    return PhoneReplay(mac=mac, profile=profile, results=tuple(results if boot is None else reduced),
+                       notes=tuple(notes))
 
 
 def _with_config(installed: Any, config_dir: Path, mac: str, profile: str, notes: list[str]) -> Any:
