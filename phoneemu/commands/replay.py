@@ -14,7 +14,9 @@ import argparse
 import asyncio
 import collections
 import json
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -284,35 +286,38 @@ def handler(args: argparse.Namespace) -> int:
     notes: list[str] = list(flash_notes)
     files = installed_files(args)
     holding, tvs = offline_words(args, tvs_capture)
-    out = _BootPrinter(args, mac, files=files, holding=holding, tvs=tvs, tvs_capture=tvs_capture)
-    why = index.not_replayed(mac)
-    if why is not None:  # beyond the budget (as replay --all says of such a phone): exit status 1
-        out.skipped(why)
-        return 1
-    asyncio.run(replay_phone(index, mac, profile=args.profile, now=args.now,
-                             image_signers=pem_certificates(args.image_signer),
-                             tvs_certs=pem_certificates(args.tvs_cert), tvs_roles=roles,
-                             tvs_capture=tvs_capture if args.keylog is not None else None,
-                             installed=held, keys_from=args.flash, notes=notes,
-                             sip_capture=scan.sip, each=out.boot))
-    out.close()
+    with _BootPrinter(args, mac, files=files, holding=holding, tvs=tvs, tvs_capture=tvs_capture) as out:
+        why = index.not_replayed(mac)
+        if why is not None:  # beyond the budget (as replay --all says of such a phone): exit status 1
+            out.skipped(why)
+            return 1
+        asyncio.run(replay_phone(index, mac, profile=args.profile, now=args.now,
+                                 image_signers=pem_certificates(args.image_signer),
+                                 tvs_certs=pem_certificates(args.tvs_cert), tvs_roles=roles,
+                                 tvs_capture=tvs_capture if args.keylog is not None else None,
+                                 installed=held, keys_from=args.flash, notes=notes,
+                                 sip_capture=scan.sip, each=out.boot))
+        out.finish()
     for text in notes:
         print(f"replay: warning: {text}", file=sys.stderr)
     return 0 if out.ok and not out.differs else 1
 
 
 class _BootPrinter:
-    """Prints each replayed boot's text as soon as it is done; with ``--json`` keeps only each boot's JSON
-    text and prints the whole document at the end (never half a document: an interrupted replay prints
-    none). The boots' reports are not kept (a capture may hold tens of thousands of boots of one phone);
-    the output is the one the whole list would print. ``ok``: every boot accepted a configuration;
-    ``differs``: a captured registration went otherwise than the rules."""
+    """Prints each replayed boot's text as soon as it is done; with ``--json`` writes each boot's JSON
+    text to an unnamed temporary file (closed on leaving ``with``) and prints the whole document at the
+    end (never half a document: an interrupted replay prints none; memory stays flat — 20,000 boots are
+    68 MB of JSON). The boots' reports are not kept (a capture may hold tens of thousands of boots of one
+    phone); the output is the one the whole list would print. ``ok``: every boot accepted a
+    configuration; ``differs``: a captured registration went otherwise than the rules."""
 
     def __init__(self, args: argparse.Namespace, mac: str, *, files: Any, holding: str, tvs: str,
                  tvs_capture: TvsCapture) -> None:
         self.json = bool(args.json)
         self.ok, self.differs, self.boots = True, False, 0
-        self.items: list[str] = []  # --json: each boot's item of the document's list, as printed
+        # --json: each boot's item of the document's list, as printed, comma-separated
+        spool = tempfile.TemporaryFile("w+", encoding="utf-8") if self.json else None  # noqa: SIM115 (__exit__)
+        self.spool = spool
         if self.json:
             doc = {"mac": mac, "profile": args.profile, "capture": str(args.capture),
                    "installed": {k.lower(): str(p) if p is not None else None for k, p in files},
@@ -336,7 +341,9 @@ class _BootPrinter:
             print(_boot_text(self.boots, r))
             return
         # json.dumps(indent=2) of the whole document: each boot an item of a list two levels deep
-        self.items.append("\n".join("    " + line for line in json.dumps(r.as_dict(), indent=2).split("\n")))
+        assert self.spool is not None
+        self.spool.write(("" if self.boots == 1 else ",\n")
+                         + "\n".join("    " + line for line in json.dumps(r.as_dict(), indent=2).split("\n")))
 
     def skipped(self, why: str) -> None:
         """The phone is not replayed: why."""
@@ -347,10 +354,24 @@ class _BootPrinter:
             print(self.head)
             print(f"  not replayed: {why}")
 
-    def close(self) -> None:
-        if self.json:
-            items = ",\n".join(self.items)
-            print(f"{self.head}[]{self.tail}" if not items else f"{self.head}[\n{items}\n  ]{self.tail}")
+    def finish(self) -> None:
+        """Every boot replayed: with ``--json``, the document."""
+        if self.spool is None:
+            return
+        if not self.boots:
+            print(f"{self.head}[]{self.tail}")
+            return
+        print(f"{self.head}[", flush=True)
+        self.spool.seek(0)
+        shutil.copyfileobj(self.spool, sys.stdout)
+        print(f"\n  ]{self.tail}")
+
+    def __enter__(self) -> _BootPrinter:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.spool is not None:
+            self.spool.close()
 
 
 _BOOTS = "\x00boots\x00"  # where the boots go in the JSON document (no other value is this string)

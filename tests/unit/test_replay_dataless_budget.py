@@ -153,3 +153,25 @@ def test_within_the_budget_nothing_changes(tmp_path: Path, capsys: pytest.Captur
         else:
             assert default.out == small.out and default.out.count("== boot ") == 10
         assert "not replayed" not in small.out + small.err
+
+
+def test_an_interrupted_json_replay_prints_no_half_document(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """--mac --json streams each boot to a temporary file, not to stdout: Ctrl-C after the first boots
+    leaves stdout empty (a CI tool reads no broken JSON), and a whole run prints one document."""
+    from phoneemu.commands import replay as replay_cmd
+
+    capture = _requests(tmp_path / "requests.pcap", 30)
+    real = replay_cmd._BootPrinter.boot
+
+    def interrupted_at_third(self: Any, r: ReplayResult) -> None:
+        if self.boots == 2:
+            raise KeyboardInterrupt
+        real(self, r)
+    monkeypatch.setattr(replay_cmd._BootPrinter, "boot", interrupted_at_third)
+    assert main(["replay", str(capture), "--mac", MAC, "--json"]) == 130
+    out, err = capsys.readouterr()
+    assert out == "" and "interrupted" in err
+    monkeypatch.setattr(replay_cmd._BootPrinter, "boot", real)
+    main(["replay", str(capture), "--mac", MAC, "--json"])
+    assert len(json.loads(capsys.readouterr().out)["boots"]) == 10
