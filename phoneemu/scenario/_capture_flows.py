@@ -41,7 +41,8 @@ adds how they are kept bounded:
   this bounds everything the scan holds together. Every byte a flow holds is counted where it is
   buffered (TFTP blocks of a kept download, out-of-order TCP segments, bytes not yet classified, HTTP
   heads and kept bodies, TLS streams), each held piece also :data:`PIECE_COST` bytes for Python's
-  bookkeeping (so that one-byte segments cannot hide their cost), and each open flow its fixed state
+  bookkeeping (an out-of-order TCP segment waiting :data:`SEGMENT_COST`, its heap entry; so that
+  one-byte segments cannot hide their cost), and each open flow its fixed state
   (:data:`TFTP_FLOW_COST`, :data:`TCP_FLOW_COST`: estimates, measured with tracemalloc). A finished
   download the sink keeps (``DownloadSink.held``) stays counted: its bytes once per copy, plus
   :data:`PIECE_COST`. After each packet, while the total exceeds the budget (*our convention*):
@@ -86,9 +87,8 @@ from phoneemu.values import host_port, parse_ascii_int
 
 __all__ = [
     "CAPTURE_END", "MAX_FILE", "MAX_FLOWS", "MAX_MEMORY", "MAX_SIP_STREAM", "MAX_STREAM", "MAX_TLS_START",
-    "MAX_TLS_STREAM",
-    "MAX_UNCLASSIFIED", "PIECE_COST", "TCP_FLOW_COST", "TFTP_FLOW_COST", "Download", "Endpoint",
-    "FlowScanner", "Limits", "MediaSink", "SipSink", "TlsSink", "mac_of",
+    "MAX_TLS_STREAM", "MAX_UNCLASSIFIED", "PIECE_COST", "SEGMENT_COST", "TCP_FLOW_COST", "TFTP_FLOW_COST",
+    "Download", "Endpoint", "FlowScanner", "Limits", "MediaSink", "SipSink", "TlsSink", "mac_of",
 ]
 
 Endpoint = tuple[str, int]
@@ -112,7 +112,10 @@ MAX_MEMORY = 256 * 1024 * 1024
 """Bytes held by all open flows and kept downloads together (module rules, "Overall budget")."""
 PIECE_COST = 160
 """What one held piece counts against the overall budget besides its bytes: CPython's bookkeeping
-of a segment waiting or a piece's time (a tuple, an int, a float, a bytes header, a list slot)."""
+of a piece's time (a tuple, an int, a float, a bytes header, a list slot)."""
+SEGMENT_COST = 200
+"""What one out-of-order TCP segment waiting counts besides its bytes: its heap entry (a 4-tuple 72
+bytes, two ints 28 each, a float 24, a bytes header 33, a list slot 8: 193, ``sys.getsizeof``)."""
 TFTP_FLOW_COST = 512
 """What an open TFTP transfer counts against the overall budget for its fixed state (measured: ~0.4 KiB)."""
 TCP_FLOW_COST = 4096
@@ -429,7 +432,7 @@ class _Stream:
         if rel > self.next:
             if self.pending_bytes + len(pkt.payload) > cap:
                 self.overflow = True
-                self.charge(-(self.pending_bytes + PIECE_COST * len(self.pending)))
+                self.charge(-(self.pending_bytes + SEGMENT_COST * len(self.pending)))
                 self.pending, self.pending_bytes = [], 0
                 warn(f"{flow()}: more than {cap} out-of-order bytes waiting for stream offset {self.next} "
                      f"(the per-direction cap), capture offset {pkt.offset}: the stream ends there")
@@ -437,7 +440,7 @@ class _Stream:
             self._held += 1  # ties leave in arrival order
             heapq.heappush(self.pending, (rel, self._held, pkt.ts, pkt.payload))
             self.pending_bytes += len(pkt.payload)
-            self.charge(len(pkt.payload) + PIECE_COST)
+            self.charge(len(pkt.payload) + SEGMENT_COST)
             return
         self._deliver(rel, pkt.ts, pkt.payload)
         # a heap (every loop bounded in time too): sorting the waiting segments at each in-order one was
@@ -445,7 +448,7 @@ class _Stream:
         while self.pending and self.pending[0][0] <= self.next:
             prel, _n, pts, pdata = heapq.heappop(self.pending)
             self.pending_bytes -= len(pdata)
-            self.charge(-(len(pdata) + PIECE_COST))
+            self.charge(-(len(pdata) + SEGMENT_COST))
             if prel + len(pdata) > self.next:
                 self._deliver(prel, pts, pdata)
 

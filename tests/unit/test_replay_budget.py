@@ -17,7 +17,14 @@ from phoneemu.net.capture import ACK, PSH, SYN, PcapPacket, PcapWriter
 from phoneemu.net.tftp_codec import Data, ReadRequest, encode
 from phoneemu.scenario import _capture_flows as flows
 from phoneemu.scenario import replay
-from phoneemu.scenario._capture_flows import PIECE_COST, TCP_FLOW_COST, TFTP_FLOW_COST, FlowScanner, Limits
+from phoneemu.scenario._capture_flows import (
+    PIECE_COST,
+    SEGMENT_COST,
+    TCP_FLOW_COST,
+    TFTP_FLOW_COST,
+    FlowScanner,
+    Limits,
+)
 
 PHONE, LAB = "10.0.0.1", "10.0.0.11"
 MAC = "0A0000000001"
@@ -32,7 +39,7 @@ def held(scanner: FlowScanner) -> int:
     for conn in {id(c): c for c in scanner._tcp.values()}.values():
         total += TCP_FLOW_COST if conn.kind != "closed" else 0
         for d in conn.dirs.values():
-            total += sum(len(p) + PIECE_COST for *_, p in d.pending)  # (offset, [arrival,] time, bytes)
+            total += sum(len(p) + SEGMENT_COST for *_, p in d.pending)  # (offset, arrival, time, bytes)
         total += sum(len(p) + PIECE_COST for pieces in conn.early.values() for _, _, p in pieces)
         if conn.http is not None:
             for buf in (conn.http.creq, conn.http.sresp):
