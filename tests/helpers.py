@@ -6,11 +6,13 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import os
 import shutil
 import ssl
 import subprocess
 import threading
-from collections.abc import Awaitable, Iterator, Mapping
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -157,6 +159,35 @@ def reap(proc: subprocess.Popen[str]) -> None:
     for stream in (proc.stdout, proc.stderr):
         if stream is not None:
             stream.close()
+
+
+def waits_for_flock(pid: int, path: Path) -> bool | None:
+    """Whether process ``pid`` is blocked in ``flock`` on the file ``path`` (a ``->`` line of Linux's
+    /proc/locks naming its pid and the file's inode); None where /proc/locks cannot be read."""
+    try:
+        table = Path("/proc/locks").read_text()
+        inode = os.stat(path).st_ino
+    except OSError:
+        return None
+    for line in table.splitlines():
+        fields = line.split()
+        if "->" in fields:
+            waiter = fields[fields.index("->") + 1:]  # FLOCK ADVISORY WRITE PID MAJ:MIN:INODE START END
+            if len(waiter) >= 5 and waiter[3] == str(pid) and waiter[4].rsplit(":", 1)[-1] == str(inode):
+                return True
+    return False
+
+
+def still_running_after(proc: subprocess.Popen[str], seconds: float,
+                        waiting: Callable[[], bool | None] = lambda: None) -> bool:
+    """Whether ``proc`` is still running ``seconds`` from now — or, sooner, once ``waiting()`` is true
+    (it is blocked where the test wants it: e.g. :func:`waits_for_flock`); False as soon as it exits."""
+    end = time.monotonic() + seconds
+    while proc.poll() is None and time.monotonic() < end:
+        if waiting():
+            return proc.poll() is None
+        time.sleep(0.02)
+    return proc.poll() is None
 
 
 def without_durations(value: Any) -> Any:

@@ -174,6 +174,9 @@ def test_an_srtp_answer_with_a_tag_the_phone_did_not_offer_ends_the_call(
         return answer, call
 
     monkeypatch.setattr(MediaResources, "_answer", wrong_tag)
+    # the BYE waits for the 3 packets asked (none should come) up to BYE_WAIT (1 s); a packet the phone
+    # sent before its BYE is on loopback well within a quarter of that
+    monkeypatch.setattr("phoneemu.lab.media_service.BYE_WAIT", 0.25)
     caplog.set_level(logging.INFO, logger="phoneemu.lab.media")
     _run(tmp_path, "wrongtag", """\
 clusters:
@@ -326,7 +329,12 @@ def _packets(n: int) -> list[bytes]:
                                         payload=rtp.g711_tone(i))) for i in range(n)]
 
 
-def test_an_rtp_call_plays_on_ack_and_reports_on_bye() -> None:
+def test_an_rtp_call_plays_on_ack_and_reports_on_bye(monkeypatch: pytest.MonkeyPatch) -> None:
+    from phoneemu.lab import media_service
+
+    # 5 of the 6 packets come (one is garbage): the BYE would wait out BYE_WAIT (1 s) for the sixth
+    monkeypatch.setattr(media_service, "BYE_WAIT", 0.05)
+
     async def body(reg: SipRegistrar, media: MediaResources, log: list[tuple[str, str]]) -> None:
         transport, udp, port = await _udp()
         try:
@@ -671,6 +679,8 @@ def test_invites_at_once_neither_leak_rtp_ports_nor_pass_the_call_limit(
     from phoneemu.lab import media_service
 
     monkeypatch.setattr(media_service, "MAX_CALLS", 5)
+    # no packets ever come from these calls: each BYE would wait out BYE_WAIT (1 s) for them
+    monkeypatch.setattr(media_service, "BYE_WAIT", 0.02)
 
     async def body(reg: SipRegistrar, media: MediaResources, log: list[tuple[str, str]]) -> None:
         before = _open_udp_sockets()

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from phoneemu.lab.cluster import LabCluster
-from tests.helpers import lab_template, reap
+from tests.helpers import lab_template, reap, still_running_after, waits_for_flock
 
 REPO = Path(__file__).resolve().parents[2]
 template = lab_template("lablock", seed=11, phones={})
@@ -24,12 +24,9 @@ def test_a_lab_operation_waits_for_one_holding_the_lab_lock(cluster: LabCluster)
                              "--advance", "100"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        try:
-            proc.wait(timeout=3)
-            finished_early = True
-        except subprocess.TimeoutExpired:
-            finished_early = False
-        assert not finished_early, "the operation did not wait for the lab lock"
+        # still running 3 s on, or sooner once the kernel shows it blocked in flock on the lab lock
+        waits = still_running_after(proc, 3, lambda: waits_for_flock(proc.pid, cluster.root / ".lab.lock"))
+        assert waits, "the operation did not wait for the lab lock"
         os.close(fd)
         fd = -1
         assert proc.wait(timeout=60) == 0

@@ -16,7 +16,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from phoneemu.crypto import certs
+from phoneemu.lab import lock
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.servers import LabServers
 from phoneemu.net.capf_client import CapfOutcome, capf_session
@@ -28,6 +31,14 @@ MAC = "001122334455"
 GROUP_MACS = [f"0011223344{i:02X}" for i in range(0x60, 0x68)]
 template = lab_template("lablockcapf", seed=13,
                         phones={m: {"lsc_key": "ec-p256"} for m in [MAC, *GROUP_MACS]})
+
+
+@pytest.fixture(autouse=True)
+def _prompt_lock_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that finds the lab lock held logs that it waits after LOCK_WAIT_S (1 s) of retrying; the
+    tests wait for that line before they go on. 0.1 s here: logged or not, the write has met the held
+    lock and been refused (the line is logged from the retry loop only), and the tests check it waits on."""
+    monkeypatch.setattr(lock, "LOCK_WAIT_S", 0.1)
 
 
 def _hold(root: Path) -> int:

@@ -188,7 +188,9 @@ def test_every_node_runs_tvs_and_sync_nodes(cluster: LabCluster) -> None:
 def test_set_network_loss_and_delay(cluster: LabCluster) -> None:
     async def body(servers: LabServers) -> None:
         itl = cluster.get("ITLFile.tlv")  # after start(): the port record re-signed the files
-        servers.set_network(loss=0.2, seed=3)
+        # the server resends a lost DATA on its own timer (1 s unless the network sets it): the client's
+        # 0.1 s here, or each of the transfer's losses costs a second
+        servers.set_network(loss=0.2, seed=3, tftp_timeout_s=0.1)
         assert servers.tftp is not None and servers.tftp.loss == 0.2
         got = await tftp_get(HOST, servers.ports["tftp"], "ITLFile.tlv", timeout=0.1, retries=30)
         assert got == itl

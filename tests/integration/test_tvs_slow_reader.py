@@ -13,6 +13,7 @@ import asyncio
 import socket
 import ssl
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -52,10 +53,15 @@ def _small_window_client(port: int) -> ssl.SSLSocket:
     return ctx.wrap_socket(raw)
 
 
-def _pipeline_then_read(port: int, payload: bytes, pause: float) -> bytes:
+def _pipeline_then_read(port: int, payload: bytes, pause: float,
+                        until: Callable[[], bool] = lambda: False) -> bytes:
+    """Send ``payload``, read nothing for ``pause`` seconds (less once ``until()`` is true), then read
+    until the server closes."""
     with _small_window_client(port) as tls:
         tls.sendall(payload)
-        time.sleep(pause)  # the answers pile up on the server's side
+        end = time.monotonic() + pause
+        while time.monotonic() < end and not until():  # the answers pile up on the server's side
+            time.sleep(0.01)
         got = b""
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -99,7 +105,9 @@ def test_a_reader_that_takes_nothing_is_cut_and_the_next_phone_is_served(cluster
         async with LabServers(cluster, io_timeout=0.5, tvs_impl=impl) as servers:
             servers.tvs_handler.max_requests = REQUESTS
             port = servers.ports["tvs"]
-            got = await asyncio.to_thread(_pipeline_then_read, port, payload, 2.0)
+            # reads nothing until the server has cut it (2 s at most)
+            got = await asyncio.to_thread(_pipeline_then_read, port, payload, 2.0,
+                                          lambda: servers.tvs_handler.refused > 0)
             assert servers.tvs_handler.refused == 1
             assert any("reply not taken within 0.5s" in r.detail for r in servers.requests), \
                 [r.detail for r in servers.requests]

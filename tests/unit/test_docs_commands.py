@@ -70,9 +70,11 @@ def _argv(command: str) -> list[str]:
     return [w for w in words[1:] if w != "&"]  # "lab serve ... &": a shell background job
 
 
-def _parses(command: str) -> None:
+def _parses(command: str, parser: argparse.ArgumentParser | None = None) -> None:
+    """``command`` parses with ``parser`` (a fresh ``build_parser()`` by default; argparse's standard
+    actions, the only ones the CLI uses, leave a parser as it was, so one may serve a test's commands)."""
     try:
-        args = build_parser().parse_args(_argv(command))
+        args = (parser or build_parser()).parse_args(_argv(command))
     except SystemExit as exc:  # argparse has printed why on stderr
         pytest.fail(f"{command!r} does not parse (exit {exc.code})")
     assert getattr(args, "handler", None) is not None, command
@@ -81,15 +83,17 @@ def _parses(command: str) -> None:
 def test_readme_commands_parse() -> None:
     commands = readme_commands()
     assert any(c.startswith("phoneemu lab serve") for c in commands) and len(commands) >= 12
+    parser = build_parser()
     for command in commands:
-        _parses(command)
+        _parses(command, parser)
 
 
 def test_help_examples_parse() -> None:
     examples = help_examples()
     assert len(examples) >= 90
+    parser = build_parser()
     for _name, command in examples:
-        _parses(command)
+        _parses(command, parser)
 
 
 def _options(p: argparse.ArgumentParser) -> set[str]:
@@ -120,9 +124,10 @@ def test_readme_command_table_options_exist() -> None:
     ``a\\|b`` choice)."""
     synopses = _readme_synopses()
     assert len(synopses) >= 13
+    parser = build_parser()  # only looked at, never parsed with
     for synopsis in synopses:
         words = synopsis.replace("\\|", "|").split()
-        parsers = [build_parser()]
+        parsers = [parser]
         for word in words[1:]:
             subs = [s for p in parsers for w in word.split("|") if (s := _sub(p, w)) is not None]
             if not subs:
@@ -188,12 +193,13 @@ def test_doc_code_spans_name_options_of_their_command() -> None:
     """An inline ``phoneemu CMD ... --opt`` (or ``lab init ... --opt``, the ``phoneemu`` left out) anywhere
     in README.md or docs/*.md: each option is one of CMD's (of any sub-command of an ``a|b`` choice)."""
     commands, checked = _commands(), 0
+    parser = build_parser()  # only looked at, never parsed with
     for doc, span in _code_spans():
         words = span.replace("\\|", "|").split()
         words = words[1:] if words[:1] == ["phoneemu"] else words
         if not words or words[0] not in commands:
             continue
-        parsers = [build_parser()]
+        parsers = [parser]
         for word in words:
             subs = [s for p in parsers for w in word.split("|") if (s := _sub(p, w)) is not None]
             if not subs:
@@ -306,9 +312,9 @@ def test_every_command_and_action_is_in_the_readme() -> None:
     """Each command of ``phoneemu --help``, and each action of a command that has actions (``phone show``,
     ``fleet boot`` ...), is in the README's command table (lab operations: see the lab table test)."""
     shown = {tuple(s.replace("\\|", "|").split()[1:3]) for s in _readme_synopses()}
-    missing = []
+    missing, parser = [], build_parser()
     for command in sorted(_commands()):
-        sub = _sub(build_parser(), command)
+        sub = _sub(parser, command)
         assert sub is not None
         actions = {w for a in sub._actions if isinstance(a, argparse._SubParsersAction) for w in a.choices}
         if command == "lab":
