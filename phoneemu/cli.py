@@ -1,12 +1,13 @@
 """``phoneemu`` command line: a thin dispatcher over ``phoneemu.commands.*``.
 
 Each command module exposes ``register(subparsers)``; it adds its parser and sets
-``handler(args) -> int``. Errors of the project print as one line, never a traceback:
+``handler(args) -> int``. Errors of the project print as one line (a list of mistakes: one each),
+never a traceback, prefixed with the command as typed (``phoneemu lab phone add:``):
 exit 2 for bad input/usage, 1 for a check that failed (the command decides), 130 on Ctrl-C.
 An error's text, a usage error's included, reaches the terminal escaped (control characters and
-undecodable bytes as ``\\xHH``): it may name a file whose name came from a capture, a folder of
-captures or a hostile server, and such a name must not move the cursor, clear the screen or
-forge a line of its own.
+undecodable bytes as ``\\xHH``, but the line breaks of a message of several lines, such as the
+scenario mistakes of ``run``): it may name a file whose name came from a capture, a folder of
+captures or a hostile server, and such a name must not move the cursor or clear the screen.
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ _CHOICE_RE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)")
 
 
 def did_you_mean(parser: argparse.ArgumentParser, message: str) -> str:
-    """A hint for a usage error of ``parser``: the nearest option to an unrecognised one, the nearest
-    choice to an invalid one (`` (did you mean --flash?)``); "" when nothing is near."""
+    """A hint for a usage error of ``parser``: the nearest options to an unrecognised one, the nearest
+    choices to an invalid one (`` (did you mean --flash?)``, every one at the best distance: `` (did you
+    mean serve or service?)``); "" when nothing is near."""
     choice = _CHOICE_RE.search(message)
     if choice is not None:
         given, options = choice.group(1), re.findall(r"'([^']*)'", choice.group(2))
@@ -61,16 +63,40 @@ def did_you_mean(parser: argparse.ArgumentParser, message: str) -> str:
         options = [o for o in parser._option_string_actions if o.startswith("--")]
     else:
         return ""
-    near = difflib.get_close_matches(given, options, n=1, cutoff=0.75) if given else []
-    return f" (did you mean {near[0]}?)" if near else ""
+    near = difflib.get_close_matches(given, options, n=len(options), cutoff=0.75) if given else []
+    if not near:
+        return ""
+    best = min(_edits(given, n) for n in near)
+    nearest = sorted({n for n in near if _edits(given, n) == best})
+    shown = nearest[0] if len(nearest) == 1 else f"{', '.join(nearest[:-1])} or {nearest[-1]}"
+    return f" (did you mean {shown}?)"
+
+
+def _edits(a: str, b: str) -> int:
+    """Levenshtein distance: the letters inserted, deleted or replaced to make ``a`` into ``b``."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+_USAGE_LINES = 3
+"""A usage longer than this is not printed before a usage error (the error would scroll past 15 lines of
+options): a one-line usage pointing at ``--help`` is."""
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, whose usage errors suggest the nearest option or choice (every sub-command's too: their
-    parsers are made of this class)."""
+    parsers are made of this class), and show a usage of many lines as one line pointing at ``--help``."""
 
     def error(self, message: str) -> NoReturn:
-        super().error(printable(message + did_you_mean(self, message)))
+        message = printable(message + did_you_mean(self, message))
+        if self.format_usage().count("\n") > _USAGE_LINES:  # argparse's form, its usage in one line
+            self.exit(2, f"usage: {self.prog} [options] (see {self.prog} --help)\n"
+                         f"{self.prog}: error: {message}\n")
+        super().error(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,30 +123,63 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _as_typed(parser: argparse.ArgumentParser, exc: PhoneEmuError) -> str:
+    """The text of ``exc``, an error about one argument of ``parser`` named as the user typed it: its
+    field path (an option's ``dest``, e.g. ``symmetric_key``) becomes the option and its metavar
+    (``--symmetric-key HEX: ...``), a positional's metavar (``NEW_FILE: ...``). An error located in a
+    file, a format, a tag or an offset, or whose message names the option already, is as it was."""
+    text = str(exc)
+    path = exc.path
+    if (not path or exc.file is not None or exc.fmt or exc.tag is not None or exc.offset is not None
+            or text != f"{path}: {exc.message}"):
+        return text
+    for action in parser._actions:
+        if action.dest != path or isinstance(action, (argparse._HelpAction, argparse._VersionAction,
+                                                      argparse._SubParsersAction)):
+            continue
+        metavar = action.metavar
+        shown = " ".join(metavar) if isinstance(metavar, tuple) else metavar
+        if not action.option_strings:  # a positional: its metavar (none: its name, as it was)
+            return f"{shown or path}: {exc.message}"
+        option = next((o for o in action.option_strings if o.startswith("--")), action.option_strings[0])
+        if action.nargs == 0:  # a flag: no value to name
+            shown = None
+        elif shown is None and not action.choices:
+            shown = path.upper()  # argparse's own metavar for an option that names none
+        return f"{option} {shown}: {exc.message}" if shown else f"{option}: {exc.message}"
+    return text
+
+
+def _lines(text: str) -> str:
+    """``text`` escaped line by line (module rules): its line breaks kept, nothing else raw."""
+    return "\n".join(printable(line) for line in text.split("\n"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    used: argparse.ArgumentParser = getattr(args, "parser_used", parser)
     if extra:  # said by the sub-command that was given them, with its usage (argparse: the top one's)
-        used: argparse.ArgumentParser = getattr(args, "parser_used", parser)
         used.error(f"unrecognized arguments: {' '.join(extra)}")
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
         return 2
+    command = used.prog  # what was typed: "phoneemu lab phone add", not "phoneemu lab"
     old_term = term_as_ctrl_c()  # SIGTERM is a Ctrl-C in every command (phoneemu.interrupts)
     try:
         return int(handler(args))
     except PhoneEmuError as exc:
-        print(f"phoneemu {args.command}: {printable(str(exc))}", file=sys.stderr)
+        print(f"{command}: {_lines(_as_typed(used, exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"phoneemu {args.command}: interrupted", file=sys.stderr)
+        print(f"{command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 1
     except OSError as exc:
         where = f": {printable(str(exc.filename))}" if exc.filename else ""
-        print(f"phoneemu {args.command}{where}: {printable(str(exc.strerror or exc))}", file=sys.stderr)
+        print(f"{command}{where}: {printable(str(exc.strerror or exc))}", file=sys.stderr)
         return 2
     finally:
         if old_term is not None:

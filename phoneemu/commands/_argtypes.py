@@ -13,8 +13,8 @@ import math
 from phoneemu.values import MAX_TIME, MIN_TIME, parse_ascii_int
 
 __all__ = [
-    "MAX_FLEET_PHONES", "fleet_size", "integer", "non_negative_float", "non_negative_int", "port",
-    "positive_float", "positive_int", "unix_time",
+    "MAX_FLEET_PHONES", "fleet_size", "integer", "mac_option", "non_negative_float", "non_negative_int",
+    "port", "positive_float", "positive_int", "unix_time",
 ]
 
 _MAX_SECONDS = 10.0 * 365 * 86400
@@ -94,6 +94,23 @@ def sip_user(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text[:70]!r} is not a SIP user to call (1..64 letters, digits, "
                                          "'.', '_', '+', '-'; on a lab: moh, annunciator or ivr)")
     return t
+
+
+def mac_option(text: str) -> str:
+    """A MAC option (``--mac``, ``--mac-start``) as typed, but CUCM's device name ``SEP<MAC>`` (as
+    Device > Phone lists it, as a ``--models`` file may) gives its MAC: ``SEP001122334455`` is
+    ``001122334455``. Anything else is left for the command to check (its error names what was typed)."""
+    from phoneemu.errors import EncodeError
+    from phoneemu.formats.config import normalise_mac
+
+    t = text.strip()
+    if t[:3].upper() != "SEP":
+        return text
+    try:
+        normalise_mac(t[3:])
+    except EncodeError:
+        return text
+    return t[3:]
 
 
 def port(text: str) -> int:

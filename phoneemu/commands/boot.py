@@ -29,7 +29,7 @@ from typing import Any
 
 from cryptography import x509
 
-from phoneemu.commands._argtypes import non_negative_float, positive_float, unix_time
+from phoneemu.commands._argtypes import mac_option, non_negative_float, positive_float, unix_time
 from phoneemu.commands._capture import capture_keylog, capture_summary, open_host_capture
 from phoneemu.commands._cluster_address import cluster_address, http_port
 from phoneemu.commands._register import (
@@ -77,7 +77,9 @@ def register(sub: Any) -> None:
                    help="TFTP server (DHCP option 150): HOST or HOST:PORT; IPv6 as [V6]:PORT (--tftp "
                         "[::1]:6969) or bare without a port (::1 is port 69); default port 69. Required "
                         "unless --lab DIR: then the address and ports its lab serve listens on")
-    p.add_argument("--mac", metavar="MAC", help="phone MAC (default: the one in --flash DIR)")
+    p.add_argument("--mac", metavar="MAC", type=mac_option,
+                   help="phone MAC, e.g. 001122334455, 00:11:22:33:44:55 or SEP001122334455 (default: the "
+                   "one in --flash DIR)")
     p.add_argument("--flash", type=Path, metavar="DIR", help="phone flash directory (default: temporary)")
     p.add_argument("--profile", metavar="NAME", help=f"phone model profile ({', '.join(sorted(PROFILES))}); "
                    "default: the one in --flash DIR, else the model --lab DIR has for the phone, else "

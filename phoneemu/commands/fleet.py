@@ -56,6 +56,7 @@ from typing import Any
 from phoneemu.commands._argtypes import (
     MAX_FLEET_PHONES,
     fleet_size,
+    mac_option,
     non_negative_float,
     non_negative_int,
     positive_float,
@@ -116,7 +117,7 @@ def register(sub: Any) -> None:
                    help="TFTP server (DHCP option 150): HOST or HOST:PORT; IPv6 as [V6]:PORT (--tftp "
                         "[::1]:6969) or bare without a port (::1 is port 69); default port 69. Required "
                         "unless --lab DIR: then the address and ports its lab serve listens on")
-    b.add_argument("--mac-start", default="0A0000000000", metavar="MAC",
+    b.add_argument("--mac-start", default="0A0000000000", metavar="MAC", type=mac_option,
                    help="first MAC; phones get consecutive MACs (default 0A0000000000)")
     b.add_argument("--profile", default=None, choices=sorted(PROFILES),
                    help="phone model profile of every phone (default: the model each phone's --flash "
@@ -236,6 +237,22 @@ def _installed(args: argparse.Namespace) -> Prestate | None:
                     config_dir=str(folder) if folder is not None else None)
 
 
+def _add_missing_text(lab: Path, missing: list[str]) -> str:
+    """How to add the ``missing`` MACs: one ``lab phone add --mac FIRST --count N`` per run of consecutive
+    MACs (the first two runs written out, the others counted)."""
+    runs: list[tuple[str, int]] = []  # (first MAC, phones) of each run of consecutive MACs
+    for mac in missing:
+        if runs and int(mac, 16) == int(runs[-1][0], 16) + runs[-1][1]:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((mac, 1))
+    shown = " and ".join(f"'phoneemu lab phone add {lab} --mac {first}"
+                         + (f" --count {count}'" if count > 1 else "'") for first, count in runs[:2])
+    more = f" and {len(runs) - 2} more such commands (one per run of consecutive MACs)" \
+        if len(runs) > 2 else ""
+    return f"add {'it' if len(missing) == 1 else 'them'} with {shown}{more}"
+
+
 def _lab_phones(args: argparse.Namespace, macs: list[str]
                 ) -> tuple[str | None, dict[str, str], dict[str, str], dict[str, str]]:
     """``--lab DIR``: its phones folder, once every MAC of the run is in it, the manual config keys of
@@ -251,9 +268,9 @@ def _lab_phones(args: argparse.Namespace, macs: list[str]
     missing = missing_macs(folder, macs)
     if missing:
         first = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
-        raise PhoneEmuError(f"--lab {args.lab}: {len(missing)} of the {len(macs)} phones are not in the lab "
-                            f"({first}); add them with 'phoneemu lab phone add {args.lab} --mac "
-                            f"{missing[0]} --count N'", path="lab")
+        are = "is" if len(missing) == 1 else "are"
+        raise PhoneEmuError(f"--lab {args.lab}: {len(missing)} of the {len(macs)} phones {are} not in the "
+                            f"lab ({first}); {_add_missing_text(args.lab, missing)}", path="lab")
     known = load_state(args.lab).phones
     keys = {mac: key for mac in macs if (ph := known.get(mac)) is not None and (key := ph.manual_key())}
     strings = {mac: typed for mac in macs
@@ -619,7 +636,7 @@ def _boot(args: argparse.Namespace) -> int:
     if result.interrupted:
         return 130  # like any interrupted command, after the summary of what did run
     if result.lost:
-        print(f"phoneemu fleet: {result.lost_phones} of {args.count} phones lost with "
+        print(f"phoneemu fleet boot: {result.lost_phones} of {args.count} phones lost with "
               f"{len(result.lost)} shard process(es) that died", file=sys.stderr)
         return 1
     unregistered = sum(n for rule, n in m.sip.by_rule.items() if rule != "G.13-registered")

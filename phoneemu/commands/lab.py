@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from phoneemu.commands._argtypes import integer, non_negative_int, positive_int, unix_time
+from phoneemu.commands._argtypes import integer, mac_option, non_negative_int, positive_int, unix_time
 from phoneemu.errors import EncodeError, PhoneEmuError
 from phoneemu.lab.cluster import SECURE_URL_SCHEMES, LabCluster
 from phoneemu.lab.lock import hold_lab_lock
@@ -177,13 +177,16 @@ def _auth_mode_arg(text: str) -> int:
     raise argparse.ArgumentTypeError(f"{text!r}: one of {', '.join(_AUTH_MODE_NAMES)} or 0..4")
 
 
-def _require_auth_choice(operation: str | None, auth_mode: int | None, auth_string: str | None) -> None:
+def _require_auth_choice(operation: str | None, auth_mode: int | None, auth_string: str | None, *,
+                         option: str | None = None) -> None:
     """A CAPF operation with neither --auth-mode nor --auth-string would enrol with a null string
-    (no proof at all): make that choice explicit."""
+    (no proof at all): make that choice explicit. The error names the operation as it was typed
+    (``option``: ``--capf install``; none: the positional ``install`` of ``lab capf``)."""
     if operation in ("install", "fetch", "delete") and auth_mode is None and auth_string is None:
-        raise EncodeError(f"CAPF {operation}: say how the phone authenticates: --auth-string DIGITS "
+        asked = f"{option} {operation}" if option else f"CAPF {operation}"
+        raise EncodeError(f"{asked}: say how the phone authenticates: --auth-string DIGITS "
                           "(4..16 digits, typed on the phone), --auth-mode null-string (no proof: any device "
-                          "with this MAC can enrol), --auth-mode lsc or --auth-mode mic", path="auth_mode")
+                          "with this MAC can enrol), --auth-mode lsc or --auth-mode mic")
 
 
 def _required(value: str | None, option: str, why: str) -> str:
@@ -246,7 +249,8 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=lambda _args: _help(p))
     pa = phone_ops.add_parser("add", help="add (or update) a phone and issue its MIC")
     _dir(pa)
-    pa.add_argument("--mac", required=True, help="MAC, e.g. 001122334455 or 00:11:22:33:44:55")
+    pa.add_argument("--mac", required=True, type=mac_option,
+                    help="MAC, e.g. 001122334455, 00:11:22:33:44:55 or SEP001122334455")
     pa.add_argument("--count", type=_phone_count, default=1, metavar="N",
                     help="add N phones with consecutive MACs from --mac (as fleet boot --mac-start "
                     "numbers them), the same options each; one rebuild (default 1)")
@@ -470,6 +474,11 @@ def _help(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
+def _seed_text(seed: int | None) -> str:
+    """``seed 7``, or ``no seed: random keys``: never Python's ``None``."""
+    return f"seed {seed}" if seed is not None else "no seed: random keys"
+
+
 def _init(args: argparse.Namespace) -> int:
     def progress() -> None:  # seeded RSA keys are made in pure Python: say why it takes seconds
         if args.seed is not None:
@@ -482,7 +491,7 @@ def _init(args: argparse.Namespace) -> int:
                               key_spec=args.key, load=args.load, now=args.now, https_key=args.https_key,
                               before_keys=progress)
     s = cluster.summary()
-    print(f"lab cluster {s['name']!r} created in {args.dir} (seed {s['seed']}, {s['nodes']} node(s), "
+    print(f"lab cluster {s['name']!r} created in {args.dir} ({_seed_text(s['seed'])}, {s['nodes']} node(s), "
           f"ITLRecovery {s['itlrecovery_years']} years)")
     print(f"ITL md5 {s['itl_md5']}  {s['files']} served files in {args.dir / 'tftp'}")
     return 0
@@ -576,7 +585,8 @@ def _consecutive(mac: str, count: int) -> list[str]:
 def _mac_options(p: argparse.ArgumentParser, *, required: bool = True,
                  what: str = "phone MAC (repeatable)") -> None:
     """``--mac`` (repeatable) and ``--count N``: the phones of a per-phone operation (:func:`_macs`)."""
-    p.add_argument("--mac", required=required, action="append", default=None if required else [], help=what)
+    p.add_argument("--mac", required=required, action="append", default=None if required else [],
+                   type=mac_option, help=what)
     p.add_argument("--count", type=_phone_count, default=1, metavar="N",
                    help="N phones with consecutive MACs from one --mac, as lab phone add --count and fleet "
                    "boot --mac-start number them (default 1)")
@@ -637,7 +647,7 @@ def _mic_progress(every: float = 5.0) -> Callable[[int, int], None]:
 
 
 def _phone_add(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
-    _require_auth_choice(a.capf, a.auth_mode, a.auth_string)
+    _require_auth_choice(a.capf, a.auth_mode, a.auth_string, option="--capf")
     macs = _consecutive(a.mac, a.count)
     if len(macs) > 1:
         slower = " (seeded keys: slower)" if c.state.seed is not None else ""
@@ -703,7 +713,7 @@ def _itl_file_status(cluster: LabCluster, summary: dict[str, Any]) -> None:
 
     reports, problem = read_registrations(cluster.root)
     if problem is not None:
-        print(f"phoneemu lab: {problem}", file=sys.stderr)
+        print(f"phoneemu lab show: {problem}", file=sys.stderr)
     if not reports:
         return
     current = cluster.checksums("ITL")
@@ -775,7 +785,8 @@ def _show(args: argparse.Namespace) -> int:
                 "autoregistration", "tvs_ttl", "load", "tvs_trust")
         w = max(len(k) for k in keys) + 2
         for key in keys:
-            print(f"{key + ':':<{w}}{s[key]}")
+            shown = s[key] if key != "seed" or s[key] is not None else "none (random keys)"
+            print(f"{key + ':':<{w}}{shown}")
         if s["stopped"]:
             print(f"{'stopped:':<{w}}{', '.join(s['stopped'])} (lab serve keeps them down: phoneemu lab "
                   f"service {args.dir} NAME start)")

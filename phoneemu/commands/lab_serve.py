@@ -142,7 +142,7 @@ def run_serve(args: argparse.Namespace) -> int:
                             path="dir")
     args.dir = args.dir if args.dir is not None else args.dir_arg
     if args.dir is None:
-        raise PhoneEmuError("which lab cluster? phoneemu lab serve DIR (or --dir DIR)", path="dir")
+        raise PhoneEmuError("which lab cluster? give its folder: phoneemu lab serve DIR (or --dir DIR)")
     if args.attack and args.sip_port is None and args.sips_port is None:
         raise PhoneEmuError("--attack puts an attacker on the SIP line: give --sip-port and/or --sips-port",
                             path="attack")

@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from phoneemu.commands._argtypes import positive_float
+from phoneemu.commands._argtypes import mac_option, positive_float
 from phoneemu.commands._installed import add_installed_options, fill_from_flash, installed_config_key
 from phoneemu.commands._progress import progress_line
 from phoneemu.commands.boot import add_offline_phone_options, offline_boot_lines, pem_certificates, tvs_roles
@@ -126,7 +126,8 @@ def register(sub: Any) -> None:
     p.add_argument("--installed-config-dir", type=Path, metavar="DIR",
                    help="--models: each phone's config now, DIR/SEP<MAC>.cnf.xml.sgn (else .cnf.xml; the old "
                    "cluster's TFTP folder): it names the phone's TVS servers; a phone without one holds none")
-    p.add_argument("--mac", help="the phone's MAC (default: from a SEP<MAC> file name, else 001122334455)")
+    p.add_argument("--mac", type=mac_option,
+                   help="the phone's MAC (default: from a SEP<MAC> file name, else 001122334455)")
     add_offline_phone_options(p, now_help="the phone's clock, Unix seconds (default: now)",
                               profile_help="phone model profile (default: the --flash phone's, else cp-8861)")
     p.set_defaults(profile=None)  # cp-8861, or the --flash phone's
@@ -275,8 +276,9 @@ def _macs(group: dict[str, Any]) -> str:
 
 
 def _fleet_text(doc: dict[str, Any]) -> str:
-    lines = [f"fleet {doc['source']}: {doc['predicted']} phones predicted, {doc['skipped']} entries "
-             f"skipped; TVS {doc['tvs']}"]
+    skipped = f"{doc['skipped']} {'entry' if doc['skipped'] == 1 else 'entries'} skipped"
+    phones = "1 phone" if doc["predicted"] == 1 else f"{doc['predicted']} phones"
+    lines = [f"fleet {doc['source']}: {phones} predicted, {skipped}; TVS {doc['tvs']}"]
     lines += [f"  {o + ':':<12}{n}" for o, n in doc["outcomes"].items()]
     lines += model_lines(doc["by_model"])
     if doc["rules"]:

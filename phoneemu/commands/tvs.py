@@ -228,7 +228,12 @@ def _ttl(ttl: int | None) -> str:
     return f"TTL {ttl}s" if ttl is not None else f"no TTL (a phone keeps it {TVS_TTL_DEFAULT}s)"
 
 
-def _text(doc: dict[str, Any]) -> str:
+def _itl_named(args: argparse.Namespace) -> str:
+    """The ITL a phone is said to hold: ``the --itl ITL``, or ``the ITL of --flash DIR`` (the flash's)."""
+    return f"the ITL of --flash {args.flash}" if args.flash is not None else "the --itl ITL"
+
+
+def _text(doc: dict[str, Any], itl: str = "the --itl ITL") -> str:
     lines = [f"{doc['request']} {doc['server']} about the {doc['about']}:",
              f"  subject {doc['subject']}", f"  issuer  {doc['issuer']}", f"  serial  {doc['serial']}"]
     if "error" in doc:
@@ -238,7 +243,7 @@ def _text(doc: dict[str, Any]) -> str:
     lines.append(f"  server  {doc['tls']}, presents " +
                  ("no certificate" if sc is None else f"{sc['subject']} (SHA-1 {sc['sha1']})"))
     if "phone_would_talk" in doc:
-        lines.append("  a phone holding the --itl ITL " + ("talks to it: its certificate is a TVS record of "
+        lines.append(f"  a phone holding {itl} " + ("talks to it: its certificate is a TVS record of "
                      "the ITL" if doc["phone_would_talk"] else "does NOT talk to it: its certificate is not "
                      "a TVS record of the ITL (spec §E.1)"))
     a = doc["answer"]
@@ -298,11 +303,11 @@ def _vouches(doc: dict[str, Any]) -> bool:
     return "answer" in doc and doc["answer"]["valid"] and doc.get("phone_would_talk") is not False
 
 
-def _verdict(doc: dict[str, Any]) -> str:
+def _verdict(doc: dict[str, Any], itl: str = "the --itl ITL") -> str:
     if "error" in doc:
         return f"no answer ({doc['error']['kind']})"
     if doc.get("phone_would_talk") is False:
-        return "not talked to (not a TVS record of the --itl ITL)"
+        return f"not talked to (not a TVS record of {itl})"
     a = doc["answer"]
     if "mismatch" in a:
         return "does NOT vouch (valid, another certificate returned)"
@@ -312,25 +317,25 @@ def _verdict(doc: dict[str, Any]) -> str:
     return "vouches" if doc["answer"]["valid"] else "does NOT vouch (not known)"
 
 
-def _summary(docs: list[dict[str, Any]]) -> dict[str, Any]:
+def _summary(docs: list[dict[str, Any]], itl: str = "the --itl ITL") -> dict[str, Any]:
     """Who decides for a phone asking ``docs``' servers in their order (the first that answers and
     that it talks to, spec §E.1), and what each later one would say were the earlier ones down."""
     answering = [d for d in docs if "answer" in d and d.get("phone_would_talk") is not False]
     return {"asked": len(docs), "vouching": sum(1 for d in docs if _vouches(d)),
             "decides_now": answering[0]["server"] if answering else None,
-            "failover": [{"server": d["server"], "verdict": _verdict(d)} for d in answering[1:]]}
+            "failover": [{"server": d["server"], "verdict": _verdict(d, itl)} for d in answering[1:]]}
 
 
-def _several_text(docs: list[dict[str, Any]], summary: dict[str, Any]) -> str:
-    lines = [line for d in docs for line in (_text(d), "")]
+def _several_text(docs: list[dict[str, Any]], summary: dict[str, Any], itl: str = "the --itl ITL") -> str:
+    lines = [line for d in docs for line in (_text(d, itl), "")]
     lines.append(f"{summary['vouching']} of {summary['asked']} TVS servers vouch: "
-                 + "; ".join(f"{d['server']} {_verdict(d)}" for d in docs))
+                 + "; ".join(f"{d['server']} {_verdict(d, itl)}" for d in docs))
     now = summary["decides_now"]
     if now is None:
         lines.append("a phone asking them in this order gets no answer: unreachable (spec §G.3.4)")
         return "\n".join(lines)
     first = next(d for d in docs if d["server"] == now)
-    lines.append(f"a phone asking them in this order: {now} decides now ({_verdict(first)})")
+    lines.append(f"a phone asking them in this order: {now} decides now ({_verdict(first, itl)})")
     lines += [f"  were the servers before it down: {f['server']} {f['verdict']}" for f in summary["failover"]]
     return "\n".join(lines)
 
@@ -379,10 +384,10 @@ def handler(args: argparse.Namespace) -> int:
     docs = [_doc(args, server, key, what, reply=reply, error=error, trusted=trusted)
             for server, (reply, error, trusted) in zip(servers, asyncio.run(ask_all()), strict=True)]
     if len(docs) == 1 and args.config is None:  # one server named: its answer, as it always was
-        print(json.dumps(docs[0], indent=2) if args.json else _text(docs[0]))
+        print(json.dumps(docs[0], indent=2) if args.json else _text(docs[0], _itl_named(args)))
     else:
-        summary = _summary(docs)
+        summary = _summary(docs, _itl_named(args))
         print(json.dumps({**summary, "servers": docs}, indent=2) if args.json else
-              _several_text(docs, summary))
+              _several_text(docs, summary, _itl_named(args)))
     return 0 if all(_vouches(d) for d in docs) else 1
 

@@ -178,6 +178,32 @@ def _bool(value: Any, what: str) -> bool:
     raise EncodeError(f"{what} must be on/off, got {value!r}", path=what)
 
 
+def _regeneratable_text(nodes: int) -> str:
+    """The identities ``regenerate`` takes, in words: ``one of callmanager, capf, itlrecovery or tvs`` and
+    the numbered ones of the other nodes (``callmanager-2``, ``tvs-2`` ...; none in a cluster of one)."""
+    single = sorted(_REGENERATABLE)
+    text = f"one of {', '.join(single[:-1])} or {single[-1]}"
+    if nodes == 1:
+        return text + " (callmanager-N and tvs-N name node N of a cluster of several nodes; this one has 1)"
+    numbered = "2" if nodes == 2 else f"2..{nodes}"
+    return text + f", or another node's callmanager-N or tvs-N (N = {numbered}, e.g. tvs-2)"
+
+
+_NAMES_SHOWN = 8
+"""``tamper``'s refusal lists at most this many of the served files (the rest counted: a lab of 2,000
+phones serves over 4,000 files)."""
+
+
+def _served_names_text(names: list[str], root: Path) -> str:
+    """``the served files: A, B, C`` (the first :data:`_NAMES_SHOWN`, then how many more)."""
+    if not names:
+        return "the lab serves no file"
+    shown = ", ".join(names[:_NAMES_SHOWN])
+    more = f" and {len(names) - _NAMES_SHOWN} more (phoneemu lab show {root} --files lists them)" \
+        if len(names) > _NAMES_SHOWN else ""
+    return f"the served files: {shown}{more}"
+
+
 def _mac(text: str) -> str:
     return config.normalise_mac(text)
 
@@ -315,9 +341,11 @@ class LabCluster:
         if root.exists() and not root.is_dir():
             raise PhoneEmuError("is a file, not a folder: give a new or empty folder", path=str(root))
         if (root / "cluster.json").exists():
-            raise PhoneEmuError(f"{root} already holds a lab cluster", path=str(root))
+            raise PhoneEmuError(f"already holds a lab cluster: give a new or empty folder for another "
+                                f"one, or change this one with the lab operations (phoneemu lab show {root}, "
+                                f"phoneemu lab --help)", path=str(root))
         if root.is_dir() and any(root.iterdir()):
-            raise PhoneEmuError(f"{root} is not empty and holds no lab cluster: give a new or empty folder "
+            raise PhoneEmuError("is not empty and holds no lab cluster: give a new or empty folder "
                                 "(the lab writes certs/, private/, tftp/ and removes other files from tftp/)",
                                 path=str(root))
 
@@ -1077,7 +1105,8 @@ class LabCluster:
         base = cert.split("-", 1)[0]
         valid = set(self._core_names(self.state.nodes)) - {"mfgca", "imagesigning"}
         if base not in _REGENERATABLE or cert not in valid:
-            raise EncodeError(f"cannot regenerate {cert!r}; one of {sorted(valid)}", path="cert")
+            raise EncodeError(f"cannot regenerate {cert!r}: {_regeneratable_text(self.state.nodes)}",
+                              path="cert")
         self._tick(now)
         gen = self.state.identity_generations.get(cert, 0) + 1
         years = self.state.itlrecovery_years if cert == "itlrecovery" else None
@@ -1417,7 +1446,8 @@ class LabCluster:
         """Flip one byte (default: the last) of served file ``name`` until the next rebuild."""
         data = self.get(name)
         if data is None:
-            raise PhoneEmuError(f"no served file {name!r}", path="tamper")
+            served = _served_names_text(sorted(self._files), self.root)
+            raise PhoneEmuError(f"no served file {name!r}; {served}", path="file")
         tampered, off = _flip(data, offset)
         targets = [name]
         if name in ("ITLFile.tlv", "CTLFile.tlv"):

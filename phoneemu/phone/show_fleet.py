@@ -132,7 +132,9 @@ def _status_text(status: str, name: str | None) -> str:
 
 def render_fleet_show(doc: dict[str, Any]) -> str:
     """The text form of :func:`fleet_show`."""
-    lines = [f"fleet {doc['fleet_flash']}: {doc['phones']} phones' flashes, {doc['skipped']} entries skipped"]
+    phones = f"{doc['phones']} phone{'' if doc['phones'] == 1 else 's'}'"
+    skipped = f"{doc['skipped']} {'entry' if doc['skipped'] == 1 else 'entries'} skipped"
+    lines = [f"fleet {doc['fleet_flash']}: {phones} flashes, {skipped}"]
     if len(doc["models"]) > 1:  # a site's mix: each model shows its own checksum (MD5 or SHA-1)
         lines.append("models: " + ", ".join(f"{m} {n}" for m, n in doc["models"].items()))
     name = doc["cluster"]

@@ -719,7 +719,7 @@ def test_fleet_boot_capture_not_possible_is_one_line(tmp_path: Path, capsys: pyt
     err = capsys.readouterr().err
     assert rc == 2
     assert err.count("\n") == 1 and "--capture" in err and "live capture not possible here" in err
-    assert err.startswith("phoneemu fleet: ")  # the fleet command, before any "fleet: N phones" line
+    assert err.startswith("phoneemu fleet boot: ")  # the fleet command, before any "fleet: N phones" line
     assert main(["fleet", "boot", "--count", "5", "--tftp", f"{FLEET_HOST}:9", "--capture-limit", "1"]) == 2
     assert "--capture-limit goes with --capture" in capsys.readouterr().err
 

@@ -343,7 +343,7 @@ def test_cli_fleet_ctrl_c_keeps_what_booted(tmp_path: Path, presses: int, shards
     assert rc == 130, (stdout, stderr)
     assert "interrupted: no new boots; finishing the boots under way" in stderr
     if presses == 2:
-        assert "phoneemu fleet: interrupted" in stderr and not out.exists() and "booted" not in stdout
+        assert "phoneemu fleet boot: interrupted" in stderr and not out.exists() and "booted" not in stdout
         return
     doc = json.loads(out.read_text())
     summary = doc["summary"]

@@ -104,7 +104,7 @@ def test_cli_checks_the_lab_before_any_boot(tmp_path: Path, capsys: pytest.Captu
     assert main([*common, "--count", "5", "--lab", str(c.root)]) == 2
     err = capsys.readouterr().err
     assert f"--lab {c.root}: 2 of the 5 phones are not in the lab ({mac_text(START + 3)}, " in err
-    assert f"lab phone add {c.root} --mac {mac_text(START + 3)} --count N" in err
+    assert f"add them with 'phoneemu lab phone add {c.root} --mac {mac_text(START + 3)} --count 2'" in err
     assert "Traceback" not in err
     assert main([*common, "--count", "3", "--lab", str(tmp_path)]) == 2
     assert "not a lab cluster folder (no cluster.json" in capsys.readouterr().err

@@ -125,8 +125,8 @@ def test_boot_cli_errors_and_unreachable_cluster(tmp_path: Path, capsys: pytest.
     assert "lab serve DIR --tftp-port 9" in err1
     assert main(["boot", "--tftp", HOST, "--mac", "0011223344"]) == 2  # a MAC short of two digits
     err = capsys.readouterr().err
-    assert err == ("phoneemu boot: mac: '0011223344' is not a MAC address: 12 hex digits, e.g. 001122334455, "
-                   "00:11:22:33:44:55 or 0011.2233.4455\n")
+    assert err == ("phoneemu boot: --mac MAC: '0011223344' is not a MAC address: 12 hex digits, e.g. "
+                   "001122334455, 00:11:22:33:44:55 or 0011.2233.4455\n")
     assert main(["boot", "--tftp", f"{HOST}:0", "--mac", MAC]) == 2
     assert "port" in capsys.readouterr().err
     assert main(["boot", "--tftp", HOST, "--mac", MAC, "--mic", str(tmp_path / "x.pem")]) == 2
@@ -139,8 +139,8 @@ def test_boot_cli_errors_and_unreachable_cluster(tmp_path: Path, capsys: pytest.
     ident = json.dumps({"mac": MAC, "profile": "cp-8861"})
     (flash / "phone.json").write_text(ident)
     assert main(["boot", "--tftp", f"{HOST}:9", "--flash", str(flash), "--profile", "cp-7940"]) == 2
-    assert capsys.readouterr().err == (f"phoneemu boot: flash: {flash} holds the flash of a cp-8861, not a "
-                                       "cp-7940: a flash belongs to one model (--profile cp-8861, or "
+    assert capsys.readouterr().err == (f"phoneemu boot: --flash DIR: {flash} holds the flash of a cp-8861, "
+                                       "not a cp-7940: a flash belongs to one model (--profile cp-8861, or "
                                        "another flash folder)\n")
     assert main(["boot", "--tftp", f"{HOST}:9", "--flash", str(flash), "--mac", "0A0000000001"]) == 2
     assert f"holds the flash of phone {MAC}, not 0A0000000001" in capsys.readouterr().err

@@ -149,7 +149,7 @@ def test_every_tvs_a_config_names_is_asked(served: tuple[LabCluster, str, Path],
     assert "no TVS server to ask" in capsys.readouterr().err
     assert main(["tvs", str(itl), "--config", str(itl)]) == 2  # not a config: named as --config's
     err = capsys.readouterr().err
-    assert f"config: {itl}: installed config: " in err and "installed-config" not in err
+    assert f"--config FILE: {itl}: installed config: " in err and "installed-config" not in err
 
 
 def test_an_emulated_phones_flash_asks_as_that_phone(served: tuple[LabCluster, str, Path], tmp_path: Path,

@@ -54,7 +54,8 @@ def test_fleet_packets_without_call_is_refused_naming_both_options(
     _no_boot(monkeypatch)
     for extra in ([], ["--register"]):
         line = _fails([*FLEET, "--packets", "5", *extra], capsys)
-        assert line == "phoneemu fleet: --packets goes with --call (the media packets of each phone's call)"
+        assert line == ("phoneemu fleet boot: --packets goes with --call (the media packets of each "
+                        "phone's call)")
 
 
 def test_fleet_packets_reach_the_call_and_default_to_10(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -229,12 +230,12 @@ def test_fleet_flash_that_is_a_file_names_the_option(tmp_path: Path, capsys: pyt
     _no_boot(monkeypatch)
     f = tmp_path / "flash"
     f.write_bytes(b"x")
-    want = f"phoneemu fleet: --flash {f}: is a file, not a folder (one folder per phone is kept in it)"
+    want = f"phoneemu fleet boot: --flash {f}: is a file, not a folder (one folder per phone is kept in it)"
     assert _fails([*FLEET, "--flash", str(f)], capsys) == want
     # without --count: was "--count N is required", the --flash given not said to be a file
     assert _fails(["fleet", "boot", "--tftp", "127.0.0.1:9", "--flash", str(f), "-q"], capsys) == want
     line = _fails([*FLEET, "--flash", str(f / "sub")], capsys)
-    assert line.startswith(f"phoneemu fleet: --flash {f / 'sub'}: cannot make the folder: "), line
+    assert line.startswith(f"phoneemu fleet boot: --flash {f / 'sub'}: cannot make the folder: "), line
 
 
 def test_fleet_flash_that_cannot_be_listed_names_the_option(
@@ -248,7 +249,7 @@ def test_fleet_flash_that_cannot_be_listed_names_the_option(
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(flash))
     monkeypatch.setattr("phoneemu.phone.flashes.os.scandir", denied)
     line = _fails(["fleet", "boot", "--tftp", "127.0.0.1:9", "--flash", str(flash), "-q"], capsys)
-    assert line == f"phoneemu fleet: --flash {flash}: cannot list: Permission denied"
+    assert line == f"phoneemu fleet boot: --flash {flash}: cannot list: Permission denied"
 
 
 def test_fleet_models_that_is_a_folder_or_missing_names_the_option(
@@ -257,10 +258,10 @@ def test_fleet_models_that_is_a_folder_or_missing_names_the_option(
     for count in (["--count", "1"], []):
         line = _fails(["fleet", "boot", *count, "--tftp", "127.0.0.1:9", "--models", str(tmp_path), "-q"],
                       capsys)
-        assert line == f"phoneemu fleet: --models {tmp_path}: is a folder, not a file"
+        assert line == f"phoneemu fleet boot: --models {tmp_path}: is a folder, not a file"
     missing = tmp_path / "none.csv"
     line = _fails([*FLEET, "--models", str(missing)], capsys)
-    assert line == f"phoneemu fleet: --models {missing}: No such file or directory"
+    assert line == f"phoneemu fleet boot: --models {missing}: No such file or directory"
     models = tmp_path / "site.csv"
     models.write_text(f"{MAC},Cisco 7962\n")
 
@@ -268,4 +269,4 @@ def test_fleet_models_that_is_a_folder_or_missing_names_the_option(
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
     monkeypatch.setattr("phoneemu.scenario.phone_models.read_at_most", denied)
     line = _fails([*FLEET, "--models", str(models)], capsys)
-    assert line == f"phoneemu fleet: --models {models}: Permission denied"
+    assert line == f"phoneemu fleet boot: --models {models}: Permission denied"

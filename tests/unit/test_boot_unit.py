@@ -665,8 +665,9 @@ def test_phone_cli_show_erase_set_key_reset(lab: LabCluster, tmp_path: Path,
     assert status.ERASING_CTL_ITL in capsys.readouterr().out
     assert cli.main(["phone", "factory-reset", "--flash", d]) == 0
     assert cli.main(["phone", "show", "--flash", str(tmp_path / "missing")]) == 2
-    assert capsys.readouterr().err == (f"phoneemu phone: {tmp_path / 'missing'}: no such flash directory (an "
-                                       "emulated phone's flash is made by boot --flash DIR)\n")
+    missing = tmp_path / "missing"
+    assert capsys.readouterr().err == (f"phoneemu phone show: {missing}: no such flash directory "
+                                       "(an emulated phone's flash is made by boot --flash DIR)\n")
 
 
 def test_parse_hostport() -> None:

@@ -165,16 +165,16 @@ def test_errors_are_one_line(tmp_path: Path, lab_dir: Path, capsys: pytest.Captu
     for argv in cases:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and err.startswith("phoneemu lab: "), (argv, err)
+        assert err.count("\n") == 1 and err.startswith(f"phoneemu lab {argv[1]}"), (argv, err)
         assert "Traceback" not in err
     main(["lab", "show", str(tmp_path / "nothing")])
     err = capsys.readouterr().err  # the folder is named once, with the command that makes a cluster there
-    assert err == (f"phoneemu lab: {tmp_path / 'nothing'}: not a lab cluster (no cluster.json; create one "
-                   f"with 'phoneemu lab init {tmp_path / 'nothing'}')\n")
+    assert err == (f"phoneemu lab show: {tmp_path / 'nothing'}: not a lab cluster (no cluster.json; create "
+                   f"one with 'phoneemu lab init {tmp_path / 'nothing'}')\n")
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     assert main(["lab", "init", str(blocker / "lab")]) == 2  # an OS error names the path, whole
-    assert capsys.readouterr().err == f"phoneemu lab: {blocker / 'lab'}: Not a directory\n"
+    assert capsys.readouterr().err == f"phoneemu lab init: {blocker / 'lab'}: Not a directory\n"
 
 
 def test_init_refuses_a_folder_that_holds_other_files(tmp_path: Path,
