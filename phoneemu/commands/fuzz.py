@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from phoneemu.commands._argtypes import non_negative_int, port, positive_float, positive_int
+from phoneemu.commands._argtypes import mac_option, non_negative_int, port, positive_float, positive_int
 from phoneemu.errors import EncodeError
 from phoneemu.files import read_at_most, write_output
 from phoneemu.fuzz import FORMATS, MESSAGE_FORMATS
@@ -166,7 +166,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--http-port", type=port, metavar="PORT",
                    help="--serve: also serve mutants over HTTP on this TCP port (phones try HTTP 6970 "
                    "first, spec §H.1; 0 = any); default TFTP only")
-    p.add_argument("--mac", help="--serve: only answer names carrying this MAC (12 hex digits)")
+    p.add_argument("--mac", type=mac_option,
+                   help="--serve: only answer names carrying this MAC (12 hex digits, or CUCM's SEP<MAC>)")
     p.add_argument("--device", metavar="ADDR",
                    help="--serve: the device under test's IP address: only its requests are answered "
                    "(any other host is refused: TFTP access violation, HTTP 403, logged), and only they "

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from phoneemu.commands._argtypes import positive_int
+from phoneemu.commands._argtypes import mac_option, positive_int
 from phoneemu.commands._installed import add_installed_options, fill_from_flash, installed_config_key
 from phoneemu.commands._replay_all import (
     ALL_MAX_MEMORY_MIB,
@@ -103,8 +103,9 @@ def register(sub: Any) -> None:
     p.add_argument("capture", type=Path, metavar="CAPTURE.pcap",
                    help="the capture: pcap or pcapng (as Wireshark and tcpdump save it), or either "
                    "gzip-compressed")
-    p.add_argument("--mac", help="the phone to replay (MAC in any usual notation); required unless --list "
-                   "or --all")
+    p.add_argument("--mac", type=mac_option,
+                   help="the phone to replay (MAC in any usual notation, or CUCM's SEP<MAC>); required "
+                   "unless --list or --all")
     add_offline_phone_options(p, now_help="phone clock (default: each boot's capture time)",
                               profile_help="phone model profile (default: the --flash phone's, else cp-8861)")
     p.set_defaults(profile=None)  # cp-8861, or the --flash phone's

@@ -159,6 +159,9 @@ def test_a_mac_option_takes_cucms_device_name(cluster: LabCluster,
     assert args.mac == "001122334455"
     args = build_parser().parse_args(["fleet", "boot", "--count", "2", "--mac-start", "SEP0A0000000000"])
     assert args.mac_start == "0A0000000000"
+    for argv in (["replay", "x.pcap", "--mac", "SEP001122334455"],
+                 ["fuzz", "--format", "itl", "--serve", "--out", "o", "--mac", "SEP001122334455"]):
+        assert build_parser().parse_args(argv).mac == "001122334455"
     assert main(["lab", "phone", "add", str(cluster.root), "--mac", "SEP001122334466"]) == 0
     assert "001122334466" in LabCluster.open(cluster.root).state.phones
     capsys.readouterr()
