@@ -55,7 +55,9 @@ stopped at once, are listed with the rest as not run — and the rest listed as 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("run", help="run scenario files (the catalogue: phoneemu run scenarios/)",
-                       description="Run scenario files: clusters, phones, steps and expectations.",
+                       description="Run scenario files: clusters, phones, steps and expectations.\n"
+                       "The file format (every key, step and check): docs/scenarios.md in the phoneemu "
+                       "source;\nexamples: the catalogue's files in scenarios/.",
                        epilog=_EPILOG.replace("%(late)g", f"{2 * GRACE_S:g}"),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or folders (*.yaml, *.yml)")

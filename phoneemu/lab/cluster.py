@@ -71,6 +71,7 @@ import hashlib
 import ipaddress
 import os
 import re
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -108,9 +109,11 @@ from phoneemu.values import check_time, host_port, is_ascii_digits
 __all__ = [
     "ADMIN_OPERATIONS",
     "CAPF_AUTH_MODES",
+    "CLUSTER_KEYS",
     "CapfPending",
     "LabCluster",
     "check_host",
+    "cluster_key_problem",
 ]
 
 _TRUST_DEVICE_RE = re.compile(r"(ITL|CTL)SEP([0-9A-F]{12})\.tlv")
@@ -141,6 +144,19 @@ ADMIN_OPERATIONS = (
     "autoregistration", "tvs-ttl", "sbd", "upgraded", "tamper", "ports", "clock", "add-node", "remove-node",
     "security-mode", "itl-capf", "digest", "calling-search-space", "secure-urls",
 )
+
+#: The keys a cluster's identities may have (``lab init --key``, a scenario cluster's ``key:``): its
+#: file signers are RSA (spec §G.5) of a size a signed file's header has a modulus code for (§A.5).
+CLUSTER_KEYS = ("rsa1024", "rsa2048", "rsa4096")
+
+
+def cluster_key_problem(spec: KeySpec) -> str | None:
+    """Why a cluster cannot have keys of ``spec`` (not one of :data:`CLUSTER_KEYS`), or None."""
+    if str(spec) in CLUSTER_KEYS:
+        return None
+    why = " (the cluster's file signers must be RSA, spec §G.5)" if spec.kind != "rsa" else ""
+    return f"expected {', '.join(CLUSTER_KEYS[:-1])} or {CLUSTER_KEYS[-1]}, got {str(spec)!r}{why}"
+
 
 #: Listening addresses that mean "every interface": never an address a config can name.
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "[::]", "*"})
@@ -194,14 +210,29 @@ _NAMES_SHOWN = 8
 phones serves over 4,000 files)."""
 
 
-def _served_names_text(names: list[str], root: Path) -> str:
-    """``the served files: A, B, C`` (the first :data:`_NAMES_SHOWN`, then how many more)."""
+def _served_names_text(names: list[str], root: Path | None) -> str:
+    """``the served files: A, B, C`` (the first :data:`_NAMES_SHOWN`, then how many more, and the command
+    that lists them all when the lab is in ``root``: not a scenario's throw-away folder, gone by then)."""
     if not names:
         return "the lab serves no file"
     shown = ", ".join(names[:_NAMES_SHOWN])
-    more = f" and {len(names) - _NAMES_SHOWN} more (phoneemu lab show {root} --files lists them)" \
-        if len(names) > _NAMES_SHOWN else ""
+    listed = f" (phoneemu lab show {root} --files lists them)" if root is not None else ""
+    more = f" and {len(names) - _NAMES_SHOWN} more{listed}" if len(names) > _NAMES_SHOWN else ""
     return f"the served files: {shown}{more}"
+
+
+def _remove_made(root: Path, *, whole: bool) -> None:
+    """Remove what a failed :meth:`LabCluster.init` made in ``root``: the folder itself when it made it
+    (``whole``), else everything in it (:meth:`LabCluster.check_new_root` let only an empty one in)."""
+    if whole:
+        shutil.rmtree(root, ignore_errors=True)
+        return
+    with contextlib.suppress(OSError):
+        for child in root.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
 
 
 def _mac(text: str) -> str:
@@ -400,8 +431,9 @@ class LabCluster:
         cls.check_new_root(root)
         spec = KeySpec.parse(key) if key is not None else (
             KeySpec.parse(key_spec) if isinstance(key_spec, str) else key_spec)
-        if spec.kind != "rsa":
-            raise EncodeError("cluster file signers must be RSA (spec §G.5)", path="key_spec")
+        problem = cluster_key_problem(spec)  # refused before anything is made: rsa512 or ec-p256 is
+        if problem is not None:              # no half-made folder (keys, then a file it cannot sign)
+            raise EncodeError(problem, path="key")
         if not 1 <= nodes <= 8:
             raise EncodeError(f"nodes must be 1..8, got {nodes}", path="nodes")
         regen_years = itlrecovery_years if itlrecovery_years is not None else 20
@@ -424,21 +456,26 @@ class LabCluster:
                              sbd=sbd, load=load, autoregistration=autoregistration,
                              https_key=str(https_spec) if https_spec is not None else None,
                              itl_signer=itl_signer, base_itl_signer=itl_signer, pre_8_0=bool(pre_8_0))
+        made_root = not root.exists()
         root.mkdir(parents=True, exist_ok=True)
-        (root / "private").mkdir(mode=0o700, exist_ok=True)
-        pki = LabPki(root, seed=seed, key_spec=spec, cluster_name=name, durable=durable)
-        if before_keys is not None:
-            before_keys()
-        for ident in cls._core_names(nodes):
-            years_for = years if ident == "itlrecovery" else None
-            pki.create(ident, now=start, generation=0, years=years_for)
-            state.identity_generations[ident] = 0
-        if https_spec is not None:
-            pki.create("tftp-https", now=start, generation=0, spec=https_spec)
-            state.identity_generations["tftp-https"] = 0
-        cluster = cls(root, state, pki)
-        cluster._commit("init", {"seed": seed, "name": name, "host": host, "nodes": nodes,
-                                 "itlrecovery_years": years, "key": str(spec)}, None, bump=False)
+        try:
+            (root / "private").mkdir(mode=0o700, exist_ok=True)
+            pki = LabPki(root, seed=seed, key_spec=spec, cluster_name=name, durable=durable)
+            if before_keys is not None:
+                before_keys()
+            for ident in cls._core_names(nodes):
+                years_for = years if ident == "itlrecovery" else None
+                pki.create(ident, now=start, generation=0, years=years_for)
+                state.identity_generations[ident] = 0
+            if https_spec is not None:
+                pki.create("tftp-https", now=start, generation=0, spec=https_spec)
+                state.identity_generations["tftp-https"] = 0
+            cluster = cls(root, state, pki)
+            cluster._commit("init", {"seed": seed, "name": name, "host": host, "nodes": nodes,
+                                     "itlrecovery_years": years, "key": str(spec)}, None, bump=False)
+        except BaseException:  # failed (or interrupted) half-way: leave the folder as it was found
+            _remove_made(root, whole=made_root)
+            raise
         return cluster
 
     @staticmethod
@@ -1446,7 +1483,7 @@ class LabCluster:
         """Flip one byte (default: the last) of served file ``name`` until the next rebuild."""
         data = self.get(name)
         if data is None:
-            served = _served_names_text(sorted(self._files), self.root)
+            served = _served_names_text(sorted(self._files), self.root if self.pki.durable else None)
             raise PhoneEmuError(f"no served file {name!r}; {served}", path="file")
         tampered, off = _flip(data, offset)
         targets = [name]

@@ -159,6 +159,10 @@ STEP_KINDS = (
 CALL_TARGETS = ("moh", "annunciator", "ivr")
 
 _MAC = re.compile(r"^[0-9A-Fa-f]{12}$")
+#: a phone reference that is meant as a MAC but is not 12 hex digits: 8..16 of them, a decimal digit among
+_MAC_LIKE = re.compile(r"(?=[A-Fa-f]*[0-9])[0-9A-Fa-f]{8,16}")
+#: the first MAC of a phone group that gives neither ``mac`` nor ``mac_start``
+DEFAULT_MAC = "001122330001"
 _DURATION = re.compile(r"^\s*([0-9]{1,15})\s*([smhdy]?)\s*$", re.ASCII)
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
 
@@ -429,11 +433,17 @@ def _lab_option_problem(key: str, value: str) -> str | None:
     the firmware load name, the ITL signer; ``signature_algorithm`` as its admin operation), or None."""
     from phoneemu.crypto.keys import KeySpec
     from phoneemu.formats import firmware
+    from phoneemu.lab.cluster import CLUSTER_KEYS, cluster_key_problem
 
     hashes = ADMIN_CHOICES[("signature-algorithm", "hash")]
+    if key == "key":  # as LabCluster.init takes it (lab init --key): rsa512 or ec-p256 failed at run time
+        try:
+            spec = KeySpec.parse(value)
+        except PhoneEmuError:  # its "e.g. ec-p256" would offer a key the cluster refuses
+            return (f"expected {', '.join(CLUSTER_KEYS[:-1])} or {CLUSTER_KEYS[-1]}, got {value!r}"
+                    f"{_did_you_mean(value.lower(), CLUSTER_KEYS)}")
+        return cluster_key_problem(spec)
     try:
-        if key == "key" and KeySpec.parse(value).kind != "rsa":
-            return f"the cluster's file signers must be RSA (spec §G.5), got {value!r} (e.g. rsa2048)"
         if key == "load":
             firmware.loads_file_name(value)
     except PhoneEmuError as exc:
@@ -519,8 +529,11 @@ def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec])
         raise ctx.fail(at, f"{field}.cluster",
                        f"unknown cluster {cluster!r} (defined: {', '.join(clusters) or 'none'})")
     count = ctx.integer(m["count"], f"{field}.count", 1, MAX_PHONES) if "count" in m else 1
+    if "mac" in m and "mac_start" in m:  # mac was silently ignored
+        raise ctx.fail(m["mac"], f"{field}.mac", "give mac or mac_start, not both (they mean the same: the "
+                                                 "first MAC of the group's count phones)")
     mac_key = "mac_start" if "mac_start" in m else "mac" if "mac" in m else None
-    mac = "001122330001"
+    mac = DEFAULT_MAC
     if mac_key:
         mac = ctx.quoted(m[mac_key], f"{field}.{mac_key}", "MAC").replace(":", "").replace("-", "").upper()
         if not _MAC.match(mac):
@@ -551,8 +564,10 @@ def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec])
     encrypt = None
     if "encrypt" in m:
         encrypt = ctx.string(m["encrypt"], f"{field}.encrypt")
-        if encrypt not in ("pki", "symmetric", "none"):
-            raise ctx.fail(m["encrypt"], f"{field}.encrypt", "expected pki, symmetric or none")
+        modes = ("pki", "symmetric", "none")
+        if encrypt not in modes:
+            raise ctx.fail(m["encrypt"], f"{field}.encrypt", f"expected pki, symmetric or none, got "
+                                                             f"{encrypt!r}{_did_you_mean(encrypt, modes)}")
         encrypt = None if encrypt == "none" else encrypt
     capf = None
     if "capf" in m:
@@ -588,6 +603,38 @@ def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec])
         http_timeout_ms=http.get("timeout_ms"), tvs_timeout_ms=tvs.get("timeout_ms"),
         symmetric_key=symmetric_key, capf=capf, flash=flash, registered=registered,
     )
+
+
+def _shared_macs(ctx: _Ctx, groups: dict[str, PhoneGroup], nodes: dict[str, _Node]) -> list[ScenarioError]:
+    """A mistake per group whose MACs overlap an earlier group's (a phone is one group's; this failed when
+    the scenario started, once its labs were made). The groups sorted by first MAC, each is compared with
+    the one before it that reaches furthest."""
+    def mac_key(g: PhoneGroup) -> str | None:
+        return next((k for k in ("mac_start", "mac") if k in nodes[g.name].value), None)
+
+    def span(g: PhoneGroup) -> str:
+        return g.mac_start if g.count == 1 else f"{g.mac_start}..{int(g.mac_start, 16) + g.count - 1:012X}"
+
+    order = {name: i for i, name in enumerate(groups)}
+    reach: PhoneGroup | None = None  # of the groups before, the one whose MACs end last
+    found: list[tuple[int, ScenarioError]] = []
+    for g in sorted(groups.values(), key=lambda g: (int(g.mac_start, 16), order[g.name])):
+        start = int(g.mac_start, 16)
+        if reach is not None and start < int(reach.mac_start, 16) + reach.count:
+            first, later = sorted((reach, g), key=lambda x: order[x.name])
+            unset = [x.name for x in (first, later) if mac_key(x) is None]
+            one = len(unset) == 1
+            note = f" ({' and '.join(map(repr, unset))} {'gives' if one else 'give'} no mac or " \
+                f"mac_start, so {'starts' if one else 'start'} at {DEFAULT_MAC})" if unset else ""
+            key = mac_key(later)
+            found.append((order[later.name], ctx.fail(
+                nodes[later.name].value[key] if key else nodes[later.name],
+                f"phones.{later.name}" + (f".{key}" if key else ""),
+                f"MAC {start:012X} is a phone of groups {first.name!r} ({span(first)}) and {later.name!r} "
+                f"({span(later)}){note}: give each group MACs of its own")))
+        if reach is None or start + g.count > int(reach.mac_start, 16) + reach.count:
+            reach = g
+    return [err for _, err in sorted(found, key=lambda x: x[0])]
 
 
 def _capf_values(ctx: _Ctx, m: dict[str, _Node], field: str) -> None:
@@ -649,6 +696,11 @@ def _dial_plan_values(ctx: _Ctx, node: _Node, m: dict[str, _Node], field: str) -
     return out
 
 
+def _mac_digits_problem(ref: str, digits: str, defined: str) -> str:
+    return f"{ref!r} looks like a MAC with {len(digits)} hex digits, 12 expected; no phone group has that " \
+        f"name {defined}"
+
+
 def _phone_refs(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGroup]) -> tuple[str, ...]:
     """The groups, MACs or ``all`` a step names; ``[]`` is refused (a step on no phone, an expectation
     that checks nothing, would pass)."""
@@ -656,15 +708,26 @@ def _phone_refs(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGroup
         raise ctx.fail(node, field, f"empty list: name a phone group, a list of them or all "
                        f"(defined: {', '.join(groups)})")
     items = node.value if isinstance(node.value, list) else [node]
+    defined = f"(defined: {', '.join(groups)})"
     for i, item in enumerate(items):  # a MAC given unquoted that YAML read as a number
         if isinstance(item, _Node) and isinstance(item.value, int) and not isinstance(item.value, bool):
-            ctx.quoted(item, f"{field}[{i}]" if isinstance(node.value, list) else field, "MAC")
+            at = f"{field}[{i}]" if isinstance(node.value, list) else field
+            digits = re.sub("[:-]", "", item.raw or "")
+            if _MAC.match(digits):
+                ctx.quoted(item, at, "MAC")
+            if _MAC_LIKE.fullmatch(digits):
+                raise ctx.fail(item, at, _mac_digits_problem(str(item.raw), digits, defined))
+            raise ctx.fail(item, at, f"expected a phone group name, a MAC or all, got "
+                                     f"{item.raw or item.value} {defined}")
     refs = ctx.names(node, field)
     for ref in refs:
         if ref == "all" or ref in groups:
             continue
         if not _MAC.match(ref.replace(":", "")):
-            raise ctx.fail(node, field, f"unknown phone group {ref!r} (defined: {', '.join(groups)})")
+            digits = ref.replace(":", "")
+            if _MAC_LIKE.fullmatch(digits):
+                raise ctx.fail(node, field, _mac_digits_problem(ref, digits, defined))
+            raise ctx.fail(node, field, f"unknown phone group {ref!r}{_did_you_mean(ref, groups)} {defined}")
         mac = int(ref.replace(":", ""), 16)  # one phone by MAC: it must be a phone of some group
         if not any(int(g.mac_start, 16) <= mac < int(g.mac_start, 16) + g.count for g in groups.values()):
             raise ctx.fail(node, field, f"no phone has MAC {ref.replace(':', '').upper()} (the groups' MACs: "
@@ -840,7 +903,8 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
             if svc != "cluster":
                 state = ctx.string(am[svc], f"{field}.{svc}")
                 if state not in ("start", "stop"):
-                    raise ctx.fail(am[svc], f"{field}.{svc}", "expected start or stop")
+                    raise ctx.fail(am[svc], f"{field}.{svc}", f"expected start or stop, got {state!r}"
+                                                              f"{_did_you_mean(state, ('start', 'stop'))}")
                 args[svc] = state
         if len(args) == 1:
             raise ctx.fail(arg, field, "name at least one service: tvs, tftp, http or capf")
@@ -1092,11 +1156,13 @@ def load_text(text: str, path: str = "<string>") -> Scenario:
                 raise ctx.fail(ctx.mapping(clusters_node, "clusters")[name], f"clusters.{name}.tftp_for",
                                f"tftp_for names {home!r}, not a built-in lab cluster of this file")
     groups: dict[str, PhoneGroup] = {}
-    for name, n in ctx.mapping(top["phones"], "phones").items():
+    group_nodes = ctx.mapping(top["phones"], "phones")
+    for name, n in group_nodes.items():
         with _gather(mistakes):
             if name == "all":
                 raise ctx.fail(n, "phones.all", "'all' is reserved for every phone")
             groups[name] = _phones(ctx, name, n, clusters)
+    mistakes.extend(_shared_macs(ctx, groups, group_nodes))
     _raise_gathered(mistakes)  # steps name phone groups: an unknown group would be a mistake made twice
     if not groups:
         raise ctx.fail(top["phones"], "phones", "define at least one phone group")

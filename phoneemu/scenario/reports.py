@@ -66,7 +66,10 @@ def _failure_lines(exp: ExpectationResult, timeline_lines: int) -> list[str]:
         if exp.timelines.get(first):
             alike = f" (the other {len(phones) - 1} alike)" if len(phones) > 1 else ""
             lines.append(f"      timeline of {first}{alike}:")
-            lines.extend(f"        {t}" for t in exp.timelines[first][-timeline_lines:])
+            shown = exp.timelines[first][-timeline_lines:]
+            if len(shown) < len(exp.timelines[first]):  # the last lines only: say that there were more
+                lines.append(f"        ... {len(exp.timelines[first]) - len(shown)} earlier lines")
+            lines.extend(f"        {t}" for t in shown)
     return lines
 
 
@@ -101,7 +104,8 @@ def render_text(summary: RunSummary, *, colour: bool = False, verbose: bool = Fa
         out.append(f"interrupted: {len(summary.not_run)} scenario(s) not run"
                    + (f" ({', '.join(summary.not_run)})" if summary.not_run else ""))
     out.append("scenarios: " + ", ".join(f"{ec_} {k}" for k in order if (ec_ := sc.get(k, 0))))
-    out.append("expectations: " + ", ".join(f"{n} {k}" for k in order if (n := ec.get(k, 0))))
+    out.append("expectations: " + (", ".join(f"{n} {k}" for k in order if (n := ec.get(k, 0)))
+                                   or "none evaluated"))
     total = sum(sc.values())
     bad = [k for k in ("FAIL", "XPASS", "ERROR") if sc.get(k)]
     good = [k for k in ("PASS", "XFAIL") if sc.get(k)]

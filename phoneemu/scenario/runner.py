@@ -190,6 +190,8 @@ async def _do_step(world: Any, step: Step) -> None:
         elif step.kind == "tamper":
             h = world.lab(a["cluster"], step.where)
             names = _expand_names(world, a["file"])
+            if "{mac}" in a["file"]:  # the phones whose file this cluster serves (its registered ones)
+                names = [n for n in names if h.cluster.get(n) is not None] or names[:1]  # none: the lab says
             for name in names:
                 h.cluster.tamper(name, offset=a.get("offset"))
         else:  # pragma: no cover - the loader only produces known kinds
@@ -203,7 +205,8 @@ async def _do_step(world: Any, step: Step) -> None:
 
 
 def _expand_names(world: Any, pattern: str) -> list[str]:
-    """``SEP{mac}.cnf.xml.sgn`` expands to every phone's MAC; a plain name stays itself."""
+    """``SEP{mac}.cnf.xml.sgn`` expands to every phone's MAC (a ``tamper`` step then keeps the files its
+    cluster serves); a plain name stays itself."""
     if "{mac}" not in pattern:
         return [pattern]
     return [pattern.replace("{mac}", mac) for mac in world.phones]

@@ -125,9 +125,9 @@ steps:
 
 
 @pytest.mark.parametrize(("options", "field", "words"), [
-    ("{key: rsa9999}", "clusters.c.key", "unsupported RSA size 9999"),
+    ("{key: rsa9999}", "clusters.c.key", "expected rsa1024, rsa2048 or rsa4096, got 'rsa9999'"),
     ("{key: ec-p256}", "clusters.c.key", "must be RSA"),
-    ("{key: rsa}", "clusters.c.key", "unknown key spec"),
+    ("{key: rsa}", "clusters.c.key", "expected rsa1024, rsa2048 or rsa4096, got 'rsa'"),
     ("{signature_algorithm: md5}", "clusters.c.signature_algorithm", "expected one of: sha1, sha512"),
     ("{load: '../../../etc/passwd'}", "clusters.c.load", "is not 1..128 characters of [A-Za-z0-9._-]"),
     ('{external: {tftp: "127.0.0.99:69"}, mixed_mode: true}', "clusters.c.mixed_mode",
