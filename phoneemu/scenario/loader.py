@@ -97,7 +97,7 @@ _ADMIN_TEXTS = ("cert", "key", "user", "password", "mode", "hash", "name", "oper
 #: expectation check -> allowed values (None = free text / int / bool as documented).
 CHECKS: dict[str, tuple[str, ...] | None] = {
     "itl": ("installed", "updated", "unchanged", "rejected", "absent", "empty", "present"),
-    "ctl": ("installed", "updated", "unchanged", "rejected", "absent", "present"),
+    "ctl": ("installed", "updated", "unchanged", "rejected", "absent", "empty", "present"),
     "config": ("accepted", "rejected", "none"),
     "config_file": None,
     "rule": None,

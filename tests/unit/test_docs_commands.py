@@ -271,7 +271,7 @@ def test_scenario_doc_lists_every_step_verb() -> None:
 def test_scenario_doc_lists_every_check_and_its_values() -> None:
     """docs/scenarios.md's check table: the checks are the loader's, and a row of checks with a fixed
     set of values lists exactly their values; one that only some of the row's checks take says so,
-    as "empty (`itl` only ...)" (``ctl: empty`` was listed and refused)."""
+    as "empty (`itl` only ...)" where one of the row's checks does not take a value."""
     from phoneemu.scenario.loader import CHECKS
 
     rows = _table(_scenario_doc(), "| Check |")
