@@ -24,8 +24,9 @@ Rules implemented here:
   the phone keeps of it (:func:`phoneemu.phone.store.query_answer`) decides, by the §G.3.4 rule, an
   ITL signed by the corpus CallManager — a signer the phone's installed ITL holds only with role
   CCM+TFTP. Oracle: the ITL may be accepted only when the response says valid, gives role SAST (0)
-  and returns a certificate with the signer's public key (else :class:`TvsAcceptanceError`, a
-  finding); ``tvs-request`` to a :class:`TvsServerConnection` whose lookup knows the corpus
+  and returns a certificate with the signer's public key, and the rule decides (a decision, never an
+  error: the response is network input it must judge) — else :class:`TvsAcceptanceError`, a
+  finding; ``tvs-request`` to a :class:`TvsServerConnection` whose lookup knows the corpus
   certificates; ``capf`` decodes the frame and every element value with a typed decoder
   (certificate wrapper, SHA2_SIGNED_DATA, SUDI_DATA, NUL-terminated strings). A message that decodes
   must encode back to the same bytes (round trip).
@@ -39,7 +40,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from phoneemu.crypto import certs
-from phoneemu.errors import DecodeError, EncodeError
+from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError
 from phoneemu.fuzz import MESSAGE_FORMATS
 from phoneemu.protocols import capf, tvs
 
@@ -241,7 +242,8 @@ def _tvs_round_trip(fmt: str, data: bytes) -> None:
 
 
 class TvsAcceptanceError(AssertionError):
-    """The phone accepted a trust list on a TVS answer that does not vouch for its signer (a finding)."""
+    """The phone accepted a trust list on a TVS answer that does not vouch for its signer, or its rule
+    raised instead of deciding on an answer that decoded (a finding)."""
 
 
 @lru_cache(maxsize=4)
@@ -279,8 +281,12 @@ def phone_after_tvs(bits: int) -> Callable[[tvs.TvsResponse], None]:
     signer_key = public_key_spki_der(ccm.cert.public_key())  # type: ignore[arg-type]
 
     def decide(response: tvs.TvsResponse) -> None:
-        d = rules.decide_trust_list(store, new_itl, kind="ITL", profile=profile, now=now,
-                                    tvs_answer=query_answer(response))
+        try:
+            d = rules.decide_trust_list(store, new_itl, kind="ITL", profile=profile, now=now,
+                                        tvs_answer=query_answer(response))
+        except PhoneEmuError as exc:  # the response decoded: rejecting it is the rule's decision to make
+            raise TvsAcceptanceError(f"the §G.3.4 rule raised instead of deciding on a TVS response that "
+                                     f"decoded: {type(exc).__name__}: {exc}") from exc
         if not d.accepted:
             return
         key = None

@@ -333,7 +333,8 @@ class SipRegistrar:
         qop, nc, cnonce = got.get("qop", ""), got.get("nc", ""), got.get("cnonce", "")
         expected = sip.digest_response(username=user, realm=sip.REALM, password=password, method=method,
                                        uri=uri, nonce=nonce, nc=nc, cnonce=cnonce, qop=qop)
-        if not secrets.compare_digest(got.get("response", ""), expected):
+        # as bytes: compare_digest raises TypeError on a str with non-ASCII characters (the peer's text)
+        if not secrets.compare_digest(got.get("response", "").encode("utf-8"), expected.encode("ascii")):
             return "refused", "wrong response (password)"
         if self.clock() - issued[0] > self.nonce_validity:
             return "stale", f"nonce older than {self.nonce_validity} s"

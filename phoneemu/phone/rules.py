@@ -442,6 +442,16 @@ def _tvs_cert(answer: TvsAnswer, header: SignedHeader) -> x509.Certificate | Non
     return None if tvs_cert_mismatch(cert, query_key(header)) else cert
 
 
+def _tvs_cert_key(cert: x509.Certificate) -> PublicKey | str:
+    """The public key of a certificate TVS returned, or why it has none a phone can verify with (a DSA or
+    Ed25519 key, an unknown key algorithm: the answer is network input, and the signer it names is then
+    refused as an unsupported key, never an error out of the rule)."""
+    try:
+        return certs.cert_public_key(cert)
+    except DecodeError as exc:
+        return f"the signer certificate TVS returned has no usable key: {exc.message}"
+
+
 def tvs_cert_mismatch(cert: x509.Certificate, key: QueryKey) -> tuple[Literal["serial", "issuer"], ...]:
     """What differs between the certificate a TVS QUERY answer returned and the signer asked about
     (``key``, spec §E.7.2): ``"serial"`` (as a header writes it, §A.2 tag 5) and/or ``"issuer"``
@@ -612,8 +622,10 @@ def decide_trust_list(store: TrustStore, new: TrustList | bytes, *, kind: TrustK
         if Role.SAST not in answer.roles:
             return d("G.3.4-tvs-wrong-role", False, f"TVS roles {roles_text(answer.roles)} lack SAST (0)",
                      code=VerifyReason.WRONG_ROLE, signer=who)
-        fail = _verify(h, tl.signed_message, certs.cert_public_key(cert), cert, profile=profile,
-                       now=now, what=kind)
+        tvs_key = _tvs_cert_key(cert)
+        if isinstance(tvs_key, str):
+            return d("G.3-unsupported-key", False, tvs_key, code=VerifyReason.UNSUPPORTED_KEY, signer=who)
+        fail = _verify(h, tl.signed_message, tvs_key, cert, profile=profile, now=now, what=kind)
         if fail is not None:
             return d(_fail_rule("G.3", fail[0]), False, fail[1], code=fail[0], signer=who)
         return d("G.3.4-vouched-by-tvs", True, "TVS returned the signer with role SAST; signature verified",
@@ -688,8 +700,10 @@ def _check_config_signer(store: TrustStore, header: SignedHeader, signed_message
             return d("G.4-tvs-wrong-role",
                      f"TVS roles {roles_text(answer.roles)} lack TFTP (3) / CCM+TFTP (2)",
                      VerifyReason.WRONG_ROLE)
-        fail = _verify(header, signed_message, certs.cert_public_key(cert), cert, profile=profile,
-                       now=now, what="config")
+        tvs_key = _tvs_cert_key(cert)
+        if isinstance(tvs_key, str):
+            return d("G.4-unsupported-key", tvs_key, VerifyReason.UNSUPPORTED_KEY)
+        fail = _verify(header, signed_message, tvs_key, cert, profile=profile, now=now, what="config")
         if fail is not None:
             return d(_fail_rule("G.4", fail[0]), fail[1], fail[0])
         return None
