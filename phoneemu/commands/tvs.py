@@ -179,7 +179,8 @@ def _doc(args: argparse.Namespace, server: tuple[str, int], key: QueryKey, what:
 def _answer(resp: TvsResponse, query: QueryKey | None) -> dict[str, Any]:
     """The answer as shown (``query``: the QUERY's key; None for a VERIFY). A "valid" STATUS is no answer
     a phone can use (``valid`` False, ``problem`` says why) with a certificate that does not parse, or, to
-    a QUERY, with no certificate at all or another one than asked about (``mismatch``: the serial and/or
+    a QUERY, with no certificate at all, one whose key no phone can verify with (:func:`_unusable_key`) or
+    another one than asked about (``mismatch``: the serial and/or
     issuer returned and asked): the phone verifies the signer with the certificate TVS returns (spec §E.3,
     §E.7.2, §G.3.4; rules ``_tvs_cert`` and :func:`~phoneemu.phone.rules.tvs_cert_mismatch`: none or
     another → "TVS does not know the signer"). A VERIFY answer returns none (the phone sent it): status 0
@@ -196,6 +197,7 @@ def _answer(resp: TvsResponse, query: QueryKey | None) -> dict[str, Any]:
             subject = certs.dn_text(cert.subject)
             if query is not None:
                 mismatch = _mismatch(cert, query)
+                problem = None if mismatch else _unusable_key(cert)
         if mismatch:
             problem = ("the certificate returned is not the one asked about (" + "; ".join(
                 f"{what} {m['returned']} returned, {m['asked']} asked" for what, m in mismatch.items())
@@ -211,6 +213,21 @@ def _answer(resp: TvsResponse, query: QueryKey | None) -> dict[str, Any]:
         if mismatch:
             out["mismatch"] = mismatch
     return out
+
+
+#: How the problem of a QUERY answer returning a certificate whose key no phone can use begins.
+_NO_USABLE_KEY = "the certificate returned has no key a phone can verify a signer with"
+
+
+def _unusable_key(cert: x509.Certificate) -> str | None:
+    """Why the signer certificate a QUERY answer returned has no key a phone can verify with (a DSA or
+    Ed25519 key, an unknown key algorithm), else None: the phone refuses that signer (rules
+    ``G.3-unsupported-key`` / ``G.4-unsupported-key``), so the answer vouches for nothing."""
+    try:
+        certs.cert_public_key(cert)
+    except DecodeError as exc:
+        return f"{_NO_USABLE_KEY} ({exc.message})"
+    return None
 
 
 def _mismatch(cert: x509.Certificate, key: QueryKey) -> dict[str, dict[str, str]]:
@@ -311,6 +328,8 @@ def _verdict(doc: dict[str, Any], itl: str = "the --itl ITL") -> str:
     a = doc["answer"]
     if "mismatch" in a:
         return "does NOT vouch (valid, another certificate returned)"
+    if "problem" in a and a["problem"].startswith(_NO_USABLE_KEY):
+        return "does NOT vouch (valid, a certificate with no key a phone can use returned)"
     if "problem" in a:
         return "malformed answer (unreadable certificate)" if a["certificate"] else \
             "does NOT vouch (valid, no certificate returned)"

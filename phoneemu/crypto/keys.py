@@ -27,6 +27,7 @@ from phoneemu.files import atomic_write
 from phoneemu.values import is_ascii_digits
 
 __all__ = [
+    "SUPPORTED_CURVES",
     "KeySpec",
     "PrivateKey",
     "PublicKey",
@@ -53,6 +54,9 @@ _CURVES: dict[str, type[ec.EllipticCurve]] = {
     "p384": ec.SECP384R1,
     "p521": ec.SECP521R1,
 }
+#: The curves phoneemu knows (``EC secp256r1`` ... as :func:`key_description` names them): the CAPF
+#: curves of spec §F; a key on another curve is an unsupported key wherever a phone meets it.
+SUPPORTED_CURVES = frozenset(str(c.name) for c in _CURVES.values())
 _POINT_LEN_TO_CURVE: dict[int, type[ec.EllipticCurve]] = {
     65: ec.SECP256R1,
     97: ec.SECP384R1,

@@ -107,6 +107,10 @@ _TMP_PREFIX = "."
 _TMP_SUFFIX = ".tmp"
 _STAGED_SUFFIX = ".new"
 _MAX_STATE = 64 * 1024
+#: A MIC's or LSC's DER at most: what a CAPF CERTIFICATE element can carry (spec §F.4, a 16-bit length;
+#: an LSC the phone installed is saved, so its flash must load it back), and a key's PEM at most.
+_MAX_CERT = 0xFFFF
+_MAX_KEY = 16384
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -362,8 +366,8 @@ class Flash:
         """The MIC or LSC, checked (module rules): a damaged or unmatched pair is noted and not loaded."""
         der_name, key_name = f"{stem}.der", f"{stem}.key"
         noted = len(self.problems)
-        der = self._read(der_name, 16384)
-        pem = self._read(key_name, 16384)
+        der = self._read(der_name, _MAX_CERT)
+        pem = self._read(key_name, _MAX_KEY)
         if der is None and pem is None:
             return None
         without = dropped_credential(stem)

@@ -289,7 +289,13 @@ def _find(tl: TrustList | None, header: SignedHeader,
 def _key_problem(key: PublicKey, profile: PhoneProfile) -> str | None:
     desc = keys.key_description(key)
     if desc.upper().startswith("EC"):
-        return None if profile.ec_support else f"{profile.name} does not support EC keys ({desc})"
+        if not profile.ec_support:
+            return f"{profile.name} does not support EC keys ({desc})"
+        # another curve (secp256k1, brainpool...) in a certificate a trust list or TVS hands the phone is
+        # an unsupported key, as it is in a record's tag 7 (keys.decode_record_public_key)
+        if desc.split(" ", 1)[-1] not in keys.SUPPORTED_CURVES:  # "EC secp256k1" (keys.key_description)
+            return f"{desc} signer key: {profile.name} supports only the P-256, P-384 and P-521 curves"
+        return None
     bits = keys.key_size_bits(key)
     if bits > profile.max_rsa_bits:
         return f"{bits}-bit RSA signer key exceeds the {profile.name} limit of {profile.max_rsa_bits} bits"
@@ -326,12 +332,14 @@ def _verify(header: SignedHeader, signed_message: bytes, key: PublicKey, cert: x
     return None
 
 
-def _record_key(rec: TrustRecord) -> tuple[PublicKey, x509.Certificate | None] | None:
+def _record_key(rec: TrustRecord) -> tuple[PublicKey, x509.Certificate | None] | str:
+    """The key (and certificate) of an installed record naming a signer, or why it has none a phone can
+    verify with (a DSA or Ed25519 certificate, an unknown key algorithm, a tag 7 that does not decode)."""
     try:
         cert = rec.x509() if rec.certificate is not None else None
         return rec.public_key_obj(), cert
-    except DecodeError:
-        return None
+    except DecodeError as exc:
+        return f"signer record has no usable key: {exc.message}"
 
 
 def _identifies_peer(rec: TrustRecord) -> bool:
@@ -592,9 +600,8 @@ def decide_trust_list(store: TrustStore, new: TrustList | bytes, *, kind: TrustK
         if rec is None:
             continue
         got = _record_key(rec)
-        if got is None:
-            return d("G.3-bad-signature", False, "signer record has no usable key",
-                     code=VerifyReason.UNSUPPORTED_KEY, signer=who)
+        if isinstance(got, str):
+            return d("G.3-bad-signature", False, got, code=VerifyReason.UNSUPPORTED_KEY, signer=who)
         fail = _verify(h, tl.signed_message, got[0], got[1], profile=profile, now=now, what=kind)
         if fail is not None:
             return d(_fail_rule("G.3", fail[0]), False, fail[1], code=fail[0], signer=who)
@@ -676,8 +683,8 @@ def _check_config_signer(store: TrustStore, header: SignedHeader, signed_message
         if rec is None:
             continue
         got = _record_key(rec)
-        if got is None:
-            return d("G.4-bad-signature", "signer record has no usable key", VerifyReason.UNSUPPORTED_KEY)
+        if isinstance(got, str):
+            return d("G.4-bad-signature", got, VerifyReason.UNSUPPORTED_KEY)
         fail = _verify(header, signed_message, got[0], got[1], profile=profile, now=now, what="config")
         if fail is not None:
             return d(_fail_rule("G.4", fail[0]), fail[1], fail[0])
