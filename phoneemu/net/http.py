@@ -43,7 +43,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -51,6 +50,7 @@ from urllib.parse import quote, unquote
 
 from phoneemu.errors import TransportError
 from phoneemu.net._listen import is_ipv6_any, tcp_listener
+from phoneemu.net._oserror import os_error_text
 from phoneemu.net.capture import note_connect, note_peer
 from phoneemu.net.tftp_codec import unsafe_name_reason
 from phoneemu.net.tftp_server import Provider, provider_from, transfer_socket_budget
@@ -321,31 +321,13 @@ async def _read_chunked(reader: asyncio.StreamReader, name: str, max_size: int) 
                              path=name) from exc
 
 
-_CONNECT_FAILED_RE = re.compile(r"\[Errno (\d+)\] Connect call failed \('([^']*)', (\d+)[^)]*\)")
-
-
-def _os_error_text(exc: OSError) -> str:
-    """An OSError of a connection in words, without Python's ``[Errno 111] Connect call failed ('127.0.0.1',
-    6970)``: ``connection refused by 127.0.0.1:6970`` (each address tried, when several were)."""
-    text = str(exc)
-    if _CONNECT_FAILED_RE.search(text):
-        return _CONNECT_FAILED_RE.sub(lambda m: f"{_lower(os.strerror(int(m.group(1))))} by "
-                                      f"{host_port(m.group(2), int(m.group(3)))}", text)
-    return _lower(exc.strerror) if exc.strerror else text or type(exc).__name__
-
-
-def _lower(text: str) -> str:
-    """``Connection refused`` as part of a sentence: ``connection refused``."""
-    return text[:1].lower() + text[1:]
-
-
 async def _get(host: str, port: int, name: str, max_size: int, max_header: int) -> bytes:
     try:
         note_connect(host, port)  # a live capture's: the phones' host (phoneemu.net.capture rules)
         reader, writer = await asyncio.open_connection(host, port, limit=max_header)
         note_peer(writer.get_extra_info("peername"))
     except OSError as exc:
-        raise TransportError(f"http://{host_port(host, port)}: cannot connect: {_os_error_text(exc)}",
+        raise TransportError(f"http://{host_port(host, port)}: cannot connect: {os_error_text(exc)}",
                              kind="unreachable", path=name) from exc
     try:
         hostport = host_port(host, port)
@@ -377,7 +359,7 @@ async def _get(host: str, port: int, name: str, max_size: int, max_header: int) 
             raise TransportError(f"body above {max_size} bytes", kind="too-large", path=name)
         return body
     except (ConnectionError, OSError) as exc:
-        raise TransportError(f"http://{host_port(host, port)}/{name}: {_os_error_text(exc)}",
+        raise TransportError(f"http://{host_port(host, port)}/{name}: {os_error_text(exc)}",
                              kind="unreachable", path=name) from exc
     finally:
         writer.close()

@@ -35,6 +35,7 @@ from phoneemu.crypto.certs import cert_der
 from phoneemu.crypto.keys import PrivateKey, private_key_pem
 from phoneemu.errors import DecodeError, TransportError
 from phoneemu.net._listen import is_ipv6_any, tcp_listener
+from phoneemu.net._oserror import os_error_text
 from phoneemu.net.capture import note_connect, note_peer
 from phoneemu.net.tls_accept import TlsAcceptProtocol
 from phoneemu.phone.profile import TLS_VERSIONS
@@ -228,7 +229,8 @@ async def open_tls_connection(host: str, port: int, ctx: ssl.SSLContext, *, time
         raise TransportError(f"{host_port(host, port)}: TLS handshake failed: {exc.reason or exc}",
                              kind="tls") from exc
     except OSError as exc:
-        raise TransportError(f"{host_port(host, port)}: cannot connect: {exc}", kind="unreachable") from exc
+        raise TransportError(f"{host_port(host, port)}: cannot connect: {os_error_text(exc)}",
+                             kind="unreachable") from exc
 
 
 def handshake_failure(exc: BaseException) -> str:
