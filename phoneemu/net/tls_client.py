@@ -43,6 +43,7 @@ import ssl
 from collections.abc import Sequence
 
 from phoneemu.errors import TransportError
+from phoneemu.net._oserror import os_error_text
 from phoneemu.net.capture import note_connect
 from phoneemu.values import host_port
 
@@ -114,7 +115,7 @@ async def _connect(loop: asyncio.AbstractEventLoop, host: str, port: int) -> soc
             return sock
         except OSError as exc:
             sock.close()
-            failures.append(f"{addr[0]}: {exc}")
+            failures.append(f"{addr[0]}: {os_error_text(exc)}")
         except BaseException:
             sock.close()
             raise

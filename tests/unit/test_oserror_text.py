@@ -62,3 +62,15 @@ def test_a_tls_peer_closing_during_the_handshake_is_not_an_empty_reason() -> Non
 @pytest.mark.parametrize("exc", [OSError(), ConnectionAbortedError(), BrokenPipeError()])
 def test_every_reason_has_words(exc: OSError) -> None:
     assert os_error_text(exc).strip()
+
+
+def test_the_tvs_client_socket_says_refused_in_words() -> None:
+    from phoneemu.net import tls_client
+
+    async def main() -> str:
+        try:
+            await tls_client._connect(asyncio.get_running_loop(), "127.0.0.1", 1)
+        except TransportError as exc:
+            return str(exc)
+        raise AssertionError("connected to port 1")
+    assert asyncio.run(main()) == "127.0.0.1:1: cannot connect: 127.0.0.1: connection refused"
