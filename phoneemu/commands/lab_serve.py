@@ -39,6 +39,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import resource
 import signal
 import sys
 import time
@@ -57,10 +58,16 @@ if TYPE_CHECKING:
     from phoneemu.lab.cluster import LabCluster
     from phoneemu.lab.servers import LabServers
 
-__all__ = ["EXIT_SIGINT", "hostport", "main", "register_serve", "serve"]
+__all__ = ["EXIT_SIGINT", "OPEN_FILES_WANTED", "hostport", "main", "raise_open_file_limit", "register_serve",
+           "serve"]
 
 #: Exit status after SIGINT (Ctrl-C): 128 + 2, as the shell reports a command Ctrl-C ended
 EXIT_SIGINT = 130
+#: open files ``lab serve`` raises its soft RLIMIT_NOFILE to (at most the hard limit): what every service's
+#: own connection limit adds up to (TFTP transfers, HTTP, 1,024 per TLS/TCP service and node) fits in it
+OPEN_FILES_WANTED = 65_536
+#: below this many open files, ``lab serve`` warns that idle connections can use them all up
+OPEN_FILES_LOW = 8_192
 _T = TypeVar("_T")
 
 _EPILOG = """\
@@ -171,6 +178,7 @@ async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, htt
     from phoneemu.lab.lock import serving
 
     cluster = LabCluster.open(root)
+    raise_open_file_limit()
     with serving(root) as note:
         return await _serve(cluster, root, note, host=host, tftp_port=tftp_port, http_port=http_port,
                             tvs_port=tvs_port, capf_port=capf_port, keylog=keylog,
@@ -243,6 +251,33 @@ async def _serve(cluster: LabCluster, root: Path, note: Callable[[str], None], *
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     return EXIT_SIGINT if got and got[0] == signal.SIGINT else 0
+
+
+def raise_open_file_limit(wanted: int = OPEN_FILES_WANTED) -> int:
+    """Raise the soft RLIMIT_NOFILE to ``wanted`` (at most the hard limit); return the soft limit now.
+
+    Each service bounds its own connections (TFTP half the soft limit, HTTP a quarter, TVS, CAPF and each
+    registrar 1,024 each) but at the usual soft limit of 1,024 those bounds add up to more than the
+    process may open: found by a long-run audit, 300 idle TCP connections to TVS under ``ulimit -n 256``
+    left no descriptor for HTTP, whose accept then failed again and again (asyncio logs each failure
+    with its traceback: 20 MB of log in seconds) and for TFTP's transfer sockets ("server busy"). The
+    hard limit is the most a process may take without privileges; below :data:`OPEN_FILES_LOW` a
+    warning says so (the services still work; a flood of idle connections can stall them until its
+    connections time out)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(hard, wanted)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            logging.getLogger("phoneemu.lab.servers").warning(
+                "lab: cannot raise the open-file limit %d to %d: %s", soft, target, exc)
+    if soft != resource.RLIM_INFINITY and soft < OPEN_FILES_LOW:
+        print(f"note: open-file limit {soft} (ulimit -n): a flood of idle connections can use every "
+              f"descriptor until its connections time out; {OPEN_FILES_WANTED} or more avoids it "
+              f"(ulimit -Hn, LimitNOFILE=)", file=sys.stderr, flush=True)
+    return int(soft)
 
 
 def _say(text: str) -> None:

@@ -637,14 +637,14 @@ class LabCluster:
         — its install no longer pending — though nothing was saved, and a group commit would save that."""
         ph = self._phone(mac)
         before = replace(ph)
-        clock, generation, logged = self.state.clock, self.state.generation, len(self.state.log)
+        clock, generation, log = self.state.clock, self.state.generation, list(self.state.log)
         try:
             yield
         except BaseException:
             for f in fields(ph):
                 setattr(ph, f.name, getattr(before, f.name))
             self.state.clock, self.state.generation = clock, generation
-            del self.state.log[logged:]
+            self.state.log[:] = log  # as it was (an entry added may have trimmed the log's front)
             raise
 
     def _after_saving(self, fn: Callable[[], None]) -> None:
@@ -1456,8 +1456,8 @@ class LabCluster:
             # Only the TVS database changes (no served file does): index and save, no rebuild.
             self.state.tvs_trust.append(TrustedCert(pem=pem, roles=[int(Role.APP_SERVER)], source="tomcat"))
             self._tick(now)
-            self.state.log.append(LogEntry(time=self.state.clock, generation=self.state.generation,
-                                           op="app-server", args={"cert": "tomcat"}))
+            self.state.add_log(LogEntry(time=self.state.clock, generation=self.state.generation,
+                                       op="app-server", args={"cert": "tomcat"}))
             self._index_tvs()
             self._save()
         return ident
@@ -1495,8 +1495,8 @@ class LabCluster:
             self.state.tampered[t] = off
             self._write_served(t, tampered)
         self._tick(now)
-        self.state.log.append(LogEntry(time=self.state.clock, generation=self.state.generation,
-                                       op="tamper", args={"file": name, "offset": off}))
+        self.state.add_log(LogEntry(time=self.state.clock, generation=self.state.generation,
+                                   op="tamper", args={"file": name, "offset": off}))
         self._save()
         return off
 
@@ -1580,8 +1580,8 @@ class LabCluster:
         if seconds < 0:
             raise EncodeError("the lab clock only moves forward", path="seconds")
         self.state.clock = check_time(self.state.clock + seconds, "lab clock")
-        self.state.log.append(LogEntry(time=self.state.clock, generation=self.state.generation,
-                                       op="clock", args={"advance": seconds}))
+        self.state.add_log(LogEntry(time=self.state.clock, generation=self.state.generation,
+                                   op="clock", args={"advance": seconds}))
         self._save()
 
     def export_itlrecovery(self, path: str | Path | None = None) -> None:
@@ -1590,8 +1590,8 @@ class LabCluster:
         path = self.root / DEFAULT_EXPORT if path is None else Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.pki.export_identity("itlrecovery", Path(path))
-        self.state.log.append(LogEntry(time=self.state.clock, generation=self.state.generation,
-                                       op="itlrecovery-export", args={"file": str(path)}))
+        self.state.add_log(LogEntry(time=self.state.clock, generation=self.state.generation,
+                                   op="itlrecovery-export", args={"file": str(path)}))
         self._save()
 
     def import_itlrecovery(self, path: str | Path, *, now: Now = None) -> None:
@@ -1675,8 +1675,8 @@ class LabCluster:
         self._tick(now)
         if bump:
             self.state.generation += 1
-        self.state.log.append(LogEntry(time=self.state.clock, generation=self.state.generation, op=op,
-                                       args={k: v for k, v in args.items() if v is not None}))
+        self.state.add_log(LogEntry(time=self.state.clock, generation=self.state.generation, op=op,
+                                   args={k: v for k, v in args.items() if v is not None}))
         if phones is None or "ITLFile.tlv" not in self._files:
             self._rebuild()
         else:

@@ -41,6 +41,7 @@ from phoneemu.values import MAX_TIME, MIN_TIME
 __all__ = [
     "CALL_MANAGER_GROUP_SIZE",
     "DEFAULT_PORTS",
+    "MAX_LOG_ENTRIES",
     "STATE_FILE",
     "STATE_VERSION",
     "ClusterState",
@@ -120,6 +121,15 @@ class TrustedCert:
     source: str = ""
 
 
+#: the change log keeps at most this many entries, the oldest dropped first (ours: every CAPF enrolment a
+#: running ``lab serve`` records is an entry, and every save writes the log whole — unbounded, a lab served
+#: for days grew by one entry per phone per enrolment storm and each save and reload with it)
+MAX_LOG_ENTRIES = 10_000
+#: entries dropped at once when the log is over :data:`MAX_LOG_ENTRIES` (not one per append: a list's
+#: front is dropped by copying the rest)
+_LOG_TRIM = 1_000
+
+
 @dataclass(kw_only=True)
 class LogEntry:
     time: int
@@ -175,6 +185,23 @@ class ClusterState:
     #: services a running ``lab serve`` keeps stopped (``phoneemu lab service DIR tvs stop``): an outage
     stopped: list[str] = field(default_factory=list)
     log: list[LogEntry] = field(default_factory=list)
+
+    def add_log(self, entry: LogEntry) -> None:
+        """Append ``entry`` to the change log, bounded by :data:`MAX_LOG_ENTRIES`: over it, the oldest
+        entries go (a thousand at a time) — except the last ``ports`` entry, kept first: that a ``lab
+        serve`` recorded its ports is what ``boot --lab`` goes by
+        (:mod:`phoneemu.commands._cluster_address`)."""
+        log = self.log
+        log.append(entry)
+        if len(log) <= MAX_LOG_ENTRIES:
+            return
+        cut = len(log) - MAX_LOG_ENTRIES + _LOG_TRIM
+        kept = log[cut:]
+        if not any(e.op == "ports" for e in kept):
+            ports = next((e for e in reversed(log[:cut]) if e.op == "ports"), None)
+            if ports is not None:
+                kept.insert(0, ports)
+        log[:] = kept
 
     def to_json(self) -> str:
         """The state as JSON in the layout of the module docstring (``json.loads`` gives ``asdict``)."""
