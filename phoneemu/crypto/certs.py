@@ -299,7 +299,17 @@ def load_certs_pem(data: bytes, *, source: str = "pem") -> list[x509.Certificate
     return certs
 
 
+#: DSA's public-key algorithm (RFC 3279): refused before its key is loaded — cryptography 51 warns on
+#: loading one (a deprecation warning on stderr, an error under pytest), and no phone verifies with it
+_DSA_OID = "1.2.840.10040.4.1"
+
+
 def cert_public_key(cert: x509.Certificate) -> PublicKey:
+    """The certificate's RSA or EC key; DecodeError for any other (a certificate from the network: a
+    TLS peer's, one TVS returned, a trust-list record's)."""
+    oid = getattr(cert, "public_key_algorithm_oid", None)  # not in every cryptography this project takes
+    if oid is not None and oid.dotted_string == _DSA_OID:
+        raise DecodeError("certificate key is neither RSA nor EC (DSA)", path="certificate")
     try:
         key = cert.public_key()
     except (ValueError, UnsupportedAlgorithm) as exc:
