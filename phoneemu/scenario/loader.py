@@ -193,6 +193,7 @@ def _did_you_mean(word: str, options: Iterable[str]) -> str:
     close = close or [o for o in opts if word and o.startswith(word)][:1]
     return f" — did you mean {close[0]!r}?" if close else ""
 
+
 class _Node:
     """A YAML value with the line it started on (1-based) and, for a plain (unquoted) scalar, its
     source text (``raw``): YAML 1.1 reads ``001122334466`` as an octal number and ``10:11:22:33:44:55``
