@@ -139,9 +139,11 @@ def _boot_record(r: ReplayResult) -> dict[str, Any]:
 
 
 def phone_record(ph: PhoneReplay) -> dict[str, Any]:
+    """A phone's record; its ``results`` are its boots' records already (``run_all`` has
+    ``replay_fleet`` reduce each boot by :func:`_boot_record` as it is done)."""
     if ph.skipped is not None:
         return {"mac": ph.mac, "profile": ph.profile, "skipped": ph.skipped}
-    boots = [r if isinstance(r, dict) else _boot_record(r) for r in ph.results]  # run_all: already reduced
+    boots: list[dict[str, Any]] = list(ph.results)
     return {"mac": ph.mac, "profile": ph.profile, "outcome": boots[-1]["outcome"], "rule": boots[-1]["rule"],
             "boots": boots, "notes": list(ph.notes)}
 
