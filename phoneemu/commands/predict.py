@@ -22,6 +22,7 @@ import asyncio
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -179,6 +180,30 @@ def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: di
         fill = {"FLASH": str(body["flash"])} if body.get("flash") else None
         lines += way_out_lines(rule, str(deciding.get("kind", "")), indent="", fill=fill)
     return Case(mac, failure=(f"{result} ({rule}){reason}", "\n".join(lines)))
+
+
+def _write_outputs(args: argparse.Namespace, doc: dict[str, Any], junit: Callable[[], None]) -> list[str]:
+    """``--json-file`` and ``--junit``, each tried: one that cannot be written (a full disk) is said naming
+    its option and file (what is returned), and the other is still written."""
+    def json_file() -> None:
+        write_output(args.json_file, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
+
+    unwritten: list[str] = []
+    writes: tuple[tuple[str, Path | None, Callable[[], None]], ...] = (
+        ("--json-file", args.json_file, json_file), ("--junit", args.junit, junit))
+    for option, path, write in writes:
+        if path is not None:
+            try:
+                write()
+            except OSError as exc:
+                unwritten.append(f"{option} {path}: not written: {exc.strerror or exc}")
+    return unwritten
+
+
+def _said_unwritten(unwritten: list[str]) -> None:
+    """After the result is printed: the reports not written are an error (exit 2)."""
+    if unwritten:
+        raise PhoneEmuError("; ".join(unwritten) + " (the result above is the prediction's)", path="output")
 
 
 def _write_junit(path: Path, suite: str, cases: list[Any]) -> None:
@@ -351,11 +376,9 @@ def _fleet_report(args: argparse.Namespace, now: int, phones: list[FleetPhone], 
     """The summary of a fleet's predictions (``--fleet-flash`` or ``--models``), its JSON and JUnit
     files; the exit status (1 when a phone would lock out)."""
     doc = _fleet_doc(args, now, phones, live, source=source)
-    if args.json_file is not None:
-        write_output(args.json_file, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
-    if args.junit is not None:
-        _fleet_junit(args.junit, doc, phones)
+    unwritten = _write_outputs(args, doc, lambda: _fleet_junit(args.junit, doc, phones))
     print(json.dumps(doc, indent=2) if args.json else _fleet_text(doc))
+    _said_unwritten(unwritten)
     if doc["predicted"] == 0:
         what = "no listed phone predicted" if args.models is not None else "no phone's flash in it"
         raise PhoneEmuError(f"{source}: {what} (every entry was skipped)",
@@ -444,17 +467,19 @@ def handler(args: argparse.Namespace) -> int:
            "served": [{"name": n, "answer": a} for n, a in result.served],
            "report": result.report.as_dict(),
            **({"sip": result.sip.as_dict()} if result.sip is not None else {})}
-    if args.json_file is not None:
-        write_output(args.json_file, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
-    if args.junit is not None:
+
+    def junit() -> None:
         rep = doc["report"]
         case = _junit_case(result.mac, outcome(result.report), rep.get("deciding"),
                            {**({"flash": str(args.flash)} if args.flash is not None else {}),
                             "installed": doc["installed"], "tvs": doc["tvs"], "notes": doc["notes"],
                             "decisions": [f"{d['rule']} {d['file']}" for d in rep.get("decisions", [])]})
         _write_junit(args.junit, f"predict {', '.join(str(f) for f in args.files)}", [case])
+
+    unwritten = _write_outputs(args, doc, junit)
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
         print(_text(result, installed, args.flash))
+    _said_unwritten(unwritten)
     return 0 if result.report.ok else 1

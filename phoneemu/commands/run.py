@@ -219,16 +219,27 @@ def _run(args: argparse.Namespace) -> int:
     old_term, old_int = _term_as_interrupt()  # SIGTERM (kill, CI timeout) is a Ctrl-C: reports
     colour = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
 
+    unwritten: list[str] = []
+
     def report(summary: RunSummary) -> None:
+        """The text, then each report file: one that cannot be written (a full disk, /dev/full) is said
+        naming its option and file, and the other is still written."""
         progress.done()
         print(render_text(summary, colour=colour, verbose=args.verbose))
-        if args.junit:
-            write_junit(summary, args.junit)
-        if args.json:
-            write_json(summary, args.json)
+        for option, path, write in (("--junit", args.junit, write_junit), ("--json", args.json, write_json)):
+            if path is not None:
+                try:
+                    write(summary, path)
+                except OSError as exc:
+                    unwritten.append(f"{option} {path}: not written: {exc.strerror or exc}")
+
+    def report_abandoned(summary: RunSummary) -> None:  # the process ends right after: say it here
+        report(summary)
+        for line in unwritten:
+            print(f"phoneemu run: {line}", file=sys.stderr)
 
     options = RunOptions(capture_dir=args.capture, progress=progress, timeout=args.timeout,
-                         on_abandon=report)
+                         on_abandon=report_abandoned)
     try:
         summary = run_scenarios(scenarios, options, jobs=jobs)
     finally:
@@ -236,6 +247,8 @@ def _run(args: argparse.Namespace) -> int:
         if old_int is signal.SIG_IGN:
             signal.signal(signal.SIGINT, old_int)
     report(summary)
+    if unwritten:  # each report tried; the text above is the run's
+        raise PhoneEmuError("; ".join(unwritten) + " (the report above is the run's)", path="output")
     if summary.interrupted:
         return 130
     return 0 if summary.ok else 1
