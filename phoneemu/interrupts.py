@@ -11,11 +11,13 @@ or left to the system, KeyboardInterrupt is raised. ``phoneemu.cli.main`` sets i
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-__all__ = ["term_as_ctrl_c"]
+__all__ = ["ctrl_c_deferred", "release_held_signals", "start_processes", "term_as_ctrl_c"]
 
 
 def term_as_ctrl_c() -> Any:
@@ -31,3 +33,60 @@ def term_as_ctrl_c() -> Any:
         handler(signal.SIGINT, frame)
 
     return signal.signal(signal.SIGTERM, on_term)
+
+
+@contextlib.contextmanager
+def ctrl_c_deferred() -> Iterator[Callable[[], None]]:
+    """Hold back a SIGINT during the block (main thread only; elsewhere nothing changes); yields what to
+    call after it: the handler the signal would have met (KeyboardInterrupt for Python's default)."""
+    got: list[int] = []
+    try:
+        old = signal.signal(signal.SIGINT, lambda signum, _frame: got.append(signum))
+    except ValueError:  # not the main thread: signals are the main thread's
+        yield lambda: None
+        return
+
+    def deliver() -> None:
+        if not got:
+            return
+        got.clear()
+        if callable(old):
+            old(signal.SIGINT, None)
+        elif old == signal.SIG_DFL:
+            signal.raise_signal(signal.SIGINT)
+
+    try:
+        yield deliver
+    except BaseException:
+        signal.signal(signal.SIGINT, old)
+        deliver()  # a Ctrl-C held back wins over the block's own error
+        raise
+    signal.signal(signal.SIGINT, old)
+
+
+HELD_WHILE_STARTING = {signal.SIGINT, signal.SIGTERM}
+
+
+def start_processes(procs: Iterable[Any]) -> None:
+    """Start each ``multiprocessing`` process with a Ctrl-C or SIGTERM held back until all are started,
+    then raised here as the SIGINT handler in force has it (KeyboardInterrupt): a signal between spawning
+    a child and writing it its process object left that child reading a cut pipe (an ``EOFError``
+    traceback from ``multiprocessing.spawn``), unknown to the parent (no pid) and never killed. The
+    signals are blocked while the children are spawned, so they start with them blocked (the mask is
+    inherited): a Ctrl-C to the whole process group cannot break their start either; each child calls
+    :func:`release_held_signals` once it has set its own dispositions (ours)."""
+    with ctrl_c_deferred() as interrupted:
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_WHILE_STARTING)
+        try:
+            for p in procs:  # blocked again each time: starting multiprocessing's resource tracker unblocks
+                signal.pthread_sigmask(signal.SIG_BLOCK, HELD_WHILE_STARTING)
+                p.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a signal held comes now: deferred
+    interrupted()
+
+
+def release_held_signals() -> None:
+    """In a child process started by :func:`start_processes`: SIGINT and SIGTERM unblocked (call it after
+    setting the child's own handlers; a signal that came during the start is delivered then)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_WHILE_STARTING)

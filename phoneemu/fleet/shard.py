@@ -61,7 +61,7 @@ from phoneemu.errors import PhoneEmuError
 from phoneemu.fleet.engine import FAILING_SHOWN, FleetSpec, ShardResult, fleet_macs, mac_range, run_shard
 from phoneemu.fleet.loop import run_on
 from phoneemu.fleet.metrics import BootRecord, FleetMetrics, peak_rss_mib
-from phoneemu.interrupts import term_as_ctrl_c
+from phoneemu.interrupts import release_held_signals, start_processes, term_as_ctrl_c
 
 __all__ = ["FleetResult", "LostShard", "ProgressFn", "interrupted_before_storm", "run_fleet", "split_range"]
 
@@ -171,6 +171,7 @@ def _child(spec: FleetSpec, macs: Sequence[int], shard: int, channels: tuple[Any
     out, control = channels
     for sig in (signal.SIGINT, signal.SIGTERM):  # a Ctrl-C or a `kill` of the process group reaches
         signal.signal(sig, signal.SIG_IGN)       # the shards too: the parent alone decides (via `stop`)
+    release_held_signals()  # held while started (start_processes)
     parent = worker_pipes.exit_with_parent()  # Linux: killed with the parent, whatever the shard is doing
     go, stop = threading.Event(), threading.Event()
 
@@ -306,8 +307,7 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
     try:
         try:  # the start: an interrupt here (no boot under way) ends the run before the storm
             try:
-                for p in procs:
-                    p.start()
+                start_processes(procs)  # an interrupt in a start: after every start
             finally:  # each shard holds the only copy of its writing end: its exit is the parent's EOF
                 worker_pipes.close_after_start(w for _, w in pipes)
                 worker_pipes.close_after_start(r for r, _ in orders)

@@ -73,6 +73,7 @@ from phoneemu.files import atomic_write
 from phoneemu.formats import config as config_fmt
 from phoneemu.formats.config import DeviceConfig
 from phoneemu.fuzz.corpus import Corpus
+from phoneemu.interrupts import ctrl_c_deferred
 from phoneemu.values import host_port
 
 __all__ = [
@@ -455,35 +456,6 @@ def _signal_name(num: int) -> str:
         return f"signal {num}"
 
 
-@contextlib.contextmanager
-def _ctrl_c_deferred() -> Iterator[Callable[[], None]]:
-    """Hold back a SIGINT during the block (main thread only; elsewhere nothing changes); yields what to
-    call after it: the handler the signal would have met (KeyboardInterrupt for Python's default)."""
-    got: list[int] = []
-    try:
-        old = signal.signal(signal.SIGINT, lambda signum, _frame: got.append(signum))
-    except ValueError:  # not the main thread: signals are the main thread's
-        yield lambda: None
-        return
-
-    def deliver() -> None:
-        if not got:
-            return
-        got.clear()
-        if callable(old):
-            old(signal.SIGINT, None)
-        elif old == signal.SIG_DFL:
-            signal.raise_signal(signal.SIGINT)
-
-    try:
-        yield deliver
-    except BaseException:
-        signal.signal(signal.SIGINT, old)
-        deliver()  # a Ctrl-C held back wins over the block's own error
-        raise
-    signal.signal(signal.SIGINT, old)
-
-
 class CommandTarget:
     """Runs an external command on each input file (see module docstring)."""
 
@@ -519,7 +491,7 @@ class CommandTarget:
         t0 = time.perf_counter()
         # A new session so that a timeout kills the command and everything it started. A Ctrl-C while
         # Popen waits for the exec would leave the command running, unseen: it waits until Popen returns
-        with _ctrl_c_deferred() as interrupted:
+        with ctrl_c_deferred() as interrupted:
             proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.PIPE, start_new_session=True)
         try:

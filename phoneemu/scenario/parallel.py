@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from phoneemu import worker_pipes
+from phoneemu.interrupts import release_held_signals, start_processes
 from phoneemu.scenario.model import Scenario
 from phoneemu.scenario.results import RunSummary, ScenarioResult
 from phoneemu.tempdirs import make_owned_tempdir
@@ -83,6 +84,7 @@ def _worker(base: int, tasks: Any, results: Any,
     from phoneemu.scenario.runner import RunOptions, new_result, run_scenario
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    release_held_signals()  # held while started (start_processes)
     worker_pipes.exit_with_parent()
     capture_dir, workdir, start_time, timeout, grace, tmp_root = settings
     if tmp_root:  # the parent removes it at the end: nothing is left behind by a worker it killed
@@ -182,7 +184,7 @@ def run_parallel(scenarios: list[Scenario], options: Any, jobs: int) -> RunSumma
         procs.append(p)
         to_workers.append(tasks_w)
         try:
-            p.start()
+            start_processes([p])  # an interrupt in the start: after it, so the worker is known and killed
         finally:  # the worker holds the only copy of its ends: its exit is the parent's end of file
             worker_pipes.close_after_start([tasks_r, res_w])
         inbox.add(w, res_r)

@@ -88,3 +88,40 @@ def test_interrupted_before_any_shard_counts_every_phone_not_started() -> None:
         result = interrupted_before_storm(spec, shards)
         assert result.interrupted and result.before_storm and result.not_started == COUNT
         assert len(result.shards) == parts and result.records == []
+
+
+_SIGNAL_IN_A_START = """
+import os, signal, sys
+import _posixsubprocess
+from phoneemu.fleet.engine import FleetSpec
+from phoneemu.fleet.shard import run_fleet
+from phoneemu.phone.boot import BootTarget
+
+real = _posixsubprocess.fork_exec
+def fork_exec_then_signal(*args, **kwargs):  # as a signal landing while a shard's fork_exec runs
+    if "multiprocessing-fork" not in repr(args[0]):  # not a shard (multiprocessing's resource tracker)
+        return real(*args, **kwargs)
+    pid = real(*args, **kwargs)
+    _posixsubprocess.fork_exec = real
+    os.kill(os.getpid(), signal.SIG{name})
+    return pid
+
+_posixsubprocess.fork_exec = fork_exec_then_signal
+if __name__ == "__main__":
+    spec = FleetSpec(target=BootTarget(host="127.0.0.1", tftp_port=9, use_http=False), count=8)
+    result = run_fleet(spec, shards=2)
+    print("interrupted", result.interrupted, result.before_storm, result.not_started)
+"""
+
+
+@pytest.mark.parametrize("name", ["INT", "TERM"])
+def test_signal_while_a_shard_process_is_being_started_leaves_no_orphan(tmp_path: Path, name: str) -> None:
+    """A signal between spawning a shard and writing it its process object: the starts finish first,
+    then the interrupt; every shard is killed and reaped. It left that child reading a cut pipe — an
+    EOFError traceback from multiprocessing.spawn on stderr — and never killed."""
+    script = tmp_path / "start.py"
+    script.write_text(_SIGNAL_IN_A_START.replace("{name}", name))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+                          check=False, preexec_fn=_ctrl_c_as_a_terminal)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stdout.strip() == "interrupted True True 8", (proc.stdout, proc.stderr)
