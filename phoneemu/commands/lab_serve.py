@@ -209,7 +209,7 @@ async def _serve(cluster: LabCluster, root: Path, note: Callable[[str], None], *
         reissue = host != named
     servers = LabServers(cluster, host=host, tftp_port=tftp_port, http_port=http_port, tvs_port=tvs_port,
                          capf_port=capf_port, keylog=keylog, watch=1.0, on_notice=_say,
-                         sip_ports=sip_ports)
+                         sip_ports=sip_ports, keep_requests=False)  # never read here: the log says it all
     servers.attacker.tamper = "tamper-signalling" in attacks
     servers.attacker.replay = "replay-sip" in attacks
     if attacks:

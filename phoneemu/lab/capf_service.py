@@ -49,6 +49,9 @@ Rules:
   the install stays pending, and its retry (§F.1) is served by the new CAPF identity (TLS and issuer).
   Issuing again inside the session is not possible: the phone stored the LSC before the record
   (STORE_CERTIFICATE comes before END_SESSION, §F.6).
+* A failed authentication (§F.7: a wrong string, a bad signature, a certificate the lab did not issue, or
+  one whose key is neither RSA nor EC — DSA, Ed25519, §F.8) is answered as CAPF answers it, END_SESSION
+  REASON 7 (§F.6), and logged in one line as ``bad-auth`` with the reason; the server goes on serving.
 * A malformed frame or a protocol violation closes that one connection with the reason logged; each
   read is bounded by ``read_timeout`` and a whole session by ``session_timeout``.
 """

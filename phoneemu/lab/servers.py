@@ -74,8 +74,10 @@ Rules:
   routed by the dial plan the cluster holds (each phone's partition and calling search space, seed
   "Authorization", :mod:`.dial_plan`), read at each call: with ``watch`` the change an operation saved.
 * ``requests`` records what was asked and how it ended (service, peer, name, outcome), bounded to
-  the last ``max_log`` entries. ``clock`` (Unix seconds, the scenario clock) dates the cluster
-  operations the servers trigger (port record, LSC issue/record).
+  the last ``max_log`` entries; with ``keep_requests=False`` (``lab serve``, which never reads it) none
+  is kept — the log lines are unchanged — and ``requests`` stays empty (100,000 entries are ~30 MB).
+  ``clock`` (Unix seconds, the scenario clock) dates the cluster operations the servers trigger (port
+  record, LSC issue/record).
 * ``keylog`` appends NSS key-log lines for TVS/CAPF (Wireshark); ``capture`` (a
   :class:`phoneemu.net.capture.PcapWriter` or any ``UdpSink``) sees every TFTP datagram. TLS
   traffic is not re-synthesised into the pcap: use the key log with a real capture.
@@ -275,6 +277,7 @@ class LabServers:
         tftp_tid_mode: str = "ephemeral",
         watch: float | None = None,
         max_log: int = 100_000,
+        keep_requests: bool = True,
         tvs_impl: str = "loop",
         app_https: bool = False,
         https_port: int = 0,
@@ -306,6 +309,8 @@ class LabServers:
         self._state_stopped: set[str] = set()  # services stopped because the cluster lists them
         self._restart_errors: dict[str, str] = {}  # service -> why it could not start again (logged once)
         self.max_log = max_log
+        #: False: no :class:`RequestLog` is kept (``requests`` stays empty; module docstring)
+        self.keep_requests = keep_requests
         if tvs_impl not in TVS_IMPLS:
             raise PhoneEmuError(f"tvs_impl {tvs_impl!r}: loop, threads or asyncio", path="tvs_impl")
         self.tvs_impl = tvs_impl
@@ -793,6 +798,8 @@ class LabServers:
 
     # --- observation -----------------------------------------------------------------
     def _record(self, entry: RequestLog) -> None:
+        if not self.keep_requests:
+            return
         with self._record_lock:  # the threaded TVS server records from its worker threads
             self.requests.append(entry)
             if len(self.requests) > self.max_log:
@@ -810,8 +817,9 @@ class LabServers:
         if _log.isEnabledFor(logging.INFO):  # the size/detail text only when someone reads the log
             _log.info("tftp: %s RRQ %s: %s%s", host_port(ev.peer[0], ev.peer[1]), ev.filename, ev.outcome,
                       f" ({ev.size} bytes)" if ev.outcome == "ok" else f" ({ev.detail})" if ev.detail else "")
-        self._record(RequestLog(service="tftp", peer=host_port(ev.peer[0], ev.peer[1]), name=ev.filename,
-                                outcome=ev.outcome, detail=ev.detail, time=time.time()))
+        if self.keep_requests:  # the busiest service: no entry built when none is kept
+            self._record(RequestLog(service="tftp", peer=host_port(ev.peer[0], ev.peer[1]),
+                                    name=ev.filename, outcome=ev.outcome, detail=ev.detail, time=time.time()))
 
     def _on_http(self, peer: tuple[str, int], method: str, name: str, status: int) -> None:
         # (a request refused before its method and name were read has "-" here: the HTTP server's own line

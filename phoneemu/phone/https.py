@@ -9,7 +9,9 @@ Steps (spec §E.7.1, CSC-118699):
    otherwise VERIFY with the full certificate is sent to the config's TVS servers
    (:func:`phoneemu.net.tvs_client.tvs_verify`, failover, TVS certificate checked against the ITL TVS
    records by :func:`phoneemu.phone.rules.tvs_server_trusted`; only refused servers →
-   ``E.7.1-https-tvs-server-untrusted``); a valid answer is cached for its TTL.
+   ``E.7.1-https-tvs-server-untrusted``); a valid answer is cached for its TTL. A certificate too large
+   for a VERIFY request (16-bit body length, spec §E.2) is refused by the rule before anything is sent
+   (``E.7.1-https-cert-too-large``), never reported as TVS unreachable.
 3. The decision (and the pending "needs TVS" one) is recorded in the event log; a rejection adds the
    status message "Host Not Found" (spec §E.7.6).
 4. Trusted: ``GET /`` is sent and the body (bounded by ``max_body``) kept in the result. Untrusted:

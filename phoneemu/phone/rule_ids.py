@@ -18,13 +18,15 @@ RULE_IDS: frozenset[str] = frozenset({
     "D-already-running", "D-fetch-failed", "D-malformed", "D-signed-by-image-key", "D-unknown-signer",
     "D-wrong-load", "D-bad-signature", "D-expired-signer", "D-unsupported-hash", "D-unsupported-key",
     # E.7.1 HTTPS server certificates (directory, services)
-    "E.7.1-https-cached", "E.7.1-https-cert-in-trust-list", "E.7.1-https-malformed",
+    "E.7.1-https-cached", "E.7.1-https-cert-in-trust-list", "E.7.1-https-cert-too-large",
+    "E.7.1-https-malformed",
     "E.7.1-https-needs-tvs", "E.7.1-https-not-trusted", "E.7.1-https-phone-locked",
     "E.7.1-https-tvs-server-untrusted", "E.7.1-https-tvs-unknown",
     "E.7.1-https-tvs-unreachable", "E.7.1-https-tvs-wrong-role", "E.7.1-https-vouched-by-tvs",
     "E.7.1-plain-http",
     # F CAPF
-    "F.1-capf-cert-in-trust-list", "F.1-capf-needs-tvs", "F.1-capf-vouched-by-tvs",
+    "F.1-capf-cert-in-trust-list", "F.1-capf-cert-too-large", "F.1-capf-needs-tvs",
+    "F.1-capf-vouched-by-tvs",
     "F.1-capf-not-supported", "F.1-capf-server-untrusted", "F.1-capf-unreachable", "F.1-no-capf-server",
     "F.6-capf-rejected", "F.6-fetched", "F.6-lsc-deleted", "F.6-lsc-installed", "F.6-nothing-pending",
     "F.7-no-capf-operation", "F.7-wait-auth-string",

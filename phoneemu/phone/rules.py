@@ -118,6 +118,8 @@ HTTPS application servers (``decide_https_server``, spec §E.7.1, §E.7.6, §G.5
   ``E.7.1-https-tvs-wrong-role``  TVS knows the certificate but with no HTTPS role — WRONG_ROLE
   ``E.7.1-https-tvs-unknown``     TVS does not know the certificate — UNKNOWN_SIGNER, "Host Not Found"
   ``E.7.1-https-tvs-unreachable`` TVS could not be reached — TVS_UNREACHABLE, "Host Not Found"
+  ``E.7.1-https-cert-too-large``  the certificate does not fit a VERIFY request (uint16 body length,
+                                  §E.2: about 64 KiB): TVS is not asked — TOO_LARGE, "Host Not Found"
   ``E.7.1-https-tvs-server-untrusted``  the TVS servers presented certificates that are not ITL TVS
                                   records (§E.1) — TVS_UNREACHABLE, "Host Not Found"
   ``E.7.1-https-not-trusted``     not in the lists and TVS not usable — UNKNOWN_SIGNER, "Host Not Found"
@@ -130,6 +132,8 @@ HTTPS application servers (``decide_https_server``, spec §E.7.1, §E.7.6, §G.5
 CAPF servers (``decide_capf_server``, spec §F.1, §G.5 "CAPF server: CAPF role (or TVS)"):
   ``F.1-capf-cert-in-trust-list``  the certificate is a CAPF record of the CTL/ITL
   ``F.1-capf-needs-tvs``          pending: ask TVS (QUERY) for the certificate
+  ``F.1-capf-cert-too-large``     its subject + issuer do not fit a QUERY request (uint16 body length,
+                                  §E.2): TVS is not asked, the phone does not talk to that server
   ``F.1-capf-vouched-by-tvs``     TVS returned exactly this certificate with role CAPF
   ``F.1-capf-server-untrusted``   anything else (no CAPF record and TVS not usable, unknown to TVS,
                                   wrong role, TVS unreachable) — the phone does not talk to that server
@@ -208,6 +212,7 @@ from phoneemu.phone import status
 from phoneemu.phone.events import Decision, QueryKey
 from phoneemu.phone.profile import PhoneProfile
 from phoneemu.phone.store import AcceptedFirmware, TrustStore, TvsAnswer, TvsResult, TvsStatus
+from phoneemu.protocols import tvs as tvs_proto
 
 __all__ = [
     "CAPF_ROLES",
@@ -239,6 +244,7 @@ __all__ = [
     "static_request_name",
     "trust_list_name_problem",
     "tvs_cert_mismatch",
+    "tvs_device_name",
     "tvs_server_trusted",
     "tvs_usable",
 ]
@@ -1106,6 +1112,15 @@ def decide_auto_registration(store: TrustStore, *, profile: PhoneProfile, device
 HTTPS_ROLES = frozenset({Role.APP_SERVER, Role.CCM, Role.CCM_TFTP, Role.TFTP})
 #: Status message when an HTTPS service cannot be authenticated (spec §E.7.6, CSC-118699).
 HTTPS_FAILED_STATUS = "Host Not Found"
+#: Most bytes of a TVS request's body: its length is a uint16 (spec §E.2)
+_TVS_MAX_BODY = tvs_proto.MAX_FRAME - tvs_proto.HEADER_SIZE
+
+
+def tvs_device_name(profile: PhoneProfile) -> str:
+    """A DEVICE_NAME of the length this model's phones send TVS (``CP-<model>-SEP<12 hex>``, spec §E.4):
+    what :func:`tvs_proto.verify_request_fits` / :func:`tvs_proto.query_request_fits` measure (every MAC
+    gives the same length)."""
+    return tvs_proto.phone_device_name(profile.model, "SEP" + "0" * 12)
 
 
 def https_query_key(cert: x509.Certificate) -> QueryKey:
@@ -1170,6 +1185,11 @@ def decide_https_server(store: TrustStore, cert_der: bytes | None, *, profile: P
         return reject("E.7.1-https-not-trusted", "HTTPS cert not in CTL/ITL and TVS not usable",
                       VerifyReason.UNKNOWN_SIGNER, who)
     answer = tvs_answer if tvs_answer is not None else store.tvs_lookup(key, now)
+    if answer is None and not tvs_proto.verify_request_fits(tvs_device_name(profile), cert_der):
+        return reject("E.7.1-https-cert-too-large", f"HTTPS server certificate of {len(cert_der)} bytes does "
+                      f"not fit a TVS VERIFY request (body at most {_TVS_MAX_BODY} bytes, spec §E.2): "
+                      "TVS not asked, HTTPS server not authenticated",
+                      VerifyReason.TOO_LARGE, who)
     if answer is None:
         return Decision(rule="E.7.1-https-needs-tvs", accepted=False, file=server, signer=who, kind="https",
                         reason="HTTPS cert not in CTL; TVS service available, can attempt via TVS "
@@ -1251,6 +1271,13 @@ def decide_capf_server(store: TrustStore, cert_der: bytes | None, *, profile: Ph
         return reject(f"on the reconnect after TVS vouched for {vouched_for} the CAPF server presented "
                       f"another certificate, {who}, not in CTL/ITL and not vouched for",
                       VerifyReason.UNKNOWN_SIGNER, who)
+    if answer is None and not tvs_proto.query_request_fits(tvs_device_name(profile), key.subject, key.issuer,
+                                                           key.serial):
+        return Decision(rule="F.1-capf-cert-too-large", accepted=False, file=server, signer=who, kind="capf",
+                        reason=f"CAPF certificate not in CTL/ITL and its subject + issuer "
+                        f"({len(key.subject)} + {len(key.issuer)} characters) do not fit a TVS QUERY request "
+                        f"(body at most {_TVS_MAX_BODY} bytes, spec §E.2): TVS not asked",
+                        reason_code=VerifyReason.TOO_LARGE)
     if answer is None:
         return Decision(rule="F.1-capf-needs-tvs", accepted=False, file=server, signer=who, kind="capf",
                         reason="CAPF certificate not in CTL/ITL: ask TVS", needs_tvs=key, action="ask-tvs")

@@ -25,6 +25,9 @@ spec is silent or [UNK]:
   ``DEVICE_NAME bytes || 0x00 || certificate DER`` (§F.7) and the certificate must pass the
   lab's ``verify_device_cert`` callable. SUDI_DATA, when present, is checked the same way over
   ``session id (uint32 LE) || SUDI cert DER`` and its certificate passed to the callable with type MIC.
+  A certificate (or SUDI certificate) whose key is neither RSA nor EC (DSA, Ed25519, §F.8) is a failed
+  authentication like a bad signature — END_SESSION REASON 7, outcome ``bad-auth`` (§F.6 "bad password /
+  bad data") — not a DecodeError; its key is never loaded (:func:`cert_public_key` refuses DSA first).
 
 Errors: an unexpected command in a state → ProtocolError naming state and command; a malformed
 element value → DecodeError naming the element.
@@ -532,6 +535,11 @@ class _Session:
         return message(command, self.session_id, *elements)
 
 
+def _key_refusal(exc: DecodeError) -> str:
+    """Why a phone's certificate cannot authenticate: its key is not one CAPF takes (RSA or EC, §F.8)."""
+    return f"the certificate's key cannot authenticate: {exc.message} (CAPF takes RSA or EC keys, spec §F.8)"
+
+
 def _u8(v: int) -> bytes:
     return bytes([v])
 
@@ -729,7 +737,10 @@ class CapfServerSession(_Session):
             return "certificate authentication but no signed data"
         cert_type, der = decode_certificate(msg.require(CapfTag.CERTIFICATE))
         cert = load_cert_der(der, path="CERTIFICATE", tag=CapfTag.CERTIFICATE)
-        pub = cert_public_key(cert)
+        try:
+            pub = cert_public_key(cert)
+        except DecodeError as exc:  # DSA, Ed25519, ...: refused before any use (§F.7, F.8)
+            return f"certificate authentication failed: {_key_refusal(exc)}"
         data = auth_data(name, der)
         try:
             sig1 = msg.get(CapfTag.SIGNED_DATA)
@@ -758,7 +769,10 @@ class CapfServerSession(_Session):
         if sudi.certificate is None or (sudi.sha1_signature is None and sudi.sha512_signature is None):
             return "SUDI data without certificate or signature"
         cert = load_cert_der(sudi.certificate, path="SUDI_DATA.certificate", tag=CapfTag.SUDI_DATA)
-        pub = cert_public_key(cert)
+        try:
+            pub = cert_public_key(cert)
+        except DecodeError as exc:
+            return f"SUDI certificate authentication failed: {_key_refusal(exc)}"
         data = sudi_auth_data(self.session_id, sudi.certificate)
         if sudi.sha1_signature is not None:
             verify_raw_digest(pub, sudi.sha1_signature, data, HashAlg.SHA1)

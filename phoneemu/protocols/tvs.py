@@ -71,9 +71,11 @@ __all__ = [
     "parse_request",
     "phone_device_name",
     "query_request",
+    "query_request_fits",
     "response",
     "validate_device_name",
     "verify_request",
+    "verify_request_fits",
 ]
 
 FMT = "tvs"
@@ -351,6 +353,23 @@ def verify_request(session_id: int, device_name: str, cert_der: bytes) -> TvsMes
         Element(tag=TvsTag.DEVICE_NAME, value=_device_name_value(device_name)),
         Element(tag=TvsTag.CERTIFICATE, value=bytes(cert_der)),
     ))
+
+
+def verify_request_fits(device_name: str, cert_der: bytes) -> bool:
+    """Whether :func:`verify_request` can carry ``cert_der``: the body (DEVICE_NAME and CERTIFICATE
+    elements, 3-byte TLV heads) within the uint16 body length of the header (spec §E.2). A certificate of
+    about 64 KiB or more cannot be sent to TVS at all: the phone never asks (our reading of §E.2)."""
+    name = len(device_name.encode("ascii", "replace")) + 1  # the prefix byte (§E.4)
+    return (3 + name) + (3 + len(cert_der)) <= MAX_BODY
+
+
+def query_request_fits(device_name: str, subject: str, issuer: str, serial: bytes) -> bool:
+    """Whether :func:`query_request` can carry this key: DEVICE_NAME, SUBJECT, ISSUER (NUL-terminated
+    UTF-8) and SERIAL within the uint16 body length (spec §E.2)."""
+    name = len(device_name.encode("ascii", "replace")) + 1
+    body = (3 + name) + (3 + len(subject.encode("utf-8", "replace")) + 1) \
+        + (3 + len(issuer.encode("utf-8", "replace")) + 1) + (3 + len(serial))
+    return body <= MAX_BODY
 
 
 def query_request(session_id: int, device_name: str, subject: str, issuer: str,
