@@ -6,8 +6,11 @@ Rules:
   :class:`TransportError` with ``kind`` "not-found" (normal for trust files, §C.6), "timeout",
   "refused", "unreachable", "too-large", "protocol" or "error".
 * :class:`HttpThenTftpFetcher` asks HTTP port 6970 first and falls back to TFTP when the HTTP
-  connection fails (kinds "unreachable", "timeout", "protocol"; §H.1 "TFTP on failure"). Whether an
-  HTTP 404 also falls back is configurable (``fallback_on_not_found``, default False: our choice).
+  connection fails (kinds "unreachable", "timeout", "protocol"; §H.1 "TFTP on failure"), and when the
+  HTTP server answers with a server error (5xx: e.g. a 503 from a server at its connection cap) or a
+  redirect (3xx: never followed, so a redirect to another host reaches nothing; the file is asked of
+  the configured TFTP server instead). Whether an HTTP 404 also falls back is configurable
+  (``fallback_on_not_found``, default False: our choice); a 403 and other 4xx do not fall back.
   ``last_fallback`` keeps the HTTP failure behind the last fetch's fallback (None when HTTP answered or
   no fallback was tried), so a boot's timeline can say why a file came over TFTP.
 * Each fetcher says which transport answered its last successful fetch in ``transport`` ("tftp",
@@ -117,7 +120,9 @@ class HttpThenTftpFetcher:
         try:
             data = await self.http.fetch(name)
         except TransportError as exc:
-            if exc.kind in self.FALLBACK_KINDS or (self.fallback_on_not_found and exc.kind == "not-found"):
+            if (exc.kind in self.FALLBACK_KINDS or (self.fallback_on_not_found and exc.kind == "not-found")
+                    or (exc.kind == "error" and isinstance(exc.code, int) and (300 <= exc.code < 400
+                                                                               or 500 <= exc.code < 600))):
                 self.last_transport = "tftp"
                 self.last_fallback = exc
                 return await self.tftp.fetch(name)

@@ -22,19 +22,27 @@ Rules:
   The listen ``backlog`` (default 1024, as the TVS servers') holds a fleet's connection storm: with
   asyncio's default of 100 the kernel dropped SYNs of a 128-phone storm and those phones waited for
   TCP's 1 s SYN retransmission.
-* Client :func:`http_get`: ``GET`` with ``Connection: close``; 200 → body (bounded by ``max_size``),
-  404 → ``TransportError(kind="not-found", code=404)``, 403 → ``"refused"``, other statuses →
-  ``"error"``; connect failures → ``"unreachable"``; time-outs → ``"timeout"``; malformed answers →
-  ``"protocol"``. Content-Length, chunked and read-to-EOF bodies are accepted (a real cluster may
-  send any of them). A connection handler never lets an exception escape (it is logged with the peer).
-* The client reads a response head strictly (RFC 9112), each refusal a ``"protocol"`` error naming
-  the header line: a field line without ``:`` or with white space in or before its name (§5.1) is
-  refused; an obs-fold line is joined to the one before with a space (§5.2, what a user agent must
-  do); Content-Length values that differ, in one field or repeated fields, are refused (§6.3 item 5;
-  equal repeats are accepted); Transfer-Encoding together with Content-Length is refused (§6.3 item 3
-  says it "ought to be handled as an error": it is the shape of response splitting); a transfer
-  coding other than ``chunked`` is refused (the phone decodes none); a chunk size must be bare hex
-  digits, extensions after ``;`` dropped (§7.1). Interim 1xx responses before the final one are
+* Client :func:`http_get`: ``GET`` with ``Accept-Encoding: identity`` and ``Connection: close``; 200 →
+  body (bounded by ``max_size``), 404 → ``TransportError(kind="not-found", code=404)``, 403 →
+  ``"refused"``, other statuses → ``"error"`` with the status as ``code``; a redirect (3xx) is never
+  followed (its reason names the ``Location``: a redirect to another host reaches nothing); the whole
+  exchange is bounded by ``timeout`` (a server trickling a byte at a time included); connect failures →
+  ``"unreachable"``; time-outs → ``"timeout"``; malformed answers → ``"protocol"``. Content-Length,
+  chunked and read-to-EOF bodies are accepted (a real cluster may send any of them). A connection handler
+  never lets an exception escape (it is logged with the peer).
+* The client reads a response head strictly (RFC 9112), each refusal a ``"protocol"`` error naming the
+  header line. A line ends with CRLF or a bare LF (§2.2, as the server takes them; chunk-size and trailer
+  lines too); the head is at most ``max_header`` bytes, the trailer section too. The status line is
+  ``HTTP/1.0`` or ``HTTP/1.1`` and a status of 100..599 (RFC 9110 §15); a field with a CR or NUL in it is
+  refused (RFC 9110 §5.5); a field line without ``:`` or with white space in or before its name (§5.1) is
+  refused; an obs-fold line is joined to the one before with a space (§5.2, what a user agent must do);
+  Content-Length values that differ, in one field or repeated fields, are refused (§6.3 item 5; equal
+  repeats are accepted); Transfer-Encoding together with Content-Length is refused (§6.3 item 3 says it
+  "ought to be handled as an error": it is the shape of response splitting); a transfer coding other than
+  ``chunked`` is refused (the phone decodes none), and Transfer-Encoding in an HTTP/1.0 response too
+  (§6.1: faulty framing); a Content-Encoding other than ``identity`` is refused (the client asked for
+  identity; gzip bytes taken for the file would fail later for a wrong reason); a chunk size must be bare
+  hex digits, extensions after ``;`` dropped (§7.1). Interim 1xx responses before the final one are
   skipped (RFC 9110 §15.2), at most :data:`_MAX_INTERIM` of them (our bound).
 """
 
@@ -297,28 +305,39 @@ async def http_get(host: str, port: int, path: str, *, timeout: float = 5.0,
                              kind="timeout", path=name) from None
 
 
-async def _read_chunked(reader: asyncio.StreamReader, name: str, max_size: int) -> bytes:
-    """RFC 9112 §7.1 chunked body, bounded by ``max_size``; trailers are read and dropped."""
+async def _read_chunked(reader: asyncio.StreamReader, name: str, max_size: int, max_header: int) -> bytes:
+    """RFC 9112 §7.1 chunked body, bounded by ``max_size``; trailers are read and dropped (at most
+    ``max_header`` bytes of them). A line may end with a bare LF (§2.2, as in the head)."""
     body = bytearray()
     try:
         while True:
-            line = await reader.readuntil(b"\r\n")
-            size_text = line[:-2].split(b";", 1)[0].rstrip(b" \t")
+            line = await reader.readuntil(b"\n")
+            size_text = line.rstrip(b"\r\n").split(b";", 1)[0].rstrip(b" \t")
             if not size_text or len(size_text) > 8 or size_text.strip(b"0123456789abcdefABCDEF"):
                 raise TransportError(f"bad chunk size {size_text[:16]!r}", kind="protocol", path=name)
             size = int(size_text, 16)
             if size == 0:
-                while (await reader.readuntil(b"\r\n")) != b"\r\n":
-                    pass
+                trailers = 0
+                while (line := await reader.readuntil(b"\n")) not in (b"\r\n", b"\n"):
+                    trailers += len(line)
+                    if trailers > max_header:
+                        raise TransportError(f"chunked trailers above {max_header} bytes", kind="protocol",
+                                             path=name)
                 return bytes(body)
             if len(body) + size > max_size:
                 raise TransportError(f"body above {max_size} bytes", kind="too-large", path=name)
             body += await reader.readexactly(size)
-            if await reader.readexactly(2) != b"\r\n":
+            end = await reader.readexactly(1)
+            if end == b"\r":
+                end += await reader.readexactly(1)
+            if end not in (b"\r\n", b"\n"):
                 raise TransportError("chunk not followed by CRLF", kind="protocol", path=name)
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
-        raise TransportError(f"chunked body truncated or malformed: {exc}", kind="protocol",
-                             path=name) from exc
+    except asyncio.IncompleteReadError as exc:
+        raise TransportError(f"connection closed inside the chunked body ({len(body)} body bytes read)",
+                             kind="protocol", path=name) from exc
+    except (asyncio.LimitOverrunError, ValueError) as exc:
+        raise TransportError(f"chunked body malformed: a chunk-size or trailer line above {max_header} bytes",
+                             kind="protocol", path=name) from exc
 
 
 async def _get(host: str, port: int, name: str, max_size: int, max_header: int) -> bytes:
@@ -331,16 +350,22 @@ async def _get(host: str, port: int, name: str, max_size: int, max_header: int) 
                              kind="unreachable", path=name) from exc
     try:
         hostport = host_port(host, port)
-        writer.write(f"GET /{quote(name)} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n"
-                     .encode("ascii"))
+        writer.write(f"GET /{quote(name)} HTTP/1.1\r\nHost: {hostport}\r\nAccept-Encoding: identity\r\n"
+                     f"Connection: close\r\n\r\n".encode("ascii"))
         await writer.drain()
-        status, headers = await _read_final_head(reader, name, max_header)
+        status, version, headers = await _read_final_head(reader, name, max_header)
         if status != 200:
             kind = {404: "not-found", 403: "refused"}.get(status, "error")
-            raise TransportError(f"HTTP {status} for /{name}", kind=kind, code=status, path=name)
-        length = _body_length(headers, name)
+            why = ""
+            if 300 <= status < 400:  # never followed (module docstring)
+                where = headers.get("location", [])
+                why = f" (redirect to {where[0][:120]!r}, not followed)" if where else \
+                    " (redirect, not followed)"
+            raise TransportError(f"HTTP {status} for /{name}{why}", kind=kind, code=status, path=name)
+        _check_content_coding(headers, name)
+        length = _body_length(headers, name, version)
         if length == _CHUNKED:
-            return await _read_chunked(reader, name, max_size)
+            return await _read_chunked(reader, name, max_size, max_header)
         if length is not None:
             if length > max_size:
                 raise TransportError(f"body of {length} bytes above {max_size}", kind="too-large", path=name)
@@ -370,26 +395,44 @@ async def _get(host: str, port: int, name: str, max_size: int, max_header: int) 
 _CHUNKED = -1  # what _body_length returns for a chunked body
 
 
+async def _response_head(reader: asyncio.StreamReader, name: str, max_header: int) -> list[str]:
+    """The lines of one response head, line ends removed: CRLF or a bare LF ends a line (RFC 9112 §2.2,
+    as the server takes them), at most ``max_header`` bytes."""
+    got = 0
+    lines: list[str] = []
+    try:
+        while True:
+            line = await reader.readuntil(b"\n")
+            got += len(line)
+            if got > max_header:
+                raise ValueError("response head above max_header")
+            if line in (b"\r\n", b"\n"):
+                if lines:
+                    return lines
+                continue  # no head yet
+            lines.append(line.removesuffix(b"\n").removesuffix(b"\r").decode("latin-1"))
+    except (asyncio.LimitOverrunError, ValueError) as exc:
+        raise TransportError(f"response head above {max_header} bytes", kind="protocol", path=name) from exc
+    except asyncio.IncompleteReadError as exc:
+        said = f" (after {got + len(exc.partial)} bytes of it)" if got or exc.partial else ""
+        raise TransportError(f"connection closed before the end of the response head{said}",
+                             kind="protocol", path=name) from exc
+
+
 async def _read_final_head(reader: asyncio.StreamReader, name: str,
-                           max_header: int) -> tuple[int, dict[str, list[str]]]:
-    """The status and header fields of the final response, interim 1xx ones skipped (module docstring)."""
+                           max_header: int) -> tuple[int, str, dict[str, list[str]]]:
+    """The status, HTTP version and header fields of the final response, interim 1xx ones skipped
+    (module docstring)."""
     for _ in range(_MAX_INTERIM + 1):
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except (asyncio.LimitOverrunError, ValueError) as exc:
-            raise TransportError(f"response head above {max_header} bytes", kind="protocol",
-                                 path=name) from exc
-        except asyncio.IncompleteReadError as exc:
-            raise TransportError("connection closed before response head", kind="protocol",
-                                 path=name) from exc
-        lines = head.decode("latin-1").split("\r\n")[:-2]
+        lines = await _response_head(reader, name, max_header)
         status_parts = lines[0].split(" ", 2)
-        if (len(status_parts) < 2 or not status_parts[0].startswith("HTTP/1.")
-                or len(status_parts[1]) != 3 or not is_ascii_digits(status_parts[1])):
+        if (len(status_parts) < 2 or status_parts[0] not in ("HTTP/1.0", "HTTP/1.1")
+                or len(status_parts[1]) != 3 or not is_ascii_digits(status_parts[1])
+                or not 100 <= int(status_parts[1]) <= 599):
             raise TransportError(f"malformed status line {lines[0][:80]!r}", kind="protocol", path=name)
         status = int(status_parts[1])
         if status >= 200 or status == 101:
-            return status, _header_fields(lines[1:], name)
+            return status, status_parts[0], _header_fields(lines[1:], name)
     raise TransportError(f"more than {_MAX_INTERIM} interim 1xx responses", kind="protocol", path=name)
 
 
@@ -408,16 +451,32 @@ def _header_fields(lines: list[str], name: str) -> dict[str, list[str]]:
         if not colon or not field_name or any(c in field_name for c in " \t"):
             raise TransportError(f"header line {number}: malformed field {line[:60]!r}", kind="protocol",
                                  path=name)
+        if "\r" in line or "\0" in line:
+            raise TransportError(f"header line {number}: CR or NUL in field {line[:60]!r}", kind="protocol",
+                                 path=name)
         last = fields.setdefault(field_name.lower(), [])
         last.append(value.strip(" \t"))
     return fields
 
 
-def _body_length(fields: dict[str, list[str]], name: str) -> int | None:
+def _check_content_coding(fields: dict[str, list[str]], name: str) -> None:
+    """A content coding other than identity is refused (module docstring): the client asked for
+    ``identity`` and decodes none, and gzip bytes taken as the file would fail later with a wrong reason."""
+    codings = [c.strip().lower() for v in fields.get("content-encoding", []) for c in v.split(",")
+               if c.strip()]
+    if any(c != "identity" for c in codings):
+        raise TransportError(f"unrequested Content-Encoding {', '.join(codings)[:40]!r} (asked for identity)",
+                             kind="protocol", path=name)
+
+
+def _body_length(fields: dict[str, list[str]], name: str, version: str = "HTTP/1.1") -> int | None:
     """Content-Length, :data:`_CHUNKED`, or None (read to EOF); RFC 9112 §6.3 (module docstring)."""
     codings = [c.strip().lower() for v in fields.get("transfer-encoding", []) for c in v.split(",")
                if c.strip()]
     lengths = {v.strip() for value in fields.get("content-length", []) for v in value.split(",")}
+    if codings and version == "HTTP/1.0":
+        raise TransportError("Transfer-Encoding in an HTTP/1.0 response (RFC 9112 §6.1: faulty framing)",
+                             kind="protocol", path=name)
     if codings:
         if lengths:
             raise TransportError("both Transfer-Encoding and Content-Length (response splitting?)",

@@ -11,7 +11,12 @@ Rules:
   client side offers :func:`client_context_verify_after_handshake` (``CERT_NONE``; the caller MUST
   compare :func:`peer_certificate_der` with its trust store) besides :func:`client_context` that
   trusts exactly the given certificates (partial chains allowed, so a pinned leaf is an anchor).
-  Host names are never checked: phones compare certificates, not names.
+  Host names are never checked: phones compare certificates, not names (SNI is still sent for a host
+  name, not for an IP address). Client contexts refuse a server's renegotiation request
+  (``OP_NO_RENEGOTIATION``: a ``no_renegotiation`` warning alert; a server that insists, as OpenSSL's
+  does, then ends the connection with a fatal alert — a named "tls" error): the certificate the caller
+  compared after the handshake stays the connection's, and a renegotiation left half done (the peer
+  certificate then unreadable, the version ``?``) cannot happen.
 * ``keylog_filename`` appends NSS key-log lines so Wireshark can decrypt a capture.
 * :class:`TlsServer` runs a per-connection handler ``async (reader, writer)``; an exception in one
   connection (handshake failure included) is logged with peer and reason and never stops the server.
@@ -168,6 +173,7 @@ def client_context(
     ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     _configure(ctx, min_version=min_version, max_version=max_version, ciphers=ciphers,
                keylog_filename=keylog_filename)
+    ctx.options |= ssl.OP_NO_RENEGOTIATION  # module docstring
     if chain is not None and key is not None:
         _load_chain(ctx, key, _chain(chain))
     return ctx
@@ -192,6 +198,7 @@ def client_context_verify_after_handshake(
     ctx.verify_mode = ssl.CERT_NONE
     _configure(ctx, min_version=min_version, max_version=max_version, ciphers=ciphers,
                keylog_filename=keylog_filename)
+    ctx.options |= ssl.OP_NO_RENEGOTIATION  # module docstring
     if chain is not None and key is not None:
         _load_chain(ctx, key, _chain(chain))
     return ctx
@@ -213,8 +220,9 @@ def peer_certificate_der(
 async def open_tls_connection(host: str, port: int, ctx: ssl.SSLContext, *, timeout: float = 10.0,
                               server_hostname: str | None = None
                               ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Connect and handshake; TransportError kind "unreachable" / "timeout" / "tls". Where it connects
-    is told to a live capture (:func:`phoneemu.net.capture.note_connect`)."""
+    """Connect and handshake; TransportError kind "unreachable" / "timeout" / "tls" (a server that closes
+    in the handshake: "unreachable", said so, not "cannot connect"). Where it connects is told to a live
+    capture (:func:`phoneemu.net.capture.note_connect`)."""
     try:
         note_connect(host, port)
         reader, writer = await asyncio.wait_for(
@@ -229,6 +237,9 @@ async def open_tls_connection(host: str, port: int, ctx: ssl.SSLContext, *, time
         raise TransportError(f"{host_port(host, port)}: TLS handshake failed: {exc.reason or exc}",
                              kind="tls") from exc
     except OSError as exc:
+        if exc.errno is None and isinstance(exc, ConnectionError):  # asyncio's: lost in the handshake
+            raise TransportError(f"{host_port(host, port)}: the server closed the connection during the TLS "
+                                 f"handshake", kind="unreachable") from exc
         raise TransportError(f"{host_port(host, port)}: cannot connect: {os_error_text(exc)}",
                              kind="unreachable") from exc
 

@@ -12,7 +12,16 @@ Rules:
   ``TransportError(kind="timeout")``); ``send``/``recv`` are bounded by the caller, who holds
   :attr:`TlsClientConnection.deadline` (one timer per exchange, not one per read). Connect
   failures are ``"unreachable"``, TLS failures ``"tls"``, a peer that closes or resets mid-way
-  ``"unreachable"`` (like a lost connection).
+  ``"unreachable"`` (like a lost connection; one that closes in the handshake is said to have closed
+  it, with how many bytes it had sent, not OpenSSL's ``UNEXPECTED_EOF_WHILE_READING``).
+* :attr:`TlsClientConnection.peer_cert` and :attr:`~TlsClientConnection.description` are those of the
+  handshake, read when it ends: the certificate the caller compares with its trust list stays the
+  connection's, and reading it after a later TLS error (OpenSSL then says "handshake not done yet":
+  a ValueError) or a declined renegotiation (phoneemu.net.tls) cannot fail.
+* A handshake failure after the server asked for a client certificate (its TLS 1.0-1.2
+  CertificateRequest, read from the server's first :data:`~phoneemu.net.tls_handshake.HANDSHAKE_LIMIT`
+  bytes, kept until the handshake ends) says so: a TLS 1.2 server that requires one answers a phone
+  without one with a bare ``handshake_failure`` alert.
 * ``TCP_NODELAY``: a TLS flight and the request that follows it are written together, never held
   back by Nagle's algorithm.
 * :meth:`TlsClientConnection.close` closes the TCP connection without a close_notify alert (the
@@ -45,6 +54,7 @@ from collections.abc import Sequence
 from phoneemu.errors import TransportError
 from phoneemu.net._oserror import os_error_text
 from phoneemu.net.capture import note_connect
+from phoneemu.net.tls_handshake import HANDSHAKE_LIMIT, handshake_messages
 from phoneemu.values import host_port
 
 __all__ = ["TlsClientConnection"]
@@ -63,6 +73,7 @@ def _addresses(host: str, port: int) -> tuple[tuple[int, tuple[str, int]], ...] 
     return ((socket.AF_INET6 if ip.version == 6 else socket.AF_INET, (str(ip), port)),)
 
 
+_CERTIFICATE_REQUEST = 13  # handshake message type (RFC 5246 §7.4.4)
 _IN_PROGRESS = frozenset({errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR})
 
 
@@ -123,6 +134,16 @@ async def _connect(loop: asyncio.AbstractEventLoop, host: str, port: int) -> soc
                          kind="unreachable")
 
 
+def _handshake_records(stream: bytes) -> bytes:
+    """``stream`` up to its first record that is not a handshake record (the alert that ended it)."""
+    pos = 0
+    for _ in range(HANDSHAKE_LIMIT // 5):
+        if pos + 5 > len(stream) or stream[pos] != 22:
+            break
+        pos += 5 + int.from_bytes(stream[pos + 3:pos + 5], "big")
+    return stream[:pos]
+
+
 def _discard(conn: TlsClientConnection | None, sock: socket.socket | None) -> None:
     """Close what a failed :meth:`TlsClientConnection.open` had made."""
     if conn is not None:
@@ -134,8 +155,8 @@ def _discard(conn: TlsClientConnection | None, sock: socket.socket | None) -> No
 class TlsClientConnection:
     """``conn = await TlsClientConnection.open(host, port, ctx, timeout=5)``; ``send``/``recv``/``close``."""
 
-    __slots__ = ("_eof", "_fd", "_fresh", "_in", "_loop", "_lost", "_out", "_reading", "_sock", "_waiter",
-                 "deadline", "host", "obj", "port")
+    __slots__ = ("_described", "_eof", "_fd", "_fresh", "_in", "_loop", "_lost", "_out", "_peer", "_reading",
+                 "_seen", "_sock", "_waiter", "deadline", "host", "obj", "port")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, obj: ssl.SSLObject,
                  incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO, *, host: str, port: int,
@@ -153,6 +174,9 @@ class TlsClientConnection:
         self._fresh = False  # bytes (or the end of the stream) arrived since the last _fill
         self._eof = False
         self._lost: OSError | None = None
+        self._seen: bytearray | None = bytearray()  # the server's bytes until the handshake ends (bounded)
+        self._peer: bytes | None = None  # the handshake's server certificate and description (docstring)
+        self._described = "? ?"
         loop.add_reader(self._fd, self._on_readable)  # one registration for the connection's life
         self._reading = True
 
@@ -183,20 +207,38 @@ class TlsClientConnection:
             raise
 
     async def _handshake(self) -> None:
-        for _ in range(64):  # a handshake is a few flights; bounded all the same
-            try:
-                self.obj.do_handshake()
-                return  # the last flight stays in the BIO: sent with the first request
-            except ssl.SSLWantReadError:
-                await self._flush()
-                await self._fill()
-            except ssl.SSLError as exc:
-                with contextlib.suppress(Exception):
-                    await self._flush()  # the alert, for the server's log
-                raise TransportError(f"{host_port(self.host, self.port)}: TLS handshake failed: "
-                                     f"{exc.reason or exc}",
-                                     kind="tls") from exc
-        raise TransportError(f"{host_port(self.host, self.port)}: TLS handshake did not finish", kind="tls")
+        try:
+            for _ in range(64):  # a handshake is a few flights; bounded all the same
+                try:
+                    self.obj.do_handshake()
+                    self._peer = self.obj.getpeercert(binary_form=True)
+                    cipher = self.obj.cipher()
+                    self._described = f"{self.obj.version() or '?'} {cipher[0] if cipher else '?'}"
+                    return  # the last flight stays in the BIO: sent with the first request
+                except ssl.SSLWantReadError:
+                    await self._flush()
+                    await self._fill()
+                except ssl.SSLError as exc:
+                    raise await self._handshake_error(exc) from exc
+            raise TransportError(f"{host_port(self.host, self.port)}: TLS handshake did not finish",
+                                 kind="tls")
+        finally:
+            self._seen = None
+
+    async def _handshake_error(self, exc: ssl.SSLError) -> TransportError:
+        """Why the handshake failed, in words (module docstring)."""
+        where = host_port(self.host, self.port)
+        seen = bytes(self._seen or b"")
+        if self._eof and (isinstance(exc, ssl.SSLEOFError) or exc.reason == "UNEXPECTED_EOF_WHILE_READING"):
+            return TransportError(f"{where}: the server closed the connection during the TLS handshake "
+                                  f"({len(seen)} bytes from it)", kind="unreachable")
+        with contextlib.suppress(Exception):
+            await self._flush()  # the alert, for the server's log
+        why = ""
+        with contextlib.suppress(Exception):  # (a server's bytes that do not frame: no hint, the reason)
+            if any(kind == _CERTIFICATE_REQUEST for kind, _ in handshake_messages(_handshake_records(seen))):
+                why = " (the server asked for a client certificate)"
+        return TransportError(f"{where}: TLS handshake failed: {exc.reason or exc}{why}", kind="tls")
 
     def _on_readable(self) -> None:
         """Reader callback: what the socket holds goes into the incoming BIO; a waiting _fill wakes."""
@@ -209,6 +251,9 @@ class TlsClientConnection:
             data = b""
         if data:
             self._in.write(data)
+            seen = self._seen
+            if seen is not None and len(seen) < HANDSHAKE_LIMIT:
+                seen += data[:HANDSHAKE_LIMIT - len(seen)]
         else:  # end of stream (or a reset): no more reads
             self._eof = True
             self._stop_reading()
@@ -255,15 +300,13 @@ class TlsClientConnection:
 
     @property
     def peer_cert(self) -> bytes | None:
-        """DER of the server's leaf certificate (present in CERT_NONE mode too)."""
-        der: bytes | None = self.obj.getpeercert(binary_form=True)
-        return der
+        """DER of the server's leaf certificate (present in CERT_NONE mode too), as the handshake gave it."""
+        return self._peer
 
     @property
     def description(self) -> str:
-        """e.g. ``"TLSv1.2 AES256-GCM-SHA384"``."""
-        cipher = self.obj.cipher()
-        return f"{self.obj.version() or '?'} {cipher[0] if cipher else '?'}"
+        """e.g. ``"TLSv1.2 AES256-GCM-SHA384"``, of the handshake."""
+        return self._described
 
     async def send(self, data: bytes) -> None:
         try:
