@@ -44,6 +44,8 @@ Rules:
   identity; gzip bytes taken for the file would fail later for a wrong reason); a chunk size must be bare
   hex digits, extensions after ``;`` dropped (§7.1). Interim 1xx responses before the final one are
   skipped (RFC 9110 §15.2), at most :data:`_MAX_INTERIM` of them (our bound).
+* These client rules live in one place, :func:`read_response` (head, then body), used by :func:`http_get`
+  and by the phone's HTTPS application server fetch (:mod:`phoneemu.phone.https`).
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ from phoneemu.net.tftp_codec import unsafe_name_reason
 from phoneemu.net.tftp_server import Provider, provider_from, transfer_socket_budget
 from phoneemu.values import host_port, is_ascii_digits, parse_ascii_int
 
-__all__ = ["HttpServer", "http_get"]
+__all__ = ["HttpServer", "http_get", "read_response"]
 
 _log = logging.getLogger("phoneemu.net.http")
 _WRITE_CHUNK = 256 * 1024  # a response is written and drained in pieces of this size (module docstring)
@@ -340,6 +342,45 @@ async def _read_chunked(reader: asyncio.StreamReader, name: str, max_size: int, 
                              kind="protocol", path=name) from exc
 
 
+async def read_response(reader: asyncio.StreamReader, name: str, *, max_size: int, max_header: int,
+                        check: Callable[[int, dict[str, list[str]]], None] | None = None
+                        ) -> tuple[int, dict[str, list[str]], bytes]:
+    """One response to a GET read by the client rules of the module docstring (the one place for them:
+    :func:`http_get` and the phone's HTTPS application server fetch, :mod:`phoneemu.phone.https`): the final
+    status (interim 1xx skipped), the header fields (lower-case name → values in order) and the body —
+    Content-Length, chunked or read to EOF, at most ``max_size`` bytes; none after a 101, 204 or 304 (RFC 9112
+    §6.3 item 1). ``check(status, fields)`` is called after the head, before any of the body is read: what
+    it raises ends the read (http_get refuses a non-200 so). A malformed answer → ``TransportError`` kind
+    ``"protocol"``, a body above ``max_size`` → ``"too-large"``, both with ``path=name``. No time bound
+    here: the caller bounds the whole exchange (a server trickling a byte at a time included)."""
+    status, version, fields = await _read_final_head(reader, name, max_header)
+    if check is not None:
+        check(status, fields)
+    if status in (101, 204, 304):
+        return status, fields, b""
+    _check_content_coding(fields, name)
+    length = _body_length(fields, name, version)
+    if length == _CHUNKED:
+        return status, fields, await _read_chunked(reader, name, max_size, max_header)
+    if length is not None:
+        if length > max_size:
+            raise TransportError(f"body of {length} bytes above {max_size}", kind="too-large", path=name)
+        try:
+            return status, fields, await reader.readexactly(length)
+        except asyncio.IncompleteReadError as exc:
+            raise TransportError(f"body truncated at {len(exc.partial)} of {length}", kind="protocol",
+                                 path=name) from exc
+    body = await reader.read(max_size + 1)
+    while len(body) <= max_size:
+        more = await reader.read(max_size + 1 - len(body))
+        if not more:
+            break
+        body += more
+    if len(body) > max_size:
+        raise TransportError(f"body above {max_size} bytes", kind="too-large", path=name)
+    return status, fields, body
+
+
 async def _get(host: str, port: int, name: str, max_size: int, max_header: int) -> bytes:
     try:
         note_connect(host, port)  # a live capture's: the phones' host (phoneemu.net.capture rules)
@@ -353,35 +394,8 @@ async def _get(host: str, port: int, name: str, max_size: int, max_header: int) 
         writer.write(f"GET /{quote(name)} HTTP/1.1\r\nHost: {hostport}\r\nAccept-Encoding: identity\r\n"
                      f"Connection: close\r\n\r\n".encode("ascii"))
         await writer.drain()
-        status, version, headers = await _read_final_head(reader, name, max_header)
-        if status != 200:
-            kind = {404: "not-found", 403: "refused"}.get(status, "error")
-            why = ""
-            if 300 <= status < 400:  # never followed (module docstring)
-                where = headers.get("location", [])
-                why = f" (redirect to {where[0][:120]!r}, not followed)" if where else \
-                    " (redirect, not followed)"
-            raise TransportError(f"HTTP {status} for /{name}{why}", kind=kind, code=status, path=name)
-        _check_content_coding(headers, name)
-        length = _body_length(headers, name, version)
-        if length == _CHUNKED:
-            return await _read_chunked(reader, name, max_size, max_header)
-        if length is not None:
-            if length > max_size:
-                raise TransportError(f"body of {length} bytes above {max_size}", kind="too-large", path=name)
-            try:
-                return await reader.readexactly(length)
-            except asyncio.IncompleteReadError as exc:
-                raise TransportError(f"body truncated at {len(exc.partial)} of {length}", kind="protocol",
-                                     path=name) from exc
-        body = await reader.read(max_size + 1)
-        while len(body) <= max_size:
-            more = await reader.read(max_size + 1 - len(body))
-            if not more:
-                break
-            body += more
-        if len(body) > max_size:
-            raise TransportError(f"body above {max_size} bytes", kind="too-large", path=name)
+        _, _, body = await read_response(reader, name, max_size=max_size, max_header=max_header,
+                                         check=lambda status, fields: _only_200(status, fields, name))
         return body
     except (ConnectionError, OSError) as exc:
         raise TransportError(f"http://{host_port(host, port)}/{name}: {os_error_text(exc)}",
@@ -393,6 +407,17 @@ async def _get(host: str, port: int, name: str, max_size: int, max_header: int) 
 
 
 _CHUNKED = -1  # what _body_length returns for a chunked body
+
+
+def _only_200(status: int, headers: dict[str, list[str]], name: str) -> None:
+    """:func:`http_get`'s status rule (module docstring), before any of the body is read."""
+    if status != 200:
+        kind = {404: "not-found", 403: "refused"}.get(status, "error")
+        why = ""
+        if 300 <= status < 400:  # never followed (module docstring)
+            where = headers.get("location", [])
+            why = f" (redirect to {where[0][:120]!r}, not followed)" if where else " (redirect, not followed)"
+        raise TransportError(f"HTTP {status} for /{name}{why}", kind=kind, code=status, path=name)
 
 
 async def _response_head(reader: asyncio.StreamReader, name: str, max_header: int) -> list[str]:

@@ -14,8 +14,12 @@ Steps (spec §E.7.1, CSC-118699):
    (``E.7.1-https-cert-too-large``), never reported as TVS unreachable.
 3. The decision (and the pending "needs TVS" one) is recorded in the event log; a rejection adds the
    status message "Host Not Found" (spec §E.7.6).
-4. Trusted: ``GET /`` is sent and the body (bounded by ``max_body``) kept in the result. Untrusted:
-   the connection is closed without a request.
+4. Trusted: ``GET /`` is sent and the response read with the rules of the phone's file fetches
+   (:func:`phoneemu.net.http.read_response`: interim 1xx skipped, Content-Length, chunked or read-to-EOF
+   body, CRLF or bare-LF lines, a strict head), the whole exchange within ``timeout``; its status and
+   body are kept in the result, whatever the status. A body above ``max_body`` is refused, never kept cut
+   short; it, a malformed response, a time-out or a lost connection leave ``http_status`` None, the body
+   empty and the problem in ``reason``. Untrusted: the connection is closed without a request.
 
 Plain HTTP (:func:`open_plain_http`): a config whose ``secureDirectoryURL`` is an ``http://`` URL (the
 enterprise parameters' secure URLs set to plain HTTP, the workaround of seed "Update ITL File for Cisco
@@ -39,7 +43,9 @@ from pathlib import Path
 
 from phoneemu.errors import PhoneEmuError, TransportError
 from phoneemu.formats import config as config_fmt
+from phoneemu.net._oserror import os_error_text
 from phoneemu.net.capture import note_connect, note_peer
+from phoneemu.net.http import read_response
 from phoneemu.net.tls import open_tls_connection, peer_certificate_der, phone_client_context
 from phoneemu.phone import rules
 from phoneemu.phone.events import Event, EventLog
@@ -55,6 +61,7 @@ _HOW = {
     "E.7.1-https-vouched-by-tvs": "tvs",
     "E.7.1-https-cached": "tvs-cache",
 }
+_MAX_HEAD = 8192  # bytes of a response head (each interim one too), as phoneemu.net.http's default
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -100,30 +107,36 @@ async def _verify(store: TrustStore, cert_der: bytes, *, device_name: str, versi
 
 async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, *, timeout: float,
                max_body: int) -> tuple[int | None, bytes, str]:
-    """``GET /``; (HTTP status, body, problem). The status code must be three ASCII digits (RFC 9112
-    §4): anything else is "malformed HTTP response", never a ``ValueError`` from ``int()`` of a
-    server's thousands of digits (spec §E.7.1: the exchange after the handshake is best effort)."""
-    writer.write(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-    buf = bytearray()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    try:
+    """``GET /``; (HTTP status, body, problem) — module docstring step 4. The response is read by
+    :func:`phoneemu.net.http.read_response`, the rules of the phone's file fetches (one place for them):
+    interim 1xx skipped, Content-Length / chunked / read-to-EOF bodies, CRLF or bare-LF lines, a strict
+    head. The whole exchange is bounded by ``timeout`` (a server trickling bytes included). Any status
+    is kept with its body (one other than 200 named in the problem). The status is None with an empty
+    body when no complete response was read: a malformed one ("malformed HTTP response (why)"), a body
+    above ``max_body`` (refused, never kept cut short), a time-out or a lost connection — the problem
+    says which."""
+    seen: list[int] = []
+
+    async def exchange() -> tuple[int, dict[str, list[str]], bytes]:
+        writer.write(f"GET / HTTP/1.1\r\nHost: {host}\r\nAccept-Encoding: identity\r\n"
+                     f"Connection: close\r\n\r\n".encode())
         await writer.drain()
-        while len(buf) <= max_body + 8192:
-            left = deadline - loop.time()
-            if left <= 0:
-                return None, b"", f"no HTTP response within {timeout}s"
-            chunk = await asyncio.wait_for(reader.read(65536), left)
-            if not chunk:
-                break
-            buf += chunk
-    except (TimeoutError, OSError) as exc:
-        return None, b"", f"HTTP exchange failed: {exc or type(exc).__name__}"
-    head, sep, body = bytes(buf).partition(b"\r\n\r\n")
-    parts = head.split(b"\r\n", 1)[0].split(b" ")
-    if not sep or len(parts) < 2 or len(parts[1]) != 3 or not parts[1].isdigit():
-        return None, b"", "malformed HTTP response"
-    return int(parts[1]), body[:max_body], ""
+        return await read_response(reader, "/", max_size=max_body, max_header=_MAX_HEAD,
+                                   check=lambda status, _fields: seen.append(status))
+
+    try:
+        status, _fields, body = await asyncio.wait_for(exchange(), timeout)
+    except TimeoutError:
+        head = f" (HTTP {seen[-1]} head read)" if seen else ""
+        return None, b"", f"no complete HTTP response within {timeout:g}s{head}"
+    except TransportError as exc:
+        if exc.kind == "too-large":
+            return None, b"", f"HTTP {seen[-1]} body above {max_body} bytes, not kept ({exc.message})"
+        head = f"HTTP {seen[-1]} head read, then " if seen else ""
+        return None, b"", f"malformed HTTP response ({head}{exc.message})"
+    except OSError as exc:
+        return None, b"", f"HTTP exchange failed: {os_error_text(exc)}"
+    return status, body, "" if status == 200 else f"HTTP {status}, not 200"
 
 
 async def open_https(host: str, port: int, *, store: TrustStore, profile: PhoneProfile, mac: str,

@@ -30,7 +30,7 @@ async def _answer(payload: bytes) -> tuple[int | None, bytes, str]:
 def test_a_status_code_of_thousands_of_digits_is_a_malformed_response_not_a_value_error() -> None:
     code, body, problem = run(_answer(b"HTTP/1.1 " + b"2" * 5000 + b" OK\r\n\r\nbody"), limit=5.0)
     assert (code, body) == (None, b"")
-    assert problem == "malformed HTTP response"
+    assert problem.startswith("malformed HTTP response"), problem
 
 
 def test_a_three_digit_status_is_still_read() -> None:
