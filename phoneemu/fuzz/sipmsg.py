@@ -98,7 +98,8 @@ def sip_seeds(fmt: str) -> list[tuple[str, bytes]]:
             ("challenge-no-qop-then-ok",
              resp("401 Unauthorized", 1, ("WWW-Authenticate", _challenge(qop=False))) + ok),
             ("stale-then-ok", resp("401 Unauthorized", 1, ("WWW-Authenticate", _challenge()))
-             + resp("401 Unauthorized", 2, ("WWW-Authenticate", _challenge(stale=True))) + ok),
+             + resp("401 Unauthorized", 2, ("WWW-Authenticate", _challenge(stale=True)))
+             + resp("200 OK", 3, ("Contact", "<sip:SEP001122334455@10.0.0.9:5060>;expires=3600"))),
             ("forbidden", resp("403 Forbidden", 1)),
         ]
     if fmt == "sip-request":

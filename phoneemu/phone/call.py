@@ -202,7 +202,9 @@ class _Call(CallSide):
                 self._ack(resp, branch=branch, dialog=False)  # a non-2xx is ACKed too (RFC 3261 §17.1.1.3)
             if resp.status != 401 or self.s.creds is None or attempt == 1:
                 return resp
-            challenge = sip.parse_digest(resp.header("www-authenticate") or "", field="WWW-Authenticate")
+            challenge = sip.pick_challenge(sip.digest_challenges(resp))  # of several, the MD5 one
+            if challenge is None:  # none the phone can answer (SHA-256 only, Basic): the 401 is the answer
+                return resp
             self.s.cache.challenge, self.s.cache.nc = challenge, 0
         return resp  # pragma: no cover - the loop returns
 

@@ -21,6 +21,15 @@ Steps:
    carries no credentials for: ``G.13-no-credentials``. ``200``: ``G.13-registered``; another final status:
    ``G.13-registrar-refused``; no connection, or no answer within the timeout: ``G.13-unreachable``
    (the next CallManager of the config, if any, is tried; see "Where" below).
+   Interoperability (RFC 3261, RFC 2617, RFC 7616; ours where they leave a choice): of several
+   WWW-Authenticate challenges the first the phone can answer is taken (MD5 — CUCM's —, or MD5-sess
+   with a qop; qop ``auth``, else ``auth-int``; ``opaque`` returned unchanged); a 401 offering none
+   (SHA-256 only, Basic, no challenge, no nonce) is ``G.13-registrar-refused`` naming what it offered,
+   and so is a 407 (a proxy's challenge: not answered). A ``423`` is asked again with its Min-Expires
+   (at most a day); a ``200`` granting the phone's binding ``expires=0`` is no registration; a refusal's
+   Retry-After and a redirect's Contact are named in the reason. A response is the answer to the
+   request whose CSeq it carries: one of an earlier request (a retransmission, a second response in
+   the same segment) is skipped, never taken for the answer.
 4. Every decision goes to the event log (the ``sip`` check of a scenario reads the result).
 
 Each REGISTER reports the checksum of the installed ITL (spec §G.1, "reports the installed ITL's hash
@@ -67,6 +76,9 @@ __all__ = ["DigestCache", "SipResult", "SipSession", "answer_challenge", "author
            "register"]
 
 _MAX_REQUESTS = 3
+#: the registration interval asked (ours), and the most a 423's Min-Expires may raise it to (ours: a day)
+_EXPIRES = 3600
+_MAX_EXPIRES = 86400
 #: CallManagers of the config's group tried in turn, at most (ours: as many as TVS servers, spec §E.7.5)
 _MAX_CALL_MANAGERS = config_fmt.MAX_SERVERS
 #: how a registration with one CallManager ends when the phone tries the next (no connection it can use)
@@ -126,17 +138,29 @@ class DigestCache:
 
 async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes, *,
                     timeout: float, stream: sip.SipStream) -> sip.SipMessage:
-    """Send ``request``; the first final response (1xx skipped) framed out of the connection's ``stream``
-    (bytes after it stay there for the next exchange). TransportError / DecodeError."""
+    """Send ``request``; the first final response to it (1xx skipped; so are a request of the server's and
+    a response of another transaction: a CSeq that is not the request's, e.g. a retransmitted
+    earlier response, RFC 3261 §17.1.3) framed out of the connection's ``stream`` (bytes after it stay
+    there for the next exchange). TransportError / DecodeError."""
+    mine = _transaction_of(request)
     writer.write(request)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    await writer.drain()
+    await asyncio.wait_for(writer.drain(), timeout)
+    provisional = ""
+    skipped = 0
     while True:
         msg = stream.next()
         if msg is not None:
-            if msg.status is not None and msg.status >= 200:
+            if msg.status is None:
+                continue
+            theirs = _transaction_of_response(msg)
+            if mine is not None and theirs is not None and theirs != mine:
+                skipped += 1
+                continue
+            if msg.status >= 200:
                 return msg
+            provisional = f"{msg.status} {msg.reason}"
             continue
         left = deadline - loop.time()
         try:
@@ -144,10 +168,32 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
                 raise TimeoutError
             chunk = await asyncio.wait_for(reader.read(4096), left)
         except TimeoutError:
-            raise TransportError(f"no SIP response within {timeout}s", kind="timeout") from None
+            why = [f"only a provisional {provisional}"] if provisional else []
+            why += [f"{skipped} response(s) of another transaction skipped"] if skipped else []
+            why += [f"{stream.pending()} bytes of an incomplete message"] if stream.pending() else []
+            more = f" ({'; '.join(why)})" if why else ""
+            raise TransportError(f"no SIP response within {timeout}s{more}", kind="timeout") from None
         if not chunk:
-            raise TransportError("the registrar closed the connection without answering", kind="closed")
+            cut = f" (in the middle of a message: {stream.pending()} bytes)" if stream.pending() else ""
+            raise TransportError(f"the registrar closed the connection without answering{cut}", kind="closed")
         stream.feed(chunk)
+
+
+def _transaction_of(request: bytes) -> str | None:
+    """The CSeq (number and method) of a request of ours, None when it has none."""
+    head = request.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
+    for line in head.split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "cseq":
+            return " ".join(value.split())
+    return None
+
+
+def _transaction_of_response(msg: sip.SipMessage) -> str | None:
+    """A response's CSeq, None when it has none (then taken as the request's: lenient). The Call-ID is not
+    compared: one connection carries one registration's requests, and their CSeq numbers rise."""
+    cseq = msg.header("cseq")
+    return " ".join(cseq.split()) if cseq is not None else None
 
 
 class _Register:
@@ -165,6 +211,8 @@ class _Register:
         self.tag = secrets.token_hex(4)
         self.cseq = 0
         self.itl = itl or "none"  # the checksum of the installed ITL, reported (spec §G.1)
+        self.expires = _EXPIRES
+        self.contact_uri = f"sip:{self.device}@{local};transport={transport}"
 
     def request(self, authorization: str | None = None) -> bytes:
         self.cseq += 1
@@ -173,9 +221,9 @@ class _Register:
             ("Via", f"SIP/2.0/{self.transport.upper()} {self.local};branch=z9hG4bK{secrets.token_hex(8)}"),
             ("Max-Forwards", "70"), ("From", f"{aor};tag={self.tag}"), ("To", aor), ("Call-ID", self.call_id),
             ("CSeq", f"{self.cseq} REGISTER"),
-            ("Contact", f"<sip:{self.device}@{self.local};transport={self.transport}>;"
+            ("Contact", f"<{self.contact_uri}>;"
                         f'+sip.instance="<urn:uuid:00000000-0000-0000-0000-{self.mac}>"'),
-            ("Expires", "3600"), ("User-Agent", "phoneemu"),
+            ("Expires", str(self.expires)), ("User-Agent", "phoneemu"),
             ("X-Phoneemu-ITL-Hash", self.itl),  # §G.1 "reports the installed ITL's hash" (the form: ours)
         ]
         if authorization is not None:
@@ -184,19 +232,25 @@ class _Register:
 
 
 def authorization(challenge: dict[str, str], user: str, password: str, count: int, *, method: str,
-                  uri: str) -> str:
-    """The Authorization header answering ``challenge`` for a ``method`` request to ``uri`` (RFC 2617
-    §3.2.2, qop=auth when offered; ``count`` its nonce count)."""
+                  uri: str, body: bytes = b"") -> str:
+    """The Authorization header answering ``challenge`` for a ``method`` request to ``uri`` with ``body``
+    (RFC 2617 §3.2.2: qop=auth when offered, else auth-int when offered; the challenge's algorithm, MD5
+    or MD5-sess; its ``opaque`` returned unchanged; ``count`` its nonce count)."""
     nonce, realm = challenge.get("nonce", ""), challenge.get("realm", "")
-    qop = "auth" if "auth" in [q.strip() for q in challenge.get("qop", "").split(",")] else ""
+    offered = [q.strip() for q in challenge.get("qop", "").split(",")]
+    qop = "auth" if "auth" in offered else "auth-int" if "auth-int" in offered else ""
+    algorithm = "MD5-sess" if challenge.get("algorithm", "").upper() == "MD5-SESS" else "MD5"
     cnonce = secrets.token_hex(8) if qop else ""
     nc = f"{count:08x}" if qop else ""
     response = sip.digest_response(username=user, realm=realm, password=password, method=method,
-                                   uri=uri, nonce=nonce, nc=nc, cnonce=cnonce, qop=qop)
+                                   uri=uri, nonce=nonce, nc=nc, cnonce=cnonce, qop=qop, algorithm=algorithm,
+                                   body=body)
     params = [("username", user), ("realm", realm), ("nonce", nonce), ("uri", uri),
-              ("response", response), ("algorithm", "MD5")]
+              ("response", response), ("algorithm", algorithm)]
     if qop:
         params += [("qop", qop), ("nc", nc), ("cnonce", cnonce)]
+    if "opaque" in challenge:  # RFC 2617 §3.2.2: returned unchanged
+        params.append(("opaque", challenge["opaque"]))
     return sip.format_digest(params)
 
 
@@ -328,13 +382,13 @@ async def _register_at(store: TrustStore, profile: PhoneProfile, mac: str, host:
 
 
 def answer_challenge(cache: DigestCache, challenge: dict[str, str], creds: tuple[str, str], *, method: str,
-                     uri: str) -> str:
+                     uri: str, body: bytes = b"") -> str:
     """Answer ``challenge`` for a ``method`` request to ``uri`` (kept in ``cache`` with its next nonce
     count: every request answering the same nonce counts up, RFC 2617 §3.2.2)."""
     if cache.challenge is None or cache.challenge.get("nonce") != challenge.get("nonce"):
         cache.challenge, cache.nc = challenge, 0
     cache.nc += 1
-    return authorization(challenge, *creds, cache.nc, method=method, uri=uri)
+    return authorization(challenge, *creds, cache.nc, method=method, uri=uri, body=body)
 
 
 async def _converse(reg: _Register, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
@@ -352,13 +406,30 @@ async def _converse(reg: _Register, reader: asyncio.StreamReader, writer: asynci
     for _ in range(_MAX_REQUESTS):
         resp = await exchange(reader, writer, reg.request(authorization), timeout=timeout, stream=stream)
         if resp.status == 200:
+            granted = _granted(resp, reg)
+            if granted == 0:  # the binding removed, not made (RFC 3261 §10.2.4)
+                return done("G.13-registrar-refused", False, "200 OK but with expires 0: the registrar "
+                            "keeps no binding for the phone", challenged=challenged, stale=stale, status=200)
             how = "after a digest challenge" if challenged else "no challenge"
-            return done("G.13-registered", True, f"200 OK ({how})", challenged=challenged, stale=stale,
-                        status=200)
+            if granted is not None and granted != reg.expires:
+                how += f"; {granted} s granted"
+            return done("G.13-registered", True, f"200 OK ({how})", challenged=challenged,
+                        stale=stale, status=resp.status)
+        if resp.status == 423 and reg.expires < (least := _min_expires(resp)) <= _MAX_EXPIRES:
+            reg.expires = least  # RFC 3261 §10.2.8: again, asking at least Min-Expires
+            if authorization is not None and creds is not None and cache.challenge is not None:
+                authorization = answer_challenge(cache, cache.challenge, creds, method="REGISTER",
+                                                 uri=reg.uri)
+            continue
         if resp.status != 401:
-            return done("G.13-registrar-refused", False, f"{resp.status} {resp.reason}",
-                        challenged=challenged, stale=stale, status=resp.status)
-        challenge = sip.parse_digest(resp.header("www-authenticate") or "", field="WWW-Authenticate")
+            return done("G.13-registrar-refused", False, _refusal(resp), challenged=challenged, stale=stale,
+                        status=resp.status)
+        offered = sip.digest_challenges(resp, "WWW-Authenticate")
+        picked = sip.pick_challenge(offered)
+        if picked is None or not picked.get("nonce"):
+            return done("G.13-registrar-refused", False, _unanswerable(resp, offered), challenged=True,
+                        stale=stale, status=401)
+        challenge = picked
         is_stale = challenge.get("stale", "").upper() == "TRUE"
         if authorization is not None and not is_stale and not from_cache:
             cache.challenge = None  # refused: the next registration starts afresh
@@ -371,5 +442,67 @@ async def _converse(reg: _Register, reader: asyncio.StreamReader, writer: asynci
         stale = stale or (authorization is not None and is_stale)
         challenged, from_cache = True, False
         authorization = answer_challenge(cache, challenge, creds, method="REGISTER", uri=reg.uri)
+    if resp.status == 423:
+        return done("G.13-registrar-refused", False, f"{_refusal(resp)} after {_MAX_REQUESTS} REGISTERs",
+                    challenged=challenged, stale=stale, status=423)
     return done("G.13-digest-rejected", False, f"still challenged after {_MAX_REQUESTS} REGISTERs",
                 challenged=True, stale=stale, status=401)
+
+
+def _min_expires(resp: sip.SipMessage) -> int:
+    """A 423's Min-Expires (0 when absent or not a number)."""
+    raw = (resp.header("min-expires") or "").strip()
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else 0
+
+
+def _granted(resp: sip.SipMessage, reg: _Register) -> int | None:
+    """The interval a 2xx grants the phone's binding: its Contact's ``expires`` parameter, else the
+    Expires header (RFC 3261 §10.2.4); None when it says neither."""
+    expires = None
+    for k, v in resp.headers:
+        if k.lower() not in ("contact", "m"):
+            continue
+        for contact in v.split(","):  # several values in one header, or repeated headers (RFC 3261 §7.3.1)
+            uri, _, params = contact.strip().partition(">")
+            if uri.strip("<").strip().lower() != reg.contact_uri.lower():
+                continue
+            for param in params.split(";"):
+                name, _, value = param.partition("=")
+                if name.strip().lower() == "expires" and value.strip().isdigit() and len(value.strip()) <= 9:
+                    expires = int(value.strip())
+    if expires is not None:
+        return expires
+    raw = (resp.header("expires") or "").strip()
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else None
+
+
+def _refusal(resp: sip.SipMessage) -> str:
+    """A final status the phone stops at, with what it says about where or when to try again."""
+    why = f"{resp.status} {resp.reason}".rstrip()
+    notes = []
+    if resp.status == 407:
+        notes.append("a proxy's Proxy-Authenticate challenge: the phone answers only a registrar's 401 "
+                     "WWW-Authenticate")
+    if resp.status == 423:
+        notes.append(f"Min-Expires {resp.header('min-expires') or 'absent'}, the phone asked "
+                     f"{_EXPIRES} s, at most {_MAX_EXPIRES} s")
+    if resp.status is not None and 300 <= resp.status < 400 and (contact := resp.header("contact")):
+        notes.append(f"redirected to {contact[:80]} (the phone does not follow redirects)")
+    if (after := resp.header("retry-after")) is not None:
+        notes.append(f"Retry-After {after[:40]}")
+    return f"{why} ({'; '.join(notes)})" if notes else why
+
+
+def _unanswerable(resp: sip.SipMessage, offered: list[dict[str, str]]) -> str:
+    """Why a 401's challenges are none the phone can answer."""
+    if not offered:
+        schemes = [(v.split(None, 1) or ["(empty)"])[0][:20] for k, v in resp.headers
+                   if k.lower() == "www-authenticate"]
+        named = f" (only {', '.join(schemes)})" if schemes else " (no WWW-Authenticate)"
+        return f"401 {resp.reason} without a Digest challenge{named}"
+    if all(ch.get("nonce") for ch in offered) or sip.pick_challenge(offered) is None:
+        kinds = ", ".join(f"algorithm {ch.get('algorithm', 'MD5')[:20]} qop {ch.get('qop', '-')[:20]}"
+                          for ch in offered)
+        return f"401 {resp.reason}: no digest challenge the phone can answer ({kinds}; it answers MD5 " \
+               "or MD5-sess, qop auth or auth-int)"
+    return f"401 {resp.reason}: its digest challenge carries no nonce"

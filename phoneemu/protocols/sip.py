@@ -31,9 +31,10 @@ from dataclasses import dataclass
 
 from phoneemu.errors import DecodeError
 
-__all__ = ["MAX_BODY", "MAX_HEAD", "MAX_HEADERS", "REALM", "SIPS_PORT", "SIP_PORT", "SipMessage", "SipStream",
-           "build_message", "device_mac", "digest_response", "format_digest", "message_bytes", "parse_digest",
-           "parse_message", "request_user", "response_to"]
+__all__ = ["DIGEST_ALGORITHMS", "MAX_BODY", "MAX_HEAD", "MAX_HEADERS", "REALM", "SIPS_PORT", "SIP_PORT",
+           "SipMessage", "SipStream", "build_message", "device_mac", "digest_challenges", "digest_response",
+           "format_digest", "message_bytes", "parse_digest", "parse_message", "pick_challenge",
+           "request_user", "response_to"]
 
 FMT = "sip"
 MAX_HEAD = 8192
@@ -46,8 +47,10 @@ SIP_PORT = 5060
 SIPS_PORT = 5061
 
 _COMPACT = {"v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact", "l": "content-length"}
-_REQUEST_RE = re.compile(r"([A-Z]{1,16}) (\S{1,1024}) SIP/2\.0")
-_STATUS_RE = re.compile(r"SIP/2\.0 ([1-6][0-9]{2}) ([^\x00-\x08\x0a-\x1f\x7f]{0,256})")  # no control char
+#: the version is case-insensitive (RFC 3261 §7.1: "SIP/2.0" is what is sent, "sip/2.0" is read alike)
+_REQUEST_RE = re.compile(r"([A-Z]{1,16}) (\S{1,1024}) [Ss][Ii][Pp]/2\.0")
+#: (a reason phrase with no control character)
+_STATUS_RE = re.compile(r"[Ss][Ii][Pp]/2\.0 ([1-6][0-9]{2}) ([^\x00-\x08\x0a-\x1f\x7f]{0,256})")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9!%'*+._`~-]+")
 _DEVICE_RE = re.compile(r"<?sips?:(SEP[0-9A-Fa-f]{12})@", re.IGNORECASE)
 #: a Cisco phone's Contact ``+sip.instance="<urn:uuid:00000000-0000-0000-0000-<MAC>>"``
@@ -155,6 +158,10 @@ def _parse_head(head: bytes) -> tuple[SipMessage, int]:
                      status=int(status.group(1)) if status else None,
                      reason=status.group(2) if status else "", headers=tuple(headers))
     raw = msg.header("content-length")
+    lengths = {v for k, v in headers if _COMPACT.get(k.lower(), k.lower()) == "content-length"}
+    if len(lengths) > 1:  # which one frames the body? (RFC 3261 §7.3.1: one Content-Length)
+        raise DecodeError(f"conflicting Content-Length headers {sorted(lengths)[:4]!r}", fmt=FMT,
+                          path="Content-Length")
     if raw is None:
         raise DecodeError("no Content-Length (required over a stream, RFC 3261 §18.3)", fmt=FMT,
                           path="Content-Length")
@@ -176,6 +183,10 @@ class SipStream:
         self._buf += data
         if len(self._buf) > MAX_HEAD + MAX_BODY + 4 and self._buf.find(b"\r\n\r\n", 0, MAX_HEAD + 4) < 0:
             _head_end(bytes(self._buf))  # raises: no head end within the limit
+
+    def pending(self) -> int:
+        """How many bytes wait there (of a message not yet whole)."""
+        return len(self._buf)
 
     def next(self) -> SipMessage | None:
         """The next whole message, None until one has arrived; DecodeError for a malformed one."""
@@ -222,10 +233,17 @@ def _md5(text: str) -> str:
 
 
 def digest_response(*, username: str, realm: str, password: str, method: str, uri: str, nonce: str,
-                    nc: str = "", cnonce: str = "", qop: str = "") -> str:
-    """The RFC 2617 §3.2.2.1 ``response`` (MD5; with ``qop=auth`` when ``qop`` is given)."""
+                    nc: str = "", cnonce: str = "", qop: str = "", algorithm: str = "MD5",
+                    body: bytes = b"") -> str:
+    """The RFC 2617 §3.2.2.1 ``response``: MD5, or ``MD5-sess`` (HA1 over nonce and cnonce too, §3.2.2.2);
+    with ``qop`` ``auth`` or ``auth-int`` (HA2 over the MD5 of ``body`` too, §3.2.2.3) when given."""
     ha1 = _md5(f"{username}:{realm}:{password}")
-    ha2 = _md5(f"{method}:{uri}")
+    if algorithm.upper() == "MD5-SESS":
+        ha1 = _md5(f"{ha1}:{nonce}:{cnonce}")
+    if qop == "auth-int":
+        ha2 = _md5(f"{method}:{uri}:{hashlib.md5(body, usedforsecurity=False).hexdigest()}")
+    else:
+        ha2 = _md5(f"{method}:{uri}")
     if qop:
         return _md5(f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")
     return _md5(f"{ha1}:{nonce}:{ha2}")
@@ -234,7 +252,7 @@ def digest_response(*, username: str, realm: str, password: str, method: str, ur
 def parse_digest(value: str, *, field: str = "WWW-Authenticate") -> dict[str, str]:
     """The parameters of a ``Digest k=v, k="v"`` header (names lower-cased, quotes and escapes removed);
     DecodeError naming ``field`` when it is not a Digest one or a parameter does not parse."""
-    scheme, _, rest = value.strip().partition(" ")
+    scheme, rest = [*value.split(None, 1), "", ""][:2]  # any LWS after the scheme (a tab, a fold)
     if scheme.lower() != "digest":
         raise DecodeError(f"scheme {scheme[:20]!r} is not Digest", fmt=FMT, path=field)
     out: dict[str, str] = {}
@@ -256,6 +274,46 @@ def parse_digest(value: str, *, field: str = "WWW-Authenticate") -> dict[str, st
         if len(out) > 32:
             raise DecodeError("more than 32 parameters", fmt=FMT, path=field)
     return out
+
+
+#: the digest algorithms the phone answers (RFC 2617; CUCM's is MD5, spec §G.13)
+DIGEST_ALGORITHMS = frozenset({"MD5", "MD5-SESS"})
+
+
+def digest_challenges(msg: SipMessage, field: str = "WWW-Authenticate") -> list[dict[str, str]]:
+    """The Digest challenges of every ``field`` header of ``msg`` in order (RFC 7616 §3.7: a server may
+    offer several, e.g. SHA-256 then MD5); other schemes (Basic) are left out. DecodeError when a Digest
+    one does not parse and none other does."""
+    out: list[dict[str, str]] = []
+    error: DecodeError | None = None
+    want = field.lower()
+    for k, v in msg.headers:
+        if k.lower() != want or (v.split(None, 1) or [""])[0].lower() != "digest":
+            continue
+        try:
+            out.append(parse_digest(v, field=field))
+        except DecodeError as exc:
+            error = error or exc
+        if len(out) >= 8:
+            break
+    if not out and error is not None:
+        raise error
+    return out
+
+
+def pick_challenge(challenges: list[dict[str, str]]) -> dict[str, str] | None:
+    """The first challenge the phone can answer: an algorithm of :data:`DIGEST_ALGORITHMS` (MD5 when
+    absent, RFC 2617 §3.2.1), MD5-sess only with a qop, and a qop (when offered) of ``auth`` or
+    ``auth-int``; None when there is none."""
+    for ch in challenges:
+        algorithm = ch.get("algorithm", "MD5").upper()
+        qops = {q.strip() for q in ch.get("qop", "").split(",") if q.strip()}
+        if algorithm not in DIGEST_ALGORITHMS or (algorithm == "MD5-SESS" and not qops):
+            continue
+        if qops and not qops & {"auth", "auth-int"}:
+            continue
+        return ch
+    return None
 
 
 def format_digest(params: list[tuple[str, str]], *, unquoted: frozenset[str] = frozenset(

@@ -642,6 +642,28 @@ def test_an_invite_retried_after_a_401_has_no_to_tag() -> None:
     assert ";tag=" not in (invites[1].header("to") or "")
 
 
+def test_an_invite_challenged_sha256_then_md5_is_answered_with_the_md5_challenge() -> None:
+    """Of several WWW-Authenticate challenges (RFC 7616 §3.7: SHA-256 first, then MD5) the INVITE's retry
+    answers the MD5 one, with its nonce: it answered the first header's nonce with MD5."""
+    def challenge_invite(msg: sip.SipMessage, seen: list[sip.SipMessage]) -> bytes | None:
+        if msg.method == "REGISTER":
+            return None
+        if msg.method == "INVITE" and sum(m.method == "INVITE" for m in seen) == 1:
+            sha = 'Digest realm="ccmsipline", nonce="sha-nonce", algorithm=SHA-256, qop="auth"'
+            md5 = 'Digest realm="ccmsipline", nonce="md5-nonce", algorithm=MD5, qop="auth"'
+            return sip.response_to(msg, 401, "Unauthorized", [("WWW-Authenticate", sha),
+                                                               ("WWW-Authenticate", md5)], to_tag="far401")
+        if msg.method == "INVITE":
+            return sip.response_to(msg, 486, "Busy Here", to_tag="far")
+        return None
+
+    res, seen = asyncio.run(_call_far_end(challenge_invite, store=_store(f"<sipLines>{LINES}</sipLines>")))
+    invites = [m for m in seen if m.method == "INVITE"]
+    assert len(invites) == 2 and res.status == 486
+    answer = sip.parse_digest(invites[1].header("authorization") or "", field="Authorization")
+    assert answer["nonce"] == "md5-nonce" and answer.get("algorithm", "MD5").upper() == "MD5"
+
+
 def test_nothing_raised_is_the_contract_of_place_call() -> None:
     """Out-of-range packet counts are the caller's mistake (EncodeError), not a call result."""
     from phoneemu.errors import EncodeError
