@@ -41,6 +41,21 @@ Rules:
   DATA 1 (a one-block file, common with ``blksize``) would be taken for the next file — a stale
   config, seen about once in 10,000 fleet boots when such sockets were reused —, so that socket is
   closed.
+* Imperfect networks (reordering, duplicates: ``tests/integration/test_tftp_loss.py``). A server runs
+  a second transfer when a copy of our RRQ reaches it after the first transfer ended: our own resent
+  RRQ (an answer slower than the timeout) or one the network duplicated. Its DATA 1 comes from a
+  new port and would pass as the answer to the socket's next request — a wrong file. So: a socket
+  whose RRQ went out twice is not reused; a socket is reused only once it has been idle for one
+  timeout (while the pool holds fewer than ``2 * max_sockets`` sockets; beyond that the oldest idle
+  one is taken), and while idle it answers DATA/OACK from another port of its last server with
+  ERROR 5 (RFC 1350) and is then not reused either; a late copy of the previous transfer's final
+  DATA 1 from its TID, arriving during the next transfer (ephemeral-TID server, final ACK lost
+  twice), is ACKed and ignored. Remembering such ports instead does not work: a server's ephemeral
+  ports come round again within seconds at thousands of transfers a second. What remains: a
+  network-duplicated RRQ delayed by more than one timeout past the end of its transfer can still
+  fool a reused socket (nothing in a DATA names its request). ERROR 5 before the server's TID is
+  known is ignored: it answers an earlier packet of the socket, never a request.
+* Block numbers wrap from 65535 to 0, as the lab server's do (RFC 1350 leaves it open).
 """
 
 from __future__ import annotations
@@ -89,6 +104,7 @@ class _Transfer:
         "fut",
         "got_oack",
         "last_pkt",
+        "late",
         "loop",
         "max_retries",
         "max_size",
@@ -97,6 +113,7 @@ class _Transfer:
         "parts",
         "received",
         "requested",
+        "resent_rrq",
         "retries",
         "server",
         "tid",
@@ -127,6 +144,9 @@ class _Transfer:
         self.final_pkt = b""
         self.received = 0
         self.retries = 0
+        self.resent_rrq = False  # the RRQ went out more than once: the server may run two transfers
+        # (TID, final DATA 1) of this socket's previous transfer: a late copy of it is not our answer
+        self.late: tuple[Addr, bytes] | None = None
         self.last_pkt = b""
         self.deadline = 0.0
         self.timer: asyncio.TimerHandle | None = None
@@ -181,6 +201,12 @@ class _Transfer:
             if tid is None:
                 if block != 1:
                     return  # stale packet; not an answer to our RRQ
+                late = self.late
+                if late is not None and buf == late[1] and addr[:2] == late[0][:2]:
+                    # the previous transfer's final DATA 1 again, from its TID (our final ACK was late
+                    # or lost): ACK it as a dallying client would; it is not the answer to our RRQ
+                    self.transport.sendto(ack_packet(1), addr)
+                    return
                 self.tid = addr
             if block == self.expected & 0xFFFF:
                 n = len(buf) - 4
@@ -220,6 +246,10 @@ class _Transfer:
             return
         if isinstance(pkt, Error):
             if self.tid is None:
+                if pkt.code == ErrorCode.UNKNOWN_TID:
+                    # never an answer to a request: a late reply to a packet of an earlier transfer
+                    # of this socket (e.g. a duplicated final ACK reaching a single-socket server)
+                    return
                 self.tid = addr
             kind = _KINDS.get(pkt.code, "error")  # type: ignore[call-overload]
             self._fail(TransportError(f"TFTP error {pkt.code}: {printable(pkt.message)}", kind=kind,
@@ -289,6 +319,8 @@ class _Transfer:
         client_stats["retransmits"] += 1
         if self.on_retransmit is not None:
             self.on_retransmit()
+        if self.tid is None:
+            self.resent_rrq = True
         self._send(self.last_pkt, self.tid if self.tid is not None else self.server)
         self.timer = self.loop.call_at(self.deadline, self._on_timer)
 
@@ -296,7 +328,7 @@ class _Transfer:
 class _Endpoint:
     """One client UDP socket; dispatches to the transfer currently using it."""
 
-    __slots__ = ("loop", "prev_final", "prev_tid", "reusable", "transfer", "transport")
+    __slots__ = ("loop", "prev_final", "prev_tid", "quiet_at", "reusable", "transfer", "transport")
 
     def __init__(self, family: int, loop: asyncio.AbstractEventLoop | None = None) -> None:
         # the pool gives its loop: asyncio.get_running_loop() costs a getpid() syscall a call
@@ -305,6 +337,7 @@ class _Endpoint:
         self.prev_tid: Addr | None = None  # TID and final DATA of the previous transfer (dally)
         self.prev_final = b""
         self.reusable = False  # the last transfer succeeded and a stale packet of it cannot pass
+        self.quiet_at = 0.0  # loop time from which the pool prefers to reuse it (TftpClientPool.get)
         sock = client_udp_socket(family)  # bound by the kernel at the RRQ's sendto
         self.transport = UdpSocket(self.loop, sock, self._on_datagram, self._on_error,
                                    max_batch=1)
@@ -320,6 +353,19 @@ class _Endpoint:
         t = self.transfer
         if t is not None:
             t.on_datagram(data, addr)
+        elif (prev is not None and addr[0] == prev[0] and addr[:2] != prev[:2] and len(data) >= 4
+              and data[0] == 0 and data[1] in (3, 6)):
+            # waiting in the pool: DATA/OACK from another port of the last server is a transfer we did
+            # not ask for (the server saw a duplicated RRQ): ERROR 5 ends it (RFC 1350), and the socket
+            # is not reused — a retransmission of it could pass as the answer to our next request.
+            # (Ports are not remembered instead: servers' ephemeral ports come round again quickly.)
+            self.reusable = False
+            self.transport.sendto(error_packet(ErrorCode.UNKNOWN_TID, "unknown transfer ID"), addr)
+        elif (prev is not None and addr[:2] == prev[:2] and len(data) >= 4 and data[0] == 0
+              and data[1] in (3, 6)):
+            # a single-socket server's transfer we did not ask for (it answers from the TID we keep):
+            # its packets could reach our next request, so this socket is not reused
+            self.reusable = False
 
     def _on_error(self, exc: OSError) -> None:
         t = self.transfer
@@ -357,6 +403,8 @@ async def _run(ep: _Endpoint, server: Addr, name: str, *, blksize: int | None, t
     t = _Transfer(loop, ep.transport, server, name, blksize=blksize, timeout=timeout,
                   retries=retries, tsize=tsize, max_size=max_size, on_retransmit=on_retransmit)
     cap = None if max_time is None else loop.call_later(max_time, t.fail_slow, max_time)
+    if ep.prev_tid is not None and _final_block(ep.prev_final) == 1:
+        t.late = (ep.prev_tid, ep.prev_final)
     ep.transfer = t
     ep.prev_tid = None
     ep.reusable = False
@@ -369,7 +417,9 @@ async def _run(ep: _Endpoint, server: Addr, name: str, *, blksize: int | None, t
             ep.prev_tid, ep.prev_final = t.tid, t.final_pkt
             # see the module docstring: a single-socket server's final DATA 1 could pass as the next
             # file's first block; a final DATA 2+ cannot (the next transfer wants DATA 1 first)
-            ep.reusable = t.tid[:2] != server[:2] or _final_block(t.final_pkt) >= 2
+            # the RRQ went out twice: the server may run a second transfer of it, whose DATA 1 would
+            # pass as the answer to this socket's next request (module docstring): not reused
+            ep.reusable = (t.tid[:2] != server[:2] or _final_block(t.final_pkt) >= 2) and not t.resent_rrq
         return data
     finally:
         t._finish()
@@ -428,7 +478,21 @@ class TftpClientPool:
         async with self._sem:
             fam = _family(server)
             idle = self._idle.setdefault(fam, collections.deque())
-            ep = idle.popleft() if idle else None
+            ep = None
+            while idle:
+                # FIFO: the head has waited longest. A socket idle for less than one retransmission
+                # timeout is passed over while the pool may open more sockets (twice max_sockets): a
+                # server's second transfer for a duplicated RRQ then meets it idle (ERROR 5, port
+                # remembered) rather than as the answer to its next request (module docstring)
+                head = idle[0]
+                if not head.reusable:
+                    idle.popleft()
+                    head.transport.close()
+                    self._all.discard(head)
+                    continue
+                if head.quiet_at <= self._loop.time() or len(self._all) >= 2 * self.max_sockets:
+                    ep = idle.popleft()
+                break
             if ep is None:
                 ep = _Endpoint(fam, self._loop)
                 self._all.add(ep)
@@ -441,6 +505,7 @@ class TftpClientPool:
                 return data
             finally:
                 if reuse and not self._closed:
+                    ep.quiet_at = self._loop.time() + opts["timeout"]
                     idle.append(ep)  # FIFO reuse
                 else:  # after a failure, or with a single-socket server, late packets may follow
                     ep.transport.close()

@@ -15,13 +15,19 @@ Rules:
   answered with ERROR 8 (our choice; the RFC lets a server ignore it). Unknown options are ignored.
 * Lock-step, windowless: one DATA outstanding; on timeout the last packet is retransmitted, at most
   ``retries`` times. A duplicate ACK is ignored — never answered with a DATA (no Sorcerer's
-  Apprentice, RFC 1123 §4.2.3.1).
+  Apprentice, RFC 1123 §4.2.3.1). Block numbers wrap from 65535 to 0 (RFC 1350 leaves it open; the
+  client wraps too), so a file of 65535 blocks or more is served whole.
 * Transfer IDs: ``tid_mode="ephemeral"`` (default, RFC 1350: every transfer answers from a new
   port) or ``"shared"`` (one socket, transfers keyed by the peer address; fewer syscalls and no
   socket per transfer). ``bench/tftp.py`` measures both.
 * A new RRQ from a peer whose transfer has sent its last block completes that transfer (the
-  final ACK may still be queued on the transfer socket); a byte-identical RRQ before any ACK is a
-  retransmission and is ignored; any other new RRQ from the same peer supersedes the old transfer.
+  final ACK may still be queued on the transfer socket); a byte-identical RRQ is a retransmission or
+  a network duplicate and is ignored — before any ACK, and later too while the transfer progresses
+  (its current packet not yet resent): a duplicated, reordered RRQ must not restart a running
+  transfer; any other new RRQ from the same peer (or the same one to a stalled transfer)
+  supersedes the old transfer. A DATA or ACK on the main port from a peer without a transfer gets
+  ERROR 5 in ``ephemeral`` mode and nothing in ``shared`` mode, where that port is every transfer's
+  TID: it is a late copy from a finished transfer, and an ERROR would end the peer's next one.
 * Bounded: ``max_transfers`` concurrent transfers (ERROR 0 "server busy" beyond), ``max_file_size``.
   In ``ephemeral`` mode every transfer holds a socket, so ``max_transfers`` is further capped by
   :func:`transfer_socket_budget` (half the process's open-file limit): a flood of RRQs — spoofable
@@ -485,8 +491,12 @@ class TftpServer:
                     t.on_datagram(data)
                     return
                 # ephemeral mode: a stray packet to the main port gets ERROR 5 below
-            elif data == t.request and t.block <= 1 and not t.acked:
-                return  # retransmitted RRQ: the client has not seen our first answer yet
+            elif data == t.request and not t.last and (t.retries == 0 or (t.block <= 1 and not t.acked)):
+                # the same request again while the transfer runs: the client's retransmission, or a
+                # copy the network duplicated or delayed (even past our first ACKs). Only a stalled
+                # transfer (its current packet already resent) gives way to it: a client that gave up
+                # and asks again from the same port.
+                return
             elif t.last:
                 # the client has the last block and asks again (its final ACK may still sit in the
                 # transfer socket's queue): the old transfer is complete
@@ -508,7 +518,9 @@ class TftpServer:
                          filename=pkt.filename, outcome="refused", detail="write request")
             return
         if not isinstance(pkt, ReadRequest):
-            if isinstance(pkt, (Data, Ack)):
+            if isinstance(pkt, (Data, Ack)) and self.tid_mode != "shared":
+                # shared mode: this port is every transfer's TID, so a stray ACK here is a late copy
+                # from a finished transfer; an ERROR 5 would end the peer's next transfer instead
                 self.send(transport, error_packet(ErrorCode.UNKNOWN_TID, "unknown transfer ID"), addr)
             return  # stray ERROR/OACK: never answer an error with an error
         name = pkt.filename

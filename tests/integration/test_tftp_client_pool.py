@@ -67,6 +67,7 @@ def test_single_socket_server_socket_is_reused_after_a_multi_block_file_and_a_st
 
                 await server.send(stale, client)  # our final ACK was lost: the idle socket re-ACKs it
                 assert decode((await server.recv())[0]) == Ack(block=2)
+                await asyncio.sleep(0.55)  # idle one timeout: the pool reuses it (tftp_client docstring)
 
                 second = asyncio.create_task(pool.get(HOST, port, "SEPB.cnf.xml.sgn", timeout=0.5))
                 rrq2, client2 = await server.recv()
