@@ -13,8 +13,10 @@ Rules:
   anything is sent (``kind="tls"``). ``tls=None`` uses the shared ``CERT_NONE`` context of
   :func:`phoneemu.net.tvs_client.default_tls_context` (TLS 1.2 to 1.3).
 * Failures are ``TransportError``: ``"unreachable"``, ``"timeout"`` (each read bounded by
-  ``timeout``), ``"tls"``, or ``"protocol"`` (malformed frame, unexpected command, connection closed
-  before END_SESSION). Retrying (3 more times, 30 s apart, §F.1) is the caller's policy.
+  ``timeout``, the whole session by ``session_timeout``, default ``4 * timeout``: a server trickling a
+  byte at a time cannot keep the phone forever), ``"tls"``, or ``"protocol"`` (malformed frame,
+  unexpected command, connection closed before END_SESSION). Retrying (3 more times, 30 s apart, §F.1)
+  is the caller's policy.
 """
 
 from __future__ import annotations
@@ -53,10 +55,13 @@ class CapfOutcome:
 
 async def capf_session(server: ServerAddress, client_session: CapfClientSession, *, timeout: float = 30.0,
                        tls: ssl.SSLContext | None = None,
-                       accept_server: Callable[[bytes | None], bool] | None = None) -> CapfOutcome:
+                       accept_server: Callable[[bytes | None], bool] | None = None,
+                       session_timeout: float | None = None) -> CapfOutcome:
     """Run ``client_session`` against ``server`` until END_SESSION (see module docstring)."""
     host, port = (server[0], server[1]) if isinstance(server, tuple) else (server.host, server.port)
     ctx = tls or default_tls_context()
+    total = 4 * timeout if session_timeout is None else session_timeout
+    deadline = asyncio.get_running_loop().time() + total
     reader, writer = await open_tls_connection(host, port, ctx, timeout=timeout)
     try:
         cert = peer_certificate_der(writer)
@@ -66,9 +71,16 @@ async def capf_session(server: ServerAddress, client_session: CapfClientSession,
         if accept_server is not None and not accept_server(cert):
             raise TransportError(f"{host_port(host, port)}: CAPF certificate not accepted", kind="tls")
         while not client_session.done:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise TransportError(f"{host_port(host, port)}: CAPF session longer than {total:g}s "
+                                     f"(state {client_session.state!r})", kind="timeout")
             try:
-                data = await asyncio.wait_for(reader.read(_READ_SIZE), timeout)
+                data = await asyncio.wait_for(reader.read(_READ_SIZE), min(timeout, left))
             except TimeoutError:
+                if left < timeout:
+                    raise TransportError(f"{host_port(host, port)}: CAPF session longer than {total:g}s "
+                                         f"(state {client_session.state!r})", kind="timeout") from None
                 raise TransportError(f"{host_port(host, port)}: CAPF silent for {timeout}s in state "
                                      f"{client_session.state!r}", kind="timeout") from None
             if not data:

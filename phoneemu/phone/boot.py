@@ -726,7 +726,9 @@ class _Boot:
         return CapfClientSession(
             device_name=self.device_name, auth_string=self.auth_string or "", auth_mode=mode,
             cert_der=cred.cert_der if cred else None, cert_key=cred.key() if cred else None,
-            current_lsc=lsc.cert_der if lsc else None)
+            current_lsc=lsc.cert_der if lsc else None,
+            now=dt.datetime.fromtimestamp(self.now(), dt.UTC),  # an LSC outside its validity is refused
+            max_rsa_bits=self.profile.max_rsa_bits, ec_support=self.profile.ec_support)  # keys it can make
 
     async def run_capf(self, cfg: DeviceConfig, mode: int) -> bool:
         """§F.1: the CAPF operation; a communication failure (a refused CAPF server included) is retried

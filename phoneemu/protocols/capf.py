@@ -29,8 +29,24 @@ spec is silent or [UNK]:
   authentication like a bad signature — END_SESSION REASON 7, outcome ``bad-auth`` (§F.6 "bad password /
   bad data") — not a DecodeError; its key is never loaded (:func:`cert_public_key` refuses DSA first).
 
-Errors: an unexpected command in a state → ProtocolError naming state and command; a malformed
-element value → DecodeError naming the element.
+The phone's checks (ours; §F does not say what a phone checks of the certificate it is given, F.9
+describes what capfd and CUCM issue):
+
+* KEY_GENERATE_REQUEST: a key the phone cannot make — RSA above ``max_rsa_bits`` or not one of §F.8's
+  sizes, EC when the phone has no ``ec_support``, an unknown key type or curve — is answered
+  KEY_GENERATE_RESPONSE {REASON=7} without PUBLIC_KEY (§F.6 "failure"). Every key is generated fresh for
+  the request (``generate_key``); the private key never goes on the wire.
+* STORE_CERTIFICATE_REQUEST: the phone answers REASON 7 and keeps what it had unless the certificate is
+  a DER X.509 certificate whose public key is the one just generated, not a CA (basicConstraints CA:TRUE,
+  or keyUsage keyCertSign/cRLSign: an LSC is an end entity, F.9) and, when ``now`` is given, within its
+  validity. Its issuer is not checked: the phone trusted the CAPF server itself (§F.1) and an LSC may
+  come from CAPF or from an online CA (F.9). An LSC is only installed on END_SESSION REASON 1 after a
+  STORE the phone accepted; a refusal's reason is in the result's ``detail``.
+* FETCH sends the current LSC (a certificate) only; there is no request for a private key.
+
+Errors: an unexpected command in a state (a request before authentication, a replay, a second
+operation) → ProtocolError naming state and command; a session id other than the server's first →
+ProtocolError; a malformed element value → DecodeError naming the element.
 """
 
 from __future__ import annotations
@@ -39,6 +55,7 @@ import enum
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from cryptography import x509
 
@@ -819,6 +836,8 @@ class CapfClientSession(_Session):
     caller picks LSC or MIC per §F.7 precedence); ``cert_type`` defaults to LSC when it is
     ``current_lsc``, else MIC. ``auth_mode``: the phone's configured ``capfAuthMode``; None → use the
     server's AUTH_TYPE. ``send_in_progress``: send REQUEST_IN_PROGRESS before KEY_GENERATE_RESPONSE.
+    ``now`` (timezone-aware): an LSC outside its validity then is refused; ``max_rsa_bits`` /
+    ``ec_support``: the keys the phone model can make (its profile); see the module docstring.
     """
 
     role = "capf-client"
@@ -837,12 +856,17 @@ class CapfClientSession(_Session):
         send_in_progress: bool = False,
         sudi: SudiData | None = None,
         sudi_key: PrivateKey | None = None,
+        now: datetime | None = None,
+        max_rsa_bits: int = 4096,
+        ec_support: bool = True,
     ) -> None:
         super().__init__()
         encode_cstring(device_name, field="device_name")
         encode_cstring(auth_string, field="auth_string")
         if (cert_der is None) != (cert_key is None):
             raise EncodeError("cert_der and cert_key go together", fmt=FMT, path="cert_key")
+        if now is not None and now.utcoffset() is None:
+            raise EncodeError("now must be timezone-aware", fmt=FMT, path="now")
         self.device_name = device_name
         self.auth_string = auth_string
         self.cert_der = cert_der
@@ -861,6 +885,10 @@ class CapfClientSession(_Session):
         self._stored: bytes | None = None
         self._action: str | None = None
         self._fetched: bytes | None = None
+        self.now = now
+        self.max_rsa_bits = max_rsa_bits
+        self.ec_support = ec_support
+        self._refused = ""  # why the phone refused the key request or the certificate (result detail)
 
     def _handle(self, msg: CapfMessage) -> list[CapfMessage]:
         cmd = msg.command
@@ -930,16 +958,23 @@ class CapfClientSession(_Session):
             out.append(self._msg(CapfCommand.REQUEST_IN_PROGRESS))
         try:
             if key_type == KeyType.RSA:
-                key = self._generate_key("rsa", msg.u16(CapfTag.KEY_SIZE), None)
+                bits = msg.u16(CapfTag.KEY_SIZE)
+                if bits > self.max_rsa_bits:
+                    raise EncodeError(f"RSA {bits} exceeds this phone's limit of {self.max_rsa_bits} bits",
+                                      fmt=FMT, path="KEY_SIZE")
+                key = self._generate_key("rsa", bits, None)
             elif key_type == KeyType.EC:
                 code = msg.u8(CapfTag.CURVE)
                 if code not in Curve._value2member_map_:
                     raise EncodeError(f"unknown curve code {code}", fmt=FMT, path="CURVE")
+                if not self.ec_support:
+                    raise EncodeError("this phone has no EC keys (spec §F.8)", fmt=FMT, path="KEY_TYPE")
                 curve = Curve(code)
                 key = self._generate_key("ec", {0: 256, 1: 384, 2: 521}[code], curve.label)
             else:
                 raise EncodeError(f"unknown key type {key_type}", fmt=FMT, path="KEY_TYPE")
-        except EncodeError:
+        except EncodeError as exc:
+            self._refused = f"the phone refused the key request: {exc.message}"
             out.append(self._msg(CapfCommand.KEY_GENERATE_RESPONSE, (CapfTag.REASON, _u8(Reason.FAILURE))))
             return out
         self._new_key = key
@@ -950,18 +985,45 @@ class CapfClientSession(_Session):
     def _on_store(self, msg: CapfMessage) -> CapfMessage:
         self._action = "store"
         _ctype, der = decode_certificate(msg.require(CapfTag.CERTIFICATE))
-        ok = False
-        if self._new_key is not None:
-            try:
-                cert = load_cert_der(der, path="CERTIFICATE", tag=CapfTag.CERTIFICATE)
-                ok = public_key_spki_der(cert_public_key(cert)) == public_key_spki_der(
-                    self._new_key.public_key())
-            except DecodeError:
-                ok = False
-        if ok:
+        problem = self._lsc_problem(der)
+        if problem:  # after a refused key request, that refusal is the reason to report
+            self._refused = self._refused or f"the phone refused the LSC: {problem}"
+        else:
             self._stored = der
         return self._msg(CapfCommand.STORE_CERTIFICATE_RESPONSE,
-                         (CapfTag.REASON, _u8(Reason.SUCCESS if ok else Reason.FAILURE)))
+                         (CapfTag.REASON, _u8(Reason.FAILURE if problem else Reason.SUCCESS)))
+
+    def _lsc_problem(self, der: bytes) -> str:
+        """Why the certificate of STORE_CERTIFICATE_REQUEST cannot be this phone's LSC, else "" (module
+        docstring: the phone's checks of an LSC)."""
+        if self._new_key is None:
+            return "the phone generated no key for it"
+        try:
+            cert = load_cert_der(der, path="CERTIFICATE", tag=CapfTag.CERTIFICATE)
+            pub = cert_public_key(cert)
+        except DecodeError as exc:
+            return exc.message
+        if public_key_spki_der(pub) != public_key_spki_der(self._new_key.public_key()):
+            return "its public key is not the key the phone generated"
+        exts = cert.extensions
+        try:
+            bc = exts.get_extension_for_class(x509.BasicConstraints).value
+            if bc.ca:
+                return "it is a CA certificate (basicConstraints CA:TRUE); an LSC is an end entity (§F.9)"
+        except x509.ExtensionNotFound:
+            pass
+        try:
+            ku = exts.get_extension_for_class(x509.KeyUsage).value
+            if ku.key_cert_sign or ku.crl_sign:
+                return "its keyUsage allows signing certificates or CRLs; an LSC is an end entity (§F.9)"
+        except x509.ExtensionNotFound:
+            pass
+        if self.now is not None:
+            if self.now < cert.not_valid_before_utc:
+                return f"it is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S}Z"
+            if self.now > cert.not_valid_after_utc:
+                return f"it expired at {cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S}Z"
+        return ""
 
     def _on_end(self, msg: CapfMessage) -> None:
         reason = msg.u8(CapfTag.REASON) if msg.has(CapfTag.REASON) else None
@@ -982,5 +1044,7 @@ class CapfClientSession(_Session):
             detail = "failure" if reason == Reason.FAILURE else f"reason {reason}"
             if action is not None:
                 detail = f"{detail} during {action}"
+            if self._refused:
+                detail = f"{detail}: {self._refused}"
             r = CapfResult(outcome="rejected", reason=reason, detail=detail)
         self._result = r

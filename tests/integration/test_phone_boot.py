@@ -449,3 +449,28 @@ def test_a_lab_serve_restart_keeps_the_earlier_reports(tmp_path: Path,
     assert main(["lab", "show", str(c.root), "--json"]) == 0
     phones = json.loads(capsys.readouterr().out)["phones"]
     assert phones[MAC]["itl_file_status"] == "Match" and phones[other]["itl_file_status"] == "Match"
+
+
+def test_a_phone_model_without_ec_refuses_an_ec_lsc_request(tmp_path: Path) -> None:
+    """The CAPF key request is judged by the phone's model (``max_rsa_bits``, ``ec_support``): a cp-7962
+    asked for an EC P-256 LSC answers REASON 7 and installs nothing, saying why; a cp-8861 makes it. It
+    generated any key a server asked for."""
+    capf = "0A00000000D2"
+    c = LabCluster.init(tmp_path / "lab", key_spec="rsa1024", now=NOW)
+    c.add_phone(capf, now=NOW)
+    c.set_capf([capf], "install", auth_string="246810", key="ec-p256", now=NOW)
+
+    async def body() -> None:
+        async with LabServers(c, host=HOST) as srv:
+            common = ["--tftp", f"{HOST}:{srv.ports['tftp']}", "--http-port", str(srv.ports["http"]),
+                      "--lab", str(c.root), "--json", "--capf-retry-delay", "0", "--mac", capf]
+            _rc, out, _err = await cli("boot", "--flash", str(tmp_path / "old"), "--profile", "cp-7962",
+                                       *common)
+            report = json.loads(out)["report"]
+            assert report["lsc"] != "installed"
+            assert "no EC keys" in json.dumps(report), report
+            _rc, out, _err = await cli("boot", "--flash", str(tmp_path / "new"), "--profile", "cp-8861",
+                                       *common)
+            assert json.loads(out)["report"]["lsc"] == "installed"
+
+    run(body())
