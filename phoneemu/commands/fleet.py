@@ -211,6 +211,9 @@ def register(sub: Any) -> None:
                    "phone the lab encrypts for with a manual key has it typed in (--profile "
                    "cp-7942-symmetric, lab phone add --encrypt symmetric); every "
                    "MAC of the run must be in the lab (checked before any boot). Default: no MIC")
+    b.add_argument("--image-signer", type=Path, action="append", default=[], metavar="PEM",
+                   help="firmware image-signing certificate every phone trusts (repeatable; with --lab the "
+                   "lab's is trusted too, as boot --lab has it)")
     b.add_argument("-q", "--quiet", action="store_true", help="no live progress")
     b.set_defaults(handler=_boot)
     p.set_defaults(handler=lambda _args: (p.print_help(), 2)[1])
@@ -282,6 +285,21 @@ def _lab_phones(args: argparse.Namespace, macs: list[str]
     profiles = {mac: name for mac in macs
                 if (ph := known.get(mac)) is not None and (name := profile_for_model(ph.model)) is not None}
     return str(folder), keys, strings, profiles
+
+
+def _image_signers(args: argparse.Namespace) -> tuple[bytes, ...]:
+    """DER of ``--image-signer`` certificates and, with ``--lab DIR``, of the lab's image-signing one: the
+    firmware signers every phone trusts (spec §D), as ``boot`` has them."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from phoneemu.commands.boot import pem_certificates
+
+    found = pem_certificates(args.image_signer)
+    if args.lab is not None:
+        from phoneemu.lab.cluster import LabCluster
+
+        found.append(LabCluster.open(args.lab).identity("imagesigning").cert)
+    return tuple(dict.fromkeys(c.public_bytes(Encoding.DER) for c in found))
 
 
 def _flash_profiles(args: argparse.Namespace, macs: list[str]) -> dict[str, str]:
@@ -543,7 +561,7 @@ def _boot(args: argparse.Namespace) -> int:
                      event_loop=args.event_loop, keylog=str(args.keylog) if args.keylog is not None else None,
                      prestate=prestate, mic_dir=mic_dir, symmetric_keys=symmetric_keys,
                      capf_retry_delay=args.capf_retry_delay, auth_string=args.auth_string,
-                     auth_strings=auth_strings)
+                     auth_strings=auth_strings, image_signers=_image_signers(args))
     limit_mib = args.capture_limit if args.capture_limit is not None else DEFAULT_LIMIT_MIB
     capture = open_host_capture(args.capture, args.keylog, host, max_bytes=int(limit_mib * 1024 * 1024),
                                 limit_name=f"--capture-limit {limit_mib:g} MiB")  # before any boot: exit 2

@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from phoneemu.crypto import signatures
+from phoneemu.crypto.certs import load_cert_der
 from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError
 from phoneemu.files import phone_config_in
 from phoneemu.fleet.loop import resolve_event_loop
@@ -187,6 +188,10 @@ class FleetSpec:
     #: with ``register``: over the registered connection each phone calls this SIP user and exchanges
     #: that many media packets each way (spec §G.14, ``fleet boot --call``): ``BootRecord.media``
     call: tuple[str, int] | None = None
+    #: DER of the firmware image-signing certificates every phone trusts (spec §D; ``fleet boot
+    #: --image-signer``, and the lab's with ``--lab``, as ``boot`` has them): a load they signed is
+    #: ``D-signed-by-image-key``, not ``D-unknown-signer``
+    image_signers: tuple[bytes, ...] = ()
 
     def __post_init__(self) -> None:
         if self.count < 0:
@@ -419,6 +424,7 @@ def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | 
 
     models = _Models(spec, tvs)
     mic_dir = Path(spec.mic_dir) if spec.mic_dir is not None else None
+    signers = tuple(load_cert_der(der, path="image_signers") for der in spec.image_signers)  # shared
     phones: list[Phone] = []
     for value in macs:
         mac = mac_text(value)
@@ -435,7 +441,8 @@ def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | 
                           events=EventLog(spec.event_limit, max(1, min(8, spec.event_limit))),
                           fetch_timeout=spec.fetch_timeout, fetch_retries=spec.fetch_retries,
                           fetch_max_time=spec.fetch_max_time, http_timeout=spec.fetch_timeout, tftp_pool=pool,
-                          tvs=asker, keylog=spec.keylog, capf_retry_delay=spec.capf_retry_delay, sleep=sleep)
+                          tvs=asker, keylog=spec.keylog, capf_retry_delay=spec.capf_retry_delay, sleep=sleep,
+                          image_signers=signers)
             if pre is not None:
                 pre.apply(phone)
             key = spec.symmetric_keys.get(mac)

@@ -451,9 +451,13 @@ class _Boot:
         return data
 
     def _fallback_text(self) -> str:
-        """`` over TFTP (HTTP 6970 failed: ...)`` when the last fetch fell back from HTTP (§H.1), else ""."""
+        """`` over TFTP (HTTP 6970 failed: ...)`` when the last fetch fell back from HTTP (§H.1), else ""; the
+        port named is the one tried (``--http-port``), not always 6970."""
         exc: TransportError | None = getattr(self.fetcher, "last_fallback", None)
-        return f" over TFTP (HTTP 6970 {exc.kind}: {exc.message})" if exc is not None else ""
+        if exc is None:
+            return ""
+        port = getattr(getattr(self.fetcher, "http", None), "port", 6970)
+        return f" over TFTP (HTTP {port} {exc.kind}: {exc.message})"
 
     def _with_fallback(self, exc: TransportError) -> TransportError:
         """A TFTP failure after an HTTP fallback names the HTTP failure too (the user sees both)."""

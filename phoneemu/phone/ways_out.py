@@ -98,7 +98,11 @@ _CTL_RESET = WayOut(
     "mixed mode, their own cluster (the rollback ITL does not blank a CTL)",
     "utils ctl reset localkey, reset the phones, then utils ctl update CTLFile: the CTL signed by the "
     "CallManager key, a SAST record of theirs, brings the new certificates (seed: Reset CTL Localkey)",
-    "phoneemu lab ctl-reset DIR localkey && phoneemu lab ctl-update DIR", "ctl-reset-locked-phones")
+    # the phones boot between the two: updating the CTL first serves the SAST-signed CTL they refuse again
+    "phoneemu lab ctl-reset DIR localkey && phoneemu boot --lab DIR --flash FLASH && "
+    "phoneemu lab ctl-update DIR", "ctl-reset-locked-phones",
+    fleet_lab="phoneemu lab ctl-reset DIR localkey && phoneemu fleet boot --lab DIR --flash FLEET && "
+    "phoneemu lab ctl-update DIR")
 _FEWER_CERTS = WayOut(
     "an ITL above the phone's limit (64 KiB)",
     "remove certificates from the ITL (the extra TVS/application certificates) until it fits",

@@ -426,3 +426,32 @@ def test_a_phone_whose_lsc_the_registrar_refuses_is_told_the_way_out(
             "sip-tls-mutual-authentication"
     finally:
         stop()
+
+
+def test_fleet_lab_phones_trust_the_labs_image_signer(tmp_path: Path) -> None:
+    """``fleet boot --lab DIR`` phones trust the lab's image-signing certificate as ``boot --lab`` does
+    (spec §D): the load ``lab load`` names is accepted (the config then decides). Fleet phones trusted no
+    image signer at all: every phone decided D-unknown-signer on the lab's own firmware."""
+    import argparse
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from phoneemu.commands.fleet import _image_signers
+
+    c = LabCluster.init(tmp_path / "lab", seed=5, key_spec="rsa1024", now=NOW)
+    c.add_phones([mac_text(START + i) for i in range(COUNT)], now=NOW)
+    c.set_load("sip88xx.14-3-1", now=NOW)
+    signers = _image_signers(argparse.Namespace(image_signer=[], lab=c.root))
+    assert signers == (c.identity("imagesigning").cert.public_bytes(Encoding.DER),)
+    assert _image_signers(argparse.Namespace(image_signer=[], lab=None)) == ()
+
+    async def body(trusted: tuple[bytes, ...]) -> Any:
+        async with LabServers(c, host=HOST) as srv:
+            target = BootTarget(host=HOST, tftp_port=srv.ports["tftp"], http_port=srv.ports["http"])
+            spec = FleetSpec(target=target, count=COUNT, mac_start=START, keep_records=True,
+                             image_signers=trusted)
+            return await run_shard(spec, range(START, START + COUNT))
+
+    # the firmware accepted, the config decides; its signer unknown, the firmware refusal decides
+    assert {r.rule for r in run(body(signers)).records} == {"G.4-signed-by-itl-tftp"}
+    assert {r.rule for r in run(body(())).records} == {"D-unknown-signer"}

@@ -81,3 +81,17 @@ def test_doc_counts_phones_by_rule_and_kind_most_first() -> None:
     assert doc[0]["ways"][0]["scenario"] == "migration-old-tvs-unaware"
     text = ways_out_text(doc)
     assert text[0] == "ways out of G.3.4-tvs-unknown-signer (ITL; 7 phones locked out):"
+
+
+def test_a_reset_way_out_boots_the_phones_before_its_last_step() -> None:
+    """`utils itl reset` / `utils ctl reset`: the phones must boot on the reset list before TFTP is
+    restarted or the CTL updated (seed: reset the phones, then ...): run as printed without that boot, a
+    CTL-locked fleet stayed locked out. Both forms (one phone, a fleet) say so."""
+    from phoneemu.phone.ways_out import _CTL_RESET, _ITL_RESET
+
+    for way in (_ITL_RESET, _CTL_RESET):
+        for fleet in (False, True):
+            steps = [s.strip() for s in way.command(fleet=fleet).split("&&")]
+            assert len(steps) == 3 and "reset DIR localkey" in steps[0], steps
+            boot = "phoneemu fleet boot --lab DIR" if fleet else "phoneemu boot --lab DIR"
+            assert steps[1].startswith(boot), steps
