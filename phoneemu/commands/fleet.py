@@ -475,7 +475,7 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int, lab: Path 
     from phoneemu.fleet.metrics import BootRecord
 
     def fill(rec: BootRecord) -> dict[str, str] | None:
-        known = {"DIR": lab, "FLASH": flash / rec.mac if flash is not None else None}
+        known = {"DIR": lab, "FLASH": flash / rec.mac if flash is not None else None, "MAC": rec.mac}
         return {k: str(v) for k, v in known.items() if v is not None} or None
 
     def case(rec: BootRecord) -> Case:
@@ -613,7 +613,9 @@ def _boot(args: argparse.Namespace) -> int:
         print("fleet: interrupted while the shards were starting: no phone booted", file=sys.stderr)
     if capture is not None:
         capture.close()
-    known = {"DIR": args.lab, "FLEET": args.flash}
+    known: dict[str, Any] = {"DIR": args.lab, "FLEET": args.flash}
+    if not listed:  # consecutive MACs: a way out for phones by MAC names the run (--mac FIRST --count N)
+        known |= {"FIRST": macs[0], "N": len(macs)}
     print(result.metrics.render({k: str(v) for k, v in known.items() if v is not None} or None))
     hint = http_fallback_hint(result.metrics.files_over, target, run_models)
     if hint:

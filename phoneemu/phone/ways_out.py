@@ -142,14 +142,16 @@ _NEW_LSC = WayOut(
     "a CAPF install operation for the phones, then a reset: each gets an LSC from the current CAPF "
     "(or keep the old CAPF certificate in CallManager-trust until every phone has one; seed: Device "
     "Authentication)",
-    "phoneemu lab capf DIR install --mac MAC --auth-mode null-string", "sip-tls-mutual-authentication")
+    "phoneemu lab capf DIR install --mac MAC --auth-mode null-string", "sip-tls-mutual-authentication",
+    fleet_lab="phoneemu lab capf DIR install --mac FIRST --count N --auth-mode null-string")
 
 _ENCRYPTED_PROFILE = WayOut(
     "the phone's security profile is Non Secure or Authenticated (media encryption needs encrypted "
     "signalling)",
     "set the device security mode of its phone security profile to Encrypted, the cluster in mixed mode, "
     "and reset the phone: it registers over TLS and offers SRTP keys of its own (seed: Media Encryption)",
-    "phoneemu lab security-mode DIR --mac MAC encrypted", "media-encryption-needs-encrypted-signalling")
+    "phoneemu lab security-mode DIR --mac MAC encrypted", "media-encryption-needs-encrypted-signalling",
+    fleet_lab="phoneemu lab security-mode DIR --mac FIRST --count N encrypted")
 _MIXED_MODE = WayOut(
     "encrypted phones on a cluster not in mixed mode (no CallManager certificate in a CTL: they signal over "
     "TCP and send no keys)",

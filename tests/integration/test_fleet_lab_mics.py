@@ -353,7 +353,7 @@ def test_a_fleet_calls_after_registering(tmp_path: Path, capsys: pytest.CaptureF
         assert lines["Media"] == {"G.14-srtp 2", "G.14-rtp-not-encrypted-mode 2"}, out
         assert lines["Media suite"] == {"AES_CM_128_HMAC_SHA1_80 2", "RTP 2"}
         assert "ways out of G.14-rtp-not-encrypted-mode (media; 2 phones calling without SRTP):" in out
-        assert f"lab: phoneemu lab security-mode {c.root} --mac MAC encrypted" in out
+        assert f"lab: phoneemu lab security-mode {c.root} --mac {macs[0]} --count 4 encrypted" in out, out
         doc = json.loads(records.read_text())
         by_mac = {r["mac"]: r for r in doc["phones"]}
         assert by_mac[macs[0]]["media"] == "G.14-srtp" and by_mac[macs[0]]["media_suite"] == \

@@ -17,7 +17,8 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 _ALL = [(kind, rule, way) for kind, table in WAYS_BY_KIND.items() for rule, ways in table.items()
         for way in ways]
 _SAMPLES = {"DIR": "/tmp/lab", "OLD": "/tmp/old", "NEW": "/tmp/new", "CENTRAL": "/tmp/central",
-            "FLASH": "/tmp/ph1", "FLEET": "/tmp/fleet", "MAC": "0A0000000001"}
+            "FLASH": "/tmp/ph1", "FLEET": "/tmp/fleet", "MAC": "0A0000000001", "FIRST": "0A0000000001",
+            "N": "50"}
 
 
 def test_every_rule_is_a_lockout_rule_a_phone_decides() -> None:
@@ -95,3 +96,15 @@ def test_a_reset_way_out_boots_the_phones_before_its_last_step() -> None:
             assert len(steps) == 3 and "reset DIR localkey" in steps[0], steps
             boot = "phoneemu fleet boot --lab DIR" if fleet else "phoneemu boot --lab DIR"
             assert steps[1].startswith(boot), steps
+
+
+def test_a_fleets_way_out_by_mac_names_its_run() -> None:
+    """A way out for phones by MAC (a CAPF install, the encrypted security mode) names the fleet's run,
+    ``--mac FIRST --count N``, where one phone's names ``--mac MAC``: a fleet summary printed the
+    placeholder ``--mac MAC`` for 2,000 phones."""
+    rule = "G.14-rtp-not-encrypted-mode"
+    run = {"DIR": "/tmp/lab", "FIRST": "0A0000000001", "N": "50"}
+    fleet = way_out_lines(rule, "media", fill=run, fleet=True)
+    assert any("lab security-mode /tmp/lab --mac 0A0000000001 --count 50 encrypted" in line for line in fleet)
+    one = way_out_lines(rule, "media", fill={"DIR": "/tmp/lab", "MAC": "0A0000000007"})
+    assert any("lab security-mode /tmp/lab --mac 0A0000000007 encrypted" in line for line in one)
