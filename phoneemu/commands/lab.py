@@ -131,7 +131,7 @@ def _op(fn: Callable[[LabCluster, argparse.Namespace, int | None], str | None]) 
     neither loses the other's change (each would load, change and save the whole state)."""
     def handler(args: argparse.Namespace) -> int:
         # not a lab (no cluster.json): no lock file is left there, LabCluster.open says why
-        with hold_lab_lock(args.dir):
+        with hold_lab_lock(args.dir, on_wait=lambda text: print(text, file=sys.stderr, flush=True)):
             cluster = LabCluster.open(args.dir)
             cluster.on_rebuild = _say_rebuild
             msg = fn(cluster, args, _now(cluster, args))

@@ -21,6 +21,10 @@ Rules:
   :data:`phoneemu.lab.capf_service.CAPF_LOCK_WAIT_S`; past it the phone is told the operation failed
   (END_SESSION REASON 7), nothing is written and the operation stays pending
   (:mod:`phoneemu.lab.capf_service`).
+* The lab it serves is read whole before any service listens: the state and the served files of one
+  save, under the lab lock (:meth:`phoneemu.lab.servers.LabServers.start`; an operation under way is
+  waited for, logged after :data:`phoneemu.lab.lock.LOCK_WAIT_S`), never an operation's new files beside
+  the state before it.
 * SIGINT (Ctrl-C) and SIGTERM stop it cleanly once the cluster is open — while the servers start, wait
   for the lab lock or serve — within the time it takes to close its sockets: every server is closed
   (its ports free), no traceback, and the lab directory is left as the last whole save made it (a

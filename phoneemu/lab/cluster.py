@@ -356,6 +356,10 @@ class LabCluster:
         self._after_save: list[Callable[[], None]] | None = None
         self._save_due = False  # inside saved_once: a change asked for a save
         self._reload_lock = threading.Lock()  # lab serve reloads from its loop and its TVS threads
+        #: :meth:`update_locked` re-read a change another process saved (before writing its own): the next
+        #: :meth:`reload_if_changed` reports it, so ``lab serve`` says what it picked up (a CAPF outcome
+        #: recorded right after an operation used to take the operation's change in silently)
+        self._unreported = False
         #: MIC (certificate, key) per MAC, valid while ``mic.key`` keeps the (inode, size, mtime) it had
         #: when cached: loading a PEM RSA key checks it with a test signature (keys._rsa_key_problem).
         self._mic_cache: dict[str, tuple[tuple[int, int, int], x509.Certificate, PrivateKey]] = {}
@@ -523,6 +527,18 @@ class LabCluster:
         a storm)."""
         _ = self._files
 
+    def read_whole(self) -> None:
+        """Have the state and every served file of one save in memory (``LabServers.start``): re-read
+        under the lab lock, shared and without waiting (:class:`LabBusyError` while an operation holds it,
+        nothing read), when the state was saved since :meth:`open` — which reads without the lock and may
+        have met an operation's new files beside the state before it — else the files read now."""
+        with try_lab_lock(self.root), self._reload_lock:
+            seen = self._state_mtime()
+            if seen != self._mtime:
+                self._reload(seen)
+            else:
+                self.load_served()
+
     def _read_served(self) -> dict[str, bytes]:
         """The files of ``DIR/tftp``; identical contents (every CTLSEP<MAC>/ITLSEP<MAC> is the same
         list) share one bytes object: a 40,000-phone lab holds each trust list once, not 80,000 times."""
@@ -561,7 +577,9 @@ class LabCluster:
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def reload_if_changed(self) -> bool:
-        """Re-read state and files when another process (the CLI) changed them; True if reloaded.
+        """Re-read state and files when another process (the CLI) changed them; True if reloaded, or
+        if :meth:`update_locked` re-read such a change since the last call (once: the caller says what it
+        picked up either way).
 
         A saved state that cannot be loaded raises once (PhoneEmuError) and is not tried again until
         the state file changes again: the cluster keeps serving what it had (callers may ask per request).
@@ -570,12 +588,24 @@ class LabCluster:
         nothing is read, and the next call tries again.
         """
         if self._state_mtime() in (self._mtime, self._unloadable):
-            return False
+            return self._take_unreported()
         with self._reload_lock:  # one reload at a time; a caller that waited finds it done
             if self._state_mtime() in (self._mtime, self._unloadable):
-                return False
+                unreported, self._unreported = self._unreported, False
+                return unreported
             with try_lab_lock(self.root):
-                return self._reload(self._state_mtime())  # seen under the lock: the state it reads
+                reloaded = self._reload(self._state_mtime())  # seen under the lock: the state it reads
+                self._unreported = False
+                return reloaded
+
+    def _take_unreported(self) -> bool:
+        """True once after :meth:`update_locked` re-read a change another process saved (see
+        :meth:`reload_if_changed`): it was picked up, though not by a reload of its own."""
+        if not self._unreported:
+            return False
+        with self._reload_lock:
+            unreported, self._unreported = self._unreported, False
+        return unreported
 
     def update_locked(self, change: Callable[[], _T], *, wait: bool = True) -> _T:
         """Run ``change`` (a change that saves the state, e.g. :meth:`set_ports`) holding the lab lock
@@ -592,6 +622,7 @@ class LabCluster:
             seen = self._state_mtime()
             if seen != self._mtime:
                 self._reload(seen)
+                self._unreported = True  # another process's change: reload_if_changed reports it
             self._unsaved = False
             try:
                 return change()

@@ -3,7 +3,10 @@
 Rules:
 
 * A ``phoneemu lab <operation>`` holds it exclusively from loading ``cluster.json`` to its last write
-  (:func:`hold_lab_lock`), so two operations on one lab run one after the other.
+  (:func:`hold_lab_lock`), so two operations on one lab run one after the other. It waits as long as the
+  holder holds it (a ``lab serve`` recording its ports or a CAPF outcome during a storm: it never fails
+  because the server is busy) and, finding it held, says so first (``on_wait``: the ``lab`` commands
+  print it on stderr, naming the ``lab serve`` of ``DIR/.serve.lock`` if one runs).
 * ``lab serve`` re-reads a lab another process changed under a *shared* lock taken without waiting
   (:func:`try_lab_lock`): while an operation holds the lock it may be half-written, so the reload is
   skipped (:class:`LabBusyError`) and tried again later — never blocking the serving event loop.
@@ -104,16 +107,36 @@ def serving(root: Path | str) -> Iterator[Callable[[str], None]]:
 
 
 @contextlib.contextmanager
-def hold_lab_lock(root: Path | str) -> Iterator[None]:
-    """Hold the lab lock exclusively (waits for the holder; a lab operation)."""
+def hold_lab_lock(root: Path | str, *, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold the lab lock exclusively (waits for the holder, however long; a lab operation). When the
+    lock is held, ``on_wait(text)`` is told once, before waiting, who may hold it (a ``lab serve``
+    recording its ports or a CAPF outcome, or another operation): an operation run during a storm never
+    fails because the lab is busy, and does not wait in silence either."""
     fd = _open(Path(root))
     try:
         if fd >= 0:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is not None:
+                    on_wait(_holder_text(Path(root)))
+                fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         if fd >= 0:
             os.close(fd)
+
+
+def _holder_text(root: Path) -> str:
+    """What waits for the lab lock says: the lock file and, when a ``lab serve`` serves the lab, its pid
+    and ports (from ``DIR/.serve.lock``; another operation may hold the lock instead)."""
+    served = ""
+    with contextlib.suppress(OSError), open(root / SERVE_LOCK_FILE, "rb") as f:
+        served = f.read(1024).decode("utf-8", "replace").strip()
+    who = f"lab serve ({served}) or another phoneemu lab command" if served else \
+        "another phoneemu lab command (or lab serve)"
+    return (f"waiting for the lab lock {root / LOCK_FILE}: held by {who} writing the lab; this operation "
+            "runs once it is released")
 
 
 @contextlib.contextmanager

@@ -2,7 +2,9 @@
 
 Rules:
 
-* One :class:`LabServers` per cluster. ``start()`` binds every service (port 0 = ephemeral), then
+* One :class:`LabServers` per cluster. ``start()`` first reads the lab whole (state and served files of
+  one save, under the lab lock: :meth:`LabCluster.read_whole`, an operation under way waited for like
+  the port record below), then binds every service (port 0 = ephemeral), then
   records the real ports in the cluster state (:meth:`LabCluster.set_ports`), which rebuilds the
   files so the device configs name them (TVS and CAPF servers in ``SEP<MAC>.cnf.xml``, spec §H.5).
   That write (and every other the servers make of their own, :meth:`update_cluster`) holds the lab
@@ -360,7 +362,12 @@ class LabServers:
         """Bind every service, then record the real ports in the cluster (configs name them)."""
         if self._started:
             return self
-        self.cluster.load_served()  # read before the first request, not while a storm waits on it
+        # read before the first request, not while a storm waits on it; and whole: the state and files of
+        # one save, under the lab lock (an operation under way is waited for). Before, a lab opened while an
+        # operation wrote it was served as read — its new files beside the old state — until the
+        # operation ended and the port record below re-read it.
+        await when_lab_lock_free(self.cluster.read_whole, root=self.cluster.root,
+                                 what="record this server's change (the lab read whole first)")
         # TVS: the CUCM 14 cipher list in its order (spec §E.1): TLS 1.2 phones get RSA key transport
         self._tvs_ctx = _IdentityContexts(self._tvs_identity, keylog=self.keylog,
                                           ciphers=CUCM_TVS_CIPHERS)
