@@ -282,7 +282,7 @@ class CapfHandler:
                 try:  # the CAPF identity as saved now (update_locked re-read the lab): still the issuer?
                     self.cluster.verify_device_cert(lsc, capf.CertType.LSC)
                 except VerificationError as exc:
-                    raise PhoneEmuError(f"the CAPF identity was regenerated during the session (LSC "
+                    raise PhoneEmuError(f"the CAPF identity was regenerated during the session ("
                                         f"{exc.message}); not recorded, the phone's retry gets an LSC "
                                         "from the current CAPF") from None
                 self.cluster.record_lsc(mac, lsc, now=now, operation=ran)

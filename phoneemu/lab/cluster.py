@@ -1282,6 +1282,9 @@ class LabCluster:
             self.pki.forget(node_identity(base, node))
         for svc in ("tvs", "sip", "sips"):
             self.state.ports.pop(f"{svc}-{node}", None)
+        # a service of this node kept stopped goes with it: a node added later is a new one, started
+        gone = {f"{svc}-{node}" for svc in ("tvs", "sip", "sips")}
+        self.state.stopped = [name for name in self.state.stopped if name not in gone]
         self.state.nodes = node - 1
         self._commit("remove-node", {"node": node}, now)
 

@@ -1067,3 +1067,16 @@ def test_a_phone_level_change_rebuilds_only_that_phones_files(lab: LabCluster) -
     assert changed == {f"SEP{MAC}.cnf.xml", f"SEP{MAC}.cnf.xml.sgn"}
     cfg = config.parse(lab.get(f"SEP{MAC}.cnf.xml") or b"")
     assert config.digest_credentials(cfg) == ("alice", "pw")
+
+
+def test_a_removed_nodes_stopped_services_go_with_it(lab: LabCluster) -> None:
+    """``service tvs-2 stop`` then ``remove-node``: the mark goes with the node — a node added later is a
+    new one, its TVS started (lab serve started it and lab show said ``stopped: tvs-2`` at once)."""
+    lab.add_node(now=NOW + 10)
+    lab.set_service("tvs-2", False, now=NOW + 11)
+    lab.set_service("tvs", False, now=NOW + 12)
+    assert lab.state.stopped == ["tvs", "tvs-2"]
+    lab.remove_node(now=NOW + 20)
+    assert lab.state.stopped == ["tvs"]  # the publisher's outage stays
+    lab.add_node(now=NOW + 30)
+    assert lab.state.stopped == ["tvs"]
