@@ -290,16 +290,15 @@ def _lab_phones(args: argparse.Namespace, macs: list[str]
 def _image_signers(args: argparse.Namespace) -> tuple[bytes, ...]:
     """DER of ``--image-signer`` certificates and, with ``--lab DIR``, of the lab's image-signing one: the
     firmware signers every phone trusts (spec §D), as ``boot`` has them."""
-    from cryptography.hazmat.primitives.serialization import Encoding
-
     from phoneemu.commands.boot import pem_certificates
+    from phoneemu.crypto.certs import cert_der
 
     found = pem_certificates(args.image_signer)
     if args.lab is not None:
         from phoneemu.lab.cluster import LabCluster
 
         found.append(LabCluster.open(args.lab).identity("imagesigning").cert)
-    return tuple(dict.fromkeys(c.public_bytes(Encoding.DER) for c in found))
+    return tuple(dict.fromkeys(cert_der(c) for c in found))
 
 
 def _flash_profiles(args: argparse.Namespace, macs: list[str]) -> dict[str, str]:
