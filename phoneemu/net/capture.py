@@ -14,7 +14,21 @@ Rules:
   LINKTYPE_RAW, ETHERNET, IPV4, IPV6 or LINUX_SLL/SLL2 — ``tcpdump -i any``), and pcapng as
   Wireshark saves it (Section Header, Interface Description, Enhanced and Simple Packet blocks of
   those link types; other blocks skipped; every block length checked and bounded); anything
-  malformed raises DecodeError(fmt="pcap"). A capture that ends inside its last packet (tcpdump
+  malformed raises DecodeError(fmt="pcap"). Also read: BSD loopback (LINKTYPE_NULL, LOOP: a 4-byte
+  address family, AF_INET 2, AF_INET6 24/28/30 or Linux's 10); 802.1Q VLAN tags and stacked QinQ tags
+  (TPID 0x8100, 0x88A8, 0x9100, 0x9200) after an Ethernet or Linux cooked header; IPv6 extension
+  headers (hop-by-hop, routing, destination options, authentication, fragment) before UDP/TCP; a pcapng
+  whose interfaces differ in link type, ``if_tsresol`` and ``if_tsoffset`` (an interface of a link type
+  not read has its packets skipped, told to ``note``), the obsolete Packet Block. The IP lengths bound a
+  packet, not the frame (Ethernet padding and FCS are not read); an IPv4 total length of 0 (segmentation
+  offload seen on the sending host) is the frame's. **IP fragments** (IPv4, and IPv6's fragment header)
+  are reassembled, as the receiving host did — a TFTP block over the MTU arrives fragmented: bounded
+  (``FRAG_MAX_DATAGRAMS`` being reassembled at once, the oldest given up beyond; ``FRAG_MAX_PIECES``
+  fragments each; ``FRAG_MAX_BYTES`` held in all; ``FRAG_TIMEOUT`` s of capture time each); a datagram
+  whose fragments overlap or disagree on its length is refused (RFC 5722; an exact duplicate, a SPAN
+  port's second copy, is ignored); each datagram refused, given up or unfinished at the end is told to
+  ``note`` naming its capture offset. The reassembled packet has the time, index and offset of the
+  fragment that completed it. A capture that ends inside its last packet (tcpdump
   killed, a full disk) is an error too, unless the caller passes ``cut_short``: then, as Wireshark
   does, the packets before that point are read and ``cut_short`` receives the error as a warning.
   Packets that are not UDP/TCP over IP are skipped. A gzip-compressed capture (``.pcap.gz``, as tshark
@@ -80,11 +94,21 @@ _LINKTYPE_IPV4 = 228
 _LINKTYPE_IPV6 = 229
 _LINKTYPE_LINUX_SLL = 113  # tcpdump -i any: 16-byte "cooked" header, protocol at offset 14
 _LINKTYPE_LINUX_SLL2 = 276  # newer tcpdump -i any: 20-byte header, protocol at offset 0
+_LINKTYPE_NULL = 0  # BSD/macOS loopback (lo0): 4-byte address family in the host's byte order
+_LINKTYPE_LOOP = 108  # OpenBSD loopback: the same in network byte order
 #: link type -> (link-layer header length, offset of its EtherType); None: the frame is the IP packet
 _LINK_HEADERS: dict[int, tuple[int, int] | None] = {
     LINKTYPE_RAW: None, _LINKTYPE_IPV4: None, _LINKTYPE_IPV6: None, LINKTYPE_ETHERNET: (14, 12),
     _LINKTYPE_LINUX_SLL: (16, 14), _LINKTYPE_LINUX_SLL2: (20, 0),
+    _LINKTYPE_NULL: None, _LINKTYPE_LOOP: None,
 }
+#: BSD loopback link types -> the byte orders their 4-byte address family may be in (NULL: the writing
+#: host's, unknown to us, so either)
+_LINK_AF: dict[int, tuple[str, ...]] = {_LINKTYPE_NULL: ("<I", ">I"), _LINKTYPE_LOOP: (">I",)}
+_AF_INET = frozenset({2})
+_AF_INET6 = frozenset({24, 28, 30, 10})  # NetBSD/OpenBSD, FreeBSD, macOS; Linux
+_VLAN_TPIDS = frozenset({0x8100, 0x88A8, 0x9100, 0x9200})  # 802.1Q, 802.1ad, the older QinQ ones
+_MAX_VLAN_TAGS = 8  # ours: more stacked tags than any network uses: the frame is not read
 SNAPLEN = 262144
 _PROTO_TCP = 6
 _PROTO_UDP = 17
@@ -367,7 +391,136 @@ def _perr(msg: str, offset: int, path: str) -> DecodeError:
     return DecodeError(msg, fmt="pcap", offset=offset, path=path)
 
 
-def _decode_ip(pkt: bytes, base: int, ts: float, index: int, *, record: int = 0) -> PcapPacket | None:
+Note = Callable[[str], None]
+"""Told what a capture holds that the reading skips (a refused or unfinished fragmented datagram, an
+interface of a link type not read), one line each, naming the capture offset."""
+
+# IP fragments (module rules): what the reassembly holds at once, and for how long
+FRAG_MAX_DATAGRAMS = 64  # datagrams being reassembled at once (the oldest given up beyond)
+FRAG_MAX_PIECES = 256  # fragments of one datagram (a 64 KiB datagram over a 296-byte MTU)
+FRAG_MAX_BYTES = 4 << 20  # bytes held by all the datagrams being reassembled
+FRAG_TIMEOUT = 30.0  # seconds of capture time a datagram may take (Linux's ipfrag_time)
+_IPV6_EXTENSIONS = {0: "hop-by-hop", 43: "routing", 60: "destination options", 51: "authentication"}
+_IPV6_FRAGMENT = 44
+_IPV6_MAX_EXTENSIONS = 16  # extension headers before the upper layer (ours: a chain of them is bounded)
+
+
+@dataclass
+class _Datagram:
+    first_ts: float
+    first_offset: int
+    proto: int | None = None  # IPv6: the next header of the fragment at offset 0
+    pieces: dict[int, bytes] = field(default_factory=dict)  # start -> data
+    size: int | None = None  # known from the last fragment
+    held: int = 0
+
+
+class _Reassembly:
+    """IPv4 / IPv6 fragments put back together (module rules): bounded in datagrams, fragments, bytes and
+    capture time; overlapping fragments refuse their datagram (an exact duplicate, a SPAN port's copy,
+    is ignored); a refused or unfinished datagram is told to ``note``."""
+
+    def __init__(self, note: Note | None) -> None:
+        self._note = note
+        self._open: dict[tuple[object, ...], _Datagram] = {}  # insertion order: the oldest first
+        # datagrams refused or just reassembled -> when: their later fragments (a SPAN port's second copy)
+        # are ignored for FRAG_TIMEOUT s
+        self._closed: dict[tuple[object, ...], float] = {}
+        self._held = 0
+        self.given_up = 0
+
+    def _tell(self, text: str) -> None:
+        self.given_up += 1
+        if self._note is not None:
+            self._note(text)
+
+    def _drop(self, key: tuple[object, ...], why: str, offset: int, ts: float) -> None:
+        dg = self._open.pop(key)
+        self._held -= dg.held
+        self._close(key, ts)
+        self._tell(f"capture offset {offset}: {_frag_name(key)} {why}: the datagram is skipped "
+                   f"(its first fragment at capture offset {dg.first_offset})")
+
+    def _close(self, key: tuple[object, ...], ts: float) -> None:
+        self._closed.pop(key, None)
+        self._closed[key] = ts
+        while len(self._closed) > FRAG_MAX_DATAGRAMS:
+            del self._closed[next(iter(self._closed))]
+
+    def _expire(self, ts: float, offset: int) -> None:
+        for key in [k for k, dg in self._open.items() if ts - dg.first_ts > FRAG_TIMEOUT]:
+            self._drop(key, f"incomplete after {FRAG_TIMEOUT:g} s", offset, ts)
+        for key in [k for k, t in self._closed.items() if ts - t > FRAG_TIMEOUT]:
+            del self._closed[key]
+
+    def add(self, key: tuple[object, ...], start: int, data: bytes, *, more: bool, proto: int | None,
+            ts: float, offset: int) -> tuple[int | None, bytes] | None:
+        """One fragment (its data at byte ``start`` of the datagram); the whole datagram's payload (and
+        the IPv6 next header of its first fragment) when this one completes it, else None."""
+        self._expire(ts, offset)
+        if key in self._closed:
+            return None
+        dg = self._open.get(key)
+        if dg is None:
+            while len(self._open) >= FRAG_MAX_DATAGRAMS:
+                self._drop(next(iter(self._open)), f"given up: more than {FRAG_MAX_DATAGRAMS} datagrams "
+                           "being reassembled at once", offset, ts)
+            dg = self._open[key] = _Datagram(first_ts=ts, first_offset=offset)
+        end = start + len(data)
+        if (more and len(data) % 8) or end > 65535 or (not more and dg.size not in (None, end)):
+            self._drop(key, "has fragments of inconsistent lengths", offset, ts)
+            return None
+        same = dg.pieces.get(start)
+        if same is not None and same == data and (more or dg.size == end):
+            return None  # a duplicate (a SPAN port copies a frame twice): already held
+        for s, piece in dg.pieces.items():
+            if s < end and start < s + len(piece):
+                self._drop(key, "has overlapping fragments", offset, ts)
+                return None
+        if dg.size is not None and end > dg.size:
+            self._drop(key, "has a fragment past its last one", offset, ts)
+            return None
+        if len(dg.pieces) >= FRAG_MAX_PIECES:
+            self._drop(key, f"has more than {FRAG_MAX_PIECES} fragments", offset, ts)
+            return None
+        dg.pieces[start] = data
+        dg.held += len(data)
+        self._held += len(data)
+        if not more:
+            dg.size = end
+            if any(s >= end for s in dg.pieces):
+                self._drop(key, "has a fragment past its last one", offset, ts)
+                return None
+        if start == 0:
+            dg.proto = proto
+        while self._held > FRAG_MAX_BYTES:
+            self._drop(next(iter(self._open)), f"given up: the fragments held exceed {FRAG_MAX_BYTES} "
+                       "bytes", offset, ts)
+        if key not in self._open or dg.size is None or dg.held != dg.size:
+            return None
+        del self._open[key]
+        self._held -= dg.held
+        self._close(key, ts)
+        return dg.proto, b"".join(dg.pieces[s] for s in sorted(dg.pieces))
+
+    def finish(self) -> None:
+        """The end of the capture: the datagrams still missing fragments are told."""
+        for key, dg in list(self._open.items()):
+            self._tell(f"capture offset {dg.first_offset}: {_frag_name(key)} incomplete at the end of the "
+                       "capture: the datagram is skipped")
+        self._open.clear()
+        self._held = 0
+
+
+def _frag_name(key: tuple[object, ...]) -> str:
+    version, src, dst, ident = key[0], key[1], key[2], key[-1]
+    return f"IPv{version} fragmented datagram {src} → {dst} id {ident:#x}"
+
+
+def _decode_ip(pkt: bytes, base: int, ts: float, index: int, *, record: int = 0,
+               frags: _Reassembly | None = None) -> PcapPacket | None:
+    """The UDP/TCP packet of one IP packet (bounded by its own lengths: an Ethernet frame's padding or
+    FCS after it is not read); fragments are given to ``frags`` (None: skipped)."""
     path = f"packet[{index}]"
     if len(pkt) < 1:
         raise _perr("empty IP packet", base, path)
@@ -377,6 +530,8 @@ def _decode_ip(pkt: bytes, base: int, ts: float, index: int, *, record: int = 0)
             raise _perr(f"IPv4 header needs 20 bytes, got {len(pkt)}", base, f"{path}.ipv4")
         ihl = (pkt[0] & 0x0F) * 4
         total = struct.unpack_from("!H", pkt, 2)[0]
+        if total == 0 and len(pkt) > 20:  # segmentation offload seen on the sending host: length unset
+            total = len(pkt)
         if ihl < 20 or total < ihl or total > len(pkt):
             raise _perr(f"IPv4 lengths ihl={ihl} total={total} do not fit {len(pkt)}", base + 2,
                         f"{path}.ipv4.total_length")
@@ -385,6 +540,15 @@ def _decode_ip(pkt: bytes, base: int, ts: float, index: int, *, record: int = 0)
         dst = str(ipaddress.IPv4Address(pkt[16:20]))
         l4 = pkt[ihl:total]
         l4_off = base + ihl
+        frag = struct.unpack_from("!H", pkt, 6)[0]
+        if frag & 0x3FFF:  # more fragments, or an offset: a fragment
+            if frags is None:
+                return None
+            whole = frags.add((4, src, dst, proto, struct.unpack_from("!H", pkt, 4)[0]), (frag & 0x1FFF) * 8,
+                              bytes(l4), more=bool(frag & 0x2000), proto=None, ts=ts, offset=record)
+            if whole is None:
+                return None
+            l4 = whole[1]
     elif version == 6:
         if len(pkt) < 40:
             raise _perr(f"IPv6 header needs 40 bytes, got {len(pkt)}", base, f"{path}.ipv6")
@@ -397,6 +561,34 @@ def _decode_ip(pkt: bytes, base: int, ts: float, index: int, *, record: int = 0)
         dst = str(ipaddress.IPv6Address(pkt[24:40]))
         l4 = pkt[40 : 40 + plen]
         l4_off = base + 40
+        fragmented = False
+        for _ in range(_IPV6_MAX_EXTENSIONS):
+            if proto in _IPV6_EXTENSIONS:
+                if len(l4) < 8:
+                    raise _perr(f"IPv6 {_IPV6_EXTENSIONS[proto]} header truncated", l4_off,
+                                f"{path}.ipv6.extension")
+                size = (l4[1] + 2) * 4 if proto == 51 else (l4[1] + 1) * 8
+                if size > len(l4):
+                    raise _perr(f"IPv6 {_IPV6_EXTENSIONS[proto]} header of {size} bytes exceeds the "
+                                f"{len(l4)} remaining", l4_off + 1, f"{path}.ipv6.extension")
+                proto, l4, l4_off = l4[0], l4[size:], l4_off + size
+            elif proto == _IPV6_FRAGMENT and not fragmented:
+                if len(l4) < 8:
+                    raise _perr("IPv6 fragment header truncated", l4_off, f"{path}.ipv6.fragment")
+                nxt, _res, frag, ident = struct.unpack_from("!BBHI", l4, 0)
+                fragmented = True
+                if not frag & 0xFFF9:  # offset 0, no more fragments: an atomic fragment (RFC 6946)
+                    proto, l4, l4_off = nxt, l4[8:], l4_off + 8
+                    continue
+                if frags is None:
+                    return None
+                whole = frags.add((6, src, dst, ident), frag & 0xFFF8, bytes(l4[8:]), more=bool(frag & 1),
+                                  proto=nxt, ts=ts, offset=record)
+                if whole is None or whole[0] is None:
+                    return None
+                proto, l4 = whole[0], whole[1]
+            else:
+                break
     else:
         raise _perr(f"unknown IP version {version}", base, f"{path}.ip.version")
     if proto == _PROTO_UDP:
@@ -426,13 +618,16 @@ CutShort = Callable[[DecodeError], None]
 
 
 def read_pcap(path: str | Path, *, max_packets: int = 10_000_000,
-              cut_short: CutShort | None = None) -> Iterator[PcapPacket]:
+              cut_short: CutShort | None = None, note: Note | None = None) -> Iterator[PcapPacket]:
     """Yield the UDP/TCP packets of a classic pcap or pcapng file; malformed input raises DecodeError.
 
     The file is read one record at a time: memory stays bounded by the snaplen (at most
     ``SNAPLEN``) whatever the size of the capture, gzip-compressed or not. A file that ends inside a
-    packet raises too, or with ``cut_short`` ends the packets there and tells it (named with the file)."""
+    packet raises too, or with ``cut_short`` ends the packets there and tells it (named with the file).
+    IP fragments are reassembled (bounded: ``FRAG_*``); ``note`` is told what is skipped (a refused or
+    unfinished fragmented datagram, a pcapng interface of a link type not read)."""
     named: CutShort | None = None
+    frags = _Reassembly(note)
     if cut_short is not None:
         def named(exc: DecodeError) -> None:
             cut_short(naming_file(exc, str(path)))
@@ -444,9 +639,10 @@ def read_pcap(path: str | Path, *, max_packets: int = 10_000_000,
         if stat.S_ISREG(mode):
             os.set_blocking(fd, True)
             with os.fdopen(fd, "rb", closefd=False) as f:
-                yield from _read_records(f.read, max_packets, named)
+                yield from _read_records(f.read, max_packets, named, frags=frags, note=note)
         else:  # a pipe (tcpdump -w - |, <(zcat ...)) or device: each read waits at most STREAM_TIMEOUT s
-            yield from _read_records(_StreamRead(fd, str(path)), max_packets, named)
+            yield from _read_records(_StreamRead(fd, str(path)), max_packets, named, frags=frags, note=note)
+        frags.finish()
     except DecodeError as exc:
         raise naming_file(exc, str(path)) from None
     finally:
@@ -490,18 +686,34 @@ class _StreamRead:
 
 
 def _frame_packet(link: int, frame: bytes, body_at: int, ts: float, index: int, *,
-                  record: int = 0) -> PcapPacket | None:
+                  record: int = 0, frags: _Reassembly | None = None) -> PcapPacket | None:
     """The UDP/TCP packet of one captured frame of link type ``link`` (None: not UDP/TCP over IP)."""
     ip_at = body_at
+    if link in _LINK_AF:  # BSD loopback: a 4-byte address family, host (NULL) or network (LOOP) order
+        if len(frame) < 4:
+            raise _perr(f"link-layer header (type {link}) truncated", body_at, f"packet[{index}].link")
+        family = {struct.unpack_from(order, frame, 0)[0] for order in _LINK_AF[link]}
+        frame = frame[4:] if family & (_AF_INET | _AF_INET6) else b""
+        ip_at += 4
+        return _decode_ip(frame, ip_at, ts, index, record=record, frags=frags) if frame else None
     header = _LINK_HEADERS[link]
     if header is not None:
         size, at = header
         if len(frame) < size:
             raise _perr(f"link-layer header (type {link}) truncated", body_at, f"packet[{index}].link")
         ethertype = struct.unpack_from("!H", frame, at)[0]
+        tags = 0
+        while ethertype in _VLAN_TPIDS:  # 802.1Q / 802.1ad tags (stacked: QinQ): TCI, then the EtherType
+            if tags >= _MAX_VLAN_TAGS:
+                return None
+            if len(frame) < size + 4:
+                raise _perr(f"VLAN tag {tags + 1} truncated", body_at + size, f"packet[{index}].vlan")
+            ethertype = struct.unpack_from("!H", frame, size + 2)[0]
+            size += 4
+            tags += 1
         frame = frame[size:] if ethertype in (0x0800, 0x86DD) else b""
         ip_at += size
-    return _decode_ip(frame, ip_at, ts, index, record=record) if frame else None
+    return _decode_ip(frame, ip_at, ts, index, record=record, frags=frags) if frame else None
 
 
 _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
@@ -522,20 +734,26 @@ _KEYLOG_LIMIT = 16 << 20  # as phoneemu.net.tls_decrypt.KEYLOG_LIMIT (bytes of k
 _PCAPNG_MAX_SECRETS = _KEYLOG_LIMIT + 4096  # a secrets block: the key log, padded, and its options
 
 
-def _read_pcapng(read: Callable[[int], bytes], max_packets: int,
-                 cut_short: CutShort | None, *, secrets: list[bytes] | None = None) -> Iterator[PcapPacket]:
+def _read_pcapng(read: Callable[[int], bytes], max_packets: int, cut_short: CutShort | None, *,
+                 secrets: list[bytes] | None = None, frags: _Reassembly | None = None,
+                 note: Note | None = None) -> Iterator[PcapPacket]:
     """pcapng (the Wireshark default): Section Header, Interface Description, Enhanced and Simple
     Packet blocks; other blocks are skipped. Every block length is checked against its trailer and
     bounded by ``_PCAPNG_MAX_BLOCK`` (a Decryption Secrets Block by ``_PCAPNG_MAX_SECRETS``, skipped in
     pieces), so memory stays bounded as for classic pcap. With ``secrets``: the TLS key logs of the
     secrets blocks before the first packet are appended to it, and the reading stops at that packet."""
     end = "<"
-    links: list[tuple[int, int, int]] = []  # per interface: link type, snaplen, ticks per second
+    links: list[tuple[int, int, int, int]] = []  # per interface: link type, snaplen, ticks/s, offset s
     pos, index = 0, 0
     kept = 0  # bytes of secrets appended, each block counted with its separator
+    unread: tuple[int, int, int] | None = None  # first packet of a link type not read: link, offset, iface
+    readable = False  # a packet of a link type read was seen
     while True:
         head = read(8)
         if not head:
+            if unread is not None and not readable:  # nothing read at all: say why, as for classic pcap
+                raise _perr(f"unsupported link type {unread[0]} (expected one of {sorted(_LINK_HEADERS)})",
+                            unread[1], f"interface[{unread[2]}].linktype")
             return
         if len(head) < 8:
             _end_inside(_perr(f"block header needs 8 bytes, {len(head)} remain", pos, "block"), cut_short)
@@ -559,7 +777,7 @@ def _read_pcapng(read: Callable[[int], bytes], max_packets: int,
         if blen < (28 if btype == _PCAPNG_SHB else 12) or blen % 4 or blen > bound:
             raise _perr(f"pcapng block length {blen} (expected a multiple of 4 in 12..{bound})",
                         pos + 4, "block.length")
-        if secrets is not None and kind in (3, 6):
+        if secrets is not None and kind in (2, 3, 6):
             return  # the first packet: the secrets before it are all read
         collect = kind == _PCAPNG_DSB and secrets is not None and kept <= _KEYLOG_LIMIT
         if kind == _PCAPNG_DSB and not collect:  # skipped in pieces: only its length is kept
@@ -591,6 +809,7 @@ def _read_pcapng(read: Callable[[int], bytes], max_packets: int,
                 raise _perr("interface description truncated", at, "interface")
             link, _reserved, snaplen = struct.unpack_from(end + "HHI", body, 0)
             units = 1_000_000
+            offset_s = 0
             opt = 8
             while opt + 4 <= len(body):
                 code, olen = struct.unpack_from(end + "HH", body, opt)
@@ -603,21 +822,28 @@ def _read_pcapng(read: Callable[[int], bytes], max_packets: int,
                 if code == 9 and olen >= 1:  # if_tsresol
                     r = body[opt + 4]
                     units = 2 ** min(r & 0x7F, 64) if r & 0x80 else 10 ** min(r, 19)
+                elif code == 14 and olen >= 8:  # if_tsoffset: seconds added to every timestamp
+                    offset_s = struct.unpack_from(end + "q", body, opt + 4)[0]
                 opt += 4 + olen + (-olen % 4)
-            if link not in _LINK_HEADERS:
-                raise _perr(f"unsupported link type {link} (expected one of {sorted(_LINK_HEADERS)})", at,
-                            f"interface[{len(links)}].linktype")
+            if link not in _LINK_HEADERS and note is not None:  # another interface may hold the phones
+                note(f"capture offset {pos}: interface {len(links)} has link type {link}, not read (only "
+                     f"{sorted(_LINK_HEADERS)}): its packets are skipped")
             if len(links) >= _PCAPNG_MAX_INTERFACES:  # each is kept for the section: memory stays bounded
                 raise _perr(f"more than {_PCAPNG_MAX_INTERFACES} interfaces in one section", pos,
                             f"interface[{len(links)}]")
-            links.append((link, snaplen or SNAPLEN, units))
-        elif kind in (3, 6):  # Simple / Enhanced Packet Block
+            links.append((link, snaplen or SNAPLEN, units, offset_s))
+        elif kind in (2, 3, 6):  # (obsolete) Packet / Simple / Enhanced Packet Block
             if index >= max_packets:
                 raise _perr(f"more than {max_packets} packets", pos, f"packet[{index}]")
             if kind == 6:
                 if len(body) < 20:
                     raise _perr("enhanced packet block truncated", at, f"packet[{index}]")
                 iface, hi, lo, incl, _orig = struct.unpack_from(end + "IIIII", body, 0)
+                data_at = 20
+            elif kind == 2:  # the Packet Block of old writers: a 16-bit interface and a drops count
+                if len(body) < 20:
+                    raise _perr("packet block truncated", at, f"packet[{index}]")
+                iface, _drops, hi, lo, incl, _orig = struct.unpack_from(end + "HHIIII", body, 0)
                 data_at = 20
             else:
                 if len(body) < 4:
@@ -627,13 +853,18 @@ def _read_pcapng(read: Callable[[int], bytes], max_packets: int,
                 data_at = 4
             if iface >= len(links):
                 raise _perr(f"packet of interface {iface}, {len(links)} described", at, f"packet[{index}]")
-            link, _snaplen, units = links[iface]
+            link, _snaplen, units, offset_s = links[iface]
             if incl > len(body) - data_at:
                 raise _perr(f"captured length {incl} exceeds the block", at + 12, f"packet[{index}].incl_len")
             frame = body[data_at:data_at + incl]
             ticks = (hi << 32) | lo
-            ts = ticks // units + (ticks % units) / units
-            pkt = _frame_packet(link, frame, at + data_at, ts, index, record=pos)
+            ts = offset_s + ticks // units + (ticks % units) / units
+            pkt = None
+            if link in _LINK_HEADERS:
+                readable = True
+                pkt = _frame_packet(link, frame, at + data_at, ts, index, record=pos, frags=frags)
+            elif unread is None:
+                unread = (link, pos, iface)
             if pkt is not None:
                 yield pkt
             index += 1
@@ -732,8 +963,9 @@ class _Gunzip:
         return b"".join(chunks)
 
 
-def _read_records(fread: Callable[[int], bytes], max_packets: int,
-                  cut_short: CutShort | None, *, gzipped: bool = False) -> Iterator[PcapPacket]:
+def _read_records(fread: Callable[[int], bytes], max_packets: int, cut_short: CutShort | None, *,
+                  gzipped: bool = False, frags: _Reassembly | None = None,
+                  note: Note | None = None) -> Iterator[PcapPacket]:
     """The packets of a capture; a gzip stream is decompressed once (one inside it is refused: as
     tshark, and a gzip of a gzip of ... can no longer exhaust the stack)."""
     head = fread(24)
@@ -751,7 +983,8 @@ def _read_records(fread: Callable[[int], bytes], max_packets: int,
         first = gunzip(24)
         if len(first) < 24 and gunzip.cut is not None:  # cut inside its own header: say so, not "24 bytes"
             raise gunzip.cut
-        yield from _read_records(_Prepended(first, gunzip).read, max_packets, inner, gzipped=True)
+        yield from _read_records(_Prepended(first, gunzip).read, max_packets, inner, gzipped=True,
+                                 frags=frags, note=note)
         if gunzip.cut is not None and not told:  # the records ended whole where the stream did: cut short
             _end_inside(gunzip.cut, cut_short)
         return
@@ -762,7 +995,7 @@ def _read_records(fread: Callable[[int], bytes], max_packets: int,
             out = buffered[0][:n]
             buffered[0] = buffered[0][n:]
             return out + fread(n - len(out)) if len(out) < n else out
-        yield from _read_pcapng(read, max_packets, cut_short)
+        yield from _read_pcapng(read, max_packets, cut_short, frags=frags, note=note)
         return
     if len(head) < 24:
         raise _perr(f"file header needs 24 bytes, got {len(head)}", 0, "header")
@@ -806,7 +1039,7 @@ def _read_records(fread: Callable[[int], bytes], max_packets: int,
                               f"packet[{index}].incl_len"), cut_short)
             return
         ts = sec + frac / (1e9 if nano else 1e6)
-        pkt = _frame_packet(link, frame, body_at, ts, index, record=pos)
+        pkt = _frame_packet(link, frame, body_at, ts, index, record=pos, frags=frags)
         if pkt is not None:
             yield pkt
         pos = body_at + incl

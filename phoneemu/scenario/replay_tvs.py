@@ -419,7 +419,7 @@ def feed_capture(path: str | Path, scanner: FlowScanner, warnings: ScanWarnings,
     """Read ``path`` packet by packet into ``scanner`` and close it (DecodeError naming the offset for
     a malformed capture; one cut inside a packet is a warning); ``progress(offset)`` every ``every``
     packets."""
-    for n, pkt in enumerate(read_pcap(path, cut_short=warnings.cut_short)):
+    for n, pkt in enumerate(read_pcap(path, cut_short=warnings.cut_short, note=warnings)):
         scanner.feed(pkt)
         if progress is not None and not n % every:
             progress(pkt.offset)
