@@ -466,6 +466,9 @@ def _header_fields(lines: list[str], name: str) -> dict[str, list[str]]:
     fields: dict[str, list[str]] = {}
     last: list[str] | None = None
     for number, line in enumerate(lines, start=2):
+        if "\r" in line or "\0" in line:  # an obs-fold line too: it becomes part of a field's value
+            raise TransportError(f"header line {number}: CR or NUL in field {line[:60]!r}", kind="protocol",
+                                 path=name)
         if line[:1] in (" ", "\t"):
             if last is None:
                 raise TransportError(f"header line {number}: continuation line with no field before it",
@@ -475,9 +478,6 @@ def _header_fields(lines: list[str], name: str) -> dict[str, list[str]]:
         field_name, colon, value = line.partition(":")
         if not colon or not field_name or any(c in field_name for c in " \t"):
             raise TransportError(f"header line {number}: malformed field {line[:60]!r}", kind="protocol",
-                                 path=name)
-        if "\r" in line or "\0" in line:
-            raise TransportError(f"header line {number}: CR or NUL in field {line[:60]!r}", kind="protocol",
                                  path=name)
         last = fields.setdefault(field_name.lower(), [])
         last.append(value.strip(" \t"))
@@ -499,10 +499,11 @@ def _body_length(fields: dict[str, list[str]], name: str, version: str = "HTTP/1
     codings = [c.strip().lower() for v in fields.get("transfer-encoding", []) for c in v.split(",")
                if c.strip()]
     lengths = {v.strip() for value in fields.get("content-length", []) for v in value.split(",")}
-    if codings and version == "HTTP/1.0":
+    has_te = "transfer-encoding" in fields  # present, even empty ("Transfer-Encoding: ,"): asks for framing
+    if has_te and version == "HTTP/1.0":
         raise TransportError("Transfer-Encoding in an HTTP/1.0 response (RFC 9112 §6.1: faulty framing)",
                              kind="protocol", path=name)
-    if codings:
+    if has_te:
         if lengths:
             raise TransportError("both Transfer-Encoding and Content-Length (response splitting?)",
                                  kind="protocol", path=name)

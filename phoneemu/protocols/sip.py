@@ -11,12 +11,14 @@ Rules:
   stream a message without Content-Length is malformed). Bounded: a head of at most :data:`MAX_HEAD`
   bytes and :data:`MAX_HEADERS` header lines, a body of at most :data:`MAX_BODY` bytes whatever
   Content-Length claims. Header names are case-insensitive (compact forms ``v f t i m l`` are taken).
-* Bad input — no CRLF CRLF within the limit, a start line that is neither a request nor a status line,
-  a header line without a colon or with a control character other than HTAB (a bare CR or LF would
-  let a value carry a header of its own into what echoes it: a response, a relayed request), a
-  Content-Length that is not a number or over the limit, a digest
-  challenge whose parameters do not parse or carry a control character (even escaped: what the phone
-  answers echoes realm and nonce, and must not carry one into its request) — is a
+* Over a stream (:class:`SipStream`) CRLFs before a start line are skipped (RFC 3261 §7.5: keep-alives,
+  RFC 5626 §4.4.1, are CRLF CRLF between messages).
+* Bad input — no CRLF CRLF within the limit, a start line that is neither a request nor a status line
+  (a control character in its Request-URI or reason phrase included), a header line without a colon
+  or with a control character other than HTAB (a bare CR or LF would let a value carry a header of its
+  own into what echoes it: a response, a relayed request), a Content-Length that is not a number or
+  over the limit, a digest challenge whose parameters do not parse or carry a control character (even
+  escaped: what the phone answers echoes realm and nonce, and must not carry one into its request) — is a
   :class:`~phoneemu.errors.DecodeError` naming the field and offset; nothing else escapes.
 * Ours (the spec gives the digest, not the REGISTER a phone sends): the From/To user is the device name
   ``SEP<MAC>`` (the lab has no directory numbers), the Contact carries ``+sip.instance`` with the MAC
@@ -48,7 +50,8 @@ SIPS_PORT = 5061
 
 _COMPACT = {"v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact", "l": "content-length"}
 #: the version is case-insensitive (RFC 3261 §7.1: "SIP/2.0" is what is sent, "sip/2.0" is read alike)
-_REQUEST_RE = re.compile(r"([A-Z]{1,16}) (\S{1,1024}) [Ss][Ii][Pp]/2\.0")
+#: (a Request-URI with no control character, as the reason phrase and header values: it is logged and echoed)
+_REQUEST_RE = re.compile(r"([A-Z]{1,16}) ([^\s\x00-\x1f\x7f]{1,1024}) [Ss][Ii][Pp]/2\.0")
 #: (a reason phrase with no control character)
 _STATUS_RE = re.compile(r"[Ss][Ii][Pp]/2\.0 ([1-6][0-9]{2}) ([^\x00-\x08\x0a-\x1f\x7f]{0,256})")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9!%'*+._`~-]+")
@@ -144,7 +147,7 @@ def _parse_head(head: bytes) -> tuple[SipMessage, int]:
                               path=f"header[{len(headers)}]", offset=offset + control.start())
         if line[:1] in (" ", "\t") and headers:  # folded continuation (RFC 3261 §7.3.1)
             name, value = headers[-1]
-            headers[-1] = (name, f"{value} {line.strip()}")
+            headers[-1] = (name, f"{value} {line.strip()}".strip())  # "Name:" CRLF " v": the value is "v"
         else:
             name, sep, value = line.partition(":")
             if not sep or not _TOKEN_RE.fullmatch(name.strip()):
@@ -189,7 +192,13 @@ class SipStream:
         return len(self._buf)
 
     def next(self) -> SipMessage | None:
-        """The next whole message, None until one has arrived; DecodeError for a malformed one."""
+        """The next whole message, None until one has arrived; DecodeError for a malformed one. CRLFs
+        before a start line are skipped (RFC 3261 §7.5 "MUST ignore": a keep-alive, RFC 5626 §4.4.1)."""
+        skip = 0
+        while self._buf.startswith(b"\r\n", skip):
+            skip += 2
+        if skip:
+            del self._buf[:skip]
         end = self._buf.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
         if end < 0:
             if len(self._buf) > MAX_HEAD:
