@@ -39,6 +39,18 @@ def _rrq(name: str) -> bytes:
     return b"\x00\x01" + name.encode() + b"\x00octet\x00"
 
 
+async def _one_block_file(pool: TftpClientPool, main: socket.socket,
+                          peer: socket.socket) -> tuple[bytes, Any]:
+    """File "a" (b"AAAA", one block) fetched through ``pool``: its RRQ as ``main`` got it, answered from
+    ``peer`` (an ephemeral-TID server's transfer port)."""
+    first = asyncio.create_task(pool.get(HOST, main.getsockname()[1], "a"))
+    r1 = await _recv(main)
+    assert r1 is not None
+    peer.sendto(_data(1, b"AAAA"), r1[1])
+    assert await asyncio.wait_for(first, 3.0) == b"AAAA"
+    return r1
+
+
 def _data(block: int, payload: bytes) -> bytes:
     return b"\x00\x03" + block.to_bytes(2, "big") + payload
 
@@ -158,11 +170,7 @@ def test_pool_does_not_reuse_a_socket_within_one_timeout() -> None:
         try:
             async with TftpClientPool(max_sockets=1, timeout=0.2, retries=3) as pool:
                 port = main.getsockname()[1]
-                first = asyncio.create_task(pool.get(HOST, port, "a"))
-                r1 = await _recv(main)
-                assert r1 is not None
-                p1.sendto(_data(1, b"AAAA"), r1[1])
-                assert await asyncio.wait_for(first, 3.0) == b"AAAA"
+                r1 = await _one_block_file(pool, main, p1)
                 assert (await _recv(p1)) is not None  # its ACK 1
                 second = asyncio.create_task(pool.get(HOST, port, "b"))
                 r2 = await _recv(main)
@@ -305,11 +313,7 @@ def test_pool_reacks_late_final_data_1_after_reuse() -> None:
         try:
             async with TftpClientPool(max_sockets=1, timeout=0.2, retries=3) as pool:
                 port = main.getsockname()[1]
-                first = asyncio.create_task(pool.get(HOST, port, "a"))
-                r1 = await _recv(main)
-                assert r1 is not None
-                p1.sendto(_data(1, b"AAAA"), r1[1])
-                assert await asyncio.wait_for(first, 3.0) == b"AAAA"
+                r1 = await _one_block_file(pool, main, p1)
                 assert (await _recv(p1)) is not None  # its ACK 1 (lost, as far as the server knows)
                 await asyncio.sleep(0.25)  # past one timeout: the pool reuses the socket
                 second = asyncio.create_task(pool.get(HOST, port, "b"))
