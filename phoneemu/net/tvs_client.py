@@ -9,6 +9,15 @@ Rules:
   ``TransportError(kind=...)`` with the kind of the last failure — ``"unreachable"``, ``"timeout"``,
   ``"tls"`` (handshake failure or refused server certificate) or ``"protocol"`` — and every attempt in
   the message.
+* Time: ``timeout`` bounds each server's whole attempt — name lookup, connect, TLS handshake, request
+  and response — with one deadline (a hung node that accepts TCP and never completes TLS, a trickle
+  of bytes); a lookup is therefore bounded by ``timeout`` times the servers tried (at most 5 in a
+  config: ``phoneemu boot --timeout`` 2 s → 10 s, ``fleet boot --tvs-timeout`` 10 s → 50 s). A
+  host name Python cannot encode (an empty label, one over 63 characters) fails like one that does
+  not resolve (``"unreachable"``), never with an exception out of the failover.
+* The first server that completes the exchange answers, "unknown certificate" (STATUS 1) included:
+  the next server is asked only when one gives no answer. A second response in the bytes of the first
+  is a ``"protocol"`` failure; bytes after the first response that arrive later are not read.
 * One request and one response per TLS connection, like tvsc (spec §E.1).
 * The TLS layer does not judge the server: phones compare the certificate TVS presents with the
   role-21 (TVS) record of their ITL (spec §E.1). The certificate seen is returned
@@ -113,7 +122,11 @@ def server_order(servers: Sequence[ServerAddress]) -> list[tuple[str, int]]:
 async def _one(host: str, port: int, request: tvs.TvsMessage, *, timeout: float, ctx: ssl.SSLContext,
                accept_server: Callable[[bytes | None], bool] | None
                ) -> tuple[tvs.TvsResponse, bytes | None, str]:
-    conn = await TlsClientConnection.open(host, port, ctx, timeout=timeout)
+    try:
+        conn = await TlsClientConnection.open(host, port, ctx, timeout=timeout)
+    except ValueError as exc:  # a name IDNA cannot encode ("a..b", a label over 63 characters): no lookup
+        raise TransportError(f"{host_port(host, port)}: cannot resolve: not a valid host name ({exc})",
+                             kind="unreachable") from exc
     try:
         cert = conn.peer_cert
         if accept_server is not None and not accept_server(cert):

@@ -478,7 +478,9 @@ class _Boot:
     async def ask_tvs(self, key: QueryKey) -> TvsResult:
         servers = self.store.tvs_servers
         self.tvs_used = True
-        where = ", ".join(host_port(s.host, s.port) for s in servers)
+        from phoneemu.net.tvs_client import server_order  # (lazy, as tvs_query: the I/O module)
+
+        where = ", ".join(host_port(h, p) for h, p in server_order(servers))  # in the order they are tried
         self.note("tvs", f"QUERY {key.subject} (serial {key.serial.hex().upper()}) to {where}")
         check = rules.TvsServerCheck(self.store, on_refused=lambda: self.note(
             "tvs", "TVS server certificate is not an ITL TVS record: not used (spec E.1)"))
