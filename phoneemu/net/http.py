@@ -389,6 +389,9 @@ async def _get(host: str, port: int, name: str, max_size: int, max_header: int) 
     except OSError as exc:
         raise TransportError(f"http://{host_port(host, port)}: cannot connect: {os_error_text(exc)}",
                              kind="unreachable", path=name) from exc
+    except UnicodeError as exc:  # a name IDNA cannot encode ("a..b", a label over 63 characters)
+        raise TransportError(f"http://{host_port(host, port)}: cannot resolve: not a valid host name",
+                             kind="unreachable", path=name) from exc
     try:
         hostport = host_port(host, port)
         writer.write(f"GET /{quote(name)} HTTP/1.1\r\nHost: {hostport}\r\nAccept-Encoding: identity\r\n"

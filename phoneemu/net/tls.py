@@ -236,6 +236,9 @@ async def open_tls_connection(host: str, port: int, ctx: ssl.SSLContext, *, time
     except ssl.SSLError as exc:
         raise TransportError(f"{host_port(host, port)}: TLS handshake failed: {exc.reason or exc}",
                              kind="tls") from exc
+    except UnicodeError as exc:  # a name IDNA cannot encode ("a..b", a label over 63 characters)
+        raise TransportError(f"{host_port(host, port)}: cannot resolve: not a valid host name",
+                             kind="unreachable") from exc
     except OSError as exc:
         if exc.errno is None and isinstance(exc, ConnectionError):  # asyncio's: lost in the handshake
             raise TransportError(f"{host_port(host, port)}: the server closed the connection during the TLS "

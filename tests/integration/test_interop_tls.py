@@ -291,3 +291,25 @@ def test_a_renegotiation_request_is_declined_and_the_checked_certificate_stays(c
                 proc.kill()
             await proc.wait()
     run(main())
+
+
+@pytest.mark.parametrize("name", ["a..b", "x" * 64 + ".example"])
+def test_a_host_name_idna_cannot_encode_is_unreachable_not_an_exception(name: str) -> None:
+    """A host name from a config that IDNA cannot encode (an empty label, one over 63 characters): HTTP
+    and TLS connections fail as "unreachable" naming it, as a name that does not resolve; a UnicodeError
+    escaped (SIP CallManagers, the CAPF server, HTTPS directory URLs and HTTP 6970 take names from it)."""
+    from phoneemu.errors import TransportError
+    from phoneemu.net.http import http_get
+    from phoneemu.net.tls import open_tls_connection
+
+    async def both() -> list[TransportError]:
+        out = []
+        for connect in (lambda: http_get(name, 80, "f", timeout=1.0),
+                        lambda: open_tls_connection(name, 443, ssl.create_default_context(), timeout=1.0)):
+            with pytest.raises(TransportError) as info:
+                await connect()
+            out.append(info.value)
+        return out
+
+    for exc in asyncio.run(both()):
+        assert exc.kind == "unreachable" and "not a valid host name" in exc.message, exc
