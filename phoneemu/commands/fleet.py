@@ -488,7 +488,7 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int, lab: Path 
                 f"no media ({rec.media}): {rec.media_reason}",
                 "\n".join(f"{k}: {v}" for k, v in rec.as_dict().items())))
         if rec.outcome == "ok":
-            return Case(rec.mac, time_s=rec.latency_s)
+            return Case(rec.mac, time_s=rec.latency_s, output=_failed_downloads_text(rec))
         message = f"{rec.outcome} ({rec.rule})" + (f": {rec.reason}" if rec.reason else "")
         locked = rec.outcome == "locked-out"
         ways = way_out_lines(rec.rule or "", rec.kind or "", indent="", fill=fill(rec)) if locked else []
@@ -500,6 +500,14 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int, lab: Path 
     cases += [Case(f"lost shard {i + 1}", error=lost.message()) for i, lost in enumerate(result.lost)]
     write_cases(path, suites="phoneemu fleet", suite=f"fleet boot {count} phones -> {target}", cases=cases,
                 time_s=result.metrics.wall_s)
+
+
+def _failed_downloads_text(rec: Any) -> str | None:
+    """``--junit``: a phone that booted although downloads failed in transport says which (None: none)."""
+    if not rec.failed_downloads:
+        return None
+    failed = ", ".join(f"{name} {kind}" for name, kind in rec.failed_downloads)
+    return f"downloads failed in transport: {failed} (booted on what it had)"
 
 
 def _report(option: str, path: Path, write: Callable[[], object], unwritten: list[str]) -> None:

@@ -1,18 +1,19 @@
 """JUnit XML with a test case per phone (``fleet boot --junit``, ``replay --all --junit``, ``predict
 --junit``): a CI page lists which phones failed and why.
 
-Rules (our convention): one ``<testsuite>``; a case per phone named by its MAC, in the order given;
-a name given twice gets `` #2``, `` #3`` (CI tools key a test's history by classname and name); the
+Rules (our convention): one ``<testsuite>``; a case per phone named by its MAC, in the order given; a
+name given twice gets `` #2``, `` #3`` (CI tools key a test's history by classname and name); the
 cases' ``classname`` is the report's stable name (``phoneemu fleet``), not the suite's, which holds the
 target and a count and would start a new history in Jenkins or GitLab at each change (and dots in an
 address would split it into Jenkins packages); a phone that failed has a ``<failure>`` whose message is
 one line (what CI pages show first) and whose body says more; a phone not booted or not replayed is
-``<skipped>``; what is not a phone's (a shard that died) is an ``<error>`` case. ``<testsuites>`` and
-``<testsuite>`` carry the counts of the cases. Text XML 1.0 cannot carry — C0 controls but TAB, LF and
-CR (a reason quoting bytes of a hostile file), lone surrogates (a file name of non-UTF-8 bytes),
-U+FFFE/U+FFFF — is written as U+FFFD, as :mod:`phoneemu.scenario.reports` does: the file always parses
-(the ``--json`` report keeps the exact text). A time that is not a finite number of seconds >= 0 is 0.
-The file is written whole or not at all (``files.write_output``).
+``<skipped>``; what is not a phone's (a shard that died) is an ``<error>`` case; a case may carry a
+``<system-out>`` (a phone that booted although a download failed in transport says which).
+``<testsuites>`` and ``<testsuite>`` carry the counts of the cases. Text XML 1.0 cannot carry — C0
+controls but TAB, LF and CR (a reason quoting bytes of a hostile file), lone surrogates (a file name of
+non-UTF-8 bytes), U+FFFE/U+FFFF — is written as U+FFFD, as :mod:`phoneemu.scenario.reports` does: the
+file always parses (the ``--json`` report keeps the exact text). A time that is not a finite number of
+seconds >= 0 is 0. The file is written whole or not at all (``files.write_output``).
 """
 
 from __future__ import annotations
@@ -55,11 +56,13 @@ class Case:
     failure: tuple[str, str] | None = None
     skipped: str | None = None
     error: str | None = None
+    output: str | None = None  # <system-out> text
 
     def xml(self, classname: str, name: str | None = None) -> str:
         named = self.name if name is None else name
         head = f"    <testcase classname={_attr(classname)} name={_attr(named)} " \
                f'time="{_seconds(self.time_s)}">'
+        out = f"<system-out>{escape(xml_text(self.output))}</system-out>" if self.output is not None else ""
         if self.failure is not None:
             message, body = self.failure
             inner = f"<failure message={_attr(message)}>{escape(xml_text(body))}</failure>"
@@ -67,8 +70,12 @@ class Case:
             inner = f"<skipped message={_attr(self.skipped)}/>"
         elif self.error is not None:
             inner = f"<error message={_attr(self.error)}/>"
+        elif out:
+            return f"{head}\n      {out}\n    </testcase>"
         else:
             return f"{head}</testcase>"
+        if out:
+            inner += f"\n      {out}"
         return f"{head}\n      {inner}\n    </testcase>"
 
 

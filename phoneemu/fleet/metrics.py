@@ -25,6 +25,15 @@ Rules (issue #6):
 * Failed boots and failed CAPF sessions are also grouped by what they have in common
   (:class:`~phoneemu.fleet.alike.Alike`: outcome, rule, reason, signer): the summary shows the most
   common kinds, each with its count and first MACs — one TVS outage is one line, not five copies.
+* Downloads that failed in transport (:func:`failed_downloads`: a timeout, unreachable, refused, a TFTP
+  error, a malformed or too large answer — not "file not found", normal for CTL files on a non-secure
+  cluster, spec §C.6): each record keeps the first ``boot.FAILED_DOWNLOADS_KEPT`` (file, failure) its
+  boot report lists (``BootReport.failed_downloads``); the summary counts the phones by file kind (CTL,
+  ITL, config, other) and failure ("ITL timeout": 12) and how many of them booted anyway, on what they
+  had — a network problem, not a cluster behaviour.
+* TFTP requests (transfers started), the ones that needed a retransmission and the retransmissions
+  (packets sent again) of a shard come from its client pool (``fleet.engine``: counted per transfer,
+  nothing per packet) and add up over shards; each record keeps its boot's ``retransmits``.
 * Peak RSS comes from ``resource.getrusage`` (``ru_maxrss`` is KiB on Linux, bytes on macOS):
   :func:`peak_rss_mib` for this process, ``children=True`` for the largest finished child.
 """
@@ -41,22 +50,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from phoneemu.fleet.alike import Alike
-from phoneemu.phone.boot import BootReport
+from phoneemu.phone.boot import FAILED_DOWNLOADS_KEPT, BootReport
 from phoneemu.phone.ways_out import ways_out_doc, ways_out_text
 
 __all__ = [
     "FAILED_BY",
+    "FAILED_DOWNLOADS_KEPT",
     "NOT_BOOTED",
     "OUTCOMES",
     "BootRecord",
     "FleetMetrics",
+    "failed_downloads",
     "failure_text",
+    "file_kind",
     "kind_lines",
     "model_lines",
     "outcome_of",
     "peak_rss_mib",
     "percentile",
     "tally_lines",
+    "transport_lines",
 ]
 
 #: The deciding rule of a phone the fleet could not make (its lab MIC, flash or manual key unusable)
@@ -77,11 +90,32 @@ def outcome_of(report: BootReport) -> str:
     return "no-config"
 
 
+#: the phones with a failed download the summary names by MAC
+_TRANSPORT_MACS_KEPT = 5
+
+
+def file_kind(name: str) -> str:
+    """``CTL``, ``ITL``, ``config`` (``SEP<MAC>.cnf.xml`` and its signed/encrypted forms) or ``other``."""
+    upper = name.upper()
+    if upper.startswith("CTL"):
+        return "CTL"
+    if upper.startswith("ITL"):
+        return "ITL"
+    return "config" if ".CNF.XML" in upper else "other"
+
+
+def failed_downloads(report: BootReport) -> tuple[tuple[str, str], ...]:
+    """The boot's downloads that failed in transport, as (file, failure kind), in order, each pair once,
+    at most :data:`~phoneemu.phone.boot.FAILED_DOWNLOADS_KEPT` (``BootReport.failed_downloads``, kept by
+    the boot as each failed: not read back from a timeline that may be cut)."""
+    return report.failed_downloads
+
+
 #: the fields of a record's JSON that are left out when they say nothing (None; no file over HTTP or TFTP;
 #: answered), in their order
 _OPTIONAL_FIELDS = ("itl", "ctl", "reason", "signer", "files_over", "capf", "capf_reason", "answered",
                     "profile", "kind", "sip", "sip_reason", "sip_server", "sip_passed_over", "media",
-                    "media_suite", "media_reason")
+                    "media_suite", "media_reason", "retransmits", "failed_downloads")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -120,6 +154,10 @@ class BootRecord:
     media: str | None = None
     media_suite: str | None = None  # the SRTP suite of that call ("RTP" over RTP)
     media_reason: str | None = None  # that call's reason, kept when no media flowed
+    retransmits: int = 0  # TFTP packets this boot sent again after a timeout (BootReport.retransmits)
+    #: its downloads that failed in transport, (file, failure kind), at most FAILED_DOWNLOADS_KEPT
+    #: (:func:`failed_downloads`); "file not found" is not one
+    failed_downloads: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def of(cls, report: BootReport, *, latency_s: float, end_s: float,
@@ -137,7 +175,8 @@ class BootRecord:
                    over_http=http, over_tftp=len(over) - http, capf=capf.rule if capf is not None else None,
                    capf_reason=capf.reason[:300] if capf is not None and not capf.accepted else None,
                    answered=report.answered, profile=profile,
-                   kind=(d.kind or None) if d is not None and outcome != "ok" else None)
+                   kind=(d.kind or None) if d is not None and outcome != "ok" else None,
+                   retransmits=report.retransmits, failed_downloads=failed_downloads(report))
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mac": self.mac, "outcome": self.outcome, "rule": self.rule,
@@ -145,7 +184,10 @@ class BootRecord:
                                "tvs_used": self.tvs_used}
         shown = {"files_over": {"http": self.over_http, "tftp": self.over_tftp}
                  if self.over_http or self.over_tftp else None, "answered": None if self.answered else False,
-                 "sip_passed_over": list(self.sip_passed_over) if self.sip_passed_over else None}
+                 "sip_passed_over": list(self.sip_passed_over) if self.sip_passed_over else None,
+                 "retransmits": self.retransmits or None,
+                 "failed_downloads": [{"file": f, "kind": file_kind(f), "failure": k}
+                                      for f, k in self.failed_downloads] or None}
         for name in _OPTIONAL_FIELDS:  # each only when it says something
             value = shown[name] if name in shown else getattr(self, name)
             if value is not None:
@@ -164,7 +206,10 @@ class BootRecord:
                    answered=bool(d.get("answered", True)), profile=d.get("profile"), kind=d.get("kind"),
                    sip=d.get("sip"), sip_reason=d.get("sip_reason"), sip_server=d.get("sip_server"),
                    sip_passed_over=tuple(d["sip_passed_over"]) if d.get("sip_passed_over") else None,
-                   media=d.get("media"), media_suite=d.get("media_suite"), media_reason=d.get("media_reason"))
+                   media=d.get("media"), media_suite=d.get("media_suite"), media_reason=d.get("media_reason"),
+                   retransmits=int(d.get("retransmits", 0)),
+                   failed_downloads=tuple((str(x["file"]), str(x["failure"]))
+                                          for x in d.get("failed_downloads") or ()))
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float | None:
@@ -263,6 +308,25 @@ def kind_lines(kinds: list[dict[str, Any]], head: str, text: Callable[[dict[str,
                      f"{every_record})")
     return lines
 """Failed boots the console summary names one by one; the count of the rest follows them."""
+
+
+def transport_lines(failures: Mapping[str, Any], tftp: Mapping[str, Any]) -> list[str]:
+    """``transport failures: ITL timeout 12, config timeout 3 (13 phones, 12 booted on what they had)``
+    and its first MACs, when a download failed in transport; ``TFTP: 52,311 requests, 1,204 retransmitted
+    (2.3 %), 1,890 retransmissions`` when TFTP was used."""
+    lines: list[str] = []
+    n = failures["phones"]
+    if n:
+        booted = failures["booted"]
+        had = f"; {booted} booted on what they had, not on the cluster's files" if booted else ""
+        lines.append(f"transport failures: {_counts(failures['by_kind'])} ({n} phone{'s' if n != 1 else ''}"
+                     f"{had})")
+        more = f" and {n - len(failures['macs'])} more" if n > len(failures["macs"]) else ""
+        lines.append(f"      {', '.join(failures['macs'])}{more}")
+    if tftp["requests"]:
+        lines.append(f"TFTP: {tftp['requests']:,} requests, {tftp['retransmitted']:,} retransmitted "
+                     f"({tftp['retransmitted_pct']:.1f} %), {tftp['retransmissions']:,} retransmissions")
+    return lines
 
 
 class SessionTally:
@@ -376,6 +440,14 @@ class FleetMetrics:
         self.failures: list[dict[str, Any]] = []  # the first few failed boots (mac, outcome, rule)
         self.max_failures_kept = 20
         self.failed_alike = Alike(FAILED_BY)  # failed boots by kind: counts and first MACs
+        #: phones with a download failed in transport, by "<file kind> <failure>" ("ITL timeout")
+        self.transport_by: Counter[str] = Counter()
+        self.transport_phones = 0  # phones with any download failed in transport
+        self.transport_booted = 0  # ... of them booted (outcome ok): on what they had
+        self.transport_macs: list[str] = []  # the first few of them
+        self.tftp_requests = 0  # TFTP transfers started (the shards' client pools)
+        self.tftp_retransmitted = 0  # ... of them that sent a packet again after a timeout
+        self.tftp_retransmits = 0  # packets (RRQ or ACK) sent again after a timeout
 
     # ------------------------------------------------------------------ input
     def add(self, rec: BootRecord) -> None:
@@ -398,6 +470,8 @@ class FleetMetrics:
             self.files_over["http"] += rec.over_http
         if rec.over_tftp:
             self.files_over["tftp"] += rec.over_tftp
+        if rec.failed_downloads:
+            self._transport(rec)
         self.latencies.append(rec.latency_s)
         self.end_times.append(rec.end_s)
         if rec.outcome != "ok":
@@ -405,6 +479,20 @@ class FleetMetrics:
                                             "signer": rec.signer})
             if len(self.failures) < self.max_failures_kept:
                 self.failures.append(rec.as_dict())
+
+    def _transport(self, rec: BootRecord) -> None:
+        """Count a phone with downloads failed in transport, once per file kind and failure."""
+        self.transport_phones += 1
+        self.transport_booted += rec.outcome == "ok"
+        self.transport_by.update({f"{file_kind(f)} {k}" for f, k in rec.failed_downloads})
+        if len(self.transport_macs) < _TRANSPORT_MACS_KEPT:
+            self.transport_macs.append(rec.mac)
+
+    def add_tftp(self, *, requests: int, retransmitted: int, retransmits: int) -> None:
+        """A shard's TFTP counts (its client pool's)."""
+        self.tftp_requests += requests
+        self.tftp_retransmitted += retransmitted
+        self.tftp_retransmits += retransmits
 
     def add_error(self, mac: str, text: str, *, latency_s: float, end_s: float) -> None:
         """A boot that raised instead of reporting (a bug: the boot contract says it never raises)."""
@@ -430,6 +518,13 @@ class FleetMetrics:
         room = self.max_failures_kept - len(self.failures)
         self.failures.extend(other.failures[:max(0, room)])
         self.failed_alike.merge(other.failed_alike)
+        self.transport_by.update(other.transport_by)
+        self.transport_phones += other.transport_phones
+        self.transport_booted += other.transport_booted
+        room = _TRANSPORT_MACS_KEPT - len(self.transport_macs)
+        self.transport_macs.extend(other.transport_macs[:max(0, room)])
+        self.add_tftp(requests=other.tftp_requests, retransmitted=other.tftp_retransmitted,
+                      retransmits=other.tftp_retransmits)
         return self
 
     @classmethod
@@ -504,6 +599,8 @@ class FleetMetrics:
             "by_model": self.model_counts(),
             "tvs_used": self.tvs_used,
             "files_over": dict(sorted(self.files_over.items())),
+            "transport_failures": self.transport_summary(),
+            "tftp": self.tftp_summary(),
             "latency_ms": self.latency_percentiles(),
             "wall_s": round(self.wall_s, 3),
             "boots_per_s": round(self.rate(), 1),
@@ -520,6 +617,19 @@ class FleetMetrics:
             # changed on the path
             "media_ways_out": ways_out_doc({(rule, "media"): n for rule, n in self.media.by_rule.items()}),
         }
+
+    def transport_summary(self) -> dict[str, Any]:
+        """Phones with a download failed in transport: how many, how many booted anyway (on what they
+        had), by "<file kind> <failure>" (most common first), and the first few MACs."""
+        return {"phones": self.transport_phones, "booted": self.transport_booted,
+                "by_kind": dict(self.transport_by.most_common()), "macs": list(self.transport_macs)}
+
+    def tftp_summary(self) -> dict[str, Any]:
+        """TFTP requests (transfers), those retransmitted (and their share, %), retransmissions (packets)."""
+        n = self.tftp_requests
+        return {"requests": n, "retransmitted": self.tftp_retransmitted,
+                "retransmitted_pct": round(100.0 * self.tftp_retransmitted / n, 2) if n else 0.0,
+                "retransmissions": self.tftp_retransmits}
 
     def model_counts(self) -> dict[str, dict[str, int]]:
         """profile -> outcome -> boots, the most common first (empty when no boot named its profile)."""
@@ -549,6 +659,7 @@ class FleetMetrics:
                          + ", ".join(f"{v} over {k.upper()}" for k, v in s["files_over"].items()))
         if s["tvs_used"]:
             lines.append(f"TVS asked by {s['tvs_used']} phones")
+        lines += transport_lines(s["transport_failures"], s["tftp"])
         if s["peak_rss_mib"]:
             total = sum(s["peak_rss_mib"].values())
             parts = ", ".join(f"{k} {v:.0f}" for k, v in s["peak_rss_mib"].items())
@@ -569,7 +680,10 @@ class FleetMetrics:
                 "files_over": dict(self.files_over),
                 "latencies": self.latencies.tobytes(), "end_times": self.end_times.tobytes(),
                 "wall_s": self.wall_s, "peak_rss": dict(self.peak_rss), "failures": list(self.failures),
-                "failed_alike": self.failed_alike.to_state()}
+                "failed_alike": self.failed_alike.to_state(),
+                "transport_by": dict(self.transport_by), "transport_phones": self.transport_phones,
+                "transport_booted": self.transport_booted, "transport_macs": list(self.transport_macs),
+                "tftp": [self.tftp_requests, self.tftp_retransmitted, self.tftp_retransmits]}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> FleetMetrics:
@@ -592,4 +706,10 @@ class FleetMetrics:
         m.peak_rss.update(state["peak_rss"])
         m.failures.extend(state["failures"])
         m.failed_alike = Alike.from_state(FAILED_BY, state.get("failed_alike"))
+        m.transport_by.update(state.get("transport_by", {}))
+        m.transport_phones = int(state.get("transport_phones", 0))
+        m.transport_booted = int(state.get("transport_booted", 0))
+        m.transport_macs.extend(state.get("transport_macs", []))
+        requests, retransmitted, retransmits = state.get("tftp", (0, 0, 0))
+        m.add_tftp(requests=int(requests), retransmitted=int(retransmitted), retransmits=int(retransmits))
         return m

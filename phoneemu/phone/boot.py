@@ -153,6 +153,10 @@ class BootTarget:
         return f"{self.host} (tftp {self.tftp_port}{http})"
 
 
+#: downloads a boot report lists as failed in transport at most (``BootReport.failed_downloads``)
+FAILED_DOWNLOADS_KEPT = 6
+
+
 @dataclass(frozen=True, kw_only=True)
 class BootReport:
     """What one boot ended with (docs/internals.md "Phone ↔ runner/fleet contract")."""
@@ -185,6 +189,10 @@ class BootReport:
     #: whether any request of this boot got an answer from the cluster (a file, not found, refused, an
     #: error): False when every one timed out or was unreachable (nothing there, or nothing answering)
     answered: bool = True
+    #: the downloads of this boot that failed in transport, (file, failure kind: "timeout", "unreachable",
+    #: "refused", "error", ...) in order, at most :data:`FAILED_DOWNLOADS_KEPT`; "not found" is no failure
+    #: (normal for trust files, §C.6): a phone that booted on what it had says so (a fleet's summary)
+    failed_downloads: tuple[tuple[str, str], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready view (decisions as dicts; reason codes as their stable names)."""
@@ -198,6 +206,7 @@ class BootReport:
             "statuses": list(self.statuses), "timeline": list(self.timeline), "static": dict(self.static),
             "retransmits": self.retransmits, "fetched_over": dict(self.fetched_over),
             "answered": self.answered, "duration_s": round(self.duration_s, 4),
+            "failed_downloads": [list(f) for f in self.failed_downloads],
             "ways_out": ways_out_json(self.deciding.rule, self.deciding.kind)
             if self.locked_out and self.deciding is not None else [],
         }
@@ -374,6 +383,7 @@ class _Boot:
         self.retransmits = 0
         self.fetched_over: dict[str, str] = {}
         self.answered = False  # BootReport.answered
+        self.failed_downloads: list[tuple[str, str]] = []  # BootReport.failed_downloads
         self.flash_problems: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ recording
@@ -474,6 +484,9 @@ class _Boot:
             return
         self.note("transport", f"{fail.error.kind}: {fail.error.message}", file=name)
         self.show(transport_status(fail.error))
+        failed = (name, fail.error.kind)
+        if len(self.failed_downloads) < FAILED_DOWNLOADS_KEPT and failed not in self.failed_downloads:
+            self.failed_downloads.append(failed)
 
     async def ask_tvs(self, key: QueryKey) -> TvsResult:
         servers = self.store.tvs_servers
@@ -953,7 +966,8 @@ class _Boot:
             statuses=tuple(self.statuses), firmware=self.firmware, load=self.store.firmware_load, lsc=lsc,
             locked_out=locked, tvs_used=self.tvs_used, timeline=tuple(self.timeline), duration_s=duration,
             target=target, static=dict(self.static), retransmits=self.retransmits,
-            fetched_over=self.fetched_over, pending=tuple(self.pending), answered=self.answered)
+            fetched_over=self.fetched_over, pending=tuple(self.pending), answered=self.answered,
+            failed_downloads=tuple(self.failed_downloads))
 
 
 def _records(tl: TrustList) -> list[TrustRecord]:
