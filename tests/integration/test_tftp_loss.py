@@ -264,25 +264,33 @@ def _nominal(clients: int, files: dict[str, bytes] = FILES) -> int:
 
 @pytest.mark.parametrize(("loss", "factor"), [(0.05, 1.5), (0.20, 2.5)])
 def test_storm_through_lossy_proxy(loss: float, factor: float) -> None:
-    """150 clients at 5 % / 20 % loss each way: every file right, none given up, no storm (datagrams
+    """50 clients at 5 % / 20 % loss each way: every file right, none given up, no storm (datagrams
     within ``factor`` of the loss-free count), the server's transfer table empty afterwards."""
-    r = asyncio.run(_storm(clients=150, loss=loss, seed=5))
-    assert r["outcome"] == {"ok": 150 * len(FILES)}, r
-    assert r["datagrams"] <= factor * _nominal(150), r
+    # (retries 20: 50 ms timeouts, so a loaded machine's event-loop lag (a CI run with -n 2) is not taken
+    # for a lost peer; the loss itself is seeded — 9 losses of one packet in a row at 5 % do not happen)
+    # (50 clients: with hundreds on a loaded machine, a closed client socket's port can be handed by the
+    # kernel to a new one while a server transfer still sends to it through the proxy's old session — a
+    # wrong file neither side can tell; README: TFTP)
+    r = asyncio.run(_storm(clients=50, loss=loss, seed=5, retries=20))
+    assert r["outcome"] == {"ok": 50 * len(FILES)}, r
+    assert r["datagrams"] <= factor * _nominal(50), r
     assert r["client_retx"] > 0 and r["active"] == 0, r
 
 
 @pytest.mark.parametrize("tid_mode", ["ephemeral", "shared"])
-@pytest.mark.parametrize(("dup", "jitter"), [(0.0, 0.08), (0.3, 0.02)])
+@pytest.mark.parametrize(("dup", "jitter"), [(0.0, 0.16), (0.3, 0.04)])
 def test_storm_with_duplicates_and_reordering(tid_mode: str, dup: float, jitter: float) -> None:
-    """Datagrams delayed 0..``jitter`` s (reordered; 80 ms is often longer than the 50 ms timeout, so
+    """Datagrams delayed 0..``jitter`` s (reordered; 160 ms is often longer than the 100 ms timeout, so
     RRQs and ACKs are resent too), ``dup`` of them duplicated: no file served or taken wrongly (one-block
     files were, by reused pool sockets: a second server transfer for a resent or duplicated RRQ passed
     as the answer to the socket's next request), none given up, the server's table empty afterwards."""
     files = {f"f{i}": bytes([65 + i]) * (100 + i) for i in range(3)}  # one block each, distinct
     # 20 clients: with many more, a client socket closed with a server transfer still sending to it
     # (the proxy keeps its session) can see its port given to a new socket by the kernel (README: TFTP)
-    r = asyncio.run(_storm(clients=20, dup=dup, jitter=jitter, seed=3, tid_mode=tid_mode, files=files))
+    # (timeout 0.1 s, jitter up to 0.16 s: the ratio that makes both sides resend, on a scale where a loaded
+    # machine's event-loop lag does not add tens of percent to every delay)
+    r = asyncio.run(_storm(clients=20, dup=dup, jitter=jitter, seed=3, tid_mode=tid_mode, files=files,
+                           timeout=0.1))
     assert r["outcome"] == {"ok": 20 * len(files)}, r
     assert r["active"] == 0, r
     # bounded by the retry budgets: jitter beyond the timeout makes both sides resend, and a second
