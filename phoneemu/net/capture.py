@@ -31,7 +31,13 @@ Rules:
   fragment that completed it. A capture that ends inside its last packet (tcpdump
   killed, a full disk) is an error too, unless the caller passes ``cut_short``: then, as Wireshark
   does, the packets before that point are read and ``cut_short`` receives the error as a warning.
-  Packets that are not UDP/TCP over IP are skipped. A gzip-compressed capture (``.pcap.gz``, as tshark
+  Packets that are not UDP/TCP over IP are skipped. **snaplen** (``tcpdump -s 96``): a record whose
+  captured length is less than its original length holds the start of its packet; the IP, UDP and TCP
+  lengths of such a packet may claim up to that many bytes more than it holds (never more: a length
+  beyond them is malformed, as in a whole packet): the packet is read, its ``payload`` the bytes held
+  and ``missing`` the bytes not (nothing is allocated for them); one cut inside its IP, UDP or TCP
+  header (or a fragment of a datagram being reassembled) is skipped and told to ``note``, naming its
+  capture offset and packet index. A gzip-compressed capture (``.pcap.gz``, as tshark
   reads it) is recognised by its magic bytes and decompressed as it is read, a bounded amount at a
   time: the record, block and packet-count limits apply to the decompressed stream (a gzip bomb costs
   time, never memory); a gzip stream cut short is a capture ending inside its last packet (cut inside
@@ -76,6 +82,7 @@ __all__ = [
     "LINKTYPE_RAW",
     "PcapPacket",
     "PcapWriter",
+    "Reassembly",
     "TcpFlow",
     "UdpSink",
     "capture_kind",
@@ -385,6 +392,9 @@ class PcapPacket:
     flags: int = 0
     index: int = 0
     offset: int = field(default=0, compare=False)  # file offset of its record (pcap) or block (pcapng)
+    #: bytes of its UDP/TCP payload the capture does not hold (module rules, "snaplen"): ``payload`` is
+    #: what it holds, their start
+    missing: int = field(default=0, compare=False)
 
 
 def _perr(msg: str, offset: int, path: str) -> DecodeError:
@@ -415,19 +425,38 @@ class _Datagram:
     held: int = 0
 
 
-class _Reassembly:
+class Reassembly:
     """IPv4 / IPv6 fragments put back together (module rules): bounded in datagrams, fragments, bytes and
     capture time; overlapping fragments refuse their datagram (an exact duplicate, a SPAN port's copy,
-    is ignored); a refused or unfinished datagram is told to ``note``."""
+    is ignored); a refused or unfinished datagram is told to ``note``. ``max_bytes``: the bytes held at
+    most, when less than ``FRAG_MAX_BYTES`` (a reader's share of a smaller memory budget)."""
 
-    def __init__(self, note: Note | None) -> None:
+    def __init__(self, note: Note | None, *, max_bytes: int | None = None) -> None:
         self._note = note
+        self._max_bytes = max_bytes
+        self.seen = False  # a fragment was given
         self._open: dict[tuple[object, ...], _Datagram] = {}  # insertion order: the oldest first
         # datagrams refused or just reassembled -> when: their later fragments (a SPAN port's second copy)
         # are ignored for FRAG_TIMEOUT s
         self._closed: dict[tuple[object, ...], float] = {}
         self._held = 0
         self.given_up = 0
+
+    @property
+    def limit(self) -> int:
+        """The bytes held at most: ``FRAG_MAX_BYTES``, or ``max_bytes`` when less."""
+        return FRAG_MAX_BYTES if self._max_bytes is None else max(0, min(self._max_bytes, FRAG_MAX_BYTES))
+
+    @property
+    def held(self) -> int:
+        """The bytes of the fragments held now."""
+        return self._held
+
+    @property
+    def reserved(self) -> int:
+        """What a memory budget sets aside for the reassembly: its :attr:`limit` once a fragment was seen
+        (it may fill up to that between two packets read), else 0."""
+        return self.limit if self.seen else 0
 
     def _tell(self, text: str) -> None:
         self.given_up += 1
@@ -457,6 +486,7 @@ class _Reassembly:
             ts: float, offset: int) -> tuple[int | None, bytes] | None:
         """One fragment (its data at byte ``start`` of the datagram); the whole datagram's payload (and
         the IPv6 next header of its first fragment) when this one completes it, else None."""
+        self.seen = True
         self._expire(ts, offset)
         if key in self._closed:
             return None
@@ -493,8 +523,9 @@ class _Reassembly:
                 return None
         if start == 0:
             dg.proto = proto
-        while self._held > FRAG_MAX_BYTES:
-            self._drop(next(iter(self._open)), f"given up: the fragments held exceed {FRAG_MAX_BYTES} "
+        limit = self.limit
+        while self._held > limit:
+            self._drop(next(iter(self._open)), f"given up: the fragments held exceed {limit} "
                        "bytes", offset, ts)
         if key not in self._open or dg.size is None or dg.held != dg.size:
             return None
@@ -512,26 +543,50 @@ class _Reassembly:
         self._held = 0
 
 
+_Reassembly = Reassembly
+
+
 def _frag_name(key: tuple[object, ...]) -> str:
     version, src, dst, ident = key[0], key[1], key[2], key[-1]
     return f"IPv{version} fragmented datagram {src} → {dst} id {ident:#x}"
 
 
 def _decode_ip(pkt: bytes, base: int, ts: float, index: int, *, record: int = 0,
-               frags: _Reassembly | None = None) -> PcapPacket | None:
+               frags: _Reassembly | None = None, cut: int = 0, note: Note | None = None) -> PcapPacket | None:
     """The UDP/TCP packet of one IP packet (bounded by its own lengths: an Ethernet frame's padding or
-    FCS after it is not read); fragments are given to ``frags`` (None: skipped)."""
+    FCS after it is not read); fragments are given to ``frags`` (None: skipped). ``cut``: bytes of the
+    frame the record says the snaplen left out (module rules, "snaplen"): the packet's lengths may then
+    claim at most that many bytes more than it holds; a packet cut inside its headers is told to ``note``
+    and skipped."""
     path = f"packet[{index}]"
+    short = 0  # bytes of the IP packet its lengths claim that the capture does not hold
+
+    def skip(what: str) -> None:
+        if note is not None:
+            note(f"capture offset {record} (packet[{index}]): {what}: the packet was cut by the capture's "
+                 f"snaplen ({cut} bytes not captured): it is skipped (capture with tcpdump -s 0 to keep "
+                 "whole packets)")
     if len(pkt) < 1:
+        if cut:
+            skip("no IP header")
+            return None
         raise _perr("empty IP packet", base, path)
     version = pkt[0] >> 4
     if version == 4:
         if len(pkt) < 20:
+            if cut:
+                skip("IPv4 header truncated")
+                return None
             raise _perr(f"IPv4 header needs 20 bytes, got {len(pkt)}", base, f"{path}.ipv4")
         ihl = (pkt[0] & 0x0F) * 4
         total = struct.unpack_from("!H", pkt, 2)[0]
         if total == 0 and len(pkt) > 20:  # segmentation offload seen on the sending host: length unset
             total = len(pkt)
+        if cut and 20 <= ihl <= total and len(pkt) < total <= len(pkt) + cut:  # cut by the snaplen
+            if len(pkt) < ihl:
+                skip("IPv4 options truncated")
+                return None
+            short, total = total - len(pkt), len(pkt)
         if ihl < 20 or total < ihl or total > len(pkt):
             raise _perr(f"IPv4 lengths ihl={ihl} total={total} do not fit {len(pkt)}", base + 2,
                         f"{path}.ipv4.total_length")
@@ -544,6 +599,10 @@ def _decode_ip(pkt: bytes, base: int, ts: float, index: int, *, record: int = 0,
         if frag & 0x3FFF:  # more fragments, or an offset: a fragment
             if frags is None:
                 return None
+            if short:
+                skip(f"a fragment of IPv4 datagram id {struct.unpack_from('!H', pkt, 4)[0]:#x}, its datagram "
+                     "cannot be reassembled")
+                return None
             whole = frags.add((4, src, dst, proto, struct.unpack_from("!H", pkt, 4)[0]), (frag & 0x1FFF) * 8,
                               bytes(l4), more=bool(frag & 0x2000), proto=None, ts=ts, offset=record)
             if whole is None:
@@ -551,8 +610,13 @@ def _decode_ip(pkt: bytes, base: int, ts: float, index: int, *, record: int = 0,
             l4 = whole[1]
     elif version == 6:
         if len(pkt) < 40:
+            if cut:
+                skip("IPv6 header truncated")
+                return None
             raise _perr(f"IPv6 header needs 40 bytes, got {len(pkt)}", base, f"{path}.ipv6")
         plen = struct.unpack_from("!H", pkt, 4)[0]
+        if cut and len(pkt) < 40 + plen <= len(pkt) + cut:  # cut by the snaplen
+            short, plen = 40 + plen - len(pkt), len(pkt) - 40
         if 40 + plen > len(pkt):
             raise _perr(f"IPv6 payload length {plen} exceeds {len(pkt) - 40}", base + 4,
                         f"{path}.ipv6.payload_length")
@@ -563,6 +627,16 @@ def _decode_ip(pkt: bytes, base: int, ts: float, index: int, *, record: int = 0,
         l4_off = base + 40
         fragmented = False
         for _ in range(_IPV6_MAX_EXTENSIONS):
+            if proto in _IPV6_EXTENSIONS or (proto == _IPV6_FRAGMENT and not fragmented):
+                need = 8 if proto == _IPV6_FRAGMENT or len(l4) < 2 else \
+                    (l4[1] + 2) * 4 if proto == 51 else (l4[1] + 1) * 8
+                if short and len(l4) < need:
+                    skip("IPv6 extension header truncated")
+                    return None
+                if short and proto == _IPV6_FRAGMENT and struct.unpack_from("!H", l4, 2)[0] & 0xFFF9:
+                    skip(f"a fragment of IPv6 datagram id {struct.unpack_from('!I', l4, 4)[0]:#x}, its "
+                         "datagram cannot be reassembled")
+                    return None
             if proto in _IPV6_EXTENSIONS:
                 if len(l4) < 8:
                     raise _perr(f"IPv6 {_IPV6_EXTENSIONS[proto]} header truncated", l4_off,
@@ -593,23 +667,32 @@ def _decode_ip(pkt: bytes, base: int, ts: float, index: int, *, record: int = 0,
         raise _perr(f"unknown IP version {version}", base, f"{path}.ip.version")
     if proto == _PROTO_UDP:
         if len(l4) < 8:
+            if short:
+                skip("UDP header truncated")
+                return None
             raise _perr("UDP header truncated", l4_off, f"{path}.udp")
         sport, dport, ulen = struct.unpack_from("!HHH", l4, 0)
-        if ulen < 8 or ulen > len(l4):
+        missing = ulen - len(l4) if short and ulen >= 8 and len(l4) < ulen <= len(l4) + short else 0
+        if ulen < 8 or ulen > len(l4) + missing:
             raise _perr(f"UDP length {ulen} does not fit {len(l4)}", l4_off + 4, f"{path}.udp.length")
         return PcapPacket(ts=ts, proto="udp", src=src, dst=dst, sport=sport, dport=dport,
-                          payload=bytes(l4[8:ulen]), index=index, offset=record)
+                          payload=bytes(l4[8:ulen]), index=index, offset=record, missing=missing)
     if proto == _PROTO_TCP:
         if len(l4) < 20:
+            if short:
+                skip("TCP header truncated")
+                return None
             raise _perr("TCP header truncated", l4_off, f"{path}.tcp")
         sport, dport, seq, ack, off, flags = struct.unpack_from("!HHIIBB", l4, 0)
         hl = (off >> 4) * 4
+        if short and hl >= 20 and len(l4) < hl <= len(l4) + short:  # its options cut: no payload held
+            short, l4 = len(l4) + short - hl, l4 + bytes(hl - len(l4))  # (at most 40 bytes: bounded)
         if hl < 20 or hl > len(l4):
             raise _perr(f"TCP data offset {hl} does not fit {len(l4)}", l4_off + 12,
                         f"{path}.tcp.data_offset")
         return PcapPacket(ts=ts, proto="tcp", src=src, dst=dst, sport=sport, dport=dport,
                           payload=bytes(l4[hl:]), seq=seq, ack=ack, flags=flags, index=index,
-                          offset=record)
+                          offset=record, missing=short)
     return None
 
 
@@ -618,16 +701,19 @@ CutShort = Callable[[DecodeError], None]
 
 
 def read_pcap(path: str | Path, *, max_packets: int = 10_000_000,
-              cut_short: CutShort | None = None, note: Note | None = None) -> Iterator[PcapPacket]:
+              cut_short: CutShort | None = None, note: Note | None = None,
+              reassembly: Reassembly | None = None) -> Iterator[PcapPacket]:
     """Yield the UDP/TCP packets of a classic pcap or pcapng file; malformed input raises DecodeError.
 
     The file is read one record at a time: memory stays bounded by the snaplen (at most
     ``SNAPLEN``) whatever the size of the capture, gzip-compressed or not. A file that ends inside a
     packet raises too, or with ``cut_short`` ends the packets there and tells it (named with the file).
     IP fragments are reassembled (bounded: ``FRAG_*``); ``note`` is told what is skipped (a refused or
-    unfinished fragmented datagram, a pcapng interface of a link type not read)."""
+    unfinished fragmented datagram, a pcapng interface of a link type not read). ``reassembly``: the
+    fragments' reassembly to use (its bounds and its ``note``; a caller counting what it holds in a
+    memory budget), else a new one telling ``note``."""
     named: CutShort | None = None
-    frags = _Reassembly(note)
+    frags = reassembly if reassembly is not None else Reassembly(note)
     if cut_short is not None:
         def named(exc: DecodeError) -> None:
             cut_short(naming_file(exc, str(path)))
@@ -686,20 +772,27 @@ class _StreamRead:
 
 
 def _frame_packet(link: int, frame: bytes, body_at: int, ts: float, index: int, *,
-                  record: int = 0, frags: _Reassembly | None = None) -> PcapPacket | None:
-    """The UDP/TCP packet of one captured frame of link type ``link`` (None: not UDP/TCP over IP)."""
+                  record: int = 0, frags: _Reassembly | None = None, cut: int = 0,
+                  note: Note | None = None) -> PcapPacket | None:
+    """The UDP/TCP packet of one captured frame of link type ``link`` (None: not UDP/TCP over IP);
+    ``cut``: bytes of the frame its record says were not captured (module rules, "snaplen")."""
     ip_at = body_at
     if link in _LINK_AF:  # BSD loopback: a 4-byte address family, host (NULL) or network (LOOP) order
         if len(frame) < 4:
+            if cut:
+                return _decode_ip(b"", body_at, ts, index, record=record, cut=cut, note=note)  # skipped
             raise _perr(f"link-layer header (type {link}) truncated", body_at, f"packet[{index}].link")
         family = {struct.unpack_from(order, frame, 0)[0] for order in _LINK_AF[link]}
         frame = frame[4:] if family & (_AF_INET | _AF_INET6) else b""
         ip_at += 4
-        return _decode_ip(frame, ip_at, ts, index, record=record, frags=frags) if frame else None
+        return _decode_ip(frame, ip_at, ts, index, record=record, frags=frags, cut=cut,
+                          note=note) if frame else None
     header = _LINK_HEADERS[link]
     if header is not None:
         size, at = header
         if len(frame) < size:
+            if cut:
+                return _decode_ip(b"", body_at, ts, index, record=record, cut=cut, note=note)  # skipped
             raise _perr(f"link-layer header (type {link}) truncated", body_at, f"packet[{index}].link")
         ethertype = struct.unpack_from("!H", frame, at)[0]
         tags = 0
@@ -707,13 +800,16 @@ def _frame_packet(link: int, frame: bytes, body_at: int, ts: float, index: int, 
             if tags >= _MAX_VLAN_TAGS:
                 return None
             if len(frame) < size + 4:
+                if cut:
+                    return _decode_ip(b"", body_at, ts, index, record=record, cut=cut, note=note)
                 raise _perr(f"VLAN tag {tags + 1} truncated", body_at + size, f"packet[{index}].vlan")
             ethertype = struct.unpack_from("!H", frame, size + 2)[0]
             size += 4
             tags += 1
         frame = frame[size:] if ethertype in (0x0800, 0x86DD) else b""
         ip_at += size
-    return _decode_ip(frame, ip_at, ts, index, record=record, frags=frags) if frame else None
+    return _decode_ip(frame, ip_at, ts, index, record=record, frags=frags, cut=cut,
+                      note=note) if frame else None
 
 
 _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
@@ -838,18 +934,19 @@ def _read_pcapng(read: Callable[[int], bytes], max_packets: int, cut_short: CutS
             if kind == 6:
                 if len(body) < 20:
                     raise _perr("enhanced packet block truncated", at, f"packet[{index}]")
-                iface, hi, lo, incl, _orig = struct.unpack_from(end + "IIIII", body, 0)
+                iface, hi, lo, incl, orig = struct.unpack_from(end + "IIIII", body, 0)
                 data_at = 20
             elif kind == 2:  # the Packet Block of old writers: a 16-bit interface and a drops count
                 if len(body) < 20:
                     raise _perr("packet block truncated", at, f"packet[{index}]")
-                iface, _drops, hi, lo, incl, _orig = struct.unpack_from(end + "HHIIII", body, 0)
+                iface, _drops, hi, lo, incl, orig = struct.unpack_from(end + "HHIIII", body, 0)
                 data_at = 20
             else:
                 if len(body) < 4:
                     raise _perr("simple packet block truncated", at, f"packet[{index}]")
                 iface, hi, lo = 0, 0, 0
-                incl = min(struct.unpack_from(end + "I", body, 0)[0], len(body) - 4)
+                orig = struct.unpack_from(end + "I", body, 0)[0]
+                incl = min(orig, len(body) - 4)
                 data_at = 4
             if iface >= len(links):
                 raise _perr(f"packet of interface {iface}, {len(links)} described", at, f"packet[{index}]")
@@ -862,7 +959,8 @@ def _read_pcapng(read: Callable[[int], bytes], max_packets: int, cut_short: CutS
             pkt = None
             if link in _LINK_HEADERS:
                 readable = True
-                pkt = _frame_packet(link, frame, at + data_at, ts, index, record=pos, frags=frags)
+                pkt = _frame_packet(link, frame, at + data_at, ts, index, record=pos, frags=frags,
+                                    cut=max(orig - incl, 0), note=note)
             elif unread is None:
                 unread = (link, pos, iface)
             if pkt is not None:
@@ -1028,7 +1126,7 @@ def _read_records(fread: Callable[[int], bytes], max_packets: int, cut_short: Cu
             _end_inside(_perr(f"record header needs 16 bytes, {len(rec)} remain", pos, f"packet[{index}]"),
                         cut_short)
             return
-        sec, frac, incl, _orig = record.unpack(rec)
+        sec, frac, incl, orig = record.unpack(rec)
         if incl > limit:
             raise _perr(f"captured length {incl} exceeds snaplen {limit}", pos + 8,
                         f"packet[{index}].incl_len")
@@ -1039,7 +1137,8 @@ def _read_records(fread: Callable[[int], bytes], max_packets: int, cut_short: Cu
                               f"packet[{index}].incl_len"), cut_short)
             return
         ts = sec + frac / (1e9 if nano else 1e6)
-        pkt = _frame_packet(link, frame, body_at, ts, index, record=pos, frags=frags)
+        pkt = _frame_packet(link, frame, body_at, ts, index, record=pos, frags=frags, cut=max(orig - incl, 0),
+                            note=note)
         if pkt is not None:
             yield pkt
         pos = body_at + incl

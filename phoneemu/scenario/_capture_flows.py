@@ -29,6 +29,15 @@ adds how they are kept bounded:
   warning), and given to the SIP sink at its end; so is every TLS connection (see TLS). A connection the
   key log cannot open (told by its two hellos: no secrets, unknown suite or version) keeps nothing
   past them and is reported as before.
+* **snaplen** (*our convention*; a capture taken with ``tcpdump -s 96``): a packet the capture holds
+  in part (:attr:`~phoneemu.net.capture.PcapPacket.missing`) has its payload taken as missing — none of
+  its bytes is used, its TCP flags are: a TCP direction has a gap there (filled if the segment comes
+  again whole), a TFTP answer is not read. A flow that needed it ends ``incomplete`` (a TFTP transfer
+  or an HTTP exchange; an HTTP response that never came whole is not ``no-reply``), its detail naming
+  the packet index, the capture offset and that the capture's snaplen cut it, with the hint to capture
+  with ``-s 0``; a TCP connection whose first bytes are missing cannot be told HTTP, TLS or SIP: a
+  warning names it. The first such packet is a warning, the others are counted (a closing warning),
+  and the rest of the capture replays.
 * **Capture order is the order** (*our convention*: captures merged from several interfaces, or
   taken across a clock step, have timestamps that go backwards): a packet's time is its timestamp,
   or the time of the packet before it when that is later (so times never go back; the first such
@@ -59,7 +68,11 @@ adds how they are kept bounded:
 
   So each side may use what the other leaves, and neither a flood of completed downloads nor one of
   unfinished flows can take the other's half; a capture whose total stays within the budget loses
-  nothing. What is held never exceeds the budget plus one packet. Not counted here: the port pair of an
+  nothing. The capture reader's reassembly of IP fragments (:class:`phoneemu.net.capture.Reassembly`)
+  is counted too (:meth:`FlowScanner.outside`): once the capture has a fragment, at its bound, which
+  :func:`reassembly_for` makes at most a quarter of the budget (``FRAG_MAX_BYTES``, 4 MiB, at most) —
+  it may fill up to it between two packets, so it is set aside whole. What is held never exceeds the
+  budget plus one packet. Not counted here: the port pair of an
   ended TCP connection (at most ``max_flows``), and the records of the downloads a sink keeps (one per
   request: their name, endpoints, times and outcome, bytes or none), which the sink bounds itself — a
   sink with a ``bind(budget, warn, offset)`` method is told the budget, the warnings' destination and
@@ -81,19 +94,23 @@ from urllib.parse import unquote
 
 from phoneemu.errors import DecodeError, PhoneEmuError
 from phoneemu.formats._tlv import printable
-from phoneemu.net.capture import FIN, RST, SYN, PcapPacket
+from phoneemu.net.capture import FIN, RST, SYN, PcapPacket, Reassembly
 from phoneemu.net.tftp_codec import DEFAULT_BLKSIZE, Data, Error, OptionAck, ReadRequest, WriteRequest, decode
 from phoneemu.values import host_port, parse_ascii_int
 
 __all__ = [
     "CAPTURE_END", "MAX_FILE", "MAX_FLOWS", "MAX_MEMORY", "MAX_SIP_STREAM", "MAX_STREAM", "MAX_TLS_START",
-    "MAX_TLS_STREAM", "MAX_UNCLASSIFIED", "PIECE_COST", "SEGMENT_COST", "TCP_FLOW_COST", "TFTP_FLOW_COST",
+    "MAX_TLS_STREAM", "MAX_UNCLASSIFIED", "PIECE_COST", "SEGMENT_COST", "SNAPLEN_CUT", "TCP_FLOW_COST",
+    "TFTP_FLOW_COST",
     "Download", "Endpoint", "FlowScanner", "Limits", "MediaSink", "SipSink", "TlsSink", "mac_of",
+    "reassembly_for", "snaplen_text",
 ]
 
 Endpoint = tuple[str, int]
 CAPTURE_END = "still open when the capture ended"
 """Ends the detail of a download the capture ended during (our convention: the capture holds it in part)."""
+SNAPLEN_CUT = "was cut by the capture's snaplen"
+"""In the detail of a download a packet of which the capture holds in part (module rules, "snaplen")."""
 MAX_FILE = 32 * 1024 * 1024
 """Bytes of one download (a TFTP transfer, an HTTP body)."""
 MAX_STREAM = 8 * 1024 * 1024
@@ -238,8 +255,20 @@ class TlsSink(Protocol):
                    client_stream: bytes | None, server_stream: bytes | None, problem: str) -> None: ...
 
 
+def reassembly_for(limits: Limits, note: Callable[[str], None] | None) -> Reassembly:
+    """The IP fragments' reassembly of a scan within ``limits`` (module rules, "Overall budget"): at most a
+    quarter of the overall budget, telling ``note``."""
+    return Reassembly(note, max_bytes=limits.max_memory // 4)
+
+
 def _ep(e: Endpoint) -> str:
     return host_port(e[0], e[1])
+
+
+def snaplen_text(pkt: PcapPacket) -> str:
+    """What a packet the capture holds in part is (module rules, "snaplen")."""
+    return (f"packet[{pkt.index}] at capture offset {pkt.offset} {SNAPLEN_CUT} ({len(pkt.payload)} "
+            f"of its {len(pkt.payload) + pkt.missing} payload bytes captured; capture with tcpdump -s 0)")
 
 
 # --------------------------------------------------------------------------- the overall budget
@@ -312,8 +341,8 @@ class _Budget:
 
 # --------------------------------------------------------------------------- TFTP
 class _Tftp(_Flow):
-    __slots__ = ("blksize", "blocks", "client", "detail", "end", "keep", "name", "order", "outcome", "parts",
-                 "server", "size", "start", "tid")
+    __slots__ = ("blksize", "blocks", "client", "cut", "detail", "end", "keep", "name", "order", "outcome",
+                 "parts", "server", "size", "start", "tid")
 
     def __init__(self, rrq: ReadRequest, pkt: PcapPacket, keep: bool, order: int,
                  budget: _Budget | None = None) -> None:
@@ -331,6 +360,7 @@ class _Tftp(_Flow):
         self.keep = keep
         self.outcome: str | None = None
         self.detail = ""
+        self.cut: str | None = None  # an answer the capture holds in part (module rules, "snaplen")
 
     def flow(self) -> str:
         server = host_port(self.server[0], self.tid or self.server[1])
@@ -378,7 +408,11 @@ class _Tftp(_Flow):
     def finish(self, early: str = "") -> Download:
         """The transfer as it ended; ``early``: why it was ended before its end (appended to the detail)."""
         outcome, detail = self.outcome, self.detail
-        if outcome is None:
+        if outcome is None and self.cut is not None:  # an answer came, in part (module rules, "snaplen")
+            outcome, detail = "incomplete", f"{self.blocks} block(s) received, then {self.cut}"
+            if early:
+                detail = f"{detail}; {early}"
+        elif outcome is None:
             outcome = "incomplete" if self.tid is not None else "no-reply"
             detail = f"{self.blocks} block(s) received, last block missing" if self.tid is not None \
                 else "no answer from the server"
@@ -397,8 +431,8 @@ class _Tftp(_Flow):
 class _Stream:
     """One direction of a TCP connection, delivered in order to ``sink(offset, ts, data)``."""
 
-    __slots__ = ("_held", "base", "charge", "fin", "isn", "next", "overflow", "pending", "pending_bytes",
-                 "seen_payload", "sink")
+    __slots__ = ("_held", "base", "charge", "cut", "fin", "isn", "next", "overflow", "pending",
+                 "pending_bytes", "seen_payload", "sink")
 
     def __init__(self, charge: Callable[[int], None]) -> None:
         self.charge = charge  # the connection's share of the overall budget
@@ -412,13 +446,20 @@ class _Stream:
         self.overflow = False
         self.seen_payload = False
         self.sink: Callable[[int, float, bytes], None] | None = None
+        #: (stream offset, what) of the last segment the capture holds in part (module rules, "snaplen")
+        self.cut: tuple[int, str] | None = None
+
+    @property
+    def hole(self) -> str | None:
+        """What left a gap the stream stops at: a segment the snaplen cut, never delivered (else None)."""
+        return self.cut[1] if self.cut is not None and self.next <= self.cut[0] else None
 
     def add(self, pkt: PcapPacket, cap: int, flow: Callable[[], str], warn: Callable[[str], None]) -> None:
         if pkt.flags & SYN:
             self.isn = pkt.seq
         if pkt.flags & FIN:
             self.fin = True
-        if not pkt.payload:
+        if not pkt.payload and not pkt.missing:
             return
         self.seen_payload = True
         if self.overflow:
@@ -427,6 +468,10 @@ class _Stream:
             self.base = (self.isn + 1) & 0xFFFFFFFF if self.isn is not None else pkt.seq
         diff = (pkt.seq - self.base - self.next) & 0xFFFFFFFF
         rel = self.next + (diff - (1 << 32) if diff & 0x80000000 else diff)
+        if pkt.missing:  # its payload taken as missing (module rules, "snaplen"): a gap, unless delivered
+            if rel + len(pkt.payload) + pkt.missing > self.next and self.hole is None:
+                self.cut = (max(rel, self.next), snaplen_text(pkt))
+            return
         if rel < 0 or rel + len(pkt.payload) <= self.next:
             return  # before the start, or bytes already delivered
         if rel > self.next:
@@ -606,6 +651,12 @@ class _Http:
 
     def _emit(self, outcome: str, data: bytes | None, detail: str, req: _Request, *, t1: float,
               size: int | None = None) -> None:
+        if outcome in ("incomplete", "no-reply"):  # a gap the snaplen left (module rules, "snaplen")
+            hole = self.conn.dirs[self.server].hole or self.conn.dirs[self.client].hole \
+                if self.conn.dirs else None
+            if hole is not None:
+                said = "response missing" if outcome == "no-reply" else detail
+                outcome, detail = "incomplete", f"{said}; {hole}"
         if self.early and outcome in ("incomplete", "no-reply"):
             detail = f"{detail}; {self.early}"
         self.sink.add(Download(name=req.name, protocol="http", client=self.client, server=self.server,
@@ -919,6 +970,10 @@ class FlowScanner:
         self.over_budget = 0  # flows ended early by the overall budget
         self.dropped = 0  # kept downloads whose bytes the overall budget dropped
         self.backwards = 0  # packets whose timestamp is earlier than the packet before
+        self.snaplen_cut = 0  # packets the capture holds in part (module rules, "snaplen")
+        #: what the capture's reader holds for the scan, counted in the overall budget (module rules,
+        #: "Overall budget": the IP fragments' reassembly, :attr:`phoneemu.net.capture.Reassembly.reserved`)
+        self.outside: Callable[[], int] = lambda: 0
         self._time = float("-inf")  # the time of the packet before (module rules, "Capture order")
         self._rank = 0
         self.budget = _Budget(self.limits.max_memory)
@@ -946,10 +1001,16 @@ class FlowScanner:
                           f"{self._time:.6f} (capture order is the order; later ones are counted)")
             pkt = dataclasses.replace(pkt, ts=self._time)
         self._time = pkt.ts
+        if pkt.missing:  # module rules, "snaplen"
+            self.snaplen_cut += 1
+            if self.snaplen_cut == 1:
+                self.warn(f"{pkt.proto} {_ep((pkt.src, pkt.sport))} -> {_ep((pkt.dst, pkt.dport))}: "
+                          f"{snaplen_text(pkt)}: its payload is taken as missing; a flow that needs it is "
+                          "incomplete, the rest replays (later such packets are counted)")
         if pkt.proto == "udp":
             if self.downloads is not None:
                 self._udp(pkt)
-            elif self.media is not None:
+            elif self.media is not None and not pkt.missing:
                 self.media.datagram((pkt.src, pkt.sport), (pkt.dst, pkt.dport), pkt.payload)
         elif pkt.proto == "tcp":
             self._tcp_packet(pkt)
@@ -958,8 +1019,9 @@ class FlowScanner:
 
     @property
     def held(self) -> int:
-        """What the scan holds, as the overall budget counts it: open flows and kept downloads."""
-        return self.budget.total + (self.downloads.held if self.downloads is not None else 0)
+        """What the scan holds, as the overall budget counts it: open flows, kept downloads and what the
+        capture's reader sets aside (:attr:`outside`)."""
+        return self.budget.total + (self.downloads.held if self.downloads is not None else 0) + self.outside()
 
     def _over_budget(self, pkt: PcapPacket) -> None:
         """Drop kept downloads' bytes or end open flows until the total is within the budget (module
@@ -978,6 +1040,8 @@ class FlowScanner:
                           f"least useful kept download gives up its {dropped.nbytes} bytes (reported "
                           "too-large)")
                 continue
+            if not budget.flows:  # nothing left to end (the reader's share is at most a quarter)
+                break
             flow = budget.oldest()  # the open flows hold more than half: one at least
             held, what = flow.held, "holding buffered bytes " if budget.holders else ""
             if isinstance(flow, _Tftp):
@@ -1006,6 +1070,11 @@ class FlowScanner:
 
     def _udp(self, pkt: PcapPacket) -> None:
         assert self.downloads is not None
+        if pkt.missing:  # not read (module rules, "snaplen"): the transfer it answers is told
+            t = self._tftp.get((pkt.dst, pkt.dport))
+            if t is not None and pkt.src == t.server[0] and t.tid in (None, pkt.sport) and t.cut is None:
+                t.cut = snaplen_text(pkt)
+            return
         try:
             msg = decode(pkt.payload)
         except DecodeError:
@@ -1181,6 +1250,10 @@ class FlowScanner:
 
     def _end(self, conn: _Conn, early: str = "") -> None:
         if conn.kind is None:
+            hole = next((d.hole for d in conn.dirs.values() if d.hole is not None and d.next == 0), None)
+            if hole is not None and not any(conn.early.values()):
+                self.warn(f"tcp {_ep(conn.ends[0])} -> {_ep(conn.ends[1])}: its first bytes are missing "
+                          f"({hole}): not known to be HTTP, TLS or SIP, the connection is not read")
             self._classify(conn, final=True)
         if conn.http is not None:
             conn.http.finish(early)
@@ -1213,6 +1286,9 @@ class FlowScanner:
         if self.evicted > 1:
             self.warn(f"{self.evicted} flows in all ended early: more than {self.limits.max_flows} open at "
                       "once")
+        if self.snaplen_cut > 1:
+            self.warn(f"{self.snaplen_cut} packets in all were cut by the capture's snaplen: their payloads "
+                      "are taken as missing (capture with tcpdump -s 0 to keep whole packets)")
         if self.backwards > 1:
             self.warn(f"{self.backwards} packets in all have a timestamp earlier than the packet before: "
                       "taken as equal to it (capture order is the order)")

@@ -53,8 +53,9 @@ Rules (issue #5 point 3; spec §C.6 request names, §H.1 TFTP/HTTP 6970):
   carries the phone's MAC and the boot did not request it in the capture, or when the download it is
   answered with was still open when the capture ended (its detail ends "still open when the capture
   ended"): the capture ends during the boot, or the captured phone acted otherwise (another model,
-  other files held). Each replayed boot lists those names (``not_captured``); its decisions stand as
-  the phone made them on what the capture holds.
+  other files held); so is a download a packet of which the snaplen cut (its detail says so,
+  :mod:`phoneemu.scenario._capture_flows` "snaplen"). Each replayed boot lists those names
+  (``not_captured``); its decisions stand as the phone made them on what the capture holds.
 * Bad input: a malformed pcap raises DecodeError naming the offset; malformed TFTP/HTTP inside it is
   skipped and counted, never raised.
 * **Bounded** (:mod:`phoneemu.scenario._capture_flows` has the per-flow caps and the overall
@@ -110,6 +111,7 @@ from phoneemu.scenario._capture_flows import (
     MAX_STREAM,
     MAX_TLS_STREAM,
     PIECE_COST,
+    SNAPLEN_CUT,
     Download,
     Endpoint,
     FlowScanner,
@@ -674,7 +676,7 @@ class ReplayFetcher:
             self.served.append((name, f"{len(ok.data)} bytes via {ok.protocol}{note}"))
             return ok.data
         last = group[-1]
-        if last.detail.endswith(CAPTURE_END):
+        if last.detail.endswith(CAPTURE_END) or SNAPLEN_CUT in last.detail:
             self.not_captured.append(name)
         self.served.append((name, f"{last.outcome} via {last.protocol}{note}"))
         raise TransportError(f"captured outcome: {last.outcome} {last.detail}".strip(),

@@ -55,7 +55,7 @@ from phoneemu.net.tls_decrypt import KeyLog, decrypt_tls, key_problem, presented
 from phoneemu.net.tls_handshake import client_certificate, device_of_certificate
 from phoneemu.net.tvs_client import NO_TVS_ANSWER, SERVER_REFUSED, server_order
 from phoneemu.protocols import tvs
-from phoneemu.scenario._capture_flows import MAX_TLS_STREAM, Endpoint, FlowScanner, Limits
+from phoneemu.scenario._capture_flows import MAX_TLS_STREAM, Endpoint, FlowScanner, Limits, reassembly_for
 from phoneemu.scenario.replay import CaptureIndex, phone_sink
 from phoneemu.values import host_port
 
@@ -419,7 +419,9 @@ def feed_capture(path: str | Path, scanner: FlowScanner, warnings: ScanWarnings,
     """Read ``path`` packet by packet into ``scanner`` and close it (DecodeError naming the offset for
     a malformed capture; one cut inside a packet is a warning); ``progress(offset)`` every ``every``
     packets."""
-    for n, pkt in enumerate(read_pcap(path, cut_short=warnings.cut_short, note=warnings)):
+    frags = reassembly_for(scanner.limits, warnings)  # counted in the overall budget (_capture_flows)
+    scanner.outside = lambda: frags.reserved
+    for n, pkt in enumerate(read_pcap(path, cut_short=warnings.cut_short, note=warnings, reassembly=frags)):
         scanner.feed(pkt)
         if progress is not None and not n % every:
             progress(pkt.offset)
