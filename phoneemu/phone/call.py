@@ -13,7 +13,11 @@ Steps:
    ``200``: ``G.14-call-refused``; a TLS record from the CallManager that fails its integrity check (an
    attacker on the path altered it): ``G.14-signalling-tampered``, the connection dropped. The ``200``'s
    SDP answer is judged (:func:`~phoneemu.phone.media_rules.decide_media_answer`) and ACKed; an answer
-   the phone refuses ends the call (BYE).
+   the phone refuses ends the call (BYE). An answer whose media address is multicast (SDP allows it, with
+   a TTL) is refused too (``G.14-answer-refused``; ours: the phone offered a unicast stream, RFC 3264
+   §6.2 answers multicast only to multicast, and it sends no media to a group). Requests the CallManager
+   sends meanwhile (OPTIONS...) are answered, never taken for the INVITE's answer
+   (:func:`phoneemu.phone.sip.exchange`).
 4. Media: from a UDP port of the phone's own address the phone sends ``packets`` 20 ms G.711 packets to
    the answer's address and port (SRTP-protected with its own key, or plain RTP), and takes what comes
    from there — over SRTP a packet counts only when its authentication tag verifies (RFC 3711); it stops
@@ -30,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import ipaddress
 import secrets
 import ssl
 from collections.abc import Callable
@@ -102,6 +107,16 @@ async def place_call(store: TrustStore, profile: PhoneProfile, mac: str, host: s
         return CallResult(rule=reg.rule, accepted=False, target=target, rules=reg.rules, registration=reg,
                           reason=f"not registered, no call: {reg.reason}")
     return dataclasses.replace(ended[0], rules=(*reg.rules, *ended[0].rules), registration=reg)
+
+
+def _multicast_answer(answer: sdp.AudioOffer) -> Decision:
+    """An answer naming a multicast media address to the phone's unicast offer: refused, no media sent
+    there (ours; RFC 3264 §6.2 has a multicast answer only to a multicast offer)."""
+    scope = f", TTL {answer.ttl}" if answer.ttl is not None else ""
+    scope += f", {answer.address_count} addresses" if answer.address_count != 1 else ""
+    return Decision(rule="G.14-answer-refused", accepted=False, file="", kind="media",
+                    reason=f"the answer's media address {answer.address} is multicast{scope}: the phone "
+                           "offered a unicast stream and sends no media to a group")
 
 
 def _refused(reason: str) -> Decision:
@@ -265,6 +280,8 @@ class _Call(CallSide):
             chosen = None
         else:
             answer_d, chosen = media_rules.decide_media_answer(tuple(crypto), answer, offer_rule=offer_d)
+            if answer_d.rule not in _ENDS_CALL and ipaddress.ip_address(answer.address).is_multicast:
+                answer_d, chosen = _multicast_answer(answer), None
         if answer is None or answer_d.rule in _ENDS_CALL:
             self._ack(resp)
             await self._bye()

@@ -29,7 +29,12 @@ Steps:
    (at most a day); a ``200`` granting the phone's binding ``expires=0`` is no registration; a refusal's
    Retry-After and a redirect's Contact are named in the reason. A response is the answer to the
    request whose CSeq it carries: one of an earlier request (a retransmission, a second response in
-   the same segment) is skipped, never taken for the answer.
+   the same segment) is skipped, never taken for the answer. A request the server sends meanwhile on the
+   connection (an OPTIONS keep-alive between the 401 and the 200, a NOTIFY) is not an answer either: the
+   phone answers it (RFC 3261 §11.2: OPTIONS ``200`` with Allow, Accept, Supported; §8.2.1: another
+   method ``405``, an unknown one ``501``; :func:`phoneemu.protocols.sip.answer_request`) and waits on;
+   bounded (ours): at most :data:`MAX_SERVER_REQUESTS` answered per request of its own, and its timeout
+   runs from its request whatever the server sends.
 4. Every decision goes to the event log (the ``sip`` check of a scenario reads the result).
 
 Each REGISTER reports the checksum of the installed ITL (spec §G.1, "reports the installed ITL's hash
@@ -72,10 +77,13 @@ from phoneemu.protocols import sip
 from phoneemu.protocols.sip import SIP_PORT, SIPS_PORT
 from phoneemu.values import host_port
 
-__all__ = ["DigestCache", "SipResult", "SipSession", "answer_challenge", "authorization", "exchange",
-           "register"]
+__all__ = ["MAX_SERVER_REQUESTS", "DigestCache", "SipResult", "SipSession", "answer_challenge",
+           "authorization", "exchange", "register"]
 
 _MAX_REQUESTS = 3
+#: requests of the server's the phone answers while it waits for one response of its own (ours: a flood
+#: of them is left unanswered, and never holds the phone past its timeout)
+MAX_SERVER_REQUESTS = 16
 #: the registration interval asked (ours), and the most a 423's Min-Expires may raise it to (ours: a day)
 _EXPIRES = 3600
 _MAX_EXPIRES = 86400
@@ -138,21 +146,31 @@ class DigestCache:
 
 async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes, *,
                     timeout: float, stream: sip.SipStream) -> sip.SipMessage:
-    """Send ``request``; the first final response to it (1xx skipped; so are a request of the server's and
-    a response of another transaction: a CSeq that is not the request's, e.g. a retransmitted
-    earlier response, RFC 3261 §17.1.3) framed out of the connection's ``stream`` (bytes after it stay
-    there for the next exchange). TransportError / DecodeError."""
+    """Send ``request``; the first final response to it (1xx skipped; so is a response of another
+    transaction: a CSeq that is not the request's, e.g. a retransmitted earlier response, RFC 3261
+    §17.1.3) framed out of the connection's ``stream`` (bytes after it stay there for the next exchange).
+    A request of the server's meanwhile (an OPTIONS keep-alive, a NOTIFY) is never taken for the answer:
+    it is answered (:func:`phoneemu.protocols.sip.answer_request`: OPTIONS 200, others 405 / 501 ...),
+    at most :data:`MAX_SERVER_REQUESTS` of them per exchange, those after left unanswered; none of them
+    moves the deadline (``timeout`` from the send). TransportError / DecodeError."""
     mine = _transaction_of(request)
     writer.write(request)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     await asyncio.wait_for(writer.drain(), timeout)
     provisional = ""
-    skipped = 0
+    skipped = answered = unanswered = 0
     while True:
         msg = stream.next()
         if msg is not None:
-            if msg.status is None:
+            if msg.status is None:  # the server's request: answered (bounded), never the answer
+                if answered >= MAX_SERVER_REQUESTS:
+                    unanswered += 1
+                    continue
+                _, reply = sip.answer_request(msg, to_tag=secrets.token_hex(4))
+                if reply is not None:
+                    writer.write(reply)  # at most MAX_SERVER_REQUESTS replies, each under a head's size
+                    answered += 1
                 continue
             theirs = _transaction_of_response(msg)
             if mine is not None and theirs is not None and theirs != mine:
@@ -170,6 +188,9 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
         except TimeoutError:
             why = [f"only a provisional {provisional}"] if provisional else []
             why += [f"{skipped} response(s) of another transaction skipped"] if skipped else []
+            why += [f"{answered} request(s) of the server answered"] if answered else []
+            why += [f"{unanswered} more left unanswered (at most {MAX_SERVER_REQUESTS})"] if unanswered \
+                else []
             why += [f"{stream.pending()} bytes of an incomplete message"] if stream.pending() else []
             more = f" ({'; '.join(why)})" if why else ""
             raise TransportError(f"no SIP response within {timeout}s{more}", kind="timeout") from None

@@ -12,10 +12,15 @@ Rules:
   ``o=`` and ``s=`` once, at least one ``t=`` (RFC 4566 §5). A control character, an empty line, a type
   letter RFC 4566 does not define (§5: such a description is ignored whole) or a session-only line in
   a media section is a :class:`~phoneemu.errors.DecodeError` naming the 1-based ``line`` and the field
-  (``path`` ``"v="``, ``"c="``, ``"a=crypto"``...); nothing else escapes.
+  (``path`` ``"v="``, ``"c="``, ``"a=crypto"``...); nothing else escapes. Spaces and tabs ending an
+  attribute line (the grammar has none, but ``a=sendrecv `` is common) are dropped — not on an
+  ``a=crypto`` line, whose keys are read exactly as written (a space there is still an error).
 * The first ``m=audio`` section is the stream; other media sections (video, a second audio) are
   skipped. Its address is the media-level ``c=``, else the session-level one (RFC 4566 §5.7): an IP
-  literal of the type the line names; a host name or no ``c=`` at all is an error. Port 0 is a
+  literal of the type the line names; a host name or no ``c=`` at all is an error. A multicast address
+  carries ``/<ttl>`` (IPv4: required, 0..255) and an optional ``/<number of addresses>`` (at least 1, the
+  last of them still multicast); an IPv6 one only ``/<number of addresses>`` (no TTL); a unicast one
+  neither (RFC 4566 §5.7, RFC 8866 §5.7). Port 0 is a
   rejected stream (RFC 3264 §6); formats are RTP payload types 0..127; the profile is kept as written
   (``RTP/AVP``, ``RTP/SAVP``, ``UDP/TLS/RTP/SAVP``...: the caller decides).
 * Direction ``a=sendrecv|sendonly|recvonly|inactive``: media level over session level, ``sendrecv``
@@ -27,7 +32,7 @@ Rules:
   phones prefer ``_80`` to ``_32`` and do not offer the AEAD GCM suites CUCM knows.
 * Ours (not in the spec): :func:`build_sdp` writes ``v o s c t m``, ``a=rtpmap:0 PCMU/8000`` when 0 is
   offered, ``a=ptime:20``, the crypto attributes in order, then the direction; the address goes in
-  ``o=`` and in a session-level ``c=``.
+  ``o=`` and in a session-level ``c=`` (with its TTL and, when more than one, the number of addresses).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 from phoneemu.errors import DecodeError, EncodeError, SizeLimitError
 
@@ -61,6 +67,9 @@ _TOKEN_RE = re.compile(_TOKEN)
 _PROFILE_RE = re.compile(rf"{_TOKEN}(?:/{_TOKEN})*")
 _DIGITS_RE = re.compile(r"[0-9]{1,20}")
 _PORT_RE = re.compile(r"[0-9]{1,5}")
+#: RFC 4566 §9 ``ttl = (POS-DIGIT *2DIGIT) / "0"``, ``integer = POS-DIGIT *DIGIT`` (ours: at most 10 digits)
+_TTL_RE = re.compile(r"0|[1-9][0-9]{0,2}")
+_COUNT_RE = re.compile(r"[1-9][0-9]{0,9}")
 _FORMAT_RE = re.compile(r"[0-9]{1,3}")
 _SUITE_RE = re.compile(r"[A-Za-z0-9_]+")
 _KEY_RE = re.compile(r"[A-Za-z0-9+/=]+")
@@ -73,7 +82,7 @@ _KEY_PARAM_RE = re.compile(r"inline:([A-Za-z0-9+/=]+)"
                            r"(?:\|((?:2\^)?[0-9]{1,20}))?(?:\|([0-9]{1,10}:[0-9]{1,3}))?")
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -120,11 +129,20 @@ class AudioOffer:
     version: int = 0
     origin_user: str = "-"
     direction: str = "sendrecv"
+    #: a multicast ``address``'s TTL (IPv4 only); None otherwise. An IPv4 multicast address without one is
+    #: written as given, and :func:`parse_sdp` refuses it (RFC 4566 §5.7: the TTL is required there)
+    ttl: int | None = None
+    #: how many multicast addresses from ``address`` on (hierarchical or layered encoding; 1: just it)
+    address_count: int = 1
 
     def __post_init__(self) -> None:
-        if not isinstance(self.address, str) or _ip(self.address) is None:
+        ip = _ip(self.address) if isinstance(self.address, str) else None
+        if ip is None:
             raise EncodeError(f"address {self.address!r} is not an IPv4 or IPv6 literal", fmt=FMT,
                               path="address")
+        problem = _multicast_problem(ip, self.ttl, self.address_count)
+        if problem is not None:
+            raise EncodeError(problem, fmt=FMT, path=problem.partition(" ")[0])
         if not _is_int(self.port) or not 0 <= self.port <= 0xFFFF:
             raise EncodeError(f"port {self.port!r} is not 0..65535", fmt=FMT, path="port")
         _check(_PROFILE_RE, self.profile, "profile", "token[/token...]")
@@ -168,6 +186,29 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
+def _multicast_problem(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, ttl: object,
+                       count: object) -> str | None:
+    """What is wrong with a connection address's TTL and number of addresses (RFC 4566 §5.7), None when
+    nothing: the text starts with the field it is about (``ttl`` or ``address_count``)."""
+    if ttl is not None and (not _is_int(ttl) or not 0 <= ttl <= 255):
+        return f"ttl {ttl!r} is not 0..255"
+    if not _is_int(count) or count < 1:
+        return f"address_count {count!r} is not at least 1"
+    if not ip.is_multicast:
+        if ttl is not None or count != 1:
+            return f"{'ttl' if ttl is not None else 'address_count'} given for {ip}, not a multicast address"
+        return None
+    if ip.version == 6 and ttl is not None:
+        return f"ttl given for the IPv6 address {ip}: IPv6 multicast carries none (RFC 4566 §5.7)"
+    try:
+        last = ip + (count - 1)
+    except (ValueError, OverflowError):
+        last = None
+    if last is None or not last.is_multicast:
+        return f"address_count {count} from {ip} runs past the multicast addresses"
+    return None
+
+
 def _addrtype(address: str) -> str:
     ip = _ip(address)
     return "IP6" if ip is not None and ip.version == 6 else "IP4"
@@ -175,9 +216,14 @@ def _addrtype(address: str) -> str:
 
 def build_sdp(a: AudioOffer) -> bytes:
     """The description of ``a``, CRLF line ends; EncodeError when a line or the whole would be refused
-    by :func:`parse_sdp` (over :data:`MAX_LINE` characters, over :data:`MAX_SDP` bytes)."""
+    by :func:`parse_sdp` (over :data:`MAX_LINE` characters, over :data:`MAX_SDP` bytes). An IPv4 multicast
+    address without a ``ttl`` is written as given (``AudioOffer.ttl``: what was built before TTLs were
+    kept; the parser refuses it)."""
     addr = f"IN {_addrtype(a.address)} {a.address}"
-    lines = ["v=0", f"o={a.origin_user} {a.session_id} {a.version} {addr}", "s=-", f"c={addr}", "t=0 0",
+    scope = "".join(f"/{n}" for n in (a.ttl, a.address_count if a.address_count != 1 else None)
+                    if n is not None)
+    lines = ["v=0", f"o={a.origin_user} {a.session_id} {a.version} {addr}", "s=-", f"c={addr}{scope}",
+             "t=0 0",
              f"m=audio {a.port} {a.profile} {' '.join(str(pt) for pt in a.formats)}"]
     if 0 in a.formats:
         lines.append("a=rtpmap:0 PCMU/8000")
@@ -201,6 +247,8 @@ class _Level:
     """What one level (session or the audio media) said, with the line numbers of the first sayings."""
 
     address: str | None = None
+    ttl: int | None = None
+    address_count: int = 1
     c_line: int = 0
     direction: str | None = None
     direction_line: int = 0
@@ -231,6 +279,8 @@ def _lines(data: bytes) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for number, ended in enumerate(raw, start=1):
         line = ended.removesuffix("\r")
+        if line.startswith("a=") and not line.startswith("a=crypto:"):
+            line = line.rstrip(" \t")  # trailing white space on an attribute line: common (not a=crypto)
         path = line[:2] if _TYPE_RE.fullmatch(line[:2]) else "sdp"
         if len(line) > MAX_LINE:
             raise _error(f"line of {len(line)} characters exceeds {MAX_LINE}", number, path)
@@ -279,7 +329,7 @@ def parse_sdp(data: bytes) -> AudioOffer:
         elif letter == "c":
             if level.address is not None:
                 raise _error(f"second c= line at this level (first on line {level.c_line})", number, path)
-            level.address, level.c_line = _parse_c(value, number), number
+            (level.address, level.ttl, level.address_count), level.c_line = _parse_c(value, number), number
         elif letter == "a":
             _parse_a(value, number, level, media=section == "audio")
     for letter in ("o", "s", "t"):
@@ -287,7 +337,8 @@ def parse_sdp(data: bytes) -> AudioOffer:
             raise _error(f"no {letter}= line (RFC 4566 §5)", len(lines), f"{letter}=")
     if m is None:
         raise _error("no m=audio section", len(lines), "m=")
-    address = audio.address if audio.address is not None else session.address
+    where = audio if audio.address is not None else session
+    address = where.address
     if address is None:
         raise _error("no c= line for the audio stream, at media or session level (RFC 4566 §5.7)", m_line,
                      "c=")
@@ -296,7 +347,8 @@ def parse_sdp(data: bytes) -> AudioOffer:
     try:
         return AudioOffer(address=address, port=port, profile=profile, formats=formats,
                           crypto=tuple(audio.crypto), session_id=session_id, version=version,
-                          origin_user=user, direction=audio.direction or session.direction or "sendrecv")
+                          origin_user=user, direction=audio.direction or session.direction or "sendrecv",
+                          ttl=where.ttl, address_count=where.address_count)
     except EncodeError as exc:  # not reached: each value was checked as it was read
         raise DecodeError(exc.message, fmt=FMT, path=exc.path or "m=", line=m_line) from None
 
@@ -321,16 +373,40 @@ def _parse_o(value: str, number: int) -> tuple[str, int, int]:
     return user, int(sess_id), int(sess_version)
 
 
-def _parse_c(value: str, number: int) -> str:
-    nettype, addrtype, address = _fields(value, 3, number, "c=", "IN IP4|IP6 <address>")
+def _parse_c(value: str, number: int) -> tuple[str, int | None, int]:
+    """``c=``'s address, TTL and number of addresses (module docstring; RFC 4566 §5.7)."""
+    nettype, addrtype, written = _fields(value, 3, number, "c=", "IN IP4|IP6 <address>[/ttl][/count]")
     if nettype != "IN" or addrtype not in ("IP4", "IP6"):
         raise _error(f"{nettype[:10]!r} {addrtype[:10]!r} is not IN IP4 or IN IP6", number, "c=")
+    address, *scope = written.split("/")
     ip = _ip(address)
     if ip is None:
         raise _error(f"connection address {address[:60]!r} is not an IP literal", number, "c=")
     if addrtype != f"IP{ip.version}":
         raise _error(f"{address!r} is not an {addrtype} address", number, "c=")
-    return address
+    if scope and not ip.is_multicast:
+        raise _error(f"{written[:60]!r}: a TTL or a number of addresses only follows a multicast address",
+                     number, "c=")
+    ttl: int | None = None
+    if ip.version == 4 and ip.is_multicast:
+        if not scope:
+            raise _error(f"IPv4 multicast address {address!r} without its /TTL (RFC 4566 §5.7)", number, "c=")
+        if _TTL_RE.fullmatch(scope[0]) is None or int(scope[0]) > 255:
+            raise _error(f"TTL {scope[0][:20]!r} of {address!r} is not 0..255", number, "c=")
+        ttl = int(scope.pop(0))
+    if len(scope) > 1:
+        raise _error(f"{written[:60]!r} is not <address>{'/<ttl>' if ip.version == 4 else ''}[/<count>]"
+                     + (" (IPv6 multicast carries no TTL)" if ip.version == 6 else ""), number, "c=")
+    count = 1
+    if scope:
+        if _COUNT_RE.fullmatch(scope[0]) is None:
+            raise _error(f"number of addresses {scope[0][:20]!r} of {address!r} is not an integer of at "
+                         "least 1", number, "c=")
+        count = int(scope[0])
+    problem = _multicast_problem(ip, ttl, count)
+    if problem is not None:
+        raise _error(problem.replace("address_count", "number of addresses", 1), number, "c=")
+    return address, ttl, count
 
 
 def _parse_m(value: str, number: int) -> tuple[int, str, tuple[int, ...]]:

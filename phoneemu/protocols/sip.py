@@ -20,6 +20,15 @@ Rules:
   over the limit, a digest challenge whose parameters do not parse or carry a control character (even
   escaped: what the phone answers echoes realm and nonce, and must not carry one into its request) — is a
   :class:`~phoneemu.errors.DecodeError` naming the field and offset; nothing else escapes.
+* A request the server sends the phone on its connection (:func:`answer_request`, RFC 3261 §8.2, §11.2):
+  ``OPTIONS`` gets ``200`` with ``Allow``, ``Accept`` and ``Supported`` (what the phone does:
+  :data:`ALLOW`, ``application/sdp``, no extension); ``ACK`` gets nothing (§17.1.1.3); a method the phone
+  knows but takes at no such moment gets ``405`` with ``Allow`` (``NOTIFY``, ``SUBSCRIBE``, ``REGISTER``...),
+  one it does not know ``501``; ``INVITE`` while the phone waits for an answer of its own ``486`` (ours:
+  busy in its own transaction), ``BYE`` / ``CANCEL`` ``481`` (no dialog or transaction of it known there,
+  §15.1.2, §9.2); a request missing Via, From, To, Call-ID or CSeq ``400`` naming it (§8.1.1: what
+  every request carries).
+  Every response echoes Via, From, To (with the phone's tag), Call-ID and CSeq (§8.2.6.2).
 * Ours (the spec gives the digest, not the REGISTER a phone sends): the From/To user is the device name
   ``SEP<MAC>`` (the lab has no directory numbers), the Contact carries ``+sip.instance`` with the MAC
   (as Cisco phones do), Expires 3600.
@@ -33,8 +42,9 @@ from dataclasses import dataclass
 
 from phoneemu.errors import DecodeError
 
-__all__ = ["DIGEST_ALGORITHMS", "MAX_BODY", "MAX_HEAD", "MAX_HEADERS", "REALM", "SIPS_PORT", "SIP_PORT",
-           "SipMessage", "SipStream", "build_message", "device_mac", "digest_challenges", "digest_response",
+__all__ = ["ALLOW", "DIGEST_ALGORITHMS", "MAX_BODY", "MAX_HEAD", "MAX_HEADERS", "REALM", "SIPS_PORT",
+           "SIP_PORT", "SipMessage", "SipStream", "answer_request", "build_message", "device_mac",
+           "digest_challenges", "digest_response",
            "format_digest", "message_bytes", "parse_digest", "parse_message", "pick_challenge",
            "request_user", "response_to"]
 
@@ -219,6 +229,39 @@ def response_to(msg: SipMessage, status: int, reason: str, extra: list[tuple[str
     copied = [(k, v) for k in ("Via", "From", "To", "Call-ID", "CSeq") if (v := msg.header(k)) is not None]
     copied = [(k, f"{v};tag={to_tag}" if k == "To" and ";tag=" not in v else v) for k, v in copied]
     return build_message(f"SIP/2.0 {status} {reason}", [*copied, *(extra or [])], body)
+
+
+#: the methods the phone implements (it places and answers calls, and answers OPTIONS), RFC 3261 §20.5
+ALLOW = "INVITE, ACK, BYE, OPTIONS"
+#: methods of RFC 3261 and its extensions the phone knows but does not take from a server (405, §8.2.1)
+_KNOWN_METHODS = frozenset({"REGISTER", "NOTIFY", "SUBSCRIBE", "REFER", "MESSAGE", "INFO", "UPDATE", "PRACK",
+                            "PUBLISH"})
+_REQUIRED = ("Via", "From", "To", "Call-ID", "CSeq")
+
+
+def answer_request(msg: SipMessage, *, to_tag: str) -> tuple[int, bytes | None]:
+    """The phone's answer to request ``msg`` a server sent it (module docstring): its status and bytes;
+    ``(0, None)`` for an ACK (never answered). ``to_tag``: the phone's To tag where ``msg``'s To has none."""
+    method = msg.method or ""
+    if method == "ACK":
+        return 0, None
+    missing = [name for name in _REQUIRED if msg.header(name) is None]
+    allow = [("Allow", ALLOW)]
+    if missing:
+        status, reason, extra = 400, f"Bad Request (no {', '.join(missing)})", []
+    elif method == "OPTIONS":
+        status, reason = 200, "OK"
+        extra = [*allow, ("Accept", "application/sdp"), ("Accept-Encoding", "identity"),
+                 ("Accept-Language", "en"), ("Supported", "")]
+    elif method == "INVITE":
+        status, reason, extra = 486, "Busy Here", allow
+    elif method in ("BYE", "CANCEL"):
+        status, reason, extra = 481, "Call/Transaction Does Not Exist", allow
+    elif method in _KNOWN_METHODS:
+        status, reason, extra = 405, "Method Not Allowed", allow
+    else:
+        status, reason, extra = 501, "Not Implemented", allow
+    return status, response_to(msg, status, reason, [*extra, ("User-Agent", "phoneemu")], to_tag=to_tag)
 
 
 def request_user(msg: SipMessage) -> str:

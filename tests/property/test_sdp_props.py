@@ -1,6 +1,8 @@
 """Hypothesis properties of the SDP offer/answer codec (spec §G.14; RFC 4566, RFC 3264, RFC 4568).
 
-* ``parse(build(a)) == a`` and ``build(parse(build(a))) == build(a)`` for generated audio streams;
+* ``parse(build(a)) == a`` and ``build(parse(build(a))) == build(a)`` for generated audio streams
+  (multicast ones with their TTL and number of addresses); white space ending an attribute line is
+  dropped, except on an ``a=crypto`` line (refused);
 * random bytes, and random line mutations of a valid description, only ever raise DecodeError, and
   every DecodeError names a line and a field;
 * what parses builds, and builds back to what parses the same.
@@ -8,8 +10,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import string
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -35,9 +39,25 @@ cryptos = st.builds(
                   st.builds(lambda v, n: f"{v}:{n}", st.integers(0, 2**32), st.integers(1, 128))),
     session_params=st.lists(st.text(VISIBLE, min_size=1, max_size=20), max_size=3).map(tuple),
 )
+@st.composite
+def connections(draw: st.DrawFn) -> dict[str, object]:
+    """An address with what RFC 4566 §5.7 gives it: a multicast IPv4 one its TTL, any multicast one a
+    number of addresses (as long as they stay multicast), a unicast one neither."""
+    ip = draw(st.one_of(st.ip_addresses(), st.ip_addresses(network="224.0.0.0/4"),
+                        st.ip_addresses(network="ff00::/8")))
+    out: dict[str, object] = {"address": str(ip)}
+    if ip.is_multicast:
+        if ip.version == 4:
+            out["ttl"] = draw(st.integers(0, 255))
+        room = int(ipaddress.ip_network("224.0.0.0/4" if ip.version == 4 else "ff00::/8").broadcast_address) \
+            - int(ip) + 1
+        out["address_count"] = draw(st.integers(1, min(room, 2**32)))
+    return out
+
+
 offers = st.builds(
-    AudioOffer,
-    address=st.ip_addresses().map(str),
+    lambda where, **kw: AudioOffer(**where, **kw),
+    where=connections(),
     port=st.integers(0, 65535),
     profile=st.one_of(st.sampled_from(["RTP/AVP", "RTP/SAVP", "UDP/TLS/RTP/SAVP"]),
                       st.lists(st.text(TOKEN, min_size=1, max_size=8), min_size=1, max_size=3).map("/".join)),
@@ -81,6 +101,14 @@ def test_round_trip(a: AudioOffer) -> None:
     assert parse_sdp(wire) == a
     assert build_sdp(parse_sdp(wire)) == wire
     assert parse_sdp(wire.replace(b"\r\n", b"\n")) == a
+    lines = wire.split(b"\r\n")
+    spaced = [line + b" \t" if line.startswith(b"a=") and not line.startswith(b"a=crypto:") else line
+              for line in lines]
+    assert parse_sdp(b"\r\n".join(spaced)) == a  # white space ending an attribute line: dropped
+    if a.crypto:  # ... but not on a=crypto lines: read as written
+        crypto_spaced = [line + b" " if line.startswith(b"a=crypto:") else line for line in lines]
+        with pytest.raises(DecodeError):
+            parse_sdp(b"\r\n".join(crypto_spaced))
 
 
 @SETTINGS
@@ -93,6 +121,9 @@ def test_random_bytes_only_raise_decode_error(data: bytes) -> None:
 _LINE_TEXT = st.one_of(
     st.text(max_size=40),
     st.sampled_from(["a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:QUJD", "c=IN IP6 ::1", "c=IN IP4 x",
+                     "c=IN IP4 224.2.1.1/127", "c=IN IP4 224.2.1.1/127/3", "c=IN IP4 224.2.1.1",
+                     "c=IN IP6 ff15::1/2", "c=IN IP4 192.0.2.1/1", "a=sendrecv ", "a=recvonly\t",
+                     "a=crypto:4 AES_CM_128_HMAC_SHA1_32 inline:QUJD ",
                      "m=audio 1 RTP/AVP 0", "a=sendonly", "a=inactive", "m=video 9 RTP/AVP 96",
                      "o=- 1 1 IN IP4 h",
                      "s=-", "t=0 0", "v=0", "a=crypto:1 X inline:QUJD", "", "a=", "b=AS:64", "z=0 0"]),

@@ -92,6 +92,68 @@ def test_session_level_connection_and_default_direction() -> None:
                                          session_id=1, version=2)
 
 
+def test_trailing_white_space_on_attribute_lines_is_dropped() -> None:
+    """RFC 4566 §9 allows none, but ``a=sendrecv `` is common: spaces and tabs ending an attribute line are
+    dropped (a direction, a value attribute, an attribute left empty after them still refused); not on an
+    ``a=crypto`` line (MALFORMED: its keys are read exactly as written)."""
+    spaced = OFFER_WIRE.replace(b"a=sendrecv", b"a=sendrecv ").replace(b"a=ptime:20", b"a=ptime:20 \t ")
+    assert parse_sdp(spaced) == OFFER
+    assert parse_sdp(spaced.replace(b"\r\n", b"\n")) == OFFER
+    recv = OFFER_WIRE.replace(b"a=sendrecv\r\n", b"a=recvonly  \r\n")
+    assert parse_sdp(recv).direction == "recvonly"
+    session = OFFER_WIRE.replace(b"a=sendrecv\r\n", b"").replace(b"t=0 0\r\n", b"t=0 0\r\na=inactive\t\r\n")
+    assert parse_sdp(session).direction == "inactive"
+
+
+@pytest.mark.parametrize(("c_line", "address", "ttl", "count"), [
+    (b"c=IN IP4 224.2.1.1/127", "224.2.1.1", 127, 1),
+    (b"c=IN IP4 224.2.1.1/127/3", "224.2.1.1", 127, 3),
+    (b"c=IN IP4 239.255.255.254/0/2", "239.255.255.254", 0, 2),
+    (b"c=IN IP4 232.1.1.1/255/1", "232.1.1.1", 255, 1),
+    (b"c=IN IP6 ff15::101", "ff15::101", None, 1),
+    (b"c=IN IP6 ff15::101/3", "ff15::101", None, 3),
+])
+def test_multicast_connection_address_with_ttl_and_count(c_line: bytes, address: str, ttl: int | None,
+                                                         count: int) -> None:
+    """RFC 4566 §5.7 (RFC 8866 §5.7): a multicast address carries ``/ttl`` (IPv4, 0..255, required) and an
+    optional ``/number of addresses`` (at least 1); IPv6 the number only. Session or media level."""
+    wire = OFFER_WIRE.replace(b"c=IN IP4 192.0.2.10", c_line)
+    got = parse_sdp(wire)
+    assert (got.address, got.ttl, got.address_count) == (address, ttl, count)
+    assert replace(got, address=OFFER.address, ttl=None, address_count=1) == OFFER
+    assert parse_sdp(build_sdp(got)) == got
+    media = OFFER_WIRE.replace(b"a=ptime:20\r\n", b"a=ptime:20\r\n" + c_line + b"\r\n")
+    got = parse_sdp(media)  # the media level's over the session's unicast one
+    assert (got.address, got.ttl, got.address_count) == (address, ttl, count)
+    written = c_line.removesuffix(b"/1") if c_line.count(b"/") == 2 else c_line
+    assert written + b"\r\n" in build_sdp(got)
+
+
+def test_an_ipv4_multicast_offer_built_without_a_ttl_is_written_as_given_and_refused_when_read() -> None:
+    """The value keeps what callers built before TTLs were kept (no TTL); the wire needs one (§5.7)."""
+    wire = build_sdp(replace(OFFER, address="224.2.1.1"))
+    assert b"c=IN IP4 224.2.1.1\r\n" in wire
+    with pytest.raises(DecodeError, match="without its /TTL") as err:
+        parse_sdp(wire)
+    assert (err.value.line, err.value.path) == (4, "c=")
+
+
+@pytest.mark.parametrize(("change", "path"), [
+    ({"address": "224.2.1.1", "ttl": 256}, "ttl"),
+    ({"address": "224.2.1.1", "ttl": True}, "ttl"),
+    ({"address": "224.2.1.1", "ttl": 1, "address_count": 0}, "address_count"),
+    ({"address": "239.255.255.255", "ttl": 1, "address_count": 2}, "address_count"),
+    ({"address": "ff15::1", "ttl": 1}, "ttl"),
+    ({"address": "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "address_count": 2}, "address_count"),
+    ({"ttl": 1}, "ttl"),  # unicast
+    ({"address_count": 2}, "address_count"),
+])
+def test_bad_multicast_values_are_encode_errors(change: dict[str, object], path: str) -> None:
+    with pytest.raises(EncodeError) as err:
+        replace(OFFER, **change)  # type: ignore[arg-type]
+    assert err.value.path == path, err.value
+
+
 def test_lifetime_or_mki_alone() -> None:
     base = OFFER_WIRE.replace(b"|2^20|1:4", b"|7:32")
     assert parse_sdp(base).crypto[0] == replace(C80, lifetime="", mki="7:32")
@@ -128,7 +190,26 @@ MALFORMED = [
     (_swap(b"o=SEP001122334455 1234 1 IN IP4", b"o=SEP001122334455 1234 1 ATM IP4"), 2, "o="),
     (_swap(b"1234 1 IN IP4 192.0.2.10", b"1234 1 IN IP4"), 2, "o="),
     (_swap(b"c=IN IP4 192.0.2.10", b"c=IN IP4 pbx.example.com"), 4, "c="),
-    (_swap(b"c=IN IP4 192.0.2.10", b"c=IN IP4 224.2.1.1/127"), 4, "c="),
+    (_swap(b"c=IN IP4 192.0.2.10", b"c=IN IP4 224.2.1.1"), 4, "c="),  # IPv4 multicast: TTL required
+    (_swap(b"c=IN IP4 192.0.2.10", b"c=IN IP4 224.2.1.1/256"), 4, "c="),
+    (_swap(b"c=IN IP4 192.0.2.10", b"c=IN IP4 224.2.1.1/0127"), 4, "c="),
+    (_swap(b"c=IN IP4 192.0.2.10", b"c=IN IP4 224.2.1.1/-1"), 4, "c="),
+    (_swap(b"c=IN IP4 192.0.2.10", b"c=IN IP4 224.2.1.1//3"), 4, "c="),
+    (_swap(b"c=IN IP4 192.0.2.10", b"c=IN IP4 224.2.1.1/127/0"), 4, "c="),
+    (_swap(b"c=IN IP4 192.0.2.10", b"c=IN IP4 224.2.1.1/127/"), 4, "c="),
+    (_swap(b"c=IN IP4 192.0.2.10", b"c=IN IP4 224.2.1.1/127/3/4"), 4, "c="),
+    (_swap(b"c=IN IP4 192.0.2.10", b"c=IN IP4 239.255.255.255/1/2"), 4, "c="),
+    (_swap(b"c=IN IP4 192.0.2.10", b"c=IN IP4 192.0.2.10/127"), 4, "c="),  # unicast: no TTL
+    (_swap(b"c=IN IP4 192.0.2.10", b"c=IN IP6 ff15::101/127/3"), 4, "c="),  # IPv6: no TTL
+    (_swap(b"c=IN IP4 192.0.2.10", b"c=IN IP6 ::1/2"), 4, "c="),
+    (_swap(b"c=IN IP4 192.0.2.10", b"c=IN IP4 224.2.1.1 /127"), 4, "c="),
+    (_swap(b"c=IN IP4 192.0.2.10", b"c=IN IP4 192.0.2.10 "), 4, "c="),  # trailing space: a= lines only
+    (_swap(b"a=sendrecv", b"a=sendrecv \t x"), 11, "a="),  # a tab inside the line: refused as before
+    (_swap(b"a=sendrecv", b"a=sendrecv x "), 11, "a="),
+    (_swap(b"a=sendrecv", b"a=\t"), 11, "a="),
+    (_swap(b"|2^20|1:4", b"|2^20|1:4 "), 9, "a=crypto"),  # a=crypto read as written: no space dropped
+    (_swap(b" KDR=1", b" KDR=1\t"), 10, "a="),  # a tab ending a=crypto: a control character, as before
+    (_swap(b"inline:WVNf", b"inline: WVNf"), 9, "a=crypto"),
     (_swap(b"c=IN IP4 192.0.2.10", b"c=IN IP6 192.0.2.10"), 4, "c="),
     (_swap(b"c=IN IP4 192.0.2.10", b"c=IN IP6 fe80::1%eth0"), 4, "c="),
     (_swap(b"c=IN IP4 192.0.2.10", b"c=IN IP4 192.0.2.010"), 4, "c="),
