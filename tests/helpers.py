@@ -512,3 +512,28 @@ def tftp_exchange_with_a_transfer_port(server: Any, client: Any, lab: str, name:
         _data, at = client.recvfrom(100)
         client.sendto(b"\x00\x04\x00\x01", at)
         transfer.recvfrom(100)
+
+
+def pristine_lab(name: str, *, now: int, phones: Mapping[str, Mapping[str, Any]]) -> tuple[Any, Any]:
+    """The fixtures ``base_lab`` (module scope: an RSA-1024 lab cluster made at ``now`` in a temporary
+    folder named ``name``, with ``phones``: MAC -> ``add_phone`` options) and ``lab`` (a private copy of
+    it per test, :func:`copy_cluster`: key generation once per module)::
+
+        base_lab, lab = pristine_lab("boot-unit", now=NOW, phones={MAC: {"now": NOW, "lsc_key": "rsa1024"}})
+    """
+    @pytest.fixture(scope="module")
+    def base_lab(tmp_path_factory: pytest.TempPathFactory) -> Path:
+        from phoneemu.lab.cluster import LabCluster
+
+        root = tmp_path_factory.mktemp(name) / "lab"
+        c = LabCluster.init(root, key_spec="rsa1024", now=now)
+        for mac, options in phones.items():
+            c.add_phone(mac, **options)
+        return root
+
+    @pytest.fixture
+    def lab(base_lab: Path, tmp_path: Path) -> Any:
+        """A private copy of one pristine lab (key generation once per module)."""
+        return copy_cluster(base_lab, tmp_path)
+
+    return base_lab, lab

@@ -16,13 +16,18 @@ Rules:
   host name Python cannot encode (an empty label, one over 63 characters) fails like one that does
   not resolve (``"unreachable"``), never with an exception out of the failover.
 * The first server that completes the exchange answers, "unknown certificate" (STATUS 1) included:
-  the next server is asked only when one gives no answer. A second response in the bytes of the first
-  is a ``"protocol"`` failure; bytes after the first response that arrive later are not read.
+  the next server is asked only when one gives no answer. The response is the first frame the server
+  sends (§E.1, §E.2): one with another session id or message type than our request is a ``"protocol"``
+  failure (never replaced by a later frame); whatever follows the response — a second response, a
+  partial frame, garbage — is not part of the exchange and is ignored, in the same read or a later one
+  (the connection is closed once the response is in; :class:`~phoneemu.protocols.tvs.TvsClientExchange`).
 * One request and one response per TLS connection, like tvsc (spec §E.1).
 * The TLS layer does not judge the server: phones compare the certificate TVS presents with the
   role-21 (TVS) record of their ITL (spec §E.1). The certificate seen is returned
   (:attr:`TvsReply.server_cert`) and may be checked during failover with ``accept_server``.
-  ``tls=None`` uses a ``CERT_NONE`` context (TLS 1.2 to 1.3) built once per process.
+  ``tls=None`` uses a ``CERT_NONE`` context (TLS 1.2 to 1.3) built once per process. While
+  ``accept_server`` runs, :func:`server_judged` names the server (``HOST:PORT``) whose certificate it
+  judges, so that a caller's note of a refusal can say which server it was.
 * Session ids: our convention follows tvsc — a per-process counter starting at 1 (phones used
   1001, 1002 in CUCM logs; any value is echoed), unless ``session_id`` is given.
 """
@@ -30,6 +35,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import ssl
 from collections.abc import Callable, Sequence
@@ -43,7 +49,7 @@ from phoneemu.protocols import tvs
 from phoneemu.values import host_port
 
 __all__ = ["NO_TVS_ANSWER", "SERVER_REFUSED", "ServerAddress", "TvsReply", "default_tls_context",
-           "server_order", "tvs_exchange", "tvs_query", "tvs_verify"]
+           "server_judged", "server_order", "tvs_exchange", "tvs_query", "tvs_verify"]
 
 #: How a TVS failure of every server begins; each server's own failure follows, ``; ``-separated.
 NO_TVS_ANSWER = "no TVS server answered: "
@@ -53,6 +59,7 @@ SERVER_REFUSED = "TVS certificate not accepted (not the ITL TVS record)"
 _MAX_READS = 4096  # a response is at most a few hundred KiB: bounded all the same
 _session_ids = itertools.count(1)
 _default_ctx: ssl.SSLContext | None = None
+_judged: contextvars.ContextVar[str | None] = contextvars.ContextVar("tvs_server_judged", default=None)
 
 
 class _HasAddress(Protocol):
@@ -108,6 +115,12 @@ def default_tls_context() -> ssl.SSLContext:
     return _default_ctx
 
 
+def server_judged() -> str | None:
+    """``HOST:PORT`` of the TVS server whose certificate ``accept_server`` is judging, from inside that
+    call (per task: phones booting side by side each see their own); None anywhere else."""
+    return _judged.get()
+
+
 def server_order(servers: Sequence[ServerAddress]) -> list[tuple[str, int]]:
     """``(host, port)`` of ``servers`` in the order they are tried: priority, then as listed (§E.1)."""
     keyed: list[tuple[int, int, str, int]] = []
@@ -129,8 +142,14 @@ async def _one(host: str, port: int, request: tvs.TvsMessage, *, timeout: float,
                              kind="unreachable") from exc
     try:
         cert = conn.peer_cert
-        if accept_server is not None and not accept_server(cert):
-            raise TransportError(f"{host_port(host, port)}: {SERVER_REFUSED}", kind="tls")
+        if accept_server is not None:
+            token = _judged.set(host_port(host, port))
+            try:
+                accepted = accept_server(cert)
+            finally:
+                _judged.reset(token)
+            if not accepted:
+                raise TransportError(f"{host_port(host, port)}: {SERVER_REFUSED}", kind="tls")
         exchange = tvs.TvsClientExchange(request)
         async with asyncio.timeout_at(conn.deadline):  # connect + handshake + exchange: one bound
             await conn.send(exchange.request_bytes)

@@ -372,6 +372,7 @@ class _Boot:
         self.trust: dict[str, str] = {}
         self.tvs_used = False
         self.tvs_failure: str | None = None  # why the last TVS question got no answer (server, error)
+        self.tvs_too_large: str | None = None  # the last QUERY could not be sent at all (spec §E.2)
         self.lsc: str | None = None
         self.capf_done = False
         self.config = "none"
@@ -489,17 +490,37 @@ class _Boot:
             self.failed_downloads.append(failed)
 
     async def ask_tvs(self, key: QueryKey) -> TvsResult:
+        """QUERY the config's TVS servers about ``key`` (spec §E.7.2); cache an answer about it.
+
+        A QUERY whose signer subject + issuer do not fit the frame (uint16 body length, spec §E.2) is not
+        sent: ``TvsStatus.UNREACHABLE`` with :attr:`tvs_too_large` saying why, which
+        :meth:`decide_with_tvs` makes the deciding reason (reason code ``too-large``), never "TVS
+        unreachable" nor "TVS exchange failed" (the codec's EncodeError). A refused TVS server is noted
+        by its ``HOST:PORT``."""
         servers = self.store.tvs_servers
         self.tvs_used = True
-        from phoneemu.net.tvs_client import server_order  # (lazy, as tvs_query: the I/O module)
+        self.tvs_too_large = None
+        from phoneemu.net.tvs_client import server_judged, server_order  # (lazy: the I/O module)
 
+        device = tvs_proto.phone_device_name(self.profile.model, self.device_name)  # CP-8861-SEP<MAC> (§E.4)
+        if not tvs_proto.query_request_fits(device, key.subject, key.issuer, key.serial):
+            self.tvs_too_large = (
+                f"device name, signer subject and issuer ({len(device)}, {len(key.subject)} and "
+                f"{len(key.issuer)} characters) do not fit a TVS QUERY request (body at most "
+                f"{tvs_proto.MAX_FRAME - tvs_proto.HEADER_SIZE} bytes, spec §E.2): TVS not asked, the signer "
+                "cannot be vouched for")
+            self.note("tvs", self.tvs_too_large)
+            return TvsStatus.UNREACHABLE
         where = ", ".join(host_port(h, p) for h, p in server_order(servers))  # in the order they are tried
         self.note("tvs", f"QUERY {key.subject} (serial {key.serial.hex().upper()}) to {where}")
-        check = rules.TvsServerCheck(self.store, on_refused=lambda: self.note(
-            "tvs", "TVS server certificate is not an ITL TVS record: not used (spec E.1)"))
+        def refused() -> None:
+            judged = server_judged()  # None only from an asker other than phoneemu.net.tvs_client
+            self.note("tvs", f"TVS server {judged + ' ' if judged else ''}certificate is not an ITL TVS "
+                             "record: not used (spec E.1)")
+
+        check = rules.TvsServerCheck(self.store, on_refused=refused)
         try:
-            answer = await self.tvs(servers, key, device_name=tvs_proto.phone_device_name(
-                self.profile.model, self.device_name), accept_server=check)  # CP-8861-SEP<MAC> (§E.4)
+            answer = await self.tvs(servers, key, device_name=device, accept_server=check)
         except TransportError as exc:
             self.tvs_failure = exc.message
             if check.refused:  # servers were reached, and every one was refused
@@ -514,7 +535,10 @@ class _Boot:
         if isinstance(answer, TvsAnswer):
             self.note("tvs", f"TVS knows the certificate, roles {roles_text(answer.roles)}, "
                              f"TTL {answer.ttl}s")
-            self.store.cache_tvs(key, answer, self.now())
+            if (other := answer.mismatch(key)) is not None:  # refused by the rules: never cached
+                self.note("tvs", f"{other}: not the certificate asked about, not cached")
+            else:
+                self.store.cache_tvs(key, answer, self.now())
         else:
             self.note("tvs", f"TVS answer: {answer.value}")
         return answer
@@ -529,7 +553,11 @@ class _Boot:
             self.record(d)
             answer = await self.ask_tvs(d.needs_tvs)
             d = decide(answer)
-            if answer in (TvsStatus.UNREACHABLE, TvsStatus.SERVER_UNTRUSTED) and self.tvs_failure \
+            if answer is TvsStatus.UNREACHABLE and self.tvs_too_large and not d.accepted:
+                # rule_ids has no "<section>-tvs-query-too-large" id (rules.py is not ours to extend here):
+                # the "unreachable" rule carries the reason and code of what happened
+                d = dataclasses.replace(d, reason=self.tvs_too_large, reason_code=VerifyReason.TOO_LARGE)
+            elif answer in (TvsStatus.UNREACHABLE, TvsStatus.SERVER_UNTRUSTED) and self.tvs_failure \
                     and not d.accepted:
                 d = dataclasses.replace(d, reason=f"{d.reason} ({self.tvs_failure})")
         if "tvs" in d.rule:

@@ -107,6 +107,25 @@ class TvsAnswer:
                    ttl=min(max(ttl if ttl is not None else TVS_TTL_DEFAULT, 0), TVS_TTL_MAX),
                    cert_from_tvs=cert_from_tvs)
 
+    def mismatch(self, key: QueryKey) -> str | None:
+        """Why this answer is not about the certificate asked (``key``), or None when it is.
+
+        A VERIFY answer (``cert_from_tvs`` False) holds the certificate the phone sent itself: always
+        about it. A QUERY answer's returned certificate must be readable and carry the serial and issuer
+        asked — the test by which :func:`phoneemu.phone.rules.tvs_cert_mismatch` refuses it (§E.7.2,
+        §G.3.4: "TVS does not know the signer")."""
+        if not self.cert_from_tvs:
+            return None
+        from phoneemu.phone.rules import tvs_cert_mismatch  # (rules import this module)
+
+        try:
+            cert = certs.load_cert_der(self.cert_der)
+        except DecodeError as exc:
+            return f"the certificate TVS returned is unreadable ({exc.message})"
+        differs = tvs_cert_mismatch(cert, key)
+        return f"TVS returned another certificate ({' and '.join(differs)} differ)" if differs else None
+
+
 
 class TvsStatus(enum.Enum):
     """A TVS outcome without a certificate: server unreachable, certificate unknown to TVS, or every
@@ -394,16 +413,22 @@ class TrustStore:
             return None
         return answer
 
-    def cache_tvs(self, key: QueryKey, answer: TvsResult, now: int) -> None:
-        """Cache a TVS answer for its TTL (spec §E.7.2, §H.2); statuses and TTL 0 are not cached."""
+    def cache_tvs(self, key: QueryKey, answer: TvsResult, now: int) -> bool:
+        """Cache a TVS answer for its TTL (spec §E.7.2, §H.2); returns whether it was cached.
+
+        Not cached: statuses (unreachable, no trusted server: failures of the moment; "not found") and a
+        TTL of 0. The caller caches only an answer about the certificate asked (:meth:`TvsAnswer.mismatch`
+        None; the boot does so): one about another certificate is refused by the rules each time, and
+        cached it would keep being refused until its TTL ran out although TVS was fixed meanwhile."""
         if not isinstance(answer, TvsAnswer) or answer.ttl <= 0:
-            return
+            return False
         if self._tvs_cache is None:
             self._tvs_cache = OrderedDict()
         self._tvs_cache[key] = (answer, now + answer.ttl)
         self._tvs_cache.move_to_end(key)
         while len(self._tvs_cache) > TVS_CACHE_MAX:
             self._tvs_cache.popitem(last=False)
+        return True
 
     def expire_tvs(self, now: int) -> int:
         """Drop expired cache entries; returns how many remain."""

@@ -19,7 +19,8 @@ Framing (spec §E.2): a 10-byte header ``0x57 | version 1 | message type | reser
   is silent on repeats; **our convention**, :func:`_no_conflicting_repeats`): the phone and ``phoneemu
   tvs`` read responses here, so neither picks one of two contradicting answers.
 * The session id is echoed by the server; the client checks that the response echoes the
-  request's session id and answers its type (2 for 1, 4 for 3) — :func:`check_response`.
+  request's session id and answers its type (2 for 1, 4 for 3) — :func:`check_response`. The response is
+  the first frame after the request; bytes after it are not part of the exchange (:class:`TvsClientExchange`).
 * Server decision (§E.6): found → STATUS 0 [, CERTIFICATE for QUERY], ROLES, TTL (the CUCM order of
   §E.4); not found → STATUS 1 only. See :func:`answer`.
 """
@@ -237,7 +238,9 @@ def _device_name_value(name: str) -> bytes:
 
 
 def _cstring_value(text: str, field: str) -> bytes:
-    raw = text.encode("utf-8")
+    # surrogateescape: a signer name read from a file header keeps its undecodable bytes that way
+    # (formats.header), and the phone sends TVS those very bytes back (it was a UnicodeEncodeError)
+    raw = text.encode("utf-8", "surrogateescape")
     if b"\0" in raw:
         raise EncodeError(f"{field} contains NUL", fmt=FMT, path=field)
     return raw + b"\0"
@@ -367,8 +370,8 @@ def query_request_fits(device_name: str, subject: str, issuer: str, serial: byte
     """Whether :func:`query_request` can carry this key: DEVICE_NAME, SUBJECT, ISSUER (NUL-terminated
     UTF-8) and SERIAL within the uint16 body length (spec §E.2)."""
     name = len(device_name.encode("ascii", "replace")) + 1
-    body = (3 + name) + (3 + len(subject.encode("utf-8", "replace")) + 1) \
-        + (3 + len(issuer.encode("utf-8", "replace")) + 1) + (3 + len(serial))
+    body = (3 + name) + (3 + len(subject.encode("utf-8", "surrogateescape")) + 1) \
+        + (3 + len(issuer.encode("utf-8", "surrogateescape")) + 1) + (3 + len(serial))
     return body <= MAX_BODY
 
 
@@ -488,6 +491,15 @@ class TvsClientExchange:
 
     Send ``request_bytes``; feed what arrives to ``receive()`` until it returns the checked
     :class:`TvsResponse`; call ``eof()`` if the peer closes first (truncation → DecodeError).
+
+    One request, one response (spec §E.1): the response is the **first** frame of the stream, read by its
+    body length (§E.2) as a phone does. It must echo the request's session id and answer its type (§E.2,
+    §E.3), else it is refused — a later frame is never taken in its place. What the server sends after
+    it (a second response, a partial frame, garbage) is not part of the exchange and never changes the
+    answer: it is ignored whether it arrives in the same read or a later one (the client closes after
+    the response and does not wait for more). **Our convention**, where the spec is silent: the outcome
+    must not depend on how TLS records and reads happen to split the stream (before, a second response
+    in the same read refused the server, one in a later read did not).
     """
 
     def __init__(self, request: TvsMessage) -> None:
@@ -504,18 +516,26 @@ class TvsClientExchange:
         return self.response is not None
 
     def receive(self, data: bytes) -> TvsResponse | None:
+        """The checked response once its frame is complete, else None. The first frame is the response:
+        another session id or type is a ProtocolError (:func:`check_response`), never skipped for a later
+        frame. Bytes after it in ``data`` are not part of the exchange and are ignored (class docstring);
+        a call after the response is a ProtocolError (the caller reads past the exchange)."""
+        if self.response is not None:
+            raise ProtocolError("more than one response to a single request: the exchange ended with the "
+                                "first (one request, one response per connection, spec §E.1)", fmt=FMT,
+                                path="response")
         msgs = self._decoder.feed(data)
         if not msgs:
             return None
-        if self.response is not None or len(msgs) > 1:
-            raise ProtocolError("more than one response to a single request", fmt=FMT, path="response")
         self.response = check_response(self.request, msgs[0])
         return self.response
 
     def eof(self) -> None:
+        """The peer closed: DecodeError unless the response arrived (what followed it does not count)."""
+        if self.response is not None:
+            return
         self._decoder.eof()
-        if self.response is None:
-            raise DecodeError("connection closed before a response arrived", fmt=FMT, path="response")
+        raise DecodeError("connection closed before a response arrived", fmt=FMT, path="response")
 
 
 class TvsServerConnection:

@@ -8,7 +8,6 @@ Each scripted server presents a fresh EC certificate; the phone's ``accept_serve
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import socket
 import ssl
@@ -27,15 +26,12 @@ from phoneemu.net.tls import server_context
 from phoneemu.net.tvs_client import NO_TVS_ANSWER, SERVER_REFUSED, tvs_query
 from phoneemu.protocols import tvs
 from tests.helpers import run_within, v6_loopback_missing
+from tests.integration.tvs_scripted import HOST, Script, TvsServers
 
 run = run_within(10)
-HOST = "127.0.0.1"
 DEVICE = "CP-8861-SEP001122334455"
 SUBJECT, ISSUER, SERIAL = "CN=signer", "CN=issuer", b"\x01\x02"
 ANSWER_CERT = b"\x30\x03\x02\x01\x07"  # the certificate TVS returns (the rules judge it, not the client)
-
-Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, tvs.TvsMessage], Awaitable[None]]
-
 
 @cache
 def _identity(name: str) -> tuple[ssl.SSLContext, bytes]:
@@ -55,18 +51,6 @@ def accept(der: bytes | None) -> bool:
     return der == trusted_der()
 
 
-async def _read_request(reader: asyncio.StreamReader) -> tvs.TvsMessage | None:
-    dec = tvs.FrameDecoder()
-    for _ in range(64):
-        data = await reader.read(65536)
-        if not data:
-            return None
-        msgs = dec.feed(data)
-        if msgs:
-            return msgs[0]
-    return None
-
-
 def answer_of(req: tvs.TvsMessage, *, status: int = 0, certificate: bytes | None = ANSWER_CERT,
               **kw: Any) -> bytes:
     return tvs.encode(tvs.response(req, status=status, roles=(0,), ttl=600, certificate=certificate, **kw))
@@ -77,60 +61,30 @@ async def good(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, req: 
 
 
 class Lab:
-    """Scripted TVS servers on loopback; ``hits[name]`` counts the requests each one read."""
+    """Scripted TVS servers on loopback (:class:`TvsServers`, connections held open until the test ends);
+    ``hits[name]`` counts the requests each one read."""
 
     def __init__(self) -> None:
-        self.servers: list[asyncio.AbstractServer] = []
+        self.servers = TvsServers(hold_open=True)
         self.hits: dict[str, int] = {}
-        self.done = asyncio.Event()
-        self.raw: list[socket.socket] = []
 
     async def tls(self, name: str, script: Script, *, identity: str = "tvs-trusted",
                   host: str = HOST) -> int:
-        ctx = _identity(identity)[0]
         self.hits[name] = 0
 
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                req = await _read_request(reader)
-                if req is not None:
-                    self.hits[name] += 1
-                    await script(reader, writer, req)
-                    await writer.drain()
-                    await self.done.wait()
-            except (ConnectionError, ssl.SSLError):
-                pass
-            finally:
-                writer.close()
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(writer.wait_closed(), 0.5)
+        def counted() -> None:
+            self.hits[name] += 1
 
-        srv = await asyncio.start_server(handle, host, 0, ssl=ctx, ssl_handshake_timeout=5)
-        self.servers.append(srv)
-        return int(srv.sockets[0].getsockname()[1])
+        return await self.servers.start(script, _identity(identity)[0], host=host, counted=counted)
 
     def hung(self) -> int:
-        """Accepts TCP (the kernel's backlog) and never speaks: a hung node."""
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.bind((HOST, 0))
-        s.listen(8)
-        self.raw.append(s)
-        return int(s.getsockname()[1])
+        return self.servers.hung()
 
     def closed(self) -> int:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.bind((HOST, 0))
-        port = int(s.getsockname()[1])
-        s.close()  # bound then closed: nothing listens (connection refused)
-        return port
+        return self.servers.closed()
 
     async def close(self) -> None:
-        self.done.set()
-        for srv in self.servers:
-            srv.close()
-        for s in self.raw:
-            s.close()
-        await asyncio.sleep(0.02)
+        await self.servers.close()
 
 
 def within(body: Callable[[Lab], Awaitable[None]]) -> None:
@@ -215,10 +169,6 @@ async def _other_type(r: asyncio.StreamReader, w: asyncio.StreamWriter, req: tvs
                                       elements=tvs.response(req, status=0, roles=(0,)).elements)))
 
 
-async def _two(r: asyncio.StreamReader, w: asyncio.StreamWriter, req: tvs.TvsMessage) -> None:
-    w.write(answer_of(req) + tvs.encode(tvs.response(req, status=1)))
-
-
 async def _garbage(r: asyncio.StreamReader, w: asyncio.StreamWriter, req: tvs.TvsMessage) -> None:
     w.write(b"HTTP/1.0 200 OK\r\n\r\n" + bytes(range(256)))
 
@@ -249,7 +199,6 @@ async def _no_status(r: asyncio.StreamReader, w: asyncio.StreamWriter, req: tvs.
 @pytest.mark.parametrize(("script", "why"), [
     (_wrong_session, "session id"),
     (_other_type, "response type 2, expected 4"),
-    (_two, "more than one response"),
     (_garbage, "discriminator"),
     (_mid_frame, "bad TVS response"),
     (_huge, "bad TVS response"),

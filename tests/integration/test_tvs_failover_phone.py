@@ -8,14 +8,10 @@ is swapped for the scripted servers (the lab config names the lab's own TVS port
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
-import shutil
-import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,26 +28,16 @@ from phoneemu.phone.phone import Phone
 from phoneemu.phone.profile import get_profile
 from phoneemu.phone.store import TvsResult
 from phoneemu.protocols import tvs
+from tests.helpers import pristine_lab
+from tests.integration.tvs_scripted import HOST, TvsServers
 
 NOW = 1_780_000_000
 MAC = "0A00000000C7"
-HOST = "127.0.0.1"
 TARGET = BootTarget(host=HOST, tftp_port=69)
 TIMEOUT = 0.3
 
 
-@pytest.fixture(scope="module")
-def base_lab(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("tvs-failover") / "lab"
-    c = LabCluster.init(root, key_spec="rsa1024", now=NOW)
-    c.add_phone(MAC, now=NOW, lsc_key="rsa1024")
-    return root
-
-
-@pytest.fixture
-def lab(base_lab: Path, tmp_path: Path) -> LabCluster:
-    shutil.copytree(base_lab, tmp_path / "lab")
-    return LabCluster.open(tmp_path / "lab")
+base_lab, lab = pristine_lab("tvs-failover", now=NOW, phones={MAC: {"now": NOW, "lsc_key": "rsa1024"}})
 
 
 Answer = Callable[[tvs.TvsMessage], bytes | None]
@@ -64,8 +50,7 @@ class Scripted:
         self.lab = lab
         self.targets: list[tuple[str, int]] = []
         self.hits: list[int] = []
-        self._servers: list[asyncio.AbstractServer] = []
-        self._raw: list[socket.socket] = []
+        self._servers = TvsServers()  # each connection closed once answered
         self._asker = net_tvs_asker(timeout=TIMEOUT)
         self.asked = 0
 
@@ -78,44 +63,23 @@ class Scripted:
         index = len(self.targets)
         self.hits.append(0)
 
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                dec = tvs.FrameDecoder()
-                for _ in range(16):
-                    data = await reader.read(65536)
-                    msgs = dec.feed(data) if data else []
-                    if msgs or not data:
-                        break
-                if msgs:
-                    self.hits[index] += 1
-                    out = answer(msgs[0])
-                    if out is not None:
-                        writer.write(out)
-                        await writer.drain()
-            except (ConnectionError, ssl.SSLError):
-                pass
-            finally:
-                writer.close()
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(writer.wait_closed(), 0.5)
+        async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                         req: tvs.TvsMessage) -> None:
+            out = answer(req)
+            if out is not None:
+                writer.write(out)
 
-        srv = await asyncio.start_server(handle, HOST, 0, ssl=ctx, ssl_handshake_timeout=5)
-        self._servers.append(srv)
-        self.targets.append((HOST, int(srv.sockets[0].getsockname()[1])))
+        def counted() -> None:
+            self.hits[index] += 1
+
+        self.targets.append((HOST, await self._servers.start(script, ctx, counted=counted)))
 
     def hung(self) -> None:
-        s = socket.socket()
-        s.bind((HOST, 0))
-        s.listen(4)
-        self._raw.append(s)
-        self.targets.append((HOST, int(s.getsockname()[1])))
+        self.targets.append((HOST, self._servers.hung()))
         self.hits.append(0)
 
     def refused(self) -> None:
-        s = socket.socket()
-        s.bind((HOST, 0))
-        self.targets.append((HOST, int(s.getsockname()[1])))
-        s.close()
+        self.targets.append((HOST, self._servers.closed()))
         self.hits.append(0)
 
     def name(self, host: str) -> None:
@@ -130,11 +94,7 @@ class Scripted:
         return await self._asker(ours, key, device_name=device_name, accept_server=accept_server)
 
     async def close(self) -> None:
-        for srv in self._servers:
-            srv.close()
-        for s in self._raw:
-            s.close()
-        await asyncio.sleep(0.02)
+        await self._servers.close()
 
 
 def _rogue_context() -> ssl.SSLContext:
@@ -198,6 +158,15 @@ def test_an_answer_for_another_certificate_is_refused(lab: LabCluster) -> None:
         r = await rig.boot()
         assert deciding(r).rule == "G.3.4-tvs-unknown-signer" and r.locked_out and not r.ok
         assert not any(d.accepted and "tvs" in d.rule for d in r.decisions)
+        # not cached (it answers another question): a TVS fixed within its 600 s is asked again at once
+        assert rig.phone.store.tvs_cache_size == 0 and rig.tvs.asked == 1
+        assert any("TVS returned another certificate" in t and "not cached" in t for t in r.timeline)
+        rig.tvs.targets.clear()
+        rig.tvs.hits.clear()
+        await rig.tvs.serve(rig.tvs.lab_answer)
+        rig.now += 5
+        r = await rig.boot()
+        assert rig.tvs.asked == 2 and "G.3.4-vouched-by-tvs" in [d.rule for d in r.decisions] and r.ok
     scenario(lab, body)
 
 

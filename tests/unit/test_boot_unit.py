@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import shutil
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,6 +34,7 @@ from phoneemu.phone.show import render_show, show_state
 from phoneemu.phone.store import TvsAnswer, TvsResult, TvsStatus
 from phoneemu.protocols import tvs as tvs_proto
 from phoneemu.protocols.capf import CapfClientSession, CapfResult
+from tests.helpers import pristine_lab
 
 T = TypeVar("T")
 NOW = 1_780_000_000
@@ -46,19 +46,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
-@pytest.fixture(scope="module")
-def base_lab(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("boot-unit") / "lab"
-    c = LabCluster.init(root, key_spec="rsa1024", now=NOW)
-    c.add_phone(MAC, now=NOW, lsc_key="rsa1024")
-    return root
-
-
-@pytest.fixture
-def lab(base_lab: Path, tmp_path: Path) -> LabCluster:
-    """A private copy of one pristine lab (key generation once per module)."""
-    shutil.copytree(base_lab, tmp_path / "lab")
-    return LabCluster.open(tmp_path / "lab")
+base_lab, lab = pristine_lab("boot-unit", now=NOW, phones={MAC: {"now": NOW, "lsc_key": "rsa1024"}})
 
 
 class FakeTvs:
