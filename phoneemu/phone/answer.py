@@ -6,11 +6,13 @@ Steps:
 
 1. The phone registers (:func:`phoneemu.phone.sip.register`) and keeps that connection: the CallManager
    sends calls for it there. ``ready()`` is called once it is registered.
-2. It waits for an INVITE (at most ``wait`` seconds; another request gets ``405``, at most
-   :data:`MAX_OTHER` of them). Its own §G.14 offer rule (encrypted mode over TLS, a model with SRTP) and
-   the offer decide the answer (:func:`phoneemu.phone.media_rules.decide_incoming`): ``RTP/SAVP`` with the
-   offered tag and a master key of its own, or ``RTP/AVP``; an offer it cannot take (malformed, refused
-   stream, no G.711) gets ``488``.
+2. It waits for an INVITE (at most ``wait`` seconds; another request is answered as while the phone
+   waits for a response, :func:`phoneemu.protocols.sip.answer_request`: OPTIONS ``200``, another
+   method ``405``/``481``, an unknown one ``501``, at most :data:`MAX_OTHER` of them). Its own §G.14
+   offer rule (encrypted mode over TLS, a model with SRTP) and the offer decide the answer
+   (:func:`phoneemu.phone.media_rules.decide_incoming`): ``RTP/SAVP`` with the offered tag and a
+   master key of its own, or ``RTP/AVP``; an offer it cannot take (malformed, refused stream, no
+   G.711) gets ``488``.
 3. After the ACK it sends as many 20 ms tone packets as the INVITE's ``X-Phoneemu-Packets`` asks (ours,
    1..1000, default 10) to the offer's address and takes what comes from there, over SRTP each packet's
    tag verified (:mod:`phoneemu.phone.media_port`).
@@ -108,8 +110,9 @@ class _Answering(CallSide):
                 if msg is None or msg.method == "INVITE":
                     invite = msg
                     break
-                if msg.method != "ACK":
-                    self._reply(msg, 405, "Method Not Allowed", [("Allow", "INVITE, ACK, BYE")])
+                _, reply = sip.answer_request(msg, to_tag=self.tag)  # OPTIONS 200, others 405/501/481
+                if reply is not None:
+                    self.s.writer.write(reply)
             if invite is None:
                 return self._end(_refused(f"no call came within {wait:g}s"))
             return await self._answer(invite, own, until)

@@ -331,3 +331,40 @@ def test_a_multicast_answer_parses_but_the_phone_sends_no_media_to_the_group() -
     assert (res.rule, res.accepted, res.media, res.sent) == ("G.14-answer-refused", False, "none", 0)
     assert "224.2.1.1 is multicast, TTL 127, 2 addresses" in res.reason, res.reason
     assert [m.method for m in seen] == ["REGISTER", "INVITE", "ACK", "BYE"]
+
+
+def test_the_answering_phone_answers_an_options_while_it_waits_for_the_call() -> None:
+    """A phone waiting for a call (``boot --answer``) answers the CallManager's OPTIONS keep-alive ``200``
+    with Allow, as while it waits for a response (before: ``405 Method Not Allowed``), and an unknown
+    method ``501``; neither is the call it waits for (none comes: it ends at its wait)."""
+    from phoneemu.phone.answer import answer_call
+
+    seen: list[sip.SipMessage] = []
+
+    async def script(peer: _Peer) -> None:
+        reg = await peer.recv()
+        assert reg is not None and reg.method == "REGISTER"
+        await peer.send(sip.response_to(reg, 200, "OK", [("Expires", "3600")], to_tag="reg"))
+        for method in ("OPTIONS", "FROBNICATE"):
+            await peer.send(_request(method, 7))
+            reply = await peer.recv()
+            assert reply is not None
+            seen.append(reply)
+        await peer.recv(wait=5.0)  # until the phone gives up waiting and closes
+
+    async def body() -> CallResult:
+        server = await asyncio.start_server(lambda r, w: _serve(script, r, w), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            store = _store()
+            return await answer_call(store, store.profile, MAC, "127.0.0.1", sip_port=port, sips_port=1,
+                                     events=EventLog(100), clock=lambda: 0, timeout=2.0, wait=1.0)
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    res = asyncio.run(asyncio.wait_for(body(), GUARD))
+    assert not res.accepted and "no call came" in res.reason, res.reason
+    assert [m.status for m in seen] == [200, 501]
+    assert "OPTIONS" in (seen[0].header("allow") or "")
+    _echoes(seen[0], _request("OPTIONS", 7))
