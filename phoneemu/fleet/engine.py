@@ -39,8 +39,9 @@ Rules:
   or whose key its model refuses, is not made and counts as failed (outcome ``error``, rule
   ``not-booted``, the reason naming the file or the key).
 * A shard's TFTP client pool counts its requests (transfers started), those that sent a packet again
-  after a timeout, and those packets (:class:`_CountingPool`: a counter per transfer, nothing added per
-  packet but in the retransmission hook that already runs): the summary's ``tftp`` figures.
+  after a timeout, and those packets (the pool's own counters,
+  :class:`~phoneemu.net.tftp_client.TftpClientPool`: nothing added per packet but on the retransmission
+  path): the summary's ``tftp`` figures.
 * :func:`boot_many` is the single-process entry point the scenario runner uses for phone groups with
   ``count > 1``; it returns the full reports in the order of the phones.
 """
@@ -374,34 +375,6 @@ def fetcher_for(phone: Phone, spec: FleetSpec, pool: TftpClientPool | None) -> F
     return tftp
 
 
-class _CountingPool(TftpClientPool):
-    """The shard's pool, counting TFTP requests (transfers), those retransmitted and the retransmissions
-    (module docstring); the phone's own ``on_retransmit`` is still called."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.requests = 0
-        self.retransmitted = 0
-        self.retransmits = 0
-
-    async def get(self, host: str, port: int, filename: str, **options: Any) -> bytes:
-        self.requests += 1
-        hook: Callable[[], None] | None = options.get("on_retransmit")
-        first = True
-
-        def again() -> None:
-            nonlocal first
-            self.retransmits += 1
-            if first:
-                first = False
-                self.retransmitted += 1
-            if hook is not None:
-                hook()
-
-        options["on_retransmit"] = again
-        return await super().get(host, port, filename, **options)
-
-
 class _UnreadyError(Exception):
     """A phone of the run that cannot be made, and why (its lab MIC, its flash, its manual key)."""
 
@@ -551,8 +524,8 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
     cache_hits0, cache_miss0 = SHARED_CACHE.hits, SHARED_CACHE.misses
     metrics = FleetMetrics()
     records: list[BootRecord] = []
-    pool = _CountingPool(max_sockets=spec.max_sockets, timeout=spec.fetch_timeout,
-                         retries=spec.fetch_retries)
+    pool = TftpClientPool(max_sockets=spec.max_sockets, timeout=spec.fetch_timeout,
+                          retries=spec.fetch_retries)
     try:
         unready: list[tuple[str, str]] = []
         turns = _Turns(spec.concurrency)

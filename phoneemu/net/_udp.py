@@ -183,6 +183,18 @@ class UdpSocket:
     def is_closing(self) -> bool:
         return self.closed
 
+    def mute(self) -> None:
+        """Stop reading but keep the socket (and so its port) open until :meth:`close`: datagrams that
+        still arrive wait in the kernel's receive buffer (bounded by ``SO_RCVBUF``) and go with the
+        socket, never to a handler. The callbacks are dropped as in :meth:`close`. (A TFTP client
+        socket held back after a failed transfer: ``tftp_client`` module docstring.)"""
+        if self.closed:
+            return
+        with contextlib.suppress(Exception):
+            self._loop.remove_reader(self._fd)
+        self.on_datagram = _dropped
+        self.on_error = None
+
     def close(self) -> None:
         """Close the socket. The callbacks are dropped too: they are usually bound methods of the owner,
         which holds this socket, and that cycle would otherwise wait for the cyclic GC (three sockets a

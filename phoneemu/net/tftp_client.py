@@ -26,9 +26,9 @@ Rules:
   socket) is ignored.
 * :class:`TftpClientPool` keeps a bounded set of UDP sockets and reuses them (FIFO) across
   successful transfers, so thousands of emulated phones in one event loop pay no socket setup per
-  file; a socket whose transfer failed is closed, never reused. A socket waiting in the pool
-  re-ACKs a late duplicate of its previous transfer's final DATA (the RFC 1350 dally); during a
-  transfer, packets from another transfer ID (the server's per-transfer port) get ERROR 5. A
+  file; a socket whose transfer failed is never reused (held back, then closed: below). A socket
+  waiting in the pool re-ACKs a late duplicate of its previous transfer's final DATA (the RFC 1350
+  dally); during a transfer, packets from another transfer ID (the server's per-transfer port) get ERROR 5. A
   socket whose server answered from its listening address (a single-socket server such as the
   lab's ``tid_mode="shared"``) is reused only when the file's
   final DATA had a block number of 2 or more on the wire (our convention; RFC 1350 asks for fresh
@@ -57,6 +57,22 @@ Rules:
   rest, more than the rest the rotation gives: ~0.1 s at 2,250 transfers/s) can still fool a reused
   socket (nothing in a DATA names its request). ERROR 5 before the server's TID is known is ignored: it
   answers an earlier packet of the socket, never a request.
+* A socket the pool does not reuse (its transfer failed, timed out, was cancelled or abandoned, or may
+  still draw late packets as above) is not closed at once: closing frees its UDP port, the kernel can
+  give that port to the pool's next socket, and a server still retransmitting the abandoned transfer's
+  DATA 1 there would answer the new request with the wrong file (seen with hundreds of phones through a
+  lossy proxy). It is held, muted (:meth:`~phoneemu.net._udp.UdpSocket.mute`: not read, its datagrams
+  left in the kernel buffer and dropped with it), for ``quarantine_s`` — default :data:`QUARANTINE_S`
+  = 6 s, the lab server's retry budget ``DEFAULT_TIMEOUT * (DEFAULT_RETRIES + 1)``: no server
+  transfer goes on longer without an ACK; the spec gives no TFTP timer (§H.2), so this is our
+  convention — and then closed. At most ``max_quarantine`` (:data:`MAX_QUARANTINE`, 1,024: as many
+  descriptors again as the default active sockets) are held; past that, in a storm of failures, the
+  socket held longest is closed early (``quarantine_evicted`` counts them: their risk is the smallest,
+  the server's budget nearest its end). ``max_quarantine=0`` closes at once, as before. Reused sockets
+  and the success path are unchanged. (:func:`tftp_get`'s one-off socket is closed at once.)
+* Counters of the pool (``requests``, ``retransmitted``, ``retransmits``: plain integers, for the fleet
+  summary): a request per :meth:`TftpClientPool.get`, and per timeout that sends a packet again —
+  counted in the retransmission path only, nothing per datagram.
 * Block numbers wrap from 65535 to 0, as the lab server's do (RFC 1350 leaves it open).
 """
 
@@ -86,6 +102,8 @@ from phoneemu.net.tftp_codec import (
     error_packet,
     negotiated,
 )
+from phoneemu.net.tftp_server import DEFAULT_RETRIES as _SERVER_RETRIES
+from phoneemu.net.tftp_server import DEFAULT_TIMEOUT as _SERVER_TIMEOUT
 from phoneemu.values import host_port
 
 __all__ = ["DEFAULT_MAX_SIZE", "TftpClientPool", "client_stats", "tftp_get"]
@@ -113,8 +131,10 @@ class _Transfer:
         "name",
         "on_retransmit",
         "parts",
+        "pool",
         "received",
         "requested",
+        "resends",
         "resent_rrq",
         "retries",
         "server",
@@ -127,8 +147,10 @@ class _Transfer:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, transport: UdpSocket, server: Addr,
                  name: str, *, blksize: int | None, timeout: float, retries: int, tsize: bool,
-                 max_size: int, on_retransmit: Callable[[], None] | None) -> None:
+                 max_size: int, on_retransmit: Callable[[], None] | None,
+                 pool: TftpClientPool | None = None) -> None:
         self.loop = loop
+        self.pool = pool  # counts this transfer's retransmissions (TftpClientPool counters)
         self.transport = transport
         self.server = server
         self.name = name
@@ -146,6 +168,7 @@ class _Transfer:
         self.final_pkt = b""
         self.received = 0
         self.retries = 0
+        self.resends = 0  # packets sent again after a timeout (RRQ or ACK)
         self.resent_rrq = False  # the RRQ went out more than once: the server may run two transfers
         # (TID, final DATA 1) of this socket's previous transfer: a late copy of it is not our answer
         self.late: tuple[Addr, bytes] | None = None
@@ -319,6 +342,12 @@ class _Transfer:
                                       kind="timeout", path=self.name))
             return
         client_stats["retransmits"] += 1
+        self.resends += 1
+        pool = self.pool
+        if pool is not None:  # the pool's counters (fleet summary): only on this timeout path
+            pool.retransmits += 1
+            if self.resends == 1:
+                pool.retransmitted += 1
         if self.on_retransmit is not None:
             self.on_retransmit()
         if self.tid is None:
@@ -400,10 +429,10 @@ async def _resolve(host: str, port: int) -> Addr:
 
 async def _run(ep: _Endpoint, server: Addr, name: str, *, blksize: int | None, timeout: float, retries: int,
                tsize: bool, max_size: int, on_retransmit: Callable[[], None] | None = None,
-               max_time: float | None = None) -> bytes:
+               max_time: float | None = None, pool: TftpClientPool | None = None) -> bytes:
     loop = ep.loop
     t = _Transfer(loop, ep.transport, server, name, blksize=blksize, timeout=timeout,
-                  retries=retries, tsize=tsize, max_size=max_size, on_retransmit=on_retransmit)
+                  retries=retries, tsize=tsize, max_size=max_size, on_retransmit=on_retransmit, pool=pool)
     cap = None if max_time is None else loop.call_later(max_time, t.fail_slow, max_time)
     if ep.prev_tid is not None and _final_block(ep.prev_final) == 1:
         t.late = (ep.prev_tid, ep.prev_final)
@@ -457,24 +486,55 @@ async def tftp_get(host: str, port: int, filename: str, *, blksize: int | None =
 #: longest (module docstring: a storm's rate and memory against how long a late packet is waited out)
 MAX_RESTING = 256
 
+#: seconds a socket that is not reused stays open, muted, before it is closed (module docstring): the lab
+#: server's retry budget — no packet of a transfer after ``DEFAULT_TIMEOUT * (DEFAULT_RETRIES + 1)`` without
+#: an ACK (:mod:`phoneemu.net.tftp_server`; spec §H.2 gives no TFTP timer: our convention)
+QUARANTINE_S = _SERVER_TIMEOUT * (_SERVER_RETRIES + 1)
+
+#: sockets at most held in quarantine by one pool; past it the one held longest is closed early
+MAX_QUARANTINE = 1024
+
 
 class TftpClientPool:
-    """Many concurrent TFTP downloads over a bounded, reused set of UDP sockets."""
+    """Many concurrent TFTP downloads over a bounded, reused set of UDP sockets.
+
+    Counters (plain integers, for the fleet summary's ``tftp`` figures): ``requests`` (calls of
+    :meth:`get`), ``retransmitted`` (transfers that sent a packet again after a timeout),
+    ``retransmits`` (those packets); ``quarantined`` (sockets held back after a transfer, module
+    docstring) and ``quarantine_evicted`` (of those, closed early past ``max_quarantine``).
+    """
 
     def __init__(self, *, max_sockets: int = 1024, blksize: int | None = None, timeout: float = 1.0,
                  retries: int = 5, tsize: bool = False, max_size: int = DEFAULT_MAX_SIZE,
-                 max_time: float | None = None) -> None:
+                 max_time: float | None = None, quarantine_s: float = QUARANTINE_S,
+                 max_quarantine: int = MAX_QUARANTINE) -> None:
         self.max_sockets = max_sockets
         self.defaults: dict[str, Any] = {"blksize": blksize, "timeout": timeout, "retries": retries,
                                          "tsize": tsize, "max_size": max_size, "max_time": max_time}
+        self.quarantine_s = quarantine_s
+        self.max_quarantine = max_quarantine
+        self.requests = 0
+        self.retransmitted = 0
+        self.retransmits = 0
+        self.quarantined = 0
+        self.quarantine_evicted = 0
         self._sem: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the first get (the pool's)
         self._idle: dict[int, collections.deque[_Endpoint]] = {}
         self._all: set[_Endpoint] = set()
+        # (loop time to close at, socket), oldest first (one duration for all: also in closing order)
+        self._held: collections.deque[tuple[float, UdpSocket]] = collections.deque()
+        self._held_timer: asyncio.TimerHandle | None = None
         self._closed = False
+
+    @property
+    def held(self) -> int:
+        """Sockets in quarantine now (muted, their ports still taken)."""
+        return len(self._held)
 
     async def get(self, host: str, port: int, filename: str, **options: Any) -> bytes:
         """Like :func:`tftp_get`; keyword options override the pool defaults."""
+        self.requests += 1
         if self._closed:
             raise TransportError("client pool closed", kind="error")
         opts = {**self.defaults, **options}
@@ -492,10 +552,9 @@ class TftpClientPool:
                 # for a duplicated RRQ then meets it idle (ERROR 5) rather than as the answer to its
                 # next request (module docstring)
                 head = idle[0]
-                if not head.reusable:
+                if not head.reusable:  # it met a transfer it did not ask for while idle
                     idle.popleft()
-                    head.transport.close()
-                    self._all.discard(head)
+                    self._quarantine(head)
                     continue
                 if head.quiet_at <= self._loop.time() or len(idle) >= MAX_RESTING:
                     ep = idle.popleft()
@@ -505,7 +564,7 @@ class TftpClientPool:
                 self._all.add(ep)
             reuse = False
             try:
-                data = await _run(ep, server, filename, **opts)
+                data = await _run(ep, server, filename, pool=self, **opts)
                 # a single-socket server's late duplicate of a final DATA 1 could pass as the next
                 # transfer's first block: that socket is not reused (module docstring)
                 reuse = ep.reusable
@@ -514,9 +573,42 @@ class TftpClientPool:
                 if reuse and not self._closed:
                     ep.quiet_at = self._loop.time() + opts["timeout"]
                     idle.append(ep)  # FIFO reuse
-                else:  # after a failure, or with a single-socket server, late packets may follow
+                elif self._closed:
                     ep.transport.close()
                     self._all.discard(ep)
+                else:  # after a failure, or with a single-socket server, late packets may follow
+                    self._quarantine(ep)
+
+    def _quarantine(self, ep: _Endpoint) -> None:
+        """Hold ``ep``'s socket open but muted for ``quarantine_s``, then close it (module docstring):
+        its port is not handed to a new socket while a server may still send to it."""
+        self._all.discard(ep)
+        transport = ep.transport
+        loop = self._loop
+        if loop is None or self.quarantine_s <= 0 or self.max_quarantine <= 0:
+            transport.close()
+            return
+        transport.mute()
+        held = self._held
+        if len(held) >= self.max_quarantine:  # a storm of failures: the one held longest goes early
+            held.popleft()[1].close()
+            self.quarantine_evicted += 1
+        held.append((loop.time() + self.quarantine_s, transport))
+        self.quarantined += 1
+        if self._held_timer is None:
+            self._held_timer = loop.call_at(held[0][0], self._release)
+
+    def _release(self) -> None:
+        """Close the sockets whose quarantine is over; wake again for the next one."""
+        self._held_timer = None
+        held = self._held
+        if not held or self._loop is None:
+            return
+        now = self._loop.time()
+        while held and held[0][0] <= now:
+            held.popleft()[1].close()
+        if held:
+            self._held_timer = self._loop.call_at(held[0][0], self._release)
 
     async def close(self) -> None:
         self._closed = True
@@ -524,6 +616,11 @@ class TftpClientPool:
             ep.transport.close()
         self._all.clear()
         self._idle.clear()
+        if self._held_timer is not None:
+            self._held_timer.cancel()
+            self._held_timer = None
+        while self._held:
+            self._held.popleft()[1].close()
         await asyncio.sleep(0)
 
     async def __aenter__(self) -> TftpClientPool:

@@ -28,6 +28,11 @@ Rules:
   supersedes the old transfer. A DATA or ACK on the main port from a peer without a transfer gets
   ERROR 5 in ``ephemeral`` mode and nothing in ``shared`` mode, where that port is every transfer's
   TID: it is a late copy from a finished transfer, and an ERROR would end the peer's next one.
+* ICMP "port unreachable" from the client (Linux ``IP_RECVERR`` on each ``ephemeral`` transfer socket;
+  one ``setsockopt`` a transfer, nothing per datagram): the client's socket is gone, so the transfer
+  ends at once with outcome ``aborted`` ("client port unreachable (ICMP)", logged and counted as
+  other abandoned transfers) instead of resending to a closed port until its retries run out. (In
+  ``shared`` mode one socket serves every peer: not done there — our choice.)
 * Bounded: ``max_transfers`` concurrent transfers (ERROR 0 "server busy" beyond), ``max_file_size``.
   In ``ephemeral`` mode every transfer holds a socket, so ``max_transfers`` is further capped by
   :func:`transfer_socket_budget` (half the process's open-file limit): a flood of RRQs — spoofable
@@ -50,6 +55,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import random
 import resource
@@ -60,7 +66,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from phoneemu.errors import DecodeError, EncodeError, TransportError
-from phoneemu.net._udp import UdpSocket, bound_udp_socket
+from phoneemu.net._udp import PeerError, UdpSocket, bound_udp_socket, report_icmp_errors
 from phoneemu.net.capture import UdpSink
 from phoneemu.net.tftp_codec import (
     BLKSIZE_MAX,
@@ -597,7 +603,8 @@ class TftpServer:
                 return
             holder: list[_Transfer] = []
             tid = UdpSocket(self.loop, sock, lambda d, a: self._on_tid_datagram(holder[0], d, a),
-                            self._on_socket_error, max_batch=1)
+                            lambda exc: self._on_tid_error(holder[0], exc), max_batch=1)
+            tid.icmp_errors = report_icmp_errors(sock)  # the client's port closed: end it (docstring)
             t = _Transfer(self, tid, addr, request=data, filename=name, data=content, blksize=blksize,
                           timeout=timeout)
             holder.append(t)
@@ -613,6 +620,16 @@ class TftpServer:
             self.send(t.transport, error_packet(ErrorCode.UNKNOWN_TID, "unknown transfer ID"), addr)
             return
         t.on_datagram(data)
+
+    @staticmethod
+    def _on_tid_error(t: _Transfer, exc: OSError) -> None:
+        """An ICMP error on a transfer's own socket: "port unreachable" from its peer ends the transfer
+        at once (outcome ``aborted``), an error about another address is only logged."""
+        if ((isinstance(exc, PeerError) and exc.errno == errno.ECONNREFUSED and exc.peer[:2] == t.peer[:2])
+                or type(exc) is ConnectionRefusedError):
+            t.finish("aborted", "client port unreachable (ICMP)")
+        else:
+            _log.debug("tftp: socket error %s", exc)
 
     def transfer_done(self, t: _Transfer, outcome: Outcome, detail: str) -> None:
         if self._by_peer.get(t.peer) is t:

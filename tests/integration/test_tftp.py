@@ -619,3 +619,27 @@ def test_a_servers_error_message_is_shown_with_its_control_characters_escaped() 
         assert "\x1b" not in text and "\x07" not in text and "\n" not in text
         assert "\\x1b[2Jfake: config accepted\\x0aline" in text, text
     run(main())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ICMP errors of UDP sockets: IP_RECVERR")
+def test_a_transfer_to_a_closed_client_port_ends_at_the_icmp_port_unreachable() -> None:
+    """Before: the transfer socket ignored the ICMP error and resent DATA 1 until its retries ran out
+    (outcome ``timeout``); now the first resend meets the closed port and the transfer is ``aborted``."""
+    events: list[TftpRequestEvent] = []
+
+    async def main() -> None:
+        async with TftpServer(FILES, HOST, 0, timeout=0.2, retries=5, on_request=events.append) as srv:
+            client = RawClient()
+            await client.send(encode(ReadRequest(filename="large.bin")), (HOST, srv.port))
+            data, _tid = await client.recv()
+            assert decode(data) == Data(block=1, data=FILES["large.bin"][:512])
+            client.close()  # the phone went away: its port is closed, the kernel answers ICMP
+            for _ in range(100):  # bounded: 5 s at most (the retries alone would take 1.2 s)
+                if events:
+                    break
+                await asyncio.sleep(0.05)
+            assert srv.active_transfers == 0
+
+    run(main())
+    assert [(e.filename, e.outcome, e.detail) for e in events] == [
+        ("large.bin", "aborted", "client port unreachable (ICMP)")]
