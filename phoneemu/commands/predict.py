@@ -101,6 +101,10 @@ Before it asks, the phone checks the TVS server's own certificate against its in
 records (spec §E.1). When the new ITL names the TVS at the address the phone asks, with the same
 subject and a new certificate (TVS regenerated), the phone refuses it (G.3.4-tvs-server-untrusted)
 and a "note:" line says so; --tvs-server-cert PEM gives the certificate the TVS presents instead.
+A --tvs-cert with the subject of the installed ITL's TVS record is taken as that TVS's certificate now
+(a TVS behind a rollback ITL, whose TVS records are blanked). When the new ITL names no TVS certificate
+at all and none of these tells, the TVS is assumed trusted and a "note:" line says so (also in --json
+"notes" and the --junit case).
 """
 
 
@@ -167,11 +171,13 @@ def register(sub: Any) -> None:
 
 
 def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: dict[str, Any]) -> Any:
-    """A phone's JUnit case (:mod:`phoneemu.fleet.junit`): failed unless its outcome is accepted."""
+    """A phone's JUnit case (:mod:`phoneemu.fleet.junit`): failed unless its outcome is accepted; an
+    accepted one carries its notes (``body["notes"]``: e.g. a TVS assumed trusted) as its system-out."""
     from phoneemu.fleet.junit import Case
 
     if result == "accepted":
-        return Case(mac)
+        notes = body.get("notes") or []
+        return Case(mac, output="\n".join(f"note: {n}" for n in notes) if notes else None)
     rule = deciding["rule"] if deciding else "(none)"
     reason = "" if not deciding or not deciding.get("reason") else \
         f": {deciding['file'] + ': ' if deciding.get('file') else ''}{deciding['reason']}"
@@ -206,21 +212,24 @@ def _said_unwritten(unwritten: list[str]) -> None:
         raise PhoneEmuError("; ".join(unwritten) + " (the result above is the prediction's)", path="output")
 
 
-def _write_junit(path: Path, suite: str, cases: list[Any]) -> None:
+def _write_junit(path: Path, suite: str, cases: list[Any], output: str | None = None) -> None:
     from phoneemu.fleet.junit import write_cases
 
-    write_cases(path, suites="phoneemu predict", suite=suite, cases=cases)
+    write_cases(path, suites="phoneemu predict", suite=suite, cases=cases, output=output)
 
 
 def _fleet_junit(path: Path, doc: dict[str, Any], phones: list[FleetPhone]) -> None:
-    """``--junit`` of ``--fleet-flash``: a case per predicted phone, a skipped one per entry that was not."""
+    """``--junit`` of ``--fleet-flash``: a case per predicted phone, a skipped one per entry that was not;
+    the notes every phone has (JSON "notes") said once, as the suite's system-out, a case keeping its own."""
     from phoneemu.fleet.junit import Case
 
+    shared = set(doc["notes"])
     cases = [_junit_case(ph.mac or ph.entry, str(ph.outcome), (ph.detail or {}).get("deciding"),
-                         {**(ph.detail or {}), "notes": list(ph.notes)})
+                         {**(ph.detail or {}), "notes": [n for n in ph.notes if n not in shared]})
              if ph.outcome is not None else Case(ph.entry, skipped=f"not predicted: {ph.skipped}")
              for ph in phones]  # a skipped entry is named as its folder: a copy naming a MAC seen is no twin
-    _write_junit(path, f"predict {doc['source']} on {', '.join(doc['new_files'])}", cases)
+    _write_junit(path, f"predict {doc['source']} on {', '.join(doc['new_files'])}", cases,
+                 output="\n".join(f"note: {n}" for n in doc["notes"]) if doc["notes"] else None)
 
 
 def _text(r: PredictResult, installed: str, flash: Path | None) -> str:

@@ -80,8 +80,9 @@ class Case:
 
 
 def write_cases(path: Path, *, suites: str, suite: str, cases: Iterable[Case], file: str | None = None,
-                time_s: float = 0.0) -> None:
-    """Write ``cases`` as one test suite named ``suite`` in a report named ``suites`` (module rules)."""
+                time_s: float = 0.0, output: str | None = None) -> None:
+    """Write ``cases`` as one test suite named ``suite`` in a report named ``suites`` (module rules);
+    ``output``: the suite's own ``<system-out>`` (what holds for every case, said once)."""
     body: list[str] = []
     failures = skipped = errors = 0
     seen: dict[str, int] = {}
@@ -96,6 +97,8 @@ def write_cases(path: Path, *, suites: str, suite: str, cases: Iterable[Case], f
     counts = f'tests="{len(body)}" failures="{failures}" errors="{errors}" skipped="{skipped}" ' \
              f'time="{_seconds(time_s)}"'
     xml = ['<?xml version="1.0" encoding="UTF-8"?>', f"<testsuites name={_attr(suites)} {counts}>",
-           f"  <testsuite name={_attr(suite)} {counts}{where}>", *body, "  </testsuite>",
+           f"  <testsuite name={_attr(suite)} {counts}{where}>", *body,
+           *([f"    <system-out>{escape(xml_text(output))}</system-out>"] if output is not None else []),
+           "  </testsuite>",
            "</testsuites>", ""]
     write_output(path, "\n".join(xml).encode("utf-8"))

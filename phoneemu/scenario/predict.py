@@ -36,10 +36,18 @@ Rules (our conventions, stated in the README):
   ``--tvs-server-cert`` when given (every server the config names presents one of them), else, by
   inference, the certificate of the new ITL's TVS record(s) with the same address (IP or DNS name) as
   the server and the same subject as a TVS record of the installed ITL — the same cluster's TVS, e.g.
-  after ``regenerate tvs``: the server there presents its new certificate. Otherwise (another
-  cluster's TVS, as in a migration) the server is taken to present a certificate the phone trusts.
+  after ``regenerate tvs``: the server there presents its new certificate. Else a ``--tvs-cert``
+  certificate with the subject of a TVS record of the installed ITL is that TVS's own certificate now
+  (a TVS vouches for its own, as the lab's does), presented at that record's address — so a TVS
+  regenerated behind a rollback ITL, whose TVS records are blanked (spec §B.7), is refused as on the
+  boot. Otherwise (another cluster's TVS, as in a migration) the server is taken to present a
+  certificate the phone trusts.
   A server whose presented certificates are all refused is not asked (``G.3.4-`` /
   ``G.4-tvs-server-untrusted`` when every one is), and a note names it and the certificate.
+  When the new ITL has no TVS record naming a certificate or key at all (the rollback ITL) and a
+  server taken to present a trusted certificate answered, a note says the prediction assumed it and
+  how to remove the assumption (``--tvs-server-cert``, ``--tvs-live``); a migration's new ITL names
+  its own cluster's TVS records, so its notes do not change.
 """
 
 from __future__ import annotations
@@ -303,26 +311,83 @@ def _inferred_tvs_certs(new_itl: Any, installed_itl: Any) -> dict[str, list[byte
     return out
 
 
+def _vouched_tvs_certs(tvs_certs: Sequence[bytes], installed_itl: Any) -> dict[str, list[bytes]]:
+    """Address → certificates (DER) the TVS there presents now, read from ``--tvs-cert`` (module rules):
+    a certificate TVS vouches for whose subject is that of a TVS record of the installed ITL is that
+    TVS's own certificate now (the same cluster's TVS vouches for its own, as the lab's does), presented
+    at the record's address(es)."""
+    from phoneemu.crypto.certs import normalise_dn
+    from phoneemu.formats.trustlist import Role
+    from phoneemu.phone import rules
+
+    if not tvs_certs or installed_itl is None:
+        return {}
+    by_subject: dict[str, list[bytes]] = {}
+    for der in tvs_certs:
+        by_subject.setdefault(normalise_dn(subject_of_der(der)), []).append(der)
+    out: dict[str, list[bytes]] = {}
+    for r in rules.readable_records(installed_itl):
+        if r.role == Role.TVS and r.subject:
+            for host in _record_hosts(r):
+                for der in by_subject.get(normalise_dn(r.subject), []):
+                    if der not in out.setdefault(host, []):
+                        out[host].append(der)
+    return {host: ders for host, ders in out.items() if ders}
+
+
+def _names_no_tvs_certificate(new_itl: Any) -> bool:
+    """The new ITL has no TVS record naming a certificate or key (a rollback ITL: its TVS records are
+    blanked, spec §B.7): nothing in it tells what certificate a TVS presents now."""
+    from phoneemu.formats.trustlist import Role
+    from phoneemu.phone import rules
+
+    return new_itl is not None and not any(
+        r.role == Role.TVS and (r.certificate or r.public_key) for r in rules.readable_records(new_itl))
+
+
+def _assumed_note(server: str) -> str:
+    """Module rules: a TVS taken to present a certificate the phone trusts, the new ITL unable to tell."""
+    return (f"TVS {server} assumed to present a certificate the installed ITL trusts: the new ITL has no TVS "
+            "record with a certificate to compare (a rollback ITL blanks them, spec §B.7), so a TVS "
+            "regenerated since, which the phone would refuse (spec §E.1) and lock out, is not seen; to "
+            "remove the assumption give the certificate it presents (--tvs-server-cert PEM) or ask it "
+            "(--tvs-live)")
+
+
 def _server_checking_tvs(inner: Any, *, explicit: Sequence[bytes], inferred: dict[str, list[bytes]],
-                         refused: list[str]) -> Any:
+                         refused: list[str], vouched: dict[str, list[bytes]] | None = None,
+                         assumed: list[str] | None = None) -> Any:
     """Wrap the offline TVS: before a server is asked, the phone checks the certificate it presents
-    (module rules); every server refused → TransportError (the boot reports the server untrusted)."""
+    (module rules); every server refused → TransportError (the boot reports the server untrusted). A
+    server taken to present a trusted certificate that then answered is added to ``assumed`` (when
+    given: the caller asks for it only when the new ITL could not tell)."""
+    vouched = vouched or {}
+
     async def ask(servers: Any, key: Any, *, device_name: str, accept_server: Any) -> Any:
-        if accept_server is not None and (explicit or inferred):
+        taken: Any = None  # the server taken to present a certificate the phone trusts (nothing to tell)
+        if accept_server is not None:
             usable = False
             for s in servers:
-                presented = list(explicit) or inferred.get(s.host, [])
-                if not presented or any(accept_server(der) for der in presented):
+                how = ("--tvs-server-cert" if explicit else "the new ITL's TVS record for this address"
+                       if s.host in inferred else
+                       "the --tvs-cert of the installed ITL's TVS record's subject")
+                presented = list(explicit) or inferred.get(s.host) or vouched.get(s.host, [])
+                if not presented:
+                    usable, taken = True, s
+                    break
+                if any(accept_server(der) for der in presented):
                     usable = True
                     break
-                how = "--tvs-server-cert" if explicit else "the new ITL's TVS record for this address"
                 refused.append(f"TVS {host_port(s.host, s.port)} presents {subject_of_der(presented[0])} "
                                f"({how}), which is not a TVS record of the installed ITL: the phone does not "
                                "talk to it (spec §E.1)")
             if not usable:
                 raise TransportError("every TVS server presented a certificate the installed ITL does not "
                                      "hold", kind="tls")
-        return await inner(servers, key, device_name=device_name, accept_server=accept_server)
+        answer = await inner(servers, key, device_name=device_name, accept_server=accept_server)
+        if taken is not None and assumed is not None:  # it answered: the prediction rests on it
+            assumed.append(host_port(taken.host, taken.port))
+        return answer
     return ask
 
 
@@ -430,10 +495,13 @@ async def predict_boot(new_files: Sequence[Path] | PredictInputs, *, installed_i
             from phoneemu.phone.store import TvsStatus
             return TvsStatus.NOT_FOUND
         inner = knows_nothing
+    new_itl = inputs.new_itl(phone_mac, prof.trust_list_limit)
+    assumed: list[str] = []
     tvs = tvs_live.asker(prof.tls_versions) if tvs_live is not None else _server_checking_tvs(
         inner, explicit=[cert_der(c) for c in tvs_server_certs],
-        inferred=_inferred_tvs_certs(inputs.new_itl(phone_mac, prof.trust_list_limit), held.itl),
-        refused=refused)
+        inferred=_inferred_tvs_certs(new_itl, held.itl),
+        vouched=_vouched_tvs_certs([cert_der(c) for c in tvs_certs], held.itl), refused=refused,
+        assumed=assumed if _names_no_tvs_certificate(new_itl) else None)
     phone = Phone(mac=phone_mac, profile=prof, flash=None, clock=lambda: now,
                   tvs=tvs, capf=no_capf, sleep=no_sleep,
                   image_signers=tuple(image_signers), capf_retries=0)
@@ -449,6 +517,7 @@ async def predict_boot(new_files: Sequence[Path] | PredictInputs, *, installed_i
     held.restore_store(before)
     sip = forecast_sip(before, phone.store, prof, callmanager_certs)
     notes += list(dict.fromkeys(refused))
+    notes += [_assumed_note(server) for server in dict.fromkeys(assumed)]
     if asked is None:
         notes += _unasked_notes(inputs.named, fetcher)
     else:

@@ -192,15 +192,19 @@ def test_fleet_notes_said_once_for_the_run(lab: tuple[Path, Path, Path], tmp_pat
     for mac in [*OLD, *NEW]:  # no config, and no state.json naming one (a flash problem, noted per phone)
         (none / mac / "config.xml").unlink()
         (none / mac / "state.json").unlink()
-    out_json = tmp_path / "none.json"
+    out_json, report = tmp_path / "none.json", tmp_path / "none.xml"
     args = ["predict", "--now", str(NOW), "--tvs-cert", str(pem)]
-    assert main([*args, "--fleet-flash", str(none), "--json-file", str(out_json), str(root)]) == 1
+    assert main([*args, "--fleet-flash", str(none), "--json-file", str(out_json), "--junit", str(report),
+                 str(root)]) == 1
     out = capsys.readouterr().out
     doc = json.loads(out_json.read_text())
     (note,) = doc["notes"]
     assert note.startswith("--tvs-cert not used: the phone learns its TVS servers from its current config")
     assert doc["phone_notes"] == [] and all(p["notes"] == [] for p in doc["phones"])
     assert out.count("--tvs-cert not used") == 1 and f"note: {note}" in out
+    # --junit: once, as the suite's system-out, not repeated in every phone's case
+    xml = report.read_text()
+    assert xml.count("--tvs-cert not used") == 1 and "<system-out>note: --tvs-cert not used" in xml
 
     one = _copy(fleet, tmp_path / "one")
     (one / OLD[0] / "config.xml").unlink()

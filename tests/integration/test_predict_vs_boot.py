@@ -20,7 +20,8 @@ Known differences by design (not compared): predict has CAPF unreachable (module
 :mod:`phoneemu.scenario.predict`), so an LSC installation still pending is called off before the
 prediction; predict fetches over TFTP only, the phone HTTP 6970 first (the same files); the SIP
 forecast is not a boot decision; offline without ``--tvs-server-cert`` the TVS server's certificate is
-inferred from the new ITL (see the last test).
+inferred from the new ITL or the ``--tvs-cert`` certificates, and a prediction that had to assume it says
+so in a note (see the last test).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,7 @@ from phoneemu.phone.boot import BootReport, BootTarget
 from phoneemu.phone.flash import Flash
 from phoneemu.phone.phone import Phone
 from phoneemu.phone.profile import get_profile
-from phoneemu.scenario.predict import outcome, predict_boot
+from phoneemu.scenario.predict import PredictResult, outcome, predict_boot
 from phoneemu.scenario.predict_live_tvs import LiveTvs
 from tests.helpers import run_within
 
@@ -143,7 +143,7 @@ def _view(r: BootReport) -> dict[str, Any]:
             "decisions": [(d.rule, d.accepted) for d in r.decisions if d.kind != "static"]}
 
 
-async def _predict(flash: Path, tftp: Path, **tvs: Any) -> BootReport:
+async def _predict(flash: Path, tftp: Path, **tvs: Any) -> PredictResult:
     """What ``phoneemu predict --flash FLASH --tvs-live TFTP`` computes (commands/predict.py handler);
     ``tvs``: the TVS options instead (``tvs_certs=`` ... : ``--tvs-cert`` ...)."""
     args = argparse.Namespace(flash=flash, mac=None, profile=None, installed_itl=None, installed_ctl=None,
@@ -153,14 +153,18 @@ async def _predict(flash: Path, tftp: Path, **tvs: Any) -> BootReport:
                                 installed_config=args.installed_config, mac=args.mac,
                                 profile=args.profile or "cp-8861", now=NOW, keys_from=flash,
                                 **(tvs or {"tvs_live": LiveTvs(timeout=2.0)}))
-    return result.report
+    return result
 
 
 def differ(tmp: Path, template: Path, mixed_first: bool, ops: list[str],
-           offline: bool = False, profile: str = "cp-8861") -> tuple[dict[str, Any], ...]:
+           offline: bool = False, profile: str = "cp-8861", server_certs: bool = True,
+           vouched: Callable[[LabCluster], list[Any]] | None = None,
+           notes: list[str] | None = None) -> tuple[dict[str, Any], ...]:
     """(predicted, booted) views after ``ops``; the first boot must be accepted. ``offline``: predicted
-    with ``--tvs-cert`` every certificate the lab's TVS vouches for instead of ``--tvs-live`` (None
-    when a TVS service is stopped: offline TVS cannot be down for one node only)."""
+    with ``--tvs-cert`` every certificate the lab's TVS vouches for (``vouched(lab)`` instead when
+    given) and, with ``server_certs``, ``--tvs-server-cert`` the nodes' TVS certificates, instead of
+    ``--tvs-live`` (empty views when a TVS service is stopped: offline TVS cannot be down for one node
+    only). ``notes``: the prediction's notes are added to it."""
     root = tmp / "lab"
     if root.exists():
         shutil.rmtree(root)
@@ -183,13 +187,16 @@ def differ(tmp: Path, template: Path, mixed_first: bool, ops: list[str],
                 nodes = ("tvs", *(f"tvs-{n}" for n in range(2, c.state.nodes + 1)))
                 if not all(srv._running(n) for n in nodes):
                     return {}, {}
+                servers = [c.tvs_identity(n).cert for n in range(1, c.state.nodes + 1) if server_certs]
                 predicted = await _predict(
-                    flash, root / "tftp", tvs_certs=[cert for cert, _roles in c.tvs_trusted()],
-                    tvs_server_certs=[c.tvs_identity(n).cert for n in range(1, c.state.nodes + 1)])
+                    flash, root / "tftp", tvs_server_certs=servers,
+                    tvs_certs=vouched(c) if vouched else [cert for cert, _roles in c.tvs_trusted()])
             else:
                 predicted = await _predict(flash, root / "tftp")
+            if notes is not None:
+                notes.extend(predicted.notes)
             booted = await _phone(c, flash, profile).boot(target)
-            return _view(predicted), _view(booted)
+            return _view(predicted.report), _view(booted)
 
     got: tuple[dict[str, Any], dict[str, Any]] = run(body())
     return got
@@ -233,24 +240,35 @@ def test_offline_tvs_certs_agree_with_the_real_boot(tmp_path: Path, template: Pa
     assert predicted == booted, (mixed_first, ops)
 
 
-def test_default_tvs_server_inference_cannot_see_a_tvs_regenerated_behind_a_rollback_itl(
-        tmp_path: Path, template: Path) -> None:
-    """By design (module rules of :mod:`phoneemu.scenario.predict`, ``--tvs-server-cert`` help): offline,
-    the certificate a TVS presents is inferred from the new ITL's TVS record at its address; the rollback
-    ITL has none, so the TVS is taken to present one the phone trusts, and the phone is predicted to
-    take the empty ITL while it refuses the regenerated TVS (§E.1) and locks out. Given the certificate
-    the TVS presents (``--tvs-server-cert``), or asked live, the prediction is the boot's."""
+def test_a_tvs_regenerated_behind_a_rollback_itl_is_predicted_or_noted(tmp_path: Path,
+                                                                        template: Path) -> None:
+    """The rollback ITL blanks its TVS records (spec §B.7): offline, without ``--tvs-server-cert``, the new
+    ITL cannot tell the certificate a regenerated TVS presents (module rules of
+    :mod:`phoneemu.scenario.predict`). With the lab's TVS certificate among the ``--tvs-cert`` ones (its
+    subject is the installed ITL's TVS record's), the prediction is the boot's: the phone refuses the
+    TVS (§E.1) and locks out. With only the new ITLRecovery, nothing tells: the TVS is assumed trusted
+    and the phone predicted to take the empty ITL — and a note says so and how to remove the assumption."""
     ops = ["regen-itlrecovery", "regen-tvs", "rollback-on"]
-    given_server_cert = _predict
-
-    async def inferred(flash: Path, tftp: Path, **tvs: Any) -> BootReport:
-        tvs.pop("tvs_server_certs")
-        return await given_server_cert(flash, tftp, **tvs)
-
     predicted, booted = differ(tmp_path, template, False, ops, offline=True)
     assert predicted == booted and booted["rule"] == "G.3.4-tvs-server-untrusted"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sys.modules[__name__], "_predict", inferred)
-        predicted, booted = differ(tmp_path, template, False, ops, offline=True)
+    notes: list[str] = []
+    predicted, booted = differ(tmp_path, template, False, ops, offline=True, server_certs=False, notes=notes)
+    assert predicted == booted and (booted["rule"], booted["outcome"]) == ("G.3.4-tvs-server-untrusted",
+                                                                           "locked out")
+    assert not any("assumed to present" in n for n in notes), notes
+    assert any("the --tvs-cert of the installed ITL's TVS record's subject" in n for n in notes), notes
+
+    notes.clear()
+    predicted, booted = differ(tmp_path, template, False, ops, offline=True, server_certs=False, notes=notes,
+                               vouched=lambda c: [c.identity("itlrecovery").cert])
     assert (predicted["rule"], predicted["outcome"]) == ("G.4-empty-itl-accepts-unsigned", "accepted")
     assert (booted["rule"], booted["outcome"]) == ("G.3.4-tvs-server-untrusted", "locked out")
+    (note,) = [n for n in notes if "assumed to present a certificate the installed ITL trusts" in n]
+    assert "--tvs-server-cert PEM" in note and "--tvs-live" in note and "§B.7" in note
+
+    # the TVS not regenerated: the assumption holds, and with its certificate given nothing is assumed
+    notes.clear()
+    predicted, booted = differ(tmp_path, template, False, ["regen-itlrecovery", "rollback-on"], offline=True,
+                               server_certs=False, notes=notes)
+    assert predicted == booted and booted["outcome"] == "accepted"
+    assert not any("assumed to present" in n or "TVS record" in n for n in notes), notes
