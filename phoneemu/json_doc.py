@@ -6,6 +6,17 @@ JSON file answers bad JSON one way (a DecodeError naming the file, a noted probl
 each failure into a JSONDecodeError (message, line, column), so that one ``except`` says them all.
 Used by the flash's files (``phone.json``, ``state.json``, ``last-boot.json``) and the lab's
 (``cluster.json``, ``registrations.json``).
+
+Rule (ours), JSON written: a Python ``str`` may hold lone surrogates (U+D800..U+DFFF) — a file name decoded
+with ``surrogateescape``, a hostile server's bytes kept that way (:mod:`phoneemu.formats._tlv`) — and
+``json.dumps`` writes each as ``\\udcXX``: the JSON grammar of RFC 8259 §7 takes it, but it is no Unicode
+text, and strict parsers (RFC 7493 I-JSON §2.1, Go's, Rust's serde_json) refuse the document.
+:func:`dumps` writes U+FFFD REPLACEMENT CHARACTER for each surrogate code point a string (a value or a
+key) holds — the Unicode replacement a lossy UTF-8 decoder writes for an undecodable byte (Unicode §3.9,
+U+FFFD substitution) — so every document it writes is ASCII that decodes to surrogate-free text. The byte
+a surrogate stood for is not kept (the text output of the same command shows it); two keys of one object
+that differ only there become one (the last). Used by every ``--json`` document the commands print or
+write (:mod:`phoneemu.commands`).
 """
 
 from __future__ import annotations
@@ -13,9 +24,15 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["loads"]
+__all__ = ["REPLACEMENT", "dumps", "loads", "without_surrogates"]
+
+#: what :func:`dumps` writes for a lone surrogate (module rule)
+REPLACEMENT = "\ufffd"
+#: a surrogate code point: in a Python str never part of a valid character (UTF-8 cannot encode it)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 #: a JSON string (skipped whole: brackets inside it do not nest) or a bracket
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.DOTALL)
@@ -55,3 +72,27 @@ def _deepest(text: str) -> tuple[int, int]:
         elif c in "]}":
             depth -= 1
     return best, at
+
+
+def dumps(obj: Any, *, indent: int | None = None, sort_keys: bool = False,
+          default: Callable[[Any], Any] | None = None) -> str:
+    """``json.dumps(obj, ...)`` (ASCII, as its default) with each lone surrogate of a string — a value,
+    a key, or what ``default`` returns — written as U+FFFD (module rule): the text encodes to UTF-8
+    strictly and ``json.loads`` of it holds no surrogate."""
+    text = json.dumps(obj, indent=indent, sort_keys=sort_keys, default=default)
+    if "\\ud" not in text:  # json (ASCII) writes each code point U+D800..U+DFFF as \udXXX: none here
+        return text
+    clean = None if default is None else (lambda o: without_surrogates(default(o)))
+    return json.dumps(without_surrogates(obj), indent=indent, sort_keys=sort_keys, default=clean)
+
+
+def without_surrogates(obj: Any) -> Any:
+    """A copy of ``obj`` whose strings (values, and keys of dicts, in lists and tuples too) hold U+FFFD
+    for each surrogate code point (module rule); other values as they are."""
+    if isinstance(obj, str):
+        return _SURROGATE.sub(REPLACEMENT, obj) if not obj.isascii() else obj
+    if isinstance(obj, dict):
+        return {without_surrogates(k): without_surrogates(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [without_surrogates(v) for v in obj]
+    return obj

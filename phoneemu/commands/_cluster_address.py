@@ -9,14 +9,17 @@ real CUCM ports, spec §H.1).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from phoneemu.commands._argtypes import port
 from phoneemu.errors import PhoneEmuError
 from phoneemu.lab.state import DEFAULT_PORTS
 from phoneemu.values import host_port, parse_ascii_int, parse_host_port
 
-__all__ = ["ClusterAddress", "asked_port", "cluster_address", "http_port"]
+__all__ = ["ClusterAddress", "asked_port", "cluster_address", "http_port", "lab_read_lock"]
 
 
 def asked_port(text: str, *, zero_hint: str = "") -> int:
@@ -98,3 +101,17 @@ def cluster_address(args: argparse.Namespace) -> ClusterAddress:
     http = args.http_port if args.http_port is not None else state.ports["http"]
     served = any(entry.op == "ports" for entry in state.log)
     return ClusterAddress(state.host, state.ports["tftp"], http, from_lab=True, served=served)
+
+
+def lab_read_lock(lab: Path | None, command: str) -> contextlib.AbstractContextManager[None]:
+    """``--lab DIR`` (``boot``, ``fleet boot``): the lab lock, shared, held while the command reads the
+    lab — its address, the phones' models, MICs, keys and strings, the image-signing certificate — and
+    released before any phone boots (:mod:`phoneemu.lab.lock` rules): a lab operation under way is waited
+    for, said on stderr as the lab commands say it, and the lab is never read half-changed (an
+    operation's new certificates beside its old state). No lab: nothing held."""
+    if lab is None:
+        return contextlib.nullcontext()
+    from phoneemu.lab.lock import hold_lab_lock
+
+    return hold_lab_lock(lab, shared=True,
+                         on_wait=lambda text: print(f"{command}: {text}", file=sys.stderr, flush=True))

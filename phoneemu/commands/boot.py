@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import ipaddress
-import json
 import os
 import shlex
 import shutil
@@ -29,9 +29,10 @@ from typing import Any
 
 from cryptography import x509
 
+from phoneemu import json_doc
 from phoneemu.commands._argtypes import mac_option, non_negative_float, positive_float, unix_time
 from phoneemu.commands._capture import capture_keylog, capture_summary, open_host_capture
-from phoneemu.commands._cluster_address import cluster_address, http_port
+from phoneemu.commands._cluster_address import cluster_address, http_port, lab_read_lock
 from phoneemu.commands._register import (
     add_call_options,
     add_register_options,
@@ -371,6 +372,16 @@ def _flash_folder_problem(path: Path) -> str | None:
 def handler(args: argparse.Namespace) -> int:
     args.packets = checked_packets(args)
     _check_flash_folder(args.flash)
+    reading = contextlib.ExitStack()  # the lab lock while the lab is read (lab_read_lock), not while booting
+    reading.enter_context(lab_read_lock(args.lab, "boot"))
+    try:
+        return _boot(args, reading)
+    finally:
+        reading.close()
+
+
+def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
+    """:func:`handler`, ``reading`` holding the lab lock until the lab is read (closed here then)."""
     where = cluster_address(args)
     host, port = where.host, where.tftp_port
     if where.from_lab:
@@ -406,6 +417,7 @@ def handler(args: argparse.Namespace) -> int:
         if args.auth_string is not None:
             phone.enter_auth_string(args.auth_string)
         _type_lab_secrets(args, mac, phone)
+        reading.close()  # the lab is read: an operation may change it while the phone boots
         target = BootTarget(host=host, tftp_port=port, http_port=where.http_port, use_http=not args.no_http)
         capture = open_host_capture(args.capture, args.keylog, host)
         where_sip = registrar(args)
@@ -449,7 +461,7 @@ def handler(args: argparse.Namespace) -> int:
                 doc["call"] = None if call_result is None else {
                     **{k: v for k, v in dataclasses.asdict(call_result).items() if k != "registration"},
                     "ways_out": ways_out_json(call_result.rule, "media")}
-            print(json.dumps(doc, indent=2))
+            print(json_doc.dumps(doc, indent=2))  # lone surrogates as U+FFFD (json_doc rule)
         else:
             known = {"DIR": str(args.lab) if args.lab is not None else None,
                      "FLASH": str(flash_dir) if args.flash is not None else None, "MAC": mac}

@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import json
 import os
 import re
 import sys
@@ -53,6 +52,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from phoneemu import json_doc
 from phoneemu.commands._argtypes import (
     MAX_FLEET_PHONES,
     fleet_size,
@@ -63,7 +63,7 @@ from phoneemu.commands._argtypes import (
     positive_int,
 )
 from phoneemu.commands._capture import DEFAULT_LIMIT_MIB, capture_keylog, capture_summary, open_host_capture
-from phoneemu.commands._cluster_address import cluster_address, http_port
+from phoneemu.commands._cluster_address import cluster_address, http_port, lab_read_lock
 from phoneemu.commands._register import (
     add_call_options,
     add_register_options,
@@ -546,29 +546,31 @@ def _boot(args: argparse.Namespace) -> int:
         require_matplotlib()  # fail before booting anything
         check_plot_path(args.plot)
     prestate = _installed(args)
-    where = cluster_address(args)
-    if where.from_lab:
-        print(where.lab_line("fleet", args.lab), file=sys.stderr)
-    host = where.host
-    target = BootTarget(host=host, tftp_port=where.tftp_port, http_port=where.http_port,
-                        use_http=not args.no_http)
-    macs = [mac_text(m) for m in run_macs]
-    mic_dir, symmetric_keys, auth_strings, lab_profiles = _lab_phones(args, macs)
-    profiles = _profiles(args, macs, models, lab_profiles)
-    spec = FleetSpec(target=target, count=args.count, mac_start=run_macs[0], profile=args.profile,
-                     macs=tuple(run_macs) if listed else (),
-                     profiles=profiles, concurrency=args.concurrency, fetch_timeout=args.timeout,
-                     fetch_retries=args.retries,
-                     fetch_max_time=args.tftp_max_time,
-                     tvs_timeout=args.tvs_timeout, max_time_s=args.max_time,
-                     give_up_unanswered=None if args.keep_going else GIVE_UP_UNANSWERED,
-                     flash_dir=str(args.flash) if args.flash is not None else None,
-                     keep_records=args.json is not None or args.junit is not None, blksize=args.blksize,
-                     register=registrar(args), call=call_of(args),
-                     event_loop=args.event_loop, keylog=str(args.keylog) if args.keylog is not None else None,
-                     prestate=prestate, mic_dir=mic_dir, symmetric_keys=symmetric_keys,
-                     capf_retry_delay=args.capf_retry_delay, auth_string=args.auth_string,
-                     auth_strings=auth_strings, image_signers=_image_signers(args))
+    with lab_read_lock(args.lab, "fleet"):  # read whole, then released: an operation may run during the storm
+        where = cluster_address(args)
+        if where.from_lab:
+            print(where.lab_line("fleet", args.lab), file=sys.stderr)
+        host = where.host
+        target = BootTarget(host=host, tftp_port=where.tftp_port, http_port=where.http_port,
+                            use_http=not args.no_http)
+        macs = [mac_text(m) for m in run_macs]
+        mic_dir, symmetric_keys, auth_strings, lab_profiles = _lab_phones(args, macs)
+        profiles = _profiles(args, macs, models, lab_profiles)
+        spec = FleetSpec(target=target, count=args.count, mac_start=run_macs[0], profile=args.profile,
+                         macs=tuple(run_macs) if listed else (),
+                         profiles=profiles, concurrency=args.concurrency, fetch_timeout=args.timeout,
+                         fetch_retries=args.retries,
+                         fetch_max_time=args.tftp_max_time,
+                         tvs_timeout=args.tvs_timeout, max_time_s=args.max_time,
+                         give_up_unanswered=None if args.keep_going else GIVE_UP_UNANSWERED,
+                         flash_dir=str(args.flash) if args.flash is not None else None,
+                         keep_records=args.json is not None or args.junit is not None, blksize=args.blksize,
+                         register=registrar(args), call=call_of(args),
+                         event_loop=args.event_loop,
+                         keylog=str(args.keylog) if args.keylog is not None else None,
+                         prestate=prestate, mic_dir=mic_dir, symmetric_keys=symmetric_keys,
+                         capf_retry_delay=args.capf_retry_delay, auth_string=args.auth_string,
+                         auth_strings=auth_strings, image_signers=_image_signers(args))
     limit_mib = args.capture_limit if args.capture_limit is not None else DEFAULT_LIMIT_MIB
     capture = open_host_capture(args.capture, args.keylog, host, max_bytes=int(limit_mib * 1024 * 1024),
                                 limit_name=f"--capture-limit {limit_mib:g} MiB")  # before any boot: exit 2
@@ -646,7 +648,7 @@ def _boot(args: argparse.Namespace) -> int:
 
         doc = {"target": str(target), "profile": args.profile, "summary": summary,
                "phones": [r.as_dict() for r in result.records], "phoneemu": version_text()}
-        data = (json.dumps(doc, indent=1) + "\n").encode("utf-8")
+        data = (json_doc.dumps(doc, indent=1) + "\n").encode("utf-8")  # lone surrogates: U+FFFD (json_doc)
         _report("--json", args.json, lambda: write_output(args.json, data), unwritten)
     if args.junit is not None:
         _report("--junit", args.junit, lambda: _write_junit(args.junit, result, target=str(target),

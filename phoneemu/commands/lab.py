@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from phoneemu import json_doc
 from phoneemu.commands._argtypes import integer, mac_option, non_negative_int, positive_int, unix_time
 from phoneemu.errors import EncodeError, PhoneEmuError
 from phoneemu.lab.cluster import SECURE_URL_SCHEMES, LabCluster
@@ -131,7 +132,7 @@ def _op(fn: Callable[[LabCluster, argparse.Namespace, int | None], str | None]) 
     neither loses the other's change (each would load, change and save the whole state)."""
     def handler(args: argparse.Namespace) -> int:
         # not a lab (no cluster.json): no lock file is left there, LabCluster.open says why
-        with hold_lab_lock(args.dir, on_wait=lambda text: print(text, file=sys.stderr, flush=True)):
+        with hold_lab_lock(args.dir, on_wait=_say_waiting):
             cluster = LabCluster.open(args.dir)
             cluster.on_rebuild = _say_rebuild
             msg = fn(cluster, args, _now(cluster, args))
@@ -764,7 +765,23 @@ def _brief(args: dict[str, Any], *, shown: int = 3) -> dict[str, Any]:
     return out
 
 
+def _say_waiting(text: str) -> None:
+    """A command waiting for the lab lock says so on stderr (:mod:`phoneemu.lab.lock`)."""
+    print(text, file=sys.stderr, flush=True)
+
+
 def _show(args: argparse.Namespace) -> int:
+    """``lab show``: the lab is read under the lab lock, shared (:mod:`phoneemu.lab.lock`: an operation
+    under way is waited for, said on stderr, never read half-changed), and printed after the lock is
+    released (a reader of the output that is slow — a pager — holds up no operation)."""
+    with hold_lab_lock(args.dir, shared=True, on_wait=_say_waiting):
+        out = _show_text(args)
+    print(out, end="")
+    return 0
+
+
+def _show_text(args: argparse.Namespace) -> str:
+    """What ``lab show`` prints (read while the caller holds the lab lock)."""
     from phoneemu.crypto.certs import dn_common_name
 
     cluster = LabCluster.open(args.dir)
@@ -776,46 +793,46 @@ def _show(args: argparse.Namespace) -> int:
         if ph["lsc"]:  # an LSC CAPF and the registrar would refuse now says so (expired, old CAPF)
             ph["lsc_problem"] = cluster.lsc_problem(mac)
     if args.json:  # one JSON document, whatever else is asked (text after it would break jq)
-        print(json.dumps(_show_json(cluster, s, args), indent=2, sort_keys=True))
-        return 0
+        return json_doc.dumps(_show_json(cluster, s, args), indent=2, sort_keys=True) + "\n"  # json_doc rule
+    lines: list[str] = []
+    keys = ("name", "dir", "host", "seed", "nodes", "generation", "clock", "ports", "mixed_mode",
+            "itl_signer", "ctl_signer", "rollback", "secure_urls", "extra_certs", "signature_algorithm",
+            "upgraded", "itlrecovery_years", "itlrecovery_regenerate_years", "sbd",
+            "autoregistration", "tvs_ttl", "load", "tvs_trust")
+    w = max(len(k) for k in keys) + 2
+    for key in keys:
+        shown = s[key] if key != "seed" or s[key] is not None else "none (random keys)"
+        lines.append(f"{key + ':':<{w}}{shown}")
+    if s["stopped"]:
+        lines.append(f"{'stopped:':<{w}}{', '.join(s['stopped'])} (lab serve keeps them down: phoneemu lab "
+                     f"service {args.dir} NAME start)")
+    lines.append(f"{'certificates:':<{w}}(as Certificate Management lists them; UTC)")
+    for name, cert in s["certificates"].items():
+        cn = dn_common_name(cert["subject"])
+        years = int(cert["not_after"][:4]) - int(cert["not_before"][:4])
+        lines.append(f"  {name:<{w - 2}}{cn}  valid {cert['not_before'][:10]} .. {cert['not_after'][:10]} "
+                     f"({years} years)  sha1 {cert['sha1']}")
+    lines.append(f"{'ITL:':<{w}}{s['itl_length']} bytes  md5 {s['itl_md5']}  sha1 {s['itl_sha1']}")
+    if s["ctl"]:
+        lines.append(f"{'CTL:':<{w}}md5 {s['ctl_md5']}  sha1 {s['ctl_sha1']}")
     else:
-        keys = ("name", "dir", "host", "seed", "nodes", "generation", "clock", "ports", "mixed_mode",
-                "itl_signer", "ctl_signer", "rollback", "secure_urls", "extra_certs", "signature_algorithm",
-                "upgraded", "itlrecovery_years", "itlrecovery_regenerate_years", "sbd",
-                "autoregistration", "tvs_ttl", "load", "tvs_trust")
-        w = max(len(k) for k in keys) + 2
-        for key in keys:
-            shown = s[key] if key != "seed" or s[key] is not None else "none (random keys)"
-            print(f"{key + ':':<{w}}{shown}")
-        if s["stopped"]:
-            print(f"{'stopped:':<{w}}{', '.join(s['stopped'])} (lab serve keeps them down: phoneemu lab "
-                  f"service {args.dir} NAME start)")
-        print(f"{'certificates:':<{w}}(as Certificate Management lists them; UTC)")
-        for name, cert in s["certificates"].items():
-            cn = dn_common_name(cert["subject"])
-            years = int(cert["not_after"][:4]) - int(cert["not_before"][:4])
-            print(f"  {name:<{w - 2}}{cn}  valid {cert['not_before'][:10]} .. {cert['not_after'][:10]} "
-                  f"({years} years)  sha1 {cert['sha1']}")
-        print(f"{'ITL:':<{w}}{s['itl_length']} bytes  md5 {s['itl_md5']}  sha1 {s['itl_sha1']}")
-        if s["ctl"]:
-            print(f"{'CTL:':<{w}}md5 {s['ctl_md5']}  sha1 {s['ctl_sha1']}")
-        else:
-            print(f"{'CTL:':<{w}}none (not in mixed mode)")
-        print("\n".join(_phone_lines(s["phones"], every=args.phones, w=w)))
-        if s["tampered"]:
-            print(f"{'tampered:':<{w}}{s['tampered']}")
+        lines.append(f"{'CTL:':<{w}}none (not in mixed mode)")
+    lines.append("\n".join(_phone_lines(s["phones"], every=args.phones, w=w)))
+    if s["tampered"]:
+        lines.append(f"{'tampered:':<{w}}{s['tampered']}")
     if args.files:
         for name, data in sorted(cluster.files().items()):
-            print(f"{len(data):>8}  {name}")
+            lines.append(f"{len(data):>8}  {name}")
     if args.log:
         for e in cluster.state.log:
             brief = json.dumps(_brief(e.args), sort_keys=True)
-            print(f"{_iso(e.time)}  gen {e.generation:<4} {e.op} {brief}")
+            lines.append(f"{_iso(e.time)}  gen {e.generation:<4} {e.op} {brief}")
+    text = "".join(f"{line}\n" for line in lines)
     if args.itl:
-        print(cluster.show_itl(), end="")
+        text += cluster.show_itl()
     if args.ctl:
-        print(cluster.show_ctl(), end="")
-    return 0
+        text += cluster.show_ctl()
+    return text
 
 
 def _register_serve(ops: Any) -> None:

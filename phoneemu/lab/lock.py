@@ -7,6 +7,12 @@ Rules:
   holder holds it (a ``lab serve`` recording its ports or a CAPF outcome during a storm: it never fails
   because the server is busy) and, finding it held, says so first (``on_wait``: the ``lab`` commands
   print it on stderr, naming the ``lab serve`` of ``DIR/.serve.lock`` if one runs).
+* A command that reads the lab without serving it — ``lab show``, ``boot --lab``, ``fleet boot --lab`` —
+  holds it *shared* while it reads (``hold_lab_lock(root, shared=True)``): it waits for an operation under
+  way as an operation does, saying so first (``on_wait``, the same text), so it never reads a half-changed
+  lab (an operation's new certificates beside the old ITL); readers do not wait for each other. It holds
+  it only while it reads (``lab show`` prints after; a boot releases it before the phones boot), so an
+  operation waits for no output and no boot.
 * ``lab serve`` re-reads a lab another process changed under a *shared* lock taken without waiting
   (:func:`try_lab_lock`): while an operation holds the lock it may be half-written, so the reload is
   skipped (:class:`LabBusyError`) and tried again later — never blocking the serving event loop.
@@ -107,36 +113,41 @@ def serving(root: Path | str) -> Iterator[Callable[[str], None]]:
 
 
 @contextlib.contextmanager
-def hold_lab_lock(root: Path | str, *, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
-    """Hold the lab lock exclusively (waits for the holder, however long; a lab operation). When the
-    lock is held, ``on_wait(text)`` is told once, before waiting, who may hold it (a ``lab serve``
-    recording its ports or a CAPF outcome, or another operation): an operation run during a storm never
-    fails because the lab is busy, and does not wait in silence either."""
+def hold_lab_lock(root: Path | str, *, on_wait: Callable[[str], None] | None = None,
+                  shared: bool = False) -> Iterator[None]:
+    """Hold the lab lock exclusively (waits for the holder, however long; a lab operation), or ``shared``
+    (a command reading the lab: waits for an operation, not for other readers). When the lock is held,
+    ``on_wait(text)`` is told once, before waiting, who may hold it (a ``lab serve`` recording its ports
+    or a CAPF outcome, or another operation): an operation run during a storm never fails because the lab
+    is busy, and does not wait in silence either."""
     fd = _open(Path(root))
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     try:
         if fd >= 0:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
             except BlockingIOError:
                 if on_wait is not None:
-                    on_wait(_holder_text(Path(root)))
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                    on_wait(_holder_text(Path(root), reading=shared))
+                fcntl.flock(fd, mode)
         yield
     finally:
         if fd >= 0:
             os.close(fd)
 
 
-def _holder_text(root: Path) -> str:
+def _holder_text(root: Path, *, reading: bool = False) -> str:
     """What waits for the lab lock says: the lock file and, when a ``lab serve`` serves the lab, its pid
-    and ports (from ``DIR/.serve.lock``; another operation may hold the lock instead)."""
+    and ports (from ``DIR/.serve.lock``; another operation may hold the lock instead); ``reading``: a
+    command reading the lab waits (it reads the lab whole once the lock is released)."""
     served = ""
     with contextlib.suppress(OSError), open(root / SERVE_LOCK_FILE, "rb") as f:
         served = f.read(1024).decode("utf-8", "replace").strip()
     who = f"lab serve ({served}) or another phoneemu lab command" if served else \
         "another phoneemu lab command (or lab serve)"
-    return (f"waiting for the lab lock {root / LOCK_FILE}: held by {who} writing the lab; this operation "
-            "runs once it is released")
+    then = ("the lab is read once it is released (never half-changed)" if reading else
+            "this operation runs once it is released")
+    return f"waiting for the lab lock {root / LOCK_FILE}: held by {who} writing the lab; {then}"
 
 
 @contextlib.contextmanager

@@ -46,12 +46,17 @@ Rules:
   skipped (RFC 9110 §15.2), at most :data:`_MAX_INTERIM` of them (our bound).
 * These client rules live in one place, :func:`read_response` (head, then body), used by :func:`http_get`
   and by the phone's HTTPS application server fetch (:mod:`phoneemu.phone.https`).
+* The client's ``Host`` is :func:`host_header` (RFC 9110 §7.2, ``uri-host [":" port]``): the port only when
+  it is not the scheme's default (80 for ``http``: RFC 3986 §6.2.3 leaves the default out), an IPv6
+  literal in brackets without its zone (``%eth0`` is local to this host: RFC 6874 §4), a name that is not
+  ASCII in its IDNA form (as it was resolved); the value is always ASCII of the ``uri-host`` grammar.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -66,7 +71,7 @@ from phoneemu.net.tftp_codec import unsafe_name_reason
 from phoneemu.net.tftp_server import Provider, provider_from, transfer_socket_budget
 from phoneemu.values import host_port, is_ascii_digits, parse_ascii_int
 
-__all__ = ["HttpServer", "http_get", "read_response"]
+__all__ = ["HttpServer", "host_header", "http_get", "read_response"]
 
 _log = logging.getLogger("phoneemu.net.http")
 _WRITE_CHUNK = 256 * 1024  # a response is written and drained in pieces of this size (module docstring)
@@ -296,6 +301,39 @@ async def _read_head(reader: asyncio.StreamReader, got: bytearray, max_header: i
             return bytes(got)
 
 
+#: what a reg-name keeps as it is (RFC 3986 §3.2.2: unreserved and sub-delims); the rest is %-encoded
+_REG_NAME_SAFE = "!$&'()*+,;=-._~"
+
+
+def host_header(host: str, port: int, default_port: int) -> str:
+    """The ``Host`` field value of a request to ``host`` port ``port`` (module rules; RFC 9110 §7.2):
+    ``host`` alone when ``port`` is ``default_port`` (80 for ``http``, 443 for ``https``), else
+    ``host:port``; an IPv6 address (bare or in brackets) as ``[addr]`` without a ``%zone`` (RFC 3986
+    §3.2.2, RFC 6874 §4); a name in its IDNA A-label form, any byte outside a reg-name %-encoded
+    (RFC 3986 §3.2.2; a name IDNA cannot encode: its UTF-8). Always ASCII: it cannot end the header line.
+
+    ``host_header("10.0.0.1", 6970, 80)`` is ``10.0.0.1:6970``; ``host_header("fe80::1%eth0", 443, 443)``
+    is ``[fe80::1]``."""
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    literal = bare.split("%", 1)[0]
+    try:
+        addr = ipaddress.ip_address(literal)
+    except ValueError:
+        addr = None
+    if addr is not None:  # as written (hex digits, colons, dots), as the URL or the option gave it
+        text = f"[{literal}]" if addr.version == 6 else literal
+    else:
+        try:
+            ascii_name: str | bytes = bare.encode("idna").decode("ascii") if not bare.isascii() else bare
+        except UnicodeError:  # "a..b", a label over 63 characters: said by the connect before this
+            try:
+                ascii_name = bare.encode("utf-8", "surrogateescape")  # a byte read as a surrogate: itself
+            except UnicodeError:
+                ascii_name = bare.encode("utf-8", "surrogatepass")
+        text = quote(ascii_name, safe=_REG_NAME_SAFE)
+    return text if port == default_port else f"{text}:{port}"
+
+
 async def http_get(host: str, port: int, path: str, *, timeout: float = 5.0,
                    max_size: int = 16 * 1024 * 1024, max_header: int = 8192) -> bytes:
     """GET ``path`` (a TFTP name or ``/name``) and return the body; TransportError on failure."""
@@ -393,9 +431,8 @@ async def _get(host: str, port: int, name: str, max_size: int, max_header: int) 
         raise TransportError(f"http://{host_port(host, port)}: cannot resolve: not a valid host name",
                              kind="unreachable", path=name) from exc
     try:
-        hostport = host_port(host, port)
-        writer.write(f"GET /{quote(name)} HTTP/1.1\r\nHost: {hostport}\r\nAccept-Encoding: identity\r\n"
-                     f"Connection: close\r\n\r\n".encode("ascii"))
+        writer.write(f"GET /{quote(name)} HTTP/1.1\r\nHost: {host_header(host, port, 80)}\r\n"
+                     "Accept-Encoding: identity\r\nConnection: close\r\n\r\n".encode("ascii"))
         await writer.drain()
         _, _, body = await read_response(reader, name, max_size=max_size, max_header=max_header,
                                          check=lambda status, fields: _only_200(status, fields, name))
