@@ -7,12 +7,12 @@ crashes), 2 for usage errors, 130 on Ctrl-C or SIGTERM (the findings so far save
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from phoneemu import json_doc
 from phoneemu.commands._argtypes import mac_option, non_negative_int, port, positive_float, positive_int
 from phoneemu.errors import EncodeError
 from phoneemu.files import read_at_most, write_output
@@ -392,7 +392,7 @@ def _handle(args: argparse.Namespace) -> int:
                "findings": [{"signature": f.signature, "kind": f.kind, "count": f.count,
                              "first_run": f.first_run, "dir": str(f.directory)}
                             for f in report.findings.values()]}
-    write_output(args.out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode("utf-8"))
+    write_output(args.out / "summary.json", (json_doc.dumps(summary, indent=2) + "\n").encode("utf-8"))
     if report.interrupted:
         return 130
     return 1 if report.crashed else 0
@@ -539,7 +539,7 @@ def _serve_end(args: argparse.Namespace, session: ServeSession, *, interrupted: 
                "silences": [{"run_index": f["index"], "name": f["name"],
                              "dir": str(args.out / "crashes" / f"silent-{int(str(f['index'])):06d}")}
                             for f in session.silences]}
-    write_output(args.out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode("utf-8"))
+    write_output(args.out / "summary.json", (json_doc.dumps(summary, indent=2) + "\n").encode("utf-8"))
     if interrupted:
         return 130
     return 1 if session.silences else 0

@@ -15,11 +15,11 @@ a failed check, 2 for a file that does not parse or cannot be read.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from phoneemu import json_doc
 from phoneemu.commands._argtypes import positive_int
 from phoneemu.crypto import keys
 from phoneemu.errors import PhoneEmuError, SizeLimitError
@@ -133,7 +133,7 @@ def handler(args: argparse.Namespace) -> int:
         _say(f"phoneemu inspect: {args.file}: internal error: {type(exc).__name__}: {exc}")
         return 3
     if args.json:
-        print(json.dumps(report, indent=2, sort_keys=False))
+        print(json_doc.dumps(report, indent=2, sort_keys=False))
     else:
         print(render_text(report))
     failed = [c for c in report["checks"] if not c["ok"]]

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from phoneemu import json_doc
 from phoneemu.errors import PhoneEmuError
 from phoneemu.files import read_at_most
 from phoneemu.phone.flash import Flash
@@ -150,7 +150,7 @@ def _show(args: argparse.Namespace) -> int:
     info = show_state(store, mac=read_phone_file(args.flash).get("mac"), last_boot=flash.last_boot())
     info["flash_problems"] = list(flash.problems)
     if args.json:
-        print(json.dumps(info, indent=2, default=str))
+        print(json_doc.dumps(info, indent=2, default=str))
     else:
         sys.stdout.write(render_show(info, str(args.flash)))
         for problem in flash.problems:
@@ -195,7 +195,7 @@ def _show_fleet(args: argparse.Namespace) -> int:
     doc = fleet_show(entries, root=str(args.fleet_flash), cluster=current,
                      cluster_name=str(args.cluster) if args.cluster is not None else None, lab=lab)
     if args.json:
-        print(json.dumps(doc, indent=2))
+        print(json_doc.dumps(doc, indent=2))
     else:
         sys.stdout.write(render_fleet_show(doc))
     return 0

@@ -27,6 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from phoneemu import json_doc
 from phoneemu.commands._argtypes import mac_option, positive_float
 from phoneemu.commands._installed import add_installed_options, fill_from_flash, installed_config_key
 from phoneemu.commands._progress import progress_line
@@ -192,7 +193,7 @@ def _write_outputs(args: argparse.Namespace, doc: dict[str, Any], junit: Callabl
     """``--json-file`` and ``--junit``, each tried: one that cannot be written (a full disk) is said naming
     its option and file (what is returned), and the other is still written."""
     def json_file() -> None:
-        write_output(args.json_file, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
+        write_output(args.json_file, (json_doc.dumps(doc, indent=1) + "\n").encode("utf-8"))
 
     unwritten: list[str] = []
     writes: tuple[tuple[str, Path | None, Callable[[], None]], ...] = (
@@ -386,7 +387,7 @@ def _fleet_report(args: argparse.Namespace, now: int, phones: list[FleetPhone], 
     files; the exit status (1 when a phone would lock out)."""
     doc = _fleet_doc(args, now, phones, live, source=source)
     unwritten = _write_outputs(args, doc, lambda: _fleet_junit(args.junit, doc, phones))
-    print(json.dumps(doc, indent=2) if args.json else _fleet_text(doc))
+    print(json_doc.dumps(doc, indent=2) if args.json else _fleet_text(doc))
     _said_unwritten(unwritten)
     if doc["predicted"] == 0:
         what = "no listed phone predicted" if args.models is not None else "no phone's flash in it"
@@ -487,7 +488,7 @@ def handler(args: argparse.Namespace) -> int:
 
     unwritten = _write_outputs(args, doc, junit)
     if args.json:
-        print(json.dumps(doc, indent=2))
+        print(json_doc.dumps(doc, indent=2))
     else:
         print(_text(result, installed, args.flash))
     _said_unwritten(unwritten)

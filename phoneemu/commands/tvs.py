@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 
+from phoneemu import json_doc
 from phoneemu.commands._argtypes import positive_float
 from phoneemu.crypto import certs
 from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError, TransportError, naming_file
@@ -403,10 +403,10 @@ def handler(args: argparse.Namespace) -> int:
     docs = [_doc(args, server, key, what, reply=reply, error=error, trusted=trusted)
             for server, (reply, error, trusted) in zip(servers, asyncio.run(ask_all()), strict=True)]
     if len(docs) == 1 and args.config is None:  # one server named: its answer, as it always was
-        print(json.dumps(docs[0], indent=2) if args.json else _text(docs[0], _itl_named(args)))
+        print(json_doc.dumps(docs[0], indent=2) if args.json else _text(docs[0], _itl_named(args)))
     else:
         summary = _summary(docs, _itl_named(args))
-        print(json.dumps({**summary, "servers": docs}, indent=2) if args.json else
+        print(json_doc.dumps({**summary, "servers": docs}, indent=2) if args.json else
               _several_text(docs, summary, _itl_named(args)))
     return 0 if all(_vouches(d) for d in docs) else 1
 

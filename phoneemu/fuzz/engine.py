@@ -29,7 +29,6 @@ Rules implemented here:
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import shlex
 import time
@@ -39,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from phoneemu import json_doc
 from phoneemu.errors import EncodeError
 from phoneemu.files import atomic_write
 from phoneemu.fuzz.minimize import minimize
@@ -208,7 +208,7 @@ def _save(finding: Finding, config: FuzzConfig, into: Path | None = None) -> Non
         "reproduce": replay,
         "regenerate": regen,
     }
-    atomic_write(d / "info.json", (json.dumps(info, indent=2) + "\n").encode("utf-8"))
+    atomic_write(d / "info.json", (json_doc.dumps(info, indent=2) + "\n").encode("utf-8"))
     finding.directory = d
 
 

@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import os
 import re
 import selectors
@@ -68,6 +67,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, Protocol
 
+from phoneemu import json_doc
 from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError, TransportError, VerificationError
 from phoneemu.files import atomic_write
 from phoneemu.formats import config as config_fmt
@@ -637,7 +637,7 @@ class ServeSession:
     def _log(self, entry: dict[str, object]) -> None:
         entry = {"time": round(time.time(), 3), **entry}
         with self.log_path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry, sort_keys=True) + "\n")
+            fh.write(json_doc.dumps(entry, sort_keys=True) + "\n")
 
     def get(self, name: str) -> bytes | None:
         self.requests += 1
@@ -682,7 +682,8 @@ class ServeSession:
             finding.update(self.commands(index, name, folder))
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write(folder / "input.bin", (self.dir / file).read_bytes())
-        atomic_write(folder / "info.json", (json.dumps(finding, indent=2, sort_keys=True) + "\n").encode())
+        info = json_doc.dumps(finding, indent=2, sort_keys=True) + "\n"
+        atomic_write(folder / "info.json", info.encode())
         self.silences.append(finding)
         self._log({"event": "silent", "index": index, "name": name, "silent_s": finding["silent_s"]})
         return finding

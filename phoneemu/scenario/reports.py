@@ -15,11 +15,11 @@ counting scenarios: ``OK: 27 scenario(s) passed (26 PASS, 1 XFAIL) in 25.0s`` or
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 from typing import IO, Any
 from xml.sax.saxutils import escape, quoteattr
 
+from phoneemu import json_doc
 from phoneemu.files import write_output
 from phoneemu.fleet.junit import xml_text
 from phoneemu.scenario.results import ExpectationResult, Outcome, RunSummary, ScenarioResult
@@ -157,7 +157,7 @@ def _write_report(path: Path, text: str) -> None:
 
 
 def write_json(summary: RunSummary, path: Path) -> None:
-    _write_report(path, json.dumps(to_json(summary), indent=2, default=str) + "\n")
+    _write_report(path, json_doc.dumps(to_json(summary), indent=2, default=str) + "\n")
 
 
 def _failure_message(e: ExpectationResult) -> str:

@@ -101,18 +101,26 @@ def test_boot_json_of_a_flash_folder_whose_name_is_not_utf8(tmp_path: Path) -> N
     assert doc["flash"].endswith("flash\ufffd")
 
 
-def test_the_json_documents_of_boot_fleet_and_lab_go_through_json_doc() -> None:
-    """``boot --json``, ``fleet boot --json`` and ``lab show --json`` are written by
-    :func:`phoneemu.json_doc.dumps`: ``json.dumps`` is left only where it writes text (the ``lab show
-    --log`` line's arguments, ASCII inside a text line)."""
+#: the files writing ``--json`` documents (and fuzz's ``summary.json``/``info.json``/``serve.jsonl``)
+JSON_WRITERS = ("commands/boot.py", "commands/fleet.py", "commands/lab.py", "commands/predict.py",
+                "commands/inspect.py", "commands/phone.py", "commands/tvs.py", "commands/fuzz.py",
+                "scenario/reports.py", "fuzz/engine.py", "fuzz/targets.py")
+#: ``json.dumps`` left where it writes text, not a document (ASCII inside a text line)
+TEXT_USES = ("brief = json.dumps(", "lines = [f\"{k}: {json.dumps(v)")
+
+
+def test_the_json_documents_of_the_commands_go_through_json_doc() -> None:
+    """Every ``--json`` document (boot, fleet boot, lab show, predict, inspect, phone, tvs, run's report,
+    fuzz's summaries and findings) is written by :func:`phoneemu.json_doc.dumps`: ``json.dumps`` is
+    left only where it writes text (the ``lab show --log`` line's arguments, a JUnit case's lines)."""
     left: list[str] = []
-    for name in ("boot.py", "fleet.py", "lab.py"):
-        path = REPO / "phoneemu" / "commands" / name
+    for name in JSON_WRITERS:
+        path = REPO / "phoneemu" / name
         lines = path.read_text().splitlines()
         for node in ast.walk(ast.parse("\n".join(lines), filename=str(path))):
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                     and node.func.attr == "dumps" and isinstance(node.func.value, ast.Name)
                     and node.func.value.id == "json"
-                    and not lines[node.lineno - 1].strip().startswith("brief = json.dumps(")):
+                    and not lines[node.lineno - 1].strip().startswith(TEXT_USES)):
                 left.append(f"{name}:{node.lineno}: {lines[node.lineno - 1].strip()}")
     assert not left, left
