@@ -7,10 +7,13 @@ import argparse
 import asyncio
 import json
 import sys
+import tempfile
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from phoneemu import json_doc
 from phoneemu.commands._progress import progress_line
 from phoneemu.errors import PhoneEmuError
 from phoneemu.fleet.alike import Alike
@@ -157,95 +160,146 @@ def boots_path(boots: list[dict[str, Any]]) -> str:
     return " -> ".join(steps)
 
 
-def _exit_why(records: list[dict[str, Any]]) -> str | None:
-    """Why ``replay --all`` exits 1, in one line (None: it exits 0): a boot of a phone that did not
-    accept a configuration — the first phone (MAC order) whose last boot did, when some did (the summary's
-    failures are the last boots': it does not show those) —, phones not replayed, registrations that
-    differ from the rules."""
-    why: list[str] = []
-    bad = [(rec, i) for rec in records if "skipped" not in rec
-           for i in [next((i for i, b in enumerate(rec["boots"]) if b["outcome"] != "ok"), None)]
-           if i is not None]
-    if bad:
-        ending_ok = [(rec, i) for rec, i in bad if rec["boots"][-1]["outcome"] == "ok"]
-        rec, i = (ending_ok or bad)[0]
-        boot = rec["boots"][i]
-        named = f"{rec['mac']}: boot {i + 1} of {len(rec['boots'])} {boot['outcome']}, {boot['rule']}"
-        which = f", {len(ending_ok)} of them ending ok ({named})" if ending_ok else f" (first {named})"
-        why.append(f"not every replayed boot accepted a configuration: {_count(len(bad), 'phone')}{which}")
-    skipped = [rec["mac"] for rec in records if "skipped" in rec]
-    if skipped:
-        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
-        why.append(f"{_count(len(skipped), 'phone')} not replayed ({', '.join(skipped[:5])}{more})")
-    differ = [(rec, i) for rec in records for i, b in enumerate(rec.get("boots", ()))
-              if any(c["differs"] for c in b.get("sip", ()))]
-    if differ:
-        rec, i = differ[0]
-        phones = len({r["mac"] for r, _i in differ})
-        why.append(f"a SIP registration that differs from the rules on {_count(phones, 'phone')} (first "
-                   f"{rec['mac']}: boot {i + 1} of {len(rec['boots'])})")
-    return "; ".join(why) or None
+class _Tally:
+    """The summary of every phone's last boot, one phone's record at a time (:meth:`add`): what
+    :func:`fleet_doc` says of a list of records, without keeping them. It holds counts, the alike kinds
+    (:class:`~phoneemu.fleet.alike.Alike`: at most 50 kinds of 3 MACs each), the first MACs the exit
+    status names and the first :data:`PHONES_LISTED` records (the text lists them when there are no
+    more): memory does not grow with the phones."""
+
+    def __init__(self) -> None:
+        self.phones = self.replayed = self.boots = 0
+        self.by_outcome: Counter[str] = Counter()
+        self.by_rule: Counter[str] = Counter()
+        self.by_trust: Counter[str] = Counter()
+        self.changed: Counter[str] = Counter()
+        self.by_model: dict[str, Counter[str]] = {}
+        self.failed = Alike(_FAILED_BY)
+        self.noted = Alike(("note",))
+        self.partial = Alike(("not_captured",))
+        self.skipped = Alike(("skipped",))
+        self.locked: Counter[tuple[str, str]] = Counter()  # (rule, kind) of the last boots that locked out
+        self.sip_checked = self.calls_checked = self.sip_differing = 0
+        self.sip_differs = Alike(("differs",))  # phones whose registrations went otherwise, by why
+        self.junit_failed = 0  # phones whose JUnit case fails (_junit_failure)
+        # what the exit status names (_exit_why): phones with a boot that did not accept a configuration
+        # (those ending ok apart), the first of each; phones not replayed, the first 5; phones with a
+        # registration that differs, the first
+        self.bad = self.ending_ok = 0
+        self.first_bad: str | None = None
+        self.first_ending_ok: str | None = None
+        self.skipped_macs: list[str] = []
+        self.differ_phones = 0
+        self.first_differ: str | None = None
+        self.listed: list[dict[str, Any]] = []  # the first PHONES_LISTED records
+
+    def add(self, rec: dict[str, Any]) -> None:
+        self.phones += 1
+        if len(self.listed) < PHONES_LISTED:
+            self.listed.append(rec)
+        mac = rec["mac"]
+        boots: list[dict[str, Any]] = rec.get("boots", [])
+        self.boots += len(boots)
+        differs: dict[str, None] = {}  # a phone counted once for each way its registrations differ
+        differ_at: int | None = None
+        for i, boot in enumerate(boots):
+            for check in boot.get("sip", ()):
+                self.sip_checked += 1
+                self.calls_checked += len(check.get("calls", ()))
+                if check["differs"]:
+                    self.sip_differing += 1
+                    differs["; ".join(check["differs"])] = None
+                    differ_at = i if differ_at is None else differ_at
+        for text in differs:
+            self.sip_differs.add(mac, {"differs": text})
+        if differ_at is not None:
+            self.differ_phones += 1
+            if self.first_differ is None:
+                self.first_differ = f"{mac}: boot {differ_at + 1} of {len(boots)}"
+        for note in rec.get("notes", ()):
+            self.noted.add(mac, {"note": note})
+        if "skipped" in rec:
+            self.by_outcome["skipped"] += 1
+            self.skipped.add(mac, {"skipped": rec["skipped"]})
+            if len(self.skipped_macs) < 5:
+                self.skipped_macs.append(mac)
+            return
+        self.replayed += 1
+        bad = next((i for i, b in enumerate(boots) if b["outcome"] != "ok"), None)
+        self.junit_failed += bad is not None or differ_at is not None
+        last = boots[-1]
+        if bad is not None:
+            named = f"{mac}: boot {bad + 1} of {len(boots)} {boots[bad]['outcome']}, {boots[bad]['rule']}"
+            self.bad += 1
+            self.first_bad = self.first_bad or named
+            if last["outcome"] == "ok":
+                self.ending_ok += 1
+                self.first_ending_ok = self.first_ending_ok or named
+        self.by_outcome[last["outcome"]] += 1
+        self.by_model.setdefault(rec["profile"], Counter())[last["outcome"]] += 1
+        self.by_rule[last["rule"] or "(none)"] += 1
+        for kind in ("ITL", "CTL"):
+            if last[kind.lower()] is not None:
+                self.by_trust[f"{kind} {last[kind.lower()]}"] += 1
+        path = boots_path(boots)
+        if " -> " in path:
+            self.changed[path] += 1
+        if last.get("not_captured"):
+            self.partial.add(mac, {"not_captured": ", ".join(last["not_captured"])})
+        if last["outcome"] == "locked-out":
+            self.locked[(str(last["rule"]), str(last.get("kind", "")))] += 1
+        if last["outcome"] != "ok":
+            self.failed.add(mac, {**{f: last.get(f) for f in FAILED_BY}, "partial": _partial(last)})
+
+    def exit_why(self, uncounted: int = 0) -> str | None:
+        """Why ``replay --all`` exits 1, in one line (None: it exits 0): a boot of a phone that did not
+        accept a configuration — the first phone (MAC order) whose last boot did, when some did (the
+        summary's failures are the last boots': it does not show those) —, phones not replayed (and
+        ``uncounted`` downloads of phones not even counted), registrations that differ from the rules."""
+        why: list[str] = []
+        if self.bad:
+            which = (f", {self.ending_ok} of them ending ok ({self.first_ending_ok})" if self.ending_ok
+                     else f" (first {self.first_bad})")
+            why.append("not every replayed boot accepted a configuration: "
+                       f"{_count(self.bad, 'phone')}{which}")
+        skipped = self.by_outcome["skipped"]
+        if skipped:
+            more = f" and {skipped - 5} more" if skipped > 5 else ""
+            why.append(f"{_count(skipped, 'phone')} not replayed ({', '.join(self.skipped_macs)}{more})")
+        if uncounted:
+            why.append(f"{_count(uncounted, 'download')} of phones not counted (raise --max-memory)")
+        if self.differ_phones:
+            why.append("a SIP registration that differs from the rules on "
+                       f"{_count(self.differ_phones, 'phone')} (first {self.first_differ})")
+        return "; ".join(why) or None
+
+    def doc(self, uncounted: int = 0) -> dict[str, Any]:
+        """The summary (:func:`fleet_doc`'s keys but ``records``); ``uncounted``: downloads of phones
+        beyond MAX_MACS not counted (the capture's ``phones_uncounted_downloads``)."""
+        why = self.exit_why(uncounted)
+        return {"phones": self.phones, "phones_replayed": self.replayed,
+                "phones_not_replayed": self.phones - self.replayed, "boots": self.boots,
+                "by_outcome": dict(self.by_outcome.most_common()),
+                "by_rule": dict(self.by_rule.most_common()),
+                "by_model": {m: dict(c.most_common()) for m, c in sorted(self.by_model.items())},
+                "by_trust": dict(sorted(self.by_trust.items())), "changed": dict(self.changed.most_common()),
+                "failure_kinds": self.failed.kinds(), "failure_kinds_not_kept": self.failed.other,
+                "note_kinds": self.noted.kinds(), "partial_kinds": self.partial.kinds(),
+                "skipped_kinds": self.skipped.kinds(), "ways_out": ways_out_doc(self.locked),
+                "sip_checked": self.sip_checked, "calls_checked": self.calls_checked,
+                "sip_differ_kinds": self.sip_differs.kinds(), "sip_differing": self.sip_differing,
+                "exit_status": 0 if why is None else 1, "exit_why": why}
 
 
 def fleet_doc(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The summary of every phone's last boot, and each phone's record (``phone_record``); what changed
-    across each phone's boots (:func:`boots_path`); the exit status and why it is 1 (``exit_why``)."""
-    by_outcome: Counter[str] = Counter()
-    by_rule: Counter[str] = Counter()
-    by_trust: Counter[str] = Counter()
-    changed: Counter[str] = Counter()
-    by_model: dict[str, Counter[str]] = {}
-    failed = Alike(_FAILED_BY)
-    noted = Alike(("note",))
-    partial = Alike(("not_captured",))
-    skipped = Alike(("skipped",))
-    locked: Counter[tuple[str, str]] = Counter()  # (rule, kind) of the last boots that locked out
-    sip_checked = calls_checked = sip_differing = 0
-    sip_differs = Alike(("differs",))  # phones whose registrations went otherwise than the rules, by why
+    """The summary of every phone's last boot (:class:`_Tally`), and each phone's record
+    (``phone_record``); what changed across each phone's boots (:func:`boots_path`); the exit status and
+    why it is 1 (``exit_why``). ``phones`` counts every record, ``phones_replayed`` those replayed
+    (``phones_not_replayed``: ``by_outcome``'s ``skipped``)."""
+    tally = _Tally()
     for rec in records:
-        differs: dict[str, None] = {}  # a phone counted once for each way its registrations differ
-        for boot in rec.get("boots", ()):
-            for check in boot.get("sip", ()):
-                sip_checked += 1
-                calls_checked += len(check.get("calls", ()))
-                if check["differs"]:
-                    sip_differing += 1
-                    differs["; ".join(check["differs"])] = None
-        for text in differs:
-            sip_differs.add(rec["mac"], {"differs": text})
-        for note in rec.get("notes", ()):
-            noted.add(rec["mac"], {"note": note})
-        if "skipped" in rec:
-            by_outcome["skipped"] += 1
-            skipped.add(rec["mac"], {"skipped": rec["skipped"]})
-            continue
-        last = rec["boots"][-1]
-        by_outcome[last["outcome"]] += 1
-        by_model.setdefault(rec["profile"], Counter())[last["outcome"]] += 1
-        by_rule[last["rule"] or "(none)"] += 1
-        for kind in ("ITL", "CTL"):
-            if last[kind.lower()] is not None:
-                by_trust[f"{kind} {last[kind.lower()]}"] += 1
-        path = boots_path(rec["boots"])
-        if " -> " in path:
-            changed[path] += 1
-        if last.get("not_captured"):
-            partial.add(rec["mac"], {"not_captured": ", ".join(last["not_captured"])})
-        if last["outcome"] == "locked-out":
-            locked[(str(last["rule"]), str(last.get("kind", "")))] += 1
-        if last["outcome"] != "ok":
-            failed.add(rec["mac"], {**{f: last.get(f) for f in FAILED_BY}, "partial": _partial(last)})
-    why = _exit_why(records)
-    return {"phones": len(records), "boots": sum(len(r.get("boots", ())) for r in records),
-            "by_outcome": dict(by_outcome.most_common()), "by_rule": dict(by_rule.most_common()),
-            "by_model": {m: dict(c.most_common()) for m, c in sorted(by_model.items())},
-            "by_trust": dict(sorted(by_trust.items())), "changed": dict(changed.most_common()),
-            "failure_kinds": failed.kinds(), "failure_kinds_not_kept": failed.other,
-            "note_kinds": noted.kinds(), "partial_kinds": partial.kinds(), "skipped_kinds": skipped.kinds(),
-            "ways_out": ways_out_doc(locked), "sip_checked": sip_checked, "calls_checked": calls_checked,
-            "sip_differ_kinds": sip_differs.kinds(), "sip_differing": sip_differing,
-            "exit_status": 0 if why is None else 1,
-            "exit_why": why, "records": records}
+        tally.add(rec)
+    return {**tally.doc(), "records": records}
 
 
 #: failed last boots are alike when these agree: fleet boot's fields, and whether the capture held the
@@ -284,11 +338,16 @@ def _group(kind: dict[str, Any], field: str) -> tuple[str, str, str]:
     return _count(n, "phone"), f"{', '.join(macs)}{more}", value
 
 
-def fleet_text(doc: dict[str, Any], head: str, fill: dict[str, str] | None = None) -> str:
-    """The summary as text; ``fill``: the ways out's lab placeholders that are known (``FLEET``)."""
+def fleet_text(doc: dict[str, Any], head: str, fill: dict[str, str] | None = None,
+               listed: list[dict[str, Any]] | None = None) -> str:
+    """The summary as text; ``fill``: the ways out's lab placeholders that are known (``FLEET``);
+    ``listed``: the records listed a line each when there are at most :data:`PHONES_LISTED` phones
+    (default the document's ``records``)."""
     lines = [head]
+    if "downloads" in doc:
+        lines.append(_downloads_line(doc))
     if doc["phones"] <= PHONES_LISTED:
-        lines += [_phone_line(rec) for rec in doc["records"]]
+        lines += [_phone_line(rec) for rec in (doc["records"] if listed is None else listed)]
     lines += tally_lines(doc, outcome_head="each phone's last boot", which=" (last boot)")
     if doc["changed"]:
         lines.append("changed across the capture's boots: "
@@ -318,6 +377,21 @@ def fleet_text(doc: dict[str, Any], head: str, fill: dict[str, str] | None = Non
     if doc["exit_why"] is not None:
         lines.append(f"exit status 1: {doc['exit_why']}")
     return "\n".join(lines)
+
+
+def _downloads_line(doc: dict[str, Any]) -> str:
+    """The capture's downloads, every one counted: kept for the replay, or why not."""
+    seen, kept = doc["downloads"], doc["downloads_kept"]
+    line = f"downloads: {seen} in the capture, " + ("all kept" if kept == seen else f"{kept} kept")
+    not_kept = doc["downloads_not_kept"]
+    if not_kept["budget"]:
+        line += f", {not_kept['budget']} not kept (half of --max-memory was full)"
+    if not_kept["beyond_max_macs"]:
+        line += f", {not_kept['beyond_max_macs']} of phones beyond the first {doc['max_macs']} (not replayed)"
+    if doc.get("phones_uncounted_downloads"):
+        line += (f" ({doc['phones_uncounted_downloads']} of them of phones not counted: half of --max-memory "
+                 "was full; there are more phones than counted)")
+    return line
 
 
 def installed_files(args: argparse.Namespace) -> tuple[tuple[str, Path | None], ...]:
@@ -367,17 +441,112 @@ def _boot_line(i: int, b: dict[str, Any]) -> str:
             f"CTL {b['ctl']}, config {b['config']}{missing}")
 
 
-def write_junit(doc: dict[str, Any], capture: Path, path: Path) -> None:
-    """JUnit XML (:mod:`phoneemu.fleet.junit`): a case per phone, failed when a boot of it did not
-    accept a configuration (the exit status's rule), skipped with the reason when not replayed."""
-    from phoneemu.fleet.junit import Case, write_cases
+def write_junit(records: Iterable[dict[str, Any]], capture: Path, path: Path, *, phones: int, failed: int,
+                skipped: int) -> None:
+    """JUnit XML as :func:`phoneemu.fleet.junit.write_cases` writes it: a case per phone, failed when a
+    boot of it did not accept a configuration (the exit status's rule), skipped with the reason when not
+    replayed; the counts (``phones``, ``failed``, ``skipped``: :class:`_Tally`'s) come first, so the
+    cases are written as ``records`` gives them, one at a time (100,000 phones' cases are not held)."""
+    from xml.sax.saxutils import quoteattr
+
+    from phoneemu.fleet.junit import Case, xml_text
+
+    def attr(text: str) -> str:
+        return quoteattr(xml_text(text))
 
     def case(rec: dict[str, Any]) -> Case:
         if "skipped" in rec:
             return Case(rec["mac"], skipped=f"not replayed: {rec['skipped']}")
         return Case(rec["mac"], failure=_junit_failure(rec))
-    write_cases(path, suites="phoneemu replay", suite=f"replay {capture.name}", file=str(capture),
-                cases=(case(rec) for rec in doc["records"]))
+
+    suites = "phoneemu replay"
+    counts = f'tests="{phones}" failures="{failed}" errors="0" skipped="{skipped}" time="0.000"'
+
+    def write(out: Callable[[str], object]) -> None:
+        out(f'<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name={attr(suites)} {counts}>\n'
+            f"  <testsuite name={attr(f'replay {capture.name}')} {counts} file={attr(str(capture))}>\n")
+        for rec in records:
+            out(case(rec).xml(suites) + "\n")
+        out("  </testsuite>\n</testsuites>\n")
+    _write_streamed(path, write)
+
+
+def _write_streamed(path: Path, write: Callable[[Callable[[str], object]], None]) -> None:
+    """A user-named output file written piece by piece (``write(out)`` calls ``out(text)``), whole or
+    absent as :func:`phoneemu.files.write_output` leaves it: a regular file (or a new one) replaced
+    through :class:`~phoneemu.files.AtomicFile`, a FIFO or a device such as ``/dev/stdout`` written in
+    place."""
+    from phoneemu.files import AtomicFile
+
+    if path.exists() and not path.is_file():
+        with path.open("w", encoding="utf-8") as f:
+            write(f.write)
+        return
+    atomic = AtomicFile(path)
+    pending: list[str] = []
+    held = 0
+
+    def out(text: str) -> None:
+        nonlocal held
+        pending.append(text)
+        held += len(text)
+        if held >= _WRITE_CHUNK:
+            atomic.write("".join(pending).encode("utf-8"))
+            pending.clear()
+            held = 0
+    try:
+        write(out)
+        atomic.write("".join(pending).encode("utf-8"))
+    except BaseException:
+        atomic.abort()
+        raise
+    atomic.commit()
+
+
+_WRITE_CHUNK = 1 << 20  # characters of an output file held before they are written
+_RECORDS = "\x00records\x00"  # where the records go in the JSON document (the last value; no other is this)
+
+
+def _write_json(out: Callable[[str], object], whole: dict[str, Any], records: Iterable[dict[str, Any]],
+                indent: int) -> None:
+    """``json.dumps({**whole, "records": [...]}, indent=indent)`` written piece by piece, a record at a
+    time as ``records`` gives them (the same text; the records are the last key), and a newline."""
+    whole_text = json_doc.dumps({**whole, "records": _RECORDS}, indent=indent)  # lone surrogates: U+FFFD
+    head, tail = whole_text.rsplit(json.dumps(_RECORDS), 1)
+    out(head + "[")
+    pad = " " * (2 * indent)
+    n = 0
+    for rec in records:
+        lines = json_doc.dumps(rec, indent=indent).split("\n")
+        out(("\n" if n == 0 else ",\n") + "\n".join(pad + line for line in lines))
+        n += 1
+    out(("]" if n == 0 else "\n" + " " * indent + "]") + tail + "\n")
+
+
+class _RecordSpool:
+    """Every phone's record as soon as it is done (``replay_fleet(each=...)``): tallied
+    (:class:`_Tally`) and written, one JSON line each, to an unnamed temporary file (mode 0600, no name
+    on disk: gone when closed, on Ctrl-C, or when the process is killed), read back a record at a time
+    for the JSON document and the JUnit report. Memory holds the tally and one record."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile("w+", encoding="utf-8", newline="\n",  # noqa: SIM115 (close())
+                                            prefix="phoneemu-replay-records-")
+        self.tally = _Tally()
+
+    def add(self, rec: dict[str, Any]) -> None:
+        self._file.write(json.dumps(rec, separators=(",", ":")) + "\n")  # ASCII: one line each
+        self.tally.add(rec)
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """The records in the order they came (MAC order)."""
+        self._file.flush()
+        self._file.seek(0)
+        for line in self._file:
+            yield json.loads(line)
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def _size_mib(path: Path) -> int:
@@ -392,7 +561,10 @@ def run_all(args: argparse.Namespace, *, secrets: KeyLog | None, limits: Limits 
             **options: Any) -> int:
     """Scan once, replay every phone, print the summary (``--json``: the document); the exit status
     as for one phone: 0 when every replayed boot of every phone accepted a configuration and no captured
-    registration differs from the rules."""
+    registration differs from the rules. Every phone and download of the capture is counted, replayed
+    or not (``phones``/``phones_replayed``, ``downloads``/``downloads_kept``/``downloads_not_kept``).
+    Memory: the phones' records go to a :class:`_RecordSpool` as they are done (the tally and one
+    record in memory); the JSON document and the JUnit report are written from it a record at a time."""
     models = None
     if args.models is not None:
         from phoneemu.scenario.phone_models import read_phone_models
@@ -404,24 +576,38 @@ def run_all(args: argparse.Namespace, *, secrets: KeyLog | None, limits: Limits 
                          progress=(lambda at: shown(at >> 20, size)) if shown is not None and size else None)
     if shown is not None and size:
         shown(size, size)
+    spool = _RecordSpool()
     try:
-        for text in capture.warnings:
-            print(f"replay: warning: {text}", file=sys.stderr)
-        if not capture.macs() and not capture.not_kept:
-            raise PhoneEmuError(f"{args.capture}: no phone's download in the capture ({capture.packets} "
-                                "packet(s); a phone's own names carry its MAC: CTLSEP<MAC>.tlv, "
-                                "SEP<MAC>.cnf.xml...)", path="capture")
-        records = asyncio.run(replay_fleet(capture, reduce=phone_record, profile=args.profile or "cp-8861",
-                                           installed=installed, config_dir=args.installed_config_dir,
-                                           fleet_flash=args.fleet_flash, export_flash=args.export_flash,
-                                           models=models,
-                                           use_keylog=args.keylog is not None, boot=_boot_record,
-                                           progress=progress_line("replayed"), **options))
+        try:
+            for text in capture.warnings:
+                print(f"replay: warning: {text}", file=sys.stderr)
+            if not capture.macs() and not capture.not_kept and not capture.beyond:
+                raise PhoneEmuError(f"{args.capture}: no phone's download in the capture ({capture.packets} "
+                                    "packet(s); a phone's own names carry its MAC: CTLSEP<MAC>.tlv, "
+                                    "SEP<MAC>.cnf.xml...)", path="capture")
+            asyncio.run(replay_fleet(capture, reduce=phone_record, profile=args.profile or "cp-8861",
+                                     installed=installed, config_dir=args.installed_config_dir,
+                                     fleet_flash=args.fleet_flash, export_flash=args.export_flash,
+                                     models=models, use_keylog=args.keylog is not None, boot=_boot_record,
+                                     progress=progress_line("replayed"), each=spool.add, **options))
+        finally:
+            capture.close()
+        return _report(args, capture, spool, models is not None)
     finally:
-        capture.close()
-    doc = fleet_doc(records)
+        spool.close()
+
+
+def _report(args: argparse.Namespace, capture: Any, spool: _RecordSpool, with_models: bool) -> int:
+    """``run_all``'s outputs from the tallied and spooled records; the exit status."""
+    tally = spool.tally
+    doc = tally.doc(capture.phones_uncounted_downloads)
+    downloads = {"downloads": capture.downloads_seen, "downloads_kept": capture.downloads,
+                 "downloads_not_kept": capture.downloads_not_kept,
+                 "phones_uncounted_downloads": capture.phones_uncounted_downloads,
+                 "max_macs": capture.max_macs}
     if args.junit is not None:
-        write_junit(doc, args.capture, args.junit)
+        write_junit(spool.records(), args.capture, args.junit, phones=tally.phones, failed=tally.junit_failed,
+                    skipped=tally.phones - tally.replayed)
     holding, tvs = offline_words(args, capture.tvs)
     profile = args.profile or "cp-8861"
     if args.json or args.json_file is not None:
@@ -429,27 +615,29 @@ def run_all(args: argparse.Namespace, *, secrets: KeyLog | None, limits: Limits 
                  for name in ("fleet_flash", "export_flash", "installed_config_dir", "models")}
         whole = {"capture": str(args.capture), "profile": profile, **given,
                  "installed": {k.lower(): None if p is None else str(p) for k, p in installed_files(args)},
-                 "offline": {"tvs": tvs, "capf": "unavailable"}, "packets": capture.packets,
-                 "downloads": capture.downloads, "warnings": list(capture.warnings), **doc}
+                 "offline": {"tvs": tvs, "capf": "unavailable"}, "packets": capture.packets, **downloads,
+                 "warnings": list(capture.warnings), **doc}
         if args.json_file is not None:
-            from phoneemu.files import write_output
-
-            write_output(args.json_file, (json.dumps(whole, indent=1) + "\n").encode("utf-8"))
+            _write_streamed(args.json_file, lambda out: _write_json(out, whole, spool.records(), 1))
     if args.json:
-        print(json.dumps(whole, indent=2))
+        _write_json(sys.stdout.write, whole, spool.records(), 2)
     else:
-        counts = f"{_count(doc['phones'], 'phone')} ({_count(doc['boots'], 'boot')})"
-        if models is not None:
+        phones = _count(doc["phones"], "phone")
+        if doc["phones_replayed"] < doc["phones"]:
+            phones = f"{doc['phones_replayed']} of the capture's {phones}"
+        counts = f"{phones} ({_count(doc['boots'], 'boot')})"
+        if with_models:
             profile = f"{profile}, or each phone's model from {args.models}"
         # the phones' flashes a way out done phone by phone is for: as the capture leaves them, else
         # as they were before it
         flashes = args.export_flash or args.fleet_flash
-        print(fleet_text(doc, printable(f"replay of {counts} from {args.capture} (profile {profile}; "
-                                        f"holding {holding}; offline TVS: {tvs}; CAPF unavailable)"),
-                         {"FLEET": str(flashes)} if flashes is not None else None))
+        print(fleet_text({**doc, **downloads},
+                         printable(f"replay of {counts} from {args.capture} (profile {profile}; "
+                                   f"holding {holding}; offline TVS: {tvs}; CAPF unavailable)"),
+                         {"FLEET": str(flashes)} if flashes is not None else None, listed=tally.listed))
         if args.export_flash is not None:
-            written = sum("skipped" not in r for r in records)
-            print(f"flashes of {_count(written, 'phone')} written to {args.export_flash}/<MAC> (phoneemu "
-                  f"predict --fleet-flash {args.export_flash} NEW-FILES: what new files would do to each)")
+            print(f"flashes of {_count(tally.replayed, 'phone')} written to {args.export_flash}/<MAC> "
+                  f"(phoneemu predict --fleet-flash {args.export_flash} NEW-FILES: what new files would do "
+                  "to each)")
     status: int = doc["exit_status"]
     return status

@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from phoneemu import json_doc
 from phoneemu.commands._argtypes import mac_option, positive_int
 from phoneemu.commands._installed import add_installed_options, fill_from_flash, installed_config_key
 from phoneemu.commands._replay_all import (
@@ -87,6 +88,11 @@ unnamed temporary file (identical files once), memory holds their descriptions a
 downloads and a TVS exchange each; beyond, a warning); each phone is served and decides as --mac
 alone would. The text lists each phone (up to 50), then each phone's last boot by outcome and
 deciding rule, what changed across boots, and the failures grouped by kind; --json every boot.
+Every phone and download of the capture is counted: a phone beyond the first 100,000, or whose
+downloads did not fit --max-memory, is listed as not replayed (exit status 1), and the downloads
+line (JSON downloads, downloads_kept, downloads_not_kept) says how many were kept and why not. The
+phones' records go to an unnamed temporary file as they are done; the summary, --json and --junit
+are made from it a phone at a time.
 
 Exit status: 0 when every replayed boot ended with a configuration it accepted and no captured SIP
 registration differs from the rules (or --list), 1 otherwise, 2 on bad input.
@@ -275,7 +281,7 @@ def handler(args: argparse.Namespace) -> int:
         if args.json:
             doc = _list_json(index, mac)
             doc["tls"] = _tvs_json(tvs_capture, mac)
-            print(json.dumps(doc, indent=2))
+            print(json_doc.dumps(doc, indent=2))
         else:
             print(_list_text(index, tvs_capture, args.keylog, mac))
         return 0
@@ -326,7 +332,7 @@ class _BootPrinter:
                    **({"tls": _tvs_json(tvs_capture, mac)} if args.keylog is not None else {}),
                    "boots": _BOOTS}
             self.doc = doc
-            self.head, self.tail = json.dumps(doc, indent=2).split(json.dumps(_BOOTS), 1)
+            self.head, self.tail = json_doc.dumps(doc, indent=2).split(json.dumps(_BOOTS), 1)
         else:
             self.head = printable(f"replay of phone {mac} from {args.capture} (profile {args.profile}; "
                                   f"holding {holding}; offline TVS: {tvs}; CAPF unavailable)")
@@ -344,13 +350,14 @@ class _BootPrinter:
         # json.dumps(indent=2) of the whole document: each boot an item of a list two levels deep
         assert self.spool is not None
         self.spool.write(("" if self.boots == 1 else ",\n")
-                         + "\n".join("    " + line for line in json.dumps(r.as_dict(), indent=2).split("\n")))
+                         + "\n".join("    " + line
+                                      for line in json_doc.dumps(r.as_dict(), indent=2).split("\n")))
 
     def skipped(self, why: str) -> None:
         """The phone is not replayed: why."""
         if self.json:
-            print(json.dumps({**{k: v for k, v in self.doc.items() if k != "boots"}, "skipped": why,
-                              "boots": []}, indent=2))
+            print(json_doc.dumps({**{k: v for k, v in self.doc.items() if k != "boots"}, "skipped": why,
+                                  "boots": []}, indent=2))
         else:
             print(self.head)
             print(f"  not replayed: {why}")

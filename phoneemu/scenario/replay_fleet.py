@@ -14,8 +14,12 @@ boots, windows and answers :mod:`phoneemu.scenario.replay`'s):
   the overall budget (``--max-memory``) at :data:`DESCRIPTION_COST` bytes each and, with the TVS
   exchanges kept, may take half of it (the open flows have the other half); a download beyond that is
   not kept (counted, with a warning naming the budget), and a phone with a download of its own not
-  kept is not replayed (it says why). At most
-  :data:`~phoneemu.scenario.replay.MAX_MACS` phones.
+  kept is not replayed (it says why). At most :data:`~phoneemu.scenario.replay.MAX_MACS` phones are
+  replayed; a phone beyond them is still counted and listed as not replayed (it says why), its MAC
+  remembered at :data:`MAC_COST` bytes against the same half of the budget (its downloads are not
+  kept); when even that does not fit, its downloads are counted (``phones_uncounted_downloads``: the
+  phone total is then a lower bound). Every download is counted: kept, not kept for the budget, or of
+  a phone beyond the maximum (``FleetCapture.downloads_seen`` is their sum).
 * **Each phone as ``replay --mac`` would.** The same boots (split at its ``CTLSEP``/``ITLSEP``
   requests), the same windows, the same answer to a cluster-wide name: of that name's downloads from
   the boot's server inside the window, those of a client endpoint the boot itself used, else any
@@ -40,10 +44,11 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import hashlib
+import heapq
 import os
 import tempfile
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -71,8 +76,8 @@ from phoneemu.scenario.replay_tvs import (
 )
 from phoneemu.values import host_port
 
-__all__ = ["DESCRIPTION_COST", "EXCHANGE_COST", "MAX_FLEET_EXCHANGES", "MAX_SPOOL", "PRESENTED_COST",
-           "FleetCapture", "PhoneReplay", "replay_fleet", "scan_fleet"]
+__all__ = ["DESCRIPTION_COST", "EXCHANGE_COST", "MAC_COST", "MAX_FLEET_EXCHANGES", "MAX_SPOOL",
+           "PRESENTED_COST", "FleetCapture", "PhoneReplay", "beyond_max_macs", "replay_fleet", "scan_fleet"]
 
 MAX_SPOOL = 4 << 30
 """Bytes of downloaded files the spool holds on disk (identical files once)."""
@@ -87,6 +92,10 @@ PRESENTED_COST = 384
 """What one kept connection without a request counts against the overall budget (its record, client
 endpoint, rank and time as CPython holds them: measured ~230 bytes; the server's endpoint and the
 certificate shared)."""
+MAC_COST = 128
+"""What remembering one phone beyond :data:`~phoneemu.scenario.replay.MAX_MACS` counts against the
+overall budget (its MAC as a 48-bit int in a set, and its slot of the sorted list at the end, as
+CPython holds them: about 100 bytes)."""
 MAX_FLEET_EXCHANGES = 1_000_000
 """TVS exchanges kept for ``--all`` at most, whatever the budget (each phone's queries are answered
 from its own)."""
@@ -95,6 +104,14 @@ NOT_KEPT = ("its downloads were not all kept: the downloads' descriptions filled
             "before them (raise --max-memory)")
 """Why a phone of the capture is not replayed when a download of its own came after the allowance was
 full (replayed on what was kept, it would decide on files it never lacked)."""
+
+
+def beyond_max_macs() -> str:
+    """Why a phone of the capture beyond :data:`~phoneemu.scenario.replay.MAX_MACS` is not replayed."""
+    return (f"beyond the first {MAX_MACS} phones of the capture (at most {MAX_MACS} are replayed): its "
+            "downloads are counted, not replayed")
+
+
 _PROGRESS_EVERY = 4096  # packets between two progress calls of scan_fleet
 _READ_CACHE = 16 << 20  # bytes of spool reads remembered (a cluster-wide file served to every phone is
 # read once); a file larger than a quarter of it is read each time
@@ -242,7 +259,10 @@ class _FleetSink:
         self.spool_full = 0
         self.macs: set[str] = set()
         self.dropped_macs: set[str] = set()  # phones with a download not kept (a subset of macs)
-        self.too_many_macs = 0
+        self.too_many_macs = 0  # downloads of phones beyond MAX_MACS (counted, not kept)
+        self.beyond: set[int] = set()  # those phones' MACs, each at MAC_COST against the allowance
+        self.uncounted = 0  # downloads of such phones not remembered (the allowance was full)
+        self.seen = 0  # every download
         self._once = _Once()
 
     @property
@@ -260,10 +280,17 @@ class _FleetSink:
         return True
 
     def add(self, d: Download) -> None:
+        self.seen += 1
         mac = d.mac
         if mac is not None and mac not in self.macs:
             if len(self.macs) >= MAX_MACS:
                 self.too_many_macs += 1
+                number = int(mac, 16)
+                if number not in self.beyond:
+                    if self.allowance.take(MAC_COST):
+                        self.beyond.add(number)
+                    else:
+                        self.uncounted += 1
                 return
             self.macs.add(mac)
         if not self.allowance.take(DESCRIPTION_COST):
@@ -349,10 +376,24 @@ class FleetCapture:
             notes.append(f"{sink.spool_full} download(s) reported too-large: the spool's {sink.spool.limit} "
                          "bytes were full")
         if sink.too_many_macs:
-            notes.append(f"{sink.too_many_macs} download(s) of phones beyond the first {MAX_MACS} not "
-                         "replayed")
+            notes.append(f"{sink.too_many_macs} download(s) of {len(sink.beyond)} phone(s) beyond the first "
+                         f"{MAX_MACS} not replayed (counted)")
+        if sink.uncounted:
+            notes.append(f"{sink.uncounted} download(s) of phones beyond the first {MAX_MACS} whose MACs "
+                         "did not fit half the overall budget: those phones are not counted (raise "
+                         "--max-memory)")
         self.warnings = tuple(notes)
+        #: downloads kept for the replay; every download of the capture is ``downloads_seen``, the
+        #: others ``downloads_not_kept`` (for the budget, of phones beyond MAX_MACS)
         self.downloads = len(sink.kept)
+        self.downloads_seen = sink.seen
+        self.downloads_not_kept = {"budget": sink.not_kept, "beyond_max_macs": sink.too_many_macs}
+        #: downloads of phones beyond MAX_MACS not remembered: more phones than counted (a lower bound)
+        self.phones_uncounted_downloads = sink.uncounted
+        #: phones beyond MAX_MACS, as 48-bit numbers in order (counted, not replayed)
+        self.beyond = sorted(sink.beyond)
+        sink.beyond.clear()
+        self.max_macs = MAX_MACS  # phones replayed at most
         own: dict[str, list[_Kept]] = {}
         shared: dict[tuple[str, str], list[_Kept]] = {}
         by_client: dict[tuple[str, str, Endpoint], list[_Kept]] = {}
@@ -388,6 +429,11 @@ class FleetCapture:
 
     def macs(self) -> list[str]:
         return sorted(self._own)
+
+    def beyond_macs(self) -> Iterator[str]:
+        """The phones beyond :data:`~phoneemu.scenario.replay.MAX_MACS`, in order (as the MACs of
+        :meth:`macs` are written: 12 upper-case hex digits)."""
+        return (f"{n:012X}" for n in self.beyond)
 
     def sip_of(self, mac: str) -> list[CapturedSip]:
         """The SIP connections that may be the phone's (:func:`~phoneemu.scenario.replay_sip.check_sip`
@@ -483,7 +529,8 @@ async def replay_fleet(capture: FleetCapture, *, reduce: Callable[[PhoneReplay],
                        fleet_flash: Path | None = None, export_flash: Path | None = None,
                        models: Any = None, use_keylog: bool = False,
                        progress: Callable[[int, int], None] | None = None,
-                       boot: Callable[[ReplayResult], Any] | None = None, **options: Any) -> list[T]:
+                       boot: Callable[[ReplayResult], Any] | None = None,
+                       each: Callable[[T], None] | None = None, **options: Any) -> list[T]:
     """Replay every phone of ``capture`` (module rules, "Each phone"), each reduced by ``reduce`` as soon
     as it is done (a phone's boot reports are not all kept: 40,000 of them would not fit); ``options``
     as :func:`~phoneemu.scenario.replay.replay_boots` (``tvs_certs``, ``tvs_roles``, ``now``,
@@ -495,32 +542,43 @@ async def replay_fleet(capture: FleetCapture, *, reduce: Callable[[PhoneReplay],
     ``models`` (:class:`~phoneemu.scenario.phone_models.PhoneModels`): each phone's model, where known
     (a phone's flash says it first); ``boot``: each boot's result is reduced by it as soon as the boot is
     done, and ``PhoneReplay.results`` holds what it returns (a phone of tens of thousands of boots does
-    not hold their reports at once)."""
+    not hold their reports at once). Phones beyond :data:`~phoneemu.scenario.replay.MAX_MACS` are
+    reduced too, not replayed (:func:`beyond_max_macs` says why), in MAC order with the others.
+    ``each``: every reduced phone is given to it as soon as it is done and none is kept (the list
+    returned is empty: 100,000 phones' records would not fit)."""
     from phoneemu.crypto import signatures
 
     unkept = set(capture.not_kept)
-    macs = sorted(unkept.union(capture.macs()))
+    replayed = sorted(unkept.union(capture.macs()))
+    total = len(replayed) + len(capture.beyond)
     out: list[T] = []
+    put: Callable[[T], None] = out.append if each is None else each
+    why_beyond = beyond_max_macs()
     # identical signature checks (one captured ITL against one installed generation) are made once
     old_cache = signatures.set_verify_cache(signatures.VerifyCache())
     try:
-        for n, mac in enumerate(macs):
+        # (MAC, beyond MAX_MACS), in MAC order
+        in_order = heapq.merge(((m, False) for m in replayed), ((m, True) for m in capture.beyond_macs()))
+        for n, (mac, beyond) in enumerate(in_order):
             if progress is not None and n:
-                progress(n, len(macs))
+                progress(n, total)
             if mac in unkept:
-                out.append(reduce(PhoneReplay(mac=mac, profile=profile, skipped=NOT_KEPT)))
+                put(reduce(PhoneReplay(mac=mac, profile=profile, skipped=NOT_KEPT)))
+                continue
+            if beyond:
+                put(reduce(PhoneReplay(mac=mac, profile=profile, skipped=why_beyond)))
                 continue
             own = profile if models is None else models.profile_of.get(mac, profile)
             noted = () if models is None or mac not in models.notes_of else (models.notes_of[mac],)
-            out.append(reduce(await _replay_one(capture, mac, profile=own, noted=noted, installed=installed,
-                                                config_dir=config_dir, fleet_flash=fleet_flash,
-                                                use_keylog=use_keylog, boot=boot,
-                                                export=export_flash / mac if export_flash else None,
-                                                **options)))
+            put(reduce(await _replay_one(capture, mac, profile=own, noted=noted, installed=installed,
+                                         config_dir=config_dir, fleet_flash=fleet_flash,
+                                         use_keylog=use_keylog, boot=boot,
+                                         export=export_flash / mac if export_flash else None,
+                                         **options)))
     finally:
         signatures.set_verify_cache(old_cache)
-    if progress is not None and macs:
-        progress(len(macs), len(macs))
+    if progress is not None and total:
+        progress(total, total)
     return out
 
 
