@@ -45,7 +45,7 @@ from phoneemu.errors import PhoneEmuError, TransportError
 from phoneemu.formats import config as config_fmt
 from phoneemu.net._oserror import os_error_text
 from phoneemu.net.capture import note_connect, note_peer
-from phoneemu.net.http import read_response
+from phoneemu.net.http import host_header, read_response
 from phoneemu.net.tls import open_tls_connection, peer_certificate_der, phone_client_context
 from phoneemu.phone import rules
 from phoneemu.phone.events import Event, EventLog
@@ -107,7 +107,8 @@ async def _verify(store: TrustStore, cert_der: bytes, *, device_name: str, versi
 
 async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, *, timeout: float,
                max_body: int) -> tuple[int | None, bytes, str]:
-    """``GET /``; (HTTP status, body, problem) — module docstring step 4. The response is read by
+    """``GET /`` with ``Host: host`` (:func:`phoneemu.net.http.host_header`: the port unless the scheme's
+    default, RFC 9110 §7.2); (HTTP status, body, problem) — module docstring step 4. The response is read by
     :func:`phoneemu.net.http.read_response`, the rules of the phone's file fetches (one place for them):
     interim 1xx skipped, Content-Length / chunked / read-to-EOF bodies, CRLF or bare-LF lines, a strict
     head. The whole exchange is bounded by ``timeout`` (a server trickling bytes included). Any status
@@ -170,7 +171,8 @@ async def open_https(host: str, port: int, *, store: TrustStore, profile: PhoneP
         if not d.accepted:
             return HttpsResult(trusted=False, how="rejected", rule=d.rule, reason=d.reason, server=server,
                                status=d.status)
-        code, body, problem = await _get(reader, writer, host, timeout=timeout, max_body=max_body)
+        code, body, problem = await _get(reader, writer, host_header(host, port, 443), timeout=timeout,
+                                        max_body=max_body)
         reason = d.reason if not problem else f"{d.reason}; {problem}"
         return HttpsResult(trusted=True, how=_HOW.get(d.rule, "trust-list"), rule=d.rule, reason=reason,
                            server=server, http_status=code, body=body)
@@ -210,7 +212,8 @@ async def open_plain_http(host: str, port: int, *, mac: str, events: EventLog, c
     try:
         d = rules.plain_http_directory(server)
         events.record(d, time=clock(), phone=mac)
-        code, body, problem = await _get(reader, writer, host, timeout=timeout, max_body=max_body)
+        code, body, problem = await _get(reader, writer, host_header(host, port, 80), timeout=timeout,
+                                        max_body=max_body)
         return HttpsResult(trusted=False, how="plain-http", rule=d.rule,
                            reason=d.reason if not problem else f"{d.reason}; {problem}", server=server,
                            http_status=code, body=body)

@@ -35,3 +35,33 @@ def test_a_status_code_of_thousands_of_digits_is_a_malformed_response_not_a_valu
 
 def test_a_three_digit_status_is_still_read() -> None:
     assert run(_answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"), limit=5.0) == (200, b"hi", "")
+
+
+def test_the_directory_get_names_the_port_in_its_host_header() -> None:
+    """The secure directory's ``GET /`` over http:// at a port other than 80 sends ``Host: addr:port``
+    (RFC 9110 §7.2; was the address alone: a virtual host on that port never matched)."""
+    from phoneemu.phone.events import EventLog
+    from phoneemu.phone.https import open_plain_http
+
+    heads: list[bytes] = []
+
+    async def go() -> str:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            heads.append(await reader.readuntil(b"\r\n\r\n"))
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")
+            await writer.drain()
+            writer.close()
+
+        srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = srv.sockets[0].getsockname()[1]
+        try:
+            res = await open_plain_http("127.0.0.1", port, mac="0011223344AB", events=EventLog(20),
+                                        clock=lambda: 0, timeout=2.0)
+            assert res.http_status == 200 and res.body == b"hi", res
+        finally:
+            srv.close()
+        return f"127.0.0.1:{port}"
+
+    where = run(go(), limit=10.0)
+    (head,) = heads
+    assert f"\r\nHost: {where}\r\n".encode() in head, head
