@@ -537,3 +537,18 @@ def pristine_lab(name: str, *, now: int, phones: Mapping[str, Mapping[str, Any]]
         return copy_cluster(base_lab, tmp_path)
 
     return base_lab, lab
+
+
+def sip_line_store(mac: str, user: str, password: str, profile_name: str = "cp-8861") -> Any:
+    """A phone's trust store holding an accepted config with one SIP line (``authName``/``authPassword``):
+    what :func:`phoneemu.phone.sip.register` needs to answer a digest challenge, without a boot."""
+    from phoneemu.formats import config as config_fmt
+    from phoneemu.phone.profile import get_profile
+    from phoneemu.phone.store import AcceptedConfig, TrustStore
+
+    store = TrustStore(profile=get_profile(profile_name))
+    lines = (f'<sipLines><line button="1"><authName>{user}</authName><authPassword>{password}</authPassword>'
+             '</line></sipLines>')
+    cfg = config_fmt.DeviceConfig(device_name=f"SEP{mac}", extra={"sipLines": lines})
+    store.config = AcceptedConfig(file="SEP.cnf.xml", xml=config_fmt.build(cfg), config=cfg)
+    return store

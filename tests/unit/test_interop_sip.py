@@ -12,12 +12,11 @@ from collections.abc import Callable
 
 import pytest
 
-from phoneemu.formats import config as config_fmt
 from phoneemu.phone.events import EventLog
-from phoneemu.phone.profile import get_profile
 from phoneemu.phone.sip import SipResult, register
-from phoneemu.phone.store import AcceptedConfig, TrustStore
+from phoneemu.phone.store import TrustStore
 from phoneemu.protocols import sip
+from tests.helpers import sip_line_store
 
 MAC = "0011223344AA"
 USER, PASSWORD, REALM = "alice", "s3cret", "ccmsipline"
@@ -27,12 +26,7 @@ Answer = Callable[[sip.SipMessage], bytes | list[bytes] | None]
 
 
 def _store() -> TrustStore:
-    profile = get_profile("cp-8861")
-    store = TrustStore(profile=profile)
-    lines = (f'<sipLines><line button="1"><authName>{USER}</authName><authPassword>{PASSWORD}</authPassword>'
-             '</line></sipLines>')
-    cfg = config_fmt.DeviceConfig(device_name=f"SEP{MAC}", extra={"sipLines": lines})
-    store.config = AcceptedConfig(file="SEP.cnf.xml", xml=config_fmt.build(cfg), config=cfg)
+    store: TrustStore = sip_line_store(MAC, USER, PASSWORD)
     return store
 
 

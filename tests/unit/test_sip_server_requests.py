@@ -13,13 +13,12 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from phoneemu.formats import config as config_fmt
 from phoneemu.phone.call import CallResult, place_call
 from phoneemu.phone.events import EventLog
-from phoneemu.phone.profile import get_profile
 from phoneemu.phone.sip import MAX_SERVER_REQUESTS, SipResult, register
-from phoneemu.phone.store import AcceptedConfig, TrustStore
+from phoneemu.phone.store import TrustStore
 from phoneemu.protocols import sip
+from tests.helpers import sip_line_store
 
 MAC = "0011223344AB"
 USER, PASSWORD, REALM = "alice", "s3cret", "ccmsipline"
@@ -29,12 +28,7 @@ GUARD = 30.0
 
 
 def _store() -> TrustStore:
-    profile = get_profile("cp-8861")
-    store = TrustStore(profile=profile)
-    lines = (f'<sipLines><line button="1"><authName>{USER}</authName><authPassword>{PASSWORD}</authPassword>'
-             '</line></sipLines>')
-    cfg = config_fmt.DeviceConfig(device_name=f"SEP{MAC}", extra={"sipLines": lines})
-    store.config = AcceptedConfig(file="SEP.cnf.xml", xml=config_fmt.build(cfg), config=cfg)
+    store: TrustStore = sip_line_store(MAC, USER, PASSWORD)
     return store
 
 
