@@ -106,9 +106,10 @@ def cluster_address(args: argparse.Namespace) -> ClusterAddress:
 def lab_read_lock(lab: Path | None, command: str) -> contextlib.AbstractContextManager[None]:
     """``--lab DIR`` (``boot``, ``fleet boot``): the lab lock, shared, held while the command reads the
     lab — its address, the phones' models, MICs, keys and strings, the image-signing certificate — and
-    released before any phone boots (:mod:`phoneemu.lab.lock` rules): a lab operation under way is waited
-    for, said on stderr as the lab commands say it, and the lab is never read half-changed (an
-    operation's new certificates beside its old state). No lab: nothing held."""
+    released before any phone boots (:mod:`phoneemu.lab.lock` rules; ``fleet boot``'s shards read each
+    phone's MIC files under it again, a phone at a time: :func:`phoneemu.fleet.mics.lab_mic`): a lab
+    operation under way is waited for, said on stderr as the lab commands say it, and the lab is never
+    read half-changed (an operation's new certificates beside its old state). No lab: nothing held."""
     if lab is None:
         return contextlib.nullcontext()
     from phoneemu.lab.lock import hold_lab_lock

@@ -181,7 +181,6 @@ class _Tally:
         self.locked: Counter[tuple[str, str]] = Counter()  # (rule, kind) of the last boots that locked out
         self.sip_checked = self.calls_checked = self.sip_differing = 0
         self.sip_differs = Alike(("differs",))  # phones whose registrations went otherwise, by why
-        self.junit_failed = 0  # phones whose JUnit case fails (_junit_failure)
         # what the exit status names (_exit_why): phones with a boot that did not accept a configuration
         # (those ending ok apart), the first of each; phones not replayed, the first 5; phones with a
         # registration that differs, the first
@@ -226,7 +225,6 @@ class _Tally:
             return
         self.replayed += 1
         bad = next((i for i, b in enumerate(boots) if b["outcome"] != "ok"), None)
-        self.junit_failed += bad is not None or differ_at is not None
         last = boots[-1]
         if bad is not None:
             named = f"{mac}: boot {bad + 1} of {len(boots)} {boots[bad]['outcome']}, {boots[bad]['rule']}"
@@ -441,34 +439,19 @@ def _boot_line(i: int, b: dict[str, Any]) -> str:
             f"CTL {b['ctl']}, config {b['config']}{missing}")
 
 
-def write_junit(records: Iterable[dict[str, Any]], capture: Path, path: Path, *, phones: int, failed: int,
-                skipped: int) -> None:
-    """JUnit XML as :func:`phoneemu.fleet.junit.write_cases` writes it: a case per phone, failed when a
-    boot of it did not accept a configuration (the exit status's rule), skipped with the reason when not
-    replayed; the counts (``phones``, ``failed``, ``skipped``: :class:`_Tally`'s) come first, so the
-    cases are written as ``records`` gives them, one at a time (100,000 phones' cases are not held)."""
-    from xml.sax.saxutils import quoteattr
-
-    from phoneemu.fleet.junit import Case, xml_text
-
-    def attr(text: str) -> str:
-        return quoteattr(xml_text(text))
+def write_junit(records: Iterable[dict[str, Any]], capture: Path, path: Path) -> None:
+    """JUnit XML through :func:`phoneemu.fleet.junit.write_cases`: a case per phone, failed when a boot
+    of it did not accept a configuration (the exit status's rule) or a registration differs from the
+    rules, skipped with the reason when not replayed; written as ``records`` gives them, one at a time
+    (100,000 phones' cases are not held)."""
+    from phoneemu.fleet.junit import Case, write_cases
 
     def case(rec: dict[str, Any]) -> Case:
         if "skipped" in rec:
             return Case(rec["mac"], skipped=f"not replayed: {rec['skipped']}")
         return Case(rec["mac"], failure=_junit_failure(rec))
-
-    suites = "phoneemu replay"
-    counts = f'tests="{phones}" failures="{failed}" errors="0" skipped="{skipped}" time="0.000"'
-
-    def write(out: Callable[[str], object]) -> None:
-        out(f'<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name={attr(suites)} {counts}>\n'
-            f"  <testsuite name={attr(f'replay {capture.name}')} {counts} file={attr(str(capture))}>\n")
-        for rec in records:
-            out(case(rec).xml(suites) + "\n")
-        out("  </testsuite>\n</testsuites>\n")
-    _write_streamed(path, write)
+    write_cases(path, suites="phoneemu replay", suite=f"replay {capture.name}", file=str(capture),
+                cases=(case(rec) for rec in records))
 
 
 def _write_streamed(path: Path, write: Callable[[Callable[[str], object]], None]) -> None:
@@ -606,8 +589,7 @@ def _report(args: argparse.Namespace, capture: Any, spool: _RecordSpool, with_mo
                  "phones_uncounted_downloads": capture.phones_uncounted_downloads,
                  "max_macs": capture.max_macs}
     if args.junit is not None:
-        write_junit(spool.records(), args.capture, args.junit, phones=tally.phones, failed=tally.junit_failed,
-                    skipped=tally.phones - tally.replayed)
+        write_junit(spool.records(), args.capture, args.junit)
     holding, tvs = offline_words(args, capture.tvs)
     profile = args.profile or "cp-8861"
     if args.json or args.json_file is not None:

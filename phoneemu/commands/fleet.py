@@ -48,7 +48,7 @@ import contextlib
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -494,11 +494,13 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int, lab: Path 
         ways = way_out_lines(rec.rule or "", rec.kind or "", indent="", fill=fill(rec)) if locked else []
         body = "\n".join([*(f"{k}: {v}" for k, v in rec.as_dict().items()), *ways])
         return Case(rec.mac, time_s=rec.latency_s, failure=(message, body))
-    cases = [case(rec) for rec in result.records]
-    if result.not_started:
-        cases.append(Case("not started", skipped=f"{result.not_started} phones not started ({_why(result)})"))
-    cases += [Case(f"lost shard {i + 1}", error=lost.message()) for i, lost in enumerate(result.lost)]
-    write_cases(path, suites="phoneemu fleet", suite=f"fleet boot {count} phones -> {target}", cases=cases,
+
+    def cases() -> Iterator[Case]:  # one at a time: write_cases streams them
+        yield from map(case, result.records)
+        if result.not_started:
+            yield Case("not started", skipped=f"{result.not_started} phones not started ({_why(result)})")
+        yield from (Case(f"lost shard {i + 1}", error=lost.message()) for i, lost in enumerate(result.lost))
+    write_cases(path, suites="phoneemu fleet", suite=f"fleet boot {count} phones -> {target}", cases=cases(),
                 time_s=result.metrics.wall_s)
 
 

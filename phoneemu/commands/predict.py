@@ -22,7 +22,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -213,7 +213,7 @@ def _said_unwritten(unwritten: list[str]) -> None:
         raise PhoneEmuError("; ".join(unwritten) + " (the result above is the prediction's)", path="output")
 
 
-def _write_junit(path: Path, suite: str, cases: list[Any], output: str | None = None) -> None:
+def _write_junit(path: Path, suite: str, cases: Iterable[Any], output: str | None = None) -> None:
     from phoneemu.fleet.junit import write_cases
 
     write_cases(path, suites="phoneemu predict", suite=suite, cases=cases, output=output)
@@ -221,14 +221,15 @@ def _write_junit(path: Path, suite: str, cases: list[Any], output: str | None = 
 
 def _fleet_junit(path: Path, doc: dict[str, Any], phones: list[FleetPhone]) -> None:
     """``--junit`` of ``--fleet-flash``: a case per predicted phone, a skipped one per entry that was not;
-    the notes every phone has (JSON "notes") said once, as the suite's system-out, a case keeping its own."""
+    the notes every phone has (JSON "notes") said once, as the suite's system-out, a case keeping its own.
+    The cases are made one at a time as the file is written (:func:`phoneemu.fleet.junit.write_cases`)."""
     from phoneemu.fleet.junit import Case
 
     shared = set(doc["notes"])
-    cases = [_junit_case(ph.mac or ph.entry, str(ph.outcome), (ph.detail or {}).get("deciding"),
+    cases = (_junit_case(ph.mac or ph.entry, str(ph.outcome), (ph.detail or {}).get("deciding"),
                          {**(ph.detail or {}), "notes": [n for n in ph.notes if n not in shared]})
              if ph.outcome is not None else Case(ph.entry, skipped=f"not predicted: {ph.skipped}")
-             for ph in phones]  # a skipped entry is named as its folder: a copy naming a MAC seen is no twin
+             for ph in phones)  # a skipped entry is named as its folder: a copy naming a MAC seen is no twin
     _write_junit(path, f"predict {doc['source']} on {', '.join(doc['new_files'])}", cases,
                  output="\n".join(f"note: {n}" for n in doc["notes"]) if doc["notes"] else None)
 

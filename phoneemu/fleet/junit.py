@@ -13,19 +13,24 @@ one line (what CI pages show first) and whose body says more; a phone not booted
 controls but TAB, LF and CR (a reason quoting bytes of a hostile file), lone surrogates (a file name of
 non-UTF-8 bytes), U+FFFE/U+FFFF — is written as U+FFFD, as :mod:`phoneemu.scenario.reports` does: the
 file always parses (the ``--json`` report keeps the exact text). A time that is not a finite number of
-seconds >= 0 is 0. The file is written whole or not at all (``files.write_output``).
+seconds >= 0 is 0. The file is written whole or not at all, a case at a time
+(:func:`write_cases`: memory holds one case, not 40,000).
 """
 
 from __future__ import annotations
 
 import math
 import re
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
+from itertools import chain
 from pathlib import Path
+from typing import IO
 from xml.sax.saxutils import escape, quoteattr
 
-from phoneemu.files import write_output
+from phoneemu.files import AtomicFile
 
 __all__ = ["Case", "write_cases", "xml_text"]
 
@@ -82,23 +87,64 @@ class Case:
 def write_cases(path: Path, *, suites: str, suite: str, cases: Iterable[Case], file: str | None = None,
                 time_s: float = 0.0, output: str | None = None) -> None:
     """Write ``cases`` as one test suite named ``suite`` in a report named ``suites`` (module rules);
-    ``output``: the suite's own ``<system-out>`` (what holds for every case, said once)."""
-    body: list[str] = []
-    failures = skipped = errors = 0
+    ``output``: the suite's own ``<system-out>`` (what holds for every case, said once).
+
+    Streamed (``fleet boot`` of 40,000 phones, ``replay --all`` of 100,000, ``predict --fleet-flash``):
+    ``cases`` is taken one at a time (a generator is best), each case's XML appended to a spool — an
+    unnamed temporary file (0600) beside ``path``, in the default temporary folder for a FIFO or device —
+    while the counts the head carries are taken; then the head, the spool copied a chunk at a time and the
+    tail go to ``path``, replaced whole through :class:`~phoneemu.files.AtomicFile` (a FIFO or a device
+    such as ``/dev/stdout`` written in place), as :func:`~phoneemu.files.write_output` does: whole or
+    absent, ``path`` untouched until the cases are all written. Memory: one case, a chunk, and the names
+    seen (the `` #2`` rule). An OSError names ``path``."""
+    in_place = path.exists() and not path.is_file()
+    where = f" file={_attr(file)}" if file else ""
+    suite_out = [f"    <system-out>{escape(xml_text(output))}</system-out>\n"] if output is not None else []
+    try:
+        with tempfile.TemporaryFile(dir=None if in_place else path.parent, prefix=".phoneemu-junit") as spool:
+            counts = f'{_spool_cases(spool, suites, cases)} time="{_seconds(time_s)}"'
+            head = (f'<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name={_attr(suites)} {counts}>\n'
+                    f"  <testsuite name={_attr(suite)} {counts}{where}>\n")
+            tail = "".join([*suite_out, "  </testsuite>\n</testsuites>\n"])
+            spool.seek(0)
+            _write_pieces(path, chain([head.encode("utf-8")], iter(partial(spool.read, _CHUNK), b""),
+                                      [tail.encode("utf-8")]), in_place=in_place)
+    except OSError as exc:  # the spool's, or a device's (no name): named as the report's
+        if exc.filename == str(path):
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+
+
+_CHUNK = 1 << 20  # bytes of the spool copied at a time
+
+
+def _spool_cases(spool: IO[bytes], suites: str, cases: Iterable[Case]) -> str:
+    """Each case's XML line(s) appended to ``spool``, named by the `` #2`` rule; the counts attributes
+    (``tests`` ... ``skipped``) of what was written."""
+    tests = failures = skipped = errors = 0
     seen: dict[str, int] = {}
     for case in cases:
+        tests += 1
         failures += case.failure is not None
         skipped += case.failure is None and case.skipped is not None
         errors += case.failure is None and case.skipped is None and case.error is not None
-        seen[case.name] = seen.get(case.name, 0) + 1
-        n = seen[case.name]
-        body.append(case.xml(suites, case.name if n == 1 else f"{case.name} #{n}"))
-    where = f" file={_attr(file)}" if file else ""
-    counts = f'tests="{len(body)}" failures="{failures}" errors="{errors}" skipped="{skipped}" ' \
-             f'time="{_seconds(time_s)}"'
-    xml = ['<?xml version="1.0" encoding="UTF-8"?>', f"<testsuites name={_attr(suites)} {counts}>",
-           f"  <testsuite name={_attr(suite)} {counts}{where}>", *body,
-           *([f"    <system-out>{escape(xml_text(output))}</system-out>"] if output is not None else []),
-           "  </testsuite>",
-           "</testsuites>", ""]
-    write_output(path, "\n".join(xml).encode("utf-8"))
+        n = seen[case.name] = seen.get(case.name, 0) + 1
+        spool.write((case.xml(suites, case.name if n == 1 else f"{case.name} #{n}") + "\n").encode("utf-8"))
+    return f'tests="{tests}" failures="{failures}" errors="{errors}" skipped="{skipped}"'
+
+
+def _write_pieces(path: Path, pieces: Iterable[bytes], *, in_place: bool) -> None:
+    """``pieces`` to ``path``: a FIFO or device written in place, else a file put in place whole."""
+    if in_place:
+        with path.open("wb") as f:
+            for piece in pieces:
+                f.write(piece)
+        return
+    atomic = AtomicFile(path)
+    try:
+        for piece in pieces:
+            atomic.write(piece)
+    except BaseException:
+        atomic.abort()
+        raise
+    atomic.commit()
