@@ -27,13 +27,13 @@ import select
 import stat
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from phoneemu.errors import PhoneEmuError, SizeLimitError
 
 __all__ = ["PEM_LIMIT", "AtomicFile", "atomic_write", "check_writable", "phone_config_in", "read_at_most",
-           "write_output"]
+           "streamed_output", "write_output", "write_output_pieces"]
 
 PEM_LIMIT = 1 << 20
 """Certificates and keys given on the command line: 1 MiB is far more than any PEM chain needs."""
@@ -194,6 +194,33 @@ def write_output(path: Path | str, data: bytes) -> None:
         path.write_bytes(data)
     else:
         atomic_write(path, data)
+
+
+@contextlib.contextmanager
+def streamed_output(path: Path | str) -> Iterator[Callable[[bytes], object]]:
+    """:func:`write_output` of a file made in pieces (a report streamed a record at a time: memory one
+    piece): ``with streamed_output(path) as write: write(piece)``. A FIFO or device is written in place
+    as the pieces come; else they go to a temporary file beside ``path``, put in place whole when the
+    block ends (:class:`AtomicFile`), removed if it raises (``path`` untouched)."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        with path.open("wb") as f:
+            yield f.write
+        return
+    atomic = AtomicFile(path)
+    try:
+        yield atomic.write
+    except BaseException:
+        atomic.abort()
+        raise
+    atomic.commit()
+
+
+def write_output_pieces(path: Path | str, pieces: Iterable[bytes]) -> None:
+    """:func:`streamed_output` of ``pieces``."""
+    with streamed_output(path) as write:
+        for piece in pieces:
+            write(piece)
 
 
 def check_writable(path: Path | None, option: str) -> None:

@@ -456,34 +456,22 @@ def write_junit(records: Iterable[dict[str, Any]], capture: Path, path: Path) ->
 
 def _write_streamed(path: Path, write: Callable[[Callable[[str], object]], None]) -> None:
     """A user-named output file written piece by piece (``write(out)`` calls ``out(text)``), whole or
-    absent as :func:`phoneemu.files.write_output` leaves it: a regular file (or a new one) replaced
-    through :class:`~phoneemu.files.AtomicFile`, a FIFO or a device such as ``/dev/stdout`` written in
-    place."""
-    from phoneemu.files import AtomicFile
+    absent (:func:`phoneemu.files.streamed_output`), in chunks of about :data:`_WRITE_CHUNK` characters."""
+    from phoneemu.files import streamed_output
 
-    if path.exists() and not path.is_file():
-        with path.open("w", encoding="utf-8") as f:
-            write(f.write)
-        return
-    atomic = AtomicFile(path)
     pending: list[str] = []
     held = 0
-
-    def out(text: str) -> None:
-        nonlocal held
-        pending.append(text)
-        held += len(text)
-        if held >= _WRITE_CHUNK:
-            atomic.write("".join(pending).encode("utf-8"))
-            pending.clear()
-            held = 0
-    try:
+    with streamed_output(path) as put:
+        def out(text: str) -> None:
+            nonlocal held
+            pending.append(text)
+            held += len(text)
+            if held >= _WRITE_CHUNK:
+                put("".join(pending).encode("utf-8"))
+                pending.clear()
+                held = 0
         write(out)
-        atomic.write("".join(pending).encode("utf-8"))
-    except BaseException:
-        atomic.abort()
-        raise
-    atomic.commit()
+        put("".join(pending).encode("utf-8"))
 
 
 _WRITE_CHUNK = 1 << 20  # characters of an output file held before they are written

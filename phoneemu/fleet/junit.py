@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO
 from xml.sax.saxutils import escape, quoteattr
 
-from phoneemu.files import AtomicFile
+from phoneemu.files import write_output_pieces
 
 __all__ = ["Case", "write_cases", "xml_text"]
 
@@ -107,8 +107,8 @@ def write_cases(path: Path, *, suites: str, suite: str, cases: Iterable[Case], f
                     f"  <testsuite name={_attr(suite)} {counts}{where}>\n")
             tail = "".join([*suite_out, "  </testsuite>\n</testsuites>\n"])
             spool.seek(0)
-            _write_pieces(path, chain([head.encode("utf-8")], iter(partial(spool.read, _CHUNK), b""),
-                                      [tail.encode("utf-8")]), in_place=in_place)
+            write_output_pieces(path, chain([head.encode("utf-8")], iter(partial(spool.read, _CHUNK), b""),
+                                            [tail.encode("utf-8")]))
     except OSError as exc:  # the spool's, or a device's (no name): named as the report's
         if exc.filename == str(path):
             raise
@@ -131,20 +131,3 @@ def _spool_cases(spool: IO[bytes], suites: str, cases: Iterable[Case]) -> str:
         n = seen[case.name] = seen.get(case.name, 0) + 1
         spool.write((case.xml(suites, case.name if n == 1 else f"{case.name} #{n}") + "\n").encode("utf-8"))
     return f'tests="{tests}" failures="{failures}" errors="{errors}" skipped="{skipped}"'
-
-
-def _write_pieces(path: Path, pieces: Iterable[bytes], *, in_place: bool) -> None:
-    """``pieces`` to ``path``: a FIFO or device written in place, else a file put in place whole."""
-    if in_place:
-        with path.open("wb") as f:
-            for piece in pieces:
-                f.write(piece)
-        return
-    atomic = AtomicFile(path)
-    try:
-        for piece in pieces:
-            atomic.write(piece)
-    except BaseException:
-        atomic.abort()
-        raise
-    atomic.commit()

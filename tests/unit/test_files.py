@@ -213,3 +213,21 @@ def test_itlrecovery_export_onto_a_folder_is_a_clear_error(tmp_path: Path,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(out) in err[0] and "cannot write" in err[0] and ".tmp" not in err[0], err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "lab"] and not any(out.iterdir())
+
+
+def test_a_streamed_output_is_whole_or_absent(tmp_path: Path) -> None:
+    """``streamed_output``: the pieces land whole when the block ends; a failure half-way leaves the old
+    file as it was and no temporary file beside it."""
+    from phoneemu.files import streamed_output, write_output_pieces
+
+    out = tmp_path / "report.xml"
+    write_output_pieces(out, [b"old ", b"report"])
+    assert out.read_bytes() == b"old report"
+    with pytest.raises(RuntimeError), streamed_output(out) as write:
+        write(b"new ")
+        raise RuntimeError("a case could not be made")
+    assert out.read_bytes() == b"old report" and sorted(p.name for p in tmp_path.iterdir()) == ["report.xml"]
+    with streamed_output(out) as write:
+        for piece in (b"new ", b"report"):
+            write(piece)
+    assert out.read_bytes() == b"new report"
