@@ -99,7 +99,7 @@ from phoneemu.formats.config import DeviceConfig, Server
 from phoneemu.formats.trustlist import TrustList, TrustRecord, roles_text
 from phoneemu.net.fetch import Fetcher
 from phoneemu.phone import rules, status
-from phoneemu.phone.events import Decision, Event, EventLog, QueryKey
+from phoneemu.phone.events import Decision, EventLog, QueryKey
 from phoneemu.phone.profile import PhoneProfile
 from phoneemu.phone.store import (
     AcceptedConfig,
@@ -396,7 +396,7 @@ class _Boot:
 
     def note(self, kind: str, text: str, *, file: str | None = None) -> None:
         now = self.now()  # one clock read for the event and its timeline line
-        self.events.add(Event(time=now, phone=self.mac, kind=kind, file=file, detail=text))
+        self.events.note(time=now, phone=self.mac, kind=kind, file=file, detail=text)
         self.timeline.append(f"{_hms(now)} {file + ': ' if file else ''}{text}")
 
     def show(self, text: str) -> None:
@@ -411,7 +411,7 @@ class _Boot:
         else:
             self.pending.append(d)
         now = self.now()
-        self.events.record(d, time=now, phone=self.mac)
+        self.events.log(d, time=now, phone=self.mac)
         verdict = "pending" if d.pending else ("accepted" if d.accepted else "rejected")
         who = f" (signer {d.signer})" if d.signer else ""
         where = d.file or d.kind or "-"
@@ -437,7 +437,7 @@ class _Boot:
         return int(getattr(self.fetcher, "retransmits", 0))
 
     async def fetch(self, name: str) -> bytes | _Fail:
-        self.events.add(Event(time=self.now(), phone=self.mac, kind="request", file=name))
+        self.events.note(time=self.now(), phone=self.mac, kind="request", file=name)
         before = self._fetcher_retransmits()
         try:
             data = await self.fetcher.fetch(name)

@@ -94,19 +94,42 @@ class Event:
                    detail=code)
 
 
+#: An event not built yet (:meth:`EventLog.note`, :meth:`EventLog.log`): the fields of an :class:`Event`
+#: in its field order, ``rule`` to ``accepted`` left out of a note's (5 values) — read as that Event
+_Unbuilt = tuple[int, str, str, str | None, str | None] | \
+    tuple[int, str, str, str | None, str | None, str | None, str | None, bool | None, str | None]
+
+
+def _built(e: Event | _Unbuilt) -> Event:
+    if isinstance(e, Event):
+        return e
+    if len(e) == 5:
+        return Event(time=e[0], phone=e[1], kind=e[2], file=e[3], detail=e[4])
+    return Event(time=e[0], phone=e[1], kind=e[2], rule=e[3], file=e[4], signer=e[5], reason=e[6],
+                 accepted=e[7], detail=e[8])
+
+
 class EventLog:
-    """The last ``limit`` events and the last 30 status messages (spec §H.2)."""
+    """The last ``limit`` events and the last 30 status messages (spec §H.2).
+
+    :meth:`note` and :meth:`log` add an event whose :class:`Event` is built only when the log is read
+    (issue #6: a fleet storm records a dozen events per boot that nobody reads); what is read is the same."""
 
     __slots__ = ("_events", "_status")
 
     def __init__(self, limit: int = DEFAULT_EVENT_LIMIT, status_limit: int = STATUS_MESSAGES_KEPT) -> None:
         if limit < 1 or status_limit < 1:
             raise EncodeError("event and status limits must be at least 1", path="limit")
-        self._events: deque[Event] = deque(maxlen=limit)
+        self._events: deque[Event | _Unbuilt] = deque(maxlen=limit)
         self._status: deque[str] = deque(maxlen=status_limit)
 
     def add(self, event: Event) -> None:
         self._events.append(event)
+
+    def note(self, *, time: int, phone: str, kind: str, file: str | None = None,
+             detail: str | None = None) -> None:
+        """``add(Event(time=..., phone=..., kind=..., file=..., detail=...))``, the Event built when read."""
+        self._events.append((time, phone, kind, file, detail))
 
     def record(self, decision: Decision, *, time: int, phone: str) -> Event:
         """Add the event for ``decision`` and its status message, if any; return the event."""
@@ -116,20 +139,35 @@ class EventLog:
             self._status.append(decision.status)
         return ev
 
+    def log(self, decision: Decision, *, time: int, phone: str) -> None:
+        """:meth:`record` without returning the event (built when the log is read, as ``Event.of``)."""
+        code = decision.reason_code.value if decision.reason_code is not None else None
+        self._events.append((time, phone, "decision", decision.rule, decision.file, decision.signer,
+                             decision.reason, decision.accepted, code))
+        if decision.status:
+            self._status.append(decision.status)
+
     def status(self, text: str) -> None:
         """Add a status message (oldest dropped beyond the bound)."""
         self._status.append(text)
 
+    def _all_built(self) -> deque[Event]:
+        """The events, each built now if it was not (kept built: the same objects at every read)."""
+        held = self._events
+        if not all(isinstance(e, Event) for e in held):
+            self._events = held = deque((_built(e) for e in held), maxlen=held.maxlen)
+        return held  # type: ignore[return-value]
+
     @property
     def events(self) -> tuple[Event, ...]:
-        return tuple(self._events)
+        return tuple(self._all_built())
 
     @property
     def status_messages(self) -> tuple[str, ...]:
         return tuple(self._status)
 
     def __iter__(self) -> Iterator[Event]:
-        return iter(tuple(self._events))
+        return iter(tuple(self._all_built()))
 
     def __len__(self) -> int:
         return len(self._events)

@@ -195,6 +195,7 @@ from __future__ import annotations
 
 import datetime as dt
 import string
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Literal, Protocol
 
@@ -263,9 +264,54 @@ def query_key(header: SignedHeader) -> QueryKey:
     return QueryKey(subject=s.name, issuer=s.issuer, serial=s.serial)
 
 
+class _Memo:
+    """A bounded memo of values derived from immutable objects, keyed by their identity (``id``) and
+    plain values (perf only, issue #6: a fleet hands the same parsed trust lists, headers, keys and
+    certificates to thousands of phones, so what a rule derives from them is computed once per process,
+    not once per boot).
+
+    Rule: an entry keeps a strong reference to the objects whose ``id`` its key holds, so while it exists
+    no other object can have that ``id``: a hit is always about the very same objects, and its value is
+    exactly what the computation would return. When ``max_items`` is reached the memo is emptied (memory
+    stays bounded)."""
+
+    __slots__ = ("_items", "max_items")
+
+    def __init__(self, max_items: int = 4096) -> None:
+        self._items: dict[tuple[object, ...], tuple[object, tuple[object, ...]]] = {}
+        self.max_items = max_items
+
+    def get(self, key: tuple[object, ...]) -> object:
+        """The value remembered for ``key``, else :data:`_MISS`."""
+        hit = self._items.get(key)
+        return _MISS if hit is None else hit[0]
+
+    def put(self, key: tuple[object, ...], objs: tuple[object, ...], value: object) -> None:
+        """Remember ``value`` for ``key``, whose ids are those of ``objs`` (held while the entry lives)."""
+        if len(self._items) >= self.max_items:
+            self._items.clear()
+        self._items[key] = (value, objs)
+
+
+_MISS = object()
+# (the memos holding trust lists are small: a fuzzing run's thousands of distinct lists are not kept)
+_SIGNER_TEXT = _Memo(1024)
+_FOUND = _Memo(256)
+_KEY_PROBLEM = _Memo(256)
+_VALIDITY = _Memo(1024)
+_TVS_RECORD = _Memo(64)
+_TVS_PEER = _Memo(256)
+
+
 def _signer_text(header: SignedHeader) -> str:
+    key = (id(header),)
+    value = _SIGNER_TEXT.get(key)
+    if value is not _MISS:
+        return value  # type: ignore[return-value]
     s = header.signer
-    return f"{s.name} (serial {s.serial.hex().upper()})"
+    text = f"{s.name} (serial {s.serial.hex().upper()})"
+    _SIGNER_TEXT.put(key, (header,), text)
+    return text
 
 
 def _same_issuer(a: str | None, b: str) -> bool:
@@ -274,17 +320,29 @@ def _same_issuer(a: str | None, b: str) -> bool:
 
 def _find(tl: TrustList | None, header: SignedHeader,
           roles: frozenset[int]) -> tuple[TrustRecord | None, bool]:
-    """The record of ``tl`` naming the signer with one of ``roles``; and whether another-role one does."""
+    """The record of ``tl`` naming the signer with one of ``roles``; and whether another-role one does
+    (a pure function of the list and the signer's serial and issuer: remembered per list, :class:`_Memo`)."""
     if tl is None:
         return None, False
     signer = header.signer
+    key = (id(tl), signer.serial, signer.issuer, roles)
+    value = _FOUND.get(key)
+    if value is not _MISS:
+        return value  # type: ignore[return-value]
+    found = _find_in(tl, signer.serial, signer.issuer, roles)
+    _FOUND.put(key, (tl,), found)
+    return found
+
+
+def _find_in(tl: TrustList, serial: bytes, issuer: str,
+             roles: frozenset[int]) -> tuple[TrustRecord | None, bool]:
     other = False
     for i in range(len(tl)):
         try:
             rec = tl.record(i)
         except DecodeError:
             continue
-        if rec.serial != signer.serial or not _same_issuer(rec.issuer, signer.issuer):
+        if rec.serial != serial or not _same_issuer(rec.issuer, issuer):
             continue
         if rec.role in roles:
             return rec, other
@@ -293,6 +351,16 @@ def _find(tl: TrustList | None, header: SignedHeader,
 
 
 def _key_problem(key: PublicKey, profile: PhoneProfile) -> str | None:
+    memo = (id(key), id(profile))
+    value = _KEY_PROBLEM.get(memo)
+    if value is not _MISS:
+        return value  # type: ignore[return-value]
+    problem = _key_problem_of(key, profile)
+    _KEY_PROBLEM.put(memo, (key, profile), problem)
+    return problem
+
+
+def _key_problem_of(key: PublicKey, profile: PhoneProfile) -> str | None:
     desc = keys.key_description(key)
     if desc.upper().startswith("EC"):
         if not profile.ec_support:
@@ -309,12 +377,18 @@ def _key_problem(key: PublicKey, profile: PhoneProfile) -> str | None:
 
 
 def _validity_problem(cert: x509.Certificate, now: int) -> str | None:
+    memo = (id(cert), now)
+    value = _VALIDITY.get(memo)
+    if value is not _MISS:
+        return value  # type: ignore[return-value]
     t = dt.datetime.fromtimestamp(now, tz=dt.UTC)
+    problem: str | None = None
     if t < cert.not_valid_before_utc:
-        return f"signer certificate not valid before {cert.not_valid_before_utc.isoformat()}"
-    if t > cert.not_valid_after_utc:
-        return f"signer certificate expired {cert.not_valid_after_utc.isoformat()}"
-    return None
+        problem = f"signer certificate not valid before {cert.not_valid_before_utc.isoformat()}"
+    elif t > cert.not_valid_after_utc:
+        problem = f"signer certificate expired {cert.not_valid_after_utc.isoformat()}"
+    _VALIDITY.put(memo, (cert,), problem)
+    return problem
 
 
 def _verify(header: SignedHeader, signed_message: bytes, key: PublicKey, cert: x509.Certificate | None, *,
@@ -385,7 +459,13 @@ def tvs_usable(store: TrustStore, profile: PhoneProfile) -> bool:
     server's certificate can be checked against — a certificate or a key (spec §E.7.5, §E.1, §G.5)."""
     if not profile.tvs_enabled or not store.tvs_servers or store.itl is None:
         return False
-    return any(_identifies_peer(r) for r in readable_records(store.itl) if r.role == Role.TVS)
+    itl = store.itl
+    value = _TVS_RECORD.get((id(itl),))
+    if value is not _MISS:
+        return bool(value)
+    usable = any(_identifies_peer(r) for r in readable_records(itl) if r.role == Role.TVS)
+    _TVS_RECORD.put((id(itl),), (itl,), usable)
+    return usable
 
 
 def tvs_server_trusted(store: TrustStore, cert_der: bytes | None) -> bool:
@@ -394,12 +474,19 @@ def tvs_server_trusted(store: TrustStore, cert_der: bytes | None) -> bool:
     the phone never talks to a TVS its trust list does not name."""
     if not cert_der or store.itl is None:
         return False
+    itl = store.itl
+    der = bytes(cert_der)
+    value = _TVS_PEER.get((id(itl), der))
+    if value is not _MISS:
+        return bool(value)
     try:
-        cert = certs.load_cert_der(cert_der)
+        cert = certs.load_cert_der(der)
     except DecodeError:
-        return False
-    return any(record_matches_peer(r, cert_der, cert)
-               for r in readable_records(store.itl) if r.role == Role.TVS)
+        trusted = False
+    else:
+        trusted = any(record_matches_peer(r, der, cert) for r in readable_records(itl) if r.role == Role.TVS)
+    _TVS_PEER.put((id(itl), der), (itl,), trusted)
+    return trusted
 
 
 class TvsServerCheck:
@@ -519,6 +606,8 @@ def trust_list_name_problem(header_filename: str, *, kind: TrustKind,
     another phone's per-device list, is refused. Shared by the boot (:func:`decide_trust_list`) and
     ``phoneemu predict`` (its installed lists).
     """
+    if header_filename == f"{kind}File.tlv" or (requested and header_filename == requested):
+        return None  # (fast path: the same answer as below)
     got = _name_key(header_filename)
     allowed = {f"{kind}FILE.TLV"}
     if requested:
@@ -541,7 +630,7 @@ def signed_file_name_problem(header_filename: str, requested: str) -> str | None
     extensions must match too (a ``.sgn`` is not an ``.enc.sgn``). So another phone's correctly signed
     ``SEPAAA….cnf.xml.sgn`` served when ``SEPBBB….cnf.xml.sgn`` was requested is refused.
     """
-    if _name_key(header_filename) == _name_key(requested):
+    if header_filename == requested or _name_key(header_filename) == _name_key(requested):
         return None
     return f"header FILENAME {_shown(header_filename)} is not the requested {requested!r}"
 
@@ -856,7 +945,7 @@ def decide_static_file(store: TrustStore, file_name: str, data: bytes, *, profil
         return d("G.4-unsigned-rejected", False, "a trust list is installed: only signed files are accepted",
                  VerifyReason.NOT_SIGNED)
     try:
-        sf = signed.parse(data)
+        sf = _parse_static(data)
     except DecodeError as exc:
         return d("G.4-malformed", False, str(exc), VerifyReason.OTHER)
     who = _signer_text(sf.header)
@@ -874,6 +963,31 @@ def decide_static_file(store: TrustStore, file_name: str, data: bytes, *, profil
     if bad is not None:
         return bad
     return d(_signer_source(store, sf.header, profile), True, "signature verified", signer=who)
+
+
+#: static files parsed, by their bytes (the same locale and dial rules for every phone of a cluster)
+_STATIC_PARSED: OrderedDict[bytes, signed.SignedFile] = OrderedDict()
+_STATIC_PARSED_MAX = 32
+_STATIC_SHARED_SIZE = 256 * 1024  # larger files are parsed each time (the memory kept stays small)
+
+
+def _parse_static(data: bytes) -> signed.SignedFile:
+    """``signed.parse(data)``, shared between the phones of a process that fetch the same bytes (a
+    parsed :class:`~phoneemu.formats.signed.SignedFile` is immutable; only parses that succeed are kept,
+    files up to 256 KiB, in a bounded LRU): a fleet parses each static file once, and the rules' memos
+    see one header."""
+    key = bytes(data)
+    if len(key) > _STATIC_SHARED_SIZE:
+        return signed.parse(key)
+    got = _STATIC_PARSED.get(key)
+    if got is not None:
+        _STATIC_PARSED.move_to_end(key)
+        return got
+    sf = signed.parse(key)
+    _STATIC_PARSED[key] = sf
+    if len(_STATIC_PARSED) > _STATIC_PARSED_MAX:
+        _STATIC_PARSED.popitem(last=False)
+    return sf
 
 
 def static_request_name(store: TrustStore, profile: PhoneProfile, name: str) -> str:
