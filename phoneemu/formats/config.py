@@ -36,6 +36,9 @@ Our conventions (spec [UNK] or [INF]):
 * Attributes of the root element (e.g. CUCM's ``xsi:type``) are not kept; an undeclared namespace
   prefix on the root element is tolerated (it is declared before parsing).
 * Comments and processing instructions are dropped.
+* A carriage return in the text of an extra element (``&#13;`` in the input) is written as the
+  character reference ``&#13;`` (in ``extra`` and by :func:`build`): a literal CR would be read
+  back as a line feed (XML 1.0 §2.11 end-of-line handling) and the round trip would not hold.
 """
 
 from __future__ import annotations
@@ -369,7 +372,13 @@ def _canonical_extra_once(name: object, value: object) -> str:
         if el.tag != name:
             raise EncodeError(f"element is <{el.tag}>, expected <{name}>", fmt=FMT, path=path)
     el.tail = None
-    return ET.tostring(el, encoding="unicode")
+    return _xml_text(el)
+
+
+def _xml_text(el: ET.Element) -> str:
+    """``el`` serialised by ET with every CR as ``&#13;`` (module docstring: ET escapes CR only in
+    attribute values, and a literal CR in text is read back as LF, XML 1.0 §2.11)."""
+    return ET.tostring(el, encoding="unicode").replace("\r", "&#13;")
 
 
 # --------------------------------------------------------------------------- parsing
@@ -596,7 +605,7 @@ def _parse(data: bytes, limit: int) -> DeviceConfig:
             values["tvs_servers"] = _tvs_list(child)
         else:
             child.tail = None
-            xml = ET.tostring(child, encoding="unicode")
+            xml = _xml_text(child)
             _check_extra(tag, xml)
             extra[tag] = xml
     cfg = DeviceConfig(**values)  # type: ignore[arg-type]
@@ -658,7 +667,7 @@ def build(cfg: DeviceConfig) -> bytes:
     for child in root:
         child.tail = "\n  "
     root[-1].tail = "\n"
-    return (_DECLARATION + ET.tostring(root, encoding="unicode") + "\n").encode("utf-8")
+    return (_DECLARATION + _xml_text(root) + "\n").encode("utf-8")
 
 
 def stub_of(cfg: DeviceConfig, cert_hash: str) -> DeviceConfig:

@@ -57,6 +57,12 @@ _CONFIG_SIP = (b'<?xml version="1.0" encoding="UTF-8"?>\n<device><fullConfig>tru
                b'</member></members></callManagerGroup></devicePool><sipLines><line button="1">'
                b"<authName>alice</authName><authPassword>s3cret</authPassword></line></sipLines></device>\n")
 
+#: a config whose extra element carries carriage returns as ``&#13;`` in its text and an attribute:
+#: found by the fuzzing campaign (a CR in an extra's text was read back as LF, so build/parse did not
+#: round-trip; ``formats/config.py`` now writes ``&#13;``)
+_CONFIG_EXTRA_CR = (b'<?xml version="1.0" encoding="UTF-8"?>\n<device><fullConfig>true</fullConfig>'
+                    b'<vendorConfig>a&#13;b<x y="1&#13;2">&#13;&#10;</x>&#13;</vendorConfig></device>\n')
+
 
 @dataclass(frozen=True, kw_only=True)
 class Identity:
@@ -229,6 +235,8 @@ def build_corpus(fmt: str, *, bits: int = 1024) -> Corpus:
                                              signer=s, timestamp=_TIMESTAMP, hash_alg=3)),
             ("empty-body", signed.build(body=b"", filename="empty.sgn", signer=s, timestamp=_TIMESTAMP,
                                         hash_alg=2)),
+            ("config-extra-cr", signed.build(body=_CONFIG_EXTRA_CR, filename="SEP001122334457.cnf.xml.sgn",
+                                             signer=s, timestamp=_TIMESTAMP)),
         ]
         signer = ids["callmanager"]
     elif fmt in SIP_FORMATS:

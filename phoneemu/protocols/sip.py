@@ -308,7 +308,7 @@ def parse_digest(value: str, *, field: str = "WWW-Authenticate") -> dict[str, st
     if scheme.lower() != "digest":
         raise DecodeError(f"scheme {scheme[:20]!r} is not Digest", fmt=FMT, path=field)
     out: dict[str, str] = {}
-    pos = 0
+    pos = count = 0
     rest = rest.strip()
     while pos < len(rest):
         m = _PARAM_RE.match(rest, pos)
@@ -323,8 +323,9 @@ def parse_digest(value: str, *, field: str = "WWW-Authenticate") -> dict[str, st
                               fmt=FMT, path=field, offset=pos)
         out[m.group(1).lower()] = value
         pos = m.end()
-        if len(out) > 32:
-            raise DecodeError("more than 32 parameters", fmt=FMT, path=field)
+        count += 1  # parameters read, repeats included: a repeated name does not lift the bound
+        if count > 32:
+            raise DecodeError("more than 32 parameters", fmt=FMT, path=field, offset=m.start())
     return out
 
 
