@@ -46,8 +46,7 @@ class VerifyCache:
 
     @staticmethod
     def key(key: PublicKey, signature: bytes, data: bytes, alg: HashAlg) -> bytes:
-        return b"".join((bytes([int(alg)]), _spki_digest(key), hashlib.sha256(data).digest(),
-                         hashlib.sha256(signature).digest()))
+        return b"".join((bytes([int(alg)]), _spki_digest(key), _digest(data), _digest(signature)))
 
     def seen(self, k: bytes) -> bool:
         if k in self._items:
@@ -73,6 +72,24 @@ def _spki_sha256(key: PublicKey) -> bytes:
 #: SHA-256 of a key's SubjectPublicKeyInfo, once per key object (trust-list records hand every phone
 #: the same one).
 _spki_digest: IdentityMemo[PublicKey, bytes] = IdentityMemo(_spki_sha256)
+
+def _sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+#: SHA-256 of a signed message or signature, once per ``bytes`` object: a fleet's phones verify the very
+#: same parsed trust lists and files (their signed bytes one object), so each is hashed once, not once a
+#: phone. Only immutable ``bytes`` of at most :data:`_DIGEST_MEMO_MAX` bytes are remembered (a firmware
+#: image is hashed each time: the memo holds what it remembers).
+_bytes_digest: IdentityMemo[bytes, bytes] = IdentityMemo(_sha256, max_items=512)
+_DIGEST_MEMO_MAX = 64 * 1024
+
+
+def _digest(data: bytes) -> bytes:
+    if type(data) is bytes and len(data) <= _DIGEST_MEMO_MAX:
+        return _bytes_digest(data)
+    return hashlib.sha256(data).digest()
+
 
 _verify_cache: VerifyCache | None = None
 
