@@ -28,7 +28,9 @@ def add_register_options(p: argparse.ArgumentParser, *, after: str) -> None:
                    "order, the next one when one is unreachable; each on its sipPort / securedSipPort), as "
                    f"a real phone does; with HOST[:PORT], with that registrar (TCP, port {SIP_PORT} when not "
                    "given; a CUCM node, or lab serve --sip-port). Over TLS (securedSipPort, or --sips-port) "
-                   "when the phone's security mode and CTL say so (spec G.9, G.13)")
+                   "when the phone's security mode and CTL say so (spec G.9, G.13). A request the registrar "
+                   "sends meanwhile (an OPTIONS keep-alive) is answered, never taken for its answer: OPTIONS "
+                   "200, another method 405, an unknown one 501")
     p.add_argument("--sips-port", type=sips_port, default=SIPS_PORT, metavar="N",
                    help=f"with --register HOST: the registrar's SIP over TLS port (default {SIPS_PORT})")
 
@@ -81,7 +83,8 @@ def add_call_options(p: argparse.ArgumentParser, *, what: str, answer: bool = Fa
                        help="with --register, instead of --call: keep the registered connection and answer "
                        "the first call the CallManager brings there within S seconds (another phone's "
                        "--call SEP<MAC> on a lab, or a real phone dialling it), by the same rules (spec "
-                       f"G.14). {what}")
+                       "G.14); another request meanwhile is answered as while registering (OPTIONS 200). "
+                       f"{what}")
 
 
 def call_of(args: argparse.Namespace) -> tuple[str, int] | None:

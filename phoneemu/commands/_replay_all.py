@@ -68,7 +68,8 @@ _ALL_OPTIONS = (
     ("--json-file", "FILE", "write the JSON document (every phone's every boot) to FILE and print the "
      "summary as text", "--json"),
     ("--junit", "FILE", "write a JUnit XML report, a test case per phone (failed when a boot of it did "
-     "not accept a configuration: which one and why)", "the exit status, or --json"),
+     "not accept a configuration: which one and why; skipped, saying why, when it was not replayed)",
+     "the exit status, or --json"),
 )
 
 

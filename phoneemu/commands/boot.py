@@ -103,7 +103,8 @@ def register(sub: Any) -> None:
                    help="built-in lab cluster: use its MIC for this MAC and its image-signing certificate; "
                    "the phone also holds the lab's manual config key for it (when its flash holds none) "
                    "and has the CAPF authentication string of its pending operation typed in, as fleet "
-                   "boot --lab")
+                   "boot --lab. The lab is read under DIR/.lab.lock, shared: a lab operation under way is "
+                   "waited for (said on stderr), the lock released before the phone boots")
     p.add_argument("--auth-string", metavar="DIGITS", help="CAPF authentication string typed on the phone")
     p.add_argument("--key", metavar="HEX",
                    help="manual config encryption key (Set Cfg Encrypt Key; kept on the flash)")

@@ -210,7 +210,9 @@ def register(sub: Any) -> None:
                    "phones do, so it can enrol with CAPF by its MIC (lab capf ... --auth-mode mic), and a "
                    "phone the lab encrypts for with a manual key has it typed in (--profile "
                    "cp-7942-symmetric, lab phone add --encrypt symmetric); every "
-                   "MAC of the run must be in the lab (checked before any boot). Default: no MIC")
+                   "MAC of the run must be in the lab (checked before any boot). The lab is read under "
+                   "DIR/.lab.lock, shared (a lab operation under way is waited for, said on stderr; each "
+                   "phone's MIC read under it too). Default: no MIC")
     b.add_argument("--image-signer", type=Path, action="append", default=[], metavar="PEM",
                    help="firmware image-signing certificate every phone trusts (repeatable; with --lab the "
                    "lab's is trusted too, as boot --lab has it)")

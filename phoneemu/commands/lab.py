@@ -274,6 +274,10 @@ def register(sub: Any) -> None:
     pa.set_defaults(handler=_op(_phone_add))
 
     p = add("show", "state summary, ITL/CTL checksums; --itl/--ctl print 'show itl'/'show ctl'", now=False)
+    p.description = ("State summary, ITL/CTL checksums; --itl/--ctl print 'show itl'/'show ctl'. The lab is "
+                     "read under DIR/.lab.lock, shared: a lab operation under way is waited for "
+                     "('waiting for the lab lock ...' on stderr), never shown half-changed; printed once the "
+                     "lock is released.")
     p.add_argument("--itl", action="store_true", help="print the served ITL as CUCM's 'show itl' does")
     p.add_argument("--ctl", action="store_true", help="print the served CTL as CUCM's 'show ctl' does")
     p.add_argument("--json", action="store_true", help="summary as JSON")

@@ -149,8 +149,10 @@ def register(sub: Any) -> None:
                    help="the certificate the TVS servers of the installed config present (repeatable; e.g. "
                    "the old cluster's TVS certificate after it was regenerated): the phone talks to a TVS "
                    "only if it matches a TVS record of the installed ITL (spec §E.1). Default: for a TVS "
-                   "at an address the new ITL names, that ITL's TVS record of the same subject; else one "
-                   "the phone trusts")
+                   "at an address the new ITL names, that ITL's TVS record of the same subject; else a "
+                   "--tvs-cert with the subject of the installed ITL's TVS record (behind a rollback ITL, "
+                   "whose TVS records are blank); else one the phone trusts (when the new ITL has no TVS "
+                   "certificate at all, a note says this was assumed)")
     p.add_argument("--tvs-live", action="store_true",
                    help="ask the TVS servers each installed config names, over the network, as the phone "
                    "would (a QUERY: read only; each server checked against the installed ITL; one connection "
@@ -167,7 +169,8 @@ def register(sub: Any) -> None:
                    help="write a JUnit XML report for CI: a test case per phone (with --fleet-flash each "
                    "predicted phone, an entry not predicted skipped with why), failed when the phone would "
                    "not end with a configuration it accepted (locked out, or failed: the message says "
-                   "which, its rule and reason)")
+                   "which, its rule and reason); an accepted case carries its notes as its system-out, the "
+                   "notes every --fleet-flash phone has are the suite's")
     p.set_defaults(handler=handler)
 
 

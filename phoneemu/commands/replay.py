@@ -79,8 +79,14 @@ flow: 32 MiB per downloaded file (else too-large), 8 MiB of out-of-order TCP dat
 early). Overall, the open flows and the kept downloads hold at most --max-memory MiB (default 256):
 beyond, when the kept downloads hold more than half of it, the least useful gives up its bytes
 (reported too-large; cluster-wide names before the phone's own, the largest first), else the least
-recently active flows holding any end early, as they stand. A cap that is hit is a warning on
-stderr naming the flow or file and the capture offset.
+recently active flows holding any end early, as they stand. IP fragments being reassembled count
+too (a quarter of --max-memory, 4 MiB at most, set aside once the capture has one). A cap that is
+hit is a warning on stderr naming the flow or file and the capture offset.
+
+A capture taken with a short snaplen (tcpdump -s 96) replays what it holds: a packet the snaplen cut
+has its payload taken as missing (one warning, the others counted) and a download that needed it is
+incomplete, --list naming the packet (capture with tcpdump -s 0); a packet cut inside its IP, UDP or
+TCP header is skipped (the first told, the others counted).
 
 --all replays every phone of the capture from one pass: each phone's downloads are spooled to an
 unnamed temporary file (identical files once), memory holds their descriptions and the TVS exchanges
@@ -122,8 +128,9 @@ def register(sub: Any) -> None:
                    "(default: the key log a pcapng embeds, editcap --inject-secrets)")
     p.add_argument("--max-memory", type=positive_int, metavar="MiB",
                    help=f"bytes the open flows and the kept downloads may hold together, in MiB (default "
-                   f"{MAX_MEMORY >> 20}; --all {ALL_MAX_MEMORY_MIB}): beyond, kept downloads give up their "
-                   "bytes or the least recently active flows end early, each with a warning")
+                   f"{MAX_MEMORY >> 20}; --all {ALL_MAX_MEMORY_MIB}; a capture with IP fragments sets a "
+                   "quarter of it, 4 MiB at most, aside for their reassembly): beyond, kept downloads give "
+                   "up their bytes or the least recently active flows end early, each with a warning")
     p.add_argument("--list", action="store_true", help="list the phones and files in the capture (with "
                    "--mac: that phone's files and TVS exchanges, and the cluster-wide names)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -546,6 +546,37 @@ class Reassembly:
 _Reassembly = Reassembly
 
 
+class _HeaderCut(str):
+    """A note that a packet the snaplen cut inside its headers is skipped (:func:`_decode_ip`)."""
+
+    __slots__ = ()
+
+
+class _HeaderCutNotes:
+    """``note`` as :func:`read_pcap` tells it: the first packet cut inside its headers is told whole,
+    later ones only counted and said once at the end (a storm taken with ``tcpdump -s 40``: millions of
+    packets, one line); every other note passes as it is."""
+
+    __slots__ = ("count", "note")
+
+    def __init__(self, note: Note) -> None:
+        self.note = note
+        self.count = 0
+
+    def __call__(self, text: str) -> None:
+        if isinstance(text, _HeaderCut):
+            self.count += 1
+            if self.count > 1:
+                return
+            text = f"{text} (later such packets are counted)"
+        self.note(text)
+
+    def finish(self) -> None:
+        if self.count > 1:
+            self.note(f"{self.count} packets in all were cut inside their headers by the capture's snaplen: "
+                      "skipped (capture with tcpdump -s 0 to keep whole packets)")
+
+
 def _frag_name(key: tuple[object, ...]) -> str:
     version, src, dst, ident = key[0], key[1], key[2], key[-1]
     return f"IPv{version} fragmented datagram {src} → {dst} id {ident:#x}"
@@ -563,9 +594,9 @@ def _decode_ip(pkt: bytes, base: int, ts: float, index: int, *, record: int = 0,
 
     def skip(what: str) -> None:
         if note is not None:
-            note(f"capture offset {record} (packet[{index}]): {what}: the packet was cut by the capture's "
-                 f"snaplen ({cut} bytes not captured): it is skipped (capture with tcpdump -s 0 to keep "
-                 "whole packets)")
+            note(_HeaderCut(f"capture offset {record} (packet[{index}]): {what}: the packet was cut by the "
+                            f"capture's snaplen ({cut} bytes not captured): it is skipped (capture with "
+                            "tcpdump -s 0 to keep whole packets)"))
     if len(pkt) < 1:
         if cut:
             skip("no IP header")
@@ -714,6 +745,8 @@ def read_pcap(path: str | Path, *, max_packets: int = 10_000_000,
     memory budget), else a new one telling ``note``."""
     named: CutShort | None = None
     frags = reassembly if reassembly is not None else Reassembly(note)
+    cuts = _HeaderCutNotes(note) if note is not None else None
+    note = cuts
     if cut_short is not None:
         def named(exc: DecodeError) -> None:
             cut_short(naming_file(exc, str(path)))
@@ -729,6 +762,8 @@ def read_pcap(path: str | Path, *, max_packets: int = 10_000_000,
         else:  # a pipe (tcpdump -w - |, <(zcat ...)) or device: each read waits at most STREAM_TIMEOUT s
             yield from _read_records(_StreamRead(fd, str(path)), max_packets, named, frags=frags, note=note)
         frags.finish()
+        if cuts is not None:
+            cuts.finish()
     except DecodeError as exc:
         raise naming_file(exc, str(path)) from None
     finally:

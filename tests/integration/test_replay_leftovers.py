@@ -107,6 +107,26 @@ def test_a_packet_cut_inside_its_headers_is_skipped_and_told(tmp_path: Path) -> 
     assert "tcpdump -s 0" in notes[0]
 
 
+def test_packets_cut_inside_their_headers_are_told_once_and_counted(tmp_path: Path) -> None:
+    """A capture taken with ``tcpdump -s 40``: every packet cut inside its UDP header. The first is told
+    with its index and offset, the others counted in one closing note (was a warning each: millions of
+    lines for a storm); the whole packet after them is read."""
+    frame = ethernet(_udp(b"x" * 100))
+    whole = pcap_of(1, [(0, 0, frame)])
+    record = bytearray(whole[24:24 + 16])
+    struct.pack_into("<I", record, 8, 40)  # captured 40 of its bytes
+    cut = bytes(record) + frame[:40]
+    f = tmp_path / "s40.pcap"
+    f.write_bytes(whole[:24] + cut * 500 + whole[24:])
+    notes: list[str] = []
+    got = list(read_pcap(f, note=notes.append))
+    assert len(got) == 1 and got[0].index == 500 and got[0].payload == b"x" * 100
+    assert len(notes) == 2, notes
+    assert notes[0].startswith("capture offset 24 (packet[0]): UDP header truncated"), notes[0]
+    assert notes[0].endswith("(later such packets are counted)")
+    assert notes[1].startswith("500 packets in all were cut inside their headers by the capture's snaplen")
+
+
 @pytest.mark.parametrize(("at", "value", "field"), [
     (24 + 16 + 14 + 2, 60_000, "ipv4.total_length"),  # more than the record says was cut
     (24 + 16 + 14 + 20 + 4, 60_000, "udp.length"),
