@@ -32,8 +32,18 @@ from pathlib import Path
 
 from phoneemu.errors import PhoneEmuError, SizeLimitError
 
-__all__ = ["PEM_LIMIT", "AtomicFile", "atomic_write", "check_writable", "phone_config_in", "read_at_most",
-           "streamed_output", "write_output", "write_output_pieces"]
+__all__ = [
+    "PEM_LIMIT",
+    "AtomicFile",
+    "atomic_write",
+    "check_writable",
+    "phone_config_in",
+    "private_file",
+    "read_at_most",
+    "streamed_output",
+    "write_output",
+    "write_output_pieces",
+]
 
 PEM_LIMIT = 1 << 20
 """Certificates and keys given on the command line: 1 MiB is far more than any PEM chain needs."""
@@ -221,6 +231,22 @@ def write_output_pieces(path: Path | str, pieces: Iterable[bytes]) -> None:
     with streamed_output(path) as write:
         for piece in pieces:
             write(piece)
+
+
+def private_file(path: Path | str, *, empty: bool = False) -> None:
+    """A file of secrets (a TLS key log: every session's keys) is 0600 whatever the umask: created so,
+    emptied when ``empty``, an existing regular file narrowed to 0600 (its lines kept: appended to). A
+    FIFO or device (``/dev/stdout``) is left as it is. An OSError names ``path``."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        return
+    flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | (os.O_TRUNC if empty else 0)
+    fd = os.open(path, flags, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 def check_writable(path: Path | None, option: str) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from phoneemu.errors import PhoneEmuError
-from phoneemu.files import check_writable
+from phoneemu.files import check_writable, private_file
 
 if TYPE_CHECKING:
     from phoneemu.scenario.capturing import LiveCapture
@@ -43,7 +43,7 @@ def capture_keylog(capture: Path | None, keylog: Path | None) -> Path | None:
     check_writable(capture, "--capture")
     check_writable(keylog, "--keylog")
     if fresh and keylog is not None:  # one capture, one key log; a --keylog given is appended to
-        keylog.write_bytes(b"")
+        private_file(keylog, empty=True)  # TLS secrets: 0600 whatever the umask
     return keylog
 
 

@@ -17,7 +17,8 @@ Rules:
   does, then ends the connection with a fatal alert — a named "tls" error): the certificate the caller
   compared after the handshake stays the connection's, and a renegotiation left half done (the peer
   certificate then unreadable, the version ``?``) cannot happen.
-* ``keylog_filename`` appends NSS key-log lines so Wireshark can decrypt a capture.
+* ``keylog_filename`` appends NSS key-log lines so Wireshark can decrypt a capture; the file holds every
+  session's secrets, so it is made 0600 whatever the umask (:func:`phoneemu.files.private_file`).
 * :class:`TlsServer` runs a per-connection handler ``async (reader, writer)``; an exception in one
   connection (handshake failure included) is logged with peer and reason and never stops the server.
 """
@@ -39,6 +40,7 @@ from cryptography import x509
 from phoneemu.crypto.certs import cert_der
 from phoneemu.crypto.keys import PrivateKey, private_key_pem
 from phoneemu.errors import DecodeError, TransportError
+from phoneemu.files import private_file
 from phoneemu.net._listen import is_ipv6_any, tcp_listener
 from phoneemu.net._oserror import os_error_text
 from phoneemu.net.capture import note_connect, note_peer
@@ -101,6 +103,8 @@ def _configure(ctx: ssl.SSLContext, *, min_version: str | ssl.TLSVersion, max_ve
         ctx.minimum_version = lo
         ctx.maximum_version = hi
     if keylog_filename is not None:
+        with contextlib.suppress(OSError):  # (one that cannot be opened: the line below says so)
+            private_file(keylog_filename)  # session secrets: 0600 whatever the umask (module rules)
         ctx.keylog_filename = str(keylog_filename)
 
 

@@ -110,7 +110,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from phoneemu.errors import ScenarioError
-from phoneemu.files import write_output
+from phoneemu.files import private_file, write_output
 from phoneemu.net import capture as _connects
 from phoneemu.net.capture import SNAPLEN, Endpoint, PcapWriter, TcpFlow
 from phoneemu.scenario.model import capture_stem
@@ -1052,7 +1052,7 @@ def open_capture(capture_dir: str | Path, scenario_name: str, *, mode: str | Non
     d.mkdir(parents=True, exist_ok=True)
     stem = capture_stem(scenario_name)
     pcap, keylog = d / f"{stem}.pcap", d / f"{stem}.keys"
-    keylog.write_bytes(b"")
+    private_file(keylog, empty=True)  # TLS secrets: 0600 whatever the umask
     with contextlib.suppress(FileNotFoundError):
         (d / f"{stem}.note.txt").unlink()
     reason = "synthetic mode requested"

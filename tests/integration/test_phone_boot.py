@@ -167,11 +167,18 @@ def test_phone_object_and_cli_share_flash(tmp_path: Path) -> None:
 
 def test_boot_keylog_decrypts_the_tvs_exchange(tmp_path: Path) -> None:
     """--keylog: the secrets of the phone's TVS connection are written; with them the exchange
-    decrypts (the same decryption replay --keylog uses)."""
+    decrypts (the same decryption replay --keylog uses). The key log is 0600 whatever the umask (a
+    given one is appended to, narrowed to 0600: every session's secrets are in it)."""
+    import os
+    import stat
+
     from phoneemu.net.tls_decrypt import read_keylog
 
     c = _lab(tmp_path)
     flash, keys = tmp_path / "ph", tmp_path / "tls.keys"
+    keys.write_text("# the user's own lines\n")
+    keys.chmod(0o644)
+    old_umask = os.umask(0o022)
 
     async def body() -> tuple[int, str]:
         async with LabServers(c, host=HOST) as srv:
@@ -183,9 +190,13 @@ def test_boot_keylog_decrypts_the_tvs_exchange(tmp_path: Path) -> None:
             second = await cli("boot", *common)
             return second[0], second[1]
 
-    rc, out = run(body())
+    try:
+        rc, out = run(body())
+    finally:
+        os.umask(old_umask)
     assert rc == 0 and "G.3.4-vouched-by-tvs" in out
     assert len(read_keylog(keys)) == 1  # one TLS session: the TVS query
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o600 and keys.read_text().startswith("# the user's own")
     assert main(["boot", "--tftp", HOST, "--mac", MAC, "--keylog", str(tmp_path)]) == 2  # a folder
 
 

@@ -231,3 +231,30 @@ def test_a_streamed_output_is_whole_or_absent(tmp_path: Path) -> None:
         for piece in (b"new ", b"report"):
             write(piece)
     assert out.read_bytes() == b"new report"
+
+
+def test_a_private_file_is_0600_whatever_the_umask(tmp_path: Path) -> None:
+    """``private_file`` (TLS key logs): created 0600 under umask 022, emptied on request, an existing
+    0644 one narrowed with its lines kept; a FIFO is left alone (never opened: it would wait)."""
+    import stat
+
+    from phoneemu.files import private_file
+
+    old = os.umask(0o022)
+    try:
+        new = tmp_path / "new.keys"
+        private_file(new, empty=True)
+        assert stat.S_IMODE(new.stat().st_mode) == 0o600 and new.read_bytes() == b""
+        given = tmp_path / "given.keys"
+        given.write_text("CLIENT_RANDOM x y\n")
+        given.chmod(0o644)
+        private_file(given)
+        assert stat.S_IMODE(given.stat().st_mode) == 0o600 and given.read_text() == "CLIENT_RANDOM x y\n"
+        private_file(given, empty=True)
+        assert given.read_bytes() == b""
+        fifo = tmp_path / "fifo"
+        os.mkfifo(fifo, 0o644)
+        private_file(fifo)  # returns at once
+        assert stat.S_IMODE(fifo.stat().st_mode) == 0o644
+    finally:
+        os.umask(old)
