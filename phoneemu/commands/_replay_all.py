@@ -548,7 +548,11 @@ def run_all(args: argparse.Namespace, *, secrets: KeyLog | None, limits: Limits 
                          progress=(lambda at: shown(at >> 20, size)) if shown is not None and size else None)
     if shown is not None and size:
         shown(size, size)
-    spool = _RecordSpool()
+    try:
+        spool = _RecordSpool()
+    except BaseException:  # (no temporary file: TMPDIR full or not writable) the capture's spool is closed
+        capture.close()
+        raise
     try:
         try:
             for text in capture.warnings:

@@ -81,7 +81,7 @@ def _sha256(data: bytes) -> bytes:
 #: same parsed trust lists and files (their signed bytes one object), so each is hashed once, not once a
 #: phone. Only immutable ``bytes`` of at most :data:`_DIGEST_MEMO_MAX` bytes are remembered (a firmware
 #: image is hashed each time: the memo holds what it remembers).
-_bytes_digest: IdentityMemo[bytes, bytes] = IdentityMemo(_sha256, max_items=512)
+_bytes_digest: IdentityMemo[bytes, bytes] = IdentityMemo(_sha256, max_items=128)  # at most 8 MiB held
 _DIGEST_MEMO_MAX = 64 * 1024
 
 

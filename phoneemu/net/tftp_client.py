@@ -499,9 +499,10 @@ class TftpClientPool:
     """Many concurrent TFTP downloads over a bounded, reused set of UDP sockets.
 
     Counters (plain integers, for the fleet summary's ``tftp`` figures): ``requests`` (calls of
-    :meth:`get`), ``retransmitted`` (transfers that sent a packet again after a timeout),
-    ``retransmits`` (those packets); ``quarantined`` (sockets held back after a transfer, module
-    docstring) and ``quarantine_evicted`` (of those, closed early past ``max_quarantine``).
+    :meth:`get`, one refused because the pool is closed included), ``retransmitted`` (transfers that
+    sent a packet again after a timeout), ``retransmits`` (those packets); ``quarantined`` (sockets held
+    back after a transfer, module docstring) and ``quarantine_evicted`` (of those, closed early past
+    ``max_quarantine``).
     """
 
     def __init__(self, *, max_sockets: int = 1024, blksize: int | None = None, timeout: float = 1.0,

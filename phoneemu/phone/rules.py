@@ -294,6 +294,9 @@ class _Memo:
 
 
 _MISS = object()
+#: trust lists larger than this are not remembered (each memo entry holds its list: 64 + 256 + 256 entries
+#: of a 16 MiB list would be gigabytes); a cluster's lists are a few KiB
+_MEMO_LIST_MAX = 256 * 1024
 # (the memos holding trust lists are small: a fuzzing run's thousands of distinct lists are not kept)
 _SIGNER_TEXT = _Memo(1024)
 _FOUND = _Memo(256)
@@ -325,6 +328,8 @@ def _find(tl: TrustList | None, header: SignedHeader,
     if tl is None:
         return None, False
     signer = header.signer
+    if len(tl.raw) > _MEMO_LIST_MAX:
+        return _find_in(tl, signer.serial, signer.issuer, roles)
     key = (id(tl), signer.serial, signer.issuer, roles)
     value = _FOUND.get(key)
     if value is not _MISS:
@@ -464,7 +469,8 @@ def tvs_usable(store: TrustStore, profile: PhoneProfile) -> bool:
     if value is not _MISS:
         return bool(value)
     usable = any(_identifies_peer(r) for r in readable_records(itl) if r.role == Role.TVS)
-    _TVS_RECORD.put((id(itl),), (itl,), usable)
+    if len(itl.raw) <= _MEMO_LIST_MAX:
+        _TVS_RECORD.put((id(itl),), (itl,), usable)
     return usable
 
 
@@ -485,7 +491,8 @@ def tvs_server_trusted(store: TrustStore, cert_der: bytes | None) -> bool:
         trusted = False
     else:
         trusted = any(record_matches_peer(r, der, cert) for r in readable_records(itl) if r.role == Role.TVS)
-    _TVS_PEER.put((id(itl), der), (itl,), trusted)
+    if len(itl.raw) <= _MEMO_LIST_MAX:
+        _TVS_PEER.put((id(itl), der), (itl,), trusted)
     return trusted
 
 

@@ -140,3 +140,22 @@ def test_event_log_note_and_log_read_as_add_and_record() -> None:
     lazy.note(time=9, phone="A", kind="tvs", detail="more")  # the bound still holds after a read
     eager.add(Event(time=9, phone="A", kind="tvs", detail="more"))
     assert lazy.events == eager.events and len(lazy) == 4
+
+
+def test_a_large_trust_list_is_decided_but_never_held_by_the_memos(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trust list above the memo size bound (a 16 MiB limit is allowed) is scanned each time and no
+    memo keeps it alive; the decision is the same as for a small one."""
+    rec = ident("recovery-a")
+    update = tl("ITL", rec, [rec.record(Role.SAST), ident("cm-a").record(Role.CCM_TFTP),
+                             ident("tvs-a").record(Role.TVS)], ts=NOW + 5)
+    store = with_itl_and_config()
+    small = rules.decide_trust_list(store, update, kind="ITL", profile=P8861, now=NOW)
+    assert store.itl is not None
+    monkeypatch.setattr(rules, "_MEMO_LIST_MAX", len(store.itl.raw) - 1)
+    for memo in (rules._FOUND, rules._TVS_RECORD, rules._TVS_PEER):
+        memo._items.clear()
+    large = rules.decide_trust_list(store, update, kind="ITL", profile=P8861, now=NOW)
+    assert large == small and rules.tvs_usable(store, P8861)
+    held = [objs for memo in (rules._FOUND, rules._TVS_RECORD, rules._TVS_PEER)
+            for _value, objs in memo._items.values()]
+    assert not any(o is store.itl for objs in held for o in objs)
