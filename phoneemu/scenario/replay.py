@@ -293,7 +293,7 @@ class _KeepAll(_KeptSink):
     def index(self, scanner: FlowScanner, warnings: Sequence[str] = ()) -> CaptureIndex:
         ordered = sorted(self.downloads, key=lambda d: d.order)
         return CaptureIndex(downloads=tuple(ordered), packets=scanner.packets, skipped=scanner.skipped,
-                            warnings=tuple(warnings))
+                            warnings=tuple(warnings), snaplen_cut=scanner.snaplen_cut)
 
 
 class _ListSink(_KeepAll):
@@ -450,7 +450,7 @@ class _PhoneSink(_KeptSink):
             macs.add(self.mac)
         return CaptureIndex(downloads=tuple(ordered), packets=scanner.packets, skipped=scanner.skipped,
                             seen_macs=tuple(sorted(macs)), warnings=tuple(notes),
-                            other_addresses=frozenset(self.other_addresses),
+                            snaplen_cut=scanner.snaplen_cut, other_addresses=frozenset(self.other_addresses),
                             not_kept={self.mac: self.not_kept} if self.not_kept else {})
 
 
@@ -495,6 +495,8 @@ class CaptureIndex:
     unlisted: int = 0  # downloads beyond MAX_LISTED (``--list``): counted, not kept
     seen_macs: tuple[str, ...] = ()  # phones seen, also those whose downloads were not kept
     warnings: tuple[str, ...] = ()
+    #: packets the capture holds in part (cut by its snaplen: their payloads taken as missing)
+    snaplen_cut: int = 0
     #: client addresses of other phones than the replayed one (a replay of one phone only)
     other_addresses: frozenset[str] = frozenset()
     #: phone -> its requests not kept: beyond the records' allowance, it is not replayed (module rules)
@@ -734,8 +736,11 @@ async def replay_phone(index: CaptureIndex, mac: str, **options: Any) -> list[Re
         raise PhoneEmuError(f"phone {mac} is not replayed: {why}", path="max-memory")
     boots = boots_of(index, mac)
     if not boots:
+        cut = "" if not index.snaplen_cut else (
+            f"; {index.snaplen_cut} packets were cut by the capture's snaplen, and a request cut there is "
+            "not read: capture with tcpdump -s 0")
         raise PhoneEmuError(f"no download of phone {mac} in the capture (macs: "
-                            f"{', '.join(index.macs()) or 'none'})", path="mac")
+                            f"{', '.join(index.macs()) or 'none'}){cut}", path="mac")
     options.setdefault("shared_addresses", index.other_addresses)
     return await replay_boots(boots, mac, **options)
 

@@ -91,6 +91,21 @@ def test_a_whole_capture_taken_with_a_short_snaplen_replays(tmp_path: Path,
     assert "the capture holds this boot in part" in out
 
 
+def test_a_phone_whose_requests_the_snaplen_cut_is_named_with_the_snaplen(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every packet cut at 60 bytes (tcpdump -s 60): the phones' requests are cut, no download of the
+    phone is read; the error says the snaplen cut packets and how to capture them whole."""
+    doc, _err = _listing(capsys, CAPTURE)
+    mac = next(iter(doc["phones"]))  # type: ignore[call-overload]
+    f = tmp_path / "s60.pcap"
+    _cut(CAPTURE, f, 60)
+    assert main(["replay", str(f), "--mac", mac]) == 2
+    err = capsys.readouterr().err
+    assert f"no download of phone {mac} in the capture" in err
+    assert "packets were cut by the capture's snaplen, and a request cut there is not read" in err
+    assert "tcpdump -s 0" in err
+
+
 def test_a_packet_cut_inside_its_headers_is_skipped_and_told(tmp_path: Path) -> None:
     """An Ethernet frame cut at 40 bytes (the UDP header not captured): skipped, told with its index and
     offset; a whole frame after it is read."""
