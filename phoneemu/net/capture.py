@@ -31,6 +31,8 @@ Rules:
   fragment that completed it. A capture that ends inside its last packet (tcpdump
   killed, a full disk) is an error too, unless the caller passes ``cut_short``: then, as Wireshark
   does, the packets before that point are read and ``cut_short`` receives the error as a warning.
+  A pcapng packet time (its ticks at ``if_tsresol``, plus ``if_tsoffset``: 64-bit each) outside the
+  years 1..9999 is malformed (ours: no clock shows it, and it becomes a replayed phone's clock).
   Packets that are not UDP/TCP over IP are skipped. **snaplen** (``tcpdump -s 96``): a record whose
   captured length is less than its original length holds the start of its packet; the IP, UDP and TCP
   lengths of such a packet may claim up to that many bytes more than it holds (never more: a length
@@ -858,6 +860,7 @@ def capture_kind(head: bytes) -> str | None:
         return "pcapng"
     return "pcap" if head[:4] in _PCAP_MAGICS else None
 _PCAPNG_MAX_INTERFACES = 65536
+_PCAPNG_TS_MIN, _PCAPNG_TS_MAX = -62135596800, 253402300799  # ours: the years 1..9999 (a clock's, UTC)
 _PCAPNG_MAX_BLOCK = SNAPLEN + 4096  # a packet block holds at most one snaplen of data and its options
 _PCAPNG_DSB = 10  # Decryption Secrets Block
 _DSB_TLS = 0x544C534B  # its secrets type "TLSK": an NSS key log
@@ -991,6 +994,9 @@ def _read_pcapng(read: Callable[[int], bytes], max_packets: int, cut_short: CutS
             frame = body[data_at:data_at + incl]
             ticks = (hi << 32) | lo
             ts = offset_s + ticks // units + (ticks % units) / units
+            if not _PCAPNG_TS_MIN <= ts <= _PCAPNG_TS_MAX:  # no clock shows it: the phone's would be it
+                raise _perr(f"timestamp {ticks} at {units} ticks/s, offset {offset_s} s, is {ts:.0f} s: "
+                            f"outside the years 1..9999", at + 4, f"packet[{index}].timestamp")
             pkt = None
             if link in _LINK_HEADERS:
                 readable = True
