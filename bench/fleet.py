@@ -116,6 +116,24 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
+def storm_generations(c: LabCluster, root: Path, phones: int) -> None:
+    """The storm's lab state: mixed mode, ``phones`` phones from ``MAC_START``, the CTL and ITL they hold
+    kept in ``root/bench-gen0``, then ITLRecovery regenerated (each phone asks TVS about the new signer)."""
+    c.set_mixed_mode(True)
+    macs = [mac_text(MAC_START + i) for i in range(phones)]
+    # LabCluster.add_phones rebuilds per phone, scanning every served file (O(phones x files));
+    # without ITLFile.tlv it rebuilds everything once instead (linear). See the issue #6 report.
+    c._files.pop("ITLFile.tlv", None)
+    c.add_phones(macs)
+    gen0 = root / "bench-gen0"
+    gen0.mkdir(exist_ok=True)
+    for name in ("CTLFile.tlv", "ITLFile.tlv"):
+        data = c.get(name)
+        assert data is not None
+        (gen0 / name).write_bytes(data)
+    c.regenerate("itlrecovery")
+
+
 def build_lab(root: Path, phones: int, tvs_key: str) -> dict[str, Any]:
     """Build (or reuse) the benchmark lab: N phones, previous CTL/ITL kept, ITLRecovery regenerated."""
     marker = root / MARKER
@@ -139,19 +157,7 @@ def build_lab(root: Path, phones: int, tvs_key: str) -> dict[str, Any]:
         c.pki.create("tvs", now=c.state.clock, generation=0, spec=KeySpec.parse(tvs_key))
     tftp, http, tvs, capf = _free_ports(4)
     c.set_ports(tftp=tftp, http=http, tvs=tvs, capf=capf)
-    c.set_mixed_mode(True)
-    macs = [mac_text(MAC_START + i) for i in range(phones)]
-    # LabCluster.add_phones rebuilds per phone, scanning every served file (O(phones x files));
-    # without ITLFile.tlv it rebuilds everything once instead (linear). See the issue #6 report.
-    c._files.pop("ITLFile.tlv", None)
-    c.add_phones(macs)
-    gen0 = root / "bench-gen0"
-    gen0.mkdir(exist_ok=True)
-    for name in ("CTLFile.tlv", "ITLFile.tlv"):
-        data = c.get(name)
-        assert data is not None
-        (gen0 / name).write_bytes(data)
-    c.regenerate("itlrecovery")
+    storm_generations(c, root, phones)
     info = {"phones": phones, "tvs_key": tvs_key, "seed": SEED, "lab_code": code,
             "ports": dict(c.state.ports), "build_s": round(time.perf_counter() - t0, 1)}
     marker.write_text(json.dumps(info))

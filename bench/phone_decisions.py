@@ -40,8 +40,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+if __package__ in (None, ""):  # run as a script: the repository root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.fleet import MAC_START, SEED, storm_generations  # the storm's lab, as bench/fleet.py builds it
 from phoneemu.crypto import certs, signatures
-from phoneemu.fleet.engine import FleetSpec, Prestate, mac_text, make_phones
+from phoneemu.fleet.engine import FleetSpec, Prestate, make_phones
 from phoneemu.fleet.metrics import BootRecord, FleetMetrics
 from phoneemu.formats.config import Server
 from phoneemu.lab.cluster import LabCluster
@@ -51,24 +55,12 @@ from phoneemu.phone.events import QueryKey
 from phoneemu.phone.phone import Phone
 from phoneemu.phone.store import TvsAnswer, TvsResult, TvsStatus
 
-MAC_START = 0x0A0000000000
-SEED = 6
-
 
 def build_lab(root: Path, phones: int) -> LabCluster:
     """The benchmark lab of ``bench/fleet.py`` (N phones, previous CTL/ITL kept in ``bench-gen0``,
     ITLRecovery regenerated), built in ``root``."""
     c = LabCluster.init(root, seed=SEED)
-    c.set_mixed_mode(True)
-    c._files.pop("ITLFile.tlv", None)  # linear add_phones (see bench/fleet.py)
-    c.add_phones([mac_text(MAC_START + i) for i in range(phones)])
-    gen0 = root / "bench-gen0"
-    gen0.mkdir(exist_ok=True)
-    for name in ("CTLFile.tlv", "ITLFile.tlv"):
-        data = c.get(name)
-        assert data is not None
-        (gen0 / name).write_bytes(data)
-    c.regenerate("itlrecovery")
+    storm_generations(c, root, phones)
     return c
 
 
