@@ -552,3 +552,57 @@ def sip_line_store(mac: str, user: str, password: str, profile_name: str = "cp-8
     cfg = config_fmt.DeviceConfig(device_name=f"SEP{mac}", extra={"sipLines": lines})
     store.config = AcceptedConfig(file="SEP.cnf.xml", xml=config_fmt.build(cfg), config=cfg)
     return store
+
+
+async def register_with(serve: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+                        store: Any, mac: str, *, timeout: float, wait: float) -> tuple[Any, list[Any]]:
+    """Register the phone of ``store`` (:func:`sip_line_store`) with a registrar on 127.0.0.1 whose
+    connections ``serve`` plays, each closed after it; (the SipResult, the connections' tasks, awaited up
+    to ``wait`` s once the phone is done: a caller checks their exceptions)."""
+    from phoneemu.phone.events import EventLog
+    from phoneemu.phone.sip import register
+
+    tasks: list[asyncio.Task[None]] = []
+
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        tasks.append(task)
+        try:
+            await serve(r, w)
+        finally:
+            w.close()
+            with contextlib.suppress(Exception):
+                await w.wait_closed()
+
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        result = await register(store, store.profile, mac, "127.0.0.1", sip_port=port, sips_port=1,
+                                events=EventLog(50), clock=lambda: 0, timeout=timeout)
+    finally:
+        server.close()
+        if tasks:  # each sees the phone hang up
+            await asyncio.wait(tasks, timeout=wait)
+        await server.wait_closed()
+    return result, tasks
+
+
+@contextlib.asynccontextmanager
+async def http_heads_server(host: str, body: bytes) -> Any:
+    """An HTTP server on ``host`` (loopback) answering every request ``200`` with ``body``; yields
+    (its port, the request heads it received)."""
+    heads: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, host, 0)
+    try:
+        yield server.sockets[0].getsockname()[1], heads
+    finally:
+        server.close()
+        await server.wait_closed()

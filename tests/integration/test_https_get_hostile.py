@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from phoneemu.phone.https import _get
-from tests.helpers import run
+from tests.helpers import http_heads_server, run
 
 
 async def _answer(payload: bytes) -> tuple[int | None, bytes, str]:
@@ -43,25 +43,13 @@ def test_the_directory_get_names_the_port_in_its_host_header() -> None:
     from phoneemu.phone.events import EventLog
     from phoneemu.phone.https import open_plain_http
 
-    heads: list[bytes] = []
-
-    async def go() -> str:
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            heads.append(await reader.readuntil(b"\r\n\r\n"))
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")
-            await writer.drain()
-            writer.close()
-
-        srv = await asyncio.start_server(handle, "127.0.0.1", 0)
-        port = srv.sockets[0].getsockname()[1]
-        try:
+    async def go() -> tuple[str, list[bytes]]:
+        async with http_heads_server("127.0.0.1", b"hi") as (port, heads):
             res = await open_plain_http("127.0.0.1", port, mac="0011223344AB", events=EventLog(20),
                                         clock=lambda: 0, timeout=2.0)
             assert res.http_status == 200 and res.body == b"hi", res
-        finally:
-            srv.close()
-        return f"127.0.0.1:{port}"
+        return f"127.0.0.1:{port}", heads
 
-    where = run(go(), limit=10.0)
+    where, heads = run(go(), limit=10.0)
     (head,) = heads
     assert f"\r\nHost: {where}\r\n".encode() in head, head

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from phoneemu.net import http
 from phoneemu.net.http import host_header
-from tests.helpers import run, v6_loopback_missing
+from tests.helpers import http_heads_server, run, v6_loopback_missing
 
 
 @pytest.mark.parametrize(("host", "port", "default", "want"), [
@@ -48,29 +48,19 @@ def test_a_host_header_is_always_one_ascii_field_value(host: str, port: int, def
 async def _get_with_host(host: str, port: int, monkeypatch: pytest.MonkeyPatch) -> tuple[bytes, str]:
     """``http_get(host, port)`` answered by a loopback server that records the request's Host line;
     ``host`` is resolved to the server (what a name, a zone or a default port would reach)."""
-    seen: list[str] = []
+    async with http_heads_server("127.0.0.1", b"ok") as (to, heads):
+        real = asyncio.open_connection
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        seen.extend(line[6:].decode("latin-1") for line in head.split(b"\r\n") if line.startswith(b"Host: "))
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-        await writer.drain()
-        writer.close()
+        async def resolved(_host: str, _port: int, **kw: Any) -> Any:
+            return await real("127.0.0.1", to, **kw)
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    real = asyncio.open_connection
-    to = server.sockets[0].getsockname()[1]
-
-    async def resolved(_host: str, _port: int, **kw: Any) -> Any:
-        return await real("127.0.0.1", to, **kw)
-
-    monkeypatch.setattr(asyncio, "open_connection", resolved)  # the module http uses
-    try:
-        body = await http.http_get(host, port, "SEP001122334455.cnf.xml", timeout=10)
-    finally:
-        monkeypatch.undo()
-        server.close()
-        await server.wait_closed()
+        monkeypatch.setattr(asyncio, "open_connection", resolved)  # the module http uses
+        try:
+            body = await http.http_get(host, port, "SEP001122334455.cnf.xml", timeout=10)
+        finally:
+            monkeypatch.undo()
+    seen = [line[6:].decode("latin-1") for head in heads for line in head.split(b"\r\n")
+            if line.startswith(b"Host: ")]
     assert len(seen) == 1, seen
     return body, seen[0]
 
@@ -92,22 +82,9 @@ def test_http_get_over_ipv6_loopback_names_the_bracketed_address_and_port() -> N
     why = v6_loopback_missing()
     if why is not None:
         pytest.skip(why)
-    seen: list[bytes] = []
-
     async def main() -> bytes:
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            seen.append(await reader.readuntil(b"\r\n\r\n"))
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-            await writer.drain()
-            writer.close()
-
-        server = await asyncio.start_server(handle, "::1", 0)
-        try:
-            port = server.sockets[0].getsockname()[1]
+        async with http_heads_server("::1", b"ok") as (port, seen):
             body = await http.http_get("::1", port, "f", timeout=10)
-        finally:
-            server.close()
-            await server.wait_closed()
         assert f"\r\nHost: [::1]:{port}\r\n".encode() in seen[0]
         return body
 

@@ -12,11 +12,10 @@ from collections.abc import Callable
 
 import pytest
 
-from phoneemu.phone.events import EventLog
-from phoneemu.phone.sip import SipResult, register
+from phoneemu.phone.sip import SipResult
 from phoneemu.phone.store import TrustStore
 from phoneemu.protocols import sip
-from tests.helpers import sip_line_store
+from tests.helpers import register_with, sip_line_store
 
 MAC = "0011223344AA"
 USER, PASSWORD, REALM = "alice", "s3cret", "ccmsipline"
@@ -37,19 +36,6 @@ def _run(script: list[Answer], *, timeout: float = 1.0, close_after: bool = Fals
     got: list[sip.SipMessage] = []
     store = _store()
 
-    handlers: set[asyncio.Task[None]] = set()
-
-    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        handlers.add(task)
-        try:
-            await serve(r, w)
-        finally:
-            w.close()
-            with contextlib.suppress(Exception):
-                await w.wait_closed()
-
     async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         stream = sip.SipStream()
         with contextlib.suppress(Exception):
@@ -68,16 +54,9 @@ def _run(script: list[Answer], *, timeout: float = 1.0, close_after: bool = Fals
                         return
 
     async def body() -> SipResult:
-        server = await asyncio.start_server(handler, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        try:
-            return await register(store, store.profile, MAC, "127.0.0.1", sip_port=port, sips_port=1,
-                                  events=EventLog(50), clock=lambda: 0, timeout=timeout)
-        finally:
-            server.close()
-            if handlers:  # each sees the phone hang up
-                await asyncio.wait(handlers, timeout=2)
-            await server.wait_closed()
+        result, _tasks = await register_with(serve, store, MAC, timeout=timeout, wait=2)
+        res: SipResult = result
+        return res
 
     started = time.monotonic()
     res = asyncio.run(body())

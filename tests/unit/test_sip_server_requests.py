@@ -15,10 +15,10 @@ import pytest
 
 from phoneemu.phone.call import CallResult, place_call
 from phoneemu.phone.events import EventLog
-from phoneemu.phone.sip import MAX_SERVER_REQUESTS, SipResult, register
+from phoneemu.phone.sip import MAX_SERVER_REQUESTS, SipResult
 from phoneemu.phone.store import TrustStore
 from phoneemu.protocols import sip
-from tests.helpers import sip_line_store
+from tests.helpers import register_with, sip_line_store
 
 MAC = "0011223344AB"
 USER, PASSWORD, REALM = "alice", "s3cret", "ccmsipline"
@@ -65,34 +65,18 @@ Script = Callable[[_Peer], Awaitable[None]]
 def _run(script: Script, *, timeout: float = 1.0) -> SipResult:
     """Register with a registrar that plays ``script`` on the phone's connection."""
     store = _store()
-    done: list[asyncio.Task[None]] = []
 
-    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        done.append(task)
-        try:
-            with contextlib.suppress(ConnectionError):
-                await script(_Peer(r, w))
-        finally:
-            w.close()
-            with contextlib.suppress(Exception):
-                await w.wait_closed()
+    async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            await script(_Peer(r, w))
 
     async def body() -> SipResult:
-        server = await asyncio.start_server(handler, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        try:
-            return await register(store, store.profile, MAC, "127.0.0.1", sip_port=port, sips_port=1,
-                                  events=EventLog(50), clock=lambda: 0, timeout=timeout)
-        finally:
-            server.close()
-            if done:
-                await asyncio.wait(done, timeout=GUARD)
-                for task in done:
-                    if task.done() and not task.cancelled() and task.exception() is not None:
-                        raise task.exception()  # type: ignore[misc]  # the script's own assertion
-            await server.wait_closed()
+        result, tasks = await register_with(serve, store, MAC, timeout=timeout, wait=GUARD)
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]  # the script's own assertion
+        res: SipResult = result
+        return res
 
     return asyncio.run(asyncio.wait_for(body(), GUARD))
 
