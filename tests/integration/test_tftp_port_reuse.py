@@ -94,6 +94,8 @@ def test_a_freed_port_never_passes_a_late_data_1_as_the_next_files_answer(
 
 
 def test_quarantine_is_bounded_in_count_the_longest_held_closed_first() -> None:
+    """At most ``max_quarantine`` sockets held: past it the one held longest closes (counted); the pool's
+    close frees them all."""
     async def main() -> None:
         server = RawClient()
         try:
@@ -109,6 +111,7 @@ def test_quarantine_is_bounded_in_count_the_longest_held_closed_first() -> None:
 
 
 def test_quarantine_ends_after_its_time() -> None:
+    """A held socket closes once ``quarantine_s`` has passed (its port free again)."""
     async def main() -> None:
         server = RawClient()
         try:
@@ -127,6 +130,7 @@ def test_quarantine_ends_after_its_time() -> None:
 
 
 def test_a_pool_without_quarantine_closes_at_once() -> None:
+    """``max_quarantine=0``: a failed transfer's socket closes at once, as before the quarantine."""
     async def main() -> None:
         server = RawClient()
         try:
