@@ -4,7 +4,9 @@ Rules (both commands, one implementation):
 
 * The key log goes to ``--keylog`` when given (appended to, as without ``--capture``), else to
   ``F.keys`` beside the pcap, emptied first: one capture, one key log (as ``run --capture``). Both
-  paths are checked writable before any work is done.
+  paths are checked writable before any work is done. Both are 0600 whatever the umask: the key log
+  holds every session's secrets, the pcap the configs, which may carry SIP digest passwords
+  (:data:`phoneemu.net.capture.CAPTURE_MODE`).
 * The capture is live only (:class:`phoneemu.scenario.capturing.LiveCapture` with no built-in lab
   range, the TFTP host as its external cluster): every IPv4/IPv6 packet to or from the ``--tftp``
   host and each host the phones connect to over TCP (TVS, CAPF, HTTP, SIP elsewhere), on every

@@ -3,7 +3,9 @@
 Rules:
 
 * Files are classic libpcap (magic ``a1b2c3d4`` written little-endian, version 2.4, microsecond
-  timestamps), ``LINKTYPE_RAW`` (101): each record is a bare IPv4 or IPv6 packet.
+  timestamps), ``LINKTYPE_RAW`` (101): each record is a bare IPv4 or IPv6 packet. A capture file is
+  0600 whatever the umask (ours: it holds the configs, which may carry SIP digest passwords; a FIFO or
+  device named is left as it is, as a key log's).
 * Packets are faithful: IPv4 header checksum, UDP/TCP checksums over the pseudo-header, correct
   total/payload lengths, TTL/hop limit 64. A UDP checksum that computes to 0 is sent as 0xFFFF.
 * TCP conversations (TLS on TVS 2445 / CAPF 3804, HTTP 6970) are synthesised by :class:`TcpFlow`:
@@ -80,6 +82,7 @@ from phoneemu.errors import DecodeError, EncodeError, naming_file
 from phoneemu.files import AtomicFile
 
 __all__ = [
+    "CAPTURE_MODE",
     "LINKTYPE_ETHERNET",
     "LINKTYPE_RAW",
     "PcapPacket",
@@ -244,10 +247,16 @@ class _Sink(Protocol):
     def close(self) -> None: ...
 
 
+#: A capture's mode whatever the umask: it holds the configs, which may carry SIP digest passwords
+#: (ours: as a TLS key log, :func:`phoneemu.files.private_file`).
+CAPTURE_MODE = 0o600
+
+
 class PcapWriter:
     """Append packets to a classic pcap file (LINKTYPE_RAW); thread-safe; ``with PcapWriter(p) as w``.
     A file named by path is written atomically (:class:`phoneemu.files.AtomicFile`): it appears, whole,
-    at ``close()``; a FIFO or device is written as packets come."""
+    at ``close()``, mode :data:`CAPTURE_MODE` whatever the umask (an existing file is replaced by it); a
+    FIFO or device is written as packets come, its mode left as it is (as a key log's)."""
 
     def __init__(self, path: str | Path | BinaryIO, *, clock: Callable[[], float] = time.time) -> None:
         self._fh: _Sink
@@ -255,7 +264,7 @@ class PcapWriter:
             if Path(path).exists() and not Path(path).is_file():  # a FIFO or a device: written in place
                 self._fh = open(path, "wb")  # noqa: SIM115 - closed in close()
             else:  # whole or absent: put in place at close() (an interrupted run keeps the previous one)
-                self._fh = AtomicFile(path)
+                self._fh = AtomicFile(path, mode=CAPTURE_MODE)  # private from its first byte
             self._owned = True
         else:
             self._fh = path

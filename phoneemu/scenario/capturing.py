@@ -592,6 +592,7 @@ class LiveCapture(CaptureSink):
                 self._drain_stale(self._any)
                 stamped = _enable_kernel_timestamps(self._any) and stamped
             self.kernel_timestamps = stamped  # each packet's time is the kernel's (module rules)
+            private_file(self._spool_path, empty=True)  # the packets of the pcap: 0600, as it is
             self._spool = open(self._spool_path, "wb")  # noqa: SIM115 - closed in close()
             if self._any is not None:
                 self._watch_connects()
