@@ -132,7 +132,7 @@ def _op(fn: Callable[[LabCluster, argparse.Namespace, int | None], str | None]) 
     neither loses the other's change (each would load, change and save the whole state)."""
     def handler(args: argparse.Namespace) -> int:
         # not a lab (no cluster.json): no lock file is left there, LabCluster.open says why
-        with hold_lab_lock(args.dir, on_wait=_say_waiting):
+        with hold_lab_lock(args.dir, on_wait=_say_waiting(args)):
             cluster = LabCluster.open(args.dir)
             cluster.on_rebuild = _say_rebuild
             msg = fn(cluster, args, _now(cluster, args))
@@ -276,8 +276,8 @@ def register(sub: Any) -> None:
     p = add("show", "state summary, ITL/CTL checksums; --itl/--ctl print 'show itl'/'show ctl'", now=False)
     p.description = ("State summary, ITL/CTL checksums; --itl/--ctl print 'show itl'/'show ctl'. The lab is "
                      "read under DIR/.lab.lock, shared: a lab operation under way is waited for "
-                     "('waiting for the lab lock ...' on stderr), never shown half-changed; printed once the "
-                     "lock is released.")
+                     "('phoneemu lab show: waiting for the lab lock ...' on stderr), never shown "
+                     "half-changed; printed once the lock is released.")
     p.add_argument("--itl", action="store_true", help="print the served ITL as CUCM's 'show itl' does")
     p.add_argument("--ctl", action="store_true", help="print the served CTL as CUCM's 'show ctl' does")
     p.add_argument("--json", action="store_true", help="summary as JSON")
@@ -769,16 +769,22 @@ def _brief(args: dict[str, Any], *, shown: int = 3) -> dict[str, Any]:
     return out
 
 
-def _say_waiting(text: str) -> None:
-    """A command waiting for the lab lock says so on stderr (:mod:`phoneemu.lab.lock`)."""
-    print(text, file=sys.stderr, flush=True)
+def _say_waiting(args: argparse.Namespace) -> Callable[[str], None]:
+    """A command waiting for the lab lock says so on stderr (:mod:`phoneemu.lab.lock`), named as typed
+    (``phoneemu lab show: waiting ...``), as its errors are (:func:`phoneemu.cli.main`)."""
+    parser = getattr(args, "parser_used", None)
+    command = parser.prog if isinstance(parser, argparse.ArgumentParser) else "phoneemu lab"
+
+    def say(text: str) -> None:
+        print(f"{command}: {text}", file=sys.stderr, flush=True)
+    return say
 
 
 def _show(args: argparse.Namespace) -> int:
     """``lab show``: the lab is read under the lab lock, shared (:mod:`phoneemu.lab.lock`: an operation
     under way is waited for, said on stderr, never read half-changed), and printed after the lock is
     released (a reader of the output that is slow — a pager — holds up no operation)."""
-    with hold_lab_lock(args.dir, shared=True, on_wait=_say_waiting):
+    with hold_lab_lock(args.dir, shared=True, on_wait=_say_waiting(args)):
         out = _show_text(args)
     print(out, end="")
     return 0
