@@ -11,7 +11,6 @@ a file that cannot be read is no reports (``lab show`` says so), never an error 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -51,9 +50,10 @@ def itl_file_status(reported: str | None, current: Mapping[str, str] | None) -> 
 
 
 def write_registrations(root: Path, reports: Mapping[str, tuple[str, int]]) -> None:
-    """``DIR/registrations.json``: MAC -> {"itl": reported, "at": unix time}, written whole."""
+    """``DIR/registrations.json``: MAC -> {"itl": reported, "at": unix time}, written whole (by
+    :func:`phoneemu.json_doc.dumps`: a strict JSON reader takes it)."""
     doc = {mac: {"itl": itl, "at": at} for mac, (itl, at) in sorted(reports.items())}
-    write_output(root / REGISTRATIONS_FILE, (json.dumps(doc, indent=0) + "\n").encode())
+    write_output(root / REGISTRATIONS_FILE, (json_doc.dumps(doc, indent=0) + "\n").encode())
 
 
 def read_registrations(root: Path) -> tuple[dict[str, tuple[str, int]], str | None]:

@@ -35,6 +35,9 @@ Rules:
   A flash made with ``durable=False`` (the scenario runner's throw-away phones) skips the fsyncs:
   still atomic for readers, no longer crash-safe.
 * Key material is created with mode 0600 (never world-readable, even for an instant).
+* ``state.json`` and ``last-boot.json`` are written by :func:`phoneemu.json_doc.dumps`: a lone surrogate
+  a string holds (bytes kept by ``surrogateescape``) is written U+FFFD, so strict JSON readers take the
+  file; everything else reads back as it was written (the same text ``json.dumps`` wrote before).
 * Loading re-applies the profile limit: a trust file above it, or one that does not parse, is not
   loaded (noted in :attr:`Flash.problems`) — the phone boots as if it were absent. So is any file of
   the flash that is not a regular file (a folder, a FIFO, a device): it is never opened for reading,
@@ -418,12 +421,12 @@ class Flash:
             "itl_rule": store.itl_rule,
             "config_rule": store.config_rule,
         }
-        self._write(STATE_FILE, json.dumps(state, sort_keys=True, indent=1).encode())
+        self._write(STATE_FILE, json_doc.dumps(state, sort_keys=True, indent=1).encode())
 
     def save_last_boot(self, summary: dict[str, Any]) -> None:
         """Write what the last boot ended with (``last-boot.json``, module rules)."""
         self.path.mkdir(parents=True, exist_ok=True)
-        self._write(LAST_BOOT_FILE, json.dumps(summary, sort_keys=True, indent=1).encode())
+        self._write(LAST_BOOT_FILE, json_doc.dumps(summary, sort_keys=True, indent=1).encode())
 
     def last_boot(self) -> dict[str, Any] | None:
         """The last boot's summary, or None (never booted, erased, or unreadable: noted in problems)."""

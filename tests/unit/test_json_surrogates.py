@@ -101,11 +101,12 @@ def test_boot_json_of_a_flash_folder_whose_name_is_not_utf8(tmp_path: Path) -> N
     assert doc["flash"].endswith("flash\ufffd")
 
 
-#: the files writing ``--json`` documents (and fuzz's ``summary.json``/``info.json``/``serve.jsonl``)
+#: the files writing ``--json`` documents (and fuzz's ``summary.json``/``info.json``/``serve.jsonl``, a
+#: flash's ``state.json``/``last-boot.json``, a lab's ``registrations.json``)
 JSON_WRITERS = ("commands/boot.py", "commands/fleet.py", "commands/lab.py", "commands/predict.py",
                 "commands/inspect.py", "commands/phone.py", "commands/tvs.py", "commands/fuzz.py",
                 "scenario/reports.py", "fuzz/engine.py", "fuzz/targets.py", "commands/replay.py",
-                "commands/_replay_all.py")
+                "commands/_replay_all.py", "phone/flash.py", "lab/registrations.py")
 #: ``json.dumps`` left where it writes text, not a document (ASCII inside a text line)
 TEXT_USES = ("brief = json.dumps(", "lines = [f\"{k}: {json.dumps(v)",
              # the streamed writers split a document at a marker; the spool is read back by json.loads
