@@ -10,7 +10,10 @@ Rules implemented here:
 * The signer is the SAST record whose issuer and serial match the header's (spec §B.4); issuer text
   is compared after ``crypto.certs.normalise_dn``; when no issuer matches, a SAST record with the
   same serial is accepted (spec §B.4 recommendation). A serial found only in non-SAST records is
-  VerificationError WRONG_ROLE; no serial at all is UNKNOWN_SIGNER.
+  VerificationError WRONG_ROLE; no serial at all is UNKNOWN_SIGNER. Issuer + serial is all that names
+  the signer, so when several SAST records match (e.g. an old and a new certificate with the same
+  serial and issuer but different keys) the signer is the one whose key verifies the signature, the
+  first of them when none does (:meth:`TrustList.signer_index`).
 * Inputs larger than ``limit`` (64 KiB by default, the phone limit of spec §B.5) are refused with
   SizeLimitError before any parsing.
 * Performance only: a successful record decode is remembered by its exact bytes (``_tlv.Memo``;
@@ -23,7 +26,10 @@ Rules implemented here:
 
 Our convention (spec §B.7 [UNK]): the rollback ("empty") ITL keeps the SAST and CAPF records and
 reduces the TVS, TFTP, CCM and CCM+TFTP records to RECORD_LENGTH + DNS_NAME + ROLE + IP_ADDRESS,
-signed as usual (:func:`rollback_records`). :attr:`TrustList.is_empty` recognises it.
+signed as usual (:func:`rollback_records`). :attr:`TrustList.is_empty` recognises it: at least one
+record of those four roles and every one of them blank (a list with no record at all is empty too).
+A blank record of another role (SAST, CAPF, an unknown code) is not what a rollback blanks, and
+does not make a list empty.
 """
 
 from __future__ import annotations
@@ -469,10 +475,23 @@ class TrustList:
                             signature_span=self.signature_span, signed_message=self.signed_message)
 
     def signer_index(self) -> int:
-        """Index of the record that signed the file (spec §B.4); VerificationError if none."""
+        """Index of the record that signed the file (spec §B.4); VerificationError if none.
+
+        When several SAST records name the signer (same issuer and serial), the first whose key
+        verifies the file's signature; the first of them when none does."""
+        candidates = self._signer_candidates()
+        if len(candidates) > 1:
+            for i in candidates:
+                if self._verifies_with(self.record(i)):
+                    return i
+        return candidates[0]
+
+    def _signer_candidates(self) -> list[int]:
+        """The SAST records naming the signer: issuer + serial, else serial only (spec §B.4)."""
         signer = self.header.signer
         want_issuer = certs.normalise_dn(signer.issuer)
-        serial_only: int | None = None
+        by_issuer: list[int] = []
+        by_serial: list[int] = []
         other_roles: list[str] = []
         for i in range(len(self.spans)):
             rec = self.record(i)
@@ -480,13 +499,12 @@ class TrustList:
                 continue
             if rec.role != Role.SAST:
                 other_roles.append(rec.role_name)
-                continue
-            if rec.issuer is not None and certs.normalise_dn(rec.issuer) == want_issuer:
-                return i
-            if serial_only is None:
-                serial_only = i
-        if serial_only is not None:
-            return serial_only
+            elif rec.issuer is not None and certs.normalise_dn(rec.issuer) == want_issuer:
+                by_issuer.append(i)
+            else:
+                by_serial.append(i)
+        if by_issuer or by_serial:
+            return by_issuer or by_serial
         serial = signer.serial.hex(":").upper()
         if other_roles:
             raise VerificationError(
@@ -494,6 +512,14 @@ class TrustList:
                 reason=VerifyReason.WRONG_ROLE, fmt=FMT, path="header.signer")
         raise VerificationError(f"no SAST record for signer {signer.issuer!r} serial {serial}",
                                 reason=VerifyReason.UNKNOWN_SIGNER, fmt=FMT, path="header.signer")
+
+    def _verifies_with(self, rec: TrustRecord) -> bool:
+        """Does the signature verify with ``rec``'s key (an unusable key does not)?"""
+        try:
+            verify_signature(self.parsed_header, rec.public_key_obj(), fmt=FMT, what=self.kind)
+        except (DecodeError, VerificationError):
+            return False
+        return True
 
     def signer_record(self) -> TrustRecord:
         return self.record(self.signer_index())
@@ -518,10 +544,11 @@ class TrustList:
 
     @property
     def is_empty(self) -> bool:
-        """Rollback ("empty") ITL, our convention (spec §B.7): no usable TVS/TFTP/CCM record."""
+        """Rollback ("empty") ITL, our convention (spec §B.7, module docstring): it has TVS, TFTP, CCM or
+        CCM+TFTP records and every one is blank (or it has no record at all)."""
         recs = self.records
-        return all(r.is_empty for r in recs if r.role in _BLANKED_ROLES) and (
-            not recs or any(r.is_empty for r in recs))
+        blanked = [r for r in recs if r.role in _BLANKED_ROLES]
+        return not recs or (bool(blanked) and all(r.is_empty for r in blanked))
 
     def md5(self) -> str:
         return hashlib.md5(self.raw, usedforsecurity=False).hexdigest()

@@ -300,7 +300,10 @@ class TlsClientConnection:
 
     @property
     def peer_cert(self) -> bytes | None:
-        """DER of the server's leaf certificate (present in CERT_NONE mode too), as the handshake gave it."""
+        """DER of the server's leaf certificate (present in CERT_NONE mode too), as the handshake gave it.
+
+        Nothing here checks it: the caller matches it with the phone's trust list
+        (:mod:`phoneemu.phone.rules`), which checks no validity dates of TLS peers (spec: none documented)."""
         return self._peer
 
     @property

@@ -159,13 +159,19 @@ Our conventions (spec [UNK]/[INF]), stated once here:
 * Validity: file-signer certificates (installed-list records that carry a certificate, TVS
   answers, firmware signers) are checked against ``now`` (the lab clock); a record without a
   certificate has no validity to check. TOFU (G.2) checks nothing. TLS peer certificates (CAPF,
-  TVS) are matched against trust-list records here (:func:`decide_capf_server`,
-  :func:`tvs_server_trusted`); their validity dates are not checked — spec §E.1 ("the phone compares
-  the certificate TVS presents with its ITL entry"), §F.1 and §G.5 state only the record/role match
-  (or TVS for CAPF), and neither spec nor seed documents a date check on these peers.
+  TVS, HTTPS application servers, the SIP-TLS registrar) are matched against trust-list records here
+  (:func:`decide_capf_server`, :func:`tvs_server_trusted`, :func:`decide_https_server`,
+  :func:`decide_sip_server`); their validity dates are not checked — spec §E.1 ("the phone compares
+  the certificate TVS presents with its ITL entry"), §E.7.1, §F.1 and §G.5 state only the record/role
+  match (or TVS for HTTPS and CAPF), and neither spec nor seed documents a date check on these peers
+  (the seed's only certificate dates are the ITLRecovery validity, spec §G.8). So an expired peer
+  certificate that is a record of the list is accepted.
 * Profile limits apply before any trust rule: size (§B.5) and header hash code, even for TOFU
   (a SHA-1-only model cannot take a SHA-512 ITL); key size/type when a signature is verified.
 * A signer found in a list but whose signature fails is rejected at once (no fall-through to TVS).
+  Every record of that list naming the signer (issuer + serial, §B.4) is tried first: two records
+  with the same serial and issuer (an old and a new certificate) are both "the signer"
+  (:func:`_verify_with_records`).
 * A TVS answer vouches for a *file signer* (trust lists §G.3.4, configs and static files §G.4 (c))
   only with a certificate TVS returned (a QUERY answer, §E.7.2; :attr:`TvsAnswer.cert_from_tvs`). A
   VERIFY answer cached by an HTTPS check (§E.7.1) holds the certificate the HTTPS server presented;
@@ -322,11 +328,12 @@ def _same_issuer(a: str | None, b: str) -> bool:
 
 
 def _find(tl: TrustList | None, header: SignedHeader,
-          roles: frozenset[int]) -> tuple[TrustRecord | None, bool]:
-    """The record of ``tl`` naming the signer with one of ``roles``; and whether another-role one does
-    (a pure function of the list and the signer's serial and issuer: remembered per list, :class:`_Memo`)."""
+          roles: frozenset[int]) -> tuple[tuple[TrustRecord, ...], bool]:
+    """The records of ``tl`` naming the signer (serial and issuer, §B.4) with one of ``roles``, in list
+    order; and whether another-role one does (a pure function of the list and the signer's serial and
+    issuer: remembered per list, :class:`_Memo`)."""
     if tl is None:
-        return None, False
+        return (), False
     signer = header.signer
     if len(tl.raw) > _MEMO_LIST_MAX:
         return _find_in(tl, signer.serial, signer.issuer, roles)
@@ -340,7 +347,8 @@ def _find(tl: TrustList | None, header: SignedHeader,
 
 
 def _find_in(tl: TrustList, serial: bytes, issuer: str,
-             roles: frozenset[int]) -> tuple[TrustRecord | None, bool]:
+             roles: frozenset[int]) -> tuple[tuple[TrustRecord, ...], bool]:
+    found: list[TrustRecord] = []
     other = False
     for i in range(len(tl)):
         try:
@@ -350,9 +358,10 @@ def _find_in(tl: TrustList, serial: bytes, issuer: str,
         if rec.serial != serial or not _same_issuer(rec.issuer, issuer):
             continue
         if rec.role in roles:
-            return rec, other
-        other = True
-    return None, other
+            found.append(rec)
+        else:
+            other = True
+    return tuple(found), other
 
 
 def _key_problem(key: PublicKey, profile: PhoneProfile) -> str | None:
@@ -425,6 +434,32 @@ def _record_key(rec: TrustRecord) -> tuple[PublicKey, x509.Certificate | None] |
         return rec.public_key_obj(), cert
     except DecodeError as exc:
         return f"signer record has no usable key: {exc.message}"
+
+
+def _verify_with_records(recs: Sequence[TrustRecord], header: SignedHeader, signed_message: bytes, *,
+                         profile: PhoneProfile, now: int, what: str,
+                         prefix: str) -> tuple[str, VerifyReason, str] | None:
+    """§G.3 steps 2-3, §G.4 (a)-(b): verify with the records of one installed list that name the signer.
+
+    Issuer + serial is all that names a signer (§B.4, §G.3 step 1), so every such record is tried (e.g.
+    an old and a new certificate with the same serial and issuer but different keys): None as soon as
+    one passes (profile limits, validity, signature). Otherwise the failure of the first, as (rule,
+    reason code, text); the text adds the others' when there were several."""
+    failures: list[tuple[str, VerifyReason, str]] = []
+    for rec in recs:
+        got = _record_key(rec)
+        if isinstance(got, str):
+            failures.append((f"{prefix}-bad-signature", VerifyReason.UNSUPPORTED_KEY, got))
+            continue
+        fail = _verify(header, signed_message, got[0], got[1], profile=profile, now=now, what=what)
+        if fail is None:
+            return None
+        failures.append((_fail_rule(prefix, fail[0]), fail[0], fail[1]))
+    rule, code, text = failures[0]
+    if len(failures) > 1:
+        text = f"{len(failures)} records name the signer and none verifies: " + \
+            "; ".join(f"record {n}: {why}" for n, (_, _, why) in enumerate(failures, 1))
+    return rule, code, text
 
 
 def _identifies_peer(rec: TrustRecord) -> bool:
@@ -697,16 +732,14 @@ def decide_trust_list(store: TrustStore, new: TrustList | bytes, *, kind: TrustK
     # §G.3.2 / §G.3.3 installed lists, SAST records
     other_role = False
     for rule, anchor_list in (("G.3.2-signed-by-ctl", store.ctl), ("G.3.3-signed-by-itl-sast", store.itl)):
-        rec, other = _find(anchor_list, h, _SAST)
+        recs, other = _find(anchor_list, h, _SAST)
         other_role = other_role or other
-        if rec is None:
+        if not recs:
             continue
-        got = _record_key(rec)
-        if isinstance(got, str):
-            return d("G.3-bad-signature", False, got, code=VerifyReason.UNSUPPORTED_KEY, signer=who)
-        fail = _verify(h, tl.signed_message, got[0], got[1], profile=profile, now=now, what=kind)
-        if fail is not None:
-            return d(_fail_rule("G.3", fail[0]), False, fail[1], code=fail[0], signer=who)
+        failed = _verify_with_records(recs, h, tl.signed_message, profile=profile, now=now, what=kind,
+                                      prefix="G.3")
+        if failed is not None:
+            return d(failed[0], False, failed[2], code=failed[1], signer=who)
         return d(rule, True, f"signature verified with the SAST record of the installed "
                  f"{'CTL' if anchor_list is store.ctl else 'ITL'}", signer=who,
                  st=status.TRUST_LIST_UPDATED, tl=tl)
@@ -780,16 +813,14 @@ def _check_config_signer(store: TrustStore, header: SignedHeader, signed_message
     other_role = False
     itl = store.itl if profile.sbd else None
     for anchor in (store.ctl, itl):
-        rec, other = _find(anchor, header, TFTP_ROLES)
+        recs, other = _find(anchor, header, TFTP_ROLES)
         other_role = other_role or other
-        if rec is None:
+        if not recs:
             continue
-        got = _record_key(rec)
-        if isinstance(got, str):
-            return d("G.4-bad-signature", got, VerifyReason.UNSUPPORTED_KEY)
-        fail = _verify(header, signed_message, got[0], got[1], profile=profile, now=now, what="config")
-        if fail is not None:
-            return d(_fail_rule("G.4", fail[0]), fail[1], fail[0])
+        failed = _verify_with_records(recs, header, signed_message, profile=profile, now=now, what="config",
+                                      prefix="G.4")
+        if failed is not None:
+            return d(failed[0], failed[2], failed[1])
         return None
     if tvs_usable(store, profile):
         key = query_key(header)
@@ -822,9 +853,9 @@ def _check_config_signer(store: TrustStore, header: SignedHeader, signed_message
 
 
 def _signer_source(store: TrustStore, header: SignedHeader, profile: PhoneProfile) -> str:
-    if _find(store.ctl, header, TFTP_ROLES)[0] is not None:
+    if _find(store.ctl, header, TFTP_ROLES)[0]:
         return "G.4-signed-by-ctl-tftp"
-    if profile.sbd and _find(store.itl, header, TFTP_ROLES)[0] is not None:
+    if profile.sbd and _find(store.itl, header, TFTP_ROLES)[0]:
         return "G.4-signed-by-itl-tftp"
     return "G.4-vouched-by-tvs"
 
@@ -1202,7 +1233,8 @@ def sip_server_certificates(store: TrustStore) -> list[bytes]:
 def decide_sip_server(store: TrustStore, cert_der: bytes | None, *, server: str) -> Decision:
     """§G.5 "SIP-TLS server: CCM / CCM+TFTP in CTL": the certificate the registrar presents over TLS
     must be a non-empty CCM or CCM+TFTP record of the installed CTL (byte for byte; a regenerated
-    CallManager certificate the phone's CTL does not list yet is refused)."""
+    CallManager certificate the phone's CTL does not list yet is refused). Its validity dates are not
+    checked: neither spec nor seed documents a date check on TLS peers (module docstring, "Validity")."""
     if cert_der is not None and cert_der in sip_server_certificates(store):
         return Decision(rule="G.5-sip-server-in-ctl", accepted=True, file=server, kind="transport",
                         reason="the registrar's certificate is a CCM+TFTP record of the CTL")
