@@ -535,10 +535,9 @@ class _Boot:
         if isinstance(answer, TvsAnswer):
             self.note("tvs", f"TVS knows the certificate, roles {roles_text(answer.roles)}, "
                              f"TTL {answer.ttl}s")
-            if (other := answer.mismatch(key)) is not None:  # refused by the rules: never cached
+            if (other := answer.mismatch(key)) is not None:  # refused by the rules, and by the cache
                 self.note("tvs", f"{other}: not the certificate asked about, not cached")
-            else:
-                self.store.cache_tvs(key, answer, self.now())
+            self.store.cache_tvs(key, answer, self.now())  # the verdict above is kept on the answer
         else:
             self.note("tvs", f"TVS answer: {answer.value}")
         return answer
@@ -554,8 +553,10 @@ class _Boot:
             answer = await self.ask_tvs(d.needs_tvs)
             d = decide(answer)
             if answer is TvsStatus.UNREACHABLE and self.tvs_too_large and not d.accepted:
-                # rule_ids has no "<section>-tvs-query-too-large" id (rules.py is not ours to extend here):
-                # the "unreachable" rule carries the reason and code of what happened
+                # no "<section>-tvs-query-too-large" id: a signed header's names fit its uint16 length
+                # (§A.2), so they fit a QUERY from every CP-<4 digits> model (§E.2, §E.4); only a profile
+                # with a model name of ~1,500 characters gets here. The "unreachable" rule carries the
+                # reason and code of what happened
                 d = dataclasses.replace(d, reason=self.tvs_too_large, reason_code=VerifyReason.TOO_LARGE)
             elif answer in (TvsStatus.UNREACHABLE, TvsStatus.SERVER_UNTRUSTED) and self.tvs_failure \
                     and not d.accepted:

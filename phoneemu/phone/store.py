@@ -13,7 +13,8 @@ Rules enforced here:
 * A trust file larger than the profile's ``trust_list_limit`` (64 KiB, spec §B.5) is never stored
   (SizeLimitError).
 * A trust-list update flushes the TVS certificate cache (spec §E.7.3). Cache entries expire after
-  the TTL TVS returned (spec §H.2); ``now`` (Unix seconds) is always passed in.
+  the TTL TVS returned (spec §H.2); ``now`` (Unix seconds) is always passed in. Only an answer about
+  the certificate asked is cached (:meth:`TrustStore.cache_tvs`, spec §E.7.2): the store is the guard.
 * A rejected CTL/ITL update (not a pending TVS question, not a legacy phone ignoring the ITL)
   leaves the old file and marks the phone **locked** by that kind (spec §G.3.5): it ignores config
   changes until *that* kind is installed, or the lists are erased (or the next boot re-evaluates).
@@ -40,7 +41,7 @@ from __future__ import annotations
 import enum
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from cryptography import x509
@@ -93,6 +94,9 @@ class TvsAnswer:
     roles: frozenset[int]
     ttl: int = TVS_TTL_DEFAULT
     cert_from_tvs: bool = True
+    #: the last :meth:`mismatch` verdict, ``(key, verdict)``: the boot notes it and the store refuses by
+    #: it with one certificate check per answer (a fleet boot's hot path)
+    _judged: tuple[QueryKey, str | None] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 0 <= self.ttl <= TVS_TTL_MAX:
@@ -113,9 +117,18 @@ class TvsAnswer:
         A VERIFY answer (``cert_from_tvs`` False) holds the certificate the phone sent itself: always
         about it. A QUERY answer's returned certificate must be readable and carry the serial and issuer
         asked — the test by which :func:`phoneemu.phone.rules.tvs_cert_mismatch` refuses it (§E.7.2,
-        §G.3.4: "TVS does not know the signer")."""
+        §G.3.4: "TVS does not know the signer"). The verdict about the last ``key`` is kept: asked again
+        (the boot's note, then :meth:`TrustStore.cache_tvs`), the certificate is not checked again."""
         if not self.cert_from_tvs:
             return None
+        judged = self._judged
+        if judged is not None and (judged[0] is key or judged[0] == key):
+            return judged[1]
+        verdict = self._judge(key)
+        object.__setattr__(self, "_judged", (key, verdict))  # a memo: frozen for every field it compares
+        return verdict
+
+    def _judge(self, key: QueryKey) -> str | None:
         from phoneemu.phone.rules import tvs_cert_mismatch  # (rules import this module)
 
         try:
@@ -416,11 +429,11 @@ class TrustStore:
     def cache_tvs(self, key: QueryKey, answer: TvsResult, now: int) -> bool:
         """Cache a TVS answer for its TTL (spec §E.7.2, §H.2); returns whether it was cached.
 
-        Not cached: statuses (unreachable, no trusted server: failures of the moment; "not found") and a
-        TTL of 0. The caller caches only an answer about the certificate asked (:meth:`TvsAnswer.mismatch`
-        None; the boot does so): one about another certificate is refused by the rules each time, and
-        cached it would keep being refused until its TTL ran out although TVS was fixed meanwhile."""
-        if not isinstance(answer, TvsAnswer) or answer.ttl <= 0:
+        Not cached: statuses (unreachable, no trusted server: failures of the moment; "not found"), a TTL
+        of 0, and a QUERY answer about another certificate than ``key`` asks about, or an unreadable one
+        (:meth:`TvsAnswer.mismatch` not None): the rules refuse it each time, and cached it would keep
+        being refused until its TTL ran out although TVS was fixed meanwhile."""
+        if not isinstance(answer, TvsAnswer) or answer.ttl <= 0 or answer.mismatch(key) is not None:
             return False
         if self._tvs_cache is None:
             self._tvs_cache = OrderedDict()

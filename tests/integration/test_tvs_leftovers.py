@@ -1,8 +1,9 @@
 """TVS client leftovers on the phone side (spec §E.1, §E.2, §E.7.2, §G.3.4).
 
-* An answer about another certificate than the one asked is not cached: a TVS fixed within the TTL is
-  asked again at once (before, the wrong answer was cached and refused until its TTL ran out; the boot
-  side is pinned in test_tvs_failover_phone.py, ``test_an_answer_for_another_certificate_is_refused``).
+* An answer about another certificate than the one asked is not cached (the store refuses it, whoever
+  caches): a TVS fixed within the TTL is asked again at once (before, the wrong answer was cached and
+  refused until its TTL ran out; the boot side is pinned in test_tvs_failover_phone.py,
+  ``test_an_answer_for_another_certificate_is_refused``).
 * The response is the first frame: one with another session id or type is refused (never replaced by a
   later frame); what follows the response is ignored, whether it arrives in the same read or later.
 * The timeline note of a refused TVS server names it (``HOST:PORT``).
@@ -56,16 +57,19 @@ def test_what_is_not_an_answer_about_the_certificate_asked_is_not_cached(lab: La
     cert = itlr.cert
     key = QueryKey(subject=certs.dn_text(cert.subject), issuer=certs.dn_text(cert.issuer),
                    serial=certs.serial_bytes(cert.serial_number))
-    other = TvsAnswer.from_reply(lab.callmanager().der, (0,), 600).mismatch(key)
+    another = TvsAnswer.from_reply(lab.callmanager().der, (0,), 600)
+    other = another.mismatch(key)
     assert other == "TVS returned another certificate (serial and issuer differ)", other
-    unreadable = TvsAnswer.from_reply(b"\x30\x03\x02\x01\x07", (0,), 600).mismatch(key)
+    garbled = TvsAnswer.from_reply(b"\x30\x03\x02\x01\x07", (0,), 600)
+    unreadable = garbled.mismatch(key)
     assert unreadable is not None and unreadable.startswith("the certificate TVS returned is unreadable")
     assert TvsAnswer.from_reply(itlr.der, (0,), 600).mismatch(key) is None
     # a VERIFY answer holds the certificate the phone sent: always about it
     assert TvsAnswer.from_reply(lab.callmanager().der, (7,), 600, cert_from_tvs=False).mismatch(key) is None
     store = TrustStore(profile=get_profile("cp-8861"))
     for answer in (TvsAnswer.from_reply(itlr.der, (0,), 0), TvsStatus.UNREACHABLE, TvsStatus.SERVER_UNTRUSTED,
-                   TvsStatus.NOT_FOUND):  # a TTL of 0, statuses: never cached
+                   TvsStatus.NOT_FOUND,  # a TTL of 0, statuses: never cached
+                   another, garbled):  # nor an answer about another certificate: the store is the guard
         assert store.cache_tvs(key, answer, NOW) is False and store.tvs_cache_size == 0, answer
     assert store.cache_tvs(key, TvsAnswer.from_reply(itlr.der, (0,), 600), NOW) is True
 

@@ -133,19 +133,26 @@ def test_pending_and_legacy_decisions_do_not_lock() -> None:
     assert not s.locked
 
 
+def _asked(cert: x509.Certificate, subject: str | None = None) -> QueryKey:
+    """The TVS QUERY key about ``cert`` (spec §E.7.2); another ``subject`` only tells keys apart (an answer
+    is about the certificate asked when serial and issuer match)."""
+    return QueryKey(subject=certs.dn_text(cert.subject) if subject is None else subject,
+                    issuer=certs.dn_text(cert.issuer), serial=certs.serial_bytes(cert.serial_number))
+
+
 def test_tvs_cache_ttl_flush_and_bound() -> None:
     s = _store()
-    key = QueryKey(subject="CN=x", issuer="CN=x", serial=b"\x01")
-    ans = TvsAnswer(cert_der=b"der", roles=frozenset({0}), ttl=10)
+    cert = _ident("tvs-signer")[1]
+    key = _asked(cert)
+    ans = TvsAnswer(cert_der=certs.cert_der(cert), roles=frozenset({0}), ttl=10)
     s.cache_tvs(key, ans, NOW)
-    s.cache_tvs(QueryKey(subject="y", issuer="y", serial=b"\x02"), TvsStatus.NOT_FOUND, NOW)  # not cached
-    s.cache_tvs(QueryKey(subject="z", issuer="z", serial=b"\x03"), TvsAnswer(cert_der=b"", roles=frozenset(),
-                                                                            ttl=0), NOW)
+    s.cache_tvs(_asked(cert, "y"), TvsStatus.NOT_FOUND, NOW)  # not cached
+    s.cache_tvs(_asked(cert, "z"), TvsAnswer(cert_der=certs.cert_der(cert), roles=frozenset(), ttl=0), NOW)
     assert s.tvs_cache_size == 1
     assert s.tvs_lookup(key, NOW + 9) == ans
     assert s.tvs_lookup(key, NOW + 10) is None and s.tvs_cache_size == 0
     for i in range(TVS_CACHE_MAX + 5):
-        s.cache_tvs(QueryKey(subject=str(i), issuer="i", serial=bytes([i])), ans, NOW)
+        s.cache_tvs(_asked(cert, str(i)), ans, NOW)
     assert s.tvs_cache_size == TVS_CACHE_MAX
     assert s.expire_tvs(NOW + 5) == TVS_CACHE_MAX and s.expire_tvs(NOW + 11) == 0
     s.cache_tvs(key, ans, NOW)
@@ -153,6 +160,45 @@ def test_tvs_cache_ttl_flush_and_bound() -> None:
     assert s.tvs_cache_size == 0  # §E.7.3 flush after a trust-list update
     with pytest.raises(EncodeError):
         TvsAnswer(cert_der=b"", roles=frozenset(), ttl=3_000_000)
+
+
+def test_the_tvs_cache_refuses_an_answer_about_another_certificate() -> None:
+    """§E.7.2, §G.3.4: a QUERY answer whose certificate is not the one asked (serial or issuer differ) or
+    cannot be read is refused by every rule; the store itself does not cache it (cached, it would be
+    refused until its TTL ran out although TVS was fixed meanwhile). A VERIFY answer holds the
+    certificate the phone sent: always about it."""
+    s = _store()
+    asked, other = _ident("tvs-asked")[1], _ident("tvs-other")[1]
+    key = _asked(asked)
+    for der in (certs.cert_der(other), b"der"):
+        assert s.cache_tvs(key, TvsAnswer(cert_der=der, roles=frozenset({0}), ttl=600), NOW) is False
+    assert s.tvs_cache_size == 0 and s.tvs_lookup(key, NOW) is None
+    verify = TvsAnswer(cert_der=b"der", roles=frozenset({7}), ttl=600, cert_from_tvs=False)
+    assert s.cache_tvs(key, verify, NOW) is True and s.tvs_lookup(key, NOW) == verify
+    right = TvsAnswer(cert_der=certs.cert_der(asked), roles=frozenset({0}), ttl=600)
+    assert s.cache_tvs(key, right, NOW) is True and s.tvs_lookup(key, NOW) == right
+
+
+def test_an_answer_is_judged_once_for_the_boot_note_and_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The boot notes a mismatch and then caches (a fleet's hot path): the certificate is checked once,
+    the verdict kept on the answer for that key; another key is judged afresh."""
+    judged: list[QueryKey] = []
+    real = rules.tvs_cert_mismatch
+
+    def counting(cert: x509.Certificate, key: QueryKey) -> tuple[str, ...]:
+        judged.append(key)
+        return real(cert, key)
+
+    monkeypatch.setattr(rules, "tvs_cert_mismatch", counting)
+    asked, other = _ident("tvs-asked")[1], _ident("tvs-other")[1]
+    s = _store()
+    for cert in (asked, other):
+        answer = TvsAnswer(cert_der=certs.cert_der(cert), roles=frozenset({0}), ttl=600)
+        first = answer.mismatch(_asked(asked))
+        assert s.cache_tvs(_asked(asked), answer, NOW) is (first is None)
+        assert judged == [_asked(asked)], judged
+        judged.clear()
+    assert answer.mismatch(_asked(other)) is None and judged == [_asked(other)]
 
 
 def test_config_sets_tvs_servers_and_capf_mode() -> None:
