@@ -27,7 +27,8 @@ Rules:
   (:attr:`TvsReply.server_cert`) and may be checked during failover with ``accept_server``.
   ``tls=None`` uses a ``CERT_NONE`` context (TLS 1.2 to 1.3) built once per process. While
   ``accept_server`` runs, :func:`server_judged` names the server (``HOST:PORT``) whose certificate it
-  judges, so that a caller's note of a refusal can say which server it was.
+  judges, so that a caller's note of a refusal can say which server it was; a stand-in for this client
+  (``predict``'s offline and remembered TVS) judges through :func:`judge_server` for the same notes.
 * Session ids: our convention follows tvsc — a per-process counter starting at 1 (phones used
   1001, 1002 in CUCM logs; any value is echoed), unless ``session_id`` is given.
 """
@@ -49,7 +50,7 @@ from phoneemu.protocols import tvs
 from phoneemu.values import host_port
 
 __all__ = ["NO_TVS_ANSWER", "SERVER_REFUSED", "ServerAddress", "TvsReply", "default_tls_context",
-           "server_judged", "server_order", "tvs_exchange", "tvs_query", "tvs_verify"]
+           "judge_server", "server_judged", "server_order", "tvs_exchange", "tvs_query", "tvs_verify"]
 
 #: How a TVS failure of every server begins; each server's own failure follows, ``; ``-separated.
 NO_TVS_ANSWER = "no TVS server answered: "
@@ -121,6 +122,17 @@ def server_judged() -> str | None:
     return _judged.get()
 
 
+def judge_server(accept_server: Callable[[bytes | None], bool], host: str, port: int,
+                 cert: bytes | None) -> bool:
+    """``accept_server(cert)`` about the server ``host``:``port``, which :func:`server_judged` names
+    meanwhile (the refusal notes of the boot, spec §E.1)."""
+    token = _judged.set(host_port(host, port))
+    try:
+        return accept_server(cert)
+    finally:
+        _judged.reset(token)
+
+
 def server_order(servers: Sequence[ServerAddress]) -> list[tuple[str, int]]:
     """``(host, port)`` of ``servers`` in the order they are tried: priority, then as listed (§E.1)."""
     keyed: list[tuple[int, int, str, int]] = []
@@ -142,14 +154,8 @@ async def _one(host: str, port: int, request: tvs.TvsMessage, *, timeout: float,
                              kind="unreachable") from exc
     try:
         cert = conn.peer_cert
-        if accept_server is not None:
-            token = _judged.set(host_port(host, port))
-            try:
-                accepted = accept_server(cert)
-            finally:
-                _judged.reset(token)
-            if not accepted:
-                raise TransportError(f"{host_port(host, port)}: {SERVER_REFUSED}", kind="tls")
+        if accept_server is not None and not judge_server(accept_server, host, port, cert):
+            raise TransportError(f"{host_port(host, port)}: {SERVER_REFUSED}", kind="tls")
         exchange = tvs.TvsClientExchange(request)
         async with asyncio.timeout_at(conn.deadline):  # connect + handshake + exchange: one bound
             await conn.send(exchange.request_bytes)

@@ -44,6 +44,9 @@ Rules (our conventions, stated in the README):
   certificate the phone trusts.
   A server whose presented certificates are all refused is not asked (``G.3.4-`` /
   ``G.4-tvs-server-untrusted`` when every one is), and a note names it and the certificate.
+  Servers are tried in priority order, as by the boot's TVS client; with no answer the deciding reason
+  and the timeline name each server (``HOST:PORT``) and why, in the boot's words (``no TVS server
+  answered: 10.0.0.5:2445: TVS unavailable offline ...``).
   When the new ITL has no TVS record naming a certificate or key at all (the rollback ITL) and a
   server taken to present a trusted certificate answered, a note says the prediction assumed it and
   how to remove the assumption (``--tvs-server-cert``, ``--tvs-live``); a migration's new ITL names
@@ -357,38 +360,57 @@ def _assumed_note(server: str) -> str:
 def _server_checking_tvs(inner: Any, *, explicit: Sequence[bytes], inferred: dict[str, list[bytes]],
                          refused: list[str], vouched: dict[str, list[bytes]] | None = None,
                          assumed: list[str] | None = None) -> Any:
-    """Wrap the offline TVS: before a server is asked, the phone checks the certificate it presents
-    (module rules); every server refused → TransportError (the boot reports the server untrusted). A
-    server taken to present a trusted certificate that then answered is added to ``assumed`` (when
-    given: the caller asks for it only when the new ITL could not tell)."""
+    """Wrap the offline TVS as the phone's TVS client (:mod:`phoneemu.net.tvs_client`): the servers in
+    priority order, each one's certificate checked before it is asked (module rules); the first not
+    refused is asked. No answer → TransportError naming each server and why, as on the boot
+    (``no TVS server answered: HOST:PORT: ...``). A server taken to present a trusted certificate that
+    then answered is added to ``assumed`` (when given: the caller asks for it only when the new ITL
+    could not tell)."""
+    from phoneemu.net.tvs_client import NO_TVS_ANSWER, SERVER_REFUSED, judge_server, server_order
+
     vouched = vouched or {}
 
     async def ask(servers: Any, key: Any, *, device_name: str, accept_server: Any) -> Any:
-        taken: Any = None  # the server taken to present a certificate the phone trusts (nothing to tell)
-        if accept_server is not None:
-            usable = False
-            for s in servers:
-                how = ("--tvs-server-cert" if explicit else "the new ITL's TVS record for this address"
-                       if s.host in inferred else
-                       "the --tvs-cert of the installed ITL's TVS record's subject")
-                presented = list(explicit) or inferred.get(s.host) or vouched.get(s.host, [])
-                if not presented:
-                    usable, taken = True, s
-                    break
-                if any(accept_server(der) for der in presented):
-                    usable = True
-                    break
-                refused.append(f"TVS {host_port(s.host, s.port)} presents {subject_of_der(presented[0])} "
-                               f"({how}), which is not a TVS record of the installed ITL: the phone does not "
-                               "talk to it (spec §E.1)")
-            if not usable:
-                raise TransportError("every TVS server presented a certificate the installed ITL does not "
-                                     "hold", kind="tls")
-        answer = await inner(servers, key, device_name=device_name, accept_server=accept_server)
-        if taken is not None and assumed is not None:  # it answered: the prediction rests on it
-            assumed.append(host_port(taken.host, taken.port))
-        return answer
+        order = server_order(servers)
+        if not order:
+            raise TransportError("no TVS server configured", kind="unreachable")
+        failures: list[str] = []
+        last = "unreachable"
+        for host, port in order:
+            presented = list(explicit) or inferred.get(host) or vouched.get(host, [])
+            if accept_server is not None and presented and \
+                    not any(judge_server(accept_server, host, port, der) for der in presented):
+                refused.append(_refused_note(host, port, presented[0], how=_presented_how(
+                    explicit=bool(explicit), inferred=host in inferred)))
+                failures.append(f"{host_port(host, port)}: {SERVER_REFUSED}")
+                last = "tls"
+                continue
+            try:
+                answer = await inner(servers, key, device_name=device_name, accept_server=accept_server)
+            except TransportError as exc:
+                failures.append(f"{host_port(host, port)}: {exc.message}")
+                last = exc.kind
+                continue
+            if accept_server is not None and not presented and assumed is not None:
+                assumed.append(host_port(host, port))  # it answered: the prediction rests on it
+            return answer
+        raise TransportError(NO_TVS_ANSWER + "; ".join(failures), kind=last)
     return ask
+
+
+def _presented_how(*, explicit: bool, inferred: bool) -> str:
+    """Where the certificate a TVS is taken to present comes from (module rules)."""
+    if explicit:
+        return "--tvs-server-cert"
+    if inferred:
+        return "the new ITL's TVS record for this address"
+    return "the --tvs-cert of the installed ITL's TVS record's subject"
+
+
+def _refused_note(host: str, port: int, presented: bytes, *, how: str) -> str:
+    """The note of a TVS server the phone does not talk to (spec §E.1)."""
+    return (f"TVS {host_port(host, port)} presents {subject_of_der(presented)} ({how}), which is not a TVS "
+            "record of the installed ITL: the phone does not talk to it (spec §E.1)")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,7 +13,8 @@ Rules (spec §E.1 failover and server check, §E.7.2 QUERY; the remembering is *
 * Remembered for the run, per server and TLS versions: the certificate the server presented, its
   answer to each question, and a server that could not be reached (or answered garbage). So a fleet of
   predicted phones makes one connection per server and question, not one per phone; each phone still
-  judges the presented certificate with its own installed ITL.
+  judges the presented certificate with its own installed ITL, and a refusal reads the same, its note
+  naming the server (``HOST:PORT``), whether the server was connected to or remembered.
 """
 
 from __future__ import annotations
@@ -24,7 +25,15 @@ from typing import TYPE_CHECKING
 
 from phoneemu.errors import TransportError
 from phoneemu.net.tls import phone_client_context
-from phoneemu.net.tvs_client import NO_TVS_ANSWER, ServerAddress, TvsReply, server_order, tvs_query
+from phoneemu.net.tvs_client import (
+    NO_TVS_ANSWER,
+    SERVER_REFUSED,
+    ServerAddress,
+    TvsReply,
+    judge_server,
+    server_order,
+    tvs_query,
+)
 from phoneemu.phone.events import QueryKey
 from phoneemu.phone.store import TvsResult, query_answer
 from phoneemu.values import host_port
@@ -79,9 +88,8 @@ class LiveTvs:
                 last = down.kind
                 continue
             if where in self._presented and accept_server is not None \
-                    and not accept_server(self._presented[where]):
-                failures.append(f"{host_port(host, port)}: server certificate refused (not a TVS record of "
-                                "the installed ITL)")
+                    and not judge_server(accept_server, host, port, self._presented[where]):
+                failures.append(f"{host_port(host, port)}: {SERVER_REFUSED}")  # as when it was connected to
                 last = "tls"
                 continue
             reply = self._answers.get((where, key))

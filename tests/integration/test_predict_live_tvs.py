@@ -13,11 +13,13 @@ from phoneemu.formats import config as config_fmt
 from phoneemu.formats import signed
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.servers import LabServers
+from phoneemu.net.tvs_client import NO_TVS_ANSWER, SERVER_REFUSED, server_judged
 from phoneemu.phone.events import QueryKey
 from phoneemu.phone.profile import get_profile
 from phoneemu.phone.store import TvsStatus
 from phoneemu.scenario.predict import PredictResult, predict_boot
 from phoneemu.scenario.predict_live_tvs import LiveTvs
+from phoneemu.values import host_port
 from tests.helpers import run
 
 NOW = 1_780_000_000
@@ -102,10 +104,22 @@ def test_a_tvs_whose_certificate_the_phone_does_not_hold_is_not_asked(tmp_path: 
             key = QueryKey(subject=certs.dn_text(rec.subject), issuer=certs.dn_text(rec.issuer),
                            serial=certs.serial_bytes(rec.serial_number))
             held_cfg = config_fmt.parse(signed.parse((tmp_path / "held" / CFG).read_bytes()).body)
-            with pytest.raises(TransportError, match="server certificate refused") as info:
-                await ask(held_cfg.tvs_servers, key, device_name=f"SEP{MAC2}",
-                          accept_server=lambda _der: False)
+            where = host_port(held_cfg.tvs_servers[0].host, held_cfg.tvs_servers[0].port)
+            judged: list[str | None] = []
+
+            def refuse(_der: bytes | None) -> bool:
+                judged.append(server_judged())  # what the boot's note of the refusal names
+                return False
+
+            with pytest.raises(TransportError) as info:
+                await ask(held_cfg.tvs_servers, key, device_name=f"SEP{MAC2}", accept_server=refuse)
             assert info.value.kind == "tls" and live.connections == 1
+            # in the words of a refusal on a connection (the first phone's), the server named
+            assert info.value.message == f"{NO_TVS_ANSWER}{where}: {SERVER_REFUSED}" and judged == [where]
+            second = await _predict(tmp_path / "held", new, live, mac=MAC2)  # refused from memory
+            assert _rule(second) == "G.3.4-tvs-server-untrusted" and live.connections == 1
+            assert any(f"TVS server {where} certificate is not an ITL TVS record" in line
+                       for line in second.report.timeline), second.report.timeline
             got = await ask(held_cfg.tvs_servers, key, device_name=f"SEP{MAC2}", accept_server=None)
             assert got != TvsStatus.NOT_FOUND and live.connections == 2  # trusted by this one: asked
 
