@@ -575,14 +575,11 @@ def _signer_answer(store: TrustStore, key: QueryKey, now: int,
 
 def _tvs_cert(answer: TvsAnswer, header: SignedHeader) -> x509.Certificate | None:
     """The answered certificate if TVS returned it (a QUERY answer, not a VERIFY one: §G.3.4 "TVS
-    returns the certificate") and it is the signer's (serial and issuer match), else None."""
-    if not answer.cert_from_tvs:
+    returns the certificate") and it is the signer's (serial and issuer match), else None. The match is
+    :meth:`TvsAnswer.mismatch`'s verdict, kept on the answer (the boot judged it when the answer came)."""
+    if not answer.cert_from_tvs or answer.mismatch(query_key(header)) is not None:
         return None
-    try:
-        cert = certs.load_cert_der(answer.cert_der)
-    except DecodeError:
-        return None
-    return None if tvs_cert_mismatch(cert, query_key(header)) else cert
+    return certs.load_cert_der(answer.cert_der)  # readable: mismatch None says so (loads are cached)
 
 
 def _tvs_cert_key(cert: x509.Certificate) -> PublicKey | str:
