@@ -260,7 +260,7 @@ def authorization(challenge: dict[str, str], user: str, password: str, count: in
     nonce, realm = challenge.get("nonce", ""), challenge.get("realm", "")
     offered = [q.strip() for q in challenge.get("qop", "").split(",")]
     qop = "auth" if "auth" in offered else "auth-int" if "auth-int" in offered else ""
-    algorithm = "MD5-sess" if challenge.get("algorithm", "").upper() == "MD5-SESS" else "MD5"
+    algorithm = "MD5-sess" if sip.ascii_upper(challenge.get("algorithm", "")) == "MD5-SESS" else "MD5"
     cnonce = secrets.token_hex(8) if qop else ""
     nc = f"{count:08x}" if qop else ""
     response = sip.digest_response(username=user, realm=realm, password=password, method=method,
@@ -451,7 +451,7 @@ async def _converse(reg: _Register, reader: asyncio.StreamReader, writer: asynci
             return done("G.13-registrar-refused", False, _unanswerable(resp, offered), challenged=True,
                         stale=stale, status=401)
         challenge = picked
-        is_stale = challenge.get("stale", "").upper() == "TRUE"
+        is_stale = sip.ascii_upper(challenge.get("stale", "")) == "TRUE"
         if authorization is not None and not is_stale and not from_cache:
             cache.challenge = None  # refused: the next registration starts afresh
             return done("G.13-digest-rejected", False, "401 again after the digest answer: credentials "

@@ -18,7 +18,9 @@ Rules:
   or with a control character other than HTAB (a bare CR or LF would let a value carry a header of its
   own into what echoes it: a response, a relayed request), a Content-Length that is not a number or
   over the limit, a digest challenge whose parameters do not parse or carry a control character (even
-  escaped: what the phone answers echoes realm and nonce, and must not carry one into its request) — is a
+  escaped: what the phone answers echoes realm and nonce, and must not carry one into its request), or
+  that names a parameter twice (in any case; RFC 7235 §2.1, whose auth-params RFC 7616 uses: "MUST only
+  occur once per challenge" — which realm or nonce would the answer be over? credentials alike) — is a
   :class:`~phoneemu.errors.DecodeError` naming the field and offset; nothing else escapes.
 * A request the server sends the phone on its connection (:func:`answer_request`, RFC 3261 §8.2, §11.2):
   ``OPTIONS`` gets ``200`` with ``Allow``, ``Accept`` and ``Supported`` (what the phone does:
@@ -280,6 +282,15 @@ def device_mac(msg: SipMessage) -> str | None:
     return found.group(1).upper() if found is not None else None
 
 
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def ascii_upper(token: str) -> str:
+    """A token upper-cased in ASCII only, as RFC 2617/7616 compare ``algorithm`` and ``stale`` (case-
+    insensitive tokens): ``str.upper`` would read ``md5-se`` + two U+017F (long s) as ``MD5-SESS``."""
+    return token.translate(_ASCII_UPPER)
+
+
 def _md5(text: str) -> str:
     return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
 
@@ -290,7 +301,7 @@ def digest_response(*, username: str, realm: str, password: str, method: str, ur
     """The RFC 2617 §3.2.2.1 ``response``: MD5, or ``MD5-sess`` (HA1 over nonce and cnonce too, §3.2.2.2);
     with ``qop`` ``auth`` or ``auth-int`` (HA2 over the MD5 of ``body`` too, §3.2.2.3) when given."""
     ha1 = _md5(f"{username}:{realm}:{password}")
-    if algorithm.upper() == "MD5-SESS":
+    if ascii_upper(algorithm) == "MD5-SESS":
         ha1 = _md5(f"{ha1}:{nonce}:{cnonce}")
     if qop == "auth-int":
         ha2 = _md5(f"{method}:{uri}:{hashlib.md5(body, usedforsecurity=False).hexdigest()}")
@@ -303,11 +314,13 @@ def digest_response(*, username: str, realm: str, password: str, method: str, ur
 
 def parse_digest(value: str, *, field: str = "WWW-Authenticate") -> dict[str, str]:
     """The parameters of a ``Digest k=v, k="v"`` header (names lower-cased, quotes and escapes removed);
-    DecodeError naming ``field`` when it is not a Digest one or a parameter does not parse."""
+    DecodeError naming ``field`` when it is not a Digest one, a parameter does not parse, or one is given
+    twice (names compared in any case; RFC 7235 §2.1: each only once per challenge)."""
     scheme, rest = [*value.split(None, 1), "", ""][:2]  # any LWS after the scheme (a tab, a fold)
     if scheme.lower() != "digest":
         raise DecodeError(f"scheme {scheme[:20]!r} is not Digest", fmt=FMT, path=field)
     out: dict[str, str] = {}
+    repeated: tuple[str, int] | None = None  # the first name given again and where: said once all are read
     pos = count = 0
     rest = rest.strip()
     while pos < len(rest):
@@ -321,11 +334,17 @@ def parse_digest(value: str, *, field: str = "WWW-Authenticate") -> dict[str, st
         if bad is not None:  # not qdtext (RFC 3261 §25.1): never echoed into the phone's answer
             raise DecodeError(f"parameter {m.group(1)!r} carries control character 0x{ord(bad.group()):02x}",
                               fmt=FMT, path=field, offset=pos)
-        out[m.group(1).lower()] = value
+        name = m.group(1).lower()
+        if name in out and repeated is None:
+            repeated = (m.group(1), pos)
+        out[name] = value
         pos = m.end()
         count += 1  # parameters read, repeats included: a repeated name does not lift the bound
         if count > 32:
             raise DecodeError("more than 32 parameters", fmt=FMT, path=field, offset=m.start())
+    if repeated is not None:
+        raise DecodeError(f"parameter {repeated[0]!r} given twice (names in any case; RFC 7235 §2.1: each "
+                          "only once per challenge)", fmt=FMT, path=field, offset=repeated[1])
     return out
 
 
@@ -359,7 +378,7 @@ def pick_challenge(challenges: list[dict[str, str]]) -> dict[str, str] | None:
     absent, RFC 2617 §3.2.1), MD5-sess only with a qop, and a qop (when offered) of ``auth`` or
     ``auth-int``; None when there is none."""
     for ch in challenges:
-        algorithm = ch.get("algorithm", "MD5").upper()
+        algorithm = ascii_upper(ch.get("algorithm", "MD5"))
         qops = {q.strip() for q in ch.get("qop", "").split(",") if q.strip()}
         if algorithm not in DIGEST_ALGORITHMS or (algorithm == "MD5-SESS" and not qops):
             continue

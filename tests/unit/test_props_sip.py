@@ -2,6 +2,7 @@
 
 * ``parse_digest(format_digest(params))`` gives the parameters back (quoted strings with ``\\`` and ``"``
   escaped, tokens for the unquoted names); the RFC 2617 §3.5 vector holds;
+* a parameter name given twice in any case (RFC 7235 §2.1: once per challenge) is a DecodeError naming it;
 * ``parse_digest``, ``digest_challenges``, ``pick_challenge``, ``parse_message`` and :class:`SipStream` on
   random or mutated input raise only DecodeError; what parses never carries a control character in a
   header value or a digest parameter (module rules);
@@ -81,6 +82,20 @@ def test_digest_takes_any_linear_white_space(params: list[tuple[str, str]], lws:
         return f'{k}="' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
     text = "Digest" + lws + comma.join(one(k, v) for k, v in params)
     assert sip.parse_digest(text) == {k.lower(): v for k, v in params}
+
+
+@props(100)
+@given(digest_params().filter(bool), st.data())
+def test_a_parameter_given_twice_in_any_case_is_refused(params: list[tuple[str, str]],
+                                                        data: st.DataObject) -> None:
+    name, value = data.draw(st.sampled_from(params))
+    again = "".join(c.upper() if data.draw(st.booleans()) else c.lower() for c in name)
+    at = data.draw(st.integers(0, len(params)))
+    text = sip.format_digest([*params[:at], (again, value), *params[at:]])
+    with pytest.raises(DecodeError, match="given twice") as exc:
+        sip.parse_digest(text, field="Proxy-Authenticate")
+    assert exc.value.path == "Proxy-Authenticate"
+    assert repr(again) in exc.value.message or repr(name) in exc.value.message
 
 
 def _digest_ok_or_decode_error(text: str) -> None:

@@ -113,6 +113,28 @@ def test_digest_header_round_trip_with_quotes() -> None:
         sip.parse_digest('Basic realm="x"')
 
 
+@pytest.mark.parametrize(("value", "name"), [
+    ('Digest realm="ccmsipline", realm="evil", nonce="n1"', "realm"),
+    ('Digest realm="a", nonce="n1", NONCE="n2"', "NONCE"),  # names in any case (RFC 7235 §2.1)
+    ('Digest realm="a", Nonce=n1, qop=auth, nonce="n1"', "nonce"),  # the same value twice too
+    ('Digest qop="auth", realm="a", qop="auth-int", nonce="n"', "qop"),
+])
+def test_a_digest_parameter_given_twice_is_refused_naming_it(value: str, name: str) -> None:
+    """RFC 7235 §2.1 (RFC 7616's auth-params): each parameter name only once per challenge. It was read
+    last-wins (``realm="evil"``): which realm, which nonce the phone answered was the last writer's."""
+    for field in ("WWW-Authenticate", "Proxy-Authenticate", "Authorization"):
+        with pytest.raises(DecodeError, match=f"parameter '{name}' given twice") as exc:
+            sip.parse_digest(value, field=field)
+        assert (exc.value.fmt, exc.value.path) == ("sip", field)
+    msg = sip.parse_message(sip.build_message("SIP/2.0 401 Unauthorized", [("WWW-Authenticate", value)]))
+    with pytest.raises(DecodeError, match="given twice"):
+        sip.digest_challenges(msg)  # the only challenge: malformed, as one that does not parse
+    good = 'Digest realm="ccmsipline", nonce="n9", qop=auth'
+    both = sip.parse_message(sip.build_message("SIP/2.0 401 Unauthorized", [("WWW-Authenticate", value),
+                                                                            ("WWW-Authenticate", good)]))
+    assert sip.digest_challenges(both) == [sip.parse_digest(good)]  # beside a good one: left out
+
+
 class _Clock:
     def __init__(self) -> None:
         self.now = 1_000
@@ -167,6 +189,18 @@ def test_registrar_challenges_checks_and_refuses_replays() -> None:
     assert log == [f"SEP{MAC} challenged", f"SEP{MAC} registered", f"SEP{MAC} replayed",
                    f"SEP{MAC} registered", f"SEP{MAC} refused", f"SEP{MAC} stale",
                    "SEP0011223344BB registered", "SEP0011223344CC unknown-device", f"SEP{MAC} not-allowed"]
+
+
+def test_registrar_refuses_an_answer_repeating_a_parameter() -> None:
+    """An Authorization naming ``realm`` twice (RFC 7235 §2.1: once) is challenged again, logged refused;
+    it was read last-wins, and the right answer with its realm repeated was registered."""
+    reg, _clock, log = _registrar({MAC: ("alice", "s3cret")})
+    challenge = sip.parse_message(reg.answer(_register()))
+    answer = _answer(challenge, "s3cret")
+    twice = sip.parse_message(reg.answer(_register(f'{answer}, REALM="{sip.REALM}"')))
+    assert twice.status == 401 and twice.header("WWW-Authenticate") is not None
+    assert sip.parse_message(reg.answer(_register(answer))).status == 200  # the nonce is still good
+    assert log == [f"SEP{MAC} challenged", f"SEP{MAC} refused", f"SEP{MAC} registered"]
 
 
 def test_registrar_takes_an_answer_without_qop_once() -> None:
@@ -433,3 +467,16 @@ def test_over_tls_the_registrar_wants_a_certificate_naming_the_device() -> None:
     for cn in (f"CP-8861-SEP{MAC}", f"SEP{MAC}"):  # a MIC's name, an LSC's
         assert sip.parse_message(reg.answer(_register(), over_tls=True, device_cert=cert(cn))).status == 200
     assert sip.parse_message(reg.answer(_register())).status == 200  # over TCP no certificate is asked
+
+
+def test_an_algorithm_is_compared_in_ascii_only() -> None:
+    """RFC 2617 §3.2.1 tokens are ASCII: ``md5-se`` + two U+017F (long s, which ``str.upper`` makes ``S``)
+    is no algorithm the phone knows, so the challenge is not answered (was taken for MD5-sess)."""
+    long_s = "md5-se\u017f\u017f"
+    assert sip.pick_challenge([{"realm": "r", "nonce": "n", "algorithm": long_s, "qop": "auth"}]) is None
+    sess = {"realm": "r", "nonce": "n", "algorithm": "md5-sess", "qop": "auth"}
+    assert sip.pick_challenge([sess]) is sess
+    plain = sip.digest_response(username="u", realm="r", password="p", method="REGISTER", uri="sip:x",
+                                nonce="n", algorithm="MD5")
+    assert sip.digest_response(username="u", realm="r", password="p", method="REGISTER", uri="sip:x",
+                               nonce="n", algorithm=long_s) == plain
