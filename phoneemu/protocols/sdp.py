@@ -129,8 +129,7 @@ class AudioOffer:
     version: int = 0
     origin_user: str = "-"
     direction: str = "sendrecv"
-    #: a multicast ``address``'s TTL (IPv4 only); None otherwise. An IPv4 multicast address without one is
-    #: written as given, and :func:`parse_sdp` refuses it (RFC 4566 §5.7: the TTL is required there)
+    #: a multicast ``address``'s TTL: required with an IPv4 one (RFC 4566 §5.7), None otherwise
     ttl: int | None = None
     #: how many multicast addresses from ``address`` on (hierarchical or layered encoding; 1: just it)
     address_count: int = 1
@@ -200,6 +199,8 @@ def _multicast_problem(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, ttl: o
         return None
     if ip.version == 6 and ttl is not None:
         return f"ttl given for the IPv6 address {ip}: IPv6 multicast carries none (RFC 4566 §5.7)"
+    if ip.version == 4 and ttl is None:
+        return f"ttl missing for the IPv4 multicast address {ip}: c= requires one (RFC 4566 §5.7)"
     try:
         last = ip + (count - 1)
     except (ValueError, OverflowError):
@@ -216,9 +217,8 @@ def _addrtype(address: str) -> str:
 
 def build_sdp(a: AudioOffer) -> bytes:
     """The description of ``a``, CRLF line ends; EncodeError when a line or the whole would be refused
-    by :func:`parse_sdp` (over :data:`MAX_LINE` characters, over :data:`MAX_SDP` bytes). An IPv4 multicast
-    address without a ``ttl`` is written as given (``AudioOffer.ttl``: what was built before TTLs were
-    kept; the parser refuses it)."""
+    by :func:`parse_sdp` (over :data:`MAX_LINE` characters, over :data:`MAX_SDP` bytes). What else the
+    parser refuses ``a`` cannot hold (an IPv4 multicast address without its TTL: ``AudioOffer.ttl``)."""
     addr = f"IN {_addrtype(a.address)} {a.address}"
     scope = "".join(f"/{n}" for n in (a.ttl, a.address_count if a.address_count != 1 else None)
                     if n is not None)

@@ -67,7 +67,9 @@ async def _ear(host: str = LAB) -> tuple[asyncio.DatagramTransport, _Ear, int]:
 
 
 def _offer(port: int, address: str = LAB) -> bytes:
-    return sdp.build_sdp(AudioOffer(address=address, port=port, profile=AVP, formats=(0,)))
+    ip = ipaddress.ip_address(address)
+    ttl = 1 if ip.version == 4 and ip.is_multicast else None  # RFC 4566 §5.7: IPv4 multicast carries a TTL
+    return sdp.build_sdp(AudioOffer(address=address, port=port, profile=AVP, formats=(0,), ttl=ttl))
 
 
 def _invite(body: bytes, call_id: str = "call-1", cseq: int = 1) -> sip.SipMessage:

@@ -3,6 +3,8 @@
 * ``parse(build(a)) == a`` and ``build(parse(build(a))) == build(a)`` for generated audio streams
   (multicast ones with their TTL and number of addresses); white space ending an attribute line is
   dropped, except on an ``a=crypto`` line (refused);
+* build and parse agree on connection addresses: any address with any TTL and number of addresses (given
+  or not) is refused as a value (EncodeError naming ``ttl`` or ``address_count``) or round trips;
 * random bytes, and random line mutations of a valid description, only ever raise DecodeError, and
   every DecodeError names a line and a field;
 * what parses builds, and builds back to what parses the same.
@@ -69,6 +71,23 @@ offers = st.builds(
                                                  min_size=1, max_size=16)),
     direction=st.sampled_from(DIRECTIONS),
 )
+
+ADDRESSES = st.one_of(st.ip_addresses(), st.ip_addresses(network="224.0.0.0/4"),
+                      st.ip_addresses(network="ff00::/8"))
+
+
+@SETTINGS
+@given(ADDRESSES, st.one_of(st.none(), st.integers(-1, 256)), st.one_of(st.just(1), st.integers(0, 2**33)))
+def test_what_builds_a_connection_address_parses_back(ip: object, ttl: int | None, count: int) -> None:
+    """RFC 4566 §5.7, whatever the caller gives: an IPv4 multicast address without its TTL was built as
+    ``c=IN IP4 224.x.y.z``, which parse_sdp refuses; now the value is refused, naming ``ttl``."""
+    try:
+        a = AudioOffer(address=str(ip), port=9, profile="RTP/AVP", formats=(0,), ttl=ttl, address_count=count)
+    except EncodeError as exc:
+        assert exc.path in ("ttl", "address_count"), exc
+        return
+    assert parse_sdp(build_sdp(a)) == a
+
 
 VALID = build_sdp(AudioOffer(
     address="192.0.2.10", port=16384, profile="RTP/SAVP", formats=(0, 8, 101), session_id=99, version=3,

@@ -129,16 +129,22 @@ def test_multicast_connection_address_with_ttl_and_count(c_line: bytes, address:
     assert written + b"\r\n" in build_sdp(got)
 
 
-def test_an_ipv4_multicast_offer_built_without_a_ttl_is_written_as_given_and_refused_when_read() -> None:
-    """The value keeps what callers built before TTLs were kept (no TTL); the wire needs one (§5.7)."""
-    wire = build_sdp(replace(OFFER, address="224.2.1.1"))
-    assert b"c=IN IP4 224.2.1.1\r\n" in wire
-    with pytest.raises(DecodeError, match="without its /TTL") as err:
-        parse_sdp(wire)
-    assert (err.value.line, err.value.path) == (4, "c=")
+def test_an_ipv4_multicast_offer_without_a_ttl_is_refused_when_built_as_when_read() -> None:
+    """RFC 4566 §5.7: an IPv4 multicast c= carries its TTL. The value without one is an EncodeError naming
+    ``ttl`` (it was built as ``c=IN IP4 224.2.1.1``, which parse_sdp refuses); the wire a DecodeError."""
+    with pytest.raises(EncodeError, match=r"ttl missing for the IPv4 multicast address 224\.2") as built:
+        build_sdp(replace(OFFER, address="224.2.1.1"))
+    assert built.value.path == "ttl"
+    with pytest.raises(DecodeError, match="without its /TTL") as read:
+        parse_sdp(OFFER_WIRE.replace(b"c=IN IP4 192.0.2.10", b"c=IN IP4 224.2.1.1"))
+    assert (read.value.line, read.value.path) == (4, "c=")
+    with_ttl = replace(OFFER, address="224.2.1.1", ttl=1)
+    assert parse_sdp(build_sdp(with_ttl)) == with_ttl
 
 
 @pytest.mark.parametrize(("change", "path"), [
+    ({"address": "224.2.1.1"}, "ttl"),  # IPv4 multicast: the TTL is required
+    ({"address": "239.255.255.255", "address_count": 1}, "ttl"),
     ({"address": "224.2.1.1", "ttl": 256}, "ttl"),
     ({"address": "224.2.1.1", "ttl": True}, "ttl"),
     ({"address": "224.2.1.1", "ttl": 1, "address_count": 0}, "address_count"),
