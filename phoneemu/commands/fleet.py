@@ -77,6 +77,7 @@ from phoneemu.fleet.engine import FleetSpec, Prestate, mac_range, mac_text, pars
 from phoneemu.fleet.loop import EVENT_LOOPS
 from phoneemu.fleet.progress import Progress
 from phoneemu.fleet.shard import interrupted_before_storm, run_fleet
+from phoneemu.net.tftp_client import QUARANTINE_S
 from phoneemu.phone.boot import BootTarget
 from phoneemu.phone.media_rules import NO_MEDIA
 from phoneemu.phone.profile import PROFILES, get_profile
@@ -146,6 +147,12 @@ def register(sub: Any) -> None:
     b.add_argument("--tftp-max-time", type=positive_float, default=None, metavar="S",
                    help="give up a TFTP transfer after S seconds in all (default: 60, or twice one "
                    "packet's timeout x (retries+1) when longer; our convention)")
+    b.add_argument("--tftp-quarantine", type=non_negative_float, default=QUARANTINE_S, metavar="S",
+                   help="keep a TFTP socket that is not reused (its transfer failed or was abandoned) open, "
+                   "unread, S seconds before closing it, so the OS cannot give its port to the next request "
+                   "while the server still sends the old file there (default "
+                   f"{QUARANTINE_S:g}: the lab server's retry budget; raise it for a cluster whose TFTP "
+                   "server retries longer; 0 = close at once)")
     b.add_argument("--blksize", type=positive_int, default=None, metavar="N",
                    help="ask for this TFTP block size in bytes (RFC 2348: 8..65464); default: the "
                    "phone's own (512)")
@@ -564,7 +571,7 @@ def _boot(args: argparse.Namespace) -> int:
                          macs=tuple(run_macs) if listed else (),
                          profiles=profiles, concurrency=args.concurrency, fetch_timeout=args.timeout,
                          fetch_retries=args.retries,
-                         fetch_max_time=args.tftp_max_time,
+                         fetch_max_time=args.tftp_max_time, tftp_quarantine_s=args.tftp_quarantine,
                          tvs_timeout=args.tvs_timeout, max_time_s=args.max_time,
                          give_up_unanswered=None if args.keep_going else GIVE_UP_UNANSWERED,
                          flash_dir=str(args.flash) if args.flash is not None else None,

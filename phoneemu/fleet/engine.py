@@ -70,7 +70,7 @@ from phoneemu.fleet.mics import lab_mic
 from phoneemu.formats import config as config_fmt
 from phoneemu.formats import signed
 from phoneemu.net.fetch import Fetcher, HttpFetcher, HttpThenTftpFetcher, TftpFetcher
-from phoneemu.net.tftp_client import TftpClientPool
+from phoneemu.net.tftp_client import QUARANTINE_S, TftpClientPool
 from phoneemu.phone.boot import BootReport, BootTarget, TvsAsker, net_tvs_asker
 from phoneemu.phone.events import EventLog
 from phoneemu.phone.flash import Flash
@@ -153,6 +153,8 @@ class FleetSpec:
     fetch_max_time: float | None = None
     tvs_timeout: float = 10.0
     max_sockets: int = 1024
+    #: seconds a TFTP socket not reused keeps its port (``fleet boot --tftp-quarantine``; 0: closed at once)
+    tftp_quarantine_s: float = QUARANTINE_S
     flash_dir: str | None = None
     clock_offset_s: int = 0
     event_limit: int = 32
@@ -206,6 +208,9 @@ class FleetSpec:
             raise EncodeError("concurrency must be at least 1", path="concurrency")
         if self.max_sockets < 1:
             raise EncodeError("max_sockets must be at least 1", path="max_sockets")
+        if not self.tftp_quarantine_s >= 0:  # NaN too
+            raise EncodeError(f"tftp_quarantine_s {self.tftp_quarantine_s} is not a number of seconds >= 0",
+                              path="tftp_quarantine_s")
         if self.give_up_unanswered is not None and self.give_up_unanswered < 1:
             raise EncodeError("give_up_unanswered must be at least 1 (or None)", path="give_up_unanswered")
         if self.event_limit < 1:
@@ -525,7 +530,7 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
     metrics = FleetMetrics()
     records: list[BootRecord] = []
     pool = TftpClientPool(max_sockets=spec.max_sockets, timeout=spec.fetch_timeout,
-                          retries=spec.fetch_retries)
+                          retries=spec.fetch_retries, quarantine_s=spec.tftp_quarantine_s)
     try:
         unready: list[tuple[str, str]] = []
         turns = _Turns(spec.concurrency)

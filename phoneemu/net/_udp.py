@@ -9,7 +9,10 @@ datagram, as the network could — TFTP's retransmission recovers (counted in ``
 ICMP errors (Linux): an unconnected UDP socket is told nothing of the "port unreachable" its datagram
 met unless it asks (``IP_RECVERR``). :func:`report_icmp_errors` asks; the socket then hands each queued
 error to ``on_error`` as a :class:`PeerError` naming the address the refused datagram was sent to, so a
-client can tell "nothing listens where I sent my request" from an error about an earlier peer.
+client can tell "nothing listens where I sent my request" from an error about an earlier peer. Such a
+socket's next ``sendto``, to any peer, fails with the error still pending (the kernel reports it there
+too) and that datagram would be lost: :meth:`UdpSocket.sendto` hands the queued errors over and sends it
+once more (a shared server socket must not drop one peer's packet for another peer's closed port).
 """
 
 from __future__ import annotations
@@ -83,7 +86,9 @@ class PeerError(OSError):
 
 
 def report_icmp_errors(sock: socket.socket) -> bool:
-    """Ask the kernel to queue ICMP errors for ``sock`` (Linux ``IP_RECVERR``); False where it cannot."""
+    """Ask the kernel to queue ICMP errors for ``sock`` (Linux ``IP_RECVERR``); False where it cannot.
+    An IPv6 socket asks for its IPv4 peers' too (dual-stack ``::``: their errors are ICMPv4, reported
+    only with ``IP_RECVERR``; the address comes back IPv4-mapped, as ``recvfrom`` gives it)."""
     opt = _RECVERR.get(sock.family)
     if opt is None or not sys.platform.startswith("linux"):
         return False
@@ -91,6 +96,9 @@ def report_icmp_errors(sock: socket.socket) -> bool:
         sock.setsockopt(opt[0], opt[1], 1)
     except OSError:
         return False
+    if sock.family == socket.AF_INET6:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(*_RECVERR[socket.AF_INET], 1)
     return True
 
 
@@ -148,18 +156,22 @@ class UdpSocket:
             _log.exception("udp: handler failed for datagram from %s", addr[:2])
         return True
 
-    def _queued_errors(self) -> None:
-        """Drain the socket's error queue (``IP_RECVERR``), each error to ``on_error`` as a PeerError."""
+    def _queued_errors(self) -> int:
+        """Drain the socket's error queue (``IP_RECVERR``), each error to ``on_error`` as a PeerError;
+        how many there were."""
+        drained = 0
         while not self.closed:
             try:
                 _data, anc, _flags, addr = self.sock.recvmsg(1, 512, socket.MSG_ERRQUEUE)
             except OSError:  # empty (EAGAIN), or nothing to drain on this platform
-                return
+                return drained
+            drained += 1
             code = next((struct.unpack_from("=I", data)[0] for _lvl, _typ, data in anc if len(data) >= 4), 0)
             err = PeerError(code, os.strerror(code) if code else "ICMP error")
             err.peer = tuple(addr) if addr else ()
             if self.on_error is not None:
                 self.on_error(err)
+        return drained
 
     def _ready(self) -> None:
         """At most ``max_batch`` datagrams per wake-up (servers): a busy socket cannot starve the loop."""
@@ -168,32 +180,48 @@ class UdpSocket:
                 return
 
     def sendto(self, data: bytes, addr: Addr) -> None:
+        """Send without blocking; a full send buffer drops the datagram (``send_drops``). With
+        ``IP_RECVERR`` an ICMP error queued for an earlier datagram fails this send: the queued errors
+        go to ``on_error`` and the datagram is sent once more (module docstring)."""
         if self.closed:
             return
         try:
             self.sock.sendto(data, addr)
         except (BlockingIOError, InterruptedError):
             self.send_drops += 1
-        except OSError as exc:  # with IP_RECVERR a pending ICMP error can surface here too
-            if self.icmp_errors:
-                self._queued_errors()
+        except OSError as exc:
+            if self.icmp_errors and self._queued_errors():
+                self._send_again(data, addr)
             elif self.on_error is not None:
                 self.on_error(exc)
+
+    def _send_again(self, data: bytes, addr: Addr) -> None:
+        """The second and last try of a datagram whose send met a pending ICMP error; failing again
+        (another error already pending, a full buffer), it is dropped as the network could."""
+        if self.closed:  # on_error closed the socket
+            return
+        try:
+            self.sock.sendto(data, addr)
+        except OSError:
+            self.send_drops += 1
+            self._queued_errors()
 
     def is_closing(self) -> bool:
         return self.closed
 
-    def mute(self) -> None:
-        """Stop reading but keep the socket (and so its port) open until :meth:`close`: datagrams that
-        still arrive wait in the kernel's receive buffer (bounded by ``SO_RCVBUF``) and go with the
-        socket, never to a handler. The callbacks are dropped as in :meth:`close`. (A TFTP client
-        socket held back after a failed transfer: ``tftp_client`` module docstring.)"""
-        if self.closed:
-            return
-        with contextlib.suppress(Exception):
-            self._loop.remove_reader(self._fd)
-        self.on_datagram = _dropped
-        self.on_error = None
+    def mute(self) -> socket.socket:
+        """Stop reading and hand the socket over, open, to the caller, who closes it: its port stays
+        taken, datagrams that still arrive wait in the kernel's receive buffer (bounded by ``SO_RCVBUF``)
+        and go with the socket, never to a handler. This endpoint is done as after :meth:`close` (sends
+        nothing, callbacks dropped). (A TFTP client socket held back after a failed transfer:
+        ``tftp_client`` module docstring.)"""
+        if not self.closed:
+            self.closed = True
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(self._fd)
+            self.on_datagram = _dropped
+            self.on_error = None
+        return self.sock
 
     def close(self) -> None:
         """Close the socket. The callbacks are dropped too: they are usually bound methods of the owner,

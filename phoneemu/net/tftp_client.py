@@ -68,8 +68,16 @@ Rules:
   convention — and then closed. At most ``max_quarantine`` (:data:`MAX_QUARANTINE`, 1,024: as many
   descriptors again as the default active sockets) are held; past that, in a storm of failures, the
   socket held longest is closed early (``quarantine_evicted`` counts them: their risk is the smallest,
-  the server's budget nearest its end). ``max_quarantine=0`` closes at once, as before. Reused sockets
-  and the success path are unchanged. (:func:`tftp_get`'s one-off socket is closed at once.)
+  the server's budget nearest its end). ``max_quarantine=0`` (or ``quarantine_s=0``) closes at once.
+  Reused sockets and the success path are unchanged. A task of the loop closes held sockets when due,
+  and all of them when the loop ends (``asyncio.run`` cancels it): none outlives its loop.
+* :func:`tftp_get`'s one-off socket runs the same risk (a phone without a pool downloads its files one
+  after another, a scenario's phones many at once in one process), so it is held as well, in one
+  quarantine per event loop (:data:`QUARANTINE_S`; at most :data:`MAX_ONE_OFF_QUARANTINE`): after a
+  failure, and after a success whose late packets could still pass as the next download's answer — its
+  RRQ went out twice, or its final DATA was block 1 (a fresh socket on that port knows nothing of the
+  previous transfer, unlike a pooled one). Otherwise it is closed at once: a late copy of a final DATA
+  2+ cannot be a first answer. :func:`held_one_off` tells how many the running loop holds.
 * Counters of the pool (``requests``, ``retransmitted``, ``retransmits``: plain integers, for the fleet
   summary): a request per :meth:`TftpClientPool.get`, and per timeout that sends a packet again —
   counted in the retransmission path only, nothing per datagram.
@@ -84,6 +92,7 @@ import errno
 import functools
 import ipaddress
 import socket
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -106,7 +115,7 @@ from phoneemu.net.tftp_server import DEFAULT_RETRIES as _SERVER_RETRIES
 from phoneemu.net.tftp_server import DEFAULT_TIMEOUT as _SERVER_TIMEOUT
 from phoneemu.values import host_port
 
-__all__ = ["DEFAULT_MAX_SIZE", "TftpClientPool", "client_stats", "tftp_get"]
+__all__ = ["DEFAULT_MAX_SIZE", "TftpClientPool", "client_stats", "held_one_off", "tftp_get"]
 
 DEFAULT_MAX_SIZE = 16 * 1024 * 1024
 client_stats = {"retransmits": 0}  # process-wide counters (for benchmarks and tests)
@@ -469,19 +478,6 @@ def _family(addr: Addr) -> int:
     return socket.AF_INET6 if ":" in str(addr[0]) else socket.AF_INET
 
 
-async def tftp_get(host: str, port: int, filename: str, *, blksize: int | None = None, timeout: float = 1.0,
-                   retries: int = 5, tsize: bool = False, max_size: int = DEFAULT_MAX_SIZE,
-                   on_retransmit: Callable[[], None] | None = None, max_time: float | None = None) -> bytes:
-    """Download ``filename`` with one fresh UDP socket; TransportError on failure (see module doc)."""
-    server = await _resolve(host, port)
-    ep = _Endpoint(_family(server), asyncio.get_running_loop())
-    try:
-        return await _run(ep, server, filename, blksize=blksize, timeout=timeout, retries=retries,
-                          tsize=tsize, max_size=max_size, on_retransmit=on_retransmit, max_time=max_time)
-    finally:
-        ep.transport.close()
-
-
 #: sockets at most resting (idle for less than one timeout) before the pool reuses the one that rested
 #: longest (module docstring: a storm's rate and memory against how long a late packet is waited out)
 MAX_RESTING = 256
@@ -493,6 +489,101 @@ QUARANTINE_S = _SERVER_TIMEOUT * (_SERVER_RETRIES + 1)
 
 #: sockets at most held in quarantine by one pool; past it the one held longest is closed early
 MAX_QUARANTINE = 1024
+
+#: sockets at most held by :func:`tftp_get`'s quarantine of one event loop: one-off downloads come one at a
+#: time per phone, and a process without a pool keeps the default open-file limit (often 1,024) for the rest
+MAX_ONE_OFF_QUARANTINE = 64
+
+
+class _Quarantine:
+    """Sockets not reused, held open and unread for ``seconds``, then closed; at most ``limit`` (past it
+    the one held longest closes early). A task of the loop closes them when due, and all of them when it
+    is cancelled (the loop ends). It keeps the plain sockets, neither the loop nor that task: the one-off
+    quarantines are kept per loop, weakly (module docstring)."""
+
+    __slots__ = ("evicted", "held", "keeping", "limit", "quarantined", "seconds")
+
+    def __init__(self, seconds: float, limit: int) -> None:
+        self.seconds = seconds
+        self.limit = limit
+        # (loop time to close at, socket), oldest first (one duration for all: also in closing order)
+        self.held: collections.deque[tuple[float, socket.socket]] = collections.deque()
+        self.keeping = False  # a task of the loop closes them when due
+        self.quarantined = 0  # sockets held, all told
+        self.evicted = 0  # of those, closed early past ``limit``
+
+    def hold(self, loop: asyncio.AbstractEventLoop, transport: UdpSocket) -> None:
+        """Mute ``transport`` and keep its socket, so its port, for ``seconds`` (0: close it now)."""
+        sock = transport.mute()
+        if self.seconds <= 0 or self.limit <= 0:
+            sock.close()
+            return
+        held = self.held
+        if len(held) >= self.limit:  # a storm of failures: the one held longest goes early
+            held.popleft()[1].close()
+            self.evicted += 1
+        held.append((loop.time() + self.seconds, sock))
+        self.quarantined += 1
+        if not self.keeping:
+            self.keeping = True
+            loop.create_task(self._keep(loop))
+
+    async def _keep(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close each held socket when its time is up; every one if the loop ends first."""
+        held = self.held
+        try:
+            while held:
+                await asyncio.sleep(held[0][0] - loop.time())
+                now = loop.time()
+                while held and held[0][0] <= now:
+                    held.popleft()[1].close()
+        except BaseException:  # cancelled as asyncio.run ends (or dropped with a closed loop)
+            self.close()
+            raise
+        finally:
+            self.keeping = False
+
+    def close(self) -> None:
+        """Close every held socket now."""
+        while self.held:
+            self.held.popleft()[1].close()
+
+
+#: the quarantine of :func:`tftp_get`'s sockets, per event loop (weak keys: it goes with its loop)
+_ONE_OFF: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Quarantine] = weakref.WeakKeyDictionary()
+
+
+def _one_off_quarantine(loop: asyncio.AbstractEventLoop) -> _Quarantine:
+    quarantine = _ONE_OFF.get(loop)
+    if quarantine is None:
+        quarantine = _ONE_OFF[loop] = _Quarantine(QUARANTINE_S, MAX_ONE_OFF_QUARANTINE)
+    return quarantine
+
+
+def held_one_off() -> int:
+    """Sockets of :func:`tftp_get` the running loop holds in quarantine now (module docstring)."""
+    quarantine = _ONE_OFF.get(asyncio.get_running_loop())
+    return len(quarantine.held) if quarantine is not None else 0
+
+
+async def tftp_get(host: str, port: int, filename: str, *, blksize: int | None = None, timeout: float = 1.0,
+                   retries: int = 5, tsize: bool = False, max_size: int = DEFAULT_MAX_SIZE,
+                   on_retransmit: Callable[[], None] | None = None, max_time: float | None = None) -> bytes:
+    """Download ``filename`` with one fresh UDP socket; TransportError on failure (see module doc). The
+    socket is closed at once only when no late packet of its transfer can pass as the answer to a next
+    download given its port; otherwise the loop's quarantine holds it (module docstring)."""
+    server = await _resolve(host, port)
+    loop = asyncio.get_running_loop()
+    ep = _Endpoint(_family(server), loop)
+    try:
+        return await _run(ep, server, filename, blksize=blksize, timeout=timeout, retries=retries,
+                          tsize=tsize, max_size=max_size, on_retransmit=on_retransmit, max_time=max_time)
+    finally:
+        # reusable: it succeeded and its RRQ went out once; a late final DATA 2+ is never a first answer
+        if ep.reusable and _final_block(ep.prev_final) != 1:
+            ep.transport.close()
+        else:
+            _one_off_quarantine(loop).hold(loop, ep.transport)
 
 
 class TftpClientPool:
@@ -512,26 +603,40 @@ class TftpClientPool:
         self.max_sockets = max_sockets
         self.defaults: dict[str, Any] = {"blksize": blksize, "timeout": timeout, "retries": retries,
                                          "tsize": tsize, "max_size": max_size, "max_time": max_time}
-        self.quarantine_s = quarantine_s
-        self.max_quarantine = max_quarantine
         self.requests = 0
         self.retransmitted = 0
         self.retransmits = 0
-        self.quarantined = 0
-        self.quarantine_evicted = 0
+        self._quarantine_of = _Quarantine(quarantine_s, max_quarantine)  # sockets not reused (module doc)
         self._sem: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the first get (the pool's)
         self._idle: dict[int, collections.deque[_Endpoint]] = {}
         self._all: set[_Endpoint] = set()
-        # (loop time to close at, socket), oldest first (one duration for all: also in closing order)
-        self._held: collections.deque[tuple[float, UdpSocket]] = collections.deque()
-        self._held_timer: asyncio.TimerHandle | None = None
         self._closed = False
+
+    @property
+    def quarantine_s(self) -> float:
+        """Seconds a socket not reused is held before it is closed (module docstring)."""
+        return self._quarantine_of.seconds
+
+    @property
+    def max_quarantine(self) -> int:
+        """Sockets held at most; past it the one held longest is closed early."""
+        return self._quarantine_of.limit
+
+    @property
+    def quarantined(self) -> int:
+        """Sockets held back after a transfer, all told."""
+        return self._quarantine_of.quarantined
+
+    @property
+    def quarantine_evicted(self) -> int:
+        """Of the sockets held, those closed early past ``max_quarantine``."""
+        return self._quarantine_of.evicted
 
     @property
     def held(self) -> int:
         """Sockets in quarantine now (muted, their ports still taken)."""
-        return len(self._held)
+        return len(self._quarantine_of.held)
 
     async def get(self, host: str, port: int, filename: str, **options: Any) -> bytes:
         """Like :func:`tftp_get`; keyword options override the pool defaults."""
@@ -584,32 +689,10 @@ class TftpClientPool:
         """Hold ``ep``'s socket open but muted for ``quarantine_s``, then close it (module docstring):
         its port is not handed to a new socket while a server may still send to it."""
         self._all.discard(ep)
-        transport = ep.transport
-        loop = self._loop
-        if loop is None or self.quarantine_s <= 0 or self.max_quarantine <= 0:
-            transport.close()
-            return
-        transport.mute()
-        held = self._held
-        if len(held) >= self.max_quarantine:  # a storm of failures: the one held longest goes early
-            held.popleft()[1].close()
-            self.quarantine_evicted += 1
-        held.append((loop.time() + self.quarantine_s, transport))
-        self.quarantined += 1
-        if self._held_timer is None:
-            self._held_timer = loop.call_at(held[0][0], self._release)
-
-    def _release(self) -> None:
-        """Close the sockets whose quarantine is over; wake again for the next one."""
-        self._held_timer = None
-        held = self._held
-        if not held or self._loop is None:
-            return
-        now = self._loop.time()
-        while held and held[0][0] <= now:
-            held.popleft()[1].close()
-        if held:
-            self._held_timer = self._loop.call_at(held[0][0], self._release)
+        if self._loop is None:
+            ep.transport.close()
+        else:
+            self._quarantine_of.hold(self._loop, ep.transport)
 
     async def close(self) -> None:
         self._closed = True
@@ -617,11 +700,7 @@ class TftpClientPool:
             ep.transport.close()
         self._all.clear()
         self._idle.clear()
-        if self._held_timer is not None:
-            self._held_timer.cancel()
-            self._held_timer = None
-        while self._held:
-            self._held.popleft()[1].close()
+        self._quarantine_of.close()
         await asyncio.sleep(0)
 
     async def __aenter__(self) -> TftpClientPool:

@@ -28,11 +28,14 @@ Rules:
   supersedes the old transfer. A DATA or ACK on the main port from a peer without a transfer gets
   ERROR 5 in ``ephemeral`` mode and nothing in ``shared`` mode, where that port is every transfer's
   TID: it is a late copy from a finished transfer, and an ERROR would end the peer's next one.
-* ICMP "port unreachable" from the client (Linux ``IP_RECVERR`` on each ``ephemeral`` transfer socket;
-  one ``setsockopt`` a transfer, nothing per datagram): the client's socket is gone, so the transfer
-  ends at once with outcome ``aborted`` ("client port unreachable (ICMP)", logged and counted as
-  other abandoned transfers) instead of resending to a closed port until its retries run out. (In
-  ``shared`` mode one socket serves every peer: not done there — our choice.)
+* ICMP "port unreachable" from the client (Linux ``IP_RECVERR`` on each ``ephemeral`` transfer socket,
+  one ``setsockopt`` a transfer; in ``shared`` mode on the one socket, once: each error names the
+  address its datagram went to, the transfer of that peer is looked up; nothing per datagram): the
+  client's socket is gone, so the transfer ends at once with outcome ``aborted`` ("client port
+  unreachable (ICMP)", logged and counted as other abandoned transfers) instead of resending to a closed
+  port until its retries run out. An error about a peer without a transfer (e.g. one refused with an
+  ERROR) is only logged; a send to another peer that meets the pending error is sent again
+  (:meth:`~phoneemu.net._udp.UdpSocket.sendto`), so one peer's closed port costs the others nothing.
 * Bounded: ``max_transfers`` concurrent transfers (ERROR 0 "server busy" beyond), ``max_file_size``.
   In ``ephemeral`` mode every transfer holds a socket, so ``max_transfers`` is further capped by
   :func:`transfer_socket_budget` (half the process's open-file limit): a flood of RRQs — spoofable
@@ -409,7 +412,11 @@ class TftpServer:
         self._loop = asyncio.get_running_loop()
         self.now = self._loop.time
         sock = bound_udp_socket(self.host, self.requested_port, rcvbuf=self.rcvbuf)
-        self._transport = UdpSocket(self._loop, sock, self.on_main_datagram, self._on_socket_error)
+        shared = self.tid_mode == "shared"
+        self._transport = UdpSocket(self._loop, sock, self.on_main_datagram,
+                                    self._on_shared_error if shared else self._on_socket_error)
+        if shared:  # the client's port closed: end its transfer (module docstring)
+            self._transport.icmp_errors = report_icmp_errors(sock)
         _log.info("tftp: serving on %s (tid_mode=%s, at most %d transfers)", host_port(self.host, self.port),
                   self.tid_mode, self.max_transfers)
         return self
@@ -448,6 +455,16 @@ class TftpServer:
     @staticmethod
     def _on_socket_error(exc: OSError) -> None:
         _log.debug("tftp: socket error %s", exc)
+
+    def _on_shared_error(self, exc: OSError) -> None:
+        """An ICMP error on the ``shared`` socket: "port unreachable" from a peer with a transfer ends that
+        transfer at once (outcome ``aborted``); any other error is only logged (module docstring)."""
+        if isinstance(exc, PeerError) and exc.errno == errno.ECONNREFUSED:
+            t = self._by_peer.get(exc.peer)
+            if t is not None:
+                t.finish("aborted", "client port unreachable (ICMP)")
+                return
+        self._on_socket_error(exc)
 
     def send(self, transport: UdpSocket, pkt: bytes, peer: Addr) -> None:
         if self.drop():

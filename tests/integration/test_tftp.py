@@ -622,13 +622,24 @@ def test_a_servers_error_message_is_shown_with_its_control_characters_escaped() 
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ICMP errors of UDP sockets: IP_RECVERR")
-def test_a_transfer_to_a_closed_client_port_ends_at_the_icmp_port_unreachable() -> None:
+@pytest.mark.parametrize("server_host", [HOST, "::"], ids=["ipv4", "dual-stack"])
+@pytest.mark.parametrize("mode", MODES)
+def test_a_transfer_to_a_closed_client_port_ends_at_the_icmp_port_unreachable(mode: str,
+                                                                              server_host: str) -> None:
     """Before: the transfer socket ignored the ICMP error and resent DATA 1 until its retries ran out
-    (outcome ``timeout``); now the first resend meets the closed port and the transfer is ``aborted``."""
+    (outcome ``timeout``); now the first resend meets the closed port and the transfer is ``aborted``
+    — in ``shared`` mode too (there it was still ignored), where the error names the peer, and on a
+    dual-stack server (``::``) for an IPv4 client too (its ICMPv4 error was not reported)."""
     events: list[TftpRequestEvent] = []
+    if server_host == "::":
+        try:
+            socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).close()
+        except OSError as exc:
+            pytest.skip(f"no IPv6 sockets here: {exc}")
 
     async def main() -> None:
-        async with TftpServer(FILES, HOST, 0, timeout=0.2, retries=5, on_request=events.append) as srv:
+        async with TftpServer(FILES, server_host, 0, timeout=0.2, retries=5, on_request=events.append,
+                              tid_mode=mode) as srv:  # type: ignore[arg-type]
             client = RawClient()
             await client.send(encode(ReadRequest(filename="large.bin")), (HOST, srv.port))
             data, _tid = await client.recv()
