@@ -144,6 +144,15 @@ def server_order(servers: Sequence[ServerAddress]) -> list[tuple[str, int]]:
     return [(host, port) for _p, _i, host, port in sorted(keyed)]
 
 
+def servers_to_try(servers: Sequence[ServerAddress]) -> list[tuple[str, int]]:
+    """:func:`server_order`, or TransportError ``unreachable`` "no TVS server configured" when there is
+    none (the boot, ``predict`` offline and ``--tvs-live`` say it alike)."""
+    order = server_order(servers)
+    if not order:
+        raise TransportError("no TVS server configured", kind="unreachable")
+    return order
+
+
 async def _one(host: str, port: int, request: tvs.TvsMessage, *, timeout: float, ctx: ssl.SSLContext,
                accept_server: Callable[[bytes | None], bool] | None
                ) -> tuple[tvs.TvsResponse, bytes | None, str]:
@@ -181,9 +190,7 @@ async def tvs_exchange(servers: Sequence[ServerAddress], request: tvs.TvsMessage
                        tls: ssl.SSLContext | None = None,
                        accept_server: Callable[[bytes | None], bool] | None = None) -> TvsReply:
     """Send ``request`` to the first server that answers (see module docstring)."""
-    order = server_order(servers)
-    if not order:
-        raise TransportError("no TVS server configured", kind="unreachable")
+    order = servers_to_try(servers)
     ctx = tls or default_tls_context()
     failures: list[str] = []
     last = "unreachable"

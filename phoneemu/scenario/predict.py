@@ -366,14 +366,12 @@ def _server_checking_tvs(inner: Any, *, explicit: Sequence[bytes], inferred: dic
     (``no TVS server answered: HOST:PORT: ...``). A server taken to present a trusted certificate that
     then answered is added to ``assumed`` (when given: the caller asks for it only when the new ITL
     could not tell)."""
-    from phoneemu.net.tvs_client import NO_TVS_ANSWER, SERVER_REFUSED, judge_server, server_order
+    from phoneemu.net.tvs_client import NO_TVS_ANSWER, SERVER_REFUSED, judge_server, servers_to_try
 
     vouched = vouched or {}
 
     async def ask(servers: Any, key: Any, *, device_name: str, accept_server: Any) -> Any:
-        order = server_order(servers)
-        if not order:
-            raise TransportError("no TVS server configured", kind="unreachable")
+        order = servers_to_try(servers)
         failures: list[str] = []
         last = "unreachable"
         for host, port in order:

@@ -31,7 +31,7 @@ from phoneemu.net.tvs_client import (
     ServerAddress,
     TvsReply,
     judge_server,
-    server_order,
+    servers_to_try,
     tvs_query,
 )
 from phoneemu.phone.events import QueryKey
@@ -75,9 +75,7 @@ class LiveTvs:
 
     async def _ask(self, versions: tuple[str, ...], servers: Sequence[ServerAddress], key: QueryKey,
                    device_name: str, accept_server: Callable[[bytes | None], bool] | None) -> TvsResult:
-        order = server_order(servers)
-        if not order:
-            raise TransportError("no TVS server configured", kind="unreachable")
+        order = servers_to_try(servers)
         failures: list[str] = []
         last = "unreachable"
         for host, port in order:
