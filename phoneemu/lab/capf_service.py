@@ -53,7 +53,9 @@ Rules:
   one whose key is neither RSA nor EC — DSA, Ed25519, §F.8) is answered as CAPF answers it, END_SESSION
   REASON 7 (§F.6), and logged in one line as ``bad-auth`` with the reason; the server goes on serving.
 * A malformed frame or a protocol violation closes that one connection with the reason logged; each
-  read is bounded by ``read_timeout`` and a whole session by ``session_timeout``.
+  read is bounded by ``read_timeout`` and a whole session by ``session_timeout``. A phone that leaves
+  before taking a frame ends its session with ``closed: connection lost in state ...`` logged (after a
+  recorded outcome: that outcome, saying its END_SESSION was not sent); no exception escapes.
 """
 
 from __future__ import annotations
@@ -214,10 +216,11 @@ class CapfHandler:
             except PhoneEmuError as exc:  # the cluster's pending operation cannot run (configuration)
                 self._emit(st.log(f"error: {exc}"))
                 return
-            for frame in frames:
-                writer.write(frame)  # one write per frame: header + body together (§F.2)
-            if frames:
-                await writer.drain()
+            lost = await _send(writer, frames)
+            if lost is not None:
+                ended = f" after {session.result.outcome}" if session.result is not None else ""
+                self._emit(st.log(f"closed: connection lost in state {session.state}{ended}: {lost}"))
+                return
             if session.error is not None and session.unconfirmed is None:
                 # garbage after good frames in the same read: answered first
                 self._emit(st.log(f"malformed: {session.error}"))
@@ -226,14 +229,15 @@ class CapfHandler:
                 if session.error is not None:  # what followed the last frame is not answered
                     _log.warning("capf %s: after the operation's last frame: %s (ignored)", st.peer,
                                  session.error)
-                writer.write(await self._finish(st, session))
-                await writer.drain()
+                lost = await _send(writer, [await self._finish(st, session)])
                 result = session.result
                 assert result is not None
+                told = "" if lost is None else f"connection lost before END_SESSION was sent: {lost}"
+                detail = "; ".join(text for text in (result.detail, told) if text)
                 if result.outcome == "not-recorded":
-                    self._emit(st.log(f"error: {result.detail}"))
+                    self._emit(st.log(f"error: {detail}"))
                 else:
-                    self._emit(st.log(result.outcome, detail=result.detail))
+                    self._emit(st.log(result.outcome, detail=detail))
                 return
             if session.done:
                 result = session.result
@@ -353,6 +357,20 @@ class CapfHandler:
                 else:
                     rec.done.set_exception(failed)
         return took
+
+
+async def _send(writer: asyncio.StreamWriter, frames: list[bytes]) -> str | None:
+    """Write ``frames``, one write per frame (header and body together, §F.2), and wait until taken; None
+    when sent, else why not (the phone left: a reset, a closed connection)."""
+    if not frames:
+        return None
+    try:
+        for frame in frames:
+            writer.write(frame)
+        await writer.drain()
+    except OSError as exc:  # ConnectionResetError, BrokenPipeError, ssl.SSLError
+        return str(exc) or type(exc).__name__
+    return None
 
 
 class _Record:

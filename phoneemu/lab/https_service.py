@@ -10,7 +10,8 @@ Rules:
   (or ``HEAD /``) answers 200 with a tiny ``CiscoIPPhoneText`` XML object; another path 404; another
   method 405; a request head that is malformed, over ``max_header`` bytes, or not complete within
   ``read_timeout`` gets 400 (nothing on timeout or when the client closes first, e.g. a phone that
-  did not trust the certificate) and the connection is closed. Memory per
+  did not trust the certificate) and the connection is closed. A client that leaves before taking the
+  answer is logged (INFO) and not counted as answered. Memory per
   connection is bounded by ``max_header``.
 * ``on_log(peer, path, status)`` sees every answered request.
 """
@@ -106,8 +107,13 @@ class HttpsAppHandler:
                 else:
                     status = 200 if path.split("?", 1)[0] == "/" else 404
         body = self.body if status == 200 else f"{status} {_REASONS[status]}\n".encode()
-        writer.write(_response(status, body, head_only=head_only))
-        await writer.drain()
+        try:
+            writer.write(_response(status, body, head_only=head_only))
+            await writer.drain()
+        except OSError as exc:  # ConnectionResetError: the client left before taking the answer
+            _log.info("https: %s closed before taking the %d answer to %s: %s", peer, status,
+                      path or "(malformed)", exc or type(exc).__name__)
+            return
         self.answered += 1
         _log.info("https: %s %s -> %d", peer, path or "(malformed)", status)
         if self.on_log is not None:

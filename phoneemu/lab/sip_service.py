@@ -31,7 +31,11 @@ as CCM+TFTP (spec §G.5). Rules (spec §G.13, from the seed chapter's "Digest Au
   BYE count only over the connection its INVITE came on (ours; an ACK is never authenticated, and a
   Call-ID alone must not make the lab write to a phone). Another method (a call's too, without
   either): ``405``.
-  A malformed message: ``400`` and the connection is closed. At most
+  A malformed message: ``400`` and the connection is closed. Each message must be complete within
+  ``read_timeout`` of the connection's start, of the previous message or of a CRLF keep-alive (RFC 5626
+  §4.4.1); bytes that do not complete it do not extend that (ours: a client sending one byte at a time
+  cannot hold a connection), and one begun but not complete then is logged ``timeout`` and the
+  connection closed; a connection idle that long is closed. At most
   :data:`MAX_NONCES` nonces are kept (the oldest go first); memory per connection is bounded by the
   message limits of :mod:`phoneemu.protocols.sip`.
 * Authorization of a call to another phone (seed "Authorization": "calling search spaces and partitions";
@@ -48,13 +52,14 @@ as CCM+TFTP (spec §G.5). Rules (spec §G.13, from the seed chapter's "Digest Au
   replays a REGISTER it saw over TCP once it was answered ``200``.
 * ``on_log(peer, device, outcome, detail)`` sees every answer (outcome ``registered``, ``challenged``,
   ``stale``, ``replayed``, ``refused``, ``unknown-device``, ``malformed``, ``not-allowed``,
-  ``not-routable``).
+  ``not-routable``, ``timeout``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import re
 import secrets
@@ -144,11 +149,15 @@ class SipRegistrar:
         over_tls = writer.get_extra_info("ssl_object") is not None
         device_cert = peer_certificate_der(writer) if over_tls else None
         stream = sip.SipStream()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.read_timeout
         try:
             while True:
                 msg = stream.next()
                 if msg is None:
-                    chunk = await asyncio.wait_for(reader.read(4096), self.read_timeout)
+                    if not stream.pending():  # nothing of a message begun: the next one has read_timeout
+                        deadline = loop.time() + self.read_timeout
+                    chunk = await self._read_before(reader, deadline, stream, peer)
                     if not chunk:
                         return
                     stream.feed(chunk)
@@ -156,19 +165,36 @@ class SipRegistrar:
                 if msg.status is not None:  # a phone's response to a call relayed to it
                     if self.relay is not None:
                         self.relay.response(msg)
-                    continue
-                await self._handle(msg, writer, peer=peer, local=local, over_tls=over_tls,
-                                   device_cert=device_cert)
+                else:
+                    await self._handle(msg, writer, peer=peer, local=local, over_tls=over_tls,
+                                       device_cert=device_cert)
+                deadline = loop.time() + self.read_timeout  # the next message's, from this one's answer
         except DecodeError as exc:
             self._log(peer, "?", "malformed", str(exc))
-            writer.write(sip.build_message("SIP/2.0 400 Bad Request", []))
-            await writer.drain()
+            with contextlib.suppress(ConnectionError, OSError):  # a client gone meanwhile gets no 400
+                writer.write(sip.build_message("SIP/2.0 400 Bad Request", []))
+                await writer.drain()
         except (TimeoutError, ConnectionError, OSError):
             return
         finally:
             if self.relay is not None:
                 self.relay.line_down(writer)
             writer.close()
+
+    async def _read_before(self, reader: asyncio.StreamReader, deadline: float, stream: sip.SipStream,
+                           peer: str) -> bytes:
+        """The next bytes of the connection; b"" when it ends: the client closed, or ``deadline`` passed
+        (a message begun and not complete by then is logged ``timeout``; an idle connection just ends).
+        Bytes that do not complete a message do not move the deadline (module rules: a client sending
+        one byte at a time cannot hold the connection)."""
+        left = deadline - asyncio.get_running_loop().time()
+        try:
+            return await asyncio.wait_for(reader.read(4096), max(0.0, left))
+        except TimeoutError:
+            if stream.pending():
+                self._log(peer, "?", "timeout", f"no complete message within {self.read_timeout:g}s ("
+                          f"{stream.pending()} byte(s) of one received): connection closed")
+            return b""
 
     async def _handle(self, msg: sip.SipMessage, writer: asyncio.StreamWriter, *, peer: str, local: str,
                       over_tls: bool, device_cert: bytes | None) -> None:

@@ -20,7 +20,8 @@ Rules:
   frame do not extend it, so a client sending one byte at a time cannot hold the connection.
 * Each connection is logged like CUCM's "TLS HS Done" line (§H.6): peer, TLS version, cipher, then
   one line per request with type, device name and result. A malformed, truncated or unexpected
-  frame closes that one connection with the reason logged (it never stops the server); memory per
+  frame closes that one connection with the reason logged (it never stops the server), and so does a
+  client that leaves before taking its answer (no exception escapes the handler); memory per
   connection stays bounded by one frame (:class:`phoneemu.protocols.tvs.FrameDecoder`).
 """
 
@@ -159,7 +160,11 @@ class TvsHandler:
                 writer.write(tvs.encode(reply))
             if replies:
                 deadline = loop.time() + self.read_timeout
-                await writer.drain()
+                try:
+                    await writer.drain()
+                except OSError as exc:  # the client left before taking the answers (ConnectionResetError)
+                    self._refuse(peer, tls, f"connection lost before the answer was taken: {exc}")
+                    return
             if bad is not None:  # garbage after good frames in the same read: answered them first
                 self._refuse(peer, tls, f"malformed: {bad}")
                 return
