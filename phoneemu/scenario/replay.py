@@ -48,7 +48,10 @@ Rules (issue #5 point 3; spec §C.6 request names, §H.1 TFTP/HTTP 6970):
   answers a QUERY whose issuer and serial match one of them with that certificate and
   ``tvs_roles`` (default SAST + CCM+TFTP) and any other QUERY with "not found" — a "what if the TVS
   had vouched for this signer" replay (our convention). With the capture's TLS key log, TVS answers
-  as it did in the capture (:mod:`phoneemu.scenario.replay_tvs`).
+  as it did in the capture (:mod:`phoneemu.scenario.replay_tvs`). A TVS that gives no answer is said
+  as the boot's TVS client says it (:mod:`phoneemu.net.tvs_client`, spec §E.1): each server of the
+  phone's config (captured, or ``--installed-config``) named in the order it is tried, and why —
+  ``no TVS server answered: 10.0.0.5:2445: TVS unavailable offline (...)``, as ``predict`` says it.
 * **Held in part** (*our convention*): a boot asked for a name the capture holds in part when the name
   carries the phone's MAC and the boot did not request it in the capture, or when the download it is
   answered with was still open when the capture ended (its detail ends "still open when the capture
@@ -150,11 +153,13 @@ __all__ = [
     "index_capture",
     "index_packets",
     "mac_of",
+    "no_tvs_answer",
     "offline_tvs",
     "phone_sink",
     "record_allowance",
     "replay_boots",
     "replay_phone",
+    "servers_named",
     "tftp_downloads",
 ]
 
@@ -725,6 +730,34 @@ def offline_tvs(certificates: Sequence[Any], roles: frozenset[int]) -> Any:
     return ask
 
 
+def no_tvs_answer(servers: Sequence[Any], why: str, *, kind: str) -> TransportError:
+    """The phone's TVS client's failure when no server answered (spec §E.1,
+    :data:`~phoneemu.net.tvs_client.NO_TVS_ANSWER`): ``why`` said of each of ``servers`` (the config's) in
+    the order they are tried — ``no TVS server answered: 10.0.0.5:2445: why; ...``, as ``boot`` and
+    ``predict`` say it; ``why`` alone when the config names none."""
+    from phoneemu.net.tvs_client import NO_TVS_ANSWER, server_order
+
+    order = server_order(servers)
+    if not order:
+        return TransportError(why, kind=kind)
+    return TransportError(NO_TVS_ANSWER + "; ".join(f"{host_port(h, p)}: {why}" for h, p in order), kind=kind)
+
+
+def servers_named(ask: Any) -> Any:
+    """``ask`` (a :class:`~phoneemu.phone.boot.TvsAsker`) whose failure names the servers (module rules):
+    one that names none (the offline TVS's) is said of each server, :func:`no_tvs_answer`."""
+    from phoneemu.net.tvs_client import NO_TVS_ANSWER
+
+    async def named(servers: Any, key: Any, **kw: Any) -> Any:
+        try:
+            return await ask(servers, key, **kw)
+        except TransportError as exc:
+            if exc.message.startswith(NO_TVS_ANSWER):
+                raise
+            raise no_tvs_answer(servers, exc.message, kind=exc.kind) from exc
+    return named
+
+
 async def replay_phone(index: CaptureIndex, mac: str, **options: Any) -> list[ReplayResult]:
     """Boot a fresh phone offline once per captured boot of ``mac`` (see module rules); ``options``
     as :func:`replay_boots`."""
@@ -780,7 +813,7 @@ async def replay_boots(boots: Sequence[ReplayBoot], mac: str, *, profile: str = 
 
     window = {"start": 0.0, "stop": 0.0}  # ranks in capture order (module rules)
     clients: dict[str, frozenset[str]] = {"own": frozenset()}  # the boot's addresses no other phone uses
-    tvs = offline_tvs(tvs_certs, tvs_roles)
+    tvs = servers_named(offline_tvs(tvs_certs, tvs_roles))
     if tvs_capture is not None:
         tvs = tvs_capture.asker(lambda: (window["start"], window["stop"]),
                                 fallback=tvs if tvs_certs else None, clients=lambda: clients["own"])

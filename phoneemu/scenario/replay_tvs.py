@@ -17,7 +17,10 @@ Rules (spec §E.1 TLS, §E.2 framing, §E.5/§E.6 QUERY and its answer; *our con
   :mod:`phoneemu.scenario._capture_flows`), each captured exchange used once, in capture order. A
   valid answer with a certificate becomes that certificate, its roles and TTL; any other status is
   "not found"; a captured request without an answer, or no captured exchange at all, is
-  "unreachable" — unless ``--tvs-cert`` is given, which then answers as without a key log.
+  "unreachable" — unless ``--tvs-cert`` is given, which then answers as without a key log. Said as the
+  live client says it (:func:`phoneemu.scenario.replay.no_tvs_answer`): ``no TVS server answered:
+  HOST:PORT: captured TVS query got no answer`` naming the server the captured QUERY went to, or each
+  server of the phone's config with ``no such TVS query of this phone in the capture``.
 * **A TVS server the phone refused** (spec §E.1, §G.3.4 ``tvs-server-untrusted``): a phone that does not find
   the TVS certificate among its ITL TVS records hangs up after the handshake and sends no QUERY. So each
   decrypted TLS connection whose client sent no application data is kept with the certificate its server
@@ -30,11 +33,13 @@ Rules (spec §E.1 TLS, §E.2 framing, §E.5/§E.6 QUERY and its answer; *our con
   the first such connection to that address and port inside the window not used yet — from a client address of
   the boot (one no other phone uses), else from any client when the phone's addresses are shared (a fleet on
   one host), never one whose client certificate names another phone — is judged by the phone's own server
-  check (the ``accept_server`` of its TVS exchange, the one the live client runs). Every server refused that
-  way: no TVS server answered, naming each, as the live client says it (rule ``G.3.4-tvs-server-untrusted``);
-  a server without such a connection counts as not reached; one the phone accepts would have been asked: its
-  QUERY is not in the capture ("unreachable" as above). A connection refused or never answered stays
-  "unreachable". The refusal comes before ``--tvs-cert``: a phone that refuses the server never asks it.
+  check (the ``accept_server`` of its TVS exchange, the one the live client runs, through
+  :func:`phoneemu.net.tvs_client.judge_server`: the phone's note of a refusal names the server). Every server
+  refused that way: no TVS server answered, naming each, as the live client says it (rule
+  ``G.3.4-tvs-server-untrusted``); a server without such a connection counts as not reached; one the phone
+  accepts would have been asked: its QUERY is not in the capture ("unreachable" as above). A connection
+  refused or never answered stays "unreachable". The refusal comes before ``--tvs-cert``: a phone that
+  refuses the server never asks it.
 """
 
 from __future__ import annotations
@@ -53,10 +58,10 @@ from phoneemu.formats._tlv import printable
 from phoneemu.net.capture import PcapPacket, read_pcap
 from phoneemu.net.tls_decrypt import KeyLog, decrypt_tls, key_problem, presented_certificate
 from phoneemu.net.tls_handshake import client_certificate, device_of_certificate
-from phoneemu.net.tvs_client import NO_TVS_ANSWER, SERVER_REFUSED, server_order
+from phoneemu.net.tvs_client import NO_TVS_ANSWER, SERVER_REFUSED, judge_server, server_order
 from phoneemu.protocols import tvs
 from phoneemu.scenario._capture_flows import MAX_TLS_STREAM, Endpoint, FlowScanner, Limits, reassembly_for
-from phoneemu.scenario.replay import CaptureIndex, phone_sink
+from phoneemu.scenario.replay import CaptureIndex, no_tvs_answer, phone_sink
 from phoneemu.values import host_port
 
 __all__ = ["MAX_CERTIFICATES", "MAX_CERTIFICATE_BYTES", "MAX_LISTED_EXCHANGES", "REFUSED", "CaptureScan",
@@ -204,7 +209,7 @@ class TvsCapture:
             if c is None:
                 failures.append(f"{host_port(host, port)}: no connection to it in the capture")
                 continue
-            if accept_server(c.certificate):
+            if judge_server(accept_server, host, port, c.certificate):  # the refusal's note names it
                 return None  # the phone would have asked this one: its QUERY is not in the capture
             refused = True
             failures.append(f"{host_port(host, port)}: {REFUSED}")
@@ -237,8 +242,8 @@ class TvsCapture:
                     continue
                 used.add(i)
                 resp = ex.response
-                if resp is None:
-                    raise TransportError("captured TVS query got no answer", kind="unreachable")
+                if resp is None:  # the server it was asked of named
+                    raise no_tvs_answer([ex.server], "captured TVS query got no answer", kind="unreachable")
                 if resp.valid and resp.certificate:
                     return TvsAnswer.from_reply(resp.certificate, resp.roles, resp.ttl)
                 return TvsStatus.NOT_FOUND
@@ -251,7 +256,7 @@ class TvsCapture:
                     raise refused
             if fallback is not None:
                 return await fallback(servers, key, device_name=device_name, **kw)
-            raise TransportError("no such TVS query of this phone in the capture", kind="unreachable")
+            raise no_tvs_answer(servers, "no such TVS query of this phone in the capture", kind="unreachable")
         return ask
 
 
