@@ -15,6 +15,13 @@ choice of ways per rule is ours, from the seed chapter and the scenarios that re
 * TVS unreachable (§G.6 problem 2, an outage, or TVS moved away from the address the phone's config
   names): TVS back there; rollback; itl reset; deleting the ITL (a bulk export does not help while the
   old TVS cannot be reached);
+* TVS not asked because the QUERY does not fit its frame (reason code ``too-large``, spec §E.2: the
+  ``-tvs-unreachable`` rule carries it, ``decide_with_tvs`` of :mod:`phoneemu.phone.boot`): shorter names
+  (the signer's subject and issuer, or the model in the phone's device name, §E.4: the reason gives their
+  lengths), then the rule's ways that need no TVS answer — TVS back, or a bulk export, does not help;
+* the rollback ITL (rollback, central TFTP, pre-8.0 cluster) helps only phones without a CTL: it does
+  not blank a CTL (spec §G.3 note), a new ITL is authenticated with the CTL (§G.3 step 2) and configs
+  are checked against it (our rules ``G.3.6``, ``G.4-empty-itl-*``);
 * a CTL (mixed mode) is not blanked by the rollback ITL (spec §G.3 note): ``utils ctl reset localkey``;
 * an ITL above the phone's limit: fewer certificates; an expired signer: a regenerated one;
 * a bad signature from a trusted signer (a file changed after it was signed): the file signed again;
@@ -42,14 +49,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from phoneemu.errors import VerifyReason
+
 __all__ = ["WAYS_BY_KIND", "WayOut", "way_out_lines", "ways_out", "ways_out_doc", "ways_out_json",
            "ways_out_text"]
 
 
 @dataclass(frozen=True)
 class WayOut:
-    """One documented way out: for which situation, what to do, the lab command, the scenario; and the
-    lab command for a fleet of emulated phones where it is another (``fleet_lab``)."""
+    """One documented way out: for which situation, what to do, the lab command, the scenario (empty:
+    none rehearses it); and the lab command for a fleet of emulated phones where it is another
+    (``fleet_lab``)."""
 
     when: str
     action: str
@@ -62,6 +72,9 @@ class WayOut:
         return (self.fleet_lab or self.lab) if fleet else self.lab
 
 
+#: what a way through the rollback (empty) ITL adds: it does not help a phone holding a CTL (module doc)
+_NOT_WITH_A_CTL = " — not on phones holding a CTL, which it does not blank (spec §G.3 note)"
+
 _EXPORT = WayOut(
     "moved to another cluster whose TVS they can reach",
     "bulk certificate export between the clusters, then restart TVS on the old one: it vouches for the "
@@ -70,7 +83,7 @@ _EXPORT = WayOut(
 _ROLLBACK = WayOut(
     "moving away from a cluster that still serves them",
     "Prepare Cluster for Rollback to pre-8.0 on the old cluster and reset the phones there first: the "
-    "empty ITL accepts any new ITL (seed: Migrate IP Phones Between Clusters)",
+    f"empty ITL accepts any new ITL{_NOT_WITH_A_CTL} (seed: Migrate IP Phones Between Clusters)",
     "phoneemu lab rollback OLD on", "rollback-empty-itl-escape")
 _ITL_RESET = WayOut(
     "their own cluster, its ITLRecovery or TVS certificate regenerated",
@@ -91,8 +104,8 @@ _DELETE = WayOut(
 _TVS_BACK = WayOut(
     "a TVS outage, or TVS moved",
     "bring TVS back where the phones' config names it (their last accepted config lists the TVS servers "
-    "they ask; a TVS moved to another address is unreachable to them): the phones take the new trust list "
-    "at their next reset (seed: Trust Verification Service)",
+    "they ask; a TVS moved to another address is unreachable to them): the phones take the file they "
+    "refused at their next reset, TVS vouching for its signer (seed: Trust Verification Service)",
     "phoneemu lab service DIR tvs start", "tvs-outage")
 _CTL_RESET = WayOut(
     "mixed mode, their own cluster (the rollback ITL does not blank a CTL)",
@@ -115,12 +128,12 @@ _REGENERATE = WayOut(
 _CENTRAL = WayOut(
     "files from a central (proxy) TFTP signed by another cluster",
     "Prepare Cluster for Rollback on the central TFTP: its empty ITL disables the signature check of "
-    "the home configs (seed: Update ITL File for Cisco Unified IP Phones)",
+    f"the home configs{_NOT_WITH_A_CTL} (seed: Update ITL File for Cisco Unified IP Phones)",
     "phoneemu lab rollback CENTRAL on", "centralized-tftp-caveat")
 _PRE_8 = WayOut(
     "moved to a pre-8.0 cluster (unsigned configs only)",
     "Prepare Cluster for Rollback on the old cluster and reset the phones there before the move: the "
-    "empty ITL accepts unsigned configs (seed: Roll Back Cluster to a Pre-8.0 Release)",
+    f"empty ITL accepts unsigned configs{_NOT_WITH_A_CTL} (seed: Roll Back Cluster to a Pre-8.0 Release)",
     "phoneemu lab rollback OLD on", "migration-pre-8-cluster")
 
 _RESIGNED = WayOut(
@@ -172,6 +185,19 @@ _SIGNALLING_PATH = WayOut(
     "inspection on TLS 5061); then call again (seed: Authentication, Integrity, and Authorization)",
     "phoneemu boot --lab DIR --flash FLASH --register --call moh", "sip-signalling-on-path-attacker")
 
+_QUERY_TOO_LARGE = WayOut(
+    "a TVS QUERY too large to send (reason code too-large: device name, signer subject and issuer above "
+    "64 KiB, spec §E.2)",
+    "shorten what the reason shows long (it gives each length): the signer's subject and issuer — sign "
+    "with a certificate of ordinary names (inspect shows the refused file's signer) — or the model name of "
+    "the phones' profile (device name CP-<model>-SEP<MAC>, spec §E.4); TVS is not asked until the QUERY "
+    "fits, so bringing it back does not help",
+    "phoneemu inspect FILE", "")
+#: the ways that rest on TVS answering the phone's QUERY (module doc: none helps a QUERY too large to send)
+_NEED_A_TVS_ANSWER = frozenset({_EXPORT, _TVS_BACK, _REGENERATE})
+#: the rules under which the boot reports a QUERY too large to send (reason code too-large)
+_QUERY_RULES = frozenset({"G.3.4-tvs-unreachable", "G.4-tvs-unreachable"})
+
 _ITL_WAYS: dict[str, tuple[WayOut, ...]] = {
     "G.3.4-tvs-unknown-signer": (_EXPORT, _ROLLBACK, _ITL_RESET, _DELETE),
     "G.3.4-tvs-unreachable": (_TVS_BACK, _ROLLBACK, _ITL_RESET, _DELETE),
@@ -218,11 +244,20 @@ WAYS_BY_KIND: dict[str, dict[str, tuple[WayOut, ...]]] = {"ITL": _ITL_WAYS, "CTL
                                                           "media": _MEDIA_WAYS}
 
 
-def ways_out(rule: str, kind: str) -> tuple[WayOut, ...]:
+def ways_out(rule: str, kind: str, reason_code: str | VerifyReason | None = None) -> tuple[WayOut, ...]:
     """The ways out of a lockout decided by ``rule`` on a file of ``kind`` (``ITL``, ``CTL`` or
     ``config``), of a registration refused (``sip``) or of a call without SRTP (``media``); none for a
-    rule that no procedure addresses."""
-    return WAYS_BY_KIND.get(kind, {}).get(rule, ())
+    rule that no procedure addresses. ``reason_code`` ``too-large`` under a ``-tvs-unreachable`` rule: a
+    QUERY too large to send (module doc), its own way first, then the rule's that need no TVS answer."""
+    ways = WAYS_BY_KIND.get(kind, {}).get(rule, ())
+    if rule in _QUERY_RULES and ways and _code(reason_code) == VerifyReason.TOO_LARGE.value:
+        return (_QUERY_TOO_LARGE, *(w for w in ways if w not in _NEED_A_TVS_ANSWER))
+    return ways
+
+
+def _code(reason_code: str | VerifyReason | None) -> str | None:
+    """A decision's reason code as its report writes it (``too-large``)."""
+    return reason_code.value if isinstance(reason_code, VerifyReason) else reason_code
 
 
 def _filled(command: str, name: str, value: str) -> str:
@@ -231,28 +266,30 @@ def _filled(command: str, name: str, value: str) -> str:
     return re.sub(rf"\b{re.escape(name)}\b", lambda _m: quoted, command)
 
 
-def ways_out_json(rule: str | None, kind: str | None, *, fleet: bool = False) -> list[dict[str, str]]:
+def ways_out_json(rule: str | None, kind: str | None, *, fleet: bool = False,
+                  reason_code: str | VerifyReason | None = None) -> list[dict[str, str]]:
     """:func:`ways_out` as JSON (``ways_out`` of a boot report, ``phone show --json``; ``fleet``: the
     commands for many phones); none when the rule or kind is not known (a flash written by an older
     phoneemu keeps neither)."""
     if not isinstance(rule, str) or not isinstance(kind, str):
         return []
     return [{"when": w.when, "action": w.action, "lab": w.command(fleet=fleet), "scenario": w.scenario}
-            for w in ways_out(rule, kind)]
+            for w in ways_out(rule, kind, reason_code)]
 
 
-def way_out_lines(rule: str, kind: str, *, indent: str = "  ",
-                  fill: Mapping[str, str] | None = None, fleet: bool = False) -> list[str]:
+def way_out_lines(rule: str, kind: str, *, indent: str = "  ", fill: Mapping[str, str] | None = None,
+                  fleet: bool = False, reason_code: str | VerifyReason | None = None) -> list[str]:
     """Text lines: ``way out (<situation>): <action>`` then the lab command (``fleet``: for many phones)
-    and scenario; ``fill`` replaces the command's placeholders that are known (``{"DIR": "/tmp/lab",
-    "FLASH": "/tmp/ph1"}``)."""
+    and scenario, if one rehearses it; ``fill`` replaces the command's placeholders that are known
+    (``{"DIR": "/tmp/lab", "FLASH": "/tmp/ph1"}``)."""
     lines: list[str] = []
-    for w in ways_out(rule, kind):
+    for w in ways_out(rule, kind, reason_code):
         lab = w.command(fleet=fleet)
         for name, value in (fill or {}).items():
             lab = _filled(lab, name, value)
+        rehearse = f"   rehearse: phoneemu run scenarios/{w.scenario}.yaml" if w.scenario else ""
         lines.append(f"{indent}way out ({w.when}): {w.action}")
-        lines.append(f"{indent}  lab: {lab}   rehearse: phoneemu run scenarios/{w.scenario}.yaml")
+        lines.append(f"{indent}  lab: {lab}{rehearse}")
     return lines
 
 
