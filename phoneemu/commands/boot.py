@@ -332,7 +332,8 @@ def outcome_lines(report: BootReport, *, label_width: int,
         lines.append(f"  {'deciding:':<{label_width}}{report.deciding.summary()}")
     lines.append(f"  {'statuses:':<{label_width}}{' | '.join(report.statuses) or '-'}")
     if report.locked_out and report.deciding is not None:  # and then? (phoneemu.phone.ways_out)
-        lines += way_out_lines(report.deciding.rule, report.deciding.kind, fill=fill)
+        lines += way_out_lines(report.deciding.rule, report.deciding.kind, fill=fill,
+                               reason_code=report.deciding.reason_code)
     return lines
 
 

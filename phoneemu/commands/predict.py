@@ -188,7 +188,8 @@ def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: di
     lines = [f"{k}: {json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in body.items()]
     if result == "locked out" and deciding:  # the ways out name the phone's flash when it is known
         fill = {"FLASH": str(body["flash"])} if body.get("flash") else None
-        lines += way_out_lines(rule, str(deciding.get("kind", "")), indent="", fill=fill)
+        lines += way_out_lines(rule, str(deciding.get("kind", "")), indent="", fill=fill,
+                               reason_code=deciding.get("reason_code"))
     return Case(mac, failure=(f"{result} ({rule}){reason}", "\n".join(lines)))
 
 

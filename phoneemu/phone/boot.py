@@ -207,7 +207,8 @@ class BootReport:
             "retransmits": self.retransmits, "fetched_over": dict(self.fetched_over),
             "answered": self.answered, "duration_s": round(self.duration_s, 4),
             "failed_downloads": [list(f) for f in self.failed_downloads],
-            "ways_out": ways_out_json(self.deciding.rule, self.deciding.kind)
+            "ways_out": ways_out_json(self.deciding.rule, self.deciding.kind,
+                                      reason_code=self.deciding.reason_code)
             if self.locked_out and self.deciding is not None else [],
         }
 

@@ -222,4 +222,8 @@ def test_a_signer_whose_names_do_not_fit_a_query_is_too_large_not_a_failed_excha
         assert "exchange failed" not in d.reason and not d.reason.startswith("TVS unreachable"), d.reason
         assert d.reason_code is VerifyReason.TOO_LARGE
         assert asked == []  # the asker was never called: nothing could be sent
+        # the report's ways out are those of a QUERY too large (shorten the names), not "bring TVS back"
+        ways = r.as_dict()["ways_out"]
+        assert ways and "shorten" in ways[0]["action"].lower(), ways
+        assert not any(w["action"].lower().startswith("bring") for w in ways), ways  # no "bring TVS back"
     asyncio.run(asyncio.wait_for(main(), 20))
