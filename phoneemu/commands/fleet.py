@@ -72,7 +72,7 @@ from phoneemu.commands._register import (
     registrar,
 )
 from phoneemu.errors import PhoneEmuError
-from phoneemu.files import check_apart, check_writable, write_output
+from phoneemu.files import check_apart, check_writable, write_output_pieces
 from phoneemu.fleet.engine import FleetSpec, Prestate, mac_range, mac_text, parse_mac
 from phoneemu.fleet.loop import EVENT_LOOPS
 from phoneemu.fleet.progress import Progress
@@ -521,6 +521,82 @@ def _failed_downloads_text(rec: Any) -> str | None:
     return f"downloads failed in transport: {failed} (booted on what it had)"
 
 
+def _write_reports(args: argparse.Namespace, result: Any, target: BootTarget, capture: Any) -> list[str]:
+    """``--json``, ``--junit`` and ``--plot`` of the run, each tried; what could not be written, a line each.
+    The records come from ``result.records`` a record at a time (a spool on disk): neither report holds
+    them all; --plot draws from the metrics' compact arrays (latencies, end times)."""
+    unwritten: list[str] = []
+    unkept = result.records_unkept
+    if args.json is not None:
+        if unkept is not None:
+            unwritten.append(f"--json {args.json}: not written: {unkept}")
+        else:
+            _report("--json", args.json, lambda: _write_json(args.json, result, target, capture,
+                                                               profile=args.profile), unwritten)
+    if args.junit is not None:
+        if unkept is not None:
+            unwritten.append(f"--junit {args.junit}: not written: {unkept}")
+        else:
+            _report("--junit", args.junit, lambda: _write_junit(args.junit, result, target=str(target),
+                                                               count=args.count, lab=args.lab,
+                                                               flash=args.flash), unwritten)
+    if args.plot is not None:
+        from phoneemu.fleet.plot import plot_metrics
+
+        _report("--plot", args.plot, lambda: plot_metrics(
+            result.metrics, args.plot, title=f"phoneemu fleet: {args.count} phones -> {target}"), unwritten)
+    return unwritten
+
+
+def _write_json(path: Path, result: Any, target: BootTarget, capture: Any, *, profile: str) -> None:
+    """``--json``: the summary and every phone's record (``phones``), written a record at a time."""
+    from phoneemu import version_text
+
+    summary = result.summary()
+    if capture is not None:
+        summary["capture"] = {"pcap": str(capture.path), "keylog": str(capture.keylog),
+                              "note": str(capture.note_path), "packets": capture.count,
+                              "limit_bytes": capture.max_bytes, "truncated": capture.truncated,
+                              "kernel_drops": capture.kernel_drops}
+    doc = {"target": str(target), "profile": profile, "summary": summary,
+           "phones": None, "phoneemu": version_text()}
+    write_output_pieces(path, _in_chunks(json_pieces(doc, "phones", (r.as_dict() for r in result.records))))
+
+
+def json_pieces(doc: Mapping[str, Any], key: str, items: Iterable[Any]) -> Iterator[str]:
+    """``json_doc.dumps({**doc, key: list(items)}, indent=1) + "\\n"`` in pieces, an item at a time: the
+    same text (``key`` where ``doc`` has it, its value there ignored; lone surrogates U+FFFD), memory
+    one item (our convention for a report of every phone)."""
+    keys = list(doc)
+    at = keys.index(key)
+    before, after = ({k: doc[k] for k in part} for part in (keys[:at], keys[at + 1:]))
+    yield "{" + (json_doc.dumps(before, indent=1)[1:-2] + "," if before else "")
+    yield f"\n {json_doc.dumps(key)}: ["
+    n = 0
+    for item in items:  # an item's lines two levels in (JSON strings hold no raw newline)
+        yield ("\n  " if n == 0 else ",\n  ") + json_doc.dumps(item, indent=1).replace("\n", "\n  ")
+        n += 1
+    yield "\n ]" if n else "]"
+    yield ("," + json_doc.dumps(after, indent=1)[1:-2] if after else "") + "\n}\n"
+
+
+_WRITE_CHUNK = 1 << 20  # characters of --json written at a time
+
+
+def _in_chunks(pieces: Iterable[str]) -> Iterator[bytes]:
+    """``pieces`` joined into chunks of about :data:`_WRITE_CHUNK` characters, UTF-8 (ASCII here)."""
+    pending: list[str] = []
+    held = 0
+    for piece in pieces:
+        pending.append(piece)
+        held += len(piece)
+        if held >= _WRITE_CHUNK:
+            yield "".join(pending).encode("utf-8")
+            pending, held = [], 0
+    if pending:
+        yield "".join(pending).encode("utf-8")
+
+
 def _report(option: str, path: Path, write: Callable[[], object], unwritten: list[str]) -> None:
     """Write one report; a failure (a full disk, /dev/full) is said naming the option and the file, and
     the other reports are still written."""
@@ -647,29 +723,10 @@ def _boot(args: argparse.Namespace) -> int:
         print(f"not started ({_why(result)}): {result.not_started}")
     for lost in result.lost:
         print(f"lost: {lost.message()}")
-    unwritten: list[str] = []
-    if args.json is not None:
-        summary = result.summary()
-        if capture is not None:
-            summary["capture"] = {"pcap": str(capture.path), "keylog": str(capture.keylog),
-                                  "note": str(capture.note_path), "packets": capture.count,
-                                  "limit_bytes": capture.max_bytes, "truncated": capture.truncated,
-                                  "kernel_drops": capture.kernel_drops}
-        from phoneemu import version_text
-
-        doc = {"target": str(target), "profile": args.profile, "summary": summary,
-               "phones": [r.as_dict() for r in result.records], "phoneemu": version_text()}
-        data = (json_doc.dumps(doc, indent=1) + "\n").encode("utf-8")  # lone surrogates: U+FFFD (json_doc)
-        _report("--json", args.json, lambda: write_output(args.json, data), unwritten)
-    if args.junit is not None:
-        _report("--junit", args.junit, lambda: _write_junit(args.junit, result, target=str(target),
-                                                           count=args.count, lab=args.lab, flash=args.flash),
-                unwritten)
-    if args.plot is not None:
-        from phoneemu.fleet.plot import plot_metrics
-
-        _report("--plot", args.plot, lambda: plot_metrics(
-            result.metrics, args.plot, title=f"phoneemu fleet: {args.count} phones -> {target}"), unwritten)
+    try:
+        unwritten = _write_reports(args, result, target, capture)
+    finally:
+        result.close()  # the records' spool
     if unwritten:  # each report tried; the summary above is the storm's
         raise PhoneEmuError("; ".join(unwritten) + " (the summary above is the run's)", path="output")
     m = result.metrics

@@ -34,20 +34,27 @@ Rules (issue #6):
 * TFTP requests (transfers started), the ones that needed a retransmission and the retransmissions
   (packets sent again) of a shard come from its client pool (``fleet.engine``: counted per transfer,
   nothing per packet) and add up over shards; each record keeps its boot's ``retransmits``.
+* A fleet's records cross to the parent and wait there for ``--json``/``--junit`` on disk, not in
+  memory (:class:`RecordSpool`: a JSON line each in an unnamed temporary file, 8 bytes a record held):
+  40,000 records held as objects, then as one JSON document, cost the parent tens of MiB.
 * Peak RSS comes from ``resource.getrusage`` (``ru_maxrss`` is KiB on Linux, bytes on macOS):
   :func:`peak_rss_mib` for this process, ``children=True`` for the largest finished child.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import resource
 import sys
+import tempfile
+import weakref
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any, overload
 
 from phoneemu.fleet.alike import Alike
 from phoneemu.phone.boot import FAILED_DOWNLOADS_KEPT, BootReport
@@ -60,6 +67,7 @@ __all__ = [
     "OUTCOMES",
     "BootRecord",
     "FleetMetrics",
+    "RecordSpool",
     "failed_downloads",
     "failure_text",
     "file_kind",
@@ -210,6 +218,81 @@ class BootRecord:
                    retransmits=int(d.get("retransmits", 0)),
                    failed_downloads=tuple((str(x["file"]), str(x["failure"]))
                                           for x in d.get("failed_downloads") or ()))
+
+
+class RecordSpool(Sequence[BootRecord]):
+    """A fleet's records on disk (module rules): each record, as its shard sends it, one JSON line
+    (:meth:`BootRecord.as_dict`, ASCII) appended to an unnamed temporary file (0600, no name on disk:
+    gone when closed, when the spool is dropped or when the process ends), made at the first record;
+    memory holds where each line starts. :meth:`keep` then orders the records shard by shard as given (a
+    shard left out, one that did not finish, is dropped: its records went with it) and the spool reads
+    back as a sequence of :class:`BootRecord`, a record at a time. A spool that cannot be written
+    (``TMPDIR`` full) keeps no record and says why in ``unkept``: the run goes on, its summary is whole."""
+
+    def __init__(self) -> None:
+        self._file: IO[bytes] | None = None
+        self._starts: dict[int, array[int]] = {}  # each shard's lines, where each starts, in its order
+        self._order = array("q")  # the kept lines' starts, in the order read back (keep)
+        self.unkept: str | None = None  # why no record is kept (the spool failed), else None
+
+    def add(self, shard: int, records: Iterable[BootRecord]) -> None:
+        """Append ``records`` of ``shard`` (after those it sent before)."""
+        if self.unkept is not None:
+            return
+        lines = [(json.dumps(r.as_dict(), separators=(",", ":")) + "\n").encode("ascii") for r in records]
+        try:
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(prefix="phoneemu-fleet-records-")  # noqa: SIM115 (close())
+                weakref.finalize(self, self._file.close)  # a spool dropped unclosed (a test's result)
+            at = self._file.seek(0, os.SEEK_END)
+            self._file.write(b"".join(lines))
+        except OSError as exc:
+            self.close()
+            self.unkept = f"the records' temporary file in {tempfile.gettempdir()}: {exc.strerror or exc}"
+            return
+        starts = self._starts.setdefault(shard, array("q"))
+        for line in lines:
+            starts.append(at)
+            at += len(line)
+
+    def keep(self, shards: Iterable[int]) -> None:
+        """Read back the records of ``shards``, in that order; the others are dropped."""
+        order = array("q")
+        for shard in shards:
+            order.extend(self._starts.get(shard, ()))
+        self._starts.clear()
+        self._order = order
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    @overload
+    def __getitem__(self, index: int) -> BootRecord: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[BootRecord]: ...
+
+    def __getitem__(self, index: int | slice) -> BootRecord | list[BootRecord]:
+        if isinstance(index, slice):
+            return [self._read(at) for at in self._order[index]]
+        return self._read(self._order[index])
+
+    def __iter__(self) -> Iterator[BootRecord]:
+        for at in self._order:
+            yield self._read(at)
+
+    def _read(self, at: int) -> BootRecord:
+        assert self._file is not None  # a line was kept: the file holds it
+        self._file.seek(at)
+        return BootRecord.from_dict(json.loads(self._file.readline()))
+
+    def close(self) -> None:
+        """Drop the file (and every record)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._order = array("q")
+        self._starts.clear()
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float | None:

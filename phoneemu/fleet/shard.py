@@ -7,11 +7,14 @@ Rules:
   :func:`phoneemu.fleet.engine.run_shard` in a fresh ``spawn`` process (no state inherited).
 * Shards build their phones first, say ``ready``, and start booting together when every shard is
   ready (the parent's ``go``), so the rate measured is the storm, not process start-up.
-* Shards report progress (done, booted) a few times a second, then their result, each over a pipe
+* Shards report progress (done, booted) a few times a second, then their records, if kept, a few
+  hundred a message (``_RECORDS_A_MESSAGE``), then their result, each over a pipe
   of its own (:mod:`phoneemu.worker_pipes`: no lock or stream shared between shards, so a shard
   killed mid-message damages nothing but its own pipe); the parent reads them all without blocking on
   any one, merges the progress for the live progress line and the final :class:`ShardResult`\\ s into
-  one :class:`FleetResult`. The parent's orders, ``go`` and ``stop``, go down a second pipe of each
+  one :class:`FleetResult`, whose records wait on disk (:class:`~phoneemu.fleet.metrics.RecordSpool`,
+  spooled as they come: the parent holds a message of records at a time, not 40,000 records). The
+  parent's orders, ``go`` and ``stop``, go down a second pipe of each
   shard's own (not events shared by every shard: their lock, taken at each boot to check ``stop``,
   could be held for ever by a shard killed at that moment).
 * Every wait is bounded: process start (``start_timeout``), the run (``spec.max_time_s`` plus a
@@ -45,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import multiprocessing as mp
 import os
 import signal
@@ -60,7 +64,7 @@ from phoneemu import worker_pipes
 from phoneemu.errors import PhoneEmuError
 from phoneemu.fleet.engine import FAILING_SHOWN, FleetSpec, ShardResult, fleet_macs, mac_range, run_shard
 from phoneemu.fleet.loop import run_on
-from phoneemu.fleet.metrics import BootRecord, FleetMetrics, peak_rss_mib
+from phoneemu.fleet.metrics import BootRecord, FleetMetrics, RecordSpool, peak_rss_mib
 from phoneemu.interrupts import release_held_signals, start_processes, term_as_ctrl_c
 
 __all__ = ["FleetResult", "LostShard", "ProgressFn", "interrupted_before_storm", "run_fleet", "split_range"]
@@ -106,7 +110,9 @@ class FleetResult:
 
     metrics: FleetMetrics
     shards: list[ShardResult] = field(default_factory=list)
-    records: list[BootRecord] = field(default_factory=list)
+    #: every phone's record (FleetSpec.keep_records), shard by shard: a RecordSpool when shard processes
+    #: sent them (read back a record at a time), else a list
+    records: Sequence[BootRecord] = field(default_factory=list)
     interrupted: bool = False  # stopped early by Ctrl-C/SIGTERM: not-started phones were never booted
     lost: list[LostShard] = field(default_factory=list)  # shards that died during the storm
     before_storm: bool = False  # interrupted while the shards were starting: no phone booted
@@ -123,6 +129,16 @@ class FleetResult:
     @property
     def lost_phones(self) -> int:
         return sum(x.phones for x in self.lost)
+
+    @property
+    def records_unkept(self) -> str | None:
+        """Why the records were not kept (their spool could not be written), else None."""
+        return self.records.unkept if isinstance(self.records, RecordSpool) else None
+
+    def close(self) -> None:
+        """Drop the records' spool (its temporary file), if any."""
+        if isinstance(self.records, RecordSpool):
+            self.records.close()
 
     def summary(self) -> dict[str, Any]:
         out = self.metrics.summary()
@@ -211,13 +227,19 @@ def _child(spec: FleetSpec, macs: Sequence[int], shard: int, channels: tuple[Any
         result = run_on(spec.event_loop,
                         run_shard(spec, macs, shard=shard, on_progress=progress, ready=ready,
                                   should_stop=stop.is_set, on_give_up=lambda why: tell("gave_up", why)))
-        state = result.to_state()
+        state = dataclasses.replace(result, records=[]).to_state()
     except (PhoneEmuError, OSError) as exc:  # bad input or a file that failed: its one line, no traceback
         tell("error", f"{type(exc).__name__}: {exc}")
     except BaseException as exc:  # report anything, the parent decides
         tell("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}")
     else:
+        for at in range(0, len(result.records), _RECORDS_A_MESSAGE):  # the parent spools them as they come
+            tell("records", [r.as_dict() for r in result.records[at:at + _RECORDS_A_MESSAGE]])
         tell("done", state)
+
+
+#: Records a shard sends in one message (``_child``): the parent holds one message at a time.
+_RECORDS_A_MESSAGE = 500
 
 
 def _failing(value: Any) -> dict[str, int]:
@@ -291,6 +313,7 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
     lost: dict[int, LostShard] = {}
     ready: set[int] = set()
     interrupted = False
+    spool = RecordSpool()  # the shards' records as they come; those of a shard not done are dropped
 
     def lose(i: int, why: str) -> None:
         if i in results or i in lost:
@@ -328,6 +351,7 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
         except KeyboardInterrupt:  # the shards are killed and reaped below (finally)
             interrupted = True
         if interrupted:
+            spool.close()
             return _not_stormed(ranges)
         t0 = time.monotonic()
         budget = spec.max_time_s + 60.0 if spec.max_time_s is not None else run_timeout
@@ -355,6 +379,8 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
                         if on_give_up is not None and not gave_up_said:
                             gave_up_said = True
                             on_give_up(str(msg[1]) if len(msg) > 1 else "")
+                    elif msg[0] == "records":
+                        spool.add(i, map(BootRecord.from_dict, msg[1]))
                     elif msg[0] == "done":
                         lost.pop(i, None)  # its result made it after all
                         results[i] = ShardResult.from_state(msg[1])
@@ -381,6 +407,9 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
                 raise
         for p in procs:
             p.join(10.0)
+    except BaseException:
+        spool.close()
+        raise
     finally:
         _stop(procs)
         inbox.close()
@@ -391,7 +420,8 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
     ordered = [results[i] for i in sorted(results)]
     merged = FleetMetrics.merged(r.metrics for r in ordered)
     merged.peak_rss["parent"] = peak_rss_mib()
-    return FleetResult(metrics=merged, shards=ordered, records=[rec for r in ordered for rec in r.records],
+    spool.keep(sorted(results))
+    return FleetResult(metrics=merged, shards=ordered, records=spool,
                        interrupted=interrupted, lost=[lost[i] for i in sorted(lost)])
 
 
