@@ -606,3 +606,32 @@ async def http_heads_server(host: str, body: bytes) -> Any:
     finally:
         server.close()
         await server.wait_closed()
+
+
+def fleet_lab(tmp: Path, *, seed: int, start: int, count: int, now: int, mixed_mode: bool = False) -> Any:
+    """A lab (RSA-1024 keys: fast) under ``tmp/lab`` with ``count`` phones from MAC ``start`` on, in
+    mixed mode when ``mixed_mode`` (a CTL served) — the fleet tests' cluster."""
+    from phoneemu.fleet.engine import mac_text
+    from phoneemu.lab.cluster import LabCluster
+
+    c = LabCluster.init(tmp / "lab", seed=seed, key_spec="rsa1024", now=now)
+    if mixed_mode:
+        c.set_mixed_mode(True, now=now)
+    c.add_phones([mac_text(start + i) for i in range(count)], now=now)
+    return c
+
+
+def held_then_itlrecovery_regenerated(c: Any, tmp: Path, *, now: int, tamper: str | None = None) -> Any:
+    """The fleet's :class:`~phoneemu.fleet.engine.Prestate`: what the phones got from the lab (its TFTP
+    files, so configs naming its running TVS), then ITLRecovery regenerated (and ``tamper`` tampered):
+    each phone must ask TVS about the new ITL's signer — the benchmark's storm."""
+    from phoneemu.fleet.engine import Prestate
+
+    prev = tmp / "previous"
+    shutil.copytree(c.root / "tftp", prev)
+    ctl, itl = c.get("CTLFile.tlv"), c.get("ITLFile.tlv")
+    assert ctl is not None and itl is not None
+    c.regenerate("itlrecovery", now=now)
+    if tamper is not None:
+        c.tamper(tamper, now=now)
+    return Prestate(ctl=ctl, itl=itl, config_dir=str(prev))

@@ -31,7 +31,7 @@ from phoneemu.fleet.shard import run_fleet
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.servers import LabServers
 from phoneemu.phone.boot import BootTarget
-from tests.helpers import run_within, serve_in_thread
+from tests.helpers import fleet_lab, held_then_itlrecovery_regenerated, run_within, serve_in_thread
 
 NOW = 1_780_000_000
 HOST = "127.0.0.1"
@@ -44,21 +44,14 @@ run = run_within(120)
 
 
 def _lab(tmp: Path) -> LabCluster:
-    c = LabCluster.init(tmp / "lab", seed=3, key_spec="rsa1024", now=NOW)
-    c.set_mixed_mode(True, now=NOW)
-    c.add_phones([mac_text(START + i) for i in range(COUNT)], now=NOW)
-    return c
+    lab: LabCluster = fleet_lab(tmp, seed=3, start=START, count=COUNT, now=NOW, mixed_mode=True)
+    return lab
 
 
 def _regenerate(c: LabCluster, tmp: Path) -> Prestate:
     """Keep what phones got from the running lab (configs name its TVS port), then change the lab."""
-    prev = tmp / "previous"
-    shutil.copytree(c.root / "tftp", prev)
-    ctl, itl = c.get("CTLFile.tlv"), c.get("ITLFile.tlv")
-    assert ctl is not None and itl is not None
-    c.regenerate("itlrecovery", now=NOW)
-    c.tamper(f"SEP{BAD}.cnf.xml.sgn", now=NOW)
-    return Prestate(ctl=ctl, itl=itl, config_dir=str(prev))
+    pre: Prestate = held_then_itlrecovery_regenerated(c, tmp, now=NOW, tamper=f"SEP{BAD}.cnf.xml.sgn")
+    return pre
 
 
 def test_fleet_storm_outcomes_tvs_and_verified_once(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ mixed-mode lab whose ITLRecovery changed, each phone asking TVS, then installing
 
 from __future__ import annotations
 
-import shutil
 import weakref
 from pathlib import Path
 from typing import Any
@@ -14,11 +13,10 @@ from typing import Any
 import pytest
 
 from phoneemu.fleet import engine
-from phoneemu.fleet.engine import FleetSpec, Prestate, mac_text, run_shard
-from phoneemu.lab.cluster import LabCluster
+from phoneemu.fleet.engine import FleetSpec, run_shard
 from phoneemu.lab.servers import LabServers
 from phoneemu.phone.boot import BootTarget
-from tests.helpers import run_within
+from tests.helpers import fleet_lab, held_then_itlrecovery_regenerated, run_within
 
 NOW = 1_780_000_000
 HOST = "127.0.0.1"
@@ -28,26 +26,8 @@ COUNT = 8
 run = run_within(120)
 
 
-def _lab(tmp: Path) -> LabCluster:
-    """A mixed-mode lab of COUNT phones."""
-    c = LabCluster.init(tmp / "lab", seed=4, key_spec="rsa1024", now=NOW)
-    c.set_mixed_mode(True, now=NOW)
-    c.add_phones([mac_text(START + i) for i in range(COUNT)], now=NOW)
-    return c
-
-
-def _regenerate(c: LabCluster, tmp: Path) -> Prestate:
-    """What the phones got from the running lab (their configs name its TVS port), then ITLRecovery
-    regenerated."""
-    prev = tmp / "previous"
-    shutil.copytree(c.root / "tftp", prev)
-    ctl, itl = c.get("CTLFile.tlv"), c.get("ITLFile.tlv")
-    c.regenerate("itlrecovery", now=NOW)
-    return Prestate(ctl=ctl, itl=itl, config_dir=str(prev))
-
-
 def test_each_phone_is_freed_when_its_boot_ended(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    c = _lab(tmp_path)
+    c = fleet_lab(tmp_path, seed=4, start=START, count=COUNT, now=NOW, mixed_mode=True)
     built: list[weakref.ref[Any]] = []
     make_phones = engine.make_phones
 
@@ -65,7 +45,7 @@ def test_each_phone_is_freed_when_its_boot_ended(tmp_path: Path, monkeypatch: py
 
     async def body() -> Any:
         async with LabServers(c, host=HOST, tftp_tid_mode="shared") as srv:
-            pre = _regenerate(c, tmp_path)
+            pre = held_then_itlrecovery_regenerated(c, tmp_path, now=NOW)
             target = BootTarget(host=HOST, tftp_port=srv.ports["tftp"], use_http=False)
             spec = FleetSpec(target=target, count=COUNT, mac_start=START, concurrency=2, prestate=pre,
                              fetch_timeout=1.0, tvs_timeout=10.0)

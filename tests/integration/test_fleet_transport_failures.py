@@ -18,7 +18,7 @@ from phoneemu.fleet.metrics import FAILED_DOWNLOADS_KEPT, FleetMetrics
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.servers import LabServers
 from phoneemu.phone.boot import BootTarget
-from tests.helpers import run_within, serve_in_thread
+from tests.helpers import fleet_lab, run_within, serve_in_thread
 
 NOW = 1_780_000_000
 HOST = "127.0.0.1"
@@ -31,9 +31,8 @@ _KIND = re.compile(r"(CTL|ITL|config|other) (timeout|unreachable|refused|error|p
 
 
 def _lab(tmp: Path, count: int = COUNT) -> LabCluster:
-    c = LabCluster.init(tmp / "lab", seed=5, key_spec="rsa1024", now=NOW)  # non-secure: no CTL served
-    c.add_phones([mac_text(START + i) for i in range(count)], now=NOW)
-    return c
+    lab: LabCluster = fleet_lab(tmp, seed=5, start=START, count=count, now=NOW)  # non-secure: no CTL served
+    return lab
 
 
 def _storm(c: LabCluster, *, loss: float = 0.0, fail: tuple[str, ...] = (), retries: int = 1) -> ShardResult:
