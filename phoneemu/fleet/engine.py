@@ -13,14 +13,16 @@ Rules:
   shard ended and not one of their requests got an answer (our convention: nothing answers there).
 * What phones of one process share (immutable or process-wide, never per-phone copies):
   one :class:`~phoneemu.net.tftp_client.TftpClientPool` (bounded UDP sockets, reused), the TLS client
-  context for TVS, the :data:`~phoneemu.phone.store.SHARED_CACHE` of parsed trust lists/configs keyed
+  context for TVS, one TVS asker and one CAPF runner per model, the
+  :data:`~phoneemu.phone.store.SHARED_CACHE` of parsed trust lists/configs keyed
   by SHA-256 of the bytes, and — in fleet shards — a :class:`~phoneemu.crypto.signatures.VerifyCache`
   so identical signed files are verified once per process (successful checks only).
 * A phone's own state stays small: in-memory trust store (``flash=None``) unless a flash directory is
   given (then ``DIR/<MAC>``), a small event log (``event_limit``, our fleet default 32 events and 8
-  statuses instead of 200/30), and the full :class:`BootReport` is reduced to a
-  :class:`~phoneemu.fleet.metrics.BootRecord` right after the boot. Once built, the phones are moved
-  out of the cyclic GC's reach (``gc.freeze``) for the storm, so full collections stay cheap, and
+  statuses instead of 200/30; its deques made at the first event), the parts of a previous config equal
+  across phones held once (:func:`phoneemu.formats.config.parse`), and the full :class:`BootReport` is
+  reduced to a :class:`~phoneemu.fleet.metrics.BootRecord` right after the boot. Once built, the phones
+  are moved out of the cyclic GC's reach (``gc.freeze``) for the storm, so full collections stay cheap, and
   the GC runs less often during the storm (:data:`_STORM_GC_THRESHOLD`, restored afterwards). A shard
   holds only the phones still to boot: each is let go as its boot ends (its reference count frees it,
   frozen or not: a phone holds no reference cycle), so what a booted phone holds (its new config, its
@@ -76,7 +78,7 @@ from phoneemu.formats import config as config_fmt
 from phoneemu.formats import signed
 from phoneemu.net.fetch import Fetcher, HttpFetcher, HttpThenTftpFetcher, TftpFetcher
 from phoneemu.net.tftp_client import QUARANTINE_S, TftpClientPool
-from phoneemu.phone.boot import BootReport, BootTarget, TvsAsker, net_tvs_asker
+from phoneemu.phone.boot import BootReport, BootTarget, CapfRunner, TvsAsker, net_capf_runner, net_tvs_asker
 from phoneemu.phone.events import EventLog
 from phoneemu.phone.flash import Flash
 from phoneemu.phone.phone import Phone, check_flash_owner
@@ -402,24 +404,34 @@ def _checked(what: str, step: Callable[..., _T], *args: Any, **kwargs: Any) -> _
         raise _UnreadyError(f"{what}: {exc}", exc) from exc
 
 
+class _Model:
+    """What the phones of one model share: the profile, the TVS asker and CAPF runner (the model's TLS
+    versions; stateless, so one for all: issue #6, each phone made its own CAPF runner) and the
+    prestate (the model's trust-list limit)."""
+
+    __slots__ = ("capf", "prestate", "profile", "tvs")
+
+    def __init__(self, spec: FleetSpec, name: str, tvs: TvsAsker | None) -> None:
+        self.profile = profile = get_profile(name)
+        self.tvs = tvs if tvs is not None else net_tvs_asker(
+            timeout=spec.tvs_timeout, tls_versions=profile.tls_versions, keylog=spec.keylog)
+        # the runner a Phone makes by default (its capf_timeout, 30 s), made once
+        self.capf: CapfRunner = net_capf_runner(tls_versions=profile.tls_versions, keylog=spec.keylog)
+        self.prestate = _Prestater(spec.prestate, profile) if spec.prestate is not None else None
+
+
 class _Models:
-    """Per model profile of a fleet (``FleetSpec.profiles``): the profile, its TVS asker (the model's TLS
-    versions) and its prestate (the model's trust-list limit), each made once."""
+    """Per model profile of a fleet (``FleetSpec.profiles``): its :class:`_Model`, made once."""
 
     def __init__(self, spec: FleetSpec, tvs: TvsAsker | None) -> None:
         self.spec, self.tvs = spec, tvs
-        self._made: dict[str, tuple[PhoneProfile, TvsAsker, _Prestater | None]] = {}
+        self._made: dict[str, _Model] = {}
 
-    def of(self, mac: str) -> tuple[PhoneProfile, TvsAsker, _Prestater | None]:
-        spec = self.spec
-        name = spec.profiles.get(mac, spec.profile)
+    def of(self, mac: str) -> _Model:
+        name = self.spec.profiles.get(mac, self.spec.profile)
         made = self._made.get(name)
         if made is None:
-            profile = get_profile(name)
-            asker = self.tvs if self.tvs is not None else net_tvs_asker(
-                timeout=spec.tvs_timeout, tls_versions=profile.tls_versions, keylog=spec.keylog)
-            pre = _Prestater(spec.prestate, profile) if spec.prestate is not None else None
-            made = self._made[name] = (profile, asker, pre)
+            made = self._made[name] = _Model(self.spec, name, self.tvs)
         return made
 
 
@@ -442,7 +454,8 @@ def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | 
     phones: list[Phone] = []
     for value in macs:
         mac = mac_text(value)
-        profile, asker, pre = models.of(mac)
+        model = models.of(mac)
+        profile, pre = model.profile, model.prestate
         try:
             mic = _checked("lab MIC", lab_mic, mic_dir, mac) if mic_dir is not None else None
             flash = None
@@ -455,8 +468,8 @@ def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | 
                           events=EventLog(spec.event_limit, max(1, min(8, spec.event_limit))),
                           fetch_timeout=spec.fetch_timeout, fetch_retries=spec.fetch_retries,
                           fetch_max_time=spec.fetch_max_time, http_timeout=spec.fetch_timeout, tftp_pool=pool,
-                          tvs=asker, keylog=spec.keylog, capf_retry_delay=spec.capf_retry_delay, sleep=sleep,
-                          image_signers=signers)
+                          tvs=model.tvs, capf=model.capf, keylog=spec.keylog,
+                          capf_retry_delay=spec.capf_retry_delay, sleep=sleep, image_signers=signers)
             if pre is not None:
                 pre.apply(phone)
             key = spec.symmetric_keys.get(mac)

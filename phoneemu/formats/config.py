@@ -36,6 +36,14 @@ Our conventions (spec [UNK] or [INF]):
 * Attributes of the root element (e.g. CUCM's ``xsi:type``) are not kept; an undeclared namespace
   prefix on the root element is tolerated (it is declared before parsing).
 * Comments and processing instructions are dropped.
+* What a fleet's configs repeat is held once per process (issue #6: thousands of phones hold their
+  previous config): :func:`parse` returns the same :class:`Server` objects and server tuples, the same
+  ``extra`` mapping (the same elements in the same order) and the same text of ``networkLocale``,
+  ``dialTemplate``, ``loadInformation`` and extra elements for equal values (an ``extra`` of at most
+  8 KiB: the memory this keeps stays small); only what differs (the
+  device name, ``certHash``) is the config's own. Equal bytes parsed again (phones holding the same
+  config) return the same :class:`DeviceConfig` (a bounded ``_tlv.Memo``; failures are never
+  remembered). A parsed config is read, never changed.
 * A carriage return in the text of an extra element (``&#13;`` in the input) is written as the
   character reference ``&#13;`` (in ``extra`` and by :func:`build`): a literal CR would be read
   back as a line feed (XML 1.0 §2.11 end-of-line handling) and the round trip would not hold.
@@ -45,6 +53,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 import xml.etree.ElementTree as ET  # building and serialising only; parsing goes through defusedxml
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -56,6 +65,7 @@ from defusedxml.ElementTree import fromstring as _defused_fromstring
 
 from phoneemu.crypto import certs
 from phoneemu.errors import DecodeError, EncodeError, SizeLimitError
+from phoneemu.formats._tlv import Memo
 
 __all__ = [
     "CONFIG_LIMIT",
@@ -241,7 +251,7 @@ class CallManager:
                 _check_int(port, f"callManager.{name}", 0, 65535)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class DeviceConfig:
     """The security-relevant content of a device config (spec §H.5) plus every other element.
 
@@ -285,7 +295,8 @@ class DeviceConfig:
                                   path=name)
             if not all(isinstance(s, Server) for s in servers):
                 raise EncodeError("entries must be Server objects", fmt=FMT, path=name)
-            if name == "capf_servers":  # a CAPF list has no priority attribute: order is priority
+            if name == "capf_servers" and any(s.priority != i for i, s in enumerate(servers)):
+                # a CAPF list has no priority attribute: order is priority
                 servers = tuple(s if s.priority == i else replace(s, priority=i)
                                 for i, s in enumerate(servers))
             object.__setattr__(self, name, servers)
@@ -511,9 +522,9 @@ def _capf_list(el: ET.Element) -> tuple[Server, ...]:
         port = _only_child(capf, "phonePort", path)
         host = _only_child(capf, "processNodeName", path)
         assert port is not None and host is not None
-        out.append(Server(host=_host(host, f"{path}.processNodeName"),
-                          port=_int(port, f"{path}.phonePort", 0, 65535), priority=i))
-    return tuple(out)
+        out.append(_shared_server(_host(host, f"{path}.processNodeName"),
+                                  _int(port, f"{path}.phonePort", 0, 65535), i))
+    return _shared_servers(tuple(out))
 
 
 def _host(el: ET.Element, path: str) -> str:
@@ -545,17 +556,60 @@ def _tvs_list(el: ET.Element) -> tuple[Server, ...]:
         port = _only_child(member, "port", path)
         host = _only_child(member, "address", path)
         assert port is not None and host is not None
-        out.append(Server(host=_host(host, f"{path}.address"), port=_int(port, f"{path}.port", 0, 65535),
-                          priority=_priority(member, i, path)))
-    return tuple(out)
+        out.append(_shared_server(_host(host, f"{path}.address"), _int(port, f"{path}.port", 0, 65535),
+                                  _priority(member, i, path)))
+    return _shared_servers(tuple(out))
+
+
+@functools.lru_cache(maxsize=1024)
+def _shared_server(host: str, port: int, priority: int) -> Server:
+    """The one :class:`Server` of these values parses return (module docstring; an invalid one raises)."""
+    return Server(host=host, port=port, priority=priority)
+
+
+@functools.lru_cache(maxsize=256)
+def _shared_servers(servers: tuple[Server, ...]) -> tuple[Server, ...]:
+    """The one tuple equal to ``servers`` (at most :data:`MAX_SERVERS`) parses return (module docstring)."""
+    return servers
+
+
+#: the largest ``extra`` (characters) shared: what is remembered stays small whatever configs are parsed
+#: (a fuzzer's, a hostile cluster's: at most 256 of 8 KiB)
+_SHARED_EXTRA_MAX = 8 * 1024
+
+
+def _shared_extra(items: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """The one ``extra`` mapping of these elements, in this order, parses return (module docstring); a
+    large one is its own."""
+    if sum(len(k) + len(v) for k, v in items) > _SHARED_EXTRA_MAX:
+        return dict(items)
+    return _remembered_extra(items)
+
+
+@functools.lru_cache(maxsize=256)
+def _remembered_extra(items: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    return dict(items)
+
+
+#: Successful parses by their exact bytes: phones holding the same config share one parse (module docstring)
+_PARSED: Memo[DeviceConfig] = Memo(max_items=64, max_bytes=512 << 10)
 
 
 def parse(data: bytes, *, limit: int = CONFIG_LIMIT) -> DeviceConfig:
-    """Parse a device config; malformed or hostile XML is a DecodeError, oversized a SizeLimitError."""
+    """Parse a device config; malformed or hostile XML is a DecodeError, oversized a SizeLimitError.
+    Equal bytes parsed before give the same (immutable) config (module docstring)."""
+    remembered = type(data) is bytes and len(data) <= limit
+    if remembered:
+        hit = _PARSED.get(data)
+        if hit is not None:
+            return hit
     try:
-        return _parse(data, limit)
+        cfg = _parse(data, limit)
     except EncodeError as exc:  # a value the model cannot hold is malformed input here
         raise DecodeError(exc.message, fmt=FMT, path=exc.path) from None
+    if remembered:
+        _PARSED.put(data, cfg)
+    return cfg
 
 
 def _parse(data: bytes, limit: int) -> DeviceConfig:
@@ -586,11 +640,11 @@ def _parse(data: bytes, limit: int) -> DeviceConfig:
         elif tag == "deviceName":
             values["device_name"] = _str(child, path)
         elif tag == "loadInformation":
-            values["load_information"] = _str(child, path)
+            values["load_information"] = sys.intern(_str(child, path))
         elif tag == "networkLocale":
-            values["network_locale"] = _str(child, path)
+            values["network_locale"] = sys.intern(_str(child, path))
         elif tag == "dialTemplate":
-            values["dial_template"] = _str(child, path)
+            values["dial_template"] = sys.intern(_str(child, path))
         elif tag == "capfAuthMode":
             values["capf_auth_mode"] = _int(child, path, 0, 4)
         elif tag == "deviceSecurityMode":
@@ -607,11 +661,11 @@ def _parse(data: bytes, limit: int) -> DeviceConfig:
             child.tail = None
             xml = _xml_text(child)
             _check_extra(tag, xml)
-            extra[tag] = xml
+            extra[tag] = sys.intern(xml)
     cfg = DeviceConfig(**values)  # type: ignore[arg-type]
     # ET's serialisation of an element it parsed is already canonical (what _canonical_extra would
     # return after parsing it again): set directly, checked above, not parsed a second time
-    object.__setattr__(cfg, "extra", extra)
+    object.__setattr__(cfg, "extra", _shared_extra(tuple(extra.items())))
     return cfg
 
 

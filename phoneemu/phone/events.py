@@ -113,61 +113,87 @@ class EventLog:
     """The last ``limit`` events and the last 30 status messages (spec §H.2).
 
     :meth:`note` and :meth:`log` add an event whose :class:`Event` is built only when the log is read
-    (issue #6: a fleet storm records a dozen events per boot that nobody reads); what is read is the same."""
+    (issue #6: a fleet storm records a dozen events per boot that nobody reads); what is read is the same.
+    Each bounded deque is made at its first entry (issue #6: an empty deque holds ~0.75 KiB whatever its
+    bound, and a fleet holds thousands of phones not booted yet); an empty log reads as empty."""
 
-    __slots__ = ("_events", "_status")
+    __slots__ = ("_events", "_limit", "_status", "_status_limit")
 
     def __init__(self, limit: int = DEFAULT_EVENT_LIMIT, status_limit: int = STATUS_MESSAGES_KEPT) -> None:
         if limit < 1 or status_limit < 1:
             raise EncodeError("event and status limits must be at least 1", path="limit")
-        self._events: deque[Event | _Unbuilt] = deque(maxlen=limit)
-        self._status: deque[str] = deque(maxlen=status_limit)
+        self._limit = limit
+        self._status_limit = status_limit
+        self._events: deque[Event | _Unbuilt] | None = None
+        self._status: deque[str] | None = None
+
+    def _event_deque(self) -> deque[Event | _Unbuilt]:
+        """The events' deque, made at the first event."""
+        held = self._events
+        if held is None:
+            held = self._events = deque(maxlen=self._limit)
+        return held
+
+    def _add_status(self, text: str) -> None:
+        """Keep ``text`` (the status deque made at the first message; oldest dropped beyond the bound)."""
+        held = self._status
+        if held is None:
+            held = self._status = deque(maxlen=self._status_limit)
+        held.append(text)
 
     def add(self, event: Event) -> None:
-        self._events.append(event)
+        self._event_deque().append(event)
 
     def note(self, *, time: int, phone: str, kind: str, file: str | None = None,
              detail: str | None = None) -> None:
         """``add(Event(time=..., phone=..., kind=..., file=..., detail=...))``, the Event built when read."""
-        self._events.append((time, phone, kind, file, detail))
+        held = self._events  # (_event_deque inlined: a boot's hot path)
+        if held is None:
+            held = self._events = deque(maxlen=self._limit)
+        held.append((time, phone, kind, file, detail))
 
     def record(self, decision: Decision, *, time: int, phone: str) -> Event:
         """Add the event for ``decision`` and its status message, if any; return the event."""
         ev = Event.of(decision, time=time, phone=phone)
-        self._events.append(ev)
+        self._event_deque().append(ev)
         if decision.status:
-            self._status.append(decision.status)
+            self._add_status(decision.status)
         return ev
 
     def log(self, decision: Decision, *, time: int, phone: str) -> None:
         """:meth:`record` without returning the event (built when the log is read, as ``Event.of``)."""
         code = decision.reason_code.value if decision.reason_code is not None else None
-        self._events.append((time, phone, "decision", decision.rule, decision.file, decision.signer,
-                             decision.reason, decision.accepted, code))
+        held = self._events  # (_event_deque inlined: a boot's hot path)
+        if held is None:
+            held = self._events = deque(maxlen=self._limit)
+        held.append((time, phone, "decision", decision.rule, decision.file, decision.signer, decision.reason,
+                     decision.accepted, code))
         if decision.status:
-            self._status.append(decision.status)
+            self._add_status(decision.status)
 
     def status(self, text: str) -> None:
         """Add a status message (oldest dropped beyond the bound)."""
-        self._status.append(text)
+        self._add_status(text)
 
-    def _all_built(self) -> deque[Event]:
+    def _all_built(self) -> tuple[Event, ...]:
         """The events, each built now if it was not (kept built: the same objects at every read)."""
         held = self._events
+        if held is None:
+            return ()
         if not all(isinstance(e, Event) for e in held):
             self._events = held = deque((_built(e) for e in held), maxlen=held.maxlen)
-        return held  # type: ignore[return-value]
+        return tuple(held)  # type: ignore[arg-type]
 
     @property
     def events(self) -> tuple[Event, ...]:
-        return tuple(self._all_built())
+        return self._all_built()
 
     @property
     def status_messages(self) -> tuple[str, ...]:
-        return tuple(self._status)
+        return tuple(self._status) if self._status is not None else ()
 
     def __iter__(self) -> Iterator[Event]:
-        return iter(tuple(self._all_built()))
+        return iter(self._all_built())
 
     def __len__(self) -> int:
-        return len(self._events)
+        return len(self._events) if self._events is not None else 0

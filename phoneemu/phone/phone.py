@@ -208,17 +208,19 @@ class Phone:
         self._keylog = log
         self._auth_string: str | None = None
         self._digest_cache: DigestCache | None = None  # the registrar's last challenge (RAM: a boot forgets)
-        self._flash_problems: list[str] = []  # shown by the next boot (the store was loaded without them)
+        #: shown by the next boot (the store was loaded without them); a tuple: () is shared (issue #6)
+        self._flash_problems: tuple[str, ...] = ()
         if flash is not None:
             self._store = flash.load()
-            self._flash_problems = [f"flash: {problem}" for problem in flash.problems]
+            self._flash_problems = tuple(f"flash: {problem}" for problem in flash.problems)
         else:
             self._store = TrustStore(profile=profile)
         if mic is not None:
             self._store.mic = mic if isinstance(mic, Credential) else Credential.of(*mic)
             # a damaged MIC on flash is still reported, with what happens now: the given one replaces it
             given = "not loaded (the MIC given replaces it)"
-            self._flash_problems = [p.replace(dropped_credential("mic"), given) for p in self._flash_problems]
+            self._flash_problems = tuple(p.replace(dropped_credential("mic"), given)
+                                         for p in self._flash_problems)
         self._save()
 
     # ------------------------------------------------------------------ views
@@ -324,7 +326,7 @@ class Phone:
             auth_string=self._auth_string, capf_retries=self.capf_retries,
             capf_retry_delay=self.capf_retry_delay, save=self._save, sleep=self._sleep, target=target,
             on_auth_string_used=used, flash_problems=self._flash_problems)
-        self._flash_problems = []
+        self._flash_problems = ()
         if self.flash is not None:
             self.flash.save_last_boot(_last_boot(report, self._store, self.clock()))
         return report

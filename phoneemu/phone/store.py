@@ -30,7 +30,8 @@ Rules enforced here:
 Memory (issue #4 target ≤ 32 KiB per idle phone beyond shared data): the store uses ``__slots__``;
 parsed trust lists and configs are interned in an :class:`InternCache` keyed by the SHA-256 of
 their bytes, so a thousand phones holding the same ITL share one parsed object and one copy of its
-bytes. Credentials are kept as DER/PEM bytes and loaded on demand.
+bytes. Credentials are kept as DER/PEM bytes and loaded on demand. A store not locked holds the one
+shared empty ``locked_by`` (issue #6).
 
 Used by: the boot sequence and phone orchestrator (``phoneemu.phone.boot`` / ``phone``, built on
 top of this API) and :mod:`phoneemu.phone.flash` (persistence).
@@ -76,6 +77,9 @@ TVS_CACHE_MAX = 32
 TVS_TTL_MAX = 2_592_000  # 30 days (spec §H.2)
 TVS_TTL_DEFAULT = 86_400  # a TVS answer without a TTL: 24 hours, as CUCM sends (spec §E.4)
 _LOCKING_KINDS = frozenset({"CTL", "ITL"})
+#: ``locked_by`` of a phone not locked: one object for every store (``frozenset()`` makes a new ~0.2 KiB
+#: set at each call since Python 3.10; issue #6)
+_UNLOCKED: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -349,7 +353,7 @@ class TrustStore:
         self.ctl_rule: str | None = None
         self.itl_rule: str | None = None
         self.config_rule: str | None = None
-        self.locked_by: frozenset[str] = frozenset()
+        self.locked_by: frozenset[str] = _UNLOCKED
         self._tvs_cache: OrderedDict[QueryKey, tuple[TvsAnswer, int]] | None = None
 
     # ------------------------------------------------------------------ views
@@ -361,7 +365,7 @@ class TrustStore:
     @locked.setter
     def locked(self, value: bool) -> None:
         """``False`` unlocks; ``True`` locks as if both CTL and ITL updates had been rejected."""
-        self.locked_by = _LOCKING_KINDS if value else frozenset()
+        self.locked_by = _LOCKING_KINDS if value else _UNLOCKED
 
     @property
     def intern(self) -> InternCache:
@@ -503,7 +507,8 @@ class TrustStore:
             self.ctl, self.ctl_rule = shared, rule
         else:
             self.itl, self.itl_rule = shared, rule
-        self.locked_by = self.locked_by - {tl.kind}  # only a fresh install of the refused kind unlocks
+        if tl.kind in self.locked_by:  # only a fresh install of the refused kind unlocks
+            self.locked_by = (self.locked_by - {tl.kind}) or _UNLOCKED
         self.flush_tvs_cache()
 
     def restore(self, *, ctl: TrustList | None, itl: TrustList | None, config: AcceptedConfig | None,
