@@ -52,10 +52,16 @@ Rules:
 * A failed authentication (§F.7: a wrong string, a bad signature, a certificate the lab did not issue, or
   one whose key is neither RSA nor EC — DSA, Ed25519, §F.8) is answered as CAPF answers it, END_SESSION
   REASON 7 (§F.6), and logged in one line as ``bad-auth`` with the reason; the server goes on serving.
-* A malformed frame or a protocol violation closes that one connection with the reason logged; each
-  read is bounded by ``read_timeout`` and a whole session by ``session_timeout``. A phone that leaves
-  before taking a frame ends its session with ``closed: connection lost in state ...`` logged (after a
-  recorded outcome: that outcome, saying its END_SESSION was not sent); no exception escapes.
+* A malformed frame or a protocol violation closes that one connection with the reason logged; a whole
+  session is bounded by ``session_timeout``. **Frame deadline** (ours): a client's frame must be complete
+  within ``read_timeout`` of its first byte (§F.2 gives where it ends), and a client sending nothing at
+  all is waited for ``read_timeout`` too. So a client dripping a frame one byte at a time is cut after
+  ``read_timeout`` (logged ``timeout`` naming the bytes of the frame it had), not held to
+  ``session_timeout``; a phone's own pause — computing its key after KEY_GENERATE_REQUEST (§F.6, §F.8),
+  then sending the frame in one write — is not charged to its frame, so no phone the per-read timeout
+  let through is cut. A phone that leaves before taking a frame ends its session with ``closed:
+  connection lost in state ...`` logged (after a recorded outcome: that outcome, saying its END_SESSION
+  was not sent); no exception escapes.
 """
 
 from __future__ import annotations
@@ -180,15 +186,18 @@ class CapfHandler:
         except OSError:  # gone at once: a phone that refused this server's certificate (spec §F.1)
             self._emit(st.log("closed: peer closed before AUTH_REQUEST"))
             return
-        decoder = capf.FrameDecoder()  # only to find the end of AUTH_RESPONSE
+        decoder = capf.FrameDecoder()  # where the client's frames end (§F.2): AUTH_RESPONSE, frame deadline
         pending = b""  # raw bytes before the session exists (bounded: at most one frame + one read)
         session: capf.CapfServerSession | None = None
+        loop = asyncio.get_running_loop()
+        frame_due: float | None = None  # when the client's frame begun must be complete (None: none begun)
         while True:
+            wait = self.read_timeout if frame_due is None else max(0.0, frame_due - loop.time())
             try:
-                data = await asyncio.wait_for(reader.read(_READ_SIZE), self.read_timeout)
+                data = await asyncio.wait_for(reader.read(_READ_SIZE), wait)
             except TimeoutError:
-                self._emit(st.log(f"timeout: nothing for {self.read_timeout}s in state "
-                                  f"{session.state if session else 'wait-auth'}"))
+                self._emit(st.log(self._timeout_outcome(decoder.buffered,
+                                                        session.state if session else "wait-auth")))
                 return
             except OSError as exc:
                 if session is None:  # reset before answering AUTH_REQUEST: a phone refusing us (§F.1)
@@ -201,9 +210,12 @@ class CapfHandler:
                 self._emit(st.log(f"closed: peer closed in state {where}"))
                 return
             try:
+                # the session decodes the same bytes: what fails here fails there, with the same error
+                msgs = decoder.feed(data)
+                frame_due = self._frame_due(frame_due, begun=decoder.buffered > 0, framed=bool(msgs),
+                                            now=loop.time())
                 if session is None:
                     pending += data
-                    msgs = decoder.feed(data)
                     if not msgs:
                         continue
                     session = self._open_session(session_id, msgs[0], st)
@@ -244,6 +256,24 @@ class CapfHandler:
                 assert result is not None
                 self._emit(st.log(result.outcome, detail=result.detail))
                 return
+
+    def _frame_due(self, due: float | None, *, begun: bool, framed: bool, now: float) -> float | None:
+        """The frame deadline after a read (module rules): none when no frame is begun; ``read_timeout``
+        from now when one began in this read (nothing was begun before, or a frame ended in it); else
+        unchanged — bytes that do not end a frame do not extend it."""
+        if not begun:
+            return None
+        if due is None or framed:
+            return now + self.read_timeout
+        return due
+
+    def _timeout_outcome(self, buffered: int, state: str) -> str:
+        """The ``timeout`` logged when a read's time ran out: a frame begun and not complete (naming the
+        bytes of it received), else a client silent for ``read_timeout``."""
+        if buffered:
+            return (f"timeout: frame not complete within {self.read_timeout:g}s of its first byte "
+                    f"({buffered} byte(s) of it received) in state {state}")
+        return f"timeout: nothing for {self.read_timeout}s in state {state}"
 
     def _open_session(self, session_id: int, auth: capf.CapfMessage, st: _Conn) -> capf.CapfServerSession:
         if auth.command != capf.CapfCommand.AUTH_RESPONSE:

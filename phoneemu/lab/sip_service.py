@@ -23,6 +23,15 @@ as CCM+TFTP (spec §G.5). Rules (spec §G.13, from the seed chapter's "Digest Au
   past it the answer gets ``401`` with ``stale=TRUE`` (the phone answers the new nonce without asking
   anyone, RFC 2617 §3.2.1). A nonce count not above the last one seen for that nonce is a replay
   (RFC 2617 §3.2.2: the server detects replays with ``nc``): ``401``, a fresh challenge.
+* Nonces cost no memory until answered (ours, after RFC 2617 §3.2.1's "time-stamp H(time-stamp ":"
+  private-key)"): a nonce carries its issue time and a serial number with their HMAC under a secret the
+  registrar draws when it starts, and is checked by that HMAC. So a challenge keeps nothing, and a client
+  asking for challenges, however many, pushes out no phone's nonce. What is kept is each *answered*
+  nonce's last nonce count (replay detection), at most :data:`MAX_NONCES`, the least recently answered
+  forgotten first; a right answer to a nonce not on record that was issued before the last one forgotten
+  gets ``401`` with ``stale=TRUE`` (RFC 7616 §3.3: the nonce, not the password, is refused; the phone
+  answers the new nonce at once), so a forgotten nonce is never a replay accepted. A restarted registrar
+  draws a new secret: its earlier nonces are ones it did not issue.
 * Wrong user, realm, URI or response: ``401`` with a fresh challenge (RFC 2617; the phone gives up).
   A call's INVITE and BYE are authenticated the same way (certificate over TLS, digest: CUCM challenges
   every request, spec §G.13) and go, with the ACK, to the lab's media resources (``media``,
@@ -35,8 +44,7 @@ as CCM+TFTP (spec §G.5). Rules (spec §G.13, from the seed chapter's "Digest Au
   ``read_timeout`` of the connection's start, of the previous message or of a CRLF keep-alive (RFC 5626
   §4.4.1); bytes that do not complete it do not extend that (ours: a client sending one byte at a time
   cannot hold a connection), and one begun but not complete then is logged ``timeout`` and the
-  connection closed; a connection idle that long is closed. At most
-  :data:`MAX_NONCES` nonces are kept (the oldest go first); memory per connection is bounded by the
+  connection closed; a connection idle that long is closed. Memory per connection is bounded by the
   message limits of :mod:`phoneemu.protocols.sip`.
 * Authorization of a call to another phone (seed "Authorization": "calling search spaces and partitions";
   our convention, :mod:`.dial_plan`): once the caller is authenticated, its INVITE to ``sip:SEP<MAC>@…``
@@ -60,9 +68,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import hashlib
+import hmac
 import logging
 import re
 import secrets
+import struct
 import time
 from collections.abc import Callable
 
@@ -85,7 +96,12 @@ _log = logging.getLogger("phoneemu.lab.sip")
 
 #: CUCM phone security profile "Nonce Validity Time" default (spec §G.13)
 NONCE_VALIDITY_S = 600
+#: Most answered nonces kept with their last nonce count (module rules; a challenge keeps nothing)
 MAX_NONCES = 10_000
+#: A nonce: issue time (int64) and serial number (uint64), then the first bytes of their HMAC-SHA256
+_NONCE_FIELDS = struct.Struct(">qQ")
+_NONCE_MAC_SIZE = 16
+_NONCE_RE = re.compile(rf"[0-9a-f]{{{2 * (_NONCE_FIELDS.size + _NONCE_MAC_SIZE)}}}")
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
             405: "Method Not Allowed", 481: "Call/Transaction Does Not Exist"}
 
@@ -139,7 +155,11 @@ class SipRegistrar:
         self.relay = relay
         self.attacker = attacker
         self.dial_plan = dial_plan
-        self._nonces: collections.OrderedDict[str, list[int]] = collections.OrderedDict()  # issued, last nc
+        self._nonce_key = secrets.token_bytes(32)  # the nonces' HMAC key (module rules)
+        self._serial = 0  # of the last nonce issued
+        # answered nonces: [issue time, last nonce count], least recently answered first
+        self._nonces: collections.OrderedDict[str, list[int]] = collections.OrderedDict()
+        self._forgotten = -1  # the serial of the latest-issued nonce forgotten from _nonces
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peername = writer.get_extra_info("peername")
@@ -236,11 +256,49 @@ class SipRegistrar:
         return reply
 
     def _nonce(self) -> str:
-        nonce = secrets.token_hex(16)
-        self._nonces[nonce] = [self.clock(), 0]
+        """A fresh nonce: the lab time and the next serial number, with their HMAC (module rules);
+        nothing is kept."""
+        self._serial += 1
+        fields = _NONCE_FIELDS.pack(int(self.clock()), self._serial)
+        return (fields + self._nonce_mac(fields)).hex()
+
+    def _nonce_mac(self, fields: bytes) -> bytes:
+        return hmac.new(self._nonce_key, fields, hashlib.sha256).digest()[:_NONCE_MAC_SIZE]
+
+    def _issued(self, nonce: str) -> tuple[int, int] | None:
+        """(issue time, serial number) of a nonce this registrar issued (its HMAC checks); None for any
+        other text."""
+        if not _NONCE_RE.fullmatch(nonce):
+            return None
+        raw = bytes.fromhex(nonce)
+        fields, mac = raw[:_NONCE_FIELDS.size], raw[_NONCE_FIELDS.size:]
+        if not hmac.compare_digest(mac, self._nonce_mac(fields)):
+            return None
+        issued, serial = _NONCE_FIELDS.unpack(fields)
+        return issued, serial
+
+    def _nonce_state(self, nonce: str) -> tuple[int, int, bool] | None:
+        """(issue time, last nonce count, forgotten) of a nonce this registrar issued, None for another;
+        ``forgotten``: not on record and issued before one forgotten, so it may have been answered
+        (module rules)."""
+        record = self._nonces.get(nonce)
+        if record is not None:
+            return record[0], record[1], False
+        made = self._issued(nonce)
+        if made is None:
+            return None
+        return made[0], 0, made[1] <= self._forgotten
+
+    def _remember(self, nonce: str, issued: int, count: int) -> None:
+        """Keep ``nonce``'s last nonce count ``count``; past :data:`MAX_NONCES` the least recently
+        answered nonce is forgotten, and the latest serial forgotten noted (module rules)."""
+        self._nonces[nonce] = [issued, count]
+        self._nonces.move_to_end(nonce)
         while len(self._nonces) > MAX_NONCES:
-            self._nonces.popitem(last=False)
-        return nonce
+            forgotten, _record = self._nonces.popitem(last=False)
+            made = self._issued(forgotten)
+            if made is not None:
+                self._forgotten = max(self._forgotten, made[1])
 
     def _log(self, peer: str, device: str, outcome: str, detail: str) -> None:
         _log.info("sip %s %s: %s %s", peer, device, outcome, detail)
@@ -353,23 +411,27 @@ class SipRegistrar:
         if got.get("username") != user or got.get("realm") != sip.REALM or got.get("uri") != uri:
             return "refused", "username, realm or uri is not the expected one"
         nonce = got.get("nonce", "")
-        issued = self._nonces.get(nonce)
-        if issued is None:
-            return "refused", "a nonce this registrar did not issue (or forgot)"
+        known = self._nonce_state(nonce)
+        if known is None:
+            return "refused", "a nonce this registrar did not issue"
+        issued, last, forgotten = known
         qop, nc, cnonce = got.get("qop", ""), got.get("nc", ""), got.get("cnonce", "")
         expected = sip.digest_response(username=user, realm=sip.REALM, password=password, method=method,
                                        uri=uri, nonce=nonce, nc=nc, cnonce=cnonce, qop=qop)
         # as bytes: compare_digest raises TypeError on a str with non-ASCII characters (the peer's text)
         if not secrets.compare_digest(got.get("response", "").encode("utf-8"), expected.encode("ascii")):
             return "refused", "wrong response (password)"
-        if self.clock() - issued[0] > self.nonce_validity:
+        if self.clock() - issued > self.nonce_validity:
             return "stale", f"nonce older than {self.nonce_validity} s"
+        if forgotten:
+            return "stale", (f"nonce not on record, issued before one forgotten (more than {MAX_NONCES} "
+                             "answered nonces since)")
         if qop == "auth" and not re.fullmatch(r"[0-9a-fA-F]{8}", nc):
             return "refused", f"qop=auth without a nonce count of 8 hex digits (nc {nc[:20]!r})"
         count = int(nc, 16) if qop == "auth" else 1  # without qop (RFC 2069) a nonce is good once
-        if count <= issued[1]:
-            return "replayed", f"nonce count {nc or '(none)'} not above {issued[1]:08x}"
-        issued[1] = count
+        if count <= last:
+            return "replayed", f"nonce count {nc or '(none)'} not above {last:08x}"
+        self._remember(nonce, issued, count)
         return None
 
     def _challenge(self, msg: sip.SipMessage, *, stale: bool = False) -> bytes:
