@@ -150,6 +150,7 @@ def _last_boot(report: BootReport, store: TrustStore, at: int) -> dict[str, Any]
             "trust": dict(report.trust),
             "config": report.config, "config_file": report.config_file, "deciding": deciding,
             "deciding_rule": None if d is None else d.rule, "deciding_kind": None if d is None else d.kind,
+            "deciding_reason_code": None if d is None or d.reason_code is None else d.reason_code.value,
             "statuses": list(report.statuses)}
 
 

@@ -78,8 +78,9 @@ def show_state(store: TrustStore, *, mac: str | None = None, now: int | None = N
         by = last_boot.get("locked_by")
         locked_by |= {k for k in by if isinstance(k, str)} if isinstance(by, list) else set()
     locked = store.locked or bool(last_boot is not None and last_boot.get("locked_out") is True)
-    ways = ways_out_json((last_boot or {}).get("deciding_rule"), (last_boot or {}).get("deciding_kind")) \
-        if locked else []
+    last = last_boot or {}
+    ways = ways_out_json(last.get("deciding_rule"), last.get("deciding_kind"),
+                         reason_code=_reason_code(last)) if locked else []
     return {
         "mac": mac, "profile": store.profile.name, "ctl": lists["ctl"], "itl": lists["itl"],
         "itl_checksum": store.itl_checksum(), "ctl_checksum": store.ctl_checksum(),
@@ -90,6 +91,12 @@ def show_state(store: TrustStore, *, mac: str | None = None, now: int | None = N
         "locked_by": sorted(locked_by),  # the refused kinds (CTL, ITL) that keep the phone locked
         "last_boot": last_boot, "ways_out": ways,
     }
+
+
+def _reason_code(last_boot: dict[str, Any]) -> str | None:
+    """The deciding reason code ``last-boot.json`` keeps (none in a flash of an older phoneemu)."""
+    code = last_boot.get("deciding_reason_code")
+    return code if isinstance(code, str) else None
 
 
 def _cred_lines(label: str, info: dict[str, Any] | None) -> list[str]:
@@ -163,7 +170,8 @@ def render_show(info: dict[str, Any], flash: str | None = None) -> str:
                    "(locked until that list installs, an erase or a reboot)")
         if info.get("ways_out") and last is not None:  # absent in an older flash: none said
             out += way_out_lines(last["deciding_rule"], last["deciding_kind"], indent="  ",
-                                 fill={"FLASH": flash} if flash is not None else None)
+                                 fill={"FLASH": flash} if flash is not None else None,
+                                 reason_code=_reason_code(last))
     out += ["  " + line for line in _cred_lines("MIC", info["mic"])]
     out += ["  " + line for line in _cred_lines("LSC", info["lsc"])]
     return "\n".join(out) + "\n"

@@ -226,4 +226,13 @@ def test_a_signer_whose_names_do_not_fit_a_query_is_too_large_not_a_failed_excha
         ways = r.as_dict()["ways_out"]
         assert ways and "shorten" in ways[0]["action"].lower(), ways
         assert not any(w["action"].lower().startswith("bring") for w in ways), ways  # no "bring TVS back"
+        # and so does `phone show` from what the flash keeps of the boot (last-boot.json)
+        from phoneemu.phone.phone import _last_boot
+        from phoneemu.phone.show import render_show, show_state
+
+        last = _last_boot(r, phone.store, NOW)
+        assert last["deciding_reason_code"] == "too-large"
+        info = show_state(phone.store, mac=MAC, last_boot=last)
+        assert info["ways_out"] == ways
+        assert "shorten" in render_show(info).lower()
     asyncio.run(asyncio.wait_for(main(), 20))
