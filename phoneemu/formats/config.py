@@ -37,10 +37,12 @@ Our conventions (spec [UNK] or [INF]):
   prefix on the root element is tolerated (it is declared before parsing).
 * Comments and processing instructions are dropped.
 * What a fleet's configs repeat is held once per process (issue #6: thousands of phones hold their
-  previous config): :func:`parse` returns the same :class:`Server` objects and server tuples, the same
-  ``extra`` mapping (the same elements in the same order) and the same text of ``networkLocale``,
-  ``dialTemplate``, ``loadInformation`` and extra elements for equal values (an ``extra`` of at most
-  8 KiB: the memory this keeps stays small); only what differs (the
+  previous config): :func:`parse` returns the same :class:`Server` objects and server tuples (host names
+  of at most 255 characters), the same ``extra`` mapping (the same elements in the same order) and the
+  same text of ``networkLocale``, ``dialTemplate``, ``loadInformation`` and extra elements (up to 4 KiB)
+  for equal values (an ``extra`` of at most 8 KiB). Each is remembered in a bounded memo, so the memory
+  this keeps stays small whatever configs are parsed (not ``sys.intern``: CPython 3.12 keeps every
+  interned string for the life of the process); only what differs (the
   device name, ``certHash``) is the config's own. Equal bytes parsed again (phones holding the same
   config) return the same :class:`DeviceConfig` (a bounded ``_tlv.Memo``; failures are never
   remembered). A parsed config is read, never changed.
@@ -53,7 +55,6 @@ from __future__ import annotations
 
 import functools
 import re
-import sys
 import xml.etree.ElementTree as ET  # building and serialising only; parsing goes through defusedxml
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -522,9 +523,9 @@ def _capf_list(el: ET.Element) -> tuple[Server, ...]:
         port = _only_child(capf, "phonePort", path)
         host = _only_child(capf, "processNodeName", path)
         assert port is not None and host is not None
-        out.append(_shared_server(_host(host, f"{path}.processNodeName"),
-                                  _int(port, f"{path}.phonePort", 0, 65535), i))
-    return _shared_servers(tuple(out))
+        out.append(_server(_host(host, f"{path}.processNodeName"), _int(port, f"{path}.phonePort", 0, 65535),
+                           i))
+    return _server_list(tuple(out))
 
 
 def _host(el: ET.Element, path: str) -> str:
@@ -556,9 +557,31 @@ def _tvs_list(el: ET.Element) -> tuple[Server, ...]:
         port = _only_child(member, "port", path)
         host = _only_child(member, "address", path)
         assert port is not None and host is not None
-        out.append(_shared_server(_host(host, f"{path}.address"), _int(port, f"{path}.port", 0, 65535),
-                                  _priority(member, i, path)))
-    return _shared_servers(tuple(out))
+        out.append(_server(_host(host, f"{path}.address"), _int(port, f"{path}.port", 0, 65535),
+                           _priority(member, i, path)))
+    return _server_list(tuple(out))
+
+
+#: the longest host name (characters) parses share: a DNS name has at most 253. A longer one (a fuzzer's,
+#: a hostile cluster's: up to the 256 KiB config limit) is its config's own, so the servers remembered
+#: stay small (1,024 of up to 256 KiB each were kept otherwise)
+_SHARED_HOST_MAX = 255
+
+
+def _server(host: str, port: int, priority: int) -> Server:
+    """The :class:`Server` of these values: the shared one for a host of at most :data:`_SHARED_HOST_MAX`
+    characters (module docstring), else a server of the config's own."""
+    if len(host) > _SHARED_HOST_MAX:
+        return Server(host=host, port=port, priority=priority)
+    return _shared_server(host, port, priority)
+
+
+def _server_list(servers: tuple[Server, ...]) -> tuple[Server, ...]:
+    """The shared tuple equal to ``servers`` when each host is one parses share (:func:`_server`), else
+    ``servers`` itself."""
+    if any(len(s.host) > _SHARED_HOST_MAX for s in servers):
+        return servers
+    return _shared_servers(servers)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -571,6 +594,23 @@ def _shared_server(host: str, port: int, priority: int) -> Server:
 def _shared_servers(servers: tuple[Server, ...]) -> tuple[Server, ...]:
     """The one tuple equal to ``servers`` (at most :data:`MAX_SERVERS`) parses return (module docstring)."""
     return servers
+
+
+#: the longest text (characters) parses share; at most 256 are remembered (:func:`_shared_text`)
+_SHARED_TEXT_MAX = 4 * 1024
+
+
+def _shared_text(text: str) -> str:
+    """The one string equal to ``text`` parses return, for a text of at most :data:`_SHARED_TEXT_MAX`
+    characters (module docstring); a longer one is its config's own. A bounded memo, not ``sys.intern``:
+    CPython 3.12 keeps interned strings for the life of the process, so memory grew with every distinct
+    value parsed (a fuzzer's, a hostile cluster's configs)."""
+    return _remembered_text(text) if len(text) <= _SHARED_TEXT_MAX else text
+
+
+@functools.lru_cache(maxsize=256)
+def _remembered_text(text: str) -> str:
+    return text
 
 
 #: the largest ``extra`` (characters) shared: what is remembered stays small whatever configs are parsed
@@ -640,11 +680,11 @@ def _parse(data: bytes, limit: int) -> DeviceConfig:
         elif tag == "deviceName":
             values["device_name"] = _str(child, path)
         elif tag == "loadInformation":
-            values["load_information"] = sys.intern(_str(child, path))
+            values["load_information"] = _shared_text(_str(child, path))
         elif tag == "networkLocale":
-            values["network_locale"] = sys.intern(_str(child, path))
+            values["network_locale"] = _shared_text(_str(child, path))
         elif tag == "dialTemplate":
-            values["dial_template"] = sys.intern(_str(child, path))
+            values["dial_template"] = _shared_text(_str(child, path))
         elif tag == "capfAuthMode":
             values["capf_auth_mode"] = _int(child, path, 0, 4)
         elif tag == "deviceSecurityMode":
@@ -661,7 +701,7 @@ def _parse(data: bytes, limit: int) -> DeviceConfig:
             child.tail = None
             xml = _xml_text(child)
             _check_extra(tag, xml)
-            extra[tag] = sys.intern(xml)
+            extra[tag] = _shared_text(xml)
     cfg = DeviceConfig(**values)  # type: ignore[arg-type]
     # ET's serialisation of an element it parsed is already canonical (what _canonical_extra would
     # return after parsing it again): set directly, checked above, not parsed a second time
