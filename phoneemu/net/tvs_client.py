@@ -50,7 +50,8 @@ from phoneemu.protocols import tvs
 from phoneemu.values import host_port
 
 __all__ = ["NO_TVS_ANSWER", "SERVER_REFUSED", "ServerAddress", "TvsReply", "default_tls_context",
-           "judge_server", "server_judged", "server_order", "tvs_exchange", "tvs_query", "tvs_verify"]
+           "judge_server", "server_judged", "server_order", "servers_to_try", "tvs_exchange", "tvs_query",
+           "tvs_verify"]
 
 #: How a TVS failure of every server begins; each server's own failure follows, ``; ``-separated.
 NO_TVS_ANSWER = "no TVS server answered: "
