@@ -43,10 +43,14 @@ __all__ = [
     "streamed_output",
     "write_output",
     "write_output_pieces",
+    "write_output_text",
 ]
 
 PEM_LIMIT = 1 << 20
 """Certificates and keys given on the command line: 1 MiB is far more than any PEM chain needs."""
+
+TEXT_CHUNK = 1 << 20
+"""Characters of a report written in pieces (:func:`write_output_text`) held before they are written."""
 
 STREAM_TIMEOUT = 10.0
 """Seconds a FIFO, pipe or device named as a file may take to reach its end of file."""
@@ -231,6 +235,22 @@ def write_output_pieces(path: Path | str, pieces: Iterable[bytes]) -> None:
     with streamed_output(path) as write:
         for piece in pieces:
             write(piece)
+
+
+def write_output_text(path: Path | str, pieces: Iterable[str]) -> None:
+    """:func:`streamed_output` of text ``pieces`` (``json_doc.dumps_pieces``: a report a record at a time),
+    UTF-8, joined into chunks of about :data:`TEXT_CHUNK` characters: memory a chunk, a write each."""
+    with streamed_output(path) as write:
+        pending: list[str] = []
+        held = 0
+        for piece in pieces:
+            pending.append(piece)
+            held += len(piece)
+            if held >= TEXT_CHUNK:
+                write("".join(pending).encode("utf-8"))
+                pending, held = [], 0
+        if pending:
+            write("".join(pending).encode("utf-8"))
 
 
 def private_file(path: Path | str, *, empty: bool = False) -> None:

@@ -17,6 +17,10 @@ U+FFFD substitution) — so every document it writes is ASCII that decodes to su
 a surrogate stood for is not kept (the text output of the same command shows it); two keys of one object
 that differ only there become one (the last). Used by every ``--json`` document the commands print or
 write (:mod:`phoneemu.commands`).
+
+Rule (ours), a report of every phone: :func:`dumps_pieces` writes the text of :func:`dumps` of a
+document whose one key holds a list, an item at a time (``fleet boot --json``, ``replay --all --json``:
+100,000 phones' records are never one string); the same text to the byte.
 """
 
 from __future__ import annotations
@@ -24,10 +28,10 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-__all__ = ["REPLACEMENT", "dumps", "loads", "without_surrogates"]
+__all__ = ["REPLACEMENT", "dumps", "dumps_pieces", "loads", "without_surrogates"]
 
 #: what :func:`dumps` writes for a lone surrogate (module rule)
 REPLACEMENT = "\ufffd"
@@ -84,6 +88,30 @@ def dumps(obj: Any, *, indent: int | None = None, sort_keys: bool = False,
         return text
     clean = None if default is None else (lambda o: without_surrogates(default(o)))
     return json.dumps(without_surrogates(obj), indent=indent, sort_keys=sort_keys, default=clean)
+
+
+def dumps_pieces(doc: Mapping[str, Any], key: str, items: Iterable[Any], *, indent: int) -> Iterator[str]:
+    """``dumps({**doc, key: list(items)}, indent=indent) + "\\n"`` in pieces, an item at a time (module
+    rule): the same text, ``key`` where ``doc`` has it (its value there ignored), else last; memory one
+    item. The keys of ``doc`` other than ``key`` are written together, as ``dumps`` writes them."""
+    keys = list(doc)
+    at = keys.index(key) if key in doc else len(keys)
+    before, after = ({k: doc[k] for k in part} for part in (keys[:at], keys[at + 1:]))
+    pad = " " * indent
+    yield "{" + (_members(before, indent) + "," if before else "")
+    yield f"\n{pad}{dumps(key)}: ["
+    n = 0
+    for item in items:  # an item's lines two levels in (JSON strings hold no raw newline)
+        yield ("\n" if n == 0 else ",\n") + pad * 2 + dumps(item, indent=indent).replace("\n", "\n" + pad * 2)
+        n += 1
+    yield f"\n{pad}]" if n else "]"
+    yield ("," + _members(after, indent) if after else "") + "\n}\n"
+
+
+def _members(part: dict[str, Any], indent: int) -> str:
+    """The members of a non-empty object as ``dumps`` writes them inside its braces: from the line break
+    after ``{`` to the last member's end."""
+    return dumps(part, indent=indent)[1:-2]
 
 
 def without_surrogates(obj: Any) -> Any:

@@ -5,25 +5,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
-import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from phoneemu import json_doc
 from phoneemu.commands._progress import progress_line
 from phoneemu.errors import PhoneEmuError
+from phoneemu.files import write_output_text
 from phoneemu.fleet.alike import Alike
 from phoneemu.fleet.metrics import FAILED_BY, failure_text, kind_lines, outcome_of, tally_lines
 from phoneemu.formats._tlv import printable
 from phoneemu.net.tls_decrypt import KeyLog
-from phoneemu.phone.ways_out import ways_out_doc, ways_out_text
+from phoneemu.phone.ways_out import ways_key, ways_out_doc, ways_out_text
 from phoneemu.scenario.replay import Limits, ReplayResult
 from phoneemu.scenario.replay_fleet import PhoneReplay, replay_fleet, scan_fleet
 from phoneemu.scenario.replay_tvs import TvsCapture
+from phoneemu.spool import JsonLines
 
 __all__ = [
     "ALL_MAX_MEMORY_MIB",
@@ -136,6 +136,8 @@ def _boot_record(r: ReplayResult) -> dict[str, Any]:
         out["sip"] = [c.as_dict() for c in r.sip]
     if not rep.ok and d is not None:
         out["reason"] = d.reason
+        if d.reason_code is not None:
+            out["reason_code"] = d.reason_code.value
         out["kind"] = d.kind
         if d.signer:
             out["signer"] = d.signer
@@ -179,7 +181,8 @@ class _Tally:
         self.noted = Alike(("note",))
         self.partial = Alike(("not_captured",))
         self.skipped = Alike(("skipped",))
-        self.locked: Counter[tuple[str, str]] = Counter()  # (rule, kind) of the last boots that locked out
+        #: the last boots that locked out, by (rule, kind, reason code where it chooses the ways: ways_key)
+        self.locked: Counter[tuple[str, str, str | None]] = Counter()
         self.sip_checked = self.calls_checked = self.sip_differing = 0
         self.sip_differs = Alike(("differs",))  # phones whose registrations went otherwise, by why
         # what the exit status names (_exit_why): phones with a boot that did not accept a configuration
@@ -246,7 +249,7 @@ class _Tally:
         if last.get("not_captured"):
             self.partial.add(mac, {"not_captured": ", ".join(last["not_captured"])})
         if last["outcome"] == "locked-out":
-            self.locked[(str(last["rule"]), str(last.get("kind", "")))] += 1
+            self.locked[ways_key(str(last["rule"]), str(last.get("kind", "")), last.get("reason_code"))] += 1
         if last["outcome"] != "ok":
             self.failed.add(mac, {**{f: last.get(f) for f in FAILED_BY}, "partial": _partial(last)})
 
@@ -455,70 +458,27 @@ def write_junit(records: Iterable[dict[str, Any]], capture: Path, path: Path) ->
                 cases=(case(rec) for rec in records))
 
 
-def _write_streamed(path: Path, write: Callable[[Callable[[str], object]], None]) -> None:
-    """A user-named output file written piece by piece (``write(out)`` calls ``out(text)``), whole or
-    absent (:func:`phoneemu.files.streamed_output`), in chunks of about :data:`_WRITE_CHUNK` characters."""
-    from phoneemu.files import streamed_output
-
-    pending: list[str] = []
-    held = 0
-    with streamed_output(path) as put:
-        def out(text: str) -> None:
-            nonlocal held
-            pending.append(text)
-            held += len(text)
-            if held >= _WRITE_CHUNK:
-                put("".join(pending).encode("utf-8"))
-                pending.clear()
-                held = 0
-        write(out)
-        put("".join(pending).encode("utf-8"))
-
-
-_WRITE_CHUNK = 1 << 20  # characters of an output file held before they are written
-_RECORDS = "\x00records\x00"  # where the records go in the JSON document (the last value; no other is this)
-
-
-def _write_json(out: Callable[[str], object], whole: dict[str, Any], records: Iterable[dict[str, Any]],
-                indent: int) -> None:
-    """``json.dumps({**whole, "records": [...]}, indent=indent)`` written piece by piece, a record at a
-    time as ``records`` gives them (the same text; the records are the last key), and a newline."""
-    whole_text = json_doc.dumps({**whole, "records": _RECORDS}, indent=indent)  # lone surrogates: U+FFFD
-    head, tail = whole_text.rsplit(json.dumps(_RECORDS), 1)
-    out(head + "[")
-    pad = " " * (2 * indent)
-    n = 0
-    for rec in records:
-        lines = json_doc.dumps(rec, indent=indent).split("\n")
-        out(("\n" if n == 0 else ",\n") + "\n".join(pad + line for line in lines))
-        n += 1
-    out(("]" if n == 0 else "\n" + " " * indent + "]") + tail + "\n")
-
-
 class _RecordSpool:
     """Every phone's record as soon as it is done (``replay_fleet(each=...)``): tallied
-    (:class:`_Tally`) and written, one JSON line each, to an unnamed temporary file (mode 0600, no name
-    on disk: gone when closed, on Ctrl-C, or when the process is killed), read back a record at a time
-    for the JSON document and the JUnit report. Memory holds the tally and one record."""
+    (:class:`_Tally`) and spooled, a JSON line each (:class:`~phoneemu.spool.JsonLines`: an unnamed 0600
+    temporary file, made here, before the replay starts), read back a record at a time for the JSON
+    document and the JUnit report. Memory holds the tally and one record."""
 
     def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile("w+", encoding="utf-8", newline="\n",  # noqa: SIM115 (close())
-                                            prefix="phoneemu-replay-records-")
+        self._lines = JsonLines("phoneemu-replay-records-")
+        self._lines.open()
         self.tally = _Tally()
 
     def add(self, rec: dict[str, Any]) -> None:
-        self._file.write(json.dumps(rec, separators=(",", ":")) + "\n")  # ASCII: one line each
+        self._lines.append([rec])
         self.tally.add(rec)
 
     def records(self) -> Iterator[dict[str, Any]]:
         """The records in the order they came (MAC order)."""
-        self._file.flush()
-        self._file.seek(0)
-        for line in self._file:
-            yield json.loads(line)
+        return iter(self._lines)
 
     def close(self) -> None:
-        self._file.close()
+        self._lines.close()
 
 
 def _size_mib(path: Path) -> int:
@@ -593,9 +553,11 @@ def _report(args: argparse.Namespace, capture: Any, spool: _RecordSpool, with_mo
                  "offline": {"tvs": tvs, "capf": "unavailable"}, "packets": capture.packets, **downloads,
                  "warnings": list(capture.warnings), **doc}
         if args.json_file is not None:
-            _write_streamed(args.json_file, lambda out: _write_json(out, whole, spool.records(), 1))
+            write_output_text(args.json_file,
+                              json_doc.dumps_pieces(whole, "records", spool.records(), indent=1))
     if args.json:
-        _write_json(sys.stdout.write, whole, spool.records(), 2)
+        for piece in json_doc.dumps_pieces(whole, "records", spool.records(), indent=2):
+            sys.stdout.write(piece)
     else:
         phones = _count(doc["phones"], "phone")
         if doc["phones_replayed"] < doc["phones"]:

@@ -72,7 +72,7 @@ from phoneemu.commands._register import (
     registrar,
 )
 from phoneemu.errors import PhoneEmuError
-from phoneemu.files import check_apart, check_writable, write_output_pieces
+from phoneemu.files import check_apart, check_writable, write_output_text
 from phoneemu.fleet.engine import FleetSpec, Prestate, mac_range, mac_text, parse_mac
 from phoneemu.fleet.loop import EVENT_LOOPS
 from phoneemu.fleet.progress import Progress
@@ -500,7 +500,8 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int, lab: Path 
             return Case(rec.mac, time_s=rec.latency_s, output=_failed_downloads_text(rec))
         message = f"{rec.outcome} ({rec.rule})" + (f": {rec.reason}" if rec.reason else "")
         locked = rec.outcome == "locked-out"
-        ways = way_out_lines(rec.rule or "", rec.kind or "", indent="", fill=fill(rec)) if locked else []
+        ways = way_out_lines(rec.rule or "", rec.kind or "", indent="", fill=fill(rec),
+                             reason_code=rec.reason_code) if locked else []
         body = "\n".join([*(f"{k}: {v}" for k, v in rec.as_dict().items()), *ways])
         return Case(rec.mac, time_s=rec.latency_s, failure=(message, body))
 
@@ -560,41 +561,8 @@ def _write_json(path: Path, result: Any, target: BootTarget, capture: Any, *, pr
                               "kernel_drops": capture.kernel_drops}
     doc = {"target": str(target), "profile": profile, "summary": summary,
            "phones": None, "phoneemu": version_text()}
-    write_output_pieces(path, _in_chunks(json_pieces(doc, "phones", (r.as_dict() for r in result.records))))
-
-
-def json_pieces(doc: Mapping[str, Any], key: str, items: Iterable[Any]) -> Iterator[str]:
-    """``json_doc.dumps({**doc, key: list(items)}, indent=1) + "\\n"`` in pieces, an item at a time: the
-    same text (``key`` where ``doc`` has it, its value there ignored; lone surrogates U+FFFD), memory
-    one item (our convention for a report of every phone)."""
-    keys = list(doc)
-    at = keys.index(key)
-    before, after = ({k: doc[k] for k in part} for part in (keys[:at], keys[at + 1:]))
-    yield "{" + (json_doc.dumps(before, indent=1)[1:-2] + "," if before else "")
-    yield f"\n {json_doc.dumps(key)}: ["
-    n = 0
-    for item in items:  # an item's lines two levels in (JSON strings hold no raw newline)
-        yield ("\n  " if n == 0 else ",\n  ") + json_doc.dumps(item, indent=1).replace("\n", "\n  ")
-        n += 1
-    yield "\n ]" if n else "]"
-    yield ("," + json_doc.dumps(after, indent=1)[1:-2] if after else "") + "\n}\n"
-
-
-_WRITE_CHUNK = 1 << 20  # characters of --json written at a time
-
-
-def _in_chunks(pieces: Iterable[str]) -> Iterator[bytes]:
-    """``pieces`` joined into chunks of about :data:`_WRITE_CHUNK` characters, UTF-8 (ASCII here)."""
-    pending: list[str] = []
-    held = 0
-    for piece in pieces:
-        pending.append(piece)
-        held += len(piece)
-        if held >= _WRITE_CHUNK:
-            yield "".join(pending).encode("utf-8")
-            pending, held = [], 0
-    if pending:
-        yield "".join(pending).encode("utf-8")
+    write_output_text(path, json_doc.dumps_pieces(doc, "phones", (r.as_dict() for r in result.records),
+                                                  indent=1))
 
 
 def _report(option: str, path: Path, write: Callable[[], object], unwritten: list[str]) -> None:

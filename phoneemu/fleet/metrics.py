@@ -43,22 +43,19 @@ Rules (issue #6):
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import resource
 import sys
-import tempfile
-import weakref
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Any, overload
+from typing import Any, overload
 
 from phoneemu.fleet.alike import Alike
 from phoneemu.phone.boot import FAILED_DOWNLOADS_KEPT, BootReport
-from phoneemu.phone.ways_out import ways_out_doc, ways_out_text
+from phoneemu.phone.ways_out import ways_key, ways_out_doc, ways_out_text
+from phoneemu.spool import JsonLines
 
 __all__ = [
     "FAILED_BY",
@@ -121,9 +118,9 @@ def failed_downloads(report: BootReport) -> tuple[tuple[str, str], ...]:
 
 #: the fields of a record's JSON that are left out when they say nothing (None; no file over HTTP or TFTP;
 #: answered), in their order
-_OPTIONAL_FIELDS = ("itl", "ctl", "reason", "signer", "files_over", "capf", "capf_reason", "answered",
-                    "profile", "kind", "sip", "sip_reason", "sip_server", "sip_passed_over", "media",
-                    "media_suite", "media_reason", "retransmits", "failed_downloads")
+_OPTIONAL_FIELDS = ("itl", "ctl", "reason", "reason_code", "signer", "files_over", "capf", "capf_reason",
+                    "answered", "profile", "kind", "sip", "sip_reason", "sip_server", "sip_passed_over",
+                    "media", "media_suite", "media_reason", "retransmits", "failed_downloads")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -137,6 +134,9 @@ class BootRecord:
     end_s: float
     tvs_used: bool = False
     reason: str | None = None  # the deciding rule's reason, kept for failed boots only
+    #: the deciding decision's reason code (``too-large``, ``unknown-signer``...), failed boots only: it
+    #: chooses the ways out of some lockouts (:func:`phoneemu.phone.ways_out.ways_key`)
+    reason_code: str | None = None
     itl: str | None = None  # this boot's ITL outcome (BootReport.trust["ITL"])
     ctl: str | None = None
     signer: str | None = None  # the deciding decision's file signer, kept for failed boots only
@@ -173,12 +173,14 @@ class BootRecord:
         d = report.deciding
         outcome = outcome_of(report)
         reason = d.reason[:300] if d is not None and outcome != "ok" else None
+        code = d.reason_code if d is not None and outcome != "ok" else None
         signer = d.signer[:300] if d is not None and d.signer and outcome != "ok" else None
         over = list(report.fetched_over.values())
         http = over.count("http")
         capf = next((c for c in reversed(report.decisions) if c.kind == "capf"), None)
         return cls(mac=report.mac, outcome=outcome, rule=d.rule if d is not None else None,
                    latency_s=latency_s, end_s=end_s, tvs_used=report.tvs_used, reason=reason,
+                   reason_code=code.value if code is not None else None,
                    itl=report.trust.get("ITL"), ctl=report.trust.get("CTL"), signer=signer,
                    over_http=http, over_tftp=len(over) - http, capf=capf.rule if capf is not None else None,
                    capf_reason=capf.reason[:300] if capf is not None and not capf.accepted else None,
@@ -208,7 +210,8 @@ class BootRecord:
         comes back."""
         over = d.get("files_over") or {}
         return cls(mac=d["mac"], outcome=d["outcome"], rule=d["rule"], latency_s=d["latency_ms"] / 1000.0,
-                   end_s=d["end_s"], tvs_used=d["tvs_used"], reason=d.get("reason"), itl=d.get("itl"),
+                   end_s=d["end_s"], tvs_used=d["tvs_used"], reason=d.get("reason"),
+                   reason_code=d.get("reason_code"), itl=d.get("itl"),
                    ctl=d.get("ctl"), signer=d.get("signer"), over_http=int(over.get("http", 0)),
                    over_tftp=int(over.get("tftp", 0)), capf=d.get("capf"), capf_reason=d.get("capf_reason"),
                    answered=bool(d.get("answered", True)), profile=d.get("profile"), kind=d.get("kind"),
@@ -222,38 +225,35 @@ class BootRecord:
 
 class RecordSpool(Sequence[BootRecord]):
     """A fleet's records on disk (module rules): each record, as its shard sends it, one JSON line
-    (:meth:`BootRecord.as_dict`, ASCII) appended to an unnamed temporary file (0600, no name on disk:
-    gone when closed, when the spool is dropped or when the process ends), made at the first record;
-    memory holds where each line starts. :meth:`keep` then orders the records shard by shard as given (a
-    shard left out, one that did not finish, is dropped: its records went with it) and the spool reads
-    back as a sequence of :class:`BootRecord`, a record at a time. A spool that cannot be written
-    (``TMPDIR`` full) keeps no record and says why in ``unkept``: the run goes on, its summary is whole."""
+    (:meth:`BootRecord.as_dict`) in a :class:`~phoneemu.spool.JsonLines` (an unnamed 0600 temporary
+    file, made at the first record); memory holds where each line starts. :meth:`keep` then orders the
+    records shard by shard as given (a shard left out, one that did not finish, is dropped: its records
+    went with it) and the spool reads back as a sequence of :class:`BootRecord`, a record at a time. A
+    spool that cannot be written (``TMPDIR`` full) keeps no record and says why in ``unkept``: the run
+    goes on, its summary is whole."""
 
     def __init__(self) -> None:
-        self._file: IO[bytes] | None = None
+        self._lines = JsonLines("phoneemu-fleet-records-")
         self._starts: dict[int, array[int]] = {}  # each shard's lines, where each starts, in its order
         self._order = array("q")  # the kept lines' starts, in the order read back (keep)
         self.unkept: str | None = None  # why no record is kept (the spool failed), else None
+
+    @property
+    def holds_file(self) -> bool:
+        """True while the records' temporary file is open (from the first record until :meth:`close`)."""
+        return self._lines.is_open
 
     def add(self, shard: int, records: Iterable[BootRecord]) -> None:
         """Append ``records`` of ``shard`` (after those it sent before)."""
         if self.unkept is not None:
             return
-        lines = [(json.dumps(r.as_dict(), separators=(",", ":")) + "\n").encode("ascii") for r in records]
         try:
-            if self._file is None:
-                self._file = tempfile.TemporaryFile(prefix="phoneemu-fleet-records-")  # noqa: SIM115 (close())
-                weakref.finalize(self, self._file.close)  # a spool dropped unclosed (a test's result)
-            at = self._file.seek(0, os.SEEK_END)
-            self._file.write(b"".join(lines))
+            starts = self._lines.append(r.as_dict() for r in records)
         except OSError as exc:
             self.close()
-            self.unkept = f"the records' temporary file in {tempfile.gettempdir()}: {exc.strerror or exc}"
+            self.unkept = f"the records' temporary file in {JsonLines.folder()}: {exc.strerror or exc}"
             return
-        starts = self._starts.setdefault(shard, array("q"))
-        for line in lines:
-            starts.append(at)
-            at += len(line)
+        self._starts.setdefault(shard, array("q")).extend(starts)
 
     def keep(self, shards: Iterable[int]) -> None:
         """Read back the records of ``shards``, in that order; the others are dropped."""
@@ -282,15 +282,11 @@ class RecordSpool(Sequence[BootRecord]):
             yield self._read(at)
 
     def _read(self, at: int) -> BootRecord:
-        assert self._file is not None  # a line was kept: the file holds it
-        self._file.seek(at)
-        return BootRecord.from_dict(json.loads(self._file.readline()))
+        return BootRecord.from_dict(self._lines.read(at))
 
     def close(self) -> None:
         """Drop the file (and every record)."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        self._lines.close()
         self._order = array("q")
         self._starts.clear()
 
@@ -513,7 +509,8 @@ class FleetMetrics:
         self.media = SessionTally("media", servers=True, servers_head="suite", servers_key="suites")
         self.failed_by_rule: Counter[str] = Counter()  # the deciding rules of the failed boots only
         self.by_model: Counter[tuple[str, str]] = Counter()  # (profile, outcome) of boots that name one
-        self.locked_by: Counter[tuple[str, str]] = Counter()  # (deciding rule, kind) of locked-out boots
+        #: locked-out boots by (deciding rule, kind, reason code where it chooses the ways out: ways_key)
+        self.locked_by: Counter[tuple[str, str, str | None]] = Counter()
         self.tvs_used = 0
         self.files_over: Counter[str] = Counter()  # "http"/"tftp" -> files received that way
         self.latencies = array("d")
@@ -541,7 +538,7 @@ class FleetMetrics:
         if rec.outcome != "ok":
             self.failed_by_rule[rec.rule or "(none)"] += 1
         if rec.outcome == "locked-out":
-            self.locked_by[(rec.rule or "(none)", rec.kind or "")] += 1
+            self.locked_by[ways_key(rec.rule or "(none)", rec.kind or "", rec.reason_code)] += 1
         for kind, outcome in (("ITL", rec.itl), ("CTL", rec.ctl)):
             if outcome is not None:
                 self.by_trust[f"{kind} {outcome}"] += 1
@@ -758,7 +755,7 @@ class FleetMetrics:
                 **self.media.to_state(),
                 "failed_by_rule": dict(self.failed_by_rule),
                 "by_model": [[p, o, n] for (p, o), n in self.by_model.items()],
-                "locked_by": [[r, k, n] for (r, k), n in self.locked_by.items()],
+                "locked_by": [[r, k, n, c] for (r, k, c), n in self.locked_by.items()],
                 "tvs_used": self.tvs_used,
                 "files_over": dict(self.files_over),
                 "latencies": self.latencies.tobytes(), "end_times": self.end_times.tobytes(),
@@ -780,7 +777,8 @@ class FleetMetrics:
                                           servers_key="suites")
         m.failed_by_rule.update(state.get("failed_by_rule", {}))
         m.by_model.update({(str(p), str(o)): int(n) for p, o, n in state.get("by_model", [])})
-        m.locked_by.update({(str(r), str(k)): int(n) for r, k, n in state.get("locked_by", [])})
+        m.locked_by.update({(str(r), str(k), str(c[0]) if c and c[0] is not None else None): int(n)
+                            for r, k, n, *c in state.get("locked_by", [])})
         m.tvs_used = int(state["tvs_used"])
         m.files_over.update(state.get("files_over", {}))
         m.latencies.frombytes(state["latencies"])

@@ -39,6 +39,8 @@ phones are locked (``fleet boot``, ``predict`` and ``phone show`` of a fleet, ``
 out done phone by phone is written for all of them: ``--fleet-flash FLEET`` (``fleet_lab``), FLEET filled
 in with the phones' flash folder where the command knows it (``fleet boot --flash``, ``phone show
 --fleet-flash``, ``predict --fleet-flash``, ``replay --all --export-flash`` or ``--fleet-flash``).
+There the lockouts are grouped by rule and kind, and by reason code where it chooses other ways
+(:func:`ways_key`: a QUERY too large is not told to bring TVS back in a fleet's summary either).
 """
 
 from __future__ import annotations
@@ -47,11 +49,11 @@ import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from phoneemu.errors import VerifyReason
 
-__all__ = ["WAYS_BY_KIND", "WayOut", "way_out_lines", "ways_out", "ways_out_doc", "ways_out_json",
+__all__ = ["WAYS_BY_KIND", "WayOut", "way_out_lines", "ways_key", "ways_out", "ways_out_doc", "ways_out_json",
            "ways_out_text"]
 
 
@@ -71,6 +73,9 @@ class WayOut:
         """The lab command for one phone, or with ``fleet`` for many."""
         return (self.fleet_lab or self.lab) if fleet else self.lab
 
+
+#: how :func:`ways_out_doc` is given its groups: (rule, kind) or :func:`ways_key`'s (rule, kind, code)
+_GroupKey = TypeVar("_GroupKey", tuple[str, str], tuple[str, str, str | None])
 
 #: what a way through the rollback (empty) ITL adds: it does not help a phone holding a CTL (module doc)
 _NOT_WITH_A_CTL = " — not on phones holding a CTL, which it does not blank (spec §G.3 note)"
@@ -293,25 +298,39 @@ def way_out_lines(rule: str, kind: str, *, indent: str = "  ", fill: Mapping[str
     return lines
 
 
-def ways_out_doc(locked: Mapping[tuple[str, str], int]) -> list[dict[str, Any]]:
+def ways_key(rule: str, kind: str,
+             reason_code: str | VerifyReason | None = None) -> tuple[str, str, str | None]:
+    """What lockouts are grouped by for their ways out (``fleet boot``, ``replay --all``): the deciding
+    rule, the kind, and the reason code where it changes the ways (``too-large`` under a
+    ``-tvs-unreachable`` rule, module doc), else None: a code that chooses no other way is no group."""
+    code = _code(reason_code)
+    if code is None or ways_out(rule, kind, code) == ways_out(rule, kind):
+        return rule, kind, None
+    return rule, kind, code
+
+
+def ways_out_doc(locked: Mapping[_GroupKey, int]) -> list[dict[str, Any]]:
     """JSON view of the ways out of many lockouts: ``locked`` counts phones by (deciding rule, kind of
-    file); one entry per pair that has ways out, the most phones first."""
+    file) or by :func:`ways_key` (the reason code too where it changes the ways); one entry per group that
+    has ways out, the most phones first, its ``reason_code`` None unless it chose them."""
+    groups = [((str(key[0]), str(key[1]), key[2] if len(key) > 2 else None), n) for key, n in locked.items()]
     out: list[dict[str, Any]] = []
-    for (rule, kind), n in sorted(locked.items(), key=lambda kv: (-kv[1], kv[0])):
-        ways = ways_out(rule, kind)
+    for (rule, kind, code), n in sorted(groups, key=lambda g: (-g[1], g[0][0], g[0][1], g[0][2] or "")):
+        ways = ways_out_json(rule, kind, fleet=True, reason_code=code)
         if ways:
-            out.append({"rule": rule, "kind": kind, "phones": n,
-                        "ways": ways_out_json(rule, kind, fleet=True)})
+            out.append({"rule": rule, "kind": kind, "phones": n, "ways": ways, "reason_code": code})
     return out
 
 
 def ways_out_text(doc: list[dict[str, Any]], fill: Mapping[str, str] | None = None) -> list[str]:
-    """The text of :func:`ways_out_doc`: a head line per rule, then its ways (:func:`way_out_lines`)."""
+    """The text of :func:`ways_out_doc`: a head line per group (its reason code where it chose the
+    ways), then its ways (:func:`way_out_lines`)."""
     lines: list[str] = []
     for entry in doc:
         n = entry["phones"]
+        code = entry.get("reason_code")
         what = {"sip": "not registered", "media": "calling without SRTP"}.get(entry["kind"], "locked out")
-        lines.append(f"ways out of {entry['rule']} ({entry['kind']}; {n} phone{'s' if n != 1 else ''} "
-                     f"{what}):")
-        lines += way_out_lines(entry["rule"], entry["kind"], fill=fill, fleet=True)
+        lines.append(f"ways out of {entry['rule']} ({entry['kind']}{f', reason {code}' if code else ''}; "
+                     f"{n} phone{'s' if n != 1 else ''} {what}):")
+        lines += way_out_lines(entry["rule"], entry["kind"], fill=fill, fleet=True, reason_code=code)
     return lines

@@ -50,7 +50,7 @@ def test_fleet_json_and_junit_come_from_records_spooled_as_they_arrive(
     assert rc == 1  # every phone failed: nothing answers
     (spool,) = _WatchedSpool.made
     assert spool.messages == {0: 2, 1: 2}  # a few hundred records a message, not a shard's all at once
-    assert spool._file is None  # closed once the reports are written
+    assert not spool.holds_file  # closed once the reports are written
     text = out.read_text(encoding="ascii")
     doc = json.loads(text)
     assert text == json_doc.dumps(doc, indent=1) + "\n"  # the whole document's own text

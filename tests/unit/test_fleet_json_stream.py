@@ -1,5 +1,5 @@
 """``fleet boot --json`` written a record at a time from records spooled on disk (``fleet.metrics``
-RecordSpool, ``commands.fleet.json_pieces``): the same bytes as ``json_doc.dumps`` of the whole document,
+RecordSpool, ``json_doc.dumps_pieces``): the same bytes as ``json_doc.dumps`` of the whole document,
 the parent holding a chunk of it, not the document (it held every record, then the document: tens of MiB
 at 40,000 phones)."""
 
@@ -13,10 +13,9 @@ from typing import Any
 
 import pytest
 
-from phoneemu import json_doc, version_text
+from phoneemu import files, json_doc, version_text
+from phoneemu import spool as spool_mod
 from phoneemu.commands import fleet as fleet_cmd
-from phoneemu.commands.fleet import json_pieces
-from phoneemu.fleet import metrics
 from phoneemu.fleet.metrics import BootRecord, FleetMetrics, RecordSpool
 from phoneemu.fleet.shard import FleetResult
 from phoneemu.phone.boot import BootTarget
@@ -56,7 +55,7 @@ def test_streamed_document_is_the_whole_documents_text(n: int, keys: tuple[str, 
     phones = [r.as_dict() for r in _records(n)]
     doc = {k: values.get(k) for k in keys}
     whole = json_doc.dumps({**doc, "phones": phones}, indent=1) + "\n"
-    assert "".join(json_pieces(doc, "phones", iter(phones))) == whole
+    assert "".join(json_doc.dumps_pieces(doc, "phones", iter(phones), indent=1)) == whole
     json.loads(whole)  # and it is JSON, surrogate-free
 
 
@@ -93,7 +92,7 @@ def test_a_spool_that_cannot_be_written_keeps_no_record_and_says_why(monkeypatch
     def full(*_args: Any, **_kwargs: Any) -> Any:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(metrics.tempfile, "TemporaryFile", full)
+    monkeypatch.setattr(spool_mod.tempfile, "TemporaryFile", full)
     spool = RecordSpool()
     spool.add(0, _records(2))
     spool.add(0, _records(2))
@@ -122,7 +121,7 @@ def test_json_report_is_the_old_documents_bytes_and_holds_a_chunk(tmp_path: Path
     result = _result(records)
     target = BootTarget(host="127.0.0.1", tftp_port=69)
     out = tmp_path / "fleet.json"
-    monkeypatch.setattr(fleet_cmd, "_WRITE_CHUNK", 1 << 16)
+    monkeypatch.setattr(files, "TEXT_CHUNK", 1 << 16)
     warm_up = _result(records[:5])
     fleet_cmd._write_json(out, warm_up, target, None, profile="cp-8861")  # one-time costs first
     warm_up.close()
