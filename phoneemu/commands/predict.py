@@ -38,7 +38,7 @@ from phoneemu.files import write_output
 from phoneemu.fleet.metrics import model_lines
 from phoneemu.formats._tlv import printable
 from phoneemu.phone.show_fleet import macs_text
-from phoneemu.phone.ways_out import way_out_lines, ways_out_doc, ways_out_text
+from phoneemu.phone.ways_out import way_out_lines, ways_key, ways_out_doc, ways_out_text
 from phoneemu.scenario.predict import (
     MAX_FLEET,
     OUTCOMES,
@@ -284,9 +284,10 @@ def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone],
                 own.setdefault(n.replace(ph.mac, "<MAC>") if ph.mac else n, []).append(ph.mac or "")
     asked: dict[str, int] = {}
     by_model: dict[str, dict[str, int]] = {}
-    locked: Counter[tuple[str, str]] = Counter(
-        (str(ph.rule), str(((ph.detail or {}).get("deciding") or {}).get("kind", "")))
-        for ph in done if ph.outcome == "locked out")
+    locked: Counter[tuple[str, str, str | None]] = Counter(
+        ways_key(str(ph.rule), str(deciding.get("kind", "")), deciding.get("reason_code"))
+        for ph in done if ph.outcome == "locked out"
+        for deciding in [(ph.detail or {}).get("deciding") or {}])
     for ph in done:
         for name in ph.not_given:
             asked[name] = asked.get(name, 0) + 1

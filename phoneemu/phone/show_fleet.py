@@ -18,7 +18,7 @@ from phoneemu.errors import PhoneEmuError
 from phoneemu.phone.flash import Flash
 from phoneemu.phone.flashes import FlashEntry
 from phoneemu.phone.profile import get_profile
-from phoneemu.phone.ways_out import ways_out_doc, ways_out_text
+from phoneemu.phone.ways_out import ways_key, ways_out_doc, ways_out_text
 
 __all__ = ["FIRST_LISTED", "FIRST_MACS", "fleet_show", "macs_text", "render_fleet_show"]
 
@@ -60,7 +60,8 @@ def _phone_record(e: FlashEntry, cluster: Mapping[str, Mapping[str, str] | None]
         "ctl_status": _status(ctl, style, (cluster or {}).get("CTL"), known),
         "config_file": store.config.file if store.config is not None else None,
         "last_boot": None if last is None else {
-            k: last.get(k) for k in ("at", "target", "ok", "locked_out", "deciding_rule", "deciding_kind")},
+            k: last.get(k) for k in ("at", "target", "ok", "locked_out", "deciding_rule", "deciding_kind",
+                                     "deciding_reason_code")},
         "problems": list(flash.problems),
     }
 
@@ -99,7 +100,8 @@ def fleet_show(entries: Sequence[FlashEntry], *, root: str,
                 records.append(_phone_record(e, cluster))
             except PhoneEmuError as exc:
                 skipped.append({"entry": e.entry, "reason": str(exc)})
-    locked = collections.Counter((rule, kind) for rec in records
+    locked = collections.Counter(ways_key(rule, kind, rec["last_boot"].get("deciding_reason_code"))
+                                 for rec in records
                                  for outcome, rule, kind in [_last_outcome(rec)] if outcome == "locked out")
 
     def checksum(kind: str) -> Any:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
@@ -29,6 +30,7 @@ from phoneemu.net.fetch import MemoryFetcher
 from phoneemu.phone import rules
 from phoneemu.phone.boot import net_tvs_asker
 from phoneemu.phone.events import QueryKey
+from phoneemu.phone.flash import Flash
 from phoneemu.phone.phone import Phone
 from phoneemu.phone.profile import get_profile
 from phoneemu.phone.store import TrustStore, TvsAnswer, TvsResult, TvsStatus
@@ -180,7 +182,8 @@ def test_the_timeline_names_the_tvs_server_whose_certificate_was_refused(lab: La
 # --- 4. a QUERY too large for TVS ----------------------------------------------------------------------
 
 
-def test_a_signer_whose_names_do_not_fit_a_query_is_too_large_not_a_failed_exchange(lab: LabCluster) -> None:
+def test_a_signer_whose_names_do_not_fit_a_query_is_too_large_not_a_failed_exchange(lab: LabCluster,
+                                                                                     tmp_path: Path) -> None:
     # A signed file's header (uint16 length, §A.2) holds the signer's name, serial and issuer and the
     # signature: they fit a QUERY with a CP-<4 digits> device name. A model whose name is long (a profile
     # file's ``model``) with a signer of long names does not: here 1,600 + 64,000 characters.
@@ -203,7 +206,8 @@ def test_a_signer_whose_names_do_not_fit_a_query_is_too_large_not_a_failed_excha
         asked.append(key)
         return await real(servers, key, device_name=device_name, accept_server=accept_server)
 
-    phone = Phone(mac=MAC, profile=profile, clock=lambda: NOW, flash=None, mic=lab.phone_identity(MAC),
+    flash = Flash(tmp_path / "fleet" / f"SEP{MAC}", profile=profile)
+    phone = Phone(mac=MAC, profile=profile, clock=lambda: NOW, flash=flash, mic=lab.phone_identity(MAC),
                   image_signers=[lab.identity("imagesigning").cert], tvs=asker)
     serving = {"big": False}
 
@@ -227,12 +231,19 @@ def test_a_signer_whose_names_do_not_fit_a_query_is_too_large_not_a_failed_excha
         assert ways and "shorten" in ways[0]["action"].lower(), ways
         assert not any(w["action"].lower().startswith("bring") for w in ways), ways  # no "bring TVS back"
         # and so does `phone show` from what the flash keeps of the boot (last-boot.json)
+        from phoneemu.phone.flashes import phone_flashes
         from phoneemu.phone.phone import _last_boot
         from phoneemu.phone.show import render_show, show_state
+        from phoneemu.phone.show_fleet import fleet_show
 
         last = _last_boot(r, phone.store, NOW)
         assert last["deciding_reason_code"] == "too-large"
         info = show_state(phone.store, mac=MAC, last_boot=last)
         assert info["ways_out"] == ways
         assert "shorten" in render_show(info).lower()
+        # and `phone show --fleet-flash` groups it by that code, with the same ways
+        doc = fleet_show(phone_flashes(tmp_path / "fleet"), root=str(tmp_path / "fleet"))
+        assert [(w["rule"], w["reason_code"], w["phones"]) for w in doc["ways_out"]] == \
+            [("G.3.4-tvs-unreachable", "too-large", 1)], doc["ways_out"]
+        assert [w["action"] for w in doc["ways_out"][0]["ways"]] == [w["action"] for w in ways]
     asyncio.run(asyncio.wait_for(main(), 20))
