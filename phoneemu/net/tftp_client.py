@@ -23,7 +23,7 @@ Rules:
   an ICMP "port unreachable" for the request, before the server answered (nothing listens where the
   request went; Linux reports it with ``IP_RECVERR``) → ``"unreachable"`` at once, not a timeout after
   every retry. An ICMP error about another address (the transfer ID of a finished transfer of a reused
-  socket) is ignored.
+  socket) is ignored. No socket to be had (the open-file limit reached) → ``"error"`` naming the file.
 * :class:`TftpClientPool` keeps a bounded set of UDP sockets and reuses them (FIFO) across
   successful transfers, so thousands of emulated phones in one event loop pay no socket setup per
   file; a socket whose transfer failed is never reused (held back, then closed: below). A socket
@@ -70,7 +70,8 @@ Rules:
   socket held longest is closed early (``quarantine_evicted`` counts them: their risk is the smallest,
   the server's budget nearest its end). ``max_quarantine=0`` (or ``quarantine_s=0``) closes at once.
   Reused sockets and the success path are unchanged. A task of the loop closes held sockets when due,
-  and all of them when the loop ends (``asyncio.run`` cancels it): none outlives its loop.
+  and all of them when the loop ends (``asyncio.run`` cancels it): none outlives its loop. That task runs
+  while a transfer is under way too, so a transfer cancelled as the loop ends is not held past it.
 * :func:`tftp_get`'s one-off socket runs the same risk (a phone without a pool downloads its files one
   after another, a scenario's phones many at once in one process), so it is held as well, in one
   quarantine per event loop (:data:`QUARANTINE_S`; at most :data:`MAX_ONE_OFF_QUARANTINE`): after a
@@ -413,6 +414,15 @@ class _Endpoint:
             t.on_error(exc)
 
 
+def _open_endpoint(family: int, loop: asyncio.AbstractEventLoop, name: str) -> _Endpoint:
+    """A new client socket; TransportError (``kind="error"``) naming the file when the system gives
+    none (EMFILE: the open-file limit reached), not a bare OSError."""
+    try:
+        return _Endpoint(family, loop)
+    except OSError as exc:
+        raise TransportError(f"cannot open a UDP socket for {name}: {exc}", kind="error", path=name) from exc
+
+
 @functools.lru_cache(maxsize=256)
 def _literal(host: str, port: int) -> Addr | None:
     """``(ip, port)`` when ``host`` is an IP address literal (no lookup needed), else None."""
@@ -497,25 +507,45 @@ MAX_ONE_OFF_QUARANTINE = 64
 
 class _Quarantine:
     """Sockets not reused, held open and unread for ``seconds``, then closed; at most ``limit`` (past it
-    the one held longest closes early). A task of the loop closes them when due, and all of them when it
-    is cancelled (the loop ends). It keeps the plain sockets, neither the loop nor that task: the one-off
+    the one held longest closes early). A task of the loop, the keeper, closes them when due, and all of
+    them when it is cancelled (the loop ends). The keeper runs while a transfer that may end in
+    :meth:`hold` is under way (:meth:`enter` .. :meth:`leave`), not only while sockets are held: so
+    ``asyncio.run``, cancelling the loop's tasks at its end, cancels it too, and a transfer cancelled then
+    holds nothing past the loop (a keeper started at that point would be left pending: "Task was
+    destroyed but it is pending!", its sockets open until collected). Once the keeper is cancelled, a
+    socket is closed at once. It keeps the plain sockets, neither the loop nor that task: the one-off
     quarantines are kept per loop, weakly (module docstring)."""
 
-    __slots__ = ("evicted", "held", "keeping", "limit", "quarantined", "seconds")
+    __slots__ = ("active", "ended", "evicted", "held", "keeping", "limit", "quarantined", "seconds", "wake")
 
     def __init__(self, seconds: float, limit: int) -> None:
         self.seconds = seconds
         self.limit = limit
         # (loop time to close at, socket), oldest first (one duration for all: also in closing order)
         self.held: collections.deque[tuple[float, socket.socket]] = collections.deque()
-        self.keeping = False  # a task of the loop closes them when due
+        self.active = 0  # transfers under way that may end in hold()
+        self.keeping = False  # the keeper task runs
+        self.ended = False  # the keeper was cancelled (the loop ends): hold() closes at once
+        self.wake: asyncio.Future[None] | None = None  # the keeper waits on it for a change
         self.quarantined = 0  # sockets held, all told
         self.evicted = 0  # of those, closed early past ``limit``
 
+    def enter(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A transfer begins whose socket may be held at its end: the keeper runs until it leaves."""
+        self.active += 1
+        self._keep_running(loop)
+
+    def leave(self) -> None:
+        """That transfer ended (its socket closed or held)."""
+        self.active -= 1
+        if not self.active and not self.held:
+            self._wake_keeper()
+
     def hold(self, loop: asyncio.AbstractEventLoop, transport: UdpSocket) -> None:
-        """Mute ``transport`` and keep its socket, so its port, for ``seconds`` (0: close it now)."""
+        """Mute ``transport`` and keep its socket, so its port, for ``seconds`` (0, or the loop ending:
+        close it now)."""
         sock = transport.mute()
-        if self.seconds <= 0 or self.limit <= 0:
+        if self.seconds <= 0 or self.limit <= 0 or self.ended:
             sock.close()
             return
         held = self.held
@@ -524,29 +554,53 @@ class _Quarantine:
             self.evicted += 1
         held.append((loop.time() + self.seconds, sock))
         self.quarantined += 1
-        if not self.keeping:
+        if len(held) == 1:  # the keeper may be waiting with nothing due
+            self._wake_keeper()
+        self._keep_running(loop)
+
+    def _keep_running(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self.keeping and not self.ended:
             self.keeping = True
             loop.create_task(self._keep(loop))
 
+    def _wake_keeper(self) -> None:
+        if self.wake is not None and not self.wake.done():
+            self.wake.set_result(None)
+
     async def _keep(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Close each held socket when its time is up; every one if the loop ends first."""
+        """Close each held socket when its time is up, while sockets are held or transfers under way;
+        every one if the loop ends first."""
         held = self.held
         try:
-            while held:
-                await asyncio.sleep(held[0][0] - loop.time())
+            while held or self.active:
+                self.wake = wake = loop.create_future()
+                timer = loop.call_at(held[0][0], _set_done, wake) if held else None
+                try:
+                    await wake
+                finally:
+                    if timer is not None:
+                        timer.cancel()
                 now = loop.time()
                 while held and held[0][0] <= now:
                     held.popleft()[1].close()
         except BaseException:  # cancelled as asyncio.run ends (or dropped with a closed loop)
+            self.ended = True
             self.close()
             raise
         finally:
             self.keeping = False
+            self.wake = None
 
     def close(self) -> None:
-        """Close every held socket now."""
+        """Close every held socket now (the keeper, woken, ends once no transfer is under way)."""
         while self.held:
             self.held.popleft()[1].close()
+        self._wake_keeper()
+
+
+def _set_done(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 #: the quarantine of :func:`tftp_get`'s sockets, per event loop (weak keys: it goes with its loop)
@@ -574,7 +628,9 @@ async def tftp_get(host: str, port: int, filename: str, *, blksize: int | None =
     download given its port; otherwise the loop's quarantine holds it (module docstring)."""
     server = await _resolve(host, port)
     loop = asyncio.get_running_loop()
-    ep = _Endpoint(_family(server), loop)
+    ep = _open_endpoint(_family(server), loop, filename)
+    quarantine = _one_off_quarantine(loop)
+    quarantine.enter(loop)
     try:
         return await _run(ep, server, filename, blksize=blksize, timeout=timeout, retries=retries,
                           tsize=tsize, max_size=max_size, on_retransmit=on_retransmit, max_time=max_time)
@@ -583,7 +639,8 @@ async def tftp_get(host: str, port: int, filename: str, *, blksize: int | None =
         if ep.reusable and _final_block(ep.prev_final) != 1:
             ep.transport.close()
         else:
-            _one_off_quarantine(loop).hold(loop, ep.transport)
+            quarantine.hold(loop, ep.transport)
+        quarantine.leave()
 
 
 class TftpClientPool:
@@ -648,42 +705,52 @@ class TftpClientPool:
         if self._sem is None or self._loop is None:
             self._sem = asyncio.Semaphore(self.max_sockets)
             self._loop = asyncio.get_running_loop()
-        async with self._sem:
-            fam = _family(server)
-            idle = self._idle.setdefault(fam, collections.deque())
-            ep = None
-            while idle:
-                # FIFO: the head has waited longest. A socket idle for less than one retransmission
-                # timeout is passed over while fewer than MAX_RESTING rest: a server's second transfer
-                # for a duplicated RRQ then meets it idle (ERROR 5) rather than as the answer to its
-                # next request (module docstring)
-                head = idle[0]
-                if not head.reusable:  # it met a transfer it did not ask for while idle
-                    idle.popleft()
-                    self._quarantine(head)
-                    continue
-                if head.quiet_at <= self._loop.time() or len(idle) >= MAX_RESTING:
-                    ep = idle.popleft()
-                break
-            if ep is None:
-                ep = _Endpoint(fam, self._loop)
-                self._all.add(ep)
-            reuse = False
-            try:
-                data = await _run(ep, server, filename, pool=self, **opts)
-                # a single-socket server's late duplicate of a final DATA 1 could pass as the next
-                # transfer's first block: that socket is not reused (module docstring)
-                reuse = ep.reusable
-                return data
-            finally:
-                if reuse and not self._closed:
-                    ep.quiet_at = self._loop.time() + opts["timeout"]
-                    idle.append(ep)  # FIFO reuse
-                elif self._closed:
-                    ep.transport.close()
-                    self._all.discard(ep)
-                else:  # after a failure, or with a single-socket server, late packets may follow
-                    self._quarantine(ep)
+        quarantine = self._quarantine_of
+        quarantine.enter(self._loop)  # its keeper runs while a transfer may end held (_Quarantine)
+        try:
+            async with self._sem:
+                return await self._get(server, filename, opts)
+        finally:
+            quarantine.leave()
+
+    async def _get(self, server: Addr, filename: str, opts: dict[str, Any]) -> bytes:
+        """One download on a reused or new socket; the socket goes back to the pool or to quarantine."""
+        assert self._loop is not None
+        fam = _family(server)
+        idle = self._idle.setdefault(fam, collections.deque())
+        ep = None
+        while idle:
+            # FIFO: the head has waited longest. A socket idle for less than one retransmission
+            # timeout is passed over while fewer than MAX_RESTING rest: a server's second transfer
+            # for a duplicated RRQ then meets it idle (ERROR 5) rather than as the answer to its
+            # next request (module docstring)
+            head = idle[0]
+            if not head.reusable:  # it met a transfer it did not ask for while idle
+                idle.popleft()
+                self._quarantine(head)
+                continue
+            if head.quiet_at <= self._loop.time() or len(idle) >= MAX_RESTING:
+                ep = idle.popleft()
+            break
+        if ep is None:
+            ep = _open_endpoint(fam, self._loop, filename)
+            self._all.add(ep)
+        reuse = False
+        try:
+            data = await _run(ep, server, filename, pool=self, **opts)
+            # a single-socket server's late duplicate of a final DATA 1 could pass as the next
+            # transfer's first block: that socket is not reused (module docstring)
+            reuse = ep.reusable
+            return data
+        finally:
+            if reuse and not self._closed:
+                ep.quiet_at = self._loop.time() + opts["timeout"]
+                idle.append(ep)  # FIFO reuse
+            elif self._closed:
+                ep.transport.close()
+                self._all.discard(ep)
+            else:  # after a failure, or with a single-socket server, late packets may follow
+                self._quarantine(ep)
 
     def _quarantine(self, ep: _Endpoint) -> None:
         """Hold ``ep``'s socket open but muted for ``quarantine_s``, then close it (module docstring):
