@@ -14,13 +14,21 @@ Rules (spec §E.1 TLS, §E.2 framing, §E.5/§E.6 QUERY and its answer; *our con
   ``CP-<model>-SEP<MAC>``), issuer and serial* (DN compared normalised, serial as a number) made
   inside that boot's window (from its first request to the phone's next boot, by rank in capture
   order: a connection's rank is that of its first packet, see
-  :mod:`phoneemu.scenario._capture_flows`), each captured exchange used once, in capture order. A
+  :mod:`phoneemu.scenario._capture_flows`), each captured exchange used once, in capture order.
+* **Failover** (spec §E.1: the servers are tried in priority order, the first that answers is used;
+  *our convention* for matching a question to its tries): one question of the phone takes the next such
+  exchanges in capture order, one per server (a server asked again is the next question's) and at most
+  as many as its config has servers (one when it names none), up to the first answered one: the
+  answer, whichever server gave it. A captured request without an answer (the connection was cut) is
+  that server's failure, and the phone went on to the next. A
   valid answer with a certificate becomes that certificate, its roles and TTL; any other status is
-  "not found"; a captured request without an answer, or no captured exchange at all, is
-  "unreachable" — unless ``--tvs-cert`` is given, which then answers as without a key log. Said as the
-  live client says it (:func:`phoneemu.scenario.replay.no_tvs_answer`): ``no TVS server answered:
-  HOST:PORT: captured TVS query got no answer`` naming the server the captured QUERY went to, or each
-  server of the phone's config with ``no such TVS query of this phone in the capture``.
+  "not found"; tries that all went unanswered, or no captured exchange at all, are
+  "unreachable" — the latter, unless ``--tvs-cert`` is given, which then answers as without a key log.
+  Said as the live client says it (:func:`phoneemu.scenario.replay.no_tvs_answer`): ``no TVS server
+  answered: HOST:PORT: why; ...``, each server of the phone's config in the order it is tried, with
+  ``captured TVS query got no answer`` when its captured QUERY went unanswered, else ``no such TVS query
+  of this phone in the capture``; an address the config does not name (a host name in the config, a NAT)
+  is named as captured, after them (alone when the config names none of the addresses tried).
 * **A TVS server the phone refused** (spec §E.1, §G.3.4 ``tvs-server-untrusted``): a phone that does not find
   the TVS certificate among its ITL TVS records hangs up after the handshake and sends no QUERY. So each
   decrypted TLS connection whose client sent no application data is kept with the certificate its server
@@ -79,6 +87,8 @@ REFUSED = SERVER_REFUSED
 """What the phone's TVS client says of a server whose certificate it refused (after ``HOST:PORT: ``,
 :data:`phoneemu.net.tvs_client.SERVER_REFUSED`)."""
 _SEP_MAC = re.compile(r"SEP([0-9A-Fa-f]{12})")
+_NO_QUERY = "no such TVS query of this phone in the capture"
+_CUT = "captured TVS query got no answer"
 
 
 def _mac_in(device_name: str) -> str | None:
@@ -166,9 +176,11 @@ class TvsCapture:
 
     @functools.cached_property
     def _queries_of(self) -> dict[str | None, list[int]]:
-        """The QUERY exchanges of each phone (by the MAC in the device name), in capture order."""
+        """The QUERY exchanges of each phone (by the MAC in the device name), in capture order (the rank
+        of their connection: a cut one is listed when its connection ends, maybe after a later one)."""
         out: dict[str | None, list[int]] = {}
-        for i, ex in enumerate(self.exchanges):
+        for i in sorted(range(len(self.exchanges)), key=lambda i: self.exchanges[i].order):
+            ex = self.exchanges[i]
             if isinstance(ex.request, tvs.QueryRequest):
                 out.setdefault(_mac_in(ex.request.device_name), []).append(i)
         return out
@@ -184,6 +196,49 @@ class TvsCapture:
             ranks.append(c.order)
             indices.append(i)
         return out
+
+    def _questions(self, mac: str | None, issuer: str, serial: int, window: tuple[float, float],
+                   used: set[int]) -> list[int]:
+        """The QUERY exchanges of ``mac`` about ``issuer`` (normalised) and ``serial`` in ``window``, not in
+        ``used``, in capture order."""
+        from phoneemu.crypto.certs import normalise_dn
+
+        out = []
+        for i in self._queries_of.get(mac, ()):
+            ex = self.exchanges[i]
+            r = ex.request
+            assert isinstance(r, tvs.QueryRequest)
+            if (i not in used and window[0] <= ex.order < window[1] and normalise_dn(r.issuer) == issuer
+                    and int.from_bytes(r.serial, "big") == serial):
+                out.append(i)
+        return out
+
+    def _tries(self, order: Sequence[tuple[str, int]], candidates: Sequence[int]) -> list[int]:
+        """The exchanges of one question among ``candidates`` (module rules, "Failover", spec §E.1): in
+        capture order, one per server (a server again is the next question's), at most ``len(order)``
+        (one when empty), up to the first answered one."""
+        tries: list[int] = []
+        servers: set[tuple[str, int]] = set()
+        for i in candidates[:max(1, len(order))]:
+            ex = self.exchanges[i]
+            server = (_host_key(ex.server[0]), ex.server[1])
+            if server in servers:
+                break
+            servers.add(server)
+            tries.append(i)
+            if ex.response is not None:
+                break
+        return tries
+
+    def _unanswered(self, order: Sequence[tuple[str, int]], tries: Sequence[int]) -> TransportError:
+        """The live client's failure when every try of a question went unanswered (module rules): each
+        server of ``order`` in turn, then each captured address it does not name."""
+        captured = {(_host_key(h), p): (h, p) for h, p in (self.exchanges[i].server for i in tries)}
+        configured = {(_host_key(h), p) for h, p in order}
+        failures = [f"{host_port(h, p)}: {_CUT if (_host_key(h), p) in captured else _NO_QUERY}"
+                    for h, p in order] if configured & captured.keys() else []
+        failures += [f"{host_port(h, p)}: {_CUT}" for k, (h, p) in captured.items() if k not in configured]
+        return TransportError(NO_TVS_ANSWER + "; ".join(failures), kind="unreachable")
 
     def _shown(self, host: str, port: int, *, mac: str | None, window: tuple[float, float],
                clients: frozenset[str], used: set[int]) -> CapturedCert | None:
@@ -232,21 +287,17 @@ class TvsCapture:
         async def ask(servers: Any, key: Any, *, device_name: str, **kw: Any) -> Any:
             start, stop = window()
             mac = _mac_in(device_name)
+            order = server_order(servers)
             issuer, serial = normalise_dn(key.issuer), int.from_bytes(key.serial, "big")
-            for i in self._queries_of.get(mac, ()):
-                ex = self.exchanges[i]
-                r = ex.request
-                assert isinstance(r, tvs.QueryRequest)
-                if (i in used or not start <= ex.order < stop or normalise_dn(r.issuer) != issuer
-                        or int.from_bytes(r.serial, "big") != serial):
-                    continue
-                used.add(i)
-                resp = ex.response
-                if resp is None:  # the server it was asked of named
-                    raise no_tvs_answer([ex.server], "captured TVS query got no answer", kind="unreachable")
+            tries = self._tries(order, self._questions(mac, issuer, serial, (start, stop), used))
+            used.update(tries)
+            resp = self.exchanges[tries[-1]].response if tries else None
+            if resp is not None:  # the first server that answered (§E.1 failover)
                 if resp.valid and resp.certificate:
                     return TvsAnswer.from_reply(resp.certificate, resp.roles, resp.ttl)
                 return TvsStatus.NOT_FOUND
+            if tries:  # every server tried went unanswered, each named
+                raise self._unanswered(order, tries)
             check = kw.get("accept_server")
             if check is not None and self.presented:
                 refused = self._refused(servers, mac=mac, window=(start, stop), used=shown,
@@ -256,7 +307,7 @@ class TvsCapture:
                     raise refused
             if fallback is not None:
                 return await fallback(servers, key, device_name=device_name, **kw)
-            raise no_tvs_answer(servers, "no such TVS query of this phone in the capture", kind="unreachable")
+            raise no_tvs_answer(servers, _NO_QUERY, kind="unreachable")
         return ask
 
 
