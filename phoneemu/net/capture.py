@@ -5,7 +5,9 @@ Rules:
 * Files are classic libpcap (magic ``a1b2c3d4`` written little-endian, version 2.4, microsecond
   timestamps), ``LINKTYPE_RAW`` (101): each record is a bare IPv4 or IPv6 packet. A capture file is
   0600 whatever the umask (ours: it holds the configs, which may carry SIP digest passwords; a FIFO or
-  device named is left as it is, as a key log's).
+  device named is left as it is, as a key log's). A FIFO with no reader yet is waited for, as
+  ``tcpdump -w`` waits (a user starts Wireshark on it), said first on stderr (``on_wait``); a capture
+  file that cannot be opened or begun (a read-only folder, a full disk) is an EncodeError naming it.
 * Packets are faithful: IPv4 header checksum, UDP/TCP checksums over the pseudo-header, correct
   total/payload lengths, TTL/hop limit 64. A UDP checksum that computes to 0 is sent as 0xFFFF.
 * TCP conversations (TLS on TVS 2445 / CAPF 3804, HTTP 6970) are synthesised by :class:`TcpFlow`:
@@ -63,6 +65,7 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gzip
 import ipaddress
@@ -70,6 +73,7 @@ import os
 import select
 import stat
 import struct
+import sys
 import threading
 import time
 import zlib
@@ -252,28 +256,86 @@ class _Sink(Protocol):
 CAPTURE_MODE = 0o600
 
 
+_PCAP_FILE_HEADER = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, SNAPLEN, LINKTYPE_RAW)
+
+
+def _begin_capture_file(path: str | Path, on_wait: Callable[[str], None]) -> _Sink:
+    """The capture ``path`` opened (:func:`_open_capture_file`) and its file header written; an OSError
+    of either is an EncodeError naming ``path`` (:func:`_cannot_write`)."""
+    try:
+        sink = _open_capture_file(path, on_wait)
+    except OSError as exc:
+        raise _cannot_write(path, exc) from None
+    try:
+        sink.write(_PCAP_FILE_HEADER)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            sink.close()  # (an AtomicFile whose write failed has removed its temporary file already)
+        raise _cannot_write(path, exc) from None
+    return sink
+
+
+def _open_capture_file(path: str | Path, on_wait: Callable[[str], None]) -> _Sink:
+    """The sink of a capture named by path (:class:`PcapWriter`): a FIFO or device written in place (a
+    FIFO with no reader yet waited for, as ``tcpdump -w`` waits, ``on_wait`` told first), else an
+    :class:`~phoneemu.files.AtomicFile` put in place at ``close()`` (an interrupted run keeps the
+    previous file), private from its first byte."""
+    if Path(path).exists() and not Path(path).is_file():
+        return _open_in_place(path, on_wait)
+    return AtomicFile(path, mode=CAPTURE_MODE)
+
+
+def _open_in_place(path: str | Path, on_wait: Callable[[str], None]) -> BinaryIO:
+    """A FIFO or device opened for writing, blocking. Opened without blocking first: a FIFO with no
+    reader fails that with ENXIO; ``on_wait`` is told, then its open waits for one (a user starting
+    Wireshark on it)."""
+    flags = os.O_WRONLY | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno != errno.ENXIO or not stat.S_ISFIFO(os.stat(path).st_mode):
+            raise
+        on_wait(f"{path}: waiting for a reader on FIFO (as tcpdump -w: e.g. wireshark -k -i {path})")
+        fd = os.open(path, flags)
+    else:
+        os.set_blocking(fd, True)
+    return os.fdopen(fd, "wb")
+
+
+def _say_waiting(text: str) -> None:
+    """A capture waits for a FIFO's reader: said on stderr (the user must start one)."""
+    print(f"phoneemu: capture {text}", file=sys.stderr, flush=True)
+
+
+def _cannot_write(path: str | Path, exc: OSError) -> EncodeError:
+    """The capture ``path`` could not be opened or begun (a read-only folder, a full disk, a device
+    refusing writes): an EncodeError naming the file, saying why (the system's words for its errno)."""
+    why = os.strerror(exc.errno) if exc.errno else str(exc)
+    return EncodeError(f"cannot write the capture: {why}", fmt="pcap", file=str(path))
+
+
 class PcapWriter:
     """Append packets to a classic pcap file (LINKTYPE_RAW); thread-safe; ``with PcapWriter(p) as w``.
     A file named by path is written atomically (:class:`phoneemu.files.AtomicFile`): it appears, whole,
     at ``close()``, mode :data:`CAPTURE_MODE` whatever the umask (an existing file is replaced by it); a
-    FIFO or device is written as packets come, its mode left as it is (as a key log's)."""
+    FIFO or device is written as packets come, its mode left as it is (as a key log's). A FIFO with no
+    reader is waited for, as ``tcpdump -w`` waits, ``on_wait`` told first (default: said on stderr). A
+    file that cannot be opened or begun (a read-only folder) is an EncodeError naming it."""
 
-    def __init__(self, path: str | Path | BinaryIO, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: str | Path | BinaryIO, *, clock: Callable[[], float] = time.time,
+                 on_wait: Callable[[str], None] | None = None) -> None:
         self._fh: _Sink
         if isinstance(path, (str, Path)):
-            if Path(path).exists() and not Path(path).is_file():  # a FIFO or a device: written in place
-                self._fh = open(path, "wb")  # noqa: SIM115 - closed in close()
-            else:  # whole or absent: put in place at close() (an interrupted run keeps the previous one)
-                self._fh = AtomicFile(path, mode=CAPTURE_MODE)  # private from its first byte
+            self._fh = _begin_capture_file(path, on_wait or _say_waiting)
             self._owned = True
         else:
             self._fh = path
             self._owned = False
+            self._fh.write(_PCAP_FILE_HEADER)
         self._clock = clock
         self._lock = threading.Lock()
         self._ident = 0
         self.count = 0
-        self._fh.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, SNAPLEN, LINKTYPE_RAW))
 
     def packet(self, ip_packet: bytes, ts: float | None = None) -> None:
         """Write one raw IP packet record."""
