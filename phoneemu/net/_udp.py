@@ -12,13 +12,16 @@ error to ``on_error`` as a :class:`PeerError` naming the address the refused dat
 client can tell "nothing listens where I sent my request" from an error about an earlier peer. Such a
 socket's next ``sendto``, to any peer, fails with the error still pending (the kernel reports it there
 too) and that datagram would be lost: :meth:`UdpSocket.sendto` hands the queued errors over and sends it
-once more (a shared server socket must not drop one peer's packet for another peer's closed port).
+once more (a shared server socket must not drop one peer's packet for another peer's closed port) —
+unless one of those errors names the very address it goes to: that peer's port is closed, and the
+datagram would only meet another "port unreachable" (it is dropped, counted in ``send_drops``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import socket
@@ -102,6 +105,28 @@ def report_icmp_errors(sock: socket.socket) -> bool:
     return True
 
 
+def _same_peer(a: Addr, b: Addr) -> bool:
+    """``a`` and ``b`` name one address and port: the same host text, or one IP address however spelt
+    (an IPv6 scope, flow info and scope id aside, as a socket gives them back)."""
+    if len(a) < 2 or len(b) < 2 or a[1] != b[1]:
+        return False
+    if a[0] == b[0]:
+        return True
+    try:
+        return _ip(a[0]) == _ip(b[0])
+    except ValueError:  # a host name: only the same text is the same peer
+        return False
+
+
+def _ip(host: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The IP address of a socket address's host text (its ``%scope`` dropped, an IPv4-mapped IPv6 one
+    as its IPv4 address); ValueError for a name."""
+    ip = ipaddress.ip_address(str(host).split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
 def _dropped(_data: bytes, _addr: Addr) -> None:
     """The datagram callback of a closed socket (never called: a closed socket reads nothing)."""
 
@@ -156,22 +181,22 @@ class UdpSocket:
             _log.exception("udp: handler failed for datagram from %s", addr[:2])
         return True
 
-    def _queued_errors(self) -> int:
+    def _queued_errors(self) -> list[Addr]:
         """Drain the socket's error queue (``IP_RECVERR``), each error to ``on_error`` as a PeerError;
-        how many there were."""
-        drained = 0
+        the peers they name, one per error (``()`` when the kernel named none)."""
+        peers: list[Addr] = []
         while not self.closed:
             try:
                 _data, anc, _flags, addr = self.sock.recvmsg(1, 512, socket.MSG_ERRQUEUE)
             except OSError:  # empty (EAGAIN), or nothing to drain on this platform
-                return drained
-            drained += 1
+                return peers
             code = next((struct.unpack_from("=I", data)[0] for _lvl, _typ, data in anc if len(data) >= 4), 0)
             err = PeerError(code, os.strerror(code) if code else "ICMP error")
             err.peer = tuple(addr) if addr else ()
+            peers.append(err.peer)
             if self.on_error is not None:
                 self.on_error(err)
-        return drained
+        return peers
 
     def _ready(self) -> None:
         """At most ``max_batch`` datagrams per wake-up (servers): a busy socket cannot starve the loop."""
@@ -182,7 +207,8 @@ class UdpSocket:
     def sendto(self, data: bytes, addr: Addr) -> None:
         """Send without blocking; a full send buffer drops the datagram (``send_drops``). With
         ``IP_RECVERR`` an ICMP error queued for an earlier datagram fails this send: the queued errors
-        go to ``on_error`` and the datagram is sent once more (module docstring)."""
+        go to ``on_error`` and the datagram is sent once more, unless one of them names ``addr`` itself:
+        then it is dropped (``send_drops``), its peer's port being closed (module docstring)."""
         if self.closed:
             return
         try:
@@ -190,7 +216,10 @@ class UdpSocket:
         except (BlockingIOError, InterruptedError):
             self.send_drops += 1
         except OSError as exc:
-            if self.icmp_errors and self._queued_errors():
+            peers = self._queued_errors() if self.icmp_errors else []
+            if any(_same_peer(peer, addr) for peer in peers):
+                self.send_drops += 1  # one more datagram to a closed port: not sent
+            elif peers:
                 self._send_again(data, addr)
             elif self.on_error is not None:
                 self.on_error(exc)
