@@ -80,7 +80,7 @@ from collections.abc import Callable
 from cryptography.x509.oid import NameOID
 
 from phoneemu.crypto import certs
-from phoneemu.errors import DecodeError
+from phoneemu.errors import DecodeError, EncodeError
 from phoneemu.lab.call_relay import CallRelay
 from phoneemu.lab.dial_plan import DialPlan, routing_refusal
 from phoneemu.lab.media_service import MediaResources
@@ -102,6 +102,8 @@ MAX_NONCES = 10_000
 _NONCE_FIELDS = struct.Struct(">qQ")
 _NONCE_MAC_SIZE = 16
 _NONCE_RE = re.compile(rf"[0-9a-f]{{{2 * (_NONCE_FIELDS.size + _NONCE_MAC_SIZE)}}}")
+#: a nonce a caller may adopt (:meth:`SipRegistrar.adopt_nonce`): what a quoted Digest parameter carries
+_ADOPTABLE_NONCE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,256}")
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
             405: "Method Not Allowed", 481: "Call/Transaction Does Not Exist"}
 
@@ -299,6 +301,18 @@ class SipRegistrar:
             made = self._issued(forgotten)
             if made is not None:
                 self._forgotten = max(self._forgotten, made[1])
+
+    def adopt_nonce(self, nonce: str, *, issued: int) -> None:
+        """Take ``nonce`` as one this registrar issued at lab time ``issued`` and not yet answered: its
+        first right answer (a nonce count above 0) registers, then it is counted and expires as the
+        registrar's own nonces (module rules), kept as an answered one (:data:`MAX_NONCES`). For a client
+        whose nonce is fixed in advance (the fuzz target's seeds, the same in every process); EncodeError
+        for a nonce a Digest header cannot carry (1..256 printable ASCII characters, no quote or
+        backslash)."""
+        if not _ADOPTABLE_NONCE.fullmatch(nonce):
+            raise EncodeError(f"nonce {nonce[:40]!r}: 1..256 printable ASCII characters, no quote or "
+                              "backslash", path="nonce")
+        self._remember(nonce, int(issued), 0)
 
     def _log(self, peer: str, device: str, outcome: str, detail: str) -> None:
         _log.info("sip %s %s: %s %s", peer, device, outcome, detail)

@@ -35,7 +35,7 @@ def test_registrar_challenges_a_digest_response_that_is_not_ascii() -> None:
     outcomes: list[str] = []
     registrar = SipRegistrar(lambda mac: ("alice", "s3cret") if mac == "001122334455" else None,
                              clock=lambda: 1_000, on_log=lambda _p, _d, outcome, _t: outcomes.append(outcome))
-    registrar._nonces["5eed0000000000000000000000000001"] = [1_000, 0]
+    registrar.adopt_nonce("5eed0000000000000000000000000001", issued=1_000)
     msg = sip.parse_message(NON_ASCII_RESPONSE)
     answer = sip.parse_message(registrar.answer(msg, "10.0.0.9:5060"))
     assert answer.status == 401 and outcomes == ["refused"]
