@@ -29,6 +29,7 @@ from phoneemu.net.tls import TlsServer
 from phoneemu.protocols import sdp, sip
 from phoneemu.protocols.media import AVP
 from phoneemu.protocols.sdp import AudioOffer
+from tests.helpers import v6_loopback_missing
 
 MAC = "0A00000D0201"
 DEVICE = f"SEP{MAC}"
@@ -36,14 +37,7 @@ LAB = "127.0.0.1"
 
 
 def _ipv6() -> bool:
-    import socket
-
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
-            s.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
+    return v6_loopback_missing() is None
 
 
 needs_ipv6 = pytest.mark.skipif(not _ipv6(), reason="no IPv6 loopback")

@@ -18,7 +18,7 @@ import pytest
 
 from phoneemu.net import _udp
 from phoneemu.net._udp import PeerError, UdpSocket, report_icmp_errors
-from tests.helpers import run_within
+from tests.helpers import run_within, v6_loopback_missing
 from tests.integration.test_tftp_udp_errors import _wait_for_queued_error
 
 run = run_within(10)
@@ -52,19 +52,11 @@ def _closed_port(family: int, host: str) -> int:
         return int(probe.getsockname()[1])
 
 
-def _ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
 @linux_only
 @pytest.mark.parametrize("family,host", [
     (socket.AF_INET, "127.0.0.1"),
-    pytest.param(socket.AF_INET6, "::1", marks=pytest.mark.skipif(not _ipv6_loopback(), reason="no ::1")),
+    pytest.param(socket.AF_INET6, "::1",
+                 marks=pytest.mark.skipif(v6_loopback_missing() is not None, reason="no ::1")),
 ])
 def test_a_send_to_the_peer_whose_port_is_closed_is_not_sent_again(family: int, host: str) -> None:
     """Old code: the second datagram to the closed port failed on the error it had queued, and was sent
