@@ -23,7 +23,14 @@ choice of ways per rule is ours, from the seed chapter and the scenarios that re
   not blank a CTL (spec §G.3 note), a new ITL is authenticated with the CTL (§G.3 step 2) and configs
   are checked against it (our rules ``G.3.6``, ``G.4-empty-itl-*``);
 * a CTL (mixed mode) is not blanked by the rollback ITL (spec §G.3 note): ``utils ctl reset localkey``;
-* an ITL above the phone's limit: fewer certificates; an expired signer: a regenerated one;
+* a CTL (mixed mode) moved to another secure cluster: the bulk certificate export (spec §G.6: required
+  between secure clusters; the old TVS must vouch for the new CTL signer, §G.3 note);
+* TVS knows the signer in a role that may not sign the file (``-tvs-wrong-role``), or presents a
+  certificate the phone's ITL does not hold (``-tvs-server-untrusted``): the ways that need no TVS
+  answer, as for an unknown signer with TVS not usable;
+* an ITL above the phone's limit: fewer certificates; an expired signer: a regenerated one (a config's:
+  the CallManager certificate, which the ITL brings); files signed with a hash the model cannot verify:
+  SHA-1 signing again (spec §A.4);
 * a bad signature from a trusted signer (a file changed after it was signed): the file signed again;
 * not a lockout — the phone boots, it does not register (kind ``sip``): a registrar certificate its CTL
   lacks (§G.5: the CallManager certificate regenerated, the CTL not updated or the phone not reset): the
@@ -32,6 +39,9 @@ choice of ways per rule is ours, from the seed chapter and the scenarios that re
 * not a lockout — the call carries RTP or no media (kind ``media``, §G.14): a security profile that is not
   Encrypted: set it; encrypted mode signalling over TCP (no CTL): mixed mode; SRTP whose tags fail (the
   media changed on the path): find what changes it.
+
+Some lockouts have no way out on purpose (:data:`NO_WAY_OUT`, each with why): no procedure of the seed
+or spec addresses them (a damaged file, a key the model cannot use), or the rule never decides a boot.
 
 Lab commands are written with ``DIR`` (the cluster), ``OLD``/``NEW`` (two clusters) and ``FLASH``
 (an emulated phone's flash) for the user to fill in; tests parse each one with the real CLI. Where many
@@ -53,8 +63,8 @@ from typing import Any, TypeVar
 
 from phoneemu.errors import VerifyReason
 
-__all__ = ["WAYS_BY_KIND", "WayOut", "way_out_lines", "ways_key", "ways_out", "ways_out_doc", "ways_out_json",
-           "ways_out_text"]
+__all__ = ["NO_WAY_OUT", "WAYS_BY_KIND", "WayOut", "way_out_lines", "ways_key", "ways_out", "ways_out_doc",
+           "ways_out_json", "ways_out_text"]
 
 
 @dataclass(frozen=True)
@@ -103,7 +113,7 @@ _ITL_RESET = WayOut(
 _DELETE = WayOut(
     "any situation; the last resort, phone by phone",
     "erase the CTL and ITL on each phone (Settings > Security > Trust List; or a factory reset): it then "
-    "trusts the next trust list on first use",
+    "trusts the next trust list on first use (seed: Migrate IP Phones Between Clusters; spec §G.6)",
     "phoneemu phone erase --flash FLASH", "migration-manual-itl-delete",
     fleet_lab="phoneemu phone erase --fleet-flash FLEET")
 _TVS_BACK = WayOut(
@@ -123,13 +133,28 @@ _CTL_RESET = WayOut(
     "phoneemu lab ctl-update DIR")
 _FEWER_CERTS = WayOut(
     "an ITL above the phone's limit (64 KiB)",
-    "remove certificates from the ITL (the extra TVS/application certificates) until it fits",
+    "remove certificates from the ITL (the extra TVS/application certificates) until it fits (seed: "
+    "Interactions and Restrictions: more than 39 certificates exceed 64 kilobytes)",
     "phoneemu lab remove-certs DIR", "itl-over-64k-fails")
 _REGENERATE = WayOut(
     "an expired signer (ITLRecovery of an upgraded cluster: 5 years)",
     "regenerate the certificate (ITLRecovery: the new one lasts 20 years); TVS vouches for the new "
     "signer (seed: View the Validity Period of ITLRecovery Certificate)",
     "phoneemu lab regenerate DIR itlrecovery", "itlrecovery-expiry")
+_RENEW_CALLMANAGER = WayOut(
+    "an expired config signer (the CallManager certificate of the TFTP server signs the configs)",
+    "regenerate the CallManager certificate and reset the phones: the ITL, signed by the ITLRecovery key "
+    "they trust, brings the new one in its CCM+TFTP record (seed: Initial Trust List); in mixed mode the CTL "
+    "must list it too, updated to the phones (seed: Certificate Management Changes for ITLRecovery "
+    "Certificate)",
+    "phoneemu lab regenerate DIR callmanager", "itlrecovery-expiry")
+_SHA1_SIGNING = WayOut(
+    "files signed with a hash the phone model cannot verify (TFTP File Signature Algorithm SHA-512 on a "
+    "SHA-1-only model)",
+    "set the enterprise parameter TFTP File Signature Algorithm back to SHA-1, its default, and reset the "
+    "phones: the files are signed again with a hash they verify (spec §A.4: phones that do not support "
+    "SHA-512 stop working)",
+    "phoneemu lab signature-algorithm DIR sha1", "")
 _CENTRAL = WayOut(
     "files from a central (proxy) TFTP signed by another cluster",
     "Prepare Cluster for Rollback on the central TFTP: its empty ITL disables the signature check of "
@@ -207,26 +232,32 @@ _ITL_WAYS: dict[str, tuple[WayOut, ...]] = {
     "G.3.4-tvs-unknown-signer": (_EXPORT, _ROLLBACK, _ITL_RESET, _DELETE),
     "G.3.4-tvs-unreachable": (_TVS_BACK, _ROLLBACK, _ITL_RESET, _DELETE),
     "G.3.4-tvs-server-untrusted": (_ROLLBACK, _ITL_RESET, _DELETE),
-    "G.3.4-tvs-wrong-role": (_ITL_RESET, _DELETE),
+    "G.3.4-tvs-wrong-role": (_ROLLBACK, _ITL_RESET, _DELETE),
     "G.3.5-reject-unknown-signer": (_ROLLBACK, _ITL_RESET, _DELETE),
     "G.3.1-oversize": (_FEWER_CERTS,),
+    "G.3.1-unsupported-hash": (_SHA1_SIGNING,),
     "G.3-expired-signer": (_REGENERATE, _ITL_RESET),
     "G.3-bad-signature": (_RESIGNED,),
 }
 _CTL_WAYS: dict[str, tuple[WayOut, ...]] = {
-    "G.3.4-tvs-unknown-signer": (_CTL_RESET, _DELETE),
+    "G.3.4-tvs-unknown-signer": (_EXPORT, _CTL_RESET, _DELETE),
     "G.3.4-tvs-unreachable": (_TVS_BACK, _CTL_RESET, _DELETE),
     "G.3.4-tvs-server-untrusted": (_CTL_RESET, _DELETE),
     "G.3.4-tvs-wrong-role": (_CTL_RESET, _DELETE),
     "G.3.5-reject-unknown-signer": (_CTL_RESET, _DELETE),
     "G.3-expired-signer": (_REGENERATE, _CTL_RESET),
+    "G.3.1-unsupported-hash": (_SHA1_SIGNING,),
     "G.3-bad-signature": (_RESIGNED,),
 }
 _CONFIG_WAYS: dict[str, tuple[WayOut, ...]] = {
     "G.4-reject-unknown-signer": (_CENTRAL, _ROLLBACK, _ITL_RESET),
     "G.4-tvs-unknown-signer": (_CENTRAL, _EXPORT, _ITL_RESET),
     "G.4-tvs-unreachable": (_TVS_BACK, _ITL_RESET),
+    "G.4-tvs-server-untrusted": (_CENTRAL, _ROLLBACK, _ITL_RESET),
+    "G.4-tvs-wrong-role": (_CENTRAL, _ROLLBACK),
     "G.4-unsigned-rejected": (_PRE_8, _DELETE),
+    "G.4-expired-signer": (_RENEW_CALLMANAGER,),
+    "G.4-unsupported-hash": (_SHA1_SIGNING,),
     "G.4-bad-signature": (_RESIGNED,),
 }
 
@@ -247,6 +278,28 @@ _MEDIA_WAYS: dict[str, tuple[WayOut, ...]] = {
 WAYS_BY_KIND: dict[str, dict[str, tuple[WayOut, ...]]] = {"ITL": _ITL_WAYS, "CTL": _CTL_WAYS,
                                                           "config": _CONFIG_WAYS, "sip": _SIP_WAYS,
                                                           "media": _MEDIA_WAYS}
+
+
+_DAMAGED = ("the file does not parse: no procedure of the seed or spec; the phone keeps its list and "
+            "takes a well-formed file at a later reset (inspect FILE shows what is wrong)")
+_MISNAMED = ("the TFTP server serves another file under that name (spec §A.2 tag 14: an ITL as the CTL, "
+             "another phone's file): a serving error no procedure addresses")
+_KEY = ("a signer key the model cannot use (spec §A.5: its size, or EC on a model without EC): no "
+        "procedure of the seed or spec, and the lab cannot choose a signer's key")
+_NEVER_DECIDES = ("never the deciding rule: the trust-list rejection that locked the phone comes first in "
+                  "its boot and has the ways out")
+#: Lockout rules (kinds ITL, CTL, config) with no way out on purpose, and why (tests: every lockout rule
+#: is here or in :data:`WAYS_BY_KIND`).
+NO_WAY_OUT: dict[tuple[str, str], str] = {
+    **{(kind, rule): why for kind in ("ITL", "CTL") for rule, why in (
+        ("G.3.1-malformed", _DAMAGED), ("G.3.1-wrong-file-name", _MISNAMED), ("G.3-unsupported-key", _KEY))},
+    ("CTL", "G.3.1-oversize"): "the seed's 64 KiB limit is the ITL's (more than 39 certificates); no "
+                               "procedure shrinks a CTL (a few records: the lab's stays small)",
+    ("config", "G.4-malformed"): _DAMAGED,
+    ("config", "G.4-wrong-file-name"): _MISNAMED,
+    ("config", "G.4-unsupported-key"): _KEY,
+    ("config", "G.3.5-locked-ignores-config"): _NEVER_DECIDES,
+}
 
 
 def ways_out(rule: str, kind: str, reason_code: str | VerifyReason | None = None) -> tuple[WayOut, ...]:
