@@ -121,7 +121,9 @@ def register(sub: Any) -> None:
                    help="write the boot's packets to FILE.pcap: a live capture (Linux, root or CAP_NET_RAW) "
                    "of every packet to or from the TFTP host and each host the phone connects to over TCP "
                    "(TVS, CAPF), on every interface; the TLS key log goes to --keylog, default FILE.keys "
-                   "(default: no capture)")
+                   "(default: no capture). Both are 0600 whatever the umask (the key log holds the "
+                   "sessions' secrets, the pcap the configs); a FIFO waits for a reader, as tcpdump -w "
+                   "does (wireshark -k -i FILE.pcap)")
     p.set_defaults(handler=handler)
 
 

@@ -12,7 +12,9 @@ by outcome, by deciding rule and by trust-list outcome — "ITL updated 4990, IT
 a certificate change —, how CAPF sessions ended ("CAPF: F.6-lsc-installed 1998, F.6-capf-rejected
 2", its failures by kind), failed boots by kind (alike failures one line, with their count and
 first MACs), files received over HTTP and over TFTP — a fallback from HTTP
-shows here —, latency percentiles, rate, peak RSS) to stdout; --json adds each phone's record
+shows here —, latency percentiles, rate, peak RSS, then the ways out of each lockout, grouped by
+deciding rule, file kind and, where it changes them, reason code: a TVS QUERY too large, "reason
+too-large") to stdout; --json adds each phone's record
 (outcome, deciding rule, reason, itl/ctl outcome, files_over, capf and capf_reason; sip, sip_reason,
 sip_server and sip_passed_over with --register: its summary counts the CallManager each registration
 ended with and those passed over first, "SIP passed over first: 10.0.0.1:5061 G.13-unreachable 4000"
@@ -77,7 +79,7 @@ from phoneemu.fleet.engine import FleetSpec, Prestate, mac_range, mac_text, pars
 from phoneemu.fleet.loop import EVENT_LOOPS
 from phoneemu.fleet.progress import Progress
 from phoneemu.fleet.shard import interrupted_before_storm, run_fleet
-from phoneemu.net.tftp_client import QUARANTINE_S
+from phoneemu.net.tftp_client import MAX_QUARANTINE, QUARANTINE_S
 from phoneemu.phone.boot import BootTarget
 from phoneemu.phone.media_rules import NO_MEDIA
 from phoneemu.phone.profile import PROFILES, get_profile
@@ -100,6 +102,9 @@ examples:
   phoneemu wireshark storm.pcap --keylog storm.keys                        its TVS/CAPF decoded
   phoneemu fleet boot --count 5000 --tftp 10.0.0.6 --installed-itl old/ITLFile.tlv --installed-config-dir old/
                                      a migration wave: phones holding the old cluster's ITL and configs
+  phoneemu fleet boot --count 5000 --tftp 10.0.0.5 --tftp-quarantine 30
+                                     a TFTP server that retries for up to 30 s: a failed transfer's port
+                                     stays taken that long, so its late DATA 1 reaches no new request
 """
 
 
@@ -152,7 +157,8 @@ def register(sub: Any) -> None:
                    "unread, S seconds before closing it, so the OS cannot give its port to the next request "
                    "while the server still sends the old file there (default "
                    f"{QUARANTINE_S:g}: the lab server's retry budget; raise it for a cluster whose TFTP "
-                   "server retries longer; 0 = close at once)")
+                   f"server retries longer; 0 = close at once). At most {MAX_QUARANTINE:,} are held a shard; "
+                   "past that the one held longest closes early")
     b.add_argument("--blksize", type=positive_int, default=None, metavar="N",
                    help="ask for this TFTP block size in bytes (RFC 2348: 8..65464); default: the "
                    "phone's own (512)")
@@ -185,7 +191,10 @@ def register(sub: Any) -> None:
                    "replaced atomically, without the fsyncs of boot --flash (our convention: a killed "
                    "fleet leaves every file whole, an OS crash may lose the last writes)")
     b.add_argument("--json", type=Path, default=None, metavar="FILE",
-                   help="write the summary and every phone's record as JSON")
+                   help="write the summary and every phone's record as JSON, a record at a time from a "
+                   "spool (an unnamed 0600 temporary file): the parent never holds them all. A spool "
+                   "that cannot be written leaves --json and --junit unwritten, saying why; the "
+                   "summary is still printed")
     b.add_argument("--junit", type=Path, default=None, metavar="FILE",
                    help="write a JUnit XML report for CI: a test case per phone, failed with its outcome, "
                    "deciding rule and reason when it did not accept a configuration")
@@ -198,7 +207,9 @@ def register(sub: Any) -> None:
                    help="write the storm's packets to FILE.pcap: a live capture (Linux, root or CAP_NET_RAW) "
                    "of every packet to or from the TFTP host and each host the phones connect to over TCP "
                    "(TVS, CAPF), on every interface; the TLS key log goes to --keylog, default FILE.keys "
-                   "(default: no capture)")
+                   "(default: no capture). Both are 0600 whatever the umask (the key log holds the "
+                   "sessions' secrets, the pcap the configs); a FIFO waits for a reader, as tcpdump -w "
+                   "does (wireshark -k -i FILE.pcap)")
     b.add_argument("--capture-limit", type=positive_float, default=None, metavar="MiB",
                    help=f"stop recording once the pcap would exceed MiB mebibytes (default "
                    f"{DEFAULT_LIMIT_MIB:g}; the summary and FILE.note.txt say so); fractions allowed")

@@ -85,6 +85,11 @@ examples:
   phoneemu lab serve /tmp/lab --tftp-port 6969 --sip-port 5060 --sips-port 5061 --attack tamper-signalling
                                                           an attacker on the SIP line: phones in encrypted
                                                           mode must drop the tampered call
+
+Slow clients are cut, logged 'timeout': a SIP message must be whole within 10 s of the previous one
+(or of a CRLF keep-alive), a CAPF frame within 30 s of its first byte. The registrar's nonces carry
+an HMAC of their issue time, so a challenge keeps nothing: a flood of unanswered REGISTERs pushes out
+no phone's nonce; an answer to a nonce it may have forgotten gets stale=TRUE.
 """
 
 

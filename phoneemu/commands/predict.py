@@ -93,7 +93,9 @@ name. TVS needs the installed config (the phone asks the TVS servers it names; a
 offline: vouches for --tvs-cert certificates, "not found" for others, and is unreachable when no
 --tvs-cert is given (--tvs-reachable: it answers "not found" to everything, as the old cluster's TVS
 does before a bulk certificate export; --tvs-live: the servers are asked over the network, a QUERY
-each, read only). A --tvs-cert the phone cannot use is reported as a "note:"
+each, read only). The servers are tried in the config's priority order; when none answers, the
+deciding reason names each (HOST:PORT) and why, in the boot's words: "(no TVS server answered:
+10.0.0.5:2445: TVS unavailable offline ...)". A --tvs-cert the phone cannot use is reported as a "note:"
 line. CAPF is unreachable. A --flash (--fleet-flash) phone also holds that flash's MIC, LSC and
 manual key (read, never changed), so it decrypts a new encrypted config as that phone would
 (spec §G.12); a damaged one is a "note:" line and not used.

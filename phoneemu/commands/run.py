@@ -65,10 +65,10 @@ def register(sub: Any) -> None:
     p.add_argument("--json", type=Path, metavar="FILE", help="write a JSON report")
     p.add_argument("--capture", type=Path, metavar="DIR",
                    help="write a pcap and a TLS key log per scenario into DIR (DIR/NAME.pcap, "
-                   "DIR/NAME.keys; NAME: the scenario's name, characters other than A-Za-z0-9._- as _, at "
-                   "most 120, unique in a run ignoring case): a live capture of loopback where raw sockets "
-                   "are allowed (root), else a TFTP-only synthetic one that DIR/NAME.note.txt explains; "
-                   "PHONEEMU_CAPTURE=live or synthetic forces one")
+                   "DIR/NAME.keys, both 0600 whatever the umask; NAME: the scenario's name, characters "
+                   "other than A-Za-z0-9._- as _, at most 120, unique in a run ignoring case): a live "
+                   "capture of loopback where raw sockets are allowed (root), else a TFTP-only synthetic one "
+                   "that DIR/NAME.note.txt explains; PHONEEMU_CAPTURE=live or synthetic forces one")
     p.add_argument("-k", "--select", metavar="TEXT",
                    help="only scenarios whose name contains TEXT, or matches it as a glob when it holds "
                    "* ? or [ (e.g. -k migration, -k 'migration-*-tvs-*')")
