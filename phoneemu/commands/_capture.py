@@ -37,15 +37,16 @@ _MIB = 1024 * 1024
 
 
 def capture_keylog(capture: Path | None, keylog: Path | None) -> Path | None:
-    """The key log to use: ``keylog``, else ``capture``'s ``.keys`` (emptied); None without either.
-    Both are checked writable first (PhoneEmuError naming the option)."""
+    """The key log to use: ``keylog`` (made if absent, appended to), else ``capture``'s ``.keys``
+    (emptied); None without either. Both are checked writable first (PhoneEmuError naming the option)
+    and the key log is 0600 (a FIFO or device is left as it is)."""
     fresh = capture is not None and keylog is None
     if capture is not None and keylog is None:  # (mypy: fresh alone does not narrow)
         keylog = capture.with_suffix(".keys")
     check_writable(capture, "--capture")
     check_writable(keylog, "--keylog")
-    if fresh and keylog is not None:  # one capture, one key log; a --keylog given is appended to
-        private_file(keylog, empty=True)  # TLS secrets: 0600 whatever the umask
+    if keylog is not None:  # one capture, one key log (emptied); a --keylog given is appended to. Made
+        private_file(keylog, empty=fresh)  # now, 0600 whatever the umask: it exists as the summary says
     return keylog
 
 
@@ -68,7 +69,8 @@ def open_host_capture(path: Path | None, keylog: Path, host: str, *,
 
 def capture_summary(capture: LiveCapture) -> list[str]:
     """What a closed capture holds: its line, then one per thing missing from it."""
-    size = capture.path.stat().st_size if capture.path.is_file() else 0
-    lines = [f"capture: {capture.path} ({capture.count} packets, {size:,} bytes), TLS key log "
+    written = f"{capture.path.stat().st_size:,} bytes" if capture.path.is_file() else \
+        "written as they came"  # a FIFO or a device has no size to tell
+    lines = [f"capture: {capture.path} ({capture.count} packets, {written}), TLS key log "
              f"{capture.keylog}, what it holds: {capture.note_path}"]
     return lines + [f"capture: {line}" for line in capture.missing]  # as the note file says them

@@ -86,3 +86,37 @@ def test_boot_capture_live_pcap_is_0600(tmp_path: Path) -> None:
             capture.close()
     assert pcap.is_file() and _mode(pcap) == 0o600
     assert _mode(keylog) == 0o600
+
+
+def test_a_keylog_given_is_made_at_once_0600_and_appended_to(tmp_path: Path) -> None:
+    """``boot --capture F --keylog K`` names K in its summary: K exists even when no TLS session wrote to
+    it (was: named, never made); one already there keeps its lines, narrowed to 0600."""
+    from phoneemu.commands._capture import capture_keylog
+
+    new = tmp_path / "new.keys"
+    with _umask(0o022):
+        assert capture_keylog(tmp_path / "boot.pcap", new) == new
+    assert new.is_file() and new.read_bytes() == b"" and _mode(new) == 0o600
+    old = tmp_path / "old.keys"
+    old.write_bytes(b"CLIENT_RANDOM aa bb\n")
+    old.chmod(0o644)
+    with _umask(0o022):
+        capture_keylog(None, old)
+    assert old.read_bytes() == b"CLIENT_RANDOM aa bb\n" and _mode(old) == 0o600
+
+
+def test_a_capture_to_a_fifo_tells_no_byte_count(tmp_path: Path) -> None:
+    """A FIFO has no size: the summary said "0 bytes" for a capture that wrote packets to it."""
+    from types import SimpleNamespace
+
+    from phoneemu.commands._capture import capture_summary
+
+    fifo = tmp_path / "live.pcap"
+    os.mkfifo(fifo)
+    cap = SimpleNamespace(path=fifo, count=60, keylog=tmp_path / "k", note_path=tmp_path / "n", missing=[])
+    line = capture_summary(cap)[0]  # type: ignore[arg-type]
+    assert "60 packets" in line and "0 bytes" not in line and "written as they came" in line
+    whole = tmp_path / "whole.pcap"
+    whole.write_bytes(b"x" * 1234)
+    assert "1,234 bytes" in capture_summary(SimpleNamespace(  # type: ignore[arg-type]
+        path=whole, count=3, keylog=tmp_path / "k", note_path=tmp_path / "n", missing=[]))[0]
