@@ -52,7 +52,7 @@ from phoneemu.phone.flash import Flash
 from phoneemu.phone.phone import Phone, check_flash_owner, read_phone_file
 from phoneemu.phone.profile import PROFILES, get_profile
 from phoneemu.phone.sip import SipResult
-from phoneemu.phone.ways_out import way_out_lines, ways_out_json
+from phoneemu.phone.ways_out import no_way_out, no_way_out_lines, way_out_lines, ways_out_json
 from phoneemu.tempdirs import make_owned_tempdir, sweep_abandoned
 from phoneemu.values import parse_ascii_int, parse_host_port
 
@@ -328,7 +328,8 @@ def outcome_lines(report: BootReport, *, label_width: int,
                   fill: Mapping[str, str] | None = None) -> list[str]:
     """The deciding decision (when there is one) and the statuses shown, labels padded to
     ``label_width`` (``boot`` and ``replay`` print them the same way); under a lockout its ways out,
-    their lab commands filled in with ``fill`` (:func:`phoneemu.phone.ways_out.way_out_lines`)."""
+    their lab commands filled in with ``fill`` (:func:`phoneemu.phone.ways_out.way_out_lines`), or why
+    it has none (:func:`phoneemu.phone.ways_out.no_way_out_lines`)."""
     lines: list[str] = []
     if report.deciding is not None:
         lines.append(f"  {'deciding:':<{label_width}}{report.deciding.summary()}")
@@ -336,7 +337,16 @@ def outcome_lines(report: BootReport, *, label_width: int,
     if report.locked_out and report.deciding is not None:  # and then? (phoneemu.phone.ways_out)
         lines += way_out_lines(report.deciding.rule, report.deciding.kind, fill=fill,
                                reason_code=report.deciding.reason_code)
+        lines += no_way_out_lines(report.deciding.rule, report.deciding.kind)
     return lines
+
+
+def _report_doc(report: BootReport) -> dict[str, Any]:
+    """``report`` of ``boot --json``: the report's fields and ``no_way_out``, why a lockout has no
+    documented way out (null when it has ways out, ``ways_out``, or is no lockout)."""
+    deciding = report.deciding if report.locked_out else None
+    why = no_way_out(deciding.rule, deciding.kind) if deciding is not None else None
+    return {**report.as_dict(), "no_way_out": why}
 
 
 def _check_flash_folder(path: Path | None) -> None:
@@ -450,7 +460,7 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
                 for line in capture_summary(capture):
                     print(f"phoneemu boot: {line}", file=sys.stderr)
         if args.json:
-            doc = {"report": report.as_dict(),
+            doc = {"report": _report_doc(report),
                    "events": [{k: v for k, v in dataclasses.asdict(e).items() if v is not None}
                               for e in phone.events],
                    "statuses": list(report.statuses),

@@ -22,7 +22,7 @@ from phoneemu.crypto import certs, keys
 from phoneemu.errors import PhoneEmuError
 from phoneemu.inspection import inspect_bytes, render_text
 from phoneemu.phone.store import Credential, TrustStore
-from phoneemu.phone.ways_out import way_out_lines, ways_out_json
+from phoneemu.phone.ways_out import no_way_out, no_way_out_lines, way_out_lines, ways_out_json
 from phoneemu.values import host_port
 
 __all__ = ["render_show", "show_state"]
@@ -81,6 +81,7 @@ def show_state(store: TrustStore, *, mac: str | None = None, now: int | None = N
     last = last_boot or {}
     ways = ways_out_json(last.get("deciding_rule"), last.get("deciding_kind"),
                          reason_code=_reason_code(last)) if locked else []
+    why_none = no_way_out(last.get("deciding_rule"), last.get("deciding_kind")) if locked else None
     return {
         "mac": mac, "profile": store.profile.name, "ctl": lists["ctl"], "itl": lists["itl"],
         "itl_checksum": store.itl_checksum(), "ctl_checksum": store.ctl_checksum(),
@@ -90,6 +91,7 @@ def show_state(store: TrustStore, *, mac: str | None = None, now: int | None = N
         "running_load": store.firmware_load, "tvs_cache_entries": tvs_entries, "locked": locked,
         "locked_by": sorted(locked_by),  # the refused kinds (CTL, ITL) that keep the phone locked
         "last_boot": last_boot, "ways_out": ways,
+        "no_way_out": why_none,  # why a lockout has no documented way out (phone.ways_out.NO_WAY_OUT)
     }
 
 
@@ -172,6 +174,8 @@ def render_show(info: dict[str, Any], flash: str | None = None) -> str:
             out += way_out_lines(last["deciding_rule"], last["deciding_kind"], indent="  ",
                                  fill={"FLASH": flash} if flash is not None else None,
                                  reason_code=_reason_code(last))
+        if info.get("no_way_out") and last is not None:
+            out += no_way_out_lines(last["deciding_rule"], last["deciding_kind"], indent="  ")
     out += ["  " + line for line in _cred_lines("MIC", info["mic"])]
     out += ["  " + line for line in _cred_lines("LSC", info["lsc"])]
     return "\n".join(out) + "\n"

@@ -42,6 +42,8 @@ choice of ways per rule is ours, from the seed chapter and the scenarios that re
 
 Some lockouts have no way out on purpose (:data:`NO_WAY_OUT`, each with why): no procedure of the seed
 or spec addresses them (a damaged file, a key the model cannot use), or the rule never decides a boot.
+``boot`` and ``phone show`` say so under such a lockout, with why (:func:`no_way_out_lines`;
+``no_way_out`` in their JSON, null where there are ways out).
 
 Lab commands are written with ``DIR`` (the cluster), ``OLD``/``NEW`` (two clusters) and ``FLASH``
 (an emulated phone's flash) for the user to fill in; tests parse each one with the real CLI. Where many
@@ -63,8 +65,8 @@ from typing import Any, TypeVar
 
 from phoneemu.errors import VerifyReason
 
-__all__ = ["NO_WAY_OUT", "WAYS_BY_KIND", "WayOut", "way_out_lines", "ways_key", "ways_out", "ways_out_doc",
-           "ways_out_json", "ways_out_text"]
+__all__ = ["NO_WAY_OUT", "WAYS_BY_KIND", "WayOut", "no_way_out", "no_way_out_lines", "way_out_lines",
+           "ways_key", "ways_out", "ways_out_doc", "ways_out_json", "ways_out_text"]
 
 
 @dataclass(frozen=True)
@@ -147,14 +149,14 @@ _RENEW_CALLMANAGER = WayOut(
     "they trust, brings the new one in its CCM+TFTP record (seed: Initial Trust List); in mixed mode the CTL "
     "must list it too, updated to the phones (seed: Certificate Management Changes for ITLRecovery "
     "Certificate)",
-    "phoneemu lab regenerate DIR callmanager", "itlrecovery-expiry")
+    "phoneemu lab regenerate DIR callmanager", "callmanager-expiry")
 _SHA1_SIGNING = WayOut(
     "files signed with a hash the phone model cannot verify (TFTP File Signature Algorithm SHA-512 on a "
     "SHA-1-only model)",
     "set the enterprise parameter TFTP File Signature Algorithm back to SHA-1, its default, and reset the "
     "phones: the files are signed again with a hash they verify (spec §A.4: phones that do not support "
     "SHA-512 stop working)",
-    "phoneemu lab signature-algorithm DIR sha1", "")
+    "phoneemu lab signature-algorithm DIR sha1", "signature-algorithm-sha1-again")
 _CENTRAL = WayOut(
     "files from a central (proxy) TFTP signed by another cluster",
     "Prepare Cluster for Rollback on the central TFTP: its empty ITL disables the signature check of "
@@ -349,6 +351,22 @@ def way_out_lines(rule: str, kind: str, *, indent: str = "  ", fill: Mapping[str
         lines.append(f"{indent}way out ({w.when}): {w.action}")
         lines.append(f"{indent}  lab: {lab}{rehearse}")
     return lines
+
+
+def no_way_out(rule: str | None, kind: str | None) -> str | None:
+    """Why a lockout decided by ``rule`` on a file of ``kind`` has no documented way out
+    (:data:`NO_WAY_OUT`); None when it has ways out or the rule or kind is not known (a flash written by
+    an older phoneemu keeps neither): ``no_way_out`` of a boot report and of ``phone show --json``."""
+    if not isinstance(rule, str) or not isinstance(kind, str):
+        return None
+    return NO_WAY_OUT.get((kind, rule))
+
+
+def no_way_out_lines(rule: str | None, kind: str | None, *, indent: str = "  ") -> list[str]:
+    """The text of :func:`no_way_out`, where :func:`way_out_lines` has none: ``no documented way out:
+    <why>`` (``boot``, ``phone show``), so a lockout never ends without saying what follows it."""
+    why = no_way_out(rule, kind)
+    return [f"{indent}no documented way out: {why}"] if why else []
 
 
 def ways_key(rule: str, kind: str,

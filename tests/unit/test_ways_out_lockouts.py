@@ -1,14 +1,22 @@
 """Every lockout has its ways out (``phoneemu.phone.ways_out``): each rule that can lock a phone out
 (kinds ITL, CTL and config) has ways out or is listed in ``NO_WAY_OUT`` with why; every way names the
 seed or spec section it comes from; the ways added for the rules that had none (``G.4-tvs-server-untrusted``,
-``G.4-tvs-wrong-role``, ``G.4-expired-signer``, the unsupported hash) and the bulk export of CTL phones."""
+``G.4-tvs-wrong-role``, ``G.4-expired-signer``, the unsupported hash) and the bulk export of CTL phones;
+the catalogue scenarios that rehearse the expired config signer's and the unsupported hash's."""
 
 from __future__ import annotations
+
+import shlex
+from pathlib import Path
 
 import pytest
 
 from phoneemu.phone.rule_ids import RULE_IDS
 from phoneemu.phone.ways_out import NO_WAY_OUT, WAYS_BY_KIND, way_out_lines, ways_out
+from phoneemu.scenario.loader import load_file
+from phoneemu.scenario.model import Expectation, Step
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
 #: G.2 / G.3 / G.4 outcomes that accept a file, wait for TVS or ignore a file without a reason code: no
 #: lockout (phoneemu.phone.boot: ``locked_out`` needs a rejection with a reason code, or a config refused
@@ -79,7 +87,7 @@ def test_an_expired_config_signer_renews_the_callmanager_certificate() -> None:
     assert way.when.startswith("an expired config signer (the CallManager certificate")
     assert "regenerate the CallManager certificate" in way.action
     assert "seed: Initial Trust List" in way.action and "seed: Certificate Management Changes" in way.action
-    assert (way.lab, way.scenario) == ("phoneemu lab regenerate DIR callmanager", "itlrecovery-expiry")
+    assert (way.lab, way.scenario) == ("phoneemu lab regenerate DIR callmanager", "callmanager-expiry")
 
 
 _HASH = [("G.3.1-unsupported-hash", "ITL"), ("G.3.1-unsupported-hash", "CTL"),
@@ -92,4 +100,34 @@ def test_an_unsupported_hash_is_signed_with_sha1_again(rule: str, kind: str) -> 
     assert "TFTP File Signature Algorithm back to SHA-1" in way.action and "spec §A.4" in way.action
     assert way.lab == "phoneemu lab signature-algorithm DIR sha1"
     lines = way_out_lines(rule, kind, fill={"DIR": "/tmp/lab"})
-    assert lines[1] == "    lab: phoneemu lab signature-algorithm /tmp/lab sha1"  # none rehearses it yet
+    assert lines[1] == ("    lab: phoneemu lab signature-algorithm /tmp/lab sha1   "
+                        "rehearse: phoneemu run scenarios/signature-algorithm-sha1-again.yaml")
+
+
+_REHEARSED = [("G.4-expired-signer", "config"), ("G.3.1-unsupported-hash", "ITL")]
+
+
+@pytest.mark.parametrize(("rule", "kind"), _REHEARSED)
+def test_a_new_ways_scenario_locks_out_under_its_rule_runs_its_lab_command_then_recovers(rule: str,
+                                                                                        kind: str) -> None:
+    """The catalogue scenario a way names rehearses it: a phone group locked out with the way's rule
+    deciding, then an admin step doing the way's lab command (``lab OP DIR ARG`` as ``{op: OP, ...: ARG}``),
+    then the same phones not locked, their config accepted (``callmanager-expiry``,
+    ``signature-algorithm-sha1-again``; before, the expired signer named ``itlrecovery-expiry``, which
+    never locks out under ``G.4-expired-signer``, and the unsupported hash named none)."""
+    (way,) = ways_out(rule, kind)
+    assert way.scenario, f"{kind} {rule}: no scenario rehearses {way.lab!r}"
+    serves = {r for table in WAYS_BY_KIND.values() for r, ways in table.items() if way in ways}
+    steps = load_file(SCENARIOS / f"{way.scenario}.yaml").steps
+    found = next(((i, s) for i, s in enumerate(steps) if isinstance(s, Expectation)
+                  and s.checks.get("deciding_rule") in serves and s.checks.get("locked_out") is True), None)
+    assert found, f"{way.scenario}: no phones locked out with {sorted(serves)} deciding"
+    locked, lockout = found
+    words = shlex.split(way.lab)
+    op, args = words[2], words[4:]  # phoneemu lab OP DIR ARG...
+    admin = next((i for i, s in enumerate(steps) if i > locked and isinstance(s, Step) and s.kind == "admin"
+                  and s.args.get("op") == op and set(args) <= {str(v) for v in s.args.values()}), None)
+    assert admin, f"{way.scenario}: no admin step {op} {args} after the lockout"
+    assert any(isinstance(s, Expectation) and s.phones == lockout.phones
+               and s.checks.get("locked_out") is False and s.checks.get("config") == "accepted"
+               for s in steps[admin + 1:]), way.scenario
