@@ -52,7 +52,7 @@ from phoneemu.phone.flash import Flash
 from phoneemu.phone.phone import Phone, check_flash_owner, read_phone_file
 from phoneemu.phone.profile import PROFILES, get_profile
 from phoneemu.phone.sip import SipResult
-from phoneemu.phone.ways_out import no_way_out, no_way_out_lines, way_out_lines, ways_out_json
+from phoneemu.phone.ways_out import no_way_out_lines, way_out_lines, ways_out_json
 from phoneemu.tempdirs import make_owned_tempdir, sweep_abandoned
 from phoneemu.values import parse_ascii_int, parse_host_port
 
@@ -341,14 +341,6 @@ def outcome_lines(report: BootReport, *, label_width: int,
     return lines
 
 
-def _report_doc(report: BootReport) -> dict[str, Any]:
-    """``report`` of ``boot --json``: the report's fields and ``no_way_out``, why a lockout has no
-    documented way out (null when it has ways out, ``ways_out``, or is no lockout)."""
-    deciding = report.deciding if report.locked_out else None
-    why = no_way_out(deciding.rule, deciding.kind) if deciding is not None else None
-    return {**report.as_dict(), "no_way_out": why}
-
-
 def _check_flash_folder(path: Path | None) -> None:
     """``--flash DIR``: a folder the phone can read and keep its state in, or one it can make (the boot
     makes it), checked before anything is read or made; else one line naming the option, the folder and
@@ -460,7 +452,7 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
                 for line in capture_summary(capture):
                     print(f"phoneemu boot: {line}", file=sys.stderr)
         if args.json:
-            doc = {"report": _report_doc(report),
+            doc = {"report": report.as_dict(),
                    "events": [{k: v for k, v in dataclasses.asdict(e).items() if v is not None}
                               for e in phone.events],
                    "statuses": list(report.statuses),

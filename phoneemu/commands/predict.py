@@ -38,7 +38,7 @@ from phoneemu.files import write_output
 from phoneemu.fleet.metrics import model_lines
 from phoneemu.formats._tlv import printable
 from phoneemu.phone.show_fleet import macs_text
-from phoneemu.phone.ways_out import way_out_lines, ways_key, ways_out_doc, ways_out_text
+from phoneemu.phone.ways_out import no_way_out_lines, way_out_lines, ways_key, ways_out_doc, ways_out_text
 from phoneemu.scenario.predict import (
     MAX_FLEET,
     OUTCOMES,
@@ -190,8 +190,9 @@ def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: di
     lines = [f"{k}: {json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in body.items()]
     if result == "locked out" and deciding:  # the ways out name the phone's flash when it is known
         fill = {"FLASH": str(body["flash"])} if body.get("flash") else None
-        lines += way_out_lines(rule, str(deciding.get("kind", "")), indent="", fill=fill,
-                               reason_code=deciding.get("reason_code"))
+        kind = str(deciding.get("kind", ""))
+        lines += way_out_lines(rule, kind, indent="", fill=fill, reason_code=deciding.get("reason_code"))
+        lines += no_way_out_lines(rule, kind, indent="")  # or why there is none (ways_out.NO_WAY_OUT)
     return Case(mac, failure=(f"{result} ({rule}){reason}", "\n".join(lines)))
 
 

@@ -689,6 +689,7 @@ class FleetMetrics:
             "failures": list(self.failures),
             "failure_kinds": self.failed_alike.kinds(),
             "failure_kinds_not_kept": self.failed_alike.other,
+            # by group: its ways out, or why it has none documented (no_way_out, ways empty)
             "ways_out": ways_out_doc(self.locked_by),
             # registrations refused (kind "sip": not a lockout, the phone boots): e.g. a CallManager
             # certificate its CTL lacks until it resets

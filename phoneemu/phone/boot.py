@@ -110,7 +110,7 @@ from phoneemu.phone.store import (
     TvsStatus,
     query_answer,
 )
-from phoneemu.phone.ways_out import ways_out_json
+from phoneemu.phone.ways_out import no_way_out, ways_out_json
 from phoneemu.protocols import tvs as tvs_proto
 from phoneemu.protocols.capf import CapfClientSession, CapfResult
 from phoneemu.values import host_port
@@ -210,6 +210,10 @@ class BootReport:
             "ways_out": ways_out_json(self.deciding.rule, self.deciding.kind,
                                       reason_code=self.deciding.reason_code)
             if self.locked_out and self.deciding is not None else [],
+            # why a lockout has no documented way out (phone.ways_out.NO_WAY_OUT); null when it has ways
+            # out or is no lockout
+            "no_way_out": no_way_out(self.deciding.rule, self.deciding.kind)
+            if self.locked_out and self.deciding is not None else None,
         }
 
 

@@ -4,8 +4,9 @@
 grouped by the ITL and the CTL checksum each shows (MD5 or SHA-1 by model, spec §G.1, §H.4) — given
 the cluster's current lists, each group is said to match it or not, as CUCM's "ITL File Status"
 (Match / MisMatch) does phone by phone —, by the config each accepted, and by how its last boot ended
-(the deciding rule of a lockout, with the ways out, :mod:`phoneemu.phone.ways_out`). After a
-certificate change, "ITL md5 ... mismatch 1,200 phones" is the count of phones still on the old list.
+(the deciding rule of a lockout, with the ways out or why it has none, :mod:`phoneemu.phone.ways_out`).
+After a certificate change, "ITL md5 ... mismatch 1,200 phones" is the count of phones still on the old
+list.
 """
 
 from __future__ import annotations

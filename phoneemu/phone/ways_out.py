@@ -43,7 +43,8 @@ choice of ways per rule is ours, from the seed chapter and the scenarios that re
 Some lockouts have no way out on purpose (:data:`NO_WAY_OUT`, each with why): no procedure of the seed
 or spec addresses them (a damaged file, a key the model cannot use), or the rule never decides a boot.
 ``boot`` and ``phone show`` say so under such a lockout, with why (:func:`no_way_out_lines`;
-``no_way_out`` in their JSON, null where there are ways out).
+``no_way_out`` in their JSON, null where there are ways out); a fleet's summary gives such a group its
+entry too, with why and no ways (:func:`ways_out_doc`, :func:`ways_out_text`).
 
 Lab commands are written with ``DIR`` (the cluster), ``OLD``/``NEW`` (two clusters) and ``FLASH``
 (an emulated phone's flash) for the user to fill in; tests parse each one with the real CLI. Where many
@@ -383,25 +384,39 @@ def ways_key(rule: str, kind: str,
 def ways_out_doc(locked: Mapping[_GroupKey, int]) -> list[dict[str, Any]]:
     """JSON view of the ways out of many lockouts: ``locked`` counts phones by (deciding rule, kind of
     file) or by :func:`ways_key` (the reason code too where it changes the ways); one entry per group that
-    has ways out, the most phones first, its ``reason_code`` None unless it chose them."""
+    has ways out or none documented (:data:`NO_WAY_OUT`: ``ways`` empty, ``no_way_out`` the why, else
+    None), the most phones first, its ``reason_code`` None unless it chose them."""
     groups = [((str(key[0]), str(key[1]), key[2] if len(key) > 2 else None), n) for key, n in locked.items()]
     out: list[dict[str, Any]] = []
     for (rule, kind, code), n in sorted(groups, key=lambda g: (-g[1], g[0][0], g[0][1], g[0][2] or "")):
         ways = ways_out_json(rule, kind, fleet=True, reason_code=code)
-        if ways:
-            out.append({"rule": rule, "kind": kind, "phones": n, "ways": ways, "reason_code": code})
+        why = None if ways else no_way_out(rule, kind)
+        if ways or why:
+            out.append({"rule": rule, "kind": kind, "phones": n, "ways": ways, "reason_code": code,
+                        "no_way_out": why})
     return out
+
+
+def _group_said(entry: Mapping[str, Any]) -> str:
+    """A group of :func:`ways_out_doc` in a head line: ``<rule> (<kind>[, reason <code>]; N phones locked
+    out)`` (``not registered`` for kind ``sip``, ``calling without SRTP`` for ``media``)."""
+    n = entry["phones"]
+    code = entry.get("reason_code")
+    what = {"sip": "not registered", "media": "calling without SRTP"}.get(entry["kind"], "locked out")
+    return (f"{entry['rule']} ({entry['kind']}{f', reason {code}' if code else ''}; "
+            f"{n} phone{'s' if n != 1 else ''} {what})")
 
 
 def ways_out_text(doc: list[dict[str, Any]], fill: Mapping[str, str] | None = None) -> list[str]:
     """The text of :func:`ways_out_doc`: a head line per group (its reason code where it chose the
-    ways), then its ways (:func:`way_out_lines`)."""
+    ways), then its ways (:func:`way_out_lines`); a group with none documented, one line saying why
+    (``no documented way out of <rule> (<kind>; N phones locked out): <why>``)."""
     lines: list[str] = []
     for entry in doc:
-        n = entry["phones"]
-        code = entry.get("reason_code")
-        what = {"sip": "not registered", "media": "calling without SRTP"}.get(entry["kind"], "locked out")
-        lines.append(f"ways out of {entry['rule']} ({entry['kind']}{f', reason {code}' if code else ''}; "
-                     f"{n} phone{'s' if n != 1 else ''} {what}):")
-        lines += way_out_lines(entry["rule"], entry["kind"], fill=fill, fleet=True, reason_code=code)
+        if not entry.get("ways") and entry.get("no_way_out"):  # absent in a document of an older phoneemu
+            lines.append(f"no documented way out of {_group_said(entry)}: {entry['no_way_out']}")
+            continue
+        lines.append(f"ways out of {_group_said(entry)}:")
+        lines += way_out_lines(entry["rule"], entry["kind"], fill=fill, fleet=True,
+                               reason_code=entry.get("reason_code"))
     return lines

@@ -77,9 +77,12 @@ def test_lines_fill_what_is_known_and_quote_it() -> None:
 
 def test_doc_counts_phones_by_rule_and_kind_most_first() -> None:
     doc = ways_out_doc({("G.3.4-tvs-unreachable", "ITL"): 2, ("G.3.4-tvs-unknown-signer", "ITL"): 7,
-                        ("G.4-malformed", "config"): 5})  # a rule without ways out: not listed
-    assert [(d["rule"], d["phones"]) for d in doc] == [("G.3.4-tvs-unknown-signer", 7),
+                        ("G.4-malformed", "config"): 5, ("G.3.4-vouched-by-tvs", "ITL"): 9})
+    # a rule with no documented way out is listed with why (test_ways_out_none_fleet); one that decides no
+    # lockout, not
+    assert [(d["rule"], d["phones"]) for d in doc] == [("G.3.4-tvs-unknown-signer", 7), ("G.4-malformed", 5),
                                                         ("G.3.4-tvs-unreachable", 2)]
+    assert doc[1]["ways"] == [] and doc[1]["no_way_out"]
     assert doc[0]["ways"][0]["scenario"] == "migration-old-tvs-unaware"
     text = ways_out_text(doc)
     assert text[0] == "ways out of G.3.4-tvs-unknown-signer (ITL; 7 phones locked out):"
