@@ -83,7 +83,7 @@ from phoneemu.net.tftp_client import MAX_QUARANTINE, QUARANTINE_S
 from phoneemu.phone.boot import BootTarget
 from phoneemu.phone.media_rules import NO_MEDIA
 from phoneemu.phone.profile import PROFILES, get_profile
-from phoneemu.phone.ways_out import way_out_lines
+from phoneemu.phone.ways_out import no_way_out_lines, way_out_lines
 from phoneemu.scenario.phone_models import PhoneModels, profile_for_model, read_phone_models
 
 __all__ = ["register"]
@@ -511,8 +511,9 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int, lab: Path 
             return Case(rec.mac, time_s=rec.latency_s, output=_failed_downloads_text(rec))
         message = f"{rec.outcome} ({rec.rule})" + (f": {rec.reason}" if rec.reason else "")
         locked = rec.outcome == "locked-out"
-        ways = way_out_lines(rec.rule or "", rec.kind or "", indent="", fill=fill(rec),
-                             reason_code=rec.reason_code) if locked else []
+        ways = [*way_out_lines(rec.rule or "", rec.kind or "", indent="", fill=fill(rec),
+                               reason_code=rec.reason_code),
+                *no_way_out_lines(rec.rule or "", rec.kind or "", indent="")] if locked else []
         body = "\n".join([*(f"{k}: {v}" for k, v in rec.as_dict().items()), *ways])
         return Case(rec.mac, time_s=rec.latency_s, failure=(message, body))
 

@@ -106,3 +106,14 @@ def test_replay_all_summary_says_the_too_large_ways() -> None:
     assert not any(a.startswith(BRING_BACK) for a in _actions(by_code["too-large"]))
     assert _actions(by_code[None])[0].startswith(BRING_BACK)
     assert f"ways out of {RULE} (ITL, reason too-large; 1 phone locked out):" in fleet_text(doc, "head")
+
+
+def test_fleet_junit_says_why_a_lockout_has_no_way_out(tmp_path: Path) -> None:
+    """A phone locked out by a damaged ITL (G.3.1-malformed: no documented way out) ends its JUnit case
+    saying so, as boot does (was: nothing after the record)."""
+    rec = BootRecord(mac="0A0000000009", outcome="locked-out", rule="G.3.1-malformed", latency_s=0.1,
+                     end_s=0.2, reason="ITL does not parse", kind="ITL")
+    result = SimpleNamespace(records=[rec], not_started=0, lost=[], metrics=SimpleNamespace(wall_s=0.2))
+    out = tmp_path / "j.xml"
+    _write_junit(out, result, target="127.0.0.1", count=1)
+    assert "no documented way out: " in out.read_text()
