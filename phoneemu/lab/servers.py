@@ -12,6 +12,8 @@ Rules:
   operation holds the lock it waits (trying every :data:`LOCK_POLL_S`, the loop not blocked; logged
   once after :data:`LOCK_WAIT_S`), then re-reads what the operation saved and records the ports in
   it — neither write is lost.
+  After :meth:`LabServers.request_stop` (``lab serve``'s SIGINT/SIGTERM, noted even during a write)
+  no write of the servers' own begins: the one under way finishes, then :meth:`LabServers.stop`.
   The other writes the servers make go the same way: the HTTPS identity ``tomcat`` made on first use
   (:meth:`LabCluster.app_server_identity`, when ``https`` starts) waits like the ports; a CAPF outcome
   (LSC recorded, pending operation cleared, :mod:`.capf_service`) waits at most ``capf_lock_wait``
@@ -356,6 +358,8 @@ class LabServers:
         self._capf_ctx: _IdentityContexts | None = None
         self._watch_task: asyncio.Task[None] | None = None
         self._started = False
+        #: a stop is coming (:meth:`request_stop`): no write of the servers' own begins
+        self.stopping = False
 
     # --- lifecycle -------------------------------------------------------------------
     async def start(self) -> LabServers:
@@ -368,6 +372,8 @@ class LabServers:
         # operation ended and the port record below re-read it.
         await when_lab_lock_free(self.cluster.read_whole, root=self.cluster.root,
                                  what="record this server's change (the lab read whole first)")
+        if self.stopping:  # a signal while the lab was read: nothing bound, nothing written
+            return self
         # TVS: the CUCM 14 cipher list in its order (spec §E.1): TLS 1.2 phones get RSA key transport
         self._tvs_ctx = _IdentityContexts(self._tvs_identity, keylog=self.keylog,
                                           ciphers=CUCM_TVS_CIPHERS)
@@ -382,6 +388,8 @@ class LabServers:
             await self._stop_all()
             raise
         self._started = True
+        if self.stopping:  # a signal while the ports were bound: no write for a server ending (stop follows)
+            return self
         await self.update_cluster(self._record_ports)
         if self.watch is not None:  # a served lab (lab serve) follows ``phoneemu lab service``
             self._load_registrations()
@@ -391,6 +399,13 @@ class LabServers:
                                                                                              self.host)
         _log.info("lab servers on %s: %s", where, ", ".join(f"{k} {v}" for k, v in self.ports.items()))
         return self
+
+    def request_stop(self) -> None:
+        """A stop is coming (``lab serve``'s signal handler, which may run in the middle of a lab write):
+        the servers begin no write of their own after it — the start's port record, the watch loop's
+        node and service changes — and the write under way finishes; :meth:`stop` follows. Sets a flag
+        only, so a signal handler may call it."""
+        self.stopping = True
 
     async def stop(self) -> None:
         if self._watch_task is not None:
@@ -403,6 +418,7 @@ class LabServers:
         self.media.close()
         self.attacker.close()  # its media relays' sockets
         self._started = False
+        self.stopping = False
 
     async def __aenter__(self) -> LabServers:
         return await self.start()
@@ -735,9 +751,11 @@ class LabServers:
 
     async def _watch_loop(self, interval: float) -> None:
         """Pick up changes made by another process (``phoneemu lab ...`` while ``lab serve`` runs)."""
-        while True:
+        while not self.stopping:
             await asyncio.sleep(interval)
             await self._reload_waiting(min(interval, LOCK_WAIT_S))
+            if self.stopping:  # came during the reload: stop() writes the registrations
+                return
             self._write_registrations()
             await self.sync_stopped()
             if set(self._node_names()) != {k for k in self.ports if k.startswith(("tvs-", "sip-", "sips-"))}:
