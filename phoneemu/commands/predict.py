@@ -38,7 +38,14 @@ from phoneemu.files import write_output
 from phoneemu.fleet.metrics import model_lines
 from phoneemu.formats._tlv import printable
 from phoneemu.phone.show_fleet import macs_text
-from phoneemu.phone.ways_out import no_way_out_lines, way_out_lines, ways_key, ways_out_doc, ways_out_text
+from phoneemu.phone.ways_out import (
+    no_way_out,
+    no_way_out_lines,
+    way_out_lines,
+    ways_key,
+    ways_out_doc,
+    ways_out_text,
+)
 from phoneemu.scenario.predict import (
     MAX_FLEET,
     OUTCOMES,
@@ -166,7 +173,8 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--json-file", type=Path, metavar="FILE",
                    help="write the JSON result to FILE (with --fleet-flash: the summary, the notes every "
-                   "phone has once as \"notes\", and every phone's prediction with its own notes)")
+                   "phone has once as \"notes\", and every phone's prediction with its own notes; a "
+                   "locked-out phone's \"ways_out_ref\" is the index of its group in \"ways_out\")")
     p.add_argument("--junit", type=Path, metavar="FILE",
                    help="write a JUnit XML report for CI: a test case per phone (with --fleet-flash each "
                    "predicted phone, an entry not predicted skipped with why), failed when the phone would "
@@ -288,9 +296,9 @@ def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone],
     asked: dict[str, int] = {}
     by_model: dict[str, dict[str, int]] = {}
     locked: Counter[tuple[str, str, str | None]] = Counter(
-        ways_key(str(ph.rule), str(deciding.get("kind", "")), deciding.get("reason_code"))
-        for ph in done if ph.outcome == "locked out"
-        for deciding in [(ph.detail or {}).get("deciding") or {}])
+        key for ph in done if (key := _ways_group(ph)) is not None)
+    ways = ways_out_doc(locked)
+    refs = {(e["rule"], e["kind"], e["reason_code"]): i for i, e in enumerate(ways)}
     for ph in done:
         for name in ph.not_given:
             asked[name] = asked.get(name, 0) + 1
@@ -303,15 +311,38 @@ def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone],
             "new_files": [str(f) for f in args.files], "now": now,
             "tvs": _tvs_text(args, live), "entries": len(phones), "predicted": len(done),
             "skipped": len(phones) - len(done), "outcomes": counts, "rules": rules, "notes": list(shared),
-            "by_model": dict(sorted(by_model.items())), "ways_out": ways_out_doc(locked),
+            "by_model": dict(sorted(by_model.items())), "ways_out": ways,
             "sip_until_reset": {"count": len(until_reset), "first_macs": until_reset[:_FIRST_MACS]},
             "not_given": [{"name": n, "phones": c} for n, c in sorted(asked.items(), key=lambda kv: -kv[1])],
             "phone_notes": [{"note": n, "count": len(macs), "first_macs": macs[:_FIRST_MACS]}
                             for n, macs in sorted(own.items(), key=lambda kv: -len(kv[1]))],
             "skipped_entries": [{"entry": ph.entry, "reason": ph.skipped} for ph in phones
                                 if ph.skipped is not None],
-            "phones": [{**(ph.detail or {}), "notes": [n for n in ph.notes if n not in shared],
-                        "not_given": list(ph.not_given)} for ph in done]}
+            "phones": [{**(ph.detail or {}), **_phone_ways(ph, refs),
+                        "notes": [n for n in ph.notes if n not in shared], "not_given": list(ph.not_given)}
+                       for ph in done]}
+
+
+def _ways_group(ph: FleetPhone) -> tuple[str, str, str | None] | None:
+    """The group of a locked-out phone in the summary's ``ways_out`` (:func:`ways_key`: its deciding rule,
+    kind and the reason code where it chooses the ways); None for a phone not locked out."""
+    if ph.outcome != "locked out":
+        return None
+    deciding = (ph.detail or {}).get("deciding") or {}
+    return ways_key(str(ph.rule), str(deciding.get("kind", "")), deciding.get("reason_code"))
+
+
+def _phone_ways(ph: FleetPhone, refs: dict[tuple[str, str, str | None], int]) -> dict[str, Any]:
+    """A phone's ways out in its record: ``ways_out_ref``, the index of its group in the summary's
+    ``ways_out`` (the ways themselves, about 1.6 KB, are written once per group, not for each of up to
+    100,000 phones), and ``no_way_out`` as its one-phone report gives it (BootReport.as_dict); both null
+    for a phone not locked out (README "ways out")."""
+    group = _ways_group(ph)
+    if group is None:
+        return {"ways_out_ref": None, "no_way_out": None}
+    deciding = (ph.detail or {}).get("deciding") or {}
+    return {"ways_out_ref": refs.get(group),
+            "no_way_out": no_way_out(deciding.get("rule"), deciding.get("kind"))}
 
 
 def _macs(group: dict[str, Any]) -> str:
