@@ -363,7 +363,9 @@ class LabServers:
 
     # --- lifecycle -------------------------------------------------------------------
     async def start(self) -> LabServers:
-        """Bind every service, then record the real ports in the cluster (configs name them)."""
+        """Bind every service, then record the real ports in the cluster (configs name them). A start that
+        does not return (cancelled: a signal while it binds or waits for the lab lock; failed) closes every
+        server it started: no port is left taken."""
         if self._started:
             return self
         # read before the first request, not while a storm waits on it; and whole: the state and files of
@@ -379,26 +381,31 @@ class LabServers:
                                           ciphers=CUCM_TVS_CIPHERS)
         self._capf_ctx = _IdentityContexts(self._capf_identity, keylog=self.keylog)
         try:
-            for name in SERVICES:
-                if name not in ON_DEMAND or (name == "https" and self.app_https) or name in self.sip_at_start:
-                    await self._start(name, self.requested[name])
-            for name in self._node_names():
-                await self._start(name, 0)
-        except BaseException:
+            await self._bind_all()
+            self._started = True
+            if self.stopping:  # a signal while the ports were bound: no write for a server ending
+                return self  # (stop follows)
+            await self.update_cluster(self._record_ports)
+            if self.watch is not None:  # a served lab (lab serve) follows ``phoneemu lab service``
+                self._load_registrations()
+                await self.sync_stopped()
+                self._watch_task = asyncio.create_task(self._watch_loop(self.watch))
+        except BaseException:  # cancelled (a signal while the lab lock is held) or failed: nothing left open
             await self._stop_all()
+            self._started = False
             raise
-        self._started = True
-        if self.stopping:  # a signal while the ports were bound: no write for a server ending (stop follows)
-            return self
-        await self.update_cluster(self._record_ports)
-        if self.watch is not None:  # a served lab (lab serve) follows ``phoneemu lab service``
-            self._load_registrations()
-            await self.sync_stopped()
-            self._watch_task = asyncio.create_task(self._watch_loop(self.watch))
         where = {"::": "every address ([::])", "0.0.0.0": "every IPv4 address (0.0.0.0)"}.get(self.host,
                                                                                              self.host)
         _log.info("lab servers on %s: %s", where, ", ".join(f"{k} {v}" for k, v in self.ports.items()))
         return self
+
+    async def _bind_all(self) -> None:
+        """Start every service asked for, then every node's TVS and registrars."""
+        for name in SERVICES:
+            if name not in ON_DEMAND or (name == "https" and self.app_https) or name in self.sip_at_start:
+                await self._start(name, self.requested[name])
+        for name in self._node_names():
+            await self._start(name, 0)
 
     def request_stop(self) -> None:
         """A stop is coming (``lab serve``'s signal handler, which may run in the middle of a lab write):

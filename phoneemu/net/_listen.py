@@ -9,14 +9,18 @@ Rules:
   dual-stack —: before this rule an IPv4 phone got TFTP from ``::`` but no HTTP, TVS or CAPF.)
 * Any other IPv6 address (``::1``, ``2001:db8::10``) listens on IPv6 only; ``0.0.0.0`` is every
   IPv4 address.
+* A start that does not return closes what it bound (:func:`serving`): a server start cancelled while it
+  binds (``lab serve`` stopped by a signal, a task cancelled) leaves no socket listening.
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from collections.abc import Awaitable
 from typing import Any
 
-__all__ = ["IPV6_ANY", "is_ipv6_any", "set_v6only", "tcp_listener"]
+__all__ = ["IPV6_ANY", "is_ipv6_any", "serving", "set_v6only", "tcp_listener"]
 
 IPV6_ANY = "::"
 
@@ -54,3 +58,24 @@ def tcp_listener(host: str, port: int, *, backlog: int, blocking: bool = False) 
         sock.close()
         raise
     return sock
+
+
+async def serving(unstarted: Awaitable[asyncio.Server], sock: socket.socket | None = None) -> asyncio.Server:
+    """The server ``unstarted`` makes (``loop.create_server`` or ``asyncio.start_server`` with
+    ``start_serving=False``, on ``sock`` when given), now accepting. When this does not return — cancelled
+    at one of its awaits, or an error — what it bound is closed, ``sock`` included (module rules): with
+    asyncio's ``start_serving=True`` a cancellation in the loop iteration it skips after ``listen`` lost
+    the server with its socket still listening (the port taken while the loop ran, a ResourceWarning
+    after). Same loop iterations as asyncio's own start."""
+    try:
+        server = await unstarted
+    except BaseException:
+        if sock is not None:
+            sock.close()
+        raise
+    try:
+        await server.start_serving()
+    except BaseException:
+        server.close()  # its listening sockets closed at once
+        raise
+    return server

@@ -64,7 +64,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 from phoneemu.errors import TransportError
-from phoneemu.net._listen import is_ipv6_any, tcp_listener
+from phoneemu.net._listen import is_ipv6_any, serving, tcp_listener
 from phoneemu.net._oserror import os_error_text
 from phoneemu.net.capture import note_connect, note_peer
 from phoneemu.net.tftp_codec import unsafe_name_reason
@@ -118,13 +118,16 @@ class HttpServer:
         self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> HttpServer:
+        """Listen on ``host:port``; a start that does not return (cancelled) leaves nothing listening
+        (:func:`phoneemu.net._listen.serving`)."""
         if is_ipv6_any(self.host):  # dual-stack: IPv4 clients too (phoneemu.net._listen)
-            self._server = await asyncio.start_server(
-                self._handle, sock=tcp_listener(self.host, self.requested_port, backlog=self.backlog),
-                limit=self.max_header)
+            sock = tcp_listener(self.host, self.requested_port, backlog=self.backlog)
+            self._server = await serving(asyncio.start_server(self._handle, sock=sock, limit=self.max_header,
+                                                              start_serving=False), sock)
         else:
-            self._server = await asyncio.start_server(self._handle, self.host, self.requested_port,
-                                                      limit=self.max_header, backlog=self.backlog)
+            self._server = await serving(asyncio.start_server(
+                self._handle, self.host, self.requested_port, limit=self.max_header, backlog=self.backlog,
+                start_serving=False))
         return self
 
     @property

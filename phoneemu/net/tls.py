@@ -41,7 +41,7 @@ from phoneemu.crypto.certs import cert_der
 from phoneemu.crypto.keys import PrivateKey, private_key_pem
 from phoneemu.errors import DecodeError, TransportError
 from phoneemu.files import private_file
-from phoneemu.net._listen import is_ipv6_any, tcp_listener
+from phoneemu.net._listen import is_ipv6_any, serving, tcp_listener
 from phoneemu.net._oserror import os_error_text
 from phoneemu.net.capture import note_connect, note_peer
 from phoneemu.net.tls_accept import TlsAcceptProtocol
@@ -344,15 +344,17 @@ class TlsServer:
             def factory() -> TlsAcceptProtocol:
                 return TlsAcceptProtocol(ctx, self._spawn)
             if sock is not None:
-                self._server = await loop.create_server(factory, sock=sock, backlog=self.backlog)
+                unstarted = loop.create_server(factory, sock=sock, backlog=self.backlog, start_serving=False)
             else:
-                self._server = await loop.create_server(factory, self.host, self.requested_port,
-                                                        backlog=self.backlog)
+                unstarted = loop.create_server(factory, self.host, self.requested_port, backlog=self.backlog,
+                                               start_serving=False)
         else:
             kwargs: dict[str, object] = {"sock": sock} if sock is not None else \
                 {"host": self.host, "port": self.requested_port}
-            self._server = await asyncio.start_server(self._on_connect, backlog=self.backlog,
-                                                      **kwargs)  # type: ignore[arg-type]
+            unstarted = asyncio.start_server(self._on_connect, backlog=self.backlog, start_serving=False,
+                                             **kwargs)  # type: ignore[arg-type]
+        # a start that does not return (cancelled) leaves nothing listening (phoneemu.net._listen.serving)
+        self._server = await serving(unstarted, sock)
         return self
 
     def _spawn(self, conn: TlsAcceptProtocol) -> None:
