@@ -123,6 +123,7 @@ class HttpServer:
         if is_ipv6_any(self.host):  # dual-stack: IPv4 clients too (phoneemu.net._listen)
             sock = tcp_listener(self.host, self.requested_port, backlog=self.backlog)
             self._server = await serving(asyncio.start_server(self._handle, sock=sock, limit=self.max_header,
+                                                              backlog=self.backlog,  # (asyncio listens again)
                                                               start_serving=False), sock)
         else:
             self._server = await serving(asyncio.start_server(

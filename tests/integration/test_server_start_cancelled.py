@@ -178,3 +178,28 @@ def test_a_server_start_cancelled_closes_its_socket(make: Callable[[], HttpServe
             assert open_sockets() == before, f"cancelled after {step} loop iterations"
 
     run(main())
+
+
+def test_a_dual_stack_http_listener_keeps_its_backlog(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On ``::`` the HTTP server hands asyncio a socket it made with the backlog (1024: a fleet's
+    connection storm); asyncio calls ``listen`` on it again with the backlog it is given — 100 when none
+    was (the storm's SYNs then dropped past 100). Checked as asyncio is called (no ``::`` bind here:
+    tests stay on loopback), the IPv4 loopback standing in for the dual-stack socket."""
+    from phoneemu.net import http
+
+    seen: dict[str, object] = {}
+    real = asyncio.start_server
+
+    async def spy(*args: object, **kwargs: object) -> asyncio.Server:
+        seen.update(kwargs)
+        return await real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(http, "is_ipv6_any", lambda _host: True)
+    monkeypatch.setattr(http.asyncio, "start_server", spy)
+
+    async def main() -> None:
+        server = await http.HttpServer({}, "127.0.0.1", 0).start()
+        await server.close()
+
+    asyncio.run(main())
+    assert seen.get("sock") is not None and seen.get("backlog") == 1024
