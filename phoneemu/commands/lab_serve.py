@@ -254,8 +254,10 @@ async def _serve(cluster: LabCluster, root: Path, note: Callable[[str], None], *
         await stop.wait()
         print(f"stopping ({got[0].name})" if got else "stopping", flush=True)
     finally:
-        await servers.stop()
-        _restore_signals(replaced)
+        try:
+            await servers.stop()
+        finally:  # a stop cancelled or failed still gives the signals back
+            _restore_signals(replaced)
     return EXIT_SIGINT if got and got[0] == signal.SIGINT else 0
 
 
@@ -325,19 +327,20 @@ def _say(text: str) -> None:
 async def _unless_stopped(work: Awaitable[_T], stop: asyncio.Event) -> _T | None:
     """``work``'s result, or None (``work`` cancelled) when ``stop`` is set first: a signal while the
     servers start, or while they wait for the lab lock a ``phoneemu lab`` operation holds, stops them
-    at once instead of after the operation."""
+    at once instead of after the operation. Cancelled itself (``serve`` run as a task and cancelled, or
+    asyncio.run's Ctrl-C before the handlers are ours), it cancels ``work`` and waits for it too: a start
+    left running bound every port and recorded them in the lab after ``serve`` had stopped."""
     task = asyncio.ensure_future(work)
     stopped = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stopped.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    return None
+        if not task.done():  # stopped first, or this wait cancelled: ``work`` ends before we go on
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    return None if task.cancelled() else task.result()
 
 
 def _print_listening(servers: LabServers, root: Path, host: str) -> None:
