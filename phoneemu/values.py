@@ -32,8 +32,8 @@ from collections.abc import Callable
 from phoneemu.errors import PhoneEmuError
 
 __all__ = [
-    "MAX_TIME", "MIN_TIME", "check_time", "host_matcher", "host_port", "is_ascii_digits", "parse_ascii_int",
-    "parse_host_port",
+    "MAX_TIME", "MIN_TIME", "address_of", "check_time", "host_matcher", "host_port", "is_ascii_digits",
+    "parse_ascii_int", "parse_host_port",
 ]
 
 _DNS_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
@@ -137,7 +137,7 @@ def _is_host(host: str, *, v6_only: bool) -> bool:
     return not v6_only or addr.version == 6
 
 
-def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def address_of(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The address ``text`` names, an IPv4-mapped IPv6 one (a dual-stack socket's peer) as IPv4 and
     a ``%scope`` dropped; None when it is not an address."""
     try:
@@ -153,7 +153,7 @@ def host_matcher(text: str, *, what: str = "--device") -> Callable[[str], bool]:
     """``match(peer_host)``: whether a socket peer's host is the IP address ``text`` (``10.0.0.5``
     matches a dual-stack server's ``::ffff:10.0.0.5``; ``fe80::1%eth0`` is ``fe80::1``). A text
     that is not an IP address is refused naming ``what``: a peer is known by its address only."""
-    want = _address(text.strip("[]"))
+    want = address_of(text.strip("[]"))
     if want is None:
         raise PhoneEmuError(f"{text!r}: not an IP address (e.g. 10.0.0.5 or 2001:db8::5)", path=what)
-    return lambda host: _address(host) == want
+    return lambda host: address_of(host) == want

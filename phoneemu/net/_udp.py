@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import os
 import socket
@@ -31,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from phoneemu.net._listen import set_v6only
+from phoneemu.values import address_of
 
 __all__ = ["PeerError", "UdpSocket", "bound_udp_socket", "client_udp_socket", "report_icmp_errors"]
 
@@ -112,19 +112,8 @@ def _same_peer(a: Addr, b: Addr) -> bool:
         return False
     if a[0] == b[0]:
         return True
-    try:
-        return _ip(a[0]) == _ip(b[0])
-    except ValueError:  # a host name: only the same text is the same peer
-        return False
-
-
-def _ip(host: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    """The IP address of a socket address's host text (its ``%scope`` dropped, an IPv4-mapped IPv6 one
-    as its IPv4 address); ValueError for a name."""
-    ip = ipaddress.ip_address(str(host).split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
+    ip = address_of(str(a[0]))  # a host name: None, and only the same text is the same peer
+    return ip is not None and ip == address_of(str(b[0]))
 
 
 def _dropped(_data: bytes, _addr: Addr) -> None:
