@@ -635,3 +635,25 @@ def held_then_itlrecovery_regenerated(c: Any, tmp: Path, *, now: int, tamper: st
     if tamper is not None:
         c.tamper(tamper, now=now)
     return Prestate(ctl=ctl, itl=itl, config_dir=str(prev))
+
+
+def serve_ports(proc: subprocess.Popen[str], *, transports: tuple[str, ...] = ("udp", "tcp", "tls"),
+                timeout: float = 30.0) -> tuple[dict[str, int], list[str]]:
+    """The ports a ``lab serve`` subprocess listens on (its ``listening NAME TRANSPORT 127.0.0.1:PORT``
+    lines of those ``transports``), read from its stdout until it says how to stop it (``Ctrl-C``), the
+    process ends or ``timeout``; with the lines read."""
+    import re
+
+    assert proc.stdout is not None
+    ports: dict[str, int] = {}
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while not any(line.startswith("Ctrl-C") for line in lines) and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        m = re.match(r"listening (\w+)\s+(\w+) 127\.0\.0\.1:(\d+)", line)
+        if m and m.group(2) in transports:
+            ports[m.group(1)] = int(m.group(3))
+    return ports, lines

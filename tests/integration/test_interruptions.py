@@ -331,15 +331,13 @@ def test_lab_serve_ctrl_c_stops_cleanly_with_130(tmp_path: Path) -> None:
     phoneemu command Ctrl-C ends; was 0), says ``stopping (SIGINT)``, prints no traceback, frees its
     ports, and leaves the lab directory whole: it loads, its state names the ports and host it served,
     no temporary file is left, the served ITL verifies."""
-    import re
     import socket
     import subprocess
-    import time
 
     from phoneemu.formats import trustlist
     from phoneemu.lab.state import load_state
     from phoneemu.net.tftp import tftp_get
-    from tests.helpers import reap
+    from tests.helpers import reap, serve_ports
 
     c = LabCluster.init(tmp_path / "lab", seed=3, key_spec="rsa1024", now=NOW)
     c.add_phone(FLASH_MAC, now=NOW)
@@ -347,17 +345,7 @@ def test_lab_serve_ctrl_c_stops_cleanly_with_130(tmp_path: Path) -> None:
                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     try:
         assert proc.stdout is not None and proc.stderr is not None
-        ports: dict[str, int] = {}
-        lines: list[str] = []
-        deadline = time.monotonic() + 30
-        while not any(line.startswith("Ctrl-C") for line in lines) and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            m = re.match(r"listening (\w+)\s+\w+ 127\.0\.0\.1:(\d+)", line)
-            if m:
-                ports[m.group(1)] = int(m.group(2))
+        ports, lines = serve_ports(proc)
         assert set(ports) == {"tftp", "http", "tvs", "capf"}, "".join(lines)
         trustlist.parse(run(tftp_get(HOST, ports["tftp"], "ITLFile.tlv"))).verify_self()  # raises if not
         # the probe sees the sockets while it runs

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -26,7 +25,7 @@ import pytest
 
 from phoneemu.commands import lab_serve
 from phoneemu.lab.cluster import LabCluster
-from tests.helpers import lab_template, reap
+from tests.helpers import lab_template, reap, serve_ports
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -44,18 +43,7 @@ def _serve_until_ready(root: Path) -> tuple[subprocess.Popen[str], dict[str, int
          "--tvs-port", "0", "--capf-port", "0", "--sip-port", "0", "--sips-port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert proc.stdout is not None
-    ports: dict[str, int] = {}
-    lines: list[str] = []
-    deadline = time.monotonic() + 30
-    while not any(line.startswith("Ctrl-C") for line in lines) and time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        m = re.match(r"listening (\S+)\s+(?:tcp|tls) 127\.0\.0\.1:(\d+)", line)
-        if m:
-            ports[m.group(1)] = int(m.group(2))
+    ports, lines = serve_ports(proc, transports=("tcp", "tls"))
     assert set(ports) == {"http", "tvs", "capf", "sip", "sips"}, "".join(lines)
     return proc, ports
 
