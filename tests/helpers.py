@@ -657,3 +657,18 @@ def serve_ports(proc: subprocess.Popen[str], *, transports: tuple[str, ...] = ("
         if m and m.group(2) in transports:
             ports[m.group(1)] = int(m.group(3))
     return ports, lines
+
+
+def port_free(host: str, port: int, kind: int = 1) -> bool:
+    """Whether ``port`` on ``host`` can be bound again (no listener or UDP socket left holding it); ``kind``
+    ``socket.SOCK_STREAM`` (1) or ``SOCK_DGRAM`` — a TCP TIME_WAIT a probe left is fine (SO_REUSEADDR)."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, kind) as s:
+        if kind == socket.SOCK_STREAM:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True

@@ -22,7 +22,7 @@ import pytest
 from phoneemu.fleet.engine import mac_text
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.servers import LabServers
-from tests.helpers import reap, run_within
+from tests.helpers import port_free, reap, run_within
 
 NOW = 1_780_000_000
 HOST = "127.0.0.1"
@@ -307,20 +307,6 @@ def test_fleet_shard_waiting_for_the_storm_exits_when_its_parent_dies(tmp_path: 
 
 
 # --------------------------------------------------------------------------- lab serve and Ctrl-C
-def _free(port: int, kind: int) -> bool:
-    """Whether ``port`` on HOST can be bound again (no listener / UDP socket left holding it)."""
-    import socket
-
-    with socket.socket(socket.AF_INET, kind) as s:
-        if kind == socket.SOCK_STREAM:  # a TIME_WAIT left by a probe is fine (UDP: no such state)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
 def _serve_cmd(root: Path) -> list[str]:
     return [sys.executable, "-m", "phoneemu", "lab", "serve", str(root), "--tftp-port", "0", "--http-port",
             "0", "--tvs-port", "0", "--capf-port", "0"]
@@ -349,7 +335,8 @@ def test_lab_serve_ctrl_c_stops_cleanly_with_130(tmp_path: Path) -> None:
         assert set(ports) == {"tftp", "http", "tvs", "capf"}, "".join(lines)
         trustlist.parse(run(tftp_get(HOST, ports["tftp"], "ITLFile.tlv"))).verify_self()  # raises if not
         # the probe sees the sockets while it runs
-        assert not _free(ports["http"], socket.SOCK_STREAM) and not _free(ports["tftp"], socket.SOCK_DGRAM)
+        assert not port_free(HOST, ports["http"], socket.SOCK_STREAM)
+        assert not port_free(HOST, ports["tftp"], socket.SOCK_DGRAM)
         proc.send_signal(signal.SIGINT)
         try:
             rc = proc.wait(timeout=15)
@@ -363,7 +350,7 @@ def test_lab_serve_ctrl_c_stops_cleanly_with_130(tmp_path: Path) -> None:
     assert out.strip().splitlines()[-1] == "stopping (SIGINT)", out
     for name, kind in (("tftp", socket.SOCK_DGRAM), ("http", socket.SOCK_STREAM), ("tvs", socket.SOCK_STREAM),
                        ("capf", socket.SOCK_STREAM)):
-        assert _free(ports[name], kind), f"{name} port {ports[name]} still held after SIGINT"
+        assert port_free(HOST, ports[name], kind), f"{name} port {ports[name]} still held after SIGINT"
     state = load_state(c.root)  # cluster.json whole: parses and validates
     assert state.ports == ports and state.host == HOST
     assert not [p.name for p in c.root.rglob(".*") if ".tmp" in p.name]

@@ -25,7 +25,7 @@ import pytest
 
 from phoneemu.commands import lab_serve
 from phoneemu.lab.cluster import LabCluster
-from tests.helpers import lab_template, reap, serve_ports
+from tests.helpers import lab_template, port_free, reap, serve_ports
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -46,16 +46,6 @@ def _serve_until_ready(root: Path) -> tuple[subprocess.Popen[str], dict[str, int
     ports, lines = serve_ports(proc, transports=("tcp", "tls"))
     assert set(ports) == {"http", "tvs", "capf", "sip", "sips"}, "".join(lines)
     return proc, ports
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-    return True
 
 
 def test_sigterm_with_an_idle_client_on_every_tcp_port_stops_within_the_bound(cluster: LabCluster) -> None:
@@ -83,7 +73,7 @@ def test_sigterm_with_an_idle_client_on_every_tcp_port_stops_within_the_bound(cl
     assert rc == 0 and "Traceback" not in out + err, (rc, out, err)
     assert out.strip().splitlines()[-1] == "stopping (SIGTERM)", out
     assert took < STOP_BOUND_S, f"lab serve took {took:.2f}s to stop with idle clients"
-    assert all(_bindable(port) for port in ports.values()), ports
+    assert all(port_free(HOST, port) for port in ports.values()), ports
 
 
 def _signal_during(monkeypatch: pytest.MonkeyPatch, method: str) -> list[str]:
