@@ -27,11 +27,17 @@ as CCM+TFTP (spec §G.5). Rules (spec §G.13, from the seed chapter's "Digest Au
   private-key)"): a nonce carries its issue time and a serial number with their HMAC under a secret the
   registrar draws when it starts, and is checked by that HMAC. So a challenge keeps nothing, and a client
   asking for challenges, however many, pushes out no phone's nonce. What is kept is each *answered*
-  nonce's last nonce count (replay detection), at most :data:`MAX_NONCES`, the least recently answered
-  forgotten first; a right answer to a nonce not on record that was issued before the last one forgotten
-  gets ``401`` with ``stale=TRUE`` (RFC 7616 §3.3: the nonce, not the password, is refused; the phone
-  answers the new nonce at once), so a forgotten nonce is never a replay accepted. A restarted registrar
-  draws a new secret: its earlier nonces are ones it did not issue.
+  nonce's last nonce count (replay detection), per device (the one the request names and whose digest
+  answer is right; ours, :class:`_AnsweredNonces`): at most :data:`MAX_NONCES_PER_DEVICE` of a device,
+  its least recently answered forgotten first, and at most :data:`MAX_NONCES` in all, forgotten first
+  from the device holding the most — so one device answering nonces without end forgets only its own,
+  and many devices doing so keep memory bounded all the same. A right answer of a device to a nonce
+  not on record that was issued before the last one forgotten *of that device* gets ``401`` with
+  ``stale=TRUE`` (RFC 7616 §3.3: the nonce, not the password, is refused; the phone answers the new
+  nonce at once), so a forgotten nonce is never a replay accepted; a device whose last nonce was
+  forgotten (more than :data:`MAX_NONCES` devices each holding one) is forgotten too, and what it had
+  answered is then stale for every device (one round trip more, never a replay accepted). A restarted
+  registrar draws a new secret: its earlier nonces are ones it did not issue.
 * Wrong user, realm, URI or response: ``401`` with a fresh challenge (RFC 2617; the phone gives up).
   A call's INVITE and BYE are authenticated the same way (certificate over TLS, digest: CUCM challenges
   every request, spec §G.13) and go, with the ACK, to the lab's media resources (``media``,
@@ -90,14 +96,18 @@ from phoneemu.net.tls import peer_certificate_der
 from phoneemu.protocols import sip
 from phoneemu.values import host_port
 
-__all__ = ["MAX_NONCES", "NONCE_VALIDITY_S", "SipRegistrar"]
+__all__ = ["MAX_NONCES", "MAX_NONCES_PER_DEVICE", "NONCE_VALIDITY_S", "SipRegistrar"]
 
 _log = logging.getLogger("phoneemu.lab.sip")
 
 #: CUCM phone security profile "Nonce Validity Time" default (spec §G.13)
 NONCE_VALIDITY_S = 600
-#: Most answered nonces kept with their last nonce count (module rules; a challenge keeps nothing)
+#: Most answered nonces kept with their last nonce count, all devices together (module rules; a
+#: challenge keeps nothing)
 MAX_NONCES = 10_000
+#: Most answered nonces kept of one device (ours, module rules: a phone answers one nonce at a time,
+#: a few when its REGISTER and a call's requests are challenged apart)
+MAX_NONCES_PER_DEVICE = 100
 #: A nonce: issue time (int64) and serial number (uint64), then the first bytes of their HMAC-SHA256
 _NONCE_FIELDS = struct.Struct(">qQ")
 _NONCE_MAC_SIZE = 16
@@ -133,6 +143,77 @@ def _device_cert_problem(der: bytes | None, device: str) -> str | None:
     return None
 
 
+class _AnsweredNonces:
+    """The answered nonces of each device with their last nonce count (module rules): at most
+    :data:`MAX_NONCES_PER_DEVICE` of a device, its least recently answered forgotten first; at most
+    :data:`MAX_NONCES` in all, forgotten first from the device holding the most (of those, the one that
+    came to hold that many first). Each forgotten nonce's serial is noted for its device (a nonce issued
+    no later may have been answered); a device left with none is dropped, its note raised to all
+    devices' (``floor``), so memory is bounded by :data:`MAX_NONCES` whatever the number of devices."""
+
+    def __init__(self) -> None:
+        #: device -> nonce -> [issue time, last nonce count, serial (-1: adopted)], least recently
+        #: answered first
+        self._kept: dict[str, collections.OrderedDict[str, list[int]]] = {}
+        self._forgotten: dict[str, int] = {}  # device -> the latest serial forgotten of its nonces
+        self._holding: dict[int, dict[str, None]] = {}  # n -> the devices holding n nonces, in order
+        self._most = 0  # no device holds more
+        self.total = 0
+        self.floor = -1  # the latest serial forgotten of a device dropped
+
+    def get(self, device: str, nonce: str) -> list[int] | None:
+        """``[issue time, last nonce count, serial]`` of ``device``'s answered ``nonce``; None if not kept."""
+        kept = self._kept.get(device)
+        return kept.get(nonce) if kept is not None else None
+
+    def forgotten_up_to(self, device: str) -> int:
+        """The latest serial forgotten that ``device`` may have answered (-1: none)."""
+        return max(self.floor, self._forgotten.get(device, -1))
+
+    def remember(self, device: str, nonce: str, *, issued: int, count: int, serial: int) -> None:
+        """Keep ``device``'s answer to ``nonce`` (its last nonce count ``count``), then forget what is
+        past the bounds (class rules)."""
+        kept = self._kept.setdefault(device, collections.OrderedDict())
+        if nonce not in kept:
+            self._recount(device, len(kept), len(kept) + 1)
+            self.total += 1
+        kept[nonce] = [issued, count, serial]
+        kept.move_to_end(nonce)
+        while len(kept) > MAX_NONCES_PER_DEVICE:
+            self._forget_oldest(device)
+        while self.total > MAX_NONCES:
+            self._forget_oldest(self._holding_most())
+
+    def _holding_most(self) -> str:
+        while self._most not in self._holding:
+            self._most -= 1
+        return next(iter(self._holding[self._most]))
+
+    def _forget_oldest(self, device: str) -> None:
+        kept = self._kept[device]
+        _nonce, (_issued, _count, serial) = kept.popitem(last=False)
+        self.total -= 1
+        self._recount(device, len(kept) + 1, len(kept))
+        forgotten = max(self._forgotten.get(device, -1), serial)
+        if kept:
+            self._forgotten[device] = forgotten
+        else:  # dropped: what it answered may be answered again by it, as any device's (class rules)
+            del self._kept[device]
+            self._forgotten.pop(device, None)
+            self.floor = max(self.floor, forgotten)
+
+    def _recount(self, device: str, before: int, after: int) -> None:
+        """Move ``device`` from those holding ``before`` nonces to those holding ``after``."""
+        if before:
+            holders = self._holding[before]
+            del holders[device]
+            if not holders:
+                del self._holding[before]
+        if after:
+            self._holding.setdefault(after, {})[device] = None
+            self._most = max(self._most, after)
+
+
 class SipRegistrar:
     """Per-connection handler for :class:`phoneemu.net.tls.TlsServer` (TCP or TLS; module rules).
 
@@ -159,9 +240,9 @@ class SipRegistrar:
         self.dial_plan = dial_plan
         self._nonce_key = secrets.token_bytes(32)  # the nonces' HMAC key (module rules)
         self._serial = 0  # of the last nonce issued
-        # answered nonces: [issue time, last nonce count], least recently answered first
-        self._nonces: collections.OrderedDict[str, list[int]] = collections.OrderedDict()
-        self._forgotten = -1  # the serial of the latest-issued nonce forgotten from _nonces
+        self._answered = _AnsweredNonces()  # per device (module rules)
+        #: adopted nonces not yet answered: nonce -> issue time (:meth:`adopt_nonce`)
+        self._adopted: collections.OrderedDict[str, int] = collections.OrderedDict()
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peername = writer.get_extra_info("peername")
@@ -279,40 +360,44 @@ class SipRegistrar:
         issued, serial = _NONCE_FIELDS.unpack(fields)
         return issued, serial
 
-    def _nonce_state(self, nonce: str) -> tuple[int, int, bool] | None:
-        """(issue time, last nonce count, forgotten) of a nonce this registrar issued, None for another;
-        ``forgotten``: not on record and issued before one forgotten, so it may have been answered
-        (module rules)."""
-        record = self._nonces.get(nonce)
+    def _nonce_state(self, device: str, nonce: str) -> tuple[int, int, bool] | None:
+        """(issue time, last nonce count, forgotten) of a nonce this registrar issued (or adopted) as
+        ``device`` answers it, None for another; ``forgotten``: not on record of ``device`` and issued
+        before one forgotten that it may have answered (module rules)."""
+        record = self._answered.get(device, nonce)
         if record is not None:
             return record[0], record[1], False
+        adopted = self._adopted.get(nonce)
+        if adopted is not None:
+            return adopted, 0, False
         made = self._issued(nonce)
         if made is None:
             return None
-        return made[0], 0, made[1] <= self._forgotten
+        return made[0], 0, made[1] <= self._answered.forgotten_up_to(device)
 
-    def _remember(self, nonce: str, issued: int, count: int) -> None:
-        """Keep ``nonce``'s last nonce count ``count``; past :data:`MAX_NONCES` the least recently
-        answered nonce is forgotten, and the latest serial forgotten noted (module rules)."""
-        self._nonces[nonce] = [issued, count]
-        self._nonces.move_to_end(nonce)
-        while len(self._nonces) > MAX_NONCES:
-            forgotten, _record = self._nonces.popitem(last=False)
-            made = self._issued(forgotten)
-            if made is not None:
-                self._forgotten = max(self._forgotten, made[1])
+    def _remember(self, device: str, nonce: str, issued: int, count: int) -> None:
+        """Keep ``device``'s last nonce count ``count`` of ``nonce`` (:class:`_AnsweredNonces`); an
+        adopted nonce becomes the answering device's."""
+        made = self._issued(nonce)
+        self._adopted.pop(nonce, None)
+        self._answered.remember(device, nonce, issued=issued, count=count,
+                                serial=made[1] if made is not None else -1)
 
     def adopt_nonce(self, nonce: str, *, issued: int) -> None:
-        """Take ``nonce`` as one this registrar issued at lab time ``issued`` and not yet answered: its
-        first right answer (a nonce count above 0) registers, then it is counted and expires as the
-        registrar's own nonces (module rules), kept as an answered one (:data:`MAX_NONCES`). For a client
-        whose nonce is fixed in advance (the fuzz target's seeds, the same in every process); EncodeError
-        for a nonce a Digest header cannot carry (1..256 printable ASCII characters, no quote or
-        backslash)."""
+        """Take ``nonce`` as one this registrar issued at lab time ``issued`` and not yet answered: the
+        first right answer of a device (a nonce count above 0) registers and makes it that device's,
+        then it is counted and expires as the registrar's own nonces (module rules; another device's
+        answer is then to a nonce not issued). At most :data:`MAX_NONCES` wait, the earliest adopted
+        dropped first (ours). For a client whose nonce is fixed in advance (the fuzz target's seeds, the
+        same in every process); EncodeError for a nonce a Digest header cannot carry (1..256 printable
+        ASCII characters, no quote or backslash)."""
         if not _ADOPTABLE_NONCE.fullmatch(nonce):
             raise EncodeError(f"nonce {nonce[:40]!r}: 1..256 printable ASCII characters, no quote or "
                               "backslash", path="nonce")
-        self._remember(nonce, int(issued), 0)
+        self._adopted[nonce] = int(issued)
+        self._adopted.move_to_end(nonce)
+        while len(self._adopted) > MAX_NONCES:
+            self._adopted.popitem(last=False)
 
     def _log(self, peer: str, device: str, outcome: str, detail: str) -> None:
         _log.info("sip %s %s: %s %s", peer, device, outcome, detail)
@@ -411,7 +496,8 @@ class SipRegistrar:
         except DecodeError as exc:
             self._log(peer, device, "refused", str(exc))
             return device, self._challenge(msg)
-        why = self._check(got, user=user, password=password or "", uri=msg.uri or "", method=msg.method or "")
+        why = self._check(got, device=device, user=user, password=password or "", uri=msg.uri or "",
+                          method=msg.method or "")
         if why is None:
             self._log(peer, device, outcome, f"digest user {user}")
             return device, None
@@ -419,13 +505,13 @@ class SipRegistrar:
         self._log(peer, device, result, detail)
         return device, self._challenge(msg, stale=result == "stale")
 
-    def _check(self, got: dict[str, str], *, user: str, password: str, uri: str,
+    def _check(self, got: dict[str, str], *, device: str, user: str, password: str, uri: str,
                method: str = "REGISTER") -> tuple[str, str] | None:
-        """None when the answer is right; else (outcome, why)."""
+        """None when ``device``'s answer is right (and kept as its answer); else (outcome, why)."""
         if got.get("username") != user or got.get("realm") != sip.REALM or got.get("uri") != uri:
             return "refused", "username, realm or uri is not the expected one"
         nonce = got.get("nonce", "")
-        known = self._nonce_state(nonce)
+        known = self._nonce_state(device, nonce)
         if known is None:
             return "refused", "a nonce this registrar did not issue"
         issued, last, forgotten = known
@@ -438,14 +524,15 @@ class SipRegistrar:
         if self.clock() - issued > self.nonce_validity:
             return "stale", f"nonce older than {self.nonce_validity} s"
         if forgotten:
-            return "stale", (f"nonce not on record, issued before one forgotten (more than {MAX_NONCES} "
-                             "answered nonces since)")
+            return "stale", ("nonce not on record, issued before one forgotten (more than "
+                             f"{MAX_NONCES_PER_DEVICE} answered nonces of the device since, or more than "
+                             f"{MAX_NONCES} in all)")
         if qop == "auth" and not re.fullmatch(r"[0-9a-fA-F]{8}", nc):
             return "refused", f"qop=auth without a nonce count of 8 hex digits (nc {nc[:20]!r})"
         count = int(nc, 16) if qop == "auth" else 1  # without qop (RFC 2069) a nonce is good once
         if count <= last:
             return "replayed", f"nonce count {nc or '(none)'} not above {last:08x}"
-        self._remember(nonce, issued, count)
+        self._remember(device, nonce, issued, count)
         return None
 
     def _challenge(self, msg: sip.SipMessage, *, stale: bool = False) -> bytes:
