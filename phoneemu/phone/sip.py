@@ -25,7 +25,11 @@ Steps:
    WWW-Authenticate challenges the first the phone can answer is taken (MD5 — CUCM's —, or MD5-sess
    with a qop; qop ``auth``, else ``auth-int``; ``opaque`` returned unchanged); a 401 offering none
    (SHA-256 only, Basic, no challenge, no nonce) is ``G.13-registrar-refused`` naming what it offered,
-   and so is a 407 (a proxy's challenge: not answered). A ``423`` is asked again with its Min-Expires
+   and so is a 407 (a proxy's challenge: not answered) and a 401 whose Digest challenge does not parse
+   (:func:`phoneemu.protocols.sip.parse_digest`; the reason names the field and offset). Ours: §G.13
+   says only that CUCM answers with a 401 carrying realm and nonce; a malformed one is still the
+   registrar answering, so the phone stops there as for any refusal (it does not try the next
+   CallManager: it does so only without a usable connection). A ``423`` is asked again with its Min-Expires
    (at most a day); a ``200`` granting the phone's binding ``expires=0`` is no registration; a refusal's
    Retry-After and a redirect's Contact are named in the reason. A response is the answer to the
    request whose CSeq it carries: one of an earlier request (a retransmission, a second response in
@@ -445,7 +449,11 @@ async def _converse(reg: _Register, reader: asyncio.StreamReader, writer: asynci
         if resp.status != 401:
             return done("G.13-registrar-refused", False, _refusal(resp), challenged=challenged, stale=stale,
                         status=resp.status)
-        offered = sip.digest_challenges(resp, "WWW-Authenticate")
+        try:
+            offered = sip.digest_challenges(resp, "WWW-Authenticate")
+        except DecodeError as exc:  # the registrar answered: refused, not unreachable (module docstring)
+            return done("G.13-registrar-refused", False, f"401 {resp.reason}: its digest challenge does not "
+                        f"parse ({exc})", challenged=True, stale=stale, status=401)
         picked = sip.pick_challenge(offered)
         if picked is None or not picked.get("nonce"):
             return done("G.13-registrar-refused", False, _unanswerable(resp, offered), challenged=True,

@@ -180,14 +180,17 @@ def test_a_challenge_the_phone_cannot_answer_is_named_not_taken_for_a_wrong_pass
 def test_a_challenge_naming_a_parameter_twice_is_malformed_not_answered() -> None:
     """RFC 7235 §2.1: each parameter name once per challenge. ``realm`` twice was read last-wins and
     answered over the second realm; now the challenge is malformed, as one whose parameters do not parse:
-    ``G.13-unreachable`` naming the parameter (a malformed response), no answer sent. Beside a challenge
-    that parses, it is left out and that one is answered."""
+    the registrar answered, refusing (``G.13-registrar-refused``, status 401, naming the field, the
+    parameter and its offset; was ``G.13-unreachable``), no answer sent. Beside a challenge that parses,
+    it is left out and that one is answered."""
     twice = f'Digest realm="{REALM}", nonce="n1", qop="auth", Realm="elsewhere"'
     unparsed = f'Digest realm="{REALM}", nonce="n1" qop="auth"'  # no comma
     for challenge, words in [(twice, "parameter 'Realm' given twice"), (unparsed, "does not parse")]:
         res, got = _run([_challenge(challenge), _ok_if_right(MD5)])
-        assert (res.rule, res.registered, len(got)) == ("G.13-unreachable", False, 1), res.reason
-        assert "WWW-Authenticate" in res.reason and words in res.reason, res.reason
+        outcome = (res.rule, res.registered, res.status, len(got))
+        assert outcome == ("G.13-registrar-refused", False, 401, 1), res.reason
+        assert "WWW-Authenticate" in res.reason and "at offset" in res.reason, res.reason
+        assert words in res.reason, res.reason
     res, got = _run([_challenge(twice, MD5), _ok_if_right(MD5)])
     assert res.rule == "G.13-registered", res.reason
     assert 'realm="ccmsipline"' in (got[1].header("authorization") or "")
