@@ -2,9 +2,13 @@
 
 Rules implemented here:
 
-* Parsing uses defusedxml only: a DTD, an entity declaration (entity expansion) or an external
-  reference is refused with a :class:`DecodeError` naming the problem; input above ``limit``
-  (256 KiB by default) is refused with :class:`SizeLimitError` before any parsing.
+* Parsing refuses a DTD, an entity declaration (entity expansion) or an external reference with a
+  :class:`DecodeError` naming the problem (defusedxml); input above ``limit`` (256 KiB by default) is
+  refused with :class:`SizeLimitError` before any parsing. Input that cannot hold any of them is parsed
+  by ET's C parser instead (ours, issue #6: ~2x faster, a fleet parses a config a phone): UTF-8 (no
+  UTF-16/32 byte-order mark, no NUL byte, no XML declaration naming another encoding) without the bytes
+  ``<!`` — every DTD begins with them, and in UTF-8 ASCII bytes mean only themselves; comments and
+  CDATA sections also take the defusedxml path. Both paths give equal trees and equal errors.
 * The root element is ``<device>``. The security elements of spec §H.5 become typed fields:
   ``fullConfig``, ``encrConfig``, ``certHash``, ``capfAuthMode`` (0..4), ``capfList`` (≤5
   ``<capf><phonePort>/<processNodeName>``), ``TVS`` (≤5 ``<members><member priority="n">
@@ -55,7 +59,7 @@ from __future__ import annotations
 
 import functools
 import re
-import xml.etree.ElementTree as ET  # building and serialising only; parsing goes through defusedxml
+import xml.etree.ElementTree as ET  # building, serialising; parsing only input that holds no DTD
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -400,7 +404,27 @@ _ROOT_TAG_RE = re.compile(rb"<device(?=[\s/>])[^<>]{0,4096}?>")
 _ATTR_PREFIX_RE = re.compile(rb"\s([A-Za-z_][A-Za-z0-9_.\-]{0,63}):[A-Za-z_][A-Za-z0-9_.\-]*\s*=")
 
 
+#: an XML declaration at the start (after a UTF-8 byte-order mark): what it says of the encoding
+_XML_DECL_RE = re.compile(rb"(?:\xef\xbb\xbf)?<\?xml(?P<decl>[^>]{0,256}?)\?>")
+_ENCODING_RE = re.compile(rb"encoding\s*=\s*[\"']([A-Za-z0-9._-]{1,40})[\"']")
+_PLAIN_ENCODINGS = frozenset({b"utf-8", b"utf8", b"us-ascii", b"ascii"})
+
+
+def _cannot_hold_a_dtd(data: bytes) -> bool:
+    """True when ``data`` is UTF-8 without the bytes ``<!`` (module rules): expat then reads no DTD,
+    so no entity declaration and no external reference, and ET's C parser is as safe as defusedxml."""
+    if b"<!" in data or b"\x00" in data or data[:2] in (b"\xfe\xff", b"\xff\xfe"):
+        return False
+    m = _XML_DECL_RE.match(data)
+    if m is None:
+        return not data.lstrip().startswith(b"<?xml")  # a declaration we did not read: the slow path
+    enc = _ENCODING_RE.search(m.group("decl"))
+    return enc is None or enc.group(1).lower() in _PLAIN_ENCODINGS
+
+
 def _defused(data: bytes) -> ET.Element:
+    if _cannot_hold_a_dtd(data):
+        return ET.fromstring(data)  # noqa: S314 -- no DTD possible (_cannot_hold_a_dtd, module rules)
     return _defused_fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
 
 
@@ -428,7 +452,11 @@ def _translate(exc: Exception, path: str, data: bytes = b"") -> DecodeError:
 _PARSE_ERRORS = (ET.ParseError, ValueError, TypeError, LookupError, RecursionError)
 
 
-def _check_depth(root: ET.Element, path: str) -> None:
+def _check_depth(root: ET.Element, path: str, data: bytes) -> None:
+    """No element deeper than :data:`_MAX_DEPTH`: nothing to walk when ``data`` has too few start tags
+    (every ``<`` but those of end tags, hence at least every start tag) to nest that deep."""
+    if data.count(b"<") - data.count(b"</") <= _MAX_DEPTH:
+        return
     stack = [(root, 0)]
     while stack:
         el, depth = stack.pop()
@@ -443,7 +471,7 @@ def _fromstring(data: bytes, *, path: str = "device") -> ET.Element:
         root = _defused(data)
     except _PARSE_ERRORS as exc:  # defusedxml's refusals are ValueErrors
         raise _translate(exc, path, data) from None
-    _check_depth(root, path)
+    _check_depth(root, path, data)
     return root
 
 
@@ -472,7 +500,7 @@ def _parse_root(data: bytes) -> ET.Element:
         return _fromstring(patched)
     except _PARSE_ERRORS as exc:
         raise _translate(exc, "device", data) from None
-    _check_depth(root, "device")
+    _check_depth(root, "device", data)
     return root
 
 
