@@ -83,6 +83,9 @@ traceback, a command that replays it, and one that rebuilds it from --seed and -
 DIR/crashes/<id>/regenerated/ with --regenerate). A silence finding's info.json says how to serve
 its mutant again, and how to rebuild it (or why not). The same --seed always makes the same inputs;
 Ctrl-C (or SIGTERM, as in every phoneemu command) keeps the findings so far and writes the summary (exit 130).
+An in-process input still running at Ctrl-C, or past --time, that is a hang by then (an endless loop) is
+saved as a hang finding (past --time it is stopped and the run ends, exit 1); --replay and --regenerate
+stop an in-process input once it is a hang.
 """
 
 _EPILOG = """\
@@ -257,6 +260,7 @@ def _handle(args: argparse.Namespace) -> int:
     from phoneemu.fuzz.corpus import build_corpus, export_corpus, with_seed_files
     from phoneemu.fuzz.engine import FuzzConfig, fuzz
     from phoneemu.fuzz.mutators import Mutator
+    from phoneemu.fuzz.runwatch import run_once
     from phoneemu.fuzz.targets import (
         HANDLED,
         CommandTarget,
@@ -365,7 +369,7 @@ def _handle(args: argparse.Namespace) -> int:
                               handled=handled)
     try:
         if args.replay is not None:
-            outcome = target.run(read_at_most(args.replay, _REPLAY_LIMIT, what="replay input"))
+            outcome = run_once(target, read_at_most(args.replay, _REPLAY_LIMIT, what="replay input"))
             print(f"{args.replay}: {outcome.status}"
                   f"{' — ' + outcome.signature if outcome.signature else ''}"
                   f"{' (' + outcome.detail + ')' if outcome.detail and not outcome.is_finding else ''}")

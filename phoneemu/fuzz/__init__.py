@@ -10,6 +10,8 @@
 * :mod:`~phoneemu.fuzz.targets` — in-process callables, external commands, a device under test
   served over TFTP.
 * :mod:`~phoneemu.fuzz.engine` — the seeded, bounded loop with deduplication and crash saving.
+* :mod:`~phoneemu.fuzz.runwatch` — an in-process call that never ends: a hang at Ctrl-C, stopped past
+  ``--time``.
 * :mod:`~phoneemu.fuzz.minimize` — shrink a crashing input.
 * :mod:`~phoneemu.fuzz.strategies` — hypothesis strategies over the mutators (needs hypothesis).
 

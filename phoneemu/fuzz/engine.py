@@ -21,7 +21,9 @@ Rules implemented here:
   beside it as under ``crashes/<id>/`` — the folder itself, no ``crashes/<id>/`` inside it.
 * Ctrl-C stops the loop as ``runs`` would (:attr:`FuzzReport.interrupted`): a finding is saved before
   it is minimised, so one interrupted while minimising is kept (un-minimised), and the final counts
-  are written; the input under way is not counted.
+  are written; the input under way is not counted — unless, in process, it is a hang by then (an
+  endless loop): a hang finding (:mod:`phoneemu.fuzz.runwatch`). Past ``time_limit`` an in-process call
+  still under way is stopped once it is a hang (SIGALRM), and the loop ends: the ``--time`` bound holds.
 * Progress goes to a stream at most every ``progress_interval`` seconds: one line rewritten with
   ``\\r`` on a terminal, plain lines otherwise.
 """
@@ -43,6 +45,7 @@ from phoneemu.errors import EncodeError
 from phoneemu.files import atomic_write
 from phoneemu.fuzz.minimize import minimize
 from phoneemu.fuzz.mutators import Mutant, Mutator
+from phoneemu.fuzz.runwatch import RunOverrun, RunWatch, run_once
 from phoneemu.fuzz.targets import Outcome, Target
 
 __all__ = ["Finding", "FuzzConfig", "FuzzReport", "Progress", "fuzz", "input_for", "regenerate", "run_seed"]
@@ -255,7 +258,7 @@ def regenerate(config: FuzzConfig, target: Target, mutator: Mutator, *, index: i
     written all the same (None)."""
     mutant = input_for(mutator, config.seed, index)
     with target.session():
-        outcome = target.run(mutant.data)
+        outcome = run_once(target, mutant.data)  # an endless loop: stopped, a hang
         if not outcome.is_finding:
             into.mkdir(parents=True, exist_ok=True)
             atomic_write(into / "input.bin", mutant.data)
@@ -278,17 +281,21 @@ def fuzz(config: FuzzConfig, target: Target, mutator: Mutator, *, start_index: i
     statuses = report.statuses
     rng = random.Random()
     m0: float | None = None  # when the minimising under way began
+    watch = RunWatch(target)
+    under_way: Mutant | None = None  # the input being run (index ``index``)
     try:
-        with target.session():
+        with target.session(), watch.stop_at(config.time_limit):
             while (end is None or index < end) and (deadline is None or clock() < deadline):
                 mutant = input_for(mutator, config.seed, index, rng=rng)
-                outcome = target.run(mutant.data)
+                under_way = mutant
+                outcome = watch.run(mutant.data)
+                under_way = None
                 statuses[outcome.status] += 1
                 report.slowest = max(report.slowest, outcome.elapsed)
                 index += 1
                 if outcome.is_finding:
                     m0 = clock()
-                    _record(report, config, target, mutant, index=index - 1, outcome=outcome)
+                    _record(report, config, watch, mutant, index=index - 1, outcome=outcome)
                     minimize_time += clock() - m0
                     m0 = None
                 if progress.stream is not None and index % 64 == 0:
@@ -297,10 +304,15 @@ def fuzz(config: FuzzConfig, target: Target, mutator: Mutator, *, start_index: i
                     progress.update(f"fuzz {config.fmt}: {index - start_index} execs, {rate:,.0f} execs/s, "
                                     f"{len(report.findings)} unique finding(s), "
                                     f"{statuses['crash']} crash(es), {statuses['hang']} hang(s)")
-    except KeyboardInterrupt:  # Ctrl-C: stop, and report and save what was found (a second one aborts)
-        report.interrupted = True
+    except (KeyboardInterrupt, RunOverrun) as exc:  # Ctrl-C, or a hang past --time: stop, and report and
+        report.interrupted = isinstance(exc, KeyboardInterrupt)  # save what was found (a 2nd one aborts)
         if m0 is not None:
             minimize_time += clock() - m0
+        hang = watch.cut_hang("Ctrl-C or SIGTERM" if report.interrupted else "the --time limit")
+        if under_way is not None and hang is not None:  # an endless loop's input: not lost
+            statuses[hang.status] += 1
+            index += 1
+            _record(report, config, watch, under_way, index=index - 1, outcome=hang)
     report.execs = index - start_index
     report.elapsed = max(1e-9, clock() - t0 - minimize_time)
     for f in report.findings.values():  # final counts into info.json

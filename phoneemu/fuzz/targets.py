@@ -9,8 +9,9 @@ Rules implemented here (design §3.7, docs/internals.md "Errors"):
   user's module, the innermost frame outside this package and the standard library (two call
   sites of ``base64.b64decode`` are two findings, each named by the user's line). A run that took more than
   ``hang_after`` seconds of CPU — or, blocked, more than ten times that of wall time — is a *hang*
-  (an in-process call cannot be interrupted safely: it is measured and reported); a run merely
-  preempted on a busy machine is not.
+  (an in-process call cannot be interrupted safely: it is measured and reported; one that never ends,
+  at Ctrl-C or past ``--time``: :mod:`phoneemu.fuzz.runwatch`); a run merely preempted on a busy
+  machine is not.
 * A warning raised inside the target is an exception too when ``warnings_as_errors`` is set (the
   ``phoneemu`` target, like our test suite's ``-W error``): e.g. a deprecation that a future
   library release turns into an error. Inside :meth:`PythonTarget.session` (the fuzz loop) the
@@ -230,12 +231,20 @@ class PythonTarget:
         elapsed = time.perf_counter() - t0
         if elapsed > self.hang_after:
             cpu = time.thread_time() - c0
-            if cpu > self.hang_after or elapsed > _WALL_FACTOR * self.hang_after:
-                return Outcome(status="hang", signature=f"hang in {self.name} (> {self.hang_after:g} s)",
-                               detail=f"took {elapsed:.3f} s, {cpu:.3f} s of CPU "
-                                      f"({status}{': ' + detail if detail else ''})",
-                               elapsed=elapsed)
+            if self.is_hang(elapsed, cpu):
+                return self.hang_outcome(elapsed, cpu, f"{status}{': ' + detail if detail else ''}")
         return Outcome(status=status, detail=detail, elapsed=elapsed)
+
+    def is_hang(self, elapsed: float, cpu: float) -> bool:
+        """The hang rule (module docstring): past ``hang_after`` seconds of CPU, or blocked past
+        :data:`_WALL_FACTOR` times it; ``elapsed``/``cpu``: the call's wall and thread CPU seconds."""
+        limit = self.hang_after
+        return elapsed > limit and (cpu > limit or elapsed > _WALL_FACTOR * limit)
+
+    def hang_outcome(self, elapsed: float, cpu: float, how: str) -> Outcome:
+        """The hang finding of a call that took ``elapsed`` seconds (``cpu`` of CPU); ``how`` it ended."""
+        return Outcome(status="hang", signature=f"hang in {self.name} (> {self.hang_after:g} s)",
+                       detail=f"took {elapsed:.3f} s, {cpu:.3f} s of CPU ({how})", elapsed=elapsed)
 
     def close(self) -> None:
         return None
