@@ -299,7 +299,7 @@ def _open_in_place(path: str | Path, on_wait: Callable[[str], None]) -> BinaryIO
         fd = os.open(path, flags)
     else:
         os.set_blocking(fd, True)
-    return os.fdopen(fd, "wb")
+    return os.fdopen(fd, "wb", buffering=0)  # each record reaches the reader as it is written
 
 
 def _say_waiting(text: str) -> None:
@@ -318,34 +318,93 @@ class PcapWriter:
     """Append packets to a classic pcap file (LINKTYPE_RAW); thread-safe; ``with PcapWriter(p) as w``.
     A file named by path is written atomically (:class:`phoneemu.files.AtomicFile`): it appears, whole,
     at ``close()``, mode :data:`CAPTURE_MODE` whatever the umask (an existing file is replaced by it); a
-    FIFO or device is written as packets come, its mode left as it is (as a key log's). A FIFO with no
-    reader is waited for, as ``tcpdump -w`` waits, ``on_wait`` told first (default: said on stderr). A
-    file that cannot be opened or begun (a read-only folder) is an EncodeError naming it."""
+    FIFO or device is written as packets come (unbuffered: each record reaches its reader at once), its
+    mode left as it is (as a key log's). A FIFO with no reader is waited for, as ``tcpdump -w`` waits,
+    ``on_wait`` told first (default: said on stderr). A file that cannot be opened or begun (a read-only
+    folder) is an EncodeError naming it.
+
+    A write that fails later — the FIFO's reader went away (Wireshark closed: EPIPE), a full disk —
+    **stops the capture** and nothing is raised (ours: a capture watches a boot or a fleet, it must not
+    end it): :attr:`stopped` is an EncodeError naming the file ("reader of F went away after N bytes",
+    N the bytes written to it), told once to ``on_stop`` (default: ``on_wait``, else said on stderr);
+    the packets after it are dropped (:attr:`dropped`), ``close()`` still closes the file. A file named by
+    path whose temporary file could not be written is not put in place."""
 
     def __init__(self, path: str | Path | BinaryIO, *, clock: Callable[[], float] = time.time,
-                 on_wait: Callable[[str], None] | None = None) -> None:
+                 on_wait: Callable[[str], None] | None = None,
+                 on_stop: Callable[[str], None] | None = None) -> None:
         self._fh: _Sink
+        self.name = str(path) if isinstance(path, (str, Path)) else str(getattr(path, "name", "<stream>"))
         if isinstance(path, (str, Path)):
             self._fh = _begin_capture_file(path, on_wait or _say_waiting)
             self._owned = True
         else:
             self._fh = path
             self._owned = False
-            self._fh.write(_PCAP_FILE_HEADER)
+            try:
+                self._fh.write(_PCAP_FILE_HEADER)
+            except OSError as exc:
+                raise _cannot_write(self.name, exc) from None
+        self._on_stop = on_stop or on_wait
         self._clock = clock
         self._lock = threading.Lock()
         self._ident = 0
         self.count = 0
+        #: bytes written to the capture so far, its file header included
+        self.written = len(_PCAP_FILE_HEADER)
+        #: why the capture stopped early (class docstring), None while it goes on
+        self.stopped: EncodeError | None = None
+        #: packets not written because the capture had stopped
+        self.dropped = 0
 
     def packet(self, ip_packet: bytes, ts: float | None = None) -> None:
-        """Write one raw IP packet record."""
+        """Write one raw IP packet record (dropped once the capture has stopped: class docstring)."""
         t = self._clock() if ts is None else ts
         sec = int(t)
         usec = min(round((t - sec) * 1_000_000), 999_999)
         data = ip_packet[:SNAPLEN]
+        record = struct.pack("<IIII", sec, usec, len(data), len(ip_packet)) + data
         with self._lock:
-            self._fh.write(struct.pack("<IIII", sec, usec, len(data), len(ip_packet)) + data)
-            self.count += 1
+            if self.stopped is not None:
+                self.dropped += 1
+                return
+            try:
+                self._write_all(record)
+            except OSError as exc:
+                self.dropped += 1
+                told = self._stop(exc)
+            else:
+                self.count += 1
+                return
+        self._tell(told)
+
+    def _write_all(self, data: bytes) -> None:
+        """All of ``data`` into the sink (an unbuffered FIFO may take part of it), counted in
+        :attr:`written` as it goes. Called with the lock held."""
+        while data:
+            n = self._fh.write(data)
+            if not n:  # (a blocking sink never takes nothing; a non-blocking one given to us might)
+                raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+            self.written += n
+            data = data[n:]
+
+    def _stop(self, exc: OSError) -> str:
+        """The capture stops on a failed write (class docstring): :attr:`stopped` set; returns what to
+        tell. Called with the lock held."""
+        if isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE:
+            what = f"went away after {self.written} bytes"
+            self.stopped = EncodeError(f"reader of {self.name} {what}", fmt="pcap", file=self.name)
+            told = f"{self.name}: reader {what}: capture stopped (the run goes on)"
+        else:
+            why = os.strerror(exc.errno) if exc.errno else str(exc)
+            self.stopped = EncodeError(f"cannot write the capture after {self.written} bytes: {why}",
+                                       fmt="pcap", file=self.name)
+            told = f"{self.name}: cannot write after {self.written} bytes: {why}: capture stopped " \
+                   "(the run goes on)"
+        return told
+
+    def _tell(self, text: str) -> None:
+        (self._on_stop or _say_waiting)(text)
 
     def _next_ident(self) -> int:
         with self._lock:
@@ -368,15 +427,33 @@ class PcapWriter:
         self.packet(_ip_packet(src[0], dst[0], _PROTO_TCP, l4, csum_at=16, ident=self._next_ident()), ts)
 
     def flush(self) -> None:
+        """Flush the sink; a failure stops the capture (class docstring)."""
         with self._lock:
-            self._fh.flush()
+            if self.stopped is not None:
+                return
+            try:
+                self._fh.flush()
+            except OSError as exc:
+                told = self._stop(exc)
+            else:
+                return
+        self._tell(told)
 
     def close(self) -> None:
+        """Close a sink named by path (a file put in place), flush one given; a failure stops the
+        capture (class docstring) and is not raised. A second call does nothing more."""
+        told = None
         with self._lock:
-            if self._owned:
-                self._fh.close()
-            else:
-                self._fh.flush()
+            try:
+                if self._owned:
+                    self._fh.close()  # (a buffered sink closes its file even when the flush fails)
+                elif self.stopped is None:
+                    self._fh.flush()
+            except OSError as exc:
+                if self.stopped is None:
+                    told = self._stop(exc)
+        if told is not None:
+            self._tell(told)
 
     def __enter__(self) -> PcapWriter:
         return self
