@@ -329,7 +329,13 @@ async def _unless_stopped(work: Awaitable[_T], stop: asyncio.Event) -> _T | None
     servers start, or while they wait for the lab lock a ``phoneemu lab`` operation holds, stops them
     at once instead of after the operation. Cancelled itself (``serve`` run as a task and cancelled, or
     asyncio.run's Ctrl-C before the handlers are ours), it cancels ``work`` and waits for it too: a start
-    left running bound every port and recorded them in the lab after ``serve`` had stopped."""
+    left running bound every port and recorded them in the lab after ``serve`` had stopped.
+
+    Cancelled (again) while it waits for the cancelled ``work`` to end, it goes on waiting — that
+    cancellation not passed on to ``work``, whose cleanup (closing what it bound) it would cut — and
+    raises CancelledError once ``work`` has ended, as a TaskGroup does: the caller's cancel is never
+    lost. (Awaiting the task itself passed the cancel on, and the CancelledError that came back was
+    taken for ``work``'s own: the caller's cancel was swallowed, or InvalidStateError raised.)"""
     task = asyncio.ensure_future(work)
     stopped = asyncio.ensure_future(stop.wait())
     try:
@@ -338,8 +344,14 @@ async def _unless_stopped(work: Awaitable[_T], stop: asyncio.Event) -> _T | None
         stopped.cancel()
         if not task.done():  # stopped first, or this wait cancelled: ``work`` ends before we go on
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            cancelled = False
+            while not task.done():
+                try:
+                    await asyncio.wait({task})  # (asyncio.wait never cancels what it waits for)
+                except asyncio.CancelledError:
+                    cancelled = True  # ours: raised once ``work`` has ended
+            if cancelled:
+                raise asyncio.CancelledError
     return None if task.cancelled() else task.result()
 
 
