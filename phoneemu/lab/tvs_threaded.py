@@ -68,7 +68,11 @@ Rules (identical to :class:`phoneemu.lab.tvs_service.TvsHandler` unless said):
   boot storm (one QUERY per boot) the lab's TVS threads went from 0.97-1.02 to 0.89-0.95 ms per boot.
 * Stop: :meth:`close` shuts the listening socket down (wakes every blocked ``accept``), shuts
   down every open connection, and joins the workers and the watchdog within ``stop_timeout``
-  seconds. The port can be bound again at once (``SO_REUSEADDR``).
+  seconds, waiting on the loop itself (a poll every :data:`_JOIN_POLL` s), not in the loop's default
+  executor: a full executor (the CAPF clients' key work in the same process) made the join wait its
+  turn there, however long. A connection cut by the stop ends silently (not a handshake failure, not
+  a refused request), as the asyncio servers cancel their handlers. The port can be bound again at
+  once (``SO_REUSEADDR``).
 """
 
 from __future__ import annotations
@@ -105,6 +109,8 @@ _ACCEPT_RETRY = 0.05  # seconds to wait after EMFILE and similar before acceptin
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux
 _DRAIN_READS = 16  # at most 16 x 64 KiB (_DRAIN_SIZE) of unread input discarded at close
 _MAX_TICK = 0.1  # seconds between two watchdog checks, at most
+_JOIN_POLL = 0.01  # seconds between two looks at the threads :meth:`ThreadedTvsServer.close` joins
+_WAKE_EVERY = 0.1  # seconds a thread may outlive the listener's shutdown before its accept is woken
 
 
 class _Deadline:
@@ -238,7 +244,7 @@ class ThreadedTvsServer:
                 with contextlib.suppress(OSError):
                     socket.socket.shutdown(conn, socket.SHUT_RDWR)
         threads, self._threads = self._threads, []
-        await asyncio.to_thread(self._join, threads, self.stop_timeout)
+        await self._join(threads, self.stop_timeout)
         listener.close()
         self._listener = None
         self._drain()
@@ -247,15 +253,19 @@ class ThreadedTvsServer:
             _log.warning("%s: %d worker(s) still running after %ss: %s", self.name, len(alive),
                          self.stop_timeout, ", ".join(alive[:4]))
 
-    def _join(self, threads: list[threading.Thread], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        for t in threads:
-            left = deadline - time.monotonic()
-            while t.is_alive() and left > 0:
-                t.join(min(left, 0.1))
-                if t.is_alive() and self._listener is not None:
-                    self._wake_acceptors()  # platforms where shutdown() does not wake accept()
-                left = deadline - time.monotonic()
+    async def _join(self, threads: list[threading.Thread], timeout: float) -> None:
+        """Wait until ``threads`` have ended, ``timeout`` s at most, looking every :data:`_JOIN_POLL` s
+        from the loop (module rules, "Stop": never in the loop's executor)."""
+        start = time.monotonic()
+        woken = start
+        while any(t.is_alive() for t in threads):
+            now = time.monotonic()
+            if now - start >= timeout:
+                return
+            if now - woken >= _WAKE_EVERY and self._listener is not None:
+                woken = now
+                self._wake_acceptors()  # platforms where shutdown() does not wake accept()
+            await asyncio.sleep(_JOIN_POLL)
 
     def _wake_acceptors(self) -> None:
         listener = self._listener
@@ -338,6 +348,8 @@ class ThreadedTvsServer:
             try:
                 conn.do_handshake()
             except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                if self._stopping.is_set():
+                    return  # cut by close(): silent (module rules, "Stop")
                 with self._lock:
                     self.errors += 1
                 if deadline.fired:
@@ -404,9 +416,9 @@ class ThreadedTvsServer:
                     _log.debug("tvs: %s idle for %ss after %d request(s): closing", peer,
                                handler.read_timeout, seen)
                 return False
+            if self._stopping.is_set() and (error is not None or not data):
+                return False  # cut by close(): the asyncio server cancels its handlers silently too
             if error is not None:
-                if self._stopping.is_set():
-                    return False  # cut by close(): the asyncio server cancels its handlers silently too
                 self._refuse(peer, tls, f"connection lost: {error}")
                 return False
             if not data:
