@@ -66,7 +66,13 @@ async def serving(unstarted: Awaitable[asyncio.Server], sock: socket.socket | No
     at one of its awaits, or an error — what it bound is closed, ``sock`` included (module rules): with
     asyncio's ``start_serving=True`` a cancellation in the loop iteration it skips after ``listen`` lost
     the server with its socket still listening (the port taken while the loop ran, a ResourceWarning
-    after). Same loop iterations as asyncio's own start."""
+    after). Same loop iterations as asyncio's own start.
+
+    Cancelled, it has accepted no connection: the accept asyncio queues in the iteration after
+    ``start_serving`` runs after this step, and the close cancels it, so a connection waiting in the
+    listen queue ends with the listener (Python 3.11; tests/unit/test_listen_serving_cancelled.py).
+    Not covered here: a server its owner closes in the iteration right after an accept (CPython
+    gh-109564: the accepted socket is left to the garbage collector, its peer waits until then)."""
     try:
         server = await unstarted
     except BaseException:
