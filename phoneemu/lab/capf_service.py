@@ -62,6 +62,17 @@ Rules:
   let through is cut. A phone that leaves before taking a frame ends its session with ``closed:
   connection lost in state ...`` logged (after a recorded outcome: that outcome, saying its END_SESSION
   was not sent); no exception escapes.
+* **Slow key generation** (ours; §F.6 REQUEST_IN_PROGRESS, §F.8 "half an hour or more"): a phone that
+  sends REQUEST_IN_PROGRESS more often than ``read_timeout`` while it generates its key keeps the session;
+  a phone silent for ``read_timeout`` is cut (logged ``timeout: nothing for ...s in state wait-keygen``,
+  naming REQUEST_IN_PROGRESS). ``session_timeout`` stays the hard bound, keep-alives or not (a client
+  sending REQUEST_IN_PROGRESS forever must not hold a session forever): a key generation still running
+  then is logged ``timeout: key generation longer than ...s`` with the session bound and the
+  REQUEST_IN_PROGRESS count. On either timeout in state ``wait-keygen`` the phone is sent END_SESSION
+  REASON 7 (failure) before the connection is closed, so it learns why; nothing is recorded, the install
+  stays pending. At most ``max_in_progress`` REQUEST_IN_PROGRESS are accepted in one session
+  (:data:`phoneemu.protocols.capf.MAX_IN_PROGRESS`, 256): one more is a flood, logged ``malformed``,
+  the connection closed.
 """
 
 from __future__ import annotations
@@ -95,6 +106,8 @@ _READ_SIZE = 65536
 CAPF_LOCK_WAIT_S = 10.0
 #: Longest pause between two group commits (perf; :meth:`CapfHandler._commit_groups`)
 _MAX_GROUP_WAIT_S = 0.25
+#: Longest wait for the END_SESSION sent when a key generation times out to be taken (ours)
+_END_SEND_WAIT_S = 1.0
 
 
 #: Most characters of a client-chosen DEVICE_NAME (and of an outcome's detail) one log line carries
@@ -129,17 +142,19 @@ class CapfHandler:
 
     ``clock`` returns Unix seconds for LSC validity and the cluster log (None: the cluster clock).
     ``lock_wait``: how long recording an outcome waits for the lab lock (module docstring).
+    ``max_in_progress``: most REQUEST_IN_PROGRESS frames accepted in one session (module docstring).
     """
 
     def __init__(self, cluster: LabCluster, *, clock: Callable[[], int] | None = None,
                  read_timeout: float = 30.0, session_timeout: float = 120.0,
-                 lock_wait: float = CAPF_LOCK_WAIT_S,
+                 lock_wait: float = CAPF_LOCK_WAIT_S, max_in_progress: int = capf.MAX_IN_PROGRESS,
                  on_log: Callable[[CapfSessionLog], None] | None = None) -> None:
         self.cluster = cluster
         self.clock = clock
         self.read_timeout = read_timeout
         self.session_timeout = session_timeout
         self.lock_wait = lock_wait
+        self.max_in_progress = max_in_progress
         self.on_log = on_log
         self.results: dict[str, int] = {}
         self._group: list[_Record] = []  # records awaiting their commit
@@ -172,7 +187,14 @@ class CapfHandler:
         try:
             await asyncio.wait_for(self._run(reader, writer, state), self.session_timeout)
         except TimeoutError:
-            self._emit(state.log(f"timeout: session longer than {self.session_timeout}s"))
+            if state.keygen_since is None or state.session is None or state.session.state != "wait-keygen":
+                self._emit(state.log(f"timeout: session longer than {self.session_timeout}s"))
+                return
+            waited = asyncio.get_running_loop().time() - state.keygen_since
+            outcome = (f"timeout: key generation longer than {waited:.1f}s (the session bound is "
+                       f"{self.session_timeout:g}s; {state.session.in_progress_received} REQUEST_IN_PROGRESS "
+                       "received)")
+            self._emit(state.log(outcome + await self._give_up_keygen(writer, state, outcome)))
 
     async def _run(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, st: _Conn) -> None:
         session_id = secrets.randbits(32)
@@ -196,8 +218,8 @@ class CapfHandler:
             try:
                 data = await asyncio.wait_for(reader.read(_READ_SIZE), wait)
             except TimeoutError:
-                self._emit(st.log(self._timeout_outcome(decoder.buffered,
-                                                        session.state if session else "wait-auth")))
+                outcome = self._timeout_outcome(decoder.buffered, session.state if session else "wait-auth")
+                self._emit(st.log(outcome + await self._give_up_keygen(writer, st, outcome)))
                 return
             except OSError as exc:
                 if session is None:  # reset before answering AUTH_REQUEST: a phone refusing us (§F.1)
@@ -218,7 +240,7 @@ class CapfHandler:
                     pending += data
                     if not msgs:
                         continue
-                    session = self._open_session(session_id, msgs[0], st)
+                    session = st.session = self._open_session(session_id, msgs[0], st)
                     session.start()  # its AUTH_REQUEST was already sent (ours, AUTH_TYPE 0)
                     data, pending = pending, b""  # the session re-reads everything from AUTH_RESPONSE on
                 frames = session.receive(data)
@@ -228,6 +250,8 @@ class CapfHandler:
             except PhoneEmuError as exc:  # the cluster's pending operation cannot run (configuration)
                 self._emit(st.log(f"error: {exc}"))
                 return
+            if session.state == "wait-keygen" and st.keygen_since is None:
+                st.keygen_since = loop.time()  # KEY_GENERATE_REQUEST goes now: the phone's key generation
             lost = await _send(writer, frames)
             if lost is not None:
                 ended = f" after {session.result.outcome}" if session.result is not None else ""
@@ -269,11 +293,28 @@ class CapfHandler:
 
     def _timeout_outcome(self, buffered: int, state: str) -> str:
         """The ``timeout`` logged when a read's time ran out: a frame begun and not complete (naming the
-        bytes of it received), else a client silent for ``read_timeout``."""
+        bytes of it received), else a client silent for ``read_timeout`` (in ``wait-keygen``: saying that
+        a phone generating its key keeps the session with REQUEST_IN_PROGRESS, §F.6)."""
         if buffered:
             return (f"timeout: frame not complete within {self.read_timeout:g}s of its first byte "
                     f"({buffered} byte(s) of it received) in state {state}")
+        if state == "wait-keygen":
+            return (f"timeout: nothing for {self.read_timeout}s in state {state} (a phone still generating "
+                    "its key keeps the session by sending REQUEST_IN_PROGRESS, spec §F.6)")
         return f"timeout: nothing for {self.read_timeout}s in state {state}"
+
+    async def _give_up_keygen(self, writer: asyncio.StreamWriter, st: _Conn, why: str) -> str:
+        """A timeout while the phone generates its key (module docstring): END_SESSION REASON 7 sent to it
+        (waited for at most :data:`_END_SEND_WAIT_S`); what to add to the logged outcome ("" in any other
+        state: nothing is sent)."""
+        frame = st.session.end_on_timeout(why) if st.session is not None else None
+        if frame is None:
+            return ""
+        try:
+            lost = await asyncio.wait_for(_send(writer, [frame]), _END_SEND_WAIT_S)
+        except TimeoutError:
+            lost = f"not taken within {_END_SEND_WAIT_S:g}s"
+        return "; END_SESSION REASON 7 sent" if lost is None else f"; END_SESSION REASON 7 not sent: {lost}"
 
     def _open_session(self, session_id: int, auth: capf.CapfMessage, st: _Conn) -> capf.CapfServerSession:
         if auth.command != capf.CapfCommand.AUTH_RESPONSE:
@@ -296,7 +337,7 @@ class CapfHandler:
                 operation=pending.operation, auth_mode=pending.auth_mode, auth_string=pending.auth_string,
                 key_type=pending.key_type, key_size=pending.key_size, curve=pending.curve,
                 issue_lsc=lambda dev, spki: self.cluster.issue_lsc(dev, spki, now=self._now()),
-                confirm_end=True)
+                confirm_end=True, max_in_progress=self.max_in_progress)
         except EncodeError as exc:
             raise EncodeError(f"pending CAPF operation for {name} cannot run: {exc.message}",
                               path="capf_pending") from None
@@ -415,7 +456,7 @@ class _Record:
 
 
 class _Conn:
-    __slots__ = ("device_name", "mac", "operation", "peer", "tls")
+    __slots__ = ("device_name", "keygen_since", "mac", "operation", "peer", "session", "tls")
 
     def __init__(self, *, peer: str, tls: str) -> None:
         self.peer = peer
@@ -423,6 +464,9 @@ class _Conn:
         self.device_name = ""
         self.mac: str | None = None
         self.operation = ""
+        self.session: capf.CapfServerSession | None = None
+        #: loop time when KEY_GENERATE_REQUEST was sent (None: not sent)
+        self.keygen_since: float | None = None
 
     def log(self, outcome: str, *, detail: str = "") -> CapfSessionLog:
         return CapfSessionLog(peer=self.peer, tls=self.tls, device_name=self.device_name,

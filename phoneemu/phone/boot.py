@@ -272,18 +272,20 @@ def net_tvs_asker(*, timeout: float = 5.0, tls_versions: Sequence[str] = ("1.2",
 def net_capf_runner(*, timeout: float = 30.0, tls_versions: Sequence[str] = ("1.2", "1.3"),
                     keylog: str | None = None) -> CapfRunner:
     """CAPF over TLS (:mod:`phoneemu.net.capf_client`); each read bounded by ``timeout``, the whole
-    session by ``4 * timeout`` (key generation included)."""
+    session by ``4 * timeout`` plus the phone's own key generation time (a profile's
+    ``capf_keygen_seconds``, spec §F.8: not charged to the server)."""
     async def run(server: Server, session: CapfClientSession, *,
                   accept_server: Callable[[bytes | None], bool] | None) -> CapfResult:
         from phoneemu.net.capf_client import capf_session
         from phoneemu.net.tls import phone_client_context
+        bound = 4 * timeout + session.keygen_seconds  # the phone's own key generation not charged
         try:
             outcome = await asyncio.wait_for(
                 capf_session(server, session, timeout=timeout, accept_server=accept_server,
-                             tls=phone_client_context(tls_versions, keylog)), 4 * timeout)
+                             tls=phone_client_context(tls_versions, keylog)), bound)
         except TimeoutError:
             raise TransportError(f"{host_port(server.host, server.port)}: CAPF session longer than "
-                                 f"{4 * timeout:g}s",
+                                 f"{bound:g}s",
                                  kind="timeout") from None
         return outcome.result
     return run
@@ -781,7 +783,9 @@ class _Boot:
             cert_der=cred.cert_der if cred else None, cert_key=cred.key() if cred else None,
             current_lsc=lsc.cert_der if lsc else None,
             now=dt.datetime.fromtimestamp(self.now(), dt.UTC),  # an LSC outside its validity is refused
-            max_rsa_bits=self.profile.max_rsa_bits, ec_support=self.profile.ec_support)  # keys it can make
+            max_rsa_bits=self.profile.max_rsa_bits, ec_support=self.profile.ec_support,  # keys it can make
+            keygen_seconds=self.profile.capf_keygen_seconds,  # how long it takes (spec §F.8)
+            in_progress_every=self.profile.capf_in_progress_seconds)
 
     async def run_capf(self, cfg: DeviceConfig, mode: int) -> bool:
         """§F.1: the CAPF operation; a communication failure (a refused CAPF server included) is retried

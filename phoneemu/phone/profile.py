@@ -15,6 +15,11 @@ A :class:`PhoneProfile` is frozen, shared by every phone of that model. Facts us
 * SRTP suites (spec §G.14): AES_CM_128_HMAC_SHA1_80 and _32, the 80-bit tag preferred; SCCP phones
   support only the 32-bit tag (a profile override ``srtp_suites: [AES_CM_128_HMAC_SHA1_32]``); the 7940
   has no media encryption (ours: a plausible value for the model, as below).
+* CAPF key generation may take long (spec §F.6 REQUEST_IN_PROGRESS; §F.8: "half an hour or more on
+  some models"); ours: ``capf_keygen_seconds`` (default 0, at most 7200) makes the phone answer
+  KEY_GENERATE_REQUEST that long after it came, sending REQUEST_IN_PROGRESS at once and every
+  ``capf_in_progress_seconds`` (default 10; 0: never, a silent slow phone; else 1..3600), so a cluster's
+  CAPF behaviour with a slow phone can be rehearsed (:mod:`phoneemu.net.capf_client`).
 
 Our conventions (spec [UNK]): exact model limits (RSA size, EC support, TLS versions, status
 checksum style) are plausible values for the model generation, not published figures.
@@ -49,6 +54,8 @@ CONFIG_POLICIES = frozenset({"encrypted-first", "short-config-first", "plain"})
 _HASH_NAMES = {"sha1": HashAlg.SHA1, "sha-1": HashAlg.SHA1, "sha256": HashAlg.SHA256,
                "sha-256": HashAlg.SHA256, "sha512": HashAlg.SHA512, "sha-512": HashAlg.SHA512}
 _TEMPLATE_FIELDS = ("{mac}",)
+#: Longest CAPF key generation a profile may ask for (ours: two hours, past §F.8's "half an hour or more")
+_MAX_KEYGEN_S = 7200.0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -75,6 +82,9 @@ class PhoneProfile:
     secure_mode_attempts: int = 4
     #: SRTP suites the model offers, its preference first (spec §G.14; none: RTP only)
     srtp_suites: tuple[str, ...] = SRTP_PREFERENCE  # the suites of Cisco phones, 80 first
+    #: CAPF key generation's wall time and REQUEST_IN_PROGRESS cadence, seconds (module docstring; ours)
+    capf_keygen_seconds: float = 0.0
+    capf_in_progress_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         if not self.name or not self.model:
@@ -116,6 +126,12 @@ class PhoneProfile:
                               "spec §G.14)", path="srtp_suites")
         if not 1 <= self.secure_mode_attempts <= 100:
             raise EncodeError("secure_mode_attempts must be 1..100", path="secure_mode_attempts")
+        if not 0 <= self.capf_keygen_seconds <= _MAX_KEYGEN_S:
+            raise EncodeError(f"capf_keygen_seconds {self.capf_keygen_seconds} must be 0..{_MAX_KEYGEN_S:g}",
+                              path="capf_keygen_seconds")
+        if self.capf_in_progress_seconds != 0 and not 1 <= self.capf_in_progress_seconds <= 3600:
+            raise EncodeError(f"capf_in_progress_seconds {self.capf_in_progress_seconds} must be 0 (none) or "
+                              "1..3600", path="capf_in_progress_seconds")
 
     def trust_file_names(self, mac: str) -> tuple[str, ...]:
         """The trust files this model asks for at boot, in order (spec §C.6 rows 1-4)."""
@@ -216,7 +232,9 @@ def profile_from_dict(base: PhoneProfile | str, overrides: Mapping[str, Any]) ->
             raise ScenarioError(f"unknown profile key {key!r}; {hint}known: {', '.join(sorted(types))}",
                                 path=key)
         v = _coerce(key, value)
-        want = {"str": str, "int": int, "bool": bool}.get(str(types[key]))
+        want = {"str": str, "int": int, "bool": bool, "float": float}.get(str(types[key]))
+        if want is float and isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)  # a number of seconds may be written 10
         if want is not None and (not isinstance(v, want) or (want is int and isinstance(v, bool))):
             raise ScenarioError(f"profile key {key!r} must be {want.__name__}, got {type(v).__name__}",
                                 path=key)

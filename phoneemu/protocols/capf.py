@@ -44,6 +44,21 @@ describes what capfd and CUCM issue):
   STORE the phone accepted; a refusal's reason is in the result's ``detail``.
 * FETCH sends the current LSC (a certificate) only; there is no request for a private key.
 
+Slow key generation (§F.6 REQUEST_IN_PROGRESS "key generation may take a long time", §F.8 "half an hour
+or more on some models"); conventions that are **ours**:
+
+* A phone with ``keygen_seconds`` > 0 answers KEY_GENERATE_REQUEST that long after it came (the wait
+  itself is the I/O shell's, :mod:`phoneemu.net.capf_client`): it sends REQUEST_IN_PROGRESS at once, then
+  every ``in_progress_every`` seconds (default :data:`IN_PROGRESS_EVERY_S`, 10 s; 0: none, a silent slow
+  phone), so a server with a per-read timeout keeps the session. A key request it refuses is answered at
+  once (after that first REQUEST_IN_PROGRESS).
+* The server accepts at most ``max_in_progress`` REQUEST_IN_PROGRESS in one session (default
+  :data:`MAX_IN_PROGRESS`, 256: a phone at the 10 s cadence sends 13 in ``lab serve``'s 120 s session);
+  one more is a ProtocolError (a flood), as a REQUEST_IN_PROGRESS outside ``wait-keygen`` always is.
+* :meth:`CapfServerSession.end_on_timeout`: a server whose own bound ran out while the phone generates
+  its key ends the session with END_SESSION {REASON=7} (outcome ``keygen-timeout``) before closing,
+  so the phone learns why.
+
 Errors: an unexpected command in a state (a request before authentication, a replay, a second
 operation) → ProtocolError naming state and command; a session id other than the server's first →
 ProtocolError; a malformed element value → DecodeError naming the element.
@@ -85,7 +100,9 @@ from phoneemu.wire import Reader, Writer
 __all__ = [
     "CAPF_VERSION",
     "HEADER_SIZE",
+    "IN_PROGRESS_EVERY_S",
     "MAX_FRAME",
+    "MAX_IN_PROGRESS",
     "PROTOCOL_ID",
     "AuthType",
     "CapfClientSession",
@@ -122,6 +139,10 @@ PROTOCOL_ID = 0x55
 HEADER_SIZE = 8
 MAX_FRAME = HEADER_SIZE + MAX_BODY
 CAPF_VERSION = 3
+#: Seconds between a slow phone's REQUEST_IN_PROGRESS frames while it generates its key (ours, §F.6)
+IN_PROGRESS_EVERY_S = 10.0
+#: Most REQUEST_IN_PROGRESS frames a server accepts in one session (ours: beyond, a flood)
+MAX_IN_PROGRESS = 256
 
 
 class CapfCommand(enum.IntEnum):
@@ -459,11 +480,11 @@ class CapfResult:
     """What a session ended with.
 
     ``outcome``: server side "installed", "fetched", "deleted", "nothing-pending", "bad-auth",
-    "unknown-device", "keygen-failed", "store-failed", "fetch-failed", "delete-failed", "not-recorded"
-    (``confirm_end``: the success could not be recorded, :meth:`CapfServerSession.refuse`); client
-    side "installed", "fetched", "deleted", "nothing-pending", "rejected" (``reason`` is the
-    END_SESSION REASON, ``detail`` says why). ``certificate`` is the LSC installed/fetched,
-    ``key`` the client's new private key after an install.
+    "unknown-device", "keygen-failed", "keygen-timeout" (:meth:`CapfServerSession.end_on_timeout`),
+    "store-failed", "fetch-failed", "delete-failed", "not-recorded" (``confirm_end``: the success could not
+    be recorded, :meth:`CapfServerSession.refuse`); client side "installed", "fetched", "deleted",
+    "nothing-pending", "rejected" (``reason`` is the END_SESSION REASON, ``detail`` says why).
+    ``certificate`` is the LSC installed/fetched, ``key`` the client's new private key after an install.
     """
 
     outcome: str
@@ -601,8 +622,12 @@ class CapfServerSession(_Session):
         issue_lsc: IssueLsc | None = None,
         known_device: Callable[[str], bool] | None = None,
         confirm_end: bool = False,
+        max_in_progress: int = MAX_IN_PROGRESS,
     ) -> None:
         super().__init__()
+        if max_in_progress < 0:
+            raise EncodeError(f"max_in_progress {max_in_progress} is negative", fmt=FMT,
+                              path="max_in_progress")
         if not 0 <= session_id <= 0xFFFFFFFF:
             raise EncodeError(f"session id {session_id} does not fit in uint32", fmt=FMT,
                               path="session_id")
@@ -637,6 +662,9 @@ class CapfServerSession(_Session):
         self._lsc: bytes | None = None
         self._confirm_end = confirm_end
         self._unconfirmed: tuple[Reason, CapfResult] | None = None
+        self.max_in_progress = max_in_progress
+        #: REQUEST_IN_PROGRESS frames received (module docstring: at most ``max_in_progress``)
+        self.in_progress_received = 0
 
     @property
     def unconfirmed(self) -> CapfResult | None:
@@ -694,7 +722,7 @@ class CapfServerSession(_Session):
         if self.state == "wait-auth" and cmd == CapfCommand.AUTH_RESPONSE:
             return self._on_auth(msg)
         if self.state == "wait-keygen" and cmd == CapfCommand.REQUEST_IN_PROGRESS:
-            return []
+            return self._on_in_progress()
         if self.state == "wait-keygen" and cmd == CapfCommand.KEY_GENERATE_RESPONSE:
             return self._on_keygen(msg)
         if self.state == "wait-store" and cmd == CapfCommand.STORE_CERTIFICATE_RESPONSE:
@@ -711,6 +739,25 @@ class CapfServerSession(_Session):
                 return self._end(Reason.FAILURE, "delete-failed", "phone could not delete")
             return self._end(Reason.SUCCESS, "deleted")
         raise self._unexpected(msg)
+
+    def _on_in_progress(self) -> list[CapfMessage]:
+        """REQUEST_IN_PROGRESS while the phone generates its key (§F.6): nothing to answer; one more than
+        ``max_in_progress`` in the session is a flood, a ProtocolError (ours, module docstring)."""
+        self.in_progress_received += 1
+        if self.in_progress_received > self.max_in_progress:
+            raise ProtocolError(f"{self.role}: more than {self.max_in_progress} REQUEST_IN_PROGRESS in one "
+                                "session (a flood; ours)", fmt=FMT, path=f"{self.role}.{self.state}",
+                                tag=CapfCommand.REQUEST_IN_PROGRESS)
+        return []
+
+    def end_on_timeout(self, detail: str) -> bytes | None:
+        """The server's own bound ran out (``detail`` says which) while the phone generates its key: in
+        state ``wait-keygen``, END_SESSION {REASON=7} to send before closing, :attr:`result` outcome
+        ``keygen-timeout`` (ours, module docstring); in any other state None (nothing to say)."""
+        if self.state != "wait-keygen":
+            return None
+        msgs = self._end(Reason.FAILURE, "keygen-timeout", detail)
+        return encode(msgs[0])
 
     def _on_auth(self, msg: CapfMessage) -> list[CapfMessage]:
         name = msg.string(CapfTag.DEVICE_NAME)
@@ -838,6 +885,8 @@ class CapfClientSession(_Session):
     server's AUTH_TYPE. ``send_in_progress``: send REQUEST_IN_PROGRESS before KEY_GENERATE_RESPONSE.
     ``now`` (timezone-aware): an LSC outside its validity then is refused; ``max_rsa_bits`` /
     ``ec_support``: the keys the phone model can make (its profile); see the module docstring.
+    ``keygen_seconds`` / ``in_progress_every``: a slow phone's key generation and its REQUEST_IN_PROGRESS
+    cadence (its profile; module docstring "Slow key generation"), honoured by the I/O shell.
     """
 
     role = "capf-client"
@@ -859,8 +908,14 @@ class CapfClientSession(_Session):
         now: datetime | None = None,
         max_rsa_bits: int = 4096,
         ec_support: bool = True,
+        keygen_seconds: float = 0.0,
+        in_progress_every: float = IN_PROGRESS_EVERY_S,
     ) -> None:
         super().__init__()
+        for name, value in (("keygen_seconds", keygen_seconds), ("in_progress_every", in_progress_every)):
+            if not 0 <= value < float("inf"):
+                raise EncodeError(f"{name} {value} must be a finite number of seconds >= 0", fmt=FMT,
+                                  path=name)
         encode_cstring(device_name, field="device_name")
         encode_cstring(auth_string, field="auth_string")
         if (cert_der is None) != (cert_key is None):
@@ -888,7 +943,14 @@ class CapfClientSession(_Session):
         self.now = now
         self.max_rsa_bits = max_rsa_bits
         self.ec_support = ec_support
+        self.keygen_seconds = keygen_seconds
+        self.in_progress_every = in_progress_every
         self._refused = ""  # why the phone refused the key request or the certificate (result detail)
+
+    @property
+    def key_generated(self) -> bool:
+        """True once the phone made a key for KEY_GENERATE_REQUEST (not after a request it refused)."""
+        return self._new_key is not None
 
     def _handle(self, msg: CapfMessage) -> list[CapfMessage]:
         cmd = msg.command
@@ -954,8 +1016,8 @@ class CapfClientSession(_Session):
         self._action = "keygen"
         key_type = msg.u8(CapfTag.KEY_TYPE)
         out: list[CapfMessage] = []
-        if self.send_in_progress:
-            out.append(self._msg(CapfCommand.REQUEST_IN_PROGRESS))
+        if self.send_in_progress or (self.keygen_seconds > 0 and self.in_progress_every > 0):
+            out.append(self._msg(CapfCommand.REQUEST_IN_PROGRESS))  # a slow phone says so at once
         try:
             if key_type == KeyType.RSA:
                 bits = msg.u16(CapfTag.KEY_SIZE)
