@@ -52,6 +52,15 @@ Rules (issue #5 point 3; spec §C.6 request names, §H.1 TFTP/HTTP 6970):
   as the boot's TVS client says it (:mod:`phoneemu.net.tvs_client`, spec §E.1): each server of the
   phone's config (captured, or ``--installed-config``) named in the order it is tried, and why —
   ``no TVS server answered: 10.0.0.5:2445: TVS unavailable offline (...)``, as ``predict`` says it.
+* **TVS questions** (*our convention*; a phone asks TVS while it decides on a file it downloaded, and
+  requests its next file once the answer is in, spec §E.7): with a key log, a TVS question of a
+  replayed boot is answered from the captured connections ranked from the latest of the phone's
+  requests the boot has been answered with so far to its next request in the capture (the end of the
+  boot's window after its last; :meth:`ReplayFetcher.span`) — the phone's requests: for its own names,
+  and for cluster-wide names from a client endpoint of those or from an address no other phone uses
+  (one several phones share names no phone). Each question is thus matched to the
+  connections made for it, in capture order: a TVS server down (no connection, or no TLS) for the ITL's
+  question that answers the config's question is the config's answer, not the ITL's.
 * **Held in part** (*our convention*): a boot asked for a name the capture holds in part when the name
   carries the phone's MAC and the boot did not request it in the capture, or when the download it is
   answered with was still open when the capture ended (its detail ends "still open when the capture
@@ -580,6 +589,9 @@ class ReplayBoot:
     order: int = 0  # rank of its first request in capture order: where its window starts
     #: where cluster-wide names are looked up instead of ``shared`` (``replay --all``)
     shared_lookup: SharedLookup | None = dataclasses.field(default=None, compare=False, repr=False)
+    #: with ``shared_lookup``: the ranks of the phone's requests for cluster-wide names in the window
+    #: (module rules, "TVS questions"; ``shared`` holds them otherwise)
+    requests: tuple[int, ...] = dataclasses.field(default=(), compare=False, repr=False)
 
 
 def boot_groups(own: list[Download], mac: str) -> list[list[Download]]:
@@ -636,9 +648,11 @@ def boots_of(index: CaptureIndex, mac: str) -> list[ReplayBoot]:
 
 
 class ReplayFetcher:
-    """A :class:`~phoneemu.net.fetch.Fetcher` answering with one captured boot's outcomes."""
+    """A :class:`~phoneemu.net.fetch.Fetcher` answering with one captured boot's outcomes; ``addresses``:
+    the boot's client addresses no other phone uses (its requests for cluster-wide names are those from
+    them, or from a client endpoint of its own requests: module rules, "TVS questions")."""
 
-    def __init__(self, boot: ReplayBoot) -> None:
+    def __init__(self, boot: ReplayBoot, *, addresses: frozenset[str] = frozenset()) -> None:
         self._own: dict[str, list[list[Download]]] = {}
         prev: str | None = None
         for d in boot.own:
@@ -657,6 +671,22 @@ class ReplayFetcher:
         self.mac = boot.mac
         #: what the boot asked for that the capture holds in part (module rules, "Held in part")
         self.not_captured: list[str] = []
+        theirs = (d.order for d in boot.shared if d.client in self._clients or d.client[0] in addresses)
+        self._ranks = sorted({*(d.order for d in boot.own), *theirs, *boot.requests})
+        self._rank_set = frozenset(self._ranks)
+        #: the rank of the latest of the phone's captured requests the boot has been answered with so far
+        self.reached = float(boot.order)
+
+    def span(self, stop: float) -> tuple[float, float]:
+        """The ranks between which the boot's TVS question of now was asked in the capture (module rules,
+        "TVS questions"): from the latest of the phone's requests answered so far to its next request
+        (``stop``, the window's end, when none follows)."""
+        i = bisect.bisect_right(self._ranks, self.reached)
+        return self.reached, float(self._ranks[i]) if i < len(self._ranks) else stop
+
+    def _reach(self, served: Iterable[Download]) -> None:
+        """The phone's requests among ``served`` (the downloads a fetch is answered from) are behind it."""
+        self.reached = max([self.reached, *(d.order for d in served if d.order in self._rank_set)])
 
     def _pick(self, name: str) -> tuple[list[Download], str]:
         queue = self._own.get(name)
@@ -679,6 +709,7 @@ class ReplayFetcher:
             self.served.append((name, NOT_IN_CAPTURE))
             raise TransportError("not requested in the capture", kind="not-found", code=1, path=name)
         ok = next((d for d in group if d.ok and d.data is not None), None)
+        self._reach(group if not note else [ok or group[-1]])  # its own: the whole run of requests
         if ok is not None and ok.data is not None:
             self.served.append((name, f"{len(ok.data)} bytes via {ok.protocol}{note}"))
             return ok.data
@@ -774,7 +805,9 @@ async def replay_phone(index: CaptureIndex, mac: str, **options: Any) -> list[Re
             "not read: capture with tcpdump -s 0")
         raise PhoneEmuError(f"no download of phone {mac} in the capture (macs: "
                             f"{', '.join(index.macs()) or 'none'}){cut}", path="mac")
-    options.setdefault("shared_addresses", index.other_addresses)
+    # other phones' addresses: the scan's of one phone, or those of their downloads in a whole index
+    others = {d.client[0] for d in index.downloads if d.mac is not None and d.mac != mac}
+    options.setdefault("shared_addresses", index.other_addresses | others)
     return await replay_boots(boots, mac, **options)
 
 
@@ -813,9 +846,10 @@ async def replay_boots(boots: Sequence[ReplayBoot], mac: str, *, profile: str = 
 
     window = {"start": 0.0, "stop": 0.0}  # ranks in capture order (module rules)
     clients: dict[str, frozenset[str]] = {"own": frozenset()}  # the boot's addresses no other phone uses
+    current_fetcher: list[ReplayFetcher] = []  # the boot's, while it runs
     tvs = servers_named(offline_tvs(tvs_certs, tvs_roles))
     if tvs_capture is not None:
-        tvs = tvs_capture.asker(lambda: (window["start"], window["stop"]),
+        tvs = tvs_capture.asker(lambda: current_fetcher[0].span(window["stop"]),  # "TVS questions"
                                 fallback=tvs if tvs_certs else None, clients=lambda: clients["own"])
     phone = Phone(mac=mac, profile=get_profile(profile), flash=None, clock=lambda: current["t"],
                   tvs=tvs, capf=no_capf, sleep=no_sleep,
@@ -836,7 +870,8 @@ async def replay_boots(boots: Sequence[ReplayBoot], mac: str, *, profile: str = 
         clients["own"] = frozenset(d.client[0] for d in b.own) - shared_addresses
         if now is None:
             current["t"] = max(current["t"], int(b.start))  # never back (module rules)
-        fetcher = ReplayFetcher(b)
+        fetcher = ReplayFetcher(b, addresses=clients["own"])
+        current_fetcher[:] = [fetcher]
         report = await phone.boot(captured_target(b), fetcher=fetcher)
         sip: tuple[Any, ...] = ()
         if sip_capture:

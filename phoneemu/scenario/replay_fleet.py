@@ -23,8 +23,11 @@ boots, windows and answers :mod:`phoneemu.scenario.replay`'s):
 * **Each phone as ``replay --mac`` would.** The same boots (split at its ``CTLSEP``/``ITLSEP``
   requests), the same windows, the same answer to a cluster-wide name: of that name's downloads from
   the boot's server inside the window, those of a client endpoint the boot itself used, else any
-  client's; the first complete one, else the last one. A fresh phone per MAC, in MAC order, holding
-  what ``installed`` says (the same for every phone) or its own flash (``fleet_flash/<MAC>``).
+  client's; the first complete one, else the last one; the same span for each TVS question
+  (:mod:`phoneemu.scenario.replay`, "TVS questions": the boot's requests for cluster-wide names, from a
+  client endpoint of its own requests or an address no other phone uses, part it too). A fresh phone
+  per MAC, in MAC order, holding what ``installed`` says (the same for every phone) or its own flash
+  (``fleet_flash/<MAC>``).
 * **TVS** (``--keylog``): the exchanges of every phone are kept, each counted at
   :data:`EXCHANGE_COST` against the half of the budget above (an answer's certificate and a query's
   issuer held once for all exchanges that carry them), at most :data:`MAX_FLEET_EXCHANGES`; beyond,
@@ -421,6 +424,22 @@ class FleetCapture:
                 macs_at.setdefault(k.download.client[0], set()).add(mac)
         #: addresses several phones fetched from: a connection from one names no phone (replay_sip)
         self.shared_addresses = frozenset(a for a, m in macs_at.items() if len(m) > 1)
+        #: per phone address, the cluster-wide requests from it: ranks and client endpoints, in order
+        self._asked_from: dict[str, tuple[list[int], list[Endpoint]]] = {}
+        for key, cands in self._by_client.items():  # those from a client endpoint of a phone's own requests
+            ranks, endpoints = self._asked_from.setdefault(key[2][0], ([], []))
+            ranks += cands.ranks
+            endpoints += [key[2]] * len(cands.ranks)
+        for kept in shared.values():  # and those from an address one phone alone fetched its files from
+            for k in kept:
+                a = k.download.client[0]
+                if k.download.client not in phones_clients and len(macs_at.get(a, ())) == 1:
+                    ranks, endpoints = self._asked_from.setdefault(a, ([], []))
+                    ranks.append(k.download.order)
+                    endpoints.append(k.download.client)
+        for ranks, endpoints in self._asked_from.values():
+            pairs = sorted(zip(ranks, endpoints, strict=True))
+            ranks[:], endpoints[:] = [r for r, _ in pairs], [e for _, e in pairs]
         self._sip_of: dict[str | None, list[CapturedSip]] = {}
         for c in sip:  # capture order; one that names no device goes to the phone whose address it is
             owners = {c.mac} if c.mac is not None else macs_at.get(c.client[0], set())
@@ -455,8 +474,22 @@ class FleetCapture:
             server = g[0].server[0]
             boots.append(ReplayBoot(mac=mac, server=server, start=g[0].start, end=max(d.end for d in g),
                                     own=tuple(g), shared=(), order=start,
-                                    shared_lookup=self.shared_lookup(server, start, stop)))
+                                    shared_lookup=self.shared_lookup(server, start, stop),
+                                    requests=self._requests(g, start, stop)))
         return boots
+
+    def _requests(self, own: list[Download], start: float, stop: float) -> tuple[int, ...]:
+        """The ranks of a boot's requests for cluster-wide names in ``[start, stop)`` (as
+        :class:`~phoneemu.scenario.replay.ReplayFetcher` takes them from a boot's ``shared``): from a client
+        endpoint of its own requests, or from an address of them no other phone uses."""
+        endpoints = {d.client for d in own}
+        out: list[int] = []
+        for address in {e[0] for e in endpoints}:
+            ranks, froms = self._asked_from.get(address, ([], []))
+            for i in range(bisect.bisect_left(ranks, start), bisect.bisect_left(ranks, stop)):
+                if froms[i] in endpoints or address not in self.shared_addresses:
+                    out.append(ranks[i])
+        return tuple(sorted(out))
 
     def shared_lookup(self, server: str, start: float, stop: float) -> Callable[[str, frozenset[Endpoint]],
                                                                                 list[Download]]:

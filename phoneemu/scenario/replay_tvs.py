@@ -12,9 +12,10 @@ Rules (spec §E.1 TLS, §E.2 framing, §E.5/§E.6 QUERY and its answer; *our con
 * **Our convention** for the offline TVS of a replayed boot: a phone's QUERY is answered with the
   captured answer to a QUERY *of the same phone (the MAC in the device name, ``SEP<MAC>`` or
   ``CP-<model>-SEP<MAC>``), issuer and serial* (DN compared normalised, serial as a number) made
-  inside that boot's window (from its first request to the phone's next boot, by rank in capture
-  order: a connection's rank is that of its first packet, see
-  :mod:`phoneemu.scenario._capture_flows`), each captured exchange used once, in capture order.
+  inside that question's span (by rank in capture order: a connection's rank is that of its first
+  packet, see :mod:`phoneemu.scenario._capture_flows`): from the boot's latest own request answered so
+  far to its next one, within its window — from its first request to the phone's next boot
+  (:mod:`phoneemu.scenario.replay`, "TVS questions"); each captured exchange used once, in capture order.
 * **Failover** (spec §E.1: the servers are tried in priority order, the first that answers is used;
   *our convention* for matching a question to its tries): one question of the phone takes the next such
   exchanges in capture order, one per server (a server asked again is the next question's) and at most
@@ -48,6 +49,13 @@ Rules (spec §E.1 TLS, §E.2 framing, §E.5/§E.6 QUERY and its answer; *our con
   accepts would have been asked: its QUERY is not in the capture ("unreachable" as above). A connection
   refused or never answered stays "unreachable". The refusal comes before ``--tvs-cert``: a phone that
   refuses the server never asks it.
+* **Refused, then failed over** (spec §E.1; *our convention* for which connection): when a server
+  answers the question, each server of the phone's order ahead of it with no QUERY among the question's
+  tries has its first connection without a request (as above) from the start of the question's span up
+  to the answering connection judged by the phone's own server check: a refusal is noted in the boot's
+  timeline as the live boot notes it (``TVS server HOST:PORT certificate is not an ITL TVS record: not
+  used (spec E.1)``); the answer stands either way. A server down before TLS left nothing to judge, and
+  the live boot notes nothing of it when the next one answers.
 """
 
 from __future__ import annotations
@@ -273,6 +281,25 @@ class TvsCapture:
         last = "tls" if failures[-1].endswith(REFUSED) else "unreachable"
         return TransportError(NO_TVS_ANSWER + "; ".join(failures), kind=last)
 
+    def _passed_over(self, order: Sequence[tuple[str, int]], tries: Sequence[int], *, mac: str | None,
+                     start: float, clients: frozenset[str], used: set[int],
+                     accept_server: Callable[[bytes | None], bool]) -> None:
+        """§E.1 on the servers the phone tried before the one that answered (module rules, "Refused, then
+        failed over"): each server of ``order`` ahead of the answering one without a QUERY among ``tries``
+        has its first connection without a request from ``start`` up to the answer judged by the phone's
+        check, whose note of a refusal names it as the live boot's does."""
+        answered = self.exchanges[tries[-1]]
+        asked = {(_host_key(h), p) for h, p in (self.exchanges[i].server for i in tries)}
+        keys = [(_host_key(h), p) for h, p in order]
+        last = (_host_key(answered.server[0]), answered.server[1])
+        ahead = order[:keys.index(last)] if last in keys else order
+        for host, port in ahead:
+            if (_host_key(host), port) in asked:
+                continue
+            c = self._shown(host, port, mac=mac, window=(start, answered.order), clients=clients, used=used)
+            if c is not None:
+                judge_server(accept_server, host, port, c.certificate)
+
     def asker(self, window: Callable[[], tuple[float, float]], fallback: Any = None,
               clients: Callable[[], frozenset[str]] | None = None) -> Any:
         """A :class:`~phoneemu.phone.boot.TvsAsker` answering from the capture (module rules);
@@ -292,13 +319,16 @@ class TvsCapture:
             tries = self._tries(order, self._questions(mac, issuer, serial, (start, stop), used))
             used.update(tries)
             resp = self.exchanges[tries[-1]].response if tries else None
+            check = kw.get("accept_server")
             if resp is not None:  # the first server that answered (§E.1 failover)
+                if check is not None and self.presented:  # the servers refused before it, noted
+                    self._passed_over(order, tries, mac=mac, start=start, used=shown, accept_server=check,
+                                      clients=clients() if clients is not None else frozenset())
                 if resp.valid and resp.certificate:
                     return TvsAnswer.from_reply(resp.certificate, resp.roles, resp.ttl)
                 return TvsStatus.NOT_FOUND
             if tries:  # every server tried went unanswered, each named
                 raise self._unanswered(order, tries)
-            check = kw.get("accept_server")
             if check is not None and self.presented:
                 refused = self._refused(servers, mac=mac, window=(start, stop), used=shown,
                                         accept_server=check,
@@ -422,9 +452,11 @@ class TvsCollector:
 def tvs_from_packets(packets: Iterable[PcapPacket], secrets: KeyLog | dict[bytes, bytes],
                      *, max_stream: int = MAX_TLS_STREAM) -> TvsCapture:
     """Decrypt the TLS connections of ``packets`` and collect their TVS exchanges (module rules);
-    ``max_stream``: bytes kept per direction of a connection."""
+    ``max_stream``: bytes kept per direction of a connection. The file requests are read too (listed,
+    no bytes kept), so that the connections' ranks are those an index of the same packets gives
+    (:func:`phoneemu.scenario.replay.index_packets`: a TVS question is matched by rank)."""
     collector = TvsCollector(secrets)
-    scanner = FlowScanner(None, tls=collector, limits=Limits(max_tls_stream=max_stream))
+    scanner = FlowScanner(phone_sink(None), tls=collector, limits=Limits(max_tls_stream=max_stream))
     for pkt in packets:
         scanner.feed(pkt)
     scanner.close()
