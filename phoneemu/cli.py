@@ -8,6 +8,16 @@ An error's text, a usage error's included, reaches the terminal escaped (control
 undecodable bytes as ``\\xHH``, but the line breaks of a message of several lines, such as the
 scenario mistakes of ``run``): it may name a file whose name came from a capture, a folder of
 captures or a hostile server, and such a name must not move the cursor or clear the screen.
+
+Every line a command writes on stderr starts with the command as typed, as its errors do (``phoneemu fleet
+boot: 3 phones boot as the model ...``, ``phoneemu replay: warning: ...``, ``phoneemu lab show: waiting
+for the lab lock ...``), so a CI log can be grepped by command (our convention; the prog of the parser
+chosen, ``args.parser_used``, is threaded to where a line is printed: :mod:`phoneemu.commands._said`).
+Exceptions: (a) a live progress line is as it was (``run``'s, ``predict --fleet-flash``'s and ``replay
+--all``'s, redrawn on a terminal, absent elsewhere; ``fleet boot``'s, redrawn on a terminal, a plain line
+every 5 s in a log); (b) the further lines of a message of several lines are indented (two spaces); (c)
+argparse's usage error keeps its form, a usage line then ``PROG: error: ...``; (d) ``lab serve``'s log is
+timestamped lines, as its stdout's.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from typing import NoReturn
 
 from phoneemu import version_text
 from phoneemu.commands._help import tidy
+from phoneemu.commands._said import stderr_text
 from phoneemu.errors import PhoneEmuError
 from phoneemu.formats._tlv import printable
 from phoneemu.interrupts import term_as_ctrl_c
@@ -150,11 +161,6 @@ def _as_typed(parser: argparse.ArgumentParser, exc: PhoneEmuError) -> str:
     return text
 
 
-def _lines(text: str) -> str:
-    """``text`` escaped line by line (module rules): its line breaks kept, nothing else raw."""
-    return "\n".join(printable(line) for line in text.split("\n"))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -170,16 +176,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(handler(args))
     except PhoneEmuError as exc:
-        print(f"{command}: {_lines(_as_typed(used, exc))}", file=sys.stderr)
+        print(stderr_text(command, _as_typed(used, exc)), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"{command}: interrupted", file=sys.stderr)
+        print(stderr_text(command, "interrupted"), file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 1
     except OSError as exc:
-        where = f": {printable(str(exc.filename))}" if exc.filename else ""
-        print(f"{command}{where}: {printable(str(exc.strerror or exc))}", file=sys.stderr)
+        where = f"{printable(str(exc.filename))}: " if exc.filename else ""  # one line, whatever its name
+        print(stderr_text(command, f"{where}{printable(str(exc.strerror or exc))}"), file=sys.stderr)
         return 2
     finally:
         if old_term is not None:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from phoneemu.commands._argtypes import port
+from phoneemu.commands._said import teller
 from phoneemu.errors import PhoneEmuError
 from phoneemu.lab.state import DEFAULT_PORTS
 from phoneemu.values import host_port, parse_ascii_int, parse_host_port
@@ -114,5 +114,4 @@ def lab_read_lock(lab: Path | None, command: str) -> contextlib.AbstractContextM
         return contextlib.nullcontext()
     from phoneemu.lab.lock import hold_lab_lock
 
-    return hold_lab_lock(lab, shared=True,
-                         on_wait=lambda text: print(f"{command}: {text}", file=sys.stderr, flush=True))
+    return hold_lab_lock(lab, shared=True, on_wait=teller(command))

@@ -13,6 +13,7 @@ from typing import Any
 
 from phoneemu import json_doc
 from phoneemu.commands._progress import progress_line
+from phoneemu.commands._said import say
 from phoneemu.errors import PhoneEmuError
 from phoneemu.files import write_output_text
 from phoneemu.fleet.alike import Alike
@@ -516,7 +517,7 @@ def run_all(args: argparse.Namespace, *, secrets: KeyLog | None, limits: Limits 
     try:
         try:
             for text in capture.warnings:
-                print(f"replay: warning: {text}", file=sys.stderr)
+                say(args, f"warning: {text}")
             if not capture.macs() and not capture.not_kept and not capture.beyond:
                 raise PhoneEmuError(f"{args.capture}: no phone's download in the capture ({capture.packets} "
                                     "packet(s); a phone's own names carry its MAC: CTLSEP<MAC>.tlv, "

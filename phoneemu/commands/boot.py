@@ -40,6 +40,7 @@ from phoneemu.commands._register import (
     checked_packets,
     registrar,
 )
+from phoneemu.commands._said import command_of, say
 from phoneemu.crypto import certs, keys
 from phoneemu.crypto.keys import PrivateKey
 from phoneemu.errors import DecodeError, PhoneEmuError
@@ -199,12 +200,12 @@ def _type_lab_secrets(args: argparse.Namespace, mac: str, phone: Phone) -> None:
     key, typed = ph.manual_key(), ph.pending_auth_string()
     if args.key is None and key and phone.profile.symmetric_key_bits and phone.store.symmetric_key is None:
         phone.set_symmetric_key(key)
-        print(f"boot: the manual config key {args.lab} encrypts with is set on the phone (Set Cfg Encrypt "
-              "Key; phone set-key changes it)", file=sys.stderr)
+        say(args, f"the manual config key {args.lab} encrypts with is set on the phone (Set Cfg Encrypt "
+                  "Key; phone set-key changes it)")
     if args.auth_string is None and typed:
         phone.enter_auth_string(typed)
-        print(f"boot: the CAPF authentication string {args.lab} set for the {ph.capf_operation} is typed in "
-              "(--auth-string types another)", file=sys.stderr)
+        say(args, f"the CAPF authentication string {args.lab} set for the {ph.capf_operation} is typed in "
+                  "(--auth-string types another)")
 
 
 def _mic(args: argparse.Namespace, mac: str) -> tuple[tuple[x509.Certificate, PrivateKey] | None,
@@ -379,7 +380,7 @@ def handler(args: argparse.Namespace) -> int:
     args.packets = checked_packets(args)
     _check_flash_folder(args.flash)
     reading = contextlib.ExitStack()  # the lab lock while the lab is read (lab_read_lock), not while booting
-    reading.enter_context(lab_read_lock(args.lab, "boot"))
+    reading.enter_context(lab_read_lock(args.lab, command_of(args)))
     try:
         return _boot(args, reading)
     finally:
@@ -391,7 +392,7 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
     where = cluster_address(args)
     host, port = where.host, where.tftp_port
     if where.from_lab:
-        print(where.lab_line("boot", args.lab), file=sys.stderr)
+        print(where.lab_line(command_of(args), args.lab), file=sys.stderr)
     args.keylog = capture_keylog(args.capture, args.keylog)
     sweep_abandoned()  # phoneemu-* folders of processes killed before they could remove them
     tmp: str | None = None
@@ -439,8 +440,7 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
                     sip_result = call_result.registration
                 elif args.answer is not None:
                     def waiting() -> None:
-                        print(f"phoneemu boot: waiting up to {args.answer:g}s for a call to SEP{mac}",
-                              file=sys.stderr, flush=True)
+                        say(args, f"waiting up to {args.answer:g}s for a call to SEP{mac}")
                     call_result = asyncio.run(phone.answer(*where_sip, wait=args.answer, ready=waiting,
                                                            pace=_PACE if args.realtime else 0.0))
                     sip_result = call_result.registration
@@ -450,7 +450,7 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
             if capture is not None:
                 capture.close()
                 for line in capture_summary(capture):
-                    print(f"phoneemu boot: {line}", file=sys.stderr)
+                    say(args, line)
         if args.json:
             doc = {"report": report.as_dict(),
                    "events": [{k: v for k, v in dataclasses.asdict(e).items() if v is not None}
@@ -484,7 +484,7 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
                     print(line)
         hint = unanswered_hint(report, target, lab=args.lab)
         if hint is not None:
-            print(f"phoneemu boot: {hint}", file=sys.stderr)
+            say(args, hint)
         registered = where_sip is None or (sip_result is not None and sip_result.registered)
         called = (args.call or args.answer) is None or (call_result is not None and call_result.media_flowed)
         return 0 if report.ok and registered and called else 1

@@ -73,6 +73,7 @@ from phoneemu.commands._register import (
     checked_packets,
     registrar,
 )
+from phoneemu.commands._said import command_of, say, teller
 from phoneemu.errors import PhoneEmuError
 from phoneemu.files import check_apart, check_writable, write_output_text
 from phoneemu.fleet.engine import FleetSpec, Prestate, mac_range, mac_text, parse_mac
@@ -254,7 +255,7 @@ def _installed(args: argparse.Namespace) -> Prestate | None:
         raise PhoneEmuError(f"--installed-config-dir {folder}: no such folder", path="installed-config-dir")
     held = [f"{k} {p}" for k, p in (("ITL", args.installed_itl), ("CTL", args.installed_ctl),
                                      ("configs from", folder)) if p is not None]
-    print(f"fleet: every phone starts holding {', '.join(held)}", file=sys.stderr)
+    say(args, f"every phone starts holding {', '.join(held)}")
     return Prestate(itl=args.installed_itl.read_bytes() if args.installed_itl is not None else None,
                     ctl=args.installed_ctl.read_bytes() if args.installed_ctl is not None else None,
                     config_dir=str(folder) if folder is not None else None)
@@ -301,7 +302,7 @@ def _lab_phones(args: argparse.Namespace, macs: list[str]
     typed = "".join(f", and the {what} of {len(found)} of them typed in"
                     for what, found in (("manual config key", keys), ("CAPF authentication string", strings))
                     if found)
-    print(f"fleet: every phone holds the MIC {args.lab} issued it{typed}", file=sys.stderr)
+    say(args, f"every phone holds the MIC {args.lab} issued it{typed}")
     profiles = {mac: name for mac in macs
                 if (ph := known.get(mac)) is not None and (name := profile_for_model(ph.model)) is not None}
     return str(folder), keys, strings, profiles
@@ -354,17 +355,15 @@ def _profiles(args: argparse.Namespace, macs: list[str], models: PhoneModels | N
     moved = sum(1 for m, p in flashed.items() if out.get(m, args.profile) != p)
     out.update(flashed)
     if moved:
-        print(f"fleet: {moved} phones boot as the model their flash in {args.flash} holds", file=sys.stderr)
+        say(args, f"{moved} phones boot as the model their flash in {args.flash} holds")
     if models is not None:
         run = set(macs)
         listed = {m: p for m, p in models.profile_of.items() if m in run}
         out.update(listed)
         notes = [n for m, n in models.notes_of.items() if m in run]
         if notes:
-            print(f"fleet: {len(notes)} phones' models have no profile here, e.g. {notes[0]}",
-                  file=sys.stderr)
-        print(f"fleet: {len(listed)} of the {len(macs)} phones have a model in {args.models}",
-              file=sys.stderr)
+            say(args, f"{len(notes)} phones' models have no profile here, e.g. {notes[0]}")
+        say(args, f"{len(listed)} of the {len(macs)} phones have a model in {args.models}")
     return {m: p for m, p in out.items() if p != args.profile}
 
 
@@ -372,7 +371,7 @@ _MAC_FOLDER = re.compile(r"[0-9A-Fa-f]{12}")
 _NAMED_DAMAGED = 10  # phone folders of --flash DIR that do not load, named one by one on stderr
 
 
-def _flash_macs(root: Path) -> list[int]:
+def _flash_macs(root: Path, tell: Callable[[str], None]) -> list[int]:
     """The phones whose flashes ``root`` holds as ``fleet boot --flash`` keeps them (``root/<MAC>`` with a
     ``phone.json`` naming that MAC; :mod:`phoneemu.phone.flashes`), in MAC order: ``fleet boot --flash
     DIR`` without ``--count``/``--models`` boots that fleet again (ours). Other entries are not booted,
@@ -390,18 +389,17 @@ def _flash_macs(root: Path) -> list[int]:
         raise PhoneEmuError(f"--flash {root}: no phone's flash in it (folders <MAC> holding a phone.json, as "
                             "fleet boot --flash keeps them); give --count N or --models FILE", path="flash")
     if others:
-        print(f"fleet: {others} entr{'ies' if others != 1 else 'y'} of {root} not a phone's flash <MAC>: "
-              "not booted", file=sys.stderr)
+        tell(f"{others} entr{'ies' if others != 1 else 'y'} of {root} not a phone's flash <MAC>: "
+             "not booted")
     # a phone's folder (<MAC>) that does not load is a phone of the fleet not booted: each is named, with
     # why (a damaged phone.json was counted with the stray files, unnamed)
     booted = set(macs)
     damaged = [e for e in entries if _MAC_FOLDER.fullmatch(e.entry) and int(e.entry, 16) not in booted]
     for e in damaged[:_NAMED_DAMAGED]:
         why = e.skipped or (f"its phone.json names {e.mac}" if e.mac else "no phone.json")
-        print(f"fleet: {root / e.entry}: not booted: {why}", file=sys.stderr)
+        tell(f"{root / e.entry}: not booted: {why}")
     if len(damaged) > _NAMED_DAMAGED:
-        print(f"fleet: ... and {len(damaged) - _NAMED_DAMAGED} more phone folder(s) not booted",
-              file=sys.stderr)
+        tell(f"... and {len(damaged) - _NAMED_DAMAGED} more phone folder(s) not booted")
     return macs
 
 
@@ -429,7 +427,7 @@ def _run_macs(args: argparse.Namespace) -> tuple[list[int], PhoneModels | None]:
         return list(mac_range(start, args.count)), models
     if models is None:
         if args.flash is not None and args.flash.is_dir():
-            return _flash_macs(args.flash), None
+            return _flash_macs(args.flash, teller(command_of(args))), None
         raise PhoneEmuError("--count N is required (or --models FILE: the fleet is the phones it lists; or "
                             "--flash DIR of an earlier fleet boot: its phones again)", path="count")
     if not models.profile_of:
@@ -613,10 +611,10 @@ def _boot(args: argparse.Namespace) -> int:
         require_matplotlib()  # fail before booting anything
         check_plot_path(args.plot)
     prestate = _installed(args)
-    with lab_read_lock(args.lab, "fleet"):  # read whole, then released: an operation may run during the storm
+    with lab_read_lock(args.lab, command_of(args)):  # read whole, released: the storm may see operations
         where = cluster_address(args)
         if where.from_lab:
-            print(where.lab_line("fleet", args.lab), file=sys.stderr)
+            print(where.lab_line(command_of(args), args.lab), file=sys.stderr)
         host = where.host
         target = BootTarget(host=host, tftp_port=where.tftp_port, http_port=where.http_port,
                             use_http=not args.no_http)
@@ -650,17 +648,16 @@ def _boot(args: argparse.Namespace) -> int:
 
     def on_interrupt() -> None:
         progress.close()
-        print("fleet: interrupted: no new boots; finishing the boots under way (Ctrl-C again to abort)",
-              file=sys.stderr)
+        say(args, "interrupted: no new boots; finishing the boots under way (Ctrl-C again to abort)")
 
     def on_lost(message: str) -> None:
         progress.close()
-        print(f"fleet: lost {message}", file=sys.stderr)
+        say(args, f"lost {message}")
 
     def on_give_up(reason: str) -> None:
         progress.close()
-        print(f"fleet: giving up: {reason}; no new boot starts, the boots under way finish "
-              "(--keep-going boots every phone anyway)", file=sys.stderr)
+        say(args, f"giving up: {reason}; no new boot starts, the boots under way finish "
+                  "(--keep-going boots every phone anyway)")
 
     def on_storm() -> None:
         nonlocal stormed
@@ -668,7 +665,7 @@ def _boot(args: argparse.Namespace) -> int:
 
     try:
         try:  # interrupted from the banner on, before the storm: the summary and reports, no phone booted
-            print(f"fleet: {args.count} phones {which} ({mix}) -> {target}", file=sys.stderr)
+            say(args, f"{args.count} phones {which} ({mix}) -> {target}")
             result = run_fleet(spec, shards=args.shards, progress=progress, on_interrupt=on_interrupt,
                                on_lost=on_lost, on_start=capture.add_owners if capture is not None else None,
                                on_give_up=on_give_up, on_storm=on_storm)
@@ -681,12 +678,12 @@ def _boot(args: argparse.Namespace) -> int:
             progress.close()
             capture.close()
             for line in capture_summary(capture):
-                print(f"fleet: {line}", file=sys.stderr)
+                say(args, line)
         raise
     finally:
         progress.close()
     if result.before_storm:
-        print("fleet: interrupted while the shards were starting: no phone booted", file=sys.stderr)
+        say(args, "interrupted while the shards were starting: no phone booted")
     if capture is not None:
         capture.close()
     known: dict[str, Any] = {"DIR": args.lab, "FLEET": args.flash}
@@ -713,8 +710,8 @@ def _boot(args: argparse.Namespace) -> int:
     if result.interrupted:
         return 130  # like any interrupted command, after the summary of what did run
     if result.lost:
-        print(f"phoneemu fleet boot: {result.lost_phones} of {args.count} phones lost with "
-              f"{len(result.lost)} shard process(es) that died", file=sys.stderr)
+        say(args, f"{result.lost_phones} of {args.count} phones lost with "
+                  f"{len(result.lost)} shard process(es) that died")
         return 1
     unregistered = sum(n for rule, n in m.sip.by_rule.items() if rule != "G.13-registered")
     silent = sum(n for rule, n in m.media.by_rule.items() if rule in NO_MEDIA)  # --call: no media flowed

@@ -21,6 +21,7 @@ from typing import Any
 
 from phoneemu import json_doc
 from phoneemu.commands._argtypes import positive_int
+from phoneemu.commands._said import command_of, stderr_text
 from phoneemu.crypto import keys
 from phoneemu.errors import PhoneEmuError, SizeLimitError
 from phoneemu.files import PEM_LIMIT, read_at_most
@@ -98,9 +99,10 @@ def _capture_kind(path: Path) -> str | None:
         return None  # the read that follows says why
 
 
-def _say(line: str) -> None:
-    """One line on stderr, escaped: it names the file, whose name may carry control characters."""
-    print(printable(line), file=sys.stderr)
+def _say(args: argparse.Namespace, text: str) -> None:
+    """One line on stderr, escaped (a line break too: it names the file, whose name may carry control
+    characters), said by the command as typed (:mod:`phoneemu.cli` rules)."""
+    print(stderr_text(command_of(args), printable(text)), file=sys.stderr)
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -108,29 +110,29 @@ def handler(args: argparse.Namespace) -> int:
         limit = args.limit if args.limit is not None else LARGEST_FILE
         kind = _capture_kind(args.file)
         if kind is not None:  # a capture holds files; inspect decodes one
-            _say(f"phoneemu inspect: {args.file}: a packet capture ({kind}), not a file phoneemu inspect "
-                 f"decodes: phoneemu replay {args.file} --list lists its phones and the files they "
-                 "downloaded, --mac MAC or --all replays them")
+            _say(args, f"{args.file}: a packet capture ({kind}), not a file phoneemu inspect "
+                       f"decodes: phoneemu replay {args.file} --list lists its phones and the files they "
+                       "downloaded, --mac MAC or --all replays them")
             return 2
         try:
             data = read_at_most(args.file, limit, what="file")
         except SizeLimitError as exc:  # refused before reading it all: memory stays bounded
-            _say(f"phoneemu inspect: {args.file}: {exc.message}"
-                 f"{' (--limit)' if args.limit is not None else ''}")
+            _say(args, f"{args.file}: {exc.message}"
+                       f"{' (--limit)' if args.limit is not None else ''}")
             return 2
         if args.key is not None and (problem := _key_problem(args.key)) is not None:
-            _say(f"phoneemu inspect: --key {args.key}: {problem}")
+            _say(args, f"--key {args.key}: {problem}")
             return 2
         report = inspect_bytes(data, name=args.file.name, cert_paths=args.cert, key_path=args.key,
                                limit=args.limit)
     except OSError as exc:
-        _say(f"phoneemu inspect: {exc.filename or args.file}: {exc.strerror or exc}")
+        _say(args, f"{exc.filename or args.file}: {exc.strerror or exc}")
         return 2
     except PhoneEmuError as exc:
-        _say(f"phoneemu inspect: {args.file}: {exc}")
+        _say(args, f"{args.file}: {exc}")
         return 2
     except Exception as exc:  # last resort: one line, never a traceback
-        _say(f"phoneemu inspect: {args.file}: internal error: {type(exc).__name__}: {exc}")
+        _say(args, f"{args.file}: internal error: {type(exc).__name__}: {exc}")
         return 3
     if args.json:
         print(json_doc.dumps(report, indent=2, sort_keys=False))
@@ -139,6 +141,6 @@ def handler(args: argparse.Namespace) -> int:
     failed = [c for c in report["checks"] if not c["ok"]]
     if failed:
         c = failed[0]
-        _say(f"phoneemu inspect: {args.file}: {c['check']} check failed ({c['reason']}): {c['detail']}")
+        _say(args, f"{args.file}: {c['check']} check failed ({c['reason']}): {c['detail']}")
         return 1
     return 0

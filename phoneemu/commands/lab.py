@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -19,6 +18,7 @@ from typing import Any
 
 from phoneemu import json_doc
 from phoneemu.commands._argtypes import integer, mac_option, non_negative_int, positive_int, unix_time
+from phoneemu.commands._said import command_of, say, teller
 from phoneemu.errors import EncodeError, PhoneEmuError
 from phoneemu.lab.cluster import SECURE_URL_SCHEMES, LabCluster
 from phoneemu.lab.lock import hold_lab_lock
@@ -120,11 +120,14 @@ def _now(cluster: LabCluster, args: argparse.Namespace) -> int | None:
 REBUILD_NOTICE_PHONES = 2000
 
 
-def _say_rebuild(phones: int) -> None:
-    """A large lab's rebuild takes a while (each phone's config is signed again): say so first."""
-    if phones >= REBUILD_NOTICE_PHONES:
-        print(f"building the served files of {phones} phones again (each phone's config is signed "
-              "again) ...", file=sys.stderr, flush=True)
+def _say_rebuild(args: argparse.Namespace) -> Callable[[int], None]:
+    """A large lab's rebuild takes a while (each phone's config is signed again): said first, by the
+    operation as typed."""
+    def say_rebuild(phones: int) -> None:
+        if phones >= REBUILD_NOTICE_PHONES:
+            say(args, f"building the served files of {phones} phones again (each phone's config is signed "
+                      "again) ...")
+    return say_rebuild
 
 
 def _op(fn: Callable[[LabCluster, argparse.Namespace, int | None], str | None]) \
@@ -134,9 +137,9 @@ def _op(fn: Callable[[LabCluster, argparse.Namespace, int | None], str | None]) 
     neither loses the other's change (each would load, change and save the whole state)."""
     def handler(args: argparse.Namespace) -> int:
         # not a lab (no cluster.json): no lock file is left there, LabCluster.open says why
-        with hold_lab_lock(args.dir, on_wait=_say_waiting(args)):
+        with hold_lab_lock(args.dir, on_wait=teller(command_of(args))):
             cluster = LabCluster.open(args.dir)
-            cluster.on_rebuild = _say_rebuild
+            cluster.on_rebuild = _say_rebuild(args)
             msg = fn(cluster, args, _now(cluster, args))
         if msg:
             print(msg)
@@ -158,11 +161,11 @@ def itlrecovery_warning(cluster: LabCluster) -> str:
             "the new signer only through TVS (spec G.3.4); " + ctl + ".")
 
 
-def _regenerate(cluster: LabCluster, cert: str, now: int | None) -> None:
+def _regenerate(cluster: LabCluster, args: argparse.Namespace, now: int | None) -> None:
     """``lab regenerate``: CUCM's warning first for the ITLRecovery certificate (on stderr)."""
-    if cert == "itlrecovery":
-        print(itlrecovery_warning(cluster), file=sys.stderr)
-    cluster.regenerate(cert, now=now)
+    if args.cert == "itlrecovery":
+        say(args, itlrecovery_warning(cluster))
+    cluster.regenerate(args.cert, now=now)
 
 
 _AUTH_MODE_NAMES = {"none": 0, "string": 1, "auth-string": 1, "null-string": 2, "lsc": 3, "mic": 4}
@@ -292,7 +295,7 @@ def register(sub: Any) -> None:
     p = add("regenerate", "regenerate a certificate (callmanager, tvs, itlrecovery, capf; tvs-2 ...)")
     p.add_argument("cert", metavar="CERT",
                    help="callmanager, tvs, itlrecovery or capf; -N for node N's (tvs-2, callmanager-2)")
-    p.set_defaults(handler=_op(lambda c, a, n: _regenerate(c, a.cert, n)))
+    p.set_defaults(handler=_op(_regenerate))
 
     p = add("mixed-mode", "mixed mode on (serve a CTL) or off (non-secure: CTL with empty CCM+TFTP records)")
     _onoff(p, "mixed mode")
@@ -489,8 +492,8 @@ def _seed_text(seed: int | None) -> str:
 def _init(args: argparse.Namespace) -> int:
     def progress() -> None:  # seeded RSA keys are made in pure Python: say why it takes seconds
         if args.seed is not None:
-            print("creating the cluster's identities (seeded keys are made in pure Python: a few seconds)...",
-                  file=sys.stderr, flush=True)
+            say(args, "creating the cluster's identities (seeded keys are made in pure Python: a few "
+                      "seconds)...")
 
     # the progress line comes once every option is checked: a refusal is one line
     cluster = LabCluster.init(args.dir, seed=args.seed, name=args.name, host=args.host, nodes=args.nodes,
@@ -520,10 +523,10 @@ def _encryption(c: LabCluster, a: argparse.Namespace, now: int | None) -> None:
     macs = _macs(a)
     c.set_encryption(macs, a.state == "on", mode=mode, symmetric_key=a.symmetric_key, now=now)
     if a.state == "on" and mode == "symmetric":
-        _warn_no_manual_key(c, macs)
+        _warn_no_manual_key(c, a, macs)
 
 
-def _warn_no_manual_key(c: LabCluster, macs: Sequence[str]) -> None:
+def _warn_no_manual_key(c: LabCluster, args: argparse.Namespace, macs: Sequence[str]) -> None:
     """One stderr warning when phones given a manual config key are of a model that has none (spec §C.5:
     the manual key is the symmetric-only models'; a cp-8861 decrypts with its certificate): the lab then
     serves them only a ``.enc.sgn`` they cannot read, and they boot on the default config."""
@@ -539,10 +542,10 @@ def _warn_no_manual_key(c: LabCluster, macs: Sequence[str]) -> None:
     if unable:
         mac, what = unable[0]
         more = f" and {len(unable) - 1} more" if len(unable) > 1 else ""
-        print(f"warning: phone {mac}{more}: {what} has no manual config key (its configs are encrypted for "
-              "its certificate): it will find no config it can read and take the default config; use "
-              "--encrypt pki (lab encryption ... --mode pki), or a model with one (--model 7942, 7962)",
-              file=sys.stderr)
+        say(args, f"warning: phone {mac}{more}: {what} has no manual config key (its configs are encrypted "
+                  "for its certificate): it will find no config it can read and take the default config; "
+                  "use --encrypt pki (lab encryption ... --mode pki), or a model with one (--model 7942, "
+                  "7962)")
 
 
 def _exchange(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
@@ -635,9 +638,10 @@ def _macs(a: argparse.Namespace) -> list[str]:
     return _consecutive(a.mac[0], a.count)
 
 
-def _mic_progress(every: float = 5.0) -> Callable[[int, int], None]:
+def _mic_progress(args: argparse.Namespace, every: float = 5.0) -> Callable[[int, int], None]:
     """``N/M MICs issued, R/s, about S s left`` on stderr every ``every`` seconds, and when the last
-    MIC is issued (then the served files are built: one signed config per phone)."""
+    MIC is issued (then the served files are built: one signed config per phone): a line each time
+    (not redrawn), said by the command as typed."""
     start = last = time.monotonic()
 
     def tell(done: int, total: int) -> None:
@@ -649,7 +653,7 @@ def _mic_progress(every: float = 5.0) -> Callable[[int, int], None]:
         rate = done / max(now - start, 1e-9)
         left = (total - done) / rate if rate else 0.0
         tail = f", about {left:.0f} s left" if done != total else "; building the served files..."
-        print(f"{done}/{total} MICs issued, {rate:.0f}/s{tail}", file=sys.stderr, flush=True)
+        say(args, f"{done}/{total} MICs issued, {rate:.0f}/s{tail}")
     return tell
 
 
@@ -658,12 +662,12 @@ def _phone_add(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
     macs = _consecutive(a.mac, a.count)
     if len(macs) > 1:
         slower = " (seeded keys: slower)" if c.state.seed is not None else ""
-        print(f"adding {len(macs)} phones, one MIC each{slower}...", file=sys.stderr, flush=True)
+        say(a, f"adding {len(macs)} phones, one MIC each{slower}...")
     c.add_phones(macs, model=a.model, encrypt=a.encrypt, symmetric_key=a.symmetric_key,
                  capf_operation=a.capf, capf_auth_mode=a.auth_mode, auth_string=a.auth_string,
-                 lsc_key=a.lsc_key, now=now, progress=_mic_progress() if len(macs) > 1 else None)
+                 lsc_key=a.lsc_key, now=now, progress=_mic_progress(a) if len(macs) > 1 else None)
     if a.encrypt == "symmetric":
-        _warn_no_manual_key(c, macs)
+        _warn_no_manual_key(c, a, macs)
     if len(macs) == 1:
         return f"phone {macs[0]}: MIC in {c.phone_dir(macs[0])}/mic.pem (key mic.key, 0600)"
     return (f"{len(macs)} phones {macs[0]}..{macs[-1]}: MICs in {c.root}/phones/<MAC>/mic.pem "
@@ -712,7 +716,7 @@ def _phone_lines(phones: dict[str, dict[str, Any]], *, every: bool, w: int) -> l
     return out
 
 
-def _itl_file_status(cluster: LabCluster, summary: dict[str, Any]) -> None:
+def _itl_file_status(cluster: LabCluster, summary: dict[str, Any], args: argparse.Namespace) -> None:
     """Each phone's ITL File Status (spec §G.1: Match / MisMatch / Not Installed / Unknown) from what it
     reported at its last SIP registration with ``lab serve`` (:mod:`phoneemu.lab.registrations`); nothing
     when no phone ever registered (a problem reading the reports is said on stderr)."""
@@ -720,7 +724,7 @@ def _itl_file_status(cluster: LabCluster, summary: dict[str, Any]) -> None:
 
     reports, problem = read_registrations(cluster.root)
     if problem is not None:
-        print(f"phoneemu lab show: {problem}", file=sys.stderr)
+        say(args, problem)
     if not reports:
         return
     current = cluster.checksums("ITL")
@@ -771,22 +775,11 @@ def _brief(args: dict[str, Any], *, shown: int = 3) -> dict[str, Any]:
     return out
 
 
-def _say_waiting(args: argparse.Namespace) -> Callable[[str], None]:
-    """A command waiting for the lab lock says so on stderr (:mod:`phoneemu.lab.lock`), named as typed
-    (``phoneemu lab show: waiting ...``), as its errors are (:func:`phoneemu.cli.main`)."""
-    parser = getattr(args, "parser_used", None)
-    command = parser.prog if isinstance(parser, argparse.ArgumentParser) else "phoneemu lab"
-
-    def say(text: str) -> None:
-        print(f"{command}: {text}", file=sys.stderr, flush=True)
-    return say
-
-
 def _show(args: argparse.Namespace) -> int:
     """``lab show``: the lab is read under the lab lock, shared (:mod:`phoneemu.lab.lock`: an operation
     under way is waited for, said on stderr, never read half-changed), and printed after the lock is
     released (a reader of the output that is slow — a pager — holds up no operation)."""
-    with hold_lab_lock(args.dir, shared=True, on_wait=_say_waiting(args)):
+    with hold_lab_lock(args.dir, shared=True, on_wait=teller(command_of(args))):
         out = _show_text(args)
     print(out, end="")
     return 0
@@ -798,7 +791,7 @@ def _show_text(args: argparse.Namespace) -> str:
 
     cluster = LabCluster.open(args.dir)
     s = cluster.summary()
-    _itl_file_status(cluster, s)
+    _itl_file_status(cluster, s, args)
     listed = args.json or args.phones or len(s["phones"]) <= _PHONES_SHOWN
     for mac in list(s["phones"])[:None if listed else _PHONES_SHOWN]:  # the phones shown one by one
         ph = s["phones"][mac]

@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from phoneemu.commands._argtypes import port
+from phoneemu.commands._said import teller
 from phoneemu.crypto.certs import dn_text, fingerprint
 from phoneemu.errors import PhoneEmuError, TransportError
 from phoneemu.lab.log_lines import OneLineFormatter
@@ -289,7 +290,7 @@ def _restore_signals(replaced: dict[signal.Signals, Any]) -> None:
         signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
 
-def raise_open_file_limit(wanted: int = OPEN_FILES_WANTED) -> int:
+def raise_open_file_limit(wanted: int = OPEN_FILES_WANTED, *, said_by: str = "phoneemu lab serve") -> int:
     """Raise the soft RLIMIT_NOFILE to ``wanted`` (at most the hard limit); return the soft limit now.
 
     Each service bounds its own connections (TFTP half the soft limit, HTTP a quarter, TVS, CAPF and each
@@ -299,7 +300,7 @@ def raise_open_file_limit(wanted: int = OPEN_FILES_WANTED) -> int:
     with its traceback: 20 MB of log in seconds) and for TFTP's transfer sockets ("server busy"). The
     hard limit is the most a process may take without privileges; below :data:`OPEN_FILES_LOW` a
     warning says so (the services still work; a flood of idle connections can stall them until its
-    connections time out)."""
+    connections time out), said by ``said_by`` (the command as typed: :mod:`phoneemu.cli` rules)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = wanted if hard == resource.RLIM_INFINITY else min(hard, wanted)
     if soft != resource.RLIM_INFINITY and soft < target:
@@ -310,9 +311,9 @@ def raise_open_file_limit(wanted: int = OPEN_FILES_WANTED) -> int:
             logging.getLogger("phoneemu.lab.servers").warning(
                 "lab: cannot raise the open-file limit %d to %d: %s", soft, target, exc)
     if soft != resource.RLIM_INFINITY and soft < OPEN_FILES_LOW:
-        print(f"note: open-file limit {soft} (ulimit -n): a flood of idle connections can use every "
-              f"descriptor until its connections time out; {OPEN_FILES_WANTED} or more avoids it "
-              f"(ulimit -Hn, LimitNOFILE=)", file=sys.stderr, flush=True)
+        teller(said_by)(f"note: open-file limit {soft} (ulimit -n): a flood of idle connections can use "
+                        f"every descriptor until its connections time out; {OPEN_FILES_WANTED} or more "
+                        "avoids it (ulimit -Hn, LimitNOFILE=)")
     return int(soft)
 
 
@@ -397,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run_serve(args)
     except PhoneEmuError as exc:
-        print(f"phoneemu lab serve: {exc}", file=sys.stderr)
+        teller(parser.prog)(str(exc))
         return 2
 
 

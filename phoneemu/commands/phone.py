@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from phoneemu import json_doc
+from phoneemu.commands._said import say
 from phoneemu.errors import PhoneEmuError
 from phoneemu.files import read_at_most
 from phoneemu.phone.flash import Flash
@@ -103,23 +104,17 @@ def _profile(args: argparse.Namespace) -> PhoneProfile:
     return get_profile(str(name))
 
 
-def _said_by(args: argparse.Namespace) -> str:
-    """The command as typed (``phoneemu phone show``), as :func:`phoneemu.cli.main` names it in errors."""
-    used = getattr(args, "parser_used", None)
-    return used.prog if isinstance(used, argparse.ArgumentParser) else "phoneemu phone"
-
-
 def _existing(args: argparse.Namespace) -> bool:
     """A missing flash folder is an error that says which command makes one (every action needs one);
     so is a fleet's folder given as one phone's."""
     if not args.flash.is_dir():
-        print(f"{_said_by(args)}: {args.flash}: no such flash directory (an emulated phone's flash is made "
-              "by boot --flash DIR)", file=sys.stderr)
+        say(args, f"{args.flash}: no such flash directory (an emulated phone's flash is made "
+                  "by boot --flash DIR)")
         return False
     if holds_flashes(args.flash):
-        print(f"{_said_by(args)}: {args.flash}: holds phones' flashes ({args.flash}/<MAC>, as fleet boot "
-              f"--flash keeps them), not one: give one of them as --flash, or all with --fleet-flash "
-              f"{args.flash}", file=sys.stderr)
+        say(args, f"{args.flash}: holds phones' flashes ({args.flash}/<MAC>, as fleet boot "
+                  f"--flash keeps them), not one: give one of them as --flash, or all with --fleet-flash "
+                  f"{args.flash}")
         return False
     return True
 
@@ -139,8 +134,8 @@ def _show(args: argparse.Namespace) -> int:
     if args.fleet_flash is not None:
         return _show_fleet(args)
     if args.cluster is not None:
-        print(f"{_said_by(args)}: --cluster goes with --fleet-flash (one phone's flash: compare the ITL "
-              "checksum phone show prints with the cluster's 'show itl')", file=sys.stderr)
+        say(args, "--cluster goes with --fleet-flash (one phone's flash: compare the ITL "
+                  "checksum phone show prints with the cluster's 'show itl')")
         return 2
     if not _existing(args):
         return 2
@@ -217,8 +212,8 @@ def _each_phone(args: argparse.Namespace, change: Callable[[Phone], str], done: 
     for message, n in said.most_common():
         print(f"{message}: {n} phone{'s' if n != 1 else ''} ({done})")
     if not said and not failed:
-        print(f"{_said_by(args)}: {args.fleet_flash}: no phone's flash in it ({len(entries)} entries, none "
-              "with a phone.json naming its MAC)", file=sys.stderr)
+        say(args, f"{args.fleet_flash}: no phone's flash in it ({len(entries)} entries, none "
+                  "with a phone.json naming its MAC)")
         return 2
     for what, lines in (("failed", failed), ("skipped", [f"{e.entry}: {e.skipped}" for e in entries
                                                          if e.skipped is not None])):

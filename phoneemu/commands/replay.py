@@ -31,6 +31,7 @@ from phoneemu.commands._replay_all import (
     offline_words,
     run_all,
 )
+from phoneemu.commands._said import say
 from phoneemu.commands.boot import add_offline_phone_options, offline_boot_lines, pem_certificates, tvs_roles
 from phoneemu.errors import PhoneEmuError
 from phoneemu.formats._tlv import printable
@@ -230,15 +231,14 @@ def _secrets(args: argparse.Namespace) -> KeyLog | None:
             return None
         secrets = parse_keylog(text, source=f"{args.capture} (embedded key log)")
         if secrets:
-            print(f"replay: using the TLS key log embedded in {args.capture} ({len(secrets)} secret(s))",
-                  file=sys.stderr)
+            say(args, f"using the TLS key log embedded in {args.capture} ({len(secrets)} secret(s))")
             args.keylog = args.capture
             return secrets
         return None
     secrets = read_keylog(args.keylog)
     if secrets is not None and not secrets:
-        print(f"replay: warning: --keylog {args.keylog}: no secrets (no CLIENT_RANDOM or TLS 1.3 traffic "
-              "secret line): no TLS connection can be decrypted", file=sys.stderr)
+        say(args, f"warning: --keylog {args.keylog}: no secrets (no CLIENT_RANDOM or TLS 1.3 traffic "
+                  "secret line): no TLS connection can be decrypted")
     return secrets
 
 
@@ -285,7 +285,7 @@ def handler(args: argparse.Namespace) -> int:
     scan = scan_capture(args.capture, mac=None if args.list else mac, secrets=secrets,
                         limits=limits)  # one pass, bounded memory; --list: no file contents
     for text in scan.warnings:
-        print(f"replay: warning: {text}", file=sys.stderr)
+        say(args, f"warning: {text}")
     index, tvs_capture = scan.index, scan.tvs
     if args.list:
         if args.json:
@@ -316,7 +316,7 @@ def handler(args: argparse.Namespace) -> int:
                                  sip_capture=scan.sip, each=out.boot))
         out.finish()
     for text in notes:
-        print(f"replay: warning: {text}", file=sys.stderr)
+        say(args, f"warning: {text}")
     return 0 if out.ok and not out.differs else 1
 
 

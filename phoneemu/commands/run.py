@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from phoneemu.commands._argtypes import non_negative_float, non_negative_int
+from phoneemu.commands._said import command_of, say
 from phoneemu.errors import PhoneEmuError, ScenarioError, several
 from phoneemu.files import check_apart, check_writable, same_file_key
 from phoneemu.interrupts import term_as_ctrl_c
@@ -236,10 +237,10 @@ def _run(args: argparse.Namespace) -> int:
     def report_abandoned(summary: RunSummary) -> None:  # the process ends right after: say it here
         report(summary)
         for line in unwritten:
-            print(f"phoneemu run: {line}", file=sys.stderr)
+            say(args, line)
 
     options = RunOptions(capture_dir=args.capture, progress=progress, timeout=args.timeout,
-                         on_abandon=report_abandoned)
+                         on_abandon=report_abandoned, said_by=command_of(args))
     try:
         summary = run_scenarios(scenarios, options, jobs=jobs)
     finally:

@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from phoneemu.commands._said import say
 from phoneemu.errors import PhoneEmuError
 from phoneemu.net.capture import read_pcap
 
@@ -148,8 +149,8 @@ def handler(args: argparse.Namespace) -> int:
     cmd = ["tshark", *tshark_args(args.capture, keylog, tls_server_ports(args.capture)), "-Y", args.filter]
     stale = _stale_install()
     if stale is not None:
-        print(f"phoneemu wireshark: note: Wireshark also loads {stale}, another version of this dissector, "
-              "and decodes with that one: phoneemu wireshark --install replaces it", file=sys.stderr)
+        say(args, f"note: Wireshark also loads {stale}, another version of this dissector, and decodes "
+                  "with that one: phoneemu wireshark --install replaces it")
     if args.print:
         print(" ".join(shell_word(a) for a in cmd))
         return 0

@@ -65,24 +65,30 @@ def missing_macs(folder: Path, macs: Iterable[str]) -> list[str]:
 
 _waits_said: set[Path] = set()  # the labs whose lock a read of this process has waited for
 
+#: who says a MIC read's wait on stderr unless told: the one command that reads MICs this way, as typed
+FLEET_BOOT = "phoneemu fleet boot"
 
-def _say_waiting(lab: Path) -> Callable[[str], None]:
-    """A MIC read waits for an operation on ``lab``: said on stderr, once per lab and process (a shard)."""
+
+def _say_waiting(lab: Path, said_by: str) -> Callable[[str], None]:
+    """A MIC read waits for an operation on ``lab``: said on stderr, once per lab and process (a shard),
+    as ``said_by: waiting ...`` (the command as typed, :mod:`phoneemu.cli` rules)."""
     def say(text: str) -> None:
         if lab not in _waits_said:
             _waits_said.add(lab)
-            print(f"fleet: {text}", file=sys.stderr, flush=True)
+            print(f"{said_by}: {text}", file=sys.stderr, flush=True)
     return say
 
 
-def lab_mic(folder: Path, mac: str, *, on_wait: Callable[[str], None] | None = None) -> Credential:
+def lab_mic(folder: Path, mac: str, *, on_wait: Callable[[str], None] | None = None,
+            said_by: str = FLEET_BOOT) -> Credential:
     """The MIC the lab issued ``mac`` (see module docstring), both files read under the lab lock of
     ``folder``'s lab, shared (``on_wait``: told when an operation holds it, before waiting; default: said
-    on stderr, once per lab and process); PhoneEmuError naming the file."""
+    on stderr by ``said_by``, once per lab and process); PhoneEmuError naming the file."""
     d = folder / mac
     cert_path, key_path = d / MIC_CERT, d / MIC_KEY
+    waiting = on_wait or _say_waiting(folder.parent, said_by)
     try:
-        with hold_lab_lock(folder.parent, shared=True, on_wait=on_wait or _say_waiting(folder.parent)):
+        with hold_lab_lock(folder.parent, shared=True, on_wait=waiting):
             cert_pem = read_at_most(cert_path, PEM_LIMIT, what="certificate file")
             key_pem = read_at_most(key_path, PEM_LIMIT, what="key file")
     except FileNotFoundError as exc:

@@ -302,9 +302,17 @@ def _open_in_place(path: str | Path, on_wait: Callable[[str], None]) -> BinaryIO
     return os.fdopen(fd, "wb", buffering=0)  # each record reaches the reader as it is written
 
 
-def _say_waiting(text: str) -> None:
-    """A capture waits for a FIFO's reader: said on stderr (the user must start one)."""
-    print(f"phoneemu: capture {text}", file=sys.stderr, flush=True)
+def fifo_wait_teller(said_by: str = "phoneemu") -> Callable[[str], None]:
+    """What a capture says when it waits for a FIFO's reader (the user must start one): a line on stderr,
+    ``SAID_BY: capture F: waiting for a reader ...``, ``said_by`` the command as typed (:mod:`phoneemu.cli`
+    rules; given to :class:`PcapWriter` as ``on_wait``). The default, ``phoneemu``, is for a writer made
+    where the command is not known."""
+    def say(text: str) -> None:
+        print(f"{said_by}: capture {text}", file=sys.stderr, flush=True)
+    return say
+
+
+_say_waiting = fifo_wait_teller()
 
 
 def _cannot_write(path: str | Path, exc: OSError) -> EncodeError:

@@ -82,18 +82,22 @@ class RunOptions:
     after it before blocking code is stopped harder (:mod:`phoneemu.scenario.deadline`).
     ``on_abandon``: called with the summary (the stuck scenario as ERROR, the rest not run) when a
     sequential run must end because a scenario cannot be stopped; the process then exits with status 1.
-    None: no such watchdog (a caller of :func:`run_scenarios` keeps its process; a stuck scenario waits)."""
+    None: no such watchdog (a caller of :func:`run_scenarios` keeps its process; a stuck scenario waits).
+    ``said_by``: what the run's lines on stderr start with (the command as typed, :mod:`phoneemu.cli`
+    rules)."""
 
     def __init__(self, *, capture_dir: Path | None = None, workdir: Path | None = None,
                  start_time: int | None = None, progress: Callable[[str], None] | None = None,
                  lab_host_base: int | None = None, timeout: float = DEFAULT_TIMEOUT_S,
-                 grace: float = GRACE_S, on_abandon: Callable[[RunSummary], None] | None = None) -> None:
+                 grace: float = GRACE_S, on_abandon: Callable[[RunSummary], None] | None = None,
+                 said_by: str = "phoneemu run") -> None:
         if lab_host_base is None:
             lab_host_base = lab_host_base_from_env()
         self.lab_host_base = lab_host_base
         self.timeout = timeout
         self.grace = grace
         self.on_abandon = on_abandon
+        self.said_by = said_by
         self.capture_dir = capture_dir
         self.workdir = workdir
         self.start_time = start_time
@@ -309,7 +313,7 @@ async def run_scenario(scenario: Scenario, options: RunOptions, result: Scenario
                             f"when cancelled (blocking code), it was interrupted {options.grace:g} s later")
         except Exception as exc:  # an internal bug: report it as ERROR and go on with the next scenario
             result.error = f"internal error: {type(exc).__name__}: {exc}"
-            traceback.print_exc(file=sys.stderr)
+            _say_traceback(options.said_by, scenario.name)
         finally:
             result.duration_s = time.perf_counter() - started
             tracker.closing(result.expectations)
@@ -372,6 +376,14 @@ def _removed_if_abandoned(folder: Path) -> Iterator[None]:
         _TEMPORARY.discard(folder)
 
 
+def _say_traceback(said_by: str, scenario: str) -> None:
+    """An internal error's traceback on stderr: a line said by ``said_by`` naming the scenario, then the
+    traceback's lines indented (:mod:`phoneemu.cli` rules: a message's further lines)."""
+    lines = traceback.format_exc().rstrip("\n").split("\n")
+    sys.stderr.write(f"{said_by}: scenario {scenario}: internal error:\n"
+                     + "".join(f"  {line}\n" for line in lines))
+
+
 def _abandon(summary: RunSummary, options: RunOptions, *, sc: Scenario, result: ScenarioResult,
              tracker: StepTracker, limit: float, rest: list[Scenario], at: float, started: float) -> None:
     """The watchdog's last resort (see :mod:`phoneemu.scenario.deadline`): report and end the process."""
@@ -381,7 +393,9 @@ def _abandon(summary: RunSummary, options: RunOptions, *, sc: Scenario, result: 
     summary.duration_s = time.perf_counter() - started
     summary.interrupted = True
     summary.not_run = [s.name for s in rest]
-    sys.stderr.write(f"\nphoneemu run: scenario {sc.name} ({sc.path}) {result.error}; "
+    if options.progress is not None:
+        options.progress("")  # the progress line (a terminal's, redrawn) cleared: this line starts anew
+    sys.stderr.write(f"{options.said_by}: scenario {sc.name} ({sc.path}) {result.error}; "
                      f"{len(rest)} scenario(s) not run; exit status 1\n")
     try:
         if options.on_abandon is not None:

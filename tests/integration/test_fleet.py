@@ -277,12 +277,13 @@ def test_cli_fleet_boot_gives_up_when_nothing_answers(tmp_path: Path) -> None:
         assert rc == 1, out
         assert (f"the first 32 phones got no answer to any request from {HOST}:{port} (every one timed "
                 "out or was unreachable); --keep-going boots every phone anyway") in out
-        assert f"fleet: giving up: the first 32 phones got no answer to any request from {HOST}:{port}" in out
+        assert (f"phoneemu fleet boot: giving up: the first 32 phones got no answer to any request from "
+                f"{HOST}:{port}") in out
         booted = int(out.split(" phones: ")[1].split(" booted")[0])  # "120 phones: 0 booted, 39 failed"
         failed = int(out.split(" booted, ")[1].split(" failed")[0])
         assert booted == 0 and 32 <= failed < 120, out
         rc, out = fleet("--shards", "2")  # each shard gives up; the message comes once, from the first
-        assert rc == 1 and out.count("fleet: giving up: ") == 1, out
+        assert rc == 1 and out.count("phoneemu fleet boot: giving up: ") == 1, out
         rc, out = fleet("--keep-going")
         assert rc == 1 and "120 phones: 0 booted, 120 failed" in out and "not started" not in out, out
         assert "giving up" not in out

@@ -40,7 +40,7 @@ def test_cli_fleet_interrupted_as_it_starts_writes_its_reports(tmp_path: Path, s
     try:
         assert proc.stderr is not None
         banner = proc.stderr.readline()  # printed as the storm is set up: the shards are starting
-        assert banner.startswith(f"fleet: {COUNT} phones "), banner
+        assert banner.startswith(f"phoneemu fleet boot: {COUNT} phones "), banner
         proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=90)
     finally:

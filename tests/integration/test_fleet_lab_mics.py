@@ -203,7 +203,7 @@ def test_a_fleet_of_several_models_boots_each_as_its_model(tmp_path: Path,
         models.write_text(f"Device Name,Device Type\nSEP{macs[0]},Cisco 7962\nSEP{macs[1]},Cisco 9999\n")
         assert main([*common, "--models", str(models), "--json", str(out_json)]) == 0
         out, err = capsys.readouterr()
-        assert f"fleet: 2 of the 4 phones have a model in {models}" in err
+        assert f"phoneemu fleet boot: 2 of the 4 phones have a model in {models}" in err
         assert "1 phones' models have no profile here, e.g. model 'Cisco 9999'" in err
         assert {p["mac"]: p["profile"] for p in json.loads(out_json.read_text())["phones"]} == {
             macs[0]: "cp-7962", macs[1]: "cp-8861", macs[2]: "cp-8861", macs[3]: "cp-7962"}
@@ -221,7 +221,8 @@ def test_a_fleet_of_several_models_boots_each_as_its_model(tmp_path: Path,
         no_count = [a for a in common if a not in ("--count", "4")]
         assert main([*no_count, "--models", str(site), "--json", str(out_json)]) == 0
         out, err = capsys.readouterr()
-        assert f"fleet: 2 phones of {site}, {macs[3]} ... {macs[1]} (cp-7962 1, cp-8861 1)" in err
+        assert f"phoneemu fleet boot: 2 phones of {site}, {macs[3]} ... {macs[1]} (cp-7962 1, cp-8861 1)" \
+            in err
         assert sorted(p["mac"] for p in json.loads(out_json.read_text())["phones"]) == [macs[1], macs[3]]
         assert main([*no_count]) == 2
         assert "--count N is required (or --models FILE: the fleet is the phones it lists; or --flash DIR" \
@@ -248,7 +249,7 @@ def test_a_fleet_booted_again_on_its_flashes_keeps_their_models(tmp_path: Path,
         capsys.readouterr()
         assert main(common) == 0  # no --lab: the flashes say cp-7962
         out, err = capsys.readouterr()
-        assert f"fleet: 3 phones boot as the model their flash in {flash} holds" in err
+        assert f"phoneemu fleet boot: 3 phones boot as the model their flash in {flash} holds" in err
         assert "(cp-7962 3) ->" in err and "ok 3" in out
         assert main([*common, "--lab", str(c.root)]) == 0  # the lab agrees: nothing to say
         out, err = capsys.readouterr()
@@ -280,7 +281,8 @@ def test_a_fleet_booted_again_on_its_flashes_keeps_their_models(tmp_path: Path,
             assert main([*argv, "-q", "--tvs-timeout", "2"] if argv[0] == "fleet" else argv) == 0, argv
             out, err = capsys.readouterr()
             if argv[0] == "fleet":  # --flash alone: the phones whose flashes it holds
-                assert f"fleet: 3 phones of {flash}, {macs[0]} ... {macs[2]}" in err and "ok 3" in out
+                assert f"phoneemu fleet boot: 3 phones of {flash}, {macs[0]} ... {macs[2]}" in err
+                assert "ok 3" in out
         assert main([*common, "--tvs-timeout", "2"]) == 0  # the ITL signed by the new ITLRecovery: taken
         out, err = capsys.readouterr()
         assert "ok 3" in out

@@ -134,13 +134,13 @@ def _reads_after_the_operation(cluster: LabCluster, command: list[str], prefix: 
 
 
 def test_boot_lab_waits_for_an_operation_and_releases_the_lock_before_booting(cluster: LabCluster) -> None:
-    _reads_after_the_operation(cluster, ["boot", "--mac", MAC, "--now", str(NOW)], "boot",
-                               f"boot: the CAPF authentication string {cluster.root} set for the install is "
-                               "typed in")
+    _reads_after_the_operation(cluster, ["boot", "--mac", MAC, "--now", str(NOW)], "phoneemu boot",
+                               f"phoneemu boot: the CAPF authentication string {cluster.root} set for the "
+                               "install is typed in")
 
 
 def test_fleet_boot_lab_waits_for_an_operation_and_releases_the_lock_before_booting(
         cluster: LabCluster) -> None:
     _reads_after_the_operation(cluster, ["fleet", "boot", "--count", "1", "--mac-start", MAC, "--retries",
-                                         "0", "--shards", "1", "-q"], "fleet",
+                                         "0", "--shards", "1", "-q"], "phoneemu fleet boot",
                                "and the CAPF authentication string of 1 of them typed in")

@@ -45,8 +45,8 @@ def test_without_tftp_the_labs_recorded_address_and_ports(tmp_path: Path,
     main(["boot", "--lab", str(lab.root), "--mac", "0A0000000001", "--timeout", "0.05", "--no-http",
           "--json"])
     err = capsys.readouterr().err
-    assert err.startswith(f"boot: cluster at 127.0.0.7:16969 (HTTP 16970), where lab serve of {lab.root} "
-                          "last listened (the ports it recorded)\n")
+    assert err.startswith(f"phoneemu boot: cluster at 127.0.0.7:16969 (HTTP 16970), where lab serve of "
+                          f"{lab.root} last listened (the ports it recorded)\n")
     assert main(["boot", "--lab", str(tmp_path / "nolab"), "--mac", "0A0000000001"]) == 2
     assert "not a lab cluster" in capsys.readouterr().err
 
@@ -88,8 +88,8 @@ def test_a_lab_whose_serve_stopped_is_not_said_to_listen(tmp_path: Path,
     lab.set_ports(tftp=tftp, http=http, now=NOW)  # recorded by a lab serve that has stopped since
     assert main(["boot", "--lab", str(lab.root), "--mac", "0A0000000001", "--timeout", "0.2"]) == 1
     err = capsys.readouterr().err.splitlines()
-    assert err[0] == (f"boot: cluster at 127.0.0.1:{tftp} (HTTP {http}), where lab serve of {lab.root} last "
-                      "listened (the ports it recorded)"), err
+    assert err[0] == (f"phoneemu boot: cluster at 127.0.0.1:{tftp} (HTTP {http}), where lab serve of "
+                      f"{lab.root} last listened (the ports it recorded)"), err
     assert "listens" not in err[0]
     assert err[1].startswith(f"phoneemu boot: nothing answered at 127.0.0.1 (TFTP port {tftp}, HTTP port "
                              f"{http}): "), err

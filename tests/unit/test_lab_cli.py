@@ -377,7 +377,7 @@ def test_a_large_labs_rebuild_is_said_first(lab_dir: Path, capsys: pytest.Captur
     monkeypatch.setattr(lab_cmd, "REBUILD_NOTICE_PHONES", 3)
     assert main(["lab", "regenerate", str(lab_dir), "tvs"]) == 0
     err = capsys.readouterr().err
-    assert err.startswith("building the served files of ") and "phones again" in err
+    assert err.startswith("phoneemu lab regenerate: building the served files of ") and "phones again" in err
 
 
 def test_regenerating_itlrecovery_warns_first_as_cucm_does(tmp_path: Path,
@@ -389,7 +389,8 @@ def test_regenerating_itlrecovery_warns_first_as_cucm_does(tmp_path: Path,
     capsys.readouterr()
     assert main(["lab", "regenerate", str(d), "itlrecovery"]) == 0
     err = capsys.readouterr().err
-    assert err.startswith("warning: regenerating the ITLRecovery certificate") and "TVS" in err
+    assert err.startswith("phoneemu lab regenerate: warning: regenerating the ITLRecovery certificate")
+    assert "TVS" in err
     assert "this cluster is in mixed mode" not in err
     assert main(["lab", "mixed-mode", str(d), "on"]) == 0
     assert main(["lab", "regenerate", str(d), "itlrecovery"]) == 0
