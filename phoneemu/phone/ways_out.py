@@ -27,7 +27,12 @@ choice of ways per rule is ours, from the seed chapter and the scenarios that re
   between secure clusters; the old TVS must vouch for the new CTL signer, §G.3 note);
 * TVS knows the signer in a role that may not sign the file (``-tvs-wrong-role``), or presents a
   certificate the phone's ITL does not hold (``-tvs-server-untrusted``): the ways that need no TVS
-  answer, as for an unknown signer with TVS not usable;
+  answer, as for an unknown signer with TVS not usable. Not the bulk export under ``G.3.4-tvs-wrong-role``:
+  it is the escape for an old TVS without the new certificates (spec §G.6 problem 3), and this TVS has the
+  signer already; the sources give roles by trust store only by example (spec §E.6: an eToken certificate
+  in Phone-SAST-trust gets SAST; that a trust list's signer must come back as SAST is [INF], §E.7.4) and say
+  neither which store gives a certificate a role without SAST nor that importing it again changes the role
+  TVS answers; the seed chapter has no bulk export at all;
 * an ITL above the phone's limit: fewer certificates; an expired signer: a regenerated one (a config's:
   the CallManager certificate, which the ITL brings); files signed with a hash the model cannot verify:
   SHA-1 signing again (spec §A.4);
@@ -95,8 +100,9 @@ _NOT_WITH_A_CTL = " — not on phones holding a CTL, which it does not blank (sp
 
 _EXPORT = WayOut(
     "moved to another cluster whose TVS they can reach",
-    "bulk certificate export between the clusters, then restart TVS on the old one: it vouches for the "
-    "new signer (seed: Migrate IP Phones Between Clusters)",
+    "bulk certificate export between the clusters (imported into CallManager-trust and Phone-SAST-trust), "
+    "then restart TVS on the old one: it vouches for the new signer (spec §G.6; the seed's Migrate IP Phones "
+    "Between Clusters names the problem, problem 3, not this procedure)",
     "phoneemu lab exchange OLD NEW && phoneemu lab restart-tvs OLD", "migration-old-tvs-unaware")
 _ROLLBACK = WayOut(
     "moving away from a cluster that still serves them",
@@ -235,6 +241,7 @@ _ITL_WAYS: dict[str, tuple[WayOut, ...]] = {
     "G.3.4-tvs-unknown-signer": (_EXPORT, _ROLLBACK, _ITL_RESET, _DELETE),
     "G.3.4-tvs-unreachable": (_TVS_BACK, _ROLLBACK, _ITL_RESET, _DELETE),
     "G.3.4-tvs-server-untrusted": (_ROLLBACK, _ITL_RESET, _DELETE),
+    # no bulk export (_EXPORT) under a wrong role: not documented for it (module doc: spec §E.6, §E.7.4, §G.6)
     "G.3.4-tvs-wrong-role": (_ROLLBACK, _ITL_RESET, _DELETE),
     "G.3.5-reject-unknown-signer": (_ROLLBACK, _ITL_RESET, _DELETE),
     "G.3.1-oversize": (_FEWER_CERTS,),
@@ -246,7 +253,7 @@ _CTL_WAYS: dict[str, tuple[WayOut, ...]] = {
     "G.3.4-tvs-unknown-signer": (_EXPORT, _CTL_RESET, _DELETE),
     "G.3.4-tvs-unreachable": (_TVS_BACK, _CTL_RESET, _DELETE),
     "G.3.4-tvs-server-untrusted": (_CTL_RESET, _DELETE),
-    "G.3.4-tvs-wrong-role": (_CTL_RESET, _DELETE),
+    "G.3.4-tvs-wrong-role": (_CTL_RESET, _DELETE),  # no bulk export either (as for the ITL)
     "G.3.5-reject-unknown-signer": (_CTL_RESET, _DELETE),
     "G.3-expired-signer": (_REGENERATE, _CTL_RESET),
     "G.3.1-unsupported-hash": (_SHA1_SIGNING,),
