@@ -75,6 +75,7 @@ import asyncio
 import collections
 import contextlib
 import hashlib
+import heapq
 import hmac
 import logging
 import re
@@ -149,12 +150,26 @@ class _AnsweredNonces:
     :data:`MAX_NONCES` in all, forgotten first from the device holding the most (of those, the one that
     came to hold that many first). Each forgotten nonce's serial is noted for its device (a nonce issued
     no later may have been answered); a device left with none is dropped, its note raised to all
-    devices' (``floor``), so memory is bounded by :data:`MAX_NONCES` whatever the number of devices."""
+    devices' (``floor``), so memory is bounded by :data:`MAX_NONCES` whatever the number of devices.
 
-    def __init__(self) -> None:
+    Before any of that, a nonce expired (issued more than ``validity`` s before now: its answer is stale
+    whatever it says, module rules) is forgotten the same way, so a busy registrar forgets dead nonces
+    before live ones (ours). Now is ``clock()``; without a clock, the issue time of the nonce being
+    answered (no later than now: expired ones may then be forgotten later, never earlier). The issue
+    order is kept apart (a heap), as a device's answers need not come in the order its nonces were
+    issued."""
+
+    def __init__(self, *, clock: Callable[[], int] | None = None, validity: int = NONCE_VALIDITY_S) -> None:
         #: device -> nonce -> [issue time, last nonce count, serial (-1: adopted)], least recently
         #: answered first
         self._kept: dict[str, collections.OrderedDict[str, list[int]]] = {}
+        self._clock = clock
+        self._validity = validity
+        #: (issue time, order, device, nonce) of each kept nonce, earliest issued first; an entry whose
+        #: nonce is no longer kept (or kept with another issue time) is dropped when met, or all at once
+        #: when the entries are more than twice the kept nonces (:meth:`_compact`)
+        self._by_issue: list[tuple[int, int, str, str]] = []
+        self._pushed = 0  # entries pushed so far (their order)
         self._forgotten: dict[str, int] = {}  # device -> the latest serial forgotten of its nonces
         self._holding: dict[int, dict[str, None]] = {}  # n -> the devices holding n nonces, in order
         self._most = 0  # no device holds more
@@ -172,11 +187,15 @@ class _AnsweredNonces:
 
     def remember(self, device: str, nonce: str, *, issued: int, count: int, serial: int) -> None:
         """Keep ``device``'s answer to ``nonce`` (its last nonce count ``count``), then forget what is
-        past the bounds (class rules)."""
+        past the bounds (class rules): expired nonces first."""
+        self._forget_expired(self._clock() if self._clock is not None else issued)
         kept = self._kept.setdefault(device, collections.OrderedDict())
-        if nonce not in kept:
-            self._recount(device, len(kept), len(kept) + 1)
-            self.total += 1
+        if nonce not in kept or kept[nonce][0] != issued:
+            if nonce not in kept:
+                self._recount(device, len(kept), len(kept) + 1)
+                self.total += 1
+            self._pushed += 1
+            heapq.heappush(self._by_issue, (issued, self._pushed, device, nonce))
         kept[nonce] = [issued, count, serial]
         kept.move_to_end(nonce)
         while len(kept) > MAX_NONCES_PER_DEVICE:
@@ -184,14 +203,45 @@ class _AnsweredNonces:
         while self.total > MAX_NONCES:
             self._forget_oldest(self._holding_most())
 
+    def _forget_expired(self, now: int) -> None:
+        """Forget every nonce issued more than ``validity`` s before ``now`` (class rules)."""
+        heap = self._by_issue
+        while heap and now - heap[0][0] > self._validity:
+            issued, _order, device, nonce = heapq.heappop(heap)
+            if self._holds(device, nonce, issued):
+                self._forget(device, nonce)
+        if len(heap) > 2 * self.total + 64:
+            self._compact()
+
+    def _holds(self, device: str, nonce: str, issued: int) -> bool:
+        """``device``'s ``nonce`` is kept, with issue time ``issued``."""
+        record = self.get(device, nonce)
+        return record is not None and record[0] == issued
+
+    def _compact(self) -> None:
+        """Keep one issue-order entry per kept nonce, drop the others (each entry met once: amortised)."""
+        met: set[tuple[str, str]] = set()
+        entries = []
+        for entry in self._by_issue:
+            issued, _order, device, nonce = entry
+            if (device, nonce) not in met and self._holds(device, nonce, issued):
+                met.add((device, nonce))
+                entries.append(entry)
+        heapq.heapify(entries)
+        self._by_issue = entries
+
     def _holding_most(self) -> str:
         while self._most not in self._holding:
             self._most -= 1
         return next(iter(self._holding[self._most]))
 
     def _forget_oldest(self, device: str) -> None:
+        self._forget(device, next(iter(self._kept[device])))
+
+    def _forget(self, device: str, nonce: str) -> None:
+        """Forget ``device``'s ``nonce``, noting its serial; drop the device left with none (class rules)."""
         kept = self._kept[device]
-        _nonce, (_issued, _count, serial) = kept.popitem(last=False)
+        _issued, _count, serial = kept.pop(nonce)
         self.total -= 1
         self._recount(device, len(kept) + 1, len(kept))
         forgotten = max(self._forgotten.get(device, -1), serial)
@@ -240,7 +290,8 @@ class SipRegistrar:
         self.dial_plan = dial_plan
         self._nonce_key = secrets.token_bytes(32)  # the nonces' HMAC key (module rules)
         self._serial = 0  # of the last nonce issued
-        self._answered = _AnsweredNonces()  # per device (module rules)
+        # per device, expired ones forgotten first (module rules)
+        self._answered = _AnsweredNonces(clock=lambda: int(self.clock()), validity=nonce_validity)
         #: adopted nonces not yet answered: nonce -> issue time (:meth:`adopt_nonce`)
         self._adopted: collections.OrderedDict[str, int] = collections.OrderedDict()
 

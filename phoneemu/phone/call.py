@@ -10,8 +10,11 @@ Steps:
    fresh master key the phone generated itself (SIP phones generate their own keys, seed); else RTP.
 3. ``INVITE sip:<target>@<registrar>`` with the SDP offer; a digest challenge is answered as for the
    REGISTER (the last challenge answered at once, RFC 2617 nonce count). A final status other than
-   ``200``: ``G.14-call-refused``; a TLS record from the CallManager that fails its integrity check (an
-   attacker on the path altered it): ``G.14-signalling-tampered``, the connection dropped. The ``200``'s
+   ``200``: ``G.14-call-refused`` — a 401 whose digest challenge does not parse too, its reason naming
+   the field and offset (ours, as the REGISTER's, :mod:`phoneemu.phone.sip`: the far end answered, so
+   it is a refusal, not a failed exchange; to the BYE it is noted and the call's verdict stands); a TLS
+   record from the CallManager that fails its integrity check (an attacker on the path altered it):
+   ``G.14-signalling-tampered``, the connection dropped. The ``200``'s
    SDP answer is judged (:func:`~phoneemu.phone.media_rules.decide_media_answer`) and ACKed; an answer
    the phone refuses ends the call (BYE). An answer whose media address is multicast (SDP allows it, with
    a TTL) is refused too (``G.14-answer-refused``; ours: the phone offered a unicast stream, RFC 3264
@@ -207,8 +210,11 @@ class _Call(CallSide):
     def _branch() -> str:
         return f"z9hG4bK{secrets.token_hex(8)}"
 
-    async def _transaction(self, method: str, body: bytes = b"") -> sip.SipMessage:
-        """``method`` until it is not challenged (one answer to a fresh challenge, RFC 2617)."""
+    async def _transaction(self, method: str, body: bytes = b"") -> tuple[sip.SipMessage, str]:
+        """``method`` until it is not challenged (one answer to a fresh challenge, RFC 2617): the final
+        response and, when it is a 401 whose digest challenge does not parse, that parse error (field,
+        offset) for the refusal's reason, else "". Ours, as the REGISTER's (spec §G.13 is silent): the far
+        end answered, so it is a refusal, not a failed exchange."""
         for attempt in range(2):
             branch = self._branch()
             resp = await exchange(self.s.reader, self.s.writer, self._request(method, body, branch=branch),
@@ -216,12 +222,21 @@ class _Call(CallSide):
             if method == "INVITE" and resp.status is not None and resp.status >= 300:
                 self._ack(resp, branch=branch, dialog=False)  # a non-2xx is ACKed too (RFC 3261 §17.1.1.3)
             if resp.status != 401 or self.s.creds is None or attempt == 1:
-                return resp
-            challenge = sip.pick_challenge(sip.digest_challenges(resp))  # of several, the MD5 one
+                return resp, ""
+            try:
+                offered = sip.digest_challenges(resp)
+            except DecodeError as exc:
+                return resp, f"its digest challenge does not parse ({exc})"
+            challenge = sip.pick_challenge(offered)  # of several, the MD5 one
             if challenge is None:  # none the phone can answer (SHA-256 only, Basic): the 401 is the answer
-                return resp
+                return resp, ""
             self.s.cache.challenge, self.s.cache.nc = challenge, 0
-        return resp  # pragma: no cover - the loop returns
+        return resp, ""  # pragma: no cover - the loop returns
+
+    def _answered(self, method: str, resp: sip.SipMessage, why: str) -> str:
+        """``INVITE moh: 401 Unauthorized[: why]``: what ``method``'s final response said."""
+        said = f"{method} {self.target}: {resp.status} {resp.reason}".rstrip()
+        return f"{said}: {why}" if why else said
 
     def _ack(self, resp: sip.SipMessage, *, branch: str | None = None, dialog: bool = True) -> None:
         """ACK ``resp``, with its To (tag); a 2xx's To is the dialog's from then on (its remote tag, RFC 3261
@@ -267,9 +282,9 @@ class _Call(CallSide):
         body = sdp.build_sdp(sdp.AudioOffer(address=local_host, port=port, profile=SAVP if crypto else AVP,
                                             formats=(0,), crypto=tuple(crypto), session_id=port, version=1,
                                             origin_user=self.s.device))
-        resp = await self._transaction("INVITE", body)
+        resp, why = await self._transaction("INVITE", body)
         if resp.status != 200:
-            return self._end(_refused(f"INVITE {self.target}: {resp.status} {resp.reason}"), offered=offered,
+            return self._end(_refused(self._answered("INVITE", resp, why)), offered=offered,
                              status=resp.status)
         answer: sdp.AudioOffer | None = None
         try:
@@ -309,6 +324,12 @@ class _Call(CallSide):
                          refused=received.refused, refusal=received.refusal, far_end=far_end)
 
     async def _bye(self) -> str:
-        """BYE; what the far end reported of the phone's media ("" when it said nothing)."""
-        resp = await self._transaction("BYE")
-        return (resp.header(MEDIA_HEADER) or "")[:200] if resp.status == 200 else ""
+        """BYE; what the far end reported of the phone's media ("" when it said nothing). A BYE refused
+        (a 401 whose challenge does not parse...) leaves the call's verdict as it was — the call was
+        made — and is noted in the event log (``sip``; ours)."""
+        resp, why = await self._transaction("BYE")
+        if resp.status == 200:
+            return (resp.header(MEDIA_HEADER) or "")[:200]
+        self.events.note(time=self.clock(), phone=self.s.mac, kind="sip",
+                         detail=self._answered("BYE", resp, why))
+        return ""
