@@ -11,7 +11,8 @@ boots, windows and answers :mod:`phoneemu.scenario.replay`'s):
   killed), identical bytes written once (SHA-256), at most :data:`MAX_SPOOL` bytes in all (beyond, a
   download's bytes are not kept: it is reported ``too-large``, with a warning). Memory holds each
   download's description (name, endpoints, times, outcome, where its bytes are): they count against
-  the overall budget (``--max-memory``) at :data:`DESCRIPTION_COST` bytes each and, with the TVS
+  the overall budget (``--max-memory``) at :data:`DESCRIPTION_COST` bytes each (a cluster-wide one
+  :data:`REQUEST_RANK_COST` more: its place in the ranks of the phones' requests) and, with the TVS
   exchanges kept, may take half of it (the open flows have the other half); a download beyond that is
   not kept (counted, with a warning naming the budget), and a phone with a download of its own not
   kept is not replayed (it says why). At most :data:`~phoneemu.scenario.replay.MAX_MACS` phones are
@@ -24,10 +25,10 @@ boots, windows and answers :mod:`phoneemu.scenario.replay`'s):
   requests), the same windows, the same answer to a cluster-wide name: of that name's downloads from
   the boot's server inside the window, those of a client endpoint the boot itself used, else any
   client's; the first complete one, else the last one; the same span for each TVS question
-  (:mod:`phoneemu.scenario.replay`, "TVS questions": the boot's requests for cluster-wide names, from a
-  client endpoint of its own requests or an address no other phone uses, part it too). A fresh phone
-  per MAC, in MAC order, holding what ``installed`` says (the same for every phone) or its own flash
-  (``fleet_flash/<MAC>``).
+  (:mod:`phoneemu.scenario.replay`, "TVS questions": the boot's requests for cluster-wide names to its
+  server, from a client endpoint of its own requests or an address no other phone uses, part it too).
+  A fresh phone per MAC, in MAC order, holding what ``installed`` says (the same for every phone) or its
+  own flash (``fleet_flash/<MAC>``).
 * **TVS** (``--keylog``): the exchanges of every phone are kept, each counted at
   :data:`EXCHANGE_COST` against the half of the budget above (an answer's certificate and a query's
   issuer held once for all exchanges that carry them), at most :data:`MAX_FLEET_EXCHANGES`; beyond,
@@ -80,7 +81,8 @@ from phoneemu.scenario.replay_tvs import (
 from phoneemu.values import host_port
 
 __all__ = ["DESCRIPTION_COST", "EXCHANGE_COST", "MAC_COST", "MAX_FLEET_EXCHANGES", "MAX_SPOOL",
-           "PRESENTED_COST", "FleetCapture", "PhoneReplay", "beyond_max_macs", "replay_fleet", "scan_fleet"]
+           "PRESENTED_COST", "REQUEST_RANK_COST", "FleetCapture", "PhoneReplay", "beyond_max_macs",
+           "replay_fleet", "scan_fleet"]
 
 MAX_SPOOL = 4 << 30
 """Bytes of downloaded files the spool holds on disk (identical files once)."""
@@ -88,6 +90,11 @@ DESCRIPTION_COST = 640
 """What one kept download's description counts against the overall budget (a Download without its
 bytes, its spool reference and its list slots, as CPython holds them: measured 600 bytes in a storm
 capture, its addresses and endpoints held once)."""
+REQUEST_RANK_COST = 32
+"""What one cluster-wide download counts beside its description: its place in the lists of the phones'
+requests per server and client address (a rank and a client endpoint, both references to what its
+description holds, with the lists' spare room: measured ~17 bytes). Counted for every cluster-wide
+download, from a phone's address or not (known only once the capture is read)."""
 EXCHANGE_COST = 1536
 """What one kept TVS exchange counts against the overall budget (its request and answer as CPython
 holds them, the answer's certificate shared with the exchanges that carry the same one)."""
@@ -296,7 +303,8 @@ class _FleetSink:
                         self.uncounted += 1
                 return
             self.macs.add(mac)
-        if not self.allowance.take(DESCRIPTION_COST):
+        ranked = REQUEST_RANK_COST if mac is None else 0  # a cluster-wide one: its place in _asked_from
+        if not self.allowance.take(DESCRIPTION_COST + ranked):
             if mac is not None:
                 self.dropped_macs.add(mac)
             self.not_kept += 1
@@ -424,22 +432,15 @@ class FleetCapture:
                 macs_at.setdefault(k.download.client[0], set()).add(mac)
         #: addresses several phones fetched from: a connection from one names no phone (replay_sip)
         self.shared_addresses = frozenset(a for a, m in macs_at.items() if len(m) > 1)
-        #: per phone address, the cluster-wide requests from it: ranks and client endpoints, in order
-        self._asked_from: dict[str, tuple[list[int], list[Endpoint]]] = {}
-        for key, cands in self._by_client.items():  # those from a client endpoint of a phone's own requests
-            ranks, endpoints = self._asked_from.setdefault(key[2][0], ([], []))
-            ranks += cands.ranks
-            endpoints += [key[2]] * len(cands.ranks)
-        for kept in shared.values():  # and those from an address one phone alone fetched its files from
-            for k in kept:
-                a = k.download.client[0]
-                if k.download.client not in phones_clients and len(macs_at.get(a, ())) == 1:
-                    ranks, endpoints = self._asked_from.setdefault(a, ([], []))
-                    ranks.append(k.download.order)
-                    endpoints.append(k.download.client)
-        for ranks, endpoints in self._asked_from.values():
-            pairs = sorted(zip(ranks, endpoints, strict=True))
-            ranks[:], endpoints[:] = [r for r, _ in pairs], [e for _, e in pairs]
+        #: per server and phone address, the cluster-wide requests from it: ranks and client endpoints, in
+        #: capture order (REQUEST_RANK_COST each; built in that order: no sort, nothing more held meanwhile)
+        self._asked_from: dict[tuple[str, str], tuple[list[int], list[Endpoint]]] = {}
+        for k in ordered:  # from a client endpoint of a phone's own requests, or an address one phone alone
+            d = k.download
+            if d.mac is None and (d.client in phones_clients or len(macs_at.get(d.client[0], ())) == 1):
+                ranks, endpoints = self._asked_from.setdefault((d.server[0], d.client[0]), ([], []))
+                ranks.append(d.order)
+                endpoints.append(d.client)
         self._sip_of: dict[str | None, list[CapturedSip]] = {}
         for c in sip:  # capture order; one that names no device goes to the phone whose address it is
             owners = {c.mac} if c.mac is not None else macs_at.get(c.client[0], set())
@@ -475,17 +476,17 @@ class FleetCapture:
             boots.append(ReplayBoot(mac=mac, server=server, start=g[0].start, end=max(d.end for d in g),
                                     own=tuple(g), shared=(), order=start,
                                     shared_lookup=self.shared_lookup(server, start, stop),
-                                    requests=self._requests(g, start, stop)))
+                                    requests=self._requests(g, server, start, stop)))
         return boots
 
-    def _requests(self, own: list[Download], start: float, stop: float) -> tuple[int, ...]:
-        """The ranks of a boot's requests for cluster-wide names in ``[start, stop)`` (as
+    def _requests(self, own: list[Download], server: str, start: float, stop: float) -> tuple[int, ...]:
+        """The ranks of a boot's requests for cluster-wide names to its ``server`` in ``[start, stop)`` (as
         :class:`~phoneemu.scenario.replay.ReplayFetcher` takes them from a boot's ``shared``): from a client
         endpoint of its own requests, or from an address of them no other phone uses."""
         endpoints = {d.client for d in own}
         out: list[int] = []
         for address in {e[0] for e in endpoints}:
-            ranks, froms = self._asked_from.get(address, ([], []))
+            ranks, froms = self._asked_from.get((server, address), ([], []))
             for i in range(bisect.bisect_left(ranks, start), bisect.bisect_left(ranks, stop)):
                 if froms[i] in endpoints or address not in self.shared_addresses:
                     out.append(ranks[i])

@@ -56,6 +56,18 @@ Rules (spec §E.1 TLS, §E.2 framing, §E.5/§E.6 QUERY and its answer; *our con
   timeline as the live boot notes it (``TVS server HOST:PORT certificate is not an ITL TVS record: not
   used (spec E.1)``); the answer stands either way. A server down before TLS left nothing to judge, and
   the live boot notes nothing of it when the next one answers.
+* **Refused, then cut** (spec §E.1; *our convention* for which connection): each QUERY connection keeps
+  the certificate its server presented (:attr:`CapturedTvs.certificate`, one copy of each distinct
+  certificate with those above, within the same caps). When every try of a question went unanswered and
+  each try's certificate is known, the phone's check judges the servers in its order: a tried one by
+  that certificate (accepted, as the live phone did before sending its QUERY: "captured TVS query got no
+  answer"), another by its first connection without a request in the question's span (up to the last
+  try when it comes before a tried one); a refusal is noted as the live boot notes it and named
+  ``HOST:PORT: TVS certificate not accepted (not the ITL TVS record)`` in the failure, kind ``tls``
+  when it is the last one. So a boot whose phone refused A and whose QUERY to B was cut replays as the
+  live boot: A refused and noted, TVS unreachable (not "no trusted TVS server": B was accepted). A try
+  whose certificate is not known (beyond the caps, TLS 1.3 without its handshake secret): nothing is
+  judged, as before.
 """
 
 from __future__ import annotations
@@ -115,6 +127,9 @@ class CapturedTvs:
     request: tvs.QueryRequest | tvs.VerifyRequest
     response: tvs.TvsResponse | None
     order: int = 0  # rank of its connection in capture order (module rules)
+    #: the certificate its server presented (module rules, "Refused, then cut"); None: not read, or beyond
+    #: the certificates' caps
+    certificate: bytes | None = None
 
     @property
     def mac(self) -> str | None:
@@ -300,6 +315,37 @@ class TvsCapture:
             if c is not None:
                 judge_server(accept_server, host, port, c.certificate)
 
+    def _judged_unanswered(self, order: Sequence[tuple[str, int]], tries: Sequence[int], *, mac: str | None,
+                           span: tuple[float, float], clients: frozenset[str], used: set[int],
+                           accept_server: Callable[[bytes | None], bool]) -> TransportError:
+        """§E.1 when every try of a question went unanswered and each try's certificate is known (module
+        rules, "Refused, then cut"): the servers judged by the phone's check in its order — a tried one by
+        the certificate its QUERY connection presented, another by its first connection without a
+        request in ``span`` (up to the last try when it comes before a tried one) — and the live client's
+        failure naming each (a refused one as refused)."""
+        tried = {(_host_key(h), p): i for i in tries for h, p in [self.exchanges[i].server]}
+        keys = [(_host_key(h), p) for h, p in order]
+        named = list(order) if tried.keys() & set(keys) else []  # as _unanswered names them
+        named += [self.exchanges[i].server for k, i in tried.items() if k not in keys]
+        ahead = max((n for n, k in enumerate(keys) if k in tried), default=-1)  # the last tried, in order
+        failures: list[str] = []
+        done: set[tuple[str, int]] = set()
+        for n, (host, port) in enumerate(named):
+            key = (_host_key(host), port)
+            if key in done:
+                continue
+            done.add(key)
+            if key in tried:
+                accepted = judge_server(accept_server, host, port, self.exchanges[tried[key]].certificate)
+                failures.append(f"{host_port(host, port)}: {_CUT if accepted else REFUSED}")
+                continue
+            until = self.exchanges[tries[-1]].order if n < ahead else span[1]
+            c = self._shown(host, port, mac=mac, window=(span[0], until), clients=clients, used=used)
+            refused = c is not None and not judge_server(accept_server, host, port, c.certificate)
+            failures.append(f"{host_port(host, port)}: {REFUSED if refused else _NO_QUERY}")
+        last = "tls" if failures[-1].endswith(REFUSED) else "unreachable"
+        return TransportError(NO_TVS_ANSWER + "; ".join(failures), kind=last)
+
     def asker(self, window: Callable[[], tuple[float, float]], fallback: Any = None,
               clients: Callable[[], frozenset[str]] | None = None) -> Any:
         """A :class:`~phoneemu.phone.boot.TvsAsker` answering from the capture (module rules);
@@ -328,6 +374,10 @@ class TvsCapture:
                     return TvsAnswer.from_reply(resp.certificate, resp.roles, resp.ttl)
                 return TvsStatus.NOT_FOUND
             if tries:  # every server tried went unanswered, each named
+                if check is not None and all(self.exchanges[i].certificate is not None for i in tries):
+                    raise self._judged_unanswered(order, tries, mac=mac, span=(start, stop), used=shown,
+                                                  accept_server=check,
+                                                  clients=clients() if clients is not None else frozenset())
                 raise self._unanswered(order, tries)
             if check is not None and self.presented:
                 refused = self._refused(servers, mac=mac, window=(start, stop), used=shown,
@@ -410,12 +460,15 @@ class TvsCollector:
             if not plain.client_data:  # the client hung up after the handshake (module rules)
                 self._presented(client, server, start=start, order=order, client_stream=client_stream,
                                 server_stream=server_stream)
+        shown: list[bytes | None] = []  # the server's certificate, read once for the connection's exchanges
         for req, resp in pairs:
             if len(self.found) >= self.limit and (self.mac is None or _mac_in(req.device_name) != self.mac):
                 self.unlisted += 1
                 continue
+            if not shown:
+                shown.append(self._kept(presented_certificate(client_stream, server_stream, self.secrets)[0]))
             self.found.append(CapturedTvs(start=start, client=client, server=server, tls=plain.description,
-                                          request=req, response=resp, order=order))
+                                          request=req, response=resp, order=order, certificate=shown[0]))
 
     def _presented(self, client: Endpoint, server: Endpoint, *, start: float, order: int,
                    client_stream: bytes, server_stream: bytes) -> None:
@@ -424,17 +477,28 @@ class TvsCollector:
             return
         mac = device_of_certificate(client_certificate(client_stream))
         mine = (mac is not None and mac == self.mac) or client[0] in self.addresses
-        kept = self._certificates.get(cert)
-        if (len(self.presented) >= self.limit and not mine) or len(self.presented) >= 2 * self.limit or \
-                (kept is None and (len(self._certificates) >= MAX_CERTIFICATES
-                                   or self._certificate_bytes + len(cert) > MAX_CERTIFICATE_BYTES)):
+        kept = None
+        if (len(self.presented) < self.limit or mine) and len(self.presented) < 2 * self.limit:
+            kept = self._kept(cert)
+        if kept is None:
             self.unlisted_presented += 1
             return
-        if kept is None:
-            kept = self._certificates[cert] = cert
-            self._certificate_bytes += len(cert)
         self.presented.append(CapturedCert(start=start, client=client, server=server, certificate=kept,
                                            order=order, mac=mac))
+
+    def _kept(self, cert: bytes | None) -> bytes | None:
+        """The one copy of ``cert`` kept for every connection that presented it; None beyond
+        :data:`MAX_CERTIFICATES` distinct certificates or :data:`MAX_CERTIFICATE_BYTES` (module rules)."""
+        if cert is None:
+            return None
+        kept = self._certificates.get(cert)
+        if kept is None:
+            if len(self._certificates) >= MAX_CERTIFICATES or \
+                    self._certificate_bytes + len(cert) > MAX_CERTIFICATE_BYTES:
+                return None
+            kept = self._certificates[cert] = cert
+            self._certificate_bytes += len(cert)
+        return kept
 
     def _problem(self, text: str) -> None:
         if len(self.problems) < self.limit:
