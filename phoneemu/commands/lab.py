@@ -20,7 +20,7 @@ from phoneemu import json_doc
 from phoneemu.commands._argtypes import integer, mac_option, non_negative_int, positive_int, unix_time
 from phoneemu.commands._said import command_of, say, teller
 from phoneemu.errors import EncodeError, PhoneEmuError
-from phoneemu.lab.cluster import SECURE_URL_SCHEMES, LabCluster
+from phoneemu.lab.cluster import EXCHANGE_STORES, SECURE_URL_SCHEMES, LabCluster
 from phoneemu.lab.lock import hold_lab_lock
 from phoneemu.lab.trust_line import trust_line
 
@@ -86,7 +86,8 @@ _OP_EXAMPLES: dict[str, tuple[str, ...]] = {
                    "--symmetric-key 00112233445566778899AABBCCDDEEFF"),
     "signature-algorithm": ("phoneemu lab signature-algorithm /tmp/lab sha512",),
     "upgraded": ("phoneemu lab upgraded /tmp/lab on --years 5",),
-    "exchange": ("phoneemu lab exchange /tmp/labA /tmp/labB          each TVS vouches for the other",),
+    "exchange": ("phoneemu lab exchange /tmp/labA /tmp/labB          each TVS vouches for the other",
+                 "phoneemu lab exchange /tmp/labA /tmp/labB --store callmanager-trust   known without SAST"),
     "tamper": ("phoneemu lab tamper /tmp/lab ITLFile.tlv --offset 100",),
     "sbd": ("phoneemu lab sbd /tmp/lab off",),
     "autoregistration": ("phoneemu lab autoregistration /tmp/lab on",),
@@ -415,6 +416,11 @@ def register(sub: Any) -> None:
 
     p = add("exchange", "bulk certificate exchange with another lab cluster (each TVS vouches for the other)")
     p.add_argument("other", type=Path, metavar="OTHER_DIR", help="the other lab cluster's directory")
+    p.add_argument("--store", choices=tuple(EXCHANGE_STORES), default="both",
+                   help="the trust stores the certificates are imported into: both (default; "
+                        "CallManager-trust and Phone-SAST-trust, spec G.6: TVS answers roles SAST, TFTP) or "
+                        "callmanager-trust (TFTP only, no SAST: phones refuse a trust list signed by them, "
+                        "G.3.4-tvs-wrong-role; ours, the spec names no store's roles)")
     p.set_defaults(handler=_op(_exchange))
 
     p = add("tamper", "flip one byte of a served file until the next rebuild")
@@ -551,8 +557,9 @@ def _warn_no_manual_key(c: LabCluster, args: argparse.Namespace, macs: Sequence[
 def _exchange(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
     from phoneemu.crypto.certs import dn_common_name, dn_text
 
-    c.exchange_certificates(a.other, now=now)
+    c.exchange_certificates(a.other, store=a.store, now=now)
     peer = LabCluster.open(a.other)
+    roles = ", ".join(role.name for role in EXCHANGE_STORES[a.store])
 
     def names(x: LabCluster) -> str:
         cns = [dn_common_name(dn_text(cert.subject)) for cert in x.exported_certs()]
@@ -561,7 +568,7 @@ def _exchange(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
     def who(x: LabCluster) -> str:  # two labs of one name (both "lab" by default): their folders say which
         return x.state.name if c.state.name != peer.state.name else f"{x.state.name} ({x.root})"
     return (f"TVS of {who(c)} now vouches for {who(peer)}'s {names(peer)}; TVS of "
-            f"{who(peer)} for {who(c)}'s {names(c)} (roles SAST, TFTP) — a snapshot: "
+            f"{who(peer)} for {who(c)}'s {names(c)} (roles {roles}) — a snapshot: "
             "a certificate regenerated later needs another exchange")
 
 

@@ -43,8 +43,9 @@ Our conventions where the spec is silent ([UNK]/[INF]):
   when their data changes (spec §C.1).
 * TVS vouches for (roles): ITLRecovery (SAST), each CallManager (SAST, CCM+TFTP), each TVS (TVS),
   CAPF (CAPF), the extra certificates (TVS), the HTTPS identity (TFTP), and after a bulk exchange the
-  peer's ITLRecovery and CallManager certificates (SAST, TFTP; spec §G.6). TTL from the state
-  (86 400 s default, spec §H.2).
+  peer's ITLRecovery and CallManager certificates with the roles of the trust stores they were imported
+  into (:data:`EXCHANGE_STORES`: both stores, spec §G.6's procedure, SAST + TFTP; CallManager-trust
+  alone, TFTP). TTL from the state (86 400 s default, spec §H.2).
 * ``itl reset remotekey`` first restores the ITLRecovery identity from the exported key file, then
   behaves like ``localkey`` (ITL signed by CallManager until ``restart_tftp``).
 * ITLRecovery validity (seed "Certificate Management Changes for ITLRecovery Certificate", spec §G.8):
@@ -110,6 +111,7 @@ __all__ = [
     "ADMIN_OPERATIONS",
     "CAPF_AUTH_MODES",
     "CLUSTER_KEYS",
+    "EXCHANGE_STORES",
     "CapfPending",
     "LabCluster",
     "check_host",
@@ -144,6 +146,18 @@ ADMIN_OPERATIONS = (
     "autoregistration", "tvs-ttl", "sbd", "upgraded", "tamper", "ports", "clock", "add-node", "remove-node",
     "security-mode", "itl-capf", "digest", "calling-search-space", "secure-urls",
 )
+
+#: ``exchange`` ``store``: the trust stores a bulk certificate exchange imports the other cluster's
+#: certificates into, and the roles TVS then answers for them. Spec §G.6's procedure imports into
+#: CallManager-trust and Phone-SAST-trust (``both``, the default); §E.6 gives roles by store only by
+#: example (Phone-SAST-trust -> SAST) and is silent on CallManager-trust. **Our convention**: Phone-SAST-trust
+#: gives SAST, CallManager-trust gives TFTP (the other role CUCM's TVS returned for a CallManager
+#: certificate in a migration, {SAST, TFTP}, §E.6): ``callmanager-trust`` alone leaves a trust list's signer
+#: known without SAST — TVS answers, the phone refuses it (``G.3.4-tvs-wrong-role``, §E.7.4).
+EXCHANGE_STORES: dict[str, tuple[Role, ...]] = {
+    "both": (Role.SAST, Role.TFTP),
+    "callmanager-trust": (Role.TFTP,),
+}
 
 #: The keys a cluster's identities may have (``lab init --key``, a scenario cluster's ``key:``): its
 #: file signers are RSA (spec §G.5) of a size a signed file's header has a modulus code for (§A.5).
@@ -1461,16 +1475,22 @@ class LabCluster:
         cert = self.identity("itlrecovery").cert
         return cert.not_valid_after_utc.year - cert.not_valid_before_utc.year
 
-    def exchange_certificates(self, other: LabCluster | str | Path, *, now: Now = None) -> None:
+    def exchange_certificates(self, other: LabCluster | str | Path, *, store: str = "both",
+                              now: Now = None) -> None:
         """Bulk certificate exchange (§G.6): each TVS then vouches for the other's CallManager and
-        ITLRecovery certificates with roles SAST + TFTP."""
+        ITLRecovery certificates with the roles of ``store`` (:data:`EXCHANGE_STORES`: ``both``, SAST +
+        TFTP; ``callmanager-trust``, TFTP — ours)."""
+        roles = EXCHANGE_STORES.get(store)
+        if roles is None:
+            raise EncodeError(f"exchange: unknown store {store!r} (expected one of: "
+                              f"{', '.join(EXCHANGE_STORES)})", path="store")
         peer = other if isinstance(other, LabCluster) else LabCluster.open(other)
         if peer.root.resolve() == self.root.resolve():
             raise PhoneEmuError("cannot exchange certificates with the same cluster")
         a_certs = self.exported_certs()
         b_certs = peer.exported_certs()
-        peer._import_trust(b_certs_source=self.state.name, found=a_certs, now=now)
-        self._import_trust(b_certs_source=peer.state.name, found=b_certs, now=now)
+        peer._import_trust(b_certs_source=self.state.name, found=a_certs, store=store, now=now)
+        self._import_trust(b_certs_source=peer.state.name, found=b_certs, store=store, now=now)
 
     def app_server_identity(self, *, now: Now = None) -> Identity:
         """The HTTPS application server ("directory service") identity ``tomcat``, made on demand.
@@ -1502,16 +1522,23 @@ class LabCluster:
         out += [self.callmanager(n).cert for n in range(1, self.state.nodes + 1)]
         return out
 
-    def _import_trust(self, *, b_certs_source: str, found: list[x509.Certificate], now: Now) -> None:
-        have = {t.pem for t in self.state.tvs_trust}
+    def _import_trust(self, *, b_certs_source: str, found: list[x509.Certificate], store: str,
+                      now: Now) -> None:
+        """Import ``found`` into ``store`` (:data:`EXCHANGE_STORES`). A certificate imported before keeps
+        its entry and gains the roles it lacks: in another store too, TVS answers both stores' roles (ours,
+        as §G.4's proxy fix: imported into Phone-SAST-trust, TVS vouches for it)."""
+        roles = [int(r) for r in EXCHANGE_STORES[store]]
+        have = {t.pem: t for t in self.state.tvs_trust}
         added = 0
         for cert in found:
             pem = cert_pem(cert).decode()
-            if pem not in have:
-                self.state.tvs_trust.append(TrustedCert(pem=pem, roles=[int(Role.SAST), int(Role.TFTP)],
-                                                        source=b_certs_source))
+            known = have.get(pem)
+            if known is None:
+                self.state.tvs_trust.append(TrustedCert(pem=pem, roles=roles, source=b_certs_source))
                 added += 1
-        self._commit("exchange", {"with": b_certs_source, "added": added}, now)
+            else:
+                known.roles = sorted(set(known.roles) | set(roles))
+        self._commit("exchange", {"with": b_certs_source, "store": store, "added": added}, now)
 
     def tamper(self, name: str, *, offset: int | None = None, now: Now = None) -> int:
         """Flip one byte (default: the last) of served file ``name`` until the next rebuild."""
@@ -1670,7 +1697,8 @@ class LabCluster:
             "signature-algorithm": lambda: self.set_signature_algorithm(args["hash"], now=now),
             "security-mode": lambda: self.set_security_mode(macs or list(self.state.phones), args["mode"],
                                                             now=now),
-            "exchange": lambda: self.exchange_certificates(args["other"], now=now),
+            "exchange": lambda: self.exchange_certificates(
+                args["other"], store=str(args.get("store", "both")), now=now),
             "load": lambda: self.set_load(str(args["name"]), macs=macs, tamper=bool(args.get("tamper")),
                                           now=now),
             "capf": lambda: self.set_capf(

@@ -66,7 +66,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from phoneemu.errors import VerifyReason
@@ -237,12 +237,16 @@ _NEED_A_TVS_ANSWER = frozenset({_EXPORT, _TVS_BACK, _REGENERATE})
 #: the rules under which the boot reports a QUERY too large to send (reason code too-large)
 _QUERY_RULES = frozenset({"G.3.4-tvs-unreachable", "G.4-tvs-unreachable"})
 
+#: deleting the ITL as a wrong role's way out: its own scenario rehearses it there (``lab exchange --store
+#: callmanager-trust``: the old TVS knows the new ITL's signer without SAST)
+_DELETE_WRONG_ROLE = replace(_DELETE, scenario="migration-tvs-wrong-role")
+
 _ITL_WAYS: dict[str, tuple[WayOut, ...]] = {
     "G.3.4-tvs-unknown-signer": (_EXPORT, _ROLLBACK, _ITL_RESET, _DELETE),
     "G.3.4-tvs-unreachable": (_TVS_BACK, _ROLLBACK, _ITL_RESET, _DELETE),
     "G.3.4-tvs-server-untrusted": (_ROLLBACK, _ITL_RESET, _DELETE),
     # no bulk export (_EXPORT) under a wrong role: not documented for it (module doc: spec §E.6, §E.7.4, §G.6)
-    "G.3.4-tvs-wrong-role": (_ROLLBACK, _ITL_RESET, _DELETE),
+    "G.3.4-tvs-wrong-role": (_ROLLBACK, _ITL_RESET, _DELETE_WRONG_ROLE),
     "G.3.5-reject-unknown-signer": (_ROLLBACK, _ITL_RESET, _DELETE),
     "G.3.1-oversize": (_FEWER_CERTS,),
     "G.3.1-unsupported-hash": (_SHA1_SIGNING,),

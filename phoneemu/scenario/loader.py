@@ -53,7 +53,7 @@ ADMIN_OPERATIONS: dict[str, frozenset[str]] = {
     "remove-certs": frozenset({"count"}),
     "encryption": frozenset({"phones", "on", "mode"}),
     "signature-algorithm": frozenset({"hash"}),
-    "exchange": frozenset({"with"}),
+    "exchange": frozenset({"with", "store"}),
     "load": frozenset({"name", "phones", "tamper"}),
     "capf": frozenset({"phones", "operation", "auth_mode", "auth_string", "key"}),
     "autoregistration": frozenset({"on"}),
@@ -81,6 +81,8 @@ ADMIN_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("capf", "operation"): ("install", "fetch", "delete", "none"),
     ("security-mode", "mode"): ("non-secure", "authenticated", "encrypted"),
     ("secure-urls", "scheme"): ("https", "http"),
+    # the lab's EXCHANGE_STORES (a test keeps them equal; the loader does not import the lab)
+    ("exchange", "store"): ("both", "callmanager-trust"),
 }
 
 #: the ``regenerate`` certificates of which every node has its own (``tvs-2``, ``callmanager-2``)
@@ -92,7 +94,7 @@ _NODE_CERTS = ("callmanager", "tvs")
 _ADMIN_BOOLS = ("on", "exclude", "tamper", "reset_phones")
 _ADMIN_INTS = {"count": (1, 200), "seconds": (1, 2_592_000)}
 _ADMIN_TEXTS = ("cert", "key", "user", "password", "mode", "hash", "name", "operation", "with", "auth_mode",
-                "scheme")
+                "scheme", "store")
 
 #: expectation check -> allowed values (None = free text / int / bool as documented).
 CHECKS: dict[str, tuple[str, ...] | None] = {

@@ -1,4 +1,5 @@
-"""The two lockouts whose ways out no catalogue scenario rehearses, and why (``phoneemu.phone.ways_out``).
+"""The lockout whose way out no catalogue scenario rehearses, and why; and the one that is now rehearsed
+(``phoneemu.phone.ways_out``).
 
 * ``G.3.4-tvs-wrong-role`` (TVS knows a trust list's signer, without SAST): its ways are those that need no
   TVS answer, not the bulk certificate export. Sources: spec §G.6 gives the export as the escape for an old
@@ -6,14 +7,18 @@
   TVS); §E.6 gives roles by trust store only by example (an eToken certificate uploaded as Phone-SAST-trust
   -> {0}); §E.7.4 ("a file signer must come back with a SAST role") is [INF]; the seed chapter has no bulk
   export. Neither says which store gives a signer a role without SAST, nor that importing it again changes
-  the role TVS answers: the export is not a documented way out of this rule.
-* A TVS QUERY too large to send (reason code ``too-large``): its own way (shorter names) names no scenario.
-
-Neither can be rehearsed by a scenario against the built-in lab today, and the tests below pin what stops
-it: the lab's TVS knows every trust-list signer as SAST (after a bulk exchange too), and the lab refuses a
-model name long enough for a QUERY that does not fit (a signed header's names fit its uint16 length, spec
-§A.2, so only a long device name, §E.4, overflows a QUERY, §E.2). When the lab changes, these fail: write
-the scenario and name it in the way out.
+  the role TVS answers: the export is not a documented way out of this rule. Rehearsed since the lab's
+  ``exchange`` takes ``store: callmanager-trust`` (TFTP, no SAST — our convention):
+  ``scenarios/migration-tvs-wrong-role.yaml``, named in its way out by deleting the ITL.
+* A TVS QUERY too large to send (reason code ``too-large``): its own way (shorter names) names no scenario,
+  and none can be written against the lab without bending the rules: a signed header that fits its uint16
+  HEADER_LENGTH (spec §A.2) leaves a QUERY (§E.2) room for a device name of up to 184 characters with a
+  1024-bit signer (the smallest the lab signs with), and a lab phone's device name ``CP-<model>-SEP<MAC>``
+  is at most 35 (a model of 16 characters; a MIC's CN, which names it, is at most 64, RFC 5280). Long
+  signer names do not get there either: the signer's own record in the ITL (RECORD_LENGTH, uint16, §B.2)
+  holds its names twice and its certificate, about 16,000 characters a name at most, and such an ITL is
+  above the 64 KiB limit (``G.3.1-oversize``) before TVS is asked. The tests below pin both bounds; when
+  they fail, write the scenario and name it in the way out.
 """
 
 from __future__ import annotations
@@ -23,12 +28,15 @@ from typing import Literal
 
 import pytest
 
+from phoneemu.crypto import certs
 from phoneemu.errors import EncodeError
 from phoneemu.formats import trustlist
-from phoneemu.formats.trustlist import Role
+from phoneemu.formats.header import FileSigner, SignedHeader, SignerInfo, build_header
+from phoneemu.formats.trustlist import Role, TrustRecord
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.phone import rules
 from phoneemu.phone.events import QueryKey
+from phoneemu.phone.profile import PROFILES
 from phoneemu.phone.ways_out import _EXPORT, _QUERY_TOO_LARGE, WAYS_BY_KIND, ways_out
 from phoneemu.protocols import tvs
 from phoneemu.scenario.loader import discover, load_file
@@ -45,7 +53,7 @@ def test_a_signer_tvs_knows_in_another_role_is_not_told_the_bulk_export() -> Non
     """The table as the sources support it (module doc): rollback, the bulk ITL reset and deleting the ITL
     (a CTL: the CTL reset and deleting it); the bulk export only where TVS does not know the signer."""
     assert _scenarios("G.3.4-tvs-wrong-role", "ITL") == \
-        ["rollback-empty-itl-escape", "bulk-itl-reset-localkey", "migration-manual-itl-delete"]
+        ["rollback-empty-itl-escape", "bulk-itl-reset-localkey", "migration-tvs-wrong-role"]
     assert _scenarios("G.3.4-tvs-wrong-role", "CTL") == \
         ["ctl-reset-locked-phones", "migration-manual-itl-delete"]
     with_export = sorted((kind, rule) for kind, table in WAYS_BY_KIND.items()
@@ -63,12 +71,8 @@ def test_the_bulk_export_names_the_spec_section_that_documents_it() -> None:
 
 
 @pytest.fixture(scope="module")
-def two_labs(tmp_path_factory: pytest.TempPathFactory) -> tuple[LabCluster, LabCluster]:
-    root = tmp_path_factory.mktemp("unrehearsed")
-    old = LabCluster.init(root / "old", name="old", key_spec="rsa1024")
-    new = LabCluster.init(root / "new", name="new", key_spec="rsa1024")
-    old.exchange_certificates(new)
-    return old, new
+def lab(tmp_path_factory: pytest.TempPathFactory) -> LabCluster:
+    return LabCluster.init(tmp_path_factory.mktemp("unrehearsed") / "lab", name="lab", key_spec="rsa1024")
 
 
 def _signer_key(lab: LabCluster, name: Literal["ITLFile.tlv", "CTLFile.tlv"]) -> QueryKey:
@@ -77,37 +81,79 @@ def _signer_key(lab: LabCluster, name: Literal["ITLFile.tlv", "CTLFile.tlv"]) ->
     return rules.query_key(trustlist.parse(data, kind="ITL" if name.startswith("ITL") else "CTL").header)
 
 
-def test_the_labs_tvs_knows_every_trust_list_signer_as_sast(two_labs: tuple[LabCluster, LabCluster]) -> None:
-    """No scenario can reach ``G.3.4-tvs-wrong-role``: what signs a lab ITL or CTL (ITLRecovery, the
-    CallManager key after a reset) is known to TVS with SAST, its own cluster's and, after ``exchange``, the
-    other's (roles SAST + TFTP, our reading of spec §G.6 / §E.6). A scenario needs a lab TVS knowing such a
-    signer without SAST (e.g. an ``exchange`` into CallManager-trust only)."""
-    old, new = two_labs
-    for owner in (old, new):
-        signers = [owner.identity("itlrecovery").cert, owner.callmanager().cert]
-        for cert in signers:
-            key = rules.https_query_key(cert)
-            for tvs_of in (old, new):
-                entry = tvs_of.tvs_lookup((key.issuer, key.serial, key.subject))
-                assert entry is not None and Role.SAST in entry.roles, (owner.state.name, key.subject)
-    itl_signer = rules.https_query_key(new.identity("itlrecovery").cert)
-    assert _signer_key(new, "ITLFile.tlv").subject == itl_signer.subject  # the ITL's signer is one of them
+def _header(name_chars: int) -> SignedHeader:
+    """A lab-signed ITL's header (1024-bit signature, the smallest of ``CLUSTER_KEYS``) whose self-signed
+    signer has names of ``name_chars`` characters."""
+    name = "CN=a;OU=" + "x" * (name_chars - 8)
+    return SignedHeader(version=(1, 2), signer=SignerInfo(name=name, serial=b"\x40" * 16, issuer=name),
+                        hash_alg=1, modulus_code=1, signature=bytes(128), filename="ITLFile.tlv", timestamp=1)
 
 
-def test_the_lab_refuses_a_model_long_enough_for_a_query_too_large(
-        two_labs: tuple[LabCluster, LabCluster]) -> None:
-    """No scenario can reach reason ``too-large`` under ``G.3.4-tvs-unreachable``: with the lab's signer
-    names a QUERY fits for every model the lab takes (at most 16 characters), and a scenario's phones are
-    entered in the lab under their profile's model, which refuses a longer one (the integration test of
-    the rule uses a signer of 64,000 characters of names and a 1,600-character model)."""
-    old, _new = two_labs
-    key = _signer_key(old, "ITLFile.tlv")
+def _longest_header() -> SignedHeader:
+    """The header with the longest names that still fits HEADER_LENGTH (uint16, spec §A.2)."""
+    low, high = 9, 40_000
+    while low < high:
+        mid = (low + high + 1) // 2
+        try:
+            build_header(_header(mid))
+            low = mid
+        except EncodeError:
+            high = mid - 1
+    return _header(low)
+
+
+def test_a_header_that_fits_leaves_a_query_room_for_any_device_name_a_lab_phone_has() -> None:
+    """A QUERY carries the header's names with less around them (spec §E.2, §E.4: device name, subject,
+    issuer, serial) than the header does (§A.2: version, length, signature info, a 128-byte signature at
+    the least, file name, timestamp): it overflows only with a device name of 185 characters or more. A lab
+    phone's is at most 35 (``CP-`` + a 16-character model + ``-SEP`` + 12), a MIC's CN at most 64."""
+    h = _longest_header()
+    assert len(build_header(h)) > 0xFFFF - 4  # as long as it gets (a multiple of 4)
+    s = h.signer
+    shortest_too_long = next(n for n in range(1, 1_000)
+                             if not tvs.query_request_fits("D" * n, s.name, s.issuer, s.serial))
+    assert shortest_too_long == 185
+    longest_lab = tvs.phone_device_name("CP-" + "8" * 16, "SEP" + "0" * 12)
+    assert len(longest_lab) == 35 and tvs.query_request_fits(longest_lab, s.name, s.issuer, s.serial)
+
+
+def test_the_lab_refuses_a_model_long_enough_for_a_query_too_large(lab: LabCluster) -> None:
+    """A scenario's phones are entered in the lab under their profile's model, which refuses one longer
+    than 16 characters (the integration test of the rule uses a signer of 64,000 characters of names and a
+    1,600-character model, outside the lab); with the lab's signer names a QUERY fits for every model the
+    lab takes, and the way out names no scenario."""
+    key = _signer_key(lab, "ITLFile.tlv")
     longest = "CP-" + "8" * 16
     assert tvs.query_request_fits(tvs.phone_device_name(longest, "SEP" + "0" * 12), key.subject, key.issuer,
                                   key.serial)
     with pytest.raises(EncodeError, match="model"):
-        old.add_phone("0A0000009901", model="CP-" + "8" * 1_600)
+        lab.add_phone("0A0000009901", model="CP-" + "8" * 1_600)
     assert _QUERY_TOO_LARGE.scenario == ""
+
+
+def test_long_signer_names_make_the_itl_too_large_before_tvs_is_asked(lab: LabCluster) -> None:
+    """The signer's own ITL record (RECORD_LENGTH uint16, spec §B.2) holds its subject and issuer and its
+    certificate (both again): names of 20,000 characters do not fit it, and an ITL of 16,000 signed by it
+    (its header holds them once more) is above the 64 KiB limit of every profile (``G.3.1-oversize``,
+    spec §B.5) — while a QUERY of those 32,000 characters of names would still fit (the test above)."""
+    with pytest.raises(EncodeError, match="record"):
+        _itl_signed_by_long_names(lab, 20_000)
+    itl = _itl_signed_by_long_names(lab, 16_000)
+    assert len(itl) > max(p.trust_list_limit for p in PROFILES.values()) == 65_536
+
+
+def _itl_signed_by_long_names(lab: LabCluster, name_chars: int) -> bytes:
+    """An ITL holding and signed by an ITLRecovery certificate whose subject (and issuer: self-signed) is
+    that long."""
+    itlr = lab.identity("itlrecovery")
+    valid = itlr.cert.not_valid_before_utc, itlr.cert.not_valid_after_utc
+    req = certs.CertRequest(subject=f"CN=ITLRECOVERY_lab-pub;OU={'x' * name_chars}",
+                            public_key=itlr.key.public_key(), serial=1 << 120, not_before=valid[0],
+                            not_after=valid[1])
+    cert = certs.issue_certificate(req, issuer_key=itlr.key)
+    record = TrustRecord.from_certificate(cert, Role.SAST, dns_name="lab-pub")
+    return trustlist.build(kind="ITL", records=[record], signer=FileSigner(key=itlr.key, cert=cert),
+                           timestamp=1)
 
 
 def _named(expect: Expectation, *checks: str) -> set[str]:
@@ -129,12 +175,22 @@ def _decides(expect: Expectation, rule: str, code: str) -> bool:
     return code in _named(expect, "reason") and any(rule.startswith(n) for n in named)
 
 
-_UNREACHED = [("G.3.4-tvs-wrong-role", "wrong-role"), ("G.3.4-tvs-unreachable", "too-large")]
+def _reaching(rule: str, code: str) -> list[str]:
+    return [path.name for path in discover([SCENARIOS]) for step in load_file(path).steps
+            if isinstance(step, Expectation) and _decides(step, rule, code)]
 
 
-@pytest.mark.parametrize(("rule", "code"), _UNREACHED)
-def test_no_catalogue_scenario_reaches_them_yet(rule: str, code: str) -> None:
+def test_no_catalogue_scenario_reaches_a_query_too_large_yet() -> None:
     """When one does (after a lab change), name it in the way out and drop this pin."""
-    found = [path.name for path in discover([SCENARIOS]) for step in load_file(path).steps
-             if isinstance(step, Expectation) and _decides(step, rule, code)]
-    assert found == [], found
+    assert _reaching("G.3.4-tvs-unreachable", "too-large") == []
+
+
+def test_the_wrong_role_is_rehearsed_by_the_scenario_its_itl_deletion_names() -> None:
+    """``lab exchange --store callmanager-trust`` (ours): the old TVS knows the new ITL's signer with TFTP,
+    without SAST; the phones moved are locked out until their trust lists are erased (the CTL has its own
+    ways, which this scenario does not rehearse: still the other scenarios')."""
+    assert _reaching("G.3.4-tvs-wrong-role", "wrong-role") == ["migration-tvs-wrong-role.yaml"]
+    delete = ways_out("G.3.4-tvs-wrong-role", "ITL")[-1]
+    assert delete.scenario == "migration-tvs-wrong-role"
+    assert delete.lab == "phoneemu phone erase --flash FLASH"
+    assert ways_out("G.3.4-tvs-wrong-role", "CTL")[-1].scenario == "migration-manual-itl-delete"
