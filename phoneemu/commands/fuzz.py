@@ -22,6 +22,8 @@ from phoneemu.values import host_matcher, host_port, parse_ascii_int
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from phoneemu.fuzz.corpus import Corpus
+    from phoneemu.fuzz.engine import FuzzReport
     from phoneemu.fuzz.mutators import Mutator
     from phoneemu.fuzz.targets import ServeSession, Target
 
@@ -82,7 +84,9 @@ and saved in DIR/crashes/<id>/ with input.bin, minimized.bin and info.json (form
 traceback, a command that replays it, and one that rebuilds it from --seed and --run-index into
 DIR/crashes/<id>/regenerated/ with --regenerate). A silence finding's info.json says how to serve
 its mutant again, and how to rebuild it (or why not). The same --seed always makes the same inputs;
-Ctrl-C (or SIGTERM, as in every phoneemu command) keeps the findings so far and writes the summary (exit 130).
+Ctrl-C (or SIGTERM, as in every phoneemu command) keeps the findings so far and writes the summary (exit 130),
+also before the first input (summary.json's interrupted_while names the step). info.json's commands name
+absolute paths; a crash is minimised with up to 5,000 attempts within 20 s.
 An in-process input still running at Ctrl-C, or past --time, that is a hang by then (an endless loop) is
 saved as a hang finding (past --time it is stopped and the run ends, exit 1); --replay and --regenerate
 stop an in-process input once it is a hang.
@@ -257,18 +261,9 @@ def _corpus_options(args: argparse.Namespace) -> list[str]:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    from phoneemu.fuzz.corpus import build_corpus, export_corpus, with_seed_files
-    from phoneemu.fuzz.engine import FuzzConfig, fuzz
+    from phoneemu.fuzz.corpus import export_corpus
     from phoneemu.fuzz.mutators import Mutator
     from phoneemu.fuzz.runwatch import run_once
-    from phoneemu.fuzz.targets import (
-        HANDLED,
-        CommandTarget,
-        PythonTarget,
-        load_callable,
-        load_exception_types,
-        phoneemu_callable,
-    )
 
     if not 0.0 <= args.resign_ratio <= 1.0:
         raise EncodeError("--resign-ratio must be within 0..1", path="resign-ratio")
@@ -293,10 +288,8 @@ def _handle(args: argparse.Namespace) -> int:
         raise EncodeError(f"{root}: {'is not a folder' if root.exists() else 'no such folder'} (--serve "
                           "answers every other name the device asks for from the files in this folder)",
                           path="--serve-root")
-    corpus = build_corpus(args.fmt, bits=args.key_bits)
-    if args.seed_dir is not None:
-        corpus = with_seed_files(corpus, args.seed_dir)
     if args.export_corpus is not None:
+        corpus = _corpus(args)
         _make_folder(args.export_corpus, "--export-corpus")
         written = export_corpus(corpus, args.export_corpus)
         print(f"{args.fmt}: {len(corpus.seeds)} seed file(s) and their keys written to {args.export_corpus}:")
@@ -346,27 +339,16 @@ def _handle(args: argparse.Namespace) -> int:
             if value is not None:
                 raise EncodeError(f"{option} is for files served over TFTP/HTTP, not sip-response (answers "
                                   "to a device's REGISTERs over SIP/TCP on --port)", path=option[2:])
-    mutator = Mutator(corpus, resign_ratio=args.resign_ratio)
     if args.serve:
-        return _serve(args, mutator)
+        return _serve(args, Mutator(_corpus(args), resign_ratio=args.resign_ratio))
     for option, folder in (("--out", args.out), ("--regenerate", args.regenerate)):
-        if folder is not None:
+        if folder is not None:  # before the corpus: a Ctrl-C while it is built has --out to report in
             _make_folder(folder, option)
-    target: Target
-    if args.target_cmd is not None:
-        workdir = (args.out or args.regenerate or Path(".")) / ".work"
-        suffix = {"itl": ".tlv", "ctl": ".tlv", "sgn": ".sgn", "enc": ".enc.sgn",
-                  "firmware": ".loads", "srtp": ".srtp", "sdp": ".sdp"}.get(args.fmt, ".bin")
-        target = CommandTarget(args.target_cmd, workdir=workdir, suffix=suffix, timeout=args.timeout,
-                               crash_exit=_crash_exit(args.crash_exit))
-    elif args.target == "phoneemu":
-        func = phoneemu_callable(args.fmt, corpus, round_trip=not args.no_round_trip)
-        target = PythonTarget(func, name=f"phoneemu {args.fmt}",
-                              hang_after=args.hang_after, warnings_as_errors=True)
-    else:
-        handled = load_exception_types(args.reject_exc) if args.reject_exc is not None else HANDLED
-        target = PythonTarget(load_callable(args.target), name=args.target, hang_after=args.hang_after,
-                              handled=handled)
+    if not one_input:
+        return _fuzz_run(args)
+    corpus = _corpus(args)
+    mutator = Mutator(corpus, resign_ratio=args.resign_ratio)
+    target = _target(args, corpus)
     try:
         if args.replay is not None:
             outcome = run_once(target, read_at_most(args.replay, _REPLAY_LIMIT, what="replay input"))
@@ -376,21 +358,94 @@ def _handle(args: argparse.Namespace) -> int:
             if outcome.is_finding and outcome.detail:
                 print(outcome.detail.rstrip(), file=sys.stderr)
             return 1 if outcome.is_finding else 0
-        if args.regenerate is not None:
-            return _regenerate(args, target, mutator)
-        config = FuzzConfig(fmt=args.fmt, seed=args.seed, runs=args.runs, time_limit=args.time, out=args.out,
-                            minimize=not args.no_minimize, reproduce=_reproduce_prefix(args),
-                            progress=None if args.quiet else sys.stderr)
-        report = fuzz(config, target, mutator, start_index=args.run_index)
+        return _regenerate(args, target, mutator)
     finally:
         target.close()
+
+
+def _corpus(args: argparse.Namespace) -> Corpus:
+    """The seed corpus of ``--format`` (``--key-bits``), with ``--seed-dir``'s files."""
+    from phoneemu.fuzz.corpus import build_corpus, with_seed_files
+
+    corpus = build_corpus(args.fmt, bits=args.key_bits)
+    return with_seed_files(corpus, args.seed_dir) if args.seed_dir is not None else corpus
+
+
+def _target(args: argparse.Namespace, corpus: Corpus) -> Target:
+    """The target the options name: ``--target-cmd``, ``--target phoneemu`` or ``--target MODULE:FUNCTION``
+    (imported: a user's module may take its time)."""
+    from phoneemu.fuzz.targets import (
+        HANDLED,
+        CommandTarget,
+        PythonTarget,
+        load_callable,
+        load_exception_types,
+        phoneemu_callable,
+    )
+
+    if args.target_cmd is not None:
+        workdir = (args.out or args.regenerate or Path(".")) / ".work"
+        suffix = {"itl": ".tlv", "ctl": ".tlv", "sgn": ".sgn", "enc": ".enc.sgn",
+                  "firmware": ".loads", "srtp": ".srtp", "sdp": ".sdp"}.get(args.fmt, ".bin")
+        return CommandTarget(args.target_cmd, workdir=workdir, suffix=suffix, timeout=args.timeout,
+                             crash_exit=_crash_exit(args.crash_exit))
+    if args.target == "phoneemu":
+        func = phoneemu_callable(args.fmt, corpus, round_trip=not args.no_round_trip)
+        return PythonTarget(func, name=f"phoneemu {args.fmt}", hang_after=args.hang_after,
+                            warnings_as_errors=True)
+    handled = load_exception_types(args.reject_exc) if args.reject_exc is not None else HANDLED
+    return PythonTarget(load_callable(args.target), name=args.target, hang_after=args.hang_after,
+                        handled=handled)
+
+
+def _fuzz_run(args: argparse.Namespace) -> int:
+    """The fuzz loop into ``--out`` (made already): the summary and ``summary.json``. A Ctrl-C (or SIGTERM)
+    before the loop began — building the corpus, loading the target — is reported as one in the loop is
+    (ours): ``summary.json`` with ``"interrupted": true``, 0 execs, and ``interrupted_while`` naming the
+    step under way (``null`` when not interrupted, ``"running inputs"`` in the loop); exit 130."""
+    import time
+
+    from phoneemu.fuzz.engine import FuzzConfig, FuzzReport, fuzz
+    from phoneemu.fuzz.mutators import Mutator
+
+    t0 = time.perf_counter()
+    step = "building the corpus"
+    report: FuzzReport | None = None
+    try:
+        corpus = _corpus(args)
+        mutator = Mutator(corpus, resign_ratio=args.resign_ratio)
+        step = "loading the target"
+        target = _target(args, corpus)
+        step = "starting the run"
+        try:
+            config = FuzzConfig(fmt=args.fmt, seed=args.seed, runs=args.runs, time_limit=args.time,
+                                out=args.out, minimize=not args.no_minimize,
+                                reproduce=_reproduce_prefix(args),
+                                progress=None if args.quiet else sys.stderr)
+            report = fuzz(config, target, mutator, start_index=args.run_index)
+        finally:
+            target.close()
+    except KeyboardInterrupt:
+        if report is None:  # before (or as) the loop began: nothing run, but said and written
+            report = FuzzReport(fmt=args.fmt, seed=args.seed, elapsed=time.perf_counter() - t0)
+            report.interrupted = True
+            print(f"phoneemu fuzz: interrupted while {step}, before any input was run", file=sys.stderr)
+            return _fuzz_end(args, report, interrupted_while=step)
+        report.interrupted = True  # once the loop had ended (closing the target): its report stands
     if report.interrupted:
         print(f"phoneemu fuzz: interrupted after {report.execs} execs; the findings so far are saved",
               file=sys.stderr)
+    return _fuzz_end(args, report, interrupted_while="running inputs" if report.interrupted else None)
+
+
+def _fuzz_end(args: argparse.Namespace, report: FuzzReport, *, interrupted_while: str | None) -> int:
+    """The end of a fuzz run, normal or by Ctrl-C: the summary lines, ``summary.json``; exit 130 when
+    interrupted, else 1 when something crashed or hung."""
     print(report.summary())
     for f in report.findings.values():
         print(f"  {f.kind}: {f.signature} (x{f.count}, first at run {f.first_run}) -> {f.directory}")
     summary = {"format": args.fmt, "seed": args.seed, "interrupted": report.interrupted,
+               "interrupted_while": interrupted_while,
                "execs": report.execs, "elapsed": report.elapsed,
                "execs_per_s": report.execs_per_s, "statuses": dict(report.statuses),
                "findings": [{"signature": f.signature, "kind": f.kind, "count": f.count,

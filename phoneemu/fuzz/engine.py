@@ -12,9 +12,10 @@ Rules implemented here:
   a command, killed at its timeout; an in-process hang cannot be interrupted, and is saved as found) —
   and saved as ``DIR/crashes/<sha1(signature)[:12]>/{input.bin, minimized.bin, info.json}``;
   ``info.json`` holds the seed, run index, signature, traceback or stderr, the
-  mutation ops and a one-line command that replays the minimised input. Each file is written
-  atomically (temporary file beside it, then renamed, :func:`phoneemu.files.atomic_write`), info.json
-  last: a fuzzer killed mid-write never leaves a truncated finding.
+  mutation ops and a one-line command that replays the minimised input (its paths absolute, ours: it
+  works from any working directory; so does ``Finding.directory``, summary.json's ``dir``). Each file
+  is written atomically (temporary file beside it, then renamed, :func:`phoneemu.files.atomic_write`),
+  info.json last: a fuzzer killed mid-write never leaves a truncated finding.
 * A finding's input is rebuilt from its seed and run index into a folder of its own (:func:`regenerate`,
   the ``regenerate`` command of info.json: ``crashes/<id>/regenerated/``): ``input.bin`` there whatever
   the target does with it now, and, when it is still a finding, ``minimized.bin`` and ``info.json``
@@ -43,7 +44,7 @@ from typing import TextIO
 from phoneemu import json_doc
 from phoneemu.errors import EncodeError
 from phoneemu.files import atomic_write
-from phoneemu.fuzz.minimize import minimize
+from phoneemu.fuzz.minimize import MAX_ATTEMPTS, TIME_LIMIT, minimize
 from phoneemu.fuzz.mutators import Mutant, Mutator
 from phoneemu.fuzz.runwatch import RunOverrun, RunWatch, run_once
 from phoneemu.fuzz.targets import Outcome, Target
@@ -77,8 +78,8 @@ class FuzzConfig:
     time_limit: float | None = None
     out: Path | None = None
     minimize: bool = True
-    minimize_attempts: int = 300
-    minimize_time: float = 20.0
+    minimize_attempts: int = MAX_ATTEMPTS  #: at most, within minimize_time (phoneemu.fuzz.minimize)
+    minimize_time: float = TIME_LIMIT
     reproduce: str = ""
     progress: TextIO | None = None
     progress_interval: float = 0.5
@@ -180,11 +181,12 @@ def _save(finding: Finding, config: FuzzConfig, into: Path | None = None) -> Non
     info.json last): each file atomically (:func:`phoneemu.files.atomic_write`), so a fuzzer killed
     mid-write leaves the previous version or none, never a truncated finding; an ``info.json`` means the
     inputs beside it are complete. Its ``regenerate`` command rebuilds the input into
-    ``crashes/<key>/regenerated/`` (``into`` itself for a regenerated one)."""
+    ``crashes/<key>/regenerated/`` (``into`` itself for a regenerated one). The folder is made absolute
+    (as ``--serve``'s): its commands, and :attr:`Finding.directory`, work from any working directory."""
     if into is not None:
-        d = into
+        d = into.resolve()
     elif config.out is not None:
-        d = config.out / "crashes" / finding.key
+        d = config.out.resolve() / "crashes" / finding.key
     else:
         return
     d.mkdir(parents=True, exist_ok=True)

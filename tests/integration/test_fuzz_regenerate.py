@@ -61,7 +61,7 @@ def test_regenerate_writes_into_the_regenerated_folder_itself(tmp_path: Path) ->
     info, first = (json.loads((d / "info.json").read_text()) for d in (regenerated, crash))
     assert (info["signature"], info["run_index"], info["seed"]) == \
         (first["signature"], first["run_index"], first["seed"])
-    where = Path("fz", "crashes", crash.name, "regenerated")  # as the fuzz run named it: --out fz
+    where = (tmp_path / "fz" / "crashes" / crash.name / "regenerated").resolve()  # absolute: typed --out fz
     assert json.loads((crash / "info.json").read_text())["regenerate"].endswith(f"--regenerate {where}")
     assert info["reproduce"].endswith(f"--replay {where / 'minimized.bin'}")
     assert f"rebuilt into {where / 'input.bin'}" in again.stdout and "KeyError" in again.stdout, again.stdout

@@ -509,7 +509,11 @@ def test_sigterm_stops_boot_and_fuzz_as_ctrl_c_does(tmp_path: Path) -> None:
             while not list(tmp_path.glob("phoneemu-flash-*")) and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert list(tmp_path.glob("phoneemu-flash-*")), "boot made no temporary flash"
-            time.sleep(1.0)  # fuzz under way too
+            # fuzz under way too: its --out folder is made once SIGTERM is a Ctrl-C, before the corpus
+            # (a SIGTERM then, or in the loop, writes summary.json all the same)
+            while not (tmp_path / "fz").is_dir() and fuzz.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert (tmp_path / "fz").is_dir(), "fuzz did not start"
             for proc in (boot, fuzz):
                 proc.send_signal(signal.SIGTERM)
             assert boot.wait(timeout=30) == 130 and fuzz.wait(timeout=30) == 130
@@ -517,4 +521,4 @@ def test_sigterm_stops_boot_and_fuzz_as_ctrl_c_does(tmp_path: Path) -> None:
             reap(boot)
             reap(fuzz)
     assert not list(tmp_path.glob("phoneemu-flash-*"))
-    assert (tmp_path / "fz" / "summary.json").is_file()
+    assert json.loads((tmp_path / "fz" / "summary.json").read_text())["interrupted"] is True
