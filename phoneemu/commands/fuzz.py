@@ -7,6 +7,7 @@ crashes), 2 for usage errors, 130 on Ctrl-C or SIGTERM (the findings so far save
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shlex
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from phoneemu import json_doc
 from phoneemu.commands._argtypes import mac_option, non_negative_int, port, positive_float, positive_int
-from phoneemu.errors import EncodeError
+from phoneemu.errors import EncodeError, PhoneEmuError
 from phoneemu.files import read_at_most, write_output
 from phoneemu.fuzz import FORMATS, MESSAGE_FORMATS
 from phoneemu.values import host_matcher, host_port, parse_ascii_int
@@ -341,6 +342,7 @@ def _handle(args: argparse.Namespace) -> int:
                                   "to a device's REGISTERs over SIP/TCP on --port)", path=option[2:])
     if args.serve:
         return _serve(args, Mutator(_corpus(args), resign_ratio=args.resign_ratio))
+    args.out_made = args.out is not None and not args.out.exists()  # removed again if the corpus fails
     for option, folder in (("--out", args.out), ("--regenerate", args.regenerate)):
         if folder is not None:  # before the corpus: a Ctrl-C while it is built has --out to report in
             _make_folder(folder, option)
@@ -369,6 +371,18 @@ def _corpus(args: argparse.Namespace) -> Corpus:
 
     corpus = build_corpus(args.fmt, bits=args.key_bits)
     return with_seed_files(corpus, args.seed_dir) if args.seed_dir is not None else corpus
+
+
+def _corpus_or_no_out(args: argparse.Namespace) -> Corpus:
+    """:func:`_corpus`; when it is refused (a bad ``--seed-dir``), an ``--out`` this run made and left
+    empty is removed again: a usage error leaves nothing behind."""
+    try:
+        return _corpus(args)
+    except PhoneEmuError:
+        if getattr(args, "out_made", False):
+            with contextlib.suppress(OSError):
+                args.out.rmdir()  # only if still empty
+        raise
 
 
 def _target(args: argparse.Namespace, corpus: Corpus) -> Target:
@@ -412,7 +426,7 @@ def _fuzz_run(args: argparse.Namespace) -> int:
     step = "building the corpus"
     report: FuzzReport | None = None
     try:
-        corpus = _corpus(args)
+        corpus = _corpus_or_no_out(args)
         mutator = Mutator(corpus, resign_ratio=args.resign_ratio)
         step = "loading the target"
         target = _target(args, corpus)
