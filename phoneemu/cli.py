@@ -10,14 +10,14 @@ scenario mistakes of ``run``): it may name a file whose name came from a capture
 captures or a hostile server, and such a name must not move the cursor or clear the screen.
 
 Every line a command writes on stderr starts with the command as typed, as its errors do (``phoneemu fleet
-boot: 3 phones boot as the model ...``, ``phoneemu replay: warning: ...``, ``phoneemu lab show: waiting
-for the lab lock ...``), so a CI log can be grepped by command (our convention; the prog of the parser
-chosen, ``args.parser_used``, is threaded to where a line is printed: :mod:`phoneemu.commands._said`).
-Exceptions: (a) a live progress line is as it was (``run``'s, ``predict --fleet-flash``'s and ``replay
---all``'s, redrawn on a terminal, absent elsewhere; ``fleet boot``'s, redrawn on a terminal, a plain line
-every 5 s in a log); (b) the further lines of a message of several lines are indented (two spaces); (c)
-argparse's usage error keeps its form, a usage line then ``PROG: error: ...``; (d) ``lab serve``'s log is
-timestamped lines, as its stdout's.
+boot: 3 phones boot as the model ...``, ``phoneemu replay: warning: ...``, ``phoneemu lab show: waiting for
+the lab lock ...``), so a CI log can be grepped by command (our convention; the prog of the parser chosen,
+``args.parser_used``, is threaded to where a line is printed: :mod:`phoneemu.commands._said`). Exceptions: (a)
+a live progress line is as it was (``run``'s, ``predict --fleet-flash``'s and ``replay --all``'s, redrawn on a
+terminal, absent elsewhere; ``fleet boot``'s, redrawn on a terminal; its plain line every 5 s in a log is said
+by it too, ``phoneemu fleet boot: booted ...``); (b) the further lines of a message of several lines are
+indented (two spaces); (c) argparse's usage error keeps its form, a usage line then ``PROG: error: ...``; (d)
+``lab serve``'s log is timestamped lines, as its stdout's.
 """
 
 from __future__ import annotations

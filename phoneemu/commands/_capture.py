@@ -16,6 +16,9 @@ Rules (both commands, one implementation):
   :class:`~phoneemu.errors.PhoneEmuError` naming ``--capture`` (one line, exit 2), before any boot.
 * ``max_bytes`` bounds the pcap (our convention: 256 MiB by default); past it the capture keeps
   nothing more, and the summary line and the note file ``F.note.txt`` say so.
+* What the capture says on stderr — a FIFO ``F`` waiting for its reader, a capture stopped early — is
+  said by the command as typed (``said_by``: ``phoneemu boot: capture F: waiting for a reader ...``;
+  :mod:`phoneemu.cli` rules, :func:`phoneemu.net.capture.fifo_wait_teller`).
 """
 
 from __future__ import annotations
@@ -52,16 +55,18 @@ def capture_keylog(capture: Path | None, keylog: Path | None) -> Path | None:
 
 def open_host_capture(path: Path | None, keylog: Path, host: str, *,
                       max_bytes: int = int(DEFAULT_LIMIT_MIB * _MIB),
-                      limit_name: str = "max_bytes") -> LiveCapture | None:
+                      limit_name: str = "max_bytes", said_by: str = "phoneemu") -> LiveCapture | None:
     """``--capture``: a live capture of the packets with ``host`` and the hosts the phones connect to
-    over TCP (:mod:`phoneemu.scenario.capturing`, external clusters); no lab range on ``lo``."""
+    over TCP (:mod:`phoneemu.scenario.capturing`, external clusters); no lab range on ``lo``. What it
+    says on stderr is said by ``said_by`` (module rules)."""
     if path is None:
         return None
+    from phoneemu.net.capture import fifo_wait_teller
     from phoneemu.scenario.capturing import LiveCapture, resolve_external
 
     try:
         return LiveCapture(path, keylog, hosts=("0.0.0.0", "0.0.0.0"), external=resolve_external([host]),
-                           max_bytes=max_bytes, limit_name=limit_name)
+                           max_bytes=max_bytes, limit_name=limit_name, on_wait=fifo_wait_teller(said_by))
     except (PermissionError, AttributeError, OSError) as exc:
         raise PhoneEmuError(f"--capture {path}: live capture not possible here (Linux, root or CAP_NET_RAW "
                             f"needed): {exc}", path="capture") from exc

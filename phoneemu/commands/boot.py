@@ -43,7 +43,7 @@ from phoneemu.commands._register import (
 from phoneemu.commands._said import command_of, say
 from phoneemu.crypto import certs, keys
 from phoneemu.crypto.keys import PrivateKey
-from phoneemu.errors import DecodeError, PhoneEmuError
+from phoneemu.errors import DecodeError, PhoneEmuError, ScenarioError
 from phoneemu.files import PEM_LIMIT, read_at_most
 from phoneemu.formats import config as config_fmt
 from phoneemu.lab.state import DEFAULT_PORTS
@@ -51,13 +51,14 @@ from phoneemu.phone.boot import BootReport, BootTarget, decision_dict
 from phoneemu.phone.call import CallResult
 from phoneemu.phone.flash import Flash
 from phoneemu.phone.phone import Phone, check_flash_owner, read_phone_file
-from phoneemu.phone.profile import PROFILES, get_profile
+from phoneemu.phone.profile import PROFILES, PhoneProfile, get_profile, profile_from_dict
 from phoneemu.phone.sip import SipResult
 from phoneemu.phone.ways_out import no_way_out_lines, way_out_lines, ways_out_json
 from phoneemu.tempdirs import make_owned_tempdir, sweep_abandoned
 from phoneemu.values import parse_ascii_int, parse_host_port
 
-__all__ = ["parse_hostport", "register", "unanswered_hint"]
+__all__ = ["add_capf_keygen_options", "capf_keygen_overrides", "capf_keygen_text", "parse_hostport",
+           "register", "unanswered_hint"]
 
 _EPILOG = """\
 examples:
@@ -68,6 +69,8 @@ examples:
   phoneemu boot --tftp 10.0.0.5 --flash /tmp/ph1 --keylog tls.keys   decrypt its TVS/CAPF in Wireshark
   phoneemu boot --tftp 10.0.0.5 --flash /tmp/ph1 --capture boot.pcap  its packets + boot.keys (root)
   phoneemu boot --tftp [::1]:6969 --mac 001122334455 --lab /tmp/lab   IPv6 (lab init/serve --host ::1)
+  phoneemu boot --lab /tmp/lab --mac 001122334455 --capf-keygen-seconds 60 --capf-in-progress-seconds 10
+                                     a slow CAPF key generation against the lab's CAPF bounds
 """
 
 
@@ -111,6 +114,7 @@ def register(sub: Any) -> None:
                    help="manual config encryption key (Set Cfg Encrypt Key; kept on the flash)")
     p.add_argument("--capf-retry-delay", type=non_negative_float, default=30.0, metavar="S",
                    help="pause between CAPF retries in seconds (default 30, as the spec gives)")
+    add_capf_keygen_options(p, who="the phone")
     p.add_argument("--now", type=unix_time, metavar="UNIX", help="the phone's clock (default: real time)")
     add_register_options(p, after="after the boot,")
     add_call_options(p, answer=True, what="A Call: line; exit status 1 when no media flowed or, over SRTP, "
@@ -126,6 +130,56 @@ def register(sub: Any) -> None:
                    "sessions' secrets, the pcap the configs); a FIFO waits for a reader, as tcpdump -w "
                    "does (wireshark -k -i FILE.pcap)")
     p.set_defaults(handler=handler)
+
+
+#: the profile fields ``--capf-keygen-seconds`` and ``--capf-in-progress-seconds`` set (spec §F.6, §F.8)
+_KEYGEN_OPTIONS = {"capf_keygen_seconds": "--capf-keygen-seconds",
+                   "capf_in_progress_seconds": "--capf-in-progress-seconds"}
+
+
+def _profile_seconds(field: str) -> Any:
+    """An argparse ``type=`` for the profile field ``field``: a finite number of seconds, checked against
+    the profile's own range (:class:`~phoneemu.phone.profile.PhoneProfile`; one rule, not a copy)."""
+    def parse(text: str) -> float:
+        value = non_negative_float(text)
+        try:
+            profile_from_dict("cp-8861", {field: value})
+        except ScenarioError as exc:
+            raise argparse.ArgumentTypeError(f"{text!r}: {exc.message} (the profile field it sets)") from None
+        return value
+    return parse
+
+
+def add_capf_keygen_options(p: Any, *, who: str) -> None:
+    """``--capf-keygen-seconds`` and ``--capf-in-progress-seconds`` (``boot``, ``fleet boot``): a slow
+    CAPF key generation, overriding the profile's fields of the same names (spec §F.6, §F.8; ours)."""
+    p.add_argument("--capf-keygen-seconds", type=_profile_seconds("capf_keygen_seconds"), default=None,
+                   metavar="S", help=f"{who} takes S seconds, real time, to generate its CAPF key (spec "
+                   "§F.8; ours: 0..7200; default its profile's, 0)")
+    p.add_argument("--capf-in-progress-seconds", type=_profile_seconds("capf_in_progress_seconds"),
+                   default=None, metavar="S", help="meanwhile REQUEST_IN_PROGRESS goes at once and every S "
+                   "seconds (spec §F.6; ours: 0 = none, a silent phone, else 1..3600; default its profile's, "
+                   "10)")
+
+
+def capf_keygen_overrides(args: argparse.Namespace) -> dict[str, float]:
+    """The profile fields ``--capf-keygen-seconds`` / ``--capf-in-progress-seconds`` give (those given)."""
+    return {field: value for field in _KEYGEN_OPTIONS
+            if (value := getattr(args, field, None)) is not None}
+
+
+def capf_keygen_text(overrides: Mapping[str, float]) -> str:
+    """What the overrides make of the phones' key generation, for a line on stderr ("" when none)."""
+    parts = [f"{option} {overrides[field]:g}" for field, option in _KEYGEN_OPTIONS.items()
+             if field in overrides]
+    return ", ".join(parts)
+
+
+def _with_capf_keygen(profile: PhoneProfile, args: argparse.Namespace) -> PhoneProfile:
+    """``profile`` with ``--capf-keygen-seconds`` / ``--capf-in-progress-seconds`` applied, as a
+    scenario's profile override is (:func:`~phoneemu.phone.profile.profile_from_dict`)."""
+    overrides = capf_keygen_overrides(args)
+    return profile_from_dict(profile, overrides) if overrides else profile
 
 
 def parse_hostport(text: str, default_port: int = 69) -> tuple[str, int]:
@@ -406,7 +460,7 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
         mac = config_fmt.normalise_mac(mac_text)
         pname = args.profile if args.profile is not None else (ident.get("profile") or _lab_profile(args, mac)
                                                                or "cp-8861")
-        profile = get_profile(str(pname))
+        profile = _with_capf_keygen(get_profile(str(pname)), args)
         try:
             check_flash_owner(flash_dir, mac=mac, profile=profile.name)
         except DecodeError as exc:
@@ -426,7 +480,7 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
         _type_lab_secrets(args, mac, phone)
         reading.close()  # the lab is read: an operation may change it while the phone boots
         target = BootTarget(host=host, tftp_port=port, http_port=where.http_port, use_http=not args.no_http)
-        capture = open_host_capture(args.capture, args.keylog, host)
+        capture = open_host_capture(args.capture, args.keylog, host, said_by=command_of(args))
         where_sip = registrar(args)
         call = call_of(args)
         sip_result: SipResult | None = None

@@ -74,6 +74,7 @@ from phoneemu.commands._register import (
     registrar,
 )
 from phoneemu.commands._said import command_of, say, teller
+from phoneemu.commands.boot import add_capf_keygen_options, capf_keygen_overrides, capf_keygen_text
 from phoneemu.errors import PhoneEmuError
 from phoneemu.files import check_apart, check_writable, write_output_text
 from phoneemu.fleet.engine import FleetSpec, Prestate, mac_range, mac_text, parse_mac
@@ -178,6 +179,7 @@ def register(sub: Any) -> None:
                    help="pause before each CAPF retry in seconds (default 30, as the spec gives; a "
                    "phone retries 3 times); a pausing phone gives its turn (--concurrency) to the next "
                    "phone, and the progress line counts the phones pausing")
+    add_capf_keygen_options(b, who="every phone")
     b.add_argument("--event-loop", default="auto", choices=EVENT_LOOPS,
                    help="event loop of the phone processes: auto (the default) = uvloop when "
                    "installed, else asyncio")
@@ -635,15 +637,19 @@ def _boot(args: argparse.Namespace) -> int:
                          keylog=str(args.keylog) if args.keylog is not None else None,
                          prestate=prestate, mic_dir=mic_dir, symmetric_keys=symmetric_keys,
                          capf_retry_delay=args.capf_retry_delay, auth_string=args.auth_string,
-                         auth_strings=auth_strings, image_signers=_image_signers(args))
+                         auth_strings=auth_strings, image_signers=_image_signers(args),
+                         profile_overrides=capf_keygen_overrides(args))
     limit_mib = args.capture_limit if args.capture_limit is not None else DEFAULT_LIMIT_MIB
     capture = open_host_capture(args.capture, args.keylog, host, max_bytes=int(limit_mib * 1024 * 1024),
-                                limit_name=f"--capture-limit {limit_mib:g} MiB")  # before any boot: exit 2
+                                limit_name=f"--capture-limit {limit_mib:g} MiB",  # before any boot: exit 2
+                                said_by=command_of(args))
     which = (f"of {args.models or args.flash}, {macs[0]} ... {macs[-1]}" if listed else
              f"{macs[0]}..{macs[-1]}")
     run_models = _models_of_run(args, args.count, profiles)
     mix = _model_mix(run_models, by_phone=bool(profiles))
-    progress = Progress(enabled=not args.quiet)
+    slow = capf_keygen_text(spec.profile_overrides)  # the models' CAPF key generation overridden
+    mix += f"; {slow}" if slow else ""
+    progress = Progress(enabled=not args.quiet, said_by=command_of(args))
     stormed = False  # run_fleet said the storm starts: a KeyboardInterrupt from it then aborts
 
     def on_interrupt() -> None:

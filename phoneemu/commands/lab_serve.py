@@ -52,23 +52,25 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from phoneemu.commands._argtypes import port
+from phoneemu.commands._argtypes import non_negative_int, port, positive_float
 from phoneemu.commands._said import teller
 from phoneemu.crypto.certs import dn_text, fingerprint
 from phoneemu.errors import PhoneEmuError, TransportError
 from phoneemu.lab.log_lines import OneLineFormatter
 from phoneemu.lab.state import DEFAULT_PORTS
+from phoneemu.protocols.capf import MAX_IN_PROGRESS
 from phoneemu.values import host_port
 
 if TYPE_CHECKING:
     from phoneemu.lab.cluster import LabCluster
     from phoneemu.lab.servers import LabServers
 
-__all__ = ["EXIT_SIGINT", "OPEN_FILES_WANTED", "hostport", "main", "raise_open_file_limit", "register_serve",
-           "serve"]
+__all__ = ["EXIT_SIGINT", "OPEN_FILES_WANTED", "CapfBounds", "hostport", "main", "raise_open_file_limit",
+           "register_serve", "serve"]
 
 #: Exit status after SIGINT (Ctrl-C): 128 + 2, as the shell reports a command Ctrl-C ended
 EXIT_SIGINT = 130
@@ -77,6 +79,9 @@ EXIT_SIGINT = 130
 OPEN_FILES_WANTED = 65_536
 #: below this many open files, ``lab serve`` warns that idle connections can use them all up
 OPEN_FILES_LOW = 8_192
+#: ``--capf-read-timeout`` / ``--capf-session-timeout`` defaults, seconds (:mod:`phoneemu.lab.capf_service`)
+CAPF_READ_TIMEOUT_S = 30.0
+CAPF_SESSION_TIMEOUT_S = 120.0
 _T = TypeVar("_T")
 
 _EPILOG = """\
@@ -87,14 +92,16 @@ examples:
                                                           listen on 192.0.2.10; configs and ITL records
                                                           re-issued to name it (TVS, CAPF)
   phoneemu lab serve --dir /tmp/lab --host 127.0.0.11 --keylog /tmp/tls.keys -v
+  phoneemu lab serve /tmp/lab --tftp-port 6969 --capf-read-timeout 60 --capf-session-timeout 1800
+                                                          a CAPF that waits out slow key generations
   phoneemu lab serve /tmp/lab --tftp-port 6969 --sip-port 5060 --sips-port 5061 --attack tamper-signalling
                                                           an attacker on the SIP line: phones in encrypted
                                                           mode must drop the tampered call
 
 Slow clients are cut, logged 'timeout': a SIP message must be whole within 10 s of the previous one
-(or of a CRLF keep-alive), a CAPF frame within 30 s of its first byte. The registrar's nonces carry
-an HMAC of their issue time, so a challenge keeps nothing: a flood of unanswered REGISTERs pushes out
-no phone's nonce; an answer to a nonce it may have forgotten gets stale=TRUE.
+(or of a CRLF keep-alive), a CAPF frame within 30 s of its first byte (--capf-read-timeout). The
+registrar's nonces carry an HMAC of their issue time, so a challenge keeps nothing: a flood of unanswered
+REGISTERs pushes out no phone's nonce; an answer to a nonce it may have forgotten gets stale=TRUE.
 """
 
 
@@ -122,6 +129,15 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="TVS TLS port (default 2445; 0 = any free port, the lab's last one when free)")
     p.add_argument("--capf-port", type=_port, default=DEFAULT_PORTS["capf"], metavar="N",
                    help="CAPF TLS port (default 3804; 0 = any free port, the lab's last one when free)")
+    p.add_argument("--capf-read-timeout", type=positive_float, default=CAPF_READ_TIMEOUT_S, metavar="S",
+                   help="CAPF cuts a phone silent for S seconds, also one generating its key without "
+                   "REQUEST_IN_PROGRESS (spec §F.6; ours: default 30)")
+    p.add_argument("--capf-session-timeout", type=positive_float, default=CAPF_SESSION_TIMEOUT_S, metavar="S",
+                   help="CAPF cuts a session after S seconds in all, keep-alives or not (spec §F.8: a key "
+                   "generation may take half an hour; ours: default 120)")
+    p.add_argument("--capf-max-in-progress", type=non_negative_int, default=MAX_IN_PROGRESS, metavar="N",
+                   help="CAPF takes at most N REQUEST_IN_PROGRESS a session, one more is a flood: cut (spec "
+                   f"§F.6; ours: default {MAX_IN_PROGRESS})")
     p.add_argument("--sip-port", type=_port, default=None, metavar="N",
                    help="also run the SIP registrar over TCP on N (5060 is CUCM's; 0 = any free port), "
                    "one per node: phones register with digest authentication (spec G.13; boot --register); "
@@ -174,20 +190,41 @@ def run_serve(args: argparse.Namespace) -> int:
     # is one line whatever a client sent: phoneemu.lab.log_lines)
     return asyncio.run(serve(args.dir, host=args.host, tftp_port=args.tftp_port, http_port=args.http_port,
                              tvs_port=args.tvs_port, capf_port=args.capf_port, keylog=args.keylog,
-                             sip_port=args.sip_port, sips_port=args.sips_port, attacks=tuple(args.attack)))
+                             sip_port=args.sip_port, sips_port=args.sips_port, attacks=tuple(args.attack),
+                             capf_bounds=CapfBounds(read_timeout=args.capf_read_timeout,
+                                                    session_timeout=args.capf_session_timeout,
+                                                    max_in_progress=args.capf_max_in_progress)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class CapfBounds:
+    """How long the lab's CAPF waits for a phone, and how many REQUEST_IN_PROGRESS it takes a session
+    (``--capf-read-timeout``, ``--capf-session-timeout``, ``--capf-max-in-progress``; ours, spec §F.6,
+    §F.8: :mod:`phoneemu.lab.capf_service` rules)."""
+
+    read_timeout: float = CAPF_READ_TIMEOUT_S
+    session_timeout: float = CAPF_SESSION_TIMEOUT_S
+    max_in_progress: int = MAX_IN_PROGRESS
+
+    def text(self) -> str:
+        """``read timeout 30s, session timeout 120s, at most 256 REQUEST_IN_PROGRESS a session``."""
+        return (f"read timeout {self.read_timeout:g}s, session timeout {self.session_timeout:g}s, at most "
+                f"{self.max_in_progress} REQUEST_IN_PROGRESS a session")
 
 
 async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, http_port: int = 6970,
                 tvs_port: int = 2445, capf_port: int = 3804, keylog: Path | None = None,
                 sip_port: int | None = None, sips_port: int | None = None,
-                attacks: tuple[str, ...] = ()) -> int:
+                attacks: tuple[str, ...] = (), capf_bounds: CapfBounds | None = None) -> int:
     """Open the cluster, serve until SIGINT/SIGTERM, stop cleanly; return the exit status (130 after
     SIGINT, 0 after SIGTERM: module rules).
 
     ``host`` None listens on the address the configs name (``lab init --host``); another address is
     written into the configs and ITL records first (a phone told to ask TVS at the old address would
     find no TVS there and stay locked), except a wildcard (0.0.0.0, ::), which keeps the named address.
-    ``attacks``: :data:`ATTACKS` the SIP line's on-path attacker makes (:mod:`phoneemu.lab.on_path`)."""
+    ``attacks``: :data:`ATTACKS` the SIP line's on-path attacker makes (:mod:`phoneemu.lab.on_path`).
+    ``capf_bounds``: the CAPF server's (None: the defaults, :class:`CapfBounds`); others than the
+    defaults are said under its ``listening capf`` line."""
     from phoneemu.lab.cluster import LabCluster
     from phoneemu.lab.lock import serving
 
@@ -196,12 +233,14 @@ async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, htt
     with serving(root) as note:
         return await _serve(cluster, root, note, host=host, tftp_port=tftp_port, http_port=http_port,
                             tvs_port=tvs_port, capf_port=capf_port, keylog=keylog,
-                            sip_ports={"sip": sip_port, "sips": sips_port}, attacks=attacks)
+                            sip_ports={"sip": sip_port, "sips": sips_port}, attacks=attacks,
+                            capf_bounds=capf_bounds or CapfBounds())
 
 
 async def _serve(cluster: LabCluster, root: Path, note: Callable[[str], None], *, host: str | None,
                  tftp_port: int, http_port: int, tvs_port: int, capf_port: int, keylog: Path | None,
-                 sip_ports: dict[str, int | None], attacks: tuple[str, ...] = ()) -> int:
+                 sip_ports: dict[str, int | None], attacks: tuple[str, ...] = (),
+                 capf_bounds: CapfBounds) -> int:
     """:func:`serve` once the lab folder is this process's to serve (``note``: where it listens)."""
     from phoneemu.lab.cluster import WILDCARD_HOSTS, check_host
     from phoneemu.lab.servers import LabServers
@@ -223,7 +262,10 @@ async def _serve(cluster: LabCluster, root: Path, note: Callable[[str], None], *
         reissue = host != named
     servers = LabServers(cluster, host=host, tftp_port=tftp_port, http_port=http_port, tvs_port=tvs_port,
                          capf_port=capf_port, keylog=keylog, watch=1.0, on_notice=_say,
-                         sip_ports=sip_ports, keep_requests=False)  # never read here: the log says it all
+                         sip_ports=sip_ports, keep_requests=False,  # never read here: the log says it all
+                         capf_read_timeout=capf_bounds.read_timeout,
+                         capf_session_timeout=capf_bounds.session_timeout,
+                         capf_max_in_progress=capf_bounds.max_in_progress)
     servers.attacker.tamper = "tamper-signalling" in attacks
     servers.attacker.replay = "replay-sip" in attacks
     if attacks:
@@ -375,6 +417,13 @@ def _print_listening(servers: LabServers, root: Path, host: str) -> None:
                   f"sha1 {fingerprint(cert, 'sha1')}")
     print(f"listening capf tls {hostport(host, p['capf'])}  cert {dn_text(capf_cert.subject)} "
           f"sha1 {fingerprint(capf_cert, 'sha1')}")
+    h = servers.capf_handler
+    bounds = CapfBounds(read_timeout=h.read_timeout, session_timeout=h.session_timeout,
+                        max_in_progress=h.max_in_progress)
+    if bounds != CapfBounds():  # --capf-*: a CUCM with other bounds rehearsed
+        d = CapfBounds()
+        print(f"capf {bounds.text()} (--capf-*; defaults {d.read_timeout:g}s, {d.session_timeout:g}s, "
+              f"{d.max_in_progress})")
     for node in range(1, cluster.state.nodes + 1):  # each node's registrar: the configs' CallManagers
         suffix = f"-{node}" if node > 1 else ""
         if f"sip{suffix}" in p:

@@ -82,7 +82,7 @@ from phoneemu.phone.boot import BootReport, BootTarget, CapfRunner, TvsAsker, ne
 from phoneemu.phone.events import EventLog
 from phoneemu.phone.flash import Flash
 from phoneemu.phone.phone import Phone, check_flash_owner
-from phoneemu.phone.profile import PhoneProfile, get_profile
+from phoneemu.phone.profile import PhoneProfile, get_profile, profile_from_dict
 from phoneemu.phone.sip import SipResult
 from phoneemu.phone.store import SHARED_CACHE, AcceptedConfig
 from phoneemu.values import host_port
@@ -205,6 +205,9 @@ class FleetSpec:
     #: --image-signer``, and the lab's with ``--lab``, as ``boot`` has them): a load they signed is
     #: ``D-signed-by-image-key``, not ``D-unknown-signer``
     image_signers: tuple[bytes, ...] = ()
+    #: profile fields every phone's model profile has overridden, as a scenario's ``profile`` mapping
+    #: (:func:`~phoneemu.phone.profile.profile_from_dict`; ``fleet boot --capf-keygen-seconds``)
+    profile_overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.count < 0:
@@ -242,7 +245,7 @@ class FleetSpec:
             mac_range(self.mac_start, self.count)
         resolve_event_loop(self.event_loop)  # raises for an unknown or missing loop
         for name in {self.profile, *self.profiles.values()}:
-            get_profile(name)  # raises for an unknown profile name
+            profile_from_dict(name, self.profile_overrides)  # raises for an unknown name, a bad override
 
 
 def fleet_macs(spec: FleetSpec) -> Sequence[int]:
@@ -412,7 +415,8 @@ class _Model:
     __slots__ = ("capf", "prestate", "profile", "tvs")
 
     def __init__(self, spec: FleetSpec, name: str, tvs: TvsAsker | None) -> None:
-        self.profile = profile = get_profile(name)
+        overrides = spec.profile_overrides
+        self.profile = profile = profile_from_dict(name, overrides) if overrides else get_profile(name)
         self.tvs = tvs if tvs is not None else net_tvs_asker(
             timeout=spec.tvs_timeout, tls_versions=profile.tls_versions, keylog=spec.keylog)
         # the runner a Phone makes by default (its capf_timeout, 30 s), made once

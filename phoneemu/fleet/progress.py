@@ -2,8 +2,10 @@
 
 Rules: on a terminal one line is rewritten in place (``\\r``) at most every ``interval`` seconds; on
 anything else (a pipe, CI logs) a plain line is written at most every ``log_interval`` seconds, so a
-40,000-phone run prints a handful of lines, not thousands. The line of the last phone done is always
-written, once (several shards may report that count). :meth:`Progress.close` ends the line.
+40,000-phone run prints a handful of lines, not thousands, each said by ``said_by`` (the command as
+typed, ``phoneemu fleet boot: booted ...``: :mod:`phoneemu.cli` rules, ours; the redrawn terminal line
+is bare). The line of the last phone done is always written, once (several shards may report that
+count). :meth:`Progress.close` ends the line.
 """
 
 from __future__ import annotations
@@ -36,11 +38,13 @@ def progress_text(done: int, booted: int, total: int, elapsed_s: float,
 
 
 class Progress:
-    """A :data:`phoneemu.fleet.shard.ProgressFn` that writes to ``stream`` (stderr by default)."""
+    """A :data:`phoneemu.fleet.shard.ProgressFn` that writes to ``stream`` (stderr by default); a plain
+    line starts with ``said_by: `` (none when ``said_by`` is empty; module docstring)."""
 
     def __init__(self, stream: TextIO | None = None, *, interval: float = 0.2, log_interval: float = 5.0,
-                 enabled: bool = True) -> None:
+                 enabled: bool = True, said_by: str = "") -> None:
         self.stream = stream if stream is not None else sys.stderr
+        self.prefix = f"{said_by}: " if said_by else ""
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.interval = interval if self.tty else log_interval
         self.enabled = enabled
@@ -65,7 +69,7 @@ class Progress:
             self.stream.write("\r" + text + "\x1b[K")
             self._open = True
         else:
-            self.stream.write(text + "\n")
+            self.stream.write(self.prefix + text + "\n")
         self.stream.flush()
 
     def close(self) -> None:

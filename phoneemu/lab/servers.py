@@ -126,6 +126,7 @@ from phoneemu.net.capture import UdpSink
 from phoneemu.net.http import HttpServer
 from phoneemu.net.tftp import DEFAULT_RETRIES, DEFAULT_TIMEOUT, TftpRequestEvent, TftpServer
 from phoneemu.net.tls import CUCM_SIP_LINE_CIPHERS, CUCM_TVS_CIPHERS, TlsServer, server_context
+from phoneemu.protocols.capf import MAX_IN_PROGRESS
 from phoneemu.protocols.sip import SIP_PORT, SIPS_PORT
 from phoneemu.values import host_port
 
@@ -278,6 +279,8 @@ class LabServers:
         io_timeout: float = 10.0,
         capf_session_timeout: float = 120.0,
         capf_lock_wait: float = CAPF_LOCK_WAIT_S,
+        capf_read_timeout: float | None = None,
+        capf_max_in_progress: int = MAX_IN_PROGRESS,
         tftp_tid_mode: str = "ephemeral",
         watch: float | None = None,
         max_log: int = 100_000,
@@ -347,9 +350,11 @@ class LabServers:
         self._registrations_written = 0  # how many reports were written (a change writes them again)
         self._registrations_seen = 0
         self.tvs_handler = TvsHandler(cluster.tvs_lookup, read_timeout=io_timeout, on_log=self._on_tvs)
-        self.capf_handler = CapfHandler(cluster, clock=clock, read_timeout=io_timeout * 3,
+        # CAPF's read timeout: 3 x io_timeout unless given (lab serve --capf-read-timeout)
+        read = io_timeout * 3 if capf_read_timeout is None else capf_read_timeout
+        self.capf_handler = CapfHandler(cluster, clock=clock, read_timeout=read,
                                         session_timeout=capf_session_timeout, lock_wait=capf_lock_wait,
-                                        on_log=self._on_capf)
+                                        max_in_progress=capf_max_in_progress, on_log=self._on_capf)
         # "tvs-2" ... (node 1 is ``tvs``)
         self.tvs_nodes: dict[str, TlsServer | ThreadedTvsServer | LoopTvsServer] = {}
         # "sip-2", "sips-2" ... (node 1's are ``sip`` / ``sips``)

@@ -104,7 +104,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -210,16 +210,30 @@ def resolve_external(hosts: Sequence[str]) -> ExternalHosts:
     return ExternalHosts(names=tuple(names), addresses=frozenset(found), unresolved=tuple(unresolved))
 
 
+#: what a capture's pcap writer says: a FIFO waited for, a capture stopped (:class:`PcapWriter`)
+Tell = Callable[[str], None]
+
+
 class CaptureSink:
-    """What the runner and the lab servers see of a capture (both modes)."""
+    """What the runner and the lab servers see of a capture (both modes). ``on_wait`` / ``on_stop``:
+    given to its :class:`PcapWriter` (a FIFO's reader waited for, the capture stopped early; None: the
+    writer's default, said by ``phoneemu``): a command passes
+    :func:`~phoneemu.net.capture.fifo_wait_teller` of itself as typed (:mod:`phoneemu.cli` rules)."""
 
     mode = "none"
 
-    def __init__(self, path: Path, keylog: Path, *, external: ExternalHosts | None = None) -> None:
+    def __init__(self, path: Path, keylog: Path, *, external: ExternalHosts | None = None,
+                 on_wait: Tell | None = None, on_stop: Tell | None = None) -> None:
         self.path = path
         self.keylog = keylog
         self.external = external or ExternalHosts()
         self.closed = False
+        self.on_wait = on_wait
+        self.on_stop = on_stop
+
+    def _pcap_writer(self, path: str | Path) -> PcapWriter:
+        """A :class:`PcapWriter` of ``path`` telling this capture's ``on_wait`` / ``on_stop``."""
+        return PcapWriter(path, on_wait=self.on_wait, on_stop=self.on_stop)
 
     @property
     def note_path(self) -> Path:
@@ -248,10 +262,11 @@ class SyntheticCapture(CaptureSink):
     mode = "synthetic"
 
     def __init__(self, path: Path, keylog: Path, *, reason: str = "",
-                 external: ExternalHosts | None = None) -> None:
-        super().__init__(path, keylog, external=external)
+                 external: ExternalHosts | None = None, on_wait: Tell | None = None,
+                 on_stop: Tell | None = None) -> None:
+        super().__init__(path, keylog, external=external, on_wait=on_wait, on_stop=on_stop)
         self.reason = reason
-        self._writer = PcapWriter(path)
+        self._writer = self._pcap_writer(path)
         self._flows = 0
 
     @property
@@ -532,8 +547,9 @@ class LiveCapture(CaptureSink):
     def __init__(self, path: Path, keylog: Path, *, hosts: tuple[str, str] = LAB_HOSTS,
                  max_bytes: int = _DEFAULT_MAX_BYTES, interface: str = "lo",
                  drop_foreign: bool = True, external: ExternalHosts | None = None,
-                 limit_name: str = "max_bytes") -> None:
-        super().__init__(path, keylog, external=external)
+                 limit_name: str = "max_bytes", on_wait: Tell | None = None,
+                 on_stop: Tell | None = None) -> None:
+        super().__init__(path, keylog, external=external, on_wait=on_wait, on_stop=on_stop)
         self._lo, self._hi = _ip_int(hosts[0]), _ip_int(hosts[1])
         self.max_bytes = max_bytes
         self.limit_name = limit_name  # how the note file names the bound (e.g. "--capture-limit")
@@ -934,7 +950,7 @@ class LiveCapture(CaptureSink):
         filter_own = self.drop_foreign and self.proc_error is None
         clients = self._foreign_clients() if filter_own else set()
         written = _PCAP_HEADER
-        with open(self._spool_path, "rb") as spool, PcapWriter(self.path) as out:
+        with open(self._spool_path, "rb") as spool, self._pcap_writer(self.path) as out:
             while True:
                 head = spool.read(_SPOOL.size)
                 if len(head) < _SPOOL.size:
@@ -1038,10 +1054,11 @@ class LiveCapture(CaptureSink):
 
 
 def open_capture(capture_dir: str | Path, scenario_name: str, *, mode: str | None = None,
-                 hosts: tuple[str, str] = LAB_HOSTS,
-                 external: Sequence[str] = ()) -> tuple[CaptureSink, Path]:
+                 hosts: tuple[str, str] = LAB_HOSTS, external: Sequence[str] = (),
+                 on_wait: Tell | None = None, on_stop: Tell | None = None) -> tuple[CaptureSink, Path]:
     """Open ``DIR/<scenario>.pcap`` and ``DIR/<scenario>.keys``; ``(sink, keylog_path)``.
-    ``external``: the TFTP hosts of the scenario's external clusters (module rules).
+    ``external``: the TFTP hosts of the scenario's external clusters (module rules); ``on_wait`` /
+    ``on_stop``: what the pcap writer says (:class:`CaptureSink`).
 
     ``mode``: ``"live"`` (raise if the raw socket cannot be opened), ``"synthetic"``, or ``None`` /
     ``"auto"`` (live, else synthetic); the environment variable ``PHONEEMU_CAPTURE`` sets the default.
@@ -1060,9 +1077,11 @@ def open_capture(capture_dir: str | Path, scenario_name: str, *, mode: str | Non
     outside = resolve_external(external)
     if chosen != "synthetic":
         try:
-            return LiveCapture(pcap, keylog, hosts=hosts, external=outside), keylog
+            return LiveCapture(pcap, keylog, hosts=hosts, external=outside, on_wait=on_wait,
+                               on_stop=on_stop), keylog
         except (PermissionError, AttributeError, OSError) as exc:
             if chosen == "live":
                 raise ScenarioError(f"live capture on lo is not possible: {exc}", path="capture") from exc
             reason = f"live capture on lo not possible: {exc}"
-    return SyntheticCapture(pcap, keylog, reason=reason, external=outside), keylog
+    return SyntheticCapture(pcap, keylog, reason=reason, external=outside, on_wait=on_wait,
+                            on_stop=on_stop), keylog

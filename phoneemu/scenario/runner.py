@@ -283,13 +283,15 @@ async def run_scenario(scenario: Scenario, options: RunOptions, result: Scenario
         capture = None
         keylog = None
         if options.capture_dir is not None:
+            from phoneemu.net.capture import fifo_wait_teller
             from phoneemu.scenario.capturing import open_capture
             base = options.lab_host_base
             last = min(40, base + max(0, len(scenario.clusters) - 1))
             outside = [parse_host_port(str(spec.external["tftp"]), what="tftp")[0]
                        for spec in scenario.clusters.values() if spec.external is not None]
             capture, keylog = open_capture(options.capture_dir, scenario.name,
-                                           hosts=(f"127.0.0.{base}", f"127.0.0.{last}"), external=outside)
+                                           hosts=(f"127.0.0.{base}", f"127.0.0.{last}"), external=outside,
+                                           on_wait=fifo_wait_teller(options.said_by))
             result.capture = str(capture.path)
         start = scenario_start(scenario, options.start_time)
         world = World(scenario, workdir, start_time=start, keylog=keylog, capture=capture,
