@@ -25,7 +25,11 @@ as CCM+TFTP (spec §G.5). Rules (spec §G.13, from the seed chapter's "Digest Au
   (RFC 2617 §3.2.2: the server detects replays with ``nc``): ``401``, a fresh challenge.
 * Nonces cost no memory until answered (ours, after RFC 2617 §3.2.1's "time-stamp H(time-stamp ":"
   private-key)"): a nonce carries its issue time and a serial number with their HMAC under a secret the
-  registrar draws when it starts, and is checked by that HMAC. So a challenge keeps nothing, and a client
+  registrar draws when it starts, and is checked by that HMAC. The HMAC covers the device the challenged
+  request names too (ours): the digest answer covers no header naming the device, and devices may share
+  a digest user (``lab digest`` sets one for many), so a device answering a nonce issued to another —
+  a captured answer replayed under another device's name — answers a nonce not issued (``401``), and
+  replay detection per device stays whole. So a challenge keeps nothing, and a client
   asking for challenges, however many, pushes out no phone's nonce. What is kept is each *answered*
   nonce's last nonce count (replay detection), per device (the one the request names and whose digest
   answer is right; ours, :class:`_AnsweredNonces`): at most :data:`MAX_NONCES_PER_DEVICE` of a device,
@@ -389,24 +393,25 @@ class SipRegistrar:
             conn.alter_once = attacker.alter_answer(device)
         return reply
 
-    def _nonce(self) -> str:
-        """A fresh nonce: the lab time and the next serial number, with their HMAC (module rules);
-        nothing is kept."""
+    def _nonce(self, device: str) -> str:
+        """A fresh nonce for ``device``: the lab time and the next serial number, with their HMAC, which
+        covers the device too (module rules); nothing is kept."""
         self._serial += 1
         fields = _NONCE_FIELDS.pack(int(self.clock()), self._serial)
-        return (fields + self._nonce_mac(fields)).hex()
+        return (fields + self._nonce_mac(fields, device)).hex()
 
-    def _nonce_mac(self, fields: bytes) -> bytes:
-        return hmac.new(self._nonce_key, fields, hashlib.sha256).digest()[:_NONCE_MAC_SIZE]
+    def _nonce_mac(self, fields: bytes, device: str) -> bytes:
+        mac = hmac.new(self._nonce_key, fields + device.encode("utf-8"), hashlib.sha256)
+        return mac.digest()[:_NONCE_MAC_SIZE]
 
-    def _issued(self, nonce: str) -> tuple[int, int] | None:
-        """(issue time, serial number) of a nonce this registrar issued (its HMAC checks); None for any
-        other text."""
+    def _issued(self, nonce: str, device: str) -> tuple[int, int] | None:
+        """(issue time, serial number) of a nonce this registrar issued to ``device`` (its HMAC checks);
+        None for any other text, and for a nonce issued to another device (module rules)."""
         if not _NONCE_RE.fullmatch(nonce):
             return None
         raw = bytes.fromhex(nonce)
         fields, mac = raw[:_NONCE_FIELDS.size], raw[_NONCE_FIELDS.size:]
-        if not hmac.compare_digest(mac, self._nonce_mac(fields)):
+        if not hmac.compare_digest(mac, self._nonce_mac(fields, device)):
             return None
         issued, serial = _NONCE_FIELDS.unpack(fields)
         return issued, serial
@@ -421,7 +426,7 @@ class SipRegistrar:
         adopted = self._adopted.get(nonce)
         if adopted is not None:
             return adopted, 0, False
-        made = self._issued(nonce)
+        made = self._issued(nonce, device)
         if made is None:
             return None
         return made[0], 0, made[1] <= self._answered.forgotten_up_to(device)
@@ -429,7 +434,7 @@ class SipRegistrar:
     def _remember(self, device: str, nonce: str, issued: int, count: int) -> None:
         """Keep ``device``'s last nonce count ``count`` of ``nonce`` (:class:`_AnsweredNonces`); an
         adopted nonce becomes the answering device's."""
-        made = self._issued(nonce)
+        made = self._issued(nonce, device)
         self._adopted.pop(nonce, None)
         self._answered.remember(device, nonce, issued=issued, count=count,
                                 serial=made[1] if made is not None else -1)
@@ -541,12 +546,12 @@ class SipRegistrar:
         auth = msg.header("authorization")
         if auth is None:
             self._log(peer, device, "challenged", f"digest user {user}")
-            return device, self._challenge(msg)
+            return device, self._challenge(msg, device)
         try:
             got = sip.parse_digest(auth, field="Authorization")
         except DecodeError as exc:
             self._log(peer, device, "refused", str(exc))
-            return device, self._challenge(msg)
+            return device, self._challenge(msg, device)
         why = self._check(got, device=device, user=user, password=password or "", uri=msg.uri or "",
                           method=msg.method or "")
         if why is None:
@@ -554,7 +559,7 @@ class SipRegistrar:
             return device, None
         result, detail = why
         self._log(peer, device, result, detail)
-        return device, self._challenge(msg, stale=result == "stale")
+        return device, self._challenge(msg, device, stale=result == "stale")
 
     def _check(self, got: dict[str, str], *, device: str, user: str, password: str, uri: str,
                method: str = "REGISTER") -> tuple[str, str] | None:
@@ -586,8 +591,9 @@ class SipRegistrar:
         self._remember(device, nonce, issued, count)
         return None
 
-    def _challenge(self, msg: sip.SipMessage, *, stale: bool = False) -> bytes:
-        params = [("realm", sip.REALM), ("nonce", self._nonce()), ("algorithm", "MD5"), ("qop", "auth")]
+    def _challenge(self, msg: sip.SipMessage, device: str, *, stale: bool = False) -> bytes:
+        """A ``401`` with a fresh nonce for ``device`` (module rules)."""
+        params = [("realm", sip.REALM), ("nonce", self._nonce(device)), ("algorithm", "MD5"), ("qop", "auth")]
         if stale:
             params.append(("stale", "TRUE"))
         value = sip.format_digest(params, unquoted=frozenset({"algorithm", "stale"}))
