@@ -12,7 +12,8 @@ Steps:
    REGISTER (the last challenge answered at once, RFC 2617 nonce count). A final status other than
    ``200``: ``G.14-call-refused`` — a 401 whose digest challenge does not parse too, its reason naming
    the field and offset (ours, as the REGISTER's, :mod:`phoneemu.phone.sip`: the far end answered, so
-   it is a refusal, not a failed exchange; to the BYE it is noted and the call's verdict stands); a TLS
+   it is a refusal, not a failed exchange; to the BYE it is noted and the call's verdict stands, as a
+   BYE with no answer in time, one that does not parse or a closed connection); a TLS
    record from the CallManager that fails its integrity check (an attacker on the path altered it):
    ``G.14-signalling-tampered``, the connection dropped. The ``200``'s
    SDP answer is judged (:func:`~phoneemu.phone.media_rules.decide_media_answer`) and ACKed; an answer
@@ -28,6 +29,7 @@ Steps:
    many (``X-Phoneemu-Packets``) and reports what it received in its 200 to the BYE (``X-Phoneemu-Media``,
    :mod:`phoneemu.lab.media_service`).
 5. BYE; the verdict (:func:`~phoneemu.phone.media_rules.decide_media_received`) is logged with the others.
+   A BYE refused or failed (even by a TLS record altered) is noted (``sip`` event), the verdict stands.
 
 Bounded: at most :data:`MAX_CALL_PACKETS` packets each way, datagrams from another address ignored.
 """
@@ -325,11 +327,18 @@ class _Call(CallSide):
 
     async def _bye(self) -> str:
         """BYE; what the far end reported of the phone's media ("" when it said nothing). A BYE refused
-        (a 401 whose challenge does not parse...) leaves the call's verdict as it was — the call was
-        made — and is noted in the event log (``sip``; ours)."""
-        resp, why = await self._transaction("BYE")
+        (a 401 whose challenge does not parse...) or failed (no answer in time, one that does not parse,
+        the connection closed, a TLS record altered) leaves the call's verdict as it was — the call was
+        made and its media judged — and is noted in the event log (``sip``; ours)."""
+        try:
+            resp, why = await self._transaction("BYE")
+        except (TransportError, DecodeError, OSError, TimeoutError) as exc:
+            self._note_bye(f"BYE {self.target}: {_exchange_failed(exc).reason}")
+            return ""
         if resp.status == 200:
             return (resp.header(MEDIA_HEADER) or "")[:200]
-        self.events.note(time=self.clock(), phone=self.s.mac, kind="sip",
-                         detail=self._answered("BYE", resp, why))
+        self._note_bye(self._answered("BYE", resp, why))
         return ""
+
+    def _note_bye(self, detail: str) -> None:
+        self.events.note(time=self.clock(), phone=self.s.mac, kind="sip", detail=detail)
