@@ -412,7 +412,11 @@ _PLAIN_ENCODINGS = frozenset({b"utf-8", b"utf8", b"us-ascii", b"ascii"})
 
 def _cannot_hold_a_dtd(data: bytes) -> bool:
     """True when ``data`` is UTF-8 without the bytes ``<!`` (module rules): expat then reads no DTD,
-    so no entity declaration and no external reference, and ET's C parser is as safe as defusedxml."""
+    so no entity declaration and no external reference, and ET's C parser is as safe as defusedxml.
+    The declaration is read only so far (a name of 40 characters, 256 in all); past that an encoding
+    may pass unread, which is no gap: expat takes an encoding it does not know only when the bytes of
+    XML's ASCII syntax mean themselves (``<!`` is then the bytes ``<!``), and refuses the others (EBCDIC:
+    "unknown encoding"); UTF-16 needs a NUL or its byte-order mark."""
     if b"<!" in data or b"\x00" in data or data[:2] in (b"\xfe\xff", b"\xff\xfe"):
         return False
     m = _XML_DECL_RE.match(data)
@@ -683,8 +687,9 @@ def parse(data: bytes, *, limit: int = CONFIG_LIMIT) -> DeviceConfig:
 def _parse(data: bytes, limit: int) -> DeviceConfig:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise DecodeError(f"expected bytes, got {type(data).__name__}", fmt=FMT)
-    if len(data) > limit:
-        raise SizeLimitError(f"{len(data)} bytes exceeds the {limit}-byte config limit", fmt=FMT)
+    size = data.nbytes if isinstance(data, memoryview) else len(data)  # a view's len counts items, not bytes
+    if size > limit:
+        raise SizeLimitError(f"{size} bytes exceeds the {limit}-byte config limit", fmt=FMT)
     root = _parse_root(bytes(data))
     if root.tag != "device":
         raise DecodeError(f"root element is <{root.tag}>, expected <device>", fmt=FMT, path="device")
