@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING
 
 from phoneemu import json_doc
 from phoneemu.commands._argtypes import mac_option, non_negative_int, port, positive_float, positive_int
+from phoneemu.commands._said import command_of, say
 from phoneemu.errors import EncodeError, PhoneEmuError
 from phoneemu.files import read_at_most, write_output
 from phoneemu.fuzz import FORMATS, MESSAGE_FORMATS
+from phoneemu.interrupts import ctrl_c_deferred
 from phoneemu.values import host_matcher, host_port, parse_ascii_int
 
 if TYPE_CHECKING:
@@ -86,8 +88,9 @@ traceback, a command that replays it, and one that rebuilds it from --seed and -
 DIR/crashes/<id>/regenerated/ with --regenerate). A silence finding's info.json says how to serve
 its mutant again, and how to rebuild it (or why not). The same --seed always makes the same inputs;
 Ctrl-C (or SIGTERM, as in every phoneemu command) keeps the findings so far and writes the summary (exit 130),
-also before the first input (summary.json's interrupted_while names the step). info.json's commands name
-absolute paths; a crash is minimised with up to 5,000 attempts within 20 s.
+also before the first input (summary.json's interrupted_while names the step): from --out made on,
+summary.json is written whole before the summary is printed. info.json's commands name absolute paths; a
+crash is minimised with up to 5,000 attempts within 20 s.
 An in-process input still running at Ctrl-C, or past --time, that is a hang by then (an endless loop) is
 saved as a hang finding (past --time it is stopped and the run ends, exit 1); --replay and --regenerate
 stop an in-process input once it is a hang.
@@ -343,11 +346,10 @@ def _handle(args: argparse.Namespace) -> int:
     if args.serve:
         return _serve(args, Mutator(_corpus(args), resign_ratio=args.resign_ratio))
     args.out_made = args.out is not None and not args.out.exists()  # removed again if the corpus fails
-    for option, folder in (("--out", args.out), ("--regenerate", args.regenerate)):
-        if folder is not None:  # before the corpus: a Ctrl-C while it is built has --out to report in
-            _make_folder(folder, option)
-    if not one_input:
+    if not one_input:  # --out made there, a Ctrl-C from then on reported in it
         return _fuzz_run(args)
+    if args.regenerate is not None:
+        _make_folder(args.regenerate, "--regenerate")
     corpus = _corpus(args)
     mutator = Mutator(corpus, resign_ratio=args.resign_ratio)
     target = _target(args, corpus)
@@ -358,7 +360,7 @@ def _handle(args: argparse.Namespace) -> int:
                   f"{' — ' + outcome.signature if outcome.signature else ''}"
                   f"{' (' + outcome.detail + ')' if outcome.detail and not outcome.is_finding else ''}")
             if outcome.is_finding and outcome.detail:
-                print(outcome.detail.rstrip(), file=sys.stderr)
+                say(args, f"{args.replay}: {outcome.status}:\n{outcome.detail.rstrip()}")
             return 1 if outcome.is_finding else 0
         return _regenerate(args, target, mutator)
     finally:
@@ -412,60 +414,91 @@ def _target(args: argparse.Namespace, corpus: Corpus) -> Target:
                         handled=handled)
 
 
+class _RunState:
+    """Where a fuzz run is, for a Ctrl-C's summary (:func:`_fuzz_run`): the step under way, and the
+    loop's report once it has ended."""
+
+    def __init__(self) -> None:
+        self.step = "making the output folder"
+        self.report: FuzzReport | None = None
+
+
 def _fuzz_run(args: argparse.Namespace) -> int:
-    """The fuzz loop into ``--out`` (made already): the summary and ``summary.json``. A Ctrl-C (or SIGTERM)
-    before the loop began — building the corpus, loading the target — is reported as one in the loop is
-    (ours): ``summary.json`` with ``"interrupted": true``, 0 execs, and ``interrupted_while`` naming the
-    step under way (``null`` when not interrupted, ``"running inputs"`` in the loop); exit 130."""
+    """The fuzz loop into ``--out``: the folder made, the summary and ``summary.json``. A Ctrl-C (or SIGTERM)
+    from the moment ``--out`` exists to summary.json written ends the run with summary.json (ours): before the
+    loop began — making the folder, building the corpus, loading the target — ``"interrupted": true``, 0
+    execs, and ``interrupted_while`` naming the step under way (``null`` when not interrupted, ``"running
+    inputs"`` in the loop); exit 130 (:func:`_fuzz_end`). Before ``--out`` exists there is nowhere to
+    write it: the command's plain "interrupted", exit 130."""
     import time
 
-    from phoneemu.fuzz.engine import FuzzConfig, FuzzReport, fuzz
-    from phoneemu.fuzz.mutators import Mutator
-
     t0 = time.perf_counter()
-    step = "building the corpus"
-    report: FuzzReport | None = None
+    state = _RunState()
     try:
-        corpus = _corpus_or_no_out(args)
-        mutator = Mutator(corpus, resign_ratio=args.resign_ratio)
-        step = "loading the target"
-        target = _target(args, corpus)
-        step = "starting the run"
-        try:
-            config = FuzzConfig(fmt=args.fmt, seed=args.seed, runs=args.runs, time_limit=args.time,
-                                out=args.out, minimize=not args.no_minimize,
-                                reproduce=_reproduce_prefix(args),
-                                progress=None if args.quiet else sys.stderr)
-            report = fuzz(config, target, mutator, start_index=args.run_index)
-        finally:
-            target.close()
+        _fuzz_loop(args, state)
     except KeyboardInterrupt:
-        if report is None:  # before (or as) the loop began: nothing run, but said and written
-            report = FuzzReport(fmt=args.fmt, seed=args.seed, elapsed=time.perf_counter() - t0)
-            report.interrupted = True
-            print(f"phoneemu fuzz: interrupted while {step}, before any input was run", file=sys.stderr)
-            return _fuzz_end(args, report, interrupted_while=step)
-        report.interrupted = True  # once the loop had ended (closing the target): its report stands
-    if report.interrupted:
-        print(f"phoneemu fuzz: interrupted after {report.execs} execs; the findings so far are saved",
-              file=sys.stderr)
+        if state.report is None:  # before (or as) the loop began: nothing run, but said and written
+            if not args.out.is_dir():
+                raise
+            return _fuzz_end(args, _nothing_run(args, elapsed=time.perf_counter() - t0),
+                             interrupted_while=state.step)
+        state.report.interrupted = True  # once the loop had ended (closing the target): its report stands
+    report = state.report
+    assert report is not None  # _fuzz_loop returned: it set it
     return _fuzz_end(args, report, interrupted_while="running inputs" if report.interrupted else None)
 
 
+def _fuzz_loop(args: argparse.Namespace, state: _RunState) -> None:
+    """``--out`` made, the corpus built, the target loaded, the loop run: its report in ``state``, the step
+    under way named there as it goes (:func:`_fuzz_run`)."""
+    _make_folder(args.out, "--out")
+    state.step = "building the corpus"
+    from phoneemu.fuzz.engine import FuzzConfig, fuzz
+    from phoneemu.fuzz.mutators import Mutator
+
+    corpus = _corpus_or_no_out(args)
+    mutator = Mutator(corpus, resign_ratio=args.resign_ratio)
+    state.step = "loading the target"
+    target = _target(args, corpus)
+    state.step = "starting the run"
+    try:
+        config = FuzzConfig(fmt=args.fmt, seed=args.seed, runs=args.runs, time_limit=args.time,
+                            out=args.out, minimize=not args.no_minimize,
+                            reproduce=_reproduce_prefix(args),
+                            progress=None if args.quiet else sys.stderr, said_by=command_of(args))
+        state.report = fuzz(config, target, mutator, start_index=args.run_index)
+    finally:
+        target.close()
+
+
+def _nothing_run(args: argparse.Namespace, *, elapsed: float) -> FuzzReport:
+    """The report of a run interrupted before its loop began: 0 execs, interrupted."""
+    from phoneemu.fuzz.engine import FuzzReport
+
+    return FuzzReport(fmt=args.fmt, seed=args.seed, elapsed=elapsed, interrupted=True)
+
+
 def _fuzz_end(args: argparse.Namespace, report: FuzzReport, *, interrupted_while: str | None) -> int:
-    """The end of a fuzz run, normal or by Ctrl-C: the summary lines, ``summary.json``; exit 130 when
-    interrupted, else 1 when something crashed or hung."""
+    """The end of a fuzz run, normal or by Ctrl-C: ``summary.json`` first — written whole (atomically), a
+    Ctrl-C or SIGTERM held back while it is written (then exit 130 with it there) — then the lines; exit
+    130 when interrupted, else 1 when something crashed or hung."""
+    with ctrl_c_deferred() as interrupted_meanwhile:
+        summary = {"format": args.fmt, "seed": args.seed, "interrupted": report.interrupted,
+                   "interrupted_while": interrupted_while,
+                   "execs": report.execs, "elapsed": report.elapsed,
+                   "execs_per_s": report.execs_per_s, "statuses": dict(report.statuses),
+                   "findings": [{"signature": f.signature, "kind": f.kind, "count": f.count,
+                                 "first_run": f.first_run, "dir": str(f.directory)}
+                                for f in report.findings.values()]}
+        write_output(args.out / "summary.json", (json_doc.dumps(summary, indent=2) + "\n").encode("utf-8"))
+    interrupted_meanwhile()  # a Ctrl-C held back: KeyboardInterrupt now, summary.json whole
+    if interrupted_while == "running inputs":
+        say(args, f"interrupted after {report.execs} execs; the findings so far are saved")
+    elif interrupted_while is not None:
+        say(args, f"interrupted while {interrupted_while}, before any input was run")
     print(report.summary())
     for f in report.findings.values():
         print(f"  {f.kind}: {f.signature} (x{f.count}, first at run {f.first_run}) -> {f.directory}")
-    summary = {"format": args.fmt, "seed": args.seed, "interrupted": report.interrupted,
-               "interrupted_while": interrupted_while,
-               "execs": report.execs, "elapsed": report.elapsed,
-               "execs_per_s": report.execs_per_s, "statuses": dict(report.statuses),
-               "findings": [{"signature": f.signature, "kind": f.kind, "count": f.count,
-                             "first_run": f.first_run, "dir": str(f.directory)}
-                            for f in report.findings.values()]}
-    write_output(args.out / "summary.json", (json_doc.dumps(summary, indent=2) + "\n").encode("utf-8"))
     if report.interrupted:
         return 130
     return 1 if report.crashed else 0
@@ -511,7 +544,7 @@ def _regenerate(args: argparse.Namespace, target: Target, mutator: Mutator) -> i
         return 0
     print(f"{head}: {finding.kind} — {finding.signature}; minimized.bin and info.json beside it")
     if finding.detail:
-        print(finding.detail.rstrip(), file=sys.stderr)
+        say(args, f"{args.regenerate / 'input.bin'}: {finding.kind}:\n{finding.detail.rstrip()}")
     return 1
 
 
@@ -558,17 +591,16 @@ def _serve(args: argparse.Namespace, mutator: object) -> int:
 
     def on_silence(finding: dict[str, object]) -> None:
         index = int(str(finding["index"]))
-        print(f"fuzz {args.fmt}: the device asked for nothing in {finding['silent_s']} s after mutant "
-              f"{index} ({finding['name']}): hung, or crashed and not back? saved in "
-              f"{args.out / 'crashes' / f'silent-{index:06d}'}", file=sys.stderr, flush=True)
+        say(args, f"{args.fmt}: the device asked for nothing in {finding['silent_s']} s after mutant "
+                  f"{index} ({finding['name']}): hung, or crashed and not back? saved in "
+                  f"{args.out / 'crashes' / f'silent-{index:06d}'}")
 
     def ready(port: int) -> None:
-        print(f"fuzz {args.fmt}: serving mutants over TFTP on {host_port(args.host, port)}; "
-              f"log {session.log_path}", file=sys.stderr, flush=True)
+        say(args, f"{args.fmt}: serving mutants over TFTP on {host_port(args.host, port)}; "
+                  f"log {session.log_path}")
 
     def http_ready(port: int) -> None:
-        print(f"fuzz {args.fmt}: serving mutants over HTTP on {host_port(args.host, port)}", file=sys.stderr,
-              flush=True)
+        say(args, f"{args.fmt}: serving mutants over HTTP on {host_port(args.host, port)}")
 
     # Bounded even when only --runs is given and the device stops asking.
     time_limit = args.time if args.time is not None else _SERVE_DEFAULT_TIME
@@ -578,8 +610,8 @@ def _serve(args: argparse.Namespace, mutator: object) -> int:
             from phoneemu.fuzz.sipserve import serve_sip_session
 
             def sip_ready(port: int) -> None:
-                print(f"fuzz {args.fmt}: answering REGISTERs with mutants over SIP/TCP on "
-                      f"{host_port(args.host, port)}; log {session.log_path}", file=sys.stderr, flush=True)
+                say(args, f"{args.fmt}: answering REGISTERs with mutants over SIP/TCP on "
+                          f"{host_port(args.host, port)}; log {session.log_path}")
 
             sip_port = args.port if args.port is not None else 5060
             asyncio.run(serve_sip_session(session, host=args.host, port=sip_port, time_limit=time_limit,
@@ -591,8 +623,7 @@ def _serve(args: argparse.Namespace, mutator: object) -> int:
                                       on_silence=on_silence, allow_peer=allow_peer))
     except KeyboardInterrupt:
         interrupted = True
-        print(f"phoneemu fuzz: interrupted after serving {session.served} mutant(s); the findings so far "
-              "are saved", file=sys.stderr)
+        say(args, f"interrupted after serving {session.served} mutant(s); the findings so far are saved")
     return _serve_end(args, session, interrupted=interrupted)
 
 

@@ -26,7 +26,9 @@ Rules implemented here:
   endless loop): a hang finding (:mod:`phoneemu.fuzz.runwatch`). Past ``time_limit`` an in-process call
   still under way is stopped once it is a hang (SIGALRM), and the loop ends: the ``--time`` bound holds.
 * Progress goes to a stream at most every ``progress_interval`` seconds: one line rewritten with
-  ``\\r`` on a terminal, plain lines otherwise.
+  ``\\r`` on a terminal, plain lines otherwise, each said by ``said_by`` (the command as typed,
+  ``phoneemu fuzz: itl: 64 execs, ...``: :mod:`phoneemu.cli` rules, ours; without it, and on a terminal,
+  ``fuzz itl: ...``).
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ class FuzzConfig:
     reproduce: str = ""
     progress: TextIO | None = None
     progress_interval: float = 0.5
+    said_by: str = ""  #: the command as typed, starting each plain progress line (module docstring)
 
     def __post_init__(self) -> None:
         if self.runs is None and self.time_limit is None:
@@ -143,10 +146,12 @@ class FuzzReport:
 
 
 class Progress:
-    """Rate-limited status line (see module docstring)."""
+    """Rate-limited status line (see module docstring); a plain line starts with ``said_by: `` (none when
+    ``said_by`` is empty; the line redrawn on a terminal is as told)."""
 
-    def __init__(self, stream: TextIO | None, interval: float = 0.5) -> None:
+    def __init__(self, stream: TextIO | None, interval: float = 0.5, *, said_by: str = "") -> None:
         self.stream = stream
+        self.prefix = f"{said_by}: " if said_by else ""
         self.interval = interval
         self.tty = bool(stream is not None and getattr(stream, "isatty", lambda: False)())
         self.last = time.monotonic()
@@ -164,7 +169,7 @@ class Progress:
             self.stream.write("\r" + line + " " * pad)
             self.width = len(line)
         else:
-            self.stream.write(line + "\n")
+            self.stream.write(self.prefix + line + "\n")
         self.stream.flush()
 
     def done(self, line: str) -> None:
@@ -274,7 +279,8 @@ def fuzz(config: FuzzConfig, target: Target, mutator: Mutator, *, start_index: i
          clock: Callable[[], float] = time.perf_counter) -> FuzzReport:
     """Run the loop (see module docstring) and return the report; findings are saved as found."""
     report = FuzzReport(fmt=config.fmt, seed=config.seed)
-    progress = Progress(config.progress, config.progress_interval)
+    progress = Progress(config.progress, config.progress_interval, said_by=config.said_by)
+    head = config.fmt if config.said_by and not progress.tty else f"fuzz {config.fmt}"  # (module docstring)
     t0 = clock()
     deadline = t0 + config.time_limit if config.time_limit is not None else None
     end = start_index + config.runs if config.runs is not None else None
@@ -303,7 +309,7 @@ def fuzz(config: FuzzConfig, target: Target, mutator: Mutator, *, start_index: i
                 if progress.stream is not None and index % 64 == 0:
                     el = clock() - t0 - minimize_time
                     rate = (index - start_index) / el if el > 0 else 0.0
-                    progress.update(f"fuzz {config.fmt}: {index - start_index} execs, {rate:,.0f} execs/s, "
+                    progress.update(f"{head}: {index - start_index} execs, {rate:,.0f} execs/s, "
                                     f"{len(report.findings)} unique finding(s), "
                                     f"{statuses['crash']} crash(es), {statuses['hang']} hang(s)")
     except (KeyboardInterrupt, RunOverrun) as exc:  # Ctrl-C, or a hang past --time: stop, and report and
@@ -319,7 +325,7 @@ def fuzz(config: FuzzConfig, target: Target, mutator: Mutator, *, start_index: i
     report.elapsed = max(1e-9, clock() - t0 - minimize_time)
     for f in report.findings.values():  # final counts into info.json
         _save(f, config)
-    progress.done(f"fuzz {config.fmt}: {report.execs} execs, {report.execs_per_s:,.0f} execs/s, "
+    progress.done(f"{head}: {report.execs} execs, {report.execs_per_s:,.0f} execs/s, "
                   f"{len(report.findings)} unique finding(s), {statuses['crash']} crash(es), "
                   f"{statuses['hang']} hang(s)")
     return report
