@@ -275,7 +275,10 @@ async def boot_offline_into(fleet: Path, cluster: Any, macs: list[str], *, now: 
 def serve_in_thread(cluster: Any, host: str = "127.0.0.1", **options: Any) -> tuple[dict[str, int], Any]:
     """``LabServers(cluster, host=host, **options)`` on its own asyncio loop in a thread, for code under
     test that runs its own loop (``asyncio.run``: the CLI); returns (ports, stop()). ``prepare(servers)``,
-    when given, runs once they listen (e.g. ``set_network``)."""
+    when given, runs once they listen (e.g. ``set_network``). The servers serve ``cluster`` itself: with
+    ``watch``, change the lab through ``main(["lab", ...])`` or another ``LabCluster``, never through
+    ``cluster`` from the test's thread (a watch reload between two of its changes swaps in what it read
+    before the second: the served lab is not thread-safe, the lab lock is what orders its writers)."""
     import threading
 
     from phoneemu.lab.servers import LabServers

@@ -257,8 +257,13 @@ def test_a_fleet_booted_again_on_its_flashes_keeps_their_models(tmp_path: Path,
         assert main([*common, "--profile", "cp-8861"]) == 1
         out, err = capsys.readouterr()
         assert "holds the flash of a cp-7962, not a cp-8861" in out
-        c.set_service("tvs", False, now=NOW)  # a TVS outage while ITLRecovery is regenerated: locked out
-        c.regenerate("itlrecovery", now=NOW)
+        # a TVS outage while ITLRecovery is regenerated: locked out. Made as an operator makes them beside
+        # `lab serve`: lab operations (their own LabCluster, under the lab lock), not calls on `c`, the
+        # object the serving thread reloads — its watch reload, run between c's changes, once swapped in
+        # the lab as read before the regenerate, which c then saved as its own: the old ITL served for good
+        assert main(["lab", "service", str(c.root), "tvs", "stop"]) == 0
+        assert main(["lab", "regenerate", str(c.root), "itlrecovery"]) == 0
+        capsys.readouterr()
         deadline = time.monotonic() + 20  # the served lab follows (watch 0.05 s): its TVS listener closes
         while time.monotonic() < deadline:
             try:
