@@ -714,6 +714,10 @@ class LabCluster:
         self._mtime = self._state_mtime()
 
     def _reload(self, seen: tuple[int, int, int]) -> bool:
+        """Take the saved lab as read now. Its identity is ``seen``, taken before reading (ours): a save
+        made while it was read (a writer not holding the lab lock, e.g. the Python API) differs from it,
+        so the next :meth:`reload_if_changed` reads again — the identity taken after reading was that
+        save's, and the lab read before it was served for good."""
         try:
             fresh = LabCluster.open(self.root, durable=self.pki.durable)
             fresh.load_served()  # here, under the lab lock: one generation's files, never a mix
@@ -724,7 +728,7 @@ class LabCluster:
             self._unloadable = seen
             raise PhoneEmuError(f"cannot read the saved cluster: {exc}", path=str(self.root)) from None
         self.state, self.pki, self._files, self._tvs = fresh.state, fresh.pki, fresh._files, fresh._tvs
-        self._mtime = fresh._mtime
+        self._mtime = seen
         return True
 
     # ============================================================== serving
