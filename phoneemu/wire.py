@@ -6,16 +6,49 @@
   must be consumed.
 * Every read names its field, so errors say where: format, field path, tag and offset.
 * Memory stays bounded: a read never allocates more than the bytes actually present.
+* Every decoder takes bytes-like input through :func:`as_bytes`: bytes, bytearray or memoryview,
+  sized by its bytes (a memoryview's ``len`` counts items: the rows of a 2-D view, the words of a
+  ``'Q'`` view), checked against the decoder's limit *before* any copy; anything else is a
+  DecodeError naming its type.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from phoneemu.errors import DecodeError, EncodeError
+from phoneemu.errors import DecodeError, EncodeError, SizeLimitError
 
-__all__ = ["Reader", "Writer"]
+__all__ = ["Reader", "Writer", "as_bytes"]
+
+
+def as_bytes(data: object, *, fmt: str, limit: int | None = None,
+             too_large: Callable[[int], DecodeError] | None = None) -> bytes:
+    """``data`` as ``bytes`` (module rules): its size in bytes checked against ``limit`` before any
+    copy (``too_large(size)``, by default SizeLimitError "N bytes exceeds the L-byte limit" at offset
+    L); bytes are returned as they are, a view is copied in its logical order. Anything but bytes,
+    bytearray or memoryview is a DecodeError naming its type."""
+    if isinstance(data, memoryview):
+        size = _view_size(data, fmt)
+    elif isinstance(data, (bytes, bytearray)):
+        size = len(data)
+    else:
+        raise DecodeError(f"expected bytes, got {type(data).__name__}", fmt=fmt)
+    if limit is not None and size > limit:
+        if too_large is not None:
+            raise too_large(size)
+        raise SizeLimitError(f"{size} bytes exceeds the {limit}-byte limit", fmt=fmt, offset=limit)
+    if type(data) is bytes:
+        return data
+    return data.tobytes() if isinstance(data, memoryview) else bytes(data)
+
+
+def _view_size(view: memoryview, fmt: str) -> int:
+    """A view's size in bytes: ``nbytes``, never ``len`` (which counts items, module rules)."""
+    try:
+        return view.nbytes
+    except ValueError:  # released
+        raise DecodeError("expected bytes, got a released memoryview", fmt=fmt) from None
 
 
 class Reader:

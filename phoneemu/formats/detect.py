@@ -21,6 +21,7 @@ from typing import Literal
 
 from phoneemu.errors import DecodeError
 from phoneemu.formats.header import parse_header
+from phoneemu.wire import as_bytes
 
 __all__ = ["Kind", "detect"]
 
@@ -47,7 +48,9 @@ def _by_name(name: str) -> Kind | None:
 
 
 def detect(data: bytes, name: str | None = None) -> Kind:
-    """``itl`` / ``ctl`` / ``sgn`` / ``enc`` / ``firmware`` / ``xml``; DecodeError when none fits."""
+    """``itl`` / ``ctl`` / ``sgn`` / ``enc`` / ``firmware`` / ``xml``; DecodeError when none fits (and for
+    input that is not bytes-like, :func:`phoneemu.wire.as_bytes`)."""
+    data = as_bytes(data, fmt="detect")
     if data[:3] == b"\x01\x00\x02":
         ph = parse_header(data, fmt="detect")
         if ph.header.encryption is not None:

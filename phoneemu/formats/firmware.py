@@ -41,7 +41,7 @@ from phoneemu.formats.header import (
     sign_file,
     verify_signature,
 )
-from phoneemu.wire import Reader, Writer
+from phoneemu.wire import Reader, Writer, as_bytes
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -114,7 +114,7 @@ def build_payload(load_name: str, image: bytes) -> bytes:
 
 def parse_payload(data: bytes, start: int = 0) -> tuple[str, bytes]:
     """(load name, image) from ``data[start:]``; strict: bad magic, lengths or leftovers are errors."""
-    r = Reader(data, fmt=FMT, start=start, path="payload")
+    r = Reader(as_bytes(data, fmt=FMT), fmt=FMT, start=start, path="payload")
     at = r.offset
     if r.take(len(MAGIC), "magic") != MAGIC:
         raise r.error(f"magic is not {MAGIC!r} (not a phoneemu firmware payload)", field="magic", offset=at)

@@ -55,9 +55,9 @@ from cryptography import x509
 from phoneemu.crypto import certs, signatures
 from phoneemu.crypto.hashes import hash_alg
 from phoneemu.crypto.keys import PrivateKey, PublicKey, key_size_bits, public_key_spki_der
-from phoneemu.errors import DecodeError, EncodeError, SizeLimitError, VerificationError, VerifyReason
+from phoneemu.errors import DecodeError, EncodeError, VerificationError, VerifyReason
 from phoneemu.formats._tlv import Memo, check_cstring, decode_cstring, encode_cstring, unchecked
-from phoneemu.wire import Reader
+from phoneemu.wire import Reader, as_bytes
 
 __all__ = [
     "CONTAINER_TAGS",
@@ -463,8 +463,9 @@ def _preamble(data: bytes, fmt: str) -> tuple[tuple[int, int], int]:
 
 
 def parse_header(data: bytes, *, fmt: str) -> ParsedHeader:
-    """Parse the signed header at the start of ``data`` (spec §A); errors carry ``fmt``."""
-    data = bytes(data)
+    """Parse the signed header at the start of ``data`` (spec §A); errors carry ``fmt``; bytes-like
+    input only (:func:`phoneemu.wire.as_bytes`)."""
+    data = as_bytes(data, fmt=fmt)
     if len(data) >= 10:  # :func:`_preamble` inlined: no read can be short, same checks and errors
         if data[0] != T.VERSION:
             raise DecodeError("the first TLV must be VERSION (tag 1)", fmt=fmt, offset=0, path="header",
@@ -780,12 +781,9 @@ class FileSigner:
 def parse_envelope(data: bytes, *, fmt: str, limit: int) -> tuple[bytes, ParsedHeader]:
     """The common first step of every signed-file parser (spec §A): refuse non-bytes and inputs over
     ``limit`` *before* parsing (SizeLimitError), then parse the header; a decoded value the header
-    model refuses is malformed input (DecodeError), never an EncodeError."""
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise DecodeError(f"expected bytes, got {type(data).__name__}", fmt=fmt)
-    if len(data) > limit:
-        raise SizeLimitError(f"{len(data)} bytes exceeds the {limit}-byte limit", fmt=fmt, offset=limit)
-    raw = bytes(data)
+    model refuses is malformed input (DecodeError), never an EncodeError. The limit counts bytes, a
+    memoryview's too (:func:`phoneemu.wire.as_bytes`; was its items: a 2-D view passed as one)."""
+    raw = as_bytes(data, fmt=fmt, limit=limit)
     try:
         return raw, parse_header(raw, fmt=fmt)
     except EncodeError as exc:

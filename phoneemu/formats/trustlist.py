@@ -57,7 +57,7 @@ from phoneemu.formats.header import (
     verify_signature,
 )
 from phoneemu.formats.header import build_header as _build_header
-from phoneemu.wire import Reader
+from phoneemu.wire import Reader, as_bytes
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -290,7 +290,12 @@ _RECORDS: Memo[TrustRecord] = Memo()
 
 
 def parse_record(data: bytes, start: int, end: int, *, index: int = 0) -> TrustRecord:
-    """Decode the record occupying ``data[start:end]`` (RECORD_LENGTH first, spec §B.2)."""
+    """Decode the record occupying ``data[start:end]`` (RECORD_LENGTH first, spec §B.2); a span
+    outside ``data`` is a DecodeError (was: IndexError)."""
+    data = as_bytes(data, fmt=FMT)
+    if not 0 <= start <= end <= len(data):
+        raise DecodeError(f"record span {start}..{end} outside the {len(data)} bytes given", fmt=FMT,
+                          offset=start, path=f"record[{index}]")
     raw = data[start:end]
     rec = _RECORDS.get(raw)
     if rec is None:
@@ -566,12 +571,11 @@ def parse(data: bytes, *, limit: int = DEFAULT_LIMIT, kind: Literal["CTL", "ITL"
           lazy: bool = True) -> TrustList:
     """Parse a CTL/ITL. SizeLimitError above ``limit`` before parsing; DecodeError on bad bytes.
 
-    ``kind`` defaults from the header FILENAME (``CTL...`` → CTL, otherwise ITL).
+    ``kind`` defaults from the header FILENAME (``CTL...`` → CTL, otherwise ITL). The limit counts
+    bytes, a memoryview's too; non-bytes-like input is a DecodeError (:func:`phoneemu.wire.as_bytes`).
     """
-    if len(data) > limit:
-        raise SizeLimitError(f"{len(data)} bytes exceeds the {limit}-byte trust-list limit", fmt=FMT,
-                             offset=limit)
-    data = bytes(data)
+    data = as_bytes(data, fmt=FMT, limit=limit, too_large=lambda size: SizeLimitError(
+        f"{size} bytes exceeds the {limit}-byte trust-list limit", fmt=FMT, offset=limit))
     ph = parse_header(data, fmt=FMT)
     spans: list[tuple[int, int]] = []
     pos, end = ph.body_offset, len(data)

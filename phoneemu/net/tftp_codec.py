@@ -10,6 +10,8 @@ Rules implemented here:
   Unknown options survive decoding untouched (design §3.4); servers ignore them.
 * Every malformed packet raises :class:`DecodeError` with ``fmt="tftp"`` and the offset/field (an
   invalid option value too, when :func:`negotiated` is given the datagram).
+* A datagram is bytes-like, measured in bytes, a memoryview's too (:func:`phoneemu.wire.as_bytes`);
+  one longer than 65535 bytes (UDP's length field) is a SizeLimitError before any copy.
 * Names: :func:`unsafe_name_reason` is the one traversal rule shared by the TFTP server, the HTTP
   server and the in-memory fetcher (a name with ``..``, a leading ``/``, a backslash, a NUL or a
   control character is refused). That policy is ours: real TFTP servers vary.
@@ -21,8 +23,9 @@ import enum
 import re
 from dataclasses import dataclass, field
 
-from phoneemu.errors import DecodeError, EncodeError
+from phoneemu.errors import DecodeError, EncodeError, SizeLimitError
 from phoneemu.values import parse_ascii_int
+from phoneemu.wire import as_bytes
 
 __all__ = [
     "BLKSIZE_MAX",
@@ -53,6 +56,7 @@ BLKSIZE_MIN = 8
 BLKSIZE_MAX = 65464
 TIMEOUT_MIN = 1
 TIMEOUT_MAX = 255
+_MAX_DATAGRAM = 0xFFFF  # UDP's length field: no datagram is longer (module rules)
 _MAX_STRING = 512  # any single string field (filename, mode, option) longer than this is malformed
 _MODES = ("octet", "netascii", "mail")
 
@@ -232,8 +236,15 @@ def _options(items: list[tuple[int, str]], base_path: str) -> dict[str, str]:
     return opts
 
 
+def _datagram(buf: bytes) -> bytes:
+    """``buf`` as bytes, bounded before any copy (module rules)."""
+    return as_bytes(buf, fmt="tftp", limit=_MAX_DATAGRAM, too_large=lambda size: SizeLimitError(
+        f"datagram of {size} bytes exceeds {_MAX_DATAGRAM}", fmt="tftp", offset=_MAX_DATAGRAM))
+
+
 def decode(buf: bytes) -> Packet:
     """Parse one datagram; anything malformed raises DecodeError(fmt="tftp")."""
+    buf = _datagram(buf)
     if len(buf) < 2:
         raise _err(f"need 2 bytes for opcode, got {len(buf)}", 0, "opcode")
     op = (buf[0] << 8) | buf[1]
@@ -284,6 +295,10 @@ class NegotiatedOptions:
 def option_offsets(buf: bytes) -> dict[str, int]:
     """Offset of each option's value in the RRQ/WRQ/OACK datagram ``buf``, by lower-cased option name
     (for the errors of :func:`negotiated`); empty when ``buf`` is no such packet or does not decode."""
+    try:
+        buf = _datagram(buf)
+    except DecodeError:
+        return {}
     if len(buf) < 2 or buf[0] != 0 or buf[1] not in (Opcode.RRQ, Opcode.WRQ, Opcode.OACK):
         return {}
     try:

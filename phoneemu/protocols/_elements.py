@@ -9,6 +9,9 @@ Rules:
 * A frame is ``header | body`` where the header carries the body length as uint16, so a frame is at
   most ``header_size + 65535`` bytes. :class:`FrameBuffer` keeps at most one partial frame: memory is
   bounded by that figure whatever the peer sends.
+* Input is bytes-like (:func:`phoneemu.wire.as_bytes`): a memoryview is framed by its bytes, never
+  its items (was: a 2-D view's one row taken as one byte); one frame given to ``decode`` longer than
+  the largest frame is a SizeLimitError before any copy; anything else is a DecodeError naming its type.
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from phoneemu.errors import DecodeError, EncodeError, ProtocolError
-from phoneemu.wire import Reader, Writer
+from phoneemu.errors import DecodeError, EncodeError, ProtocolError, SizeLimitError
+from phoneemu.wire import Reader, Writer, as_bytes
 
-__all__ = ["MAX_BODY", "Element", "FrameBuffer", "decode_elements", "encode_elements", "find", "find_all"]
+__all__ = ["MAX_BODY", "Element", "FrameBuffer", "decode_elements", "encode_elements", "find", "find_all",
+           "one_frame"]
 
 MAX_BODY = 0xFFFF
 
@@ -74,6 +78,15 @@ def find(elements: Iterable[Element], tag: int) -> bytes | None:
 
 def find_all(elements: Iterable[Element], tag: int) -> list[bytes]:
     return [e.value for e in elements if e.tag == tag]
+
+
+def one_frame(data: bytes, *, fmt: str, header_size: int) -> bytes:
+    """``data`` as the bytes of one whole frame (module rules): bytes-like, at most ``header_size`` +
+    65535 bytes (SizeLimitError, checked before any copy)."""
+    limit = header_size + MAX_BODY
+    return as_bytes(data, fmt=fmt, limit=limit, too_large=lambda size: SizeLimitError(
+        f"{size} bytes exceeds the largest frame, {limit} bytes (header {header_size} + body 65535)",
+        fmt=fmt, offset=limit))
 
 
 def open_frame(data: bytes, path: str, *, fmt: str, header_size: int,
@@ -157,7 +170,7 @@ class FrameBuffer(Generic[M]):
         if self._failed is not None:
             raise self._failed
         out: list[M] = []
-        view = memoryview(data)
+        view = memoryview(as_bytes(data, fmt=self._fmt))  # bytes, not items (module rules)
         pos = 0
         try:
             while True:

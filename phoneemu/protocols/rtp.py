@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from phoneemu.errors import DecodeError, EncodeError
+from phoneemu.wire import as_bytes
 
 __all__ = [
     "FIXED_HEADER",
@@ -125,7 +126,9 @@ def build_rtp(p: RtpPacket) -> bytes:
 
 
 def header_length(data: bytes) -> int:
-    """Length of the header of ``data`` incl. CSRCs and extension, checked to fit in ``data``."""
+    """Length of the header of ``data`` incl. CSRCs and extension, checked to fit in ``data``
+    (bytes-like: :func:`phoneemu.wire.as_bytes`)."""
+    data = as_bytes(data, fmt=FMT)
     if len(data) < FIXED_HEADER:
         raise DecodeError(f"{len(data)} bytes, the fixed header needs {FIXED_HEADER}",
                           fmt=FMT, path="header", offset=0)
@@ -150,10 +153,10 @@ def header_length(data: bytes) -> int:
 
 
 def parse_rtp(data: bytes) -> RtpPacket:
-    """The packet of ``data`` (RFC 3550 §5.1); DecodeError naming the field on malformed input."""
-    if len(data) > MAX_PACKET:
-        raise DecodeError(f"packet of {len(data)} bytes exceeds {MAX_PACKET}",
-                          fmt=FMT, path="length", offset=MAX_PACKET)
+    """The packet of ``data`` (RFC 3550 §5.1); DecodeError naming the field on malformed input. The
+    size limit counts bytes, a memoryview's too (:func:`phoneemu.wire.as_bytes`)."""
+    data = as_bytes(data, fmt=FMT, limit=MAX_PACKET, too_large=lambda size: DecodeError(
+        f"packet of {size} bytes exceeds {MAX_PACKET}", fmt=FMT, path="length", offset=MAX_PACKET))
     start = header_length(data)
     cc = data[0] & 0x0F
     csrcs = tuple(int.from_bytes(data[FIXED_HEADER + 4 * i:FIXED_HEADER + 4 * i + 4], "big")

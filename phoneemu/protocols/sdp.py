@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import TypeGuard
 
 from phoneemu.errors import DecodeError, EncodeError, SizeLimitError
+from phoneemu.wire import as_bytes
 
 __all__ = ["DIRECTIONS", "FMT", "MAX_CRYPTO", "MAX_LINE", "MAX_LINES", "MAX_SDP",
            "AudioOffer", "Crypto", "build_sdp", "parse_sdp"]
@@ -260,10 +261,10 @@ def _error(message: str, line: int, path: str) -> DecodeError:
 
 
 def _lines(data: bytes) -> list[tuple[str, str]]:
-    """``(letter, value)`` of each line: UTF-8, bounded, no control characters, known type letters."""
-    if len(data) > MAX_SDP:
-        raise SizeLimitError(f"description of {len(data)} bytes exceeds {MAX_SDP}", fmt=FMT, path="sdp",
-                             offset=MAX_SDP)
+    """``(letter, value)`` of each line: UTF-8, bounded (in bytes, a memoryview's too:
+    :func:`phoneemu.wire.as_bytes`), no control characters, known type letters."""
+    data = as_bytes(data, fmt=FMT, limit=MAX_SDP, too_large=lambda size: SizeLimitError(
+        f"description of {size} bytes exceeds {MAX_SDP}", fmt=FMT, path="sdp", offset=MAX_SDP))
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

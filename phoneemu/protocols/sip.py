@@ -11,6 +11,8 @@ Rules:
   stream a message without Content-Length is malformed). Bounded: a head of at most :data:`MAX_HEAD`
   bytes and :data:`MAX_HEADERS` header lines, a body of at most :data:`MAX_BODY` bytes whatever
   Content-Length claims. Header names are case-insensitive (compact forms ``v f t i m l`` are taken).
+  Input is bytes-like and measured in bytes, a memoryview's too (:func:`phoneemu.wire.as_bytes`): one
+  whole message longer than ``MAX_HEAD + 4 + MAX_BODY`` is a SizeLimitError before any copy (ours).
 * Over a stream (:class:`SipStream`) CRLFs before a start line are skipped (RFC 3261 §7.5: keep-alives,
   RFC 5626 §4.4.1, are CRLF CRLF between messages).
 * Bad input — no CRLF CRLF within the limit, a start line that is neither a request nor a status line
@@ -42,7 +44,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from phoneemu.errors import DecodeError
+from phoneemu.errors import DecodeError, SizeLimitError
+from phoneemu.wire import as_bytes
 
 __all__ = ["ALLOW", "DIGEST_ALGORITHMS", "MAX_BODY", "MAX_HEAD", "MAX_HEADERS", "REALM", "SIPS_PORT",
            "SIP_PORT", "SipMessage", "SipStream", "answer_request", "build_message", "device_mac",
@@ -54,6 +57,7 @@ FMT = "sip"
 MAX_HEAD = 8192
 MAX_HEADERS = 64
 MAX_BODY = 4096
+_MAX_MESSAGE = MAX_HEAD + 4 + MAX_BODY  # the largest whole message: head, CRLF CRLF, body
 #: CUCM's "SIP Station Realm" default (spec §G.13)
 REALM = "ccmsipline"
 #: CUCM's SIP line ports: TCP (sipPort) and TLS (securedSipPort)
@@ -124,7 +128,11 @@ def _head_end(data: bytes) -> int:
 
 
 def parse_message(data: bytes) -> SipMessage:
-    """One whole message (head and exactly its Content-Length of body); DecodeError otherwise."""
+    """One whole message (head and exactly its Content-Length of body); DecodeError otherwise (module
+    rules: more than the largest message, a SizeLimitError)."""
+    data = as_bytes(data, fmt=FMT, limit=_MAX_MESSAGE, too_large=lambda size: SizeLimitError(
+        f"message of {size} bytes exceeds the {_MAX_MESSAGE}-byte limit (head {MAX_HEAD}, blank line, "
+        f"body {MAX_BODY})", fmt=FMT, path="message", offset=_MAX_MESSAGE))
     end = _head_end(data)
     msg, length = _parse_head(data[:end])
     body = data[end + 4:]
@@ -195,7 +203,8 @@ class SipStream:
         self._buf = bytearray()
 
     def feed(self, data: bytes) -> None:
-        self._buf += data
+        """Add bytes-like ``data`` (module rules); DecodeError once no head end comes within the limit."""
+        self._buf += as_bytes(data, fmt=FMT)
         if len(self._buf) > MAX_HEAD + MAX_BODY + 4 and self._buf.find(b"\r\n\r\n", 0, MAX_HEAD + 4) < 0:
             _head_end(bytes(self._buf))  # raises: no head end within the limit
 

@@ -40,6 +40,7 @@ from phoneemu.protocols._elements import (
     encode_elements,
     find,
     frame_body,
+    one_frame,
     open_frame,
 )
 from phoneemu.wire import Writer
@@ -184,8 +185,9 @@ def _decode_frame(data: bytes, path: str) -> TvsMessage:
 
 
 def decode(data: bytes) -> TvsMessage:
-    """Exactly one message: a short frame or bytes after the body are DecodeErrors."""
-    return _decode_frame(bytes(data), "")
+    """Exactly one message: a short frame or bytes after the body are DecodeErrors, more than
+    ``MAX_FRAME`` bytes a SizeLimitError (before any copy; ``_elements.one_frame``)."""
+    return _decode_frame(one_frame(data, fmt=FMT, header_size=HEADER_SIZE), "")
 
 
 class FrameDecoder(FrameBuffer[TvsMessage]):
