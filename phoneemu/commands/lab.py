@@ -555,21 +555,43 @@ def _warn_no_manual_key(c: LabCluster, args: argparse.Namespace, macs: Sequence[
 
 
 def _exchange(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
-    from phoneemu.crypto.certs import dn_common_name, dn_text
-
+    """Say what each TVS now answers for the other's certificates: the roles each ends with, an earlier
+    import's kept (roles merge, ``LabCluster._import_trust``; was: the store's roles, "roles TFTP" for a
+    certificate TVS answers SAST and TFTP for)."""
     c.exchange_certificates(a.other, store=a.store, now=now)
     peer = LabCluster.open(a.other)
-    roles = ", ".join(role.name for role in EXCHANGE_STORES[a.store])
-
-    def names(x: LabCluster) -> str:
-        cns = [dn_common_name(dn_text(cert.subject)) for cert in x.exported_certs()]
-        return ", ".join(cns)
 
     def who(x: LabCluster) -> str:  # two labs of one name (both "lab" by default): their folders say which
         return x.state.name if c.state.name != peer.state.name else f"{x.state.name} ({x.root})"
-    return (f"TVS of {who(c)} now vouches for {who(peer)}'s {names(peer)}; TVS of "
-            f"{who(peer)} for {who(c)}'s {names(c)} (roles {roles}) — a snapshot: "
+    return (f"TVS of {who(c)} now vouches for {who(peer)}'s {_vouched(c, peer, a.store)}; TVS of "
+            f"{who(peer)} for {who(c)}'s {_vouched(peer, c, a.store)} — a snapshot: "
             "a certificate regenerated later needs another exchange")
+
+
+def _vouched(me: LabCluster, peer: LabCluster, store: str) -> str:
+    """``peer``'s exported certificates by common name, grouped by the roles ``me``'s TVS answers for
+    each (``CN1, CN2 (roles SAST, TFTP)``); roles beyond ``store``'s are said to come from an earlier
+    import."""
+    from phoneemu.crypto.certs import cert_der, dn_common_name, dn_text
+    from phoneemu.formats.trustlist import Role
+
+    def name(code: int) -> str:
+        return Role(code).name if code in Role._value2member_map_ else str(code)
+
+    wanted = {int(r) for r in EXCHANGE_STORES[store]}
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for cert in peer.exported_certs():
+        entry = me.tvs_lookup(cert_der(cert))
+        roles = tuple(sorted(set(entry.roles))) if entry is not None else ()
+        groups.setdefault(roles, []).append(dn_common_name(dn_text(cert.subject)))
+    out = []
+    for roles, cns in groups.items():
+        said = ", ".join(name(r) for r in roles) or "none"
+        earlier = [name(r) for r in roles if r not in wanted]
+        if earlier:
+            said += f": {', '.join(earlier)} from an earlier import"
+        out.append(f"{', '.join(cns)} (roles {said})")
+    return ", ".join(out)
 
 
 def _service(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
