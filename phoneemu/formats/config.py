@@ -71,6 +71,7 @@ from defusedxml.ElementTree import fromstring as _defused_fromstring
 from phoneemu.crypto import certs
 from phoneemu.errors import DecodeError, EncodeError, SizeLimitError
 from phoneemu.formats._tlv import Memo
+from phoneemu.wire import as_bytes
 
 __all__ = [
     "CONFIG_LIMIT",
@@ -685,12 +686,9 @@ def parse(data: bytes, *, limit: int = CONFIG_LIMIT) -> DeviceConfig:
 
 
 def _parse(data: bytes, limit: int) -> DeviceConfig:
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise DecodeError(f"expected bytes, got {type(data).__name__}", fmt=FMT)
-    size = data.nbytes if isinstance(data, memoryview) else len(data)  # a view's len counts items, not bytes
-    if size > limit:
-        raise SizeLimitError(f"{size} bytes exceeds the {limit}-byte config limit", fmt=FMT)
-    root = _parse_root(bytes(data))
+    raw = as_bytes(data, fmt=FMT, limit=limit, too_large=lambda size: SizeLimitError(
+        f"{size} bytes exceeds the {limit}-byte config limit", fmt=FMT))  # a view by its bytes, not items
+    root = _parse_root(raw)
     if root.tag != "device":
         raise DecodeError(f"root element is <{root.tag}>, expected <device>", fmt=FMT, path="device")
     seen: set[str] = set()
