@@ -7,6 +7,8 @@ KeyboardInterrupt, asyncio's cancels the main task (so a scenario closes its lab
 defers it (``fuzz --target-cmd`` while a command starts); with SIGINT ignored (a shell's background job)
 or left to the system, KeyboardInterrupt is raised. ``phoneemu.cli.main`` sets it for every command;
 ``run`` and the fleet's parent set it again around their work (they are also called as functions).
+A SIGTERM held back by :func:`ctrl_c_deferred` is delivered after the block by the same rule, as the
+Ctrl-C it stands for (was: with SIGINT ignored, dropped as an ignored SIGINT would be).
 """
 
 from __future__ import annotations
@@ -30,28 +32,45 @@ def term_as_ctrl_c() -> Any:
         handler = signal.getsignal(signal.SIGINT)
         if not callable(handler):
             raise KeyboardInterrupt
-        handler(signal.SIGINT, frame)
+        handler(signal.SIGTERM if isinstance(handler, _Held) else signal.SIGINT, frame)
 
     return signal.signal(signal.SIGTERM, on_term)
 
 
+class _Held:
+    """The SIGINT handler of a :func:`ctrl_c_deferred` block: notes the signals held back (SIGINT; SIGTERM
+    when :func:`term_as_ctrl_c`'s handler passes one on)."""
+
+    def __init__(self) -> None:
+        self.got: list[int] = []
+
+    def __call__(self, signum: int, _frame: Any) -> None:
+        self.got.append(signum)
+
+
 @contextlib.contextmanager
 def ctrl_c_deferred() -> Iterator[Callable[[], None]]:
-    """Hold back a SIGINT during the block (main thread only; elsewhere nothing changes); yields what to
-    call after it: the handler the signal would have met (KeyboardInterrupt for Python's default)."""
-    got: list[int] = []
+    """Hold back a SIGINT (or a SIGTERM, which stands for one) during the block (main thread only; elsewhere
+    nothing changes); yields what to call after it: the handler the signal would have met
+    (KeyboardInterrupt for Python's default). A SIGTERM is delivered as :func:`term_as_ctrl_c` has it:
+    with SIGINT ignored or left to the system, KeyboardInterrupt (a SIGINT alone is ignored, or the
+    system's)."""
+    held = _Held()
     try:
-        old = signal.signal(signal.SIGINT, lambda signum, _frame: got.append(signum))
+        old = signal.signal(signal.SIGINT, held)
     except ValueError:  # not the main thread: signals are the main thread's
         yield lambda: None
         return
 
     def deliver() -> None:
-        if not got:
+        if not held.got:
             return
-        got.clear()
-        if callable(old):
-            old(signal.SIGINT, None)
+        term = signal.SIGTERM in held.got
+        held.got.clear()
+        if callable(old):  # an outer block's _Held keeps a SIGTERM one
+            old(signal.SIGTERM if term and isinstance(old, _Held) else signal.SIGINT, None)
+        elif term:
+            raise KeyboardInterrupt
         elif old == signal.SIG_DFL:
             signal.raise_signal(signal.SIGINT)
 
