@@ -82,15 +82,16 @@ Targets:
                              ADDR: that host alone is answered and watched (others are refused)
 
 Findings are deduplicated (exception type, struct.error named with its module, and innermost project
-frame; signal, exit status, timeout), minimised (not an in-process hang: it cannot be interrupted),
+frame; signal, exit status, timeout), minimised (not an in-process hang: saved as found),
 and saved in DIR/crashes/<id>/ with input.bin, minimized.bin and info.json (format, seed, run index,
 traceback, a command that replays it, and one that rebuilds it from --seed and --run-index into
 DIR/crashes/<id>/regenerated/ with --regenerate). A silence finding's info.json says how to serve
 its mutant again, and how to rebuild it (or why not). The same --seed always makes the same inputs;
 Ctrl-C (or SIGTERM, as in every phoneemu command) keeps the findings so far and writes the summary (exit 130),
 also before the first input (summary.json's interrupted_while names the step): from --out made on,
-summary.json is written whole before the summary is printed. info.json's commands name absolute paths; a
-crash is minimised with up to 5,000 attempts within 20 s.
+summary.json is written whole before the summary is printed (--serve too). info.json's commands name
+absolute paths; a crash is minimised with up to 5,000 attempts within 20 s, an in-process attempt that
+hangs (--hang-after) or outlives them stopped at once: not the same crash.
 An in-process input still running at Ctrl-C, or past --time, that is a hang by then (an endless loop) is
 saved as a hang finding (past --time it is stopped and the run ends, exit 1); --replay and --regenerate
 stop an in-process input once it is a hang.
@@ -549,12 +550,14 @@ def _regenerate(args: argparse.Namespace, target: Target, mutator: Mutator) -> i
 
 
 def _serve(args: argparse.Namespace, mutator: object) -> int:
-    import asyncio
-
+    """``--serve``: mutants to a device under test (:func:`_serve_session`) into ``--out``. A Ctrl-C (or
+    SIGTERM) from the moment ``--out`` exists to summary.json written ends it with summary.json (ours, as
+    :func:`_fuzz_run`; was: one just after ``--out`` was made, or while the summary line was printed,
+    left none); before ``--out`` exists, the command's plain "interrupted"; exit 130."""
     from phoneemu.fuzz.corpus import NAMED_FORMATS, renamed
     from phoneemu.fuzz.engine import input_for
     from phoneemu.fuzz.mutators import Mutator
-    from phoneemu.fuzz.targets import ServeSession, serve_session
+    from phoneemu.fuzz.targets import ServeSession
     from phoneemu.net.tftp_server import provider_from
 
     assert isinstance(mutator, Mutator)
@@ -584,10 +587,29 @@ def _serve(args: argparse.Namespace, mutator: object) -> int:
         return m.data, {"ops": list(m.ops), "resigned": m.resigned}
 
     fallback = provider_from(args.serve_root, max_file_size=32 * 1024 * 1024) if args.serve_root else None
-    _make_folder(args.out, "--out")
-    session = ServeSession(fmt=args.fmt, make=make, seed=args.seed, out=args.out, runs=args.runs,
-                           start_index=args.run_index, mac=args.mac, fallback=fallback,
-                           silent_after=args.silent_after, commands=_silence_commands(args))
+    session: ServeSession | None = None
+    interrupted = False
+    try:  # from --out made on, a Ctrl-C (asyncio.run cancels the servers first) ends it with summary.json
+        _make_folder(args.out, "--out")
+        session = ServeSession(fmt=args.fmt, make=make, seed=args.seed, out=args.out, runs=args.runs,
+                               start_index=args.run_index, mac=args.mac, fallback=fallback,
+                               silent_after=args.silent_after, commands=_silence_commands(args))
+        _serve_session(args, session, allow_peer)
+    except KeyboardInterrupt:
+        if session is None and not args.out.is_dir():
+            raise  # nowhere to write summary.json: the command's plain "interrupted"
+        interrupted = True
+    return _serve_end(args, session, interrupted=interrupted)
+
+
+def _serve_session(args: argparse.Namespace, session: ServeSession,
+                   allow_peer: Callable[[str], bool] | None) -> None:
+    """Serve ``session``'s mutants (TFTP and HTTP, or SIP for ``sip-response``) until ``--runs`` are served
+    and settled, or ``--time`` (default :data:`_SERVE_DEFAULT_TIME`) has passed; each server's address
+    and a device's silence said as they come."""
+    import asyncio
+
+    from phoneemu.fuzz.targets import serve_session
 
     def on_silence(finding: dict[str, object]) -> None:
         index = int(str(finding["index"]))
@@ -604,49 +626,53 @@ def _serve(args: argparse.Namespace, mutator: object) -> int:
 
     # Bounded even when only --runs is given and the device stops asking.
     time_limit = args.time if args.time is not None else _SERVE_DEFAULT_TIME
-    interrupted = False
-    try:  # Ctrl-C: asyncio.run cancels the servers, then raises KeyboardInterrupt here
-        if args.fmt == "sip-response":  # answers to the device's REGISTERs (phoneemu.fuzz.sipserve)
-            from phoneemu.fuzz.sipserve import serve_sip_session
+    if args.fmt == "sip-response":  # answers to the device's REGISTERs (phoneemu.fuzz.sipserve)
+        from phoneemu.fuzz.sipserve import serve_sip_session
 
-            def sip_ready(port: int) -> None:
-                say(args, f"{args.fmt}: answering REGISTERs with mutants over SIP/TCP on "
-                          f"{host_port(args.host, port)}; log {session.log_path}")
+        def sip_ready(port: int) -> None:
+            say(args, f"{args.fmt}: answering REGISTERs with mutants over SIP/TCP on "
+                      f"{host_port(args.host, port)}; log {session.log_path}")
 
-            sip_port = args.port if args.port is not None else 5060
-            asyncio.run(serve_sip_session(session, host=args.host, port=sip_port, time_limit=time_limit,
-                                          ready=sip_ready, on_silence=on_silence, allow_peer=allow_peer))
-        else:
-            tftp_port = args.port if args.port is not None else 6969
-            asyncio.run(serve_session(session, host=args.host, port=tftp_port, time_limit=time_limit,
-                                      ready=ready, http_port=args.http_port, http_ready=http_ready,
-                                      on_silence=on_silence, allow_peer=allow_peer))
-    except KeyboardInterrupt:
-        interrupted = True
-        say(args, f"interrupted after serving {session.served} mutant(s); the findings so far are saved")
-    return _serve_end(args, session, interrupted=interrupted)
+        sip_port = args.port if args.port is not None else 5060
+        asyncio.run(serve_sip_session(session, host=args.host, port=sip_port, time_limit=time_limit,
+                                      ready=sip_ready, on_silence=on_silence, allow_peer=allow_peer))
+    else:
+        tftp_port = args.port if args.port is not None else 6969
+        asyncio.run(serve_session(session, host=args.host, port=tftp_port, time_limit=time_limit,
+                                  ready=ready, http_port=args.http_port, http_ready=http_ready,
+                                  on_silence=on_silence, allow_peer=allow_peer))
 
 
-def _serve_end(args: argparse.Namespace, session: ServeSession, *, interrupted: bool) -> int:
-    """The end of ``--serve``, normal or by Ctrl-C: the summary line, ``summary.json``; exit 130 when
-    interrupted, else 1 when the device fell silent after a mutant."""
-    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(session.outcomes.items())) or "none"
+def _serve_end(args: argparse.Namespace, session: ServeSession | None, *, interrupted: bool) -> int:
+    """The end of ``--serve``, normal or by Ctrl-C: ``summary.json`` first — written whole (atomically), a
+    Ctrl-C or SIGTERM held back while it is written (then exit 130 with it there) — then the lines, as
+    :func:`_fuzz_end`; exit 130 when interrupted, else 1 when the device fell silent after a mutant.
+    ``session`` None: interrupted with ``--out`` made, before the session began (nothing served)."""
+    served, requests = (session.served, session.requests) if session is not None else (0, 0)
+    counts = dict(session.outcomes) if session is not None else {}
+    silences = session.silences if session is not None else []
+    with ctrl_c_deferred() as interrupted_meanwhile:
+        summary = {"format": args.fmt, "seed": args.seed, "interrupted": interrupted, "served": served,
+                   "requests": requests, "outcomes": counts,
+                   "silences": [{"run_index": f["index"], "name": f["name"],
+                                 "dir": str(args.out / "crashes" / f"silent-{int(str(f['index'])):06d}")}
+                                for f in silences]}
+        write_output(args.out / "summary.json", (json_doc.dumps(summary, indent=2) + "\n").encode("utf-8"))
+    interrupted_meanwhile()  # a Ctrl-C held back: KeyboardInterrupt now, summary.json whole
+    if interrupted and session is None:
+        say(args, "interrupted while making the output folder, before any mutant was served")
+    elif interrupted:
+        say(args, f"interrupted after serving {served} mutant(s); the findings so far are saved")
+    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
     silent = "" if args.silent_after is None else \
-        f"; silent after {len(session.silences)} mutant(s)" + (
-            f" ({', '.join(str(f['index']) for f in session.silences[:10])}: crashes/silent-*)"
-            if session.silences else "")
-    print(f"{args.fmt}: served {session.served} mutant(s) to {session.requests} request(s); "
-          f"{'request' if args.fmt == 'sip-response' else 'transfer'} outcomes: {outcomes}{silent}; "
-          f"log {session.log_path}")
-    summary = {"format": args.fmt, "seed": args.seed, "interrupted": interrupted, "served": session.served,
-               "requests": session.requests, "outcomes": dict(session.outcomes),
-               "silences": [{"run_index": f["index"], "name": f["name"],
-                             "dir": str(args.out / "crashes" / f"silent-{int(str(f['index'])):06d}")}
-                            for f in session.silences]}
-    write_output(args.out / "summary.json", (json_doc.dumps(summary, indent=2) + "\n").encode("utf-8"))
+        f"; silent after {len(silences)} mutant(s)" + (
+            f" ({', '.join(str(f['index']) for f in silences[:10])}: crashes/silent-*)" if silences else "")
+    log = f"; log {session.log_path}" if session is not None else ""
+    print(f"{args.fmt}: served {served} mutant(s) to {requests} request(s); "
+          f"{'request' if args.fmt == 'sip-response' else 'transfer'} outcomes: {outcomes}{silent}{log}")
     if interrupted:
         return 130
-    return 1 if session.silences else 0
+    return 1 if silences else 0
 
 
 def _silence_commands(args: argparse.Namespace) -> Callable[[int, str, Path], dict[str, str]]:

@@ -11,7 +11,7 @@
   served over TFTP.
 * :mod:`~phoneemu.fuzz.engine` — the seeded, bounded loop with deduplication and crash saving.
 * :mod:`~phoneemu.fuzz.runwatch` — an in-process call that never ends: a hang at Ctrl-C, stopped past
-  ``--time``.
+  ``--time``, an attempt of the minimiser stopped at once.
 * :mod:`~phoneemu.fuzz.minimize` — shrink a crashing input.
 * :mod:`~phoneemu.fuzz.strategies` — hypothesis strategies over the mutators (needs hypothesis).
 

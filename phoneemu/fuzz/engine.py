@@ -8,9 +8,11 @@ Rules implemented here:
   deterministic corpus (:mod:`phoneemu.fuzz.corpus`), so ``(S, i)`` always names the same bytes.
 * Findings are deduplicated by signature (exception type + innermost project frame, exit status,
   signal, timeout, hang). The first input of each signature is minimised (same status and signature
-  must reproduce) — a crash always, a hang only of a target whose runs are bounded (``minimize_hangs``:
-  a command, killed at its timeout; an in-process hang cannot be interrupted, and is saved as found) —
-  and saved as ``DIR/crashes/<sha1(signature)[:12]>/{input.bin, minimized.bin, info.json}``;
+  must reproduce: :func:`same_finding`) — a crash always, a hang only of a target whose runs are bounded
+  (``minimize_hangs``: a command, killed at its timeout; an in-process hang is saved as found) — within
+  the minimiser's budget for real: an in-process attempt that hangs or outlives that time is stopped at
+  once (SIGALRM, main thread: :meth:`~phoneemu.fuzz.runwatch.RunWatch.stopping_hangs`) and is not the
+  same crash — and saved as ``DIR/crashes/<sha1(signature)[:12]>/{input.bin, minimized.bin, info.json}``;
   ``info.json`` holds the seed, run index, signature, traceback or stderr, the
   mutation ops and a one-line command that replays the minimised input (its paths absolute, ours: it
   works from any working directory; so does ``Finding.directory``, summary.json's ``dir``). Each file
@@ -48,10 +50,11 @@ from phoneemu.errors import EncodeError
 from phoneemu.files import atomic_write
 from phoneemu.fuzz.minimize import MAX_ATTEMPTS, TIME_LIMIT, minimize
 from phoneemu.fuzz.mutators import Mutant, Mutator
-from phoneemu.fuzz.runwatch import RunOverrun, RunWatch, run_once
+from phoneemu.fuzz.runwatch import AttemptStopped, RunOverrun, RunWatch, run_once
 from phoneemu.fuzz.targets import Outcome, Target
 
-__all__ = ["Finding", "FuzzConfig", "FuzzReport", "Progress", "fuzz", "input_for", "regenerate", "run_seed"]
+__all__ = ["Finding", "FuzzConfig", "FuzzReport", "Progress", "fuzz", "input_for", "regenerate", "run_seed",
+           "same_finding"]
 
 
 def run_seed(seed: int, index: int) -> int:
@@ -233,15 +236,28 @@ def _finding(config: FuzzConfig, target: Target, mutant: Mutant, *, index: int, 
         save(f)
     if config.minimize and (outcome.status == "crash"
                             or (outcome.status == "hang" and getattr(target, "minimize_hangs", False))):
-        sig, status = outcome.signature, outcome.status
-
-        def same(candidate: bytes) -> bool:
-            o = target.run(candidate)
-            return o.status == status and o.signature == sig
-
-        f.minimized = minimize(mutant.data, same, records=config.fmt in ("itl", "ctl"),
-                               max_attempts=config.minimize_attempts, time_limit=config.minimize_time)
+        watch = target if isinstance(target, RunWatch) else RunWatch(target)
+        with watch.stopping_hangs(config.minimize_time):  # an attempt looping for ever: stopped at once
+            f.minimized = minimize(mutant.data, same_finding(watch, outcome),
+                                   records=config.fmt in ("itl", "ctl"),
+                                   max_attempts=config.minimize_attempts, time_limit=config.minimize_time)
     return f
+
+
+def same_finding(watch: RunWatch, outcome: Outcome) -> Callable[[bytes], bool]:
+    """The minimiser's predicate for the finding ``outcome``: a candidate run by ``watch`` gives the same
+    status and signature. A candidate stopped at once (:meth:`RunWatch.stopping_hangs`: a hang, or past
+    the minimiser's time) is not the same crash; for a hang finding it is the same hang when it was one
+    by the target's rule (its hang signature compared; ours, :mod:`phoneemu.fuzz.runwatch`)."""
+
+    def same(candidate: bytes) -> bool:
+        try:
+            o: Outcome | None = watch.run(candidate)
+        except AttemptStopped:
+            o = watch.cut_hang("the minimiser once it was a hang")
+        return o is not None and o.status == outcome.status and o.signature == outcome.signature
+
+    return same
 
 
 def _record(report: FuzzReport, config: FuzzConfig, target: Target, mutant: Mutant, *, index: int,

@@ -12,7 +12,9 @@ Rules implemented here (ours: the spec is silent on fuzzing):
   :data:`MAX_ATTEMPTS`, 5,000) within ``time_limit`` seconds (default :data:`TIME_LIMIT`, 20 s), so a
   fast in-process target gets as far as the allowance lets it, and a slow command stops at the time
   limit; the best input found so far is returned when a bound is hit. Each round shrinks the input,
-  so the passes end. The result is never longer than the input.
+  so the passes end. The result is never longer than the input. An attempt that never returns is the
+  caller's to stop: the fuzz engine's in-process one is stopped at once when it hangs or outlives the
+  time limit, and fails (:meth:`phoneemu.fuzz.runwatch.RunWatch.stopping_hangs`).
 """
 
 from __future__ import annotations

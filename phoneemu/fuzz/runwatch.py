@@ -10,10 +10,17 @@ Rules implemented here (ours: the spec is silent on fuzzing):
   - at Ctrl-C or SIGTERM, the fuzz loop's input under way that is a hang already by the target's rule
     (``is_hang``: CPU past ``--hang-after``, or blocked ten times that) is a hang finding
     (:meth:`RunWatch.cut_hang`), saved with its run index; one that is not is dropped, as before;
-  - past the ``--time`` limit, a call still under way (a fuzz input, or an attempt of the minimiser)
-    is stopped once it is a hang by that rule: SIGALRM raises :class:`RunOverrun` in it. The loop ends
-    there, so no later input runs in a target left half-way; a fuzz input so stopped is a hang finding,
-    a finding being minimised is kept un-minimised;
+  - past the ``--time`` limit, a fuzz input still under way is stopped once it is a hang by that rule:
+    SIGALRM raises :class:`RunOverrun` in it. The loop ends there, so no later input runs in a target
+    left half-way; the input so stopped is a hang finding;
+  - while a finding is minimised (:meth:`RunWatch.stopping_hangs`), an attempt is stopped at once when
+    it is a hang by that rule or outlives the minimiser's time: :class:`AttemptStopped` in it, the
+    minimiser's predicate takes it as "not the same crash" (for a hang finding, a hang is the same
+    hang), and minimising goes on — so its time budget is a real bound, with ``--runs`` alone too
+    (was: an attempt looping for ever hung the run, or held it until ``--time`` and ended it). The
+    timer is re-armed for it (every :data:`_LOOK_EVERY` s) and, inside :meth:`RunWatch.stop_at`, given
+    back with what is left of the ``--time`` limit. A parser is taken to keep no state across calls
+    (a fuzz target must not): the next attempt runs in it as it was left;
   - one input run on its own (``--replay``, ``--regenerate``: :func:`run_once`) is stopped as soon as
     it is a hang, so a saved endless loop replays to its hang finding (exit 1) instead of for ever.
 
@@ -21,6 +28,9 @@ Rules implemented here (ours: the spec is silent on fuzzing):
   :func:`phoneemu.scenario.deadline.hard_stop`); elsewhere only the Ctrl-C rule applies. A target with
   bounded runs (``minimize_hangs``: a command killed at its ``--timeout``) is not watched. Code holding
   the interpreter in C for ever is stopped by neither: only a kill ends it.
+* The handler and the timer are set inside the ``try`` whose ``finally`` takes them back, a Ctrl-C held
+  back while they are taken back: an interrupt at any point leaves no handler of ours and no timer
+  running (was: one between setting the handler and the ``try`` left both).
 """
 
 from __future__ import annotations
@@ -33,16 +43,22 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from phoneemu.fuzz.targets import Outcome, Target
+from phoneemu.interrupts import ctrl_c_deferred
 
-__all__ = ["RunOverrun", "RunWatch", "run_once"]
+__all__ = ["AttemptStopped", "RunOverrun", "RunWatch", "run_once"]
 
-#: seconds between two looks at the call under way once the time limit has passed
+#: seconds between two looks at the call under way once the time limit has passed, or while minimising
 _LOOK_EVERY = 0.1
 
 
 class RunOverrun(BaseException):
     """Raised in an in-process call that is a hang still under way past the run's time limit (a
     BaseException: the target's own ``except Exception`` must not swallow it)."""
+
+
+class AttemptStopped(BaseException):
+    """Raised in a minimiser's attempt stopped at once (:meth:`RunWatch.stopping_hangs`): a hang, or past
+    the minimiser's time (a BaseException, as :class:`RunOverrun`)."""
 
 
 class RunWatch:
@@ -57,15 +73,18 @@ class RunWatch:
         self._since: tuple[float, float] | None = None  # the call under way: wall and CPU clocks at its start
         #: wall and CPU seconds of the last call ended by an exception (Ctrl-C, :class:`RunOverrun`)
         self.cut: tuple[float, float] | None = None
+        self._overrun_at: float | None = None  # monotonic: stop_at's limit, within its block
+        self._stop_by: float | None = None  # monotonic: the minimiser's end, within stopping_hangs
 
     @property
     def minimize_hangs(self) -> bool:
         return bool(getattr(self.target, "minimize_hangs", False))
 
     def run(self, data: bytes) -> Outcome:
-        started = self._since = (time.perf_counter(), time.thread_time())
         self.cut = None
+        started = (time.perf_counter(), time.thread_time())
         try:
+            self._since = started  # watched from here: a stop raised inside the try sets ``cut``
             return self.target.run(data)
         except BaseException:
             self._since = None  # no second RunOverrun on the way out
@@ -98,29 +117,87 @@ class RunWatch:
             return False
         return is_hang(time.perf_counter() - since[0], time.thread_time() - since[1])
 
+    def _on_alarm(self, _sig: int, _frame: Any) -> None:
+        """SIGALRM's look at the call under way: while minimising, an attempt that is a hang or outlives the
+        minimiser's time is stopped (:class:`AttemptStopped`); else, past stop_at's limit, a hang
+        (:class:`RunOverrun`)."""
+        if self._stop_by is not None:
+            if self._since is not None and (self._hung_now() or time.monotonic() >= self._stop_by):
+                raise AttemptStopped
+            return
+        if self._hung_now():
+            raise RunOverrun
+
+    def _alarm_is_mine(self) -> bool:
+        return bool(signal.getsignal(signal.SIGALRM) == self._on_alarm)
+
+    def _alarm_free(self) -> bool:
+        """SIGALRM can be taken (module docstring): a watched target, the main thread, nobody's handler
+        or timer."""
+        return (self._is_hang is not None and hasattr(signal, "setitimer")
+                and threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGALRM) is signal.SIG_DFL
+                and signal.getitimer(signal.ITIMER_REAL)[0] <= 0)
+
+    def _take_alarm(self, first: float) -> None:
+        """Our handler, and the timer: first look in ``first`` s (at least 1 ms: 0 would disarm it), then
+        every :data:`_LOOK_EVERY` s. Call it inside the ``try`` whose ``finally`` calls
+        :meth:`_give_back_alarm`."""
+        signal.signal(signal.SIGALRM, self._on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, max(first, 0.001), _LOOK_EVERY)
+
+    @staticmethod
+    def _give_back_alarm() -> None:
+        """No timer, SIGALRM as it was (free: :meth:`_alarm_free`); a Ctrl-C meanwhile held back until
+        both are done, then raised."""
+        with ctrl_c_deferred() as interrupted:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        interrupted()
+
     @contextlib.contextmanager
     def stop_at(self, seconds: float | None) -> Iterator[None]:
         """Within the block, from ``seconds`` from now on, raise :class:`RunOverrun` in a call under way
         that is a hang (looked at every :data:`_LOOK_EVERY` s); nothing when ``seconds`` is None, the
         target is not watched, outside the main thread, or SIGALRM is someone else's."""
-        if seconds is None or self._is_hang is None or not hasattr(signal, "setitimer") \
-                or threading.current_thread() is not threading.main_thread() \
-                or signal.getsignal(signal.SIGALRM) is not signal.SIG_DFL \
-                or signal.getitimer(signal.ITIMER_REAL)[0] > 0:
+        if seconds is None or not self._alarm_free():
             yield
             return
-
-        def on_alarm(_sig: int, _frame: Any) -> None:
-            if self._hung_now():
-                raise RunOverrun
-
-        old = signal.signal(signal.SIGALRM, on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.001), _LOOK_EVERY)  # 0 would disarm it
         try:
+            self._overrun_at = time.monotonic() + seconds
+            self._take_alarm(seconds)
             yield
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, old)
+            self._give_back_alarm()  # first: the fewest steps with a handler left behind
+            self._overrun_at = None
+
+    @contextlib.contextmanager
+    def stopping_hangs(self, seconds: float) -> Iterator[bool]:
+        """While a finding is minimised within ``seconds``: an attempt (:meth:`run`) that is a hang, or
+        still running after ``seconds``, is stopped at once by :class:`AttemptStopped` (module docstring).
+        Inside :meth:`stop_at` its timer is re-armed and, after the block, set to what is left of its
+        limit; else SIGALRM is taken for the block and given back. Yields whether attempts are watched
+        (False: as :meth:`stop_at`'s "nothing")."""
+        nested = self._alarm_is_mine()
+        if not nested and not self._alarm_free():
+            yield False
+            return
+        try:
+            self._stop_by = time.monotonic() + seconds
+            self._take_alarm(min(_LOOK_EVERY, seconds))
+            yield True
+        finally:
+            self._stop_by = None
+            if nested:
+                self._rearm_overrun()
+            else:
+                self._give_back_alarm()
+
+    def _rearm_overrun(self) -> None:
+        """stop_at's timer again, at what is left of its limit (past it: at once, then every
+        :data:`_LOOK_EVERY` s)."""
+        if self._overrun_at is not None:
+            signal.setitimer(signal.ITIMER_REAL, max(self._overrun_at - time.monotonic(), 0.001), _LOOK_EVERY)
 
 
 def run_once(target: Target, data: bytes) -> Outcome:
