@@ -58,7 +58,10 @@ Rules (issue #5 point 3; spec §C.6 request names, §H.1 TFTP/HTTP 6970):
   requests the boot has been answered with so far to its next request in the capture (the end of the
   boot's window after its last; :meth:`ReplayFetcher.span`) — the phone's requests: for its own names,
   and for cluster-wide names from a client endpoint of those or from an address no other phone uses
-  (one several phones share names no phone). Each question is thus matched to the
+  (one several phones share names no phone). A fetch of its own name answered from a run of requests
+  of that name took those up to the first complete one: a request of the name after it is a later
+  fetch (the config again once CAPF changed the LSC, spec §G.12.4), whose TVS question came after
+  this one's. Each question is thus matched to the
   connections made for it, in capture order: a TVS server down (no connection, or no TLS) for the ITL's
   question that answers the config's question is the config's answer, not the ITL's.
 * **Held in part** (*our convention*): a boot asked for a name the capture holds in part when the name
@@ -708,8 +711,10 @@ class ReplayFetcher:
                 self.not_captured.append(name)
             self.served.append((name, NOT_IN_CAPTURE))
             raise TransportError("not requested in the capture", kind="not-found", code=1, path=name)
-        ok = next((d for d in group if d.ok and d.data is not None), None)
-        self._reach(group if not note else [ok or group[-1]])  # its own: the whole run of requests
+        at = next((i for i, d in enumerate(group) if d.ok and d.data is not None), None)
+        ok = group[at] if at is not None else None
+        # its own: the run of requests up to the one answered with (module rules, "TVS questions")
+        self._reach((group if at is None else group[:at + 1]) if not note else [ok or group[-1]])
         if ok is not None and ok.data is not None:
             self.served.append((name, f"{len(ok.data)} bytes via {ok.protocol}{note}"))
             return ok.data
