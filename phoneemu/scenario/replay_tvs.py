@@ -198,14 +198,17 @@ class TvsCapture:
         return len(self.exchanges) + self.unlisted
 
     @functools.cached_property
-    def _queries_of(self) -> dict[str | None, list[int]]:
+    def _queries_of(self) -> dict[str | None, tuple[list[int], list[int]]]:
         """The QUERY exchanges of each phone (by the MAC in the device name), in capture order (the rank
-        of their connection: a cut one is listed when its connection ends, maybe after a later one)."""
-        out: dict[str | None, list[int]] = {}
+        of their connection: a cut one is listed when its connection ends, maybe after a later one): their
+        ranks and their indices."""
+        out: dict[str | None, tuple[list[int], list[int]]] = {}
         for i in sorted(range(len(self.exchanges)), key=lambda i: self.exchanges[i].order):
             ex = self.exchanges[i]
             if isinstance(ex.request, tvs.QueryRequest):
-                out.setdefault(_mac_in(ex.request.device_name), []).append(i)
+                ranks, indices = out.setdefault(_mac_in(ex.request.device_name), ([], []))
+                ranks.append(ex.order)
+                indices.append(i)
         return out
 
     @functools.cached_property
@@ -223,16 +226,17 @@ class TvsCapture:
     def _questions(self, mac: str | None, issuer: str, serial: int, window: tuple[float, float],
                    used: set[int]) -> list[int]:
         """The QUERY exchanges of ``mac`` about ``issuer`` (normalised) and ``serial`` in ``window``, not in
-        ``used``, in capture order."""
+        ``used``, in capture order; only those in ``window`` are looked at (a capture of many boots of one
+        phone, each asking TVS, is not read again at each question)."""
         from phoneemu.crypto.certs import normalise_dn
 
+        ranks, indices = self._queries_of.get(mac, ([], []))
         out = []
-        for i in self._queries_of.get(mac, ()):
-            ex = self.exchanges[i]
-            r = ex.request
+        for i in indices[bisect.bisect_left(ranks, window[0]):bisect.bisect_left(ranks, window[1])]:
+            r = self.exchanges[i].request
             assert isinstance(r, tvs.QueryRequest)
-            if (i not in used and window[0] <= ex.order < window[1] and normalise_dn(r.issuer) == issuer
-                    and int.from_bytes(r.serial, "big") == serial):
+            if i not in used and normalise_dn(r.issuer) == issuer and \
+                    int.from_bytes(r.serial, "big") == serial:
                 out.append(i)
         return out
 
