@@ -29,6 +29,7 @@ DOMAINS: dict[str, list[Any]] = {
     "itl": TRUST, "ctl": TRUST,
     "config": ["accepted", "rejected", "none"],
     "lsc": ["installed", "deleted", "unchanged", "present", "absent"],
+    "capf_pending": ["install", "fetch", "delete", "none"],
     "firmware": ["accepted", "rejected", "unchanged", "none"],
     "boot": ["ok", "failed"],
     "itl_file_status": ["match", "mismatch", "not-installed", "unknown"],

@@ -148,8 +148,12 @@ class CapfHandler:
     def __init__(self, cluster: LabCluster, *, clock: Callable[[], int] | None = None,
                  read_timeout: float = 30.0, session_timeout: float = 120.0,
                  lock_wait: float = CAPF_LOCK_WAIT_S, max_in_progress: int = capf.MAX_IN_PROGRESS,
-                 on_log: Callable[[CapfSessionLog], None] | None = None) -> None:
+                 on_log: Callable[[CapfSessionLog], None] | None = None,
+                 problem_log_level: int = logging.WARNING) -> None:
         self.cluster = cluster
+        #: the level a session ending in a problem (timeout, malformed, lost) is logged at: a scenario's
+        #: lab rehearses them on purpose (INFO: its request log has each one, ``on_log``)
+        self.problem_log_level = problem_log_level
         self.clock = clock
         self.read_timeout = read_timeout
         self.session_timeout = session_timeout
@@ -169,7 +173,7 @@ class CapfHandler:
         # a phone that closes (e.g. one that refused this server's certificate, spec §F.1) is the
         # client's choice, logged at INFO; malformed messages, timeouts and lost connections warn
         quiet = ":" not in entry.outcome or entry.outcome.startswith("closed: peer closed")
-        level = logging.INFO if quiet else logging.WARNING
+        level = logging.INFO if quiet else self.problem_log_level
         _log.log(level, "capf: %s (%s) %s op=%s: %s %s", entry.peer, entry.tls,
                  loggable(entry.device_name, _NAME_LOG_LIMIT) or "-", entry.operation or "-", entry.outcome,
                  loggable(entry.detail, _DETAIL_LOG_LIMIT))

@@ -293,7 +293,9 @@ class LabServers:
         handshake_log_level: int = logging.WARNING,
     ) -> None:
         self.cluster = cluster
-        #: the level failed TLS handshakes are logged at (a scenario's lab: INFO, its request log has them)
+        #: the level failed TLS handshakes (and CAPF sessions ending in a timeout or a malformed message)
+        #: are logged at (a scenario's lab: INFO, its request log has them; a rehearsed slow phone's cut
+        #: session is no warning on the run's stderr)
         self.handshake_log_level = handshake_log_level
         self.on_notice = on_notice
         self.host = host
@@ -354,7 +356,8 @@ class LabServers:
         read = io_timeout * 3 if capf_read_timeout is None else capf_read_timeout
         self.capf_handler = CapfHandler(cluster, clock=clock, read_timeout=read,
                                         session_timeout=capf_session_timeout, lock_wait=capf_lock_wait,
-                                        max_in_progress=capf_max_in_progress, on_log=self._on_capf)
+                                        max_in_progress=capf_max_in_progress, on_log=self._on_capf,
+                                        problem_log_level=handshake_log_level)
         # "tvs-2" ... (node 1 is ``tvs``)
         self.tvs_nodes: dict[str, TlsServer | ThreadedTvsServer | LoopTvsServer] = {}
         # "sip-2", "sips-2" ... (node 1's are ``sip`` / ``sips``)

@@ -21,6 +21,9 @@ timeout (RFC 1350, spec §H.3) as wanted; it shows how many it sent (``BootRepor
 ``fetched_over`` is the transport every file the last boot received came over (spec §H.1: HTTP 6970
 first, TFTP on failure): ``http``, ``tftp``, ``mixed`` (some each) or ``none`` (no file received) —
 so a conformance run notices a cluster whose HTTP 6970 is down while phones still boot over TFTP.
+``capf_pending`` (install / fetch / delete / none) is the CAPF operation the phone's lab cluster still
+holds for it, ``capf_server`` a text the lab CAPF server's log of the phone's last session contains
+(ours: what an administrator reads on the cluster after a slow phone's key generation, spec §F.6, §F.8).
 """
 
 from __future__ import annotations
@@ -135,16 +138,25 @@ def _deciding_rule(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     return actual, held
 
 
+def _is_code(text: str) -> bool:
+    """``text`` is (part of) a rejection code (:class:`~phoneemu.errors.VerifyReason`)."""
+    from phoneemu.errors import VerifyReason
+
+    return any(text in r.value for r in VerifyReason)
+
+
 def _reason(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+    """The rejections of the last boot: a value that is part of a rejection code matches the codes (a
+    decision without a code: its reason text); other text is matched in the reasons as written
+    (``failure during keygen``, a CAPF rejection coded ``other``), and the texts are shown then."""
     r = p.report
-    reasons = []
-    if r is not None:
-        for d in r.decisions:
-            if not d.accepted and d.needs_tvs is None:  # a pending "ask TVS" is not a rejection
-                code = d.reason_code.value if d.reason_code is not None else None
-                reasons.append(code or d.reason)
-    held = any(w == x or str(w) in str(x) for w in _any_of(expected) for x in reasons)
-    return reasons, held
+    rejected = [d for d in r.decisions if not d.accepted and d.needs_tvs is None] if r is not None else []
+    # (a pending "ask TVS" is not a rejection)
+    codes = [(d.reason_code.value if d.reason_code is not None else None) or d.reason for d in rejected]
+    texts = [d.reason for d in rejected]
+    wanted = [str(w) for w in _any_of(expected)]
+    held = any(w in x for w in wanted for x in (codes if _is_code(w) else [*codes, *texts]))
+    return (codes if all(_is_code(w) for w in wanted) else texts), held
 
 
 def _status(p: PhoneView, expected: Any) -> tuple[Any, bool]:
@@ -385,6 +397,22 @@ def _sip_replay(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     return actual, actual.split(" ", 1)[0] in _any_of(expected)
 
 
+def _capf_pending(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+    """install / fetch / delete / none: the CAPF operation the phone's lab cluster still holds pending for
+    it (spec §F.6: a session cut before its end records nothing); unknown for a real cluster."""
+    read = getattr(p, "capf_pending", None)
+    actual = read() if read is not None else "unknown"
+    return actual, actual in _any_of(expected)
+
+
+def _capf_server(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+    """Text the lab CAPF server's log line of the phone's last session contains, in any case (``op=install
+    timeout: nothing for 1.5s in state wait-keygen ...``; none: no session logged, or a real cluster)."""
+    read = getattr(p, "capf_server_log", None)
+    actual = (read() if read is not None else None) or "none"
+    return actual, any(str(w).lower() in actual.lower() for w in _any_of(expected))
+
+
 _CHECKS: dict[str, Callable[[PhoneView, Any], tuple[Any, bool]]] = {
     "itl": _trust("ITL"),
     "ctl": _trust("CTL"),
@@ -428,6 +456,8 @@ _CHECKS: dict[str, Callable[[PhoneView, Any], tuple[Any, bool]]] = {
     "call_status": _call_status,
     "media_intercepted": _media_intercepted,
     "sip_replay": _sip_replay,
+    "capf_pending": _capf_pending,
+    "capf_server": _capf_server,
 }
 
 

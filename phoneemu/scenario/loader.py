@@ -140,6 +140,8 @@ CHECKS: dict[str, tuple[str, ...] | None] = {
     "media_intercepted": None,
     "sip_replay": ("refused", "accepted", "none"),
     "call_status": None,
+    "capf_pending": ("install", "fetch", "delete", "none"),
+    "capf_server": None,
 }
 
 _BOOL_CHECKS = frozenset({"locked_out", "encrypted", "tvs_used", "retransmitted", "sip_challenged",
@@ -415,6 +417,8 @@ def _cluster(ctx: _Ctx, name: str, node: _Node) -> ClusterSpec:
             continue
         if key in _CLUSTER_BOOLS:  # pre_8_0: "no" must not switch a cluster to pre-8.0
             options[key] = ctx.boolean(val, f)
+        elif key == "capf":
+            options[key] = _capf_bounds(ctx, val, f)
         elif key in _CLUSTER_INTS:
             options[key] = ctx.integer(val, f, *_CLUSTER_INTS[key])
         else:
@@ -428,7 +432,7 @@ def _cluster(ctx: _Ctx, name: str, node: _Node) -> ClusterSpec:
 #: the options of a built-in lab cluster (``clusters: {NAME: {...}}``)
 _LAB_OPTIONS = ("seed", "nodes", "key", "itlrecovery_years", "upgraded", "mixed_mode", "signature_algorithm",
                 "rollback", "extra_certs", "load", "autoregistration", "tvs_ttl", "sbd", "itl_signer",
-                "pre_8_0", "tftp_for")
+                "pre_8_0", "tftp_for", "capf")
 
 
 def _lab_option_problem(key: str, value: str) -> str | None:
@@ -479,6 +483,33 @@ def _external(ctx: _Ctx, node: _Node, field: str) -> dict[str, Any]:
         out["http_port"] = ctx.integer(ext["http_port"], f"{field}.http_port", 1, 65535)
     if "use_http" in ext:
         out["use_http"] = ctx.boolean(ext["use_http"], f"{field}.use_http")
+    return out
+
+
+#: ``capf: {read_timeout, session_timeout}`` of a lab cluster: seconds, and their ranges (ours, as ``lab
+#: serve --capf-read-timeout / --capf-session-timeout``; at most a day, as a scenario's ``timeout:``)
+CAPF_BOUND_SECONDS = {"read_timeout": (0.1, 86_400.0), "session_timeout": (0.1, 86_400.0)}
+#: ``capf: {max_in_progress}``: REQUEST_IN_PROGRESS a session (``lab serve --capf-max-in-progress``)
+CAPF_MAX_IN_PROGRESS = (0, 100_000)
+
+
+def _capf_bounds(ctx: _Ctx, node: _Node, field: str) -> dict[str, float | int]:
+    """A lab cluster's ``capf: {read_timeout, session_timeout, max_in_progress}`` (ours; spec §F.6, §F.8):
+    how long its CAPF server waits for a phone's next frame, how long a whole session may take, and how
+    many REQUEST_IN_PROGRESS it takes a session, as ``lab serve --capf-*`` sets them; any may be left out
+    (``lab serve``'s defaults: 30 s, 120 s, 256). Seconds are numbers (``1.5``), 0.1 .. 86400."""
+    cm = ctx.mapping(node, field, allowed=(*CAPF_BOUND_SECONDS, "max_in_progress"))
+    out: dict[str, float | int] = {}
+    for key, val in cm.items():
+        if key == "max_in_progress":
+            out[key] = ctx.integer(val, f"{field}.{key}", *CAPF_MAX_IN_PROGRESS)
+            continue
+        lo, hi = CAPF_BOUND_SECONDS[key]
+        v = val.value
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+            raise ctx.fail(val, f"{field}.{key}", f"expected seconds from {lo:g} to {hi:g} (a number, e.g. "
+                                                  f"1.5), got {_plain(val)!r}")
+        out[key] = float(v)
     return out
 
 

@@ -79,6 +79,8 @@ class PhoneHandle:
     on_path: OnPathSeen | None = None
     #: (cluster name, "ITL"/"CTL") -> what that cluster's ``show itl``/``show ctl`` prints as checksums
     served_checksums: Callable[[str, str], dict[str, str] | None] | None = None
+    #: the lab cluster holding this phone's device entry now (None: a real cluster), for the CAPF checks
+    device_lab: Callable[[PhoneHandle], ClusterHandle | None] | None = None
 
     def has_trust(self, kind: str) -> bool:
         return self.phone.store.trust_list(kind) is not None
@@ -115,6 +117,26 @@ class PhoneHandle:
         """The checksums the phone's current cluster prints in ``show itl``/``show ctl`` (None: a real
         cluster, or no such file)."""
         return self.served_checksums(self.cluster, kind) if self.served_checksums is not None else None
+
+    def capf_pending(self) -> str:
+        """The CAPF operation the phone's lab cluster holds pending for it (install, fetch, delete; none;
+        unknown for a real cluster): a session cut before its end leaves it pending (spec §F.6)."""
+        handle = self.device_lab(self) if self.device_lab is not None else None
+        if handle is None or handle.cluster is None:
+            return "unknown"
+        pending = handle.cluster.capf_pending(self.mac)
+        return pending.operation if pending is not None else "none"
+
+    def capf_server_log(self) -> str | None:
+        """How the lab's CAPF server logged the last session of this phone (``op=install timeout: ...``),
+        None when it logged none (or a real cluster)."""
+        handle = self.device_lab(self) if self.device_lab is not None else None
+        if handle is None or handle.servers is None:
+            return None
+        device = f"SEP{self.mac}"
+        seen = list(handle.servers.requests)  # one copy: the threaded TVS server appends meanwhile
+        return next((e.detail for e in reversed(seen)
+                     if e.service == "capf" and e.name == device), None)
 
     @property
     def running_load(self) -> str | None:
@@ -245,7 +267,8 @@ class World:
                         for step in self.scenario.steps)
         servers = LabServers(cluster, host=host, keylog=self.keylog, capture=self.capture,
                              clock=self.clock, sip_ports={"sip": 0, "sips": 0} if registers else None,
-                             handshake_log_level=logging.INFO)  # expected refusals: the request log has them
+                             handshake_log_level=logging.INFO,  # expected refusals: the request log has them
+                             **_capf_bounds(opts))
         await servers.start()
         return ClusterHandle(spec=spec, host=host, tftp_port=servers.ports["tftp"],
                              http_port=servers.ports["http"], cluster=cluster, servers=servers)
@@ -272,7 +295,15 @@ class World:
         if group.symmetric_key and profile.symmetric_key_bits:
             phone.set_symmetric_key(group.symmetric_key)
         return PhoneHandle(mac=mac, group=group.name, phone=phone, cluster=group.cluster, spec=group, mic=mic,
-                           served_checksums=self._served_checksums)
+                           served_checksums=self._served_checksums, device_lab=self._device_lab)
+
+    def _device_lab(self, p: PhoneHandle) -> ClusterHandle | None:
+        """The lab cluster with ``p``'s device entry: its cluster's, or, when that is the centralized TFTP
+        of the phone's own cluster (``tftp_for``, :meth:`register_on`), the home cluster's; None: real."""
+        handle = self.clusters[p.cluster]
+        if handle.spec.options.get("tftp_for") == p.spec.cluster:
+            handle = self.clusters[p.spec.cluster]
+        return handle if handle.cluster is not None else None
 
     def _served_checksums(self, cluster: str, kind: str) -> dict[str, str] | None:
         lab = self.clusters[cluster].cluster
@@ -457,6 +488,15 @@ _INIT_KEYS = {"nodes", "key", "itlrecovery_years", "upgraded", "tvs_ttl", "sbd",
 
 def _init_options(opts: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in opts.items() if k in _INIT_KEYS}
+
+
+def _capf_bounds(opts: dict[str, Any]) -> dict[str, Any]:
+    """The lab CAPF server's bounds a cluster's ``capf: {read_timeout, session_timeout, max_in_progress}``
+    sets (ours, as ``lab serve --capf-*``; spec §F.6, §F.8), as :class:`LabServers` arguments; those left
+    out keep the servers' defaults (30 s, 120 s, 256)."""
+    names = {"read_timeout": "capf_read_timeout", "session_timeout": "capf_session_timeout",
+             "max_in_progress": "capf_max_in_progress"}
+    return {names[key]: value for key, value in opts.get("capf", {}).items()}
 
 
 def _initial_operations(opts: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
