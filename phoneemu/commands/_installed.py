@@ -39,7 +39,9 @@ def fill_from_flash(args: argparse.Namespace) -> list[str]:
     returns the flash's problems. A flash file the phone would not load (above its profile's limit, not
     parsing, a config its ``state.json`` does not vouch for) is left out, as its boot leaves it out
     (:meth:`phoneemu.phone.flash.Flash.held_files`): the phone is predicted or replayed holding what it
-    would hold, and each such file is named in a note."""
+    would hold, and each such file is named in a note. The flash's ``config.xml`` is then installed under
+    the name its ``state.json`` records (:func:`phoneemu.scenario.predict.installed_config`), as the
+    boot restores it: a locked phone served its unchanged config decides as it does live (§G.3.5)."""
     from phoneemu.phone.flash import Flash, not_loaded_notes
     from phoneemu.phone.phone import read_phone_file
     from phoneemu.phone.profile import get_profile

@@ -13,7 +13,9 @@ Rules (our conventions, stated in the README):
   (:func:`phoneemu.phone.rules.trust_list_name_problem`, the check the boot applies to every new
   trust list — so a CTL/ITL mix-up among the *new* files is a ``G.3.1-wrong-file-name`` decision). The
   installed config (``.cnf.xml.sgn`` or ``.cnf.xml``) is the phone's current one: it names the TVS
-  servers the phone may ask (spec §E.7.5; without it TVS is not usable, as on a real phone).
+  servers the phone may ask (spec §E.7.5; without it TVS is not usable, as on a real phone). A phone
+  flash's ``config.xml`` is installed under the name its ``state.json`` records (``SEP<MAC>.cnf.xml.sgn``),
+  as the phone's boot restores it: the §G rules decide per name (G.3.5 "the served config is unchanged").
 * The phone requests its usual names; each new file (or each file of a given folder, e.g. a copy
   of a cluster's TFTP root) is served under its own base name, read when requested, and
   ``CTLFile.tlv`` / ``ITLFile.tlv`` also answer ``CTLSEP<MAC>.tlv`` / ``ITLSEP<MAC>.tlv`` (and the
@@ -235,7 +237,9 @@ def _default_mac(names: Sequence[str]) -> tuple[str, list[str]]:
 
 def installed_config(path: Path, key: Any = None, *, option: str = "installed-config") -> AcceptedConfig:
     """The phone's current config: a signed ``.sgn`` (its body), plain XML, or an ``.enc.sgn``
-    decrypted with ``key`` (the phone's private key); PhoneEmuError naming the file and ``option``
+    decrypted with ``key`` (the phone's private key), installed under its file name (a flash's
+    ``config.xml``: the name the phone accepted it under, :func:`_flash_config_name`); PhoneEmuError
+    naming the file and ``option``
     (the command's option that gave it; only ``installed-config`` has a key option to decrypt with)."""
     from phoneemu.formats import config as config_fmt
     from phoneemu.formats import encrypted, signed
@@ -257,9 +261,37 @@ def installed_config(path: Path, key: Any = None, *, option: str = "installed-co
             xml = encrypted.decrypt_pki(encrypted.parse(data), key)
         else:
             xml = signed.parse(data).body if data[:3] == b"\x01\x00\x02" else data
-        return AcceptedConfig(file=path.name, xml=xml, config=config_fmt.parse(xml))
+        name = _flash_config_name(path, xml) or path.name
+        return AcceptedConfig(file=name, xml=xml, config=config_fmt.parse(xml))
     except PhoneEmuError as exc:
         raise PhoneEmuError(f"{path}: installed config: {exc}", path=option) from None
+
+
+def _flash_config_name(path: Path, xml: bytes) -> str | None:
+    """The name a phone accepted its flash's ``config.xml`` under (``state.json``'s ``config_file``, when
+    its ``config_sha256`` is that of ``xml``), or None: the config is installed under that name, as the
+    phone's boot restores it (:mod:`phoneemu.phone.flash` module rules) — the §G rules decide per name
+    (G.3.5 "unchanged": the same name and XML), so ``config.xml`` would decide otherwise than the phone.
+    A ``state.json`` that is missing, damaged or vouches for other XML: None (the file's own name)."""
+    import hashlib
+    import json
+
+    from phoneemu import json_doc
+    from phoneemu.phone.flash import CONFIG_FILE, STATE_FILE
+
+    state_file = path.parent / STATE_FILE
+    if path.name != CONFIG_FILE or not state_file.is_file():
+        return None
+    try:
+        state = json_doc.loads(read_at_most(state_file, 64 << 10, what=STATE_FILE).decode())
+    except (OSError, PhoneEmuError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(state, dict):
+        return None
+    name, want = state.get("config_file"), state.get("config_sha256")
+    if not (isinstance(name, str) and name and isinstance(want, str)):
+        return None
+    return name if hashlib.sha256(xml).hexdigest() == want.lower() else None
 
 
 def _tvs_notes(tvs_certs: Sequence[Any], config: AcceptedConfig | None,
