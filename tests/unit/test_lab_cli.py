@@ -307,8 +307,8 @@ def test_exchange_says_what_each_tvs_now_vouches_for(lab_dir: Path, tmp_path: Pa
     capsys.readouterr()
     assert main(["lab", "exchange", str(lab_dir), str(other)]) == 0
     out = capsys.readouterr().out
-    assert "TVS of lab now vouches for b's ITLRECOVERY_b-pub, b-pub; TVS of b for lab's " \
-        "ITLRECOVERY_lab-pub, lab-pub" in out and "a snapshot" in out
+    assert "TVS of lab now vouches for b's ITLRECOVERY_b-pub, b-pub (roles SAST, TFTP); TVS of b for lab's " \
+        "ITLRECOVERY_lab-pub, lab-pub (roles SAST, TFTP)" in out and "a snapshot" in out
 
 
 def test_exchange_between_two_labs_of_one_name_names_their_folders(
@@ -319,8 +319,8 @@ def test_exchange_between_two_labs_of_one_name_names_their_folders(
     capsys.readouterr()
     assert main(["lab", "exchange", str(lab_dir), str(other)]) == 0
     out = capsys.readouterr().out
-    assert f"TVS of lab ({lab_dir}) now vouches for lab ({other})'s ITLRECOVERY_lab-pub, lab-pub; " \
-        f"TVS of lab ({other}) for lab ({lab_dir})'s" in out
+    assert f"TVS of lab ({lab_dir}) now vouches for lab ({other})'s ITLRECOVERY_lab-pub, lab-pub " \
+        f"(roles SAST, TFTP); TVS of lab ({other}) for lab ({lab_dir})'s" in out
 
 
 def test_service_without_a_running_serve_does_not_claim_one(lab_dir: Path,
