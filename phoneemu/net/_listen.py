@@ -11,18 +11,28 @@ Rules:
   IPv4 address.
 * A start that does not return closes what it bound (:func:`serving`): a server start cancelled while it
   binds (``lab serve`` stopped by a signal, a task cancelled) leaves no socket listening.
+* A close cuts every connection the server accepted (:func:`close_listening`): it stops accepting, lets
+  the accepts under way become connections their owner tracks, then closes the listener and cuts them.
+  Before, a close in the loop iteration right after an accept lost that connection (CPython gh-109564,
+  open for 3.11: on the asyncio loop its transport failed half-built and its socket waited for the
+  garbage collector; on uvloop its handler started after the close and served on) — its peer hung.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ["IPV6_ANY", "is_ipv6_any", "serving", "set_v6only", "tcp_listener"]
+__all__ = ["IPV6_ANY", "close_listening", "is_ipv6_any", "serving", "set_v6only", "tcp_listener"]
 
 IPV6_ANY = "::"
+
+#: Loop iterations :func:`close_listening` lets run before it cuts the connections (ours): an accept under
+#: way builds its transport (1), the transport's ``connection_made`` starts the handler (2), the handler's
+#: first step registers it with its owner (3); one more for margin.
+ATTACH_HOPS = 4
 
 
 def is_ipv6_any(host: object) -> bool:
@@ -71,8 +81,8 @@ async def serving(unstarted: Awaitable[asyncio.Server], sock: socket.socket | No
     Cancelled, it has accepted no connection: the accept asyncio queues in the iteration after
     ``start_serving`` runs after this step, and the close cancels it, so a connection waiting in the
     listen queue ends with the listener (Python 3.11; tests/unit/test_listen_serving_cancelled.py).
-    Not covered here: a server its owner closes in the iteration right after an accept (CPython
-    gh-109564: the accepted socket is left to the garbage collector, its peer waits until then)."""
+    A server its owner closes in the iteration right after an accept (CPython gh-109564) is
+    :func:`close_listening`'s."""
     try:
         server = await unstarted
     except BaseException:
@@ -85,3 +95,63 @@ async def serving(unstarted: Awaitable[asyncio.Server], sock: socket.socket | No
         server.close()  # its listening sockets closed at once
         raise
     return server
+
+
+async def close_listening(server: asyncio.Server, cut_connections: Callable[[], None]) -> None:
+    """Close ``server`` so that no connection it accepted outlives the close (module rules): stop accepting
+    (:func:`_stop_accepting`), let :data:`ATTACH_HOPS` loop iterations run so the accepts under way
+    become connections their owner tracks, close the listener, then ``cut_connections()`` (the owner's:
+    close its writers, cancel its tasks). The caller then awaits what it cut and ``server.wait_closed()``.
+
+    Cancelled during those iterations, it still closes the listener and cuts the connections, then:
+    a task already being cancelled when the close began (its owner cleaning up: ``LabServers.stop``
+    after Ctrl-C) has its cancel held until the close is done and passed on to its next await
+    (:func:`_cancel_again`), so that the owner's next close runs too — before these iterations the close
+    never suspended; a cancel that came during the close (a time-out) is raised at once."""
+    task = asyncio.current_task()
+    cleaning_up = task is not None and task.cancelling() > 0
+    held = False
+    try:
+        if not _stop_accepting(server):
+            server.close()
+        for _ in range(ATTACH_HOPS):
+            try:
+                await asyncio.sleep(0)
+            except asyncio.CancelledError:
+                if not cleaning_up:
+                    raise
+                held = True
+    finally:
+        server.close()
+        cut_connections()
+    if held:
+        _cancel_again()
+
+
+def _cancel_again() -> None:
+    """Have the running task's next await raise the CancelledError it took: its count of cancel requests
+    (what ``asyncio.timeout`` and task groups check) stays as it was."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+        task.cancel()
+
+
+def _stop_accepting(server: asyncio.Server) -> bool:
+    """Stop ``server`` accepting without closing it; False where that cannot be done that way.
+
+    The asyncio selector loop accepts in a reader callback and builds each connection's transport a loop
+    iteration later; a ``server.close()`` in between makes that build fail (CPython gh-109564) — so here
+    its readers are removed first (a reader callback already queued is cancelled with it). uvloop (and
+    the proactor loop) accept otherwise (``remove_reader`` does not find the socket): there the accepted
+    connection's transport is built with the accept and a ``server.close()`` is safe — the caller closes
+    first."""
+    loop = asyncio.get_running_loop()
+    stopped = bool(server.sockets)
+    for sock in server.sockets:
+        try:
+            removed = loop.remove_reader(sock.fileno())
+        except (NotImplementedError, RuntimeError, ValueError, OSError):
+            removed = False
+        stopped = stopped and removed is True
+    return stopped

@@ -64,7 +64,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 from phoneemu.errors import TransportError
-from phoneemu.net._listen import is_ipv6_any, serving, tcp_listener
+from phoneemu.net._listen import close_listening, is_ipv6_any, serving, tcp_listener
 from phoneemu.net._oserror import os_error_text
 from phoneemu.net.capture import note_connect, note_peer
 from phoneemu.net.tftp_codec import unsafe_name_reason
@@ -137,12 +137,16 @@ class HttpServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def close(self) -> None:
+        """Stop listening and close every connection, those accepted just before included
+        (:func:`phoneemu.net._listen.close_listening`)."""
         if self._server is not None:
-            self._server.close()
-            for w in list(self._writers):
-                w.close()
+            await close_listening(self._server, self._close_writers)
             await self._server.wait_closed()
             self._server = None
+
+    def _close_writers(self) -> None:
+        for w in list(self._writers):
+            w.close()
 
     async def __aenter__(self) -> HttpServer:
         return await self.start()

@@ -41,7 +41,7 @@ from phoneemu.crypto.certs import cert_der
 from phoneemu.crypto.keys import PrivateKey, private_key_pem
 from phoneemu.errors import DecodeError, TransportError
 from phoneemu.files import private_file
-from phoneemu.net._listen import is_ipv6_any, serving, tcp_listener
+from phoneemu.net._listen import close_listening, is_ipv6_any, serving, tcp_listener
 from phoneemu.net._oserror import os_error_text
 from phoneemu.net.capture import note_connect, note_peer
 from phoneemu.net.tls_accept import TlsAcceptProtocol
@@ -439,15 +439,19 @@ class TlsServer:
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
 
     async def close(self) -> None:
+        """Stop listening and end every connection, those accepted just before included
+        (:func:`phoneemu.net._listen.close_listening`)."""
         if self._server is None:
             return
-        self._server.close()
-        for task in list(self._active):
-            task.cancel()
+        await close_listening(self._server, self._cancel_active)
         if self._active:
             await asyncio.gather(*self._active, return_exceptions=True)
         await self._server.wait_closed()
         self._server = None
+
+    def _cancel_active(self) -> None:
+        for task in list(self._active):
+            task.cancel()
 
     async def __aenter__(self) -> TlsServer:
         return await self.start()
