@@ -757,12 +757,19 @@ class LabServers:
         await srv.close()
 
     async def _stop_all(self) -> None:
-        for name in sorted([*self.tvs_nodes, *self.sip_nodes]):
-            with contextlib.suppress(Exception):
+        """Stop every server, each whatever became of the others: a cancel arriving while one closes
+        (a close waits a few loop iterations, :func:`phoneemu.net._listen.close_listening`) is raised
+        once all are closed, not before the rest (they would be left listening)."""
+        cancelled: asyncio.CancelledError | None = None
+        for name in [*sorted([*self.tvs_nodes, *self.sip_nodes]), *reversed(SERVICES)]:
+            try:
                 await self._stop(name)
-        for name in reversed(SERVICES):
-            with contextlib.suppress(Exception):
-                await self._stop(name)
+            except asyncio.CancelledError as exc:
+                cancelled = cancelled or exc
+            except Exception:  # noqa: S110 -- a server that fails to close is not to stop the others
+                pass
+        if cancelled is not None:
+            raise cancelled
 
     async def _watch_loop(self, interval: float) -> None:
         """Pick up changes made by another process (``phoneemu lab ...`` while ``lab serve`` runs)."""

@@ -232,7 +232,9 @@ class ThreadedTvsServer:
         return int(self._listener.getsockname()[1])
 
     async def close(self) -> None:
-        """Stop accepting, cut open connections, join the workers (at most ``stop_timeout`` s)."""
+        """Stop accepting, cut open connections, join the workers (at most ``stop_timeout`` s), close the
+        listener. Cancelled while it joins, the listener is closed all the same (the threads, told to
+        stop, end on their own); before, the cancel left it open while the loop ran."""
         listener = self._listener
         if listener is None:
             return
@@ -244,10 +246,12 @@ class ThreadedTvsServer:
                 with contextlib.suppress(OSError):
                     socket.socket.shutdown(conn, socket.SHUT_RDWR)
         threads, self._threads = self._threads, []
-        await self._join(threads, self.stop_timeout)
-        listener.close()
-        self._listener = None
-        self._drain()
+        try:
+            await self._join(threads, self.stop_timeout)
+        finally:
+            listener.close()
+            self._listener = None
+            self._drain()
         alive = [t.name for t in threads if t.is_alive()]
         if alive:
             _log.warning("%s: %d worker(s) still running after %ss: %s", self.name, len(alive),
