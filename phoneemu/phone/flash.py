@@ -313,6 +313,17 @@ class Flash:
                 "ctl": self.path / CTL_FILE if ctl is not None else None,
                 "config": self.path / CONFIG_FILE if cfg is not None else None}
 
+    def held_config(self) -> AcceptedConfig | None:
+        """The config :meth:`load` would restore — its XML and the name the phone accepted it under
+        (``state.json``'s ``config_file``, module rules) — or None: absent, or not loaded (a config
+        ``state.json`` does not vouch for, one not parsing; noted in :attr:`problems`). Read and checked
+        as load reads it, **without changing anything**: the one rule for which config a flash holds
+        and under which name (``predict`` and ``replay`` install a flash's ``config.xml`` under it)."""
+        self.problems = []
+        if not self.path.is_dir():
+            return None
+        return self._config(self._state(), InternCache(max_items=1))
+
     def _state(self) -> dict[str, Any]:
         return self._json_object(STATE_FILE) or {}
 

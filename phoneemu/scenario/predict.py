@@ -268,30 +268,22 @@ def installed_config(path: Path, key: Any = None, *, option: str = "installed-co
 
 
 def _flash_config_name(path: Path, xml: bytes) -> str | None:
-    """The name a phone accepted its flash's ``config.xml`` under (``state.json``'s ``config_file``, when
-    its ``config_sha256`` is that of ``xml``), or None: the config is installed under that name, as the
-    phone's boot restores it (:mod:`phoneemu.phone.flash` module rules) — the §G rules decide per name
-    (G.3.5 "unchanged": the same name and XML), so ``config.xml`` would decide otherwise than the phone.
-    A ``state.json`` that is missing, damaged or vouches for other XML: None (the file's own name)."""
-    import hashlib
-    import json
+    """The name a phone accepted its flash's ``config.xml`` under, when ``xml`` is the config that flash
+    holds (:meth:`phoneemu.phone.flash.Flash.held_config`, the boot's own rule), or None (the file's own
+    name): the config is installed under that name, as the phone's boot restores it — the §G rules
+    decide per name (G.3.5 "unchanged": the same name and XML), so ``config.xml`` would decide otherwise
+    than the phone. Not a flash's ``config.xml``, a ``state.json`` that is missing, damaged, unreadable
+    or vouches for other XML: None."""
+    from phoneemu.phone.flash import CONFIG_FILE, Flash
+    from phoneemu.phone.profile import get_profile
 
-    from phoneemu import json_doc
-    from phoneemu.phone.flash import CONFIG_FILE, STATE_FILE
-
-    state_file = path.parent / STATE_FILE
-    if path.name != CONFIG_FILE or not state_file.is_file():
+    if path.name != CONFIG_FILE:
         return None
-    try:
-        state = json_doc.loads(read_at_most(state_file, 64 << 10, what=STATE_FILE).decode())
-    except (OSError, PhoneEmuError, UnicodeDecodeError, json.JSONDecodeError):
+    try:  # the profile does not matter to the config (only to the trust lists' limit)
+        held = Flash(path.parent, profile=get_profile("cp-8861")).held_config()
+    except OSError:
         return None
-    if not isinstance(state, dict):
-        return None
-    name, want = state.get("config_file"), state.get("config_sha256")
-    if not (isinstance(name, str) and name and isinstance(want, str)):
-        return None
-    return name if hashlib.sha256(xml).hexdigest() == want.lower() else None
+    return held.file if held is not None and held.xml == xml else None
 
 
 def _tvs_notes(tvs_certs: Sequence[Any], config: AcceptedConfig | None,
