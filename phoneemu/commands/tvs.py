@@ -360,12 +360,15 @@ def _several_text(docs: list[dict[str, Any]], summary: dict[str, Any], itl: str 
 
 
 def _from_flash(args: argparse.Namespace) -> None:
-    """``--flash DIR``: its config and ITL (those it holds) and its model, in place of --config, --itl
-    and the default --tls (given with them: refused)."""
+    """``--flash DIR``: its config and ITL (those its boot would load, :meth:`Flash.held_files`: a file it
+    would not load — a ``config.xml`` its ``state.json`` does not vouch for, an ITL not parsing — is
+    left out and said on stderr) and its model, in place of --config, --itl and the default --tls
+    (given with them: refused)."""
     args.profile = "cp-8861"
     if args.flash is None:
         return
-    from phoneemu.phone.flash import CONFIG_FILE, ITL_FILE
+    from phoneemu.commands._said import say
+    from phoneemu.phone.flash import Flash, not_loaded_notes
     from phoneemu.phone.phone import read_phone_file
 
     if args.config is not None or args.itl is not None:
@@ -376,13 +379,14 @@ def _from_flash(args: argparse.Namespace) -> None:
                             path="flash")
     ident = read_phone_file(args.flash)
     args.profile = str(ident.get("profile") or "cp-8861")
-    if (args.flash / CONFIG_FILE).is_file():
-        args.config = args.flash / CONFIG_FILE
-    elif not args.servers:
+    flash = Flash(args.flash, profile=get_profile(args.profile))
+    held = flash.held_files()
+    for note in not_loaded_notes(args.flash, flash.problems):
+        say(args, note)
+    args.config, args.itl = held["config"], held["itl"]
+    if args.config is None and not args.servers:
         raise PhoneEmuError(f"{args.flash}: holds no accepted config, so no TVS server to ask (name one: "
                             "phoneemu tvs HOST[:PORT] ...)", path="flash")
-    if (args.flash / ITL_FILE).is_file():
-        args.itl = args.flash / ITL_FILE
 
 
 def handler(args: argparse.Namespace) -> int:

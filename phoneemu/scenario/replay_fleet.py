@@ -627,7 +627,7 @@ async def _replay_one(capture: FleetCapture, mac: str, *, profile: str, noted: t
         flash = fleet_flash / mac
         if flash.is_dir():
             try:
-                profile, installed = _from_flash(flash, mac, profile)
+                profile, installed = _from_flash(flash, mac, profile, notes)
             except PhoneEmuError as exc:
                 return PhoneReplay(mac=mac, profile=profile, skipped=f"{flash}: {exc.message}")
             keys_from = flash
@@ -663,9 +663,12 @@ def _with_config(installed: Any, config_dir: Path, mac: str, profile: str, notes
     return dataclasses.replace(installed or Installed(), config=config)
 
 
-def _from_flash(flash: Path, mac: str, profile: str) -> tuple[str, Any]:
-    """The profile and installed files a phone's flash holds (PhoneEmuError when unusable)."""
-    from phoneemu.phone.flash import CONFIG_FILE, CTL_FILE, ITL_FILE
+def _from_flash(flash: Path, mac: str, profile: str, notes: list[str]) -> tuple[str, Any]:
+    """The profile and installed files a phone's flash holds (PhoneEmuError when unusable): what its boot
+    would load (:meth:`phoneemu.phone.flash.Flash.held_files`), as ``replay --flash`` and ``predict
+    --fleet-flash`` take it — a file it would not load (above the limit, not parsing, a ``config.xml``
+    its ``state.json`` does not vouch for) is left out, and named in ``notes``."""
+    from phoneemu.phone.flash import Flash, not_loaded_notes
     from phoneemu.phone.phone import read_phone_file
     from phoneemu.phone.profile import get_profile
     from phoneemu.scenario.predict import load_installed
@@ -678,9 +681,9 @@ def _from_flash(flash: Path, mac: str, profile: str) -> tuple[str, Any]:
     if isinstance(held_profile, str):
         profile = held_profile
     prof = get_profile(profile)
-
-    def held(name: str) -> Path | None:
-        return flash / name if (flash / name).is_file() else None
-    return profile, load_installed(limit=prof.trust_list_limit, itl=held(ITL_FILE), ctl=held(CTL_FILE),
-                                   config=held(CONFIG_FILE))
+    reader = Flash(flash, profile=prof)
+    held = reader.held_files()
+    notes += not_loaded_notes(flash, reader.problems)
+    return profile, load_installed(limit=prof.trust_list_limit, itl=held["itl"], ctl=held["ctl"],
+                                   config=held["config"])
 
