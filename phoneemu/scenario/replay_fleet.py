@@ -630,6 +630,10 @@ async def _replay_one(capture: FleetCapture, mac: str, *, profile: str, noted: t
                 profile, installed = _from_flash(flash, mac, profile, notes)
             except PhoneEmuError as exc:
                 return PhoneReplay(mac=mac, profile=profile, skipped=f"{flash}: {exc.message}")
+            except OSError as exc:  # unreadable (permissions, I/O): this phone skipped, the rest go on
+                where = exc.filename or flash
+                return PhoneReplay(mac=mac, profile=profile,
+                                   skipped=f"{where}: cannot read the flash: {exc.strerror or exc}")
             keys_from = flash
         else:
             notes.append(f"no flash {flash}: holds what the options say")

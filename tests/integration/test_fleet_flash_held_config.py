@@ -89,3 +89,27 @@ def test_tvs_flash_asks_no_server_of_a_config_the_boot_would_not_load(
     assert "holds no accepted config" in captured.err
     assert f"phoneemu tvs: flash {flash}: config.xml: SHA-256 " in captured.err
     assert "127.0.0.11" not in captured.out + captured.err
+
+
+def test_a_flash_that_cannot_be_read_skips_its_phone_and_the_rest_go_on(
+        exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An OSError reading one phone's flash (permissions, an I/O error; as root no mode refuses a read,
+    so it is injected) skips that phone naming the file, as a damaged flash is; nothing escapes."""
+    from phoneemu.scenario import replay_fleet
+
+    real = replay_fleet._from_flash
+
+    def failing(flash: Path, mac: str, *args: object) -> object:
+        if mac == MAC:
+            raise PermissionError(13, "Permission denied", str(flash / "state.json"))
+        return real(flash, mac, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(replay_fleet, "_from_flash", failing)
+    fleet = _fleet(exported, tmp_path, crashed=False)
+    main(["replay", str(MIGRATION), "--all", "--fleet-flash", str(fleet), "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    records = {r["mac"]: r for r in doc["records"]}
+    skipped = json.dumps(doc)
+    assert f"{fleet / MAC / 'state.json'}: cannot read the flash: Permission denied" in skipped
+    assert records[OTHER]["boots"], records[OTHER]
