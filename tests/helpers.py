@@ -675,3 +675,73 @@ def port_free(host: str, port: int, kind: int = 1) -> bool:
         except OSError:
             return False
     return True
+
+
+# --------------------------------------------------------------------------- phoneemu fuzz interrupted
+def ctrl_c() -> None:
+    """A real SIGINT, met by the handler in force where it lands (as a Ctrl-C or a SIGTERM is)."""
+    import signal
+
+    signal.raise_signal(signal.SIGINT)
+
+
+def fuzz_summary(out: Path) -> dict[str, Any]:
+    """The ``summary.json`` that ``phoneemu fuzz --out OUT`` wrote."""
+    import json
+
+    summary: dict[str, Any] = json.loads((out / "summary.json").read_text())
+    return summary
+
+
+def ctrl_c_making_fuzz_out(monkeypatch: pytest.MonkeyPatch, *, made: bool) -> None:
+    """``phoneemu fuzz`` gets a Ctrl-C as it makes its ``--out`` folder: just after the folder is made
+    (``made``), or instead of making it."""
+    from phoneemu.commands import fuzz as fuzz_cmd
+
+    make = fuzz_cmd._make_folder
+
+    def make_then_ctrl_c(folder: Path, option: str) -> None:
+        if made:
+            make(folder, option)
+        ctrl_c()
+
+    monkeypatch.setattr(fuzz_cmd, "_make_folder", make_then_ctrl_c)
+
+
+def ctrl_c_before_fuzz_summary_json(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """``phoneemu fuzz`` gets a Ctrl-C just before it writes ``summary.json``; the list returned gets
+    ``"signalled"`` once the signal was raised (and its handler returned)."""
+    from phoneemu import files
+
+    write = files.atomic_write
+    seen: list[str] = []
+
+    def ctrl_c_then_write(path: Path | str, data: bytes, **options: Any) -> None:
+        if Path(path).name == "summary.json":
+            ctrl_c()
+            seen.append("signalled")
+        write(path, data, **options)
+
+    monkeypatch.setattr(files, "atomic_write", ctrl_c_then_write)
+    return seen
+
+
+# --------------------------------------------------------------------------- scripted TLS servers
+def self_signed_server_context(tmp_path: Path, subject: str, serial: int) -> ssl.SSLContext:
+    """A TLS server context presenting a fresh self-signed EC P-256 certificate ``CN=subject`` (valid from a
+    day ago for 30 days); its PEM files written under ``tmp_path`` (``s.pem``, ``s.key``)."""
+    import datetime as dt
+
+    from phoneemu.crypto.certs import CertRequest, cert_pem, issue_certificate
+    from phoneemu.crypto.keys import KeySpec, generate_key, private_key_pem
+
+    key = generate_key(KeySpec(kind="ec", curve="p256"))
+    now = dt.datetime.now(dt.UTC)
+    cert = issue_certificate(CertRequest(subject=f"CN={subject}", public_key=key.public_key(), serial=serial,
+                                         not_before=now - dt.timedelta(days=1),
+                                         not_after=now + dt.timedelta(days=30)), issuer_key=key)
+    (tmp_path / "s.pem").write_bytes(cert_pem(cert))
+    (tmp_path / "s.key").write_bytes(private_key_pem(key))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tmp_path / "s.pem", tmp_path / "s.key")
+    return ctx

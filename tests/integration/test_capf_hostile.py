@@ -10,37 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-from phoneemu.crypto.certs import CertRequest, cert_der, cert_pem, issue_certificate
-from phoneemu.crypto.keys import KeySpec, generate_key, load_public_key_spki_der, private_key_pem
+from phoneemu.crypto.certs import CertRequest, cert_der, issue_certificate
+from phoneemu.crypto.keys import KeySpec, generate_key, load_public_key_spki_der
 from phoneemu.errors import TransportError
 from phoneemu.net.capf_client import capf_session
 from phoneemu.protocols import capf
 from phoneemu.protocols.capf import CapfClientSession, CapfCommand, CapfTag, FrameDecoder
-from tests.helpers import run
+from tests.helpers import run, self_signed_server_context
 
 HOST = "127.0.0.1"
 SID = 0x51
 DEVICE = "SEP001122334477"
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-def _server_context(tmp_path: Path) -> ssl.SSLContext:
-    key = generate_key(KeySpec(kind="ec", curve="p256"))
-    now = dt.datetime.now(dt.UTC)
-    cert = issue_certificate(CertRequest(subject="CN=capf-hostile", public_key=key.public_key(), serial=3,
-                                         not_before=now - dt.timedelta(days=1),
-                                         not_after=now + dt.timedelta(days=30)), issuer_key=key)
-    (tmp_path / "s.pem").write_bytes(cert_pem(cert))
-    (tmp_path / "s.key").write_bytes(private_key_pem(key))
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(tmp_path / "s.pem", tmp_path / "s.key")
-    return ctx
 
 
 async def _serve(tmp_path: Path, script: Script, body: Callable[[int], Awaitable[None]]) -> None:
@@ -52,7 +38,8 @@ async def _serve(tmp_path: Path, script: Script, body: Callable[[int], Awaitable
         finally:
             writer.close()
 
-    srv = await asyncio.start_server(handle, HOST, 0, ssl=_server_context(tmp_path))
+    tls = self_signed_server_context(tmp_path, "capf-hostile", 3)
+    srv = await asyncio.start_server(handle, HOST, 0, ssl=tls)
     try:
         await body(srv.sockets[0].getsockname()[1])
     finally:

@@ -10,15 +10,12 @@ how far its key generation was; a flood of REQUEST_IN_PROGRESS is cut (ours, mod
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-from phoneemu.crypto.certs import CertRequest, cert_pem, issue_certificate
-from phoneemu.crypto.keys import KeySpec, generate_key, private_key_pem
 from phoneemu.errors import TransportError
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.servers import LabServers
@@ -26,7 +23,7 @@ from phoneemu.net.capf_client import capf_session
 from phoneemu.net.tls import client_context_verify_after_handshake, open_tls_connection
 from phoneemu.protocols import capf
 from phoneemu.protocols.capf import AuthType, CapfClientSession, CapfCommand
-from tests.helpers import lab_template, run
+from tests.helpers import lab_template, run, self_signed_server_context
 
 HOST = "127.0.0.1"
 MAC = "0011223344C1"
@@ -165,7 +162,8 @@ def test_a_server_that_closes_during_key_generation_is_a_clear_transport_error(t
             finally:
                 writer.close()
 
-        srv = await asyncio.start_server(handle, HOST, 0, ssl=_server_context(tmp_path))
+        tls = self_signed_server_context(tmp_path, "capf-closes", 5)
+        srv = await asyncio.start_server(handle, HOST, 0, ssl=tls)
         try:
             with pytest.raises(TransportError) as info:
                 await capf_session((HOST, srv.sockets[0].getsockname()[1]), _phone(2.0, 0.5), timeout=5)
@@ -204,16 +202,3 @@ async def _until_closed(reader: asyncio.StreamReader) -> bytes:
             return out
         out += chunk
     raise AssertionError("the server did not close")
-
-
-def _server_context(tmp_path: Path) -> ssl.SSLContext:
-    key = generate_key(KeySpec(kind="ec", curve="p256"))
-    now = dt.datetime.now(dt.UTC)
-    cert = issue_certificate(CertRequest(subject="CN=capf-closes", public_key=key.public_key(), serial=5,
-                                         not_before=now - dt.timedelta(days=1),
-                                         not_after=now + dt.timedelta(days=30)), issuer_key=key)
-    (tmp_path / "s.pem").write_bytes(cert_pem(cert))
-    (tmp_path / "s.key").write_bytes(private_key_pem(key))
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(tmp_path / "s.pem", tmp_path / "s.key")
-    return ctx

@@ -7,52 +7,34 @@ call became ``G.14-call-refused`` "the call's SIP exchange failed", its media ve
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 import pytest
 
-from phoneemu.phone.call import CallResult, place_call
 from phoneemu.phone.events import EventLog
-from phoneemu.phone.profile import get_profile
 from phoneemu.protocols import sdp, sip
 from phoneemu.protocols.media import AVP
-from tests.helpers import run, sip_line_store
+from tests.helpers import run
+from tests.sip_helpers import HANG_UP, SipAnswer, call_far_end
 
 MAC = "0011223344CE"
 #: the far end refuses the audio (port 0): the phone judges the answer and ends the call with a BYE
 REFUSED_AUDIO = sdp.build_sdp(sdp.AudioOffer(address="127.0.0.1", port=0, profile=AVP, formats=(0,)))
 
 
-async def _call(bye: str, events: EventLog) -> CallResult:
-    """A phone registers with, then calls, a far end on loopback that answers the INVITE with its audio
-    refused and the BYE as ``bye`` says: ``silent`` (no answer), ``garbage`` (not SIP), ``close``."""
-    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        stream = sip.SipStream()
-        with contextlib.suppress(Exception):
-            while chunk := await r.read(4096):
-                stream.feed(chunk)
-                while (msg := stream.next()) is not None:
-                    if msg.method == "BYE":
-                        if bye == "garbage":
-                            w.write(b"HELLO THERE\r\n\r\n")
-                        elif bye == "close":
-                            w.close()
-                            return
-                        continue  # silent: the phone's timeout passes
-                    if msg.method == "REGISTER":
-                        w.write(sip.response_to(msg, 200, "OK", [("Expires", "3600")]))
-                    elif msg.method == "INVITE":
-                        w.write(sip.response_to(msg, 200, "OK", [("Content-Type", "application/sdp")],
-                                                to_tag="far", body=REFUSED_AUDIO))
-                    await w.drain()
-        w.close()
-
-    server = await asyncio.start_server(handler, "127.0.0.1", 0)
-    async with server:
-        return await place_call(sip_line_store(MAC, "alice", "s3cret"), get_profile("cp-8861"), MAC,
-                                "127.0.0.1", target="moh", sip_port=server.sockets[0].getsockname()[1],
-                                sips_port=1, events=events, clock=lambda: 0, timeout=0.5, packets=3)
+def _far_end(bye: str) -> SipAnswer:
+    """A far end that answers the INVITE with its audio refused and the BYE as ``bye`` says: ``silent``
+    (no answer), ``garbage`` (not SIP), ``close`` (it hangs up)."""
+    def answer(msg: sip.SipMessage) -> bytes | list[bytes] | None:
+        if msg.method == "BYE":
+            if bye == "garbage":
+                return b"HELLO THERE\r\n\r\n"
+            return [HANG_UP] if bye == "close" else None  # silent: the phone's timeout passes
+        if msg.method == "REGISTER":
+            return sip.response_to(msg, 200, "OK", [("Expires", "3600")])
+        if msg.method == "INVITE":
+            return sip.response_to(msg, 200, "OK", [("Content-Type", "application/sdp")], to_tag="far",
+                                   body=REFUSED_AUDIO)
+        return None
+    return answer
 
 
 @pytest.mark.parametrize(("bye", "words"), [
@@ -62,7 +44,7 @@ async def _call(bye: str, events: EventLog) -> CallResult:
 ])
 def test_a_failed_bye_is_noted_and_the_calls_verdict_stands(bye: str, words: str) -> None:
     events = EventLog(100)
-    res = run(_call(bye, events), limit=20)
+    res = run(call_far_end(_far_end(bye), mac=MAC, events=events, timeout=0.5), limit=20)
     assert (res.rule, res.status, res.far_end) == ("G.14-media-refused", 200, ""), res.reason
     assert "SIP exchange failed" not in res.reason
     notes = [e.detail or "" for e in events if e.kind == "sip"]

@@ -8,23 +8,17 @@ verdict stands (the call was made) and the refused BYE is noted in the event log
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Callable
-
 import pytest
 
-from phoneemu.phone.call import CallResult, place_call
+from phoneemu.phone.call import CallResult
 from phoneemu.phone.events import EventLog
-from phoneemu.phone.profile import get_profile
 from phoneemu.protocols import sdp, sip
 from phoneemu.protocols.media import AVP
-from tests.helpers import run, sip_line_store
+from tests.helpers import run
+from tests.sip_helpers import SipAnswer, call_far_end
 
 MAC = "0011223344CD"
 REALM = "ccmsipline"
-#: What a far end answers a request with (None: a 200 for REGISTER and BYE, nothing for ACK)
-Answerer = Callable[[sip.SipMessage], bytes | None]
 
 MALFORMED = [
     (f'Digest realm="{REALM}", nonce="n1" qop="auth"', "does not parse"),  # no comma
@@ -39,31 +33,20 @@ def _unauthorized(msg: sip.SipMessage, field: str, challenge: str, status: int =
     return sip.response_to(msg, status, reason, [(field, challenge)], to_tag="far401")
 
 
-async def _call(answer: Answerer, events: EventLog) -> tuple[CallResult, list[str]]:
+async def _call(answer: SipAnswer, events: EventLog) -> tuple[CallResult, list[str]]:
     """A phone with digest credentials registers with, then calls, a far end on loopback answering as
-    ``answer`` says; (the call's result, the methods the far end saw)."""
+    ``answer`` says (None: a 200 for REGISTER and BYE, nothing for ACK); (the call's result, the methods
+    the far end saw)."""
     seen: list[str] = []
 
-    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        stream = sip.SipStream()
-        with contextlib.suppress(Exception):
-            while chunk := await r.read(4096):
-                stream.feed(chunk)
-                while (msg := stream.next()) is not None:
-                    seen.append(msg.method or "")
-                    out = answer(msg)
-                    if out is None and msg.method in ("REGISTER", "BYE"):
-                        out = sip.response_to(msg, 200, "OK", [("Expires", "3600")])
-                    if out:
-                        w.write(out)
-                        await w.drain()
-        w.close()
+    def far_end(msg: sip.SipMessage) -> bytes | list[bytes] | None:
+        seen.append(msg.method or "")
+        out = answer(msg)
+        if out is None and msg.method in ("REGISTER", "BYE"):
+            out = sip.response_to(msg, 200, "OK", [("Expires", "3600")])
+        return out
 
-    server = await asyncio.start_server(handler, "127.0.0.1", 0)
-    async with server:
-        res = await place_call(sip_line_store(MAC, "alice", "s3cret"), get_profile("cp-8861"), MAC,
-                               "127.0.0.1", target="moh", sip_port=server.sockets[0].getsockname()[1],
-                               sips_port=1, events=events, clock=lambda: 0, timeout=2.0, packets=3)
+    res = await call_far_end(far_end, mac=MAC, events=events, timeout=2.0)
     return res, seen
 
 

@@ -5,17 +5,13 @@ an interrupt now leaves a whole summary.json (the write itself holds the signal 
 
 from __future__ import annotations
 
-import json
-import signal
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from phoneemu import files
 from phoneemu.cli import main
-from phoneemu.commands import fuzz as fuzz_cmd
 from phoneemu.fuzz.engine import FuzzReport
+from tests.helpers import ctrl_c, ctrl_c_before_fuzz_summary_json, ctrl_c_making_fuzz_out, fuzz_summary
 
 
 def _fuzz(out: Path) -> int:
@@ -23,28 +19,12 @@ def _fuzz(out: Path) -> int:
                  "--seed", "1", "--out", str(out), "-q"])
 
 
-def _summary(out: Path) -> dict[str, Any]:
-    summary: dict[str, Any] = json.loads((out / "summary.json").read_text())
-    return summary
-
-
-def _ctrl_c() -> None:
-    """A real SIGINT, met by the handler in force where it lands (as a Ctrl-C or a SIGTERM is)."""
-    signal.raise_signal(signal.SIGINT)
-
-
 def test_an_interrupt_just_after_out_is_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    made = fuzz_cmd._make_folder
-
-    def made_then_ctrl_c(folder: Path, option: str) -> None:
-        made(folder, option)
-        _ctrl_c()
-
-    monkeypatch.setattr(fuzz_cmd, "_make_folder", made_then_ctrl_c)
+    ctrl_c_making_fuzz_out(monkeypatch, made=True)
     out = tmp_path / "fz"
     assert _fuzz(out) == 130
-    summary = _summary(out)
+    summary = fuzz_summary(out)
     assert summary["interrupted"] is True and summary["execs"] == 0
     assert summary["interrupted_while"] == "making the output folder"
     err = capsys.readouterr().err
@@ -53,10 +33,7 @@ def test_an_interrupt_just_after_out_is_made(tmp_path: Path, monkeypatch: pytest
 
 def test_an_interrupt_before_out_exists_has_nowhere_to_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
-    def ctrl_c_first(_folder: Path, _option: str) -> None:
-        _ctrl_c()
-
-    monkeypatch.setattr(fuzz_cmd, "_make_folder", ctrl_c_first)
+    ctrl_c_making_fuzz_out(monkeypatch, made=False)
     out = tmp_path / "fz"
     assert _fuzz(out) == 130
     assert not out.exists()
@@ -67,30 +44,21 @@ def test_an_interrupt_while_the_summary_is_printed(tmp_path: Path, monkeypatch: 
     said = FuzzReport.summary
 
     def ctrl_c_then_summary(self: FuzzReport) -> str:
-        _ctrl_c()
+        ctrl_c()
         return said(self)
 
     monkeypatch.setattr(FuzzReport, "summary", ctrl_c_then_summary)
     out = tmp_path / "fz"
     assert _fuzz(out) == 130
-    summary = _summary(out)  # the run had ended: its summary, as it was
+    summary = fuzz_summary(out)  # the run had ended: its summary, as it was
     assert summary["interrupted"] is False and summary["execs"] == 20 and summary["findings"]
 
 
 def test_an_interrupt_while_summary_json_is_written_is_held_until_it_is_whole(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    written = files.atomic_write
-    seen: list[str] = []
-
-    def ctrl_c_midway(path: Path | str, data: bytes, **options: Any) -> None:
-        if Path(path).name == "summary.json":
-            _ctrl_c()
-            seen.append("signalled")
-        written(path, data, **options)
-
-    monkeypatch.setattr(files, "atomic_write", ctrl_c_midway)
+    seen = ctrl_c_before_fuzz_summary_json(monkeypatch)
     out = tmp_path / "fz"
     assert _fuzz(out) == 130
-    assert _summary(out)["execs"] == 20
+    assert fuzz_summary(out)["execs"] == 20
     assert seen == ["signalled"]  # the signal came before the write, and was held back until it was done
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # no temporary file left

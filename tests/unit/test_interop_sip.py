@@ -5,7 +5,6 @@ registrar on 127.0.0.1 answers each REGISTER as the test says, and the phone's r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import time
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from phoneemu.phone.sip import SipResult
 from phoneemu.phone.store import TrustStore
 from phoneemu.protocols import sip
 from tests.helpers import register_with, sip_line_store
+from tests.sip_helpers import HANG_UP, answer_requests, as_pieces
 
 MAC = "0011223344AA"
 USER, PASSWORD, REALM = "alice", "s3cret", "ccmsipline"
@@ -36,22 +36,15 @@ def _run(script: list[Answer], *, timeout: float = 1.0, close_after: bool = Fals
     got: list[sip.SipMessage] = []
     store = _store()
 
+    def answer(msg: sip.SipMessage) -> bytes | list[bytes] | None:
+        got.append(msg)
+        if len(got) > len(script):
+            return None
+        out = script[len(got) - 1](msg)
+        return [*as_pieces(out), HANG_UP] if close_after and len(got) == len(script) else out
+
     async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        stream = sip.SipStream()
-        with contextlib.suppress(Exception):
-            while chunk := await r.read(4096):
-                stream.feed(chunk)
-                while (msg := stream.next()) is not None:
-                    got.append(msg)
-                    if len(got) > len(script):
-                        continue
-                    out = script[len(got) - 1](msg)
-                    for piece in [out] if isinstance(out, bytes) else out or []:
-                        w.write(piece)
-                        await w.drain()
-                        await asyncio.sleep(0.02)  # a segment of its own
-                    if close_after and len(got) == len(script):
-                        return
+        await answer_requests(r, w, answer, gap=0.02)  # each piece a segment of its own
 
     async def body() -> SipResult:
         result, _tasks = await register_with(serve, store, MAC, timeout=timeout, wait=2)

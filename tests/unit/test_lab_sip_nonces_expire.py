@@ -15,10 +15,8 @@ from hypothesis import strategies as st
 
 from phoneemu.lab import sip_service
 from phoneemu.lab.sip_service import NONCE_VALIDITY_S, SipRegistrar, _AnsweredNonces
-from phoneemu.phone.sip import authorization
-from phoneemu.protocols import sip
+from tests.sip_helpers import challenge_for, digest_answer
 
-URI = "sip:lab"
 A, B, C = "00112233CC01", "00112233CC02", "00112233CC03"
 DEVICES = [A, B, C]
 USERS = {mac: (f"u{mac}", "pw") for mac in DEVICES}
@@ -34,28 +32,6 @@ class Clock:
         return self.now
 
 
-def _register(mac: str, auth: str | None = None) -> sip.SipMessage:
-    aor = f"<sip:SEP{mac}@lab>"
-    headers = [("Via", "SIP/2.0/TCP 127.0.0.1:5;branch=z9hG4bK1"), ("From", f"{aor};tag=1"), ("To", aor),
-               ("Call-ID", "c@x"), ("CSeq", "1 REGISTER")]
-    if auth is not None:
-        headers.append(("Authorization", auth))
-    return sip.parse_message(sip.build_message(f"REGISTER {URI} SIP/2.0", headers))
-
-
-def _challenge(registrar: SipRegistrar, mac: str) -> dict[str, str]:
-    reply = sip.parse_message(registrar.answer(_register(mac)))
-    return sip.parse_digest(reply.header("WWW-Authenticate") or "")
-
-
-def _answer(registrar: SipRegistrar, mac: str, challenge: dict[str, str], nc: int) -> tuple[int, str]:
-    """``mac``'s right answer to ``challenge`` with nonce count ``nc``: the status and ``stale``."""
-    auth = authorization(challenge, *USERS[mac], nc, method="REGISTER", uri=URI)
-    reply = sip.parse_message(registrar.answer(_register(mac, auth)))
-    www = sip.parse_digest(reply.header("WWW-Authenticate") or "") if reply.status == 401 else {}
-    return reply.status or 0, www.get("stale", "")
-
-
 def test_a_busy_registrar_forgets_an_expired_nonce_before_a_live_one() -> None:
     """MAX_NONCES 3, lab clock injected. At t=0 A answers a nonce; at t=700 (A's expired) B answers two
     and C one — four in all. Was: A's dead record kept, B's first (live) nonce forgotten (B held the
@@ -64,16 +40,16 @@ def test_a_busy_registrar_forgets_an_expired_nonce_before_a_live_one() -> None:
     clock = Clock(0)
     registrar = SipRegistrar(USERS.get, clock=clock)
     with mock.patch.object(sip_service, "MAX_NONCES", 3):
-        a = _challenge(registrar, A)
-        assert _answer(registrar, A, a, 1) == (200, "")
+        a = challenge_for(registrar, A)
+        assert digest_answer(registrar, A, a, 1) == (200, "")
         clock.now = NONCE_VALIDITY_S + 100
-        b1, b2, c1 = _challenge(registrar, B), _challenge(registrar, B), _challenge(registrar, C)
+        b1, b2, c1 = challenge_for(registrar, B), challenge_for(registrar, B), challenge_for(registrar, C)
         for mac, challenge in ((B, b1), (B, b2), (C, c1)):
-            assert _answer(registrar, mac, challenge, 1) == (200, "")
+            assert digest_answer(registrar, mac, challenge, 1) == (200, "")
         assert registrar._answered.get(A, a["nonce"]) is None
         assert registrar._answered.total == 3
-        assert _answer(registrar, B, b1, 2) == (200, "")
-        assert _answer(registrar, A, a, 2) == (401, "TRUE")
+        assert digest_answer(registrar, B, b1, 2) == (200, "")
+        assert digest_answer(registrar, A, a, 2) == (401, "TRUE")
 
 
 def test_an_expired_nonce_forgotten_is_never_accepted_when_the_clock_goes_back() -> None:
@@ -82,14 +58,14 @@ def test_an_expired_nonce_forgotten_is_never_accepted_when_the_clock_goes_back()
     forgotten), never registered."""
     clock = Clock(0)
     registrar = SipRegistrar(USERS.get, clock=clock)
-    a = _challenge(registrar, A)
-    assert _answer(registrar, A, a, 1) == (200, "")
+    a = challenge_for(registrar, A)
+    assert digest_answer(registrar, A, a, 1) == (200, "")
     clock.now = NONCE_VALIDITY_S + 100
-    assert _answer(registrar, B, _challenge(registrar, B), 1) == (200, "")
+    assert digest_answer(registrar, B, challenge_for(registrar, B), 1) == (200, "")
     assert registrar._answered.get(A, a["nonce"]) is None
     clock.now = 10
-    assert _answer(registrar, A, a, 1) == (401, "TRUE")
-    assert _answer(registrar, A, a, 2) == (401, "TRUE")
+    assert digest_answer(registrar, A, a, 1) == (401, "TRUE")
+    assert digest_answer(registrar, A, a, 2) == (401, "TRUE")
 
 
 def test_with_a_clock_expired_nonces_go_in_issue_order_not_answer_order() -> None:

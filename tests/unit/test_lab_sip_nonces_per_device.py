@@ -16,49 +16,18 @@ from hypothesis import strategies as st
 
 from phoneemu.lab import sip_service
 from phoneemu.lab.sip_service import MAX_NONCES, MAX_NONCES_PER_DEVICE, SipRegistrar
-from phoneemu.phone.sip import authorization
-from phoneemu.protocols import sip
+from tests.sip_helpers import challenge_for, digest_answer, logging_registrar
 
-URI = "sip:lab"
 X, Y = "00112233AA01", "00112233AA02"
 #: the devices of the property (a few, so that the bounds bite)
 DEVICES = [f"00112233BB{i:02X}" for i in range(6)]
 USERS = {X: ("xavier", "pw-x"), Y: ("yvonne", "pw-y"), **{mac: (f"u{mac}", "pw") for mac in DEVICES}}
 
 
-def _registrar(outcomes: list[tuple[str, str]]) -> SipRegistrar:
-    return SipRegistrar(USERS.get, clock=lambda: 1_000,
-                        on_log=lambda _peer, device, outcome, _why: outcomes.append((device, outcome)))
-
-
-def _register(mac: str, auth: str | None = None) -> sip.SipMessage:
-    aor = f"<sip:SEP{mac}@lab>"
-    headers = [("Via", "SIP/2.0/TCP 127.0.0.1:5;branch=z9hG4bK1"), ("From", f"{aor};tag=1"), ("To", aor),
-               ("Call-ID", "c@x"), ("CSeq", "1 REGISTER")]
-    if auth is not None:
-        headers.append(("Authorization", auth))
-    return sip.parse_message(sip.build_message(f"REGISTER {URI} SIP/2.0", headers))
-
-
-def _challenge(registrar: SipRegistrar, mac: str) -> dict[str, str]:
-    """A fresh challenge the registrar gives ``mac`` (its parameters)."""
-    reply = sip.parse_message(registrar.answer(_register(mac)))
-    return sip.parse_digest(reply.header("WWW-Authenticate") or "")
-
-
-def _answer(registrar: SipRegistrar, mac: str, challenge: dict[str, str], nc: int) -> tuple[int, str]:
-    """``mac``'s right answer to ``challenge`` with nonce count ``nc``: the status and ``stale``."""
-    auth = authorization(challenge, *USERS[mac], nc, method="REGISTER", uri=URI)
-    reply = sip.parse_message(registrar.answer(_register(mac, auth)))
-    stale = sip.parse_digest(reply.header("WWW-Authenticate") or "").get("stale", "") if reply.status == 401 \
-        else ""
-    return reply.status or 0, stale
-
-
 def _flood(registrar: SipRegistrar, mac: str, count: int) -> None:
     """``mac`` answers ``count`` fresh nonces rightly, each registering."""
     for _ in range(count):
-        assert _answer(registrar, mac, _challenge(registrar, mac), 1) == (200, "")
+        assert digest_answer(registrar, mac, challenge_for(registrar, mac), 1) == (200, "")
 
 
 def test_one_devices_flood_of_answers_does_not_make_anothers_nonces_stale() -> None:
@@ -69,44 +38,44 @@ def test_one_devices_flood_of_answers_does_not_make_anothers_nonces_stale() -> N
     MAX_NONCES): X's answers pushed Y's out — the replay and the next count got ``stale=TRUE``, and so
     did the held challenge's answer (issued before one forgotten): a round trip more each."""
     outcomes: list[tuple[str, str]] = []
-    registrar = _registrar(outcomes)
-    answered = _challenge(registrar, Y)
-    assert _answer(registrar, Y, answered, 1) == (200, "")
-    held = _challenge(registrar, Y)
+    registrar = logging_registrar(USERS, outcomes)
+    answered = challenge_for(registrar, Y)
+    assert digest_answer(registrar, Y, answered, 1) == (200, "")
+    held = challenge_for(registrar, Y)
     _flood(registrar, X, MAX_NONCES + 1)
     del outcomes[:]
-    assert _answer(registrar, Y, answered, 1) == (401, "")  # the same count again: a replay
-    assert _answer(registrar, Y, answered, 2) == (200, "")
-    assert _answer(registrar, Y, held, 1) == (200, "")
+    assert digest_answer(registrar, Y, answered, 1) == (401, "")  # the same count again: a replay
+    assert digest_answer(registrar, Y, answered, 2) == (200, "")
+    assert digest_answer(registrar, Y, held, 1) == (200, "")
     assert [o for d, o in outcomes if o != "challenged"] == ["replayed", "registered", "registered"]
 
 
 def test_a_flooding_device_forgets_its_own_oldest_nonces_as_stale_never_accepted() -> None:
     """X's answered nonces past MAX_NONCES_PER_DEVICE: its earliest answer replayed is ``stale=TRUE``
     (forgotten, so it may have been answered: never taken), its latest still counts on."""
-    registrar = _registrar([])
-    first = _challenge(registrar, X)
-    assert _answer(registrar, X, first, 1) == (200, "")
+    registrar = logging_registrar(USERS, [])
+    first = challenge_for(registrar, X)
+    assert digest_answer(registrar, X, first, 1) == (200, "")
     _flood(registrar, X, MAX_NONCES_PER_DEVICE)
-    last = _challenge(registrar, X)
-    assert _answer(registrar, X, last, 1) == (200, "")
-    assert _answer(registrar, X, first, 1) == (401, "TRUE")
-    assert _answer(registrar, X, first, 2) == (401, "TRUE")
-    assert _answer(registrar, X, last, 1) == (401, "")
-    assert _answer(registrar, X, last, 2) == (200, "")
+    last = challenge_for(registrar, X)
+    assert digest_answer(registrar, X, last, 1) == (200, "")
+    assert digest_answer(registrar, X, first, 1) == (401, "TRUE")
+    assert digest_answer(registrar, X, first, 2) == (401, "TRUE")
+    assert digest_answer(registrar, X, last, 1) == (401, "")
+    assert digest_answer(registrar, X, last, 2) == (200, "")
 
 
 def test_in_all_the_device_holding_the_most_forgets_first() -> None:
     """MAX_NONCES 6, MAX_NONCES_PER_DEVICE 6: Y answers one nonce, X twenty. Never more than 6 kept; X's
     are forgotten, Y's one stays (its replay a replay). Before: the least recently answered in all
     (Y's) went first, and its replay was ``stale``."""
-    registrar = _registrar([])
+    registrar = logging_registrar(USERS, [])
     with mock.patch.object(sip_service, "MAX_NONCES", 6), \
             mock.patch.object(sip_service, "MAX_NONCES_PER_DEVICE", 6, create=True):
-        answered = _challenge(registrar, Y)
-        assert _answer(registrar, Y, answered, 1) == (200, "")
+        answered = challenge_for(registrar, Y)
+        assert digest_answer(registrar, Y, answered, 1) == (200, "")
         _flood(registrar, X, 20)
-        assert _answer(registrar, Y, answered, 1) == (401, "")
+        assert digest_answer(registrar, Y, answered, 1) == (401, "")
         assert registrar._answered.total == 6
 
 
@@ -115,14 +84,14 @@ def test_a_device_forgotten_whole_still_never_has_its_answer_accepted_again() ->
     A's answer replayed is ``stale=TRUE``, not a first answer (the serials forgotten with a device are
     noted for every device); B's and C's still count."""
     a, b, c = DEVICES[:3]
-    registrar = _registrar([])
+    registrar = logging_registrar(USERS, [])
     with mock.patch.object(sip_service, "MAX_NONCES", 2):
-        answered = {mac: _challenge(registrar, mac) for mac in (a, b, c)}
+        answered = {mac: challenge_for(registrar, mac) for mac in (a, b, c)}
         for mac, challenge in answered.items():
-            assert _answer(registrar, mac, challenge, 1) == (200, "")
-        assert _answer(registrar, a, answered[a], 1) == (401, "TRUE")
-        assert _answer(registrar, b, answered[b], 1) == (401, "")
-        assert _answer(registrar, c, answered[c], 2) == (200, "")
+            assert digest_answer(registrar, mac, challenge, 1) == (200, "")
+        assert digest_answer(registrar, a, answered[a], 1) == (401, "TRUE")
+        assert digest_answer(registrar, b, answered[b], 1) == (401, "")
+        assert digest_answer(registrar, c, answered[c], 2) == (200, "")
 
 
 ops = st.lists(st.tuples(st.sampled_from(DEVICES), st.sampled_from(["new", "again", "next"]),
@@ -137,20 +106,20 @@ def test_bounded_and_no_answer_accepted_twice(ops: list[tuple[str, str, int]]) -
     that devices are dropped too):
     never more than the bounds kept, and no (device, nonce, nonce count) registered twice; a nonce
     count not above one registered for that device and nonce is never registered."""
-    registrar = _registrar([])
+    registrar = logging_registrar(USERS, [])
     challenges: list[dict[str, str]] = []
     best: dict[tuple[str, str], int] = {}  # (device, nonce) -> the highest count registered
     with mock.patch.object(sip_service, "MAX_NONCES", 4), \
             mock.patch.object(sip_service, "MAX_NONCES_PER_DEVICE", 3, create=True):
         for mac, kind, pick in ops:
             if kind == "new" or not challenges:
-                challenges.append(_challenge(registrar, mac))
+                challenges.append(challenge_for(registrar, mac))
                 challenge = challenges[-1]
             else:
                 challenge = challenges[pick % len(challenges)]
             key = (mac, challenge["nonce"])
             nc = best.get(key, 0) + (1 if kind != "again" else 0) or 1
-            status, _stale = _answer(registrar, mac, challenge, nc)
+            status, _stale = digest_answer(registrar, mac, challenge, nc)
             if status == 200:
                 assert nc > best.get(key, 0), (key, nc)
                 best[key] = nc

@@ -12,11 +12,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
-from collections.abc import Iterator
-from functools import cache
-from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -24,44 +19,40 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from phoneemu.errors import TransportError
 from phoneemu.formats.config import Server
-from phoneemu.net.tls_decrypt import parse_keylog
 from phoneemu.phone.events import QueryKey
 from phoneemu.phone.store import TvsAnswer
 from phoneemu.protocols import tvs
 from phoneemu.scenario._capture_flows import Download
 from phoneemu.scenario.replay import ReplayBoot, ReplayFetcher, replay_boots, replay_phone
-from phoneemu.scenario.replay_tvs import CapturedCert, CapturedTvs, CaptureScan, TvsCapture, scan_capture
+from phoneemu.scenario.replay_tvs import CapturedCert, CapturedTvs, TvsCapture
+from tests.replay_helpers import (
+    NOT_IN_ITL,
+    PHONE_IP,
+    REFUSAL_NOTE,
+    VIA_TVS_PHONE,
+    AskingPhone,
+    RefusedFirst,
+    query_exchange,
+    shown_certificate,
+    stand_in_phone,
+    tvs_capture,
+    via_tvs_scan,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
 MAC = "0A0000007401"
 DEVICE = f"CP-8861-SEP{MAC}"
 KEY = QueryKey(subject="CN=ITLRECOVERY", issuer="CN=ITLRECOVERY", serial=b"\x01")
 A, B = ("10.0.0.5", 2445), ("10.0.0.6", 2445)
 SERVERS = (Server(host=A[0], port=A[1], priority=0), Server(host=B[0], port=B[1], priority=1))
-PHONE_IP, TFTP = "10.1.0.9", ("10.0.0.1", 6970)
+TFTP = ("10.0.0.1", 6970)
 VALID = tvs.TvsResponse(session_id=1, msg_type=tvs.TvsMsgType.QUERY_RESPONSE, status=0,
                         certificate=b"the signer", roles=(0, 2), ttl=600)
-GOOD, BAD = b"the ITL's TVS", b"a TVS the ITL does not name"
-REFUSAL = "TVS server {} certificate is not an ITL TVS record: not used (spec E.1)"  # phone/boot.py's note
+GOOD, BAD = b"the ITL's TVS", NOT_IN_ITL
 
 
 def _exchange(server: tuple[str, int], response: tvs.TvsResponse | None, order: int) -> CapturedTvs:
-    request = tvs.QueryRequest(session_id=order, device_name=DEVICE, subject=KEY.subject, issuer=KEY.issuer,
-                               serial=KEY.serial)
-    return CapturedTvs(start=float(order), client=(PHONE_IP, 40000 + order), server=server, tls="TLSv1.2",
-                       request=request, response=response, order=order)
-
-
-def _shown(server: tuple[str, int], cert: bytes, order: int) -> CapturedCert:
-    return CapturedCert(start=float(order), client=(PHONE_IP, 40000 + order), server=server, certificate=cert,
-                        order=order)
-
-
-def _capture(exchanges: tuple[CapturedTvs, ...] = (), shown: tuple[CapturedCert, ...] = ()) -> TvsCapture:
-    return TvsCapture(exchanges=exchanges, tls_connections=len(exchanges) + len(shown), not_tvs=len(shown),
-                      problems=(), presented=shown)
+    return query_exchange(server, order, device=DEVICE, key=KEY, response=response)
 
 
 # --------------------------------------------------------------------------- 1. refused, then failed over
@@ -80,62 +71,39 @@ def _ask_judging(capture: TvsCapture, servers: Any = SERVERS) -> tuple[Any, list
 def test_a_server_refused_before_the_answering_one_is_judged() -> None:
     """§E.1: A presented a certificate the phone refused (no QUERY), B answered: A's certificate is
     judged by the phone's check (whose note names A), B's answer stands."""
-    got, judged = _ask_judging(_capture((_exchange(B, VALID, 4),), (_shown(A, BAD, 3),)))
+    got, judged = _ask_judging(tvs_capture((_exchange(B, VALID, 4),), (shown_certificate(A, BAD, 3),)))
     assert isinstance(got, TvsAnswer) and got.cert_der == b"the signer"
     assert judged == [BAD]
 
 
 @pytest.mark.parametrize(("shown", "exchanges"), [
-    ((_shown(A, BAD, 5),), (_exchange(B, VALID, 4),)),  # after the answer: another question's
-    ((_shown(B, BAD, 3),), (_exchange(A, VALID, 4),)),  # a server after the answering one: never tried
-    ((_shown(A, BAD, 3),), (_exchange(A, None, 2), _exchange(B, VALID, 4))),  # A was asked: its QUERY cut
+    # after the answer: another question's
+    ((shown_certificate(A, BAD, 5),), (_exchange(B, VALID, 4),)),
+    # a server after the answering one: never tried
+    ((shown_certificate(B, BAD, 3),), (_exchange(A, VALID, 4),)),
+    # A was asked: its QUERY cut
+    ((shown_certificate(A, BAD, 3),), (_exchange(A, None, 2), _exchange(B, VALID, 4))),
 ])
 def test_no_other_connection_is_judged(shown: tuple[CapturedCert, ...], exchanges: tuple[CapturedTvs, ...]
                                        ) -> None:
-    got, judged = _ask_judging(_capture(exchanges, shown))
+    got, judged = _ask_judging(tvs_capture(exchanges, shown))
     assert isinstance(got, TvsAnswer) and judged == []
 
 
 def test_an_accepted_server_before_the_answer_changes_nothing() -> None:
     """A connection the phone would accept (the server hung up before the QUERY): judged, no refusal."""
-    got, judged = _ask_judging(_capture((_exchange(B, VALID, 4),), (_shown(A, GOOD, 3),)))
+    got, judged = _ask_judging(tvs_capture((_exchange(B, VALID, 4),), (shown_certificate(A, GOOD, 3),)))
     assert isinstance(got, TvsAnswer) and judged == [GOOD]
-
-
-PCAP = ROOT / "captures" / "callmanager-regenerated-via-tvs.pcap"  # boot 2: TVS vouches, ITL updated
-PHONE = "0A0000000301"
-REFUSING = ("127.0.0.99", 2445)  # a TVS server ahead of the phone's own whose certificate it refuses
-
-
-@cache
-def _scan() -> CaptureScan:
-    return scan_capture(PCAP, mac=PHONE, secrets=parse_keylog(PCAP.with_suffix(".keys").read_text()))
-
-
-class _RefusedFirst:
-    """The capture's TVS with a connection to :data:`REFUSING` (a certificate the phone's ITL does not
-    name, no QUERY) just before the phone's answered one; the phone's config names it first."""
-
-    def __init__(self, capture: TvsCapture) -> None:
-        (answered,) = [ex for ex in capture.exchanges if ex.mac == PHONE]
-        refused = CapturedCert(start=answered.start, client=answered.client, server=REFUSING, certificate=BAD,
-                               order=answered.order - 1)
-        self.capture = dataclasses.replace(capture, presented=(*capture.presented, refused))
-
-    def asker(self, *args: Any, **kwargs: Any) -> Any:
-        ask = self.capture.asker(*args, **kwargs)
-
-        async def refused_first(servers: Any, key: Any, **kw: Any) -> Any:
-            return await ask((Server(host=REFUSING[0], port=REFUSING[1], priority=0), *servers), key, **kw)
-        return refused_first
 
 
 def test_a_replayed_boot_notes_the_server_refused_before_the_failover() -> None:
     """The live boot notes each refused server by HOST:PORT (phone/boot.py ``ask_tvs``); replayed, the
-    boot that failed over from :data:`REFUSING` to its own TVS notes it too, and decides as before."""
-    plain = asyncio.run(replay_phone(_scan().index, PHONE, tvs_capture=_scan().tvs))
-    results = asyncio.run(replay_phone(_scan().index, PHONE, tvs_capture=_RefusedFirst(_scan().tvs)))
-    note = REFUSAL.format("127.0.0.99:2445")
+    boot that failed over from :data:`~tests.replay_helpers.REFUSING` to its own TVS notes it too, and
+    decides as before."""
+    scan = via_tvs_scan()
+    plain = asyncio.run(replay_phone(scan.index, VIA_TVS_PHONE, tvs_capture=scan.tvs))
+    results = asyncio.run(replay_phone(scan.index, VIA_TVS_PHONE, tvs_capture=RefusedFirst(scan.tvs)))
+    note = REFUSAL_NOTE.format("127.0.0.99:2445")
     assert [any(line.endswith(note) for line in r.report.timeline) for r in results] == [False, True]
     assert results[-1].report.trust == plain[-1].report.trust == {"CTL": "absent", "ITL": "updated"}
     assert [r.report.deciding for r in results] == [r.report.deciding for r in plain]
@@ -152,43 +120,22 @@ OWN = (_download(f"CTLSEP{MAC}.tlv", 10), _download(f"ITLSEP{MAC}.tlv", 20),
 SHARED = (_download("g3-tones.xml.sgn", 50),)  # a cluster-wide name, on the phone's HTTP connection
 
 
-class _AskingPhone:
-    """A stand-in for :class:`~phoneemu.phone.phone.Phone` whose boot fetches each name of ``plan`` and asks
-    TVS about :data:`KEY` where the plan says ``"?"`` (the replayed phone's order of things): the report is
-    the list of answers (a TvsAnswer, a TvsStatus or the TransportError's kind)."""
+class _AskingPhone(AskingPhone):
+    """The stand-in phone asking :data:`SERVERS` about :data:`KEY` as :data:`DEVICE`."""
 
-    plan: tuple[str, ...] = ()
-
-    def __init__(self, **kw: Any) -> None:
-        self.tvs = kw["tvs"]
-
-    async def boot(self, _target: Any, *, fetcher: Any) -> list[Any]:
-        answers: list[Any] = []
-        for step in self.plan:
-            if step != "?":
-                with contextlib.suppress(TransportError):  # a failed fetch: the boot goes on
-                    await fetcher.fetch(step)
-                continue
-            try:
-                answers.append(await self.tvs(SERVERS, KEY, device_name=DEVICE, accept_server=None))
-            except TransportError as exc:
-                answers.append(exc.kind)
-        return answers
+    servers, key, device = SERVERS, KEY, DEVICE
 
 
 @pytest.fixture
-def asking_phone(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[_AskingPhone]]:
-    import phoneemu.phone.phone
-
-    monkeypatch.setattr(phoneemu.phone.phone, "Phone", _AskingPhone)
-    yield _AskingPhone
+def asking_phone(monkeypatch: pytest.MonkeyPatch) -> type[_AskingPhone]:
+    return stand_in_phone(monkeypatch, _AskingPhone)
 
 
 def _replayed(plan: tuple[str, ...], exchanges: tuple[CapturedTvs, ...], boot: ReplayBoot | None = None
               ) -> list[Any]:
     _AskingPhone.plan = plan
     boot = boot or ReplayBoot(mac=MAC, server=TFTP[0], start=10.0, end=60.0, own=OWN, shared=SHARED, order=10)
-    results = asyncio.run(replay_boots([boot], MAC, tvs_capture=_capture(exchanges)))
+    results = asyncio.run(replay_boots([boot], MAC, tvs_capture=tvs_capture(exchanges)))
     return list(results[0].report)
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -28,14 +27,15 @@ from phoneemu.phone.store import TvsAnswer
 from phoneemu.protocols import tvs
 from phoneemu.scenario._capture_flows import Download
 from phoneemu.scenario.replay import ReplayBoot, ReplayFetcher, replay_boots
-from phoneemu.scenario.replay_tvs import CapturedTvs, TvsCapture
+from phoneemu.scenario.replay_tvs import CapturedTvs
+from tests.replay_helpers import PHONE_IP, AskingPhone, query_exchange, stand_in_phone, tvs_capture
 
 MAC = "0A0000007701"
 DEVICE = f"CP-8861-SEP{MAC}"
 KEY = QueryKey(subject="CN=lab-pub", issuer="CN=lab-pub", serial=b"\x07")
 TVS = ("10.0.0.5", 2445)
 SERVERS = (Server(host=TVS[0], port=TVS[1], priority=0),)
-PHONE, TFTP = ("10.1.0.9", 39151), ("10.0.0.1", 6970)
+PHONE, TFTP = (PHONE_IP, 39151), ("10.0.0.1", 6970)
 CONFIG = f"SEP{MAC}.cnf.xml.sgn"
 VALID = tvs.TvsResponse(session_id=1, msg_type=tvs.TvsMsgType.QUERY_RESPONSE, status=0,
                         certificate=b"the new CallManager", roles=(0, 2), ttl=600)
@@ -49,10 +49,7 @@ def _download(name: str, order: int, outcome: str = "ok") -> Download:
 
 
 def _query(order: int) -> CapturedTvs:
-    request = tvs.QueryRequest(session_id=order, device_name=DEVICE, subject=KEY.subject, issuer=KEY.issuer,
-                               serial=KEY.serial)
-    return CapturedTvs(start=float(order), client=(PHONE[0], 40000 + order), server=TVS, tls="TLSv1.2",
-                       request=request, response=VALID, order=order)
+    return query_exchange(TVS, order, device=DEVICE, key=KEY, response=VALID)
 
 
 def _boot(own: tuple[Download, ...]) -> ReplayBoot:
@@ -64,42 +61,21 @@ CAPF_BOOT = (_download(f"CTLSEP{MAC}.tlv", 10, "not-found"), _download(f"ITLSEP{
              _download(CONFIG, 40), _download(CONFIG, 60))
 
 
-class _AskingPhone:
-    """A stand-in for :class:`~phoneemu.phone.phone.Phone` fetching each name of ``plan`` and asking TVS
-    about :data:`KEY` at ``"?"``: the report is the list of answers (an answer, or the failure's kind)."""
+class _AskingPhone(AskingPhone):
+    """The stand-in phone asking :data:`SERVERS` about :data:`KEY` as :data:`DEVICE`."""
 
-    plan: tuple[str, ...] = ()
-
-    def __init__(self, **kw: Any) -> None:
-        self.tvs = kw["tvs"]
-
-    async def boot(self, _target: Any, *, fetcher: Any) -> list[Any]:
-        answers: list[Any] = []
-        for step in self.plan:
-            if step != "?":
-                with contextlib.suppress(TransportError):
-                    await fetcher.fetch(step)
-                continue
-            try:
-                answers.append(await self.tvs(SERVERS, KEY, device_name=DEVICE, accept_server=None))
-            except TransportError as exc:
-                answers.append(exc.kind)
-        return answers
+    servers, key, device = SERVERS, KEY, DEVICE
 
 
 @pytest.fixture
-def asking_phone(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[_AskingPhone]]:
-    import phoneemu.phone.phone
-
-    monkeypatch.setattr(phoneemu.phone.phone, "Phone", _AskingPhone)
-    yield _AskingPhone
+def asking_phone(monkeypatch: pytest.MonkeyPatch) -> type[_AskingPhone]:
+    return stand_in_phone(monkeypatch, _AskingPhone)
 
 
 def _replayed(plan: tuple[str, ...], own: tuple[Download, ...], queries: tuple[CapturedTvs, ...]
               ) -> list[Any]:
     _AskingPhone.plan = plan
-    capture = TvsCapture(exchanges=queries, tls_connections=len(queries), not_tvs=0, problems=())
-    (result,) = asyncio.run(replay_boots([_boot(own)], MAC, tvs_capture=capture))
+    (result,) = asyncio.run(replay_boots([_boot(own)], MAC, tvs_capture=tvs_capture(queries)))
     return list(result.report)
 
 

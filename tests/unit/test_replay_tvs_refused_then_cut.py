@@ -11,7 +11,6 @@ the phone's check could not be run on B (judging A alone would have made it "no 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 from functools import cache
 from pathlib import Path
@@ -34,37 +33,35 @@ from phoneemu.scenario.replay_tvs import (
     REFUSED,
     CapturedCert,
     CapturedTvs,
-    CaptureScan,
-    TvsCapture,
     TvsCollector,
 )
 from tests.helpers import MemoryTlsPair, run_within
+from tests.replay_helpers import (
+    NOT_IN_ITL,
+    REFUSAL_NOTE,
+    VIA_TVS_PHONE,
+    RefusedFirst,
+    query_exchange,
+    shown_certificate,
+    tvs_capture,
+    via_tvs_scan,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
 MAC = "0A0000007402"
 DEVICE = f"CP-8861-SEP{MAC}"
 KEY = QueryKey(subject="CN=ITLRECOVERY", issuer="CN=ITLRECOVERY", serial=b"\x01")
 A, B = ("10.0.0.5", 2445), ("10.0.0.6", 2445)
-GOOD, BAD = b"the ITL's TVS", b"a TVS the ITL does not name"
+GOOD, BAD = b"the ITL's TVS", NOT_IN_ITL
 CUT = "captured TVS query got no answer"
 NO_QUERY = "no such TVS query of this phone in the capture"
-REFUSAL = "TVS server {} certificate is not an ITL TVS record: not used (spec E.1)"  # phone/boot.py's note
 
 run = run_within(20)
 
 
 def _exchange(server: tuple[str, int], order: int, cert: bytes | None, *, cut: bool = True) -> CapturedTvs:
-    request = tvs.QueryRequest(session_id=order, device_name=DEVICE, subject=KEY.subject, issuer=KEY.issuer,
-                               serial=KEY.serial)
     response = None if cut else tvs.TvsResponse(session_id=order, msg_type=tvs.TvsMsgType.QUERY_RESPONSE,
                                                 status=0, certificate=b"the signer", roles=(0,), ttl=60)
-    return CapturedTvs(start=float(order), client=("10.1.0.9", 40000 + order), server=server, tls="TLSv1.2",
-                       request=request, response=response, order=order, certificate=cert)
-
-
-def _shown(server: tuple[str, int], cert: bytes, order: int) -> CapturedCert:
-    return CapturedCert(start=float(order), client=("10.1.0.9", 40000 + order), server=server,
-                        certificate=cert, order=order)
+    return query_exchange(server, order, device=DEVICE, key=KEY, response=response, certificate=cert)
 
 
 def _ask(exchanges: tuple[CapturedTvs, ...], shown: tuple[CapturedCert, ...] = (), *, good: bytes = GOOD,
@@ -77,9 +74,7 @@ def _ask(exchanges: tuple[CapturedTvs, ...], shown: tuple[CapturedCert, ...] = (
         judged.append((server_judged(), der))
         return der == good
 
-    capture = TvsCapture(exchanges=exchanges, tls_connections=len(exchanges) + len(shown), not_tvs=len(shown),
-                         problems=(), presented=shown)
-    ask = capture.asker(lambda: (0, 100))
+    ask = tvs_capture(exchanges, shown).asker(lambda: (0, 100))
     try:
         return asyncio.run(ask(servers, KEY, device_name=DEVICE, accept_server=accept)), judged
     except TransportError as exc:
@@ -90,7 +85,7 @@ def _ask(exchanges: tuple[CapturedTvs, ...], shown: tuple[CapturedCert, ...] = (
 def test_refused_then_cut_judges_both_servers_and_names_the_refusal() -> None:
     """§E.1: A refused (its certificate, no QUERY), B accepted and its QUERY cut: both judged in the
     phone's order, the failure names A as refused (kind: B's, the last one's)."""
-    exc, judged = _ask((_exchange(B, 4, GOOD),), (_shown(A, BAD, 3),))
+    exc, judged = _ask((_exchange(B, 4, GOOD),), (shown_certificate(A, BAD, 3),))
     assert isinstance(exc, TransportError) and exc.kind == "unreachable"
     assert exc.message == f"{NO_TVS_ANSWER}10.0.0.5:2445: {REFUSED}; 10.0.0.6:2445: {CUT}"
     assert judged == [("10.0.0.5:2445", BAD), ("10.0.0.6:2445", GOOD)]
@@ -98,7 +93,7 @@ def test_refused_then_cut_judges_both_servers_and_names_the_refusal() -> None:
 
 def test_a_cut_server_the_replayed_phone_refuses_is_a_refusal() -> None:
     """The replayed phone's check decides (its ITL may not be the live phone's): every server refused."""
-    exc, judged = _ask((_exchange(B, 4, BAD),), (_shown(A, BAD, 3),))
+    exc, judged = _ask((_exchange(B, 4, BAD),), (shown_certificate(A, BAD, 3),))
     assert isinstance(exc, TransportError) and exc.kind == "tls"
     assert exc.message == f"{NO_TVS_ANSWER}10.0.0.5:2445: {REFUSED}; 10.0.0.6:2445: {REFUSED}"
     assert [der for _, der in judged] == [BAD, BAD]
@@ -106,11 +101,11 @@ def test_a_cut_server_the_replayed_phone_refuses_is_a_refusal() -> None:
 
 @pytest.mark.parametrize(("exchanges", "shown", "message", "judged"), [
     # A's connection after B's try: another question's (A is ahead of B in the phone's order)
-    ((_exchange(B, 4, GOOD),), (_shown(A, BAD, 5),), f"10.0.0.5:2445: {NO_QUERY}; 10.0.0.6:2445: {CUT}",
-     [GOOD]),
+    ((_exchange(B, 4, GOOD),), (shown_certificate(A, BAD, 5),),
+     f"10.0.0.5:2445: {NO_QUERY}; 10.0.0.6:2445: {CUT}", [GOOD]),
     # A cut, B refused after it (B after A in the phone's order: any connection in the span)
-    ((_exchange(A, 3, GOOD),), (_shown(B, BAD, 5),), f"10.0.0.5:2445: {CUT}; 10.0.0.6:2445: {REFUSED}",
-     [GOOD, BAD]),
+    ((_exchange(A, 3, GOOD),), (shown_certificate(B, BAD, 5),),
+     f"10.0.0.5:2445: {CUT}; 10.0.0.6:2445: {REFUSED}", [GOOD, BAD]),
     # both cut, both accepted: as before
     ((_exchange(A, 3, GOOD), _exchange(B, 4, GOOD)), (), f"10.0.0.5:2445: {CUT}; 10.0.0.6:2445: {CUT}",
      [GOOD, GOOD]),
@@ -125,7 +120,7 @@ def test_which_connections_are_judged(exchanges: tuple[CapturedTvs, ...], shown:
 def test_a_try_whose_certificate_is_not_known_judges_nothing() -> None:
     """Beyond the certificates' caps (or TLS 1.3 without its handshake secret) B's certificate is not
     known: nothing is judged (A's refusal alone would make it "no trusted TVS server"), as before."""
-    exc, judged = _ask((_exchange(B, 4, None),), (_shown(A, BAD, 3),))
+    exc, judged = _ask((_exchange(B, 4, None),), (shown_certificate(A, BAD, 3),))
     assert isinstance(exc, TransportError) and judged == []
     assert exc.message == f"{NO_TVS_ANSWER}10.0.0.5:2445: {NO_QUERY}; 10.0.0.6:2445: {CUT}"
 
@@ -184,8 +179,8 @@ def test_the_replay_judges_as_the_live_client_judged() -> None:
     the same order and under the same name, and names A's refusal in the same words."""
     live, live_judged, ders, servers = run(_live())
     a, b = ((s.host, s.port) for s in servers)
-    exc, judged = _ask((_exchange(b, 4, ders["cut"]),), (_shown(a, ders["refused"], 3),), good=ders["cut"],
-                       servers=servers)
+    exc, judged = _ask((_exchange(b, 4, ders["cut"]),), (shown_certificate(a, ders["refused"], 3),),
+                       good=ders["cut"], servers=servers)
     assert judged == live_judged
     assert live_judged == [(f"127.0.0.1:{a[1]}", ders["refused"]), (f"127.0.0.1:{b[1]}", ders["cut"])]
     assert isinstance(exc, TransportError)
@@ -194,44 +189,14 @@ def test_the_replay_judges_as_the_live_client_judged() -> None:
 
 
 # --------------------------------------------------------------------------- a replayed boot
-PCAP = ROOT / "captures" / "callmanager-regenerated-via-tvs.pcap"  # boot 2: TVS vouches, ITL updated
-PHONE = "0A0000000301"
-REFUSING = ("127.0.0.99", 2445)  # a TVS server ahead of the phone's own whose certificate it refuses
-
-
-@cache
-def _scan() -> CaptureScan:
-    keys = parse_keylog(PCAP.with_suffix(".keys").read_text())
-    return replay_tvs.scan_capture(PCAP, mac=PHONE, secrets=keys)
-
-
-class _RefusedThenCut:
-    """The capture's TVS with a connection to :data:`REFUSING` (a certificate the phone's ITL does not
-    name, no QUERY) just before the phone's QUERY, which is cut; the phone's config names it first."""
-
-    def __init__(self, capture: TvsCapture) -> None:
-        (asked,) = [ex for ex in capture.exchanges if ex.mac == PHONE]
-        refused = CapturedCert(start=asked.start, client=asked.client, server=REFUSING, certificate=BAD,
-                               order=asked.order - 1)
-        cut = dataclasses.replace(asked, response=None)
-        others = tuple(ex for ex in capture.exchanges if ex is not asked)
-        self.capture = dataclasses.replace(capture, exchanges=(cut, *others),
-                                           presented=(*capture.presented, refused))
-
-    def asker(self, *args: Any, **kwargs: Any) -> Any:
-        ask = self.capture.asker(*args, **kwargs)
-
-        async def refused_first(servers: Any, key: Any, **kw: Any) -> Any:
-            return await ask((Server(host=REFUSING[0], port=REFUSING[1], priority=0), *servers), key, **kw)
-        return refused_first
-
-
 def test_a_replayed_boot_notes_the_refusal_and_says_tvs_unreachable() -> None:
     """The live boot notes the refused server by HOST:PORT and, its QUERY to the next server cut, says TVS
     unreachable (the next server was reached and accepted: not "no trusted TVS server")."""
-    results = asyncio.run(replay_phone(_scan().index, PHONE, tvs_capture=_RefusedThenCut(_scan().tvs)))
+    scan = via_tvs_scan()
+    refused_then_cut = RefusedFirst(scan.tvs, cut=True)
+    results = asyncio.run(replay_phone(scan.index, VIA_TVS_PHONE, tvs_capture=refused_then_cut))
     timeline = results[-1].report.timeline
-    note = REFUSAL.format("127.0.0.99:2445")
+    note = REFUSAL_NOTE.format("127.0.0.99:2445")
     assert sum(line.endswith(note) for line in timeline) == 1
     (failure,) = [line for line in timeline if "TVS unreachable (unreachable): " in line]
     assert failure.endswith(f"{NO_TVS_ANSWER}127.0.0.99:2445: {REFUSED}; 127.0.0.11:41191: {CUT}")

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from phoneemu.errors import DecodeError
 from phoneemu.lab.sip_service import NONCE_VALIDITY_S, SipRegistrar
 from phoneemu.protocols import sip
+from tests.sip_helpers import sip_far_end
 
 MAC = "0011223344AA"
 
@@ -413,24 +414,14 @@ def test_a_cucm_style_line_registers_with_its_number_and_the_lab_knows_it_by_ins
     registrar = SipRegistrar({MAC: ("alice", "s3cret")}.get)
     froms: list[str] = []
 
-    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        stream = sip.SipStream()
-        with contextlib.suppress(Exception):
-            while chunk := await r.read(4096):
-                stream.feed(chunk)
-                while (msg := stream.next()) is not None:
-                    froms.append(msg.header("from") or "")
-                    w.write(registrar.answer(msg))
-                    await w.drain()
-        w.close()
+    def answer(msg: sip.SipMessage) -> bytes:
+        froms.append(msg.header("from") or "")
+        return registrar.answer(msg)
 
     async def body() -> str:
-        server = await asyncio.start_server(handler, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        res = await register(store, profile, MAC, "127.0.0.1", sip_port=port, sips_port=1,
-                             events=EventLog(50), clock=lambda: 0, timeout=2.0)
-        server.close()
-        await server.wait_closed()
+        async with sip_far_end(answer) as port:
+            res = await register(store, profile, MAC, "127.0.0.1", sip_port=port, sips_port=1,
+                                 events=EventLog(50), clock=lambda: 0, timeout=2.0)
         return res.rule
 
     assert asyncio.run(body()) == "G.13-registered"

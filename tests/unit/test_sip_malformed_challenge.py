@@ -7,9 +7,6 @@ go on to the config's next CallManager (it does that only when it has no usable 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 import pytest
 
 from phoneemu.formats import config as config_fmt
@@ -19,6 +16,7 @@ from phoneemu.phone.sip import SipResult, register
 from phoneemu.phone.store import AcceptedConfig, TrustStore
 from phoneemu.protocols import sip
 from tests.helpers import run, sip_line_store
+from tests.sip_helpers import SipAnswer, sip_far_end
 
 MAC = "0011223344AB"
 REALM = "ccmsipline"
@@ -36,20 +34,15 @@ def _store(ports: list[int]) -> TrustStore:
     return store
 
 
-async def _serve(answer: bytes, seen: list[str]) -> asyncio.Server:
-    """A registrar answering each request's head with ``answer``'s status and headers (Via ... copied)."""
-    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        stream = sip.SipStream()
-        with contextlib.suppress(Exception):
-            while chunk := await r.read(4096):
-                stream.feed(chunk)
-                while (msg := stream.next()) is not None:
-                    seen.append(msg.method or "")
-                    head = sip.parse_message(answer)
-                    w.write(sip.response_to(msg, head.status or 500, head.reason, list(head.headers[:-1])))
-                    await w.drain()
-        w.close()
-    return await asyncio.start_server(handler, "127.0.0.1", 0)
+def _answering_with(answer: bytes, seen: list[str]) -> SipAnswer:
+    """A registrar answering each request with ``answer``'s status and headers (Via ... copied); the
+    methods it saw go to ``seen``."""
+    head = sip.parse_message(answer)
+
+    def answering(msg: sip.SipMessage) -> bytes:
+        seen.append(msg.method or "")
+        return sip.response_to(msg, head.status or 500, head.reason, list(head.headers[:-1]))
+    return answering
 
 
 @pytest.mark.parametrize(("challenge", "words"), [
@@ -69,9 +62,9 @@ def test_a_malformed_challenge_is_the_registrar_refusing_and_no_other_callmanage
     accepting = sip.build_message("SIP/2.0 200 OK", [])
 
     async def main() -> SipResult:
-        a, b = await _serve(refusing, a_seen), await _serve(accepting, b_seen)
-        async with a, b:
-            store = _store([a.sockets[0].getsockname()[1], b.sockets[0].getsockname()[1]])
+        async with sip_far_end(_answering_with(refusing, a_seen)) as a, \
+                sip_far_end(_answering_with(accepting, b_seen)) as b:
+            store = _store([a, b])
             return await register(store, store.profile, MAC, None, sip_port=9, sips_port=9,
                                   events=EventLog(50), clock=lambda: 0, timeout=2.0)
 

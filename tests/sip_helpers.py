@@ -1,0 +1,135 @@
+"""SIP helpers shared by the test modules: the lab registrar driven in-process as phones would (its
+digest challenges and answers, spec §G.13), and a scripted SIP far end on loopback (a registrar or a
+call's far end answering each request as the test says)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
+from functools import partial
+
+from phoneemu.lab.sip_service import SipRegistrar
+from phoneemu.phone.call import CallResult, place_call
+from phoneemu.phone.events import EventLog
+from phoneemu.phone.profile import get_profile
+from phoneemu.phone.sip import authorization
+from phoneemu.protocols import sip
+from tests.helpers import sip_line_store
+
+# --------------------------------------------------------------------------- the lab registrar in-process
+#: the Request-URI of the REGISTERs :func:`register_request` makes (the digest answers' ``uri``)
+REGISTRAR_URI = "sip:lab"
+
+
+def logging_registrar(users: Mapping[str, tuple[str, str]], outcomes: list[tuple[str, str]]) -> SipRegistrar:
+    """A lab registrar knowing ``users`` (MAC -> digest user, password), its clock stopped at 1,000 s, each
+    outcome it logs appended to ``outcomes`` as (device, outcome)."""
+    return SipRegistrar(users.get, clock=lambda: 1_000,
+                        on_log=lambda _peer, device, outcome, _why: outcomes.append((device, outcome)))
+
+
+def register_request(mac: str, auth: str | None = None) -> sip.SipMessage:
+    """A REGISTER of phone ``mac`` (as the registrar reads it), with ``auth`` as its Authorization."""
+    aor = f"<sip:SEP{mac}@lab>"
+    headers = [("Via", "SIP/2.0/TCP 127.0.0.1:5;branch=z9hG4bK1"), ("From", f"{aor};tag=1"), ("To", aor),
+               ("Call-ID", "c@x"), ("CSeq", "1 REGISTER")]
+    if auth is not None:
+        headers.append(("Authorization", auth))
+    return sip.parse_message(sip.build_message(f"REGISTER {REGISTRAR_URI} SIP/2.0", headers))
+
+
+def registrar_reply(registrar: SipRegistrar, mac: str, auth: str | None = None) -> tuple[int, str]:
+    """The registrar's reply to ``mac``'s REGISTER carrying ``auth``: its status, and the ``stale`` of
+    its challenge (``""`` when not a 401, or none given)."""
+    reply = sip.parse_message(registrar.answer(register_request(mac, auth)))
+    if reply.status != 401:
+        return reply.status or 0, ""
+    return 401, sip.parse_digest(reply.header("WWW-Authenticate") or "").get("stale", "")
+
+
+def challenge_for(registrar: SipRegistrar, mac: str) -> dict[str, str]:
+    """A fresh challenge the registrar gives ``mac`` (its parameters)."""
+    reply = sip.parse_message(registrar.answer(register_request(mac)))
+    return sip.parse_digest(reply.header("WWW-Authenticate") or "")
+
+
+def right_authorization(registrar: SipRegistrar, mac: str, challenge: dict[str, str], nc: int) -> str:
+    """The Authorization of ``mac``'s right answer (the credentials the registrar knows it by) to
+    ``challenge`` with nonce count ``nc``."""
+    credentials = registrar.credentials(mac)
+    assert credentials is not None, mac
+    user, password = credentials
+    assert user is not None and password is not None, mac
+    return authorization(challenge, user, password, nc, method="REGISTER", uri=REGISTRAR_URI)
+
+
+def digest_answer(registrar: SipRegistrar, mac: str, challenge: dict[str, str], nc: int) -> tuple[int, str]:
+    """``mac``'s right answer to ``challenge`` with nonce count ``nc``: the status and ``stale``."""
+    return registrar_reply(registrar, mac, right_authorization(registrar, mac, challenge, nc))
+
+
+# --------------------------------------------------------------------------- a scripted far end
+class _HangUp(bytes):
+    """The type of :data:`HANG_UP` (a bytes of its own, told apart by identity)."""
+
+
+#: a piece of an answer that closes the connection instead of being written: the far end hangs up
+HANG_UP = _HangUp()
+
+#: what a far end answers one request with: bytes, pieces written apart (each its own TCP segment), or
+#: None (nothing); a piece :data:`HANG_UP` closes the connection
+SipAnswer = Callable[[sip.SipMessage], bytes | list[bytes] | None]
+
+
+def as_pieces(out: bytes | list[bytes] | None) -> list[bytes]:
+    """An answer as the pieces written apart."""
+    return [out] if isinstance(out, bytes) else list(out or [])
+
+
+async def answer_requests(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, answer: SipAnswer, *,
+                          gap: float = 0.0) -> None:
+    """Play a SIP far end on one connection: each request read is answered as ``answer`` says (``gap`` s
+    after each piece written), until the phone closes, the far end hangs up or the connection fails;
+    the connection is closed then."""
+    stream = sip.SipStream()
+    try:
+        with contextlib.suppress(Exception):
+            while chunk := await reader.read(4096):
+                stream.feed(chunk)
+                while (msg := stream.next()) is not None:
+                    if not await _write_answer(writer, answer(msg), gap):
+                        return
+    finally:
+        writer.close()
+
+
+async def _write_answer(writer: asyncio.StreamWriter, out: bytes | list[bytes] | None, gap: float) -> bool:
+    """Write the pieces of ``out``; False where it hangs up."""
+    for piece in as_pieces(out):
+        if piece is HANG_UP:
+            return False
+        writer.write(piece)
+        await writer.drain()
+        if gap:
+            await asyncio.sleep(gap)
+    return True
+
+
+@contextlib.asynccontextmanager
+async def sip_far_end(answer: SipAnswer) -> AsyncIterator[int]:
+    """A SIP far end on 127.0.0.1 answering every connection's requests as ``answer`` says
+    (:func:`answer_requests`); yields its port, and closes it after."""
+    server = await asyncio.start_server(partial(answer_requests, answer=answer), "127.0.0.1", 0)
+    async with server:
+        yield server.sockets[0].getsockname()[1]
+
+
+async def call_far_end(answer: SipAnswer, *, mac: str, events: EventLog, timeout: float) -> CallResult:
+    """Phone ``mac`` of a cp-8861 with digest credentials (alice, s3cret) registers with, then calls
+    ``moh`` at, a far end on loopback answering as ``answer`` says (3 media packets, its clock at 0): the
+    :class:`~phoneemu.phone.call.CallResult`, ``events`` its event log."""
+    async with sip_far_end(answer) as port:
+        return await place_call(sip_line_store(mac, "alice", "s3cret"), get_profile("cp-8861"), mac,
+                                "127.0.0.1", target="moh", sip_port=port, sips_port=1, events=events,
+                                clock=lambda: 0, timeout=timeout, packets=3)
