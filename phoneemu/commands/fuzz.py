@@ -90,7 +90,8 @@ its mutant again, and how to rebuild it (or why not). The same --seed always mak
 Ctrl-C (or SIGTERM, as in every phoneemu command) keeps the findings so far and writes the summary (exit 130),
 also before the first input (summary.json's interrupted_while names the step): from --out made on,
 summary.json is written whole before the summary is printed (--serve too). info.json's commands name
-absolute paths; a crash is minimised with up to 5,000 attempts within 20 s, an in-process attempt that
+absolute paths (a --target module or --target-cmd program stays as given: run a relative one from the same
+folder); a crash is minimised with up to 5,000 attempts within 20 s, an in-process attempt that
 hangs (--hang-after) or outlives them stopped at once: not the same crash.
 An in-process input still running at Ctrl-C, or past --time, that is a hang by then (an endless loop) is
 saved as a hang finding (past --time it is stopped and the run ends, exit 1); --replay and --regenerate
@@ -162,8 +163,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="--target-cmd: exit statuses that count as crashes, e.g. 1,134 (default: 128 and "
                    "above; death by a signal always counts)")
     p.add_argument("--hang-after", type=positive_float, metavar="S",
-                   help="--target phoneemu|MODULE:FUNCTION: an in-process run slower than S seconds is "
-                   "reported as a hang (default 1)")
+                   help="--target phoneemu|MODULE:FUNCTION: an in-process run taking more than S seconds "
+                   "of CPU (blocked: ten times that of wall time) is reported as a hang (default 1)")
     p.add_argument("--no-minimize", action="store_true", help="save crashing inputs without minimising")
     p.add_argument("--no-round-trip", action="store_true",
                    help="--target phoneemu: skip the serialise(parse(b)) == b check (faster)")

@@ -99,8 +99,9 @@ examples:
                                                           mode must drop the tampered call
 
 Slow clients are cut, logged 'timeout': a SIP message must be whole within 10 s of the previous one
-(or of a CRLF keep-alive), a CAPF frame within 30 s of its first byte (--capf-read-timeout). The
-registrar's nonces carry an HMAC of their issue time, so a challenge keeps nothing: a flood of unanswered
+(or of a CRLF keep-alive), a CAPF frame within --capf-read-timeout (30 s) of its first byte. The
+registrar's nonces carry an HMAC of their issue time and of the device challenged (ours: an answer
+replayed under another device's name gets 401), so a challenge keeps nothing: a flood of unanswered
 REGISTERs pushes out no phone's nonce; an answer to a nonce it may have forgotten gets stale=TRUE.
 """
 

@@ -138,6 +138,28 @@ def test_readme_command_table_options_exist() -> None:
         assert named <= known, (synopsis, sorted(named - known))
 
 
+def test_readme_command_table_lists_every_option() -> None:
+    """The other way round: each option of a command the README's table shows (``lab serve --dir``,
+    ``replay --tvs-cert``, ``fuzz --regenerate`` ...) is named by one of its rows (any spelling of it:
+    ``-j`` for ``--jobs``), so a user reading the table sees what ``--help`` offers."""
+    parser = build_parser()  # only looked at, never parsed with
+    named_by: dict[int, tuple[argparse.ArgumentParser, set[str]]] = {}
+    for synopsis in _readme_synopses():
+        parsers = [parser]
+        for word in synopsis.replace("\\|", "|").split()[1:]:
+            subs = [s for p in parsers for w in word.split("|") if (s := _sub(p, w)) is not None]
+            if not subs:
+                break
+            parsers = subs
+        named = set(re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", synopsis))
+        for p in parsers:
+            named_by.setdefault(id(p), (p, set()))[1].update(named)
+    unlisted = [(p.prog, a.option_strings) for p, listed in named_by.values() for a in p._actions
+                if a.option_strings and "--help" not in a.option_strings
+                and not set(a.option_strings) & listed]
+    assert len(named_by) >= 15 and not unlisted, unlisted
+
+
 def test_readme_lab_operations_exist() -> None:
     """The operations of the README's lab table are ``phoneemu lab`` sub-commands."""
     table = README.split("Lab operations (", 1)[1].split("\n\n", 2)[1]
