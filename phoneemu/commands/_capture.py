@@ -16,6 +16,10 @@ Rules (both commands, one implementation):
   :class:`~phoneemu.errors.PhoneEmuError` naming ``--capture`` (one line, exit 2), before any boot.
 * ``max_bytes`` bounds the pcap (our convention: 256 MiB by default); past it the capture keeps
   nothing more, and the summary line and the note file ``F.note.txt`` say so.
+* A capture stopped early (its FIFO's reader went away, a write failed: the boot or storm goes on) says
+  so in its summary line, in place of its size: ``capture: F stopped after 100 bytes (reader went away):
+  12 packets written, 48 dropped, ...``; the note file and ``fleet boot --json`` (``capture.stopped``)
+  too (:class:`phoneemu.scenario.capturing.CaptureStop`, ours).
 * What the capture says on stderr — a FIFO ``F`` waiting for its reader, a capture stopped early — is
   said by the command as typed (``said_by``: ``phoneemu boot: capture F: waiting for a reader ...``;
   :mod:`phoneemu.cli` rules, :func:`phoneemu.net.capture.fifo_wait_teller`).
@@ -32,7 +36,7 @@ from phoneemu.files import check_writable, private_file
 if TYPE_CHECKING:
     from phoneemu.scenario.capturing import LiveCapture
 
-__all__ = ["DEFAULT_LIMIT_MIB", "capture_keylog", "capture_summary", "open_host_capture"]
+__all__ = ["DEFAULT_LIMIT_MIB", "capture_json", "capture_keylog", "capture_summary", "open_host_capture"]
 
 #: ``--capture-limit`` default, MiB (our convention: as ``run --capture``'s bound).
 DEFAULT_LIMIT_MIB = 256.0
@@ -73,9 +77,26 @@ def open_host_capture(path: Path | None, keylog: Path, host: str, *,
 
 
 def capture_summary(capture: LiveCapture) -> list[str]:
-    """What a closed capture holds: its line, then one per thing missing from it."""
+    """What a closed capture holds: its line (a capture stopped early says so: module rules), then one per
+    thing missing from it."""
+    lines = [f"capture: {capture.path} {_held(capture)}, TLS key log {capture.keylog}, what it holds: "
+             f"{capture.note_path}"]
+    return lines + [f"capture: {line}" for line in capture.missing]  # as the note file says them
+
+
+def _held(capture: LiveCapture) -> str:
+    """``(60 packets, 6,100 bytes)``, or how it stopped early (module rules)."""
+    if capture.early_stop is not None:
+        return capture.early_stop.text()
     written = f"{capture.path.stat().st_size:,} bytes" if capture.path.is_file() else \
         "written as they came"  # a FIFO or a device has no size to tell
-    lines = [f"capture: {capture.path} ({capture.count} packets, {written}), TLS key log "
-             f"{capture.keylog}, what it holds: {capture.note_path}"]
-    return lines + [f"capture: {line}" for line in capture.missing]  # as the note file says them
+    return f"({capture.count} packets, {written})"
+
+
+def capture_json(capture: LiveCapture) -> dict[str, object]:
+    """``fleet boot --json``'s ``capture``: the files, the packets written, the bounds, and ``stopped``
+    (how it stopped early, null if it did not: module rules)."""
+    stop = capture.early_stop
+    return {"pcap": str(capture.path), "keylog": str(capture.keylog), "note": str(capture.note_path),
+            "packets": capture.count, "limit_bytes": capture.max_bytes, "truncated": capture.truncated,
+            "kernel_drops": capture.kernel_drops, "stopped": stop.as_dict() if stop is not None else None}

@@ -64,7 +64,13 @@ from phoneemu.commands._argtypes import (
     positive_float,
     positive_int,
 )
-from phoneemu.commands._capture import DEFAULT_LIMIT_MIB, capture_keylog, capture_summary, open_host_capture
+from phoneemu.commands._capture import (
+    DEFAULT_LIMIT_MIB,
+    capture_json,
+    capture_keylog,
+    capture_summary,
+    open_host_capture,
+)
 from phoneemu.commands._cluster_address import cluster_address, http_port, lab_read_lock
 from phoneemu.commands._register import (
     add_call_options,
@@ -567,10 +573,7 @@ def _write_json(path: Path, result: Any, target: BootTarget, capture: Any, *, pr
 
     summary = result.summary()
     if capture is not None:
-        summary["capture"] = {"pcap": str(capture.path), "keylog": str(capture.keylog),
-                              "note": str(capture.note_path), "packets": capture.count,
-                              "limit_bytes": capture.max_bytes, "truncated": capture.truncated,
-                              "kernel_drops": capture.kernel_drops}
+        summary["capture"] = capture_json(capture)
     doc = {"target": str(target), "profile": profile, "summary": summary,
            "phones": None, "phoneemu": version_text()}
     write_output_text(path, json_doc.dumps_pieces(doc, "phones", (r.as_dict() for r in result.records),

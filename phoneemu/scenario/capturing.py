@@ -90,6 +90,10 @@ Rules:
   (:class:`phoneemu.net.capture.TcpFlow`). Today the lab TFTP server feeds every datagram it receives
   and sends; HTTP 6970, TVS and CAPF do not feed ``tcp_flow``, so a synthetic capture holds TFTP only —
   the note file ``DIR/<scenario>.note.txt`` says so.
+* **A capture stopped early** (its pcap writer's write failed — a FIFO whose reader went away, a full
+  disk: :class:`phoneemu.net.capture.PcapWriter`, the run goes on) is kept as
+  :attr:`CaptureSink.early_stop` (:class:`CaptureStop`: why, after how many bytes, the packets written
+  and dropped), set by ``close()``; the note file says it first, the commands' summaries say it (ours).
 """
 
 from __future__ import annotations
@@ -116,8 +120,8 @@ from phoneemu.net.capture import SNAPLEN, Endpoint, PcapWriter, TcpFlow
 from phoneemu.scenario.model import capture_stem
 
 __all__ = [
-    "LAB_HOSTS", "CaptureSink", "ExternalHosts", "LiveCapture", "SyntheticCapture", "open_capture",
-    "resolve_external",
+    "LAB_HOSTS", "CaptureSink", "CaptureStop", "ExternalHosts", "LiveCapture", "SyntheticCapture",
+    "open_capture", "resolve_external",
 ]
 
 #: The scenario world's lab addresses (first, last), inclusive.
@@ -214,11 +218,57 @@ def resolve_external(hosts: Sequence[str]) -> ExternalHosts:
 Tell = Callable[[str], None]
 
 
+@dataclass(frozen=True)
+class CaptureStop:
+    """A capture stopped early (module rules): ``why`` in a few words, after ``after_bytes`` bytes written
+    to it (its file header included), ``packets_written`` before the stop, ``packets_dropped`` from it on."""
+
+    why: str
+    after_bytes: int
+    packets_written: int
+    packets_dropped: int
+
+    def text(self) -> str:
+        """``stopped after 100 bytes (reader went away): 12 packets written, 48 dropped``."""
+        return (f"stopped after {self.after_bytes:,} bytes ({self.why}): {self.packets_written} packets "
+                f"written, {self.packets_dropped} dropped")
+
+    def note_line(self) -> str:
+        """What the note file says of it."""
+        return f"The capture {self.text()}: the packets after the stop are not in the pcap"
+
+    def as_dict(self) -> dict[str, str | int]:
+        """Its fields, for a ``--json`` document."""
+        return {"why": self.why, "after_bytes": self.after_bytes, "packets_written": self.packets_written,
+                "packets_dropped": self.packets_dropped}
+
+
+def _stop_of(writer: PcapWriter) -> CaptureStop | None:
+    """How ``writer`` stopped early (module rules); None when it did not."""
+    if writer.stopped is None:
+        return None
+    return CaptureStop(why=_why_stopped(writer.stopped.message, writer.name), after_bytes=writer.written,
+                       packets_written=writer.count, packets_dropped=writer.dropped)
+
+
+def _why_stopped(message: str, name: str) -> str:
+    """``reader went away`` (EPIPE), else ``write failed: `` and the system's words (``No space left on
+    device``). :class:`PcapWriter` keeps its reason in its message only ("reader of F went away after N
+    bytes", "cannot write the capture after N bytes: WHY"): read from there, the whole message if
+    neither form."""
+    if message.startswith(f"reader of {name} went away"):
+        return "reader went away"
+    if message.startswith("cannot write the capture") and ": " in message:
+        return "write failed: " + message.split(": ", 1)[1]
+    return message
+
+
 class CaptureSink:
     """What the runner and the lab servers see of a capture (both modes). ``on_wait`` / ``on_stop``:
     given to its :class:`PcapWriter` (a FIFO's reader waited for, the capture stopped early; None: the
     writer's default, said by ``phoneemu``): a command passes
-    :func:`~phoneemu.net.capture.fifo_wait_teller` of itself as typed (:mod:`phoneemu.cli` rules)."""
+    :func:`~phoneemu.net.capture.fifo_wait_teller` of itself as typed (:mod:`phoneemu.cli` rules).
+    ``early_stop``: how it stopped early, None if it did not (module rules; set by ``close()``)."""
 
     mode = "none"
 
@@ -230,6 +280,7 @@ class CaptureSink:
         self.closed = False
         self.on_wait = on_wait
         self.on_stop = on_stop
+        self.early_stop: CaptureStop | None = None
 
     def _pcap_writer(self, path: str | Path) -> PcapWriter:
         """A :class:`PcapWriter` of ``path`` telling this capture's ``on_wait`` / ``on_stop``."""
@@ -287,7 +338,9 @@ class SyntheticCapture(CaptureSink):
             return
         self.closed = True
         self._writer.close()
-        lines = [
+        self.early_stop = _stop_of(self._writer)
+        lines = [self.early_stop.note_line()] if self.early_stop is not None else []
+        lines += [
             "synthetic capture: the packets were rebuilt from what the lab services saw, not read from",
             "the network (reason: " + (self.reason or "synthetic mode requested") + ").",
             "Held: every TFTP datagram the lab TFTP server received and sent.",
@@ -976,7 +1029,8 @@ class LiveCapture(CaptureSink):
                     self.truncated = True
                     break
                 out.packet(pkt, ts)
-                self.kept += 1
+        self.kept = out.count  # (the packets a stopped writer dropped are not in the pcap)
+        self.early_stop = _stop_of(out)
 
     def close(self) -> None:
         if self.closed:
@@ -1033,7 +1087,7 @@ class LiveCapture(CaptureSink):
         if self.error:
             missing.append(f"capture thread stopped: {self.error}")
         self.missing = tuple(missing)
-        problems = list(missing)
+        problems = ([self.early_stop.note_line()] if self.early_stop is not None else []) + missing
         if self.dropped_tentative:
             named = sorted(socket.inet_ntop(socket.AF_INET if len(a) == 4 else socket.AF_INET6, a)
                            for a in self.dropped_hosts)

@@ -113,10 +113,11 @@ def test_a_capture_to_a_fifo_tells_no_byte_count(tmp_path: Path) -> None:
 
     fifo = tmp_path / "live.pcap"
     os.mkfifo(fifo)
-    cap = SimpleNamespace(path=fifo, count=60, keylog=tmp_path / "k", note_path=tmp_path / "n", missing=[])
+    cap = SimpleNamespace(path=fifo, count=60, keylog=tmp_path / "k", note_path=tmp_path / "n", missing=[],
+                          early_stop=None)
     line = capture_summary(cap)[0]  # type: ignore[arg-type]
     assert "60 packets" in line and "0 bytes" not in line and "written as they came" in line
     whole = tmp_path / "whole.pcap"
     whole.write_bytes(b"x" * 1234)
     assert "1,234 bytes" in capture_summary(SimpleNamespace(  # type: ignore[arg-type]
-        path=whole, count=3, keylog=tmp_path / "k", note_path=tmp_path / "n", missing=[]))[0]
+        path=whole, count=3, keylog=tmp_path / "k", note_path=tmp_path / "n", missing=[], early_stop=None))[0]
