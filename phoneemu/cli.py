@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="phoneemu",
         description="Emulated IP-phone trust clients (CTL/ITL, signed and encrypted configs, "
-        "TVS, CAPF) and a lab cluster to test them against.",
+        "TVS, CAPF, SIP registration and calls) and a lab cluster to test them against.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

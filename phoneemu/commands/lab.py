@@ -207,8 +207,11 @@ def _onoff(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def register(sub: Any) -> None:
-    lab = sub.add_parser("lab", help="lab cluster: init, phones, admin operations that change trust, serve",
-                         description="A stand-in for the cluster side: PKI, signed files, admin operations.",
+    lab = sub.add_parser("lab", help="lab cluster: init, phones, admin operations that change trust, serve "
+                         "(TFTP, HTTP, TVS, CAPF; SIP with --sip-port)",
+                         description="A stand-in for the cluster side: PKI, signed files, admin operations, "
+                         "and its servers (lab serve: TFTP, HTTP, TVS, CAPF, and the SIP registrar with "
+                         "--sip-port / --sips-port).",
                          epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     lab.set_defaults(handler=lambda _args: _help(lab))
     ops = lab.add_subparsers(dest="lab_command", metavar="OPERATION")

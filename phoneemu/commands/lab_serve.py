@@ -166,8 +166,10 @@ def hostport(host: str, port: int) -> str:
 def register_serve(lab_sub: Any) -> argparse.ArgumentParser:
     """Add ``serve`` to the ``lab`` sub-parsers (``lab_sub`` is what ``add_subparsers()`` returned)."""
     p: argparse.ArgumentParser = lab_sub.add_parser(
-        "serve", help="run TFTP, HTTP, TVS and CAPF for a lab cluster until Ctrl-C",
-        description="Serve a lab cluster: TFTP, HTTP 6970, TVS 2445, CAPF 3804.",
+        "serve", help="run TFTP, HTTP, TVS and CAPF (and the SIP registrar with --sip-port / --sips-port) "
+                      "for a lab cluster until Ctrl-C",
+        description="Serve a lab cluster: TFTP, HTTP 6970, TVS 2445, CAPF 3804, and the SIP registrar with "
+                    "--sip-port / --sips-port.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_arguments(p)
     return p
