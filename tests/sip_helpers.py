@@ -1,6 +1,7 @@
 """SIP helpers shared by the test modules: the lab registrar driven in-process as phones would (its
-digest challenges and answers, spec §G.13), and a scripted SIP far end on loopback (a registrar or a
-call's far end answering each request as the test says)."""
+digest challenges and answers, spec §G.13), a phone's end of a connection reading what it is answered,
+and a scripted SIP far end on loopback (a registrar or a call's far end answering each request as the
+test says)."""
 
 from __future__ import annotations
 
@@ -22,11 +23,29 @@ from tests.helpers import sip_line_store
 REGISTRAR_URI = "sip:lab"
 
 
+class LabClock:
+    """A lab clock a test moves: ``now`` seconds (1,000 at first, where :func:`logging_registrar` stops)."""
+
+    def __init__(self, now: int = 1_000) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def lab_registrar(users: Mapping[str, tuple[str | None, str | None]], outcomes: list[tuple[str, str]], *,
+                  clock: Callable[[], int] | None = None) -> SipRegistrar:
+    """A lab registrar knowing ``users`` (MAC -> digest user, password; ``(None, None)`` a device without a
+    digest user) on ``clock`` (stopped at 1,000 s when none), each outcome it logs appended to
+    ``outcomes`` as (device, outcome)."""
+    return SipRegistrar(users.get, clock=clock or LabClock(),
+                        on_log=lambda _peer, device, outcome, _why: outcomes.append((device, outcome)))
+
+
 def logging_registrar(users: Mapping[str, tuple[str, str]], outcomes: list[tuple[str, str]]) -> SipRegistrar:
     """A lab registrar knowing ``users`` (MAC -> digest user, password), its clock stopped at 1,000 s, each
-    outcome it logs appended to ``outcomes`` as (device, outcome)."""
-    return SipRegistrar(users.get, clock=lambda: 1_000,
-                        on_log=lambda _peer, device, outcome, _why: outcomes.append((device, outcome)))
+    outcome it logs appended to ``outcomes`` as (device, outcome) (:func:`lab_registrar`)."""
+    return lab_registrar(users, outcomes)
 
 
 def register_request(mac: str, auth: str | None = None) -> sip.SipMessage:
@@ -67,6 +86,19 @@ def right_authorization(registrar: SipRegistrar, mac: str, challenge: dict[str, 
 def digest_answer(registrar: SipRegistrar, mac: str, challenge: dict[str, str], nc: int) -> tuple[int, str]:
     """``mac``'s right answer to ``challenge`` with nonce count ``nc``: the status and ``stale``."""
     return registrar_reply(registrar, mac, right_authorization(registrar, mac, challenge, nc))
+
+
+# --------------------------------------------------------------------------- a phone's end of a connection
+async def next_message(reader: asyncio.StreamReader, stream: sip.SipStream, *,
+                       timeout: float = 5.0) -> sip.SipMessage | None:
+    """The next SIP message read on a connection, ``stream`` holding what was read before (each read
+    bounded by ``timeout`` s); None where the peer closed first."""
+    while (msg := stream.next()) is None:
+        chunk = await asyncio.wait_for(reader.read(65536), timeout)
+        if not chunk:
+            return None
+        stream.feed(chunk)
+    return msg
 
 
 # --------------------------------------------------------------------------- a scripted far end

@@ -18,7 +18,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from phoneemu.crypto import srtp
-from phoneemu.errors import DecodeError
 from phoneemu.formats import config as config_fmt
 from phoneemu.lab.media_service import MediaResources
 from phoneemu.lab.sip_service import SipRegistrar
@@ -32,7 +31,8 @@ from phoneemu.protocols.media import AVP, MEDIA_HEADER, SAVP
 from phoneemu.scenario.loader import load_file
 from phoneemu.scenario.results import Outcome, ScenarioResult
 from phoneemu.scenario.runner import RunOptions, run_scenario
-from tests.helpers import run_passing_scenario
+from tests.helpers import run_passing_scenario, sip_line_store
+from tests.sip_helpers import answer_requests
 
 S80 = "AES_CM_128_HMAC_SHA1_80"
 S32 = "AES_CM_128_HMAC_SHA1_32"
@@ -465,9 +465,10 @@ def test_random_bytes_as_an_invite_body_are_refused_never_raised(data: bytes) ->
 
 # -- c. the phone against a hostile far end ------------------------------------------------------------------
 
-def _store(lines: str | None = None) -> TrustStore:
+def _store() -> TrustStore:
+    """A phone's trust store holding an accepted config without a SIP line's credentials."""
     store = TrustStore(profile=get_profile("cp-8861"))
-    cfg = config_fmt.DeviceConfig(device_name=f"SEP{MAC}", extra={"sipLines": lines} if lines else {})
+    cfg = config_fmt.DeviceConfig(device_name=f"SEP{MAC}")
     store.config = AcceptedConfig(file=f"SEP{MAC}.cnf.xml", xml=config_fmt.build(cfg), config=cfg)
     return store
 
@@ -478,27 +479,22 @@ Answerer = Callable[[sip.SipMessage, list[sip.SipMessage]], bytes | None]
 async def _call_far_end(answer: Answerer, *, store: TrustStore | None = None,
                         timeout: float = 1.0) -> tuple[CallResult, list[sip.SipMessage]]:
     """The phone registers with, then calls, a server on loopback whose answers ``answer`` writes
-    (None: a 200 for REGISTER and BYE, nothing for ACK)."""
+    (None: a 200 for REGISTER and BYE, nothing for ACK); (the call's result, every request the server
+    read, once the phone hung up)."""
     seen: list[sip.SipMessage] = []
     done = asyncio.Event()
 
+    def far_end(msg: sip.SipMessage) -> bytes | None:
+        seen.append(msg)
+        out = answer(msg, seen)
+        if out is None and msg.method in ("REGISTER", "BYE"):
+            out = sip.response_to(msg, 200, "OK", [("Expires", "3600")])
+        return out
+
     async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        stream = sip.SipStream()
         try:
-            while chunk := await r.read(4096):
-                stream.feed(chunk)
-                while (msg := stream.next()) is not None:
-                    seen.append(msg)
-                    out = answer(msg, seen)
-                    if out is None and msg.method in ("REGISTER", "BYE"):
-                        out = sip.response_to(msg, 200, "OK", [("Expires", "3600")])
-                    if out:
-                        w.write(out)
-                        await w.drain()
-        except (DecodeError, ConnectionError):
-            pass
+            await answer_requests(r, w, far_end)
         finally:
-            w.close()
             done.set()
 
     server = await asyncio.start_server(handler, "127.0.0.1", 0)
@@ -596,9 +592,6 @@ def test_a_registration_that_fails_places_no_call() -> None:
     assert "no call" in res.reason and _methods(seen) == ["REGISTER"]
 
 
-LINES = ('<line button="1"><authName>alice</authName><authPassword>s3cret</authPassword></line>')
-
-
 def test_against_the_lab_the_invite_and_bye_answer_the_cached_challenge() -> None:
     """The phone against the lab registrar and media resources (TCP): the REGISTER is challenged once,
     the INVITE and BYE carry the answer to that challenge (the next nonce counts): no second 401."""
@@ -610,7 +603,7 @@ def test_against_the_lab_the_invite_and_bye_answer_the_cached_challenge() -> Non
     async def main() -> CallResult:
         try:
             async with TlsServer(reg, None, "127.0.0.1", 0) as srv:
-                return await place_call(_store(f"<sipLines>{LINES}</sipLines>"), get_profile("cp-8861"), MAC,
+                return await place_call(sip_line_store(MAC, "alice", "s3cret"), get_profile("cp-8861"), MAC,
                                         "127.0.0.1", target="ivr", sip_port=srv.port, sips_port=1,
                                         events=EventLog(100), clock=lambda: 0, timeout=2.0, packets=5)
         finally:
@@ -635,7 +628,7 @@ def test_an_invite_retried_after_a_401_has_no_to_tag() -> None:
             return sip.response_to(msg, 486, "Busy Here", to_tag="far")
         return None
 
-    res, seen = asyncio.run(_call_far_end(challenge_invite, store=_store(f"<sipLines>{LINES}</sipLines>")))
+    res, seen = asyncio.run(_call_far_end(challenge_invite, store=sip_line_store(MAC, "alice", "s3cret")))
     invites = [m for m in seen if m.method == "INVITE"]
     assert len(invites) == 2 and res.status == 486
     assert invites[1].header("authorization") is not None
@@ -657,7 +650,7 @@ def test_an_invite_challenged_sha256_then_md5_is_answered_with_the_md5_challenge
             return sip.response_to(msg, 486, "Busy Here", to_tag="far")
         return None
 
-    res, seen = asyncio.run(_call_far_end(challenge_invite, store=_store(f"<sipLines>{LINES}</sipLines>")))
+    res, seen = asyncio.run(_call_far_end(challenge_invite, store=sip_line_store(MAC, "alice", "s3cret")))
     invites = [m for m in seen if m.method == "INVITE"]
     assert len(invites) == 2 and res.status == 486
     answer = sip.parse_digest(invites[1].header("authorization") or "", field="Authorization")

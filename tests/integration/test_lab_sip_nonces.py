@@ -12,12 +12,22 @@ import asyncio
 import pytest
 
 from phoneemu.lab import sip_service
-from phoneemu.lab.sip_service import MAX_NONCES, NONCE_VALIDITY_S, SipRegistrar
+from phoneemu.lab.sip_service import MAX_NONCES, NONCE_VALIDITY_S
 from phoneemu.net.tls import TlsServer
 from phoneemu.phone.events import EventLog
-from phoneemu.phone.sip import DigestCache, SipResult, authorization, register
+from phoneemu.phone.sip import DigestCache, SipResult, register
 from phoneemu.protocols import sip
 from tests.helpers import run, sip_line_store
+from tests.sip_helpers import (
+    LabClock,
+    challenge_for,
+    digest_answer,
+    lab_registrar,
+    logging_registrar,
+    next_message,
+    register_request,
+    right_authorization,
+)
 
 HOST = "127.0.0.1"
 MAC = "0011223344EE"
@@ -27,20 +37,8 @@ USERS = {MAC: ("alice", "s3cret"), OTHER: ("bob", "hunter22")}
 FLOOD = MAX_NONCES + 50
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1_000
-
-    def __call__(self) -> int:
-        return self.now
-
-
-def _registrar(log: list[tuple[str, str]], clock: _Clock | None = None) -> SipRegistrar:
-    return SipRegistrar(USERS.get, clock=clock or _Clock(),
-                        on_log=lambda _peer, device, outcome, _why: log.append((device, outcome)))
-
-
 def _register(device: str, *, call_id: str = "c@x", cseq: int = 1, auth: str | None = None) -> bytes:
+    """A REGISTER naming ``device`` as a phone writes it on its connection (its Call-ID and CSeq)."""
     headers = [("Via", f"SIP/2.0/TCP {HOST}:5;branch=z9hG4bK{cseq}"), ("From", f"<sip:{device}@lab>;tag=1"),
                ("To", f"<sip:{device}@lab>"), ("Call-ID", call_id), ("CSeq", f"{cseq} REGISTER")]
     if auth is not None:
@@ -52,13 +50,9 @@ async def _answers(reader: asyncio.StreamReader, stream: sip.SipStream, count: i
     """The next ``count`` responses of a connection (each read bounded by 5 s)."""
     got: list[sip.SipMessage] = []
     while len(got) < count:
-        msg = stream.next()
-        if msg is not None:
-            got.append(msg)
-            continue
-        chunk = await asyncio.wait_for(reader.read(65536), 5)
-        assert chunk, f"the registrar closed after {len(got)} of {count} answers"
-        stream.feed(chunk)
+        msg = await next_message(reader, stream)
+        assert msg is not None, f"the registrar closed after {len(got)} of {count} answers"
+        got.append(msg)
     return got
 
 
@@ -90,7 +84,7 @@ def test_a_flood_of_challenges_does_not_cost_a_phone_a_round_trip(flooded: bool)
     in between. Before: every challenge kept its nonce and the oldest went past MAX_NONCES, so the phone's
     was forgotten: "a nonce this registrar did not issue", a 401 and a second REGISTER."""
     log: list[tuple[str, str]] = []
-    registrar = _registrar(log)
+    registrar = logging_registrar(USERS, log)
     store = sip_line_store(MAC, "alice", "s3cret")
     cache = DigestCache()
 
@@ -119,7 +113,7 @@ def test_a_flood_between_a_challenge_and_its_answer_does_not_refuse_the_answer()
     the right answer got a fresh 401 without ``stale`` — which the phone takes for refused credentials
     (``G.13-digest-rejected``, :mod:`phoneemu.phone.sip`)."""
     log: list[tuple[str, str]] = []
-    registrar = _registrar(log)
+    registrar = logging_registrar(USERS, log)
 
     async def main() -> list[int | None]:
         async with TlsServer(registrar, None, HOST, 0) as srv:
@@ -130,7 +124,7 @@ def test_a_flood_between_a_challenge_and_its_answer_does_not_refuse_the_answer()
                 [challenge] = await _answers(reader, stream, 1)
                 await _flood(srv.port, f"SEP{OTHER}", FLOOD)
                 offered = sip.parse_digest(challenge.header("WWW-Authenticate") or "")
-                answer = authorization(offered, "alice", "s3cret", 1, method="REGISTER", uri="sip:lab")
+                answer = right_authorization(registrar, MAC, offered, 1)
                 writer.write(_register(f"SEP{MAC}", cseq=2, auth=answer))
                 [final] = await _answers(reader, stream, 1)
             finally:
@@ -141,23 +135,6 @@ def test_a_flood_between_a_challenge_and_its_answer_does_not_refuse_the_answer()
     assert _phone_round(log, 0) == ["challenged", "registered"]
 
 
-def _answer_to(challenge: bytes, user: str, password: str, nc: int) -> str:
-    offered = sip.parse_digest(sip.parse_message(challenge).header("WWW-Authenticate") or "")
-    return authorization(offered, user, password, nc, method="REGISTER", uri="sip:lab")
-
-
-def _status(registrar: SipRegistrar, request: bytes) -> tuple[int | None, str]:
-    """The status of the registrar's answer and its ``stale`` parameter ("" when none)."""
-    got = sip.parse_message(registrar.answer(sip.parse_message(request)))
-    offered = sip.parse_digest(got.header("WWW-Authenticate") or "") if got.status == 401 else {}
-    return got.status, offered.get("stale", "")
-
-
-def _answering(registrar: SipRegistrar, challenge: bytes, nc: int) -> tuple[int | None, str]:
-    """:func:`_status` of the phone's REGISTER answering ``challenge`` rightly with nonce count ``nc``."""
-    return _status(registrar, _register(f"SEP{MAC}", auth=_answer_to(challenge, "alice", "s3cret", nc)))
-
-
 def test_answered_nonces_are_bounded_and_a_forgotten_one_is_stale_never_a_replay(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Only answered nonces are kept, at most MAX_NONCES (here 2), the least recently answered forgotten
@@ -166,19 +143,18 @@ def test_answered_nonces_are_bounded_and_a_forgotten_one_is_stale_never_a_replay
     never taken for a first answer; a nonce still on record goes on counting."""
     monkeypatch.setattr(sip_service, "MAX_NONCES", 2)
     log: list[tuple[str, str]] = []
-    registrar = _registrar(log)
-    device = f"SEP{MAC}"
-    challenges = [registrar.answer(sip.parse_message(_register(device))) for _ in range(4)]
+    registrar = logging_registrar(USERS, log)
+    challenges = [challenge_for(registrar, MAC) for _ in range(4)]
     for _ in range(1_000):  # challenges keep nothing
-        registrar.answer(sip.parse_message(_register(device)))
+        registrar.answer(register_request(MAC))
     assert registrar._answered.total == 0
     for challenge in challenges[1:]:  # three answered: the first of them (challenges[1]) forgotten
-        assert _answering(registrar, challenge, 1) == (200, "")
+        assert digest_answer(registrar, MAC, challenge, 1) == (200, "")
     assert registrar._answered.total == 2
-    assert _answering(registrar, challenges[1], 1) == (401, "TRUE")  # a replay of a forgotten nonce
-    assert _answering(registrar, challenges[0], 1) == (401, "TRUE")  # never answered, issued before it
-    assert _answering(registrar, challenges[3], 2) == (200, "")  # on record: counting on
-    assert _answering(registrar, challenges[3], 2)[0] == 401  # the same count again: a replay
+    assert digest_answer(registrar, MAC, challenges[1], 1) == (401, "TRUE")  # a replay of a forgotten nonce
+    assert digest_answer(registrar, MAC, challenges[0], 1) == (401, "TRUE")  # not answered, issued before it
+    assert digest_answer(registrar, MAC, challenges[3], 2) == (200, "")  # on record: counting on
+    assert digest_answer(registrar, MAC, challenges[3], 2)[0] == 401  # the same count again: a replay
     assert [o for _d, o in log if o != "challenged"] == ["registered"] * 3 + ["stale", "stale", "registered",
                                                                               "replayed"]
 
@@ -187,17 +163,16 @@ def test_a_nonce_is_checked_by_its_mac_and_expires_by_the_time_it_carries() -> N
     """A nonce another registrar issued (another secret), or one whose issue time was changed to extend it,
     is one this registrar did not issue: refused, a fresh challenge without ``stale``. A nonce never
     answered is stale past the nonce validity by the time it carries (nothing was kept of it)."""
-    clock = _Clock()
+    clock = LabClock()
     log: list[tuple[str, str]] = []
-    registrar, other = _registrar(log, clock), _registrar([], clock)
-    device = f"SEP{MAC}"
-    foreign = other.answer(sip.parse_message(_register(device)))
-    assert _answering(registrar, foreign, 1) == (401, "")
-    challenge = registrar.answer(sip.parse_message(_register(device)))
-    nonce = sip.parse_digest(sip.parse_message(challenge).header("WWW-Authenticate") or "")["nonce"]
+    registrar, other = lab_registrar(USERS, log, clock=clock), lab_registrar(USERS, [], clock=clock)
+    foreign = challenge_for(other, MAC)
+    assert digest_answer(registrar, MAC, foreign, 1) == (401, "")
+    challenge = challenge_for(registrar, MAC)
+    nonce = challenge["nonce"]
     later = f"{int(nonce[:16], 16) + NONCE_VALIDITY_S:016x}{nonce[16:]}"  # issued "later": a longer life
-    extended = challenge.replace(nonce.encode(), later.encode())
-    assert _answering(registrar, extended, 1) == (401, "")
+    extended = {**challenge, "nonce": later}
+    assert digest_answer(registrar, MAC, extended, 1) == (401, "")
     clock.now += NONCE_VALIDITY_S + 1
-    assert _answering(registrar, challenge, 1) == (401, "TRUE")
+    assert digest_answer(registrar, MAC, challenge, 1) == (401, "TRUE")
     assert [o for _d, o in log if o != "challenged"] == ["refused", "refused", "stale"]

@@ -16,6 +16,7 @@ from phoneemu.net.tls import TlsServer
 from phoneemu.protocols import sdp, sip
 from phoneemu.protocols.media import AVP
 from tests.helpers import loader_error
+from tests.sip_helpers import next_message, register_request, right_authorization
 
 MAC = "0A00000D0001"
 
@@ -111,12 +112,6 @@ def test_relays_are_bounded_and_the_oldest_closed(monkeypatch: pytest.MonkeyPatc
     asyncio.run(body())
 
 
-def _register(device: str = f"SEP{MAC}") -> bytes:
-    return sip.build_message("REGISTER sip:lab SIP/2.0", [("From", f"<sip:{device}@lab>;tag=1"),
-                                                          ("To", f"<sip:{device}@lab>"), ("Call-ID", "r1"),
-                                                          ("CSeq", "1 REGISTER")])
-
-
 @pytest.mark.parametrize(("creds", "outcome"), [((None, None), "accepted"), (("alice", "secret"), "refused")])
 def test_a_replayed_register_is_answered_once(creds: tuple[str | None, str | None], outcome: str) -> None:
     """The attacker replays what a phone sent, never its own replay again (before the fix its replay was
@@ -130,22 +125,13 @@ def test_a_replayed_register_is_answered_once(creds: tuple[str | None, str | Non
         async with TlsServer(reg, None, "127.0.0.1", 0) as srv:
             r, w = await asyncio.open_connection("127.0.0.1", srv.port)
             stream = sip.SipStream()
-            w.write(_register())
-            answer = await _next(r, stream)
-            if answer.status == 401:
+            w.write(sip.message_bytes(register_request(MAC)))
+            answer = await next_message(r, stream)
+            if answer is not None and answer.status == 401:
                 challenge = sip.parse_digest(answer.header("www-authenticate") or "")
-                value = sip.format_digest([
-                    ("username", "alice"), ("realm", sip.REALM), ("nonce", challenge["nonce"]),
-                    ("uri", "sip:lab"), ("qop", "auth"), ("nc", "00000001"), ("cnonce", "c"),
-                    ("response", sip.digest_response(
-                        username="alice", realm=sip.REALM, password="secret", method="REGISTER",
-                        uri="sip:lab", nonce=challenge["nonce"], nc="00000001", cnonce="c", qop="auth"))],
-                    unquoted=frozenset({"qop", "nc"}))
-                w.write(sip.build_message("REGISTER sip:lab SIP/2.0", [
-                    ("From", f"<sip:SEP{MAC}@lab>;tag=1"), ("To", f"<sip:SEP{MAC}@lab>"), ("Call-ID", "r1"),
-                    ("CSeq", "2 REGISTER"), ("Authorization", value)]))
-                answer = await _next(r, stream)
-            assert answer.status == 200
+                w.write(sip.message_bytes(register_request(MAC, right_authorization(reg, MAC, challenge, 1))))
+                answer = await next_message(r, stream)
+            assert answer is not None and answer.status == 200
             seen = await attacker.settled(f"SEP{MAC}")
             await asyncio.sleep(0.2)  # a replay of the replay would be under way by now
             w.close()
@@ -156,17 +142,11 @@ def test_a_replayed_register_is_answered_once(creds: tuple[str | None, str | Non
     assert log.count(expected) == 1 if outcome == "refused" else log.count("registered") == 2, log
 
 
-async def _next(r: asyncio.StreamReader, stream: sip.SipStream) -> sip.SipMessage:
-    while (msg := stream.next()) is None:
-        stream.feed(await asyncio.wait_for(r.read(4096), 5))
-    return msg
-
-
 def test_a_replay_to_a_closed_registrar_is_recorded_as_none() -> None:
     async def body() -> str:
         attacker = SignallingAttacker(io_timeout=1.0)
         attacker.replay = True
-        msg = sip.parse_message(_register())
+        msg = register_request(MAC)
         assert attacker.will_replay(msg, device=f"SEP{MAC}", peer="127.0.0.1:1")
         await attacker.replay_register(msg, device=f"SEP{MAC}", registrar=("127.0.0.1", 1))
         return (await attacker.settled(f"SEP{MAC}")).replay

@@ -30,6 +30,7 @@ from phoneemu.protocols import sdp, sip
 from phoneemu.protocols.media import AVP
 from phoneemu.protocols.sdp import AudioOffer
 from tests.helpers import v6_loopback_missing
+from tests.sip_helpers import next_message, register_request
 
 MAC = "0A00000D0201"
 DEVICE = f"SEP{MAC}"
@@ -541,12 +542,6 @@ def test_close_closes_every_relay() -> None:
 
 # -- 3. the replay -------------------------------------------------------------------------------------------
 
-def _register(device: str = DEVICE, call_id: str = "r1") -> bytes:
-    return sip.build_message("REGISTER sip:lab SIP/2.0", [
-        ("From", f"<sip:{device}@lab>;tag=1"), ("To", f"<sip:{device}@lab>"), ("Call-ID", call_id),
-        ("CSeq", "1 REGISTER")])
-
-
 async def _fake_registrar(answer: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
                           ) -> tuple[asyncio.Server, int]:
     async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
@@ -568,7 +563,7 @@ async def _replayed(answer: Callable[[asyncio.StreamReader, asyncio.StreamWriter
     attacker = SignallingAttacker(io_timeout=io_timeout)
     attacker.replay = True
     server, port = await _fake_registrar(answer)
-    register = msg if msg is not None else sip.parse_message(_register())
+    register = msg if msg is not None else register_request(MAC)
     try:
         assert attacker.will_replay(register, device=DEVICE, peer="127.0.0.1:1")
         settled = asyncio.ensure_future(attacker.settled(DEVICE))
@@ -665,7 +660,7 @@ def test_a_replay_promised_but_never_made_locks_nothing_out(monkeypatch: pytest.
     async def body() -> None:
         attacker = SignallingAttacker(io_timeout=0.1)
         attacker.replay = True
-        msg = sip.parse_message(_register())
+        msg = register_request(MAC)
         assert attacker.will_replay(msg, device="SEP0A00000D0301", peer="127.0.0.1:1")
         assert attacker.will_replay(msg, device="SEP0A00000D0302", peer="127.0.0.1:2")
         assert not attacker.will_replay(msg, device="SEP0A00000D0303", peer="127.0.0.1:3")  # the bound
@@ -690,15 +685,8 @@ def test_many_phones_registering_at_once_are_each_replayed_once() -> None:
     reg = SipRegistrar(dict.fromkeys(macs, (None, None)).get, on_log=log, attacker=attacker)
 
     async def phone(port: int, mac: str) -> int:
-        r, w = await asyncio.open_connection(LAB, port)
-        try:
-            w.write(_register(f"SEP{mac}", call_id=f"r-{mac}"))
-            stream = sip.SipStream()
-            while (msg := stream.next()) is None:
-                stream.feed(await asyncio.wait_for(r.read(4096), 5))
-            return msg.status or 0
-        finally:
-            w.close()
+        answer = await _exchange(port, sip.message_bytes(register_request(mac)))
+        return 0 if answer is None else answer.status or 0
 
     async def body() -> list[str]:
         async with TlsServer(reg, None, LAB, 0) as srv:
@@ -729,13 +717,7 @@ async def _exchange(port: int, data: bytes) -> sip.SipMessage | None:
     r, w = await asyncio.open_connection(LAB, port)
     try:
         w.write(data)
-        stream = sip.SipStream()
-        while (msg := stream.next()) is None:
-            chunk = await asyncio.wait_for(r.read(4096), 5)
-            if not chunk:
-                return None
-            stream.feed(chunk)
-        return msg
+        return await next_message(r, sip.SipStream())
     finally:
         w.close()
 
@@ -807,8 +789,8 @@ def test_a_digest_phones_call_is_intercepted_both_ways_end_to_end() -> None:
 
                 async def ask(data: bytes) -> sip.SipMessage:
                     w.write(data)
-                    while (msg := stream.next()) is None:
-                        stream.feed(await asyncio.wait_for(r.read(4096), 5))
+                    msg = await next_message(r, stream)
+                    assert msg is not None, "the registrar closed"
                     return msg
 
                 challenge = await ask(_invite_bytes(_offer(phone_port), "digest-call"))

@@ -14,7 +14,14 @@ from hypothesis import strategies as st
 from phoneemu.errors import DecodeError
 from phoneemu.lab.sip_service import NONCE_VALIDITY_S, SipRegistrar
 from phoneemu.protocols import sip
-from tests.sip_helpers import sip_far_end
+from tests.sip_helpers import (
+    LabClock,
+    SipAnswer,
+    lab_registrar,
+    register_request,
+    registrar_reply,
+    sip_far_end,
+)
 
 MAC = "0011223344AA"
 
@@ -136,28 +143,6 @@ def test_a_digest_parameter_given_twice_is_refused_naming_it(value: str, name: s
     assert sip.digest_challenges(both) == [sip.parse_digest(good)]  # beside a good one: left out
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1_000
-
-    def __call__(self) -> int:
-        return self.now
-
-
-def _registrar(users: dict[str, tuple[str | None, str | None]]) -> tuple[SipRegistrar, _Clock, list[str]]:
-    clock, log = _Clock(), []
-    reg = SipRegistrar(users.get, clock=clock, on_log=lambda _p, d, outcome, _w: log.append(f"{d} {outcome}"))
-    return reg, clock, log
-
-
-def _register(authorization: str | None = None, device: str = f"SEP{MAC}") -> sip.SipMessage:
-    headers = [("Via", "SIP/2.0/TCP 127.0.0.1:5;branch=z9hG4bK1"), ("From", f"<sip:{device}@lab>;tag=1"),
-               ("To", f"<sip:{device}@lab>"), ("Call-ID", "c@x"), ("CSeq", "1 REGISTER")]
-    if authorization is not None:
-        headers.append(("Authorization", authorization))
-    return sip.parse_message(sip.build_message("REGISTER sip:lab SIP/2.0", headers))
-
-
 def _answer(challenge: sip.SipMessage, password: str, nc: str = "00000001", user: str = "alice") -> str:
     params = sip.parse_digest(challenge.header("WWW-Authenticate") or "")
     response = sip.digest_response(username=user, realm=params["realm"], password=password, method="REGISTER",
@@ -168,63 +153,65 @@ def _answer(challenge: sip.SipMessage, password: str, nc: str = "00000001", user
 
 
 def test_registrar_challenges_checks_and_refuses_replays() -> None:
-    reg, clock, log = _registrar({MAC: ("alice", "s3cret"), "0011223344BB": (None, None)})
-    challenge = sip.parse_message(reg.answer(_register()))
+    clock = LabClock()
+    log: list[tuple[str, str]] = []
+    reg = lab_registrar({MAC: ("alice", "s3cret"), "0011223344BB": (None, None)}, log, clock=clock)
+    challenge = sip.parse_message(reg.answer(register_request(MAC)))
     assert challenge.status == 401 and challenge.header("To", ).endswith(";tag=lab")
     params = sip.parse_digest(challenge.header("WWW-Authenticate") or "")
     assert (params["realm"], params["algorithm"], params["qop"]) == ("ccmsipline", "MD5", "auth")
     answer = _answer(challenge, "s3cret")
-    assert sip.parse_message(reg.answer(_register(answer))).status == 200
-    again = sip.parse_message(reg.answer(_register(answer)))  # the same nonce count: a replay
-    assert again.status == 401 and "stale" not in sip.parse_digest(again.header("WWW-Authenticate") or "")
-    assert sip.parse_message(reg.answer(_register(_answer(challenge, "s3cret", nc="00000002")))).status == 200
-    wrong = sip.parse_message(reg.answer(_register(_answer(challenge, "guess", nc="00000003"))))
-    assert wrong.status == 401
+    assert registrar_reply(reg, MAC, answer) == (200, "")
+    assert registrar_reply(reg, MAC, answer) == (401, "")  # the same nonce count: a replay, not stale
+    assert registrar_reply(reg, MAC, _answer(challenge, "s3cret", nc="00000002")) == (200, "")
+    assert registrar_reply(reg, MAC, _answer(challenge, "guess", nc="00000003"))[0] == 401
     clock.now += NONCE_VALIDITY_S + 1  # past the nonce validity: right answer, stale nonce
-    stale = sip.parse_message(reg.answer(_register(_answer(challenge, "s3cret", nc="00000004"))))
-    assert stale.status == 401 and sip.parse_digest(stale.header("WWW-Authenticate") or "")["stale"] == "TRUE"
-    assert sip.parse_message(reg.answer(_register(device="SEP0011223344BB"))).status == 200  # no digest user
-    assert sip.parse_message(reg.answer(_register(device="SEP0011223344CC"))).status == 404  # unknown
+    assert registrar_reply(reg, MAC, _answer(challenge, "s3cret", nc="00000004")) == (401, "TRUE")
+    assert registrar_reply(reg, "0011223344BB") == (200, "")  # no digest user
+    assert registrar_reply(reg, "0011223344CC") == (404, "")  # unknown
     options = sip.parse_message(sip.build_message("OPTIONS sip:lab SIP/2.0", [("From", f"<sip:SEP{MAC}@l>")]))
     assert sip.parse_message(reg.answer(options)).status == 405
-    assert log == [f"SEP{MAC} challenged", f"SEP{MAC} registered", f"SEP{MAC} replayed",
-                   f"SEP{MAC} registered", f"SEP{MAC} refused", f"SEP{MAC} stale",
-                   "SEP0011223344BB registered", "SEP0011223344CC unknown-device", f"SEP{MAC} not-allowed"]
+    assert log == [(f"SEP{MAC}", "challenged"), (f"SEP{MAC}", "registered"), (f"SEP{MAC}", "replayed"),
+                   (f"SEP{MAC}", "registered"), (f"SEP{MAC}", "refused"), (f"SEP{MAC}", "stale"),
+                   ("SEP0011223344BB", "registered"), ("SEP0011223344CC", "unknown-device"),
+                   (f"SEP{MAC}", "not-allowed")]
 
 
 def test_registrar_refuses_an_answer_repeating_a_parameter() -> None:
     """An Authorization naming ``realm`` twice (RFC 7235 §2.1: once) is challenged again, logged refused;
     it was read last-wins, and the right answer with its realm repeated was registered."""
-    reg, _clock, log = _registrar({MAC: ("alice", "s3cret")})
-    challenge = sip.parse_message(reg.answer(_register()))
+    log: list[tuple[str, str]] = []
+    reg = lab_registrar({MAC: ("alice", "s3cret")}, log)
+    challenge = sip.parse_message(reg.answer(register_request(MAC)))
     answer = _answer(challenge, "s3cret")
-    twice = sip.parse_message(reg.answer(_register(f'{answer}, REALM="{sip.REALM}"')))
+    twice = sip.parse_message(reg.answer(register_request(MAC, f'{answer}, REALM="{sip.REALM}"')))
     assert twice.status == 401 and twice.header("WWW-Authenticate") is not None
-    assert sip.parse_message(reg.answer(_register(answer))).status == 200  # the nonce is still good
-    assert log == [f"SEP{MAC} challenged", f"SEP{MAC} refused", f"SEP{MAC} registered"]
+    assert registrar_reply(reg, MAC, answer)[0] == 200  # the nonce is still good
+    assert log == [(f"SEP{MAC}", "challenged"), (f"SEP{MAC}", "refused"), (f"SEP{MAC}", "registered")]
 
 
 def test_registrar_takes_an_answer_without_qop_once() -> None:
     """RFC 2069 style (no qop, no nonce count): the nonce is good for one answer; the same again is a
     replay. qop=auth without a proper nc is refused."""
-    reg, _clock, log = _registrar({MAC: ("alice", "s3cret")})
-    challenge = sip.parse_message(reg.answer(_register()))
+    log: list[tuple[str, str]] = []
+    reg = lab_registrar({MAC: ("alice", "s3cret")}, log)
+    challenge = sip.parse_message(reg.answer(register_request(MAC)))
     params = sip.parse_digest(challenge.header("WWW-Authenticate") or "")
     response = sip.digest_response(username="alice", realm=params["realm"], password="s3cret",
                                    method="REGISTER", uri="sip:lab", nonce=params["nonce"])
     plain = sip.format_digest([("username", "alice"), ("realm", params["realm"]), ("nonce", params["nonce"]),
                                ("uri", "sip:lab"), ("response", response)])
-    assert sip.parse_message(reg.answer(_register(plain))).status == 200
-    assert sip.parse_message(reg.answer(_register(plain))).status == 401
-    bad_nc = _answer(challenge, "s3cret", nc="1")
-    assert sip.parse_message(reg.answer(_register(bad_nc))).status == 401
-    assert log[1:] == [f"SEP{MAC} registered", f"SEP{MAC} replayed", f"SEP{MAC} refused"]
+    assert registrar_reply(reg, MAC, plain)[0] == 200
+    assert registrar_reply(reg, MAC, plain)[0] == 401
+    assert registrar_reply(reg, MAC, _answer(challenge, "s3cret", nc="1"))[0] == 401
+    assert log[1:] == [(f"SEP{MAC}", "registered"), (f"SEP{MAC}", "replayed"), (f"SEP{MAC}", "refused")]
 
 
 def test_registrar_answers_garbage_with_400_and_keeps_serving() -> None:
     from phoneemu.net.tls import TlsServer
 
-    reg, _clock, log = _registrar({MAC: (None, None)})
+    log: list[tuple[str, str]] = []
+    reg = lab_registrar({MAC: (None, None)}, log)
 
     async def body() -> None:
         async with TlsServer(reg, None, "127.0.0.1", 0) as srv:
@@ -242,7 +229,12 @@ def test_registrar_answers_garbage_with_400_and_keeps_serving() -> None:
             w.close()
 
     asyncio.run(body())
-    assert log[:2] == ["? malformed", "? malformed"] and log[2] == f"SEP{MAC} registered"
+    assert log[:2] == [("?", "malformed"), ("?", "malformed")] and log[2] == (f"SEP{MAC}", "registered")
+
+
+def _always(answer: bytes) -> SipAnswer:
+    """A far end answering every request with ``answer`` (``b""``: nothing)."""
+    return lambda _msg: answer
 
 
 def test_the_phone_survives_a_hostile_registrar() -> None:
@@ -264,22 +256,11 @@ def test_the_phone_survives_a_hostile_registrar() -> None:
     async def body() -> list[tuple[str, str]]:
         got = []
         for answer in answers:
-            async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter,
-                              answer: bytes = answer) -> None:
-                await r.readuntil(b"\r\n\r\n")
-                w.write(answer)
-                await r.read()  # until the phone hangs up (after its answer, or its timeout)
-                w.close()
-                await w.wait_closed()
-
-            server = await asyncio.start_server(handler, "127.0.0.1", 0)
-            port = server.sockets[0].getsockname()[1]
-            res = await register(store, profile, MAC, "127.0.0.1", sip_port=port, sips_port=1,
-                                 events=EventLog(50), clock=lambda: 0, timeout=0.5)
+            async with sip_far_end(_always(answer)) as port:
+                res = await register(store, profile, MAC, "127.0.0.1", sip_port=port, sips_port=1,
+                                     events=EventLog(50), clock=lambda: 0, timeout=0.5)
             got.append((res.rule, res.reason))
-            server.close()
-            await server.wait_closed()
-            await asyncio.sleep(0.05)  # the handler sees the hang-up and closes
+            await asyncio.sleep(0.05)  # the far end sees the hang-up and closes
         return got
 
     got = asyncio.run(body())
@@ -347,17 +328,12 @@ def test_without_a_registrar_the_phone_tries_its_configs_call_managers_in_priori
         cfg = config_fmt.DeviceConfig(device_name=f"SEP{MAC}", extra=extra)
         store.config = AcceptedConfig(file="SEP.cnf.xml", xml=config_fmt.build(cfg), config=cfg)
 
-    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(Exception):
-            await r.readuntil(b"\r\n\r\n")
-            w.write(sip.build_message("SIP/2.0 200 OK", [("Content-Length", "0")]))
-            await w.drain()
-            await r.read()
-        w.close()
-
     async def body() -> list[tuple[str, str, tuple[str, ...]]]:
-        server = await asyncio.start_server(handler, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
+        ok = sip.build_message("SIP/2.0 200 OK", [("Content-Length", "0")])
+        async with sip_far_end(_always(ok)) as port:
+            return await register_in_turn(port)
+
+    async def register_in_turn(port: int) -> list[tuple[str, str, tuple[str, ...]]]:
         got = []
         pools = [
             [config_fmt.CallManager(host="127.0.0.1", priority=1, sip_port=port),
@@ -377,8 +353,6 @@ def test_without_a_registrar_the_phone_tries_its_configs_call_managers_in_priori
         res = await register(store, profile, MAC, None, sip_port=9, sips_port=9, events=EventLog(50),
                              clock=lambda: 0, timeout=1.0)
         got.append((res.rule, res.reason, res.rules))
-        server.close()
-        await server.wait_closed()
         return got
 
     got = asyncio.run(body())
@@ -447,17 +421,18 @@ def test_over_tls_the_registrar_wants_a_certificate_naming_the_device() -> None:
     logged: list[tuple[str, str]] = []
     reg = SipRegistrar({MAC: (None, None)}.get, on_log=lambda _p, _d, outcome, detail: logged.append(
         (outcome, detail)))
-    assert sip.parse_message(reg.answer(_register(), over_tls=True)).status == 403
+    request = register_request(MAC)
+    assert sip.parse_message(reg.answer(request, over_tls=True)).status == 403
     assert logged[-1][0] == "forbidden" and "no device certificate" in logged[-1][1]
     other = cert("CP-8861-SEP0011223344BB")
-    assert sip.parse_message(reg.answer(_register(), over_tls=True, device_cert=other)).status == 403
+    assert sip.parse_message(reg.answer(request, over_tls=True, device_cert=other)).status == 403
     assert "names 'CP-8861-SEP0011223344BB', not SEP0011223344AA" in logged[-1][1]
     junk = b"\x30\x03junk"
-    assert sip.parse_message(reg.answer(_register(), over_tls=True, device_cert=junk)).status == 403
+    assert sip.parse_message(reg.answer(request, over_tls=True, device_cert=junk)).status == 403
     assert "unreadable" in logged[-1][1]
     for cn in (f"CP-8861-SEP{MAC}", f"SEP{MAC}"):  # a MIC's name, an LSC's
-        assert sip.parse_message(reg.answer(_register(), over_tls=True, device_cert=cert(cn))).status == 200
-    assert sip.parse_message(reg.answer(_register())).status == 200  # over TCP no certificate is asked
+        assert sip.parse_message(reg.answer(request, over_tls=True, device_cert=cert(cn))).status == 200
+    assert sip.parse_message(reg.answer(request)).status == 200  # over TCP no certificate is asked
 
 
 def test_an_algorithm_is_compared_in_ascii_only() -> None:
