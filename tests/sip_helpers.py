@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
-from functools import partial
 
 from phoneemu.lab.sip_service import SipRegistrar
 from phoneemu.phone.call import CallResult, place_call
@@ -151,10 +150,23 @@ async def _write_answer(writer: asyncio.StreamWriter, out: bytes | list[bytes] |
 @contextlib.asynccontextmanager
 async def sip_far_end(answer: SipAnswer) -> AsyncIterator[int]:
     """A SIP far end on 127.0.0.1 answering every connection's requests as ``answer`` says
-    (:func:`answer_requests`); yields its port, and closes it after."""
-    server = await asyncio.start_server(partial(answer_requests, answer=answer), "127.0.0.1", 0)
+    (:func:`answer_requests`); yields its port, and closes it after — once the connections it is answering
+    ended (at most 2 s: a phone that sent its last request, an ACK, and closed has it read and recorded
+    before the test looks; Python 3.11's ``wait_closed`` does not wait for them)."""
+    handlers: set[asyncio.Task[None]] = set()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        handlers.add(task)
+        await answer_requests(reader, writer, answer=answer)
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
     async with server:
         yield server.sockets[0].getsockname()[1]
+        server.close()
+        if handlers:
+            await asyncio.wait(handlers, timeout=2.0)
 
 
 async def call_far_end(answer: SipAnswer, *, mac: str, events: EventLog, timeout: float) -> CallResult:
