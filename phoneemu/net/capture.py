@@ -334,7 +334,9 @@ class PcapWriter:
     A write that fails later — the FIFO's reader went away (Wireshark closed: EPIPE), a full disk —
     **stops the capture** and nothing is raised (ours: a capture watches a boot or a fleet, it must not
     end it): :attr:`stopped` is an EncodeError naming the file ("reader of F went away after N bytes",
-    N the bytes written to it), told once to ``on_stop`` (default: ``on_wait``, else said on stderr);
+    N the bytes written to it), told once to ``on_stop`` (default: ``on_wait``, else said on stderr), and
+    :attr:`stop_cause` says why in a few words (``reader went away``, or ``write failed: `` and the
+    system's words, e.g. ``write failed: No space left on device``; our wording);
     the packets after it are dropped (:attr:`dropped`), ``close()`` still closes the file. A file named by
     path whose temporary file could not be written is not put in place."""
 
@@ -362,6 +364,8 @@ class PcapWriter:
         self.written = len(_PCAP_FILE_HEADER)
         #: why the capture stopped early (class docstring), None while it goes on
         self.stopped: EncodeError | None = None
+        #: the same in a few words (class docstring), None while it goes on
+        self.stop_cause: str | None = None
         #: packets not written because the capture had stopped
         self.dropped = 0
 
@@ -397,14 +401,16 @@ class PcapWriter:
             data = data[n:]
 
     def _stop(self, exc: OSError) -> str:
-        """The capture stops on a failed write (class docstring): :attr:`stopped` set; returns what to
-        tell. Called with the lock held."""
+        """The capture stops on a failed write (class docstring): :attr:`stopped` and :attr:`stop_cause`
+        set; returns what to tell. Called with the lock held."""
         if isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE:
             what = f"went away after {self.written} bytes"
             self.stopped = EncodeError(f"reader of {self.name} {what}", fmt="pcap", file=self.name)
+            self.stop_cause = "reader went away"
             told = f"{self.name}: reader {what}: capture stopped (the run goes on)"
         else:
             why = os.strerror(exc.errno) if exc.errno else str(exc)
+            self.stop_cause = f"write failed: {why}"
             self.stopped = EncodeError(f"cannot write the capture after {self.written} bytes: {why}",
                                        fmt="pcap", file=self.name)
             told = f"{self.name}: cannot write after {self.written} bytes: {why}: capture stopped " \

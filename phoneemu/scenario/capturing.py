@@ -247,20 +247,17 @@ def _stop_of(writer: PcapWriter) -> CaptureStop | None:
     """How ``writer`` stopped early (module rules); None when it did not."""
     if writer.stopped is None:
         return None
-    return CaptureStop(why=_why_stopped(writer.stopped.message, writer.name), after_bytes=writer.written,
+    return CaptureStop(why=_why_stopped(writer), after_bytes=writer.written,
                        packets_written=writer.count, packets_dropped=writer.dropped)
 
 
-def _why_stopped(message: str, name: str) -> str:
-    """``reader went away`` (EPIPE), else ``write failed: `` and the system's words (``No space left on
-    device``). :class:`PcapWriter` keeps its reason in its message only ("reader of F went away after N
-    bytes", "cannot write the capture after N bytes: WHY"): read from there, the whole message if
-    neither form."""
-    if message.startswith(f"reader of {name} went away"):
-        return "reader went away"
-    if message.startswith("cannot write the capture") and ": " in message:
-        return "write failed: " + message.split(": ", 1)[1]
-    return message
+def _why_stopped(writer: PcapWriter) -> str:
+    """Why ``writer`` stopped, in a few words: its :attr:`~PcapWriter.stop_cause` (``reader went away``,
+    ``write failed: No space left on device``); its whole message if it has none (a stopped writer sets
+    both)."""
+    if writer.stop_cause is not None:
+        return writer.stop_cause
+    return writer.stopped.message if writer.stopped is not None else ""
 
 
 class CaptureSink:

@@ -69,6 +69,14 @@ def _failure_lines(exp: ExpectationResult, timeline_lines: int) -> list[str]:
     return lines
 
 
+def _capture_line(s: ScenarioResult) -> str:
+    """``capture: PATH (TLS key log ...)``; a capture stopped early says so after its path
+    (``capture: PATH stopped after 100 bytes (reader went away): 12 packets written, 48 dropped (...)``,
+    as ``boot --capture``'s summary; our wording). Shown whatever the outcome when it stopped."""
+    stopped = f" {s.capture_stopped.text()}" if s.capture_stopped is not None else ""
+    return f"capture: {s.capture}{stopped} (TLS key log beside it; phoneemu wireshark {s.capture})"
+
+
 def render_text(summary: RunSummary, *, colour: bool = False, verbose: bool = False,
                 timeline_lines: int = 25) -> str:
     """Per scenario one verdict line; per bad expectation the checks and the phone's timeline."""
@@ -79,8 +87,8 @@ def render_text(summary: RunSummary, *, colour: bool = False, verbose: bool = Fa
                    f"{s.duration_s:.2f}s)" + (f"  reproduces: {s.reproduces}" if s.reproduces else ""))
         if s.error:
             out.append(f"      error: {s.error}")
-        if s.capture and (verbose or s.outcome.bad):
-            out.append(f"      capture: {s.capture} (TLS key log beside it; phoneemu wireshark {s.capture})")
+        if s.capture and (verbose or s.outcome.bad or s.capture_stopped is not None):
+            out.append(f"      {_capture_line(s)}")
         for e in s.expectations:
             eo = e.outcome
             if verbose or eo is not Outcome.PASS:
@@ -122,6 +130,7 @@ def _scenario_json(s: ScenarioResult) -> dict[str, Any]:
         "name": s.name, "path": s.path, "reproduces": s.reproduces, "tags": s.tags,
         "outcome": s.outcome.value,
         "error": s.error, "duration_s": round(s.duration_s, 4), "phones": s.phones, "capture": s.capture,
+        "capture_stopped": s.capture_stopped.as_dict() if s.capture_stopped is not None else None,
         "expectations": [
             {"where": e.where, "label": e.label, "xfail": e.xfail, "outcome": e.outcome.value,
              "checks": [{"phone": c.phone, "check": c.check, "expected": c.expected, "actual": c.actual,

@@ -11,7 +11,10 @@ from __future__ import annotations
 import enum
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from phoneemu.scenario.capturing import CaptureStop
 
 __all__ = ["CheckResult", "ExpectationResult", "Outcome", "RunSummary", "ScenarioResult", "combine"]
 
@@ -82,6 +85,8 @@ class ScenarioResult:
     duration_s: float = 0.0
     phones: int = 0
     capture: str | None = None
+    #: how ``run --capture``'s capture stopped early (its pcap writer's write failed), None if it did not
+    capture_stopped: CaptureStop | None = None
     tags: list[str] = field(default_factory=list)
 
     @property

@@ -322,6 +322,7 @@ async def run_scenario(scenario: Scenario, options: RunOptions, result: Scenario
             await world.close()
             if capture is not None:
                 capture.close()
+                result.capture_stopped = capture.early_stop
     return result
 
 

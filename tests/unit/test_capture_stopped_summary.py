@@ -20,6 +20,7 @@ from phoneemu.commands import fleet as fleet_cmd
 from phoneemu.commands._capture import capture_summary
 from phoneemu.fleet.metrics import FleetMetrics, RecordSpool
 from phoneemu.fleet.shard import FleetResult
+from phoneemu.net.capture import PcapWriter
 from phoneemu.phone.boot import BootTarget
 from phoneemu.scenario.capturing import CaptureStop, _why_stopped, open_capture
 
@@ -99,11 +100,34 @@ def test_fleet_json_says_the_stop(tmp_path: Path) -> None:
         assert cap["stopped"] == expected and cap["packets"] == 12
 
 
-@pytest.mark.parametrize(("message", "why"), [
-    ("reader of /tmp/F went away after 100 bytes", "reader went away"),
-    (f"cannot write the capture after 24 bytes: {os.strerror(errno.ENOSPC)}",
-     f"write failed: {os.strerror(errno.ENOSPC)}"),
-    ("something else", "something else"),
+class _FailingSink:
+    """A pcap sink that takes the file header, then fails every write with ``errno``."""
+
+    name = "/tmp/F"
+
+    def __init__(self, error: int) -> None:
+        self.error = error
+        self.calls = 0
+
+    def write(self, data: bytes, /) -> int:
+        self.calls += 1
+        if self.calls > 1:
+            raise OSError(self.error, os.strerror(self.error))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("error", "why"), [
+    (errno.EPIPE, "reader went away"),
+    (errno.ENOSPC, f"write failed: {os.strerror(errno.ENOSPC)}"),
+    (errno.EIO, f"write failed: {os.strerror(errno.EIO)}"),
 ])
-def test_why_a_writer_stopped_in_a_few_words(message: str, why: str) -> None:
-    assert _why_stopped(message, "/tmp/F") == why
+def test_why_a_writer_stopped_in_a_few_words(error: int, why: str) -> None:
+    """The writer keeps its own reason (``stop_cause``), the capture's stop says it. Old code: no
+    ``stop_cause``; the reason was parsed back out of the writer's message."""
+    writer = PcapWriter(_FailingSink(error), on_stop=lambda _text: None)  # type: ignore[arg-type]
+    assert writer.stop_cause is None and _why_stopped(writer) == ""
+    writer.udp(SRC, DST, RRQ)
+    assert writer.stop_cause == why and _why_stopped(writer) == why
