@@ -90,9 +90,11 @@ its mutant again, and how to rebuild it (or why not). The same --seed always mak
 Ctrl-C (or SIGTERM, as in every phoneemu command) keeps the findings so far and writes the summary (exit 130),
 also before the first input (summary.json's interrupted_while names the step): from --out made on,
 summary.json is written whole before the summary is printed (--serve too). info.json's commands name
-absolute paths (a --target module or --target-cmd program stays as given: run a relative one from the same
-folder); a crash is minimised with up to 5,000 attempts within 20 s, an in-process attempt that
-hangs (--hang-after) or outlives them stopped at once: not the same crash.
+absolute paths and run as printed from any folder (a target found through this folder - a module of it,
+a relative --target-cmd program - makes them begin "cd <this folder> && "); a crash is minimised with up
+to 5,000 attempts within 20 s - within what is left of --time, so the run ends at --time (none left:
+saved un-minimised, info.json's minimize_note says so) - an in-process attempt that hangs
+(--hang-after) or outlives them stopped at once: not the same crash.
 An in-process input still running at Ctrl-C, or past --time, that is a hang by then (an endless loop) is
 saved as a hang finding (past --time it is stopped and the run ends, exit 1); --replay and --regenerate
 stop an in-process input once it is a hang.
@@ -144,7 +146,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--runs", type=positive_int, metavar="N",
                    help="number of inputs (served files with --serve); --runs or --time is required")
     p.add_argument("--time", type=positive_float, metavar="S",
-                   help="time limit in seconds (--serve without --time stops after an hour)")
+                   help="time limit in seconds, minimising included (--serve without --time stops after "
+                   "an hour)")
     p.add_argument("--seed", type=non_negative_int, default=None, metavar="N",
                    help="run seed: the same seed makes the same inputs (default 0; not with --replay)")
     p.add_argument("--run-index", type=non_negative_int, default=None, metavar="I",
@@ -237,6 +240,22 @@ def _crash_exit(text: str | None) -> set[int] | None:
 
 
 def _reproduce_prefix(args: argparse.Namespace) -> str:
+    """The start of info.json's ``reproduce`` and ``regenerate`` commands: ``phoneemu fuzz`` with the
+    target's options, after ``cd <this folder> && `` when the target is found through the working
+    folder (:mod:`phoneemu.fuzz.reproduce`; was: a module of this folder, "No module named ..." from
+    another); called once the target is loaded."""
+    from phoneemu.fuzz.reproduce import command_in_folder, in_folder, modules_in_folder, target_modules
+
+    here = Path.cwd()
+    command = _target_command(args)
+    if (command_in_folder(args.target_cmd, here) if args.target_cmd is not None
+            else modules_in_folder(target_modules(args.target, args.reject_exc), here)):
+        return in_folder(here, command)
+    return command
+
+
+def _target_command(args: argparse.Namespace) -> str:
+    """``phoneemu fuzz`` with the options of the target and the corpus, as a command line."""
     parts = ["phoneemu", "fuzz", "--format", args.fmt]
     if args.target_cmd is not None:
         parts += ["--target-cmd", args.target_cmd, "--timeout", f"{args.timeout:g}"]

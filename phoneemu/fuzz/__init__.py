@@ -13,6 +13,7 @@
 * :mod:`~phoneemu.fuzz.runwatch` — an in-process call that never ends: a hang at Ctrl-C, stopped past
   ``--time``, an attempt of the minimiser stopped at once.
 * :mod:`~phoneemu.fuzz.minimize` — shrink a crashing input.
+* :mod:`~phoneemu.fuzz.reproduce` — where a finding's commands must run (``cd`` to the fuzzer's folder).
 * :mod:`~phoneemu.fuzz.strategies` — hypothesis strategies over the mutators (needs hypothesis).
 
 The command line is ``phoneemu fuzz`` (:mod:`phoneemu.commands.fuzz`).

@@ -12,10 +12,14 @@ Rules implemented here:
   (``minimize_hangs``: a command, killed at its timeout; an in-process hang is saved as found) — within
   the minimiser's budget for real: an in-process attempt that hangs or outlives that time is stopped at
   once (SIGALRM, main thread: :meth:`~phoneemu.fuzz.runwatch.RunWatch.stopping_hangs`) and is not the
-  same crash — and saved as ``DIR/crashes/<sha1(signature)[:12]>/{input.bin, minimized.bin, info.json}``;
+  same crash; that budget capped at what is left of ``time_limit``, so the loop ends at it (ours; none
+  left: saved un-minimised, ``minimize_note`` in info.json says why, :func:`_minimize_budget`) — and
+  saved as ``DIR/crashes/<sha1(signature)[:12]>/{input.bin, minimized.bin, info.json}``;
   ``info.json`` holds the seed, run index, signature, traceback or stderr, the
-  mutation ops and a one-line command that replays the minimised input (its paths absolute, ours: it
-  works from any working directory; so does ``Finding.directory``, summary.json's ``dir``). Each file
+  mutation ops and a one-line command that replays the minimised input (its paths absolute, ours; the
+  command's prefix, ``FuzzConfig.reproduce``, begins ``cd <folder> &&`` when the target is found
+  through the fuzzer's working folder: :mod:`phoneemu.fuzz.reproduce` — so it works from any working
+  directory; ``Finding.directory``, summary.json's ``dir``, are absolute too). Each file
   is written atomically (temporary file beside it, then renamed, :func:`phoneemu.files.atomic_write`),
   info.json last: a fuzzer killed mid-write never leaves a truncated finding.
 * A finding's input is rebuilt from its seed and run index into a folder of its own (:func:`regenerate`,
@@ -114,6 +118,7 @@ class Finding:
     resigned: bool
     data: bytes
     minimized: bytes | None = None
+    minimize_note: str | None = None  #: why it was not minimised, or with less time (info.json)
     directory: Path | None = None
 
     @property
@@ -217,6 +222,7 @@ def _save(finding: Finding, config: FuzzConfig, into: Path | None = None) -> Non
         "resigned": finding.resigned,
         "input_size": len(finding.data),
         "minimized_size": len(mini),
+        "minimize_note": finding.minimize_note,
         "detail": finding.detail,
         "reproduce": replay,
         "regenerate": regen,
@@ -226,22 +232,41 @@ def _save(finding: Finding, config: FuzzConfig, into: Path | None = None) -> Non
 
 
 def _finding(config: FuzzConfig, target: Target, mutant: Mutant, *, index: int, outcome: Outcome,
-             save: Callable[[Finding], None] | None = None) -> Finding:
+             save: Callable[[Finding], None] | None = None, time_left: float | None = None,
+             clock: Callable[[], float] = time.monotonic) -> Finding:
     """A new finding of ``mutant`` (input ``index``), minimised when ``config`` says so and it is a crash, or
-    a hang of a target with ``minimize_hangs`` (see module docstring);
+    a hang of a target with ``minimize_hangs`` (see module docstring), within ``time_left`` of the run's
+    ``--time`` (:func:`_minimize_budget`), timed by ``clock``;
     ``save(finding)`` first, before minimising (a Ctrl-C while minimising keeps the finding)."""
     f = Finding(signature=outcome.signature, kind=outcome.status, first_run=index, count=1,
                 detail=outcome.detail, ops=mutant.ops, resigned=mutant.resigned, data=mutant.data)
+    minimizing = config.minimize and (outcome.status == "crash" or (
+        outcome.status == "hang" and getattr(target, "minimize_hangs", False)))
+    seconds = 0.0
+    if minimizing:
+        seconds, f.minimize_note = _minimize_budget(config, time_left)
     if save is not None:
         save(f)
-    if config.minimize and (outcome.status == "crash"
-                            or (outcome.status == "hang" and getattr(target, "minimize_hangs", False))):
+    if seconds > 0:
         watch = target if isinstance(target, RunWatch) else RunWatch(target)
-        with watch.stopping_hangs(config.minimize_time):  # an attempt looping for ever: stopped at once
+        with watch.stopping_hangs(seconds):  # an attempt looping for ever: stopped at once
             f.minimized = minimize(mutant.data, same_finding(watch, outcome),
                                    records=config.fmt in ("itl", "ctl"),
-                                   max_attempts=config.minimize_attempts, time_limit=config.minimize_time)
+                                   max_attempts=config.minimize_attempts, time_limit=seconds, clock=clock)
     return f
+
+
+def _minimize_budget(config: FuzzConfig, time_left: float | None) -> tuple[float, str | None]:
+    """The seconds a finding may be minimised, and info.json's ``minimize_note`` (ours): the minimiser's
+    own ``minimize_time``, capped at what is left of ``--time`` so that ``--time`` bounds the run (was: a
+    crash found just before it was minimised for up to 20 s more); none left: not minimised."""
+    if time_left is None or time_left >= config.minimize_time:
+        return config.minimize_time, None
+    limit = f"--time ({config.time_limit:g} s)"
+    if time_left <= 0:
+        return 0.0, f"not minimised: found with no time left of {limit}"
+    return time_left, (f"minimised within the {time_left:.2f} s left of {limit}, not the "
+                       f"{config.minimize_time:g} s of a minimisation")
 
 
 def same_finding(watch: RunWatch, outcome: Outcome) -> Callable[[bytes], bool]:
@@ -261,7 +286,9 @@ def same_finding(watch: RunWatch, outcome: Outcome) -> Callable[[bytes], bool]:
 
 
 def _record(report: FuzzReport, config: FuzzConfig, target: Target, mutant: Mutant, *, index: int,
-            outcome: Outcome) -> None:
+            outcome: Outcome, time_left: float | None, clock: Callable[[], float]) -> None:
+    """Count ``outcome`` for its finding, or save a new one, minimised within ``time_left``
+    (:func:`_finding`)."""
     f = report.findings.get(outcome.signature)
     if f is not None:
         f.count += 1
@@ -270,7 +297,8 @@ def _record(report: FuzzReport, config: FuzzConfig, target: Target, mutant: Muta
         report.findings[new.signature] = new
         _save(new, config)
 
-    _save(_finding(config, target, mutant, index=index, outcome=outcome, save=keep), config)
+    _save(_finding(config, target, mutant, index=index, outcome=outcome, save=keep, time_left=time_left,
+                   clock=clock), config)
 
 
 def regenerate(config: FuzzConfig, target: Target, mutator: Mutator, *, index: int,
@@ -319,7 +347,8 @@ def fuzz(config: FuzzConfig, target: Target, mutator: Mutator, *, start_index: i
                 index += 1
                 if outcome.is_finding:
                     m0 = clock()
-                    _record(report, config, watch, mutant, index=index - 1, outcome=outcome)
+                    _record(report, config, watch, mutant, index=index - 1, outcome=outcome,
+                            time_left=None if deadline is None else deadline - m0, clock=clock)
                     minimize_time += clock() - m0
                     m0 = None
                 if progress.stream is not None and index % 64 == 0:
@@ -336,7 +365,8 @@ def fuzz(config: FuzzConfig, target: Target, mutator: Mutator, *, start_index: i
         if under_way is not None and hang is not None:  # an endless loop's input: not lost
             statuses[hang.status] += 1
             index += 1
-            _record(report, config, watch, under_way, index=index - 1, outcome=hang)
+            _record(report, config, watch, under_way, index=index - 1, outcome=hang,
+                    time_left=None if deadline is None else deadline - clock(), clock=clock)
     report.execs = index - start_index
     report.elapsed = max(1e-9, clock() - t0 - minimize_time)
     for f in report.findings.values():  # final counts into info.json

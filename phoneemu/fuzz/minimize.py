@@ -33,12 +33,13 @@ TIME_LIMIT = 20.0
 
 
 class _Budget:
-    def __init__(self, attempts: int, seconds: float) -> None:
+    def __init__(self, attempts: int, seconds: float, clock: Callable[[], float]) -> None:
         self.left = attempts
-        self.deadline = time.monotonic() + seconds
+        self.clock = clock
+        self.deadline = clock() + seconds
 
     def ok(self) -> bool:
-        return self.left > 0 and time.monotonic() < self.deadline
+        return self.left > 0 and self.clock() < self.deadline
 
 
 def _powers_of_two_below(n: int) -> Iterator[int]:
@@ -124,10 +125,11 @@ class _Shrinker:
 
 
 def minimize(data: bytes, still_fails: Callable[[bytes], bool], *, records: bool = False,
-             max_attempts: int = MAX_ATTEMPTS, time_limit: float = TIME_LIMIT) -> bytes:
+             max_attempts: int = MAX_ATTEMPTS, time_limit: float = TIME_LIMIT,
+             clock: Callable[[], float] = time.monotonic) -> bytes:
     """The smallest (then simplest) variant of ``data`` for which ``still_fails`` is true (module
-    docstring: the passes, the budget)."""
-    shrinker = _Shrinker(data, still_fails, _Budget(max_attempts, time_limit))
+    docstring: the passes, the budget; ``time_limit`` seconds by ``clock``)."""
+    shrinker = _Shrinker(data, still_fails, _Budget(max_attempts, time_limit, clock))
     if records:
         shrinker.drop_records()
     shrinker.drop_header_tlvs(records)

@@ -427,6 +427,13 @@ def load_callable(spec: str) -> Callable[[bytes], object]:
     return obj
 
 
+def split_type_name(name: str) -> tuple[str, str]:
+    """``pkg.mod:Name`` or ``pkg.mod.Name`` → ``("pkg.mod", "Name")``; a bare name is a built-in's
+    (``"builtins"``)."""
+    mod_name, _, attr = name.rpartition(":") if ":" in name else name.rpartition(".")
+    return mod_name or "builtins", attr
+
+
 def load_exception_types(spec: str) -> tuple[type[BaseException], ...]:
     """``ValueError,mypkg.errors.ParseError`` (or ``mypkg.errors:ParseError``) → the exception classes
     that mean "the target rejected the input" (``--reject-exc``); a bare name is a built-in."""
@@ -437,9 +444,9 @@ def load_exception_types(spec: str) -> tuple[type[BaseException], ...]:
                           path="--reject-exc")
     _cwd_importable()
     for name in names:
-        mod_name, _, attr = name.rpartition(":") if ":" in name else name.rpartition(".")
+        mod_name, attr = split_type_name(name)
         try:
-            obj: object = importlib.import_module(mod_name or "builtins")
+            obj: object = importlib.import_module(mod_name)
             for part in attr.split("."):
                 obj = getattr(obj, part)
         except (ImportError, AttributeError, ValueError) as exc:

@@ -19,6 +19,7 @@ from phoneemu.fuzz.corpus import build_corpus, renamed
 from phoneemu.fuzz.engine import input_for
 from phoneemu.fuzz.mutators import Mutator
 from phoneemu.fuzz.targets import ServeSession, serve_session
+from tests.fuzz_helpers import run_line, split_line
 from tests.helpers import finish_process, start_fuzz_serve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,14 +91,15 @@ def test_crashy_target_exits_one_with_crash_dir_and_replay(tmp_path: Path) -> No
     info = json.loads((crash / "info.json").read_text())
     assert info["seed"] == 5 and info["signature"].startswith("IndexError at tests/fuzz_helpers.py:")
     assert "deliberate crash" in info["detail"]
-    # the one-line command reproduces the crash
-    replay = shlex.split(info["reproduce"])
-    assert replay[:2] == ["phoneemu", "fuzz"]
-    again = _cli(*replay[2:])
+    # the one-line command reproduces the crash, from any folder (tests.fuzz_helpers is found in ROOT,
+    # where the fuzzer ran: the command goes there first)
+    folder, replay = split_line(info["reproduce"])
+    assert folder == ROOT and replay[:2] == ["phoneemu", "fuzz"]
+    again = run_line(info["reproduce"], cwd=tmp_path)
     assert again.returncode == 1 and "IndexError" in again.stdout
     # the regenerate command makes the same input from seed and run index
-    regen = [*shlex.split(info["regenerate"]), "--regenerate", str(tmp_path / "regen"), "--no-minimize"]
-    again = _cli(*regen[2:])
+    regen = f"{info['regenerate']} --regenerate {shlex.quote(str(tmp_path / 'regen'))} --no-minimize"
+    again = run_line(regen, cwd=tmp_path)
     assert again.returncode == 1
     assert (tmp_path / "regen" / "input.bin").read_bytes() == (crash / "input.bin").read_bytes()
 

@@ -18,6 +18,7 @@ from phoneemu.cli import main
 from phoneemu.fuzz.corpus import build_corpus
 from phoneemu.fuzz.engine import input_for
 from phoneemu.fuzz.mutators import Mutator
+from tests.fuzz_helpers import run_line, split_line
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,10 +39,10 @@ def _phoneemu(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def _regenerate(crash: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run the ``regenerate`` command of ``crash/info.json`` as written (from where the fuzzer ran)."""
-    argv = shlex.split(json.loads((crash / "info.json").read_text())["regenerate"])
-    assert argv[:2] == ["phoneemu", "fuzz"]
-    return _phoneemu(*argv[1:], cwd=cwd)
+    """Run the ``regenerate`` command of ``crash/info.json`` as written, by a shell, from ``cwd``."""
+    line = json.loads((crash / "info.json").read_text())["regenerate"]
+    assert split_line(line)[1][:2] == ["phoneemu", "fuzz"]
+    return run_line(line, cwd=cwd)
 
 
 def test_regenerate_writes_into_the_regenerated_folder_itself(tmp_path: Path) -> None:

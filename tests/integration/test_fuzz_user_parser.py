@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 from phoneemu.cli import main
 from phoneemu.errors import EncodeError
 from phoneemu.fuzz.targets import load_callable, load_exception_types
+from tests.fuzz_helpers import run_line, split_line
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,10 +76,11 @@ def test_reject_exc_makes_only_other_exceptions_crashes(tmp_path: Path) -> None:
     (crash,) = (out / "crashes").iterdir()  # KeyError only: ValueError and ParseError are rejections
     info = json.loads((crash / "info.json").read_text())
     assert info["signature"].startswith("KeyError at myparser.py:")
-    regen = shlex.split(info["regenerate"])
+    folder, regen = split_line(info["regenerate"])
+    assert folder == tmp_path.resolve()  # myparser is this folder's: the command goes there first
     assert regen[regen.index("--reject-exc") + 1] == "ValueError,myparser.ParseError"
     assert regen[regen.index("--regenerate") + 1] == str(crash / "regenerated")
-    again = _cli(*regen[2:], cwd=tmp_path)
+    again = run_line(info["regenerate"], cwd=tmp_path)
     assert again.returncode == 1, again.stderr
     # into crashes/<id>/regenerated/ itself (was regenerated/crashes/<id>/input.bin)
     assert {p.name for p in (crash / "regenerated").iterdir()} == {"input.bin", "minimized.bin", "info.json"}

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import shlex
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from phoneemu.fuzz.corpus import build_corpus, export_corpus, with_seed_files
 from phoneemu.fuzz.engine import FuzzConfig, fuzz
 from phoneemu.fuzz.mutators import Mutator
 from phoneemu.fuzz.targets import Outcome, PythonTarget
+from tests.fuzz_helpers import split_line
 
 
 def _two_call_sites(data: bytes) -> None:
@@ -47,7 +47,8 @@ def test_the_reproduce_command_keeps_hang_after(tmp_path: Path, monkeypatch: pyt
                  "--runs", "1", "--out", "fz", "-q"]) == 1
     info = json.loads(next((tmp_path / "fz" / "crashes").glob("*/info.json")).read_text())
     assert info["kind"] == "hang"
-    argv = shlex.split(info["reproduce"])
+    folder, argv = split_line(info["reproduce"])
+    assert folder == tmp_path.resolve()  # slowparse is this folder's: run from it
     assert argv[argv.index("--hang-after") + 1] == "0.1"
     capsys.readouterr()
     assert main(argv[1:]) == 1  # still a hang when replayed

@@ -1,0 +1,102 @@
+"""info.json's ``reproduce`` and ``regenerate`` commands work from any folder, as printed, also for a
+target found through the fuzzer's working folder (phoneemu.fuzz.reproduce): a ``--target`` module of that
+folder, a ``--target-cmd`` program given as ``./itlparse`` — they begin ``cd <that folder> && `` (was:
+"No module named 'hangy'", or no such program, from another folder). A target found otherwise gets no
+``cd``. The fuzzer's folder has a space and a quote in its name: the line stays one POSIX shell line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from phoneemu.fuzz.reproduce import command_in_folder, module_in_folder, target_modules
+from tests.fuzz_helpers import ROOT, run_line, split_line
+
+HANGY = '''\
+def parse(data: bytes) -> None:
+    if len(data) > 3 and data[3] & 1:
+        raise KeyError("the bug")
+    raise ValueError("rejected")
+'''
+
+ITLPARSE = '''\
+import sys
+data = open(sys.argv[1], "rb").read()
+sys.exit(3 if len(data) > 3 and data[3] & 1 else 1)
+'''
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> tuple[Path, Path]:
+    """The fuzzer's folder (``fuzz here's``) and another one."""
+    here, elsewhere = tmp_path / "fuzz here's", tmp_path / "elsewhere"
+    here.mkdir()
+    elsewhere.mkdir()
+    return here.resolve(), elsewhere
+
+
+def _fuzz(*args: str, cwd: Path) -> Path:
+    """Run ``phoneemu fuzz ARGS --out fz`` from ``cwd``: the one finding's folder."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-m", "phoneemu", "fuzz", "--format", "sgn", *args, "--runs", "10",
+                        "--seed", "1", "--out", "fz", "-q"], cwd=cwd, env=env, capture_output=True,
+                       text=True, timeout=120, check=False)
+    assert r.returncode == 1, r.stderr
+    (crash,) = (cwd / "fz" / "crashes").iterdir()
+    return crash
+
+
+def _check_from_elsewhere(crash: Path, elsewhere: Path, here: Path, signature: str) -> None:
+    info = json.loads((crash / "info.json").read_text())
+    for key in ("reproduce", "regenerate"):
+        assert split_line(info[key])[0] == here, info[key]
+        r = run_line(info[key], cwd=elsewhere)
+        assert r.returncode == 1, r.stderr  # the finding, again: not "No module named" (exit 2)
+        assert signature in r.stdout, r.stdout
+    assert (crash / "regenerated" / "input.bin").read_bytes() == (crash / "input.bin").read_bytes()
+    assert not list(elsewhere.iterdir())  # nothing written where the commands ran
+
+
+def test_a_module_of_the_fuzzers_folder_reproduces_from_another(folders: tuple[Path, Path]) -> None:
+    here, elsewhere = folders
+    (here / "hangy.py").write_text(HANGY)
+    crash = _fuzz("--target", "hangy:parse", "--reject-exc", "ValueError", cwd=here)
+    _check_from_elsewhere(crash, elsewhere, here, "KeyError at hangy.py:3")
+
+
+def test_a_relative_command_reproduces_from_another_folder(folders: tuple[Path, Path]) -> None:
+    here, elsewhere = folders
+    script = here / "itlparse"
+    script.write_text(f"#!{sys.executable}\n{ITLPARSE}")
+    script.chmod(0o755)
+    crash = _fuzz("--target-cmd", "./itlparse {}", "--crash-exit", "3", cwd=here)
+    _check_from_elsewhere(crash, elsewhere, here, "exit status 3")
+
+
+def test_a_target_found_otherwise_gets_no_cd(folders: tuple[Path, Path]) -> None:
+    here, _ = folders
+    crash = _fuzz("--target", "tests.fuzz_helpers:crashy", cwd=here)  # found through PYTHONPATH
+    info = json.loads((crash / "info.json").read_text())
+    assert split_line(info["reproduce"])[0] is None and split_line(info["regenerate"])[0] is None
+
+
+def test_what_counts_as_found_through_the_folder(tmp_path: Path) -> None:
+    (tmp_path / "keys").mkdir()
+    assert command_in_folder("./itlparse {}", tmp_path)
+    assert command_in_folder("bin/itlparse {}", tmp_path)
+    assert command_in_folder("itlparse --keys keys {}", tmp_path)
+    assert command_in_folder("itlparse --keys=keys {}", tmp_path)
+    assert not command_in_folder(f"{sys.executable} -c pass {{}}", tmp_path)
+    assert not command_in_folder("sh -c 'exit 3' {}", tmp_path)
+    assert not command_in_folder("itlparse --keys missing {}", tmp_path)
+    assert not module_in_folder("json", tmp_path) and not module_in_folder("sys", tmp_path)
+    assert module_in_folder("tests.fuzz_helpers", ROOT)
+    assert not module_in_folder("tests.fuzz_helpers", tmp_path)
+    assert target_modules("phoneemu", "ValueError, mypkg.errors:ParseError,other.Bad") == \
+        ["builtins", "mypkg.errors", "other"]
+    assert target_modules("mypkg.parser:parse", None) == ["mypkg.parser"]
