@@ -745,3 +745,15 @@ def self_signed_server_context(tmp_path: Path, subject: str, serial: int) -> ssl
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(tmp_path / "s.pem", tmp_path / "s.key")
     return ctx
+
+
+def open_sockets() -> int:
+    """How many sockets this process has open (Linux: ``/proc/self/fd``)."""
+    import contextlib
+    import os
+
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the listing's own descriptor, closed since
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+    return count

@@ -6,7 +6,6 @@ ResourceWarning after), and a lab start cancelled while it waited for the lab lo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import gc
 import os
@@ -22,7 +21,7 @@ from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.servers import LabServers
 from phoneemu.net.http import HttpServer
 from phoneemu.net.tls import TlsServer
-from tests.helpers import copy_cluster, run
+from tests.helpers import copy_cluster, open_sockets, run
 
 HOST = "127.0.0.1"
 MAX_STEPS = 200  # loop iterations a lab start takes here: about 21 (every service, two nodes)
@@ -41,15 +40,6 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def cluster(template: Path, tmp_path: Path) -> Any:
     return copy_cluster(template, tmp_path)
-
-
-def open_sockets() -> int:
-    """How many sockets this process has open."""
-    count = 0
-    for fd in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):  # the listing's own descriptor, closed since
-            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
-    return count
 
 
 def taken(ports: Mapping[str, int]) -> list[str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import os
 import threading
 import warnings
 from pathlib import Path
@@ -19,21 +18,12 @@ from phoneemu.lab.tvs_service import TvsHandler
 from phoneemu.lab.tvs_threaded import ThreadedTvsServer
 from phoneemu.net.tvs_client import tvs_verify
 from phoneemu.protocols.tvs import QueryKey, TvsEntry
-from tests.helpers import lab_template, run
+from tests.helpers import lab_template, open_sockets, run
 
 HOST = "127.0.0.1"
 template = lab_template("tvsclosecancel", seed=13, phones={})
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc/self/fd (Linux)")
-
-
-def open_sockets() -> int:
-    """How many sockets this process has open."""
-    count = 0
-    for fd in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):  # the listing's own descriptor, closed since
-            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
-    return count
 
 
 def test_close_cancelled_mid_join_still_closes_the_listener(cluster: LabCluster) -> None:
