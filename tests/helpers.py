@@ -696,16 +696,17 @@ def fuzz_summary(out: Path) -> dict[str, Any]:
 def ctrl_c_making_fuzz_out(monkeypatch: pytest.MonkeyPatch, *, made: bool) -> None:
     """``phoneemu fuzz`` gets a Ctrl-C as it makes its ``--out`` folder: just after the folder is made
     (``made``), or instead of making it."""
-    from phoneemu.commands import fuzz as fuzz_cmd
+    from phoneemu.commands import _fuzz_common, _fuzz_run, _fuzz_serve
 
-    make = fuzz_cmd._make_folder
+    make = _fuzz_common._make_folder
 
     def make_then_ctrl_c(folder: Path, option: str) -> None:
         if made:
             make(folder, option)
         ctrl_c()
 
-    monkeypatch.setattr(fuzz_cmd, "_make_folder", make_then_ctrl_c)
+    for fuzz_mode in (_fuzz_run, _fuzz_serve):  # where --out is made
+        monkeypatch.setattr(fuzz_mode, "_make_folder", make_then_ctrl_c)
 
 
 def ctrl_c_before_fuzz_summary_json(monkeypatch: pytest.MonkeyPatch) -> list[str]:

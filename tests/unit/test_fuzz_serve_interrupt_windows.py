@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from phoneemu.cli import main
-from phoneemu.commands import fuzz as fuzz_cmd
+from phoneemu.commands import _fuzz_serve as fuzz_serve_cmd
 from tests.helpers import ctrl_c, ctrl_c_before_fuzz_summary_json, ctrl_c_making_fuzz_out, fuzz_summary
 
 
@@ -53,7 +53,7 @@ def test_an_interrupt_while_the_summary_line_is_printed(tmp_path: Path,
             ctrl_c()
         said(*values, **options)
 
-    monkeypatch.setattr(fuzz_cmd, "print", ctrl_c_then_print, raising=False)
+    monkeypatch.setattr(fuzz_serve_cmd, "print", ctrl_c_then_print, raising=False)
     out = tmp_path / "fz"
     assert _serve(out) == 130
     summary = fuzz_summary(out)  # the serving had ended: its summary, as it was

@@ -105,6 +105,7 @@ def test_boot_json_of_a_flash_folder_whose_name_is_not_utf8(tmp_path: Path) -> N
 #: flash's ``state.json``/``last-boot.json``, a lab's ``registrations.json``)
 JSON_WRITERS = ("commands/boot.py", "commands/fleet.py", "commands/lab.py", "commands/predict.py",
                 "commands/inspect.py", "commands/phone.py", "commands/tvs.py", "commands/fuzz.py",
+                "commands/_fuzz_run.py", "commands/_fuzz_serve.py",
                 "scenario/reports.py", "fuzz/engine.py", "fuzz/targets.py", "commands/replay.py",
                 "commands/_replay_all.py", "phone/flash.py", "lab/registrations.py")
 #: ``json.dumps`` left where it writes text, not a document (ASCII inside a text line)

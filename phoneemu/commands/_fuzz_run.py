@@ -1,0 +1,146 @@
+"""``phoneemu fuzz --target`` / ``--target-cmd``: the fuzz loop into ``--out`` (:func:`_fuzz_run`), its
+summary and ``summary.json`` (:func:`_fuzz_end`), a Ctrl-C before or in it; and ``--regenerate``, one input
+of a run rebuilt (:func:`_regenerate`)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from typing import TYPE_CHECKING
+
+from phoneemu import json_doc
+from phoneemu.commands._fuzz_common import _corpus, _make_folder, _reproduce_prefix, _target
+from phoneemu.commands._said import command_of, say
+from phoneemu.errors import PhoneEmuError
+from phoneemu.files import write_output
+from phoneemu.interrupts import ctrl_c_deferred
+
+if TYPE_CHECKING:
+    from phoneemu.fuzz.corpus import Corpus
+    from phoneemu.fuzz.engine import FuzzReport
+    from phoneemu.fuzz.mutators import Mutator
+    from phoneemu.fuzz.targets import Target
+
+
+def _corpus_or_no_out(args: argparse.Namespace) -> Corpus:
+    """:func:`_corpus`; when it is refused (a bad ``--seed-dir``), an ``--out`` this run made and left
+    empty is removed again: a usage error leaves nothing behind."""
+    try:
+        return _corpus(args)
+    except PhoneEmuError:
+        if getattr(args, "out_made", False):
+            with contextlib.suppress(OSError):
+                args.out.rmdir()  # only if still empty
+        raise
+
+
+class _RunState:
+    """Where a fuzz run is, for a Ctrl-C's summary (:func:`_fuzz_run`): the step under way, and the
+    loop's report once it has ended."""
+
+    def __init__(self) -> None:
+        self.step = "making the output folder"
+        self.report: FuzzReport | None = None
+
+
+def _fuzz_run(args: argparse.Namespace) -> int:
+    """The fuzz loop into ``--out``: the folder made, the summary and ``summary.json``. A Ctrl-C (or SIGTERM)
+    from the moment ``--out`` exists to summary.json written ends the run with summary.json (ours): before the
+    loop began — making the folder, building the corpus, loading the target — ``"interrupted": true``, 0
+    execs, and ``interrupted_while`` naming the step under way (``null`` when not interrupted, ``"running
+    inputs"`` in the loop); exit 130 (:func:`_fuzz_end`). Before ``--out`` exists there is nowhere to
+    write it: the command's plain "interrupted", exit 130."""
+    import time
+
+    t0 = time.perf_counter()
+    state = _RunState()
+    try:
+        _fuzz_loop(args, state)
+    except KeyboardInterrupt:
+        if state.report is None:  # before (or as) the loop began: nothing run, but said and written
+            if not args.out.is_dir():
+                raise
+            return _fuzz_end(args, _nothing_run(args, elapsed=time.perf_counter() - t0),
+                             interrupted_while=state.step)
+        state.report.interrupted = True  # once the loop had ended (closing the target): its report stands
+    report = state.report
+    assert report is not None  # _fuzz_loop returned: it set it
+    return _fuzz_end(args, report, interrupted_while="running inputs" if report.interrupted else None)
+
+
+def _fuzz_loop(args: argparse.Namespace, state: _RunState) -> None:
+    """``--out`` made, the corpus built, the target loaded, the loop run: its report in ``state``, the step
+    under way named there as it goes (:func:`_fuzz_run`)."""
+    _make_folder(args.out, "--out")
+    state.step = "building the corpus"
+    from phoneemu.fuzz.engine import FuzzConfig, fuzz
+    from phoneemu.fuzz.mutators import Mutator
+
+    corpus = _corpus_or_no_out(args)
+    mutator = Mutator(corpus, resign_ratio=args.resign_ratio)
+    state.step = "loading the target"
+    target = _target(args, corpus)
+    state.step = "starting the run"
+    try:
+        config = FuzzConfig(fmt=args.fmt, seed=args.seed, runs=args.runs, time_limit=args.time,
+                            out=args.out, minimize=not args.no_minimize,
+                            reproduce=_reproduce_prefix(args),
+                            progress=None if args.quiet else sys.stderr, said_by=command_of(args))
+        state.report = fuzz(config, target, mutator, start_index=args.run_index)
+    finally:
+        target.close()
+
+
+def _nothing_run(args: argparse.Namespace, *, elapsed: float) -> FuzzReport:
+    """The report of a run interrupted before its loop began: 0 execs, interrupted."""
+    from phoneemu.fuzz.engine import FuzzReport
+
+    return FuzzReport(fmt=args.fmt, seed=args.seed, elapsed=elapsed, interrupted=True)
+
+
+def _fuzz_end(args: argparse.Namespace, report: FuzzReport, *, interrupted_while: str | None) -> int:
+    """The end of a fuzz run, normal or by Ctrl-C: ``summary.json`` first — written whole (atomically), a
+    Ctrl-C or SIGTERM held back while it is written (then exit 130 with it there) — then the lines; exit
+    130 when interrupted, else 1 when something crashed or hung."""
+    with ctrl_c_deferred() as interrupted_meanwhile:
+        summary = {"format": args.fmt, "seed": args.seed, "interrupted": report.interrupted,
+                   "interrupted_while": interrupted_while,
+                   "execs": report.execs, "elapsed": report.elapsed,
+                   "execs_per_s": report.execs_per_s, "statuses": dict(report.statuses),
+                   "findings": [{"signature": f.signature, "kind": f.kind, "count": f.count,
+                                 "first_run": f.first_run, "dir": str(f.directory)}
+                                for f in report.findings.values()]}
+        write_output(args.out / "summary.json", (json_doc.dumps(summary, indent=2) + "\n").encode("utf-8"))
+    interrupted_meanwhile()  # a Ctrl-C held back: KeyboardInterrupt now, summary.json whole
+    if interrupted_while == "running inputs":
+        say(args, f"interrupted after {report.execs} execs; the findings so far are saved")
+    elif interrupted_while is not None:
+        say(args, f"interrupted while {interrupted_while}, before any input was run")
+    print(report.summary())
+    for f in report.findings.values():
+        print(f"  {f.kind}: {f.signature} (x{f.count}, first at run {f.first_run}) -> {f.directory}")
+    if report.interrupted:
+        return 130
+    return 1 if report.crashed else 0
+
+
+def _regenerate(args: argparse.Namespace, target: Target, mutator: Mutator) -> int:
+    """``--regenerate DIR``: input ``--run-index`` of ``--seed`` into DIR (:func:`phoneemu.fuzz.engine.
+    regenerate`); exit 1 when it is a finding, as the run that found it did."""
+    from phoneemu.fuzz.engine import FuzzConfig, regenerate
+
+    config = FuzzConfig(fmt=args.fmt, seed=args.seed, runs=1, minimize=not args.no_minimize,
+                        reproduce=_reproduce_prefix(args))
+    outcome, finding = regenerate(config, target, mutator, index=args.run_index, into=args.regenerate)
+    size = (args.regenerate / "input.bin").stat().st_size
+    head = (f"{args.fmt}: input {args.run_index} of seed {args.seed} rebuilt into "
+            f"{args.regenerate / 'input.bin'} ({size} bytes)")
+    if finding is None:
+        why = f" ({outcome.detail})" if outcome.detail else ""
+        print(f"{head}: {outcome.status}, not a finding now{why}")
+        return 0
+    print(f"{head}: {finding.kind} — {finding.signature}; minimized.bin and info.json beside it")
+    if finding.detail:
+        say(args, f"{args.regenerate / 'input.bin'}: {finding.kind}:\n{finding.detail.rstrip()}")
+    return 1
