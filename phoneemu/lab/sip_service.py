@@ -23,25 +23,8 @@ as CCM+TFTP (spec §G.5). Rules (spec §G.13, from the seed chapter's "Digest Au
   past it the answer gets ``401`` with ``stale=TRUE`` (the phone answers the new nonce without asking
   anyone, RFC 2617 §3.2.1). A nonce count not above the last one seen for that nonce is a replay
   (RFC 2617 §3.2.2: the server detects replays with ``nc``): ``401``, a fresh challenge.
-* Nonces cost no memory until answered (ours, after RFC 2617 §3.2.1's "time-stamp H(time-stamp ":"
-  private-key)"): a nonce carries its issue time and a serial number with their HMAC under a secret the
-  registrar draws when it starts, and is checked by that HMAC. The HMAC covers the device the challenged
-  request names too (ours): the digest answer covers no header naming the device, and devices may share
-  a digest user (``lab digest`` sets one for many), so a device answering a nonce issued to another —
-  a captured answer replayed under another device's name — answers a nonce not issued (``401``), and
-  replay detection per device stays whole. So a challenge keeps nothing, and a client
-  asking for challenges, however many, pushes out no phone's nonce. What is kept is each *answered*
-  nonce's last nonce count (replay detection), per device (the one the request names and whose digest
-  answer is right; ours, :class:`_AnsweredNonces`): at most :data:`MAX_NONCES_PER_DEVICE` of a device,
-  its least recently answered forgotten first, and at most :data:`MAX_NONCES` in all, forgotten first
-  from the device holding the most — so one device answering nonces without end forgets only its own,
-  and many devices doing so keep memory bounded all the same. A right answer of a device to a nonce
-  not on record that was issued before the last one forgotten *of that device* gets ``401`` with
-  ``stale=TRUE`` (RFC 7616 §3.3: the nonce, not the password, is refused; the phone answers the new
-  nonce at once), so a forgotten nonce is never a replay accepted; a device whose last nonce was
-  forgotten (more than :data:`MAX_NONCES` devices each holding one) is forgotten too, and what it had
-  answered is then stale for every device (one round trip more, never a replay accepted). A restarted
-  registrar draws a new secret: its earlier nonces are ones it did not issue.
+* Nonces cost no memory until answered, are bound to the device challenged, and only answered ones
+  are kept, bounded (ours): :mod:`.sip_nonces`.
 * Wrong user, realm, URI or response: ``401`` with a fresh challenge (RFC 2617; the phone gives up).
   A call's INVITE and BYE are authenticated the same way (certificate over TLS, digest: CUCM challenges
   every request, spec §G.13) and go, with the ACK, to the lab's media resources (``media``,
@@ -78,13 +61,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import hashlib
-import heapq
-import hmac
 import logging
 import re
 import secrets
-import struct
 import time
 from collections.abc import Callable
 
@@ -97,6 +76,13 @@ from phoneemu.lab.dial_plan import DialPlan, routing_refusal
 from phoneemu.lab.media_service import MediaResources
 from phoneemu.lab.on_path import SignallingAttacker
 from phoneemu.lab.registrations import ITL_HASH_HEADER, reported_itl
+from phoneemu.lab.sip_nonces import (
+    MAX_NONCES,
+    MAX_NONCES_PER_DEVICE,
+    NONCE_VALIDITY_S,
+    NonceIssuer,
+    _AnsweredNonces,
+)
 from phoneemu.net.tls import peer_certificate_der
 from phoneemu.protocols import sip
 from phoneemu.values import host_port
@@ -105,18 +91,6 @@ __all__ = ["MAX_NONCES", "MAX_NONCES_PER_DEVICE", "NONCE_VALIDITY_S", "SipRegist
 
 _log = logging.getLogger("phoneemu.lab.sip")
 
-#: CUCM phone security profile "Nonce Validity Time" default (spec §G.13)
-NONCE_VALIDITY_S = 600
-#: Most answered nonces kept with their last nonce count, all devices together (module rules; a
-#: challenge keeps nothing)
-MAX_NONCES = 10_000
-#: Most answered nonces kept of one device (ours, module rules: a phone answers one nonce at a time,
-#: a few when its REGISTER and a call's requests are challenged apart)
-MAX_NONCES_PER_DEVICE = 100
-#: A nonce: issue time (int64) and serial number (uint64), then the first bytes of their HMAC-SHA256
-_NONCE_FIELDS = struct.Struct(">qQ")
-_NONCE_MAC_SIZE = 16
-_NONCE_RE = re.compile(rf"[0-9a-f]{{{2 * (_NONCE_FIELDS.size + _NONCE_MAC_SIZE)}}}")
 #: a nonce a caller may adopt (:meth:`SipRegistrar.adopt_nonce`): what a quoted Digest parameter carries
 _ADOPTABLE_NONCE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,256}")
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
@@ -148,126 +122,6 @@ def _device_cert_problem(der: bytes | None, device: str) -> str | None:
     return None
 
 
-class _AnsweredNonces:
-    """The answered nonces of each device with their last nonce count (module rules): at most
-    :data:`MAX_NONCES_PER_DEVICE` of a device, its least recently answered forgotten first; at most
-    :data:`MAX_NONCES` in all, forgotten first from the device holding the most (of those, the one that
-    came to hold that many first). Each forgotten nonce's serial is noted for its device (a nonce issued
-    no later may have been answered); a device left with none is dropped, its note raised to all
-    devices' (``floor``), so memory is bounded by :data:`MAX_NONCES` whatever the number of devices.
-
-    Before any of that, a nonce expired (issued more than ``validity`` s before now: its answer is stale
-    whatever it says, module rules) is forgotten the same way, so a busy registrar forgets dead nonces
-    before live ones (ours). Now is ``clock()``; without a clock, the issue time of the nonce being
-    answered (no later than now: expired ones may then be forgotten later, never earlier). The issue
-    order is kept apart (a heap), as a device's answers need not come in the order its nonces were
-    issued."""
-
-    def __init__(self, *, clock: Callable[[], int] | None = None, validity: int = NONCE_VALIDITY_S) -> None:
-        #: device -> nonce -> [issue time, last nonce count, serial (-1: adopted)], least recently
-        #: answered first
-        self._kept: dict[str, collections.OrderedDict[str, list[int]]] = {}
-        self._clock = clock
-        self._validity = validity
-        #: (issue time, order, device, nonce) of each kept nonce, earliest issued first; an entry whose
-        #: nonce is no longer kept (or kept with another issue time) is dropped when met, or all at once
-        #: when the entries are more than twice the kept nonces (:meth:`_compact`)
-        self._by_issue: list[tuple[int, int, str, str]] = []
-        self._pushed = 0  # entries pushed so far (their order)
-        self._forgotten: dict[str, int] = {}  # device -> the latest serial forgotten of its nonces
-        self._holding: dict[int, dict[str, None]] = {}  # n -> the devices holding n nonces, in order
-        self._most = 0  # no device holds more
-        self.total = 0
-        self.floor = -1  # the latest serial forgotten of a device dropped
-
-    def get(self, device: str, nonce: str) -> list[int] | None:
-        """``[issue time, last nonce count, serial]`` of ``device``'s answered ``nonce``; None if not kept."""
-        kept = self._kept.get(device)
-        return kept.get(nonce) if kept is not None else None
-
-    def forgotten_up_to(self, device: str) -> int:
-        """The latest serial forgotten that ``device`` may have answered (-1: none)."""
-        return max(self.floor, self._forgotten.get(device, -1))
-
-    def remember(self, device: str, nonce: str, *, issued: int, count: int, serial: int) -> None:
-        """Keep ``device``'s answer to ``nonce`` (its last nonce count ``count``), then forget what is
-        past the bounds (class rules): expired nonces first."""
-        self._forget_expired(self._clock() if self._clock is not None else issued)
-        kept = self._kept.setdefault(device, collections.OrderedDict())
-        if nonce not in kept or kept[nonce][0] != issued:
-            if nonce not in kept:
-                self._recount(device, len(kept), len(kept) + 1)
-                self.total += 1
-            self._pushed += 1
-            heapq.heappush(self._by_issue, (issued, self._pushed, device, nonce))
-        kept[nonce] = [issued, count, serial]
-        kept.move_to_end(nonce)
-        while len(kept) > MAX_NONCES_PER_DEVICE:
-            self._forget_oldest(device)
-        while self.total > MAX_NONCES:
-            self._forget_oldest(self._holding_most())
-
-    def _forget_expired(self, now: int) -> None:
-        """Forget every nonce issued more than ``validity`` s before ``now`` (class rules)."""
-        heap = self._by_issue
-        while heap and now - heap[0][0] > self._validity:
-            issued, _order, device, nonce = heapq.heappop(heap)
-            if self._holds(device, nonce, issued):
-                self._forget(device, nonce)
-        if len(heap) > 2 * self.total + 64:
-            self._compact()
-
-    def _holds(self, device: str, nonce: str, issued: int) -> bool:
-        """``device``'s ``nonce`` is kept, with issue time ``issued``."""
-        record = self.get(device, nonce)
-        return record is not None and record[0] == issued
-
-    def _compact(self) -> None:
-        """Keep one issue-order entry per kept nonce, drop the others (each entry met once: amortised)."""
-        met: set[tuple[str, str]] = set()
-        entries = []
-        for entry in self._by_issue:
-            issued, _order, device, nonce = entry
-            if (device, nonce) not in met and self._holds(device, nonce, issued):
-                met.add((device, nonce))
-                entries.append(entry)
-        heapq.heapify(entries)
-        self._by_issue = entries
-
-    def _holding_most(self) -> str:
-        while self._most not in self._holding:
-            self._most -= 1
-        return next(iter(self._holding[self._most]))
-
-    def _forget_oldest(self, device: str) -> None:
-        self._forget(device, next(iter(self._kept[device])))
-
-    def _forget(self, device: str, nonce: str) -> None:
-        """Forget ``device``'s ``nonce``, noting its serial; drop the device left with none (class rules)."""
-        kept = self._kept[device]
-        _issued, _count, serial = kept.pop(nonce)
-        self.total -= 1
-        self._recount(device, len(kept) + 1, len(kept))
-        forgotten = max(self._forgotten.get(device, -1), serial)
-        if kept:
-            self._forgotten[device] = forgotten
-        else:  # dropped: what it answered may be answered again by it, as any device's (class rules)
-            del self._kept[device]
-            self._forgotten.pop(device, None)
-            self.floor = max(self.floor, forgotten)
-
-    def _recount(self, device: str, before: int, after: int) -> None:
-        """Move ``device`` from those holding ``before`` nonces to those holding ``after``."""
-        if before:
-            holders = self._holding[before]
-            del holders[device]
-            if not holders:
-                del self._holding[before]
-        if after:
-            self._holding.setdefault(after, {})[device] = None
-            self._most = max(self._most, after)
-
-
 class SipRegistrar:
     """Per-connection handler for :class:`phoneemu.net.tls.TlsServer` (TCP or TLS; module rules).
 
@@ -292,9 +146,8 @@ class SipRegistrar:
         self.relay = relay
         self.attacker = attacker
         self.dial_plan = dial_plan
-        self._nonce_key = secrets.token_bytes(32)  # the nonces' HMAC key (module rules)
-        self._serial = 0  # of the last nonce issued
-        # per device, expired ones forgotten first (module rules)
+        self._issuer = NonceIssuer(secrets.token_bytes(32))  # the nonces' HMAC key (:mod:`.sip_nonces`)
+        # per device, expired ones forgotten first (:mod:`.sip_nonces` rules)
         self._answered = _AnsweredNonces(clock=lambda: int(self.clock()), validity=nonce_validity)
         #: adopted nonces not yet answered: nonce -> issue time (:meth:`adopt_nonce`)
         self._adopted: collections.OrderedDict[str, int] = collections.OrderedDict()
@@ -393,48 +246,25 @@ class SipRegistrar:
             conn.alter_once = attacker.alter_answer(device)
         return reply
 
-    def _nonce(self, device: str) -> str:
-        """A fresh nonce for ``device``: the lab time and the next serial number, with their HMAC, which
-        covers the device too (module rules); nothing is kept."""
-        self._serial += 1
-        fields = _NONCE_FIELDS.pack(int(self.clock()), self._serial)
-        return (fields + self._nonce_mac(fields, device)).hex()
-
-    def _nonce_mac(self, fields: bytes, device: str) -> bytes:
-        mac = hmac.new(self._nonce_key, fields + device.encode("utf-8"), hashlib.sha256)
-        return mac.digest()[:_NONCE_MAC_SIZE]
-
-    def _issued(self, nonce: str, device: str) -> tuple[int, int] | None:
-        """(issue time, serial number) of a nonce this registrar issued to ``device`` (its HMAC checks);
-        None for any other text, and for a nonce issued to another device (module rules)."""
-        if not _NONCE_RE.fullmatch(nonce):
-            return None
-        raw = bytes.fromhex(nonce)
-        fields, mac = raw[:_NONCE_FIELDS.size], raw[_NONCE_FIELDS.size:]
-        if not hmac.compare_digest(mac, self._nonce_mac(fields, device)):
-            return None
-        issued, serial = _NONCE_FIELDS.unpack(fields)
-        return issued, serial
-
     def _nonce_state(self, device: str, nonce: str) -> tuple[int, int, bool] | None:
         """(issue time, last nonce count, forgotten) of a nonce this registrar issued (or adopted) as
         ``device`` answers it, None for another; ``forgotten``: not on record of ``device`` and issued
-        before one forgotten that it may have answered (module rules)."""
+        before one forgotten that it may have answered (:mod:`.sip_nonces` rules)."""
         record = self._answered.get(device, nonce)
         if record is not None:
             return record[0], record[1], False
         adopted = self._adopted.get(nonce)
         if adopted is not None:
             return adopted, 0, False
-        made = self._issued(nonce, device)
+        made = self._issuer.issued(nonce, device)
         if made is None:
             return None
         return made[0], 0, made[1] <= self._answered.forgotten_up_to(device)
 
     def _remember(self, device: str, nonce: str, issued: int, count: int) -> None:
-        """Keep ``device``'s last nonce count ``count`` of ``nonce`` (:class:`_AnsweredNonces`); an
-        adopted nonce becomes the answering device's."""
-        made = self._issued(nonce, device)
+        """Keep ``device``'s last nonce count ``count`` of ``nonce`` (:class:`.sip_nonces._AnsweredNonces`);
+        an adopted nonce becomes the answering device's."""
+        made = self._issuer.issued(nonce, device)
         self._adopted.pop(nonce, None)
         self._answered.remember(device, nonce, issued=issued, count=count,
                                 serial=made[1] if made is not None else -1)
@@ -593,7 +423,8 @@ class SipRegistrar:
 
     def _challenge(self, msg: sip.SipMessage, device: str, *, stale: bool = False) -> bytes:
         """A ``401`` with a fresh nonce for ``device`` (module rules)."""
-        params = [("realm", sip.REALM), ("nonce", self._nonce(device)), ("algorithm", "MD5"), ("qop", "auth")]
+        nonce = self._issuer.issue(device, int(self.clock()))
+        params = [("realm", sip.REALM), ("nonce", nonce), ("algorithm", "MD5"), ("qop", "auth")]
         if stale:
             params.append(("stale", "TRUE"))
         value = sip.format_digest(params, unquoted=frozenset({"algorithm", "stale"}))

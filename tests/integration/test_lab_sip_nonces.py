@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from phoneemu.lab import sip_service
+from phoneemu.lab import sip_nonces
 from phoneemu.lab.sip_service import MAX_NONCES, NONCE_VALIDITY_S
 from phoneemu.net.tls import TlsServer
 from phoneemu.phone.events import EventLog
@@ -141,7 +141,7 @@ def test_answered_nonces_are_bounded_and_a_forgotten_one_is_stale_never_a_replay
     first. A right answer to a nonce that may have been forgotten — answered before, or issued before the
     last one forgotten — is ``401 stale=TRUE`` (the phone answers the new nonce at once), so a replay is
     never taken for a first answer; a nonce still on record goes on counting."""
-    monkeypatch.setattr(sip_service, "MAX_NONCES", 2)
+    monkeypatch.setattr(sip_nonces, "MAX_NONCES", 2)
     log: list[tuple[str, str]] = []
     registrar = logging_registrar(USERS, log)
     challenges = [challenge_for(registrar, MAC) for _ in range(4)]

@@ -1,5 +1,5 @@
 """The lab registrar forgets expired answered nonces before live ones (spec §G.13 "Nonce Validity Time";
-:mod:`phoneemu.lab.sip_service`, ``_AnsweredNonces``).
+:mod:`phoneemu.lab.sip_nonces`, ``_AnsweredNonces``).
 
 Rules (ours): a nonce issued more than the validity (600 s) before now is stale whatever its answer
 says, so its record serves nothing; each answer first forgets those (in issue order, whatever the order
@@ -13,8 +13,9 @@ from unittest import mock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from phoneemu.lab import sip_service
-from phoneemu.lab.sip_service import NONCE_VALIDITY_S, SipRegistrar, _AnsweredNonces
+from phoneemu.lab import sip_nonces
+from phoneemu.lab.sip_nonces import _AnsweredNonces
+from phoneemu.lab.sip_service import NONCE_VALIDITY_S, SipRegistrar
 from tests.sip_helpers import challenge_for, digest_answer
 
 A, B, C = "00112233CC01", "00112233CC02", "00112233CC03"
@@ -39,7 +40,7 @@ def test_a_busy_registrar_forgets_an_expired_nonce_before_a_live_one() -> None:
     B's next count registers; A's answer is stale (expired) either way."""
     clock = Clock(0)
     registrar = SipRegistrar(USERS.get, clock=clock)
-    with mock.patch.object(sip_service, "MAX_NONCES", 3):
+    with mock.patch.object(sip_nonces, "MAX_NONCES", 3):
         a = challenge_for(registrar, A)
         assert digest_answer(registrar, A, a, 1) == (200, "")
         clock.now = NONCE_VALIDITY_S + 100
@@ -117,8 +118,8 @@ def test_nothing_expired_stays_bounds_hold_and_forgotten_is_noted(
     kept = _AnsweredNonces(clock=clock)
     issued_at: dict[str, tuple[int, int]] = {}  # nonce -> (issue time, serial): fixed when first issued
     answered: set[tuple[str, str]] = set()
-    with mock.patch.object(sip_service, "MAX_NONCES", 4), \
-            mock.patch.object(sip_service, "MAX_NONCES_PER_DEVICE", 2):
+    with mock.patch.object(sip_nonces, "MAX_NONCES", 4), \
+            mock.patch.object(sip_nonces, "MAX_NONCES_PER_DEVICE", 2):
         for device, which, moved, count in steps:
             clock.now = max(0, clock.now + moved)
             nonce = f"n{which}"

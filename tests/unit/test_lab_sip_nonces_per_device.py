@@ -14,7 +14,7 @@ from unittest import mock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from phoneemu.lab import sip_service
+from phoneemu.lab import sip_nonces
 from phoneemu.lab.sip_service import MAX_NONCES, MAX_NONCES_PER_DEVICE, SipRegistrar
 from tests.sip_helpers import challenge_for, digest_answer, logging_registrar
 
@@ -70,8 +70,8 @@ def test_in_all_the_device_holding_the_most_forgets_first() -> None:
     are forgotten, Y's one stays (its replay a replay). Before: the least recently answered in all
     (Y's) went first, and its replay was ``stale``."""
     registrar = logging_registrar(USERS, [])
-    with mock.patch.object(sip_service, "MAX_NONCES", 6), \
-            mock.patch.object(sip_service, "MAX_NONCES_PER_DEVICE", 6, create=True):
+    with mock.patch.object(sip_nonces, "MAX_NONCES", 6), \
+            mock.patch.object(sip_nonces, "MAX_NONCES_PER_DEVICE", 6, create=True):
         answered = challenge_for(registrar, Y)
         assert digest_answer(registrar, Y, answered, 1) == (200, "")
         _flood(registrar, X, 20)
@@ -85,7 +85,7 @@ def test_a_device_forgotten_whole_still_never_has_its_answer_accepted_again() ->
     noted for every device); B's and C's still count."""
     a, b, c = DEVICES[:3]
     registrar = logging_registrar(USERS, [])
-    with mock.patch.object(sip_service, "MAX_NONCES", 2):
+    with mock.patch.object(sip_nonces, "MAX_NONCES", 2):
         answered = {mac: challenge_for(registrar, mac) for mac in (a, b, c)}
         for mac, challenge in answered.items():
             assert digest_answer(registrar, mac, challenge, 1) == (200, "")
@@ -109,8 +109,8 @@ def test_bounded_and_no_answer_accepted_twice(ops: list[tuple[str, str, int]]) -
     registrar = logging_registrar(USERS, [])
     challenges: list[dict[str, str]] = []
     best: dict[tuple[str, str], int] = {}  # (device, nonce) -> the highest count registered
-    with mock.patch.object(sip_service, "MAX_NONCES", 4), \
-            mock.patch.object(sip_service, "MAX_NONCES_PER_DEVICE", 3, create=True):
+    with mock.patch.object(sip_nonces, "MAX_NONCES", 4), \
+            mock.patch.object(sip_nonces, "MAX_NONCES_PER_DEVICE", 3, create=True):
         for mac, kind, pick in ops:
             if kind == "new" or not challenges:
                 challenges.append(challenge_for(registrar, mac))
