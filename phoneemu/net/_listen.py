@@ -107,9 +107,11 @@ async def close_listening(server: asyncio.Server, cut_connections: Callable[[], 
     a task already being cancelled when the close began (its owner cleaning up: ``LabServers.stop``
     after Ctrl-C) has its cancel held until the close is done and passed on to its next await
     (:func:`_cancel_again`), so that the owner's next close runs too — before these iterations the close
-    never suspended; a cancel that came during the close (a time-out) is raised at once."""
+    never suspended; a cancel requested during the close (a time-out; the task's count of requests
+    grew, :func:`_requested_during`) is raised at once, a cleaning-up task's too (was: held, so an
+    ``asyncio.timeout`` around the close raised no TimeoutError and left a stray cancel)."""
     task = asyncio.current_task()
-    cleaning_up = task is not None and task.cancelling() > 0
+    cancels_before = task.cancelling() if task is not None else 0
     held = False
     try:
         if not _stop_accepting(server):
@@ -118,7 +120,7 @@ async def close_listening(server: asyncio.Server, cut_connections: Callable[[], 
             try:
                 await asyncio.sleep(0)
             except asyncio.CancelledError:
-                if not cleaning_up:
+                if _requested_during(task, cancels_before):
                     raise
                 held = True
     finally:
@@ -126,6 +128,13 @@ async def close_listening(server: asyncio.Server, cut_connections: Callable[[], 
         cut_connections()
     if held:
         _cancel_again()
+
+
+def _requested_during(task: asyncio.Task[Any] | None, cancels_before: int) -> bool:
+    """Whether the CancelledError ``task`` took in a close is a cancel requested since the close began
+    (its count of requests above ``cancels_before``), or the task was not being cancelled before: raised
+    at once. Otherwise it is the cancel already requested before the close (held)."""
+    return task is None or cancels_before == 0 or task.cancelling() > cancels_before
 
 
 def _cancel_again() -> None:
