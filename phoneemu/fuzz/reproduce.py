@@ -63,9 +63,14 @@ def _import_root(module_name: str) -> Path | None:
 
 
 def module_in_folder(module_name: str, folder: Path) -> bool:
-    """Whether the imported module ``module_name`` is one of ``folder``'s own (module docstring)."""
+    """Whether the imported module ``module_name`` is one of ``folder``'s own (module docstring): its import
+    root is ``folder`` or below it (``PYTHONPATH=src`` from ``folder``: found through it too; a ``cd`` it
+    did not need does no harm, the rest of the command names absolute paths)."""
     root = _import_root(module_name)
-    return root is not None and root.resolve() == folder.resolve()
+    if root is None:
+        return False
+    root, here = root.resolve(), folder.resolve()
+    return root == here or here in root.parents
 
 
 def _names_relative_path(word: str, folder: Path) -> bool:

@@ -6,6 +6,7 @@ folder, a ``--target-cmd`` program given as ``./itlparse`` — they begin ``cd <
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -100,3 +101,16 @@ def test_what_counts_as_found_through_the_folder(tmp_path: Path) -> None:
     assert target_modules("phoneemu", "ValueError, mypkg.errors:ParseError,other.Bad") == \
         ["builtins", "mypkg.errors", "other"]
     assert target_modules("mypkg.parser:parse", None) == ["mypkg.parser"]
+
+
+def test_a_module_found_through_a_subfolder_of_the_working_folder_is_the_folders(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``PYTHONPATH=src`` from the fuzzer's folder: the module's import root is ``folder/src`` — found
+    through the folder too, so the commands begin with its ``cd`` (was: none, "No module named ...")."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "subparser_r6.py").write_text("def parse(data):\n    return data\n")
+    monkeypatch.syspath_prepend(str(src))
+    importlib.import_module("subparser_r6")
+    assert module_in_folder("subparser_r6", tmp_path)
+    assert not module_in_folder("subparser_r6", tmp_path / "elsewhere")
