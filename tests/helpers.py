@@ -728,24 +728,20 @@ def ctrl_c_before_fuzz_summary_json(monkeypatch: pytest.MonkeyPatch) -> list[str
 
 
 # --------------------------------------------------------------------------- scripted TLS servers
-def self_signed_server_context(tmp_path: Path, subject: str, serial: int) -> ssl.SSLContext:
-    """A TLS server context presenting a fresh self-signed EC P-256 certificate ``CN=subject`` (valid from a
-    day ago for 30 days); its PEM files written under ``tmp_path`` (``s.pem``, ``s.key``)."""
+def self_signed_server_context(subject: str, serial: int) -> ssl.SSLContext:
+    """A TLS server context presenting a fresh self-signed EC P-256 certificate ``CN=subject;O=phoneemu``
+    (valid from a day ago for 30 days), held in memory."""
     import datetime as dt
 
-    from phoneemu.crypto.certs import CertRequest, cert_pem, issue_certificate
-    from phoneemu.crypto.keys import KeySpec, generate_key, private_key_pem
+    from phoneemu.crypto.certs import CertRequest, issue_certificate
+    from phoneemu.crypto.keys import KeySpec, generate_key
+    from phoneemu.net.tls import server_context
 
-    key = generate_key(KeySpec(kind="ec", curve="p256"))
+    key = generate_key(KeySpec.parse("ec-p256"))
     now = dt.datetime.now(dt.UTC)
-    cert = issue_certificate(CertRequest(subject=f"CN={subject}", public_key=key.public_key(), serial=serial,
-                                         not_before=now - dt.timedelta(days=1),
-                                         not_after=now + dt.timedelta(days=30)), issuer_key=key)
-    (tmp_path / "s.pem").write_bytes(cert_pem(cert))
-    (tmp_path / "s.key").write_bytes(private_key_pem(key))
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(tmp_path / "s.pem", tmp_path / "s.key")
-    return ctx
+    req = CertRequest(subject=f"CN={subject};O=phoneemu", public_key=key.public_key(), serial=serial,
+                      not_before=now - dt.timedelta(days=1), not_after=now + dt.timedelta(days=30))
+    return server_context(issue_certificate(req, issuer_key=key), key)
 
 
 def open_sockets() -> int:

@@ -38,7 +38,7 @@ async def _serve(tmp_path: Path, script: Script, body: Callable[[int], Awaitable
         finally:
             writer.close()
 
-    tls = self_signed_server_context(tmp_path, "capf-hostile", 3)
+    tls = self_signed_server_context("capf-hostile", 3)
     srv = await asyncio.start_server(handle, HOST, 0, ssl=tls)
     try:
         await body(srv.sockets[0].getsockname()[1])

@@ -162,7 +162,7 @@ def test_a_server_that_closes_during_key_generation_is_a_clear_transport_error(t
             finally:
                 writer.close()
 
-        tls = self_signed_server_context(tmp_path, "capf-closes", 5)
+        tls = self_signed_server_context("capf-closes", 5)
         srv = await asyncio.start_server(handle, HOST, 0, ssl=tls)
         try:
             with pytest.raises(TransportError) as info:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import gc
 import importlib.util
 import logging
@@ -29,12 +28,10 @@ from functools import cache
 
 import pytest
 
-from phoneemu.crypto.certs import CertRequest, issue_certificate
-from phoneemu.crypto.keys import KeySpec, generate_key
 from phoneemu.fleet.loop import run_on
 from phoneemu.net.http import HttpServer
-from phoneemu.net.tls import TlsServer, server_context
-from tests.helpers import port_free
+from phoneemu.net.tls import TlsServer
+from tests.helpers import port_free, self_signed_server_context
 
 HOST = "127.0.0.1"
 ENDED_WITHIN = 2.0  # seconds the peer may wait for its connection's end (it comes at once)
@@ -45,11 +42,7 @@ KINDS = ["http", "tcp", "tls"]
 
 @cache
 def _tls_context() -> ssl.SSLContext:
-    now = dt.datetime.now(dt.UTC)
-    key = generate_key(KeySpec.parse("ec-p256"))
-    req = CertRequest(subject="CN=closerace;O=phoneemu", public_key=key.public_key(), serial=7,
-                      not_before=now - dt.timedelta(days=1), not_after=now + dt.timedelta(days=30))
-    return server_context(issue_certificate(req, issuer_key=key), key)
+    return self_signed_server_context("closerace", 7)
 
 
 async def _never_ends(reader: asyncio.StreamReader, _writer: asyncio.StreamWriter) -> None:

@@ -8,7 +8,6 @@ is swapped for the scripted servers (the lab config names the lab's own TVS port
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -16,8 +15,6 @@ from typing import Any
 
 import pytest
 
-from phoneemu.crypto.certs import CertRequest, issue_certificate
-from phoneemu.crypto.keys import KeySpec, generate_key
 from phoneemu.formats.config import Server
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.net.fetch import MemoryFetcher
@@ -28,7 +25,7 @@ from phoneemu.phone.phone import Phone
 from phoneemu.phone.profile import get_profile
 from phoneemu.phone.store import TvsResult
 from phoneemu.protocols import tvs
-from tests.helpers import pristine_lab
+from tests.helpers import pristine_lab, self_signed_server_context
 from tests.integration.tvs_scripted import HOST, TvsServers
 
 NOW = 1_780_000_000
@@ -98,11 +95,7 @@ class Scripted:
 
 
 def _rogue_context() -> ssl.SSLContext:
-    now = dt.datetime.now(dt.UTC)
-    key = generate_key(KeySpec.parse("ec-p256"))
-    req = CertRequest(subject="CN=rogue-TVS;O=phoneemu", public_key=key.public_key(), serial=21,
-                      not_before=now - dt.timedelta(days=1), not_after=now + dt.timedelta(days=30))
-    return server_context(issue_certificate(req, issuer_key=key), key)
+    return self_signed_server_context("rogue-TVS", 21)
 
 
 class Rig:
