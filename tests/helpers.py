@@ -151,6 +151,17 @@ class LinePump:
             return "".join(self._lines)
 
 
+def wait_reading_stdout(proc: subprocess.Popen[str], timeout: float) -> str:
+    """Wait (bounded) for ``proc`` to end while reading its stdout, which it returns; its stderr is left to
+    the :class:`LinePump` reading it. Not ``proc.communicate()``: that reads stderr too, racing the pump's
+    thread for the lines, so a line the pump had not read yet went to ``communicate`` and was lost to the
+    test (a rare flake of tests/integration/test_lab_read_locked.py under load)."""
+    assert proc.stdout is not None
+    out = LinePump(proc.stdout)
+    proc.wait(timeout=timeout)
+    return out.text()
+
+
 def reap(proc: subprocess.Popen[str]) -> None:
     """Kill ``proc`` if it is still running, wait for it and close its pipes (a test's ``finally``)."""
     if proc.poll() is None:

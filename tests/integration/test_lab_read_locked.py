@@ -20,7 +20,7 @@ from pathlib import Path
 
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.lock import LOCK_FILE, hold_lab_lock, try_lab_lock
-from tests.helpers import LinePump, lab_template, reap
+from tests.helpers import LinePump, lab_template, reap, wait_reading_stdout
 
 REPO = Path(__file__).resolve().parents[2]
 MAC = "0A00000000D1"
@@ -59,7 +59,7 @@ def test_lab_show_waits_for_an_operation_and_shows_the_lab_it_left(cluster: LabC
             operation.set_tvs_ttl(4321, now=NOW)
         finally:
             os.close(fd)
-        out, _ = proc.communicate(timeout=60)
+        out = wait_reading_stdout(proc, 60)
         assert proc.returncode == 0, err.text()
     finally:
         reap(proc)
@@ -79,7 +79,7 @@ def test_readers_do_not_wait_for_each_other(cluster: LabCluster) -> None:
     with hold_lab_lock(cluster.root, shared=True):
         proc, err = _start("lab", "show", str(cluster.root))
         try:
-            out, _ = proc.communicate(timeout=60)
+            out = wait_reading_stdout(proc, 60)
         finally:
             reap(proc)
     assert proc.returncode == 0 and "ITL:" in out, err.text()
@@ -124,7 +124,7 @@ def _reads_after_the_operation(cluster: LabCluster, command: list[str], prefix: 
         assert data[:2] == b"\x00\x01", data  # a read request
         assert _lock_is_free(root), "the lab lock is still held while the phone boots"
         tftp.close()  # nothing answers: the boot ends
-        proc.communicate(timeout=120)
+        wait_reading_stdout(proc, 120)
     finally:
         tftp.close()
         reap(proc)

@@ -17,7 +17,7 @@ import pytest
 
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.lock import LOCK_FILE
-from tests.helpers import LinePump, lab_template, reap
+from tests.helpers import LinePump, lab_template, reap, wait_reading_stdout
 
 REPO = Path(__file__).resolve().parents[2]
 MAC = "0A00000000E1"
@@ -45,7 +45,7 @@ def test_a_lab_command_waiting_for_the_lock_names_itself(cluster: LabCluster, ty
             assert err.wait_for("waiting for the lab lock", 60), err.text(0)
         finally:
             os.close(fd)
-        proc.communicate(timeout=60)
+        wait_reading_stdout(proc, 60)
         assert proc.returncode == 0, err.text()
     finally:
         reap(proc)
