@@ -10,7 +10,8 @@ that the two cores are both used. Figures are for the whole machine (server and 
 
 * TFTP: :class:`phoneemu.net.tftp.TftpClientPool` (the fastest client in phoneemu.net: reused UDP
   sockets) with ``--tftp-clients`` concurrent transfers of ``ITLFile.tlv`` (grown to ~10 KB with
-  bulk "extra" certificates), blksize 1428 like the phones' RFC 2348 request.
+  bulk "extra" certificates), blksize 1428 (an RFC 2348 option; the fleet's phones ask for none,
+  as phones seen on the wire do: bench/fleet.py boots with 512-byte blocks unless ``--blksize``).
 * TVS: ``--tvs-clients`` concurrent phones, each VERIFY on a fresh TCP + TLS connection (a full
   handshake per request, as tvsc does and as phones log "caching disabled, session not saved",
   spec §E.1); then the same with TLS session resumption (the client offers the last session; the
