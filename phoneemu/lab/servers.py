@@ -82,6 +82,17 @@ Rules:
   is kept — the log lines are unchanged — and ``requests`` stays empty (100,000 entries are ~30 MB).
   ``clock`` (Unix seconds, the scenario clock) dates the cluster operations the servers trigger (port
   record, LSC issue/record).
+* Descriptors (ours): one process serves every service, so each has a share of the open-file limit
+  (:func:`phoneemu.net.tftp_server.transfer_socket_budget`): TFTP transfers half, HTTP connections a
+  quarter (their servers' own bounds), node 1's TVS :data:`TVS_SHARE`, each other node's TVS
+  :data:`NODE_TVS_SHARE` (a full TVS stops accepting: the listen queue holds the rest), and every TLS
+  or TCP listener besides (CAPF, the registrars, HTTPS, the directory, an ``asyncio`` TVS) together
+  :data:`TLS_SHARE`, at least :data:`TLS_FLOOR` where a quarter of the limit allows (one
+  :class:`phoneemu.net.tls.ConnectionBudget`; one more connection is closed at once, logged). A flood
+  of connections that never finish their handshake on one port so cannot take the descriptors the
+  other services need (before: TVS and CAPF took up to 1,024 each whatever the
+  limit, and at the common soft limit of 1,024 one TVS flood left HTTP unable to accept and TFTP
+  answering "server busy").
 * ``keylog`` appends NSS key-log lines for TVS/CAPF (Wireshark); ``capture`` (a
   :class:`phoneemu.net.capture.PcapWriter` or any ``UdpSink``) sees every TFTP datagram. TLS
   traffic is not re-synthesised into the pcap: use the key log with a real capture.
@@ -119,18 +130,26 @@ from phoneemu.lab.pki import Identity
 from phoneemu.lab.registrations import REGISTRATIONS_FILE, read_registrations, write_registrations
 from phoneemu.lab.sip_service import SipRegistrar
 from phoneemu.lab.state import DEFAULT_PORTS, node_registrars
-from phoneemu.lab.tvs_loop import LoopTvsServer
+from phoneemu.lab.tvs_loop import DEFAULT_MAX_CONNECTIONS, LoopTvsServer
 from phoneemu.lab.tvs_service import TvsConnectionLog, TvsHandler
 from phoneemu.lab.tvs_threaded import ThreadedTvsServer
 from phoneemu.net.capture import UdpSink
 from phoneemu.net.http import HttpServer
 from phoneemu.net.tftp import DEFAULT_RETRIES, DEFAULT_TIMEOUT, TftpRequestEvent, TftpServer
-from phoneemu.net.tls import CUCM_SIP_LINE_CIPHERS, CUCM_TVS_CIPHERS, TlsServer, server_context
+from phoneemu.net.tftp_server import transfer_socket_budget
+from phoneemu.net.tls import (
+    CUCM_SIP_LINE_CIPHERS,
+    CUCM_TVS_CIPHERS,
+    ConnectionBudget,
+    TlsServer,
+    server_context,
+)
 from phoneemu.protocols.capf import MAX_IN_PROGRESS
 from phoneemu.protocols.sip import SIP_PORT, SIPS_PORT
 from phoneemu.values import host_port
 
-__all__ = ["SERVICES", "LabServers", "RequestLog"]
+__all__ = ["NODE_TVS_SHARE", "SERVICES", "TLS_FLOOR", "TLS_SHARE", "TVS_SHARE", "LabServers", "RequestLog",
+           "tls_connections"]
 
 _log = logging.getLogger("phoneemu.lab.servers")
 _T = TypeVar("_T")
@@ -138,6 +157,15 @@ _T = TypeVar("_T")
 SERVICES = ("tftp", "http", "tvs", "capf", "https", "directory", "sip", "sips")
 #: the registrar's ports a lab's configs name before ``lab serve --sip-port`` / ``--sips-port`` recorded any
 _SIP_DEFAULTS = {"sip": SIP_PORT, "sips": SIPS_PORT}
+#: shares of the open-file limit (module docstring "Descriptors"): node 1's TVS, each other node's TVS, and
+#: every other TLS/TCP listener together (TFTP has 1/2, HTTP 1/4: their servers' own defaults)
+TVS_SHARE = 1 / 16
+NODE_TVS_SHARE = 1 / 64
+TLS_SHARE = 1 / 16
+#: ... but the shared TLS/TCP pool holds at least this many, where a quarter of the limit has room for them:
+#: a CAPF enrolment or SIP registration storm of a few hundred phones under the common soft limit of 1,024
+#: (a scenario's in-process lab) is not refused at 64 connections
+TLS_FLOOR = 256
 #: services started only when asked (``start_service``): their ports are not in the lab's configs
 ON_DEMAND = frozenset({"https", "directory", "sip", "sips"})
 
@@ -261,6 +289,18 @@ class _IdentityContexts:
             sslobj.context = wanted
 
 
+def tls_connections() -> int:
+    """Connections the lab's TLS/TCP listeners hold together: :data:`TLS_SHARE` of the open-file limit,
+    at least :data:`TLS_FLOOR` if a quarter of the limit allows (module docstring "Descriptors")."""
+    return max(transfer_socket_budget(TLS_SHARE), min(TLS_FLOOR, transfer_socket_budget(1 / 4)))
+
+
+def _tvs_connections(share: float) -> int:
+    """Connections a TVS on the loop holds at once: ``share`` of the open-file limit, at most its default
+    (module docstring "Descriptors")."""
+    return min(DEFAULT_MAX_CONNECTIONS, transfer_socket_budget(share))
+
+
 class LabServers:
     """TFTP, HTTP, TVS and CAPF of one :class:`LabCluster` on ``host``; ``async with`` works."""
 
@@ -364,6 +404,8 @@ class LabServers:
         self.sip_nodes: dict[str, TlsServer] = {}
         self._tvs_ctx: _IdentityContexts | None = None
         self._capf_ctx: _IdentityContexts | None = None
+        #: the descriptors every TlsServer of the lab shares (module docstring "Descriptors")
+        self.tls_budget = ConnectionBudget(tls_connections())
         self._watch_task: asyncio.Task[None] | None = None
         self._started = False
         #: a stop is coming (:meth:`request_stop`): no write of the servers' own begins
@@ -652,7 +694,8 @@ class LabServers:
             elif name == "tvs" and self.tvs_impl == "loop":
                 tvs_l = LoopTvsServer(self.tvs_handler, self._tvs_identity, self.host, port,
                                       handshake_timeout=self.io_timeout, keylog=self.keylog,
-                                      failure_log_level=self.handshake_log_level)
+                                      failure_log_level=self.handshake_log_level,
+                                      max_connections=_tvs_connections(TVS_SHARE))
                 self.tvs = await tvs_l.start()
                 bound = tvs_l.port
             elif name == "tvs" and self.tvs_impl == "threads":
@@ -665,7 +708,7 @@ class LabServers:
                 assert self._tvs_ctx is not None
                 tvs = TlsServer(self.tvs_handler, self._tvs_ctx.base, self.host, port, name="tvs",
                                 handshake_timeout=self.io_timeout, failure_log_level=self.handshake_log_level,
-                                on_handshake_error=self._handshake_logger("tvs"))
+                                on_handshake_error=self._handshake_logger("tvs"), budget=self.tls_budget)
                 self.tvs = await tvs.start()
                 bound = tvs.port
             elif name == "https":  # made (and vouched for by TVS) on first use: a write of the lab
@@ -675,11 +718,12 @@ class LabServers:
                     ident.cert, ident.key, min_version="1.0", max_version="1.3", keylog_filename=self.keylog),
                     self.host, port, name="https", handshake_timeout=self.io_timeout,
                     on_handshake_error=self._handshake_logger("https"),
-                    failure_log_level=self.handshake_log_level)
+                    failure_log_level=self.handshake_log_level, budget=self.tls_budget)
                 self.https = await https.start()
                 bound = https.port
             elif name == "directory":
-                directory = TlsServer(self.directory_handler, None, self.host, port, name="directory")
+                directory = TlsServer(self.directory_handler, None, self.host, port, name="directory",
+                                      budget=self.tls_budget)
                 self.directory = await directory.start()
                 bound = directory.port
             elif name in ("sip", "sips"):
@@ -691,7 +735,7 @@ class LabServers:
                 capf = TlsServer(self.capf_handler, self._capf_ctx.base, self.host, port, name="capf",
                                  handshake_timeout=self.io_timeout,
                                  on_handshake_error=self._handshake_logger("capf"),
-                                 failure_log_level=self.handshake_log_level)
+                                 failure_log_level=self.handshake_log_level, budget=self.tls_budget)
                 self.capf = await capf.start()
                 bound = capf.port
         except OSError as exc:
@@ -707,7 +751,8 @@ class LabServers:
         if self.tvs_impl == "loop":
             on_loop = LoopTvsServer(self.tvs_handler, identity, self.host, port,
                                     handshake_timeout=self.io_timeout, keylog=self.keylog, name=name,
-                                    failure_log_level=self.handshake_log_level)
+                                    failure_log_level=self.handshake_log_level,
+                                    max_connections=_tvs_connections(NODE_TVS_SHARE))
             self.tvs_nodes[name] = await on_loop.start()
             return on_loop.port
         if self.tvs_impl == "threads":
@@ -718,7 +763,8 @@ class LabServers:
             return threaded.port
         ctx = _IdentityContexts(identity, keylog=self.keylog, ciphers=CUCM_TVS_CIPHERS)
         tls = TlsServer(self.tvs_handler, ctx.base, self.host, port, name=name,
-                        handshake_timeout=self.io_timeout, failure_log_level=self.handshake_log_level)
+                        handshake_timeout=self.io_timeout, failure_log_level=self.handshake_log_level,
+                        budget=self.tls_budget)
         self.tvs_nodes[name] = await tls.start()
         return tls.port
 
@@ -736,7 +782,7 @@ class LabServers:
                                     client_trust=self._device_trust).base
         return TlsServer(self.sip_handler, ctx, self.host, port, name=name, handshake_timeout=self.io_timeout,
                          failure_log_level=self.handshake_log_level,
-                         on_handshake_error=self._handshake_logger(name))
+                         on_handshake_error=self._handshake_logger(name), budget=self.tls_budget)
 
     async def _start_node_sip(self, name: str, port: int) -> int:
         """The registrar ``sip-N`` / ``sips-N`` of node N (2..)."""

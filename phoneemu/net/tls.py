@@ -21,6 +21,10 @@ Rules:
   session's secrets, so it is made 0600 whatever the umask (:func:`phoneemu.files.private_file`).
 * :class:`TlsServer` runs a per-connection handler ``async (reader, writer)``; an exception in one
   connection (handshake failure included) is logged with peer and reason and never stops the server.
+* Descriptors: besides its own ``max_connections``, a :class:`TlsServer` may draw on a
+  :class:`ConnectionBudget` shared with other servers of the process (the lab's TLS and TCP listeners
+  share one, a fraction of the open-file limit): a connection flood on one port is refused beyond it
+  instead of taking the descriptors the TFTP, HTTP and TVS servers of the same process need.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ __all__ = [
     "CUCM_TVS_CIPHERS",
     "PHONE_AUTHENTICATED_CIPHERS",
     "PHONE_TLS12_CIPHERS",
+    "ConnectionBudget",
     "Handler",
     "TlsServer",
     "client_certificate_refused",
@@ -297,6 +302,26 @@ class _TlsStreamProtocol(asyncio.StreamReaderProtocol):
         return False
 
 
+class ConnectionBudget:
+    """Connections several servers hold open together, at most ``limit`` (module rules; ``TlsServer``'s
+    ``budget``). ``take()`` is False when none is left; ``give_back()`` returns one."""
+
+    __slots__ = ("limit", "open")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self.open = 0
+
+    def take(self) -> bool:
+        if self.open >= self.limit:
+            return False
+        self.open += 1
+        return True
+
+    def give_back(self) -> None:
+        self.open = max(0, self.open - 1)
+
+
 class TlsServer:
     """``async with TlsServer(handler, ctx, port=0) as srv`` — one isolated handler per connection.
 
@@ -309,14 +334,16 @@ class TlsServer:
     At most ``max_connections`` connections are open at once, those still in their handshake
     included (plain TCP: from the handler's start): one more is closed at once
     (logged, counted in ``refused``), so a flood of TCP connections that never send a ClientHello
-    cannot hold more descriptors than that."""
+    cannot hold more descriptors than that. With a shared ``budget`` (:class:`ConnectionBudget`), a
+    connection also needs one of its places, given back when the connection ends."""
 
     def __init__(self, handler: Handler, ctx: ssl.SSLContext | None, host: str = "127.0.0.1",
                  port: int = 0, *, name: str = "tls", handshake_timeout: float = 10.0,
                  max_connections: int = 1024, backlog: int = 1024,
                  on_handshake_error: Callable[[str, str], None] | None = None,
-                 failure_log_level: int = logging.WARNING) -> None:
+                 failure_log_level: int = logging.WARNING, budget: ConnectionBudget | None = None) -> None:
         self.handler = handler
+        self.budget = budget
         self.failure_log_level = failure_log_level
         self.backlog = backlog  # listen queue: TLS connection storms (fleets) overflow asyncio's 100
         self.ctx = ctx
@@ -360,13 +387,28 @@ class TlsServer:
     def _spawn(self, conn: TlsAcceptProtocol) -> None:
         raw = conn.raw
         assert raw is not None
-        if len(self._active) >= self.max_connections:  # before the handshake (class docstring)
+        if not self._room():  # before the handshake (class docstring)
             self._refuse(raw.get_extra_info("peername"))
             raw.abort()
             return
-        task = asyncio.get_running_loop().create_task(self._tls_connection(conn))
+        self._hold(asyncio.get_running_loop().create_task(self._tls_connection(conn)))
+
+    def _room(self) -> bool:
+        """Below ``max_connections``, and a place of the shared budget taken (class docstring)."""
+        if len(self._active) >= self.max_connections:
+            return False
+        return self.budget is None or self.budget.take()
+
+    def _hold(self, task: asyncio.Task[None]) -> None:
+        """Count ``task``'s connection until it ends (its budget place, taken by :meth:`_room`, then given
+        back)."""
         self._active.add(task)
-        task.add_done_callback(self._active.discard)
+        task.add_done_callback(self._release)
+
+    def _release(self, task: asyncio.Task[None]) -> None:
+        self._active.discard(task)
+        if self.budget is not None:
+            self.budget.give_back()
 
     async def _tls_connection(self, conn: TlsAcceptProtocol) -> None:
         """Wait for the handshake, then the handler with a StreamReader/Writer over the TLS transport."""
@@ -394,8 +436,10 @@ class TlsServer:
 
     def _refuse(self, peername: object) -> None:
         self.refused += 1
-        _log.warning("%s: refusing %s: %d connections open (max_connections)", self.name,
-                     _peer_of(peername), len(self._active))
+        budget = self.budget
+        shared = f", {budget.open} of {budget.limit} shared by the servers" if budget is not None else ""
+        _log.warning("%s: refusing %s: %d connections open (max_connections %d%s)", self.name,
+                     _peer_of(peername), len(self._active), self.max_connections, shared)
 
     def _handshake_failed(self, peer: str, reason: str) -> None:
         self.handshake_failures += 1
@@ -415,12 +459,12 @@ class TlsServer:
         peername = writer.get_extra_info("peername")
         peer = _peer_of(peername)
         task = asyncio.current_task()
-        if task not in self._active and len(self._active) >= self.max_connections:  # counted by _spawn
-            self._refuse(peername)
-            writer.close()
-            return
-        if task is not None:
-            self._active.add(task)
+        if task is not None and task not in self._active:  # plain TCP (a TLS one is counted by _spawn)
+            if not self._room():
+                self._refuse(peername)
+                writer.close()
+                return
+            self._hold(task)
         self.connections += 1
         try:
             await self.handler(reader, writer)
