@@ -11,7 +11,12 @@ Rules:
   also one not begun) → 408, an idle keep-alive connection closed silently; a control character other
   than HTAB in the head → 400; each logged with its reason (INFO). A line of the head ends with CRLF
   or a bare LF (RFC 9112 §2.2 lets a server take LF), empty lines before the request line are skipped
-  (§2.2). A request body is not accepted (Content-Length > 0 or chunked → 400).
+  (§2.2). A request body is not accepted (Content-Length > 0 or chunked → 400): every Content-Length
+  line is checked, not only the last (``Content-Length: 28`` then ``Content-Length: 0`` is 400 and the
+  connection closed, RFC 9112 §6.3 item 5 — taking the last, the 28 bytes a front end counts as the
+  body were served as a second, smuggled request). A request line whose version is not
+  ``HTTP/1.<digit>`` (§2.3) or a request with two Host lines (§3.2) → 400. ``Connection`` is a
+  list of tokens (RFC 9110 §7.6.1): ``close`` among them closes.
   Keep-alive follows HTTP/1.1 defaults, bounded by ``max_requests`` per connection (the last response
   says ``Connection: close``) and an ``idle_timeout``. A response is written 256 KiB at a time; a
   client that does not take the next piece within ``idle_timeout`` has its connection aborted
@@ -80,6 +85,7 @@ _REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 4
             408: "Request Timeout", 413: "Content Too Large", 431: "Request Header Fields Too Large",
             500: "Internal Server Error", 503: "Service Unavailable"}
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # in a line of a request head: not HTAB (white space)
+_VERSION = re.compile(r"HTTP/1\.[0-9]")  # RFC 9112 §2.3: "HTTP/" DIGIT "." DIGIT, major version 1
 _MAX_INTERIM = 8  # 1xx responses the client skips before it calls the answer malformed (docstring)
 
 
@@ -221,25 +227,31 @@ class HttpServer:
         if bad is not None:
             raise _BadRequestError(400, f"control character in the request head: {bad[:80]!r}")
         parts = lines[0].split(" ")
-        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+        if len(parts) != 3 or not _VERSION.fullmatch(parts[2]):
             raise _BadRequestError(400, f"malformed request line {lines[0][:80]!r}")
         method, target, version = parts
-        headers: dict[str, str] = {}
+        headers: dict[str, list[str]] = {}
         for line in lines[1:]:
             if not line:
                 continue
             key, sep, value = line.partition(":")
             if not sep or not key or key != key.strip() or any(c in key for c in " \t"):
                 raise _BadRequestError(400, f"malformed header {line[:80]!r}")
-            headers[key.lower()] = value.strip()
+            headers.setdefault(key.lower(), []).append(value.strip())
         if method not in ("GET", "HEAD"):  # before the body check: a POST is told 405, not 400
             raise _BadRequestError(405, f"method {method[:16]!r} not allowed")
-        if headers.get("content-length", "0") != "0" or "transfer-encoding" in headers:
-            raise _BadRequestError(400, "request body not accepted")
+        lengths = headers.get("content-length", [])
+        if any(v != "0" for v in lengths) or "transfer-encoding" in headers:  # every line, not the last
+            said = [f"Content-Length {', '.join(lengths)[:40]!r}"] if lengths else []
+            said += ["Transfer-Encoding"] if "transfer-encoding" in headers else []
+            raise _BadRequestError(400, f"request body not accepted ({', '.join(said)})")
+        if len(headers.get("host", [])) > 1:
+            raise _BadRequestError(400, "more than one Host header")
         if not target.startswith("/"):
             raise _BadRequestError(400, "target must start with /")
-        conn = headers.get("connection", "").lower()
-        keep = conn != "close" if version == "HTTP/1.1" else conn == "keep-alive"
+        conn = {token.strip().lower()
+                for value in headers.get("connection", []) for token in value.split(",")}
+        keep = "close" not in conn and (version != "HTTP/1.0" or "keep-alive" in conn)
         path = target.split("?", 1)[0]
         try:
             name = unquote(path[1:], errors="strict")
