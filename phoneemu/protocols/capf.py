@@ -96,7 +96,7 @@ from phoneemu.protocols._elements import (
     one_frame,
     open_frame,
 )
-from phoneemu.wire import Reader, Writer
+from phoneemu.wire import Reader, Writer, as_bytes
 
 __all__ = [
     "CAPF_VERSION",
@@ -365,6 +365,15 @@ def _verr(field: str, tag: int | None, text: str, offset: int | None = None) -> 
     return DecodeError(text, fmt=FMT, path=field, tag=tag, offset=offset)
 
 
+def _value_bytes(value: object, field: str, tag: int | None) -> bytes:
+    """An element value as bytes, a view by its bytes (``wire.as_bytes``); anything else is a DecodeError
+    naming the element and the type (was: TypeError, NotImplementedError, a ``'Q'`` view read by items)."""
+    try:
+        return as_bytes(value, fmt=FMT)
+    except DecodeError as exc:
+        raise _verr(field, tag, exc.message) from None
+
+
 def encode_cstring(text: str, *, field: str = "string") -> bytes:
     raw = text.encode("utf-8")
     if b"\0" in raw:
@@ -373,7 +382,8 @@ def encode_cstring(text: str, *, field: str = "string") -> bytes:
 
 
 def decode_cstring(value: bytes, *, field: str = "string", tag: int | None = None) -> str:
-    """NUL-terminated UTF-8 (an empty string is a single NUL)."""
+    """NUL-terminated UTF-8 (an empty string is a single NUL); bytes-like input only."""
+    value = _value_bytes(value, field, tag)
     if not value or value[-1] != 0:
         raise _verr(field, tag, "string is not NUL-terminated")
     if b"\0" in value[:-1]:
@@ -395,8 +405,8 @@ def encode_certificate(der: bytes, cert_type: int = CertType.LSC) -> bytes:
 
 def decode_certificate(value: bytes) -> tuple[int, bytes]:
     """Inverse of :func:`encode_certificate` → (cert type, DER). Bytes 0 and 3 are not checked
-    (readers skip 5 bytes, spec §F.4); the inner length must match."""
-    r = Reader(value, fmt=FMT, path="CERTIFICATE")
+    (readers skip 5 bytes, spec §F.4); the inner length must match. Bytes-like input only."""
+    r = Reader(_value_bytes(value, "CERTIFICATE", CapfTag.CERTIFICATE), fmt=FMT, path="CERTIFICATE")
     r.u8("marker", tag=CapfTag.CERTIFICATE)
     at = r.offset
     inner = r.u16("length", tag=CapfTag.CERTIFICATE)
@@ -416,8 +426,9 @@ def encode_sha2_signed_data(signature: bytes, alg: HashAlg = HashAlg.SHA512) -> 
 
 
 def decode_sha2_signed_data(value: bytes) -> tuple[int, bytes]:
-    """→ (hash code, signature); the inner length must fill the value exactly."""
-    r = Reader(value, fmt=FMT, path="SHA2_SIGNED_DATA")
+    """→ (hash code, signature); the inner length must fill the value exactly. Bytes-like input only."""
+    raw = _value_bytes(value, "SHA2_SIGNED_DATA", CapfTag.SHA2_SIGNED_DATA)
+    r = Reader(raw, fmt=FMT, path="SHA2_SIGNED_DATA")
     code = r.u8("hash_code", tag=CapfTag.SHA2_SIGNED_DATA)
     n = r.u16("length", tag=CapfTag.SHA2_SIGNED_DATA)
     sig = r.take(n, "signature", tag=CapfTag.SHA2_SIGNED_DATA)
@@ -445,7 +456,8 @@ def encode_sudi_data(sudi: SudiData) -> bytes:
 
 
 def decode_sudi_data(value: bytes) -> SudiData:
-    r = Reader(value, fmt=FMT, path="SUDI_DATA")
+    """→ the parts of SUDI_DATA (§F.4), each ``code | uint16 len | value``. Bytes-like input only."""
+    r = Reader(_value_bytes(value, "SUDI_DATA", CapfTag.SUDI_DATA), fmt=FMT, path="SUDI_DATA")
     parts: dict[int, bytes] = {}
     unknown: list[tuple[int, bytes]] = []
     while not r.at_end:

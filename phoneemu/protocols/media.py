@@ -37,8 +37,8 @@ MAX_PACKETS = 1000
 
 def packets_asked(value: str | None) -> int:
     """The packets ``PACKETS_HEADER`` asks for: 1..MAX_PACKETS, DEFAULT_PACKETS when absent or not a
-    number (ASCII digits only)."""
-    text = (value or "").strip()
+    number (ASCII digits only; a value that is not text is none: was AttributeError, or bytes read)."""
+    text = value.strip() if isinstance(value, str) else ""
     if not text.isascii() or not text.isdigit() or len(text) > 6:
         return DEFAULT_PACKETS
     return max(1, min(MAX_PACKETS, int(text)))

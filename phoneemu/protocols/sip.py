@@ -324,7 +324,10 @@ def digest_response(*, username: str, realm: str, password: str, method: str, ur
 def parse_digest(value: str, *, field: str = "WWW-Authenticate") -> dict[str, str]:
     """The parameters of a ``Digest k=v, k="v"`` header (names lower-cased, quotes and escapes removed);
     DecodeError naming ``field`` when it is not a Digest one, a parameter does not parse, or one is given
-    twice (names compared in any case; RFC 7235 §2.1: each only once per challenge)."""
+    twice (names compared in any case; RFC 7235 §2.1: each only once per challenge); a value that is not
+    text too (was: AttributeError, or bytes told "scheme b'Digest' is not Digest")."""
+    if not isinstance(value, str):
+        raise DecodeError(f"expected text, got {type(value).__name__}", fmt=FMT, path=field)
     scheme, rest = [*value.split(None, 1), "", ""][:2]  # any LWS after the scheme (a tab, a fold)
     if scheme.lower() != "digest":
         raise DecodeError(f"scheme {scheme[:20]!r} is not Digest", fmt=FMT, path=field)

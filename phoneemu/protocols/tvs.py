@@ -212,8 +212,9 @@ def phone_device_name(model: str, device: str) -> str:
 
 
 def is_valid_device_name(name: str) -> bool:
-    """``CP-<model>-SEP<12 hex>`` (spec §E.4, e.g. ``CP-8861-SEPB000B4BA0AEE``)."""
-    return _DEVICE_NAME_RE.fullmatch(name) is not None
+    """``CP-<model>-SEP<12 hex>`` (spec §E.4, e.g. ``CP-8861-SEPB000B4BA0AEE``); a value that is not text
+    is no such name (was: TypeError)."""
+    return isinstance(name, str) and _DEVICE_NAME_RE.fullmatch(name) is not None
 
 
 def validate_device_name(name: str, *, strict: bool = False) -> bool:
