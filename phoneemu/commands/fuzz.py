@@ -68,22 +68,24 @@ Targets:
                              ADDR: that host alone is answered and watched (others are refused)
 
 Findings are deduplicated (exception type, struct.error named with its module, and innermost project
-frame; signal, exit status, timeout), minimised (not an in-process hang: saved as found),
+frame; signal, exit status, timeout), minimised (an in-process hang too, below),
 and saved in DIR/crashes/<id>/ with input.bin, minimized.bin and info.json (format, seed, run index,
 traceback, a command that replays it, and one that rebuilds it from --seed and --run-index into
 DIR/crashes/<id>/regenerated/ with --regenerate). A silence finding's info.json says how to serve
 its mutant again, and how to rebuild it (or why not). The same --seed always makes the same inputs;
-Ctrl-C (or SIGTERM, as in every phoneemu command) keeps the findings so far and writes the summary (exit 130),
+Ctrl-C (or SIGTERM, as in every phoneemu command) keeps the findings so far (one being minimised: with the
+smallest input found so far, info.json's minimize_note says so) and writes the summary (exit 130),
 also before the first input (summary.json's interrupted_while names the step): from --out made on,
 summary.json is written whole before the summary is printed (--serve too). info.json's commands name
 absolute paths and run as printed from any folder (a target found through this folder - a module of it,
 a relative --target-cmd program - makes them begin "cd <this folder> && "); a crash is minimised with up
 to 5,000 attempts within 20 s - within what is left of --time, so the run ends at --time (none left:
 saved un-minimised, info.json's minimize_note says so) - an in-process attempt that hangs
-(--hang-after) or outlives them stopped at once: not the same crash.
+(--hang-after) or outlives them stopped at once: not the same crash. An in-process hang is minimised
+with up to 500 attempts within 10 s (each attempt that hangs costs --hang-after; main thread only).
 An in-process input still running at Ctrl-C, or past --time, that is a hang by then (an endless loop) is
-saved as a hang finding (past --time it is stopped and the run ends, exit 1); --replay and --regenerate
-stop an in-process input once it is a hang.
+saved as a hang finding, un-minimised (past --time it is stopped and the run ends, exit 1); --replay and
+--regenerate stop an in-process input once it is a hang.
 """
 
 _EPILOG = """\

@@ -8,9 +8,12 @@ Rules implemented here:
   deterministic corpus (:mod:`phoneemu.fuzz.corpus`), so ``(S, i)`` always names the same bytes.
 * Findings are deduplicated by signature (exception type + innermost project frame, exit status,
   signal, timeout, hang). The first input of each signature is minimised (same status and signature
-  must reproduce: :func:`same_finding`) — a crash always, a hang only of a target whose runs are bounded
-  (``minimize_hangs``: a command, killed at its timeout; an in-process hang is saved as found) — within
-  the minimiser's budget for real: an in-process attempt that hangs or outlives that time is stopped at
+  must reproduce: :func:`same_finding`) — a crash, a hang of a target whose runs are bounded
+  (``minimize_hangs``: a command, killed at its timeout), and an in-process hang with a budget of its own,
+  each attempt that counts costing the hang time-out (ours: at most ``hang_minimize_attempts``, 500,
+  within ``hang_minimize_time``, 10 s; only where its attempts are stopped, SIGALRM in the main thread,
+  else saved as found, ``minimize_note`` saying why: :func:`_minimize_plan`) — within the minimiser's
+  budget for real: an in-process attempt that hangs or outlives that time is stopped at
   once (SIGALRM, main thread: :meth:`~phoneemu.fuzz.runwatch.RunWatch.stopping_hangs`) and is not the
   same crash; that budget capped at what is left of ``time_limit``, so the loop ends at it (ours; none
   left: saved un-minimised, ``minimize_note`` in info.json says why, :func:`_minimize_budget`) — and
@@ -27,10 +30,13 @@ Rules implemented here:
   the target does with it now, and, when it is still a finding, ``minimized.bin`` and ``info.json``
   beside it as under ``crashes/<id>/`` — the folder itself, no ``crashes/<id>/`` inside it.
 * Ctrl-C stops the loop as ``runs`` would (:attr:`FuzzReport.interrupted`): a finding is saved before
-  it is minimised, so one interrupted while minimising is kept (un-minimised), and the final counts
-  are written; the input under way is not counted — unless, in process, it is a hang by then (an
-  endless loop): a hang finding (:mod:`phoneemu.fuzz.runwatch`). Past ``time_limit`` an in-process call
-  still under way is stopped once it is a hang (SIGALRM), and the loop ends: the ``--time`` bound holds.
+  it is minimised, so one interrupted while minimising is kept — with the smallest input found so far,
+  ``minimize_note`` saying minimising was stopped after how many attempts (ours; was: ``null``, the whole
+  input) — and the final counts are written; the input under way is not counted — unless, in process,
+  it is a hang by then (an endless loop): a hang finding (:mod:`phoneemu.fuzz.runwatch`), saved
+  un-minimised (no minimising begins after the request to stop; ``minimize_note`` says so). Past
+  ``time_limit`` an in-process call still under way is stopped once it is a hang (SIGALRM), and the loop
+  ends: the ``--time`` bound holds. A regenerated finding is saved before it is minimised too.
 * Progress goes to a stream at most every ``progress_interval`` seconds: one line rewritten with
   ``\\r`` on a terminal, plain lines otherwise, each said by ``said_by`` (the command as typed,
   ``phoneemu fuzz: itl: 64 execs, ...``: :mod:`phoneemu.cli` rules, ours; without it, and on a terminal,
@@ -52,7 +58,14 @@ from typing import TextIO
 from phoneemu import json_doc
 from phoneemu.errors import EncodeError
 from phoneemu.files import atomic_write
-from phoneemu.fuzz.minimize import MAX_ATTEMPTS, TIME_LIMIT, minimize
+from phoneemu.fuzz.minimize import (
+    HANG_MAX_ATTEMPTS,
+    HANG_TIME_LIMIT,
+    MAX_ATTEMPTS,
+    TIME_LIMIT,
+    MinimizeInterrupted,
+    minimize,
+)
 from phoneemu.fuzz.mutators import Mutant, Mutator
 from phoneemu.fuzz.runwatch import AttemptStopped, RunOverrun, RunWatch, run_once
 from phoneemu.fuzz.targets import Outcome, Target
@@ -89,6 +102,9 @@ class FuzzConfig:
     minimize: bool = True
     minimize_attempts: int = MAX_ATTEMPTS  #: at most, within minimize_time (phoneemu.fuzz.minimize)
     minimize_time: float = TIME_LIMIT
+    #: an in-process hang's: at most, within hang_minimize_time (each attempt that counts hangs)
+    hang_minimize_attempts: int = HANG_MAX_ATTEMPTS
+    hang_minimize_time: float = HANG_TIME_LIMIT
     reproduce: str = ""
     progress: TextIO | None = None
     progress_interval: float = 0.5
@@ -118,7 +134,7 @@ class Finding:
     resigned: bool
     data: bytes
     minimized: bytes | None = None
-    minimize_note: str | None = None  #: why it was not minimised, or with less time (info.json)
+    minimize_note: str | None = None  #: why it was not minimised, with less time, or cut short (info.json)
     directory: Path | None = None
 
     @property
@@ -233,40 +249,78 @@ def _save(finding: Finding, config: FuzzConfig, into: Path | None = None) -> Non
 
 def _finding(config: FuzzConfig, target: Target, mutant: Mutant, *, index: int, outcome: Outcome,
              save: Callable[[Finding], None] | None = None, time_left: float | None = None,
-             clock: Callable[[], float] = time.monotonic) -> Finding:
-    """A new finding of ``mutant`` (input ``index``), minimised when ``config`` says so and it is a crash, or
-    a hang of a target with ``minimize_hangs`` (see module docstring), within ``time_left`` of the run's
-    ``--time`` (:func:`_minimize_budget`), timed by ``clock``;
-    ``save(finding)`` first, before minimising (a Ctrl-C while minimising keeps the finding)."""
+             clock: Callable[[], float] = time.monotonic, stopped_by: str | None = None) -> Finding:
+    """A new finding of ``mutant`` (input ``index``), minimised as :func:`_minimize_plan` has it (none when
+    ``stopped_by`` stopped the run), within ``time_left`` of the run's ``--time``, timed by ``clock``;
+    ``save(finding)`` first, before minimising (a Ctrl-C while minimising keeps the finding), and again when
+    a Ctrl-C cuts the minimising short (:func:`_minimize_into`)."""
     f = Finding(signature=outcome.signature, kind=outcome.status, first_run=index, count=1,
                 detail=outcome.detail, ops=mutant.ops, resigned=mutant.resigned, data=mutant.data)
-    minimizing = config.minimize and (outcome.status == "crash" or (
-        outcome.status == "hang" and getattr(target, "minimize_hangs", False)))
-    seconds = 0.0
-    if minimizing:
-        seconds, f.minimize_note = _minimize_budget(config, time_left)
+    watch = target if isinstance(target, RunWatch) else RunWatch(target)
+    attempts, seconds, f.minimize_note = _minimize_plan(config, watch, outcome, time_left, stopped_by)
     if save is not None:
         save(f)
     if seconds > 0:
-        watch = target if isinstance(target, RunWatch) else RunWatch(target)
-        with watch.stopping_hangs(seconds):  # an attempt looping for ever: stopped at once
-            f.minimized = minimize(mutant.data, same_finding(watch, outcome),
-                                   records=config.fmt in ("itl", "ctl"),
-                                   max_attempts=config.minimize_attempts, time_limit=seconds, clock=clock)
+        _minimize_into(f, config, watch, outcome, attempts=attempts, seconds=seconds, clock=clock, save=save)
     return f
 
 
-def _minimize_budget(config: FuzzConfig, time_left: float | None) -> tuple[float, str | None]:
-    """The seconds a finding may be minimised, and info.json's ``minimize_note`` (ours): the minimiser's
-    own ``minimize_time``, capped at what is left of ``--time`` so that ``--time`` bounds the run (was: a
-    crash found just before it was minimised for up to 20 s more); none left: not minimised."""
-    if time_left is None or time_left >= config.minimize_time:
-        return config.minimize_time, None
+def _minimize_plan(config: FuzzConfig, watch: RunWatch, outcome: Outcome, time_left: float | None,
+                   stopped_by: str | None) -> tuple[int, float, str | None]:
+    """How a new finding is minimised (ours): the attempts, the seconds (0: not at all) and info.json's
+    ``minimize_note``. A crash, or a hang of a target whose runs are bounded (``minimize_hangs``: a
+    command's ``--timeout``), with the minimiser's budget; an in-process hang with the hang budget
+    (``hang_minimize_attempts`` within ``hang_minimize_time``: each attempt that counts costs the hang
+    time-out), and only where an attempt is stopped once it hangs (:meth:`RunWatch.can_stop_attempts`);
+    none found as ``stopped_by`` (Ctrl-C or SIGTERM, the ``--time`` limit) stopped the run — no minimising
+    begins after the request to stop; each within what is left of ``--time`` (:func:`_minimize_budget`)."""
+    if not config.minimize or not outcome.is_finding:
+        return 0, 0.0, None
+    if stopped_by is not None:
+        return 0, 0.0, f"not minimised: found as {stopped_by} stopped the run"
+    attempts, seconds = config.minimize_attempts, config.minimize_time
+    if outcome.status == "hang" and not watch.minimize_hangs:
+        if not watch.can_stop_attempts():
+            return 0, 0.0, ("not minimised: an in-process hang is minimised only where an attempt is stopped "
+                            "once it hangs (SIGALRM free, main thread)")
+        attempts = min(attempts, config.hang_minimize_attempts)
+        seconds = min(seconds, config.hang_minimize_time)
+    seconds, note = _minimize_budget(config, seconds, time_left)
+    return attempts, seconds, note
+
+
+def _minimize_budget(config: FuzzConfig, seconds: float, time_left: float | None) -> tuple[float, str | None]:
+    """The seconds a finding may be minimised, and info.json's ``minimize_note`` (ours): its own ``seconds``,
+    capped at what is left of ``--time`` so that ``--time`` bounds the run (was: a crash found just before
+    it was minimised for up to 20 s more); none left: not minimised."""
+    if time_left is None or time_left >= seconds:
+        return seconds, None
     limit = f"--time ({config.time_limit:g} s)"
     if time_left <= 0:
         return 0.0, f"not minimised: found with no time left of {limit}"
-    return time_left, (f"minimised within the {time_left:.2f} s left of {limit}, not the "
-                       f"{config.minimize_time:g} s of a minimisation")
+    return time_left, (f"minimised within the {time_left:.2f} s left of {limit}, not the {seconds:g} s of a "
+                       "minimisation")
+
+
+def _minimize_into(f: Finding, config: FuzzConfig, watch: RunWatch, outcome: Outcome, *, attempts: int,
+                   seconds: float, clock: Callable[[], float],
+                   save: Callable[[Finding], None] | None) -> None:
+    """``f.minimized``, within ``attempts`` and ``seconds``, an attempt looping for ever stopped at once. A
+    Ctrl-C (or SIGTERM) meanwhile is raised on (ours): the smallest input found so far kept in
+    ``f.minimized``, ``minimize_note`` saying so (was: ``null``, the whole input), ``save(f)`` again."""
+    try:
+        with watch.stopping_hangs(seconds):
+            f.minimized = minimize(f.data, same_finding(watch, outcome), records=config.fmt in ("itl", "ctl"),
+                                   max_attempts=attempts, time_limit=seconds, clock=clock)
+    except KeyboardInterrupt as exc:
+        if f.minimized is None:  # cut short (not a Ctrl-C held back until SIGALRM was given back, once done)
+            best, done = (exc.best, exc.attempts) if isinstance(exc, MinimizeInterrupted) else (f.data, 0)
+            f.minimized = best
+            f.minimize_note = (f"minimisation stopped by Ctrl-C or SIGTERM after {done} attempts: "
+                               "minimized.bin is the smallest input found so far")
+        if save is not None:
+            save(f)
+        raise
 
 
 def same_finding(watch: RunWatch, outcome: Outcome) -> Callable[[bytes], bool]:
@@ -286,9 +340,10 @@ def same_finding(watch: RunWatch, outcome: Outcome) -> Callable[[bytes], bool]:
 
 
 def _record(report: FuzzReport, config: FuzzConfig, target: Target, mutant: Mutant, *, index: int,
-            outcome: Outcome, time_left: float | None, clock: Callable[[], float]) -> None:
-    """Count ``outcome`` for its finding, or save a new one, minimised within ``time_left``
-    (:func:`_finding`)."""
+            outcome: Outcome, time_left: float | None, clock: Callable[[], float],
+            stopped_by: str | None = None) -> None:
+    """Count ``outcome`` for its finding, or save a new one, minimised within ``time_left`` unless
+    ``stopped_by`` stopped the run (:func:`_finding`)."""
     f = report.findings.get(outcome.signature)
     if f is not None:
         f.count += 1
@@ -298,7 +353,7 @@ def _record(report: FuzzReport, config: FuzzConfig, target: Target, mutant: Muta
         _save(new, config)
 
     _save(_finding(config, target, mutant, index=index, outcome=outcome, save=keep, time_left=time_left,
-                   clock=clock), config)
+                   clock=clock, stopped_by=stopped_by), config)
 
 
 def regenerate(config: FuzzConfig, target: Target, mutator: Mutator, *, index: int,
@@ -314,7 +369,8 @@ def regenerate(config: FuzzConfig, target: Target, mutator: Mutator, *, index: i
             into.mkdir(parents=True, exist_ok=True)
             atomic_write(into / "input.bin", mutant.data)
             return outcome, None
-        f = _finding(config, target, mutant, index=index, outcome=outcome)
+        f = _finding(config, target, mutant, index=index, outcome=outcome,
+                     save=lambda new: _save(new, config, into))  # kept at a Ctrl-C while minimising
     _save(f, config, into)
     return outcome, f
 
@@ -361,12 +417,14 @@ def fuzz(config: FuzzConfig, target: Target, mutator: Mutator, *, start_index: i
         report.interrupted = isinstance(exc, KeyboardInterrupt)  # save what was found (a 2nd one aborts)
         if m0 is not None:
             minimize_time += clock() - m0
-        hang = watch.cut_hang("Ctrl-C or SIGTERM" if report.interrupted else "the --time limit")
-        if under_way is not None and hang is not None:  # an endless loop's input: not lost
+        stopped_by = "Ctrl-C or SIGTERM" if report.interrupted else "the --time limit"
+        hang = watch.cut_hang(stopped_by)
+        if under_way is not None and hang is not None:  # an endless loop's input: not lost, not minimised
             statuses[hang.status] += 1
             index += 1
             _record(report, config, watch, under_way, index=index - 1, outcome=hang,
-                    time_left=None if deadline is None else deadline - clock(), clock=clock)
+                    time_left=None if deadline is None else deadline - clock(), clock=clock,
+                    stopped_by=stopped_by)
     report.execs = index - start_index
     report.elapsed = max(1e-9, clock() - t0 - minimize_time)
     for f in report.findings.values():  # final counts into info.json

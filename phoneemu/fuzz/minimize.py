@@ -2,10 +2,11 @@
 
 Rules implemented here (ours: the spec is silent on fuzzing):
 
-* Passes, each kept only while ``still_fails(candidate)`` holds: remove whole records (CTL/ITL,
-  spec §B.2), remove header TLVs (spec §A.2; lengths derived again), try the empty input; then,
-  repeated while a round still shrinks the input, cut the tail, cut the front and remove chunks
-  (ddmin-like) — each at sizes of powers of two, coarse to fine, so that a cut keeps a word or block
+* Passes, each kept only while ``still_fails(candidate)`` holds: try the empty input (first: a parser
+  that fails on every input shrinks in one attempt, not one per record and TLV — each a time-out for a
+  hang), remove whole records (CTL/ITL, spec §B.2), remove header TLVs (spec §A.2; lengths derived
+  again); then, repeated while a round still shrinks the input, cut the tail, cut the front and remove
+  chunks (ddmin-like) — each at sizes of powers of two, coarse to fine, so that a cut keeps a word or block
   alignment (an ``.enc.sgn`` body is AES blocks, spec §C.3); last, zero byte chunks (simplify without
   shrinking).
 * The budget is time-driven: up to ``max_attempts`` calls of the predicate (default
@@ -15,6 +16,12 @@ Rules implemented here (ours: the spec is silent on fuzzing):
   so the passes end. The result is never longer than the input. An attempt that never returns is the
   caller's to stop: the fuzz engine's in-process one is stopped at once when it hangs or outlives the
   time limit, and fails (:meth:`phoneemu.fuzz.runwatch.RunWatch.stopping_hangs`).
+* A hang finding is kept only by attempts that hang, each costing up to the hang time-out: the engine
+  minimises an in-process hang with at most :data:`HANG_MAX_ATTEMPTS` (500) attempts within
+  :data:`HANG_TIME_LIMIT` (10 s), or the crash budget when smaller (:mod:`phoneemu.fuzz.engine`).
+* A Ctrl-C (or SIGTERM, :mod:`phoneemu.interrupts`) while minimising is not swallowed: it is raised as
+  :class:`MinimizeInterrupted`, a KeyboardInterrupt holding the smallest failing input found so far and
+  the number of attempts completed.
 """
 
 from __future__ import annotations
@@ -24,12 +31,27 @@ from collections.abc import Callable, Iterator
 
 from phoneemu.fuzz.tlvtree import parse_tree, serialise
 
-__all__ = ["MAX_ATTEMPTS", "TIME_LIMIT", "minimize"]
+__all__ = ["HANG_MAX_ATTEMPTS", "HANG_TIME_LIMIT", "MAX_ATTEMPTS", "TIME_LIMIT", "MinimizeInterrupted",
+           "minimize"]
 
 #: the most predicate calls of one minimisation (ours; the time limit usually ends a slow target first)
 MAX_ATTEMPTS = 5000
 #: seconds one minimisation may take (ours)
 TIME_LIMIT = 20.0
+#: the most predicate calls of one hang's minimisation (ours; an attempt that hangs costs the hang time-out)
+HANG_MAX_ATTEMPTS = 500
+#: seconds one hang's minimisation may take (ours)
+HANG_TIME_LIMIT = 10.0
+
+
+class MinimizeInterrupted(KeyboardInterrupt):
+    """A Ctrl-C while minimising (module docstring): ``best`` is the smallest input found so far that
+    still fails (the input itself when none was), after ``attempts`` completed attempts."""
+
+    def __init__(self, best: bytes, attempts: int) -> None:
+        super().__init__(f"minimisation stopped after {attempts} attempts")
+        self.best = best
+        self.attempts = attempts
 
 
 class _Budget:
@@ -59,16 +81,18 @@ class _Shrinker:
         self.best = bytes(data)
         self.still_fails = still_fails
         self.budget = budget
+        self.completed = 0  # attempts whose predicate returned
 
     def attempt(self, candidate: bytes) -> bool:
         """Try a shorter (or simpler, same-length) ``candidate``: kept when it still fails."""
         if not self.budget.ok() or candidate == self.best or len(candidate) > len(self.best):
             return False
         self.budget.left -= 1
-        if self.still_fails(candidate):
+        fails = self.still_fails(candidate)
+        self.completed += 1
+        if fails:
             self.best = candidate
-            return True
-        return False
+        return fails
 
     def drop_records(self) -> None:
         """Whole CTL/ITL records (spec §B.2), last first."""
@@ -128,12 +152,22 @@ def minimize(data: bytes, still_fails: Callable[[bytes], bool], *, records: bool
              max_attempts: int = MAX_ATTEMPTS, time_limit: float = TIME_LIMIT,
              clock: Callable[[], float] = time.monotonic) -> bytes:
     """The smallest (then simplest) variant of ``data`` for which ``still_fails`` is true (module
-    docstring: the passes, the budget; ``time_limit`` seconds by ``clock``)."""
+    docstring: the passes, the budget; ``time_limit`` seconds by ``clock``); a Ctrl-C meanwhile:
+    :class:`MinimizeInterrupted`, with the smallest found so far."""
     shrinker = _Shrinker(data, still_fails, _Budget(max_attempts, time_limit, clock))
+    try:
+        _run_passes(shrinker, records=records)
+    except KeyboardInterrupt as exc:
+        raise MinimizeInterrupted(shrinker.best, shrinker.completed) from exc
+    return shrinker.best
+
+
+def _run_passes(shrinker: _Shrinker, *, records: bool) -> None:
+    """The passes of the module docstring, in order, until the budget or a round that shrinks nothing."""
+    shrinker.attempt(b"")  # a failure of the empty input: nothing smaller, no pass needed (one attempt)
     if records:
         shrinker.drop_records()
     shrinker.drop_header_tlvs(records)
-    shrinker.attempt(b"")  # a crash of the empty input: nothing smaller
     while shrinker.budget.ok():
         before = len(shrinker.best)
         shrinker.cut_tail()
@@ -142,4 +176,3 @@ def minimize(data: bytes, still_fails: Callable[[bytes], bool], *, records: bool
         if len(shrinker.best) >= before:  # a round that shrinks nothing: the next would not either
             break
     shrinker.zero_chunks()
-    return shrinker.best

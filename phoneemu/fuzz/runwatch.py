@@ -128,6 +128,11 @@ class RunWatch:
         if self._hung_now():
             raise RunOverrun
 
+    def can_stop_attempts(self) -> bool:
+        """Whether :meth:`stopping_hangs` entered now would stop an attempt that hangs (what it yields): a
+        watched target, SIGALRM ours already (inside :meth:`stop_at`) or free to take."""
+        return self._alarm_is_mine() or self._alarm_free()
+
     def _alarm_is_mine(self) -> bool:
         return bool(signal.getsignal(signal.SIGALRM) == self._on_alarm)
 

@@ -36,7 +36,8 @@ Rules implemented here (design §3.7, docs/internals.md "Errors"):
 * An external command gets the input as a file (``{}`` in the command is replaced by its path,
   or the path is appended). A crash is death by a signal or an exit status in the user's list
   (default: any status >= 128); a run past ``timeout`` is a *hang* (``timeout (> N s)``), killed —
-  so, unlike an in-process hang, it can be minimised (:attr:`CommandTarget.minimize_hangs`). Commands
+  so it is minimised as a crash is, bounded by the command itself (:attr:`CommandTarget.minimize_hangs`;
+  an in-process hang is stopped by the fuzz engine's watch instead: :mod:`phoneemu.fuzz.runwatch`). Commands
   run from a list (``shlex.split``), never through a shell. A command timed out or under way at Ctrl-C
   is killed with all it started.
 * A device under test (``--serve``) fetches mutants from the lab TFTP server
@@ -173,7 +174,9 @@ _WALL_FACTOR = 10  # a blocked (not computing) in-process call is a hang past th
 class PythonTarget:
     """Calls ``func(data)``; exceptions in ``handled`` are rejections, anything else a crash."""
 
-    #: an in-process hang cannot be interrupted: minimising it could run each attempt for ever
+    #: its runs are not bounded by itself: an attempt that hangs is stopped by the watch (SIGALRM,
+    #: :meth:`phoneemu.fuzz.runwatch.RunWatch.stopping_hangs`), so a hang is minimised only where that
+    #: works, with a hang budget of its own (:func:`phoneemu.fuzz.engine._minimize_plan`)
     minimize_hangs = False
 
     def __init__(self, func: Callable[[bytes], object], *, name: str = "python",
