@@ -9,7 +9,10 @@ would talk to it at all (its certificate must be a TVS record of the ITL, spec �
 the whole certificate instead (VERIFY, §E.7.1). A QUERY or VERIFY changes nothing on the cluster.
 
 --flash DIR asks as an emulated phone would (boot --flash DIR): the TVS servers of its config, in its
-device name, over its model's TLS versions, and whether it would talk to each (its ITL).
+device name, over its model's TLS versions, and whether it would talk to each (its ITL). A flash holding
+no ITL talks to no TVS (it has no TVS record to check a server's certificate against, spec §E.1,
+§E.7.5): each server is asked all the same and said "not talked to", exit 1, with what such a phone does
+instead (no CTL either: it takes the first ITL it downloads unchecked, rule G.2-first-itl-tofu).
 
 Several servers (given, or named by a phone's config with --config) are each asked, at once: does
 every TVS node know it? A phone asks them in priority order and moves on only when one does not
@@ -23,8 +26,9 @@ serial or issuer differ), is, on a phone, "TVS does not know the signer" (§G.3.
 
 Exit status: 0 when every TVS asked vouches for the certificate (and, with --itl, the phone would
 talk to each), 1 when one does not (a QUERY answered valid without the certificate included, or with
-another one), the phone would not talk to it, it does not answer, or its answer is malformed (status
-valid with a certificate that does not parse; an element repeated with another value); 2 on bad input.
+another one), the phone would not talk to it (also: a --flash holding no ITL), it does not answer, or
+its answer is malformed (status valid with a certificate that does not parse; an element repeated with
+another value); 2 on bad input.
 """
 
 from __future__ import annotations
@@ -245,9 +249,36 @@ def _ttl(ttl: int | None) -> str:
     return f"TTL {ttl}s" if ttl is not None else f"no TTL (a phone keeps it {TVS_TTL_DEFAULT}s)"
 
 
+#: How the ITL of a phone holding none is named (:func:`_itl_named`): it talks to no TVS (spec §E.1).
+_NO_ITL = "no ITL"
+
+
 def _itl_named(args: argparse.Namespace) -> str:
-    """The ITL a phone is said to hold: ``the --itl ITL``, or ``the ITL of --flash DIR`` (the flash's)."""
-    return f"the ITL of --flash {args.flash}" if args.flash is not None else "the --itl ITL"
+    """The ITL a phone is said to hold: ``the --itl ITL``, ``the ITL of --flash DIR`` (the flash's), or
+    ``no ITL (--flash DIR holds none)``."""
+    if args.flash is not None:
+        return f"the ITL of --flash {args.flash}" if args.itl is not None else \
+            f"{_NO_ITL} (--flash {args.flash} holds none)"
+    return "the --itl ITL"
+
+
+def _no_itl_note(args: argparse.Namespace) -> str | None:
+    """What a phone whose flash holds no ITL does instead of asking TVS (spec §E.1, §E.7.5, §G.2), or
+    None when it holds one (or no --flash was given)."""
+    if args.flash is None or args.itl is not None:
+        return None
+    then = ("with a CTL, a signer its CTL does not hold is not vouched for: G.3.4-tvs-server-untrusted"
+            if args.flash_holds_ctl else "with no CTL either, it takes the first ITL it downloads unchecked: "
+            "G.2-first-itl-tofu")
+    return (f"--flash {args.flash} holds no ITL: the phone talks to no TVS, it has no TVS record to check a "
+            f"server's certificate against (spec §E.1, §E.7.5); {then}")
+
+
+def _not_talked_why(itl: str) -> str:
+    """Why a phone holding ``itl`` (:func:`_itl_named`) does not talk to a TVS server."""
+    if itl.startswith(_NO_ITL):
+        return "it has no TVS record to check the server's certificate against (spec §E.1, §E.7.5)"
+    return f"its certificate is not a TVS record of {itl} (spec §E.1)"
 
 
 def _text(doc: dict[str, Any], itl: str = "the --itl ITL") -> str:
@@ -260,9 +291,8 @@ def _text(doc: dict[str, Any], itl: str = "the --itl ITL") -> str:
     lines.append(f"  server  {doc['tls']}, presents " +
                  ("no certificate" if sc is None else f"{sc['subject']} (SHA-1 {sc['sha1']})"))
     if "phone_would_talk" in doc:
-        lines.append(f"  a phone holding {itl} " + ("talks to it: its certificate is a TVS record of "
-                     "the ITL" if doc["phone_would_talk"] else "does NOT talk to it: its certificate is not "
-                     "a TVS record of the ITL (spec §E.1)"))
+        lines.append(f"  a phone holding {itl} " + ("talks to it: its certificate is a TVS record of the ITL"
+                     if doc["phone_would_talk"] else f"does NOT talk to it: {_not_talked_why(itl)}"))
     a = doc["answer"]
     if "problem" in a and (a["certificate"] is None or "mismatch" in a):  # a QUERY: none, or another one
         lines.append(f"  answer  does NOT vouch: status 0 (valid) but {a['problem']}; roles "
@@ -324,7 +354,8 @@ def _verdict(doc: dict[str, Any], itl: str = "the --itl ITL") -> str:
     if "error" in doc:
         return f"no answer ({doc['error']['kind']})"
     if doc.get("phone_would_talk") is False:
-        return f"not talked to (not a TVS record of {itl})"
+        return "not talked to (a phone holding no ITL talks to no TVS)" if itl.startswith(_NO_ITL) else \
+            f"not talked to (not a TVS record of {itl})"
     a = doc["answer"]
     if "mismatch" in a:
         return "does NOT vouch (valid, another certificate returned)"
@@ -350,6 +381,11 @@ def _several_text(docs: list[dict[str, Any]], summary: dict[str, Any], itl: str 
     lines.append(f"{summary['vouching']} of {summary['asked']} TVS servers vouch: "
                  + "; ".join(f"{d['server']} {_verdict(d, itl)}" for d in docs))
     now = summary["decides_now"]
+    if now is None and any(d.get("phone_would_talk") is False for d in docs):
+        lines.append("a phone asking them in this order talks to none of them (spec §E.1)" + (
+            "" if itl.startswith(_NO_ITL) else ": a signer only TVS could vouch for is not vouched for "
+            "(G.3.4-tvs-server-untrusted)"))
+        return "\n".join(lines)
     if now is None:
         lines.append("a phone asking them in this order gets no answer: unreachable (spec §G.3.4)")
         return "\n".join(lines)
@@ -363,8 +399,9 @@ def _from_flash(args: argparse.Namespace) -> None:
     """``--flash DIR``: its config and ITL (those its boot would load, :meth:`Flash.held_files`: a file it
     would not load — a ``config.xml`` its ``state.json`` does not vouch for, an ITL not parsing — is
     left out and said on stderr) and its model, in place of --config, --itl and the default --tls
-    (given with them: refused)."""
+    (given with them: refused). ``args.flash_holds_ctl``: whether it holds a CTL (said with no ITL)."""
     args.profile = "cp-8861"
+    args.flash_holds_ctl = False
     if args.flash is None:
         return
     from phoneemu.commands._said import say
@@ -384,6 +421,7 @@ def _from_flash(args: argparse.Namespace) -> None:
     for note in not_loaded_notes(args.flash, flash.problems):
         say(args, note)
     args.config, args.itl = held["config"], held["itl"]
+    args.flash_holds_ctl = held["ctl"] is not None
     if args.config is None and not args.servers:
         raise PhoneEmuError(f"{args.flash}: holds no accepted config, so no TVS server to ask (name one: "
                             "phoneemu tvs HOST[:PORT] ...)", path="flash")
@@ -397,6 +435,8 @@ def handler(args: argparse.Namespace) -> int:
         raise PhoneEmuError(f"--verify sends a whole certificate: {args.subject} is a signed file (its "
                             "header names the signer only; a QUERY asks about it)", path="verify")
     store = _itl_store(args.itl, args.profile) if args.itl is not None else None
+    if store is None and args.flash is not None:  # a flash holding no ITL: a phone's store without one
+        store = TrustStore(profile=get_profile(args.profile), intern=InternCache())
     servers = _servers(args)
     if args.device_name is None:
         args.device_name = phone_device_name(get_profile(args.profile).model, "SEP001122334455")
@@ -406,11 +446,14 @@ def handler(args: argparse.Namespace) -> int:
 
     docs = [_doc(args, server, key, what, reply=reply, error=error, trusted=trusted)
             for server, (reply, error, trusted) in zip(servers, asyncio.run(ask_all()), strict=True)]
+    note = _no_itl_note(args)
     if len(docs) == 1 and args.config is None:  # one server named: its answer, as it always was
-        print(json_doc.dumps(docs[0], indent=2) if args.json else _text(docs[0], _itl_named(args)))
+        shown = {**docs[0], "note": note} if note else docs[0]
+        print(json_doc.dumps(shown, indent=2) if args.json else
+              "\n".join([_text(docs[0], _itl_named(args)), *([note] if note else [])]))
     else:
-        summary = _summary(docs, _itl_named(args))
+        summary = {**_summary(docs, _itl_named(args)), **({"note": note} if note else {})}
         print(json_doc.dumps({**summary, "servers": docs}, indent=2) if args.json else
-              _several_text(docs, summary, _itl_named(args)))
+              "\n".join([_several_text(docs, summary, _itl_named(args)), *([note] if note else [])]))
     return 0 if all(_vouches(d) for d in docs) else 1
 
