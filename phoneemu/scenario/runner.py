@@ -9,6 +9,11 @@ expectations are not evaluated.
 Each scenario has a wall-clock limit (``run --timeout``, a file's ``timeout:``): past it the step under way
 is cancelled and the scenario is an ERROR naming it, its lab servers closed, and the run goes on
 (:mod:`phoneemu.scenario.deadline` states the rule, with what happens to code that cancellation cannot stop).
+
+Closing a scenario (its world's lab servers, then its ``--capture``) cannot cost the run: a world whose
+close raises still has its capture closed whole (every packet written, the pcap in place, its note and the
+report's capture line said), and the scenario is an ERROR naming what the close raised, after the error it
+had already (:func:`_close_failed`); the run goes on with the next scenario.
 """
 
 from __future__ import annotations
@@ -319,11 +324,26 @@ async def run_scenario(scenario: Scenario, options: RunOptions, result: Scenario
         finally:
             result.duration_s = time.perf_counter() - started
             tracker.closing(result.expectations)
-            await world.close()
-            if capture is not None:
-                capture.close()
-                result.capture_stopped = capture.early_stop
+            try:
+                await world.close()
+            except Exception as exc:  # the capture is closed all the same, the scenario an ERROR saying it
+                _close_failed(result, exc, options.said_by)
+            finally:
+                if capture is not None:
+                    capture.close()
+                    result.capture_stopped = capture.early_stop
     return result
+
+
+def _close_failed(result: ScenarioResult, exc: Exception, said_by: str) -> None:
+    """A world whose close raised ``exc`` (module rules): the scenario's error says it, after the error it
+    had already (that one first: what went wrong before); neither a PhoneEmuError nor an OSError (a bug),
+    its traceback on stderr."""
+    what = str(exc) if isinstance(exc, PhoneEmuError) else f"{type(exc).__name__}: {exc}"
+    closing = f"closing its lab servers failed: {what}"
+    result.error = closing if result.error is None else f"{result.error}; then {closing}"
+    if not isinstance(exc, PhoneEmuError | OSError):
+        _say_traceback(said_by, result.name)
 
 
 def run_scenarios(scenarios: list[Scenario], options: RunOptions, *, jobs: int = 1) -> RunSummary:

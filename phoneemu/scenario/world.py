@@ -326,9 +326,17 @@ class World:
                 if h.cluster is not None]
 
     async def close(self) -> None:
+        """Stop every cluster's lab servers: one whose stop raises leaves no other running (each is
+        stopped, then the first error raised; the runner reports it and closes the capture all the same)."""
+        errors: list[Exception] = []
         for h in self.clusters.values():
             if h.servers is not None:
-                await h.servers.stop()
+                try:
+                    await h.servers.stop()
+                except Exception as exc:
+                    errors.append(exc)
+        if errors:
+            raise errors[0]
 
     # --- selection ----------------------------------------------------------------------
     def select(self, refs: tuple[str, ...]) -> list[PhoneHandle]:
