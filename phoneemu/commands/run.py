@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
 import os
 import signal
@@ -18,7 +19,13 @@ from phoneemu.interrupts import term_as_ctrl_c
 from phoneemu.scenario.deadline import DEFAULT_TIMEOUT_S, GRACE_S
 from phoneemu.scenario.loader import discover, load_file
 from phoneemu.scenario.model import Expectation, Scenario, capture_stem
-from phoneemu.scenario.reports import render_text, write_json, write_junit
+from phoneemu.scenario.reports import (
+    render_text,
+    write_json,
+    write_json_not_run,
+    write_junit,
+    write_junit_not_run,
+)
 from phoneemu.scenario.results import RunSummary
 from phoneemu.scenario.runner import RunOptions, run_scenarios
 from phoneemu.tempdirs import sweep_abandoned
@@ -38,9 +45,11 @@ examples:
   phoneemu run scenarios/ --timeout 60               no scenario may take more than a minute
 
 verdicts: PASS, XFAIL (expected failure), FAIL, XPASS (an xfail mark that no longer fails),
-ERROR (the scenario could not run). Exit status 1 on FAIL, XPASS or ERROR; 2 on a mistake in a
-scenario file (reported as file:line field: problem before anything runs) or when -k or --tag
-selects nothing.
+ERROR (the scenario could not run).
+exit status: 0 every scenario PASS or XFAIL; 1 a FAIL, XPASS or ERROR; 2 nothing ran — a mistake in a
+scenario file (reported as file:line field: problem before anything runs; --junit/--json then say so,
+one error per mistake: never an earlier run's report left in place), no scenario file found, -k or --tag
+selecting nothing, a bad option — or a report could not be written; 130 interrupted (below).
 A scenario that runs past its time limit (--timeout, or its file's timeout: key) is an ERROR
 naming the step it was in ("timed out after 60 s in steps[3] (boot, FILE:LINE)"); its lab servers are
 closed and the run goes on with the next scenario. With -j a worker that has not reported %(late)g s
@@ -184,10 +193,28 @@ def _name_matches(name: str, pattern: str) -> bool:
     return pattern in name
 
 
-def _run(args: argparse.Namespace) -> int:
-    sweep_abandoned()  # phoneemu-* folders of runs killed before they could remove them (SIGKILL)
-    check_writable(args.junit, "--junit")
-    check_writable(args.json, "--json")
+def _reports_not_run(args: argparse.Namespace, err: ScenarioError) -> None:
+    """Nothing ran (``err``: the files' mistakes, no scenario file, -k/--tag selecting nothing): --junit
+    and --json say so (:func:`~phoneemu.scenario.reports.write_junit_not_run`), so that a CI job never
+    reads an earlier run's report left in place; a report naming a scenario file is not written (it would
+    overwrite it), one that cannot be written is said."""
+    inputs: set[object] = set()
+    with contextlib.suppress(ScenarioError):
+        inputs = {same_file_key(f) for f in discover(args.paths)}
+    for option, path, write in (("--junit", args.junit, write_junit_not_run),
+                                ("--json", args.json, write_json_not_run)):
+        if path is None or same_file_key(path) in inputs:
+            continue
+        inputs.add(same_file_key(path))  # --junit and --json one file: the JUnit report alone
+        try:
+            write(err.mistakes, path)
+        except OSError as exc:
+            say(args, f"{option} {path}: not written: {exc.strerror or exc}")
+
+
+def _selected(args: argparse.Namespace) -> list[Scenario]:
+    """The scenarios of ``args.paths`` that -k and --tag select; ScenarioError (exit 2) when a file has
+    a mistake, there is no file, or nothing is selected (a mistyped -k must not turn a CI job green)."""
     scenarios = _load_all(args.paths)
     _outputs_apart(args, scenarios)
     if args.select:
@@ -204,6 +231,19 @@ def _run(args: argparse.Namespace) -> int:
             raise ScenarioError(f"--tag {', '.join(args.tag)}: no scenario carries it (tags in use: "
                                 f"{', '.join(known) or 'none'})", file=" ".join(args.paths))
         scenarios = tagged
+    return scenarios
+
+
+def _run(args: argparse.Namespace) -> int:
+    sweep_abandoned()  # phoneemu-* folders of runs killed before they could remove them (SIGKILL)
+    check_writable(args.junit, "--junit")
+    check_writable(args.json, "--json")
+    try:
+        scenarios = _selected(args)
+    except ScenarioError as exc:
+        if not args.list:
+            _reports_not_run(args, exc)
+        raise
     if args.list:
         for s in scenarios:
             n_exp = sum(isinstance(x, Expectation) for x in s.steps)

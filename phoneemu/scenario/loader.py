@@ -1131,6 +1131,21 @@ def _raise_gathered(mistakes: list[ScenarioError]) -> None:
         raise err
 
 
+def _yaml_mistake(exc: yaml.YAMLError, path: str) -> ScenarioError:
+    """A YAML syntax error as a ``file:line`` mistake naming its column too, and where the construct it
+    broke began (``invalid YAML at column 9: expected ',' or ']', but got ':' (while parsing a flow
+    sequence at line 21, column 12)``): an unclosed ``[`` is found lines after it was opened."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    if mark is None:
+        return ScenarioError(f"invalid YAML: {problem}", file=path)
+    began = getattr(exc, "context_mark", None)
+    context = getattr(exc, "context", None)
+    opened = f" ({context} at line {began.line + 1}, column {began.column + 1})" if began and context else ""
+    return ScenarioError(f"invalid YAML at column {mark.column + 1}: {problem}{opened}", file=path,
+                         line=mark.line + 1)
+
+
 def load_text(text: str, path: str = "<string>") -> Scenario:
     """Parse and validate one scenario document; raises ScenarioError with file:line.
 
@@ -1149,10 +1164,7 @@ def load_text(text: str, path: str = "<string>") -> Scenario:
     try:
         root_node = loader.get_single_node()
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioError(f"invalid YAML: {problem}", file=path, line=line) from None
+        raise _yaml_mistake(exc, path) from None
     except ScenarioError as exc:
         raise ScenarioError(exc.message, file=path, line=exc.line) from None
     except RecursionError:  # PyYAML's composer recurses once per nesting level
@@ -1166,10 +1178,7 @@ def load_text(text: str, path: str = "<string>") -> Scenario:
     except ScenarioError as exc:
         raise ScenarioError(exc.message, file=path, line=exc.line) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ScenarioError(f"invalid YAML: {getattr(exc, 'problem', None) or exc}", file=path,
-                            line=line) from None
+        raise _yaml_mistake(exc, path) from None
     _check_texts(ctx, root, "")
     top = ctx.mapping(root, "scenario", allowed=TOP_KEYS, required=("phones", "steps"))
     clusters_node = top.get("clusters")

@@ -7,6 +7,10 @@ the file; ``file`` and ``line`` attributes and a ``where`` property say where it
 ``<failure>``, ERROR is ``<error>``, XFAIL is ``<skipped>`` with the reason (CI systems show it as an
 expected failure), PASS has no child.
 
+A run that runs nothing (exit 2: a mistake in a scenario file, no scenario file found, ``-k`` or ``--tag``
+selecting nothing) still writes its reports, saying so (:func:`write_junit_not_run`,
+:func:`write_json_not_run`): a CI job never reads an earlier run's green report left in place.
+
 The text report ends with one line per unit — scenarios, then expectations — and a verdict line
 counting scenarios: ``OK: 27 scenario(s) passed (26 PASS, 1 XFAIL) in 25.0s`` or
 ``FAILED: 2 of 27 scenario(s) failed (1 FAIL, 1 ERROR) ...``.
@@ -20,11 +24,12 @@ from typing import IO, Any
 from xml.sax.saxutils import escape, quoteattr
 
 from phoneemu import json_doc
+from phoneemu.errors import ScenarioError
 from phoneemu.files import write_output
 from phoneemu.fleet.junit import xml_text
 from phoneemu.scenario.results import ExpectationResult, Outcome, RunSummary, ScenarioResult
 
-__all__ = ["render_text", "to_json", "write_json", "write_junit"]
+__all__ = ["render_text", "to_json", "write_json", "write_json_not_run", "write_junit", "write_junit_not_run"]
 
 _COLOURS = {"PASS": "32", "XFAIL": "33", "FAIL": "31", "XPASS": "35", "ERROR": "31;1"}
 
@@ -244,3 +249,43 @@ def write_junit(summary: RunSummary, path: Path) -> None:
                   f'    </testcase>\n  </testsuite>\n')
     out.write("</testsuites>\n")
     _write_report(path, xml_text(out.getvalue()))  # what XML 1.0 forbids: U+FFFD
+
+
+#: The suite and class name of the testcases of a run that ran nothing (module rules).
+NOT_RUN_SUITE = "phoneemu run"
+
+
+def write_junit_not_run(mistakes: tuple[ScenarioError, ...], path: Path) -> None:
+    """The JUnit report of a run that ran nothing (module rules): one suite ``phoneemu run``, one
+    ``<error>`` testcase per mistake (``load FILE:LINE``; its message the mistake as printed, ``file`` and
+    ``line`` attributes when it has them)."""
+    out = io.StringIO()
+    out.write('<?xml version="1.0" encoding="UTF-8"?>\n')
+    n = len(mistakes)
+    out.write(f'<testsuites name="phoneemu" tests="{n}" failures="0" errors="{n}" skipped="0" time="0.000">\n'
+              f'  <testsuite name={quoteattr(NOT_RUN_SUITE)} tests="{n}" failures="0" errors="{n}" '
+              'skipped="0" time="0.000">\n')
+    seen: dict[str, int] = {}
+    for m in mistakes:
+        where = f"{m.file}:{m.line}" if m.file and m.line is not None else m.file or "the run"
+        seen[where] = seen.get(where, 0) + 1
+        name = f"load {where}" + (f" #{seen[where]}" if seen[where] > 1 else "")
+        attrs = (f" file={quoteattr(m.file)}" if m.file else "") + \
+            (f' line="{m.line}"' if m.line is not None else "")
+        out.write(f"    <testcase classname={quoteattr(NOT_RUN_SUITE)} name={quoteattr(name)}{attrs} "
+                  f'time="0">\n      <error message={quoteattr(str(m))}/>\n    </testcase>\n')
+    out.write("  </testsuite>\n</testsuites>\n")
+    _write_report(path, xml_text(out.getvalue()))
+
+
+def write_json_not_run(mistakes: tuple[ScenarioError, ...], path: Path) -> None:
+    """The JSON report of a run that ran nothing (module rules): ``ok`` false, ``ran`` false, no scenario,
+    ``mistakes`` (each: ``file``, ``line``, ``field``, ``problem`` and the ``text`` printed)."""
+    from phoneemu import version_text
+
+    doc = {"ok": False, "ran": False, "interrupted": False, "not_run": [], "duration_s": 0.0, "counts": {},
+           "expectation_counts": {}, "scenarios": [],
+           "mistakes": [{"file": m.file, "line": m.line, "field": m.path, "problem": m.message,
+                         "text": str(m)} for m in mistakes],
+           "phoneemu": version_text()}
+    _write_report(path, json_doc.dumps(doc, indent=2) + "\n")
