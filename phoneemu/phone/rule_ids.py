@@ -33,7 +33,7 @@ RULE_IDS: frozenset[str] = frozenset({
     # G.2 first trust list, G.3 trust-list updates
     "G.2-first-ctl-tofu", "G.2-first-itl-tofu", "G.2-legacy-ignores-itl",
     "G.3-bad-signature", "G.3-expired-signer", "G.3-unchanged", "G.3-unsupported-key",
-    "G.3.1-malformed", "G.3.1-oversize", "G.3.1-unsupported-hash",
+    "G.3.1-malformed", "G.3.1-no-signer-record", "G.3.1-oversize", "G.3.1-unsupported-hash",
     "G.3.1-wrong-file-name",
     "G.3.2-signed-by-ctl", "G.3.3-signed-by-itl-sast", "G.3.4-needs-tvs", "G.3.4-tvs-unknown-signer",
     "G.3.4-tvs-server-untrusted", "G.3.4-tvs-unreachable", "G.3.4-tvs-wrong-role", "G.3.4-vouched-by-tvs",

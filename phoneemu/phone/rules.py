@@ -42,6 +42,10 @@ Trust lists (``decide_trust_list``; kind CTL or ITL):
                                   for trust on first use (:func:`trust_list_name_problem`)
   ``G.3.1-unsupported-hash``      header hash code the model cannot verify — UNSUPPORTED_HASH
                                   (checked first, so ``G.3-unsupported-hash`` is never reached)
+  ``G.3.1-no-signer-record``      verified by a trusted key (G.3.2-G.3.4), but the file does not name
+                                  its signer (issuer + serial) in a SAST record of its own (§B.4, §G.5)
+                                  — UNKNOWN_SIGNER, or WRONG_ROLE when only another-role record names
+                                  it (:func:`_own_signer_problem`)
   ``G.3-unchanged``               same bytes as the installed file (accepted, nothing changes)
   ``G.2-first-itl-tofu``          no CTL and no ITL: first ITL accepted unchecked (trust on first use)
   ``G.2-first-ctl-tofu``          no CTL and no ITL (or the empty rollback ITL): first CTL accepted
@@ -310,6 +314,8 @@ _KEY_PROBLEM = _Memo(256)
 _VALIDITY = _Memo(1024)
 _TVS_RECORD = _Memo(64)
 _TVS_PEER = _Memo(256)
+_RECORD_KEY = _Memo(1024)
+_OWN_SIGNER = _Memo(64)
 
 
 def _signer_text(header: SignedHeader) -> str:
@@ -428,12 +434,28 @@ def _verify(header: SignedHeader, signed_message: bytes, key: PublicKey, cert: x
 
 def _record_key(rec: TrustRecord) -> tuple[PublicKey, x509.Certificate | None] | str:
     """The key (and certificate) of an installed record naming a signer, or why it has none a phone can
-    verify with (a DSA or Ed25519 certificate, an unknown key algorithm, a tag 7 that does not decode)."""
+    verify with (a DSA or Ed25519 certificate, an unknown key algorithm, a tag 7 that does not decode).
+
+    §G.3 step 2 "verify signature with [the signer certificate]": a record carrying a certificate gives
+    the certificate's key — the one whose validity is checked — whatever its PUBLIC_KEY (tag 7) says; tag 7
+    is the key of a record without a certificate. (Was: tag 7 first, so a record whose tag 7 is another
+    key, e.g. that of an expired certificate, verified files by that key under a valid certificate's
+    dates.) TLS peers are matched the same way, certificate first (:func:`record_matches_peer`). The
+    answer is remembered per (immutable) record: one key object, so the key memos hit."""
+    value = _RECORD_KEY.get((id(rec),))
+    if value is not _MISS:
+        return value  # type: ignore[return-value]
+    got: tuple[PublicKey, x509.Certificate | None] | str
     try:
-        cert = rec.x509() if rec.certificate is not None else None
-        return rec.public_key_obj(), cert
+        if rec.certificate is None:
+            got = rec.public_key_obj(), None
+        else:
+            cert = rec.x509()
+            got = certs.cert_public_key(cert), cert
     except DecodeError as exc:
-        return f"signer record has no usable key: {exc.message}"
+        got = f"signer record has no usable key: {exc.message}"
+    _RECORD_KEY.put((id(rec),), (rec,), got)
+    return got
 
 
 def _verify_with_records(recs: Sequence[TrustRecord], header: SignedHeader, signed_message: bytes, *,
@@ -460,6 +482,33 @@ def _verify_with_records(recs: Sequence[TrustRecord], header: SignedHeader, sign
         text = f"{len(failures)} records name the signer and none verifies: " + \
             "; ".join(f"record {n}: {why}" for n, (_, _, why) in enumerate(failures, 1))
     return rule, code, text
+
+
+def _own_signer_problem(tl: TrustList) -> tuple[VerifyReason, str] | None:
+    """§B.4, §G.5 ("ITLFile.tlv: SAST record inside the file"): a trust list names its signer (issuer +
+    serial, all that names a signer) in a SAST record of its own; why it does not, else None. That the
+    phone refuses such a list is our inference [INF]: the sources say where the signer is, not what a
+    phone does without it.
+
+    Checked once a trusted key verified the file (§G.3 steps 2-4), so it changes no other rejection; not
+    for trust on first use (§G.2) or under the rollback ITL (§G.3.6), which check nothing. Without it a
+    list signed by a trusted key but listing that signer in no SAST record (absent, or only as TFTP) was
+    installed, and the phone then refused every later list from the signer that signed it. A pure
+    function of the (shared, immutable) list: remembered per list."""
+    small = len(tl.raw) <= _MEMO_LIST_MAX
+    value = _OWN_SIGNER.get((id(tl),)) if small else _MISS
+    if value is not _MISS:
+        return value  # type: ignore[return-value]
+    recs, other = _find(tl, tl.header, _SAST)
+    problem: tuple[VerifyReason, str] | None = None
+    if not recs:
+        where = "only in a non-SAST record" if other else "in no SAST record"
+        problem = (VerifyReason.WRONG_ROLE if other else VerifyReason.UNKNOWN_SIGNER,
+                   f"the {tl.kind} lists the signer that signed it {where} (spec §B.4, §G.5: the signer is "
+                   "a SAST record inside the file)")
+    if small:
+        _OWN_SIGNER.put((id(tl),), (tl,), problem)
+    return problem
 
 
 def _identifies_peer(rec: TrustRecord) -> bool:
@@ -737,6 +786,8 @@ def decide_trust_list(store: TrustStore, new: TrustList | bytes, *, kind: TrustK
                                       prefix="G.3")
         if failed is not None:
             return d(failed[0], False, failed[2], code=failed[1], signer=who)
+        if (own := _own_signer_problem(tl)) is not None:
+            return d("G.3.1-no-signer-record", False, own[1], code=own[0], signer=who)
         return d(rule, True, f"signature verified with the SAST record of the installed "
                  f"{'CTL' if anchor_list is store.ctl else 'ITL'}", signer=who,
                  st=status.TRUST_LIST_UPDATED, tl=tl)
@@ -767,6 +818,8 @@ def decide_trust_list(store: TrustStore, new: TrustList | bytes, *, kind: TrustK
         fail = _verify(h, tl.signed_message, tvs_key, cert, profile=profile, now=now, what=kind)
         if fail is not None:
             return d(_fail_rule("G.3", fail[0]), False, fail[1], code=fail[0], signer=who)
+        if (own := _own_signer_problem(tl)) is not None:
+            return d("G.3.1-no-signer-record", False, own[1], code=own[0], signer=who)
         return d("G.3.4-vouched-by-tvs", True, "TVS returned the signer with role SAST; signature verified",
                  signer=who, st=status.TRUST_LIST_UPDATED, tl=tl)
     code = VerifyReason.WRONG_ROLE if other_role else VerifyReason.UNKNOWN_SIGNER

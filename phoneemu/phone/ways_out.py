@@ -298,6 +298,9 @@ _DAMAGED = ("the file does not parse: no procedure of the seed or spec; the phon
             "takes a well-formed file at a later reset (inspect FILE shows what is wrong)")
 _MISNAMED = ("the TFTP server serves another file under that name (spec §A.2 tag 14: an ITL as the CTL, "
              "another phone's file): a serving error no procedure addresses")
+_SIGNER_NOT_LISTED = ("a list signed by a signer the phone trusts that does not name that signer in a SAST "
+                      "record of its own (spec §B.4, §G.5): a building error of the cluster no procedure "
+                      "addresses; the phone keeps its list")
 _KEY = ("a signer key the model cannot use (spec §A.5: its size, or EC on a model without EC): no "
         "procedure of the seed or spec, and the lab cannot choose a signer's key")
 _NEVER_DECIDES = ("never the deciding rule: the trust-list rejection that locked the phone comes first in "
@@ -306,7 +309,8 @@ _NEVER_DECIDES = ("never the deciding rule: the trust-list rejection that locked
 #: is here or in :data:`WAYS_BY_KIND`).
 NO_WAY_OUT: dict[tuple[str, str], str] = {
     **{(kind, rule): why for kind in ("ITL", "CTL") for rule, why in (
-        ("G.3.1-malformed", _DAMAGED), ("G.3.1-wrong-file-name", _MISNAMED), ("G.3-unsupported-key", _KEY))},
+        ("G.3.1-malformed", _DAMAGED), ("G.3.1-wrong-file-name", _MISNAMED), ("G.3-unsupported-key", _KEY),
+        ("G.3.1-no-signer-record", _SIGNER_NOT_LISTED))},
     ("CTL", "G.3.1-oversize"): "the seed's 64 KiB limit is the ITL's (more than 39 certificates); no "
                                "procedure shrinks a CTL (a few records: the lab's stays small)",
     ("config", "G.4-malformed"): _DAMAGED,
