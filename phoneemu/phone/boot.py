@@ -44,15 +44,16 @@ One boot, in order:
    A new or deleted LSC makes the phone retrieve its config once more (§G.12.4). Communication
    failures are retried 3 more times, ``capf_retry_delay`` apart (§F.1: 30 s; injectable so scenario
    clocks do not sleep). At most one CAPF operation per boot.
-4. **Firmware** (spec §D): when ``loadInformation`` differs from the running load, fetch
-   ``<load>.loads`` and decide with :func:`~phoneemu.phone.rules.decide_firmware` against the
+4. **Secure transport** (spec §G.9) for configs in authenticated/encrypted mode, after the static files:
+   without a CUCM certificate in a CTL the phone asks for the CTL until it has tried the profile's
+   attempts in all (four: the request of step 1 is the first, so three more), then uses TCP. Each retry's
+   trust-file decision is recorded on its own (reason ``§G.9 retry N: ...``); the report's ``trust``
+   outcome for the kind stays the boot's first meaningful one (installed/updated/empty/rejected) unless a
+   retry changes the installed list. A retry whose CTL is refused locks the phone (§G.3.5) after the
+   config was read: the boot then ignores that config (ours [INF], below) and step 5 does not run.
+5. **Firmware** (spec §D), on a phone not locked: when ``loadInformation`` differs from the running load,
+   fetch ``<load>.loads`` and decide with :func:`~phoneemu.phone.rules.decide_firmware` against the
    image-signing certificates the phone trusts; failure keeps the running load.
-5. **Secure transport** (spec §G.9) for configs in authenticated/encrypted mode: without a CUCM
-   certificate in a CTL the phone asks for the CTL until it has tried the profile's attempts in all
-   (four: the request of step 1 is the first, so three more), then uses TCP. Each retry's trust-file
-   decision is recorded on its own (reason ``§G.9 retry N: ...``); the report's ``trust`` outcome for the
-   kind stays the boot's first meaningful one (installed/updated/empty/rejected) unless a retry changes
-   the installed list.
 
 Every decision is recorded (event log, timeline, report — a *pending* "ask TVS" decision only in the
 event log and timeline: the report lists final decisions); transport failures become statuses
@@ -73,6 +74,13 @@ Our conventions (spec [UNK]/[INF]):
 * The TVS certificate cache lives in the phone's RAM across boots of one :class:`Phone` object and
   honours the TTL TVS returned; the "locked" flag is re-evaluated at every boot (flash doc).
 * Transport failures of trust files do not lock the phone (the rules decide locking).
+* A boot that ends locked acts on nothing it read (spec §G.3.5 "ignores configuration changes"; the
+  spec is silent on a lock that comes after the config, [INF]): when a §G.9 retry's CTL is refused, the
+  config read this boot is not kept — the phone holds the config it held before the boot (none on first
+  contact), the config outcome is ``G.3.5-locked-ignores-config`` (the report not ok, as for a lock in
+  step 1) and no firmware is fetched, so nothing registers or upgrades on it. What came before the lock
+  stays done: the static files read and a CAPF operation (an LSC installed is the phone's own
+  credential, from a CAPF server §F.1 authenticated).
 * ``locked_out`` = the phone holds a trust list and a trust-list update was rejected by a rule, or
   the config was refused by a signer rule (§G.3.5 / §G.4).
 * ``deciding`` = when the boot ended with an accepted config: the first rejected trust-list, static
@@ -393,6 +401,11 @@ class _Boot:
         self.answered = False  # BootReport.answered
         self.failed_downloads: list[tuple[str, str]] = []  # BootReport.failed_downloads
         self.flash_problems: tuple[str, ...] = ()
+        #: the config files decided this boot, name -> bytes served (a config a lock makes the boot ignore
+        #: is decided again by name: ``ignore_config_read``)
+        self.config_served: dict[str, bytes] = {}
+        #: what the store held before this boot: config, its rule, the pending CAPF auth mode
+        self.config_held = (store.config, store.config_rule, store.capf_auth_mode)
 
     # ------------------------------------------------------------------ recording
     def now(self) -> int:
@@ -633,6 +646,7 @@ class _Boot:
             self.note("config", "LSC changed: retrieving the configuration again (spec §G.12.4)")
 
     async def decide_config(self, name: str, data: bytes) -> Decision:
+        self.config_served[name] = data
         return await self.decide_with_tvs(lambda ans: rules.decide_config(
             self.store, name, data, profile=self.profile, now=self.now(), tvs_answer=ans))
 
@@ -894,7 +908,7 @@ class _Boot:
                              reason_code=VerifyReason.OTHER))
         return False
 
-    # ------------------------------------------------------------------ 4. firmware
+    # ------------------------------------------------------------------ 5. firmware
     async def firmware_phase(self, cfg: DeviceConfig) -> None:
         load = cfg.load_information
         if not load:
@@ -943,7 +957,7 @@ class _Boot:
         return await self.decide_with_tvs(lambda ans: rules.decide_static_file(
             self.store, name, data, profile=self.profile, now=self.now(), tvs_answer=ans))
 
-    # ------------------------------------------------------------------ 5. §G.9
+    # ------------------------------------------------------------------ 4. §G.9
     async def secure_transport(self, cfg: DeviceConfig) -> None:
         if cfg.device_security_mode <= 1:
             return
@@ -956,6 +970,19 @@ class _Boot:
             if d.action != "retry":
                 return
             await self.trust_phase(frozenset({"CTL"}), retry=made)
+
+    def ignore_config_read(self) -> None:
+        """§G.3.5 after §G.9 (ours [INF], module docstring): a retry's refused CTL locked the phone after the
+        config was read; the phone keeps the config it held before the boot, and the config read is decided
+        again by the locked store (``G.3.5-locked-ignores-config``)."""
+        held, rule, mode = self.config_held
+        self.store.reinstate_config(held, rule, capf_auth_mode=mode)
+        name = self.config_file or ""
+        d = rules.decide_config(self.store, name, self.config_served.get(name, b""), profile=self.profile,
+                                now=self.now())
+        assert not d.accepted, d  # the store is locked: every config is refused
+        self.reject_config(dataclasses.replace(
+            d, reason=f"a §G.9 retry's CTL was refused after {name} was read: {d.reason}"))
 
     # ------------------------------------------------------------------ run
     async def run(self) -> None:
@@ -975,7 +1002,10 @@ class _Boot:
         if cfg is not None:
             await self.static_phase(cfg)
             await self.secure_transport(cfg)
-            await self.firmware_phase(cfg)
+            if self.store.locked:  # a §G.9 retry's CTL was refused: the config read is not acted on
+                self.ignore_config_read()
+            else:
+                await self.firmware_phase(cfg)
         self.save()
 
     def report(self, duration: float, target: BootTarget | None) -> BootReport:

@@ -15,6 +15,9 @@ Rules enforced here:
 * A trust-list update flushes the TVS certificate cache (spec §E.7.3). Cache entries expire after
   the TTL TVS returned (spec §H.2); ``now`` (Unix seconds) is always passed in. Only an answer about
   the certificate asked is cached (:meth:`TrustStore.cache_tvs`, spec §E.7.2): the store is the guard.
+  A config naming other TVS servers does not flush it (ours; the spec names only the trust-list flush):
+  a TVS server is trusted by its ITL TVS record (§E.1), and an answer never outlives the ITL that
+  trusted its server — so a cached answer may come from a server the current config no longer names.
 * A rejected CTL/ITL update (not a pending TVS question, not a legacy phone ignoring the ITL)
   leaves the old file and marks the phone **locked** by that kind (spec §G.3.5): it ignores config
   changes until *that* kind is installed, or the lists are erased (or the next boot re-evaluates).
@@ -496,6 +499,14 @@ class TrustStore:
             self.firmware_load = art.load_name
             return decision.status
         raise EncodeError(f"cannot install a {type(art).__name__}", path="decision.artefact")
+
+    def reinstate_config(self, config: AcceptedConfig | None, rule: str | None, *,
+                         capf_auth_mode: int) -> None:
+        """Put back the config held before a boot read another one: a boot that ends locked ignores the config
+        it read (spec §G.3.5 "ignores configuration changes"; after a §G.9 retry, ours [INF])."""
+        self.config = config
+        self.config_rule = rule if config is not None else None
+        self.capf_auth_mode = capf_auth_mode
 
     def _install_trust_list(self, tl: TrustList, rule: str) -> None:
         limit = self.profile.trust_list_limit
