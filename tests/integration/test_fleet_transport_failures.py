@@ -12,13 +12,15 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from phoneemu.cli import main
 from phoneemu.fleet.engine import FleetSpec, ShardResult, mac_text, run_shard
 from phoneemu.fleet.metrics import FAILED_DOWNLOADS_KEPT, FleetMetrics
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.servers import LabServers
 from phoneemu.phone.boot import BootTarget
-from tests.helpers import fleet_lab, run_within, serve_in_thread
+from tests.helpers import copy_cluster, fleet_lab, run_within, serve_in_thread
 
 NOW = 1_780_000_000
 HOST = "127.0.0.1"
@@ -30,25 +32,37 @@ run = run_within(120)
 _KIND = re.compile(r"(CTL|ITL|config|other) (timeout|unreachable|refused|error|protocol|too-large)")
 
 
-def _lab(tmp: Path, count: int = COUNT) -> LabCluster:
-    lab: LabCluster = fleet_lab(tmp, seed=5, start=START, count=count, now=NOW)  # non-secure: no CTL served
-    return lab
+@pytest.fixture(scope="module")
+def base_lab(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fleet's lab, made once per module (its keys are most of a test's time): non-secure, no CTL
+    served."""
+    made: LabCluster = fleet_lab(tmp_path_factory.mktemp("transport"), seed=5, start=START, count=COUNT,
+                                 now=NOW)
+    return made.root
 
 
-def _storm(c: LabCluster, *, loss: float = 0.0, fail: tuple[str, ...] = (), retries: int = 1) -> ShardResult:
+@pytest.fixture
+def lab(base_lab: Path, tmp_path: Path) -> LabCluster:
+    """A private copy of the module's lab, so that nothing a test's servers write is seen by another."""
+    c: LabCluster = copy_cluster(base_lab, tmp_path)
+    return c
+
+
+def _storm(c: LabCluster, *, loss: float = 0.0, fail: tuple[str, ...] = (), retries: int = 1,
+           concurrency: int = 20) -> ShardResult:
     async def body() -> ShardResult:
         async with LabServers(c, host=HOST, tftp_tid_mode="shared") as srv:
             # the server sends a lost DATA again after 0.1 s (its own timer: a duplicate ACK is ignored)
             srv.set_network(loss=loss, seed=11, fail=fail, tftp_timeout_s=0.1)
             target = BootTarget(host=HOST, tftp_port=srv.ports["tftp"], use_http=False)
-            spec = FleetSpec(target=target, count=COUNT, mac_start=START, concurrency=20, keep_records=True,
-                             fetch_timeout=0.3, fetch_retries=retries, tvs_timeout=5.0)
+            spec = FleetSpec(target=target, count=COUNT, mac_start=START, concurrency=concurrency,
+                             keep_records=True, fetch_timeout=0.3, fetch_retries=retries, tvs_timeout=5.0)
             return await run_shard(spec, range(START, START + COUNT))
     return run(body())
 
 
-def test_clean_run_no_transport_failures_no_retransmissions(tmp_path: Path) -> None:
-    res = _storm(_lab(tmp_path))
+def test_clean_run_no_transport_failures_no_retransmissions(lab: LabCluster) -> None:
+    res = _storm(lab)
     s = res.metrics.summary()
     assert s["booted"] == COUNT
     assert s["transport_failures"] == {"phones": 0, "booted": 0, "by_kind": {}, "macs": []}
@@ -63,8 +77,10 @@ def test_clean_run_no_transport_failures_no_retransmissions(tmp_path: Path) -> N
         assert "failed_downloads" not in d and "retransmits" not in d and rec.ctl in (None, "absent"), d
 
 
-def test_lossy_run_counts_transport_failures_and_retransmissions(tmp_path: Path) -> None:
-    res = _storm(_lab(tmp_path), loss=0.25, retries=1)
+def test_lossy_run_counts_transport_failures_and_retransmissions(lab: LabCluster) -> None:
+    # every phone at once: a lossy boot is mostly waiting out timeouts, and 20 at a time queued three
+    # rounds of those waits; a phone slowed by the load only times out once more, which the figures count
+    res = _storm(lab, loss=0.25, retries=1, concurrency=COUNT)
     m = res.metrics
     s = m.summary()
     tf, tftp = s["transport_failures"], s["tftp"]
@@ -104,10 +120,10 @@ def test_lossy_run_counts_transport_failures_and_retransmissions(tmp_path: Path)
     assert two["transport_failures"]["by_kind"] == {k: 2 * v for k, v in tf["by_kind"].items()}
 
 
-def test_itl_failing_phones_boot_on_what_they_had(tmp_path: Path) -> None:
+def test_itl_failing_phones_boot_on_what_they_had(lab: LabCluster) -> None:
     """Every ITL download fails (TFTP ERROR 0): the phones boot anyway (no ITL: the config is taken
     unsigned-trust) and the summary says "ITL error" for each of them, booted on what they had."""
-    res = _storm(_lab(tmp_path), fail=("ITL*",))
+    res = _storm(lab, fail=("ITL*",))
     s = res.metrics.summary()
     tf = s["transport_failures"]
     assert tf["phones"] == COUNT and tf["by_kind"] == {"ITL error": COUNT}
@@ -118,17 +134,16 @@ def test_itl_failing_phones_boot_on_what_they_had(tmp_path: Path) -> None:
            in res.metrics.render()
 
 
-def test_cli_summary_json_and_junit_over_shards(tmp_path: Path, capsys: Any) -> None:
-    c = _lab(tmp_path)
+def test_cli_summary_json_and_junit_over_shards(lab: LabCluster, tmp_path: Path, capsys: Any) -> None:
     out, junit = tmp_path / "fleet.json", tmp_path / "fleet.xml"
-    ports, stop = serve_in_thread(c, tftp_tid_mode="shared",
+    ports, stop = serve_in_thread(lab, tftp_tid_mode="shared",
                                   prepare=lambda srv: srv.set_network(loss=0.2, seed=3, fail=["ITLSEP*9.tlv"],
                                                                       tftp_timeout_s=0.1))
     try:
         code = main(["fleet", "boot", "--count", str(COUNT), "--tftp", f"{HOST}:{ports['tftp']}", "--no-http",
                      "--mac-start", mac_text(START), "--shards", "2", "--timeout", "0.3", "--retries", "1",
-                     "--concurrency", "16", "--tvs-timeout", "5", "--json", str(out), "--junit", str(junit),
-                     "-q"])
+                     "--concurrency", str(COUNT // 2),  # a shard's phones at once: waits, not work
+                     "--tvs-timeout", "5", "--json", str(out), "--junit", str(junit), "-q"])
     finally:
         stop()
     assert code in (0, 1)
