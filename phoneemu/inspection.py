@@ -4,7 +4,10 @@ Shared by ``phoneemu inspect`` and ``phoneemu phone show``: checksums (MD5 and S
 show them), length, the header rows (BYTEPOS TAG LENGTH VALUE), then each record with its role as
 text, subject, issuer, serial (colon hex), key algorithm and size, certificate SHA-1 and the
 "This etoken was (not) used to sign the ... file." annotation. Trust lists are verified with their
-own SAST record (spec §B.4); signer certificates and a private key may be given for the others.
+own SAST record (spec §B.4) as a phone verifies with a record: by its certificate's key when it carries a
+certificate, its PUBLIC_KEY (tag 7) only when it has none (§G.3 step 2,
+:meth:`~phoneemu.formats.trustlist.TrustRecord.signature_key`); a note names each record whose tag 7 is
+not its certificate's key. Signer certificates and a private key may be given for the others.
 """
 from __future__ import annotations
 
@@ -145,7 +148,7 @@ def _record_info(tl: TrustList, i: int, signer_index: int | None) -> dict[str, A
     key_alg: str | None = None
     key_bits: int | None = None
     try:
-        k = rec.public_key_obj()
+        k = rec.signature_key()
         key_alg, key_bits = keys.key_description(k).split(" ")[0], keys.key_size_bits(k)
     except PhoneEmuError:
         pass
@@ -158,6 +161,17 @@ def _record_info(tl: TrustList, i: int, signer_index: int | None) -> dict[str, A
         "key_algorithm": key_alg, "key_size": key_bits, "certificate_sha1": rec.sha1_fingerprint(),
         "used_to_sign": i == signer_index, "rows": _record_rows(tl, i),
     }
+
+
+def _key_disagreements(tl: TrustList) -> list[str]:
+    """A note per record whose PUBLIC_KEY (tag 7) is not its certificate's key, naming the record: a
+    phone verifies with the certificate's key (spec §G.3 step 2), as the signature check here does."""
+    notes = []
+    for i, rec in enumerate(tl.records):
+        if (why := rec.key_disagreement()) is not None:
+            notes.append(f"{tl.kind} record #{i + 1} ({rec.role_name}): {why}; a phone verifies signatures "
+                         "with the certificate's key, never this PUBLIC_KEY (spec §G.3 step 2)")
+    return notes
 
 
 def _load_certs(paths: list[Path]) -> list[tuple[str, x509.Certificate]]:
@@ -260,6 +274,7 @@ def inspect_bytes(data: bytes, *, name: str | None = None, cert_paths: list[Path
             res["check"] = "trusted-signer"
             checks.append(res)
         report["records"] = [_record_info(tl, i, signer_index) for i in range(len(tl))]
+        report["notes"] += _key_disagreements(tl)
         report["empty_itl"] = tl.is_empty
         if len(data) > trustlist.DEFAULT_LIMIT:  # read only past a raised --limit: phones refuse it unread
             report["notes"].append(f"{len(data)} bytes: more than the {trustlist.DEFAULT_LIMIT}-byte limit "

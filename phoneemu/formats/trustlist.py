@@ -7,6 +7,9 @@ Rules implemented here:
   tags are kept verbatim (:class:`RecordUnknown`) and their order is kept for round trips.
 * Roles 0, 1, 2, 3, 4, 5, 7, 21 are named (:class:`Role`, spec §B.3); unknown codes are kept as ints.
 * PUBLIC_KEY (tag 7) is PKCS#1 DER for RSA or an uncompressed point for EC (spec §B.2).
+* A signature is verified with a record's certificate key when the record carries a certificate, with
+  its tag 7 only when it has none (spec §G.3 step 2; :meth:`TrustRecord.signature_key`, the phone's rule
+  too); a tag 7 that is not the certificate's key is told by :meth:`TrustRecord.key_disagreement`.
 * The signer is the SAST record whose issuer and serial match the header's (spec §B.4); issuer text
   is compared after ``crypto.certs.normalise_dn``; when no issuer matches, a SAST record with the
   same serial is accepted (spec §B.4 recommendation). A serial found only in non-SAST records is
@@ -242,13 +245,46 @@ class TrustRecord:
             raise DecodeError(exc.message, fmt=FMT, path="record.certificate", tag=R.CERTIFICATE) from None
 
     def public_key_obj(self) -> PublicKey:
-        """The record's key: tag 7 if present, else the certificate's key."""
+        """The record's PUBLIC_KEY (tag 7) if present, else the certificate's key. What tag 7 says, e.g.
+        to show it; a signature is verified with :meth:`signature_key`."""
         if self.public_key is not None:
             return _load_key(self.public_key)
         if self.certificate is not None:
             return certs.cert_public_key(self.x509())
         raise DecodeError("record has neither a public key nor a certificate", fmt=FMT,
                           path="record.public_key", tag=R.PUBLIC_KEY)
+
+    def signature_key(self) -> PublicKey:
+        """The key a signature by this record is verified with (spec §G.3 step 2: "verify signature with
+        [the signer certificate]"): a record carrying a certificate gives the certificate's key, the one
+        whose validity is checked, whatever its PUBLIC_KEY (tag 7) says; tag 7 is the key of a record
+        without a certificate. DecodeError when that key does not decode (RSA and EC only). The one rule
+        of the phone (``phone.rules``), ``inspect`` and :meth:`TrustList.verify_self`."""
+        if self.certificate is None:
+            return self.public_key_obj()
+        try:
+            return certs.cert_public_key(self.x509())
+        except DecodeError as exc:
+            raise DecodeError(exc.message, fmt=FMT, path="record.certificate", tag=R.CERTIFICATE) from None
+
+    def key_disagreement(self) -> str | None:
+        """Why the PUBLIC_KEY (tag 7) of a record that also carries a certificate is not that certificate's
+        key (another key, or one that does not decode); None when they agree, when the record lacks one
+        of the two, or when the certificate's key itself does not decode (:meth:`signature_key` says
+        so). Only the certificate's key verifies a signature (:meth:`signature_key`)."""
+        if self.public_key is None or self.certificate is None:
+            return None
+        try:
+            cert_key = _key_identity(self.signature_key())
+        except DecodeError:
+            return None
+        try:
+            tag7 = _key_identity(_load_key(self.public_key))
+        except DecodeError as exc:
+            return f"its PUBLIC_KEY (tag 7) does not decode ({exc.message}); its certificate's key does"
+        if tag7 == cert_key:
+            return None
+        return "its PUBLIC_KEY (tag 7) is another key than its certificate's"
 
     def sha1_fingerprint(self) -> str | None:
         """Lower-case hex SHA-1 of the certificate DER (what ``show ctl`` prints), None if absent."""
@@ -259,6 +295,12 @@ class TrustRecord:
             fp = hashlib.sha1(self.certificate, usedforsecurity=False).hexdigest()
             object.__setattr__(self, "_sha1", fp)
         return fp
+
+
+def _key_identity(key: PublicKey) -> tuple[bytes, str | None]:
+    """What makes two keys the same: their tag 7 encoding (spec §B.2) and, for EC, the curve."""
+    curve = getattr(key, "curve", None)
+    return keys.encode_record_public_key(key), curve.name if curve is not None else None
 
 
 def _ip_bytes(ip: str | bytes | None) -> bytes | None:
@@ -519,9 +561,10 @@ class TrustList:
                                 reason=VerifyReason.UNKNOWN_SIGNER, fmt=FMT, path="header.signer")
 
     def _verifies_with(self, rec: TrustRecord) -> bool:
-        """Does the signature verify with ``rec``'s key (an unusable key does not)?"""
+        """Does the signature verify with ``rec``'s :meth:`~TrustRecord.signature_key` (an unusable key
+        does not)?"""
         try:
-            verify_signature(self.parsed_header, rec.public_key_obj(), fmt=FMT, what=self.kind)
+            verify_signature(self.parsed_header, rec.signature_key(), fmt=FMT, what=self.kind)
         except (DecodeError, VerificationError):
             return False
         return True
@@ -530,10 +573,11 @@ class TrustList:
         return self.record(self.signer_index())
 
     def verify_self(self) -> TrustRecord:
-        """Verify with the file's own signer record (spec §B.4, §A.3); returns that record."""
+        """Verify with the file's own signer record (spec §B.4, §A.3), by its
+        :meth:`~TrustRecord.signature_key` as a phone does (§G.3 step 2); returns that record."""
         rec = self.signer_record()
         try:
-            key = rec.public_key_obj()
+            key = rec.signature_key()
         except DecodeError as exc:
             raise VerificationError(f"signer record key unusable: {exc.message}",
                                     reason=VerifyReason.UNSUPPORTED_KEY, fmt=FMT,

@@ -440,18 +440,15 @@ def _record_key(rec: TrustRecord) -> tuple[PublicKey, x509.Certificate | None] |
     the certificate's key — the one whose validity is checked — whatever its PUBLIC_KEY (tag 7) says; tag 7
     is the key of a record without a certificate. (Was: tag 7 first, so a record whose tag 7 is another
     key, e.g. that of an expired certificate, verified files by that key under a valid certificate's
-    dates.) TLS peers are matched the same way, certificate first (:func:`record_matches_peer`). The
-    answer is remembered per (immutable) record: one key object, so the key memos hit."""
+    dates.) The rule is :meth:`TrustRecord.signature_key`'s, which ``inspect`` follows too. TLS peers are
+    matched the same way, certificate first (:func:`record_matches_peer`). The answer is remembered per
+    (immutable) record: one key object, so the key memos hit."""
     value = _RECORD_KEY.get((id(rec),))
     if value is not _MISS:
         return value  # type: ignore[return-value]
     got: tuple[PublicKey, x509.Certificate | None] | str
     try:
-        if rec.certificate is None:
-            got = rec.public_key_obj(), None
-        else:
-            cert = rec.x509()
-            got = certs.cert_public_key(cert), cert
+        got = rec.signature_key(), rec.x509() if rec.certificate is not None else None
     except DecodeError as exc:
         got = f"signer record has no usable key: {exc.message}"
     _RECORD_KEY.put((id(rec),), (rec,), got)

@@ -114,8 +114,9 @@ def test_signer_matching_reasons(pki: ModuleType) -> None:
     with pytest.raises(VerificationError) as ei:
         tlist.parse(tlist.build(kind="ITL", records=[sast], signer=cm.signer, timestamp=1)).verify_self()
     assert ei.value.reason is VerifyReason.UNKNOWN_SIGNER
-    # A SAST record with the right serial but the wrong key: bad signature.
-    forged = dataclasses.replace(TrustRecord.from_certificate(cm.cert, Role.SAST),
+    # A SAST record with the right serial but the wrong key (its PUBLIC_KEY, no certificate: a record
+    # with a certificate is verified by the certificate's key, spec §G.3 step 2): bad signature.
+    forged = dataclasses.replace(TrustRecord.from_certificate(cm.cert, Role.SAST), certificate=None,
                                  public_key=TrustRecord.from_certificate(lab["tvs"].cert, 21).public_key)
     with pytest.raises(VerificationError) as ei:
         tlist.parse(tlist.build(kind="ITL", records=[forged], signer=cm.signer, timestamp=1)).verify_self()
