@@ -13,10 +13,14 @@ Rule (ours; the spec gives no magic numbers): every signed format starts with th
 
 Bytes that are not a signed header but start with ``<`` (after an optional BOM and white space)
 are ``xml``. Anything else is a DecodeError.
+
+The name hint is text or a path (``os.PathLike``, its ``os.fspath``); any other name (bytes, a number, a
+path of bytes) is a DecodeError naming the argument ``name`` (was: TypeError or AttributeError out).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from phoneemu.errors import DecodeError
@@ -47,9 +51,25 @@ def _by_name(name: str) -> Kind | None:
     return None
 
 
-def detect(data: bytes, name: str | None = None) -> Kind:
+def _name_text(name: object) -> str | None:
+    """The name hint as text: a str, or an ``os.PathLike``'s text; DecodeError naming ``name`` else."""
+    if name is None or isinstance(name, str):
+        return name
+    if isinstance(name, os.PathLike):
+        try:
+            text = os.fspath(name)
+        except TypeError:  # its __fspath__ gives neither str nor bytes
+            text = None
+        if isinstance(text, str):
+            return text
+    raise DecodeError(f"name must be text or a path, got {type(name).__name__}", fmt="detect", path="name")
+
+
+def detect(data: bytes, name: str | os.PathLike[str] | None = None) -> Kind:
     """``itl`` / ``ctl`` / ``sgn`` / ``enc`` / ``firmware`` / ``xml``; DecodeError when none fits (and for
-    input that is not bytes-like, :func:`phoneemu.wire.as_bytes`)."""
+    input that is not bytes-like, :func:`phoneemu.wire.as_bytes`, or a ``name`` that is neither text nor a
+    path: module rules)."""
+    hint = _name_text(name)
     data = as_bytes(data, fmt="detect")
     if data[:3] == b"\x01\x00\x02":
         ph = parse_header(data, fmt="detect")
@@ -59,7 +79,7 @@ def detect(data: bytes, name: str | None = None) -> Kind:
             return "firmware"
         kind = _by_name(ph.header.filename)
         if kind in (None, "xml", "enc"):
-            kind = _by_name(name) if name else None
+            kind = _by_name(hint) if hint else None
         if kind in (None, "xml", "enc"):
             return "sgn"
         assert kind is not None
@@ -67,8 +87,8 @@ def detect(data: bytes, name: str | None = None) -> Kind:
     text = data[3:] if data[:3] == b"\xef\xbb\xbf" else data
     if text.lstrip(b" \t\r\n")[:1] == b"<":
         return "xml"
-    hint = f" (name suggests {_by_name(name)})" if name and _by_name(name) else ""
+    suggests = f" (name suggests {_by_name(hint)})" if hint and _by_name(hint) else ""
     if not data:  # a download that got nothing, a file truncated to nothing: say so, not "not XML"
-        raise DecodeError(f"empty (0 bytes): no signed header, no XML{hint}", fmt="detect", offset=0)
-    raise DecodeError(f"not a signed header (no VERSION TLV 01 00 02) and not XML{hint}", fmt="detect",
+        raise DecodeError(f"empty (0 bytes): no signed header, no XML{suggests}", fmt="detect", offset=0)
+    raise DecodeError(f"not a signed header (no VERSION TLV 01 00 02) and not XML{suggests}", fmt="detect",
                       offset=0)
