@@ -14,7 +14,13 @@ Rules:
   Input is bytes-like and measured in bytes, a memoryview's too (:func:`phoneemu.wire.as_bytes`): one
   whole message longer than ``MAX_HEAD + 4 + MAX_BODY`` is a SizeLimitError before any copy (ours).
 * Over a stream (:class:`SipStream`) CRLFs before a start line are skipped (RFC 3261 §7.5: keep-alives,
-  RFC 5626 §4.4.1, are CRLF CRLF between messages).
+  RFC 5626 §4.4.1, are CRLF CRLF between messages). Its memory is bounded whatever the caller does
+  (ours): ``feed`` refuses bytes (SizeLimitError, a DecodeError naming the limit) while the stream holds
+  ``MAX_HEAD + 4 + MAX_BODY`` bytes or more that ``next`` has not taken — a caller that takes messages
+  with ``next`` until None before it feeds again never holds that much (what is left is part of one
+  message, shorter than the largest), one that feeds without taking them is stopped there (was: the
+  buffer grew with every feed, 2 MB in a probe). The stream stays usable: ``next`` still takes what it
+  holds.
 * Bad input — no CRLF CRLF within the limit, a start line that is neither a request nor a status line
   (a control character in its Request-URI or reason phrase included), a header line without a colon
   or with a control character other than HTAB (a bare CR or LF would let a value carry a header of its
@@ -197,14 +203,23 @@ def _parse_head(head: bytes) -> tuple[SipMessage, int]:
 
 
 class SipStream:
-    """Messages framed out of a byte stream (``feed`` then ``next``); memory bounded by the limits."""
+    """Messages framed out of a byte stream (``feed`` then ``next``); memory bounded by the limits: less
+    than the largest message plus the last bytes fed, whatever the caller (module rules)."""
 
     def __init__(self) -> None:
         self._buf = bytearray()
 
     def feed(self, data: bytes) -> None:
-        """Add bytes-like ``data`` (module rules); DecodeError once no head end comes within the limit."""
-        self._buf += as_bytes(data, fmt=FMT)
+        """Add bytes-like ``data`` (module rules); DecodeError once no head end comes within the limit, and
+        SizeLimitError (nothing added) while the stream already holds the largest message's worth of
+        bytes ``next`` has not taken."""
+        raw = as_bytes(data, fmt=FMT)
+        if raw and len(self._buf) >= _MAX_MESSAGE:
+            raise SizeLimitError(
+                f"{len(self._buf)} bytes not taken by next() wait in the stream: no more is taken past the "
+                f"{_MAX_MESSAGE}-byte limit of one message (head {MAX_HEAD}, blank line, body {MAX_BODY})",
+                fmt=FMT, path="stream")
+        self._buf += raw
         if len(self._buf) > MAX_HEAD + MAX_BODY + 4 and self._buf.find(b"\r\n\r\n", 0, MAX_HEAD + 4) < 0:
             _head_end(bytes(self._buf))  # raises: no head end within the limit
 
