@@ -7,6 +7,17 @@ the file; ``file`` and ``line`` attributes and a ``where`` property say where it
 ``<failure>``, ERROR is ``<error>``, XFAIL is ``<skipped>`` with the reason (CI systems show it as an
 expected failure), PASS has no child.
 
+What a CI page shows (the JUnit schema's attributes: ``name``, ``classname``, ``tests``, ``failures``,
+``errors``, ``skipped``, ``time``, ``timestamp``): a testcase's ``time`` is its expectation's seconds — from
+the previous expectation (or the scenario's start, set-up included) to its own, the steps it checks — and
+a suite's its scenario's, with ``timestamp`` when it started (local time, no zone, as the schema has it).
+A testcase whose phones failed carries a ``rule`` and a ``reason`` property per deciding rule (the decision
+that decided the failed phones' last boots; `` #2`` for a second rule); its ``<failure>`` body groups the
+phones, with that decision and a timeline. An ERROR's ``run`` testcase has the ``line`` of its file that
+the error is at (the step's: the first ``FILE:LINE`` of the scenario's file in its message or step) and a
+body: the error, the step it was in, and an internal error's traceback (its last frames). Whatever a text
+holds (control characters, ``]]>``, a lone surrogate), the file is well-formed XML.
+
 A run that runs nothing (exit 2: a mistake in a scenario file, no scenario file found, ``-k`` or ``--tag``
 selecting nothing) still writes its reports, saying so (:func:`write_junit_not_run`,
 :func:`write_json_not_run`): a CI job never reads an earlier run's green report left in place.
@@ -19,6 +30,10 @@ counting scenarios: ``OK: 27 scenario(s) passed (26 PASS, 1 XFAIL) in 25.0s`` or
 from __future__ import annotations
 
 import io
+import math
+import re
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 from xml.sax.saxutils import escape, quoteattr
@@ -134,10 +149,13 @@ def _scenario_json(s: ScenarioResult) -> dict[str, Any]:
     return {
         "name": s.name, "path": s.path, "reproduces": s.reproduces, "tags": s.tags,
         "outcome": s.outcome.value,
-        "error": s.error, "duration_s": round(s.duration_s, 4), "phones": s.phones, "capture": s.capture,
+        "error": s.error, "duration_s": round(s.duration_s, 4), "started": _utc_text(s.started_at),
+        "error_step": s.last_step if s.error is not None else None, "error_trace": s.error_trace,
+        "phones": s.phones, "capture": s.capture,
         "capture_stopped": s.capture_stopped.as_dict() if s.capture_stopped is not None else None,
         "expectations": [
             {"where": e.where, "label": e.label, "xfail": e.xfail, "outcome": e.outcome.value,
+             "duration_s": round(e.duration_s, 4),
              "checks": [{"phone": c.phone, "check": c.check, "expected": c.expected, "actual": c.actual,
                          "held": c.held} for c in e.checks],
              "timelines": {p: t for p, t in e.timelines.items() if any(
@@ -146,6 +164,13 @@ def _scenario_json(s: ScenarioResult) -> dict[str, Any]:
             for e in s.expectations
         ],
     }
+
+
+def _utc_text(at: float | None) -> str | None:
+    """``2026-06-01T09:30:00Z``: the JSON report's time of a start (None: it never started)."""
+    if at is None or not math.isfinite(at):
+        return None
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def to_json(summary: RunSummary) -> dict[str, Any]:
@@ -189,11 +214,45 @@ def _failure_message(e: ExpectationResult) -> str:
     return f"expectation failed: {what} ({who})"
 
 
+def _seconds(time_s: float) -> str:
+    """A ``time`` attribute: seconds, three decimals; ``0.000`` for one not a finite number >= 0."""
+    return f"{time_s:.3f}" if math.isfinite(time_s) and time_s >= 0 else "0.000"
+
+
+def _timestamp(at: float | None) -> str:
+    """A ``timestamp`` attribute: ``at`` (None: now) as local time ``2026-06-01T09:30:00``, no zone (the
+    JUnit schema's form, as Ant writes it)."""
+    return datetime.fromtimestamp(time.time() if at is None or not math.isfinite(at) else at) \
+        .isoformat(timespec="seconds")
+
+
+def _deciding_properties(e: ExpectationResult) -> list[tuple[str, str]]:
+    """``rule`` and ``reason`` of each rule that decided a failed phone's last boot (module rules), in
+    the phones' order, a rule once (its first phone's reason). A decision reads ``RULE (accepted|rejected)
+    [FILE: ]REASON``: ``reason`` is what follows the verdict (the file it is about, when it names one)."""
+    reasons: dict[str, str] = {}
+    for summary in e.deciding.values():
+        rule, _, rest = summary.partition(" ")
+        verdict_end = rest.find(") ") if rest.startswith("(") else -1
+        reasons.setdefault(rule, rest[verdict_end + 2:] if verdict_end >= 0 else rest)
+    pairs: list[tuple[str, str]] = []
+    for n, (rule, reason) in enumerate(reasons.items(), 1):
+        suffix = f" #{n}" if n > 1 else ""
+        pairs += [(f"rule{suffix}", rule), (f"reason{suffix}", reason)]
+    return pairs
+
+
+def _properties(pairs: list[tuple[str, str]]) -> str:
+    return "<properties>" + "".join(f"<property name={quoteattr(k)} value={quoteattr(v)}/>"
+                                    for k, v in pairs) + "</properties>"
+
+
 def _junit_case(out: IO[str], s: ScenarioResult, e: ExpectationResult, name: str) -> None:
     file, _, line = e.where.rpartition(":")
     where = f" file={quoteattr(file)} line={quoteattr(line)}" if file and line.isdigit() else ""
-    out.write(f'    <testcase classname={quoteattr(s.name)} name={quoteattr(name)}{where} time="0">\n'
-              f'      <properties><property name="where" value={quoteattr(e.where)}/></properties>\n')
+    out.write(f"    <testcase classname={quoteattr(s.name)} name={quoteattr(name)}{where} "
+              f'time="{_seconds(e.duration_s)}">\n'
+              f"      {_properties([('where', e.where), *_deciding_properties(e)])}\n")
     o = e.outcome
     body = "\n".join(_failure_lines(e, 40))
     if o is Outcome.FAIL:
@@ -222,20 +281,17 @@ def write_junit(summary: RunSummary, path: Path) -> None:
     total[0] += len(summary.not_run)
     total[3] += len(summary.not_run)
     out.write(f'<testsuites name="phoneemu" tests="{total[0]}" failures="{total[1]}" errors="{total[2]}" '
-              f'skipped="{total[3]}" time="{summary.duration_s:.3f}">\n')
+              f'skipped="{total[3]}" time="{_seconds(summary.duration_s)}">\n')
     for s in summary.scenarios:
         tests, fails, errors, skips = _junit_counts(s)
         out.write(f"  <testsuite name={quoteattr(s.name)} tests=\"{tests}\" failures=\"{fails}\" "
-                  f"errors=\"{errors}\" skipped=\"{skips}\" time=\"{s.duration_s:.3f}\" "
-                  f"file={quoteattr(s.path)}>\n")
+                  f"errors=\"{errors}\" skipped=\"{skips}\" time=\"{_seconds(s.duration_s)}\" "
+                  f"timestamp=\"{_timestamp(s.started_at)}\" file={quoteattr(s.path)}>\n")
         props = [("reproduces", s.reproduces)] * bool(s.reproduces) + [("tag", t) for t in s.tags]
         if props:  # none: no empty <properties/> (a site's own scenario without reproduces or tags)
-            out.write("    <properties>" + "".join(f"<property name={quoteattr(k)} value={quoteattr(v)}/>"
-                                                   for k, v in props) + "</properties>\n")
+            out.write(f"    {_properties(props)}\n")
         if s.error:
-            out.write(f'    <testcase classname={quoteattr(s.name)} name="run" file={quoteattr(s.path)} '
-                      f'time="0">\n'
-                      f'      <error message={quoteattr(s.error)}/>\n    </testcase>\n')
+            _junit_error_case(out, s, s.error)
         seen: dict[str, int] = {"run": 1} if s.error else {}  # the error's case: an expectation "run" is #2
         for e in s.expectations:
             seen[e.label] = seen.get(e.label, 0) + 1
@@ -243,12 +299,48 @@ def write_junit(summary: RunSummary, path: Path) -> None:
         out.write("  </testsuite>\n")
     for name in summary.not_run:  # interrupted: what did not run is visible, not silently absent
         out.write(f'  <testsuite name={quoteattr(name)} tests="1" failures="0" errors="0" skipped="1" '
-                  f'time="0.000">\n'
-                  f'    <testcase classname={quoteattr(name)} name="run" time="0">\n'
+                  f'time="0.000" timestamp="{_timestamp(None)}">\n'
+                  f'    <testcase classname={quoteattr(name)} name="run" time="0.000">\n'
                   f'      <skipped message="not run: the run was interrupted"/>\n'
                   f'    </testcase>\n  </testsuite>\n')
     out.write("</testsuites>\n")
     _write_report(path, xml_text(out.getvalue()))  # what XML 1.0 forbids: U+FFFD
+
+
+def _error_line(s: ScenarioResult) -> int | None:
+    """The line of the scenario's file its error is at: the first ``PATH:LINE`` of its own file that its
+    message names (a step's error starts with it; a time limit's names the step), else its last step
+    (``in steps[3] (boot, PATH:14)``, an internal error's); None in set-up or closing."""
+    own = re.compile(r"(?<![^\s(])" + re.escape(s.path) + r":(\d+)")
+    for text in (s.error or "", s.last_step or ""):
+        found = own.search(text)
+        if found is not None:
+            return int(found.group(1))
+    return None
+
+
+def _error_body(s: ScenarioResult, error: str) -> str:
+    """An ERROR's ``<error>`` text (module rules): the error, the step it was in, and an internal error's
+    traceback summary."""
+    lines = [error]
+    if s.last_step:
+        lines.append(f"when: {s.last_step}")
+    if s.error_trace:
+        lines.append("traceback (its last frames; the whole traceback is on the run's stderr):")
+        lines.extend(f"  {t}" for t in s.error_trace)
+    return "\n".join(lines)
+
+
+def _junit_error_case(out: IO[str], s: ScenarioResult, error: str) -> None:
+    """The ``run`` testcase of an ERROR (module rules); its time: the scenario's after its last expectation
+    evaluated (the expectations' cases hold the rest)."""
+    line = _error_line(s)
+    at = f' line="{line}"' if line is not None else ""
+    took = s.duration_s - sum(e.duration_s for e in s.expectations)
+    out.write(f'    <testcase classname={quoteattr(s.name)} name="run" file={quoteattr(s.path)}{at} '
+              f'time="{_seconds(max(0.0, took))}">\n'
+              f"      <error message={quoteattr(error)}>{escape(_error_body(s, error))}</error>\n"
+              "    </testcase>\n")
 
 
 #: The suite and class name of the testcases of a run that ran nothing (module rules).
@@ -264,7 +356,7 @@ def write_junit_not_run(mistakes: tuple[ScenarioError, ...], path: Path) -> None
     n = len(mistakes)
     out.write(f'<testsuites name="phoneemu" tests="{n}" failures="0" errors="{n}" skipped="0" time="0.000">\n'
               f'  <testsuite name={quoteattr(NOT_RUN_SUITE)} tests="{n}" failures="0" errors="{n}" '
-              'skipped="0" time="0.000">\n')
+              f'skipped="0" time="0.000" timestamp="{_timestamp(None)}">\n')
     seen: dict[str, int] = {}
     for m in mistakes:
         where = f"{m.file}:{m.line}" if m.file and m.line is not None else m.file or "the run"
@@ -273,7 +365,7 @@ def write_junit_not_run(mistakes: tuple[ScenarioError, ...], path: Path) -> None
         attrs = (f" file={quoteattr(m.file)}" if m.file else "") + \
             (f' line="{m.line}"' if m.line is not None else "")
         out.write(f"    <testcase classname={quoteattr(NOT_RUN_SUITE)} name={quoteattr(name)}{attrs} "
-                  f'time="0">\n      <error message={quoteattr(str(m))}/>\n    </testcase>\n')
+                  f'time="0.000">\n      <error message={quoteattr(str(m))}/>\n    </testcase>\n')
     out.write("  </testsuite>\n</testsuites>\n")
     _write_report(path, xml_text(out.getvalue()))
 

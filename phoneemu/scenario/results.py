@@ -66,6 +66,9 @@ class ExpectationResult:
     #: Per phone that failed a check: the decision that decided its last boot, one line
     #: (``G.3.4-tvs-unknown-signer (rejected) ITLSEP....tlv: TVS does not know the signer``).
     deciding: dict[str, str] = field(default_factory=dict)
+    #: Seconds from the previous expectation evaluated (or the scenario's start, set-up included) to this
+    #: one evaluated: the steps it checks (its JUnit testcase's ``time``).
+    duration_s: float = 0.0
 
     @property
     def outcome(self) -> Outcome:
@@ -88,6 +91,13 @@ class ScenarioResult:
     #: how ``run --capture``'s capture stopped early (its pcap writer's write failed), None if it did not
     capture_stopped: CaptureStop | None = None
     tags: list[str] = field(default_factory=list)
+    #: when it started (seconds since the epoch; None: it never did): its JUnit suite's ``timestamp``
+    started_at: float | None = None
+    #: what it was doing when its steps ended (``in steps[3] (boot, f.yaml:14)``, ``in set-up (...)``;
+    #: ``while closing its lab servers`` when closing raised first): an ERROR's report says it
+    last_step: str | None = None
+    #: an internal error's traceback, its last frames as Python prints them (the report of the ERROR)
+    error_trace: list[str] = field(default_factory=list)
 
     @property
     def outcome(self) -> Outcome:

@@ -14,6 +14,10 @@ Closing a scenario (its world's lab servers, then its ``--capture``) cannot cost
 close raises still has its capture closed whole (every packet written, the pcap in place, its note and the
 report's capture line said), and the scenario is an ERROR naming what the close raised, after the error it
 had already (:func:`_close_failed`); the run goes on with the next scenario.
+
+What the reports say of a run's times and errors is recorded here: each expectation's seconds (the steps
+since the previous one, set-up included for the first), when the scenario started, the step it was in
+when its steps ended (an ERROR's report names it) and an internal error's traceback, its last frames.
 """
 
 from __future__ import annotations
@@ -283,6 +287,7 @@ async def run_scenario(scenario: Scenario, options: RunOptions, result: Scenario
         tracker = StepTracker()
     limit = limit_for(scenario, options.timeout)
     started = time.perf_counter()
+    result.started_at = time.time()
     with owned_tempdir() as tmp, _removed_if_abandoned(Path(tmp)):
         workdir = Path(tmp) if options.workdir is None else options.workdir / scenario.name
         capture = None
@@ -305,10 +310,14 @@ async def run_scenario(scenario: Scenario, options: RunOptions, result: Scenario
             async with asyncio.timeout(limit if limit > 0 else None):
                 try:
                     await world.start()
+                    mark = started  # an expectation's time: the steps since the previous one (set-up too)
                     for index, item in enumerate(scenario.steps):
                         tracker.at(index, item, result.expectations)
                         if isinstance(item, Expectation):
-                            result.expectations.append(_evaluate(world, item))
+                            evaluated = _evaluate(world, item)
+                            now = time.perf_counter()
+                            evaluated.duration_s, mark = now - mark, now
+                            result.expectations.append(evaluated)
                         else:
                             await _do_step(world, item)
                 except PhoneEmuError as exc:
@@ -320,13 +329,17 @@ async def run_scenario(scenario: Scenario, options: RunOptions, result: Scenario
                             f"when cancelled (blocking code), it was interrupted {options.grace:g} s later")
         except Exception as exc:  # an internal bug: report it as ERROR and go on with the next scenario
             result.error = f"internal error: {type(exc).__name__}: {exc}"
+            result.error_trace = _trace_summary(exc)
             _say_traceback(options.said_by, scenario.name)
         finally:
             result.duration_s = time.perf_counter() - started
+            result.last_step = tracker.text
             tracker.closing(result.expectations)
             try:
                 await world.close()
             except Exception as exc:  # the capture is closed all the same, the scenario an ERROR saying it
+                if result.error is None:
+                    result.last_step = tracker.text
                 _close_failed(result, exc, options.said_by)
             finally:
                 if capture is not None:
@@ -343,7 +356,15 @@ def _close_failed(result: ScenarioResult, exc: Exception, said_by: str) -> None:
     closing = f"closing its lab servers failed: {what}"
     result.error = closing if result.error is None else f"{result.error}; then {closing}"
     if not isinstance(exc, PhoneEmuError | OSError):
+        result.error_trace = result.error_trace or _trace_summary(exc)
         _say_traceback(said_by, result.name)
+
+
+def _trace_summary(exc: BaseException, *, frames: int = 6) -> list[str]:
+    """The last ``frames`` frames of ``exc``'s traceback and its last line, as Python prints them (the
+    whole traceback goes to stderr): what a CI page of the ERROR shows."""
+    listed = traceback.format_list(traceback.extract_tb(exc.__traceback__)[-frames:])
+    return "".join([*listed, *traceback.format_exception_only(exc)]).rstrip("\n").split("\n")
 
 
 def run_scenarios(scenarios: list[Scenario], options: RunOptions, *, jobs: int = 1) -> RunSummary:
@@ -371,6 +392,7 @@ def run_scenarios(scenarios: list[Scenario], options: RunOptions, *, jobs: int =
             with hard_stop(limit + options.grace if limit > 0 else 0):
                 asyncio.run(run_scenario(sc, options, result, tracker))
         except ScenarioOverrun:  # the signal came while the scenario was closing (or not in its steps)
+            result.last_step = tracker.text
             result.error = (f"timed out after {seconds_text(limit)} s {tracker.text}; interrupted "
                             f"{options.grace:g} s later (the lab servers may not all be closed)")
         except KeyboardInterrupt:
@@ -412,6 +434,7 @@ def _abandon(summary: RunSummary, options: RunOptions, *, sc: Scenario, result: 
     """The watchdog's last resort (see :mod:`phoneemu.scenario.deadline`): report and end the process."""
     result.error = (f"timed out after {seconds_text(limit)} s {tracker.text}; it could not be stopped "
                     f"{2 * options.grace:g} s later either: the run was abandoned")
+    result.last_step = tracker.text
     result.duration_s = time.perf_counter() - at
     summary.duration_s = time.perf_counter() - started
     summary.interrupted = True
