@@ -84,7 +84,9 @@ Our conventions (spec [UNK]/[INF]):
 * ``locked_out`` = the phone holds a trust list and a trust-list update was rejected by a rule, or
   the config was refused by a signer rule (§G.3.5 / §G.4).
 * ``deciding`` = when the boot ended with an accepted config: the first rejected trust-list, static
-  file, CAPF or firmware decision, else the config acceptance; otherwise the first rejection of the boot.
+  file, CAPF or firmware decision, else the config acceptance; otherwise the first rejected trust list
+  (the refusal that locked the phone, also on a §G.9 retry after a static file or CAPF decision failed),
+  else the first rejection of the boot.
 """
 
 from __future__ import annotations
@@ -1020,8 +1022,9 @@ class _Boot:
         if ok:
             standing = [d for d in rejected if d.kind in ("CTL", "ITL", "capf", "firmware", "static")]
             deciding = standing[0] if standing else self.config_decision
-        else:
-            deciding = rejected[0] if rejected else self.config_decision
+        else:  # a trust-list refusal locked the phone (§G.3.5): it decides, also after a §G.9 retry
+            locking = [d for d in rejected if d.kind in ("CTL", "ITL")]
+            deciding = locking[0] if locking else rejected[0] if rejected else self.config_decision
         trust_rejected = any(d.kind in ("CTL", "ITL") for d in rejected)
         signer_refused = self.config == "rejected" and self.config_decision is not None and \
             self.config_decision.rule.startswith(("G.4-", "G.3.5-"))
