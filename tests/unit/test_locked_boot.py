@@ -215,7 +215,7 @@ def test_a_trust_list_refused_first_means_no_static_file_capf_or_firmware(lab: L
 
 
 # --------------------------------------------------------------------------- the TVS cache (§E.7.2)
-def tvs_signed_setup(lab: LabCluster) -> tuple[Tvs, Callable[[tuple[Server, ...]], bytes]]:
+def tvs_signed_setup(lab: LabCluster) -> tuple[Tvs, Callable[..., bytes]]:
     """Configs signed by a certificate the ITL lists only as CAPF (role 4): the phone asks TVS, which
     vouches for it with role TFTP (§G.4 (c)) for a day. (The first boot's config is the CallManager's:
     a phone with no config has no TVS server to ask.)"""
