@@ -24,6 +24,12 @@ so a conformance run notices a cluster whose HTTP 6970 is down while phones stil
 ``capf_pending`` (install / fetch / delete / none) is the CAPF operation the phone's lab cluster still
 holds for it, ``capf_server`` a text the lab CAPF server's log of the phone's last session contains
 (ours: what an administrator reads on the cluster after a slow phone's key generation, spec §F.6, §F.8).
+
+A failed check names the decision about what it reads (:data:`SUBJECTS`, :func:`decision_about`), beside
+the boot's deciding one: the last boot's decision of that kind (``itl``, ``ctl``, ``config``, ``firmware``,
+``capf``, ``transport``: the §G.9 choice) or the last ``https`` / ``sip`` / ``call`` step's rule. A trust
+list's is the decision its outcome came from: a §G.9 retry's replaces an earlier installed, updated or
+rejected list's only when the retry changed the list, as the boot's outcome does (phone/boot.py).
 """
 
 from __future__ import annotations
@@ -34,8 +40,9 @@ from typing import Any, Protocol
 
 from phoneemu.crypto.certs import dn_common_name
 from phoneemu.formats.trustlist import Role, TrustList
+from phoneemu.phone.events import Decision
 
-__all__ = ["PhoneView", "evaluate"]
+__all__ = ["STEP_ITEMS", "SUBJECTS", "PhoneView", "decision_about", "evaluate"]
 
 
 class PhoneView(Protocol):
@@ -464,3 +471,58 @@ _CHECKS: dict[str, Callable[[PhoneView, Any], tuple[Any, bool]]] = {
 def evaluate(check: str, phone: PhoneView, expected: Any) -> tuple[Any, bool]:
     """(actual, held) for one check on one phone."""
     return _CHECKS[check](phone, expected)
+
+
+#: The item each check reads, whose decision a failed expectation names (module rules); None: a check of
+#: the boot as a whole, which its deciding decision explains.
+SUBJECTS: dict[str, str | None] = {
+    **dict.fromkeys(("itl", "itl_file_status", "itl_records", "itl_signer"), "itl"),
+    **dict.fromkeys(("ctl", "ctl_file_status", "ctl_records", "ctl_signer"), "ctl"),
+    **dict.fromkeys(("config", "config_file", "config_contains", "config_lacks", "encrypted"), "config"),
+    **dict.fromkeys(("firmware", "load"), "firmware"),
+    **dict.fromkeys(("lsc", "lsc_key", "capf_pending", "capf_server"), "capf"),
+    **dict.fromkeys(("signaling", "trust_file_retries"), "transport"),
+    "https": "https",
+    **dict.fromkeys(("sip", "sip_passed_over", "sip_client_cert", "sip_transport", "sip_challenged",
+                     "sip_stale", "sip_cipher", "sip_replay"), "sip"),
+    **dict.fromkeys(("media", "media_suite", "media_refused", "call_status", "media_intercepted"), "call"),
+    **dict.fromkeys(("rule", "deciding_rule", "reason", "status", "boot", "locked_out", "tvs_used",
+                     "retransmitted", "fetched_over"), None),
+}
+
+#: an item of the boot and the ``Decision.kind`` of its decisions
+_BOOT_KINDS = {"itl": "ITL", "ctl": "CTL", "config": "config", "firmware": "firmware", "capf": "capf",
+               "transport": "transport"}
+#: an item of a step: its result's verdict field and what it was about
+_STEP_FIELDS = {"https": ("trusted", "server"), "sip": ("registered", "server"),
+                "call": ("accepted", "target")}
+#: the items a step's result holds (the others: the last boot's decisions)
+STEP_ITEMS = tuple(_STEP_FIELDS)
+
+
+def _trust_list_decision(decisions: list[Decision]) -> Decision | None:
+    """The decision a trust list's outcome came from, as phone/boot.py keeps the outcome: a later one (a
+    §G.9 retry) replaces the one chosen when it changed the list (it carries the list installed), or when
+    the one chosen neither changed the list nor was a rejection (``G.3-unchanged``)."""
+    chosen: Decision | None = None
+    for d in decisions:
+        meaningful = chosen is not None and (chosen.artefact is not None or chosen.reason_code is not None)
+        if not meaningful or (d.accepted and d.artefact is not None):
+            chosen = d
+    return chosen
+
+
+def decision_about(item: str, p: PhoneView) -> str | None:
+    """The decision about ``item`` (a :data:`SUBJECTS` value) as one line, ``RULE (accepted|rejected)
+    [FILE: ]REASON`` like ``Decision.summary``; None when the last boot (or step) made none."""
+    if item in _STEP_FIELDS:
+        res = getattr(p, item, None)
+        if res is None:
+            return None
+        verdict, about = _STEP_FIELDS[item]
+        return Decision(rule=res.rule or "-", accepted=bool(getattr(res, verdict)), reason=res.reason,
+                        file=getattr(res, about)).summary()
+    r = p.report
+    of_kind = [d for d in r.decisions if d.kind == _BOOT_KINDS[item]] if r is not None else []
+    chosen = _trust_list_decision(of_kind) if item in ("itl", "ctl") else of_kind[-1] if of_kind else None
+    return chosen.summary() if chosen is not None else None

@@ -12,8 +12,10 @@ What a CI page shows (the JUnit schema's attributes: ``name``, ``classname``, ``
 the previous expectation (or the scenario's start, set-up included) to its own, the steps it checks — and
 a suite's its scenario's, with ``timestamp`` when it started (local time, no zone, as the schema has it).
 A testcase whose phones failed carries a ``rule`` and a ``reason`` property per deciding rule (the decision
-that decided the failed phones' last boots; `` #2`` for a second rule); its ``<failure>`` body groups the
-phones, with that decision and a timeline. An ERROR's ``run`` testcase has the ``line`` of its file that
+that decided the failed phones' last boots; `` #2`` for a second rule), and per item a failed check reads
+(``checks.SUBJECTS``: ``itl``, ``config``, ``sip`` ...) an ``ITEM rule`` and ``ITEM reason`` per rule of
+the decision about it (``itl rule`` ``G.3-unchanged``, ``itl rule #2``); its ``<failure>`` body groups the
+phones, with those decisions and a timeline. An ERROR's ``run`` testcase has the ``line`` of its file that
 the error is at (the step's: the first ``FILE:LINE`` of the scenario's file in its message or step) and a
 body: the error, the step it was in, and an internal error's traceback (its last frames). Whatever a text
 holds (control characters, ``]]>``, a lone surrogate), the file is well-formed XML.
@@ -42,6 +44,7 @@ from phoneemu import json_doc
 from phoneemu.errors import ScenarioError
 from phoneemu.files import write_output
 from phoneemu.fleet.junit import xml_text
+from phoneemu.scenario.checks import STEP_ITEMS
 from phoneemu.scenario.results import ExpectationResult, Outcome, RunSummary, ScenarioResult
 
 __all__ = ["render_text", "to_json", "write_json", "write_json_not_run", "write_junit", "write_junit_not_run"]
@@ -59,19 +62,38 @@ def _macs(phones: list[str], *, limit: int = 6) -> str:
     return shown + (f" and {len(phones) - limit} more" if len(phones) > limit else "")
 
 
+def _rule_of(summary: str | None) -> str | None:
+    """The rule a one-line decision (``RULE (accepted) FILE: REASON``) starts with; None for none."""
+    return summary.split(" ", 1)[0] if summary is not None else None
+
+
+def _item_lines(exp: ExpectationResult, phone: str) -> list[str]:
+    """``ITEM decision: ...`` per item the phone's failed checks read: the decision, ``the deciding one``
+    when it is the line above, ``none`` when the last boot (or the steps so far) made none."""
+    lines = []
+    for item, summary in exp.decisions.get(phone, {}).items():
+        none = "none in the steps so far" if item in STEP_ITEMS else "none in the last boot"
+        said = none if summary is None else "the deciding one" if summary == exp.deciding.get(phone) \
+            else summary
+        lines.append(f"      {item} decision: {said}")
+    return lines
+
+
 def _failure_lines(exp: ExpectationResult, timeline_lines: int) -> list[str]:
-    """Phones that failed alike — the same checks with the same actual values and the same deciding
-    rule — are one group: its checks and deciding decision once, with the MACs, and the timeline of its
-    first phone (fifty locked phones read as one finding, not fifty copies)."""
+    """Phones that failed alike — the same checks with the same actual values, the same deciding rule and
+    the same rules about what the checks read — are one group: its checks and decisions once, with the
+    MACs, and the timeline of its first phone (fifty locked phones read as one finding, not fifty
+    copies)."""
     by_phone: dict[str, list[str]] = {}
     for c in exp.failures():
         by_phone.setdefault(c.phone, []).append(f"{c.check}: expected {c.expected!r}, got {c.actual!r}")
-    groups: dict[tuple[tuple[str, ...], str], list[str]] = {}
+    groups: dict[tuple[tuple[str, ...], str, tuple[tuple[str, str | None], ...]], list[str]] = {}
     for phone, failed in by_phone.items():  # a phone's own MAC in a value reads as {mac} (as in the file)
         rule = exp.deciding.get(phone, "").split(" ", 1)[0]
-        groups.setdefault((tuple(f.replace(phone, "{mac}") for f in failed), rule), []).append(phone)
+        about = tuple((item, _rule_of(summary)) for item, summary in exp.decisions.get(phone, {}).items())
+        groups.setdefault((tuple(f.replace(phone, "{mac}") for f in failed), rule, about), []).append(phone)
     lines: list[str] = []
-    for (alike_checks, _rule), phones in groups.items():
+    for (alike_checks, _rule, _about), phones in groups.items():
         first = phones[0]
         if len(phones) == 1:
             lines.extend(f"      {first}: {f}" for f in by_phone[first])
@@ -79,6 +101,7 @@ def _failure_lines(exp: ExpectationResult, timeline_lines: int) -> list[str]:
             lines.extend(f"      {len(phones)} phones ({_macs(phones)}): {f}" for f in alike_checks)
         if exp.deciding.get(first):
             lines.append(f"      deciding: {exp.deciding[first]}")
+        lines.extend(_item_lines(exp, first))
         if exp.timelines.get(first):
             alike = f" (the other {len(phones) - 1} alike)" if len(phones) > 1 else ""
             lines.append(f"      timeline of {first}{alike}:")
@@ -160,7 +183,7 @@ def _scenario_json(s: ScenarioResult) -> dict[str, Any]:
                          "held": c.held} for c in e.checks],
              "timelines": {p: t for p, t in e.timelines.items() if any(
                  not c.held and c.phone == p for c in e.checks)},
-             "deciding": dict(e.deciding)}
+             "deciding": dict(e.deciding), "decisions": {p: dict(d) for p, d in e.decisions.items()}}
             for e in s.expectations
         ],
     }
@@ -226,20 +249,33 @@ def _timestamp(at: float | None) -> str:
         .isoformat(timespec="seconds")
 
 
-def _deciding_properties(e: ExpectationResult) -> list[tuple[str, str]]:
-    """``rule`` and ``reason`` of each rule that decided a failed phone's last boot (module rules), in
-    the phones' order, a rule once (its first phone's reason). A decision reads ``RULE (accepted|rejected)
-    [FILE: ]REASON``: ``reason`` is what follows the verdict (the file it is about, when it names one)."""
+def _rule_properties(summaries: list[str], prefix: str = "") -> list[tuple[str, str]]:
+    """``PREFIXrule`` and ``PREFIXreason`` of each rule of ``summaries``, in their order, a rule once (its
+    first reason), `` #2`` from the second. A decision reads ``RULE (accepted|rejected) [FILE: ]REASON``:
+    ``reason`` is what follows the verdict (the file it is about, when it names one)."""
     reasons: dict[str, str] = {}
-    for summary in e.deciding.values():
+    for summary in summaries:
         rule, _, rest = summary.partition(" ")
         verdict_end = rest.find(") ") if rest.startswith("(") else -1
         reasons.setdefault(rule, rest[verdict_end + 2:] if verdict_end >= 0 else rest)
     pairs: list[tuple[str, str]] = []
     for n, (rule, reason) in enumerate(reasons.items(), 1):
         suffix = f" #{n}" if n > 1 else ""
-        pairs += [(f"rule{suffix}", rule), (f"reason{suffix}", reason)]
+        pairs += [(f"{prefix}rule{suffix}", rule), (f"{prefix}reason{suffix}", reason)]
     return pairs
+
+
+def _deciding_properties(e: ExpectationResult) -> list[tuple[str, str]]:
+    """``rule`` and ``reason`` of each rule that decided a failed phone's last boot, then ``ITEM rule`` and
+    ``ITEM reason`` of each rule of the decisions about what the failed checks read (module rules), in
+    the phones' order."""
+    by_item: dict[str, list[str]] = {}
+    for about in e.decisions.values():
+        for item, summary in about.items():
+            if summary is not None:
+                by_item.setdefault(item, []).append(summary)
+    return _rule_properties(list(e.deciding.values())) + [
+        pair for item, summaries in by_item.items() for pair in _rule_properties(summaries, f"{item} ")]
 
 
 def _properties(pairs: list[tuple[str, str]]) -> str:

@@ -66,6 +66,10 @@ class ExpectationResult:
     #: Per phone that failed a check: the decision that decided its last boot, one line
     #: (``G.3.4-tvs-unknown-signer (rejected) ITLSEP....tlv: TVS does not know the signer``).
     deciding: dict[str, str] = field(default_factory=dict)
+    #: Per phone that failed a check: the decision about what each failed check reads, by item
+    #: (``checks.SUBJECTS``: ``{"itl": "G.3-unchanged (accepted) ITLSEP....tlv: ITL unchanged"}``), in the
+    #: order of the checks; None when the last boot (or step) made none about it.
+    decisions: dict[str, dict[str, str | None]] = field(default_factory=dict)
     #: Seconds from the previous expectation evaluated (or the scenario's start, set-up included) to this
     #: one evaluated: the steps it checks (its JUnit testcase's ``time``).
     duration_s: float = 0.0

@@ -121,18 +121,26 @@ def _label(exp: Expectation) -> str:
 
 
 def _evaluate(world: Any, exp: Expectation) -> ExpectationResult:
+    """Each check on each selected phone; a phone that failed one: its timeline, its last boot's deciding
+    decision and the decision about what each failed check reads (``checks.decision_about``)."""
     result = ExpectationResult(where=exp.where, label=_label(exp), xfail=exp.xfail)
     for handle in world.select(exp.phones):
+        failed: list[str] = []
         for name, raw_expected in exp.checks.items():
             expected = _with_mac(raw_expected, handle.mac)
             actual, held = checks.evaluate(name, handle, expected)
             result.checks.append(CheckResult(phone=handle.mac, check=name, expected=expected,
                                              actual=actual, held=held))
-        if not all(c.held for c in result.checks if c.phone == handle.mac):
+            if not held:
+                failed.append(name)
+        if failed:
             result.timelines[handle.mac] = handle.timeline()
             r = handle.report
             if r is not None and r.deciding is not None:
                 result.deciding[handle.mac] = r.deciding.summary()
+            items = dict.fromkeys(item for check in failed if (item := checks.SUBJECTS[check]) is not None)
+            if items:
+                result.decisions[handle.mac] = {item: checks.decision_about(item, handle) for item in items}
     return result
 
 
