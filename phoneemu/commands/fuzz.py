@@ -81,8 +81,9 @@ absolute paths and run as printed from any folder (a target found through this f
 a relative --target-cmd program - makes them begin "cd <this folder> && "); a crash is minimised with up
 to 5,000 attempts within 20 s - within what is left of --time, so the run ends at --time (none left:
 saved un-minimised, info.json's minimize_note says so) - an in-process attempt that hangs
-(--hang-after) or outlives them stopped at once: not the same crash. An in-process hang is minimised
-with up to 500 attempts within 10 s (each attempt that hangs costs --hang-after; main thread only).
+(--hang-after) or outlives them stopped at once, a command's attempt that outlives them killed: not the
+same crash. A hang is minimised with up to 500 attempts within 10 s, the same way (each attempt that hangs
+costs --hang-after, or a command's --timeout; in process: main thread only).
 An in-process input still running at Ctrl-C, or past --time, that is a hang by then (an endless loop) is
 saved as a hang finding, un-minimised (past --time it is stopped and the run ends, exit 1); --replay and
 --regenerate stop an in-process input once it is a hang.

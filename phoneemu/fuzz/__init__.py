@@ -10,6 +10,9 @@
 * :mod:`~phoneemu.fuzz.targets` — in-process callables, external commands, a device under test
   served over TFTP.
 * :mod:`~phoneemu.fuzz.engine` — the seeded, bounded loop with deduplication and crash saving.
+* :mod:`~phoneemu.fuzz.findings` — a finding and its folder (``input.bin``, ``minimized.bin``, ``info.json``).
+* :mod:`~phoneemu.fuzz.minimize_plan` — how a new finding is minimised (its budget, ``minimize_note``), and
+  carried out.
 * :mod:`~phoneemu.fuzz.runwatch` — an in-process call that never ends: a hang at Ctrl-C, stopped past
   ``--time``, an attempt of the minimiser stopped at once.
 * :mod:`~phoneemu.fuzz.minimize` — shrink a crashing input.

@@ -15,10 +15,12 @@ Rules implemented here (ours: the spec is silent on fuzzing):
   limit; the best input found so far is returned when a bound is hit. Each round shrinks the input,
   so the passes end. The result is never longer than the input. An attempt that never returns is the
   caller's to stop: the fuzz engine's in-process one is stopped at once when it hangs or outlives the
-  time limit, and fails (:meth:`phoneemu.fuzz.runwatch.RunWatch.stopping_hangs`).
+  time limit, and fails (:meth:`phoneemu.fuzz.runwatch.RunWatch.stopping_hangs`); a command's is killed
+  when it outlives the time limit (:meth:`phoneemu.fuzz.targets.CommandTarget.runs_ending_within`).
 * A hang finding is kept only by attempts that hang, each costing up to the hang time-out: the engine
-  minimises an in-process hang with at most :data:`HANG_MAX_ATTEMPTS` (500) attempts within
-  :data:`HANG_TIME_LIMIT` (10 s), or the crash budget when smaller (:mod:`phoneemu.fuzz.engine`).
+  minimises a hang (in process, or a command's) with at most :data:`HANG_MAX_ATTEMPTS` (500) attempts
+  within :data:`HANG_TIME_LIMIT` (10 s), or the crash budget when smaller
+  (:mod:`phoneemu.fuzz.minimize_plan`).
 * A Ctrl-C (or SIGTERM, :mod:`phoneemu.interrupts`) while minimising is not swallowed: it is raised as
   :class:`MinimizeInterrupted`, a KeyboardInterrupt holding the smallest failing input found so far and
   the number of attempts completed.

@@ -25,8 +25,9 @@ Rules implemented here (ours: the spec is silent on fuzzing):
     it is a hang, so a saved endless loop replays to its hang finding (exit 1) instead of for ever.
 
 * SIGALRM is taken only in the main thread and when nobody holds it already (as
-  :func:`phoneemu.scenario.deadline.hard_stop`); elsewhere only the Ctrl-C rule applies. A target with
-  bounded runs (``minimize_hangs``: a command killed at its ``--timeout``) is not watched. Code holding
+  :func:`phoneemu.scenario.deadline.hard_stop`); elsewhere only the Ctrl-C rule applies. A target that
+  bounds its own runs (``bounds_own_runs``: a command killed at its ``--timeout``, or at the minimiser's
+  end: :meth:`phoneemu.fuzz.targets.CommandTarget.runs_ending_within`) is not watched. Code holding
   the interpreter in C for ever is stopped by neither: only a kill ends it.
 * The handler and the timer are set inside the ``try`` whose ``finally`` takes them back, a Ctrl-C held
   back while they are taken back: an interrupt at any point leaves no handler of ours and no timer
@@ -42,7 +43,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from phoneemu.fuzz.targets import Outcome, Target
+from phoneemu.fuzz.targets import AttemptStopped, Outcome, Target
 from phoneemu.interrupts import ctrl_c_deferred
 
 __all__ = ["AttemptStopped", "RunOverrun", "RunWatch", "run_once"]
@@ -56,18 +57,13 @@ class RunOverrun(BaseException):
     BaseException: the target's own ``except Exception`` must not swallow it)."""
 
 
-class AttemptStopped(BaseException):
-    """Raised in a minimiser's attempt stopped at once (:meth:`RunWatch.stopping_hangs`): a hang, or past
-    the minimiser's time (a BaseException, as :class:`RunOverrun`)."""
-
-
 class RunWatch:
     """A :class:`~phoneemu.fuzz.targets.Target` that runs ``target`` and watches its calls (module
     docstring)."""
 
     def __init__(self, target: Target) -> None:
         self.target = target
-        bounded = getattr(target, "minimize_hangs", False)
+        bounded = getattr(target, "bounds_own_runs", False)
         self._is_hang: Callable[[float, float], bool] | None = (None if bounded
                                                                  else getattr(target, "is_hang", None))
         self._since: tuple[float, float] | None = None  # the call under way: wall and CPU clocks at its start
@@ -77,8 +73,9 @@ class RunWatch:
         self._stop_by: float | None = None  # monotonic: the minimiser's end, within stopping_hangs
 
     @property
-    def minimize_hangs(self) -> bool:
-        return bool(getattr(self.target, "minimize_hangs", False))
+    def bounds_own_runs(self) -> bool:
+        """Whether the target bounds its own runs (a command killed at its ``--timeout``): not watched."""
+        return bool(getattr(self.target, "bounds_own_runs", False))
 
     def run(self, data: bytes) -> Outcome:
         self.cut = None

@@ -35,9 +35,12 @@ Rules implemented here (design §3.7, docs/internals.md "Errors"):
   (:func:`load_exception_types`), anything else a crash.
 * An external command gets the input as a file (``{}`` in the command is replaced by its path,
   or the path is appended). A crash is death by a signal or an exit status in the user's list
-  (default: any status >= 128); a run past ``timeout`` is a *hang* (``timeout (> N s)``), killed —
-  so it is minimised as a crash is, bounded by the command itself (:attr:`CommandTarget.minimize_hangs`;
-  an in-process hang is stopped by the fuzz engine's watch instead: :mod:`phoneemu.fuzz.runwatch`). Commands
+  (default: any status >= 128); a run past ``timeout`` is a *hang* (``timeout (> N s)``), killed — a
+  target that bounds its own runs (:attr:`CommandTarget.bounds_own_runs`; an in-process hang is stopped by
+  the fuzz engine's watch instead: :mod:`phoneemu.fuzz.runwatch`). While a finding is minimised, a run
+  still going at the minimiser's end (within what is left of ``--time``) is killed then, before its
+  ``timeout``, and raises :class:`AttemptStopped`: not the same finding
+  (:meth:`CommandTarget.runs_ending_within`; ours, was: let run up to ``timeout`` past ``--time``). Commands
   run from a list (``shlex.split``), never through a shell. A command timed out or under way at Ctrl-C
   is killed with all it started.
 * A device under test (``--serve``) fetches mutants from the lab TFTP server
@@ -80,6 +83,7 @@ from phoneemu.values import host_port
 
 __all__ = [
     "HANDLED",
+    "AttemptStopped",
     "CommandTarget",
     "Outcome",
     "PythonTarget",
@@ -101,6 +105,13 @@ _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../phonee
 _FUZZ = os.path.dirname(os.path.abspath(__file__))
 #: the bytes of a --target-cmd's stderr a finding keeps (its last ones: where a crash says why)
 _STDERR_TAIL = 2000
+
+
+class AttemptStopped(BaseException):
+    """Raised in a minimiser's attempt stopped at once: in process, a hang or past the minimiser's time
+    (:meth:`phoneemu.fuzz.runwatch.RunWatch.stopping_hangs`); a command still running at the minimiser's
+    end (:meth:`CommandTarget.runs_ending_within`). A BaseException: a target's own ``except Exception``
+    must not swallow it."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -176,8 +187,8 @@ class PythonTarget:
 
     #: its runs are not bounded by itself: an attempt that hangs is stopped by the watch (SIGALRM,
     #: :meth:`phoneemu.fuzz.runwatch.RunWatch.stopping_hangs`), so a hang is minimised only where that
-    #: works, with a hang budget of its own (:func:`phoneemu.fuzz.engine._minimize_plan`)
-    minimize_hangs = False
+    #: works, with the hang budget (:func:`phoneemu.fuzz.minimize_plan.minimize_plan`)
+    bounds_own_runs = False
 
     def __init__(self, func: Callable[[bytes], object], *, name: str = "python",
                  handled: tuple[type[BaseException], ...] = HANDLED, hang_after: float = 1.0,
@@ -478,9 +489,10 @@ def _signal_name(num: int) -> str:
 class CommandTarget:
     """Runs an external command on each input file (see module docstring)."""
 
-    #: a hang is a run killed at ``timeout``: each minimisation attempt is bounded, so hangs are minimised
-    #: as crashes are (:func:`phoneemu.fuzz.engine.fuzz`)
-    minimize_hangs = True
+    #: a hang is a run killed at ``timeout``: its runs are bounded by itself, not watched
+    #: (:mod:`phoneemu.fuzz.runwatch`), and a hang is minimised with the hang budget, each attempt that hangs
+    #: costing ``timeout`` (:func:`phoneemu.fuzz.minimize_plan.minimize_plan`)
+    bounds_own_runs = True
 
     def __init__(self, command: str | Sequence[str], *, workdir: Path, suffix: str = ".bin",
                  timeout: float = 5.0, crash_exit: Collection[int] | None = None) -> None:
@@ -499,6 +511,17 @@ class CommandTarget:
             self.argv.append(str(self.path))
         self.timeout = timeout
         self.crash_exit = frozenset(crash_exit) if crash_exit is not None else None
+        self._runs_end: float | None = None  # perf_counter: the end of runs_ending_within's block
+
+    @contextlib.contextmanager
+    def runs_ending_within(self, seconds: float) -> Iterator[None]:
+        """Within the block, a run still going ``seconds`` from now is killed then, before its ``timeout``,
+        and raises :class:`AttemptStopped` (not a hang: module docstring); the minimiser's end."""
+        try:
+            self._runs_end = time.perf_counter() + seconds
+            yield
+        finally:
+            self._runs_end = None
 
     def _is_crash_exit(self, rc: int) -> bool:
         if self.crash_exit is not None:
@@ -508,6 +531,10 @@ class CommandTarget:
     def run(self, data: bytes) -> Outcome:
         self.path.write_bytes(data)
         t0 = time.perf_counter()
+        timed_out = t0 + self.timeout
+        stop = timed_out if self._runs_end is None else min(timed_out, self._runs_end)
+        if stop <= t0:  # runs_ending_within's end has passed: not started only to be killed
+            raise AttemptStopped
         # A new session so that a timeout kills the command and everything it started. A Ctrl-C while
         # Popen waits for the exec would leave the command running, unseen: it waits until Popen returns
         with ctrl_c_deferred() as interrupted:
@@ -515,10 +542,12 @@ class CommandTarget:
                                     stderr=subprocess.PIPE, start_new_session=True)
         try:
             interrupted()  # raises the deferred Ctrl-C here, where the command is killed
-            err = self._stderr_tail(proc, t0)
-            proc.wait(timeout=max(0.0, t0 + self.timeout - time.perf_counter()))
+            err = self._stderr_tail(proc, stop)
+            proc.wait(timeout=max(0.0, stop - time.perf_counter()))
         except subprocess.TimeoutExpired:
             self._kill(proc)
+            if stop < timed_out:  # killed at runs_ending_within's end, before its timeout: no hang
+                raise AttemptStopped from None
             return Outcome(status="hang", signature=f"timeout (> {self.timeout:g} s)",
                            detail=f"killed after {self.timeout:g} s", elapsed=time.perf_counter() - t0)
         except BaseException:  # Ctrl-C: the command, in a session of its own, is not left running
@@ -538,17 +567,17 @@ class CommandTarget:
             return Outcome(status="crash", signature=f"exit status {rc}", detail=tail, elapsed=elapsed)
         return Outcome(status="ok" if rc == 0 else "handled", detail=f"exit status {rc}", elapsed=elapsed)
 
-    def _stderr_tail(self, proc: subprocess.Popen[bytes], t0: float) -> bytes:
+    def _stderr_tail(self, proc: subprocess.Popen[bytes], stop: float) -> bytes:
         """The last :data:`_STDERR_TAIL` bytes the command writes to stderr, read until it closes it
-        (memory bounded whatever it writes: ``communicate`` kept a gigabyte); TimeoutExpired past the
-        command's time."""
+        (memory bounded whatever it writes: ``communicate`` kept a gigabyte); TimeoutExpired past ``stop``
+        (perf_counter: the command's time, or the end of :meth:`runs_ending_within`)."""
         assert proc.stderr is not None
         tail = bytearray()
         fd = proc.stderr.fileno()
         with selectors.DefaultSelector() as sel:
             sel.register(fd, selectors.EVENT_READ)
             while True:
-                left = t0 + self.timeout - time.perf_counter()
+                left = stop - time.perf_counter()
                 if left <= 0:
                     raise subprocess.TimeoutExpired(self.argv, self.timeout)
                 if not sel.select(left):

@@ -115,7 +115,7 @@ def test_a_crash_names_its_exception_type_with_its_module(make: object, name: st
 class _BoundedHangs:
     """Hangs on every input longer than 4 bytes; its runs are bounded, as a command's are."""
 
-    minimize_hangs = True
+    bounds_own_runs = True
 
     def run(self, data: bytes) -> Outcome:
         if len(data) > 4:
@@ -130,7 +130,9 @@ class _BoundedHangs:
 
 
 class _InProcessHangs(_BoundedHangs):
-    minimize_hangs = False
+    """The same hangs in process, with no hang rule (``is_hang``): not watched, no attempt of its stopped."""
+
+    bounds_own_runs = False
 
 
 def test_a_command_timeout_is_a_hang(tmp_path: Path) -> None:
@@ -138,7 +140,11 @@ def test_a_command_timeout_is_a_hang(tmp_path: Path) -> None:
     assert slow.status == "hang" and slow.is_finding and slow.signature == "timeout (> 0.2 s)"
 
 
-def test_a_bounded_targets_hangs_are_minimised_an_in_process_one_is_not(tmp_path: Path) -> None:
+def test_a_bounded_targets_hang_is_minimised_an_unwatched_in_process_one_is_saved_as_found(
+        tmp_path: Path) -> None:
+    """A target that bounds its own runs (a command, killed at its timeout) has its hang minimised; an
+    in-process one without the hang rule cannot have an attempt stopped once it hangs (an attempt could
+    hang the run): saved as found, info.json's minimize_note saying why."""
     mutator = Mutator(build_corpus("itl"))
     bounded = fuzz(FuzzConfig(fmt="itl", runs=3, out=tmp_path / "b"), _BoundedHangs(), mutator)
     [f] = bounded.findings.values()
@@ -147,6 +153,8 @@ def test_a_bounded_targets_hangs_are_minimised_an_in_process_one_is_not(tmp_path
     in_process = fuzz(FuzzConfig(fmt="itl", runs=1, out=tmp_path / "p"), _InProcessHangs(), mutator)
     [g] = in_process.findings.values()
     assert g.minimized is None
+    assert g.minimize_note is not None and g.minimize_note.startswith(
+        "not minimised: an in-process hang is minimised only where an attempt is stopped once it hangs")
 
 
 def test_cli_command_timeouts_count_as_hangs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

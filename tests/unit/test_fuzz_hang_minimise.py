@@ -1,8 +1,8 @@
-"""An in-process hang is minimised too (phoneemu.fuzz.engine ``_minimize_plan``; was: saved as found, while a
-crash was minimised): each attempt that hangs is stopped once it is a hang (SIGALRM, main thread) and is the
-same hang; its budget is its own (``hang_minimize_attempts`` within ``hang_minimize_time``: every attempt
-that counts costs the hang time-out); where attempts cannot be stopped (not the main thread) it is saved as
-found and ``minimize_note`` says why."""
+"""An in-process hang is minimised too (phoneemu.fuzz.minimize_plan ``minimize_plan``; was: saved as found,
+while a crash was minimised): each attempt that hangs is stopped once it is a hang (SIGALRM, main thread) and
+is the same hang; its budget is its own (``hang_minimize_attempts`` within ``hang_minimize_time``: every
+attempt that counts costs the hang time-out); where attempts cannot be stopped (not the main thread) it is
+saved as found and ``minimize_note`` says why."""
 
 from __future__ import annotations
 
@@ -126,7 +126,7 @@ class _QuickHangs:
     """An in-process target (watched: it has the hang rule) whose every input holding ``LOOP`` is a hang,
     returned at once; each run costs a fake second of its clock (the hang time-out an attempt costs)."""
 
-    minimize_hangs = False
+    bounds_own_runs = False
 
     def __init__(self, clock: FakeClock) -> None:
         self.clock = clock

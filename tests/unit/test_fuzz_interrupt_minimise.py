@@ -1,4 +1,4 @@
-"""Ctrl-C (or SIGTERM) and minimising (phoneemu.fuzz.engine ``_minimize_into``, ``_minimize_plan``): a
+"""Ctrl-C (or SIGTERM) and minimising (phoneemu.fuzz.minimize_plan ``minimize_into``, ``minimize_plan``): a
 minimisation cut short keeps the smallest input found so far and info.json's ``minimize_note`` says so
 (was: ``null`` and the whole input); a hang found as Ctrl-C stopped the run is saved un-minimised, no
 minimising begun after the request to stop, and its note says so. Ctrl-C is simulated as in
@@ -111,7 +111,7 @@ class _HangsThenCtrlC:
     """A watched in-process target: an input holding ``LOOP`` is a hang, returned at once; its call number
     ``at`` is a Ctrl-C."""
 
-    minimize_hangs = False
+    bounds_own_runs = False
 
     def __init__(self, at: int) -> None:
         self.at = at

@@ -91,7 +91,7 @@ def test_a_command_target_is_not_watched(tmp_path: Path) -> None:
     """Its runs are bounded (killed at --timeout): no SIGALRM, no hang made up at Ctrl-C."""
     watch = RunWatch(CommandTarget("true {}", workdir=tmp_path / "w", timeout=1.0))
     watch.cut = (100.0, 100.0)
-    assert watch.cut_hang("Ctrl-C") is None and watch.minimize_hangs
+    assert watch.cut_hang("Ctrl-C") is None and watch.bounds_own_runs
     watch.close()
 
 

@@ -1,4 +1,4 @@
-"""``--time`` bounds minimising too (phoneemu.fuzz.engine ``_minimize_budget``): a crash found with less
+"""``--time`` bounds minimising too (phoneemu.fuzz.minimize_plan ``minimize_budget``): a crash found with less
 than the minimiser's 20 s left of ``--time`` is minimised within what is left, one found with none left is
 saved un-minimised, its info.json saying so (was: minimised for up to 20 s more, past ``--time``). Timed
 by a fake clock that each run of the target moves on: no wall-clock asserts."""

@@ -106,8 +106,8 @@ def test_boot_json_of_a_flash_folder_whose_name_is_not_utf8(tmp_path: Path) -> N
 JSON_WRITERS = ("commands/boot.py", "commands/fleet.py", "commands/lab.py", "commands/predict.py",
                 "commands/inspect.py", "commands/phone.py", "commands/tvs.py", "commands/fuzz.py",
                 "commands/_fuzz_run.py", "commands/_fuzz_serve.py",
-                "scenario/reports.py", "fuzz/engine.py", "fuzz/targets.py", "commands/replay.py",
-                "commands/_replay_all.py", "phone/flash.py", "lab/registrations.py")
+                "scenario/reports.py", "fuzz/engine.py", "fuzz/findings.py", "fuzz/targets.py",
+                "commands/replay.py", "commands/_replay_all.py", "phone/flash.py", "lab/registrations.py")
 #: ``json.dumps`` left where it writes text, not a document (ASCII inside a text line)
 TEXT_USES = ("brief = json.dumps(", "lines = [f\"{k}: {json.dumps(v)",
              # the streamed writers split a document at a marker; the spool is read back by json.loads
