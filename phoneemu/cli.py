@@ -29,7 +29,7 @@ import re
 import signal
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from phoneemu import version_text
 from phoneemu.commands._help import tidy
@@ -98,6 +98,16 @@ _USAGE_LINES = 3
 options): a one-line usage pointing at ``--help`` is."""
 
 
+class _VersionAction(argparse._VersionAction):
+    """``--version``: its text (:func:`phoneemu.version_text`, which imports ssl and cryptography to name
+    their versions) made when the option is given, not whenever the parser is built (start-up time)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        self.version = version_text()
+        super().__call__(parser, namespace, values, option_string)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, whose usage errors suggest the nearest option or choice (every sub-command's too: their
     parsers are made of this class), and show a usage of many lines as one line pointing at ``--help``."""
@@ -118,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=version_text(),
+    parser.add_argument("--version", action=_VersionAction,
                         help="the version of phoneemu and of what it runs on (Python, cryptography, "
                         "OpenSSL), for a CI log or a bug report")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

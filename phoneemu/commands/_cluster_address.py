@@ -16,7 +16,6 @@ from pathlib import Path
 from phoneemu.commands._argtypes import port
 from phoneemu.commands._said import teller
 from phoneemu.errors import PhoneEmuError
-from phoneemu.lab.state import DEFAULT_PORTS
 from phoneemu.values import host_port, parse_ascii_int, parse_host_port
 
 __all__ = ["ClusterAddress", "asked_port", "cluster_address", "http_port", "lab_read_lock"]
@@ -70,10 +69,11 @@ def _served_http_port(args: argparse.Namespace, host: str, port: int) -> int:
     """The HTTP port for ``--tftp HOST:PORT`` without ``--http-port``: the one ``--lab DIR``'s lab serve
     recorded when it listens at that very TFTP address and port (a lab served on other ports than the
     real ones), else 6970 (spec §H.1)."""
+    from phoneemu.lab.state import DEFAULT_PORTS, load_state
+
     lab = getattr(args, "lab", None)
     if lab is None:
         return DEFAULT_PORTS["http"]
-    from phoneemu.lab.state import load_state
 
     try:
         state = load_state(lab)

@@ -8,7 +8,6 @@ import argparse
 from phoneemu.commands._argtypes import call_packets, positive_float, sip_user
 from phoneemu.commands._cluster_address import asked_port
 from phoneemu.errors import PhoneEmuError
-from phoneemu.protocols.sip import SIP_PORT, SIPS_PORT
 from phoneemu.values import parse_host_port
 
 __all__ = [
@@ -22,6 +21,8 @@ FROM_CONFIG = ""
 
 def add_register_options(p: argparse.ArgumentParser, *, after: str) -> None:
     """The two options; ``after`` says when the phones register and what the command reports of it."""
+    from phoneemu.protocols.sip import SIP_PORT, SIPS_PORT
+
     p.add_argument("--register", metavar="HOST[:PORT]", nargs="?", const=FROM_CONFIG,
                    help=f"{after} register over SIP, answering the registrar's digest challenge from the "
                    "config: without a value, with the CallManagers the config names (devicePool, priority "
@@ -39,6 +40,8 @@ def sips_port(text: str) -> int:
     """argparse type of ``--sips-port N``: the registrar's SIP over TLS port, 1..65535, as ``--http-port``
     (:func:`~phoneemu.commands._cluster_address.asked_port`). 0 was taken silently (a port, 0..65535), the
     phone then dialling port 0 over TLS, where 70000 was refused as "outside 0..65535"."""
+    from phoneemu.protocols.sip import SIPS_PORT
+
     return asked_port(text, zero_hint=f": the registrar's SIP over TLS port, default {SIPS_PORT}")
 
 
@@ -105,6 +108,8 @@ def call_of(args: argparse.Namespace) -> tuple[str, int] | None:
 def registrar(args: argparse.Namespace) -> tuple[str | None, int, int] | None:
     """(host, TCP port, TLS port) of ``--register``, host None for the config's CallManagers; None
     without it; PhoneEmuError for a bad address."""
+    from phoneemu.protocols.sip import SIP_PORT
+
     if args.register is None:
         return None
     if args.register == FROM_CONFIG:

@@ -4,27 +4,25 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from phoneemu import json_doc
 from phoneemu.commands._progress import progress_line
 from phoneemu.commands._said import say
 from phoneemu.errors import PhoneEmuError
 from phoneemu.files import write_output_text
-from phoneemu.fleet.alike import Alike
-from phoneemu.fleet.metrics import FAILED_BY, failure_text, kind_lines, outcome_of, tally_lines
 from phoneemu.formats._tlv import printable
-from phoneemu.net.tls_decrypt import KeyLog
-from phoneemu.phone.ways_out import ways_key, ways_out_doc, ways_out_text
-from phoneemu.scenario.replay import Limits, ReplayResult
-from phoneemu.scenario.replay_fleet import PhoneReplay, replay_fleet, scan_fleet
-from phoneemu.scenario.replay_tvs import TvsCapture
 from phoneemu.spool import JsonLines
+
+if TYPE_CHECKING:  # the replay and its fleet summary are imported where one runs (start-up time)
+    from phoneemu.net.tls_decrypt import KeyLog
+    from phoneemu.scenario.replay import Limits, ReplayResult
+    from phoneemu.scenario.replay_fleet import PhoneReplay
+    from phoneemu.scenario.replay_tvs import TvsCapture
 
 __all__ = [
     "ALL_MAX_MEMORY_MIB",
@@ -126,6 +124,8 @@ def _check_export(folder: Path | None) -> None:
 
 
 def _boot_record(r: ReplayResult) -> dict[str, Any]:
+    from phoneemu.fleet.metrics import outcome_of
+
     rep = r.report
     d = rep.deciding
     out: dict[str, Any] = {"start": r.boot.start, "server": r.boot.server, "outcome": outcome_of(rep),
@@ -172,13 +172,15 @@ class _Tally:
     more): memory does not grow with the phones."""
 
     def __init__(self) -> None:
+        from phoneemu.fleet.alike import Alike
+
         self.phones = self.replayed = self.boots = 0
         self.by_outcome: Counter[str] = Counter()
         self.by_rule: Counter[str] = Counter()
         self.by_trust: Counter[str] = Counter()
         self.changed: Counter[str] = Counter()
         self.by_model: dict[str, Counter[str]] = {}
-        self.failed = Alike(_FAILED_BY)
+        self.failed = Alike(_failed_by())
         self.noted = Alike(("note",))
         self.partial = Alike(("not_captured",))
         self.skipped = Alike(("skipped",))
@@ -198,6 +200,9 @@ class _Tally:
         self.listed: list[dict[str, Any]] = []  # the first PHONES_LISTED records
 
     def add(self, rec: dict[str, Any]) -> None:
+        from phoneemu.fleet.metrics import FAILED_BY
+        from phoneemu.phone.ways_out import ways_key
+
         self.phones += 1
         if len(self.listed) < PHONES_LISTED:
             self.listed.append(rec)
@@ -279,6 +284,8 @@ class _Tally:
     def doc(self, uncounted: int = 0) -> dict[str, Any]:
         """The summary (:func:`fleet_doc`'s keys but ``records``); ``uncounted``: downloads of phones
         beyond MAX_MACS not counted (the capture's ``phones_uncounted_downloads``)."""
+        from phoneemu.phone.ways_out import ways_out_doc
+
         why = self.exit_why(uncounted)
         return {"phones": self.phones, "phones_replayed": self.replayed,
                 "phones_not_replayed": self.phones - self.replayed, "boots": self.boots,
@@ -305,9 +312,12 @@ def fleet_doc(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {**tally.doc(), "records": records}
 
 
-#: failed last boots are alike when these agree: fleet boot's fields, and whether the capture held the
-#: whole boot (a boot it holds in part fails for want of files, not by the cluster's doing)
-_FAILED_BY = (*FAILED_BY, "partial")
+def _failed_by() -> tuple[str, ...]:
+    """Failed last boots are alike when these agree: fleet boot's fields, and whether the capture held the
+    whole boot (a boot it holds in part fails for want of files, not by the cluster's doing)."""
+    from phoneemu.fleet.metrics import FAILED_BY
+
+    return (*FAILED_BY, "partial")
 
 
 def _partial(boot: dict[str, Any]) -> str | None:
@@ -315,6 +325,8 @@ def _partial(boot: dict[str, Any]) -> str | None:
 
 
 def _failure_text(kind: dict[str, Any]) -> str:
+    from phoneemu.fleet.metrics import failure_text
+
     return failure_text(kind) + (f" [{kind['partial']}]" if kind.get("partial") else "")
 
 
@@ -346,6 +358,9 @@ def fleet_text(doc: dict[str, Any], head: str, fill: dict[str, str] | None = Non
     """The summary as text; ``fill``: the ways out's lab placeholders that are known (``FLEET``);
     ``listed``: the records listed a line each when there are at most :data:`PHONES_LISTED` phones
     (default the document's ``records``)."""
+    from phoneemu.fleet.metrics import kind_lines, tally_lines
+    from phoneemu.phone.ways_out import ways_out_text
+
     lines = [head]
     if "downloads" in doc:
         lines.append(_downloads_line(doc))
@@ -498,6 +513,10 @@ def run_all(args: argparse.Namespace, *, secrets: KeyLog | None, limits: Limits 
     or not (``phones``/``phones_replayed``, ``downloads``/``downloads_kept``/``downloads_not_kept``).
     Memory: the phones' records go to a :class:`_RecordSpool` as they are done (the tally and one
     record in memory); the JSON document and the JUnit report are written from it a record at a time."""
+    import asyncio
+
+    from phoneemu.scenario.replay_fleet import replay_fleet, scan_fleet
+
     models = None
     if args.models is not None:
         from phoneemu.scenario.phone_models import read_phone_models

@@ -14,7 +14,6 @@ listens (the address and ports it records when it starts).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import dataclasses
 import ipaddress
@@ -25,9 +24,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-from cryptography import x509
+from typing import TYPE_CHECKING, Any
 
 from phoneemu import json_doc
 from phoneemu.commands._argtypes import mac_option, non_negative_float, positive_float, unix_time
@@ -41,21 +38,20 @@ from phoneemu.commands._register import (
     registrar,
 )
 from phoneemu.commands._said import command_of, say
-from phoneemu.crypto import certs, keys
-from phoneemu.crypto.keys import PrivateKey
 from phoneemu.errors import DecodeError, PhoneEmuError, ScenarioError
 from phoneemu.files import PEM_LIMIT, read_at_most
-from phoneemu.formats import config as config_fmt
-from phoneemu.lab.state import DEFAULT_PORTS
-from phoneemu.phone.boot import BootReport, BootTarget, decision_dict
-from phoneemu.phone.call import CallResult
-from phoneemu.phone.flash import Flash
-from phoneemu.phone.phone import Phone, check_flash_owner, read_phone_file
-from phoneemu.phone.profile import PROFILES, PhoneProfile, get_profile, profile_from_dict
-from phoneemu.phone.sip import SipResult
-from phoneemu.phone.ways_out import no_way_out_lines, way_out_lines, ways_out_json
 from phoneemu.tempdirs import make_owned_tempdir, sweep_abandoned
 from phoneemu.values import parse_ascii_int, parse_host_port
+
+if TYPE_CHECKING:  # the phone, its crypto and its lab are imported where a boot runs (start-up time)
+    from cryptography import x509
+
+    from phoneemu.crypto.keys import PrivateKey
+    from phoneemu.phone.boot import BootReport, BootTarget
+    from phoneemu.phone.call import CallResult
+    from phoneemu.phone.phone import Phone
+    from phoneemu.phone.profile import PhoneProfile
+    from phoneemu.phone.sip import SipResult
 
 __all__ = ["add_capf_keygen_options", "capf_keygen_overrides", "capf_keygen_text", "parse_hostport",
            "register", "unanswered_hint"]
@@ -75,6 +71,8 @@ examples:
 
 
 def register(sub: Any) -> None:
+    from phoneemu.phone.profile import PROFILES  # the names in --profile's help
+
     p = sub.add_parser("boot", help="boot one emulated phone against a cluster and show its decisions",
                        description=__doc__.split("\n\n")[1] if __doc__ else None, epilog=_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -141,6 +139,8 @@ def _profile_seconds(field: str) -> Any:
     """An argparse ``type=`` for the profile field ``field``: a finite number of seconds, checked against
     the profile's own range (:class:`~phoneemu.phone.profile.PhoneProfile`; one rule, not a copy)."""
     def parse(text: str) -> float:
+        from phoneemu.phone.profile import profile_from_dict
+
         value = non_negative_float(text)
         try:
             profile_from_dict("cp-8861", {field: value})
@@ -178,6 +178,8 @@ def capf_keygen_text(overrides: Mapping[str, float]) -> str:
 def _with_capf_keygen(profile: PhoneProfile, args: argparse.Namespace) -> PhoneProfile:
     """``profile`` with ``--capf-keygen-seconds`` / ``--capf-in-progress-seconds`` applied, as a
     scenario's profile override is (:func:`~phoneemu.phone.profile.profile_from_dict`)."""
+    from phoneemu.phone.profile import profile_from_dict
+
     overrides = capf_keygen_overrides(args)
     return profile_from_dict(profile, overrides) if overrides else profile
 
@@ -190,6 +192,8 @@ def parse_hostport(text: str, default_port: int = 69) -> tuple[str, int]:
 def pem_certificates(paths: list[Path]) -> list[x509.Certificate]:
     """Every certificate of each PEM file (``--image-signer``, ``--tvs-cert``, ``--mic``); a file
     holding none is an error naming it."""
+    from phoneemu.crypto import certs
+
     out: list[x509.Certificate] = []
     for p in paths:
         found = certs.load_certs_pem(read_at_most(p, PEM_LIMIT, what="PEM file"), source=str(p))
@@ -264,6 +268,8 @@ def _type_lab_secrets(args: argparse.Namespace, mac: str, phone: Phone) -> None:
 
 def _mic(args: argparse.Namespace, mac: str) -> tuple[tuple[x509.Certificate, PrivateKey] | None,
                                                        list[x509.Certificate]]:
+    from phoneemu.crypto import certs, keys
+
     signers = pem_certificates(args.image_signer)
     if args.lab is not None:
         if args.mic or args.mic_key:
@@ -306,6 +312,8 @@ def unanswered_hint(report: BootReport, target: BootTarget, *, lab: Path | None 
     running or a wrong ``--tftp`` port, which the phone's own statuses ("TFTP timeout") do not say. Its
     ``lab serve`` command names the lab folder when one was given (``--lab DIR``; else ``DIR``) and the
     ports this boot asked on (HTTP's when the phone tried it on another than lab serve's default 6970)."""
+    from phoneemu.lab.state import DEFAULT_PORTS
+
     d = report.deciding
     if d is None or d.rule != "H.3-config-transport-failed" or len(report.decisions) != 1:
         return None
@@ -355,6 +363,8 @@ def add_offline_phone_options(p: Any, *, now_help: str,
                               profile_help: str = "phone model profile (default cp-8861)") -> None:
     """The options of an offline boot (``replay``, ``predict``): profile, clock, image signers and
     the offline TVS (``--tvs-cert``, ``--tvs-roles``)."""
+    from phoneemu.phone.profile import PROFILES
+
     p.add_argument("--profile", default="cp-8861", choices=sorted(PROFILES), help=profile_help)
     p.add_argument("--now", type=unix_time, metavar="UNIX", help=now_help)
     # no --tftp-max-time here: an offline boot is served from memory, no TFTP transfer to cap
@@ -385,6 +395,8 @@ def outcome_lines(report: BootReport, *, label_width: int,
     ``label_width`` (``boot`` and ``replay`` print them the same way); under a lockout its ways out,
     their lab commands filled in with ``fill`` (:func:`phoneemu.phone.ways_out.way_out_lines`), or why
     it has none (:func:`phoneemu.phone.ways_out.no_way_out_lines`)."""
+    from phoneemu.phone.ways_out import no_way_out_lines, way_out_lines
+
     lines: list[str] = []
     if report.deciding is not None:
         lines.append(f"  {'deciding:':<{label_width}}{report.deciding.summary()}")
@@ -443,6 +455,15 @@ def handler(args: argparse.Namespace) -> int:
 
 def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
     """:func:`handler`, ``reading`` holding the lab lock until the lab is read (closed here then)."""
+    import asyncio
+
+    from phoneemu.formats import config as config_fmt
+    from phoneemu.phone.boot import BootTarget, decision_dict
+    from phoneemu.phone.flash import Flash
+    from phoneemu.phone.phone import Phone, check_flash_owner, read_phone_file
+    from phoneemu.phone.profile import get_profile
+    from phoneemu.phone.ways_out import way_out_lines, ways_out_json
+
     where = cluster_address(args)
     host, port = where.host, where.tftp_port
     if where.from_lab:

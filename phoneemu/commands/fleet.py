@@ -52,7 +52,7 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from phoneemu import json_doc
 from phoneemu.commands._argtypes import (
@@ -83,16 +83,12 @@ from phoneemu.commands._said import command_of, say, teller
 from phoneemu.commands.boot import add_capf_keygen_options, capf_keygen_overrides, capf_keygen_text
 from phoneemu.errors import PhoneEmuError
 from phoneemu.files import check_apart, check_writable, write_output_text
-from phoneemu.fleet.engine import FleetSpec, Prestate, mac_range, mac_text, parse_mac
-from phoneemu.fleet.loop import EVENT_LOOPS
-from phoneemu.fleet.progress import Progress
-from phoneemu.fleet.shard import interrupted_before_storm, run_fleet
-from phoneemu.net.tftp_client import MAX_QUARANTINE, QUARANTINE_S
-from phoneemu.phone.boot import BootTarget
-from phoneemu.phone.media_rules import NO_MEDIA
-from phoneemu.phone.profile import PROFILES, get_profile
-from phoneemu.phone.ways_out import no_way_out_lines, way_out_lines
-from phoneemu.scenario.phone_models import PhoneModels, profile_for_model, read_phone_models
+
+if TYPE_CHECKING:  # the fleet and its phones are imported where a storm runs (start-up time)
+    from phoneemu.fleet.engine import FleetSpec, Prestate
+    from phoneemu.fleet.shard import FleetResult
+    from phoneemu.phone.boot import BootTarget
+    from phoneemu.scenario.phone_models import PhoneModels
 
 __all__ = ["register"]
 
@@ -117,6 +113,10 @@ examples:
 
 
 def register(sub: Any) -> None:
+    from phoneemu.fleet.loop import EVENT_LOOPS  # the defaults and choices the options show
+    from phoneemu.net.tftp_client import MAX_QUARANTINE, QUARANTINE_S
+    from phoneemu.phone.profile import PROFILES
+
     p = sub.add_parser("fleet", help="many phones at once (boot storms, conformance at scale)",
                        description="Boot many emulated phones at once against a cluster.")
     fsub = p.add_subparsers(dest="fleet_command", metavar="ACTION")
@@ -253,6 +253,7 @@ def _installed(args: argparse.Namespace) -> Prestate | None:
     line, exit 2, before any boot) as ``predict`` checks it (``scenario.predict.load_installed``)."""
     if args.installed_itl is None and args.installed_ctl is None and args.installed_config_dir is None:
         return None
+    from phoneemu.fleet.engine import Prestate
     from phoneemu.phone.profile import get_profile
     from phoneemu.scenario.predict import load_installed
 
@@ -295,6 +296,7 @@ def _lab_phones(args: argparse.Namespace, macs: list[str]
         return None, {}, {}, {}
     from phoneemu.fleet.mics import missing_macs, phones_folder
     from phoneemu.lab.state import load_state
+    from phoneemu.scenario.phone_models import profile_for_model
 
     folder = phones_folder(args.lab)
     missing = missing_macs(folder, macs)
@@ -416,6 +418,9 @@ def _run_macs(args: argparse.Namespace) -> tuple[list[int], PhoneModels | None]:
     models file read (None without --models); one line, exit 2, when there are none. ``--models`` or
     ``--flash`` that cannot be read is one line naming the option, the path and why (was the OSError's
     "/tmp: Is a directory", naming no option)."""
+    from phoneemu.fleet.engine import mac_range, parse_mac
+    from phoneemu.scenario.phone_models import read_phone_models
+
     if args.flash is not None and args.flash.exists() and not args.flash.is_dir():
         what = "a file" if args.flash.is_file() else "a device or pipe"
         raise PhoneEmuError(f"--flash {args.flash}: is {what}, not a folder (one folder per phone is kept "
@@ -472,6 +477,8 @@ def http_fallback_hint(files_over: Mapping[str, int], target: BootTarget,
     """A note when phones fetch over HTTP first (spec §H.1; ``profiles``: the models of the run) and
     not one file came that way: each tried HTTP for each file and fell back to TFTP (a wrong
     ``--http-port``, or a cluster without HTTP), which "files received: N over TFTP" alone does not tell."""
+    from phoneemu.phone.profile import get_profile
+
     first = sorted(p for p in set(profiles) if get_profile(p).uses_http_first)
     if not target.use_http or not first:
         return None
@@ -498,6 +505,7 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int, lab: Path 
     (``lab``) and the phone's own flash (``flash``/MAC) where known, as the summary does."""
     from phoneemu.fleet.junit import Case, write_cases
     from phoneemu.fleet.metrics import BootRecord
+    from phoneemu.phone.ways_out import no_way_out_lines, way_out_lines
 
     def fill(rec: BootRecord) -> dict[str, str] | None:
         known = {"DIR": lab, "FLASH": flash / rec.mac if flash is not None else None, "MAC": rec.mac}
@@ -589,7 +597,20 @@ def _report(option: str, path: Path, write: Callable[[], object], unwritten: lis
         unwritten.append(f"{option} {path}: not written: {exc.strerror or exc}")
 
 
+def run_fleet(spec: FleetSpec, **options: Any) -> FleetResult:
+    """The storm: :func:`phoneemu.fleet.shard.run_fleet`, imported once one runs (start-up time)."""
+    from phoneemu.fleet.shard import run_fleet as storm
+
+    return storm(spec, **options)
+
+
 def _boot(args: argparse.Namespace) -> int:
+    from phoneemu.fleet.engine import FleetSpec, mac_text
+    from phoneemu.fleet.progress import Progress
+    from phoneemu.fleet.shard import interrupted_before_storm
+    from phoneemu.phone.boot import BootTarget
+    from phoneemu.phone.media_rules import NO_MEDIA
+
     run_macs, models = _run_macs(args)
     listed = args.count is None  # the phones of the models file (or of --flash), not consecutive MACs
     args.count = len(run_macs)

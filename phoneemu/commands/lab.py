@@ -14,15 +14,15 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from phoneemu import json_doc
 from phoneemu.commands._argtypes import integer, mac_option, non_negative_int, positive_int, unix_time
 from phoneemu.commands._said import command_of, say, teller
 from phoneemu.errors import EncodeError, PhoneEmuError
-from phoneemu.lab.cluster import EXCHANGE_STORES, SECURE_URL_SCHEMES, LabCluster
-from phoneemu.lab.lock import hold_lab_lock
-from phoneemu.lab.trust_line import trust_line
+
+if TYPE_CHECKING:  # the cluster (its PKI, its files) is imported where an operation runs (start-up time)
+    from phoneemu.lab.cluster import LabCluster
 
 __all__ = ["register"]
 
@@ -137,6 +137,10 @@ def _op(fn: Callable[[LabCluster, argparse.Namespace, int | None], str | None]) 
     to its last write (:mod:`phoneemu.lab.lock`): two operations on one lab run one after the other, so
     neither loses the other's change (each would load, change and save the whole state)."""
     def handler(args: argparse.Namespace) -> int:
+        from phoneemu.lab.cluster import LabCluster
+        from phoneemu.lab.lock import hold_lab_lock
+        from phoneemu.lab.trust_line import trust_line
+
         # not a lab (no cluster.json): no lock file is left there, LabCluster.open says why
         with hold_lab_lock(args.dir, on_wait=teller(command_of(args))):
             cluster = LabCluster.open(args.dir)
@@ -207,6 +211,8 @@ def _onoff(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def register(sub: Any) -> None:
+    from phoneemu.lab.cluster import EXCHANGE_STORES, SECURE_URL_SCHEMES  # the choices of two operations
+
     lab = sub.add_parser("lab", help="lab cluster: init, phones, admin operations that change trust, serve "
                          "(TFTP, HTTP, TVS, CAPF; SIP with --sip-port)",
                          description="A stand-in for the cluster side: PKI, signed files, admin operations, "
@@ -499,6 +505,8 @@ def _seed_text(seed: int | None) -> str:
 
 
 def _init(args: argparse.Namespace) -> int:
+    from phoneemu.lab.cluster import LabCluster
+
     def progress() -> None:  # seeded RSA keys are made in pure Python: say why it takes seconds
         if args.seed is not None:
             say(args, "creating the cluster's identities (seeded keys are made in pure Python: a few "
@@ -561,6 +569,8 @@ def _exchange(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
     """Say what each TVS now answers for the other's certificates: the roles each ends with, an earlier
     import's kept (roles merge, ``LabCluster._import_trust``; was: the store's roles, "roles TFTP" for a
     certificate TVS answers SAST and TFTP for)."""
+    from phoneemu.lab.cluster import LabCluster
+
     c.exchange_certificates(a.other, store=a.store, now=now)
     peer = LabCluster.open(a.other)
 
@@ -577,6 +587,7 @@ def _vouched(me: LabCluster, peer: LabCluster, store: str) -> str:
     import."""
     from phoneemu.crypto.certs import cert_der, dn_common_name, dn_text
     from phoneemu.formats.trustlist import Role
+    from phoneemu.lab.cluster import EXCHANGE_STORES
 
     def name(code: int) -> str:
         return Role(code).name if code in Role._value2member_map_ else str(code)
@@ -811,6 +822,8 @@ def _show(args: argparse.Namespace) -> int:
     """``lab show``: the lab is read under the lab lock, shared (:mod:`phoneemu.lab.lock`: an operation
     under way is waited for, said on stderr, never read half-changed), and printed after the lock is
     released (a reader of the output that is slow — a pager — holds up no operation)."""
+    from phoneemu.lab.lock import hold_lab_lock
+
     with hold_lab_lock(args.dir, shared=True, on_wait=teller(command_of(args))):
         out = _show_text(args)
     print(out, end="")
@@ -820,6 +833,7 @@ def _show(args: argparse.Namespace) -> int:
 def _show_text(args: argparse.Namespace) -> str:
     """What ``lab show`` prints (read while the caller holds the lab lock)."""
     from phoneemu.crypto.certs import dn_common_name
+    from phoneemu.lab.cluster import LabCluster
 
     cluster = LabCluster.open(args.dir)
     s = cluster.summary()

@@ -43,7 +43,6 @@ Rules:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import logging
 import os
@@ -52,20 +51,18 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from phoneemu.commands._argtypes import non_negative_int, port, positive_float
 from phoneemu.commands._said import teller
-from phoneemu.crypto.certs import dn_text, fingerprint
 from phoneemu.errors import PhoneEmuError, TransportError
-from phoneemu.lab.log_lines import OneLineFormatter
-from phoneemu.lab.state import DEFAULT_PORTS
-from phoneemu.protocols.capf import MAX_IN_PROGRESS
 from phoneemu.values import host_port
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the servers and their event loop are imported where lab serve runs (start-up time)
+    import asyncio
+
     from phoneemu.lab.cluster import LabCluster
     from phoneemu.lab.servers import LabServers
 
@@ -113,6 +110,9 @@ _port = port  # ASCII digits, 0..65535 (int() would take '٦٩' as 69)
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
+    from phoneemu.lab.state import DEFAULT_PORTS  # the defaults the options show
+    from phoneemu.protocols.capf import MAX_IN_PROGRESS
+
     p.add_argument("dir_arg", type=Path, nargs="?", metavar="DIR",
                    help="the lab cluster directory (as for every other lab operation; or --dir DIR)")
     p.add_argument("--dir", type=Path, metavar="DIR", help="the lab cluster directory")
@@ -177,6 +177,10 @@ def register_serve(lab_sub: Any) -> argparse.ArgumentParser:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Handler of ``lab serve``: errors of the project propagate (the CLI prints them as one line)."""
+    import asyncio
+
+    from phoneemu.lab.log_lines import OneLineFormatter
+
     if args.dir is not None and args.dir_arg is not None and args.dir != args.dir_arg:
         raise PhoneEmuError(f"two lab directories given ({args.dir_arg} and --dir {args.dir}): give one",
                             path="dir")
@@ -199,6 +203,13 @@ def run_serve(args: argparse.Namespace) -> int:
                                                     max_in_progress=args.capf_max_in_progress)))
 
 
+def _capf_max_in_progress() -> int:
+    """:data:`phoneemu.protocols.capf.MAX_IN_PROGRESS`, imported when a CapfBounds is made (start-up time)."""
+    from phoneemu.protocols.capf import MAX_IN_PROGRESS
+
+    return MAX_IN_PROGRESS
+
+
 @dataclass(frozen=True, kw_only=True)
 class CapfBounds:
     """How long the lab's CAPF waits for a phone, and how many REQUEST_IN_PROGRESS it takes a session
@@ -207,7 +218,7 @@ class CapfBounds:
 
     read_timeout: float = CAPF_READ_TIMEOUT_S
     session_timeout: float = CAPF_SESSION_TIMEOUT_S
-    max_in_progress: int = MAX_IN_PROGRESS
+    max_in_progress: int = field(default_factory=_capf_max_in_progress)
 
     def text(self) -> str:
         """``read timeout 30s, session timeout 120s, at most 256 REQUEST_IN_PROGRESS a session``."""
@@ -245,8 +256,11 @@ async def _serve(cluster: LabCluster, root: Path, note: Callable[[str], None], *
                  sip_ports: dict[str, int | None], attacks: tuple[str, ...] = (),
                  capf_bounds: CapfBounds) -> int:
     """:func:`serve` once the lab folder is this process's to serve (``note``: where it listens)."""
+    import asyncio
+
     from phoneemu.lab.cluster import WILDCARD_HOSTS, check_host
     from phoneemu.lab.servers import LabServers
+    from phoneemu.lab.state import DEFAULT_PORTS
 
     named = cluster.state.host
     reissue = False
@@ -319,6 +333,8 @@ def _note_signals(servers: LabServers, stop: asyncio.Event,
     begun: SIGTERM during the port record of a 3,000-phone lab stopped after the re-issue too, 5 to 6 s
     instead of the 0 to 3 s of the write under way. (asyncio.run's own SIGINT handler calls
     ``call_soon_threadsafe`` from a signal handler in the same way.)"""
+    import asyncio
+
     loop = asyncio.get_running_loop()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -382,6 +398,8 @@ async def _unless_stopped(work: Awaitable[_T], stop: asyncio.Event) -> _T | None
     raises CancelledError once ``work`` has ended, as a TaskGroup does: the caller's cancel is never
     lost. (Awaiting the task itself passed the cancel on, and the CancelledError that came back was
     taken for ``work``'s own: the caller's cancel was swallowed, or InvalidStateError raised.)"""
+    import asyncio
+
     task = asyncio.ensure_future(work)
     stopped = asyncio.ensure_future(stop.wait())
     try:
@@ -403,6 +421,8 @@ async def _unless_stopped(work: Awaitable[_T], stop: asyncio.Event) -> _T | None
 
 def _print_listening(servers: LabServers, root: Path, host: str) -> None:
     """The ``listening`` lines (real ports, the TVS and CAPF certificates) and how to stop."""
+    from phoneemu.crypto.certs import dn_text, fingerprint
+
     cluster = servers.cluster
     p = servers.ports
     tvs_cert = cluster.tvs_identity().cert

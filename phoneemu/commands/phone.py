@@ -24,18 +24,17 @@ import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from phoneemu import json_doc
 from phoneemu.commands._said import say
 from phoneemu.errors import PhoneEmuError
 from phoneemu.files import read_at_most
-from phoneemu.phone.flash import Flash
-from phoneemu.phone.flashes import FlashEntry, holds_flashes, phone_flashes
-from phoneemu.phone.phone import Phone, read_phone_file
-from phoneemu.phone.profile import PROFILES, PhoneProfile, get_profile
-from phoneemu.phone.show import render_show, show_state
-from phoneemu.phone.show_fleet import FIRST_LISTED, fleet_show, render_fleet_show
+
+if TYPE_CHECKING:  # the phone and its flash are imported where an action runs (start-up time)
+    from phoneemu.phone.flashes import FlashEntry
+    from phoneemu.phone.phone import Phone
+    from phoneemu.phone.profile import PhoneProfile
 
 __all__ = ["register"]
 
@@ -60,6 +59,8 @@ examples:
 
 
 def register(sub: Any) -> None:
+    from phoneemu.phone.profile import PROFILES  # the names in --profile's help
+
     p = sub.add_parser("phone", help="show or change an emulated phone's flash (show, erase, "
                        "factory-reset, set-key)", description=__doc__.split("\n\n")[1] if __doc__ else None,
                        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -98,6 +99,9 @@ def register(sub: Any) -> None:
 
 
 def _profile(args: argparse.Namespace) -> PhoneProfile:
+    from phoneemu.phone.phone import read_phone_file
+    from phoneemu.phone.profile import get_profile
+
     name = args.profile  # --profile "": refused by get_profile, not taken as "not given"
     if name is None:
         name = read_phone_file(args.flash).get("profile") or "cp-8861"
@@ -107,6 +111,8 @@ def _profile(args: argparse.Namespace) -> PhoneProfile:
 def _existing(args: argparse.Namespace) -> bool:
     """A missing flash folder is an error that says which command makes one (every action needs one);
     so is a fleet's folder given as one phone's."""
+    from phoneemu.phone.flashes import holds_flashes
+
     if not args.flash.is_dir():
         say(args, f"{args.flash}: no such flash directory (an emulated phone's flash is made "
                   "by boot --flash DIR)")
@@ -120,17 +126,26 @@ def _existing(args: argparse.Namespace) -> bool:
 
 
 def _phone(args: argparse.Namespace) -> Phone:
+    from phoneemu.phone.phone import Phone
+
     return Phone.from_flash(args.flash, profile=_profile(args), clock=lambda: 0)
 
 
 def _fleet(args: argparse.Namespace) -> list[FlashEntry]:
     """The phones' flashes of ``--fleet-flash`` (PhoneEmuError: exit 2 when the folder is wrong)."""
+    from phoneemu.phone.flashes import phone_flashes
+    from phoneemu.phone.profile import get_profile
+
     if args.profile is not None:
         get_profile(args.profile)  # a wrong --profile: refused before any flash is touched
     return phone_flashes(args.fleet_flash, profile=args.profile)
 
 
 def _show(args: argparse.Namespace) -> int:
+    from phoneemu.phone.flash import Flash
+    from phoneemu.phone.phone import read_phone_file
+    from phoneemu.phone.show import render_show, show_state
+
     if args.fleet_flash is not None:
         return _show_fleet(args)
     if args.cluster is not None:
@@ -185,6 +200,8 @@ def _cluster_lists(path: Path) -> tuple[dict[str, dict[str, str] | None], str | 
 
 
 def _show_fleet(args: argparse.Namespace) -> int:
+    from phoneemu.phone.show_fleet import fleet_show, render_fleet_show
+
     entries = _fleet(args)  # the folder first: a wrong one is said before the cluster is read
     current, lab = _cluster_lists(args.cluster) if args.cluster is not None else (None, None)
     doc = fleet_show(entries, root=str(args.fleet_flash), cluster=current,
@@ -199,6 +216,10 @@ def _show_fleet(args: argparse.Namespace) -> int:
 def _each_phone(args: argparse.Namespace, change: Callable[[Phone], str], done: str) -> int:
     """``change`` on every phone's flash of ``--fleet-flash``; a line per kind of outcome (``done``: what
     was done, for the phones it said nothing else of), the phones it failed on and the skipped entries."""
+    from phoneemu.phone.phone import Phone
+    from phoneemu.phone.profile import get_profile
+    from phoneemu.phone.show_fleet import FIRST_LISTED
+
     said: Counter[str] = Counter()
     failed: list[str] = []
     entries = _fleet(args)
@@ -226,6 +247,8 @@ def _each_phone(args: argparse.Namespace, change: Callable[[Phone], str], done: 
 
 
 def _erase(args: argparse.Namespace) -> int:
+    from phoneemu.phone.phone import Phone
+
     if args.fleet_flash is not None:
         return _each_phone(args, Phone.erase_trust, f"{args.fleet_flash}/<MAC>")
     if not _existing(args):

@@ -18,46 +18,26 @@ when no phone would lock out, 1 when some would, 2 on bad input.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from phoneemu import json_doc
 from phoneemu.commands._argtypes import mac_option, positive_float
 from phoneemu.commands._installed import add_installed_options, fill_from_flash, installed_config_key
 from phoneemu.commands._progress import progress_line
 from phoneemu.commands.boot import add_offline_phone_options, offline_boot_lines, pem_certificates, tvs_roles
-from phoneemu.crypto.certs import cert_der
 from phoneemu.errors import PhoneEmuError
 from phoneemu.files import write_output
-from phoneemu.fleet.metrics import model_lines
 from phoneemu.formats._tlv import printable
-from phoneemu.phone.show_fleet import macs_text
-from phoneemu.phone.ways_out import (
-    no_way_out,
-    no_way_out_lines,
-    way_out_lines,
-    ways_key,
-    ways_out_doc,
-    ways_out_text,
-)
-from phoneemu.scenario.predict import (
-    MAX_FLEET,
-    OUTCOMES,
-    FleetPhone,
-    PredictResult,
-    outcome,
-    predict_boot,
-    predict_fleet,
-    predict_listed,
-    run_wide_notes,
-)
-from phoneemu.scenario.predict_live_tvs import LiveTvs
+
+if TYPE_CHECKING:  # the prediction and what it reports with are imported where it runs (start-up time)
+    from phoneemu.scenario.predict import FleetPhone, PredictResult
+    from phoneemu.scenario.predict_live_tvs import LiveTvs
 
 __all__ = ["register"]
 
@@ -119,6 +99,8 @@ at all and none of these tells, the TVS is assumed trusted and a "note:" line sa
 
 
 def register(sub: Any) -> None:
+    from phoneemu.scenario.predict import MAX_FLEET  # the bound --fleet-flash's help gives
+
     p = sub.add_parser("predict", help="will a phone holding these trust lists accept these new files?",
                        description=__doc__, epilog=_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -188,6 +170,7 @@ def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: di
     """A phone's JUnit case (:mod:`phoneemu.fleet.junit`): failed unless its outcome is accepted; an
     accepted one carries its notes (``body["notes"]``: e.g. a TVS assumed trusted) as its system-out."""
     from phoneemu.fleet.junit import Case
+    from phoneemu.phone.ways_out import no_way_out_lines, way_out_lines
 
     if result == "accepted":
         notes = body.get("notes") or []
@@ -277,6 +260,9 @@ def _tvs_text(args: argparse.Namespace, live: LiveTvs | None) -> str:
 
 def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone],
                live: LiveTvs | None, *, source: str) -> dict[str, Any]:
+    from phoneemu.phone.ways_out import ways_out_doc
+    from phoneemu.scenario.predict import OUTCOMES, run_wide_notes
+
     done = [ph for ph in phones if ph.outcome is not None]
     counts = {o: sum(1 for ph in done if ph.outcome == o) for o in OUTCOMES}
     groups: dict[tuple[str, str], list[str]] = {}
@@ -326,6 +312,8 @@ def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone],
 def _ways_group(ph: FleetPhone) -> tuple[str, str, str | None] | None:
     """The group of a locked-out phone in the summary's ``ways_out`` (:func:`ways_key`: its deciding rule,
     kind and the reason code where it chooses the ways); None for a phone not locked out."""
+    from phoneemu.phone.ways_out import ways_key
+
     if ph.outcome != "locked out":
         return None
     deciding = (ph.detail or {}).get("deciding") or {}
@@ -337,6 +325,8 @@ def _phone_ways(ph: FleetPhone, refs: dict[tuple[str, str, str | None], int]) ->
     ``ways_out`` (the ways themselves, about 1.6 KB, are written once per group, not for each of up to
     100,000 phones), and ``no_way_out`` as its one-phone report gives it (BootReport.as_dict); both null
     for a phone not locked out (README "ways out")."""
+    from phoneemu.phone.ways_out import no_way_out
+
     group = _ways_group(ph)
     if group is None:
         return {"ways_out_ref": None, "no_way_out": None}
@@ -347,10 +337,15 @@ def _phone_ways(ph: FleetPhone, refs: dict[tuple[str, str, str | None], int]) ->
 
 def _macs(group: dict[str, Any]) -> str:
     """A group's first MACs, and how many more it has."""
+    from phoneemu.phone.show_fleet import macs_text
+
     return macs_text(group["count"], group["first_macs"])
 
 
 def _fleet_text(doc: dict[str, Any]) -> str:
+    from phoneemu.fleet.metrics import model_lines
+    from phoneemu.phone.ways_out import ways_out_text
+
     skipped = f"{doc['skipped']} {'entry' if doc['skipped'] == 1 else 'entries'} skipped"
     phones = "1 phone" if doc["predicted"] == 1 else f"{doc['predicted']} phones"
     lines = [f"fleet {doc['source']}: {phones} predicted, {skipped}; TVS {doc['tvs']}"]
@@ -405,10 +400,16 @@ def _live_tvs(args: argparse.Namespace) -> LiveTvs | None:
         if given:
             raise PhoneEmuError(f"{option} stands in for the TVS servers: not with --tvs-live, which asks "
                                 "them", path="tvs-live")
+    from phoneemu.scenario.predict_live_tvs import LiveTvs
+
     return LiveTvs(timeout=args.tvs_timeout)
 
 
 def _fleet(args: argparse.Namespace, now: int, options: dict[str, Any]) -> int:
+    import asyncio
+
+    from phoneemu.scenario.predict import predict_fleet
+
     for option, value in (("--flash", args.flash), ("--installed-itl", args.installed_itl),
                           ("--installed-ctl", args.installed_ctl),
                           ("--installed-config", args.installed_config),
@@ -438,7 +439,10 @@ def _fleet_report(args: argparse.Namespace, now: int, phones: list[FleetPhone], 
 
 def _listed(args: argparse.Namespace, now: int, options: dict[str, Any]) -> int:
     """``--models FILE``: the site's listed phones predicted from files (:func:`predict_listed`)."""
+    import asyncio
+
     from phoneemu.scenario.phone_models import read_phone_models
+    from phoneemu.scenario.predict import predict_listed
 
     for option, value in (("--fleet-flash", args.fleet_flash), ("--flash", args.flash),
                           ("--installed-config", args.installed_config),
@@ -474,7 +478,11 @@ def _config_mac(path: Path) -> str | None:
 
 
 def handler(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from phoneemu.crypto.certs import cert_der
     from phoneemu.files import check_writable
+    from phoneemu.scenario.predict import outcome, predict_boot
 
     check_writable(args.json_file, "--json-file")
     check_writable(args.junit, "--junit")

@@ -11,14 +11,13 @@ every replayed boot ended with an accepted config and no captured registration d
 from __future__ import annotations
 
 import argparse
-import asyncio
 import collections
 import json
 import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from phoneemu import json_doc
 from phoneemu.commands._argtypes import mac_option, positive_int
@@ -35,14 +34,12 @@ from phoneemu.commands._said import say
 from phoneemu.commands.boot import add_offline_phone_options, offline_boot_lines, pem_certificates, tvs_roles
 from phoneemu.errors import PhoneEmuError
 from phoneemu.formats._tlv import printable
-from phoneemu.formats.config import normalise_mac
-from phoneemu.net.capture import embedded_keylog
-from phoneemu.net.tls_decrypt import KeyLog, parse_keylog, read_keylog
-from phoneemu.phone.profile import get_profile
-from phoneemu.scenario.predict import load_installed
-from phoneemu.scenario.replay import MAX_MEMORY, CaptureIndex, Limits, ReplayResult, boot_count, replay_phone
-from phoneemu.scenario.replay_tvs import CapturedTvs, TvsCapture, scan_capture
 from phoneemu.values import host_port
+
+if TYPE_CHECKING:  # the capture's replay is imported where it runs (start-up time)
+    from phoneemu.net.tls_decrypt import KeyLog
+    from phoneemu.scenario.replay import CaptureIndex, ReplayResult
+    from phoneemu.scenario.replay_tvs import CapturedTvs, TvsCapture
 
 __all__ = ["register"]
 
@@ -112,6 +109,8 @@ registration differs from the rules (or --list), 1 otherwise, 2 on bad input.
 
 
 def register(sub: Any) -> None:
+    from phoneemu.scenario.replay import MAX_MEMORY  # --max-memory's default
+
     p = sub.add_parser("replay", help="rebuild a phone's downloads from a pcap and replay its decisions",
                        description="Rebuild the files a phone downloaded in a capture (TFTP and HTTP 6970) "
                        "and run the phone's decisions on them offline; with --mac also check each of its "
@@ -179,6 +178,8 @@ def _listed_macs(index: CaptureIndex, only: str | None) -> list[str]:
 
 
 def _list_text(index: CaptureIndex, tvs: TvsCapture, keylog: Path | None, only: str | None) -> str:
+    from phoneemu.scenario.replay import boot_count
+
     macs = _listed_macs(index, only)
     lines = [f"{index.packets} packet(s), {len(index.downloads) + index.unlisted} download(s), "
              f"{index.skipped} non-TFTP UDP datagram(s) skipped"]
@@ -227,6 +228,9 @@ def _secrets(args: argparse.Namespace) -> KeyLog | None:
     """The ``--keylog`` secrets; without it, the key log a pcapng capture embeds (Decryption Secrets
     Block, ``editcap --inject-secrets``), said on stderr, ``args.keylog`` then naming the capture; None
     without either. A key log without any secret is a warning."""
+    from phoneemu.net.capture import embedded_keylog
+    from phoneemu.net.tls_decrypt import parse_keylog, read_keylog
+
     if args.keylog is None:
         text = embedded_keylog(args.capture)
         if text is None:
@@ -246,6 +250,10 @@ def _secrets(args: argparse.Namespace) -> KeyLog | None:
 
 def _all(args: argparse.Namespace) -> int:
     """``--all``: every phone (:mod:`phoneemu.commands._replay_all`)."""
+    from phoneemu.phone.profile import get_profile
+    from phoneemu.scenario.predict import load_installed
+    from phoneemu.scenario.replay import Limits
+
     secrets = _secrets(args)
     limits = Limits(max_memory=(args.max_memory if args.max_memory is not None else ALL_MAX_MEMORY_MIB) << 20)
     profile = args.profile or "cp-8861"
@@ -270,6 +278,15 @@ def _boot_text(i: int, r: ReplayResult) -> str:
 
 
 def handler(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from phoneemu.formats.config import normalise_mac
+    from phoneemu.net.tls_decrypt import KeyLog
+    from phoneemu.phone.profile import get_profile
+    from phoneemu.scenario.predict import load_installed
+    from phoneemu.scenario.replay import Limits, replay_phone
+    from phoneemu.scenario.replay_tvs import scan_capture
+
     check_all_options(args)
     if args.all:
         return _all(args)

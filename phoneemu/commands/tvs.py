@@ -34,28 +34,22 @@ another value); 2 on bad input.
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
-from typing import Any
-
-from cryptography import x509
+from typing import TYPE_CHECKING, Any
 
 from phoneemu import json_doc
 from phoneemu.commands._argtypes import positive_float
-from phoneemu.crypto import certs
 from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError, TransportError, naming_file
 from phoneemu.files import read_at_most
-from phoneemu.formats import detect, header
-from phoneemu.formats.trustlist import role_text
-from phoneemu.net.tls import phone_client_context
-from phoneemu.net.tvs_client import TvsReply, server_order, tvs_query, tvs_verify
-from phoneemu.phone.events import QueryKey
-from phoneemu.phone.profile import check_tls_versions, get_profile
-from phoneemu.phone.rules import https_query_key, query_key, tvs_cert_mismatch, tvs_server_trusted
-from phoneemu.phone.store import TVS_TTL_DEFAULT, InternCache, TrustStore
-from phoneemu.protocols.tvs import TvsResponse, phone_device_name
-from phoneemu.scenario.predict import installed_config, load_installed
 from phoneemu.values import host_port, parse_host_port
+
+if TYPE_CHECKING:  # the phone's rules, its TLS and the TVS client are imported where one asks (start-up time)
+    from cryptography import x509
+
+    from phoneemu.net.tvs_client import TvsReply
+    from phoneemu.phone.events import QueryKey
+    from phoneemu.phone.store import TrustStore
+    from phoneemu.protocols.tvs import TvsResponse
 
 __all__ = ["register"]
 
@@ -111,6 +105,10 @@ def register(sub: Any) -> None:
 def _subject(path: Path) -> tuple[QueryKey, x509.Certificate | None, str]:
     """The QUERY key of ``path`` (a certificate, else a signed file's signer), the certificate when it
     is one, and what it is."""
+    from phoneemu.crypto import certs
+    from phoneemu.formats import detect, header
+    from phoneemu.phone.rules import https_query_key, query_key
+
     data = read_at_most(path, _FILE_LIMIT, what="certificate or signed file")
     try:
         found = certs.load_certs_pem(data, source=str(path)) if b"-----BEGIN" in data else \
@@ -132,6 +130,10 @@ def _subject(path: Path) -> tuple[QueryKey, x509.Certificate | None, str]:
 def _itl_store(path: Path, profile_name: str) -> TrustStore:
     """A trust store of ``profile_name`` holding ``path`` as its ITL, read and checked as ``predict``
     reads an installed ITL (an error names the file)."""
+    from phoneemu.phone.profile import get_profile
+    from phoneemu.phone.store import InternCache, TrustStore
+    from phoneemu.scenario.predict import load_installed
+
     profile = get_profile(profile_name)
     store = TrustStore(profile=profile, intern=InternCache())
     store.itl = load_installed(limit=profile.trust_list_limit, itl=path).itl
@@ -139,12 +141,19 @@ def _itl_store(path: Path, profile_name: str) -> TrustStore:
 
 
 def _roles(roles: tuple[int, ...]) -> list[str]:
+    from phoneemu.formats.trustlist import role_text
+
     return [f"{role_text(r)} ({r})" for r in roles]
 
 
 def _servers(args: argparse.Namespace) -> list[tuple[str, int]]:
     """The servers asked: those given, then those ``--config`` names in priority order (spec §E.1),
     each once; PhoneEmuError when there is none."""
+    from phoneemu.net.tvs_client import server_order
+    from phoneemu.phone.profile import get_profile
+    from phoneemu.protocols.tvs import phone_device_name
+    from phoneemu.scenario.predict import installed_config
+
     asked = [parse_host_port(text, what="server", default_port=TVS_PORT) for text in args.servers]
     if args.config is not None:
         cfg = installed_config(args.config, option="config").config
@@ -163,6 +172,8 @@ def _servers(args: argparse.Namespace) -> list[tuple[str, int]]:
 
 def _doc(args: argparse.Namespace, server: tuple[str, int], key: QueryKey, what: str, *,
          reply: TvsReply | None, error: TransportError | None, trusted: bool | None) -> dict[str, Any]:
+    from phoneemu.crypto import certs
+
     doc: dict[str, Any] = {"server": host_port(*server), "device_name": args.device_name,
                            "request": "VERIFY" if args.verify else "QUERY", "about": what,
                            "subject": key.subject, "issuer": key.issuer, "serial": key.serial.hex()}
@@ -189,6 +200,8 @@ def _answer(resp: TvsResponse, query: QueryKey | None) -> dict[str, Any]:
     §E.7.2, §G.3.4; rules ``_tvs_cert`` and :func:`~phoneemu.phone.rules.tvs_cert_mismatch`: none or
     another → "TVS does not know the signer"). A VERIFY answer returns none (the phone sent it): status 0
     alone vouches."""
+    from phoneemu.crypto import certs
+
     subject, problem = None, None
     mismatch: dict[str, dict[str, str]] = {}
     if resp.certificate:
@@ -227,6 +240,8 @@ def _unusable_key(cert: x509.Certificate) -> str | None:
     """Why the signer certificate a QUERY answer returned has no key a phone can verify with (a DSA or
     Ed25519 key, an unknown key algorithm), else None: the phone refuses that signer (rules
     ``G.3-unsupported-key`` / ``G.4-unsupported-key``), so the answer vouches for nothing."""
+    from phoneemu.crypto import certs
+
     try:
         certs.cert_public_key(cert)
     except DecodeError as exc:
@@ -238,6 +253,9 @@ def _mismatch(cert: x509.Certificate, key: QueryKey) -> dict[str, dict[str, str]
     """What of ``cert`` differs from the signer ``key`` asked about, as the phone compares them (rules
     :func:`~phoneemu.phone.rules.tvs_cert_mismatch`): ``{"serial"|"issuer": {"returned", "asked"}}``,
     shown as the QUERY lines show them (serial in hex, issuer as DN text)."""
+    from phoneemu.crypto import certs
+    from phoneemu.phone.rules import tvs_cert_mismatch
+
     shown = {"serial": (certs.serial_bytes(cert.serial_number).hex(), key.serial.hex()),
              "issuer": (certs.dn_text(cert.issuer), key.issuer)}
     return {what: {"returned": shown[what][0], "asked": shown[what][1]}
@@ -246,6 +264,8 @@ def _mismatch(cert: x509.Certificate, key: QueryKey) -> dict[str, dict[str, str]
 
 def _ttl(ttl: int | None) -> str:
     """An answer's TTL; none sent: what a phone keeps it for (spec §E.4: CUCM sends 86400 s)."""
+    from phoneemu.phone.store import TVS_TTL_DEFAULT
+
     return f"TTL {ttl}s" if ttl is not None else f"no TTL (a phone keeps it {TVS_TTL_DEFAULT}s)"
 
 
@@ -309,6 +329,8 @@ def _text(doc: dict[str, Any], itl: str = "the --itl ITL") -> str:
 
 def _versions(text: str | None, profile: str = "cp-8861") -> tuple[str, ...]:
     """``--tls 1.0`` / ``1.2,1.3``; ``profile``'s when not given."""
+    from phoneemu.phone.profile import check_tls_versions, get_profile
+
     if text is None:
         return tuple(get_profile(profile).tls_versions)
     try:
@@ -317,13 +339,19 @@ def _versions(text: str | None, profile: str = "cp-8861") -> tuple[str, ...]:
         raise PhoneEmuError(exc.message, path="tls") from None
 
 
-_Asked = tuple[TvsReply | None, TransportError | None, bool | None]
+if TYPE_CHECKING:
+    _Asked = tuple[TvsReply | None, TransportError | None, bool | None]
 
 
 async def _ask(args: argparse.Namespace, server: tuple[str, int], key: QueryKey,
                cert: x509.Certificate | None, store: TrustStore | None) -> _Asked:
     """One server asked: its reply or why none came, and (with ``store``) whether a phone holding that
     ITL would talk to it — asked anyway, so that its answer is shown with that verdict."""
+    from phoneemu.crypto import certs
+    from phoneemu.net.tls import phone_client_context
+    from phoneemu.net.tvs_client import tvs_query, tvs_verify
+    from phoneemu.phone.rules import tvs_server_trusted
+
     seen: list[bytes | None] = []
 
     def note(der: bytes | None) -> bool:
@@ -400,6 +428,8 @@ def _from_flash(args: argparse.Namespace) -> None:
     would not load — a ``config.xml`` its ``state.json`` does not vouch for, an ITL not parsing — is
     left out and said on stderr) and its model, in place of --config, --itl and the default --tls
     (given with them: refused). ``args.flash_holds_ctl``: whether it holds a CTL (said with no ITL)."""
+    from phoneemu.phone.profile import get_profile
+
     args.profile = "cp-8861"
     args.flash_holds_ctl = False
     if args.flash is None:
@@ -428,6 +458,12 @@ def _from_flash(args: argparse.Namespace) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from phoneemu.phone.profile import get_profile
+    from phoneemu.phone.store import InternCache, TrustStore
+    from phoneemu.protocols.tvs import phone_device_name
+
     _from_flash(args)
     _versions(args.tls)  # a bad --tls is said before anything is read or asked
     key, cert, what = _subject(args.subject)

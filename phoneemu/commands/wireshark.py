@@ -22,7 +22,6 @@ from typing import Any
 
 from phoneemu.commands._said import say
 from phoneemu.errors import PhoneEmuError
-from phoneemu.net.capture import read_pcap
 
 __all__ = ["dissector_path", "register", "shell_word", "tls_server_ports", "tshark_args"]
 
@@ -54,6 +53,8 @@ def tls_server_ports(pcap: Path) -> list[int]:
 
     The capture is read one packet at a time and only the set of ports is kept: memory stays bounded
     whatever the size of the capture; one cut short inside its last packet gives the ports before."""
+    from phoneemu.net.capture import read_pcap
+
     ports = {p.dport for p in read_pcap(pcap, cut_short=lambda _exc: None)  # tshark warns of that itself
              if p.proto == "tcp" and p.payload[:1] == b"\x16" and p.payload[1:2] == b"\x03"
              and p.payload[5:6] == b"\x01"}
