@@ -20,6 +20,10 @@ Rules:
   codes → ``"error"``; a file bigger than ``max_size`` (by tsize or while receiving) is abandoned
   with ERROR 3 and ``kind="too-large"`` — memory stays bounded; a malformed answer from the server's
   host, the first one included, → ``"protocol"`` ("malformed reply at offset N"), not a timeout;
+  what the server wrote is quoted short (ours): an ERROR's message at most :data:`MAX_QUOTED` characters
+  (escaped; the rest counted), an OACK's unasked options at most :data:`MAX_NAMED_OPTIONS` names — one
+  datagram may carry 65,507 bytes, four characters each once escaped, and every failure's reason goes to
+  the phone's event log and reports (a fleet's thousands of them);
   an ICMP "port unreachable" for the request, before the server answered (nothing listens where the
   request went; Linux reports it with ``IP_RECVERR``) → ``"unreachable"`` at once, not a timeout after
   every retry. An ICMP error about another address (the transfer ID of a finished transfer of a reused
@@ -116,13 +120,38 @@ from phoneemu.net.tftp_server import DEFAULT_RETRIES as _SERVER_RETRIES
 from phoneemu.net.tftp_server import DEFAULT_TIMEOUT as _SERVER_TIMEOUT
 from phoneemu.values import host_port
 
-__all__ = ["DEFAULT_MAX_SIZE", "TftpClientPool", "client_stats", "held_one_off", "tftp_get"]
+__all__ = ["DEFAULT_MAX_SIZE", "MAX_NAMED_OPTIONS", "MAX_QUOTED", "TftpClientPool", "client_stats",
+           "held_one_off", "tftp_get"]
 
 DEFAULT_MAX_SIZE = 16 * 1024 * 1024
 client_stats = {"retransmits": 0}  # process-wide counters (for benchmarks and tests)
 Addr = tuple[Any, ...]
 
 _KINDS = {ErrorCode.FILE_NOT_FOUND: "not-found", ErrorCode.ACCESS_VIOLATION: "refused"}
+
+#: characters of a server's ERROR message a failure quotes (ours, module docstring; the rest is counted)
+MAX_QUOTED = 200
+#: options an OACK acknowledged unasked that a refusal names (ours, module docstring; the rest counted)
+MAX_NAMED_OPTIONS = 8
+_OPTION_NAME_SHOWN = 40  # characters of each option name named (the codec lets one have 512)
+
+
+def _quoted(text: str) -> str:
+    """The server's ``text`` escaped (:func:`printable`), at most :data:`MAX_QUOTED` of its characters:
+    a failure's reason stays short whatever the datagram held (module docstring)."""
+    if len(text) <= MAX_QUOTED:
+        return printable(text)
+    return f"{printable(text[:MAX_QUOTED])}... ({len(text)} characters)"
+
+
+def _named_options(names: set[str]) -> str:
+    """``['a', 'b']`` of the first :data:`MAX_NAMED_OPTIONS` ``names`` in order, each cut at 40 characters,
+    then how many more (module docstring)."""
+    ordered = sorted(names)
+    shown = [n if len(n) <= _OPTION_NAME_SHOWN else f"{n[:_OPTION_NAME_SHOWN]}..."
+             for n in ordered[:MAX_NAMED_OPTIONS]]
+    more = len(ordered) - len(shown)
+    return f"{shown}" + (f" and {more} more" if more else "")
 
 
 class _Transfer:
@@ -287,7 +316,7 @@ class _Transfer:
                     return
                 self.tid = addr
             kind = _KINDS.get(pkt.code, "error")  # type: ignore[call-overload]
-            self._fail(TransportError(f"TFTP error {pkt.code}: {printable(pkt.message)}", kind=kind,
+            self._fail(TransportError(f"TFTP error {pkt.code}: {_quoted(pkt.message)}", kind=kind,
                                       code=pkt.code, path=self.name))
             return
         if isinstance(pkt, OptionAck):
@@ -309,7 +338,7 @@ class _Transfer:
         extra = set(options) - asked
         try:
             if extra:
-                raise DecodeError(f"server acknowledged options we did not ask for: {sorted(extra)}",
+                raise DecodeError(f"server acknowledged options we did not ask for: {_named_options(extra)}",
                                   fmt="tftp", path="oack")
             opts = negotiated(options)
             if opts.blksize is not None and self.requested is not None and opts.blksize > self.requested:
