@@ -29,7 +29,9 @@ A failed check names the decision about what it reads (:data:`SUBJECTS`, :func:`
 the boot's deciding one: the last boot's decision of that kind (``itl``, ``ctl``, ``config``, ``firmware``,
 ``capf``, ``transport``: the §G.9 choice) or the last ``https`` / ``sip`` / ``call`` step's rule. A trust
 list's is the decision its outcome came from: a §G.9 retry's replaces an earlier installed, updated or
-rejected list's only when the retry changed the list, as the boot's outcome does (phone/boot.py).
+rejected list's only when the retry changed the list, as the boot's outcome does (phone/boot.py); so is
+the config's: the decision that installed it, or the rejection that stands (not a short config's §G.12
+step recorded after it).
 """
 
 from __future__ import annotations
@@ -524,5 +526,24 @@ def decision_about(item: str, p: PhoneView) -> str | None:
                         file=getattr(res, about)).summary()
     r = p.report
     of_kind = [d for d in r.decisions if d.kind == _BOOT_KINDS[item]] if r is not None else []
-    chosen = _trust_list_decision(of_kind) if item in ("itl", "ctl") else of_kind[-1] if of_kind else None
+    if item in ("itl", "ctl"):
+        chosen = _trust_list_decision(of_kind)
+    elif item == "config":
+        chosen = _config_decision(of_kind, getattr(r, "config", None))
+    else:
+        chosen = of_kind[-1] if of_kind else None
     return chosen.summary() if chosen is not None else None
+
+
+def _config_decision(decisions: list[Decision], outcome: str | None) -> Decision | None:
+    """The decision the boot's config outcome came from (``BootReport.config``, phone/boot.py): accepted,
+    the last one that carried the config installed (not the short config's §G.12 step read after it);
+    rejected, the last rejection (a failed decryption stands although the short config read after it was
+    accepted, §G.12.3); otherwise the last config decision."""
+    if outcome == "accepted":
+        matching = [d for d in decisions if d.accepted and d.artefact is not None]
+    elif outcome == "rejected":
+        matching = [d for d in decisions if not d.accepted]
+    else:
+        matching = []
+    return matching[-1] if matching else decisions[-1] if decisions else None

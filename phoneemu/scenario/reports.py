@@ -11,11 +11,14 @@ What a CI page shows (the JUnit schema's attributes: ``name``, ``classname``, ``
 ``errors``, ``skipped``, ``time``, ``timestamp``): a testcase's ``time`` is its expectation's seconds — from
 the previous expectation (or the scenario's start, set-up included) to its own, the steps it checks — and
 a suite's its scenario's, with ``timestamp`` when it started (local time, no zone, as the schema has it).
-A testcase whose phones failed carries a ``rule`` and a ``reason`` property per deciding rule (the decision
-that decided the failed phones' last boots; `` #2`` for a second rule), and per item a failed check reads
-(``checks.SUBJECTS``: ``itl``, ``config``, ``sip`` ...) an ``ITEM rule`` and ``ITEM reason`` per rule of
-the decision about it (``itl rule`` ``G.3-unchanged``, ``itl rule #2``); its ``<failure>`` body groups the
-phones, with those decisions and a timeline. An ERROR's ``run`` testcase has the ``line`` of its file that
+A failed expectation shows at most :data:`MAX_GROUPS_SHOWN` groups of phones that failed alike, in the
+text and the ``<failure>`` body, and counts the others on one line: the CI log of a failure stays a few
+kilobytes whatever the fleet; the JSON keeps every phone. A testcase whose phones failed carries a
+``rule`` and a ``reason`` property per deciding rule (the decision that decided the failed phones' last
+boots; `` #2`` for a second rule), and per item a failed check reads (``checks.SUBJECTS``: ``itl``,
+``config``, ``sip`` ...) an ``ITEM rule`` and ``ITEM reason`` per rule of the decision about it
+(``itl rule`` ``G.3-unchanged``, ``itl rule #2``); its ``<failure>`` body groups the phones, with those
+decisions and a timeline. An ERROR's ``run`` testcase has the ``line`` of its file that
 the error is at (the step's: the first ``FILE:LINE`` of the scenario's file in its message or step) and a
 body: the error, the step it was in, and an internal error's traceback (its last frames). Whatever a text
 holds (control characters, ``]]>``, a lone surrogate), the file is well-formed XML.
@@ -79,11 +82,17 @@ def _item_lines(exp: ExpectationResult, phone: str) -> list[str]:
     return lines
 
 
+#: The groups of failed phones a failed expectation shows at most (text and JUnit body); the others are
+#: counted on one line (module rules)
+MAX_GROUPS_SHOWN = 10
+
+
 def _failure_lines(exp: ExpectationResult, timeline_lines: int) -> list[str]:
     """Phones that failed alike — the same checks with the same actual values, the same deciding rule and
     the same rules about what the checks read — are one group: its checks and decisions once, with the
     MACs, and the timeline of its first phone (fifty locked phones read as one finding, not fifty
-    copies)."""
+    copies). The first :data:`MAX_GROUPS_SHOWN` groups are shown, the rest counted on one line (phones
+    whose actual values all differ — a count, a log line — would make a CI log of megabytes)."""
     by_phone: dict[str, list[str]] = {}
     for c in exp.failures():
         by_phone.setdefault(c.phone, []).append(f"{c.check}: expected {c.expected!r}, got {c.actual!r}")
@@ -93,7 +102,7 @@ def _failure_lines(exp: ExpectationResult, timeline_lines: int) -> list[str]:
         about = tuple((item, _rule_of(summary)) for item, summary in exp.decisions.get(phone, {}).items())
         groups.setdefault((tuple(f.replace(phone, "{mac}") for f in failed), rule, about), []).append(phone)
     lines: list[str] = []
-    for (alike_checks, _rule, _about), phones in groups.items():
+    for (alike_checks, _rule, _about), phones in list(groups.items())[:MAX_GROUPS_SHOWN]:
         first = phones[0]
         if len(phones) == 1:
             lines.extend(f"      {first}: {f}" for f in by_phone[first])
@@ -109,6 +118,10 @@ def _failure_lines(exp: ExpectationResult, timeline_lines: int) -> list[str]:
             if len(shown) < len(exp.timelines[first]):  # the last lines only: say that there were more
                 lines.append(f"        ... {len(exp.timelines[first]) - len(shown)} earlier lines")
             lines.extend(f"        {t}" for t in shown)
+    if len(groups) > MAX_GROUPS_SHOWN:
+        rest = list(groups.values())[MAX_GROUPS_SHOWN:]
+        lines.append(f"      ... and {len(rest)} more group(s) of {sum(map(len, rest))} phone(s) that failed "
+                     "otherwise (the JSON report has each phone's checks, decisions and timeline)")
     return lines
 
 
@@ -181,12 +194,18 @@ def _scenario_json(s: ScenarioResult) -> dict[str, Any]:
              "duration_s": round(e.duration_s, 4),
              "checks": [{"phone": c.phone, "check": c.check, "expected": c.expected, "actual": c.actual,
                          "held": c.held} for c in e.checks],
-             "timelines": {p: t for p, t in e.timelines.items() if any(
-                 not c.held and c.phone == p for c in e.checks)},
+             "timelines": _failed_timelines(e),
              "deciding": dict(e.deciding), "decisions": {p: dict(d) for p, d in e.decisions.items()}}
             for e in s.expectations
         ],
     }
+
+
+def _failed_timelines(e: ExpectationResult) -> dict[str, list[str]]:
+    """The timeline of each phone that failed a check (the failed phones gathered in one pass over the
+    checks: 100,000 phones are not 100,000 passes)."""
+    failed = {c.phone for c in e.failures()}
+    return {p: t for p, t in e.timelines.items() if p in failed}
 
 
 def _utc_text(at: float | None) -> str | None:
