@@ -21,7 +21,7 @@ FROM_CONFIG = ""
 
 def add_register_options(p: argparse.ArgumentParser, *, after: str) -> None:
     """The two options; ``after`` says when the phones register and what the command reports of it."""
-    from phoneemu.protocols.sip import SIP_PORT, SIPS_PORT
+    from phoneemu.protocols.defaults import SIP_PORT, SIPS_PORT  # what the options show
 
     p.add_argument("--register", metavar="HOST[:PORT]", nargs="?", const=FROM_CONFIG,
                    help=f"{after} register over SIP, answering the registrar's digest challenge from the "
@@ -40,7 +40,7 @@ def sips_port(text: str) -> int:
     """argparse type of ``--sips-port N``: the registrar's SIP over TLS port, 1..65535, as ``--http-port``
     (:func:`~phoneemu.commands._cluster_address.asked_port`). 0 was taken silently (a port, 0..65535), the
     phone then dialling port 0 over TLS, where 70000 was refused as "outside 0..65535"."""
-    from phoneemu.protocols.sip import SIPS_PORT
+    from phoneemu.protocols.defaults import SIPS_PORT
 
     return asked_port(text, zero_hint=f": the registrar's SIP over TLS port, default {SIPS_PORT}")
 
@@ -108,7 +108,7 @@ def call_of(args: argparse.Namespace) -> tuple[str, int] | None:
 def registrar(args: argparse.Namespace) -> tuple[str | None, int, int] | None:
     """(host, TCP port, TLS port) of ``--register``, host None for the config's CallManagers; None
     without it; PhoneEmuError for a bad address."""
-    from phoneemu.protocols.sip import SIP_PORT
+    from phoneemu.protocols.defaults import SIP_PORT
 
     if args.register is None:
         return None

@@ -71,7 +71,7 @@ examples:
 
 
 def register(sub: Any) -> None:
-    from phoneemu.phone.profile import PROFILES  # the names in --profile's help
+    from phoneemu.phone.profile_names import PROFILE_NAMES  # the names in --profile's help
 
     p = sub.add_parser("boot", help="boot one emulated phone against a cluster and show its decisions",
                        description=__doc__.split("\n\n")[1] if __doc__ else None, epilog=_EPILOG,
@@ -84,9 +84,9 @@ def register(sub: Any) -> None:
                    help="phone MAC, e.g. 001122334455, 00:11:22:33:44:55 or SEP001122334455 (default: the "
                    "one in --flash DIR)")
     p.add_argument("--flash", type=Path, metavar="DIR", help="phone flash directory (default: temporary)")
-    p.add_argument("--profile", metavar="NAME", help=f"phone model profile ({', '.join(sorted(PROFILES))}); "
-                   "default: the one in --flash DIR, else the model --lab DIR has for the phone, else "
-                   "cp-8861")
+    p.add_argument("--profile", metavar="NAME",
+                   help=f"phone model profile ({', '.join(sorted(PROFILE_NAMES))}); default: the one in "
+                   "--flash DIR, else the model --lab DIR has for the phone, else cp-8861")
     p.add_argument("--http-port", type=http_port, default=None, metavar="N",
                    help="HTTP file port (default 6970, or that of the --lab DIR's lab serve: without "
                         "--tftp, or with --tftp at its TFTP address)")
@@ -363,9 +363,9 @@ def add_offline_phone_options(p: Any, *, now_help: str,
                               profile_help: str = "phone model profile (default cp-8861)") -> None:
     """The options of an offline boot (``replay``, ``predict``): profile, clock, image signers and
     the offline TVS (``--tvs-cert``, ``--tvs-roles``)."""
-    from phoneemu.phone.profile import PROFILES
+    from phoneemu.phone.profile_names import PROFILE_NAMES
 
-    p.add_argument("--profile", default="cp-8861", choices=sorted(PROFILES), help=profile_help)
+    p.add_argument("--profile", default="cp-8861", choices=sorted(PROFILE_NAMES), help=profile_help)
     p.add_argument("--now", type=unix_time, metavar="UNIX", help=now_help)
     # no --tftp-max-time here: an offline boot is served from memory, no TFTP transfer to cap
     p.add_argument("--image-signer", type=Path, action="append", default=[], metavar="PEM",

@@ -113,9 +113,9 @@ examples:
 
 
 def register(sub: Any) -> None:
-    from phoneemu.fleet.loop import EVENT_LOOPS  # the defaults and choices the options show
-    from phoneemu.net.tftp_client import MAX_QUARANTINE, QUARANTINE_S
-    from phoneemu.phone.profile import PROFILES
+    from phoneemu.fleet.loop_names import EVENT_LOOPS  # the defaults and choices the options show
+    from phoneemu.net.tftp_defaults import MAX_QUARANTINE, QUARANTINE_S
+    from phoneemu.phone.profile_names import PROFILE_NAMES
 
     p = sub.add_parser("fleet", help="many phones at once (boot storms, conformance at scale)",
                        description="Boot many emulated phones at once against a cluster.")
@@ -133,7 +133,7 @@ def register(sub: Any) -> None:
                         "unless --lab DIR: then the address and ports its lab serve listens on")
     b.add_argument("--mac-start", default="0A0000000000", metavar="MAC", type=mac_option,
                    help="first MAC; phones get consecutive MACs (default 0A0000000000)")
-    b.add_argument("--profile", default=None, choices=sorted(PROFILES),
+    b.add_argument("--profile", default=None, choices=sorted(PROFILE_NAMES),
                    help="phone model profile of every phone (default: the model each phone's --flash "
                    "folder holds, else its --lab model, else cp-8861)")
     b.add_argument("--models", type=Path, metavar="FILE",

@@ -22,13 +22,11 @@ from typing import Any
 from phoneemu import json_doc
 from phoneemu.commands._argtypes import positive_int
 from phoneemu.commands._said import command_of, stderr_text
-from phoneemu.crypto import keys
 from phoneemu.errors import PhoneEmuError, SizeLimitError
 from phoneemu.files import PEM_LIMIT, read_at_most
 from phoneemu.formats._tlv import printable
-from phoneemu.inspection import inspect_bytes, render_text
 
-__all__ = ["LARGEST_FILE", "handler", "inspect_bytes", "register", "render_text"]
+__all__ = ["LARGEST_FILE", "handler", "register"]
 
 LARGEST_FILE = 16 << 20
 """Without ``--limit``, no file larger than this is read: no format's default limit is larger
@@ -67,6 +65,8 @@ examples:
 
 def _key_problem(path: Path) -> str | None:
     """Why ``--key`` cannot be used (checked whatever the file is: a typo is not silently ignored)."""
+    from phoneemu.crypto import keys
+
     try:
         keys.load_private_key_pem(read_at_most(path, PEM_LIMIT, what="key file"), source=str(path))
     except OSError as exc:
@@ -106,6 +106,8 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
+    from phoneemu.inspection import inspect_bytes, render_text  # the formats and their crypto: when it runs
+
     try:
         limit = args.limit if args.limit is not None else LARGEST_FILE
         kind = _capture_kind(args.file)

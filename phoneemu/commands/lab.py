@@ -211,7 +211,7 @@ def _onoff(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def register(sub: Any) -> None:
-    from phoneemu.lab.cluster import EXCHANGE_STORES, SECURE_URL_SCHEMES  # the choices of two operations
+    from phoneemu.lab.defaults import EXCHANGE_STORE_NAMES, SECURE_URL_SCHEMES  # two operations' choices
 
     lab = sub.add_parser("lab", help="lab cluster: init, phones, admin operations that change trust, serve "
                          "(TFTP, HTTP, TVS, CAPF; SIP with --sip-port)",
@@ -425,7 +425,7 @@ def register(sub: Any) -> None:
 
     p = add("exchange", "bulk certificate exchange with another lab cluster (each TVS vouches for the other)")
     p.add_argument("other", type=Path, metavar="OTHER_DIR", help="the other lab cluster's directory")
-    p.add_argument("--store", choices=tuple(EXCHANGE_STORES), default="both",
+    p.add_argument("--store", choices=EXCHANGE_STORE_NAMES, default="both",
                    help="the trust stores the certificates are imported into: both (default; "
                         "CallManager-trust and Phone-SAST-trust, spec G.6: TVS answers roles SAST, TFTP) or "
                         "callmanager-trust (TFTP only, no SAST: phones refuse a trust list signed by them, "

@@ -110,8 +110,8 @@ _port = port  # ASCII digits, 0..65535 (int() would take '٦٩' as 69)
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
-    from phoneemu.lab.state import DEFAULT_PORTS  # the defaults the options show
-    from phoneemu.protocols.capf import MAX_IN_PROGRESS
+    from phoneemu.lab.defaults import DEFAULT_PORTS  # the defaults the options show
+    from phoneemu.protocols.defaults import MAX_IN_PROGRESS
 
     p.add_argument("dir_arg", type=Path, nargs="?", metavar="DIR",
                    help="the lab cluster directory (as for every other lab operation; or --dir DIR)")

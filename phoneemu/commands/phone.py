@@ -59,7 +59,7 @@ examples:
 
 
 def register(sub: Any) -> None:
-    from phoneemu.phone.profile import PROFILES  # the names in --profile's help
+    from phoneemu.phone.profile_names import PROFILE_NAMES  # the names in --profile's help
 
     p = sub.add_parser("phone", help="show or change an emulated phone's flash (show, erase, "
                        "factory-reset, set-key)", description=__doc__.split("\n\n")[1] if __doc__ else None,
@@ -73,8 +73,8 @@ def register(sub: Any) -> None:
             where.add_argument("--fleet-flash", type=Path, metavar="DIR",
                                help="every phone's flash DIR/<MAC> (as fleet boot --flash DIR keeps them)")
         q.add_argument("--profile", metavar="NAME",
-                       help=f"phone model profile ({', '.join(sorted(PROFILES))}); default: the one in the "
-                       "flash's phone.json, else cp-8861")
+                       help=f"phone model profile ({', '.join(sorted(PROFILE_NAMES))}); default: the one in "
+                       "the flash's phone.json, else cp-8861")
 
     q = psub.add_parser("show", help="show the stored trust state (show itl / show ctl style)")
     common(q)

@@ -99,7 +99,7 @@ at all and none of these tells, the TVS is assumed trusted and a "note:" line sa
 
 
 def register(sub: Any) -> None:
-    from phoneemu.scenario.predict import MAX_FLEET  # the bound --fleet-flash's help gives
+    from phoneemu.scenario.bounds import MAX_FLEET  # the bound --fleet-flash's help gives
 
     p = sub.add_parser("predict", help="will a phone holding these trust lists accept these new files?",
                        description=__doc__, epilog=_EPILOG,

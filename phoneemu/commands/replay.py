@@ -109,7 +109,7 @@ registration differs from the rules (or --list), 1 otherwise, 2 on bad input.
 
 
 def register(sub: Any) -> None:
-    from phoneemu.scenario.replay import MAX_MEMORY  # --max-memory's default
+    from phoneemu.scenario.bounds import MAX_MEMORY  # --max-memory's default
 
     p = sub.add_parser("replay", help="rebuild a phone's downloads from a pcap and replay its decisions",
                        description="Rebuild the files a phone downloaded in a capture (TFTP and HTTP 6970) "

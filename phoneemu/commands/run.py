@@ -9,26 +9,18 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from phoneemu.commands._argtypes import non_negative_float, non_negative_int
 from phoneemu.commands._said import command_of, say
 from phoneemu.errors import PhoneEmuError, ScenarioError, several
 from phoneemu.files import check_apart, check_writable, same_file_key
 from phoneemu.interrupts import term_as_ctrl_c
-from phoneemu.scenario.deadline import DEFAULT_TIMEOUT_S, GRACE_S
-from phoneemu.scenario.loader import discover, load_file
-from phoneemu.scenario.model import Expectation, Scenario, capture_stem
-from phoneemu.scenario.reports import (
-    render_text,
-    write_json,
-    write_json_not_run,
-    write_junit,
-    write_junit_not_run,
-)
-from phoneemu.scenario.results import RunSummary
-from phoneemu.scenario.runner import RunOptions, run_scenarios
 from phoneemu.tempdirs import sweep_abandoned
+
+if TYPE_CHECKING:  # the loader, the runner and its reports are imported where a run runs (start-up time)
+    from phoneemu.scenario.model import Scenario
+    from phoneemu.scenario.results import RunSummary
 
 __all__ = ["register"]
 
@@ -64,6 +56,8 @@ stopped at once, are listed with the rest as not run — and the rest listed as 
 
 
 def register(sub: Any) -> None:
+    from phoneemu.scenario.bounds import DEFAULT_TIMEOUT_S, GRACE_S  # what --timeout and the epilog show
+
     p = sub.add_parser("run", help="run scenario files (the catalogue: phoneemu run scenarios/)",
                        description="Run scenario files: clusters, phones, steps and expectations.\n"
                        "The file format (every key, step and check): docs/scenarios.md in the phoneemu "
@@ -113,6 +107,8 @@ def _term_as_interrupt() -> tuple[Any, Any]:
 
 
 def _load_all(paths: list[str]) -> list[Scenario]:
+    from phoneemu.scenario.loader import discover, load_file
+
     files = discover(paths)
     if not files:
         raise ScenarioError("no scenario files (*.yaml, *.yml) found", file=" ".join(paths))
@@ -133,6 +129,8 @@ def _load_all(paths: list[str]) -> list[Scenario]:
 def _name_clashes(scenarios: list[Scenario]) -> list[ScenarioError]:
     """Names are unique in a run (reports, -k), and so are their capture file stems, ignoring case as
     macOS and Windows do: ``a b``, ``a_b`` and ``a/b`` would all write ``--capture DIR/a_b.pcap``."""
+    from phoneemu.scenario.model import capture_stem
+
     mistakes: list[ScenarioError] = []
     by_name: dict[str, Scenario] = {}
     by_stem: dict[str, Scenario] = {}
@@ -198,6 +196,9 @@ def _reports_not_run(args: argparse.Namespace, err: ScenarioError) -> None:
     and --json say so (:func:`~phoneemu.scenario.reports.write_junit_not_run`), so that a CI job never
     reads an earlier run's report left in place; a report naming a scenario file is not written (it would
     overwrite it), one that cannot be written is said."""
+    from phoneemu.scenario.loader import discover
+    from phoneemu.scenario.reports import write_json_not_run, write_junit_not_run
+
     inputs: set[object] = set()
     with contextlib.suppress(ScenarioError):
         inputs = {same_file_key(f) for f in discover(args.paths)}
@@ -235,6 +236,10 @@ def _selected(args: argparse.Namespace) -> list[Scenario]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from phoneemu.scenario.model import Expectation
+    from phoneemu.scenario.reports import render_text, write_json, write_junit
+    from phoneemu.scenario.runner import RunOptions, run_scenarios
+
     sweep_abandoned()  # phoneemu-* folders of runs killed before they could remove them (SIGKILL)
     check_writable(args.junit, "--junit")
     check_writable(args.json, "--json")

@@ -15,11 +15,10 @@ from collections.abc import Coroutine
 from typing import Any, Literal, TypeVar
 
 from phoneemu.errors import EncodeError
+from phoneemu.fleet.loop_names import EVENT_LOOPS, EventLoopName
 
 __all__ = ["EVENT_LOOPS", "EventLoopName", "resolve_event_loop", "run_on"]
 
-EventLoopName = Literal["auto", "asyncio", "uvloop"]
-EVENT_LOOPS: tuple[EventLoopName, ...] = ("auto", "asyncio", "uvloop")
 T = TypeVar("T")
 
 

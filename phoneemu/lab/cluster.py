@@ -90,6 +90,7 @@ from phoneemu.files import PEM_LIMIT, atomic_write, read_at_most
 from phoneemu.formats import config, encrypted, firmware, signed, trustlist
 from phoneemu.formats.header import FileSigner
 from phoneemu.formats.trustlist import Role, TrustRecord
+from phoneemu.lab.defaults import SECURE_URL_SCHEMES
 from phoneemu.lab.dial_plan import DialPlan, css_arg, partition_arg
 from phoneemu.lab.lock import hold_lab_lock, try_lab_lock
 from phoneemu.lab.pki import Identity, LabPki, cert_pem, node_identity
@@ -132,8 +133,6 @@ _CAPF_OPERATIONS = ("install", "fetch", "delete")
 _ENCRYPT_MODES = ("pki", "symmetric")
 _HASHES = {"sha1": 1, "sha-1": 1, "1": 1, "sha512": 3, "sha-512": 3, "3": 3}
 _REGENERATABLE = ("callmanager", "tvs", "itlrecovery", "capf")
-#: ``secure-urls`` values: the scheme of the secure URLs configs name (:meth:`LabCluster.set_secure_urls`)
-SECURE_URL_SCHEMES = ("https", "http")
 #: CUCM's plain-HTTP directory (Tomcat, port 8080) as a config's secureDirectoryURL names it
 PLAIN_DIRECTORY_URL = "http://{address}/ccmcip/xmldirectory.jsp"
 _SECURITY_MODES = {"non-secure": 1, "authenticated": 2, "encrypted": 3, "1": 1, "2": 2, "3": 3}

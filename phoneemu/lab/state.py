@@ -36,6 +36,7 @@ from phoneemu.errors import DecodeError, EncodeError
 from phoneemu.files import atomic_write, read_at_most
 from phoneemu.formats._tlv import printable
 from phoneemu.lab import dial_plan
+from phoneemu.lab.defaults import DEFAULT_PORTS
 from phoneemu.values import MAX_TIME, MIN_TIME
 
 __all__ = [
@@ -57,8 +58,6 @@ STATE_FILE = "cluster.json"
 STATE_VERSION = 1
 #: ``cluster.json`` of a 40,000-phone lab is about 10 MB; anything past this is not a state file.
 STATE_LIMIT = 256 << 20
-#: Real CUCM ports (spec §H.1); the server launcher records the ports it actually listens on.
-DEFAULT_PORTS = {"tftp": 69, "http": 6970, "tvs": 2445, "capf": 3804}
 #: the nodes a config's CallManager group (``devicePool``) lists at most: CUCM's group holds three (ours,
 #: spec §H.5 gives no number); nodes 2.. are listed once ``lab serve`` recorded their registrar's ports
 CALL_MANAGER_GROUP_SIZE = 3

@@ -6,10 +6,15 @@ See docs/internals.md "phoneemu.net". Submodules: :mod:`.tftp` (with :mod:`.tftp
 
 from __future__ import annotations
 
-from phoneemu.net.capture import PcapWriter, TcpFlow, read_pcap
-from phoneemu.net.fetch import Fetcher, HttpFetcher, HttpThenTftpFetcher, MemoryFetcher, TftpFetcher
-from phoneemu.net.http import HttpServer, http_get
-from phoneemu.net.tftp import TftpClientPool, TftpRequestEvent, TftpServer, tftp_get
+from typing import TYPE_CHECKING
+
+from phoneemu.lazy_exports import lazy_exports
+
+if TYPE_CHECKING:  # imported when first used (phoneemu.lazy_exports: start-up time)
+    from phoneemu.net.capture import PcapWriter, TcpFlow, read_pcap
+    from phoneemu.net.fetch import Fetcher, HttpFetcher, HttpThenTftpFetcher, MemoryFetcher, TftpFetcher
+    from phoneemu.net.http import HttpServer, http_get
+    from phoneemu.net.tftp import TftpClientPool, TftpRequestEvent, TftpServer, tftp_get
 
 __all__ = [
     "Fetcher",
@@ -27,3 +32,13 @@ __all__ = [
     "read_pcap",
     "tftp_get",
 ]
+
+_HOME = {
+    **dict.fromkeys(("PcapWriter", "TcpFlow", "read_pcap"), "capture"),
+    **dict.fromkeys(("Fetcher", "HttpFetcher", "HttpThenTftpFetcher", "MemoryFetcher", "TftpFetcher"),
+                    "fetch"),
+    **dict.fromkeys(("HttpServer", "http_get"), "http"),
+    **dict.fromkeys(("TftpClientPool", "TftpRequestEvent", "TftpServer", "tftp_get"), "tftp"),
+}
+if not TYPE_CHECKING:  # mypy sees the imports above, and no __getattr__ making every other name Any
+    __getattr__ = lazy_exports(__name__, _HOME)

@@ -116,12 +116,11 @@ from phoneemu.net.tftp_codec import (
     error_packet,
     negotiated,
 )
-from phoneemu.net.tftp_server import DEFAULT_RETRIES as _SERVER_RETRIES
-from phoneemu.net.tftp_server import DEFAULT_TIMEOUT as _SERVER_TIMEOUT
+from phoneemu.net.tftp_defaults import MAX_QUARANTINE, QUARANTINE_S
 from phoneemu.values import host_port
 
-__all__ = ["DEFAULT_MAX_SIZE", "MAX_NAMED_OPTIONS", "MAX_QUOTED", "TftpClientPool", "client_stats",
-           "held_one_off", "tftp_get"]
+__all__ = ["DEFAULT_MAX_SIZE", "MAX_NAMED_OPTIONS", "MAX_QUARANTINE", "MAX_QUOTED", "QUARANTINE_S",
+           "TftpClientPool", "client_stats", "held_one_off", "tftp_get"]
 
 DEFAULT_MAX_SIZE = 16 * 1024 * 1024
 client_stats = {"retransmits": 0}  # process-wide counters (for benchmarks and tests)
@@ -520,14 +519,6 @@ def _family(addr: Addr) -> int:
 #: sockets at most resting (idle for less than one timeout) before the pool reuses the one that rested
 #: longest (module docstring: a storm's rate and memory against how long a late packet is waited out)
 MAX_RESTING = 256
-
-#: seconds a socket that is not reused stays open, muted, before it is closed (module docstring): the lab
-#: server's retry budget — no packet of a transfer after ``DEFAULT_TIMEOUT * (DEFAULT_RETRIES + 1)`` without
-#: an ACK (:mod:`phoneemu.net.tftp_server`; spec §H.2 gives no TFTP timer: our convention)
-QUARANTINE_S = _SERVER_TIMEOUT * (_SERVER_RETRIES + 1)
-
-#: sockets at most held in quarantine by one pool; past it the one held longest is closed early
-MAX_QUARANTINE = 1024
 
 #: sockets at most held by :func:`tftp_get`'s quarantine of one event loop: one-off downloads come one at a
 #: time per phone, and a process without a pool keeps the default open-file limit (often 1,024) for the rest

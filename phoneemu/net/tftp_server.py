@@ -88,15 +88,13 @@ from phoneemu.net.tftp_codec import (
     unsafe_name_reason,
 )
 from phoneemu.net.tftp_codec import OptionAck as _OptionAck
+from phoneemu.net.tftp_defaults import DEFAULT_RETRIES, DEFAULT_TIMEOUT
 from phoneemu.values import host_port
 
 __all__ = [
     "DEFAULT_RETRIES", "DEFAULT_TIMEOUT", "PacketCache", "Provider", "TftpRequestEvent", "TftpServer",
     "provider_from", "transfer_socket_budget",
 ]
-
-DEFAULT_TIMEOUT = 1.0  # seconds without an ACK before the last DATA is sent again
-DEFAULT_RETRIES = 5
 
 _log = logging.getLogger("phoneemu.net.tftp")
 

@@ -16,20 +16,25 @@ call the rules, ask TVS when a decision says ``needs_tvs``, then ``store.apply(d
 
 from __future__ import annotations
 
-from phoneemu.phone.events import Decision, Event, EventLog, QueryKey
-from phoneemu.phone.flash import Flash
-from phoneemu.phone.profile import PROFILES, PhoneProfile, get_profile, profile_from_dict
-from phoneemu.phone.store import (
-    SHARED_CACHE,
-    AcceptedConfig,
-    AcceptedFirmware,
-    Credential,
-    InternCache,
-    TrustStore,
-    TvsAnswer,
-    TvsResult,
-    TvsStatus,
-)
+from typing import TYPE_CHECKING
+
+from phoneemu.lazy_exports import lazy_exports
+
+if TYPE_CHECKING:  # imported when first used (phoneemu.lazy_exports: start-up time)
+    from phoneemu.phone.events import Decision, Event, EventLog, QueryKey
+    from phoneemu.phone.flash import Flash
+    from phoneemu.phone.profile import PROFILES, PhoneProfile, get_profile, profile_from_dict
+    from phoneemu.phone.store import (
+        SHARED_CACHE,
+        AcceptedConfig,
+        AcceptedFirmware,
+        Credential,
+        InternCache,
+        TrustStore,
+        TvsAnswer,
+        TvsResult,
+        TvsStatus,
+    )
 
 __all__ = [
     "PROFILES",
@@ -51,3 +56,13 @@ __all__ = [
     "get_profile",
     "profile_from_dict",
 ]
+
+_HOME = {
+    **dict.fromkeys(("Decision", "Event", "EventLog", "QueryKey"), "events"),
+    "Flash": "flash",
+    **dict.fromkeys(("PROFILES", "PhoneProfile", "get_profile", "profile_from_dict"), "profile"),
+    **dict.fromkeys(("SHARED_CACHE", "AcceptedConfig", "AcceptedFirmware", "Credential", "InternCache",
+                     "TrustStore", "TvsAnswer", "TvsResult", "TvsStatus"), "store"),
+}
+if not TYPE_CHECKING:  # mypy sees the imports above, and no __getattr__ making every other name Any
+    __getattr__ = lazy_exports(__name__, _HOME)

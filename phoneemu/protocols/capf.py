@@ -96,6 +96,7 @@ from phoneemu.protocols._elements import (
     one_frame,
     open_frame,
 )
+from phoneemu.protocols.defaults import MAX_IN_PROGRESS
 from phoneemu.wire import Reader, Writer, as_bytes
 
 __all__ = [
@@ -142,8 +143,6 @@ MAX_FRAME = HEADER_SIZE + MAX_BODY
 CAPF_VERSION = 3
 #: Seconds between a slow phone's REQUEST_IN_PROGRESS frames while it generates its key (ours, §F.6)
 IN_PROGRESS_EVERY_S = 10.0
-#: Most REQUEST_IN_PROGRESS frames a server accepts in one session (ours: beyond, a flood)
-MAX_IN_PROGRESS = 256
 
 
 class CapfCommand(enum.IntEnum):

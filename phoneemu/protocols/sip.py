@@ -51,6 +51,7 @@ import re
 from dataclasses import dataclass
 
 from phoneemu.errors import DecodeError, SizeLimitError
+from phoneemu.protocols.defaults import SIP_PORT, SIPS_PORT
 from phoneemu.wire import as_bytes
 
 __all__ = ["ALLOW", "DIGEST_ALGORITHMS", "MAX_BODY", "MAX_HEAD", "MAX_HEADERS", "REALM", "SIPS_PORT",
@@ -66,9 +67,6 @@ MAX_BODY = 4096
 _MAX_MESSAGE = MAX_HEAD + 4 + MAX_BODY  # the largest whole message: head, CRLF CRLF, body
 #: CUCM's "SIP Station Realm" default (spec §G.13)
 REALM = "ccmsipline"
-#: CUCM's SIP line ports: TCP (sipPort) and TLS (securedSipPort)
-SIP_PORT = 5060
-SIPS_PORT = 5061
 
 _COMPACT = {"v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact", "l": "content-length"}
 #: the version is case-insensitive (RFC 3261 §7.1: "SIP/2.0" is what is sent, "sip/2.0" is read alike)

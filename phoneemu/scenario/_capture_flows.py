@@ -96,6 +96,7 @@ from phoneemu.errors import DecodeError, PhoneEmuError
 from phoneemu.formats._tlv import printable
 from phoneemu.net.capture import FIN, RST, SYN, PcapPacket, Reassembly
 from phoneemu.net.tftp_codec import DEFAULT_BLKSIZE, Data, Error, OptionAck, ReadRequest, WriteRequest, decode
+from phoneemu.scenario.bounds import MAX_MEMORY
 from phoneemu.values import host_port, parse_ascii_int
 
 __all__ = [
@@ -125,8 +126,6 @@ MAX_TLS_START = 16 * 1024
 MAX_SIP_STREAM = 256 * 1024
 """Bytes of each direction of a SIP connection kept (module rules, "SIP")."""
 """Bytes per direction held before a TCP connection is known to be HTTP, TLS or neither."""
-MAX_MEMORY = 256 * 1024 * 1024
-"""Bytes held by all open flows and kept downloads together (module rules, "Overall budget")."""
 PIECE_COST = 160
 """What one held piece counts against the overall budget besides its bytes: CPython's bookkeeping
 of a piece's time (a tuple, an int, a float, a bytes header, a list slot)."""

@@ -30,16 +30,12 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from phoneemu.scenario.bounds import DEFAULT_TIMEOUT_S, GRACE_S
 from phoneemu.scenario.model import Expectation, Scenario, Step
 from phoneemu.scenario.results import ExpectationResult
 
 __all__ = ["DEFAULT_TIMEOUT_S", "GRACE_S", "ScenarioOverrun", "StepTracker", "Watchdog", "hard_stop",
            "limit_for", "seconds_text"]
-
-#: ``run --timeout`` default (seconds): far above the slowest catalogue scenario (about 1 s).
-DEFAULT_TIMEOUT_S = 300.0
-#: Seconds after the limit before the signal (then, twice this, the watchdog or the parent's kill).
-GRACE_S = 10.0
 
 
 def limit_for(scenario: Scenario, run_timeout: float) -> float:

@@ -67,6 +67,7 @@ from phoneemu.crypto.certs import subject_of_der
 from phoneemu.errors import PhoneEmuError, TransportError
 from phoneemu.files import phone_config_in, read_at_most
 from phoneemu.formats._tlv import printable
+from phoneemu.scenario.bounds import MAX_FLEET
 from phoneemu.values import host_port
 
 if TYPE_CHECKING:
@@ -603,8 +604,6 @@ def _unasked_notes(named: Sequence[Path], fetcher: _FileFetcher) -> list[str]:
             for p in named if p not in used]
 
 
-#: ``predict --fleet-flash``: at most this many entries in the folder (each a phone's flash).
-MAX_FLEET = 100_000
 _UNASKED_SHOWN = 10  # file names the fleet's "asked for by no phone" note lists
 #: The predicted outcomes of a phone, in the order they are reported.
 OUTCOMES = ("accepted", "locked out", "failed")
