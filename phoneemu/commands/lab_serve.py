@@ -71,8 +71,8 @@ __all__ = ["EXIT_SIGINT", "OPEN_FILES_WANTED", "CapfBounds", "hostport", "main",
 
 #: Exit status after SIGINT (Ctrl-C): 128 + 2, as the shell reports a command Ctrl-C ended
 EXIT_SIGINT = 130
-#: open files ``lab serve`` raises its soft RLIMIT_NOFILE to (at most the hard limit): what every service's
-#: own connection limit adds up to (TFTP transfers, HTTP, 1,024 per TLS/TCP service and node) fits in it
+#: open files ``lab serve`` raises its soft RLIMIT_NOFILE to (at most the hard limit): the services' shares
+#: of it (:mod:`phoneemu.lab.servers` "Descriptors") then reach their own bounds (1,024 per TLS/TCP service)
 OPEN_FILES_WANTED = 65_536
 #: below this many open files, ``lab serve`` warns that idle connections can use them all up
 OPEN_FILES_LOW = 8_192
@@ -204,8 +204,9 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def _capf_max_in_progress() -> int:
-    """:data:`phoneemu.protocols.capf.MAX_IN_PROGRESS`, imported when a CapfBounds is made (start-up time)."""
-    from phoneemu.protocols.capf import MAX_IN_PROGRESS
+    """:data:`phoneemu.protocols.defaults.MAX_IN_PROGRESS`, imported when a CapfBounds is made (importing
+    this module stays light: tests/unit/test_cli_startup.py)."""
+    from phoneemu.protocols.defaults import MAX_IN_PROGRESS
 
     return MAX_IN_PROGRESS
 
@@ -354,9 +355,11 @@ def _restore_signals(replaced: dict[signal.Signals, Any]) -> None:
 def raise_open_file_limit(wanted: int = OPEN_FILES_WANTED, *, said_by: str = "phoneemu lab serve") -> int:
     """Raise the soft RLIMIT_NOFILE to ``wanted`` (at most the hard limit); return the soft limit now.
 
-    Each service bounds its own connections (TFTP half the soft limit, HTTP a quarter, TVS, CAPF and each
-    registrar 1,024 each) but at the usual soft limit of 1,024 those bounds add up to more than the
-    process may open: found by a long-run audit, 300 idle TCP connections to TVS under ``ulimit -n 256``
+    Each service holds a share of the soft limit (:mod:`phoneemu.lab.servers` "Descriptors": TFTP half,
+    HTTP a quarter, TVS 1/16, the other TLS/TCP listeners a shared pool) so that one flood cannot take
+    the descriptors the others need; at the usual soft limit of 1,024 those shares are small (TVS 64
+    connections). Before the shares, the services' own bounds added up to more than the process may
+    open: found by a long-run audit, 300 idle TCP connections to TVS under ``ulimit -n 256``
     left no descriptor for HTTP, whose accept then failed again and again (asyncio logs each failure
     with its traceback: 20 MB of log in seconds) and for TFTP's transfer sockets ("server busy"). The
     hard limit is the most a process may take without privileges; below :data:`OPEN_FILES_LOW` a

@@ -121,11 +121,11 @@ MAX_TLS_STREAM = 4 * 1024 * 1024
 MAX_FLOWS = 65_536
 """TFTP transfers open at once, and TCP connections open at once."""
 MAX_UNCLASSIFIED = 64 * 1024
+"""Bytes per direction held before a TCP connection is known to be HTTP, TLS or neither."""
 MAX_TLS_START = 16 * 1024
 """Bytes of each direction of a TLS connection kept for the SIP sink alone (module rules, "TLS")."""
 MAX_SIP_STREAM = 256 * 1024
 """Bytes of each direction of a SIP connection kept (module rules, "SIP")."""
-"""Bytes per direction held before a TCP connection is known to be HTTP, TLS or neither."""
 PIECE_COST = 160
 """What one held piece counts against the overall budget besides its bytes: CPython's bookkeeping
 of a piece's time (a tuple, an int, a float, a bytes header, a list slot)."""
