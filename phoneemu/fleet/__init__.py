@@ -37,4 +37,4 @@ _HOME = {
     **dict.fromkeys(("FleetResult", "run_fleet"), "shard"),
 }
 if not TYPE_CHECKING:  # mypy sees the imports above, and no __getattr__ making every other name Any
-    __getattr__ = lazy_exports(__name__, _HOME)
+    __getattr__, __dir__ = lazy_exports(__name__, _HOME)

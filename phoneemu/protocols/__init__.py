@@ -18,4 +18,4 @@ __all__ = ["capf", "tvs"]
 
 _HOME = {"capf": "capf", "tvs": "tvs"}
 if not TYPE_CHECKING:  # mypy sees the imports above, and no __getattr__ making every other name Any
-    __getattr__ = lazy_exports(__name__, _HOME)
+    __getattr__, __dir__ = lazy_exports(__name__, _HOME)
