@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from phoneemu import json_doc
 from phoneemu.commands._argtypes import mac_option, non_negative_float, positive_float, unix_time
 from phoneemu.commands._capture import capture_keylog, capture_summary, open_host_capture
-from phoneemu.commands._cluster_address import cluster_address, http_port, lab_read_lock
+from phoneemu.commands._cluster_address import check_resolves, cluster_address, http_port, lab_read_lock
 from phoneemu.commands._register import (
     add_call_options,
     add_register_options,
@@ -311,7 +311,9 @@ def unanswered_hint(report: BootReport, target: BootTarget, *, lab: Path | None 
     failed for want of a config (timeouts or unreachable): the usual cause is a cluster that is not
     running or a wrong ``--tftp`` port, which the phone's own statuses ("TFTP timeout") do not say. Its
     ``lab serve`` command names the lab folder when one was given (``--lab DIR``; else ``DIR``) and the
-    ports this boot asked on (HTTP's when the phone tried it on another than lab serve's default 6970)."""
+    ports this boot asked on (HTTP's when the phone tried it on another than lab serve's default 6970).
+    Without ``--lab`` (a real cluster, most likely) CUCM's terms come first (:func:`_cucm_hint`; it offered
+    only the lab's command)."""
     from phoneemu.lab.state import DEFAULT_PORTS
 
     d = report.deciding
@@ -325,9 +327,25 @@ def unanswered_hint(report: BootReport, target: BootTarget, *, lab: Path | None 
     serve = f"phoneemu lab serve {folder} --tftp-port {target.tftp_port}"
     if tried_http and target.http_port != DEFAULT_PORTS["http"]:
         serve += f" --http-port {target.http_port}"
+    cucm = "" if lab is not None else f" {_cucm_hint(target, tried_http)}"
     return (f"nothing answered at {target.host} (TFTP port {target.tftp_port}{http}): is the cluster's "
-            f"TFTP server running there? For a lab: {serve} (it prints the ports it listens on)"
+            f"TFTP server running there?{cucm} For a lab: {serve} (it prints the ports it listens on)"
             f"{_bare_v6_note(target.host, target.tftp_port)}")
+
+
+def _cucm_hint(target: BootTarget, tried_http: bool) -> str:
+    """:func:`unanswered_hint` without a lab (``--tftp`` alone, a real cluster most likely), in CUCM's
+    terms: its TFTP service, and the ports it serves files on (spec §H.1: UDP 69, TCP 6970) where this
+    boot asked others — the likeliest mistake against CUCM, a lab's port copied from an example."""
+    from phoneemu.lab.defaults import DEFAULT_PORTS
+
+    tftp, http = DEFAULT_PORTS["tftp"], DEFAULT_PORTS["http"]
+    asked = [("TFTP", target.tftp_port, tftp), *([("HTTP", target.http_port, http)] if tried_http else [])]
+    other = [f"{name} port {port}" for name, port, usual in asked if port != usual]
+    said = f"; this boot asked {' and '.join(other)}" if other else ""
+    return ("On CUCM: is its TFTP service activated and started on that node (Cisco Unified Serviceability), "
+            f"UDP {tftp} and TCP {http} open from here? CUCM serves the files on those ports (spec §H.1)"
+            f"{said}.")
 
 
 def _bare_v6_note(host: str, port: int) -> str:
@@ -462,9 +480,10 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
     from phoneemu.phone.flash import Flash
     from phoneemu.phone.phone import Phone, check_flash_owner, read_phone_file
     from phoneemu.phone.profile import get_profile
-    from phoneemu.phone.ways_out import way_out_lines, ways_out_json
+    from phoneemu.phone.ways_out import NOT_A_LAB, way_out_lines, ways_out_json
 
     where = cluster_address(args)
+    check_resolves(where)  # a name that does not resolve: one line, exit 2 (not a cluster down)
     host, port = where.host, where.tftp_port
     if where.from_lab:
         print(where.lab_line(command_of(args), args.lab), file=sys.stderr)
@@ -545,7 +564,8 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
             print(json_doc.dumps(doc, indent=2))  # lone surrogates as U+FFFD (json_doc rule)
         else:
             known = {"DIR": str(args.lab) if args.lab is not None else None,
-                     "FLASH": str(flash_dir) if args.flash is not None else None, "MAC": mac}
+                     "FLASH": str(flash_dir) if args.flash is not None else None, "MAC": mac,
+                     NOT_A_LAB: str(where) if args.lab is None else None}  # no lab: no lab command
             fill = {k: v for k, v in known.items() if v is not None}
             print(_text(report, fill))
             if where_sip is not None:

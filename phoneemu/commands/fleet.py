@@ -71,7 +71,7 @@ from phoneemu.commands._capture import (
     capture_summary,
     open_host_capture,
 )
-from phoneemu.commands._cluster_address import cluster_address, http_port, lab_read_lock
+from phoneemu.commands._cluster_address import check_resolves, cluster_address, http_port, lab_read_lock
 from phoneemu.commands._register import (
     add_call_options,
     add_register_options,
@@ -505,10 +505,11 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int, lab: Path 
     (``lab``) and the phone's own flash (``flash``/MAC) where known, as the summary does."""
     from phoneemu.fleet.junit import Case, write_cases
     from phoneemu.fleet.metrics import BootRecord
-    from phoneemu.phone.ways_out import no_way_out_lines, way_out_lines
+    from phoneemu.phone.ways_out import NOT_A_LAB, no_way_out_lines, way_out_lines
 
     def fill(rec: BootRecord) -> dict[str, str] | None:
-        known = {"DIR": lab, "FLASH": flash / rec.mac if flash is not None else None, "MAC": rec.mac}
+        known = {"DIR": lab, "FLASH": flash / rec.mac if flash is not None else None, "MAC": rec.mac,
+                 NOT_A_LAB: target if lab is None else None}  # no lab: no lab command (ways_out)
         return {k: str(v) for k, v in known.items() if v is not None} or None
 
     def case(rec: BootRecord) -> Case:
@@ -610,6 +611,7 @@ def _boot(args: argparse.Namespace) -> int:
     from phoneemu.fleet.shard import interrupted_before_storm
     from phoneemu.phone.boot import BootTarget
     from phoneemu.phone.media_rules import NO_MEDIA
+    from phoneemu.phone.ways_out import NOT_A_LAB
 
     run_macs, models = _run_macs(args)
     listed = args.count is None  # the phones of the models file (or of --flash), not consecutive MACs
@@ -639,6 +641,7 @@ def _boot(args: argparse.Namespace) -> int:
     prestate = _installed(args)
     with lab_read_lock(args.lab, command_of(args)):  # read whole, released: the storm may see operations
         where = cluster_address(args)
+        check_resolves(where)  # before any shard: every phone would fail on a lookup of its own
         if where.from_lab:
             print(where.lab_line(command_of(args), args.lab), file=sys.stderr)
         host = where.host
@@ -716,7 +719,8 @@ def _boot(args: argparse.Namespace) -> int:
         say(args, "interrupted while the shards were starting: no phone booted")
     if capture is not None:
         capture.close()
-    known: dict[str, Any] = {"DIR": args.lab, "FLEET": args.flash}
+    known: dict[str, Any] = {"DIR": args.lab, "FLEET": args.flash,
+                             NOT_A_LAB: target if args.lab is None else None}  # no lab: no lab command
     if not listed:  # consecutive MACs: a way out for phones by MAC names the run (--mac FIRST --count N)
         known |= {"FIRST": macs[0], "N": len(macs)}
     print(result.metrics.render({k: str(v) for k, v in known.items() if v is not None} or None))

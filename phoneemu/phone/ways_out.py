@@ -52,7 +52,13 @@ or spec addresses them (a damaged file, a key the model cannot use), or the rule
 entry too, with why and no ways (:func:`ways_out_doc`, :func:`ways_out_text`).
 
 Lab commands are written with ``DIR`` (the cluster), ``OLD``/``NEW`` (two clusters) and ``FLASH``
-(an emulated phone's flash) for the user to fill in; tests parse each one with the real CLI. Where many
+(an emulated phone's flash) for the user to fill in; tests parse each one with the real CLI. Phones
+pointed at a cluster that is not a lab (``boot`` / ``fleet boot --tftp`` without ``--lab``: ``fill``
+carries :data:`NOT_A_LAB`, the cluster's address) are told no lab command — a user with no lab folder
+could not run ``phoneemu lab itl-reset DIR ...``, and its ``boot --lab DIR --flash <their flash>`` step
+named a lab they do not have: the procedure (in CUCM's terms), the phoneemu command where it acts on the
+emulated phones themselves (``phone erase --flash``, ``inspect FILE``), and the scenario that rehearses
+it in a lab. Where many
 phones are locked (``fleet boot``, ``predict`` and ``phone show`` of a fleet, ``replay --all``) a way
 out done phone by phone is written for all of them: ``--fleet-flash FLEET`` (``fleet_lab``), FLEET filled
 in with the phones' flash folder where the command knows it (``fleet boot --flash``, ``phone show
@@ -63,6 +69,7 @@ There the lockouts are grouped by rule and kind, and by reason code where it cho
 
 from __future__ import annotations
 
+import itertools
 import re
 import shlex
 from collections.abc import Mapping
@@ -71,8 +78,8 @@ from typing import Any, TypeVar
 
 from phoneemu.errors import VerifyReason
 
-__all__ = ["NO_WAY_OUT", "WAYS_BY_KIND", "WayOut", "no_way_out", "no_way_out_lines", "way_out_lines",
-           "ways_key", "ways_out", "ways_out_doc", "ways_out_json", "ways_out_text"]
+__all__ = ["NOT_A_LAB", "NO_WAY_OUT", "WAYS_BY_KIND", "WayOut", "no_way_out", "no_way_out_lines",
+           "way_out_lines", "ways_key", "ways_out", "ways_out_doc", "ways_out_json", "ways_out_text"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,18 @@ class WayOut:
     def command(self, *, fleet: bool) -> str:
         """The lab command for one phone, or with ``fleet`` for many."""
         return (self.fleet_lab or self.lab) if fleet else self.lab
+
+    def needs_a_lab(self, *, fleet: bool) -> bool:
+        """Whether :meth:`command` runs a lab operation or boots against a lab (``--lab``): of no use
+        against a cluster that is not one (:data:`NOT_A_LAB`)."""
+        words = shlex.split(self.command(fleet=fleet))
+        return "--lab" in words or any(pair == ("phoneemu", "lab") for pair in itertools.pairwise(words))
+
+
+#: the ``fill`` key of :func:`way_out_lines` / :func:`ways_out_text` saying that the phones were pointed at
+#: a cluster that is not a lab (``--tftp`` without ``--lab``), its address the value: no lab command then
+#: (module doc), the procedure, a command on the emulated phones themselves, and the rehearsal
+NOT_A_LAB = "NOT-A-LAB"
 
 
 #: how :func:`ways_out_doc` is given its groups: (rule, kind) or :func:`ways_key`'s (rule, kind, code)
@@ -357,15 +376,23 @@ def way_out_lines(rule: str, kind: str, *, indent: str = "  ", fill: Mapping[str
                   fleet: bool = False, reason_code: str | VerifyReason | None = None) -> list[str]:
     """Text lines: ``way out (<situation>): <action>`` then the lab command (``fleet``: for many phones)
     and scenario, if one rehearses it; ``fill`` replaces the command's placeholders that are known
-    (``{"DIR": "/tmp/lab", "FLASH": "/tmp/ph1"}``)."""
+    (``{"DIR": "/tmp/lab", "FLASH": "/tmp/ph1"}``). With :data:`NOT_A_LAB` in ``fill`` (phones pointed at
+    a cluster that is not a lab) no lab command: ``on the emulated phone: <command>`` only where it acts
+    on the emulated phones themselves, and ``rehearse in a lab: ...``."""
     lines: list[str] = []
+    real = NOT_A_LAB in (fill or {})
     for w in ways_out(rule, kind, reason_code):
         lab = w.command(fleet=fleet)
         for name, value in (fill or {}).items():
             lab = _filled(lab, name, value)
-        rehearse = f"   rehearse: phoneemu run scenarios/{w.scenario}.yaml" if w.scenario else ""
         lines.append(f"{indent}way out ({w.when}): {w.action}")
-        lines.append(f"{indent}  lab: {lab}{rehearse}")
+        if not real:
+            rehearse = f"   rehearse: phoneemu run scenarios/{w.scenario}.yaml" if w.scenario else ""
+            lines.append(f"{indent}  lab: {lab}{rehearse}")
+            continue
+        said = [] if w.needs_a_lab(fleet=fleet) else [f"on the emulated phone{'s' if fleet else ''}: {lab}"]
+        said += [f"rehearse in a lab: phoneemu run scenarios/{w.scenario}.yaml"] if w.scenario else []
+        lines += [f"{indent}  {'   '.join(said)}"] if said else []
     return lines
 
 
