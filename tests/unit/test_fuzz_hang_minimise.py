@@ -6,10 +6,6 @@ saved as found and ``minimize_note`` says why."""
 
 from __future__ import annotations
 
-import contextlib
-import json
-import random
-import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -21,8 +17,9 @@ import pytest
 from phoneemu.errors import DecodeError
 from phoneemu.fuzz.engine import FuzzConfig, FuzzReport, fuzz, regenerate
 from phoneemu.fuzz.minimize import HANG_TIME_LIMIT
-from phoneemu.fuzz.mutators import Mutant, Mutator
-from phoneemu.fuzz.targets import Outcome, PythonTarget
+from phoneemu.fuzz.mutators import Mutator
+from phoneemu.fuzz.targets import PythonTarget
+from tests.minimise_helpers import FakeClock, QuickHangs, always, assert_alarm_given_back, finding_info
 
 #: CPU seconds after which an "endless" loop gives up on its own (so that a broken watch ends, failing)
 ESCAPE_S = 3.0
@@ -57,18 +54,8 @@ def slow_parser(data: bytes) -> None:
     _loop_on_loop(data, SLOW_S)
 
 
-class _Always:
-    """A mutator that makes ``data`` every time (``Mutator``'s ``mutate``)."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def mutate(self, _rng: random.Random) -> Mutant:
-        return Mutant(data=self.data, seed_index=0, ops=("toy",), resigned=False)
-
-
 def _mutator(data: bytes = HANGING) -> Mutator:
-    return cast(Mutator, _Always(data))
+    return always(data)
 
 
 @pytest.fixture(autouse=True)
@@ -76,15 +63,7 @@ def _fresh() -> Iterator[None]:
     entered.clear()
     ended.clear()
     yield
-    assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL  # given back
-    assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
-
-
-def _info(report: FuzzReport) -> dict[str, object]:
-    (finding,) = report.findings.values()
-    assert finding.directory is not None
-    info: dict[str, object] = json.loads((finding.directory / "info.json").read_text())
-    return info
+    assert_alarm_given_back()
 
 
 def test_a_hang_is_minimised_to_what_makes_it(tmp_path: Path) -> None:
@@ -96,7 +75,7 @@ def test_a_hang_is_minimised_to_what_makes_it(tmp_path: Path) -> None:
     assert finding.kind == "hang" and finding.signature == "hang in toy (> 0.05 s)"
     assert finding.minimized == b"LOOP"
     assert len(entered) > 2 and ended == [len(HANGING)]  # each hanging attempt was stopped once a hang
-    info = _info(report)
+    info = finding_info(report)
     assert (info["minimized_size"], info["input_size"], info["minimize_note"]) == (4, len(HANGING), None)
     assert finding.directory is not None and (finding.directory / "minimized.bin").read_bytes() == b"LOOP"
 
@@ -110,47 +89,15 @@ def test_regenerate_minimises_an_endless_loop(tmp_path: Path) -> None:
     assert len(entered) > 2 and not ended  # each endless call was stopped
 
 
-class FakeClock:
-    """The run's clock: it moves on only when the target runs (``cost`` fake seconds a run)."""
-
-    def __init__(self, cost: float) -> None:
-        self.now = 0.0
-        self.cost = cost
-        self.runs = 0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class _QuickHangs:
+class _QuickHangs(QuickHangs):
     """An in-process target (watched: it has the hang rule) whose every input holding ``LOOP`` is a hang,
     returned at once; each run costs a fake second of its clock (the hang time-out an attempt costs)."""
-
-    bounds_own_runs = False
 
     def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
 
-    def run(self, data: bytes) -> Outcome:
-        self.clock.now += self.clock.cost
-        self.clock.runs += 1
-        if b"LOOP" in data:
-            return self.hang_outcome(1.0, 1.0, "ended")
-        return Outcome(status="handled")
-
-    @staticmethod
-    def is_hang(_elapsed: float, cpu: float) -> bool:
-        return cpu > 0.5
-
-    @staticmethod
-    def hang_outcome(elapsed: float, _cpu: float, how: str) -> Outcome:
-        return Outcome(status="hang", signature="hang in quick (> 0.5 s)", detail=how, elapsed=elapsed)
-
-    def session(self) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext()
-
-    def close(self) -> None:
-        return None
+    def before_run(self) -> None:
+        self.clock.tick()
 
 
 #: a long way to go: thousands of bytes around LOOP
@@ -167,7 +114,7 @@ def test_a_hang_is_minimised_within_the_hang_time_limit(tmp_path: Path) -> None:
     assert HANG_TIME_LIMIT - 1 <= attempts <= HANG_TIME_LIMIT + 1  # stopped at the hang's time limit
     assert finding.minimized is not None and b"LOOP" in finding.minimized
     assert len(finding.minimized) < len(LONG_HANGING)
-    assert _info(report)["minimize_note"] is None  # its full budget
+    assert finding_info(report)["minimize_note"] is None  # its full budget
 
 
 def test_a_hang_is_minimised_within_the_hang_attempts(tmp_path: Path) -> None:
@@ -184,7 +131,7 @@ def test_a_hang_is_minimised_within_what_is_left_of_the_time_limit(tmp_path: Pat
     config = FuzzConfig(fmt="sgn", time_limit=5.0, out=tmp_path)
     report = fuzz(config, _QuickHangs(clock), _mutator(LONG_HANGING), clock=clock)
     assert report.execs == 1 and clock.now <= 5.0 + clock.cost
-    note = cast(str, _info(report)["minimize_note"])
+    note = cast(str, finding_info(report)["minimize_note"])
     assert note == "minimised within the 4.00 s left of --time (5 s), not the 10 s of a minimisation", note
 
 
@@ -193,8 +140,7 @@ def test_a_crashs_budget_is_unchanged(tmp_path: Path) -> None:
     clock = FakeClock(cost=1.0)
 
     def crash(data: bytes) -> None:
-        clock.now += clock.cost
-        clock.runs += 1
+        clock.tick()
         if b"LOOP" in data:
             raise IndexError("toy crash")
         raise DecodeError("rejected", fmt="toy", offset=0)
@@ -217,6 +163,6 @@ def test_where_attempts_cannot_be_stopped_a_hang_is_saved_as_found_and_says_why(
     assert clock.runs == 1  # no attempt
     (finding,) = reports[0].findings.values()
     assert finding.minimized is None
-    note = cast(str, _info(reports[0])["minimize_note"])
+    note = cast(str, finding_info(reports[0])["minimize_note"])
     assert note.startswith("not minimised: an in-process hang is minimised only where an attempt is "
                            "stopped once it hangs"), note

@@ -6,22 +6,19 @@ test_fuzz_stuck_runs: the KeyboardInterrupt a SIGINT raises where it lands, here
 
 from __future__ import annotations
 
-import contextlib
 import json
-import random
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import cast
 
 import pytest
 
 from phoneemu.errors import DecodeError
 from phoneemu.fuzz import runwatch
 from phoneemu.fuzz.engine import Finding, FuzzConfig, FuzzReport, fuzz, regenerate
-from phoneemu.fuzz.mutators import Mutant, Mutator
-from phoneemu.fuzz.targets import Outcome, PythonTarget
+from phoneemu.fuzz.mutators import Mutator
+from phoneemu.fuzz.targets import PythonTarget
+from tests.minimise_helpers import QuickHangs, always, assert_alarm_given_back
 
 #: the crashing input: the toy parser crashes on every input that starts with BOOM
 CRASHING = b"BOOM" + bytes(range(256)) * 4
@@ -31,18 +28,8 @@ NOTE = (f"minimisation stopped by Ctrl-C or SIGTERM after {CUT_AT - 1} attempts:
         "smallest input found so far")
 
 
-class _Always:
-    """A mutator that makes ``data`` every time (``Mutator``'s ``mutate``)."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def mutate(self, _rng: random.Random) -> Mutant:
-        return Mutant(data=self.data, seed_index=0, ops=("toy",), resigned=False)
-
-
 def _mutator(data: bytes = CRASHING) -> Mutator:
-    return cast(Mutator, _Always(data))
+    return always(data)
 
 
 class CtrlCAt:
@@ -65,8 +52,7 @@ class CtrlCAt:
 @pytest.fixture(autouse=True)
 def _alarm_given_back() -> Iterator[None]:
     yield
-    assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL
-    assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
+    assert_alarm_given_back()
 
 
 def _saved(folder: Path | None) -> tuple[dict[str, object], bytes]:
@@ -107,37 +93,18 @@ def test_regenerate_cut_short_by_ctrl_c_keeps_the_finding(tmp_path: Path) -> Non
     assert minimized.startswith(b"BOOM") and len(minimized) < len(CRASHING)
 
 
-class _HangsThenCtrlC:
+class _HangsThenCtrlC(QuickHangs):
     """A watched in-process target: an input holding ``LOOP`` is a hang, returned at once; its call number
     ``at`` is a Ctrl-C."""
-
-    bounds_own_runs = False
 
     def __init__(self, at: int) -> None:
         self.at = at
         self.calls = 0
 
-    def run(self, data: bytes) -> Outcome:
+    def before_run(self) -> None:
         self.calls += 1
         if self.calls == self.at:
             raise KeyboardInterrupt
-        if b"LOOP" in data:
-            return self.hang_outcome(1.0, 1.0, "ended")
-        return Outcome(status="handled")
-
-    @staticmethod
-    def is_hang(_elapsed: float, cpu: float) -> bool:
-        return cpu > 0.5
-
-    @staticmethod
-    def hang_outcome(elapsed: float, _cpu: float, how: str) -> Outcome:
-        return Outcome(status="hang", signature="hang in quick (> 0.5 s)", detail=how, elapsed=elapsed)
-
-    def session(self) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext()
-
-    def close(self) -> None:
-        return None
 
 
 def test_ctrl_c_mid_minimise_of_a_hang_keeps_the_smallest_input_so_far(tmp_path: Path) -> None:

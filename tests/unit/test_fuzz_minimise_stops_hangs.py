@@ -6,20 +6,19 @@ it takes SIGALRM leaves no handler and no timer behind."""
 
 from __future__ import annotations
 
-import random
 import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import cast
 
 import pytest
 
 from phoneemu.errors import DecodeError
 from phoneemu.fuzz.engine import FuzzConfig, fuzz, regenerate, same_finding
-from phoneemu.fuzz.mutators import Mutant, Mutator
+from phoneemu.fuzz.mutators import Mutator
 from phoneemu.fuzz.runwatch import RunWatch
 from phoneemu.fuzz.targets import PythonTarget
+from tests.minimise_helpers import always, assert_alarm_given_back
 
 #: CPU seconds after which an "endless" attempt gives up on its own (so that the old code ends, failing)
 ESCAPE_S = 3.0
@@ -53,15 +52,8 @@ def toy_parser(data: bytes) -> None:
     raise DecodeError("rejected", fmt="toy", offset=0)
 
 
-class _Always:
-    """A mutator that makes :data:`CRASHING` every time (``Mutator``'s ``mutate``)."""
-
-    def mutate(self, _rng: random.Random) -> Mutant:
-        return Mutant(data=CRASHING, seed_index=0, ops=("toy",), resigned=False)
-
-
 def _mutator() -> Mutator:
-    return cast(Mutator, _Always())
+    return always(CRASHING)
 
 
 @pytest.fixture(autouse=True)
@@ -69,8 +61,7 @@ def _fresh() -> Iterator[None]:
     entered.clear()
     escaped.clear()
     yield
-    assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL  # given back
-    assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
+    assert_alarm_given_back()
 
 
 def _target() -> PythonTarget:

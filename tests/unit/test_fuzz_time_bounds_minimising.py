@@ -5,15 +5,13 @@ by a fake clock that each run of the target moves on: no wall-clock asserts."""
 
 from __future__ import annotations
 
-import json
-import random
 from pathlib import Path
 from typing import cast
 
 from phoneemu.errors import DecodeError
 from phoneemu.fuzz.engine import FuzzConfig, FuzzReport, fuzz
-from phoneemu.fuzz.mutators import Mutant, Mutator
 from phoneemu.fuzz.targets import PythonTarget
+from tests.minimise_helpers import FakeClock, always, finding_info
 
 #: the crashing input: the toy parser crashes on every input that starts with BOOM, so the minimiser has
 #: a long way to go (thousands of bytes to cut)
@@ -21,45 +19,27 @@ CRASHING = b"BOOM" + bytes(range(256)) * 16
 TIME_LIMIT = 10.0  #: fake seconds
 
 
-class FakeClock:
-    """The run's clock: it moves on only when the target runs (``cost`` fake seconds a run)."""
-
-    def __init__(self, cost: float) -> None:
-        self.now = 0.0
-        self.cost = cost
-        self.runs = 0
-
-    def __call__(self) -> float:
-        return self.now
+class ParserClock(FakeClock):
+    """The run's clock, moved on only by the runs of its toy :meth:`parser` (``cost`` fake seconds a run)."""
 
     def parser(self, data: bytes) -> None:
         """Crashes (IndexError) on ``BOOM...``, rejects the rest; each call costs ``cost``."""
-        self.now += self.cost
-        self.runs += 1
+        self.tick()
         if data.startswith(b"BOOM"):
             raise IndexError("toy crash")
         raise DecodeError("rejected", fmt="toy", offset=0)
 
 
-class _Always:
-    """A mutator that makes :data:`CRASHING` every time (``Mutator``'s ``mutate``)."""
-
-    def mutate(self, _rng: random.Random) -> Mutant:
-        return Mutant(data=CRASHING, seed_index=0, ops=("toy",), resigned=False)
-
-
-def _run(tmp_path: Path, clock: FakeClock, *, runs: int | None = None,
+def _run(tmp_path: Path, clock: ParserClock, *, runs: int | None = None,
          time_limit: float | None = None) -> tuple[FuzzReport, dict[str, object]]:
     target = PythonTarget(clock.parser, name="toy", hang_after=30.0)
     config = FuzzConfig(fmt="sgn", out=tmp_path, runs=runs, time_limit=time_limit)
-    report = fuzz(config, target, cast(Mutator, _Always()), clock=clock)
-    (finding,) = report.findings.values()
-    assert finding.directory is not None
-    return report, json.loads((finding.directory / "info.json").read_text())
+    report = fuzz(config, target, always(CRASHING), clock=clock)
+    return report, finding_info(report)
 
 
 def test_a_crash_found_before_the_time_limit_is_minimised_within_what_is_left(tmp_path: Path) -> None:
-    clock = FakeClock(cost=1.0)
+    clock = ParserClock(cost=1.0)
     report, info = _run(tmp_path, clock, time_limit=TIME_LIMIT)
     # found at 1 s, minimised within the 9 s left: the run ends at --time (was: 20 s of minimising more)
     assert clock.now <= TIME_LIMIT + clock.cost
@@ -70,7 +50,7 @@ def test_a_crash_found_before_the_time_limit_is_minimised_within_what_is_left(tm
 
 
 def test_a_crash_found_with_no_time_left_is_saved_unminimised_and_says_so(tmp_path: Path) -> None:
-    clock = FakeClock(cost=TIME_LIMIT + 1)  # the first run ends past --time
+    clock = ParserClock(cost=TIME_LIMIT + 1)  # the first run ends past --time
     report, info = _run(tmp_path, clock, time_limit=TIME_LIMIT)
     assert clock.runs == 1  # no minimising attempt
     assert report.execs == 1 and report.statuses == {"crash": 1}
@@ -83,7 +63,7 @@ def test_a_crash_found_with_no_time_left_is_saved_unminimised_and_says_so(tmp_pa
 
 def test_with_runs_alone_or_time_to_spare_minimising_keeps_its_own_budget(tmp_path: Path) -> None:
     for name, time_limit in (("runs", None), ("spare", 1000.0)):
-        clock = FakeClock(cost=0.001)
+        clock = ParserClock(cost=0.001)
         _, info = _run(tmp_path / name, clock, runs=1, time_limit=time_limit)
         assert info["minimize_note"] is None
         assert info["minimized_size"] == 4  # BOOM: all the way
