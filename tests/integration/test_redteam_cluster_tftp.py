@@ -17,6 +17,7 @@ from phoneemu.phone.boot import BootTarget
 from phoneemu.phone.phone import Phone
 from phoneemu.phone.profile import get_profile
 from tests.helpers import run
+from tests.tftp_helpers import udp_server
 
 _HUGE_MESSAGE = b"\x1b" * 65000  # an escape sequence's start, 65,000 times: "\x1b" once escaped
 
@@ -24,27 +25,15 @@ _HUGE_MESSAGE = b"\x1b" * 65000  # an escape sequence's start, 65,000 times: "\x
 def _answering(reply: bytes, *, requests: int) -> tuple[int, list[bytes], threading.Event]:
     """A server answering each of at most ``requests`` RRQs with ``reply`` from its own port; it collects
     what the client sends back (bounded: 3 s without a packet ends it)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    s.settimeout(3)
-    got: list[bytes] = []
-    done = threading.Event()
 
-    def serve() -> None:
-        try:
-            for _ in range(requests * 2):
-                pkt, addr = s.recvfrom(2048)
-                got.append(pkt)
-                if pkt[:2] == b"\x00\x01":
-                    s.sendto(reply, addr)
-        except OSError:
-            pass
-        finally:
-            s.close()
-            done.set()
+    def serve(s: socket.socket, got: list[bytes]) -> None:
+        for _ in range(requests * 2):
+            pkt, addr = s.recvfrom(2048)
+            got.append(pkt)
+            if pkt[:2] == b"\x00\x01":
+                s.sendto(reply, addr)
 
-    threading.Thread(target=serve, daemon=True).start()
-    return int(s.getsockname()[1]), got, done
+    return udp_server(serve, timeout=3)
 
 
 @pytest.mark.parametrize(("code", "kind"), [(0, "error"), (1, "not-found"), (2, "refused")])

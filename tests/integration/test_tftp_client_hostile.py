@@ -12,6 +12,7 @@ from phoneemu.errors import TransportError
 from phoneemu.net.fetch import TftpFetcher
 from phoneemu.net.tftp_client import TftpClientPool, tftp_get
 from tests.helpers import run
+from tests.tftp_helpers import udp_server
 
 
 def _dripping_server(seconds: float, gap: float) -> int:
@@ -73,32 +74,19 @@ def test_max_time_does_not_cut_a_transfer_that_ends_in_time() -> None:
 def _scripted_server(script: list[bytes], *, expect_replies: int) -> tuple[int, list[bytes], threading.Event]:
     """Answer one RRQ: send each packet of ``script`` from a fresh TID after the client's previous reply
     (the first right after the RRQ); collect the client's replies (at most ``expect_replies``)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    s.settimeout(3)
-    got: list[bytes] = []
-    done = threading.Event()
 
-    def serve() -> None:
-        t = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        t.bind(("127.0.0.1", 0))
-        t.settimeout(1.5)
-        try:
+    def serve(s: socket.socket, got: list[bytes]) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as t:
+            t.bind(("127.0.0.1", 0))
+            t.settimeout(1.5)
             rrq, addr = s.recvfrom(2048)
             got.append(rrq)
             for pkt in script:
                 t.sendto(pkt, addr)
                 if len(got) <= expect_replies:
                     got.append(t.recvfrom(2048)[0])
-        except OSError:
-            pass
-        finally:
-            t.close()
-            s.close()
-            done.set()
 
-    threading.Thread(target=serve, daemon=True).start()
-    return int(s.getsockname()[1]), got, done
+    return udp_server(serve, timeout=3)
 
 
 def _error_code(pkt: bytes) -> int:
