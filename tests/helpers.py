@@ -283,6 +283,21 @@ async def boot_offline_into(fleet: Path, cluster: Any, macs: list[str], *, now: 
     return reports
 
 
+def boot_into_flash(cluster: Any, flash: Path, mac: str, *, profile: str = "cp-8861",
+                    now: int = 1_780_000_000) -> Any:
+    """Boot phone ``mac`` (a ``profile``, its clock stopped at ``now``) once on ``cluster``'s files
+    (:class:`LabFiles`) into the flash folder ``flash``; the boot report. The TVS and CAPF its configs
+    name are asked as they are: serve the lab first where the boot is to reach them."""
+    from phoneemu.phone.boot import BootTarget
+    from phoneemu.phone.flash import Flash
+    from phoneemu.phone.phone import Phone
+    from phoneemu.phone.profile import get_profile
+
+    prof = get_profile(profile)
+    phone = Phone(mac=mac, profile=prof, flash=Flash(flash, profile=prof), clock=lambda: now)
+    return run(phone.boot(BootTarget(host="lab", tftp_port=69, use_http=False), fetcher=LabFiles(cluster)))
+
+
 def serve_in_thread(cluster: Any, host: str = "127.0.0.1", **options: Any) -> tuple[dict[str, int], Any]:
     """``LabServers(cluster, host=host, **options)`` on its own asyncio loop in a thread, for code under
     test that runs its own loop (``asyncio.run``: the CLI); returns (ports, stop()). ``prepare(servers)``,

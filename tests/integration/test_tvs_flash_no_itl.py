@@ -11,7 +11,7 @@ import pytest
 
 from phoneemu.cli import main
 from phoneemu.lab.cluster import LabCluster
-from tests.helpers import LabFiles, copy_cluster, lab_template, run, serve_in_thread
+from tests.helpers import boot_into_flash, copy_cluster, lab_template, serve_in_thread
 
 MAC = "0A00000000F2"
 template = lab_template("tvsnoitl", seed=43, phones={MAC: {}})
@@ -20,18 +20,11 @@ template = lab_template("tvsnoitl", seed=43, phones={MAC: {}})
 @pytest.fixture
 def booted(template: Path, tmp_path: Path) -> Iterator[tuple[LabCluster, str, Path, Path]]:
     """The lab served; its TVS address; the flash of a phone booted on it; the lab's ITL as a file."""
-    from phoneemu.phone.boot import BootTarget
-    from phoneemu.phone.flash import Flash
-    from phoneemu.phone.phone import Phone
-    from phoneemu.phone.profile import get_profile
-
     c = copy_cluster(template, tmp_path)
     ports, stop = serve_in_thread(c)  # first: the configs name the TVS port it records
     try:
-        prof = get_profile("cp-8861")
         flash = tmp_path / "ph"
-        phone = Phone(mac=MAC, profile=prof, flash=Flash(flash, profile=prof), clock=lambda: 1_780_000_000)
-        assert run(phone.boot(BootTarget(host="lab", tftp_port=69, use_http=False), fetcher=LabFiles(c))).ok
+        assert boot_into_flash(c, flash, MAC).ok
         itl = tmp_path / "new-ITLFile.tlv"
         itl.write_bytes(c.files()["ITLFile.tlv"])
         yield c, f"127.0.0.1:{ports['tvs']}", flash, itl

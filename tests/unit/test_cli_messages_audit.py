@@ -15,7 +15,7 @@ from phoneemu.cli import build_parser, main
 from phoneemu.errors import TransportError
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.net.http import http_get
-from tests.helpers import copy_cluster, lab_template, serve_in_thread
+from tests.helpers import boot_into_flash, copy_cluster, lab_template, serve_in_thread
 
 MAC = "0A00000000F1"
 template = lab_template("cliaudit", seed=43, phones={MAC: {}})
@@ -86,17 +86,9 @@ def served(template: Path, tmp_path: Path) -> Iterator[tuple[LabCluster, str]]:
 
 def test_tvs_with_a_flash_names_the_flash_itl_not_itl_option(served: tuple[LabCluster, str], tmp_path: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
-    from phoneemu.phone.boot import BootTarget
-    from phoneemu.phone.flash import Flash
-    from phoneemu.phone.phone import Phone
-    from phoneemu.phone.profile import get_profile
-    from tests.helpers import LabFiles, run
-
     c, _tvs = served
-    prof = get_profile("cp-8861")
     flash = tmp_path / "ph"
-    phone = Phone(mac=MAC, profile=prof, flash=Flash(flash, profile=prof), clock=lambda: 1_780_000_000)
-    assert run(phone.boot(BootTarget(host="lab", tftp_port=69, use_http=False), fetcher=LabFiles(c))).ok
+    assert boot_into_flash(c, flash, MAC).ok
     itl = tmp_path / "ITLFile.tlv"
     itl.write_bytes(c.files()["ITLFile.tlv"])
     assert main(["tvs", str(itl), "--flash", str(flash)]) == 0
