@@ -156,17 +156,11 @@ def test_an_emulated_phones_flash_asks_as_that_phone(served: tuple[LabCluster, s
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     """``--flash DIR``: the TVS servers of the phone's accepted config, its ITL (would it talk to
     them?), its device name and its model's TLS versions (a cp-7962 speaks TLS 1.0)."""
-    from phoneemu.phone.boot import BootTarget
-    from phoneemu.phone.flash import Flash
-    from phoneemu.phone.phone import Phone
-    from phoneemu.phone.profile import get_profile
-    from tests.helpers import LabFiles, run
+    from tests.helpers import boot_into_flash
 
     c, tvs, itl = served
-    prof = get_profile("cp-7962")
     flash = tmp_path / "ph"
-    phone = Phone(mac=MAC, profile=prof, flash=Flash(flash, profile=prof), clock=lambda: 1_780_000_000)
-    assert run(phone.boot(BootTarget(host="lab", tftp_port=69, use_http=False), fetcher=LabFiles(c))).ok
+    assert boot_into_flash(c, flash, MAC, profile="cp-7962").ok
     assert main(["tvs", "--flash", str(flash), str(itl), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert [d["server"] for d in doc["servers"]] == [tvs]  # the config's TVS: no server given

@@ -6,18 +6,16 @@ killed then (phoneemu.fuzz.targets ``CommandTarget.runs_ending_within``; was: le
 
 from __future__ import annotations
 
-import json
-import random
 import time
 from pathlib import Path
 from typing import cast
 
 import pytest
 
-from phoneemu.fuzz.engine import FuzzConfig, FuzzReport, fuzz, same_finding
-from phoneemu.fuzz.mutators import Mutant, Mutator
+from phoneemu.fuzz.engine import FuzzConfig, fuzz, same_finding
 from phoneemu.fuzz.runwatch import AttemptStopped, RunWatch
 from phoneemu.fuzz.targets import CommandTarget, Outcome
+from tests.minimise_helpers import FakeClock, always, finding_info
 
 #: a hanging input: the toy command hangs on every input holding LOOP (a long way to go around it)
 HANGING = bytes(range(32, 127)) + b"LOOP" + bytes(range(32, 127))
@@ -26,20 +24,6 @@ CRASHING = b"BOOM" + bytes(range(256))
 #: the toy command's own time-out, seconds: long, so that a run let finish shows (never waited out when
 #: the rule holds: each attempt under test is killed at the minimiser's end, well before it)
 LONG_TIMEOUT = 5.0
-
-
-class _Always:
-    """A mutator that makes ``data`` every time (``Mutator``'s ``mutate``)."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def mutate(self, _rng: random.Random) -> Mutant:
-        return Mutant(data=self.data, seed_index=0, ops=("toy",), resigned=False)
-
-
-def _mutator(data: bytes) -> Mutator:
-    return cast(Mutator, _Always(data))
 
 
 def _command(tmp_path: Path, body: str) -> tuple[str, Path]:
@@ -63,13 +47,6 @@ def _sizes(log: Path) -> list[int]:
     return [int(line) for line in log.read_text().split()]
 
 
-def _info(report: FuzzReport) -> dict[str, object]:
-    (finding,) = report.findings.values()
-    assert finding.directory is not None
-    info: dict[str, object] = json.loads((finding.directory / "info.json").read_text())
-    return info
-
-
 # --------------------------------------------------------------------------- the hang budget
 
 
@@ -78,7 +55,7 @@ def test_a_commands_hang_is_minimised_within_the_hang_attempts(tmp_path: Path) -
     command, log = _hangs_on_loop(tmp_path)
     target = CommandTarget(command, workdir=tmp_path / "w", timeout=0.2)
     config = FuzzConfig(fmt="sgn", runs=1, out=tmp_path / "fz", hang_minimize_attempts=6)
-    report = fuzz(config, target, _mutator(HANGING))
+    report = fuzz(config, target, always(HANGING))
     target.close()
     assert report.statuses == {"hang": 1}
     assert len(_sizes(log)) == 1 + 6  # the input, then 6 attempts
@@ -88,40 +65,29 @@ def test_a_commands_hang_is_minimised_within_the_hang_attempts(tmp_path: Path) -
     assert len(finding.minimized) < len(HANGING)
 
 
-class _FakeClock:
-    """The run's clock: each command run moves it on a fake second (the time-out an attempt that hangs
-    costs, whatever it really took)."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class _TimedCommand(CommandTarget):
     """A command target whose every run costs a fake second of ``clock``."""
 
-    def __init__(self, command: str, clock: _FakeClock, *, workdir: Path) -> None:
+    def __init__(self, command: str, clock: FakeClock, *, workdir: Path) -> None:
         super().__init__(command, workdir=workdir, timeout=0.2)
         self.clock = clock
 
     def run(self, data: bytes) -> Outcome:
-        self.clock.now += 1.0
+        self.clock.tick()
         return super().run(data)
 
 
 def test_a_commands_hang_is_minimised_within_the_hang_time_limit(tmp_path: Path) -> None:
     """Each attempt costs a (fake) second: the 10 s of a hang, not the 20 s of a crash."""
     command, log = _hangs_on_loop(tmp_path)
-    clock = _FakeClock()
+    clock = FakeClock(1.0)
     target = _TimedCommand(command, clock, workdir=tmp_path / "w")
     config = FuzzConfig(fmt="sgn", runs=1, out=tmp_path / "fz", hang_minimize_time=10.0)
-    report = fuzz(config, target, _mutator(HANGING), clock=clock)
+    report = fuzz(config, target, always(HANGING), clock=clock)
     target.close()
     attempts = len(_sizes(log)) - 1
     assert 9 <= attempts <= 11  # stopped at the hang's time limit (was: 20)
-    assert _info(report)["minimize_note"] is None  # its full budget
+    assert finding_info(report)["minimize_note"] is None  # its full budget
 
 
 def test_the_help_says_a_commands_hang_has_the_hang_budget(capsys: pytest.CaptureFixture[str]) -> None:
@@ -144,7 +110,7 @@ def test_a_commands_attempt_does_not_run_past_the_time_limit(tmp_path: Path) -> 
     target = CommandTarget(command, workdir=tmp_path / "w", timeout=LONG_TIMEOUT)
     config = FuzzConfig(fmt="sgn", time_limit=0.5, out=tmp_path / "fz")
     t0 = time.monotonic()
-    report = fuzz(config, target, _mutator(CRASHING))
+    report = fuzz(config, target, always(CRASHING))
     elapsed = time.monotonic() - t0
     target.close()
     assert elapsed < LONG_TIMEOUT  # the old code waited the empty attempt out: >= LONG_TIMEOUT
@@ -152,7 +118,7 @@ def test_a_commands_attempt_does_not_run_past_the_time_limit(tmp_path: Path) -> 
     assert 0 in _sizes(log)  # the empty input was tried, and stopped
     (finding,) = report.findings.values()
     assert finding.signature == "exit status 134" and finding.minimized == CRASHING  # not the same crash
-    note = cast(str, _info(report)["minimize_note"])
+    note = cast(str, finding_info(report)["minimize_note"])
     assert note.startswith("minimised within the ") and note.endswith(
         "s left of --time (0.5 s), not the 20 s of a minimisation"), note
 
@@ -164,7 +130,7 @@ def test_with_runs_alone_a_commands_attempt_ends_with_the_minimisers_time(tmp_pa
     target = CommandTarget(command, workdir=tmp_path / "w", timeout=LONG_TIMEOUT)
     config = FuzzConfig(fmt="sgn", runs=1, out=tmp_path / "fz", minimize_time=0.3)
     t0 = time.monotonic()
-    report = fuzz(config, target, _mutator(CRASHING))
+    report = fuzz(config, target, always(CRASHING))
     elapsed = time.monotonic() - t0
     target.close()
     assert elapsed < LONG_TIMEOUT
