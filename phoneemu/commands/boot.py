@@ -41,7 +41,7 @@ from phoneemu.commands._said import command_of, say
 from phoneemu.errors import DecodeError, PhoneEmuError, ScenarioError
 from phoneemu.files import PEM_LIMIT, read_at_most
 from phoneemu.tempdirs import make_owned_tempdir, sweep_abandoned
-from phoneemu.values import parse_ascii_int, parse_host_port
+from phoneemu.values import host_port, parse_ascii_int, parse_host_port
 
 if TYPE_CHECKING:  # the phone, its crypto and its lab are imported where a boot runs (start-up time)
     from cryptography import x509
@@ -53,8 +53,8 @@ if TYPE_CHECKING:  # the phone, its crypto and its lab are imported where a boot
     from phoneemu.phone.profile import PhoneProfile
     from phoneemu.phone.sip import SipResult
 
-__all__ = ["add_capf_keygen_options", "capf_keygen_overrides", "capf_keygen_text", "parse_hostport",
-           "register", "unanswered_hint"]
+__all__ = ["add_capf_keygen_options", "capf_keygen_overrides", "capf_keygen_text", "nothing_answered_hint",
+           "parse_hostport", "register", "unanswered_hint"]
 
 _EPILOG = """\
 examples:
@@ -310,17 +310,24 @@ def unanswered_hint(report: BootReport, target: BootTarget, *, lab: Path | None 
     """A hint when nothing answered the phone at all — no file, not even "file not found", and the boot
     failed for want of a config (timeouts or unreachable): the usual cause is a cluster that is not
     running or a wrong ``--tftp`` port, which the phone's own statuses ("TFTP timeout") do not say. Its
-    ``lab serve`` command names the lab folder when one was given (``--lab DIR``; else ``DIR``) and the
-    ports this boot asked on (HTTP's when the phone tried it on another than lab serve's default 6970).
-    Without ``--lab`` (a real cluster, most likely) CUCM's terms come first (:func:`_cucm_hint`; it offered
-    only the lab's command)."""
-    from phoneemu.lab.state import DEFAULT_PORTS
-
+    text is :func:`nothing_answered_hint`'s."""
     d = report.deciding
     if d is None or d.rule != "H.3-config-transport-failed" or len(report.decisions) != 1:
         return None
     if report.answered or any("not found" in s.lower() for s in report.statuses):
         return None  # something answered (a malformed reply, an endless file): the decision says what
+    return nothing_answered_hint(target, lab=lab)
+
+
+def nothing_answered_hint(target: BootTarget, *, lab: Path | None = None) -> str:
+    """What ``boot`` (:func:`unanswered_hint`) and ``fleet boot`` (every phone unanswered) say when
+    nothing answered at ``target``: the host as an address is written (``[::1]``, :func:`_host_text`) and
+    the ports asked; the ``lab serve`` command names the lab folder when one was given (``--lab DIR``;
+    else ``DIR``) and the ports asked (HTTP's when the phones tried it on another than lab serve's
+    default 6970). Without ``--lab`` (a real cluster, most likely) CUCM's terms come first
+    (:func:`_cucm_hint`; it offered only the lab's command)."""
+    from phoneemu.lab.state import DEFAULT_PORTS
+
     tried_http = target.use_http and bool(target.http_port)
     http = f", HTTP port {target.http_port}" if tried_http else ""
     folder = shlex.quote(str(lab)) if lab is not None else "DIR"
@@ -328,9 +335,16 @@ def unanswered_hint(report: BootReport, target: BootTarget, *, lab: Path | None 
     if tried_http and target.http_port != DEFAULT_PORTS["http"]:
         serve += f" --http-port {target.http_port}"
     cucm = "" if lab is not None else f" {_cucm_hint(target, tried_http)}"
-    return (f"nothing answered at {target.host} (TFTP port {target.tftp_port}{http}): is the cluster's "
-            f"TFTP server running there?{cucm} For a lab: {serve} (it prints the ports it listens on)"
-            f"{_bare_v6_note(target.host, target.tftp_port)}")
+    return (f"nothing answered at {_host_text(target.host)} (TFTP port {target.tftp_port}{http}): is the "
+            f"cluster's TFTP server running there?{cucm} For a lab: {serve} (it prints the ports it listens "
+            f"on){_bare_v6_note(target.host, target.tftp_port)}")
+
+
+def _host_text(host: str) -> str:
+    """``host`` as an address is written beside a port: ``[::1]`` for an IPv6 address (it holds a colon),
+    by :func:`phoneemu.values.host_port`'s rule; a bare ``::1`` before "(TFTP port 6969" read like a
+    port of its own."""
+    return host_port(host, 0).removesuffix(":0")
 
 
 def _cucm_hint(target: BootTarget, tried_http: bool) -> str:

@@ -80,7 +80,12 @@ from phoneemu.commands._register import (
     registrar,
 )
 from phoneemu.commands._said import command_of, say, teller
-from phoneemu.commands.boot import add_capf_keygen_options, capf_keygen_overrides, capf_keygen_text
+from phoneemu.commands.boot import (
+    add_capf_keygen_options,
+    capf_keygen_overrides,
+    capf_keygen_text,
+    nothing_answered_hint,
+)
 from phoneemu.errors import PhoneEmuError
 from phoneemu.files import check_apart, check_writable, write_output_text
 
@@ -724,6 +729,8 @@ def _boot(args: argparse.Namespace) -> int:
     if not listed:  # consecutive MACs: a way out for phones by MAC names the run (--mac FIRST --count N)
         known |= {"FIRST": macs[0], "N": len(macs)}
     print(result.metrics.render({k: str(v) for k, v in known.items() if v is not None} or None))
+    if result.metrics.total and result.metrics.unanswered == result.metrics.total:
+        say(args, nothing_answered_hint(target, lab=args.lab))  # once, as boot says it of its phone
     hint = http_fallback_hint(result.metrics.files_over, target, run_models)
     if hint:
         print(hint)

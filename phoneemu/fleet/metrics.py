@@ -528,6 +528,9 @@ class FleetMetrics:
         self.tftp_requests = 0  # TFTP transfers started (the shards' client pools)
         self.tftp_retransmitted = 0  # ... of them that sent a packet again after a timeout
         self.tftp_retransmits = 0  # packets (RRQ or ACK) sent again after a timeout
+        #: boots that got no answer to any request (BootRecord.answered): all of them, fleet boot says
+        #: why, as boot does (commands.boot.nothing_answered_hint)
+        self.unanswered = 0
 
     # ------------------------------------------------------------------ input
     def add(self, rec: BootRecord) -> None:
@@ -543,6 +546,7 @@ class FleetMetrics:
             if outcome is not None:
                 self.by_trust[f"{kind} {outcome}"] += 1
         self.tvs_used += rec.tvs_used
+        self.unanswered += not rec.answered
         self.capf.add(rec.mac, rec.capf, rec.capf_reason)
         self.sip.add(rec.mac, rec.sip, rec.sip_reason, server=rec.sip_server, passed_over=rec.sip_passed_over)
         self.media.add(rec.mac, rec.media, rec.media_reason, server=rec.media_suite)
@@ -590,6 +594,7 @@ class FleetMetrics:
         self.by_model.update(other.by_model)
         self.locked_by.update(other.locked_by)
         self.tvs_used += other.tvs_used
+        self.unanswered += other.unanswered
         self.files_over.update(other.files_over)
         self.latencies.extend(other.latencies)
         self.end_times.extend(other.end_times)
@@ -757,7 +762,7 @@ class FleetMetrics:
                 "failed_by_rule": dict(self.failed_by_rule),
                 "by_model": [[p, o, n] for (p, o), n in self.by_model.items()],
                 "locked_by": [[r, k, n, c] for (r, k, c), n in self.locked_by.items()],
-                "tvs_used": self.tvs_used,
+                "tvs_used": self.tvs_used, "unanswered": self.unanswered,
                 "files_over": dict(self.files_over),
                 "latencies": self.latencies.tobytes(), "end_times": self.end_times.tobytes(),
                 "wall_s": self.wall_s, "peak_rss": dict(self.peak_rss), "failures": list(self.failures),
@@ -781,6 +786,7 @@ class FleetMetrics:
         m.locked_by.update({(str(r), str(k), str(c[0]) if c and c[0] is not None else None): int(n)
                             for r, k, n, *c in state.get("locked_by", [])})
         m.tvs_used = int(state["tvs_used"])
+        m.unanswered = int(state.get("unanswered", 0))
         m.files_over.update(state.get("files_over", {}))
         m.latencies.frombytes(state["latencies"])
         m.end_times.frombytes(state["end_times"])

@@ -123,7 +123,7 @@ def test_boot_v6_unreachable_names_brackets(capsys: pytest.CaptureFixture[str]) 
     assert f"http://[::1]:{http}" in out and f"[::1]:{tftp}" in out, out
     assert "http://::1:" not in out and f" ::1:{tftp}" not in out
     assert err.count("\n") == 1, err
-    assert f"nothing answered at ::1 (TFTP port {tftp}, HTTP port {http})" in err, err
+    assert f"nothing answered at [::1] (TFTP port {tftp}, HTTP port {http})" in err, err
     assert "note:" not in err  # ::1 is no address with a port in it
 
 
@@ -133,7 +133,7 @@ def test_bare_v6_with_what_looks_like_a_port_is_explained(capsys: pytest.Capture
     rc = main(["boot", "--tftp", "::1:6969", "--no-http", "--mac", MAC, "--timeout", "0.05"])
     err = capsys.readouterr().err
     assert rc == 1 and err.count("\n") == 1
-    assert "nothing answered at ::1:6969 (TFTP port 69)" in err and "write --tftp [::1]:6969" in err, err
+    assert "nothing answered at [::1:6969] (TFTP port 69)" in err and "write --tftp [::1]:6969" in err, err
 
 
 def test_fleet_boot_v6(cluster: LabCluster) -> None:
