@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,21 +105,28 @@ def cluster_address(args: argparse.Namespace) -> ClusterAddress:
     return ClusterAddress(state.host, state.ports["tftp"], http, from_lab=True, served=served)
 
 
-def check_resolves(where: ClusterAddress) -> None:
-    """The cluster's host resolves (an address always does), else one line naming it, exit 2, before any
-    phone boots. DHCP option 150 gives phones addresses; a name is ours, so one that does not resolve is
-    a mistyped argument, not a cluster down. It made every request of every phone fail on a lookup of its
-    own: ``fleet boot --count 100`` took 2 minutes (the lookups queued in each shard, the HTTP time-outs
-    abandoning theirs, 275 "Future exception was never retrieved" tracebacks on stderr), and ``boot``
-    asked whether the TFTP server was running there (was)."""
+def check_resolves(where: ClusterAddress) -> str:
+    """The address the phones are pointed at (DHCP option 150 gives phones addresses): the cluster's host
+    when it is one, else the first address its name resolves to, the one each TFTP transfer took
+    (``tftp_client._resolve``), looked up once here before any phone boots; the commands say the name.
+    Each transfer and HTTP request of each phone looked the name up again (a 40,000-phone ``fleet boot``:
+    200,000 lookups in the loops' executors). A name that does not resolve is a mistyped argument, not a
+    cluster down: one line naming it, exit 2 (was: ``fleet boot --count 100`` took 2 minutes and wrote 275
+    "Future exception was never retrieved" tracebacks; ``boot`` asked whether the TFTP server ran there)."""
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(where.host)
+        return where.host  # an address: no lookup (as tftp_client._literal)
+    given = "the lab's recorded host" if where.from_lab else "--tftp"
     try:
-        socket.getaddrinfo(where.host, where.tftp_port, type=socket.SOCK_DGRAM)
+        infos = socket.getaddrinfo(where.host, where.tftp_port, type=socket.SOCK_DGRAM)
     except (socket.gaierror, UnicodeError) as exc:
         why = exc.strerror if isinstance(exc, socket.gaierror) and exc.strerror else str(exc)
-        given = "the lab's recorded host" if where.from_lab else "--tftp"
         raise PhoneEmuError(f"{given} {where.host}: the name does not resolve ({why}): give the TFTP "
                             "server's address (DHCP option 150 gives phones addresses) or a name this "
                             "machine resolves", path="tftp") from None
+    if not infos:  # as tftp_client._resolve: "cannot resolve"
+        raise PhoneEmuError(f"{given} {where.host}: the name resolves to no address", path="tftp")
+    return str(infos[0][4][0])
 
 
 def lab_read_lock(lab: Path | None, command: str) -> contextlib.AbstractContextManager[None]:

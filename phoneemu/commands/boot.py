@@ -497,7 +497,7 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
     from phoneemu.phone.ways_out import NOT_A_LAB, way_out_lines, ways_out_json
 
     where = cluster_address(args)
-    check_resolves(where)  # a name that does not resolve: one line, exit 2 (not a cluster down)
+    address = check_resolves(where)  # looked up once (a name that does not resolve: one line, exit 2)
     host, port = where.host, where.tftp_port
     if where.from_lab:
         print(where.lab_line(command_of(args), args.lab), file=sys.stderr)
@@ -540,7 +540,8 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
         sip_result: SipResult | None = None
         call_result: CallResult | None = None
         try:
-            report = asyncio.run(phone.boot(target))
+            asked = phone.fetcher_for(dataclasses.replace(target, host=address))  # not a lookup per request
+            report = asyncio.run(phone.boot(target, fetcher=asked))  # the report names the --tftp given
             if where_sip is not None and report.config == "accepted":
                 if call is not None:
                     call_result = asyncio.run(phone.call(*where_sip, target=call[0], packets=call[1],

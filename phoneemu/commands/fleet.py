@@ -47,6 +47,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import dataclasses
 import os
 import re
 import sys
@@ -646,16 +647,17 @@ def _boot(args: argparse.Namespace) -> int:
     prestate = _installed(args)
     with lab_read_lock(args.lab, command_of(args)):  # read whole, released: the storm may see operations
         where = cluster_address(args)
-        check_resolves(where)  # before any shard: every phone would fail on a lookup of its own
+        address = check_resolves(where)  # before any shard: looked up once, not by each phone's requests
         if where.from_lab:
             print(where.lab_line(command_of(args), args.lab), file=sys.stderr)
         host = where.host
         target = BootTarget(host=host, tftp_port=where.tftp_port, http_port=where.http_port,
-                            use_http=not args.no_http)
+                            use_http=not args.no_http)  # as said: the name given
+        phones_at = dataclasses.replace(target, host=address)  # what the phones ask, DHCP option 150's
         macs = [mac_text(m) for m in run_macs]
         mic_dir, symmetric_keys, auth_strings, lab_profiles = _lab_phones(args, macs)
         profiles = _profiles(args, macs, models, lab_profiles)
-        spec = FleetSpec(target=target, count=args.count, mac_start=run_macs[0], profile=args.profile,
+        spec = FleetSpec(target=phones_at, count=args.count, mac_start=run_macs[0], profile=args.profile,
                          macs=tuple(run_macs) if listed else (),
                          profiles=profiles, concurrency=args.concurrency, fetch_timeout=args.timeout,
                          fetch_retries=args.retries,

@@ -19,7 +19,7 @@ from phoneemu.errors import PhoneEmuError
 from phoneemu.phone.flash import Flash
 from phoneemu.phone.flashes import FlashEntry
 from phoneemu.phone.profile import get_profile
-from phoneemu.phone.ways_out import ways_key, ways_out_doc, ways_out_text
+from phoneemu.phone.ways_out import NOT_A_LAB, ways_key, ways_out_doc, ways_out_text
 
 __all__ = ["FIRST_LISTED", "FIRST_MACS", "fleet_show", "macs_text", "render_fleet_show"]
 
@@ -133,6 +133,16 @@ def _status_text(status: str, name: str | None) -> str:
             "not-installed": "", "unknown": ""}[status]
 
 
+def _cluster_fill(doc: dict[str, Any]) -> dict[str, str]:
+    """The ways out's ``fill`` for ``--cluster``: a lab's folder (``DIR``), or, for a folder of the
+    cluster's files, :data:`~phoneemu.phone.ways_out.NOT_A_LAB` (no lab command: the procedure, the command
+    on the emulated phones, the rehearsal; was the ``lab:`` lines of a lab the user does not have).
+    Without ``--cluster`` nothing: the lab commands, DIR left to fill in."""
+    if doc.get("lab"):
+        return {"DIR": doc["lab"]}
+    return {NOT_A_LAB: doc["cluster"]} if doc.get("cluster") else {}
+
+
 def render_fleet_show(doc: dict[str, Any]) -> str:
     """The text form of :func:`fleet_show`."""
     phones = f"{doc['phones']} phone{'' if doc['phones'] == 1 else 's'}'"
@@ -167,7 +177,7 @@ def render_fleet_show(doc: dict[str, Any]) -> str:
         width = max(map(len, labels))
         lines += [f"  {label:<{width}} {g['count']:>6}  {macs_text(g['count'], g['first_macs'])}"
                   for label, g in zip(labels, doc["last_boots"], strict=True)]
-    fill = {"FLEET": doc["fleet_flash"], **({"DIR": doc["lab"]} if doc["lab"] else {})}
+    fill = {"FLEET": doc["fleet_flash"], **_cluster_fill(doc)}
     lines += ways_out_text(doc["ways_out"], fill)
     for what, items, fmt in (("flash problems", doc["problems"], "{mac}: {problem}"),
                              ("skipped", doc["skipped_entries"], "{entry}: {reason}")):
