@@ -355,10 +355,14 @@ def _code(reason_code: str | VerifyReason | None) -> str | None:
     return reason_code.value if isinstance(reason_code, VerifyReason) else reason_code
 
 
-def _filled(command: str, name: str, value: str) -> str:
-    """``command`` with the placeholder word ``name`` replaced by ``value``, quoted for a shell."""
-    quoted = shlex.quote(value)
-    return re.sub(rf"\b{re.escape(name)}\b", lambda _m: quoted, command)
+def _filled(command: str, fill: Mapping[str, str]) -> str:
+    """``command`` with each placeholder word of ``fill`` replaced by its value, quoted for a shell, all in
+    one pass: a value is never read again as a placeholder (``--flash /tmp/N-phones`` with ``N`` known
+    was ``/tmp/2-phones``, a lab ``/srv/FLASH-lab`` with ``FLASH`` known the flash inside the lab's path)."""
+    if not fill:
+        return command
+    names = "|".join(re.escape(name) for name in sorted(fill, key=len, reverse=True))
+    return re.sub(rf"\b(?:{names})\b", lambda m: shlex.quote(fill[m.group(0)]), command)
 
 
 def ways_out_json(rule: str | None, kind: str | None, *, fleet: bool = False,
@@ -382,9 +386,7 @@ def way_out_lines(rule: str, kind: str, *, indent: str = "  ", fill: Mapping[str
     lines: list[str] = []
     real = NOT_A_LAB in (fill or {})
     for w in ways_out(rule, kind, reason_code):
-        lab = w.command(fleet=fleet)
-        for name, value in (fill or {}).items():
-            lab = _filled(lab, name, value)
+        lab = _filled(w.command(fleet=fleet), fill or {})
         lines.append(f"{indent}way out ({w.when}): {w.action}")
         if not real:
             rehearse = f"   rehearse: phoneemu run scenarios/{w.scenario}.yaml" if w.scenario else ""
