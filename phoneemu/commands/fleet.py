@@ -731,7 +731,7 @@ def _boot(args: argparse.Namespace) -> int:
     if not listed:  # consecutive MACs: a way out for phones by MAC names the run (--mac FIRST --count N)
         known |= {"FIRST": macs[0], "N": len(macs)}
     print(result.metrics.render({k: str(v) for k, v in known.items() if v is not None} or None))
-    if result.metrics.total and result.metrics.unanswered == result.metrics.total:
+    if result.metrics.total and result.metrics.unanswered == result.metrics.total and not result.lost:
         say(args, nothing_answered_hint(target, lab=args.lab))  # once, as boot says it of its phone
     hint = http_fallback_hint(result.metrics.files_over, target, run_models)
     if hint:
