@@ -98,9 +98,15 @@ def check_cstring(text: str, *, fmt: str, path: str, tag: int | None = None) -> 
 
 
 def printable(text: str) -> str:
-    """``text`` with undecodable bytes and control characters escaped (for CLI output)."""
+    """``text`` with undecodable bytes and control characters escaped (for CLI output), each as Python
+    writes it: ``\\x07``, ``\\u202e``, ``\\U000e0001`` (one reading only: ``\\x202e`` read as a space and
+    ``2e``)."""
     out = text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in out)
+    return "".join(c if c.isprintable() else _escaped(ord(c)) for c in out)
+
+
+def _escaped(code: int) -> str:
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 #: Per dataclass: every field name, in field order, with its default (None when it has none).

@@ -46,7 +46,7 @@ def test_any_text_is_read_or_refused_naming_its_line(tmp_path: Path, text: str) 
 @pytest.mark.parametrize(("content", "shown"), [
     (b"SEP00112233445A,Cisco 7962\n0\x82\x01\x02\xff\xfe\x1b[31m\x07ab,cp-8861\n",
      r"'0\x82\x01\x02\xff\xfe\x1b[31m\x07ab'"),
-    (b"SEP00112233445A,Cisco 7962\n\xc3\xa9\xe2\x80\xae00,cp-8861\n", "'\u00e9\\x202e00'"),  # letters stay
+    (b"SEP00112233445A,Cisco 7962\n\xc3\xa9\xe2\x80\xae00,cp-8861\n", "'\u00e9\\u202e00'"),  # letters stay
 ], ids=["der", "bidi"])
 def test_binary_in_the_models_file_is_escaped_in_the_message(tmp_path: Path, content: bytes,
                                                               shown: str) -> None:
