@@ -112,7 +112,9 @@ def check_resolves(where: ClusterAddress) -> str:
     Each transfer and HTTP request of each phone looked the name up again (a 40,000-phone ``fleet boot``:
     200,000 lookups in the loops' executors). A name that does not resolve is a mistyped argument, not a
     cluster down: one line naming it, exit 2 (was: ``fleet boot --count 100`` took 2 minutes and wrote 275
-    "Future exception was never retrieved" tracebacks; ``boot`` asked whether the TFTP server ran there)."""
+    "Future exception was never retrieved" tracebacks; ``boot`` asked whether the TFTP server ran there).
+    A temporary failure (``EAI_AGAIN``: the resolver did not answer in time) is said as one, still one line,
+    exit 2: the name may well be right (was: "the name does not resolve", as for a mistyped one)."""
     with contextlib.suppress(ValueError):
         ipaddress.ip_address(where.host)
         return where.host  # an address: no lookup (as tftp_client._literal)
@@ -121,6 +123,10 @@ def check_resolves(where: ClusterAddress) -> str:
         infos = socket.getaddrinfo(where.host, where.tftp_port, type=socket.SOCK_DGRAM)
     except (socket.gaierror, UnicodeError) as exc:
         why = exc.strerror if isinstance(exc, socket.gaierror) and exc.strerror else str(exc)
+        if isinstance(exc, socket.gaierror) and exc.errno == socket.EAI_AGAIN:
+            raise PhoneEmuError(f"{given} {where.host}: a temporary failure of name resolution ({why}): "
+                                "try again, or check this machine's resolver (can it reach its DNS "
+                                "servers?)", path="tftp") from None
         raise PhoneEmuError(f"{given} {where.host}: the name does not resolve ({why}): give the TFTP "
                             "server's address (DHCP option 150 gives phones addresses) or a name this "
                             "machine resolves", path="tftp") from None

@@ -494,7 +494,7 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
     from phoneemu.phone.flash import Flash
     from phoneemu.phone.phone import Phone, check_flash_owner, read_phone_file
     from phoneemu.phone.profile import get_profile
-    from phoneemu.phone.ways_out import NOT_A_LAB, way_out_lines, ways_out_json
+    from phoneemu.phone.ways_out import FLASH_NOT_KEPT, NOT_A_LAB, way_out_lines, ways_out_json
 
     where = cluster_address(args)
     address = check_resolves(where)  # looked up once (a name that does not resolve: one line, exit 2)
@@ -580,7 +580,8 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
         else:
             known = {"DIR": str(args.lab) if args.lab is not None else None,
                      "FLASH": str(flash_dir) if args.flash is not None else None, "MAC": mac,
-                     NOT_A_LAB: str(where) if args.lab is None else None}  # no lab: no lab command
+                     NOT_A_LAB: str(where) if args.lab is None else None,  # no lab: no lab command
+                     FLASH_NOT_KEPT: "phoneemu boot" if args.flash is None else None}  # a temporary folder
             fill = {k: v for k, v in known.items() if v is not None}
             print(_text(report, fill))
             if where_sip is not None:

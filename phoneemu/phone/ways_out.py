@@ -56,9 +56,10 @@ Lab commands are written with ``DIR`` (the cluster), ``OLD``/``NEW`` (two cluste
 pointed at a cluster that is not a lab (``boot`` / ``fleet boot --tftp`` without ``--lab``: ``fill``
 carries :data:`NOT_A_LAB`, the cluster's address) are told no lab command — a user with no lab folder
 could not run ``phoneemu lab itl-reset DIR ...``, and its ``boot --lab DIR --flash <their flash>`` step
-named a lab they do not have: the procedure (in CUCM's terms), the phoneemu command where it acts on the
-emulated phones themselves (``phone erase --flash``, ``inspect FILE``), and the scenario that rehearses
-it in a lab. Where many
+named a lab they do not have: the procedure (in CUCM's terms), the phoneemu command where it needs no lab,
+labelled by what it acts on (the emulated phones: ``phone erase --flash``; the refused file: ``inspect
+FILE``), and the scenario that rehearses it in a lab; ``phone erase`` of phones booted without ``--flash``
+(:data:`FLASH_NOT_KEPT`) says there is nothing to erase and how to keep their flash. Where many
 phones are locked (``fleet boot``, ``predict`` and ``phone show`` of a fleet, ``replay --all``) a way
 out done phone by phone is written for all of them: ``--fleet-flash FLEET`` (``fleet_lab``), FLEET filled
 in with the phones' flash folder where the command knows it (``fleet boot --flash``, ``phone show
@@ -78,8 +79,9 @@ from typing import Any, TypeVar
 
 from phoneemu.errors import VerifyReason
 
-__all__ = ["NOT_A_LAB", "NO_WAY_OUT", "WAYS_BY_KIND", "WayOut", "no_way_out", "no_way_out_lines",
-           "way_out_lines", "ways_key", "ways_out", "ways_out_doc", "ways_out_json", "ways_out_text"]
+__all__ = ["FLASH_NOT_KEPT", "NOT_A_LAB", "NO_WAY_OUT", "WAYS_BY_KIND", "WayOut", "no_way_out",
+           "no_way_out_lines", "way_out_lines", "ways_key", "ways_out", "ways_out_doc", "ways_out_json",
+           "ways_out_text"]
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,18 @@ class WayOut:
 #: a cluster that is not a lab (``--tftp`` without ``--lab``), its address the value: no lab command then
 #: (module doc), the procedure, a command on the emulated phones themselves, and the rehearsal
 NOT_A_LAB = "NOT-A-LAB"
+
+
+#: the ``fill`` key of :func:`way_out_lines` / :func:`ways_out_text` saying that the phones' flash was not
+#: kept (booted without ``--flash``: a temporary folder, or memory only, each run starting from an empty
+#: one), the command that boots them the value (``phoneemu boot``): ``phone erase`` of their flash cannot
+#: be run then, so the line says so and how to keep it instead
+FLASH_NOT_KEPT = "FLASH-NOT-KEPT"
+
+#: what a command that needs no lab acts on, by its words after ``phoneemu``: the label said before it
+#: against a cluster that is not a lab (tests: every such command of the catalogue has one)
+_ACTS_ON: dict[tuple[str, ...], str] = {("phone", "erase"): "on the emulated phone",
+                                        ("inspect",): "the refused file"}
 
 
 #: how :func:`ways_out_doc` is given its groups: (rule, kind) or :func:`ways_key`'s (rule, kind, code)
@@ -365,6 +379,29 @@ def _filled(command: str, fill: Mapping[str, str]) -> str:
     return re.sub(rf"\b(?:{names})\b", lambda m: shlex.quote(fill[m.group(0)]), command)
 
 
+def _acts_on(command: str, *, fleet: bool) -> str:
+    """The label of a command that needs no lab (:data:`_ACTS_ON`): what it acts on, the phones in the plural
+    for a fleet; the neutral "command" for one not listed (none in the catalogue: tests)."""
+    words = shlex.split(command)[1:]
+    for head, label in _ACTS_ON.items():
+        if tuple(words[:len(head)]) == head:
+            return f"{label}s" if fleet and label.endswith(" phone") else label
+    return "command"
+
+
+def _kept_or_not(way: WayOut, fill: Mapping[str, str], *, fleet: bool) -> str:
+    """``way``'s command filled in; with :data:`FLASH_NOT_KEPT` in ``fill``, ``phone erase`` of the phones'
+    flash cannot be run, the flash is gone: that there is nothing to erase, and how to keep it (was the
+    command, FLASH or FLEET left for the user to fill in with a folder that never held the phones)."""
+    command = way.command(fleet=fleet)
+    keep = fill.get(FLASH_NOT_KEPT)
+    if keep is None or shlex.split(command)[1:3] != ["phone", "erase"]:
+        return _filled(command, fill)
+    whose, it = ("their flashes were", "them") if fleet else ("its flash was", "it")
+    return (f"nothing to erase: {whose} not kept (no --flash: each run starts from an empty one; "
+            f"{keep} --flash FOLDER keeps {it})")
+
+
 def ways_out_json(rule: str | None, kind: str | None, *, fleet: bool = False,
                   reason_code: str | VerifyReason | None = None) -> list[dict[str, str]]:
     """:func:`ways_out` as JSON (``ways_out`` of a boot report, ``phone show --json``; ``fleet``: the
@@ -381,18 +418,21 @@ def way_out_lines(rule: str, kind: str, *, indent: str = "  ", fill: Mapping[str
     """Text lines: ``way out (<situation>): <action>`` then the lab command (``fleet``: for many phones)
     and scenario, if one rehearses it; ``fill`` replaces the command's placeholders that are known
     (``{"DIR": "/tmp/lab", "FLASH": "/tmp/ph1"}``). With :data:`NOT_A_LAB` in ``fill`` (phones pointed at
-    a cluster that is not a lab) no lab command: ``on the emulated phone: <command>`` only where it acts
-    on the emulated phones themselves, and ``rehearse in a lab: ...``."""
+    a cluster that is not a lab) no lab command: only those that need none, each labelled by what it acts
+    on (``on the emulated phone: phoneemu phone erase ...``, ``the refused file: phoneemu inspect FILE``;
+    was "on the emulated phone" for both), and ``rehearse in a lab: ...``. With :data:`FLASH_NOT_KEPT`, a
+    command on a flash that is gone says how to keep it instead (:func:`_kept_or_not`)."""
     lines: list[str] = []
     real = NOT_A_LAB in (fill or {})
     for w in ways_out(rule, kind, reason_code):
-        lab = _filled(w.command(fleet=fleet), fill or {})
+        lab = _kept_or_not(w, fill or {}, fleet=fleet)
         lines.append(f"{indent}way out ({w.when}): {w.action}")
         if not real:
             rehearse = f"   rehearse: phoneemu run scenarios/{w.scenario}.yaml" if w.scenario else ""
             lines.append(f"{indent}  lab: {lab}{rehearse}")
             continue
-        said = [] if w.needs_a_lab(fleet=fleet) else [f"on the emulated phone{'s' if fleet else ''}: {lab}"]
+        acts_on = _acts_on(w.command(fleet=fleet), fleet=fleet)
+        said = [] if w.needs_a_lab(fleet=fleet) else [f"{acts_on}: {lab}"]
         said += [f"rehearse in a lab: phoneemu run scenarios/{w.scenario}.yaml"] if w.scenario else []
         lines += [f"{indent}  {'   '.join(said)}"] if said else []
     return lines
