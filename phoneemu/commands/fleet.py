@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import dataclasses
 import os
 import re
 import sys
@@ -652,12 +651,12 @@ def _boot(args: argparse.Namespace) -> int:
             print(where.lab_line(command_of(args), args.lab), file=sys.stderr)
         host = where.host
         target = BootTarget(host=host, tftp_port=where.tftp_port, http_port=where.http_port,
-                            use_http=not args.no_http)  # as said: the name given
-        phones_at = dataclasses.replace(target, host=address)  # what the phones ask, DHCP option 150's
+                            use_http=not args.no_http)  # as said: the name given, the phones' reports too
         macs = [mac_text(m) for m in run_macs]
         mic_dir, symmetric_keys, auth_strings, lab_profiles = _lab_phones(args, macs)
         profiles = _profiles(args, macs, models, lab_profiles)
-        spec = FleetSpec(target=phones_at, count=args.count, mac_start=run_macs[0], profile=args.profile,
+        spec = FleetSpec(target=target, address=address,  # the phones ask the address, DHCP option 150's
+                         count=args.count, mac_start=run_macs[0], profile=args.profile,
                          macs=tuple(run_macs) if listed else (),
                          profiles=profiles, concurrency=args.concurrency, fetch_timeout=args.timeout,
                          fetch_retries=args.retries,

@@ -35,6 +35,10 @@ Rules:
   the phones' TFTP requests carry this RFC 2348 block size — the same fetcher classes the phone
   builds (:meth:`Phone.fetcher_for`: HTTP 6970 then TFTP when profile and target allow), with the
   option set; fewer datagrams per file for phone and server.
+* ``address`` (``fleet boot --tftp NAME``: the name looked up once, before any phone boots; DHCP option
+  150 gives real phones an address): the phones' fetchers ask ``target`` at that address, built once per
+  shard (:func:`asked_target`), while ``target`` stays what the command says: each phone's report and
+  ``last-boot.json``, the give-up line name the name given, as ``boot``'s do (they named the address).
 * Every TFTP transfer is capped in time like a single phone's (``fetch_max_time``, None = the phone's
   default :func:`~phoneemu.phone.phone.default_tftp_max_time`; our convention, see
   :mod:`phoneemu.phone.phone`): the phones and the ``blksize`` fetchers pass the same cap.
@@ -93,6 +97,7 @@ __all__ = [
     "FleetSpec",
     "Prestate",
     "ShardResult",
+    "asked_target",
     "boot_many",
     "fetcher_for",
     "mac_range",
@@ -145,8 +150,10 @@ class Prestate:
 class FleetSpec:
     """What a fleet run boots; picklable (sent to every shard process)."""
 
-    target: BootTarget
+    target: BootTarget  # what the phones' reports, last-boot.json and the give-up line name
     count: int
+    #: the address the phones ask (``fleet boot --tftp NAME``: the name looked up once); None: target.host
+    address: str | None = None
     mac_start: int = 0x0A0000000000
     profile: str = "cp-8861"
     #: boots under way per process. Throughput is CPU-bound: more batches the loop's wake-ups (8k storm,
@@ -378,11 +385,21 @@ class _Prestater:
                       config_rule=cfg_rule)
 
 
-def fetcher_for(phone: Phone, spec: FleetSpec, pool: TftpClientPool | None) -> Fetcher | None:
-    """``Phone.fetcher_for`` with ``spec.blksize``; None = let the phone choose (no option)."""
+def asked_target(spec: FleetSpec) -> BootTarget:
+    """``spec.target`` at ``spec.address``, the target the phones' fetchers ask (module rules); the target
+    itself when no other address is given."""
+    if spec.address is None or spec.address == spec.target.host:
+        return spec.target
+    return dataclasses.replace(spec.target, host=spec.address)
+
+
+def fetcher_for(phone: Phone, spec: FleetSpec, pool: TftpClientPool | None,
+                asked: BootTarget | None = None) -> Fetcher | None:
+    """``Phone.fetcher_for`` of ``asked`` (default :func:`asked_target`) with ``spec.blksize``; None = let
+    the phone choose (no option, ``spec.target`` itself asked)."""
+    t = asked if asked is not None else asked_target(spec)
     if spec.blksize is None:
-        return None
-    t = spec.target
+        return None if t is spec.target else phone.fetcher_for(t)
     tftp = TftpFetcher(t.host, t.tftp_port, blksize=spec.blksize, timeout=spec.fetch_timeout,
                        retries=spec.fetch_retries, pool=pool, max_time=phone.fetch_max_time)
     if t.use_http and phone.profile.uses_http_first:
@@ -556,6 +573,7 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
     try:
         unready: list[tuple[str, str]] = []
         turns = _Turns(spec.concurrency)
+        asked = asked_target(spec)  # once: the phones ask its address, their reports name spec.target
         waiting = deque(make_phones(spec, macs, pool=pool, unready=unready, sleep=turns.pause))
         built = len(waiting)
         for mac, why in unready:  # failed before the storm: no phone to boot (its lab MIC or key is unusable)
@@ -608,7 +626,7 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
             try:
                 t0 = time.perf_counter()
                 try:
-                    report = await phone.boot(spec.target, fetcher=fetcher_for(phone, spec, pool))
+                    report = await phone.boot(spec.target, fetcher=fetcher_for(phone, spec, pool, asked))
                 except Exception as exc:  # the boot contract says never; count it, keep going
                     t1 = time.perf_counter()
                     metrics.add_error(phone.mac, f"{type(exc).__name__}: {exc} "
