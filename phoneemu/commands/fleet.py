@@ -510,11 +510,12 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int, lab: Path 
     (``lab``) and the phone's own flash (``flash``/MAC) where known, as the summary does."""
     from phoneemu.fleet.junit import Case, write_cases
     from phoneemu.fleet.metrics import BootRecord
-    from phoneemu.phone.ways_out import NOT_A_LAB, no_way_out_lines, way_out_lines
+    from phoneemu.phone.ways_out import FLASH_NOT_KEPT, NOT_A_LAB, no_way_out_lines, way_out_lines
 
     def fill(rec: BootRecord) -> dict[str, str] | None:
         known = {"DIR": lab, "FLASH": flash / rec.mac if flash is not None else None, "MAC": rec.mac,
-                 NOT_A_LAB: target if lab is None else None}  # no lab: no lab command (ways_out)
+                 NOT_A_LAB: target if lab is None else None,  # no lab: no lab command (ways_out)
+                 FLASH_NOT_KEPT: "phoneemu fleet boot" if flash is None else None}  # flashes in memory only
         return {k: str(v) for k, v in known.items() if v is not None} or None
 
     def case(rec: BootRecord) -> Case:
@@ -616,7 +617,7 @@ def _boot(args: argparse.Namespace) -> int:
     from phoneemu.fleet.shard import interrupted_before_storm
     from phoneemu.phone.boot import BootTarget
     from phoneemu.phone.media_rules import NO_MEDIA
-    from phoneemu.phone.ways_out import NOT_A_LAB
+    from phoneemu.phone.ways_out import FLASH_NOT_KEPT, NOT_A_LAB
 
     run_macs, models = _run_macs(args)
     listed = args.count is None  # the phones of the models file (or of --flash), not consecutive MACs
@@ -726,7 +727,8 @@ def _boot(args: argparse.Namespace) -> int:
     if capture is not None:
         capture.close()
     known: dict[str, Any] = {"DIR": args.lab, "FLEET": args.flash,
-                             NOT_A_LAB: target if args.lab is None else None}  # no lab: no lab command
+                             NOT_A_LAB: target if args.lab is None else None,  # no lab: no lab command
+                             FLASH_NOT_KEPT: "phoneemu fleet boot" if args.flash is None else None}
     if not listed:  # consecutive MACs: a way out for phones by MAC names the run (--mac FIRST --count N)
         known |= {"FIRST": macs[0], "N": len(macs)}
     print(result.metrics.render({k: str(v) for k, v in known.items() if v is not None} or None))
