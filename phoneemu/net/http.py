@@ -38,7 +38,8 @@ Rules:
 * The client reads a response head strictly (RFC 9112), each refusal a ``"protocol"`` error naming the
   header line. A line ends with CRLF or a bare LF (§2.2, as the server takes them; chunk-size and trailer
   lines too); the head is at most ``max_header`` bytes, the trailer section too. The status line is
-  ``HTTP/1.0`` or ``HTTP/1.1`` and a status of 100..599 (RFC 9110 §15); a field with a CR or NUL in it is
+  ``HTTP/1.0`` or ``HTTP/1.1`` and a status of 100..599 (RFC 9110 §15), its reason phrase HTAB, SP, VCHAR
+  or obs-text (RFC 9112 §4: a NUL or another control character is refused); a field with a CR or NUL in it is
   refused (RFC 9110 §5.5); a field line without ``:`` or with white space in or before its name (§5.1) is
   refused; an obs-fold line is joined to the one before with a space (§5.2, what a user agent must do);
   Content-Length values that differ, in one field or repeated fields, are refused (§6.3 item 5; equal
@@ -84,7 +85,7 @@ _ALLOW = "Allow: GET, HEAD\r\n"  # RFC 9110 §15.5.6: a 405 names the methods th
 _REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
             408: "Request Timeout", 413: "Content Too Large", 431: "Request Header Fields Too Large",
             500: "Internal Server Error", 503: "Service Unavailable"}
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # in a line of a request head: not HTAB (white space)
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # in a request head line or a reason phrase: not HTAB
 _VERSION = re.compile(r"HTTP/1\.[0-9]")  # RFC 9112 §2.3: "HTTP/" DIGIT "." DIGIT, major version 1
 _MAX_INTERIM = 8  # 1xx responses the client skips before it calls the answer malformed (docstring)
 
@@ -515,6 +516,9 @@ async def _read_final_head(reader: asyncio.StreamReader, name: str,
                 or len(status_parts[1]) != 3 or not is_ascii_digits(status_parts[1])
                 or not 100 <= int(status_parts[1]) <= 599):
             raise TransportError(f"malformed status line {lines[0][:80]!r}", kind="protocol", path=name)
+        if len(status_parts) == 3 and _CONTROL.search(status_parts[2]):
+            raise TransportError(f"control character in the reason phrase of status line {lines[0][:80]!r} "
+                                 "(RFC 9112 §4)", kind="protocol", path=name)
         status = int(status_parts[1])
         if status >= 200 or status == 101:
             return status, status_parts[0], _header_fields(lines[1:], name)

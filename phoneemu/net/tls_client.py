@@ -14,6 +14,12 @@ Rules:
   failures are ``"unreachable"``, TLS failures ``"tls"``, a peer that closes or resets mid-way
   ``"unreachable"`` (like a lost connection; one that closes in the handshake is said to have closed
   it, with how many bytes it had sent, not OpenSSL's ``UNEXPECTED_EOF_WHILE_READING``).
+* The handshake is bounded by that deadline and by bytes, never by a count of reads: a legitimate
+  server whose flights arrive in many small pieces (a long chain, a link or middlebox that delivers
+  each segment on its own) completes it however many reads it takes; a server that has sent more than
+  :data:`HANDSHAKE_MAX_BYTES` (1 MiB, far above any real chain) without ending it is a ``"tls"``
+  failure (one that streams endless HelloRequests, which OpenSSL skips), and a trickler is cut by the
+  deadline. (Each read round follows at least one new byte or the end of the stream.)
 * :attr:`TlsClientConnection.peer_cert` and :attr:`~TlsClientConnection.description` are those of the
   handshake, read when it ends: the certificate the caller compares with its trust list stays the
   connection's, and reading it after a later TLS error (OpenSSL then says "handshake not done yet":
@@ -57,7 +63,10 @@ from phoneemu.net.capture import note_connect
 from phoneemu.net.tls_handshake import HANDSHAKE_LIMIT, handshake_messages
 from phoneemu.values import host_port
 
-__all__ = ["TlsClientConnection"]
+__all__ = ["HANDSHAKE_MAX_BYTES", "TlsClientConnection"]
+
+#: Bytes from the server after which a handshake that has not ended fails (module docstring)
+HANDSHAKE_MAX_BYTES = 1 << 20
 
 _READ_SIZE = 65536
 _MAX_ADDRESSES = 8  # addresses of one name tried, in the resolver's order
@@ -155,8 +164,8 @@ def _discard(conn: TlsClientConnection | None, sock: socket.socket | None) -> No
 class TlsClientConnection:
     """``conn = await TlsClientConnection.open(host, port, ctx, timeout=5)``; ``send``/``recv``/``close``."""
 
-    __slots__ = ("_described", "_eof", "_fd", "_fresh", "_in", "_loop", "_lost", "_out", "_peer", "_reading",
-                 "_seen", "_sock", "_waiter", "deadline", "host", "obj", "port")
+    __slots__ = ("_described", "_eof", "_fd", "_fresh", "_got", "_in", "_loop", "_lost", "_out", "_peer",
+                 "_reading", "_seen", "_sock", "_waiter", "deadline", "host", "obj", "port")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, obj: ssl.SSLObject,
                  incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO, *, host: str, port: int,
@@ -175,6 +184,7 @@ class TlsClientConnection:
         self._eof = False
         self._lost: OSError | None = None
         self._seen: bytearray | None = bytearray()  # the server's bytes until the handshake ends (bounded)
+        self._got = 0  # how many bytes the server sent in the handshake (HANDSHAKE_MAX_BYTES)
         self._peer: bytes | None = None  # the handshake's server certificate and description (docstring)
         self._described = "? ?"
         loop.add_reader(self._fd, self._on_readable)  # one registration for the connection's life
@@ -207,8 +217,10 @@ class TlsClientConnection:
             raise
 
     async def _handshake(self) -> None:
+        """Drive the handshake to its end; bounded by the deadline (the caller's) and by
+        :data:`HANDSHAKE_MAX_BYTES` from the server, not by a count of reads (module docstring)."""
         try:
-            for _ in range(64):  # a handshake is a few flights; bounded all the same
+            for _ in range(HANDSHAKE_MAX_BYTES + 2):  # each round follows >= 1 new byte or the end of stream
                 try:
                     self.obj.do_handshake()
                     self._peer = self.obj.getpeercert(binary_form=True)
@@ -216,11 +228,16 @@ class TlsClientConnection:
                     self._described = f"{self.obj.version() or '?'} {cipher[0] if cipher else '?'}"
                     return  # the last flight stays in the BIO: sent with the first request
                 except ssl.SSLWantReadError:
+                    if self._eof:  # OpenSSL was given the end of the stream and wants more: no round spins
+                        raise self._closed_in_handshake() from None
                     await self._flush()
                     await self._fill()
                 except ssl.SSLError as exc:
                     raise await self._handshake_error(exc) from exc
-            raise TransportError(f"{host_port(self.host, self.port)}: TLS handshake did not finish",
+                if self._got > HANDSHAKE_MAX_BYTES:
+                    break
+            raise TransportError(f"{host_port(self.host, self.port)}: TLS handshake did not finish within "
+                                 f"{HANDSHAKE_MAX_BYTES} bytes from the server ({self._got} received)",
                                  kind="tls")
         finally:
             self._seen = None
@@ -230,8 +247,7 @@ class TlsClientConnection:
         where = host_port(self.host, self.port)
         seen = bytes(self._seen or b"")
         if self._eof and (isinstance(exc, ssl.SSLEOFError) or exc.reason == "UNEXPECTED_EOF_WHILE_READING"):
-            return TransportError(f"{where}: the server closed the connection during the TLS handshake "
-                                  f"({len(seen)} bytes from it)", kind="unreachable")
+            return self._closed_in_handshake()
         with contextlib.suppress(Exception):
             await self._flush()  # the alert, for the server's log
         why = ""
@@ -239,6 +255,12 @@ class TlsClientConnection:
             if any(kind == _CERTIFICATE_REQUEST for kind, _ in handshake_messages(_handshake_records(seen))):
                 why = " (the server asked for a client certificate)"
         return TransportError(f"{where}: TLS handshake failed: {exc.reason or exc}{why}", kind="tls")
+
+    def _closed_in_handshake(self) -> TransportError:
+        """The server closed the connection before the handshake ended: said with how much it had sent."""
+        where = host_port(self.host, self.port)
+        return TransportError(f"{where}: the server closed the connection during the TLS handshake "
+                              f"({self._got} bytes from it)", kind="unreachable")
 
     def _on_readable(self) -> None:
         """Reader callback: what the socket holds goes into the incoming BIO; a waiting _fill wakes."""
@@ -252,8 +274,10 @@ class TlsClientConnection:
         if data:
             self._in.write(data)
             seen = self._seen
-            if seen is not None and len(seen) < HANDSHAKE_LIMIT:
-                seen += data[:HANDSHAKE_LIMIT - len(seen)]
+            if seen is not None:  # in the handshake: counted, its first bytes kept (module docstring)
+                self._got += len(data)
+                if len(seen) < HANDSHAKE_LIMIT:
+                    seen += data[:HANDSHAKE_LIMIT - len(seen)]
         else:  # end of stream (or a reset): no more reads
             self._eof = True
             self._stop_reading()
