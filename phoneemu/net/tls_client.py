@@ -63,10 +63,15 @@ from phoneemu.net.capture import note_connect
 from phoneemu.net.tls_handshake import HANDSHAKE_LIMIT, handshake_messages
 from phoneemu.values import host_port
 
-__all__ = ["HANDSHAKE_MAX_BYTES", "TlsClientConnection"]
+__all__ = ["HANDSHAKE_MAX_BYTES", "RECV_MAX_ROUNDS", "TlsClientConnection"]
 
 #: Bytes from the server after which a handshake that has not ended fails (module docstring)
 HANDSHAKE_MAX_BYTES = 1 << 20
+#: reads one :meth:`TlsClientConnection.recv` makes at most before a record is whole: each follows at least
+#: one new byte, so a record (at most 16 KiB + 256 + 5 bytes, RFC 8446 §5.2) and the post-handshake messages
+#: before it fit even a byte at a time (was 1,024 reads: a 16 KiB record delivered in small pieces was "no
+#: complete TLS record"); the caller's deadline bounds the time
+RECV_MAX_ROUNDS = 1 << 17
 
 _READ_SIZE = 65536
 _MAX_ADDRESSES = 8  # addresses of one name tried, in the resolver's order
@@ -346,7 +351,7 @@ class TlsClientConnection:
     async def recv(self) -> bytes:
         """Some application bytes; ``b""`` at the end of the stream. No time bound of its own: the
         caller bounds its exchange (e.g. ``asyncio.timeout_at(conn.deadline)``)."""
-        for _ in range(1024):  # each round reads one TCP segment batch; records are ≤ 16 KiB
+        for _ in range(RECV_MAX_ROUNDS):  # each round follows >= 1 new byte or the end of the stream
             try:
                 return self.obj.read(_READ_SIZE)
             except ssl.SSLWantReadError:
@@ -359,7 +364,9 @@ class TlsClientConnection:
             except ssl.SSLError as exc:
                 raise TransportError(f"{host_port(self.host, self.port)}: TLS error: {exc.reason or exc}",
                                      kind="tls") from exc
-        raise TransportError(f"{host_port(self.host, self.port)}: no complete TLS record", kind="protocol")
+        where = host_port(self.host, self.port)
+        raise TransportError(f"{where}: no complete TLS record within {RECV_MAX_ROUNDS} reads",
+                             kind="protocol")
 
     def close(self) -> None:
         """Close the socket (TCP FIN) without a TLS close_notify: the TVS/CAPF framing says where a

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from phoneemu.errors import TransportError
+from phoneemu.net import tls_client
 from phoneemu.net.http import http_get
 from phoneemu.net.tls import TlsServer, phone_client_context
 from phoneemu.net.tls_client import HANDSHAKE_MAX_BYTES, TlsClientConnection
@@ -192,4 +193,33 @@ def test_a_reason_phrase_of_htab_sp_vchar_or_obs_text_is_taken(status_line: byte
     async def main() -> None:
         async with canned(status_line + b"\r\nContent-Length: 2\r\n\r\nok") as port:
             assert await http_get(HOST, port, "f", timeout=2) == b"ok"
+    run(main())
+
+
+def test_a_long_record_read_a_few_bytes_at_a_time_is_received(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 16,000-byte answer (one TLS record) taken from the socket 8 bytes a read: ~2,000 reads before the
+    record is whole (old behaviour: "no complete TLS record" after 1,024, within the time-out)."""
+    monkeypatch.setattr(tls_client, "_READ_SIZE", PIECE)
+    answer = bytes(range(256)) * 62 + bytes(128)  # 16,000 bytes
+
+    async def long_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.wait_for(reader.readexactly(5), 2)
+        writer.write(answer)
+        await writer.drain()
+
+    async def main() -> None:
+        async with TlsServer(long_answer, self_signed_server_context("long-record", 7), HOST, 0) as srv:
+            conn = await TlsClientConnection.open(HOST, srv.port, phone_client_context(PHONE), timeout=5)
+            try:
+                await conn.send(b"hello")
+                got = b""
+                async with asyncio.timeout_at(conn.deadline):
+                    for _ in range(len(answer)):
+                        part = await conn.recv()
+                        got += part
+                        if not part or len(got) >= len(answer):
+                            break
+                assert got == answer
+            finally:
+                conn.close()
     run(main())
