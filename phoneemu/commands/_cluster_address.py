@@ -105,7 +105,7 @@ def cluster_address(args: argparse.Namespace) -> ClusterAddress:
     return ClusterAddress(state.host, state.ports["tftp"], http, from_lab=True, served=served)
 
 
-def check_resolves(where: ClusterAddress) -> str:
+def check_resolves(where: ClusterAddress, *, http: bool = True) -> str:
     """The address the phones are pointed at (DHCP option 150 gives phones addresses): the cluster's host
     when it is one, else the first address its name resolves to, the one each TFTP transfer took
     (``tftp_client._resolve``), looked up once here before any phone boots; the commands say the name.
@@ -114,7 +114,9 @@ def check_resolves(where: ClusterAddress) -> str:
     cluster down: one line naming it, exit 2 (was: ``fleet boot --count 100`` took 2 minutes and wrote 275
     "Future exception was never retrieved" tracebacks; ``boot`` asked whether the TFTP server ran there).
     A temporary failure (``EAI_AGAIN``: the resolver did not answer in time) is said as one, still one line,
-    exit 2: the name may well be right (was: "the name does not resolve", as for a mistyped one)."""
+    exit 2: the name may well be right (was: "the name does not resolve", as for a mistyped one).
+    A name of several addresses with ``http`` (no ``--no-http``): the first whose HTTP port takes a TCP
+    connection (:func:`_answering`), as each HTTP request's own lookup found it."""
     with contextlib.suppress(ValueError):
         ipaddress.ip_address(where.host)
         return where.host  # an address: no lookup (as tftp_client._literal)
@@ -132,7 +134,27 @@ def check_resolves(where: ClusterAddress) -> str:
                             "machine resolves", path="tftp") from None
     if not infos:  # as tftp_client._resolve: "cannot resolve"
         raise PhoneEmuError(f"{given} {where.host}: the name resolves to no address", path="tftp")
-    return str(infos[0][4][0])
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    return _answering(addresses, where.http_port) if http and len(addresses) > 1 else addresses[0]
+
+
+#: addresses of one name :func:`_answering` tries, and how long it waits for each (seconds)
+_PROBED_MAX = 8
+_PROBE_TIMEOUT = 1.0
+
+
+def _answering(addresses: list[str], http_port: int) -> str:
+    """The first of a name's ``addresses`` (the resolver's order) whose ``http_port`` takes a TCP
+    connection, else the first: each HTTP request looked the name up and connected to the first address
+    that took it (``localhost``: ``::1``, then ``127.0.0.1``). Asking only the first broke a cluster on one
+    of them (``--tftp localhost:PORT``, lab serve on 127.0.0.1 and ``::1`` first: every file unreachable,
+    was a boot over HTTP). Once per command, at most :data:`_PROBED_MAX` addresses, each
+    :data:`_PROBE_TIMEOUT` seconds; nothing is sent."""
+    for address in addresses[:_PROBED_MAX]:
+        with contextlib.suppress(OSError):
+            socket.create_connection((address, http_port), timeout=_PROBE_TIMEOUT).close()
+            return address
+    return addresses[0]
 
 
 def lab_read_lock(lab: Path | None, command: str) -> contextlib.AbstractContextManager[None]:

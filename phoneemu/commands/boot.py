@@ -497,7 +497,7 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
     from phoneemu.phone.ways_out import FLASH_NOT_KEPT, NOT_A_LAB, way_out_lines, ways_out_json
 
     where = cluster_address(args)
-    address = check_resolves(where)  # looked up once (a name that does not resolve: one line, exit 2)
+    address = check_resolves(where, http=not args.no_http)  # looked up once (not resolving: exit 2)
     host, port = where.host, where.tftp_port
     if where.from_lab:
         print(where.lab_line(command_of(args), args.lab), file=sys.stderr)

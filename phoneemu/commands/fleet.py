@@ -647,7 +647,7 @@ def _boot(args: argparse.Namespace) -> int:
     prestate = _installed(args)
     with lab_read_lock(args.lab, command_of(args)):  # read whole, released: the storm may see operations
         where = cluster_address(args)
-        address = check_resolves(where)  # before any shard: looked up once, not by each phone's requests
+        address = check_resolves(where, http=not args.no_http)  # before any shard: looked up once
         if where.from_lab:
             print(where.lab_line(command_of(args), args.lab), file=sys.stderr)
         host = where.host
