@@ -78,8 +78,9 @@ def register(sub: Any) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tftp", metavar="HOST[:PORT]",
                    help="TFTP server (DHCP option 150): HOST or HOST:PORT; IPv6 as [V6]:PORT (--tftp "
-                        "[::1]:6969) or bare without a port (::1 is port 69); default port 69. Required "
-                        "unless --lab DIR: then the address and ports its lab serve listens on")
+                        "[::1]:6969) or bare without a port (::1 is port 69); default port 69. A name is "
+                        "looked up once, before any phone boots (one that does not resolve: exit 2). "
+                        "Required unless --lab DIR: then the address and ports its lab serve listens on")
     p.add_argument("--mac", metavar="MAC", type=mac_option,
                    help="phone MAC, e.g. 001122334455, 00:11:22:33:44:55 or SEP001122334455 (default: the "
                    "one in --flash DIR)")

@@ -36,7 +36,8 @@ shards start, no phone booted), then exits 130; a second Ctrl-C aborts at once.
 When nothing answers at the target (a mistyped address, a cluster down), a shard starts no new boot
 once its first 32 phones got no answer to any request (every one timed out or was unreachable): the
 summary says so and counts the rest as not started (--keep-going boots every phone anyway); one
-answer of any kind, a file or "not found", and the storm goes on.
+answer of any kind, a file or "not found", and the storm goes on. When no phone got any answer, stderr
+then says once where nothing answered and what to check, as phoneemu boot does.
 A shard process that dies during the storm (e.g. killed by the OOM killer) is reported at once on
 stderr, naming the shard, its MACs and the signal; the other shards finish, and the summary and
 --json count its phones as lost ("lost" and "lost_shards"); exit status 1 (130 if interrupted too).
@@ -134,8 +135,9 @@ def register(sub: Any) -> None:
                    "whose flashes --flash DIR holds (a fleet booted again)")
     b.add_argument("--tftp", metavar="HOST[:PORT]",
                    help="TFTP server (DHCP option 150): HOST or HOST:PORT; IPv6 as [V6]:PORT (--tftp "
-                        "[::1]:6969) or bare without a port (::1 is port 69); default port 69. Required "
-                        "unless --lab DIR: then the address and ports its lab serve listens on")
+                        "[::1]:6969) or bare without a port (::1 is port 69); default port 69. A name is "
+                        "looked up once, before any phone boots (one that does not resolve: exit 2). "
+                        "Required unless --lab DIR: then the address and ports its lab serve listens on")
     b.add_argument("--mac-start", default="0A0000000000", metavar="MAC", type=mac_option,
                    help="first MAC; phones get consecutive MACs (default 0A0000000000)")
     b.add_argument("--profile", default=None, choices=sorted(PROFILE_NAMES),
