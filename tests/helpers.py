@@ -8,11 +8,12 @@ import base64
 import contextlib
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -780,3 +781,39 @@ def open_sockets() -> int:
         with contextlib.suppress(OSError):  # the listing's own descriptor, closed since
             count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
     return count
+
+
+@contextlib.asynccontextmanager
+async def scripted_tcp_server(script: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+                              host: str = "127.0.0.1") -> AsyncIterator[int]:
+    """A loopback TCP server running ``script`` on each connection, its port; an error of the script (the
+    client went away: its right) ends that connection only, and the connection is closed whatever
+    happened."""
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await script(reader, writer)
+        except Exception:  # the client went away: its right
+            pass
+        finally:
+            writer.close()
+    server = await asyncio.start_server(handler, host, 0)
+    try:
+        yield int(server.sockets[0].getsockname()[1])
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def count_lookups(monkeypatch: pytest.MonkeyPatch, name: str) -> list[Any]:
+    """Every ``socket.getaddrinfo`` of ``name`` in this process from now on (the asyncio loop's
+    ``getaddrinfo`` runs it in its executor), answered as the system answers it: the list of calls."""
+    real = socket.getaddrinfo
+    asked: list[Any] = []
+
+    def getaddrinfo(host: Any, *args: Any, **kw: Any) -> Any:
+        if host == name:
+            asked.append((host, args, kw))
+        return real(host, *args, **kw)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return asked

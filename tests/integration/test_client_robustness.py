@@ -15,7 +15,7 @@ from phoneemu.net import tls_client
 from phoneemu.net.http import http_get
 from phoneemu.net.tls import TlsServer, phone_client_context
 from phoneemu.net.tls_client import HANDSHAKE_MAX_BYTES, TlsClientConnection
-from tests.helpers import run_within, self_signed_server_context
+from tests.helpers import run_within, scripted_tcp_server, self_signed_server_context
 
 HOST = "127.0.0.1"
 PHONE = ("1.2", "1.3")
@@ -23,24 +23,6 @@ PIECE = 8  # bytes the slow link delivers at a time
 run = run_within(10)
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-@contextlib.asynccontextmanager
-async def raw_server(script: Script) -> AsyncIterator[int]:
-    """A TCP server running ``script`` on each connection (its errors: the client went away); its port."""
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await script(reader, writer)
-        except (OSError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-    server = await asyncio.start_server(handler, HOST, 0)
-    try:
-        yield int(server.sockets[0].getsockname()[1])
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 async def read_client_hello(reader: asyncio.StreamReader) -> None:
@@ -93,7 +75,7 @@ def test_a_handshake_delivered_a_few_bytes_at_a_time_completes(monkeypatch: pyte
     async def main() -> None:
         pieces: list[int] = []
         async with TlsServer(echo, self_signed_server_context("slow-link", 7), HOST, 0) as srv, \
-                raw_server(slow_link(srv.port, pieces)) as port:
+                scripted_tcp_server(slow_link(srv.port, pieces)) as port:
             loop = asyncio.get_running_loop()
             start = loop.time()
             conn = await TlsClientConnection.open(HOST, port, phone_client_context(PHONE), timeout=5)
@@ -127,7 +109,7 @@ def test_a_server_trickling_its_handshake_for_ever_is_cut_by_the_timeout() -> No
             await asyncio.sleep(0.002)
 
     async def main() -> None:
-        async with raw_server(script) as port:
+        async with scripted_tcp_server(script) as port:
             loop = asyncio.get_running_loop()
             start = loop.time()
             with pytest.raises(TransportError) as ei:
@@ -150,7 +132,7 @@ def test_a_server_streaming_hello_requests_is_cut_by_bytes() -> None:
             await writer.drain()
 
     async def main() -> None:
-        async with raw_server(script) as port:
+        async with scripted_tcp_server(script) as port:
             loop = asyncio.get_running_loop()
             start = loop.time()
             with pytest.raises(TransportError) as ei:
@@ -169,7 +151,7 @@ async def canned(response: bytes) -> AsyncIterator[int]:
         await reader.readuntil(b"\r\n\r\n")
         writer.write(response)
         await writer.drain()
-    async with raw_server(script) as port:
+    async with scripted_tcp_server(script) as port:
         yield port
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from phoneemu.cli import main
 from phoneemu.lab.cluster import LabCluster
-from tests.helpers import serve_in_thread
+from tests.helpers import count_lookups, serve_in_thread
 
 NOW = 1_780_000_000
 FLEET = ["0A0000001A10", "0A0000001A11", "0A0000001A12"]
@@ -34,17 +34,8 @@ def _name_is_loopback() -> None:
 
 @pytest.fixture
 def lookups(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Every ``socket.getaddrinfo`` of ``NAME`` in this process (asyncio's loop runs it in its executor)."""
-    real = socket.getaddrinfo
-    asked: list[Any] = []
-
-    def getaddrinfo(host: Any, *args: Any, **kw: Any) -> Any:
-        if host == NAME:
-            asked.append((host, args, kw))
-        return real(host, *args, **kw)
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    return asked
+    """Every ``socket.getaddrinfo`` of ``NAME`` in this process (tests.helpers.count_lookups)."""
+    return count_lookups(monkeypatch, NAME)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import datetime as dt
 import shutil
 import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import cache
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from phoneemu.net.tls import (
     server_context,
 )
 from phoneemu.net.tls_client import TlsClientConnection
-from tests.helpers import run_within
+from tests.helpers import run_within, scripted_tcp_server
 
 HOST = "127.0.0.1"
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -160,24 +159,6 @@ def test_a_server_requiring_a_certificate_the_phone_does_not_have() -> None:
     run(main())
 
 
-@contextlib.asynccontextmanager
-async def raw_server(script: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-                     ) -> AsyncIterator[int]:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await script(reader, writer)
-        except Exception:  # the client went away: its right
-            pass
-        finally:
-            writer.close()
-    server = await asyncio.start_server(handler, HOST, 0)
-    try:
-        yield int(server.sockets[0].getsockname()[1])
-    finally:
-        server.close()
-        await server.wait_closed()
-
-
 async def _read_hello(reader: asyncio.StreamReader) -> bytes:
     head = await reader.readexactly(5)
     return head + await reader.readexactly(int.from_bytes(head[3:5], "big"))
@@ -194,7 +175,7 @@ def test_a_server_that_closes_after_the_client_hello_is_named(sent: bytes, count
         await writer.drain()
 
     async def main() -> None:
-        async with raw_server(script) as port:
+        async with scripted_tcp_server(script) as port:
             with pytest.raises(TransportError) as ei:
                 await lean_exchange(port, phone_client_context(PHONE))
             assert ei.value.kind == "unreachable", ei.value
@@ -216,7 +197,7 @@ def test_a_server_that_trickles_its_handshake_is_bounded_by_the_timeout() -> Non
             await asyncio.sleep(0.05)
 
     async def main() -> None:
-        async with raw_server(script) as port:
+        async with scripted_tcp_server(script) as port:
             loop = asyncio.get_running_loop()
             start = loop.time()
             with pytest.raises(TransportError) as ei:

@@ -22,7 +22,7 @@ import pytest
 
 from phoneemu.cli import main
 from phoneemu.lab.cluster import LabCluster
-from tests.helpers import boot_offline_into, run, serve_in_thread
+from tests.helpers import boot_offline_into, count_lookups, run, serve_in_thread
 
 NOW = 1_780_000_000
 MAC = "0A0000000F01"
@@ -32,18 +32,8 @@ NAME = "localhost"
 
 @pytest.fixture
 def lookups(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Every ``socket.getaddrinfo`` of ``NAME`` in this process (the asyncio loop's ``getaddrinfo`` runs
-    it in its executor), answered as the system answers it."""
-    real = socket.getaddrinfo
-    asked: list[Any] = []
-
-    def getaddrinfo(host: Any, *args: Any, **kw: Any) -> Any:
-        if host == NAME:
-            asked.append((host, args, kw))
-        return real(host, *args, **kw)
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    return asked
+    """Every ``socket.getaddrinfo`` of ``NAME`` in this process (tests.helpers.count_lookups)."""
+    return count_lookups(monkeypatch, NAME)
 
 
 @pytest.fixture
