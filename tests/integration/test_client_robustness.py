@@ -25,6 +25,16 @@ run = run_within(10)
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
+async def open_fails(port: int, *, timeout: float) -> tuple[TransportError, float]:
+    """The phone's TLS client (as the TVS client opens it) opening to ``port`` fails: the error, and how
+    long it took to fail."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    with pytest.raises(TransportError) as ei:
+        await TlsClientConnection.open(HOST, port, phone_client_context(PHONE), timeout=timeout)
+    return ei.value, loop.time() - start
+
+
 async def read_client_hello(reader: asyncio.StreamReader) -> None:
     head = await reader.readexactly(5)
     await reader.readexactly(int.from_bytes(head[3:5], "big"))
@@ -110,13 +120,10 @@ def test_a_server_trickling_its_handshake_for_ever_is_cut_by_the_timeout() -> No
 
     async def main() -> None:
         async with scripted_tcp_server(script) as port:
-            loop = asyncio.get_running_loop()
-            start = loop.time()
-            with pytest.raises(TransportError) as ei:
-                await TlsClientConnection.open(HOST, port, phone_client_context(PHONE), timeout=0.6)
-            assert ei.value.kind == "timeout", ei.value
-            assert "TLS handshake timeout after 0.6s" in str(ei.value), ei.value
-            assert 0.5 < loop.time() - start < 2
+            error, took = await open_fails(port, timeout=0.6)
+            assert error.kind == "timeout", error
+            assert "TLS handshake timeout after 0.6s" in str(error), error
+            assert 0.5 < took < 2
     run(main())
 
 
@@ -133,14 +140,11 @@ def test_a_server_streaming_hello_requests_is_cut_by_bytes() -> None:
 
     async def main() -> None:
         async with scripted_tcp_server(script) as port:
-            loop = asyncio.get_running_loop()
-            start = loop.time()
-            with pytest.raises(TransportError) as ei:
-                await TlsClientConnection.open(HOST, port, phone_client_context(PHONE), timeout=8)
-            text = str(ei.value)
-            assert ei.value.kind == "tls", text
+            error, took = await open_fails(port, timeout=8)
+            text = str(error)
+            assert error.kind == "tls", text
             assert f"TLS handshake did not finish within {HANDSHAKE_MAX_BYTES} bytes from the server" in text
-            assert loop.time() - start < 5
+            assert took < 5
     run(main())
 
 
