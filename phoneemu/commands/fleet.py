@@ -87,7 +87,7 @@ from phoneemu.commands.boot import (
     capf_keygen_text,
     nothing_answered_hint,
 )
-from phoneemu.errors import PhoneEmuError
+from phoneemu.errors import EncodeError, PhoneEmuError
 from phoneemu.files import check_apart, check_writable, write_output_text
 
 if TYPE_CHECKING:  # the fleet and its phones are imported where a storm runs (start-up time)
@@ -215,7 +215,9 @@ def register(sub: Any) -> None:
                    help="write a JUnit XML report for CI: a test case per phone, failed with its outcome, "
                    "deciding rule and reason when it did not accept a configuration")
     b.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
-                   help="draw boots over time and the latency distribution (needs phoneemu[plot])")
+                   help="draw boots over time and the latency distribution (needs phoneemu[plot]); no "
+                   "suffix: FILE.png; a format matplotlib cannot draw here (.pgf without TeX) is refused "
+                   "before any boot, as is a report naming an input file (--models, --installed-itl ...)")
     b.add_argument("--keylog", type=Path, default=None, metavar="FILE",
                    help="append the phones' TLS secrets (TVS, CAPF) in key-log format, for Wireshark "
                    "and replay --keylog (with --capture: default FILE.keys beside the pcap)")
@@ -443,7 +445,10 @@ def _run_macs(args: argparse.Namespace) -> tuple[list[int], PhoneModels | None]:
     if args.count is not None:
         if args.count < 1:
             raise PhoneEmuError("--count must be at least 1", path="count")
-        start = parse_mac(args.mac_start)
+        try:  # normalise_mac's error names the field "mac", not the option typed
+            start = parse_mac(args.mac_start)
+        except EncodeError as exc:
+            raise PhoneEmuError(exc.message, path="mac_start") from None
         return list(mac_range(start, args.count)), models
     if models is None:
         if args.flash is not None and args.flash.is_dir():
@@ -599,11 +604,13 @@ def _write_json(path: Path, result: Any, target: BootTarget, capture: Any, *, pr
 
 def _report(option: str, path: Path, write: Callable[[], object], unwritten: list[str]) -> None:
     """Write one report; a failure (a full disk, /dev/full) is said naming the option and the file, and
-    the other reports are still written."""
+    the other reports are still written; so is a plot matplotlib cannot draw."""
     try:
         write()
     except OSError as exc:
         unwritten.append(f"{option} {path}: not written: {exc.strerror or exc}")
+    except PhoneEmuError as exc:  # --plot: matplotlib could not draw it
+        unwritten.append(f"{option} {path}: not written: {exc.message}")
 
 
 def run_fleet(spec: FleetSpec, **options: Any) -> FleetResult:
@@ -611,6 +618,27 @@ def run_fleet(spec: FleetSpec, **options: Any) -> FleetResult:
     from phoneemu.fleet.shard import run_fleet as storm
 
     return storm(spec, **options)
+
+
+def _outputs_apart(args: argparse.Namespace) -> None:
+    """Refuse, before any boot, outputs that would overwrite an input (``--models site.csv --json
+    site.csv`` replaced the user's export with the report) or each other, ``--plot FILE`` taken as the
+    ``FILE.png`` it writes (``--plot r --json r.png``: the plot replaced the JSON, exit 0)."""
+    from phoneemu.files import same_file_key
+    from phoneemu.fleet.plot import plot_path
+
+    outputs = [("--json", args.json), ("--junit", args.junit),
+               ("--plot", plot_path(args.plot) if args.plot is not None else None),
+               ("--keylog", args.keylog), ("--capture", args.capture)]
+    inputs = [("--models", args.models), ("--installed-itl", args.installed_itl),
+              ("--installed-ctl", args.installed_ctl), *(("--image-signer", p) for p in args.image_signer)]
+    given = {same_file_key(path): f"{option} {path}" for option, path in inputs if path is not None}
+    for option, path in outputs:
+        read = given.get(same_file_key(path)) if path is not None else None
+        if read is not None:
+            raise PhoneEmuError(f"{option} {path}: is the input {read}; it would be overwritten",
+                                path=option.lstrip("-"))
+    check_apart(outputs)
 
 
 def _boot(args: argparse.Namespace) -> int:
@@ -627,8 +655,7 @@ def _boot(args: argparse.Namespace) -> int:
     check_writable(args.json, "--json")
     check_writable(args.junit, "--junit")
     check_writable(args.plot, "--plot")
-    check_apart([("--json", args.json), ("--junit", args.junit), ("--plot", args.plot),
-                 ("--keylog", args.keylog), ("--capture", args.capture)])
+    _outputs_apart(args)
     if args.capture_limit is not None and args.capture is None:
         raise PhoneEmuError("--capture-limit goes with --capture", path="capture-limit")
     args.packets = checked_packets(args, each="each phone's")

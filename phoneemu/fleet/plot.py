@@ -17,7 +17,7 @@ from phoneemu.errors import PhoneEmuError
 from phoneemu.files import write_output
 from phoneemu.fleet.metrics import FleetMetrics, percentile
 
-__all__ = ["check_plot_path", "plot_metrics", "require_matplotlib"]
+__all__ = ["check_plot_path", "plot_metrics", "plot_path", "require_matplotlib"]
 
 _MISSING = "--plot needs matplotlib: pip install 'phoneemu[plot]'"
 
@@ -34,17 +34,45 @@ def require_matplotlib() -> Any:
     return plt
 
 
+def plot_path(path: Path | str) -> Path:
+    """The file a plot asked for as ``path`` is written to: ``path`` itself, or ``path.png`` when it has no
+    suffix (as matplotlib names it), so that another output naming ``path.png`` is seen to clash."""
+    path = Path(path)
+    return path if path.suffix else path.with_name(path.name + ".png")
+
+
 def check_plot_path(path: Path | str) -> None:
-    """Refuse, before a run, a ``--plot`` file whose suffix matplotlib cannot write (e.g. ``x.txt``);
-    no suffix means PNG."""
-    require_matplotlib()
+    """Refuse, before a run, a ``--plot`` file whose suffix matplotlib cannot write (e.g. ``x.txt``), or
+    cannot write here: a small figure with text is drawn in that format, in memory (``.pgf`` needs a TeX
+    system; without one it failed with a traceback after the storm). No suffix means PNG."""
+    plt = require_matplotlib()
     from matplotlib.backend_bases import FigureCanvasBase
 
-    suffix = Path(path).suffix.lower().lstrip(".")
+    suffix = plot_path(path).suffix.lower().lstrip(".")
     known = FigureCanvasBase.get_supported_filetypes()
-    if suffix and suffix not in known:
+    if suffix not in known:
         raise PhoneEmuError(f"--plot {path}: cannot draw a .{suffix} file (use one of: "
                             f"{', '.join(sorted(known))})", path="plot")
+    fig = plt.figure(figsize=(1, 1))
+    try:
+        fig.text(0.5, 0.5, "1 ms")
+        _draw(fig, suffix)
+    except PhoneEmuError as exc:
+        raise PhoneEmuError(f"--plot {path}: {exc.message}", path="plot") from None
+    finally:
+        plt.close(fig)
+
+
+def _draw(fig: Any, suffix: str) -> bytes:
+    """``fig`` drawn as a ``suffix`` file, in memory; matplotlib failing to draw it (a missing TeX for
+    ``.pgf``, a missing image library: nothing is written yet) is a PhoneEmuError saying why."""
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, dpi=100, format=suffix)
+    except Exception as exc:  # matplotlib's errors have no common base (RuntimeError, OSError of a TeX run)
+        raise PhoneEmuError(f"matplotlib cannot draw a .{suffix} file here: {type(exc).__name__}: {exc}",
+                            path="plot") from None
+    return buf.getvalue()
 
 
 def bucket_for(span_s: float) -> float:
@@ -93,11 +121,8 @@ def plot_metrics(metrics: FleetMetrics, path: Path | str, *, title: str = "phone
         ax2.set_title("latency distribution")
         fig.suptitle(title)
         fig.tight_layout()
-        if not path.suffix:  # as matplotlib names it: FILE.png
-            path = path.with_name(path.name + ".png")
-        buf = io.BytesIO()  # drawn in memory, then written whole (files.write_output: atomic)
-        fig.savefig(buf, dpi=100, format=path.suffix.lower().lstrip("."))
-        write_output(path, buf.getvalue())
+        path = plot_path(path)  # drawn in memory, then written whole (files.write_output: atomic)
+        write_output(path, _draw(fig, path.suffix.lower().lstrip(".")))
     finally:
         plt.close(fig)
     return path
