@@ -50,8 +50,12 @@ sequential run whose scenario cannot be stopped at all (blocking code that neith
 signal interrupts) is abandoned %(late)g s after the limit: the reports are written with it as
 ERROR and the rest not run; exit status 1.
 Ctrl-C (or SIGTERM) stops the run and keeps what it found: the report (and --junit/--json) is written
-with the scenario under way as ERROR (interrupted) — with -j, the scenarios under way in the workers,
-stopped at once, are listed with the rest as not run — and the rest listed as not run; exit status 130.
+with the scenario under way as ERROR (interrupted, naming its step) with the expectations it had evaluated
+as they were (PASS, FAIL ...) — with -j, each worker's, the workers stopped at once — and the rest listed
+as not run ("interrupted: 2 scenario(s) stopped under way (a, b); 3 scenario(s) not run (c, d, e)"; the
+JSON's "stopped" and "not_run"); exit status 130. With -j a worker process killed mid-scenario (the OOM
+killer) makes that scenario an ERROR naming the worker, the signal and the step of its last report
+("...was killed by SIGKILL while running this scenario; its last report: in steps[3] (boot, FILE:LINE)").
 """
 
 

@@ -9,8 +9,15 @@ Rules:
   being the largest number of clusters of a scenario of the run, so that live captures of two
   workers never see each other's traffic (ports are ephemeral anyway). The workers are capped so
   that the last address stays ≤ 127.0.0.40 (the range captures know).
-* Ctrl-C: the workers are stopped at once; finished scenarios keep their verdicts, the others are
-  listed as not run and the summary is marked interrupted (the command writes its reports, exit 130).
+* Ctrl-C: the workers are stopped at once (SIGKILL); finished scenarios keep their verdicts. A scenario
+  under way keeps the expectations its worker had reported (each step start carries those evaluated
+  since the last; what is already in the pipe is still read, at most :data:`_DRAIN_S`): it is an ERROR
+  ``interrupted (Ctrl-C) before the scenario finished; its last report: in steps[I] (VERB, FILE:LINE)``
+  (``error_step`` that step), as in a sequential run, and listed in ``summary.stopped``; the scenarios
+  never handed out are listed as not run. The summary is marked interrupted (the command writes its
+  reports, exit 130). A Ctrl-C is taken between two rounds of the parent's loop (held back while it
+  reads and records its workers' messages, at most the loop's 0.2 s wait): a message read is never
+  half recorded.
 * Workers are ``spawn`` processes; they ignore SIGINT (the parent decides). Each has two pipes of its
   own (:mod:`phoneemu.worker_pipes`), nothing shared with the other workers: the parent hands it one
   scenario at a time over the first when it is idle (it said ``ready``, or sent a result) and reads
@@ -18,11 +25,13 @@ Rules:
   only its own pipes, and the parent always knows which scenario each worker runs.
 * A worker that dies (killed by a signal, e.g. the OOM killer; any end of its process or its pipe)
   or sends bytes that do not decode (it is killed) makes the scenario it was running an ERROR at
-  once, naming the worker, its pid and the signal or exit status (or the damage), and the other
-  workers go on. A fresh worker (same lab addresses) takes its place when scenarios are left and the
-  dead one had started (said ``ready``): a worker that dies before that is not replaced (a worker
-  that cannot start would otherwise be restarted for ever). When every worker is gone with scenarios
-  never started, those are ERRORs too.
+  once, naming the worker, its pid and the signal or exit status (or the damage) and, when it had
+  reported one, the step it was in at its last report (``...; its last report: in steps[I] (VERB,
+  FILE:LINE)``; the report's ``error_step`` too, ``in set-up (...)`` when it had reported none), with
+  the expectations it had reported; the other workers go on. A fresh worker (same lab addresses)
+  takes its place when scenarios are left and the dead one had started (said ``ready``): a worker
+  that dies before that is not replaced (a worker that cannot start would otherwise be restarted
+  for ever). When every worker is gone with scenarios never started, those are ERRORs too.
 * Time limit (:mod:`phoneemu.scenario.deadline`): a worker enforces each scenario's limit itself, as a
   sequential run does (cancel at the limit, a signal ``grace`` later) and reports the ERROR naming the
   step. It tells the parent each step it starts, with the expectation results evaluated so far, so the
@@ -53,7 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from phoneemu import worker_pipes
-from phoneemu.interrupts import release_held_signals, start_processes
+from phoneemu.interrupts import ctrl_c_deferred, release_held_signals, start_processes
 from phoneemu.scenario.model import Scenario
 from phoneemu.scenario.results import RunSummary, ScenarioResult
 from phoneemu.tempdirs import make_owned_tempdir
@@ -206,6 +215,7 @@ def run_parallel(scenarios: list[Scenario], options: Any, jobs: int) -> RunSumma
             running[w] = j
             since[w] = time.monotonic()
             partial[j] = new_result(scenarios[j])
+            partial[j].started_at = time.time()  # the worker starts it now (its own result says it too)
 
     def end(w: int, how: str, error: str | None = None) -> None:
         """Worker ``w`` is gone (``how``, else its exit status): the scenario it ran is an ERROR
@@ -218,9 +228,62 @@ def run_parallel(scenarios: list[Scenario], options: Any, jobs: int) -> RunSumma
         j = running.pop(w, None)
         if j is not None and j not in results:
             results[j] = partial.pop(j) if j in partial else new_result(scenarios[j])
-            results[j].error = error or f"worker process {gone[w]} while running this scenario"
+            last = f"; its last report: {doing[j]}" if j in doing else ""
+            results[j].error = error or f"worker process {gone[w]} while running this scenario{last}"
+            results[j].last_step = doing.get(j, _NOTHING_SAID)
             results[j].duration_s = time.monotonic() - since[w]
             report(j, f"ERROR ({gone[w]})")
+
+    def note(w: int, msg: Any) -> bool:
+        """Record a ``step`` or ``result`` message of worker ``w`` about the scenario it runs; True for
+        its result (the worker is idle again)."""
+        j = running.get(w, -1)
+        if msg[0] == "step" and j == msg[1]:
+            doing[j] = msg[2]
+            partial[j].expectations.extend(msg[3])
+        elif msg[0] == "result" and j == msg[1]:
+            del running[w]
+            partial.pop(j, None)
+            results[j] = msg[2]
+            report(j, f"{msg[2].outcome.value} ({workers} workers)")
+            return True
+        return False
+
+    def take(w: int, msg: Any) -> None:
+        """One message of worker ``w`` while the run goes on."""
+        if isinstance(msg, worker_pipes.Closed):
+            if msg.damaged:
+                end(w, f"{procs[w].name} (pid {procs[w].pid}) sent a damaged message ({msg.why})")
+                replace(w)
+        elif msg[0] == "ready":
+            came_up.add(w)
+            hand_out(w)
+        elif note(w, msg):
+            hand_out(w)
+
+    def last_words() -> None:
+        """Interrupted, every worker stopped: what they had sent before (steps, results) is still read
+        and recorded, for at most :data:`_DRAIN_S` (a pipe a process of a worker's own still holds)."""
+        deadline = time.monotonic() + _DRAIN_S
+        while inbox.open() and time.monotonic() < deadline:
+            for w, msg in inbox.wait(0.05):
+                if not isinstance(msg, worker_pipes.Closed):
+                    note(w, msg)
+
+    def stop_under_way() -> list[int]:
+        """Interrupted: each scenario a worker was running is an ERROR saying so, with the expectations
+        and the step its worker had reported; their indexes."""
+        stopped: list[int] = []
+        for w, j in running.items():
+            if j in results:
+                continue
+            results[j] = partial.pop(j) if j in partial else new_result(scenarios[j])
+            results[j].last_step = doing.get(j, _NOTHING_SAID)
+            results[j].error = f"interrupted (Ctrl-C) before the scenario finished; its last report: " \
+                f"{results[j].last_step}"
+            results[j].duration_s = time.monotonic() - since[w]
+            stopped.append(j)
+        return sorted(stopped)
 
     def replace(w: int) -> None:
         """Worker ``w`` died: a fresh one on its lab addresses, if scenarios are left and it had come up."""
@@ -237,7 +300,7 @@ def run_parallel(scenarios: list[Scenario], options: Any, jobs: int) -> RunSumma
             p = procs[w]
             p.kill()
             p.join(5.0)
-            step = doing.get(j, "in set-up (the worker said nothing yet)")
+            step = doing.get(j, _NOTHING_SAID)
             end(w, f"{p.name} (pid {p.pid}) was killed: past the time limit",
                 f"timed out after {seconds_text(limit)} s {step}; worker process {p.name} (pid {p.pid}) "
                 f"had not reported {late:g} s after it started the scenario and was killed")
@@ -253,38 +316,25 @@ def run_parallel(scenarios: list[Scenario], options: Any, jobs: int) -> RunSumma
                 c.close()
             raise
         while len(results) < len(scenarios):
-            live = [p.sentinel for w, p in enumerate(procs) if w not in gone and p.exitcode is None]
-            for w, msg in inbox.wait(0.2, live):
-                if isinstance(msg, worker_pipes.Closed):
-                    if msg.damaged:
-                        end(w, f"{procs[w].name} (pid {procs[w].pid}) sent a damaged message ({msg.why})")
-                        replace(w)
-                elif msg[0] == "ready":
-                    came_up.add(w)
-                    hand_out(w)
-                elif msg[0] == "step" and running.get(w) == msg[1]:
-                    doing[msg[1]] = msg[2]
-                    partial[msg[1]].expectations.extend(msg[3])
-                elif msg[0] == "result" and running.get(w) == msg[1]:
-                    del running[w]
-                    partial.pop(msg[1], None)
-                    results[msg[1]] = msg[2]
-                    report(msg[1], f"{msg[2].outcome.value} ({workers} workers)")
-                    hand_out(w)
-            now = time.monotonic()
-            overdue(now)
-            # each worker's own pipe: the others cannot hide its end
-            for w in worker_pipes.ended_workers(procs, inbox, skip=gone, ended_at=ended_at, now=now,
-                                                grace=_END_GRACE_S):
-                p = procs[w]
-                end(w, "" if p.exitcode is not None else f"{p.name} (pid {p.pid}) closed its pipe")
-                replace(w)
-            if len(gone) == len(procs):  # every worker gone, results missing
-                why = "; ".join(gone[w] for w in sorted(gone))
-                for j, sc in enumerate(scenarios):
-                    if j not in results:
-                        results[j] = new_result(sc)
-                        results[j].error = f"not run: every worker process ended ({why})"
+            with ctrl_c_deferred() as interrupted:  # a message read is recorded whole (module rules)
+                live = [p.sentinel for w, p in enumerate(procs) if w not in gone and p.exitcode is None]
+                for w, msg in inbox.wait(0.2, live):
+                    take(w, msg)
+                now = time.monotonic()
+                overdue(now)
+                # each worker's own pipe: the others cannot hide its end
+                for w in worker_pipes.ended_workers(procs, inbox, skip=gone, ended_at=ended_at, now=now,
+                                                    grace=_END_GRACE_S):
+                    p = procs[w]
+                    end(w, "" if p.exitcode is not None else f"{p.name} (pid {p.pid}) closed its pipe")
+                    replace(w)
+                if len(gone) == len(procs):  # every worker gone, results missing
+                    why = "; ".join(gone[w] for w in sorted(gone))
+                    for j, sc in enumerate(scenarios):
+                        if j not in results:
+                            results[j] = new_result(sc)
+                            results[j].error = f"not run: every worker process ended ({why})"
+            interrupted()
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:
@@ -294,6 +344,9 @@ def run_parallel(scenarios: list[Scenario], options: Any, jobs: int) -> RunSumma
                     p.kill()
             for p in procs:
                 p.join(5.0)
+            if summary.interrupted:
+                last_words()
+                summary.stopped = [scenarios[j].name for j in stop_under_way()]
             inbox.close()
             for c in to_workers:
                 c.close()
@@ -304,6 +357,10 @@ def run_parallel(scenarios: list[Scenario], options: Any, jobs: int) -> RunSumma
     return summary
 
 
+#: What a scenario was doing when its worker had reported no step of it yet.
+_NOTHING_SAID = "in set-up (the worker said nothing yet)"
+#: Seconds the parent of an interrupted run still reads what its stopped workers had sent (module rules).
+_DRAIN_S = 1.0
 #: Seconds between the end of a worker's process and the end of its pipe (either order) before it
 #: counts as gone all the same (e.g. a process of its own still holds the pipe).
 _END_GRACE_S = 5.0

@@ -45,7 +45,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from phoneemu import json_doc
 from phoneemu.errors import ScenarioError
-from phoneemu.files import write_output
+from phoneemu.files import write_output, write_output_text
 from phoneemu.fleet.junit import xml_text
 from phoneemu.scenario.checks import STEP_ITEMS
 from phoneemu.scenario.results import ExpectationResult, Outcome, RunSummary, ScenarioResult
@@ -161,8 +161,7 @@ def render_text(summary: RunSummary, *, colour: bool = False, verbose: bool = Fa
         out.append(f"captures: {len(captured)} pcap(s) with their TLS key logs in {folder}/ (phoneemu "
                    f"wireshark {folder}/NAME.pcap; phoneemu replay {folder}/NAME.pcap --keylog ...)")
     if summary.interrupted:
-        out.append(f"interrupted: {len(summary.not_run)} scenario(s) not run"
-                   + (f" ({', '.join(summary.not_run)})" if summary.not_run else ""))
+        out.append(_interrupted_line(summary))
     out.append("scenarios: " + ", ".join(f"{ec_} {k}" for k in order if (ec_ := sc.get(k, 0))))
     out.append("expectations: " + (", ".join(f"{n} {k}" for k in order if (n := ec.get(k, 0)))
                                    or "none evaluated"))
@@ -179,6 +178,15 @@ def render_text(summary: RunSummary, *, colour: bool = False, verbose: bool = Fa
     else:
         out.append(f"OK: {total} scenario(s) passed ({', '.join(f'{sc[k]} {k}' for k in good)}) {took}")
     return "\n".join(out)
+
+
+def _interrupted_line(summary: RunSummary) -> str:
+    """``interrupted: 2 scenario(s) stopped under way (a, b); 3 scenario(s) not run (c, d, e)``: those
+    stopped are ERRORs above, with the expectations they had evaluated."""
+    stopped = summary.stopped
+    under_way = f"{len(stopped)} scenario(s) stopped under way ({', '.join(stopped)}); " if stopped else ""
+    return (f"interrupted: {under_way}{len(summary.not_run)} scenario(s) not run"
+            + (f" ({', '.join(summary.not_run)})" if summary.not_run else ""))
 
 
 def _scenario_json(s: ScenarioResult) -> dict[str, Any]:
@@ -216,18 +224,37 @@ def _utc_text(at: float | None) -> str | None:
 
 
 def to_json(summary: RunSummary) -> dict[str, Any]:
+    """The JSON report as one document (:func:`write_json` writes it a scenario at a time)."""
+    return _json_doc(summary, [_scenario_json(s) for s in summary.scenarios])
+
+
+def _json_doc(summary: RunSummary, scenarios: list[dict[str, Any]]) -> dict[str, Any]:
     from phoneemu import version_text
 
     return {
         "ok": summary.ok,
         "interrupted": summary.interrupted,
+        "stopped": summary.stopped,
         "not_run": summary.not_run,
         "duration_s": round(summary.duration_s, 3),
         "counts": dict(summary.counts()),
         "expectation_counts": dict(summary.expectation_counts()),
-        "scenarios": [_scenario_json(s) for s in summary.scenarios],
+        "scenarios": scenarios,
         "phoneemu": version_text(),
     }
+
+
+def _as_json_default_str(value: Any) -> Any:
+    """``value`` with what ``json.dumps(..., default=str)`` would pass to ``str`` already made a ``str``
+    (a check's expected or actual value may be any object): :func:`json_doc.dumps_pieces` has no
+    ``default``. Keys are left as they are (``default`` is never applied to them either)."""
+    if value is None or isinstance(value, str | int | float):
+        return value
+    if isinstance(value, dict):
+        return {k: _as_json_default_str(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_as_json_default_str(v) for v in value]
+    return str(value)
 
 
 def _write_report(path: Path, text: str) -> None:
@@ -238,7 +265,11 @@ def _write_report(path: Path, text: str) -> None:
 
 
 def write_json(summary: RunSummary, path: Path) -> None:
-    _write_report(path, json_doc.dumps(to_json(summary), indent=2, default=str) + "\n")
+    """The JSON report, written a scenario at a time (memory: one scenario's text, not the document's:
+    every failed phone's timeline is in it), whole or absent as :func:`_write_report`; the same bytes as
+    ``json_doc.dumps(to_json(summary), indent=2, default=str) + "\\n"``."""
+    scenarios = (_as_json_default_str(_scenario_json(s)) for s in summary.scenarios)
+    write_output_text(path, json_doc.dumps_pieces(_json_doc(summary, []), "scenarios", scenarios, indent=2))
 
 
 def _failure_message(e: ExpectationResult) -> str:
@@ -430,8 +461,8 @@ def write_json_not_run(mistakes: tuple[ScenarioError, ...], path: Path) -> None:
     ``mistakes`` (each: ``file``, ``line``, ``field``, ``problem`` and the ``text`` printed)."""
     from phoneemu import version_text
 
-    doc = {"ok": False, "ran": False, "interrupted": False, "not_run": [], "duration_s": 0.0, "counts": {},
-           "expectation_counts": {}, "scenarios": [],
+    doc = {"ok": False, "ran": False, "interrupted": False, "stopped": [], "not_run": [], "duration_s": 0.0,
+           "counts": {}, "expectation_counts": {}, "scenarios": [],
            "mistakes": [{"file": m.file, "line": m.line, "field": m.path, "problem": m.message,
                          "text": str(m)} for m in mistakes],
            "phoneemu": version_text()}

@@ -115,6 +115,8 @@ class RunSummary:
     scenarios: list[ScenarioResult] = field(default_factory=list)
     duration_s: float = 0.0
     interrupted: bool = False
+    #: interrupted: the scenarios stopped under way (ERROR, their expectations so far kept), in run order
+    stopped: list[str] = field(default_factory=list)
     not_run: list[str] = field(default_factory=list)
 
     def counts(self) -> Counter[str]:

@@ -378,8 +378,9 @@ def _trace_summary(exc: BaseException, *, frames: int = 6) -> list[str]:
 def run_scenarios(scenarios: list[Scenario], options: RunOptions, *, jobs: int = 1) -> RunSummary:
     """Run each scenario in turn (``jobs`` > 1: in worker processes, :mod:`phoneemu.scenario.parallel`).
     Ctrl-C stops the run but loses nothing: the scenario under way is reported as ERROR
-    (interrupted) with the expectations it had evaluated, the rest are listed as not run, and
-    ``summary.interrupted`` is set (the command then writes its reports and exits 130)."""
+    (interrupted) with the expectations it had evaluated and listed in ``summary.stopped`` (with
+    ``jobs``: each worker's), the rest are listed as not run, and ``summary.interrupted`` is set (the
+    command then writes its reports and exits 130)."""
     if jobs > 1 and len(scenarios) > 1:
         from phoneemu.scenario.parallel import run_parallel
         return run_parallel(scenarios, options, jobs)
@@ -406,6 +407,7 @@ def run_scenarios(scenarios: list[Scenario], options: RunOptions, *, jobs: int =
         except KeyboardInterrupt:
             result.error = "interrupted (Ctrl-C) before the scenario finished"
             summary.interrupted = True
+            summary.stopped = [sc.name]
             summary.not_run = [s.name for s in scenarios[i:]]
             break
         finally:
