@@ -1,6 +1,6 @@
 """The phone's boot sequence (spec §C.6, §G, §D, §E.7, §F.1, §H.3): fetch, decide, install, report.
 
-One boot, in order:
+One boot, in order (step 4 comes as soon as a config is accepted, before its steps 2a and 3):
 
 1. **Trust files** (spec §C.6 rows 1-4) in the profile's order (``profile.trust_file_names(mac)``):
    per kind the per-device name (``CTLSEP<MAC>.tlv`` / ``ITLSEP<MAC>.tlv``) first and the generic name
@@ -23,15 +23,17 @@ One boot, in order:
    :func:`~phoneemu.phone.rules.decide_short_config` (certHash compare → fetch ``.enc.sgn``; mismatch →
    CAPF when ``capfAuthMode`` allows, or wait for an auth string). An ``.enc.sgn`` that fails to
    decrypt makes the phone read the short config (the next name) to learn about CAPF. No device
-   config at all → auto-registration default config (spec §G.10).
+   config at all → auto-registration default config (spec §G.10). An accepted config is acted on (CAPF,
+   static files, firmware) only after the §G.9 retries of step 4, which come right after it (ours [INF]).
 2a. **Static files** (spec §C.6 row 6, §G.4; seed "File Authentication": "the phone verifies the
-   integrity of the files by validating the signature") once a config is accepted: each file the
-   config names (:attr:`DeviceConfig.static_files`: the locale's ``g3-tones.xml``, the dial-rule file)
-   is requested as ``<name>.sgn`` with a trust list installed (plain without), decided by
-   :func:`~phoneemu.phone.rules.decide_static_file` (the §G.4 signer rules of configs, TVS included)
-   and recorded (kind ``static``); a rejected file is not used (report ``static``: name → accepted /
-   rejected / not-found / failed). "Not found" is normal and not a decision.
-3. **CAPF** (spec §F, §G.12.2/§G.12.4) when the accepted (or short) config has ``capfAuthMode`` ≠ 0:
+   integrity of the files by validating the signature") once a config is accepted and step 4 left the
+   phone unlocked: each file the config names (:attr:`DeviceConfig.static_files`: the locale's
+   ``g3-tones.xml``, the dial-rule file) is requested as ``<name>.sgn`` with a trust list installed
+   (plain without), decided by :func:`~phoneemu.phone.rules.decide_static_file` (the §G.4 signer rules
+   of configs, TVS included) and recorded (kind ``static``); a rejected file is not used (report
+   ``static``: name → accepted / rejected / not-found / failed). "Not found" is normal and not a decision.
+3. **CAPF** (spec §F, §G.12.2/§G.12.4) when the accepted (or short) config has ``capfAuthMode`` ≠ 0 —
+   for an accepted config once step 4 left the phone unlocked:
    TLS to the config's CAPF server (port from the XML), :class:`CapfClientSession` with the LSC/MIC per
    the mode's precedence (§F.7) or the entered auth string; key generated as the server asks. The
    CAPF certificate must be a CAPF record of the installed CTL/ITL or be vouched for by TVS with the
@@ -44,13 +46,15 @@ One boot, in order:
    A new or deleted LSC makes the phone retrieve its config once more (§G.12.4). Communication
    failures are retried 3 more times, ``capf_retry_delay`` apart (§F.1: 30 s; injectable so scenario
    clocks do not sleep). At most one CAPF operation per boot.
-4. **Secure transport** (spec §G.9) for configs in authenticated/encrypted mode, after the static files:
-   without a CUCM certificate in a CTL the phone asks for the CTL until it has tried the profile's
-   attempts in all (four: the request of step 1 is the first, so three more), then uses TCP. Each retry's
-   trust-file decision is recorded on its own (reason ``§G.9 retry N: ...``); the report's ``trust``
-   outcome for the kind stays the boot's first meaningful one (installed/updated/empty/rejected) unless a
-   retry changes the installed list. A retry whose CTL is refused locks the phone (§G.3.5) after the
-   config was read: the boot then ignores that config (ours [INF], below) and step 5 does not run.
+4. **Secure transport** (spec §G.9) for configs in authenticated/encrypted mode, as soon as such a config
+   is accepted (before its CAPF operation, static files and firmware; once a boot, not again for the config
+   retrieved after CAPF, §G.12.4): without a CUCM certificate in a CTL the phone asks for the CTL until it
+   has tried the profile's attempts in all (four: the request of step 1 is the first, so three more), then
+   uses TCP. Each retry's trust-file decision is recorded on its own (reason ``§G.9 retry N: ...``); the
+   report's ``trust`` outcome for the kind stays the boot's first meaningful one
+   (installed/updated/empty/rejected) unless a retry changes the installed list. A retry whose CTL is
+   refused locks the phone (§G.3.5) after the config was read: the boot then ignores that config (ours
+   [INF], below): steps 2a, 3 and 5 do not run for it.
 5. **Firmware** (spec §D), on a phone not locked: when ``loadInformation`` differs from the running load,
    fetch ``<load>.loads`` and decide with :func:`~phoneemu.phone.rules.decide_firmware` against the
    image-signing certificates the phone trusts; failure keeps the running load.
@@ -78,14 +82,18 @@ Our conventions (spec [UNK]/[INF]):
   spec is silent on a lock that comes after the config, [INF]): when a §G.9 retry's CTL is refused, the
   config read this boot is not kept — the phone holds the config it held before the boot (none on first
   contact), the config outcome is ``G.3.5-locked-ignores-config`` (the report not ok, as for a lock in
-  step 1) and no firmware is fetched, so nothing registers or upgrades on it. What came before the lock
-  stays done: the static files read and a CAPF operation (an LSC installed is the phone's own
-  credential, from a CAPF server §F.1 authenticated).
+  step 1) and no firmware is fetched, so nothing registers or upgrades on it. The phone settles its trust
+  (the §G.9 retries) before it acts on a config, so nothing the ignored config asks for is done: no CAPF
+  operation (no LSC enrolled or deleted, on flash or in RAM), no static file, no load. Only a CAPF
+  operation a *short* config asks for (§G.12.2) can precede the lock — the phone needs its LSC to read the
+  encrypted config that names its security mode — and it stays done: the lock ignores the config read,
+  not the phone's own credential, enrolled by a CAPF server §F.1 authenticated, that the cluster now
+  wraps its configs to.
 * ``locked_out`` = the phone holds a trust list and a trust-list update was rejected by a rule, or
   the config was refused by a signer rule (§G.3.5 / §G.4).
 * ``deciding`` = when the boot ended with an accepted config: the first rejected trust-list, static
   file, CAPF or firmware decision, else the config acceptance; otherwise the first rejected trust list
-  (the refusal that locked the phone, also on a §G.9 retry after a static file or CAPF decision failed),
+  (the refusal that locked the phone, also on a §G.9 retry after a CAPF decision of a short config),
   else the first rejection of the boot.
 """
 
@@ -392,6 +400,7 @@ class _Boot:
         self.tvs_too_large: str | None = None  # the last QUERY could not be sent at all (spec §E.2)
         self.lsc: str | None = None
         self.capf_done = False
+        self.secure_transport_done = False  # the §G.9 retries are made once a boot (secure_transport)
         self.config = "none"
         self.config_file: str | None = None
         self.config_decision: Decision | None = None
@@ -689,7 +698,7 @@ class _Boot:
             cfg = art.config
             if name.endswith(".enc.sgn") or (cfg.full_config and not cfg.encr_config):
                 self.accept_config(d)
-                return await self.capf_if_asked(cfg)
+                return await self.act_on_config(cfg)
             return await self.short_config(d, cfg, enc_failure)
         if enc_failure is not None:
             self.reject_config(enc_failure)
@@ -710,7 +719,7 @@ class _Boot:
         if sd.accepted and sd.action != "fetch-encrypted":
             self.accept_config(d)  # G.12.1: encrConfig=false: this config is the one to use
             self.record(sd)
-            return await self.capf_if_asked(cfg)
+            return await self.act_on_config(cfg)
         self.record(Decision(rule=d.rule, accepted=True, reason=f"short config read: {d.reason}",
                              file=d.file, signer=d.signer, kind="config"))
         self.record(sd)
@@ -730,7 +739,7 @@ class _Boot:
                 self.accept_config(d2)
                 art = d2.artefact
                 assert isinstance(art, AcceptedConfig)
-                return await self.capf_if_asked(art.config)
+                return await self.act_on_config(art.config)
             self.reject_config(d2)
             if d2.action == "start-capf":
                 return await self.capf_if_asked(cfg, forced=True)
@@ -758,6 +767,15 @@ class _Boot:
             self.accept_config(d)
         else:
             self.reject_config(d)
+
+    async def act_on_config(self, cfg: DeviceConfig) -> bool:
+        """The accepted config ``cfg`` is acted on only once the phone's trust is settled (ours [INF], module
+        docstring): the §G.9 retries first; a retry's refused CTL locks the phone (§G.3.5), which then asks
+        for no CAPF operation. Else CAPF when ``cfg`` asks; True when the LSC changed (§G.12.4)."""
+        await self.secure_transport(cfg)
+        if self.store.locked:
+            return False
+        return await self.capf_if_asked(cfg)
 
     # ------------------------------------------------------------------ 3. CAPF
     async def capf_if_asked(self, cfg: DeviceConfig, *, forced: bool = False) -> bool:
@@ -961,8 +979,11 @@ class _Boot:
 
     # ------------------------------------------------------------------ 4. §G.9
     async def secure_transport(self, cfg: DeviceConfig) -> None:
-        if cfg.device_security_mode <= 1:
+        """§G.9 for the accepted config ``cfg``, once a boot (a config retrieved again after CAPF, §G.12.4,
+        is not retried for): in secure mode without a CUCM certificate in a CTL, ask for the CTL again."""
+        if cfg.device_security_mode <= 1 or self.secure_transport_done:
             return
+        self.secure_transport_done = True
         # §G.9 "tries four times": the trust-phase request at the start of the boot was the first try
         for made in range(1, self.profile.secure_mode_attempts + 1):
             d = rules.decide_secure_transport(self.store, cfg, profile=self.profile, attempts=made)
@@ -1002,11 +1023,11 @@ class _Boot:
         await self.config_phase()
         cfg = self.store.config.config if self.config == "accepted" and self.store.config else None
         if cfg is not None:
-            await self.static_phase(cfg)
-            await self.secure_transport(cfg)
+            await self.secure_transport(cfg)  # done already unless no CAPF step came (auto-registration)
             if self.store.locked:  # a §G.9 retry's CTL was refused: the config read is not acted on
                 self.ignore_config_read()
             else:
+                await self.static_phase(cfg)
                 await self.firmware_phase(cfg)
         self.save()
 
