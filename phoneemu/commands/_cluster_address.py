@@ -20,7 +20,8 @@ from phoneemu.commands._said import teller
 from phoneemu.errors import PhoneEmuError
 from phoneemu.values import host_port, parse_ascii_int, parse_host_port
 
-__all__ = ["ClusterAddress", "asked_port", "check_resolves", "cluster_address", "http_port", "lab_read_lock"]
+__all__ = ["ClusterAddress", "asked_port", "check_resolves", "cluster_address", "http_port", "lab_read_lock",
+           "lab_recorded_elsewhere"]
 
 
 def asked_port(text: str, *, zero_hint: str = "") -> int:
@@ -85,6 +86,26 @@ def _served_http_port(args: argparse.Namespace, host: str, port: int) -> int:
     if served and state.ports["tftp"] == port and state.host == host:
         return state.ports["http"]
     return DEFAULT_PORTS["http"]
+
+
+def lab_recorded_elsewhere(lab: Path | None, host: str, tftp_port: int) -> str | None:
+    """With ``--lab DIR`` and ``--tftp HOST:PORT``: where that lab's lab serve last listened when it is not
+    ``HOST:PORT`` (``[::1]:6969 (HTTP 6970)``), else None (no lab, never served, or the same address). A
+    ``--tftp`` port copied wrong went unseen while HTTP answered, and a boot nothing answered was told to
+    start lab serve on the port it asked, beside the lab serve running on another."""
+    if lab is None:
+        return None
+    from phoneemu.lab.state import load_state
+
+    try:
+        state = load_state(lab)
+    except (PhoneEmuError, OSError):  # said by the command when it reads the lab for the phones' MICs
+        return None
+    if not any(entry.op == "ports" for entry in state.log):
+        return None
+    if (state.host, state.ports["tftp"]) == (host, tftp_port):
+        return None
+    return f"{host_port(state.host, state.ports['tftp'])} (HTTP {state.ports['http']})"
 
 
 def cluster_address(args: argparse.Namespace) -> ClusterAddress:

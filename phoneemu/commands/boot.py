@@ -29,7 +29,14 @@ from typing import TYPE_CHECKING, Any
 from phoneemu import json_doc
 from phoneemu.commands._argtypes import mac_option, non_negative_float, positive_float, unix_time
 from phoneemu.commands._capture import capture_keylog, capture_summary, open_host_capture
-from phoneemu.commands._cluster_address import check_resolves, cluster_address, http_port, lab_read_lock
+from phoneemu.commands._cluster_address import (
+    ClusterAddress,
+    check_resolves,
+    cluster_address,
+    http_port,
+    lab_read_lock,
+    lab_recorded_elsewhere,
+)
 from phoneemu.commands._register import (
     add_call_options,
     add_register_options,
@@ -37,7 +44,8 @@ from phoneemu.commands._register import (
     checked_packets,
     registrar,
 )
-from phoneemu.commands._said import command_of, say
+from phoneemu.commands._said import command_of, say, teller
+from phoneemu.commands._watched_fetch import Ports, WatchedFetcher
 from phoneemu.errors import DecodeError, PhoneEmuError, ScenarioError
 from phoneemu.files import PEM_LIMIT, read_at_most
 from phoneemu.tempdirs import make_owned_tempdir, sweep_abandoned
@@ -292,7 +300,42 @@ def _mic(args: argparse.Namespace, mac: str) -> tuple[tuple[x509.Certificate, Pr
     return (mic, key), signers
 
 
-def _text(report: BootReport, fill: Mapping[str, str]) -> str:
+def _watched(args: argparse.Namespace, phone: Phone, target: BootTarget, address: str) -> WatchedFetcher:
+    """The fetcher the phone boots through, asking ``address`` (the --tftp name looked up once, not a
+    lookup per request), counted and watched (:mod:`phoneemu.commands._watched_fetch`)."""
+    http = target.http_port if target.use_http and phone.profile.uses_http_first else None
+    inner = phone.fetcher_for(dataclasses.replace(target, host=address))
+    return WatchedFetcher(inner, Ports(target.host, target.tftp_port, http), tell=teller(command_of(args)))
+
+
+def _run_boot(args: argparse.Namespace, phone: Phone, target: BootTarget,
+              asked: WatchedFetcher) -> BootReport:
+    """The boot through ``asked``; interrupted (Ctrl-C), the request under way is said first (it said only
+    "interrupted", after a wait that printed nothing)."""
+    import asyncio
+
+    try:
+        return asyncio.run(phone.boot(target, fetcher=asked))
+    except KeyboardInterrupt:
+        text = asked.interrupted_text()
+        if text is not None:
+            say(args, text)
+        raise
+
+
+def _files_lines(args: argparse.Namespace, asked: WatchedFetcher, where: ClusterAddress) -> list[str]:
+    """The summary's ``files:`` line (what each transport answered; a TFTP port never asked) and, with
+    ``--lab DIR``, a ``--tftp`` that is not where its lab serve last listened."""
+    lines = [f"  files:     {text}"] if (text := asked.summary()) is not None else []
+    elsewhere = None if where.from_lab else lab_recorded_elsewhere(args.lab, where.host, where.tftp_port)
+    if elsewhere is not None:
+        given = host_port(where.host, where.tftp_port)
+        lines.append(f"  note:      --tftp {given} is not where lab serve of {args.lab} last listened, "
+                     f"{elsewhere}: leave --tftp out to boot there")
+    return lines
+
+
+def _text(report: BootReport, fill: Mapping[str, str], files: Sequence[str] = ()) -> str:
     lines = list(report.timeline)
     trust = ", ".join(f"{k} {v}" for k, v in report.trust.items())
     cfg = f"{report.config}" + (f" ({report.config_file})" if report.config_file else "")
@@ -302,7 +345,7 @@ def _text(report: BootReport, fill: Mapping[str, str]) -> str:
               f"  firmware:  {report.firmware} (running load {report.load or '(none)'})",
               f"  LSC:       {report.lsc}",
               f"  TVS used:  {'yes' if report.tvs_used else 'no'}   locked out: "
-              f"{'yes' if report.locked_out else 'no'}"]
+              f"{'yes' if report.locked_out else 'no'}", *files]
     lines += outcome_lines(report, label_width=11, fill=fill)
     return "\n".join(lines)
 
@@ -336,6 +379,11 @@ def nothing_answered_hint(target: BootTarget, *, lab: Path | None = None) -> str
     if tried_http and target.http_port != DEFAULT_PORTS["http"]:
         serve += f" --http-port {target.http_port}"
     cucm = "" if lab is not None else f" {_cucm_hint(target, tried_http)}"
+    elsewhere = lab_recorded_elsewhere(lab, target.host, target.tftp_port)
+    if elsewhere is not None:  # was only "lab serve DIR --tftp-port <the port asked>", beside the one running
+        return (f"nothing answered at {_host_text(target.host)} (TFTP port {target.tftp_port}{http}), and "
+                f"lab serve of {folder} last listened at {elsewhere}: leave --tftp out to boot where it "
+                f"listens (or: {serve}){_bare_v6_note(target.host, target.tftp_port)}")
     return (f"nothing answered at {_host_text(target.host)} (TFTP port {target.tftp_port}{http}): is the "
             f"cluster's TFTP server running there?{cucm} For a lab: {serve} (it prints the ports it listens "
             f"on){_bare_v6_note(target.host, target.tftp_port)}")
@@ -541,8 +589,8 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
         sip_result: SipResult | None = None
         call_result: CallResult | None = None
         try:
-            asked = phone.fetcher_for(dataclasses.replace(target, host=address))  # not a lookup per request
-            report = asyncio.run(phone.boot(target, fetcher=asked))  # the report names the --tftp given
+            asked = _watched(args, phone, target, address)
+            report = _run_boot(args, phone, target, asked)  # the report names the --tftp given
             if where_sip is not None and report.config == "accepted":
                 if call is not None:
                     call_result = asyncio.run(phone.call(*where_sip, target=call[0], packets=call[1],
@@ -567,7 +615,8 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
                               for e in phone.events],
                    "statuses": list(report.statuses),
                    "decisions": [decision_dict(d) for d in report.decisions],
-                   "flash": str(flash_dir) if args.flash is not None else None}
+                   "flash": str(flash_dir) if args.flash is not None else None,
+                   "transports": asked.as_dict()}
             if where_sip is not None:
                 sip_doc = dataclasses.asdict(sip_result) if sip_result is not None else None
                 if sip_doc is not None and sip_result is not None and not sip_result.registered:
@@ -584,7 +633,7 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
                      NOT_A_LAB: str(where) if args.lab is None else None,  # no lab: no lab command
                      FLASH_NOT_KEPT: "phoneemu boot" if args.flash is None else None}  # a temporary folder
             fill = {k: v for k, v in known.items() if v is not None}
-            print(_text(report, fill))
+            print(_text(report, fill, _files_lines(args, asked, where)))
             if where_sip is not None:
                 print(_sip_line(sip_result))
                 if sip_result is not None and not sip_result.registered:

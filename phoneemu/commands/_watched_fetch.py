@@ -1,0 +1,130 @@
+"""What ``phoneemu boot`` tells of the phone's downloads besides its timeline (ours, spec §H.1):
+
+* over which transport and port each request was answered — a cp-8861 asks HTTP 6970 first and TFTP
+  only when HTTP fails, so a ``--tftp`` port nobody listens on went unseen while HTTP answered every
+  file (the boot said nothing of the port it was given);
+* a request still unanswered after :data:`SLOW_S` seconds, once per request (a TFTP server that does
+  not answer costs 4 tries of ``--timeout`` a file: the boot printed nothing for 40 s);
+* the request under way when the boot is interrupted (Ctrl-C said only "interrupted").
+
+:class:`WatchedFetcher` wraps the fetcher the phone boots through; every attribute the boot reads of
+a fetcher (``transport``, ``last_fallback``, ``retransmits``, ``http``) is the wrapped one's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from phoneemu.errors import TransportError
+from phoneemu.values import host_port
+
+__all__ = ["SLOW_S", "Ports", "WatchedFetcher"]
+
+#: seconds a request waits before the boot says it is still waiting (ours)
+SLOW_S = 5.0
+#: transport failures that are no answer from the cluster (as the boot's ``answered``)
+_NO_ANSWER = frozenset({"timeout", "unreachable"})
+_NAMES = {"http": "HTTP", "tftp": "TFTP"}
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Where the phone was pointed: the host as given and its TFTP and HTTP ports (HTTP None: not tried,
+    ``--no-http`` or a TFTP-only model)."""
+
+    host: str
+    tftp: int
+    http: int | None
+
+    def address(self, transport: str) -> str:
+        """``127.0.0.1:6970`` / ``[::1]:69``: where ``transport`` ("http", "tftp") was asked."""
+        return host_port(self.host, self.http if transport == "http" else self.tftp)
+
+    def of(self, transport: str) -> str:
+        """``HTTP 127.0.0.1:6970`` / ``TFTP [::1]:69``."""
+        return f"{_NAMES.get(transport, transport)} {self.address(transport)}"
+
+    def asked(self) -> str:
+        """Both, as :meth:`of` writes them (``TFTP ... and HTTP ...``)."""
+        return " or ".join(self.of(t) for t in (("http", "tftp") if self.http else ("tftp",)))
+
+
+class WatchedFetcher:
+    """``inner`` counted per transport (requests, answers) and watched while a request is under way."""
+
+    def __init__(self, inner: Any, ports: Ports, *, tell: Callable[[str], None],
+                 slow_s: float = SLOW_S) -> None:
+        self._inner = inner
+        self._ports = ports
+        self._tell = tell
+        self._slow_s = slow_s
+        self.requests: Counter[str] = Counter()
+        self.answers: Counter[str] = Counter()
+        self.pending: tuple[str, float] | None = None  # the name under way and when it was asked
+
+    def __getattr__(self, name: str) -> Any:  # what the boot reads of a fetcher: the wrapped one's
+        return getattr(self._inner, name)
+
+    async def fetch(self, name: str) -> bytes:
+        import asyncio  # imported where a boot runs (the CLI's start-up: tests/unit/test_cli_startup.py)
+
+        self.pending = (name, time.monotonic())
+        slow = asyncio.get_running_loop().call_later(self._slow_s, self._still_waiting, name)
+        try:
+            data: bytes = await self._inner.fetch(name)
+        except Exception as exc:  # a cancellation (Ctrl-C) keeps ``pending``: what the boot was waiting for
+            self.pending = None
+            silent = isinstance(exc, TransportError) and exc.kind in _NO_ANSWER
+            no_answer = silent or isinstance(exc, OSError)
+            self._count(not no_answer)  # as the boot's ``answered``: a malformed reply is an answer
+            raise
+        finally:
+            slow.cancel()
+        self.pending = None
+        self._count(True)
+        return data
+
+    def _transport(self) -> str:
+        """The transport that gave the last answer (``tftp`` for a TFTP-only fetcher)."""
+        return str(getattr(self._inner, "transport", "") or "tftp")
+
+    def _count(self, answered: bool) -> None:
+        over = self._transport()
+        self.requests[over] += 1
+        self.answers[over] += answered
+
+    def _still_waiting(self, name: str) -> None:
+        self._tell(f"still waiting for {name} after {self._slow_s:g} s, asked of {self._ports.asked()}: a "
+                   "server that does not answer costs each file its tries of --timeout (Ctrl-C stops)")
+
+    def interrupted_text(self) -> str | None:
+        """What the boot was doing when interrupted (None: between requests)."""
+        if self.pending is None:
+            return None
+        name, since = self.pending
+        done = sum(self.requests.values())
+        return (f"interrupted while waiting {time.monotonic() - since:.0f} s for {name} from "
+                f"{self._ports.asked()} ({done} request(s) answered or failed before it)")
+
+    def summary(self) -> str | None:
+        """The ``files:`` line under the boot's summary: the requests each transport answered, and a
+        TFTP port HTTP kept the phone from asking (None before any request)."""
+        if not self.requests:
+            return None
+        parts = [f"{self.answers[t]} of {self.requests[t]} request(s) answered over {self._ports.of(t)}"
+                 for t in ("http", "tftp") if self.requests[t]]
+        text = "; ".join(parts)
+        if self._ports.http and not self.requests["tftp"] and self.answers["http"]:
+            text += (f"; {self._ports.of('tftp')} not asked (HTTP answered every request; --no-http tries "
+                     "TFTP alone)")
+        return text
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON of :meth:`summary`: per transport its address, requests and answers."""
+        return {t: {"address": self._ports.address(t), "requests": self.requests[t],
+                    "answered": self.answers[t]}
+                for t in ("http", "tftp") if t == "tftp" or self._ports.http}
