@@ -99,6 +99,17 @@ def _capture_kind(path: Path) -> str | None:
         return None  # the read that follows says why
 
 
+def _pem_label(data: bytes) -> str | None:
+    """The label of the first PEM block when ``data`` starts as a PEM file (``CERTIFICATE``, ``PRIVATE
+    KEY``...; leading blank space allowed), else None: inspect said of a certificate only that it was
+    "not a signed header ... and not XML"."""
+    head = data.lstrip()[:80]
+    if not head.startswith(b"-----BEGIN "):
+        return None
+    label = head[len(b"-----BEGIN "):].split(b"-----", 1)[0]
+    return label.decode("ascii", "replace") if label else "PEM"
+
+
 def _say(args: argparse.Namespace, text: str) -> None:
     """One line on stderr, escaped (a line break too: it names the file, whose name may carry control
     characters), said by the command as typed (:mod:`phoneemu.cli` rules)."""
@@ -121,6 +132,11 @@ def handler(args: argparse.Namespace) -> int:
         except SizeLimitError as exc:  # refused before reading it all: memory stays bounded
             _say(args, f"{args.file}: {exc.message}"
                        f"{' (--limit)' if args.limit is not None else ''}")
+            return 2
+        if (pem := _pem_label(data)) is not None:  # a signer's certificate or a key, not a signed file
+            _say(args, f"{args.file}: a PEM file ({pem}), not a file phoneemu inspect decodes (CTL/ITL, "
+                       ".sgn, .enc.sgn, firmware, config XML): give a certificate as --cert to check a "
+                       "file's signature with it, a key as --key to decrypt an .enc.sgn")
             return 2
         if args.key is not None and (problem := _key_problem(args.key)) is not None:
             _say(args, f"--key {args.key}: {problem}")

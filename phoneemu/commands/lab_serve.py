@@ -175,6 +175,27 @@ def register_serve(lab_sub: Any) -> argparse.ArgumentParser:
     return p
 
 
+#: the options of lab serve's TCP listeners (TFTP is UDP: it may share a number with one of them)
+_TCP_PORT_OPTIONS = ("http_port", "tvs_port", "capf_port", "sip_port", "sips_port")
+
+
+def _refuse_shared_tcp_ports(args: argparse.Namespace) -> None:
+    """Two TCP services given one port (``--tvs-port 2445 --capf-port 2445``): refused before anything is
+    read or written, naming both options (was "cannot listen for capf ...: Address already in use (port in
+    use, e.g. by another 'phoneemu lab serve' ...)", the second listener failing on the first's port).
+    0 (any free port) may be given to several."""
+    first: dict[int, str] = {}
+    for name in _TCP_PORT_OPTIONS:
+        port = getattr(args, name, None)
+        if not port:
+            continue
+        option = "--" + name.replace("_", "-")
+        if port in first:
+            raise PhoneEmuError(f"{first[port]} and {option} are both {port}: each TCP service listens on a "
+                                "port of its own (0 = any free port)")
+        first[port] = option
+
+
 def run_serve(args: argparse.Namespace) -> int:
     """Handler of ``lab serve``: errors of the project propagate (the CLI prints them as one line)."""
     import asyncio
@@ -190,6 +211,7 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.attack and args.sip_port is None and args.sips_port is None:
         raise PhoneEmuError("--attack puts an attacker on the SIP line: give --sip-port and/or --sips-port",
                             path="attack")
+    _refuse_shared_tcp_ports(args)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(OneLineFormatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])

@@ -161,13 +161,23 @@ def _servers(args: argparse.Namespace) -> list[tuple[str, int]]:
             args.device_name = phone_device_name(get_profile(args.profile).model, cfg.device_name)
         named = server_order(cfg.tvs_servers)
         if not named:
-            raise PhoneEmuError(f"{args.config}: the config names no TVS server (<TVS><members>)",
-                                path="config")
+            raise PhoneEmuError(f"{args.config}: the config names no TVS server (<TVS><members>)"
+                                f"{_short_config_hint(cfg.encr_config)}", path="config")
         asked += named
     if not asked:
         raise PhoneEmuError("no TVS server to ask: give HOST[:PORT], or --config a phone's config",
                             path="server")
     return list(dict.fromkeys(asked))
+
+
+def _short_config_hint(encrypted: bool) -> str:
+    """For ``--config`` of an encrypted phone's short config (encrConfig, spec §G.12): its TVS servers are
+    in the ``.cnf.xml.enc.sgn`` (was only "names no TVS server", as for a config that has none)."""
+    if not encrypted:
+        return ""
+    return ("; it is an encrypted phone's short config (encrConfig, spec §G.12): the TVS servers are in its "
+            ".cnf.xml.enc.sgn, which --config does not decrypt: give the servers as HOST[:PORT], or --flash "
+            "DIR of an emulated phone that booted on it (its flash holds the decrypted config)")
 
 
 def _doc(args: argparse.Namespace, server: tuple[str, int], key: QueryKey, what: str, *,
