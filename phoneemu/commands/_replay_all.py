@@ -130,7 +130,9 @@ def _boot_record(r: ReplayResult) -> dict[str, Any]:
     d = rep.deciding
     out: dict[str, Any] = {"start": r.boot.start, "server": r.boot.server, "outcome": outcome_of(rep),
                            "rule": d.rule if d is not None else None, "config": rep.config,
-                           "itl": rep.trust.get("ITL"), "ctl": rep.trust.get("CTL"), "tvs_used": rep.tvs_used}
+                           "itl": rep.trust.get("ITL"), "ctl": rep.trust.get("CTL"), "tvs_used": rep.tvs_used,
+                           # whose files (phone.lab_signers); a stand-in result without it: unknown
+                           "signed_by_lab": getattr(r, "signed_by_lab", None)}
     if r.not_captured:
         out["not_captured"] = list(r.not_captured)
     if r.sip:
@@ -198,6 +200,8 @@ class _Tally:
         self.differ_phones = 0
         self.first_differ: str | None = None
         self.listed: list[dict[str, Any]] = []  # the first PHONES_LISTED records
+        #: whether every boot's files were a lab's (phone.lab_signers): false, no lab command in the ways out
+        self.signed_by_lab: bool | None = None
 
     def add(self, rec: dict[str, Any]) -> None:
         from phoneemu.fleet.metrics import FAILED_BY
@@ -209,6 +213,7 @@ class _Tally:
         mac = rec["mac"]
         boots: list[dict[str, Any]] = rec.get("boots", [])
         self.boots += len(boots)
+        self._signers(boots)
         differs: dict[str, None] = {}  # a phone counted once for each way its registrations differ
         differ_at: int | None = None
         for i, boot in enumerate(boots):
@@ -259,6 +264,15 @@ class _Tally:
         if last["outcome"] != "ok":
             self.failed.add(mac, {**{f: last.get(f) for f in FAILED_BY}, "partial": _partial(last)})
 
+    def _signers(self, boots: list[dict[str, Any]]) -> None:
+        """Whose files the boots were served, into :attr:`signed_by_lab` (a record of an older phoneemu
+        has no ``signed_by_lab``: unknown)."""
+        from phoneemu.phone.lab_signers import joined
+
+        for boot in boots:
+            said = boot.get("signed_by_lab")
+            self.signed_by_lab = joined(self.signed_by_lab, said if isinstance(said, bool) else None)
+
     def exit_why(self, uncounted: int = 0) -> str | None:
         """Why ``replay --all`` exits 1, in one line (None: it exits 0): a boot of a phone that did not
         accept a configuration — the first phone (MAC order) whose last boot did, when some did (the
@@ -296,6 +310,7 @@ class _Tally:
                 "failure_kinds": self.failed.kinds(), "failure_kinds_not_kept": self.failed.other,
                 "note_kinds": self.noted.kinds(), "partial_kinds": self.partial.kinds(),
                 "skipped_kinds": self.skipped.kinds(), "ways_out": ways_out_doc(self.locked),
+                "signed_by_lab": self.signed_by_lab,
                 "sip_checked": self.sip_checked, "calls_checked": self.calls_checked,
                 "sip_differ_kinds": self.sip_differs.kinds(), "sip_differing": self.sip_differing,
                 "exit_status": 0 if why is None else 1, "exit_why": why}
@@ -355,7 +370,8 @@ def _group(kind: dict[str, Any], field: str) -> tuple[str, str, str]:
 
 def fleet_text(doc: dict[str, Any], head: str, fill: dict[str, str] | None = None,
                listed: list[dict[str, Any]] | None = None) -> str:
-    """The summary as text; ``fill``: the ways out's lab placeholders that are known (``FLEET``);
+    """The summary as text; ``fill``: the ways out's lab placeholders that are known (``FLEET``; the
+    capture's files not a lab's, :func:`phoneemu.phone.lab_signers.not_a_lab_fill`, no lab command);
     ``listed``: the records listed a line each when there are at most :data:`PHONES_LISTED` phones
     (default the document's ``records``)."""
     from phoneemu.fleet.metrics import kind_lines, tally_lines
@@ -555,6 +571,8 @@ def run_all(args: argparse.Namespace, *, secrets: KeyLog | None, limits: Limits 
 
 def _report(args: argparse.Namespace, capture: Any, spool: _RecordSpool, with_models: bool) -> int:
     """``run_all``'s outputs from the tallied and spooled records; the exit status."""
+    from phoneemu.phone.lab_signers import not_a_lab_fill
+
     tally = spool.tally
     doc = tally.doc(capture.phones_uncounted_downloads)
     downloads = {"downloads": capture.downloads_seen, "downloads_kept": capture.downloads,
@@ -588,10 +606,12 @@ def _report(args: argparse.Namespace, capture: Any, spool: _RecordSpool, with_mo
         # the phones' flashes a way out done phone by phone is for: as the capture leaves them, else
         # as they were before it
         flashes = args.export_flash or args.fleet_flash
+        fill = {**({"FLEET": str(flashes)} if flashes is not None else {}),
+                **not_a_lab_fill(doc["signed_by_lab"], str(args.capture))}  # a real cluster: no lab command
         print(fleet_text({**doc, **downloads},
                          printable(f"replay of {counts} from {args.capture} (profile {profile}; "
                                    f"holding {holding}; offline TVS: {tvs}; CAPF unavailable)"),
-                         {"FLEET": str(flashes)} if flashes is not None else None, listed=tally.listed))
+                         fill, listed=tally.listed))
         if args.export_flash is not None:
             print(f"flashes of {_count(tally.replayed, 'phone')} written to {args.export_flash}/<MAC> "
                   f"(phoneemu predict --fleet-flash {args.export_flash} NEW-FILES: what new files would do "

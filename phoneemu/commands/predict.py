@@ -18,6 +18,7 @@ when no phone would lock out, 1 when some would, 2 on bad input.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from collections import Counter
@@ -166,9 +167,11 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=handler)
 
 
-def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: dict[str, Any]) -> Any:
+def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: dict[str, Any],
+                not_a_lab: dict[str, str] | None = None) -> Any:
     """A phone's JUnit case (:mod:`phoneemu.fleet.junit`): failed unless its outcome is accepted; an
-    accepted one carries its notes (``body["notes"]``: e.g. a TVS assumed trusted) as its system-out."""
+    accepted one carries its notes (``body["notes"]``: e.g. a TVS assumed trusted) as its system-out.
+    ``not_a_lab``: :func:`phoneemu.phone.lab_signers.not_a_lab_fill` of the files (no lab command then)."""
     from phoneemu.fleet.junit import Case
     from phoneemu.phone.ways_out import no_way_out_lines, way_out_lines
 
@@ -180,7 +183,7 @@ def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: di
         f": {deciding['file'] + ': ' if deciding.get('file') else ''}{deciding['reason']}"
     lines = [f"{k}: {json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in body.items()]
     if result == "locked out" and deciding:  # the ways out name the phone's flash when it is known
-        fill = {"FLASH": str(body["flash"])} if body.get("flash") else None
+        fill = {**({"FLASH": str(body["flash"])} if body.get("flash") else {}), **(not_a_lab or {})}
         kind = str(deciding.get("kind", ""))
         lines += way_out_lines(rule, kind, indent="", fill=fill, reason_code=deciding.get("reason_code"))
         lines += no_way_out_lines(rule, kind, indent="")  # or why there is none (ways_out.NO_WAY_OUT)
@@ -224,16 +227,25 @@ def _fleet_junit(path: Path, doc: dict[str, Any], phones: list[FleetPhone]) -> N
     from phoneemu.fleet.junit import Case
 
     shared = set(doc["notes"])
+    not_a_lab = _not_a_lab(doc.get("signed_by_lab"), doc["new_files"])
     cases = (_junit_case(ph.mac or ph.entry, str(ph.outcome), (ph.detail or {}).get("deciding"),
-                         {**(ph.detail or {}), "notes": [n for n in ph.notes if n not in shared]})
+                         {**(ph.detail or {}), "notes": [n for n in ph.notes if n not in shared]}, not_a_lab)
              if ph.outcome is not None else Case(ph.entry, skipped=f"not predicted: {ph.skipped}")
              for ph in phones)  # a skipped entry is named as its folder: a copy naming a MAC seen is no twin
     _write_junit(path, f"predict {doc['source']} on {', '.join(doc['new_files'])}", cases,
                  output="\n".join(f"note: {n}" for n in doc["notes"]) if doc["notes"] else None)
 
 
-def _text(r: PredictResult, installed: str, flash: Path | None) -> str:
-    fill = {"FLASH": str(flash)} if flash is not None else None
+def _not_a_lab(signed_by_lab: bool | None, new_files: Iterable[Any]) -> dict[str, str]:
+    """The ways out's fill saying the new files are not a lab's (:mod:`phoneemu.phone.lab_signers`: no lab
+    command then, as ``boot`` without ``--lab``); empty for a lab's, or when no signed file tells."""
+    from phoneemu.phone.lab_signers import not_a_lab_fill
+
+    return not_a_lab_fill(signed_by_lab, ", ".join(str(f) for f in new_files))
+
+
+def _text(r: PredictResult, installed: str, flash: Path | None, new_files: list[Path]) -> str:
+    fill = {**({"FLASH": str(flash)} if flash is not None else {}), **_not_a_lab(r.signed_by_lab, new_files)}
     lines = [f"phone {r.mac}, holding {installed}:", *offline_boot_lines(r.served, r.report, fill)]
     lines += [f"  note: {n}" for n in r.notes]
     if r.sip is not None:
@@ -260,6 +272,7 @@ def _tvs_text(args: argparse.Namespace, live: LiveTvs | None) -> str:
 
 def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone],
                live: LiveTvs | None, *, source: str) -> dict[str, Any]:
+    from phoneemu.phone.lab_signers import joined
     from phoneemu.phone.ways_out import ways_out_doc
     from phoneemu.scenario.predict import OUTCOMES, run_wide_notes
 
@@ -295,6 +308,8 @@ def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone],
     return {"source": source, "fleet_flash": str(args.fleet_flash) if args.fleet_flash else None,
             "models": str(args.models) if args.models else None,
             "new_files": [str(f) for f in args.files], "now": now,
+            # the files a lab's (phone.lab_signers): false, the ways out's lab commands are left out
+            "signed_by_lab": functools.reduce(joined, (ph.signed_by_lab for ph in done), None),
             "tvs": _tvs_text(args, live), "entries": len(phones), "predicted": len(done),
             "skipped": len(phones) - len(done), "outcomes": counts, "rules": rules, "notes": list(shared),
             "by_model": dict(sorted(by_model.items())), "ways_out": ways,
@@ -356,8 +371,11 @@ def _fleet_text(doc: dict[str, Any]) -> str:
         width = max(len(r["rule"]) for r in doc["rules"])
         for r in doc["rules"]:
             lines.append(f"  {r['outcome']:<11} {r['rule']:<{width}} {r['count']:>6}  {_macs(r)}")
-    # a way out done phone by phone is written for the fleet predicted (--fleet-flash; not --models)
-    lines += ways_out_text(doc["ways_out"], {"FLEET": doc["fleet_flash"]} if doc["fleet_flash"] else None)
+    # a way out done phone by phone is written for the fleet predicted (--fleet-flash; not --models); no
+    # lab command for files that are not a lab's (phone.lab_signers)
+    fill = {**({"FLEET": doc["fleet_flash"]} if doc["fleet_flash"] else {}),
+            **_not_a_lab(doc.get("signed_by_lab"), doc.get("new_files", ()))}
+    lines += ways_out_text(doc["ways_out"], fill)
     refusing = doc["sip_until_reset"]
     if refusing["count"]:
         lines.append(f"sip: {refusing['count']} phone(s) ({_macs(refusing)}) refuse a CallManager "
@@ -523,6 +541,7 @@ def handler(args: argparse.Namespace) -> int:
                          "itl": str(args.installed_itl) if args.installed_itl else None},
            "tvs": _tvs_text(args, live), "notes": list(result.notes),
            "served": [{"name": n, "answer": a} for n, a in result.served],
+           "signed_by_lab": result.signed_by_lab,  # false: a cluster that is not a lab (phone.lab_signers)
            "report": result.report.as_dict(),
            **({"sip": result.sip.as_dict()} if result.sip is not None else {})}
 
@@ -531,13 +550,14 @@ def handler(args: argparse.Namespace) -> int:
         case = _junit_case(result.mac, outcome(result.report), rep.get("deciding"),
                            {**({"flash": str(args.flash)} if args.flash is not None else {}),
                             "installed": doc["installed"], "tvs": doc["tvs"], "notes": doc["notes"],
-                            "decisions": [f"{d['rule']} {d['file']}" for d in rep.get("decisions", [])]})
+                            "decisions": [f"{d['rule']} {d['file']}" for d in rep.get("decisions", [])]},
+                           _not_a_lab(result.signed_by_lab, args.files))
         _write_junit(args.junit, f"predict {', '.join(str(f) for f in args.files)}", [case])
 
     unwritten = _write_outputs(args, doc, junit)
     if args.json:
         print(json_doc.dumps(doc, indent=2))
     else:
-        print(_text(result, installed, args.flash))
+        print(_text(result, installed, args.flash, args.files))
     _said_unwritten(unwritten)
     return 0 if result.report.ok else 1

@@ -265,9 +265,10 @@ def _all(args: argparse.Namespace) -> int:
                    tvs_certs=pem_certificates(args.tvs_cert), tvs_roles=tvs_roles(args.tvs_roles))
 
 
-def _boot_text(i: int, r: ReplayResult) -> str:
+def _boot_text(i: int, r: ReplayResult, fill: dict[str, str] | None = None) -> str:
+    """A replayed boot; ``fill``: the ways out's (:func:`phoneemu.phone.lab_signers.not_a_lab_fill`)."""
     lines = [f"== boot {i} against {r.boot.server} ({len(r.served)} file request(s))",
-             *offline_boot_lines(r.served, r.report)]
+             *offline_boot_lines(r.served, r.report, fill)]
     if r.not_captured:
         lines.append(f"  note:     the capture holds this boot in part: {', '.join(r.not_captured)}: "
                      "asked for by the phone, its request or its whole answer is not in this boot of the "
@@ -351,6 +352,9 @@ class _BootPrinter:
                  tvs_capture: TvsCapture) -> None:
         self.json = bool(args.json)
         self.ok, self.differs, self.boots = True, False, 0
+        self.capture = str(args.capture)
+        #: whether the boots so far were served a lab's files (phone.lab_signers): not one, not one later
+        self.signed_by_lab: bool | None = None
         # --json: each boot's item of the document's list, as printed, comma-separated
         spool = tempfile.TemporaryFile("w+", encoding="utf-8") if self.json else None  # noqa: SIM115 (__exit__)
         self.spool = spool
@@ -372,9 +376,12 @@ class _BootPrinter:
         self.ok = self.ok and r.report.ok
         self.differs = self.differs or any(c.differs for c in r.sip)
         if not self.json:
+            from phoneemu.phone.lab_signers import joined, not_a_lab_fill
+
+            self.signed_by_lab = joined(self.signed_by_lab, r.signed_by_lab)
             if self.boots == 1:
                 print(self.head)
-            print(_boot_text(self.boots, r))
+            print(_boot_text(self.boots, r, not_a_lab_fill(self.signed_by_lab, self.capture)))
             return
         # json.dumps(indent=2) of the whole document: each boot an item of a list two levels deep
         assert self.spool is not None

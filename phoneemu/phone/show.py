@@ -12,6 +12,10 @@ whether a manual config key is set (never the key), the running load and the TVS
 A phone at rest is as its last boot left it: given that boot's report (``last-boot.json`` of the flash),
 ``locked``/``locked_by`` also say what that boot locked (the flag itself is RAM only), and a
 ``Last boot`` line says when, against what, how it ended and the deciding decision.
+
+Whose lists the phone holds (``signed_by_lab``, :mod:`phoneemu.phone.lab_signers`): a lab's, or a
+cluster's that is not one — then a locked phone's ways out name no lab command, as ``boot`` without
+``--lab`` says them (the flash keeps the cluster's address only); unknown (null) without a list.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 from phoneemu.crypto import certs, keys
 from phoneemu.errors import PhoneEmuError
 from phoneemu.inspection import inspect_bytes, render_text
+from phoneemu.phone.lab_signers import LabSigners, not_a_lab_fill
 from phoneemu.phone.store import Credential, TrustStore
 from phoneemu.phone.ways_out import no_way_out, no_way_out_lines, way_out_lines, ways_out_json
 from phoneemu.values import host_port
@@ -72,6 +77,11 @@ def show_state(store: TrustStore, *, mac: str | None = None, now: int | None = N
             "capf_auth_mode": c.capf_auth_mode, "encr_config": c.encr_config,
             "load_information": c.load_information, "device_security_mode": c.device_security_mode,
         }
+    signers = LabSigners()
+    for kind in ("CTL", "ITL"):
+        held = store.trust_list(kind)
+        if held is not None:
+            signers.saw(held.raw, f"{kind}File.tlv")
     tvs_entries = store.expire_tvs(now) if now is not None else store.tvs_cache_size
     locked_by = set(store.locked_by)
     if last_boot is not None and last_boot.get("locked_out") is True:
@@ -92,6 +102,7 @@ def show_state(store: TrustStore, *, mac: str | None = None, now: int | None = N
         "locked_by": sorted(locked_by),  # the refused kinds (CTL, ITL) that keep the phone locked
         "last_boot": last_boot, "ways_out": ways,
         "no_way_out": why_none,  # why a lockout has no documented way out (phone.ways_out.NO_WAY_OUT)
+        "signed_by_lab": signers.verdict,  # false: no lab command in the ways out (module doc)
     }
 
 
@@ -171,8 +182,10 @@ def render_show(info: dict[str, Any], flash: str | None = None) -> str:
         out.append(f"  Trust List update failed ({by} refused): the phone ignores configuration changes "
                    "(locked until that list installs, an erase or a reboot)")
         if info.get("ways_out") and last is not None:  # absent in an older flash: none said
-            out += way_out_lines(last["deciding_rule"], last["deciding_kind"], indent="  ",
-                                 fill={"FLASH": flash} if flash is not None else None,
+            where = str(last.get("target") or "the cluster of its lists")
+            fill = {**({"FLASH": flash} if flash is not None else {}),
+                    **not_a_lab_fill(info.get("signed_by_lab"), where)}  # not a lab's lists: no lab command
+            out += way_out_lines(last["deciding_rule"], last["deciding_kind"], indent="  ", fill=fill,
                                  reason_code=_reason_code(last))
         if info.get("no_way_out") and last is not None:
             out += no_way_out_lines(last["deciding_rule"], last["deciding_kind"], indent="  ")

@@ -67,6 +67,7 @@ from phoneemu.crypto.certs import subject_of_der
 from phoneemu.errors import PhoneEmuError, TransportError
 from phoneemu.files import phone_config_in, read_at_most
 from phoneemu.formats._tlv import printable
+from phoneemu.phone.lab_signers import LabSigners
 from phoneemu.scenario.bounds import MAX_FLEET
 from phoneemu.values import host_port
 
@@ -105,6 +106,9 @@ class PredictResult:
     #: its SIP registration over TLS before a reset and after the boot
     #: (:class:`phoneemu.scenario.predict_sip.SipForecast`; None: nothing to say)
     sip: Any = None
+    #: whether the files served and the installed lists are a lab's (False: a cluster that is not one, the
+    #: ways out name no lab command; None: no signed file to tell; :mod:`phoneemu.phone.lab_signers`)
+    signed_by_lab: bool | None = None
 
     @property
     def not_given(self) -> tuple[str, ...]:
@@ -129,6 +133,7 @@ class _FileFetcher:
                 self.alias[general] = files[per_phone]
         self.served: list[tuple[str, str]] = []
         self.mac = mac
+        self.signers = LabSigners()  # whose files they are: a lab's or not (phone.lab_signers)
 
     async def fetch(self, name: str) -> bytes:
         path = self.files.get(name) or self.alias.get(name)
@@ -137,6 +142,7 @@ class _FileFetcher:
                                 else f"{NOT_GIVEN} → not found"))
             raise TransportError("not among the given files", kind="not-found", code=1, path=name)
         data: bytes = self.read(path)
+        self.signers.saw(data, name)
         alias = "" if name in self.files else f" ({path.name})"
         self.served.append((name, f"{len(data)} bytes{alias}"))
         return data
@@ -252,6 +258,10 @@ def installed_config(path: Path, key: Any = None, *, option: str = "installed-co
         kind = detect(data, path.name)
     except PhoneEmuError:
         kind = "xml"  # config_fmt.parse says what is wrong with it
+    if kind in ("itl", "ctl", "firmware"):  # was: "not well-formed XML at line 1" of its records
+        what = "a firmware image" if kind == "firmware" else f"a trust list ({kind.upper()})"
+        instead = "" if kind == "firmware" else f" (give it as --installed-{kind})"
+        raise PhoneEmuError(f"{path}: installed config: is {what}, not a config{instead}", path=option)
     if kind == "enc" and key is None:
         how = ("give the phone's private key to decrypt it (--installed-config-key PEM: its LSC key, or the "
                "MIC key when it has no LSC), or " if option == "installed-config" else "give ")
@@ -449,6 +459,15 @@ class Installed:
         """Put it in ``phone``'s trust store, as :data:`~phoneemu.fleet.engine.PRESTATE_RULES` say."""
         self.restore_store(phone.store)
 
+    def signed_by_lab(self, served: bool | None = None) -> bool | None:
+        """Whether the installed lists and the files whose verdict is ``served`` are a lab's
+        (:mod:`phoneemu.phone.lab_signers`)."""
+        signers = LabSigners(served)
+        for kind, tl in (("CTL", self.ctl), ("ITL", self.itl)):
+            if tl is not None:
+                signers.saw(tl.raw, f"{kind}File.tlv")
+        return signers.verdict
+
     def restore_store(self, store: Any) -> None:
         """Put it in a trust store (:meth:`restore`'s step)."""
         from phoneemu.fleet.engine import PRESTATE_RULES
@@ -568,7 +587,7 @@ async def predict_boot(new_files: Sequence[Path] | PredictInputs, *, installed_i
     else:
         asked.update(p for p in _used(fetcher) if p is not None)
     return PredictResult(mac=phone_mac, served=tuple(fetcher.served), report=report, notes=tuple(notes),
-                         sip=sip)
+                         sip=sip, signed_by_lab=held.signed_by_lab(fetcher.signers.verdict))
 
 
 def hold_flash_keys(phone: Phone, flash_dir: Path, profile: PhoneProfile) -> list[str]:
@@ -624,6 +643,7 @@ class FleetPhone:
     #: names the phone asked for that the new files did not hold, its MAC written ``<MAC>``
     not_given: tuple[str, ...] = ()
     skipped: str | None = None
+    signed_by_lab: bool | None = None  # PredictResult.signed_by_lab
 
 
 def run_wide_notes(phones: Sequence[FleetPhone]) -> tuple[str, ...]:
@@ -779,4 +799,5 @@ async def _predict_one(inputs: PredictInputs, entry: str, mac: str, prof: str, h
                                             for x in rep.decisions],
                               **({"sip": r.sip.as_dict()} if r.sip is not None else {})},
                       notes=(*notes, *r.notes),
-                      not_given=tuple(name.replace(r.mac, "<MAC>") for name in r.not_given))
+                      not_given=tuple(name.replace(r.mac, "<MAC>") for name in r.not_given),
+                      signed_by_lab=r.signed_by_lab)

@@ -28,7 +28,8 @@ Rules (issue #5 point 3; spec §C.6 request names, §H.1 TFTP/HTTP 6970):
   (a reused TFTP socket, an HTTP keep-alive connection) — then only those count. A
   boot starts with a request for ``CTLSEP<MAC>.tlv`` (else ``ITLSEP<MAC>.tlv``, else the phone's
   first name in the capture) after a request for another name; requests before the first such start
-  (a capture begun mid-boot) form a boot of their own. Consecutive requests for that name are one
+  (a capture begun mid-boot) form a boot of their own — a run of that name the capture begins with is
+  the first boot's start, not such a boot. Consecutive requests for that name are one
   boot's retries (a secure-mode phone without a CTL "tries four times", spec §G.9; an HTTP request and
   its TFTP fallback are one fetch): of such a run only the last fetch can start a boot, and only when
   a request for another name follows it (*ours*).
@@ -118,6 +119,7 @@ from typing import TYPE_CHECKING, Any
 
 from phoneemu.errors import PhoneEmuError, TransportError
 from phoneemu.net.capture import PcapPacket, read_pcap
+from phoneemu.phone.lab_signers import LabSigners, joined
 from phoneemu.scenario._capture_flows import (
     CAPTURE_END,
     MAX_FILE,
@@ -605,8 +607,12 @@ def boot_groups(own: list[Download], mac: str) -> list[list[Download]]:
     first = next((n for n in (f"CTLSEP{mac}.tlv", f"ITLSEP{mac}.tlv") if n in names), own[0].name)
     groups: list[list[Download]] = []
     prev: str | None = None
+    # the capture opens with a run of retries of ``first`` (a secure-mode phone without a CTL tries four
+    # times, spec §G.9): one boot, not the run's earlier fetches as a boot of their own (module rules)
+    opening_run = own[0].name == first
     for i, d in enumerate(own):
-        if not groups or (d.name == first and _starts_boot(own, i, first, prev)):
+        opening_run = opening_run and d.name == first
+        if not groups or (d.name == first and not opening_run and _starts_boot(own, i, first, prev)):
             groups.append([])
         groups[-1].append(d)
         prev = d.name
@@ -679,6 +685,7 @@ class ReplayFetcher:
         self._rank_set = frozenset(self._ranks)
         #: the rank of the latest of the phone's captured requests the boot has been answered with so far
         self.reached = float(boot.order)
+        self.signers = LabSigners()  # whose files it served: a lab's or not (phone.lab_signers)
 
     def span(self, stop: float) -> tuple[float, float]:
         """The ranks between which the boot's TVS question of now was asked in the capture (module rules,
@@ -716,6 +723,7 @@ class ReplayFetcher:
         # its own: the run of requests up to the one answered with (module rules, "TVS questions")
         self._reach((group if at is None else group[:at + 1]) if not note else [ok or group[-1]])
         if ok is not None and ok.data is not None:
+            self.signers.saw(ok.data, name)
             self.served.append((name, f"{len(ok.data)} bytes via {ok.protocol}{note}"))
             return ok.data
         last = group[-1]
@@ -741,11 +749,15 @@ class ReplayResult:
     #: the phone's SIP registrations of the capture after this boot, checked against the rules
     #: (:class:`phoneemu.scenario.replay_sip.SipCheck`)
     sip: tuple[Any, ...] = ()
+    #: whether the files the boot was served and the installed lists are a lab's (False: a cluster that is
+    #: not one, the ways out name no lab command; None: no signed file to tell; phone.lab_signers)
+    signed_by_lab: bool | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"server": self.boot.server, "start": self.boot.start,
                 "served": [{"name": n, "answer": a} for n, a in self.served],
                 **({"not_captured": list(self.not_captured)} if self.not_captured else {}),
+                "signed_by_lab": self.signed_by_lab,
                 "report": self.report.as_dict(),
                 **({"sip": [c.as_dict() for c in self.sip]} if self.sip else {})}
 
@@ -861,6 +873,7 @@ async def replay_boots(boots: Sequence[ReplayBoot], mac: str, *, profile: str = 
                   image_signers=tuple(image_signers), capf_retries=0)
     if installed is not None:
         installed.restore(phone)
+    held_by_lab = installed.signed_by_lab() if installed is not None else None
     if keys_from is not None:
         from phoneemu.scenario.predict import hold_flash_keys
 
@@ -886,7 +899,8 @@ async def replay_boots(boots: Sequence[ReplayBoot], mac: str, *, profile: str = 
             addresses = {d.client[0] for d in b.own} - shared_addresses
             sip = tuple(check_sip(phone.store, phone.profile, mac, addresses, after))
         result = ReplayResult(boot=b, served=tuple(fetcher.served), report=report,
-                              not_captured=tuple(dict.fromkeys(fetcher.not_captured)), sip=sip)
+                              not_captured=tuple(dict.fromkeys(fetcher.not_captured)), sip=sip,
+                              signed_by_lab=joined(fetcher.signers.verdict, held_by_lab))
         last = report
         if each is not None:
             each(result)
