@@ -201,7 +201,7 @@ class _Network:
 
     def fails(self, name: str) -> bool:
         """True when downloads of ``name`` are made to fail (``fail`` patterns)."""
-        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.fail)
+        return bool(self.fail) and any(fnmatch.fnmatchcase(name, pattern) for pattern in self.fail)
 
     def drop(self) -> bool:
         return self.loss > 0.0 and self.rng.random() < self.loss

@@ -497,6 +497,11 @@ class TftpServer:
 
     # --- requests -------------------------------------------------------------------
     def on_main_datagram(self, data: bytes, addr: Addr) -> None:
+        t = self._by_peer.get(addr)
+        if (t is not None and len(data) == 4 and data[1] == 4 and data[0] == 0 and self.tid_mode == "shared"
+                and self.loss == 0.0 and self.capture is None):
+            t.on_ack((data[2] << 8) | data[3])  # the common case (no hook to run first): an ACK, at once
+            return
         transport = self._transport
         if transport is None or (self.loss > 0.0 and self.drop()):
             return
@@ -505,7 +510,7 @@ class TftpServer:
         t = self._by_peer.get(addr)
         if t is not None:
             if len(data) == 4 and data[1] == 4 and data[0] == 0 and self.tid_mode == "shared":
-                t.on_ack((data[2] << 8) | data[3])  # the common case, without the checks below
+                t.on_ack((data[2] << 8) | data[3])  # an ACK after the hooks, without the checks below
                 return
             if not (len(data) >= 2 and data[0] == 0 and data[1] in (1, 2)):
                 if self.tid_mode == "shared":
