@@ -272,7 +272,12 @@ def private_file(path: Path | str, *, empty: bool = False) -> None:
 def check_writable(path: Path | None, option: str) -> None:
     """Refuse, before any work is done, an output file that could not be written at the end:
     a folder, a missing or read-only parent folder. A 40,000-phone storm or a whole scenario run
-    must not end with its report lost to a typo. PhoneEmuError names the option and the path."""
+    must not end with its report lost to a typo. PhoneEmuError names the option and the path.
+
+    A new or regular file is written through a temporary file beside it (:func:`write_output`): one
+    is made there and removed at once (:func:`_can_make_file_in`), as ``os.access`` says yes to root
+    where no file can be made (``/proc``, ``/sys``). The file itself is never opened; a FIFO or a
+    device (written in place) is asked with ``os.access`` only."""
     if path is None:
         return
     if path.is_dir():
@@ -282,6 +287,28 @@ def check_writable(path: Path | None, option: str) -> None:
         raise PhoneEmuError(f"{option} {path}: folder {parent} does not exist", path=option.lstrip("-"))
     if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise PhoneEmuError(f"{option} {path}: not writable", path=option.lstrip("-"))
+    if path.exists() and not path.is_file():
+        return
+    why = _can_make_file_in(parent, path.name)
+    if why is not None:
+        raise PhoneEmuError(f"{option} {path}: not writable (no file can be made in {parent}: {why})",
+                            path=option.lstrip("-"))
+
+
+def _can_make_file_in(folder: Path, name: str) -> str | None:
+    """None when a file can be made in ``folder`` (the temporary file :class:`AtomicFile` would make for
+    ``name``, as long a name, is made and removed), else why not (the system's words)."""
+    probe = folder / f".{name}.tmp{os.getpid()}-{threading.get_ident()}"
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            probe.unlink()  # a leftover of a crash: O_EXCL below must not fail on it
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        probe.unlink()
+    return None
 
 
 def same_file_key(path: Path) -> object:

@@ -51,7 +51,7 @@ import contextlib
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +97,26 @@ if TYPE_CHECKING:  # the fleet and its phones are imported where a storm runs (s
     from phoneemu.scenario.phone_models import PhoneModels
 
 __all__ = ["register"]
+
+
+def _counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 phone``, ``3 phones``: ``n`` and ``noun`` agreeing (``plural`` when it is not ``noun`` + s)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
+
+
+def _macs_text(macs: Sequence[str], *, between: str = "..") -> str:
+    """The run's MACs, first and last (``0A0000000000..0A0000000009``); one MAC, once."""
+    return macs[0] if len(macs) == 1 else f"{macs[0]}{between}{macs[-1]}"
+
+
+def _report_file(text: str) -> Path:
+    """A report's FILE (``--json``, ``--junit``): ``-`` is refused, stdout carries the summary (``./-``
+    names a file ``-``)."""
+    if text == "-":
+        raise argparse.ArgumentTypeError("'-' is not stdout here: stdout carries the summary; name a file "
+                                         "(./- for a file named '-')")
+    return Path(text)
+
 
 _EPILOG = """\
 examples:
@@ -206,14 +226,15 @@ def register(sub: Any) -> None:
                    help="keep each phone's flash in DIR/<MAC> (default: in memory); each file is "
                    "replaced atomically, without the fsyncs of boot --flash (our convention: a killed "
                    "fleet leaves every file whole, an OS crash may lose the last writes)")
-    b.add_argument("--json", type=Path, default=None, metavar="FILE",
+    b.add_argument("--json", type=_report_file, default=None, metavar="FILE",
                    help="write the summary and every phone's record as JSON, a record at a time from a "
                    "spool (an unnamed 0600 temporary file): the parent never holds them all. A spool "
                    "that cannot be written leaves --json and --junit unwritten, saying why; the "
-                   "summary is still printed")
-    b.add_argument("--junit", type=Path, default=None, metavar="FILE",
+                   "summary is still printed. '-' is refused: stdout carries the summary")
+    b.add_argument("--junit", type=_report_file, default=None, metavar="FILE",
                    help="write a JUnit XML report for CI: a test case per phone, failed with its outcome, "
-                   "deciding rule and reason when it did not accept a configuration")
+                   "deciding rule and reason when it did not accept a configuration ('-' refused, as "
+                   "--json's)")
     b.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
                    help="draw boots over time and the latency distribution (needs phoneemu[plot]); no "
                    "suffix: FILE.png; a format matplotlib cannot draw here (.pgf without TeX) is refused "
@@ -312,8 +333,8 @@ def _lab_phones(args: argparse.Namespace, macs: list[str]
     if missing:
         first = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
         are = "is" if len(missing) == 1 else "are"
-        raise PhoneEmuError(f"--lab {args.lab}: {len(missing)} of the {len(macs)} phones {are} not in the "
-                            f"lab ({first}); {_add_missing_text(args.lab, missing)}", path="lab")
+        raise PhoneEmuError(f"--lab {args.lab}: {len(missing)} of the {_counted(len(macs), 'phone')} {are} "
+                            f"not in the lab ({first}); {_add_missing_text(args.lab, missing)}", path="lab")
     known = load_state(args.lab).phones
     keys = {mac: key for mac in macs if (ph := known.get(mac)) is not None and (key := ph.manual_key())}
     strings = {mac: typed for mac in macs
@@ -374,15 +395,18 @@ def _profiles(args: argparse.Namespace, macs: list[str], models: PhoneModels | N
     moved = sum(1 for m, p in flashed.items() if out.get(m, args.profile) != p)
     out.update(flashed)
     if moved:
-        say(args, f"{moved} phones boot as the model their flash in {args.flash} holds")
+        boot = "boots as the model its" if moved == 1 else "boot as the model their"
+        say(args, f"{_counted(moved, 'phone')} {boot} flash in {args.flash} holds")
     if models is not None:
         run = set(macs)
         listed = {m: p for m, p in models.profile_of.items() if m in run}
         out.update(listed)
         notes = [n for m, n in models.notes_of.items() if m in run]
         if notes:
-            say(args, f"{len(notes)} phones' models have no profile here, e.g. {notes[0]}")
-        say(args, f"{len(listed)} of the {len(macs)} phones have a model in {args.models}")
+            models_have = "phone's model has" if len(notes) == 1 else "phones' models have"
+            say(args, f"{len(notes)} {models_have} no profile here, e.g. {notes[0]}")
+        have = "has" if len(listed) == 1 else "have"
+        say(args, f"{len(listed)} of the {_counted(len(macs), 'phone')} {have} a model in {args.models}")
     return {m: p for m, p in out.items() if p != args.profile}
 
 
@@ -397,10 +421,7 @@ def _flash_macs(root: Path, tell: Callable[[str], None]) -> list[int]:
     counted on stderr; none: one line, exit 2."""
     from phoneemu.phone.flashes import phone_flashes
 
-    try:
-        entries = phone_flashes(root, limit=MAX_FLEET_PHONES, what="boot")
-    except PhoneEmuError as exc:  # "DIR: cannot list: Permission denied", "DIR: empty": the option too
-        raise PhoneEmuError(f"--flash {exc.message}", path="flash") from None
+    entries = phone_flashes(root, limit=MAX_FLEET_PHONES, what="boot", option="--flash")
     macs = sorted({int(e.mac, 16) for e in entries if e.skipped is None and e.mac is not None
                    and len(e.entry) == 12 and e.entry.upper() == e.mac.upper()})
     others = len(entries) - len(macs)
@@ -408,8 +429,7 @@ def _flash_macs(root: Path, tell: Callable[[str], None]) -> list[int]:
         raise PhoneEmuError(f"--flash {root}: no phone's flash in it (folders <MAC> holding a phone.json, as "
                             "fleet boot --flash keeps them); give --count N or --models FILE", path="flash")
     if others:
-        tell(f"{others} entr{'ies' if others != 1 else 'y'} of {root} not a phone's flash <MAC>: "
-             "not booted")
+        tell(f"{_counted(others, 'entry', 'entries')} of {root} not a phone's flash <MAC>: not booted")
     # a phone's folder (<MAC>) that does not load is a phone of the fleet not booted: each is named, with
     # why (a damaged phone.json was counted with the stray files, unnamed)
     booted = set(macs)
@@ -418,7 +438,7 @@ def _flash_macs(root: Path, tell: Callable[[str], None]) -> list[int]:
         why = e.skipped or (f"its phone.json names {e.mac}" if e.mac else "no phone.json")
         tell(f"{root / e.entry}: not booted: {why}")
     if len(damaged) > _NAMED_DAMAGED:
-        tell(f"... and {len(damaged) - _NAMED_DAMAGED} more phone folder(s) not booted")
+        tell(f"... and {_counted(len(damaged) - _NAMED_DAMAGED, 'more phone folder')} not booted")
     return macs
 
 
@@ -548,10 +568,11 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int, lab: Path 
     def cases() -> Iterator[Case]:  # one at a time: write_cases streams them
         yield from map(case, result.records)
         if result.not_started:
-            yield Case("not started", skipped=f"{result.not_started} phones not started ({_why(result)})")
+            yield Case("not started", skipped=f"{_counted(result.not_started, 'phone')} not started "
+                       f"({_why(result)})")
         yield from (Case(f"lost shard {i + 1}", error=lost.message()) for i, lost in enumerate(result.lost))
-    write_cases(path, suites="phoneemu fleet", suite=f"fleet boot {count} phones -> {target}", cases=cases(),
-                time_s=result.metrics.wall_s)
+    write_cases(path, suites="phoneemu fleet", suite=f"fleet boot {_counted(count, 'phone')} -> {target}",
+                cases=cases(), time_s=result.metrics.wall_s)
 
 
 def _failed_downloads_text(rec: Any) -> str | None:
@@ -584,8 +605,8 @@ def _write_reports(args: argparse.Namespace, result: Any, target: BootTarget, ca
     if args.plot is not None:
         from phoneemu.fleet.plot import plot_metrics
 
-        _report("--plot", args.plot, lambda: plot_metrics(
-            result.metrics, args.plot, title=f"phoneemu fleet: {args.count} phones -> {target}"), unwritten)
+        title = f"phoneemu fleet: {_counted(args.count, 'phone')} -> {target}"
+        _report("--plot", args.plot, lambda: plot_metrics(result.metrics, args.plot, title=title), unwritten)
     return unwritten
 
 
@@ -706,8 +727,8 @@ def _boot(args: argparse.Namespace) -> int:
     capture = open_host_capture(args.capture, args.keylog, host, max_bytes=int(limit_mib * 1024 * 1024),
                                 limit_name=f"--capture-limit {limit_mib:g} MiB",  # before any boot: exit 2
                                 said_by=command_of(args))
-    which = (f"of {args.models or args.flash}, {macs[0]} ... {macs[-1]}" if listed else
-             f"{macs[0]}..{macs[-1]}")
+    which = (f"of {args.models or args.flash}, {_macs_text(macs, between=' ... ')}" if listed else
+             _macs_text(macs))
     run_models = _models_of_run(args, args.count, profiles)
     mix = _model_mix(run_models, by_phone=bool(profiles))
     slow = capf_keygen_text(spec.profile_overrides)  # the models' CAPF key generation overridden
@@ -734,7 +755,7 @@ def _boot(args: argparse.Namespace) -> int:
 
     try:
         try:  # interrupted from the banner on, before the storm: the summary and reports, no phone booted
-            say(args, f"{args.count} phones {which} ({mix}) -> {target}")
+            say(args, f"{_counted(args.count, 'phone')} {which} ({mix}) -> {target}")
             result = run_fleet(spec, shards=args.shards, progress=progress, on_interrupt=on_interrupt,
                                on_lost=on_lost, on_start=capture.add_owners if capture is not None else None,
                                on_give_up=on_give_up, on_storm=on_storm)
@@ -783,8 +804,8 @@ def _boot(args: argparse.Namespace) -> int:
     if result.interrupted:
         return 130  # like any interrupted command, after the summary of what did run
     if result.lost:
-        say(args, f"{result.lost_phones} of {args.count} phones lost with "
-                  f"{len(result.lost)} shard process(es) that died")
+        say(args, f"{result.lost_phones} of {_counted(args.count, 'phone')} lost with "
+                  f"{_counted(len(result.lost), 'shard process', 'shard processes')} that died")
         return 1
     unregistered = sum(n for rule, n in m.sip.by_rule.items() if rule != "G.13-registered")
     silent = sum(n for rule, n in m.media.by_rule.items() if rule in NO_MEDIA)  # --call: no media flowed

@@ -33,33 +33,41 @@ class FlashEntry:
     skipped: str | None = None
 
 
-def fleet_folders(root: Path, limit: int = MAX_FLASHES, *, what: str = "use") -> list[Path]:
-    """The entries of ``root`` in name order; PhoneEmuError (path ``fleet-flash``) when it is not a
-    folder, is empty, or holds more than ``limit`` entries (``what``: the verb of that message)."""
+def fleet_folders(root: Path, limit: int = MAX_FLASHES, *, what: str = "use",
+                  option: str = "--fleet-flash") -> list[Path]:
+    """The entries of ``root`` in name order; PhoneEmuError naming ``option`` and ``root`` (``--fleet-flash
+    DIR: empty ...``, as other option errors) when it is not a folder, is empty, or holds more than
+    ``limit`` entries (``what``: the verb of that message)."""
     if not root.is_dir():
-        raise PhoneEmuError(f"{root}: no such folder (one flash folder per phone, as fleet boot --flash "
-                            "keeps them)", path="fleet-flash")
+        raise _refused(option, root, "no such folder (one flash folder per phone, as fleet boot --flash "
+                       "keeps them)")
     entries: list[Path] = []
     try:
         with os.scandir(root) as it:
             for e in it:
                 entries.append(root / e.name)
                 if len(entries) > limit:
-                    raise PhoneEmuError(f"{root}: more than {limit} entries; {what} at most {limit} phones "
-                                        "at once (split the folder)", path="fleet-flash")
+                    raise _refused(option, root, f"more than {limit} entries; {what} at most {limit} "
+                                   "phones at once (split the folder)")
     except OSError as exc:
-        raise PhoneEmuError(f"{root}: cannot list: {exc.strerror or exc}", path="fleet-flash") from None
+        raise _refused(option, root, f"cannot list: {exc.strerror or exc}") from None
     if not entries:
-        raise PhoneEmuError(f"{root}: empty (no phone flash folder in it)", path="fleet-flash")
+        raise _refused(option, root, "empty (no phone flash folder in it)")
     return sorted(entries)
 
 
+def _refused(option: str, root: Path, why: str) -> PhoneEmuError:
+    """``OPTION DIR: why``, its path the option's name (``fleet-flash``): said once, as the user typed it."""
+    return PhoneEmuError(f"{option} {root}: {why}", path=option.lstrip("-"))
+
+
 def phone_flashes(root: Path, *, profile: str | None = None, limit: int = MAX_FLASHES,
-                  what: str = "use") -> list[FlashEntry]:
-    """Every entry of ``root`` (:func:`fleet_folders`), each a phone's flash or skipped (module rules)."""
+                  what: str = "use", option: str = "--fleet-flash") -> list[FlashEntry]:
+    """Every entry of ``root`` (:func:`fleet_folders`, its errors naming ``option``), each a phone's flash
+    or skipped (module rules)."""
     out: list[FlashEntry] = []
     seen: dict[str, str] = {}  # MAC -> the folder that named it first
-    for d in fleet_folders(root, limit, what=what):
+    for d in fleet_folders(root, limit, what=what, option=option):
         if not d.is_dir():
             out.append(FlashEntry(d.name, d, skipped="not a folder (not a phone's flash)"))
             continue

@@ -204,7 +204,7 @@ def test_a_fleet_of_several_models_boots_each_as_its_model(tmp_path: Path,
         assert main([*common, "--models", str(models), "--json", str(out_json)]) == 0
         out, err = capsys.readouterr()
         assert f"phoneemu fleet boot: 2 of the 4 phones have a model in {models}" in err
-        assert "1 phones' models have no profile here, e.g. model 'Cisco 9999'" in err
+        assert "1 phone's model has no profile here, e.g. model 'Cisco 9999'" in err
         assert {p["mac"]: p["profile"] for p in json.loads(out_json.read_text())["phones"]} == {
             macs[0]: "cp-7962", macs[1]: "cp-8861", macs[2]: "cp-8861", macs[3]: "cp-7962"}
         assert main([*common, "--profile", "cp-8861"]) == 0  # every phone: no model line
