@@ -13,7 +13,8 @@ through :func:`atomic_write`: a temporary file beside the target, renamed onto i
 key) and the OSError names the target, not the temporary file. Output files a user names
 (``--json``, ``--junit``, ``--json-file``, ``--plot``, fuzz ``summary.json``) go through
 :func:`write_output`: replaced atomically the same way (whole or absent, never truncated by an
-interrupt or a full disk), except a FIFO or a device such as ``/dev/stdout``, written in place.
+interrupt or a full disk), except a FIFO, a device or ``/dev/stdout``, written in place; a symbolic link
+is kept and the file it names replaced (:func:`output_target`).
 A file written in steps (a pcap capture, :class:`phoneemu.net.capture.PcapWriter`) uses
 :class:`AtomicFile`, the same temporary-file-and-rename, put in place when it is closed.
 """
@@ -200,14 +201,37 @@ def atomic_write(path: Path | str, data: bytes, *, mode: int = 0o644, durable: b
     f.commit()
 
 
+_LINK_HOPS = 40  # as the kernel's own limit on symbolic links followed in one lookup (ELOOP)
+_OPEN_FILE_LINKS = ("/proc/", "/dev/fd/")  # "magic" links naming an open file: /dev/stdout -> /proc/self/fd/1
+
+
+def output_target(path: Path | str) -> tuple[Path, bool]:
+    """Where a user-named output goes and whether it is written in place: a FIFO or a device, or a link
+    through ``/proc`` or ``/dev/fd`` (``/dev/stdout`` when stdout is redirected to a file: the file the
+    shell opened is written, never a new one renamed over the link in ``/dev``), in place; else the file
+    at the end of the path's symbolic links (a link is kept, its target replaced whole)."""
+    path = Path(path)
+    hop = path
+    for _ in range(_LINK_HOPS):
+        if not hop.is_symlink():
+            break
+        if str(hop).startswith(_OPEN_FILE_LINKS):
+            return path, True
+        target = os.readlink(hop)
+        hop = Path(target) if os.path.isabs(target) else hop.parent / target
+    final = path if hop.is_symlink() else hop  # a loop of links: left to the write to refuse
+    return final, final.exists() and not final.is_file()
+
+
 def write_output(path: Path | str, data: bytes) -> None:
     """A user-named output file is whole or absent: a regular file (or a new one) is replaced with
-    :func:`atomic_write`; a FIFO or a device such as ``/dev/stdout`` is written in place."""
-    path = Path(path)
-    if path.exists() and not path.is_file():
-        path.write_bytes(data)
+    :func:`atomic_write`; a FIFO, a device or ``/dev/stdout`` is written in place (:func:`output_target`)."""
+    target, in_place = output_target(path)
+    if in_place:  # appended: what the shell's stdout already holds stays (O_TRUNC would cut it)
+        with open(target, "ab") as f:
+            f.write(data)
     else:
-        atomic_write(path, data)
+        atomic_write(target, data)
 
 
 @contextlib.contextmanager
@@ -216,12 +240,12 @@ def streamed_output(path: Path | str) -> Iterator[Callable[[bytes], object]]:
     piece): ``with streamed_output(path) as write: write(piece)``. A FIFO or device is written in place
     as the pieces come; else they go to a temporary file beside ``path``, put in place whole when the
     block ends (:class:`AtomicFile`), removed if it raises (``path`` untouched)."""
-    path = Path(path)
-    if path.exists() and not path.is_file():
-        with path.open("wb") as f:
+    target, in_place = output_target(path)
+    if in_place:  # appended, as write_output
+        with target.open("ab") as f:
             yield f.write
         return
-    atomic = AtomicFile(path)
+    atomic = AtomicFile(target)
     try:
         yield atomic.write
     except BaseException:
@@ -287,11 +311,13 @@ def check_writable(path: Path | None, option: str) -> None:
         raise PhoneEmuError(f"{option} {path}: folder {parent} does not exist", path=option.lstrip("-"))
     if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise PhoneEmuError(f"{option} {path}: not writable", path=option.lstrip("-"))
-    if path.exists() and not path.is_file():
+    target, in_place = output_target(path)
+    if in_place:
         return
-    why = _can_make_file_in(parent, path.name)
+    folder = target.parent if str(target.parent) else Path(".")
+    why = _can_make_file_in(folder, target.name)
     if why is not None:
-        raise PhoneEmuError(f"{option} {path}: not writable (no file can be made in {parent}: {why})",
+        raise PhoneEmuError(f"{option} {path}: not writable (no file can be made in {folder}: {why})",
                             path=option.lstrip("-"))
 
 

@@ -78,3 +78,35 @@ def test_a_pcap_appears_whole_at_close_and_an_interrupted_one_keeps_the_previous
     assert sorted(os.listdir(tmp_path)) == ["run.pcap"]  # no temporary file left
     with PcapWriter(os.devnull) as dev:  # a device: written in place
         dev.udp(("127.0.0.1", 5000), ("127.0.0.1", 69), b"y")
+
+
+def test_dev_stdout_redirected_to_a_file_is_written_in_place(tmp_path: Path) -> None:
+    """``--json /dev/stdout > out.json``: /dev/stdout is a link to /proc/self/fd/1, which names the file
+    the shell opened. Written in place (the shell's file gets the bytes, the link stays a link); was: a
+    temporary file renamed over the link — /dev/stdout itself replaced by a regular file."""
+    shell_file = tmp_path / "out.json"
+    with shell_file.open("wb", buffering=0) as opened:  # the file the shell redirected stdout to
+        opened.write(b"summary\n")  # what the command printed before: kept
+        stdout_link = tmp_path / "stdout"  # a stand-in for /dev/stdout (not the machine's own)
+        stdout_link.symlink_to(f"/proc/self/fd/{opened.fileno()}")
+        files.check_writable(stdout_link, "--json")
+        files.write_output(stdout_link, b'{"a": 1}\n')
+        files.write_output_text(stdout_link, ['{"b": ', "2}\n"])
+        assert stdout_link.is_symlink() and os.readlink(stdout_link).startswith("/proc/self/fd/")
+    assert shell_file.read_bytes() == b'summary\n{"a": 1}\n{"b": 2}\n'
+    assert sorted(os.listdir(tmp_path)) == ["out.json", "stdout"]
+
+
+def test_a_symbolic_link_is_kept_and_its_file_replaced_whole(tmp_path: Path) -> None:
+    """A report path that is a link (``latest.json -> runs/7.json``): the link stays, the file it names
+    gets the report, through a temporary file beside that file (whole or absent)."""
+    (tmp_path / "runs").mkdir()
+    real = tmp_path / "runs" / "7.json"
+    real.write_bytes(b"old")
+    link = tmp_path / "latest.json"
+    link.symlink_to(Path("runs") / "7.json")
+    files.check_writable(link, "--json")
+    files.write_output(link, b"new")
+    assert link.is_symlink() and real.read_bytes() == b"new"
+    assert sorted(os.listdir(tmp_path)) == ["latest.json", "runs"]
+    assert os.listdir(tmp_path / "runs") == ["7.json"]
