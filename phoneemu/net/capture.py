@@ -83,7 +83,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from phoneemu.errors import DecodeError, EncodeError, naming_file
-from phoneemu.files import AtomicFile
+from phoneemu.files import AtomicFile, output_target
 
 __all__ = [
     "CAPTURE_MODE",
@@ -276,20 +276,22 @@ def _begin_capture_file(path: str | Path, on_wait: Callable[[str], None]) -> _Si
 
 
 def _open_capture_file(path: str | Path, on_wait: Callable[[str], None]) -> _Sink:
-    """The sink of a capture named by path (:class:`PcapWriter`): a FIFO or device written in place (a
+    """The sink of a capture named by path (:class:`PcapWriter`): a FIFO, a device or ``/dev/stdout``
+    (:func:`~phoneemu.files.output_target`) written in place (a
     FIFO with no reader yet waited for, as ``tcpdump -w`` waits, ``on_wait`` told first), else an
     :class:`~phoneemu.files.AtomicFile` put in place at ``close()`` (an interrupted run keeps the
     previous file), private from its first byte."""
-    if Path(path).exists() and not Path(path).is_file():
-        return _open_in_place(path, on_wait)
-    return AtomicFile(path, mode=CAPTURE_MODE)
+    target, in_place = output_target(path)  # /dev/stdout sent to a file: that file, in place
+    if in_place:
+        return _open_in_place(target, on_wait)
+    return AtomicFile(target, mode=CAPTURE_MODE)
 
 
 def _open_in_place(path: str | Path, on_wait: Callable[[str], None]) -> BinaryIO:
     """A FIFO or device opened for writing, blocking. Opened without blocking first: a FIFO with no
     reader fails that with ENXIO; ``on_wait`` is told, then its open waits for one (a user starting
     Wireshark on it)."""
-    flags = os.O_WRONLY | os.O_CLOEXEC
+    flags = os.O_WRONLY | os.O_CLOEXEC | os.O_APPEND  # a file behind /dev/stdout keeps what it holds
     try:
         fd = os.open(path, flags | os.O_NONBLOCK)
     except OSError as exc:

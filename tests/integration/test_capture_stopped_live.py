@@ -128,3 +128,21 @@ def test_boot_capture_says_the_stop_in_its_summary(tmp_path: Path, capsys: pytes
                                  "0 packets written, "), summary
     note = pcap.with_suffix(".note.txt").read_text().splitlines()[0]
     assert note.startswith("The capture stopped after 30 bytes (reader went away): 0 packets written, "), note
+
+
+def test_a_capture_to_dev_stdout_sent_to_a_file_is_written_there(tmp_path: Path) -> None:
+    """``--capture /dev/stdout > boot.pcap``: /dev/stdout links to /proc/self/fd/1, the file the shell
+    opened; the pcap goes there, after what it holds, and the link stays a link (was: a temporary file
+    renamed over the link itself — as root, the machine's /dev/stdout replaced by a regular file)."""
+    shell_file = tmp_path / "boot.pcap"
+    with shell_file.open("wb", buffering=0) as opened:
+        stdout_link = tmp_path / "stdout"  # a stand-in for /dev/stdout
+        stdout_link.symlink_to(f"/proc/self/fd/{opened.fileno()}")
+        capture = PcapWriter(stdout_link)
+        capture.udp(("127.0.0.1", 5000), ("127.0.0.1", 69), b"\x00\x01x\x00octet\x00", ts=1.0)
+        capture.close()
+        assert stdout_link.is_symlink()
+    data = shell_file.read_bytes()
+    assert data[:4] in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
+    assert data.endswith(b"\x00\x01x\x00octet\x00") and sorted(p.name for p in tmp_path.iterdir()) == [
+        "boot.pcap", "stdout"]
