@@ -1,4 +1,5 @@
-"""Reports of a run: terminal text, one JSON document, JUnit XML for CI.
+"""Reports of a run: terminal text, JUnit XML for CI (and, re-exported, the JSON document of
+:mod:`phoneemu.scenario.json_report`).
 
 JUnit mapping: one ``<testsuite>`` per scenario (its ``tags`` and ``reproduces`` as properties), one
 ``<testcase>`` per expectation: ``classname`` the scenario name, ``name`` the expectation's label
@@ -21,7 +22,8 @@ boots; `` #2`` for a second rule), and per item a failed check reads (``checks.S
 decisions and a timeline. An ERROR's ``run`` testcase has the ``line`` of its file that
 the error is at (the step's: the first ``FILE:LINE`` of the scenario's file in its message or step) and a
 body: the error, the step it was in, and an internal error's traceback (its last frames). Whatever a text
-holds (control characters, ``]]>``, a lone surrogate), the file is well-formed XML.
+holds (control characters, ``]]>``, a lone surrogate), the file is well-formed XML. It is written a
+testcase at a time (memory: one testcase's text and a chunk, whatever the run), whole or absent.
 
 A run that runs nothing (exit 2: a mistake in a scenario file, no scenario file found, ``-k`` or ``--tag``
 selecting nothing) still writes its reports, saying so (:func:`write_junit_not_run`,
@@ -38,16 +40,17 @@ import io
 import math
 import re
 import time
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 from xml.sax.saxutils import escape, quoteattr
 
-from phoneemu import json_doc
 from phoneemu.errors import ScenarioError
 from phoneemu.files import write_output, write_output_text
 from phoneemu.fleet.junit import xml_text
 from phoneemu.scenario.checks import STEP_ITEMS
+from phoneemu.scenario.json_report import to_json, write_json, write_json_not_run
 from phoneemu.scenario.results import ExpectationResult, Outcome, RunSummary, ScenarioResult
 
 __all__ = ["render_text", "to_json", "write_json", "write_json_not_run", "write_junit", "write_junit_not_run"]
@@ -189,87 +192,11 @@ def _interrupted_line(summary: RunSummary) -> str:
             + (f" ({', '.join(summary.not_run)})" if summary.not_run else ""))
 
 
-def _scenario_json(s: ScenarioResult) -> dict[str, Any]:
-    return {
-        "name": s.name, "path": s.path, "reproduces": s.reproduces, "tags": s.tags,
-        "outcome": s.outcome.value,
-        "error": s.error, "duration_s": round(s.duration_s, 4), "started": _utc_text(s.started_at),
-        "error_step": s.last_step if s.error is not None else None, "error_trace": s.error_trace,
-        "phones": s.phones, "capture": s.capture,
-        "capture_stopped": s.capture_stopped.as_dict() if s.capture_stopped is not None else None,
-        "expectations": [
-            {"where": e.where, "label": e.label, "xfail": e.xfail, "outcome": e.outcome.value,
-             "duration_s": round(e.duration_s, 4),
-             "checks": [{"phone": c.phone, "check": c.check, "expected": c.expected, "actual": c.actual,
-                         "held": c.held} for c in e.checks],
-             "timelines": _failed_timelines(e),
-             "deciding": dict(e.deciding), "decisions": {p: dict(d) for p, d in e.decisions.items()}}
-            for e in s.expectations
-        ],
-    }
-
-
-def _failed_timelines(e: ExpectationResult) -> dict[str, list[str]]:
-    """The timeline of each phone that failed a check (the failed phones gathered in one pass over the
-    checks: 100,000 phones are not 100,000 passes)."""
-    failed = {c.phone for c in e.failures()}
-    return {p: t for p, t in e.timelines.items() if p in failed}
-
-
-def _utc_text(at: float | None) -> str | None:
-    """``2026-06-01T09:30:00Z``: the JSON report's time of a start (None: it never started)."""
-    if at is None or not math.isfinite(at):
-        return None
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def to_json(summary: RunSummary) -> dict[str, Any]:
-    """The JSON report as one document (:func:`write_json` writes it a scenario at a time)."""
-    return _json_doc(summary, [_scenario_json(s) for s in summary.scenarios])
-
-
-def _json_doc(summary: RunSummary, scenarios: list[dict[str, Any]]) -> dict[str, Any]:
-    from phoneemu import version_text
-
-    return {
-        "ok": summary.ok,
-        "interrupted": summary.interrupted,
-        "stopped": summary.stopped,
-        "not_run": summary.not_run,
-        "duration_s": round(summary.duration_s, 3),
-        "counts": dict(summary.counts()),
-        "expectation_counts": dict(summary.expectation_counts()),
-        "scenarios": scenarios,
-        "phoneemu": version_text(),
-    }
-
-
-def _as_json_default_str(value: Any) -> Any:
-    """``value`` with what ``json.dumps(..., default=str)`` would pass to ``str`` already made a ``str``
-    (a check's expected or actual value may be any object): :func:`json_doc.dumps_pieces` has no
-    ``default``. Keys are left as they are (``default`` is never applied to them either)."""
-    if value is None or isinstance(value, str | int | float):
-        return value
-    if isinstance(value, dict):
-        return {k: _as_json_default_str(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_as_json_default_str(v) for v in value]
-    return str(value)
-
-
 def _write_report(path: Path, text: str) -> None:
     """A report file is whole or absent: a regular file (or a new one) is replaced atomically, so an
     interrupt or a full disk mid-write never leaves a truncated JSON/XML; a FIFO or a device such as
     ``/dev/stdout`` is written in place."""
     write_output(path, text.encode("utf-8"))
-
-
-def write_json(summary: RunSummary, path: Path) -> None:
-    """The JSON report, written a scenario at a time (memory: one scenario's text, not the document's:
-    every failed phone's timeline is in it), whole or absent as :func:`_write_report`; the same bytes as
-    ``json_doc.dumps(to_json(summary), indent=2, default=str) + "\\n"``."""
-    scenarios = (_as_json_default_str(_scenario_json(s)) for s in summary.scenarios)
-    write_output_text(path, json_doc.dumps_pieces(_json_doc(summary, []), "scenarios", scenarios, indent=2))
 
 
 def _failure_message(e: ExpectationResult) -> str:
@@ -360,37 +287,57 @@ def _junit_counts(s: ScenarioResult) -> tuple[int, int, int, int]:
 
 
 def write_junit(summary: RunSummary, path: Path) -> None:
-    """The JUnit XML report; ``<testsuites>`` carries the run's totals (the sum of its suites')."""
-    out = io.StringIO()
-    out.write('<?xml version="1.0" encoding="UTF-8"?>\n')
+    """The JUnit XML report; ``<testsuites>`` carries the run's totals (the sum of its suites'). Written a
+    testcase at a time (memory: one testcase's text, not the document's), whole or absent as
+    :func:`_write_report`; what XML 1.0 forbids is U+FFFD (module rules)."""
+    write_output_text(path, map(xml_text, _junit_pieces(summary)))
+
+
+def _junit_pieces(summary: RunSummary) -> Iterator[str]:
+    """The JUnit document's text: its head with the run's totals, a suite's head and each of its testcases,
+    the suites of the scenarios not run, its end."""
     total = [sum(c) for c in zip(*(_junit_counts(s) for s in summary.scenarios), strict=True)] or [0] * 4
     total[0] += len(summary.not_run)
     total[3] += len(summary.not_run)
-    out.write(f'<testsuites name="phoneemu" tests="{total[0]}" failures="{total[1]}" errors="{total[2]}" '
-              f'skipped="{total[3]}" time="{_seconds(summary.duration_s)}">\n')
+    yield ('<?xml version="1.0" encoding="UTF-8"?>\n'
+           f'<testsuites name="phoneemu" tests="{total[0]}" failures="{total[1]}" errors="{total[2]}" '
+           f'skipped="{total[3]}" time="{_seconds(summary.duration_s)}">\n')
     for s in summary.scenarios:
-        tests, fails, errors, skips = _junit_counts(s)
-        out.write(f"  <testsuite name={quoteattr(s.name)} tests=\"{tests}\" failures=\"{fails}\" "
-                  f"errors=\"{errors}\" skipped=\"{skips}\" time=\"{_seconds(s.duration_s)}\" "
-                  f"timestamp=\"{_timestamp(s.started_at)}\" file={quoteattr(s.path)}>\n")
-        props = [("reproduces", s.reproduces)] * bool(s.reproduces) + [("tag", t) for t in s.tags]
-        if props:  # none: no empty <properties/> (a site's own scenario without reproduces or tags)
-            out.write(f"    {_properties(props)}\n")
-        if s.error:
-            _junit_error_case(out, s, s.error)
-        seen: dict[str, int] = {"run": 1} if s.error else {}  # the error's case: an expectation "run" is #2
-        for e in s.expectations:
-            seen[e.label] = seen.get(e.label, 0) + 1
-            _junit_case(out, s, e, e.label if seen[e.label] == 1 else f"{e.label} #{seen[e.label]}")
-        out.write("  </testsuite>\n")
+        yield from _junit_suite(s)
     for name in summary.not_run:  # interrupted: what did not run is visible, not silently absent
-        out.write(f'  <testsuite name={quoteattr(name)} tests="1" failures="0" errors="0" skipped="1" '
-                  f'time="0.000" timestamp="{_timestamp(None)}">\n'
-                  f'    <testcase classname={quoteattr(name)} name="run" time="0.000">\n'
-                  f'      <skipped message="not run: the run was interrupted"/>\n'
-                  f'    </testcase>\n  </testsuite>\n')
-    out.write("</testsuites>\n")
-    _write_report(path, xml_text(out.getvalue()))  # what XML 1.0 forbids: U+FFFD
+        yield (f'  <testsuite name={quoteattr(name)} tests="1" failures="0" errors="0" skipped="1" '
+               f'time="0.000" timestamp="{_timestamp(None)}">\n'
+               f'    <testcase classname={quoteattr(name)} name="run" time="0.000">\n'
+               f'      <skipped message="not run: the run was interrupted"/>\n'
+               f'    </testcase>\n  </testsuite>\n')
+    yield "</testsuites>\n"
+
+
+def _junit_suite(s: ScenarioResult) -> Iterator[str]:
+    """A scenario's ``<testsuite>``: its head and properties, then each testcase (an ERROR's ``run``
+    first)."""
+    tests, fails, errors, skips = _junit_counts(s)
+    head = (f"  <testsuite name={quoteattr(s.name)} tests=\"{tests}\" failures=\"{fails}\" "
+            f"errors=\"{errors}\" skipped=\"{skips}\" time=\"{_seconds(s.duration_s)}\" "
+            f"timestamp=\"{_timestamp(s.started_at)}\" file={quoteattr(s.path)}>\n")
+    props = [("reproduces", s.reproduces)] * bool(s.reproduces) + [("tag", t) for t in s.tags]
+    if props:  # none: no empty <properties/> (a site's own scenario without reproduces or tags)
+        head += f"    {_properties(props)}\n"
+    yield head
+    if s.error:
+        yield _text_of(_junit_error_case, s, s.error)
+    seen: dict[str, int] = {"run": 1} if s.error else {}  # the error's case: an expectation "run" is #2
+    for e in s.expectations:
+        seen[e.label] = seen.get(e.label, 0) + 1
+        yield _text_of(_junit_case, s, e, e.label if seen[e.label] == 1 else f"{e.label} #{seen[e.label]}")
+    yield "  </testsuite>\n"
+
+
+def _text_of(write: Callable[..., None], *args: Any) -> str:
+    """What ``write(out, *args)`` writes to ``out``."""
+    out = io.StringIO()
+    write(out, *args)
+    return out.getvalue()
 
 
 def _error_line(s: ScenarioResult) -> int | None:
@@ -454,16 +401,3 @@ def write_junit_not_run(mistakes: tuple[ScenarioError, ...], path: Path) -> None
                   f'time="0.000">\n      <error message={quoteattr(str(m))}/>\n    </testcase>\n')
     out.write("  </testsuite>\n</testsuites>\n")
     _write_report(path, xml_text(out.getvalue()))
-
-
-def write_json_not_run(mistakes: tuple[ScenarioError, ...], path: Path) -> None:
-    """The JSON report of a run that ran nothing (module rules): ``ok`` false, ``ran`` false, no scenario,
-    ``mistakes`` (each: ``file``, ``line``, ``field``, ``problem`` and the ``text`` printed)."""
-    from phoneemu import version_text
-
-    doc = {"ok": False, "ran": False, "interrupted": False, "stopped": [], "not_run": [], "duration_s": 0.0,
-           "counts": {}, "expectation_counts": {}, "scenarios": [],
-           "mistakes": [{"file": m.file, "line": m.line, "field": m.path, "problem": m.message,
-                         "text": str(m)} for m in mistakes],
-           "phoneemu": version_text()}
-    _write_report(path, json_doc.dumps(doc, indent=2) + "\n")

@@ -27,7 +27,9 @@ import contextlib
 import functools
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -51,7 +53,7 @@ from phoneemu.scenario.results import CheckResult, ExpectationResult, RunSummary
 from phoneemu.tempdirs import owned_tempdir
 from phoneemu.values import is_ascii_digits, parse_host_port
 
-__all__ = ["RunOptions", "new_result", "run_scenario", "run_scenarios", "scenario_start"]
+__all__ = ["RunOptions", "interrupted_error", "new_result", "run_scenario", "run_scenarios", "scenario_start"]
 
 #: Fixed start of the scenario clock for reproducible runs: 2026-06-01T00:00:00Z. A scenario with a real
 #: (``external``) cluster starts at the real time instead: that cluster's certificates are dated by it.
@@ -377,13 +379,63 @@ def _trace_summary(exc: BaseException, *, frames: int = 6) -> list[str]:
 
 def run_scenarios(scenarios: list[Scenario], options: RunOptions, *, jobs: int = 1) -> RunSummary:
     """Run each scenario in turn (``jobs`` > 1: in worker processes, :mod:`phoneemu.scenario.parallel`).
-    Ctrl-C stops the run but loses nothing: the scenario under way is reported as ERROR
-    (interrupted) with the expectations it had evaluated and listed in ``summary.stopped`` (with
-    ``jobs``: each worker's), the rest are listed as not run, and ``summary.interrupted`` is set (the
-    command then writes its reports and exits 130)."""
-    if jobs > 1 and len(scenarios) > 1:
-        from phoneemu.scenario.parallel import run_parallel
-        return run_parallel(scenarios, options, jobs)
+    Ctrl-C (or SIGTERM, :mod:`phoneemu.interrupts`) stops the run but loses nothing: the scenario under
+    way is reported as ERROR (:func:`interrupted_error`, the same words with and without ``jobs``) with
+    the expectations it had evaluated and listed in ``summary.stopped`` (with ``jobs``: each worker's),
+    the rest are listed as not run, and ``summary.interrupted`` is set (the command then writes its
+    reports and exits 130)."""
+    with _sigterm_noted() as sigterm:
+        if jobs > 1 and len(scenarios) > 1:
+            from phoneemu.scenario.parallel import run_parallel
+            summary = run_parallel(scenarios, options, jobs)
+            if sigterm:
+                _said_of_sigterm(summary)
+            return summary
+        return _run_in_turn(scenarios, options, sigterm)
+
+
+def interrupted_error(by: str, last_step: str) -> str:
+    """The error of a scenario stopped under way by ``by`` (``Ctrl-C``, ``SIGTERM``), naming the step it
+    was in at its last report (``in steps[3] (boot, FILE:LINE)``): one wording for a sequential run and
+    ``-j`` (whose parent knows a worker's step from its last report)."""
+    return f"interrupted ({by}) before the scenario finished; its last report: {last_step}"
+
+
+def _said_of_sigterm(summary: RunSummary) -> None:
+    """A ``-j`` run stopped by a SIGTERM: its scenarios stopped under way, which the parent words as a
+    Ctrl-C's (it cannot tell them apart), say SIGTERM."""
+    stopped = set(summary.stopped)
+    for result in summary.scenarios:
+        step = result.last_step
+        if result.name in stopped and step is not None and result.error == interrupted_error("Ctrl-C", step):
+            result.error = interrupted_error("SIGTERM", step)
+
+
+@contextlib.contextmanager
+def _sigterm_noted() -> Iterator[list[bool]]:
+    """Note a SIGTERM during the block (the list gets True), then pass it on to the handler in force
+    (:func:`phoneemu.interrupts.term_as_ctrl_c`'s makes it a Ctrl-C, which cannot tell them apart). Main
+    thread only, and only over a handler (SIGTERM's default ends the process: nothing is left to say)."""
+    noted: list[bool] = []
+    old = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
+    if not callable(old):
+        yield noted
+        return
+    passed_on = old
+
+    def on_term(signum: int, frame: Any) -> None:
+        noted.append(True)
+        passed_on(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _run_in_turn(scenarios: list[Scenario], options: RunOptions, sigterm: list[bool]) -> RunSummary:
+    """:func:`run_scenarios` without worker processes (``sigterm``: :func:`_sigterm_noted`'s note)."""
     summary = RunSummary()
     started = time.perf_counter()
     for i, sc in enumerate(scenarios, 1):
@@ -404,8 +456,9 @@ def run_scenarios(scenarios: list[Scenario], options: RunOptions, *, jobs: int =
             result.last_step = tracker.text
             result.error = (f"timed out after {seconds_text(limit)} s {tracker.text}; interrupted "
                             f"{options.grace:g} s later (the lab servers may not all be closed)")
-        except KeyboardInterrupt:
-            result.error = "interrupted (Ctrl-C) before the scenario finished"
+        except KeyboardInterrupt:  # a SIGTERM is noted before it comes out as one
+            result.last_step = result.last_step or tracker.text
+            result.error = interrupted_error("SIGTERM" if sigterm else "Ctrl-C", result.last_step)
             summary.interrupted = True
             summary.stopped = [sc.name]
             summary.not_run = [s.name for s in scenarios[i:]]

@@ -1,0 +1,111 @@
+"""The JSON report of a run (``run --json``): one document, every phone's checks, decisions and timeline.
+
+A scenario's ``error_step`` is the step it was in when its steps ended (an ERROR's), ``started`` when it
+started (UTC); ``stopped`` and ``not_run`` list the scenarios of an interrupted run stopped under way and
+never started. The document is written a scenario at a time (:func:`write_json`), whole or absent. A run
+that ran nothing still writes one saying so (:func:`write_json_not_run`: ``ran`` false, its
+``mistakes``). The text and JUnit reports are :mod:`phoneemu.scenario.reports`'.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from phoneemu import json_doc
+from phoneemu.errors import ScenarioError
+from phoneemu.files import write_output, write_output_text
+from phoneemu.scenario.results import ExpectationResult, RunSummary, ScenarioResult
+
+__all__ = ["to_json", "write_json", "write_json_not_run"]
+
+
+def _scenario_json(s: ScenarioResult) -> dict[str, Any]:
+    return {
+        "name": s.name, "path": s.path, "reproduces": s.reproduces, "tags": s.tags,
+        "outcome": s.outcome.value,
+        "error": s.error, "duration_s": round(s.duration_s, 4), "started": _utc_text(s.started_at),
+        "error_step": s.last_step if s.error is not None else None, "error_trace": s.error_trace,
+        "phones": s.phones, "capture": s.capture,
+        "capture_stopped": s.capture_stopped.as_dict() if s.capture_stopped is not None else None,
+        "expectations": [
+            {"where": e.where, "label": e.label, "xfail": e.xfail, "outcome": e.outcome.value,
+             "duration_s": round(e.duration_s, 4),
+             "checks": [{"phone": c.phone, "check": c.check, "expected": c.expected, "actual": c.actual,
+                         "held": c.held} for c in e.checks],
+             "timelines": _failed_timelines(e),
+             "deciding": dict(e.deciding), "decisions": {p: dict(d) for p, d in e.decisions.items()}}
+            for e in s.expectations
+        ],
+    }
+
+
+def _failed_timelines(e: ExpectationResult) -> dict[str, list[str]]:
+    """The timeline of each phone that failed a check (the failed phones gathered in one pass over the
+    checks: 100,000 phones are not 100,000 passes)."""
+    failed = {c.phone for c in e.failures()}
+    return {p: t for p, t in e.timelines.items() if p in failed}
+
+
+def _utc_text(at: float | None) -> str | None:
+    """``2026-06-01T09:30:00Z``: the JSON report's time of a start (None: it never started)."""
+    if at is None or not math.isfinite(at):
+        return None
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def to_json(summary: RunSummary) -> dict[str, Any]:
+    """The JSON report as one document (:func:`write_json` writes it a scenario at a time)."""
+    return _json_doc(summary, [_scenario_json(s) for s in summary.scenarios])
+
+
+def _json_doc(summary: RunSummary, scenarios: list[dict[str, Any]]) -> dict[str, Any]:
+    from phoneemu import version_text
+
+    return {
+        "ok": summary.ok,
+        "interrupted": summary.interrupted,
+        "stopped": summary.stopped,
+        "not_run": summary.not_run,
+        "duration_s": round(summary.duration_s, 3),
+        "counts": dict(summary.counts()),
+        "expectation_counts": dict(summary.expectation_counts()),
+        "scenarios": scenarios,
+        "phoneemu": version_text(),
+    }
+
+
+def _as_json_default_str(value: Any) -> Any:
+    """``value`` with what ``json.dumps(..., default=str)`` would pass to ``str`` already made a ``str``
+    (a check's expected or actual value may be any object): :func:`json_doc.dumps_pieces` has no
+    ``default``. Keys are left as they are (``default`` is never applied to them either)."""
+    if value is None or isinstance(value, str | int | float):
+        return value
+    if isinstance(value, dict):
+        return {k: _as_json_default_str(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_as_json_default_str(v) for v in value]
+    return str(value)
+
+
+def write_json(summary: RunSummary, path: Path) -> None:
+    """The JSON report, written a scenario at a time (memory: one scenario's text, not the document's:
+    every failed phone's timeline is in it), whole or absent (:func:`~phoneemu.files.write_output_text`);
+    the same bytes as ``json_doc.dumps(to_json(summary), indent=2, default=str) + "\\n"``."""
+    scenarios = (_as_json_default_str(_scenario_json(s)) for s in summary.scenarios)
+    write_output_text(path, json_doc.dumps_pieces(_json_doc(summary, []), "scenarios", scenarios, indent=2))
+
+
+def write_json_not_run(mistakes: tuple[ScenarioError, ...], path: Path) -> None:
+    """The JSON report of a run that ran nothing (module rules): ``ok`` false, ``ran`` false, no scenario,
+    ``mistakes`` (each: ``file``, ``line``, ``field``, ``problem`` and the ``text`` printed)."""
+    from phoneemu import version_text
+
+    doc = {"ok": False, "ran": False, "interrupted": False, "stopped": [], "not_run": [], "duration_s": 0.0,
+           "counts": {}, "expectation_counts": {}, "scenarios": [],
+           "mistakes": [{"file": m.file, "line": m.line, "field": m.path, "problem": m.message,
+                         "text": str(m)} for m in mistakes],
+           "phoneemu": version_text()}
+    write_output(path, (json_doc.dumps(doc, indent=2) + "\n").encode("utf-8"))
