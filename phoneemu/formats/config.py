@@ -47,8 +47,10 @@ Our conventions (spec [UNK] or [INF]):
   for equal values (an ``extra`` of at most 8 KiB). Each is remembered in a bounded memo, so the memory
   this keeps stays small whatever configs are parsed (not ``sys.intern``: CPython 3.12 keeps every
   interned string for the life of the process); only what differs (the
-  device name, ``certHash``) is the config's own. Equal bytes parsed again (phones holding the same
-  config) return the same :class:`DeviceConfig` (a bounded ``_tlv.Memo``; failures are never
+  device name, ``certHash``) is the config's own. An extra element whose tree was seen before (tag, text,
+  tail, attributes and children alike) gets the text remembered for it instead of being serialised
+  again (at most 256 texts of up to 4 KiB, none with namespaces). Equal bytes parsed again (phones
+  holding the same config) return the same :class:`DeviceConfig` (a bounded ``_tlv.Memo``; failures are never
   remembered). A parsed config is read, never changed.
 * A carriage return in the text of an extra element (``&#13;`` in the input) is written as the
   character reference ``&#13;`` (in ``extra`` and by :func:`build`): a literal CR would be read
@@ -214,10 +216,16 @@ def _check_text(value: object, path: str, *, allow_empty: bool = True) -> None:
                           path=path)
 
 
+def _has_space(text: str) -> bool:
+    """Whether ``text`` holds a whitespace character (``str.isspace``'s: ``str.split`` splits at the same
+    ones), in one call rather than one a character (issue #6: a fleet parses a config a phone)."""
+    return text.split() != [text] if text else False
+
+
 def _check_host(value: object, path: str) -> None:
     _check_text(value, path, allow_empty=False)
     assert isinstance(value, str)
-    if any(ch.isspace() for ch in value):
+    if _has_space(value):
         raise EncodeError(f"host {value!r} contains whitespace", fmt=FMT, path=path)
 
 
@@ -563,7 +571,7 @@ def _capf_list(el: ET.Element) -> tuple[Server, ...]:
 
 def _host(el: ET.Element, path: str) -> str:
     host = _str(el, path)
-    if not host or any(ch.isspace() for ch in host):
+    if not host or _has_space(host):
         raise DecodeError(f"{host[:60]!r} is not a host name", fmt=FMT, path=path)
     return host
 
@@ -664,6 +672,40 @@ def _remembered_extra(items: tuple[tuple[str, str], ...]) -> dict[str, str]:
     return dict(items)
 
 
+#: extra elements serialised, by their tree's shape (:func:`_extra_xml`): at most this many remembered
+_SERIALISED_MAX_ITEMS = 256
+_SERIALISED: dict[tuple[tuple[object, ...], ...], str] = {}
+
+
+def _shape(el: ET.Element) -> tuple[tuple[object, ...], ...]:
+    """What ET's serialisation of ``el`` depends on: every element's tag, text, tail, number of children
+    and attributes (in order), in document order (the child counts give the nesting)."""
+    return tuple([(e.tag, e.text, e.tail, len(e), tuple(e.attrib.items()) if e.attrib else ())
+                  for e in el.iter()])
+
+
+def _extra_xml(tag: str, el: ET.Element) -> str:
+    """The canonical XML of the parsed extra element ``el`` (tail cleared), checked (:func:`_check_extra`).
+
+    A fleet's configs repeat their extra elements (every phone's ``devicePool``): one seen before, element
+    for element the same tree (:func:`_shape`), gives the text remembered for it, not ET's serialisation
+    again (issue #6: ``ET.tostring`` was about a third of a config's parse). Remembered: at most
+    :data:`_SERIALISED_MAX_ITEMS` texts of at most :data:`_EXTRA_MEMO_CHARS` characters, without
+    namespaces (their prefixes come from ET's process-wide map), so the memory kept stays small."""
+    key = _shape(el)
+    xml = _SERIALISED.get(key)
+    if xml is not None:
+        return xml
+    xml = _xml_text(el)
+    _check_extra(tag, xml)
+    xml = _shared_text(xml)
+    if len(xml) <= _EXTRA_MEMO_CHARS and "xmlns" not in xml:
+        if len(_SERIALISED) >= _SERIALISED_MAX_ITEMS:
+            _SERIALISED.clear()
+        _SERIALISED[key] = xml
+    return xml
+
+
 #: Successful parses by their exact bytes: phones holding the same config share one parse (module docstring)
 _PARSED: Memo[DeviceConfig] = Memo(max_items=64, max_bytes=512 << 10)
 
@@ -730,9 +772,7 @@ def _parse(data: bytes, limit: int) -> DeviceConfig:
             values["tvs_servers"] = _tvs_list(child)
         else:
             child.tail = None
-            xml = _xml_text(child)
-            _check_extra(tag, xml)
-            extra[tag] = _shared_text(xml)
+            extra[tag] = _extra_xml(tag, child)
     cfg = DeviceConfig(**values)  # type: ignore[arg-type]
     # ET's serialisation of an element it parsed is already canonical (what _canonical_extra would
     # return after parsing it again): set directly, checked above, not parsed a second time
