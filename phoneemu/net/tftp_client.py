@@ -259,7 +259,8 @@ class _Transfer:
         if tid is not None and addr != tid and addr[:2] != tid[:2]:  # (IPv6 addresses carry 4 fields)
             self.transport.sendto(error_packet(ErrorCode.UNKNOWN_TID, "unknown transfer ID"), addr)
             return
-        if len(buf) >= 4 and buf[0] == 0 and buf[1] == 3:  # DATA fast path
+        n = len(buf) - 4  # DATA: its payload's length
+        if n >= 0 and buf[0] == 0 and buf[1] == 3:  # DATA fast path (one call a datagram: the send)
             block = (buf[2] << 8) | buf[3]
             if tid is None:
                 if block != 1:
@@ -272,7 +273,6 @@ class _Transfer:
                     return
                 self.tid = addr
             if block == self.expected & 0xFFFF:
-                n = len(buf) - 4
                 if n > self.blksize:
                     self._fail(TransportError(f"DATA {block} has {n} bytes > blksize {self.blksize}",
                                               kind="protocol", path=self.name),
@@ -286,7 +286,10 @@ class _Transfer:
                     return
                 self.parts.append(buf[4:])
                 self.retries = 0
-                self._send(b"\x00\x04" + buf[2:4], addr)  # ACK of this block: its number as received
+                # ACK of this block, its number as received: _send inlined (per datagram, issue #6)
+                self.last_pkt = ack = b"\x00\x04" + buf[2:4]
+                self.deadline = self.loop.time() + self.timeout
+                self.transport.sendto(ack, addr)
                 if n < self.blksize:
                     self.final_pkt = buf
                     self._finish()
@@ -721,7 +724,7 @@ class TftpClientPool:
         if self._closed:
             raise TransportError("client pool closed", kind="error")
         opts = {**self.defaults, **options}
-        server = await _resolve(host, port)
+        server = _literal(host, port) or await _resolve(host, port)  # an address: no coroutine
         if self._sem is None or self._loop is None:
             self._sem = asyncio.Semaphore(self.max_sockets)
             self._loop = asyncio.get_running_loop()
