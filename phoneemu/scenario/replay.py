@@ -32,7 +32,14 @@ Rules (issue #5 point 3; spec §C.6 request names, §H.1 TFTP/HTTP 6970):
   the first boot's start, not such a boot. Consecutive requests for that name are one
   boot's retries (a secure-mode phone without a CTL "tries four times", spec §G.9; an HTTP request and
   its TFTP fallback are one fetch): of such a run only the last fetch can start a boot, and only when
-  a request for another name follows it (*ours*).
+  a request for another name follows it (*ours*) — the run's earlier fetches are the previous boot's
+  retries, and its window keeps the static files and load it asked for after them. A phone that asks
+  for ``ITLSEP<MAC>.tlv`` in the capture asks for it right after the CTL at every boot's start, while
+  the config it retrieves again once CAPF changed its LSC (spec §G.12.4) follows its §G.9 retries
+  straight (they come before the config is acted on, :mod:`phoneemu.phone.boot`): for such a phone a
+  request for ``CTLSEP<MAC>.tlv`` (or a run of them) starts a boot only when the next other name is
+  that ITL, not the config (*ours*; a model asking for no ITL, such as the CP-7940, has no such mark:
+  its CTL requests split as above).
 * **Capture order is the order** (*our convention*, :mod:`phoneemu.scenario._capture_flows`): a
   timestamp earlier than the packet before it (captures merged from several interfaces, a clock
   step) is taken as equal to it, with a warning naming its capture offset. Downloads are ordered,
@@ -605,6 +612,9 @@ def boot_groups(own: list[Download], mac: str) -> list[list[Download]]:
         return []
     names = {d.name for d in own}
     first = next((n for n in (f"CTLSEP{mac}.tlv", f"ITLSEP{mac}.tlv") if n in names), own[0].name)
+    itl = f"ITLSEP{mac}.tlv"
+    # a boot's start is followed by the ITL request when the phone asks for it (module rules)
+    then = itl if first == f"CTLSEP{mac}.tlv" and itl in names else None
     groups: list[list[Download]] = []
     prev: str | None = None
     # the capture opens with a run of retries of ``first`` (a secure-mode phone without a CTL tries four
@@ -612,20 +622,24 @@ def boot_groups(own: list[Download], mac: str) -> list[list[Download]]:
     opening_run = own[0].name == first
     for i, d in enumerate(own):
         opening_run = opening_run and d.name == first
-        if not groups or (d.name == first and not opening_run and _starts_boot(own, i, first, prev)):
+        if not groups or (d.name == first and not opening_run and _starts_boot(own, i, first, prev, then)):
             groups.append([])
         groups[-1].append(d)
         prev = d.name
     return groups
 
 
-def _starts_boot(own: list[Download], i: int, first: str, prev: str | None) -> bool:
+def _starts_boot(own: list[Download], i: int, first: str, prev: str | None, then: str | None) -> bool:
     """Whether ``own[i]`` (a request for ``first``) starts a boot (module rules): no fetch of ``first``
-    follows it, and if it ends a run of them (retries), a request for another name comes next."""
+    follows it, and if it ends a run of them (retries), a request for another name comes next; that name
+    is ``then`` (the ITL a boot asks for next) when given: another one (the config retrieved again after
+    CAPF, spec §G.12.4) follows the boot's §G.9 retries."""
     if i > 0 and _fallback(own[i - 1], own[i]):
         return False  # the TFTP half of a fetch that began over HTTP
     end = i + 1 if i + 1 < len(own) and _fallback(own[i], own[i + 1]) else i
     nxt = own[end + 1].name if end + 1 < len(own) else None
+    if nxt is not None and then is not None and nxt not in (first, then):
+        return False  # §G.9 retries, then the config again: the same boot
     return nxt != first and (prev != first or nxt is not None)
 
 
