@@ -7,6 +7,13 @@ the cluster's current lists, each group is said to match it or not, as CUCM's "I
 (the deciding rule of a lockout, with the ways out or why it has none, :mod:`phoneemu.phone.ways_out`).
 After a certificate change, "ITL md5 ... mismatch 1,200 phones" is the count of phones still on the old
 list.
+
+Whose lists the phones hold (``signed_by_lab`` of each record, :mod:`phoneemu.phone.lab_signers`): a lab's,
+or a cluster's that is not one. Without ``--cluster``, the fleet's verdict is that of the lists the locked
+phones hold (the phones the ways out are for; ``signed_by_lab`` of the document, null when no locked phone
+holds a list): not a lab's, the ways out name no lab command, as ``phone show --flash`` and ``boot``
+without ``--lab`` say them. ``--cluster`` decides it instead: a lab folder (its commands, ``DIR`` filled
+in), a folder of the cluster's files (no lab command).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from typing import Any
 from phoneemu.errors import PhoneEmuError
 from phoneemu.phone.flash import Flash
 from phoneemu.phone.flashes import FlashEntry
+from phoneemu.phone.lab_signers import LabSigners, joined, not_a_lab_fill
 from phoneemu.phone.profile import get_profile
 from phoneemu.phone.ways_out import NOT_A_LAB, ways_key, ways_out_doc, ways_out_text
 
@@ -54,6 +62,11 @@ def _phone_record(e: FlashEntry, cluster: Mapping[str, Mapping[str, str] | None]
     style = store.profile.status_checksum
     itl, ctl = store.itl_checksum(), store.ctl_checksum()
     known = cluster is not None
+    signers = LabSigners()
+    for kind in ("CTL", "ITL"):
+        held = store.trust_list(kind)
+        if held is not None:
+            signers.saw(held.raw, f"{kind}File.tlv")
     return {
         "entry": e.entry, "mac": e.mac, "profile": e.profile, "checksum_style": style,
         "itl_checksum": itl, "ctl_checksum": ctl,
@@ -64,6 +77,7 @@ def _phone_record(e: FlashEntry, cluster: Mapping[str, Mapping[str, str] | None]
             k: last.get(k) for k in ("at", "target", "ok", "locked_out", "deciding_rule", "deciding_kind",
                                      "deciding_reason_code")},
         "problems": list(flash.problems),
+        "signed_by_lab": signers.verdict,  # whose lists it holds (module docstring)
     }
 
 
@@ -101,9 +115,12 @@ def fleet_show(entries: Sequence[FlashEntry], *, root: str,
                 records.append(_phone_record(e, cluster))
             except PhoneEmuError as exc:
                 skipped.append({"entry": e.entry, "reason": str(exc)})
+    locked_records = [rec for rec in records if _last_outcome(rec)[0] == "locked out"]
     locked = collections.Counter(ways_key(rule, kind, rec["last_boot"].get("deciding_reason_code"))
-                                 for rec in records
-                                 for outcome, rule, kind in [_last_outcome(rec)] if outcome == "locked out")
+                                 for rec in locked_records for _outcome, rule, kind in [_last_outcome(rec)])
+    by_lab: bool | None = None  # the lists the locked phones hold: a lab's or not (module docstring)
+    for rec in locked_records:
+        by_lab = joined(by_lab, rec["signed_by_lab"])
 
     def checksum(kind: str) -> Any:
         low = kind.lower()
@@ -122,7 +139,7 @@ def fleet_show(entries: Sequence[FlashEntry], *, root: str,
         "itl": _groups(records, checksum("ITL")), "ctl": _groups(records, checksum("CTL")),
         "configs": _groups(records, lambda r: {
             "file": (r["config_file"] or "none").replace(r["mac"], "<MAC>")}),
-        "last_boots": _groups(records, boot), "ways_out": ways_out_doc(locked),
+        "last_boots": _groups(records, boot), "ways_out": ways_out_doc(locked), "signed_by_lab": by_lab,
         "problems": [{"mac": r["mac"], "problem": p} for r in records for p in r["problems"]],
         "skipped_entries": skipped, "records": records,
     }
@@ -137,10 +154,14 @@ def _cluster_fill(doc: dict[str, Any]) -> dict[str, str]:
     """The ways out's ``fill`` for ``--cluster``: a lab's folder (``DIR``), or, for a folder of the
     cluster's files, :data:`~phoneemu.phone.ways_out.NOT_A_LAB` (no lab command: the procedure, the command
     on the emulated phones, the rehearsal; was the ``lab:`` lines of a lab the user does not have).
-    Without ``--cluster`` nothing: the lab commands, DIR left to fill in."""
+    Without ``--cluster``, by the lists the locked phones hold (module docstring): not a lab's,
+    :data:`~phoneemu.phone.ways_out.NOT_A_LAB` too (was the lab commands); else the lab commands, DIR left
+    to fill in."""
     if doc.get("lab"):
         return {"DIR": doc["lab"]}
-    return {NOT_A_LAB: doc["cluster"]} if doc.get("cluster") else {}
+    if doc.get("cluster"):
+        return {NOT_A_LAB: doc["cluster"]}
+    return not_a_lab_fill(doc.get("signed_by_lab"), "the cluster of their lists")
 
 
 def render_fleet_show(doc: dict[str, Any]) -> str:
