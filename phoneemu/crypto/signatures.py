@@ -30,7 +30,8 @@ from phoneemu.crypto.hashes import HashAlg, digest
 from phoneemu.crypto.keys import PrivateKey, PublicKey
 from phoneemu.errors import VerificationError, VerifyReason
 
-__all__ = ["VerifyCache", "set_verify_cache", "sign", "sign_raw_digest", "verify", "verify_raw_digest"]
+__all__ = ["VerifyCache", "raw_digest_signature_bound", "set_verify_cache", "sign", "sign_raw_digest",
+           "verify", "verify_raw_digest"]
 
 
 class VerifyCache:
@@ -182,6 +183,14 @@ def sign_raw_digest(key: PrivateKey, data: bytes, alg: HashAlg) -> bytes:
             s = pow(m, n.d, modulus)
         return s.to_bytes(k, "big")
     return key.sign(h, ec.ECDSA(utils.Prehashed(alg.hazmat())))
+
+
+def raw_digest_signature_bound(key: PrivateKey | PublicKey) -> int:
+    """The most bytes :func:`sign_raw_digest` returns for ``key``: the modulus for RSA; for EC a DER
+    ECDSA signature of two full-size integers, each with a sign byte, under at most 9 bytes of headers."""
+    if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
+        return (key.key_size + 7) // 8
+    return 2 * ((key.curve.key_size + 7) // 8) + 9
 
 
 def verify_raw_digest(key: PublicKey, signature: bytes, data: bytes, alg: HashAlg) -> None:

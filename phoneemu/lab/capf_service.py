@@ -50,7 +50,8 @@ Rules:
   Issuing again inside the session is not possible: the phone stored the LSC before the record
   (STORE_CERTIFICATE comes before END_SESSION, §F.6).
 * A failed authentication (§F.7: a wrong string, a bad signature, a certificate the lab did not issue, or
-  one whose key is neither RSA nor EC — DSA, Ed25519, §F.8) is answered as CAPF answers it, END_SESSION
+  one whose key is neither RSA nor EC — DSA, Ed25519, §F.8), or malformed authentication data (a broken
+  CERTIFICATE, a PASSWORD without its NUL: §F.6 "bad data"), is answered as CAPF answers it, END_SESSION
   REASON 7 (§F.6), and logged in one line as ``bad-auth`` with the reason; the server goes on serving.
 * A malformed frame or a protocol violation closes that one connection with the reason logged; a whole
   session is bounded by ``session_timeout``. **Frame deadline** (ours): a client's frame must be complete

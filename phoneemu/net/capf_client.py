@@ -24,7 +24,10 @@ Rules:
   ``timeout``, the whole session by ``session_timeout``, default ``4 * timeout``: a server trickling a
   byte at a time cannot keep the phone forever), ``"tls"``, or ``"protocol"`` (malformed frame,
   unexpected command, connection closed before END_SESSION). Retrying (3 more times, 30 s apart, §F.1)
-  is the caller's policy.
+  is the caller's policy. Garbage or an out-of-place frame after the frames of a read: those frames are
+  answered (the session's rule), then the session ends at once with the ``"protocol"`` error naming
+  what followed them — it does not wait for the server's next bytes (was: a ``"timeout"`` in state
+  ``'failed'`` that lost the reason).
 """
 
 from __future__ import annotations
@@ -107,6 +110,7 @@ async def capf_session(server: ServerAddress, client_session: CapfClientSession,
                 unsent = True
             if unsent:
                 await writer.drain()
+            _raise_if_failed(client_session, where)
         result = client_session.result
         assert result is not None
         if keygen.ended_after is not None:
@@ -121,6 +125,15 @@ async def capf_session(server: ServerAddress, client_session: CapfClientSession,
         writer.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+
+def _raise_if_failed(client_session: CapfClientSession, where: str) -> None:
+    """A session that answered the frames of a read and then failed on what followed them (garbage, an
+    out-of-place frame) cannot go on: a ``"protocol"`` TransportError naming that error, at once — not a
+    wait for the server's next bytes ending in a timeout that loses the reason. A session already ended
+    (END_SESSION, then garbage) keeps its result."""
+    if client_session.failed and not client_session.done:
+        raise TransportError(f"{where}: CAPF protocol error: {client_session.error}", kind="protocol")
 
 
 def _too_long(where: str, total: float, client_session: CapfClientSession) -> TransportError:
@@ -203,6 +216,7 @@ class _SlowKeygen:
         answers = await _answer(self.session, data, self.where)
         if self.session.done:
             return True
+        _raise_if_failed(self.session, self.where)
         if answers:
             raise TransportError(f"{self.where}: CAPF protocol error: the server spoke out of turn during "
                                  "key generation", kind="protocol")

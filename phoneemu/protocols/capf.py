@@ -38,10 +38,12 @@ describes what capfd and CUCM issue):
   the request (``generate_key``); the private key never goes on the wire.
 * STORE_CERTIFICATE_REQUEST: the phone answers REASON 7 and keeps what it had unless the certificate is
   a DER X.509 certificate whose public key is the one just generated, not a CA (basicConstraints CA:TRUE,
-  or keyUsage keyCertSign/cRLSign: an LSC is an end entity, F.9) and, when ``now`` is given, within its
-  validity. Its issuer is not checked: the phone trusted the CAPF server itself (§F.1) and an LSC may
-  come from CAPF or from an online CA (F.9). An LSC is only installed on END_SESSION REASON 1 after a
-  STORE the phone accepted; a refusal's reason is in the result's ``detail``.
+  or keyUsage keyCertSign/cRLSign: an LSC is an end entity, F.9), small enough to be presented in an
+  AUTH_RESPONSE with its signed data (§F.2 one frame, §F.7; a STORE frame carries a few hundred bytes more
+  of certificate) and, when ``now`` is given, within its validity. Its issuer is not checked: the phone
+  trusted the CAPF server itself (§F.1) and an LSC may come from CAPF or from an online CA (F.9). An LSC
+  is only installed on END_SESSION REASON 1 after a STORE the phone accepted; a refusal's reason is in
+  the result's ``detail``.
 * FETCH sends the current LSC (a certificate) only; there is no request for a private key.
 
 Slow key generation (§F.6 REQUEST_IN_PROGRESS "key generation may take a long time", §F.8 "half an hour
@@ -61,7 +63,9 @@ or more on some models"); conventions that are **ours**:
 
 Errors: an unexpected command in a state (a request before authentication, a replay, a second
 operation) → ProtocolError naming state and command; a session id other than the server's first →
-ProtocolError; a malformed element value → DecodeError naming the element.
+ProtocolError; a malformed element value → DecodeError naming the element — except, on the server, the
+authentication data of AUTH_RESPONSE (PASSWORD, CERTIFICATE, SHA2_SIGNED_DATA, SUDI_DATA): that is the
+"bad data" of §F.6, answered END_SESSION REASON 7 (outcome ``bad-auth``, the detail naming the element).
 """
 
 from __future__ import annotations
@@ -84,7 +88,7 @@ from phoneemu.crypto.keys import (
     load_public_key_spki_der,
     public_key_spki_der,
 )
-from phoneemu.crypto.signatures import sign_raw_digest, verify_raw_digest
+from phoneemu.crypto.signatures import raw_digest_signature_bound, sign_raw_digest, verify_raw_digest
 from phoneemu.errors import DecodeError, EncodeError, ProtocolError, VerificationError
 from phoneemu.protocols._elements import (
     MAX_BODY,
@@ -796,7 +800,15 @@ class CapfServerSession(_Session):
         return self._end(Reason.NO_ACTION, "nothing-pending")
 
     def _authenticate(self, msg: CapfMessage, name: str) -> str:
-        """Return "" when authenticated, else why not (§F.7)."""
+        """Return "" when authenticated, else why not (§F.7). Malformed authentication data (a PASSWORD
+        without its NUL, a broken CERTIFICATE wrapper or DER, SHA2_SIGNED_DATA or SUDI_DATA) is "bad data",
+        answered like a failed authentication (§F.6: END_SESSION REASON 7), the reason naming the element."""
+        try:
+            return self._check_auth_data(msg, name)
+        except DecodeError as exc:
+            return f"malformed authentication data: {exc}"
+
+    def _check_auth_data(self, msg: CapfMessage, name: str) -> str:
         mode = self.auth_mode
         if mode in (AuthType.NONE, AuthType.NULL_STRING):
             return ""
@@ -883,6 +895,15 @@ _CURVE_NAMES = {"p256": "secp256r1", "p384": "secp384r1", "p521": "secp521r1"}
 
 
 # --- client ----------------------------------------------------------------------------------------
+
+_Sign = Callable[[PrivateKey, bytes, HashAlg], bytes]
+"""(key, data, hash) -> CAPF signed data (:func:`sign_raw_digest`, or :func:`_longest_signature`)."""
+
+
+def _longest_signature(key: PrivateKey, _data: bytes, _alg: HashAlg) -> bytes:
+    """Zero bytes as long as ``key``'s CAPF signed data can be (for sizes only)."""
+    return bytes(raw_digest_signature_bound(key))
+
 
 GenerateKey = Callable[[str, int, "str | None"], PrivateKey]
 """(key type "rsa"|"ec", bits, curve "p256"|"p384"|"p521"|None) -> new private key."""
@@ -1002,28 +1023,53 @@ class CapfClientSession(_Session):
         if mode is None:
             mode = req.u8(CapfTag.AUTH_TYPE) if req.has(CapfTag.AUTH_TYPE) else AuthType.NONE
         password = self.auth_string if mode == AuthType.PASSWORD else ""
+        by_cert = mode in (AuthType.LSC, AuthType.MIC) and self.cert_der is not None
+        cert = (self.cert_der, self.cert_type, self.cert_key) if by_cert else None
+        els = self._auth_elements(password, cert, sign_raw_digest)
+        self.state = "wait-command"
+        return self._msg(CapfCommand.AUTH_RESPONSE, *els)
+
+    def _auth_elements(self, password: str, cert: tuple[bytes | None, int, PrivateKey | None] | None,
+                       sign: _Sign) -> list[tuple[int, bytes]]:
+        """AUTH_RESPONSE's elements (§F.6); with ``cert`` (DER, type, key) those of authentication by
+        certificate (§F.7): CERTIFICATE, its SHA-1 and SHA-512 signed data, the SUDI data when the phone
+        has a SUDI."""
         els: list[tuple[int, bytes]] = [
             (CapfTag.REASON, _u8(Reason.SUCCESS)),
             (CapfTag.VERSION, _u8(CAPF_VERSION)),
             (CapfTag.DEVICE_NAME, encode_cstring(self.device_name, field="device_name")),
             (CapfTag.PASSWORD, encode_cstring(password, field="password")),
         ]
-        if mode in (AuthType.LSC, AuthType.MIC) and self.cert_der is not None:
-            assert self.cert_key is not None
-            data = auth_data(self.device_name, self.cert_der)
-            els.append((CapfTag.CERTIFICATE, encode_certificate(self.cert_der, self.cert_type)))
-            els.append((CapfTag.SIGNED_DATA, sign_raw_digest(self.cert_key, data, HashAlg.SHA1)))
-            els.append((CapfTag.SHA2_SIGNED_DATA, encode_sha2_signed_data(
-                sign_raw_digest(self.cert_key, data, HashAlg.SHA512))))
-            if self._sudi is not None and self._sudi.certificate is not None and self._sudi_key is not None:
-                assert self.session_id is not None
-                sdata = sudi_auth_data(self.session_id, self._sudi.certificate)
-                sudi = SudiData(certificate=self._sudi.certificate,
-                                sha1_signature=sign_raw_digest(self._sudi_key, sdata, HashAlg.SHA1),
-                                sha512_signature=sign_raw_digest(self._sudi_key, sdata, HashAlg.SHA512))
-                els.append((CapfTag.SUDI_DATA, encode_sudi_data(sudi)))
-        self.state = "wait-command"
-        return self._msg(CapfCommand.AUTH_RESPONSE, *els)
+        if cert is None:
+            return els
+        cert_der, cert_type, cert_key = cert
+        assert cert_der is not None and cert_key is not None
+        data = auth_data(self.device_name, cert_der)
+        els.append((CapfTag.CERTIFICATE, encode_certificate(cert_der, cert_type)))
+        els.append((CapfTag.SIGNED_DATA, sign(cert_key, data, HashAlg.SHA1)))
+        els.append((CapfTag.SHA2_SIGNED_DATA, encode_sha2_signed_data(sign(cert_key, data, HashAlg.SHA512))))
+        if self._sudi is not None and self._sudi.certificate is not None and self._sudi_key is not None:
+            assert self.session_id is not None
+            sdata = sudi_auth_data(self.session_id, self._sudi.certificate)
+            sudi = SudiData(certificate=self._sudi.certificate,
+                            sha1_signature=sign(self._sudi_key, sdata, HashAlg.SHA1),
+                            sha512_signature=sign(self._sudi_key, sdata, HashAlg.SHA512))
+            els.append((CapfTag.SUDI_DATA, encode_sudi_data(sudi)))
+        return els
+
+    def _too_large_to_present(self, der: bytes, key: PrivateKey) -> str:
+        """Why LSC ``der`` (with ``key``) could never be presented for CAPF authentication by certificate,
+        else "" (ours): the AUTH_RESPONSE carrying it and its signed data (at their longest) must fit one
+        frame (§F.2: body at most 65535 bytes, §F.7). A STORE frame carries a few hundred bytes more of
+        certificate, so a server could otherwise leave the phone an LSC with which every later session by
+        certificate fails before a byte is sent."""
+        els = self._auth_elements("", (der, CertType.LSC, key), _longest_signature)
+        body = sum(3 + len(value) for _tag, value in els)
+        if body <= MAX_BODY:
+            return ""
+        return (f"at {len(der)} bytes it is too large to present for CAPF authentication by certificate "
+                f"(§F.7): an AUTH_RESPONSE carrying it would have a {body}-byte body, over {MAX_BODY} "
+                "(§F.2)")
 
     def _on_keygen(self, msg: CapfMessage) -> list[CapfMessage]:
         self._action = "keygen"
@@ -1080,6 +1126,9 @@ class CapfClientSession(_Session):
             return exc.message
         if public_key_spki_der(pub) != public_key_spki_der(self._new_key.public_key()):
             return "its public key is not the key the phone generated"
+        too_large = self._too_large_to_present(der, self._new_key)
+        if too_large:
+            return too_large
         exts = cert.extensions
         try:
             bc = exts.get_extension_for_class(x509.BasicConstraints).value
