@@ -21,7 +21,7 @@ from typing import Any
 from cryptography import x509
 
 from phoneemu.crypto import certs, keys
-from phoneemu.errors import DecodeError, PhoneEmuError, VerificationError, naming_file
+from phoneemu.errors import PhoneEmuError, VerificationError
 from phoneemu.files import PEM_LIMIT, read_at_most
 from phoneemu.formats import detect, signed, trustlist
 from phoneemu.formats._tlv import printable
@@ -29,7 +29,7 @@ from phoneemu.formats.header import CONTAINER_TAGS, HeaderTag, ParsedHeader, ver
 from phoneemu.formats.trustlist import RecordTag, TrustList
 from phoneemu.values import host_port
 
-__all__ = ["inspect_bytes", "render_text"]
+__all__ = ["inspect_bytes", "load_cert_files", "render_text"]
 
 # `show ctl` tag names (spec §A.2, §B.2).
 _HEADER_NAMES = {1: "VERSION", 2: "HEADERLENGTH", 3: "SIGNERID", 4: "SIGNERNAME", 5: "SERIALNUMBER",
@@ -174,38 +174,50 @@ def _key_disagreements(tl: TrustList) -> list[str]:
     return notes
 
 
-def _load_certs(paths: list[Path]) -> list[tuple[str, x509.Certificate]]:
+def load_cert_files(paths: list[Path]) -> list[tuple[str, x509.Certificate]]:
     """The certificates of each ``--cert`` file: a PEM (each certificate in it), or a CTL/ITL (the
     certificate of each of its records, named ``FILE #N ROLE``: what a phone holding it could check
-    a signature with, whatever the role; §G's role rules are ``predict``'s)."""
+    a signature with, whatever the role; §G's role rules are ``predict``'s). A file that gives none is
+    a PhoneEmuError naming the option, ``--cert PATH: why`` (was ``FILE: PATH: no certificate in PEM``,
+    the inspected FILE named first as if it were the one at fault)."""
     out: list[tuple[str, x509.Certificate]] = []
     for p in paths:
-        data = read_at_most(p, max(PEM_LIMIT, trustlist.DEFAULT_LIMIT), what="certificate file")
-        if data[:3] == b"\x01\x00\x02":
-            out += _trust_list_certs(p, data)
-            continue
-        found = certs.load_certs_pem(data, source=str(p))
-        if not found:
-            raise VerificationError("no certificate in PEM (nor a CTL/ITL)", path=str(p))
-        out += [(str(p), c) for c in found]
+        try:
+            out += _certs_of(p)
+        except OSError as exc:
+            raise PhoneEmuError(f"--cert {p}: {exc.strerror or exc}", path="cert") from None
+        except PhoneEmuError as exc:
+            raise PhoneEmuError(f"--cert {p}: {_unnamed(exc, str(p))}", path="cert") from None
     return out
 
 
+def _unnamed(exc: PhoneEmuError, file: str) -> str:
+    """``exc``'s text without ``file`` as its path (``--cert FILE`` names it already)."""
+    return exc.message if exc.path == file and exc.file is None else str(exc)
+
+
+def _certs_of(p: Path) -> list[tuple[str, x509.Certificate]]:
+    """The certificates of the ``--cert`` file ``p`` (:func:`load_cert_files`)."""
+    data = read_at_most(p, max(PEM_LIMIT, trustlist.DEFAULT_LIMIT), what="certificate file")
+    if data[:3] == b"\x01\x00\x02":
+        return _trust_list_certs(p, data)
+    found = certs.load_certs_pem(data, source=str(p))
+    if not found:
+        raise VerificationError("no certificate in PEM (nor a CTL/ITL)", path=str(p))
+    return [(str(p), c) for c in found]
+
+
 def _trust_list_certs(path: Path, data: bytes) -> list[tuple[str, x509.Certificate]]:
-    """Each record's certificate of the trust list ``data`` (read from ``path``); a PhoneEmuError naming
-    the file when it is a signed file of another kind, holds no certificate or does not parse."""
-    try:
-        kind = detect.detect(data, path.name)
-        if kind not in ("itl", "ctl"):
-            raise VerificationError(f"{_KIND_NAMES.get(kind, kind)}, not a certificate (PEM) nor a CTL/ITL",
-                                    path=str(path))
-        tl = trustlist.parse(data, kind="CTL" if kind == "ctl" else "ITL")
-        out = [(f"{path} #{i + 1} {rec.role_name}", rec.x509()) for i, rec in enumerate(tl.records)
-               if rec.certificate is not None]
-    except DecodeError as exc:
-        raise naming_file(exc, str(path)) from None
+    """Each record's certificate of the trust list ``data`` (read from ``path``); a PhoneEmuError when it
+    is a signed file of another kind, holds no certificate or does not parse (the caller names the file)."""
+    kind = detect.detect(data, path.name)
+    if kind not in ("itl", "ctl"):
+        raise VerificationError(f"{_KIND_NAMES.get(kind, kind)}, not a certificate (PEM) nor a CTL/ITL")
+    tl = trustlist.parse(data, kind="CTL" if kind == "ctl" else "ITL")
+    out = [(f"{path} #{i + 1} {rec.role_name}", rec.x509()) for i, rec in enumerate(tl.records)
+           if rec.certificate is not None]
     if not out:
-        raise VerificationError(f"{kind.upper()} without a certificate (an empty trust list)", path=str(path))
+        raise VerificationError(f"{kind.upper()} without a certificate (an empty trust list)")
     return out
 
 
@@ -248,11 +260,14 @@ _KIND_NAMES = {"itl": "an ITL", "ctl": "a CTL", "sgn": "a signed file (.sgn)", "
 
 
 def inspect_bytes(data: bytes, *, name: str | None = None, cert_paths: list[Path] | None = None,
-                  key_path: Path | None = None, limit: int | None = None) -> dict[str, Any]:
-    """Everything ``inspect`` prints, as a JSON-able dict; raises PhoneEmuError if parsing fails."""
+                  key_path: Path | None = None, limit: int | None = None,
+                  certificates: list[tuple[str, x509.Certificate]] | None = None) -> dict[str, Any]:
+    """Everything ``inspect`` prints, as a JSON-able dict; raises PhoneEmuError if parsing fails. The
+    signer candidates are ``certificates`` (:func:`load_cert_files` of the ``--cert`` files, read once by
+    a caller that said their problems first) and those of ``cert_paths``."""
     kind = detect.detect(data, name)
     report: dict[str, Any] = {"file": name, "format": kind, **_checksums(data), "checks": [], "notes": []}
-    cands = _load_certs(cert_paths or [])
+    cands = [*(certificates or []), *load_cert_files(cert_paths or [])]
     checks: list[dict[str, Any]] = report["checks"]
     if key_path is not None and kind != "enc":
         what = _KIND_NAMES.get(kind, kind)

@@ -4,7 +4,11 @@ records them in the lab when it starts, and they stay recorded when it stops; a 
 real CUCM ports, spec §H.1).
 ``phoneemu boot --lab /tmp/lab --mac ...`` then needs no port copied from ``lab serve``'s banner; given
 ``--tftp`` at the very address and TFTP port that lab serve recorded, the phones take its HTTP port too
-(else HTTP 6970 would be tried first by each phone for each file, and fall back to TFTP)."""
+(else HTTP 6970 would be tried first by each phone for each file, and fall back to TFTP). "The very
+address" is compared as addresses, not as text: ``--tftp localhost:PORT`` is the lab recorded at
+``127.0.0.1`` or ``::1`` when ``localhost`` resolves to it (that one lookup is the command's only one:
+:func:`check_resolves` reuses it), ``::0001`` is ``::1``, and names differ in case only. A lab recorded
+under a name is compared with a ``--tftp`` name by text (no second lookup: ours)."""
 
 from __future__ import annotations
 
@@ -12,13 +16,14 @@ import argparse
 import contextlib
 import ipaddress
 import socket
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from phoneemu.commands._argtypes import port
 from phoneemu.commands._said import teller
 from phoneemu.errors import PhoneEmuError
-from phoneemu.values import host_port, parse_ascii_int, parse_host_port
+from phoneemu.values import address_of, host_port, parse_ascii_int, parse_host_port
 
 __all__ = ["ClusterAddress", "asked_port", "check_resolves", "cluster_address", "http_port", "lab_read_lock",
            "lab_recorded_elsewhere"]
@@ -52,6 +57,10 @@ class ClusterAddress:
     http_port: int
     from_lab: bool  # taken from --lab DIR (the commands say so on stderr)
     served: bool = False  # --lab DIR: a lab serve of it recorded the ports it listened on (may have stopped)
+    #: the addresses of ``host``, a name, when :func:`cluster_address` looked it up to compare it with the
+    #: lab's recorded address (the resolver's order, the lab's address first), for :func:`check_resolves`
+    #: to take instead of a second lookup; empty: not looked up
+    addresses: tuple[str, ...] = field(default=(), compare=False)
 
     def __str__(self) -> str:
         return f"{host_port(self.host, self.tftp_port)} (HTTP {self.http_port})"
@@ -68,53 +77,95 @@ class ClusterAddress:
                 "own (it does when it starts; started just now? give it a second)")
 
 
-def _served_http_port(args: argparse.Namespace, host: str, port: int) -> int:
-    """The HTTP port for ``--tftp HOST:PORT`` without ``--http-port``: the one ``--lab DIR``'s lab serve
-    recorded when it listens at that very TFTP address and port (a lab served on other ports than the
-    real ones), else 6970 (spec §H.1)."""
-    from phoneemu.lab.state import DEFAULT_PORTS, load_state
-
-    lab = getattr(args, "lab", None)
-    if lab is None:
-        return DEFAULT_PORTS["http"]
-
-    try:
-        state = load_state(lab)
-    except (PhoneEmuError, OSError):  # said by the command when it reads the lab for the phones' MICs
-        return DEFAULT_PORTS["http"]
-    served = any(entry.op == "ports" for entry in state.log)
-    if served and state.ports["tftp"] == port and state.host == host:
-        return state.ports["http"]
-    return DEFAULT_PORTS["http"]
+@dataclass(frozen=True)
+class _Recorded:
+    """Where a lab's ``lab serve`` last listened: the address its configs name and the ports it recorded."""
+    host: str
+    tftp_port: int
+    http_port: int
 
 
-def lab_recorded_elsewhere(lab: Path | None, host: str, tftp_port: int) -> str | None:
-    """With ``--lab DIR`` and ``--tftp HOST:PORT``: where that lab's lab serve last listened when it is not
-    ``HOST:PORT`` (``[::1]:6969 (HTTP 6970)``), else None (no lab, never served, or the same address). A
-    ``--tftp`` port copied wrong went unseen while HTTP answered, and a boot nothing answered was told to
-    start lab serve on the port it asked, beside the lab serve running on another."""
+def _recorded(lab: Path | None) -> _Recorded | None:
+    """Where ``lab``'s lab serve last listened; None without a lab, for a lab never served (no ``ports``
+    entry in its log) or one that cannot be read (said by the command when it reads the lab for the
+    phones' MICs)."""
     if lab is None:
         return None
     from phoneemu.lab.state import load_state
 
     try:
         state = load_state(lab)
-    except (PhoneEmuError, OSError):  # said by the command when it reads the lab for the phones' MICs
+    except (PhoneEmuError, OSError):
         return None
     if not any(entry.op == "ports" for entry in state.log):
         return None
-    if (state.host, state.ports["tftp"]) == (host, tftp_port):
+    return _Recorded(state.host, state.ports["tftp"], state.ports["http"])
+
+
+def _same_host(given: str, recorded: str, addresses: Sequence[str] = ()) -> bool:
+    """Whether ``--tftp``'s host ``given`` is the lab's ``recorded`` host: the same name (case and a final
+    dot aside), the same address (``::0001`` is ``::1``), or a name whose ``addresses`` (its lookup)
+    hold the recorded address. A lab recorded under a name against a ``--tftp`` address: not the same
+    (knowing would take a second lookup, of the lab's name)."""
+    if given.rstrip(".").casefold() == recorded.rstrip(".").casefold():
+        return True
+    want = address_of(recorded)
+    if want is None:
+        return False
+    got = address_of(given)
+    if got is not None:
+        return got == want
+    return any(address_of(a) == want for a in addresses)
+
+
+def _lab_first(addresses: list[str], recorded: str) -> tuple[str, ...]:
+    """``addresses`` with the lab's ``recorded`` address first when it is one of them: where its lab serve
+    listened is where the phones ask (with ``--no-http`` too, which takes the first)."""
+    want = address_of(recorded)
+    first = [a for a in addresses if want is not None and address_of(a) == want]
+    return tuple(first + [a for a in addresses if a not in first])
+
+
+def _tftp_address(args: argparse.Namespace, host: str, port: int) -> ClusterAddress:
+    """``--tftp HOST:PORT``: the HTTP port ``--http-port`` gives, else the one ``--lab DIR``'s lab serve
+    recorded when it listened at that TFTP address and port (a lab served on other ports than the real
+    ones), else 6970 (spec §H.1). A name is looked up (once) only to compare it with a lab recorded at an
+    address on that TFTP port."""
+    from phoneemu.lab.state import DEFAULT_PORTS
+
+    if args.http_port is not None:
+        return ClusterAddress(host, port, args.http_port, from_lab=False)
+    lab = _recorded(getattr(args, "lab", None))
+    if lab is None or lab.tftp_port != port:
+        return ClusterAddress(host, port, DEFAULT_PORTS["http"], from_lab=False)
+    looked_up: list[str] = []
+    if address_of(host) is None and address_of(lab.host) is not None and not _same_host(host, lab.host):
+        looked_up = _look_up(host, port, given="--tftp")
+    http = lab.http_port if _same_host(host, lab.host, looked_up) else DEFAULT_PORTS["http"]
+    return ClusterAddress(host, port, http, from_lab=False, addresses=_lab_first(looked_up, lab.host))
+
+
+def lab_recorded_elsewhere(lab: Path | None, host: str, tftp_port: int, *,
+                           addresses: Sequence[str] = ()) -> str | None:
+    """With ``--lab DIR`` and ``--tftp HOST:PORT``: where that lab's lab serve last listened when it is not
+    ``HOST:PORT`` (``[::1]:6969 (HTTP 6970)``), else None (no lab, never served, or the same address:
+    :func:`_same_host`, ``addresses`` being the name's lookup, :attr:`ClusterAddress.addresses`). A
+    ``--tftp`` port copied wrong went unseen while HTTP answered, and a boot nothing answered was told to
+    start lab serve on the port it asked, beside the lab serve running on another."""
+    recorded = _recorded(lab)
+    if recorded is None:
         return None
-    return f"{host_port(state.host, state.ports['tftp'])} (HTTP {state.ports['http']})"
+    if recorded.tftp_port == tftp_port and _same_host(host, recorded.host, addresses):
+        return None
+    return f"{host_port(recorded.host, recorded.tftp_port)} (HTTP {recorded.http_port})"
 
 
 def cluster_address(args: argparse.Namespace) -> ClusterAddress:
     """``args.tftp`` / ``args.http_port`` (None: not given), else those of ``args.lab``'s cluster; a
-    ``--tftp`` where the lab's ``lab serve`` listens takes its HTTP port too."""
+    ``--tftp`` where the lab's ``lab serve`` listens takes its HTTP port too (:func:`_tftp_address`)."""
     if args.tftp is not None:
         host, port = parse_host_port(args.tftp, what="--tftp")
-        http = args.http_port if args.http_port is not None else _served_http_port(args, host, port)
-        return ClusterAddress(host, port, http, from_lab=False)
+        return _tftp_address(args, host, port)
     if getattr(args, "lab", None) is None:
         raise PhoneEmuError("--tftp HOST[:PORT] is required (or --lab DIR: the address its lab serve "
                             "listens on)", path="tftp")
@@ -137,26 +188,34 @@ def check_resolves(where: ClusterAddress, *, http: bool = True) -> str:
     A temporary failure (``EAI_AGAIN``: the resolver did not answer in time) is said as one, still one line,
     exit 2: the name may well be right (was: "the name does not resolve", as for a mistyped one).
     A name of several addresses with ``http`` (no ``--no-http``): the first whose HTTP port takes a TCP
-    connection (:func:`_answering`), as each HTTP request's own lookup found it."""
+    connection (:func:`_answering`), as each HTTP request's own lookup found it. A name
+    :func:`cluster_address` looked up already (:attr:`ClusterAddress.addresses`) is not looked up again."""
     with contextlib.suppress(ValueError):
         ipaddress.ip_address(where.host)
         return where.host  # an address: no lookup (as tftp_client._literal)
     given = "the lab's recorded host" if where.from_lab else "--tftp"
+    # looked up by cluster_address already (compared with the lab's address): not again
+    addresses = list(where.addresses) or _look_up(where.host, where.tftp_port, given=given)
+    return _answering(addresses, where.http_port) if http and len(addresses) > 1 else addresses[0]
+
+
+def _look_up(host: str, tftp_port: int, *, given: str) -> list[str]:
+    """The addresses of the name ``host`` (the resolver's order, each once), as a TFTP transfer looks it
+    up; a PhoneEmuError naming ``given`` (the option) when it does not resolve (:func:`check_resolves`)."""
     try:
-        infos = socket.getaddrinfo(where.host, where.tftp_port, type=socket.SOCK_DGRAM)
+        infos = socket.getaddrinfo(host, tftp_port, type=socket.SOCK_DGRAM)
     except (socket.gaierror, UnicodeError) as exc:
         why = exc.strerror if isinstance(exc, socket.gaierror) and exc.strerror else str(exc)
         if isinstance(exc, socket.gaierror) and exc.errno == socket.EAI_AGAIN:
-            raise PhoneEmuError(f"{given} {where.host}: a temporary failure of name resolution ({why}): "
+            raise PhoneEmuError(f"{given} {host}: a temporary failure of name resolution ({why}): "
                                 "try again, or check this machine's resolver (can it reach its DNS "
                                 "servers?)", path="tftp") from None
-        raise PhoneEmuError(f"{given} {where.host}: the name does not resolve ({why}): give the TFTP "
+        raise PhoneEmuError(f"{given} {host}: the name does not resolve ({why}): give the TFTP "
                             "server's address (DHCP option 150 gives phones addresses) or a name this "
                             "machine resolves", path="tftp") from None
     if not infos:  # as tftp_client._resolve: "cannot resolve"
-        raise PhoneEmuError(f"{given} {where.host}: the name resolves to no address", path="tftp")
-    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-    return _answering(addresses, where.http_port) if http and len(addresses) > 1 else addresses[0]
+        raise PhoneEmuError(f"{given} {host}: the name resolves to no address", path="tftp")
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 #: addresses of one name :func:`_answering` tries, and how long it waits for each (seconds)

@@ -117,7 +117,11 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from phoneemu.inspection import inspect_bytes, render_text  # the formats and their crypto: when it runs
+    from phoneemu.inspection import (  # the formats and their crypto: when it runs
+        inspect_bytes,
+        load_cert_files,
+        render_text,
+    )
 
     try:
         limit = args.limit if args.limit is not None else LARGEST_FILE
@@ -141,7 +145,12 @@ def handler(args: argparse.Namespace) -> int:
         if args.key is not None and (problem := _key_problem(args.key)) is not None:
             _say(args, f"--key {args.key}: {problem}")
             return 2
-        report = inspect_bytes(data, name=args.file.name, cert_paths=args.cert, key_path=args.key,
+        try:
+            certificates = load_cert_files(args.cert)
+        except PhoneEmuError as exc:  # names --cert and its file, not the FILE inspected
+            _say(args, str(exc))
+            return 2
+        report = inspect_bytes(data, name=args.file.name, certificates=certificates, key_path=args.key,
                                limit=args.limit)
     except OSError as exc:
         _say(args, f"{exc.filename or args.file}: {exc.strerror or exc}")

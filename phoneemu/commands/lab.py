@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import shlex
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -173,6 +174,33 @@ def _regenerate(cluster: LabCluster, args: argparse.Namespace, now: int | None) 
     cluster.regenerate(args.cert, now=now)
 
 
+def _mixed_mode(cluster: LabCluster, args: argparse.Namespace, now: int | None) -> None:
+    """``lab mixed-mode``: turned off while phones are in a secure mode, those phones are said on stderr
+    with what they will do — their CTL names no CallManager, so no TLS: four tries for the trust list,
+    then SIP over TCP, unprotected (spec G.9)."""
+    cluster.set_mixed_mode(args.state == "on", now=now)
+    secure = [mac for mac, ph in cluster.state.phones.items() if ph.security_mode != 1]
+    if args.state == "off" and secure:
+        shown = ", ".join(secure[:3]) + (f" and {len(secure) - 3} more" if len(secure) > 3 else "")
+        say(args, f"note: {len(secure)} phone(s) in a secure mode (authenticated or encrypted: {shown}): the "
+                  "CTL names no CallManager now, so each asks for it four times, then registers over TCP, "
+                  "unprotected (spec G.9); phoneemu lab security-mode "
+                  f"{shlex.quote(str(args.dir))} --mac MAC non-secure says so in their configs")
+
+
+def _security_mode(cluster: LabCluster, args: argparse.Namespace, now: int | None) -> None:
+    """``lab security-mode``: a secure mode on a cluster not in mixed mode is said on stderr with what its
+    phones will do — no CTL, so no CallManager certificate for TLS: four tries for the trust list, then
+    SIP over TCP, unencrypted (spec G.9) — and the operation that changes it (was: nothing said, the
+    phones' boots showing only the retries and the fall-back)."""
+    cluster.set_security_mode(_macs(args), args.mode, now=now)
+    if args.mode != "non-secure" and not cluster.state.mixed_mode:
+        say(args, f"note: the cluster is not in mixed mode (no CTL): a phone in {args.mode} mode finds no "
+                  "CallManager certificate to set up TLS with, asks for the CTL four times, then registers "
+                  f"over TCP, unprotected (spec G.9); phoneemu lab mixed-mode {shlex.quote(str(args.dir))} "
+                  "on serves a CTL")
+
+
 _AUTH_MODE_NAMES = {"none": 0, "string": 1, "auth-string": 1, "null-string": 2, "lsc": 3, "mic": 4}
 _AUTH_MODE_HELP = ("how the phone proves itself to CAPF (capfAuthMode, spec §H.5): string (1: the "
                    "--auth-string typed on the phone), null-string (2: no proof; any device with this MAC "
@@ -309,7 +337,7 @@ def register(sub: Any) -> None:
 
     p = add("mixed-mode", "mixed mode on (serve a CTL) or off (non-secure: CTL with empty CCM+TFTP records)")
     _onoff(p, "mixed mode")
-    p.set_defaults(handler=_op(lambda c, a, n: c.set_mixed_mode(a.state == "on", now=n)))
+    p.set_defaults(handler=_op(_mixed_mode))
 
     p = add("itl-reset", "utils itl reset localkey|remotekey: ITL signed by CallManager until restart-tftp")
     p.add_argument("key", choices=("localkey", "remotekey"),
@@ -375,7 +403,7 @@ def register(sub: Any) -> None:
     _mac_options(p)
     p.add_argument("mode", choices=("non-secure", "authenticated", "encrypted"),
                    help="the device security mode written into the phones' configs")
-    p.set_defaults(handler=_op(lambda c, a, n: c.set_security_mode(_macs(a), a.mode, now=n)))
+    p.set_defaults(handler=_op(_security_mode))
 
     p = add("calling-search-space", "dial plan of phones (seed Authorization; the lab's convention): the "
             "partition of their line and their calling search space, the partitions their calls reach; a "
@@ -851,8 +879,10 @@ def _show_text(args: argparse.Namespace) -> str:
             "upgraded", "itlrecovery_years", "itlrecovery_regenerate_years", "sbd",
             "autoregistration", "tvs_ttl", "load", "tvs_trust")
     w = max(len(k) for k in keys) + 2
+    served = any(entry.op == "ports" for entry in cluster.state.log)  # the last one is kept (state rules)
     for key in keys:
-        shown = s[key] if key != "seed" or s[key] is not None else "none (random keys)"
+        shown = ("none (random keys)" if key == "seed" and s[key] is None
+                 else _ports_text(s[key], served=served) if key == "ports" else _value_text(s[key]))
         lines.append(f"{key + ':':<{w}}{shown}")
     if s["stopped"]:
         lines.append(f"{'stopped:':<{w}}{', '.join(s['stopped'])} (lab serve keeps them down: phoneemu lab "
@@ -870,7 +900,8 @@ def _show_text(args: argparse.Namespace) -> str:
         lines.append(f"{'CTL:':<{w}}none (not in mixed mode)")
     lines.append("\n".join(_phone_lines(s["phones"], every=args.phones, w=w)))
     if s["tampered"]:
-        lines.append(f"{'tampered:':<{w}}{s['tampered']}")
+        flipped = ", ".join(f"{name} byte {offset}" for name, offset in s["tampered"].items())
+        lines.append(f"{'tampered:':<{w}}{flipped} (flipped until the next rebuild)")
     if args.files:
         for name, data in sorted(cluster.files().items()):
             lines.append(f"{len(data):>8}  {name}")
@@ -884,6 +915,28 @@ def _show_text(args: argparse.Namespace) -> str:
     if args.ctl:
         text += cluster.show_ctl()
     return text
+
+
+def _value_text(value: object) -> str:
+    """A ``lab show`` value as its other lines say it: a setting ``on``/``off`` (as the operation that
+    changes it takes it: ``lab mixed-mode DIR on``), nothing as ``none`` (was Python's ``True``,
+    ``None``)."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return "none" if value is None else str(value)
+
+
+def _ports_text(ports: dict[str, int], *, served: bool) -> str:
+    """``lab show``'s ports: each service and its port, the real CUCM services first in lab serve's order
+    (``tftp 6969, http 6970, tvs 2445, capf 3804, sip 5060``), and whose ports they are — where a lab serve
+    of the lab last listened (it records them when it starts: ``boot --lab DIR`` goes there) or the real
+    ones (spec §H.1) of a lab never served. Was the Python dict, ``{'capf': 3804, 'http': 6970, ...}``."""
+    from phoneemu.lab.defaults import DEFAULT_PORTS
+
+    order = [*(name for name in DEFAULT_PORTS if name in ports), *sorted(set(ports) - set(DEFAULT_PORTS))]
+    whose = ("where lab serve last listened: the ports it recorded" if served
+             else "the real CUCM ports: no lab serve has recorded its own")
+    return ", ".join(f"{name} {ports[name]}" for name in order) + f" ({whose})"
 
 
 def _register_serve(ops: Any) -> None:

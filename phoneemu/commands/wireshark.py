@@ -131,6 +131,30 @@ def _keys_beside(capture: Path) -> Path:
     return (capture.with_suffix("") if capture.suffix == ".gz" else capture).with_suffix(".keys")
 
 
+def _shows_nothing(capture: Path, keylog: Path | None, ports: list[int], shown: str) -> list[str]:
+    """Notes for a capture whose TVS and CAPF messages cannot show, said before tshark runs (it printed
+    nothing, and nothing said why): TVS and CAPF run over TLS (spec §E, §F), so a capture with no TLS
+    session holds none, and one without a key log — none given, no ``CAPTURE.keys`` beside it — or with
+    an empty one stays encrypted. Only for a display filter that asks for ``tvs`` or ``capf``."""
+    if "tvs" not in shown and "capf" not in shown:
+        return []
+    if not ports:
+        return [f"note: {capture}: no TLS session in it (no ClientHello), so no TVS or CAPF message to show "
+                "(they run over TLS)"]
+    to = f"the TLS to port{'s' if len(ports) > 1 else ''} {', '.join(map(str, ports))}"
+    if keylog is None:
+        return [f"note: no key log ({_keys_beside(capture)} is not there; --keylog FILE names one): {to} "
+                "stays encrypted, no TVS or CAPF message shows (boot, fleet boot and run --capture write "
+                "one beside the capture)"]
+    try:
+        empty = keylog.stat().st_size == 0
+    except OSError:  # tshark says it
+        return []
+    if empty:
+        return [f"note: key log {keylog} is empty: {to} stays encrypted, no TVS or CAPF message shows"]
+    return []
+
+
 def handler(args: argparse.Namespace) -> int:
     if args.lua:
         print(dissector_path())
@@ -147,7 +171,10 @@ def handler(args: argparse.Namespace) -> int:
         keylog = beside
     if keylog is not None and not keylog.is_file():
         raise PhoneEmuError(f"--keylog {keylog}: no such file", path="keylog")
-    cmd = ["tshark", *tshark_args(args.capture, keylog, tls_server_ports(args.capture)), "-Y", args.filter]
+    ports = tls_server_ports(args.capture)
+    cmd = ["tshark", *tshark_args(args.capture, keylog, ports), "-Y", args.filter]
+    for note in _shows_nothing(args.capture, keylog, ports, args.filter):
+        say(args, note)
     stale = _stale_install()
     if stale is not None:
         say(args, f"note: Wireshark also loads {stale}, another version of this dissector, and decodes "
