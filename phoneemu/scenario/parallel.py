@@ -9,15 +9,18 @@ Rules:
   being the largest number of clusters of a scenario of the run, so that live captures of two
   workers never see each other's traffic (ports are ephemeral anyway). The workers are capped so
   that the last address stays ≤ 127.0.0.40 (the range captures know).
-* Ctrl-C: the workers are stopped at once (SIGKILL); finished scenarios keep their verdicts. A scenario
-  under way keeps the expectations its worker had reported (each step start carries those evaluated
-  since the last; what is already in the pipe is still read, at most :data:`_DRAIN_S`): it is an ERROR
-  ``interrupted (Ctrl-C) before the scenario finished; its last report: in steps[I] (VERB, FILE:LINE)``
-  (``error_step`` that step), as in a sequential run, and listed in ``summary.stopped``; the scenarios
-  never handed out are listed as not run. The summary is marked interrupted (the command writes its
-  reports, exit 130). A Ctrl-C is taken between two rounds of the parent's loop (held back while it
-  reads and records its workers' messages, at most the loop's 0.2 s wait): a message read is never
-  half recorded.
+* Ctrl-C (or SIGTERM): the workers are stopped at once (SIGKILL); finished scenarios keep their
+  verdicts. A scenario under way keeps the expectations its worker had reported (each step start carries
+  those evaluated since the last; what is already in the pipe is still read, at most :data:`_DRAIN_S`):
+  it is an ERROR ``interrupted (Ctrl-C) before the scenario finished; its last report: in steps[I] (VERB,
+  FILE:LINE)`` (``(SIGTERM)`` when the caller noted one: :func:`run_parallel`'s ``sigterm``; the words
+  of :func:`phoneemu.scenario.runner.interrupted_error`, ``error_step`` that step), as in a sequential
+  run, and listed in ``summary.stopped``; the scenarios never handed out are listed as not run. The
+  summary is marked interrupted (the command writes its reports, exit 130). A Ctrl-C is taken between
+  two rounds of the parent's loop (held back while it reads and records its workers' messages, at most
+  the loop's 0.2 s wait): a message read is never half recorded. During the cleanup that follows a
+  second Ctrl-C, or a SIGTERM as :func:`phoneemu.interrupts.term_as_ctrl_c` has it, is ignored: the
+  summary is returned whole.
 * Workers are ``spawn`` processes; they ignore SIGINT (the parent decides). Each has two pipes of its
   own (:mod:`phoneemu.worker_pipes`), nothing shared with the other workers: the parent hands it one
   scenario at a time over the first when it is idle (it said ``ready``, or sent a result) and reads
@@ -57,7 +60,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -142,23 +145,31 @@ def _exit_text(p: Any) -> str:
 
 
 @contextlib.contextmanager
-def _no_sigint() -> Iterator[None]:
-    """SIGINT ignored for a short cleanup (main thread only; elsewhere nothing changes)."""
+def _no_interrupt() -> Iterator[None]:
+    """A Ctrl-C, or a SIGTERM, ignored for a short cleanup (main thread only; elsewhere nothing changes).
+    SIGINT gets a handler that does nothing rather than SIG_IGN: :func:`phoneemu.interrupts.term_as_ctrl_c`
+    passes a SIGTERM to the SIGINT handler in force, and meeting SIG_IGN raises KeyboardInterrupt."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    old = signal.signal(signal.SIGINT, _ignore_signal)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, old)
 
 
-def run_parallel(scenarios: list[Scenario], options: Any, jobs: int) -> RunSummary:
+def _ignore_signal(_signum: int, _frame: Any) -> None:
+    """:func:`_no_interrupt`'s SIGINT handler: nothing."""
+
+
+def run_parallel(scenarios: list[Scenario], options: Any, jobs: int, *,
+                 sigterm: Sequence[bool] = ()) -> RunSummary:
     """Run ``scenarios`` on ``jobs`` worker processes (see module rules); ``options`` is the
-    sequential run's :class:`~phoneemu.scenario.runner.RunOptions`."""
+    sequential run's :class:`~phoneemu.scenario.runner.RunOptions`; ``sigterm`` non-empty once a SIGTERM
+    stopped the run (the caller's note: the KeyboardInterrupt it comes out as does not say)."""
     from phoneemu.scenario.deadline import limit_for, seconds_text
-    from phoneemu.scenario.runner import new_result
+    from phoneemu.scenario.runner import interrupted_error, new_result
 
     workers, width = usable_jobs(jobs, scenarios, options.lab_host_base)
     ctx = mp.get_context("spawn")
@@ -270,17 +281,16 @@ def run_parallel(scenarios: list[Scenario], options: Any, jobs: int) -> RunSumma
                 if not isinstance(msg, worker_pipes.Closed):
                     note(w, msg)
 
-    def stop_under_way() -> list[int]:
-        """Interrupted: each scenario a worker was running is an ERROR saying so, with the expectations
-        and the step its worker had reported; their indexes."""
+    def stop_under_way(by: str) -> list[int]:
+        """Interrupted by ``by`` (``Ctrl-C``, ``SIGTERM``): each scenario a worker was running is an ERROR
+        saying so, with the expectations and the step its worker had reported; their indexes."""
         stopped: list[int] = []
         for w, j in running.items():
             if j in results:
                 continue
             results[j] = partial.pop(j) if j in partial else new_result(scenarios[j])
-            results[j].last_step = doing.get(j, _NOTHING_SAID)
-            results[j].error = f"interrupted (Ctrl-C) before the scenario finished; its last report: " \
-                f"{results[j].last_step}"
+            results[j].last_step = step = doing.get(j, _NOTHING_SAID)
+            results[j].error = interrupted_error(by, step)
             results[j].duration_s = time.monotonic() - since[w]
             stopped.append(j)
         return sorted(stopped)
@@ -307,6 +317,7 @@ def run_parallel(scenarios: list[Scenario], options: Any, jobs: int) -> RunSumma
             if todo:
                 spawn(slots[w])
 
+    by = "Ctrl-C"  # what stopped the run (interrupted)
     try:
         try:
             for slot in range(workers):
@@ -335,10 +346,11 @@ def run_parallel(scenarios: list[Scenario], options: Any, jobs: int) -> RunSumma
                             results[j] = new_result(sc)
                             results[j].error = f"not run: every worker process ended ({why})"
             interrupted()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a SIGTERM is noted before it comes out as one; one during the cleanup is not
         summary.interrupted = True
+        by = "SIGTERM" if sigterm else "Ctrl-C"
     finally:
-        with _no_sigint():  # a second Ctrl-C (or timeout's signal to the group) must not lose the report
+        with _no_interrupt():  # a second Ctrl-C or SIGTERM (timeout's to the group) must not lose the report
             for p in procs:
                 if p.is_alive():
                     p.kill()
@@ -346,7 +358,7 @@ def run_parallel(scenarios: list[Scenario], options: Any, jobs: int) -> RunSumma
                 p.join(5.0)
             if summary.interrupted:
                 last_words()
-                summary.stopped = [scenarios[j].name for j in stop_under_way()]
+                summary.stopped = [scenarios[j].name for j in stop_under_way(by)]
             inbox.close()
             for c in to_workers:
                 c.close()

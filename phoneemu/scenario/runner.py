@@ -387,10 +387,7 @@ def run_scenarios(scenarios: list[Scenario], options: RunOptions, *, jobs: int =
     with _sigterm_noted() as sigterm:
         if jobs > 1 and len(scenarios) > 1:
             from phoneemu.scenario.parallel import run_parallel
-            summary = run_parallel(scenarios, options, jobs)
-            if sigterm:
-                _said_of_sigterm(summary)
-            return summary
+            return run_parallel(scenarios, options, jobs, sigterm=sigterm)
         return _run_in_turn(scenarios, options, sigterm)
 
 
@@ -399,16 +396,6 @@ def interrupted_error(by: str, last_step: str) -> str:
     was in at its last report (``in steps[3] (boot, FILE:LINE)``): one wording for a sequential run and
     ``-j`` (whose parent knows a worker's step from its last report)."""
     return f"interrupted ({by}) before the scenario finished; its last report: {last_step}"
-
-
-def _said_of_sigterm(summary: RunSummary) -> None:
-    """A ``-j`` run stopped by a SIGTERM: its scenarios stopped under way, which the parent words as a
-    Ctrl-C's (it cannot tell them apart), say SIGTERM."""
-    stopped = set(summary.stopped)
-    for result in summary.scenarios:
-        step = result.last_step
-        if result.name in stopped and step is not None and result.error == interrupted_error("Ctrl-C", step):
-            result.error = interrupted_error("SIGTERM", step)
 
 
 @contextlib.contextmanager
