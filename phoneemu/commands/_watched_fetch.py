@@ -2,7 +2,9 @@
 
 * over which transport and port each request was answered — a cp-8861 asks HTTP 6970 first and TFTP
   only when HTTP fails, so a ``--tftp`` port nobody listens on went unseen while HTTP answered every
-  file (the boot said nothing of the port it was given);
+  file (the boot said nothing of the port it was given). A request HTTP failed and TFTP was then asked
+  for is a request of each (answered over HTTP when its failure was an answer: as the boot's
+  ``answered``), so an ``--http-port`` nobody listens on shows beside an answering TFTP too;
 * a request still unanswered after :data:`SLOW_S` seconds, once per request (a TFTP server that does
   not answer costs 4 tries of ``--timeout`` a file: the boot printed nothing for 40 s);
 * the request under way when the boot is interrupted (Ctrl-C said only "interrupted").
@@ -49,7 +51,7 @@ class Ports:
         return f"{_NAMES.get(transport, transport)} {self.address(transport)}"
 
     def asked(self) -> str:
-        """Both, as :meth:`of` writes them (``TFTP ... and HTTP ...``)."""
+        """Those asked, as :meth:`of` writes them (``HTTP ... or TFTP ...``; TFTP alone without HTTP)."""
         return " or ".join(self.of(t) for t in (("http", "tftp") if self.http else ("tftp",)))
 
 
@@ -62,8 +64,9 @@ class WatchedFetcher:
         self._ports = ports
         self._tell = tell
         self._slow_s = slow_s
-        self.requests: Counter[str] = Counter()
+        self.requests: Counter[str] = Counter()  # per transport: a request that fell back counts on both
         self.answers: Counter[str] = Counter()
+        self.finished = 0  # requests answered or failed (one each, whichever transports it asked)
         self.pending: tuple[str, float] | None = None  # the name under way and when it was asked
 
     def __getattr__(self, name: str) -> Any:  # what the boot reads of a fetcher: the wrapped one's
@@ -88,14 +91,24 @@ class WatchedFetcher:
         self._count(True)
         return data
 
-    def _transport(self) -> str:
-        """The transport that gave the last answer (``tftp`` for a TFTP-only fetcher)."""
-        return str(getattr(self._inner, "transport", "") or "tftp")
-
     def _count(self, answered: bool) -> None:
-        over = self._transport()
-        self.requests[over] += 1
-        self.answers[over] += answered
+        """The request just finished, on the transports it asked: HTTP first (when the phone asks it),
+        TFTP when HTTP failed (the fetcher's ``last_fallback``, spec §H.1) or HTTP is not asked; was only
+        the last transport, so a request HTTP failed counted on TFTP alone."""
+        self.finished += 1
+        if self._ports.http is None:  # TFTP only (--no-http, a TFTP-only model)
+            self._counted(str(getattr(self._inner, "transport", "") or "tftp"), answered)
+            return
+        fell_back: TransportError | None = getattr(self._inner, "last_fallback", None)
+        if fell_back is None:
+            self._counted("http", answered)
+            return
+        self._counted("http", fell_back.kind not in _NO_ANSWER)
+        self._counted("tftp", answered)
+
+    def _counted(self, transport: str, answered: bool) -> None:
+        self.requests[transport] += 1
+        self.answers[transport] += answered
 
     def _still_waiting(self, name: str) -> None:
         self._tell(f"still waiting for {name} after {self._slow_s:g} s, asked of {self._ports.asked()}: a "
@@ -106,9 +119,8 @@ class WatchedFetcher:
         if self.pending is None:
             return None
         name, since = self.pending
-        done = sum(self.requests.values())
         return (f"interrupted while waiting {time.monotonic() - since:.0f} s for {name} from "
-                f"{self._ports.asked()} ({done} request(s) answered or failed before it)")
+                f"{self._ports.asked()} ({self.finished} request(s) answered or failed before it)")
 
     def summary(self) -> str | None:
         """The ``files:`` line under the boot's summary: the requests each transport answered, and a
@@ -118,7 +130,8 @@ class WatchedFetcher:
         parts = [f"{self.answers[t]} of {self.requests[t]} request(s) answered over {self._ports.of(t)}"
                  for t in ("http", "tftp") if self.requests[t]]
         text = "; ".join(parts)
-        if self._ports.http and not self.requests["tftp"] and self.answers["http"]:
+        every_http = 0 < self.answers["http"] == self.requests["http"]
+        if self._ports.http and not self.requests["tftp"] and every_http:
             text += (f"; {self._ports.of('tftp')} not asked (HTTP answered every request; --no-http tries "
                      "TFTP alone)")
         return text

@@ -10,6 +10,7 @@ the boot's 40 s, and Ctrl-C said only "interrupted"."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import socket
@@ -128,3 +129,87 @@ def test_ctrl_c_during_a_boot_names_the_request_under_way(capsys: pytest.Capture
             rf"127\.0\.0\.1:{port} \(0 request\(s\) answered or failed before it\)\n"
             r"phoneemu boot: interrupted\n")
     assert re.search(said, err), err
+
+
+def test_an_http_port_nobody_listens_on_behind_an_answering_tftp_is_said(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each file HTTP failed and TFTP then answered is a request of both: was "7 of 7 request(s) answered
+    over TFTP" alone and ``"http": {"requests": 0}`` in the JSON, the dead HTTP port (asked first for
+    every file, spec §H.1) unseen, as the wrong TFTP port was behind an answering HTTP."""
+    lab = _lab(tmp_path)
+    ports, stop = serve_in_thread(lab)
+    dead = _free_port(socket.SOCK_STREAM)
+    asked = ["boot", "--mac", MAC, "--lab", str(lab.root), "--now", str(NOW),
+             "--tftp", f"127.0.0.1:{ports['tftp']}", "--http-port", str(dead)]
+    try:
+        assert main(asked) == 0
+        out = capsys.readouterr().out
+        assert main([*asked, "--json"]) == 0
+        doc = json.loads(capsys.readouterr().out)
+    finally:
+        stop()
+    transports = doc["transports"]
+    n = transports["tftp"]["requests"]
+    assert n > 0 and transports["tftp"]["answered"] == n, transports
+    assert transports["http"] == {"address": f"127.0.0.1:{dead}", "requests": n, "answered": 0}, transports
+    files = next(line for line in out.splitlines() if line.startswith("  files:"))
+    assert files == (f"  files:     0 of {n} request(s) answered over HTTP 127.0.0.1:{dead}; {n} of {n} "
+                     f"request(s) answered over TFTP 127.0.0.1:{ports['tftp']}"), files
+
+
+class _Fallback:
+    """An HTTP-then-TFTP fetcher (``last_fallback`` as :class:`phoneemu.net.fetch.HttpThenTftpFetcher`
+    keeps it) whose HTTP answers the names in ``http`` and falls back for the others to a TFTP that
+    answers none."""
+
+    def __init__(self, http: set[str]) -> None:
+        self.http = http
+        self.last_fallback: TransportError | None = None
+        self.transport = ""
+
+    async def fetch(self, name: str) -> bytes:
+        self.last_fallback = None
+        if name in self.http:
+            self.transport = "http"
+            return b"data"
+        self.transport = "tftp"
+        self.last_fallback = TransportError("cannot connect", kind="unreachable", path=name)
+        raise TransportError("no answer", kind="timeout", path=name)
+
+
+def _fetch_each(watched: WatchedFetcher, *names: str) -> None:
+    """Fetch ``names`` in turn, as a boot does, each failure (a TransportError, an OSError) kept counted."""
+    async def boot() -> None:
+        for name in names:
+            with contextlib.suppress(TransportError, OSError):
+                await watched.fetch(name)
+
+    asyncio.run(boot())
+
+
+def test_requests_failing_over_both_transports_count_on_both() -> None:
+    """A request HTTP failed and TFTP did not answer either: a request of each, neither answering (was
+    counted on TFTP alone, so HTTP "answered" all it was asked, 2 of 2, though it was asked 3 times)."""
+    watched = WatchedFetcher(_Fallback({"a", "b"}), Ports("::1", 6969, 6970), tell=lambda _text: None)
+
+    _fetch_each(watched, "a", "b", "c")
+    assert watched.summary() == ("2 of 3 request(s) answered over HTTP [::1]:6970; 0 of 1 request(s) "
+                                 "answered over TFTP [::1]:6969"), watched.summary()
+    assert watched.as_dict() == {"http": {"address": "[::1]:6970", "requests": 3, "answered": 2},
+                                 "tftp": {"address": "[::1]:6969", "requests": 1, "answered": 0}}
+
+
+def test_http_is_said_to_answer_every_request_only_when_it_did() -> None:
+    """An HTTP request that failed without a fallback to TFTP (an OSError, no answer) is no answer: the
+    ``files:`` line does not say that HTTP answered every request (it said so as soon as one was)."""
+    class Refusing(_Fallback):
+        async def fetch(self, name: str) -> bytes:
+            if name == "c":
+                self.last_fallback = None
+                raise OSError("connection reset")
+            return await super().fetch(name)
+
+    watched = WatchedFetcher(Refusing({"a", "b"}), Ports("127.0.0.1", 6969, 6970), tell=lambda _text: None)
+
+    _fetch_each(watched, "a", "b", "c")
+    assert watched.summary() == "2 of 3 request(s) answered over HTTP 127.0.0.1:6970", watched.summary()
