@@ -242,6 +242,13 @@ def _default_mac(names: Sequence[str]) -> tuple[str, list[str]]:
                      "SEP<MAC> files are given (--mac MAC for another; --fleet-flash DIR for many)"]
 
 
+#: by the option that gave a config (:func:`installed_config`), the options of the command that take a trust
+#: list instead: predict's ``--installed-itl`` / ``--installed-ctl``, tvs's ``--itl`` (it takes no CTL; was
+#: "give it as --installed-itl" there too, an option tvs does not have)
+_TRUST_LIST_OPTIONS = {"installed-config": {"itl": "--installed-itl", "ctl": "--installed-ctl"},
+                       "config": {"itl": "--itl"}}
+
+
 def installed_config(path: Path, key: Any = None, *, option: str = "installed-config") -> AcceptedConfig:
     """The phone's current config: a signed ``.sgn`` (its body), plain XML, or an ``.enc.sgn``
     decrypted with ``key`` (the phone's private key), installed under its file name (a flash's
@@ -260,7 +267,8 @@ def installed_config(path: Path, key: Any = None, *, option: str = "installed-co
         kind = "xml"  # config_fmt.parse says what is wrong with it
     if kind in ("itl", "ctl", "firmware"):  # was: "not well-formed XML at line 1" of its records
         what = "a firmware image" if kind == "firmware" else f"a trust list ({kind.upper()})"
-        instead = "" if kind == "firmware" else f" (give it as --installed-{kind})"
+        given_as = _TRUST_LIST_OPTIONS.get(option, {}).get(kind)
+        instead = f" (give it as {given_as})" if given_as else ""
         raise PhoneEmuError(f"{path}: installed config: is {what}, not a config{instead}", path=option)
     if kind == "enc" and key is None:
         how = ("give the phone's private key to decrypt it (--installed-config-key PEM: its LSC key, or the "

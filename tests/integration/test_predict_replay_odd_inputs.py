@@ -69,3 +69,15 @@ def test_a_trust_list_given_as_the_installed_config_is_named(lab: LabCluster, tm
     assert main(["predict", "--installed-config", str(itl), "--now", str(NOW), str(itl)]) == 2
     err = capsys.readouterr().err
     assert f"{itl}: installed config: is a trust list (ITL), not a config (give it as --installed-itl)" in err
+
+
+def test_a_trust_list_given_to_tvs_as_its_config_names_tvs_option(
+        lab: LabCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``tvs --config ITLFile.tlv`` names tvs's own option, ``--itl`` (was "give it as --installed-itl",
+    predict's, which tvs refuses as unrecognised); nothing is asked of any server."""
+    itl = tmp_path / "ITLFile.tlv"
+    itl.write_bytes(lab.get("ITLFile.tlv") or b"")
+    assert main(["tvs", str(lab.root / "certs" / "tvs.pem"), "--config", str(itl)]) == 2
+    err = capsys.readouterr().err
+    said = f"{itl}: installed config: is a trust list (ITL), not a config (give it as --itl)\n"
+    assert err.endswith(said), err
