@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # the phone's rules, its TLS and the TVS client are imported 
 
     from phoneemu.net.tvs_client import TvsReply
     from phoneemu.phone.events import QueryKey
-    from phoneemu.phone.store import TrustStore
+    from phoneemu.phone.store import AcceptedConfig, TrustStore
     from phoneemu.protocols.tvs import TvsResponse
 
 __all__ = ["register"]
@@ -156,13 +156,14 @@ def _servers(args: argparse.Namespace) -> list[tuple[str, int]]:
 
     asked = [parse_host_port(text, what="server", default_port=TVS_PORT) for text in args.servers]
     if args.config is not None:
-        cfg = installed_config(args.config, option="config").config
+        accepted = installed_config(args.config, option="config")
+        cfg = accepted.config
         if args.device_name is None and cfg.device_name:  # the phone asks in its own name (spec §E.4)
             args.device_name = phone_device_name(get_profile(args.profile).model, cfg.device_name)
         named = server_order(cfg.tvs_servers)
         if not named:
             raise PhoneEmuError(f"{args.config}: the config names no TVS server (<TVS><members>)"
-                                f"{_short_config_hint(cfg.encr_config)}", path="config")
+                                f"{_short_config_hint(accepted)}", path="config")
         asked += named
     if not asked:
         raise PhoneEmuError("no TVS server to ask: give HOST[:PORT], or --config a phone's config",
@@ -170,10 +171,13 @@ def _servers(args: argparse.Namespace) -> list[tuple[str, int]]:
     return list(dict.fromkeys(asked))
 
 
-def _short_config_hint(encrypted: bool) -> str:
+def _short_config_hint(accepted: AcceptedConfig) -> str:
     """For ``--config`` of an encrypted phone's short config (encrConfig, spec §G.12): its TVS servers are
-    in the ``.cnf.xml.enc.sgn`` (was only "names no TVS server", as for a config that has none)."""
-    if not encrypted:
+    in the ``.cnf.xml.enc.sgn`` (was only "names no TVS server", as for a config that has none). A config
+    accepted from the ``.enc.sgn`` (a flash's, ``--flash``: the decrypted full config, encrConfig true as
+    well) is no short config: it names the TVS servers it has, none on a cluster without TVS (was told it
+    was the short config, and to give the --flash it came from)."""
+    if not accepted.config.encr_config or accepted.file.lower().endswith(".enc.sgn"):
         return ""
     return ("; it is an encrypted phone's short config (encrConfig, spec §G.12): the TVS servers are in its "
             ".cnf.xml.enc.sgn, which --config does not decrypt: give the servers as HOST[:PORT], or --flash "

@@ -70,3 +70,24 @@ def test_lab_serve_refuses_one_tcp_port_for_two_services(lab: LabCluster, option
     assert err == (f"phoneemu lab serve: {said}: each TCP service listens on a port of its own (0 = any free "
                    "port)\n"), err
     assert (lab.root / "cluster.json").read_bytes() == before
+
+
+
+def test_tvs_flash_of_an_encrypted_phone_is_not_told_of_its_short_config(
+        lab: LabCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A flash holds the config its phone decrypted from the .enc.sgn (encrConfig true as well): when it
+    names no TVS server (a cluster without TVS), that is said alone (was: "it is an encrypted phone's short
+    config ... give ... --flash DIR of an emulated phone that booted on it", to a --flash given)."""
+    from phoneemu.phone.flash import Flash
+    from phoneemu.phone.profile import get_profile
+    from phoneemu.phone.store import AcceptedConfig, InternCache, TrustStore
+
+    profile = get_profile("cp-8861")
+    xml = config.build(config.DeviceConfig(device_name=f"SEP{MAC}", encr_config=True))
+    store = TrustStore(profile=profile, intern=InternCache())
+    store.config = AcceptedConfig(file=f"SEP{MAC}.cnf.xml.enc.sgn", xml=xml, config=config.parse(xml))
+    flash = tmp_path / "flash"
+    Flash(flash, profile=profile).save(store)
+    assert main(["tvs", str(lab.root / "certs" / "itlrecovery.pem"), "--flash", str(flash)]) == 2
+    err = capsys.readouterr().err
+    assert err.endswith(f"{flash / 'config.xml'}: the config names no TVS server (<TVS><members>)\n"), err
