@@ -327,7 +327,8 @@ def _files_lines(args: argparse.Namespace, asked: WatchedFetcher, where: Cluster
     """The summary's ``files:`` line (what each transport answered; a TFTP port never asked) and, with
     ``--lab DIR``, a ``--tftp`` that is not where its lab serve last listened."""
     lines = [f"  files:     {text}"] if (text := asked.summary()) is not None else []
-    elsewhere = None if where.from_lab else lab_recorded_elsewhere(args.lab, where.host, where.tftp_port)
+    elsewhere = None if where.from_lab else lab_recorded_elsewhere(args.lab, where.host, where.tftp_port,
+                                                                   addresses=where.addresses)
     if elsewhere is not None:
         given = host_port(where.host, where.tftp_port)
         lines.append(f"  note:      --tftp {given} is not where lab serve of {args.lab} last listened, "

@@ -111,25 +111,43 @@ def test_a_name_that_does_not_resolve_is_said_as_check_resolves_says_it(
         cluster_address(_args(tftp=f"{NAME}:16969", lab=lab.root))
 
 
-def test_boot_tftp_localhost_asks_the_labs_http_port(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                      resolver: tuple[list[str], list[str]]) -> None:
-    """End to end: lab serve on 127.0.0.1 (it records its ports), ``boot --tftp NAME:PORT --lab DIR``
-    with NAME resolving to ::1 then 127.0.0.1: every file over HTTP at the lab's HTTP port (was: HTTP
-    6970, refused, then each file over TFTP)."""
-    answer, asked = resolver
+def _boot_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str], answer: list[str],
+                  *extra: str) -> tuple[int, str, dict[str, int]]:
+    """lab serve on 127.0.0.1 (it records its ports), then ``boot --tftp NAME:PORT --lab DIR`` with NAME
+    resolving to ::1 then 127.0.0.1: (exit status, stdout, the ports served)."""
     answer += ["::1", "127.0.0.1"]
     lab = LabCluster.init(tmp_path / "lab", seed=3, key_spec="rsa1024", now=NOW, host="127.0.0.1")
     lab.add_phone(MAC, now=NOW)
     ports, stop = serve_in_thread(lab, tftp_port=0, http_port=0, tvs_port=0, capf_port=0)
     try:
         rc = main(["boot", "--tftp", f"{NAME}:{ports['tftp']}", "--lab", str(lab.root), "--mac", MAC,
-                   "--timeout", "2", "--json"])
+                   "--timeout", "2", *extra])
     finally:
         stop()
-    doc = json.loads(capsys.readouterr().out)
+    return rc, capsys.readouterr().out, ports
+
+
+def test_boot_tftp_localhost_asks_the_labs_http_port(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      resolver: tuple[list[str], list[str]]) -> None:
+    """End to end: every file over HTTP at the lab's HTTP port (was: HTTP 6970, refused, then each file
+    over TFTP)."""
+    answer, asked = resolver
+    rc, out, ports = _boot_by_name(tmp_path, capsys, answer, "--json")
+    doc = json.loads(out)
     assert rc == 0, doc["report"]
     http = doc["transports"]["http"]
     assert http["address"].endswith(f":{ports['http']}"), http
     assert http["requests"] > 0 and http["answered"] == http["requests"], http
     assert doc["transports"]["tftp"]["requests"] == 0, doc["transports"]
+    assert len(asked) == 1
+
+
+def test_boot_tftp_name_of_the_labs_address_is_not_said_to_be_elsewhere(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], resolver: tuple[list[str], list[str]]) -> None:
+    """The summary's note that ``--tftp`` is not where the lab's lab serve last listened compares the
+    name's addresses too (was: the text, so ``--tftp NAME:PORT`` of the very lab serve got the note)."""
+    answer, asked = resolver
+    rc, out, _ports = _boot_by_name(tmp_path, capsys, answer)
+    assert rc == 0, out
+    assert "files:" in out and "is not where lab serve" not in out, out
     assert len(asked) == 1
