@@ -142,11 +142,14 @@ class VerificationError(PhoneEmuError):
 
 
 class DecryptionError(VerificationError):
-    """An encrypted file could not be decrypted, or its plaintext hash did not match."""
+    """An encrypted file could not be decrypted, or its plaintext hash did not match.
+
+    ``offset``: where the field at fault sits in the file (a header tag, the body), when known."""
 
     def __init__(self, message: str, *, reason: VerifyReason = VerifyReason.DECRYPT_FAILED,
-                 fmt: str | None = None, path: str | None = None, tag: int | None = None) -> None:
-        super().__init__(message, reason=reason, fmt=fmt, path=path, tag=tag)
+                 fmt: str | None = None, offset: int | None = None, path: str | None = None,
+                 tag: int | None = None) -> None:
+        super().__init__(message, reason=reason, fmt=fmt, offset=offset, path=path, tag=tag)
 
 
 class TransportError(PhoneEmuError):

@@ -39,6 +39,11 @@ non-empty multiple of 16 bytes. Anything else is a DecodeError naming the tag. O
 values parse but never decrypt. Decryption also refuses (DecryptionError) a tag 24 other than 1,
 an unknown tag-26 hash code, a tag 23 that disagrees with the wrapped key (PKI) or with the
 configured key (symmetric), and an unwrapped key that is not 16 bytes.
+
+Every such error says where (design §3.7): a header value's fault names its tag at the offset of
+that tag's TLV (an unwrap failure: tag 25, the wrapped key; a plaintext hash mismatch: tag 27), a
+body's fault the body offset (bad pad bytes: where they start). A missing tag is named at the end
+of the header, where it would have to be.
 """
 
 from __future__ import annotations
@@ -144,12 +149,19 @@ def pad(plaintext: bytes) -> tuple[bytes, int]:
 
 def unpad(padded: bytes, p: int) -> bytes:
     """Drop the ``p`` pad bytes after checking that they are all 0x0D (DecryptionError otherwise)."""
+    return _unpad(padded, p, count_at=None, body_at=None)
+
+
+def _unpad(padded: bytes, p: int, *, count_at: int | None, body_at: int | None) -> bytes:
+    """:func:`unpad` whose errors say where (design §3.7): a bad count at tag 20 (``count_at``), bad
+    pad bytes where they start in the file (``body_at`` is the offset of the first body byte)."""
     if not 1 <= p <= _BLOCK or p > len(padded):
         raise DecryptionError(f"pad count {p} is outside 1..16 or longer than the data", fmt=FMT,
-                              path="header.encryption_padding", tag=T.ENCRYPTION_PADDING)
+                              offset=count_at, path="header.encryption_padding", tag=T.ENCRYPTION_PADDING)
     if padded[-p:] != bytes([PAD_BYTE]) * p:
         raise DecryptionError(f"the last {p} byte(s) are not 0x0D padding (wrong key or corrupt file)",
-                              fmt=FMT, path="body")
+                              fmt=FMT, offset=None if body_at is None else body_at + len(padded) - p,
+                              path="body")
     return padded[:-p]
 
 
@@ -162,13 +174,22 @@ _FIELD = {T.ENCRYPTION_MODE: "mode", T.ENCRYPTION_IV: "iv", T.ENCRYPTION_PADDING
           T.ENCRYPTION_HASH: "plaintext_hash"}
 
 
+def _tag_at(h: SignedHeader, tag: HeaderTag, default: int) -> int:
+    """Where ``tag`` sits in the parsed file (its tag byte), else ``default`` (design §3.7)."""
+    at = h.offset_of(tag)
+    return default if at is None else at
+
+
 def _missing(tag: HeaderTag, offset: int) -> DecodeError:
     return DecodeError(f"required encryption tag {int(tag)} ({tag.name.lower()}) is missing", fmt=FMT,
                        offset=offset, path=f"header.{tag.name.lower()}", tag=tag)
 
 
 def parse(data: bytes, *, limit: int = DEFAULT_LIMIT) -> EncryptedFile:
-    """Parse an ``.enc.sgn`` (spec §C.3); SizeLimitError above ``limit``, DecodeError when malformed."""
+    """Parse an ``.enc.sgn`` (spec §C.3); SizeLimitError above ``limit``, DecodeError when malformed.
+
+    An error about a header value names its tag and where that tag sits; a missing tag is named at
+    the end of the header, a bad body at its first byte."""
     raw, ph = parse_envelope(data, fmt=FMT, limit=limit)
     h = ph.header
     end = ph.body_offset
@@ -182,14 +203,17 @@ def parse(data: bytes, *, limit: int = DEFAULT_LIMIT) -> EncryptedFile:
         raise _missing(T.ENCRYPTION_KEY, end)
     if enc.mode == MODE_SYMMETRIC and enc.wrapped_key is not None:
         raise DecodeError("a manual-key file (tag 18 = 1) must not carry a wrapped key (tag 25)",
-                          fmt=FMT, offset=end, path="header.encryption_key", tag=T.ENCRYPTION_KEY)
+                          fmt=FMT, offset=_tag_at(h, T.ENCRYPTION_KEY, end), path="header.encryption_key",
+                          tag=T.ENCRYPTION_KEY)
     assert enc.iv is not None and enc.padding is not None
     if len(enc.iv) != _BLOCK:
-        raise DecodeError(f"IV is {len(enc.iv)} bytes, expected 16", fmt=FMT, offset=end,
-                          path="header.encryption_iv", tag=T.ENCRYPTION_IV)
+        raise DecodeError(f"IV is {len(enc.iv)} bytes, expected 16", fmt=FMT,
+                          offset=_tag_at(h, T.ENCRYPTION_IV, end), path="header.encryption_iv",
+                          tag=T.ENCRYPTION_IV)
     if not 1 <= enc.padding <= _BLOCK:
-        raise DecodeError(f"pad count {enc.padding} is outside 1..16", fmt=FMT, offset=end,
-                          path="header.encryption_padding", tag=T.ENCRYPTION_PADDING)
+        raise DecodeError(f"pad count {enc.padding} is outside 1..16", fmt=FMT,
+                          offset=_tag_at(h, T.ENCRYPTION_PADDING, end), path="header.encryption_padding",
+                          tag=T.ENCRYPTION_PADDING)
     ciphertext = raw[end:]
     if not ciphertext or len(ciphertext) % _BLOCK:
         raise DecodeError(f"ciphertext of {len(ciphertext)} bytes is not a non-empty multiple of 16",
@@ -280,38 +304,45 @@ def build_symmetric(
 
 
 # --------------------------------------------------------------------------- decryption
+def _header_error(ef: EncryptedFile, tag: HeaderTag, message: str, *,
+                  reason: VerifyReason = VerifyReason.DECRYPT_FAILED) -> DecryptionError:
+    """A DecryptionError about the value of header ``tag``: names the tag and where it sits (§3.7)."""
+    return DecryptionError(message, reason=reason, fmt=FMT, offset=ef.header.offset_of(tag),
+                           path=f"header.{tag.name.lower()}", tag=tag)
+
+
 def _common_checks(ef: EncryptedFile, mode: int) -> HashAlg:
     enc = ef.encryption
     if enc.mode != mode:
         want = "PKI (tag 18 = 0)" if mode == MODE_PKI else "manual-key (tag 18 = 1)"
-        raise DecryptionError(f"file uses encryption mode {enc.mode}, not {want}", fmt=FMT,
-                              path="header.encryption_mode", tag=T.ENCRYPTION_MODE)
+        raise _header_error(ef, T.ENCRYPTION_MODE, f"file uses encryption mode {enc.mode}, not {want}")
     if enc.key_algorithm != AES_KEY_ALGORITHM:
-        raise DecryptionError(f"key algorithm code {enc.key_algorithm} is unknown (1 = AES)",
-                              reason=VerifyReason.UNSUPPORTED_KEY, fmt=FMT,
-                              path="header.encryption_key_algorithm", tag=T.ENCRYPTION_KEY_ALGORITHM)
+        raise _header_error(ef, T.ENCRYPTION_KEY_ALGORITHM,
+                            f"key algorithm code {enc.key_algorithm} is unknown (1 = AES)",
+                            reason=VerifyReason.UNSUPPORTED_KEY)
     code = enc.hash_alg if enc.hash_alg is not None else -1
     try:
         return hash_alg(code)
     except VerificationError as exc:
-        raise DecryptionError(exc.message, reason=VerifyReason.UNSUPPORTED_HASH, fmt=FMT,
-                              path="header.encryption_hash_algorithm",
-                              tag=T.ENCRYPTION_HASH_ALGORITHM) from None
+        raise _header_error(ef, T.ENCRYPTION_HASH_ALGORITHM, exc.message,
+                            reason=VerifyReason.UNSUPPORTED_HASH) from None
 
 
 def _decrypt(ef: EncryptedFile, key: bytes, alg: HashAlg) -> bytes:
     enc = ef.encryption
     assert enc.iv is not None and enc.padding is not None
+    body_at = ef.header.header_length
     try:
         padded = cipher.aes_cbc_decrypt(key, enc.iv, ef.ciphertext)
     except DecryptionError as exc:
-        raise DecryptionError(exc.message, reason=exc.reason, fmt=FMT, path="body") from None
-    plaintext = unpad(padded, enc.padding)
+        raise DecryptionError(exc.message, reason=exc.reason, fmt=FMT, offset=body_at, path="body") from None
+    plaintext = _unpad(padded, enc.padding, count_at=ef.header.offset_of(T.ENCRYPTION_PADDING),
+                       body_at=body_at)
     want = enc.plaintext_hash or b""
     if not hmac.compare_digest(digest(alg, plaintext), want):
-        raise DecryptionError(f"{alg.label} hash of the decrypted plaintext does not match tag 27",
-                              reason=VerifyReason.HASH_MISMATCH, fmt=FMT, path="header.encryption_hash",
-                              tag=T.ENCRYPTION_HASH)
+        raise _header_error(ef, T.ENCRYPTION_HASH,
+                            f"{alg.label} hash of the decrypted plaintext does not match tag 27",
+                            reason=VerifyReason.HASH_MISMATCH)
     return plaintext
 
 
@@ -340,18 +371,15 @@ def decrypt_pki(ef: EncryptedFile, private_key: PrivateKey) -> bytes:
     enc = ef.encryption
     wrapped = enc.wrapped_key or b""
     if enc.key_size != 8 * len(wrapped):
-        raise DecryptionError(f"key size tag says {enc.key_size} bits but the wrapped key is "
-                              f"{8 * len(wrapped)} bits", fmt=FMT, path="header.encryption_key_size",
-                              tag=T.ENCRYPTION_KEY_SIZE)
+        raise _header_error(ef, T.ENCRYPTION_KEY_SIZE, f"key size tag says {enc.key_size} bits but the "
+                            f"wrapped key is {8 * len(wrapped)} bits")
     try:
         key = _unwrap(private_key, wrapped)
     except DecryptionError as exc:
-        raise DecryptionError(exc.message, reason=exc.reason, fmt=FMT, path="header.encryption_key",
-                              tag=T.ENCRYPTION_KEY) from None
+        raise _header_error(ef, T.ENCRYPTION_KEY, exc.message, reason=exc.reason) from None
     if len(key) != 16:
-        raise DecryptionError(f"unwrapped key is {len(key)} bytes, expected a 16-byte AES-128 key "
-                              "(encrypted for another certificate?)", fmt=FMT, path="header.encryption_key",
-                              tag=T.ENCRYPTION_KEY)
+        raise _header_error(ef, T.ENCRYPTION_KEY, f"unwrapped key is {len(key)} bytes, expected a 16-byte "
+                            "AES-128 key (encrypted for another certificate?)")
     return _decrypt(ef, key, alg)
 
 
@@ -360,9 +388,8 @@ def decrypt_symmetric(ef: EncryptedFile, key: bytes) -> bytes:
     _check_symmetric_key(key, error=DecryptionError)
     alg = _common_checks(ef, MODE_SYMMETRIC)
     if ef.encryption.key_size != 8 * len(key):
-        raise DecryptionError(f"file needs a {ef.encryption.key_size}-bit key, the configured key has "
-                              f"{8 * len(key)} bits", reason=VerifyReason.UNSUPPORTED_KEY, fmt=FMT,
-                              path="header.encryption_key_size", tag=T.ENCRYPTION_KEY_SIZE)
+        raise _header_error(ef, T.ENCRYPTION_KEY_SIZE, f"file needs a {ef.encryption.key_size}-bit key, the "
+                            f"configured key has {8 * len(key)} bits", reason=VerifyReason.UNSUPPORTED_KEY)
     return _decrypt(ef, key, alg)
 
 

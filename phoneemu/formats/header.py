@@ -16,6 +16,8 @@ Rules implemented here:
   multiple of 4. Tag 28 right after tag 2 follows certutils (spec §A.2, §A.3a).
 * The signature (tag 12) covers the whole file minus the 3 + len bytes of the signature TLV
   (spec §A.3). :class:`ParsedHeader` keeps those exact bytes; we never verify a re-serialisation.
+* A parsed header keeps where each known tag sits (``SignedHeader.tag_offsets``): an error about
+  a header value names that tag and offset (design §3.7), e.g. a signature that does not verify.
 * Performance only: a successful decode is remembered by its exact header bytes (``_tlv.Memo``;
   failures are decoded again every time), and :func:`build_header` keeps the bytes of an
   (immutable) :class:`SignedHeader` on the object after the first build. A successful decode is
@@ -239,8 +241,10 @@ _CANON = {3: 0, 9: 1, 7: 2, 17: 3, 21: 4, 16: 5, 0: 6}
 class SignedHeader:
     """A parsed or to-be-built signed-file header (spec §A).
 
-    ``layout`` and ``header_length`` describe the byte layout of a parsed header; they take no
-    part in equality (a header built in Cisco order equals its parse).
+    ``layout``, ``header_length`` and ``tag_offsets`` describe the byte layout of a parsed header;
+    they take no part in equality (a header built in Cisco order equals its parse).
+    ``tag_offsets``: (tag, offset of its tag byte) for every known tag parsed, leaves and
+    containers, in file order; empty for a header not parsed (see :meth:`offset_of`).
     """
 
     version: tuple[int, int]
@@ -256,6 +260,7 @@ class SignedHeader:
     unknown: tuple[UnknownTag, ...] = ()
     header_length: int = field(default=0, compare=False)
     layout: Layout | None = field(default=None, compare=False, repr=False)
+    tag_offsets: tuple[tuple[int, int], ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.layout is None and self.unknown:
@@ -277,6 +282,16 @@ class SignedHeader:
             raise EncodeError("signature exceeds 65535 bytes", fmt="header", path="signature")
         check_cstring(self.filename, fmt="header", path="filename", tag=T.FILENAME)
 
+    def offset_of(self, tag: int) -> int | None:
+        """Where ``tag``'s TLV starts in the parsed input (its tag byte); None when not parsed there.
+
+        Errors about a header value name this offset (design §3.7). A header made with ``replace``
+        keeps the offsets of the header it came from: they describe the parsed bytes only."""
+        for t, at in self.tag_offsets:
+            if t == tag:
+                return at
+        return None
+
 
 @dataclass(frozen=True, kw_only=True)
 class ParsedHeader:
@@ -294,12 +309,14 @@ class ParsedHeader:
 
 # --------------------------------------------------------------------------- parsing
 class _Walk:
-    __slots__ = ("fmt", "seen", "sig_span", "unknown", "values")
+    __slots__ = ("containers", "fmt", "seen", "sig_span", "unknown", "values")
 
     def __init__(self, fmt: str) -> None:
         self.fmt = fmt
         self.seen: set[int] = {T.VERSION, T.HEADER_LENGTH}
+        #: Leaf tag → (value, offset of the value); container tag → offset of its tag byte.
         self.values: dict[int, tuple[bytes, int]] = {}
+        self.containers: dict[int, int] = {}
         self.unknown: list[UnknownTag] = []
         self.sig_span = (0, 0)
 
@@ -362,6 +379,7 @@ def _walk(data: bytes, pos: int, end: int, *, path: str, st: _Walk, container: i
             raise _fail(data, st, pos, end, path=path, read="sub" if kind == _CONTAINER else "take",
                         n=length, field=_NAMES[tag], tag=tag)
         if kind == _CONTAINER:
+            st.containers[tag] = start
             append((tag, _walk(data, pos, pos + length, path=f"{path}.{_NAMES[tag]}", st=st,
                                container=tag)))
             pos += length
@@ -554,11 +572,20 @@ def _parse_fields(data: bytes, header_length: int, version: tuple[int, int],
         unknown=tuple(st.unknown),
         header_length=header_length,
         layout=layout,
+        tag_offsets=_tag_offsets(st),
     )
     # Perf only: a parsed layout names exactly the fields parsed (every kept tag is in it once, in
     # the order of ``unknown``), which is what _layout_matches would find when building.
     object.__setattr__(header, "_layout_ok", True)
     return header, st.sig_span
+
+
+def _tag_offsets(st: _Walk) -> tuple[tuple[int, int], ...]:
+    """(tag, offset of its tag byte) of every known tag walked, in file order (with VERSION at 0 and
+    HEADER_LENGTH at 5, which the walk does not see)."""
+    found = [(T.VERSION, 0), (T.HEADER_LENGTH, 5), *st.containers.items(),
+             *((tag, at - 3) for tag, (_, at) in st.values.items())]
+    return tuple(sorted(((int(t), at) for t, at in found), key=lambda item: item[1]))
 
 
 # --------------------------------------------------------------------------- building
@@ -787,7 +814,7 @@ def parse_envelope(data: bytes, *, fmt: str, limit: int) -> tuple[bytes, ParsedH
     try:
         return raw, parse_header(raw, fmt=fmt)
     except EncodeError as exc:
-        raise DecodeError(exc.message, fmt=fmt, path=exc.path, tag=exc.tag) from None
+        raise DecodeError(exc.message, fmt=fmt, offset=exc.offset, path=exc.path, tag=exc.tag) from None
 
 
 def sign_header(template: SignedHeader, body: bytes, signer: FileSigner, *,
@@ -841,14 +868,17 @@ def sign_file(
 
 
 def verify_signature(parsed: ParsedHeader, key: PublicKey, *, fmt: str, what: str | None = None) -> None:
-    """Check hash code, modulus code and signature over ``parsed.signed_message``; raises, never a bool."""
+    """Check hash code, modulus code and signature over ``parsed.signed_message``; raises, never a bool.
+
+    A failure names the header tag at fault and, for a parsed header, its offset (design §3.7)."""
     h = parsed.header
     what = what or "signature"
     try:
         alg = hash_alg(h.hash_alg)
     except VerificationError as exc:
         raise VerificationError(f"{what}: {exc.message}", reason=VerifyReason.UNSUPPORTED_HASH,
-                                fmt=fmt, path="header.hash_algorithm", tag=T.HASH_ALGORITHM) from None
+                                fmt=fmt, offset=h.offset_of(T.HASH_ALGORITHM), path="header.hash_algorithm",
+                                tag=T.HASH_ALGORITHM) from None
     seen = _KEY_CODES.get(id(key))
     if seen is not None and seen[0] is key:
         expected = seen[1]
@@ -864,16 +894,17 @@ def verify_signature(parsed: ParsedHeader, key: PublicKey, *, fmt: str, what: st
     if h.modulus_code not in _KNOWN_CODES:
         raise VerificationError(f"{what}: unknown signature-modulus code {h.modulus_code}",
                                 reason=VerifyReason.UNSUPPORTED_KEY, fmt=fmt,
-                                path="header.signature_modulus", tag=T.SIGNATURE_MODULUS)
+                                offset=h.offset_of(T.SIGNATURE_MODULUS), path="header.signature_modulus",
+                                tag=T.SIGNATURE_MODULUS)
     if h.modulus_code != expected:
         raise VerificationError(
             f"{what}: modulus code {h.modulus_code} does not match the signer's "
             f"{key_size_bits(key)}-bit key (code {expected})",
-            reason=VerifyReason.BAD_SIGNATURE, fmt=fmt, path="header.signature_modulus",
-            tag=T.SIGNATURE_MODULUS)
+            reason=VerifyReason.BAD_SIGNATURE, fmt=fmt, offset=h.offset_of(T.SIGNATURE_MODULUS),
+            path="header.signature_modulus", tag=T.SIGNATURE_MODULUS)
     try:
         signatures.verify(key, h.signature, parsed.signed_message, alg, what=what)
     except VerificationError as exc:
-        raise VerificationError(exc.message, reason=exc.reason, fmt=fmt, path="header.signature",
-                                tag=T.SIGNATURE) from None
+        raise VerificationError(exc.message, reason=exc.reason, fmt=fmt, offset=h.offset_of(T.SIGNATURE),
+                                path="header.signature", tag=T.SIGNATURE) from None
 
