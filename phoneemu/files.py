@@ -24,12 +24,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import select
 import stat
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from phoneemu.errors import PhoneEmuError, SizeLimitError
 
@@ -202,33 +205,90 @@ def atomic_write(path: Path | str, data: bytes, *, mode: int = 0o644, durable: b
 
 
 _LINK_HOPS = 40  # as the kernel's own limit on symbolic links followed in one lookup (ELOOP)
-_OPEN_FILE_LINKS = ("/proc/", "/dev/fd/")  # "magic" links naming an open file: /dev/stdout -> /proc/self/fd/1
+#: the folders of "magic" links naming an open file: /dev/stdout -> /proc/self/fd/1
+_OPEN_FILE_FOLDERS = ("/proc/", "/dev/fd/")
 
 
 def output_target(path: Path | str) -> tuple[Path, bool]:
     """Where a user-named output goes and whether it is written in place: a FIFO or a device, or a link
-    through ``/proc`` or ``/dev/fd`` (``/dev/stdout`` when stdout is redirected to a file: the file the
+    in ``/proc`` or ``/dev/fd`` (``/dev/stdout`` when stdout is redirected to a file: the file the
     shell opened is written, never a new one renamed over the link in ``/dev``), in place; else the file
-    at the end of the path's symbolic links (a link is kept, its target replaced whole)."""
+    at the end of the path's symbolic links (a link is kept, its target replaced whole). Links are
+    followed as the kernel follows them for a shell's ``>``: another user's link in a folder writable by
+    all (``/tmp``) is not (:func:`_may_follow`), nor a loop; either is an OSError naming ``path``."""
     path = Path(path)
     hop = path
     for _ in range(_LINK_HOPS):
         if not hop.is_symlink():
-            break
-        if str(hop).startswith(_OPEN_FILE_LINKS):
-            return path, True
+            return hop, hop.exists() and not hop.is_file()
+        if _names_open_file(hop):
+            return hop, True
+        if not _may_follow(hop):
+            raise PermissionError(errno.EACCES, f"cannot write: {hop} is a symbolic link of another user's "
+                                  "in a folder writable by all: not followed (as the kernel's "
+                                  "protected_symlinks)", str(path))
         target = os.readlink(hop)
         hop = Path(target) if os.path.isabs(target) else hop.parent / target
-    final = path if hop.is_symlink() else hop  # a loop of links: left to the write to refuse
-    return final, final.exists() and not final.is_file()
+    raise OSError(errno.ELOOP, f"cannot write: {os.strerror(errno.ELOOP)}", str(path))
+
+
+def _names_open_file(link: Path) -> bool:
+    """Whether ``link`` is a "magic" link naming an open file: its folder is in ``/proc`` or ``/dev/fd``
+    however the path reaches it (``fd/1`` in ``/dev``, ``/tmp/../proc/self/fd/1``; was: the text
+    ``/proc/`` at its start, so such a link's target, a file the shell opened, was replaced)."""
+    return (os.path.realpath(link.parent) + "/").startswith(_OPEN_FILE_FOLDERS)
+
+
+def _may_follow(link: Path) -> bool:
+    """Whether the kernel follows ``link`` (``fs.protected_symlinks``): a link in a sticky folder writable
+    by all (``/tmp``) only when it is ours or the folder owner's. ``os.readlink`` skips that check: a link
+    planted as ``/tmp/r.json -> ~/.bashrc`` had its target replaced by the report."""
+    folder = os.stat(link.parent)
+    if not (folder.st_mode & stat.S_ISVTX and folder.st_mode & stat.S_IWOTH):
+        return True
+    return os.lstat(link).st_uid in (os.geteuid(), folder.st_uid)
+
+
+def own_descriptor(target: Path | str) -> int | None:
+    """The descriptor of this process that ``target`` (a link :func:`output_target` writes in place)
+    names: ``/proc/self/fd/1`` (``/dev/stdout``) is 1; None for anything else."""
+    target = Path(target)
+    if not target.name.isdigit():
+        return None
+    folder = os.path.realpath(target.parent)
+    return int(target.name) if re.fullmatch(rf"/proc/{os.getpid()}(?:/task/\d+)?/fd", folder) else None
+
+
+def dup_own_descriptor(target: Path | str) -> int | None:
+    """A duplicate of the descriptor of ours that ``target`` names (:func:`own_descriptor`), Python's
+    stdout and stderr flushed first, else None. Written through it, bytes follow what the process wrote
+    there, at its offset: the file opened again through the link has an offset of its own (``--json
+    /dev/stdout > out.json``: the summary printed after the report was written over it)."""
+    fd = own_descriptor(target)
+    if fd is None:
+        return None
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+    return os.dup(fd)
+
+
+def _open_in_place(target: Path) -> BinaryIO:
+    """``target`` (:func:`output_target`: in place) opened to write: a descriptor of ours duplicated
+    (:func:`dup_own_descriptor`), else the FIFO or device appended to (O_TRUNC would cut a file's bytes)."""
+    fd = dup_own_descriptor(target)
+    if fd is None:
+        fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+    return os.fdopen(fd, "wb")
 
 
 def write_output(path: Path | str, data: bytes) -> None:
     """A user-named output file is whole or absent: a regular file (or a new one) is replaced with
     :func:`atomic_write`; a FIFO, a device or ``/dev/stdout`` is written in place (:func:`output_target`)."""
     target, in_place = output_target(path)
-    if in_place:  # appended: what the shell's stdout already holds stays (O_TRUNC would cut it)
-        with open(target, "ab") as f:
+    if in_place:
+        with _open_in_place(target) as f:
             f.write(data)
     else:
         atomic_write(target, data)
@@ -241,8 +301,8 @@ def streamed_output(path: Path | str) -> Iterator[Callable[[bytes], object]]:
     as the pieces come; else they go to a temporary file beside ``path``, put in place whole when the
     block ends (:class:`AtomicFile`), removed if it raises (``path`` untouched)."""
     target, in_place = output_target(path)
-    if in_place:  # appended, as write_output
-        with target.open("ab") as f:
+    if in_place:  # as write_output
+        with _open_in_place(target) as f:
             yield f.write
         return
     atomic = AtomicFile(target)
@@ -301,9 +361,15 @@ def check_writable(path: Path | None, option: str) -> None:
     A new or regular file is written through a temporary file beside it (:func:`write_output`): one
     is made there and removed at once (:func:`_can_make_file_in`), as ``os.access`` says yes to root
     where no file can be made (``/proc``, ``/sys``). The file itself is never opened; a FIFO or a
-    device (written in place) is asked with ``os.access`` only."""
+    device (written in place) is asked with ``os.access`` only, a descriptor of ours (``/dev/stdout``)
+    whether it is open for writing. Links are followed as :func:`output_target` follows them."""
     if path is None:
         return
+    try:  # first: a link the kernel would not follow is not followed by the checks below either
+        target, in_place = output_target(path)
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).removeprefix("cannot write: ")
+        raise PhoneEmuError(f"{option} {path}: not writable ({reason})", path=option.lstrip("-")) from None
     if path.is_dir():
         raise PhoneEmuError(f"{option} {path}: is a folder, not a file", path=option.lstrip("-"))
     parent = path.parent if str(path.parent) else Path(".")
@@ -311,14 +377,27 @@ def check_writable(path: Path | None, option: str) -> None:
         raise PhoneEmuError(f"{option} {path}: folder {parent} does not exist", path=option.lstrip("-"))
     if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise PhoneEmuError(f"{option} {path}: not writable", path=option.lstrip("-"))
-    target, in_place = output_target(path)
     if in_place:
+        fd = own_descriptor(target)
+        if fd is not None and not _open_for_writing(fd):  # --json /dev/stdin: the input, read-only
+            raise PhoneEmuError(f"{option} {path}: not writable (descriptor {fd} is not open for writing)",
+                                path=option.lstrip("-"))
         return
     folder = target.parent if str(target.parent) else Path(".")
     why = _can_make_file_in(folder, target.name)
     if why is not None:
         raise PhoneEmuError(f"{option} {path}: not writable (no file can be made in {folder}: {why})",
                             path=option.lstrip("-"))
+
+
+def _open_for_writing(fd: int) -> bool:
+    """Whether this process's descriptor ``fd`` is open and may be written."""
+    import fcntl
+
+    try:
+        return (fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE) in (os.O_WRONLY, os.O_RDWR)
+    except OSError:
+        return False
 
 
 def _can_make_file_in(folder: Path, name: str) -> str | None:

@@ -83,7 +83,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from phoneemu.errors import DecodeError, EncodeError, naming_file
-from phoneemu.files import AtomicFile, output_target
+from phoneemu.files import AtomicFile, dup_own_descriptor, output_target
 
 __all__ = [
     "CAPTURE_MODE",
@@ -290,8 +290,12 @@ def _open_capture_file(path: str | Path, on_wait: Callable[[str], None]) -> _Sin
 def _open_in_place(path: str | Path, on_wait: Callable[[str], None]) -> BinaryIO:
     """A FIFO or device opened for writing, blocking. Opened without blocking first: a FIFO with no
     reader fails that with ENXIO; ``on_wait`` is told, then its open waits for one (a user starting
-    Wireshark on it)."""
-    flags = os.O_WRONLY | os.O_CLOEXEC | os.O_APPEND  # a file behind /dev/stdout keeps what it holds
+    Wireshark on it). A descriptor of ours (``/dev/stdout``) is duplicated: the file the shell opened is
+    written at its offset, after what the command wrote there (:func:`~phoneemu.files.dup_own_descriptor`)."""
+    own = dup_own_descriptor(path)
+    if own is not None:
+        return os.fdopen(own, "wb", buffering=0)
+    flags = os.O_WRONLY | os.O_CLOEXEC | os.O_APPEND  # a device or FIFO: nothing truncated
     try:
         fd = os.open(path, flags | os.O_NONBLOCK)
     except OSError as exc:
