@@ -49,9 +49,9 @@ Our conventions (spec [UNK] or [INF]):
   interned string for the life of the process); only what differs (the
   device name, ``certHash``) is the config's own. An extra element whose tree was seen before (tag, text,
   tail, attributes and children alike) gets the text remembered for it instead of being serialised
-  again (at most 256 texts of up to 4 KiB, none with namespaces). Equal bytes parsed again (phones
-  holding the same config) return the same :class:`DeviceConfig` (a bounded ``_tlv.Memo``; failures are never
-  remembered). A parsed config is read, never changed.
+  again (at most 256 texts of up to 4 KiB, none with namespaces, of 8,192 elements in all). Equal bytes
+  parsed again (phones holding the same config) return the same :class:`DeviceConfig` (a bounded
+  ``_tlv.Memo``; failures are never remembered). A parsed config is read, never changed.
 * A carriage return in the text of an extra element (``&#13;`` in the input) is written as the
   character reference ``&#13;`` (in ``extra`` and by :func:`build`): a literal CR would be read
   back as a line feed (XML 1.0 §2.11 end-of-line handling) and the round trip would not hold.
@@ -674,7 +674,11 @@ def _remembered_extra(items: tuple[tuple[str, str], ...]) -> dict[str, str]:
 
 #: extra elements serialised, by their tree's shape (:func:`_extra_xml`): at most this many remembered
 _SERIALISED_MAX_ITEMS = 256
+#: and at most this many elements in their trees, all together: a key holds a tuple an element (about 100
+#: bytes), so 256 trees of 800 tiny elements each (``<a/>`` is 5 characters of a 4 KiB text) were 20 MB
+_SERIALISED_MAX_ELEMENTS = 8192
 _SERIALISED: dict[tuple[tuple[object, ...], ...], str] = {}
+_SERIALISED_ELEMENTS = [0]  # elements of the trees remembered in _SERIALISED (the lengths of its keys)
 
 
 def _shape(el: ET.Element) -> tuple[tuple[object, ...], ...]:
@@ -700,10 +704,20 @@ def _extra_xml(tag: str, el: ET.Element) -> str:
     _check_extra(tag, xml)
     xml = _shared_text(xml)
     if len(xml) <= _EXTRA_MEMO_CHARS and "xmlns" not in xml:
-        if len(_SERIALISED) >= _SERIALISED_MAX_ITEMS:
-            _SERIALISED.clear()
-        _SERIALISED[key] = xml
+        _remember_serialised(key, xml)
     return xml
+
+
+def _remember_serialised(key: tuple[tuple[object, ...], ...], xml: str) -> None:
+    """``xml`` remembered for ``key``; the memo emptied first when it holds :data:`_SERIALISED_MAX_ITEMS`
+    texts or this tree would take its trees past :data:`_SERIALISED_MAX_ELEMENTS` elements (threads may
+    race on the count: it is then off by a tree or two, never unbounded, as each emptying resets it)."""
+    if (len(_SERIALISED) >= _SERIALISED_MAX_ITEMS
+            or _SERIALISED_ELEMENTS[0] + len(key) > _SERIALISED_MAX_ELEMENTS):
+        _SERIALISED.clear()
+        _SERIALISED_ELEMENTS[0] = 0
+    _SERIALISED[key] = xml
+    _SERIALISED_ELEMENTS[0] += len(key)
 
 
 #: Successful parses by their exact bytes: phones holding the same config share one parse (module docstring)

@@ -6,6 +6,7 @@ about a third of a parse. The text remembered must be exactly what ET's serialis
 
 from __future__ import annotations
 
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -103,3 +104,31 @@ def test_whitespace_check_is_strs_own() -> None:
         cfg_fmt.parse(_config("SEP0A0000000005", "").replace(
             b"<encrConfig>", b"<TVS><members><member><port>1</port><address>a\xc2\x85b</address></member>"
                              b"</members></TVS><encrConfig>"))
+
+
+def _held_bytes(keys: object) -> int:
+    """What the tuples and strings reachable from ``keys`` take (each object once)."""
+    seen: set[int] = set()
+    total = 0
+    stack = [keys]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or not isinstance(obj, (tuple, list, str)):
+            continue
+        seen.add(id(obj))
+        total += sys.getsizeof(obj)
+        if not isinstance(obj, str):
+            stack.extend(obj)
+    return total
+
+
+def test_keys_of_many_element_trees_stay_small_whatever_configs_are_parsed() -> None:
+    """A hostile config's extra of ~800 tiny elements is under 4 KiB of text, but its key held a tuple an
+    element: 256 of them kept ~20 MB (found by review). The trees remembered are bounded in elements."""
+    cfg_fmt._SERIALISED.clear()
+    children = "<a/>" * 800
+    for i in range(cfg_fmt._SERIALISED_MAX_ITEMS):  # as many as it keeps: none emptied by its count
+        cfg_fmt.parse(_config(f"SEP0A{i:010d}", f'<x n="{i}">{children}</x>'))
+    assert _held_bytes(list(cfg_fmt._SERIALISED)) < 4 << 20  # the texts themselves: at most 1 MiB
+    again = _config("SEP0A0000000006", DEVICE_POOL)
+    assert cfg_fmt.parse(again).extra["devicePool"] == _ets_own(again, "devicePool")
