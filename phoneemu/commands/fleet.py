@@ -644,13 +644,18 @@ def run_fleet(spec: FleetSpec, **options: Any) -> FleetResult:
 def _outputs_apart(args: argparse.Namespace) -> None:
     """Refuse, before any boot, outputs that would overwrite an input (``--models site.csv --json
     site.csv`` replaced the user's export with the report) or each other, ``--plot FILE`` taken as the
-    ``FILE.png`` it writes (``--plot r --json r.png``: the plot replaced the JSON, exit 0)."""
+    ``FILE.png`` it writes (``--plot r --json r.png``: the plot replaced the JSON, exit 0), the key log
+    of a ``--capture F`` without ``--keylog`` taken as the ``F.keys`` it is (``--capture s.pcap --json
+    s.keys``: the JSON replaced the key log)."""
     from phoneemu.files import same_file_key
     from phoneemu.fleet.plot import plot_path
 
+    keylog = args.keylog
+    if keylog is None and args.capture is not None:  # as capture_keylog names it
+        keylog = args.capture.with_suffix(".keys")
     outputs = [("--json", args.json), ("--junit", args.junit),
                ("--plot", plot_path(args.plot) if args.plot is not None else None),
-               ("--keylog", args.keylog), ("--capture", args.capture)]
+               ("--keylog", keylog), ("--capture", args.capture)]
     inputs = [("--models", args.models), ("--installed-itl", args.installed_itl),
               ("--installed-ctl", args.installed_ctl), *(("--image-signer", p) for p in args.image_signer)]
     given = {same_file_key(path): f"{option} {path}" for option, path in inputs if path is not None}
@@ -675,7 +680,10 @@ def _boot(args: argparse.Namespace) -> int:
     args.count = len(run_macs)
     check_writable(args.json, "--json")
     check_writable(args.junit, "--junit")
-    check_writable(args.plot, "--plot")
+    if args.plot is not None:  # the file written: --plot r writes r.png (r.png a folder: refused now)
+        from phoneemu.fleet.plot import plot_path
+
+        check_writable(plot_path(args.plot), "--plot")
     _outputs_apart(args)
     if args.capture_limit is not None and args.capture is None:
         raise PhoneEmuError("--capture-limit goes with --capture", path="capture-limit")

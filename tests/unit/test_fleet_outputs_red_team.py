@@ -132,3 +132,26 @@ def test_a_plot_that_fails_after_the_storm_is_said_with_the_other_reports(
     assert unwritten == [f"--plot {plot}: not written: matplotlib cannot draw a .png file here: "
                          "RuntimeError: 'xelatex' not found"]
     assert not plot.exists()
+
+
+def test_a_plot_whose_png_is_a_folder_is_refused_before_booting(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--plot r`` writes ``r.png``: that file is checked writable, not ``r`` (found by review: ``r.png``
+    a folder, the storm ran, then ``--plot r: not written: Is a directory``)."""
+    pytest.importorskip("matplotlib")
+    _no_boot(monkeypatch)
+    (tmp_path / "r.png").mkdir()
+    line = _refused([*FLEET, "--plot", str(tmp_path / "r")], capsys)
+    assert "--plot" in line and "r.png: is a folder" in line, line
+
+
+def test_the_key_log_a_capture_names_is_in_the_clash_check(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--capture s.pcap`` without ``--keylog`` writes its key log to ``s.keys``: ``--json s.keys`` would
+    replace it (found by review: the key log emptied, then the JSON written over it)."""
+    _no_boot(monkeypatch)
+    keys = tmp_path / "s.keys"
+    line = _refused([*FLEET, "--capture", str(tmp_path / "s.pcap"), "--json", str(keys)], capsys)
+    assert "--keylog" in line and "the same file as --json" in line and "s.keys" in line, line
+    assert not keys.exists() and list(tmp_path.iterdir()) == []
