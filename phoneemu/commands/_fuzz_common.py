@@ -34,6 +34,47 @@ def _make_folder(folder: Path, option: str) -> None:
                           path=option) from None
 
 
+class _FolderLock:
+    """One fuzz run at a time into an output folder (ours): a second run into ``--out`` while one writes there
+    is refused (exit 2), naming the option — was: both wrote the command target's input file, so each ran
+    the other's inputs (findings that were none, or saved with the wrong input), the first to end removed it
+    under the other (which stopped, "No such file or directory", with no summary.json), and summary.json
+    was the last one's. An advisory lock (``flock``) on the folder itself: nothing left in it, and let go
+    when the run ends, however it ends (the process with it). One run after another is fine (``--run-index``
+    goes on where one ended)."""
+
+    def __init__(self, folder: Path, option: str) -> None:
+        import fcntl
+        import os
+
+        self.fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.fd)
+            raise EncodeError(f"{folder}: another phoneemu fuzz run is writing into this folder (its inputs, "
+                              "findings and summary.json would be mixed with this one's): give each run an "
+                              f"{option} of its own", path=option) from None
+
+    def release(self) -> None:
+        import os
+
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _lock_if_free(folder: Path) -> _FolderLock | None:
+    """The lock on ``folder`` (:class:`_FolderLock`) when it exists and no other run holds it, else None: a
+    run interrupted before it took the lock writes its summary.json only into a folder of its own."""
+    if not folder.is_dir():
+        return None
+    try:
+        return _FolderLock(folder, "--out")
+    except (EncodeError, OSError):
+        return None
+
+
 def _crash_exit(text: str | None) -> set[int] | None:
     """``--crash-exit 1,134``: exit statuses 0..255 in ASCII digits (a signal is a finding anyway;
     an empty list: no status is); ``999`` or ``-1`` could never match, and were taken."""

@@ -10,38 +10,52 @@ import sys
 from typing import TYPE_CHECKING
 
 from phoneemu import json_doc
-from phoneemu.commands._fuzz_common import _corpus, _make_folder, _reproduce_prefix, _target
+from phoneemu.commands._fuzz_common import (
+    _corpus,
+    _FolderLock,
+    _lock_if_free,
+    _make_folder,
+    _reproduce_prefix,
+    _target,
+)
 from phoneemu.commands._said import command_of, say
 from phoneemu.errors import PhoneEmuError
 from phoneemu.files import write_output
 from phoneemu.interrupts import ctrl_c_deferred
 
 if TYPE_CHECKING:
-    from phoneemu.fuzz.corpus import Corpus
     from phoneemu.fuzz.engine import FuzzReport
     from phoneemu.fuzz.mutators import Mutator
     from phoneemu.fuzz.targets import Target
 
 
-def _corpus_or_no_out(args: argparse.Namespace) -> Corpus:
-    """:func:`_corpus`; when it is refused (a bad ``--seed-dir``), an ``--out`` this run made and left
-    empty is removed again: a usage error leaves nothing behind."""
+class _RunState:
+    """Where a fuzz run is, for a Ctrl-C's summary (:func:`_fuzz_run`): the step under way, the loop's
+    report once it has ended, and the lock on ``--out`` (:class:`_FolderLock`) once taken."""
+
+    def __init__(self) -> None:
+        self.step = "making the output folder"
+        self.report: FuzzReport | None = None
+        self.out_lock: _FolderLock | None = None
+
+
+def _mutator_and_target(args: argparse.Namespace, state: _RunState) -> tuple[Mutator, Target]:
+    """The mutator of :func:`_corpus` and :func:`_target`, the step under way named in ``state``; when either
+    is refused (a bad ``--seed-dir``, a ``--target`` that does not load, a ``--target-cmd`` with shell
+    syntax), an ``--out`` this run made and left empty is removed again: a usage error leaves nothing
+    behind (was: the corpus's only; a refused target left an empty ``--out``)."""
+    from phoneemu.fuzz.mutators import Mutator
+
     try:
-        return _corpus(args)
+        corpus = _corpus(args)
+        mutator = Mutator(corpus, resign_ratio=args.resign_ratio)
+        state.step = "loading the target"
+        return mutator, _target(args, corpus)
     except PhoneEmuError:
         if getattr(args, "out_made", False):
             with contextlib.suppress(OSError):
                 args.out.rmdir()  # only if still empty
         raise
-
-
-class _RunState:
-    """Where a fuzz run is, for a Ctrl-C's summary (:func:`_fuzz_run`): the step under way, and the
-    loop's report once it has ended."""
-
-    def __init__(self) -> None:
-        self.step = "making the output folder"
-        self.report: FuzzReport | None = None
 
 
 def _fuzz_run(args: argparse.Namespace) -> int:
@@ -50,37 +64,47 @@ def _fuzz_run(args: argparse.Namespace) -> int:
     loop began — making the folder, building the corpus, loading the target — ``"interrupted": true``, 0
     execs, and ``interrupted_while`` naming the step under way (``null`` when not interrupted, ``"running
     inputs"`` in the loop); exit 130 (:func:`_fuzz_end`). Before ``--out`` exists there is nowhere to
-    write it: the command's plain "interrupted", exit 130."""
+    write it: the command's plain "interrupted", exit 130. One run at a time into ``--out``
+    (:class:`_FolderLock`): another run's folder is refused, exit 2, and never written in."""
     import time
 
     t0 = time.perf_counter()
     state = _RunState()
     try:
-        _fuzz_loop(args, state)
-    except KeyboardInterrupt:
-        if state.report is None:  # before (or as) the loop began: nothing run, but said and written
-            if not args.out.is_dir():
-                raise
-            return _fuzz_end(args, _nothing_run(args, elapsed=time.perf_counter() - t0),
-                             interrupted_while=state.step)
-        state.report.interrupted = True  # once the loop had ended (closing the target): its report stands
-    report = state.report
-    assert report is not None  # _fuzz_loop returned: it set it
-    return _fuzz_end(args, report, interrupted_while="running inputs" if report.interrupted else None)
+        try:
+            _fuzz_loop(args, state)
+        except KeyboardInterrupt:
+            if state.report is None:  # before (or as) the loop began: nothing run, but said and written
+                if not _may_write_summary(args, state):
+                    raise
+                return _fuzz_end(args, _nothing_run(args, elapsed=time.perf_counter() - t0),
+                                 interrupted_while=state.step)
+            state.report.interrupted = True  # once the loop had ended (closing the target): its report stands
+        report = state.report
+        assert report is not None  # _fuzz_loop returned: it set it
+        return _fuzz_end(args, report, interrupted_while="running inputs" if report.interrupted else None)
+    finally:
+        if state.out_lock is not None:
+            state.out_lock.release()
+
+
+def _may_write_summary(args: argparse.Namespace, state: _RunState) -> bool:
+    """Whether a run interrupted before its loop writes summary.json into ``--out``: the folder exists and
+    is this run's — its lock taken now when it was not yet; another run's folder is left alone."""
+    if state.out_lock is None:
+        state.out_lock = _lock_if_free(args.out)
+    return state.out_lock is not None and args.out.is_dir()
 
 
 def _fuzz_loop(args: argparse.Namespace, state: _RunState) -> None:
     """``--out`` made, the corpus built, the target loaded, the loop run: its report in ``state``, the step
     under way named there as it goes (:func:`_fuzz_run`)."""
     _make_folder(args.out, "--out")
+    state.out_lock = _FolderLock(args.out, "--out")
     state.step = "building the corpus"
     from phoneemu.fuzz.engine import FuzzConfig, fuzz
-    from phoneemu.fuzz.mutators import Mutator
 
-    corpus = _corpus_or_no_out(args)
-    mutator = Mutator(corpus, resign_ratio=args.resign_ratio)
-    state.step = "loading the target"
-    target = _target(args, corpus)
+    mutator, target = _mutator_and_target(args, state)
     state.step = "starting the run"
     try:
         config = FuzzConfig(fmt=args.fmt, seed=args.seed, runs=args.runs, time_limit=args.time,
@@ -106,6 +130,7 @@ def _fuzz_end(args: argparse.Namespace, report: FuzzReport, *, interrupted_while
     with ctrl_c_deferred() as interrupted_meanwhile:
         summary = {"format": args.fmt, "seed": args.seed, "interrupted": report.interrupted,
                    "interrupted_while": interrupted_while,
+                   "first_run_index": args.run_index, "next_run_index": args.run_index + report.execs,
                    "execs": report.execs, "elapsed": report.elapsed,
                    "execs_per_s": report.execs_per_s, "statuses": dict(report.statuses),
                    "findings": [{"signature": f.signature, "kind": f.kind, "count": f.count,
@@ -114,7 +139,8 @@ def _fuzz_end(args: argparse.Namespace, report: FuzzReport, *, interrupted_while
         write_output(args.out / "summary.json", (json_doc.dumps(summary, indent=2) + "\n").encode("utf-8"))
     interrupted_meanwhile()  # a Ctrl-C held back: KeyboardInterrupt now, summary.json whole
     if interrupted_while == "running inputs":
-        say(args, f"interrupted after {report.execs} execs; the findings so far are saved")
+        say(args, f"interrupted after {report.execs} execs; the findings so far are saved (to go on: "
+                  f"--seed {args.seed} --run-index {args.run_index + report.execs})")
     elif interrupted_while is not None:
         say(args, f"interrupted while {interrupted_while}, before any input was run")
     print(report.summary())

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from phoneemu import json_doc
-from phoneemu.commands._fuzz_common import _corpus_options, _make_folder
+from phoneemu.commands._fuzz_common import _corpus_options, _FolderLock, _lock_if_free, _make_folder
 from phoneemu.commands._said import say
 from phoneemu.errors import EncodeError
 from phoneemu.files import write_output
@@ -29,7 +29,9 @@ def _serve(args: argparse.Namespace, mutator: object) -> int:
     """``--serve``: mutants to a device under test (:func:`_serve_session`) into ``--out``. A Ctrl-C (or
     SIGTERM) from the moment ``--out`` exists to summary.json written ends it with summary.json (ours, as
     :func:`_fuzz_run`; was: one just after ``--out`` was made, or while the summary line was printed,
-    left none); before ``--out`` exists, the command's plain "interrupted"; exit 130."""
+    left none); before ``--out`` exists, the command's plain "interrupted"; exit 130. One run at a time into
+    ``--out`` (:class:`_FolderLock`; was: two serving into one folder wrote each other's ``served/`` files
+    and log): another run's folder is refused, exit 2, and never written in."""
     from phoneemu.fuzz.corpus import NAMED_FORMATS, renamed
     from phoneemu.fuzz.engine import input_for
     from phoneemu.fuzz.mutators import Mutator
@@ -65,17 +67,25 @@ def _serve(args: argparse.Namespace, mutator: object) -> int:
     fallback = provider_from(args.serve_root, max_file_size=32 * 1024 * 1024) if args.serve_root else None
     session: ServeSession | None = None
     interrupted = False
-    try:  # from --out made on, a Ctrl-C (asyncio.run cancels the servers first) ends it with summary.json
-        _make_folder(args.out, "--out")
-        session = ServeSession(fmt=args.fmt, make=make, seed=args.seed, out=args.out, runs=args.runs,
-                               start_index=args.run_index, mac=args.mac, fallback=fallback,
-                               silent_after=args.silent_after, commands=_silence_commands(args))
-        _serve_session(args, session, allow_peer)
-    except KeyboardInterrupt:
-        if session is None and not args.out.is_dir():
-            raise  # nowhere to write summary.json: the command's plain "interrupted"
-        interrupted = True
-    return _serve_end(args, session, interrupted=interrupted)
+    lock: _FolderLock | None = None
+    try:
+        try:  # from --out made on, a Ctrl-C (asyncio.run cancels the servers first) ends it with summary.json
+            _make_folder(args.out, "--out")
+            lock = _FolderLock(args.out, "--out")
+            session = ServeSession(fmt=args.fmt, make=make, seed=args.seed, out=args.out, runs=args.runs,
+                                   start_index=args.run_index, mac=args.mac, fallback=fallback,
+                                   silent_after=args.silent_after, commands=_silence_commands(args))
+            _serve_session(args, session, allow_peer)
+        except KeyboardInterrupt:
+            if lock is None:
+                lock = _lock_if_free(args.out)
+            if lock is None:
+                raise  # nowhere to write summary.json (no folder, or another run's): plain "interrupted"
+            interrupted = True
+        return _serve_end(args, session, interrupted=interrupted)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def _serve_session(args: argparse.Namespace, session: ServeSession,

@@ -56,9 +56,12 @@ Targets:
   --target MODULE:FUNCTION   your Python callable taking the file bytes, imported with the current
                              directory on the path; the exception types of --reject-exc are its
                              rejections, anything else a crash
-  --target-cmd "CMD {}"      an external program; {} is the input file path. A crash is death by
-                             a signal or an exit status in --crash-exit (default: >= 128), a hang a
-                             run killed at --timeout (default 5 s)
+  --target-cmd "CMD {}"      an external program, run without a shell; {} is the input file path
+                             ("CMD < {}": the input on its standard input; other shell syntax,
+                             such as >, | or ;, is refused). A crash is death by a signal or an
+                             exit status in --crash-exit (default: >= 128), a hang a run killed at
+                             --timeout (default 5 s); no core is dumped while fuzzing (--replay:
+                             your ulimit)
   --serve                    a device under test: the lab TFTP server (and HTTP server, --http-port)
                              answers the names a phone requests (ITLSEP<MAC>.tlv, CTLFile.tlv,
                              SEP<MAC>.cnf.xml.sgn ...) with the next mutant; requests are logged in
@@ -72,7 +75,9 @@ frame; signal, exit status, timeout), minimised (an in-process hang too, below),
 and saved in DIR/crashes/<id>/ with input.bin, minimized.bin and info.json (format, seed, run index,
 traceback, a command that replays it, and one that rebuilds it from --seed and --run-index into
 DIR/crashes/<id>/regenerated/ with --regenerate). A silence finding's info.json says how to serve
-its mutant again, and how to rebuild it (or why not). The same --seed always makes the same inputs;
+its mutant again, and how to rebuild it (or why not). The same --seed always makes the same inputs
+(summary.json's next_run_index: the --run-index that goes on where a run ended); one run at a time
+into an --out (another run's is refused, exit 2: give parallel runs other --seed values and --out);
 Ctrl-C (or SIGTERM, as in every phoneemu command) keeps the findings so far (one being minimised: with the
 smallest input found so far, info.json's minimize_note says so) and writes the summary (exit 130),
 also before the first input (summary.json's interrupted_while names the step): from --out made on,
@@ -129,7 +134,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    "and SDP offer/answer, spec §G.14)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--target", metavar="phoneemu|MODULE:FUNCTION", help="in-process target")
-    g.add_argument("--target-cmd", metavar="CMD", help='external command, "{}" = input file path')
+    g.add_argument("--target-cmd", metavar="CMD", help='external command, "{}" = input file path ("< {}": '
+                   'on its standard input); no shell')
     g.add_argument("--serve", action="store_true",
                    help="serve mutants over TFTP (and HTTP with --http-port) to a device under test")
     p.add_argument("--runs", type=positive_int, metavar="N",

@@ -42,7 +42,15 @@ Rules implemented here (design §3.7, docs/internals.md "Errors"):
   ``timeout``, and raises :class:`AttemptStopped`: not the same finding
   (:meth:`CommandTarget.runs_ending_within`; ours, was: let run up to ``timeout`` past ``--time``). Commands
   run from a list (``shlex.split``), never through a shell. A command timed out or under way at Ctrl-C
-  is killed with all it started.
+  is killed with all it started. ``< {}`` (or ``<{}``) gives it the input on its standard input instead
+  (ours; was: ``<`` passed as an argument and the input never read); any other word a shell would take
+  as an operator or redirection (``>``, ``2>&1``, ``|``, ``&&``, ``;``) is refused, not passed on, and so
+  is a program that is not there or not executable (:func:`command_argv`). Each target has an input file
+  of its own (``input-XXXX.<suffix>`` in its work folder; was: ``input.<suffix>``, which a second run into
+  the same folder overwrote under the first).
+  Inside :meth:`CommandTarget.session` (the fuzz loop, ``--regenerate``) the commands dump no core (soft
+  ``RLIMIT_CORE`` 0; ours, was: a core file per crash in the working folder, without bound); ``--replay``
+  runs with the limits it was given, for a core to debug.
 * A device under test (``--serve``) fetches mutants from the lab TFTP server
   (:class:`phoneemu.net.tftp_server.TftpServer`) under the names a phone requests
   (:func:`served_name_matches`); each served input is saved with its seed and every request is
@@ -58,10 +66,12 @@ import os
 import re
 import selectors
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 import traceback
 import warnings
@@ -90,10 +100,12 @@ __all__ = [
     "RoundTripError",
     "ServeSession",
     "Target",
+    "command_argv",
     "crash_location",
     "exception_name",
     "load_callable",
     "load_exception_types",
+    "no_core_dumps",
     "phoneemu_callable",
     "serve_session",
     "served_name_matches",
@@ -486,6 +498,56 @@ def _signal_name(num: int) -> str:
         return f"signal {num}"
 
 
+#: a word a shell would take as (or end with) an operator or a redirection (``>``, ``2>&1``, ``&>x``, ``|``,
+#: ``&&``, ``;``, ``<x``, ``{}>x``, ``{};``): without a shell it would reach the command as an argument
+#: (:func:`command_argv`); ``--sep=|`` or ``a&b`` inside a word are arguments
+_SHELL_WORD = re.compile(r"^(?:[0-9]*[<>]|&>|[|&;])|;$|\{\}[<>|&;]")
+
+
+def command_argv(command: str | Sequence[str]) -> tuple[list[str], bool]:
+    """``--target-cmd``'s words, and whether it takes the input on its standard input (``< {}`` or
+    ``<{}``, taken out of the words); any other shell operator or redirection is refused, naming it: the
+    command runs without a shell (module docstring)."""
+    try:
+        argv = shlex.split(command) if isinstance(command, str) else list(command)
+    except ValueError as exc:  # unbalanced quotes, a trailing backslash
+        raise EncodeError(f"--target-cmd {command!r}: {exc}", path="target-cmd") from None
+    at = next((i for i, w in enumerate(argv) if w == "<{}" or (w == "<" and argv[i + 1:i + 2] == ["{}"])),
+              None)
+    if at is not None:
+        del argv[at:at + (1 if argv[at] == "<{}" else 2)]
+    shell = next((w for w in argv if _SHELL_WORD.search(w)), None)  # a second '< {}' too
+    if shell is not None:
+        raise EncodeError(f"--target-cmd {command!r}: {shell!r} is shell syntax, but the command runs "
+                          "without a shell (each word reaches it as one argument): give the input on its "
+                          "standard input with '< {}', or run a shell yourself: sh -c 'CMD \"$0\" ...' {}",
+                          path="target-cmd")
+    if not argv:
+        raise EncodeError("empty --target-cmd", path="--target-cmd")
+    if shutil.which(argv[0]) is None:  # said before the run (was: an OSError at its first input)
+        found = "not an executable file" if os.path.isfile(argv[0]) else (
+            "no such file" if os.sep in argv[0] else "no such program on PATH")
+        raise EncodeError(f"--target-cmd {command!r}: {argv[0]}: {found}", path="target-cmd")
+    return argv, at is not None
+
+
+@contextlib.contextmanager
+def no_core_dumps() -> Iterator[None]:
+    """Within the block, this process and the commands it starts dump no core (soft ``RLIMIT_CORE`` 0), the
+    limit it had given back after (module docstring)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    if soft == 0:
+        yield
+        return
+    resource.setrlimit(resource.RLIMIT_CORE, (0, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_CORE, (soft, hard))
+
+
 class CommandTarget:
     """Runs an external command on each input file (see module docstring)."""
 
@@ -496,18 +558,16 @@ class CommandTarget:
 
     def __init__(self, command: str | Sequence[str], *, workdir: Path, suffix: str = ".bin",
                  timeout: float = 5.0, crash_exit: Collection[int] | None = None) -> None:
-        try:
-            argv = shlex.split(command) if isinstance(command, str) else list(command)
-        except ValueError as exc:  # unbalanced quotes, a trailing backslash
-            raise EncodeError(f"--target-cmd {command!r}: {exc}", path="--target-cmd") from None
-        if not argv:
-            raise EncodeError("empty --target-cmd", path="--target-cmd")
+        argv, self.input_on_stdin = command_argv(command)
         self.workdir = workdir
         self._made_workdir = not workdir.exists()  # removed by close() when it made it (and it is empty)
         workdir.mkdir(parents=True, exist_ok=True)
-        self.path = workdir / f"input{suffix}"
+        fd, name = tempfile.mkstemp(prefix="input-", suffix=suffix, dir=workdir)  # its own: module docstring
+        os.fchmod(fd, 0o644)  # as a file written with the usual umask: a command run as another user reads it
+        os.close(fd)
+        self.path = Path(name)
         self.argv = [a.replace("{}", str(self.path)) for a in argv]
-        if not any("{}" in a for a in argv):
+        if not self.input_on_stdin and not any("{}" in a for a in argv):
             self.argv.append(str(self.path))
         self.timeout = timeout
         self.crash_exit = frozenset(crash_exit) if crash_exit is not None else None
@@ -537,8 +597,8 @@ class CommandTarget:
             raise AttemptStopped
         # A new session so that a timeout kills the command and everything it started. A Ctrl-C while
         # Popen waits for the exec would leave the command running, unseen: it waits until Popen returns
-        with ctrl_c_deferred() as interrupted:
-            proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        with ctrl_c_deferred() as interrupted, self._stdin() as stdin:
+            proc = subprocess.Popen(self.argv, stdin=stdin, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.PIPE, start_new_session=True)
         try:
             interrupted()  # raises the deferred Ctrl-C here, where the command is killed
@@ -595,8 +655,21 @@ class CommandTarget:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
 
+    @contextlib.contextmanager
+    def _stdin(self) -> Iterator[int]:
+        """The command's standard input: the input file with ``< {}``, else nothing (end of file)."""
+        if not self.input_on_stdin:
+            yield subprocess.DEVNULL
+            return
+        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
     def session(self) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext()
+        """The fuzz loop's commands (and their minimising) dump no core: module docstring."""
+        return no_core_dumps()
 
     def close(self) -> None:
         self.path.unlink(missing_ok=True)
