@@ -75,13 +75,14 @@ import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 from phoneemu.errors import VerifyReason
 
-__all__ = ["FLASH_NOT_KEPT", "NOT_A_LAB", "NO_WAY_OUT", "WAYS_BY_KIND", "WayOut", "no_way_out",
-           "no_way_out_lines", "way_out_lines", "ways_key", "ways_out", "ways_out_doc", "ways_out_json",
-           "ways_out_text"]
+__all__ = ["FLASH_NOT_KEPT", "NOT_A_LAB", "NO_WAY_OUT", "WAYS_BY_KIND", "HeldLists", "WayOut", "held_lists",
+           "no_way_out", "no_way_out_lines", "way_out_lines", "ways_key", "ways_out", "ways_out_doc",
+           "ways_out_json", "ways_out_text"]
 
 
 @dataclass(frozen=True)
@@ -207,6 +208,18 @@ _PRE_8 = WayOut(
     "Prepare Cluster for Rollback on the old cluster and reset the phones there before the move: the "
     f"empty ITL accepts unsigned configs{_NOT_WITH_A_CTL} (seed: Roll Back Cluster to a Pre-8.0 Release)",
     "phoneemu lab rollback OLD on", "migration-pre-8-cluster")
+
+#: the way out of the rollback ITL for phones holding a CTL (:func:`ways_out` with ``held``): it blanks no
+#: CTL (spec §G.3 note), so their CTL still checks every new list and config, and the empty ITL leaves them
+#: no TFTP record or TVS to check a config the CTL does not vouch for (a non-secure CTL, §B.7)
+_ROLLBACK_OFF = WayOut(
+    "phones holding a CTL and the rollback ITL (Prepare Cluster for Rollback on where they took it; it "
+    "does not blank a CTL: spec §G.3 note)",
+    "set Prepare Cluster for Rollback to pre-8.0 back to False on that cluster and reset the phones: they "
+    "take its full ITL again, signed by a SAST record of their CTL, and check configs with its TFTP record "
+    "(seed: Migrate IP Phones Between Clusters, \"disable ... to restore Security By Default\"; Switch Back "
+    "to Release 8.6 or Later After Revert)",
+    "phoneemu lab rollback DIR off", "rollback-switch-back")
 
 _RESIGNED = WayOut(
     "a file changed on its way or on the TFTP server (the signer is trusted, the signature fails)",
@@ -353,15 +366,67 @@ NO_WAY_OUT: dict[tuple[str, str], str] = {
 }
 
 
-def ways_out(rule: str, kind: str, reason_code: str | VerifyReason | None = None) -> tuple[WayOut, ...]:
+@dataclass(frozen=True)
+class HeldLists:
+    """The trust lists a locked phone holds, where known (its flash): a CTL, and whether its ITL is the
+    rollback (empty) one (spec §B.7)."""
+
+    ctl: bool
+    empty_itl: bool
+
+
+def held_lists(flash: str | Path) -> HeldLists | None:
+    """What the flash folder ``flash`` holds (``CTLFile.tlv``, ``ITLFile.tlv``; a file that does not parse
+    counts as absent, as the phone's boot does not load it); None when it is no folder."""
+    from phoneemu.errors import DecodeError
+    from phoneemu.formats import trustlist
+    from phoneemu.phone.flash import CTL_FILE, ITL_FILE
+
+    folder = Path(flash)
+    if not folder.is_dir():
+        return None
+
+    def parsed(name: str) -> trustlist.TrustList | None:
+        try:
+            return trustlist.parse((folder / name).read_bytes())
+        except (OSError, DecodeError):
+            return None
+
+    itl = parsed(ITL_FILE)
+    return HeldLists(ctl=parsed(CTL_FILE) is not None, empty_itl=itl is not None and itl.is_empty)
+
+
+def ways_out(rule: str, kind: str, reason_code: str | VerifyReason | None = None, *,
+             held: HeldLists | None = None) -> tuple[WayOut, ...]:
     """The ways out of a lockout decided by ``rule`` on a file of ``kind`` (``ITL``, ``CTL`` or
     ``config``), of a registration refused (``sip``) or of a call without SRTP (``media``); none for a
     rule that no procedure addresses. ``reason_code`` ``too-large`` under a ``-tvs-unreachable`` rule: a
-    QUERY too large to send (module doc), its own way first, then the rule's that need no TVS answer."""
+    QUERY too large to send (module doc), its own way first, then the rule's that need no TVS answer.
+    ``held``: the lists the phone holds, where known (:func:`_for_held`)."""
     ways = WAYS_BY_KIND.get(kind, {}).get(rule, ())
     if rule in _QUERY_RULES and ways and _code(reason_code) == VerifyReason.TOO_LARGE.value:
-        return (_QUERY_TOO_LARGE, *(w for w in ways if w not in _NEED_A_TVS_ANSWER))
-    return ways
+        ways = (_QUERY_TOO_LARGE, *(w for w in ways if w not in _NEED_A_TVS_ANSWER))
+    return _for_held(ways, kind, held)
+
+
+#: the ways through the rollback (empty) ITL: none helps a phone holding a CTL (module doc)
+_THROUGH_ROLLBACK = frozenset({_ROLLBACK, _CENTRAL, _PRE_8})
+
+
+def _for_held(ways: tuple[WayOut, ...], kind: str, held: HeldLists | None) -> tuple[WayOut, ...]:
+    """``ways`` for a phone holding a CTL (spec §G.3 note: the rollback ITL does not blank it): the ways
+    through the rollback ITL left out (was: offered first, ``lab rollback ... on``, also to a phone that
+    already held the rollback ITL); holding the rollback ITL too, the bulk ITL reset as well (while the
+    rollback is on it serves an empty ITL again; elsewhere its CallManager signer is no SAST of their CTL),
+    and a refused config's first way is to turn the rollback off (:data:`_ROLLBACK_OFF`); erasing the lists
+    stays the last resort. As they are for a phone without a CTL, or not known (``held`` None)."""
+    if ways == () or held is None or not held.ctl or kind not in ("ITL", "config"):
+        return ways
+    gone = _THROUGH_ROLLBACK | ({_ITL_RESET} if held.empty_itl else set())
+    kept = [w for w in ways if w not in gone]
+    first = [_ROLLBACK_OFF] if held.empty_itl and kind == "config" else []
+    last = [] if any(w.when == _DELETE.when for w in kept) else [_DELETE]
+    return (*first, *kept, *last)
 
 
 def _code(reason_code: str | VerifyReason | None) -> str | None:
@@ -403,28 +468,36 @@ def _kept_or_not(way: WayOut, fill: Mapping[str, str], *, fleet: bool) -> str:
 
 
 def ways_out_json(rule: str | None, kind: str | None, *, fleet: bool = False,
-                  reason_code: str | VerifyReason | None = None) -> list[dict[str, str]]:
+                  reason_code: str | VerifyReason | None = None,
+                  held: HeldLists | None = None) -> list[dict[str, str]]:
     """:func:`ways_out` as JSON (``ways_out`` of a boot report, ``phone show --json``; ``fleet``: the
-    commands for many phones); none when the rule or kind is not known (a flash written by an older
-    phoneemu keeps neither)."""
+    commands for many phones; ``held``: the lists the phone holds, where known); none when the rule or
+    kind is not known (a flash written by an older phoneemu keeps neither)."""
     if not isinstance(rule, str) or not isinstance(kind, str):
         return []
     return [{"when": w.when, "action": w.action, "lab": w.command(fleet=fleet), "scenario": w.scenario}
-            for w in ways_out(rule, kind, reason_code)]
+            for w in ways_out(rule, kind, reason_code, held=held)]
 
 
 def way_out_lines(rule: str, kind: str, *, indent: str = "  ", fill: Mapping[str, str] | None = None,
-                  fleet: bool = False, reason_code: str | VerifyReason | None = None) -> list[str]:
+                  fleet: bool = False, reason_code: str | VerifyReason | None = None,
+                  held: HeldLists | None = None) -> list[str]:
     """Text lines: ``way out (<situation>): <action>`` then the lab command (``fleet``: for many phones)
     and scenario, if one rehearses it; ``fill`` replaces the command's placeholders that are known
     (``{"DIR": "/tmp/lab", "FLASH": "/tmp/ph1"}``). With :data:`NOT_A_LAB` in ``fill`` (phones pointed at
     a cluster that is not a lab) no lab command: only those that need none, each labelled by what it acts
     on (``on the emulated phone: phoneemu phone erase ...``, ``the refused file: phoneemu inspect FILE``;
     was "on the emulated phone" for both), and ``rehearse in a lab: ...``. With :data:`FLASH_NOT_KEPT`, a
-    command on a flash that is gone says how to keep it instead (:func:`_kept_or_not`)."""
+    command on a flash that is gone says how to keep it instead (:func:`_kept_or_not`). ``held``: the lists
+    the phone holds; not given, they are read from the flash ``fill`` names (``FLASH``: ``boot --flash``,
+    ``phone show --flash``), so a phone holding a CTL is not told the ways through the rollback ITL
+    (:func:`ways_out`)."""
     lines: list[str] = []
     real = NOT_A_LAB in (fill or {})
-    for w in ways_out(rule, kind, reason_code):
+    flash = (fill or {}).get("FLASH")
+    if held is None and flash is not None and not fleet:
+        held = held_lists(flash)
+    for w in ways_out(rule, kind, reason_code, held=held):
         lab = _kept_or_not(w, fill or {}, fleet=fleet)
         lines.append(f"{indent}way out ({w.when}): {w.action}")
         if not real:
