@@ -154,23 +154,47 @@ def _op(fn: Callable[[LabCluster, argparse.Namespace, int | None], str | None]) 
     return handler
 
 
-def itlrecovery_warning(cluster: LabCluster) -> str:
+def itlrecovery_warning(cluster: LabCluster, lab: str = "DIR") -> str:
     """The warning CUCM shows on its CLI and GUI before the ITLRecovery certificate is regenerated (seed
     "Certificate Management Changes for ITLRecovery Certificate"), with what this cluster's phones will
-    meet (its mixed mode: a tokenless CTL)."""
+    meet: its TVS stopped (``lab service``: no TVS vouches, each phone locks out as it takes the new
+    list, spec G.3.4), the rollback ITL served (spec G.3 note: it helps only phones without a CTL) and its
+    mixed mode (a tokenless CTL); ``lab`` names the cluster folder in the command that starts TVS again."""
     ctl = ("this cluster is in mixed mode with a tokenless CTL: if you regenerate the CallManager "
            "certificate, make sure the CTL file has the updated CallManager certificate and that it reaches "
            "the phones (phoneemu lab ctl-update, then reset them)") if cluster.state.mixed_mode else (
            "with a tokenless CTL (mixed mode), a regenerated CallManager certificate must also be in the CTL "
            "file and reach the phones")
+    rollback = ("; the rollback (empty) ITL is served: phones holding it and no CTL take the new lists "
+                "unchecked (G.2, G.3.6), those holding a CTL have no TVS to ask and lock out "
+                "(G.3.5-reject-unknown-signer)") if cluster.state.rollback else ""
     return ("warning: regenerating the ITLRecovery certificate. Phones holding the current CTL/ITL trust "
-            "the new signer only through TVS (spec G.3.4); " + ctl + ".")
+            "the new signer only through TVS (spec G.3.4)" + _tvs_stopped_said(cluster, lab) + rollback + "; "
+            + ctl + ".")
+
+
+def _tvs_stopped_said(cluster: LabCluster, lab: str) -> str:
+    """What the TVS services kept stopped (``lab service DIR tvs stop``, ``tvs-N``) do to phones taking a
+    list with a new signer: all of them stopped, no TVS answers and every such phone locks out
+    (``G.3.4-tvs-unreachable``); some of them, the phones ask the others (spec §E.7: each TVS the config
+    names, in turn). Empty when every TVS runs."""
+    tvs = ["tvs", *(f"tvs-{n}" for n in range(2, cluster.state.nodes + 1))]
+    stopped = [name for name in tvs if name in cluster.state.stopped]
+    if not stopped:
+        return ""
+    start = " && ".join(f"phoneemu lab service {shlex.quote(lab)} {name} start" for name in stopped)
+    if len(stopped) == len(tvs):
+        return (f", and TVS is stopped ({', '.join(stopped)}): no TVS answers, so every phone locks out as "
+                "it takes the new ITL (or CTL) and stays locked until TVS is back (G.3.4-tvs-unreachable); "
+                f"start it first: {start}")
+    return (f"; TVS {', '.join(stopped)} stopped: the phones ask the other TVS their config names "
+            f"({', '.join(n for n in tvs if n not in stopped)}); {start} brings it back")
 
 
 def _regenerate(cluster: LabCluster, args: argparse.Namespace, now: int | None) -> None:
     """``lab regenerate``: CUCM's warning first for the ITLRecovery certificate (on stderr)."""
     if args.cert == "itlrecovery":
-        say(args, itlrecovery_warning(cluster))
+        say(args, itlrecovery_warning(cluster, str(args.dir)))
     cluster.regenerate(args.cert, now=now)
 
 
@@ -186,6 +210,46 @@ def _mixed_mode(cluster: LabCluster, args: argparse.Namespace, now: int | None) 
                   "CTL names no CallManager now, so each asks for it four times, then registers over TCP, "
                   "unprotected (spec G.9); phoneemu lab security-mode "
                   f"{shlex.quote(str(args.dir))} --mac MAC non-secure says so in their configs")
+
+
+def _itl_reset(cluster: LabCluster, args: argparse.Namespace, now: int | None) -> None:
+    """``lab itl-reset``: what follows on stderr, in the seed's order ("Perform Bulk Reset of ITL File"
+    steps 4-5, spec G.7): reset the phones while the CallManager key signs the ITL, then restart TFTP
+    (was: only who signs the ITL now; restarting TFTP first serves the ITLRecovery-signed ITL again)."""
+    cluster.itl_reset(args.key, key_file=args.key_file, now=now)
+    lab = shlex.quote(str(args.dir))
+    say(args, "note: the ITL is signed by the CallManager key until TFTP restarts: reset the phones now "
+              "(each takes it, the CallManager certificate a SAST record of its ITL or vouched by TVS, spec "
+              f"G.7; phoneemu boot --lab {lab} --flash FLASH), then phoneemu lab restart-tftp {lab} signs it "
+              "with ITLRecovery again, which they then trust")
+
+
+def _ctl_reset(cluster: LabCluster, args: argparse.Namespace, now: int | None) -> None:
+    """``lab ctl-reset``: what follows on stderr, in the seed's order ("Reset CTL Localkey" steps 4-5):
+    reset the phones while the CallManager key signs the CTL, then ``ctl-update``."""
+    cluster.ctl_reset(args.key, now=now)
+    lab = shlex.quote(str(args.dir))
+    say(args, "note: the CTL is signed by the CallManager key until the CTL is updated: reset the phones "
+              "now (each takes it, the CallManager certificate a SAST record of its CTL; phoneemu boot "
+              f"--lab {lab} --flash FLASH), then phoneemu lab ctl-update {lab} signs it with ITLRecovery "
+              "again")
+
+
+#: the trust-list limit of the phones (spec §B.5, seed "Interactions and Restrictions": 64 kilobytes)
+_ITL_LIMIT = 64 * 1024
+
+
+def _add_certs(cluster: LabCluster, args: argparse.Namespace, now: int | None) -> None:
+    """``lab add-certs``: an ITL above 64 KiB is said on stderr with what phones do about it (was: its md5
+    only; each phone refused it at its next reset, ``G.3.1-oversize``)."""
+    cluster.add_certs(args.count, now=now)
+    itl = Path(args.dir) / "tftp" / "ITLFile.tlv"
+    size = itl.stat().st_size if itl.is_file() else 0
+    if size > _ITL_LIMIT:
+        say(args, f"note: the ITL is {size} bytes, above the phones' 64 KiB ({_ITL_LIMIT}-byte) limit (seed: "
+                  "more than 39 certificates): each phone refuses it at its next reset and keeps its "
+                  "installed ITL (G.3.1-oversize); phoneemu lab remove-certs "
+                  f"{shlex.quote(str(args.dir))} brings it back under")
 
 
 def _security_mode(cluster: LabCluster, args: argparse.Namespace, now: int | None) -> None:
@@ -346,7 +410,7 @@ def register(sub: Any) -> None:
     p.add_argument("--key-file", type=Path, metavar="FILE",
                    help="remotekey: the key exported with 'lab itlrecovery DIR export FILE' (default: "
                    "DIR/exported/itlrecovery.pem)")
-    p.set_defaults(handler=_op(lambda c, a, n: c.itl_reset(a.key, key_file=a.key_file, now=n)))
+    p.set_defaults(handler=_op(_itl_reset))
 
     p = add("restart-tftp", "TFTP service restart: ITL signed by ITLRecovery again")
     p.set_defaults(handler=_op(lambda c, a, n: c.restart_tftp(now=n)))
@@ -365,7 +429,7 @@ def register(sub: Any) -> None:
 
     p = add("ctl-reset", "utils ctl reset localkey: CTL signed by CallManager until ctl-update")
     p.add_argument("key", choices=("localkey",), help="localkey: the CallManager key signs the CTL")
-    p.set_defaults(handler=_op(lambda c, a, n: c.ctl_reset(a.key, now=n)))
+    p.set_defaults(handler=_op(_ctl_reset))
 
     p = add("ctl-update", "utils ctl update CTLFile: CTL signed by ITLRecovery again")
     p.set_defaults(handler=_op(lambda c, a, n: c.ctl_update(now=n)))
@@ -383,7 +447,7 @@ def register(sub: Any) -> None:
     p = add("add-certs", "add N extra certificates (TVS role) to the ITL, e.g. to cross 64 KB")
     p.add_argument("--count", type=positive_int, required=True, metavar="N",
                    help="certificates to add (1..200)")
-    p.set_defaults(handler=_op(lambda c, a, n: c.add_certs(a.count, now=n)))
+    p.set_defaults(handler=_op(_add_certs))
 
     p = add("remove-certs", "remove the last N extra certificates from the ITL (default: all of them)")
     p.add_argument("--count", type=positive_int, metavar="N", help="certificates to remove (default: all)")
