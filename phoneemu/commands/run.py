@@ -53,8 +53,10 @@ Ctrl-C (or SIGTERM) stops the run and keeps what it found: the report (and --jun
 with the scenario under way as ERROR (interrupted, naming its step) with the expectations it had evaluated
 as they were (PASS, FAIL ...) — with -j, each worker's, the workers stopped at once — and the rest listed
 as not run ("interrupted: 2 scenario(s) stopped under way (a, b); 3 scenario(s) not run (c, d, e)"; the
-JSON's "stopped" and "not_run"); exit status 130. With -j a worker process killed mid-scenario (the OOM
-killer) makes that scenario an ERROR naming the worker, the signal and the step of its last report
+JSON's "stopped" and "not_run"); exit status 130. One between two scenarios stops the run before the
+next; one while the reports are written waits for them (a second one does not). With -j a worker process
+killed mid-scenario (the OOM killer) makes that scenario an ERROR naming the worker, the signal and the
+step of its last report
 ("...was killed by SIGKILL while running this scenario; its last report: in steps[3] (boot, FILE:LINE)").
 """
 
@@ -273,7 +275,9 @@ def _run(args: argparse.Namespace) -> int:
 
     def report(summary: RunSummary) -> None:
         """The text, then each report file: one that cannot be written (a full disk, /dev/full) is said
-        naming its option and file, and the other is still written."""
+        naming its option and file, and the other is still written. Called by the run once it has ended
+        (``on_done``), the run's first Ctrl-C or SIGTERM held back meanwhile (was: one coming after the run,
+        before its reports, lost them all)."""
         progress.done()
         print(render_text(summary, colour=colour, verbose=args.verbose))
         for option, path, write in (("--junit", args.junit, write_junit), ("--json", args.json, write_json)):
@@ -289,14 +293,13 @@ def _run(args: argparse.Namespace) -> int:
             say(args, line)
 
     options = RunOptions(capture_dir=args.capture, progress=progress, timeout=args.timeout,
-                         on_abandon=report_abandoned, said_by=command_of(args))
+                         on_abandon=report_abandoned, on_done=report, said_by=command_of(args))
     try:
-        summary = run_scenarios(scenarios, options, jobs=jobs)
+        summary = run_scenarios(scenarios, options, jobs=jobs)  # its reports written (on_done)
     finally:
         signal.signal(signal.SIGTERM, old_term)
         if old_int is signal.SIG_IGN:
             signal.signal(signal.SIGINT, old_int)
-    report(summary)
     if unwritten:  # each report tried; the text above is the run's
         raise PhoneEmuError("; ".join(unwritten) + " (the report above is the run's)", path="output")
     if summary.interrupted:

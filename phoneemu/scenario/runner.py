@@ -15,6 +15,9 @@ close raises still has its capture closed whole (every packet written, the pcap 
 report's capture line said), and the scenario is an ERROR naming what the close raised, after the error it
 had already (:func:`_close_failed`); the run goes on with the next scenario.
 
+A Ctrl-C (or SIGTERM) between two scenarios, after the last or while the reports are written loses
+nothing either: it is held back outside the scenarios (:func:`run_scenarios`).
+
 What the reports say of a run's times and errors is recorded here: each expectation's seconds (the steps
 since the previous one, set-up included for the first), when the scenario started, the step it was in
 when its steps ended (an ERROR's report names it) and an internal error's traceback, its last frames.
@@ -94,6 +97,8 @@ class RunOptions:
     ``on_abandon``: called with the summary (the stuck scenario as ERROR, the rest not run) when a
     sequential run must end because a scenario cannot be stopped; the process then exits with status 1.
     None: no such watchdog (a caller of :func:`run_scenarios` keeps its process; a stuck scenario waits).
+    ``on_done``: called with the summary when the run has ended, before :func:`run_scenarios` returns,
+    a Ctrl-C or SIGTERM held back meanwhile (the command writes its reports there: none is lost to one).
     ``said_by``: what the run's lines on stderr start with (the command as typed, :mod:`phoneemu.cli`
     rules)."""
 
@@ -101,13 +106,14 @@ class RunOptions:
                  start_time: int | None = None, progress: Callable[[str], None] | None = None,
                  lab_host_base: int | None = None, timeout: float = DEFAULT_TIMEOUT_S,
                  grace: float = GRACE_S, on_abandon: Callable[[RunSummary], None] | None = None,
-                 said_by: str = "phoneemu run") -> None:
+                 on_done: Callable[[RunSummary], None] | None = None, said_by: str = "phoneemu run") -> None:
         if lab_host_base is None:
             lab_host_base = lab_host_base_from_env()
         self.lab_host_base = lab_host_base
         self.timeout = timeout
         self.grace = grace
         self.on_abandon = on_abandon
+        self.on_done = on_done
         self.said_by = said_by
         self.capture_dir = capture_dir
         self.workdir = workdir
@@ -383,12 +389,99 @@ def run_scenarios(scenarios: list[Scenario], options: RunOptions, *, jobs: int =
     way is reported as ERROR (:func:`interrupted_error`, the same words with and without ``jobs``) with
     the expectations it had evaluated and listed in ``summary.stopped`` (with ``jobs``: each worker's),
     the rest are listed as not run, and ``summary.interrupted`` is set (the command then writes its
-    reports and exits 130)."""
-    with _sigterm_noted() as sigterm:
-        if jobs > 1 and len(scenarios) > 1:
+    reports and exits 130). Outside the scenarios a Ctrl-C is held back (:class:`_HeldOutsideScenarios`):
+    between two, the finished ones are kept and the next and the rest not run; after the last, every
+    verdict is kept and the run marked interrupted; during ``options.on_done`` see :func:`_ended`."""
+    with _sigterm_noted() as sigterm, _held_outside_scenarios() as held:
+        if jobs > 1 and len(scenarios) > 1 and not held.came:
             from phoneemu.scenario.parallel import run_parallel
-            return run_parallel(scenarios, options, jobs, sigterm=sigterm)
-        return _run_in_turn(scenarios, options, sigterm)
+            with held.released():  # its own rules: a Ctrl-C is taken between two rounds of its loop
+                summary = run_parallel(scenarios, options, jobs, sigterm=sigterm)
+        else:  # a Ctrl-C held already (before -j's workers started): _run_in_turn runs none
+            summary = _run_in_turn(scenarios, options, sigterm, held)
+        _ended(summary, options, held)
+    return summary
+
+
+def _ended(summary: RunSummary, options: RunOptions, held: _HeldOutsideScenarios) -> None:
+    """The run has ended: a Ctrl-C held back since its last scenario marks it interrupted (nothing stopped,
+    nothing left: exit 130). Then ``options.on_done`` (the reports): the run's first Ctrl-C is held back
+    until it returns, marking the run interrupted then; a second comes out as KeyboardInterrupt (a report
+    written into a FIFO nobody reads can still be stopped)."""
+    if held.take():
+        summary.interrupted = True
+    if options.on_done is not None:
+        with held.second_raised(had_one=summary.interrupted):
+            options.on_done(summary)
+    if held.take():
+        summary.interrupted = True
+
+
+class _HeldOutsideScenarios:
+    """The SIGINT handler of a run outside its scenarios: a Ctrl-C (or a SIGTERM, which
+    :func:`phoneemu.interrupts.term_as_ctrl_c` passes on as one) is noted, where Python's handler would
+    raise a KeyboardInterrupt in the run's bookkeeping (the progress line, a new result, the watchdog)
+    that escaped :func:`run_scenarios` with every finished scenario's result. :meth:`released` gives a
+    scenario Python's handler back. With ``python_handler`` None it holds nothing (``came`` stays False)."""
+
+    def __init__(self, python_handler: Any) -> None:
+        self._python_handler = python_handler
+        self.came = False
+        self._second_raised = False
+
+    def __call__(self, _signum: int, _frame: Any) -> None:
+        if self.came and self._second_raised:
+            raise KeyboardInterrupt
+        self.came = True
+
+    def take(self) -> bool:
+        """Whether a Ctrl-C was held back since the last call."""
+        came, self.came = self.came, False
+        return came
+
+    @contextlib.contextmanager
+    def second_raised(self, *, had_one: bool) -> Iterator[None]:
+        """For the block, a Ctrl-C after one held back (or after ``had_one``: one came, that stopped the
+        run) is raised as Python's handler raises it."""
+        self.came = self.came or had_one
+        self._second_raised = True
+        try:
+            yield
+        finally:
+            self._second_raised = False
+
+    @contextlib.contextmanager
+    def released(self) -> Iterator[None]:
+        """Python's handler for the block (inside a scenario asyncio's takes its place and cancels it); a
+        Ctrl-C held back until then comes out at once, a KeyboardInterrupt from the ``with``."""
+        if self._python_handler is None:
+            yield
+            return
+        signal.signal(signal.SIGINT, self._python_handler)
+        try:
+            if self.take():
+                raise KeyboardInterrupt
+            yield
+        finally:
+            signal.signal(signal.SIGINT, self)
+
+
+@contextlib.contextmanager
+def _held_outside_scenarios() -> Iterator[_HeldOutsideScenarios]:
+    """A :class:`_HeldOutsideScenarios` in force for the block when SIGINT has Python's handler in the main
+    thread (as ``phoneemu run`` sets it); otherwise one that holds nothing: an ignored SIGINT stays
+    ignored, a caller's own handler stays in force."""
+    python_handler = signal.default_int_handler
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGINT) is not python_handler:
+        yield _HeldOutsideScenarios(None)
+        return
+    held = _HeldOutsideScenarios(python_handler)
+    signal.signal(signal.SIGINT, held)
+    try:
+        yield held
+    finally:
+        signal.signal(signal.SIGINT, python_handler)
 
 
 def interrupted_error(by: str, last_step: str) -> str:
@@ -421,23 +514,30 @@ def _sigterm_noted() -> Iterator[list[bool]]:
         signal.signal(signal.SIGTERM, old)
 
 
-def _run_in_turn(scenarios: list[Scenario], options: RunOptions, sigterm: list[bool]) -> RunSummary:
-    """:func:`run_scenarios` without worker processes (``sigterm``: :func:`_sigterm_noted`'s note)."""
+def _run_in_turn(scenarios: list[Scenario], options: RunOptions, sigterm: list[bool],
+                 held: _HeldOutsideScenarios) -> RunSummary:
+    """:func:`run_scenarios` without worker processes (``sigterm``: :func:`_sigterm_noted`'s note;
+    ``held``: the Ctrl-C held back outside the scenarios, each scenario run with it released)."""
     summary = RunSummary()
     started = time.perf_counter()
     for i, sc in enumerate(scenarios, 1):
         if options.progress is not None:
             options.progress(f"[{i}/{len(scenarios)}] {sc.name}")
         result = new_result(sc)
-        summary.scenarios.append(result)
         tracker = StepTracker()
         limit = limit_for(sc, options.timeout)
         abandon = functools.partial(_abandon, summary, options, sc=sc, result=result, tracker=tracker,
                                     limit=limit, rest=scenarios[i:], at=time.perf_counter(), started=started)
         armed = limit > 0 and options.on_abandon is not None
-        watchdog = Watchdog(limit + 2 * options.grace if armed else 0, abandon).start()
+        watchdog = Watchdog(limit + 2 * options.grace if armed else 0, abandon)
+        if held.take():  # since the previous one ended: those finished kept, this one and the rest not run
+            summary.interrupted = True
+            summary.not_run = [s.name for s in scenarios[i - 1:]]
+            break
+        summary.scenarios.append(result)
         try:
-            with hard_stop(limit + options.grace if limit > 0 else 0):
+            watchdog.start()
+            with held.released(), hard_stop(limit + options.grace if limit > 0 else 0):
                 asyncio.run(run_scenario(sc, options, result, tracker))
         except ScenarioOverrun:  # the signal came while the scenario was closing (or not in its steps)
             result.last_step = tracker.text
