@@ -15,6 +15,7 @@ a failed check, 2 for a file that does not parse or cannot be read.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -99,15 +100,69 @@ def _capture_kind(path: Path) -> str | None:
         return None  # the read that follows says why
 
 
-def _pem_label(data: bytes) -> str | None:
-    """The label of the first PEM block when ``data`` starts as a PEM file (``CERTIFICATE``, ``PRIVATE
-    KEY``...; leading blank space allowed), else None: inspect said of a certificate only that it was
-    "not a signed header ... and not XML"."""
-    head = data.lstrip()[:80]
-    if not head.startswith(b"-----BEGIN "):
-        return None
-    label = head[len(b"-----BEGIN "):].split(b"-----", 1)[0]
-    return label.decode("ascii", "replace") if label else "PEM"
+#: bytes of FILE searched for a PEM block: ``openssl x509 -text`` writes its dump (4-8 KiB for an RSA
+#: key) before the block, a pkcs12 export its "Bag Attributes" (ours)
+PEM_SEARCHED = 16 << 10
+#: PEM labels a refusal names at most (the rest counted; ours)
+_PEM_LABELS_SHOWN = 4
+_UTF8_BOM = b"\xef\xbb\xbf"
+#: a PEM block's first line (RFC 7468 §2), at the start of a line (blanks before it allowed)
+_PEM_BEGIN = re.compile(rb"^[ \t]*-----BEGIN ([\x20-\x7e]{0,64}?)-----[ \t]*\r?$", re.MULTILINE)
+#: characters no text before a PEM block holds: the C0 controls but tab and line ends, and DEL
+_NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _pem_labels(data: bytes) -> list[str]:
+    """The labels of the PEM blocks in the first :data:`PEM_SEARCHED` bytes of ``data`` (``CERTIFICATE``,
+    ``PRIVATE KEY``...; each once, in order) when ``data`` is a text file holding one — a UTF-8 BOM, text
+    before the block allowed —, else none. Was a file that starts with the block only: inspect said of a
+    certificate after ``openssl x509 -text``'s dump that it was "not a signed header ... and not XML"."""
+    head = data[:PEM_SEARCHED].removeprefix(_UTF8_BOM)
+    first = _PEM_BEGIN.search(head)
+    if first is None or not _is_text_before_pem(head[:first.start()]):
+        return []
+    found = dict.fromkeys(m.group(1).decode("ascii") or "PEM" for m in _PEM_BEGIN.finditer(head))
+    return list(found)
+
+
+def _is_text_before_pem(prefix: bytes) -> bool:
+    """``prefix`` is text a PEM tool writes before a block: UTF-8 without control characters (tab and line
+    ends aside), not XML (a config may quote a certificate: it is decoded as one). A signed file's binary
+    header is not: its certificate inside stays its own."""
+    try:
+        text = prefix.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    if text.lstrip().startswith("<"):
+        return False
+    return _NOT_TEXT.search(text) is None
+
+
+def _pem_advice(labels: list[str]) -> str:
+    """What to do with a PEM file of ``labels``, per type: a certificate is --cert, a private key --key, a
+    certificate request (CSR) neither (was --cert/--key for every PEM, a CSR too)."""
+    advice: dict[str, str] = {}
+    for label in labels:
+        if "CERTIFICATE REQUEST" in label:
+            advice["csr"] = ("a certificate request (CSR) asks a CA for a certificate and is neither a "
+                             "certificate nor a key: inspect reads the phone's files, not CSRs (openssl req "
+                             "-in FILE -noout -text shows one)")
+        elif label.endswith("PRIVATE KEY"):
+            advice["key"] = ("give a private key as --key to decrypt an .enc.sgn (boot takes a MIC's key as "
+                             "--mic-key)")
+        elif "CERTIFICATE" in label:
+            advice["cert"] = "give a certificate as --cert to check a file's signature with it"
+        else:
+            advice.setdefault("other", f"a {label} is neither a certificate (--cert) nor a private key "
+                                       "(--key)")
+    return "; ".join(advice.values())
+
+
+def _pem_text(labels: list[str]) -> str:
+    """``a PEM file (CERTIFICATE, PRIVATE KEY)``: the labels, at most :data:`_PEM_LABELS_SHOWN` of them."""
+    shown = ", ".join(labels[:_PEM_LABELS_SHOWN])
+    more = len(labels) - _PEM_LABELS_SHOWN
+    return f"a PEM file ({shown}{f' and {more} more' if more > 0 else ''})"
 
 
 def _say(args: argparse.Namespace, text: str) -> None:
@@ -137,10 +192,9 @@ def handler(args: argparse.Namespace) -> int:
             _say(args, f"{args.file}: {exc.message}"
                        f"{' (--limit)' if args.limit is not None else ''}")
             return 2
-        if (pem := _pem_label(data)) is not None:  # a signer's certificate or a key, not a signed file
-            _say(args, f"{args.file}: a PEM file ({pem}), not a file phoneemu inspect decodes (CTL/ITL, "
-                       ".sgn, .enc.sgn, firmware, config XML): give a certificate as --cert to check a "
-                       "file's signature with it, a key as --key to decrypt an .enc.sgn")
+        if pem := _pem_labels(data):  # a signer's certificate, a key or a CSR, not a signed file
+            _say(args, f"{args.file}: {_pem_text(pem)}, not a file phoneemu inspect decodes (CTL/ITL, .sgn, "
+                       f".enc.sgn, firmware, config XML): {_pem_advice(pem)}")
             return 2
         if args.key is not None and (problem := _key_problem(args.key)) is not None:
             _say(args, f"--key {args.key}: {problem}")

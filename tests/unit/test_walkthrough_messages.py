@@ -24,16 +24,18 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> LabCluster:
     return c
 
 
-@pytest.mark.parametrize(("name", "label"), [("tvs.pem", "CERTIFICATE"), ("key", "PRIVATE KEY")])
+@pytest.mark.parametrize(("name", "label", "advice"), [
+    ("tvs.pem", "CERTIFICATE", "give a certificate as --cert to check a file's signature with it"),
+    ("key", "PRIVATE KEY", "give a private key as --key to decrypt an .enc.sgn (boot takes a MIC's key as "
+                           "--mic-key)")])
 def test_inspect_of_a_pem_file_says_it_is_one(lab: LabCluster, tmp_path: Path, name: str, label: str,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+                                              advice: str, capsys: pytest.CaptureFixture[str]) -> None:
     """Was "detect: at offset 0: not a signed header (no VERSION TLV 01 00 02) and not XML"."""
     path = lab.root / "certs" / "tvs.pem" if name == "tvs.pem" else lab.root / "phones" / MAC / "mic.key"
     assert main(["inspect", str(path)]) == 2
     err = capsys.readouterr().err
     assert err == (f"phoneemu inspect: {path}: a PEM file ({label}), not a file phoneemu inspect decodes "
-                   "(CTL/ITL, .sgn, .enc.sgn, firmware, config XML): give a certificate as --cert to check a "
-                   "file's signature with it, a key as --key to decrypt an .enc.sgn\n"), err
+                   f"(CTL/ITL, .sgn, .enc.sgn, firmware, config XML): {advice}\n"), err
 
 
 def test_tvs_config_of_an_encrypted_phones_short_config_says_where_its_servers_are(
