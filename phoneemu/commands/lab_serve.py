@@ -109,6 +109,16 @@ ATTACKS = ("tamper-signalling", "replay-sip")
 _port = port  # ASCII digits, 0..65535 (int() would take '٦٩' as 69)
 
 
+class _GivenPort(argparse.Action):
+    """A port option's value, its option noted in ``args.ports_given`` (a default is not given: the
+    refusal of one port for two services names a default as one, :func:`_refuse_shared_tcp_ports`)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.ports_given = frozenset(getattr(namespace, "ports_given", ())) | {self.dest}
+
+
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     from phoneemu.lab.defaults import DEFAULT_PORTS  # the defaults the options show
     from phoneemu.protocols.defaults import MAX_IN_PROGRESS
@@ -122,13 +132,17 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                         "re-issues them (same signers: phones follow). :: listens on every address, IPv4 "
                         "and IPv6 (dual-stack), 0.0.0.0 on every IPv4 address; both keep the address the "
                         "configs name. An IPv6 address is written bare: --host ::1")
-    p.add_argument("--tftp-port", type=_port, default=DEFAULT_PORTS["tftp"], metavar="N",
+    p.add_argument("--tftp-port", type=_port, action=_GivenPort, default=DEFAULT_PORTS["tftp"],
+                   metavar="N",
                    help="TFTP UDP port (default 69; 0 = any free port, the lab's last one when free)")
-    p.add_argument("--http-port", type=_port, default=DEFAULT_PORTS["http"], metavar="N",
+    p.add_argument("--http-port", type=_port, action=_GivenPort, default=DEFAULT_PORTS["http"],
+                   metavar="N",
                    help="HTTP port (default 6970; 0 = any free port, the lab's last one when free)")
-    p.add_argument("--tvs-port", type=_port, default=DEFAULT_PORTS["tvs"], metavar="N",
+    p.add_argument("--tvs-port", type=_port, action=_GivenPort, default=DEFAULT_PORTS["tvs"],
+                   metavar="N",
                    help="TVS TLS port (default 2445; 0 = any free port, the lab's last one when free)")
-    p.add_argument("--capf-port", type=_port, default=DEFAULT_PORTS["capf"], metavar="N",
+    p.add_argument("--capf-port", type=_port, action=_GivenPort, default=DEFAULT_PORTS["capf"],
+                   metavar="N",
                    help="CAPF TLS port (default 3804; 0 = any free port, the lab's last one when free)")
     p.add_argument("--capf-read-timeout", type=positive_float, default=CAPF_READ_TIMEOUT_S, metavar="S",
                    help="CAPF cuts a phone silent for S seconds, also one generating its key without "
@@ -139,11 +153,11 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--capf-max-in-progress", type=non_negative_int, default=MAX_IN_PROGRESS, metavar="N",
                    help="CAPF takes at most N REQUEST_IN_PROGRESS a session, one more is a flood: cut (spec "
                    f"§F.6; ours: default {MAX_IN_PROGRESS})")
-    p.add_argument("--sip-port", type=_port, default=None, metavar="N",
+    p.add_argument("--sip-port", type=_port, action=_GivenPort, default=None, metavar="N",
                    help="also run the SIP registrar over TCP on N (5060 is CUCM's; 0 = any free port), "
                    "one per node: phones register with digest authentication (spec G.13; boot --register); "
                    "the ports are recorded and every config's devicePool names them (spec H.5)")
-    p.add_argument("--sips-port", type=_port, default=None, metavar="N",
+    p.add_argument("--sips-port", type=_port, action=_GivenPort, default=None, metavar="N",
                    help="also run the SIP registrar over TLS on N (5061 is CUCM's; 0 = any free port), "
                    "presenting each node's CallManager certificate the CTL lists and asking for the "
                    "phone's LSC or MIC (mutual authentication)")
@@ -155,7 +169,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                         "call); replay-sip sends each REGISTER seen over TCP again (digest authentication "
                         "must refuse it). Needs --sip-port / --sips-port")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
-    p.set_defaults(handler=run_serve)
+    p.set_defaults(handler=run_serve, ports_given=frozenset())  # _GivenPort adds each port option given
 
 
 def hostport(host: str, port: int) -> str:
@@ -183,17 +197,37 @@ def _refuse_shared_tcp_ports(args: argparse.Namespace) -> None:
     """Two TCP services given one port (``--tvs-port 2445 --capf-port 2445``): refused before anything is
     read or written, naming both options (was "cannot listen for capf ...: Address already in use (port in
     use, e.g. by another 'phoneemu lab serve' ...)", the second listener failing on the first's port).
-    0 (any free port) may be given to several."""
+    0 (any free port) may be given to several. An option left at its default is named as the default
+    (``--sip-port 2445 is the TVS port (--tvs-port's default)``; was "--tvs-port and --sip-port are both
+    2445", as if --tvs-port had been given)."""
+    given = getattr(args, "ports_given", None)
+    if given is None:  # not parsed by _add_arguments' options: each port taken as given
+        given = frozenset(_TCP_PORT_OPTIONS)
     first: dict[int, str] = {}
     for name in _TCP_PORT_OPTIONS:
         port = getattr(args, name, None)
         if not port:
             continue
-        option = "--" + name.replace("_", "-")
         if port in first:
-            raise PhoneEmuError(f"{first[port]} and {option} are both {port}: each TCP service listens on a "
-                                "port of its own (0 = any free port)")
-        first[port] = option
+            raise PhoneEmuError(f"{_shared_port_text(first[port], name, port, given)}: each TCP service "
+                                "listens on a port of its own (0 = any free port)")
+        first[port] = name
+
+
+def _shared_port_text(earlier: str, later: str, port: int, given: frozenset[str]) -> str:
+    """``earlier`` and ``later`` (``args`` names) hold one ``port``: each named as given or as a default."""
+    def option(name: str) -> str:
+        return "--" + name.replace("_", "-")
+
+    if earlier in given and later in given:
+        return f"{option(earlier)} and {option(later)} are both {port}"
+    if earlier not in given and later not in given:
+        return f"the defaults of {option(earlier)} and {option(later)} are both {port}"
+    taken_by = later if earlier in given else earlier
+    named = earlier if earlier in given else later
+    service = taken_by.removesuffix("_port").upper()
+    return (f"{option(named)} {port} is the {service} port ({option(taken_by)}'s default; "
+            f"{option(taken_by)} N moves it)")
 
 
 def run_serve(args: argparse.Namespace) -> int:
