@@ -1,11 +1,13 @@
-"""Helpers shared by the ``replay --keylog`` TVS tests (:mod:`phoneemu.scenario.replay_tvs`, spec §E.1):
-synthetic captured TVS connections, a stand-in phone whose boot asks TVS between its fetches, and a
-catalogue capture with a refused TVS server put ahead of the phone's own."""
+"""Helpers shared by the ``replay`` tests: for ``replay --keylog`` (:mod:`phoneemu.scenario.replay_tvs`, spec
+§E.1) synthetic captured TVS connections, a stand-in phone whose boot asks TVS between its fetches, and a
+catalogue capture with a refused TVS server put ahead of the phone's own; for captures written by a test, a
+phone's TFTP read (:func:`captured_tftp_read`)."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import struct
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,6 +16,8 @@ import pytest
 
 from phoneemu.errors import TransportError
 from phoneemu.formats.config import Server
+from phoneemu.net.capture import PcapWriter
+from phoneemu.net.tftp_codec import Data, Error, ReadRequest, encode
 from phoneemu.net.tls_decrypt import parse_keylog
 from phoneemu.phone.events import QueryKey
 from phoneemu.protocols import tvs
@@ -45,6 +49,21 @@ def tvs_capture(exchanges: tuple[CapturedTvs, ...] = (), shown: tuple[CapturedCe
     """What the key log opened: ``exchanges``, and ``shown`` (connections without a request)."""
     return TvsCapture(exchanges=exchanges, tls_connections=len(exchanges) + len(shown), not_tvs=len(shown),
                       problems=(), presented=shown)
+
+
+def captured_tftp_read(w: PcapWriter, name: str, data: bytes | None, client: int, *,
+                       phone: str = "127.0.0.1", server: str = "127.0.0.12") -> None:
+    """One TFTP read of ``name`` by ``phone`` from UDP port ``client``, written to ``w``: the RRQ to
+    ``server``:69, then DATA of 512-byte blocks from port ``client + 10000``, each ACKed (``data`` None:
+    ERROR 1, file not found)."""
+    c, s = (phone, client), (server, client + 10000)
+    w.udp(c, (server, 69), encode(ReadRequest(filename=name, options={})))
+    if data is None:
+        w.udp(s, c, encode(Error(code=1, message="File not found")))
+        return
+    for n, at in enumerate(range(0, len(data) + 1, 512), 1):
+        w.udp(s, c, encode(Data(block=n, data=data[at:at + 512])))
+        w.udp(c, s, struct.pack("!HH", 4, n))
 
 
 # --------------------------------------------------------------------------- a stand-in phone

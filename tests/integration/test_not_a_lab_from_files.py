@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import struct
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +22,12 @@ from phoneemu.cli import main
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.pki import LabPki
 from phoneemu.net.capture import PcapWriter
-from phoneemu.net.tftp_codec import Data, Error, ReadRequest, encode
 from tests.helpers import boot_offline_into, run
+from tests.replay_helpers import captured_tftp_read
 
 NOW = 1_780_000_000
 MAC = "0A0000000E01"
 FLEET = ["0A0000000E01", "0A0000000E02"]
-PHONE, SERVER = "127.0.0.1", "127.0.0.12"
 LAB_WAY = "lab: phoneemu lab service "  # the TVS outage's way out, in a lab
 
 
@@ -119,18 +117,6 @@ def test_predict_fleet_and_phone_show_say_lab_commands_only_for_a_labs_files(
     assert json.loads(capsys.readouterr().out)["signed_by_lab"] is (kind == "lab")
 
 
-def _tftp(w: PcapWriter, name: str, data: bytes | None, client: int) -> None:
-    """One TFTP read of ``name`` by the phone (512-byte blocks; ``data`` None: file not found)."""
-    c, s = (PHONE, client), (SERVER, client + 10000)
-    w.udp(c, (SERVER, 69), encode(ReadRequest(filename=name, options={})))
-    if data is None:
-        w.udp(s, c, encode(Error(code=1, message="File not found")))
-        return
-    for n, at in enumerate(range(0, len(data) + 1, 512), 1):
-        w.udp(s, c, encode(Data(block=n, data=data[at:at + 512])))
-        w.udp(c, s, struct.pack("!HH", 4, n))
-
-
 def _capture(tmp: Path, c: LabCluster) -> Path:
     """Two boots of ``MAC`` over TFTP: the cluster's first files, then its ITL after ITLRecovery was
     regenerated (the same config)."""
@@ -143,7 +129,7 @@ def _capture(tmp: Path, c: LabCluster) -> Path:
     with PcapWriter(path, clock=lambda: float(next(clock))) as w:
         for boot, files in enumerate((first, second)):
             for i, (name, data) in enumerate(files.items()):
-                _tftp(w, name, data, 40000 + 10 * boot + i)
+                captured_tftp_read(w, name, data, 40000 + 10 * boot + i)
     return path
 
 

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 import pytest
@@ -17,11 +16,10 @@ import pytest
 from phoneemu.cli import main
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.net.capture import PcapWriter
-from phoneemu.net.tftp_codec import Data, Error, ReadRequest, encode
+from tests.replay_helpers import captured_tftp_read
 
 NOW = 1_780_000_000
 MAC = "0A0000000E11"
-PHONE, SERVER = "127.0.0.1", "127.0.0.12"
 
 
 @pytest.fixture(scope="module")
@@ -32,17 +30,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> LabCluster:
     return c
 
 
-def _tftp(w: PcapWriter, name: str, data: bytes | None, client: int) -> None:
-    c, s = (PHONE, client), (SERVER, client + 10000)
-    w.udp(c, (SERVER, 69), encode(ReadRequest(filename=name, options={})))
-    if data is None:
-        w.udp(s, c, encode(Error(code=1, message="File not found")))
-        return
-    for n, at in enumerate(range(0, len(data) + 1, 512), 1):
-        w.udp(s, c, encode(Data(block=n, data=data[at:at + 512])))
-        w.udp(c, s, struct.pack("!HH", 4, n))
-
-
 def test_a_capture_opening_with_ctl_retries_is_one_boot(lab: LabCluster, tmp_path: Path,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     reads = [(f"CTLSEP{MAC}.tlv", None)] * 4 + [(n, lab.get(n)) for n in (f"ITLSEP{MAC}.tlv",
@@ -51,7 +38,7 @@ def test_a_capture_opening_with_ctl_retries_is_one_boot(lab: LabCluster, tmp_pat
     pcap = tmp_path / "retries.pcap"
     with PcapWriter(pcap, clock=lambda: float(next(clock))) as w:
         for i, (name, data) in enumerate(reads):
-            _tftp(w, name, data, 40000 + i)
+            captured_tftp_read(w, name, data, 40000 + i)
     assert main(["replay", str(pcap), "--list"]) == 0
     assert f"phone {MAC}: 1 boot(s)" in capsys.readouterr().out  # was 2
     assert main(["replay", str(pcap), "--all"]) == 0  # was 1: boot 1 of 2 no-config, G.10-no-config
