@@ -314,6 +314,25 @@ def _check_texts(ctx: _Ctx, node: _Node, field: str, multi_line: bool = False) -
             raise ctx.fail(node, field, problem)
 
 
+def _described(node: _Node) -> str:
+    """``node``'s value as the scenario's author wrote it, for "expected ..., got ..." (``nothing`` for
+    ``expect:`` with no value; never a Python type name such as ``NoneType``)."""
+    v = node.value
+    if v is None:
+        return "nothing (an empty value)"
+    if isinstance(v, list):
+        return f"a list of {len(v)}"
+    if isinstance(v, dict):
+        return "a mapping"
+    if isinstance(v, str):
+        return f"the text {v[:60]!r}"
+    if isinstance(v, bool):
+        return f"the boolean {node.raw or str(v).lower()}"
+    if isinstance(v, (int, float)):
+        return f"the number {node.raw or v}"
+    return f"the {type(v).__name__} {node.raw or v}"  # a date, a timestamp
+
+
 def _plain(n: _Node) -> Any:
     if isinstance(n.value, dict):
         return {k: _plain(v) for k, v in n.value.items()}
@@ -337,7 +356,7 @@ class _Ctx:
         """``node``'s mapping; a key not ``allowed`` is a mistake naming the allowed ones. ``refused``: keys
         let through for the caller to refuse with a message of its own, never offered as allowed."""
         if not isinstance(node.value, dict):
-            raise self.fail(node, field, f"expected a mapping, got {type(node.value).__name__}")
+            raise self.fail(node, field, f"expected a mapping, got {_described(node)}")
         m: dict[str, _Node] = node.value
         if allowed is not None:
             allowed_set = set(allowed)
@@ -1142,8 +1161,19 @@ def _yaml_mistake(exc: yaml.YAMLError, path: str) -> ScenarioError:
     began = getattr(exc, "context_mark", None)
     context = getattr(exc, "context", None)
     opened = f" ({context} at line {began.line + 1}, column {began.column + 1})" if began and context else ""
-    return ScenarioError(f"invalid YAML at column {mark.column + 1}: {problem}{opened}", file=path,
-                         line=mark.line + 1)
+    return ScenarioError(f"invalid YAML at column {mark.column + 1}: {problem}{opened}{_yaml_hint(problem)}",
+                         file=path, line=mark.line + 1)
+
+
+def _yaml_hint(problem: str) -> str:
+    """What to do about the two syntax errors PyYAML words for its own use: a TAB where YAML wants
+    spaces, and a second document (``---``) in a file that holds one scenario."""
+    if "'\\t'" in problem:
+        return " — a TAB: YAML indents (and separates a key from its value) with spaces, never TABs"
+    if "another document" in problem:
+        return (" — this '---' starts a second document: a scenario file holds one scenario, put the other "
+                "in a file of its own")
+    return ""
 
 
 def load_text(text: str, path: str = "<string>") -> Scenario:
@@ -1204,6 +1234,9 @@ def load_text(text: str, path: str = "<string>") -> Scenario:
         with _gather(mistakes):
             if name == "all":
                 raise ctx.fail(n, "phones.all", "'all' is reserved for every phone")
+            if _MAC.match(name.replace(":", "")):
+                raise ctx.fail(n, f"phones.{name}", f"a group name that reads as a MAC: phones: {name!r} "
+                               "would name this group, not the phone of that MAC; name it otherwise")
             groups[name] = _phones(ctx, name, n, clusters)
     mistakes.extend(_shared_macs(ctx, groups, group_nodes))
     _raise_gathered(mistakes)  # steps name phone groups: an unknown group would be a mistake made twice
