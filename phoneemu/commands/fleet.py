@@ -89,6 +89,7 @@ from phoneemu.commands.boot import (
 )
 from phoneemu.errors import EncodeError, PhoneEmuError
 from phoneemu.files import check_apart, check_writable, write_output_text
+from phoneemu.words import counted
 
 if TYPE_CHECKING:  # the fleet and its phones are imported where a storm runs (start-up time)
     from phoneemu.fleet.engine import FleetSpec, Prestate
@@ -97,11 +98,6 @@ if TYPE_CHECKING:  # the fleet and its phones are imported where a storm runs (s
     from phoneemu.scenario.phone_models import PhoneModels
 
 __all__ = ["register"]
-
-
-def _counted(n: int, noun: str, plural: str | None = None) -> str:
-    """``1 phone``, ``3 phones``: ``n`` and ``noun`` agreeing (``plural`` when it is not ``noun`` + s)."""
-    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
 
 
 def _macs_text(macs: Sequence[str], *, between: str = "..") -> str:
@@ -311,7 +307,7 @@ def _add_missing_text(lab: Path, missing: list[str]) -> str:
             runs.append((mac, 1))
     shown = " and ".join(f"'phoneemu lab phone add {lab} --mac {first}"
                          + (f" --count {count}'" if count > 1 else "'") for first, count in runs[:2])
-    more = f" and {len(runs) - 2} more such commands (one per run of consecutive MACs)" \
+    more = f" and {counted(len(runs) - 2, 'more such command')} (one per run of consecutive MACs)" \
         if len(runs) > 2 else ""
     return f"add {'it' if len(missing) == 1 else 'them'} with {shown}{more}"
 
@@ -333,7 +329,7 @@ def _lab_phones(args: argparse.Namespace, macs: list[str]
     if missing:
         first = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
         are = "is" if len(missing) == 1 else "are"
-        raise PhoneEmuError(f"--lab {args.lab}: {len(missing)} of the {_counted(len(macs), 'phone')} {are} "
+        raise PhoneEmuError(f"--lab {args.lab}: {len(missing)} of the {counted(len(macs), 'phone')} {are} "
                             f"not in the lab ({first}); {_add_missing_text(args.lab, missing)}", path="lab")
     known = load_state(args.lab).phones
     keys = {mac: key for mac in macs if (ph := known.get(mac)) is not None and (key := ph.manual_key())}
@@ -396,7 +392,7 @@ def _profiles(args: argparse.Namespace, macs: list[str], models: PhoneModels | N
     out.update(flashed)
     if moved:
         boot = "boots as the model its" if moved == 1 else "boot as the model their"
-        say(args, f"{_counted(moved, 'phone')} {boot} flash in {args.flash} holds")
+        say(args, f"{counted(moved, 'phone')} {boot} flash in {args.flash} holds")
     if models is not None:
         run = set(macs)
         listed = {m: p for m, p in models.profile_of.items() if m in run}
@@ -406,7 +402,7 @@ def _profiles(args: argparse.Namespace, macs: list[str], models: PhoneModels | N
             models_have = "phone's model has" if len(notes) == 1 else "phones' models have"
             say(args, f"{len(notes)} {models_have} no profile here, e.g. {notes[0]}")
         have = "has" if len(listed) == 1 else "have"
-        say(args, f"{len(listed)} of the {_counted(len(macs), 'phone')} {have} a model in {args.models}")
+        say(args, f"{len(listed)} of the {counted(len(macs), 'phone')} {have} a model in {args.models}")
     return {m: p for m, p in out.items() if p != args.profile}
 
 
@@ -429,7 +425,7 @@ def _flash_macs(root: Path, tell: Callable[[str], None]) -> list[int]:
         raise PhoneEmuError(f"--flash {root}: no phone's flash in it (folders <MAC> holding a phone.json, as "
                             "fleet boot --flash keeps them); give --count N or --models FILE", path="flash")
     if others:
-        tell(f"{_counted(others, 'entry', 'entries')} of {root} not a phone's flash <MAC>: not booted")
+        tell(f"{counted(others, 'entry', 'entries')} of {root} not a phone's flash <MAC>: not booted")
     # a phone's folder (<MAC>) that does not load is a phone of the fleet not booted: each is named, with
     # why (a damaged phone.json was counted with the stray files, unnamed)
     booted = set(macs)
@@ -438,7 +434,7 @@ def _flash_macs(root: Path, tell: Callable[[str], None]) -> list[int]:
         why = e.skipped or (f"its phone.json names {e.mac}" if e.mac else "no phone.json")
         tell(f"{root / e.entry}: not booted: {why}")
     if len(damaged) > _NAMED_DAMAGED:
-        tell(f"... and {_counted(len(damaged) - _NAMED_DAMAGED, 'more phone folder')} not booted")
+        tell(f"... and {counted(len(damaged) - _NAMED_DAMAGED, 'more phone folder')} not booted")
     return macs
 
 
@@ -568,10 +564,10 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int, lab: Path 
     def cases() -> Iterator[Case]:  # one at a time: write_cases streams them
         yield from map(case, result.records)
         if result.not_started:
-            yield Case("not started", skipped=f"{_counted(result.not_started, 'phone')} not started "
+            yield Case("not started", skipped=f"{counted(result.not_started, 'phone')} not started "
                        f"({_why(result)})")
         yield from (Case(f"lost shard {i + 1}", error=lost.message()) for i, lost in enumerate(result.lost))
-    write_cases(path, suites="phoneemu fleet", suite=f"fleet boot {_counted(count, 'phone')} -> {target}",
+    write_cases(path, suites="phoneemu fleet", suite=f"fleet boot {counted(count, 'phone')} -> {target}",
                 cases=cases(), time_s=result.metrics.wall_s)
 
 
@@ -605,7 +601,7 @@ def _write_reports(args: argparse.Namespace, result: Any, target: BootTarget, ca
     if args.plot is not None:
         from phoneemu.fleet.plot import plot_metrics
 
-        title = f"phoneemu fleet: {_counted(args.count, 'phone')} -> {target}"
+        title = f"phoneemu fleet: {counted(args.count, 'phone')} -> {target}"
         _report("--plot", args.plot, lambda: plot_metrics(result.metrics, args.plot, title=title), unwritten)
     return unwritten
 
@@ -763,7 +759,7 @@ def _boot(args: argparse.Namespace) -> int:
 
     try:
         try:  # interrupted from the banner on, before the storm: the summary and reports, no phone booted
-            say(args, f"{_counted(args.count, 'phone')} {which} ({mix}) -> {target}")
+            say(args, f"{counted(args.count, 'phone')} {which} ({mix}) -> {target}")
             result = run_fleet(spec, shards=args.shards, progress=progress, on_interrupt=on_interrupt,
                                on_lost=on_lost, on_start=capture.add_owners if capture is not None else None,
                                on_give_up=on_give_up, on_storm=on_storm)
@@ -812,8 +808,8 @@ def _boot(args: argparse.Namespace) -> int:
     if result.interrupted:
         return 130  # like any interrupted command, after the summary of what did run
     if result.lost:
-        say(args, f"{result.lost_phones} of {_counted(args.count, 'phone')} lost with "
-                  f"{_counted(len(result.lost), 'shard process', 'shard processes')} that died")
+        say(args, f"{result.lost_phones} of {counted(args.count, 'phone')} lost with "
+                  f"{counted(len(result.lost), 'shard process', 'shard processes')} that died")
         return 1
     unregistered = sum(n for rule, n in m.sip.by_rule.items() if rule != "G.13-registered")
     silent = sum(n for rule, n in m.media.by_rule.items() if rule in NO_MEDIA)  # --call: no media flowed

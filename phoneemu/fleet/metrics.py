@@ -56,6 +56,7 @@ from phoneemu.fleet.alike import Alike
 from phoneemu.phone.boot import FAILED_DOWNLOADS_KEPT, BootReport
 from phoneemu.phone.ways_out import ways_key, ways_out_doc, ways_out_text
 from phoneemu.spool import JsonLines
+from phoneemu.words import counted
 
 __all__ = [
     "FAILED_BY",
@@ -397,14 +398,15 @@ def transport_lines(failures: Mapping[str, Any], tftp: Mapping[str, Any]) -> lis
     n = failures["phones"]
     if n:
         booted = failures["booted"]
-        had = f"; {booted} booted on what they had, not on the cluster's files" if booted else ""
-        lines.append(f"transport failures: {_counts(failures['by_kind'])} ({n} phone{'s' if n != 1 else ''}"
-                     f"{had})")
+        what = "what it had" if booted == 1 else "what they had"
+        had = f"; {booted} booted on {what}, not on the cluster's files" if booted else ""
+        lines.append(f"transport failures: {_counts(failures['by_kind'])} ({counted(n, 'phone')}{had})")
         more = f" and {n - len(failures['macs'])} more" if n > len(failures["macs"]) else ""
         lines.append(f"      {', '.join(failures['macs'])}{more}")
     if tftp["requests"]:
-        lines.append(f"TFTP: {tftp['requests']:,} requests, {tftp['retransmitted']:,} retransmitted "
-                     f"({tftp['retransmitted_pct']:.1f} %), {tftp['retransmissions']:,} retransmissions")
+        lines.append(f"TFTP: {counted(tftp['requests'], 'request', grouped=True)}, "
+                     f"{tftp['retransmitted']:,} retransmitted ({tftp['retransmitted_pct']:.1f} %), "
+                     f"{counted(tftp['retransmissions'], 'retransmission', grouped=True)}")
     return lines
 
 
@@ -729,8 +731,9 @@ class FleetMetrics:
         of the ways out's lab commands that are known, :func:`phoneemu.phone.ways_out.way_out_lines`)."""
         s = self.summary()
         lat = s["latency_ms"]
-        lines = [f"{s['phones']} phones: {s['booted']} booted, {s['failed']} failed in {s['wall_s']:.2f}s "
-                 f"({s['boots_per_s']:.0f} boots/s, sustained {s['sustained_boots_per_s']:.0f}/s)"]
+        lines = [f"{counted(s['phones'], 'phone')}: {s['booted']} booted, {s['failed']} failed in "
+                 f"{s['wall_s']:.2f}s ({s['boots_per_s']:.0f} boots/s, "
+                 f"sustained {s['sustained_boots_per_s']:.0f}/s)"]
         if lat["p50"] is not None:
             lines.append(f"latency ms: p50 {lat['p50']:.1f}  p90 {lat['p90']:.1f}  p99 {lat['p99']:.1f}  "
                          f"max {lat['max']:.1f}")
@@ -744,7 +747,7 @@ class FleetMetrics:
             lines.append("files received: "
                          + ", ".join(f"{v} over {k.upper()}" for k, v in s["files_over"].items()))
         if s["tvs_used"]:
-            lines.append(f"TVS asked by {s['tvs_used']} phones")
+            lines.append(f"TVS asked by {counted(s['tvs_used'], 'phone')}")
         lines += transport_lines(s["transport_failures"], s["tftp"])
         if s["peak_rss_mib"]:
             total = sum(s["peak_rss_mib"].values())

@@ -66,6 +66,7 @@ from phoneemu.fleet.engine import FAILING_SHOWN, FleetSpec, ShardResult, fleet_m
 from phoneemu.fleet.loop import run_on
 from phoneemu.fleet.metrics import BootRecord, FleetMetrics, RecordSpool, peak_rss_mib
 from phoneemu.interrupts import release_held_signals, start_processes, term_as_ctrl_c
+from phoneemu.words import counted
 
 __all__ = ["FleetResult", "LostShard", "ProgressFn", "interrupted_before_storm", "run_fleet", "split_range"]
 
@@ -94,9 +95,21 @@ class LostShard:
         return self.last_mac if self.last_mac is not None else self.first_mac + self.phones - 1
 
     def message(self) -> str:
-        return (f"shard {self.shard} (phoneemu-fleet-{self.shard}, {self.phones} phones "
-                f"{self.first_mac:012X}..{self.last:012X}) {self.why}: its {self.phones} phones are lost "
-                f"({self.reported_done} had finished booting; their records went with it)")
+        """``shard 1 (phoneemu-fleet-1, 8 phones 0A0000000008..0A000000000F) killed by SIGKILL: its 8 phones
+        are lost (3 had finished booting; ...)``; a shard of one phone names its MAC once: ``1 phone
+        0A0000000008``, ``its phone is lost``."""
+        macs = f"{self.first_mac:012X}" if self.phones == 1 else f"{self.first_mac:012X}..{self.last:012X}"
+        return (f"shard {self.shard} (phoneemu-fleet-{self.shard}, {counted(self.phones, 'phone')} {macs}) "
+                f"{self.why}: {self._lost_text()}")
+
+    def _lost_text(self) -> str:
+        """What went with the shard: its phones, and the records of those that had finished booting."""
+        if self.phones != 1:
+            return (f"its {self.phones} phones are lost ({self.reported_done} had finished booting; their "
+                    "records went with it)")
+        done = "it had finished booting; its record went with it" if self.reported_done else \
+            "it had not finished booting"
+        return f"its phone is lost ({done})"
 
     def as_dict(self) -> dict[str, Any]:
         return {"shard": self.shard, "first_mac": f"{self.first_mac:012X}", "last_mac": f"{self.last:012X}",
@@ -325,7 +338,7 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
             procs[i].kill()  # a shard that reported an error or garbled its pipe: its result is not coming
         if on_lost is not None:
             going = len(procs) - len(results) - len(lost)
-            on_lost(lost[i].message() + (f"; the other {going} shard(s) go on" if going else ""))
+            on_lost(lost[i].message() + _others_go_on(going))
 
     try:
         try:  # the start: an interrupt here (no boot under way) ends the run before the storm
@@ -445,6 +458,13 @@ def _not_stormed(ranges: Sequence[Sequence[int]]) -> FleetResult:
 #: Seconds between the end of a shard's process and the end of its pipe (either order) before it
 #: counts as lost all the same (e.g. a process of its own still holds the pipe).
 _RESULT_GRACE_S = 5.0
+
+
+def _others_go_on(going: int) -> str:
+    """What the message of a lost shard adds while ``going`` other shards still run."""
+    if not going:
+        return ""
+    return "; the other shard goes on" if going == 1 else f"; the other {going} shards go on"
 
 
 def _exit_text(code: int | None) -> str:

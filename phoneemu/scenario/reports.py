@@ -52,6 +52,7 @@ from phoneemu.fleet.junit import xml_text
 from phoneemu.scenario.checks import STEP_ITEMS
 from phoneemu.scenario.json_report import to_json, write_json, write_json_not_run
 from phoneemu.scenario.results import ExpectationResult, Outcome, RunSummary, ScenarioResult
+from phoneemu.words import counted
 
 __all__ = ["render_text", "to_json", "write_json", "write_json_not_run", "write_junit", "write_junit_not_run"]
 
@@ -123,8 +124,9 @@ def _failure_lines(exp: ExpectationResult, timeline_lines: int) -> list[str]:
             lines.extend(f"        {t}" for t in shown)
     if len(groups) > MAX_GROUPS_SHOWN:
         rest = list(groups.values())[MAX_GROUPS_SHOWN:]
-        lines.append(f"      ... and {len(rest)} more group(s) of {sum(map(len, rest))} phone(s) that failed "
-                     "otherwise (the JSON report has each phone's checks, decisions and timeline)")
+        in_rest = counted(sum(map(len, rest)), "phone")
+        lines.append(f"      ... and {counted(len(rest), 'more group')} of {in_rest} that failed otherwise "
+                     "(the JSON report has each phone's checks, decisions and timeline)")
     return lines
 
 
@@ -142,7 +144,7 @@ def render_text(summary: RunSummary, *, colour: bool = False, verbose: bool = Fa
     out: list[str] = []
     for s in summary.scenarios:
         o = s.outcome.value
-        out.append(f"{_paint(f'{o:<5}', o, colour)} {s.name}  ({s.path}, {s.phones} phone(s), "
+        out.append(f"{_paint(f'{o:<5}', o, colour)} {s.name}  ({s.path}, {counted(s.phones, 'phone')}, "
                    f"{s.duration_s:.2f}s)" + (f"  reproduces: {s.reproduces}" if s.reproduces else ""))
         if s.error:
             out.append(f"      error: {s.error}")
@@ -161,7 +163,8 @@ def render_text(summary: RunSummary, *, colour: bool = False, verbose: bool = Fa
     captured = [s.capture for s in summary.scenarios if s.capture]
     if captured:
         folder = str(Path(captured[0]).parent)
-        out.append(f"captures: {len(captured)} pcap(s) with their TLS key logs in {folder}/ (phoneemu "
+        logs = "its TLS key log" if len(captured) == 1 else "their TLS key logs"
+        out.append(f"captures: {counted(len(captured), 'pcap')} with {logs} in {folder}/ (phoneemu "
                    f"wireshark {folder}/NAME.pcap; phoneemu replay {folder}/NAME.pcap --keylog ...)")
     if summary.interrupted:
         out.append(_interrupted_line(summary))

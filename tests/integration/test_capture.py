@@ -196,7 +196,7 @@ def test_run_with_capture_then_replay(tmp_path: Path, capsys: pytest.CaptureFixt
     monkeypatch.setenv("PHONEEMU_LAB_HOST_BASE", "31")
     scenario = SCENARIOS / "migration-itl-signer-unknown.yaml"
     assert main(["run", str(scenario), "--capture", str(tmp_path)]) == 0
-    assert f"captures: 1 pcap(s) with their TLS key logs in {tmp_path}/" in capsys.readouterr().out
+    assert f"captures: 1 pcap with its TLS key log in {tmp_path}/" in capsys.readouterr().out
     stem = "migration-itl-signer-unknown"
     pcap, keys = tmp_path / f"{stem}.pcap", tmp_path / f"{stem}.keys"
     assert pcap.exists() and keys.exists()

@@ -58,14 +58,14 @@ def test_phones_failing_each_their_own_way_keep_the_text_and_junit_bounded(tmp_p
     text = render_text(_summary(e))
     assert text.count("timeline of ") == MAX_GROUPS_SHOWN
     rest = 500 - MAX_GROUPS_SHOWN
-    assert f"... and {rest} more group(s) of {rest} phone(s) that failed otherwise" in text
+    assert f"... and {rest} more groups of {rest} phones that failed otherwise" in text
     assert len(text) < 25_000, len(text)
 
     write_junit(_summary(e), tmp_path / "r.xml")
     body = ET.parse(tmp_path / "r.xml").getroot().find(".//failure")
     assert body is not None and body.text is not None
     assert body.text.count("timeline of ") == MAX_GROUPS_SHOWN
-    assert f"{rest} more group(s)" in body.text
+    assert f"{rest} more groups" in body.text
     assert (tmp_path / "r.xml").stat().st_size < 40_000
 
     doc = json.loads(json.dumps(to_json(_summary(e))))
@@ -76,7 +76,7 @@ def test_phones_failing_each_their_own_way_keep_the_text_and_junit_bounded(tmp_p
 def test_phones_failing_alike_are_still_one_group_without_the_more_line() -> None:
     text = render_text(_summary(_fleet_failure(500, distinct=False)))
     assert text.count("timeline of ") == 1
-    assert "500 phones (" in text and "more group(s)" not in text
+    assert "500 phones (" in text and "more group" not in text
 
 
 def test_the_json_gathers_the_failed_phones_in_one_pass_over_the_checks() -> None:
