@@ -212,6 +212,18 @@ def without_durations(value: Any) -> Any:
     return value
 
 
+def one_line_cli_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """``phoneemu ARGV``'s one-line error, run in this process: exit 2, nothing on stdout, one stderr line
+    and no traceback (a mistake in a command line is said, never a crash)."""
+    from phoneemu.cli import main
+
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert out == "" and len(lines) == 1 and "Traceback" not in err, (out, err)
+    return lines[0]
+
+
 def cli_parsers(p: argparse.ArgumentParser,
                 name: str = "phoneemu") -> Iterator[tuple[str, argparse.ArgumentParser]]:
     """``(name, parser)`` of a command-line parser and every sub-command below it, depth first."""

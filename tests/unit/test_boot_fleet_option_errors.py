@@ -24,20 +24,12 @@ import pytest
 
 from phoneemu.cli import main
 from phoneemu.lab.cluster import LabCluster
+from tests.helpers import one_line_cli_error
 
 NOW = 1_780_000_000
 MAC = "001122334455"
 BOOT = ["boot", "--tftp", "127.0.0.1:9", "--mac", MAC, "--timeout", "0.2"]
 FLEET = ["fleet", "boot", "--count", "1", "--tftp", "127.0.0.1:9", "--shards", "0", "--timeout", "0.2", "-q"]
-
-
-def _fails(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    """``argv``'s one-line error (exit 2, nothing on stdout, no traceback)."""
-    assert main(argv) == 2
-    out, err = capsys.readouterr()
-    lines = err.strip().splitlines()
-    assert out == "" and len(lines) == 1 and "Traceback" not in err, (out, err)
-    return lines[0]
 
 
 def _no_boot(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -53,7 +45,7 @@ def test_fleet_packets_without_call_is_refused_naming_both_options(
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     _no_boot(monkeypatch)
     for extra in ([], ["--register"]):
-        line = _fails([*FLEET, "--packets", "5", *extra], capsys)
+        line = one_line_cli_error([*FLEET, "--packets", "5", *extra], capsys)
         assert line == ("phoneemu fleet boot: --packets goes with --call (the media packets of each "
                         "phone's call)")
 
@@ -76,9 +68,9 @@ def test_boot_packets_without_call_is_refused_naming_both_options(
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     _no_boot(monkeypatch)
     for extra in ([], ["--register"]):
-        line = _fails([*BOOT, "--packets", "5", *extra], capsys)
+        line = one_line_cli_error([*BOOT, "--packets", "5", *extra], capsys)
         assert line == "phoneemu boot: --packets goes with --call (the media packets of the phone's call)"
-    line = _fails([*BOOT, "--packets", "5", "--register", "--answer", "3"], capsys)
+    line = one_line_cli_error([*BOOT, "--packets", "5", "--register", "--answer", "3"], capsys)
     assert line == ("phoneemu boot: --packets goes with --call (the media packets of the phone's call; with "
                     "--answer, the caller says how many)")
 
@@ -88,7 +80,7 @@ def test_boot_realtime_without_call_or_answer_is_refused(
     """--realtime paces a call's media: without --call or --answer it was ignored silently."""
     _no_boot(monkeypatch)
     for extra in ([], ["--register"]):
-        line = _fails([*BOOT, "--realtime", *extra], capsys)
+        line = one_line_cli_error([*BOOT, "--realtime", *extra], capsys)
         assert line == ("phoneemu boot: --realtime goes with --call or --answer (it paces the call's media, "
                         "one packet every 20 ms)")
 
@@ -189,10 +181,10 @@ def test_boot_flash_that_is_a_file_names_the_option(tmp_path: Path, capsys: pyte
     f = tmp_path / "flash"
     f.write_bytes(b"x")
     for mac in (["--mac", MAC], []):  # without --mac it was "--mac is required (no phone.json ...)"
-        line = _fails(["boot", "--tftp", "127.0.0.1:9", *mac, "--flash", str(f)], capsys)
+        line = one_line_cli_error(["boot", "--tftp", "127.0.0.1:9", *mac, "--flash", str(f)], capsys)
         assert line == (f"phoneemu boot: --flash {f}: is a file, not a folder (the phone keeps its state in "
                         "a folder)")
-    line = _fails([*BOOT, "--flash", str(f / "sub")], capsys)
+    line = one_line_cli_error([*BOOT, "--flash", str(f / "sub")], capsys)
     assert line == f"phoneemu boot: --flash {f / 'sub'}: cannot be made: {f} is a file, not a folder"
     assert f.read_bytes() == b"x"
 
@@ -205,12 +197,12 @@ def test_boot_flash_that_cannot_be_read_or_written_names_the_option(
     flash.mkdir()
     denied = {os.R_OK | os.X_OK}
     monkeypatch.setattr("phoneemu.commands.boot.os.access", lambda _p, mode: mode not in denied)
-    line = _fails([*BOOT, "--flash", str(flash)], capsys)
+    line = one_line_cli_error([*BOOT, "--flash", str(flash)], capsys)
     assert line == f"phoneemu boot: --flash {flash}: not readable (the phone reads and keeps its state there)"
     denied = {os.W_OK, os.W_OK | os.X_OK}
-    line = _fails([*BOOT, "--flash", str(flash)], capsys)
+    line = one_line_cli_error([*BOOT, "--flash", str(flash)], capsys)
     assert line == f"phoneemu boot: --flash {flash}: not writable (the phone reads and keeps its state there)"
-    line = _fails([*BOOT, "--flash", str(flash / "new")], capsys)
+    line = one_line_cli_error([*BOOT, "--flash", str(flash / "new")], capsys)
     assert line == f"phoneemu boot: --flash {flash / 'new'}: cannot be made: folder {flash} is not writable"
     assert not (flash / "new").exists()
 
@@ -220,7 +212,7 @@ def test_boot_flash_unreadable_for_real(tmp_path: Path, capsys: pytest.CaptureFi
     flash = tmp_path / "flash"
     flash.mkdir(mode=0o200)
     try:
-        assert "--flash" in _fails([*BOOT, "--flash", str(flash)], capsys)
+        assert "--flash" in one_line_cli_error([*BOOT, "--flash", str(flash)], capsys)
     finally:
         flash.chmod(0o700)
 
@@ -231,10 +223,11 @@ def test_fleet_flash_that_is_a_file_names_the_option(tmp_path: Path, capsys: pyt
     f = tmp_path / "flash"
     f.write_bytes(b"x")
     want = f"phoneemu fleet boot: --flash {f}: is a file, not a folder (one folder per phone is kept in it)"
-    assert _fails([*FLEET, "--flash", str(f)], capsys) == want
+    assert one_line_cli_error([*FLEET, "--flash", str(f)], capsys) == want
     # without --count: was "--count N is required", the --flash given not said to be a file
-    assert _fails(["fleet", "boot", "--tftp", "127.0.0.1:9", "--flash", str(f), "-q"], capsys) == want
-    line = _fails([*FLEET, "--flash", str(f / "sub")], capsys)
+    argv = ["fleet", "boot", "--tftp", "127.0.0.1:9", "--flash", str(f), "-q"]
+    assert one_line_cli_error(argv, capsys) == want
+    line = one_line_cli_error([*FLEET, "--flash", str(f / "sub")], capsys)
     assert line.startswith(f"phoneemu fleet boot: --flash {f / 'sub'}: cannot make the folder: "), line
 
 
@@ -248,7 +241,7 @@ def test_fleet_flash_that_cannot_be_listed_names_the_option(
     def denied(_path: Any) -> Any:
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(flash))
     monkeypatch.setattr("phoneemu.phone.flashes.os.scandir", denied)
-    line = _fails(["fleet", "boot", "--tftp", "127.0.0.1:9", "--flash", str(flash), "-q"], capsys)
+    line = one_line_cli_error(["fleet", "boot", "--tftp", "127.0.0.1:9", "--flash", str(flash), "-q"], capsys)
     assert line == f"phoneemu fleet boot: --flash {flash}: cannot list: Permission denied"
 
 
@@ -256,11 +249,11 @@ def test_fleet_models_that_is_a_folder_or_missing_names_the_option(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     _no_boot(monkeypatch)
     for count in (["--count", "1"], []):
-        line = _fails(["fleet", "boot", *count, "--tftp", "127.0.0.1:9", "--models", str(tmp_path), "-q"],
-                      capsys)
+        argv = ["fleet", "boot", *count, "--tftp", "127.0.0.1:9", "--models", str(tmp_path), "-q"]
+        line = one_line_cli_error(argv, capsys)
         assert line == f"phoneemu fleet boot: --models {tmp_path}: is a folder, not a file"
     missing = tmp_path / "none.csv"
-    line = _fails([*FLEET, "--models", str(missing)], capsys)
+    line = one_line_cli_error([*FLEET, "--models", str(missing)], capsys)
     assert line == f"phoneemu fleet boot: --models {missing}: No such file or directory"
     models = tmp_path / "site.csv"
     models.write_text(f"{MAC},Cisco 7962\n")
@@ -268,5 +261,5 @@ def test_fleet_models_that_is_a_folder_or_missing_names_the_option(
     def denied(path: Any, *_a: Any, **_k: Any) -> Any:
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
     monkeypatch.setattr("phoneemu.scenario.phone_models.read_at_most", denied)
-    line = _fails([*FLEET, "--models", str(models)], capsys)
+    line = one_line_cli_error([*FLEET, "--models", str(models)], capsys)
     assert line == f"phoneemu fleet boot: --models {models}: Permission denied"

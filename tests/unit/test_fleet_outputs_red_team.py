@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from phoneemu.cli import main
+from tests.helpers import one_line_cli_error
 
 FLEET = ["fleet", "boot", "--count", "1", "--tftp", "127.0.0.1:9", "--shards", "0", "--timeout", "0.2", "-q"]
 
@@ -28,19 +28,10 @@ def _no_boot(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("phoneemu.commands.fleet.run_fleet", refuse)
 
 
-def _refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    """``argv``'s one-line error (exit 2, nothing on stdout, no traceback)."""
-    assert main(argv) == 2
-    out, err = capsys.readouterr()
-    lines = err.strip().splitlines()
-    assert out == "" and len(lines) == 1 and "Traceback" not in err, (out, err)
-    return lines[0]
-
-
 def test_a_malformed_mac_start_names_the_option(capsys: pytest.CaptureFixture[str],
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     _no_boot(monkeypatch)
-    line = _refused([*FLEET, "--mac-start", "00:11:zz"], capsys)
+    line = one_line_cli_error([*FLEET, "--mac-start", "00:11:zz"], capsys)
     assert line.startswith("phoneemu fleet boot: --mac-start MAC: '00:11:zz' is not a MAC address"), line
 
 
@@ -48,7 +39,8 @@ def test_a_plot_without_suffix_is_its_png_for_the_clash_check(tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str],
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     _no_boot(monkeypatch)
-    line = _refused([*FLEET, "--plot", str(tmp_path / "r"), "--json", str(tmp_path / "r.png")], capsys)
+    line = one_line_cli_error([*FLEET, "--plot", str(tmp_path / "r"), "--json", str(tmp_path / "r.png")],
+                              capsys)
     assert "--plot" in line and "the same file as --json" in line and "r.png" in line, line
 
 
@@ -78,7 +70,7 @@ def _valid_input(option: str, path: Path) -> bytes:
     ("--models", "--json"), ("--installed-itl", "--junit"), ("--installed-ctl", "--json"),
     ("--image-signer", "--plot"),
 ])
-def test_a_report_naming_an_input_file_is_refused(given: str, output: str, tmp_path: Path,
+def test_a_report_naming_an_input_file_isone_line_cli_error(given: str, output: str, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str],
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     _no_boot(monkeypatch)
@@ -87,7 +79,7 @@ def test_a_report_naming_an_input_file_is_refused(given: str, output: str, tmp_p
     site = tmp_path / "site.png"  # a suffix --plot can draw, so that only the clash refuses it
     data = _valid_input(given, site)
     argv = [a for a in FLEET if a not in ("--count", "1")] if given == "--models" else FLEET
-    line = _refused([*argv, given, str(site), output, str(site)], capsys)
+    line = one_line_cli_error([*argv, given, str(site), output, str(site)], capsys)
     assert line == (f"phoneemu fleet boot: {output} {site}: is the input {given} {site}; "
                     "it would be overwritten")
     assert site.read_bytes() == data
@@ -110,7 +102,7 @@ def test_a_plot_matplotlib_cannot_draw_is_refused_before_booting(tmp_path: Path,
     _no_boot(monkeypatch)
     _savefig_fails(monkeypatch)
     plot = tmp_path / "storm.pgf"
-    line = _refused([*FLEET, "--plot", str(plot)], capsys)
+    line = one_line_cli_error([*FLEET, "--plot", str(plot)], capsys)
     assert line == (f"phoneemu fleet boot: --plot {plot}: matplotlib cannot draw a .pgf file here: "
                     "RuntimeError: 'xelatex' not found"), line
     assert not plot.exists()
@@ -142,7 +134,7 @@ def test_a_plot_whose_png_is_a_folder_is_refused_before_booting(tmp_path: Path,
     pytest.importorskip("matplotlib")
     _no_boot(monkeypatch)
     (tmp_path / "r.png").mkdir()
-    line = _refused([*FLEET, "--plot", str(tmp_path / "r")], capsys)
+    line = one_line_cli_error([*FLEET, "--plot", str(tmp_path / "r")], capsys)
     assert "--plot" in line and "r.png: is a folder" in line, line
 
 
@@ -152,6 +144,6 @@ def test_the_key_log_a_capture_names_is_in_the_clash_check(tmp_path: Path, capsy
     replace it (found by review: the key log emptied, then the JSON written over it)."""
     _no_boot(monkeypatch)
     keys = tmp_path / "s.keys"
-    line = _refused([*FLEET, "--capture", str(tmp_path / "s.pcap"), "--json", str(keys)], capsys)
+    line = one_line_cli_error([*FLEET, "--capture", str(tmp_path / "s.pcap"), "--json", str(keys)], capsys)
     assert "--keylog" in line and "the same file as --json" in line and "s.keys" in line, line
     assert not keys.exists() and list(tmp_path.iterdir()) == []
