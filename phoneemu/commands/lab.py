@@ -212,6 +212,25 @@ def _mixed_mode(cluster: LabCluster, args: argparse.Namespace, now: int | None) 
                   f"{shlex.quote(str(args.dir))} --mac MAC non-secure says so in their configs")
 
 
+def _rollback(cluster: LabCluster, args: argparse.Namespace, now: int | None) -> None:
+    """``lab rollback``: turned on where a CTL is served, what the phones holding it will do, on stderr (was:
+    nothing said; seed Migrate IP Phones Between Clusters offers the empty ITL for a move, spec G.3 note)."""
+    cluster.set_rollback(args.state == "on", now=now)
+    if args.state == "on" and cluster.state.ctl_exists:
+        say(args, _ROLLBACK_WITH_A_CTL.format(lab=shlex.quote(str(args.dir))))
+
+
+#: ``lab rollback DIR on`` serving a CTL (:func:`_rollback`): the rollback ITL does not blank a CTL (spec G.3
+#: note) and leaves the phones no TVS (B.7): a move to another secure cluster needs the old TVS (G.6)
+_ROLLBACK_WITH_A_CTL = (
+    "note: this cluster serves a CTL: the rollback ITL does not blank the CTL its phones hold (spec G.3 "
+    "note), which still checks every new CTL, ITL and config, and leaves them no TVS to ask (its TVS record "
+    "blanked, B.7) — moved to another secure cluster they lock out (G.3.5-reject-unknown-signer); move them "
+    "with the bulk certificate export while the rollback is off (spec G.6: phoneemu lab exchange {lab} NEW, "
+    "phoneemu lab restart-tvs {lab}), or, holding the rollback ITL, after phoneemu lab rollback {lab} off "
+    "and a reset")
+
+
 def _itl_reset(cluster: LabCluster, args: argparse.Namespace, now: int | None) -> None:
     """``lab itl-reset``: what follows on stderr, in the seed's order ("Perform Bulk Reset of ITL File"
     steps 4-5, spec G.7): reset the phones while the CallManager key signs the ITL, then restart TFTP
@@ -442,7 +461,7 @@ def register(sub: Any) -> None:
 
     p = add("rollback", "Prepare Cluster for Rollback to pre-8.0: serve the empty ITL")
     _onoff(p, "rollback parameter")
-    p.set_defaults(handler=_op(lambda c, a, n: c.set_rollback(a.state == "on", now=n)))
+    p.set_defaults(handler=_op(_rollback))
 
     p = add("add-certs", "add N extra certificates (TVS role) to the ITL, e.g. to cross 64 KB")
     p.add_argument("--count", type=positive_int, required=True, metavar="N",
@@ -668,6 +687,12 @@ def _exchange(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
 
     def who(x: LabCluster) -> str:  # two labs of one name (both "lab" by default): their folders say which
         return x.state.name if c.state.name != peer.state.name else f"{x.state.name} ({x.root})"
+    for x in (c, peer):
+        if x.state.rollback and x.state.ctl_exists:
+            say(a, f"note: {who(x)} serves the rollback ITL and a CTL: its phones holding the CTL and that "
+                   "ITL have no TVS to ask (its TVS record blanked, spec B.7, G.3 note): they ask its TVS, "
+                   "which this exchange taught, once they take its full ITL again (phoneemu lab rollback "
+                   f"{shlex.quote(str(x.root))} off, then reset them)")
     return (f"TVS of {who(c)} now vouches for {who(peer)}'s {_vouched(c, peer, a.store)}; TVS of "
             f"{who(peer)} for {who(c)}'s {_vouched(peer, c, a.store)} — a snapshot: "
             "a certificate regenerated later needs another exchange")

@@ -128,7 +128,7 @@ from phoneemu.phone.store import (
     TvsStatus,
     query_answer,
 )
-from phoneemu.phone.ways_out import no_way_out, ways_out_json
+from phoneemu.phone.ways_out import HeldLists, no_way_out, ways_out_json
 from phoneemu.protocols import tvs as tvs_proto
 from phoneemu.protocols.capf import CapfClientSession, CapfResult
 from phoneemu.values import host_port
@@ -211,6 +211,10 @@ class BootReport:
     #: "refused", "error", ...) in order, at most :data:`FAILED_DOWNLOADS_KEPT`; "not found" is no failure
     #: (normal for trust files, §C.6): a phone that booted on what it had says so (a fleet's summary)
     failed_downloads: tuple[tuple[str, str], ...] = ()
+    #: the trust lists the phone holds after this boot (a CTL; the rollback ITL), which choose its ways out
+    #: (:func:`phoneemu.phone.ways_out.ways_out`): ``ways_out`` of :meth:`as_dict` as the text reads them
+    #: from its flash (was: the table's, the rollback ways too, for a phone holding a CTL); None: not known
+    held: HeldLists | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready view (decisions as dicts; reason codes as their stable names)."""
@@ -226,7 +230,7 @@ class BootReport:
             "answered": self.answered, "duration_s": round(self.duration_s, 4),
             "failed_downloads": [list(f) for f in self.failed_downloads],
             "ways_out": ways_out_json(self.deciding.rule, self.deciding.kind,
-                                      reason_code=self.deciding.reason_code)
+                                      reason_code=self.deciding.reason_code, held=self.held)
             if self.locked_out and self.deciding is not None else [],
             # why a lockout has no documented way out (phone.ways_out.NO_WAY_OUT); null when it has ways
             # out or is no lockout
@@ -1059,7 +1063,8 @@ class _Boot:
             locked_out=locked, tvs_used=self.tvs_used, timeline=tuple(self.timeline), duration_s=duration,
             target=target, static=dict(self.static), retransmits=self.retransmits,
             fetched_over=self.fetched_over, pending=tuple(self.pending), answered=self.answered,
-            failed_downloads=tuple(self.failed_downloads))
+            failed_downloads=tuple(self.failed_downloads),
+            held=HeldLists(ctl=self.store.ctl is not None, empty_itl=self.store.itl_is_empty))
 
 
 def _records(tl: TrustList) -> list[TrustRecord]:

@@ -27,7 +27,7 @@ from phoneemu.errors import PhoneEmuError
 from phoneemu.inspection import inspect_bytes, render_text
 from phoneemu.phone.lab_signers import LabSigners, not_a_lab_fill
 from phoneemu.phone.store import Credential, TrustStore
-from phoneemu.phone.ways_out import no_way_out, no_way_out_lines, way_out_lines, ways_out_json
+from phoneemu.phone.ways_out import HeldLists, no_way_out, no_way_out_lines, way_out_lines, ways_out_json
 from phoneemu.values import host_port
 
 __all__ = ["render_show", "show_state"]
@@ -89,8 +89,8 @@ def show_state(store: TrustStore, *, mac: str | None = None, now: int | None = N
         locked_by |= {k for k in by if isinstance(k, str)} if isinstance(by, list) else set()
     locked = store.locked or bool(last_boot is not None and last_boot.get("locked_out") is True)
     last = last_boot or {}
-    ways = ways_out_json(last.get("deciding_rule"), last.get("deciding_kind"),
-                         reason_code=_reason_code(last)) if locked else []
+    ways = ways_out_json(last.get("deciding_rule"), last.get("deciding_kind"), reason_code=_reason_code(last),
+                         held=_held(lists)) if locked else []
     why_none = no_way_out(last.get("deciding_rule"), last.get("deciding_kind")) if locked else None
     return {
         "mac": mac, "profile": store.profile.name, "ctl": lists["ctl"], "itl": lists["itl"],
@@ -104,6 +104,15 @@ def show_state(store: TrustStore, *, mac: str | None = None, now: int | None = N
         "no_way_out": why_none,  # why a lockout has no documented way out (phone.ways_out.NO_WAY_OUT)
         "signed_by_lab": signers.verdict,  # false: no lab command in the ways out (module doc)
     }
+
+
+def _held(lists: dict[str, Any]) -> HeldLists:
+    """What the phone holds (a CTL; the rollback ITL), as its JSON says it (``ctl``, ``itl.empty_itl``):
+    its ways out, text and JSON alike (:func:`phoneemu.phone.ways_out.ways_out`; was: the JSON the table's,
+    the rollback ways too, for a phone holding a CTL, while the text read the lists from the flash)."""
+    itl = lists.get("itl")
+    return HeldLists(ctl=lists.get("ctl") is not None,
+                     empty_itl=isinstance(itl, dict) and itl.get("empty_itl") is True)
 
 
 def _reason_code(last_boot: dict[str, Any]) -> str | None:
@@ -135,6 +144,24 @@ def _last_boot_text(last: dict[str, Any]) -> str:
     verdict = "OK" if last.get("ok") else "FAILED" + (", locked out" if last.get("locked_out") else "")
     return (f"{when} against {last.get('target') or '?'}: {verdict}; {lists}; config "
             f"{last.get('config') or '?'}" + (f" ({last['config_file']})" if last.get("config_file") else ""))
+
+
+def _locked_line(locked_by: list[str], last: dict[str, Any]) -> str:
+    """What locked the phone, as refused: a trust list (spec §G.3.5: "Trust List update failed", the phone
+    ignores configuration changes), or its config, whose signer its lists and TVS do not vouch for (§G.4:
+    the config it held is kept). Was "Trust List update failed (a trust list refused)" also for a refused
+    config, ``locked_by`` empty."""
+    kind = last.get("deciding_kind")
+    kinds = locked_by or ([kind] if kind in ("CTL", "ITL") else [])
+    if kinds:
+        return (f"  Trust List update failed ({' and '.join(kinds)} refused): the phone ignores "
+                "configuration changes (locked until that list installs, an erase or a reboot)")
+    rule = last.get("deciding_rule")
+    if kind == "config":
+        what = ", ".join(str(x) for x in (last.get("config_file"), rule) if x) or "its config file"
+        return (f"  Config refused ({what}): the phone keeps the config it held before, and takes none whose "
+                "signer its CTL/ITL or TVS does not vouch for")
+    return f"  Locked out ({rule or 'the refused file is not known: a flash of an older phoneemu'})"
 
 
 def render_show(info: dict[str, Any], flash: str | None = None) -> str:
@@ -178,15 +205,13 @@ def render_show(info: dict[str, Any], flash: str | None = None) -> str:
         if last.get("deciding"):
             out.append(f"    deciding: {last['deciding']}")
     if info["locked"]:
-        by = " and ".join(info["locked_by"]) or "a trust list"
-        out.append(f"  Trust List update failed ({by} refused): the phone ignores configuration changes "
-                   "(locked until that list installs, an erase or a reboot)")
+        out.append(_locked_line(info["locked_by"], last or {}))
         if info.get("ways_out") and last is not None:  # absent in an older flash: none said
             where = str(last.get("target") or "the cluster of its lists")
             fill = {**({"FLASH": flash} if flash is not None else {}),
                     **not_a_lab_fill(info.get("signed_by_lab"), where)}  # not a lab's lists: no lab command
             out += way_out_lines(last["deciding_rule"], last["deciding_kind"], indent="  ", fill=fill,
-                                 reason_code=_reason_code(last))
+                                 reason_code=_reason_code(last), held=_held(info))
         if info.get("no_way_out") and last is not None:
             out += no_way_out_lines(last["deciding_rule"], last["deciding_kind"], indent="  ")
     out += ["  " + line for line in _cred_lines("MIC", info["mic"])]

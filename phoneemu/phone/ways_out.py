@@ -25,6 +25,9 @@ choice of ways per rule is ours, from the seed chapter and the scenarios that re
 * a CTL (mixed mode) is not blanked by the rollback ITL (spec §G.3 note): ``utils ctl reset localkey``;
 * a CTL (mixed mode) moved to another secure cluster: the bulk certificate export (spec §G.6: required
   between secure clusters; the old TVS must vouch for the new CTL signer, §G.3 note);
+* a CTL and the rollback ITL (the phone's lists, where known: :func:`held_lists`, ``BootReport.held``),
+  moved: no TVS to ask (§B.7), so first back to the old cluster's full ITL — rollback off there, a reset —
+  then the bulk export and the move (:func:`_for_held`);
 * TVS knows the signer in a role that may not sign the file (``-tvs-wrong-role``), or presents a
   certificate the phone's ITL does not hold (``-tvs-server-untrusted``): the ways that need no TVS
   answer, as for an unknown signer with TVS not usable. Not the bulk export under ``G.3.4-tvs-wrong-role``:
@@ -220,6 +223,21 @@ _ROLLBACK_OFF = WayOut(
     "(seed: Migrate IP Phones Between Clusters, \"disable ... to restore Security By Default\"; Switch Back "
     "to Release 8.6 or Later After Revert)",
     "phoneemu lab rollback DIR off", "rollback-switch-back")
+#: the way out of a phone holding a CTL and the rollback ITL that refused a trust list (moved to another
+#: cluster): the rollback ITL leaves it no TVS to ask (its TVS record blanked, spec §B.7) and its CTL checks
+#: every new list (§G.3 note), so the bulk export helps only once it holds its old cluster's full ITL again
+_BACK_FROM_ROLLBACK = WayOut(
+    "phones holding a CTL and the rollback ITL, moved to another cluster (Prepare Cluster for Rollback was "
+    "on where they took it: it does not blank a CTL, spec §G.3 note, and leaves them no TVS to ask)",
+    "point them back at the old cluster, set Prepare Cluster for Rollback to pre-8.0 back to False there and "
+    "reset them: they take its full ITL again, signed by a SAST record of their CTL, and its TVS; then the "
+    "bulk certificate export between the clusters, TVS restarted on the old one, and move them again: the "
+    "old TVS vouches for the new cluster's signer (seed: Migrate IP Phones Between Clusters, \"disable ... "
+    "to restore Security By Default\"; spec §G.3 note, §G.6: required between secure clusters)",
+    "phoneemu lab rollback OLD off && phoneemu boot --lab OLD --flash FLASH && phoneemu lab exchange OLD NEW "
+    "&& phoneemu lab restart-tvs OLD && phoneemu boot --lab NEW --flash FLASH", "",
+    fleet_lab="phoneemu lab rollback OLD off && phoneemu fleet boot --lab OLD --flash FLEET && phoneemu lab "
+    "exchange OLD NEW && phoneemu lab restart-tvs OLD && phoneemu fleet boot --lab NEW --flash FLEET")
 
 _RESIGNED = WayOut(
     "a file changed on its way or on the TFTP server (the signer is trusted, the signature fails)",
@@ -419,12 +437,20 @@ def _for_held(ways: tuple[WayOut, ...], kind: str, held: HeldLists | None) -> tu
     already held the rollback ITL); holding the rollback ITL too, the bulk ITL reset as well (while the
     rollback is on it serves an empty ITL again; elsewhere its CallManager signer is no SAST of their CTL),
     and a refused config's first way is to turn the rollback off (:data:`_ROLLBACK_OFF`); erasing the lists
-    stays the last resort. As they are for a phone without a CTL, or not known (``held`` None)."""
-    if ways == () or held is None or not held.ctl or kind not in ("ITL", "config"):
+    stays the last resort. A trust list refused (``ITL``, ``CTL``) holding both: first the way back to the
+    old cluster's full ITL and its TVS (:data:`_BACK_FROM_ROLLBACK`; was: only erasing the lists for an ITL,
+    and for a CTL the bulk export, whose TVS the phone cannot ask). As they are for a phone without a CTL,
+    or not known (``held`` None)."""
+    if ways == () or held is None or not held.ctl or kind not in ("ITL", "CTL", "config"):
         return ways
-    gone = _THROUGH_ROLLBACK | ({_ITL_RESET} if held.empty_itl else set())
+    if kind == "CTL" and not held.empty_itl:  # no way through the rollback ITL among a CTL's
+        return ways
+    gone = set(_THROUGH_ROLLBACK)
+    first: list[WayOut] = []
+    if held.empty_itl:  # no TVS to ask: a trust list's bulk export is a step of _BACK_FROM_ROLLBACK
+        gone |= {_ITL_RESET} | ({_EXPORT} if kind != "config" else set())
+        first = [_ROLLBACK_OFF] if kind == "config" else [_BACK_FROM_ROLLBACK]
     kept = [w for w in ways if w not in gone]
-    first = [_ROLLBACK_OFF] if held.empty_itl and kind == "config" else []
     last = [] if any(w.when == _DELETE.when for w in kept) else [_DELETE]
     return (*first, *kept, *last)
 
