@@ -37,11 +37,13 @@ boots / wall time of that sample.
 The lab runs in its own process (TFTP in ``tid_mode="shared"``: one socket, no per-transfer port; TVS
 on the lab's event loop, ``LabServers``' default ``tvs_impl="loop"``), sharing the machine with the phones.
 The lab for N phones is built once and cached (``--lab-dir``, default
-``$TMPDIR/phoneemu-bench-fleet/<N>-<tvs-key>``; rebuilt when the sources of ``phoneemu/lab`` or
-``phoneemu/formats`` changed, ``lab_code`` in the output): building 40,000 phones takes minutes (MIC
-issue + one signed config per phone). ``--tvs-key ec-p256`` gives the TVS server an EC P-256
-key (our benchmark option: the phones' handshake and the server's signature get cheaper); the
-default is RSA-2048 like the rest of the cluster. Both are reported as such in the output.
+``$TMPDIR/phoneemu-bench-fleet/<N>-<tvs-key>``; rebuilt when the sources of ``phoneemu/lab``,
+``phoneemu/formats`` or ``phoneemu/crypto`` or this bench's storm set-up changed, ``lab_code`` in the
+output; built beside it and moved into place whole, so an interrupted build leaves nothing behind):
+building 40,000 phones takes minutes (MIC issue + one signed config per phone). ``--tvs-key ec-p256``
+gives the TVS server an EC P-256 key (our benchmark option: the phones' handshake and the server's
+signature get cheaper); the default is RSA-2048 like the rest of the cluster. Both are reported as
+such in the output.
 
 ``--json``: the last line is one JSON object with ``boots_per_s``, ``baseline_boots_per_s``,
 ``ratio``, ``p50_ms``, ``p99_ms``, ``peak_rss_mib`` (phone side: sum of the shard processes' peaks).
@@ -89,17 +91,23 @@ MARKER = "bench-fleet.json"
 
 
 def lab_code_fingerprint() -> str:
-    """SHA-256 of the sources that shape the files the lab serves (``phoneemu/lab``, ``phoneemu/formats``).
+    """SHA-256 of the code that shapes the files the lab serves: ``phoneemu/lab``, ``phoneemu/formats``,
+    ``phoneemu/crypto`` (the keys and certificates in every file) and this bench's own storm set-up.
 
     A cached lab built by other code serves other files (e.g. configs from before they named the signed
     locale and dial rules: two fewer downloads per boot), so its figures would not be today's.
     """
+    import inspect
+
     import phoneemu
 
     base = Path(phoneemu.__file__).parent
     h = hashlib.sha256()
-    for path in sorted([*base.joinpath("lab").glob("*.py"), *base.joinpath("formats").glob("*.py")]):
+    folders = ("lab", "formats", "crypto")
+    sources = sorted(path for folder in folders for path in base.joinpath(folder).rglob("*.py"))
+    for path in sources:
         h.update(path.relative_to(base).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    h.update(f"{SEED}:{MAC_START:x}\0".encode() + inspect.getsource(storm_generations).encode())
     return h.hexdigest()[:16]
 
 
@@ -135,7 +143,12 @@ def storm_generations(c: LabCluster, root: Path, phones: int) -> None:
 
 
 def build_lab(root: Path, phones: int, tvs_key: str) -> dict[str, Any]:
-    """Build (or reuse) the benchmark lab: N phones, previous CTL/ITL kept, ITLRecovery regenerated."""
+    """Build (or reuse) the benchmark lab: N phones, previous CTL/ITL kept, ITLRecovery regenerated.
+
+    Built in a folder beside ``root`` and moved into place whole, its marker written last: a build
+    interrupted (Ctrl-C during minutes of MIC issue) leaves neither a half lab nor a folder the next run
+    refuses. A folder that is not empty and holds no marker is not ours: refused, never removed.
+    """
     marker = root / MARKER
     code = lab_code_fingerprint()
     if marker.exists():
@@ -147,10 +160,26 @@ def build_lab(root: Path, phones: int, tvs_key: str) -> dict[str, Any]:
             return info
         print(f"{root}: built by other lab code ({info.get('lab_code')}, now {code}); rebuilding",
               file=sys.stderr, flush=True)
-        shutil.rmtree(root)  # ours: it holds our marker
-        root.mkdir(parents=True)
-    t0 = time.perf_counter()
+    elif root.is_dir() and any(root.iterdir()):
+        raise PhoneEmuError(f"{root}: not empty and no benchmark lab ({MARKER} missing): "
+                            "use another --lab-dir, or remove it")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.building-"))
     print(f"building the lab for {phones} phones in {root} (once; cached) ...", file=sys.stderr, flush=True)
+    try:
+        info = _build_lab_in(building / "lab", phones, tvs_key, code)
+        if marker.exists():
+            shutil.rmtree(root)  # ours: it holds our marker
+        (building / "lab").replace(root)  # an empty root is replaced too
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    print(f"lab built in {info['build_s']}s", file=sys.stderr, flush=True)
+    return info
+
+
+def _build_lab_in(root: Path, phones: int, tvs_key: str, code: str) -> dict[str, Any]:
+    """The benchmark lab built in the new folder ``root``, its marker written last."""
+    t0 = time.perf_counter()
     c = LabCluster.init(root, seed=SEED)
     if tvs_key != "rsa2048":  # our benchmark option: the TVS TLS identity with another key type
         c.pki.forget("tvs")
@@ -160,8 +189,7 @@ def build_lab(root: Path, phones: int, tvs_key: str) -> dict[str, Any]:
     storm_generations(c, root, phones)
     info = {"phones": phones, "tvs_key": tvs_key, "seed": SEED, "lab_code": code,
             "ports": dict(c.state.ports), "build_s": round(time.perf_counter() - t0, 1)}
-    marker.write_text(json.dumps(info))
-    print(f"lab built in {info['build_s']}s", file=sys.stderr, flush=True)
+    (root / MARKER).write_text(json.dumps(info))
     return info
 
 
@@ -352,8 +380,11 @@ def main() -> int:
         ap.error("--phones must be at least 1")
     default_root = Path(tempfile.gettempdir()) / "phoneemu-bench-fleet" / f"{args.phones}-{args.tvs_key}"
     root = args.lab_dir or default_root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    build_lab(root, args.phones, args.tvs_key)
+    try:
+        build_lab(root, args.phones, args.tvs_key)
+    except PhoneEmuError as exc:
+        print(f"bench/fleet.py: {exc}", file=sys.stderr)
+        return 2
 
     ctx = mp.get_context("spawn")
     q, stop, lab_cpu = ctx.Queue(), ctx.Event(), ctx.Value("d", 0.0)

@@ -109,8 +109,11 @@ def main() -> int:
         print("valgrind is not installed (Debian: apt-get install valgrind)", file=sys.stderr)
         return 2
     if args.lab_dir is None:
-        root.parent.mkdir(parents=True, exist_ok=True)
-        info = build_lab(root, args.phones, "rsa2048")
+        try:
+            info = build_lab(root, args.phones, "rsa2048")
+        except PhoneEmuError as exc:
+            print(f"fleet_instructions: {exc}", file=sys.stderr)
+            return 2
     else:
         try:
             info = json.loads((root / MARKER).read_text())

@@ -136,8 +136,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"total {done:,} in {time.perf_counter() - t0:.0f} s", flush=True)
     wall = time.perf_counter() - t0
     total_findings = 0
-    print(f"\n{'format':6} {'execs':>10} {'execs/s/core':>13} {'per CPU-s':>10} {'handled':>9} {'ok':>7} "
-          f"{'findings':>9} {'slowest':>9} {'traced peak':>12} {'max RSS':>9}")
+    width = max(6, *(len(f) for f in fmts))  # the format column fits the longest name (sip-response)
+    print(f"\n{'format':{width}} {'execs':>10} {'execs/s/core':>13} {'per CPU-s':>10} {'handled':>9} "
+          f"{'ok':>7} {'findings':>9} {'slowest':>9} {'traced peak':>12} {'max RSS':>9}")
     for fmt in fmts:
         rs = results[fmt]
         execs = sum(r.execs for r in rs)
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         total_findings += sum(v[0] for v in finds.values())
         peak = max(r.traced_peak for r in rs) / 1024
         rss = max(r.rss_kib for r in rs) / 1024
-        print(f"{fmt:6} {execs:>10,} {execs / cpu:>13,.0f} {execs / max(cpu_s, 1e-9):>10,.0f} "
+        print(f"{fmt:{width}} {execs:>10,} {execs / cpu:>13,.0f} {execs / max(cpu_s, 1e-9):>10,.0f} "
               f"{st['handled']:>9,} {st['ok']:>7,} {sum(v[0] for v in finds.values()):>9,} "
               f"{max(r.slowest for r in rs) * 1000:>7.1f}ms "
               f"{peak:>9,.0f}KiB {rss:>6,.0f}MiB")

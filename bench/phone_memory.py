@@ -9,16 +9,17 @@ key PEM, issued per phone), and measures the traced heap with tracemalloc:
 * per phone: (heap after N phones - heap after the first) / (N - 1), with and without an
   EventLog holding a boot's worth of events.
 
-Usage: ``python bench/phone_memory.py [N]`` (default 1000). Prints the figures; asserts nothing.
+Usage: ``python bench/phone_memory.py [N]`` (default 1000, at least 2). Prints the figures; asserts nothing.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import gc
-import sys
 import time
 import tracemalloc
+from typing import TYPE_CHECKING
 
 from phoneemu.crypto import certs, keys
 from phoneemu.crypto.keys import KeySpec
@@ -31,6 +32,9 @@ from phoneemu.phone import rules
 from phoneemu.phone.events import EventLog
 from phoneemu.phone.profile import get_profile
 from phoneemu.phone.store import Credential, InternCache, TrustStore
+
+if TYPE_CHECKING:
+    from phoneemu.lab.cluster import LabCluster
 
 NOW = 1_800_000_000
 PROFILE = get_profile("cp-8861")
@@ -121,16 +125,24 @@ def measure(n: int, *, with_log: bool) -> tuple[float, float]:
 def measure_booted_phones(n: int) -> float:
     """Heap per whole :class:`Phone` after a real boot sequence (rules, event log, TVS cache, report)
     against a lab cluster's files served in memory; the first phone's boot warms the shared caches."""
-    import asyncio
     import tempfile
     from pathlib import Path
 
     from phoneemu.lab.cluster import LabCluster
+
+    with tempfile.TemporaryDirectory(prefix="phoneemu-bench-memory-") as tmp:
+        lab = LabCluster.init(Path(tmp) / "lab", seed=3, key="rsa1024")
+        return _per_booted_phone(lab, n)
+
+
+def _per_booted_phone(lab: LabCluster, n: int) -> float:
+    """Heap per phone of ``n`` phones booted against ``lab``, the first phone's not counted."""
+    import asyncio
+
     from phoneemu.net.fetch import MemoryFetcher
     from phoneemu.phone.boot import BootTarget
     from phoneemu.phone.phone import Phone
 
-    lab = LabCluster.init(Path(tempfile.mkdtemp(prefix="phoneemu-bench-")) / "lab", seed=3, key="rsa1024")
     macs = [f"0D{i:010X}" for i in range(n)]
     lab.add_phones(macs)
     ids = {m: lab.phone_identity(m) for m in macs}
@@ -161,8 +173,13 @@ def measure_booted_phones(n: int) -> float:
     return asyncio.run(run())
 
 
-def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("phones", type=int, nargs="?", default=1000,
+                    help="phones booted (default 1000; at least 2)")
+    n = ap.parse_args(argv).phones
+    if n < 2:
+        ap.error("phones must be at least 2 (the first phone is the shared data)")
     t0 = time.perf_counter()
     shared, per = measure(n, with_log=False)
     shared_l, per_l = measure(n, with_log=True)

@@ -2,8 +2,9 @@
 
 A voice engineer's capture is a SPAN port of a production cluster: gigabytes, thousands of phones,
 one of which is replayed. This benchmark synthesises such a capture once (cached in
-``$TMPDIR/phoneemu-bench-replay/``): the packets of ``captures/first-boot-trusts-first-itl.pcap``
-(three phones, two boots each, HTTP 6970) in the middle of N MB of traffic of other hosts —
+``$TMPDIR/phoneemu-bench-replay/``; made again when the phones' capture changes): the packets of
+``captures/first-boot-trusts-first-itl.pcap`` (three phones, two boots each, HTTP 6970) in the middle
+of N MB of traffic of other hosts —
 
 * RTP-like UDP (10.1.0.0/16 → 10.2.0.0/16, 160-1200 byte payloads; not TFTP),
 * TCP connections of other hosts (SYN, then 1460-byte segments both ways, FIN),
@@ -34,6 +35,7 @@ the decisions equal those of the clean capture (``same_decisions``).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -129,9 +131,15 @@ def _phone_records(path: Path) -> tuple[list[tuple[float, bytes]], int]:
     return out, linktype
 
 
+def _capture_tag() -> str:
+    """A digest of the phones' capture, in the cached files' names: a capture regenerated with the
+    catalogue makes new files (those made from the old one held other phones' packets)."""
+    return hashlib.sha256(CAPTURE.read_bytes()).hexdigest()[:12]
+
+
 def synthesise(size_mb: int, folder: Path, seed: int = 1) -> Path:
-    """The capture of ``size_mb`` MB (written once; reused when it exists)."""
-    target = folder / f"noise-{size_mb}MB-v{FORMAT}.pcap"
+    """The capture of ``size_mb`` MB (written once; reused when it exists for the same phones' capture)."""
+    target = folder / f"noise-{size_mb}MB-v{FORMAT}-{_capture_tag()}.pcap"
     if target.exists():
         return target
     folder.mkdir(parents=True, exist_ok=True)
@@ -171,7 +179,7 @@ def synthesise_adversarial(conns: int, kib: int, folder: Path, kind: str = "out-
     """The phones' capture, then ``conns`` connections each holding ``kib`` KiB out of order, or each
     completing a download of ``kib`` KiB (``kind`` "downloads"; module doc)."""
     prefix = "adversarial-" if kind == "out-of-order" else f"adversarial-{kind}-"
-    target = folder / f"{prefix}{conns}x{kib}KiB-v{FORMAT}.pcap"
+    target = folder / f"{prefix}{conns}x{kib}KiB-v{FORMAT}-{_capture_tag()}.pcap"
     if target.exists():
         return target
     folder.mkdir(parents=True, exist_ok=True)

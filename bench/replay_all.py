@@ -29,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from phoneemu.errors import PhoneEmuError
 from phoneemu.fleet.engine import mac_text
 from phoneemu.net.capture import PcapWriter
 from phoneemu.net.tftp_codec import Data, ReadRequest, encode
@@ -89,8 +90,11 @@ def main() -> int:
     ap.add_argument("--json", action="store_true", help="one JSON line")
     args = ap.parse_args()
     lab = args.lab_dir or Path(tempfile.gettempdir()) / "phoneemu-bench-fleet" / f"{args.phones}-rsa2048"
-    lab.mkdir(parents=True, exist_ok=True)
-    build_lab(lab, args.phones, "rsa2048")
+    try:
+        build_lab(lab, args.phones, "rsa2048")
+    except PhoneEmuError as exc:
+        print(f"replay_all: {exc}", file=sys.stderr)
+        return 2
     pcap = lab / f"storm-{args.concurrency}.pcap"
     if not pcap.exists():
         t0 = time.perf_counter()
