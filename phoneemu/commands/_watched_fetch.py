@@ -6,11 +6,15 @@
   for is a request of each (answered over HTTP when its failure was an answer: as the boot's
   ``answered``), so an ``--http-port`` nobody listens on shows beside an answering TFTP too;
 * a request still unanswered after :data:`SLOW_S` seconds, once per request (a TFTP server that does
-  not answer costs 4 tries of ``--timeout`` a file: the boot printed nothing for 40 s);
+  not answer costs 4 tries of ``--timeout`` a file: the boot printed nothing for 40 s) — or, when the
+  fetcher counts the bytes of the file under way (``bytes_so_far()``, read once, at that moment: nothing
+  per block) and some have come, that the file is still downloading, with its bytes so far (a large
+  firmware over TFTP was said as if its server were silent);
 * the request under way when the boot is interrupted (Ctrl-C said only "interrupted").
 
 :class:`WatchedFetcher` wraps the fetcher the phone boots through; every attribute the boot reads of
-a fetcher (``transport``, ``last_fallback``, ``retransmits``, ``http``) is the wrapped one's.
+a fetcher (``transport``, ``last_fallback``, ``retransmits``, ``http``, ``bytes_so_far``) is the wrapped
+one's.
 """
 
 from __future__ import annotations
@@ -111,8 +115,25 @@ class WatchedFetcher:
         self.answers[transport] += answered
 
     def _still_waiting(self, name: str) -> None:
+        """Said once, :data:`SLOW_S` after ``name`` was asked: downloading when bytes of it have come, else
+        waiting for an answer."""
+        received = self._bytes_so_far()
+        if received:
+            self._tell(f"still downloading {name} after {self._slow_s:g} s: {received} bytes so far over "
+                       f"{self._ports.of('tftp')} (Ctrl-C stops)")
+            return
         self._tell(f"still waiting for {name} after {self._slow_s:g} s, asked of {self._ports.asked()}: a "
                    "server that does not answer costs each file its tries of --timeout (Ctrl-C stops)")
+
+    def _bytes_so_far(self) -> int | None:
+        """The bytes of the file under way the wrapped fetcher has received (its ``bytes_so_far()``; None
+        when it does not count them). TFTP transfers are counted; an HTTP request is bounded as a whole by
+        --timeout (:func:`phoneemu.net.http.http_get`): not counted."""
+        count = getattr(self._inner, "bytes_so_far", None)
+        if not callable(count):
+            return None
+        received = count()
+        return received if isinstance(received, int) else None
 
     def interrupted_text(self) -> str | None:
         """What the boot was doing when interrupted (None: between requests)."""

@@ -18,6 +18,9 @@ Rules:
 * A fetcher that talks TFTP counts its retransmissions (RFC 1350 timeouts, spec §H.3) in
   ``retransmits``, over its whole life: the boot reads it before and after each fetch and reports the
   difference. Fetchers without one (HTTP only, in memory) never retransmit.
+* A fetcher that talks TFTP without a pool says how much of the file under way it has received in
+  ``bytes_so_far()`` (None between downloads, over HTTP, or with a pool: a fleet's phones pay nothing for
+  it): the transfer's own count, read when asked — nothing per block (``boot``'s word on a slow file).
 * :class:`MemoryFetcher` serves a provider (callable or mapping) through the same interface, with the
   same name policy as the servers, so the lab can be used in memory (design habit 9).
 """
@@ -59,9 +62,19 @@ class TftpFetcher:
         self.max_size = max_size
         self.pool = pool
         self.retransmits = 0  # timeouts after which a request or ACK was sent again (all fetches)
+        self._under_way: Callable[[], int] | None = None  # the running download's count (no pool)
 
     def _retransmitted(self) -> None:
         self.retransmits += 1
+
+    def _started(self, bytes_received: Callable[[], int]) -> None:
+        self._under_way = bytes_received
+
+    def bytes_so_far(self) -> int | None:
+        """Bytes of the file under way received so far; None between downloads or with a pool (module
+        docstring)."""
+        under_way = self._under_way
+        return None if under_way is None else under_way()
 
     async def fetch(self, name: str) -> bytes:
         if self.pool is not None:
@@ -72,9 +85,13 @@ class TftpFetcher:
             if self.blksize is not None:
                 opts["blksize"] = self.blksize
             return await self.pool.get(self.host, self.port, name, **opts)
-        return await tftp_get(self.host, self.port, name, blksize=self.blksize, timeout=self.timeout,
-                              retries=self.retries, tsize=self.tsize, max_size=self.max_size,
-                              on_retransmit=self._retransmitted, max_time=self.max_time)
+        try:
+            return await tftp_get(self.host, self.port, name, blksize=self.blksize, timeout=self.timeout,
+                                  retries=self.retries, tsize=self.tsize, max_size=self.max_size,
+                                  on_retransmit=self._retransmitted, max_time=self.max_time,
+                                  on_start=self._started)
+        finally:
+            self._under_way = None
 
 
 class HttpFetcher:
@@ -114,6 +131,10 @@ class HttpThenTftpFetcher:
     def retransmits(self) -> int:
         """The TFTP fallback's retransmissions (HTTP runs over TCP: none of its own)."""
         return self.tftp.retransmits
+
+    def bytes_so_far(self) -> int | None:
+        """The TFTP fallback's bytes of the file under way (None while HTTP is asked: not counted)."""
+        return self.tftp.bytes_so_far()
 
     async def fetch(self, name: str) -> bytes:
         self.last_fallback = None

@@ -87,6 +87,10 @@ Rules:
   summary): a request per :meth:`TftpClientPool.get`, and per timeout that sends a packet again —
   counted in the retransmission path only, nothing per datagram.
 * Block numbers wrap from 65535 to 0, as the lab server's do (RFC 1350 leaves it open).
+* Progress (ours): ``on_start``, when given to :func:`tftp_get`, is called once as the transfer starts with
+  a reader of the bytes received so far (:meth:`_Transfer.bytes_received`: the file's DATA taken in order,
+  a duplicate not counted); whoever wants progress reads it when it wants — nothing is added per block
+  (a boot says how far a slow file has come, :mod:`phoneemu.commands._watched_fetch`).
 """
 
 from __future__ import annotations
@@ -214,6 +218,10 @@ class _Transfer:
         self.deadline = 0.0
         self.timer: asyncio.TimerHandle | None = None
         self.fut: asyncio.Future[bytes] = loop.create_future()
+
+    def bytes_received(self) -> int:
+        """Bytes of the file received so far (DATA taken in order; module docstring, progress)."""
+        return self.received
 
     def start(self) -> None:
         opts: dict[str, str] = {}
@@ -479,10 +487,13 @@ async def _resolve(host: str, port: int) -> Addr:
 
 async def _run(ep: _Endpoint, server: Addr, name: str, *, blksize: int | None, timeout: float, retries: int,
                tsize: bool, max_size: int, on_retransmit: Callable[[], None] | None = None,
-               max_time: float | None = None, pool: TftpClientPool | None = None) -> bytes:
+               max_time: float | None = None, pool: TftpClientPool | None = None,
+               on_start: Callable[[Callable[[], int]], None] | None = None) -> bytes:
     loop = ep.loop
     t = _Transfer(loop, ep.transport, server, name, blksize=blksize, timeout=timeout,
                   retries=retries, tsize=tsize, max_size=max_size, on_retransmit=on_retransmit, pool=pool)
+    if on_start is not None:  # once per transfer: its reader, read when wanted (nothing per block)
+        on_start(t.bytes_received)
     cap = None if max_time is None else loop.call_later(max_time, t.fail_slow, max_time)
     if ep.prev_tid is not None and _final_block(ep.prev_final) == 1:
         t.late = (ep.prev_tid, ep.prev_final)
@@ -645,10 +656,12 @@ def held_one_off() -> int:
 
 async def tftp_get(host: str, port: int, filename: str, *, blksize: int | None = None, timeout: float = 1.0,
                    retries: int = 5, tsize: bool = False, max_size: int = DEFAULT_MAX_SIZE,
-                   on_retransmit: Callable[[], None] | None = None, max_time: float | None = None) -> bytes:
+                   on_retransmit: Callable[[], None] | None = None, max_time: float | None = None,
+                   on_start: Callable[[Callable[[], int]], None] | None = None) -> bytes:
     """Download ``filename`` with one fresh UDP socket; TransportError on failure (see module doc). The
     socket is closed at once only when no late packet of its transfer can pass as the answer to a next
-    download given its port; otherwise the loop's quarantine holds it (module docstring)."""
+    download given its port; otherwise the loop's quarantine holds it (module docstring). ``on_start``:
+    called once, as the transfer starts, with the reader of its bytes so far (module docstring, progress)."""
     server = await _resolve(host, port)
     loop = asyncio.get_running_loop()
     ep = _open_endpoint(_family(server), loop, filename)
@@ -656,7 +669,8 @@ async def tftp_get(host: str, port: int, filename: str, *, blksize: int | None =
     quarantine.enter(loop)
     try:
         return await _run(ep, server, filename, blksize=blksize, timeout=timeout, retries=retries,
-                          tsize=tsize, max_size=max_size, on_retransmit=on_retransmit, max_time=max_time)
+                          tsize=tsize, max_size=max_size, on_retransmit=on_retransmit, max_time=max_time,
+                          on_start=on_start)
     finally:
         # reusable: it succeeded and its RRQ went out once; a late final DATA 2+ is never a first answer
         if ep.reusable and _final_block(ep.prev_final) != 1:
