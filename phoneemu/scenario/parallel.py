@@ -16,11 +16,16 @@ Rules:
   FILE:LINE)`` (``(SIGTERM)`` when the caller noted one: :func:`run_parallel`'s ``sigterm``; the words
   of :func:`phoneemu.scenario.runner.interrupted_error`, ``error_step`` that step), as in a sequential
   run, and listed in ``summary.stopped``; the scenarios never handed out are listed as not run. The
-  summary is marked interrupted (the command writes its reports, exit 130). A Ctrl-C is taken between
-  two rounds of the parent's loop (held back while it reads and records its workers' messages, at most
+  summary is marked interrupted (the command writes its reports, exit 130). A Ctrl-C is held back for the
+  whole of :func:`run_parallel` and taken only where the run can stop: after its set-up (none of the
+  workers started, every scenario not run, the run's folder removed), after each worker is started, and
+  between two rounds of the parent's loop (held while it reads and records its workers' messages, at most
   the loop's 0.2 s wait): a message read is never half recorded. During the cleanup that follows a
   second Ctrl-C, or a SIGTERM as :func:`phoneemu.interrupts.term_as_ctrl_c` has it, is ignored: the
-  summary is returned whole.
+  summary is returned whole. A first one after the last round (the cleanup, the summary) marks the run
+  interrupted, every verdict kept (as a sequential run does after its last scenario). Was: Python's
+  handler was in force during the set-up and after the cleanup, and a Ctrl-C there escaped with every
+  result (no report) and, in the set-up, the run's folder.
 * Workers are ``spawn`` processes; they ignore SIGINT (the parent decides). Each has two pipes of its
   own (:mod:`phoneemu.worker_pipes`), nothing shared with the other workers: the parent hands it one
   scenario at a time over the first when it is idle (it said ``ready``, or sent a result) and reads
@@ -53,14 +58,12 @@ Rules:
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing as mp
 import shutil
 import signal
 import tempfile
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -144,30 +147,27 @@ def _exit_text(p: Any) -> str:
     return f"{p.name} (pid {p.pid}) {how}"
 
 
-@contextlib.contextmanager
-def _no_interrupt() -> Iterator[None]:
-    """A Ctrl-C, or a SIGTERM, ignored for a short cleanup (main thread only; elsewhere nothing changes).
-    SIGINT gets a handler that does nothing rather than SIG_IGN: :func:`phoneemu.interrupts.term_as_ctrl_c`
-    passes a SIGTERM to the SIGINT handler in force, and meeting SIG_IGN raises KeyboardInterrupt."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.signal(signal.SIGINT, _ignore_signal)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old)
-
-
-def _ignore_signal(_signum: int, _frame: Any) -> None:
-    """:func:`_no_interrupt`'s SIGINT handler: nothing."""
-
-
 def run_parallel(scenarios: list[Scenario], options: Any, jobs: int, *,
                  sigterm: Sequence[bool] = ()) -> RunSummary:
     """Run ``scenarios`` on ``jobs`` worker processes (see module rules); ``options`` is the
     sequential run's :class:`~phoneemu.scenario.runner.RunOptions`; ``sigterm`` non-empty once a SIGTERM
-    stopped the run (the caller's note: the KeyboardInterrupt it comes out as does not say)."""
+    stopped the run (the caller's note: the KeyboardInterrupt it comes out as does not say). A Ctrl-C is
+    held back throughout, taken only where the run can stop (module rules); with SIGINT left to the system
+    (SIG_DFL) nothing is held: a Ctrl-C ends the process, as it did."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_DFL:
+        return _run_held(scenarios, options, jobs, sigterm, _nothing_held)
+    with ctrl_c_deferred() as take_ctrl_c:
+        return _run_held(scenarios, options, jobs, sigterm, take_ctrl_c)
+
+
+def _nothing_held() -> None:
+    """:func:`_run_held`'s ``take_ctrl_c`` when nothing is held."""
+
+
+def _run_held(scenarios: list[Scenario], options: Any, jobs: int, sigterm: Sequence[bool],
+              take_ctrl_c: Callable[[], None]) -> RunSummary:
+    """:func:`run_parallel` with a Ctrl-C held back: ``take_ctrl_c()`` raises the one held (as the SIGINT
+    handler in force before has it: KeyboardInterrupt) where the run can stop."""
     from phoneemu.scenario.deadline import limit_for, seconds_text
     from phoneemu.scenario.runner import interrupted_error, new_result
 
@@ -319,54 +319,66 @@ def run_parallel(scenarios: list[Scenario], options: Any, jobs: int, *,
 
     by = "Ctrl-C"  # what stopped the run (interrupted)
     try:
+        take_ctrl_c()  # one during the set-up: no worker started, every scenario not run
         try:
             for slot in range(workers):
                 spawn(slot)
+                take_ctrl_c()  # the workers started so far are known: stopped below
         except BaseException:
             for c in to_workers:
                 c.close()
             raise
         while len(results) < len(scenarios):
-            with ctrl_c_deferred() as interrupted:  # a message read is recorded whole (module rules)
-                live = [p.sentinel for w, p in enumerate(procs) if w not in gone and p.exitcode is None]
-                for w, msg in inbox.wait(0.2, live):
-                    take(w, msg)
-                now = time.monotonic()
-                overdue(now)
-                # each worker's own pipe: the others cannot hide its end
-                for w in worker_pipes.ended_workers(procs, inbox, skip=gone, ended_at=ended_at, now=now,
-                                                    grace=_END_GRACE_S):
-                    p = procs[w]
-                    end(w, "" if p.exitcode is not None else f"{p.name} (pid {p.pid}) closed its pipe")
-                    replace(w)
-                if len(gone) == len(procs):  # every worker gone, results missing
-                    why = "; ".join(gone[w] for w in sorted(gone))
-                    for j, sc in enumerate(scenarios):
-                        if j not in results:
-                            results[j] = new_result(sc)
-                            results[j].error = f"not run: every worker process ended ({why})"
-            interrupted()
-    except KeyboardInterrupt:  # a SIGTERM is noted before it comes out as one; one during the cleanup is not
+            # a message read is recorded whole (module rules): a Ctrl-C is taken between two rounds
+            live = [p.sentinel for w, p in enumerate(procs) if w not in gone and p.exitcode is None]
+            for w, msg in inbox.wait(0.2, live):
+                take(w, msg)
+            now = time.monotonic()
+            overdue(now)
+            # each worker's own pipe: the others cannot hide its end
+            for w in worker_pipes.ended_workers(procs, inbox, skip=gone, ended_at=ended_at, now=now,
+                                                grace=_END_GRACE_S):
+                p = procs[w]
+                end(w, "" if p.exitcode is not None else f"{p.name} (pid {p.pid}) closed its pipe")
+                replace(w)
+            if len(gone) == len(procs):  # every worker gone, results missing
+                why = "; ".join(gone[w] for w in sorted(gone))
+                for j, sc in enumerate(scenarios):
+                    if j not in results:
+                        results[j] = new_result(sc)
+                        results[j].error = f"not run: every worker process ended ({why})"
+            take_ctrl_c()
+    except KeyboardInterrupt:  # a SIGTERM is noted before it comes out as one
         summary.interrupted = True
         by = "SIGTERM" if sigterm else "Ctrl-C"
-    finally:
-        with _no_interrupt():  # a second Ctrl-C or SIGTERM (timeout's to the group) must not lose the report
-            for p in procs:
-                if p.is_alive():
-                    p.kill()
-            for p in procs:
-                p.join(5.0)
-            if summary.interrupted:
-                last_words()
-                summary.stopped = [scenarios[j].name for j in stop_under_way(by)]
-            inbox.close()
-            for c in to_workers:
-                c.close()
-            shutil.rmtree(run_tmp, ignore_errors=True)
+    finally:  # still held: a second Ctrl-C or SIGTERM (timeout's to the group) must not lose the report
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+        for p in procs:
+            p.join(5.0)
+        if summary.interrupted:
+            last_words()
+            summary.stopped = [scenarios[j].name for j in stop_under_way(by)]
+        inbox.close()
+        for c in to_workers:
+            c.close()
+        shutil.rmtree(run_tmp, ignore_errors=True)
     summary.scenarios = [results[i] for i in sorted(results)]
     summary.not_run = [sc.name for i, sc in enumerate(scenarios) if i not in results]
     summary.duration_s = time.perf_counter() - started
+    if not summary.interrupted:
+        _ended_interrupted(summary, take_ctrl_c)
     return summary
+
+
+def _ended_interrupted(summary: RunSummary, take_ctrl_c: Callable[[], None]) -> None:
+    """A first Ctrl-C held back after the last round (the cleanup, the summary) marks the finished run
+    interrupted, every verdict kept (module rules); one after an interrupt is left unsaid."""
+    try:
+        take_ctrl_c()
+    except KeyboardInterrupt:
+        summary.interrupted = True
 
 
 #: What a scenario was doing when its worker had reported no step of it yet.
