@@ -35,6 +35,7 @@ from phoneemu.commands.boot import add_offline_phone_options, offline_boot_lines
 from phoneemu.errors import PhoneEmuError
 from phoneemu.files import write_output
 from phoneemu.formats._tlv import printable
+from phoneemu.words import counted
 
 if TYPE_CHECKING:  # the prediction and what it reports with are imported where it runs (start-up time)
     from phoneemu.scenario.predict import FleetPhone, PredictResult
@@ -264,8 +265,8 @@ _FIRST_NOTES = 10  # kinds of note the text lists (the most phones first)
 
 def _tvs_text(args: argparse.Namespace, live: LiveTvs | None) -> str:
     if live is not None:
-        down = f", {live.unreachable} server(s) unreachable" if live.unreachable else ""
-        return f"asked over the network ({live.connections} TLS connection(s) tried{down})"
+        down = f", {counted(live.unreachable, 'server')} unreachable" if live.unreachable else ""
+        return f"asked over the network ({counted(live.connections, 'TLS connection')} tried{down})"
     return ("vouches for given certificates" if args.tvs_cert else
             "reachable, knows none of the new certificates" if args.tvs_reachable else "unreachable")
 
@@ -357,13 +358,24 @@ def _macs(group: dict[str, Any]) -> str:
     return macs_text(group["count"], group["first_macs"])
 
 
+def _sip_refusing_lines(refusing: dict[str, Any]) -> list[str]:
+    """The phones that refuse a CallManager certificate until they reset (spec §G.5), counted in number:
+    ``sip: 1 phone (MAC) refuses ... until it resets: its CTL lacks it``; none, no line."""
+    n = refusing["count"]
+    if not n:
+        return []
+    refuse, they, their = ("refuses", "it resets", "its") if n == 1 else ("refuse", "they reset", "their")
+    return [f"sip: {counted(n, 'phone')} ({_macs(refusing)}) {refuse} a CallManager certificate (G.5) until "
+            f"{they}: {their} CTL lacks it"]
+
+
 def _fleet_text(doc: dict[str, Any]) -> str:
     from phoneemu.fleet.metrics import model_lines
     from phoneemu.phone.ways_out import ways_out_text
 
-    skipped = f"{doc['skipped']} {'entry' if doc['skipped'] == 1 else 'entries'} skipped"
-    phones = "1 phone" if doc["predicted"] == 1 else f"{doc['predicted']} phones"
-    lines = [f"fleet {doc['source']}: {phones} predicted, {skipped}; TVS {doc['tvs']}"]
+    skipped = counted(doc["skipped"], "entry", "entries")
+    phones = counted(doc["predicted"], "phone")
+    lines = [f"fleet {doc['source']}: {phones} predicted, {skipped} skipped; TVS {doc['tvs']}"]
     lines += [f"  {o + ':':<12}{n}" for o, n in doc["outcomes"].items()]
     lines += model_lines(doc["by_model"])
     if doc["rules"]:
@@ -376,16 +388,13 @@ def _fleet_text(doc: dict[str, Any]) -> str:
     fill = {**({"FLEET": doc["fleet_flash"]} if doc["fleet_flash"] else {}),
             **_not_a_lab(doc.get("signed_by_lab"), doc.get("new_files", ()))}
     lines += ways_out_text(doc["ways_out"], fill)
-    refusing = doc["sip_until_reset"]
-    if refusing["count"]:
-        lines.append(f"sip: {refusing['count']} phone(s) ({_macs(refusing)}) refuse a CallManager "
-                     "certificate (G.5) until they reset: their CTL lacks it")
+    lines += _sip_refusing_lines(doc["sip_until_reset"])
     lines += [f"note: {n}" for n in doc["notes"]]
-    lines += [f"note for {g['count']} phone{'s' if g['count'] != 1 else ''} ({_macs(g)}): {g['note']}"
+    lines += [f"note for {counted(g['count'], 'phone')} ({_macs(g)}): {g['note']}"
               for g in doc["phone_notes"][:_FIRST_NOTES]]
     if len(doc["phone_notes"]) > _FIRST_NOTES:
-        lines.append(f"... and {len(doc['phone_notes']) - _FIRST_NOTES} more notes, for fewer phones each "
-                     "(--json-file lists them all)")
+        more = counted(len(doc["phone_notes"]) - _FIRST_NOTES, "more note")
+        lines.append(f"... and {more}, for fewer phones each (--json-file lists them all)")
     if doc["not_given"]:
         names = ", ".join(f"{g['name']} ({g['phones']})" for g in doc["not_given"])
         lines.append(f"not given: {names} (asked for by that many phones: add those the cluster serves, "
@@ -399,9 +408,8 @@ def _fleet_text(doc: dict[str, Any]) -> str:
             lines.append(f"  ... and {doc['skipped'] - _FIRST_SKIPPED} more (--json-file lists them all)")
     locked = doc["outcomes"]["locked out"]
     # a skipped entry is a phone not predicted, not one that would not lock out: the verdict says so
-    unknown = (f"; {doc['skipped']} entr{'ies' if doc['skipped'] != 1 else 'y'} not predicted (skipped)"
-               if doc["skipped"] else "")
-    lines.append(f"result: {locked} of {doc['predicted']} phones would lock out{unknown}" if locked else
+    unknown = f"; {skipped} not predicted (skipped)" if doc["skipped"] else ""
+    lines.append(f"result: {locked} of {phones} would lock out{unknown}" if locked else
                  f"result: no predicted phone would lock out ({doc['outcomes']['accepted']} of "
                  f"{doc['predicted']} accepted{unknown})" if unknown else
                  f"result: no phone would lock out ({doc['outcomes']['accepted']} of {doc['predicted']} "

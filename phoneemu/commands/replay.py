@@ -35,6 +35,7 @@ from phoneemu.commands.boot import add_offline_phone_options, offline_boot_lines
 from phoneemu.errors import PhoneEmuError
 from phoneemu.formats._tlv import printable
 from phoneemu.values import host_port
+from phoneemu.words import counted
 
 if TYPE_CHECKING:  # the capture's replay is imported where it runs (start-up time)
     from phoneemu.net.tls_decrypt import KeyLog
@@ -150,19 +151,21 @@ def _exchanges(tvs: TvsCapture, only: str | None) -> list[CapturedTvs]:
 
 def _tvs_lines(tvs: TvsCapture, keylog: Path | None, only: str | None) -> list[str]:
     if keylog is None:
-        return [f"{tvs.tls_connections} TLS connection(s) (TVS, CAPF, HTTPS): give --keylog FILE to "
+        return [f"{counted(tvs.tls_connections, 'TLS connection')} (TVS, CAPF, HTTPS): give --keylog FILE to "
                 "decrypt the TVS exchanges"] if tvs.tls_connections else []
-    lines = [f"{tvs.tls_connections} TLS connection(s): {tvs.decrypted} TVS exchange(s) decrypted, "
-             f"{tvs.not_tvs} other, {len(tvs.problems) + tvs.unlisted_problems} not decrypted"]
+    connections = counted(tvs.tls_connections, "TLS connection")
+    exchanges = counted(tvs.decrypted, "TVS exchange")
+    lines = [f"{connections}: {exchanges} decrypted, {tvs.not_tvs} other, "
+             f"{len(tvs.problems) + tvs.unlisted_problems} not decrypted"]
     listed = _exchanges(tvs, only)
     if only is not None:
         lines.append(f"  {len(listed)} of them asked by phone {only}:")
     lines += [f"  {x.describe()}" for x in listed]
     if tvs.unlisted and only is None:
-        lines.append(f"  ... {tvs.unlisted} more exchange(s) not listed")
+        lines.append(f"  ... {counted(tvs.unlisted, 'more exchange')} not listed")
     lines += [f"  not decrypted: {p}" for p in tvs.problems]
     if tvs.unlisted_problems:
-        lines.append(f"  ... {tvs.unlisted_problems} more connection(s) not decrypted")
+        lines.append(f"  ... {counted(tvs.unlisted_problems, 'more connection')} not decrypted")
     return lines
 
 
@@ -181,11 +184,12 @@ def _list_text(index: CaptureIndex, tvs: TvsCapture, keylog: Path | None, only: 
     from phoneemu.scenario.replay import boot_count
 
     macs = _listed_macs(index, only)
-    lines = [f"{index.packets} packet(s), {len(index.downloads) + index.unlisted} download(s), "
-             f"{index.skipped} non-TFTP UDP datagram(s) skipped"]
+    downloads = counted(len(index.downloads) + index.unlisted, "download")
+    lines = [f"{counted(index.packets, 'packet')}, {downloads}, "
+             f"{counted(index.skipped, 'non-TFTP UDP datagram')} skipped"]
     lines += _tvs_lines(tvs, keylog, only)
     for mac in macs:
-        lines.append(f"phone {mac}: {boot_count(index, mac)} boot(s)")
+        lines.append(f"phone {mac}: {counted(boot_count(index, mac), 'boot')}")
         lines += [f"  {d.describe()}" for d in index.of_mac(mac)]
     shared = index.shared()
     if shared:
@@ -193,7 +197,8 @@ def _list_text(index: CaptureIndex, tvs: TvsCapture, keylog: Path | None, only: 
         alike = collections.Counter(d.describe() for d in shared)  # first seen first (dicts keep order)
         lines += [f"  {text}" + (f"  ({n} downloads)" if n > 1 else "") for text, n in alike.items()]
     if index.unlisted:
-        lines.append(f"... {index.unlisted} more download(s) not listed (at most {len(index.downloads)} are)")
+        lines.append(f"... {counted(index.unlisted, 'more download')} not listed (at most "
+                     f"{len(index.downloads)} are)")
     phones = len(index.macs())
     if only is not None and phones > 1:
         lines.append(f"(phone {only} of the capture's {phones}: --list without --mac lists every one)")
@@ -237,7 +242,7 @@ def _secrets(args: argparse.Namespace) -> KeyLog | None:
             return None
         secrets = parse_keylog(text, source=f"{args.capture} (embedded key log)")
         if secrets:
-            say(args, f"using the TLS key log embedded in {args.capture} ({len(secrets)} secret(s))")
+            say(args, f"using the TLS key log embedded in {args.capture} ({counted(len(secrets), 'secret')})")
             args.keylog = args.capture
             return secrets
         return None
@@ -267,7 +272,7 @@ def _all(args: argparse.Namespace) -> int:
 
 def _boot_text(i: int, r: ReplayResult, fill: dict[str, str] | None = None) -> str:
     """A replayed boot; ``fill``: the ways out's (:func:`phoneemu.phone.lab_signers.not_a_lab_fill`)."""
-    lines = [f"== boot {i} against {r.boot.server} ({len(r.served)} file request(s))",
+    lines = [f"== boot {i} against {r.boot.server} ({counted(len(r.served), 'file request')})",
              *offline_boot_lines(r.served, r.report, fill)]
     if r.not_captured:
         lines.append(f"  note:     the capture holds this boot in part: {', '.join(r.not_captured)}: "

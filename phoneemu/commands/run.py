@@ -17,6 +17,7 @@ from phoneemu.errors import PhoneEmuError, ScenarioError, several
 from phoneemu.files import check_apart, check_writable, same_file_key
 from phoneemu.interrupts import term_as_ctrl_c
 from phoneemu.tempdirs import sweep_abandoned
+from phoneemu.words import counted
 
 if TYPE_CHECKING:  # the loader, the runner and its reports are imported where a run runs (start-up time)
     from phoneemu.scenario.model import Scenario
@@ -52,7 +53,7 @@ ERROR and the rest not run; exit status 1.
 Ctrl-C (or SIGTERM) stops the run and keeps what it found: the report (and --junit/--json) is written
 with the scenario under way as ERROR (interrupted, naming its step) with the expectations it had evaluated
 as they were (PASS, FAIL ...) — with -j, each worker's, the workers stopped at once — and the rest listed
-as not run ("interrupted: 2 scenario(s) stopped under way (a, b); 3 scenario(s) not run (c, d, e)"; the
+as not run ("interrupted: 2 scenarios stopped under way (a, b); 3 scenarios not run (c, d, e)"; the
 JSON's "stopped" and "not_run"); exit status 130. One between two scenarios stops the run before the
 next; one while the reports are written waits for them (a second one does not). With -j a worker process
 killed mid-scenario (the OOM killer) makes that scenario an ERROR naming the worker, the signal and the
@@ -219,6 +220,14 @@ def _reports_not_run(args: argparse.Namespace, err: ScenarioError) -> None:
             say(args, f"{option} {path}: not written: {exc.strerror or exc}")
 
 
+def _matches_none(scenarios: int) -> str:
+    """What a ``-k`` selecting nothing says of the ``scenarios`` it was matched against: ``does not match
+    the 1 scenario``, ``matches none of the 2 scenarios``."""
+    if scenarios == 1:
+        return "does not match the 1 scenario"
+    return f"matches none of the {counted(scenarios, 'scenario')}"
+
+
 def _selected(args: argparse.Namespace) -> list[Scenario]:
     """The scenarios of ``args.paths`` that -k and --tag select; ScenarioError (exit 2) when a file has
     a mistake, there is no file, or nothing is selected (a mistyped -k must not turn a CI job green)."""
@@ -228,8 +237,8 @@ def _selected(args: argparse.Namespace) -> list[Scenario]:
         selected = [s for s in scenarios if _name_matches(s.name, args.select)]
         if not selected:  # a mistyped -k must not turn a CI job green by running nothing
             names = ", ".join(s.name for s in scenarios[:8]) + (", ..." if len(scenarios) > 8 else "")
-            raise ScenarioError(f"-k {args.select!r} matches none of the {len(scenarios)} scenario(s) "
-                                f"({names})", file=" ".join(args.paths))
+            raise ScenarioError(f"-k {args.select!r} {_matches_none(len(scenarios))} ({names})",
+                                file=" ".join(args.paths))
         scenarios = selected
     if args.tag:
         tagged = [s for s in scenarios if set(args.tag) & set(s.tags)]
@@ -260,7 +269,7 @@ def _run(args: argparse.Namespace) -> int:
             n_exp = sum(isinstance(x, Expectation) for x in s.steps)
             extra = (f"; reproduces: {s.reproduces}" if s.reproduces else "") + \
                 (f"; tags: {', '.join(s.tags)}" if s.tags else "")
-            print(f"{s.name:<40} {s.path}  ({n_exp} expectation(s){extra})")
+            print(f"{s.name:<40} {s.path}  ({counted(n_exp, 'expectation')}{extra})")
         return 0
     if args.capture is not None:
         args.capture.mkdir(parents=True, exist_ok=True)

@@ -545,6 +545,13 @@ class _Turns:
 FAILING_SHOWN = 3
 
 
+def _gave_up_text(unanswered: int, where: str) -> str:
+    """Why a shard gives up (``FleetSpec.give_up_unanswered``), counted in number: ``the first phone got no
+    answer ...``, ``the first 32 phones got no answer ...``."""
+    first = "the first phone" if unanswered == 1 else f"the first {unanswered} phones"
+    return f"{first} got no answer to any request from {where} (every one timed out or was unreachable)"
+
+
 async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
                     on_progress: Callable[[int, int, dict[str, int], int], None] | None = None,
                     ready: Callable[[], Any] | None = None,
@@ -614,8 +621,7 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
             limit = spec.give_up_unanswered
             if limit is not None and not answered and unanswered >= limit and gave_up is None:
                 where = host_port(spec.target.host, spec.target.tftp_port)
-                gave_up = (f"the first {unanswered} phones got no answer to any request from {where} (every "
-                           "one timed out or was unreachable)")
+                gave_up = _gave_up_text(unanswered, where)
                 turns.stop()  # pausing phones go on at once
                 if on_give_up is not None:
                     on_give_up(gave_up)

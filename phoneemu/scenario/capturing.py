@@ -118,6 +118,7 @@ from phoneemu.files import private_file, write_output
 from phoneemu.net import capture as _connects
 from phoneemu.net.capture import SNAPLEN, Endpoint, PcapWriter, TcpFlow
 from phoneemu.scenario.model import capture_stem
+from phoneemu.words import counted
 
 __all__ = [
     "LAB_HOSTS", "CaptureSink", "CaptureStop", "ExternalHosts", "LiveCapture", "SyntheticCapture",
@@ -343,7 +344,8 @@ class SyntheticCapture(CaptureSink):
             "Held: every TFTP datagram the lab TFTP server received and sent.",
         ]
         if self._flows:
-            lines.append(f"Also {self._flows} TCP conversation(s) fed by services (synthesised framing).")
+            lines.append(f"Also {counted(self._flows, 'TCP conversation')} fed by services (synthesised "
+                         "framing).")
         else:
             lines.append("Not held: HTTP 6970, TVS 2445 and CAPF 3804 (no service fed a TCP flow).")
         lines += self.external.note_lines(self.mode)
@@ -587,6 +589,22 @@ def _proc_endpoints(table: str) -> list[tuple[int, int, int]]:
     # TIME_WAIT lines (inode 0: no owner), which the pattern skips
     return [(int.from_bytes(bytes.fromhex(addr), "little"), int(port, 16), int(inode))
             for addr, port, inode in _PROC_SOCKET_LINE.findall(text)]
+
+
+def _overflow_line(packets: int, limit_name: str) -> str:
+    """The note's line on the packets of tentative hosts not kept, counted in number."""
+    if packets == 1:
+        return (f"1 packet of a host not yet known to be the phones' peer was not kept ({limit_name} bounds "
+                "such packets apart): it may have been theirs")
+    return (f"{packets} packets of hosts not yet known to be the phones' peers were not kept ({limit_name} "
+            "bounds them apart): some may have been theirs")
+
+
+def _kernel_drops_line(packets: int) -> str:
+    """The note's line on the packets the kernel dropped (PACKET_STATISTICS), counted in number."""
+    they = "it is" if packets == 1 else "they are"
+    return (f"the kernel dropped {counted(packets, 'packet')} the capture thread could not read in time: "
+            f"{they} missing from the pcap")
 
 
 class LiveCapture(CaptureSink):
@@ -1072,15 +1090,12 @@ class LiveCapture(CaptureSink):
             missing.append(f"stopped at {self.max_bytes:,} bytes ({self.limit_name}); later packets are "
                            "missing")
         if self.tentative_overflow:
-            missing.append(f"{self.tentative_overflow} packet(s) of hosts not yet known to be the phones' "
-                           f"peers were not kept ({self.limit_name} bounds them apart): some may have been "
-                           "theirs")
+            missing.append(_overflow_line(self.tentative_overflow, self.limit_name))
         if self.unread_at_stop:
             missing.append(f"the capture thread had not read every packet queued at the stop after "
                            f"{_DRAIN_S + _HURRY_S:g} s (a loaded machine): the last packets may be missing")
         if self.kernel_drops:
-            missing.append(f"the kernel dropped {self.kernel_drops} packet(s) the capture thread could not "
-                           "read in time: they are missing from the pcap")
+            missing.append(_kernel_drops_line(self.kernel_drops))
         if self.error:
             missing.append(f"capture thread stopped: {self.error}")
         self.missing = tuple(missing)
@@ -1090,8 +1105,8 @@ class LiveCapture(CaptureSink):
                            for a in self.dropped_hosts)
             more = f" and {len(named) - _NAMED_HOSTS} more" if len(named) > _NAMED_HOSTS else ""
             shown = ", ".join(named[:_NAMED_HOSTS])
-            problems.append(f"Left out: {self.dropped_tentative} packet(s) with {shown}{more}: a TCP "
-                            "connection was opened with them during the capture, but no phone said it"
+            problems.append(f"Left out: {counted(self.dropped_tentative, 'packet')} with {shown}{more}: a "
+                            "TCP connection was opened with them during the capture, but no phone said it"
                             " connects there and no look found it the phones' (another program's)")
         if not self.kernel_timestamps:
             problems.append("The packets' times are when the capture thread read them, not when the kernel "

@@ -143,6 +143,7 @@ from phoneemu.scenario._capture_flows import (
     mac_of,
 )
 from phoneemu.values import host_port
+from phoneemu.words import counted
 
 if TYPE_CHECKING:
     from phoneemu.phone.boot import BootReport
@@ -393,9 +394,9 @@ class _PhoneSink(_KeptSink):
             return True
         requests = len(self.starts)
         self.warn(f"{name!r} from {host_port(*server)}, capture offset {self.offset()}: the records of "
-                  f"phone {self.mac}'s {requests} requests and of the cluster-wide downloads of its boots "
-                  f"would hold more than {self.allowance} bytes (half the overall budget): the phone is not "
-                  "replayed (raise --max-memory)")
+                  f"phone {self.mac}'s {counted(requests, 'request')} and of the cluster-wide downloads of "
+                  f"its boots would hold more than {self.allowance} bytes (half the overall budget): the "
+                  "phone is not replayed (raise --max-memory)")
         for i in range(len(self.own)):
             self.kept.release(self.own, i)
         for slot in self.shared.values():
@@ -533,8 +534,9 @@ class CaptureIndex:
         n = self.not_kept.get(mac)
         if not n:
             return None
-        return (f"its downloads were not all kept: the records of its {n} requests would hold more than half "
-                "of --max-memory, beside the cluster-wide downloads of its boots (raise --max-memory)")
+        return (f"its downloads were not all kept: the records of its {counted(n, 'request')} would hold "
+                "more than half of --max-memory, beside the cluster-wide downloads of its boots (raise "
+                "--max-memory)")
 
     def macs(self) -> list[str]:
         return sorted(set(self._by_mac) | set(self.seen_macs))

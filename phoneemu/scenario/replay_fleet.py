@@ -79,6 +79,7 @@ from phoneemu.scenario.replay_tvs import (
     no_tvs,
 )
 from phoneemu.values import host_port
+from phoneemu.words import counted
 
 __all__ = ["DESCRIPTION_COST", "EXCHANGE_COST", "MAC_COST", "MAX_FLEET_EXCHANGES", "MAX_SPOOL",
            "PRESENTED_COST", "REQUEST_RANK_COST", "FleetCapture", "PhoneReplay", "beyond_max_macs",
@@ -378,22 +379,7 @@ class FleetCapture:
         self._spool = sink.spool
         self.packets, self.skipped = scanner.packets, scanner.skipped
         self.tvs = tvs
-        notes = list(warnings)
-        if sink.not_kept:
-            notes.append(f"{sink.not_kept} download(s) not replayed: their descriptions would not fit half "
-                         f"the overall budget beside the {len(sink.kept)} kept (raise --max-memory to keep "
-                         "them)")
-        if sink.spool_full:
-            notes.append(f"{sink.spool_full} download(s) reported too-large: the spool's {sink.spool.limit} "
-                         "bytes were full")
-        if sink.too_many_macs:
-            notes.append(f"{sink.too_many_macs} download(s) of {len(sink.beyond)} phone(s) beyond the first "
-                         f"{MAX_MACS} not replayed (counted)")
-        if sink.uncounted:
-            notes.append(f"{sink.uncounted} download(s) of phones beyond the first {MAX_MACS} whose MACs "
-                         "did not fit half the overall budget: those phones are not counted (raise "
-                         "--max-memory)")
-        self.warnings = tuple(notes)
+        self.warnings = (*warnings, *_sink_notes(sink))
         #: downloads kept for the replay; every download of the capture is ``downloads_seen``, the
         #: others ``downloads_not_kept`` (for the budget, of phones beyond MAX_MACS)
         self.downloads = len(sink.kept)
@@ -521,6 +507,49 @@ class FleetCapture:
         self._spool.close()
 
 
+def _sink_notes(sink: _FleetSink) -> list[str]:
+    """What the scan says of the downloads it did not keep or count (module rules, "Bounded"), counted in
+    number: ``1 download not replayed: its description ...``, ``2 downloads ... their descriptions``."""
+    notes = []
+    if n := sink.not_kept:
+        its, it = ("its description", "it") if n == 1 else ("their descriptions", "them")
+        notes.append(f"{counted(n, 'download')} not replayed: {its} would not fit half the overall budget "
+                     f"beside the {len(sink.kept)} kept (raise --max-memory to keep {it})")
+    if sink.spool_full:
+        notes.append(f"{counted(sink.spool_full, 'download')} reported too-large: the spool's "
+                     f"{sink.spool.limit} bytes were full")
+    if sink.too_many_macs:
+        notes.append(f"{counted(sink.too_many_macs, 'download')} of {counted(len(sink.beyond), 'phone')} "
+                     f"beyond the first {MAX_MACS} not replayed (counted)")
+    if n := sink.uncounted:
+        of, whose, those = ("a phone", "MAC", "that phone is") if n == 1 else \
+            ("phones", "MACs", "those phones are")
+        notes.append(f"{counted(n, 'download')} of {of} beyond the first {MAX_MACS} whose {whose} did not "
+                     f"fit half the overall budget: {those} not counted (raise --max-memory)")
+    return notes
+
+
+def _scan_notes(collector: _FleetTvs | None, sips: SipCollector) -> list[str]:
+    """What the scan says of the TVS exchanges, TLS and SIP connections and media flows it did not keep
+    (module rules, "Bounded"), counted in number (``1 SIP connection``, ``2 SIP connections``)."""
+    notes = []
+    if collector is not None and (n := collector.unlisted):
+        those = "that phone's queries are" if n == 1 else "those phones' queries are"
+        notes.append(f"{counted(n, 'TVS exchange')} not kept (beyond {MAX_FLEET_EXCHANGES}, or half the "
+                     f"overall budget: raise --max-memory): {those} answered as not captured")
+    if collector is not None and (n := collector.unlisted_presented):
+        those = "that phone" if n == 1 else "those phones"
+        notes.append(f"{counted(n, 'TLS connection')} without a request not kept (beyond "
+                     f"{MAX_FLEET_EXCHANGES}, {MAX_CERTIFICATES} distinct server certificates, or half the "
+                     f"overall budget): a TVS server {those} refused is not known")
+    if sips.unlisted:
+        notes.append(f"{counted(sips.unlisted, 'SIP connection')} not checked (beyond {MAX_CONNECTIONS})")
+    if sips.flows_not_kept:
+        notes.append(f"{counted(sips.flows_not_kept, 'UDP flow')} not kept for the calls' media check "
+                     f"(beyond {MAX_MEDIA_FLOWS})")
+    return notes
+
+
 def scan_fleet(path: str | Path, *, secrets: KeyLog | None = None, limits: Limits | None = None,
                spool_limit: int = MAX_SPOOL, progress: Callable[[int], None] | None = None) -> FleetCapture:
     """Read a capture once keeping what replaying every phone needs (module rules); DecodeError naming
@@ -540,20 +569,7 @@ def scan_fleet(path: str | Path, *, secrets: KeyLog | None = None, limits: Limit
     except BaseException:
         spool.close()
         raise
-    notes = warnings.lines()
-    if collector is not None and collector.unlisted:
-        notes.append(f"{collector.unlisted} TVS exchange(s) not kept (beyond "
-                     f"{MAX_FLEET_EXCHANGES}, or half the overall budget: raise --max-memory): those "
-                     "phones' queries are answered as not captured")
-    if collector is not None and collector.unlisted_presented:
-        notes.append(f"{collector.unlisted_presented} TLS connection(s) without a request not kept (beyond "
-                     f"{MAX_FLEET_EXCHANGES}, {MAX_CERTIFICATES} distinct server certificates, or half the "
-                     "overall budget): a TVS server those phones refused is not known")
-    if sips.unlisted:
-        notes.append(f"{sips.unlisted} SIP connection(s) not checked (beyond {MAX_CONNECTIONS})")
-    if sips.flows_not_kept:
-        notes.append(f"{sips.flows_not_kept} UDP flow(s) not kept for the calls' media check (beyond "
-                     f"{MAX_MEDIA_FLOWS})")
+    notes = [*warnings.lines(), *_scan_notes(collector, sips)]
     tvs = collector.result(scanner.tls_connections) if collector is not None else no_tvs(scanner)
     return FleetCapture(sink, scanner, tvs, notes, sip=sips.found)
 

@@ -30,8 +30,8 @@ selecting nothing) still writes its reports, saying so (:func:`write_junit_not_r
 :func:`write_json_not_run`): a CI job never reads an earlier run's green report left in place.
 
 The text report ends with one line per unit — scenarios, then expectations — and a verdict line
-counting scenarios: ``OK: 27 scenario(s) passed (26 PASS, 1 XFAIL) in 25.0s`` or
-``FAILED: 2 of 27 scenario(s) failed (1 FAIL, 1 ERROR) ...``.
+counting scenarios in number: ``OK: 27 scenarios passed (26 PASS, 1 XFAIL) in 25.0s``, ``OK: 1 scenario
+passed ...`` or ``FAILED: 2 of 27 scenarios failed (1 FAIL, 1 ERROR) ...``.
 """
 
 from __future__ import annotations
@@ -177,21 +177,23 @@ def render_text(summary: RunSummary, *, colour: bool = False, verbose: bool = Fa
     took = f"in {summary.duration_s:.1f}s"
     if bad:
         failed = sum(sc[k] for k in bad)
-        out.append(f"FAILED: {failed} of {total} scenario(s) failed "
+        out.append(f"FAILED: {failed} of {counted(total, 'scenario')} failed "
                    f"({', '.join(f'{sc[k]} {k}' for k in bad)}) {took}")
     elif summary.interrupted:
-        out.append(f"INTERRUPTED: {total} scenario(s) ran {took}")
+        out.append(f"INTERRUPTED: {counted(total, 'scenario')} ran {took}")
     else:
-        out.append(f"OK: {total} scenario(s) passed ({', '.join(f'{sc[k]} {k}' for k in good)}) {took}")
+        passed = ", ".join(f"{sc[k]} {k}" for k in good)
+        out.append(f"OK: {counted(total, 'scenario')} passed ({passed}) {took}")
     return "\n".join(out)
 
 
 def _interrupted_line(summary: RunSummary) -> str:
-    """``interrupted: 2 scenario(s) stopped under way (a, b); 3 scenario(s) not run (c, d, e)``: those
-    stopped are ERRORs above, with the expectations they had evaluated."""
+    """``interrupted: 2 scenarios stopped under way (a, b); 1 scenario not run (c)``: those stopped are
+    ERRORs above, with the expectations they had evaluated."""
     stopped = summary.stopped
-    under_way = f"{len(stopped)} scenario(s) stopped under way ({', '.join(stopped)}); " if stopped else ""
-    return (f"interrupted: {under_way}{len(summary.not_run)} scenario(s) not run"
+    under_way = f"{counted(len(stopped), 'scenario')} stopped under way ({', '.join(stopped)}); " \
+        if stopped else ""
+    return (f"interrupted: {under_way}{counted(len(summary.not_run), 'scenario')} not run"
             + (f" ({', '.join(summary.not_run)})" if summary.not_run else ""))
 
 

@@ -55,6 +55,7 @@ from phoneemu.scenario.model import Expectation, Scenario, Step
 from phoneemu.scenario.results import CheckResult, ExpectationResult, RunSummary, ScenarioResult
 from phoneemu.tempdirs import owned_tempdir
 from phoneemu.values import is_ascii_digits, parse_host_port
+from phoneemu.words import counted
 
 __all__ = ["RunOptions", "interrupted_error", "new_result", "run_scenario", "run_scenarios", "scenario_start"]
 
@@ -592,7 +593,7 @@ def _abandon(summary: RunSummary, options: RunOptions, *, sc: Scenario, result: 
     if options.progress is not None:
         options.progress("")  # the progress line (a terminal's, redrawn) cleared: this line starts anew
     sys.stderr.write(f"{options.said_by}: scenario {sc.name} ({sc.path}) {result.error}; "
-                     f"{len(rest)} scenario(s) not run; exit status 1\n")
+                     f"{counted(len(rest), 'scenario')} not run; exit status 1\n")
     try:
         if options.on_abandon is not None:
             options.on_abandon(summary)

@@ -383,7 +383,7 @@ def test_phones_that_refuse_the_regenerated_callmanager_until_they_reset(
     root = tmp_path / "lab" / "tftp"
     assert main(["predict", "--fleet-flash", str(fleet), "--now", str(NOW), str(root)]) == 0
     out = capsys.readouterr().out
-    assert f"sip: 2 phone(s) ({enc[0]} {enc[1]}) refuse a CallManager certificate (G.5) until they reset: " \
+    assert f"sip: 2 phones ({enc[0]} {enc[1]}) refuse a CallManager certificate (G.5) until they reset: " \
         "their CTL lacks it" in out
     assert main(["predict", "--fleet-flash", str(fleet), "--now", str(NOW), "--callmanager-cert", str(old_cm),
                  str(root)]) == 0  # the certificate they hold: nobody refuses it before a reset

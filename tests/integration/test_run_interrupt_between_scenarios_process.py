@@ -53,7 +53,7 @@ def test_a_sigterm_between_two_scenarios_keeps_the_first(tmp_path: Path) -> None
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     rc, out, err = finish_process(proc, 120)
     assert rc == 130 and "Traceback" not in out + err, (rc, out, err)
-    assert "PASS  a" in out and "interrupted: 2 scenario(s) not run (b, c)" in out, out
+    assert "PASS  a" in out and "interrupted: 2 scenarios not run (b, c)" in out, out
     assert (tmp_path / "r.json").exists() and (tmp_path / "r.xml").exists(), (out, err)
     doc = json.loads((tmp_path / "r.json").read_text())
     assert (doc["interrupted"], doc["stopped"], doc["not_run"]) == (True, [], ["b", "c"]), doc

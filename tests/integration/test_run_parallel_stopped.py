@@ -135,7 +135,7 @@ def test_ctrl_c_under_j_keeps_what_the_scenarios_under_way_found(tmp_path: Path)
                 proc.kill()
                 proc.wait()
     assert rc == 130 and "Traceback" not in out + err, (out, err)
-    assert "interrupted: 2 scenario(s) stopped under way (a, b); 1 scenario(s) not run (c)" in out, out
+    assert "interrupted: 2 scenarios stopped under way (a, b); 1 scenario not run (c)" in out, out
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc["interrupted"] is True and doc["stopped"] == ["a", "b"] and doc["not_run"] == ["c"]
     for name, sc in zip("ab", doc["scenarios"], strict=True):

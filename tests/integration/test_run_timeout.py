@@ -244,7 +244,7 @@ def test_a_sequential_run_that_cannot_stop_its_scenario_reports_and_exits(tmp_pa
     assert not list(scratch.iterdir())  # the stuck scenario's temporary lab removed before the exit
     why = (f"timed out after 2 s in steps[1] (expect, {files[1]}:6); it could not be stopped 0.5 s later "
            "either: the run was abandoned")
-    assert f"phoneemu run: scenario b-stuck ({files[1]}) {why}; 1 scenario(s) not run" in proc.stderr
+    assert f"phoneemu run: scenario b-stuck ({files[1]}) {why}; 1 scenario not run" in proc.stderr
     assert "ERROR b-stuck" in proc.stdout and "Traceback" not in proc.stderr
     doc = json.loads(js.read_text())
     assert [(s["name"], s["outcome"]) for s in doc["scenarios"]] == [("a-ok", "PASS"), ("b-stuck", "ERROR")]

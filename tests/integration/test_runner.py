@@ -33,7 +33,7 @@ def test_pass_writes_junit_and_json(tmp_path: Path, capsys: pytest.CaptureFixtur
     junit, js = tmp_path / "r.xml", tmp_path / "r.json"
     assert main(["run", str(f), "--junit", str(junit), "--json", str(js)]) == 0
     out = capsys.readouterr().out
-    assert "PASS  ok" in out and "OK: 1 scenario(s) passed (1 PASS)" in out
+    assert "PASS  ok" in out and "OK: 1 scenario passed (1 PASS)" in out
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None and suite.get("tests") == "1" and suite.get("failures") == "0"
     doc = json.loads(js.read_text())
@@ -65,7 +65,7 @@ def test_a_sites_own_scenario_needs_no_reproduces(tmp_path: Path, capsys: pytest
     out = capsys.readouterr().out
     assert "PASS  site" in out and "reproduces" not in out
     assert main(["run", str(f), "--list"]) == 0
-    assert capsys.readouterr().out.rstrip().endswith("(1 expectation(s))")  # no empty 'reproduces: '
+    assert capsys.readouterr().out.rstrip().endswith("(1 expectation)")  # no empty 'reproduces: '
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None and suite.find("properties") is None
     assert json.loads(js.read_text())["scenarios"][0]["reproduces"] == ""
@@ -113,7 +113,7 @@ def test_a_selection_that_matches_nothing_is_an_error(tmp_path: Path,
     f = _write(tmp_path, "only", BASE.format(extra=""))
     assert main(["run", str(f), "-k", "onyl*"]) == 2
     captured = capsys.readouterr()
-    assert "-k 'onyl*' matches none of the 1 scenario(s) (only)" in captured.err
+    assert "-k 'onyl*' does not match the 1 scenario (only)" in captured.err
     assert "passed" not in captured.out
     assert main(["run", str(f), "-k", "on*", "--list"]) == 0
     assert "only" in capsys.readouterr().out
@@ -199,7 +199,7 @@ def test_ctrl_c_keeps_what_ran_and_lists_the_rest(tmp_path: Path, capsys: pytest
     out = capsys.readouterr().out
     assert rc == 130
     assert "PASS  a-first" in out and "ERROR b-second" in out and "interrupted" in out
-    assert "1 scenario(s) not run (c-third)" in out
+    assert "1 scenario not run (c-third)" in out
     doc = json.loads(js.read_text())
     assert doc["ok"] is False and doc["interrupted"] is True and doc["not_run"] == ["c-third"]
     assert [s["outcome"] for s in doc["scenarios"]] == ["PASS", "ERROR"]
@@ -253,7 +253,7 @@ def test_junit_names_are_stable_and_the_summary_counts_scenarios(tmp_path: Path,
     junit = tmp_path / "r.xml"
     assert main(["run", str(f), "--junit", str(junit)]) == 1
     out = capsys.readouterr().out
-    assert out.rstrip().splitlines()[-1].startswith("FAILED: 1 of 1 scenario(s) failed (1 FAIL) in ")
+    assert out.rstrip().splitlines()[-1].startswith("FAILED: 1 of 1 scenario failed (1 FAIL) in ")
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None
     props = [(p.get("name"), p.get("value")) for p in suite.findall("properties/property")]

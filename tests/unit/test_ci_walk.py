@@ -80,7 +80,7 @@ def test_no_scenario_and_nothing_selected_say_so_in_the_reports(tmp_path: Path) 
     (tmp_path / "good.yaml").write_text(GOOD)
     assert main(["run", str(tmp_path / "good.yaml"), "-k", "nosuch", "--junit", str(junit)]) == 2
     [case] = ET.parse(junit).getroot().iter("testcase")
-    assert "-k 'nosuch' matches none of the 1 scenario(s) (good)" in _error_message(case)
+    assert "-k 'nosuch' does not match the 1 scenario (good)" in _error_message(case)
 
 
 def test_a_report_naming_a_scenario_file_is_never_written(tmp_path: Path) -> None:

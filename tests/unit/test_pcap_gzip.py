@@ -129,8 +129,8 @@ def test_replay_uses_the_embedded_key_log(tmp_path: Path, capsys: pytest.Capture
                                                     MIGRATION_KEYS.read_bytes())))
     assert main(["replay", str(capture), "--list"]) == 0
     out, err = capsys.readouterr()
-    assert "2 TVS exchange(s) decrypted" in out and "give --keylog" not in out
-    assert f"using the TLS key log embedded in {capture} (2 secret(s))" in err
+    assert "2 TVS exchanges decrypted" in out and "give --keylog" not in out
+    assert f"using the TLS key log embedded in {capture} (2 secrets)" in err
     rc_given = main(["replay", str(MIGRATION), "--mac", MIGRATION_MAC, "--keylog", str(MIGRATION_KEYS)])
     given = capsys.readouterr().out
     rc = main(["replay", str(capture), "--mac", MIGRATION_MAC])

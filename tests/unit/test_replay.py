@@ -421,7 +421,7 @@ def test_cli_replay_list_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[
     p = boot_capture(tmp_path)
     assert main(["replay", str(p), "--list"]) == 0
     out = capsys.readouterr().out
-    assert f"phone {MAC}: 2 boot(s)" in out and "ITLSEP" in out
+    assert f"phone {MAC}: 2 boots" in out and "ITLSEP" in out
     assert main(["replay", str(p), "--mac", MAC.lower(), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert [b["report"]["trust"]["ITL"] for b in doc["boots"]] == ["installed", "unchanged"]

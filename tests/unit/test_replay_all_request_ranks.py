@@ -42,7 +42,7 @@ def test_a_capture_over_the_budget_by_the_request_ranks_is_not_replayed(
     fleet = scan_fleet(pcap, limits=limits)
     try:
         assert fleet.downloads == 3
-        assert any("1 download(s) not replayed" in w and "--max-memory" in w for w in fleet.warnings)
+        assert any("1 download not replayed" in w and "--max-memory" in w for w in fleet.warnings)
         assert fleet.not_kept == [MAC]
         (phone,) = asyncio.run(replay_fleet.replay_fleet(fleet, reduce=lambda ph: ph))
         assert phone.skipped == replay_fleet.NOT_KEPT and phone.results == ()

@@ -97,7 +97,7 @@ def test_list_lists_what_the_allowance_holds(tmp_path: Path, capsys: pytest.Capt
     capture = _requests(tmp_path / "requests.pcap", most + 100)
     assert main(["replay", str(capture), "--list", "--max-memory", "1"]) == 0
     out, err = capsys.readouterr()
-    assert f"... 100 more download(s) not listed (at most {most} are)" in out
+    assert f"... 100 more downloads not listed (at most {most} are)" in out
     assert "counted, not listed (raise --max-memory to list them)" in err and "capture offset " in err
     assert main(["replay", str(capture), "--list"]) == 0  # the default budget lists every one
     out, err = capsys.readouterr()

@@ -142,7 +142,7 @@ def test_list_keeps_no_file_bytes(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert [d.nbytes for d in scan.index.downloads] == [
         len(d.data) if d.data is not None else None for d in index_capture(FIRST).downloads]
     assert main(["replay", str(FIRST), "--list"]) == 0
-    assert "phone 0A0000000001: 2 boot(s)" in capsys.readouterr().out
+    assert "phone 0A0000000001: 2 boots" in capsys.readouterr().out
 
 
 def test_list_beyond_its_cap_counts_what_it_does_not_list(monkeypatch: pytest.MonkeyPatch,
@@ -151,7 +151,7 @@ def test_list_beyond_its_cap_counts_what_it_does_not_list(monkeypatch: pytest.Mo
     assert main(["replay", str(FIRST), "--list"]) == 0
     out = capsys.readouterr().out
     total = len(index_capture(FIRST).downloads)
-    assert f"... {total - 5} more download(s) not listed (at most 5 are)" in out
+    assert f"... {total - 5} more downloads not listed (at most 5 are)" in out
 
 
 # --------------------------------------------------------------------------- caps

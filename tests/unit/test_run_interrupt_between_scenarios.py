@@ -256,7 +256,7 @@ def test_the_command_writes_its_reports_after_a_signal_between_two_scenarios(
     assert rc == 130, out
     assert doc["interrupted"] is True and doc["stopped"] == [] and doc["not_run"] == ["b", "c"], doc
     assert [(s["name"], s["outcome"]) for s in doc["scenarios"]] == [("a", "PASS")]
-    assert "interrupted: 2 scenario(s) not run (b, c)" in out, out
+    assert "interrupted: 2 scenarios not run (b, c)" in out, out
 
 
 def test_a_signal_while_the_reports_are_made_waits_for_them(
@@ -276,7 +276,7 @@ def test_a_signal_while_the_reports_are_made_waits_for_them(
     out = capsys.readouterr().out
     assert rc == 130, out
     assert [(s["name"], s["outcome"]) for s in doc["scenarios"]] == [(n, "PASS") for n in NAMES], doc
-    assert "OK: 3 scenario(s) passed (3 PASS)" in out, out
+    assert "OK: 3 scenarios passed (3 PASS)" in out, out
 
 
 def test_a_second_signal_while_the_reports_are_made_stops_them(
