@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from phoneemu.cli import main
 from phoneemu.errors import PhoneEmuError
 from phoneemu.phone.flashes import fleet_folders
+from tests.helpers import one_line_cli_error
 
 NEW_FILE = "ITLFile.tlv"  # predict's new file: never read, the fleet folder is refused first
 
@@ -28,15 +28,6 @@ def _commands(folder: Path, new_file: Path) -> list[tuple[str, list[str]]]:
             ("phoneemu phone erase", ["phone", "erase", "--fleet-flash", str(folder)]),
             ("phoneemu phone factory-reset", ["phone", "factory-reset", "--fleet-flash", str(folder)]),
             ("phoneemu predict", ["predict", "--fleet-flash", str(folder), str(new_file)])]
-
-
-def _one_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    """``argv``'s one-line error (exit 2, no traceback)."""
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 def test_an_empty_or_missing_fleet_folder_names_the_option(tmp_path: Path,
@@ -50,7 +41,7 @@ def test_an_empty_or_missing_fleet_folder_names_the_option(tmp_path: Path,
                         (missing, "no such folder (one flash folder per phone, as fleet boot --flash keeps "
                                   "them)")):
         for command, argv in _commands(folder, new_file):
-            assert _one_line(argv, capsys) == f"{command}: --fleet-flash {folder}: {why}"
+            assert one_line_cli_error(argv, capsys) == f"{command}: --fleet-flash {folder}: {why}"
 
 
 def test_a_fleet_folder_that_cannot_be_listed_names_the_option(
@@ -64,9 +55,10 @@ def test_a_fleet_folder_that_cannot_be_listed_names_the_option(
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
     monkeypatch.setattr("phoneemu.phone.flashes.os.scandir", denied)
     for command, argv in _commands(fleet, new_file):
-        assert _one_line(argv, capsys) == f"{command}: --fleet-flash {fleet}: cannot list: Permission denied"
+        said = one_line_cli_error(argv, capsys)
+        assert said == f"{command}: --fleet-flash {fleet}: cannot list: Permission denied"
     # fleet boot --flash DIR walks the folder the same way: its own option named, once
-    line = _one_line(["fleet", "boot", "--tftp", "127.0.0.1:9", "--flash", str(fleet), "-q"], capsys)
+    line = one_line_cli_error(["fleet", "boot", "--tftp", "127.0.0.1:9", "--flash", str(fleet), "-q"], capsys)
     assert line == f"phoneemu fleet boot: --flash {fleet}: cannot list: Permission denied"
 
 
@@ -84,5 +76,5 @@ def test_a_fleet_folder_over_the_limit_names_the_option(tmp_path: Path,
     monkeypatch.setattr("phoneemu.scenario.predict.MAX_FLEET", 2)
     new_file = tmp_path / NEW_FILE
     new_file.write_bytes(b"x")
-    line = _one_line(["predict", "--fleet-flash", str(fleet), str(new_file)], capsys)
+    line = one_line_cli_error(["predict", "--fleet-flash", str(fleet), str(new_file)], capsys)
     assert line.startswith(f"phoneemu predict: --fleet-flash {fleet}: more than 2 entries"), line

@@ -15,6 +15,7 @@ from phoneemu.lab.cluster import LabCluster
 from phoneemu.scenario.clock import ScenarioClock
 from phoneemu.scenario.loader import load_text, parse_duration
 from phoneemu.values import MAX_TIME, is_ascii_digits, parse_ascii_int
+from tests.helpers import one_line_cli_error
 
 SCENARIO = """\
 name: far-future
@@ -196,12 +197,11 @@ def test_missing_phone_json_is_still_fine(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- 9. command-line sweep
 # Each case of a bad-input sweep of every command and option that printed a traceback, took bad
 # input as a failed boot (exit 1), or silently did something else than asked.
-def _one_line(rc: int, capsys: pytest.CaptureFixture[str], *words: str) -> str:
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert rc == 2 and len(lines) == 1 and "Traceback" not in err, err
-    assert all(w in lines[0] for w in words), lines[0]
-    return lines[0]
+def _one_line(argv: list[str], capsys: pytest.CaptureFixture[str], *words: str) -> str:
+    """``phoneemu ARGV``'s one-line error (:func:`tests.helpers.one_line_cli_error`), holding ``words``."""
+    line = one_line_cli_error(argv, capsys)
+    assert all(w in line for w in words), line
+    return line
 
 
 @pytest.fixture(scope="module")
@@ -230,20 +230,20 @@ def test_an_output_path_without_a_name_is_a_folder_not_a_traceback(
         atomic_write(name, b"x")
     assert info.value.filename == str(Path(name)) and "cannot write" in str(info.value)
     if name == ".":
-        _one_line(main(["lab", "itlrecovery", str(lab_copy), "export", "."]), capsys, ".", "Is a directory")
+        _one_line(["lab", "itlrecovery", str(lab_copy), "export", "."], capsys, ".", "Is a directory")
         assert not any(p.name.startswith(".") and "tmp" in p.name for p in lab_copy.parent.iterdir())
 
 
 @pytest.mark.parametrize("capture", [".", "/"])
 def test_wireshark_capture_that_is_a_folder(capture: str, capsys: pytest.CaptureFixture[str]) -> None:
     """``wireshark . --print`` raised ValueError from Path.with_suffix."""
-    _one_line(main(["wireshark", capture, "--print"]), capsys, "capture", "is a folder")
+    _one_line(["wireshark", capture, "--print"], capsys, "capture", "is a folder")
 
 
 def test_lab_init_on_a_file_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = tmp_path / "notes.txt"
     f.write_text("mine\n")
-    _one_line(main(["lab", "init", str(f), "--seed", "1"]), capsys, str(f), "is a file, not a folder")
+    _one_line(["lab", "init", str(f), "--seed", "1"], capsys, str(f), "is a file, not a folder")
     assert f.read_text() == "mine\n"
 
 
@@ -254,7 +254,7 @@ def test_lab_init_on_a_file_says_so(tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_lab_init_refusal_is_one_line_without_the_progress_line(
         option: str, value: str, word: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The seeded-keys progress line came before the options were checked: two lines for one error."""
-    _one_line(main(["lab", "init", str(tmp_path / "lab"), "--seed", "1", option, value]), capsys, word)
+    _one_line(["lab", "init", str(tmp_path / "lab"), "--seed", "1", option, value], capsys, word)
     assert not (tmp_path / "lab").exists()
 
 
@@ -266,7 +266,7 @@ def test_lab_init_refusal_is_one_line_without_the_progress_line(
 def test_tftp_host_that_is_no_host_is_bad_input(command: list[str], tftp: str, words: str,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     """Booted (exit 1, "cannot resolve" after every retry) instead of refusing the option (exit 2)."""
-    _one_line(main([*command, "--tftp", tftp]), capsys, "--tftp", words)
+    _one_line([*command, "--tftp", tftp], capsys, "--tftp", words)
 
 
 @pytest.mark.parametrize("text", ["127.0.0.1:69", "[::1]:69", "::1", "[::1]", "localhost",
@@ -288,7 +288,7 @@ def test_boot_empty_values_are_not_defaults(argv: list[str], words: tuple[str, .
     """``--mac ""`` took the flash's MAC, ``--profile ""`` the default, ``--key ""`` cleared the key:
     an unset shell variable must not boot another phone than asked."""
     (tmp_path / "phone.json").write_text('{"mac": "001122334455", "profile": "cp-8861"}')
-    _one_line(main(["boot", "--tftp", "127.0.0.1:9", "--flash", str(tmp_path), "--timeout", "0.1", *argv]),
+    _one_line(["boot", "--tftp", "127.0.0.1:9", "--flash", str(tmp_path), "--timeout", "0.1", *argv],
               capsys, *words)
 
 
@@ -299,7 +299,7 @@ def test_phone_set_key_empty_or_short_zero_does_not_clear(key: str, tmp_path: Pa
     good = "00112233445566778899AABBCCDDEEFF"
     assert main(["phone", "set-key", "--flash", str(tmp_path), good]) == 0
     capsys.readouterr()
-    _one_line(main(["phone", "set-key", "--flash", str(tmp_path), key]), capsys, "symmetric_key")
+    _one_line(["phone", "set-key", "--flash", str(tmp_path), key], capsys, "symmetric_key")
     assert main(["phone", "show", "--flash", str(tmp_path), "--json"]) == 0
     assert "Manual config key: not set" not in capsys.readouterr().out
     assert (tmp_path / "symmetric.key").read_bytes() == bytes.fromhex(good)
@@ -307,14 +307,14 @@ def test_phone_set_key_empty_or_short_zero_does_not_clear(key: str, tmp_path: Pa
 
 
 def test_phone_empty_profile_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _one_line(main(["phone", "show", "--flash", str(tmp_path), "--profile", ""]), capsys, "profile", "''")
+    _one_line(["phone", "show", "--flash", str(tmp_path), "--profile", ""], capsys, "profile", "''")
 
 
 def test_itl_reset_localkey_with_key_file_is_refused(lab_copy: Path, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     """--key-file was silently ignored with localkey: the key the user named was not restored."""
     before = (lab_copy / "cluster.json").read_bytes()
-    _one_line(main(["lab", "itl-reset", str(lab_copy), "localkey", "--key-file", str(tmp_path / "k.pem")]),
+    _one_line(["lab", "itl-reset", str(lab_copy), "localkey", "--key-file", str(tmp_path / "k.pem")],
               capsys, "--key-file is for remotekey")
     assert (lab_copy / "cluster.json").read_bytes() == before
 
@@ -327,8 +327,8 @@ def test_fuzz_option_of_another_mode_is_refused(extra: list[str], option: str, t
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     """Ignored before: the run was not the one asked for (as --reject-exc already was)."""
     out = str(tmp_path / "fz")
-    rc = main(["fuzz", "--format", "itl", "--target", "phoneemu", "--runs", "1", "--out", out, *extra])
-    _one_line(rc, capsys, f"{option} is for")
+    typed = ["fuzz", "--format", "itl", "--target", "phoneemu", "--runs", "1", "--out", out, *extra]
+    _one_line(typed, capsys, f"{option} is for")
     assert not (tmp_path / "fz").exists()
 
 
@@ -339,7 +339,7 @@ def test_run_with_an_empty_path_is_refused(path: str, tmp_path: Path, monkeypatc
     (tmp_path / "other.yaml").write_text("not: a scenario\n")
     monkeypatch.chdir(tmp_path)
     for argv in (["run", path], ["run", "--list", path]):
-        _one_line(main(argv), capsys, f"{path!r}: empty path")
+        _one_line(argv, capsys, f"{path!r}: empty path")
 
 
 @pytest.mark.parametrize(("value", "shown"), [
@@ -367,7 +367,7 @@ def test_a_pem_without_a_certificate_is_named_once(argv: list[str], tmp_path: Pa
     capture = Path(__file__).parents[2] / "captures" / "first-boot-trusts-first-itl.pcap"
     where = {"@PEM": str(pem), "@VECTOR": str(vector), "@CAPTURE": str(capture)}
     argv = [where.get(a, a) for a in argv]
-    line = _one_line(main(argv), capsys, "no certificate in PEM")
+    line = _one_line(argv, capsys, "no certificate in PEM")
     assert line.count(str(pem)) == 1, line
 
 
@@ -386,7 +386,7 @@ def test_a_file_given_as_lab_dir_is_named_as_a_file(argv: list[str], lab_copy: P
     f = tmp_path / "ITLFile.tlv"
     f.write_bytes(b"\x01\x00\x02")
     argv = [str(f) if a == "@F" else str(lab_copy) if a == "@LAB" else a for a in argv]
-    line = _one_line(main(argv), capsys, f"{f}: is a file, not a lab cluster folder")
+    line = _one_line(argv, capsys, f"{f}: is a file, not a lab cluster folder")
     assert "cluster.json" not in line, line
 
 
@@ -430,10 +430,10 @@ def test_fuzz_serve_root_that_is_not_a_folder_is_refused(kind: str, tmp_path: Pa
     if kind == "file":
         root.write_bytes(b"x")
     out = tmp_path / "fz"
-    rc = main(["fuzz", "--format", "itl", "--serve", "--port", "0", "--runs", "1", "--time", "1", "-q",
-               "--out", str(out), "--serve-root", str(root)])
+    typed = ["fuzz", "--format", "itl", "--serve", "--port", "0", "--runs", "1", "--time", "1", "-q",
+             "--out", str(out), "--serve-root", str(root)]
     said = "is not a folder" if kind == "file" else "no such folder"
-    _one_line(rc, capsys, f"--serve-root: {root}", said)
+    _one_line(typed, capsys, f"--serve-root: {root}", said)
     assert not out.exists()
 
 
@@ -457,8 +457,8 @@ def test_fuzz_output_folder_that_cannot_be_created_names_the_option(
     inside it): the option is named too, exit 2, one line, no traceback."""
     option = argv[-2]
     for folder in _cannot_be_folders(tmp_path):
-        rc = main(["fuzz", "--format", "itl", "-q", *[str(folder) if a == "@DIR" else a for a in argv]])
-        _one_line(rc, capsys, f"{option}: {folder}: cannot create the folder or write in it")
+        typed = ["fuzz", "--format", "itl", "-q", *[str(folder) if a == "@DIR" else a for a in argv]]
+        _one_line(typed, capsys, f"{option}: {folder}: cannot create the folder or write in it")
 
 
 
@@ -473,10 +473,10 @@ def test_fuzz_seed_dir_that_holds_no_seeds_is_said_once(kind: str, tmp_path: Pat
     elif kind == "empty":
         seeds.mkdir()
     out = tmp_path / "fz"
-    rc = main(["fuzz", "--format", "itl", "--target", "phoneemu", "--runs", "1", "-q", "--out", str(out),
-               "--seed-dir", str(seeds)])
+    typed = ["fuzz", "--format", "itl", "--target", "phoneemu", "--runs", "1", "-q", "--out", str(out),
+             "--seed-dir", str(seeds)]
     said = {"missing": "no such folder", "file": "not a folder", "empty": "holds no files"}[kind]
-    line = _one_line(rc, capsys)
+    line = _one_line(typed, capsys)
     assert line == f"phoneemu fuzz: --seed-dir {seeds}: {said}", line
     assert not out.exists()
 
@@ -500,8 +500,8 @@ def test_fuzz_option_errors_name_the_option_once(argv: list[str], tmp_path: Path
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     """Each was ``--X: --X ...`` (``phoneemu fuzz: --resign-ratio: --resign-ratio must be within 0..1``):
     the message opens with its option, so the option is not said again before it."""
-    rc = main(["fuzz", "--format", "itl", "-q", *[str(tmp_path / "d") if a == "@DIR" else a for a in argv]])
-    line = _one_line(rc, capsys)
+    typed = ["fuzz", "--format", "itl", "-q", *[str(tmp_path / "d") if a == "@DIR" else a for a in argv]]
+    line = _one_line(typed, capsys)
     head = line.removeprefix("phoneemu fuzz: ")
     option = head.split(" ", 1)[0].rstrip(":")
     assert option.startswith("--") and not head.startswith(f"{option}: {option}"), line
