@@ -46,6 +46,7 @@ Lab convenience: each phone's MIC key is kept in DIR/phones/<MAC>/mic.key (0600)
 so an emulated phone can be provisioned with it (a real MIC key never leaves the phone).
 Operations hold DIR/.lab.lock; one that finds it held waits, saying so on stderr ('phoneemu lab
 regenerate: waiting for the lab lock DIR/.lab.lock: held by ...'), and runs once it is free.
+'exchange DIR OTHER_DIR' writes both labs and holds both locks, taken in the order of their paths.
 """
 
 
@@ -132,18 +133,21 @@ def _say_rebuild(args: argparse.Namespace) -> Callable[[int], None]:
     return say_rebuild
 
 
-def _op(fn: Callable[[LabCluster, argparse.Namespace, int | None], str | None]) \
+def _op(fn: Callable[[LabCluster, argparse.Namespace, int | None], str | None], *,
+        also: Callable[[argparse.Namespace], list[Path]] = lambda args: []) \
         -> Callable[[argparse.Namespace], int]:
     """A lab operation holds an exclusive ``flock`` on ``DIR/.lab.lock`` from loading ``cluster.json``
     to its last write (:mod:`phoneemu.lab.lock`): two operations on one lab run one after the other, so
-    neither loses the other's change (each would load, change and save the whole state)."""
+    neither loses the other's change (each would load, change and save the whole state). ``also``: the
+    other labs it writes (``exchange``'s OTHER_DIR), whose locks it holds too, all taken in one fixed order
+    (:func:`phoneemu.lab.lock.hold_lab_locks`: no deadlock between ``exchange A B`` and ``exchange B A``)."""
     def handler(args: argparse.Namespace) -> int:
         from phoneemu.lab.cluster import LabCluster
-        from phoneemu.lab.lock import hold_lab_lock
+        from phoneemu.lab.lock import hold_lab_locks
         from phoneemu.lab.trust_line import trust_line
 
         # not a lab (no cluster.json): no lock file is left there, LabCluster.open says why
-        with hold_lab_lock(args.dir, on_wait=teller(command_of(args))):
+        with hold_lab_locks([args.dir, *also(args)], on_wait=teller(command_of(args))):
             cluster = LabCluster.open(args.dir)
             cluster.on_rebuild = _say_rebuild(args)
             msg = fn(cluster, args, _now(cluster, args))
@@ -201,8 +205,11 @@ def _regenerate(cluster: LabCluster, args: argparse.Namespace, now: int | None) 
 def _mixed_mode(cluster: LabCluster, args: argparse.Namespace, now: int | None) -> None:
     """``lab mixed-mode``: turned off while phones are in a secure mode, those phones are said on stderr
     with what they will do — their CTL names no CallManager, so no TLS: four tries for the trust list,
-    then SIP over TCP, unprotected (spec G.9)."""
+    then SIP over TCP, unprotected (spec G.9). Turned off while the rollback ITL is served, what the
+    phones holding a CTL and that ITL will do (:data:`_MIXED_MODE_OFF_WITH_ROLLBACK`; was: nothing said)."""
     cluster.set_mixed_mode(args.state == "on", now=now)
+    if args.state == "off" and cluster.state.rollback and cluster.state.ctl_exists:
+        say(args, _MIXED_MODE_OFF_WITH_ROLLBACK.format(lab=shlex.quote(str(args.dir))))
     secure = [mac for mac, ph in cluster.state.phones.items() if ph.security_mode != 1]
     if args.state == "off" and secure:
         shown = ", ".join(secure[:3]) + (f" and {len(secure) - 3} more" if len(secure) > 3 else "")
@@ -210,6 +217,17 @@ def _mixed_mode(cluster: LabCluster, args: argparse.Namespace, now: int | None) 
                   "CTL names no CallManager now, so each asks for it four times, then registers over TCP, "
                   "unprotected (spec G.9); phoneemu lab security-mode "
                   f"{shlex.quote(str(args.dir))} --mac MAC non-secure says so in their configs")
+
+
+#: ``lab mixed-mode DIR off`` while the rollback ITL is served (:func:`_mixed_mode`): the non-secure CTL
+#: served now has its CCM+TFTP records emptied and the rollback ITL its TFTP and TVS records (spec B.7, G.3
+#: note), so a phone holding a CTL and that ITL finds the config signer in neither and no TVS to ask (G.4)
+_MIXED_MODE_OFF_WITH_ROLLBACK = (
+    "note: the rollback ITL is served (Prepare Cluster for Rollback to pre-8.0): phones holding a CTL and "
+    "that ITL will refuse their configs (G.4-reject-unknown-signer) and keep the config they hold — the CTL "
+    "served now has its CCM+TFTP records emptied and the rollback ITL its TFTP and TVS records (spec B.7, "
+    "G.3 note), so no list they hold names the config signer and they have no TVS to ask; phoneemu lab "
+    "rollback {lab} off, then reset them: the full ITL they take names it")
 
 
 def _rollback(cluster: LabCluster, args: argparse.Namespace, now: int | None) -> None:
@@ -541,7 +559,7 @@ def register(sub: Any) -> None:
                         "CallManager-trust and Phone-SAST-trust, spec G.6: TVS answers roles SAST, TFTP) or "
                         "callmanager-trust (TFTP only, no SAST: phones refuse a trust list signed by them, "
                         "G.3.4-tvs-wrong-role; ours, the spec names no store's roles)")
-    p.set_defaults(handler=_op(_exchange))
+    p.set_defaults(handler=_op(_exchange, also=lambda a: [a.other]))  # OTHER_DIR is written too: its lock
 
     p = add("tamper", "flip one byte of a served file until the next rebuild")
     p.add_argument("file", metavar="FILE",

@@ -1482,7 +1482,8 @@ class LabCluster:
                               now: Now = None) -> None:
         """Bulk certificate exchange (§G.6): each TVS then vouches for the other's CallManager and
         ITLRecovery certificates with the roles of ``store`` (:data:`EXCHANGE_STORES`: ``both``, SAST +
-        TFTP; ``callmanager-trust``, TFTP — ours)."""
+        TFTP; ``callmanager-trust``, TFTP — ours). Both labs are written: a caller beside other writers
+        holds both lab locks (``lab exchange``: :func:`phoneemu.lab.lock.hold_lab_locks`)."""
         roles = EXCHANGE_STORES.get(store)
         if roles is None:
             raise EncodeError(f"exchange: unknown store {store!r} (expected one of: "

@@ -7,6 +7,13 @@ Rules:
   holder holds it (a ``lab serve`` recording its ports or a CAPF outcome during a storm: it never fails
   because the server is busy) and, finding it held, says so first (``on_wait``: the ``lab`` commands
   print it on stderr, naming the ``lab serve`` of ``DIR/.serve.lock`` if one runs).
+* An operation that writes two labs — ``lab exchange DIR OTHER`` imports into both — holds both locks
+  (:func:`hold_lab_locks`), taken one at a time in a fixed order, by resolved path, whatever the order
+  typed: ``exchange A B`` and ``exchange B A`` at once both wait for the same first lock, so neither holds
+  one the other waits for (no deadlock); each lock found held is said as one operation's is (``on_wait``,
+  naming that lab's lock file). One folder named twice is locked once (``flock`` on a second descriptor of
+  the same file would wait for the first for ever). Was: only DIR's lock, OTHER written unlocked, so an
+  operation on OTHER or its ``lab serve`` recording ports or a CAPF outcome could lose a write.
 * A command that reads the lab without serving it — ``lab show``, ``boot --lab``, ``fleet boot --lab`` —
   holds it *shared* while it reads (``hold_lab_lock(root, shared=True)``): it waits for an operation under
   way as an operation does, saying so first (``on_wait``, the same text), so it never reads a half-changed
@@ -40,14 +47,14 @@ import fcntl
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
 from phoneemu.errors import PhoneEmuError
 
 __all__ = ["LOCK_FILE", "LOCK_POLL_S", "LOCK_WAIT_S", "SERVE_LOCK_FILE", "LabBusyError", "LabServedError",
-           "hold_lab_lock", "serving", "try_lab_lock", "when_lab_lock_free"]
+           "hold_lab_lock", "hold_lab_locks", "serving", "try_lab_lock", "when_lab_lock_free"]
 
 LOCK_FILE = ".lab.lock"
 SERVE_LOCK_FILE = ".serve.lock"
@@ -134,6 +141,25 @@ def hold_lab_lock(root: Path | str, *, on_wait: Callable[[str], None] | None = N
     finally:
         if fd >= 0:
             os.close(fd)
+
+
+@contextlib.contextmanager
+def hold_lab_locks(roots: Iterable[Path | str], *, on_wait: Callable[[str], None] | None = None) \
+        -> Iterator[None]:
+    """Hold the lab lock of every folder of ``roots`` exclusively (an operation writing several labs),
+    each as :func:`hold_lab_lock` does; taken in the order of their resolved paths, a folder named twice
+    once (module rules: two operations on the same labs never wait for each other in a circle)."""
+    with contextlib.ExitStack() as held:
+        for root in _lock_order(roots):
+            held.enter_context(hold_lab_lock(root, on_wait=on_wait))
+        yield
+
+
+def _lock_order(roots: Iterable[Path | str]) -> list[Path]:
+    """The folders whose locks :func:`hold_lab_locks` takes, in the order it takes them: sorted by
+    resolved path, each folder once."""
+    by_path = {Path(root).resolve(): Path(root) for root in roots}
+    return [by_path[key] for key in sorted(by_path)]
 
 
 def _holder_text(root: Path, *, reading: bool = False) -> str:

@@ -235,7 +235,7 @@ _BACK_FROM_ROLLBACK = WayOut(
     "old TVS vouches for the new cluster's signer (seed: Migrate IP Phones Between Clusters, \"disable ... "
     "to restore Security By Default\"; spec §G.3 note, §G.6: required between secure clusters)",
     "phoneemu lab rollback OLD off && phoneemu boot --lab OLD --flash FLASH && phoneemu lab exchange OLD NEW "
-    "&& phoneemu lab restart-tvs OLD && phoneemu boot --lab NEW --flash FLASH", "",
+    "&& phoneemu lab restart-tvs OLD && phoneemu boot --lab NEW --flash FLASH", "migration-ctl-rollback-back",
     fleet_lab="phoneemu lab rollback OLD off && phoneemu fleet boot --lab OLD --flash FLEET && phoneemu lab "
     "exchange OLD NEW && phoneemu lab restart-tvs OLD && phoneemu fleet boot --lab NEW --flash FLEET")
 

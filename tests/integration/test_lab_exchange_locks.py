@@ -1,0 +1,115 @@
+"""``lab exchange DIR OTHER_DIR`` holds both labs' locks (``phoneemu.lab.lock.hold_lab_locks``).
+
+Was: only DIR's lock, so OTHER_DIR was written while another process held its lock — an operation on it,
+or its ``lab serve`` recording ports or a CAPF outcome — and one of the two writes was lost (each saves
+the whole state it loaded). Both locks are taken in the order of their resolved paths, so two opposite
+exchanges at once wait for the same first lock and both finish. Every wait is bounded.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from phoneemu.lab.cluster import LabCluster
+from phoneemu.lab.lock import try_lab_lock
+from tests.helpers import LinePump, reap, still_running_after, waits_for_flock
+
+REPO = Path(__file__).resolve().parents[2]
+NOW = 1_780_000_000
+
+
+def _labs(tmp_path: Path) -> tuple[Path, Path]:
+    """Two small labs, ``a`` before ``b`` in path order (the order their locks are taken in)."""
+    roots = tmp_path / "a", tmp_path / "b"
+    for seed, root in enumerate(roots, start=41):
+        LabCluster.init(root, seed=seed, name=root.name, key_spec="rsa1024", now=NOW)
+    return roots
+
+
+def _hold(root: Path) -> int:
+    """Hold ``root``'s lab lock as another process's operation (or ``lab serve``'s write) would."""
+    fd = os.open(root / ".lab.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _exchange(here: Path, there: Path) -> tuple[subprocess.Popen[str], LinePump]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "phoneemu", "lab", "exchange", str(here), str(there)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    return proc, LinePump(proc.stderr)
+
+
+def _trusts(root: Path, source: str) -> bool:
+    """Whether ``root``'s TVS vouches for certificates imported from the lab named ``source``."""
+    return any(t.source == source for t in LabCluster.open(root).state.tvs_trust)
+
+
+def test_an_exchange_waits_for_the_other_labs_lock_and_keeps_both_writes(tmp_path: Path) -> None:
+    """OTHER_DIR's lock held by an operation writing it: the exchange waits for it (said on stderr, naming
+    that lock file), then imports into the state that operation saved — both changes kept. Before, it
+    wrote OTHER_DIR at once and the operation's save, of the state it loaded first, undid the import."""
+    a, b = _labs(tmp_path)
+    operation = LabCluster.open(b)  # loaded under b's lock, as a lab operation does
+    fd = _hold(b)
+    proc, err = _exchange(a, b)
+    try:
+        waits = still_running_after(proc, 5, lambda: waits_for_flock(proc.pid, b / ".lab.lock"))
+        assert waits, f"the exchange did not wait for {b}/.lab.lock: {err.text()}"
+        assert err.wait_for(f"waiting for the lab lock {b / '.lab.lock'}", 30), err.text()
+        operation.set_ports(tftp=6969)  # the holder's write, then its lock released
+        os.close(fd)
+        fd = -1
+        assert proc.wait(timeout=60) == 0, err.text()
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        reap(proc)
+    assert LabCluster.open(b).state.ports.get("tftp") == 6969
+    assert _trusts(b, "a") and _trusts(a, "b")
+
+
+def test_two_opposite_exchanges_at_once_both_finish(tmp_path: Path) -> None:
+    """``exchange b a`` and ``exchange a b`` while ``a``'s lock is held: both wait for ``a``'s lock first
+    (path order), ``exchange b a`` holding none meanwhile — taken in the order typed, it would hold ``b``'s
+    while waiting for ``a``'s, the lock ``exchange a b`` holds while waiting for ``b``'s. Released, both
+    finish and each lab vouches for the other. Before, ``exchange b a`` did not wait for ``a``'s lock."""
+    a, b = _labs(tmp_path)
+    fd = _hold(a)
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        back, back_err = _exchange(b, a)
+        procs.append(back)
+        assert still_running_after(back, 5, lambda: waits_for_flock(back.pid, a / ".lab.lock")), \
+            f"exchange b a did not wait for a's lock: {back_err.text()}"
+        with try_lab_lock(b, exclusive=True):  # b's lock is free while it waits for a's
+            pass
+        forth, forth_err = _exchange(a, b)
+        procs.append(forth)
+        assert still_running_after(forth, 5, lambda: waits_for_flock(forth.pid, a / ".lab.lock"))
+        os.close(fd)
+        fd = -1
+        assert back.wait(timeout=60) == 0, back_err.text()
+        assert forth.wait(timeout=60) == 0, forth_err.text()
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        for proc in procs:
+            reap(proc)
+    assert _trusts(a, "b") and _trusts(b, "a")
+
+
+def test_a_lab_named_twice_is_locked_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``exchange a a/../a``: one folder, its lock taken once (a second ``flock`` of the same file would
+    wait for the first for ever): refused at once, as before."""
+    from phoneemu.cli import main
+
+    a, _b = _labs(tmp_path)
+    assert main(["lab", "exchange", str(a), str(a / ".." / "a")]) != 0
+    assert "cannot exchange certificates with the same cluster" in capsys.readouterr().err
