@@ -58,10 +58,10 @@ Targets:
                              rejections, anything else a crash
   --target-cmd "CMD {}"      an external program, run without a shell; {} is the input file path
                              ("CMD < {}": the input on its standard input; other shell syntax,
-                             such as >, | or ;, is refused). A crash is death by a signal or an
-                             exit status in --crash-exit (default: >= 128), a hang a run killed at
-                             --timeout (default 5 s); no core is dumped while fuzzing (--replay:
-                             your ulimit)
+                             such as >, | or ;, is refused; quoted, '|' is an argument). A
+                             crash is death by a signal or an exit status in --crash-exit
+                             (default: >= 128), a hang a run killed at --timeout (default 5 s);
+                             no core is dumped while fuzzing (--replay: your ulimit)
   --serve                    a device under test: the lab TFTP server (and HTTP server, --http-port)
                              answers the names a phone requests (ITLSEP<MAC>.tlv, CTLFile.tlv,
                              SEP<MAC>.cnf.xml.sgn ...) with the next mutant; requests are logged in

@@ -45,7 +45,8 @@ Rules implemented here (design §3.7, docs/internals.md "Errors"):
   is killed with all it started. ``< {}`` (or ``<{}``) gives it the input on its standard input instead
   (ours; was: ``<`` passed as an argument and the input never read); any other word a shell would take
   as an operator or redirection (``>``, ``2>&1``, ``|``, ``&&``, ``;``) is refused, not passed on, and so
-  is a program that is not there or not executable (:func:`command_argv`). Each target has an input file
+  is a program that is not there or not executable (:func:`command_argv`); a quoted or escaped one
+  (``grep '|' {}``, ``sh -c 'cat {}|head'``) is an argument, as in a shell. Each target has an input file
   of its own (``input-XXXX.<suffix>`` in its work folder; was: ``input.<suffix>``, which a second run into
   the same folder overwrote under the first).
   Inside :meth:`CommandTarget.session` (the fuzz loop, ``--regenerate``) the commands dump no core (soft
@@ -500,49 +501,127 @@ def _signal_name(num: int) -> str:
 
 #: a word a shell would take as (or end with) an operator or a redirection (``>``, ``2>&1``, ``&>x``, ``|``,
 #: ``&&``, ``;``, ``<x``, ``{}>x``, ``{};``): without a shell it would reach the command as an argument
-#: (:func:`command_argv`); ``--sep=|`` or ``a&b`` inside a word are arguments
+#: (:func:`command_argv`); ``--sep=|`` or ``a&b`` inside a word are arguments. Matched against the word's
+#: shape (:func:`_shell_words`): a quoted or escaped character is never shell syntax
 _SHELL_WORD = re.compile(r"^(?:[0-9]*[<>]|&>|[|&;])|;$|\{\}[<>|&;]")
+#: the characters a shell's operators and redirections are made of (:data:`_SHELL_WORD`)
+_OPERATOR_CHARS = frozenset("<>|&;")
+_BLANKS = " \t\r\n"  # what shlex.split splits words at
+
+
+def _shell_words(command: str) -> list[tuple[str, str]]:
+    """Each word of ``command`` as :func:`shlex.split` gives it, with its *shape*: the word with every
+    quoted or backslash-escaped ``< > | & ;`` made ``_`` — what a shell would still read as syntax
+    (``grep '|' {}``, ``awk -F\\; ...``, ``sh -c 'cat {}|head'`` are arguments, as in a shell; was: the
+    quotes dropped first, each refused as shell syntax, and ``cat '<' {}`` taken as ``cat < {}``). Same
+    rules as shlex (POSIX mode): in double quotes a backslash escapes only ``"`` and ``\\``; ``''`` is a
+    word. ``command`` has balanced quotes (``shlex.split`` took it)."""
+    words: list[tuple[str, str]] = []
+    word: list[str] = []
+    shape: list[str] = []
+    in_word = False
+    quote = ""
+    i = 0
+    while i < len(command):
+        c = command[i]
+        i += 1
+        if quote:
+            if c == quote:
+                quote = ""
+                continue
+            if c == "\\" and quote == '"' and i < len(command) and command[i] in '"\\':
+                c = command[i]
+                i += 1
+            word.append(c)
+            shape.append("_" if c in _OPERATOR_CHARS else c)
+        elif c in _BLANKS:
+            if in_word:
+                words.append(("".join(word), "".join(shape)))
+                word, shape, in_word = [], [], False
+        else:
+            in_word = True
+            if c in "'\"":
+                quote = c
+            elif c == "\\" and i < len(command):
+                word.append(command[i])
+                shape.append("_" if command[i] in _OPERATOR_CHARS else command[i])
+                i += 1
+            else:
+                word.append(c)
+                shape.append(c)
+    if in_word:
+        words.append(("".join(word), "".join(shape)))
+    return words
+
+
+def _split_command(command: str | Sequence[str]) -> list[tuple[str, str]]:
+    """The words of ``--target-cmd`` with their shapes (:func:`_shell_words`); a list's words are taken
+    as written, unquoted. Unbalanced quotes or a trailing backslash are refused."""
+    if not isinstance(command, str):
+        return [(w, w) for w in command]
+    try:
+        shlex.split(command)
+    except ValueError as exc:  # unbalanced quotes, a trailing backslash
+        raise EncodeError(f"--target-cmd {command!r}: {exc}", path="target-cmd") from None
+    return _shell_words(command)
+
+
+def _stdin_at(words: list[tuple[str, str]]) -> int | None:
+    """Where ``< {}`` (or ``<{}``) stands in ``words``, its ``<`` unquoted; None when it does not."""
+    for i, (_, shape) in enumerate(words):
+        if shape == "<{}" or (shape == "<" and [w for w, _ in words[i + 1:i + 2]] == ["{}"]):
+            return i
+    return None
+
+
+def _program_problem(program: str) -> str | None:
+    """Why ``program`` cannot be run (said before the run; was: an OSError at its first input), or None."""
+    if shutil.which(program) is not None:
+        return None
+    if os.path.isdir(program) and os.sep in program:
+        return "a folder, not a program"
+    if os.path.isfile(program):
+        return "not an executable file"
+    return "no such file" if os.sep in program else "no such program on PATH"
 
 
 def command_argv(command: str | Sequence[str]) -> tuple[list[str], bool]:
     """``--target-cmd``'s words, and whether it takes the input on its standard input (``< {}`` or
     ``<{}``, taken out of the words); any other shell operator or redirection is refused, naming it: the
-    command runs without a shell (module docstring)."""
-    try:
-        argv = shlex.split(command) if isinstance(command, str) else list(command)
-    except ValueError as exc:  # unbalanced quotes, a trailing backslash
-        raise EncodeError(f"--target-cmd {command!r}: {exc}", path="target-cmd") from None
-    at = next((i for i, w in enumerate(argv) if w == "<{}" or (w == "<" and argv[i + 1:i + 2] == ["{}"])),
-              None)
+    command runs without a shell (module docstring). A quoted or escaped character is an argument, as
+    in a shell (:func:`_shell_words`)."""
+    words = _split_command(command)
+    at = _stdin_at(words)
     if at is not None:
-        del argv[at:at + (1 if argv[at] == "<{}" else 2)]
-    shell = next((w for w in argv if _SHELL_WORD.search(w)), None)  # a second '< {}' too
+        del words[at:at + (1 if words[at][1] == "<{}" else 2)]
+    shell = next((w for w, shape in words if _SHELL_WORD.search(shape)), None)  # a second '< {}' too
     if shell is not None:
         raise EncodeError(f"--target-cmd {command!r}: {shell!r} is shell syntax, but the command runs "
-                          "without a shell (each word reaches it as one argument): give the input on its "
-                          "standard input with '< {}', or run a shell yourself: sh -c 'CMD \"$0\" ...' {}",
-                          path="target-cmd")
+                          "without a shell (each word reaches it as one argument; quote it to mean it as "
+                          "one): give the input on its standard input with '< {}', or run a shell "
+                          "yourself: sh -c 'CMD \"$0\" ...' {}", path="target-cmd")
+    argv = [w for w, _ in words]
     if not argv:
         raise EncodeError("empty --target-cmd", path="--target-cmd")
-    if shutil.which(argv[0]) is None:  # said before the run (was: an OSError at its first input)
-        found = "not an executable file" if os.path.isfile(argv[0]) else (
-            "no such file" if os.sep in argv[0] else "no such program on PATH")
-        raise EncodeError(f"--target-cmd {command!r}: {argv[0]}: {found}", path="target-cmd")
+    problem = _program_problem(argv[0])
+    if problem is not None:
+        raise EncodeError(f"--target-cmd {command!r}: {argv[0]}: {problem}", path="target-cmd")
     return argv, at is not None
 
 
 @contextlib.contextmanager
 def no_core_dumps() -> Iterator[None]:
     """Within the block, this process and the commands it starts dump no core (soft ``RLIMIT_CORE`` 0), the
-    limit it had given back after (module docstring)."""
+    limit it had given back after, however the block ends — a Ctrl-C as the limit is set too (module
+    docstring)."""
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
     if soft == 0:
         yield
         return
-    resource.setrlimit(resource.RLIMIT_CORE, (0, hard))
     try:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, hard))
         yield
     finally:
         resource.setrlimit(resource.RLIMIT_CORE, (soft, hard))
