@@ -658,6 +658,34 @@ def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec])
     )
 
 
+def _phone_of(groups: dict[str, PhoneGroup], mac: int) -> PhoneGroup | None:
+    """The group holding the phone of MAC ``mac`` (a 48-bit number), else None."""
+    return next((g for g in groups.values() if int(g.mac_start, 16) <= mac < int(g.mac_start, 16) + g.count),
+                None)
+
+
+def _groups_named_as_phones(ctx: _Ctx, groups: dict[str, PhoneGroup],
+                            nodes: dict[str, _Node]) -> list[ScenarioError]:
+    """A mistake per group whose name reads as the MAC of a phone of the scenario (``phones:
+    "0A0000006002"`` names the group, never that phone: steps and expectations meant for it went to the
+    group). A name that is no phone's MAC (``cafe00000001`` with no such phone) shadows nothing and
+    loads, and so does a one-phone group named by its own phone's MAC (either reading names that phone;
+    was: every name of 12 hex digits refused)."""
+    found: list[ScenarioError] = []
+    for name, g in groups.items():
+        if not _MAC.match(name.replace(":", "")):
+            continue
+        mac = int(name.replace(":", ""), 16)
+        owner = _phone_of(groups, mac)
+        if owner is None or (owner is g and g.count == 1):
+            continue
+        phone = f"phone {mac:012X} of group {owner.name!r}" if owner is not g else \
+            f"phone {mac:012X} alone (one of this group's {g.count})"
+        found.append(ctx.fail(nodes[name], f"phones.{name}", f"a group name that reads as a MAC: phones: "
+                              f"{name!r} names this group, never {phone}; name the group otherwise"))
+    return found
+
+
 def _shared_macs(ctx: _Ctx, groups: dict[str, PhoneGroup], nodes: dict[str, _Node]) -> list[ScenarioError]:
     """A mistake per group whose MACs overlap an earlier group's (a phone is one group's; this failed when
     the scenario started, once its labs were made). The groups sorted by first MAC, each is compared with
@@ -1234,10 +1262,8 @@ def load_text(text: str, path: str = "<string>") -> Scenario:
         with _gather(mistakes):
             if name == "all":
                 raise ctx.fail(n, "phones.all", "'all' is reserved for every phone")
-            if _MAC.match(name.replace(":", "")):
-                raise ctx.fail(n, f"phones.{name}", f"a group name that reads as a MAC: phones: {name!r} "
-                               "would name this group, not the phone of that MAC; name it otherwise")
             groups[name] = _phones(ctx, name, n, clusters)
+    mistakes.extend(_groups_named_as_phones(ctx, groups, group_nodes))
     mistakes.extend(_shared_macs(ctx, groups, group_nodes))
     _raise_gathered(mistakes)  # steps name phone groups: an unknown group would be a mistake made twice
     if not groups:
