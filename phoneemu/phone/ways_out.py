@@ -27,7 +27,9 @@ choice of ways per rule is ours, from the seed chapter and the scenarios that re
   between secure clusters; the old TVS must vouch for the new CTL signer, §G.3 note);
 * a CTL and the rollback ITL (the phone's lists, where known: :func:`held_lists`, ``BootReport.held``),
   moved: no TVS to ask (§B.7), so first back to the old cluster's full ITL — rollback off there, a reset —
-  then the bulk export and the move (:func:`_for_held`);
+  then the bulk export and the move (:func:`_for_held`); the lists held choose only among the ways of a
+  signer no list or TVS vouches for (:data:`_SIGNER_RULES`), not those of a file's own fault (too large,
+  a hash the model lacks, expired, a bad signature);
 * TVS knows the signer in a role that may not sign the file (``-tvs-wrong-role``), or presents a
   certificate the phone's ITL does not hold (``-tvs-server-untrusted``): the ways that need no TVS
   answer, as for an unknown signer with TVS not usable. Not the bulk export under ``G.3.4-tvs-wrong-role``:
@@ -79,9 +81,12 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from phoneemu.errors import VerifyReason
+
+if TYPE_CHECKING:
+    from phoneemu.phone.profile import PhoneProfile
 
 __all__ = ["FLASH_NOT_KEPT", "NOT_A_LAB", "NO_WAY_OUT", "WAYS_BY_KIND", "HeldLists", "WayOut", "held_lists",
            "no_way_out", "no_way_out_lines", "way_out_lines", "ways_key", "ways_out", "ways_out_doc",
@@ -393,25 +398,36 @@ class HeldLists:
     empty_itl: bool
 
 
-def held_lists(flash: str | Path) -> HeldLists | None:
-    """What the flash folder ``flash`` holds (``CTLFile.tlv``, ``ITLFile.tlv``; a file that does not parse
-    counts as absent, as the phone's boot does not load it); None when it is no folder."""
-    from phoneemu.errors import DecodeError
-    from phoneemu.formats import trustlist
-    from phoneemu.phone.flash import CTL_FILE, ITL_FILE
+def held_lists(flash: str | Path, *, profile: PhoneProfile | None = None) -> HeldLists | None:
+    """What the flash folder ``flash`` holds (``CTLFile.tlv``, ``ITLFile.tlv``), read as the phone's boot
+    loads it (:meth:`phoneemu.phone.flash.Flash.held_files`, ``profile``'s limit, a CP-8861's when not
+    given): a list that is not a regular file, above the limit or not parsing counts as absent, as the boot
+    does not load it; each read bounded, none blocking (was: read whole, a FIFO waited for a writer for ever
+    and a link to a device was read without end). None when it is no folder."""
+    from phoneemu.phone.flash import Flash
+    from phoneemu.phone.profile import get_profile
 
     folder = Path(flash)
     if not folder.is_dir():
         return None
+    prof = profile or get_profile("cp-8861")
+    held = Flash(folder, profile=prof).held_files()
+    itl = held["itl"]
+    return HeldLists(ctl=held["ctl"] is not None,
+                     empty_itl=itl is not None and _empty_itl(itl, limit=prof.trust_list_limit))
 
-    def parsed(name: str) -> trustlist.TrustList | None:
-        try:
-            return trustlist.parse((folder / name).read_bytes())
-        except (OSError, DecodeError):
-            return None
 
-    itl = parsed(ITL_FILE)
-    return HeldLists(ctl=parsed(CTL_FILE) is not None, empty_itl=itl is not None and itl.is_empty)
+def _empty_itl(path: Path, *, limit: int) -> bool:
+    """Whether the ITL at ``path`` (one the boot loads: :func:`held_lists`) is the rollback (empty) one;
+    read again at most ``limit`` bytes, False if it changed meanwhile into one that does not load."""
+    from phoneemu.errors import PhoneEmuError
+    from phoneemu.files import read_at_most
+    from phoneemu.formats import trustlist
+
+    try:
+        return trustlist.parse(read_at_most(path, limit, what="ITL", timeout=0.0), limit=limit).is_empty
+    except (OSError, PhoneEmuError):
+        return False
 
 
 def ways_out(rule: str, kind: str, reason_code: str | VerifyReason | None = None, *,
@@ -424,24 +440,36 @@ def ways_out(rule: str, kind: str, reason_code: str | VerifyReason | None = None
     ways = WAYS_BY_KIND.get(kind, {}).get(rule, ())
     if rule in _QUERY_RULES and ways and _code(reason_code) == VerifyReason.TOO_LARGE.value:
         ways = (_QUERY_TOO_LARGE, *(w for w in ways if w not in _NEED_A_TVS_ANSWER))
-    return _for_held(ways, kind, held)
+    return _for_held(ways, rule, kind, held)
 
 
 #: the ways through the rollback (empty) ITL: none helps a phone holding a CTL (module doc)
 _THROUGH_ROLLBACK = frozenset({_ROLLBACK, _CENTRAL, _PRE_8})
 
+#: the rules under which the lists a phone holds choose its ways (:func:`_for_held`): no list it holds and
+#: no TVS vouches for the signer (spec §G.3.4, §G.3.5, §G.4), or a trust list refuses an unsigned config.
+#: Not a file's own fault (too large, a hash or key the model lacks, expired, a bad signature): a CTL or
+#: the rollback ITL changes nothing of those ways, and erasing the lists fixes no such file
+_SIGNER_RULES = frozenset({
+    "G.3.4-tvs-unknown-signer", "G.3.4-tvs-unreachable", "G.3.4-tvs-server-untrusted", "G.3.4-tvs-wrong-role",
+    "G.3.5-reject-unknown-signer", "G.4-reject-unknown-signer", "G.4-tvs-unknown-signer",
+    "G.4-tvs-unreachable", "G.4-tvs-server-untrusted", "G.4-tvs-wrong-role", "G.4-unsigned-rejected"})
 
-def _for_held(ways: tuple[WayOut, ...], kind: str, held: HeldLists | None) -> tuple[WayOut, ...]:
-    """``ways`` for a phone holding a CTL (spec §G.3 note: the rollback ITL does not blank it): the ways
-    through the rollback ITL left out (was: offered first, ``lab rollback ... on``, also to a phone that
-    already held the rollback ITL); holding the rollback ITL too, the bulk ITL reset as well (while the
-    rollback is on it serves an empty ITL again; elsewhere its CallManager signer is no SAST of their CTL),
-    and a refused config's first way is to turn the rollback off (:data:`_ROLLBACK_OFF`); erasing the lists
-    stays the last resort. A trust list refused (``ITL``, ``CTL``) holding both: first the way back to the
-    old cluster's full ITL and its TVS (:data:`_BACK_FROM_ROLLBACK`; was: only erasing the lists for an ITL,
-    and for a CTL the bulk export, whose TVS the phone cannot ask). As they are for a phone without a CTL,
-    or not known (``held`` None)."""
-    if ways == () or held is None or not held.ctl or kind not in ("ITL", "CTL", "config"):
+
+def _for_held(ways: tuple[WayOut, ...], rule: str, kind: str, held: HeldLists | None) -> tuple[WayOut, ...]:
+    """``ways`` for a phone holding a CTL (spec §G.3 note: the rollback ITL does not blank it), under a rule
+    of :data:`_SIGNER_RULES`: the ways through the rollback ITL left out (was: offered first, ``lab rollback
+    ... on``, also to a phone that already held the rollback ITL), erasing the lists then the last resort;
+    holding the rollback ITL too, the bulk ITL reset as well (while the rollback is on it serves an empty
+    ITL again; elsewhere its CallManager signer is no SAST of their CTL), and first: for a trust list
+    refused (``ITL``, ``CTL``) the way back to the old cluster's full ITL and its TVS
+    (:data:`_BACK_FROM_ROLLBACK`; was: only erasing the lists for an ITL, and for a CTL the bulk export,
+    whose TVS the phone cannot ask), for a refused signed config turning the rollback off
+    (:data:`_ROLLBACK_OFF`; not for an unsigned one: a pre-8.0 cluster has no rollback to turn off). As
+    they are under another rule (was: the way back or the rollback off first, and erasing the lists last,
+    under an oversized ITL, an unsupported hash, an expired signer, a bad signature), for a phone without
+    a CTL, or not known (``held`` None)."""
+    if ways == () or held is None or not held.ctl or rule not in _SIGNER_RULES:
         return ways
     if kind == "CTL" and not held.empty_itl:  # no way through the rollback ITL among a CTL's
         return ways
@@ -449,8 +477,11 @@ def _for_held(ways: tuple[WayOut, ...], kind: str, held: HeldLists | None) -> tu
     first: list[WayOut] = []
     if held.empty_itl:  # no TVS to ask: a trust list's bulk export is a step of _BACK_FROM_ROLLBACK
         gone |= {_ITL_RESET} | ({_EXPORT} if kind != "config" else set())
-        first = [_ROLLBACK_OFF] if kind == "config" else [_BACK_FROM_ROLLBACK]
+        first = [_BACK_FROM_ROLLBACK] if kind != "config" else \
+            [_ROLLBACK_OFF] if rule != "G.4-unsigned-rejected" else []
     kept = [w for w in ways if w not in gone]
+    if not first and len(kept) == len(ways):  # nothing left out: the rule's own ways
+        return ways
     last = [] if any(w.when == _DELETE.when for w in kept) else [_DELETE]
     return (*first, *kept, *last)
 
