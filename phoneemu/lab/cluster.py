@@ -306,6 +306,15 @@ def _flip(data: bytes, offset: int | None) -> tuple[bytes, int]:
     return bytes(buf), off
 
 
+def _same_folder(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one folder, by any paths (a symlink, a bind mount: its device and inode);
+    by resolved path when one cannot be read."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
 def _file_stamp(path: Path) -> tuple[int, int, int]:
     """(inode, size, mtime in ns) of ``path``: changes when the file is replaced or rewritten."""
     st = path.stat()
@@ -1489,7 +1498,7 @@ class LabCluster:
             raise EncodeError(f"exchange: unknown store {store!r} (expected one of: "
                               f"{', '.join(EXCHANGE_STORES)})", path="store")
         peer = other if isinstance(other, LabCluster) else LabCluster.open(other)
-        if peer.root.resolve() == self.root.resolve():
+        if _same_folder(peer.root, self.root):  # by any path (was: resolved paths; a bind mount's differ)
             raise PhoneEmuError("cannot exchange certificates with the same cluster")
         a_certs = self.exported_certs()
         b_certs = peer.exported_certs()

@@ -113,3 +113,25 @@ def test_a_lab_named_twice_is_locked_once(tmp_path: Path, capsys: pytest.Capture
     a, _b = _labs(tmp_path)
     assert main(["lab", "exchange", str(a), str(a / ".." / "a")]) != 0
     assert "cannot exchange certificates with the same cluster" in capsys.readouterr().err
+
+
+def test_a_lab_named_by_a_bind_mount_too_is_locked_once_and_refused(tmp_path: Path) -> None:
+    """``exchange a ALIAS``, ALIAS a bind mount of ``a`` (resolved paths differ, the folder is one): its lock
+    taken once and the exchange refused as with itself. Was: the second ``flock`` of ``a``'s lock file
+    waited for the first for ever (and, locked once, the lab exchanged with itself). Bounded: a child with
+    a time limit."""
+    a, _b = _labs(tmp_path)
+    alias = tmp_path / "alias"
+    alias.mkdir()
+    if subprocess.run(["mount", "--bind", str(a), str(alias)], capture_output=True, check=False).returncode:
+        pytest.skip("no bind mount here (needs root in a mount namespace)")
+    try:
+        assert alias.resolve() != a.resolve() and os.path.samefile(alias, a)
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        done = subprocess.run([sys.executable, "-m", "phoneemu", "lab", "exchange", str(a), str(alias)],
+                              env=env, capture_output=True, text=True, timeout=60, check=False)
+    finally:
+        subprocess.run(["umount", str(alias)], capture_output=True, check=False)
+    assert done.returncode != 0
+    assert "cannot exchange certificates with the same cluster" in done.stderr, done.stderr
+    assert not any(t.source == "a" for t in LabCluster.open(a).state.tvs_trust)
