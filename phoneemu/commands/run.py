@@ -277,7 +277,6 @@ def _run(args: argparse.Namespace) -> int:
     if args.jobs < 0:
         raise ScenarioError(f"-j {args.jobs}: expected 0 (one per core) or more", file=" ".join(args.paths))
     jobs = args.jobs or (os.cpu_count() or 1)
-    old_term, old_int = _term_as_interrupt()  # SIGTERM (kill, CI timeout) is a Ctrl-C: reports
     colour = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
 
     unwritten: list[str] = []
@@ -303,6 +302,9 @@ def _run(args: argparse.Namespace) -> int:
 
     options = RunOptions(capture_dir=args.capture, progress=progress, timeout=args.timeout,
                          on_abandon=report_abandoned, on_done=report, said_by=command_of(args))
+    # set last, right before the try that puts them back (was: a bad PHONEEMU_LAB_HOST_BASE left an ignored
+    # SIGINT Python's handler in a process calling main() again)
+    old_term, old_int = _term_as_interrupt()  # SIGTERM (kill, CI timeout) is a Ctrl-C: reports
     try:
         summary = run_scenarios(scenarios, options, jobs=jobs)  # its reports written (on_done)
     finally:

@@ -147,17 +147,21 @@ def _exit_text(p: Any) -> str:
     return f"{p.name} (pid {p.pid}) {how}"
 
 
-def run_parallel(scenarios: list[Scenario], options: Any, jobs: int, *,
-                 sigterm: Sequence[bool] = ()) -> RunSummary:
+def run_parallel(scenarios: list[Scenario], options: Any, jobs: int, *, sigterm: Sequence[bool] = (),
+                 take_ctrl_c: Callable[[], None] | None = None) -> RunSummary:
     """Run ``scenarios`` on ``jobs`` worker processes (see module rules); ``options`` is the
     sequential run's :class:`~phoneemu.scenario.runner.RunOptions`; ``sigterm`` non-empty once a SIGTERM
     stopped the run (the caller's note: the KeyboardInterrupt it comes out as does not say). A Ctrl-C is
-    held back throughout, taken only where the run can stop (module rules); with SIGINT left to the system
-    (SIG_DFL) nothing is held: a Ctrl-C ends the process, as it did."""
+    held back throughout, taken only where the run can stop (module rules): ``take_ctrl_c`` given, the
+    caller holds it (``run_scenarios``, from before this call to after it: no moment with Python's handler)
+    and that raises the one held; else here. With SIGINT left to the system (SIG_DFL) nothing is held: a
+    Ctrl-C ends the process, as it did."""
+    if take_ctrl_c is not None:
+        return _run_held(scenarios, options, jobs, sigterm, take_ctrl_c)
     if signal.getsignal(signal.SIGINT) == signal.SIG_DFL:
         return _run_held(scenarios, options, jobs, sigterm, _nothing_held)
-    with ctrl_c_deferred() as take_ctrl_c:
-        return _run_held(scenarios, options, jobs, sigterm, take_ctrl_c)
+    with ctrl_c_deferred() as take_held:
+        return _run_held(scenarios, options, jobs, sigterm, take_held)
 
 
 def _nothing_held() -> None:

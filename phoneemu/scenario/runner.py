@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -392,15 +392,19 @@ def run_scenarios(scenarios: list[Scenario], options: RunOptions, *, jobs: int =
     the rest are listed as not run, and ``summary.interrupted`` is set (the command then writes its
     reports and exits 130). Outside the scenarios a Ctrl-C is held back (:class:`_HeldOutsideScenarios`):
     between two, the finished ones are kept and the next and the rest not run; after the last, every
-    verdict is kept and the run marked interrupted; during ``options.on_done`` see :func:`_ended`."""
+    verdict is kept and the run marked interrupted; during ``options.on_done`` see :func:`_ended`. With
+    ``jobs`` it stays held for the whole of ``run_parallel``, which takes it where it can stop (was: Python's
+    handler given back around it, and a Ctrl-C as it began or returned escaped with every result)."""
     with _sigterm_noted() as sigterm, _held_outside_scenarios() as held:
         if jobs > 1 and len(scenarios) > 1 and not held.came:
             from phoneemu.scenario.parallel import run_parallel
-            with held.released():  # its own rules: a Ctrl-C is taken between two rounds of its loop
-                summary = run_parallel(scenarios, options, jobs, sigterm=sigterm)
+            summary = run_parallel(scenarios, options, jobs, sigterm=sigterm,
+                                   take_ctrl_c=held.raise_held if held.holding else None)
         else:  # a Ctrl-C held already (before -j's workers started): _run_in_turn runs none
             summary = _run_in_turn(scenarios, options, sigterm, held)
         _ended(summary, options, held)
+    if held.came:  # after _ended's last look, before Python's handler was back: not dropped (exit 130)
+        summary.interrupted = True
     return summary
 
 
@@ -435,10 +439,21 @@ class _HeldOutsideScenarios:
             raise KeyboardInterrupt
         self.came = True
 
+    @property
+    def holding(self) -> bool:
+        """Whether this one is the SIGINT handler of the run (else it holds nothing)."""
+        return self._python_handler is not None
+
     def take(self) -> bool:
         """Whether a Ctrl-C was held back since the last call."""
         came, self.came = self.came, False
         return came
+
+    def raise_held(self) -> None:
+        """A Ctrl-C held back since the last look raised here as Python's handler raises it
+        (KeyboardInterrupt), where the run can stop."""
+        if self.take():
+            raise KeyboardInterrupt
 
     @contextlib.contextmanager
     def second_raised(self, *, had_one: bool) -> Iterator[None]:
@@ -460,8 +475,7 @@ class _HeldOutsideScenarios:
             return
         signal.signal(signal.SIGINT, self._python_handler)
         try:
-            if self.take():
-                raise KeyboardInterrupt
+            self.raise_held()
             yield
         finally:
             signal.signal(signal.SIGINT, self)
@@ -536,25 +550,36 @@ def _run_in_turn(scenarios: list[Scenario], options: RunOptions, sigterm: list[b
             summary.not_run = [s.name for s in scenarios[i - 1:]]
             break
         summary.scenarios.append(result)
+        ended: list[bool] = []
         try:
             watchdog.start()
             with held.released(), hard_stop(limit + options.grace if limit > 0 else 0):
-                asyncio.run(run_scenario(sc, options, result, tracker))
+                asyncio.run(_to_its_end(run_scenario(sc, options, result, tracker), ended))
         except ScenarioOverrun:  # the signal came while the scenario was closing (or not in its steps)
             result.last_step = tracker.text
             result.error = (f"timed out after {seconds_text(limit)} s {tracker.text}; interrupted "
                             f"{options.grace:g} s later (the lab servers may not all be closed)")
         except KeyboardInterrupt:  # a SIGTERM is noted before it comes out as one
-            result.last_step = result.last_step or tracker.text
-            result.error = interrupted_error("SIGTERM" if sigterm else "Ctrl-C", result.last_step)
             summary.interrupted = True
-            summary.stopped = [sc.name]
             summary.not_run = [s.name for s in scenarios[i:]]
+            if not ended:  # under way: stopped; after its end (the loop closing) its verdict is kept
+                result.last_step = result.last_step or tracker.text
+                result.error = interrupted_error("SIGTERM" if sigterm else "Ctrl-C", result.last_step)
+                summary.stopped = [sc.name]
             break
         finally:
             watchdog.stop()
     summary.duration_s = time.perf_counter() - started
     return summary
+
+
+async def _to_its_end(scenario: Awaitable[ScenarioResult], ended: list[bool]) -> None:
+    """Await ``scenario`` (a :func:`run_scenario`); ``ended`` gets True once it has returned uncancelled: a
+    Ctrl-C after that (asyncio closing its loop, the time limit's alarm put away) no longer stops it."""
+    await scenario
+    task = asyncio.current_task()
+    if task is not None and not task.cancelling():  # one in its last moment cancelled it: under way
+        ended.append(True)
 
 
 #: The temporary folders of the scenarios under way: the watchdog's last resort ends the process with

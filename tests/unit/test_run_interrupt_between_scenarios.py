@@ -12,6 +12,7 @@ are a fake ``run_scenario`` that evaluates one passing expectation, no lab.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import threading
@@ -298,3 +299,60 @@ def test_a_second_signal_while_the_reports_are_made_stops_them(
     err = capsys.readouterr().err
     assert (rc, seen) == (130, ["first held"]), err
     assert "interrupted" in err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_after_a_scenario_ended_keeps_its_verdict(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                           fake_scenarios: list[str],
+                                                           sig: signal.Signals) -> None:
+    """After b's steps and close returned, still inside its time limit's alarm (put away as asyncio.run
+    returns; asyncio closing its loop is the same moment): b kept PASS, c not run, nothing stopped. Was: b
+    an ERROR "interrupted before the scenario finished", its verdict lost."""
+    send = _once(sig)
+    real = runner.hard_stop
+
+    @contextlib.contextmanager
+    def hard_stop(after: float) -> Iterator[None]:
+        with real(after):
+            yield
+            if fake_scenarios == ["a", "b"]:
+                send()
+
+    monkeypatch.setattr(runner, "hard_stop", hard_stop)
+    summary = _run(tmp_path)
+    assert fake_scenarios == ["a", "b"]
+    assert _verdicts(summary) == {"a": "PASS", "b": "PASS"}
+    assert (summary.interrupted, summary.stopped, summary.not_run) == (True, [], ["c"])
+    assert summary.scenarios[1].error is None
+
+
+def test_a_signal_after_the_run_s_last_look_is_not_dropped(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A Ctrl-C after the reports were written and the run's last look, before Python's handler is back:
+    exit 130 (the reports written whole). Was: held and never delivered, exit 0."""
+    real = runner._ended
+
+    def ended(*args: Any) -> None:
+        real(*args)
+        signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(runner, "_ended", ended)
+    rc, doc = _cli_run(tmp_path)
+    out = capsys.readouterr().out
+    assert rc == 130, out
+    assert [(s["name"], s["outcome"]) for s in doc["scenarios"]] == [(n, "PASS") for n in NAMES], doc
+
+
+def test_an_ignored_sigint_is_put_back_when_the_run_s_options_are_refused(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``main(["run", ...])`` with SIGINT ignored (a shell's background job) and a bad
+    PHONEEMU_LAB_HOST_BASE: exit 2, SIGINT ignored again after it. Was: left Python's handler (the run set
+    it before the options that refused the value, outside the ``try`` that puts it back)."""
+    monkeypatch.setenv("PHONEEMU_LAB_HOST_BASE", "99")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    term = signal.getsignal(signal.SIGTERM)
+    rc = cli.main(["run", *_written(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "PHONEEMU_LAB_HOST_BASE" in err, err
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    assert signal.getsignal(signal.SIGTERM) is term

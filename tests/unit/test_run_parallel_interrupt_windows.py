@@ -189,3 +189,36 @@ def test_a_first_signal_in_the_cleanup_of_a_finished_run_is_not_dropped(
     assert _verdicts(summary) == dict.fromkeys(NAMES, "PASS")
     assert (summary.interrupted, summary.stopped, summary.not_run) == (True, [], [])
     assert len(run_folders) == 1 and not run_folders[0].exists()
+
+
+@SIGNALS
+def test_a_signal_as_run_scenarios_hands_over_to_run_parallel(monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path, forked_fake_workers: list[int],
+                                                              run_folders: list[Path],
+                                                              sig: signal.Signals) -> None:
+    """As ``run_scenarios`` calls ``run_parallel``: held, taken after its set-up (no worker started, every
+    scenario not run, its folder removed). Was: Python's handler given back around the call, the
+    KeyboardInterrupt escaped with no summary (no report)."""
+    real = parallel.run_parallel
+    send = _once(sig)
+
+    def run_parallel(*args: Any, **kwargs: Any) -> RunSummary:
+        send()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(parallel, "run_parallel", run_parallel)
+    summary = _run(tmp_path)
+    assert forked_fake_workers == []
+    assert (summary.interrupted, summary.scenarios, summary.stopped, summary.not_run) == (True, [], [], NAMES)
+    assert len(run_folders) == 1 and not run_folders[0].exists()
+
+
+@SIGNALS
+def test_a_signal_as_run_parallel_returns_keeps_every_verdict(monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path, sig: signal.Signals) -> None:
+    """As ``run_parallel`` returns to ``run_scenarios``: every verdict kept, the run marked interrupted
+    (exit 130). Was: the KeyboardInterrupt escaped with every result."""
+    monkeypatch.setattr(parallel, "run_parallel", _sending_after(parallel.run_parallel, _once(sig)))
+    summary = _run(tmp_path)
+    assert _verdicts(summary) == dict.fromkeys(NAMES, "PASS")
+    assert (summary.interrupted, summary.stopped, summary.not_run) == (True, [], [])
