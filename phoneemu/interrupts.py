@@ -9,6 +9,8 @@ or left to the system, KeyboardInterrupt is raised. ``phoneemu.cli.main`` sets i
 ``run`` and the fleet's parent set it again around their work (they are also called as functions).
 A SIGTERM held back by :func:`ctrl_c_deferred` is delivered after the block by the same rule, as the
 Ctrl-C it stands for (was: with SIGINT ignored, dropped as an ignored SIGINT would be).
+:func:`asyncio_run` is ``asyncio.run`` with its Ctrl-C rule whole at every moment of the run, a SIGTERM with
+SIGINT ignored included.
 """
 
 from __future__ import annotations
@@ -16,10 +18,15 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Coroutine, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
-__all__ = ["ctrl_c_deferred", "release_held_signals", "start_processes", "term_as_ctrl_c"]
+if TYPE_CHECKING:  # asyncio is imported where a run needs it (the CLI's start-up)
+    import asyncio
+
+__all__ = ["asyncio_run", "ctrl_c_deferred", "release_held_signals", "start_processes", "term_as_ctrl_c"]
+
+_T = TypeVar("_T")
 
 
 def term_as_ctrl_c() -> Any:
@@ -27,14 +34,15 @@ def term_as_ctrl_c() -> Any:
     handlers are set there only, and nothing is changed)."""
     if threading.current_thread() is not threading.main_thread():
         return None
+    return signal.signal(signal.SIGTERM, _on_term)
 
-    def on_term(_sig: int, frame: Any) -> None:
-        handler = signal.getsignal(signal.SIGINT)
-        if not callable(handler):
-            raise KeyboardInterrupt
-        handler(signal.SIGTERM if isinstance(handler, _Held) else signal.SIGINT, frame)
 
-    return signal.signal(signal.SIGTERM, on_term)
+def _on_term(_sig: int, frame: Any) -> None:
+    """The SIGTERM handler of :func:`term_as_ctrl_c`."""
+    handler = signal.getsignal(signal.SIGINT)
+    if not callable(handler):
+        raise KeyboardInterrupt
+    handler(signal.SIGTERM if isinstance(handler, _Held) else signal.SIGINT, frame)
 
 
 class _Held:
@@ -109,3 +117,95 @@ def release_held_signals() -> None:
     """In a child process started by :func:`start_processes`: SIGINT and SIGTERM unblocked (call it after
     setting the child's own handlers; a signal that came during the start is delivered then)."""
     signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_WHILE_STARTING)
+
+
+def asyncio_run(main: Coroutine[Any, Any, _T]) -> _T:
+    """``asyncio.run(main)`` with asyncio's Ctrl-C rule (a SIGTERM is one, :func:`term_as_ctrl_c`) kept at
+    every moment: the first cancels the main task, so its clean-up runs, and the run raises
+    KeyboardInterrupt; another while it ends raises at once. Three ways it was lost:
+
+    * asyncio.run sets that handler, then zeroes its count of Ctrl-Cs (CPython 3.11 ``asyncio.Runner.run``):
+      one in between cancelled the task uncounted and CancelledError escaped — a traceback, exit 1;
+    * it gives the handler back before closing the loop: one then raised KeyboardInterrupt inside
+      asyncio's own code ("Event loop stopped before Future completed", exit 1);
+    * with SIGINT ignored (a shell's background job) asyncio sets no handler, and a SIGTERM raised
+      KeyboardInterrupt wherever it landed: a task left never to be stepped again, the loop's close
+      waited for it for good (``boot`` hung).
+
+    Here the handler is ours (:class:`_MainTaskStop`), on the signal that stops the run
+    (:func:`_stopping_signal`), from before the loop is made until it is closed; asyncio, finding SIGINT
+    taken or not Python's, sets none. A Ctrl-C that comes once the task has ended is noted and raised when
+    the loop is closed; it wins over the run's result or error, as :func:`ctrl_c_deferred` has it. Without
+    such a signal (not the main thread, SIGINT a handler of someone else's), this is ``asyncio.run``."""
+    import asyncio
+
+    signum = _stopping_signal()
+    if signum is None:
+        return asyncio.run(main)
+    stop = _MainTaskStop()
+    old = signal.signal(signum, stop)
+    try:
+        result = _run_stoppable(main, stop)
+    except BaseException as exc:
+        if stop.count and not isinstance(exc, KeyboardInterrupt):
+            raise KeyboardInterrupt from None  # cancelled by the Ctrl-C, or it came as the run failed
+        raise
+    finally:
+        if signal.getsignal(signum) is stop:
+            signal.signal(signum, old)
+    if stop.count:  # it came after the task ended
+        raise KeyboardInterrupt
+    return result
+
+
+def _stopping_signal() -> int | None:
+    """The signal :func:`asyncio_run` takes over for its run: SIGINT while Python's default handler has it
+    (a SIGTERM reaches it through :func:`term_as_ctrl_c`); SIGTERM while :func:`term_as_ctrl_c` has it and
+    SIGINT is ignored or the system's (a Ctrl-C stays as it was); None otherwise."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    ctrl_c = signal.getsignal(signal.SIGINT)
+    if ctrl_c is signal.default_int_handler:
+        return signal.SIGINT
+    if not callable(ctrl_c) and signal.getsignal(signal.SIGTERM) is _on_term:
+        return signal.SIGTERM
+    return None
+
+
+class _MainTaskStop:
+    """:func:`asyncio_run`'s handler: the first Ctrl-C cancels the main task (before it is made, or once
+    it has ended: only noted), a second raises KeyboardInterrupt at once (a clean-up that does not end)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.task: asyncio.Task[Any] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def __call__(self, _signum: int, _frame: Any) -> None:
+        self.count += 1  # counted before the task is cancelled: no moment where one is not
+        if self.count > 1:
+            raise KeyboardInterrupt
+        self.cancel_task()
+
+    def cancel_task(self) -> None:
+        """Cancel the main task if it is under way, waking its loop out of a long select()."""
+        if self.task is not None and self.loop is not None and not self.task.done():
+            self.task.cancel()
+            self.loop.call_soon_threadsafe(lambda: None)
+
+
+def _run_stoppable(main: Coroutine[Any, Any, _T], stop: _MainTaskStop) -> _T:
+    """``main`` as the main task of a new loop, closed after; ``stop`` cancels it (CancelledError)."""
+    import asyncio
+
+    try:
+        with asyncio.Runner() as runner:
+            stop.loop = runner.get_loop()
+            task = stop.loop.create_task(main)
+            stop.task = task
+            if stop.count:  # a Ctrl-C before the task was there to cancel
+                stop.cancel_task()
+            return stop.loop.run_until_complete(task)
+    finally:
+        if stop.task is None:  # interrupted before the task was made: the coroutine never runs
+            main.close()

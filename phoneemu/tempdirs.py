@@ -8,6 +8,11 @@ another process does not keep the folder alive. :func:`sweep_abandoned` (run whe
 ``phoneemu boot`` start) removes this user's ``phoneemu-*`` folders whose maker is no longer running.
 A folder without the file (made by something else), of another user, or made in another pid
 namespace (another container sharing the folder: its pids mean nothing here) is never touched.
+
+A Ctrl-C or SIGTERM (:mod:`phoneemu.interrupts`) while a folder is made is held back until the folder
+is whole (owner file written) and its maker holds the path: one that came between ``mkdtemp`` and the
+maker's ``try`` left the folder (``boot``'s, once it has put a MIC's private key there) until the next
+sweep, or for good when the owner file was not yet written.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from phoneemu.interrupts import ctrl_c_deferred
 
 __all__ = ["OWNER_FILE", "PREFIX", "make_owned_tempdir", "owned_tempdir", "sweep_abandoned"]
 
@@ -53,20 +60,37 @@ def _identity(pid: int) -> str:
 
 
 def make_owned_tempdir(prefix: str = PREFIX, parent: str | Path | None = None) -> str:
-    """``tempfile.mkdtemp`` holding the owner file (see module docstring); the caller removes it."""
-    path = tempfile.mkdtemp(prefix=prefix, dir=parent)
-    Path(path, OWNER_FILE).write_text(_identity(os.getpid()) + "\n", encoding="ascii")
+    """``tempfile.mkdtemp`` holding the owner file (see module docstring); the caller removes it. Made
+    whole or not at all: failed or interrupted (a Ctrl-C or SIGTERM, held back while the folder is made,
+    then raised) before it is returned, the folder is removed here. To keep the path before a Ctrl-C can
+    stop it, a caller calls this inside its ``try`` under :func:`~phoneemu.interrupts.ctrl_c_deferred`
+    (as :func:`owned_tempdir` does)."""
+    path = ""
+    try:
+        with ctrl_c_deferred() as interrupted:
+            path = tempfile.mkdtemp(prefix=prefix, dir=parent)
+            Path(path, OWNER_FILE).write_text(_identity(os.getpid()) + "\n", encoding="ascii")
+        interrupted()
+    except BaseException:
+        if path:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
     return path
 
 
 @contextlib.contextmanager
 def owned_tempdir(prefix: str = PREFIX) -> Iterator[str]:
-    """Like ``tempfile.TemporaryDirectory(prefix=...)``, with the owner file; removed on exit."""
-    path = make_owned_tempdir(prefix)
+    """Like ``tempfile.TemporaryDirectory(prefix=...)``, with the owner file; removed on exit, a Ctrl-C
+    while it is made included."""
+    path: str | None = None
     try:
+        with ctrl_c_deferred() as interrupted:
+            path = make_owned_tempdir(prefix)
+        interrupted()
         yield path
     finally:
-        shutil.rmtree(path, ignore_errors=True)
+        if path is not None:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _maker_gone(owner: str) -> bool:

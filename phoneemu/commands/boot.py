@@ -48,6 +48,7 @@ from phoneemu.commands._said import command_of, say, teller
 from phoneemu.commands._watched_fetch import Ports, WatchedFetcher
 from phoneemu.errors import DecodeError, PhoneEmuError, ScenarioError
 from phoneemu.files import PEM_LIMIT, read_at_most
+from phoneemu.interrupts import asyncio_run, ctrl_c_deferred
 from phoneemu.tempdirs import make_owned_tempdir, sweep_abandoned
 from phoneemu.values import host_port, parse_ascii_int, parse_host_port
 
@@ -311,11 +312,11 @@ def _watched(args: argparse.Namespace, phone: Phone, target: BootTarget, address
 def _run_boot(args: argparse.Namespace, phone: Phone, target: BootTarget,
               asked: WatchedFetcher) -> BootReport:
     """The boot through ``asked``; interrupted (Ctrl-C), the request under way is said first (it said only
-    "interrupted", after a wait that printed nothing)."""
-    import asyncio
-
+    "interrupted", after a wait that printed nothing). Through :func:`~phoneemu.interrupts.asyncio_run`: a
+    Ctrl-C (a SIGTERM) as the run starts is a KeyboardInterrupt too (``asyncio.run`` let out a CancelledError,
+    exit 1)."""
     try:
-        return asyncio.run(phone.boot(target, fetcher=asked))
+        return asyncio_run(phone.boot(target, fetcher=asked))
     except KeyboardInterrupt:
         text = asked.interrupted_text()
         if text is not None:
@@ -537,8 +538,6 @@ def handler(args: argparse.Namespace) -> int:
 
 def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
     """:func:`handler`, ``reading`` holding the lab lock until the lab is read (closed here then)."""
-    import asyncio
-
     from phoneemu.formats import config as config_fmt
     from phoneemu.phone.boot import BootTarget, decision_dict
     from phoneemu.phone.flash import Flash
@@ -554,9 +553,12 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
     args.keylog = capture_keylog(args.capture, args.keylog)
     sweep_abandoned()  # phoneemu-* folders of processes killed before they could remove them
     tmp: str | None = None
-    flash_dir: Path = args.flash if args.flash is not None else Path(
-        tmp := make_owned_tempdir("phoneemu-flash-"))
     try:
+        if args.flash is None:  # a Ctrl-C (a SIGTERM) as it is made waits until the finally below owns it
+            with ctrl_c_deferred() as interrupted:
+                tmp = make_owned_tempdir("phoneemu-flash-")
+            interrupted()
+        flash_dir: Path = Path(tmp) if tmp is not None else args.flash
         ident = read_phone_file(flash_dir)
         mac_text = args.mac if args.mac is not None else ident.get("mac")  # --mac "": refused, not skipped
         if not isinstance(mac_text, str):
@@ -594,17 +596,17 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
             report = _run_boot(args, phone, target, asked)  # the report names the --tftp given
             if where_sip is not None and report.config == "accepted":
                 if call is not None:
-                    call_result = asyncio.run(phone.call(*where_sip, target=call[0], packets=call[1],
+                    call_result = asyncio_run(phone.call(*where_sip, target=call[0], packets=call[1],
                                                          pace=_PACE if args.realtime else 0.0))
                     sip_result = call_result.registration
                 elif args.answer is not None:
                     def waiting() -> None:
                         say(args, f"waiting up to {args.answer:g}s for a call to SEP{mac}")
-                    call_result = asyncio.run(phone.answer(*where_sip, wait=args.answer, ready=waiting,
+                    call_result = asyncio_run(phone.answer(*where_sip, wait=args.answer, ready=waiting,
                                                            pace=_PACE if args.realtime else 0.0))
                     sip_result = call_result.registration
                 else:
-                    sip_result = asyncio.run(phone.register_sip(*where_sip))
+                    sip_result = asyncio_run(phone.register_sip(*where_sip))
         finally:
             if capture is not None:
                 capture.close()
