@@ -20,6 +20,7 @@ from phoneemu.spool import JsonLines
 
 if TYPE_CHECKING:  # the replay and its fleet summary are imported where one runs (start-up time)
     from phoneemu.net.tls_decrypt import KeyLog
+    from phoneemu.phone.ways_out import WaysGroup
     from phoneemu.scenario.replay import Limits, ReplayResult
     from phoneemu.scenario.replay_fleet import PhoneReplay
     from phoneemu.scenario.replay_tvs import TvsCapture
@@ -142,6 +143,8 @@ def _boot_record(r: ReplayResult) -> dict[str, Any]:
         if d.reason_code is not None:
             out["reason_code"] = d.reason_code.value
         out["kind"] = d.kind
+        if rep.held is not None:  # the lists it holds: they choose the ways out of a lockout (ways_group)
+            out["held"] = rep.held.as_json()
         if d.signer:
             out["signer"] = d.signer
     return out
@@ -186,8 +189,9 @@ class _Tally:
         self.noted = Alike(("note",))
         self.partial = Alike(("not_captured",))
         self.skipped = Alike(("skipped",))
-        #: the last boots that locked out, by (rule, kind, reason code where it chooses the ways: ways_key)
-        self.locked: Counter[tuple[str, str, str | None]] = Counter()
+        #: the last boots that locked out, by (rule, kind, reason code and lists held where they choose the
+        #: ways: ways_group)
+        self.locked: Counter[WaysGroup] = Counter()
         self.sip_checked = self.calls_checked = self.sip_differing = 0
         self.sip_differs = Alike(("differs",))  # phones whose registrations went otherwise, by why
         # what the exit status names (_exit_why): phones with a boot that did not accept a configuration
@@ -205,7 +209,7 @@ class _Tally:
 
     def add(self, rec: dict[str, Any]) -> None:
         from phoneemu.fleet.metrics import FAILED_BY
-        from phoneemu.phone.ways_out import ways_key
+        from phoneemu.phone.ways_out import HeldLists, ways_group
 
         self.phones += 1
         if len(self.listed) < PHONES_LISTED:
@@ -260,7 +264,8 @@ class _Tally:
         if last.get("not_captured"):
             self.partial.add(mac, {"not_captured": ", ".join(last["not_captured"])})
         if last["outcome"] == "locked-out":
-            self.locked[ways_key(str(last["rule"]), str(last.get("kind", "")), last.get("reason_code"))] += 1
+            self.locked[ways_group(str(last["rule"]), str(last.get("kind", "")), last.get("reason_code"),
+                                   held=HeldLists.from_json(last.get("held")))] += 1
         if last["outcome"] != "ok":
             self.failed.add(mac, {**{f: last.get(f) for f in FAILED_BY}, "partial": _partial(last)})
 

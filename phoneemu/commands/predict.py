@@ -38,6 +38,7 @@ from phoneemu.formats._tlv import printable
 from phoneemu.words import counted
 
 if TYPE_CHECKING:  # the prediction and what it reports with are imported where it runs (start-up time)
+    from phoneemu.phone.ways_out import HeldLists, WaysGroup
     from phoneemu.scenario.predict import FleetPhone, PredictResult
     from phoneemu.scenario.predict_live_tvs import LiveTvs
 
@@ -169,10 +170,12 @@ def register(sub: Any) -> None:
 
 
 def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: dict[str, Any],
-                not_a_lab: dict[str, str] | None = None) -> Any:
+                not_a_lab: dict[str, str] | None = None, *, held: HeldLists | None = None) -> Any:
     """A phone's JUnit case (:mod:`phoneemu.fleet.junit`): failed unless its outcome is accepted; an
     accepted one carries its notes (``body["notes"]``: e.g. a TVS assumed trusted) as its system-out.
-    ``not_a_lab``: :func:`phoneemu.phone.lab_signers.not_a_lab_fill` of the files (no lab command then)."""
+    ``not_a_lab``: :func:`phoneemu.phone.lab_signers.not_a_lab_fill` of the files (no lab command then).
+    ``held``: the lists the phone holds after the predicted boot, which choose its ways out (as its JSON
+    and its group of the summary; was: read from its flash as it was before, or the table's)."""
     from phoneemu.fleet.junit import Case
     from phoneemu.phone.ways_out import no_way_out_lines, way_out_lines
 
@@ -186,7 +189,8 @@ def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: di
     if result == "locked out" and deciding:  # the ways out name the phone's flash when it is known
         fill = {**({"FLASH": str(body["flash"])} if body.get("flash") else {}), **(not_a_lab or {})}
         kind = str(deciding.get("kind", ""))
-        lines += way_out_lines(rule, kind, indent="", fill=fill, reason_code=deciding.get("reason_code"))
+        lines += way_out_lines(rule, kind, indent="", fill=fill, reason_code=deciding.get("reason_code"),
+                               held=held)
         lines += no_way_out_lines(rule, kind, indent="")  # or why there is none (ways_out.NO_WAY_OUT)
     return Case(mac, failure=(f"{result} ({rule}){reason}", "\n".join(lines)))
 
@@ -226,11 +230,13 @@ def _fleet_junit(path: Path, doc: dict[str, Any], phones: list[FleetPhone]) -> N
     the notes every phone has (JSON "notes") said once, as the suite's system-out, a case keeping its own.
     The cases are made one at a time as the file is written (:func:`phoneemu.fleet.junit.write_cases`)."""
     from phoneemu.fleet.junit import Case
+    from phoneemu.phone.ways_out import HeldLists
 
     shared = set(doc["notes"])
     not_a_lab = _not_a_lab(doc.get("signed_by_lab"), doc["new_files"])
     cases = (_junit_case(ph.mac or ph.entry, str(ph.outcome), (ph.detail or {}).get("deciding"),
-                         {**(ph.detail or {}), "notes": [n for n in ph.notes if n not in shared]}, not_a_lab)
+                         {**(ph.detail or {}), "notes": [n for n in ph.notes if n not in shared]}, not_a_lab,
+                         held=HeldLists.from_json((ph.detail or {}).get("held")))
              if ph.outcome is not None else Case(ph.entry, skipped=f"not predicted: {ph.skipped}")
              for ph in phones)  # a skipped entry is named as its folder: a copy naming a MAC seen is no twin
     _write_junit(path, f"predict {doc['source']} on {', '.join(doc['new_files'])}", cases,
@@ -274,7 +280,7 @@ def _tvs_text(args: argparse.Namespace, live: LiveTvs | None) -> str:
 def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone],
                live: LiveTvs | None, *, source: str) -> dict[str, Any]:
     from phoneemu.phone.lab_signers import joined
-    from phoneemu.phone.ways_out import ways_out_doc
+    from phoneemu.phone.ways_out import ways_group_of, ways_out_doc
     from phoneemu.scenario.predict import OUTCOMES, run_wide_notes
 
     done = [ph for ph in phones if ph.outcome is not None]
@@ -295,10 +301,9 @@ def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone],
                 own.setdefault(n.replace(ph.mac, "<MAC>") if ph.mac else n, []).append(ph.mac or "")
     asked: dict[str, int] = {}
     by_model: dict[str, dict[str, int]] = {}
-    locked: Counter[tuple[str, str, str | None]] = Counter(
-        key for ph in done if (key := _ways_group(ph)) is not None)
+    locked: Counter[WaysGroup] = Counter(key for ph in done if (key := _ways_group(ph)) is not None)
     ways = ways_out_doc(locked)
-    refs = {(e["rule"], e["kind"], e["reason_code"]): i for i, e in enumerate(ways)}
+    refs = {ways_group_of(e): i for i, e in enumerate(ways)}
     for ph in done:
         for name in ph.not_given:
             asked[name] = asked.get(name, 0) + 1
@@ -325,18 +330,21 @@ def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone],
                        for ph in done]}
 
 
-def _ways_group(ph: FleetPhone) -> tuple[str, str, str | None] | None:
-    """The group of a locked-out phone in the summary's ``ways_out`` (:func:`ways_key`: its deciding rule,
-    kind and the reason code where it chooses the ways); None for a phone not locked out."""
-    from phoneemu.phone.ways_out import ways_key
+def _ways_group(ph: FleetPhone) -> WaysGroup | None:
+    """The group of a locked-out phone in the summary's ``ways_out`` (:func:`ways_group`: its deciding rule,
+    kind, and the reason code and the lists it holds where they choose the ways: phones holding a CTL and
+    not, two groups); None for a phone not locked out."""
+    from phoneemu.phone.ways_out import HeldLists, ways_group
 
     if ph.outcome != "locked out":
         return None
-    deciding = (ph.detail or {}).get("deciding") or {}
-    return ways_key(str(ph.rule), str(deciding.get("kind", "")), deciding.get("reason_code"))
+    detail = ph.detail or {}
+    deciding = detail.get("deciding") or {}
+    return ways_group(str(ph.rule), str(deciding.get("kind", "")), deciding.get("reason_code"),
+                      held=HeldLists.from_json(detail.get("held")))
 
 
-def _phone_ways(ph: FleetPhone, refs: dict[tuple[str, str, str | None], int]) -> dict[str, Any]:
+def _phone_ways(ph: FleetPhone, refs: dict[WaysGroup, int]) -> dict[str, Any]:
     """A phone's ways out in its record: ``ways_out_ref``, the index of its group in the summary's
     ``ways_out`` (the ways themselves, about 1.6 KB, are written once per group, not for each of up to
     100,000 phones), and ``no_way_out`` as its one-phone report gives it (BootReport.as_dict); both null
@@ -559,7 +567,7 @@ def handler(args: argparse.Namespace) -> int:
                            {**({"flash": str(args.flash)} if args.flash is not None else {}),
                             "installed": doc["installed"], "tvs": doc["tvs"], "notes": doc["notes"],
                             "decisions": [f"{d['rule']} {d['file']}" for d in rep.get("decisions", [])]},
-                           _not_a_lab(result.signed_by_lab, args.files))
+                           _not_a_lab(result.signed_by_lab, args.files), held=result.report.held)
         _write_junit(args.junit, f"predict {', '.join(str(f) for f in args.files)}", [case])
 
     unwritten = _write_outputs(args, doc, junit)

@@ -16,6 +16,9 @@ Rules (issue #6):
   boot ended, the ramp-up and tail seconds are dropped; a mean,
   not a median, so a storm whose boots end in bursts — CAPF enrolments recorded in groups — is not
   reported as 0/s when most seconds see none end).
+* A failed boot's record keeps the lists the phone holds (``held``: a CTL, the rollback ITL; two bits,
+  a shared value): a fleet's lockouts are grouped by them where they choose other ways out
+  (:func:`phoneemu.phone.ways_out.ways_group`: phones holding a CTL are not told the rollback ITL).
 * Each record also keeps the boot's trust-list outcomes (``itl``, ``ctl``: installed, updated,
   unchanged, empty, rejected, absent — ``BootReport.trust``), counted as ``by_trust`` ("ITL updated":
   50): after a certificate change, which phones took the new list and which kept the old one.
@@ -54,7 +57,7 @@ from typing import Any, overload
 
 from phoneemu.fleet.alike import Alike
 from phoneemu.phone.boot import FAILED_DOWNLOADS_KEPT, BootReport
-from phoneemu.phone.ways_out import ways_key, ways_out_doc, ways_out_text
+from phoneemu.phone.ways_out import HeldLists, WaysGroup, ways_group, ways_out_doc, ways_out_text
 from phoneemu.spool import JsonLines
 from phoneemu.words import counted
 
@@ -120,8 +123,9 @@ def failed_downloads(report: BootReport) -> tuple[tuple[str, str], ...]:
 #: the fields of a record's JSON that are left out when they say nothing (None; no file over HTTP or TFTP;
 #: answered), in their order
 _OPTIONAL_FIELDS = ("itl", "ctl", "reason", "reason_code", "signer", "files_over", "capf", "capf_reason",
-                    "answered", "profile", "kind", "sip", "sip_reason", "sip_server", "sip_passed_over",
-                    "media", "media_suite", "media_reason", "retransmits", "failed_downloads")
+                    "answered", "profile", "kind", "held", "sip", "sip_reason", "sip_server",
+                    "sip_passed_over", "media", "media_suite", "media_reason", "retransmits",
+                    "failed_downloads")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -150,6 +154,10 @@ class BootRecord:
     answered: bool = True  # some request of this boot got an answer from the cluster (BootReport.answered)
     profile: str | None = None  # the phone's model profile (a fleet of several models: FleetSpec.profiles)
     kind: str | None = None  # the deciding decision's kind of file (ITL, CTL, config ...), failed boots only
+    #: the trust lists the phone holds after the boot (a CTL; the rollback ITL: ``BootReport.held``), failed
+    #: boots only: they choose the ways out of some lockouts (:func:`phoneemu.phone.ways_out.ways_group`).
+    #: One of four shared values (:meth:`HeldLists.of`): a slot, no object per record; None: not known
+    held: HeldLists | None = None
     #: the rule of the SIP registration after the boot (FleetSpec.register, spec §G.13): G.13-registered,
     #: G.13-digest-rejected, ...; None when the phone did not register
     sip: str | None = None
@@ -187,6 +195,7 @@ class BootRecord:
                    capf_reason=capf.reason[:300] if capf is not None and not capf.accepted else None,
                    answered=report.answered, profile=profile,
                    kind=(d.kind or None) if d is not None and outcome != "ok" else None,
+                   held=HeldLists.shared(report.held) if outcome != "ok" else None,
                    retransmits=report.retransmits, failed_downloads=failed_downloads(report))
 
     def as_dict(self) -> dict[str, Any]:
@@ -197,6 +206,7 @@ class BootRecord:
                  if self.over_http or self.over_tftp else None, "answered": None if self.answered else False,
                  "sip_passed_over": list(self.sip_passed_over) if self.sip_passed_over else None,
                  "retransmits": self.retransmits or None,
+                 "held": self.held.as_json() if self.held is not None else None,
                  "failed_downloads": [{"file": f, "kind": file_kind(f), "failure": k}
                                       for f, k in self.failed_downloads] or None}
         for name in _OPTIONAL_FIELDS:  # each only when it says something
@@ -216,6 +226,7 @@ class BootRecord:
                    ctl=d.get("ctl"), signer=d.get("signer"), over_http=int(over.get("http", 0)),
                    over_tftp=int(over.get("tftp", 0)), capf=d.get("capf"), capf_reason=d.get("capf_reason"),
                    answered=bool(d.get("answered", True)), profile=d.get("profile"), kind=d.get("kind"),
+                   held=HeldLists.from_json(d.get("held")),
                    sip=d.get("sip"), sip_reason=d.get("sip_reason"), sip_server=d.get("sip_server"),
                    sip_passed_over=tuple(d["sip_passed_over"]) if d.get("sip_passed_over") else None,
                    media=d.get("media"), media_suite=d.get("media_suite"), media_reason=d.get("media_reason"),
@@ -511,8 +522,9 @@ class FleetMetrics:
         self.media = SessionTally("media", servers=True, servers_head="suite", servers_key="suites")
         self.failed_by_rule: Counter[str] = Counter()  # the deciding rules of the failed boots only
         self.by_model: Counter[tuple[str, str]] = Counter()  # (profile, outcome) of boots that name one
-        #: locked-out boots by (deciding rule, kind, reason code where it chooses the ways out: ways_key)
-        self.locked_by: Counter[tuple[str, str, str | None]] = Counter()
+        #: locked-out boots by (deciding rule, kind, reason code and lists held where they choose the ways
+        #: out: ways_group)
+        self.locked_by: Counter[WaysGroup] = Counter()
         self.tvs_used = 0
         self.files_over: Counter[str] = Counter()  # "http"/"tftp" -> files received that way
         self.latencies = array("d")
@@ -543,7 +555,8 @@ class FleetMetrics:
         if rec.outcome != "ok":
             self.failed_by_rule[rec.rule or "(none)"] += 1
         if rec.outcome == "locked-out":
-            self.locked_by[ways_key(rec.rule or "(none)", rec.kind or "", rec.reason_code)] += 1
+            self.locked_by[ways_group(rec.rule or "(none)", rec.kind or "", rec.reason_code,
+                                      held=rec.held)] += 1
         for kind, outcome in (("ITL", rec.itl), ("CTL", rec.ctl)):
             if outcome is not None:
                 self.by_trust[f"{kind} {outcome}"] += 1
@@ -764,7 +777,8 @@ class FleetMetrics:
                 **self.media.to_state(),
                 "failed_by_rule": dict(self.failed_by_rule),
                 "by_model": [[p, o, n] for (p, o), n in self.by_model.items()],
-                "locked_by": [[r, k, n, c] for (r, k, c), n in self.locked_by.items()],
+                "locked_by": [[r, k, n, c, h.as_json() if h is not None else None]
+                              for (r, k, c, h), n in self.locked_by.items()],
                 "tvs_used": self.tvs_used, "unanswered": self.unanswered,
                 "files_over": dict(self.files_over),
                 "latencies": self.latencies.tobytes(), "end_times": self.end_times.tobytes(),
@@ -786,7 +800,8 @@ class FleetMetrics:
                                           servers_key="suites")
         m.failed_by_rule.update(state.get("failed_by_rule", {}))
         m.by_model.update({(str(p), str(o)): int(n) for p, o, n in state.get("by_model", [])})
-        m.locked_by.update({(str(r), str(k), str(c[0]) if c and c[0] is not None else None): int(n)
+        m.locked_by.update({(str(r), str(k), str(c[0]) if c and c[0] is not None else None,
+                             HeldLists.from_json(c[1]) if len(c) > 1 else None): int(n)
                             for r, k, n, *c in state.get("locked_by", [])})
         m.tvs_used = int(state["tvs_used"])
         m.unanswered = int(state.get("unanswered", 0))

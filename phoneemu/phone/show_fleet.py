@@ -4,7 +4,9 @@
 grouped by the ITL and the CTL checksum each shows (MD5 or SHA-1 by model, spec §G.1, §H.4) — given
 the cluster's current lists, each group is said to match it or not, as CUCM's "ITL File Status"
 (Match / MisMatch) does phone by phone —, by the config each accepted, and by how its last boot ended
-(the deciding rule of a lockout, with the ways out or why it has none, :mod:`phoneemu.phone.ways_out`).
+(the deciding rule of a lockout, with the ways out or why it has none, :mod:`phoneemu.phone.ways_out`:
+grouped by the lists the phones hold too where they choose other ways, ``held`` of each record — phones
+holding a CTL are not told the rollback ITL, those of the same rule without one are).
 After a certificate change, "ITL md5 ... mismatch 1,200 phones" is the count of phones still on the old
 list.
 
@@ -27,7 +29,7 @@ from phoneemu.phone.flash import Flash
 from phoneemu.phone.flashes import FlashEntry
 from phoneemu.phone.lab_signers import LabSigners, joined, not_a_lab_fill
 from phoneemu.phone.profile import get_profile
-from phoneemu.phone.ways_out import NOT_A_LAB, ways_key, ways_out_doc, ways_out_text
+from phoneemu.phone.ways_out import NOT_A_LAB, HeldLists, ways_group, ways_out_doc, ways_out_text
 
 __all__ = ["FIRST_LISTED", "FIRST_MACS", "fleet_show", "macs_text", "render_fleet_show"]
 
@@ -78,6 +80,8 @@ def _phone_record(e: FlashEntry, cluster: Mapping[str, Mapping[str, str] | None]
                                      "deciding_reason_code")},
         "problems": list(flash.problems),
         "signed_by_lab": signers.verdict,  # whose lists it holds (module docstring)
+        # the lists it holds, which choose the ways out of a lockout (ways_out.ways_group; as phone show)
+        "held": HeldLists(ctl=store.ctl is not None, empty_itl=store.itl_is_empty).as_json(),
     }
 
 
@@ -116,7 +120,8 @@ def fleet_show(entries: Sequence[FlashEntry], *, root: str,
             except PhoneEmuError as exc:
                 skipped.append({"entry": e.entry, "reason": str(exc)})
     locked_records = [rec for rec in records if _last_outcome(rec)[0] == "locked out"]
-    locked = collections.Counter(ways_key(rule, kind, rec["last_boot"].get("deciding_reason_code"))
+    locked = collections.Counter(ways_group(rule, kind, rec["last_boot"].get("deciding_reason_code"),
+                                            held=HeldLists.from_json(rec["held"]))
                                  for rec in locked_records for _outcome, rule, kind in [_last_outcome(rec)])
     by_lab: bool | None = None  # the lists the locked phones hold: a lab's or not (module docstring)
     for rec in locked_records:

@@ -70,11 +70,16 @@ out done phone by phone is written for all of them: ``--fleet-flash FLEET`` (``f
 in with the phones' flash folder where the command knows it (``fleet boot --flash``, ``phone show
 --fleet-flash``, ``predict --fleet-flash``, ``replay --all --export-flash`` or ``--fleet-flash``).
 There the lockouts are grouped by rule and kind, and by reason code where it chooses other ways
-(:func:`ways_key`: a QUERY too large is not told to bring TVS back in a fleet's summary either).
+(:func:`ways_key`: a QUERY too large is not told to bring TVS back in a fleet's summary either), and by
+the lists the phones hold where they choose other ways (:func:`ways_group`: phones holding a CTL are not
+told the ways through the rollback ITL, those holding the rollback ITL too are told the way back from it,
+while the phones of the same rule without a CTL are told the rule's own, each group its ways; was: one
+group by rule, kind and code, every phone told ``lab rollback ... on``).
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import shlex
@@ -88,9 +93,9 @@ from phoneemu.errors import VerifyReason
 if TYPE_CHECKING:
     from phoneemu.phone.profile import PhoneProfile
 
-__all__ = ["FLASH_NOT_KEPT", "NOT_A_LAB", "NO_WAY_OUT", "WAYS_BY_KIND", "HeldLists", "WayOut", "held_lists",
-           "no_way_out", "no_way_out_lines", "way_out_lines", "ways_key", "ways_out", "ways_out_doc",
-           "ways_out_json", "ways_out_text"]
+__all__ = ["FLASH_NOT_KEPT", "NOT_A_LAB", "NO_WAY_OUT", "WAYS_BY_KIND", "HeldLists", "WayOut", "WaysGroup",
+           "held_lists", "no_way_out", "no_way_out_lines", "way_out_lines", "ways_group", "ways_group_of",
+           "ways_key", "ways_out", "ways_out_doc", "ways_out_json", "ways_out_text"]
 
 
 @dataclass(frozen=True)
@@ -134,8 +139,10 @@ _ACTS_ON: dict[tuple[str, ...], str] = {("phone", "erase"): "on the emulated pho
                                         ("inspect",): "the refused file"}
 
 
-#: how :func:`ways_out_doc` is given its groups: (rule, kind) or :func:`ways_key`'s (rule, kind, code)
-_GroupKey = TypeVar("_GroupKey", tuple[str, str], tuple[str, str, str | None])
+#: how :func:`ways_out_doc` is given its groups: (rule, kind), :func:`ways_key`'s (rule, kind, code) or
+#: :func:`ways_group`'s (rule, kind, code, the lists held)
+_GroupKey = TypeVar("_GroupKey", tuple[str, str], tuple[str, str, str | None],
+                    tuple[str, str, str | None, "HeldLists | None"])
 
 #: what a way through the rollback (empty) ITL adds: it does not help a phone holding a CTL (module doc)
 _NOT_WITH_A_CTL = " — not on phones holding a CTL, which it does not blank (spec §G.3 note)"
@@ -389,13 +396,47 @@ NO_WAY_OUT: dict[tuple[str, str], str] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HeldLists:
     """The trust lists a locked phone holds, where known (its flash): a CTL, and whether its ITL is the
     rollback (empty) one (spec §B.7)."""
 
     ctl: bool
     empty_itl: bool
+
+    @classmethod
+    def of(cls, ctl: bool, empty_itl: bool) -> HeldLists:
+        """One of the four shared values (a fleet's records hold a reference each, never a copy: two
+        bits of what each phone holds, the record one slot larger)."""
+        return _SHARED_HELD[(bool(ctl), bool(empty_itl))]
+
+    @classmethod
+    def shared(cls, held: HeldLists | None) -> HeldLists | None:
+        """``held`` as its shared value (:meth:`of`); None stays None (not known)."""
+        return None if held is None else cls.of(held.ctl, held.empty_itl)
+
+    def as_json(self) -> dict[str, bool]:
+        """``{"ctl": ..., "empty_itl": ...}``, as ``phone show --json`` names them (``ctl``,
+        ``itl.empty_itl``)."""
+        return {"ctl": self.ctl, "empty_itl": self.empty_itl}
+
+    @classmethod
+    def from_json(cls, value: Any) -> HeldLists | None:
+        """:meth:`as_json` read back (shared); None for anything else (not known: a record or document of an
+        older phoneemu has none)."""
+        if not isinstance(value, Mapping) or not all(isinstance(value.get(k), bool)
+                                                     for k in ("ctl", "empty_itl")):
+            return None
+        return cls.of(value["ctl"], value["empty_itl"])
+
+    def said(self) -> str:
+        """What the phones hold, in a group's head line: ``holding a CTL and the rollback ITL``."""
+        held = [what for what, has in (("a CTL", self.ctl), ("the rollback ITL", self.empty_itl)) if has]
+        return "holding " + " and ".join(held) if held else "holding no CTL"
+
+
+_SHARED_HELD = {(ctl, empty): HeldLists(ctl=ctl, empty_itl=empty)
+                for ctl in (False, True) for empty in (False, True)}
 
 
 def held_lists(flash: str | Path, *, profile: PhoneProfile | None = None) -> HeldLists | None:
@@ -586,45 +627,92 @@ def no_way_out_lines(rule: str | None, kind: str | None, *, indent: str = "  ") 
 
 def ways_key(rule: str, kind: str,
              reason_code: str | VerifyReason | None = None) -> tuple[str, str, str | None]:
-    """What lockouts are grouped by for their ways out (``fleet boot``, ``replay --all``): the deciding
-    rule, the kind, and the reason code where it changes the ways (``too-large`` under a
+    """What lockouts are grouped by for their ways out where the lists the phones hold are not known: the
+    deciding rule, the kind, and the reason code where it changes the ways (``too-large`` under a
     ``-tvs-unreachable`` rule, module doc), else None: a code that chooses no other way is no group."""
-    code = _code(reason_code)
-    if code is None or ways_out(rule, kind, code) == ways_out(rule, kind):
-        return rule, kind, None
+    rule, kind, code, _held = ways_group(rule, kind, reason_code)
     return rule, kind, code
+
+
+#: a group of lockouts for their ways out (:func:`ways_group`): rule, kind, reason code, lists held
+WaysGroup = tuple[str, str, str | None, HeldLists | None]
+
+
+def ways_group(rule: str, kind: str, reason_code: str | VerifyReason | None = None, *,
+               held: HeldLists | None = None) -> WaysGroup:
+    """What lockouts are grouped by for their ways out (``fleet boot``, ``predict --fleet-flash``, ``phone
+    show --fleet-flash``, ``replay --all``): :func:`ways_key`'s rule, kind and reason code, and the lists
+    the phones hold (``held``, shared: :meth:`HeldLists.of`) where they change the ways (:func:`_for_held`:
+    a CTL, the rollback ITL), else None: phones of one rule holding a CTL and not are two groups, each
+    told its own ways (was: one group, the table's ways, ``lab rollback ... on`` to phones holding a CTL)."""
+    return _group(rule, kind, _code(reason_code), HeldLists.shared(held))
+
+
+@functools.lru_cache(maxsize=256)
+def _group(rule: str, kind: str, code: str | None, held: HeldLists | None) -> WaysGroup:
+    """:func:`ways_group` of a shared ``held``, remembered: a fleet asks it once per locked phone, of a few
+    rules (40,000 phones: a look-up each, not four tables of ways)."""
+    if code is not None and ways_out(rule, kind, code) == ways_out(rule, kind):
+        code = None
+    if held is not None and ways_out(rule, kind, code, held=held) == ways_out(rule, kind, code):
+        held = None
+    return rule, kind, code, held
+
+
+def ways_group_of(entry: Mapping[str, Any]) -> WaysGroup:
+    """The :func:`ways_group` of an entry of :func:`ways_out_doc` (``held`` absent: None)."""
+    code = entry.get("reason_code")
+    return (str(entry["rule"]), str(entry["kind"]), code if isinstance(code, str) else None,
+            HeldLists.from_json(entry.get("held")))
 
 
 def ways_out_doc(locked: Mapping[_GroupKey, int]) -> list[dict[str, Any]]:
     """JSON view of the ways out of many lockouts: ``locked`` counts phones by (deciding rule, kind of
-    file) or by :func:`ways_key` (the reason code too where it changes the ways); one entry per group that
-    has ways out or none documented (:data:`NO_WAY_OUT`: ``ways`` empty, ``no_way_out`` the why, else
-    None), the most phones first, its ``reason_code`` None unless it chose them."""
-    groups = [((str(key[0]), str(key[1]), key[2] if len(key) > 2 else None), n) for key, n in locked.items()]
+    file), by :func:`ways_key` (the reason code too where it changes the ways) or by :func:`ways_group`
+    (the lists the phones hold too, where they change the ways); one entry per group that has ways out or
+    none documented (:data:`NO_WAY_OUT`: ``ways`` empty, ``no_way_out`` the why, else None), the most
+    phones first, its ``reason_code`` None unless it chose them, and ``held`` (``{"ctl": ..., "empty_itl":
+    ...}``) only where the lists held chose them."""
+    groups = [(_as_group(key), n) for key, n in locked.items()]
     out: list[dict[str, Any]] = []
-    for (rule, kind, code), n in sorted(groups, key=lambda g: (-g[1], g[0][0], g[0][1], g[0][2] or "")):
-        ways = ways_out_json(rule, kind, fleet=True, reason_code=code)
+    for (rule, kind, code, held), n in sorted(groups, key=lambda g: (-g[1], g[0][0], g[0][1], g[0][2] or "",
+                                                                     _held_order(g[0][3]))):
+        ways = ways_out_json(rule, kind, fleet=True, reason_code=code, held=held)
         why = None if ways else no_way_out(rule, kind)
         if ways or why:
             out.append({"rule": rule, "kind": kind, "phones": n, "ways": ways, "reason_code": code,
-                        "no_way_out": why})
+                        "no_way_out": why, **({"held": held.as_json()} if held is not None else {})})
     return out
 
 
+def _as_group(key: tuple[Any, ...]) -> WaysGroup:
+    """A key of :func:`ways_out_doc` (2 to 4 parts) as a :data:`WaysGroup`."""
+    code = key[2] if len(key) > 2 else None
+    held = key[3] if len(key) > 3 else None
+    return str(key[0]), str(key[1]), code, held if isinstance(held, HeldLists) else None
+
+
+def _held_order(held: HeldLists | None) -> tuple[bool, bool, bool]:
+    """Groups of one rule, kind and code in a stable order: not chosen by the lists held first."""
+    return (held is not None, held is not None and held.ctl, held is not None and held.empty_itl)
+
+
 def _group_said(entry: Mapping[str, Any]) -> str:
-    """A group of :func:`ways_out_doc` in a head line: ``<rule> (<kind>[, reason <code>]; N phones locked
-    out)`` (``not registered`` for kind ``sip``, ``calling without SRTP`` for ``media``)."""
+    """A group of :func:`ways_out_doc` in a head line: ``<rule> (<kind>[, reason <code>][, holding a CTL];
+    N phones locked out)`` (``not registered`` for kind ``sip``, ``calling without SRTP`` for ``media``)."""
     n = entry["phones"]
     code = entry.get("reason_code")
+    held = HeldLists.from_json(entry.get("held"))
     what = {"sip": "not registered", "media": "calling without SRTP"}.get(entry["kind"], "locked out")
-    return (f"{entry['rule']} ({entry['kind']}{f', reason {code}' if code else ''}; "
-            f"{n} phone{'s' if n != 1 else ''} {what})")
+    return (f"{entry['rule']} ({entry['kind']}{f', reason {code}' if code else ''}"
+            f"{f', {held.said()}' if held is not None else ''}; {n} phone{'s' if n != 1 else ''} {what})")
 
 
 def ways_out_text(doc: list[dict[str, Any]], fill: Mapping[str, str] | None = None) -> list[str]:
-    """The text of :func:`ways_out_doc`: a head line per group (its reason code where it chose the
-    ways), then its ways (:func:`way_out_lines`); a group with none documented, one line saying why
-    (``no documented way out of <rule> (<kind>; N phones locked out): <why>``)."""
+    """The text of :func:`ways_out_doc`: a head line per group (its reason code, and the lists its phones
+    hold, where they chose the ways), then its ways (:func:`way_out_lines`, by those lists: the JSON's); a
+    group with none documented, one line saying why (``no documented way out of <rule> (<kind>; N phones
+    locked out): <why>``)."""
     lines: list[str] = []
     for entry in doc:
         if not entry.get("ways") and entry.get("no_way_out"):  # absent in a document of an older phoneemu
@@ -632,5 +720,6 @@ def ways_out_text(doc: list[dict[str, Any]], fill: Mapping[str, str] | None = No
             continue
         lines.append(f"ways out of {_group_said(entry)}:")
         lines += way_out_lines(entry["rule"], entry["kind"], fill=fill, fleet=True,
-                               reason_code=entry.get("reason_code"))
+                               reason_code=entry.get("reason_code"),
+                               held=HeldLists.from_json(entry.get("held")))
     return lines

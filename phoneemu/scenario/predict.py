@@ -805,6 +805,10 @@ async def _predict_one(inputs: PredictInputs, entry: str, mac: str, prof: str, h
                               "deciding": decision_dict(rep.deciding) if rep.deciding else None,
                               "decisions": [{"rule": x.rule, "accepted": x.accepted, "file": x.file}
                                             for x in rep.decisions],
+                              # the lists it would hold, which choose its ways out (ways_out.ways_group):
+                              # a phone not accepted only (a dict each: 100,000 phones stay small)
+                              "held": rep.held.as_json() if rep.held is not None and result != "accepted"
+                              else None,
                               **({"sip": r.sip.as_dict()} if r.sip is not None else {})},
                       notes=(*notes, *r.notes),
                       not_given=tuple(name.replace(r.mac, "<MAC>") for name in r.not_given),
