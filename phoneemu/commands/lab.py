@@ -252,13 +252,42 @@ _ROLLBACK_WITH_A_CTL = (
 def _itl_reset(cluster: LabCluster, args: argparse.Namespace, now: int | None) -> None:
     """``lab itl-reset``: what follows on stderr, in the seed's order ("Perform Bulk Reset of ITL File"
     steps 4-5, spec G.7): reset the phones while the CallManager key signs the ITL, then restart TFTP
-    (was: only who signs the ITL now; restarting TFTP first serves the ITLRecovery-signed ITL again)."""
+    (was: only who signs the ITL now; restarting TFTP first serves the ITLRecovery-signed ITL again), as
+    :func:`_itl_reset_note` says it for the lists the cluster serves."""
     cluster.itl_reset(args.key, key_file=args.key_file, now=now)
-    lab = shlex.quote(str(args.dir))
-    say(args, "note: the ITL is signed by the CallManager key until TFTP restarts: reset the phones now "
-              "(each takes it, the CallManager certificate a SAST record of its ITL or vouched by TVS, spec "
-              f"G.7; phoneemu boot --lab {lab} --flash FLASH), then phoneemu lab restart-tftp {lab} signs it "
-              "with ITLRecovery again, which they then trust")
+    say(args, _itl_reset_note(cluster.state.rollback, cluster.state.ctl_exists, shlex.quote(str(args.dir))))
+
+
+def _itl_reset_note(rollback: bool, ctl: bool, lab: str) -> str:
+    """The note of ``lab itl-reset`` (spec G.7). The rollback on: the reset ITL is served as the rollback ITL,
+    empty (B.7), before and after TFTP restarts, so the phones that take it hold no TVS until the rollback is
+    off. A CTL served (mixed mode): a phone holding it checks it first at each boot (G.3.2; the rollback ITL
+    does not blank it, G.3 note), so one refusing the CTL (its ITLRecovery signer regenerated) stays locked
+    at the reset that brings it the reset ITL and takes the CTL at its next, the new ITLRecovery a SAST record
+    of that ITL. Was, in both: "reset the phones now (each takes it ...)", as if that reset ended the
+    lockout and brought the full ITL."""
+    lists = "its CTL or ITL" if ctl else "its ITL"
+    if rollback:
+        served = ("the rollback is on: the reset ITL is served as the rollback ITL, empty (its TFTP and TVS "
+                  "records blanked, spec B.7), after TFTP restarts too, and signed by the CallManager key "
+                  "until then")
+        taken = f"a SAST record of {lists}" + ("" if ctl else ", or any ITL after the rollback ITL, G.3.6")
+    else:
+        served = "the ITL is signed by the CallManager key until TFTP restarts"
+        taken = f"a SAST record of {lists} or vouched by TVS"
+    note = (f"note: {served}: reset the phones now (each takes it, the CallManager certificate {taken}, spec "
+            f"G.7; phoneemu boot --lab {lab} --flash FLASH), then phoneemu lab restart-tftp {lab} signs it "
+            "with ITLRecovery again, which they then trust")
+    if ctl:
+        kept = "; the rollback ITL does not blank it, G.3 note" if rollback else ""
+        note += (f"; a phone holding the CTL checks it first at each boot (spec G.3.2{kept}): one refusing "
+                 "the CTL (its ITLRecovery signer regenerated) stays locked at that reset, though it takes "
+                 "the reset ITL, and takes the CTL at its next, the new ITLRecovery a SAST record of that "
+                 "ITL: reset the phones again after the restart")
+    if rollback:
+        note += (f"; they hold the empty ITL, no TVS to ask, until phoneemu lab rollback {lab} off and a "
+                 "reset (their full ITL)")
+    return note
 
 
 def _ctl_reset(cluster: LabCluster, args: argparse.Namespace, now: int | None) -> None:
