@@ -476,8 +476,10 @@ def outcome_lines(report: BootReport, *, label_width: int,
                   fill: Mapping[str, str] | None = None) -> list[str]:
     """The deciding decision (when there is one) and the statuses shown, labels padded to
     ``label_width`` (``boot`` and ``replay`` print them the same way); under a lockout its ways out,
-    their lab commands filled in with ``fill`` (:func:`phoneemu.phone.ways_out.way_out_lines`), or why
-    it has none (:func:`phoneemu.phone.ways_out.no_way_out_lines`)."""
+    their lab commands filled in with ``fill`` (:func:`phoneemu.phone.ways_out.way_out_lines`), chosen by
+    the lists the phone holds after this boot (``report.held``), as its JSON's ``ways_out`` (was: read from
+    the flash as it was before a ``predict``, or the table's without one: ``boot`` without ``--flash``,
+    ``replay``), or why it has none (:func:`phoneemu.phone.ways_out.no_way_out_lines`)."""
     from phoneemu.phone.ways_out import no_way_out_lines, way_out_lines
 
     lines: list[str] = []
@@ -486,7 +488,7 @@ def outcome_lines(report: BootReport, *, label_width: int,
     lines.append(f"  {'statuses:':<{label_width}}{' | '.join(report.statuses) or '-'}")
     if report.locked_out and report.deciding is not None:  # and then? (phoneemu.phone.ways_out)
         lines += way_out_lines(report.deciding.rule, report.deciding.kind, fill=fill,
-                               reason_code=report.deciding.reason_code)
+                               reason_code=report.deciding.reason_code, held=report.held)
         lines += no_way_out_lines(report.deciding.rule, report.deciding.kind)
     return lines
 
