@@ -172,32 +172,44 @@ def _as_typed(parser: argparse.ArgumentParser, exc: PhoneEmuError) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    used: argparse.ArgumentParser = getattr(args, "parser_used", parser)
-    if extra:  # said by the sub-command that was given them, with its usage (argparse: the top one's)
-        used.error(f"unrecognized arguments: {' '.join(extra)}")
-    handler = getattr(args, "handler", None)
-    if handler is None:
-        parser.print_help()
-        return 2
-    command = used.prog  # what was typed: "phoneemu lab phone add", not "phoneemu lab"
+    """Parse ``argv`` and run the command's handler; its exit status (module docstring). SIGTERM is a
+    Ctrl-C from the first moment (:func:`~phoneemu.interrupts.term_as_ctrl_c`, given back on return): set
+    after the parser was built, one while the command modules were imported (about 0.3 s) ended the
+    process at once (exit -15, nothing said); now ``phoneemu: interrupted``, exit 130."""
     old_term = term_as_ctrl_c()  # SIGTERM is a Ctrl-C in every command (phoneemu.interrupts)
+    said_by = "phoneemu"  # the command as typed, once parsed
+    try:
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        used: argparse.ArgumentParser = getattr(args, "parser_used", parser)
+        said_by = used.prog  # what was typed: "phoneemu lab phone add", not "phoneemu lab"
+        if extra:  # said by the sub-command that was given them, with its usage (argparse: the top one's)
+            used.error(f"unrecognized arguments: {' '.join(extra)}")
+        handler = getattr(args, "handler", None)
+        if handler is None:
+            parser.print_help()
+            return 2
+        return _handled(handler, args, used)
+    except KeyboardInterrupt:
+        print(stderr_text(said_by, "interrupted"), file=sys.stderr)
+        return 130
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+
+
+def _handled(handler: Any, args: argparse.Namespace, used: argparse.ArgumentParser) -> int:
+    """``handler(args)``'s exit status; an error of the project, a closed pipe or a failed system call
+    said as one line (module docstring); a Ctrl-C left to :func:`main`."""
+    command = used.prog
     try:
         return int(handler(args))
     except PhoneEmuError as exc:
         print(stderr_text(command, _as_typed(used, exc)), file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(stderr_text(command, "interrupted"), file=sys.stderr)
-        return 130
     except BrokenPipeError:
         return 1
     except OSError as exc:
         where = f"{printable(str(exc.filename))}: " if exc.filename else ""  # one line, whatever its name
         print(stderr_text(command, f"{where}{printable(str(exc.strerror or exc))}"), file=sys.stderr)
         return 2
-    finally:
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
-

@@ -14,7 +14,7 @@ from phoneemu.commands._fuzz_common import _corpus_options, _FolderLock, _lock_i
 from phoneemu.commands._said import say
 from phoneemu.errors import EncodeError
 from phoneemu.files import write_output
-from phoneemu.interrupts import ctrl_c_deferred
+from phoneemu.interrupts import asyncio_run, ctrl_c_deferred
 from phoneemu.values import host_matcher, host_port
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def _serve(args: argparse.Namespace, mutator: object) -> int:
     interrupted = False
     lock: _FolderLock | None = None
     try:
-        try:  # from --out made on, a Ctrl-C (asyncio.run cancels the servers first) ends it with summary.json
+        try:  # from --out made on, a Ctrl-C (asyncio_run cancels the servers first) ends it with summary.json
             _make_folder(args.out, "--out")
             lock = _FolderLock(args.out, "--out")
             session = ServeSession(fmt=args.fmt, make=make, seed=args.seed, out=args.out, runs=args.runs,
@@ -93,8 +93,6 @@ def _serve_session(args: argparse.Namespace, session: ServeSession,
     """Serve ``session``'s mutants (TFTP and HTTP, or SIP for ``sip-response``) until ``--runs`` are served
     and settled, or ``--time`` (default :data:`_SERVE_DEFAULT_TIME`) has passed; each server's address
     and a device's silence said as they come."""
-    import asyncio
-
     from phoneemu.fuzz.targets import serve_session
 
     def on_silence(finding: dict[str, object]) -> None:
@@ -120,11 +118,11 @@ def _serve_session(args: argparse.Namespace, session: ServeSession,
                       f"{host_port(args.host, port)}; log {session.log_path}")
 
         sip_port = args.port if args.port is not None else 5060
-        asyncio.run(serve_sip_session(session, host=args.host, port=sip_port, time_limit=time_limit,
+        asyncio_run(serve_sip_session(session, host=args.host, port=sip_port, time_limit=time_limit,
                                       ready=sip_ready, on_silence=on_silence, allow_peer=allow_peer))
     else:
         tftp_port = args.port if args.port is not None else 6969
-        asyncio.run(serve_session(session, host=args.host, port=tftp_port, time_limit=time_limit,
+        asyncio_run(serve_session(session, host=args.host, port=tftp_port, time_limit=time_limit,
                                   ready=ready, http_port=args.http_port, http_ready=http_ready,
                                   on_silence=on_silence, allow_peer=allow_peer))
 

@@ -16,6 +16,7 @@ from phoneemu.commands._said import say
 from phoneemu.errors import PhoneEmuError
 from phoneemu.files import write_output_text
 from phoneemu.formats._tlv import printable
+from phoneemu.interrupts import asyncio_run
 from phoneemu.spool import JsonLines
 
 if TYPE_CHECKING:  # the replay and its fleet summary are imported where one runs (start-up time)
@@ -534,8 +535,6 @@ def run_all(args: argparse.Namespace, *, secrets: KeyLog | None, limits: Limits 
     or not (``phones``/``phones_replayed``, ``downloads``/``downloads_kept``/``downloads_not_kept``).
     Memory: the phones' records go to a :class:`_RecordSpool` as they are done (the tally and one
     record in memory); the JSON document and the JUnit report are written from it a record at a time."""
-    import asyncio
-
     from phoneemu.scenario.replay_fleet import replay_fleet, scan_fleet
 
     models = None
@@ -562,7 +561,7 @@ def run_all(args: argparse.Namespace, *, secrets: KeyLog | None, limits: Limits 
                 raise PhoneEmuError(f"{args.capture}: no phone's download in the capture ({capture.packets} "
                                     "packet(s); a phone's own names carry its MAC: CTLSEP<MAC>.tlv, "
                                     "SEP<MAC>.cnf.xml...)", path="capture")
-            asyncio.run(replay_fleet(capture, reduce=phone_record, profile=args.profile or "cp-8861",
+            asyncio_run(replay_fleet(capture, reduce=phone_record, profile=args.profile or "cp-8861",
                                      installed=installed, config_dir=args.installed_config_dir,
                                      fleet_flash=args.fleet_flash, export_flash=args.export_flash,
                                      models=models, use_keylog=args.keylog is not None, boot=_boot_record,

@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from phoneemu.commands._argtypes import non_negative_int, port, positive_float
 from phoneemu.commands._said import teller
 from phoneemu.errors import PhoneEmuError, TransportError
+from phoneemu.interrupts import asyncio_run
 from phoneemu.values import host_port
 
 if TYPE_CHECKING:  # the servers and their event loop are imported where lab serve runs (start-up time)
@@ -231,9 +232,10 @@ def _shared_port_text(earlier: str, later: str, port: int, given: frozenset[str]
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    """Handler of ``lab serve``: errors of the project propagate (the CLI prints them as one line)."""
-    import asyncio
-
+    """Handler of ``lab serve``: errors of the project propagate (the CLI prints them as one line). Run by
+    :func:`~phoneemu.interrupts.asyncio_run`: a Ctrl-C or SIGTERM before the servers' own handlers are set
+    is the CLI's ``interrupted`` at every moment (``asyncio.run`` let out a CancelledError as it set its
+    handler, exit 1, and hung with SIGINT ignored, a shell's background job)."""
     from phoneemu.lab.log_lines import OneLineFormatter
 
     if args.dir is not None and args.dir_arg is not None and args.dir != args.dir_arg:
@@ -251,7 +253,7 @@ def run_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
     # (one time format for the log and the lines lab serve prints; every message names its service, and
     # is one line whatever a client sent: phoneemu.lab.log_lines)
-    return asyncio.run(serve(args.dir, host=args.host, tftp_port=args.tftp_port, http_port=args.http_port,
+    return asyncio_run(serve(args.dir, host=args.host, tftp_port=args.tftp_port, http_port=args.http_port,
                              tvs_port=args.tvs_port, capf_port=args.capf_port, keylog=args.keylog,
                              sip_port=args.sip_port, sips_port=args.sips_port, attacks=tuple(args.attack),
                              capf_bounds=CapfBounds(read_timeout=args.capf_read_timeout,

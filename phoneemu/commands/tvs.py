@@ -41,6 +41,7 @@ from phoneemu import json_doc
 from phoneemu.commands._argtypes import positive_float
 from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError, TransportError, naming_file
 from phoneemu.files import read_at_most
+from phoneemu.interrupts import asyncio_run
 from phoneemu.values import host_port, parse_host_port
 
 if TYPE_CHECKING:  # the phone's rules, its TLS and the TVS client are imported where one asks (start-up time)
@@ -495,7 +496,7 @@ def handler(args: argparse.Namespace) -> int:
         return list(await asyncio.gather(*(_ask(args, s, key, cert, store) for s in servers)))
 
     docs = [_doc(args, server, key, what, reply=reply, error=error, trusted=trusted)
-            for server, (reply, error, trusted) in zip(servers, asyncio.run(ask_all()), strict=True)]
+            for server, (reply, error, trusted) in zip(servers, asyncio_run(ask_all()), strict=True)]
     note = _no_itl_note(args)
     if len(docs) == 1 and args.config is None:  # one server named: its answer, as it always was
         shown = {**docs[0], "note": note} if note else docs[0]

@@ -68,7 +68,7 @@ from pathlib import Path
 from typing import Any
 
 from phoneemu import worker_pipes
-from phoneemu.interrupts import ctrl_c_deferred, release_held_signals, start_processes
+from phoneemu.interrupts import asyncio_run, ctrl_c_deferred, release_held_signals, start_processes
 from phoneemu.scenario.model import Scenario
 from phoneemu.scenario.results import RunSummary, ScenarioResult
 from phoneemu.tempdirs import make_owned_tempdir
@@ -93,8 +93,6 @@ def _worker(base: int, tasks: Any, results: Any,
     gone; ``("step", i, text, new expectation results)`` as each step starts. ``settings``: capture
     folder, work folder, scenario clock start, time limit and grace (as in the sequential run's options),
     and the parent's folder for the worker's temporary files (``tempfile.tempdir``)."""
-    import asyncio
-
     from phoneemu.scenario.deadline import ScenarioOverrun, StepTracker, hard_stop, limit_for, seconds_text
     from phoneemu.scenario.runner import RunOptions, new_result, run_scenario
 
@@ -120,7 +118,7 @@ def _worker(base: int, tasks: Any, results: Any,
             result = new_result(sc)
             try:
                 with hard_stop(limit + grace if limit > 0 else 0):
-                    result = asyncio.run(run_scenario(sc, opts, result, tracker))
+                    result = asyncio_run(run_scenario(sc, opts, result, tracker))
             except ScenarioOverrun:  # the signal came while closing: as the sequential run says it
                 result.error = (f"timed out after {seconds_text(limit)} s {tracker.text}; interrupted "
                                 f"{grace:g} s later (the lab servers may not all be closed)")
@@ -179,8 +177,7 @@ def _run_held(scenarios: list[Scenario], options: Any, jobs: int, sigterm: Seque
     ctx = mp.get_context("spawn")
     capture = str(options.capture_dir) if options.capture_dir is not None else None
     workdir = str(options.workdir) if options.workdir is not None else None
-    run_tmp = make_owned_tempdir("phoneemu-run-")  # the workers' temporary files, removed at the end
-    settings = (capture, workdir, options.start_time, float(options.timeout), float(options.grace), run_tmp)
+    run_tmp: str | None = None  # the workers' temporary files, made in the try below, removed at the end
     procs: list[Any] = []  # worker -> its process (a worker started in place of a killed one: a new index)
     to_workers: list[Any] = []  # worker -> the parent's writing end of its task pipe
     slots: list[int] = []  # worker -> its lab addresses (0 .. workers-1; a replacement keeps its slot)
@@ -323,6 +320,11 @@ def _run_held(scenarios: list[Scenario], options: Any, jobs: int, sigterm: Seque
 
     by = "Ctrl-C"  # what stopped the run (interrupted)
     try:
+        with ctrl_c_deferred() as interrupted:  # a Ctrl-C (a SIGTERM) as it is made: once the finally owns it
+            run_tmp = make_owned_tempdir("phoneemu-run-")
+        interrupted()
+        settings = (capture, workdir, options.start_time, float(options.timeout), float(options.grace),
+                    run_tmp)
         take_ctrl_c()  # one during the set-up: no worker started, every scenario not run
         try:
             for slot in range(workers):
@@ -367,7 +369,8 @@ def _run_held(scenarios: list[Scenario], options: Any, jobs: int, sigterm: Seque
         inbox.close()
         for c in to_workers:
             c.close()
-        shutil.rmtree(run_tmp, ignore_errors=True)
+        if run_tmp is not None:
+            shutil.rmtree(run_tmp, ignore_errors=True)
     summary.scenarios = [results[i] for i in sorted(results)]
     summary.not_run = [sc.name for i, sc in enumerate(scenarios) if i not in results]
     summary.duration_s = time.perf_counter() - started

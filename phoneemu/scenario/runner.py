@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from phoneemu.errors import PhoneEmuError, ScenarioError
+from phoneemu.interrupts import asyncio_run
 from phoneemu.scenario import checks
 from phoneemu.scenario.deadline import (
     DEFAULT_TIMEOUT_S,
@@ -554,7 +555,7 @@ def _run_in_turn(scenarios: list[Scenario], options: RunOptions, sigterm: list[b
         try:
             watchdog.start()
             with held.released(), hard_stop(limit + options.grace if limit > 0 else 0):
-                asyncio.run(_to_its_end(run_scenario(sc, options, result, tracker), ended))
+                asyncio_run(_to_its_end(run_scenario(sc, options, result, tracker), ended))
         except ScenarioOverrun:  # the signal came while the scenario was closing (or not in its steps)
             result.last_step = tracker.text
             result.error = (f"timed out after {seconds_text(limit)} s {tracker.text}; interrupted "
