@@ -530,7 +530,9 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int, lab: Path 
                  flash: Path | None = None) -> None:
     """``--junit``: a case per phone booted (:mod:`phoneemu.fleet.junit`), one skipped case counting the
     phones not started, one error case per shard process that died. Its ways out name the lab folder
-    (``lab``) and the phone's own flash (``flash``/MAC) where known, as the summary does."""
+    (``lab``) and the phone's own flash (``flash``/MAC) where known, as the summary does, and are those of
+    the lists the phone holds (its record's ``held``, as the summary's group: was the table's when the
+    flash was not kept, ``lab rollback OLD on`` to a phone holding a CTL)."""
     from phoneemu.fleet.junit import Case, write_cases
     from phoneemu.fleet.metrics import BootRecord
     from phoneemu.phone.ways_out import FLASH_NOT_KEPT, NOT_A_LAB, no_way_out_lines, way_out_lines
@@ -556,7 +558,7 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int, lab: Path 
         message = f"{rec.outcome} ({rec.rule})" + (f": {rec.reason}" if rec.reason else "")
         locked = rec.outcome == "locked-out"
         ways = [*way_out_lines(rec.rule or "", rec.kind or "", indent="", fill=fill(rec),
-                               reason_code=rec.reason_code),
+                               reason_code=rec.reason_code, held=rec.held),
                 *no_way_out_lines(rec.rule or "", rec.kind or "", indent="")] if locked else []
         body = "\n".join([*(f"{k}: {v}" for k, v in rec.as_dict().items()), *ways])
         return Case(rec.mac, time_s=rec.latency_s, failure=(message, body))
