@@ -440,8 +440,7 @@ def _live_tvs(args: argparse.Namespace) -> LiveTvs | None:
 
 
 def _fleet(args: argparse.Namespace, now: int, options: dict[str, Any]) -> int:
-    import asyncio
-
+    from phoneemu.interrupts import asyncio_run
     from phoneemu.scenario.predict import predict_fleet
 
     for option, value in (("--flash", args.flash), ("--installed-itl", args.installed_itl),
@@ -451,7 +450,7 @@ def _fleet(args: argparse.Namespace, now: int, options: dict[str, Any]) -> int:
         if value is not None:
             raise PhoneEmuError(f"{option} is one phone's: not with --fleet-flash (each phone's installed "
                                 "lists, config, MAC and profile come from its flash)", path="fleet-flash")
-    phones = asyncio.run(predict_fleet(args.fleet_flash, args.files, profile=args.profile, now=now,
+    phones = asyncio_run(predict_fleet(args.fleet_flash, args.files, profile=args.profile, now=now,
                                        progress=progress_line("predicted"), **options))
     return _fleet_report(args, now, phones, options["tvs_live"], source=str(args.fleet_flash))
 
@@ -473,8 +472,7 @@ def _fleet_report(args: argparse.Namespace, now: int, phones: list[FleetPhone], 
 
 def _listed(args: argparse.Namespace, now: int, options: dict[str, Any]) -> int:
     """``--models FILE``: the site's listed phones predicted from files (:func:`predict_listed`)."""
-    import asyncio
-
+    from phoneemu.interrupts import asyncio_run
     from phoneemu.scenario.phone_models import read_phone_models
     from phoneemu.scenario.predict import predict_listed
 
@@ -494,7 +492,7 @@ def _listed(args: argparse.Namespace, now: int, options: dict[str, Any]) -> int:
         raise PhoneEmuError(f"{args.models}: lists no phone", path="models")
     if args.profile is not None:  # --profile: every listed phone is that model
         phones = [(mac, args.profile) for mac, _prof in phones]
-    predicted = asyncio.run(predict_listed(
+    predicted = asyncio_run(predict_listed(
         phones, args.files, now=now, installed_itl=args.installed_itl, installed_ctl=args.installed_ctl,
         config_dir=folder, progress=progress_line("predicted"), **options))
     predicted = [replace(ph, notes=(*ph.notes, models.notes_of[ph.mac]))
@@ -512,10 +510,9 @@ def _config_mac(path: Path) -> str | None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    import asyncio
-
     from phoneemu.crypto.certs import cert_der
     from phoneemu.files import check_writable
+    from phoneemu.interrupts import asyncio_run
     from phoneemu.scenario.predict import outcome, predict_boot
 
     check_writable(args.json_file, "--json-file")
@@ -540,7 +537,7 @@ def handler(args: argparse.Namespace) -> int:
     if args.profile is None:
         args.profile = "cp-8861"
     key = installed_config_key(args)
-    result = asyncio.run(predict_boot(
+    result = asyncio_run(predict_boot(
         args.files, installed_itl=args.installed_itl, installed_ctl=args.installed_ctl,
         installed_config=args.installed_config, mac=args.mac,
         profile=args.profile, now=now, tvs_certs=pem_certificates(args.tvs_cert), tvs_roles=roles,

@@ -284,9 +284,8 @@ def _boot_text(i: int, r: ReplayResult, fill: dict[str, str] | None = None) -> s
 
 
 def handler(args: argparse.Namespace) -> int:
-    import asyncio
-
     from phoneemu.formats.config import normalise_mac
+    from phoneemu.interrupts import asyncio_run
     from phoneemu.net.tls_decrypt import KeyLog
     from phoneemu.phone.profile import get_profile
     from phoneemu.scenario.predict import load_installed
@@ -333,7 +332,7 @@ def handler(args: argparse.Namespace) -> int:
         if why is not None:  # beyond the budget (as replay --all says of such a phone): exit status 1
             out.skipped(why)
             return 1
-        asyncio.run(replay_phone(index, mac, profile=args.profile, now=args.now,
+        asyncio_run(replay_phone(index, mac, profile=args.profile, now=args.now,
                                  image_signers=pem_certificates(args.image_signer),
                                  tvs_certs=pem_certificates(args.tvs_cert), tvs_roles=roles,
                                  tvs_capture=tvs_capture if args.keylog is not None else None,
