@@ -8,13 +8,15 @@ Rules:
   because the server is busy) and, finding it held, says so first (``on_wait``: the ``lab`` commands
   print it on stderr, naming the ``lab serve`` of ``DIR/.serve.lock`` if one runs).
 * An operation that writes two labs — ``lab exchange DIR OTHER`` imports into both — holds both locks
-  (:func:`hold_lab_locks`), taken one at a time in a fixed order, by resolved path, whatever the order
-  typed: ``exchange A B`` and ``exchange B A`` at once both wait for the same first lock, so neither holds
-  one the other waits for (no deadlock); each lock found held is said as one operation's is (``on_wait``,
-  naming that lab's lock file). One folder named twice, by any two paths (a symlink, a bind mount: by its
-  device and inode), is locked once (``flock`` on a second descriptor of the same file would wait for the
-  first for ever). Was: only DIR's lock, OTHER written unlocked, so an operation on OTHER or its ``lab
-  serve`` recording ports or a CAPF outcome could lose a write.
+  (:func:`hold_lab_locks`), taken one at a time in a fixed order, by each folder's device and inode,
+  whatever the order and the paths typed: ``exchange A B`` and ``exchange B A`` at once — or ``exchange B2
+  A``, B2 a bind mount of B — both wait for the same first lock, so neither holds one the other waits for
+  (no deadlock; was by resolved path, which a bind mount changes: the two took them in opposite orders);
+  each lock found held is said as one operation's is (``on_wait``, naming that lab's lock file). One folder
+  named twice, by any two paths (a symlink, a bind mount), is locked once (``flock`` on a second
+  descriptor of the same file would wait for the first for ever). Was: only DIR's lock, OTHER written
+  unlocked, so an operation on OTHER or its ``lab serve`` recording ports or a CAPF outcome could lose a
+  write.
 * A command that reads the lab without serving it — ``lab show``, ``boot --lab``, ``fleet boot --lab`` —
   holds it *shared* while it reads (``hold_lab_lock(root, shared=True)``): it waits for an operation under
   way as an operation does, saying so first (``on_wait``, the same text), so it never reads a half-changed
@@ -148,9 +150,9 @@ def hold_lab_lock(root: Path | str, *, on_wait: Callable[[str], None] | None = N
 def hold_lab_locks(roots: Iterable[Path | str], *, on_wait: Callable[[str], None] | None = None) \
         -> Iterator[None]:
     """Hold the lab lock of every folder of ``roots`` exclusively (an operation writing several labs),
-    each as :func:`hold_lab_lock` does; taken in the order of their resolved paths, a folder named twice,
-    by any paths, once (module rules: two operations on the same labs never wait for each other in a
-    circle)."""
+    each as :func:`hold_lab_lock` does; taken in the order of the folders (device and inode, whatever
+    paths name them), a folder named twice, by any paths, once (module rules: two operations on the same
+    labs never wait for each other in a circle)."""
     with contextlib.ExitStack() as held:
         for root in _lock_order(roots):
             held.enter_context(hold_lab_lock(root, on_wait=on_wait))
@@ -158,25 +160,26 @@ def hold_lab_locks(roots: Iterable[Path | str], *, on_wait: Callable[[str], None
 
 
 def _lock_order(roots: Iterable[Path | str]) -> list[Path]:
-    """The folders whose locks :func:`hold_lab_locks` takes, in the order it takes them: sorted by resolved
-    path, each folder once, whatever paths name it (:func:`_folder_key`; was: once per resolved path, so one
-    lab under two paths a symlink does not join — a bind mount — was locked twice, the second ``flock``
-    waiting for the first for ever)."""
-    by_folder: dict[tuple[int, int] | Path, Path] = {}
+    """The folders whose locks :func:`hold_lab_locks` takes, in the order it takes them: each folder once,
+    whatever paths name it, ordered by what it is (:func:`_folder_key`), not by a path: a bind mount names
+    one folder under another resolved path (was: sorted by resolved path, so ``exchange A B`` and
+    ``exchange B2 A``, B2 a bind mount of B sorting before A, took the two locks in opposite orders and
+    could wait for each other for ever)."""
+    by_folder: dict[tuple[int, int, int, str], Path] = {}
     for resolved, typed in sorted((Path(root).resolve(), Path(root)) for root in roots):
         by_folder.setdefault(_folder_key(resolved), typed)  # the path typed: the wait message names it
-    return list(by_folder.values())
+    return [by_folder[key] for key in sorted(by_folder)]
 
 
-def _folder_key(root: Path) -> tuple[int, int] | Path:
+def _folder_key(root: Path) -> tuple[int, int, int, str]:
     """What identifies a lab folder for :func:`_lock_order`: its device and inode, the same under every
-    path (a symlink, a bind mount); ``root`` itself for one that cannot be read (no lock is taken there,
-    :func:`_open`)."""
+    path (a symlink, a bind mount); for one that cannot be read (no lock is taken there, :func:`_open`),
+    its resolved path, after every folder that can."""
     try:
         st = os.stat(root)
     except OSError:
-        return root
-    return st.st_dev, st.st_ino
+        return 1, 0, 0, str(root)
+    return 0, st.st_dev, st.st_ino, ""
 
 
 def _holder_text(root: Path, *, reading: bool = False) -> str:
