@@ -255,17 +255,21 @@ def _itl_reset(cluster: LabCluster, args: argparse.Namespace, now: int | None) -
     (was: only who signs the ITL now; restarting TFTP first serves the ITLRecovery-signed ITL again), as
     :func:`_itl_reset_note` says it for the lists the cluster serves."""
     cluster.itl_reset(args.key, key_file=args.key_file, now=now)
-    say(args, _itl_reset_note(cluster.state.rollback, cluster.state.ctl_exists, shlex.quote(str(args.dir))))
+    say(args, _itl_reset_note(cluster.state.rollback, cluster.state.ctl_exists, shlex.quote(str(args.dir)),
+                              mixed_mode=cluster.state.mixed_mode))
 
 
-def _itl_reset_note(rollback: bool, ctl: bool, lab: str) -> str:
+def _itl_reset_note(rollback: bool, ctl: bool, lab: str, *, mixed_mode: bool = True) -> str:
     """The note of ``lab itl-reset`` (spec G.7). The rollback on: the reset ITL is served as the rollback ITL,
     empty (B.7), before and after TFTP restarts, so the phones that take it hold no TVS until the rollback is
     off. A CTL served (mixed mode): a phone holding it checks it first at each boot (G.3.2; the rollback ITL
     does not blank it, G.3 note), so one refusing the CTL (its ITLRecovery signer regenerated) stays locked
     at the reset that brings it the reset ITL and takes the CTL at its next, the new ITLRecovery a SAST record
     of that ITL. Was, in both: "reset the phones now (each takes it ...)", as if that reset ended the
-    lockout and brought the full ITL."""
+    lockout and brought the full ITL. Both, the CTL non-secure (``mixed_mode`` off: its CCM+TFTP records
+    emptied): no list a phone holding it holds names the config signer, so taking the CTL ends no lockout
+    (G.4-reject-unknown-signer, as ``lab mixed-mode off`` says) until the rollback is off and a reset (was:
+    "they hold the empty ITL ... until ... rollback off", as if they took their configs meanwhile)."""
     lists = "its CTL or ITL" if ctl else "its ITL"
     if rollback:
         served = ("the rollback is on: the reset ITL is served as the rollback ITL, empty (its TFTP and TVS "
@@ -284,7 +288,13 @@ def _itl_reset_note(rollback: bool, ctl: bool, lab: str) -> str:
                  "the CTL (its ITLRecovery signer regenerated) stays locked at that reset, though it takes "
                  "the reset ITL, and takes the CTL at its next, the new ITLRecovery a SAST record of that "
                  "ITL: reset the phones again after the restart")
-    if rollback:
+    if rollback and ctl and not mixed_mode:
+        note += ("; the CTL served is non-secure (mixed mode off: its CCM+TFTP records emptied) and the "
+                 "rollback ITL has its TFTP record blanked (spec B.7): a phone holding a CTL and the "
+                 "rollback ITL refuses its config (G.4-reject-unknown-signer) at every reset, the CTL taken "
+                 f"or not, locked with no TVS to ask, until phoneemu lab rollback {lab} off and a reset (the "
+                 "full ITL names the config signer)")
+    elif rollback:
         note += (f"; they hold the empty ITL, no TVS to ask, until phoneemu lab rollback {lab} off and a "
                  "reset (their full ITL)")
     return note

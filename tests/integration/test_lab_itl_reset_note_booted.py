@@ -69,3 +69,35 @@ def test_itl_reset_note_in_mixed_mode_is_what_the_boots_show(rollback: bool, tmp
         _cli("lab", "rollback", str(lab), "off")
         assert _boot(lab, fleet).ok
         assert held_lists(fleet / MAC) == HeldLists(ctl=True, empty_itl=False)
+
+
+def test_itl_reset_note_with_mixed_mode_off_and_the_rollback_on_is_what_the_boots_show(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Mixed mode off (the CTL served non-secure, its CCM+TFTP records emptied) and the rollback on: a phone
+    holding a CTL and the rollback ITL takes the CTL after the restart and still refuses its config — the
+    lockout ends only with the rollback off and a reset, as the note says. Was: the note ended "reset the
+    phones again after the restart; they hold the empty ITL ... until ... rollback off", as if that reset
+    ended the lockout."""
+    lab, fleet = tmp_path / "lab", tmp_path / "fleet"
+    _cli("lab", "init", str(lab), "--seed", "5", "--key", "rsa1024", "--now", str(NOW))
+    _cli("lab", "mixed-mode", str(lab), "on")
+    _cli("lab", "phone", "add", str(lab), "--mac", MAC)
+    assert _boot(lab, fleet).ok
+    _cli("lab", "mixed-mode", str(lab), "off")
+    assert _boot(lab, fleet).ok
+    _cli("lab", "rollback", str(lab), "on")
+    _cli("lab", "regenerate", str(lab), "itlrecovery")
+    capsys.readouterr()
+    _cli("lab", "itl-reset", str(lab), "localkey")
+    note = capsys.readouterr().err
+    assert "refuses its config (G.4-reject-unknown-signer) at every reset, the CTL taken or not" in note, note
+    assert f"until phoneemu lab rollback {lab} off and a reset" in note
+
+    assert _boot(lab, fleet).locked_out  # the reset the note asks for
+    _cli("lab", "restart-tftp", str(lab))
+    again = _boot(lab, fleet)  # the next: the CTL taken, the config still refused
+    assert again.trust["CTL"] == "empty" and again.locked_out
+    assert again.deciding.rule == "G.4-reject-unknown-signer"
+    assert held_lists(fleet / MAC) == HeldLists(ctl=True, empty_itl=True)
+    _cli("lab", "rollback", str(lab), "off")
+    assert _boot(lab, fleet).ok  # the rollback off and a reset: the full ITL names the config signer
