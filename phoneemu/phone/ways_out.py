@@ -527,6 +527,12 @@ def _for_held(ways: tuple[WayOut, ...], rule: str, kind: str, held: HeldLists | 
     return (*first, *kept, *last)
 
 
+def _lists_choose(rule: str, kind: str) -> bool:
+    """Whether the lists a phone holds can change the ways out of ``rule`` on a file of ``kind``
+    (:func:`_for_held`: a rule of :data:`_SIGNER_RULES` with ways out): else they need not be read."""
+    return rule in _SIGNER_RULES and bool(WAYS_BY_KIND.get(kind, {}).get(rule))
+
+
 def _code(reason_code: str | VerifyReason | None) -> str | None:
     """A decision's reason code as its report writes it (``too-large``)."""
     return reason_code.value if isinstance(reason_code, VerifyReason) else reason_code
@@ -589,11 +595,13 @@ def way_out_lines(rule: str, kind: str, *, indent: str = "  ", fill: Mapping[str
     command on a flash that is gone says how to keep it instead (:func:`_kept_or_not`). ``held``: the lists
     the phone holds; not given, they are read from the flash ``fill`` names (``FLASH``: ``boot --flash``,
     ``phone show --flash``), so a phone holding a CTL is not told the ways through the rollback ITL
-    (:func:`ways_out`)."""
+    (:func:`ways_out`) — only where they can choose the ways (:func:`_lists_choose`; was for every rule,
+    a registration refused or a call without SRTP too: ``fleet boot --flash --junit`` read and parsed each
+    such phone's lists and config for nothing)."""
     lines: list[str] = []
     real = NOT_A_LAB in (fill or {})
     flash = (fill or {}).get("FLASH")
-    if held is None and flash is not None and not fleet:
+    if held is None and flash is not None and not fleet and _lists_choose(rule, kind):
         held = held_lists(flash)
     for w in ways_out(rule, kind, reason_code, held=held):
         lab = _kept_or_not(w, fill or {}, fleet=fleet)
