@@ -15,19 +15,15 @@ from typing import Any
 import pytest
 
 from phoneemu import interrupts
-from phoneemu.interrupts import asyncio_run, term_as_ctrl_c
+from phoneemu.interrupts import asyncio_run
+from tests.signal_rules import signals_as_commands_set_them
 
 
 @pytest.fixture
 def python_ctrl_c() -> Iterator[None]:
     """SIGINT as Python sets it (KeyboardInterrupt) and SIGTERM as every command has it; both given back."""
-    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
-    old_term = term_as_ctrl_c()
-    try:
+    with signals_as_commands_set_them():
         yield
-    finally:
-        signal.signal(signal.SIGTERM, old_term)
-        signal.signal(signal.SIGINT, old_int)
 
 
 def _signal_as_the_run_sets_its_handler(monkeypatch: pytest.MonkeyPatch, signum: int) -> list[Any]:

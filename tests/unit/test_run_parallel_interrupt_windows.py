@@ -26,12 +26,12 @@ from typing import Any
 
 import pytest
 
-from phoneemu.interrupts import term_as_ctrl_c
 from phoneemu.scenario import parallel, runner
 from phoneemu.scenario.loader import load_text
 from phoneemu.scenario.model import Scenario
 from phoneemu.scenario.results import ExpectationResult, RunSummary, ScenarioResult
 from phoneemu.scenario.runner import RunOptions, run_scenarios
+from tests.signal_rules import signals_as_commands_set_them
 
 pytestmark = pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
                                 reason="signal handlers are the main thread's")
@@ -50,16 +50,9 @@ SIGNALS = pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["
 
 @pytest.fixture(autouse=True)
 def signals_as_the_command_sets_them() -> Iterator[None]:
-    """SIGINT Python's handler and SIGTERM a Ctrl-C (:func:`term_as_ctrl_c`), as ``phoneemu run`` has them;
-    put back after the test."""
-    old_term, old_int = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    term_as_ctrl_c()
-    try:
+    """SIGINT Python's handler and SIGTERM a Ctrl-C, as ``phoneemu run`` has them; put back after the test."""
+    with signals_as_commands_set_them():
         yield
-    finally:
-        signal.signal(signal.SIGTERM, old_term)
-        signal.signal(signal.SIGINT, old_int)
 
 
 @pytest.fixture(autouse=True)

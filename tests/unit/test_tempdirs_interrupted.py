@@ -11,20 +11,15 @@ from pathlib import Path
 import pytest
 
 from phoneemu import tempdirs
-from phoneemu.interrupts import term_as_ctrl_c
 from phoneemu.tempdirs import make_owned_tempdir, owned_tempdir
+from tests.signal_rules import signals_as_commands_set_them
 
 
 @pytest.fixture
 def python_ctrl_c() -> Iterator[None]:
     """SIGINT as Python sets it (KeyboardInterrupt) and SIGTERM as every command has it; both given back."""
-    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
-    old_term = term_as_ctrl_c()
-    try:
+    with signals_as_commands_set_them():
         yield
-    finally:
-        signal.signal(signal.SIGTERM, old_term)
-        signal.signal(signal.SIGINT, old_int)
 
 
 @pytest.fixture
