@@ -136,11 +136,13 @@ def asyncio_run(main: Coroutine[Any, Any, _T]) -> _T:
     (:func:`_stopping_signal`), from before the loop is made until it is closed; asyncio, finding SIGINT
     taken or not Python's, sets none. A Ctrl-C that comes once the task has ended is noted and raised when
     the loop is closed; it wins over the run's result or error, as :func:`ctrl_c_deferred` has it. Without
-    such a signal (not the main thread, SIGINT a handler of someone else's), this is ``asyncio.run``."""
+    such a signal (not the main thread, SIGINT a handler of someone else's), or with a loop running in this
+    thread, this is ``asyncio.run``: under a running loop its RuntimeError, nothing changed (was: a second
+    loop made, the thread's current loop unset, that loop left unclosed and another RuntimeError)."""
     import asyncio
 
     signum = _stopping_signal()
-    if signum is None:
+    if signum is None or _loop_running():
         return asyncio.run(main)
     stop = _MainTaskStop()
     old = signal.signal(signum, stop)
@@ -170,6 +172,17 @@ def _stopping_signal() -> int | None:
     if not callable(ctrl_c) and signal.getsignal(signal.SIGTERM) is _on_term:
         return signal.SIGTERM
     return None
+
+
+def _loop_running() -> bool:
+    """Whether an event loop runs in this thread (``asyncio.run`` refuses to start one then)."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 class _MainTaskStop:
