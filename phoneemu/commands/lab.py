@@ -46,7 +46,8 @@ Lab convenience: each phone's MIC key is kept in DIR/phones/<MAC>/mic.key (0600)
 so an emulated phone can be provisioned with it (a real MIC key never leaves the phone).
 Operations hold DIR/.lab.lock; one that finds it held waits, saying so on stderr ('phoneemu lab
 regenerate: waiting for the lab lock DIR/.lab.lock: held by ...'), and runs once it is free.
-'exchange DIR OTHER_DIR' writes both labs and holds both locks, taken in the order of their paths.
+'exchange DIR OTHER_DIR' writes both labs and holds both locks, taken in the order of the folders,
+whatever paths name them.
 """
 
 

@@ -164,9 +164,11 @@ def _lock_order(roots: Iterable[Path | str]) -> list[Path]:
     whatever paths name it, ordered by what it is (:func:`_folder_key`), not by a path: a bind mount names
     one folder under another resolved path (was: sorted by resolved path, so ``exchange A B`` and
     ``exchange B2 A``, B2 a bind mount of B sorting before A, took the two locks in opposite orders and
-    could wait for each other for ever)."""
+    could wait for each other for ever). Paths resolved as far as they go (``os.path.realpath``): a
+    symlink loop is a folder that cannot be read, said by the operation (was: ``Path.resolve``'s
+    RuntimeError, a traceback from every ``lab`` operation naming one)."""
     by_folder: dict[tuple[int, int, int, str], Path] = {}
-    for resolved, typed in sorted((Path(root).resolve(), Path(root)) for root in roots):
+    for resolved, typed in sorted((Path(os.path.realpath(root)), Path(root)) for root in roots):
         by_folder.setdefault(_folder_key(resolved), typed)  # the path typed: the wait message names it
     return [by_folder[key] for key in sorted(by_folder)]
 
