@@ -10,12 +10,16 @@
 * ``make_vectors`` (session): the tests/vectors/make_vectors.py module itself.
 * ``cluster``: a private copy of the module's ``template`` lab (``template = helpers.lab_template(...)``),
   so a test may change it freely.
+
+Collection keeps pytest's assertion-rewritten test modules in ``__pycache__`` even where
+PYTHONDONTWRITEBYTECODE is set (:func:`pytest_collection`).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -37,6 +41,20 @@ def _load_make_vectors() -> ModuleType:
     sys.modules[name] = mod
     spec.loader.exec_module(mod)
     return mod
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection() -> Iterator[object]:
+    """Rewritten test modules are written to ``__pycache__`` during collection, whatever
+    PYTHONDONTWRITEBYTECODE says (put back after): pytest reads a cached one even where that is set,
+    but never writes one, so every worker of every run rewrote all ~400 test modules again (~7 s of
+    CPU each, half of collection; scripts/test.sh byte-compiles the sources for the same reason)."""
+    said = sys.dont_write_bytecode
+    sys.dont_write_bytecode = False
+    try:
+        return (yield)
+    finally:
+        sys.dont_write_bytecode = said
 
 
 @pytest.fixture(scope="session")
