@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import re
+import signal
 import socket
 import threading
 from pathlib import Path
@@ -23,7 +24,7 @@ from phoneemu.cli import main
 from phoneemu.commands._watched_fetch import Ports, WatchedFetcher
 from phoneemu.errors import TransportError
 from phoneemu.lab.cluster import LabCluster
-from tests.helpers import ctrl_c, serve_in_thread
+from tests.helpers import serve_in_thread
 
 NOW = 1_780_000_000
 MAC = "0A0000000F51"
@@ -113,16 +114,33 @@ def test_a_slow_request_is_said_once_and_an_interrupted_one_named() -> None:
                                              r"failed before it\)", text), text
 
 
+def _ctrl_c_once_asked(silent: socket.socket, boot_ended: threading.Event) -> threading.Thread:
+    """A thread that, once ``silent`` has a request (10 s at most), sends SIGINT to the main thread, as a
+    terminal's Ctrl-C reaches it: its wait for the answer ends at once (a signal raised in this thread would
+    be seen there only when that wait timed out, the phone's --timeout later)."""
+    def ctrl_c_when_asked() -> None:
+        silent.settimeout(10)
+        with contextlib.suppress(TimeoutError):
+            silent.recvfrom(2048)
+            if not boot_ended.is_set():
+                signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    thread = threading.Thread(target=ctrl_c_when_asked, daemon=True)
+    thread.start()
+    return thread
+
+
 def test_ctrl_c_during_a_boot_names_the_request_under_way(capsys: pytest.CaptureFixture[str]) -> None:
+    boot_ended = threading.Event()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:  # takes requests, answers none
         silent.bind(("127.0.0.1", 0))
         port = silent.getsockname()[1]
-        timer = threading.Timer(1.0, ctrl_c)
-        timer.start()
+        watcher = _ctrl_c_once_asked(silent, boot_ended)
         try:
             code = main(["boot", "--mac", MAC, "--tftp", f"127.0.0.1:{port}", "--no-http", "--timeout", "3"])
         finally:
-            timer.cancel()
+            boot_ended.set()
+            watcher.join(15)
     err = capsys.readouterr().err
     assert code == 130, err
     said = (rf"phoneemu boot: interrupted while waiting \d+ s for CTLSEP{MAC}\.tlv from TFTP "
