@@ -55,26 +55,38 @@ def test_rrq_flood_leaves_descriptors_for_http(cluster: LabCluster, low_fd_limit
         async with LabServers(cluster) as servers:
             tftp = servers.tftp
             assert tftp is not None and tftp.max_transfers <= transfer_socket_budget() < low_fd_limit
+            tftp.timeout = 60.0  # no flood transfer runs out of retries before the last request, however slow
             rrq = _rrq("ITLFile.tlv")
-            for _ in range(flood):  # each from a new port, closed at once: a new "peer" every time
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                    s.sendto(rrq, (HOST, servers.ports["tftp"]))
-                await asyncio.sleep(0)
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # one more, and read the answer
-                s.setblocking(False)
-                loop = asyncio.get_running_loop()
-                for _ in range(250):  # the server may still be reading the flood off its socket
-                    if tftp.active_transfers >= tftp.max_transfers:
-                        break
-                    await asyncio.sleep(0.02)
-                await loop.sock_sendto(s, rrq, (HOST, servers.ports["tftp"]))
-                answer = await asyncio.wait_for(loop.sock_recv(s, 1024), 5)
-            assert answer[:4] == b"\x00\x05\x00\x00" and b"busy" in answer
+            loop = asyncio.get_running_loop()
+            # the last request's port is taken first: no flood socket gets it (a same-port RRQ while its
+            # transfer runs is a retransmission, ignored)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as last:
+                last.bind((HOST, 0))
+                last.setblocking(False)
+                for _ in range(flood):  # each from a new port, closed at once: a new "peer" every time
+                    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                        s.sendto(rrq, (HOST, servers.ports["tftp"]))
+                    await asyncio.sleep(0)
+                await _wait_until_full(tftp)
+                await loop.sock_sendto(last, rrq, (HOST, servers.ports["tftp"]))
+                answer = await asyncio.wait_for(loop.sock_recv(last, 1024), 5)
+            assert answer[:4] == b"\x00\x05\x00\x00" and b"busy" in answer, answer
             assert tftp.stats.get("busy", 0) > 0 and tftp.active_transfers <= tftp.max_transfers
             body = await http_get(HOST, servers.ports["http"], "ITLFile.tlv", timeout=5)
             assert body == cluster.get("ITLFile.tlv")
 
     run(main(), limit=60)
+
+
+async def _wait_until_full(tftp: TftpServer, *, rounds: int = 1500) -> None:
+    """Wait (at most ``rounds`` x 20 ms) until ``tftp`` holds ``max_transfers`` transfers: the server may
+    still be reading the flood off its socket."""
+    for _ in range(rounds):
+        if tftp.active_transfers >= tftp.max_transfers:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the flood left the server at {tftp.active_transfers} of {tftp.max_transfers} "
+                         f"transfers after {rounds * 0.02:g} s (stats {tftp.stats})")
 
 
 def test_client_timeout_option_is_capped() -> None:
