@@ -168,8 +168,8 @@ def add_capf_keygen_options(p: Any, *, who: str) -> None:
                    "§F.8; ours: 0..7200; default its profile's, 0)")
     p.add_argument("--capf-in-progress-seconds", type=_profile_seconds("capf_in_progress_seconds"),
                    default=None, metavar="S", help="meanwhile REQUEST_IN_PROGRESS goes at once and every S "
-                   "seconds (spec §F.6; ours: 0 = none, a silent phone, else 1..3600; default its profile's, "
-                   "10)")
+                   "seconds (spec §F.6; ours: 0 = none, a silent phone, else 0.25..3600, fractions allowed; "
+                   "default its profile's, 10)")
 
 
 def capf_keygen_overrides(args: argparse.Namespace) -> dict[str, float]:

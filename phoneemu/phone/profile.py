@@ -18,8 +18,9 @@ A :class:`PhoneProfile` is frozen, shared by every phone of that model. Facts us
 * CAPF key generation may take long (spec §F.6 REQUEST_IN_PROGRESS; §F.8: "half an hour or more on
   some models"); ours: ``capf_keygen_seconds`` (default 0, at most 7200) makes the phone answer
   KEY_GENERATE_REQUEST that long after it came, sending REQUEST_IN_PROGRESS at once and every
-  ``capf_in_progress_seconds`` (default 10; 0: never, a silent slow phone; else 1..3600), so a cluster's
-  CAPF behaviour with a slow phone can be rehearsed (:mod:`phoneemu.net.capf_client`).
+  ``capf_in_progress_seconds`` (default 10; 0: never, a silent slow phone; else 0.25..3600, fractions
+  allowed), so a cluster's CAPF behaviour with a slow phone can be rehearsed
+  (:mod:`phoneemu.net.capf_client`).
 
 Our conventions (spec [UNK]): exact model limits (RSA size, EC support, TLS versions, status
 checksum style) are plausible values for the model generation, not published figures.
@@ -56,6 +57,9 @@ _HASH_NAMES = {"sha1": HashAlg.SHA1, "sha-1": HashAlg.SHA1, "sha256": HashAlg.SH
 _TEMPLATE_FIELDS = ("{mac}",)
 #: Longest CAPF key generation a profile may ask for (ours: two hours, past §F.8's "half an hour or more")
 _MAX_KEYGEN_S = 7200.0
+#: REQUEST_IN_PROGRESS cadence bounds, seconds (ours: fractions down to a quarter second, so a rehearsal
+#: against a short CAPF read timeout takes little time; never a flood of pings)
+_MIN_IN_PROGRESS_S, _MAX_IN_PROGRESS_S = 0.25, 3600.0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -129,9 +133,10 @@ class PhoneProfile:
         if not 0 <= self.capf_keygen_seconds <= _MAX_KEYGEN_S:
             raise EncodeError(f"capf_keygen_seconds {self.capf_keygen_seconds} must be 0..{_MAX_KEYGEN_S:g}",
                               path="capf_keygen_seconds")
-        if self.capf_in_progress_seconds != 0 and not 1 <= self.capf_in_progress_seconds <= 3600:
-            raise EncodeError(f"capf_in_progress_seconds {self.capf_in_progress_seconds} must be 0 (none) or "
-                              "1..3600", path="capf_in_progress_seconds")
+        every = self.capf_in_progress_seconds
+        if every != 0 and not _MIN_IN_PROGRESS_S <= every <= _MAX_IN_PROGRESS_S:
+            raise EncodeError(f"capf_in_progress_seconds {every} must be 0 (none) or {_MIN_IN_PROGRESS_S:g}.."
+                              f"{_MAX_IN_PROGRESS_S:g}", path="capf_in_progress_seconds")
 
     def trust_file_names(self, mac: str) -> tuple[str, ...]:
         """The trust files this model asks for at boot, in order (spec §C.6 rows 1-4)."""

@@ -53,8 +53,8 @@ def test_the_keygen_options_override_the_profile_fields(command: str) -> None:
     ("--capf-keygen-seconds", "7201", "capf_keygen_seconds 7201.0 must be 0..7200"),
     ("--capf-keygen-seconds", "-1", "expected at least 0"),
     ("--capf-keygen-seconds", "nan", "is not a non-negative number"),
-    ("--capf-in-progress-seconds", "0.5", "capf_in_progress_seconds 0.5 must be 0 (none) or 1..3600"),
-    ("--capf-in-progress-seconds", "3601", "must be 0 (none) or 1..3600"),
+    ("--capf-in-progress-seconds", "0.2", "capf_in_progress_seconds 0.2 must be 0 (none) or 0.25..3600"),
+    ("--capf-in-progress-seconds", "3601", "must be 0 (none) or 0.25..3600"),
 ])
 def test_a_value_outside_the_profiles_range_is_a_usage_error(command: str, option: str, value: str, said: str,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
@@ -68,11 +68,11 @@ def test_a_value_outside_the_profiles_range_is_a_usage_error(command: str, optio
 @settings(max_examples=60, deadline=None)
 @given(st.floats(min_value=-5, max_value=8000, allow_nan=False))
 def test_the_options_take_exactly_the_profiles_ranges(value: float) -> None:
-    """Property: ``--capf-keygen-seconds`` takes 0..7200, ``--capf-in-progress-seconds`` 0 or 1..3600
+    """Property: ``--capf-keygen-seconds`` takes 0..7200, ``--capf-in-progress-seconds`` 0 or 0.25..3600
     (:class:`phoneemu.phone.profile.PhoneProfile`), every other number a usage error."""
     text = repr(value)
     for option, ok in (("--capf-keygen-seconds", 0 <= value <= 7200),
-                       ("--capf-in-progress-seconds", value == 0 or 1 <= value <= 3600)):
+                       ("--capf-in-progress-seconds", value == 0 or 0.25 <= value <= 3600)):
         try:
             got = _parse([*COMMANDS["boot"], option, text])
         except SystemExit:
@@ -92,7 +92,7 @@ def test_fleet_boot_gives_every_phone_the_overridden_profile() -> None:
     slow = {(p.profile.capf_keygen_seconds, p.profile.capf_in_progress_seconds) for p in phones}
     assert slow == {(2.0, 1.0)}
     with pytest.raises(PhoneEmuError, match="capf_in_progress_seconds"):
-        FleetSpec(target=spec.target, count=1, profile_overrides={"capf_in_progress_seconds": 0.5})
+        FleetSpec(target=spec.target, count=1, profile_overrides={"capf_in_progress_seconds": 0.2})
 
 
 def _bounds(args: argparse.Namespace) -> tuple[float, float, int]:
