@@ -829,3 +829,50 @@ def count_lookups(monkeypatch: pytest.MonkeyPatch, name: str) -> list[Any]:
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     return asked
+
+
+def assert_written_a_chunk_at_a_time(write: Callable[[Path], object], path: Path, whole: bytes) -> None:
+    """``write(path)`` writes a report of over 15 MB, ``whole``, holding less than a third of it in memory
+    at a time (the peak of Python's allocations meanwhile, traced by :mod:`tracemalloc`)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        write(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    size = path.stat().st_size
+    assert size > 15_000_000, size
+    assert peak < size / 3, (peak, size)
+    assert path.read_bytes() == whole
+
+
+def module_lab(name: str, *, seed: int, now: int, phones: Mapping[str, Mapping[str, Any]]) -> Any:
+    """A module-scoped ``lab`` fixture: a seeded RSA-1024 lab cluster on 127.0.0.1 made at ``now`` in a
+    temporary folder named ``name``, with ``phones`` (MAC -> ``add_phone`` options); one for the module's
+    tests, which read it (:func:`pristine_lab` gives each test a copy to change)::
+
+        lab = module_lab("pem", seed=13, now=NOW, phones={MAC: {"now": NOW}})
+    """
+    @pytest.fixture(scope="module")
+    def lab(tmp_path_factory: pytest.TempPathFactory) -> Any:
+        from phoneemu.lab.cluster import LabCluster
+
+        c = LabCluster.init(tmp_path_factory.mktemp(name) / "lab", seed=seed, key_spec="rsa1024", now=now,
+                            host="127.0.0.1")
+        for mac, options in phones.items():
+            c.add_phone(mac, **options)
+        return c
+    return lab
+
+
+def mixed_mode_lab(root: Path, *, seed: int, name: str, mac: str, now: int) -> Any:
+    """A seeded RSA-1024 lab cluster named ``name`` in ``root``, made at ``now`` with one phone ``mac``, in
+    mixed mode (it serves a CTL: spec §G.4)."""
+    from phoneemu.lab.cluster import LabCluster
+
+    lab = LabCluster.init(root, seed=seed, name=name, key_spec="rsa1024", now=now)
+    lab.add_phone(mac, now=now)
+    lab.set_mixed_mode(True, now=now)
+    return lab

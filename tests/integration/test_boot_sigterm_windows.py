@@ -10,68 +10,20 @@ test_interruptions.py::test_sigterm_stops_boot_and_fuzz_as_ctrl_c_does met them 
   callback: the KeyboardInterrupt raised there left the main task never to be stepped again, and closing
   the loop waited for it for good (``boot`` hung).
 
-Each probe sends the SIGTERM itself at its moment, so the moment is met every time.
+Each probe sends the SIGTERM itself at its moment, so the moment is met every time
+(:func:`tests.signal_rules.sigterm_probe`).
 """
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.signal_rules import assert_stopped_as_ctrl_c, sigterm_probe
+
 HOST = "127.0.0.1"
-
-_PROBE = """\
-import os, signal, sys
-from phoneemu import interrupts, tempdirs
-from phoneemu.cli import main
-from phoneemu.commands import boot
-
-def sigterm():
-    sys.stderr.write("SIGTERM sent\\n")
-    os.kill(os.getpid(), signal.SIGTERM)
-
-moment = sys.argv[1]
-if moment == "owner-file":  # the folder is made, its owner file not yet written
-    identity = tempdirs._identity
-    def signalled_identity(pid):
-        sigterm()
-        return identity(pid)
-    tempdirs._identity = signalled_identity
-elif moment == "flash-made":  # the folder whole, handed back to boot
-    make = boot.make_owned_tempdir
-    def make_then_sigterm(*args, **kwargs):
-        path = make(*args, **kwargs)
-        sigterm()
-        return path
-    boot.make_owned_tempdir = make_then_sigterm
-elif moment == "loop-start":  # the event loop's SIGINT handler just set (asyncio's, or ours)
-    real = signal.signal
-    def set_then_sigterm(sig, handler):
-        old = real(sig, handler)
-        if (sig == signal.SIGINT and callable(handler) and handler is not signal.default_int_handler
-                and not isinstance(handler, interrupts._Held)):
-            signal.signal = real
-            sigterm()
-        return old
-    signal.signal = set_then_sigterm
-elif moment == "first-step-sigint-ignored":  # a shell's background job; the loop runs its first callback
-    import asyncio.events
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    run = asyncio.events.Handle._run
-    def sigterm_then_run(handle):
-        asyncio.events.Handle._run = run
-        sigterm()
-        return run(handle)
-    asyncio.events.Handle._run = sigterm_then_run
-else:
-    raise SystemExit("unknown moment " + moment)
-sys.exit(main(sys.argv[2:]))
-"""
 
 
 @pytest.mark.parametrize("moment", ["owner-file", "flash-made", "loop-start", "first-step-sigint-ignored"])
@@ -81,13 +33,6 @@ def test_a_sigterm_at_a_boots_delicate_moments_exits_130_and_leaves_no_flash(tmp
         silent.bind((HOST, 0))
         argv = ["boot", "--tftp", f"{HOST}:{silent.getsockname()[1]}", "--mac", "001122334455", "--no-http",
                 "--timeout", "0.2"]  # not stopped, the boot would end by itself within seconds (exit 1)
-        env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-        try:
-            done = subprocess.run([sys.executable, "-c", _PROBE, moment, *argv], capture_output=True,
-                                  text=True, timeout=30, cwd=tmp_path, check=False, env=env)
-        except subprocess.TimeoutExpired as exc:  # killed by subprocess.run
-            raise AssertionError(f"boot hung after the SIGTERM: {exc.stderr!r}") from None
-    assert "SIGTERM sent" in done.stderr, done.stderr  # the moment was met
-    assert done.returncode == 130 and "Traceback" not in done.stderr, (done.returncode, done.stderr)
-    assert "interrupted" in done.stderr
+        done = sigterm_probe(moment, argv, tmp_path)
+    assert_stopped_as_ctrl_c(done, "phoneemu boot")
     assert not list(tmp_path.glob("phoneemu-flash-*"))

@@ -25,7 +25,7 @@ from phoneemu.cli import main
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.net.capture import PcapWriter
 from phoneemu.phone import ways_out as wo
-from tests.helpers import boot_into_flash, serve_in_thread
+from tests.helpers import boot_into_flash, mixed_mode_lab, serve_in_thread
 from tests.replay_helpers import captured_tftp_read
 
 NOW = 1_780_000_000
@@ -34,10 +34,7 @@ RULE = "G.4-reject-unknown-signer"
 
 
 def _mixed_mode_lab(root: Path) -> LabCluster:
-    lab = LabCluster.init(root, seed=31, name="old", key_spec="rsa1024", now=NOW)
-    lab.add_phone(MAC, now=NOW)
-    lab.set_mixed_mode(True, now=NOW)
-    return lab
+    return mixed_mode_lab(root, seed=31, name="old", mac=MAC, now=NOW)
 
 
 def _locking(lab: LabCluster) -> LabCluster:
@@ -75,6 +72,15 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     return capsys.readouterr().out
 
 
+def _says_the_json_s_ways(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """The text of ``phoneemu ARGV`` (exit 1), which says the ways of its ``--json`` report's, held lists'
+    (:func:`_holding_ctl_and_rollback_itl`)."""
+    text = _run(argv, capsys)
+    ways = _holding_ctl_and_rollback_itl(json.loads(_run([*argv, "--json"], capsys))["report"])
+    assert _said_ways(text) == _json_ways(ways), text
+    return text
+
+
 def test_predict_from_a_flash_taking_the_rollback_itl_says_the_json_s_ways(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The flash holds the CTL and the full ITL; the new files bring the rollback ITL and lock it: the text
@@ -85,9 +91,7 @@ def test_predict_from_a_flash_taking_the_rollback_itl_says_the_json_s_ways(
     assert wo.held_lists(flash) == wo.HeldLists(ctl=True, empty_itl=False)
     _locking(lab)
     argv = ["predict", "--flash", str(flash), "--now", str(NOW), str(lab.root / "tftp")]
-    text = _run(argv, capsys)
-    ways = _holding_ctl_and_rollback_itl(json.loads(_run([*argv, "--json"], capsys))["report"])
-    assert _said_ways(text) == _json_ways(ways), text
+    text = _says_the_json_s_ways(argv, capsys)
     assert "lab: phoneemu lab itl-reset" not in text
 
 
@@ -107,9 +111,7 @@ def test_predict_of_installed_lists_says_the_json_s_ways(tmp_path: Path,
     lab.set_mixed_mode(False, now=NOW)
     argv = ["predict", "--installed-ctl", str(held / "CTLFile.tlv"), "--installed-itl",
             str(held / "ITLFile.tlv"), "--mac", MAC, "--now", str(NOW), str(lab.root / "tftp")]
-    text = _run(argv, capsys)
-    ways = _holding_ctl_and_rollback_itl(json.loads(_run([*argv, "--json"], capsys))["report"])
-    assert _said_ways(text) == _json_ways(ways), text
+    text = _says_the_json_s_ways(argv, capsys)
     assert "lab: phoneemu lab rollback DIR on" not in text
 
 

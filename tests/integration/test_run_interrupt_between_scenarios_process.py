@@ -15,15 +15,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from tests.helpers import finish_process
+from tests.run_helpers import written_scenarios
 
-SCENARIO = """\
-reproduces: spec G.2
-phones:
-  p: {{mac: 0D00000000{n:02X}}}
-steps:
-  - boot: p
-  - expect: {{phones: p, label: booted, config: accepted}}
-"""
 #: The command, with b's ``new_result`` sending this process a SIGTERM first.
 DRIVER = """\
 import signal, sys
@@ -43,11 +36,7 @@ sys.exit(cli.main(sys.argv[1:]))
 
 
 def test_a_sigterm_between_two_scenarios_keeps_the_first(tmp_path: Path) -> None:
-    files = []
-    for n, name in enumerate("abc"):
-        f = tmp_path / f"{name}.yaml"
-        f.write_text(SCENARIO.format(n=n))
-        files.append(str(f))
+    files = written_scenarios(tmp_path, "abc", mac_prefix="0D00000000", label="booted")
     proc = subprocess.Popen([sys.executable, "-c", DRIVER, "run", *files, "--json", str(tmp_path / "r.json"),
                              "--junit", str(tmp_path / "r.xml")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -21,12 +21,12 @@ from typing import Any
 
 import pytest
 
-from phoneemu.interrupts import term_as_ctrl_c
 from phoneemu.scenario import parallel
 from phoneemu.scenario.loader import load_text
 from phoneemu.scenario.model import Scenario
 from phoneemu.scenario.results import RunSummary
 from phoneemu.scenario.runner import RunOptions, run_scenarios
+from tests.signal_rules import signals_as_commands_set_them
 
 pytestmark = pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
                                 reason="signal handlers are the main thread's")
@@ -66,14 +66,9 @@ def _signalling_worker(base: int, tasks: Any, results: Any, settings: Any, me: i
 
 @pytest.fixture
 def sigterm_as_ctrl_c() -> Iterator[None]:
-    """SIGTERM set as ``phoneemu run`` sets it (:func:`term_as_ctrl_c`), put back after the test."""
-    old_term, old_int = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
-    term_as_ctrl_c()
-    try:
+    """SIGINT Python's handler and SIGTERM a Ctrl-C, as ``phoneemu run`` has them; put back after the test."""
+    with signals_as_commands_set_them():
         yield
-    finally:
-        signal.signal(signal.SIGTERM, old_term)
-        signal.signal(signal.SIGINT, old_int)
 
 
 def _run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, by: str) -> tuple[RunSummary, str]:

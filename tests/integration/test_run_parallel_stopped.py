@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import finish_process
+from tests.helpers import finish_process, reap
+from tests.run_helpers import one_boot_text
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -42,14 +43,6 @@ steps:
   - expect: {{phones: p, label: kept fail, itl: updated}}
   - boot: q
   - expect: {{phones: q, label: never evaluated, config: accepted}}
-"""
-QUICK = """\
-reproduces: spec G.2
-phones:
-  p: {{mac: 0B00000002{n:02X}}}
-steps:
-  - boot: p
-  - expect: {{phones: p, label: quick, config: accepted}}
 """
 BOOT_Q_LINE = 13  # "- boot: q": steps[3]
 STOPPED = "interrupted (Ctrl-C) before the scenario finished"
@@ -124,16 +117,14 @@ def test_ctrl_c_under_j_keeps_what_the_scenarios_under_way_found(tmp_path: Path)
         files = [tmp_path / "a.yaml", tmp_path / "b.yaml", tmp_path / "c.yaml"]
         for n, (f, s) in enumerate(zip(files[:2], socks, strict=True)):
             f.write_text(SCENARIO.format(port=s.getsockname()[1], n=n))
-        files[2].write_text(QUICK.format(n=2))
+        files[2].write_text(one_boot_text("0B0000000202", "quick"))
         proc = _start(files, tmp_path)
         try:
             _first_requests(socks, proc, 60)
             proc.send_signal(signal.SIGINT)
             rc, out, err = finish_process(proc, 30)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            reap(proc)
     assert rc == 130 and "Traceback" not in out + err, (out, err)
     assert "interrupted: 2 scenarios stopped under way (a, b); 1 scenario not run (c)" in out, out
     doc = json.loads((tmp_path / "r.json").read_text())
@@ -165,7 +156,7 @@ def test_worker_killed_mid_step_names_the_scenario_step_and_signal(tmp_path: Pat
     with _silent_tftp(1) as socks:
         files = [tmp_path / "a.yaml", tmp_path / "c.yaml"]
         files[0].write_text(SCENARIO.format(port=socks[0].getsockname()[1], n=0))
-        files[1].write_text(QUICK.format(n=1))
+        files[1].write_text(one_boot_text("0B0000000201", "quick"))
         proc = _start(files, tmp_path)
         try:
             sender = _first_requests(socks, proc, 60)[0]
@@ -173,9 +164,7 @@ def test_worker_killed_mid_step_names_the_scenario_step_and_signal(tmp_path: Pat
             os.kill(victim, signal.SIGKILL)
             rc, out, err = finish_process(proc, 60)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            reap(proc)
     assert rc == 1 and "Traceback" not in out + err, (out, err)
     doc = json.loads((tmp_path / "r.json").read_text())
     a, c = doc["scenarios"]

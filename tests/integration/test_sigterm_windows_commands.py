@@ -10,85 +10,22 @@
   the loop runs its first callback: the KeyboardInterrupt raised there left the main task never to be
   stepped again, and closing the loop waited for it for good (``lab serve`` hung).
 
-Each probe sends the SIGTERM itself at its moment, so the moment is met every time.
+Each probe sends the SIGTERM itself at its moment, so the moment is met every time
+(:func:`tests.signal_rules.sigterm_probe`).
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import lab_template
+from tests.signal_rules import assert_sigterm_exited_130, assert_stopped_as_ctrl_c, sigterm_probe
 
 HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parents[2]
 template = lab_template("sigtermwindows", seed=31, phones={"0011223344F1": {}})
-
-_PROBE = """\
-import functools, importlib, os, signal, sys
-from phoneemu import interrupts
-from phoneemu.cli import main
-
-def sigterm():
-    sys.stderr.write("SIGTERM sent\\n")
-    os.kill(os.getpid(), signal.SIGTERM)
-
-def loops_own(handler):  # asyncio.run's SIGINT handler, or asyncio_run's
-    return isinstance(handler, getattr(interrupts, "_MainTaskStop", ())) or (
-        isinstance(handler, functools.partial) and getattr(handler.func, "__name__", "") == "_on_sigint")
-
-moment = sys.argv[1]
-if moment == "cli-start":  # the parser imports the command modules
-    real_import = importlib.import_module
-    def import_then_sigterm(name, *args, **kwargs):
-        if name == "phoneemu.commands.fleet":
-            importlib.import_module = real_import
-            sigterm()
-        return real_import(name, *args, **kwargs)
-    importlib.import_module = import_then_sigterm
-elif moment == "loop-start":  # the event loop's SIGINT handler just set
-    real = signal.signal
-    def set_then_sigterm(sig, handler):
-        old = real(sig, handler)
-        if sig == signal.SIGINT and loops_own(handler):
-            signal.signal = real
-            sigterm()
-        return old
-    signal.signal = set_then_sigterm
-elif moment == "first-step-sigint-ignored":  # a shell's background job; the loop runs its first callback
-    import asyncio.events
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    run = asyncio.events.Handle._run
-    def sigterm_then_run(handle):
-        asyncio.events.Handle._run = run
-        sigterm()
-        return run(handle)
-    asyncio.events.Handle._run = sigterm_then_run
-else:
-    raise SystemExit("unknown moment " + moment)
-sys.exit(main(sys.argv[2:]))
-"""
-
-
-def _probe(moment: str, argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``phoneemu ARGV`` sending itself a SIGTERM at ``moment``; failed if it hangs (30 s)."""
-    env = {**os.environ, "TMPDIR": str(cwd), "PYTHONPATH": str(REPO)}
-    try:
-        return subprocess.run([sys.executable, "-c", _PROBE, moment, *argv], capture_output=True, text=True,
-                              timeout=30, cwd=cwd, check=False, env=env)
-    except subprocess.TimeoutExpired as exc:
-        raise AssertionError(f"{argv[:2]} hung after the SIGTERM: {exc.stderr!r}") from None
-
-
-def _stopped_as_ctrl_c(done: subprocess.CompletedProcess[str], said_by: str) -> None:
-    """Exit 130, ``SAID_BY: interrupted``, no traceback: as a Ctrl-C at any other moment."""
-    assert "SIGTERM sent" in done.stderr, done.stderr  # the moment was met
-    assert done.returncode == 130 and "Traceback" not in done.stderr, (done.returncode, done.stderr)
-    assert f"{said_by}: interrupted" in done.stderr, done.stderr
 
 
 def _serve_argv(lab: Path) -> list[str]:
@@ -103,8 +40,8 @@ def test_a_sigterm_while_the_cli_builds_its_parser_is_a_ctrl_c(cluster: object, 
     """Not stopped, ``fleet boot`` would boot (nothing answers on port 9: exit 1) and ``lab serve`` serve."""
     argv = (["fleet", "boot", "--count", "2", "--tftp", f"{HOST}:9", "--no-http", "--timeout", "0.2",
              "--shards", "1", "-q"] if command == "fleet boot" else _serve_argv(tmp_path / "lab"))
-    done = _probe("cli-start", argv, tmp_path)
-    _stopped_as_ctrl_c(done, "phoneemu")  # before the command is known: the program's name
+    done = sigterm_probe("cli-start", argv, tmp_path)
+    assert_stopped_as_ctrl_c(done, "phoneemu")  # before the command is known: the program's name
     assert "listening" not in done.stdout and "phones" not in done.stderr
 
 
@@ -113,8 +50,8 @@ def test_a_sigterm_as_lab_serve_starts_its_loop_is_a_ctrl_c(cluster: object, tmp
                                                             moment: str) -> None:
     lab = tmp_path / "lab"
     before = (lab / "cluster.json").read_bytes()
-    done = _probe(moment, _serve_argv(lab), tmp_path)
-    _stopped_as_ctrl_c(done, "phoneemu lab serve")
+    done = sigterm_probe(moment, _serve_argv(lab), tmp_path)
+    assert_stopped_as_ctrl_c(done, "phoneemu lab serve")
     assert "listening" not in done.stdout
     assert (lab / "cluster.json").read_bytes() == before  # nothing served, no port recorded
 
@@ -123,7 +60,6 @@ def test_a_sigterm_as_run_starts_a_scenarios_loop_stops_the_run(tmp_path: Path) 
     """``run``: the scenario under way stopped as by a Ctrl-C (an ERROR saying SIGTERM), the run's
     summary said, exit 130 (was a CancelledError traceback, exit 1, no summary)."""
     scenario = REPO / "scenarios" / "autoregistration-default-config.yaml"
-    done = _probe("loop-start", ["run", str(scenario)], tmp_path)
-    assert "SIGTERM sent" in done.stderr, done.stderr
-    assert done.returncode == 130 and "Traceback" not in done.stderr, (done.returncode, done.stderr)
+    done = sigterm_probe("loop-start", ["run", str(scenario)], tmp_path)
+    assert_sigterm_exited_130(done)
     assert "interrupted (SIGTERM) before the scenario finished" in done.stdout + done.stderr, done.stdout

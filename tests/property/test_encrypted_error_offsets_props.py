@@ -6,7 +6,6 @@ An offset may equal the file's length: the place a missing body or tag would hav
 
 from __future__ import annotations
 
-import datetime as dt
 import random
 from collections.abc import Callable
 from functools import cache
@@ -15,31 +14,22 @@ from cryptography import x509
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from phoneemu.crypto import certs
-from phoneemu.crypto.keys import KeySpec, PrivateKey, generate_key
+from phoneemu.crypto.keys import PrivateKey
 from phoneemu.errors import PhoneEmuError
 from phoneemu.formats import encrypted as e
-from phoneemu.formats.header import FileSigner
+from tests.signer_helpers import file_signer, self_signed
 
 KEY128 = bytes(range(16))
 
 
-@cache
 def identity(name: str) -> tuple[PrivateKey, x509.Certificate]:
-    key = generate_key(KeySpec.parse("rsa1024"), unsafe_seed=f"props-enc-offsets-{name}")
-    cert = certs.issue_certificate(
-        certs.CertRequest(subject=f"CN={name};O=phoneemu", public_key=key.public_key(), serial=99,
-                          not_before=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
-                          not_after=dt.datetime(2044, 1, 1, tzinfo=dt.UTC)),
-        issuer_key=key)
-    return key, cert
+    return self_signed(f"CN={name};O=phoneemu", seed=f"props-enc-offsets-{name}", serial=99)
 
 
 @cache
 def sample(method: str) -> bytes:
-    key, cert = identity("tftp")
     common = {"plaintext": b"<device><fullConfig>true</fullConfig></device>\n", "timestamp": 1_700_000_000,
-              "filename": "SEP0011223344AA.cnf.xml.enc.sgn", "signer": FileSigner(key=key, cert=cert),
+              "filename": "SEP0011223344AA.cnf.xml.enc.sgn", "signer": file_signer(identity("tftp")),
               "rand": random.Random(11).randbytes}
     if method == "pki":
         return e.build_pki(recipient_cert=identity("phone")[1], **common)  # type: ignore[arg-type]

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import random
 from collections.abc import Callable
 from dataclasses import replace
@@ -19,30 +18,22 @@ from cryptography import x509
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from phoneemu.crypto import certs
-from phoneemu.crypto.keys import KeySpec, PrivateKey, generate_key
+from phoneemu.crypto.keys import PrivateKey
 from phoneemu.errors import DecodeError, DecryptionError, VerificationError
 from phoneemu.formats import encrypted as e
 from phoneemu.formats import firmware as fw
 from phoneemu.formats.header import FileSigner, sign_header
+from tests.signer_helpers import file_signer, self_signed
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-@cache
 def identity(name: str, spec: str = "rsa1024") -> tuple[PrivateKey, x509.Certificate]:
-    key = generate_key(KeySpec.parse(spec), unsafe_seed=f"props-encrypted-{name}")
-    cert = certs.issue_certificate(
-        certs.CertRequest(subject=f"CN={name};O=phoneemu", public_key=key.public_key(), serial=31337,
-                          not_before=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
-                          not_after=dt.datetime(2044, 1, 1, tzinfo=dt.UTC)),
-        issuer_key=key)
-    return key, cert
+    return self_signed(f"CN={name};O=phoneemu", seed=f"props-encrypted-{name}", serial=31337, spec=spec)
 
 
 def signer(name: str = "tftp") -> FileSigner:
-    key, cert = identity(name)
-    return FileSigner(key=key, cert=cert)
+    return file_signer(identity(name))
 
 
 def rand(seed: int) -> Callable[[int], bytes]:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import random
 from collections.abc import Callable
 from dataclasses import replace
-from functools import cache
 
 import pytest
 from cryptography import x509
@@ -15,7 +13,6 @@ from cryptography.hazmat.primitives.asymmetric import padding as asym_padding
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from phoneemu.crypto import certs
 from phoneemu.crypto.keys import KeySpec, PrivateKey, generate_key
 from phoneemu.errors import (
     DecodeError,
@@ -27,25 +24,19 @@ from phoneemu.errors import (
 )
 from phoneemu.formats import encrypted as e
 from phoneemu.formats.header import EncryptionInfo, FileSigner, parse_header, sign_file, sign_header
+from tests.signer_helpers import file_signer, self_signed
 
 NAME = "SEP001122AABBCC.cnf.xml.enc.sgn"
 XML = b'<?xml version="1.0" encoding="UTF-8"?>\n<device><fullConfig>true</fullConfig></device>\n'
 
 
-@cache
 def identity(name: str, spec: str = "rsa1024", serial: int = 4242) -> tuple[PrivateKey, x509.Certificate]:
-    key = generate_key(KeySpec.parse(spec), unsafe_seed=f"test-encrypted-{name}-{spec}")
-    cert = certs.issue_certificate(
-        certs.CertRequest(subject=f"CN={name};OU=Lab;O=phoneemu", public_key=key.public_key(), serial=serial,
-                          not_before=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
-                          not_after=dt.datetime(2044, 1, 1, tzinfo=dt.UTC)),
-        issuer_key=key)
-    return key, cert
+    return self_signed(f"CN={name};OU=Lab;O=phoneemu", seed=f"test-encrypted-{name}-{spec}", serial=serial,
+                       spec=spec)
 
 
 def tftp() -> FileSigner:
-    key, cert = identity("tftp")
-    return FileSigner(key=key, cert=cert)
+    return file_signer(identity("tftp"))
 
 
 def rand_fn(seed: int = 1) -> Callable[[int], bytes]:

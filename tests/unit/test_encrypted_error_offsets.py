@@ -5,7 +5,6 @@ from the parser under test."""
 
 from __future__ import annotations
 
-import datetime as dt
 import random
 from dataclasses import replace
 from functools import cache
@@ -13,12 +12,12 @@ from functools import cache
 import pytest
 from cryptography import x509
 
-from phoneemu.crypto import certs
-from phoneemu.crypto.keys import KeySpec, PrivateKey, generate_key
+from phoneemu.crypto.keys import PrivateKey
 from phoneemu.errors import DecodeError, DecryptionError, PhoneEmuError, VerificationError, VerifyReason
 from phoneemu.formats import encrypted as e
 from phoneemu.formats import signed
 from phoneemu.formats.header import FileSigner, parse_header, sign_header
+from tests.signer_helpers import file_signer, self_signed
 
 NAME = "SEP001122AABBCC.cnf.xml.enc.sgn"
 XML = b'<?xml version="1.0"?>\n<device><fullConfig>true</fullConfig></device>\n'
@@ -26,20 +25,12 @@ KEY128 = bytes(range(16))
 _CONTAINERS = {3, 7, 9, 16, 17, 21}
 
 
-@cache
 def identity(name: str) -> tuple[PrivateKey, x509.Certificate]:
-    key = generate_key(KeySpec.parse("rsa1024"), unsafe_seed=f"test-enc-offsets-{name}")
-    cert = certs.issue_certificate(
-        certs.CertRequest(subject=f"CN={name};O=phoneemu", public_key=key.public_key(), serial=77,
-                          not_before=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
-                          not_after=dt.datetime(2044, 1, 1, tzinfo=dt.UTC)),
-        issuer_key=key)
-    return key, cert
+    return self_signed(f"CN={name};O=phoneemu", seed=f"test-enc-offsets-{name}", serial=77)
 
 
 def tftp() -> FileSigner:
-    key, cert = identity("tftp")
-    return FileSigner(key=key, cert=cert)
+    return file_signer(identity("tftp"))
 
 
 @cache

@@ -14,6 +14,7 @@ import pytest
 from phoneemu.cli import main
 from phoneemu.commands.inspect import PEM_SEARCHED
 from phoneemu.lab.cluster import LabCluster
+from tests.helpers import module_lab
 
 NOW = 1_780_000_000
 MAC = "0A0000000F71"
@@ -31,12 +32,7 @@ CSR = (b"-----BEGIN CERTIFICATE REQUEST-----\nMIIBVTCBvwIBADAWMRQwEgYDVQQDDAtTRV
        b"-----END CERTIFICATE REQUEST-----\n")
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> LabCluster:
-    c = LabCluster.init(tmp_path_factory.mktemp("pem") / "lab", seed=13, key_spec="rsa1024", now=NOW,
-                        host="127.0.0.1")
-    c.add_phone(MAC, now=NOW)
-    return c
+lab = module_lab("pem", seed=13, now=NOW, phones={MAC: {"now": NOW}})
 
 
 def _inspected(path: Path, data: bytes, capsys: pytest.CaptureFixture[str]) -> str:

@@ -11,7 +11,7 @@ import pytest
 
 from phoneemu.cli import main
 from phoneemu.lab.cluster import LabCluster
-from tests.helpers import boot_into_flash
+from tests.helpers import boot_into_flash, mixed_mode_lab
 
 NOW = 1_780_000_000
 MAC = "0A0000000001"
@@ -19,10 +19,7 @@ NOTE = "phones holding a CTL and that ITL will refuse their configs (G.4-reject-
 
 
 def _mixed_mode_lab(root: Path) -> LabCluster:
-    lab = LabCluster.init(root, seed=51, name="lab", key_spec="rsa1024", now=NOW)
-    lab.add_phone(MAC, now=NOW)
-    lab.set_mixed_mode(True, now=NOW)
-    return lab
+    return mixed_mode_lab(root, seed=51, name="lab", mac=MAC, now=NOW)
 
 
 def test_mixed_mode_off_with_the_rollback_on_says_what_phones_holding_both_do(

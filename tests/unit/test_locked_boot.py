@@ -116,10 +116,17 @@ def secure_config_with_load(lab: LabCluster) -> bytes:
     return signed_config(lab, cfg)
 
 
-class CtlOnRetry:
-    """No CTL on the boot's first requests; from the §G.9 retries on, ``ctl`` under every CTL name."""
+def rogue_ctl(lab: LabCluster) -> bytes:
+    """A CTL of ``lab``'s ITL records signed by its CAPF key: a signer unknown to the ITL and to TVS."""
+    return trustlist.build(kind="CTL", records=lab.itl_records(), signer=lab.identity("capf").signer,
+                           timestamp=NOW)
 
-    def __init__(self, lab: LabCluster, ctl: bytes, config_data: bytes) -> None:
+
+class CtlOnRetry:
+    """No CTL on the boot's first requests; from the §G.9 retries on, ``ctl`` under every CTL name (None:
+    still not found). The signed config is ``config_data`` (None: the lab's)."""
+
+    def __init__(self, lab: LabCluster, ctl: bytes | None, config_data: bytes | None = None) -> None:
         self.lab = lab
         self.ctl = ctl
         self.config_data = config_data
@@ -129,7 +136,7 @@ class CtlOnRetry:
         if name.startswith("CTL"):
             self.ctl_requests += 1
             return self.ctl if self.ctl_requests > 2 else None  # CTLSEP and CTLFile: not found at first
-        return self.config_data if name == CONFIG else self.lab.get(name)
+        return self.config_data if name == CONFIG and self.config_data else self.lab.get(name)
 
 
 # --------------------------------------------------------------------------- §G.9 retry refused: fixed
@@ -144,8 +151,7 @@ def test_ctl_refused_on_a_g9_retry_keeps_the_old_config_and_fetches_no_firmware(
     first_boot(lab, p)
     held = p.store.config
     assert held is not None
-    rogue = trustlist.build(kind="CTL", records=lab.itl_records(), signer=lab.identity("capf").signer,
-                            timestamp=NOW)
+    rogue = rogue_ctl(lab)
     files = CtlOnRetry(lab, rogue, secure_config_with_load(lab))
     r, requests = boot(p, files)
     assert files.ctl_requests > 2, requests  # a retry was served the CTL

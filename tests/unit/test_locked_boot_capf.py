@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from phoneemu.crypto.keys import KeySpec, generate_key, public_key_spki_der
-from phoneemu.formats import config, signed, trustlist
+from phoneemu.formats import config, signed
 from phoneemu.formats.config import Server
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.net.fetch import MemoryFetcher
@@ -28,7 +28,7 @@ from phoneemu.phone.profile import get_profile
 from phoneemu.phone.store import TvsResult, TvsStatus
 from phoneemu.protocols.capf import CapfClientSession, CapfResult
 from tests.helpers import pristine_lab
-from tests.unit.test_locked_boot import CONFIG, MAC, NOW, TARGET, lab_config
+from tests.unit.test_locked_boot import CONFIG, MAC, NOW, TARGET, CtlOnRetry, lab_config, rogue_ctl
 
 CAPF_SERVER = Server(host="127.0.0.1", port=3804)
 
@@ -55,23 +55,6 @@ class IssuingCapf:
         der = self.lab.issue_lsc(session.device_name, public_key_spki_der(key.public_key()), now=NOW)
         self.lab.record_lsc(MAC, der, now=NOW)  # the encrypted config is wrapped to it from now on
         return CapfResult(outcome="installed", reason=1, certificate=der, key=key)
-
-
-class CtlOnRetry:
-    """No CTL at the boot's first requests; from the §G.9 retries on, ``ctl`` (None: still not found).
-    The signed config is ``config_data`` (None: the lab's)."""
-
-    def __init__(self, lab: LabCluster, ctl: bytes | None, config_data: bytes | None = None) -> None:
-        self.lab = lab
-        self.ctl = ctl
-        self.config_data = config_data
-        self.ctl_requests = 0
-
-    def __call__(self, name: str) -> bytes | None:
-        if name.startswith("CTL"):
-            self.ctl_requests += 1
-            return self.ctl if self.ctl_requests > 2 else None  # CTLSEP and CTLFile: not found at first
-        return self.config_data if name == CONFIG and self.config_data else self.lab.get(name)
 
 
 def make_phone(lab: LabCluster, capf: IssuingCapf, flash: Path, *, mic: LabCluster | None = None) -> Phone:
@@ -115,8 +98,7 @@ def test_a_ctl_refused_on_a_g9_retry_leaves_no_lsc_enrolled(lab: LabCluster, tmp
     capf = IssuingCapf(lab)
     p = make_phone(lab, capf, tmp_path / "flash")
     first_boot(lab, p)
-    rogue = trustlist.build(kind="CTL", records=lab.itl_records(), signer=lab.identity("capf").signer,
-                            timestamp=NOW)
+    rogue = rogue_ctl(lab)
     files = CtlOnRetry(lab, rogue, secure_config_asking_capf(lab))
     r, requests = boot(p, files)
     assert files.ctl_requests > 2, requests  # a retry was served the CTL
@@ -159,8 +141,7 @@ def test_an_lsc_a_short_config_asked_for_stays_when_the_encrypted_config_then_lo
     lab.set_encryption([MAC], True, now=NOW)
     lab.set_capf([MAC], "install", auth_mode="null-string", key="rsa1024", now=NOW)
     lab.set_security_mode([MAC], "encrypted", now=NOW)
-    rogue = trustlist.build(kind="CTL", records=lab.itl_records(), signer=lab.identity("capf").signer,
-                            timestamp=NOW)
+    rogue = rogue_ctl(lab)
     r, _ = boot(p, CtlOnRetry(lab, rogue))
     seen = rule_list(r)
     assert "G.12.2-cert-hash-mismatch" in seen and "G.12.3-decrypted" in seen, seen
@@ -179,8 +160,7 @@ def test_replay_of_the_locked_boot_decides_the_same(lab: LabCluster, tmp_path: P
     p = make_phone(lab, IssuingCapf(lab), tmp_path / "flash")
     log: list[tuple[str, bytes | None]] = []
     live_boot(p, lab.get, log)
-    rogue = trustlist.build(kind="CTL", records=lab.itl_records(), signer=lab.identity("capf").signer,
-                            timestamp=NOW)
+    rogue = rogue_ctl(lab)
     r = live_boot(p, CtlOnRetry(lab, rogue, secure_config_asking_capf(lab)), log)
     assert r.locked_out and r.deciding is not None and r.deciding.reason.startswith("§G.9 retry 1:")
     first, again = replayed(lab, log)

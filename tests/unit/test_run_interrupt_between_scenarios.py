@@ -16,7 +16,7 @@ import contextlib
 import json
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,25 +24,24 @@ import pytest
 
 from phoneemu import cli
 from phoneemu.scenario import deadline, reports, runner
-from phoneemu.scenario.loader import load_text
 from phoneemu.scenario.model import Scenario
 from phoneemu.scenario.results import ExpectationResult, RunSummary, ScenarioResult
 from phoneemu.scenario.runner import RunOptions, run_scenarios
+from tests.run_helpers import (
+    EXPECT_LINE,
+    loaded_scenarios,
+    passing_run_scenario,
+    send_once,
+    verdicts,
+    written_scenarios,
+)
 from tests.signal_rules import signals_as_commands_set_them
 
 pytestmark = pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
                                 reason="signal handlers are the main thread's")
 
-SCENARIO = """\
-reproduces: spec G.2
-phones:
-  p: {{mac: 0C00000000{n:02X}}}
-steps:
-  - boot: p
-  - expect: {{phones: p, label: ran, config: accepted}}
-"""
 NAMES = ["a", "b", "c"]
-EXPECT_LINE = 6  # "- expect: ...": steps[1]
+MAC_PREFIX = "0C00000000"
 SET_UP = "in set-up (starting the labs, making the phones)"
 
 
@@ -57,51 +56,25 @@ def signals_as_the_command_sets_them() -> Iterator[None]:
 def fake_scenarios(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """``run_scenario`` replaced: it evaluates one expectation (PASS) and notes the scenario's name."""
     ran: list[str] = []
-
-    async def run_scenario(sc: Scenario, options: RunOptions, result: ScenarioResult | None = None,
-                           tracker: Any = None) -> ScenarioResult:
-        assert result is not None
-        ran.append(sc.name)
-        result.expectations.append(ExpectationResult(where=sc.steps[1].where, label="ran", xfail=None))
-        return result
-
-    monkeypatch.setattr(runner, "run_scenario", run_scenario)
+    monkeypatch.setattr(runner, "run_scenario", passing_run_scenario(ran))
     return ran
-
-
-def _scenarios(tmp_path: Path) -> list[Scenario]:
-    return [load_text(SCENARIO.format(n=n), str(tmp_path / f"{name}.yaml")) for n, name in enumerate(NAMES)]
-
-
-def _once(sig: signal.Signals) -> Callable[[], None]:
-    """A function that sends ``sig`` to this process the first time it is called, nothing after."""
-    sent: list[bool] = []
-
-    def send() -> None:
-        if not sent:
-            sent.append(True)
-            signal.raise_signal(sig)
-    return send
 
 
 def _run(tmp_path: Path, **options: Any) -> RunSummary:
     """``run_scenarios`` of a, b, c without ``-j``; a KeyboardInterrupt that escapes it fails the test (it
     is what lost every result)."""
     try:
-        return run_scenarios(_scenarios(tmp_path), RunOptions(lab_host_base=11, **options))
+        return run_scenarios(loaded_scenarios(tmp_path, NAMES, mac_prefix=MAC_PREFIX),
+                             RunOptions(lab_host_base=11, **options))
     except KeyboardInterrupt:
         pytest.fail("the interrupt escaped run_scenarios: every finished scenario's result lost")
-
-
-def _verdicts(summary: RunSummary) -> dict[str, str]:
-    return {s.name: s.outcome.value for s in summary.scenarios}
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_on_the_progress_line_of_the_next_scenario(tmp_path: Path, fake_scenarios: list[str],
                                                             sig: signal.Signals) -> None:
     """Between a and b (b's progress line): a kept (PASS), b and c not run, nothing stopped under way."""
-    send = _once(sig)
+    send = send_once(sig)
 
     def progress(text: str) -> None:
         if text.startswith("[2/3]"):
@@ -109,7 +82,7 @@ def test_a_signal_on_the_progress_line_of_the_next_scenario(tmp_path: Path, fake
 
     summary = _run(tmp_path, progress=progress)
     assert fake_scenarios == ["a"]
-    assert _verdicts(summary) == {"a": "PASS"}
+    assert verdicts(summary) == {"a": "PASS"}
     assert (summary.interrupted, summary.stopped, summary.not_run) == (True, [], ["b", "c"])
 
 
@@ -117,7 +90,7 @@ def test_a_signal_on_the_progress_line_of_the_next_scenario(tmp_path: Path, fake
 def test_a_signal_while_the_next_scenario_is_prepared(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                       fake_scenarios: list[str], where: str) -> None:
     """Between a and b (b's result, step tracker or time limit made): the same, a kept, b and c not run."""
-    send = _once(signal.SIGINT)
+    send = send_once(signal.SIGINT)
     real = getattr(runner, where)
     calls: list[object] = []
 
@@ -130,13 +103,13 @@ def test_a_signal_while_the_next_scenario_is_prepared(monkeypatch: pytest.Monkey
     monkeypatch.setattr(runner, where, sending)
     summary = _run(tmp_path)
     assert fake_scenarios == ["a"]
-    assert _verdicts(summary) == {"a": "PASS"}
+    assert verdicts(summary) == {"a": "PASS"}
     assert (summary.interrupted, summary.stopped, summary.not_run) == (True, [], ["b", "c"])
 
 
 def _watchdog_sending(monkeypatch: pytest.MonkeyPatch, method: str, call: int, sig: signal.Signals) -> None:
     """The run's watchdog whose ``method`` (start, stop) sends ``sig`` at its ``call``-th call."""
-    send = _once(sig)
+    send = send_once(sig)
     calls: list[int] = []
 
     class Watchdog(deadline.Watchdog):
@@ -166,7 +139,7 @@ def test_a_signal_as_the_watchdog_starts_stops_that_scenario(monkeypatch: pytest
     _watchdog_sending(monkeypatch, "start", 2, sig)
     summary = _run(tmp_path)
     assert fake_scenarios == ["a"]
-    assert _verdicts(summary) == {"a": "PASS", "b": "ERROR"}
+    assert verdicts(summary) == {"a": "PASS", "b": "ERROR"}
     assert (summary.interrupted, summary.stopped, summary.not_run) == (True, ["b"], ["c"])
     b = summary.scenarios[1]
     assert b.error == runner.interrupted_error(by, SET_UP) and b.last_step == SET_UP
@@ -178,7 +151,7 @@ def test_a_signal_as_a_finished_scenario_s_watchdog_stops(monkeypatch: pytest.Mo
     _watchdog_sending(monkeypatch, "stop", 1, signal.SIGTERM)
     summary = _run(tmp_path)
     assert fake_scenarios == ["a"]
-    assert _verdicts(summary) == {"a": "PASS"}
+    assert verdicts(summary) == {"a": "PASS"}
     assert (summary.interrupted, summary.stopped, summary.not_run) == (True, [], ["b", "c"])
 
 
@@ -190,7 +163,7 @@ def test_a_signal_after_the_last_scenario_marks_the_run_interrupted(monkeypatch:
     _watchdog_sending(monkeypatch, "stop", 3, signal.SIGINT)
     summary = _run(tmp_path)
     assert fake_scenarios == NAMES
-    assert _verdicts(summary) == {"a": "PASS", "b": "PASS", "c": "PASS"}
+    assert verdicts(summary) == {"a": "PASS", "b": "PASS", "c": "PASS"}
     assert (summary.interrupted, summary.stopped, summary.not_run) == (True, [], [])
 
 
@@ -214,7 +187,7 @@ def test_a_signal_that_stops_a_scenario_still_stops_it(monkeypatch: pytest.Monke
     monkeypatch.setattr(runner, "run_scenario", run_scenario)
     summary = _run(tmp_path)
     assert ran == ["a", "b"]
-    assert _verdicts(summary) == {"a": "PASS", "b": "ERROR"}
+    assert verdicts(summary) == {"a": "PASS", "b": "ERROR"}
     assert (summary.interrupted, summary.stopped, summary.not_run) == (True, ["b"], ["c"])
     b = summary.scenarios[1]
     assert [e.label for e in b.expectations] == ["ran"] and b.error is not None
@@ -222,20 +195,10 @@ def test_a_signal_that_stops_a_scenario_still_stops_it(monkeypatch: pytest.Monke
     assert (b.error, b.last_step) == (runner.interrupted_error("Ctrl-C", step), step)
 
 
-def _written(tmp_path: Path) -> list[str]:
-    """The files a.yaml, b.yaml, c.yaml written in ``tmp_path``."""
-    files = []
-    for n, name in enumerate(NAMES):
-        f = tmp_path / f"{name}.yaml"
-        f.write_text(SCENARIO.format(n=n))
-        files.append(str(f))
-    return files
-
-
 def _cli_run(tmp_path: Path) -> tuple[int, dict[str, Any]]:
     """``phoneemu run a b c --json r.json`` in this process: its exit status and JSON report."""
     report = tmp_path / "r.json"
-    rc = cli.main(["run", *_written(tmp_path), "--json", str(report)])
+    rc = cli.main(["run", *written_scenarios(tmp_path, NAMES, mac_prefix=MAC_PREFIX), "--json", str(report)])
     assert report.exists(), f"no JSON report (exit {rc})"
     return rc, json.loads(report.read_text())
 
@@ -258,7 +221,7 @@ def test_a_signal_while_the_reports_are_made_waits_for_them(
     """A Ctrl-C after every scenario finished, while the text report is made: the text and the JSON
     report are still written whole (every scenario PASS), exit 130. Before: the interrupt escaped the
     report, none was written."""
-    send = _once(signal.SIGINT)
+    send = send_once(signal.SIGINT)
     real = reports.render_text
 
     def render_text(summary: RunSummary, **kwargs: Any) -> str:
@@ -288,7 +251,7 @@ def test_a_second_signal_while_the_reports_are_made_stops_them(
         return real(summary, **kwargs)
 
     monkeypatch.setattr(reports, "render_text", render_text)
-    rc = cli.main(["run", *_written(tmp_path)])
+    rc = cli.main(["run", *written_scenarios(tmp_path, NAMES, mac_prefix=MAC_PREFIX)])
     err = capsys.readouterr().err
     assert (rc, seen) == (130, ["first held"]), err
     assert "interrupted" in err
@@ -301,7 +264,7 @@ def test_a_signal_after_a_scenario_ended_keeps_its_verdict(monkeypatch: pytest.M
     """After b's steps and close returned, still inside its time limit's alarm (put away as asyncio.run
     returns; asyncio closing its loop is the same moment): b kept PASS, c not run, nothing stopped. Was: b
     an ERROR "interrupted before the scenario finished", its verdict lost."""
-    send = _once(sig)
+    send = send_once(sig)
     real = runner.hard_stop
 
     @contextlib.contextmanager
@@ -314,7 +277,7 @@ def test_a_signal_after_a_scenario_ended_keeps_its_verdict(monkeypatch: pytest.M
     monkeypatch.setattr(runner, "hard_stop", hard_stop)
     summary = _run(tmp_path)
     assert fake_scenarios == ["a", "b"]
-    assert _verdicts(summary) == {"a": "PASS", "b": "PASS"}
+    assert verdicts(summary) == {"a": "PASS", "b": "PASS"}
     assert (summary.interrupted, summary.stopped, summary.not_run) == (True, [], ["c"])
     assert summary.scenarios[1].error is None
 
@@ -344,7 +307,7 @@ def test_an_ignored_sigint_is_put_back_when_the_run_s_options_are_refused(
     monkeypatch.setenv("PHONEEMU_LAB_HOST_BASE", "99")
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     term = signal.getsignal(signal.SIGTERM)
-    rc = cli.main(["run", *_written(tmp_path)])
+    rc = cli.main(["run", *written_scenarios(tmp_path, NAMES, mac_prefix=MAC_PREFIX)])
     err = capsys.readouterr().err
     assert rc == 2 and "PHONEEMU_LAB_HOST_BASE" in err, err
     assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN

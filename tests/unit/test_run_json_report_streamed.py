@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import enum
 import math
-import tracemalloc
 from pathlib import Path
 
 from phoneemu import json_doc
 from phoneemu.scenario.reports import to_json, write_json
 from phoneemu.scenario.results import CheckResult, ExpectationResult, RunSummary, ScenarioResult
+from tests.helpers import assert_written_a_chunk_at_a_time
 
 
 class _Colour(enum.Enum):
@@ -61,14 +61,5 @@ def test_report_of_many_failed_phones_is_never_one_text_in_memory(tmp_path: Path
     fraction of that at a time (a scenario's text and a chunk of about ``files.TEXT_CHUNK`` characters,
     whatever the document's size). Before: the whole text, then its UTF-8 bytes (twice the document)."""
     summary = RunSummary(scenarios=[_scenario(n, phones=40, lines=60) for n in range(100)])
-    path = tmp_path / "r.json"
-    tracemalloc.start()
-    try:
-        write_json(summary, path)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    size = path.stat().st_size
-    assert size > 15_000_000, size
-    assert peak < size / 3, (peak, size)
-    assert path.read_bytes() == _whole(summary)
+    assert_written_a_chunk_at_a_time(lambda path: write_json(summary, path), tmp_path / "r.json",
+                                     _whole(summary))

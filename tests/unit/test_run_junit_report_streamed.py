@@ -5,7 +5,6 @@ text in memory."""
 from __future__ import annotations
 
 import io
-import tracemalloc
 import types
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
@@ -15,6 +14,7 @@ import pytest
 from phoneemu.fleet.junit import xml_text
 from phoneemu.scenario import reports
 from phoneemu.scenario.results import CheckResult, ExpectationResult, RunSummary, ScenarioResult
+from tests.helpers import assert_written_a_chunk_at_a_time
 
 #: what the clock says while a test writes: the not-run suites' ``timestamp`` is "now"
 _NOW = 1_780_000_123.0
@@ -123,14 +123,5 @@ def test_report_of_many_failed_phones_is_never_one_text_in_memory(tmp_path: Path
     exps = [[_expectation(n, f"e{k}", phones=12, lines=40, odd=" <&>") for k in range(8)] for n in range(80)]
     summary = RunSummary(scenarios=[ScenarioResult(name=f"s{n}", path=f"s{n}.yaml", reproduces="", phones=12,
                                                    expectations=e) for n, e in enumerate(exps)])
-    path = tmp_path / "r.xml"
-    tracemalloc.start()
-    try:
-        reports.write_junit(summary, path)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    size = path.stat().st_size
-    assert size > 15_000_000, size
-    assert peak < size / 3, (peak, size)
-    assert path.read_bytes() == _whole(summary)
+    assert_written_a_chunk_at_a_time(lambda path: reports.write_junit(summary, path), tmp_path / "r.xml",
+                                     _whole(summary))

@@ -16,36 +16,22 @@ from pathlib import Path
 
 import pytest
 
-from phoneemu.interrupts import term_as_ctrl_c
 from phoneemu.scenario import parallel
-from phoneemu.scenario.loader import load_text
 from phoneemu.scenario.runner import RunOptions
+from tests.run_helpers import loaded_scenarios
+from tests.signal_rules import signals_as_commands_set_them
 
 pytestmark = pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
                                 reason="signal handlers are the main thread's")
 
-SCENARIO = """\
-reproduces: spec G.2
-phones:
-  p: {{mac: 0C00000001{n:02X}}}
-steps:
-  - boot: p
-  - expect: {{phones: p, label: ran, config: accepted}}
-"""
 NAMES = ["a", "b"]
 
 
 @pytest.fixture
 def ctrl_c_left_to_the_system() -> Iterator[None]:
     """SIGINT the system's (SIG_DFL: nothing is held) and SIGTERM a Ctrl-C; both put back after the test."""
-    old_term, old_int = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    term_as_ctrl_c()
-    try:
+    with signals_as_commands_set_them(sigint=signal.SIG_DFL):
         yield
-    finally:
-        signal.signal(signal.SIGTERM, old_term)
-        signal.signal(signal.SIGINT, old_int)
 
 
 def test_a_sigterm_as_the_run_folder_is_handed_back_leaves_no_folder(
@@ -61,8 +47,7 @@ def test_a_sigterm_as_the_run_folder_is_handed_back_leaves_no_folder(
         return path
 
     monkeypatch.setattr(parallel, "make_owned_tempdir", make_then_sigterm)
-    scenarios = [load_text(SCENARIO.format(n=n), str(tmp_path / f"{name}.yaml"))
-                 for n, name in enumerate(NAMES)]
+    scenarios = loaded_scenarios(tmp_path, NAMES, mac_prefix="0C00000001")
     try:
         summary = parallel.run_parallel(scenarios, RunOptions(lab_host_base=11), 2, sigterm=[True])
     except KeyboardInterrupt:  # (pytest would take it for the user's own and stop the session)

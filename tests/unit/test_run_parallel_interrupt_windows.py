@@ -27,23 +27,14 @@ from typing import Any
 import pytest
 
 from phoneemu.scenario import parallel, runner
-from phoneemu.scenario.loader import load_text
-from phoneemu.scenario.model import Scenario
-from phoneemu.scenario.results import ExpectationResult, RunSummary, ScenarioResult
+from phoneemu.scenario.results import RunSummary
 from phoneemu.scenario.runner import RunOptions, run_scenarios
+from tests.run_helpers import loaded_scenarios, passing_run_scenario, send_once, verdicts
 from tests.signal_rules import signals_as_commands_set_them
 
 pytestmark = pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
                                 reason="signal handlers are the main thread's")
 
-SCENARIO = """\
-reproduces: spec G.2
-phones:
-  p: {{mac: 0C00000000{n:02X}}}
-steps:
-  - boot: p
-  - expect: {{phones: p, label: ran, config: accepted}}
-"""
 NAMES = ["a", "b", "c"]
 SIGNALS = pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 
@@ -61,18 +52,12 @@ def forked_fake_workers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     per worker process started."""
     started: list[int] = []
 
-    async def run_scenario(sc: Scenario, options: RunOptions, result: ScenarioResult | None = None,
-                           tracker: Any = None) -> ScenarioResult:
-        assert result is not None
-        result.expectations.append(ExpectationResult(where=sc.steps[1].where, label="ran", xfail=None))
-        return result
-
     def start_processes(procs: Any, real: Callable[[Any], None] = parallel.start_processes) -> None:
         procs = list(procs)
         real(procs)
         started.extend(p.pid for p in procs)
 
-    monkeypatch.setattr(runner, "run_scenario", run_scenario)
+    monkeypatch.setattr(runner, "run_scenario", passing_run_scenario([]))
     forking = SimpleNamespace(get_context=lambda _method: multiprocessing.get_context("fork"))
     monkeypatch.setattr(parallel, "mp", forking)
     monkeypatch.setattr(parallel, "start_processes", start_processes)
@@ -95,17 +80,6 @@ def run_folders(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Path]]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _once(sig: signal.Signals) -> Callable[[], None]:
-    """A function that sends ``sig`` to this process the first time it is called, nothing after."""
-    sent: list[bool] = []
-
-    def send() -> None:
-        if not sent:
-            sent.append(True)
-            signal.raise_signal(sig)
-    return send
-
-
 def _sending_after(real: Callable[..., Any], send: Callable[[], None], *,
                    call: int = 1) -> Callable[..., Any]:
     """``real``, that sends the signal (``send``) when its ``call``-th call has returned."""
@@ -123,16 +97,11 @@ def _sending_after(real: Callable[..., Any], send: Callable[[], None], *,
 def _run(tmp_path: Path) -> RunSummary:
     """``run_scenarios`` of a, b, c with ``-j 2``; a KeyboardInterrupt that escapes it fails the test (it is
     what lost every result)."""
-    scenarios = [load_text(SCENARIO.format(n=n), str(tmp_path / f"{name}.yaml"))
-                 for n, name in enumerate(NAMES)]
+    scenarios = loaded_scenarios(tmp_path, NAMES, mac_prefix="0C00000000")
     try:
         return run_scenarios(scenarios, RunOptions(lab_host_base=11), jobs=2)
     except KeyboardInterrupt:
         pytest.fail("the interrupt escaped run_scenarios: every result lost")
-
-
-def _verdicts(summary: RunSummary) -> dict[str, str]:
-    return {s.name: s.outcome.value for s in summary.scenarios}
 
 
 @SIGNALS
@@ -141,7 +110,7 @@ def test_a_signal_in_the_set_up_starts_no_worker(monkeypatch: pytest.MonkeyPatch
                                                  forked_fake_workers: list[int], run_folders: list[Path],
                                                  where: str, sig: signal.Signals) -> None:
     """Before any worker: none started, every scenario not run, the run interrupted, its folder removed."""
-    monkeypatch.setattr(parallel, where, _sending_after(getattr(parallel, where), _once(sig)))
+    monkeypatch.setattr(parallel, where, _sending_after(getattr(parallel, where), send_once(sig)))
     summary = _run(tmp_path)
     assert forked_fake_workers == []
     assert (summary.interrupted, summary.scenarios, summary.stopped, summary.not_run) == (True, [], [], NAMES)
@@ -152,7 +121,7 @@ def test_a_signal_as_the_first_worker_starts(monkeypatch: pytest.MonkeyPatch, tm
                                              forked_fake_workers: list[int], run_folders: list[Path]) -> None:
     """As the first worker starts (before the second): it is stopped, nothing handed out, nothing lost."""
     monkeypatch.setattr(parallel, "start_processes", _sending_after(parallel.start_processes,
-                                                                    _once(signal.SIGINT)))
+                                                                    send_once(signal.SIGINT)))
     summary = _run(tmp_path)
     assert len(forked_fake_workers) == 1
     assert (summary.interrupted, summary.scenarios, summary.stopped, summary.not_run) == (True, [], [], NAMES)
@@ -165,10 +134,10 @@ def test_a_signal_while_the_summary_is_made_keeps_every_verdict(monkeypatch: pyt
     """After the cleanup (the run's duration measured, its second ``perf_counter``): every verdict kept,
     the run marked interrupted (exit 130), nothing stopped, nothing left."""
     clock = SimpleNamespace(monotonic=time.monotonic, time=time.time,
-                            perf_counter=_sending_after(time.perf_counter, _once(sig), call=2))
+                            perf_counter=_sending_after(time.perf_counter, send_once(sig), call=2))
     monkeypatch.setattr(parallel, "time", clock)
     summary = _run(tmp_path)
-    assert _verdicts(summary) == dict.fromkeys(NAMES, "PASS")
+    assert verdicts(summary) == dict.fromkeys(NAMES, "PASS")
     assert (summary.interrupted, summary.stopped, summary.not_run) == (True, [], [])
 
 
@@ -176,10 +145,10 @@ def test_a_first_signal_in_the_cleanup_of_a_finished_run_is_not_dropped(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path, run_folders: list[Path]) -> None:
     """During the cleanup of a run whose scenarios all ended (its folder removed): every verdict kept, the
     run marked interrupted, as a sequential run does after its last scenario. Was: ignored (exit 0)."""
-    removing = SimpleNamespace(rmtree=_sending_after(parallel.shutil.rmtree, _once(signal.SIGINT)))
+    removing = SimpleNamespace(rmtree=_sending_after(parallel.shutil.rmtree, send_once(signal.SIGINT)))
     monkeypatch.setattr(parallel, "shutil", removing)
     summary = _run(tmp_path)
-    assert _verdicts(summary) == dict.fromkeys(NAMES, "PASS")
+    assert verdicts(summary) == dict.fromkeys(NAMES, "PASS")
     assert (summary.interrupted, summary.stopped, summary.not_run) == (True, [], [])
     assert len(run_folders) == 1 and not run_folders[0].exists()
 
@@ -193,7 +162,7 @@ def test_a_signal_as_run_scenarios_hands_over_to_run_parallel(monkeypatch: pytes
     scenario not run, its folder removed). Was: Python's handler given back around the call, the
     KeyboardInterrupt escaped with no summary (no report)."""
     real = parallel.run_parallel
-    send = _once(sig)
+    send = send_once(sig)
 
     def run_parallel(*args: Any, **kwargs: Any) -> RunSummary:
         send()
@@ -211,7 +180,7 @@ def test_a_signal_as_run_parallel_returns_keeps_every_verdict(monkeypatch: pytes
                                                               tmp_path: Path, sig: signal.Signals) -> None:
     """As ``run_parallel`` returns to ``run_scenarios``: every verdict kept, the run marked interrupted
     (exit 130). Was: the KeyboardInterrupt escaped with every result."""
-    monkeypatch.setattr(parallel, "run_parallel", _sending_after(parallel.run_parallel, _once(sig)))
+    monkeypatch.setattr(parallel, "run_parallel", _sending_after(parallel.run_parallel, send_once(sig)))
     summary = _run(tmp_path)
-    assert _verdicts(summary) == dict.fromkeys(NAMES, "PASS")
+    assert verdicts(summary) == dict.fromkeys(NAMES, "PASS")
     assert (summary.interrupted, summary.stopped, summary.not_run) == (True, [], [])

@@ -11,17 +11,13 @@ import pytest
 from phoneemu.cli import main
 from phoneemu.formats import config
 from phoneemu.lab.cluster import LabCluster
+from tests.helpers import module_lab
 
 NOW = 1_780_000_000
 MAC = "0A0000000F61"
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> LabCluster:
-    c = LabCluster.init(tmp_path_factory.mktemp("walk") / "lab", seed=12, key_spec="rsa1024", now=NOW,
-                        host="127.0.0.1")
-    c.add_phone(MAC, now=NOW)
-    return c
+lab = module_lab("walk", seed=12, now=NOW, phones={MAC: {"now": NOW}})
 
 
 @pytest.mark.parametrize(("name", "label", "advice"), [

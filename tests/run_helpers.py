@@ -1,0 +1,75 @@
+"""Scenarios of one booted phone and one expectation, and a stand-in ``run_scenario`` that passes them
+without a lab: the set-up of the ``phoneemu run`` interrupt tests (each module had a copy)."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from phoneemu.scenario.loader import load_text
+from phoneemu.scenario.model import Scenario
+from phoneemu.scenario.results import ExpectationResult, RunSummary, ScenarioResult
+from phoneemu.scenario.runner import RunOptions
+
+#: line of the ``- expect:`` step (steps[1]) in :func:`one_boot_text`
+EXPECT_LINE = 6
+
+
+def one_boot_text(mac: str, label: str = "ran") -> str:
+    """A scenario (spec §G.2) booting phone ``p`` (``mac``), then expecting ``label``: its config accepted."""
+    return (f"reproduces: spec G.2\nphones:\n  p: {{mac: {mac}}}\nsteps:\n  - boot: p\n"
+            f"  - expect: {{phones: p, label: {label}, config: accepted}}\n")
+
+
+def _macs(names: Iterable[str], mac_prefix: str) -> list[tuple[str, str]]:
+    """(name, MAC) of each scenario: ``mac_prefix`` then its index in two hex digits."""
+    return [(name, f"{mac_prefix}{n:02X}") for n, name in enumerate(names)]
+
+
+def loaded_scenarios(folder: Path, names: Iterable[str], *, mac_prefix: str,
+                     label: str = "ran") -> list[Scenario]:
+    """:func:`one_boot_text` scenarios named ``names``, loaded as from ``folder/NAME.yaml`` (not written)."""
+    return [load_text(one_boot_text(mac, label), str(folder / f"{name}.yaml"))
+            for name, mac in _macs(names, mac_prefix)]
+
+
+def written_scenarios(folder: Path, names: Iterable[str], *, mac_prefix: str,
+                      label: str = "ran") -> list[str]:
+    """:func:`one_boot_text` scenarios written to ``folder/NAME.yaml``: their paths."""
+    files = []
+    for name, mac in _macs(names, mac_prefix):
+        path = folder / f"{name}.yaml"
+        path.write_text(one_boot_text(mac, label))
+        files.append(str(path))
+    return files
+
+
+def passing_run_scenario(ran: list[str]) -> Callable[..., Awaitable[ScenarioResult]]:
+    """A stand-in for ``runner.run_scenario``: notes the scenario's name in ``ran`` and evaluates its
+    expectation (steps[1], PASS); no lab, no phone."""
+    async def run_scenario(sc: Scenario, options: RunOptions, result: ScenarioResult | None = None,
+                           tracker: Any = None) -> ScenarioResult:
+        assert result is not None
+        ran.append(sc.name)
+        result.expectations.append(ExpectationResult(where=sc.steps[1].where, label="ran", xfail=None))
+        return result
+    return run_scenario
+
+
+def send_once(sig: signal.Signals) -> Callable[[], None]:
+    """A function that sends ``sig`` to this process the first time it is called, nothing after (its
+    handler runs before the call returns)."""
+    sent: list[bool] = []
+
+    def send() -> None:
+        if not sent:
+            sent.append(True)
+            signal.raise_signal(sig)
+    return send
+
+
+def verdicts(summary: RunSummary) -> dict[str, str]:
+    """Each scenario's verdict (PASS, ERROR, ...) by name."""
+    return {s.name: s.outcome.value for s in summary.scenarios}

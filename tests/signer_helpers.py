@@ -1,0 +1,33 @@
+"""Seeded self-signed identities and the file signers made of them, for the tests that build signed and
+encrypted files (``.sgn``, ``.enc.sgn``) without a lab (each module had a copy)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import cache
+
+from cryptography import x509
+
+from phoneemu.crypto import certs
+from phoneemu.crypto.keys import KeySpec, PrivateKey, generate_key
+from phoneemu.formats.header import FileSigner
+
+
+@cache
+def self_signed(subject: str, *, seed: str, serial: int,
+                spec: str = "rsa1024") -> tuple[PrivateKey, x509.Certificate]:
+    """A ``spec`` key made from ``seed`` (the same key at every run) and a certificate for ``subject``
+    issued by that key itself, valid 2024 to 2044; made once per process."""
+    key = generate_key(KeySpec.parse(spec), unsafe_seed=seed)
+    cert = certs.issue_certificate(
+        certs.CertRequest(subject=subject, public_key=key.public_key(), serial=serial,
+                          not_before=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+                          not_after=dt.datetime(2044, 1, 1, tzinfo=dt.UTC)),
+        issuer_key=key)
+    return key, cert
+
+
+def file_signer(identity: tuple[PrivateKey, x509.Certificate]) -> FileSigner:
+    """The signer of a file's header (spec §C.1) holding ``identity``'s key and certificate."""
+    key, cert = identity
+    return FileSigner(key=key, cert=cert)
