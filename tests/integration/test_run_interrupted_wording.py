@@ -21,12 +21,12 @@ import pytest
 from tests.helpers import finish_process
 from tests.integration.test_run_parallel_stopped import (
     BOOT_Q_LINE,
-    QUICK,
     SCENARIO,
     _first_requests,
     _kept,
     _silent_tftp,
 )
+from tests.run_helpers import one_boot_text
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -39,7 +39,7 @@ def _run_stopped(tmp_path: Path, jobs: int, sig: signal.Signals) -> tuple[str, d
         ports = [s.getsockname()[1] for s in socks] * 2  # sequential: b never starts, its port unused
         for n, f in enumerate(files[:2]):
             f.write_text(SCENARIO.format(port=ports[n], n=n))
-        files[2].write_text(QUICK.format(n=2))
+        files[2].write_text(one_boot_text("0B0000000202", "quick"))
         proc = subprocess.Popen(
             [sys.executable, "-m", "phoneemu", "run", *map(str, files), "-j", str(jobs), "--json",
              str(tmp_path / "r.json"), "--junit", str(tmp_path / "r.xml")],
