@@ -8,13 +8,15 @@ import fnmatch
 import os
 import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from phoneemu.commands._argtypes import non_negative_float, non_negative_int
 from phoneemu.commands._said import command_of, say
 from phoneemu.errors import PhoneEmuError, ScenarioError, several
-from phoneemu.files import check_apart, check_writable, same_file_key
+from phoneemu.files import check_apart, check_writable, output_target, same_file_key
 from phoneemu.interrupts import term_as_ctrl_c
 from phoneemu.tempdirs import sweep_abandoned
 from phoneemu.words import counted
@@ -42,7 +44,10 @@ ERROR (the scenario could not run).
 exit status: 0 every scenario PASS or XFAIL; 1 a FAIL, XPASS or ERROR; 2 nothing ran — a mistake in a
 scenario file (reported as file:line field: problem before anything runs; --junit/--json then say so,
 one error per mistake: never an earlier run's report left in place), no scenario file found, -k or --tag
-selecting nothing, a bad option — or a report could not be written; 130 interrupted (below).
+selecting nothing, a bad option (--list with --junit or --json: --list runs nothing) — or a report could
+not be written; 130 interrupted (below). A file at the path of --junit or --json after a run is this
+run's report or none: a report that could not be written (a full disk), or whose writing a second Ctrl-C
+stopped, leaves no earlier file there (said on stderr).
 A scenario that runs past its time limit (--timeout, or its file's timeout: key) is an ERROR
 naming the step it was in ("timed out after 60 s in steps[3] (boot, FILE:LINE)"); its lab servers are
 closed and the run goes on with the next scenario. With -j a worker that has not reported %(late)g s
@@ -55,7 +60,10 @@ with the scenario under way as ERROR (interrupted, naming its step) with the exp
 as they were (PASS, FAIL ...) — with -j, each worker's, the workers stopped at once — and the rest listed
 as not run ("interrupted: 2 scenarios stopped under way (a, b); 3 scenarios not run (c, d, e)"; the
 JSON's "stopped" and "not_run"); exit status 130. One between two scenarios stops the run before the
-next; one while the reports are written waits for them (a second one does not). With -j a worker process
+next; one while the reports are written waits for them (a second one does not). One before any scenario
+started (the files still loading) exits 130 with --junit/--json saying so: the JUnit report an error
+"interrupted (Ctrl-C) before any scenario started: nothing ran", the JSON "ran" false, "interrupted" true.
+An internal error before any scenario started is said in them too. With -j a worker process
 killed mid-scenario (the OOM killer) makes that scenario an ERROR naming the worker, the signal and the
 step of its last report
 ("...was killed by SIGKILL while running this scenario; its last report: in steps[3] (boot, FILE:LINE)").
@@ -198,26 +206,97 @@ def _name_matches(name: str, pattern: str) -> bool:
     return pattern in name
 
 
-def _reports_not_run(args: argparse.Namespace, err: ScenarioError) -> None:
-    """Nothing ran (``err``: the files' mistakes, no scenario file, -k/--tag selecting nothing): --junit
-    and --json say so (:func:`~phoneemu.scenario.reports.write_junit_not_run`), so that a CI job never
-    reads an earlier run's report left in place; a report naming a scenario file is not written (it would
-    overwrite it), one that cannot be written is said."""
+def _reports_not_run(args: argparse.Namespace, err: ScenarioError, *, interrupted: bool = False) -> None:
+    """Nothing ran (``err``: the files' mistakes, no scenario file, -k/--tag selecting nothing, a refused
+    option, an internal error; ``interrupted``: a Ctrl-C or SIGTERM before any scenario started): --junit
+    and --json say so (:func:`~phoneemu.scenario.reports.write_junit_not_run`; an interrupted run's JSON
+    :func:`_write_json_interrupted`), so that a CI job never reads an earlier run's report left in place.
+    A report naming a scenario file is not written (it would overwrite it), nor one that cannot be
+    (:func:`~phoneemu.files.check_writable`: its own error says so); one whose write fails is said."""
     from phoneemu.scenario.loader import discover
     from phoneemu.scenario.reports import write_json_not_run, write_junit_not_run
 
     inputs: set[object] = set()
     with contextlib.suppress(ScenarioError):
         inputs = {same_file_key(f) for f in discover(args.paths)}
+    write_json = _write_json_interrupted if interrupted else write_json_not_run
     for option, path, write in (("--junit", args.junit, write_junit_not_run),
-                                ("--json", args.json, write_json_not_run)):
-        if path is None or same_file_key(path) in inputs:
+                                ("--json", args.json, write_json)):
+        if path is None or same_file_key(path) in inputs or not _can_write(path, option):
             continue
         inputs.add(same_file_key(path))  # --junit and --json one file: the JUnit report alone
         try:
             write(err.mistakes, path)
         except OSError as exc:
-            say(args, f"{option} {path}: not written: {exc.strerror or exc}")
+            say(args, _unwritten(option, path, exc))
+
+
+def _can_write(path: Path, option: str) -> bool:
+    """Whether ``path`` passes :func:`~phoneemu.files.check_writable` (a refused one is said by its error)."""
+    try:
+        check_writable(path, option)
+    except PhoneEmuError:
+        return False
+    return True
+
+
+def _write_json_interrupted(_mistakes: tuple[ScenarioError, ...], path: Path) -> None:
+    """The JSON report of a run interrupted before any scenario started: ``ok`` false, ``ran`` false,
+    ``interrupted`` true, no scenario, no mistake (an interrupt is none), as a not-run report's keys."""
+    from phoneemu import json_doc
+    from phoneemu.files import write_output
+    from phoneemu.scenario.reports import to_json
+    from phoneemu.scenario.results import RunSummary
+
+    doc = {"ok": False, "ran": False, **to_json(RunSummary(interrupted=True)), "mistakes": []}
+    write_output(path, (json_doc.dumps(doc, indent=2) + "\n").encode("utf-8"))
+
+
+def _unwritten(option: str, path: Path, exc: OSError) -> str:
+    """``--json PATH: not written: REASON``, an earlier report there removed first (module rule:
+    :func:`_removed_earlier`) and said."""
+    removed = "; the earlier file there removed" if _removed_earlier(path) else ""
+    return f"{option} {path}: not written: {exc.strerror or exc}{removed}"
+
+
+def _removed_earlier(path: Path) -> bool:
+    """Remove the file a report at ``path`` would have replaced (a link's target, as it is written): an
+    earlier run's report must not stand for this run's. A FIFO or a device is left (it holds no earlier
+    report); True when a file was removed."""
+    try:
+        target, in_place = output_target(path)
+        if in_place or not target.is_file():
+            return False
+        target.unlink()
+    except OSError:
+        return False
+    return True
+
+
+def _removed_unwritten(args: argparse.Namespace, written: set[str]) -> None:
+    """The run stopped after its scenarios began, before writing some report (a second Ctrl-C while the
+    reports were written, an internal error): an earlier file at that path is removed, and said."""
+    for option, path in (("--junit", args.junit), ("--json", args.json)):
+        if path is not None and option not in written and _removed_earlier(path):
+            say(args, f"{option} {path}: not written (the run stopped first); the earlier file there removed")
+
+
+def _why_nothing_ran(exc: BaseException, by: str) -> ScenarioError | None:
+    """What the reports of a run that ended with ``exc`` before any scenario started say (``by``: Ctrl-C
+    or SIGTERM): the mistakes, a refused option, the interrupt, an internal error; None for an exit."""
+    if isinstance(exc, ScenarioError):
+        return exc
+    if isinstance(exc, PhoneEmuError):
+        return ScenarioError(exc.message, fmt=exc.fmt, offset=exc.offset, path=exc.path, tag=exc.tag,
+                             file=exc.file, line=exc.line)
+    if isinstance(exc, KeyboardInterrupt):
+        return ScenarioError(f"interrupted ({by}) before any scenario started: nothing ran")
+    if isinstance(exc, OSError):  # said by the command as one line (exit 2)
+        return ScenarioError(str(exc.strerror or exc), file=str(exc.filename) if exc.filename else None)
+    if isinstance(exc, Exception):
+        return ScenarioError(f"internal error before any scenario started: {type(exc).__name__}: {exc} "
+                             "(its traceback on stderr)")
+    return None
 
 
 def _matches_none(scenarios: int) -> str:
@@ -250,27 +329,107 @@ def _selected(args: argparse.Namespace) -> list[Scenario]:
     return scenarios
 
 
+class _RunReports:
+    """What :func:`_no_earlier_report` needs to know of a run's reports: whether its scenarios began (were
+    handed to the runner), and the options (``--junit``, ``--json``) whose report it wrote."""
+
+    def __init__(self) -> None:
+        self.began = False
+        self.written: set[str] = set()
+
+
 def _run(args: argparse.Namespace) -> int:
+    """The command (:func:`_run_reported`); whatever ends it, a file at the path of --junit or --json
+    after it is this run's report, or there is none (:func:`_no_earlier_report`)."""
+    reports = _RunReports()
+    sigterm: list[bool] = []
+    try:
+        with _sigterm_noted(sigterm):
+            return _run_reported(args, reports)
+    except BaseException as exc:
+        _no_earlier_report(args, reports, exc, by="SIGTERM" if sigterm else "Ctrl-C")
+        raise
+
+
+def _no_earlier_report(args: argparse.Namespace, reports: _RunReports, exc: BaseException, *,
+                       by: str) -> None:
+    """The run ended with ``exc`` (``by``: the signal of an interrupt) before writing its reports: an
+    earlier run's report must not stand for this one's (ours). Before any scenario began (an interrupt,
+    a mistake, a refused option, an internal error) each report says why nothing ran
+    (:func:`_reports_not_run`); after, an earlier file where a report was not written is removed."""
+    reason = None if reports.began else _why_nothing_ran(exc, by)
+    if reason is None:
+        _removed_unwritten(args, reports.written)
+    else:
+        _reports_not_run(args, reason, interrupted=isinstance(exc, KeyboardInterrupt))
+
+
+@contextlib.contextmanager
+def _sigterm_noted(noted: list[bool]) -> Iterator[None]:
+    """A SIGTERM during the block noted (``noted`` gets True), then passed on to the handler in force
+    (:func:`~phoneemu.interrupts.term_as_ctrl_c`'s makes it a Ctrl-C, which cannot tell them apart): the
+    reports of a run interrupted before its scenarios name the signal. Main thread only, over a handler
+    only (SIGTERM's default ends the process: nothing is left to say)."""
+    old = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
+    if not callable(old):
+        yield
+        return
+    passed_on = old
+
+    def on_term(signum: int, frame: Any) -> None:
+        noted.append(True)
+        passed_on(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _list_alone(args: argparse.Namespace) -> None:
+    """``--list`` runs nothing: --junit or --json with it is refused (an option of another mode is refused,
+    not ignored; ours), as it would leave an earlier run's report standing for this one."""
+    for option, path in (("--junit", args.junit), ("--json", args.json)):
+        if args.list and path is not None:
+            raise PhoneEmuError(f"{option} {path}: --list runs nothing and writes no report: give --list or "
+                                f"{option}, not both", path=option.lstrip("-"))
+
+
+def _prepared(args: argparse.Namespace) -> list[Scenario]:
+    """The options checked and the scenarios selected (:func:`_selected`), before anything runs."""
+    sweep_abandoned()  # phoneemu-* folders of runs killed before they could remove them (SIGKILL)
+    _list_alone(args)
+    check_writable(args.junit, "--junit")
+    check_writable(args.json, "--json")
+    return _selected(args)
+
+
+def _print_list(scenarios: list[Scenario]) -> None:
+    """``--list``: a line per scenario, its file, its expectations, what it reproduces and its tags."""
     from phoneemu.scenario.model import Expectation
+
+    for s in scenarios:
+        n_exp = sum(isinstance(x, Expectation) for x in s.steps)
+        extra = (f"; reproduces: {s.reproduces}" if s.reproduces else "") + \
+            (f"; tags: {', '.join(s.tags)}" if s.tags else "")
+        print(f"{s.name:<40} {s.path}  ({counted(n_exp, 'expectation')}{extra})")
+
+
+def _run_reported(args: argparse.Namespace, reports: _RunReports) -> int:
+    """The scenarios selected, then listed (``--list``) or run; the exit status."""
+    scenarios = _prepared(args)
+    if args.list:
+        _print_list(scenarios)
+        return 0
+    return _run_selected(args, scenarios, reports)
+
+
+def _run_selected(args: argparse.Namespace, scenarios: list[Scenario], reports: _RunReports) -> int:
+    """Run ``scenarios`` and write their reports (noted in ``reports``); the exit status."""
     from phoneemu.scenario.reports import render_text, write_json, write_junit
     from phoneemu.scenario.runner import RunOptions, run_scenarios
 
-    sweep_abandoned()  # phoneemu-* folders of runs killed before they could remove them (SIGKILL)
-    check_writable(args.junit, "--junit")
-    check_writable(args.json, "--json")
-    try:
-        scenarios = _selected(args)
-    except ScenarioError as exc:
-        if not args.list:
-            _reports_not_run(args, exc)
-        raise
-    if args.list:
-        for s in scenarios:
-            n_exp = sum(isinstance(x, Expectation) for x in s.steps)
-            extra = (f"; reproduces: {s.reproduces}" if s.reproduces else "") + \
-                (f"; tags: {', '.join(s.tags)}" if s.tags else "")
-            print(f"{s.name:<40} {s.path}  ({counted(n_exp, 'expectation')}{extra})")
-        return 0
     if args.capture is not None:
         args.capture.mkdir(parents=True, exist_ok=True)
     progress = _Progress(len(scenarios))
@@ -293,7 +452,9 @@ def _run(args: argparse.Namespace) -> int:
                 try:
                     write(summary, path)
                 except OSError as exc:
-                    unwritten.append(f"{option} {path}: not written: {exc.strerror or exc}")
+                    unwritten.append(_unwritten(option, path, exc))
+                else:
+                    reports.written.add(option)
 
     def report_abandoned(summary: RunSummary) -> None:  # the process ends right after: say it here
         report(summary)
@@ -306,6 +467,7 @@ def _run(args: argparse.Namespace) -> int:
     # SIGINT Python's handler in a process calling main() again)
     old_term, old_int = _term_as_interrupt()  # SIGTERM (kill, CI timeout) is a Ctrl-C: reports
     try:
+        reports.began = True
         summary = run_scenarios(scenarios, options, jobs=jobs)  # its reports written (on_done)
     finally:
         signal.signal(signal.SIGTERM, old_term)
