@@ -32,7 +32,7 @@ def _scenario_json(s: ScenarioResult) -> dict[str, Any]:
         "capture_stopped": s.capture_stopped.as_dict() if s.capture_stopped is not None else None,
         "expectations": [
             {"where": e.where, "label": e.label, "xfail": e.xfail, "outcome": e.outcome.value,
-             "duration_s": round(e.duration_s, 4),
+             "duration_s": round(e.duration_s, 4), **_counts(e),
              "checks": [{"phone": c.phone, "check": c.check, "expected": c.expected, "actual": c.actual,
                          "held": c.held} for c in e.checks],
              "timelines": _failed_timelines(e),
@@ -42,11 +42,21 @@ def _scenario_json(s: ScenarioResult) -> dict[str, Any]:
     }
 
 
+def _counts(e: ExpectationResult) -> dict[str, Any]:
+    """``holds_for`` (``all``, ``none``, ``at least 18 = 90%`` ...), how many phones it ``named`` and
+    ``matched`` (every check held), and the bound as counts (``at_least``, ``at_most``: null for none)."""
+    at_least, at_most = e.needed()
+    return {"holds_for": e.holds_for.text if e.holds_for is not None else "all",
+            "named": len(e.named_phones()), "matched": len(e.matched_phones()),
+            "at_least": at_least, "at_most": at_most}
+
+
 def _failed_timelines(e: ExpectationResult) -> dict[str, list[str]]:
-    """The timeline of each phone that failed a check (the failed phones gathered in one pass over the
-    checks: 100,000 phones are not 100,000 passes)."""
-    failed = {c.phone for c in e.failures()}
-    return {p: t for p, t in e.timelines.items() if p in failed}
+    """The timeline of each phone a failure explains (each that failed a check; with ``holds_for`` and too
+    many phones matched, each that matched), the phones gathered in one pass over the checks: 100,000
+    phones are not 100,000 passes."""
+    shown = {c.phone for c in e.shown_checks()}
+    return {p: t for p, t in e.timelines.items() if p in shown}
 
 
 def _utc_text(at: float | None) -> str | None:

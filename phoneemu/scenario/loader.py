@@ -8,6 +8,7 @@ of: ...)``. YAML is read with the safe loader only (no object construction).
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from phoneemu.errors import PhoneEmuError, ScenarioError, several
 from phoneemu.files import read_at_most
 from phoneemu.phone import rule_ids
 from phoneemu.phone.profile import PROFILES, profile_from_dict
-from phoneemu.scenario.model import ClusterSpec, Expectation, PhoneGroup, Scenario, Step
+from phoneemu.scenario.model import ClusterSpec, Expectation, HoldsFor, PhoneGroup, Scenario, Step
 from phoneemu.values import MAX_TIME, parse_host_port
 
 __all__ = [
@@ -1083,12 +1084,18 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
                    f"(expected one of: {', '.join(STEP_KINDS)})")
 
 
+#: an expectation's keys beside its checks
+_EXPECT_KEYS = ("phones", "xfail", "label", "holds_for")
+
+
 def _expectation(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGroup]) -> Expectation:
-    m = ctx.mapping(node, field, allowed=(*CHECKS, "phones", "xfail", "label"))
+    m = ctx.mapping(node, field, allowed=(*CHECKS, *_EXPECT_KEYS))
     phones = _phone_refs(ctx, m["phones"], f"{field}.phones", groups) if "phones" in m else ("all",)
+    holds_for = _holds_for(ctx, m["holds_for"], f"{field}.holds_for", _named_count(phones, groups)) \
+        if "holds_for" in m else None
     checks: dict[str, Any] = {}
     for key, val in m.items():
-        if key in ("phones", "xfail", "label"):
+        if key in _EXPECT_KEYS:
             continue
         allowed = CHECKS[key]
         if val.value == [] and key not in _RECORD_CHECKS:  # any of nothing never holds, all of nothing always
@@ -1123,10 +1130,97 @@ def _expectation(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGrou
     if not checks:
         raise ctx.fail(node, field, f"an expectation needs at least one check ({', '.join(CHECKS)})")
     return Expectation(
-        where=ctx.where(node), phones=phones, checks=checks,
+        where=ctx.where(node), phones=phones, checks=checks, holds_for=holds_for,
         xfail=_xfail_reason(ctx, m["xfail"], f"{field}.xfail") if "xfail" in m else None,
         label=ctx.string(m["label"], f"{field}.label") if "label" in m else None,
     )
+
+
+def _named_count(refs: tuple[str, ...], groups: dict[str, PhoneGroup]) -> int:
+    """How many phones ``refs`` (groups, MACs, ``all``) name, each once (as the run selects them)."""
+    macs: set[str] = set()
+    for ref in refs:
+        if ref == "all":
+            macs.update(mac for g in groups.values() for mac in g.macs())
+        elif ref in groups:
+            macs.update(groups[ref].macs())
+        else:
+            macs.add(ref.replace(":", "").upper())
+    return len(macs)
+
+
+#: the keys of a ``holds_for`` mapping
+_HOLDS_FOR_KEYS = ("at_least", "at_most", "exactly")
+_PERCENT = re.compile(r"([0-9]{1,3}(?:\.[0-9]{1,2})?)%", re.ASCII)
+_HOLDS_FOR_FORMS = 'all, none, or a mapping such as {at_least: 18}, {at_most: 2} or {at_least: "90%"}'
+
+
+def _holds_for(ctx: _Ctx, node: _Node, field: str, named: int) -> HoldsFor | None:
+    """An expectation's ``holds_for`` (docs/scenarios.md): ``all`` (None, the default), ``none``, or a mapping
+    of ``at_least`` / ``at_most`` (or ``exactly``), each a count of the ``named`` phones or a percentage of
+    them. A bound no count meets, or one every count meets (it could never fail), is a mistake."""
+    if node.value in ("all", "none"):
+        return None if node.value == "all" else HoldsFor(at_most=0, text="none")
+    if not isinstance(node.value, dict):
+        near = _did_you_mean(node.value, ("all", "none")) if isinstance(node.value, str) else ""
+        hint = f" (a count: write {{at_least: {node.raw or node.value}}})" \
+            if isinstance(node.value, int) and not isinstance(node.value, bool) else ""
+        raise ctx.fail(node, field, f"expected {_HOLDS_FOR_FORMS}; got {_described(node)}{near}{hint}")
+    m = ctx.mapping(node, field, allowed=_HOLDS_FOR_KEYS)
+    if not m:
+        raise ctx.fail(node, field, "empty mapping: give at_least, at_most or exactly")
+    if "exactly" in m and len(m) > 1:
+        other = next(k for k in m if k != "exactly")
+        raise ctx.fail(m[other], f"{field}.{other}", "exactly is a bound of its own: give exactly, or "
+                                                     "at_least and at_most, not both")
+    bounds = {key: _bound_count(ctx, val, f"{field}.{key}", named, key) for key, val in m.items()}
+    if "exactly" in bounds:
+        count, text = bounds["exactly"]
+        return HoldsFor(at_least=count, at_most=count, text=f"exactly {text}")
+    at_least, least_text = bounds.get("at_least", (0, ""))
+    at_most, most_text = bounds.get("at_most", (None, ""))
+    if at_most is not None and at_least > at_most:
+        raise ctx.fail(m["at_least"], f"{field}.at_least", f"at least {least_text} is more than at most "
+                       f"{most_text} (of {_phones_named(named)}): no count of phones meets both")
+    if at_least == 0 and (at_most is None or at_most >= named):
+        raise ctx.fail(node, field, f"holds whatever the phones do (0 to {named} of {_phones_named(named)} "
+                                    "match): give a bound that can fail")
+    said = ([f"at least {least_text}"] if "at_least" in m else []) + \
+        ([f"at most {most_text}"] if "at_most" in m else [])
+    return HoldsFor(at_least=at_least, at_most=at_most, text=" and ".join(said))
+
+
+def _phones_named(named: int) -> str:
+    return f"the {named} phones the expectation names" if named != 1 else "the 1 phone the expectation names"
+
+
+def _bound_count(ctx: _Ctx, node: _Node, field: str, named: int, key: str) -> tuple[int, str]:
+    """A ``holds_for`` bound as a count of the ``named`` phones and as the reports say it: a count 0..named,
+    or a percentage ``"90%"`` (0..100, two decimals at most) of them, rounded so that the share is met
+    (``at_least`` up, ``at_most`` down; ``exactly`` must come to a whole number of phones)."""
+    v = node.value
+    if isinstance(v, int) and not isinstance(v, bool):
+        if v < 0:
+            raise ctx.fail(node, field, f"a count of phones cannot be negative, got {v}")
+        if v > named:
+            raise ctx.fail(node, field, f"{v} is more than {_phones_named(named)}")
+        return v, str(v)
+    written = v.strip() if isinstance(v, str) else None
+    share = _PERCENT.fullmatch(written) if written is not None else None
+    if written is None or share is None:
+        raise ctx.fail(node, field, f"expected a count of phones (0..{named}) or a percentage such as "
+                                    f'"90%", got {_described(node)}')
+    from fractions import Fraction
+
+    percent = Fraction(share.group(1))
+    if percent > 100:
+        raise ctx.fail(node, field, f"a percentage is 0% to 100%, got {written!r}")
+    exact = percent * named / 100
+    if key == "exactly" and exact.denominator != 1:
+        raise ctx.fail(node, field, f"{written} of {_phones_named(named)} is {float(exact):g} phones, not "
+                                    "a whole number: give a count")
+    count = math.ceil(exact) if key == "at_least" else math.floor(exact)
+    return count, f"{count} = {written}"
 
 
 _CODE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)+")

@@ -13,6 +13,7 @@ from typing import Any
 __all__ = [
     "ClusterSpec",
     "Expectation",
+    "HoldsFor",
     "PhoneGroup",
     "Scenario",
     "Step",
@@ -88,11 +89,29 @@ class Step:
 
 
 @dataclass(frozen=True, kw_only=True)
+class HoldsFor:
+    """How many of the phones an expectation names must match it (every check held): from ``at_least``
+    to ``at_most`` (None: no upper bound), counts the loader resolved from what the file wrote (a
+    percentage of the phones named: ``at_least`` rounded up, ``at_most`` down, so the share is met).
+    ``text`` says it as the reports print it: ``none``, ``at least 18``, ``at least 18 = 90%``,
+    ``at least 15 and at most 18``, ``exactly 3``."""
+
+    at_least: int = 0
+    at_most: int | None = None
+    text: str
+
+    def admits(self, matched: int) -> bool:
+        """Whether ``matched`` phones satisfy the bound."""
+        return matched >= self.at_least and (self.at_most is None or matched <= self.at_most)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Expectation:
-    """What must be true of every phone in ``phones`` (group names or MACs) at this point.
+    """What must be true of the phones in ``phones`` (group names or MACs) at this point.
 
     ``checks`` maps a check name (itl, ctl, config, rule, deciding_rule, reason, status, lsc, firmware,
     locked_out, ...) to the expected value; a list value means "any of these".
+    ``holds_for``: how many of the phones must match every check (None: all of them, the default).
     ``xfail`` (a reason) marks an expected failure: FAIL becomes XFAIL and PASS becomes XPASS.
     """
 
@@ -101,6 +120,7 @@ class Expectation:
     checks: dict[str, Any]
     xfail: str | None = None
     label: str | None = None
+    holds_for: HoldsFor | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

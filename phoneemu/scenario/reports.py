@@ -96,16 +96,21 @@ def _failure_lines(exp: ExpectationResult, timeline_lines: int) -> list[str]:
     the same rules about what the checks read — are one group: its checks and decisions once, with the
     MACs, and the timeline of its first phone (fifty locked phones read as one finding, not fifty
     copies). The first :data:`MAX_GROUPS_SHOWN` groups are shown, the rest counted on one line (phones
-    whose actual values all differ — a count, a log line — would make a CI log of megabytes)."""
+    whose actual values all differ — a count, a log line — would make a CI log of megabytes). With
+    ``holds_for`` a line first names whom the groups are of: the phones that did not match, or, when too
+    many matched (``none``, ``at_most``), those that did, grouped by their checks' values."""
     by_phone: dict[str, list[str]] = {}
-    for c in exp.failures():
+    for c in exp.shown_checks():
         by_phone.setdefault(c.phone, []).append(f"{c.check}: expected {c.expected!r}, got {c.actual!r}")
     groups: dict[tuple[tuple[str, ...], str, tuple[tuple[str, str | None], ...]], list[str]] = {}
     for phone, failed in by_phone.items():  # a phone's own MAC in a value reads as {mac} (as in the file)
         rule = exp.deciding.get(phone, "").split(" ", 1)[0]
         about = tuple((item, _rule_of(summary)) for item, summary in exp.decisions.get(phone, {}).items())
         groups.setdefault((tuple(f.replace(phone, "{mac}") for f in failed), rule, about), []).append(phone)
+    matched = exp.too_many_matched()
     lines: list[str] = []
+    if exp.holds_for is not None and by_phone:
+        lines.append(f"      {_whom(len(by_phone), matched)}:")
     for (alike_checks, _rule, _about), phones in list(groups.items())[:MAX_GROUPS_SHOWN]:
         first = phones[0]
         if len(phones) == 1:
@@ -125,9 +130,16 @@ def _failure_lines(exp: ExpectationResult, timeline_lines: int) -> list[str]:
     if len(groups) > MAX_GROUPS_SHOWN:
         rest = list(groups.values())[MAX_GROUPS_SHOWN:]
         in_rest = counted(sum(map(len, rest)), "phone")
-        lines.append(f"      ... and {counted(len(rest), 'more group')} of {in_rest} that failed otherwise "
+        lines.append(f"      ... and {counted(len(rest), 'more group')} of {in_rest} that "
+                     f"{'matched' if matched else 'failed'} otherwise "
                      "(the JSON report has each phone's checks, decisions and timeline)")
     return lines
+
+
+def _whom(phones: int, matched: bool) -> str:
+    """``the 3 phones that did not match`` / ``the phone that matched``: whom a bound's failure groups."""
+    who = f"the {phones} phones" if phones != 1 else "the phone"
+    return f"{who} that {'matched' if matched else 'did not match'}"
 
 
 def _capture_line(s: ScenarioResult) -> str:
@@ -153,7 +165,8 @@ def render_text(summary: RunSummary, *, colour: bool = False, verbose: bool = Fa
         for e in s.expectations:
             eo = e.outcome
             if verbose or eo is not Outcome.PASS:
-                note = f" [xfail: {e.xfail}]" if e.xfail else ""
+                note = (f" — {said}" if (said := e.count_text()) is not None else "") + \
+                    (f" [xfail: {e.xfail}]" if e.xfail else "")
                 out.append(f"  {_paint(f'{eo.value:<5}', eo.value, colour)} {e.label} ({e.where}){note}")
                 if eo in (Outcome.FAIL, Outcome.XFAIL) and (verbose or eo is Outcome.FAIL):
                     out.extend(_failure_lines(e, timeline_lines))
@@ -207,7 +220,9 @@ def _write_report(path: Path, text: str) -> None:
 def _failure_message(e: ExpectationResult) -> str:
     """A failed expectation's one-line message (what CI pages show first): its first failed check,
     and how many phones failed it (``expectation failed: itl: expected 'updated', got 'installed' (12 of
-    50 phones)``)."""
+    50 phones)``). With ``holds_for`` it starts with the count (:func:`_bound_failure_message`)."""
+    if e.holds_for is not None:
+        return _bound_failure_message(e)
     failed = e.failures()
     if not failed:
         return "expectation failed"
@@ -217,6 +232,19 @@ def _failure_message(e: ExpectationResult) -> str:
     alike = {c.phone for c in failed if c.check == first.check}
     who = first.phone if len(phones) == 1 else f"{len(alike)} of {len(phones)} phones, first {first.phone}"
     return f"expectation failed: {what} ({who})"
+
+
+def _bound_failure_message(e: ExpectationResult) -> str:
+    """``expectation failed: 17 of 20 phones matched (needed at least 18); first not matched: 0A..05:
+    itl: expected 'installed', got 'rejected'`` — or, too many matched, the first phone that matched."""
+    shown = e.shown_checks()
+    if not shown:
+        return f"expectation failed: {e.count_text()}"
+    first = shown[0]
+    if e.too_many_matched():
+        return f"expectation failed: {e.count_text()}; first matched: {first.phone}"
+    return (f"expectation failed: {e.count_text()}; first not matched: {first.phone}: {first.check}: "
+            f"expected {first.expected!r}, got {first.actual!r}")
 
 
 def _seconds(time_s: float) -> str:
@@ -276,7 +304,9 @@ def _junit_case(out: IO[str], s: ScenarioResult, e: ExpectationResult, name: str
     if o is Outcome.FAIL:
         out.write(f'      <failure message={quoteattr(_failure_message(e))}>{escape(body)}</failure>\n')
     elif o is Outcome.XPASS:
-        out.write(f'      <failure message={quoteattr("unexpected pass (xfail: " + str(e.xfail) + ")")}/>\n')
+        counted_as = f": {said}" if (said := e.count_text()) is not None else ""
+        message = f"unexpected pass (xfail: {e.xfail}){counted_as}"
+        out.write(f"      <failure message={quoteattr(message)}/>\n")
     elif o is Outcome.XFAIL:
         out.write(f'      <skipped message={quoteattr("expected failure: " + str(e.xfail))}/>\n')
     out.write("    </testcase>\n")

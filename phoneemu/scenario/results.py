@@ -1,6 +1,9 @@
 """Verdicts of a scenario run (design §3.10, tlsfuzzer-style expectations).
 
-Per expectation and per phone: PASS when the check holds, FAIL when it does not. An
+Per expectation and per phone: PASS when the check holds, FAIL when it does not. A phone *matches*
+an expectation when every check holds for it; the expectation passes when all the phones it names
+match, or, with ``holds_for`` (:class:`~phoneemu.scenario.model.HoldsFor`), when the number that match
+meets its bound (``17 of 20 phones matched (needed at least 18)``). An
 expectation marked ``xfail`` turns FAIL into XFAIL (expected failure) and PASS into XPASS
 (an expected failure that unexpectedly passed — the mark is stale). A run fails (non-zero
 exit) on any FAIL or XPASS, or on an ERROR (the scenario could not be run).
@@ -13,8 +16,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from phoneemu.words import counted
+
 if TYPE_CHECKING:
     from phoneemu.scenario.capturing import CaptureStop
+    from phoneemu.scenario.model import HoldsFor
 
 __all__ = ["CheckResult", "ExpectationResult", "Outcome", "RunSummary", "ScenarioResult", "combine"]
 
@@ -73,13 +79,55 @@ class ExpectationResult:
     #: Seconds from the previous expectation evaluated (or the scenario's start, set-up included) to this
     #: one evaluated: the steps it checks (its JUnit testcase's ``time``).
     duration_s: float = 0.0
+    #: how many of the phones named must match (every check held); None: all of them (``holds_for``)
+    holds_for: HoldsFor | None = None
 
     @property
     def outcome(self) -> Outcome:
-        return apply_xfail(all(c.held for c in self.checks), self.xfail)
+        if self.holds_for is None:
+            return apply_xfail(all(c.held for c in self.checks), self.xfail)
+        return apply_xfail(self.holds_for.admits(len(self.matched_phones())), self.xfail)
 
     def failures(self) -> list[CheckResult]:
         return [c for c in self.checks if not c.held]
+
+    def named_phones(self) -> list[str]:
+        """The phones evaluated, in order, each once."""
+        return list(dict.fromkeys(c.phone for c in self.checks))
+
+    def matched_phones(self) -> list[str]:
+        """The phones every check held for, in order."""
+        failed = {c.phone for c in self.checks if not c.held}
+        return [p for p in self.named_phones() if p not in failed]
+
+    def needed(self) -> tuple[int, int | None]:
+        """The fewest and most phones that must match: all of them (the default), else ``holds_for``'s."""
+        if self.holds_for is None:
+            named = len(self.named_phones())
+            return named, named
+        return self.holds_for.at_least, self.holds_for.at_most
+
+    def too_many_matched(self) -> bool:
+        """More phones matched than ``holds_for`` allows (``none``, ``at_most``): the phones that matched
+        are the ones to explain, not those that did not."""
+        most = self.holds_for.at_most if self.holds_for is not None else None
+        return most is not None and len(self.matched_phones()) > most
+
+    def shown_checks(self) -> list[CheckResult]:
+        """The checks a failure's report explains: the failed ones, or, when too many phones matched,
+        those of the phones that matched."""
+        if not self.too_many_matched():
+            return self.failures()
+        matched = set(self.matched_phones())
+        return [c for c in self.checks if c.phone in matched]
+
+    def count_text(self) -> str | None:
+        """``17 of 20 phones matched (needed at least 18)`` for an expectation with ``holds_for``; None
+        without one."""
+        if self.holds_for is None:
+            return None
+        named = counted(len(self.named_phones()), "phone")
+        return f"{len(self.matched_phones())} of {named} matched (needed {self.holds_for.text})"
 
 
 @dataclass(kw_only=True)

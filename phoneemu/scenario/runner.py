@@ -132,10 +132,14 @@ def _label(exp: Expectation) -> str:
 
 def _evaluate(world: Any, exp: Expectation) -> ExpectationResult:
     """Each check on each selected phone; a phone that failed one: its timeline, its last boot's deciding
-    decision and the decision about what each failed check reads (``checks.decision_about``)."""
-    result = ExpectationResult(where=exp.where, label=_label(exp), xfail=exp.xfail)
-    for handle in world.select(exp.phones):
-        failed: list[str] = []
+    decision and the decision about what each failed check reads (``checks.decision_about``). When more
+    phones matched than ``holds_for`` allows (``none``, ``at_most``), the same of each phone that matched,
+    about every check, instead: those are the phones its failure names."""
+    result = ExpectationResult(where=exp.where, label=_label(exp), xfail=exp.xfail, holds_for=exp.holds_for)
+    handles = world.select(exp.phones)
+    failed_by_phone: dict[str, list[str]] = {}
+    for handle in handles:
+        failed = failed_by_phone.setdefault(handle.mac, [])
         for name, raw_expected in exp.checks.items():
             expected = _with_mac(raw_expected, handle.mac)
             actual, held = checks.evaluate(name, handle, expected)
@@ -143,15 +147,27 @@ def _evaluate(world: Any, exp: Expectation) -> ExpectationResult:
                                              actual=actual, held=held))
             if not held:
                 failed.append(name)
-        if failed:
-            result.timelines[handle.mac] = handle.timeline()
-            r = handle.report
-            if r is not None and r.deciding is not None:
-                result.deciding[handle.mac] = r.deciding.summary()
-            items = dict.fromkeys(item for check in failed if (item := checks.SUBJECTS[check]) is not None)
-            if items:
-                result.decisions[handle.mac] = {item: checks.decision_about(item, handle) for item in items}
+    explain_matched = result.too_many_matched()
+    for handle in handles:
+        failed = failed_by_phone[handle.mac]
+        if explain_matched:
+            if not failed:
+                _explain(result, handle, list(exp.checks))
+        elif failed:
+            _explain(result, handle, failed)
     return result
+
+
+def _explain(result: ExpectationResult, handle: Any, names: list[str]) -> None:
+    """Keep what explains ``handle``'s checks ``names``: its timeline, its last boot's deciding decision and
+    the decision about what each of those checks reads."""
+    result.timelines[handle.mac] = handle.timeline()
+    r = handle.report
+    if r is not None and r.deciding is not None:
+        result.deciding[handle.mac] = r.deciding.summary()
+    items = dict.fromkeys(item for check in names if (item := checks.SUBJECTS[check]) is not None)
+    if items:
+        result.decisions[handle.mac] = {item: checks.decision_about(item, handle) for item in items}
 
 
 def _with_mac(value: Any, mac: str) -> Any:
