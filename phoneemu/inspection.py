@@ -175,9 +175,9 @@ def _key_disagreements(tl: TrustList) -> list[str]:
 
 
 def load_cert_files(paths: list[Path]) -> list[tuple[str, x509.Certificate]]:
-    """The certificates of each ``--cert`` file: a PEM (each certificate in it), or a CTL/ITL (the
-    certificate of each of its records, named ``FILE #N ROLE``: what a phone holding it could check
-    a signature with, whatever the role; §G's role rules are ``predict``'s). A file that gives none is
+    """The certificates of each ``--cert`` file: a PEM (each certificate in it), a DER certificate, or a
+    CTL/ITL (the certificate of each of its records, named ``FILE #N ROLE``: what a phone holding it could
+    check a signature with, whatever the role; §G's role rules are ``predict``'s). A file that gives none is
     a PhoneEmuError naming the option, ``--cert PATH: why`` (was ``FILE: PATH: no certificate in PEM``,
     the inspected FILE named first as if it were the one at fault)."""
     out: list[tuple[str, x509.Certificate]] = []
@@ -192,8 +192,12 @@ def load_cert_files(paths: list[Path]) -> list[tuple[str, x509.Certificate]]:
 
 
 def _unnamed(exc: PhoneEmuError, file: str) -> str:
-    """``exc``'s text without ``file`` as its path (``--cert FILE`` names it already)."""
-    return exc.message if exc.path == file and exc.file is None else str(exc)
+    """``exc``'s text without ``file`` as its path or its file (``--cert FILE`` names it already: was
+    ``--cert F: F: certificate file holds more than the limit ...``)."""
+    if exc.path == file and exc.file is None:
+        return exc.message
+    only_file = exc.path is None and exc.line is None and exc.tag is None and exc.offset is None
+    return exc.message if exc.file == file and only_file else str(exc)
 
 
 def _certs_of(p: Path) -> list[tuple[str, x509.Certificate]]:
@@ -201,10 +205,25 @@ def _certs_of(p: Path) -> list[tuple[str, x509.Certificate]]:
     data = read_at_most(p, max(PEM_LIMIT, trustlist.DEFAULT_LIMIT), what="certificate file")
     if data[:3] == b"\x01\x00\x02":
         return _trust_list_certs(p, data)
+    if b"-----BEGIN" not in data and (der := _der_certificate(p, data)) is not None:
+        return [(str(p), der)]
     found = certs.load_certs_pem(data, source=str(p))
     if not found:
         raise VerificationError("no certificate in PEM (nor a CTL/ITL)", path=str(p))
     return [(str(p), c) for c in found]
+
+
+def _der_certificate(path: Path, data: bytes) -> x509.Certificate | None:
+    """The DER certificate ``data`` (as CUCM's "Download .DER" and browsers save one; a PEM or a trust
+    list never starts with 0x30), None when it is not DER; a PhoneEmuError naming the element and offset
+    of a damaged one (:func:`phoneemu.formats.detect.der_label`), or the DER type that is not a
+    certificate."""
+    label = detect.der_label(data, path.name)
+    if label is None:
+        return None
+    if label != "CERTIFICATE":
+        raise VerificationError(f"a DER file ({label}), not a certificate")
+    return certs.load_cert_der(data)
 
 
 def _trust_list_certs(path: Path, data: bytes) -> list[tuple[str, x509.Certificate]]:

@@ -6,10 +6,11 @@ text, subject, issuer, serial (colon hex), key algorithm and size, certificate S
 "This etoken was (not) used to sign the ... file." annotation.
 
 Checks: a trust list is verified with its own SAST record (spec §B.4); ``--cert`` names the
-signer of a ``.sgn`` / ``.enc.sgn`` / firmware (each certificate of a PEM or of a CTL/ITL is
-tried); ``--key`` (a PEM that may also hold the certificate) decrypts an ``.enc.sgn``. Exit 0
-only if the file parsed and every check asked for passed; otherwise one line on stderr: exit 1 for
-a failed check, 2 for a file that does not parse or cannot be read.
+signer of a ``.sgn`` / ``.enc.sgn`` / firmware (each certificate of a PEM or of a CTL/ITL, or a DER
+certificate, is tried); ``--key`` (a PEM that may also hold the certificate) decrypts an ``.enc.sgn``.
+Exit 0 only if the file parsed and every check asked for passed; otherwise one line on stderr: exit 1
+for a failed check, 2 for a file that does not parse or cannot be read (a certificate, CSR or key, PEM
+or DER, is named with what to do with it).
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ examples:
                    help="the file to decode; its format is detected from its bytes (and name)")
     p.add_argument("--cert", type=Path, action="append", default=[], metavar="PEM",
                    help="signer certificate(s) for .sgn/.enc.sgn/firmware (repeatable; each is tried): a "
-                   "PEM, or a CTL/ITL whose records' certificates are tried (whatever their role: the "
-                   "phone's role rules are predict's)")
+                   "PEM, a DER certificate, or a CTL/ITL whose records' certificates are tried (whatever "
+                   "their role: the phone's role rules are predict's)")
     p.add_argument("--key", type=Path, metavar="PEM",
                    help="private key (PEM, may also hold the certificate) to decrypt an .enc.sgn")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
@@ -65,11 +66,16 @@ examples:
 
 
 def _key_problem(path: Path) -> str | None:
-    """Why ``--key`` cannot be used (checked whatever the file is: a typo is not silently ignored)."""
+    """Why ``--key`` cannot be used (checked whatever the file is: a typo is not silently ignored); a DER
+    file is named by its type (a DER key: how to make it the PEM --key takes)."""
     from phoneemu.crypto import keys
 
     try:
-        keys.load_private_key_pem(read_at_most(path, PEM_LIMIT, what="key file"), source=str(path))
+        data = read_at_most(path, PEM_LIMIT, what="key file")
+        if b"-----BEGIN" not in data and (label := _der_label(data, path)) is not None:
+            advice = _pem_advice([label], der=True) if label.endswith("PRIVATE KEY") else "not a private key"
+            return f"{_pem_text([label], der=True)}: {advice}"
+        keys.load_private_key_pem(data, source=str(path))
     except OSError as exc:
         return str(exc.strerror or exc)
     except PhoneEmuError as exc:  # it names the path itself: keep what follows it
@@ -138,31 +144,75 @@ def _is_text_before_pem(prefix: bytes) -> bool:
     return _NOT_TEXT.search(text) is None
 
 
-def _pem_advice(labels: list[str]) -> str:
-    """What to do with a PEM file of ``labels``, per type: a certificate is --cert, a private key --key, a
-    certificate request (CSR) neither (was --cert/--key for every PEM, a CSR too)."""
+_KEY_ADVICE = "give a private key as --key to decrypt an .enc.sgn (boot takes a MIC's key as --mic-key)"
+#: a DER key: --key (and boot's --mic-key) take a PEM; openssl converts it (asking for a password if any)
+_KEY_ADVICE_DER = ("--key takes a PEM: openssl pkey -inform DER -in FILE -out key.pem writes one, to give as "
+                   "--key to decrypt an .enc.sgn (boot takes a MIC's key as --mic-key)")
+
+
+def _pem_advice(labels: list[str], *, der: bool = False) -> str:
+    """What to do with a PEM (or ``der``: DER) file of ``labels``, per type: a certificate is --cert, a
+    private key --key (a PEM one: a DER key is converted first), a certificate request (CSR) neither (was
+    --cert/--key for every PEM, a CSR too); bundles say how to take their certificates out."""
+    inform = " -inform DER" if der else ""
     advice: dict[str, str] = {}
     for label in labels:
         if "CERTIFICATE REQUEST" in label:
             advice["csr"] = ("a certificate request (CSR) asks a CA for a certificate and is neither a "
-                             "certificate nor a key: inspect reads the phone's files, not CSRs (openssl req "
-                             "-in FILE -noout -text shows one)")
+                             "certificate nor a key: inspect reads the phone's files, not CSRs (openssl req"
+                             f"{inform} -in FILE -noout -text shows one)")
         elif label.endswith("PRIVATE KEY"):
-            advice["key"] = ("give a private key as --key to decrypt an .enc.sgn (boot takes a MIC's key as "
-                             "--mic-key)")
+            advice["key"] = _KEY_ADVICE_DER if der else _KEY_ADVICE
         elif "CERTIFICATE" in label:
             advice["cert"] = "give a certificate as --cert to check a file's signature with it"
         else:
-            advice.setdefault("other", f"a {label} is neither a certificate (--cert) nor a private key "
-                                       "(--key)")
+            advice.setdefault(label, _bundle_advice(label, inform))
     return "; ".join(advice.values())
 
 
-def _pem_text(labels: list[str]) -> str:
-    """``a PEM file (CERTIFICATE, PRIVATE KEY)``: the labels, at most :data:`_PEM_LABELS_SHOWN` of them."""
+def _bundle_advice(label: str, inform: str) -> str:
+    """What to do with a PKCS #7 or PKCS #12 bundle (``openssl`` takes its certificates or key out), or
+    another type (a public key...): neither --cert nor --key."""
+    if label == "PKCS7":
+        return (f"a PKCS #7 bundle holds certificates: openssl pkcs7{inform} -in FILE -print_certs -out "
+                "certs.pem writes them, to give as --cert")
+    if label == "PKCS12":
+        return ("a PKCS #12 bundle holds a certificate and its key: openssl pkcs12 -in FILE -nodes -out "
+                "both.pem writes them, to give as --cert and --key")
+    if label == "ASN.1":
+        return ("its DER is not shaped as a certificate, CSR or key: it is neither a certificate (--cert) "
+                "nor a private key (--key)")
+    return f"a {label} is neither a certificate (--cert) nor a private key (--key)"
+
+
+def _pem_text(labels: list[str], *, der: bool = False) -> str:
+    """``a PEM file (CERTIFICATE, PRIVATE KEY)`` (``a DER file (...)``): the labels, at most
+    :data:`_PEM_LABELS_SHOWN` of them."""
     shown = ", ".join(labels[:_PEM_LABELS_SHOWN])
     more = len(labels) - _PEM_LABELS_SHOWN
-    return f"a PEM file ({shown}{f' and {more} more' if more > 0 else ''})"
+    return f"a {'DER' if der else 'PEM'} file ({shown}{f' and {more} more' if more > 0 else ''})"
+
+
+def _der_label(data: bytes, path: Path) -> str | None:
+    """The type (a PEM label: ``CERTIFICATE``, ``PRIVATE KEY``...) of a DER file, as CUCM's "Download
+    .DER" and browsers save a certificate, None when ``data`` is not DER; a DecodeError naming the element
+    and the offset of a damaged one (:func:`phoneemu.formats.detect.der_label`) or of a certificate that
+    does not load. Nothing of a key is decoded, nor shown."""
+    from phoneemu.crypto import certs
+    from phoneemu.formats.detect import der_label
+
+    label = der_label(data, path.name)
+    if label == "CERTIFICATE":  # it is one --cert takes: said now if it is not
+        certs.load_cert_der(data)
+    return label
+
+
+def _not_stdin(path: Path, exc: OSError) -> str:
+    """What a missing FILE ``-`` is told: inspect reads a named file, never standard input (was only
+    "-: No such file or directory", as if ``-`` were taken for stdin and then failed)."""
+    if str(path) == "-" and isinstance(exc, FileNotFoundError):
+        return " (inspect reads a file, not standard input: save it to a file and name that)"
+    return ""
 
 
 def _say(args: argparse.Namespace, text: str) -> None:
@@ -196,6 +246,10 @@ def handler(args: argparse.Namespace) -> int:
             _say(args, f"{args.file}: {_pem_text(pem)}, not a file phoneemu inspect decodes (CTL/ITL, .sgn, "
                        f".enc.sgn, firmware, config XML): {_pem_advice(pem)}")
             return 2
+        if (der := _der_label(data, args.file)) is not None:  # the same, saved as DER
+            _say(args, f"{args.file}: {_pem_text([der], der=True)}, not a file phoneemu inspect decodes (CTL/"
+                       f"ITL, .sgn, .enc.sgn, firmware, config XML): {_pem_advice([der], der=True)}")
+            return 2
         if args.key is not None and (problem := _key_problem(args.key)) is not None:
             _say(args, f"--key {args.key}: {problem}")
             return 2
@@ -207,7 +261,7 @@ def handler(args: argparse.Namespace) -> int:
         report = inspect_bytes(data, name=args.file.name, certificates=certificates, key_path=args.key,
                                limit=args.limit)
     except OSError as exc:
-        _say(args, f"{exc.filename or args.file}: {exc.strerror or exc}")
+        _say(args, f"{exc.filename or args.file}: {exc.strerror or exc}{_not_stdin(args.file, exc)}")
         return 2
     except PhoneEmuError as exc:
         _say(args, f"{args.file}: {exc}")
