@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:  # asyncio is imported where a run needs it (the CLI's start-up)
     import asyncio
 
-__all__ = ["asyncio_run", "ctrl_c_deferred", "release_held_signals", "start_processes", "term_as_ctrl_c"]
+__all__ = ["asyncio_run", "ctrl_c_deferred", "release_held_signals", "sigterm_noted", "start_processes",
+           "term_as_ctrl_c"]
 
 _T = TypeVar("_T")
 
@@ -92,6 +93,30 @@ def ctrl_c_deferred() -> Iterator[Callable[[], None]]:
 
 
 HELD_WHILE_STARTING = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def sigterm_noted() -> Iterator[list[bool]]:
+    """Note a SIGTERM during the block (the list gets True), then pass it on to the handler in force
+    (:func:`term_as_ctrl_c`'s makes it a Ctrl-C, which cannot tell them apart): a report can then name
+    the signal. Main thread only, and only over a handler (SIGTERM's default ends the process: nothing is
+    left to say)."""
+    noted: list[bool] = []
+    old = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
+    if not callable(old):
+        yield noted
+        return
+    passed_on = old
+
+    def on_term(signum: int, frame: Any) -> None:
+        noted.append(True)
+        passed_on(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def start_processes(procs: Iterable[Any]) -> None:

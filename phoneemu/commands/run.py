@@ -8,8 +8,6 @@ import fnmatch
 import os
 import signal
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +15,7 @@ from phoneemu.commands._argtypes import non_negative_float, non_negative_int
 from phoneemu.commands._said import command_of, say
 from phoneemu.errors import PhoneEmuError, ScenarioError, several
 from phoneemu.files import check_apart, check_writable, output_target, same_file_key
-from phoneemu.interrupts import term_as_ctrl_c
+from phoneemu.interrupts import sigterm_noted, term_as_ctrl_c
 from phoneemu.tempdirs import sweep_abandoned
 from phoneemu.words import counted
 
@@ -209,9 +207,9 @@ def _name_matches(name: str, pattern: str) -> bool:
 def _reports_not_run(args: argparse.Namespace, err: ScenarioError, *, interrupted: bool = False) -> None:
     """Nothing ran (``err``: the files' mistakes, no scenario file, -k/--tag selecting nothing, a refused
     option, an internal error; ``interrupted``: a Ctrl-C or SIGTERM before any scenario started): --junit
-    and --json say so (:func:`~phoneemu.scenario.reports.write_junit_not_run`; an interrupted run's JSON
-    :func:`_write_json_interrupted`), so that a CI job never reads an earlier run's report left in place.
-    A report naming a scenario file is not written (it would overwrite it), nor one that cannot be
+    and --json say so (:func:`~phoneemu.scenario.reports.write_junit_not_run`, ``write_json_not_run``; an
+    interrupted run's JSON says ``interrupted``), so that a CI job never reads an earlier run's report left
+    in place. A report naming a scenario file is not written (it would overwrite it), nor one that cannot be
     (:func:`~phoneemu.files.check_writable`: its own error says so); one whose write fails is said."""
     from phoneemu.scenario.loader import discover
     from phoneemu.scenario.reports import write_json_not_run, write_junit_not_run
@@ -219,7 +217,9 @@ def _reports_not_run(args: argparse.Namespace, err: ScenarioError, *, interrupte
     inputs: set[object] = set()
     with contextlib.suppress(ScenarioError):
         inputs = {same_file_key(f) for f in discover(args.paths)}
-    write_json = _write_json_interrupted if interrupted else write_json_not_run
+    def write_json(mistakes: tuple[ScenarioError, ...], path: Path) -> None:
+        write_json_not_run(mistakes, path, interrupted=interrupted)
+
     for option, path, write in (("--junit", args.junit, write_junit_not_run),
                                 ("--json", args.json, write_json)):
         if path is None or same_file_key(path) in inputs or not _can_write(path, option):
@@ -238,18 +238,6 @@ def _can_write(path: Path, option: str) -> bool:
     except PhoneEmuError:
         return False
     return True
-
-
-def _write_json_interrupted(_mistakes: tuple[ScenarioError, ...], path: Path) -> None:
-    """The JSON report of a run interrupted before any scenario started: ``ok`` false, ``ran`` false,
-    ``interrupted`` true, no scenario, no mistake (an interrupt is none), as a not-run report's keys."""
-    from phoneemu import json_doc
-    from phoneemu.files import write_output
-    from phoneemu.scenario.reports import to_json
-    from phoneemu.scenario.results import RunSummary
-
-    doc = {"ok": False, "ran": False, **to_json(RunSummary(interrupted=True)), "mistakes": []}
-    write_output(path, (json_doc.dumps(doc, indent=2) + "\n").encode("utf-8"))
 
 
 def _unwritten(option: str, path: Path, exc: OSError) -> str:
@@ -344,7 +332,7 @@ def _run(args: argparse.Namespace) -> int:
     reports = _RunReports()
     sigterm: list[bool] = []
     try:
-        with _sigterm_noted(sigterm):
+        with sigterm_noted() as sigterm:
             return _run_reported(args, reports)
     except BaseException as exc:
         _no_earlier_report(args, reports, exc, by="SIGTERM" if sigterm else "Ctrl-C")
@@ -362,29 +350,6 @@ def _no_earlier_report(args: argparse.Namespace, reports: _RunReports, exc: Base
         _removed_unwritten(args, reports.written)
     else:
         _reports_not_run(args, reason, interrupted=isinstance(exc, KeyboardInterrupt))
-
-
-@contextlib.contextmanager
-def _sigterm_noted(noted: list[bool]) -> Iterator[None]:
-    """A SIGTERM during the block noted (``noted`` gets True), then passed on to the handler in force
-    (:func:`~phoneemu.interrupts.term_as_ctrl_c`'s makes it a Ctrl-C, which cannot tell them apart): the
-    reports of a run interrupted before its scenarios name the signal. Main thread only, over a handler
-    only (SIGTERM's default ends the process: nothing is left to say)."""
-    old = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
-    if not callable(old):
-        yield
-        return
-    passed_on = old
-
-    def on_term(signum: int, frame: Any) -> None:
-        noted.append(True)
-        passed_on(signum, frame)
-
-    signal.signal(signal.SIGTERM, on_term)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 def _list_alone(args: argparse.Namespace) -> None:

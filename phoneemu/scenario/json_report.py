@@ -108,14 +108,15 @@ def write_json(summary: RunSummary, path: Path) -> None:
     write_output_text(path, json_doc.dumps_pieces(_json_doc(summary, []), "scenarios", scenarios, indent=2))
 
 
-def write_json_not_run(mistakes: tuple[ScenarioError, ...], path: Path) -> None:
+def write_json_not_run(mistakes: tuple[ScenarioError, ...], path: Path, *, interrupted: bool = False) -> None:
     """The JSON report of a run that ran nothing (module rules): ``ok`` false, ``ran`` false, no scenario,
-    ``mistakes`` (each: ``file``, ``line``, ``field``, ``problem`` and the ``text`` printed)."""
+    ``mistakes`` (each: ``file``, ``line``, ``field``, ``problem`` and the ``text`` printed; none for a
+    run ``interrupted`` before any scenario started: an interrupt is no mistake)."""
     from phoneemu import version_text
 
-    doc = {"ok": False, "ran": False, "interrupted": False, "stopped": [], "not_run": [], "duration_s": 0.0,
-           "counts": {}, "expectation_counts": {}, "scenarios": [],
-           "mistakes": [{"file": m.file, "line": m.line, "field": m.path, "problem": m.message,
-                         "text": str(m)} for m in mistakes],
+    doc = {"ok": False, "ran": False, "interrupted": interrupted, "stopped": [], "not_run": [],
+           "duration_s": 0.0, "counts": {}, "expectation_counts": {}, "scenarios": [],
+           "mistakes": [] if interrupted else [{"file": m.file, "line": m.line, "field": m.path,
+                                                 "problem": m.message, "text": str(m)} for m in mistakes],
            "phoneemu": version_text()}
     write_output(path, (json_doc.dumps(doc, indent=2) + "\n").encode("utf-8"))

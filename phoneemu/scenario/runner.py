@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from phoneemu.errors import PhoneEmuError, ScenarioError
-from phoneemu.interrupts import asyncio_run
+from phoneemu.interrupts import asyncio_run, sigterm_noted
 from phoneemu.scenario import checks
 from phoneemu.scenario.deadline import (
     DEFAULT_TIMEOUT_S,
@@ -412,7 +412,7 @@ def run_scenarios(scenarios: list[Scenario], options: RunOptions, *, jobs: int =
     verdict is kept and the run marked interrupted; during ``options.on_done`` see :func:`_ended`. With
     ``jobs`` it stays held for the whole of ``run_parallel``, which takes it where it can stop (was: Python's
     handler given back around it, and a Ctrl-C as it began or returned escaped with every result)."""
-    with _sigterm_noted() as sigterm, _held_outside_scenarios() as held:
+    with sigterm_noted() as sigterm, _held_outside_scenarios() as held:
         if jobs > 1 and len(scenarios) > 1 and not held.came:
             from phoneemu.scenario.parallel import run_parallel
             summary = run_parallel(scenarios, options, jobs, sigterm=sigterm,
@@ -523,33 +523,11 @@ def interrupted_error(by: str, last_step: str) -> str:
     return f"interrupted ({by}) before the scenario finished; its last report: {last_step}"
 
 
-@contextlib.contextmanager
-def _sigterm_noted() -> Iterator[list[bool]]:
-    """Note a SIGTERM during the block (the list gets True), then pass it on to the handler in force
-    (:func:`phoneemu.interrupts.term_as_ctrl_c`'s makes it a Ctrl-C, which cannot tell them apart). Main
-    thread only, and only over a handler (SIGTERM's default ends the process: nothing is left to say)."""
-    noted: list[bool] = []
-    old = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
-    if not callable(old):
-        yield noted
-        return
-    passed_on = old
-
-    def on_term(signum: int, frame: Any) -> None:
-        noted.append(True)
-        passed_on(signum, frame)
-
-    signal.signal(signal.SIGTERM, on_term)
-    try:
-        yield noted
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
 def _run_in_turn(scenarios: list[Scenario], options: RunOptions, sigterm: list[bool],
                  held: _HeldOutsideScenarios) -> RunSummary:
-    """:func:`run_scenarios` without worker processes (``sigterm``: :func:`_sigterm_noted`'s note;
-    ``held``: the Ctrl-C held back outside the scenarios, each scenario run with it released)."""
+    """:func:`run_scenarios` without worker processes (``sigterm``:
+    :func:`~phoneemu.interrupts.sigterm_noted`'s note; ``held``: the Ctrl-C held back outside the
+    scenarios, each scenario run with it released)."""
     summary = RunSummary()
     started = time.perf_counter()
     for i, sc in enumerate(scenarios, 1):
