@@ -535,13 +535,10 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int, lab: Path 
     flash was not kept, ``lab rollback OLD on`` to a phone holding a CTL)."""
     from phoneemu.fleet.junit import Case, write_cases
     from phoneemu.fleet.metrics import BootRecord
-    from phoneemu.phone.ways_out import FLASH_NOT_KEPT, NOT_A_LAB, no_way_out_lines, way_out_lines
+    from phoneemu.phone.ways_out import no_way_out_lines, way_out_lines
 
     def fill(rec: BootRecord) -> dict[str, str] | None:
-        known = {"DIR": lab, "FLASH": flash / rec.mac if flash is not None else None, "MAC": rec.mac,
-                 NOT_A_LAB: target if lab is None else None,  # no lab: no lab command (ways_out)
-                 FLASH_NOT_KEPT: "phoneemu fleet boot" if flash is None else None}  # flashes in memory only
-        return {k: str(v) for k, v in known.items() if v is not None} or None
+        return _phone_fill(rec.mac, target=target, lab=lab, flash=flash) or None
 
     def case(rec: BootRecord) -> Case:
         if rec.outcome == "ok" and rec.sip_reason is not None:  # --register: a phone up but not registered
@@ -581,7 +578,37 @@ def _failed_downloads_text(rec: Any) -> str | None:
     return f"downloads failed in transport: {failed} (booted on what it had)"
 
 
-def _write_reports(args: argparse.Namespace, result: Any, target: BootTarget, capture: Any) -> list[str]:
+def _run_fill(target: BootTarget | str, lab: Path | None, flash: Path | None) -> dict[str, Any]:
+    """The placeholders of the ways out every phone of the run shares: the lab (``DIR``; ``NEW`` too, the
+    cluster a migration's phones moved to: the one they refused, booted against), or the cluster that is
+    not a lab (no lab command), and that the flashes were not kept (no ``--flash``)."""
+    from phoneemu.phone.ways_out import FLASH_NOT_KEPT, NOT_A_LAB
+
+    return {"DIR": lab, "NEW": lab, NOT_A_LAB: target if lab is None else None,
+            FLASH_NOT_KEPT: "phoneemu fleet boot" if flash is None else None}
+
+
+def _phone_fill(mac: str, *, target: BootTarget | str, lab: Path | None,
+                flash: Path | None) -> dict[str, str]:
+    """The ways out's placeholders known for one phone of the run (its JUnit body): :func:`_run_fill`, its
+    flash (``FLASH``: ``--flash``/MAC) and its MAC."""
+    known = {**_run_fill(target, lab, flash), "FLASH": flash / mac if flash is not None else None, "MAC": mac}
+    return {k: str(v) for k, v in known.items() if v is not None}
+
+
+def _summary_fill(args: argparse.Namespace, target: BootTarget, macs: Sequence[str], *,
+                  listed: bool) -> dict[str, str]:
+    """The ways out's placeholders known for the whole run (:func:`~phoneemu.phone.ways_out.way_out_lines`),
+    for the summary and ``--json``'s ``run`` alike: :func:`_run_fill`, the flashes' folder (``FLEET``);
+    consecutive MACs name the run (``--mac FIRST --count N``)."""
+    known = {**_run_fill(target, args.lab, args.flash), "FLEET": args.flash}
+    if not listed:
+        known |= {"FIRST": macs[0], "N": len(macs)}
+    return {k: str(v) for k, v in known.items() if v is not None}
+
+
+def _write_reports(args: argparse.Namespace, result: Any, target: BootTarget, capture: Any,
+                   fill: Mapping[str, str]) -> list[str]:
     """``--json``, ``--junit`` and ``--plot`` of the run, each tried; what could not be written, a line each.
     The records come from ``result.records`` a record at a time (a spool on disk): neither report holds
     them all; --plot draws from the metrics' compact arrays (latencies, end times)."""
@@ -592,7 +619,7 @@ def _write_reports(args: argparse.Namespace, result: Any, target: BootTarget, ca
             unwritten.append(f"--json {args.json}: not written: {unkept}")
         else:
             _report("--json", args.json, lambda: _write_json(args.json, result, target, capture,
-                                                               profile=args.profile), unwritten)
+                                                               profile=args.profile, fill=fill), unwritten)
     if args.junit is not None:
         if unkept is not None:
             unwritten.append(f"--junit {args.junit}: not written: {unkept}")
@@ -608,11 +635,17 @@ def _write_reports(args: argparse.Namespace, result: Any, target: BootTarget, ca
     return unwritten
 
 
-def _write_json(path: Path, result: Any, target: BootTarget, capture: Any, *, profile: str) -> None:
-    """``--json``: the summary and every phone's record (``phones``), written a record at a time."""
+def _write_json(path: Path, result: Any, target: BootTarget, capture: Any, *, profile: str,
+                fill: Mapping[str, str] | None = None) -> None:
+    """``--json``: the summary and every phone's record (``phones``), written a record at a time; each way
+    out with its ``run``, as the summary says it (``fill``: :func:`_summary_fill`; None: no ``run``)."""
     from phoneemu import version_text
+    from phoneemu.phone.ways_out import ways_out_doc_run
 
     summary = result.summary()
+    if fill is not None:
+        for key in ("ways_out", "sip_ways_out", "media_ways_out"):
+            summary[key] = ways_out_doc_run(summary[key], fill)
     if capture is not None:
         summary["capture"] = capture_json(capture)
     doc = {"target": str(target), "profile": profile, "summary": summary,
@@ -671,7 +704,6 @@ def _boot(args: argparse.Namespace) -> int:
     from phoneemu.fleet.shard import interrupted_before_storm
     from phoneemu.phone.boot import BootTarget
     from phoneemu.phone.media_rules import NO_MEDIA
-    from phoneemu.phone.ways_out import FLASH_NOT_KEPT, NOT_A_LAB
 
     run_macs, models = _run_macs(args)
     listed = args.count is None  # the phones of the models file (or of --flash), not consecutive MACs
@@ -782,12 +814,8 @@ def _boot(args: argparse.Namespace) -> int:
         say(args, "interrupted while the shards were starting: no phone booted")
     if capture is not None:
         capture.close()
-    known: dict[str, Any] = {"DIR": args.lab, "FLEET": args.flash,
-                             NOT_A_LAB: target if args.lab is None else None,  # no lab: no lab command
-                             FLASH_NOT_KEPT: "phoneemu fleet boot" if args.flash is None else None}
-    if not listed:  # consecutive MACs: a way out for phones by MAC names the run (--mac FIRST --count N)
-        known |= {"FIRST": macs[0], "N": len(macs)}
-    print(result.metrics.render({k: str(v) for k, v in known.items() if v is not None} or None))
+    fill = _summary_fill(args, target, macs, listed=listed)
+    print(result.metrics.render(fill or None))
     if result.metrics.total and result.metrics.unanswered == result.metrics.total and not result.lost:
         say(args, nothing_answered_hint(target, lab=args.lab))  # once, as boot says it of its phone
     hint = http_fallback_hint(result.metrics.files_over, target, run_models)
@@ -801,7 +829,7 @@ def _boot(args: argparse.Namespace) -> int:
     for lost in result.lost:
         print(f"lost: {lost.message()}")
     try:
-        unwritten = _write_reports(args, result, target, capture)
+        unwritten = _write_reports(args, result, target, capture, fill)
     finally:
         result.close()  # the records' spool
     if unwritten:  # each report tried; the summary above is the storm's

@@ -64,7 +64,9 @@ could not run ``phoneemu lab itl-reset DIR ...``, and its ``boot --lab DIR --fla
 named a lab they do not have: the procedure (in CUCM's terms), the phoneemu command where it needs no lab,
 labelled by what it acts on (the emulated phones: ``phone erase --flash``; the refused file: ``inspect
 FILE``), and the scenario that rehearses it in a lab; ``phone erase`` of phones booted without ``--flash``
-(:data:`FLASH_NOT_KEPT`) says there is nothing to erase and how to keep their flash. Where many
+(:data:`FLASH_NOT_KEPT`) says there is nothing to erase and how to keep their flash, and a reset's boot
+on that flash (``boot --flash FLASH`` between ``lab itl-reset`` and ``lab restart-tftp``) is written
+without ``--flash``, saying why (was ``--flash FLASH`` left in a fleet's JUnit). Where many
 phones are locked (``fleet boot``, ``predict`` and ``phone show`` of a fleet, ``replay --all``) a way
 out done phone by phone is written for all of them: ``--fleet-flash FLEET`` (``fleet_lab``), FLEET filled
 in with the phones' flash folder where the command knows it (``fleet boot --flash``, ``phone show
@@ -95,7 +97,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FLASH_NOT_KEPT", "NOT_A_LAB", "NO_WAY_OUT", "WAYS_BY_KIND", "HeldLists", "WayOut", "WaysGroup",
            "held_lists", "no_way_out", "no_way_out_lines", "way_out_lines", "ways_group", "ways_group_of",
-           "ways_key", "ways_out", "ways_out_doc", "ways_out_json", "ways_out_text"]
+           "ways_key", "ways_out", "ways_out_doc", "ways_out_doc_run", "ways_out_json", "ways_out_text"]
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,7 @@ NOT_A_LAB = "NOT-A-LAB"
 #: the ``fill`` key of :func:`way_out_lines` / :func:`ways_out_text` saying that the phones' flash was not
 #: kept (booted without ``--flash``: a temporary folder, or memory only, each run starting from an empty
 #: one), the command that boots them the value (``phoneemu boot``): ``phone erase`` of their flash cannot
-#: be run then, so the line says so and how to keep it instead
+#: be run then, so the line says so and how to keep it instead; a boot on it is one without ``--flash``
 FLASH_NOT_KEPT = "FLASH-NOT-KEPT"
 
 #: what a command that needs no lab acts on, by its words after ``phoneemu``: the label said before it
@@ -264,7 +266,8 @@ _RESET_PHONE = WayOut(
     "the new CTL (seed: Certificate Management Changes for ITLRecovery Certificate, tokenless CTL; a phone "
     "not reset since keeps the old CTL and refuses the registrar until it resets)",
     "phoneemu lab ctl-update DIR && phoneemu boot --lab DIR --flash FLASH --register",
-    "sip-tls-callmanager-in-ctl")
+    "sip-tls-callmanager-in-ctl",
+    fleet_lab="phoneemu lab ctl-update DIR && phoneemu fleet boot --lab DIR --flash FLEET --register")
 _NEW_LSC = WayOut(
     "the CAPF certificate regenerated (the phones' LSCs were issued by the old one)",
     "a CAPF install operation for the phones, then a reset: each gets an LSC from the current CAPF "
@@ -291,14 +294,16 @@ _MEDIA_PATH = WayOut(
     "attacker rewriting media; the phone drops them, the call is silent)",
     "find and stop what changes the media between the endpoints; then call again and check that every "
     "packet authenticates (seed: AES 256 Support in SRTP SIP Call Signaling)",
-    "phoneemu boot --lab DIR --flash FLASH --register --call moh", "srtp-tampered-media-dropped")
+    "phoneemu boot --lab DIR --flash FLASH --register --call moh", "srtp-tampered-media-dropped",
+    fleet_lab="phoneemu fleet boot --lab DIR --flash FLEET --register --call moh")
 
 _SIGNALLING_PATH = WayOut(
     "a TLS record from the CallManager fails its integrity check (something on the path alters the SIP "
     "signalling: a firewall's SIP inspection or ALG, an SBC, an attacker; the phone drops the call)",
     "find and stop what rewrites the SIP-TLS stream between the phones and the CallManager (no SIP "
     "inspection on TLS 5061); then call again (seed: Authentication, Integrity, and Authorization)",
-    "phoneemu boot --lab DIR --flash FLASH --register --call moh", "sip-signalling-on-path-attacker")
+    "phoneemu boot --lab DIR --flash FLASH --register --call moh", "sip-signalling-on-path-attacker",
+    fleet_lab="phoneemu fleet boot --lab DIR --flash FLEET --register --call moh")
 
 _QUERY_TOO_LARGE = WayOut(
     "a TVS QUERY too large to send (reason code too-large: device name, signer subject and issuer above "
@@ -558,17 +563,29 @@ def _acts_on(command: str, *, fleet: bool) -> str:
     return "command"
 
 
+#: a boot on the phones' own flash in a lab command (``--flash FLASH``, ``--flash FLEET``)
+_ON_THE_FLASH = re.compile(r" --flash (?:FLASH|FLEET)\b")
+
+
 def _kept_or_not(way: WayOut, fill: Mapping[str, str], *, fleet: bool) -> str:
-    """``way``'s command filled in; with :data:`FLASH_NOT_KEPT` in ``fill``, ``phone erase`` of the phones'
-    flash cannot be run, the flash is gone: that there is nothing to erase, and how to keep it (was the
-    command, FLASH or FLEET left for the user to fill in with a folder that never held the phones)."""
+    """``way``'s command filled in; with :data:`FLASH_NOT_KEPT` in ``fill`` the phones' flash is gone:
+    ``phone erase`` of it cannot be run — there is nothing to erase, and how to keep it —, and a boot on it
+    (``boot --flash FLASH`` of the bulk ITL reset) is the boot without ``--flash`` (one phone's with
+    ``--mac`` where known: its flash named it), with this run's options, saying why (was the command, FLASH
+    or FLEET left for the user to fill in with a folder that never held the phones)."""
     command = way.command(fleet=fleet)
     keep = fill.get(FLASH_NOT_KEPT)
-    if keep is None or shlex.split(command)[1:3] != ["phone", "erase"]:
+    if keep is None:
         return _filled(command, fill)
     whose, it = ("their flashes were", "them") if fleet else ("its flash was", "it")
-    return (f"nothing to erase: {whose} not kept (no --flash: each run starts from an empty one; "
-            f"{keep} --flash FOLDER keeps {it})")
+    not_kept = (f"{whose} not kept (no --flash: each run starts from an empty one; {keep} --flash FOLDER "
+                f"keeps {it})")
+    if shlex.split(command)[1:3] == ["phone", "erase"]:
+        return f"nothing to erase: {not_kept}"
+    if _ON_THE_FLASH.search(command) is None:
+        return _filled(command, fill)
+    mac = " --mac MAC" if not fleet and "MAC" in fill else ""  # the flash named the phone; now its MAC
+    return f"{_filled(_ON_THE_FLASH.sub(mac, command), fill)} — boot {it} with this run's options: {not_kept}"
 
 
 def ways_out_json(rule: str | None, kind: str | None, *, fleet: bool = False,
@@ -690,6 +707,24 @@ def ways_out_doc(locked: Mapping[_GroupKey, int]) -> list[dict[str, Any]]:
         if ways or why:
             out.append({"rule": rule, "kind": kind, "phones": n, "ways": ways, "reason_code": code,
                         "no_way_out": why, **({"held": held.as_json()} if held is not None else {})})
+    return out
+
+
+def ways_out_doc_run(doc: list[dict[str, Any]], fill: Mapping[str, str]) -> list[dict[str, Any]]:
+    """``doc`` (:func:`ways_out_doc`) with each way's ``run``: its lab command (``lab``, the placeholders
+    left for a user) as this run says it in text — the placeholders known filled in, what to do instead
+    where the flash was not kept (:func:`_kept_or_not`), None for a lab command when the cluster is not a
+    lab (:data:`NOT_A_LAB`): ``fleet boot --json`` (was ``lab`` only, ``--flash FLEET`` with the flashes
+    not kept)."""
+    def run(way: WayOut) -> str | None:
+        no_lab = NOT_A_LAB in fill and way.needs_a_lab(fleet=True)
+        return None if no_lab else _kept_or_not(way, fill, fleet=True)
+
+    out: list[dict[str, Any]] = []
+    for entry in doc:
+        rule, kind, code, held = ways_group_of(entry)
+        ways = zip(entry["ways"], ways_out(rule, kind, code, held=held), strict=True)
+        out.append({**entry, "ways": [{**said, "run": run(way)} for said, way in ways]})
     return out
 
 
