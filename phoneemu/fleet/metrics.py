@@ -9,7 +9,9 @@ Rules (issue #6):
 * :class:`FleetMetrics` aggregates records of one shard; shards' metrics are merged with
   :meth:`FleetMetrics.merge` (counts add up, latencies and end times are concatenated).
 * Percentiles use the nearest-rank method on the sorted latencies (p50, p90, p99, max); an empty
-  fleet reports ``None``.
+  fleet reports ``None``. A phone never booted (rule ``not-booted``: its lab MIC, flash or manual key
+  unusable) has no latency or end time: it is counted, not timed (was 0 ms in the percentiles, a boot
+  at 0 s in the rate and ``--plot``).
 * "Rate" is boots per second: overall (``boots / wall time``), and per one-second bucket of end times
   (:meth:`FleetMetrics.rate_series`) for the plot; ``sustained`` is the mean rate over the full
   buckets between the first and last that saw boots end (our convention: the seconds before the first
@@ -571,8 +573,9 @@ class FleetMetrics:
             self.files_over["tftp"] += rec.over_tftp
         if rec.failed_downloads:
             self._transport(rec)
-        self.latencies.append(rec.latency_s)
-        self.end_times.append(rec.end_s)
+        if rec.rule != NOT_BOOTED:  # a phone never booted has no boot time (was 0 ms in the percentiles)
+            self.latencies.append(rec.latency_s)
+            self.end_times.append(rec.end_s)
         if rec.outcome != "ok":
             self.failed_alike.add(rec.mac, {"outcome": rec.outcome, "rule": rec.rule, "reason": rec.reason,
                                             "signer": rec.signer})
@@ -637,7 +640,8 @@ class FleetMetrics:
     # ------------------------------------------------------------------ views
     @property
     def total(self) -> int:
-        return len(self.latencies)
+        """Phones with a record: the boots (a latency each) and the phones never booted."""
+        return len(self.latencies) + self.by_rule.get(NOT_BOOTED, 0)
 
     @property
     def booted(self) -> int:
@@ -750,7 +754,7 @@ class FleetMetrics:
         if lat["p50"] is not None:
             lines.append(f"latency ms: p50 {lat['p50']:.1f}  p90 {lat['p90']:.1f}  p99 {lat['p99']:.1f}  "
                          f"max {lat['max']:.1f}")
-        lines += tally_lines(s, outcome_head="by outcome")
+        lines += tally_lines(s, outcome_head="by outcome") if s["by_outcome"] else []  # none: no heads
         lines += self.capf.lines("CAPF")
         lines += self.sip.lines("SIP")
         lines += ways_out_text(s["sip_ways_out"], fill)
