@@ -8,13 +8,14 @@
 * a request still unanswered after :data:`SLOW_S` seconds, once per request (a TFTP server that does
   not answer costs 4 tries of ``--timeout`` a file: the boot printed nothing for 40 s) — or, when the
   fetcher counts the bytes of the file under way (``bytes_so_far()``, read once, at that moment: nothing
-  per block) and some have come, that the file is still downloading, with its bytes so far (a large
-  firmware over TFTP was said as if its server were silent);
+  per block) and some have come, that the file is still downloading, with its bytes so far over the
+  transport under way (the fetcher's ``asking``: HTTP, or TFTP once it fell back; a large firmware over
+  TFTP, then one over HTTP, was said as if its server were silent);
 * the request under way when the boot is interrupted (Ctrl-C said only "interrupted").
 
 :class:`WatchedFetcher` wraps the fetcher the phone boots through; every attribute the boot reads of
-a fetcher (``transport``, ``last_fallback``, ``retransmits``, ``http``, ``bytes_so_far``) is the wrapped
-one's.
+a fetcher (``transport``, ``last_fallback``, ``retransmits``, ``http``, ``bytes_so_far``, ``asking``) is
+the wrapped one's.
 """
 
 from __future__ import annotations
@@ -120,15 +121,21 @@ class WatchedFetcher:
         received = self._bytes_so_far()
         if received:
             self._tell(f"still downloading {name} after {self._slow_s:g} s: {received} bytes so far over "
-                       f"{self._ports.of('tftp')} (Ctrl-C stops)")
+                       f"{self._ports.of(self._asking())} (Ctrl-C stops)")
             return
         self._tell(f"still waiting for {name} after {self._slow_s:g} s, asked of {self._ports.asked()}: a "
                    "server that does not answer costs each file its tries of --timeout (Ctrl-C stops)")
 
+    def _asking(self) -> str:
+        """The transport of the file under way: the wrapped fetcher's ``asking`` when it says, else its
+        ``transport``, else "tftp"."""
+        asking = getattr(self._inner, "asking", "") or getattr(self._inner, "transport", "")
+        return asking if asking in _NAMES else "tftp"
+
     def _bytes_so_far(self) -> int | None:
         """The bytes of the file under way the wrapped fetcher has received (its ``bytes_so_far()``; None
-        when it does not count them). TFTP transfers are counted; an HTTP request is bounded as a whole by
-        --timeout (:func:`phoneemu.net.http.http_get`): not counted."""
+        when it does not count them): TFTP transfers, and HTTP responses' bodies
+        (:mod:`phoneemu.net.fetch`)."""
         count = getattr(self._inner, "bytes_so_far", None)
         if not callable(count):
             return None
@@ -156,6 +163,17 @@ class WatchedFetcher:
             text += (f"; {self._ports.of('tftp')} not asked (HTTP answered every request; --no-http tries "
                      "TFTP alone)")
         return text
+
+    def http_unanswered_note(self) -> str | None:
+        """A note under :meth:`summary` when HTTP answered none of its requests and TFTP answered some: every
+        file came the slow way, after HTTP failed (a wrong ``--http-port``, a lab served on another one, a
+        firewall closing TCP 6970); what to try. None otherwise."""
+        http_failed_all = self.requests["http"] and not self.answers["http"]
+        if not self._ports.http or not http_failed_all or not self.answers["tftp"]:
+            return None
+        return (f"{self._ports.of('http')} answered none of {self.requests['http']} request(s), so each file "
+                f"came over TFTP after it failed: CUCM serves files on TCP 6970 (spec §H.1); another port: "
+                f"--http-port N; TFTP alone: --no-http")
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON of :meth:`summary`: per transport its address, requests and answers."""

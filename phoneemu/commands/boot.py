@@ -103,7 +103,8 @@ def register(sub: Any) -> None:
     p.add_argument("--no-http", action="store_true", help="TFTP only")
     p.add_argument("--json", action="store_true", help="print events, decisions and statuses as JSON")
     p.add_argument("--timeout", type=positive_float, default=2.0, metavar="S",
-                   help="timeout of one request in seconds (TFTP datagram, HTTP, TVS; CAPF x6); default 2")
+                   help="timeout in seconds of one TFTP datagram, of one HTTP download as a whole (a large "
+                   "file over a slow link needs more), of one TVS exchange; CAPF x6; default 2")
     p.add_argument("--tftp-max-time", type=positive_float, default=None, metavar="S",
                    help="give up a TFTP transfer after S seconds in all (default: 60, or twice one "
                    "datagram's timeout x 4 tries when longer; our convention)")
@@ -162,14 +163,21 @@ def _profile_seconds(field: str) -> Any:
 
 def add_capf_keygen_options(p: Any, *, who: str) -> None:
     """``--capf-keygen-seconds`` and ``--capf-in-progress-seconds`` (``boot``, ``fleet boot``): a slow
-    CAPF key generation, overriding the profile's fields of the same names (spec §F.6, §F.8; ours)."""
+    CAPF key generation, overriding the profile's fields of the same names (spec §F.6, §F.8; ours). The
+    help of the second names what a CAPF server's cap on REQUEST_IN_PROGRESS makes of a short S: ``lab
+    serve``'s default (:data:`~phoneemu.protocols.defaults.MAX_IN_PROGRESS`) cuts a key generation longer
+    than that many times S as a flood (was unsaid: 64 s at 0.25 s)."""
+    from phoneemu.protocols.defaults import MAX_IN_PROGRESS  # light: imports nothing (startup)
+
     p.add_argument("--capf-keygen-seconds", type=_profile_seconds("capf_keygen_seconds"), default=None,
                    metavar="S", help=f"{who} takes S seconds, real time, to generate its CAPF key (spec "
                    "§F.8; ours: 0..7200; default its profile's, 0)")
     p.add_argument("--capf-in-progress-seconds", type=_profile_seconds("capf_in_progress_seconds"),
                    default=None, metavar="S", help="meanwhile REQUEST_IN_PROGRESS goes at once and every S "
                    "seconds (spec §F.6; ours: 0 = none, a silent phone, else 0.25..3600, fractions allowed; "
-                   "default its profile's, 10)")
+                   f"default its profile's, 10). lab serve takes at most {MAX_IN_PROGRESS} a session "
+                   f"(--capf-max-in-progress): a key generation longer than {MAX_IN_PROGRESS} x S "
+                   f"({MAX_IN_PROGRESS * 0.25:g} s at 0.25) is cut as a flood")
 
 
 def capf_keygen_overrides(args: argparse.Namespace) -> dict[str, float]:
@@ -325,9 +333,12 @@ def _run_boot(args: argparse.Namespace, phone: Phone, target: BootTarget,
 
 
 def _files_lines(args: argparse.Namespace, asked: WatchedFetcher, where: ClusterAddress) -> list[str]:
-    """The summary's ``files:`` line (what each transport answered; a TFTP port never asked) and, with
-    ``--lab DIR``, a ``--tftp`` that is not where its lab serve last listened."""
+    """The summary's ``files:`` line (what each transport answered; a TFTP port never asked), a note when
+    HTTP answered nothing behind an answering TFTP and, with ``--lab DIR``, a ``--tftp`` that is not where
+    its lab serve last listened."""
     lines = [f"  files:     {text}"] if (text := asked.summary()) is not None else []
+    if (http_note := asked.http_unanswered_note()) is not None:
+        lines.append(f"  note:      {http_note}")
     elsewhere = None if where.from_lab else lab_recorded_elsewhere(args.lab, where.host, where.tftp_port,
                                                                    addresses=where.addresses)
     if elsewhere is not None:

@@ -176,8 +176,8 @@ def register(sub: Any) -> None:
                    "when the phones' CPU is the limit (bench/fleet.py, 2 cores: 64 → 756/s, 256 → 887/s) "
                    "and longer latencies (the wait for a turn)")
     b.add_argument("--timeout", type=positive_float, default=2.0, metavar="S",
-                   help="timeout of one request in seconds: a TFTP packet, an HTTP GET (then TFTP is "
-                        "tried), as boot --timeout; default 2")
+                   help="timeout in seconds of one TFTP datagram, of one HTTP download as a whole (then TFTP "
+                        "is tried; a large file over a slow link needs more), as boot --timeout; default 2")
     b.add_argument("--retries", type=non_negative_int, default=5, metavar="N",
                    help="TFTP retransmissions per packet (default 5)")
     b.add_argument("--tftp-max-time", type=positive_float, default=None, metavar="S",

@@ -153,7 +153,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    "generation may take half an hour; ours: default 120)")
     p.add_argument("--capf-max-in-progress", type=non_negative_int, default=MAX_IN_PROGRESS, metavar="N",
                    help="CAPF takes at most N REQUEST_IN_PROGRESS a session, one more is a flood: cut (spec "
-                   f"§F.6; ours: default {MAX_IN_PROGRESS})")
+                   f"§F.6; ours: default {MAX_IN_PROGRESS}); a phone sending one every S seconds (boot "
+                   "--capf-in-progress-seconds S) may generate its key for about N x S seconds")
     p.add_argument("--sip-port", type=_port, action=_GivenPort, default=None, metavar="N",
                    help="also run the SIP registrar over TCP on N (5060 is CUCM's; 0 = any free port), "
                    "one per node: phones register with digest authentication (spec G.13; boot --register); "

@@ -193,7 +193,8 @@ def _doc(args: argparse.Namespace, server: tuple[str, int], key: QueryKey, what:
                            "request": "VERIFY" if args.verify else "QUERY", "about": what,
                            "subject": key.subject, "issuer": key.issuer, "serial": key.serial.hex()}
     if error is not None:
-        doc["error"] = {"kind": error.kind, "message": error.message}
+        doc["error"] = {"kind": error.kind, "message": error.message,
+                        "try": _what_to_try(server, error, args.timeout)}
         return doc
     assert reply is not None
     presented = reply.server_cert
@@ -204,6 +205,31 @@ def _doc(args: argparse.Namespace, server: tuple[str, int], key: QueryKey, what:
         doc["phone_would_talk"] = trusted
     doc["answer"] = _answer(reply.response, None if args.verify else key)
     return doc
+
+
+def _what_to_try(server: tuple[str, int], error: TransportError, timeout: float) -> str:
+    """What a server that gave no answer (``error``, :mod:`phoneemu.net.tvs_client`'s) likely means and what
+    to try, for the end of its one line (ours; was the failure alone: ``connection refused``, a raw
+    resolver errno). CUCM's TVS listens on TCP 2445 (spec §H.1): another port asked is said so."""
+    host, port = server
+    where = host_port(host, port) + (f" (CUCM's TVS is on {TVS_PORT})" if port != TVS_PORT else "")
+    message = error.message
+    if "cannot resolve" in message:
+        return (f"the name {host} does not resolve here: give the TVS node's address, or a name this "
+                "machine resolves")
+    if error.kind == "unreachable":
+        return (f"nothing listens on {where}: is the Cisco Trust Verification Service running on that node "
+                "(Cisco Unified Serviceability)?")
+    if error.kind == "timeout" and "connect timeout" in message:
+        return (f"no answer to the connection to {where} within {timeout:g} s: a firewall dropping TCP "
+                f"{port}, or the node down? (--timeout S waits longer)")
+    if error.kind == "timeout":
+        return (f"connected, but no TVS answer within {timeout:g} s: is {where} a TVS port? (--timeout S "
+                "for a slow node)")
+    if error.kind == "tls":
+        return (f"the TLS handshake with {where} failed: is it a TVS port? A phone of another model speaks "
+                "other TLS versions (--tls 1.0 for a 7900 series)")
+    return f"the answer is not a TVS response: is {where} a TVS port?"
 
 
 def _answer(resp: TvsResponse, query: QueryKey | None) -> dict[str, Any]:
@@ -320,7 +346,8 @@ def _text(doc: dict[str, Any], itl: str = "the --itl ITL") -> str:
     lines = [f"{doc['request']} {doc['server']} about the {doc['about']}:",
              f"  subject {doc['subject']}", f"  issuer  {doc['issuer']}", f"  serial  {doc['serial']}"]
     if "error" in doc:
-        lines.append(f"  no answer ({doc['error']['kind']}): {doc['error']['message']}")
+        err = doc["error"]
+        lines.append(f"  no answer ({err['kind']}): {err['message']}: {err['try']}")
         return "\n".join(lines)
     sc = doc["server_certificate"]
     lines.append(f"  server  {doc['tls']}, presents " +

@@ -19,8 +19,12 @@ Rules:
   ``retransmits``, over its whole life: the boot reads it before and after each fetch and reports the
   difference. Fetchers without one (HTTP only, in memory) never retransmit.
 * A fetcher that talks TFTP without a pool says how much of the file under way it has received in
-  ``bytes_so_far()`` (None between downloads, over HTTP, or with a pool: a fleet's phones pay nothing for
-  it): the transfer's own count, read when asked — nothing per block (``boot``'s word on a slow file).
+  ``bytes_so_far()`` (None between downloads, or with a pool: a fleet's phones pay nothing for it): the
+  transfer's own count, read when asked — nothing per block (``boot``'s word on a slow file). So does one
+  that talks HTTP: the body bytes of the response under way (:func:`~phoneemu.net.http.http_get`'s
+  ``on_start``). ``asking`` names the transport of the file under way ("" between downloads): HTTP, then
+  TFTP once it falls back, for :class:`HttpThenTftpFetcher` (was: its HTTP bytes were never counted, and
+  a slow HTTP download was said as a server that does not answer).
 * :class:`MemoryFetcher` serves a provider (callable or mapping) through the same interface, with the
   same name policy as the servers, so the lab can be used in memory (design habit 9).
 """
@@ -70,6 +74,11 @@ class TftpFetcher:
     def _started(self, bytes_received: Callable[[], int]) -> None:
         self._under_way = bytes_received
 
+    @property
+    def asking(self) -> str:
+        """"tftp" while a download is under way, else "" (module docstring)."""
+        return self.transport if self._under_way is not None else ""
+
     def bytes_so_far(self) -> int | None:
         """Bytes of the file under way received so far; None between downloads or with a pool (module
         docstring)."""
@@ -105,9 +114,27 @@ class HttpFetcher:
         self.port = port
         self.timeout = timeout
         self.max_size = max_size
+        self._under_way: Callable[[], int] | None = None  # the running request's body count
+
+    def _started(self, bytes_received: Callable[[], int]) -> None:
+        self._under_way = bytes_received
+
+    @property
+    def asking(self) -> str:
+        """"http" while a request is under way, else "" (module docstring)."""
+        return self.transport if self._under_way is not None else ""
+
+    def bytes_so_far(self) -> int | None:
+        """Body bytes of the response under way received so far; None between requests."""
+        under_way = self._under_way
+        return None if under_way is None else under_way()
 
     async def fetch(self, name: str) -> bytes:
-        return await http_get(self.host, self.port, name, timeout=self.timeout, max_size=self.max_size)
+        try:
+            return await http_get(self.host, self.port, name, timeout=self.timeout, max_size=self.max_size,
+                                  on_start=self._started)
+        finally:
+            self._under_way = None
 
 
 class HttpThenTftpFetcher:
@@ -132,9 +159,14 @@ class HttpThenTftpFetcher:
         """The TFTP fallback's retransmissions (HTTP runs over TCP: none of its own)."""
         return self.tftp.retransmits
 
+    @property
+    def asking(self) -> str:
+        """The transport of the file under way: "http", "tftp" once it fell back, "" between fetches."""
+        return self.http.asking or self.tftp.asking
+
     def bytes_so_far(self) -> int | None:
-        """The TFTP fallback's bytes of the file under way (None while HTTP is asked: not counted)."""
-        return self.tftp.bytes_so_far()
+        """Bytes of the file under way over the transport :attr:`asking` (None between fetches)."""
+        return self.http.bytes_so_far() if self.http.asking else self.tftp.bytes_so_far()
 
     async def fetch(self, name: str) -> bytes:
         self.last_fallback = None

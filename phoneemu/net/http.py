@@ -35,6 +35,15 @@ Rules:
   ``"unreachable"``; time-outs → ``"timeout"``; malformed answers → ``"protocol"``. Content-Length,
   chunked and read-to-EOF bodies are accepted (a real cluster may send any of them). A connection handler
   never lets an exception escape (it is logged with the peer).
+* A time-out says how far the exchange got and what to try, in its one line (ours): no connection (a
+  firewall dropping the port, a host down), connected with no response (not an HTTP file server), or
+  the body under way (a slow link: the timeout bounds the whole download). Not the bytes so far: a
+  fleet's alike failures are grouped by their text (:mod:`phoneemu.fleet.alike`), one count a phone
+  would make each phone a kind of its own.
+* Progress (ours, as :func:`~phoneemu.net.tftp_client.tftp_get`'s): ``on_start``, when given to
+  :func:`http_get`, is called once as the exchange starts with a reader of the body bytes received so
+  far, read when wanted (``boot``'s word on a slow file over HTTP: was "still waiting ... a server that
+  does not answer" while the file came).
 * The client reads a response head strictly (RFC 9112), each refusal a ``"protocol"`` error naming the
   header line. A line ends with CRLF or a bare LF (§2.2, as the server takes them; chunk-size and trailer
   lines too); the head is at most ``max_header`` bytes, the trailer section too. The status line is
@@ -355,20 +364,53 @@ def host_header(host: str, port: int, default_port: int) -> str:
     return text if port == default_port else f"{text}:{port}"
 
 
+class _Progress:
+    """How far one exchange got (module rules): connected, the final head read (with its Content-Length),
+    and the body bytes received so far (calling it reads them)."""
+
+    def __init__(self) -> None:
+        self.connected = False
+        self.head = False
+        self.length: int | None = None
+        self.body = 0
+
+    def __call__(self) -> int:
+        return self.body
+
+    def stalled(self, port: int) -> str:
+        """Where a time-out cut the exchange and what to try (module rules)."""
+        if not self.connected:
+            return (f"no connection (a firewall dropping TCP {port}, or the host down: is the HTTP file "
+                    "service reachable from here?)")
+        if not self.head:
+            return f"connected, but no response to the GET (is port {port} an HTTP file server?)"
+        size = f"the {self.length}-byte body" if self.length is not None else "the body"
+        return (f"{size} still coming (a slow link: the timeout bounds the whole download, a longer one lets "
+                "it finish)")
+
+
 async def http_get(host: str, port: int, path: str, *, timeout: float = 5.0,
-                   max_size: int = 16 * 1024 * 1024, max_header: int = 8192) -> bytes:
-    """GET ``path`` (a TFTP name or ``/name``) and return the body; TransportError on failure."""
+                   max_size: int = 16 * 1024 * 1024, max_header: int = 8192,
+                   on_start: Callable[[Callable[[], int]], None] | None = None) -> bytes:
+    """GET ``path`` (a TFTP name or ``/name``) and return the body; TransportError on failure.
+    ``on_start``: given a reader of the body bytes received so far, once, as the exchange starts."""
     name = path.lstrip("/")
+    progress = _Progress()
+    if on_start is not None:
+        on_start(progress)
     try:
-        return await asyncio.wait_for(_get(host, port, name, max_size, max_header), timeout)
+        exchange = _get(host, port, name, max_size, max_header, progress=progress)
+        return await asyncio.wait_for(exchange, timeout)
     except TimeoutError:
-        raise TransportError(f"http://{host_port(host, port)}/{name}: timeout after {timeout}s",
-                             kind="timeout", path=name) from None
+        raise TransportError(f"http://{host_port(host, port)}/{name}: timeout after {timeout}s, "
+                             f"{progress.stalled(port)}", kind="timeout", path=name) from None
 
 
-async def _read_chunked(reader: asyncio.StreamReader, name: str, max_size: int, max_header: int) -> bytes:
+async def _read_chunked(reader: asyncio.StreamReader, name: str, max_size: int, max_header: int,
+                        progress: _Progress | None = None) -> bytes:
     """RFC 9112 §7.1 chunked body, bounded by ``max_size``; trailers are read and dropped (at most
-    ``max_header`` bytes of them). A line may end with a bare LF (§2.2, as in the head)."""
+    ``max_header`` bytes of them). A line may end with a bare LF (§2.2, as in the head). ``progress``
+    counts the body bytes as they come."""
     body = bytearray()
     try:
         while True:
@@ -387,7 +429,7 @@ async def _read_chunked(reader: asyncio.StreamReader, name: str, max_size: int, 
                 return bytes(body)
             if len(body) + size > max_size:
                 raise TransportError(f"body above {max_size} bytes", kind="too-large", path=name)
-            body += await reader.readexactly(size)
+            body += await _read_exactly(reader, size, progress)
             end = await reader.readexactly(1)
             if end == b"\r":
                 end += await reader.readexactly(1)
@@ -402,8 +444,8 @@ async def _read_chunked(reader: asyncio.StreamReader, name: str, max_size: int, 
 
 
 async def read_response(reader: asyncio.StreamReader, name: str, *, max_size: int, max_header: int,
-                        check: Callable[[int, dict[str, list[str]]], None] | None = None
-                        ) -> tuple[int, dict[str, list[str]], bytes]:
+                        check: Callable[[int, dict[str, list[str]]], None] | None = None,
+                        progress: _Progress | None = None) -> tuple[int, dict[str, list[str]], bytes]:
     """One response to a GET read by the client rules of the module docstring (the one place for them:
     :func:`http_get` and the phone's HTTPS application server fetch, :mod:`phoneemu.phone.https`): the final
     status (interim 1xx skipped), the header fields (lower-case name → values in order) and the body —
@@ -411,7 +453,8 @@ async def read_response(reader: asyncio.StreamReader, name: str, *, max_size: in
     §6.3 item 1). ``check(status, fields)`` is called after the head, before any of the body is read: what
     it raises ends the read (http_get refuses a non-200 so). A malformed answer → ``TransportError`` kind
     ``"protocol"``, a body above ``max_size`` → ``"too-large"``, both with ``path=name``. No time bound
-    here: the caller bounds the whole exchange (a server trickling a byte at a time included)."""
+    here: the caller bounds the whole exchange (a server trickling a byte at a time included).
+    ``progress`` (:func:`http_get`'s) is told of the head and counts the body bytes as they come."""
     status, version, fields = await _read_final_head(reader, name, max_header)
     if check is not None:
         check(status, fields)
@@ -419,32 +462,58 @@ async def read_response(reader: asyncio.StreamReader, name: str, *, max_size: in
         return status, fields, b""
     _check_content_coding(fields, name)
     length = _body_length(fields, name, version)
+    if progress is not None:
+        progress.head, progress.length = True, None if length == _CHUNKED else length
     if length == _CHUNKED:
-        return status, fields, await _read_chunked(reader, name, max_size, max_header)
+        return status, fields, await _read_chunked(reader, name, max_size, max_header, progress)
     if length is not None:
         if length > max_size:
             raise TransportError(f"body of {length} bytes above {max_size}", kind="too-large", path=name)
         try:
-            return status, fields, await reader.readexactly(length)
+            return status, fields, await _read_exactly(reader, length, progress)
         except asyncio.IncompleteReadError as exc:
             raise TransportError(f"body truncated at {len(exc.partial)} of {length}", kind="protocol",
                                  path=name) from exc
-    body = await reader.read(max_size + 1)
+    body = b""
     while len(body) <= max_size:
         more = await reader.read(max_size + 1 - len(body))
         if not more:
             break
         body += more
+        if progress is not None:
+            progress.body += len(more)
     if len(body) > max_size:
         raise TransportError(f"body above {max_size} bytes", kind="too-large", path=name)
     return status, fields, body
 
 
-async def _get(host: str, port: int, name: str, max_size: int, max_header: int) -> bytes:
+#: bytes :func:`_read_exactly` asks the stream for at a time (a body's progress is counted per piece)
+_READ_PIECE = 64 * 1024
+
+
+async def _read_exactly(reader: asyncio.StreamReader, size: int, progress: _Progress | None) -> bytes:
+    """``reader.readexactly(size)``, read a piece at a time when ``progress`` counts the body (a large
+    file's bytes so far are then known while it comes); IncompleteReadError as readexactly's."""
+    if progress is None:
+        return await reader.readexactly(size)
+    got = bytearray()
+    while len(got) < size:
+        piece = await reader.read(min(_READ_PIECE, size - len(got)))
+        if not piece:
+            raise asyncio.IncompleteReadError(bytes(got), size)
+        got += piece
+        progress.body += len(piece)
+    return bytes(got)
+
+
+async def _get(host: str, port: int, name: str, max_size: int, max_header: int, *,
+               progress: _Progress | None = None) -> bytes:
     try:
         note_connect(host, port)  # a live capture's: the phones' host (phoneemu.net.capture rules)
         reader, writer = await asyncio.open_connection(host, port, limit=max_header)
         note_peer(writer.get_extra_info("peername"))
+        if progress is not None:
+            progress.connected = True
     except OSError as exc:
         raise TransportError(f"http://{host_port(host, port)}: cannot connect: {os_error_text(exc)}",
                              kind="unreachable", path=name) from exc
@@ -456,7 +525,8 @@ async def _get(host: str, port: int, name: str, max_size: int, max_header: int) 
                      "Accept-Encoding: identity\r\nConnection: close\r\n\r\n".encode("ascii"))
         await writer.drain()
         _, _, body = await read_response(reader, name, max_size=max_size, max_header=max_header,
-                                         check=lambda status, fields: _only_200(status, fields, name))
+                                         check=lambda status, fields: _only_200(status, fields, name),
+                                         progress=progress)
         return body
     except (ConnectionError, OSError) as exc:
         raise TransportError(f"http://{host_port(host, port)}/{name}: {os_error_text(exc)}",
