@@ -69,10 +69,10 @@ class ExpectationResult:
     xfail: str | None
     checks: list[CheckResult] = field(default_factory=list)
     timelines: dict[str, list[str]] = field(default_factory=dict)
-    #: Per phone that failed a check: the decision that decided its last boot, one line
+    #: Per phone a failure explains (:meth:`shown_checks`): the decision that decided its last boot, one line
     #: (``G.3.4-tvs-unknown-signer (rejected) ITLSEP....tlv: TVS does not know the signer``).
     deciding: dict[str, str] = field(default_factory=dict)
-    #: Per phone that failed a check: the decision about what each failed check reads, by item
+    #: Per phone a failure explains: the decision about what each check shown reads, by item
     #: (``checks.SUBJECTS``: ``{"itl": "G.3-unchanged (accepted) ITLSEP....tlv: ITL unchanged"}``), in the
     #: order of the checks; None when the last boot (or step) made none about it.
     decisions: dict[str, dict[str, str | None]] = field(default_factory=dict)
@@ -84,9 +84,14 @@ class ExpectationResult:
 
     @property
     def outcome(self) -> Outcome:
+        return apply_xfail(self.bound_met(), self.xfail)
+
+    def bound_met(self) -> bool:
+        """Whether as many phones matched as the expectation needs — all of them, or ``holds_for``'s bound —
+        before ``xfail`` turns it round: only then is there no failure to explain."""
         if self.holds_for is None:
-            return apply_xfail(all(c.held for c in self.checks), self.xfail)
-        return apply_xfail(self.holds_for.admits(len(self.matched_phones())), self.xfail)
+            return all(c.held for c in self.checks)
+        return self.holds_for.admits(len(self.matched_phones()))
 
     def failures(self) -> list[CheckResult]:
         return [c for c in self.checks if not c.held]

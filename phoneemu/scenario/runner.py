@@ -134,7 +134,8 @@ def _evaluate(world: Any, exp: Expectation) -> ExpectationResult:
     """Each check on each selected phone; a phone that failed one: its timeline, its last boot's deciding
     decision and the decision about what each failed check reads (``checks.decision_about``). When more
     phones matched than ``holds_for`` allows (``none``, ``at_most``), the same of each phone that matched,
-    about every check, instead: those are the phones its failure names."""
+    about every check, instead: those are the phones its failure names. A bound met explains none (was:
+    each phone that did not match, kept and written to the JSON: every phone of a passing ``none``)."""
     result = ExpectationResult(where=exp.where, label=_label(exp), xfail=exp.xfail, holds_for=exp.holds_for)
     handles = world.select(exp.phones)
     failed_by_phone: dict[str, list[str]] = {}
@@ -147,6 +148,8 @@ def _evaluate(world: Any, exp: Expectation) -> ExpectationResult:
                                              actual=actual, held=held))
             if not held:
                 failed.append(name)
+    if result.bound_met():  # a phone the bound allows not to match is no failure: nothing to explain
+        return result
     explain_matched = result.too_many_matched()
     for handle in handles:
         failed = failed_by_phone[handle.mac]
