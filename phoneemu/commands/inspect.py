@@ -179,6 +179,9 @@ def _bundle_advice(label: str, inform: str) -> str:
     if label == "PKCS12":
         return ("a PKCS #12 bundle holds a certificate and its key: openssl pkcs12 -in FILE -nodes -out "
                 "both.pem writes them, to give as --cert and --key")
+    if label == "X509 CRL":
+        return ("a certificate revocation list (CRL) names revoked certificates and is neither a certificate "
+                "(--cert) nor a private key (--key)")
     if label == "ASN.1":
         return ("its DER is not shaped as a certificate, CSR or key: it is neither a certificate (--cert) "
                 "nor a private key (--key)")

@@ -101,6 +101,8 @@ def detect(data: bytes, name: str | os.PathLike[str] | None = None) -> Kind:
 #: DER tags (X.690 §8.1.2) the shapes below are made of
 _SEQUENCE, _INTEGER, _BIT_STRING, _OCTET_STRING, _OID, _CONTEXT_0, _CONTEXT_1 = (
     0x30, 0x02, 0x03, 0x04, 0x06, 0xA0, 0xA1)
+#: a time: UTCTime, GeneralizedTime (a CRL's thisUpdate; a certificate's validity is a SEQUENCE of two)
+_TIMES = (0x17, 0x18)
 #: OIDs (content bytes) that name a PKCS #7 SignedData (RFC 2315 §14) and a PKCS #12 AuthenticatedSafe
 _PKCS7_SIGNED_DATA = bytes.fromhex("2a864886f70d010702")
 _PKCS7_DATA = bytes.fromhex("2a864886f70d010701")
@@ -148,14 +150,20 @@ def _der_items(data: bytes, element: _Element, field: str) -> list[_Element]:
 
 
 def _signed_shape(data: bytes, info: _Element) -> str | None:
-    """``CERTIFICATE`` or ``CERTIFICATE REQUEST`` by the content of the signed part (RFC 5280 §4.1: an
-    optional [0] version, serial, algorithm, issuer, validity, subject, key; RFC 2986 §4: version,
-    subject, key, [0] attributes); None for another signed structure (a CRL...)."""
+    """``CERTIFICATE``, ``CERTIFICATE REQUEST`` or ``X509 CRL`` by the content of the signed part (RFC 5280
+    §4.1: an optional [0] version, serial, algorithm, issuer, validity, subject, key — five SEQUENCEs after
+    the serial; RFC 2986 §4: version, subject, key, [0] attributes; RFC 5280 §5.1: an optional version,
+    algorithm, issuer, a time); None for another signed structure. Was: a CRL (version, then SEQUENCEs)
+    taken for a certificate, and said as one that does not load."""
     tags = [t for t, _s, _e in _der_items(data, info, "SEQUENCE[0]")]
-    if tags[:1] == [_CONTEXT_0] or (tags[:2] == [_INTEGER, _SEQUENCE] and len(tags) >= 6):
+    fields = tags[1:] if tags[:1] == [_CONTEXT_0] else tags
+    if fields[:6] == [_INTEGER] + [_SEQUENCE] * 5:
         return "CERTIFICATE"
     if tags == [_INTEGER, _SEQUENCE, _SEQUENCE, _CONTEXT_0]:
         return "CERTIFICATE REQUEST"
+    listed = tags[1:] if tags[:1] == [_INTEGER] else tags
+    if listed[:2] == [_SEQUENCE, _SEQUENCE] and listed[2:3] and listed[2] in _TIMES:
+        return "X509 CRL"
     return None
 
 
@@ -185,13 +193,13 @@ def _der_shape(data: bytes, items: list[_Element]) -> str:
 
 
 def der_label(data: bytes, name: str | os.PathLike[str] | None = None) -> str | None:
-    """The PEM label (RFC 7468: ``CERTIFICATE``, ``CERTIFICATE REQUEST``, ``PRIVATE KEY``, ``RSA PRIVATE
-    KEY``, ``EC PRIVATE KEY``, ``ENCRYPTED PRIVATE KEY``, ``PUBLIC KEY``, ``PKCS7``, ``PKCS12``; ``ASN.1``
-    for another structure) of ``data`` when it is one DER SEQUENCE (X.690 §10) filling it exactly, by the
-    shape of its outer elements only (nothing is decoded, a private key's values never read); None when it
-    is not DER. None of our formats starts with 0x30 (a signed header starts 01 00 02, a config ``<``). A
-    damaged DER — a SEQUENCE with a long-form length (30 81..84, what a certificate or RSA key starts
-    with), or a name a certificate or key is saved under (``.der``, ``.cer``, ``.key``...) — is a
+    """The PEM label (RFC 7468: ``CERTIFICATE``, ``CERTIFICATE REQUEST``, ``X509 CRL``, ``PRIVATE KEY``,
+    ``RSA PRIVATE KEY``, ``EC PRIVATE KEY``, ``ENCRYPTED PRIVATE KEY``, ``PUBLIC KEY``, ``PKCS7``, ``PKCS12``;
+    ``ASN.1`` for another structure) of ``data`` when it is one DER SEQUENCE (X.690 §10) filling it exactly,
+    by the shape of its outer elements only (nothing is decoded, a private key's values never read); None
+    when it is not DER. None of our formats starts with 0x30 (a signed header starts 01 00 02, a config
+    ``<``). A damaged DER — a SEQUENCE with a long-form length (30 81..84, what a certificate or RSA key
+    starts with), or a name a certificate or key is saved under (``.der``, ``.cer``, ``.key``...) — is a
     DecodeError naming the element (``SEQUENCE[0][2]``) and the offset where it goes wrong (ours)."""
     hint = _name_text(name)
     data = as_bytes(data, fmt="der")
