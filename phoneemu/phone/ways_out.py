@@ -584,8 +584,17 @@ def _kept_or_not(way: WayOut, fill: Mapping[str, str], *, fleet: bool) -> str:
         return f"nothing to erase: {not_kept}"
     if _ON_THE_FLASH.search(command) is None:
         return _filled(command, fill)
-    mac = " --mac MAC" if not fleet and "MAC" in fill else ""  # the flash named the phone; now its MAC
-    return f"{_filled(_ON_THE_FLASH.sub(mac, command), fill)} — boot {it} with this run's options: {not_kept}"
+    return (f"{_filled(_ON_THE_FLASH.sub(_phones_named(fill, fleet=fleet), command), fill)} — boot {it} with "
+            f"this run's options: {not_kept}")
+
+
+def _phones_named(fill: Mapping[str, str], *, fleet: bool) -> str:
+    """What names the phones in a boot whose ``--flash`` named them (:func:`_kept_or_not`): one phone's
+    ``--mac MAC``, consecutive MACs' ``--mac-start FIRST --count N`` where ``fill`` knows them (was nothing
+    for a fleet: ``fleet boot --lab DIR`` is refused, --count N is required), else nothing."""
+    if not fleet:
+        return " --mac MAC" if "MAC" in fill else ""
+    return " --mac-start FIRST --count N" if "FIRST" in fill and "N" in fill else ""
 
 
 def ways_out_json(rule: str | None, kind: str | None, *, fleet: bool = False,

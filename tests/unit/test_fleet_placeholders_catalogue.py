@@ -85,8 +85,9 @@ def test_phones_whose_flashes_were_not_kept_are_told_the_boot_without_flash_and_
                                                 _summary_fill(kept=False))) if "itl-reset" in c]
     not_kept = ("not kept (no --flash: each run starts from an empty one; phoneemu fleet boot --flash "
                 "FOLDER keeps")
-    assert fleet == [f"phoneemu lab itl-reset {LAB} localkey && phoneemu fleet boot --lab {LAB} && "
-                     f"phoneemu lab restart-tftp {LAB} — boot them with this run's options: their flashes "
+    assert fleet == [f"phoneemu lab itl-reset {LAB} localkey && phoneemu fleet boot --lab {LAB} --mac-start "
+                     f"0A0000000001 --count 2 && phoneemu lab restart-tftp {LAB} — boot them with this run's "
+                     "options: their flashes "
                      f"were {not_kept} them)"]
     one = [c for c in _commands(way_out_lines("G.3.5-reject-unknown-signer", "ITL",
                                               fill=_junit_fill(kept=False))) if "itl-reset" in c]
