@@ -23,12 +23,17 @@ Framing (spec §E.2): a 10-byte header ``0x57 | version 1 | message type | reser
   the first frame after the request; bytes after it are not part of the exchange (:class:`TvsClientExchange`).
 * Server decision (§E.6): found → STATUS 0 [, CERTIFICATE for QUERY], ROLES, TTL (the CUCM order of
   §E.4); not found → STATUS 1 only. See :func:`answer`.
+* Speed (issue #6, a lab answers one QUERY per phone boot): a well-formed frame is decoded and a message
+  encoded in one pass with ``struct`` (:func:`_quick_frame`, :func:`_quick_encode`); anything else —
+  a malformed frame, a value out of range — takes the checked path, which raises the error it always did.
+  Both give the same message and the same bytes (tests/property/test_tvs_lab_fast_props.py).
 """
 
 from __future__ import annotations
 
 import enum
 import re
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -117,6 +122,7 @@ class TvsStatus(enum.IntEnum):
 
 
 _NAMES = {t.value: t.name for t in TvsTag}
+_MSG_TYPES = frozenset(t.value for t in TvsMsgType)
 _RESPONSE_FOR = {TvsMsgType.VERIFY_REQUEST: TvsMsgType.VERIFY_RESPONSE,
                  TvsMsgType.QUERY_REQUEST: TvsMsgType.QUERY_RESPONSE}
 
@@ -149,8 +155,39 @@ class TvsMessage:
 
 # --- framing -------------------------------------------------------------------------------------
 
+_HEADER = struct.Struct(">BBBBIH")  # discriminator, version, type, reserved, session id, body length
+_TLV_HEAD = struct.Struct(">BH")  # element tag, value length
+_set = object.__setattr__  # fills a frozen dataclass whose fields are already checked (see _quick_frame)
+_ONE_BYTE = tuple(bytes([i]) for i in range(256))
+
+
 def encode(msg: TvsMessage) -> bytes:
-    """Header (spec §E.2) + element TLVs."""
+    """Header (spec §E.2) + element TLVs; what :func:`_quick_encode` cannot write is written (or refused
+    with the field named) by :func:`_checked_encode`."""
+    wire = _quick_encode(msg)
+    return wire if wire is not None else _checked_encode(msg)
+
+
+def _quick_encode(msg: TvsMessage) -> bytes | None:
+    """The frame of ``msg`` in one join, or None when a field is out of range or a value is not ``bytes``
+    (the checked encoder then says which)."""
+    parts = [b""]
+    body = 0
+    try:
+        for e in msg.elements:
+            value = e.value
+            if type(value) is not bytes:
+                return None
+            parts += (_TLV_HEAD.pack(e.tag, len(value)), value)
+            body += 3 + len(value)
+        parts[0] = _HEADER.pack(PROTOCOL_DISCRIMINATOR, VERSION, msg.msg_type, msg.reserved, msg.session_id,
+                                body)
+    except struct.error:  # a tag, type, session id, reserved byte or length out of range
+        return None
+    return b"".join(parts)
+
+
+def _checked_encode(msg: TvsMessage) -> bytes:
     w = Writer(fmt=FMT)
     w.u8(PROTOCOL_DISCRIMINATOR, "discriminator")
     w.u8(VERSION, "version")
@@ -175,6 +212,80 @@ def _check_header(header: bytes, stream_offset: int, path: str = "header") -> No
 
 
 def _decode_frame(data: bytes, path: str) -> TvsMessage:
+    msg = _quick_frame(data)
+    return msg if msg is not None else _checked_frame(data, path)
+
+
+def _quick_frame(data: bytes) -> TvsMessage | None:
+    """The message of one well-formed frame in a single pass, or None for anything else (the checked
+    decoder then raises the error it always did). Accepts exactly what :func:`_checked_frame` accepts, so
+    the message is built without running the checks of ``__post_init__`` again: a header and TLV heads
+    of fixed-size fields cannot hold an out-of-range value, and the body length bounds the elements."""
+    size = len(data)
+    if size < HEADER_SIZE:
+        return None
+    discriminator, version, msg_type, reserved, session_id, body = _HEADER.unpack_from(data)
+    if (discriminator != PROTOCOL_DISCRIMINATOR or version != VERSION or msg_type not in _MSG_TYPES
+            or body != size - HEADER_SIZE):
+        return None
+    elements: list[Element] = []
+    pos = HEADER_SIZE
+    new, unpack = object.__new__, _TLV_HEAD.unpack_from
+    while pos < size:  # bounded: every element moves on by at least its 3-byte head
+        if size - pos < 3:
+            return None
+        tag, length = unpack(data, pos)
+        pos += 3
+        end = pos + length
+        if end > size:
+            return None
+        element = new(Element)  # _element, inlined: one call less per element
+        _set(element, "tag", tag)
+        _set(element, "value", data[pos:end])
+        elements.append(element)
+        pos = end
+    return _message(msg_type, session_id, tuple(elements), reserved)
+
+
+def _message(msg_type: int, session_id: int, elements: tuple[Element, ...], reserved: int) -> TvsMessage:
+    """``TvsMessage(...)`` without running its ``__post_init__`` again: only for fields known to hold
+    what it checks (a known type, a uint32 session id, a reserved byte, a body within 65535 bytes)."""
+    msg = object.__new__(TvsMessage)
+    _set(msg, "msg_type", msg_type)
+    _set(msg, "session_id", session_id)
+    _set(msg, "elements", elements)
+    _set(msg, "reserved", reserved)
+    return msg
+
+
+def _element(tag: int, value: bytes) -> Element:
+    """``Element(tag=tag, value=value)`` without running its ``__post_init__`` again: only for a tag
+    0..255 and a value of at most 65535 bytes, what that checks."""
+    element = object.__new__(Element)
+    _set(element, "tag", tag)
+    _set(element, "value", value)
+    return element
+
+
+def _bounded_element(tag: TvsTag, value: bytes) -> Element:
+    """An element of a known tag whose value may be too long: then ``Element`` refuses it as ever."""
+    return _element(tag, value) if len(value) <= MAX_BODY else Element(tag=tag, value=value)
+
+
+def _built(msg_type: TvsMsgType, session_id: int, elements: tuple[Element, ...],
+           reserved: int = 0) -> TvsMessage:
+    """A message of ``elements`` made here, each already checked: what ``TvsMessage`` would check besides
+    (the session id, the reserved byte, the body size) is checked, and a message that fails it goes to
+    ``TvsMessage``, which refuses it as ever (the field named)."""
+    body = 0
+    for e in elements:
+        body += 3 + len(e.value)
+    if 0 <= session_id <= 0xFFFFFFFF and 0 <= reserved <= 0xFF and body <= MAX_BODY:
+        return _message(msg_type, session_id, elements, reserved)
+    return TvsMessage(msg_type=msg_type, session_id=session_id, elements=elements, reserved=reserved)
+
+
+def _checked_frame(data: bytes, path: str) -> TvsMessage:
     r = open_frame(data, path, fmt=FMT, header_size=HEADER_SIZE, check_header=_check_header)
     r.seek(2)
     msg_type = r.u8("header.msg_type")
@@ -198,6 +309,19 @@ class FrameDecoder(FrameBuffer[TvsMessage]):
     def __init__(self) -> None:
         super().__init__(fmt=FMT, header_size=HEADER_SIZE, body_length_at=8,
                          check_header=_check_header, decode=_decode_frame)
+
+    def feed(self, data: bytes) -> list[TvsMessage]:
+        """As :meth:`FrameBuffer.feed`. The common case — nothing buffered and ``data`` one whole
+        well-formed frame (a phone's request in one TLS record) — is decoded straight from ``data``,
+        without copying it through the buffer; everything else takes the general path."""
+        if (type(data) is bytes and not self._buf and self._failed is None and len(data) >= HEADER_SIZE
+                and len(data) == HEADER_SIZE + ((data[8] << 8) | data[9])):
+            msg = _quick_frame(data)
+            if msg is not None:
+                self._consumed += len(data)
+                self._frames += 1
+                return [msg]
+        return super().feed(data)
 
 
 # --- device names ---------------------------------------------------------------------------------
@@ -340,12 +464,19 @@ class TvsResponse:
 
 
 _ANSWER_TAGS = (TvsTag.STATUS, TvsTag.CERTIFICATE, TvsTag.ROLES, TvsTag.TTL)
+_ANSWER_TAG_SET = frozenset(int(tag) for tag in _ANSWER_TAGS)
 
 
 def _no_conflicting_repeats(msg: TvsMessage) -> None:
     """A response element given twice with different values (two STATUS: valid and invalid) is malformed:
     which one counts is not for the reader to pick. Spec §E.4 is silent on repeats; **our convention**:
     the same value repeated is accepted (it says one thing), a different one is a DecodeError."""
+    first: dict[int, bytes] = {}
+    for e in msg.elements:  # one pass finds none in the common case; else the tag is named below
+        if e.tag in _ANSWER_TAG_SET and first.setdefault(e.tag, e.value) != e.value:
+            break
+    else:
+        return
     for tag in _ANSWER_TAGS:
         values = {e.value for e in msg.elements if e.tag == tag}
         if len(values) > 1:
@@ -355,9 +486,9 @@ def _no_conflicting_repeats(msg: TvsMessage) -> None:
 
 def verify_request(session_id: int, device_name: str, cert_der: bytes) -> TvsMessage:
     """VERIFY_REQUEST: DEVICE_NAME, CERTIFICATE (spec §E.3/§E.4)."""
-    return TvsMessage(msg_type=TvsMsgType.VERIFY_REQUEST, session_id=session_id, elements=(
-        Element(tag=TvsTag.DEVICE_NAME, value=_device_name_value(device_name)),
-        Element(tag=TvsTag.CERTIFICATE, value=bytes(cert_der)),
+    return _built(TvsMsgType.VERIFY_REQUEST, session_id, (
+        _bounded_element(TvsTag.DEVICE_NAME, _device_name_value(device_name)),
+        _bounded_element(TvsTag.CERTIFICATE, bytes(cert_der)),
     ))
 
 
@@ -381,11 +512,11 @@ def query_request_fits(device_name: str, subject: str, issuer: str, serial: byte
 def query_request(session_id: int, device_name: str, subject: str, issuer: str,
                   serial: bytes) -> TvsMessage:
     """QUERY_REQUEST: DEVICE_NAME, SUBJECT, ISSUER [INF], SERIAL [INF] — the CUCM order (§E.5)."""
-    return TvsMessage(msg_type=TvsMsgType.QUERY_REQUEST, session_id=session_id, elements=(
-        Element(tag=TvsTag.DEVICE_NAME, value=_device_name_value(device_name)),
-        Element(tag=TvsTag.SUBJECT, value=_cstring_value(subject, "subject")),
-        Element(tag=TvsTag.ISSUER, value=_cstring_value(issuer, "issuer")),
-        Element(tag=TvsTag.SERIAL, value=bytes(serial)),
+    return _built(TvsMsgType.QUERY_REQUEST, session_id, (
+        _bounded_element(TvsTag.DEVICE_NAME, _device_name_value(device_name)),
+        _bounded_element(TvsTag.SUBJECT, _cstring_value(subject, "subject")),
+        _bounded_element(TvsTag.ISSUER, _cstring_value(issuer, "issuer")),
+        _bounded_element(TvsTag.SERIAL, bytes(serial)),
     ))
 
 
@@ -404,20 +535,19 @@ def response(request: TvsMessage | VerifyRequest | QueryRequest, *, status: int,
         raise EncodeError(f"message type {req_type} is not a request", fmt=FMT, path="request")
     if not 0 <= status <= 0xFF:
         raise EncodeError(f"status {status} out of range", fmt=FMT, path="status")
-    elements = [Element(tag=TvsTag.STATUS, value=bytes([status]))]
+    elements = [_element(TvsTag.STATUS, _ONE_BYTE[status])]
     if status == TvsStatus.VALID:
         if certificate is not None:
-            elements.append(Element(tag=TvsTag.CERTIFICATE, value=bytes(certificate)))
+            elements.append(_bounded_element(TvsTag.CERTIFICATE, bytes(certificate)))
         for role in roles:
             if not 0 <= role <= 0xFF:
                 raise EncodeError(f"role {role} does not fit in one byte", fmt=FMT, path="roles")
-        elements.append(Element(tag=TvsTag.ROLES, value=bytes(roles)))
+        elements.append(_bounded_element(TvsTag.ROLES, bytes(roles)))
         if ttl is not None:
             if not 0 <= ttl <= 0xFFFFFFFF:
                 raise EncodeError(f"ttl {ttl} does not fit in uint32", fmt=FMT, path="ttl")
-            elements.append(Element(tag=TvsTag.TTL, value=ttl.to_bytes(4, "big")))
-    return TvsMessage(msg_type=_RESPONSE_FOR[req_type], session_id=request.session_id,
-                      elements=tuple(elements), reserved=reserved)
+            elements.append(_element(TvsTag.TTL, ttl.to_bytes(4, "big")))
+    return _built(_RESPONSE_FOR[req_type], request.session_id, tuple(elements), reserved)
 
 
 def parse_request(msg: TvsMessage) -> VerifyRequest | QueryRequest:
