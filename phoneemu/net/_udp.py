@@ -188,10 +188,26 @@ class UdpSocket:
         return peers
 
     def _ready(self) -> None:
-        """At most ``max_batch`` datagrams per wake-up (servers): a busy socket cannot starve the loop."""
+        """At most ``max_batch`` datagrams per wake-up (servers): a busy socket cannot starve the loop.
+        :meth:`_ready_one` inlined (one call less per datagram, issue #6): same steps, same order."""
+        sock = self.sock
         for _ in range(self.max_batch):
-            if not self._ready_one():
+            if self.closed:  # a handler closed it
                 return
+            try:
+                data, addr = sock.recvfrom(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. ECONNREFUSED from an ICMP port unreachable
+                if self.icmp_errors:
+                    self._queued_errors()
+                elif self.on_error is not None:
+                    self.on_error(exc)
+                return
+            try:
+                self.on_datagram(data, addr)  # read each time: a handler may hand the socket on
+            except Exception:
+                _log.exception("udp: handler failed for datagram from %s", addr[:2])
 
     def sendto(self, data: bytes, addr: Addr) -> None:
         """Send without blocking; a full send buffer drops the datagram (``send_drops``). With
