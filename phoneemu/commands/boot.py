@@ -644,7 +644,8 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
                     "ways_out": ways_out_json(call_result.rule, "media")}
             print(json_doc.dumps(doc, indent=2))  # lone surrogates as U+FFFD (json_doc rule)
         else:
-            known = {"DIR": str(args.lab) if args.lab is not None else None,
+            lab = str(args.lab) if args.lab is not None else None  # NEW too: a migration's phones moved to it
+            known = {"DIR": lab, "NEW": lab,
                      "FLASH": str(flash_dir) if args.flash is not None else None, "MAC": mac,
                      NOT_A_LAB: str(where) if args.lab is None else None,  # no lab: no lab command
                      FLASH_NOT_KEPT: "phoneemu boot" if args.flash is None else None}  # a temporary folder

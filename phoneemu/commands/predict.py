@@ -170,10 +170,10 @@ def register(sub: Any) -> None:
 
 
 def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: dict[str, Any],
-                not_a_lab: dict[str, str] | None = None, *, held: HeldLists | None = None) -> Any:
+                files_fill: dict[str, str] | None = None, *, held: HeldLists | None = None) -> Any:
     """A phone's JUnit case (:mod:`phoneemu.fleet.junit`): failed unless its outcome is accepted; an
     accepted one carries its notes (``body["notes"]``: e.g. a TVS assumed trusted) as its system-out.
-    ``not_a_lab``: :func:`phoneemu.phone.lab_signers.not_a_lab_fill` of the files (no lab command then).
+    ``files_fill``: :func:`_files_fill` of the new files (no lab command, or the lab serving them).
     ``held``: the lists the phone holds after the predicted boot, which choose its ways out (as its JSON
     and its group of the summary; was: read from its flash as it was before, or the table's)."""
     from phoneemu.fleet.junit import Case
@@ -187,7 +187,7 @@ def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: di
         f": {deciding['file'] + ': ' if deciding.get('file') else ''}{deciding['reason']}"
     lines = [f"{k}: {json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in body.items()]
     if result == "locked out" and deciding:  # the ways out name the phone's flash when it is known
-        fill = {**({"FLASH": str(body["flash"])} if body.get("flash") else {}), **(not_a_lab or {})}
+        fill = {**({"FLASH": str(body["flash"])} if body.get("flash") else {}), **(files_fill or {})}
         kind = str(deciding.get("kind", ""))
         lines += way_out_lines(rule, kind, indent="", fill=fill, reason_code=deciding.get("reason_code"),
                                held=held)
@@ -233,9 +233,9 @@ def _fleet_junit(path: Path, doc: dict[str, Any], phones: list[FleetPhone]) -> N
     from phoneemu.phone.ways_out import HeldLists
 
     shared = set(doc["notes"])
-    not_a_lab = _not_a_lab(doc.get("signed_by_lab"), doc["new_files"])
+    files_fill = _files_fill(doc.get("signed_by_lab"), doc["new_files"])
     cases = (_junit_case(ph.mac or ph.entry, str(ph.outcome), (ph.detail or {}).get("deciding"),
-                         {**(ph.detail or {}), "notes": [n for n in ph.notes if n not in shared]}, not_a_lab,
+                         {**(ph.detail or {}), "notes": [n for n in ph.notes if n not in shared]}, files_fill,
                          held=HeldLists.from_json((ph.detail or {}).get("held")))
              if ph.outcome is not None else Case(ph.entry, skipped=f"not predicted: {ph.skipped}")
              for ph in phones)  # a skipped entry is named as its folder: a copy naming a MAC seen is no twin
@@ -243,16 +243,43 @@ def _fleet_junit(path: Path, doc: dict[str, Any], phones: list[FleetPhone]) -> N
                  output="\n".join(f"note: {n}" for n in doc["notes"]) if doc["notes"] else None)
 
 
-def _not_a_lab(signed_by_lab: bool | None, new_files: Iterable[Any]) -> dict[str, str]:
+def _files_fill(signed_by_lab: bool | None, new_files: Iterable[Any]) -> dict[str, str]:
     """The ways out's fill saying the new files are not a lab's (:mod:`phoneemu.phone.lab_signers`: no lab
-    command then, as ``boot`` without ``--lab``); empty for a lab's, or when no signed file tells."""
+    command then, as ``boot`` without ``--lab``); for files a lab serves, that lab (:func:`_lab_fill`);
+    else empty (DIR left, said under a fleet's ways: :data:`_LEFT_BY_PREDICT`)."""
     from phoneemu.phone.lab_signers import not_a_lab_fill
 
-    return not_a_lab_fill(signed_by_lab, ", ".join(str(f) for f in new_files))
+    files = [Path(f) for f in new_files]
+    return not_a_lab_fill(signed_by_lab, ", ".join(str(f) for f in files)) or _lab_fill(files)
+
+
+def _lab_fill(new_files: list[Path]) -> dict[str, str]:
+    """``DIR`` and ``NEW`` (the cluster the phones move to, as ``fleet boot --lab`` fills them) when every
+    NEW_FILE is the served folder of one lab or a file in it (``LAB/tftp``, ``LAB`` holding its
+    ``cluster.json``: :meth:`phoneemu.lab.cluster.LabCluster.open`): the lab the user gave the files of;
+    else empty — nothing else names the cluster to predict (no ``--lab``)."""
+    from phoneemu.lab.state import STATE_FILE
+
+    labs: dict[Path, Path] = {}
+    for path in new_files:
+        served = path if path.is_dir() else path.parent
+        if served.name != "tftp" or not (served.parent / STATE_FILE).is_file():
+            return {}
+        labs.setdefault(served.parent.resolve(), served.parent)
+    if len(labs) != 1:
+        return {}
+    (lab,) = labs.values()
+    return {"DIR": str(lab), "NEW": str(lab)}
+
+
+#: why a placeholder is left in predict's ways (:func:`phoneemu.phone.ways_out.placeholder_lines`)
+_LEFT_BY_PREDICT = "not known to predict"
+#: why FLEET is left under ``--models``: the phones listed are real ones
+_NO_FLASHES = "--models lists real phones, with no emulated flash: --fleet-flash predicts emulated ones"
 
 
 def _text(r: PredictResult, installed: str, flash: Path | None, new_files: list[Path]) -> str:
-    fill = {**({"FLASH": str(flash)} if flash is not None else {}), **_not_a_lab(r.signed_by_lab, new_files)}
+    fill = {**({"FLASH": str(flash)} if flash is not None else {}), **_files_fill(r.signed_by_lab, new_files)}
     lines = [f"phone {r.mac}, holding {installed}:", *offline_boot_lines(r.served, r.report, fill)]
     lines += [f"  note: {n}" for n in r.notes]
     if r.sip is not None:
@@ -379,7 +406,7 @@ def _sip_refusing_lines(refusing: dict[str, Any]) -> list[str]:
 
 def _fleet_text(doc: dict[str, Any]) -> str:
     from phoneemu.fleet.metrics import model_lines
-    from phoneemu.phone.ways_out import ways_out_text
+    from phoneemu.phone.ways_out import placeholder_lines, ways_out_text
 
     skipped = counted(doc["skipped"], "entry", "entries")
     phones = counted(doc["predicted"], "phone")
@@ -394,8 +421,11 @@ def _fleet_text(doc: dict[str, Any]) -> str:
     # a way out done phone by phone is written for the fleet predicted (--fleet-flash; not --models); no
     # lab command for files that are not a lab's (phone.lab_signers)
     fill = {**({"FLEET": doc["fleet_flash"]} if doc["fleet_flash"] else {}),
-            **_not_a_lab(doc.get("signed_by_lab"), doc.get("new_files", ()))}
+            **_files_fill(doc.get("signed_by_lab"), doc.get("new_files", ()))}
     lines += ways_out_text(doc["ways_out"], fill)
+    # what a placeholder left stands for, once (was a bare DIR, FLEET under --models)
+    lines += placeholder_lines(doc["ways_out"], fill, {"FLEET": _NO_FLASHES} if doc.get("models") else {},
+                               _LEFT_BY_PREDICT)
     lines += _sip_refusing_lines(doc["sip_until_reset"])
     lines += [f"note: {n}" for n in doc["notes"]]
     lines += [f"note for {counted(g['count'], 'phone')} ({_macs(g)}): {g['note']}"
@@ -564,7 +594,7 @@ def handler(args: argparse.Namespace) -> int:
                            {**({"flash": str(args.flash)} if args.flash is not None else {}),
                             "installed": doc["installed"], "tvs": doc["tvs"], "notes": doc["notes"],
                             "decisions": [f"{d['rule']} {d['file']}" for d in rep.get("decisions", [])]},
-                           _not_a_lab(result.signed_by_lab, args.files), held=result.report.held)
+                           _files_fill(result.signed_by_lab, args.files), held=result.report.held)
         _write_junit(args.junit, f"predict {', '.join(str(f) for f in args.files)}", [case])
 
     unwritten = _write_outputs(args, doc, junit)

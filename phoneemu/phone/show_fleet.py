@@ -29,12 +29,21 @@ from phoneemu.phone.flash import Flash
 from phoneemu.phone.flashes import FlashEntry
 from phoneemu.phone.lab_signers import LabSigners, joined, not_a_lab_fill
 from phoneemu.phone.profile import get_profile
-from phoneemu.phone.ways_out import NOT_A_LAB, HeldLists, ways_group, ways_out_doc, ways_out_text
+from phoneemu.phone.ways_out import (
+    NOT_A_LAB,
+    HeldLists,
+    placeholder_lines,
+    ways_group,
+    ways_out_doc,
+    ways_out_text,
+)
 
 __all__ = ["FIRST_LISTED", "FIRST_MACS", "fleet_show", "macs_text", "render_fleet_show"]
 
 #: MACs named per group (the JSON ``first_macs``; the count says how many more)
 FIRST_MACS = 5
+#: why DIR is left without ``--cluster`` (on purpose: the flashes do not name their lab), said under the ways
+_CLUSTER_FILLS = "--cluster DIR fills it"
 #: skipped entries, flash problems (and a fleet action's failures) the text lists one by one
 FIRST_LISTED = 10
 
@@ -205,6 +214,8 @@ def render_fleet_show(doc: dict[str, Any]) -> str:
                   for label, g in zip(labels, doc["last_boots"], strict=True)]
     fill = {"FLEET": doc["fleet_flash"], **_cluster_fill(doc)}
     lines += ways_out_text(doc["ways_out"], fill)
+    lines += placeholder_lines(doc["ways_out"], fill, {} if doc.get("cluster") else {"DIR": _CLUSTER_FILLS},
+                               "not known to phone show")
     for what, items, fmt in (("flash problems", doc["problems"], "{mac}: {problem}"),
                              ("skipped", doc["skipped_entries"], "{entry}: {reason}")):
         if items:

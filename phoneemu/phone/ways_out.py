@@ -70,7 +70,11 @@ without ``--flash``, saying why (was ``--flash FLASH`` left in a fleet's JUnit).
 phones are locked (``fleet boot``, ``predict`` and ``phone show`` of a fleet, ``replay --all``) a way
 out done phone by phone is written for all of them: ``--fleet-flash FLEET`` (``fleet_lab``), FLEET filled
 in with the phones' flash folder where the command knows it (``fleet boot --flash``, ``phone show
---fleet-flash``, ``predict --fleet-flash``, ``replay --all --export-flash`` or ``--fleet-flash``).
+--fleet-flash``, ``predict --fleet-flash``, ``replay --all --export-flash`` or ``--fleet-flash``). A
+placeholder a fleet's text leaves is said once under its ways, what it stands for and why it is left
+(:func:`placeholder_lines`: ``DIR: the lab folder (not known to predict)``; ``phone show --fleet-flash``
+without ``--cluster``: ``--cluster DIR fills it``); ``predict`` fills ``DIR`` and ``NEW`` when its new files
+are a lab's served folder or files in it (``LAB/tftp``), ``boot --lab`` ``NEW`` as ``DIR``.
 There the lockouts are grouped by rule and kind, and by reason code where it chooses other ways
 (:func:`ways_key`: a QUERY too large is not told to bring TVS back in a fleet's summary either), and by
 the lists the phones hold where they choose other ways (:func:`ways_group`: phones holding a CTL are not
@@ -95,9 +99,10 @@ from phoneemu.errors import VerifyReason
 if TYPE_CHECKING:
     from phoneemu.phone.profile import PhoneProfile
 
-__all__ = ["FLASH_NOT_KEPT", "NOT_A_LAB", "NO_WAY_OUT", "WAYS_BY_KIND", "HeldLists", "WayOut", "WaysGroup",
-           "held_lists", "no_way_out", "no_way_out_lines", "way_out_lines", "ways_group", "ways_group_of",
-           "ways_key", "ways_out", "ways_out_doc", "ways_out_doc_run", "ways_out_json", "ways_out_text"]
+__all__ = ["FLASH_NOT_KEPT", "NOT_A_LAB", "NO_WAY_OUT", "PLACEHOLDERS", "WAYS_BY_KIND", "HeldLists", "WayOut",
+           "WaysGroup", "held_lists", "no_way_out", "no_way_out_lines", "placeholder_lines", "way_out_lines",
+           "ways_group", "ways_group_of", "ways_key", "ways_out", "ways_out_doc", "ways_out_doc_run",
+           "ways_out_json", "ways_out_text"]
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,16 @@ NOT_A_LAB = "NOT-A-LAB"
 #: one), the command that boots them the value (``phoneemu boot``): ``phone erase`` of their flash cannot
 #: be run then, so the line says so and how to keep it instead; a boot on it is one without ``--flash``
 FLASH_NOT_KEPT = "FLASH-NOT-KEPT"
+
+#: what each placeholder of the lab commands stands for (module doc), in the order :func:`placeholder_lines`
+#: says those a text leaves (tests: every placeholder word of the catalogue's commands is here)
+PLACEHOLDERS: dict[str, str] = {
+    "DIR": "the lab folder", "OLD": "the lab folder of the cluster the phones left",
+    "NEW": "the lab folder of the cluster they moved to", "CENTRAL": "the lab folder of the central TFTP",
+    "FLASH": "the phone's flash folder, as boot --flash keeps it",
+    "FLEET": "the folder of the phones' flashes, as fleet boot --flash keeps them",
+    "MAC": "the phone's MAC", "FIRST": "the first of the phones' consecutive MACs", "N": "how many phones",
+    "FILE": "the refused file"}
 
 #: what a command that needs no lab acts on, by its words after ``phoneemu``: the label said before it
 #: against a cluster that is not a lab (tests: every such command of the catalogue has one)
@@ -775,3 +790,40 @@ def ways_out_text(doc: list[dict[str, Any]], fill: Mapping[str, str] | None = No
                                reason_code=entry.get("reason_code"),
                                held=HeldLists.from_json(entry.get("held")))
     return lines
+
+
+def _shown_ways(doc: list[dict[str, Any]], fill: Mapping[str, str]) -> list[WayOut]:
+    """The ways whose command :func:`ways_out_text` shows for ``doc``: every way of each group, but none
+    needing a lab for a cluster that is not one (:data:`NOT_A_LAB`)."""
+    real = NOT_A_LAB in fill
+    shown: list[WayOut] = []
+    for entry in doc:
+        if entry.get("ways"):
+            rule, kind, code, held = ways_group_of(entry)
+            ways = ways_out(rule, kind, code, held=held)
+            shown += [w for w in ways if not (real and w.needs_a_lab(fleet=True))]
+    return shown
+
+
+#: a placeholder word of a lab command (:data:`PLACEHOLDERS`)
+_PLACEHOLDER = re.compile(rf"\b(?:{'|'.join(PLACEHOLDERS)})\b")
+
+
+def placeholders_left(doc: list[dict[str, Any]], fill: Mapping[str, str]) -> list[str]:
+    """The placeholders :func:`ways_out_text` of ``doc`` leaves in the commands it shows with ``fill``, in
+    :data:`PLACEHOLDERS`' order. The commands are filled with values that name no placeholder (a folder
+    ``/srv/DIR`` is not DIR left)."""
+    masked = dict.fromkeys(fill, "-")
+    left = {m.group(0) for way in _shown_ways(doc, fill)
+            for m in _PLACEHOLDER.finditer(_kept_or_not(way, masked, fleet=True))}
+    return [name for name in PLACEHOLDERS if name in left]
+
+
+def placeholder_lines(doc: list[dict[str, Any]], fill: Mapping[str, str], why: Mapping[str, str],
+                      otherwise: str) -> list[str]:
+    """Said once under :func:`ways_out_text`: each placeholder its commands leave, what it stands for and why
+    it is left (``why`` by name, else ``otherwise``): ``DIR: the lab folder (not known to predict)`` (was a
+    bare DIR in ``predict --fleet-flash``'s commands, FLEET in ``--models``', DIR in ``phone show
+    --fleet-flash``'s without ``--cluster``)."""
+    return [f"{name}: {PLACEHOLDERS[name]} ({why.get(name, otherwise)})"
+            for name in placeholders_left(doc, fill)]
