@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import ipaddress
+import shlex
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -209,7 +210,8 @@ def _certs_of(p: Path) -> list[tuple[str, x509.Certificate]]:
         return [(str(p), der)]
     found = certs.load_certs_pem(data, source=str(p))
     if not found:
-        raise VerificationError("no certificate in PEM (nor a CTL/ITL)", path=str(p))
+        key = _PEM_KEY_ADVICE if b"PRIVATE KEY-----" in data else ""
+        raise VerificationError(f"no certificate in PEM (nor a CTL/ITL){key}", path=str(p))
     return [(str(p), c) for c in found]
 
 
@@ -222,8 +224,22 @@ def _der_certificate(path: Path, data: bytes) -> x509.Certificate | None:
     if label is None:
         return None
     if label != "CERTIFICATE":
-        raise VerificationError(f"a DER file ({label}), not a certificate")
+        raise VerificationError(f"a DER file ({label}), not a certificate{_der_key_advice(label, path)}")
     return certs.load_cert_der(data)
+
+
+def _der_key_advice(label: str, path: Path) -> str:
+    """Where a DER private key given as ``--cert`` goes instead (``PRIVATE KEY``, ``RSA PRIVATE KEY`` ...: PEM
+    labels, RFC 7468): ``--key``, which takes a PEM, and how to write one (was "not a certificate" alone);
+    nothing for another DER type."""
+    if not label.endswith("PRIVATE KEY"):
+        return ""
+    return (f": --key takes a private key, as a PEM (openssl pkey -inform DER -in {shlex.quote(str(path))} "
+            "-out key.pem writes one), to decrypt an .enc.sgn")
+
+
+#: said after "no certificate in PEM" of a PEM private key given as ``--cert``
+_PEM_KEY_ADVICE = ": it holds a private key: give it as --key to decrypt an .enc.sgn"
 
 
 def _trust_list_certs(path: Path, data: bytes) -> list[tuple[str, x509.Certificate]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -273,7 +274,70 @@ def der_extent_problem(data: bytes) -> tuple[str, int] | None:
 
 
 def _why(exc: Exception) -> str:
-    return f"unknown string type {exc} in a name" if isinstance(exc, KeyError) else str(exc)
+    """Why cryptography did not load a certificate, readable: an unknown string type in a name, a parse
+    error of the ASN.1 (:func:`_asn1_why`), else cryptography's own text."""
+    if isinstance(exc, KeyError):
+        return f"unknown string type {exc} in a name"
+    text = str(exc)
+    return _asn1_why(text) if "ParseError" in text else text
+
+
+#: what cryptography's ASN.1 parser says went wrong (its ``ParseError``'s kind), as we say it
+_ASN1_KINDS = {"UnexpectedTag": "unexpected ASN.1 tag", "InvalidTag": "invalid ASN.1 tag",
+               "InvalidLength": "invalid ASN.1 length",
+               "ShortData": "truncated (the data ends inside an element)",
+               "ExtraData": "extra bytes after an element", "InvalidValue": "invalid ASN.1 value",
+               "EncodedDefault": "a DEFAULT value encoded (DER leaves it out)",
+               "IntegerOverflow": "an integer too large", "InvalidSetOrdering": "a SET OF not in DER order"}
+#: universal ASN.1 tags (X.680 §8.6) an unexpected one is named by
+_UNIVERSAL_TAGS = {1: "BOOLEAN", 2: "INTEGER", 3: "BIT STRING", 4: "OCTET STRING", 5: "NULL",
+                   6: "OBJECT IDENTIFIER", 12: "UTF8String", 16: "SEQUENCE", 17: "SET", 19: "PrintableString",
+                   22: "IA5String", 23: "UTCTime", 24: "GeneralizedTime"}
+#: cryptography's names of a certificate's fields (``Type::field``) as RFC 5280 §4.1 names them; another is
+#: said in camel case (``not_before``: notBefore)
+_RFC5280_FIELDS = {"Certificate::tbs_cert": "tbsCertificate",
+                   "Certificate::signature_alg": "signatureAlgorithm",
+                   "Certificate::signature": "signatureValue", "TbsCertificate::serial": "serialNumber",
+                   "TbsCertificate::signature_alg": "signature",
+                   "TbsCertificate::spki": "subjectPublicKeyInfo",
+                   "TbsCertificate::raw_extensions": "extensions", "AlgorithmIdentifier::oid": "algorithm",
+                   "AlgorithmIdentifier::params": "parameters", "AttributeTypeValue::type_id": "type"}
+_PARSE_KIND = re.compile(r"ParseError \{ kind: (\w+)(?: \{ actual: Tag \{ value: (\d+), constructed: \w+, "
+                         r"class: (\w+) \} \})?")
+_PARSE_LOCATION = re.compile(r"location: \[([^\]]*)\]")
+
+
+def _asn1_why(text: str) -> str:
+    """cryptography's ``error parsing asn1 value: ParseError { kind: UnexpectedTag { actual: Tag { value: 2,
+    ... } }, location: ["Certificate::tbs_cert"] }`` as ``unexpected ASN.1 tag (INTEGER) at tbsCertificate``
+    (RFC 5280's field names); a text not of that form is ``ASN.1 parse error`` (was printed raw)."""
+    kind = _PARSE_KIND.search(text)
+    what = _ASN1_KINDS.get(kind.group(1)) if kind else None
+    if kind is None or what is None:
+        return "ASN.1 parse error"
+    if kind.group(2) is not None and kind.group(3) == "Universal" and int(kind.group(2)) in _UNIVERSAL_TAGS:
+        what += f" ({_UNIVERSAL_TAGS[int(kind.group(2))]})"
+    where = _PARSE_LOCATION.search(text)
+    path = _field_path(where.group(1)) if where else ""
+    return f"{what} at {path}" if path else what
+
+
+def _field_path(location: str) -> str:
+    """``"Certificate::tbs_cert", "TbsCertificate::subject", 0, 0`` as ``tbsCertificate.subject[0][0]``."""
+    path = ""
+    for part in (p.strip().strip('"') for p in location.split(",") if p.strip()):
+        if part.isdigit():
+            path += f"[{part}]"
+            continue
+        name = _RFC5280_FIELDS.get(part) or _camel(part.rpartition("::")[2])
+        path += f".{name}" if path else name
+    return path
+
+
+def _camel(name: str) -> str:
+    """``not_before`` as ``notBefore``."""
+    head, *rest = name.split("_")
+    return head + "".join(w.capitalize() for w in rest)
 
 
 #: Certificates that loaded cleanly, by DER bytes (immutable objects; a fleet of phones meets the

@@ -11,7 +11,8 @@ Rules (issue #6):
 * Percentiles use the nearest-rank method on the sorted latencies (p50, p90, p99, max); an empty
   fleet reports ``None``. A phone never booted (rule ``not-booted``: its lab MIC, flash or manual key
   unusable) has no latency or end time: it is counted, not timed (was 0 ms in the percentiles, a boot
-  at 0 s in the rate and ``--plot``).
+  at 0 s in the rate and ``--plot``); its record's ``latency_ms`` and ``end_s`` are null (were 0); its
+  JUnit case's ``time`` stays 0.000 (the attribute a JUnit schema requires).
 * "Rate" is boots per second: overall (``boots / wall time``), and per one-second bucket of end times
   (:meth:`FleetMetrics.rate_series`) for the plot; ``sustained`` is the mean rate over the full
   buckets between the first and last that saw boots end (our convention: the seconds before the first
@@ -200,10 +201,19 @@ class BootRecord:
                    held=HeldLists.shared(report.held) if outcome != "ok" else None,
                    retransmits=report.retransmits, failed_downloads=failed_downloads(report))
 
+    @property
+    def timed(self) -> bool:
+        """Whether the phone booted, so its latency and end time are times (module rules: one never booted,
+        rule ``not-booted``, has neither)."""
+        return self.rule != NOT_BOOTED
+
     def as_dict(self) -> dict[str, Any]:
+        """The record's JSON (``fleet boot --json``'s ``phones``, a shard's pipe); ``latency_ms`` and
+        ``end_s`` null for a phone never booted (was 0: a boot of 0 ms at 0 s)."""
+        timed = self.timed
         out: dict[str, Any] = {"mac": self.mac, "outcome": self.outcome, "rule": self.rule,
-                               "latency_ms": round(self.latency_s * 1000.0, 3), "end_s": round(self.end_s, 4),
-                               "tvs_used": self.tvs_used}
+                               "latency_ms": round(self.latency_s * 1000.0, 3) if timed else None,
+                               "end_s": round(self.end_s, 4) if timed else None, "tvs_used": self.tvs_used}
         shown = {"files_over": {"http": self.over_http, "tftp": self.over_tftp}
                  if self.over_http or self.over_tftp else None, "answered": None if self.answered else False,
                  "sip_passed_over": list(self.sip_passed_over) if self.sip_passed_over else None,
@@ -220,10 +230,12 @@ class BootRecord:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BootRecord:
         """The record :meth:`as_dict` gave (a shard's records cross its pipe this way); every field
-        comes back."""
+        comes back (a phone never booted: no latency or end time, 0 as its record was made)."""
         over = d.get("files_over") or {}
-        return cls(mac=d["mac"], outcome=d["outcome"], rule=d["rule"], latency_s=d["latency_ms"] / 1000.0,
-                   end_s=d["end_s"], tvs_used=d["tvs_used"], reason=d.get("reason"),
+        latency_ms, end_s = d["latency_ms"], d["end_s"]
+        return cls(mac=d["mac"], outcome=d["outcome"], rule=d["rule"],
+                   latency_s=latency_ms / 1000.0 if latency_ms is not None else 0.0,
+                   end_s=end_s if end_s is not None else 0.0, tvs_used=d["tvs_used"], reason=d.get("reason"),
                    reason_code=d.get("reason_code"), itl=d.get("itl"),
                    ctl=d.get("ctl"), signer=d.get("signer"), over_http=int(over.get("http", 0)),
                    over_tftp=int(over.get("tftp", 0)), capf=d.get("capf"), capf_reason=d.get("capf_reason"),
@@ -573,7 +585,7 @@ class FleetMetrics:
             self.files_over["tftp"] += rec.over_tftp
         if rec.failed_downloads:
             self._transport(rec)
-        if rec.rule != NOT_BOOTED:  # a phone never booted has no boot time (was 0 ms in the percentiles)
+        if rec.timed:  # a phone never booted has no boot time (was 0 ms in the percentiles)
             self.latencies.append(rec.latency_s)
             self.end_times.append(rec.end_s)
         if rec.outcome != "ok":

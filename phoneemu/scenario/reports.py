@@ -131,9 +131,18 @@ def _failure_lines(exp: ExpectationResult, timeline_lines: int) -> list[str]:
         rest = list(groups.values())[MAX_GROUPS_SHOWN:]
         in_rest = counted(sum(map(len, rest)), "phone")
         lines.append(f"      ... and {counted(len(rest), 'more group')} of {in_rest} that "
-                     f"{'matched' if matched else 'failed'} otherwise "
+                     f"{_rest_did(exp, matched)} otherwise "
                      "(the JSON report has each phone's checks, decisions and timeline)")
     return lines
+
+
+def _rest_did(exp: ExpectationResult, matched: bool) -> str:
+    """What the phones of the groups not shown did, as the line naming whom the groups are of says it
+    (:func:`_whom`): under ``holds_for`` they ``matched`` or ``did not match`` (was "failed", for phones of a
+    bound), else they ``failed`` the expectation."""
+    if exp.holds_for is None:
+        return "failed"
+    return "matched" if matched else "did not match"
 
 
 def _whom(phones: int, matched: bool) -> str:
