@@ -97,9 +97,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import errno
 import functools
 import ipaddress
+import math
 import socket
 import weakref
 from collections.abc import Callable
@@ -160,8 +162,10 @@ def _named_options(names: set[str]) -> str:
 class _Transfer:
     __slots__ = (
         "blksize",
+        "cap_at",
         "deadline",
         "expected",
+        "final_block",
         "final_pkt",
         "fut",
         "got_oack",
@@ -170,6 +174,7 @@ class _Transfer:
         "loop",
         "max_retries",
         "max_size",
+        "max_time",
         "name",
         "on_retransmit",
         "parts",
@@ -190,7 +195,7 @@ class _Transfer:
     def __init__(self, loop: asyncio.AbstractEventLoop, transport: UdpSocket, server: Addr,
                  name: str, *, blksize: int | None, timeout: float, retries: int, tsize: bool,
                  max_size: int, on_retransmit: Callable[[], None] | None,
-                 pool: TftpClientPool | None = None) -> None:
+                 pool: TftpClientPool | None = None, max_time: float | None = None) -> None:
         self.loop = loop
         self.pool = pool  # counts this transfer's retransmissions (TftpClientPool counters)
         self.transport = transport
@@ -203,11 +208,14 @@ class _Transfer:
         self.want_tsize = tsize
         self.max_size = max_size
         self.on_retransmit = on_retransmit
+        self.max_time = max_time  # whole-transfer cap (s), None: none (module docstring)
+        self.cap_at = math.inf  # loop time past which the transfer fails as too slow (set by start)
         self.tid: Addr | None = None
         self.expected = 1
         self.got_oack = False
         self.parts: list[bytes] = []
         self.final_pkt = b""
+        self.final_block = 0  # the final DATA's block number as sent (16 bits); 0 before it came
         self.received = 0
         self.retries = 0
         self.resends = 0  # packets sent again after a timeout (RRQ or ACK)
@@ -224,13 +232,16 @@ class _Transfer:
         return self.received
 
     def start(self) -> None:
-        opts: dict[str, str] = {}
-        if self.requested is not None:
-            opts["blksize"] = str(self.requested)
-        if self.want_tsize:
-            opts["tsize"] = "0"
-        self._send(encode(ReadRequest(filename=self.name, mode="octet", options=opts)), self.server)
-        self.timer = self.loop.call_later(self.timeout, self._on_timer)
+        """Send the RRQ and arm the one timer of the transfer: the retransmission timeout, or the
+        ``max_time`` cap when that comes first (one timer, not two, per transfer: issue #6)."""
+        self._send(_rrq(self.name, self.requested, self.want_tsize), self.server)
+        if self.max_time is not None:
+            self.cap_at = self.loop.time() + self.max_time
+        self._arm()
+
+    def _arm(self) -> None:
+        """The timer at the next retransmission deadline, or at the cap when that is sooner."""
+        self.timer = self.loop.call_at(min(self.deadline, self.cap_at), self._on_timer)
 
     def _send(self, pkt: bytes, addr: Addr) -> None:
         self.last_pkt = pkt
@@ -299,8 +310,11 @@ class _Transfer:
                 self.deadline = self.loop.time() + self.timeout
                 self.transport.sendto(ack, addr)
                 if n < self.blksize:
-                    self.final_pkt = buf
-                    self._finish()
+                    self.final_pkt, self.final_block = buf, block
+                    timer = self.timer  # (_finish inlined: once a transfer, issue #6)
+                    if timer is not None:
+                        timer.cancel()
+                        self.timer = None
                     self.fut.set_result(b"".join(self.parts))
                 else:
                     self.expected += 1
@@ -370,10 +384,10 @@ class _Transfer:
         assert self.tid is not None
         self._send(ack_packet(0), self.tid)
 
-    def fail_slow(self, max_time: float) -> None:
+    def fail_slow(self) -> None:
         """The whole transfer took longer than ``max_time``: ERROR 0 to the server, ``kind="timeout"``."""
         if not self.fut.done():
-            self._fail(TransportError(f"TFTP transfer of {self.name} took longer than {max_time:g} s "
+            self._fail(TransportError(f"TFTP transfer of {self.name} took longer than {self.max_time:g} s "
                                       f"(at block {self.expected})", kind="timeout", path=self.name),
                        error_packet(ErrorCode.NOT_DEFINED, "transfer too slow"))
 
@@ -381,8 +395,12 @@ class _Transfer:
         self.timer = None
         if self.fut.done():
             return
-        if self.loop.time() < self.deadline:
-            self.timer = self.loop.call_at(self.deadline, self._on_timer)
+        now = self.loop.time()
+        if now >= self.cap_at:
+            self.fail_slow()
+            return
+        if now < self.deadline:
+            self._arm()
             return
         self.retries += 1
         if self.retries > self.max_retries:
@@ -402,13 +420,14 @@ class _Transfer:
         if self.tid is None:
             self.resent_rrq = True
         self._send(self.last_pkt, self.tid if self.tid is not None else self.server)
-        self.timer = self.loop.call_at(self.deadline, self._on_timer)
+        self._arm()
 
 
 class _Endpoint:
     """One client UDP socket; dispatches to the transfer currently using it."""
 
-    __slots__ = ("loop", "prev_final", "prev_tid", "quiet_at", "reusable", "transfer", "transport")
+    __slots__ = ("loop", "prev_block", "prev_final", "prev_tid", "quiet_at", "reusable", "transfer",
+                 "transport")
 
     def __init__(self, family: int, loop: asyncio.AbstractEventLoop | None = None) -> None:
         # the pool gives its loop: asyncio.get_running_loop() costs a getpid() syscall a call
@@ -416,6 +435,7 @@ class _Endpoint:
         self.transfer: _Transfer | None = None
         self.prev_tid: Addr | None = None  # TID and final DATA of the previous transfer (dally)
         self.prev_final = b""
+        self.prev_block = 0  # its block number (16 bits, as sent)
         self.reusable = False  # the last transfer succeeded and a stale packet of it cannot pass
         self.quiet_at = 0.0  # loop time from which the pool prefers to reuse it (TftpClientPool.get)
         sock = client_udp_socket(family)  # bound by the kernel at the RRQ's sendto
@@ -462,6 +482,35 @@ def _open_endpoint(family: int, loop: asyncio.AbstractEventLoop, name: str) -> _
         raise TransportError(f"cannot open a UDP socket for {name}: {exc}", kind="error", path=name) from exc
 
 
+#: file names up to this long, ASCII and without NUL, take :func:`_rrq`'s short path (the codec allows 512)
+_RRQ_NAME_FAST = 255
+
+
+def _rrq(name: str, blksize: int | None, tsize: bool) -> bytes:
+    """The RRQ for ``name`` (octet, the options asked), the codec's bytes: a name the codec takes for certain
+    is joined to the rest of the request built once (:func:`_rrq_tail`); any other goes through the codec,
+    which builds it or says why not (EncodeError). Issue #6: a fleet sends five RRQs a boot."""
+    if len(name) <= _RRQ_NAME_FAST and name.isascii() and "\0" not in name:
+        return b"\x00\x01" + name.encode("ascii") + _rrq_tail(blksize, tsize)
+    return encode(ReadRequest(filename=name, mode="octet", options=_rrq_options(blksize, tsize)))
+
+
+def _rrq_options(blksize: int | None, tsize: bool) -> dict[str, str]:
+    """The RRQ options asked: ``blksize`` (RFC 2348), ``tsize=0`` (RFC 2349)."""
+    opts: dict[str, str] = {}
+    if blksize is not None:
+        opts["blksize"] = str(blksize)
+    if tsize:
+        opts["tsize"] = "0"
+    return opts
+
+
+@functools.lru_cache(maxsize=64)
+def _rrq_tail(blksize: int | None, tsize: bool) -> bytes:
+    """What follows the file name in an RRQ (its NUL, ``octet``, the options), as the codec encodes it."""
+    return encode(ReadRequest(filename="", mode="octet", options=_rrq_options(blksize, tsize)))[2:]
+
+
 @functools.lru_cache(maxsize=256)
 def _literal(host: str, port: int) -> Addr | None:
     """``(ip, port)`` when ``host`` is an IP address literal (no lookup needed), else None."""
@@ -491,11 +540,11 @@ async def _run(ep: _Endpoint, server: Addr, name: str, *, blksize: int | None, t
                on_start: Callable[[Callable[[], int]], None] | None = None) -> bytes:
     loop = ep.loop
     t = _Transfer(loop, ep.transport, server, name, blksize=blksize, timeout=timeout,
-                  retries=retries, tsize=tsize, max_size=max_size, on_retransmit=on_retransmit, pool=pool)
+                  retries=retries, tsize=tsize, max_size=max_size, on_retransmit=on_retransmit, pool=pool,
+                  max_time=max_time)
     if on_start is not None:  # once per transfer: its reader, read when wanted (nothing per block)
         on_start(t.bytes_received)
-    cap = None if max_time is None else loop.call_later(max_time, t.fail_slow, max_time)
-    if ep.prev_tid is not None and _final_block(ep.prev_final) == 1:
+    if ep.prev_tid is not None and ep.prev_block == 1:
         t.late = (ep.prev_tid, ep.prev_final)
     ep.transfer = t
     ep.prev_tid = None
@@ -506,26 +555,21 @@ async def _run(ep: _Endpoint, server: Addr, name: str, *, blksize: int | None, t
         t.start()
         data = await t.fut
         if t.tid is not None:
-            ep.prev_tid, ep.prev_final = t.tid, t.final_pkt
+            ep.prev_tid, ep.prev_final, ep.prev_block = t.tid, t.final_pkt, t.final_block
             # see the module docstring: a single-socket server's final DATA 1 could pass as the next
             # file's first block; a final DATA 2+ cannot (the next transfer wants DATA 1 first)
             # the RRQ went out twice: the server may run a second transfer of it, whose DATA 1 would
             # pass as the answer to this socket's next request (module docstring): not reused
-            ep.reusable = (t.tid[:2] != server[:2] or _final_block(t.final_pkt) >= 2) and not t.resent_rrq
+            ep.reusable = (t.tid[:2] != server[:2] or t.final_block >= 2) and not t.resent_rrq
         return data
     finally:
-        t._finish()
-        if cap is not None:
-            cap.cancel()
+        if t.timer is not None:  # (a transfer that succeeded has none left)
+            t._finish()
         ep.transfer = None
         ep.transport.on_datagram = ep._on_datagram
 
 
-def _final_block(final_pkt: bytes) -> int:
-    """The block number of a final DATA packet as sent (16 bits); 0 when there is none."""
-    return (final_pkt[2] << 8) | final_pkt[3] if len(final_pkt) >= 4 else 0
-
-
+@functools.lru_cache(maxsize=256)
 def _family(addr: Addr) -> int:
     return socket.AF_INET6 if ":" in str(addr[0]) else socket.AF_INET
 
@@ -567,7 +611,8 @@ class _Quarantine:
     def enter(self, loop: asyncio.AbstractEventLoop) -> None:
         """A transfer begins whose socket may be held at its end: the keeper runs until it leaves."""
         self.active += 1
-        self._keep_running(loop)
+        if not self.keeping:
+            self.keep_running(loop)
 
     def leave(self) -> None:
         """That transfer ended (its socket closed or held)."""
@@ -590,9 +635,10 @@ class _Quarantine:
         self.quarantined += 1
         if len(held) == 1:  # the keeper may be waiting with nothing due
             self._wake_keeper()
-        self._keep_running(loop)
+        self.keep_running(loop)
 
-    def _keep_running(self, loop: asyncio.AbstractEventLoop) -> None:
+    def keep_running(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start the keeper task unless it runs (or the loop ends)."""
         if not self.keeping and not self.ended:
             self.keeping = True
             loop.create_task(self._keep(loop))
@@ -673,11 +719,47 @@ async def tftp_get(host: str, port: int, filename: str, *, blksize: int | None =
                           on_start=on_start)
     finally:
         # reusable: it succeeded and its RRQ went out once; a late final DATA 2+ is never a first answer
-        if ep.reusable and _final_block(ep.prev_final) != 1:
+        if ep.reusable and ep.prev_block != 1:
             ep.transport.close()
         else:
             quarantine.hold(loop, ep.transport)
         quarantine.leave()
+
+
+class _Slots:
+    """At most ``n`` holders at once, served in the order they came (:class:`asyncio.Semaphore`'s rule),
+    a free slot taken without a coroutine: the pool takes one per transfer (issue #6). A slot given back
+    goes straight to the first waiter; a waiter cancelled after it was handed one gives it on."""
+
+    __slots__ = ("free", "waiting")
+
+    def __init__(self, n: int) -> None:
+        self.free = n
+        self.waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def wait(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wait for a slot (when none is free, or others wait already)."""
+        fut: asyncio.Future[None] = loop.create_future()
+        self.waiting.append(fut)
+        try:
+            await fut
+        except BaseException:
+            if fut.cancelled():
+                with contextlib.suppress(ValueError):  # (give() may have passed over it already)
+                    self.waiting.remove(fut)
+            else:  # handed a slot as it was cancelled: the next waiter has it
+                self.give()
+            raise
+
+    def give(self) -> None:
+        """Give a slot back: to the first waiter still waiting, else to the free ones."""
+        waiting = self.waiting
+        while waiting:
+            fut = waiting.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+        self.free += 1
 
 
 class TftpClientPool:
@@ -701,7 +783,7 @@ class TftpClientPool:
         self.retransmitted = 0
         self.retransmits = 0
         self._quarantine_of = _Quarantine(quarantine_s, max_quarantine)  # sockets not reused (module doc)
-        self._sem: asyncio.Semaphore | None = None
+        self._slots = _Slots(max_sockets)  # transfers under way at most
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the first get (the pool's)
         self._idle: dict[int, collections.deque[_Endpoint]] = {}
         self._all: set[_Endpoint] = set()
@@ -739,14 +821,24 @@ class TftpClientPool:
             raise TransportError("client pool closed", kind="error")
         opts = {**self.defaults, **options}
         server = _literal(host, port) or await _resolve(host, port)  # an address: no coroutine
-        if self._sem is None or self._loop is None:
-            self._sem = asyncio.Semaphore(self.max_sockets)
-            self._loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         quarantine = self._quarantine_of
-        quarantine.enter(self._loop)  # its keeper runs while a transfer may end held (_Quarantine)
+        # its keeper runs while a transfer may end held (_Quarantine.enter, inlined: per transfer)
+        quarantine.active += 1
+        if not quarantine.keeping:
+            quarantine.keep_running(loop)
         try:
-            async with self._sem:
+            slots = self._slots
+            if slots.free and not slots.waiting:  # a socket slot free, nobody before us (inlined)
+                slots.free -= 1
+            else:
+                await slots.wait(loop)
+            try:
                 return await self._get(server, filename, opts)
+            finally:
+                slots.give()
         finally:
             quarantine.leave()
 
@@ -754,7 +846,9 @@ class TftpClientPool:
         """One download on a reused or new socket; the socket goes back to the pool or to quarantine."""
         assert self._loop is not None
         fam = _family(server)
-        idle = self._idle.setdefault(fam, collections.deque())
+        idle = self._idle.get(fam)
+        if idle is None:
+            idle = self._idle[fam] = collections.deque()
         ep = None
         while idle:
             # FIFO: the head has waited longest. A socket idle for less than one retransmission

@@ -87,6 +87,15 @@ def _addresses(host: str, port: int) -> tuple[tuple[int, tuple[str, int]], ...] 
     return ((socket.AF_INET6 if ip.version == 6 else socket.AF_INET, (str(ip), port)),)
 
 
+def _hostname(ctx: ssl.SSLContext, name: str, port: int) -> str | None:
+    """The ``server_hostname`` to wrap with: ``name``, or None for an IP address when ``ctx`` checks no host
+    name. OpenSSL sends no SNI for an address either way (RFC 6066 §3), so the ClientHello is the same; None
+    spares Python's IDNA encoding of the address, a TVS connection per phone boot (issue #6)."""
+    if not ctx.check_hostname and _addresses(name, port) is not None:
+        return None
+    return name
+
+
 _CERTIFICATE_REQUEST = 13  # handshake message type (RFC 5246 §7.4.4)
 _IN_PROGRESS = frozenset({errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR})
 
@@ -209,7 +218,8 @@ class TlsClientConnection:
                 sock = await _connect(loop, host, port)
                 step = "TLS handshake"
                 incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-                obj = ctx.wrap_bio(incoming, outgoing, server_hostname=server_hostname or host)
+                name = _hostname(ctx, server_hostname or host, port)
+                obj = ctx.wrap_bio(incoming, outgoing, server_hostname=name)
                 conn = cls(loop, sock, obj, incoming, outgoing, host=host, port=port, deadline=deadline)
                 await conn._handshake()
             return conn
@@ -294,8 +304,10 @@ class TlsClientConnection:
     def _stop_reading(self) -> None:
         if self._reading:
             self._reading = False
-            with contextlib.suppress(Exception):  # the loop may be closing
+            try:  # noqa: SIM105 - contextlib.suppress costs three calls a connection (issue #6)
                 self._loop.remove_reader(self._fd)
+            except Exception:  # noqa: S110 - the loop may be closing
+                pass
 
     async def _flush(self) -> None:
         data = self._out.read()

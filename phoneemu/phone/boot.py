@@ -103,6 +103,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import functools
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -280,13 +281,19 @@ _CHANGES = frozenset({"installed", "updated", "empty"})
 
 def net_tvs_asker(*, timeout: float = 5.0, tls_versions: Sequence[str] = ("1.2", "1.3"),
                   keylog: str | None = None) -> TvsAsker:
-    """TVS over TLS with failover (:mod:`phoneemu.net.tvs_client`), in the profile's TLS versions."""
+    """TVS over TLS with failover (:mod:`phoneemu.net.tvs_client`), in the profile's TLS versions: the
+    phone's TLS context (one per versions and key log, :func:`~phoneemu.net.tls.phone_client_context`)
+    looked up at the first question, not at each (a fleet's askers are shared: issue #6)."""
+    contexts: list[ssl.SSLContext] = []
+
     async def ask(servers: Sequence[Server], key: QueryKey, *, device_name: str,
                   accept_server: Callable[[bytes | None], bool] | None) -> TvsResult:
-        from phoneemu.net.tls import phone_client_context
         from phoneemu.net.tvs_client import tvs_query
+        if not contexts:
+            from phoneemu.net.tls import phone_client_context
+            contexts.append(phone_client_context(tls_versions, keylog))
         reply = await tvs_query(servers, device_name, key.subject, key.issuer, key.serial, timeout=timeout,
-                                accept_server=accept_server, tls=phone_client_context(tls_versions, keylog))
+                                accept_server=accept_server, tls=contexts[0])
         return query_answer(reply)
     return ask
 
@@ -440,23 +447,23 @@ class _Boot:
         self.timeline.append(f"{self._stamp()} status: {text}")
 
     def record(self, d: Decision) -> None:
-        """Record ``d`` (event log, timeline; the report unless pending) and apply it unless pending."""
-        if not d.pending:
-            self.decisions.append(d)
-        else:
-            self.pending.append(d)
+        """Record ``d`` (event log, timeline; the report unless pending) and apply it unless pending. One
+        clock read for the event and its timeline lines, the status shown included (as :meth:`note`)."""
+        pending = d.pending
+        (self.pending if pending else self.decisions).append(d)
         now = self.now()
         self.events.log(d, time=now, phone=self.mac)
-        verdict = "pending" if d.pending else ("accepted" if d.accepted else "rejected")
+        verdict = "pending" if pending else ("accepted" if d.accepted else "rejected")
         who = f" (signer {d.signer})" if d.signer else ""
         where = d.file or d.kind or "-"
-        self.timeline.append(f"{_hms(now)} {where}: {d.rule} {verdict}{who}: {d.reason}")
-        if d.pending:
+        stamp = _hms(now)
+        self.timeline.append(f"{stamp} {where}: {d.rule} {verdict}{who}: {d.reason}")
+        if pending:
             return
         shown = self.store.apply(d)
         if shown:
             self.statuses.append(shown)
-            self.timeline.append(f"{self._stamp()} status: {shown}")
+            self.timeline.append(f"{stamp} status: {shown}")
 
     def save(self) -> None:
         if self.save_cb is None:
@@ -467,17 +474,15 @@ class _Boot:
             self.note("flash", f"flash write failed: {exc}")
 
     # ------------------------------------------------------------------ I/O helpers
-    def _fetcher_retransmits(self) -> int:
-        """The fetcher's TFTP retransmissions so far (``Fetcher.retransmits``; 0 when it keeps none)."""
-        return int(getattr(self.fetcher, "retransmits", 0))
-
     async def fetch(self, name: str) -> bytes | _Fail:
+        fetcher = self.fetcher
         self.events.note(time=self.now(), phone=self.mac, kind="request", file=name)
-        before = self._fetcher_retransmits()
+        # the fetcher's TFTP retransmissions so far (``Fetcher.retransmits``; 0 when it keeps none)
+        before = int(getattr(fetcher, "retransmits", 0))
         try:
-            data = await self.fetcher.fetch(name)
+            data = await fetcher.fetch(name)
         except TransportError as exc:
-            http: TransportError | None = getattr(self.fetcher, "last_fallback", None)  # HTTP, then TFTP
+            http: TransportError | None = getattr(fetcher, "last_fallback", None)  # HTTP, then TFTP
             self.answered |= exc.kind not in _NO_ANSWER or (http is not None and http.kind not in _NO_ANSWER)
             return _Fail(self._with_fallback(exc))
         except PhoneEmuError as exc:
@@ -486,12 +491,13 @@ class _Boot:
         except OSError as exc:
             return _Fail(self._with_fallback(TransportError(f"{exc}", kind="error", path=name)))
         finally:
-            sent_again = self._fetcher_retransmits() - before
+            sent_again = int(getattr(fetcher, "retransmits", 0)) - before
             self.retransmits += sent_again
         self.answered = True
         again = f" ({sent_again} TFTP retransmission{'s' if sent_again != 1 else ''})" if sent_again else ""
-        self.note("fetched", f"{len(data)} bytes{self._fallback_text()}{again}", file=name)
-        over = getattr(self.fetcher, "transport", "")
+        fell_back = self._fallback_text() if getattr(fetcher, "last_fallback", None) is not None else ""
+        self.note("fetched", f"{len(data)} bytes{fell_back}{again}", file=name)
+        over = getattr(fetcher, "transport", "")
         if over:
             self.fetched_over[name] = over
         return data

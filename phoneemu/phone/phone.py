@@ -325,7 +325,8 @@ class Phone:
             fetcher=fetcher if fetcher is not None else self.fetcher_for(target), clock=self.clock,
             events=self.events, image_signers=self.image_signers, tvs=self._tvs, capf=self._capf,
             auth_string=self._auth_string, capf_retries=self.capf_retries,
-            capf_retry_delay=self.capf_retry_delay, save=self._save, sleep=self._sleep, target=target,
+            capf_retry_delay=self.capf_retry_delay, save=self._save if self.flash is not None else None,
+            sleep=self._sleep, target=target,
             on_auth_string_used=used, flash_problems=self._flash_problems)
         self._flash_problems = ()
         if self.flash is not None:

@@ -274,33 +274,35 @@ def query_key(header: SignedHeader) -> QueryKey:
     return QueryKey(subject=s.name, issuer=s.issuer, serial=s.serial)
 
 
-class _Memo:
+class _Memo(dict[tuple[object, ...], object]):
     """A bounded memo of values derived from immutable objects, keyed by their identity (``id``) and
     plain values (perf only, issue #6: a fleet hands the same parsed trust lists, headers, keys and
     certificates to thousands of phones, so what a rule derives from them is computed once per process,
-    not once per boot).
+    not once per boot). ``memo[key]`` is the value remembered, else :data:`_MISS` (a dict: a hit runs no
+    Python code of ours, a few dozen a boot).
 
     Rule: an entry keeps a strong reference to the objects whose ``id`` its key holds, so while it exists
     no other object can have that ``id``: a hit is always about the very same objects, and its value is
     exactly what the computation would return. When ``max_items`` is reached the memo is emptied (memory
     stays bounded)."""
 
-    __slots__ = ("_items", "max_items")
+    __slots__ = ("_held", "max_items")
 
     def __init__(self, max_items: int = 4096) -> None:
-        self._items: dict[tuple[object, ...], tuple[object, tuple[object, ...]]] = {}
+        super().__init__()
+        self._held: dict[tuple[object, ...], tuple[object, ...]] = {}
         self.max_items = max_items
 
-    def get(self, key: tuple[object, ...]) -> object:
-        """The value remembered for ``key``, else :data:`_MISS`."""
-        hit = self._items.get(key)
-        return _MISS if hit is None else hit[0]
+    def __missing__(self, key: tuple[object, ...]) -> object:
+        return _MISS
 
     def put(self, key: tuple[object, ...], objs: tuple[object, ...], value: object) -> None:
         """Remember ``value`` for ``key``, whose ids are those of ``objs`` (held while the entry lives)."""
-        if len(self._items) >= self.max_items:
-            self._items.clear()
-        self._items[key] = (value, objs)
+        if len(self) >= self.max_items:
+            self.clear()
+            self._held.clear()
+        self[key] = value
+        self._held[key] = objs
 
 
 _MISS = object()
@@ -320,7 +322,7 @@ _OWN_SIGNER = _Memo(64)
 
 def _signer_text(header: SignedHeader) -> str:
     key = (id(header),)
-    value = _SIGNER_TEXT.get(key)
+    value = _SIGNER_TEXT[key]
     if value is not _MISS:
         return value  # type: ignore[return-value]
     s = header.signer
@@ -344,7 +346,7 @@ def _find(tl: TrustList | None, header: SignedHeader,
     if len(tl.raw) > _MEMO_LIST_MAX:
         return _find_in(tl, signer.serial, signer.issuer, roles)
     key = (id(tl), signer.serial, signer.issuer, roles)
-    value = _FOUND.get(key)
+    value = _FOUND[key]
     if value is not _MISS:
         return value  # type: ignore[return-value]
     found = _find_in(tl, signer.serial, signer.issuer, roles)
@@ -372,7 +374,7 @@ def _find_in(tl: TrustList, serial: bytes, issuer: str,
 
 def _key_problem(key: PublicKey, profile: PhoneProfile) -> str | None:
     memo = (id(key), id(profile))
-    value = _KEY_PROBLEM.get(memo)
+    value = _KEY_PROBLEM[memo]
     if value is not _MISS:
         return value  # type: ignore[return-value]
     problem = _key_problem_of(key, profile)
@@ -398,7 +400,7 @@ def _key_problem_of(key: PublicKey, profile: PhoneProfile) -> str | None:
 
 def _validity_problem(cert: x509.Certificate, now: int) -> str | None:
     memo = (id(cert), now)
-    value = _VALIDITY.get(memo)
+    value = _VALIDITY[memo]
     if value is not _MISS:
         return value  # type: ignore[return-value]
     t = dt.datetime.fromtimestamp(now, tz=dt.UTC)
@@ -414,7 +416,7 @@ def _validity_problem(cert: x509.Certificate, now: int) -> str | None:
 def _verify(header: SignedHeader, signed_message: bytes, key: PublicKey, cert: x509.Certificate | None, *,
             profile: PhoneProfile, now: int, what: str) -> tuple[VerifyReason, str] | None:
     """Profile limits, validity and signature; the failure (reason, text) or None when good."""
-    if not profile.supports_hash(header.hash_alg):
+    if header.hash_alg not in profile.hash_algorithms:  # (profile.supports_hash, inlined: per file)
         return VerifyReason.UNSUPPORTED_HASH, f"hash code {header.hash_alg} not supported by {profile.name}"
     problem = _key_problem(key, profile)
     if problem:
@@ -443,7 +445,7 @@ def _record_key(rec: TrustRecord) -> tuple[PublicKey, x509.Certificate | None] |
     dates.) The rule is :meth:`TrustRecord.signature_key`'s, which ``inspect`` follows too. TLS peers are
     matched the same way, certificate first (:func:`record_matches_peer`). The answer is remembered per
     (immutable) record: one key object, so the key memos hit."""
-    value = _RECORD_KEY.get((id(rec),))
+    value = _RECORD_KEY[(id(rec),)]
     if value is not _MISS:
         return value  # type: ignore[return-value]
     got: tuple[PublicKey, x509.Certificate | None] | str
@@ -493,7 +495,7 @@ def _own_signer_problem(tl: TrustList) -> tuple[VerifyReason, str] | None:
     installed, and the phone then refused every later list from the signer that signed it. A pure
     function of the (shared, immutable) list: remembered per list."""
     small = len(tl.raw) <= _MEMO_LIST_MAX
-    value = _OWN_SIGNER.get((id(tl),)) if small else _MISS
+    value = _OWN_SIGNER[(id(tl),)] if small else _MISS
     if value is not _MISS:
         return value  # type: ignore[return-value]
     recs, other = _find(tl, tl.header, _SAST)
@@ -546,7 +548,7 @@ def tvs_usable(store: TrustStore, profile: PhoneProfile) -> bool:
     if not profile.tvs_enabled or not store.tvs_servers or store.itl is None:
         return False
     itl = store.itl
-    value = _TVS_RECORD.get((id(itl),))
+    value = _TVS_RECORD[(id(itl),)]
     if value is not _MISS:
         return bool(value)
     usable = any(_identifies_peer(r) for r in readable_records(itl) if r.role == Role.TVS)
@@ -563,7 +565,7 @@ def tvs_server_trusted(store: TrustStore, cert_der: bytes | None) -> bool:
         return False
     itl = store.itl
     der = bytes(cert_der)
-    value = _TVS_PEER.get((id(itl), der))
+    value = _TVS_PEER[(id(itl), der)]
     if value is not _MISS:
         return bool(value)
     try:
@@ -756,7 +758,7 @@ def decide_trust_list(store: TrustStore, new: TrustList | bytes, *, kind: TrustK
     wrong = trust_list_name_problem(h.filename, kind=kind, requested=file)
     if wrong is not None:
         return d("G.3.1-wrong-file-name", False, wrong, code=VerifyReason.OTHER, signer=who)
-    if not profile.supports_hash(h.hash_alg):
+    if h.hash_alg not in profile.hash_algorithms:  # (profile.supports_hash, inlined: per file)
         return d("G.3.1-unsupported-hash", False, f"hash code {h.hash_alg} not supported by {profile.name}",
                  code=VerifyReason.UNSUPPORTED_HASH, signer=who)
     installed = store.trust_list(kind)
@@ -854,7 +856,7 @@ def _check_config_signer(store: TrustStore, header: SignedHeader, signed_message
         return Decision(rule=rule, accepted=False, reason=reason, file=file, signer=who, reason_code=code,
                         needs_tvs=needs, kind=kind, action="ask-tvs" if needs is not None else None)
 
-    if not profile.supports_hash(header.hash_alg):
+    if header.hash_alg not in profile.hash_algorithms:  # (profile.supports_hash, inlined: per file)
         return d("G.4-unsupported-hash", f"hash code {header.hash_alg} not supported by {profile.name}",
                  VerifyReason.UNSUPPORTED_HASH)
     other_role = False
