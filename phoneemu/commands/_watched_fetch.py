@@ -11,7 +11,11 @@
   per block) and some have come, that the file is still downloading, with its bytes so far over the
   transport under way (the fetcher's ``asking``: HTTP, or TFTP once it fell back; a large firmware over
   TFTP, then one over HTTP, was said as if its server were silent);
-* the request under way when the boot is interrupted (Ctrl-C said only "interrupted").
+* the request under way when the boot is interrupted (Ctrl-C said only "interrupted");
+* a note when HTTP answered none of its requests and TFTP answered
+  (:meth:`WatchedFetcher.http_unanswered_note`): a wrong ``--http-port`` — or, when the HTTP server did
+  respond and ``--timeout`` cut its bodies still coming (:class:`~phoneemu.net.http.HttpTimeoutError`), a
+  slow link: a longer ``--timeout`` (was told to try another port).
 
 :class:`WatchedFetcher` wraps the fetcher the phone boots through; every attribute the boot reads of
 a fetcher (``transport``, ``last_fallback``, ``retransmits``, ``http``, ``bytes_so_far``, ``asking``) is
@@ -72,6 +76,7 @@ class WatchedFetcher:
         self.requests: Counter[str] = Counter()  # per transport: a request that fell back counts on both
         self.answers: Counter[str] = Counter()
         self.finished = 0  # requests answered or failed (one each, whichever transports it asked)
+        self.http_cut = 0  # HTTP requests whose response --timeout cut with its body still coming
         self.pending: tuple[str, float] | None = None  # the name under way and when it was asked
 
     def __getattr__(self, name: str) -> Any:  # what the boot reads of a fetcher: the wrapped one's
@@ -109,6 +114,7 @@ class WatchedFetcher:
             self._counted("http", answered)
             return
         self._counted("http", fell_back.kind not in _NO_ANSWER)
+        self.http_cut += bool(getattr(fell_back, "responded", False))  # http.HttpTimeoutError's
         self._counted("tftp", answered)
 
     def _counted(self, transport: str, answered: bool) -> None:
@@ -165,15 +171,21 @@ class WatchedFetcher:
         return text
 
     def http_unanswered_note(self) -> str | None:
-        """A note under :meth:`summary` when HTTP answered none of its requests and TFTP answered some: every
-        file came the slow way, after HTTP failed (a wrong ``--http-port``, a lab served on another one, a
-        firewall closing TCP 6970); what to try. None otherwise."""
+        """A note under :meth:`summary` when HTTP answered none of its requests and TFTP answered some: each
+        file was asked of TFTP after HTTP failed; what to try. When the HTTP server responded and
+        ``--timeout`` cut bodies still coming (:attr:`http_cut`), a slow link: a longer ``--timeout`` (was
+        told a wrong port); else a wrong ``--http-port``, a lab served on another one, a firewall closing TCP
+        6970. None otherwise."""
         http_failed_all = self.requests["http"] and not self.answers["http"]
         if not self._ports.http or not http_failed_all or not self.answers["tftp"]:
             return None
-        return (f"{self._ports.of('http')} answered none of {self.requests['http']} request(s), so each file "
-                f"came over TFTP after it failed: CUCM serves files on TCP 6970 (spec §H.1); another port: "
-                f"--http-port N; TFTP alone: --no-http")
+        none = f"{self._ports.of('http')} answered none of {self.requests['http']} request(s)"
+        if self.http_cut:
+            return (f"{none} in time: --timeout cut {self.http_cut} response(s) with the body still "
+                    "coming, so each file was asked of TFTP after it: a slow link needs a longer --timeout S "
+                    "(it bounds one HTTP download as a whole)")
+        return (f"{none}, so each file was asked of TFTP after it failed: CUCM serves files on TCP 6970 "
+                "(spec §H.1); another port: --http-port N; TFTP alone: --no-http")
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON of :meth:`summary`: per transport its address, requests and answers."""

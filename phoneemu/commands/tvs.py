@@ -210,16 +210,26 @@ def _doc(args: argparse.Namespace, server: tuple[str, int], key: QueryKey, what:
 def _what_to_try(server: tuple[str, int], error: TransportError, timeout: float) -> str:
     """What a server that gave no answer (``error``, :mod:`phoneemu.net.tvs_client`'s) likely means and what
     to try, for the end of its one line (ours; was the failure alone: ``connection refused``, a raw
-    resolver errno). CUCM's TVS listens on TCP 2445 (spec §H.1): another port asked is said so."""
+    resolver errno). CUCM's TVS listens on TCP 2445 (spec §H.1): another port asked is said so. "Nothing
+    listens" only for a connection refused: a server that took the connection and closed or reset it is
+    something listening (was said as nothing listening), another connect failure (no route) names the
+    route."""
     host, port = server
     where = host_port(host, port) + (f" (CUCM's TVS is on {TVS_PORT})" if port != TVS_PORT else "")
     message = error.message
     if "cannot resolve" in message:
         return (f"the name {host} does not resolve here: give the TVS node's address, or a name this "
                 "machine resolves")
-    if error.kind == "unreachable":
+    if error.kind == "unreachable" and "connection refused" in message:
         return (f"nothing listens on {where}: is the Cisco Trust Verification Service running on that node "
                 "(Cisco Unified Serviceability)?")
+    if error.kind == "unreachable" and "cannot connect" in message and "connection reset" not in message:
+        return (f"no connection to {where}: is the address right, and is there a route to it (a firewall "
+                f"rejecting TCP {port})?")
+    if error.kind == "unreachable":  # it took the connection, then closed or reset it (maybe as soon as
+        # connected: "cannot connect: ... connection reset by peer"): something listens
+        return (f"{where} took the connection, then closed it: is it a TVS port? A TVS refusing the phone's "
+                "TLS versions may close so (--tls 1.0 for a 7900 series)")
     if error.kind == "timeout" and "connect timeout" in message:
         return (f"no answer to the connection to {where} within {timeout:g} s: a firewall dropping TCP "
                 f"{port}, or the node down? (--timeout S waits longer)")

@@ -39,7 +39,9 @@ Rules:
   firewall dropping the port, a host down), connected with no response (not an HTTP file server), or
   the body under way (a slow link: the timeout bounds the whole download). Not the bytes so far: a
   fleet's alike failures are grouped by their text (:mod:`phoneemu.fleet.alike`), one count a phone
-  would make each phone a kind of its own.
+  would make each phone a kind of its own. The error (:class:`HttpTimeoutError`) says it too:
+  ``responded`` when the server had sent its response head — an HTTP file server that answered, too
+  slowly, not a wrong port (``boot``'s note on an HTTP that answered none of its requests).
 * Progress (ours, as :func:`~phoneemu.net.tftp_client.tftp_get`'s): ``on_start``, when given to
   :func:`http_get`, is called once as the exchange starts with a reader of the body bytes received so
   far, read when wanted (``boot``'s word on a slow file over HTTP: was "still waiting ... a server that
@@ -86,7 +88,7 @@ from phoneemu.net.tftp_codec import unsafe_name_reason
 from phoneemu.net.tftp_server import Provider, provider_from, transfer_socket_budget
 from phoneemu.values import host_port, is_ascii_digits, parse_ascii_int
 
-__all__ = ["HttpServer", "host_header", "http_get", "read_response"]
+__all__ = ["HttpServer", "HttpTimeoutError", "host_header", "http_get", "read_response"]
 
 _log = logging.getLogger("phoneemu.net.http")
 _WRITE_CHUNK = 256 * 1024  # a response is written and drained in pieces of this size (module docstring)
@@ -364,6 +366,13 @@ def host_header(host: str, port: int, default_port: int) -> str:
     return text if port == default_port else f"{text}:{port}"
 
 
+class HttpTimeoutError(TransportError):
+    """:func:`http_get`'s time-out (kind ``"timeout"``); ``responded``: the server had sent its response
+    head, its body was still coming (module rules)."""
+
+    responded = False
+
+
 class _Progress:
     """How far one exchange got (module rules): connected, the final head read (with its Content-Length),
     and the body bytes received so far (calling it reads them)."""
@@ -402,8 +411,10 @@ async def http_get(host: str, port: int, path: str, *, timeout: float = 5.0,
         exchange = _get(host, port, name, max_size, max_header, progress=progress)
         return await asyncio.wait_for(exchange, timeout)
     except TimeoutError:
-        raise TransportError(f"http://{host_port(host, port)}/{name}: timeout after {timeout}s, "
-                             f"{progress.stalled(port)}", kind="timeout", path=name) from None
+        error = HttpTimeoutError(f"http://{host_port(host, port)}/{name}: timeout after {timeout}s, "
+                                 f"{progress.stalled(port)}", kind="timeout", path=name)
+        error.responded = progress.head
+        raise error from None
 
 
 async def _read_chunked(reader: asyncio.StreamReader, name: str, max_size: int, max_header: int,

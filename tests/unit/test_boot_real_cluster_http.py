@@ -207,7 +207,7 @@ def test_http_answering_none_behind_an_answering_tftp_is_a_note_with_what_to_try
                 for name, data in files.items():
                     assert await watched.fetch(name) == data
                 assert watched.http_unanswered_note() == (
-                    f"HTTP {HOST}:{dead_port} answered none of 2 request(s), so each file came over TFTP "
+                    f"HTTP {HOST}:{dead_port} answered none of 2 request(s), so each file was asked of TFTP "
                     "after it failed: CUCM serves files on TCP 6970 (spec §H.1); another port: --http-port "
                     "N; TFTP alone: --no-http")
                 return watched
