@@ -485,7 +485,7 @@ async def read_response(reader: asyncio.StreamReader, name: str, *, max_size: in
         except asyncio.IncompleteReadError as exc:
             raise TransportError(f"body truncated at {len(exc.partial)} of {length}", kind="protocol",
                                  path=name) from exc
-    body = b""
+    body = bytearray()  # grown in place: a body read to the end of the stream costs linear time
     while len(body) <= max_size:
         more = await reader.read(max_size + 1 - len(body))
         if not more:
@@ -495,7 +495,7 @@ async def read_response(reader: asyncio.StreamReader, name: str, *, max_size: in
             progress.body += len(more)
     if len(body) > max_size:
         raise TransportError(f"body above {max_size} bytes", kind="too-large", path=name)
-    return status, fields, body
+    return status, fields, bytes(body)
 
 
 #: bytes :func:`_read_exactly` asks the stream for at a time (a body's progress is counted per piece)
