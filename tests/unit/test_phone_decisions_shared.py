@@ -153,9 +153,10 @@ def test_a_large_trust_list_is_decided_but_never_held_by_the_memos(monkeypatch: 
     assert store.itl is not None
     monkeypatch.setattr(rules, "_MEMO_LIST_MAX", len(store.itl.raw) - 1)
     for memo in (rules._FOUND, rules._TVS_RECORD, rules._TVS_PEER):
-        memo._items.clear()
+        memo.clear()
+        memo._held.clear()
     large = rules.decide_trust_list(store, update, kind="ITL", profile=P8861, now=NOW)
     assert large == small and rules.tvs_usable(store, P8861)
     held = [objs for memo in (rules._FOUND, rules._TVS_RECORD, rules._TVS_PEER)
-            for _value, objs in memo._items.values()]
+            for objs in memo._held.values()]
     assert not any(o is store.itl for objs in held for o in objs)
