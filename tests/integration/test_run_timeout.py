@@ -146,13 +146,30 @@ def test_a_hanging_scenario_is_an_error_naming_its_step_and_the_next_one_runs(
         ports.assert_released()
 
 
+#: :data:`HANG` without its lab and the phone booting there first: the hang is its first step, so that a
+#: limit of 1 s is all spent waiting on the silent server (nothing comes before it to take that second)
+HANG_FIRST = """\
+reproduces: test
+timeout: 1
+clusters:
+  dead: {{external: {{tftp: "127.0.0.1:{port}", use_http: false}}}}
+phones:
+  q: {{mac: "0B0000000002", cluster: dead, tftp: {{timeout_ms: 60000, retries: 100, max_time_ms: 3600000}}}}
+steps:
+  - boot: q
+  - expect: {{phones: q, label: after the hang, boot: failed}}
+"""
+
+
 def test_a_files_timeout_key_overrides_the_run_option(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                       black_hole: socket.socket) -> None:
-    """``timeout: 2`` in the file wins over the default --timeout (300 s)."""
-    files = _files(tmp_path, black_hole.getsockname()[1], timeout="timeout: 2\n")
+    """``timeout: 1`` in the file wins over the default --timeout (300 s)."""
+    files = _files(tmp_path, black_hole.getsockname()[1])
+    Path(files[0]).write_text(HANG_FIRST.format(port=black_hole.getsockname()[1]))
     assert main(["run", *files]) == 1
     out = capsys.readouterr().out
-    assert f"error: timed out after 2 s in steps[2] (boot, {files[0]}:12)" in out and "PASS  b-ok" in out
+    assert f"error: timed out after 1 s in steps[0] (boot, {files[0]}:8)" in out and "PASS  b-ok" in out, out
+    assert b"CTLSEP0B0000000002.tlv" in _asked(black_hole)  # the phone did ask, and got no answer
 
 
 @pytest.mark.parametrize(("text", "expected"), [
