@@ -44,7 +44,11 @@ Rules:
   ``set_network(loss, delay_s, seed)`` degrades TFTP and HTTP replies: TFTP drops each datagram with
   probability ``loss`` and delays each sent one by ``delay_s`` (the TFTP server's hooks); HTTP —
   **our convention**, TCP does not lose packets visibly — waits ``delay_s`` before each response and,
-  with probability ``loss``, drops the connection without one.
+  with probability ``loss``, drops the connection without one. Each drop is a pure function of the
+  ``seed`` and what is dropped (**our convention**, :func:`~phoneemu.net.tftp_server.is_lost`), never of
+  the order phones reach the lab: TFTP's as its server's module docstring says (file name, RRQ copy,
+  block, the k-th sending); HTTP's of the file name and the n-th request for it on its connection. Same
+  seed, same phones lose the same packets, however phones booting together interleave.
   ``tftp_timeout_s`` / ``tftp_retries`` set the TFTP server's own retransmission timing (a lost DATA is
   sent again only when the server's timer runs out: a duplicate ACK is ignored, RFC 1123 §4.2.3.1);
   None keeps the server's default (1 s, 5 retries).
@@ -106,10 +110,10 @@ import errno
 import fnmatch
 import logging
 import os
-import random
 import ssl
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,7 +140,7 @@ from phoneemu.lab.tvs_threaded import ThreadedTvsServer
 from phoneemu.net.capture import UdpSink
 from phoneemu.net.http import HttpServer
 from phoneemu.net.tftp import DEFAULT_RETRIES, DEFAULT_TIMEOUT, TftpRequestEvent, TftpServer
-from phoneemu.net.tftp_server import transfer_socket_budget
+from phoneemu.net.tftp_server import is_lost, loss_key, transfer_socket_budget
 from phoneemu.net.tls import (
     CUCM_SIP_LINE_CIPHERS,
     CUCM_TVS_CIPHERS,
@@ -193,7 +197,8 @@ class _Network:
     def __init__(self) -> None:
         self.loss = 0.0
         self.delay = 0.0
-        self.rng = random.Random(0)
+        self.seed = 0
+        self.loss_key = loss_key(0)
         self.fail: tuple[str, ...] = ()
         self.tftp_timeout = DEFAULT_TIMEOUT
         self.tftp_retries = DEFAULT_RETRIES
@@ -203,8 +208,15 @@ class _Network:
         """True when downloads of ``name`` are made to fail (``fail`` patterns)."""
         return bool(self.fail) and any(fnmatch.fnmatchcase(name, pattern) for pattern in self.fail)
 
-    def drop(self) -> bool:
-        return self.loss > 0.0 and self.rng.random() < self.loss
+    def set_seed(self, seed: int) -> None:
+        """Draw every later drop from ``seed`` (:func:`~phoneemu.net.tftp_server.loss_key`)."""
+        self.seed = seed
+        self.loss_key = loss_key(seed)
+
+    def drops_http(self, name: str, n: int) -> bool:
+        """Whether the response to the ``n``-th request for ``name`` on its connection is dropped: a pure
+        function of the seed and those (module docstring; the TFTP server's draws are its own)."""
+        return self.loss > 0.0 and is_lost(self.loss_key, self.loss, ("http", name, n))
 
 
 class _LabHttpServer(HttpServer):
@@ -215,6 +227,9 @@ class _LabHttpServer(HttpServer):
         super().__init__(*args, **kwargs)
         self.network = network
         self.on_drop = on_drop
+        #: connection → file name → requests for it so far (the loss draws; gone with the connection)
+        self._asked: weakref.WeakKeyDictionary[asyncio.StreamWriter, dict[str, int]] = \
+            weakref.WeakKeyDictionary()
 
     def _lookup(self, name: str, peer: tuple[str, int]) -> tuple[int, bytes]:
         if self.network.fails(name):
@@ -225,11 +240,17 @@ class _LabHttpServer(HttpServer):
                        body: bytes, *, head_only: bool, keep: bool, method: str = "-") -> None:
         if self.network.delay > 0.0:
             await asyncio.sleep(self.network.delay)
-        if self.network.drop():
+        if self.network.loss > 0.0 and self.network.drops_http(name, self._nth_request(writer, name)):
             self.on_drop(peer, name)
             raise ConnectionResetError("lab network: response dropped")
         await super()._respond(writer, peer, name, status, body, head_only=head_only, keep=keep,
                                method=method)
+
+    def _nth_request(self, writer: asyncio.StreamWriter, name: str) -> int:
+        """Which request for ``name`` on the connection of ``writer`` this is (1 for the first)."""
+        asked = self._asked.setdefault(writer, {})
+        n = asked[name] = asked.get(name, 0) + 1
+        return n
 
 
 #: OpenSSL's X509_V_FLAG_NO_CHECK_TIME (Python's ssl has no name for it)
@@ -625,7 +646,7 @@ class LabServers:
         self.network.tftp_retries = DEFAULT_RETRIES if tftp_retries is None else tftp_retries
         self.network.loss = loss
         self.network.delay = delay_s
-        self.network.rng = random.Random(seed)
+        self.network.set_seed(seed)
         self.network.fail = tuple(str(f) for f in fail)
         self.network.tamper_media = tamper_media
         self.attacker.tamper = tamper_signalling
@@ -654,7 +675,7 @@ class LabServers:
         srv.delay = self.network.delay
         srv.timeout = self.network.tftp_timeout
         srv.retries = self.network.tftp_retries
-        srv.rng = random.Random(self.network.rng.random())
+        srv.seed = self.network.seed  # its draws name TFTP datagrams: never the same as HTTP's
 
     async def _start(self, name: str, port: int) -> None:
         """Start service ``name`` on ``port``; port 0 (any free port, and every node's TVS) takes the

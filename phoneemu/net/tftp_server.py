@@ -49,18 +49,27 @@ Rules:
   and never served stale; filled as blocks are first sent; bounded by ``cache_bytes``; large files
   are sliced per block as before). The lab serves the same CTL/ITL to every phone: one packet list
   for all of them instead of a slice and a header per block per phone.
-* Hooks: ``loss``/``delay`` injection with a seeded random (each datagram sent or received is
-  dropped with probability ``loss``; each sent datagram is delayed by ``delay`` seconds),
+* Hooks: ``loss``/``delay`` injection (each datagram sent or received is dropped with probability
+  ``loss``; each sent datagram is delayed by ``delay`` seconds),
   ``on_request`` callback receiving a :class:`TftpRequestEvent` once per request with its final
   outcome, and a ``capture`` sink (:class:`phoneemu.net.capture.UdpSink`) that sees every datagram.
+* Repeatable loss (**our convention**): whether a datagram is dropped is a pure function of the
+  ``seed`` and what the datagram is (:func:`is_lost`), never of the order datagrams reach the server,
+  so phones booting together lose the same packets run after run. What a datagram is: the file name
+  (a per-phone file's holds its MAC; never the client's port, an ephemeral one), the RRQ's copy (the
+  i-th identical RRQ from one client socket until its transfer ends: a resent RRQ has its own draw),
+  and for a transfer's datagrams their direction, opcode and block and the k-th sending (DATA, OACK:
+  a retransmission has its own draw) or m-th receipt (ACK, since the transfer last moved on). A shared
+  file asked by many phones meets the same drops for each; the same request made again from scratch
+  (a new boot, a new socket) meets the same drops as before. ``loss=0`` costs nothing per datagram.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import hashlib
 import logging
-import random
 import resource
 import time
 from collections import OrderedDict
@@ -94,7 +103,7 @@ from phoneemu.values import host_port
 
 __all__ = [
     "DEFAULT_RETRIES", "DEFAULT_TIMEOUT", "PacketCache", "Provider", "TftpRequestEvent", "TftpServer",
-    "provider_from", "transfer_socket_budget",
+    "is_lost", "loss_key", "provider_from", "transfer_socket_budget",
 ]
 
 _log = logging.getLogger("phoneemu.net.tftp")
@@ -225,6 +234,29 @@ def loop_clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
     return loop.time
 
 
+def loss_key(seed: int) -> bytes:
+    """The hash key of a loss ``seed`` (any integer; :func:`is_lost`)."""
+    return hashlib.blake2b(f"phoneemu loss seed {seed}".encode(), digest_size=32).digest()
+
+
+def is_lost(key: bytes, loss: float, what: tuple[object, ...]) -> bool:
+    """Whether the simulated network drops the datagram ``what`` names (str, bytes and int fields):
+    a keyed hash of it below ``loss`` — the same answer for the same seed and datagram, whatever the
+    order datagrams come in (module docstring, our convention); over many datagrams a share ``loss``."""
+    digest = hashlib.blake2b(repr(what).encode(), key=key, digest_size=8).digest()
+    return int.from_bytes(digest, "big") < loss * 18446744073709551616.0  # 2**64
+
+
+_ASKED_MAX = 4096  # client sockets whose RRQ copies are counted (TftpServer._asked): the oldest go first
+_HEARD_MAX = 64  # distinct datagrams a transfer counts between two blocks (a peer sending junk): then anew
+
+
+def _request_name(data: bytes) -> bytes:
+    """The file name field of an RRQ/WRQ datagram, as sent (the loss draws' identity)."""
+    end = data.find(b"\0", 2)
+    return data[2:] if end < 0 else data[2:end]
+
+
 def _not_started() -> float:
     raise TransportError("tftp: server not started", kind="error")
 
@@ -237,13 +269,18 @@ class _Transfer:
     """Server side of one RRQ: sends DATA, waits for its ACK, retransmits on timeout."""
 
     __slots__ = (
-        "acked", "blksize", "block", "data", "deadline", "done", "filename", "last", "last_pkt", "nblocks",
-        "packets", "peer", "request", "retries", "server", "timeout", "timer", "transport",
+        "acked", "asked", "blksize", "block", "data", "deadline", "done", "filename", "heard", "heard_at",
+        "last", "last_pkt", "nblocks", "packets", "peer", "request", "retries", "server", "timeout", "timer",
+        "transport",
     )
 
     def __init__(self, server: TftpServer, transport: UdpSocket, peer: Addr, *,
-                 request: bytes, filename: str, data: bytes, blksize: int, timeout: float) -> None:
+                 request: bytes, filename: str, data: bytes, blksize: int, timeout: float,
+                 asked: int = 1) -> None:
         self.server = server
+        self.asked = asked  # the copy of the RRQ that started it (loss draws, module docstring)
+        self.heard: dict[bytes, int] | None = None  # datagram head → receipts at block ``heard_at``
+        self.heard_at = 0
         self.transport = transport
         self.peer = peer
         self.request = request
@@ -276,7 +313,23 @@ class _Transfer:
         if server.loss == 0.0 and server.delay == 0.0 and server.capture is None:
             self.transport.sendto(pkt, self.peer)  # no hook in the way: straight to the socket
         else:
-            server.send(self.transport, pkt, self.peer)
+            server.send(self.transport, pkt, self.peer, self.sending(pkt))
+
+    def sending(self, pkt: bytes) -> tuple[object, ...]:
+        """What ``pkt`` sent now is for the loss draw: its head and which sending of it (module docstring)."""
+        return (self.filename, self.asked, "sent", pkt[:4], self.retries + 1)
+
+    def lost_on_arrival(self, buf: bytes) -> bool:
+        """The loss draw of a datagram received for this transfer: the m-th receipt of its head since
+        the block last moved on has its own (module docstring)."""
+        heard = self.heard
+        if heard is None or self.heard_at != self.block or len(heard) >= _HEARD_MAX:
+            heard = self.heard = {}
+            self.heard_at = self.block
+        head = buf[:4]
+        m = heard.get(head, 0) + 1
+        heard[head] = m
+        return self.server.lost((self.filename, self.asked, "heard", head, m))
 
     def _send_block(self, n: int) -> None:
         """Send DATA ``n`` (the per-ACK path: :meth:`_send` is inlined, one call less per block)."""
@@ -295,7 +348,7 @@ class _Transfer:
         if server.loss == 0.0 and server.delay == 0.0 and server.capture is None:
             self.transport.sendto(pkt, self.peer)
         else:
-            server.send(self.transport, pkt, self.peer)
+            server.send(self.transport, pkt, self.peer, self.sending(pkt))
 
     def on_ack(self, ack: int) -> None:
         if ack != self.block & 0xFFFF:
@@ -314,7 +367,8 @@ class _Transfer:
         try:
             pkt = decode(buf)
         except DecodeError as exc:
-            self.server.send(self.transport, error_packet(ErrorCode.ILLEGAL_OPERATION, str(exc)), self.peer)
+            err = error_packet(ErrorCode.ILLEGAL_OPERATION, str(exc))
+            self.server.send(self.transport, err, self.peer, self.sending(err))
             self.finish("aborted", f"malformed packet from client: {exc}")
             return
         if isinstance(pkt, ReadRequest) and buf == self.request:
@@ -322,8 +376,8 @@ class _Transfer:
         if isinstance(pkt, Error):
             self.finish("aborted", f"client sent error: {pkt}")
             return
-        self.server.send(self.transport, error_packet(ErrorCode.ILLEGAL_OPERATION, "unexpected packet"),
-                         self.peer)
+        err = error_packet(ErrorCode.ILLEGAL_OPERATION, "unexpected packet")
+        self.server.send(self.transport, err, self.peer, self.sending(err))
         self.finish("aborted", f"unexpected {type(pkt).__name__} during transfer")
 
     def _on_timer(self) -> None:
@@ -395,7 +449,9 @@ class TftpServer:
         self.tid_mode = tid_mode
         self.loss = loss
         self.delay = delay
-        self.rng = random.Random(seed)
+        self.seed = seed
+        #: client socket → (hash of its last RRQ, copies received) until its transfer ends (loss draws)
+        self._asked: OrderedDict[Addr, tuple[int, int]] = OrderedDict()
         self.on_request = on_request
         self.capture = capture
         self.rcvbuf = rcvbuf
@@ -453,8 +509,44 @@ class TftpServer:
         await self.close()
 
     # --- I/O hooks ------------------------------------------------------------------
-    def drop(self) -> bool:
-        return self.loss > 0.0 and self.rng.random() < self.loss
+    @property
+    def seed(self) -> int:
+        """The loss draws' seed (:func:`is_lost`): same seed, same datagrams dropped."""
+        return self._seed
+
+    @seed.setter
+    def seed(self, value: int) -> None:
+        self._seed = value
+        self._loss_key = loss_key(value)
+
+    def lost(self, what: tuple[object, ...]) -> bool:
+        """Whether the datagram ``what`` names is dropped (module docstring: repeatable loss)."""
+        return self.loss > 0.0 and is_lost(self._loss_key, self.loss, ("tftp", *what))
+
+    def _lost_request(self, data: bytes, addr: Addr) -> bool:
+        """The loss draw of an RRQ/WRQ: the i-th identical copy from one client socket has its own."""
+        asked = self._asked
+        digest = hash(data)
+        prev = asked.pop(addr, None)
+        copies = prev[1] + 1 if prev is not None and prev[0] == digest else 1
+        asked[addr] = (digest, copies)
+        if len(asked) > _ASKED_MAX:
+            asked.popitem(last=False)
+        return self.lost((_request_name(data), "rrq", copies))
+
+    def _copies(self, addr: Addr) -> int:
+        """Which copy of its RRQ ``addr`` sent last (1 when not counted: a network without loss)."""
+        entry = self._asked.get(addr)
+        return 1 if entry is None else entry[1]
+
+    def _lost_on_arrival(self, data: bytes, addr: Addr) -> bool:
+        """The loss draw of a datagram on the main port: a request, one of a transfer, or a stray."""
+        if len(data) >= 2 and data[0] == 0 and data[1] in (1, 2):
+            return self._lost_request(data, addr)
+        t = self._by_peer.get(addr)
+        if t is not None:
+            return t.lost_on_arrival(data)
+        return self.lost(("stray", data[:4]))
 
     def captured(self, src: Addr, transport: UdpSocket, data: bytes) -> None:
         if self.capture is not None:
@@ -474,8 +566,9 @@ class TftpServer:
                 return
         self._on_socket_error(exc)
 
-    def send(self, transport: UdpSocket, pkt: bytes, peer: Addr) -> None:
-        if self.drop():
+    def send(self, transport: UdpSocket, pkt: bytes, peer: Addr, what: tuple[object, ...]) -> None:
+        """Send ``pkt`` through the hooks; ``what`` names it for the loss draw (:meth:`lost`)."""
+        if self.loss > 0.0 and self.lost(what):
             return
         if self.capture is not None:
             self.capture.udp(_peer(transport.sockname), _peer(peer), pkt)
@@ -502,7 +595,7 @@ class TftpServer:
 
     def _refuse(self, transport: UdpSocket, peer: Addr, code: int, message: str, *,
                 filename: str, outcome: Outcome, detail: str = "") -> None:
-        self.send(transport, error_packet(code, message), peer)
+        self.send(transport, error_packet(code, message), peer, (filename, "refused", self._copies(peer)))
         self._observe(peer, filename, outcome, detail=detail or message)
 
     # --- requests -------------------------------------------------------------------
@@ -513,7 +606,7 @@ class TftpServer:
             t.on_ack((data[2] << 8) | data[3])  # the common case (no hook to run first): an ACK, at once
             return
         transport = self._transport
-        if transport is None or (self.loss > 0.0 and self.drop()):
+        if transport is None or (self.loss > 0.0 and self._lost_on_arrival(data, addr)):
             return
         if self.capture is not None:
             self.captured(addr, transport, data)
@@ -557,7 +650,8 @@ class TftpServer:
             if isinstance(pkt, (Data, Ack)) and self.tid_mode != "shared":
                 # shared mode: this port is every transfer's TID, so a stray ACK here is a late copy
                 # from a finished transfer; an ERROR 5 would end the peer's next transfer instead
-                self.send(transport, error_packet(ErrorCode.UNKNOWN_TID, "unknown transfer ID"), addr)
+                self.send(transport, error_packet(ErrorCode.UNKNOWN_TID, "unknown transfer ID"), addr,
+                          ("unknown-tid", data[:4]))
             return  # stray ERROR/OACK: never answer an error with an error
         name = pkt.filename
         reason = unsafe_name_reason(name)
@@ -620,7 +714,7 @@ class TftpServer:
         oack = encode(_OptionAck(options=ack)) if ack else None
         if self.tid_mode == "shared":
             t = _Transfer(self, transport, addr, request=data, filename=name, data=content, blksize=blksize,
-                          timeout=timeout)
+                          timeout=timeout, asked=self._copies(addr))
             self._by_peer[addr] = t
             t.start(oack)
         else:
@@ -636,18 +730,19 @@ class TftpServer:
                             lambda exc: self._on_tid_error(holder[0], exc), max_batch=1)
             tid.icmp_errors = report_icmp_errors(sock)  # the client's port closed: end it (docstring)
             t = _Transfer(self, tid, addr, request=data, filename=name, data=content, blksize=blksize,
-                          timeout=timeout)
+                          timeout=timeout, asked=self._copies(addr))
             holder.append(t)
             self._by_peer[addr] = t
             t.start(oack)
 
     def _on_tid_datagram(self, t: _Transfer, data: bytes, addr: Addr) -> None:
         """A datagram on a transfer's own socket (RFC 1350 TID); other peers get ERROR 5."""
-        if t.done or self.drop():
+        if t.done or (self.loss > 0.0 and t.lost_on_arrival(data)):
             return
         self.captured(addr, t.transport, data)
         if addr[:2] != t.peer[:2]:
-            self.send(t.transport, error_packet(ErrorCode.UNKNOWN_TID, "unknown transfer ID"), addr)
+            self.send(t.transport, error_packet(ErrorCode.UNKNOWN_TID, "unknown transfer ID"), addr,
+                      ("unknown-tid", data[:4]))
             return
         t.on_datagram(data)
 
@@ -664,6 +759,10 @@ class TftpServer:
     def transfer_done(self, t: _Transfer, outcome: Outcome, detail: str) -> None:
         if self._by_peer.get(t.peer) is t:
             del self._by_peer[t.peer]
+        if outcome == "ok" and self._asked:  # served: the socket's next request counts from 1 again
+            entry = self._asked.get(t.peer)
+            if entry is not None and entry[0] == hash(t.request):
+                del self._asked[t.peer]
         if t.transport is not self._transport:
             t.transport.close()
         if outcome != "ok":
