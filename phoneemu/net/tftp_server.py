@@ -229,9 +229,14 @@ def loop_clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
     """The clock of ``loop`` (its ``time``, what its timers run by), read once per DATA sent: asyncio's own
     ``BaseEventLoop.time`` is ``time.monotonic()`` and nothing else, so that is called straight (one
     Python call less per block, issue #6); any other loop's ``time`` (uvloop's, a patched one) as it is."""
-    if getattr(loop.time, "__func__", None) is asyncio.BaseEventLoop.time:
+    if getattr(loop.time, "__func__", None) is _ASYNCIO_LOOP_TIME:
         return time.monotonic
     return loop.time
+
+
+#: ``BaseEventLoop.time`` as asyncio defines it, taken at import: a test that patches the class's ``time``
+#: later (a fake clock) is then "a patched one", read as it is
+_ASYNCIO_LOOP_TIME = asyncio.BaseEventLoop.time
 
 
 def loss_key(seed: int) -> bytes:

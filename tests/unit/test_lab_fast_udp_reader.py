@@ -140,3 +140,14 @@ def test_the_tftp_clock_is_the_loops_own(loop: asyncio.AbstractEventLoop) -> Non
         assert loop_clock(patched)() == 7.0
     finally:
         patched.close()
+
+
+def test_a_clock_patched_on_asyncios_loop_class_is_read_as_patched(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fake clock patched on ``asyncio.BaseEventLoop`` itself (after import) is what every loop's timers
+    run by: the TFTP server reads it too, not ``time.monotonic``."""
+    monkeypatch.setattr(asyncio.BaseEventLoop, "time", lambda self: 12345.0)
+    loop = asyncio.new_event_loop()
+    try:
+        assert loop_clock(loop)() == 12345.0
+    finally:
+        loop.close()
