@@ -7,7 +7,10 @@ text, subject, issuer, serial (colon hex), key algorithm and size, certificate S
 own SAST record (spec §B.4) as a phone verifies with a record: by its certificate's key when it carries a
 certificate, its PUBLIC_KEY (tag 7) only when it has none (§G.3 step 2,
 :meth:`~phoneemu.formats.trustlist.TrustRecord.signature_key`); a note names each record whose tag 7 is
-not its certificate's key. Signer certificates and a private key may be given for the others.
+not its certificate's key. The record must name the signer as a phone finds it, issuer and serial (§B.4,
+§G.3 step 1): one found by serial only fails the check, saying what a phone does. Signer certificates and a
+private key may be given for the others; a trust list's certificates are tried whatever their role (a
+success says so: a phone's role rules are ``predict``'s).
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from typing import Any
 from cryptography import x509
 
 from phoneemu.crypto import certs, keys
-from phoneemu.errors import PhoneEmuError, VerificationError
+from phoneemu.errors import PhoneEmuError, VerificationError, VerifyReason
 from phoneemu.files import PEM_LIMIT, read_at_most
 from phoneemu.formats import detect, signed, trustlist
 from phoneemu.formats._tlv import printable
@@ -249,11 +252,23 @@ def _trust_list_certs(path: Path, data: bytes) -> list[tuple[str, x509.Certifica
     if kind not in ("itl", "ctl"):
         raise VerificationError(f"{_KIND_NAMES.get(kind, kind)}, not a certificate (PEM) nor a CTL/ITL")
     tl = trustlist.parse(data, kind="CTL" if kind == "ctl" else "ITL")
-    out = [(f"{path} #{i + 1} {rec.role_name}", rec.x509()) for i, rec in enumerate(tl.records)
-           if rec.certificate is not None]
+    out: list[tuple[str, x509.Certificate]] = [
+        (_RecordLabel(f"{path} #{i + 1} {rec.role_name}"), rec.x509()) for i, rec in enumerate(tl.records)
+        if rec.certificate is not None]
     if not out:
         raise VerificationError(f"{kind.upper()} without a certificate (an empty trust list)")
     return out
+
+
+class _RecordLabel(str):
+    """The label of a certificate a ``--cert`` trust list gives (``FILE #N ROLE``): a signature it verifies
+    is said to be checked whatever that record's role (:data:`_ROLE_NOT_CHECKED`)."""
+
+
+#: said after a signature verified by a trust-list record's certificate: inspect checks the signature, a
+#: phone also the record's role for the file (spec §G.4, §G.5; ``predict`` applies them)
+_ROLE_NOT_CHECKED = ("; the signature only, whatever that record's role: whether a phone accepts this signer "
+                     "for this file is predict's question")
 
 
 def _try_certs(cands: list[tuple[str, x509.Certificate]], check: Any, signer: Any = None) -> dict[str, Any]:
@@ -267,8 +282,9 @@ def _try_certs(cands: list[tuple[str, x509.Certificate]], check: Any, signer: An
         except VerificationError as exc:
             first = first or exc
             continue
+        role = _ROLE_NOT_CHECKED if isinstance(src, _RecordLabel) else ""
         return {"check": "signature", "ok": True, "detail": f"verified with {certs.dn_text(cert.subject)}"
-                f" ({src})"}
+                f" ({src}){role}"}
     assert first is not None
     serials = {certs.serial_bytes(c.serial_number) for _src, c in cands}
     if signer is not None and signer.serial not in serials:
@@ -278,6 +294,50 @@ def _try_certs(cands: list[tuple[str, x509.Certificate]], check: Any, signer: An
                 "detail": f"signed by {printable(signer.name)} (serial {_colon(signer.serial)}), not by the "
                 f"given certificate{'s' if len(cands) > 1 else ''}: {given}"}
     return {"check": "signature", "ok": False, "reason": first.reason.value, "detail": str(first)}
+
+
+def _own_signature_check(tl: TrustList) -> tuple[dict[str, Any], int | None]:
+    """The ``signature`` check of a trust list, by its own SAST record (spec §B.4, §A.3), and the index of
+    the record that signed it (None when none is found). Verified only when a record naming the signer as
+    a phone does — issuer and serial, :meth:`~phoneemu.formats.trustlist.TrustList.names_signer` — verifies
+    it; a signature verified only by a record found by serial, whose issuer is another's, is
+    ``unknown-signer`` (``bad-signature`` when a record naming the signer has another key), naming what a
+    phone does (was: "verified", while phones refuse the list)."""
+    signer_index: int | None = None
+    try:
+        signer_index = tl.signer_index()
+        tl.verify_self()
+    except VerificationError as exc:
+        failed = {"check": "signature", "ok": False, "reason": exc.reason.value, "detail": str(exc)}
+        return failed, signer_index
+    named = [i for i in range(len(tl)) if tl.names_signer(i)]
+    verified = signer_index if signer_index in named else \
+        next((i for i in named if tl.verifies_with_record(i)), None)  # a record without ISSUER_NAME
+    if verified is None:
+        reason = VerifyReason.BAD_SIGNATURE if named else VerifyReason.UNKNOWN_SIGNER
+        return {"check": "signature", "ok": False, "reason": reason.value,
+                "detail": _serial_only_detail(tl, signer_index, named)}, signer_index
+    return {"check": "signature", "ok": True,
+            "detail": f"verified with its own SAST record #{verified + 1}"}, verified
+
+
+def _serial_only_detail(tl: TrustList, i: int, named: list[int]) -> str:
+    """Why a trust list verified by its SAST record #``i + 1``, found by serial only (another issuer), is
+    not one a phone takes (spec §B.4, §G.3), with the rules a phone gives (``phone.rules``). ``named``: the
+    records that name the signer as a phone reads it (none of them verifies the signature)."""
+    signer, rec, kind = tl.header.signer, tl.record(i), tl.kind
+    found = (f"the signature verifies with SAST record #{i + 1}, found by its serial only: the header names "
+             f"the signer by issuer {printable(signer.issuer)!r} and serial {_colon(signer.serial)}, record "
+             f"#{i + 1} has issuer {printable(rec.issuer or '')!r} (spec §B.4: issuer + serial name the "
+             "signer)")
+    if named:
+        which = ", ".join(f"#{n + 1}" for n in named)
+        return (f"{found}; to a phone the signer is SAST record {which}, whose key does not verify it: "
+                f"holding this {kind}, a phone refuses the next {kind} this signer signs (G.3-bad-signature)")
+    return (f"{found}; to a phone no SAST record names it: it refuses this {kind} as an update, even "
+            "signed by a key it trusts (G.3.1-no-signer-record), and, holding it (taken unchecked on first "
+            f"contact, §G.2), refuses the next {kind} this signer signs (G.3.5-reject-unknown-signer, unless "
+            "TVS vouches for the signer, §G.3.4)")
 
 
 def _optional(name: str) -> ModuleType | None:
@@ -311,14 +371,8 @@ def inspect_bytes(data: bytes, *, name: str | None = None, cert_paths: list[Path
         tl = trustlist.parse(data, limit=limit if limit is not None else trustlist.DEFAULT_LIMIT,
                              kind="CTL" if kind == "ctl" else "ITL")
         report["header"] = _header_info(tl.parsed_header, data)
-        signer_index: int | None = None
-        try:
-            signer_index = tl.signer_index()
-            tl.verify_self()
-            checks.append({"check": "signature", "ok": True,
-                           "detail": f"verified with its own SAST record #{signer_index + 1}"})
-        except VerificationError as exc:
-            checks.append({"check": "signature", "ok": False, "reason": exc.reason.value, "detail": str(exc)})
+        own, signer_index = _own_signature_check(tl)
+        checks.append(own)
         if cands:  # also: is it signed by a key the caller trusts (as a phone with an ITL checks)?
             res = _try_certs(cands, tl.verify_with, tl.header.signer)
             res["check"] = "trusted-signer"

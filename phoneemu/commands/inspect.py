@@ -5,9 +5,11 @@ show them), length, the header rows (BYTEPOS TAG LENGTH VALUE), then each record
 text, subject, issuer, serial (colon hex), key algorithm and size, certificate SHA-1 and the
 "This etoken was (not) used to sign the ... file." annotation.
 
-Checks: a trust list is verified with its own SAST record (spec §B.4); ``--cert`` names the
-signer of a ``.sgn`` / ``.enc.sgn`` / firmware (each certificate of a PEM or of a CTL/ITL, or a DER
-certificate, is tried); ``--key`` (a PEM that may also hold the certificate) decrypts an ``.enc.sgn``.
+Checks: a trust list is verified with its own SAST record naming its signer by issuer and serial, as a
+phone finds it (spec §B.4, §G.3: one found by serial only, another issuer, fails ``unknown-signer``);
+``--cert`` names the signer of a ``.sgn`` / ``.enc.sgn`` / firmware (each certificate of a PEM or of a
+CTL/ITL, or a DER certificate, is tried; a trust-list record's whatever its role, which predict checks);
+``--key`` (a PEM that may also hold the certificate) decrypts an ``.enc.sgn``.
 Exit 0 only if the file parsed and every check asked for passed; otherwise one line on stderr: exit 1
 for a failed check, 2 for a file that does not parse or cannot be read (a certificate, CSR or key, PEM
 or DER, is named with what to do with it).

@@ -16,7 +16,9 @@ Rules implemented here:
   VerificationError WRONG_ROLE; no serial at all is UNKNOWN_SIGNER. Issuer + serial is all that names
   the signer, so when several SAST records match (e.g. an old and a new certificate with the same
   serial and issuer but different keys) the signer is the one whose key verifies the signature, the
-  first of them when none does (:meth:`TrustList.signer_index`).
+  first of them when none does (:meth:`TrustList.signer_index`). A phone takes no serial-only match
+  for a record whose issuer is another's (``phone.rules``): :meth:`TrustList.names_signer` tells which
+  records name the signer as a phone reads it.
 * Inputs larger than ``limit`` (64 KiB by default, the phone limit of spec §B.5) are refused with
   SizeLimitError before any parsing.
 * Performance only: a successful record decode is remembered by its exact bytes (``_tlv.Memo``;
@@ -559,6 +561,23 @@ class TrustList:
                 reason=VerifyReason.WRONG_ROLE, fmt=FMT, path="header.signer")
         raise VerificationError(f"no SAST record for signer {signer.issuer!r} serial {serial}",
                                 reason=VerifyReason.UNKNOWN_SIGNER, fmt=FMT, path="header.signer")
+
+    def names_signer(self, i: int) -> bool:
+        """Does record ``i`` name the header's signer as a phone reads spec §B.4 (§G.3 step 1): a SAST record
+        with the signer's serial and issuer (compared after ``normalise_dn``; a record without ISSUER_NAME
+        by its serial alone)? Unlike :meth:`signer_index` (its serial-only fallback is kept for the callers
+        that show which record signed), a record whose issuer is another's does not: to a phone it is not
+        the signer, and ``inspect`` says so."""
+        rec = self.record(i)
+        signer = self.header.signer
+        if rec.role != Role.SAST or rec.serial != signer.serial:
+            return False
+        return rec.issuer is None or certs.normalise_dn(rec.issuer) == certs.normalise_dn(signer.issuer)
+
+    def verifies_with_record(self, i: int) -> bool:
+        """Does the signature verify with record ``i``'s :meth:`~TrustRecord.signature_key` (an unusable
+        key does not)?"""
+        return self._verifies_with(self.record(i))
 
     def _verifies_with(self, rec: TrustRecord) -> bool:
         """Does the signature verify with ``rec``'s :meth:`~TrustRecord.signature_key` (an unusable key
