@@ -233,10 +233,16 @@ class _Transfer:
 
     def start(self) -> None:
         """Send the RRQ and arm the one timer of the transfer: the retransmission timeout, or the
-        ``max_time`` cap when that comes first (one timer, not two, per transfer: issue #6)."""
-        self._send(_rrq(self.name, self.requested, self.want_tsize), self.server)
+        ``max_time`` cap when that comes first (one timer, not two, per transfer: issue #6). Both count
+        from one clock read, the RRQ's: a cap no later than a retransmission deadline fails the transfer
+        then, never after one more packet sent (was: the cap read after the RRQ went out, so a slow send
+        put it behind a deadline equal to it and a retransmission went first)."""
+        pkt = self.last_pkt = _rrq(self.name, self.requested, self.want_tsize)
+        now = self.loop.time()
+        self.deadline = now + self.timeout
         if self.max_time is not None:
-            self.cap_at = self.loop.time() + self.max_time
+            self.cap_at = now + self.max_time
+        self.transport.sendto(pkt, self.server)
         self._arm()
 
     def _arm(self) -> None:

@@ -229,14 +229,18 @@ def loop_clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
     """The clock of ``loop`` (its ``time``, what its timers run by), read once per DATA sent: asyncio's own
     ``BaseEventLoop.time`` is ``time.monotonic()`` and nothing else, so that is called straight (one
     Python call less per block, issue #6); any other loop's ``time`` (uvloop's, a patched one) as it is."""
-    if getattr(loop.time, "__func__", None) is _ASYNCIO_LOOP_TIME:
+    if _asyncios_own_time(getattr(loop.time, "__func__", None)):
         return time.monotonic
     return loop.time
 
 
-#: ``BaseEventLoop.time`` as asyncio defines it, taken at import: a test that patches the class's ``time``
-#: later (a fake clock) is then "a patched one", read as it is
-_ASYNCIO_LOOP_TIME = asyncio.BaseEventLoop.time
+def _asyncios_own_time(fn: object) -> bool:
+    """Whether ``fn`` is ``BaseEventLoop.time`` as asyncio defines it, told by where it is defined, not by
+    identity: a fake clock patched on the class is not, whether patched before this module was imported
+    or after (was: the class's ``time`` taken at import, so a clock patched before it was read as
+    ``time.monotonic``, the server's deadlines on another clock than its timers)."""
+    return (getattr(fn, "__qualname__", None) == "BaseEventLoop.time"
+            and getattr(fn, "__module__", None) == "asyncio.base_events")
 
 
 def loss_key(seed: int) -> bytes:
