@@ -5,6 +5,10 @@ another object while its entry exists; a hit requires the very same object (``is
 equal one — the derived value is exactly what the function would return. When ``max_items`` is
 reached the memo is emptied (memory stays bounded). Fleets hand the same parsed certificate and key
 objects to thousands of phones, so their derived texts and digests are computed once.
+
+A hot path of this package may read ``memo._items`` itself, a call less a lookup (issue #6):
+``id(obj)`` → ``(obj, value)``, an entry being ``obj``'s only when its first item ``is obj`` (another
+object's id may be reused).
 """
 
 from __future__ import annotations

@@ -41,15 +41,23 @@ class HashAlg(enum.IntEnum):
 _HASHLIB = {HashAlg.SHA1: "sha1", HashAlg.SHA256: "sha256", HashAlg.SHA512: "sha512"}
 
 
+#: wire code → HashAlg, as ``HashAlg(code)`` finds it (by value) without building an enum call: a signed
+#: file's header is read for its code each boot (issue #6)
+_BY_CODE: dict[object, HashAlg] = {alg.value: alg for alg in HashAlg}
+
+
 def hash_alg(code: int) -> HashAlg:
     """Map a wire code to HashAlg; an unknown code is a VerificationError (unsupported hash)."""
     try:
-        return HashAlg(code)
-    except ValueError:
+        alg = _BY_CODE.get(code)
+    except TypeError:  # unhashable: no member's value
+        alg = None
+    if alg is None:
         raise VerificationError(
             f"unsupported hash algorithm code {code} (known: 1 SHA-1, 2 SHA-256, 3 SHA-512)",
             reason=VerifyReason.UNSUPPORTED_HASH,
-        ) from None
+        )
+    return alg
 
 
 def digest(alg: HashAlg, data: bytes) -> bytes:

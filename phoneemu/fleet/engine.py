@@ -62,6 +62,8 @@ import asyncio
 import contextlib
 import dataclasses
 import gc
+import itertools
+import operator
 import resource
 import time
 import traceback
@@ -456,6 +458,14 @@ class _Models:
         return made
 
 
+def fleet_clock(offset: int) -> Callable[[], int]:
+    """The phones' clock: ``int(time.time()) + offset`` at each call (Unix seconds, the scenario's offset).
+    Built of C callables (``time.time`` read by ``iter``, ``int`` and ``+`` applied by ``map``): a read runs
+    no Python function, where a closure ran one for each of a boot's ~27 reads (issue #6)."""
+    seconds = map(int, iter(time.time, None))  # time.time() never returns None: the iterator never ends
+    return map(operator.add, seconds, itertools.repeat(offset)).__next__
+
+
 def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | None,
                 tvs: TvsAsker | None = None, unready: list[tuple[str, str]] | None = None,
                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> list[Phone]:
@@ -464,11 +474,7 @@ def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | 
     retry). A phone whose lab MIC does not load, whose flash folder is another phone's or another
     model's (:func:`~phoneemu.phone.phone.check_flash_owner`), or whose key its model refuses, is not
     made: its MAC and why go to ``unready`` (the error is raised when it is None)."""
-    offset = spec.clock_offset_s
-
-    def clock() -> int:
-        return int(time.time()) + offset
-
+    clock = fleet_clock(spec.clock_offset_s)
     models = _Models(spec, tvs)
     mic_dir = Path(spec.mic_dir) if spec.mic_dir is not None else None
     signers = tuple(load_cert_der(der, path="image_signers") for der in spec.image_signers)  # shared
@@ -509,22 +515,47 @@ def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | 
 
 
 class _Turns:
-    """At most ``n`` boots of a shard hold a turn at once (``take`` / ``give``). A phone pausing before a
-    CAPF retry (its ``sleep``, spec §F.1: 30 s) gives its turn to the next phone meanwhile and takes one
-    again to go on, so a CAPF outage does not hold every turn for 3 x 30 s while the other phones wait
-    to start; ``pausing`` counts them. After ``stop()`` (Ctrl-C, --max-time) pauses end at once: the
-    boots under way finish now, not after their remaining pauses."""
+    """At most ``n`` boots of a shard hold a turn at once (``take`` / ``give``), served in the order they
+    asked (:class:`asyncio.Semaphore`'s rule), a free turn taken without a lock's coroutines: a shard takes
+    and gives one a boot (issue #6). A turn given back goes straight to the first phone waiting; one
+    cancelled after it was handed a turn gives it on. A phone pausing before a CAPF retry (its ``sleep``,
+    spec §F.1: 30 s) gives its turn to the next phone meanwhile and takes one again to go on, so a CAPF
+    outage does not hold every turn for 3 x 30 s while the other phones wait to start; ``pausing`` counts
+    them. After ``stop()`` (Ctrl-C, --max-time) pauses end at once: the boots under way finish now, not
+    after their remaining pauses."""
 
     def __init__(self, n: int) -> None:
-        self._slots = asyncio.Semaphore(n)
+        self.free = n
+        self._waiting: deque[asyncio.Future[None]] = deque()
         self._stopped = asyncio.Event()
         self.pausing = 0
 
     async def take(self) -> None:
-        await self._slots.acquire()
+        """A turn: at once when one is free and nobody waits before, else when handed one."""
+        if self.free and not self._waiting:
+            self.free -= 1
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(turn)
+        try:
+            await turn
+        except BaseException:
+            if turn.cancelled():
+                with contextlib.suppress(ValueError):  # (give() may have passed over it already)
+                    self._waiting.remove(turn)
+            else:  # handed a turn as it was cancelled: the next phone has it
+                self.give()
+            raise
 
     def give(self) -> None:
-        self._slots.release()
+        """Give a turn back: to the first phone still waiting, else to the free ones."""
+        waiting = self._waiting
+        while waiting:
+            turn = waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self.free += 1
 
     def stop(self) -> None:
         self._stopped.set()

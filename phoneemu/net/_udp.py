@@ -19,6 +19,7 @@ datagram would only meet another "port unreachable" (it is dropped, counted in `
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import contextlib
 import logging
@@ -71,15 +72,23 @@ def client_udp_socket(family: int) -> socket.socket:
     try:
         if not _NONBLOCK:
             sock.setblocking(False)
-        set_v6only(sock, "::")
+        if family == socket.AF_INET6:  # (set_v6only's test, without the socket's enum family)
+            set_v6only(sock, "::")
     except OSError:
         sock.close()
         raise
     return sock
 
 
-_RECVERR = {socket.AF_INET: (socket.IPPROTO_IP, 11), socket.AF_INET6: (socket.IPPROTO_IPV6, 25)}
+_RECVERR: dict[int, tuple[int, int]] = {socket.AF_INET: (socket.IPPROTO_IP, 11),
+                                         socket.AF_INET6: (socket.IPPROTO_IPV6, 25)}
 """``IP_RECVERR`` / ``IPV6_RECVERR`` (Linux values; the socket module does not name them)."""
+
+_family_number: Callable[[socket.socket], int] = _socket.socket.family.__get__
+"""A socket's family as the number the kernel gives: ``sock.family`` is that number made an
+``AddressFamily`` by four Python calls, per TFTP socket of a phone (issue #6)."""
+
+_LINUX = sys.platform.startswith("linux")
 
 
 class PeerError(OSError):
@@ -92,16 +101,19 @@ def report_icmp_errors(sock: socket.socket) -> bool:
     """Ask the kernel to queue ICMP errors for ``sock`` (Linux ``IP_RECVERR``); False where it cannot.
     An IPv6 socket asks for its IPv4 peers' too (dual-stack ``::``: their errors are ICMPv4, reported
     only with ``IP_RECVERR``; the address comes back IPv4-mapped, as ``recvfrom`` gives it)."""
-    opt = _RECVERR.get(sock.family)
-    if opt is None or not sys.platform.startswith("linux"):
+    family = _family_number(sock)
+    opt = _RECVERR.get(family)
+    if opt is None or not _LINUX:
         return False
     try:
         sock.setsockopt(opt[0], opt[1], 1)
     except OSError:
         return False
-    if sock.family == socket.AF_INET6:
-        with contextlib.suppress(OSError):
+    if family == socket.AF_INET6:
+        try:  # noqa: SIM105 - contextlib.suppress costs three calls (issue #6)
             sock.setsockopt(*_RECVERR[socket.AF_INET], 1)
+        except OSError:
+            pass  # (IPv6 peers' errors are reported still)
     return True
 
 
@@ -218,16 +230,24 @@ class UdpSocket:
             return
         try:
             self.sock.sendto(data, addr)
-        except (BlockingIOError, InterruptedError):
-            self.send_drops += 1
         except OSError as exc:
-            peers = self._queued_errors() if self.icmp_errors else []
-            if any(_same_peer(peer, addr) for peer in peers):
-                self.send_drops += 1  # one more datagram to a closed port: not sent
-            elif peers:
-                self._send_again(data, addr)
-            elif self.on_error is not None:
-                self.on_error(exc)
+            self.send_failed(exc, data, addr)
+
+    def send_failed(self, exc: OSError, data: bytes, addr: Addr) -> None:
+        """What :meth:`sendto` does once ``sock.sendto(data, addr)`` raised ``exc`` (its docstring). A caller
+        sending a datagram a packet may call the socket itself, a Python call less each, and hand a failure
+        here: ``if not udp.closed:`` ``try: udp.sock.sendto(data, addr)`` ``except OSError as exc:
+        udp.send_failed(exc, data, addr)`` is :meth:`sendto` (issue #6: the TFTP client's ACKs)."""
+        if isinstance(exc, (BlockingIOError, InterruptedError)):
+            self.send_drops += 1
+            return
+        peers = self._queued_errors() if self.icmp_errors else []
+        if any(_same_peer(peer, addr) for peer in peers):
+            self.send_drops += 1  # one more datagram to a closed port: not sent
+        elif peers:
+            self._send_again(data, addr)
+        elif self.on_error is not None:
+            self.on_error(exc)
 
     def _send_again(self, data: bytes, addr: Addr) -> None:
         """The second and last try of a datagram whose send met a pending ICMP error; failing again
@@ -251,11 +271,17 @@ class UdpSocket:
         ``tftp_client`` module docstring.)"""
         if not self.closed:
             self.closed = True
-            with contextlib.suppress(Exception):
-                self._loop.remove_reader(self._fd)
+            self._stop_reading()
             self.on_datagram = _dropped
             self.on_error = None
         return self.sock
+
+    def _stop_reading(self) -> None:
+        """The loop stops watching the socket (a loop closing may refuse: nothing to stop then)."""
+        try:  # noqa: SIM105 - contextlib.suppress costs three calls, a TFTP socket of each phone (issue #6)
+            self._loop.remove_reader(self._fd)
+        except Exception:  # noqa: S110 - see the docstring
+            pass
 
     def close(self) -> None:
         """Close the socket. The callbacks are dropped too: they are usually bound methods of the owner,
@@ -264,8 +290,7 @@ class UdpSocket:
         if self.closed:
             return
         self.closed = True
-        with contextlib.suppress(Exception):
-            self._loop.remove_reader(self._fd)
+        self._stop_reading()
         self.sock.close()
         self.on_datagram = _dropped
         self.on_error = None
