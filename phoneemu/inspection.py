@@ -301,30 +301,50 @@ def _own_signature_check(tl: TrustList) -> tuple[dict[str, Any], int | None]:
     the record that signed it (None when none is found). Verified only when a record naming the signer as
     a phone does — issuer and serial, :meth:`~phoneemu.formats.trustlist.TrustList.names_signer` — verifies
     it; a signature verified only by a record found by serial, whose issuer is another's, is
-    ``unknown-signer`` (``bad-signature`` when a record naming the signer has another key), naming what a
-    phone does (was: "verified", while phones refuse the list)."""
+    ``unknown-signer`` (``bad-signature`` when a record naming the signer has another key, ``wrong-role``
+    when only a record of another role names it), naming what a phone does (was: "verified", while phones
+    refuse the list)."""
     signer_index: int | None = None
     try:
         signer_index = tl.signer_index()
         tl.verify_self()
     except VerificationError as exc:
+        if exc.reason is VerifyReason.WRONG_ROLE and not any(tl.names_signer(i, any_role=True)
+                                                             for i in range(len(tl))):
+            return {"check": "signature", "ok": False, "reason": VerifyReason.UNKNOWN_SIGNER.value,
+                    "detail": _other_issuer_detail(tl, exc)}, None
         failed = {"check": "signature", "ok": False, "reason": exc.reason.value, "detail": str(exc)}
         return failed, signer_index
     named = [i for i in range(len(tl)) if tl.names_signer(i)]
     verified = signer_index if signer_index in named else \
         next((i for i in named if tl.verifies_with_record(i)), None)  # a record without ISSUER_NAME
     if verified is None:
-        reason = VerifyReason.BAD_SIGNATURE if named else VerifyReason.UNKNOWN_SIGNER
+        others = [] if named else [i for i in range(len(tl)) if tl.names_signer(i, any_role=True)]
+        reason = VerifyReason.BAD_SIGNATURE if named else \
+            VerifyReason.WRONG_ROLE if others else VerifyReason.UNKNOWN_SIGNER  # (as phone.rules)
         return {"check": "signature", "ok": False, "reason": reason.value,
-                "detail": _serial_only_detail(tl, signer_index, named)}, signer_index
+                "detail": _serial_only_detail(tl, signer_index, named, others)}, signer_index
     return {"check": "signature", "ok": True,
             "detail": f"verified with its own SAST record #{verified + 1}"}, verified
 
 
-def _serial_only_detail(tl: TrustList, i: int, named: list[int]) -> str:
+def _other_issuer_detail(tl: TrustList, exc: VerificationError) -> str:
+    """Why a trust list whose signer's serial is only in records of another role, none of them with the
+    signer's issuer (``exc``: :meth:`~phoneemu.formats.trustlist.TrustList.signer_index`'s wrong-role), is
+    ``unknown-signer`` to a phone: no record names its signer, issuer and serial (spec §B.4; ``phone.rules``
+    says wrong-role only for a record that names it)."""
+    kind, issuer = tl.kind, printable(tl.header.signer.issuer)
+    return (f"{exc}, with another issuer than the header's {issuer!r}: to a phone "
+            f"no record names the signer (spec §B.4: issuer + serial): it refuses this {kind} as an update "
+            "(G.3.1-no-signer-record) and, holding it, the next one this signer signs "
+            "(G.3.5-reject-unknown-signer, unless TVS vouches for the signer, §G.3.4)")
+
+
+def _serial_only_detail(tl: TrustList, i: int, named: list[int], others: list[int]) -> str:
     """Why a trust list verified by its SAST record #``i + 1``, found by serial only (another issuer), is
     not one a phone takes (spec §B.4, §G.3), with the rules a phone gives (``phone.rules``). ``named``: the
-    records that name the signer as a phone reads it (none of them verifies the signature)."""
+    records that name the signer as a phone reads it (none of them verifies the signature); ``others``:
+    when none does, the records of another role naming it (a phone's reason is then ``wrong-role``)."""
     signer, rec, kind = tl.header.signer, tl.record(i), tl.kind
     found = (f"the signature verifies with SAST record #{i + 1}, found by its serial only: the header names "
              f"the signer by issuer {printable(signer.issuer)!r} and serial {_colon(signer.serial)}, record "
@@ -334,10 +354,14 @@ def _serial_only_detail(tl: TrustList, i: int, named: list[int]) -> str:
         which = ", ".join(f"#{n + 1}" for n in named)
         return (f"{found}; to a phone the signer is SAST record {which}, whose key does not verify it: "
                 f"holding this {kind}, a phone refuses the next {kind} this signer signs (G.3-bad-signature)")
-    return (f"{found}; to a phone no SAST record names it: it refuses this {kind} as an update, even "
-            "signed by a key it trusts (G.3.1-no-signer-record), and, holding it (taken unchecked on first "
-            f"contact, §G.2), refuses the next {kind} this signer signs (G.3.5-reject-unknown-signer, unless "
-            "TVS vouches for the signer, §G.3.4)")
+    where, why = "no SAST record names it", ""
+    if others:
+        roles = ", ".join(f"#{n + 1} {tl.record(n).role_name}" for n in others)
+        where, why = f"{where}, only a record of another role ({roles})", ", wrong-role"
+    return (f"{found}; to a phone {where}: it refuses this {kind} as an update, even signed by a key it "
+            f"trusts (G.3.1-no-signer-record{why}), and, holding it (taken unchecked on first contact, "
+            f"§G.2), refuses the next {kind} this signer signs (G.3.5-reject-unknown-signer{why}, unless TVS "
+            "vouches for the signer, §G.3.4)")
 
 
 def _optional(name: str) -> ModuleType | None:

@@ -6,7 +6,8 @@ text, subject, issuer, serial (colon hex), key algorithm and size, certificate S
 "This etoken was (not) used to sign the ... file." annotation.
 
 Checks: a trust list is verified with its own SAST record naming its signer by issuer and serial, as a
-phone finds it (spec §B.4, §G.3: one found by serial only, another issuer, fails ``unknown-signer``);
+phone finds it (spec §B.4, §G.3: one found by serial only, another issuer, fails ``unknown-signer``, or
+``wrong-role`` when a record of another role names the signer);
 ``--cert`` names the signer of a ``.sgn`` / ``.enc.sgn`` / firmware (each certificate of a PEM or of a
 CTL/ITL, or a DER certificate, is tried; a trust-list record's whatever its role, which predict checks);
 ``--key`` (a PEM that may also hold the certificate) decrypts an ``.enc.sgn``.

@@ -50,8 +50,8 @@ def hash_alg(code: int) -> HashAlg:
     """Map a wire code to HashAlg; an unknown code is a VerificationError (unsupported hash)."""
     try:
         alg = _BY_CODE.get(code)
-    except TypeError:  # unhashable: no member's value
-        alg = None
+    except TypeError:  # unhashable: by equality, as the enum looks it up then (never a wire code)
+        alg = next((member for member in HashAlg if member.value == code), None)
     if alg is None:
         raise VerificationError(
             f"unsupported hash algorithm code {code} (known: 1 SHA-1, 2 SHA-256, 3 SHA-512)",

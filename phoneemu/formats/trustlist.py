@@ -562,15 +562,16 @@ class TrustList:
         raise VerificationError(f"no SAST record for signer {signer.issuer!r} serial {serial}",
                                 reason=VerifyReason.UNKNOWN_SIGNER, fmt=FMT, path="header.signer")
 
-    def names_signer(self, i: int) -> bool:
+    def names_signer(self, i: int, *, any_role: bool = False) -> bool:
         """Does record ``i`` name the header's signer as a phone reads spec §B.4 (§G.3 step 1): a SAST record
         with the signer's serial and issuer (compared after ``normalise_dn``; a record without ISSUER_NAME
         by its serial alone)? Unlike :meth:`signer_index` (its serial-only fallback is kept for the callers
         that show which record signed), a record whose issuer is another's does not: to a phone it is not
-        the signer, and ``inspect`` says so."""
+        the signer, and ``inspect`` says so. ``any_role``: a record of any role (one naming the signer only
+        in another role is a phone's ``wrong-role``)."""
         rec = self.record(i)
         signer = self.header.signer
-        if rec.role != Role.SAST or rec.serial != signer.serial:
+        if rec.serial != signer.serial or (rec.role != Role.SAST and not any_role):
             return False
         return rec.issuer is None or certs.normalise_dn(rec.issuer) == certs.normalise_dn(signer.issuer)
 

@@ -235,12 +235,20 @@ def loop_clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
 
 
 def _asyncios_own_time(fn: object) -> bool:
-    """Whether ``fn`` is ``BaseEventLoop.time`` as asyncio defines it, told by where it is defined, not by
-    identity: a fake clock patched on the class is not, whether patched before this module was imported
-    or after (was: the class's ``time`` taken at import, so a clock patched before it was read as
-    ``time.monotonic``, the server's deadlines on another clock than its timers)."""
-    return (getattr(fn, "__qualname__", None) == "BaseEventLoop.time"
-            and getattr(fn, "__module__", None) == "asyncio.base_events")
+    """Whether ``fn`` is ``BaseEventLoop.time`` as asyncio defines it, told by where its code was compiled
+    (the code's qualified name and file), not by identity: a fake clock patched on the class is not,
+    whether patched before this module was imported or after (was: the class's ``time`` taken at import,
+    so a clock patched before it was read as ``time.monotonic``), nor one that wears asyncio's names
+    (``functools.wraps(BaseEventLoop.time)``: a spy, a fake clock; was: its ``__qualname__`` and
+    ``__module__`` taken for asyncio's, the server's deadlines on another clock than its timers)."""
+    code = getattr(fn, "__code__", None)
+    return (getattr(code, "co_qualname", None) == "BaseEventLoop.time"
+            and getattr(code, "co_filename", None) == _BASE_EVENTS_FILE)
+
+
+#: where asyncio's event loop is defined (a sourceless install names its ``.pyc``: then no function's code
+#: is taken for asyncio's own ``time`` and each loop's ``time`` is read as it is, correct if slower)
+_BASE_EVENTS_FILE = asyncio.base_events.__file__
 
 
 def loss_key(seed: int) -> bytes:
