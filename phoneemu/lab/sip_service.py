@@ -38,7 +38,11 @@ as CCM+TFTP (spec §G.5). Rules (spec §G.13, from the seed chapter's "Digest Au
   §4.4.1); bytes that do not complete it do not extend that (ours: a client sending one byte at a time
   cannot hold a connection), and one begun but not complete then is logged ``timeout`` and the
   connection closed; a connection idle that long is closed. Memory per connection is bounded by the
-  message limits of :mod:`phoneemu.protocols.sip`.
+  message limits of :mod:`phoneemu.protocols.sip`. Each answer must be taken within ``read_timeout``
+  too, and so must what is still unsent when the connection ends: a client that sends and never reads
+  has its connection aborted, logged ``timeout`` (was: its answers waited for ever, the connection and
+  its descriptor held whatever ``read_timeout`` said — 8.6 MB of REGISTERs and one connection was
+  never let go).
 * Authorization of a call to another phone (seed "Authorization": "calling search spaces and partitions";
   our convention, :mod:`.dial_plan`): once the caller is authenticated, its INVITE to ``sip:SEP<MAC>@…``
   is routed only when the called phone's partition is ``<None>`` or in the caller's calling search space
@@ -60,7 +64,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import re
 import secrets
@@ -120,6 +123,10 @@ def _device_cert_problem(der: bytes | None, device: str) -> str | None:
     if not cn.upper().endswith(device.upper()):
         return f"the device certificate names {cn[:80]!r}, not {device}"
     return None
+
+
+class _NotTakenError(Exception):
+    """The client did not take an answer within ``read_timeout`` (module rules)."""
 
 
 class SipRegistrar:
@@ -182,15 +189,53 @@ class SipRegistrar:
                 deadline = loop.time() + self.read_timeout  # the next message's, from this one's answer
         except DecodeError as exc:
             self._log(peer, "?", "malformed", str(exc))
-            with contextlib.suppress(ConnectionError, OSError):  # a client gone meanwhile gets no 400
-                writer.write(sip.build_message("SIP/2.0 400 Bad Request", []))
-                await writer.drain()
+            try:
+                await self._send(writer, sip.build_message("SIP/2.0 400 Bad Request", []))
+            except _NotTakenError as not_taken:
+                self._cut(writer, peer, str(not_taken))
+            except (ConnectionError, OSError):  # a client gone meanwhile gets no 400
+                pass
+        except _NotTakenError as exc:
+            self._cut(writer, peer, str(exc))
         except (TimeoutError, ConnectionError, OSError):
             return
         finally:
             if self.relay is not None:
                 self.relay.line_down(writer)
-            writer.close()
+            await self._close(writer, peer)
+
+    async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+        """Write ``data``; the client must take it within ``read_timeout`` (module rules), else
+        :class:`_NotTakenError`. No wait when the kernel took it all (the common case: no timer)."""
+        writer.write(data)
+        if not writer.transport.get_write_buffer_size():
+            return
+        try:
+            await asyncio.wait_for(writer.drain(), self.read_timeout)
+        except TimeoutError:
+            raise _NotTakenError(f"an answer not taken within {self.read_timeout:g}s "
+                                 f"({writer.transport.get_write_buffer_size()} bytes unsent)") from None
+
+    async def _close(self, writer: asyncio.StreamWriter, peer: str) -> None:
+        """Close the connection; what is still unsent must be taken within ``read_timeout`` (module rules),
+        else the connection is aborted (logged ``timeout``): a close waits for its unsent bytes, and one
+        that waited for ever held the descriptor after the server had let the connection go."""
+        writer.close()
+        unsent = writer.transport.get_write_buffer_size()  # 0 after an abort: nothing left to wait for
+        if not unsent:
+            return
+        try:
+            await asyncio.wait_for(writer.wait_closed(), self.read_timeout)
+        except TimeoutError:
+            self._cut(writer, peer, f"the last {unsent} bytes not taken within {self.read_timeout:g}s")
+        except (ConnectionError, OSError):
+            pass
+
+    def _cut(self, writer: asyncio.StreamWriter, peer: str, why: str) -> None:
+        """Abort a connection whose client does not take what it is sent (module rules); logged
+        ``timeout``."""
+        self._log(peer, "?", "timeout", f"{why}: connection aborted")
+        writer.transport.abort()
 
     async def _read_before(self, reader: asyncio.StreamReader, deadline: float, stream: sip.SipStream,
                            peer: str) -> bytes:
@@ -224,8 +269,7 @@ class SipRegistrar:
         replayed = attacker is not None and not over_tls and ok and attacker.will_replay(msg, device=device,
                                                                                           peer=peer)
         if reply:
-            writer.write(reply)
-            await writer.drain()
+            await self._send(writer, reply)
         if self.relay is not None and msg.method == "REGISTER" and ok:
             self.relay.line_up(device, writer, over_tls=over_tls, local=local)
         if replayed and attacker is not None:  # after the phone's: the latest registration holds the line

@@ -224,10 +224,27 @@ class HttpServer:
         except Exception:
             _log.exception("http: connection from %s failed", peer)
         finally:
-            self._writers.discard(writer)
-            writer.close()
+            await self._close_connection(writer, peer)
+            self._writers.discard(writer)  # after the close: its descriptor counted until then
+
+    async def _close_connection(self, writer: asyncio.StreamWriter, peer: tuple[str, int]) -> None:
+        """Close a connection; what is still unsent must be taken within ``idle_timeout`` (module rules),
+        else the connection is aborted (logged): a close waits for its unsent bytes, and one that waited for
+        ever held the descriptor of a client that never reads, uncounted by ``max_connections``."""
+        writer.close()
+        unsent = writer.transport.get_write_buffer_size()
+        if not unsent:  # the common case: no timer
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+            return
+        try:
+            await asyncio.wait_for(writer.wait_closed(), self.idle_timeout)
+        except TimeoutError:  # (an OSError: before the connection's own errors)
+            _log.warning("http: %s did not take the last %d bytes sent within %gs of the end: connection "
+                         "aborted", host_port(peer[0], peer[1]), unsent, self.idle_timeout)
+            writer.transport.abort()
+        except (ConnectionError, OSError):  # the connection's own end (a reset): closed
+            return
 
     def _parse(self, head: bytes) -> tuple[str, str, bool]:
         try:

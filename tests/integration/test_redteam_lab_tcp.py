@@ -1,0 +1,144 @@
+"""Red team of the lab's TCP servers with hostile clients over loopback (review RL).
+
+Rules under test: a SIP registrar's client that sends and never reads has its connection aborted once an
+answer, or what is still unsent at the end, is not taken within ``read_timeout`` (logged ``timeout``),
+so it cannot hold a connection and its descriptor for ever (:mod:`phoneemu.lab.sip_service`); the HTTP
+file server's close waits at most ``idle_timeout`` for the last response to be taken
+(:mod:`phoneemu.net.http`).
+Each test makes the server's socket send buffer small, so a few hundred answers fill what the kernel holds
+(its default takes megabytes on loopback).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+import pytest
+
+from phoneemu.lab.sip_service import SipRegistrar
+from phoneemu.net.http import HttpServer
+from phoneemu.net.tls import TlsServer
+from tests.sip_helpers import lab_registrar
+
+HOST = "127.0.0.1"
+MAC = "0011223344AA"
+#: the server's socket send buffer in these tests (the kernel doubles it), and the client's receive buffer
+SMALL_BUFFER = 4096
+READ_TIMEOUT = 0.5
+#: how long a test waits for the server to let a connection go (many times READ_TIMEOUT; polled)
+WAIT_S = 10.0
+
+
+def _register(n: int) -> bytes:
+    aor = f"<sip:SEP{MAC}@lab>"
+    return (f"REGISTER sip:lab SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5;branch=z9hG4bK{n}\r\n"
+            f"From: {aor};tag=1\r\nTo: {aor}\r\nCall-ID: c@x\r\nCSeq: {n} REGISTER\r\n"
+            "Content-Length: 0\r\n\r\n").encode()
+
+
+def _small_send_buffer(writer: asyncio.StreamWriter) -> None:
+    writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
+
+
+async def _connect_not_reading(port: int) -> socket.socket:
+    """A client socket that takes little before the kernel stops its peer (small receive buffer)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (HOST, port))
+    return sock
+
+
+async def _send_bounded(sock: socket.socket, data: bytes) -> int:
+    """Send what the kernel takes of ``data`` within a second (the server may stop reading); bytes sent."""
+    loop = asyncio.get_running_loop()
+    try:
+        await asyncio.wait_for(loop.sock_sendall(sock, data), 1.0)
+    except TimeoutError:
+        return -1
+    return len(data)
+
+
+async def _until(check: object, what: str) -> None:
+    """Poll ``check()`` until true, at most :data:`WAIT_S` seconds (bounded loop)."""
+    assert callable(check)
+    for _ in range(int(WAIT_S / 0.05)):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not within {WAIT_S}s: {what}")
+
+
+def _reset_or_cut(sock: socket.socket) -> bool:
+    """Whether the server cut ``sock``: reading what came ends with a reset or an end of stream."""
+    sock.setblocking(True)
+    sock.settimeout(2.0)
+    try:
+        for _ in range(10_000):
+            if not sock.recv(65536):
+                return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except TimeoutError:
+        return False
+    return False
+
+
+@pytest.mark.parametrize(("registers", "then_close", "logged"), [
+    (1200, False, "an answer not taken within 0.5s"),  # keeps sending, never reads: a drain waited for ever
+    (150, True, "bytes not taken within 0.5s"),  # its side closed, never reads: the close waited for ever
+])
+def test_sip_client_that_never_reads_is_cut_after_read_timeout(
+        registers: int, then_close: bool, logged: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="phoneemu.lab.sip")
+    outcomes: list[tuple[str, str]] = []
+    registrar: SipRegistrar = lab_registrar({MAC: (None, None)}, outcomes)
+    registrar.read_timeout = READ_TIMEOUT
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        _small_send_buffer(writer)
+        await registrar(reader, writer)
+
+    async def main() -> None:
+        async with TlsServer(handler, None, HOST, 0, name="sip") as srv:
+            sock = await _connect_not_reading(srv.port)
+            try:
+                await _send_bounded(sock, b"".join(_register(n) for n in range(1, registers + 1)))
+                if then_close:
+                    sock.shutdown(socket.SHUT_WR)
+                await _until(lambda: ("?", "timeout") in outcomes, "a timeout logged")
+                await _until(lambda: not srv._active, "the connection let go")
+                assert _reset_or_cut(sock)
+            finally:
+                sock.close()
+            assert outcomes.count((f"SEP{MAC}", "registered")) >= 10, outcomes[:3]  # served until then
+            assert f"{logged}" in caplog.text and "connection aborted" in caplog.text
+
+    asyncio.run(main())
+
+
+def test_http_close_with_a_response_the_client_never_takes_is_aborted_after_idle_timeout(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # a 40 KB file (below asyncio's 64 KiB high-water mark: its write does not wait) then a 404 that
+    # closes: the kernel holds part of the file, the rest stays unsent when the connection ends
+    files = {"forty.bin": bytes(40_000)}
+
+    async def main() -> None:
+        async with HttpServer(files, HOST, 0, idle_timeout=READ_TIMEOUT) as srv:
+            sock = await _connect_not_reading(srv.port)
+            try:
+                await _until(lambda: len(srv._writers) == 1, "the connection accepted")
+                _small_send_buffer(next(iter(srv._writers)))
+                await _send_bounded(sock, b"GET /forty.bin HTTP/1.1\r\nHost: x\r\n\r\n"
+                                          b"GET /missing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                await _until(lambda: "connection aborted" in caplog.text, "the close cut")
+                await _until(lambda: not srv._writers, "the connection let go")
+                assert _reset_or_cut(sock)
+            finally:
+                sock.close()
+        assert "did not take the last" in caplog.text and "within 0.5s of the end" in caplog.text
+
+    caplog.set_level(logging.WARNING, logger="phoneemu.net.http")
+    asyncio.run(main())
