@@ -14,8 +14,10 @@
 * the request under way when the boot is interrupted (Ctrl-C said only "interrupted");
 * a note when HTTP answered none of its requests and TFTP answered
   (:meth:`WatchedFetcher.http_unanswered_note`): a wrong ``--http-port`` — or, when the HTTP server did
-  respond and ``--timeout`` cut its bodies still coming (:class:`~phoneemu.net.http.HttpTimeoutError`), a
-  slow link: a longer ``--timeout`` (was told to try another port).
+  respond and its bodies were cut (:class:`~phoneemu.net.http.HttpTimeoutError`), what cut them: the cap
+  on a whole download (a slow link: a longer ``--fetch-max-time``) or ``--timeout``, the wait for more of
+  a body that stopped coming (a stalling server or link: a longer ``--timeout``); was told to try another
+  port.
 
 :class:`WatchedFetcher` wraps the fetcher the phone boots through; every attribute the boot reads of
 a fetcher (``transport``, ``last_fallback``, ``retransmits``, ``http``, ``bytes_so_far``, ``asking``) is
@@ -76,7 +78,8 @@ class WatchedFetcher:
         self.requests: Counter[str] = Counter()  # per transport: a request that fell back counts on both
         self.answers: Counter[str] = Counter()
         self.finished = 0  # requests answered or failed (one each, whichever transports it asked)
-        self.http_cut = 0  # HTTP requests whose response --timeout cut with its body still coming
+        self.http_cut = 0  # HTTP responses --timeout cut, their body stopped coming for that long
+        self.http_capped = 0  # HTTP responses the whole-download cap (--fetch-max-time) cut, still coming
         self.pending: tuple[str, float] | None = None  # the name under way and when it was asked
 
     def __getattr__(self, name: str) -> Any:  # what the boot reads of a fetcher: the wrapped one's
@@ -114,7 +117,10 @@ class WatchedFetcher:
             self._counted("http", answered)
             return
         self._counted("http", fell_back.kind not in _NO_ANSWER)
-        self.http_cut += bool(getattr(fell_back, "responded", False))  # http.HttpTimeoutError's
+        if getattr(fell_back, "responded", False):  # http.HttpTimeoutError's
+            capped = bool(getattr(fell_back, "capped", False))
+            self.http_capped += capped
+            self.http_cut += not capped
         self._counted("tftp", answered)
 
     def _counted(self, transport: str, answered: bool) -> None:
@@ -172,20 +178,30 @@ class WatchedFetcher:
 
     def http_unanswered_note(self) -> str | None:
         """A note under :meth:`summary` when HTTP answered none of its requests and TFTP answered some: each
-        file was asked of TFTP after HTTP failed; what to try. When the HTTP server responded and
-        ``--timeout`` cut bodies still coming (:attr:`http_cut`), a slow link: a longer ``--timeout`` (was
-        told a wrong port); else a wrong ``--http-port``, a lab served on another one, a firewall closing TCP
-        6970. None otherwise."""
+        file was asked of TFTP after HTTP failed; what to try. When the HTTP server responded and its bodies
+        were cut (:attr:`http_capped`, :attr:`http_cut`), what cut them and the option that gives more time
+        (was told a wrong port); else a wrong ``--http-port``, a lab served on another one, a firewall
+        closing TCP 6970. None otherwise."""
         http_failed_all = self.requests["http"] and not self.answers["http"]
         if not self._ports.http or not http_failed_all or not self.answers["tftp"]:
             return None
         none = f"{self._ports.of('http')} answered none of {self.requests['http']} request(s)"
-        if self.http_cut:
-            return (f"{none} in time: --timeout cut {self.http_cut} response(s) with the body still "
-                    "coming, so each file was asked of TFTP after it: a slow link needs a longer --timeout S "
-                    "(it bounds one HTTP download as a whole)")
+        if self.http_capped or self.http_cut:
+            return f"{none} in time: {self._cut_text()}"
         return (f"{none}, so each file was asked of TFTP after it failed: CUCM serves files on TCP 6970 "
                 "(spec §H.1); another port: --http-port N; TFTP alone: --no-http")
+
+    def _cut_text(self) -> str:
+        """What cut the HTTP responses and what to try, for :meth:`http_unanswered_note`."""
+        cuts, tries = [], []
+        if self.http_capped:
+            cuts.append(f"--fetch-max-time cut {self.http_capped} response(s) with the body still coming")
+            tries.append("a slow link needs a longer --fetch-max-time S (it caps one download as a whole)")
+        if self.http_cut:
+            cuts.append(f"--timeout cut {self.http_cut} response(s) whose body stopped coming")
+            tries.append("a stalling server or link needs a longer --timeout S (it bounds each wait for "
+                         "more of the body)")
+        return f"{' and '.join(cuts)}, so each file was asked of TFTP after it: {'; '.join(tries)}"
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON of :meth:`summary`: per transport its address, requests and answers."""

@@ -103,11 +103,14 @@ def register(sub: Any) -> None:
     p.add_argument("--no-http", action="store_true", help="TFTP only")
     p.add_argument("--json", action="store_true", help="print events, decisions and statuses as JSON")
     p.add_argument("--timeout", type=positive_float, default=2.0, metavar="S",
-                   help="timeout in seconds of one TFTP datagram, of one HTTP download as a whole (a large "
-                   "file over a slow link needs more), of one TVS exchange; CAPF x6; default 2")
-    p.add_argument("--tftp-max-time", type=positive_float, default=None, metavar="S",
-                   help="give up a TFTP transfer after S seconds in all (default: 60, or twice one "
-                   "datagram's timeout x 4 tries when longer; our convention)")
+                   help="timeout in seconds of one TFTP datagram, of each wait of an HTTP download (to "
+                   "connect, for the response head, for more of the body: a body still coming is not cut; "
+                   "--fetch-max-time caps the whole), of one TVS exchange; CAPF x6; default 2")
+    p.add_argument("--fetch-max-time", "--tftp-max-time", dest="fetch_max_time", type=positive_float,
+                   default=None, metavar="S",
+                   help="give up one file's download, TFTP or HTTP, after S seconds in all (default: 60, or "
+                   "twice one datagram's timeout x 4 tries when longer; our convention; --tftp-max-time: "
+                   "its former name)")
     p.add_argument("--image-signer", type=Path, action="append", default=[], metavar="PEM",
                    help="firmware image-signing certificate the phone trusts (repeatable)")
     p.add_argument("--mic", type=Path, metavar="PEM", help="the phone's MIC certificate")
@@ -461,7 +464,7 @@ def add_offline_phone_options(p: Any, *, now_help: str,
 
     p.add_argument("--profile", default="cp-8861", choices=sorted(PROFILE_NAMES), help=profile_help)
     p.add_argument("--now", type=unix_time, metavar="UNIX", help=now_help)
-    # no --tftp-max-time here: an offline boot is served from memory, no TFTP transfer to cap
+    # no --fetch-max-time here: an offline boot is served from memory, no download to cap
     p.add_argument("--image-signer", type=Path, action="append", default=[], metavar="PEM",
                    help="firmware image-signing certificate the phone trusts (repeatable)")
     p.add_argument("--tvs-cert", type=Path, action="append", default=[], metavar="PEM",
@@ -589,7 +592,7 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
         phone = Phone(mac=mac, profile=profile, flash=Flash(flash_dir, profile=profile),
                       clock=(lambda: fixed) if fixed is not None else (lambda: int(time.time())), mic=mic,
                       image_signers=signers, capf_retry_delay=args.capf_retry_delay,
-                      fetch_timeout=args.timeout, fetch_retries=3, fetch_max_time=args.tftp_max_time,
+                      fetch_timeout=args.timeout, fetch_retries=3, fetch_max_time=args.fetch_max_time,
                       http_timeout=args.timeout,
                       tvs_timeout=args.timeout, capf_timeout=args.timeout * 6, keylog=args.keylog)
         if args.key is not None:

@@ -176,13 +176,17 @@ def register(sub: Any) -> None:
                    "when the phones' CPU is the limit (bench/fleet.py, 2 cores: 64 → 756/s, 256 → 887/s) "
                    "and longer latencies (the wait for a turn)")
     b.add_argument("--timeout", type=positive_float, default=2.0, metavar="S",
-                   help="timeout in seconds of one TFTP datagram, of one HTTP download as a whole (then TFTP "
-                        "is tried; a large file over a slow link needs more), as boot --timeout; default 2")
+                   help="timeout in seconds of one TFTP datagram, of each wait of an HTTP download (to "
+                        "connect, for the response head, for more of the body; then TFTP is tried: a body "
+                        "still coming is not cut, --fetch-max-time caps the whole), as boot --timeout; "
+                        "default 2")
     b.add_argument("--retries", type=non_negative_int, default=5, metavar="N",
                    help="TFTP retransmissions per packet (default 5)")
-    b.add_argument("--tftp-max-time", type=positive_float, default=None, metavar="S",
-                   help="give up a TFTP transfer after S seconds in all (default: 60, or twice one "
-                   "packet's timeout x (retries+1) when longer; our convention)")
+    b.add_argument("--fetch-max-time", "--tftp-max-time", dest="fetch_max_time", type=positive_float,
+                   default=None, metavar="S",
+                   help="give up one file's download, TFTP or HTTP, after S seconds in all (default: 60, or "
+                   "twice one packet's timeout x (retries+1) when longer; our convention; --tftp-max-time: "
+                   "its former name)")
     b.add_argument("--tftp-quarantine", type=non_negative_float, default=QUARANTINE_S, metavar="S",
                    help="keep a TFTP socket that is not reused (its transfer failed or was abandoned) open, "
                    "unread, S seconds before closing it, so the OS cannot give its port to the next request "
@@ -749,7 +753,7 @@ def _boot(args: argparse.Namespace) -> int:
                          macs=tuple(run_macs) if listed else (),
                          profiles=profiles, concurrency=args.concurrency, fetch_timeout=args.timeout,
                          fetch_retries=args.retries,
-                         fetch_max_time=args.tftp_max_time, tftp_quarantine_s=args.tftp_quarantine,
+                         fetch_max_time=args.fetch_max_time, tftp_quarantine_s=args.tftp_quarantine,
                          tvs_timeout=args.tvs_timeout, max_time_s=args.max_time,
                          give_up_unanswered=None if args.keep_going else GIVE_UP_UNANSWERED,
                          flash_dir=str(args.flash) if args.flash is not None else None,

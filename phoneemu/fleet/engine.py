@@ -39,8 +39,8 @@ Rules:
   150 gives real phones an address): the phones' fetchers ask ``target`` at that address, built once per
   shard (:func:`asked_target`), while ``target`` stays what the command says: each phone's report and
   ``last-boot.json``, the give-up line name the name given, as ``boot``'s do (they named the address).
-* Every TFTP transfer is capped in time like a single phone's (``fetch_max_time``, None = the phone's
-  default :func:`~phoneemu.phone.phone.default_tftp_max_time`; our convention, see
+* Every TFTP transfer and HTTP download is capped in time like a single phone's (``fetch_max_time``, None =
+  the phone's default :func:`~phoneemu.phone.phone.default_tftp_max_time`; our convention, see
   :mod:`phoneemu.phone.phone`): the phones and the ``blksize`` fetchers pass the same cap.
 * ``mic_dir`` (``fleet boot --lab DIR``: the lab's ``phones`` folder): each phone holds the MIC the lab
   issued it (:func:`phoneemu.fleet.mics.lab_mic`), and ``symmetric_keys`` the manual config key the lab
@@ -405,7 +405,9 @@ def fetcher_for(phone: Phone, spec: FleetSpec, pool: TftpClientPool | None,
     tftp = TftpFetcher(t.host, t.tftp_port, blksize=spec.blksize, timeout=spec.fetch_timeout,
                        retries=spec.fetch_retries, pool=pool, max_time=phone.fetch_max_time)
     if t.use_http and phone.profile.uses_http_first:
-        return HttpThenTftpFetcher(HttpFetcher(t.host, t.http_port or 6970, timeout=phone.http_timeout), tftp)
+        http = HttpFetcher(t.host, t.http_port or 6970, timeout=phone.http_timeout,
+                           max_time=phone.fetch_max_time)
+        return HttpThenTftpFetcher(http, tftp)
     return tftp
 
 
@@ -461,7 +463,8 @@ class _Models:
 def fleet_clock(offset: int) -> Callable[[], int]:
     """The phones' clock: ``int(time.time()) + offset`` at each call (Unix seconds, the scenario's offset).
     Built of C callables (``time.time`` read by ``iter``, ``int`` and ``+`` applied by ``map``): a read runs
-    no Python function, where a closure ran one for each of a boot's ~27 reads (issue #6)."""
+    no Python function, where a closure ran one for each of a boot's ~27 reads (issue #6). ``time.time`` is
+    the one ``time`` holds when the clock is made: a fake patched later is not read (patch it first)."""
     seconds = map(int, iter(time.time, None))  # time.time() never returns None: the iterator never ends
     return map(operator.add, seconds, itertools.repeat(offset)).__next__
 

@@ -15,6 +15,11 @@ Rules:
   no fallback was tried), so a boot's timeline can say why a file came over TFTP.
 * Each fetcher says which transport answered its last successful fetch in ``transport`` ("tftp",
   "http" or "memory"), so a boot can report what each file came over.
+* Time bounds (our convention; spec §H.1 and §H.3 name no whole-download timer): a TFTP fetcher's
+  ``timeout`` bounds each datagram's wait and an HTTP fetcher's each wait of its exchange (the connection,
+  the response head, each read of the body: a body still coming is not cut); both take ``max_time``, the
+  cap on one whole download (the phone's ``fetch_max_time``). :class:`HttpThenTftpFetcher` applies each
+  transport's own: a file HTTP failed is then asked of TFTP with the whole TFTP cap.
 * A fetcher that talks TFTP counts its retransmissions (RFC 1350 timeouts, spec §H.3) in
   ``retransmits``, over its whole life: the boot reads it before and after each fetch and reports the
   difference. Fetchers without one (HTTP only, in memory) never retransmit.
@@ -36,6 +41,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from phoneemu.errors import TransportError
+from phoneemu.net.http import DEFAULT_MAX_TIME as DEFAULT_HTTP_MAX_TIME
 from phoneemu.net.http import http_get
 from phoneemu.net.tftp_client import DEFAULT_MAX_SIZE, TftpClientPool, tftp_get
 from phoneemu.net.tftp_codec import unsafe_name_reason
@@ -112,15 +118,17 @@ class TftpFetcher:
 
 
 class HttpFetcher:
-    """HTTP GET on port 6970 (spec §H.1)."""
+    """HTTP GET on port 6970 (spec §H.1); ``timeout`` bounds each wait, ``max_time`` the whole download
+    (module docstring)."""
 
     transport = "http"
 
     def __init__(self, host: str, port: int = 6970, *, timeout: float = 5.0,
-                 max_size: int = DEFAULT_MAX_SIZE) -> None:
+                 max_size: int = DEFAULT_MAX_SIZE, max_time: float | None = DEFAULT_HTTP_MAX_TIME) -> None:
         self.host = host
         self.port = port
         self.timeout = timeout
+        self.max_time = max_time  # whole-download cap (http_get ``max_time``), None: none
         self.max_size = max_size
         self._under_way: Callable[[], int] | None = None  # the running request's body count
 
@@ -139,8 +147,8 @@ class HttpFetcher:
 
     async def fetch(self, name: str) -> bytes:
         try:
-            return await http_get(self.host, self.port, name, timeout=self.timeout, max_size=self.max_size,
-                                  on_start=self._started)
+            return await http_get(self.host, self.port, name, timeout=self.timeout, max_time=self.max_time,
+                                  max_size=self.max_size, on_start=self._started)
         finally:
             self._under_way = None
 

@@ -15,33 +15,46 @@ Rules:
   line is checked, not only the last (``Content-Length: 28`` then ``Content-Length: 0`` is 400 and the
   connection closed, RFC 9112 §6.3 item 5 — taking the last, the 28 bytes a front end counts as the
   body were served as a second, smuggled request). A request line whose version is not
-  ``HTTP/1.<digit>`` (§2.3) or a request with two Host lines (§3.2) → 400. ``Connection`` is a
+  ``HTTP/1.<digit>`` (§2.3) or a request with two Host lines (§3.2) → 400. An HTTP/1.1 request with
+  no Host line is served (ours; §3.2 says 400): the server has one set of files, Host picks nothing and
+  is never echoed, and a device under test that leaves it out still gets its files. ``Connection`` is a
   list of tokens (RFC 9110 §7.6.1): ``close`` among them closes.
   Keep-alive follows HTTP/1.1 defaults, bounded by ``max_requests`` per connection (the last response
   says ``Connection: close``) and an ``idle_timeout``. A response is written 256 KiB at a time; a
   client that does not take the next piece within ``idle_timeout`` has its connection aborted
   (logged): one that asks for a large file and never reads cannot hold a connection for ever, a slow
-  one still gets the file. At most ``max_connections`` connections are open at once (default: a
-  quarter of the open-file limit, beside the TFTP server's half); one more is answered 503 and
-  closed, so a connection flood cannot take the file descriptors the other lab servers need.
+  one still gets the file. What is still unsent when a connection ends must be taken within
+  ``idle_timeout`` too, else the connection is aborted (logged; was: the close waited for ever, the
+  descriptor held and no longer counted by ``max_connections``). At most ``max_connections``
+  connections are open at once (default: a quarter of the open-file limit, beside the TFTP server's
+  half); one more is answered 503 and closed, so a connection flood cannot take the file descriptors
+  the other lab servers need.
   The listen ``backlog`` (default 1024, as the TVS servers') holds a fleet's connection storm: with
   asyncio's default of 100 the kernel dropped SYNs of a 128-phone storm and those phones waited for
   TCP's 1 s SYN retransmission.
 * Client :func:`http_get`: ``GET`` with ``Accept-Encoding: identity`` and ``Connection: close``; 200 →
   body (bounded by ``max_size``), 404 → ``TransportError(kind="not-found", code=404)``, 403 →
   ``"refused"``, other statuses → ``"error"`` with the status as ``code``; a redirect (3xx) is never
-  followed (its reason names the ``Location``: a redirect to another host reaches nothing); the whole
-  exchange is bounded by ``timeout`` (a server trickling a byte at a time included); connect failures →
-  ``"unreachable"``; time-outs → ``"timeout"``; malformed answers → ``"protocol"``. Content-Length,
-  chunked and read-to-EOF bodies are accepted (a real cluster may send any of them). A connection handler
-  never lets an exception escape (it is logged with the peer).
-* A time-out says how far the exchange got and what to try, in its one line (ours): no connection (a
-  firewall dropping the port, a host down), connected with no response (not an HTTP file server), or
-  the body under way (a slow link: the timeout bounds the whole download). Not the bytes so far: a
-  fleet's alike failures are grouped by their text (:mod:`phoneemu.fleet.alike`), one count a phone
-  would make each phone a kind of its own. The error (:class:`HttpTimeoutError`) says it too:
-  ``responded`` when the server had sent its response head — an HTTP file server that answered, too
-  slowly, not a wrong port (``boot``'s note on an HTTP that answered none of its requests).
+  followed (its reason names the ``Location``: a redirect to another host reaches nothing); connect
+  failures → ``"unreachable"``; time-outs → ``"timeout"``; malformed answers → ``"protocol"``.
+  Content-Length, chunked and read-to-EOF bodies are accepted (a real cluster may send any of them). A
+  connection handler never lets an exception escape (it is logged with the peer).
+* Two time bounds (our convention, as TFTP's per-datagram timeout and whole-transfer cap; spec §H.1 names
+  no timer): ``timeout`` bounds each wait — the connection, then the response head (all of it), then each
+  read of the body: no progress for ``timeout`` seconds ends the exchange, a body still coming steadily
+  does not (was: ``timeout`` bounded the whole exchange, so a file taking longer over a slow link was cut
+  and asked of TFTP, slower still). ``max_time`` (default :data:`DEFAULT_MAX_TIME`, None: none) bounds
+  the whole exchange, connection included: a server trickling a byte just inside ``timeout`` is cut
+  there.
+* A time-out says how far the exchange got, in its one line (ours): no connection (a firewall dropping
+  the port, a host down), connected with no response (not an HTTP file server), ``no data for S s with the
+  M-byte body under way`` (a stalled server or link), or, the cap, ``took longer than T s in all (the
+  M-byte body under way)``. The bytes come so far are not said: a fleet's alike failures
+  (:mod:`phoneemu.fleet.alike`) are grouped by their text, and phones cut at different bytes of one file
+  are one kind (the live "still downloading" line of ``boot`` says the count). The error
+  (:class:`HttpTimeoutError`) says it too: ``responded`` when the server had sent its response head — an
+  HTTP file server that answered, too slowly, not a wrong port (``boot``'s note on an HTTP that answered
+  none of its requests) — and ``capped`` when ``max_time`` cut it (not a wait).
 * Progress (ours, as :func:`~phoneemu.net.tftp_client.tftp_get`'s): ``on_start``, when given to
   :func:`http_get`, is called once as the exchange starts with a reader of the body bytes received so
   far, read when wanted (``boot``'s word on a slow file over HTTP: was "still waiting ... a server that
@@ -88,7 +101,7 @@ from phoneemu.net.tftp_codec import unsafe_name_reason
 from phoneemu.net.tftp_server import Provider, provider_from, transfer_socket_budget
 from phoneemu.values import host_port, is_ascii_digits, parse_ascii_int
 
-__all__ = ["HttpServer", "HttpTimeoutError", "host_header", "http_get", "read_response"]
+__all__ = ["DEFAULT_MAX_TIME", "HttpServer", "HttpTimeoutError", "host_header", "http_get", "read_response"]
 
 _log = logging.getLogger("phoneemu.net.http")
 _WRITE_CHUNK = 256 * 1024  # a response is written and drained in pieces of this size (module docstring)
@@ -385,53 +398,112 @@ def host_header(host: str, port: int, default_port: int) -> str:
 
 class HttpTimeoutError(TransportError):
     """:func:`http_get`'s time-out (kind ``"timeout"``); ``responded``: the server had sent its response
-    head, its body was still coming (module rules)."""
+    head, its body was still coming; ``capped``: ``max_time`` cut it, not a wait (module rules)."""
 
     responded = False
+    capped = False
+
+
+#: seconds one HTTP download may take in all by default (module rules; as the phone's TFTP cap)
+DEFAULT_MAX_TIME = 60.0
 
 
 class _Progress:
     """How far one exchange got (module rules): connected, the final head read (with its Content-Length),
-    and the body bytes received so far (calling it reads them)."""
+    and the body bytes received so far (calling it reads them). Each step (:meth:`moved`) starts the wait
+    of ``timeout`` seconds again on the exchange's timer (:meth:`watch`), never past the cap of
+    ``max_time`` seconds from the exchange's start."""
 
-    def __init__(self) -> None:
+    def __init__(self, timeout: float, max_time: float | None) -> None:
         self.connected = False
         self.head = False
         self.length: int | None = None
         self.body = 0
+        self.timeout = timeout
+        self.max_time = max_time
+        self.capped = False  # the timer's deadline is the cap's, not the wait's
+        self._clock = asyncio.get_running_loop().time
+        self._cap_at = None if max_time is None else self._clock() + max_time
+        self._timer: asyncio.Timeout | None = None
 
     def __call__(self) -> int:
         return self.body
 
+    def watch(self, timer: asyncio.Timeout) -> None:
+        """Bound the exchange ``timer`` runs in (module rules), from now."""
+        self._timer = timer
+        self.moved()
+
+    def moved(self) -> None:
+        """A step of the exchange (connected, the head read, body bytes): the wait starts again."""
+        timer = self._timer
+        if timer is None or timer.expired():
+            return
+        wait_until = self._clock() + self.timeout
+        cap_at = self._cap_at
+        self.capped = cap_at is not None and cap_at <= wait_until
+        timer.reschedule(wait_until if cap_at is None else min(cap_at, wait_until))
+
+    def received(self, count: int) -> None:
+        """``count`` more body bytes came."""
+        self.body += count
+        self.moved()
+
+    def timed_out(self, where: str, port: int, name: str) -> HttpTimeoutError:
+        """The error of an exchange (``where``: its URL) its timer cut (module rules)."""
+        if self.capped:
+            text = f"{where}: took longer than {self.max_time:g} s in all ({self._so_far()})"
+        elif self.head:
+            text = (f"{where}: no data for {self.timeout:g} s with {self._body_said()} under way (a stalled "
+                    "server or link: a longer timeout waits longer)")
+        else:
+            text = f"{where}: timeout after {self.timeout}s, {self.stalled(port)}"
+        error = HttpTimeoutError(text, kind="timeout", path=name)
+        error.responded, error.capped = self.head, self.capped
+        return error
+
+    def _so_far(self) -> str:
+        """How far a capped exchange got: its body under way, or no response yet, or no connection."""
+        if not self.connected:
+            return "no connection yet"
+        if not self.head:
+            return "connected, no response yet"
+        return f"{self._body_said()} under way"
+
+    def _body_said(self) -> str:
+        """``the 8920-byte body`` (``the body`` when its length was not said). No count of the bytes come so
+        far: a fleet groups its failures by their text, and phones cut at different bytes of one file are
+        one kind (the live "still downloading" line says the count)."""
+        return f"the {self.length}-byte body" if self.length is not None else "the body"
+
     def stalled(self, port: int) -> str:
-        """Where a time-out cut the exchange and what to try (module rules)."""
+        """Where a wait before the response head cut the exchange and what to try (module rules)."""
         if not self.connected:
             return (f"no connection (a firewall dropping TCP {port}, or the host down: is the HTTP file "
                     "service reachable from here?)")
-        if not self.head:
-            return f"connected, but no response to the GET (is port {port} an HTTP file server?)"
-        size = f"the {self.length}-byte body" if self.length is not None else "the body"
-        return (f"{size} still coming (a slow link: the timeout bounds the whole download, a longer one lets "
-                "it finish)")
+        return f"connected, but no response to the GET (is port {port} an HTTP file server?)"
 
 
 async def http_get(host: str, port: int, path: str, *, timeout: float = 5.0,
-                   max_size: int = 16 * 1024 * 1024, max_header: int = 8192,
+                   max_time: float | None = DEFAULT_MAX_TIME, max_size: int = 16 * 1024 * 1024,
+                   max_header: int = 8192,
                    on_start: Callable[[Callable[[], int]], None] | None = None) -> bytes:
-    """GET ``path`` (a TFTP name or ``/name``) and return the body; TransportError on failure.
-    ``on_start``: given a reader of the body bytes received so far, once, as the exchange starts."""
+    """GET ``path`` (a TFTP name or ``/name``) and return the body; TransportError on failure. ``timeout``
+    bounds each wait, ``max_time`` the whole exchange (module rules). ``on_start``: given a reader of the
+    body bytes received so far, once, as the exchange starts."""
     name = path.lstrip("/")
-    progress = _Progress()
+    progress = _Progress(timeout, max_time)
     if on_start is not None:
         on_start(progress)
+    timer = asyncio.timeout(None)
     try:
-        exchange = _get(host, port, name, max_size, max_header, progress=progress)
-        return await asyncio.wait_for(exchange, timeout)
+        async with timer:
+            progress.watch(timer)
+            return await _get(host, port, name, max_size, max_header, progress=progress)
     except TimeoutError:
-        error = HttpTimeoutError(f"http://{host_port(host, port)}/{name}: timeout after {timeout}s, "
-                                 f"{progress.stalled(port)}", kind="timeout", path=name)
-        error.responded = progress.head
-        raise error from None
+        if not timer.expired():
+            raise
+        raise progress.timed_out(f"http://{host_port(host, port)}/{name}", port, name) from None
 
 
 async def _read_chunked(reader: asyncio.StreamReader, name: str, max_size: int, max_header: int,
@@ -481,7 +553,7 @@ async def read_response(reader: asyncio.StreamReader, name: str, *, max_size: in
     §6.3 item 1). ``check(status, fields)`` is called after the head, before any of the body is read: what
     it raises ends the read (http_get refuses a non-200 so). A malformed answer → ``TransportError`` kind
     ``"protocol"``, a body above ``max_size`` → ``"too-large"``, both with ``path=name``. No time bound
-    here: the caller bounds the whole exchange (a server trickling a byte at a time included).
+    here: the caller bounds the exchange (:func:`http_get`: each wait and the whole).
     ``progress`` (:func:`http_get`'s) is told of the head and counts the body bytes as they come."""
     status, version, fields = await _read_final_head(reader, name, max_header)
     if check is not None:
@@ -492,6 +564,7 @@ async def read_response(reader: asyncio.StreamReader, name: str, *, max_size: in
     length = _body_length(fields, name, version)
     if progress is not None:
         progress.head, progress.length = True, None if length == _CHUNKED else length
+        progress.moved()
     if length == _CHUNKED:
         return status, fields, await _read_chunked(reader, name, max_size, max_header, progress)
     if length is not None:
@@ -509,7 +582,7 @@ async def read_response(reader: asyncio.StreamReader, name: str, *, max_size: in
             break
         body += more
         if progress is not None:
-            progress.body += len(more)
+            progress.received(len(more))
     if len(body) > max_size:
         raise TransportError(f"body above {max_size} bytes", kind="too-large", path=name)
     return status, fields, bytes(body)
@@ -530,7 +603,7 @@ async def _read_exactly(reader: asyncio.StreamReader, size: int, progress: _Prog
         if not piece:
             raise asyncio.IncompleteReadError(bytes(got), size)
         got += piece
-        progress.body += len(piece)
+        progress.received(len(piece))
     return bytes(got)
 
 
@@ -542,6 +615,7 @@ async def _get(host: str, port: int, name: str, max_size: int, max_header: int, 
         note_peer(writer.get_extra_info("peername"))
         if progress is not None:
             progress.connected = True
+            progress.moved()
     except OSError as exc:
         raise TransportError(f"http://{host_port(host, port)}: cannot connect: {os_error_text(exc)}",
                              kind="unreachable", path=name) from exc

@@ -30,7 +30,8 @@ KiB by default; configs of a few KiB) — about 130 lockstep 512-byte blocks, un
 per round trip; 60 s leaves a wide margin for a loaded server, and a stalled transfer still ends with
 its own "stalled at block B after N retries" rather than the cap. A transfer cut by the cap fails with
 ``kind="timeout"``: the timeline says "TFTP transfer of NAME took longer than N s (at block B)" and the
-status shows "TFTP timeout" (spec §H.3).
+status shows "TFTP timeout" (spec §H.3). An HTTP 6970 download is capped by the same ``fetch_max_time``,
+``http_timeout`` bounding each of its waits (:mod:`phoneemu.net.http`).
 
 Our conventions: beside the flash files the phone writes ``phone.json`` (MAC and profile name) so
 ``phoneemu phone show`` and repeated ``phoneemu boot --flash DIR`` runs know whose flash it is. A MIC
@@ -306,11 +307,13 @@ class Phone:
 
     # ------------------------------------------------------------------ boot
     def fetcher_for(self, target: BootTarget) -> Fetcher:
-        """HTTP 6970 then TFTP when profile and target allow (spec §H.1), else TFTP only."""
+        """HTTP 6970 then TFTP when profile and target allow (spec §H.1), else TFTP only; each download
+        capped at ``fetch_max_time`` in all, over HTTP too (``http_timeout`` bounds each HTTP wait)."""
         tftp = TftpFetcher(target.host, target.tftp_port, timeout=self.fetch_timeout,
                            retries=self.fetch_retries, pool=self.tftp_pool, max_time=self.fetch_max_time)
         if target.use_http and self._profile.uses_http_first:
-            http = HttpFetcher(target.host, target.http_port or 6970, timeout=self.http_timeout)
+            http = HttpFetcher(target.host, target.http_port or 6970, timeout=self.http_timeout,
+                               max_time=self.fetch_max_time)
             return HttpThenTftpFetcher(http, tftp)
         return tftp
 

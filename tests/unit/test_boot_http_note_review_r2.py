@@ -1,5 +1,5 @@
 """``boot``'s note when HTTP answered none of its requests (:mod:`phoneemu.commands._watched_fetch`): an HTTP
-file server that responded but whose bodies ``--timeout`` cut (a slow link) is told to take a longer
+file server that responded but whose bodies ``--timeout`` cut (they stopped coming) is told a longer
 ``--timeout``, not another ``--http-port`` (was: the wrong-port advice, for a server on the right port).
 Over real loopback sockets: an HTTP server that sends its head and part of the body, then holds the rest
 until the client leaves; a TFTP server that answers."""
@@ -68,7 +68,7 @@ def test_http_cut_by_the_timeout_behind_an_answering_tftp_is_told_a_longer_timeo
 
     note = asyncio.run(run())
     assert note is not None and note.endswith(
-        " answered none of 2 request(s) in time: --timeout cut 2 response(s) with the body still coming, so "
-        "each file was asked of TFTP after it: a slow link needs a longer --timeout S (it bounds one HTTP "
-        "download as a whole)"), note
+        " answered none of 2 request(s) in time: --timeout cut 2 response(s) whose body stopped coming, so "
+        "each file was asked of TFTP after it: a stalling server or link needs a longer --timeout S (it "
+        "bounds each wait for more of the body)"), note
     assert "--http-port" not in note

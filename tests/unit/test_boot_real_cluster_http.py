@@ -4,9 +4,9 @@
 * a file whose HTTP body is coming is said downloading after the watcher's mark, with its bytes so far over
   HTTP (was "still waiting for NAME ... a server that does not answer costs each file its tries of
   --timeout": only TFTP transfers were counted);
-* an HTTP time-out says how far the exchange got and what to try — the body under way, a connection with
-  no response, no connection at all (a firewall's silence) — in its one line (was "timeout after 2.0s"
-  whatever happened);
+* an HTTP time-out says how far the exchange got and what to try — the body under way (its bytes so
+  far), a connection with no response, no connection at all (a firewall's silence) — in its one line (was
+  "timeout after 2.0s" whatever happened);
 * HTTP answering none of the requests TFTP then answered is a ``note:`` under the summary saying what to
   try (a wrong ``--http-port``, a lab on another port);
 * ``--capf-in-progress-seconds``' help says what ``lab serve``'s cap on REQUEST_IN_PROGRESS makes of a short
@@ -161,12 +161,11 @@ def _timeout_of(handle: _Handler) -> str:
 
 def test_a_timeout_with_the_body_under_way_says_its_bytes_and_what_to_try() -> None:
     """The server sends its part at once and never the rest (its event is never set): the 0.5 s bound is
-    the whole exchange's."""
+    the wait for more of the body (was the whole exchange's: :mod:`tests.unit.test_http_wait_cap`)."""
     text = _timeout_of(_holding(asyncio.Event()))
     port = text.rsplit("(port ", 1)[1].rstrip(")")
-    assert text.startswith(f"http://{HOST}:{port}/{NAME}: timeout after 0.5s, the {TOTAL}-byte body still "
-                           "coming (a slow link: the timeout bounds the whole download, a longer one lets it "
-                           "finish)"), text
+    assert text.startswith(f"http://{HOST}:{port}/{NAME}: no data for 0.5 s with the {TOTAL}-byte body "
+                           "under way (a stalled server or link: a longer timeout waits longer)"), text
 
 
 def test_a_timeout_on_a_connection_that_never_answers_says_so() -> None:
