@@ -163,9 +163,10 @@ class FleetSpec:
     #: phones only queue, so each boot's latency grows with it (p99 doubles at 128): 64 keeps latencies
     #: those of the cluster, not of our queue
     concurrency: int = 64
-    fetch_timeout: float = 2.0  # one request (s): a TFTP packet, an HTTP GET (as `boot --timeout`)
+    fetch_timeout: float = 2.0  # one wait (s): a TFTP packet, each wait of an HTTP GET (as `boot --timeout`)
     fetch_retries: int = 5
-    #: whole-transfer cap of each TFTP download (s); None: the phone's default (default_tftp_max_time)
+    #: whole-transfer cap of each TFTP and HTTP download (s); None: the phone's default
+    #: (default_tftp_max_time)
     fetch_max_time: float | None = None
     tvs_timeout: float = 10.0
     max_sockets: int = 1024
