@@ -129,6 +129,27 @@ class _GoneWriter:
     def close(self) -> None:
         self.closed = True
 
+    async def wait_closed(self) -> None:
+        return None
+
+    @property
+    def transport(self) -> _GoneTransport:
+        return _GoneTransport(self)
+
+
+class _GoneTransport:
+    """The transport of a :class:`_GoneWriter`: what was written is unsent (the client left) until the
+    writer is closed."""
+
+    def __init__(self, writer: _GoneWriter) -> None:
+        self._writer = writer
+
+    def get_write_buffer_size(self) -> int:
+        return 0 if self._writer.closed else len(self._writer.written)
+
+    def abort(self) -> None:
+        self._writer.closed = True
+
 
 def _reader(data: bytes) -> asyncio.StreamReader:
     reader = asyncio.StreamReader()
