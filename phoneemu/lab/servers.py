@@ -937,8 +937,10 @@ class LabServers:
 
     def _on_http(self, peer: tuple[str, int], method: str, name: str, status: int) -> None:
         # (a request refused before its method and name were read has "-" here: the HTTP server's own line
-        # says why)
-        _log.info("http: %s %s %s: %d", host_port(peer[0], peer[1]), method, name or "-", status)
+        # says why; a connection refused at max_connections, its 503, has no line each: the server says
+        # them at most once a second with their count, a flood does not fill the log; its entry is kept)
+        if status != 503 or method != "-":
+            _log.info("http: %s %s %s: %d", host_port(peer[0], peer[1]), method, name or "-", status)
         self._record(RequestLog(service="http", peer=host_port(peer[0], peer[1]), name=name,
                                 outcome=_HTTP_OUTCOMES.get(status, "error"), detail=f"HTTP {status}",
                                 time=time.time()))

@@ -28,7 +28,12 @@ Rules:
   descriptor held and no longer counted by ``max_connections``). At most ``max_connections``
   connections are open at once (default: a quarter of the open-file limit, beside the TFTP server's
   half); one more is answered 503 and closed, so a connection flood cannot take the file descriptors
-  the other lab servers need.
+  the other lab servers need. The 503 is followed by the end of our side, then what the client sends is
+  read and dropped until its end (at most :data:`_REFUSAL_READ` bytes within :data:`_REFUSAL_LINGER_S`,
+  and at most a quarter of ``max_connections`` refused connections at a time: beyond, closed at once):
+  closed with its request unread, the connection was reset and a client reading to the end lost the 503.
+  Refusals are logged at most once a second with their count (:class:`phoneemu.net._refusals.RefusalLog`;
+  was: a line each); ``on_request`` is still told of each.
   The listen ``backlog`` (default 1024, as the TVS servers') holds a fleet's connection storm: with
   asyncio's default of 100 the kernel dropped SYNs of a 128-phone storm and those phones waited for
   TCP's 1 s SYN retransmission.
@@ -96,6 +101,7 @@ from urllib.parse import quote, unquote
 from phoneemu.errors import TransportError
 from phoneemu.net._listen import close_listening, is_ipv6_any, serving, tcp_listener
 from phoneemu.net._oserror import os_error_text
+from phoneemu.net._refusals import RefusalLog
 from phoneemu.net.capture import note_connect, note_peer
 from phoneemu.net.tftp_codec import unsafe_name_reason
 from phoneemu.net.tftp_server import Provider, provider_from, transfer_socket_budget
@@ -112,6 +118,8 @@ _REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 4
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # in a request head line or a reason phrase: not HTAB
 _VERSION = re.compile(r"HTTP/1\.[0-9]")  # RFC 9112 §2.3: "HTTP/" DIGIT "." DIGIT, major version 1
 _MAX_INTERIM = 8  # 1xx responses the client skips before it calls the answer malformed (docstring)
+_REFUSAL_READ = 4096  # bytes of a refused connection's request read and dropped after its 503 (docstring)
+_REFUSAL_LINGER_S = 1.0  # ... within at most this (or idle_timeout when shorter)
 
 
 class _BadRequestError(Exception):
@@ -145,8 +153,12 @@ class HttpServer:
         self.max_connections = max_connections if max_connections is not None else \
             transfer_socket_budget(0.25)
         self.on_request = on_request
+        #: refused connections read until their end at once, at most (module rules); beyond, closed at once
+        self.max_refusing = max(1, self.max_connections // 4)
+        self.refusals = RefusalLog(_log, "http")
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._refusing: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> HttpServer:
         """Listen on ``host:port``; a start that does not return (cancelled) leaves nothing listening
@@ -174,9 +186,10 @@ class HttpServer:
             await close_listening(self._server, self._close_writers)
             await self._server.wait_closed()
             self._server = None
+            self.refusals.flush()  # the last interval's refusals said (module rules)
 
     def _close_writers(self) -> None:
-        for w in list(self._writers):
+        for w in [*self._writers, *self._refusing]:
             w.close()
 
     async def __aenter__(self) -> HttpServer:
@@ -189,10 +202,7 @@ class HttpServer:
         peername = writer.get_extra_info("peername")
         peer = (str(peername[0]), int(peername[1])) if peername else ("?", 0)
         if len(self._writers) >= self.max_connections:
-            _log.warning("http: %d connections open, refusing %s (503)", len(self._writers), peer)
-            with contextlib.suppress(Exception):
-                await self._respond(writer, peer, "", 503, b"", head_only=False, keep=False)
-            writer.close()
+            await self._refuse(reader, writer, peer)
             return
         self._writers.add(writer)
         try:
@@ -239,6 +249,37 @@ class HttpServer:
         finally:
             await self._close_connection(writer, peer)
             self._writers.discard(writer)  # after the close: its descriptor counted until then
+
+    async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                      peer: tuple[str, int]) -> None:
+        """At ``max_connections``: a 503, our side ended, the client's request read and dropped, then the
+        close (module rules: closed with the request unread, the connection was reset, the 503 lost)."""
+        why = f"pool full ({len(self._writers)} open, max_connections {self.max_connections}): answered 503"
+        self.refusals.refused(host_port(peer[0], peer[1]), why)
+        linger = len(self._refusing) < self.max_refusing
+        if linger:
+            self._refusing.add(writer)
+        try:
+            with contextlib.suppress(Exception):  # (a reset, a client gone, the time up: nothing more to say)
+                await self._respond(writer, peer, "", 503, b"", head_only=False, keep=False)
+                if linger:
+                    await self._read_to_end(reader, writer)
+        finally:
+            writer.close()
+            self._refusing.discard(writer)
+
+    async def _read_to_end(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """End our side, then read and drop what the client sends until its end of stream: at most
+        :data:`_REFUSAL_READ` bytes within :data:`_REFUSAL_LINGER_S` (or ``idle_timeout``, when shorter)."""
+        if writer.can_write_eof():
+            writer.write_eof()
+        async with asyncio.timeout(min(_REFUSAL_LINGER_S, self.idle_timeout)):
+            taken = 0
+            while taken <= _REFUSAL_READ:  # bounded: each read takes at least a byte, or ends
+                chunk = await reader.read(_REFUSAL_READ)
+                if not chunk:
+                    return
+                taken += len(chunk)
 
     async def _close_connection(self, writer: asyncio.StreamWriter, peer: tuple[str, int]) -> None:
         """Close a connection; what is still unsent must be taken within ``idle_timeout`` (module rules),

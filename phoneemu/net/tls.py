@@ -25,6 +25,11 @@ Rules:
   :class:`ConnectionBudget` shared with other servers of the process (the lab's TLS and TCP listeners
   share one, a fraction of the open-file limit): a connection flood on one port is refused beyond it
   instead of taking the descriptors the TFTP, HTTP and TVS servers of the same process need.
+* Refused connections are logged at most once a second per server, with their exact count
+  (:class:`phoneemu.net._refusals.RefusalLog`; was: a line each, 275,732 lines in a 30 s CAPF flood).
+* A connection's close waits at most :data:`CLOSE_WAIT_S` for what is still unsent to be taken, then the
+  connection is aborted (logged): was left open, its descriptor held, no longer counted by
+  ``max_connections``.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from phoneemu.errors import DecodeError, TransportError
 from phoneemu.files import private_file
 from phoneemu.net._listen import close_listening, is_ipv6_any, serving, tcp_listener
 from phoneemu.net._oserror import os_error_text
+from phoneemu.net._refusals import RefusalLog
 from phoneemu.net.capture import note_connect, note_peer
 from phoneemu.net.tls_accept import TlsAcceptProtocol
 from phoneemu.phone.profile import TLS_VERSIONS
@@ -76,6 +82,8 @@ _VERSIONS = {
     "1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3,
 }
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+#: seconds a connection's close waits for its unsent bytes to be taken before it is aborted (module rules)
+CLOSE_WAIT_S = 1.0
 
 
 def tls_version(text: str | ssl.TLSVersion) -> ssl.TLSVersion:
@@ -335,7 +343,8 @@ class TlsServer:
     included (plain TCP: from the handler's start): one more is closed at once
     (logged, counted in ``refused``), so a flood of TCP connections that never send a ClientHello
     cannot hold more descriptors than that. With a shared ``budget`` (:class:`ConnectionBudget`), a
-    connection also needs one of its places, given back when the connection ends."""
+    connection also needs one of its places, given back when the connection ends. Refusals are logged at
+    most once a second with their count (``refusals``, module rules)."""
 
     def __init__(self, handler: Handler, ctx: ssl.SSLContext | None, host: str = "127.0.0.1",
                  port: int = 0, *, name: str = "tls", handshake_timeout: float = 10.0,
@@ -356,6 +365,7 @@ class TlsServer:
         self.connections = 0
         self.handshake_failures = 0
         self.refused = 0
+        self.refusals = RefusalLog(_log, name)
         self.on_handshake_error = on_handshake_error
         self._active: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
@@ -435,11 +445,12 @@ class TlsServer:
         await self._on_connect(reader, writer)
 
     def _refuse(self, peername: object) -> None:
+        """Count a refused connection; logged at most once a second (module rules)."""
         self.refused += 1
         budget = self.budget
         shared = f", {budget.open} of {budget.limit} shared by the servers" if budget is not None else ""
-        _log.warning("%s: refusing %s: %d connections open (max_connections %d%s)", self.name,
-                     _peer_of(peername), len(self._active), self.max_connections, shared)
+        self.refusals.refused(_peer_of(peername), f"pool full ({len(self._active)} open, max_connections "
+                                                  f"{self.max_connections}{shared})")
 
     def _handshake_failed(self, peer: str, reason: str) -> None:
         self.handshake_failures += 1
@@ -476,11 +487,22 @@ class TlsServer:
             self.errors += 1
             _log.warning("%s: connection from %s failed: %s: %s", self.name, peer, type(exc).__name__, exc)
         finally:
+            await self._close_connection(writer, peer)
             if task is not None:
-                self._active.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 1.0)
+                self._active.discard(task)  # after the close: its descriptor counted until then
+
+    async def _close_connection(self, writer: asyncio.StreamWriter, peer: str) -> None:
+        """Close; what is still unsent must be taken within :data:`CLOSE_WAIT_S`, else the connection is
+        aborted (logged; module rules)."""
+        writer.close()
+        try:
+            await asyncio.wait_for(writer.wait_closed(), CLOSE_WAIT_S)
+        except TimeoutError:  # (an OSError: before the connection's own errors)
+            _log.warning("%s: %s did not take the last %d bytes sent within %gs of the end: connection "
+                         "aborted", self.name, peer, writer.transport.get_write_buffer_size(), CLOSE_WAIT_S)
+            writer.transport.abort()
+        except Exception:  # the connection's own end (a reset, a TLS error): closed
+            return
 
     async def close(self) -> None:
         """Stop listening and end every connection, those accepted just before included
@@ -492,6 +514,7 @@ class TlsServer:
             await asyncio.gather(*self._active, return_exceptions=True)
         await self._server.wait_closed()
         self._server = None
+        self.refusals.flush()  # the last interval's refusals said (module rules)
 
     def _cancel_active(self) -> None:
         for task in list(self._active):
