@@ -48,6 +48,7 @@ Our conventions (spec [UNK]):
 from __future__ import annotations
 
 import enum
+import operator
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TypeAlias
@@ -580,12 +581,20 @@ def _parse_fields(data: bytes, header_length: int, version: tuple[int, int],
     return header, st.sig_span
 
 
+#: VERSION at 0 and HEADER_LENGTH at 5, the tags every header starts with (the walk does not see them)
+_FIRST_TAG_OFFSETS = ((int(T.VERSION), 0), (int(T.HEADER_LENGTH), 5))
+_BY_OFFSET = operator.itemgetter(1)
+
+
 def _tag_offsets(st: _Walk) -> tuple[tuple[int, int], ...]:
     """(tag, offset of its tag byte) of every known tag walked, in file order (with VERSION at 0 and
-    HEADER_LENGTH at 5, which the walk does not see)."""
-    found = [(T.VERSION, 0), (T.HEADER_LENGTH, 5), *st.containers.items(),
-             *((tag, at - 3) for tag, (_, at) in st.values.items())]
-    return tuple(sorted(((int(t), at) for t, at in found), key=lambda item: item[1]))
+    HEADER_LENGTH at 5, which the walk does not see). The walk's tags are plain ints (bytes of the file);
+    one comprehension and a C sort key, no generator or lambda resumed per tag (issue #6: a parse of every
+    header, ~35 calls less)."""
+    leaves = [(tag, at - 3) for tag, (_, at) in st.values.items()]
+    found = [*_FIRST_TAG_OFFSETS, *st.containers.items(), *leaves]
+    found.sort(key=_BY_OFFSET)
+    return tuple(found)
 
 
 # --------------------------------------------------------------------------- building

@@ -311,10 +311,19 @@ class _Transfer:
                     return
                 self.parts.append(buf[4:])
                 self.retries = 0
-                # ACK of this block, its number as received: _send inlined (per datagram, issue #6)
+                # ACK of this block, its number as received: _send inlined (per datagram, issue #6), and
+                # UdpSocket.sendto too: the socket's own send, a failure handed to send_failed (the same
+                # drops, ICMP errors and second try: UdpSocket.send_failed's docstring)
                 self.last_pkt = ack = b"\x00\x04" + buf[2:4]
                 self.deadline = self.loop.time() + self.timeout
-                self.transport.sendto(ack, addr)
+                transport = self.transport
+                if not transport.closed:
+                    try:
+                        transport.sock.sendto(ack, addr)
+                    except OSError as exc:
+                        transport.send_failed(exc, ack, addr)
+                        if self.fut.done():  # the failure ended the transfer (on_error): its outcome stands
+                            return
                 if n < self.blksize:
                     self.final_pkt, self.final_block = buf, block
                     timer = self.timer  # (_finish inlined: once a transfer, issue #6)
@@ -821,7 +830,10 @@ class TftpClientPool:
         return len(self._quarantine_of.held)
 
     async def get(self, host: str, port: int, filename: str, **options: Any) -> bytes:
-        """Like :func:`tftp_get`; keyword options override the pool defaults."""
+        """Like :func:`tftp_get`; keyword options override the pool defaults. One download on a reused or
+        new socket (:meth:`_endpoint`), which goes back to the pool or to quarantine after it. One coroutine
+        of ours around the transfer's (:func:`_run`): each of its waits resumes one frame less (issue #6,
+        five downloads a phone boot; was a second coroutine, ``_get``)."""
         self.requests += 1
         if self._closed:
             raise TransportError("client pool closed", kind="error")
@@ -842,20 +854,36 @@ class TftpClientPool:
             else:
                 await slots.wait(loop)
             try:
-                return await self._get(server, filename, opts)
+                ep, idle = self._endpoint(server, filename)
+                reuse = False
+                try:
+                    data = await _run(ep, server, filename, pool=self, **opts)
+                    # a single-socket server's late duplicate of a final DATA 1 could pass as the next
+                    # transfer's first block: that socket is not reused (module docstring)
+                    reuse = ep.reusable
+                    return data
+                finally:
+                    if reuse and not self._closed:
+                        ep.quiet_at = loop.time() + opts["timeout"]
+                        idle.append(ep)  # FIFO reuse
+                    elif self._closed:
+                        ep.transport.close()
+                        self._all.discard(ep)
+                    else:  # after a failure, or with a single-socket server, late packets may follow
+                        self._quarantine(ep)
             finally:
                 slots.give()
         finally:
             quarantine.leave()
 
-    async def _get(self, server: Addr, filename: str, opts: dict[str, Any]) -> bytes:
-        """One download on a reused or new socket; the socket goes back to the pool or to quarantine."""
+    def _endpoint(self, server: Addr, filename: str) -> tuple[_Endpoint, collections.deque[_Endpoint]]:
+        """A socket for a download from ``server``: the idle one that waited longest, or a new one; and the
+        idle sockets of its family, where it goes back when reused."""
         assert self._loop is not None
         fam = _family(server)
         idle = self._idle.get(fam)
         if idle is None:
             idle = self._idle[fam] = collections.deque()
-        ep = None
         while idle:
             # FIFO: the head has waited longest. A socket idle for less than one retransmission
             # timeout is passed over while fewer than MAX_RESTING rest: a server's second transfer
@@ -867,27 +895,11 @@ class TftpClientPool:
                 self._quarantine(head)
                 continue
             if head.quiet_at <= self._loop.time() or len(idle) >= MAX_RESTING:
-                ep = idle.popleft()
+                return idle.popleft(), idle
             break
-        if ep is None:
-            ep = _open_endpoint(fam, self._loop, filename)
-            self._all.add(ep)
-        reuse = False
-        try:
-            data = await _run(ep, server, filename, pool=self, **opts)
-            # a single-socket server's late duplicate of a final DATA 1 could pass as the next
-            # transfer's first block: that socket is not reused (module docstring)
-            reuse = ep.reusable
-            return data
-        finally:
-            if reuse and not self._closed:
-                ep.quiet_at = self._loop.time() + opts["timeout"]
-                idle.append(ep)  # FIFO reuse
-            elif self._closed:
-                ep.transport.close()
-                self._all.discard(ep)
-            else:  # after a failure, or with a single-socket server, late packets may follow
-                self._quarantine(ep)
+        ep = _open_endpoint(fam, self._loop, filename)
+        self._all.add(ep)
+        return ep, idle
 
     def _quarantine(self, ep: _Endpoint) -> None:
         """Hold ``ep``'s socket open but muted for ``quarantine_s``, then close it (module docstring):

@@ -121,8 +121,11 @@ def test_a_capped_transfer_arms_one_timer_not_two(loop: asyncio.AbstractEventLoo
 
 def test_the_final_data_costs_the_client_no_call_of_its_own(loop: asyncio.AbstractEventLoop) -> None:
     class Transport:
+        closed = False  # (a UdpSocket's: the ACK goes out on the socket itself, ``sock``)
+
         def __init__(self) -> None:
             self.sent: list[bytes] = []
+            self.sock = self
 
         def sendto(self, data: bytes, addr: tuple[Any, ...]) -> None:
             self.sent.append(data)

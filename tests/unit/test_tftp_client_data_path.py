@@ -38,8 +38,14 @@ class _Loop:
 
 
 class _Transport:
+    """A UdpSocket's sending side: ``sendto``, and ``closed``/``sock`` for a caller that sends on the socket
+    itself (the client's ACKs: ``sock`` is this object, its ``sendto`` records)."""
+
+    closed = False
+
     def __init__(self) -> None:
         self.sent: list[tuple[bytes, tuple[Any, ...]]] = []
+        self.sock = self
 
     def sendto(self, data: bytes, addr: tuple[Any, ...]) -> None:
         self.sent.append((data, addr))
