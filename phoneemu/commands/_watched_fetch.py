@@ -17,7 +17,8 @@
   respond and its bodies were cut (:class:`~phoneemu.net.http.HttpTimeoutError`), what cut them: the cap
   on a whole download (a slow link: a longer ``--fetch-max-time``) or ``--timeout``, the wait for more of
   a body that stopped coming (a stalling server or link: a longer ``--timeout``); was told to try another
-  port.
+  port. So is a cap that cut requests before any response came (a ``--fetch-max-time`` shorter than
+  ``--timeout``: was told a wrong port).
 
 :class:`WatchedFetcher` wraps the fetcher the phone boots through; every attribute the boot reads of
 a fetcher (``transport``, ``last_fallback``, ``retransmits``, ``http``, ``bytes_so_far``, ``asking``) is
@@ -80,6 +81,7 @@ class WatchedFetcher:
         self.finished = 0  # requests answered or failed (one each, whichever transports it asked)
         self.http_cut = 0  # HTTP responses --timeout cut, their body stopped coming for that long
         self.http_capped = 0  # HTTP responses the whole-download cap (--fetch-max-time) cut, still coming
+        self.http_capped_early = 0  # HTTP requests that cap cut before any response (before --timeout did)
         self.pending: tuple[str, float] | None = None  # the name under way and when it was asked
 
     def __getattr__(self, name: str) -> Any:  # what the boot reads of a fetcher: the wrapped one's
@@ -117,10 +119,12 @@ class WatchedFetcher:
             self._counted("http", answered)
             return
         self._counted("http", fell_back.kind not in _NO_ANSWER)
-        if getattr(fell_back, "responded", False):  # http.HttpTimeoutError's
-            capped = bool(getattr(fell_back, "capped", False))
+        capped = bool(getattr(fell_back, "capped", False))  # http.HttpTimeoutError's
+        if getattr(fell_back, "responded", False):
             self.http_capped += capped
             self.http_cut += not capped
+        else:
+            self.http_capped_early += capped
         self._counted("tftp", answered)
 
     def _counted(self, transport: str, answered: bool) -> None:
@@ -179,14 +183,15 @@ class WatchedFetcher:
     def http_unanswered_note(self) -> str | None:
         """A note under :meth:`summary` when HTTP answered none of its requests and TFTP answered some: each
         file was asked of TFTP after HTTP failed; what to try. When the HTTP server responded and its bodies
-        were cut (:attr:`http_capped`, :attr:`http_cut`), what cut them and the option that gives more time
-        (was told a wrong port); else a wrong ``--http-port``, a lab served on another one, a firewall
-        closing TCP 6970. None otherwise."""
+        were cut (:attr:`http_capped`, :attr:`http_cut`), or the cap cut a request before any response
+        (:attr:`http_capped_early`, a ``--fetch-max-time`` below ``--timeout``), what cut them and the
+        option that gives more time (was told a wrong port); else a wrong ``--http-port``, a lab served on
+        another one, a firewall closing TCP 6970. None otherwise."""
         http_failed_all = self.requests["http"] and not self.answers["http"]
         if not self._ports.http or not http_failed_all or not self.answers["tftp"]:
             return None
         none = f"{self._ports.of('http')} answered none of {self.requests['http']} request(s)"
-        if self.http_capped or self.http_cut:
+        if self.http_capped or self.http_cut or self.http_capped_early:
             return f"{none} in time: {self._cut_text()}"
         return (f"{none}, so each file was asked of TFTP after it failed: CUCM serves files on TCP 6970 "
                 "(spec §H.1); another port: --http-port N; TFTP alone: --no-http")
@@ -194,6 +199,10 @@ class WatchedFetcher:
     def _cut_text(self) -> str:
         """What cut the HTTP responses and what to try, for :meth:`http_unanswered_note`."""
         cuts, tries = [], []
+        if self.http_capped_early:  # was: the note for a wrong port, the cap left unsaid
+            cuts.append(f"--fetch-max-time cut {self.http_capped_early} request(s) before any response")
+            tries.append("the cap counts the connection and the wait for a response too (it came before "
+                         "--timeout did): a longer --fetch-max-time S")
         if self.http_capped:
             cuts.append(f"--fetch-max-time cut {self.http_capped} response(s) with the body still coming")
             tries.append("a slow link needs a longer --fetch-max-time S (it caps one download as a whole)")

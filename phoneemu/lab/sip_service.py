@@ -38,11 +38,14 @@ as CCM+TFTP (spec §G.5). Rules (spec §G.13, from the seed chapter's "Digest Au
   §4.4.1); bytes that do not complete it do not extend that (ours: a client sending one byte at a time
   cannot hold a connection), and one begun but not complete then is logged ``timeout`` and the
   connection closed; a connection idle that long is closed. Memory per connection is bounded by the
-  message limits of :mod:`phoneemu.protocols.sip`. Each answer must be taken within ``read_timeout``
-  too, and so must what is still unsent when the connection ends: a client that sends and never reads
-  has its connection aborted, logged ``timeout`` (was: its answers waited for ever, the connection and
+  message limits of :mod:`phoneemu.protocols.sip`. Answers must be taken too, and so must what is
+  still unsent when the connection ends: while some wait unsent, the client must take at least
+  :data:`TAKEN_PER_WAIT` bytes of them (less than an answer; all of them when fewer) each
+  ``read_timeout``, else its connection is aborted, logged ``timeout``: a client that sends and never
+  reads, or takes a byte at a time, cannot hold it (was: its answers waited for ever, the connection and
   its descriptor held whatever ``read_timeout`` said — 8.6 MB of REGISTERs and one connection was
-  never let go).
+  never let go); one reading slowly but steadily is served (review R5: was cut when it took less than
+  the 48 KiB between asyncio's write-buffer marks within one ``read_timeout``).
 * Authorization of a call to another phone (seed "Authorization": "calling search spaces and partitions";
   our convention, :mod:`.dial_plan`): once the caller is authenticated, its INVITE to ``sip:SEP<MAC>@…``
   is routed only when the called phone's partition is ``<None>`` or in the caller's calling search space
@@ -68,7 +71,8 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from cryptography.x509.oid import NameOID
 
@@ -90,7 +94,7 @@ from phoneemu.net.tls import peer_certificate_der
 from phoneemu.protocols import sip
 from phoneemu.values import host_port
 
-__all__ = ["MAX_NONCES", "MAX_NONCES_PER_DEVICE", "NONCE_VALIDITY_S", "SipRegistrar"]
+__all__ = ["MAX_NONCES", "MAX_NONCES_PER_DEVICE", "NONCE_VALIDITY_S", "TAKEN_PER_WAIT", "SipRegistrar"]
 
 _log = logging.getLogger("phoneemu.lab.sip")
 
@@ -123,6 +127,10 @@ def _device_cert_problem(der: bytes | None, device: str) -> str | None:
     if not cn.upper().endswith(device.upper()):
         return f"the device certificate names {cn[:80]!r}, not {device}"
     return None
+
+
+#: bytes of what is unsent a client must take each ``read_timeout`` (module rules): less than an answer
+TAKEN_PER_WAIT = 256
 
 
 class _NotTakenError(Exception):
@@ -205,31 +213,54 @@ class SipRegistrar:
             await self._close(writer, peer)
 
     async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
-        """Write ``data``; the client must take it within ``read_timeout`` (module rules), else
+        """Write ``data``; the client must go on taking it (module rules: :meth:`_taken`), else
         :class:`_NotTakenError`. No wait when the kernel took it all (the common case: no timer)."""
         writer.write(data)
         if not writer.transport.get_write_buffer_size():
             return
-        try:
-            await asyncio.wait_for(writer.drain(), self.read_timeout)
-        except TimeoutError:
-            raise _NotTakenError(f"an answer not taken within {self.read_timeout:g}s "
-                                 f"({writer.transport.get_write_buffer_size()} bytes unsent)") from None
+        left = await self._taken(writer, writer.drain())
+        if left is not None:
+            raise _NotTakenError(f"an answer not taken within {self.read_timeout:g}s ({left} bytes unsent)")
 
     async def _close(self, writer: asyncio.StreamWriter, peer: str) -> None:
-        """Close the connection; what is still unsent must be taken within ``read_timeout`` (module rules),
-        else the connection is aborted (logged ``timeout``): a close waits for its unsent bytes, and one
-        that waited for ever held the descriptor after the server had let the connection go."""
+        """Close the connection; the client must go on taking what is still unsent (module rules:
+        :meth:`_taken`), else the connection is aborted (logged ``timeout``): a close waits for its unsent
+        bytes, and one that waited for ever held the descriptor after the server had let the connection
+        go."""
         writer.close()
         unsent = writer.transport.get_write_buffer_size()  # 0 after an abort: nothing left to wait for
         if not unsent:
             return
         try:
-            await asyncio.wait_for(writer.wait_closed(), self.read_timeout)
-        except TimeoutError:
-            self._cut(writer, peer, f"the last {unsent} bytes not taken within {self.read_timeout:g}s")
+            left = await self._taken(writer, writer.wait_closed())
         except (ConnectionError, OSError):
-            pass
+            return
+        if left is not None:
+            self._cut(writer, peer, f"the last {left} of {unsent} bytes not taken within "
+                                    f"{self.read_timeout:g}s")
+
+    async def _taken(self, writer: asyncio.StreamWriter, sent: Coroutine[Any, Any, None]) -> int | None:
+        """Await ``sent`` (an answer's drain, or the close) while the client takes what is unsent: at least
+        :data:`TAKEN_PER_WAIT` bytes of it (or all, when less) each ``read_timeout`` (module rules: a client
+        reading slowly but steadily is not cut, was when it took less than asyncio's 48 KiB between its
+        high- and low-water marks within one ``read_timeout``). None once ``sent`` is done, else the bytes
+        still unsent when the client stopped taking them."""
+        transport = writer.transport
+        waiting = asyncio.ensure_future(sent)
+        try:
+            unsent = transport.get_write_buffer_size()
+            for _ in range(unsent // TAKEN_PER_WAIT + 2):  # bounded: each wait takes that much, or ends
+                done, _ = await asyncio.wait((waiting,), timeout=self.read_timeout)
+                if done:
+                    waiting.result()  # its error (a reset) raised
+                    return None
+                left = transport.get_write_buffer_size()
+                if unsent - left < min(TAKEN_PER_WAIT, unsent):
+                    return left
+                unsent = left
+            return transport.get_write_buffer_size()  # (written to meanwhile, by a call relayed to it)
+        finally:
+            waiting.cancel()
 
     def _cut(self, writer: asyncio.StreamWriter, peer: str, why: str) -> None:
         """Abort a connection whose client does not take what it is sent (module rules); logged

@@ -46,11 +46,12 @@ Rules:
   connection handler never lets an exception escape (it is logged with the peer).
 * Two time bounds (our convention, as TFTP's per-datagram timeout and whole-transfer cap; spec §H.1 names
   no timer): ``timeout`` bounds each wait — the connection, then the response head (all of it), then each
-  read of the body: no progress for ``timeout`` seconds ends the exchange, a body still coming steadily
-  does not (was: ``timeout`` bounded the whole exchange, so a file taking longer over a slow link was cut
-  and asked of TFTP, slower still). ``max_time`` (default :data:`DEFAULT_MAX_TIME`, None: none) bounds
-  the whole exchange, connection included: a server trickling a byte just inside ``timeout`` is cut
-  there.
+  read of the body (a chunked body's size and trailer lines included): no progress for ``timeout`` seconds
+  ends the exchange, a body still coming steadily does not (was: ``timeout`` bounded the whole exchange,
+  so a file taking longer over a slow link was cut and asked of TFTP, slower still). ``max_time``
+  (default :data:`DEFAULT_MAX_TIME`, None: none) bounds the whole exchange, connection included, until
+  the body has come whole: a server trickling a byte just inside ``timeout`` is cut there; a file come
+  whole just before it is kept (the close then has one ``timeout``).
 * A time-out says how far the exchange got, in its one line (ours): no connection (a firewall dropping
   the port, a host down), connected with no response (not an HTTP file server), ``no data for S s with the
   M-byte body under way`` (a stalled server or link), or, the cap, ``took longer than T s in all (the
@@ -490,6 +491,13 @@ class _Progress:
         self.body += count
         self.moved()
 
+    def finished(self) -> None:
+        """The body came whole while the timer's deadline was the cap's (:attr:`capped`): the cap no longer
+        applies (a file come at the cap's last moment is not thrown away while its connection closes); the
+        close has one wait, as it has when the deadline is a wait's."""
+        self._cap_at = None
+        self.moved()
+
     def timed_out(self, where: str, port: int, name: str) -> HttpTimeoutError:
         """The error of an exchange (``where``: its URL) its timer cut (module rules)."""
         if self.capped:
@@ -551,11 +559,14 @@ async def _read_chunked(reader: asyncio.StreamReader, name: str, max_size: int, 
                         progress: _Progress | None = None) -> bytes:
     """RFC 9112 §7.1 chunked body, bounded by ``max_size``; trailers are read and dropped (at most
     ``max_header`` bytes of them). A line may end with a bare LF (§2.2, as in the head). ``progress``
-    counts the body bytes as they come."""
+    counts the body bytes as they come; the framing come (a chunk-size line, a chunk's CRLF, a trailer line)
+    is progress too: a server sending a chunk's size, then its data, is not said to have sent nothing."""
     body = bytearray()
     try:
         while True:
             line = await reader.readuntil(b"\n")
+            if progress is not None:
+                progress.moved()
             size_text = line.rstrip(b"\r\n").split(b";", 1)[0].rstrip(b" \t")
             if not size_text or len(size_text) > 8 or size_text.strip(b"0123456789abcdefABCDEF"):
                 raise TransportError(f"bad chunk size {size_text[:16]!r}", kind="protocol", path=name)
@@ -563,6 +574,8 @@ async def _read_chunked(reader: asyncio.StreamReader, name: str, max_size: int, 
             if size == 0:
                 trailers = 0
                 while (line := await reader.readuntil(b"\n")) not in (b"\r\n", b"\n"):
+                    if progress is not None:
+                        progress.moved()
                     trailers += len(line)
                     if trailers > max_header:
                         raise TransportError(f"chunked trailers above {max_header} bytes", kind="protocol",
@@ -576,6 +589,8 @@ async def _read_chunked(reader: asyncio.StreamReader, name: str, max_size: int, 
                 end += await reader.readexactly(1)
             if end not in (b"\r\n", b"\n"):
                 raise TransportError("chunk not followed by CRLF", kind="protocol", path=name)
+            if progress is not None:
+                progress.moved()
     except asyncio.IncompleteReadError as exc:
         raise TransportError(f"connection closed inside the chunked body ({len(body)} body bytes read)",
                              kind="protocol", path=name) from exc
@@ -670,6 +685,8 @@ async def _get(host: str, port: int, name: str, max_size: int, max_header: int, 
         _, _, body = await read_response(reader, name, max_size=max_size, max_header=max_header,
                                          check=lambda status, fields: _only_200(status, fields, name),
                                          progress=progress)
+        if progress is not None and progress.capped:  # (else the deadline is a wait's: no call a boot)
+            progress.finished()
         return body
     except (ConnectionError, OSError) as exc:
         raise TransportError(f"http://{host_port(host, port)}/{name}: {os_error_text(exc)}",
